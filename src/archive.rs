@@ -1,0 +1,120 @@
+//! The archive writer: every conversation event goes through a bounded buffer
+//! to the store, in batches, retried with backoff while the store is down.
+//!
+//! The hub never waits on the database. It hands events to [`Archive::push`];
+//! one task drains them in batches (one store call per batch, which is how
+//! archiving keeps up with the relay) and retries a failed batch until it is
+//! written, so an outage delays the archive but loses nothing. Retrying is safe
+//! because every event carries its natural id and stores apply them
+//! idempotently. When the buffer is full the hub refuses new chat messages
+//! (the sender gets an error, so nothing acknowledged is ever dropped) and the
+//! state is reported loudly in the log and on the health endpoints.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::store::{ArchiveEvent, SharedStore};
+
+/// Events written in one store call at most; larger batches add latency for little gain.
+const MAX_BATCH: usize = 2_000;
+/// First and longest wait between retries of a failed batch.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Live figures of the archive, shared with health and metrics.
+#[derive(Debug, Default)]
+pub struct ArchiveStatus {
+    /// Events accepted but not yet written.
+    pub backlog: AtomicUsize,
+    /// The last write failed and the writer is retrying.
+    pub degraded: AtomicBool,
+    /// The buffer was full at some point since the last successful write.
+    pub overflowing: AtomicBool,
+    pub write_errors: AtomicU64,
+    pub events_written: AtomicU64,
+    /// Events refused because the buffer was full (never acknowledged messages).
+    pub refused: AtomicU64,
+    pub capacity: AtomicUsize,
+}
+
+/// The hub's handle on the archive. Cheap to clone.
+#[derive(Clone)]
+pub struct Archive {
+    tx: mpsc::Sender<ArchiveEvent>,
+    pub status: Arc<ArchiveStatus>,
+}
+
+impl Archive {
+    /// Starts the writer task; it ends once every handle is dropped and the buffer is written.
+    pub fn start(store: SharedStore, capacity: usize) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let status = Arc::new(ArchiveStatus::default());
+        status.capacity.store(capacity, Ordering::Relaxed);
+        let task = tokio::spawn(write_loop(store, rx, status.clone()));
+        (Self { tx, status }, task)
+    }
+
+    /// Is there room for `n` more events? The hub asks before acknowledging a message.
+    pub fn has_room(&self, n: usize) -> bool {
+        self.tx.capacity() >= n
+    }
+
+    /// Queues an event without waiting. Returns false (and says so loudly) when the buffer is full.
+    pub fn push(&self, event: ArchiveEvent) -> bool {
+        match self.tx.try_send(event) {
+            Ok(()) => {
+                self.status.backlog.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                self.status.refused.fetch_add(1, Ordering::Relaxed);
+                if !self.status.overflowing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        capacity = self.status.capacity.load(Ordering::Relaxed),
+                        "ARCHIVE BUFFER FULL: the store is not keeping up or is down; new chat messages are refused until it drains"
+                    );
+                }
+                false
+            }
+        }
+    }
+}
+
+async fn write_loop(store: SharedStore, mut rx: mpsc::Receiver<ArchiveEvent>, status: Arc<ArchiveStatus>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut backoff = BACKOFF_START;
+        loop {
+            match store.archive(&batch).await {
+                Ok(()) => {
+                    if status.degraded.swap(false, Ordering::Relaxed) {
+                        tracing::info!(
+                            backend = store.backend(),
+                            "archive store reachable again; writing the backlog"
+                        );
+                    }
+                    status.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+                    status.events_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if status.overflowing.load(Ordering::Relaxed) && rx.capacity() > rx.max_capacity() / 2 {
+                        status.overflowing.store(false, Ordering::Relaxed);
+                        tracing::warn!("archive buffer drained below half; chat messages are accepted again");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    status.write_errors.fetch_add(1, Ordering::Relaxed);
+                    if !status.degraded.swap(true, Ordering::Relaxed) {
+                        tracing::error!(backend = store.backend(), error = %e, "archive write failed; holding events and retrying");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        batch.clear();
+    }
+}

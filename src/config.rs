@@ -1,0 +1,311 @@
+//! Settings, read once at start-up from the environment (and `.env`, loaded by
+//! the binary through dotenvy). Every setting has a default so `make run` needs
+//! no configuration; every bad value stops start-up with an error naming the
+//! variable. `.env.example` lists them all with their meaning.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Where durable data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreMode {
+    /// MongoDB when `MONGODB_URI` is set, else the embedded on-disk store.
+    Auto,
+    /// Nothing survives a restart (tests, demos).
+    Memory,
+    /// The embedded on-disk store under `DATA_DIR`.
+    Embedded,
+    /// MongoDB at `MONGODB_URI` (required).
+    MongoDb,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    /// Addresses allowed to reach agent and admin login, their API and the agent websocket.
+    pub agent_whitelist: Vec<IpNet>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins allowed to open websockets besides the hub's own; `*` allows any.
+    pub allowed_origins: Vec<String>,
+    pub max_message_len: usize,
+    pub draft_preview: bool,
+    /// The shortest gap between two draft previews forwarded for one chat.
+    pub draft_interval: Duration,
+    pub resume_grace: Duration,
+    /// How long a buddy whose last connection closed stays online (a reload is not a leave).
+    pub buddy_grace: Duration,
+    pub heartbeat: Duration,
+    pub max_connections: usize,
+    /// Frames queued for one connection before it counts as not reading and is closed.
+    pub outbound_buffer: usize,
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    pub session_ttl: Duration,
+    pub admin_username: String,
+    pub admin_password: Option<String>,
+    pub store: StoreMode,
+    pub data_dir: PathBuf,
+    pub mongodb_uri: Option<String>,
+    pub mongodb_db: String,
+    /// Archive events held in memory while the store is unreachable.
+    pub archive_buffer: usize,
+}
+
+/// A setting that could not be used; start-up stops with this message.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass their own values.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let r = Reader { lookup: &lookup };
+        let settings = Settings {
+            bind: r.parsed("BIND_ADDR", "127.0.0.1:8080")?,
+            agent_whitelist: r.nets("AGENT_WHITELIST", "127.0.0.0/8,::1/128")?,
+            trusted_proxies: r.nets("TRUSTED_PROXIES", "")?,
+            allowed_origins: r.origins("ALLOWED_ORIGINS")?,
+            max_message_len: r.ranged("MAX_MESSAGE_LEN", 2000, 1..=100_000)?,
+            draft_preview: r.flag("DRAFT_PREVIEW", true)?,
+            draft_interval: Duration::from_millis(r.ranged("DRAFT_INTERVAL_MS", 150, 0..=10_000)?),
+            resume_grace: r.seconds("RESUME_GRACE_SECS", 30.0)?,
+            buddy_grace: r.seconds("BUDDY_GRACE_SECS", 5.0)?,
+            heartbeat: r.seconds("HEARTBEAT_SECS", 20.0)?,
+            max_connections: r.ranged("MAX_CONNECTIONS", 16_384, 1..=1_000_000)?,
+            outbound_buffer: r.ranged("OUTBOUND_BUFFER", 256, 8..=65_536)?,
+            rate_limit_per_sec: r.ranged("RATE_LIMIT_PER_SEC", 20, 1..=100_000)?,
+            rate_limit_burst: r.ranged("RATE_LIMIT_BURST", 40, 1..=100_000)?,
+            session_ttl: Duration::from_secs(r.ranged::<u64>("SESSION_TTL_HOURS", 12, 1..=24 * 365)? * 3600),
+            admin_username: r.text("ADMIN_USERNAME", "admin"),
+            admin_password: r.optional("ADMIN_PASSWORD"),
+            store: r.store_mode("STORE")?,
+            data_dir: PathBuf::from(r.text("DATA_DIR", "./data")),
+            mongodb_uri: r.optional("MONGODB_URI"),
+            mongodb_db: r.text("MONGODB_DB", "switchboard"),
+            archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
+        };
+        if settings.store == StoreMode::MongoDb && settings.mongodb_uri.is_none() {
+            return Err(ConfigError {
+                var: "MONGODB_URI",
+                value: String::new(),
+                reason: "STORE=mongodb needs MONGODB_URI".into(),
+            });
+        }
+        if let Some(password) = &settings.admin_password
+            && password.chars().count() < 8
+        {
+            return Err(ConfigError {
+                var: "ADMIN_PASSWORD",
+                value: "(hidden)".into(),
+                reason: "must be at least 8 characters".into(),
+            });
+        }
+        Ok(settings)
+    }
+
+    /// Defaults with an in-memory store, for tests.
+    pub fn for_tests() -> Self {
+        let mut s = Self::from_lookup(|_| None).expect("defaults are valid");
+        s.store = StoreMode::Memory;
+        s
+    }
+
+    /// Is this peer address allowed to act as an agent or admin?
+    pub fn is_whitelisted(&self, ip: IpAddr) -> bool {
+        self.agent_whitelist.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Reader<'_> {
+    /// The trimmed value, `None` when unset or empty.
+    fn optional(&self, var: &str) -> Option<String> {
+        (self.lookup)(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn text(&self, var: &str, default: &str) -> String {
+        self.optional(var).unwrap_or_else(|| default.to_string())
+    }
+
+    fn error(var: &'static str, value: &str, reason: impl ToString) -> ConfigError {
+        ConfigError {
+            var,
+            value: value.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn parsed<T: FromStr>(&self, var: &'static str, default: &str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let value = self.text(var, default);
+        value.parse().map_err(|e| Self::error(var, &value, e))
+    }
+
+    fn ranged<T>(&self, var: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let Some(value) = self.optional(var) else {
+            return Ok(default);
+        };
+        let n: T = value
+            .parse()
+            .map_err(|e| Self::error(var, &value, format!("not a whole number ({e})")))?;
+        if !range.contains(&n) {
+            return Err(Self::error(
+                var,
+                &value,
+                format!("must be from {} to {}", range.start(), range.end()),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn seconds(&self, var: &'static str, default: f64) -> Result<Duration, ConfigError> {
+        let Some(value) = self.optional(var) else {
+            return Ok(Duration::from_secs_f64(default));
+        };
+        match value.parse::<f64>() {
+            Ok(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+            _ => Err(Self::error(var, &value, "must be a number of seconds from 0 to 86400")),
+        }
+    }
+
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        let Some(value) = self.optional(var) else {
+            return Ok(default);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(Self::error(var, &value, "must be true or false")),
+        }
+    }
+
+    /// Comma-separated IPs and CIDR ranges; a bare IP is a single-address range.
+    fn nets(&self, var: &'static str, default: &str) -> Result<Vec<IpNet>, ConfigError> {
+        let value = self.text(var, default);
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|item| {
+                item.parse::<IpNet>()
+                    .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| Self::error(var, &value, format!("{item:?} is not an IP address or CIDR range")))
+            })
+            .collect()
+    }
+
+    fn origins(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+        let value = self.text(var, "");
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|item| {
+                let ok = item == "*"
+                    || (item.starts_with("http://") || item.starts_with("https://")) && !item.ends_with('/');
+                if ok {
+                    Ok(item.to_string())
+                } else {
+                    Err(Self::error(
+                        var,
+                        &value,
+                        format!("{item:?} is not an origin like https://example.com"),
+                    ))
+                }
+            })
+            .collect()
+    }
+
+    fn store_mode(&self, var: &'static str) -> Result<StoreMode, ConfigError> {
+        let value = self.text(var, "auto");
+        match value.to_ascii_lowercase().as_str() {
+            "auto" => Ok(StoreMode::Auto),
+            "memory" => Ok(StoreMode::Memory),
+            "embedded" => Ok(StoreMode::Embedded),
+            "mongodb" => Ok(StoreMode::MongoDb),
+            _ => Err(Self::error(
+                var,
+                &value,
+                "must be one of auto, memory, embedded, mongodb",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.bind, "127.0.0.1:8080".parse().unwrap());
+        assert!(s.is_whitelisted("127.0.0.1".parse().unwrap()));
+        assert!(s.is_whitelisted("::1".parse().unwrap()));
+        assert!(!s.is_whitelisted("10.0.0.1".parse().unwrap()));
+        assert_eq!(s.max_message_len, 2000);
+        assert_eq!(s.resume_grace, Duration::from_secs(30));
+        assert_eq!(s.store, StoreMode::Auto);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("MAX_MESSAGE_LEN", "lots"),
+            ("MAX_MESSAGE_LEN", "0"),
+            ("AGENT_WHITELIST", "10.0.0.0/33"),
+            ("TRUSTED_PROXIES", "proxy.local"),
+            ("STORE", "floppy"),
+            ("BIND_ADDR", "localhost"),
+            ("DRAFT_PREVIEW", "maybe"),
+            ("RESUME_GRACE_SECS", "-1"),
+            ("ALLOWED_ORIGINS", "example.com"),
+        ] {
+            let err = with(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn whitelist_takes_ips_and_ranges() {
+        let s = with(&[("AGENT_WHITELIST", "10.1.0.0/16, 192.0.2.7")]).unwrap();
+        assert!(s.is_whitelisted("10.1.200.3".parse().unwrap()));
+        assert!(s.is_whitelisted("192.0.2.7".parse().unwrap()));
+        assert!(!s.is_whitelisted("192.0.2.8".parse().unwrap()));
+    }
+}

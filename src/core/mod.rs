@@ -1,0 +1,8 @@
+//! The pure, synchronous rules of Switchboard: no async, no I/O, no serde, no clock.
+//!
+//! Adapters (the hub actor, sockets, storage) feed these modules events and carry
+//! out the decisions they return, so every rule can be tested exhaustively without
+//! a network or a runtime.
+
+pub mod presence;
+pub mod routing;

@@ -1,0 +1,830 @@
+//! The customer-service routing rules: category queues, agent eligibility and
+//! pairing, chats and their end, disconnects and grace periods.
+//!
+//! This module is pure and synchronous: it never does I/O, never reads a
+//! clock, never allocates ids outside its own counters and knows nothing of
+//! JSON. Each event is a method that either fails with [`RoutingError`] and
+//! changes nothing, or applies the event and appends the resulting
+//! [`Decision`]s for the adapter to carry out (deliver frames, start timers,
+//! archive).
+//!
+//! Invariants after every event (checked by the property tests below):
+//! - no agent is given a chat while at or above their limit, and never a chat
+//!   of a category they do not hold;
+//! - a customer is waiting in exactly one queue or in exactly one chat, never both;
+//! - within a category, connected customers are paired in the order they
+//!   joined (their *ticket*), including those put back at the front after
+//!   their agent vanished;
+//! - work conservation: no connected customer waits in a category while an
+//!   agent eligible for it has spare capacity.
+//!
+//! Place updates are coalesced: events only mark a queue dirty and
+//! [`Routing::flush_places`] tells each waiting customer whose 1-based place
+//! changed since they were last told, so a burst of events over a long queue
+//! costs one pass over it rather than one per event.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+
+/// An anonymous customer, allocated by [`Routing::join`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CustomerId(pub u64);
+
+/// A chat between one customer and one agent, allocated at pairing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChatId(pub u64);
+
+/// An agent account id, as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AgentId(pub String);
+
+/// A category id, as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CategoryId(pub String);
+
+/// Order of arrival in a queue: lower waited longer. Kept when a customer is
+/// put back after their agent vanished, so they keep their original wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
+
+/// Who ended a chat, or made something happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Customer,
+    Agent,
+    /// The hub: grace expiry, an admin's change, shutdown.
+    System,
+}
+
+/// Why a chat ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatEnd {
+    /// One side chose to end it (see `ended_by`).
+    Ended,
+    /// The customer left or did not come back within the grace period.
+    CustomerGone,
+    /// The hub is shutting down.
+    Shutdown,
+}
+
+/// Why a waiting customer was taken out of their queue by the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// They left, or did not come back within the grace period.
+    Left,
+    /// An admin removed their category.
+    CategoryRemoved,
+}
+
+/// What the adapter must carry out after an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A customer entered a queue (on join, or put back after their agent vanished).
+    Queued {
+        customer: CustomerId,
+        category: CategoryId,
+        place: usize,
+        requeued: bool,
+    },
+    /// A waiting customer's place changed; only emitted by [`Routing::flush_places`].
+    PlaceChanged {
+        customer: CustomerId,
+        place: usize,
+    },
+    /// A customer and an agent now chat.
+    Paired {
+        chat: ChatId,
+        customer: CustomerId,
+        agent: AgentId,
+        category: CategoryId,
+        ticket: Ticket,
+    },
+    ChatEnded {
+        chat: ChatId,
+        customer: CustomerId,
+        agent: AgentId,
+        ended_by: Party,
+        reason: ChatEnd,
+    },
+    /// A customer left their queue; `Removal::CategoryRemoved` means the adapter closes their connection.
+    Dequeued {
+        customer: CustomerId,
+        reason: Removal,
+    },
+    /// The customer of `chat` lost their connection; tell the agent.
+    CustomerAway {
+        chat: ChatId,
+        agent: AgentId,
+    },
+    /// The customer of `chat` is back; tell the agent.
+    CustomerBack {
+        chat: ChatId,
+        agent: AgentId,
+    },
+    /// The agent of `chat` lost their connection; tell the customer.
+    AgentAway {
+        chat: ChatId,
+        customer: CustomerId,
+    },
+    /// The agent of `chat` is back; tell the customer.
+    AgentBack {
+        chat: ChatId,
+        customer: CustomerId,
+    },
+    /// The agent's chat was taken from them (they vanished past the grace period,
+    /// were disabled, or went offline); the customer is re-queued by a separate `Queued`.
+    ChatWithdrawn {
+        chat: ChatId,
+        customer: CustomerId,
+        agent: AgentId,
+    },
+    /// Start a grace timer; call the matching `*_grace_expired` with this epoch when it fires.
+    CustomerGraceStarted {
+        customer: CustomerId,
+        epoch: u64,
+    },
+    AgentGraceStarted {
+        agent: AgentId,
+        epoch: u64,
+    },
+    /// The number of customers waiting in a category changed (for agents' and admins' live figures).
+    WaitingChanged {
+        category: CategoryId,
+        waiting: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutingError {
+    UnknownCategory,
+    UnknownCustomer,
+    UnknownAgent,
+    UnknownChat,
+    /// The chat exists but the caller is not one of its sides.
+    NotYourChat,
+    /// The customer is waiting, not chatting (or the other way round).
+    WrongState,
+    /// An agent limit outside 1 to 4.
+    InvalidLimit,
+    AlreadyOnline,
+    AlreadyExists,
+}
+
+impl RoutingError {
+    /// The stable error code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownCategory => "unknown_category",
+            Self::UnknownCustomer => "unknown_customer",
+            Self::UnknownAgent => "unknown_agent",
+            Self::UnknownChat => "unknown_chat",
+            Self::NotYourChat => "not_your_chat",
+            Self::WrongState => "wrong_state",
+            Self::InvalidLimit => "invalid_limit",
+            Self::AlreadyOnline => "already_online",
+            Self::AlreadyExists => "already_exists",
+        }
+    }
+}
+
+impl fmt::Display for RoutingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnknownCategory => "no such category",
+            Self::UnknownCustomer => "no such customer",
+            Self::UnknownAgent => "no such agent",
+            Self::UnknownChat => "no such chat",
+            Self::NotYourChat => "that chat is not yours",
+            Self::WrongState => "not allowed in your current state",
+            Self::InvalidLimit => "the chat limit must be from 1 to 4",
+            Self::AlreadyOnline => "this agent is already online",
+            Self::AlreadyExists => "it exists already",
+        })
+    }
+}
+
+impl std::error::Error for RoutingError {}
+
+/// The lowest and highest number of concurrent chats an admin may give an agent.
+pub const LIMIT_RANGE: std::ops::RangeInclusive<u8> = 1..=4;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CustomerState {
+    Waiting,
+    Chatting(ChatId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Customer {
+    category: CategoryId,
+    ticket: Ticket,
+    state: CustomerState,
+    /// `None` while connected; the epoch of the pending grace timer while away.
+    away_epoch: Option<u64>,
+    /// The place this customer was last told; 0 when not waiting.
+    told_place: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Agent {
+    categories: BTreeSet<CategoryId>,
+    limit: u8,
+    available: bool,
+    /// `None` while connected; the epoch of the pending grace timer while away.
+    away_epoch: Option<u64>,
+    chats: BTreeSet<ChatId>,
+    /// When this agent last got a chat (or came online): ties between equally
+    /// loaded agents go to the one who has waited longest.
+    last_assigned: u64,
+}
+
+impl Agent {
+    fn has_capacity(&self) -> bool {
+        self.chats.len() < usize::from(self.limit)
+    }
+
+    fn eligible(&self) -> bool {
+        self.away_epoch.is_none() && self.available && self.has_capacity()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Chat {
+    customer: CustomerId,
+    agent: AgentId,
+    category: CategoryId,
+}
+
+/// The routing state of one hub. See the module documentation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// Known categories, each with its queue ordered by ticket.
+    queues: BTreeMap<CategoryId, BTreeSet<(Ticket, CustomerId)>>,
+    customers: HashMap<CustomerId, Customer>,
+    /// Online agents (connected, or away within their grace period).
+    agents: BTreeMap<AgentId, Agent>,
+    chats: BTreeMap<ChatId, Chat>,
+    /// Queues whose places must be re-told at the next flush.
+    dirty: HashSet<CategoryId>,
+    /// One counter for every id and ordering this module hands out.
+    counter: u64,
+}
+
+/// A read-only view of an online agent, for the adapter's live figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentView {
+    pub categories: Vec<CategoryId>,
+    pub limit: u8,
+    pub available: bool,
+    pub connected: bool,
+    pub chats: Vec<ChatId>,
+}
+
+impl Routing {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn next(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    // ---- categories -------------------------------------------------------
+
+    pub fn add_category(&mut self, category: CategoryId) -> Result<(), RoutingError> {
+        if self.queues.contains_key(&category) {
+            return Err(RoutingError::AlreadyExists);
+        }
+        self.queues.insert(category, BTreeSet::new());
+        Ok(())
+    }
+
+    /// Removes a category: its waiting customers are dequeued (the adapter closes
+    /// them), agents stop holding it. Running chats of it go on to their end.
+    pub fn remove_category(&mut self, category: &CategoryId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        let queue = self.queues.remove(category).ok_or(RoutingError::UnknownCategory)?;
+        for (_, customer) in queue {
+            self.customers.remove(&customer);
+            out.push(Decision::Dequeued {
+                customer,
+                reason: Removal::CategoryRemoved,
+            });
+        }
+        for agent in self.agents.values_mut() {
+            agent.categories.remove(category);
+        }
+        self.dirty.remove(category);
+        out.push(Decision::WaitingChanged {
+            category: category.clone(),
+            waiting: 0,
+        });
+        Ok(())
+    }
+
+    // ---- customers --------------------------------------------------------
+
+    /// A new customer joins `category`'s queue; paired at once when an agent is eligible.
+    pub fn join(&mut self, category: &CategoryId, out: &mut Vec<Decision>) -> Result<CustomerId, RoutingError> {
+        if !self.queues.contains_key(category) {
+            return Err(RoutingError::UnknownCategory);
+        }
+        let id = CustomerId(self.next());
+        let ticket = Ticket(self.next());
+        self.enqueue(id, category.clone(), ticket, false, out);
+        self.route_category(category, out);
+        Ok(id)
+    }
+
+    /// Puts a customer (new, or back from a vanished agent) into their queue and tells them their place.
+    fn enqueue(
+        &mut self,
+        id: CustomerId,
+        category: CategoryId,
+        ticket: Ticket,
+        requeued: bool,
+        out: &mut Vec<Decision>,
+    ) {
+        let queue = self.queues.get_mut(&category).expect("enqueue into a known category");
+        queue.insert((ticket, id));
+        let place = queue.range(..(ticket, id)).count() + 1;
+        let waiting = queue.len();
+        let customer = self.customers.entry(id).or_insert_with(|| Customer {
+            category: category.clone(),
+            ticket,
+            state: CustomerState::Waiting,
+            away_epoch: None,
+            told_place: 0,
+        });
+        customer.state = CustomerState::Waiting;
+        customer.told_place = place;
+        if place < waiting {
+            // Someone was put in front of others: their places moved.
+            self.dirty.insert(category.clone());
+        }
+        out.push(Decision::Queued {
+            customer: id,
+            category: category.clone(),
+            place,
+            requeued,
+        });
+        out.push(Decision::WaitingChanged { category, waiting });
+    }
+
+    fn dequeue(&mut self, id: CustomerId, out: &mut Vec<Decision>) {
+        let Some(customer) = self.customers.get_mut(&id) else {
+            return;
+        };
+        customer.told_place = 0;
+        let category = customer.category.clone();
+        let queue = self.queues.get_mut(&category).expect("waiting customers have a queue");
+        queue.remove(&(customer.ticket, id));
+        let waiting = queue.len();
+        self.dirty.insert(category.clone());
+        out.push(Decision::WaitingChanged { category, waiting });
+    }
+
+    /// A customer asks to leave: out of their queue, or ending their chat.
+    pub fn leave(&mut self, id: CustomerId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        let state = self
+            .customers
+            .get(&id)
+            .ok_or(RoutingError::UnknownCustomer)?
+            .state
+            .clone();
+        match state {
+            CustomerState::Waiting => {
+                self.dequeue(id, out);
+                self.customers.remove(&id);
+                out.push(Decision::Dequeued {
+                    customer: id,
+                    reason: Removal::Left,
+                });
+            }
+            CustomerState::Chatting(chat) => {
+                self.end_chat_inner(chat, Party::Customer, ChatEnd::Ended, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// The customer's connection dropped: they keep their place or chat for the grace period.
+    /// While away a waiting customer keeps their place but is not paired.
+    pub fn customer_disconnected(&mut self, id: CustomerId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        if !self.customers.contains_key(&id) {
+            return Err(RoutingError::UnknownCustomer);
+        }
+        let epoch = self.next();
+        let customer = self.customers.get_mut(&id).expect("checked above");
+        customer.away_epoch = Some(epoch);
+        if let CustomerState::Chatting(chat) = customer.state {
+            let agent = self.chats[&chat].agent.clone();
+            out.push(Decision::CustomerAway { chat, agent });
+        }
+        out.push(Decision::CustomerGraceStarted { customer: id, epoch });
+        Ok(())
+    }
+
+    /// The customer came back within the grace period with their resume token.
+    pub fn customer_resumed(&mut self, id: CustomerId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        let customer = self.customers.get_mut(&id).ok_or(RoutingError::UnknownCustomer)?;
+        if customer.away_epoch.take().is_none() {
+            return Err(RoutingError::WrongState);
+        }
+        match customer.state {
+            CustomerState::Chatting(chat) => {
+                let agent = self.chats[&chat].agent.clone();
+                out.push(Decision::CustomerBack { chat, agent });
+            }
+            CustomerState::Waiting => {
+                let category = customer.category.clone();
+                self.route_category(&category, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// The grace timer of a customer fired. Stale epochs (they came back since) are ignored.
+    pub fn customer_grace_expired(&mut self, id: CustomerId, epoch: u64, out: &mut Vec<Decision>) {
+        let Some(customer) = self.customers.get(&id) else {
+            return;
+        };
+        if customer.away_epoch != Some(epoch) {
+            return;
+        }
+        match customer.state {
+            CustomerState::Waiting => {
+                self.dequeue(id, out);
+                self.customers.remove(&id);
+                out.push(Decision::Dequeued {
+                    customer: id,
+                    reason: Removal::Left,
+                });
+            }
+            CustomerState::Chatting(chat) => self.end_chat_inner(chat, Party::System, ChatEnd::CustomerGone, out),
+        }
+    }
+
+    // ---- agents -----------------------------------------------------------
+
+    /// An agent's connection opens. Unknown categories are ignored (they may have been removed meanwhile).
+    /// An agent still inside their grace period gets their chats back; use [`Routing::agent_resumed`].
+    pub fn agent_online(
+        &mut self,
+        id: AgentId,
+        categories: impl IntoIterator<Item = CategoryId>,
+        limit: u8,
+        available: bool,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), RoutingError> {
+        if !LIMIT_RANGE.contains(&limit) {
+            return Err(RoutingError::InvalidLimit);
+        }
+        if self.agents.contains_key(&id) {
+            return Err(RoutingError::AlreadyOnline);
+        }
+        let categories = categories.into_iter().filter(|c| self.queues.contains_key(c)).collect();
+        let last_assigned = self.next();
+        self.agents.insert(
+            id.clone(),
+            Agent {
+                categories,
+                limit,
+                available,
+                away_epoch: None,
+                chats: BTreeSet::new(),
+                last_assigned,
+            },
+        );
+        self.route_agent(&id, out);
+        Ok(())
+    }
+
+    /// The agent's connection dropped: their customers are told; they take no new chat until back.
+    pub fn agent_disconnected(&mut self, id: &AgentId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        if !self.agents.contains_key(id) {
+            return Err(RoutingError::UnknownAgent);
+        }
+        let epoch = self.next();
+        let agent = self.agents.get_mut(id).expect("checked above");
+        agent.away_epoch = Some(epoch);
+        for chat in &agent.chats {
+            out.push(Decision::AgentAway {
+                chat: *chat,
+                customer: self.chats[chat].customer,
+            });
+        }
+        out.push(Decision::AgentGraceStarted {
+            agent: id.clone(),
+            epoch,
+        });
+        Ok(())
+    }
+
+    /// The agent reconnected within the grace period and gets their chats back.
+    pub fn agent_resumed(&mut self, id: &AgentId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        let agent = self.agents.get_mut(id).ok_or(RoutingError::UnknownAgent)?;
+        if agent.away_epoch.take().is_none() {
+            return Err(RoutingError::WrongState);
+        }
+        for chat in &agent.chats {
+            out.push(Decision::AgentBack {
+                chat: *chat,
+                customer: self.chats[chat].customer,
+            });
+        }
+        self.route_agent(id, out);
+        Ok(())
+    }
+
+    /// The agent's grace timer fired: their customers go back to the front of
+    /// their queues with their original wait, and the agent goes offline.
+    pub fn agent_grace_expired(&mut self, id: &AgentId, epoch: u64, out: &mut Vec<Decision>) {
+        match self.agents.get(id) {
+            Some(agent) if agent.away_epoch == Some(epoch) => self.agent_offline(id, out),
+            _ => {}
+        }
+    }
+
+    /// The agent goes offline at once (disabled, or logged out): chats are withdrawn and customers re-queued.
+    pub fn agent_offline(&mut self, id: &AgentId, out: &mut Vec<Decision>) {
+        let Some(agent) = self.agents.remove(id) else { return };
+        let mut touched = BTreeSet::new();
+        for chat_id in agent.chats {
+            let chat = self.chats.remove(&chat_id).expect("agent chats exist");
+            out.push(Decision::ChatWithdrawn {
+                chat: chat_id,
+                customer: chat.customer,
+                agent: id.clone(),
+            });
+            let customer = &self.customers[&chat.customer];
+            let ticket = customer.ticket;
+            if self.queues.contains_key(&chat.category) {
+                self.enqueue(chat.customer, chat.category.clone(), ticket, true, out);
+                touched.insert(chat.category);
+            } else {
+                // Their category was removed while they chatted: nowhere to go back to.
+                self.customers.remove(&chat.customer);
+                out.push(Decision::Dequeued {
+                    customer: chat.customer,
+                    reason: Removal::CategoryRemoved,
+                });
+            }
+        }
+        for category in touched {
+            self.route_category(&category, out);
+        }
+    }
+
+    pub fn set_available(
+        &mut self,
+        id: &AgentId,
+        available: bool,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), RoutingError> {
+        let agent = self.agents.get_mut(id).ok_or(RoutingError::UnknownAgent)?;
+        agent.available = available;
+        if available {
+            self.route_agent(id, out);
+        }
+        Ok(())
+    }
+
+    /// An admin set the agent's limit. Lowering it never ends running chats:
+    /// the agent just takes no new one until below the new limit.
+    pub fn set_limit(&mut self, id: &AgentId, limit: u8, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        if !LIMIT_RANGE.contains(&limit) {
+            return Err(RoutingError::InvalidLimit);
+        }
+        let agent = self.agents.get_mut(id).ok_or(RoutingError::UnknownAgent)?;
+        agent.limit = limit;
+        self.route_agent(id, out);
+        Ok(())
+    }
+
+    /// An admin set the agent's categories. Running chats of a dropped category go on to their end.
+    pub fn set_categories(
+        &mut self,
+        id: &AgentId,
+        categories: impl IntoIterator<Item = CategoryId>,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), RoutingError> {
+        let categories = categories.into_iter().filter(|c| self.queues.contains_key(c)).collect();
+        let agent = self.agents.get_mut(id).ok_or(RoutingError::UnknownAgent)?;
+        agent.categories = categories;
+        self.route_agent(id, out);
+        Ok(())
+    }
+
+    // ---- chats --------------------------------------------------------------
+
+    /// Ends a chat at the request of one of its sides.
+    pub fn end_chat(&mut self, chat: ChatId, by: Party, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        if !self.chats.contains_key(&chat) {
+            return Err(RoutingError::UnknownChat);
+        }
+        self.end_chat_inner(chat, by, ChatEnd::Ended, out);
+        Ok(())
+    }
+
+    /// Ends every chat and empties every queue (shutdown).
+    pub fn end_all(&mut self, out: &mut Vec<Decision>) {
+        let chats: Vec<ChatId> = self.chats.keys().copied().collect();
+        for chat in chats {
+            self.end_chat_inner(chat, Party::System, ChatEnd::Shutdown, out);
+        }
+    }
+
+    fn end_chat_inner(&mut self, chat_id: ChatId, by: Party, reason: ChatEnd, out: &mut Vec<Decision>) {
+        let chat = self.chats.remove(&chat_id).expect("caller checked the chat exists");
+        self.customers.remove(&chat.customer);
+        out.push(Decision::ChatEnded {
+            chat: chat_id,
+            customer: chat.customer,
+            agent: chat.agent.clone(),
+            ended_by: by,
+            reason,
+        });
+        if let Some(agent) = self.agents.get_mut(&chat.agent) {
+            agent.chats.remove(&chat_id);
+            self.route_agent(&chat.agent, out);
+        }
+    }
+
+    // ---- pairing ------------------------------------------------------------
+
+    /// Pairs the longest-waiting connected customers of `category` with the best eligible agents,
+    /// until one side runs out.
+    fn route_category(&mut self, category: &CategoryId, out: &mut Vec<Decision>) {
+        while let Some((ticket, customer)) = self.front_connected(category) {
+            let best = self
+                .agents
+                .iter()
+                .filter(|(_, a)| a.eligible() && a.categories.contains(category))
+                .min_by_key(|(_, a)| (a.chats.len(), a.last_assigned))
+                .map(|(id, _)| id.clone());
+            let Some(agent) = best else { break };
+            self.pair(customer, ticket, category.clone(), agent, out);
+        }
+    }
+
+    /// Gives an agent the longest-waiting connected customer across their categories, until full.
+    fn route_agent(&mut self, id: &AgentId, out: &mut Vec<Decision>) {
+        loop {
+            let Some(agent) = self.agents.get(id) else { return };
+            if !agent.eligible() {
+                return;
+            }
+            let best = agent
+                .categories
+                .iter()
+                .filter_map(|c| self.front_connected(c).map(|(t, cust)| (t, cust, c.clone())))
+                .min_by_key(|(t, _, _)| *t);
+            let Some((ticket, customer, category)) = best else {
+                return;
+            };
+            self.pair(customer, ticket, category, id.clone(), out);
+        }
+    }
+
+    /// The longest-waiting customer of a queue who is connected (away customers keep their place but are skipped).
+    fn front_connected(&self, category: &CategoryId) -> Option<(Ticket, CustomerId)> {
+        self.queues
+            .get(category)?
+            .iter()
+            .find(|(_, c)| self.customers[c].away_epoch.is_none())
+            .copied()
+    }
+
+    fn pair(
+        &mut self,
+        customer: CustomerId,
+        ticket: Ticket,
+        category: CategoryId,
+        agent: AgentId,
+        out: &mut Vec<Decision>,
+    ) {
+        self.dequeue(customer, out);
+        let chat = ChatId(self.next());
+        let stamp = self.next();
+        let a = self.agents.get_mut(&agent).expect("pairing an online agent");
+        a.chats.insert(chat);
+        a.last_assigned = stamp;
+        self.customers
+            .get_mut(&customer)
+            .expect("pairing a known customer")
+            .state = CustomerState::Chatting(chat);
+        self.chats.insert(
+            chat,
+            Chat {
+                customer,
+                agent: agent.clone(),
+                category: category.clone(),
+            },
+        );
+        out.push(Decision::Paired {
+            chat,
+            customer,
+            agent,
+            category,
+            ticket,
+        });
+    }
+
+    /// Tells every waiting customer of a changed queue their new place, if it changed.
+    pub fn flush_places(&mut self, out: &mut Vec<Decision>) {
+        for category in std::mem::take(&mut self.dirty) {
+            let Some(queue) = self.queues.get(&category) else {
+                continue;
+            };
+            for (index, (_, id)) in queue.iter().enumerate() {
+                let customer = self.customers.get_mut(id).expect("queued customers exist");
+                let place = index + 1;
+                if customer.told_place != place {
+                    customer.told_place = place;
+                    out.push(Decision::PlaceChanged { customer: *id, place });
+                }
+            }
+        }
+    }
+
+    // ---- queries --------------------------------------------------------------
+
+    pub fn has_category(&self, category: &CategoryId) -> bool {
+        self.queues.contains_key(category)
+    }
+
+    pub fn waiting(&self, category: &CategoryId) -> usize {
+        self.queues.get(category).map_or(0, BTreeSet::len)
+    }
+
+    /// Waiting customers per category, in category order.
+    pub fn waiting_counts(&self) -> impl Iterator<Item = (&CategoryId, usize)> {
+        self.queues.iter().map(|(c, q)| (c, q.len()))
+    }
+
+    /// The ticket of the longest-waiting customer of each category (for "longest current wait").
+    pub fn oldest_ticket(&self, category: &CategoryId) -> Option<Ticket> {
+        self.queues.get(category)?.first().map(|(t, _)| *t)
+    }
+
+    /// The customer's place in line (1-based), or `None` when not waiting.
+    pub fn place(&self, id: CustomerId) -> Option<usize> {
+        let c = self.customers.get(&id)?;
+        (c.state == CustomerState::Waiting).then(|| self.queues[&c.category].range(..(c.ticket, id)).count() + 1)
+    }
+
+    pub fn customer_chat(&self, id: CustomerId) -> Option<ChatId> {
+        match self.customers.get(&id)?.state {
+            CustomerState::Chatting(chat) => Some(chat),
+            CustomerState::Waiting => None,
+        }
+    }
+
+    pub fn customer_category(&self, id: CustomerId) -> Option<&CategoryId> {
+        self.customers.get(&id).map(|c| &c.category)
+    }
+
+    pub fn chat_sides(&self, chat: ChatId) -> Option<(CustomerId, &AgentId)> {
+        self.chats.get(&chat).map(|c| (c.customer, &c.agent))
+    }
+
+    pub fn chat_category(&self, chat: ChatId) -> Option<&CategoryId> {
+        self.chats.get(&chat).map(|c| &c.category)
+    }
+
+    pub fn agent(&self, id: &AgentId) -> Option<AgentView> {
+        self.agents.get(id).map(|a| AgentView {
+            categories: a.categories.iter().cloned().collect(),
+            limit: a.limit,
+            available: a.available,
+            connected: a.away_epoch.is_none(),
+            chats: a.chats.iter().copied().collect(),
+        })
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = (&AgentId, AgentView)> {
+        self.agents
+            .keys()
+            .map(|id| (id, self.agent(id).expect("listed agents exist")))
+    }
+
+    /// Agents (connected or away within grace) holding `category`.
+    pub fn agents_of(&self, category: &CategoryId) -> impl Iterator<Item = &AgentId> {
+        self.agents
+            .iter()
+            .filter(move |(_, a)| a.categories.contains(category))
+            .map(|(id, _)| id)
+    }
+
+    pub fn chats_active(&self) -> usize {
+        self.chats.len()
+    }
+
+    pub fn customers_connected(&self) -> usize {
+        self.customers.values().filter(|c| c.away_epoch.is_none()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,521 @@
+//! Unit tests of each routing rule, then property tests that drive random event
+//! sequences and check every invariant of the module after each step.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn cat(name: &str) -> CategoryId {
+    CategoryId(name.to_string())
+}
+
+fn agent(name: &str) -> AgentId {
+    AgentId(name.to_string())
+}
+
+fn routing(categories: &[&str]) -> Routing {
+    let mut r = Routing::new();
+    for c in categories {
+        r.add_category(cat(c)).unwrap();
+    }
+    r
+}
+
+fn paired(out: &[Decision]) -> Vec<(CustomerId, AgentId)> {
+    out.iter()
+        .filter_map(|d| match d {
+            Decision::Paired { customer, agent, .. } => Some((*customer, agent.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_customer_is_paired_at_once_with_an_eligible_agent() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(c, agent("a"))]);
+    assert_eq!(r.place(c), None);
+}
+
+#[test]
+fn with_no_agent_customers_wait_in_order_and_places_move_up() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    let c1 = r.join(&cat("sales"), &mut out).unwrap();
+    let c2 = r.join(&cat("sales"), &mut out).unwrap();
+    let c3 = r.join(&cat("sales"), &mut out).unwrap();
+    assert_eq!((r.place(c1), r.place(c2), r.place(c3)), (Some(1), Some(2), Some(3)));
+    out.clear();
+    r.leave(c1, &mut out).unwrap();
+    r.flush_places(&mut out);
+    let changes: Vec<_> = out
+        .iter()
+        .filter(|d| matches!(d, Decision::PlaceChanged { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            Decision::PlaceChanged { customer: c2, place: 1 },
+            Decision::PlaceChanged { customer: c3, place: 2 }
+        ]
+    );
+}
+
+#[test]
+fn nobody_whose_place_did_not_change_is_told() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    let _c1 = r.join(&cat("sales"), &mut out).unwrap();
+    let _c2 = r.join(&cat("sales"), &mut out).unwrap();
+    let c3 = r.join(&cat("sales"), &mut out).unwrap();
+    out.clear();
+    r.leave(c3, &mut out).unwrap();
+    r.flush_places(&mut out);
+    assert!(!out.iter().any(|d| matches!(d, Decision::PlaceChanged { .. })));
+}
+
+#[test]
+fn the_least_loaded_agent_wins_and_ties_go_to_the_longest_idle() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 4, true, &mut out).unwrap();
+    r.agent_online(agent("b"), [cat("sales")], 4, true, &mut out).unwrap();
+    // Both idle: a came online first, so a has waited longest.
+    let c1 = r.join(&cat("sales"), &mut out).unwrap();
+    // a has one chat, b none: b is least loaded.
+    let c2 = r.join(&cat("sales"), &mut out).unwrap();
+    // Both have one: a was assigned longer ago.
+    let c3 = r.join(&cat("sales"), &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(c1, agent("a")), (c2, agent("b")), (c3, agent("a"))]);
+}
+
+#[test]
+fn an_agent_with_capacity_takes_the_longest_waiting_across_categories() {
+    let mut r = routing(&["sales", "billing"]);
+    let mut out = vec![];
+    let early_billing = r.join(&cat("billing"), &mut out).unwrap();
+    let _late_sales = r.join(&cat("sales"), &mut out).unwrap();
+    r.agent_online(agent("a"), [cat("sales"), cat("billing")], 1, true, &mut out)
+        .unwrap();
+    assert_eq!(paired(&out), vec![(early_billing, agent("a"))]);
+}
+
+#[test]
+fn categories_route_only_to_agents_who_hold_them() {
+    let mut r = routing(&["sales", "billing"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    let c = r.join(&cat("billing"), &mut out).unwrap();
+    assert!(paired(&out).is_empty());
+    assert_eq!(r.place(c), Some(1));
+    r.set_categories(&agent("a"), [cat("sales"), cat("billing")], &mut out)
+        .unwrap();
+    assert_eq!(paired(&out), vec![(c, agent("a"))]);
+}
+
+#[test]
+fn a_limit_of_three_serves_three_and_the_rest_wait() {
+    let mut r = routing(&["general"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("general")], 3, true, &mut out).unwrap();
+    let cs: Vec<_> = (0..5).map(|_| r.join(&cat("general"), &mut out).unwrap()).collect();
+    assert_eq!(paired(&out).len(), 3);
+    assert_eq!((r.place(cs[3]), r.place(cs[4])), (Some(1), Some(2)));
+    out.clear();
+    let chat = r.customer_chat(cs[0]).unwrap();
+    r.end_chat(chat, Party::Agent, &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(cs[3], agent("a"))]);
+    r.flush_places(&mut out);
+    assert!(out.contains(&Decision::PlaceChanged {
+        customer: cs[4],
+        place: 1
+    }));
+}
+
+#[test]
+fn raising_the_limit_or_going_available_pairs_at_once() {
+    let mut r = routing(&["general"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("general")], 1, false, &mut out)
+        .unwrap();
+    let c1 = r.join(&cat("general"), &mut out).unwrap();
+    let c2 = r.join(&cat("general"), &mut out).unwrap();
+    assert!(paired(&out).is_empty());
+    r.set_available(&agent("a"), true, &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(c1, agent("a"))]);
+    r.set_limit(&agent("a"), 2, &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(c1, agent("a")), (c2, agent("a"))]);
+    assert_eq!(r.set_limit(&agent("a"), 5, &mut out), Err(RoutingError::InvalidLimit));
+    assert_eq!(r.set_limit(&agent("a"), 0, &mut out), Err(RoutingError::InvalidLimit));
+}
+
+#[test]
+fn lowering_the_limit_keeps_running_chats_but_takes_no_new_one() {
+    let mut r = routing(&["general"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("general")], 2, true, &mut out).unwrap();
+    let c1 = r.join(&cat("general"), &mut out).unwrap();
+    let _c2 = r.join(&cat("general"), &mut out).unwrap();
+    r.set_limit(&agent("a"), 1, &mut out).unwrap();
+    let c3 = r.join(&cat("general"), &mut out).unwrap();
+    assert_eq!(r.place(c3), Some(1));
+    out.clear();
+    r.end_chat(r.customer_chat(c1).unwrap(), Party::Customer, &mut out)
+        .unwrap();
+    assert!(paired(&out).is_empty(), "one chat left = the new limit");
+}
+
+#[test]
+fn a_vanished_agents_customers_go_back_to_the_front_with_their_original_wait() {
+    let mut r = routing(&["general"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    let first = r.join(&cat("general"), &mut out).unwrap();
+    let second = r.join(&cat("general"), &mut out).unwrap();
+    out.clear();
+    r.agent_disconnected(&agent("a"), &mut out).unwrap();
+    let chat = r.customer_chat(first).unwrap();
+    assert!(out.contains(&Decision::AgentAway { chat, customer: first }));
+    let epoch = match out.last() {
+        Some(Decision::AgentGraceStarted { epoch, .. }) => *epoch,
+        other => panic!("expected a grace timer, got {other:?}"),
+    };
+    r.agent_grace_expired(&agent("a"), epoch, &mut out);
+    assert_eq!((r.place(first), r.place(second)), (Some(1), Some(2)));
+    assert!(out.contains(&Decision::ChatWithdrawn {
+        chat,
+        customer: first,
+        agent: agent("a")
+    }));
+}
+
+#[test]
+fn an_agent_back_within_grace_keeps_their_chats() {
+    let mut r = routing(&["general"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("general"), &mut out).unwrap();
+    r.agent_disconnected(&agent("a"), &mut out).unwrap();
+    let Some(Decision::AgentGraceStarted { epoch, .. }) = out.last().cloned() else {
+        panic!()
+    };
+    r.agent_resumed(&agent("a"), &mut out).unwrap();
+    r.agent_grace_expired(&agent("a"), epoch, &mut out);
+    assert!(r.customer_chat(c).is_some());
+}
+
+#[test]
+fn an_away_customer_keeps_their_place_and_is_not_paired_until_back() {
+    let mut r = routing(&["general"]);
+    let mut out = vec![];
+    let away = r.join(&cat("general"), &mut out).unwrap();
+    let present = r.join(&cat("general"), &mut out).unwrap();
+    r.customer_disconnected(away, &mut out).unwrap();
+    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(present, agent("a"))]);
+    assert_eq!(r.place(away), Some(1));
+}
+
+#[test]
+fn a_customer_past_grace_leaves_the_queue_or_ends_the_chat() {
+    let mut r = routing(&["general"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    let chatting = r.join(&cat("general"), &mut out).unwrap();
+    let waiting = r.join(&cat("general"), &mut out).unwrap();
+    r.customer_disconnected(waiting, &mut out).unwrap();
+    let Some(Decision::CustomerGraceStarted { epoch, .. }) = out.last().cloned() else {
+        panic!()
+    };
+    r.customer_grace_expired(waiting, epoch, &mut out);
+    assert_eq!(r.place(waiting), None);
+    out.clear();
+    r.customer_disconnected(chatting, &mut out).unwrap();
+    let chat = r.customer_chat(chatting).unwrap();
+    assert!(out.contains(&Decision::CustomerAway {
+        chat,
+        agent: agent("a")
+    }));
+    let Some(Decision::CustomerGraceStarted { epoch, .. }) = out.last().cloned() else {
+        panic!()
+    };
+    r.customer_grace_expired(chatting, epoch - 1, &mut out);
+    assert!(r.customer_chat(chatting).is_some(), "a stale timer is ignored");
+    r.customer_grace_expired(chatting, epoch, &mut out);
+    assert!(r.customer_chat(chatting).is_none());
+    assert_eq!(r.agent(&agent("a")).unwrap().chats.len(), 0);
+}
+
+#[test]
+fn removing_a_category_dequeues_its_customers_and_leaves_agents_without_it() {
+    let mut r = routing(&["sales", "billing"]);
+    let mut out = vec![];
+    let c = r.join(&cat("billing"), &mut out).unwrap();
+    r.agent_online(agent("a"), [cat("sales"), cat("billing")], 1, false, &mut out)
+        .unwrap();
+    out.clear();
+    r.remove_category(&cat("billing"), &mut out).unwrap();
+    assert!(out.contains(&Decision::Dequeued {
+        customer: c,
+        reason: Removal::CategoryRemoved
+    }));
+    assert_eq!(r.agent(&agent("a")).unwrap().categories, vec![cat("sales")]);
+    assert_eq!(r.join(&cat("billing"), &mut out), Err(RoutingError::UnknownCategory));
+}
+
+#[test]
+fn disabling_an_agent_requeues_their_customers_to_another_agent() {
+    let mut r = routing(&["general"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("general"), &mut out).unwrap();
+    r.agent_online(agent("b"), [cat("general")], 1, true, &mut out).unwrap();
+    out.clear();
+    r.agent_offline(&agent("a"), &mut out);
+    assert_eq!(paired(&out), vec![(c, agent("b"))]);
+}
+
+// ---- property tests ---------------------------------------------------------------
+
+const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
+const AGENTS: [&str; 3] = ["a0", "a1", "a2"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    AddCategory(usize),
+    RemoveCategory(usize),
+    Join(usize),
+    Leave(usize),
+    CustomerDisconnect(usize),
+    CustomerResume(usize),
+    CustomerExpire(usize, bool),
+    AgentOnline(usize, u8, u8, bool),
+    AgentDisconnect(usize),
+    AgentResume(usize),
+    AgentExpire(usize, bool),
+    AgentOffline(usize),
+    SetAvailable(usize, bool),
+    SetLimit(usize, u8),
+    SetCategories(usize, u8),
+    EndChat(usize, bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0..3usize).prop_map(Op::AddCategory),
+        1 => (0..3usize).prop_map(Op::RemoveCategory),
+        6 => (0..3usize).prop_map(Op::Join),
+        2 => any::<usize>().prop_map(Op::Leave),
+        2 => any::<usize>().prop_map(Op::CustomerDisconnect),
+        2 => any::<usize>().prop_map(Op::CustomerResume),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(c, s)| Op::CustomerExpire(c, s)),
+        3 => (0..3usize, 0..8u8, 0..6u8, any::<bool>()).prop_map(|(a, m, l, v)| Op::AgentOnline(a, m, l, v)),
+        1 => (0..3usize).prop_map(Op::AgentDisconnect),
+        1 => (0..3usize).prop_map(Op::AgentResume),
+        1 => (0..3usize, any::<bool>()).prop_map(|(a, s)| Op::AgentExpire(a, s)),
+        1 => (0..3usize).prop_map(Op::AgentOffline),
+        2 => (0..3usize, any::<bool>()).prop_map(|(a, v)| Op::SetAvailable(a, v)),
+        2 => (0..3usize, 0..6u8).prop_map(|(a, l)| Op::SetLimit(a, l)),
+        2 => (0..3usize, 0..8u8).prop_map(|(a, m)| Op::SetCategories(a, m)),
+        4 => (any::<usize>(), any::<bool>()).prop_map(|(c, by_agent)| Op::EndChat(c, by_agent)),
+    ]
+}
+
+fn mask(m: u8) -> Vec<CategoryId> {
+    (0..3)
+        .filter(|i| m & (1 << i) != 0)
+        .map(|i| cat(CATEGORIES[i]))
+        .collect()
+}
+
+/// What the test remembers between steps: every id ever seen, the last epochs, the places told.
+#[derive(Default)]
+struct Harness {
+    customers: Vec<CustomerId>,
+    customer_epochs: HashMap<CustomerId, u64>,
+    agent_epochs: HashMap<AgentId, u64>,
+    told: HashMap<CustomerId, usize>,
+}
+
+impl Harness {
+    fn customer(&self, i: usize) -> CustomerId {
+        if self.customers.is_empty() {
+            CustomerId(u64::MAX)
+        } else {
+            self.customers[i % self.customers.len()]
+        }
+    }
+
+    fn apply(&mut self, r: &mut Routing, op: &Op, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        match op.clone() {
+            Op::AddCategory(i) => r.add_category(cat(CATEGORIES[i])),
+            Op::RemoveCategory(i) => r.remove_category(&cat(CATEGORIES[i]), out),
+            Op::Join(i) => r.join(&cat(CATEGORIES[i]), out).map(|c| self.customers.push(c)),
+            Op::Leave(i) => r.leave(self.customer(i), out),
+            Op::CustomerDisconnect(i) => r.customer_disconnected(self.customer(i), out),
+            Op::CustomerResume(i) => r.customer_resumed(self.customer(i), out),
+            Op::CustomerExpire(i, stale) => {
+                let c = self.customer(i);
+                let epoch = self.customer_epochs.get(&c).copied().unwrap_or(0);
+                r.customer_grace_expired(c, if stale { epoch.wrapping_sub(1) } else { epoch }, out);
+                Ok(())
+            }
+            Op::AgentOnline(a, m, l, v) => r.agent_online(agent(AGENTS[a]), mask(m), l, v, out),
+            Op::AgentDisconnect(a) => r.agent_disconnected(&agent(AGENTS[a]), out),
+            Op::AgentResume(a) => r.agent_resumed(&agent(AGENTS[a]), out),
+            Op::AgentExpire(a, stale) => {
+                let id = agent(AGENTS[a]);
+                let epoch = self.agent_epochs.get(&id).copied().unwrap_or(0);
+                r.agent_grace_expired(&id, if stale { epoch.wrapping_sub(1) } else { epoch }, out);
+                Ok(())
+            }
+            Op::AgentOffline(a) => {
+                r.agent_offline(&agent(AGENTS[a]), out);
+                Ok(())
+            }
+            Op::SetAvailable(a, v) => r.set_available(&agent(AGENTS[a]), v, out),
+            Op::SetLimit(a, l) => r.set_limit(&agent(AGENTS[a]), l, out),
+            Op::SetCategories(a, m) => r.set_categories(&agent(AGENTS[a]), mask(m), out),
+            Op::EndChat(i, by_agent) => match r.customer_chat(self.customer(i)) {
+                Some(chat) => r.end_chat(chat, if by_agent { Party::Agent } else { Party::Customer }, out),
+                None => r.end_chat(ChatId(u64::MAX), Party::Agent, out),
+            },
+        }
+    }
+
+    /// Learns epochs and places from the decisions, checking what can only be checked on them.
+    fn observe(&mut self, before: &Routing, after: &Routing, out: &[Decision]) {
+        let mut chatting: std::collections::HashSet<CustomerId> = before.chats.values().map(|c| c.customer).collect();
+        for d in out {
+            match d {
+                Decision::CustomerGraceStarted { customer, epoch } => {
+                    self.customer_epochs.insert(*customer, *epoch);
+                }
+                Decision::AgentGraceStarted { agent, epoch } => {
+                    self.agent_epochs.insert(agent.clone(), *epoch);
+                }
+                Decision::Queued { customer, place, .. } => {
+                    self.told.insert(*customer, *place);
+                }
+                Decision::PlaceChanged { customer, place } => {
+                    let previous = self.told.insert(*customer, *place);
+                    assert_ne!(previous, Some(*place), "told a place that did not change");
+                }
+                Decision::Paired {
+                    customer,
+                    agent,
+                    category,
+                    ticket,
+                    ..
+                } => {
+                    self.told.remove(customer);
+                    let a = &after.agents.get(agent).expect("paired agents are online");
+                    assert!(a.chats.len() <= usize::from(a.limit), "agent above their limit");
+                    assert!(
+                        a.categories.contains(category),
+                        "chat of a category the agent does not hold"
+                    );
+                    assert!(a.away_epoch.is_none() && a.available, "paired an ineligible agent");
+                    // Nobody connected and still waiting in this category was ahead of them.
+                    for (t, c) in &after.queues[category] {
+                        if after.customers[c].away_epoch.is_none() {
+                            assert!(t > ticket, "{c:?} waited longer than the paired {customer:?}");
+                        }
+                    }
+                    assert!(chatting.insert(*customer), "customer paired while in a chat");
+                }
+                Decision::Dequeued { customer, .. } => {
+                    self.told.remove(customer);
+                }
+                Decision::ChatEnded { customer, .. } | Decision::ChatWithdrawn { customer, .. } => {
+                    chatting.remove(customer);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
+    // Every customer is in exactly one queue or exactly one chat.
+    for (id, c) in &r.customers {
+        let queued: usize = r
+            .queues
+            .values()
+            .map(|q| q.iter().filter(|(_, x)| x == id).count())
+            .sum();
+        let chatting = r.chats.values().filter(|chat| chat.customer == *id).count();
+        match c.state {
+            CustomerState::Waiting => {
+                assert_eq!((queued, chatting), (1, 0), "{id:?} waiting");
+                assert!(r.queues[&c.category].contains(&(c.ticket, *id)));
+                assert_eq!(
+                    told.get(id),
+                    Some(&r.place(*id).unwrap()),
+                    "{id:?} was told a stale place"
+                );
+            }
+            CustomerState::Chatting(chat) => {
+                assert_eq!((queued, chatting), (0, 1), "{id:?} chatting");
+                assert_eq!(r.chats[&chat].customer, *id);
+            }
+        }
+    }
+    for queue in r.queues.values() {
+        for (_, c) in queue {
+            assert!(r.customers.contains_key(c));
+        }
+    }
+    // Chats and agents agree.
+    for (id, chat) in &r.chats {
+        assert!(r.agents[&chat.agent].chats.contains(id));
+    }
+    for a in r.agents.values() {
+        for chat in &a.chats {
+            assert!(r.chats.contains_key(chat));
+        }
+    }
+    // Work conservation: nobody connected waits while an eligible agent holds their category.
+    for (category, queue) in &r.queues {
+        let someone_waits = queue.iter().any(|(_, c)| r.customers[c].away_epoch.is_none());
+        let someone_free = r
+            .agents
+            .values()
+            .any(|a| a.eligible() && a.categories.contains(category));
+        assert!(
+            !(someone_waits && someone_free),
+            "idle capacity in {category:?} while customers wait"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_invariant_holds_after_every_event(ops in prop::collection::vec(op(), 1..80)) {
+        let mut r = routing(&["c0", "c1"]);
+        let mut h = Harness::default();
+        for op in &ops {
+            let before = r.clone();
+            let mut out = vec![];
+            match h.apply(&mut r, op, &mut out) {
+                Ok(()) => {
+                    r.flush_places(&mut out);
+                    h.observe(&before, &r, &out);
+                }
+                Err(_) => {
+                    prop_assert_eq!(&r, &before, "a refused event changed the state");
+                    prop_assert!(out.is_empty(), "a refused event made decisions");
+                }
+            }
+            check_invariants(&r, &h.told);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Delivery of encoded frames to the people the routing core names.
+//!
+//! The hub addresses customers, agents and buddies, never sockets; this
+//! module maps them to connections. [`Delivery`] is the seam a multi-node
+//! deployment implements to reach people connected to other nodes.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::presence::BuddyId;
+use crate::core::routing::{AgentId, CustomerId};
+
+/// What a connection's writer is asked to do.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Frame(Utf8Bytes),
+    /// Send a close frame with this code and reason, then stop.
+    Close(u16, &'static str),
+}
+
+/// Identifies one websocket connection for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// The hub's end of one connection: its bounded outbox and a way to make it stop.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    pub id: ConnId,
+    pub outbox: mpsc::Sender<Outbound>,
+    /// Cancelled to make the connection's task close the socket at once.
+    pub kick: CancellationToken,
+}
+
+impl ConnHandle {
+    /// Queues a frame without waiting. A full outbox means the client stopped
+    /// reading: it is closed rather than allowed to grow memory without bound.
+    pub fn send(&self, frame: Outbound) {
+        match self.outbox.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.kick.is_cancelled() {
+                    tracing::warn!(
+                        conn = self.id.0,
+                        "closing a connection whose outbound buffer is full (client not reading)"
+                    );
+                    self.kick.cancel();
+                }
+            }
+            // The connection is already gone; the hub hears of it through its unregister command.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// Someone the hub can address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    Customer(CustomerId),
+    Agent(AgentId),
+    Buddy(BuddyId),
+}
+
+/// Where frames for a recipient go. Implemented locally here; a cluster
+/// implementation forwards to the node holding the recipient.
+pub trait Delivery: Send {
+    fn deliver(&mut self, to: &Recipient, frame: &Outbound);
+}
+
+/// Every recipient connected to this process, each with one or more connections.
+#[derive(Default)]
+pub struct LocalDelivery {
+    routes: HashMap<Recipient, Vec<ConnHandle>>,
+}
+
+impl LocalDelivery {
+    pub fn attach(&mut self, to: Recipient, conn: ConnHandle) {
+        self.routes.entry(to).or_default().push(conn);
+    }
+
+    /// Forgets one connection of a recipient; returns how many they still have.
+    pub fn detach(&mut self, to: &Recipient, conn: ConnId) -> usize {
+        let Some(conns) = self.routes.get_mut(to) else { return 0 };
+        conns.retain(|c| c.id != conn);
+        let left = conns.len();
+        if left == 0 {
+            self.routes.remove(to);
+        }
+        left
+    }
+
+    /// Closes and forgets every connection of a recipient.
+    pub fn close(&mut self, to: &Recipient, code: u16, reason: &'static str) {
+        for conn in self.routes.remove(to).unwrap_or_default() {
+            conn.send(Outbound::Close(code, reason));
+        }
+    }
+
+    pub fn connections(&self, to: &Recipient) -> &[ConnHandle] {
+        self.routes.get(to).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &ConnHandle> {
+        self.routes.values().flatten()
+    }
+}
+
+impl Delivery for LocalDelivery {
+    fn deliver(&mut self, to: &Recipient, frame: &Outbound) {
+        for conn in self.connections(to) {
+            conn.send(frame.clone());
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The hub: one task that owns all live state and applies the pure rules.
+//!
+//! Connections and HTTP handlers talk to it through [`Hub`], a cheap handle
+//! over a bounded command channel. The task feeds each command to the routing
+//! and presence cores, then carries out their decisions: it encodes frames
+//! (through `protocol`), delivers them (through [`delivery::Delivery`]),
+//! starts grace timers and hands conversation events to the archive. Owning
+//! the state in one task means no locks, and total order: both sides of a
+//! chat see its messages in the same order.
+//!
+//! Work is drained in batches: after each batch, queue places and waiting
+//! counts are flushed once, which coalesces updates over long queues.
+
+mod buddy;
+pub mod delivery;
+mod service;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::archive::Archive;
+use crate::config::Settings;
+use crate::core::presence::BuddyId;
+use crate::core::routing::{AgentId, CustomerId};
+use crate::protocol::ClientFrame;
+use crate::store::{Account, Category};
+use delivery::{ConnHandle, ConnId};
+
+pub use service::Figures;
+
+/// Commands queued for the hub at most; senders wait when it is full, which
+/// slows readers instead of growing memory.
+const COMMAND_BUFFER: usize = 8_192;
+/// Commands handled before flushing coalesced updates, so flushes stay timely under load.
+const MAX_BATCH: usize = 512;
+
+/// Milliseconds since the Unix epoch: the one time format on the wire and in the archive.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Who a connection speaks for, fixed when it registers.
+#[derive(Debug, Clone)]
+pub enum ConnRole {
+    /// Not joined yet: the first frame must be `join` or `resume`.
+    Customer,
+    Agent(Account),
+    /// A buddy-list page; `account` is set for signed-in agents and admins.
+    Buddy {
+        account: Option<Account>,
+    },
+}
+
+pub(crate) enum Command {
+    Register {
+        conn: ConnHandle,
+        role: ConnRole,
+    },
+    Frame {
+        conn: ConnId,
+        frame: ClientFrame,
+    },
+    /// A frame that could not be decoded still counts as activity; nothing to do here.
+    Unregister {
+        conn: ConnId,
+    },
+    CustomerGraceExpired {
+        customer: CustomerId,
+        epoch: u64,
+    },
+    AgentGraceExpired {
+        agent: AgentId,
+        epoch: u64,
+    },
+    BuddyGraceExpired {
+        buddy: BuddyId,
+        epoch: u64,
+    },
+    AccountChanged {
+        account: Account,
+    },
+    CategoriesChanged {
+        categories: Vec<Category>,
+        removed: Option<String>,
+    },
+    Figures {
+        reply: oneshot::Sender<Figures>,
+    },
+}
+
+/// A cheap, cloneable handle on the hub task.
+#[derive(Clone)]
+pub struct Hub {
+    tx: mpsc::Sender<Command>,
+}
+
+/// Why the hub could not take a command.
+#[derive(Debug, thiserror::Error)]
+#[error("the hub is shutting down")]
+pub struct HubGone;
+
+impl Hub {
+    /// Starts the hub task. It ends when `shutdown` is cancelled, after telling every connection.
+    pub fn start(
+        settings: Arc<Settings>,
+        categories: Vec<Category>,
+        archive: Archive,
+        shutdown: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(COMMAND_BUFFER);
+        let hub = Self { tx: tx.clone() };
+        let state = service::HubState::new(settings, categories, archive, tx.downgrade());
+        let task = tokio::spawn(run(state, rx, shutdown));
+        (hub, task)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), HubGone> {
+        self.tx.send(command).await.map_err(|_| HubGone)
+    }
+
+    pub async fn register(&self, conn: ConnHandle, role: ConnRole) -> Result<(), HubGone> {
+        self.send(Command::Register { conn, role }).await
+    }
+
+    pub async fn frame(&self, conn: ConnId, frame: ClientFrame) -> Result<(), HubGone> {
+        self.send(Command::Frame { conn, frame }).await
+    }
+
+    pub async fn unregister(&self, conn: ConnId) -> Result<(), HubGone> {
+        self.send(Command::Unregister { conn }).await
+    }
+
+    /// An admin changed an account: its categories, limit, name or enabled flag apply at once.
+    pub async fn account_changed(&self, account: Account) -> Result<(), HubGone> {
+        self.send(Command::AccountChanged { account }).await
+    }
+
+    /// The category list changed; `removed` names a category that is gone.
+    pub async fn categories_changed(&self, categories: Vec<Category>, removed: Option<String>) -> Result<(), HubGone> {
+        self.send(Command::CategoriesChanged { categories, removed }).await
+    }
+
+    pub async fn figures(&self) -> Result<Figures, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Figures { reply }).await?;
+        rx.await.map_err(|_| HubGone)
+    }
+}
+
+async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                for command in batch.drain(..) {
+                    state.handle(command);
+                }
+                state.flush();
+            }
+        }
+    }
+    state.shut_down();
+}
+
+/// Starts a timer that sends `command` to the hub after `delay`, unless the hub is gone.
+fn after(tx: &mpsc::WeakSender<Command>, delay: Duration, command: Command) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        if let Some(tx) = tx.upgrade() {
+            let _ = tx.send(command).await;
+        }
+    });
+}
+
+/// Category id → display name, for frames that show both.
+pub(crate) type CategoryNames = BTreeMap<String, String>;

@@ -1,0 +1,1032 @@
+//! The service desk adapter: customers and agents, around the routing core.
+//!
+//! It turns connections and frames into routing events, and routing decisions
+//! into frames, timers and archive events. It holds what the core leaves out:
+//! names, resume tokens, chat transcripts for resume, wire ids.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
+use super::{CategoryNames, Command, ConnRole, after, buddy::BuddyDesk, now_ms};
+use crate::archive::Archive;
+use crate::config::Settings;
+use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Routing};
+use crate::protocol::{CategoryRef, ChatMessage, ChatSnapshot, ClientFrame, From, ServerFrame};
+use crate::store::{
+    Account, ArchiveEvent, ArchivedMessage, Category, ConversationClosed, ConversationKind, ConversationOpened,
+    EndReason, Side,
+};
+
+/// Messages kept per chat for replay on resume; older ones are only in the archive.
+const HISTORY_LIMIT: usize = 1_000;
+/// Longest display name, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// Close codes the hub uses besides the standard ones.
+pub mod close {
+    /// Another connection took over this customer or agent.
+    pub const REPLACED: u16 = 4000;
+    /// An admin disabled the account.
+    pub const DISABLED: u16 = 4003;
+}
+
+/// Live figures for admins.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct Figures {
+    pub agents_online: usize,
+    pub agents_available: usize,
+    pub customers_connected: usize,
+    /// Category id → customers waiting.
+    pub customers_waiting: BTreeMap<String, usize>,
+    pub chats_active: usize,
+    /// Seconds the longest-waiting customer has waited, 0 when nobody waits.
+    pub longest_wait_secs: f64,
+    pub buddies_online: usize,
+}
+
+struct ConnEntry {
+    handle: ConnHandle,
+    role: ConnRole,
+    /// Whom this connection speaks for, once known.
+    who: Option<Recipient>,
+}
+
+struct CustomerInfo {
+    name: String,
+    token: String,
+    queued_at: i64,
+    conn: Option<ConnId>,
+}
+
+struct AgentInfo {
+    account: Account,
+    conn: Option<ConnId>,
+}
+
+struct ChatLog {
+    wire_id: String,
+    category: CategoryId,
+    customer: CustomerId,
+    agent: AgentId,
+    customer_name: String,
+    agent_name: String,
+    started_at: i64,
+    seq: u64,
+    history: VecDeque<ChatMessage>,
+}
+
+pub(crate) struct HubState {
+    pub(super) settings: Arc<Settings>,
+    routing: Routing,
+    pub(super) delivery: LocalDelivery,
+    conns: HashMap<ConnId, ConnEntry>,
+    customers: HashMap<CustomerId, CustomerInfo>,
+    tokens: HashMap<String, CustomerId>,
+    agents: HashMap<AgentId, AgentInfo>,
+    chats: HashMap<ChatId, ChatLog>,
+    chat_by_wire: HashMap<String, ChatId>,
+    category_names: CategoryNames,
+    pub(super) archive: Archive,
+    pub(super) timers: mpsc::WeakSender<Command>,
+    dirty_waiting: BTreeSet<CategoryId>,
+    pub(super) buddies: BuddyDesk,
+}
+
+/// Who sent a frame, once the connection is known.
+enum Sender {
+    Customer(CustomerId),
+    Agent(AgentId),
+}
+
+impl HubState {
+    pub(super) fn new(
+        settings: Arc<Settings>,
+        categories: Vec<Category>,
+        archive: Archive,
+        timers: mpsc::WeakSender<Command>,
+    ) -> Self {
+        let mut routing = Routing::new();
+        let mut category_names = CategoryNames::new();
+        for c in categories {
+            let _ = routing.add_category(CategoryId(c.id.clone()));
+            category_names.insert(c.id, c.name);
+        }
+        Self {
+            settings,
+            routing,
+            delivery: LocalDelivery::default(),
+            conns: HashMap::new(),
+            customers: HashMap::new(),
+            tokens: HashMap::new(),
+            agents: HashMap::new(),
+            chats: HashMap::new(),
+            chat_by_wire: HashMap::new(),
+            category_names,
+            archive,
+            timers,
+            dirty_waiting: BTreeSet::new(),
+            buddies: BuddyDesk::default(),
+        }
+    }
+
+    pub(super) fn handle(&mut self, command: Command) {
+        match command {
+            Command::Register { conn, role } => self.register(conn, role),
+            Command::Frame { conn, frame } => self.frame(conn, frame),
+            Command::Unregister { conn } => self.unregister(conn),
+            Command::CustomerGraceExpired { customer, epoch } => {
+                let mut out = vec![];
+                self.routing.customer_grace_expired(customer, epoch, &mut out);
+                self.apply(out);
+            }
+            Command::AgentGraceExpired { agent, epoch } => {
+                let mut out = vec![];
+                self.routing.agent_grace_expired(&agent, epoch, &mut out);
+                if self.routing.agent(&agent).is_none() {
+                    self.agents.remove(&agent);
+                }
+                self.apply(out);
+            }
+            Command::BuddyGraceExpired { buddy, epoch } => self.buddy_grace_expired(buddy, epoch),
+            Command::AccountChanged { account } => self.account_changed(account),
+            Command::CategoriesChanged { categories, removed } => self.categories_changed(categories, removed),
+            Command::Figures { reply } => {
+                let _ = reply.send(self.figures());
+            }
+        }
+    }
+
+    // ---- connections ------------------------------------------------------
+
+    fn register(&mut self, conn: ConnHandle, role: ConnRole) {
+        let id = conn.id;
+        self.conns.insert(
+            id,
+            ConnEntry {
+                handle: conn,
+                role: role.clone(),
+                who: None,
+            },
+        );
+        match role {
+            ConnRole::Customer => {}
+            ConnRole::Agent(account) => self.agent_connected(id, account),
+            ConnRole::Buddy { account } => self.buddy_registered(id, account),
+        }
+    }
+
+    fn unregister(&mut self, conn: ConnId) {
+        let Some(entry) = self.conns.remove(&conn) else { return };
+        let mut out = vec![];
+        match entry.who {
+            Some(Recipient::Customer(customer)) => {
+                self.delivery.detach(&Recipient::Customer(customer), conn);
+                if let Some(info) = self.customers.get_mut(&customer)
+                    && info.conn == Some(conn)
+                {
+                    info.conn = None;
+                    let _ = self.routing.customer_disconnected(customer, &mut out);
+                }
+            }
+            Some(Recipient::Agent(agent)) => {
+                self.delivery.detach(&Recipient::Agent(agent.clone()), conn);
+                if let Some(info) = self.agents.get_mut(&agent)
+                    && info.conn == Some(conn)
+                {
+                    info.conn = None;
+                    let _ = self.routing.agent_disconnected(&agent, &mut out);
+                    self.buddy_agent_offline(&agent);
+                }
+            }
+            Some(Recipient::Buddy(buddy)) => self.buddy_unregistered(conn, buddy),
+            None => {}
+        }
+        self.apply(out);
+    }
+
+    pub(super) fn send_to_conn(&self, conn: ConnId, frame: &ServerFrame) {
+        if let Some(entry) = self.conns.get(&conn) {
+            entry.handle.send(Outbound::Frame(frame.encode()));
+        }
+    }
+
+    pub(super) fn error_to_conn(
+        &self,
+        conn: ConnId,
+        code: &'static str,
+        message: impl Into<String>,
+        client_id: Option<String>,
+    ) {
+        self.send_to_conn(
+            conn,
+            &ServerFrame::Error {
+                code,
+                message: message.into(),
+                client_id,
+            },
+        );
+    }
+
+    fn send(&mut self, to: Recipient, frame: &ServerFrame) {
+        self.delivery.deliver(&to, &Outbound::Frame(frame.encode()));
+    }
+
+    pub(super) fn set_who(&mut self, conn: ConnId, who: Recipient) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.who = Some(who.clone());
+            self.delivery.attach(who, entry.handle.clone());
+        }
+    }
+
+    pub(super) fn conn_role(&self, conn: ConnId) -> Option<(&ConnRole, Option<&Recipient>)> {
+        self.conns.get(&conn).map(|e| (&e.role, e.who.as_ref()))
+    }
+
+    /// Closes a connection now, with a close frame.
+    fn close_conn(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+        if let Some(entry) = self.conns.get(&conn) {
+            entry.handle.send(Outbound::Close(code, reason));
+        }
+    }
+
+    // ---- frames --------------------------------------------------------------
+
+    fn frame(&mut self, conn: ConnId, frame: ClientFrame) {
+        let Some((role, who)) = self.conn_role(conn) else {
+            return;
+        };
+        if let ClientFrame::Ping {} = frame {
+            return self.send_to_conn(conn, &ServerFrame::Pong {});
+        }
+        let sender = match (role, who) {
+            (ConnRole::Buddy { .. }, _) => return self.buddy_frame(conn, frame),
+            (ConnRole::Agent(_), Some(Recipient::Agent(id))) => Sender::Agent(id.clone()),
+            (ConnRole::Customer, Some(Recipient::Customer(id))) => Sender::Customer(*id),
+            (ConnRole::Customer, _) => return self.unjoined_customer_frame(conn, frame),
+            _ => return,
+        };
+        let client_id = match &frame {
+            ClientFrame::Message { client_id, .. } => client_id.clone(),
+            _ => None,
+        };
+        if let Err((code, message)) = match sender {
+            Sender::Customer(id) => self.customer_frame(conn, id, frame),
+            Sender::Agent(id) => self.agent_frame(id, frame),
+        } {
+            self.error_to_conn(conn, code, message, client_id);
+        }
+    }
+
+    fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
+        let result = match frame {
+            ClientFrame::Join { name, category } => self.customer_join(conn, &name, &category),
+            ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq),
+            other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
+        };
+        if let Err((code, message)) = result {
+            self.error_to_conn(conn, code, message, None);
+        }
+    }
+
+    fn customer_join(&mut self, conn: ConnId, name: &str, category: &str) -> Result<(), (&'static str, String)> {
+        let name = valid_name(name)?;
+        let category = CategoryId(category.to_string());
+        let mut out = vec![];
+        let customer = self
+            .routing
+            .join(&category, &mut out)
+            .map_err(|e| (e.code(), format!("{e}: {:?}", category.0)))?;
+        let token = new_token();
+        self.tokens.insert(token.clone(), customer);
+        self.customers.insert(
+            customer,
+            CustomerInfo {
+                name: name.clone(),
+                token: token.clone(),
+                queued_at: now_ms(),
+                conn: Some(conn),
+            },
+        );
+        self.set_who(conn, Recipient::Customer(customer));
+        self.send_to_conn(
+            conn,
+            &ServerFrame::Welcome {
+                customer_name: name,
+                resume_token: token,
+                grace_secs: self.settings.resume_grace.as_secs_f64(),
+                max_message_len: self.settings.max_message_len,
+            },
+        );
+        self.apply(out);
+        Ok(())
+    }
+
+    fn customer_resume(&mut self, conn: ConnId, token: &str, last_seq: u64) -> Result<(), (&'static str, String)> {
+        let expired = || ("resume_expired", "that session is over; join again".to_string());
+        let customer = *self.tokens.get(token).ok_or_else(expired)?;
+        let category = self.routing.customer_category(customer).ok_or_else(expired)?.clone();
+        let info = self.customers.get_mut(&customer).ok_or_else(expired)?;
+        let previous = info.conn.replace(conn);
+        let name = info.name.clone();
+        let mut out = vec![];
+        match previous {
+            // Taking over from a connection the hub still believes alive (a fast reload).
+            Some(old) => {
+                self.delivery.detach(&Recipient::Customer(customer), old);
+                if let Some(entry) = self.conns.get_mut(&old) {
+                    entry.who = None;
+                }
+                self.close_conn(old, close::REPLACED, "resumed on another connection");
+            }
+            None => {
+                let _ = self.routing.customer_resumed(customer, &mut out);
+            }
+        }
+        self.set_who(conn, Recipient::Customer(customer));
+        let chat = self
+            .routing
+            .customer_chat(customer)
+            .map(|chat| self.snapshot(chat, Party::Customer, last_seq));
+        self.send_to_conn(
+            conn,
+            &ServerFrame::Resumed {
+                customer_name: name,
+                category: category.0.clone(),
+                place: self.routing.place(customer),
+                chat,
+            },
+        );
+        self.apply(out);
+        Ok(())
+    }
+
+    fn customer_frame(
+        &mut self,
+        conn: ConnId,
+        id: CustomerId,
+        frame: ClientFrame,
+    ) -> Result<(), (&'static str, String)> {
+        match frame {
+            ClientFrame::Message { text, client_id, .. } => {
+                let chat = self.customer_chat(id)?;
+                self.relay(chat, Party::Customer, text, client_id)
+            }
+            ClientFrame::Typing { active, .. } => {
+                let chat = self.customer_chat(id)?;
+                let log = &self.chats[&chat];
+                let frame = ServerFrame::Typing {
+                    chat_id: log.wire_id.clone(),
+                    from: From::Customer,
+                    active,
+                };
+                self.send(Recipient::Agent(log.agent.clone()), &frame);
+                Ok(())
+            }
+            ClientFrame::Draft { text } => {
+                let chat = self.customer_chat(id)?;
+                if self.settings.draft_preview {
+                    let log = &self.chats[&chat];
+                    let text: String = text.chars().take(self.settings.max_message_len).collect();
+                    let frame = ServerFrame::Draft {
+                        chat_id: log.wire_id.clone(),
+                        text,
+                    };
+                    self.send(Recipient::Agent(log.agent.clone()), &frame);
+                }
+                Ok(())
+            }
+            ClientFrame::Leave {} => {
+                let mut out = vec![];
+                self.routing
+                    .leave(id, &mut out)
+                    .map_err(|e| (e.code(), e.to_string()))?;
+                self.apply(out);
+                Ok(())
+            }
+            ClientFrame::Join { .. } | ClientFrame::Resume { .. } => {
+                let _ = conn;
+                Err(("already_joined", "this connection has joined already".into()))
+            }
+            other => Err(not_allowed(&other, "customers")),
+        }
+    }
+
+    fn customer_chat(&self, id: CustomerId) -> Result<ChatId, (&'static str, String)> {
+        self.routing
+            .customer_chat(id)
+            .ok_or(("not_in_chat", "you are waiting in line, not in a chat yet".to_string()))
+    }
+
+    fn agent_frame(&mut self, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
+        match frame {
+            ClientFrame::SetAvailable { available } => {
+                let mut out = vec![];
+                self.routing
+                    .set_available(&id, available, &mut out)
+                    .map_err(|e| (e.code(), e.to_string()))?;
+                self.send_profile(&id);
+                self.apply(out);
+                Ok(())
+            }
+            ClientFrame::Message {
+                chat_id,
+                text,
+                client_id,
+            } => {
+                let chat = self.agent_chat(&id, chat_id.as_deref())?;
+                self.relay(chat, Party::Agent, text, client_id)
+            }
+            ClientFrame::Typing { chat_id, active } => {
+                let chat = self.agent_chat(&id, chat_id.as_deref())?;
+                let log = &self.chats[&chat];
+                let frame = ServerFrame::Typing {
+                    chat_id: log.wire_id.clone(),
+                    from: From::Agent,
+                    active,
+                };
+                self.send(Recipient::Customer(log.customer), &frame);
+                Ok(())
+            }
+            ClientFrame::EndChat { chat_id } => {
+                let chat = self.agent_chat(&id, Some(&chat_id))?;
+                let mut out = vec![];
+                self.routing
+                    .end_chat(chat, Party::Agent, &mut out)
+                    .map_err(|e| (e.code(), e.to_string()))?;
+                self.apply(out);
+                Ok(())
+            }
+            other => Err(not_allowed(&other, "agents")),
+        }
+    }
+
+    /// The agent's chat named by a wire id; never a chat of someone else.
+    fn agent_chat(&self, agent: &AgentId, wire: Option<&str>) -> Result<ChatId, (&'static str, String)> {
+        let wire = wire.ok_or(("bad_frame", "agents must name the chat_id".to_string()))?;
+        let chat = *self
+            .chat_by_wire
+            .get(wire)
+            .ok_or(("unknown_chat", format!("no chat {wire:?}")))?;
+        match self.routing.chat_sides(chat) {
+            Some((_, owner)) if owner == agent => Ok(chat),
+            _ => Err(("not_your_chat", "that chat is not yours".to_string())),
+        }
+    }
+
+    /// Stamps, records, archives and delivers one chat message to both sides.
+    fn relay(
+        &mut self,
+        chat: ChatId,
+        from: Party,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        let max = self.settings.max_message_len;
+        let length = text.chars().count();
+        if length > max {
+            return Err((
+                "message_too_long",
+                format!("messages are limited to {max} characters; this one has {length}"),
+            ));
+        }
+        if text.trim().is_empty() {
+            return Err(("empty_message", "a message needs some text".to_string()));
+        }
+        if !self.archive.has_room(1) {
+            return Err((
+                "archive_unavailable",
+                "the archive is behind; try again shortly".to_string(),
+            ));
+        }
+        let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
+        log.seq += 1;
+        let message = ChatMessage {
+            chat_id: log.wire_id.clone(),
+            id: Uuid::now_v7().to_string(),
+            seq: log.seq,
+            from: if from == Party::Customer {
+                From::Customer
+            } else {
+                From::Agent
+            },
+            sender: None,
+            text,
+            at: now_ms(),
+            client_id,
+        };
+        self.archive.push(ArchiveEvent::Message {
+            conversation_id: log.wire_id.clone(),
+            message: ArchivedMessage {
+                id: message.id.clone(),
+                seq: message.seq,
+                from: if from == Party::Customer {
+                    Side::Customer
+                } else {
+                    Side::Agent
+                },
+                text: message.text.clone(),
+                at: message.at,
+            },
+        });
+        let (customer, agent) = (log.customer, log.agent.clone());
+        let frame = Outbound::Frame(ServerFrame::Message(message.clone()).encode());
+        if log.history.len() == HISTORY_LIMIT {
+            log.history.pop_front();
+        }
+        log.history.push_back(message);
+        self.delivery.deliver(&Recipient::Customer(customer), &frame);
+        self.delivery.deliver(&Recipient::Agent(agent), &frame);
+        Ok(())
+    }
+
+    // ---- agents ----------------------------------------------------------------
+
+    fn agent_connected(&mut self, conn: ConnId, account: Account) {
+        let id = AgentId(account.id.clone());
+        let mut out = vec![];
+        if let Some(info) = self.agents.get_mut(&id) {
+            // Back within the grace period, or a second tab: this connection takes over.
+            let previous = info.conn.replace(conn);
+            info.account = account;
+            match previous {
+                Some(old) => {
+                    self.delivery.detach(&Recipient::Agent(id.clone()), old);
+                    if let Some(entry) = self.conns.get_mut(&old) {
+                        entry.who = None;
+                    }
+                    self.close_conn(old, close::REPLACED, "signed in on another connection");
+                }
+                None => {
+                    let _ = self.routing.agent_resumed(&id, &mut out);
+                }
+            }
+        } else {
+            let categories = account.categories.iter().cloned().map(CategoryId);
+            if let Err(e) = self
+                .routing
+                .agent_online(id.clone(), categories, account.max_chats, false, &mut out)
+            {
+                tracing::warn!(agent = %id.0, error = %e, "agent could not come online");
+                self.error_to_conn(conn, e.code(), e.to_string(), None);
+                return self.close_conn(conn, 1008, "invalid agent settings");
+            }
+            self.agents.insert(
+                id.clone(),
+                AgentInfo {
+                    account,
+                    conn: Some(conn),
+                },
+            );
+        }
+        self.set_who(conn, Recipient::Agent(id.clone()));
+        let welcome = self.agent_welcome(&id);
+        self.send_to_conn(conn, &welcome);
+        self.send_queue_stats(&id);
+        self.apply(out);
+        self.buddy_agent_online(&id);
+    }
+
+    pub(super) fn agent_account(&self, id: &AgentId) -> Option<Account> {
+        self.agents.get(id).map(|a| a.account.clone())
+    }
+
+    fn agent_welcome(&self, id: &AgentId) -> ServerFrame {
+        let view = self.routing.agent(id).expect("welcomed agents are online");
+        let info = &self.agents[id];
+        ServerFrame::AgentWelcome {
+            agent_id: id.0.clone(),
+            name: info.account.display_name.clone(),
+            categories: self.category_refs(&view.categories),
+            max_chats: view.limit,
+            available: view.available,
+            max_message_len: self.settings.max_message_len,
+            draft_preview: self.settings.draft_preview,
+            chats: view.chats.iter().map(|c| self.snapshot(*c, Party::Agent, 0)).collect(),
+        }
+    }
+
+    fn send_profile(&mut self, id: &AgentId) {
+        let Some(view) = self.routing.agent(id) else { return };
+        let frame = ServerFrame::Profile {
+            categories: self.category_refs(&view.categories),
+            max_chats: view.limit,
+            available: view.available,
+        };
+        self.send(Recipient::Agent(id.clone()), &frame);
+    }
+
+    fn send_queue_stats(&mut self, id: &AgentId) {
+        let Some(view) = self.routing.agent(id) else { return };
+        let waiting = view
+            .categories
+            .iter()
+            .map(|c| (c.0.clone(), self.routing.waiting(c)))
+            .collect();
+        self.send(Recipient::Agent(id.clone()), &ServerFrame::QueueStats { waiting });
+    }
+
+    fn account_changed(&mut self, account: Account) {
+        let id = AgentId(account.id.clone());
+        self.buddy_account_changed(&account);
+        let Some(info) = self.agents.get_mut(&id) else { return };
+        info.account = account.clone();
+        let conn = info.conn;
+        let mut out = vec![];
+        if !account.enabled {
+            self.routing.agent_offline(&id, &mut out);
+            self.agents.remove(&id);
+            self.delivery
+                .close(&Recipient::Agent(id.clone()), close::DISABLED, "account disabled");
+            if let Some(conn) = conn
+                && let Some(entry) = self.conns.get_mut(&conn)
+            {
+                entry.who = None;
+                self.buddy_agent_offline(&id);
+            }
+        } else {
+            let categories = account.categories.iter().cloned().map(CategoryId);
+            let _ = self.routing.set_categories(&id, categories, &mut out);
+            let _ = self.routing.set_limit(&id, account.max_chats, &mut out);
+            self.send_profile(&id);
+            self.send_queue_stats(&id);
+        }
+        self.apply(out);
+    }
+
+    fn categories_changed(&mut self, categories: Vec<Category>, removed: Option<String>) {
+        let mut out = vec![];
+        if let Some(removed) = removed {
+            let _ = self.routing.remove_category(&CategoryId(removed), &mut out);
+        }
+        self.category_names.clear();
+        for c in categories {
+            let _ = self.routing.add_category(CategoryId(c.id.clone()));
+            self.category_names.insert(c.id, c.name);
+        }
+        self.apply(out);
+        // Categories that now exist again (or anew) may be held by online agents' accounts.
+        let online: Vec<AgentId> = self.agents.keys().cloned().collect();
+        for id in online {
+            let held = self.agents[&id].account.categories.iter().cloned().map(CategoryId);
+            let mut out = vec![];
+            let _ = self.routing.set_categories(&id, held, &mut out);
+            self.send_profile(&id);
+            self.send_queue_stats(&id);
+            self.apply(out);
+        }
+    }
+
+    // ---- decisions ----------------------------------------------------------------
+
+    pub(super) fn apply(&mut self, out: Vec<Decision>) {
+        for decision in out {
+            self.apply_one(decision);
+        }
+    }
+
+    fn apply_one(&mut self, decision: Decision) {
+        match decision {
+            Decision::Queued {
+                customer,
+                category,
+                place,
+                requeued,
+            } => {
+                self.send(
+                    Recipient::Customer(customer),
+                    &ServerFrame::Queued {
+                        category: category.0,
+                        place,
+                        requeued,
+                    },
+                );
+            }
+            Decision::PlaceChanged { customer, place } => {
+                self.send(Recipient::Customer(customer), &ServerFrame::Place { place });
+            }
+            Decision::Paired {
+                chat,
+                customer,
+                agent,
+                category,
+                ..
+            } => self.open_chat(chat, customer, agent, category),
+            Decision::ChatEnded {
+                chat,
+                customer,
+                agent,
+                ended_by,
+                reason,
+            } => {
+                let (by, wire_reason, end) = match (ended_by, reason) {
+                    (_, ChatEnd::Shutdown) => (From::System, "shutdown", EndReason::Shutdown),
+                    (_, ChatEnd::CustomerGone) => (From::System, "customer_gone", EndReason::Disconnect),
+                    (Party::Customer, ChatEnd::Ended) => (From::Customer, "ended", EndReason::Ended),
+                    (Party::Agent, ChatEnd::Ended) => (From::Agent, "ended", EndReason::Ended),
+                    (Party::System, ChatEnd::Ended) => (From::System, "ended", EndReason::Ended),
+                };
+                let side = match by {
+                    From::Customer => Side::Customer,
+                    From::Agent => Side::Agent,
+                    _ => Side::System,
+                };
+                self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
+                self.forget_customer(customer);
+            }
+            Decision::ChatWithdrawn { chat, customer, agent } => {
+                let disabled = !self.agents.contains_key(&agent) || self.agents[&agent].conn.is_some();
+                let end = if disabled {
+                    EndReason::Expiry
+                } else {
+                    EndReason::Disconnect
+                };
+                self.close_chat(
+                    chat,
+                    customer,
+                    Some(&agent),
+                    From::System,
+                    "agent_gone",
+                    Side::System,
+                    end,
+                );
+            }
+            Decision::Dequeued { customer, reason } => {
+                let (wire, message) = match reason {
+                    Removal::Left => ("left", "you left the queue".to_string()),
+                    Removal::CategoryRemoved => ("category_removed", "this service category was removed".to_string()),
+                };
+                self.send(
+                    Recipient::Customer(customer),
+                    &ServerFrame::Removed { reason: wire, message },
+                );
+                if reason == Removal::CategoryRemoved {
+                    self.delivery
+                        .close(&Recipient::Customer(customer), 1000, "category removed");
+                }
+                self.forget_customer(customer);
+            }
+            Decision::CustomerAway { chat, agent } => {
+                let frame = ServerFrame::PeerAway {
+                    chat_id: self.wire(chat),
+                    grace_secs: self.settings.resume_grace.as_secs_f64(),
+                };
+                self.send(Recipient::Agent(agent), &frame);
+            }
+            Decision::CustomerBack { chat, agent } => {
+                self.send(
+                    Recipient::Agent(agent),
+                    &ServerFrame::PeerBack {
+                        chat_id: self.wire(chat),
+                    },
+                );
+            }
+            Decision::AgentAway { chat, customer } => {
+                let frame = ServerFrame::PeerAway {
+                    chat_id: self.wire(chat),
+                    grace_secs: self.settings.resume_grace.as_secs_f64(),
+                };
+                self.send(Recipient::Customer(customer), &frame);
+            }
+            Decision::AgentBack { chat, customer } => {
+                self.send(
+                    Recipient::Customer(customer),
+                    &ServerFrame::PeerBack {
+                        chat_id: self.wire(chat),
+                    },
+                );
+            }
+            Decision::CustomerGraceStarted { customer, epoch } => {
+                after(
+                    &self.timers,
+                    self.settings.resume_grace,
+                    Command::CustomerGraceExpired { customer, epoch },
+                );
+            }
+            Decision::AgentGraceStarted { agent, epoch } => {
+                after(
+                    &self.timers,
+                    self.settings.resume_grace,
+                    Command::AgentGraceExpired { agent, epoch },
+                );
+            }
+            Decision::WaitingChanged { category, .. } => {
+                self.dirty_waiting.insert(category);
+            }
+        }
+    }
+
+    fn open_chat(&mut self, chat: ChatId, customer: CustomerId, agent: AgentId, category: CategoryId) {
+        let wire_id = Uuid::now_v7().to_string();
+        let info = &self.customers[&customer];
+        let agent_name = self
+            .agents
+            .get(&agent)
+            .map(|a| a.account.display_name.clone())
+            .unwrap_or_default();
+        let started_at = now_ms();
+        self.archive.push(ArchiveEvent::Opened(ConversationOpened {
+            id: wire_id.clone(),
+            kind: ConversationKind::Service,
+            category: Some(category.0.clone()),
+            customer_name: info.name.clone(),
+            agent_id: agent.0.clone(),
+            agent_name: agent_name.clone(),
+            queued_at: info.queued_at,
+            paired_at: started_at,
+        }));
+        let category_name = self
+            .category_names
+            .get(&category.0)
+            .cloned()
+            .unwrap_or_else(|| category.0.clone());
+        let to_customer = ServerFrame::ChatStarted {
+            chat_id: wire_id.clone(),
+            category: category.0.clone(),
+            category_name: category_name.clone(),
+            peer_name: agent_name.clone(),
+            started_at,
+        };
+        let to_agent = ServerFrame::ChatStarted {
+            chat_id: wire_id.clone(),
+            category: category.0.clone(),
+            category_name,
+            peer_name: info.name.clone(),
+            started_at,
+        };
+        self.chats.insert(
+            chat,
+            ChatLog {
+                wire_id: wire_id.clone(),
+                category,
+                customer,
+                agent: agent.clone(),
+                customer_name: info.name.clone(),
+                agent_name,
+                started_at,
+                seq: 0,
+                history: VecDeque::new(),
+            },
+        );
+        self.chat_by_wire.insert(wire_id, chat);
+        self.send(Recipient::Customer(customer), &to_customer);
+        self.send(Recipient::Agent(agent), &to_agent);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn close_chat(
+        &mut self,
+        chat: ChatId,
+        customer: CustomerId,
+        agent: Option<&AgentId>,
+        by: From,
+        reason: &'static str,
+        side: Side,
+        end: EndReason,
+    ) {
+        let Some(log) = self.chats.remove(&chat) else { return };
+        self.chat_by_wire.remove(&log.wire_id);
+        self.archive.push(ArchiveEvent::Closed(ConversationClosed {
+            id: log.wire_id.clone(),
+            ended_at: now_ms(),
+            ended_by: side,
+            reason: end,
+        }));
+        let frame = ServerFrame::ChatEnded {
+            chat_id: log.wire_id,
+            ended_by: by,
+            reason,
+        };
+        self.send(Recipient::Customer(customer), &frame);
+        if let Some(agent) = agent {
+            self.send(Recipient::Agent(agent.clone()), &frame);
+        }
+    }
+
+    /// A customer whose visit is over: their token no longer resumes; their connection may join again.
+    fn forget_customer(&mut self, customer: CustomerId) {
+        if let Some(info) = self.customers.remove(&customer) {
+            self.tokens.remove(&info.token);
+            if let Some(conn) = info.conn {
+                self.delivery.detach(&Recipient::Customer(customer), conn);
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    entry.who = None;
+                }
+            }
+        }
+    }
+
+    fn wire(&self, chat: ChatId) -> String {
+        self.chats.get(&chat).map(|c| c.wire_id.clone()).unwrap_or_default()
+    }
+
+    fn snapshot(&self, chat: ChatId, for_side: Party, after_seq: u64) -> ChatSnapshot {
+        let log = &self.chats[&chat];
+        let (peer_name, peer_connected) = match for_side {
+            Party::Customer => (
+                log.agent_name.clone(),
+                self.agents.get(&log.agent).is_some_and(|a| a.conn.is_some()),
+            ),
+            _ => (
+                log.customer_name.clone(),
+                self.customers.get(&log.customer).is_some_and(|c| c.conn.is_some()),
+            ),
+        };
+        ChatSnapshot {
+            chat_id: log.wire_id.clone(),
+            category: log.category.0.clone(),
+            category_name: self.category_names.get(&log.category.0).cloned().unwrap_or_default(),
+            peer_name,
+            peer_connected,
+            started_at: log.started_at,
+            messages: log.history.iter().filter(|m| m.seq > after_seq).cloned().collect(),
+        }
+    }
+
+    fn category_refs(&self, ids: &[CategoryId]) -> Vec<CategoryRef> {
+        ids.iter()
+            .map(|c| CategoryRef {
+                id: c.0.clone(),
+                name: self.category_names.get(&c.0).cloned().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Sends what was coalesced during a batch: queue places and waiting counts.
+    pub(super) fn flush(&mut self) {
+        let mut out = vec![];
+        self.routing.flush_places(&mut out);
+        self.apply(out);
+        if self.dirty_waiting.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.dirty_waiting);
+        let agents: BTreeSet<AgentId> = dirty.iter().flat_map(|c| self.routing.agents_of(c).cloned()).collect();
+        for agent in agents {
+            self.send_queue_stats(&agent);
+        }
+    }
+
+    pub(super) fn figures(&self) -> Figures {
+        let now = now_ms();
+        let longest = self
+            .customers
+            .iter()
+            .filter(|(id, _)| self.routing.place(**id).is_some())
+            .map(|(_, c)| now - c.queued_at)
+            .max()
+            .unwrap_or(0);
+        let agents: Vec<_> = self.routing.agents().map(|(_, v)| v).collect();
+        Figures {
+            agents_online: agents.iter().filter(|a| a.connected).count(),
+            agents_available: agents.iter().filter(|a| a.connected && a.available).count(),
+            customers_connected: self.customers.values().filter(|c| c.conn.is_some()).count(),
+            customers_waiting: self.routing.waiting_counts().map(|(c, n)| (c.0.clone(), n)).collect(),
+            chats_active: self.routing.chats_active(),
+            longest_wait_secs: longest as f64 / 1000.0,
+            buddies_online: self.buddies.online(),
+        }
+    }
+
+    /// Ends every chat, tells every connection and closes it.
+    pub(super) fn shut_down(&mut self) {
+        let mut out = vec![];
+        self.routing.end_all(&mut out);
+        self.apply(out);
+        self.buddy_shut_down();
+        let bye = Outbound::Frame(
+            ServerFrame::Shutdown {
+                message: "the hub is shutting down".into(),
+            }
+            .encode(),
+        );
+        for entry in self.conns.values() {
+            entry.handle.send(bye.clone());
+            entry.handle.send(Outbound::Close(1001, "server shutting down"));
+        }
+    }
+}
+
+fn valid_name(raw: &str) -> Result<String, (&'static str, String)> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err((
+            "invalid_name",
+            format!("a display name has 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn not_allowed(frame: &ClientFrame, role: &str) -> (&'static str, String) {
+    ("not_allowed", format!("{role} may not send {:?}", frame.kind()))
+}
+
+/// A resume token: 128 random bits, unguessable, from the UUID v4 generator (a CSPRNG).
+fn new_token() -> String {
+    Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,413 @@
+//! The websocket wire protocol: every frame a client may send and every frame
+//! the hub sends, as JSON text frames tagged by `type`.
+//!
+//! This is the only module that knows the JSON shape of websocket frames;
+//! `docs/protocol.md` documents the same shapes for client authors. Outbound
+//! frames are encoded once into shared bytes so a frame for both sides of a
+//! chat costs one serialisation.
+
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A frame from a client. Which types a role may send is checked by the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Customer: join a category's queue under a display name.
+    Join {
+        name: String,
+        category: String,
+    },
+    /// Customer: come back within the grace period; `last_seq` is the last message seen.
+    Resume {
+        token: String,
+        #[serde(default)]
+        last_seq: u64,
+    },
+    /// Send a chat message; agents name the chat.
+    Message {
+        #[serde(default)]
+        chat_id: Option<String>,
+        text: String,
+        /// Echoed back on the hub's copy so the sender can match its acknowledgement.
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    Typing {
+        #[serde(default)]
+        chat_id: Option<String>,
+        active: bool,
+    },
+    /// Customer: the unsent text of the message box, for the agent's preview.
+    Draft {
+        text: String,
+    },
+    /// Customer: leave the queue, or end the chat.
+    Leave {},
+    /// Agent: take chats or not.
+    SetAvailable {
+        available: bool,
+    },
+    /// Agent: end one of their chats.
+    EndChat {
+        chat_id: String,
+    },
+    /// Buddy: join the buddy list under a display name; `key` (from an earlier
+    /// `buddy_welcome`) makes another tab or device the same person.
+    BuddyJoin {
+        name: String,
+        #[serde(default)]
+        key: Option<String>,
+    },
+    Invite {
+        to: u64,
+    },
+    CancelInvite {
+        invitation_id: u64,
+    },
+    Decline {
+        invitation_id: u64,
+    },
+    Accept {
+        invitation_id: u64,
+    },
+    /// Application-level liveness check for clients that cannot see websocket pings.
+    Ping {},
+}
+
+impl ClientFrame {
+    /// The frame's type as it appears on the wire, for logs and error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Join { .. } => "join",
+            Self::Resume { .. } => "resume",
+            Self::Message { .. } => "message",
+            Self::Typing { .. } => "typing",
+            Self::Draft { .. } => "draft",
+            Self::Leave {} => "leave",
+            Self::SetAvailable { .. } => "set_available",
+            Self::EndChat { .. } => "end_chat",
+            Self::BuddyJoin { .. } => "buddy_join",
+            Self::Invite { .. } => "invite",
+            Self::CancelInvite { .. } => "cancel_invite",
+            Self::Decline { .. } => "decline",
+            Self::Accept { .. } => "accept",
+            Self::Ping {} => "ping",
+        }
+    }
+}
+
+/// Why an inbound frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not JSON, or not a JSON object.
+    NotJson(String),
+    /// A `type` the protocol does not have.
+    UnknownType(String),
+    /// A known type with missing or wrong fields.
+    BadFields(String),
+}
+
+impl DecodeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotJson(_) => "bad_json",
+            Self::UnknownType(_) => "unknown_type",
+            Self::BadFields(_) => "bad_frame",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::NotJson(e) => format!("frame is not a JSON object: {e}"),
+            Self::UnknownType(t) => format!("unknown frame type {t:?}"),
+            Self::BadFields(e) => format!("bad frame: {e}"),
+        }
+    }
+}
+
+/// Reads one client frame, telling apart bad JSON, an unknown type and bad fields.
+pub fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let Some(kind) = value.as_object().and_then(|o| o.get("type")) else {
+        return Err(DecodeError::NotJson("expected an object with a \"type\" field".into()));
+    };
+    let kind = kind.as_str().unwrap_or_default().to_string();
+    serde_json::from_value(value).map_err(|e| {
+        if e.to_string().starts_with("unknown variant") {
+            DecodeError::UnknownType(kind)
+        } else {
+            DecodeError::BadFields(e.to_string())
+        }
+    })
+}
+
+/// Which side of a conversation a message or event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum From {
+    Customer,
+    Agent,
+    Buddy,
+    System,
+}
+
+/// One chat message as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    pub chat_id: String,
+    /// Globally unique message id.
+    pub id: String,
+    /// 1-based order within the chat.
+    pub seq: u64,
+    pub from: From,
+    /// The sender's buddy id, in buddy chats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<u64>,
+    pub text: String,
+    /// Server time, milliseconds since the Unix epoch.
+    pub at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// A chat as shown on welcome and resume: who, what, and the messages so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatSnapshot {
+    pub chat_id: String,
+    pub category: String,
+    pub category_name: String,
+    pub peer_name: String,
+    /// Is the other side connected right now?
+    pub peer_connected: bool,
+    pub started_at: i64,
+    pub messages: Vec<ChatMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CategoryRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// One person on the buddy list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Buddy {
+    pub id: u64,
+    pub name: String,
+    pub status: &'static str,
+    /// Agents and admins of the service desk carry their role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+}
+
+/// One invitation as the buddy page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvitationRef {
+    pub invitation_id: u64,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// A frame from the hub.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Customer, after `join`: keep the token to resume within `grace_secs`.
+    Welcome {
+        customer_name: String,
+        resume_token: String,
+        grace_secs: f64,
+        max_message_len: usize,
+    },
+    /// Agent, on connect: who they are, their settings and chats (with history after a reconnect).
+    AgentWelcome {
+        agent_id: String,
+        name: String,
+        categories: Vec<CategoryRef>,
+        max_chats: u8,
+        available: bool,
+        max_message_len: usize,
+        draft_preview: bool,
+        chats: Vec<ChatSnapshot>,
+    },
+    /// Agent: their categories, limit or availability changed.
+    Profile {
+        categories: Vec<CategoryRef>,
+        max_chats: u8,
+        available: bool,
+    },
+    /// Agent: customers waiting in each of their categories.
+    QueueStats {
+        waiting: std::collections::BTreeMap<String, usize>,
+    },
+    /// Customer: in line at `place` (1 is next). `requeued` after their agent vanished.
+    Queued {
+        category: String,
+        place: usize,
+        requeued: bool,
+    },
+    /// Customer: their place in line changed.
+    Place {
+        place: usize,
+    },
+    /// Both sides: a chat began.
+    ChatStarted {
+        chat_id: String,
+        category: String,
+        category_name: String,
+        peer_name: String,
+        started_at: i64,
+    },
+    Message(ChatMessage),
+    Typing {
+        chat_id: String,
+        from: From,
+        active: bool,
+    },
+    /// Agent: the customer's unsent text.
+    Draft {
+        chat_id: String,
+        text: String,
+    },
+    /// The other side lost their connection; they have `grace_secs` to come back.
+    PeerAway {
+        chat_id: String,
+        grace_secs: f64,
+    },
+    PeerBack {
+        chat_id: String,
+    },
+    /// Both sides: the chat is over. `ended_by` is customer, agent or system; `reason` says why.
+    ChatEnded {
+        chat_id: String,
+        ended_by: From,
+        reason: &'static str,
+    },
+    /// Customer: taken out of the queue by the hub (their category was removed); the connection closes.
+    Removed {
+        reason: &'static str,
+        message: String,
+    },
+    /// Customer: back after a reconnect, waiting at `place` or in `chat`.
+    Resumed {
+        customer_name: String,
+        category: String,
+        place: Option<usize>,
+        chat: Option<ChatSnapshot>,
+    },
+    /// Buddy: you joined; the full list and your invitations and chat.
+    BuddyWelcome {
+        you: u64,
+        name: String,
+        /// Send it in later `buddy_join`s to be the same person from another tab or device.
+        key: String,
+        buddies: Vec<Buddy>,
+        invitations: Vec<InvitationRef>,
+        chat: Option<BuddyChatSnapshot>,
+        max_message_len: usize,
+    },
+    BuddyJoined {
+        buddy: Buddy,
+    },
+    BuddyLeft {
+        id: u64,
+    },
+    BuddyStatus {
+        id: u64,
+        status: &'static str,
+    },
+    Invited {
+        invitation: InvitationRef,
+    },
+    InvitationClosed {
+        invitation_id: u64,
+        reason: &'static str,
+    },
+    BuddyChatStarted {
+        chat_id: String,
+        peer: u64,
+        peer_name: String,
+    },
+    BuddyTyping {
+        chat_id: String,
+        from: u64,
+        active: bool,
+    },
+    BuddyChatEnded {
+        chat_id: String,
+        ended_by: Option<u64>,
+        reason: &'static str,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+        /// The `client_id` of the frame that failed, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    Pong {},
+    /// The hub is shutting down; the connection closes next.
+    Shutdown {
+        message: String,
+    },
+}
+
+/// A buddy chat on welcome after a reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuddyChatSnapshot {
+    pub chat_id: String,
+    pub peer: u64,
+    pub peer_name: String,
+    pub messages: Vec<ChatMessage>,
+}
+
+impl ServerFrame {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            client_id: None,
+        }
+    }
+
+    /// Encodes once; the bytes are shared by every connection the frame goes to.
+    pub fn encode(&self) -> Utf8Bytes {
+        // Serialising these plain structs cannot fail: no maps with non-string keys, no custom impls.
+        Utf8Bytes::from(serde_json::to_string(self).expect("server frames always serialise"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_tells_bad_json_from_unknown_types_and_bad_fields() {
+        assert_eq!(decode("nope").unwrap_err().code(), "bad_json");
+        assert_eq!(decode("[1]").unwrap_err().code(), "bad_json");
+        assert_eq!(decode(r#"{"type":"fly"}"#).unwrap_err().code(), "unknown_type");
+        assert_eq!(decode(r#"{"type":"join","name":"x"}"#).unwrap_err().code(), "bad_frame");
+        assert_eq!(
+            decode(r#"{"type":"join","name":"Ann","category":"sales"}"#).unwrap(),
+            ClientFrame::Join {
+                name: "Ann".into(),
+                category: "sales".into()
+            }
+        );
+        assert_eq!(
+            decode(r#"{"type":"message","text":"hi"}"#).unwrap(),
+            ClientFrame::Message {
+                chat_id: None,
+                text: "hi".into(),
+                client_id: None
+            }
+        );
+    }
+
+    #[test]
+    fn frames_are_tagged_by_type() {
+        let text = ServerFrame::Place { place: 2 }.encode();
+        assert_eq!(text.as_str(), r#"{"type":"place","place":2}"#);
+    }
+}

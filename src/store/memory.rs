@@ -1,0 +1,214 @@
+//! The in-memory store: the reference implementation of the storage contract,
+//! used by tests and by `STORE=memory` (nothing survives a restart).
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::*;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    accounts: Vec<Account>,
+    categories: Vec<Category>,
+    /// In opening order; listings sort by paired time.
+    conversations: Vec<Conversation>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        // A poisoned lock means a panic mid-update elsewhere; the data is plain values, so go on.
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// Applies one archive event to a list of conversations; shared by backends that keep whole records.
+pub(crate) fn apply_event(conversations: &mut Vec<Conversation>, event: &ArchiveEvent) {
+    match event {
+        ArchiveEvent::Opened(opened) => {
+            if !conversations.iter().any(|c| c.opened.id == opened.id) {
+                conversations.push(Conversation {
+                    opened: opened.clone(),
+                    closed: None,
+                    messages: Vec::new(),
+                });
+            }
+        }
+        ArchiveEvent::Message {
+            conversation_id,
+            message,
+        } => {
+            if let Some(c) = conversations.iter_mut().find(|c| &c.opened.id == conversation_id) {
+                if !c.messages.iter().any(|m| m.id == message.id) {
+                    let at = c.messages.partition_point(|m| m.seq < message.seq);
+                    c.messages.insert(at, message.clone());
+                }
+            }
+        }
+        ArchiveEvent::Closed(closed) => {
+            if let Some(c) = conversations.iter_mut().find(|c| c.opened.id == closed.id) {
+                c.closed.get_or_insert_with(|| closed.clone());
+            }
+        }
+    }
+}
+
+/// Does `c` pass `filter`? Shared by backends that filter in process.
+pub(crate) fn matches(filter: &ConversationFilter, c: &ConversationOpened) -> bool {
+    filter
+        .category
+        .as_ref()
+        .is_none_or(|cat| c.category.as_ref() == Some(cat))
+        && filter.agent_id.as_ref().is_none_or(|a| &c.agent_id == a)
+        && filter.from.is_none_or(|from| c.paired_at >= from)
+        && filter.to.is_none_or(|to| c.paired_at < to)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn create_account(&self, account: Account) -> StoreResult<()> {
+        self.with(|s| {
+            if s.accounts
+                .iter()
+                .any(|a| a.id == account.id || a.username == account.username)
+            {
+                return Err(StoreError::Conflict);
+            }
+            s.accounts.push(account);
+            Ok(())
+        })
+    }
+
+    async fn update_account(&self, account: Account) -> StoreResult<()> {
+        self.with(|s| {
+            if s.accounts
+                .iter()
+                .any(|a| a.id != account.id && a.username == account.username)
+            {
+                return Err(StoreError::Conflict);
+            }
+            let slot = s
+                .accounts
+                .iter_mut()
+                .find(|a| a.id == account.id)
+                .ok_or(StoreError::NotFound)?;
+            *slot = account;
+            Ok(())
+        })
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Account> {
+        self.with(|s| {
+            s.accounts
+                .iter()
+                .find(|a| a.id == id)
+                .cloned()
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
+        self.with(|s| {
+            s.accounts
+                .iter()
+                .find(|a| a.username == username)
+                .cloned()
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<Account>> {
+        self.with(|s| Ok(s.accounts.clone()))
+    }
+
+    async fn categories(&self) -> StoreResult<Vec<Category>> {
+        self.with(|s| Ok(s.categories.clone()))
+    }
+
+    async fn create_category(&self, category: Category) -> StoreResult<()> {
+        self.with(|s| {
+            if s.categories.iter().any(|c| c.id == category.id) {
+                return Err(StoreError::Conflict);
+            }
+            s.categories.push(category);
+            Ok(())
+        })
+    }
+
+    async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {
+        self.with(|s| {
+            let c = s
+                .categories
+                .iter_mut()
+                .find(|c| c.id == id)
+                .ok_or(StoreError::NotFound)?;
+            c.name = name.to_string();
+            Ok(())
+        })
+    }
+
+    async fn delete_category(&self, id: &str) -> StoreResult<()> {
+        self.with(|s| {
+            let before = s.categories.len();
+            s.categories.retain(|c| c.id != id);
+            if s.categories.len() == before {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
+        self.with(|s| batch.iter().for_each(|e| apply_event(&mut s.conversations, e)));
+        Ok(())
+    }
+
+    async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
+        self.with(|s| {
+            let mut hits: Vec<&Conversation> = s.conversations.iter().filter(|c| matches(filter, &c.opened)).collect();
+            hits.sort_by(|a, b| {
+                b.opened
+                    .paired_at
+                    .cmp(&a.opened.paired_at)
+                    .then_with(|| b.opened.id.cmp(&a.opened.id))
+            });
+            let total = hits.len() as u64;
+            let page = hits
+                .into_iter()
+                .skip(page.offset as usize)
+                .take(page.limit as usize)
+                .cloned()
+                .collect();
+            Ok((page, total))
+        })
+    }
+
+    async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
+        self.with(|s| {
+            s.conversations
+                .iter()
+                .find(|c| c.opened.id == id)
+                .cloned()
+                .ok_or(StoreError::NotFound)
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! Durable storage behind one narrow interface.
+//!
+//! Everything Switchboard keeps between restarts — accounts, categories and the
+//! conversation archive — goes through [`Store`]. The hub never knows which
+//! backend it talks to: the in-memory store (tests, `STORE=memory`), the
+//! embedded on-disk store (the zero-config default) and MongoDB implement the
+//! same trait and pass the same contract tests.
+//!
+//! Invariants every implementation keeps:
+//! - writes are idempotent on natural ids (a retried archive batch never
+//!   duplicates a message or a conversation);
+//! - no method holds a lock across an `.await` of the caller.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+/// A shared handle to whichever backend was configured.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Milliseconds since the Unix epoch; the one time format of the archive.
+pub type Millis = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Admin,
+}
+
+/// An agent or admin account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    /// PHC string from argon2; never leaves the server.
+    pub password_hash: String,
+    /// Category ids this agent serves.
+    pub categories: Vec<String>,
+    /// Concurrent chats this agent may hold, 1 to 4.
+    pub max_chats: u8,
+    pub enabled: bool,
+    pub created_at: Millis,
+}
+
+/// A service category customers queue for. The id is stable; the name can be renamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    pub id: String,
+    pub name: String,
+}
+
+/// Which side of a conversation something came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Customer,
+    Agent,
+    /// The hub itself (expiry, shutdown, an admin's change).
+    System,
+}
+
+/// What kind of conversation this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// A customer served by an agent from a category queue.
+    Service,
+    /// A 1-to-1 chat between two people of the buddy list.
+    Buddy,
+}
+
+/// Why a conversation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// One side pressed "end chat".
+    Ended,
+    /// A side disconnected and did not come back within the grace period.
+    Disconnect,
+    /// The agent was disabled or the category removed by an admin.
+    Expiry,
+    /// The hub shut down.
+    Shutdown,
+}
+
+/// One archived chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedMessage {
+    /// Globally unique, time-ordered (UUIDv7); the natural id that makes retries idempotent.
+    pub id: String,
+    /// 1-based position in its conversation.
+    pub seq: u64,
+    pub from: Side,
+    pub text: String,
+    pub at: Millis,
+}
+
+/// The opening facts of a conversation, known when the two sides are paired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationOpened {
+    pub id: String,
+    pub kind: ConversationKind,
+    pub category: Option<String>,
+    pub customer_name: String,
+    /// Agent account id (service chats) or the second person's name (buddy chats).
+    pub agent_id: String,
+    pub agent_name: String,
+    pub queued_at: Millis,
+    pub paired_at: Millis,
+}
+
+/// The closing facts of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationClosed {
+    pub id: String,
+    pub ended_at: Millis,
+    pub ended_by: Side,
+    pub reason: EndReason,
+}
+
+/// One unit of archive work. Applying the same event twice has the effect of applying it once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveEvent {
+    Opened(ConversationOpened),
+    Message {
+        conversation_id: String,
+        message: ArchivedMessage,
+    },
+    Closed(ConversationClosed),
+}
+
+/// A whole archived conversation, as the history API returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub opened: ConversationOpened,
+    pub closed: Option<ConversationClosed>,
+    pub messages: Vec<ArchivedMessage>,
+}
+
+/// Which conversations to list; every field narrows the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    pub category: Option<String>,
+    pub agent_id: Option<String>,
+    /// Only conversations paired at or after this time.
+    pub from: Option<Millis>,
+    /// Only conversations paired before this time.
+    pub to: Option<Millis>,
+}
+
+/// A page of a listing, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: u64,
+    pub limit: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    Conflict,
+    /// The backend could not be reached or failed; the caller may retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The one storage interface. Implementations must be cheap to share across tasks.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and the health endpoint ("memory", "embedded", "mongodb").
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the backend answers; used by readiness checks and start-up retries.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_account(&self, account: Account) -> StoreResult<()>;
+    async fn update_account(&self, account: Account) -> StoreResult<()>;
+    async fn account(&self, id: &str) -> StoreResult<Account>;
+    async fn account_by_username(&self, username: &str) -> StoreResult<Account>;
+    async fn accounts(&self) -> StoreResult<Vec<Account>>;
+
+    /// Categories in creation order.
+    async fn categories(&self) -> StoreResult<Vec<Category>>;
+    async fn create_category(&self, category: Category) -> StoreResult<()>;
+    async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()>;
+    async fn delete_category(&self, id: &str) -> StoreResult<()>;
+
+    /// Applies a batch of archive events in order. Idempotent per event.
+    async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()>;
+    /// Conversations matching `filter`, newest paired first, and the total count before paging.
+    async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)>;
+    async fn conversation(&self, id: &str) -> StoreResult<Conversation>;
+}
