@@ -1,6 +1,13 @@
 pub mod archive;
+pub mod auth;
 pub mod config;
 pub mod core;
+pub mod http;
 pub mod hub;
 pub mod protocol;
+pub mod server;
 pub mod store;
+pub mod web;
+pub mod ws;
+
+pub use server::{bootstrap, run};

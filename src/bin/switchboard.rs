@@ -1,1 +1,169 @@
-fn main() {}
+//! The `switchboard` command: serve the hub, or help an operator set it up.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use switchboard::config::Settings;
+use switchboard::store::{self, Role};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Real-time presence and chat-routing hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the hub (the default). Settings come from the environment and `.env`.
+    Serve,
+    /// Create an admin account in the configured store, or reset its password.
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        /// Read from standard input when absent, so it stays out of the shell history.
+        #[arg(long, env = "SWITCHBOARD_NEW_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Check the settings and print them, without serving.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    // A missing .env is normal; a malformed one is worth saying.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("switchboard: could not read .env: {e}");
+        return ExitCode::from(2);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings).await,
+            Command::CreateAdmin { username, password } => create_admin(settings, username, password).await,
+            Command::CheckConfig => {
+                println!("{settings:#?}");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("switchboard: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|e| format!("cannot listen on BIND_ADDR={}: {e}", settings.bind))?;
+    let store = store::open(&settings).await;
+    let setup = switchboard::bootstrap(&store, &settings)
+        .await
+        .map_err(|e| format!("bootstrap: {e}"))?;
+    let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    println!("Switchboard is listening on {url} (store: {})", store.backend());
+    println!("  customers: {url}/            agents: {url}/agent.html");
+    println!("  admins:    {url}/admin.html  buddy list: {url}/buddy.html");
+    println!("  API:       {url}/api/openapi.json   websockets: {url}/ws/customer, /ws/agent, /ws/buddy");
+    match &setup.created_admin {
+        Some((user, Some(password))) => {
+            println!(
+                "  first admin created: sign in as {user:?} with password {password:?} (shown once; set ADMIN_PASSWORD to choose it)"
+            )
+        }
+        Some((user, None)) => println!("  first admin created: sign in as {user:?} with ADMIN_PASSWORD"),
+        None => println!("  sign in with an existing admin; `switchboard create-admin --username NAME` adds one"),
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    switchboard::run(listener, settings, store, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn watch_signals(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: telling clients and draining the archive");
+    shutdown.cancel();
+}
+
+async fn create_admin(settings: Settings, username: String, password: Option<String>) -> Result<(), String> {
+    let password = match password {
+        Some(p) => p,
+        None => {
+            eprintln!("password (then end of input):");
+            let mut p = String::new();
+            std::io::stdin().read_to_string(&mut p).map_err(|e| e.to_string())?;
+            p.trim_end_matches(['\n', '\r']).to_string()
+        }
+    };
+    if password.chars().count() < 8 {
+        return Err("the password needs at least 8 characters".into());
+    }
+    let store = store::open(&settings).await;
+    let hash = switchboard::auth::hash_password(password).await;
+    match store.account_by_username(&username).await {
+        Ok(mut existing) => {
+            existing.password_hash = hash;
+            existing.role = Role::Admin;
+            existing.enabled = true;
+            store.update_account(existing).await.map_err(|e| e.to_string())?;
+            println!("reset the password of {username:?} and made it an enabled admin");
+        }
+        Err(_) => {
+            let account = store::Account {
+                id: uuid::Uuid::new_v4().to_string(),
+                username: username.clone(),
+                display_name: username.clone(),
+                role: Role::Admin,
+                password_hash: hash,
+                categories: vec![],
+                max_chats: 1,
+                enabled: true,
+                created_at: switchboard::hub::now_ms(),
+            };
+            store.create_account(account).await.map_err(|e| e.to_string())?;
+            println!("created admin {username:?}");
+        }
+    }
+    Ok(())
+}

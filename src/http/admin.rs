@@ -1,0 +1,367 @@
+//! The admin API: agents (create, list, update, disable), categories (add,
+//! rename, remove) and live figures. Every change reaches the hub at once, so
+//! routing follows it without a reconnect.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::session::AdminOnly;
+use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
+use crate::auth::hash_password;
+use crate::core::routing::LIMIT_RANGE;
+use crate::hub::Figures;
+use crate::store::{Account, Category, Role, StoreError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_agents, create_agent))
+        .routes(routes!(get_agent, update_agent))
+        .routes(routes!(create_category))
+        .routes(routes!(rename_category, delete_category))
+        .routes(routes!(figures))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    /// 3 to 64 characters: lowercase letters, digits, `.`, `_`, `-`.
+    pub username: String,
+    /// 1 to 100 characters; shown to customers.
+    pub display_name: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// Category ids this agent serves.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Concurrent chats, 1 to 4 (default 1).
+    #[serde(default = "one")]
+    pub max_chats: u8,
+    /// `agent` (default) or `admin`.
+    #[serde(default = "agent_role")]
+    pub role: Role,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn agent_role() -> Role {
+    Role::Agent
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentUpdate {
+    pub display_name: Option<String>,
+    pub password: Option<String>,
+    pub categories: Option<Vec<String>>,
+    pub max_chats: Option<u8>,
+    /// `false` disables the account: its sessions end and its chats go back to the queue.
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCategory {
+    /// Optional stable id (lowercase letters, digits, `-`); derived from the name when absent.
+    pub id: Option<String>,
+    /// 1 to 60 characters.
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryRename {
+    pub name: String,
+}
+
+fn valid_username(raw: &str) -> Result<String, ApiError> {
+    let u = raw.trim().to_string();
+    let ok = (3..=64).contains(&u.len())
+        && u.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    ok.then_some(u).ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_username",
+            "a username has 3 to 64 lowercase letters, digits, '.', '_' or '-'",
+        )
+    })
+}
+
+fn valid_display_name(raw: &str) -> Result<String, ApiError> {
+    let n = raw.trim();
+    if (1..=100).contains(&n.chars().count()) {
+        Ok(n.to_string())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_name",
+            "a display name has 1 to 100 characters",
+        ))
+    }
+}
+
+fn valid_password(p: &str) -> Result<(), ApiError> {
+    if p.chars().count() >= 8 {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "weak_password",
+            "a password has at least 8 characters",
+        ))
+    }
+}
+
+fn valid_limit(n: u8) -> Result<u8, ApiError> {
+    if LIMIT_RANGE.contains(&n) {
+        Ok(n)
+    } else {
+        Err(ApiError::invalid(
+            "invalid_limit",
+            format!("max_chats must be from 1 to 4, not {n}"),
+        ))
+    }
+}
+
+async fn valid_categories(state: &AppState, ids: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let known = state.store.categories().await?;
+    let mut out: Vec<String> = Vec::new();
+    for id in ids {
+        if !known.iter().any(|c| c.id == id) {
+            return Err(ApiError::invalid("unknown_category", format!("no category {id:?}")));
+        }
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// All agent and admin accounts.
+#[utoipa::path(get, path = "/api/admin/agents", tag = "admin",
+    responses((status = 200, body = [AccountView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Vec<AccountView>>, ApiError> {
+    Ok(Json(
+        state.store.accounts().await?.iter().map(AccountView::from).collect(),
+    ))
+}
+
+/// Create an agent (or another admin).
+#[utoipa::path(post, path = "/api/admin/agents", tag = "admin", request_body = NewAgent,
+    responses((status = 201, body = AccountView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_agent(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    body: Result<Json<NewAgent>, JsonRejection>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    let Json(body) = body?;
+    let username = valid_username(&body.username)?;
+    let display_name = valid_display_name(&body.display_name)?;
+    valid_password(&body.password)?;
+    let max_chats = valid_limit(body.max_chats)?;
+    let categories = valid_categories(&state, body.categories).await?;
+    let account = Account {
+        id: uuid::Uuid::new_v4().to_string(),
+        username,
+        display_name,
+        role: body.role,
+        password_hash: hash_password(body.password).await,
+        categories,
+        max_chats,
+        enabled: true,
+        created_at: crate::hub::now_ms(),
+    };
+    match state.store.create_account(account.clone()).await {
+        Err(StoreError::Conflict) => Err(ApiError::Conflict(format!(
+            "the username {:?} is taken",
+            account.username
+        ))),
+        other => other.map_err(ApiError::from),
+    }?;
+    Ok((StatusCode::CREATED, Json(AccountView::from(&account))))
+}
+
+/// One account.
+#[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path)),
+    responses((status = 200, body = AccountView), (status = 404, body = ErrorBody)))]
+async fn get_agent(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>, ApiError> {
+    match state.store.account(&id).await {
+        Ok(a) => Ok(Json(AccountView::from(&a))),
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("agent")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Change an account; categories, limit and disabling apply to routing at once.
+#[utoipa::path(patch, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path)), request_body = AgentUpdate,
+    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_agent(
+    AdminOnly(me): AdminOnly,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<AgentUpdate>, JsonRejection>,
+) -> Result<Json<AccountView>, ApiError> {
+    let Json(body) = body?;
+    let mut account = match state.store.account(&id).await {
+        Ok(a) => a,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("agent")),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(name) = body.display_name {
+        account.display_name = valid_display_name(&name)?;
+    }
+    if let Some(limit) = body.max_chats {
+        account.max_chats = valid_limit(limit)?;
+    }
+    if let Some(categories) = body.categories {
+        account.categories = valid_categories(&state, categories).await?;
+    }
+    if let Some(enabled) = body.enabled {
+        if !enabled && account.id == me.id {
+            return Err(ApiError::invalid(
+                "cannot_disable_self",
+                "an admin cannot disable their own account",
+            ));
+        }
+        account.enabled = enabled;
+    }
+    let password_changed = body.password.is_some();
+    if let Some(password) = body.password {
+        valid_password(&password)?;
+        account.password_hash = hash_password(password).await;
+    }
+    state.store.update_account(account.clone()).await?;
+    if !account.enabled || password_changed {
+        state.sessions.close_all_of(&account.id);
+    }
+    state.hub.account_changed(account.clone()).await?;
+    Ok(Json(AccountView::from(&account)))
+}
+
+fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.trim().to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c);
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+    }
+    s.trim_end_matches('-').chars().take(40).collect()
+}
+
+fn valid_category_name(raw: &str) -> Result<String, ApiError> {
+    let n = raw.trim();
+    if (1..=60).contains(&n.chars().count()) {
+        Ok(n.to_string())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_name",
+            "a category name has 1 to 60 characters",
+        ))
+    }
+}
+
+async fn announce_categories(state: &AppState, removed: Option<String>) -> Result<(), ApiError> {
+    let categories = state.store.categories().await?;
+    state.hub.categories_changed(categories, removed).await?;
+    Ok(())
+}
+
+/// Add a category.
+#[utoipa::path(post, path = "/api/admin/categories", tag = "admin", request_body = NewCategory,
+    responses((status = 201, body = CategoryView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_category(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    body: Result<Json<NewCategory>, JsonRejection>,
+) -> Result<(StatusCode, Json<CategoryView>), ApiError> {
+    let Json(body) = body?;
+    let name = valid_category_name(&body.name)?;
+    let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
+    let id_ok = (1..=40).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !id_ok {
+        return Err(ApiError::invalid(
+            "invalid_id",
+            "a category id has 1 to 40 lowercase letters, digits or '-'",
+        ));
+    }
+    let category = Category { id, name };
+    match state.store.create_category(category.clone()).await {
+        Err(StoreError::Conflict) => return Err(ApiError::Conflict(format!("the category {:?} exists", category.id))),
+        other => other?,
+    }
+    announce_categories(&state, None).await?;
+    Ok((StatusCode::CREATED, Json(CategoryView::from(&category))))
+}
+
+/// Rename a category (its id stays).
+#[utoipa::path(patch, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path)), request_body = CategoryRename,
+    responses((status = 200, body = CategoryView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn rename_category(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<CategoryRename>, JsonRejection>,
+) -> Result<Json<CategoryView>, ApiError> {
+    let Json(body) = body?;
+    let name = valid_category_name(&body.name)?;
+    match state.store.rename_category(&id, &name).await {
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("category")),
+        other => other?,
+    }
+    announce_categories(&state, None).await?;
+    Ok(Json(CategoryView { id, name }))
+}
+
+/// Remove a category: its waiting customers are told and disconnected; agents stop holding it.
+#[utoipa::path(delete, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_category(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    match state.store.delete_category(&id).await {
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("category")),
+        other => other?,
+    }
+    // Accounts keep no dangling category.
+    for mut account in state.store.accounts().await? {
+        if account.categories.contains(&id) {
+            account.categories.retain(|c| c != &id);
+            state.store.update_account(account).await?;
+        }
+    }
+    announce_categories(&state, Some(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Live figures: agents online and available, customers connected and waiting, chats active.
+#[utoipa::path(get, path = "/api/admin/stats", tag = "admin", responses((status = 200, body = Figures)))]
+async fn figures(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Figures>, ApiError> {
+    Ok(Json(state.hub.figures().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs_are_lowercase_and_dashed() {
+        assert_eq!(slug("  Returns & Refunds "), "returns-refunds");
+        assert_eq!(slug("Billing"), "billing");
+    }
+}

@@ -1,0 +1,114 @@
+//! The one error type of the HTTP API: every failure is JSON with a stable
+//! code and a human message, and never carries internal details (those go to
+//! the log).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is malformed or a value is out of range; `code` says which rule.
+    Invalid {
+        code: &'static str,
+        message: String,
+    },
+    /// No session, or an expired one.
+    Unauthorized,
+    /// Signed in, but not allowed (wrong role, disabled).
+    Forbidden(String),
+    /// The caller's address is not in `AGENT_WHITELIST`.
+    NotWhitelisted,
+    NotFound(&'static str),
+    Conflict(String),
+    /// Too many connections, or the store is down.
+    Unavailable(String),
+    /// A bug or an unexpected failure; logged, and answered without details.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid_limit`, `not_whitelisted`, `unauthorized`, …
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            Self::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "sign in first".to_string()),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message),
+            Self::NotWhitelisted => (
+                StatusCode::FORBIDDEN,
+                "not_whitelisted",
+                "agent and admin access is not allowed from this address".to_string(),
+            ),
+            Self::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("no such {what}")),
+            Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message),
+            Self::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error answering a request");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong on our side".to_string(),
+                )
+            }
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound("record"),
+            StoreError::Conflict => Self::Conflict("it exists already".into()),
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                Self::Unavailable("storage is unavailable; try again shortly".into())
+            }
+        }
+    }
+}
+
+impl From<crate::hub::HubGone> for ApiError {
+    fn from(_: crate::hub::HubGone) -> Self {
+        Self::Unavailable("the hub is shutting down".into())
+    }
+}
+
+/// Turns axum's JSON body rejections into our error shape.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        Self::invalid("bad_json", e.body_text())
+    }
+}

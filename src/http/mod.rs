@@ -1,0 +1,136 @@
+//! The HTTP transport: JSON API, health, the OpenAPI document, and the pages.
+//!
+//! Each submodule exposes its own `router()`; this module joins them, applies
+//! the whitelist to agent and admin routes, and serves the OpenAPI document
+//! generated from the handlers' annotations, so it cannot drift from the code.
+
+pub mod access;
+pub mod admin;
+pub mod error;
+pub mod public;
+pub mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::routing::get;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, ErrorBody};
+
+use crate::archive::Archive;
+use crate::auth::Sessions;
+use crate::config::Settings;
+use crate::hub::Hub;
+use crate::store::{Account, Category, Role, SharedStore};
+
+/// What every handler can reach. Cheap to clone: all shared behind `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: SharedStore,
+    pub hub: Hub,
+    pub archive: Archive,
+    pub sessions: Sessions,
+    /// One permit per open websocket; `MAX_CONNECTIONS` in all.
+    pub connections: Arc<Semaphore>,
+    pub next_conn: Arc<AtomicU64>,
+    pub shutdown: CancellationToken,
+}
+
+/// An account as the API shows it (never the password hash).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub categories: Vec<String>,
+    pub max_chats: u8,
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
+        Self {
+            id: a.id.clone(),
+            username: a.username.clone(),
+            display_name: a.display_name.clone(),
+            role: a.role,
+            categories: a.categories.clone(),
+            max_chats: a.max_chats,
+            enabled: a.enabled,
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CategoryView {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<&Category> for CategoryView {
+    fn from(c: &Category) -> Self {
+        Self {
+            id: c.id.clone(),
+            name: c.name.clone(),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchboard", description = "Presence and chat-routing hub: HTTP API. The websocket protocol is in docs/protocol.md."),
+    tags(
+        (name = "public", description = "Open to anyone"),
+        (name = "session", description = "Agent and admin sign-in (whitelisted addresses only)"),
+        (name = "admin", description = "Admins only (whitelisted addresses only)"),
+    )
+)]
+struct ApiDoc;
+
+/// The whole HTTP API with its OpenAPI document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let staff = session::router().merge(admin::router());
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public::router())
+        .merge(staff)
+        .split_for_parts()
+}
+
+/// Routes that only whitelisted addresses may reach.
+pub fn is_staff_path(path: &str) -> bool {
+    path.starts_with("/api/admin") || matches!(path, "/api/login" | "/api/logout" | "/api/me")
+}
+
+/// The API router, the whitelist applied to staff routes and the document served at `/api/openapi.json`.
+pub fn router(state: AppState) -> Router<AppState> {
+    let (api, doc) = api();
+    let doc = Arc::new(doc);
+    api.route(
+        "/api/openapi.json",
+        get(move || async move { axum::Json(doc.as_ref().clone()) }),
+    )
+    .layer(axum::middleware::from_fn_with_state(state, staff_gate))
+}
+
+async fn staff_gate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ip: access::ClientIp,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if is_staff_path(request.uri().path()) {
+        access::require_whitelist(axum::extract::State(state), ip, request, next).await
+    } else {
+        next.run(request).await
+    }
+}

@@ -1,0 +1,138 @@
+//! Signing in and out, and the extractors that require a session.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{AccountView, ApiError, AppState};
+use crate::auth::{SESSION_COOKIE, verify_password};
+use crate::store::{Account, Role, StoreError};
+
+/// The session token of a request: a bearer token, else the session cookie.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim().to_string());
+    }
+    CookieJar::from_headers(headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+}
+
+/// A signed-in, enabled account.
+pub struct Authed(pub Account);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = session_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let id = state.sessions.account_of(&token).ok_or(ApiError::Unauthorized)?;
+        match state.store.account(&id).await {
+            Ok(account) if account.enabled => Ok(Authed(account)),
+            Ok(_) => Err(ApiError::Forbidden("this account is disabled".into())),
+            Err(StoreError::NotFound) => Err(ApiError::Unauthorized),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A signed-in admin.
+pub struct AdminOnly(pub Account);
+
+impl FromRequestParts<AppState> for AdminOnly {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Authed(account) = Authed::from_request_parts(parts, state).await?;
+        if account.role != Role::Admin {
+            return Err(ApiError::Forbidden("only admins may do this".into()));
+        }
+        Ok(AdminOnly(account))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`; browsers get it as an HttpOnly cookie too.
+    pub token: String,
+    pub account: AccountView,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// Sign in as an agent or admin.
+#[utoipa::path(post, path = "/api/login", tag = "session", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody)))]
+async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let refused = || ApiError::Invalid {
+        code: "bad_credentials",
+        message: "wrong username or password".into(),
+    };
+    let account = match state.store.account_by_username(body.username.trim()).await {
+        Ok(account) => account,
+        Err(StoreError::NotFound) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    };
+    if !verify_password(body.password, account.password_hash.clone()).await {
+        return Err(refused());
+    }
+    if !account.enabled {
+        return Err(ApiError::Forbidden("this account is disabled".into()));
+    }
+    let token = state.sessions.open(&account.id);
+    let cookie = Cookie::build((SESSION_COOKIE, token.clone()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .build();
+    let body = LoginResponse {
+        token,
+        account: AccountView::from(&account),
+    };
+    Ok((jar.add(cookie), Json(body)).into_response())
+}
+
+/// Sign out: the session ends.
+#[utoipa::path(post, path = "/api/logout", tag = "session", responses((status = 204)))]
+async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar) -> impl IntoResponse {
+    if let Some(token) = session_token(&headers) {
+        state.sessions.close(&token);
+    }
+    (
+        jar.remove(Cookie::build(SESSION_COOKIE).path("/")),
+        StatusCode::NO_CONTENT,
+    )
+}
+
+/// The signed-in account.
+#[utoipa::path(get, path = "/api/me", tag = "session",
+    responses((status = 200, body = AccountView), (status = 401, body = super::ErrorBody)))]
+async fn me(Authed(account): Authed) -> Json<AccountView> {
+    Json(AccountView::from(&account))
+}

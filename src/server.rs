@@ -1,0 +1,124 @@
+//! Putting the hub together: open the store, bootstrap a fresh one, start the
+//! archive writer and the hub, serve HTTP and websockets until shutdown, then
+//! drain. Tests call [`run`] on a listener bound to port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::archive::Archive;
+use crate::auth::{Sessions, hash_password, random_token};
+use crate::config::Settings;
+use crate::http::AppState;
+use crate::hub::{Hub, now_ms};
+use crate::store::{Account, Category, Role, SharedStore, StoreError};
+
+/// How long shutdown waits for the archive to write what it holds.
+const ARCHIVE_DRAIN: Duration = Duration::from_secs(10);
+
+/// The categories a fresh store starts with.
+const DEFAULT_CATEGORIES: [(&str, &str); 4] = [
+    ("general", "General"),
+    ("sales", "Sales"),
+    ("billing", "Billing"),
+    ("technical", "Technical support"),
+];
+
+/// What start-up created, for the operator's banner.
+#[derive(Debug, Default)]
+pub struct Bootstrap {
+    /// `(username, password)` of an admin created now; the password only when generated.
+    pub created_admin: Option<(String, Option<String>)>,
+    pub created_categories: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Fills a fresh store: default categories and the first admin.
+pub async fn bootstrap(store: &SharedStore, settings: &Settings) -> Result<Bootstrap, StoreError> {
+    let mut done = Bootstrap::default();
+    let accounts = store.accounts().await?;
+    if accounts.is_empty() && store.categories().await?.is_empty() {
+        for (id, name) in DEFAULT_CATEGORIES {
+            store
+                .create_category(Category {
+                    id: id.into(),
+                    name: name.into(),
+                })
+                .await?;
+        }
+        done.created_categories = true;
+    }
+    if !accounts.iter().any(|a| a.role == Role::Admin) {
+        let generated = settings
+            .admin_password
+            .is_none()
+            .then(|| random_token()[..16].to_string());
+        let password = settings
+            .admin_password
+            .clone()
+            .or_else(|| generated.clone())
+            .expect("one of the two is set");
+        let admin = Account {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: settings.admin_username.clone(),
+            display_name: "Administrator".into(),
+            role: Role::Admin,
+            password_hash: hash_password(password).await,
+            categories: vec![],
+            max_chats: 1,
+            enabled: true,
+            created_at: now_ms(),
+        };
+        store.create_account(admin).await?;
+        done.created_admin = Some((settings.admin_username.clone(), generated));
+    }
+    Ok(done)
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, then tells every client, closes and drains.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    store: SharedStore,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let settings = Arc::new(settings);
+    let categories = store.categories().await?;
+    let (archive, archive_task) = Archive::start(store.clone(), settings.archive_buffer);
+    let (hub, hub_task) = Hub::start(settings.clone(), categories, archive.clone(), shutdown.clone());
+    let state = AppState {
+        settings: settings.clone(),
+        store,
+        hub,
+        archive,
+        sessions: Sessions::new(settings.session_ttl),
+        connections: Arc::new(Semaphore::new(settings.max_connections)),
+        next_conn: Arc::new(AtomicU64::new(1)),
+        shutdown: shutdown.clone(),
+    };
+    let app = crate::http::router(state.clone())
+        .merge(crate::ws::router())
+        .merge(crate::web::router())
+        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    let _ = hub_task.await;
+    if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {
+        tracing::error!("shutdown: the archive could not write everything it held within {ARCHIVE_DRAIN:?}");
+    }
+    Ok(())
+}

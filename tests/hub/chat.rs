@@ -1,0 +1,265 @@
+//! The live chat: messages, typing, drafts, disconnects and resume.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn messages_get_ids_timestamps_and_order_on_both_sides() {
+    let hub = TestHub::start().await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    agent.next_of("chat_started").await;
+    for i in 0..5 {
+        c.send(json!({"type": "message", "text": format!("m{i}"), "client_id": format!("c{i}")}))
+            .await;
+    }
+    for ws in [&mut c, &mut agent] {
+        for i in 0..5 {
+            let m = ws.next_of("message").await;
+            assert_eq!(m["text"], format!("m{i}"));
+            assert_eq!(m["seq"], i + 1);
+            assert_eq!(m["from"], "customer");
+            assert_eq!(m["chat_id"], chat);
+            assert_eq!(m["client_id"], format!("c{i}"));
+            assert!(m["at"].as_i64().unwrap() > 1_700_000_000_000);
+            assert_eq!(m["id"].as_str().unwrap().len(), 36);
+        }
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_is_refused_and_not_relayed() {
+    let hub = TestHub::with(|s| s.max_message_len = 10).await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    c.next_of("chat_started").await;
+    agent.next_of("chat_started").await;
+    c.send(json!({"type": "message", "text": "x".repeat(11), "client_id": "long"}))
+        .await;
+    let err = c.next_of("error").await;
+    assert_eq!(err["code"], "message_too_long");
+    assert_eq!(err["client_id"], "long");
+    c.send(json!({"type": "message", "text": "é".repeat(10)})).await;
+    assert_eq!(c.next_of("message").await["text"], "é".repeat(10));
+    let agent_frames = agent.drain().await;
+    let texts: Vec<_> = agent_frames.iter().filter(|f| f["type"] == "message").collect();
+    assert_eq!(texts.len(), 1, "only the message within the limit reached the agent");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn typing_and_drafts_reach_only_the_right_peer() {
+    let hub = TestHub::with(|s| s.draft_interval = Duration::from_millis(50)).await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let mut c1 = hub.customer("One", "general").await;
+    let mut c2 = hub.customer("Two", "general").await;
+    let chat1 = c1.next_of("chat_started").await["chat_id"].clone();
+    let chat2 = c2.next_of("chat_started").await["chat_id"].clone();
+
+    c1.send(json!({"type": "typing", "active": true})).await;
+    let t = agent.next_of("typing").await;
+    assert_eq!(
+        (t["chat_id"].clone(), t["from"].clone(), t["active"].clone()),
+        (chat1.clone(), json!("customer"), json!(true))
+    );
+    c1.send(json!({"type": "draft", "text": "I need hel"})).await;
+    let d = agent.next_of("draft").await;
+    assert_eq!(
+        (d["chat_id"].clone(), d["text"].clone()),
+        (chat1.clone(), json!("I need hel"))
+    );
+    // Nothing of chat 1 reaches the other customer; typing does not echo to its sender.
+    assert!(c2.drain().await.is_empty());
+    assert!(c1.drain().await.is_empty());
+
+    agent
+        .send(json!({"type": "typing", "chat_id": chat2, "active": true}))
+        .await;
+    let t = c2.next_of("typing").await;
+    assert_eq!(t["from"], "agent");
+    assert!(c1.drain().await.is_empty());
+    // Agents have no draft preview towards customers.
+    agent.send(json!({"type": "draft", "text": "secret"})).await;
+    assert_eq!(agent.next_of("error").await["code"], "not_allowed");
+    assert!(c2.drain().await.iter().all(|f| f["type"] != "draft"));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_fast_typists_drafts_are_coalesced_and_the_last_one_arrives() {
+    let hub = TestHub::with(|s| s.draft_interval = Duration::from_millis(200)).await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    c.next_of("chat_started").await;
+    let mut text = String::new();
+    for ch in "hello there".chars() {
+        text.push(ch);
+        c.send(json!({"type": "draft", "text": text})).await;
+    }
+    let drafts: Vec<_> = agent
+        .drain()
+        .await
+        .into_iter()
+        .filter(|f| f["type"] == "draft")
+        .collect();
+    assert!(drafts.len() < 5, "11 keystrokes were not coalesced: {drafts:?}");
+    assert_eq!(drafts.last().unwrap()["text"], "hello there");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_preview_setting_turns_drafts_off() {
+    let hub = TestHub::with(|s| s.draft_preview = false).await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let auth = format!("Bearer {token}");
+    let mut agent = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let welcome = agent.next_of("agent_welcome").await;
+    assert_eq!(welcome["draft_preview"], false);
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut c = hub.customer("Carla", "general").await;
+    c.next_of("chat_started").await;
+    c.send(json!({"type": "draft", "text": "typing…"})).await;
+    assert!(agent.drain().await.iter().all(|f| f["type"] != "draft"));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_who_drops_is_announced_and_resumes_with_missed_messages() {
+    let hub = TestHub::start().await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    c.send(json!({"type": "message", "text": "before"})).await;
+    let seen = c.next_of("message").await["seq"].as_u64().unwrap();
+    let token = c.token.clone().unwrap();
+    drop(c);
+    let away = agent.next_of("peer_away").await;
+    assert_eq!(away["chat_id"], chat);
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "while you were away"}))
+        .await;
+
+    let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token, "last_seq": seen}))
+        .await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat);
+    let missed = resumed["chat"]["messages"].as_array().unwrap();
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0]["text"], "while you were away");
+    agent.next_of("peer_back").await;
+    back.send(json!({"type": "message", "text": "I'm back"})).await;
+    assert_eq!(agent.next_of("message").await["text"], "I'm back");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiting_customer_resumes_their_place_in_line() {
+    let hub = TestHub::start().await;
+    let mut c1 = hub.customer("One", "general").await;
+    let mut c2 = hub.customer("Two", "general").await;
+    c1.next_of("queued").await;
+    c2.next_of("queued").await;
+    let token = c1.token.clone().unwrap();
+    drop(c1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token})).await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(resumed["place"], 1);
+    assert!(resumed["chat"].is_null());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn after_the_grace_period_a_chat_ends_and_a_place_is_lost() {
+    let hub = TestHub::start().await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let c = hub.customer("Gone", "general").await;
+    let mut waiting = hub.customer("Waiting", "general").await;
+    waiting.next_of("queued").await;
+    let token = c.token.clone().unwrap();
+    drop(c);
+    agent.next_of("peer_away").await;
+    let ended = agent.next_of("chat_ended").await;
+    assert_eq!(ended["reason"], "customer_gone");
+    // The freed agent takes the next customer at once.
+    waiting.next_of("chat_started").await;
+    let mut late = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    late.send(json!({"type": "resume", "token": token})).await;
+    assert_eq!(late.next_of("error").await["code"], "resume_expired");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_vanished_agents_customers_are_told_and_go_back_to_the_front() {
+    let hub = TestHub::start().await;
+    let agent = hub.agent("ann", &["general"], 1).await;
+    let mut first = hub.customer("First", "general").await;
+    first.next_of("chat_started").await;
+    let mut second = hub.customer("Second", "general").await;
+    second.next_of("queued").await;
+    drop(agent);
+    first.next_of("peer_away").await;
+    let ended = first.next_of("chat_ended").await;
+    assert_eq!(ended["reason"], "agent_gone");
+    let queued = first.next_of("queued").await;
+    assert_eq!(
+        (queued["place"].clone(), queued["requeued"].clone()),
+        (json!(1), json!(true))
+    );
+    assert_eq!(second.next_of("place").await["place"], 2);
+    // The next agent takes the requeued customer first.
+    let _bob = hub.agent("bob", &["general"], 1).await;
+    first.next_of("chat_started").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_back_within_grace_keeps_their_chats_with_history() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut agent = Ws::agent(&hub, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut c = hub.customer("Carla", "general").await;
+    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    c.send(json!({"type": "message", "text": "hi"})).await;
+    agent.next_of("message").await;
+    drop(agent);
+    c.next_of("peer_away").await;
+    let mut agent = Ws::connect(
+        &hub.ws_url("/ws/agent"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    let welcome = agent.next_of("agent_welcome").await;
+    assert_eq!(welcome["chats"][0]["chat_id"], chat);
+    assert_eq!(welcome["chats"][0]["messages"][0]["text"], "hi");
+    c.next_of("peer_back").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_tells_every_client_and_closes_cleanly() {
+    let hub = TestHub::start().await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    c.next_of("chat_started").await;
+    hub.shutdown.cancel();
+    assert_eq!(c.next_of("chat_ended").await["reason"], "shutdown");
+    c.next_of("shutdown").await;
+    assert_eq!(c.closed().await.map(u16::from), Some(1001));
+    agent.next_of("shutdown").await;
+    tokio::time::timeout(Duration::from_secs(15), hub.task)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -1,0 +1,275 @@
+//! The test harness: a real hub on a loopback port, real HTTP and websocket clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+use switchboard::config::Settings;
+use switchboard::store::{MemoryStore, SharedStore};
+
+pub const ADMIN_PASSWORD: &str = "admin-password";
+/// How long a test waits for a frame that must come.
+const WAIT: Duration = Duration::from_secs(5);
+/// How long a test listens to be sure a frame does not come.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+pub struct TestHub {
+    pub addr: SocketAddr,
+    pub store: SharedStore,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl TestHub {
+    pub async fn start() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// Starts a hub with test defaults changed by `tweak`.
+    pub async fn with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::with_store(Arc::new(MemoryStore::new()), tweak).await
+    }
+
+    pub async fn with_store(store: SharedStore, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings::for_tests();
+        settings.admin_password = Some(ADMIN_PASSWORD.into());
+        settings.resume_grace = Duration::from_millis(800);
+        settings.buddy_grace = Duration::from_millis(400);
+        settings.rate_limit_per_sec = 200;
+        settings.rate_limit_burst = 200;
+        tweak(&mut settings);
+        switchboard::bootstrap(&store, &settings).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let (store, shutdown) = (store.clone(), shutdown.clone());
+            async move { switchboard::run(listener, settings, store, shutdown).await.unwrap() }
+        });
+        Self {
+            addr,
+            store,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// An HTTP client signed in as the first admin.
+    pub async fn admin(&self) -> Api {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Api {
+        let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let res = client
+            .post(self.url("/api/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login as {username}");
+        let body: Value = res.json().await.unwrap();
+        Api {
+            client,
+            base: self.url(""),
+            token: body["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Creates an agent and returns their bearer token.
+    pub async fn agent_account(&self, username: &str, categories: &[&str], max_chats: u8) -> String {
+        let admin = self.admin().await;
+        let (status, body) = admin
+            .post(
+                "/api/admin/agents",
+                json!({"username": username, "display_name": username.to_uppercase(), "password": "agent-password",
+                       "categories": categories, "max_chats": max_chats}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.login(username, "agent-password").await.token
+    }
+
+    /// An agent connected and available, their welcome read.
+    pub async fn agent(&self, username: &str, categories: &[&str], max_chats: u8) -> Ws {
+        let token = self.agent_account(username, categories, max_chats).await;
+        let mut ws = Ws::agent(self, &token).await;
+        ws.send(json!({"type": "set_available", "available": true})).await;
+        ws.next_of("profile").await;
+        ws
+    }
+
+    /// A customer who joined `category`, their welcome read.
+    pub async fn customer(&self, name: &str, category: &str) -> Ws {
+        let mut ws = Ws::connect(&self.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(json!({"type": "join", "name": name, "category": category}))
+            .await;
+        let welcome = ws.next_of("welcome").await;
+        ws.token = welcome["resume_token"].as_str().map(String::from);
+        ws
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("the hub stops")
+            .unwrap();
+    }
+}
+
+pub struct Api {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// A websocket client that reads JSON frames.
+pub struct Ws {
+    pub inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The customer's resume token, once welcomed.
+    pub token: Option<String>,
+    /// Frames read while looking for another type, in order.
+    pub seen: Vec<Value>,
+}
+
+impl Ws {
+    pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+            request.headers_mut().insert(name, HeaderValue::from_str(v).unwrap());
+        }
+        let (inner, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Ws {
+            inner,
+            token: None,
+            seen: vec![],
+        })
+    }
+
+    pub async fn agent(hub: &TestHub, token: &str) -> Ws {
+        let auth = format!("Bearer {token}");
+        let mut ws = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
+            .await
+            .unwrap();
+        ws.next_of("agent_welcome").await;
+        ws
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.inner.send(Message::Text(value.to_string().into())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.inner.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next JSON frame, or `None` if nothing comes within `wait` (or the socket closed).
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(wait, self.inner.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        self.recv_within(WAIT).await.expect("a frame within the wait")
+    }
+
+    /// The next frame of `kind`, remembering the others it passed.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(frame) = self.recv_within(left).await else {
+                panic!("no {kind:?} frame came; saw {:?}", self.seen);
+            };
+            if frame["type"] == kind {
+                return frame;
+            }
+            self.seen.push(frame);
+        }
+    }
+
+    /// Every frame that arrives within `QUIET`, for checking what did not come.
+    pub async fn drain(&mut self) -> Vec<Value> {
+        let mut frames = vec![];
+        while let Some(f) = self.recv_within(QUIET).await {
+            frames.push(f);
+        }
+        frames
+    }
+
+    /// Waits for the server to close; returns the close code.
+    pub async fn closed(&mut self) -> Option<CloseCode> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.inner.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code),
+                Ok(Some(Ok(_))) => continue,
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Err(_) => panic!("the server did not close the connection"),
+            }
+        }
+    }
+}
+
+/// Types of the frames in `frames`.
+pub fn types(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| f["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the hub over real websockets and HTTP on loopback.
+
+mod access;
+mod admin;
+mod bad_input;
+mod chat;
+mod common;
+mod routing;
