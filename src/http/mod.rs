@@ -7,6 +7,7 @@
 pub mod access;
 pub mod admin;
 pub mod error;
+pub mod history;
 pub mod public;
 pub mod session;
 
@@ -93,13 +94,14 @@ impl From<&Category> for CategoryView {
         (name = "public", description = "Open to anyone"),
         (name = "session", description = "Agent and admin sign-in (whitelisted addresses only)"),
         (name = "admin", description = "Admins only (whitelisted addresses only)"),
+        (name = "history", description = "The conversation archive: agents their own, admins all (whitelisted addresses only)"),
     )
 )]
 struct ApiDoc;
 
 /// The whole HTTP API with its OpenAPI document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let staff = session::router().merge(admin::router());
+    let staff = session::router().merge(admin::router()).merge(history::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public::router())
         .merge(staff)
@@ -108,7 +110,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// Routes that only whitelisted addresses may reach.
 pub fn is_staff_path(path: &str) -> bool {
-    path.starts_with("/api/admin") || matches!(path, "/api/login" | "/api/logout" | "/api/me")
+    path.starts_with("/api/admin") || path.starts_with("/api/conversations") || matches!(path, "/api/login" | "/api/logout" | "/api/me")
 }
 
 /// The API router, the whitelist applied to staff routes and the document served at `/api/openapi.json`.

@@ -1,0 +1,40 @@
+# Switchboard — the two commands that matter: `make run` and `make test`.
+
+CARGO ?= cargo
+VENV  := .venv
+BROWSER_DIR := tests/browser
+
+.PHONY: run test test-deps test-rust test-browser bench fmt lint clean
+
+## Start the hub with zero configuration (127.0.0.1:8080, embedded store under ./data).
+run:
+	$(CARGO) run --release --bin switchboard -- serve
+
+## Every test: unit, property, websocket/HTTP integration (real MongoDB-wire server), browser.
+test: test-deps test-rust test-browser
+
+## Installs what the tests need: a Python venv with secantusdb, npm packages, Debian chromium.
+test-deps:
+	scripts/ensure-test-deps.sh
+
+test-rust:
+	scripts/with-mongo.sh $(CARGO) test --all-targets
+
+test-browser:
+	$(CARGO) build --bin switchboard
+	cd $(BROWSER_DIR) && npm test
+
+## Release-build benchmarks; the report lands in bench/results/.
+bench:
+	scripts/bench.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) $(BROWSER_DIR)/node_modules

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs, idempotently: Debian chromium (browser tests),
+# a Python venv with secantusdb (a MongoDB-wire server), and the browser tests' npm packages.
+# Fails loudly when something cannot be installed: tests never skip for a missing server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "ensure-test-deps: need root to run: $*" >&2; exit 1; fi
+}
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ensure-test-deps: installing ${missing[*]} from Debian"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/secantusd-py ]; then
+  echo "ensure-test-deps: creating .venv with secantusdb"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check secantusdb
+fi
+
+if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "ensure-test-deps: installing the browser tests' npm packages"
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi
+echo "ensure-test-deps: ready"

@@ -1,0 +1,190 @@
+// One chat's transcript and message box, used by the customer, agent and buddy
+// pages alike. Own messages sit on the left and the other side's on the right
+// on every page, so people switching roles never have to relearn the layout.
+
+import { el, clock, clientId as newClientId } from './dom.js';
+
+/** Trailing throttle for draft frames: the hub coalesces too, but this keeps us well under its rate limit. */
+const DRAFT_EVERY_MS = 150;
+/** Typing "stops" after this long without a keystroke. */
+const TYPING_IDLE_MS = 2500;
+
+/** Characters as the hub counts them (Unicode scalar values, not UTF-16 units). */
+export const charCount = (text) => [...text].length;
+
+export class ChatView {
+  /**
+   * @param {object} opts
+   * @param {string} opts.label       accessible name of the message box
+   * @param {number} opts.maxLen      longest message the hub accepts
+   * @param {(text:string, clientId:string)=>boolean} opts.onSend  returns false if it could not be sent
+   * @param {(text:string)=>void} [opts.onDraft]
+   * @param {(active:boolean)=>void} [opts.onTyping]
+   * @param {boolean} [opts.showDraft] reserve a draft-preview area (agent side)
+   */
+  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false }) {
+    this.maxLen = maxLen;
+    this.onSend = onSend;
+    this.onDraft = onDraft;
+    this.onTyping = onTyping;
+    this.seen = new Set();
+    this.typingActive = false;
+    this.lastSeq = 0;
+
+    this.transcript = el('ol', { class: 'transcript', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', dataset: { testid: 'transcript' } });
+    this.typing = el('div', { class: 'typing', 'aria-live': 'polite', dataset: { testid: 'typing-indicator' } });
+    this.draft = el('div', { class: 'draft-preview', hidden: true, 'aria-live': 'off', dataset: { testid: 'draft-preview' } });
+    const inputId = `msg-${Math.random().toString(36).slice(2, 9)}`;
+    this.input = el('textarea', { id: inputId, rows: 2, autocomplete: 'off', dataset: { testid: 'message-input' }, 'aria-describedby': `${inputId}-count` });
+    this.sendButton = el('button', { type: 'submit', dataset: { testid: 'send-button' } }, 'Send');
+    this.counter = el('div', { id: `${inputId}-count`, class: 'counter', dataset: { testid: 'char-counter' } });
+    this.error = el('div', { class: 'field-error', role: 'alert', dataset: { testid: 'composer-error' } });
+    this.form = el('form', { class: 'composer-form' },
+      el('label', { for: inputId, class: 'sr-only' }, label),
+      el('div', { class: 'composer' }, this.input, this.sendButton),
+      this.counter, this.error);
+    this.root = el('div', { class: 'chat' }, this.transcript, showDraft ? this.draft : null, this.typing, this.form);
+
+    this.form.addEventListener('submit', (e) => { e.preventDefault(); this.submit(); });
+    // Enter sends; Shift+Enter makes a new line (the usual chat convention).
+    this.input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
+    });
+    this.input.addEventListener('input', () => this.edited());
+    this.updateCounter();
+  }
+
+  setMaxLen(n) {
+    if (n) this.maxLen = n;
+    this.updateCounter();
+  }
+
+  setEnabled(enabled) {
+    this.input.disabled = !enabled;
+    this.updateCounter();
+    if (!enabled) this.stopTyping();
+  }
+
+  focus() { this.input.focus(); }
+
+  updateCounter() {
+    const n = charCount(this.input.value);
+    const over = n > this.maxLen;
+    this.counter.textContent = over
+      ? `${n} / ${this.maxLen} — too long, the limit is ${this.maxLen} characters`
+      : `${n} / ${this.maxLen}`;
+    this.counter.classList.toggle('over', over);
+    this.input.setAttribute('aria-invalid', over ? 'true' : 'false');
+    this.sendButton.disabled = this.input.disabled || over || this.input.value.trim() === '';
+    return over;
+  }
+
+  edited() {
+    if (!this.updateCounter()) this.error.textContent = '';
+    const text = this.input.value;
+    this.queueDraft(text);
+    if (text.trim() === '') { this.stopTyping(); return; }
+    if (!this.typingActive) { this.typingActive = true; this.onTyping?.(true); }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  queueDraft(text) {
+    if (!this.onDraft) return;
+    this.pendingDraft = text;
+    if (this.draftTimer) return;
+    this.onDraft(text);
+    this.pendingDraft = undefined;
+    this.draftTimer = setTimeout(() => {
+      this.draftTimer = null;
+      if (this.pendingDraft !== undefined) this.queueDraft(this.pendingDraft);
+    }, DRAFT_EVERY_MS);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    if (this.typingActive) { this.typingActive = false; this.onTyping?.(false); }
+  }
+
+  submit() {
+    const text = this.input.value;
+    if (this.input.disabled || text.trim() === '') return;
+    if (this.updateCounter()) {
+      // Refused here so the person keeps their text and sees why.
+      this.error.textContent = `Message too long: ${charCount(text)} characters; the limit is ${this.maxLen}.`;
+      return;
+    }
+    const id = newClientId();
+    if (this.onSend(text, id) === false) {
+      this.error.textContent = 'Not connected — your message was not sent. Reconnecting…';
+      return;
+    }
+    this.addPending(text, id);
+    this.input.value = '';
+    this.error.textContent = '';
+    this.stopTyping();
+    this.queueDraft('');
+    this.updateCounter();
+  }
+
+  addPending(text, id) {
+    const item = el('li', { class: 'msg mine pending', dataset: { testid: 'message', clientId: id, mine: 'true' } },
+      el('span', { class: 'sr-only' }, 'You: '), text, el('span', { class: 'meta' }, 'sending…'));
+    this.transcript.append(item);
+    this.scroll();
+  }
+
+  /** Adds a hub message once (resume may deliver some again); `mine` places it on the left. */
+  addMessage(msg, mine) {
+    if (msg.seq > this.lastSeq) this.lastSeq = msg.seq;
+    if (this.seen.has(msg.id)) return false;
+    this.seen.add(msg.id);
+    const meta = el('span', { class: 'meta' }, el('time', { datetime: new Date(msg.at).toISOString(), dataset: { testid: 'message-time' } }, clock(msg.at)));
+    const pending = msg.client_id && mine
+      ? this.transcript.querySelector(`li[data-client-id="${CSS.escape(msg.client_id)}"]`) : null;
+    if (pending) {
+      pending.classList.remove('pending');
+      pending.dataset.id = msg.id;
+      pending.querySelector('.meta').replaceWith(meta);
+      return true;
+    }
+    const item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { testid: 'message', id: msg.id, mine: String(mine) } },
+      el('span', { class: 'sr-only' }, mine ? 'You: ' : 'Them: '), msg.text, meta);
+    this.transcript.append(item);
+    this.scroll();
+    return true;
+  }
+
+  /** The hub refused a message we showed as sending. */
+  markFailed(id, message) {
+    const item = this.transcript.querySelector(`li[data-client-id="${CSS.escape(id)}"]`);
+    if (item) {
+      item.classList.remove('pending');
+      item.classList.add('failed');
+      item.querySelector('.meta').textContent = `not sent: ${message}`;
+    }
+    this.error.textContent = message;
+  }
+
+  /** Messages shown as sending that never got an echo (e.g. the connection dropped). */
+  failPending(message) {
+    for (const item of this.transcript.querySelectorAll('li.pending')) {
+      item.classList.replace('pending', 'failed');
+      item.querySelector('.meta').textContent = message;
+    }
+  }
+
+  addNotice(text, testid = 'notice') {
+    this.transcript.append(el('li', { class: 'notice', dataset: { testid } }, text));
+    this.scroll();
+  }
+
+  setTyping(text) { this.typing.textContent = text || ''; }
+
+  setDraft(text) {
+    this.draft.textContent = text;
+    this.draft.hidden = !text;
+  }
+
+  scroll() { this.transcript.scrollTop = this.transcript.scrollHeight; }
+}

@@ -1,0 +1,83 @@
+// Small DOM and HTTP helpers shared by every page. Text is always set with
+// textContent, never innerHTML, so names and messages cannot inject markup.
+
+/** Creates an element: el('button', {class: 'x', dataset: {testid: 'y'}}, 'text', child). */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'text') node.textContent = value;
+    else if (key.startsWith('on') && typeof value === 'function') node.addEventListener(key.slice(2), value);
+    else if (value === true) node.setAttribute(key, '');
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Finds an element by its data-testid within `root`. */
+export const byTestId = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
+
+/** Clock time of a server timestamp (ms since epoch), e.g. "14:05". */
+export function clock(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** Date and time for archive listings. */
+export function dateTime(ms) {
+  if (!ms) return '—';
+  return new Date(ms).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+}
+
+/** Shows or hides elements (uses the hidden attribute so CSS and screen readers agree). */
+export function show(node, visible = true) {
+  node.hidden = !visible;
+}
+
+/**
+ * Calls the JSON API. Never throws for HTTP errors: returns {ok, status, data, error}
+ * where error is the server's {code, message} so forms can show it by the field.
+ */
+export async function api(method, path, body) {
+  const init = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    return { ok: false, status: 0, data: null, error: { code: 'network', message: 'cannot reach the server; check your connection' } };
+  }
+  let data = null;
+  const text = await response.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (response.ok) return { ok: true, status: response.status, data, error: null };
+  const error = data?.error ?? { code: `http_${response.status}`, message: text || response.statusText };
+  return { ok: false, status: response.status, data, error };
+}
+
+/** A short unique id for matching a sent message to the hub's echo. */
+export function clientId() {
+  return (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).slice(0, 36);
+}
+
+/** Says something to screen readers through a page-wide polite live region. */
+export function announce(text) {
+  let region = document.getElementById('sr-announcer');
+  if (!region) {
+    region = el('div', { id: 'sr-announcer', class: 'sr-only', 'aria-live': 'polite', role: 'status' });
+    document.body.append(region);
+  }
+  region.textContent = '';
+  // A new text node after clearing makes screen readers speak repeated messages too.
+  setTimeout(() => { region.textContent = text; }, 30);
+}
