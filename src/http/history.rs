@@ -103,21 +103,45 @@ async fn list(
     let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid("bad_query", format!("limit must be from 1 to {MAX_PAGE}")));
+        return Err(ApiError::invalid(
+            "bad_query",
+            format!("limit must be from 1 to {MAX_PAGE}"),
+        ));
     }
     let agent_id = match me.role {
         Role::Admin => q.agent_id,
         Role::Agent => Some(me.id.clone()),
     };
-    let filter = ConversationFilter { category: q.category, agent_id, from: q.from, to: q.to };
-    let (items, total) = state.store.conversations(&filter, Page { offset: q.offset, limit }).await?;
-    Ok(Json(ConversationPage { total, items: items.iter().map(summary).collect() }))
+    let filter = ConversationFilter {
+        category: q.category,
+        agent_id,
+        from: q.from,
+        to: q.to,
+    };
+    let (items, total) = state
+        .store
+        .conversations(
+            &filter,
+            Page {
+                offset: q.offset,
+                limit,
+            },
+        )
+        .await?;
+    Ok(Json(ConversationPage {
+        total,
+        items: items.iter().map(summary).collect(),
+    }))
 }
 
 /// One conversation with every message. Agents may only open their own.
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "history", params(("id" = String, Path)),
     responses((status = 200, body = ConversationDetail), (status = 404, body = ErrorBody)))]
-async fn one(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ConversationDetail>, ApiError> {
+async fn one(
+    Authed(me): Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationDetail>, ApiError> {
     let c = match state.store.conversation(&id).await {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
@@ -130,7 +154,16 @@ async fn one(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<S
     let messages = c
         .messages
         .iter()
-        .map(|m| MessageView { id: m.id.clone(), seq: m.seq, from: m.from, text: m.text.clone(), at: m.at })
+        .map(|m| MessageView {
+            id: m.id.clone(),
+            seq: m.seq,
+            from: m.from,
+            text: m.text.clone(),
+            at: m.at,
+        })
         .collect();
-    Ok(Json(ConversationDetail { summary: summary(&c), messages }))
+    Ok(Json(ConversationDetail {
+        summary: summary(&c),
+        messages,
+    }))
 }

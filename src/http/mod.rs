@@ -110,7 +110,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// Routes that only whitelisted addresses may reach.
 pub fn is_staff_path(path: &str) -> bool {
-    path.starts_with("/api/admin") || path.starts_with("/api/conversations") || matches!(path, "/api/login" | "/api/logout" | "/api/me")
+    path.starts_with("/api/admin")
+        || path.starts_with("/api/conversations")
+        || matches!(path, "/api/login" | "/api/logout" | "/api/me")
 }
 
 /// The API router, the whitelist applied to staff routes and the document served at `/api/openapi.json`.

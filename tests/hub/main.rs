@@ -3,6 +3,7 @@
 mod access;
 mod admin;
 mod bad_input;
+mod buddy;
 mod chat;
 mod common;
 mod routing;

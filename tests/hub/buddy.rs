@@ -1,0 +1,339 @@
+//! The buddy list over websockets: presence, several connections, invitations, chats.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+async fn buddy(hub: &TestHub, name: &str) -> (Ws, Value) {
+    let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
+    ws.send(json!({"type": "buddy_join", "name": name})).await;
+    let welcome = ws.next_of("buddy_welcome").await;
+    (ws, welcome)
+}
+
+async fn buddy_with_key(hub: &TestHub, name: &str, key: &str) -> (Ws, Value) {
+    let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
+    ws.send(json!({"type": "buddy_join", "name": name, "key": key})).await;
+    let welcome = ws.next_of("buddy_welcome").await;
+    (ws, welcome)
+}
+
+fn id(welcome: &Value) -> u64 {
+    welcome["you"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn names_are_validated() {
+    let hub = TestHub::start().await;
+    let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
+    for name in ["   ".to_string(), "x".repeat(101)] {
+        ws.send(json!({"type": "buddy_join", "name": name})).await;
+        assert_eq!(ws.next_of("error").await["code"], "invalid_name");
+    }
+    ws.send(json!({"type": "invite", "to": 1})).await;
+    assert_eq!(ws.next_of("error").await["code"], "not_joined");
+    ws.send(json!({"type": "buddy_join", "name": format!("  {}  ", "é".repeat(100))}))
+        .await;
+    assert_eq!(ws.next_of("buddy_welcome").await["name"], "é".repeat(100));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn everyone_sees_who_is_online_live_and_same_names_are_told_apart() {
+    let hub = TestHub::start().await;
+    let (mut a, wa) = buddy(&hub, "Sam").await;
+    let (mut b, wb) = buddy(&hub, "Sam").await;
+    assert_ne!(id(&wa), id(&wb));
+    let list: Vec<_> = wb["buddies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["id"].as_u64().unwrap(), b["status"].clone()))
+        .collect();
+    assert!(list.contains(&(id(&wa), json!("available"))) && list.contains(&(id(&wb), json!("available"))));
+    let joined = a.next_of("buddy_joined").await;
+    assert_eq!(
+        (joined["buddy"]["id"].as_u64(), joined["buddy"]["name"].as_str()),
+        (Some(id(&wb)), Some("Sam"))
+    );
+    a.send(json!({"type": "invite", "to": id(&wb)})).await;
+    let status = b.next_of("buddy_status").await;
+    assert_eq!(
+        (status["id"].as_u64(), status["status"].as_str()),
+        (Some(id(&wa)), Some("busy"))
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn several_connections_are_one_person_and_a_reload_is_not_a_leave() {
+    let hub = TestHub::start().await;
+    let (mut watcher, _) = buddy(&hub, "Watcher").await;
+    let (tab1, w1) = buddy(&hub, "Multi").await;
+    watcher.next_of("buddy_joined").await;
+    let key = w1["key"].as_str().unwrap().to_string();
+    let (mut tab2, w2) = buddy_with_key(&hub, "Multi", &key).await;
+    assert_eq!(id(&w1), id(&w2), "the same person from a second tab");
+    assert!(watcher.drain().await.is_empty(), "no second join is announced");
+
+    // An invitation reaches every connection of the person.
+    let mut tab1 = tab1;
+    watcher.send(json!({"type": "invite", "to": id(&w1)})).await;
+    tab1.next_of("invited").await;
+    tab2.next_of("invited").await;
+
+    // Closing one tab, or all of them for less than the grace period, is not a leave.
+    drop(tab1);
+    drop(tab2);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (_tab3, w3) = buddy_with_key(&hub, "Multi", &key).await;
+    assert_eq!(id(&w3), id(&w1));
+    assert_eq!(
+        w3["invitations"].as_array().unwrap().len(),
+        1,
+        "the pending invitation survived the reload"
+    );
+    assert!(watcher.drain().await.iter().all(|f| f["type"] != "buddy_left"));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_last_connection_closing_is_a_leave_after_the_grace_period() {
+    let hub = TestHub::start().await;
+    let (mut a, _) = buddy(&hub, "Ann").await;
+    let (b, wb) = buddy(&hub, "Bob").await;
+    drop(b);
+    let left = a.next_of("buddy_left").await;
+    assert_eq!(left["id"].as_u64(), Some(id(&wb)));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn invitation_rules() {
+    let hub = TestHub::start().await;
+    let (mut a, wa) = buddy(&hub, "A").await;
+    let (mut b, wb) = buddy(&hub, "B").await;
+    let (mut c, wc) = buddy(&hub, "C").await;
+    let (ia, ib, ic) = (id(&wa), id(&wb), id(&wc));
+
+    a.send(json!({"type": "invite", "to": ia})).await;
+    assert_eq!(a.next_of("error").await["code"], "self_invite");
+    // A invites C: A is busy, C stays available and can hold several invitations.
+    a.send(json!({"type": "invite", "to": ic})).await;
+    let inv_a = a.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    a.send(json!({"type": "invite", "to": ib})).await;
+    assert_eq!(
+        a.next_of("error").await["code"],
+        "not_available",
+        "one invitation at a time"
+    );
+    b.send(json!({"type": "invite", "to": ia})).await;
+    assert_eq!(
+        b.next_of("error").await["code"],
+        "target_not_available",
+        "an inviter cannot be invited"
+    );
+    b.send(json!({"type": "invite", "to": ic})).await;
+    let inv_b = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    c.next_of("invited").await;
+    c.next_of("invited").await;
+
+    // Only the inviter cancels, only the invitee declines.
+    c.send(json!({"type": "cancel_invite", "invitation_id": inv_a})).await;
+    assert_eq!(c.next_of("error").await["code"], "not_your_invitation");
+    a.send(json!({"type": "decline", "invitation_id": inv_a})).await;
+    assert_eq!(a.next_of("error").await["code"], "not_your_invitation");
+    a.send(json!({"type": "cancel_invite", "invitation_id": inv_a})).await;
+    let closed = c.next_of("invitation_closed").await;
+    assert_eq!(
+        (closed["invitation_id"].as_u64(), closed["reason"].as_str()),
+        (Some(inv_a), Some("cancelled"))
+    );
+    a.next_of("invitation_closed").await;
+    // A is available again and invites C anew; C accepts B's, which declines A's.
+    a.send(json!({"type": "invite", "to": ic})).await;
+    let inv_a2 = a.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    c.send(json!({"type": "accept", "invitation_id": inv_b})).await;
+    let declined = a.next_of("invitation_closed").await;
+    assert_eq!(
+        (declined["invitation_id"].as_u64(), declined["reason"].as_str()),
+        (Some(inv_a2), Some("declined"))
+    );
+    let started = b.next_of("buddy_chat_started").await;
+    assert_eq!(started["peer"].as_u64(), Some(ic));
+    let chat = c.next_of("buddy_chat_started").await["chat_id"].clone();
+    assert_eq!(started["chat_id"], chat);
+    // Both are busy; nobody can invite them.
+    a.send(json!({"type": "invite", "to": ib})).await;
+    assert_eq!(a.next_of("error").await["code"], "target_not_available");
+
+    // The chat: ids, timestamps, typing, the length limit.
+    b.send(json!({"type": "typing", "active": true})).await;
+    let typing = c.next_of("buddy_typing").await;
+    assert_eq!(
+        (typing["from"].as_u64(), typing["active"].as_bool()),
+        (Some(ib), Some(true))
+    );
+    b.send(json!({"type": "message", "text": "hi C"})).await;
+    let m = c.next_of("message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["sender"].as_u64(), m["seq"].as_u64()),
+        (Some("buddy"), Some(ib), Some(1))
+    );
+    assert!(m["at"].as_i64().unwrap() > 0 && m["id"].as_str().unwrap().len() == 36);
+    b.send(json!({"type": "message", "text": "x".repeat(2001)})).await;
+    assert_eq!(b.next_of("error").await["code"], "message_too_long");
+    assert!(
+        a.drain().await.iter().all(|f| f["type"] != "message"),
+        "A sees nothing of the chat"
+    );
+
+    // Either ends it; both are available at once.
+    c.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let ended = b.next_of("buddy_chat_ended").await;
+    assert_eq!(
+        (ended["ended_by"].as_u64(), ended["reason"].as_str()),
+        (Some(ic), Some("ended"))
+    );
+    b.send(json!({"type": "invite", "to": ic})).await;
+    b.next_of("invited").await;
+    let _ = &mut a;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn declining_frees_the_inviter() {
+    let hub = TestHub::start().await;
+    let (mut a, wa) = buddy(&hub, "A").await;
+    let (mut b, wb) = buddy(&hub, "B").await;
+    a.send(json!({"type": "invite", "to": id(&wb)})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "decline", "invitation_id": inv})).await;
+    assert_eq!(a.next_of("invitation_closed").await["reason"], "declined");
+    let busy = b.next_of("buddy_status").await;
+    assert_eq!(
+        (busy["id"].as_u64(), busy["status"].as_str()),
+        (Some(id(&wa)), Some("busy"))
+    );
+    let free = b.next_of("buddy_status").await;
+    assert_eq!(
+        (free["id"].as_u64(), free["status"].as_str()),
+        (Some(id(&wa)), Some("available"))
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn leaving_withdraws_invitations_and_ends_chats_with_a_notice() {
+    let hub = TestHub::start().await;
+    let (mut a, wa) = buddy(&hub, "A").await;
+    let (b, wb) = buddy(&hub, "B").await;
+    let (mut c, wc) = buddy(&hub, "C").await;
+    // B invites C, then leaves: C's invitation is withdrawn.
+    let mut b = b;
+    b.send(json!({"type": "invite", "to": id(&wc)})).await;
+    c.next_of("invited").await;
+    drop(b);
+    assert_eq!(c.next_of("invitation_closed").await["reason"], "inviter_left");
+    let left = c.next_of("buddy_left").await;
+    assert_eq!(left["id"].as_u64(), Some(id(&wb)));
+    // A and C chat, then C leaves: A is told and available.
+    a.send(json!({"type": "invite", "to": id(&wc)})).await;
+    let inv = c.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    c.send(json!({"type": "accept", "invitation_id": inv})).await;
+    a.next_of("buddy_chat_started").await;
+    drop(c);
+    let ended = a.next_of("buddy_chat_ended").await;
+    assert_eq!(ended["reason"], "peer_left");
+    let _ = wa;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn buddy_chats_are_archived_as_buddy_chats() {
+    let hub = TestHub::start().await;
+    let (mut a, _) = buddy(&hub, "A").await;
+    let (mut b, wb) = buddy(&hub, "B").await;
+    a.send(json!({"type": "invite", "to": id(&wb)})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    let chat = a.next_of("buddy_chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.send(json!({"type": "message", "text": "archived?"})).await;
+    b.next_of("message").await;
+    a.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    b.next_of("buddy_chat_ended").await;
+    let admin = hub.admin().await;
+    let mut found = Value::Null;
+    for _ in 0..50 {
+        let (_, c) = admin.get(&format!("/api/conversations/{chat}")).await;
+        if c["ended_at"].is_i64() {
+            found = c;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(found["kind"], "buddy");
+    assert_eq!(found["messages"][0]["text"], "archived?");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn agents_on_the_desk_appear_to_their_colleagues_and_not_to_the_public() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    let _ann = hub.agent("ann", &["general"], 1).await;
+    let auth = format!("Bearer {}", admin.token);
+    let mut staff = Ws::connect(&hub.ws_url("/ws/buddy"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let welcome = staff.next_of("buddy_welcome").await;
+    let names: Vec<_> = welcome["buddies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["name"].clone(), b["role"].clone()))
+        .collect();
+    assert!(names.contains(&(json!("ANN"), json!("agent"))), "{names:?}");
+    assert!(names.contains(&(json!("Administrator"), json!("admin"))));
+    let (_, public) = buddy(&hub, "Pat").await;
+    assert!(
+        public["buddies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["role"].is_null()),
+        "{public}"
+    );
+    // A second agent coming on shift shows up live.
+    let _bob = hub.agent("bob", &["general"], 1).await;
+    assert_eq!(staff.next_of("buddy_joined").await["buddy"]["name"], "BOB");
+    // Customers never get roster frames.
+    let mut customer = hub.customer("Carla", "general").await;
+    assert!(
+        customer
+            .drain()
+            .await
+            .iter()
+            .all(|f| !f["type"].as_str().unwrap().starts_with("buddy"))
+    );
+    customer.send(json!({"type": "invite", "to": 1})).await;
+    assert_eq!(customer.next_of("error").await["code"], "not_allowed");
+    hub.stop().await;
+}

@@ -1,0 +1,95 @@
+// The admin page shell: sign-in, the live dashboard (polls /api/admin/stats
+// every 2 s while the tab is visible) and wiring of the agents, categories and
+// archive sections.
+
+import { el, api, byTestId, show } from './dom.js';
+import { wireLogin, currentAccount, signOut } from './login.js';
+import { createArchive } from './history.js';
+import { agentsSection } from './admin-agents.js';
+import { categoriesSection } from './admin-categories.js';
+
+const $ = (id) => document.getElementById(id);
+const POLL_MS = 2000;
+let pollTimer = null;
+let categories = [];
+let archive = null;
+let agents = null;
+let cats = null;
+
+function pageNotice(text) {
+  const bar = byTestId('page-notice');
+  bar.textContent = text;
+  show(bar, !!text);
+}
+
+function signedOut(message) {
+  clearInterval(pollTimer);
+  show($('console'), false);
+  show($('nav'), false);
+  show($('sign-out'), false);
+  show($('login'), true);
+  $('who').textContent = '';
+  pageNotice(message || '');
+}
+
+async function signedIn(account) {
+  if (account.role !== 'admin') {
+    await signOut();
+    signedOut('');
+    $('login-error').textContent = 'This account is not an admin. Agents sign in on the agent page (agent.html).';
+    return;
+  }
+  pageNotice('');
+  show($('login'), false);
+  show($('console'), true);
+  show($('nav'), true);
+  show($('sign-out'), true);
+  $('who').textContent = account.display_name;
+  agents = agents || agentsSection({ onChange: listsChanged });
+  cats = cats || categoriesSection({ onChange: listsChanged });
+  archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
+  await listsChanged();
+  archive.refresh();
+  poll();
+  clearInterval(pollTimer);
+  pollTimer = setInterval(poll, POLL_MS);
+}
+
+/** Categories or agents changed: every section that lists them is refreshed. */
+async function listsChanged() {
+  const res = await api('GET', '/api/categories');
+  if (res.ok) categories = res.data;
+  const accounts = await agents.load(categories);
+  cats.render(categories);
+  archive.setLists({ categories, agents: accounts || [] });
+}
+
+function waitText(secs) {
+  if (!secs) return '0:00';
+  const s = Math.round(secs);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+async function poll() {
+  if (document.visibilityState === 'hidden') return;
+  const res = await api('GET', '/api/admin/stats');
+  if (!res.ok) {
+    if (res.status === 401 || res.status === 403) signedOut('Your session has ended. Please sign in again.');
+    else $('dash-updated').textContent = `not updated: ${res.error.message}`;
+    return;
+  }
+  const s = res.data;
+  byTestId('stat-agents-online').textContent = s.agents_online;
+  byTestId('stat-agents-available').textContent = s.agents_available;
+  byTestId('stat-chats-active').textContent = s.chats_active;
+  byTestId('stat-longest-wait').textContent = waitText(s.longest_wait_secs);
+  const ids = new Set([...categories.map((c) => c.id), ...Object.keys(s.customers_waiting)]);
+  $('waiting').replaceChildren(...[...ids].map((id) => el('tr', { dataset: { testid: `waiting-${id}` } },
+    el('td', {}, categories.find((c) => c.id === id)?.name || id), el('td', {}, String(s.customers_waiting[id] ?? 0)))));
+  $('stat-extra').textContent = `${s.customers_connected} customers connected · ${s.buddies_online} on the buddy list`;
+  $('dash-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+wireLogin($('login-form'), signedIn);
+$('sign-out').addEventListener('click', async () => { await signOut(); signedOut('You signed out.'); });
+currentAccount().then((account) => (account ? signedIn(account) : signedOut('')));

@@ -1,0 +1,264 @@
+// The customer page: pick a topic, give a name, wait in line, chat. The resume
+// token, last seen seq and the transcript live in sessionStorage, so a reload or
+// a dropped connection within the hub's grace period carries on the same chat.
+
+import { el, api, byTestId, announce, show } from './dom.js';
+import { ReconnectingSocket } from './socket.js';
+import { ChatView } from './chatview.js';
+
+const KEY = 'switchboard.customer';
+const $ = (id) => document.getElementById(id);
+
+/** What survives a reload: {token, name, category, categoryName, chatId, peerName, lastSeq, messages}. */
+let saved = load();
+let pendingJoin = null;
+let chat = null;
+let inChat = false;
+let maxLen = 2000;
+
+function load() {
+  try { return JSON.parse(sessionStorage.getItem(KEY)) || null; } catch { return null; }
+}
+function save() {
+  if (saved) sessionStorage.setItem(KEY, JSON.stringify(saved));
+  else sessionStorage.removeItem(KEY);
+}
+
+const socket = new ReconnectingSocket('/ws/customer', {
+  onOpen(send) {
+    if (saved?.token) send({ type: 'resume', token: saved.token, last_seq: saved.lastSeq || 0 });
+    else if (pendingJoin) send({ type: 'join', ...pendingJoin });
+  },
+  onFrame: handle,
+  onState(state, delay) {
+    const pill = $('conn-state');
+    pill.textContent = state === 'reconnecting' ? `reconnecting in ${Math.round(delay / 100) / 10}s…` : state;
+    pill.className = `pill ${state === 'open' ? 'connected' : 'away'}`;
+    if (state === 'reconnecting') chat?.failPending('not sent: connection lost');
+  },
+  onFinalClose(code) {
+    if (code === 4000) pageNotice('This chat was opened in another tab or window; continue there.');
+  },
+});
+
+function pageNotice(text) {
+  const bar = byTestId('page-notice');
+  bar.textContent = text;
+  show(bar, !!text);
+}
+
+function screen(name) {
+  for (const id of ['welcome', 'join', 'session']) show($(id), id === name);
+}
+
+async function loadCategories() {
+  const res = await api('GET', '/api/categories');
+  const host = $('categories');
+  host.replaceChildren();
+  if (!res.ok) { $('categories-error').textContent = res.error.message; return; }
+  if (res.data.length === 0) host.append(el('p', {}, 'No topics are open right now. Please try again later.'));
+  for (const c of res.data) {
+    host.append(el('button', { type: 'button', dataset: { testid: `category-${c.id}`, category: c.id }, onclick: () => chooseCategory(c) }, c.name));
+  }
+}
+
+function chooseCategory(c) {
+  pendingJoin = { category: c.id, categoryName: c.name };
+  $('join-topic').textContent = c.name;
+  $('name-error').textContent = '';
+  screen('join');
+  $('name').focus();
+}
+
+function submitJoin(e) {
+  e.preventDefault();
+  const name = $('name').value.trim();
+  if (!name) { $('name-error').textContent = 'Please tell us your name (1 to 100 characters).'; $('name').focus(); return; }
+  pendingJoin = { ...pendingJoin, name };
+  pageNotice('');
+  startSession();
+  if (socket.connected) socket.send({ type: 'join', name, category: pendingJoin.category });
+  else socket.start();
+}
+
+function startSession() {
+  screen('session');
+  show($('waiting'), true);
+  show($('ended'), false);
+  $('place').textContent = '…';
+  $('session-title').textContent = 'Waiting for an agent';
+  $('leave').textContent = 'Leave';
+  $('leave').disabled = false;
+  $('chat-host').replaceChildren();
+  chat = null;
+  inChat = false;
+}
+
+function ensureChat() {
+  if (chat) return chat;
+  chat = new ChatView({
+    label: 'Your message',
+    maxLen,
+    onSend: (text, client_id) => socket.send({ type: 'message', text, client_id }),
+    onDraft: (text) => { if (inChat) socket.send({ type: 'draft', text }); },
+    onTyping: (active) => { if (inChat) socket.send({ type: 'typing', active }); },
+  });
+  $('chat-host').replaceChildren(chat.root);
+  for (const m of saved?.messages || []) chat.addMessage(m, m.from === 'customer');
+  return chat;
+}
+
+function showMessage(m) {
+  const view = ensureChat();
+  if (view.addMessage(m, m.from === 'customer') && saved) {
+    // Kept for a reload; the last 200 are plenty to rebuild the screen.
+    saved.messages = [...(saved.messages || []), { id: m.id, seq: m.seq, from: m.from, text: m.text, at: m.at }].slice(-200);
+  }
+  if (saved) { saved.lastSeq = Math.max(saved.lastSeq || 0, m.seq); save(); }
+  if (m.from === 'agent') announce(`${saved?.peerName || 'Agent'}: ${m.text}`);
+}
+
+function chatting(chatId, peerName, categoryName, startedFresh) {
+  if (saved.chatId !== chatId) {
+    saved.chatId = chatId;
+    saved.lastSeq = 0;
+  }
+  saved.peerName = peerName;
+  save();
+  inChat = true;
+  show($('waiting'), false);
+  $('session-title').textContent = `Chatting with ${peerName}${categoryName ? ` · ${categoryName}` : ''}`;
+  $('leave').textContent = 'End chat';
+  const view = ensureChat();
+  view.setEnabled(true);
+  if (startedFresh) {
+    view.addNotice(`${peerName} joined the chat.`, 'chat-started');
+    announce(`${peerName} joined the chat`);
+    view.focus();
+  }
+}
+
+function waiting(place, requeued) {
+  inChat = false;
+  show($('waiting'), true);
+  $('session-title').textContent = requeued ? 'Back in line' : 'Waiting for an agent';
+  $('leave').textContent = 'Leave';
+  $('place').textContent = place;
+  announce(`You are number ${place} in line`);
+  if (chat) chat.setEnabled(false);
+}
+
+function finished(text) {
+  inChat = false;
+  saved = null;
+  save();
+  socket.stop();
+  if (chat) { chat.setEnabled(false); chat.setTyping(''); chat.addNotice(text, 'chat-ended'); }
+  else pageNotice(text);
+  show($('waiting'), false);
+  show($('ended'), true);
+  $('leave').disabled = true;
+  $('session-title').textContent = 'Chat ended';
+  announce(text);
+}
+
+function handle(f) {
+  switch (f.type) {
+    case 'welcome':
+      maxLen = f.max_message_len;
+      saved = { token: f.resume_token, name: f.customer_name, category: pendingJoin?.category, categoryName: pendingJoin?.categoryName, lastSeq: 0, messages: [] };
+      save();
+      break;
+    case 'queued':
+      if (f.requeued) ensureChat().addNotice('Your agent is no longer available — you are back in line and will be connected to the next agent.', 'requeued');
+      waiting(f.place, f.requeued);
+      break;
+    case 'place':
+      $('place').textContent = f.place;
+      announce(`You are number ${f.place} in line`);
+      break;
+    case 'chat_started':
+      chatting(f.chat_id, f.peer_name, f.category_name, true);
+      break;
+    case 'resumed':
+      saved.name = f.customer_name;
+      if (f.chat) {
+        chatting(f.chat.chat_id, f.chat.peer_name, f.chat.category_name, false);
+        for (const m of f.chat.messages) showMessage(m);
+        if (!f.chat.peer_connected) chat.addNotice(`${f.chat.peer_name} is disconnected; waiting for them to come back.`, 'peer-away');
+      } else if (f.place) {
+        waiting(f.place, false);
+      }
+      break;
+    case 'message':
+      showMessage(f);
+      break;
+    case 'typing':
+      if (f.from === 'agent') chat?.setTyping(f.active ? `${saved?.peerName || 'The agent'} is typing…` : '');
+      break;
+    case 'peer_away':
+      chat?.setTyping('');
+      chat?.addNotice(`${saved?.peerName || 'Your agent'} lost their connection — waiting up to ${Math.round(f.grace_secs)} s for them to come back.`, 'peer-away');
+      break;
+    case 'peer_back':
+      chat?.addNotice(`${saved?.peerName || 'Your agent'} is back.`, 'peer-back');
+      break;
+    case 'chat_ended': {
+      chat?.setTyping('');
+      if (f.reason === 'agent_gone') {
+        chat?.addNotice(`${saved?.peerName || 'Your agent'} has left.`, 'agent-gone');
+        break; // a `queued` with requeued=true follows
+      }
+      const who = f.ended_by === 'agent' ? `${saved?.peerName || 'The agent'} ended the chat.`
+        : f.ended_by === 'customer' ? 'You ended the chat.'
+          : f.reason === 'shutdown' ? 'The service is restarting; the chat has ended.' : 'The chat has ended.';
+      finished(who);
+      break;
+    }
+    case 'removed':
+      finished(f.message || 'You left the queue.');
+      break;
+    case 'error':
+      onError(f);
+      break;
+    case 'shutdown':
+      pageNotice('The service is restarting; we will reconnect you.');
+      break;
+  }
+}
+
+function onError(f) {
+  if (f.code === 'resume_expired') {
+    saved = null;
+    save();
+    socket.stop();
+    chat = null;
+    $('chat-host').replaceChildren();
+    pageNotice('Your previous chat has ended. You can start a new one.');
+    screen('welcome');
+    return;
+  }
+  if (f.code === 'invalid_name' || f.code === 'unknown_category' || (!saved && pendingJoin)) {
+    screen('join');
+    $('name-error').textContent = f.message;
+    $('name').focus();
+    return;
+  }
+  if (f.client_id && chat) chat.markFailed(f.client_id, f.message);
+  else pageNotice(f.message);
+}
+
+$('join-form').addEventListener('submit', submitJoin);
+$('join-back').addEventListener('click', () => screen('welcome'));
+$('leave').addEventListener('click', () => {
+  if (!socket.send({ type: 'leave' })) finished('You left.');
+});
+$('again').addEventListener('click', () => { pageNotice(''); screen('welcome'); loadCategories(); });
+
+loadCategories();
+if (saved?.token) {
+  // A reload or a new visit within the grace period: show what we had, then resume.
+  startSession();
+  if (saved.chatId) ensureChat().setEnabled(false);
+  socket.start();
+}

@@ -1,0 +1,120 @@
+// The conversation archive (GET /api/conversations): a filterable, paged list
+// and one conversation's transcript. Agents see their own chats; admins see all
+// and get the agent filter.
+
+import { el, api, clock, dateTime } from './dom.js';
+
+const PAGE = 20;
+
+/**
+ * @param {HTMLElement} host
+ * @param {{categories?: {id,name}[], agents?: {id,display_name}[], mineFrom?: string}} opts
+ *   agents: present → show the agent filter (admin); mineFrom: whose messages go on the left.
+ */
+export function createArchive(host, { categories = [], agents = null, mineFrom = 'agent' } = {}) {
+  let offset = 0;
+  const state = { categories, agents };
+  const category = el('select', { id: 'arch-category', dataset: { testid: 'archive-category' } });
+  const agent = el('select', { id: 'arch-agent', dataset: { testid: 'archive-agent' } });
+  const from = el('input', { id: 'arch-from', type: 'date', dataset: { testid: 'archive-from' } });
+  const to = el('input', { id: 'arch-to', type: 'date', dataset: { testid: 'archive-to' } });
+  const status = el('p', { class: 'muted', role: 'status', dataset: { testid: 'archive-status' } });
+  const body = el('tbody');
+  const pageInfo = el('span', { class: 'muted', dataset: { testid: 'archive-page' } });
+  const prev = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-prev' } }, 'Previous');
+  const next = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-next' } }, 'Next');
+  const detail = el('div', { class: 'card', hidden: true, dataset: { testid: 'archive-detail' }, tabindex: '-1' });
+
+  const form = el('form', { class: 'row', 'aria-label': 'Filter conversations' },
+    el('div', {}, el('label', { for: 'arch-category' }, 'Category'), category),
+    agents ? el('div', {}, el('label', { for: 'arch-agent' }, 'Agent'), agent) : null,
+    el('div', {}, el('label', { for: 'arch-from' }, 'From'), from),
+    el('div', {}, el('label', { for: 'arch-to' }, 'To'), to),
+    el('div', {}, el('label', { 'aria-hidden': 'true' }, '\u00a0'), el('button', { type: 'submit', dataset: { testid: 'archive-search' } }, 'Search')));
+  const table = el('div', { class: 'table-wrap' }, el('table', {},
+    el('thead', {}, el('tr', {}, ...['Started', 'Category', 'Customer', 'Agent', 'Messages', 'Ended', ''].map((h) => el('th', { scope: 'col' }, h)))),
+    body));
+  host.replaceChildren(form, status, table, el('div', { class: 'row' }, prev, pageInfo, next), detail);
+
+  function fillSelects() {
+    const keep = [category.value, agent.value];
+    category.replaceChildren(el('option', { value: '' }, 'All'), ...state.categories.map((c) => el('option', { value: c.id }, c.name)));
+    if (state.agents) agent.replaceChildren(el('option', { value: '' }, 'All'), ...state.agents.map((a) => el('option', { value: a.id }, `${a.display_name} (${a.username})`)));
+    [category.value, agent.value] = keep;
+  }
+
+  /** Start of the chosen local day, or end of it, in ms. */
+  const dayMs = (input, endOfDay) => {
+    if (!input.value) return null;
+    const [y, m, d] = input.value.split('-').map(Number);
+    return endOfDay ? new Date(y, m - 1, d, 23, 59, 59, 999).getTime() : new Date(y, m - 1, d).getTime();
+  };
+
+  async function refresh() {
+    const q = new URLSearchParams({ offset, limit: PAGE });
+    if (category.value) q.set('category', category.value);
+    if (agents && agent.value) q.set('agent_id', agent.value);
+    if (dayMs(from, false) !== null) q.set('from', dayMs(from, false));
+    if (dayMs(to, true) !== null) q.set('to', dayMs(to, true));
+    status.textContent = 'Loading…';
+    const res = await api('GET', `/api/conversations?${q}`);
+    if (!res.ok) {
+      body.replaceChildren();
+      status.textContent = res.status === 404 ? 'Conversation history is not available on this server yet.' : res.error.message;
+      prev.disabled = next.disabled = true;
+      pageInfo.textContent = '';
+      return;
+    }
+    const { total, items } = res.data;
+    status.textContent = total === 0 ? 'No conversations match.' : '';
+    body.replaceChildren(...items.map(row));
+    pageInfo.textContent = total ? `${offset + 1}–${offset + items.length} of ${total}` : '';
+    prev.disabled = offset === 0;
+    next.disabled = offset + items.length >= total;
+  }
+
+  function row(c) {
+    const ended = c.ended_at ? `${dateTime(c.ended_at)}${c.ended_by ? ` by ${c.ended_by}` : ''}${c.reason ? ` (${c.reason})` : ''}` : 'ongoing';
+    return el('tr', { dataset: { testid: 'archive-row', id: c.id } },
+      el('td', {}, dateTime(c.paired_at || c.queued_at)),
+      el('td', {}, categoryName(c.category) || c.kind),
+      el('td', {}, c.customer_name),
+      el('td', {}, c.agent_name),
+      el('td', {}, String(c.message_count ?? '')),
+      el('td', {}, ended),
+      el('td', {}, el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-open' }, onclick: () => open(c.id) }, 'Open')));
+  }
+
+  const categoryName = (id) => state.categories.find((c) => c.id === id)?.name || id;
+
+  async function open(id) {
+    detail.hidden = false;
+    detail.replaceChildren(el('p', {}, 'Loading…'));
+    const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
+    if (!res.ok) { detail.replaceChildren(el('p', { class: 'form-error' }, res.error.message)); return; }
+    const c = res.data;
+    const list = el('ol', { class: 'transcript', 'aria-label': 'Transcript' },
+      ...(c.messages || []).map((m) => el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },
+        el('span', { class: 'sr-only' }, `${m.from}: `), m.text, el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`))));
+    if (!c.messages?.length) list.append(el('li', { class: 'notice' }, 'No messages.'));
+    detail.replaceChildren(
+      el('div', { class: 'row' }, el('h3', { class: 'grow' }, `${c.customer_name} ↔ ${c.agent_name} · ${categoryName(c.category) || c.kind} · ${dateTime(c.paired_at)}`),
+        el('button', { type: 'button', class: 'secondary', onclick: () => { detail.hidden = true; } }, 'Close')),
+      list);
+    detail.focus();
+  }
+
+  form.addEventListener('submit', (e) => { e.preventDefault(); offset = 0; refresh(); });
+  prev.addEventListener('click', () => { offset = Math.max(0, offset - PAGE); refresh(); });
+  next.addEventListener('click', () => { offset += PAGE; refresh(); });
+  fillSelects();
+
+  return {
+    refresh,
+    setLists({ categories: cs, agents: as }) {
+      if (cs) state.categories = cs;
+      if (as && state.agents) state.agents = as;
+      fillSelects();
+    },
+  };
+}
