@@ -9,12 +9,19 @@
 //! idempotently. When the buffer is full the hub refuses new chat messages
 //! (the sender gets an error, so nothing acknowledged is ever dropped) and the
 //! state is reported loudly in the log and on the health endpoints.
+//!
+//! Every event gets a sequence number, and the writer publishes how far it has
+//! committed ([`Progress`]). The hub holds a sender's acknowledgement of a
+//! message until the batch holding it is committed, so an acknowledged message
+//! survives even a crash of the hub. While the store is down the writer says
+//! so (`degraded`) and the hub acknowledges from the buffer instead: relaying
+//! goes on, and the buffer is written once the store is back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::store::{ArchiveEvent, SharedStore};
@@ -41,11 +48,21 @@ pub struct ArchiveStatus {
     pub capacity: AtomicUsize,
 }
 
+/// How far the writer has got: every event up to `committed` is in the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub committed: u64,
+    /// The last write failed; events are held in the buffer until the store is back.
+    pub degraded: bool,
+}
+
 /// The hub's handle on the archive. Cheap to clone.
 #[derive(Clone)]
 pub struct Archive {
-    tx: mpsc::Sender<ArchiveEvent>,
+    tx: mpsc::Sender<(u64, ArchiveEvent)>,
+    next_seq: Arc<AtomicU64>,
     pub status: Arc<ArchiveStatus>,
+    pub progress: watch::Receiver<Progress>,
 }
 
 impl Archive {
@@ -54,8 +71,9 @@ impl Archive {
         let (tx, rx) = mpsc::channel(capacity);
         let status = Arc::new(ArchiveStatus::default());
         status.capacity.store(capacity, Ordering::Relaxed);
-        let task = tokio::spawn(write_loop(store, rx, status.clone()));
-        (Self { tx, status }, task)
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let task = tokio::spawn(write_loop(store, rx, status.clone(), progress_tx));
+        (Self { tx, next_seq: Arc::new(AtomicU64::new(1)), status, progress }, task)
     }
 
     /// Is there room for `n` more events? The hub asks before acknowledging a message.
@@ -63,12 +81,15 @@ impl Archive {
         self.tx.capacity() >= n
     }
 
-    /// Queues an event without waiting. Returns false (and says so loudly) when the buffer is full.
-    pub fn push(&self, event: ArchiveEvent) -> bool {
-        match self.tx.try_send(event) {
+    /// Queues an event without waiting and returns its sequence number, or `None`
+    /// (said loudly) when the buffer is full.
+    pub fn push(&self, event: ArchiveEvent) -> Option<u64> {
+        // Only the hub task pushes, so numbers enter the channel in order.
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send((seq, event)) {
             Ok(()) => {
                 self.status.backlog.fetch_add(1, Ordering::Relaxed);
-                true
+                Some(seq)
             }
             Err(_) => {
                 self.status.refused.fetch_add(1, Ordering::Relaxed);
@@ -78,19 +99,28 @@ impl Archive {
                         "ARCHIVE BUFFER FULL: the store is not keeping up or is down; new chat messages are refused until it drains"
                     );
                 }
-                false
+                None
             }
         }
     }
 }
 
-async fn write_loop(store: SharedStore, mut rx: mpsc::Receiver<ArchiveEvent>, status: Arc<ArchiveStatus>) {
+async fn write_loop(
+    store: SharedStore,
+    mut rx: mpsc::Receiver<(u64, ArchiveEvent)>,
+    status: Arc<ArchiveStatus>,
+    progress: watch::Sender<Progress>,
+) {
+    let mut numbered = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while rx.recv_many(&mut numbered, MAX_BATCH).await > 0 {
+        let last = numbered.last().map_or(0, |(seq, _)| *seq);
+        batch.extend(numbered.drain(..).map(|(_, event)| event));
         let mut backoff = BACKOFF_START;
         loop {
             match store.archive(&batch).await {
                 Ok(()) => {
+                    progress.send_replace(Progress { committed: last, degraded: false });
                     if status.degraded.swap(false, Ordering::Relaxed) {
                         tracing::info!(
                             backend = store.backend(),
@@ -107,6 +137,7 @@ async fn write_loop(store: SharedStore, mut rx: mpsc::Receiver<ArchiveEvent>, st
                 }
                 Err(e) => {
                     status.write_errors.fetch_add(1, Ordering::Relaxed);
+                    progress.send_modify(|p| p.degraded = true);
                     if !status.degraded.swap(true, Ordering::Relaxed) {
                         tracing::error!(backend = store.backend(), error = %e, "archive write failed; holding events and retrying");
                     }

@@ -359,7 +359,7 @@ impl HubState {
             at: now_ms(),
             client_id,
         };
-        self.archive.push(ArchiveEvent::Message {
+        let archived = self.archive.push(ArchiveEvent::Message {
             conversation_id: log.wire_id.clone(),
             message: ArchivedMessage {
                 id: message.id.clone(),
@@ -375,8 +375,9 @@ impl HubState {
             log.history.pop_front();
         }
         log.history.push_back(message);
-        self.delivery.deliver(&Recipient::Buddy(a), &frame);
-        self.delivery.deliver(&Recipient::Buddy(b), &frame);
+        let peer = if me == a { b } else { a };
+        self.delivery.deliver(&Recipient::Buddy(peer), &frame);
+        self.acknowledge(Recipient::Buddy(me), frame, archived);
         Ok(())
     }
 

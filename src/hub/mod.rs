@@ -156,10 +156,16 @@ impl Hub {
 
 async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut progress = state.archive.progress.clone();
+    let mut archive_alive = true;
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            changed = progress.changed(), if archive_alive => match changed {
+                Ok(()) => state.release_acks(),
+                Err(_) => archive_alive = false,
+            },
             n = rx.recv_many(&mut batch, MAX_BATCH) => {
                 if n == 0 {
                     break;
@@ -172,6 +178,8 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
         }
     }
     state.shut_down();
+    // Whatever the archive commits while connections close still gets acknowledged.
+    state.release_acks();
 }
 
 /// Starts a timer that sends `command` to the hub after `delay`, unless the hub is gone.

@@ -94,6 +94,8 @@ pub(crate) struct HubState {
     pub(super) timers: mpsc::WeakSender<Command>,
     dirty_waiting: BTreeSet<CategoryId>,
     pub(super) buddies: BuddyDesk,
+    /// Senders' copies of messages waiting for the archive to commit them, in archive order.
+    pending_acks: VecDeque<(u64, Recipient, Outbound)>,
 }
 
 /// Who sent a frame, once the connection is known.
@@ -130,6 +132,7 @@ impl HubState {
             timers,
             dirty_waiting: BTreeSet::new(),
             buddies: BuddyDesk::default(),
+            pending_acks: VecDeque::new(),
         }
     }
 
@@ -518,7 +521,7 @@ impl HubState {
             at: now_ms(),
             client_id,
         };
-        self.archive.push(ArchiveEvent::Message {
+        let archived = self.archive.push(ArchiveEvent::Message {
             conversation_id: log.wire_id.clone(),
             message: ArchivedMessage {
                 id: message.id.clone(),
@@ -538,9 +541,36 @@ impl HubState {
             log.history.pop_front();
         }
         log.history.push_back(message);
-        self.delivery.deliver(&Recipient::Customer(customer), &frame);
-        self.delivery.deliver(&Recipient::Agent(agent), &frame);
+        let (sender, peer) = match from {
+            Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
+            _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
+        };
+        self.delivery.deliver(&peer, &frame);
+        self.acknowledge(sender, frame, archived);
         Ok(())
+    }
+
+    /// The sender's copy of a message is its acknowledgement: it goes out once the
+    /// archive has committed the message, or at once while the store is down (the
+    /// message is then held in the bounded archive buffer until the store is back).
+    pub(super) fn acknowledge(&mut self, sender: Recipient, frame: Outbound, archived: Option<u64>) {
+        let progress = *self.archive.progress.borrow();
+        match archived {
+            Some(seq) if seq > progress.committed && !progress.degraded => self.pending_acks.push_back((seq, sender, frame)),
+            _ => self.delivery.deliver(&sender, &frame),
+        }
+    }
+
+    /// Sends the acknowledgements the archive's progress now allows.
+    pub(super) fn release_acks(&mut self) {
+        let progress = *self.archive.progress.borrow();
+        while let Some((seq, _, _)) = self.pending_acks.front() {
+            if *seq > progress.committed && !progress.degraded {
+                break;
+            }
+            let (_, sender, frame) = self.pending_acks.pop_front().expect("front exists");
+            self.delivery.deliver(&sender, &frame);
+        }
     }
 
     // ---- agents ----------------------------------------------------------------

@@ -11,9 +11,13 @@
 //!   duplicates a message or a conversation);
 //! - no method holds a lock across an `.await` of the caller.
 
+mod embedded;
 mod memory;
+mod mongo;
 
+pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
+pub use mongo::MongoStore;
 
 use std::sync::Arc;
 
@@ -203,12 +207,37 @@ pub trait Store: Send + Sync + 'static {
     async fn conversation(&self, id: &str) -> StoreResult<Conversation>;
 }
 
-/// Opens the configured backend, retrying with a clear log line while it cannot be reached.
+/// First and longest pause between attempts to reach the store at start-up.
+const OPEN_RETRY_START: std::time::Duration = std::time::Duration::from_millis(500);
+const OPEN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the configured backend, retrying with a clear log line while it cannot be
+/// reached (a database that starts after the hub is normal in deployments).
 pub async fn open(settings: &crate::config::Settings) -> SharedStore {
     use crate::config::StoreMode;
-    match settings.store {
-        StoreMode::Memory => Arc::new(MemoryStore::new()),
-        // The embedded and MongoDB backends arrive with the durable-storage work.
-        StoreMode::Auto | StoreMode::Embedded | StoreMode::MongoDb => Arc::new(MemoryStore::new()),
+    let mongodb = match (&settings.store, &settings.mongodb_uri) {
+        (StoreMode::Memory, _) => return Arc::new(MemoryStore::new()),
+        (StoreMode::Embedded, _) | (StoreMode::Auto, None) => None,
+        (StoreMode::MongoDb | StoreMode::Auto, Some(uri)) => Some(uri.clone()),
+        (StoreMode::MongoDb, None) => unreachable!("settings refuse STORE=mongodb without MONGODB_URI"),
+    };
+    let mut pause = OPEN_RETRY_START;
+    loop {
+        let opened: StoreResult<SharedStore> = match &mongodb {
+            Some(uri) => MongoStore::connect(uri, &settings.mongodb_db).await.map(|s| Arc::new(s) as SharedStore),
+            None => EmbeddedStore::open(&settings.data_dir).await.map(|s| Arc::new(s) as SharedStore),
+        };
+        match opened {
+            Ok(store) => match store.ping().await {
+                Ok(()) => return store,
+                Err(e) => tracing::warn!(backend = store.backend(), error = %e, "store not reachable yet; retrying in {pause:?}"),
+            },
+            Err(e) => {
+                let what = if mongodb.is_some() { "MongoDB at MONGODB_URI" } else { "the embedded store in DATA_DIR" };
+                tracing::warn!(error = %e, "cannot open {what} yet; retrying in {pause:?}");
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(OPEN_RETRY_MAX);
     }
 }

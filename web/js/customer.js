@@ -27,12 +27,12 @@ function save() {
 const socket = new ReconnectingSocket('/ws/customer', {
   onOpen(send) {
     if (saved?.token) send({ type: 'resume', token: saved.token, last_seq: saved.lastSeq || 0 });
-    else if (pendingJoin) send({ type: 'join', ...pendingJoin });
+    else if (pendingJoin) send({ type: 'join', name: pendingJoin.name, category: pendingJoin.category });
   },
   onFrame: handle,
   onState(state, delay) {
     const pill = $('conn-state');
-    pill.textContent = state === 'reconnecting' ? `reconnecting in ${Math.round(delay / 100) / 10}s…` : state;
+    pill.textContent = state === 'reconnecting' ? `reconnecting in ${Math.round(delay / 100) / 10}s…` : state === 'open' ? 'connected' : state;
     pill.className = `pill ${state === 'open' ? 'connected' : 'away'}`;
     if (state === 'reconnecting') chat?.failPending('not sent: connection lost');
   },

@@ -1,0 +1,72 @@
+//! A minimal HTTP/1.1 client over a tokio TcpStream: enough for the hub's JSON
+//! API (sign-in, admin agent creation, health, conversation totals).
+//! One request per connection (`Connection: close`), Content-Length or chunked bodies.
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends one request and returns the status and the JSON body (Null when empty or not JSON).
+pub async fn request(
+    hub: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let mut stream = TcpStream::connect(hub).await.map_err(|e| format!("connect {hub}: {e}"))?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {hub}\r\nConnection: close\r\nAccept: application/json\r\n");
+    if let Some(t) = bearer {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if method != "GET" {
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    head.push_str(&body);
+    stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no HTTP status")?;
+    let mut payload = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        payload = dechunk(&payload);
+    }
+    let json = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+    Ok((status, json))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 || data.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[(eol + 4 + size).min(data.len())..];
+    }
+    out
+}
+
+/// Signs in and returns the bearer token.
+pub async fn login(hub: SocketAddr, username: &str, password: &str) -> Result<String, String> {
+    let body = serde_json::json!({ "username": username, "password": password });
+    let (status, json) = request(hub, "POST", "/api/login", None, Some(&body)).await?;
+    match json.get("token").and_then(Value::as_str) {
+        Some(t) if status == 200 => Ok(t.to_string()),
+        _ => Err(format!("login {username}: HTTP {status} {json}")),
+    }
+}

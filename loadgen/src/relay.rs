@@ -1,0 +1,503 @@
+//! Scenarios "relay" and "archive": 1-to-1 chats exchanging messages at
+//! rising total rates (or one fixed rate for "archive"), checking every copy.
+//!
+//! Each message carries `client_id = "<chat>.<side>.<n>.<send µs>"`; the
+//! receiver checks the chat, records latency for the peer's messages and sets
+//! a bit per (receiver, side, n), so wrong, duplicate and missing copies are
+//! found. Reader and writer of a connection are separate tasks so a slow send
+//! never stops a socket from being read.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::setup::{self, Target};
+use crate::stats::{Stats, new_hist, pcts};
+use crate::wsconn::{self, Ws};
+use crate::{hubinfo, proto};
+
+pub struct Relay {
+    pub chats: usize,
+    pub max_chats: u8,
+    pub category: String,
+    /// Total messages per second, one step each.
+    pub rates: Vec<f64>,
+    pub step_secs: f64,
+    pub msg_size: usize,
+    /// Stop rising once a step's p99 passes this.
+    pub stop_p99_ms: f64,
+    pub drain_secs: f64,
+    /// Wait for the archive backlog to drain and compare the store's totals.
+    pub archive_check: bool,
+    pub hub_pid: Option<u32>,
+}
+
+/// What the loadgen knows of one chat, shared by its customer and agent tasks.
+#[derive(Default)]
+struct ChatTrack {
+    wire_id: OnceLock<String>,
+    /// Messages sent by side 0 (customer) and 1 (agent).
+    sent: [AtomicU64; 2],
+    /// (side, n) refused by the hub with an error frame.
+    refused: Mutex<Vec<(usize, u64)>>,
+    /// Receipt bitmaps indexed by receiver * 2 + side.
+    seen: Mutex<[Vec<u64>; 4]>,
+}
+
+struct Shared {
+    stats: Arc<Stats>,
+    chats: Vec<ChatTrack>,
+    by_wire: Mutex<HashMap<String, usize>>,
+    /// Current step and when it started (µs on the stats clock); writers follow them.
+    step: AtomicUsize,
+    step_started_us: AtomicU64,
+    /// Messages per second per chat in each step.
+    per_chat_rate: Vec<f64>,
+    running: AtomicBool,
+    hists: Mutex<Vec<Histogram<u64>>>,
+    text: String,
+}
+
+impl Shared {
+    /// Records one received chat message; `receiver` 0 = customer, 1 = agent.
+    fn on_message(&self, receiver: usize, own_chat: Option<usize>, frame: &proto::In<'_>) {
+        let s = &self.stats;
+        let Some((k, side, n, t)) = frame.client_id.as_deref().and_then(parse_client_id) else {
+            s.error("unparsable_client_id");
+            return;
+        };
+        let wire_ok = frame.chat_id.as_deref() == self.chats.get(k).and_then(|c| c.wire_id.get()).map(String::as_str);
+        if own_chat != Some(k) || !wire_ok {
+            s.wrong_recipient.fetch_add(1, Relaxed);
+            return;
+        }
+        let mut seen = self.chats[k].seen.lock().unwrap();
+        let bits = &mut seen[receiver * 2 + side];
+        let (word, bit) = ((n / 64) as usize, 1u64 << (n % 64));
+        if bits.len() <= word {
+            bits.resize(word + 1, 0);
+        }
+        if bits[word] & bit != 0 {
+            s.duplicates.fetch_add(1, Relaxed);
+            return;
+        }
+        bits[word] |= bit;
+        drop(seen);
+        if side != receiver {
+            let latency = s.now_us().saturating_sub(t).max(1);
+            let step = self.step.load(Relaxed);
+            let _ = self.hists.lock().unwrap()[step].record(latency);
+        }
+    }
+
+    fn on_error(&self, frame: &proto::In<'_>) {
+        self.stats.error(frame.code.as_deref().unwrap_or("error"));
+        if let Some((k, side, n, _)) = frame.client_id.as_deref().and_then(parse_client_id)
+            && let Some(chat) = self.chats.get(k)
+        {
+            chat.refused.lock().unwrap().push((side, n));
+        }
+    }
+}
+
+fn parse_client_id(id: &str) -> Option<(usize, usize, u64, u64)> {
+    let mut it = id.split('.');
+    let k = it.next()?.parse().ok()?;
+    let side = it.next()?.parse().ok()?;
+    let n = it.next()?.parse().ok()?;
+    let t = it.next()?.parse().ok()?;
+    (side < 2).then_some((k, side, n, t))
+}
+
+type Sink = SplitSink<Ws, Message>;
+type Stream = SplitStream<Ws>;
+
+pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, Histogram<u64>), String> {
+    let agents = cfg.chats.div_ceil(cfg.max_chats as usize);
+    stats.set_phase(format!("creating {agents} agents"));
+    let tokens = setup::create_agents(t, agents, std::slice::from_ref(&cfg.category), cfg.max_chats).await?;
+    stats.set_phase("agents online");
+    let mut agent_ws = vec![];
+    for (i, token) in tokens.iter().enumerate() {
+        agent_ws.push(setup::agent_online(t, i, token, stats).await?);
+    }
+    let per_chat_rate = cfg.rates.iter().map(|r| r / cfg.chats as f64).collect();
+    let shared = Arc::new(Shared {
+        stats: stats.clone(),
+        chats: (0..cfg.chats).map(|_| ChatTrack::default()).collect(),
+        by_wire: Mutex::new(HashMap::new()),
+        step: AtomicUsize::new(0),
+        step_started_us: AtomicU64::new(0),
+        per_chat_rate,
+        running: AtomicBool::new(true),
+        hists: Mutex::new(cfg.rates.iter().map(|_| new_hist()).collect()),
+        text: "x".repeat(cfg.msg_size.max(1)),
+    });
+
+    stats.set_phase(format!("{} customers join", cfg.chats));
+    let mut customers = vec![];
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut joins = vec![];
+    for k in 0..cfg.chats {
+        let (t, sh, sem, category) = (t.clone(), shared.clone(), sem.clone(), cfg.category.clone());
+        joins.push(tokio::spawn(async move {
+            let _p = sem.acquire().await;
+            customer_join(&t, &sh, k, &category).await
+        }));
+    }
+    for j in joins {
+        match j.await.map_err(|e| e.to_string())? {
+            Ok(ws) => customers.push(ws),
+            Err(e) => return Err(e),
+        }
+    }
+
+    // Agents learn their chats from the chat_started frames waiting in their sockets.
+    stats.set_phase("agents learn chats");
+    let mut agent_parts = vec![];
+    let mut learned = 0;
+    for (i, mut ws) in agent_ws.into_iter().enumerate() {
+        let mut mine = vec![];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let quota = (cfg.max_chats as usize).min(cfg.chats - learned);
+        while mine.len() < quota {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    if let Some(f) = proto::parse(&text)
+                        && f.kind == "chat_started"
+                        && let Some(k) = f.chat_id.as_deref().and_then(|c| shared.by_wire.lock().unwrap().get(c).copied())
+                    {
+                        mine.push(k);
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        if mine.is_empty() {
+            return Err(format!("agent {i} was given no chat"));
+        }
+        learned += mine.len();
+        agent_parts.push((ws, mine));
+    }
+    let assigned: usize = agent_parts.iter().map(|(_, m)| m.len()).sum();
+    if assigned != cfg.chats {
+        return Err(format!("agents hold {assigned} chats, expected {}", cfg.chats));
+    }
+
+    // Traffic: one reader and one writer task per connection.
+    let mut writers = vec![];
+    let mut readers = vec![];
+    let mut sinks_done = vec![];
+    // Spread the connections' send instants over each period.
+    let spread = |i: usize| (i as f64 * 0.618_034) % 1.0;
+    for (k, ws) in customers.into_iter().enumerate() {
+        let (sink, stream) = ws.split();
+        let sh = shared.clone();
+        readers.push(tokio::spawn(reader(sh.clone(), stream, 0, vec![k])));
+        writers.push(tokio::spawn(writer(sh, sink, 0, vec![k], spread(k))));
+    }
+    for (i, (ws, mine)) in agent_parts.into_iter().enumerate() {
+        let (sink, stream) = ws.split();
+        let sh = shared.clone();
+        readers.push(tokio::spawn(reader(sh.clone(), stream, 1, mine.clone())));
+        writers.push(tokio::spawn(writer(sh, sink, 1, mine, spread(i + cfg.chats))));
+    }
+
+    let mut steps = vec![];
+    let mut highest_held: Option<f64> = None;
+    let traffic_start = Instant::now();
+    let mut max_backlog = 0u64;
+    for (i, &rate) in cfg.rates.iter().enumerate() {
+        stats.set_phase(format!("step {rate} msg/s"));
+        let sent0 = stats.sent.load(Relaxed);
+        let recv0 = stats.received.load(Relaxed);
+        let cpu0 = cfg.hub_pid.and_then(hubinfo::cpu_secs);
+        let start = Instant::now();
+        shared.step_started_us.store(stats.now_us(), Relaxed);
+        shared.step.store(i, Relaxed);
+        let end = start + Duration::from_secs_f64(cfg.step_secs);
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(1000).min(end - Instant::now())).await;
+            if cfg.archive_check
+                && let Ok(h) = hubinfo::health(t.hub).await
+            {
+                max_backlog = max_backlog.max(h["archive_backlog"].as_u64().unwrap_or(0));
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let sent = stats.sent.load(Relaxed) - sent0;
+        let recv = stats.received.load(Relaxed) - recv0;
+        let cpu = cfg.hub_pid.and_then(hubinfo::cpu_secs).zip(cpu0).map(|(b, a)| (b - a) / secs * 100.0);
+        let p = pcts(&shared.hists.lock().unwrap()[i]);
+        let achieved = sent as f64 / secs;
+        let held = p.p99_ms <= cfg.stop_p99_ms && achieved >= rate * 0.95;
+        eprintln!(
+            "step {rate} msg/s: sent {achieved:.0}/s received {:.0}/s p50 {} ms p99 {} ms hub cpu {}",
+            recv as f64 / secs,
+            p.p50_ms,
+            p.p99_ms,
+            cpu.map_or("?".into(), |c| format!("{c:.0}%"))
+        );
+        steps.push(json!({
+            "target_msgs_per_sec": rate, "sent_per_sec": achieved.round(), "received_frames_per_sec": (recv as f64 / secs).round(),
+            "p50_ms": p.p50_ms, "p90_ms": p.p90_ms, "p99_ms": p.p99_ms, "max_ms": p.max_ms, "samples": p.count,
+            "hub_cpu_percent": cpu.map(|c| c.round()), "held": held,
+        }));
+        if held {
+            highest_held = Some(rate);
+        }
+        if p.p99_ms > cfg.stop_p99_ms || achieved < rate * 0.5 {
+            break;
+        }
+    }
+    let traffic_secs = traffic_start.elapsed().as_secs_f64();
+    shared.running.store(false, Relaxed);
+    for w in writers {
+        if let Ok(sink) = w.await {
+            sinks_done.push(sink);
+        }
+    }
+
+    // Drain: every acknowledged message should reach both sides.
+    stats.set_phase("drain");
+    let expected = |sh: &Shared| -> u64 {
+        sh.chats
+            .iter()
+            .map(|c| 2 * (c.sent[0].load(Relaxed) + c.sent[1].load(Relaxed) - c.refused.lock().unwrap().len() as u64))
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs_f64(cfg.drain_secs);
+    while Instant::now() < deadline && count_seen(&shared) < expected(&shared) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let acked: u64 = shared
+        .chats
+        .iter()
+        .map(|c| c.sent[0].load(Relaxed) + c.sent[1].load(Relaxed) - c.refused.lock().unwrap().len() as u64)
+        .sum();
+    let mut figures = json!({
+        "chats": cfg.chats, "agents": agents, "message_bytes": cfg.msg_size, "steps": steps,
+        "highest_rate_held": highest_held, "messages_acknowledged": acked,
+    });
+
+    if cfg.archive_check {
+        stats.set_phase("archive drain");
+        let adeadline = Instant::now() + Duration::from_secs(120);
+        let mut backlog = u64::MAX;
+        while Instant::now() < adeadline {
+            if let Ok(h) = hubinfo::health(t.hub).await {
+                figures["store_backend"] = h["store"].clone();
+                backlog = h["archive_backlog"].as_u64().unwrap_or(u64::MAX);
+                if backlog == 0 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let archived_secs = traffic_start.elapsed().as_secs_f64();
+        figures["archive_backlog_at_end"] = json!(backlog);
+        figures["archive_max_backlog_seen"] = json!(max_backlog);
+        figures["offered_msgs_per_sec"] = json!((acked as f64 / traffic_secs).round());
+        figures["archived_msgs_per_sec"] = json!((acked as f64 / archived_secs).round());
+        figures["archive_drain_after_traffic_secs"] = json!(((archived_secs - traffic_secs) * 100.0).round() / 100.0);
+        match stored_message_total(t).await {
+            Ok((convs, msgs)) => {
+                figures["store_conversations"] = json!(convs);
+                figures["store_messages"] = json!(msgs);
+                figures["archive_lost"] = json!(acked as i64 - msgs as i64);
+                if msgs < acked {
+                    stats.missing.fetch_add(acked - msgs, Relaxed);
+                    stats.error("archive_lost");
+                }
+            }
+            Err(e) => {
+                stats.error("archive_count_failed");
+                figures["archive_count_error"] = json!(e);
+            }
+        }
+    }
+
+    stats.set_phase("closing");
+    for mut sink in sinks_done {
+        let _ = sink.close().await;
+    }
+    for r in readers {
+        r.abort();
+    }
+    let missing = expected(&shared).saturating_sub(count_seen(&shared));
+    stats.missing.fetch_add(missing, Relaxed);
+    let mut overall = new_hist();
+    for h in shared.hists.lock().unwrap().iter() {
+        let _ = overall.add(h);
+    }
+    Ok((figures, overall))
+}
+
+fn count_seen(sh: &Shared) -> u64 {
+    sh.chats
+        .iter()
+        .map(|c| c.seen.lock().unwrap().iter().flatten().map(|w| w.count_ones() as u64).sum::<u64>())
+        .sum()
+}
+
+/// Sums message_count over every archived conversation (admin API, pages of 200).
+async fn stored_message_total(t: &Target) -> Result<(u64, u64), String> {
+    let admin = crate::http::login(t.hub, &t.admin_user, &t.admin_password).await?;
+    let (mut offset, mut convs, mut msgs) = (0u64, 0u64, 0u64);
+    loop {
+        let path = format!("/api/conversations?limit=200&offset={offset}");
+        let (status, page) = crate::http::request(t.hub, "GET", &path, Some(&admin), None).await?;
+        if status != 200 {
+            return Err(format!("{path}: HTTP {status} {page}"));
+        }
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        for c in &items {
+            convs += 1;
+            msgs += c["message_count"].as_u64().unwrap_or(0);
+        }
+        offset += items.len() as u64;
+        if items.is_empty() || offset >= page["total"].as_u64().unwrap_or(0) {
+            return Ok((convs, msgs));
+        }
+    }
+}
+
+/// Connects customer `k`, joins and waits for its chat to start.
+async fn customer_join(t: &Target, sh: &Shared, k: usize, category: &str) -> Result<Ws, String> {
+    let s = &sh.stats;
+    let mut ws = match wsconn::connect(t.hub, t.source(k), "/ws/customer", None, 64 * 1024).await {
+        Ok(ws) => ws,
+        Err((code, detail)) => {
+            s.conns_failed.fetch_add(1, Relaxed);
+            s.error(&code);
+            return Err(format!("customer {k}: {code} {detail}"));
+        }
+    };
+    s.conns_ok.fetch_add(1, Relaxed);
+    ws.send(Message::text(proto::join(&format!("c{k}"), category)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let Some(f) = proto::parse(&text) else { continue };
+                if f.kind == "chat_started" {
+                    let wire = f.chat_id.as_deref().unwrap_or_default().to_string();
+                    sh.by_wire.lock().unwrap().insert(wire.clone(), k);
+                    let _ = sh.chats[k].wire_id.set(wire);
+                    return Ok(ws);
+                }
+                if f.kind == "error" {
+                    return Err(format!("customer {k}: {text}"));
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => return Err(format!("customer {k}: no chat_started: {other:?}")),
+        }
+    }
+}
+
+async fn reader(sh: Arc<Shared>, mut stream: Stream, receiver: usize, mine: Vec<usize>) {
+    let s = &sh.stats;
+    while let Some(m) = stream.next().await {
+        match m {
+            Ok(Message::Text(text)) => {
+                s.received.fetch_add(1, Relaxed);
+                let Some(f) = proto::parse(&text) else {
+                    s.error("unparsable_frame");
+                    continue;
+                };
+                match f.kind.as_ref() {
+                    "message" => {
+                        let own = if receiver == 0 {
+                            Some(mine[0])
+                        } else {
+                            f.chat_id
+                                .as_deref()
+                                .and_then(|c| sh.by_wire.lock().unwrap().get(c).copied())
+                                .filter(|k| mine.contains(k))
+                        };
+                        sh.on_message(receiver, own, &f);
+                    }
+                    "error" => sh.on_error(&f),
+                    "queue_stats" | "profile" | "pong" => {}
+                    other => s.error(&format!("unexpected_{other}")),
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                if sh.running.load(Relaxed) {
+                    s.error(&format!("closed_{}", frame.map_or(1005, |f| u16::from(f.code))));
+                }
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                if sh.running.load(Relaxed) {
+                    s.error("connection_lost");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Sends this connection's share of the current step's rate until stopped;
+/// `side` 0 = customer (one chat), 1 = agent (its chats in turn).
+async fn writer(sh: Arc<Shared>, mut sink: Sink, side: usize, mine: Vec<usize>, phase: f64) -> Sink {
+    let s = &sh.stats;
+    let mut step = usize::MAX;
+    let mut sent_in_step = 0u64;
+    let mut turn = 0usize;
+    let wires: Vec<String> = mine.iter().map(|&k| sh.chats[k].wire_id.get().cloned().unwrap_or_default()).collect();
+    while sh.running.load(Relaxed) {
+        let now_step = sh.step.load(Relaxed);
+        if now_step != step {
+            step = now_step;
+            sent_in_step = 0;
+        }
+        // Each chat's rate is shared equally by its two sides.
+        let rate = sh.per_chat_rate[step] / 2.0 * mine.len() as f64;
+        let elapsed = (s.now_us().saturating_sub(sh.step_started_us.load(Relaxed))) as f64 / 1e6;
+        let due = (elapsed * rate + phase).floor() as u64;
+        let mut batch = 0;
+        while sent_in_step < due && batch < 256 {
+            let slot = turn % mine.len();
+            turn += 1;
+            let k = mine[slot];
+            let n = sh.chats[k].sent[side].fetch_add(1, Relaxed);
+            let client_id = format!("{k}.{side}.{n}.{}", s.now_us());
+            let chat_id = (side == 1).then(|| wires[slot].as_str());
+            if sink.feed(Message::text(proto::message(chat_id, &sh.text, &client_id))).await.is_err() {
+                s.error("send_failed");
+                return sink;
+            }
+            s.sent.fetch_add(1, Relaxed);
+            sent_in_step += 1;
+            batch += 1;
+        }
+        if batch > 0 && sink.flush().await.is_err() {
+            s.error("send_failed");
+            return sink;
+        }
+        if sent_in_step >= due {
+            // Sleep until the next message is due (at least 1 ms, at most 100 ms).
+            let next = ((sent_in_step + 1) as f64 - phase) / rate.max(1e-9);
+            let wait = (next - elapsed).clamp(0.001, 0.1);
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    sink
+}

@@ -1,0 +1,205 @@
+//! `loadgen report`: gathers the scenario results of one bench run into
+//! `latest.md` / `latest.json` (and dated copies), with the machine and the
+//! targets next to the figures. It states shortfalls; it never fails on them.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::stats::RunResult;
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Directory holding <scenario>.json results of this run.
+    #[arg(long)]
+    results: PathBuf,
+    /// Where latest.md / latest.json go.
+    #[arg(long)]
+    out_dir: PathBuf,
+    /// Extra Markdown appended (notes from the bench script, the profile).
+    #[arg(long)]
+    notes: Option<PathBuf>,
+}
+
+fn load(dir: &PathBuf, name: &str) -> Option<RunResult> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).ok()?).ok()
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    json!({
+        "nproc": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu_model": model,
+        "memory_gib": (mem_kib as f64 / 1048576.0 * 10.0).round() / 10.0,
+        "kernel": kernel.trim(),
+    })
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "meets",
+        Some(false) => "**falls short**",
+        None => "not measured",
+    }
+}
+
+pub fn build(args: &ReportArgs) -> Result<(), String> {
+    let m = machine();
+    let names = ["idle", "relay", "routing", "queue", "archive-embedded", "archive-mongodb", "archive-memory"];
+    let results: Vec<(String, RunResult)> =
+        names.iter().filter_map(|n| load(&args.results, n).map(|r| (n.to_string(), r))).collect();
+    let get = |n: &str| results.iter().find(|(k, _)| k == n).map(|(_, r)| r);
+    let mut rows: Vec<(String, String, String, &str)> = vec![];
+
+    if let Some(r) = get("relay") {
+        let steps = r.figures["steps"].as_array().cloned().unwrap_or_default();
+        let step = |rate: f64| steps.iter().find(|s| s["target_msgs_per_sec"].as_f64() == Some(rate)).cloned();
+        let held = r.figures["highest_rate_held"].as_f64();
+        let s100 = step(100_000.0);
+        let ok100 = s100.as_ref().map(|s| {
+            s["sent_per_sec"].as_f64().unwrap_or(0.0) >= 95_000.0 && s["p99_ms"].as_f64().unwrap_or(f64::MAX) < 10.0
+        });
+        rows.push((
+            "relay: throughput".into(),
+            "≥100k msg/s with p99 < 10 ms".into(),
+            format!(
+                "highest step held (p99 ≤ 50 ms, ≥95% of rate sent): {}; at 100k: {}",
+                held.map_or("none".into(), |h| format!("{h:.0} msg/s")),
+                s100.map_or("not reached".into(), |s| format!("sent {}/s, p99 {} ms", s["sent_per_sec"], s["p99_ms"]))
+            ),
+            verdict(Some(ok100.unwrap_or(false))),
+        ));
+        let s10 = step(10_000.0);
+        rows.push((
+            "relay: latency at 10k msg/s".into(),
+            "p99 < 2 ms".into(),
+            s10.as_ref().map_or("not reached".into(), |s| format!("p50 {} ms, p99 {} ms", s["p50_ms"], s["p99_ms"])),
+            verdict(s10.map(|s| s["p99_ms"].as_f64().unwrap_or(f64::MAX) < 2.0)),
+        ));
+    }
+    if let Some(r) = get("idle") {
+        let b = r.figures["bytes_per_connection"].as_u64();
+        rows.push((
+            "idle: memory per connection".into(),
+            "≤ 4.4 KB (4,400 bytes) per connection, ~19,000 held".into(),
+            format!(
+                "{} bytes/connection over {} joined customers (VmRSS {} → {} KiB)",
+                b.map_or("?".into(), |b| b.to_string()),
+                r.figures["customers_joined"],
+                r.figures["hub_rss_before_kib"],
+                r.figures["hub_rss_after_kib"]
+            ),
+            verdict(b.map(|b| b <= 4400)),
+        ));
+    }
+    if let Some(r) = get("routing") {
+        let rate = r.figures["routes_per_sec"].as_f64().unwrap_or(0.0);
+        let p99 = r.figures["join_to_both_told_p99_ms"].as_f64().unwrap_or(f64::MAX);
+        rows.push((
+            "routing".into(),
+            "≥10k customers/s, p99 < 10 ms, while 10k wait".into(),
+            format!(
+                "{rate:.0} routes/s, join→both told p50 {} ms p99 {p99} ms, {} waiting meanwhile",
+                r.figures["join_to_both_told_p50_ms"], r.figures["waiting_meanwhile"]
+            ),
+            verdict(Some(rate >= 10_000.0 && p99 < 10.0)),
+        ));
+    }
+    if let Some(r) = get("queue") {
+        let max = r.figures["replace_all_max_ms"].as_f64();
+        rows.push((
+            "long queue".into(),
+            "10k waiting re-placed within 100 ms of a route".into(),
+            format!(
+                "{} waiting: all told after p50 {} ms, max {} ms; hub CPU {} ms per route",
+                r.figures["waiting"], r.figures["replace_all_p50_ms"], r.figures["replace_all_max_ms"], r.figures["hub_cpu_ms_per_route"]
+            ),
+            verdict(max.map(|m| m <= 100.0)),
+        ));
+    }
+    for name in ["archive-mongodb", "archive-embedded", "archive-memory"] {
+        if let Some(r) = get(name) {
+            let backend = r.figures["store_backend"].as_str().unwrap_or("?").to_string();
+            let rate = r.figures["archived_msgs_per_sec"].as_f64().unwrap_or(0.0);
+            let lost = r.figures["archive_lost"].as_i64();
+            let target = if name == "archive-mongodb" { "≥20k msg/s into MongoDB, nothing lost" } else { "nothing lost (MongoDB target: ≥20k msg/s)" };
+            let real = backend.contains(name.trim_start_matches("archive-")) || (name == "archive-mongodb" && backend.contains("mongo"));
+            let ok = if real { Some(rate >= 20_000.0 && lost == Some(0)) } else { None };
+            rows.push((
+                format!("archive ({name}, hub reported store `{backend}`)"),
+                target.into(),
+                format!(
+                    "offered {} msg/s, written {rate:.0} msg/s incl. drain ({} s after traffic), lost {}",
+                    r.figures["offered_msgs_per_sec"], r.figures["archive_drain_after_traffic_secs"],
+                    lost.map_or("?".into(), |l| l.to_string())
+                ),
+                if real { verdict(ok) } else { "not measured: backend not yet real" },
+            ));
+        }
+    }
+
+    let date = std::process::Command::new("date").arg("+%Y-%m-%d %H:%M:%S %Z").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let mut md = format!("# Switchboard benchmark — {date}\n\n");
+    md.push_str(&format!(
+        "Machine: {} × {}, {} GiB RAM, Linux {}. Release build; hub pinned to CPU 0 and loadgen to CPU 1 for relay/routing/queue/archive.\n\n",
+        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["memory_gib"], m["kernel"].as_str().unwrap_or("?")
+    ));
+    md.push_str("## Targets\n\n| scenario | target | measured | verdict |\n| --- | --- | --- | --- |\n");
+    for (a, b, c, d) in &rows {
+        md.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
+    }
+    let integrity: Vec<String> = results
+        .iter()
+        .map(|(n, r)| format!("{n}: wrong {} / duplicate {} / missing {}", r.wrong_recipient, r.duplicates, r.missing))
+        .collect();
+    md.push_str(&format!("\nDelivery checks — {}.\n", integrity.join("; ")));
+    if let Some(r) = get("relay") {
+        md.push_str("\n## Relay steps\n\n| target msg/s | sent msg/s | frames received/s | p50 ms | p90 ms | p99 ms | max ms | hub CPU % | held |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        for s in r.figures["steps"].as_array().cloned().unwrap_or_default() {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                s["target_msgs_per_sec"], s["sent_per_sec"], s["received_frames_per_sec"], s["p50_ms"], s["p90_ms"],
+                s["p99_ms"], s["max_ms"], s["hub_cpu_percent"], s["held"]
+            ));
+        }
+    }
+    md.push_str("\n## Scenario details\n\n");
+    for (_, r) in &results {
+        md.push_str(&r.markdown());
+        md.push('\n');
+    }
+    if let Some(n) = &args.notes
+        && let Ok(text) = std::fs::read_to_string(n)
+    {
+        md.push_str("\n## Notes\n\n");
+        md.push_str(&text);
+    }
+    let doc = json!({
+        "date": date, "machine": m,
+        "targets": rows.iter().map(|(a, b, c, d)| json!({"scenario": a, "target": b, "measured": c, "verdict": d})).collect::<Vec<_>>(),
+        "results": results.iter().map(|(n, r)| (n.clone(), serde_json::to_value(r).unwrap_or(Value::Null))).collect::<serde_json::Map<_, _>>(),
+    });
+    std::fs::create_dir_all(&args.out_dir).map_err(|e| e.to_string())?;
+    let stamp = std::process::Command::new("date").arg("+%Y%m%d-%H%M%S").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let json_text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    for base in ["latest".to_string(), stamp] {
+        std::fs::write(args.out_dir.join(format!("{base}.md")), &md).map_err(|e| e.to_string())?;
+        std::fs::write(args.out_dir.join(format!("{base}.json")), &json_text).map_err(|e| e.to_string())?;
+    }
+    println!("{md}");
+    Ok(())
+}

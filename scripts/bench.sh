@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Release-build benchmarks of Switchboard (`make bench`). For each scenario it starts
+# the hub on a free loopback port with the settings the scenario needs, runs the
+# loadgen against it, stops the hub, and finally writes bench/results/latest.md and
+# latest.json (plus dated copies). Scenarios are described in bench/README.md.
+#
+# It never asserts figures: it fails only when the hub or the loadgen crashed, or
+# the loadgen found a wrong, duplicate or missing message.
+#
+#   BENCH_SCENARIOS="idle relay routing queue archive"   which to run (default all)
+#   BENCH_QUICK=1                                        small counts, for a smoke run
+#   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SCENARIOS=${BENCH_SCENARIOS:-"idle relay routing queue archive"}
+ARCHIVE_STORES=${BENCH_ARCHIVE_STORES:-"embedded mongodb"}
+QUICK=${BENCH_QUICK:-0}
+RESULTS=$ROOT/bench/results
+RUN=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
+HUB_BIN=$ROOT/target/release/switchboard
+LG_BIN=$ROOT/target/release/loadgen
+export LOADGEN_ADMIN_PASSWORD=bench-admin-pass
+failures=()
+notes=$RUN/notes.md
+: >"$notes"
+
+# The hub holds ~19,500 sockets and each loadgen process up to 20,000.
+ulimit -n 20000 || { echo "bench: cannot raise the open-file limit to 20000" >&2; exit 1; }
+
+# Idle and long-queue connections need a deep accept backlog to connect quickly; informational only.
+echo "bench: somaxconn=$(cat /proc/sys/net/core/somaxconn) ephemeral ports=$(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range)"
+
+echo "bench: building release binaries"
+cargo build --release --workspace
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+HUB_PID=
+HUB_PORT=
+# start_hub NAME CPU [VAR=value...]: starts the hub pinned to CPU (or "any"), waits for /healthz.
+start_hub() {
+  local name=$1 cpu=$2
+  shift 2
+  HUB_PORT=$(free_port)
+  local pin=()
+  [ "$cpu" != any ] && pin=(taskset -c "$cpu")
+  env -i PATH="$PATH" HOME="$HOME" BIND_ADDR="127.0.0.1:$HUB_PORT" ADMIN_USERNAME=admin \
+    ADMIN_PASSWORD="$LOADGEN_ADMIN_PASSWORD" RUST_LOG=warn STORE=memory "$@" \
+    "${pin[@]}" "$HUB_BIN" serve >"$RUN/$name.hub.log" 2>&1 &
+  HUB_PID=$!
+  for _ in $(seq 1 200); do
+    if curl -sf "http://127.0.0.1:$HUB_PORT/healthz" >/dev/null 2>&1; then
+      echo "bench: [$name] hub pid $HUB_PID on port $HUB_PORT ($*)"
+      return 0
+    fi
+    if ! kill -0 "$HUB_PID" 2>/dev/null; then
+      echo "bench: [$name] the hub did not start:" >&2
+      cat "$RUN/$name.hub.log" >&2
+      failures+=("$name: hub failed to start")
+      return 1
+    fi
+    sleep 0.05
+  done
+  failures+=("$name: hub not healthy")
+  return 1
+}
+
+# stop_hub NAME: SIGTERM and wait; a hub that is already gone crashed.
+stop_hub() {
+  local name=$1
+  if ! kill -0 "$HUB_PID" 2>/dev/null; then
+    echo "bench: [$name] THE HUB CRASHED; log tail:" >&2
+    tail -20 "$RUN/$name.hub.log" >&2
+    failures+=("$name: hub crashed")
+    wait "$HUB_PID" 2>/dev/null || true
+    return
+  fi
+  kill -TERM "$HUB_PID"
+  for _ in $(seq 1 300); do
+    kill -0 "$HUB_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$HUB_PID" 2>/dev/null; then
+    echo "bench: [$name] hub did not stop within 15 s; killing it" >&2
+    kill -KILL "$HUB_PID" 2>/dev/null || true
+  fi
+  wait "$HUB_PID" 2>/dev/null || true
+}
+
+# loadgen NAME CPU ARGS...: runs one scenario; exit 3 means delivery checks failed.
+loadgen() {
+  local name=$1 cpu=$2
+  shift 2
+  local pin=()
+  [ "$cpu" != any ] && pin=(taskset -c "$cpu")
+  local rc=0
+  "${pin[@]}" "$LG_BIN" run "$@" --hub "127.0.0.1:$HUB_PORT" --hub-pid "$HUB_PID" \
+    --out "$RUN/$name.json" 2> >(tee "$RUN/$name.loadgen.log" >&2) || rc=$?
+  case $rc in
+    0) ;;
+    3) failures+=("$name: the loadgen found wrong, duplicate or missing messages") ;;
+    *) failures+=("$name: the loadgen failed (exit $rc)") ;;
+  esac
+}
+
+q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+
+for scenario in $SCENARIOS; do
+  case $scenario in
+    idle)
+      # As many waiting customers as one hub holds, over 4 processes and 40 source addresses.
+      if start_hub idle any MAX_CONNECTIONS=19500; then
+        loadgen idle any idle --customers "$(q 19000 2000)" --procs 4 --sources 127.0.0.2-127.0.0.41
+        stop_hub idle
+      fi
+      ;;
+    relay)
+      # 500 chats (125 agents × 4) at rising rates; hub on CPU 0, loadgen on CPU 1.
+      if start_hub relay 0 RATE_LIMIT_PER_SEC=100000 RATE_LIMIT_BURST=100000 OUTBOUND_BUFFER=65536 \
+        ARCHIVE_BUFFER=10000000; then
+        loadgen relay 1 relay --chats "$(q 500 100)" --step-secs "$(q 5 2)" \
+          --rates "1000,5000,10000,20000,40000,80000,100000"
+        stop_hub relay
+      fi
+      ;;
+    routing)
+      # Bursts of 500 customers onto 125 free agents × 4 while 10,000 wait in another queue.
+      if start_hub routing 0 MAX_CONNECTIONS=19500; then
+        loadgen routing 1 routing --agents "$(q 125 25)" --burst "$(q 500 100)" --rounds 10 \
+          --waiting "$(q 10000 1000)"
+        stop_hub routing
+      fi
+      ;;
+    queue)
+      # 10,000 waiting in one category, one agent taking them one by one.
+      if start_hub queue 0 MAX_CONNECTIONS=19500; then
+        loadgen queue 1 queue --waiting "$(q 10000 1000)" --rounds 20
+        stop_hub queue
+      fi
+      ;;
+    archive)
+      for store in $ARCHIVE_STORES; do
+        extra=()
+        mongo_pid=
+        case $store in
+          embedded)
+            data=$(mktemp -d /tmp/switchboard-bench-data.XXXXXX)
+            extra=(STORE=embedded DATA_DIR="$data")
+            ;;
+          mongodb)
+            if [ ! -x .venv/bin/secantusd-py ]; then scripts/ensure-test-deps.sh; fi
+            mport=$(free_port)
+            .venv/bin/secantusd-py --port "$mport" --storage-path :memory: >"$RUN/mongo.log" 2>&1 &
+            mongo_pid=$!
+            for _ in $(seq 1 100); do
+              python3 -c "import socket; socket.create_connection(('127.0.0.1', $mport), 0.2)" 2>/dev/null && break
+              sleep 0.1
+            done
+            extra=(STORE=mongodb MONGODB_URI="mongodb://127.0.0.1:$mport" MONGODB_DB=bench)
+            ;;
+          *) extra=(STORE="$store") ;;
+        esac
+        if start_hub "archive-$store" 0 RATE_LIMIT_PER_SEC=100000 RATE_LIMIT_BURST=100000 \
+          OUTBOUND_BUFFER=65536 ARCHIVE_BUFFER=1000000 "${extra[@]}"; then
+          backend=$(curl -s "http://127.0.0.1:$HUB_PORT/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["store"])')
+          if [ "$backend" != "$store" ] && ! { [ "$store" = mongodb ] && [[ $backend == *mongo* ]]; }; then
+            echo "- archive-$store: the hub started with STORE=$store reports store \`$backend\`: that backend is not real yet, so this run measured \`$backend\`." >>"$notes"
+          fi
+          loadgen "archive-$store" 1 archive --chats "$(q 500 100)" --rates "$(q 25000 5000)" --step-secs "$(q 10 3)"
+          stop_hub "archive-$store"
+        fi
+        [ -n "$mongo_pid" ] && { kill "$mongo_pid" 2>/dev/null || true; wait "$mongo_pid" 2>/dev/null || true; }
+        [ "$store" = embedded ] && rm -rf "$data"
+      done
+      ;;
+    *) echo "bench: unknown scenario $scenario" >&2; failures+=("unknown scenario $scenario") ;;
+  esac
+done
+
+if [ -f bench/profile.md ]; then
+  cat bench/profile.md >>"$notes"
+fi
+if [ ${#failures[@]} -gt 0 ]; then
+  { echo; echo "**Failures in this run:**"; printf -- '- %s\n' "${failures[@]}"; } >>"$notes"
+fi
+"$LG_BIN" report --results "$RUN" --out-dir "$RESULTS" --notes "$notes" >/dev/null
+echo "bench: report written to bench/results/latest.md (raw logs in $RUN)"
+if [ ${#failures[@]} -gt 0 ]; then
+  printf 'bench: FAILED: %s\n' "${failures[@]}" >&2
+  exit 1
+fi

@@ -1,0 +1,705 @@
+//! The embedded on-disk store: the zero-config default, one redb file
+//! (`switchboard.redb`) in the data directory.
+//!
+//! Why it is built this way:
+//! - redb is a pure-Rust, crash-safe (copy-on-write B-trees, atomic commits)
+//!   key-value store with no server to run, which is what "zero-config" asks for.
+//!   Its API is synchronous, so every transaction runs on tokio's blocking pool
+//!   (`spawn_blocking`) and never stalls the async workers or holds a lock
+//!   across the caller's `.await`.
+//! - A commit is the expensive part (an fsync). The relay hands the archive
+//!   whole batches, and `archive` applies a whole batch in ONE write
+//!   transaction, so the cost of durability is paid once per batch, not per
+//!   message.
+//! - Messages are not stored inside a conversation record (that would rewrite
+//!   an ever-growing value on every message). Each message is its own row keyed
+//!   `(conversation_id, seq, message_id)`, so appending is one small insert and
+//!   reading a conversation back is one ordered range scan, already in seq
+//!   order. A second table `(conversation_id, message_id) -> seq` makes the
+//!   append idempotent by the message's natural id, as the contract demands.
+//! - Listings use secondary indexes keyed `(…, paired_at, conversation_id)`
+//!   and walked in reverse, so "newest first" is the natural key order and a
+//!   time range is a key range. The agent and category filters each have
+//!   their own index; any remaining filter is checked against the record.
+//! - Values are JSON via private mirror structs: a well-kept, self-describing
+//!   format that survives adding optional fields, and the public model types
+//!   (some of which hold secrets such as password hashes) stay free of serde.
+//!   The key layout is fixed; `meta` records a schema version for future
+//!   migrations.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+/// The file name inside the data directory.
+pub const FILE_NAME: &str = "switchboard.redb";
+const SCHEMA_VERSION: u64 = 1;
+
+/// Free-form counters and the schema version.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Account id -> JSON account.
+const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+/// Username -> account id (unique).
+const ACCOUNTS_BY_USERNAME: TableDefinition<&str, &str> = TableDefinition::new("accounts_by_username");
+/// Category id -> JSON category (with its creation position).
+const CATEGORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("categories");
+/// Creation position -> category id; iterating gives creation order.
+const CATEGORY_ORDER: TableDefinition<u64, &str> = TableDefinition::new("category_order");
+/// Conversation id -> JSON {opened, closed}.
+const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
+/// (conversation id, seq, message id) -> JSON message.
+const MESSAGES: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("messages");
+/// (conversation id, message id) -> seq; the idempotence guard for appends.
+const MESSAGE_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("message_ids");
+/// (paired_at, conversation id) -> (); every conversation.
+const BY_PAIRED: TableDefinition<(i64, &str), ()> = TableDefinition::new("conversations_by_paired");
+/// (agent id, paired_at, conversation id) -> ().
+const BY_AGENT: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("conversations_by_agent");
+/// (category id, paired_at, conversation id) -> (); only conversations with a category.
+const BY_CATEGORY: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("conversations_by_category");
+
+const NEXT_CATEGORY_POS: &str = "next_category_pos";
+
+/// The on-disk store. Cheap to clone and share: the database handle is behind an `Arc`.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if missing) `dir/switchboard.redb`, creating `dir` too.
+    pub async fn open(dir: &Path) -> StoreResult<Self> {
+        let dir = dir.to_path_buf();
+        blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
+            let db = Database::create(dir.join(FILE_NAME)).map_err(unavailable)?;
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                // Create every table up front so read transactions never meet a missing one.
+                let mut meta = tx.open_table(META).map_err(unavailable)?;
+                let version = meta.get("schema_version").map_err(unavailable)?.map(|v| v.value());
+                match version {
+                    None => {
+                        meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
+                    }
+                    Some(SCHEMA_VERSION) => {}
+                    Some(other) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "{FILE_NAME} has schema version {other}, this build reads {SCHEMA_VERSION}"
+                        )));
+                    }
+                }
+                tx.open_table(ACCOUNTS).map_err(unavailable)?;
+                tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
+                tx.open_table(CATEGORIES).map_err(unavailable)?;
+                tx.open_table(CATEGORY_ORDER).map_err(unavailable)?;
+                tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+                tx.open_table(MESSAGES).map_err(unavailable)?;
+                tx.open_table(MESSAGE_IDS).map_err(unavailable)?;
+                tx.open_table(BY_PAIRED).map_err(unavailable)?;
+                tx.open_table(BY_AGENT).map_err(unavailable)?;
+                tx.open_table(BY_CATEGORY).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(Self { db: Arc::new(db) })
+        })
+        .await
+    }
+
+    /// Runs `f` in one write transaction on the blocking pool; commits only if `f` succeeds.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(unavailable)?;
+            match f(&tx) {
+                Ok(value) => {
+                    tx.commit().map_err(unavailable)?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    tx.abort().map_err(unavailable)?;
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `f` in one read transaction (a consistent snapshot) on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(unavailable)?;
+            f(&tx)
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("storage task failed: {e}")))?
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("embedded store: {e}"))
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(unavailable)
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| unavailable(format!("corrupt record: {e}")))
+}
+
+// ---- private mirrors of the model types: the on-disk format ----
+
+#[derive(Serialize, Deserialize)]
+struct AccountRec {
+    id: String,
+    username: String,
+    display_name: String,
+    role: Role,
+    password_hash: String,
+    categories: Vec<String>,
+    max_chats: u8,
+    enabled: bool,
+    created_at: Millis,
+}
+
+impl From<&Account> for AccountRec {
+    fn from(a: &Account) -> Self {
+        Self {
+            id: a.id.clone(),
+            username: a.username.clone(),
+            display_name: a.display_name.clone(),
+            role: a.role,
+            password_hash: a.password_hash.clone(),
+            categories: a.categories.clone(),
+            max_chats: a.max_chats,
+            enabled: a.enabled,
+            created_at: a.created_at,
+        }
+    }
+}
+
+impl From<AccountRec> for Account {
+    fn from(a: AccountRec) -> Self {
+        Self {
+            id: a.id,
+            username: a.username,
+            display_name: a.display_name,
+            role: a.role,
+            password_hash: a.password_hash,
+            categories: a.categories,
+            max_chats: a.max_chats,
+            enabled: a.enabled,
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CategoryRec {
+    id: String,
+    name: String,
+    /// Creation position; the key of its `category_order` row.
+    pos: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OpenedRec {
+    id: String,
+    kind: ConversationKind,
+    category: Option<String>,
+    customer_name: String,
+    agent_id: String,
+    agent_name: String,
+    queued_at: Millis,
+    paired_at: Millis,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClosedRec {
+    ended_at: Millis,
+    ended_by: Side,
+    reason: EndReason,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConversationRec {
+    opened: OpenedRec,
+    closed: Option<ClosedRec>,
+}
+
+impl ConversationRec {
+    fn new(o: &ConversationOpened) -> Self {
+        Self {
+            opened: OpenedRec {
+                id: o.id.clone(),
+                kind: o.kind,
+                category: o.category.clone(),
+                customer_name: o.customer_name.clone(),
+                agent_id: o.agent_id.clone(),
+                agent_name: o.agent_name.clone(),
+                queued_at: o.queued_at,
+                paired_at: o.paired_at,
+            },
+            closed: None,
+        }
+    }
+
+    fn opened(&self) -> ConversationOpened {
+        let o = &self.opened;
+        ConversationOpened {
+            id: o.id.clone(),
+            kind: o.kind,
+            category: o.category.clone(),
+            customer_name: o.customer_name.clone(),
+            agent_id: o.agent_id.clone(),
+            agent_name: o.agent_name.clone(),
+            queued_at: o.queued_at,
+            paired_at: o.paired_at,
+        }
+    }
+
+    fn closed(&self) -> Option<ConversationClosed> {
+        self.closed.as_ref().map(|c| ConversationClosed {
+            id: self.opened.id.clone(),
+            ended_at: c.ended_at,
+            ended_by: c.ended_by,
+            reason: c.reason,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct MessageRec {
+    id: String,
+    seq: u64,
+    from: Side,
+    text: String,
+    at: Millis,
+}
+
+// ---- transaction bodies ----
+
+fn get_account<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str) -> StoreResult<Account> {
+    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+    Ok(decode::<AccountRec>(guard.value())?.into())
+}
+
+fn load_record<T: ReadableTable<&'static str, &'static [u8]>>(
+    table: &T,
+    id: &str,
+) -> StoreResult<Option<ConversationRec>> {
+    match table.get(id).map_err(unavailable)? {
+        Some(guard) => Ok(Some(decode(guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn load_messages<T: ReadableTable<(&'static str, u64, &'static str), &'static [u8]>>(
+    table: &T,
+    conversation_id: &str,
+) -> StoreResult<Vec<ArchivedMessage>> {
+    let mut out = Vec::new();
+    for row in table.range((conversation_id, 0u64, "")..).map_err(unavailable)? {
+        let (key, value) = row.map_err(unavailable)?;
+        if key.value().0 != conversation_id {
+            break;
+        }
+        let m: MessageRec = decode(value.value())?;
+        out.push(ArchivedMessage {
+            id: m.id,
+            seq: m.seq,
+            from: m.from,
+            text: m.text,
+            at: m.at,
+        });
+    }
+    Ok(out)
+}
+
+fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()> {
+    let mut conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+    let mut messages = tx.open_table(MESSAGES).map_err(unavailable)?;
+    let mut message_ids = tx.open_table(MESSAGE_IDS).map_err(unavailable)?;
+    let mut by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
+    let mut by_agent = tx.open_table(BY_AGENT).map_err(unavailable)?;
+    let mut by_category = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
+    for event in batch {
+        match event {
+            ArchiveEvent::Opened(opened) => {
+                if conversations.get(opened.id.as_str()).map_err(unavailable)?.is_some() {
+                    continue; // first opening wins, as in the reference store
+                }
+                let rec = ConversationRec::new(opened);
+                conversations
+                    .insert(opened.id.as_str(), encode(&rec)?.as_slice())
+                    .map_err(unavailable)?;
+                let id = opened.id.as_str();
+                by_paired.insert((opened.paired_at, id), ()).map_err(unavailable)?;
+                by_agent
+                    .insert((opened.agent_id.as_str(), opened.paired_at, id), ())
+                    .map_err(unavailable)?;
+                if let Some(category) = &opened.category {
+                    by_category
+                        .insert((category.as_str(), opened.paired_at, id), ())
+                        .map_err(unavailable)?;
+                }
+            }
+            ArchiveEvent::Message {
+                conversation_id,
+                message,
+            } => {
+                let conv = conversation_id.as_str();
+                if conversations.get(conv).map_err(unavailable)?.is_none() {
+                    continue; // a message for an unknown conversation is dropped, as in the reference store
+                }
+                if message_ids
+                    .get((conv, message.id.as_str()))
+                    .map_err(unavailable)?
+                    .is_some()
+                {
+                    continue; // already appended: a retry
+                }
+                let rec = MessageRec {
+                    id: message.id.clone(),
+                    seq: message.seq,
+                    from: message.from,
+                    text: message.text.clone(),
+                    at: message.at,
+                };
+                messages
+                    .insert((conv, message.seq, message.id.as_str()), encode(&rec)?.as_slice())
+                    .map_err(unavailable)?;
+                message_ids
+                    .insert((conv, message.id.as_str()), message.seq)
+                    .map_err(unavailable)?;
+            }
+            ArchiveEvent::Closed(closed) => {
+                let Some(mut rec) = load_record(&conversations, &closed.id)? else {
+                    continue;
+                };
+                if rec.closed.is_some() {
+                    continue; // the first close wins
+                }
+                rec.closed = Some(ClosedRec {
+                    ended_at: closed.ended_at,
+                    ended_by: closed.ended_by,
+                    reason: closed.reason,
+                });
+                conversations
+                    .insert(closed.id.as_str(), encode(&rec)?.as_slice())
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Walks an index newest first, yielding conversation ids in `[from, to)` of paired time.
+fn list_ids(tx: &redb::ReadTransaction, filter: &ConversationFilter) -> StoreResult<Vec<(String, bool)>> {
+    // (id, needs a record check for the filters the chosen index does not cover)
+    let from = filter.from.unwrap_or(i64::MIN);
+    // paired_at == i64::MAX cannot occur for real millisecond times; it is the open upper end.
+    let to = filter.to.unwrap_or(i64::MAX);
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    if let Some(agent) = &filter.agent_id {
+        let table = tx.open_table(BY_AGENT).map_err(unavailable)?;
+        let range = (
+            Bound::Included((agent.as_str(), from, "")),
+            Bound::Excluded((agent.as_str(), to, "")),
+        );
+        let recheck = filter.category.is_some();
+        for row in table.range::<(&str, i64, &str)>(range).map_err(unavailable)?.rev() {
+            let (key, _) = row.map_err(unavailable)?;
+            out.push((key.value().2.to_string(), recheck));
+        }
+    } else if let Some(category) = &filter.category {
+        let table = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
+        let range = (
+            Bound::Included((category.as_str(), from, "")),
+            Bound::Excluded((category.as_str(), to, "")),
+        );
+        for row in table.range::<(&str, i64, &str)>(range).map_err(unavailable)?.rev() {
+            let (key, _) = row.map_err(unavailable)?;
+            out.push((key.value().2.to_string(), false));
+        }
+    } else {
+        let table = tx.open_table(BY_PAIRED).map_err(unavailable)?;
+        let range = (Bound::Included((from, "")), Bound::Excluded((to, "")));
+        for row in table.range::<(i64, &str)>(range).map_err(unavailable)?.rev() {
+            let (key, _) = row.map_err(unavailable)?;
+            out.push((key.value().1.to_string(), false));
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|tx| {
+            tx.open_table(META).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_account(&self, account: Account) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+            let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
+            if accounts.get(account.id.as_str()).map_err(unavailable)?.is_some()
+                || by_username
+                    .get(account.username.as_str())
+                    .map_err(unavailable)?
+                    .is_some()
+            {
+                return Err(StoreError::Conflict);
+            }
+            accounts
+                .insert(account.id.as_str(), encode(&AccountRec::from(&account))?.as_slice())
+                .map_err(unavailable)?;
+            by_username
+                .insert(account.username.as_str(), account.id.as_str())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_account(&self, account: Account) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+            let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
+            if let Some(owner) = by_username.get(account.username.as_str()).map_err(unavailable)?
+                && owner.value() != account.id
+            {
+                return Err(StoreError::Conflict);
+            }
+            let old = get_account(&accounts, &account.id)?;
+            if old.username != account.username {
+                by_username.remove(old.username.as_str()).map_err(unavailable)?;
+                by_username
+                    .insert(account.username.as_str(), account.id.as_str())
+                    .map_err(unavailable)?;
+            }
+            accounts
+                .insert(account.id.as_str(), encode(&AccountRec::from(&account))?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Account> {
+        let id = id.to_string();
+        self.read(move |tx| get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id))
+            .await
+    }
+
+    async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
+        let username = username.to_string();
+        self.read(move |tx| {
+            let by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
+            let id = by_username
+                .get(username.as_str())
+                .map_err(unavailable)?
+                .ok_or(StoreError::NotFound)?
+                .value()
+                .to_string();
+            get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id)
+        })
+        .await
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<Account>> {
+        self.read(|tx| {
+            let accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+            let mut out: Vec<Account> = Vec::with_capacity(accounts.len().map_err(unavailable)? as usize);
+            for row in accounts.iter().map_err(unavailable)? {
+                let (_, value) = row.map_err(unavailable)?;
+                out.push(decode::<AccountRec>(value.value())?.into());
+            }
+            // Oldest first, like the reference store's insertion order (ties by id).
+            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn categories(&self) -> StoreResult<Vec<Category>> {
+        self.read(|tx| {
+            let order = tx.open_table(CATEGORY_ORDER).map_err(unavailable)?;
+            let categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in order.iter().map_err(unavailable)? {
+                let (_, id) = row.map_err(unavailable)?;
+                let guard = categories
+                    .get(id.value())
+                    .map_err(unavailable)?
+                    .ok_or_else(|| unavailable("category index out of step"))?;
+                let rec: CategoryRec = decode(guard.value())?;
+                out.push(Category {
+                    id: rec.id,
+                    name: rec.name,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_category(&self, category: Category) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
+            if categories.get(category.id.as_str()).map_err(unavailable)?.is_some() {
+                return Err(StoreError::Conflict);
+            }
+            let mut meta = tx.open_table(META).map_err(unavailable)?;
+            let pos = meta
+                .get(NEXT_CATEGORY_POS)
+                .map_err(unavailable)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            meta.insert(NEXT_CATEGORY_POS, pos + 1).map_err(unavailable)?;
+            let rec = CategoryRec {
+                id: category.id.clone(),
+                name: category.name,
+                pos,
+            };
+            categories
+                .insert(category.id.as_str(), encode(&rec)?.as_slice())
+                .map_err(unavailable)?;
+            tx.open_table(CATEGORY_ORDER)
+                .map_err(unavailable)?
+                .insert(pos, category.id.as_str())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {
+        let (id, name) = (id.to_string(), name.to_string());
+        self.write(move |tx| {
+            let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
+            let mut rec: CategoryRec = {
+                let guard = categories
+                    .get(id.as_str())
+                    .map_err(unavailable)?
+                    .ok_or(StoreError::NotFound)?;
+                decode(guard.value())?
+            };
+            rec.name = name;
+            categories
+                .insert(id.as_str(), encode(&rec)?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_category(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
+            let rec: CategoryRec = {
+                let guard = categories
+                    .remove(id.as_str())
+                    .map_err(unavailable)?
+                    .ok_or(StoreError::NotFound)?;
+                decode(guard.value())?
+            };
+            tx.open_table(CATEGORY_ORDER)
+                .map_err(unavailable)?
+                .remove(rec.pos)
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batch = batch.to_vec();
+        self.write(move |tx| apply(tx, &batch)).await
+    }
+
+    async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
+        let filter = filter.clone();
+        self.read(move |tx| {
+            let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+            let messages = tx.open_table(MESSAGES).map_err(unavailable)?;
+            let mut total = 0u64;
+            let mut hits = Vec::new();
+            for (id, recheck) in list_ids(tx, &filter)? {
+                let in_page = total >= page.offset && (hits.len() as u64) < page.limit;
+                if recheck || in_page {
+                    let Some(rec) = load_record(&conversations, &id)? else {
+                        continue;
+                    };
+                    if recheck && !super::memory::matches(&filter, &rec.opened()) {
+                        continue;
+                    }
+                    if in_page {
+                        hits.push(rec);
+                    }
+                }
+                total += 1;
+            }
+            let mut out = Vec::with_capacity(hits.len());
+            for rec in hits {
+                let messages = load_messages(&messages, &rec.opened.id)?;
+                out.push(Conversation {
+                    opened: rec.opened(),
+                    closed: rec.closed(),
+                    messages,
+                });
+            }
+            Ok((out, total))
+        })
+        .await
+    }
+
+    async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
+        let id = id.to_string();
+        self.read(move |tx| {
+            let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+            let rec = load_record(&conversations, &id)?.ok_or(StoreError::NotFound)?;
+            let messages = load_messages(&tx.open_table(MESSAGES).map_err(unavailable)?, &id)?;
+            Ok(Conversation {
+                opened: rec.opened(),
+                closed: rec.closed(),
+                messages,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,127 @@
+// The admin page: form errors by the field, creating an agent who then signs in
+// on agent.html and takes a chat, the live dashboard, and the archive.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHub, launchBrowser, newPage, ADMIN_PASSWORD, customerJoins, shot, withShots, apiCall, adminToken } from './helpers.mjs';
+
+let hub;
+let browser;
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+test('an admin creates an agent who then signs in and takes a chat', async () => {
+  await withShots('admin', async (pages) => {
+    const admin = await newPage(browser);
+    pages.push(admin);
+    await admin.goto(`${hub.url}/admin.html`);
+
+    // A wrong password is refused with the server's message by the field.
+    await admin.getByTestId('username').fill('admin');
+    await admin.getByTestId('password').fill('not-the-password');
+    await admin.getByTestId('login-button').click();
+    await admin.getByTestId('password-error').filter({ hasText: 'wrong username or password' }).waitFor();
+    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
+    await admin.getByTestId('password').press('Enter');
+    await admin.getByTestId('dashboard').waitFor();
+    await admin.getByTestId('stat-agents-online').filter({ hasText: '0' }).waitFor();
+
+    // Server-side validation shows next to the field it concerns.
+    await admin.getByTestId('agent-username').fill('dave');
+    await admin.getByTestId('agent-display-name').fill('Dave Daniels');
+    await admin.getByTestId('agent-password').fill('short');
+    await admin.getByTestId('agent-submit').click();
+    await admin.getByTestId('agent-password-error').filter({ hasText: 'at least 8 characters' }).waitFor();
+
+    await admin.getByTestId('agent-password').fill('dave-password');
+    await admin.getByTestId('agent-category-billing').check();
+    await admin.getByTestId('agent-limit').selectOption('2');
+    await admin.getByTestId('agent-submit').click();
+    const row = admin.locator('[data-testid="agent-row"][data-username="dave"]');
+    await row.filter({ hasText: 'Billing' }).waitFor();
+    assert.match(await row.textContent(), /Dave Daniels/);
+
+    // Edit: add a category and raise the limit.
+    await row.getByTestId('agent-edit').click();
+    await admin.getByTestId('agent-category-sales').check();
+    await admin.getByTestId('agent-limit').selectOption('3');
+    await admin.getByTestId('agent-submit').click();
+    await admin.getByTestId('agent-status').filter({ hasText: 'Saved dave' }).waitFor();
+    assert.match(await row.textContent(), /Sales/);
+    assert.equal(await row.locator('td').nth(2).textContent(), '3');
+
+    // Categories: add and rename one.
+    await admin.getByTestId('category-name').fill('Returns');
+    await admin.getByTestId('category-add').click();
+    const returns = admin.locator('[data-testid="category-row"][data-id="returns"]');
+    await returns.waitFor();
+    await returns.getByTestId('category-rename-input').fill('Returns & refunds');
+    await returns.getByTestId('category-rename').click();
+    await admin.getByTestId('agent-category-returns').waitFor();
+    const cats = await apiCall(hub, 'GET', '/api/categories');
+    assert.ok(cats.data.some((c) => c.id === 'returns' && c.name === 'Returns & refunds'));
+    await returns.getByTestId('category-remove').click();
+    await returns.getByTestId('category-remove').click();
+    await returns.waitFor({ state: 'detached' });
+
+    // The new agent signs in on agent.html and takes a chat.
+    const agent = await newPage(browser);
+    const customer = await newPage(browser);
+    pages.push(agent, customer);
+    await agent.goto(`${hub.url}/agent.html`);
+    await agent.getByTestId('username').fill('dave');
+    await agent.getByTestId('password').fill('dave-password');
+    await agent.getByTestId('login-button').click();
+    await agent.getByTestId('profile-text').filter({ hasText: 'Billing' }).waitFor();
+    await agent.getByTestId('availability-toggle').click();
+    await agent.locator('[data-testid="availability-toggle"][aria-pressed="true"]').waitFor();
+    await admin.getByTestId('stat-agents-available').filter({ hasText: '1' }).waitFor();
+
+    await customerJoins(customer, hub, 'billing', 'Gus');
+    const panel = agent.locator('[data-testid="chat-panel"][data-customer="Gus"]');
+    await panel.waitFor();
+    await customer.getByTestId('session-title').filter({ hasText: 'Dave Daniels' }).waitFor();
+    await customer.getByTestId('message-input').fill('Invoice question');
+    await customer.getByTestId('message-input').press('Enter');
+    await panel.getByTestId('message').filter({ hasText: 'Invoice question' }).waitFor();
+    await panel.getByTestId('message-input').fill('Happy to help');
+    await panel.getByTestId('message-input').press('Enter');
+    await customer.getByTestId('message').filter({ hasText: 'Happy to help' }).waitFor();
+
+    // The dashboard follows within its 2 s poll.
+    await admin.getByTestId('stat-chats-active').filter({ hasText: '1' }).waitFor({ timeout: 6000 });
+    await admin.getByTestId('dashboard').scrollIntoViewIfNeeded();
+    await shot(admin, 'admin-dashboard');
+
+    // Disabling the agent ends their session.
+    await panel.getByTestId('end-chat').click();
+    await customer.getByTestId('chat-ended').waitFor();
+
+    // The archive lists the chat, when the history API is there.
+    const token = await adminToken(hub);
+    const history = await apiCall(hub, 'GET', '/api/conversations?limit=5', undefined, token);
+    if (history.status === 404) {
+      await admin.getByTestId('archive-search').click();
+      await admin.getByTestId('archive-status').filter({ hasText: 'not available' }).waitFor();
+    } else {
+      await admin.waitForTimeout(500);
+      await admin.getByTestId('archive-category').selectOption('billing');
+      await admin.getByTestId('archive-search').click();
+      const item = admin.getByTestId('archive-row').filter({ hasText: 'Gus' });
+      await item.waitFor();
+      await item.getByTestId('archive-open').click();
+      await admin.getByTestId('archive-message').filter({ hasText: 'Invoice question' }).waitFor();
+    }
+
+    await row.getByTestId('agent-toggle').click();
+    await row.filter({ hasText: 'disabled' }).waitFor();
+    await agent.getByTestId('login').waitFor();
+    await agent.getByTestId('page-notice').filter({ hasText: 'disabled' }).waitFor();
+  });
+});

@@ -1,0 +1,142 @@
+// Shared harness for the browser tests: starts a real hub binary on a free
+// port, launches the system Chromium through playwright-core (never a
+// downloaded browser), and offers small helpers for sign-in and screenshots.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ADMIN_PASSWORD = 'admin-password';
+export const SHOTS = path.join(here, 'screenshots');
+mkdirSync(SHOTS, { recursive: true });
+
+const BIN = process.env.SWITCHBOARD_BIN
+  ? path.resolve(process.env.SWITCHBOARD_BIN)
+  : path.resolve(here, '../../target/debug/switchboard');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Starts the hub on 127.0.0.1:0 and resolves once its banner names the port. */
+export async function startHub(extraEnv = {}) {
+  if (!existsSync(BIN)) throw new Error(`hub binary not found at ${BIN}; run \`cargo build --bin switchboard\` or set SWITCHBOARD_BIN`);
+  const child = spawn(BIN, [], {
+    env: {
+      PATH: process.env.PATH,
+      STORE: 'memory',
+      BIND_ADDR: '127.0.0.1:0',
+      ADMIN_PASSWORD,
+      RESUME_GRACE_SECS: '30',
+      RUST_LOG: 'warn',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hub did not start within 15 s:\n${output}`)), 15000);
+    const onData = (chunk) => {
+      output += chunk;
+      const m = output.match(/listening on (http:\/\/[\d.]+:\d+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (c) => { output += c; });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`hub exited with ${code}:\n${output}`)); });
+  });
+  child.removeAllListeners('exit');
+  return {
+    url,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Launches Chromium; playwright gives every launch a fresh temporary user-data dir. */
+export function launchBrowser() {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+/** A new isolated browser context (own cookies and storage) with one page. */
+export async function newPage(browser, viewport = { width: 1280, height: 860 }) {
+  const context = await browser.newContext({ viewport });
+  context.setDefaultTimeout(8000);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  return page;
+}
+
+/** Calls the hub's JSON API directly (test setup), signed in with a bearer token when given. */
+export async function apiCall(hub, method, urlPath, body, token) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(hub.url + urlPath, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, data: text ? JSON.parse(text) : null };
+}
+
+export async function adminToken(hub) {
+  const res = await apiCall(hub, 'POST', '/api/login', { username: 'admin', password: ADMIN_PASSWORD });
+  if (res.status !== 200) throw new Error(`admin login failed: ${JSON.stringify(res.data)}`);
+  return res.data.token;
+}
+
+/** Creates an agent account through the admin API. */
+export async function createAgent(hub, { username, display_name, categories, max_chats = 1, password = 'agent-password' }) {
+  const token = await adminToken(hub);
+  const res = await apiCall(hub, 'POST', '/api/admin/agents', { username, display_name, password, categories, max_chats }, token);
+  if (res.status !== 201) throw new Error(`create agent failed: ${JSON.stringify(res.data)}`);
+  return { ...res.data, password };
+}
+
+/** Signs in on agent.html and goes Available. */
+export async function agentSignsIn(page, hub, agent, { available = true } = {}) {
+  await page.goto(`${hub.url}/agent.html`);
+  await page.getByTestId('username').fill(agent.username);
+  await page.getByTestId('password').fill(agent.password);
+  await page.getByTestId('login-button').click();
+  await page.getByTestId('profile-text').filter({ hasText: 'Categories' }).waitFor();
+  await page.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor();
+  if (available) {
+    await page.getByTestId('availability-toggle').click();
+    await page.locator('[data-testid="availability-toggle"][aria-pressed="true"]').waitFor();
+  }
+}
+
+/** Customer on index.html picks a category and joins under a name. */
+export async function customerJoins(page, hub, category, name) {
+  await page.goto(`${hub.url}/`);
+  await page.getByTestId(`category-${category}`).click();
+  await page.getByTestId('name-input').fill(name);
+  await page.getByTestId('join-button').click();
+  await page.getByTestId('session').waitFor();
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Runs a test body; on failure saves a screenshot of every open page first.
+ * `pages` is filled by the body as it opens pages.
+ */
+export async function withShots(name, body) {
+  const pages = [];
+  try {
+    await body(pages);
+  } catch (error) {
+    await Promise.all(pages.map((p, i) => (p.isClosed() ? null : shot(p, `FAILED-${name}-${i}`).catch(() => {}))));
+    throw error;
+  } finally {
+    await Promise.all(pages.map((p) => p.context().close().catch(() => {})));
+  }
+}

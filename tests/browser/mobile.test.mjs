@@ -1,0 +1,74 @@
+// A phone-sized window (375x700): the customer page fits without sideways
+// scrolling, works with the keyboard alone, and the message box stays usable.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, shot, withShots } from './helpers.mjs';
+
+let hub;
+let browser;
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+const PHONE = { width: 375, height: 700 };
+
+async function fitsWidth(page) {
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= PHONE.width, `no sideways scrolling (scrollWidth ${width})`);
+}
+
+async function insideViewport(locator, what) {
+  const box = await locator.boundingBox();
+  assert.ok(box, `${what} is visible`);
+  assert.ok(box.x >= 0 && box.x + box.width <= PHONE.width, `${what} fits the width: ${JSON.stringify(box)}`);
+  assert.ok(box.height >= 24, `${what} is big enough to tap: ${box.height}`);
+}
+
+test('the customer page is usable on a phone, by keyboard alone', async () => {
+  await withShots('mobile', async (pages) => {
+    const ivy = await createAgent(hub, { username: 'ivy', display_name: 'Ivy', categories: ['general'] });
+    const phone = await newPage(browser, PHONE);
+    const agent = await newPage(browser);
+    pages.push(phone, agent);
+
+    await phone.goto(`${hub.url}/`);
+    await phone.getByTestId('category-general').waitFor();
+    await fitsWidth(phone);
+    await insideViewport(phone.getByTestId('category-general'), 'a category button');
+
+    // Keyboard only: Tab to the first topic, Enter, type a name, Enter.
+    await phone.keyboard.press('Tab');
+    assert.equal(await phone.evaluate(() => document.activeElement?.dataset.testid), 'category-general');
+    await phone.keyboard.press('Enter');
+    assert.equal(await phone.evaluate(() => document.activeElement?.id), 'name', 'focus moves to the name field');
+    await phone.keyboard.type('Jo');
+    await phone.keyboard.press('Enter');
+    await phone.getByTestId('place').filter({ hasText: '1' }).waitFor();
+    await fitsWidth(phone);
+    await shot(phone, 'customer-waiting-phone');
+
+    await agentSignsIn(agent, hub, ivy);
+    await phone.getByTestId('session-title').filter({ hasText: 'Chatting with Ivy' }).waitFor();
+    assert.equal(await phone.evaluate(() => document.activeElement?.dataset.testid), 'message-input', 'the message box has focus');
+    await phone.keyboard.type('Typed on a phone');
+    await phone.keyboard.press('Enter');
+    await agent.getByTestId('message').filter({ hasText: 'Typed on a phone' }).waitFor();
+    await agent.getByTestId('message-input').fill('A long answer that has to wrap on a narrow screen without pushing the layout sideways at all.');
+    await agent.getByTestId('message-input').press('Enter');
+    await phone.getByTestId('message').filter({ hasText: 'narrow screen' }).waitFor();
+
+    await fitsWidth(phone);
+    await insideViewport(phone.getByTestId('message-input'), 'the message box');
+    await insideViewport(phone.getByTestId('send-button'), 'the send button');
+    await insideViewport(phone.getByTestId('leave-button'), 'the leave button');
+    const input = await phone.getByTestId('message-input').boundingBox();
+    assert.ok(input.y + input.height <= PHONE.height, 'the message box is on screen without scrolling');
+    await shot(phone, 'customer-chat-phone');
+  });
+});

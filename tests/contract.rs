@@ -1,0 +1,668 @@
+//! The storage contract: the SAME test functions run against every backend.
+//!
+//! Each contract test is an async fn over `&dyn Store`; the `contract!` macro
+//! instantiates all of them once per backend with a fresh, empty store.
+//!
+//! MongoDB: the tests read the server's URI from `SWITCHBOARD_TEST_MONGODB_URI`
+//! (each test uses its own database and drops it afterwards). When it is unset
+//! they FAIL, so a missing server is never mistaken for a pass. `make test`
+//! starts one (scripts/with-mongo.sh).
+
+use std::path::PathBuf;
+
+use switchboard::store::*;
+
+// ---------- fixtures ----------
+
+fn account(id: &str, username: &str, created_at: Millis) -> Account {
+    Account {
+        id: id.to_string(),
+        username: username.to_string(),
+        display_name: format!("{username} display"),
+        role: Role::Agent,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string(),
+        categories: vec!["sales".to_string(), "support".to_string()],
+        max_chats: 3,
+        enabled: true,
+        created_at,
+    }
+}
+
+fn category(id: &str, name: &str) -> Category {
+    Category {
+        id: id.to_string(),
+        name: name.to_string(),
+    }
+}
+
+fn opened(id: &str, category: Option<&str>, agent: &str, paired_at: Millis) -> ConversationOpened {
+    ConversationOpened {
+        id: id.to_string(),
+        kind: if category.is_some() {
+            ConversationKind::Service
+        } else {
+            ConversationKind::Buddy
+        },
+        category: category.map(str::to_string),
+        customer_name: format!("customer of {id}"),
+        agent_id: agent.to_string(),
+        agent_name: format!("{agent} name"),
+        queued_at: paired_at - 5,
+        paired_at,
+    }
+}
+
+fn open(id: &str, category: Option<&str>, agent: &str, paired_at: Millis) -> ArchiveEvent {
+    ArchiveEvent::Opened(opened(id, category, agent, paired_at))
+}
+
+fn msg_id(conv: &str, seq: u64) -> String {
+    format!("{conv}-m{seq}")
+}
+
+fn message(conv: &str, seq: u64) -> ArchiveEvent {
+    ArchiveEvent::Message {
+        conversation_id: conv.to_string(),
+        message: ArchivedMessage {
+            id: msg_id(conv, seq),
+            seq,
+            from: if seq % 2 == 1 { Side::Customer } else { Side::Agent },
+            text: format!("message {seq} of {conv} — ünïcödé ✓"),
+            at: 1_000 + seq as Millis,
+        },
+    }
+}
+
+fn close(id: &str, reason: EndReason, ended_at: Millis) -> ArchiveEvent {
+    ArchiveEvent::Closed(ConversationClosed {
+        id: id.to_string(),
+        ended_at,
+        ended_by: Side::Agent,
+        reason,
+    })
+}
+
+fn seqs(c: &Conversation) -> Vec<u64> {
+    c.messages.iter().map(|m| m.seq).collect()
+}
+
+fn ids(cs: &[Conversation]) -> Vec<&str> {
+    cs.iter().map(|c| c.opened.id.as_str()).collect()
+}
+
+const ALL: Page = Page { offset: 0, limit: 1000 };
+
+// ---------- the contract ----------
+
+async fn ping_and_name(store: &dyn Store) {
+    store.ping().await.unwrap();
+    assert!(["memory", "embedded", "mongodb"].contains(&store.backend()));
+}
+
+async fn accounts(store: &dyn Store) {
+    assert!(store.accounts().await.unwrap().is_empty());
+    assert!(matches!(store.account("a1").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.account_by_username("alice").await,
+        Err(StoreError::NotFound)
+    ));
+
+    let alice = account("a1", "alice", 100);
+    let bob = account("a2", "bob", 200);
+    store.create_account(alice.clone()).await.unwrap();
+    store.create_account(bob.clone()).await.unwrap();
+
+    // Conflicts: same id, or same username under another id.
+    assert!(matches!(
+        store.create_account(account("a1", "carol", 300)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store.create_account(account("a3", "alice", 300)).await,
+        Err(StoreError::Conflict)
+    ));
+
+    assert_eq!(store.account("a1").await.unwrap(), alice);
+    assert_eq!(store.account_by_username("bob").await.unwrap(), bob);
+
+    // Update: every field, including the username (the old name is freed).
+    let mut alice2 = alice.clone();
+    alice2.username = "alicia".to_string();
+    alice2.display_name = "Alicia".to_string();
+    alice2.role = Role::Admin;
+    alice2.categories = vec!["billing".to_string()];
+    alice2.max_chats = 1;
+    alice2.enabled = false;
+    alice2.password_hash = "new-hash".to_string();
+    store.update_account(alice2.clone()).await.unwrap();
+    assert_eq!(store.account("a1").await.unwrap(), alice2);
+    assert_eq!(store.account_by_username("alicia").await.unwrap(), alice2);
+    assert!(matches!(
+        store.account_by_username("alice").await,
+        Err(StoreError::NotFound)
+    ));
+    // The freed name can be taken again.
+    store.create_account(account("a3", "alice", 300)).await.unwrap();
+
+    // Update conflicts and unknown ids.
+    let mut clash = bob.clone();
+    clash.username = "alicia".to_string();
+    assert!(matches!(store.update_account(clash).await, Err(StoreError::Conflict)));
+    assert_eq!(
+        store.account("a2").await.unwrap(),
+        bob,
+        "a failed update changes nothing"
+    );
+    assert!(matches!(
+        store.update_account(account("zz", "zed", 1)).await,
+        Err(StoreError::NotFound)
+    ));
+    // Keeping one's own username is no conflict.
+    let mut bob2 = bob.clone();
+    bob2.display_name = "Robert".to_string();
+    store.update_account(bob2.clone()).await.unwrap();
+
+    let mut all = store.accounts().await.unwrap();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(all, vec![alice2, bob2, account("a3", "alice", 300)]);
+}
+
+async fn categories(store: &dyn Store) {
+    assert!(store.categories().await.unwrap().is_empty());
+    // Ids deliberately not in alphabetical order: the listing must follow creation order.
+    for (id, name) in [("zeta", "Sales"), ("alpha", "Support"), ("mid", "Billing")] {
+        store.create_category(category(id, name)).await.unwrap();
+    }
+    assert!(matches!(
+        store.create_category(category("alpha", "Other")).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.categories().await.unwrap(),
+        vec![
+            category("zeta", "Sales"),
+            category("alpha", "Support"),
+            category("mid", "Billing")
+        ]
+    );
+
+    store.rename_category("alpha", "Customer care").await.unwrap();
+    assert!(matches!(
+        store.rename_category("nope", "X").await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_category("zeta").await.unwrap();
+    assert!(matches!(store.delete_category("zeta").await, Err(StoreError::NotFound)));
+    assert!(matches!(store.delete_category("nope").await, Err(StoreError::NotFound)));
+    store.create_category(category("beta", "Returns")).await.unwrap();
+    // A deleted id may be created again; it goes to the end.
+    store.create_category(category("zeta", "Sales again")).await.unwrap();
+    assert_eq!(
+        store.categories().await.unwrap(),
+        vec![
+            category("alpha", "Customer care"),
+            category("mid", "Billing"),
+            category("beta", "Returns"),
+            category("zeta", "Sales again"),
+        ]
+    );
+}
+
+/// Three conversations interleaved in one batch come back as three separate, complete records.
+async fn archive_three_conversations(store: &dyn Store) {
+    let batch = vec![
+        open("c1", Some("sales"), "a1", 10_000),
+        open("c2", Some("support"), "a2", 20_000),
+        message("c1", 1),
+        message("c2", 1),
+        open("c3", None, "bob", 30_000),
+        message("c1", 2),
+        message("c3", 1),
+        message("c2", 2),
+        message("c1", 3),
+        close("c1", EndReason::Ended, 11_000),
+        message("c3", 2),
+        close("c3", EndReason::Disconnect, 31_000),
+    ];
+    store.archive(&batch).await.unwrap();
+    // A later batch, with messages arriving out of seq order.
+    store
+        .archive(&[
+            message("c2", 4),
+            message("c2", 3),
+            close("c2", EndReason::Shutdown, 21_000),
+        ])
+        .await
+        .unwrap();
+
+    let c1 = store.conversation("c1").await.unwrap();
+    assert_eq!(c1.opened, opened("c1", Some("sales"), "a1", 10_000));
+    assert_eq!(seqs(&c1), vec![1, 2, 3]);
+    let ArchiveEvent::Message { message: m1, .. } = message("c1", 1) else {
+        unreachable!()
+    };
+    assert_eq!(c1.messages[0], m1, "a message comes back field for field");
+    assert_eq!(
+        c1.closed,
+        Some(ConversationClosed {
+            id: "c1".into(),
+            ended_at: 11_000,
+            ended_by: Side::Agent,
+            reason: EndReason::Ended
+        })
+    );
+
+    let c2 = store.conversation("c2").await.unwrap();
+    assert_eq!(seqs(&c2), vec![1, 2, 3, 4]);
+    assert!(c2.messages.iter().all(|m| m.id.starts_with("c2-")));
+    assert_eq!(c2.closed.unwrap().reason, EndReason::Shutdown);
+
+    let c3 = store.conversation("c3").await.unwrap();
+    assert_eq!(c3.opened.kind, ConversationKind::Buddy);
+    assert_eq!(c3.opened.category, None);
+    assert_eq!(seqs(&c3), vec![1, 2]);
+    assert_eq!(c3.closed.unwrap().reason, EndReason::Disconnect);
+
+    let (all, total) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(ids(&all), vec!["c3", "c2", "c1"]);
+    assert_eq!(all[2], store.conversation("c1").await.unwrap());
+}
+
+/// The same batch applied twice (and retries overlapping new work) never duplicates anything.
+async fn idempotence(store: &dyn Store) {
+    let batch = vec![
+        open("c1", Some("sales"), "a1", 10_000),
+        message("c1", 1),
+        message("c1", 2),
+        open("c2", None, "bob", 20_000),
+        message("c2", 1),
+        close("c1", EndReason::Ended, 11_000),
+    ];
+    store.archive(&batch).await.unwrap();
+    store.archive(&batch).await.unwrap();
+    let c1 = store.conversation("c1").await.unwrap();
+    assert_eq!(seqs(&c1), vec![1, 2]);
+    assert_eq!(c1.closed.as_ref().unwrap().reason, EndReason::Ended);
+    assert_eq!(seqs(&store.conversation("c2").await.unwrap()), vec![1]);
+
+    // A retry that overlaps new work: old messages skipped, new ones kept, in order.
+    store
+        .archive(&[message("c2", 1), message("c2", 2), message("c2", 1), message("c2", 3)])
+        .await
+        .unwrap();
+    assert_eq!(seqs(&store.conversation("c2").await.unwrap()), vec![1, 2, 3]);
+
+    // A second close, or a second opening with other facts, does not overwrite the first.
+    store
+        .archive(&[
+            close("c1", EndReason::Shutdown, 99_000),
+            ArchiveEvent::Opened(ConversationOpened {
+                agent_name: "someone else".into(),
+                ..opened("c1", None, "zz", 1)
+            }),
+        ])
+        .await
+        .unwrap();
+    let again = store.conversation("c1").await.unwrap();
+    assert_eq!(again, c1);
+    let (all, total) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
+    assert_eq!((ids(&all), total), (vec!["c2", "c1"], 2));
+
+    // An empty batch is fine.
+    store.archive(&[]).await.unwrap();
+}
+
+/// Events for a conversation that was never opened are dropped, and create nothing.
+async fn unknown_conversation(store: &dyn Store) {
+    assert!(matches!(store.conversation("nope").await, Err(StoreError::NotFound)));
+    store
+        .archive(&[message("ghost", 1), close("ghost", EndReason::Expiry, 5)])
+        .await
+        .unwrap();
+    assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
+    assert_eq!(
+        store
+            .conversations(&ConversationFilter::default(), ALL)
+            .await
+            .unwrap()
+            .1,
+        0
+    );
+    // In one batch, what precedes the opening is dropped and what follows it is kept.
+    store
+        .archive(&[message("late", 1), open("late", None, "bob", 7), message("late", 2)])
+        .await
+        .unwrap();
+    assert_eq!(seqs(&store.conversation("late").await.unwrap()), vec![2]);
+}
+
+async fn filters_and_paging(store: &dyn Store) {
+    // id, category, agent, paired_at
+    let rows = [
+        ("k1", Some("sales"), "a1", 1_000),
+        ("k2", Some("support"), "a1", 2_000),
+        ("k3", Some("sales"), "a2", 3_000),
+        ("k4", None, "a1", 4_000),
+        ("k5", Some("sales"), "a1", 5_000),
+        ("k6", Some("support"), "a2", 6_000),
+        ("k7", Some("sales"), "a2", 6_000), // same paired time as k6: ties newest-id first
+    ];
+    // Opened out of time order, across two batches.
+    let mut events: Vec<ArchiveEvent> = rows.iter().rev().map(|(id, c, a, t)| open(id, *c, a, *t)).collect();
+    events.push(message("k5", 1));
+    store.archive(&events[..3]).await.unwrap();
+    store.archive(&events[3..]).await.unwrap();
+
+    let list = |filter: ConversationFilter, page: Page| async move {
+        let (cs, total) = store.conversations(&filter, page).await.unwrap();
+        (cs.iter().map(|c| c.opened.id.clone()).collect::<Vec<_>>(), total)
+    };
+    let f = ConversationFilter::default;
+
+    assert_eq!(
+        list(f(), ALL).await,
+        (["k7", "k6", "k5", "k4", "k3", "k2", "k1"].map(String::from).to_vec(), 7)
+    );
+    let by_cat = ConversationFilter {
+        category: Some("sales".into()),
+        ..f()
+    };
+    assert_eq!(
+        list(by_cat.clone(), ALL).await,
+        (vec!["k7".into(), "k5".into(), "k3".into(), "k1".into()], 4)
+    );
+    let by_agent = ConversationFilter {
+        agent_id: Some("a1".into()),
+        ..f()
+    };
+    assert_eq!(
+        list(by_agent.clone(), ALL).await,
+        (vec!["k5".into(), "k4".into(), "k2".into(), "k1".into()], 4)
+    );
+    let both = ConversationFilter {
+        category: Some("sales".into()),
+        agent_id: Some("a1".into()),
+        ..f()
+    };
+    assert_eq!(list(both, ALL).await, (vec!["k5".into(), "k1".into()], 2));
+    // from is inclusive, to is exclusive.
+    let range = ConversationFilter {
+        from: Some(2_000),
+        to: Some(5_000),
+        ..f()
+    };
+    assert_eq!(list(range, ALL).await, (vec!["k4".into(), "k3".into(), "k2".into()], 3));
+    let from_only = ConversationFilter {
+        from: Some(5_000),
+        ..f()
+    };
+    assert_eq!(list(from_only, ALL).await.1, 3);
+    let to_only = ConversationFilter { to: Some(2_000), ..f() };
+    assert_eq!(list(to_only, ALL).await, (vec!["k1".into()], 1));
+    let agent_range = ConversationFilter {
+        agent_id: Some("a2".into()),
+        from: Some(3_001),
+        to: Some(7_000),
+        ..f()
+    };
+    assert_eq!(list(agent_range, ALL).await, (vec!["k7".into(), "k6".into()], 2));
+    let cat_range = ConversationFilter {
+        category: Some("sales".into()),
+        from: Some(1_000),
+        to: Some(3_000),
+        ..f()
+    };
+    assert_eq!(list(cat_range, ALL).await, (vec!["k1".into()], 1));
+    let none = ConversationFilter {
+        agent_id: Some("nobody".into()),
+        ..f()
+    };
+    assert_eq!(list(none, ALL).await, (vec![], 0));
+    let empty_range = ConversationFilter {
+        from: Some(5_000),
+        to: Some(5_000),
+        ..f()
+    };
+    assert_eq!(list(empty_range, ALL).await, (vec![], 0));
+
+    // Paging: the total is before paging; pages are consecutive slices of the newest-first order.
+    assert_eq!(
+        list(f(), Page { offset: 0, limit: 3 }).await,
+        (vec!["k7".into(), "k6".into(), "k5".into()], 7)
+    );
+    assert_eq!(
+        list(f(), Page { offset: 3, limit: 3 }).await,
+        (vec!["k4".into(), "k3".into(), "k2".into()], 7)
+    );
+    assert_eq!(list(f(), Page { offset: 6, limit: 3 }).await, (vec!["k1".into()], 7));
+    assert_eq!(list(f(), Page { offset: 7, limit: 3 }).await, (vec![], 7));
+    assert_eq!(list(f(), Page { offset: 100, limit: 3 }).await, (vec![], 7));
+    assert_eq!(list(f(), Page { offset: 0, limit: 0 }).await, (vec![], 7));
+    assert_eq!(
+        list(by_agent, Page { offset: 1, limit: 2 }).await,
+        (vec!["k4".into(), "k2".into()], 4)
+    );
+    assert_eq!(
+        list(by_cat, Page { offset: 3, limit: 10 }).await,
+        (vec!["k1".into()], 4)
+    );
+
+    // Listed conversations are whole records, messages included.
+    let (page, _) = store
+        .conversations(&ConversationFilter::default(), Page { offset: 2, limit: 1 })
+        .await
+        .unwrap();
+    assert_eq!(page[0].opened, opened("k5", Some("sales"), "a1", 5_000));
+    assert_eq!(seqs(&page[0]), vec![1]);
+}
+
+/// Two writers retrying the same work at the same time still store everything exactly once.
+async fn concurrent_retries(store: &dyn Store) {
+    let mut batch = vec![open("r1", Some("sales"), "a1", 1), open("r2", None, "bob", 2)];
+    for seq in 1..=20 {
+        batch.push(message("r1", seq));
+        batch.push(message("r2", seq));
+    }
+    batch.push(close("r1", EndReason::Ended, 3));
+    let (x, y, z) = tokio::join!(
+        store.archive(&batch),
+        store.archive(&batch[..25]),
+        store.archive(&batch)
+    );
+    x.unwrap();
+    y.unwrap();
+    z.unwrap();
+    assert_eq!(
+        seqs(&store.conversation("r1").await.unwrap()),
+        (1..=20).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&store.conversation("r2").await.unwrap()),
+        (1..=20).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store
+            .conversations(&ConversationFilter::default(), ALL)
+            .await
+            .unwrap()
+            .1,
+        2
+    );
+}
+
+/// One batch the size the relay sends under load lands whole.
+async fn large_batch(store: &dyn Store) {
+    let mut batch = Vec::new();
+    for c in 0..10 {
+        batch.push(open(&format!("b{c}"), Some("sales"), "a1", 1_000 + c));
+    }
+    for seq in 1..=60 {
+        for c in 0..10 {
+            batch.push(message(&format!("b{c}"), seq));
+        }
+    }
+    store.archive(&batch).await.unwrap();
+    store.archive(&batch[..300]).await.unwrap(); // a partial retry
+    for c in 0..10 {
+        let conv = store.conversation(&format!("b{c}")).await.unwrap();
+        assert_eq!(seqs(&conv), (1..=60).collect::<Vec<_>>());
+    }
+}
+
+// ---------- the backends ----------
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("switchboard-store-{tag}-{}", uuid::Uuid::new_v4()));
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The MongoDB URI for tests, or `None` when the run explicitly allows going without.
+fn mongo_uri() -> Option<String> {
+    match std::env::var("SWITCHBOARD_TEST_MONGODB_URI") {
+        Ok(uri) if !uri.trim().is_empty() => Some(uri),
+        _ => panic!(
+            "SWITCHBOARD_TEST_MONGODB_URI is not set: the MongoDB contract tests need a server \
+             (e.g. `secantusd-py --port 27117 --storage-path :memory:` and \
+             SWITCHBOARD_TEST_MONGODB_URI=mongodb://127.0.0.1:27117); `make test` starts one."
+        ),
+    }
+}
+
+async fn with_memory(test: impl AsyncFnOnce(&dyn Store)) {
+    test(&MemoryStore::new()).await;
+}
+
+async fn with_embedded(test: impl AsyncFnOnce(&dyn Store)) {
+    let dir = TempDir::new("contract");
+    // A nested path: `open` creates missing directories.
+    let store = EmbeddedStore::open(&dir.0.join("data")).await.unwrap();
+    test(&store).await;
+}
+
+async fn with_mongo(test: impl AsyncFnOnce(&dyn Store)) {
+    let Some(uri) = mongo_uri() else { return };
+    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let store = MongoStore::connect(&uri, &db)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach MongoDB at {uri}: {e}"));
+    test(&store).await;
+    // Best effort: leave the server as we found it.
+    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
+        let _ = client.database(&db).drop().await;
+    }
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test] async fn $test() { super::with_memory(super::$test).await } )*
+        }
+        mod embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $test() { super::with_embedded(super::$test).await } )*
+        }
+        mod mongo {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $test() { super::with_mongo(super::$test).await } )*
+        }
+    };
+}
+
+contract!(
+    ping_and_name,
+    accounts,
+    categories,
+    archive_three_conversations,
+    idempotence,
+    unknown_conversation,
+    filters_and_paging,
+    large_batch,
+    concurrent_retries,
+);
+
+// ---------- embedded only ----------
+
+/// Everything written survives closing the store and opening the same directory again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_survives_reopen() {
+    let dir = TempDir::new("reopen");
+    {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        store.create_account(account("a1", "alice", 1)).await.unwrap();
+        store.create_category(category("zeta", "Sales")).await.unwrap();
+        store.create_category(category("alpha", "Support")).await.unwrap();
+        store
+            .archive(&[
+                open("c1", Some("sales"), "a1", 10),
+                message("c1", 1),
+                message("c1", 2),
+                close("c1", EndReason::Ended, 20),
+            ])
+            .await
+            .unwrap();
+        store
+            .archive(&[open("c2", None, "bob", 30), message("c2", 1)])
+            .await
+            .unwrap();
+    } // dropped: the file is closed
+    assert!(dir.0.join("switchboard.redb").is_file());
+
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    assert_eq!(
+        store.account_by_username("alice").await.unwrap(),
+        account("a1", "alice", 1)
+    );
+    // The creation order continues across the restart.
+    store.create_category(category("beta", "Billing")).await.unwrap();
+    assert_eq!(
+        store.categories().await.unwrap(),
+        vec![
+            category("zeta", "Sales"),
+            category("alpha", "Support"),
+            category("beta", "Billing")
+        ]
+    );
+    let c1 = store.conversation("c1").await.unwrap();
+    assert_eq!(seqs(&c1), vec![1, 2]);
+    assert_eq!(c1.closed.unwrap().reason, EndReason::Ended);
+    // Idempotence holds across the restart too.
+    store
+        .archive(&[message("c2", 1), message("c2", 2), close("c1", EndReason::Shutdown, 99)])
+        .await
+        .unwrap();
+    assert_eq!(seqs(&store.conversation("c2").await.unwrap()), vec![1, 2]);
+    assert_eq!(
+        store.conversation("c1").await.unwrap().closed.unwrap().reason,
+        EndReason::Ended
+    );
+    let (all, total) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
+    assert_eq!((ids(&all), total), (vec!["c2", "c1"], 2));
+}
+
+/// An unreachable MongoDB is reported as `Unavailable`, quickly.
+#[tokio::test]
+async fn mongo_unreachable_is_unavailable() {
+    // Port 1 on loopback: nothing listens there.
+    let started = std::time::Instant::now();
+    let result = MongoStore::connect("mongodb://127.0.0.1:1/?connectTimeoutMS=500", "x").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "got {:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
