@@ -73,7 +73,15 @@ impl Archive {
         status.capacity.store(capacity, Ordering::Relaxed);
         let (progress_tx, progress) = watch::channel(Progress::default());
         let task = tokio::spawn(write_loop(store, rx, status.clone(), progress_tx));
-        (Self { tx, next_seq: Arc::new(AtomicU64::new(1)), status, progress }, task)
+        (
+            Self {
+                tx,
+                next_seq: Arc::new(AtomicU64::new(1)),
+                status,
+                progress,
+            },
+            task,
+        )
     }
 
     /// Is there room for `n` more events? The hub asks before acknowledging a message.
@@ -120,7 +128,10 @@ async fn write_loop(
         loop {
             match store.archive(&batch).await {
                 Ok(()) => {
-                    progress.send_replace(Progress { committed: last, degraded: false });
+                    progress.send_replace(Progress {
+                        committed: last,
+                        degraded: false,
+                    });
                     if status.degraded.swap(false, Ordering::Relaxed) {
                         tracing::info!(
                             backend = store.backend(),

@@ -4,6 +4,7 @@ pub mod config;
 pub mod core;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod store;

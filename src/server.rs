@@ -95,6 +95,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let settings = Arc::new(settings);
+    crate::metrics::handle();
     let categories = store.categories().await?;
     let (archive, archive_task) = Archive::start(store.clone(), settings.archive_buffer);
     let (hub, hub_task) = Hub::start(settings.clone(), categories, archive.clone(), shutdown.clone());
@@ -110,6 +111,7 @@ pub async fn run(
     };
     let app = crate::http::router(state.clone())
         .merge(crate::ws::router())
+        .merge(crate::metrics::router())
         .merge(crate::web::router())
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http());

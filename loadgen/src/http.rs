@@ -16,14 +16,20 @@ pub async fn request(
     bearer: Option<&str>,
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
-    let mut stream = TcpStream::connect(hub).await.map_err(|e| format!("connect {hub}: {e}"))?;
+    let mut stream = TcpStream::connect(hub)
+        .await
+        .map_err(|e| format!("connect {hub}: {e}"))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {hub}\r\nConnection: close\r\nAccept: application/json\r\n");
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {hub}\r\nConnection: close\r\nAccept: application/json\r\n");
     if let Some(t) = bearer {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     if method != "GET" {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     head.push_str("\r\n");
     head.push_str(&body);

@@ -39,5 +39,9 @@ fn clock_ticks() -> u64 {
 /// The hub's /healthz document.
 pub async fn health(hub: SocketAddr) -> Result<Value, String> {
     let (status, json) = crate::http::request(hub, "GET", "/healthz", None, None).await?;
-    if status == 200 { Ok(json) } else { Err(format!("healthz HTTP {status}")) }
+    if status == 200 {
+        Ok(json)
+    } else {
+        Err(format!("healthz HTTP {status}"))
+    }
 }

@@ -53,7 +53,11 @@ pub async fn run(t: &Target, s: &Arc<Stats>, cfg: &Idle) -> Value {
                 }
             };
             s.conns_ok.fetch_add(1, Relaxed);
-            if ws.send(Message::text(proto::join(&format!("idle{k}"), &category))).await.is_err() {
+            if ws
+                .send(Message::text(proto::join(&format!("idle{k}"), &category)))
+                .await
+                .is_err()
+            {
                 s.error("send_failed");
                 return;
             }

@@ -149,8 +149,24 @@ struct Knobs {
 impl Knobs {
     fn overlay(mut self, top: &Knobs) -> Knobs {
         macro_rules! take { ($($f:ident),*) => { $( if top.$f.is_some() { self.$f = top.$f.clone(); } )* } }
-        take!(customers, chats, max_chats, rates, step_secs, msg_size, stop_p99_ms, drain_secs, agents, burst,
-              rounds, waiting, category, concurrency, settle_secs, hold_secs);
+        take!(
+            customers,
+            chats,
+            max_chats,
+            rates,
+            step_secs,
+            msg_size,
+            stop_p99_ms,
+            drain_secs,
+            agents,
+            burst,
+            rounds,
+            waiting,
+            category,
+            concurrency,
+            settle_secs,
+            hold_secs
+        );
         self
     }
 }
@@ -217,7 +233,10 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
     let (shard_i, shard_n) = match &args.shard {
         Some(s) => {
             let (i, n) = s.split_once('/').ok_or("--shard is i/n")?;
-            (i.parse::<usize>().map_err(|e| e.to_string())?, n.parse::<usize>().map_err(|e| e.to_string())?)
+            (
+                i.parse::<usize>().map_err(|e| e.to_string())?,
+                n.parse::<usize>().map_err(|e| e.to_string())?,
+            )
         }
         None => (0, 1),
     };
@@ -227,7 +246,9 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
     let sources: Vec<_> = all.iter().cycle().skip(shard_i * per).take(per).copied().collect();
     let tag = format!(
         "{}{}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() % 100_000_000),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() % 100_000_000),
         shard_i
     );
     let target = Target {
@@ -238,17 +259,28 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
         tag,
     };
     let stats = Arc::new(Stats::new());
-    let label = if shard_n > 1 { format!("{name}[{shard_i}/{shard_n}]") } else { name.to_string() };
+    let label = if shard_n > 1 {
+        format!("{name}[{shard_i}/{shard_n}]")
+    } else {
+        name.to_string()
+    };
     stats.spawn_progress(label);
     let shard = format!("{shard_i}/{shard_n}");
     let rates = |default: &str| -> Vec<f64> {
-        k.rates.as_deref().unwrap_or(default).split(',').filter_map(|r| r.trim().parse().ok()).collect()
+        k.rates
+            .as_deref()
+            .unwrap_or(default)
+            .split(',')
+            .filter_map(|r| r.trim().parse().ok())
+            .collect()
     };
     let result = match args.scenario {
         Scenario::Idle => {
             let total = k.customers.unwrap_or(1000);
             let share = total / shard_n + usize::from(shard_i < total % shard_n);
-            let first = (0..shard_i).map(|i| total / shard_n + usize::from(i < total % shard_n)).sum();
+            let first = (0..shard_i)
+                .map(|i| total / shard_n + usize::from(i < total % shard_n))
+                .sum();
             let cfg = idle::Idle {
                 customers: share,
                 first,
@@ -268,7 +300,11 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 chats: k.chats.unwrap_or(500),
                 max_chats: k.max_chats.unwrap_or(4),
                 category: k.category.clone().unwrap_or_else(|| "sales".into()),
-                rates: if archive { rates("25000") } else { rates("1000,5000,10000,20000,40000,80000,100000") },
+                rates: if archive {
+                    rates("25000")
+                } else {
+                    rates("1000,5000,10000,20000,40000,80000,100000")
+                },
                 step_secs: k.step_secs.unwrap_or(if archive { 10.0 } else { 5.0 }),
                 msg_size: k.msg_size.unwrap_or(64),
                 stop_p99_ms: k.stop_p99_ms.unwrap_or(50.0),
@@ -333,7 +369,8 @@ async fn fan_out(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, Str
             cmd.arg(a);
         }
         cmd.arg("--shard").arg(format!("{i}/{}", args.procs));
-        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
         children.push(cmd.spawn().map_err(|e| format!("spawn child {i}: {e}"))?);
     }
     let _ = k;
@@ -356,16 +393,28 @@ async fn fan_out(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, Str
     let rx = Arc::new(std::sync::Mutex::new(rx));
     let recv = |rx: &Arc<std::sync::Mutex<std::sync::mpsc::Receiver<(usize, String)>>>| {
         let rx = rx.clone();
-        move || rx.lock().unwrap().recv_timeout(std::time::Duration::from_secs(300)).ok()
+        move || {
+            rx.lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(300))
+                .ok()
+        }
     };
     let mut ready = 0;
     let mut placed = 0u64;
     let mut results = vec![];
     while ready < args.procs {
-        match tokio::task::spawn_blocking(recv(&rx)).await.map_err(|e| e.to_string())? {
+        match tokio::task::spawn_blocking(recv(&rx))
+            .await
+            .map_err(|e| e.to_string())?
+        {
             Some((_, line)) if line.starts_with("READY") => {
                 ready += 1;
-                placed += line.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+                placed += line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
             }
             Some((_, line)) if line.starts_with("RESULT ") => {
                 results.push(serde_json::from_str::<RunResult>(&line[7..]).map_err(|e| e.to_string())?);
@@ -376,12 +425,18 @@ async fn fan_out(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, Str
         }
     }
     let rss_after = args.hub_pid.and_then(hubinfo::rss_kib);
-    eprintln!("all {} children ready: {placed} customers joined; hub VmRSS {rss_after:?} KiB", args.procs);
+    eprintln!(
+        "all {} children ready: {placed} customers joined; hub VmRSS {rss_after:?} KiB",
+        args.procs
+    );
     for mut s in stdins {
         let _ = s.write_all(b"go\n");
     }
     while results.len() < args.procs {
-        match tokio::task::spawn_blocking(recv(&rx)).await.map_err(|e| e.to_string())? {
+        match tokio::task::spawn_blocking(recv(&rx))
+            .await
+            .map_err(|e| e.to_string())?
+        {
             Some((_, line)) if line.starts_with("RESULT ") => {
                 results.push(serde_json::from_str::<RunResult>(&line[7..]).map_err(|e| e.to_string())?);
             }
@@ -403,7 +458,9 @@ async fn fan_out(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, Str
     }
     merged.figures = figures;
     if results.len() < args.procs {
-        merged.notes.push(format!("only {} of {} children reported", results.len(), args.procs));
+        merged
+            .notes
+            .push(format!("only {} of {} children reported", results.len(), args.procs));
     }
     Ok(merged)
 }

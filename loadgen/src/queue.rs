@@ -67,8 +67,14 @@ pub async fn join_waiting(
     let sem = Arc::new(tokio::sync::Semaphore::new(128));
     let mut tasks = Vec::with_capacity(count);
     for k in 0..count {
-        let (t, s, sem, joined, failed, tracker) =
-            (t.clone(), s.clone(), sem.clone(), joined.clone(), failed.clone(), tracker.clone());
+        let (t, s, sem, joined, failed, tracker) = (
+            t.clone(),
+            s.clone(),
+            sem.clone(),
+            joined.clone(),
+            failed.clone(),
+            tracker.clone(),
+        );
         let (category, mut stop) = (category.to_string(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut permit = Some(sem.acquire_owned().await.expect("semaphore open"));
@@ -82,7 +88,11 @@ pub async fn join_waiting(
                 }
             };
             s.conns_ok.fetch_add(1, Relaxed);
-            if ws.send(Message::text(proto::join(&format!("w{k}"), &category))).await.is_err() {
+            if ws
+                .send(Message::text(proto::join(&format!("w{k}"), &category)))
+                .await
+                .is_err()
+            {
                 failed.fetch_add(1, Relaxed);
                 return;
             }
@@ -150,7 +160,9 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Queue) -> Result<(Value, 
     let crowd = join_waiting(t, stats, cfg.waiting, &cfg.category, 0, stop_rx, Some(tracker.clone())).await;
     let w = crowd.joined.load(Relaxed);
     stats.set_phase("agent signs in");
-    let token = setup::create_agents(t, 1, std::slice::from_ref(&cfg.category), 1).await?.remove(0);
+    let token = setup::create_agents(t, 1, std::slice::from_ref(&cfg.category), 1)
+        .await?
+        .remove(0);
     let mut agent = wsconn::connect(t.hub, t.source(0), "/ws/agent", Some(&token), 64 * 1024)
         .await
         .map_err(|(c, d)| format!("agent: {c} {d}"))?;

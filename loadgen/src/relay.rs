@@ -174,7 +174,10 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
                 Ok(Some(Ok(Message::Text(text)))) => {
                     if let Some(f) = proto::parse(&text)
                         && f.kind == "chat_started"
-                        && let Some(k) = f.chat_id.as_deref().and_then(|c| shared.by_wire.lock().unwrap().get(c).copied())
+                        && let Some(k) = f
+                            .chat_id
+                            .as_deref()
+                            .and_then(|c| shared.by_wire.lock().unwrap().get(c).copied())
                     {
                         mine.push(k);
                     }
@@ -237,7 +240,11 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         let secs = start.elapsed().as_secs_f64();
         let sent = stats.sent.load(Relaxed) - sent0;
         let recv = stats.received.load(Relaxed) - recv0;
-        let cpu = cfg.hub_pid.and_then(hubinfo::cpu_secs).zip(cpu0).map(|(b, a)| (b - a) / secs * 100.0);
+        let cpu = cfg
+            .hub_pid
+            .and_then(hubinfo::cpu_secs)
+            .zip(cpu0)
+            .map(|(b, a)| (b - a) / secs * 100.0);
         let p = pcts(&shared.hists.lock().unwrap()[i]);
         let achieved = sent as f64 / secs;
         let held = p.p99_ms <= cfg.stop_p99_ms && achieved >= rate * 0.95;
@@ -346,7 +353,15 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
 fn count_seen(sh: &Shared) -> u64 {
     sh.chats
         .iter()
-        .map(|c| c.seen.lock().unwrap().iter().flatten().map(|w| w.count_ones() as u64).sum::<u64>())
+        .map(|c| {
+            c.seen
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .map(|w| w.count_ones() as u64)
+                .sum::<u64>()
+        })
         .sum()
 }
 
@@ -459,7 +474,10 @@ async fn writer(sh: Arc<Shared>, mut sink: Sink, side: usize, mine: Vec<usize>, 
     let mut step = usize::MAX;
     let mut sent_in_step = 0u64;
     let mut turn = 0usize;
-    let wires: Vec<String> = mine.iter().map(|&k| sh.chats[k].wire_id.get().cloned().unwrap_or_default()).collect();
+    let wires: Vec<String> = mine
+        .iter()
+        .map(|&k| sh.chats[k].wire_id.get().cloned().unwrap_or_default())
+        .collect();
     while sh.running.load(Relaxed) {
         let now_step = sh.step.load(Relaxed);
         if now_step != step {
@@ -478,7 +496,11 @@ async fn writer(sh: Arc<Shared>, mut sink: Sink, side: usize, mine: Vec<usize>, 
             let n = sh.chats[k].sent[side].fetch_add(1, Relaxed);
             let client_id = format!("{k}.{side}.{n}.{}", s.now_us());
             let chat_id = (side == 1).then(|| wires[slot].as_str());
-            if sink.feed(Message::text(proto::message(chat_id, &sh.text, &client_id))).await.is_err() {
+            if sink
+                .feed(Message::text(proto::message(chat_id, &sh.text, &client_id)))
+                .await
+                .is_err()
+            {
                 s.error("send_failed");
                 return sink;
             }

@@ -59,15 +59,30 @@ fn verdict(ok: Option<bool>) -> &'static str {
 
 pub fn build(args: &ReportArgs) -> Result<(), String> {
     let m = machine();
-    let names = ["idle", "relay", "routing", "queue", "archive-embedded", "archive-mongodb", "archive-memory"];
-    let results: Vec<(String, RunResult)> =
-        names.iter().filter_map(|n| load(&args.results, n).map(|r| (n.to_string(), r))).collect();
+    let names = [
+        "idle",
+        "relay",
+        "routing",
+        "queue",
+        "archive-embedded",
+        "archive-mongodb",
+        "archive-memory",
+    ];
+    let results: Vec<(String, RunResult)> = names
+        .iter()
+        .filter_map(|n| load(&args.results, n).map(|r| (n.to_string(), r)))
+        .collect();
     let get = |n: &str| results.iter().find(|(k, _)| k == n).map(|(_, r)| r);
     let mut rows: Vec<(String, String, String, &str)> = vec![];
 
     if let Some(r) = get("relay") {
         let steps = r.figures["steps"].as_array().cloned().unwrap_or_default();
-        let step = |rate: f64| steps.iter().find(|s| s["target_msgs_per_sec"].as_f64() == Some(rate)).cloned();
+        let step = |rate: f64| {
+            steps
+                .iter()
+                .find(|s| s["target_msgs_per_sec"].as_f64() == Some(rate))
+                .cloned()
+        };
         let held = r.figures["highest_rate_held"].as_f64();
         let s100 = step(100_000.0);
         let ok100 = s100.as_ref().map(|s| {
@@ -79,7 +94,10 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
             format!(
                 "highest step held (p99 ≤ 50 ms, ≥95% of rate sent): {}; at 100k: {}",
                 held.map_or("none".into(), |h| format!("{h:.0} msg/s")),
-                s100.map_or("not reached".into(), |s| format!("sent {}/s, p99 {} ms", s["sent_per_sec"], s["p99_ms"]))
+                s100.map_or("not reached".into(), |s| format!(
+                    "sent {}/s, p99 {} ms",
+                    s["sent_per_sec"], s["p99_ms"]
+                ))
             ),
             verdict(Some(ok100.unwrap_or(false))),
         ));
@@ -87,7 +105,9 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         rows.push((
             "relay: latency at 10k msg/s".into(),
             "p99 < 2 ms".into(),
-            s10.as_ref().map_or("not reached".into(), |s| format!("p50 {} ms, p99 {} ms", s["p50_ms"], s["p99_ms"])),
+            s10.as_ref().map_or("not reached".into(), |s| {
+                format!("p50 {} ms, p99 {} ms", s["p50_ms"], s["p99_ms"])
+            }),
             verdict(s10.map(|s| s["p99_ms"].as_f64().unwrap_or(f64::MAX) < 2.0)),
         ));
     }
@@ -126,7 +146,10 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
             "10k waiting re-placed within 100 ms of a route".into(),
             format!(
                 "{} waiting: all told after p50 {} ms, max {} ms; hub CPU {} ms per route",
-                r.figures["waiting"], r.figures["replace_all_p50_ms"], r.figures["replace_all_max_ms"], r.figures["hub_cpu_ms_per_route"]
+                r.figures["waiting"],
+                r.figures["replace_all_p50_ms"],
+                r.figures["replace_all_max_ms"],
+                r.figures["hub_cpu_ms_per_route"]
             ),
             verdict(max.map(|m| m <= 100.0)),
         ));
@@ -136,23 +159,41 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
             let backend = r.figures["store_backend"].as_str().unwrap_or("?").to_string();
             let rate = r.figures["archived_msgs_per_sec"].as_f64().unwrap_or(0.0);
             let lost = r.figures["archive_lost"].as_i64();
-            let target = if name == "archive-mongodb" { "≥20k msg/s into MongoDB, nothing lost" } else { "nothing lost (MongoDB target: ≥20k msg/s)" };
-            let real = backend.contains(name.trim_start_matches("archive-")) || (name == "archive-mongodb" && backend.contains("mongo"));
-            let ok = if real { Some(rate >= 20_000.0 && lost == Some(0)) } else { None };
+            let target = if name == "archive-mongodb" {
+                "≥20k msg/s into MongoDB, nothing lost"
+            } else {
+                "nothing lost (MongoDB target: ≥20k msg/s)"
+            };
+            let real = backend.contains(name.trim_start_matches("archive-"))
+                || (name == "archive-mongodb" && backend.contains("mongo"));
+            let ok = if real {
+                Some(rate >= 20_000.0 && lost == Some(0))
+            } else {
+                None
+            };
             rows.push((
                 format!("archive ({name}, hub reported store `{backend}`)"),
                 target.into(),
                 format!(
                     "offered {} msg/s, written {rate:.0} msg/s incl. drain ({} s after traffic), lost {}",
-                    r.figures["offered_msgs_per_sec"], r.figures["archive_drain_after_traffic_secs"],
+                    r.figures["offered_msgs_per_sec"],
+                    r.figures["archive_drain_after_traffic_secs"],
                     lost.map_or("?".into(), |l| l.to_string())
                 ),
-                if real { verdict(ok) } else { "not measured: backend not yet real" },
+                if real {
+                    verdict(ok)
+                } else {
+                    "not measured: backend not yet real"
+                },
             ));
         }
     }
 
-    let date = std::process::Command::new("date").arg("+%Y-%m-%d %H:%M:%S %Z").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d %H:%M:%S %Z")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let mut md = format!("# Switchboard benchmark — {date}\n\n");
     md.push_str(&format!(
         "Machine: {} × {}, {} GiB RAM, Linux {}. Release build; hub pinned to CPU 0 and loadgen to CPU 1 for relay/routing/queue/archive.\n\n",
@@ -164,7 +205,12 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
     }
     let integrity: Vec<String> = results
         .iter()
-        .map(|(n, r)| format!("{n}: wrong {} / duplicate {} / missing {}", r.wrong_recipient, r.duplicates, r.missing))
+        .map(|(n, r)| {
+            format!(
+                "{n}: wrong {} / duplicate {} / missing {}",
+                r.wrong_recipient, r.duplicates, r.missing
+            )
+        })
         .collect();
     md.push_str(&format!("\nDelivery checks — {}.\n", integrity.join("; ")));
     if let Some(r) = get("relay") {
@@ -172,8 +218,15 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         for s in r.figures["steps"].as_array().cloned().unwrap_or_default() {
             md.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                s["target_msgs_per_sec"], s["sent_per_sec"], s["received_frames_per_sec"], s["p50_ms"], s["p90_ms"],
-                s["p99_ms"], s["max_ms"], s["hub_cpu_percent"], s["held"]
+                s["target_msgs_per_sec"],
+                s["sent_per_sec"],
+                s["received_frames_per_sec"],
+                s["p50_ms"],
+                s["p90_ms"],
+                s["p99_ms"],
+                s["max_ms"],
+                s["hub_cpu_percent"],
+                s["held"]
             ));
         }
     }
@@ -194,7 +247,11 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         "results": results.iter().map(|(n, r)| (n.clone(), serde_json::to_value(r).unwrap_or(Value::Null))).collect::<serde_json::Map<_, _>>(),
     });
     std::fs::create_dir_all(&args.out_dir).map_err(|e| e.to_string())?;
-    let stamp = std::process::Command::new("date").arg("+%Y%m%d-%H%M%S").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let stamp = std::process::Command::new("date")
+        .arg("+%Y%m%d-%H%M%S")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let json_text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     for base in ["latest".to_string(), stamp] {
         std::fs::write(args.out_dir.join(format!("{base}.md")), &md).map_err(|e| e.to_string())?;

@@ -7,8 +7,8 @@
 //! loadgen waits until every pair is told, then every customer leaves.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -123,7 +123,13 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
             }
         };
         stats.conns_ok.fetch_add(1, Relaxed);
-        customers.push(tokio::spawn(customer(sh.clone(), ws, k, cfg.category.clone(), phase_rx.clone())));
+        customers.push(tokio::spawn(customer(
+            sh.clone(),
+            ws,
+            k,
+            cfg.category.clone(),
+            phase_rx.clone(),
+        )));
     }
 
     let mut rounds = vec![];
@@ -163,7 +169,9 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
     let _ = stop_tx.send(true);
     let waited = waiting.finish().await;
     let expected = (cfg.rounds * cfg.burst) as u64;
-    stats.missing.fetch_add(expected.saturating_sub(sh.completed.load(Relaxed)), Relaxed);
+    stats
+        .missing
+        .fetch_add(expected.saturating_sub(sh.completed.load(Relaxed)), Relaxed);
     let hist = sh.hist.lock().unwrap().clone();
     let p = pcts(&hist);
     let figures = json!({

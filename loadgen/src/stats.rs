@@ -156,7 +156,11 @@ impl RunResult {
             figures,
             notes: vec![],
             histogram: hist
-                .map(|h| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect())
+                .map(|h| {
+                    h.iter_recorded()
+                        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -199,15 +203,24 @@ impl RunResult {
 
     /// A Markdown table of the generic counters, then the figures.
     pub fn markdown(&self) -> String {
-        let mut md = format!("### {} ({})\n\n| figure | value |\n| --- | --- |\n", self.scenario, self.shard);
+        let mut md = format!(
+            "### {} ({})\n\n| figure | value |\n| --- | --- |\n",
+            self.scenario, self.shard
+        );
         let mut row = |k: &str, v: String| md.push_str(&format!("| {k} | {v} |\n"));
         row("duration", format!("{:.1} s", self.duration_secs));
-        row("connections made / failed", format!("{} / {}", self.connections_ok, self.connections_failed));
+        row(
+            "connections made / failed",
+            format!("{} / {}", self.connections_ok, self.connections_failed),
+        );
         row("frames sent / received", format!("{} / {}", self.sent, self.received));
         if let Some(l) = &self.latency {
             row(
                 "latency p50 / p90 / p99 / p99.9 / max",
-                format!("{} / {} / {} / {} / {} ms ({} samples)", l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count),
+                format!(
+                    "{} / {} / {} / {} / {} ms ({} samples)",
+                    l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
+                ),
             );
         }
         row(
@@ -217,7 +230,11 @@ impl RunResult {
         let errors = if self.errors.is_empty() {
             "none".to_string()
         } else {
-            self.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+            self.errors
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         row("errors by code", errors);
         if let Value::Object(map) = &self.figures {

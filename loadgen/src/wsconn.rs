@@ -39,9 +39,10 @@ pub async fn connect(
         .into_client_request()
         .map_err(|e| ("request".to_string(), e.to_string()))?;
     if let Some(token) = bearer {
-        request
-            .headers_mut()
-            .insert("Authorization", format!("Bearer {token}").parse().expect("a token is a valid header"));
+        request.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().expect("a token is a valid header"),
+        );
     }
     let config = WebSocketConfig::default()
         .read_buffer_size(read_buffer)

@@ -96,6 +96,8 @@ pub(crate) struct HubState {
     pub(super) buddies: BuddyDesk,
     /// Senders' copies of messages waiting for the archive to commit them, in archive order.
     pending_acks: VecDeque<(u64, Recipient, Outbound)>,
+    /// Open connections by role (customer, agent, buddy), for the metrics.
+    conn_counts: [usize; 3],
 }
 
 /// Who sent a frame, once the connection is known.
@@ -133,6 +135,7 @@ impl HubState {
             dirty_waiting: BTreeSet::new(),
             buddies: BuddyDesk::default(),
             pending_acks: VecDeque::new(),
+            conn_counts: [0; 3],
         }
     }
 
@@ -167,6 +170,7 @@ impl HubState {
 
     fn register(&mut self, conn: ConnHandle, role: ConnRole) {
         let id = conn.id;
+        self.conn_counts[Self::role_slot(&role)] += 1;
         self.conns.insert(
             id,
             ConnEntry {
@@ -184,6 +188,7 @@ impl HubState {
 
     fn unregister(&mut self, conn: ConnId) {
         let Some(entry) = self.conns.remove(&conn) else { return };
+        self.conn_counts[Self::role_slot(&entry.role)] -= 1;
         let mut out = vec![];
         match entry.who {
             Some(Recipient::Customer(customer)) => {
@@ -547,6 +552,7 @@ impl HubState {
         };
         self.delivery.deliver(&peer, &frame);
         self.acknowledge(sender, frame, archived);
+        metrics::counter!(crate::metrics::MESSAGES_RELAYED).increment(1);
         Ok(())
     }
 
@@ -556,7 +562,9 @@ impl HubState {
     pub(super) fn acknowledge(&mut self, sender: Recipient, frame: Outbound, archived: Option<u64>) {
         let progress = *self.archive.progress.borrow();
         match archived {
-            Some(seq) if seq > progress.committed && !progress.degraded => self.pending_acks.push_back((seq, sender, frame)),
+            Some(seq) if seq > progress.committed && !progress.degraded => {
+                self.pending_acks.push_back((seq, sender, frame))
+            }
             _ => self.delivery.deliver(&sender, &frame),
         }
     }
@@ -744,7 +752,10 @@ impl HubState {
                 agent,
                 category,
                 ..
-            } => self.open_chat(chat, customer, agent, category),
+            } => {
+                metrics::counter!(crate::metrics::ROUTES).increment(1);
+                self.open_chat(chat, customer, agent, category);
+            }
             Decision::ChatEnded {
                 chat,
                 customer,
@@ -990,13 +1001,35 @@ impl HubState {
         let mut out = vec![];
         self.routing.flush_places(&mut out);
         self.apply(out);
+        self.record_gauges();
         if self.dirty_waiting.is_empty() {
             return;
         }
         let dirty = std::mem::take(&mut self.dirty_waiting);
+        for category in &dirty {
+            metrics::gauge!(crate::metrics::CUSTOMERS_WAITING, "category" => category.0.clone())
+                .set(self.routing.waiting(category) as f64);
+        }
         let agents: BTreeSet<AgentId> = dirty.iter().flat_map(|c| self.routing.agents_of(c).cloned()).collect();
         for agent in agents {
             self.send_queue_stats(&agent);
+        }
+    }
+
+    fn record_gauges(&self) {
+        let [customers, agents, buddies] = self.conn_counts;
+        metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "customer").set(customers as f64);
+        metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "agent").set(agents as f64);
+        metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "buddy").set(buddies as f64);
+        metrics::gauge!(crate::metrics::CHATS_ACTIVE).set(self.routing.chats_active() as f64);
+    }
+
+    /// Which slot of `conn_counts` a role counts in.
+    fn role_slot(role: &ConnRole) -> usize {
+        match role {
+            ConnRole::Customer => 0,
+            ConnRole::Agent(_) => 1,
+            ConnRole::Buddy { .. } => 2,
         }
     }
 

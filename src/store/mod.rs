@@ -224,16 +224,26 @@ pub async fn open(settings: &crate::config::Settings) -> SharedStore {
     let mut pause = OPEN_RETRY_START;
     loop {
         let opened: StoreResult<SharedStore> = match &mongodb {
-            Some(uri) => MongoStore::connect(uri, &settings.mongodb_db).await.map(|s| Arc::new(s) as SharedStore),
-            None => EmbeddedStore::open(&settings.data_dir).await.map(|s| Arc::new(s) as SharedStore),
+            Some(uri) => MongoStore::connect(uri, &settings.mongodb_db)
+                .await
+                .map(|s| Arc::new(s) as SharedStore),
+            None => EmbeddedStore::open(&settings.data_dir)
+                .await
+                .map(|s| Arc::new(s) as SharedStore),
         };
         match opened {
             Ok(store) => match store.ping().await {
                 Ok(()) => return store,
-                Err(e) => tracing::warn!(backend = store.backend(), error = %e, "store not reachable yet; retrying in {pause:?}"),
+                Err(e) => {
+                    tracing::warn!(backend = store.backend(), error = %e, "store not reachable yet; retrying in {pause:?}")
+                }
             },
             Err(e) => {
-                let what = if mongodb.is_some() { "MongoDB at MONGODB_URI" } else { "the embedded store in DATA_DIR" };
+                let what = if mongodb.is_some() {
+                    "MongoDB at MONGODB_URI"
+                } else {
+                    "the embedded store in DATA_DIR"
+                };
                 tracing::warn!(error = %e, "cannot open {what} yet; retrying in {pause:?}");
             }
         }

@@ -53,8 +53,8 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await admin.getByTestId('agent-limit').selectOption('3');
     await admin.getByTestId('agent-submit').click();
     await admin.getByTestId('agent-status').filter({ hasText: 'Saved dave' }).waitFor();
-    assert.match(await row.textContent(), /Sales/);
-    assert.equal(await row.locator('td').nth(2).textContent(), '3');
+    await row.filter({ hasText: 'Sales' }).waitFor();
+    await row.locator('td').nth(2).filter({ hasText: /^3$/ }).waitFor();
 
     // Categories: add and rename one.
     await admin.getByTestId('category-name').fill('Returns');

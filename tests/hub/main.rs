@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod archive;
 mod bad_input;
 mod buddy;
 mod chat;

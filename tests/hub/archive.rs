@@ -1,0 +1,486 @@
+//! The archive: complete records on every backend, outages of MongoDB, a killed
+//! hub, and the history API.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use switchboard::store::{ConversationFilter, EmbeddedStore, MongoStore, Page, SharedStore, Side};
+
+use crate::common::*;
+
+/// A scratch directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("switchboard-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The MongoDB-wire server the harness started (scripts/with-mongo.sh); a missing one fails the test.
+fn mongo_uri() -> String {
+    std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
+        "SWITCHBOARD_TEST_MONGODB_URI is not set: run the tests with `make test` (it starts a MongoDB-wire server)",
+    )
+}
+
+async fn mongo_store(uri: &str) -> SharedStore {
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    Arc::new(
+        MongoStore::connect(uri, &db)
+            .await
+            .expect("the test MongoDB server answers"),
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// Runs three whole conversations through the hub and checks the three records.
+async fn three_conversations_are_three_complete_records(store: SharedStore) {
+    let hub = TestHub::with_store(store.clone(), |_| {}).await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut chats = vec![];
+    for i in 0..3 {
+        let mut c = hub.customer(&format!("Customer {i}"), "general").await;
+        let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+        agent.next_of("chat_started").await;
+        c.send(json!({"type": "message", "text": format!("question {i}")}))
+            .await;
+        agent.next_of("message").await;
+        agent
+            .send(json!({"type": "message", "chat_id": chat, "text": format!("answer {i}")}))
+            .await;
+        c.next_of("message").await;
+        c.next_of("message").await;
+        agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+        c.next_of("chat_ended").await;
+        chats.push(chat);
+    }
+    hub.stop().await;
+    let (records, total) = store
+        .conversations(&ConversationFilter::default(), Page { offset: 0, limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    let agent_account = store.account_by_username("ann").await.unwrap();
+    for (i, chat) in chats.iter().enumerate() {
+        let r = records
+            .iter()
+            .find(|r| &r.opened.id == chat)
+            .expect("each chat has its record");
+        assert_eq!(r.opened.customer_name, format!("Customer {i}"));
+        assert_eq!(r.opened.agent_id, agent_account.id);
+        assert_eq!(r.opened.agent_name, "ANN");
+        assert_eq!(r.opened.category.as_deref(), Some("general"));
+        let texts: Vec<_> = r.messages.iter().map(|m| (m.from, m.text.clone(), m.seq)).collect();
+        assert_eq!(
+            texts,
+            vec![
+                (Side::Customer, format!("question {i}"), 1),
+                (Side::Agent, format!("answer {i}"), 2)
+            ]
+        );
+        let closed = r.closed.as_ref().expect("the record is closed");
+        assert!(r.opened.queued_at <= r.opened.paired_at);
+        assert!(
+            r.messages
+                .iter()
+                .all(|m| m.at >= r.opened.paired_at && m.at <= closed.ended_at)
+        );
+        assert_eq!(closed.ended_by, Side::Agent);
+    }
+}
+
+#[tokio::test]
+async fn three_conversations_are_archived_on_the_embedded_store() {
+    let dir = TempDir::new("archive");
+    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    three_conversations_are_three_complete_records(store).await;
+}
+
+#[tokio::test]
+async fn three_conversations_are_archived_on_mongodb() {
+    three_conversations_are_three_complete_records(mongo_store(&mongo_uri()).await).await;
+}
+
+/// A secantusd-py server of our own, on disk, that the test can stop and start.
+struct MongoServer {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl MongoServer {
+    async fn start() -> Self {
+        let mut s = MongoServer {
+            port: free_port(),
+            dir: TempDir::new("mongo"),
+            child: None,
+        };
+        s.restart().await;
+        s
+    }
+
+    async fn restart(&mut self) {
+        let bin = std::env::var("SWITCHBOARD_TEST_MONGOD")
+            .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test`");
+        let child = Command::new(bin)
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--storage-path",
+                self.dir.0.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("secantusd-py starts");
+        self.child = Some(child);
+        wait_for_port(self.port).await;
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MongoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn health(hub: &TestHub) -> Value {
+    reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap()
+}
+
+/// Sends `n` customer messages and returns the ids of those acknowledged (echoed to the sender).
+async fn send_and_collect(c: &mut Ws, agent: &mut Ws, from: usize, n: usize, acked: &mut Vec<String>) {
+    for i in from..from + n {
+        c.send(json!({"type": "message", "text": format!("m{i}")})).await;
+    }
+    for _ in 0..n {
+        let m = c.next_of("message").await;
+        acked.push(m["id"].as_str().unwrap().to_string());
+    }
+    for _ in 0..n {
+        agent.next_of("message").await;
+    }
+}
+
+#[tokio::test]
+async fn mongodb_stopped_mid_chat_loses_no_acknowledged_message_and_duplicates_none() {
+    let mut mongo = MongoServer::start().await;
+    let store = mongo_store(&mongo.uri()).await;
+    let hub = TestHub::with_store(store.clone(), |_| {}).await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let mut acked = vec![];
+    send_and_collect(&mut c, &mut agent, 0, 10, &mut acked).await;
+
+    mongo.stop();
+    // The relay goes on while the store is down; the hub says it is degraded.
+    send_and_collect(&mut c, &mut agent, 10, 20, &mut acked).await;
+    let mut degraded = false;
+    for _ in 0..100 {
+        if health(&hub).await["status"] == "degraded" {
+            degraded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(degraded, "the health endpoint reports the outage");
+    assert_eq!(reqwest::get(hub.url("/readyz")).await.unwrap().status(), 503);
+
+    mongo.restart().await;
+    send_and_collect(&mut c, &mut agent, 30, 10, &mut acked).await;
+    c.send(json!({"type": "leave"})).await;
+    c.next_of("chat_ended").await;
+    let mut caught_up = false;
+    for _ in 0..200 {
+        let h = health(&hub).await;
+        if h["status"] == "ok" && h["archive_backlog"] == 0 {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(caught_up, "the backlog is written once MongoDB is back");
+    let record = store.conversation(&chat).await.unwrap();
+    let ids: Vec<_> = record.messages.iter().map(|m| m.id.clone()).collect();
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no message is archived twice");
+    for id in &acked {
+        assert!(unique.contains(id), "acknowledged message {id} is missing");
+    }
+    assert_eq!(ids.len(), 40);
+    assert!(record.closed.is_some());
+    hub.stop().await;
+}
+
+/// The real binary, started on its own port with the embedded store in `dir`.
+struct HubProcess {
+    port: u16,
+    child: Child,
+}
+
+impl HubProcess {
+    async fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("STORE", "embedded")
+            .env("DATA_DIR", dir)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RATE_LIMIT_PER_SEC", "1000")
+            .env("RATE_LIMIT_BURST", "1000")
+            .env("RUST_LOG", "warn")
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the hub binary starts");
+        wait_for_port(port).await;
+        HubProcess { port, child }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_hub_killed_mid_chat_keeps_every_acknowledged_message_on_the_embedded_store() {
+    let dir = TempDir::new("kill");
+    let mut process = HubProcess::start(&dir.0).await;
+    let base = format!("http://127.0.0.1:{}", process.port);
+    let client = reqwest::Client::new();
+    let login = |user: &'static str, pass: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let res = client
+                .post(format!("{base}/api/login"))
+                .json(&json!({"username": user, "password": pass}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let admin = login("admin", ADMIN_PASSWORD).await;
+    let res = client
+        .post(format!("{base}/api/admin/agents"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password", "categories": ["general"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let token = login("ann", "agent-password").await;
+    let ws = |path: &str| format!("ws://127.0.0.1:{}{path}", process.port);
+    let mut agent = Ws::connect(&ws("/ws/agent"), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .unwrap();
+    agent.next_of("agent_welcome").await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut c = Ws::connect(&ws("/ws/customer"), &[]).await.unwrap();
+    c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+
+    // Messages flow; some are acknowledged, then the hub dies without warning.
+    let mut acked = vec![];
+    for i in 0..200 {
+        c.send(json!({"type": "message", "text": format!("m{i}")})).await;
+    }
+    while acked.len() < 100 {
+        let m = c.next_of("message").await;
+        acked.push(m["id"].as_str().unwrap().to_string());
+    }
+    process.child.kill().unwrap(); // SIGKILL
+    process.child.wait().unwrap();
+    while let Some(m) = c.recv_within(Duration::from_millis(200)).await {
+        if m["type"] == "message" {
+            acked.push(m["id"].as_str().unwrap().to_string());
+        }
+    }
+    drop(process);
+
+    // Restarted on the same data: the agent still exists, and so does every acknowledged message.
+    let process = HubProcess::start(&dir.0).await;
+    let base = format!("http://127.0.0.1:{}", process.port);
+    let res = client
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": "ann", "password": "agent-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "accounts survive the crash");
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let record: Value = client
+        .get(format!("{base}/api/conversations/{chat}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: HashSet<&str> = record["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    for id in &acked {
+        assert!(
+            stored.contains(id.as_str()),
+            "acknowledged message {id} was lost in the crash"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    let mut ann = hub.agent("ann", &["general", "sales"], 1).await;
+    let mut bob = hub.agent("bob", &["billing"], 1).await;
+    let mut ids = vec![];
+    for (name, category) in [("C1", "general"), ("C2", "sales"), ("C3", "billing"), ("C4", "general")] {
+        let mut c = hub.customer(name, category).await;
+        let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+        c.send(json!({"type": "message", "text": "hello"})).await;
+        c.next_of("message").await;
+        c.send(json!({"type": "leave"})).await;
+        c.next_of("chat_ended").await;
+        ids.push(chat);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = (&mut ann, &mut bob);
+    let (_, all) = admin.get("/api/conversations").await;
+    assert_eq!(all["total"], 4);
+    let listed: Vec<_> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first, "newest first");
+    assert_eq!(admin.get("/api/conversations?category=general").await.1["total"], 2);
+    let bob_id = admin
+        .get("/api/admin/agents")
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["username"] == "bob")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, bobs) = admin.get(&format!("/api/conversations?agent_id={bob_id}")).await;
+    assert_eq!(
+        (bobs["total"].as_u64(), bobs["items"][0]["id"].as_str()),
+        (Some(1), Some(ids[2].as_str()))
+    );
+    let (_, page) = admin.get("/api/conversations?limit=2&offset=1").await;
+    assert_eq!(page["total"], 4);
+    let page_ids: Vec<_> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(page_ids, newest_first[1..3].to_vec());
+    let second_paired = all["items"][2]["paired_at"].as_i64().unwrap();
+    let (_, since) = admin.get(&format!("/api/conversations?from={second_paired}")).await;
+    assert_eq!(since["total"], 3);
+    let (_, until) = admin.get(&format!("/api/conversations?to={second_paired}")).await;
+    assert_eq!(until["total"], 1);
+    assert_eq!(admin.get("/api/conversations?limit=0").await.0, 400);
+    assert_eq!(admin.get("/api/conversations?from=yesterday").await.0, 400);
+
+    // Agents: only their own, and another's conversation looks missing.
+    let ann_api = hub.login("ann", "agent-password").await;
+    let (_, own) = ann_api.get(&format!("/api/conversations?agent_id={bob_id}")).await;
+    assert_eq!(own["total"], 3, "the agent filter cannot widen an agent's view");
+    assert_eq!(ann_api.get(&format!("/api/conversations/{}", ids[2])).await.0, 404);
+    let (status, full) = ann_api.get(&format!("/api/conversations/{}", ids[0])).await;
+    assert_eq!((status, full["messages"][0]["text"].as_str()), (200, Some("hello")));
+    assert_eq!(full["reason"], "ended");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_format() {
+    let hub = TestHub::start().await;
+    let _ann = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    c.next_of("chat_started").await;
+    c.send(json!({"type": "message", "text": "count me"})).await;
+    c.next_of("message").await;
+    let text = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
+    for name in [
+        "switchboard_connections",
+        "switchboard_customers_waiting",
+        "switchboard_chats_active",
+        "switchboard_routes_total",
+        "switchboard_messages_relayed_total",
+        "switchboard_archive_backlog",
+        "switchboard_archive_write_errors_total",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    hub.stop().await;
+}
