@@ -165,9 +165,10 @@ impl MongoServer {
         wait_for_port(self.port).await;
     }
 
+    /// Stops the server the way an operator or a crash-free outage does (SIGTERM).
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
             let _ = child.wait();
         }
     }
