@@ -205,11 +205,19 @@ async fn serve(mut socket: WebSocket, state: AppState, role: ConnRole, _permit: 
             }
             out = outbox.recv() => match out {
                 Some(Outbound::Frame(text)) => {
-                    match tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text))).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => break None,
-                        Err(_) => {
-                            tracing::warn!(conn = id.0, "closing: a write timed out, the client is not reading");
+                    // A write blocks while the peer's socket buffer is full; the hub's kick must still get through.
+                    tokio::select! {
+                        written = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text))) => match written {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break None,
+                            Err(_) => {
+                                tracing::warn!(conn = id.0, "closing: a write timed out, the client is not reading");
+                                break None;
+                            }
+                        },
+                        _ = kick.cancelled() => {
+                            tracing::warn!(conn = id.0, "closing: outbound buffer full, the client is not reading");
+                            // The socket is stuck mid-write; a close frame could not get out either.
                             break None;
                         }
                     }

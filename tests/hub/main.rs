@@ -8,3 +8,4 @@ mod buddy;
 mod chat;
 mod common;
 mod routing;
+mod transport;
