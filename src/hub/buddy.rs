@@ -472,7 +472,7 @@ impl HubState {
         }
     }
 
-    fn to_buddies(&mut self, ids: [BuddyId; 2], frame: &ServerFrame) {
+    fn send_to_pair(&mut self, ids: [BuddyId; 2], frame: &ServerFrame) {
         let frame = Outbound::Frame(frame.encode());
         for id in ids {
             self.delivery.deliver(&Recipient::Buddy(id), &frame);
@@ -512,7 +512,7 @@ impl HubState {
                     from: from.0,
                     to: to.0,
                 };
-                self.to_buddies([from, to], &ServerFrame::Invited { invitation });
+                self.send_to_pair([from, to], &ServerFrame::Invited { invitation });
             }
             BuddyDecision::InvitationClosed {
                 invitation,
@@ -527,7 +527,7 @@ impl HubState {
                     CloseReason::InviterLeft => "inviter_left",
                     CloseReason::InviteeLeft => "invitee_left",
                 };
-                self.to_buddies(
+                self.send_to_pair(
                     [from, to],
                     &ServerFrame::InvitationClosed {
                         invitation_id: invitation.0,
@@ -562,7 +562,7 @@ impl HubState {
                     ended_by: Some(ended_by.0),
                     reason: wire_reason,
                 };
-                self.to_buddies([a, b], &frame);
+                self.send_to_pair([a, b], &frame);
             }
         }
     }

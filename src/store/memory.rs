@@ -48,11 +48,11 @@ pub(crate) fn apply_event(conversations: &mut Vec<Conversation>, event: &Archive
             conversation_id,
             message,
         } => {
-            if let Some(c) = conversations.iter_mut().find(|c| &c.opened.id == conversation_id) {
-                if !c.messages.iter().any(|m| m.id == message.id) {
-                    let at = c.messages.partition_point(|m| m.seq < message.seq);
-                    c.messages.insert(at, message.clone());
-                }
+            if let Some(c) = conversations.iter_mut().find(|c| &c.opened.id == conversation_id)
+                && !c.messages.iter().any(|m| m.id == message.id)
+            {
+                let at = c.messages.partition_point(|m| m.seq < message.seq);
+                c.messages.insert(at, message.clone());
             }
         }
         ArchiveEvent::Closed(closed) => {

@@ -25,6 +25,7 @@ pub const QUIET: Duration = Duration::from_millis(300);
 
 pub struct TestHub {
     pub addr: SocketAddr,
+    #[allow(dead_code)] // for tests that look into the store directly
     pub store: SharedStore,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
@@ -221,10 +222,6 @@ impl Ws {
                 Ok(Some(Ok(_))) => continue,
             }
         }
-    }
-
-    pub async fn recv(&mut self) -> Value {
-        self.recv_within(WAIT).await.expect("a frame within the wait")
     }
 
     /// The next frame of `kind`, remembering the others it passed.
