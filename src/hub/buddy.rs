@@ -321,23 +321,7 @@ impl HubState {
         text: String,
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
-        let max = self.settings.max_message_len;
-        let length = text.chars().count();
-        if length > max {
-            return Err((
-                "message_too_long",
-                format!("messages are limited to {max} characters; this one has {length}"),
-            ));
-        }
-        if text.trim().is_empty() {
-            return Err(("empty_message", "a message needs some text".to_string()));
-        }
-        if !self.archive.has_room(1) {
-            return Err((
-                "archive_unavailable",
-                "the archive is behind; try again shortly".to_string(),
-            ));
-        }
+        self.check_message(&text)?;
         let (a, b) = self
             .buddies
             .presence_ref(roster)

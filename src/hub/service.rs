@@ -485,14 +485,9 @@ impl HubState {
         }
     }
 
-    /// Stamps, records, archives and delivers one chat message to both sides.
-    fn relay(
-        &mut self,
-        chat: ChatId,
-        from: Party,
-        text: String,
-        client_id: Option<String>,
-    ) -> Result<(), (&'static str, String)> {
+    /// The rules every chat message meets before it is stamped: length, content,
+    /// and room in the archive (a message that could not be archived is refused, not lost).
+    pub(super) fn check_message(&self, text: &str) -> Result<(), (&'static str, String)> {
         let max = self.settings.max_message_len;
         let length = text.chars().count();
         if length > max {
@@ -510,6 +505,18 @@ impl HubState {
                 "the archive is behind; try again shortly".to_string(),
             ));
         }
+        Ok(())
+    }
+
+    /// Stamps, records, archives and delivers one chat message to both sides.
+    fn relay(
+        &mut self,
+        chat: ChatId,
+        from: Party,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        self.check_message(&text)?;
         let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
         log.seq += 1;
         let message = ChatMessage {
