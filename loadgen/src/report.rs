@@ -214,10 +214,10 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         .collect();
     md.push_str(&format!("\nDelivery checks — {}.\n", integrity.join("; ")));
     if let Some(r) = get("relay") {
-        md.push_str("\n## Relay steps\n\n| target msg/s | sent msg/s | frames received/s | p50 ms | p90 ms | p99 ms | max ms | hub CPU % | held |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        md.push_str("\n## Relay steps\n\n| target msg/s | sent msg/s | frames received/s | p50 ms | p90 ms | p99 ms | max ms | hub CPU % | loadgen CPU % | held |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for s in r.figures["steps"].as_array().cloned().unwrap_or_default() {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 s["target_msgs_per_sec"],
                 s["sent_per_sec"],
                 s["received_frames_per_sec"],
@@ -226,6 +226,7 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
                 s["p99_ms"],
                 s["max_ms"],
                 s["hub_cpu_percent"],
+                s["loadgen_cpu_percent"],
                 s["held"]
             ));
         }

@@ -140,7 +140,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
         let done0 = sh.completed.load(Relaxed);
         let t0 = stats.now_us();
         let _ = phase_tx.send(Phase::Join(r));
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while sh.completed.load(Relaxed) - done0 < cfg.burst as u64 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -152,7 +152,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
             "routes_per_sec": if secs > 0.0 { (routed as f64 / secs).round() } else { 0.0 } }));
         let _ = phase_tx.send(Phase::Leave(r));
         let want = (r as u64 + 1) * cfg.burst as u64;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while sh.ended.load(Relaxed) < want && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
