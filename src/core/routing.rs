@@ -346,9 +346,15 @@ impl Routing {
         out: &mut Vec<Decision>,
     ) {
         let queue = self.queues.get_mut(&category).expect("enqueue into a known category");
+        let at_end = queue.last().is_none_or(|last| *last < (ticket, id));
         queue.insert((ticket, id));
-        let place = queue.range(..(ticket, id)).count() + 1;
         let waiting = queue.len();
+        // New joins go last (their ticket is the newest), which must not cost a walk of a long queue.
+        let place = if at_end {
+            waiting
+        } else {
+            queue.range(..(ticket, id)).count() + 1
+        };
         let customer = self.customers.entry(id).or_insert_with(|| Customer {
             category: category.clone(),
             ticket,

@@ -8,8 +8,8 @@
 //! the state in one task means no locks, and total order: both sides of a
 //! chat see its messages in the same order.
 //!
-//! Work is drained in batches: after each batch, queue places and waiting
-//! counts are flushed once, which coalesces updates over long queues.
+//! Queue places and waiting counts are flushed on a short timer rather than
+//! after every event, which coalesces updates over long queues.
 
 mod buddy;
 pub mod delivery;
@@ -36,8 +36,12 @@ pub use service::Figures;
 /// Commands queued for the hub at most; senders wait when it is full, which
 /// slows readers instead of growing memory.
 const COMMAND_BUFFER: usize = 8_192;
-/// Commands handled before flushing coalesced updates, so flushes stay timely under load.
+/// Commands taken from the channel at once.
 const MAX_BATCH: usize = 512;
+/// How often coalesced updates (queue places, waiting counts, gauges) go out. Each
+/// waiting customer hears of their new place at most this late, and a burst of
+/// routes over a long queue costs one pass over it per interval, not one per route.
+const COALESCE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Milliseconds since the Unix epoch: the one time format on the wire and in the archive.
 pub fn now_ms() -> i64 {
@@ -158,6 +162,8 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut progress = state.archive.progress.clone();
     let mut archive_alive = true;
+    let mut coalesce = tokio::time::interval(COALESCE_INTERVAL);
+    coalesce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -173,8 +179,8 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
                 for command in batch.drain(..) {
                     state.handle(command);
                 }
-                state.flush();
             }
+            _ = coalesce.tick() => state.flush(),
         }
     }
     state.shut_down();

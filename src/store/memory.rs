@@ -1,6 +1,7 @@
 //! The in-memory store: the reference implementation of the storage contract,
 //! used by tests and by `STORE=memory` (nothing survives a restart).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -18,6 +19,10 @@ struct Inner {
     categories: Vec<Category>,
     /// In opening order; listings sort by paired time.
     conversations: Vec<Conversation>,
+    /// Conversation id → index in `conversations`, so archiving a message costs O(1), not a scan.
+    by_id: HashMap<String, usize>,
+    /// Message ids already archived, for idempotent retries without scanning transcripts.
+    message_ids: HashSet<String>,
 }
 
 impl MemoryStore {
@@ -32,32 +37,43 @@ impl MemoryStore {
     }
 }
 
-/// Applies one archive event to a list of conversations; shared by backends that keep whole records.
-pub(crate) fn apply_event(conversations: &mut Vec<Conversation>, event: &ArchiveEvent) {
-    match event {
-        ArchiveEvent::Opened(opened) => {
-            if !conversations.iter().any(|c| c.opened.id == opened.id) {
-                conversations.push(Conversation {
-                    opened: opened.clone(),
-                    closed: None,
-                    messages: Vec::new(),
-                });
+impl Inner {
+    /// Applies one archive event; applying it again changes nothing.
+    fn apply(&mut self, event: &ArchiveEvent) {
+        match event {
+            ArchiveEvent::Opened(opened) => {
+                if !self.by_id.contains_key(&opened.id) {
+                    self.by_id.insert(opened.id.clone(), self.conversations.len());
+                    self.conversations.push(Conversation {
+                        opened: opened.clone(),
+                        closed: None,
+                        messages: Vec::new(),
+                    });
+                }
             }
-        }
-        ArchiveEvent::Message {
-            conversation_id,
-            message,
-        } => {
-            if let Some(c) = conversations.iter_mut().find(|c| &c.opened.id == conversation_id)
-                && !c.messages.iter().any(|m| m.id == message.id)
-            {
-                let at = c.messages.partition_point(|m| m.seq < message.seq);
-                c.messages.insert(at, message.clone());
+            ArchiveEvent::Message {
+                conversation_id,
+                message,
+            } => {
+                let Some(&index) = self.by_id.get(conversation_id) else {
+                    return;
+                };
+                if !self.message_ids.insert(message.id.clone()) {
+                    return;
+                }
+                let messages = &mut self.conversations[index].messages;
+                // Messages arrive in order; only a retry after a gap would insert earlier.
+                if messages.last().is_none_or(|m| m.seq < message.seq) {
+                    messages.push(message.clone());
+                } else {
+                    let at = messages.partition_point(|m| m.seq < message.seq);
+                    messages.insert(at, message.clone());
+                }
             }
-        }
-        ArchiveEvent::Closed(closed) => {
-            if let Some(c) = conversations.iter_mut().find(|c| c.opened.id == closed.id) {
-                c.closed.get_or_insert_with(|| closed.clone());
+            ArchiveEvent::Closed(closed) => {
+                if let Some(&index) = self.by_id.get(&closed.id) {
+                    self.conversations[index].closed.get_or_insert_with(|| closed.clone());
+                }
             }
         }
     }
@@ -178,7 +194,7 @@ impl Store for MemoryStore {
     }
 
     async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
-        self.with(|s| batch.iter().for_each(|e| apply_event(&mut s.conversations, e)));
+        self.with(|s| batch.iter().for_each(|e| s.apply(e)));
         Ok(())
     }
 
