@@ -143,6 +143,60 @@ impl MongoStore {
     }
 
     /// Appends `messages` (in batch order) to one conversation, skipping ids already stored.
+    /// Appends each conversation's new messages with as few round trips as the
+    /// server allows: one `update` command carries a guarded `$push` for every
+    /// conversation of the batch. The guard (`$nin` on the ids) makes a statement
+    /// match nothing when any of its messages is stored already (a retry after a
+    /// partial write) or the conversation is unknown; then those fall back to the
+    /// careful path that reads the ids first. Messages arrive in seq order, so the
+    /// fast path appends without sorting the array.
+    async fn push_many(&self, pending: &[(&str, Vec<&ArchivedMessage>)]) -> StoreResult<()> {
+        /// Command size at most, well under the server's 16 MiB document limit.
+        const MAX_COMMAND_BYTES: usize = 8 << 20;
+        let mut chunk: Vec<(&str, &[&ArchivedMessage])> = Vec::new();
+        let mut statements = Vec::new();
+        let mut bytes = 0;
+        for (index, (id, messages)) in pending.iter().enumerate() {
+            let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+            let docs = messages
+                .iter()
+                .map(|m| bson::to_bson(&MessageDoc::from(*m)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            bytes += messages.iter().map(|m| m.text.len() + 128).sum::<usize>();
+            statements.push(doc! {
+                "q": {"_id": *id, "messages.id": {"$nin": ids}},
+                "u": {"$push": {"messages": {"$each": docs}}},
+            });
+            chunk.push((id, messages.as_slice()));
+            if bytes >= MAX_COMMAND_BYTES || index + 1 == pending.len() {
+                let reply = self
+                    .db
+                    .run_command(doc! {
+                        "update": self.conversations.name(),
+                        "updates": std::mem::take(&mut statements),
+                        "ordered": false,
+                    })
+                    .await
+                    .map_err(unavailable)?;
+                let matched = reply
+                    .get_i32("n")
+                    .map(i64::from)
+                    .or_else(|_| reply.get_i64("n"))
+                    .unwrap_or(0);
+                let failed = reply.get_array("writeErrors").is_ok_and(|e| !e.is_empty());
+                if failed || matched != chunk.len() as i64 {
+                    for (id, messages) in chunk.drain(..) {
+                        self.push_messages(id, messages).await?;
+                    }
+                }
+                chunk.clear();
+                bytes = 0;
+            }
+        }
+        Ok(())
+    }
+
     async fn push_messages(&self, conversation_id: &str, messages: &[&ArchivedMessage]) -> StoreResult<()> {
         let raw: Collection<Document> = self.conversations.clone_with_type();
         let Some(existing) = raw
@@ -529,10 +583,7 @@ impl Store for MongoStore {
                 ArchiveEvent::Closed(c) => self.close(c).await?,
             }
         }
-        for (id, messages) in pending {
-            self.push_messages(id, &messages).await?;
-        }
-        Ok(())
+        self.push_many(&pending).await
     }
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {

@@ -471,8 +471,7 @@ async fn metrics_are_served_in_the_prometheus_format() {
     c.next_of("chat_started").await;
     c.send(json!({"type": "message", "text": "count me"})).await;
     c.next_of("message").await;
-    let text = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
-    for name in [
+    let names = [
         "switchboard_connections",
         "switchboard_customers_waiting",
         "switchboard_chats_active",
@@ -480,7 +479,17 @@ async fn metrics_are_served_in_the_prometheus_format() {
         "switchboard_messages_relayed_total",
         "switchboard_archive_backlog",
         "switchboard_archive_write_errors_total",
-    ] {
+    ];
+    // Gauges are refreshed on the hub's coalescing tick: give it a few.
+    let mut text = String::new();
+    for _ in 0..40 {
+        text = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
+        if names.iter().all(|n| text.contains(n)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for name in names {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
     hub.stop().await;
