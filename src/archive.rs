@@ -28,6 +28,9 @@ use crate::store::{ArchiveEvent, SharedStore};
 
 /// Events written in one store call at most; larger batches add latency for little gain.
 const MAX_BATCH: usize = 2_000;
+/// A store call that takes longer than this counts as failed (a hung database must
+/// show as degraded, not stall acknowledgements silently).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// First and longest wait between retries of a failed batch.
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -84,9 +87,12 @@ impl Archive {
         )
     }
 
-    /// Is there room for `n` more events? The hub asks before acknowledging a message.
+    /// Is there room for `n` more messages? The hub asks before accepting one. A
+    /// slice of the buffer is kept for the openings and closings of conversations,
+    /// which cannot be refused, so a full buffer never drops those.
     pub fn has_room(&self, n: usize) -> bool {
-        self.tx.capacity() >= n
+        let reserve = (self.tx.max_capacity() / 16).max(16);
+        self.tx.capacity() >= n + reserve
     }
 
     /// Queues an event without waiting and returns its sequence number, or `None`
@@ -126,7 +132,10 @@ async fn write_loop(
         batch.extend(numbered.drain(..).map(|(_, event)| event));
         let mut backoff = BACKOFF_START;
         loop {
-            match store.archive(&batch).await {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, store.archive(&batch))
+                .await
+                .unwrap_or_else(|_| Err(crate::store::StoreError::Unavailable("the write timed out".into())));
+            match written {
                 Ok(()) => {
                     progress.send_replace(Progress {
                         committed: last,

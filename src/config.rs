@@ -84,7 +84,7 @@ impl Settings {
             draft_interval: Duration::from_millis(r.ranged("DRAFT_INTERVAL_MS", 150, 0..=10_000)?),
             resume_grace: r.seconds("RESUME_GRACE_SECS", 30.0)?,
             buddy_grace: r.seconds("BUDDY_GRACE_SECS", 5.0)?,
-            heartbeat: r.seconds("HEARTBEAT_SECS", 20.0)?,
+            heartbeat: r.positive_seconds("HEARTBEAT_SECS", 20.0)?,
             max_connections: r.ranged("MAX_CONNECTIONS", 16_384, 1..=1_000_000)?,
             outbound_buffer: r.ranged("OUTBOUND_BUFFER", 256, 8..=65_536)?,
             rate_limit_per_sec: r.ranged("RATE_LIMIT_PER_SEC", 20, 1..=100_000)?,
@@ -131,6 +131,21 @@ impl Settings {
 
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The settings with secrets hidden, for printing.
+    pub fn redacted(&self) -> Self {
+        let mut shown = self.clone();
+        if shown.admin_password.is_some() {
+            shown.admin_password = Some("(set, hidden)".into());
+        }
+        if let Some(uri) = &shown.mongodb_uri {
+            // mongodb://user:password@host → mongodb://***@host
+            if let (Some(scheme_end), Some(at)) = (uri.find("://"), uri.rfind('@')) {
+                shown.mongodb_uri = Some(format!("{}***{}", &uri[..scheme_end + 3], &uri[at..]));
+            }
+        }
+        shown
     }
 }
 
@@ -195,6 +210,15 @@ impl Reader<'_> {
             Ok(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
             _ => Err(Self::error(var, &value, "must be a number of seconds from 0 to 86400")),
         }
+    }
+
+    /// Seconds that must be above zero (an interval of zero would spin).
+    fn positive_seconds(&self, var: &'static str, default: f64) -> Result<Duration, ConfigError> {
+        let d = self.seconds(var, default)?;
+        if d.is_zero() {
+            return Err(Self::error(var, "0", "must be above 0 seconds"));
+        }
+        Ok(d)
     }
 
     fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -293,6 +317,7 @@ mod tests {
             ("BIND_ADDR", "localhost"),
             ("DRAFT_PREVIEW", "maybe"),
             ("RESUME_GRACE_SECS", "-1"),
+            ("HEARTBEAT_SECS", "0"),
             ("ALLOWED_ORIGINS", "example.com"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();

@@ -21,6 +21,10 @@ pub fn router() -> Router<AppState> {
 }
 
 fn page(path: &str) -> Response {
+    if path.starts_with("api/") {
+        // The API's unknown paths answer like the API does: JSON with a code.
+        return crate::http::ApiError::NotFound("API route").into_response();
+    }
     match Pages::get(path) {
         Some(file) => {
             let mime = file.metadata.mimetype().to_string();

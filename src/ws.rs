@@ -33,9 +33,9 @@ use crate::store::Role;
 /// Frames larger than this are closed by the websocket library itself (close code 1009);
 /// frames between the protocol limit and this get an error frame and the connection lives on.
 const LIBRARY_MAX_FRAME: usize = 1 << 20;
-/// Socket read buffer per connection. Small on purpose: idle connections are most
+/// Socket read chunk per connection. Small on purpose: idle connections are most
 /// connections, and the library default (128 KiB) would dominate their memory.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 /// Bad frames in a row before the connection is closed with 1008.
 const MAX_STRIKES: u32 = 10;
 /// A write that takes longer than this means the peer is not reading.

@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             Command::Serve => serve(settings).await,
             Command::CreateAdmin { username, password } => create_admin(settings, username, password).await,
             Command::CheckConfig => {
-                println!("{settings:#?}");
+                println!("{:#?}", settings.redacted());
                 Ok(())
             }
         }

@@ -633,7 +633,7 @@ impl Routing {
         Ok(())
     }
 
-    /// Ends every chat and empties every queue (shutdown).
+    /// Ends every chat (shutdown); waiting customers are left to the closing connections.
     pub fn end_all(&mut self, out: &mut Vec<Decision>) {
         let chats: Vec<ChatId> = self.chats.keys().copied().collect();
         for chat in chats {

@@ -338,11 +338,12 @@ async fn delete_category(
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("category")),
         other => other?,
     }
-    // Accounts keep no dangling category.
+    // Accounts keep no dangling category, and online agents drop it at once.
     for mut account in state.store.accounts().await? {
         if account.categories.contains(&id) {
             account.categories.retain(|c| c != &id);
-            state.store.update_account(account).await?;
+            state.store.update_account(account.clone()).await?;
+            state.hub.account_changed(account).await?;
         }
     }
     announce_categories(&state, Some(id)).await?;

@@ -235,11 +235,22 @@ impl HubState {
         let mut out = vec![];
         let err = |e: crate::core::presence::BuddyError| (e.code(), e.to_string());
         match frame {
-            ClientFrame::Invite { to } => self
-                .buddies
-                .presence(roster)
-                .invite(me, BuddyId(to), &mut out)
-                .map_err(err)?,
+            ClientFrame::Invite { to } => {
+                // Agents on shift show on the staff roster from the service desk alone; an
+                // invitation must reach a buddy page, or it would wait for nobody.
+                if self.buddies.presence_ref(roster).is_online(BuddyId(to))
+                    && self.delivery.connections(&Recipient::Buddy(BuddyId(to))).is_empty()
+                {
+                    return Err((
+                        "target_not_reachable",
+                        "they are online but do not have the buddy list open".into(),
+                    ));
+                }
+                self.buddies
+                    .presence(roster)
+                    .invite(me, BuddyId(to), &mut out)
+                    .map_err(err)?
+            }
             ClientFrame::CancelInvite { invitation_id } => self
                 .buddies
                 .presence(roster)
@@ -415,6 +426,17 @@ impl HubState {
         }
     }
 
+    /// A disabled account leaves the staff roster at once, on every connection.
+    pub(super) fn buddy_account_disabled(&mut self, account: &Account) {
+        if let Some(id) = self.buddies.by_key.get(&staff_key(&account.id)).copied() {
+            self.delivery.close(
+                &Recipient::Buddy(id),
+                super::service::close::DISABLED,
+                "account disabled",
+            );
+        }
+    }
+
     pub(super) fn buddy_account_changed(&mut self, account: &Account) {
         if let Some(id) = self.buddies.by_key.get(&staff_key(&account.id)).copied()
             && let Some(person) = self.buddies.people.get_mut(&id)
@@ -472,6 +494,13 @@ impl HubState {
             BuddyDecision::Left { who } => {
                 self.roster_broadcast(roster, None, &ServerFrame::BuddyLeft { id: who.0 });
                 self.delivery.close(&Recipient::Buddy(who), 1000, "left the buddy list");
+                // A public person who left is gone for good (their key with them); staff are
+                // keyed by account and bounded by the accounts.
+                if roster == Roster::Public
+                    && let Some(person) = self.buddies.people.remove(&who)
+                {
+                    self.buddies.by_key.remove(&person.key);
+                }
             }
             BuddyDecision::StatusChanged { who, status } => {
                 self.roster_broadcast(

@@ -87,6 +87,10 @@ pub(crate) enum Command {
         buddy: BuddyId,
         epoch: u64,
     },
+    /// The grace period of a chat that ended while its customer was away is over.
+    ForgetEndedVisit {
+        token: String,
+    },
     AccountChanged {
         account: Account,
     },

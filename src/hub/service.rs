@@ -62,6 +62,13 @@ struct CustomerInfo {
     conn: Option<ConnId>,
 }
 
+/// What a customer whose chat ended while they were away gets on resume.
+pub(super) struct EndedVisit {
+    name: String,
+    chat: ChatSnapshot,
+    ended: ServerFrame,
+}
+
 struct AgentInfo {
     account: Account,
     conn: Option<ConnId>,
@@ -95,9 +102,11 @@ pub(crate) struct HubState {
     dirty_waiting: BTreeSet<CategoryId>,
     pub(super) buddies: BuddyDesk,
     /// Senders' copies of messages waiting for the archive to commit them, in archive order.
-    pending_acks: VecDeque<(u64, Recipient, Outbound)>,
+    pending_acks: VecDeque<(u64, Vec<ConnHandle>, Outbound)>,
     /// Open connections by role (customer, agent, buddy), for the metrics.
     conn_counts: [usize; 3],
+    /// Resume token → a chat that ended while its customer was away; kept for the grace period.
+    ended_visits: HashMap<String, EndedVisit>,
 }
 
 /// Who sent a frame, once the connection is known.
@@ -136,6 +145,7 @@ impl HubState {
             buddies: BuddyDesk::default(),
             pending_acks: VecDeque::new(),
             conn_counts: [0; 3],
+            ended_visits: HashMap::new(),
         }
     }
 
@@ -152,12 +162,16 @@ impl HubState {
             Command::AgentGraceExpired { agent, epoch } => {
                 let mut out = vec![];
                 self.routing.agent_grace_expired(&agent, epoch, &mut out);
+                // Decisions first: they name the agent, whose info tells a lapse from a disabling.
+                self.apply(out);
                 if self.routing.agent(&agent).is_none() {
                     self.agents.remove(&agent);
                 }
-                self.apply(out);
             }
             Command::BuddyGraceExpired { buddy, epoch } => self.buddy_grace_expired(buddy, epoch),
+            Command::ForgetEndedVisit { token } => {
+                self.ended_visits.remove(&token);
+            }
             Command::AccountChanged { account } => self.account_changed(account),
             Command::CategoriesChanged { categories, removed } => self.categories_changed(categories, removed),
             Command::Figures { reply } => {
@@ -275,7 +289,15 @@ impl HubState {
             (ConnRole::Agent(_), Some(Recipient::Agent(id))) => Sender::Agent(id.clone()),
             (ConnRole::Customer, Some(Recipient::Customer(id))) => Sender::Customer(*id),
             (ConnRole::Customer, _) => return self.unjoined_customer_frame(conn, frame),
-            _ => return,
+            // An agent connection another one took over, or one whose account was disabled.
+            _ => {
+                return self.error_to_conn(
+                    conn,
+                    "not_joined",
+                    "this connection no longer speaks for the agent",
+                    None,
+                );
+            }
         };
         let client_id = match &frame {
             ClientFrame::Message { client_id, .. } => client_id.clone(),
@@ -335,41 +357,57 @@ impl HubState {
 
     fn customer_resume(&mut self, conn: ConnId, token: &str, last_seq: u64) -> Result<(), (&'static str, String)> {
         let expired = || ("resume_expired", "that session is over; join again".to_string());
+        if let Some(visit) = self.ended_visits.remove(token) {
+            return Ok(self.resume_ended_visit(conn, visit, last_seq));
+        }
         let customer = *self.tokens.get(token).ok_or_else(expired)?;
         let category = self.routing.customer_category(customer).ok_or_else(expired)?.clone();
         let info = self.customers.get_mut(&customer).ok_or_else(expired)?;
         let previous = info.conn.replace(conn);
         let name = info.name.clone();
-        let mut out = vec![];
-        match previous {
+        if let Some(old) = previous {
             // Taking over from a connection the hub still believes alive (a fast reload).
-            Some(old) => {
-                self.delivery.detach(&Recipient::Customer(customer), old);
-                if let Some(entry) = self.conns.get_mut(&old) {
-                    entry.who = None;
-                }
-                self.close_conn(old, close::REPLACED, "resumed on another connection");
+            self.delivery.detach(&Recipient::Customer(customer), old);
+            if let Some(entry) = self.conns.get_mut(&old) {
+                entry.who = None;
             }
-            None => {
-                let _ = self.routing.customer_resumed(customer, &mut out);
-            }
+            self.close_conn(old, close::REPLACED, "resumed on another connection");
         }
         self.set_who(conn, Recipient::Customer(customer));
+        // Where they are now, before anything their return causes (such as being paired at once).
         let chat = self
             .routing
             .customer_chat(customer)
-            .map(|chat| self.snapshot(chat, Party::Customer, last_seq));
-        self.send_to_conn(
-            conn,
-            &ServerFrame::Resumed {
-                customer_name: name,
-                category: category.0.clone(),
-                place: self.routing.place(customer),
-                chat,
-            },
-        );
+            .and_then(|chat| self.snapshot(chat, Party::Customer, last_seq));
+        let resumed = ServerFrame::Resumed {
+            customer_name: name,
+            category: category.0.clone(),
+            place: self.routing.place(customer),
+            chat,
+        };
+        self.send_to_conn(conn, &resumed);
+        let mut out = vec![];
+        if previous.is_none() {
+            let _ = self.routing.customer_resumed(customer, &mut out);
+        }
         self.apply(out);
         Ok(())
+    }
+
+    /// A customer back within the grace period whose chat ended while they were away:
+    /// they get the whole chat (what they missed included) and how it ended.
+    fn resume_ended_visit(&mut self, conn: ConnId, visit: EndedVisit, last_seq: u64) {
+        let mut chat = visit.chat;
+        chat.messages.retain(|m| m.seq > last_seq);
+        chat.peer_connected = false;
+        let resumed = ServerFrame::Resumed {
+            customer_name: visit.name,
+            category: chat.category.clone(),
+            place: None,
+            chat: Some(chat),
+        };
+        self.send_to_conn(conn, &resumed);
+        self.send_to_conn(conn, &visit.ended);
     }
 
     fn customer_frame(
@@ -569,8 +607,10 @@ impl HubState {
     pub(super) fn acknowledge(&mut self, sender: Recipient, frame: Outbound, archived: Option<u64>) {
         let progress = *self.archive.progress.borrow();
         match archived {
+            // Held for the sender's connections of now: the chat may end (and the route go) before the commit.
             Some(seq) if seq > progress.committed && !progress.degraded => {
-                self.pending_acks.push_back((seq, sender, frame))
+                let conns = self.delivery.connections(&sender).to_vec();
+                self.pending_acks.push_back((seq, conns, frame));
             }
             _ => self.delivery.deliver(&sender, &frame),
         }
@@ -583,8 +623,10 @@ impl HubState {
             if *seq > progress.committed && !progress.degraded {
                 break;
             }
-            let (_, sender, frame) = self.pending_acks.pop_front().expect("front exists");
-            self.delivery.deliver(&sender, &frame);
+            let (_, conns, frame) = self.pending_acks.pop_front().expect("front exists");
+            for conn in conns {
+                conn.send(frame.clone());
+            }
         }
     }
 
@@ -593,24 +635,26 @@ impl HubState {
     fn agent_connected(&mut self, conn: ConnId, account: Account) {
         let id = AgentId(account.id.clone());
         let mut out = vec![];
+        let mut back_from_grace = false;
+        let mut replaced = false;
         if let Some(info) = self.agents.get_mut(&id) {
             // Back within the grace period, or a second tab: this connection takes over.
             let previous = info.conn.replace(conn);
             info.account = account;
             match previous {
                 Some(old) => {
+                    replaced = true;
                     self.delivery.detach(&Recipient::Agent(id.clone()), old);
                     if let Some(entry) = self.conns.get_mut(&old) {
                         entry.who = None;
                     }
                     self.close_conn(old, close::REPLACED, "signed in on another connection");
                 }
-                None => {
-                    let _ = self.routing.agent_resumed(&id, &mut out);
-                }
+                None => back_from_grace = true,
             }
         } else {
             let categories = account.categories.iter().cloned().map(CategoryId);
+            // Fresh agents start away, so coming online pairs nobody before the welcome.
             if let Err(e) = self
                 .routing
                 .agent_online(id.clone(), categories, account.max_chats, false, &mut out)
@@ -628,11 +672,18 @@ impl HubState {
             );
         }
         self.set_who(conn, Recipient::Agent(id.clone()));
+        // Their chats as they stand; whatever their return causes (new pairings) follows as frames.
         let welcome = self.agent_welcome(&id);
         self.send_to_conn(conn, &welcome);
         self.send_queue_stats(&id);
+        if back_from_grace {
+            let _ = self.routing.agent_resumed(&id, &mut out);
+        }
         self.apply(out);
-        self.buddy_agent_online(&id);
+        if !replaced {
+            // A replaced desk connection is the same presence on the staff roster, not another one.
+            self.buddy_agent_online(&id);
+        }
     }
 
     pub(super) fn agent_account(&self, id: &AgentId) -> Option<Account> {
@@ -650,7 +701,11 @@ impl HubState {
             available: view.available,
             max_message_len: self.settings.max_message_len,
             draft_preview: self.settings.draft_preview,
-            chats: view.chats.iter().map(|c| self.snapshot(*c, Party::Agent, 0)).collect(),
+            chats: view
+                .chats
+                .iter()
+                .filter_map(|c| self.snapshot(*c, Party::Agent, 0))
+                .collect(),
         }
     }
 
@@ -686,6 +741,7 @@ impl HubState {
             self.agents.remove(&id);
             self.delivery
                 .close(&Recipient::Agent(id.clone()), close::DISABLED, "account disabled");
+            self.buddy_account_disabled(&account);
             if let Some(conn) = conn
                 && let Some(entry) = self.conns.get_mut(&conn)
             {
@@ -782,7 +838,33 @@ impl HubState {
                     From::Agent => Side::Agent,
                     _ => Side::System,
                 };
+                // A customer away (reloading) when the chat ends gets it, and how it ended, on resume.
+                let away = reason == ChatEnd::Ended && self.customers.get(&customer).is_some_and(|c| c.conn.is_none());
+                let kept = if away {
+                    self.snapshot(chat, Party::Customer, 0)
+                } else {
+                    None
+                };
                 self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
+                if let (Some(snapshot), Some(info)) = (kept, self.customers.get(&customer)) {
+                    let ended = ServerFrame::ChatEnded {
+                        chat_id: snapshot.chat_id.clone(),
+                        ended_by: by,
+                        reason: wire_reason,
+                    };
+                    let token = info.token.clone();
+                    let visit = EndedVisit {
+                        name: info.name.clone(),
+                        chat: snapshot,
+                        ended,
+                    };
+                    self.ended_visits.insert(token.clone(), visit);
+                    after(
+                        &self.timers,
+                        self.settings.resume_grace,
+                        Command::ForgetEndedVisit { token },
+                    );
+                }
                 self.forget_customer(customer);
             }
             Decision::ChatWithdrawn { chat, customer, agent } => {
@@ -971,8 +1053,9 @@ impl HubState {
         self.chats.get(&chat).map(|c| c.wire_id.clone()).unwrap_or_default()
     }
 
-    fn snapshot(&self, chat: ChatId, for_side: Party, after_seq: u64) -> ChatSnapshot {
-        let log = &self.chats[&chat];
+    /// A chat as one side sees it; `None` for a chat paired but not yet opened.
+    fn snapshot(&self, chat: ChatId, for_side: Party, after_seq: u64) -> Option<ChatSnapshot> {
+        let log = self.chats.get(&chat)?;
         let (peer_name, peer_connected) = match for_side {
             Party::Customer => (
                 log.agent_name.clone(),
@@ -983,7 +1066,7 @@ impl HubState {
                 self.customers.get(&log.customer).is_some_and(|c| c.conn.is_some()),
             ),
         };
-        ChatSnapshot {
+        Some(ChatSnapshot {
             chat_id: log.wire_id.clone(),
             category: log.category.0.clone(),
             category_name: self.category_names.get(&log.category.0).cloned().unwrap_or_default(),
@@ -991,7 +1074,7 @@ impl HubState {
             peer_connected,
             started_at: log.started_at,
             messages: log.history.iter().filter(|m| m.seq > after_seq).cloned().collect(),
-        }
+        })
     }
 
     fn category_refs(&self, ids: &[CategoryId]) -> Vec<CategoryRef> {

@@ -145,11 +145,11 @@ impl MongoStore {
     /// Appends `messages` (in batch order) to one conversation, skipping ids already stored.
     /// Appends each conversation's new messages with as few round trips as the
     /// server allows: one `update` command carries a guarded `$push` for every
-    /// conversation of the batch. The guard (`$nin` on the ids) makes a statement
-    /// match nothing when any of its messages is stored already (a retry after a
-    /// partial write) or the conversation is unknown; then those fall back to the
-    /// careful path that reads the ids first. Messages arrive in seq order, so the
-    /// fast path appends without sorting the array.
+    /// conversation of the batch. The guard (`last_seq` below the batch's first
+    /// seq) makes a statement match nothing when any of its messages is stored
+    /// already (a retry after a partial write) or the conversation is unknown; then
+    /// those fall back to the careful path that reads the ids first. Messages arrive
+    /// in seq order, so the fast path appends without sorting or scanning the array.
     async fn push_many(&self, pending: &[(&str, Vec<&ArchivedMessage>)]) -> StoreResult<()> {
         /// Command size at most, well under the server's 16 MiB document limit.
         const MAX_COMMAND_BYTES: usize = 8 << 20;
@@ -157,7 +157,8 @@ impl MongoStore {
         let mut statements = Vec::new();
         let mut bytes = 0;
         for (index, (id, messages)) in pending.iter().enumerate() {
-            let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+            let first_seq = messages.first().map_or(0, |m| m.seq) as i64;
+            let last_seq = messages.iter().map(|m| m.seq).max().unwrap_or(0) as i64;
             let docs = messages
                 .iter()
                 .map(|m| bson::to_bson(&MessageDoc::from(*m)))
@@ -165,8 +166,8 @@ impl MongoStore {
                 .map_err(unavailable)?;
             bytes += messages.iter().map(|m| m.text.len() + 128).sum::<usize>();
             statements.push(doc! {
-                "q": {"_id": *id, "messages.id": {"$nin": ids}},
-                "u": {"$push": {"messages": {"$each": docs}}},
+                "q": {"_id": *id, "last_seq": {"$lt": first_seq}},
+                "u": {"$push": {"messages": {"$each": docs}}, "$set": {"last_seq": last_seq}},
             });
             chunk.push((id, messages.as_slice()));
             if bytes >= MAX_COMMAND_BYTES || index + 1 == pending.len() {
@@ -220,6 +221,7 @@ impl MongoStore {
             return Ok(());
         }
         let ids: Vec<&str> = fresh.iter().map(|m| m.id.as_str()).collect();
+        let top = fresh.iter().map(|m| m.seq).max().unwrap_or(0) as i64;
         let docs = fresh
             .iter()
             .map(|m| bson::to_bson(&MessageDoc::from(*m)))
@@ -228,7 +230,7 @@ impl MongoStore {
         let pushed = raw
             .update_one(
                 doc! {"_id": conversation_id, "messages.id": {"$nin": ids}},
-                doc! {"$push": {"messages": {"$each": docs.clone(), "$sort": {"seq": 1}}}},
+                doc! {"$push": {"messages": {"$each": docs.clone(), "$sort": {"seq": 1}}}, "$max": {"last_seq": top}},
             )
             .await
             .map_err(unavailable)?;
@@ -239,7 +241,7 @@ impl MongoStore {
         for (m, d) in fresh.iter().zip(docs) {
             raw.update_one(
                 doc! {"_id": conversation_id, "messages.id": {"$ne": &m.id}},
-                doc! {"$push": {"messages": {"$each": [d], "$sort": {"seq": 1}}}},
+                doc! {"$push": {"messages": {"$each": [d], "$sort": {"seq": 1}}}, "$max": {"last_seq": m.seq as i64}},
             )
             .await
             .map_err(unavailable)?;
@@ -398,6 +400,10 @@ struct ConversationDoc {
     closed: Option<ClosedDoc>,
     #[serde(default)]
     messages: Vec<MessageDoc>,
+    /// The highest `seq` stored: the cheap guard that makes appends idempotent
+    /// without scanning the messages (a conversation's messages arrive in seq order).
+    #[serde(default)]
+    last_seq: i64,
 }
 
 impl ConversationDoc {
@@ -411,6 +417,7 @@ impl ConversationDoc {
             agent_name: o.agent_name.clone(),
             queued_at: o.queued_at,
             paired_at: o.paired_at,
+            last_seq: 0,
             closed: None,
             messages: Vec::new(),
         }

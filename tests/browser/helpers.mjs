@@ -17,7 +17,7 @@ const BIN = process.env.SWITCHBOARD_BIN
   ? path.resolve(process.env.SWITCHBOARD_BIN)
   : path.resolve(here, '../../target/debug/switchboard');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Starts the hub on 127.0.0.1:0 and resolves once its banner names the port. */

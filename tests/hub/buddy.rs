@@ -321,6 +321,16 @@ async fn agents_on_the_desk_appear_to_their_colleagues_and_not_to_the_public() {
             .all(|b| b["role"].is_null()),
         "{public}"
     );
+    // An agent on shift without the buddy page cannot be invited: nobody would see it.
+    let ann_id = welcome["buddies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "ANN")
+        .unwrap()["id"]
+        .clone();
+    staff.send(json!({"type": "invite", "to": ann_id})).await;
+    assert_eq!(staff.next_of("error").await["code"], "target_not_reachable");
     // A second agent coming on shift shows up live.
     let _bob = hub.agent("bob", &["general"], 1).await;
     assert_eq!(staff.next_of("buddy_joined").await["buddy"]["name"], "BOB");

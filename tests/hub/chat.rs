@@ -263,3 +263,75 @@ async fn shutdown_tells_every_client_and_closes_cleanly() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_waiting_customer_who_returns_to_a_free_agent_is_told_their_place_then_paired() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    c.next_of("queued").await;
+    let resume_token = c.token.clone().unwrap();
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The agent goes available while the customer is away: nobody to take yet.
+    let mut agent = Ws::agent(&hub, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    agent.next_of("profile").await;
+    let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": resume_token})).await;
+    assert_eq!(back.next_of("resumed").await["place"], 1);
+    back.next_of("chat_started").await;
+    agent.next_of("chat_started").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_back_from_a_blip_is_welcomed_then_takes_who_waits() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut agent = Ws::agent(&hub, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    agent.next_of("profile").await;
+    drop(agent);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = hub.customer("Carla", "general").await;
+    c.next_of("queued").await;
+    let auth = format!("Bearer {token}");
+    let mut agent = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let welcome = agent.next_of("agent_welcome").await;
+    assert_eq!(welcome["chats"].as_array().unwrap().len(), 0);
+    agent.next_of("chat_started").await;
+    c.next_of("chat_started").await;
+    // The hub is still alive and routing.
+    let (status, _) = hub.admin().await.get("/api/admin/stats").await;
+    assert_eq!(status, 200);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_away_when_the_chat_ends_gets_it_and_the_ending_on_resume() {
+    let hub = TestHub::start().await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    let token = c.token.clone().unwrap();
+    drop(c);
+    agent.next_of("peer_away").await;
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "bye now"}))
+        .await;
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    agent.next_of("chat_ended").await;
+    let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token})).await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(resumed["chat"]["messages"][0]["text"], "bye now");
+    let ended = back.next_of("chat_ended").await;
+    assert_eq!(
+        (ended["chat_id"].clone(), ended["ended_by"].clone()),
+        (chat, json!("agent"))
+    );
+    hub.stop().await;
+}
