@@ -16,6 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -36,6 +37,10 @@ const LIBRARY_MAX_FRAME: usize = 1 << 20;
 /// Socket read chunk per connection. Small on purpose: idle connections are most
 /// connections, and the library default (128 KiB) would dominate their memory.
 const READ_BUFFER: usize = 1024;
+/// Frames queued for one connection that are written together at most.
+const WRITE_BATCH: usize = 64;
+/// Bytes the websocket layer gathers before writing to the socket; a flush writes the rest.
+const WRITE_BUFFER: usize = 16 * 1024;
 /// Bad frames in a row before the connection is closed with 1008.
 const MAX_STRIKES: u32 = 10;
 /// A write that takes longer than this means the peer is not reading.
@@ -94,7 +99,7 @@ fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, 
 
 fn upgrade(ws: WebSocketUpgrade, state: AppState, role: ConnRole, permit: OwnedSemaphorePermit) -> Response {
     ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(LIBRARY_MAX_FRAME)
         .max_frame_size(LIBRARY_MAX_FRAME)
         .on_upgrade(move |socket| serve(socket, state, role, permit))
@@ -196,26 +201,49 @@ async fn serve(mut socket: WebSocket, state: AppState, role: ConnRole, _permit: 
     let mut goodbye_by: Option<Instant> = None;
     let max_frame = max_frame_bytes(&settings);
 
+    // Made once, not on every turn of the loop: these are polled for every frame.
+    let kicked = kick.cancelled();
+    tokio::pin!(kicked);
+    let shutting_down = state.shutdown.cancelled();
+    tokio::pin!(shutting_down);
+
     let close: Option<(u16, &'static str)> = loop {
         tokio::select! {
             biased;
-            _ = kick.cancelled() => {
+            _ = &mut kicked => {
                 tracing::warn!(conn = id.0, "closing: outbound buffer full, the client is not reading");
                 break Some((1008, "not reading fast enough"));
             }
             out = outbox.recv() => match out {
                 Some(Outbound::Frame(text)) => {
+                    // Whatever else is queued goes out in the same write: one syscall for a burst.
+                    let mut batch = vec![text];
+                    let mut then_close = None;
+                    while batch.len() < WRITE_BATCH {
+                        match outbox.try_recv() {
+                            Ok(Outbound::Frame(next)) => batch.push(next),
+                            Ok(Outbound::Close(code, reason)) => {
+                                then_close = Some((code, reason));
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
                     // A write blocks while the peer's socket buffer is full; the hub's kick must still get through.
                     tokio::select! {
-                        written = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Text(text))) => match written {
-                            Ok(Ok(())) => {}
+                        written = tokio::time::timeout(WRITE_TIMEOUT, write_all(&mut socket, batch)) => match written {
+                            Ok(Ok(())) => {
+                                if then_close.is_some() {
+                                    break then_close;
+                                }
+                            }
                             Ok(Err(_)) => break None,
                             Err(_) => {
                                 tracing::warn!(conn = id.0, "closing: a write timed out, the client is not reading");
                                 break None;
                             }
                         },
-                        _ = kick.cancelled() => {
+                        _ = &mut kicked => {
                             tracing::warn!(conn = id.0, "closing: outbound buffer full, the client is not reading");
                             // The socket is stuck mid-write; a close frame could not get out either.
                             break None;
@@ -293,7 +321,7 @@ async fn serve(mut socket: WebSocket, state: AppState, role: ConnRole, _permit: 
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() { break None; }
             }
-            _ = state.shutdown.cancelled(), if goodbye_by.is_none() => {
+            _ = &mut shutting_down, if goodbye_by.is_none() => {
                 // The hub sends a goodbye and a close; this is the deadline for it.
                 goodbye_by = Some(Instant::now() + SHUTDOWN_GRACE);
             }
@@ -310,6 +338,14 @@ async fn serve(mut socket: WebSocket, state: AppState, role: ConnRole, _permit: 
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
     }
     let _ = state.hub.unregister(id).await;
+}
+
+/// Writes frames with one flush at the end, so a burst costs one write to the socket.
+async fn write_all(socket: &mut WebSocket, frames: Vec<axum::extract::ws::Utf8Bytes>) -> Result<(), axum::Error> {
+    for frame in frames {
+        socket.feed(Message::Text(frame)).await?;
+    }
+    socket.flush().await
 }
 
 /// An error straight from the connection (bad frames never reach the hub).
