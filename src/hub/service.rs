@@ -358,7 +358,8 @@ impl HubState {
     fn customer_resume(&mut self, conn: ConnId, token: &str, last_seq: u64) -> Result<(), (&'static str, String)> {
         let expired = || ("resume_expired", "that session is over; join again".to_string());
         if let Some(visit) = self.ended_visits.remove(token) {
-            return Ok(self.resume_ended_visit(conn, visit, last_seq));
+            self.resume_ended_visit(conn, visit, last_seq);
+            return Ok(());
         }
         let customer = *self.tokens.get(token).ok_or_else(expired)?;
         let category = self.routing.customer_category(customer).ok_or_else(expired)?.clone();

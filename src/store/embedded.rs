@@ -35,6 +35,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::record::AccountRecord;
 use super::*;
 
 /// The file name inside the data directory.
@@ -169,51 +170,6 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> StoreResult<T> {
 // ---- private mirrors of the model types: the on-disk format ----
 
 #[derive(Serialize, Deserialize)]
-struct AccountRec {
-    id: String,
-    username: String,
-    display_name: String,
-    role: Role,
-    password_hash: String,
-    categories: Vec<String>,
-    max_chats: u8,
-    enabled: bool,
-    created_at: Millis,
-}
-
-impl From<&Account> for AccountRec {
-    fn from(a: &Account) -> Self {
-        Self {
-            id: a.id.clone(),
-            username: a.username.clone(),
-            display_name: a.display_name.clone(),
-            role: a.role,
-            password_hash: a.password_hash.clone(),
-            categories: a.categories.clone(),
-            max_chats: a.max_chats,
-            enabled: a.enabled,
-            created_at: a.created_at,
-        }
-    }
-}
-
-impl From<AccountRec> for Account {
-    fn from(a: AccountRec) -> Self {
-        Self {
-            id: a.id,
-            username: a.username,
-            display_name: a.display_name,
-            role: a.role,
-            password_hash: a.password_hash,
-            categories: a.categories,
-            max_chats: a.max_chats,
-            enabled: a.enabled,
-            created_at: a.created_at,
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
 struct CategoryRec {
     id: String,
     name: String,
@@ -300,7 +256,7 @@ struct MessageRec {
 
 fn get_account<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str) -> StoreResult<Account> {
     let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
-    Ok(decode::<AccountRec>(guard.value())?.into())
+    Ok(decode::<AccountRecord>(guard.value())?.into())
 }
 
 fn load_record<T: ReadableTable<&'static str, &'static [u8]>>(
@@ -482,7 +438,7 @@ impl Store for EmbeddedStore {
                 return Err(StoreError::Conflict);
             }
             accounts
-                .insert(account.id.as_str(), encode(&AccountRec::from(&account))?.as_slice())
+                .insert(account.id.as_str(), encode(&AccountRecord::from(&account))?.as_slice())
                 .map_err(unavailable)?;
             by_username
                 .insert(account.username.as_str(), account.id.as_str())
@@ -509,7 +465,7 @@ impl Store for EmbeddedStore {
                     .map_err(unavailable)?;
             }
             accounts
-                .insert(account.id.as_str(), encode(&AccountRec::from(&account))?.as_slice())
+                .insert(account.id.as_str(), encode(&AccountRecord::from(&account))?.as_slice())
                 .map_err(unavailable)?;
             Ok(())
         })
@@ -543,7 +499,7 @@ impl Store for EmbeddedStore {
             let mut out: Vec<Account> = Vec::with_capacity(accounts.len().map_err(unavailable)? as usize);
             for row in accounts.iter().map_err(unavailable)? {
                 let (_, value) = row.map_err(unavailable)?;
-                out.push(decode::<AccountRec>(value.value())?.into());
+                out.push(decode::<AccountRecord>(value.value())?.into());
             }
             // Oldest first, like the reference store's insertion order (ties by id).
             out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));

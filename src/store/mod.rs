@@ -14,6 +14,7 @@
 mod embedded;
 mod memory;
 mod mongo;
+mod record;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;

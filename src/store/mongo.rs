@@ -47,6 +47,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
+use super::record::AccountRecord;
 use super::*;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,7 +57,7 @@ const DUPLICATE_KEY: i32 = 11000;
 #[derive(Clone)]
 pub struct MongoStore {
     db: Database,
-    accounts: Collection<AccountDoc>,
+    accounts: Collection<AccountRecord>,
     categories: Collection<CategoryDoc>,
     conversations: Collection<ConversationDoc>,
 }
@@ -294,52 +295,6 @@ fn filter_doc(filter: &ConversationFilter) -> Document {
 // ---- the document shapes: private mirrors of the model types ----
 
 #[derive(Serialize, Deserialize)]
-struct AccountDoc {
-    #[serde(rename = "_id")]
-    id: String,
-    username: String,
-    display_name: String,
-    role: Role,
-    password_hash: String,
-    categories: Vec<String>,
-    max_chats: u8,
-    enabled: bool,
-    created_at: Millis,
-}
-
-impl From<Account> for AccountDoc {
-    fn from(a: Account) -> Self {
-        Self {
-            id: a.id,
-            username: a.username,
-            display_name: a.display_name,
-            role: a.role,
-            password_hash: a.password_hash,
-            categories: a.categories,
-            max_chats: a.max_chats,
-            enabled: a.enabled,
-            created_at: a.created_at,
-        }
-    }
-}
-
-impl From<AccountDoc> for Account {
-    fn from(a: AccountDoc) -> Self {
-        Self {
-            id: a.id,
-            username: a.username,
-            display_name: a.display_name,
-            role: a.role,
-            password_hash: a.password_hash,
-            categories: a.categories,
-            max_chats: a.max_chats,
-            enabled: a.enabled,
-            created_at: a.created_at,
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
 struct CategoryDoc {
     #[serde(rename = "_id")]
     id: String,
@@ -474,7 +429,7 @@ impl Store for MongoStore {
 
     async fn create_account(&self, account: Account) -> StoreResult<()> {
         self.accounts
-            .insert_one(AccountDoc::from(account))
+            .insert_one(AccountRecord::from(&account))
             .await
             .map_err(conflict_or_unavailable)?;
         Ok(())
@@ -484,7 +439,7 @@ impl Store for MongoStore {
         let id = account.id.clone();
         let result = self
             .accounts
-            .replace_one(doc! {"_id": id}, AccountDoc::from(account))
+            .replace_one(doc! {"_id": id}, AccountRecord::from(&account))
             .await
             .map_err(conflict_or_unavailable)?;
         if result.matched_count == 0 {
@@ -515,7 +470,7 @@ impl Store for MongoStore {
             .sort(doc! {"created_at": 1, "_id": 1})
             .await
             .map_err(unavailable)?;
-        let docs: Vec<AccountDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let docs: Vec<AccountRecord> = cursor.try_collect().await.map_err(unavailable)?;
         Ok(docs.into_iter().map(Account::from).collect())
     }
 
