@@ -35,7 +35,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::record::AccountRecord;
+use super::record::{AccountRecord, ClosedRecord, MessageRecord};
 use super::*;
 
 /// The file name inside the data directory.
@@ -190,16 +190,9 @@ struct OpenedRec {
 }
 
 #[derive(Serialize, Deserialize)]
-struct ClosedRec {
-    ended_at: Millis,
-    ended_by: Side,
-    reason: EndReason,
-}
-
-#[derive(Serialize, Deserialize)]
 struct ConversationRec {
     opened: OpenedRec,
-    closed: Option<ClosedRec>,
+    closed: Option<ClosedRecord>,
 }
 
 impl ConversationRec {
@@ -234,22 +227,8 @@ impl ConversationRec {
     }
 
     fn closed(&self) -> Option<ConversationClosed> {
-        self.closed.as_ref().map(|c| ConversationClosed {
-            id: self.opened.id.clone(),
-            ended_at: c.ended_at,
-            ended_by: c.ended_by,
-            reason: c.reason,
-        })
+        self.closed.as_ref().map(|c| c.of(&self.opened.id))
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct MessageRec {
-    id: String,
-    seq: u64,
-    from: Side,
-    text: String,
-    at: Millis,
 }
 
 // ---- transaction bodies ----
@@ -279,14 +258,7 @@ fn load_messages<T: ReadableTable<(&'static str, u64, &'static str), &'static [u
         if key.value().0 != conversation_id {
             break;
         }
-        let m: MessageRec = decode(value.value())?;
-        out.push(ArchivedMessage {
-            id: m.id,
-            seq: m.seq,
-            from: m.from,
-            text: m.text,
-            at: m.at,
-        });
+        out.push(decode::<MessageRecord>(value.value())?.into());
     }
     Ok(out)
 }
@@ -334,13 +306,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 {
                     continue; // already appended: a retry
                 }
-                let rec = MessageRec {
-                    id: message.id.clone(),
-                    seq: message.seq,
-                    from: message.from,
-                    text: message.text.clone(),
-                    at: message.at,
-                };
+                let rec = MessageRecord::from(message);
                 messages
                     .insert((conv, message.seq, message.id.as_str()), encode(&rec)?.as_slice())
                     .map_err(unavailable)?;
@@ -355,11 +321,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 if rec.closed.is_some() {
                     continue; // the first close wins
                 }
-                rec.closed = Some(ClosedRec {
-                    ended_at: closed.ended_at,
-                    ended_by: closed.ended_by,
-                    reason: closed.reason,
-                });
+                rec.closed = Some(ClosedRecord::from(closed));
                 conversations
                     .insert(closed.id.as_str(), encode(&rec)?.as_slice())
                     .map_err(unavailable)?;

@@ -47,7 +47,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::record::AccountRecord;
+use super::record::{AccountRecord, ClosedRecord, MessageRecord};
 use super::*;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -132,7 +132,7 @@ impl MongoStore {
     }
 
     async fn close(&self, c: &ConversationClosed) -> StoreResult<()> {
-        let closed = bson::to_bson(&ClosedDoc::from(c)).map_err(unavailable)?;
+        let closed = bson::to_bson(&ClosedRecord::from(c)).map_err(unavailable)?;
         self.conversations
             .update_one(
                 doc! {"_id": &c.id, "closed": Bson::Null},
@@ -162,7 +162,7 @@ impl MongoStore {
             let last_seq = messages.iter().map(|m| m.seq).max().unwrap_or(0) as i64;
             let docs = messages
                 .iter()
-                .map(|m| bson::to_bson(&MessageDoc::from(*m)))
+                .map(|m| bson::to_bson(&MessageRecord::from(*m)))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
             bytes += messages.iter().map(|m| m.text.len() + 128).sum::<usize>();
@@ -225,7 +225,7 @@ impl MongoStore {
         let top = fresh.iter().map(|m| m.seq).max().unwrap_or(0) as i64;
         let docs = fresh
             .iter()
-            .map(|m| bson::to_bson(&MessageDoc::from(*m)))
+            .map(|m| bson::to_bson(&MessageRecord::from(*m)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
         let pushed = raw
@@ -304,44 +304,6 @@ struct CategoryDoc {
 }
 
 #[derive(Serialize, Deserialize)]
-struct MessageDoc {
-    id: String,
-    seq: u64,
-    from: Side,
-    text: String,
-    at: Millis,
-}
-
-impl From<&ArchivedMessage> for MessageDoc {
-    fn from(m: &ArchivedMessage) -> Self {
-        Self {
-            id: m.id.clone(),
-            seq: m.seq,
-            from: m.from,
-            text: m.text.clone(),
-            at: m.at,
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct ClosedDoc {
-    ended_at: Millis,
-    ended_by: Side,
-    reason: EndReason,
-}
-
-impl From<&ConversationClosed> for ClosedDoc {
-    fn from(c: &ConversationClosed) -> Self {
-        Self {
-            ended_at: c.ended_at,
-            ended_by: c.ended_by,
-            reason: c.reason,
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
 struct ConversationDoc {
     #[serde(rename = "_id")]
     id: String,
@@ -352,9 +314,9 @@ struct ConversationDoc {
     agent_name: String,
     queued_at: Millis,
     paired_at: Millis,
-    closed: Option<ClosedDoc>,
+    closed: Option<ClosedRecord>,
     #[serde(default)]
-    messages: Vec<MessageDoc>,
+    messages: Vec<MessageRecord>,
     /// The highest `seq` stored: the cheap guard that makes appends idempotent
     /// without scanning the messages (a conversation's messages arrive in seq order).
     #[serde(default)]
@@ -381,26 +343,11 @@ impl ConversationDoc {
 
 impl From<ConversationDoc> for Conversation {
     fn from(d: ConversationDoc) -> Self {
-        let mut messages: Vec<ArchivedMessage> = d
-            .messages
-            .into_iter()
-            .map(|m| ArchivedMessage {
-                id: m.id,
-                seq: m.seq,
-                from: m.from,
-                text: m.text,
-                at: m.at,
-            })
-            .collect();
+        let mut messages: Vec<ArchivedMessage> = d.messages.into_iter().map(ArchivedMessage::from).collect();
         // Stored sorted already ($push ... $sort); a stable sort here guards documents written by other tools.
         messages.sort_by_key(|m| m.seq);
         Conversation {
-            closed: d.closed.map(|c| ConversationClosed {
-                id: d.id.clone(),
-                ended_at: c.ended_at,
-                ended_by: c.ended_by,
-                reason: c.reason,
-            }),
+            closed: d.closed.map(|c| c.of(&d.id)),
             opened: ConversationOpened {
                 id: d.id,
                 kind: d.kind,

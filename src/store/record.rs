@@ -1,13 +1,14 @@
-//! The stored shape of an account, shared by the backends that serialise it.
+//! The stored shapes shared by the backends that serialise: an account, an
+//! archived message, the end of a conversation.
 //!
-//! The public `Account` has no serde on purpose, so its password hash cannot be
-//! serialised into a response by accident; the stores convert through this
-//! record instead. The id is named `_id`, MongoDB's primary key; the embedded
-//! store's JSON carries the same name.
+//! The public model types have no serde on purpose (an account's password hash
+//! cannot be serialised into a response by accident); the stores convert
+//! through these records instead. The account id is named `_id`, MongoDB's
+//! primary key; the embedded store's JSON carries the same name.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Account, Millis, Role};
+use super::{Account, ArchivedMessage, ConversationClosed, EndReason, Millis, Role, Side};
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct AccountRecord {
@@ -51,6 +52,68 @@ impl From<AccountRecord> for Account {
             max_chats: a.max_chats,
             enabled: a.enabled,
             created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct MessageRecord {
+    pub id: String,
+    pub seq: u64,
+    pub from: Side,
+    pub text: String,
+    pub at: Millis,
+}
+
+impl From<&ArchivedMessage> for MessageRecord {
+    fn from(m: &ArchivedMessage) -> Self {
+        Self {
+            id: m.id.clone(),
+            seq: m.seq,
+            from: m.from,
+            text: m.text.clone(),
+            at: m.at,
+        }
+    }
+}
+
+impl From<MessageRecord> for ArchivedMessage {
+    fn from(m: MessageRecord) -> Self {
+        Self {
+            id: m.id,
+            seq: m.seq,
+            from: m.from,
+            text: m.text,
+            at: m.at,
+        }
+    }
+}
+
+/// How a conversation ended; stored inside its conversation, so without the id.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ClosedRecord {
+    pub ended_at: Millis,
+    pub ended_by: Side,
+    pub reason: EndReason,
+}
+
+impl From<&ConversationClosed> for ClosedRecord {
+    fn from(c: &ConversationClosed) -> Self {
+        Self {
+            ended_at: c.ended_at,
+            ended_by: c.ended_by,
+            reason: c.reason,
+        }
+    }
+}
+
+impl ClosedRecord {
+    pub fn of(&self, conversation_id: &str) -> ConversationClosed {
+        ConversationClosed {
+            id: conversation_id.to_string(),
+            ended_at: self.ended_at,
+            ended_by: self.ended_by,
+            reason: self.reason,
         }
     }
 }
