@@ -102,18 +102,7 @@ async fn raising_a_limit_or_adding_a_category_routes_at_once() {
     let hub = TestHub::start().await;
     let admin = hub.admin().await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let id = admin
-        .get("/api/admin/agents")
-        .await
-        .1
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["username"] == "ann")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = admin.agent_id("ann").await;
     let mut c1 = hub.customer("One", "general").await;
     c1.next_of("chat_started").await;
     let mut c2 = hub.customer("Two", "general").await;
@@ -152,18 +141,7 @@ async fn disabling_an_agent_closes_them_and_requeues_their_customers() {
     let mut ann = hub.agent("ann", &["general"], 1).await;
     let mut c = hub.customer("Carla", "general").await;
     c.next_of("chat_started").await;
-    let id = admin
-        .get("/api/admin/agents")
-        .await
-        .1
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["username"] == "ann")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = admin.agent_id("ann").await;
     assert_eq!(
         admin
             .patch(&format!("/api/admin/agents/{id}"), json!({"enabled": false}))

@@ -418,18 +418,7 @@ async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
     let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
     assert_eq!(listed, newest_first, "newest first");
     assert_eq!(admin.get("/api/conversations?category=general").await.1["total"], 2);
-    let bob_id = admin
-        .get("/api/admin/agents")
-        .await
-        .1
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["username"] == "bob")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bob_id = admin.agent_id("bob").await;
     let (_, bobs) = admin.get(&format!("/api/conversations?agent_id={bob_id}")).await;
     assert_eq!(
         (bobs["total"].as_u64(), bobs["items"][0]["id"].as_str()),

@@ -167,6 +167,18 @@ impl Api {
         self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
+    /// The account id of `username`, from the admin API.
+    pub async fn agent_id(&self, username: &str) -> String {
+        let (_, list) = self.get("/api/admin/agents").await;
+        let account = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["username"] == username)
+            .expect("the account exists");
+        account["id"].as_str().unwrap().to_string()
+    }
+
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.call(reqwest::Method::DELETE, path, None).await
     }
