@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::core::presence::BuddyId;
 use crate::core::routing::{AgentId, CustomerId};
+
+use super::outbox::{Outbox, Pushed};
 
 /// What a connection's writer is asked to do.
 #[derive(Debug, Clone)]
@@ -25,32 +27,27 @@ pub enum Outbound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
-/// The hub's end of one connection: its bounded outbox and a way to make it stop.
+/// The hub's end of one connection: its bounded outbox, through which it can also make it stop.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
     pub id: ConnId,
-    pub outbox: mpsc::Sender<Outbound>,
-    /// Cancelled to make the connection's task close the socket at once.
-    pub kick: CancellationToken,
+    pub outbox: Arc<Outbox>,
 }
 
 impl ConnHandle {
     /// Queues a frame without waiting. A full outbox means the client stopped
     /// reading: it is closed rather than allowed to grow memory without bound.
     pub fn send(&self, frame: Outbound) {
-        match self.outbox.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.kick.is_cancelled() {
+        match frame {
+            Outbound::Frame(text) => {
+                if self.outbox.push(text) == Pushed::JustKicked {
                     tracing::warn!(
                         conn = self.id.0,
                         "closing a connection whose outbound buffer is full (client not reading)"
                     );
-                    self.kick.cancel();
                 }
             }
-            // The connection is already gone; the hub hears of it through its unregister command.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Outbound::Close(code, reason) => self.outbox.close(code, reason),
         }
     }
 }

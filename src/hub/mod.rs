@@ -13,6 +13,7 @@
 
 mod buddy;
 pub mod delivery;
+pub mod outbox;
 mod service;
 
 use std::collections::BTreeMap;
@@ -55,11 +56,10 @@ pub fn now_ms() -> i64 {
 pub enum ConnRole {
     /// Not joined yet: the first frame must be `join` or `resume`.
     Customer,
-    Agent(Account),
+    /// Boxed, as in `Buddy`: the hub keeps a role per connection, and most are customers.
+    Agent(Box<Account>),
     /// A buddy-list page; `account` is set for signed-in agents and admins.
-    Buddy {
-        account: Option<Account>,
-    },
+    Buddy { account: Option<Box<Account>> },
 }
 
 pub(crate) enum Command {
@@ -137,8 +137,15 @@ impl Hub {
         self.send(Command::Register { conn, role }).await
     }
 
+    /// Hands a connection's frame to the hub, waiting only while the hub's queue is full.
     pub async fn frame(&self, conn: ConnId, frame: ClientFrame) -> Result<(), HubGone> {
-        self.send(Command::Frame { conn, frame }).await
+        match self.tx.try_send(Command::Frame { conn, frame }) {
+            Ok(()) => Ok(()),
+            // Boxed: the waiting future is ~700 bytes and would otherwise sit in every
+            // connection's task, used or not.
+            Err(mpsc::error::TrySendError::Full(command)) => Box::pin(self.send(command)).await,
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(HubGone),
+        }
     }
 
     pub async fn unregister(&self, conn: ConnId) -> Result<(), HubGone> {

@@ -195,8 +195,8 @@ impl HubState {
         );
         match role {
             ConnRole::Customer => {}
-            ConnRole::Agent(account) => self.agent_connected(id, account),
-            ConnRole::Buddy { account } => self.buddy_registered(id, account),
+            ConnRole::Agent(account) => self.agent_connected(id, *account),
+            ConnRole::Buddy { account } => self.buddy_registered(id, account.map(|a| *a)),
         }
     }
 

@@ -1,0 +1,195 @@
+//! The queue of encoded frames from the hub to one connection.
+//!
+//! The hub never waits on a connection: it pushes frames and moves on. The
+//! connection's task takes the whole queue at each wake-up and writes it in one
+//! go, so a burst costs one write to the socket. The queue is bounded: a client
+//! that stops reading fills it and is kicked (closed with 1008) rather than
+//! allowed to grow the hub's memory.
+//!
+//! Lighter than a channel on purpose: idle connections are most connections,
+//! and an empty outbox is one small allocation (a channel allocates a block of
+//! slots up front). A waker is stored only while the connection's task waits.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Waker;
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
+
+/// One connection's outbox; shared by the hub (which pushes) and the connection (which takes).
+#[derive(Debug)]
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    /// Set once the outbox overflowed; checked without the lock on every wake-up.
+    kicked: AtomicBool,
+    waker: AtomicWaker,
+    /// Frames held at most before the connection is kicked (`OUTBOUND_BUFFER`).
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<Utf8Bytes>,
+    /// Send this close frame once `frames` are written; nothing pushed after it is kept.
+    close: Option<(u16, &'static str)>,
+    closing: bool,
+    /// The connection's task has ended: pushes are dropped.
+    gone: bool,
+}
+
+/// What a push did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// The outbox was full: the connection is kicked and this frame dropped.
+    JustKicked,
+    /// Dropped: the connection was kicked, is closing, or is gone.
+    Dropped,
+}
+
+/// What the connection takes at one wake-up.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub frames: VecDeque<Utf8Bytes>,
+    /// Close with this code and reason after writing `frames`.
+    pub close: Option<(u16, &'static str)>,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            queue: Mutex::default(),
+            kicked: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // Nothing panics while holding the lock, but a poisoned queue is still a valid queue.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a frame without waiting.
+    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+        let mut queue = self.lock();
+        if queue.gone || queue.closing || self.is_kicked() {
+            return Pushed::Dropped;
+        }
+        if queue.frames.len() >= self.capacity {
+            queue.frames = VecDeque::new();
+            drop(queue);
+            self.kicked.store(true, Ordering::Release);
+            self.waker.wake();
+            return Pushed::JustKicked;
+        }
+        let was_empty = queue.frames.is_empty();
+        queue.frames.push_back(frame);
+        drop(queue);
+        // A non-empty queue has a wake-up pending already: the connection takes everything at once.
+        if was_empty {
+            self.waker.wake();
+        }
+        Pushed::Queued
+    }
+
+    /// Asks for a close frame after what is queued; later pushes are dropped.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let mut queue = self.lock();
+        if queue.gone || queue.closing {
+            return;
+        }
+        queue.closing = true;
+        queue.close = Some((code, reason));
+        drop(queue);
+        self.waker.wake();
+    }
+
+    /// Makes the connection stop at once, without writing what is queued.
+    pub fn kick(&self) {
+        self.kicked.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    pub fn is_kicked(&self) -> bool {
+        self.kicked.load(Ordering::Acquire)
+    }
+
+    /// Registers the connection task's waker; call before checking for work.
+    pub fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Takes everything queued, or `None` when there is nothing to do.
+    pub fn take(&self) -> Option<Taken> {
+        let mut queue = self.lock();
+        if queue.frames.is_empty() && queue.close.is_none() {
+            return None;
+        }
+        Some(Taken {
+            frames: std::mem::take(&mut queue.frames),
+            close: queue.close.take(),
+        })
+    }
+
+    /// The connection's task has ended: drop what is queued and whatever comes later.
+    pub fn shut(&self) {
+        let mut queue = self.lock();
+        queue.gone = true;
+        queue.frames = VecDeque::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(s: &'static str) -> Utf8Bytes {
+        Utf8Bytes::from_static(s)
+    }
+
+    #[test]
+    fn frames_come_out_in_order_and_all_at_once() {
+        let outbox = Outbox::new(4);
+        assert_eq!(outbox.push(frame("a")), Pushed::Queued);
+        assert_eq!(outbox.push(frame("b")), Pushed::Queued);
+        let taken = outbox.take().expect("two frames");
+        assert_eq!(taken.frames, [frame("a"), frame("b")]);
+        assert!(taken.close.is_none());
+        assert!(outbox.take().is_none());
+    }
+
+    #[test]
+    fn a_full_outbox_kicks_its_connection_and_keeps_nothing() {
+        let outbox = Outbox::new(2);
+        outbox.push(frame("a"));
+        outbox.push(frame("b"));
+        assert_eq!(outbox.push(frame("c")), Pushed::JustKicked);
+        assert!(outbox.is_kicked());
+        assert_eq!(outbox.push(frame("d")), Pushed::Dropped);
+        assert!(outbox.take().is_none(), "a kicked connection writes nothing more");
+    }
+
+    #[test]
+    fn a_close_follows_the_frames_before_it_and_ends_the_queue() {
+        let outbox = Outbox::new(4);
+        outbox.push(frame("bye"));
+        outbox.close(4000, "replaced");
+        assert_eq!(outbox.push(frame("late")), Pushed::Dropped);
+        let taken = outbox.take().expect("a frame and a close");
+        assert_eq!(taken.frames, [frame("bye")]);
+        assert_eq!(taken.close, Some((4000, "replaced")));
+        assert!(outbox.take().is_none());
+    }
+
+    #[test]
+    fn a_gone_connection_takes_no_more_frames() {
+        let outbox = Outbox::new(4);
+        outbox.push(frame("a"));
+        outbox.shut();
+        assert_eq!(outbox.push(frame("b")), Pushed::Dropped);
+        assert!(outbox.take().is_none());
+    }
+}

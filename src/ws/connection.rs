@@ -1,0 +1,410 @@
+//! The task of one websocket connection: frames from the socket to the hub,
+//! frames from the hub's [`Outbox`] to the socket.
+//!
+//! It enforces what belongs to a single connection: frame size, the rate
+//! limit, strikes for garbage, heartbeats, write timeouts, and the coalescing
+//! of draft previews. It never holds routing state; that is the hub's.
+//!
+//! The connection is one hand-polled state machine ([`Connection::poll_event`])
+//! with a single timer, not a `select!` over a future per concern: the task of
+//! an idle connection is most of what an idle connection costs, and this keeps
+//! it to the socket, one timer and a few counters. Each wake-up writes
+//! everything the outbox holds in one flush and reads every frame the socket
+//! has, so a busy connection costs few syscalls per frame.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{Sink, Stream};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use super::max_frame_bytes;
+use crate::config::Settings;
+use crate::http::AppState;
+use crate::hub::delivery::{ConnHandle, ConnId};
+use crate::hub::outbox::Outbox;
+use crate::hub::{ConnRole, Hub};
+use crate::protocol::{self, ClientFrame, ServerFrame};
+
+/// Bad frames in a row before the connection is closed with 1008.
+const MAX_STRIKES: u32 = 10;
+/// A write that takes longer than this means the peer is not reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connections get to receive the hub's goodbye before closing on their own.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Heartbeats without a frame or pong from the peer before it is given up on.
+const MISSED_BEATS: u8 = 2;
+
+/// Sets up one connection; the future it returns runs it until either side ends it.
+/// The set-up is synchronous so that only what the connection keeps ends up in its task.
+pub(super) fn serve(
+    socket: WebSocket,
+    state: AppState,
+    role: ConnRole,
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send + 'static {
+    let id = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
+    let outbox = Arc::new(Outbox::new(state.settings.outbound_buffer));
+    let registration = Box::new((
+        ConnHandle {
+            id,
+            outbox: outbox.clone(),
+        },
+        role,
+    ));
+    // Boxed: an async fn keeps its arguments apart from its locals, so a connection passed
+    // by value would take its place in the task twice.
+    let conn = Box::new(Connection::new(id, socket, outbox, state.hub, &state.settings, permit));
+    run(conn, registration, state.shutdown)
+}
+
+async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)>, shutdown: CancellationToken) {
+    let (handle, role) = *registration;
+    // Boxed: registration is rare and its future large; the connection's own future stays small.
+    if Box::pin(conn.hub.register(handle, role)).await.is_err() {
+        return;
+    }
+    let timer = tokio::time::sleep_until(conn.next_deadline());
+    tokio::pin!(timer);
+    let shutting_down = shutdown.cancelled();
+    tokio::pin!(shutting_down);
+
+    let close = loop {
+        match poll_fn(|cx| conn.poll_event(cx, timer.as_mut(), shutting_down.as_mut())).await {
+            Event::ToHub(frame) => {
+                if conn.hub.frame(conn.id, frame).await.is_err() {
+                    break None;
+                }
+            }
+            Event::Stop(close) => break close,
+        }
+    };
+    conn.outbox.shut();
+    if let Some((code, reason)) = close {
+        Box::pin(send_close(&mut conn.socket, code, reason)).await;
+    }
+    let _ = Box::pin(conn.hub.unregister(conn.id)).await;
+}
+
+async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
+}
+
+/// What the connection's task must do next.
+enum Event {
+    /// Hand this frame to the hub (waiting while the hub is busy slows this reader down).
+    ToHub(ClientFrame),
+    /// End the connection, sending this close frame first when there is one.
+    Stop(Option<(u16, &'static str)>),
+}
+
+struct Connection {
+    id: ConnId,
+    socket: WebSocket,
+    outbox: Arc<Outbox>,
+    hub: Hub,
+    settings: Arc<Settings>,
+    max_frame: usize,
+
+    /// Frames taken from the outbox and not yet handed to the socket.
+    unsent: VecDeque<Utf8Bytes>,
+    /// The socket holds written frames that are not flushed yet.
+    unflushed: bool,
+    /// A close frame the hub asked for, sent once `unsent` is written.
+    close_after_write: Option<(u16, &'static str)>,
+    ping_due: bool,
+    /// Set while a write is stuck; passing it means the peer is not reading.
+    write_deadline: Option<Instant>,
+
+    limiter: DefaultDirectRateLimiter,
+    /// Frames over the rate limit in the current one-second window.
+    flood_over: u32,
+    flood_window: Instant,
+    /// Bad frames in a row.
+    strikes: u32,
+
+    /// Any frame or pong since the last heartbeat.
+    heard: bool,
+    missed_beats: u8,
+    next_beat: Instant,
+
+    /// The newest draft preview held back by the throttle, and when the next may go.
+    draft: Option<ClientFrame>,
+    draft_at: Instant,
+
+    goodbye_by: Option<Instant>,
+    /// Held for the connection's life: one of `MAX_CONNECTIONS`.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    fn new(
+        id: ConnId,
+        socket: WebSocket,
+        outbox: Arc<Outbox>,
+        hub: Hub,
+        settings: &Arc<Settings>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        let per_sec = NonZeroU32::new(settings.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
+        let now = Instant::now();
+        Self {
+            id,
+            socket,
+            outbox,
+            hub,
+            settings: settings.clone(),
+            max_frame: max_frame_bytes(settings),
+            unsent: VecDeque::new(),
+            unflushed: false,
+            close_after_write: None,
+            ping_due: false,
+            write_deadline: None,
+            limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+            flood_over: 0,
+            flood_window: now,
+            strikes: 0,
+            heard: true,
+            missed_beats: 0,
+            next_beat: now + settings.heartbeat,
+            draft: None,
+            draft_at: now,
+            goodbye_by: None,
+            _permit: permit,
+        }
+    }
+
+    /// The earliest moment a timer-driven duty falls due.
+    fn next_deadline(&self) -> Instant {
+        let mut at = self.next_beat;
+        if self.draft.is_some() {
+            at = at.min(self.draft_at);
+        }
+        for deadline in [self.goodbye_by, self.write_deadline].into_iter().flatten() {
+            at = at.min(deadline);
+        }
+        at
+    }
+
+    /// Does whatever is ready (writes, reads, timers) until there is an event for the task or nothing left.
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut timer: Pin<&mut Sleep>,
+        mut shutting_down: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) -> Poll<Event> {
+        self.outbox.register(cx.waker());
+        loop {
+            if self.outbox.is_kicked() {
+                tracing::warn!(
+                    conn = self.id.0,
+                    "closing: outbound buffer full, the client is not reading"
+                );
+                // A socket stuck mid-write could not take a close frame either.
+                let close = (!self.unflushed).then_some((1008, "not reading fast enough"));
+                return Poll::Ready(Event::Stop(close));
+            }
+            if let Poll::Ready(stop) = self.poll_write(cx) {
+                return Poll::Ready(Event::Stop(stop));
+            }
+            if let Poll::Ready(event) = self.poll_read(cx) {
+                return Poll::Ready(event);
+            }
+            if self.goodbye_by.is_none() && shutting_down.as_mut().poll(cx).is_ready() {
+                // The hub sends a goodbye and a close; this is the deadline for it.
+                self.goodbye_by = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+            let next = self.next_deadline();
+            if timer.deadline() != next {
+                timer.as_mut().reset(next);
+            }
+            ready!(timer.as_mut().poll(cx));
+            if let Some(event) = self.on_timer(Instant::now()) {
+                return Poll::Ready(event);
+            }
+        }
+    }
+
+    /// Writes what the outbox holds (and a due ping), flushing once.
+    /// Ready means the connection must stop, with or without a close frame.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u16, &'static str)>> {
+        loop {
+            while !self.unsent.is_empty() || self.ping_due {
+                match Pin::new(&mut self.socket).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    Poll::Pending => return self.write_stuck(),
+                }
+                let message = match self.unsent.pop_front() {
+                    Some(text) => Message::Text(text),
+                    None => {
+                        self.ping_due = false;
+                        Message::Ping(Default::default())
+                    }
+                };
+                if Pin::new(&mut self.socket).start_send(message).is_err() {
+                    return Poll::Ready(None);
+                }
+                self.unflushed = true;
+            }
+            if self.unflushed {
+                match Pin::new(&mut self.socket).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.unflushed = false;
+                        self.write_deadline = None;
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    Poll::Pending => return self.write_stuck(),
+                }
+            }
+            if let Some(close) = self.close_after_write.take() {
+                return Poll::Ready(Some(close));
+            }
+            match self.outbox.take() {
+                Some(taken) => {
+                    // The emptied queue's memory goes with it: idle connections keep none.
+                    self.unsent = taken.frames;
+                    self.close_after_write = taken.close;
+                }
+                None => {
+                    self.unsent = VecDeque::new();
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// The socket cannot take more now; the timer watches how long that lasts.
+    fn write_stuck(&mut self) -> Poll<Option<(u16, &'static str)>> {
+        self.write_deadline
+            .get_or_insert_with(|| Instant::now() + WRITE_TIMEOUT);
+        Poll::Pending
+    }
+
+    /// Reads frames until one is for the hub, the socket has nothing more, or the connection must end.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        loop {
+            let message = match Pin::new(&mut self.socket).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None | Some(Err(_))) => return Poll::Ready(Event::Stop(None)),
+                Poll::Ready(Some(Ok(message))) => message,
+            };
+            self.heard = true;
+            let text = match message {
+                Message::Close(_) => return Poll::Ready(Event::Stop(None)),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Binary(_) => {
+                    if let Some(stop) = self.strike("binary_not_supported", "send JSON text frames".into()) {
+                        return Poll::Ready(stop);
+                    }
+                    continue;
+                }
+                Message::Text(text) => text,
+            };
+            if let Some(event) = self.on_text(&text) {
+                return Poll::Ready(event);
+            }
+        }
+    }
+
+    /// Checks one text frame: rate limit, size, decoding, the draft throttle.
+    fn on_text(&mut self, text: &str) -> Option<Event> {
+        if self.limiter.check().is_err() {
+            let now = Instant::now();
+            if now.duration_since(self.flood_window) > Duration::from_secs(1) {
+                self.flood_window = now;
+                self.flood_over = 0;
+            }
+            self.flood_over += 1;
+            if self.flood_over > self.settings.rate_limit_burst {
+                tracing::info!(conn = self.id.0, "closing: flooding past the rate limit");
+                return Some(Event::Stop(Some((1008, "rate limit exceeded"))));
+            }
+            self.reply(ServerFrame::error("rate_limited", "too many frames; slow down"));
+            return None;
+        }
+        let decoded = if text.len() > self.max_frame {
+            Err((
+                "frame_too_large",
+                format!("frames are limited to {} bytes", self.max_frame),
+            ))
+        } else {
+            protocol::decode(text).map_err(|e| (e.code(), e.message()))
+        };
+        let frame = match decoded {
+            Ok(frame) => frame,
+            Err((code, message)) => return self.strike(code, message),
+        };
+        self.strikes = 0;
+        if matches!(frame, ClientFrame::Draft { .. }) {
+            let now = Instant::now();
+            if now < self.draft_at {
+                // The newest text replaces what was held; it goes out when the interval is over.
+                self.draft = Some(frame);
+                return None;
+            }
+            self.draft_at = now + self.settings.draft_interval;
+        }
+        Some(Event::ToHub(frame))
+    }
+
+    /// A bad frame: an error frame back, and the connection closed after too many in a row.
+    fn strike(&mut self, code: &'static str, message: String) -> Option<Event> {
+        self.strikes += 1;
+        if self.strikes >= MAX_STRIKES {
+            tracing::info!(conn = self.id.0, "closing: too many bad frames");
+            return Some(Event::Stop(Some((1008, "too many bad frames"))));
+        }
+        self.reply(ServerFrame::error(code, message));
+        None
+    }
+
+    /// An error straight from the connection (bad frames never reach the hub), behind what is queued.
+    fn reply(&self, frame: ServerFrame) {
+        let _ = self.outbox.push(frame.encode());
+    }
+
+    /// Carries out whatever duty is due at `now`.
+    fn on_timer(&mut self, now: Instant) -> Option<Event> {
+        if self.write_deadline.is_some_and(|at| now >= at) {
+            tracing::warn!(
+                conn = self.id.0,
+                "closing: a write timed out, the client is not reading"
+            );
+            return Some(Event::Stop(None));
+        }
+        if self.goodbye_by.is_some_and(|at| now >= at) {
+            return Some(Event::Stop(Some((1001, "server shutting down"))));
+        }
+        if now >= self.next_beat {
+            self.missed_beats = if self.heard { 0 } else { self.missed_beats + 1 };
+            if self.missed_beats >= MISSED_BEATS {
+                tracing::info!(conn = self.id.0, "closing: no pong or frame within two heartbeats");
+                return Some(Event::Stop(Some((1001, "heartbeat timeout"))));
+            }
+            self.heard = false;
+            self.ping_due = true;
+            self.next_beat = now + self.settings.heartbeat;
+        }
+        if self.draft.is_some() && now >= self.draft_at {
+            self.draft_at = now + self.settings.draft_interval;
+            return self.draft.take().map(Event::ToHub);
+        }
+        None
+    }
+}

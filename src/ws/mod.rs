@@ -1,0 +1,185 @@
+//! The websocket transport: who may open a socket (origin, whitelist, sign-in,
+//! the connection limit) and the upgrade for customers, agents and buddies.
+//! Each socket is then run by its own task, in [`connection`].
+
+mod connection;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum::routing::get;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::config::Settings;
+use crate::http::access::ClientIp;
+use crate::http::session::Authed;
+use crate::http::{ApiError, AppState};
+use crate::hub::ConnRole;
+use crate::store::Role;
+
+/// Frames larger than this are closed by the websocket library itself (close code 1009);
+/// frames between the protocol limit and this get an error frame and the connection lives on.
+const LIBRARY_MAX_FRAME: usize = 1 << 20;
+/// Socket read chunk per connection. Small on purpose: idle connections are most
+/// connections, and the library default (128 KiB) would dominate their memory.
+/// A chat frame is ~100 bytes, so a busy connection still reads several per syscall.
+const READ_BUFFER: usize = 512;
+/// Bytes the websocket layer gathers before writing to the socket; a flush writes the rest.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ws/customer", get(customer))
+        .route("/ws/agent", get(agent))
+        .route("/ws/buddy", get(buddy))
+}
+
+/// The largest text frame the protocol accepts: a maximal message and its envelope.
+fn max_frame_bytes(settings: &Settings) -> usize {
+    (settings.max_message_len * 4 + 1024).max(16 * 1024)
+}
+
+/// Browsers always send `Origin`; a cross-site page must not open sockets with the user's cookies.
+/// Requests without it (non-browser clients) are allowed. The hub's own origin is always allowed.
+fn origin_allowed(settings: &Settings, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if settings
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let bare = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    bare.is_some_and(|b| b.eq_ignore_ascii_case(host))
+}
+
+/// Checks shared by every upgrade: origin and the connection limit.
+fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, ApiError> {
+    if !origin_allowed(&state.settings, headers) {
+        return Err(ApiError::Forbidden(
+            "websocket connections from this origin are not allowed".into(),
+        ));
+    }
+    state
+        .connections
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Unavailable("the hub is at its connection limit".into()))
+}
+
+fn upgrade(ws: WebSocketUpgrade, state: AppState, role: ConnRole, permit: OwnedSemaphorePermit) -> Response {
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(LIBRARY_MAX_FRAME)
+        .max_frame_size(LIBRARY_MAX_FRAME)
+        .on_upgrade({
+            // One pointer in the upgrade task instead of the whole state: that task lives as long as the socket.
+            let setup = Box::new((state, role, permit));
+            move |socket| {
+                let (state, role, permit) = *setup;
+                connection::serve(socket, state, role, permit)
+            }
+        })
+}
+
+async fn customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let permit = admit(&state, &headers)?;
+    Ok(upgrade(ws, state, ConnRole::Customer, permit))
+}
+
+async fn agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if !state.settings.is_whitelisted(ip.0) {
+        tracing::info!(client = %ip.0, "agent websocket refused: not in AGENT_WHITELIST");
+        return Err(ApiError::NotWhitelisted);
+    }
+    let Authed(account) = authed(&state, &headers).await?;
+    if account.role != Role::Agent {
+        return Err(ApiError::Forbidden("only agent accounts take chats".into()));
+    }
+    let permit = admit(&state, &headers)?;
+    Ok(upgrade(ws, state, ConnRole::Agent(Box::new(account)), permit))
+}
+
+async fn buddy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    // Signed-in staff on a whitelisted address see the staff roster; everyone else the public one.
+    let account = if state.settings.is_whitelisted(ip.0) {
+        authed(&state, &headers).await.ok().map(|Authed(a)| a)
+    } else {
+        None
+    };
+    let permit = admit(&state, &headers)?;
+    Ok(upgrade(
+        ws,
+        state,
+        ConnRole::Buddy {
+            account: account.map(Box::new),
+        },
+        permit,
+    ))
+}
+
+async fn authed(state: &AppState, headers: &HeaderMap) -> Result<Authed, ApiError> {
+    let mut request = axum::http::Request::new(());
+    *request.headers_mut() = headers.clone();
+    let (mut parts, ()) = request.into_parts();
+    <Authed as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, host.parse().unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, o.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origins_are_the_hubs_own_or_listed() {
+        let s = Settings::for_tests();
+        assert!(origin_allowed(&s, &headers(None, "127.0.0.1:8080")));
+        assert!(origin_allowed(
+            &s,
+            &headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080")
+        ));
+        assert!(!origin_allowed(
+            &s,
+            &headers(Some("https://evil.example"), "127.0.0.1:8080")
+        ));
+        let mut s = s;
+        s.allowed_origins = vec!["https://shop.example".into()];
+        assert!(origin_allowed(
+            &s,
+            &headers(Some("https://shop.example"), "127.0.0.1:8080")
+        ));
+    }
+}
