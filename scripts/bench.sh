@@ -128,12 +128,13 @@ for scenario in $SCENARIOS; do
       fi
       ;;
     routing)
-      # Bursts of 500 customers onto 125 free agents × 4 while 10,000 wait in another queue.
+      # Rounds of 500 customers onto 125 free agents × 4 while 10,000 wait in another queue:
+      # 10 rounds with joins paced at 12,000/s (the latency figure), then 3 with all joins at once.
       # OUTBOUND_BUFFER: with the default 256 the hub kicks busy agents (1008) during a burst,
       # as every join sends queue_stats to every agent of the category (see bench/README.md).
       if start_hub routing 0 MAX_CONNECTIONS=19500 OUTBOUND_BUFFER=8192; then
         loadgen routing 1 routing --agents "$(q 125 25)" --burst "$(q 500 100)" --rounds 10 \
-          --waiting "$(q 10000 1000)"
+          --join-rate 12000 --burst-rounds 3 --waiting "$(q 10000 1000)"
         stop_hub routing
       fi
       ;;

@@ -123,12 +123,18 @@ struct Knobs {
     /// routing: agents (max_chats each).
     #[arg(long)]
     agents: Option<usize>,
-    /// routing: customers per burst.
+    /// routing: customers per round.
     #[arg(long)]
     burst: Option<usize>,
-    /// routing: bursts; queue: routes.
+    /// routing: paced rounds; queue: routes.
     #[arg(long)]
     rounds: Option<usize>,
+    /// routing: customers joining a second in paced rounds.
+    #[arg(long)]
+    join_rate: Option<f64>,
+    /// routing: rounds after the paced ones where every customer joins at once.
+    #[arg(long)]
+    burst_rounds: Option<usize>,
     /// routing: customers waiting meanwhile in another category; queue: the line's length.
     #[arg(long)]
     waiting: Option<usize>,
@@ -161,6 +167,8 @@ impl Knobs {
             agents,
             burst,
             rounds,
+            join_rate,
+            burst_rounds,
             waiting,
             category,
             concurrency,
@@ -322,6 +330,8 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 category: k.category.clone().unwrap_or_else(|| "sales".into()),
                 burst: k.burst.unwrap_or(500),
                 rounds: k.rounds.unwrap_or(10),
+                join_rate: k.join_rate.unwrap_or(10_000.0),
+                burst_rounds: k.burst_rounds.unwrap_or(3),
                 waiting: k.waiting.unwrap_or(10_000),
                 waiting_category: "billing".into(),
             };

@@ -1,10 +1,14 @@
-//! Scenario "routing": bursts of customers joining a queue whose agents have
+//! Scenario "routing": rounds of customers joining a queue whose agents have
 //! room, while a long line waits in another category. Measures routes per
 //! second and the time from a customer's `join` to both sides' `chat_started`.
 //!
-//! Each round every routing customer joins at once (named `r<round>c<k>`, so
+//! In each round every routing customer joins once (named `r<round>c<k>`, so
 //! the agent's `chat_started.peer_name` says whose join it answers), the
-//! loadgen waits until every pair is told, then every customer leaves.
+//! loadgen waits until every pair is told, then every customer leaves. Paced
+//! rounds spread the joins at `join_rate` a second: their latency is the
+//! figure at that rate. Burst rounds send every join at once: they give the
+//! most routes a second the hub manages, and latency that is mostly the wait
+//! behind the rest of the burst.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -27,9 +31,13 @@ pub struct Routing {
     pub agents: usize,
     pub max_chats: u8,
     pub category: String,
-    /// Customers per burst (at most agents × max_chats, so nobody waits).
+    /// Customers per round (at most agents × max_chats, so nobody waits).
     pub burst: usize,
+    /// Paced rounds: joins spread evenly at `join_rate` a second.
     pub rounds: usize,
+    pub join_rate: f64,
+    /// Rounds after the paced ones where every customer joins at once.
+    pub burst_rounds: usize,
     /// Customers waiting meanwhile in `waiting_category`, which no agent serves.
     pub waiting: usize,
     pub waiting_category: String,
@@ -38,7 +46,8 @@ pub struct Routing {
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Phase {
     Idle,
-    Join(usize),
+    /// Round, and the pause between two customers' joins (zero: all at once).
+    Join(usize, Duration),
     Leave(usize),
     Stop,
 }
@@ -53,7 +62,11 @@ struct Pair {
 struct Shared {
     stats: Arc<Stats>,
     pairs: Mutex<HashMap<(usize, usize), Pair>>,
+    /// Join → both told, for paced rounds and burst rounds.
     hist: Mutex<Histogram<u64>>,
+    burst_hist: Mutex<Histogram<u64>>,
+    /// Rounds below this are paced.
+    paced_rounds: usize,
     completed: AtomicU64,
     last_told: AtomicU64,
     ended: AtomicU64,
@@ -76,7 +89,12 @@ impl Shared {
         *slot = Some(at);
         if let (Some(j), Some(c), Some(a)) = (p.join, p.customer, p.agent) {
             let told = c.max(a);
-            let _ = self.hist.lock().unwrap().record(told.saturating_sub(j).max(1));
+            let hist = if key.0 < self.paced_rounds {
+                &self.hist
+            } else {
+                &self.burst_hist
+            };
+            let _ = hist.lock().unwrap().record(told.saturating_sub(j).max(1));
             self.completed.fetch_add(1, Relaxed);
             self.last_told.fetch_max(told, Relaxed);
         }
@@ -94,6 +112,8 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
         stats: stats.clone(),
         pairs: Mutex::new(HashMap::new()),
         hist: Mutex::new(new_hist()),
+        burst_hist: Mutex::new(new_hist()),
+        paced_rounds: cfg.rounds,
         completed: AtomicU64::new(0),
         last_told: AtomicU64::new(0),
         ended: AtomicU64::new(0),
@@ -133,23 +153,36 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
     }
 
     let mut rounds = vec![];
-    let mut total_routes = 0u64;
-    let mut total_secs = 0.0;
-    for r in 0..cfg.rounds {
-        stats.set_phase(format!("burst {}/{}", r + 1, cfg.rounds));
+    let mut totals = [(0u64, 0.0f64); 2];
+    let all_rounds = cfg.rounds + cfg.burst_rounds;
+    let pause = if cfg.join_rate > 0.0 {
+        Duration::from_secs_f64(1.0 / cfg.join_rate)
+    } else {
+        Duration::ZERO
+    };
+    for r in 0..all_rounds {
+        let paced = r < cfg.rounds;
+        stats.set_phase(format!(
+            "round {}/{all_rounds} ({})",
+            r + 1,
+            if paced { "paced" } else { "burst" }
+        ));
         let done0 = sh.completed.load(Relaxed);
         let t0 = stats.now_us();
-        let _ = phase_tx.send(Phase::Join(r));
+        let _ = phase_tx.send(Phase::Join(r, if paced { pause } else { Duration::ZERO }));
         let deadline = Instant::now() + Duration::from_secs(10);
         while sh.completed.load(Relaxed) - done0 < cfg.burst as u64 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let routed = sh.completed.load(Relaxed) - done0;
         let secs = (sh.last_told.load(Relaxed).saturating_sub(t0)) as f64 / 1e6;
-        total_routes += routed;
-        total_secs += secs;
-        rounds.push(json!({ "routed": routed, "secs": (secs * 1e4).round() / 1e4,
-            "routes_per_sec": if secs > 0.0 { (routed as f64 / secs).round() } else { 0.0 } }));
+        let total = &mut totals[usize::from(!paced)];
+        total.0 += routed;
+        total.1 += secs;
+        rounds.push(
+            json!({ "paced": paced, "routed": routed, "secs": (secs * 1e4).round() / 1e4,
+            "routes_per_sec": if secs > 0.0 { (routed as f64 / secs).round() } else { 0.0 } }),
+        );
         let _ = phase_tx.send(Phase::Leave(r));
         let want = (r as u64 + 1) * cfg.burst as u64;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -168,17 +201,28 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
     }
     let _ = stop_tx.send(true);
     let waited = waiting.finish().await;
-    let expected = (cfg.rounds * cfg.burst) as u64;
+    let expected = (all_rounds * cfg.burst) as u64;
     stats
         .missing
         .fetch_add(expected.saturating_sub(sh.completed.load(Relaxed)), Relaxed);
     let hist = sh.hist.lock().unwrap().clone();
     let p = pcts(&hist);
+    let burst = pcts(&sh.burst_hist.lock().unwrap());
+    let per_sec = |(routes, secs): (u64, f64)| {
+        if secs > 0.0 {
+            (routes as f64 / secs).round()
+        } else {
+            0.0
+        }
+    };
     let figures = json!({
-        "agents": cfg.agents, "agent_max_chats": cfg.max_chats, "burst": cfg.burst, "rounds": cfg.rounds,
-        "waiting_meanwhile": waited, "routes": total_routes,
-        "routes_per_sec": if total_secs > 0.0 { (total_routes as f64 / total_secs).round() } else { 0.0 },
+        "agents": cfg.agents, "agent_max_chats": cfg.max_chats, "customers_per_round": cfg.burst,
+        "paced_rounds": cfg.rounds, "join_rate_offered": cfg.join_rate, "burst_rounds": cfg.burst_rounds,
+        "waiting_meanwhile": waited, "routes": totals[0].0 + totals[1].0,
+        "routes_per_sec": per_sec(totals[0]),
         "join_to_both_told_p50_ms": p.p50_ms, "join_to_both_told_p99_ms": p.p99_ms,
+        "burst_routes_per_sec": per_sec(totals[1]),
+        "burst_join_to_both_told_p50_ms": burst.p50_ms, "burst_join_to_both_told_p99_ms": burst.p99_ms,
         "per_round": rounds,
     });
     Ok((figures, hist))
@@ -193,8 +237,11 @@ async fn customer(sh: Arc<Shared>, mut ws: wsconn::Ws, k: usize, category: Strin
                 if changed.is_err() { break; }
                 let p = *phase.borrow_and_update();
                 let frame = match p {
-                    Phase::Join(r) => {
+                    Phase::Join(r, pause) => {
                         round = Some(r);
+                        if !pause.is_zero() {
+                            tokio::time::sleep(pause * k as u32).await;
+                        }
                         sh.mark((r, k), 0, s.now_us());
                         proto::join(&format!("r{r}c{k}"), &category)
                     }

@@ -737,6 +737,11 @@ impl Routing {
         });
     }
 
+    /// Some queue changed since the last [`Routing::flush_places`].
+    pub fn has_unflushed_places(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// Tells every waiting customer of a changed queue their new place, if it changed.
     pub fn flush_places(&mut self, out: &mut Vec<Decision>) {
         for category in std::mem::take(&mut self.dirty) {

@@ -1092,7 +1092,6 @@ impl HubState {
         let mut out = vec![];
         self.routing.flush_places(&mut out);
         self.apply(out);
-        self.record_gauges();
         if self.dirty_waiting.is_empty() {
             return;
         }
@@ -1107,7 +1106,12 @@ impl HubState {
         }
     }
 
-    fn record_gauges(&self) {
+    /// Places or waiting counts changed since the last pass.
+    pub(super) fn has_coalesced(&self) -> bool {
+        self.routing.has_unflushed_places() || !self.dirty_waiting.is_empty()
+    }
+
+    pub(super) fn record_gauges(&self) {
         let [customers, agents, buddies] = self.conn_counts;
         metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "customer").set(customers as f64);
         metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "agent").set(agents as f64);
