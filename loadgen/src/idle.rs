@@ -127,8 +127,8 @@ pub async fn run(t: &Target, s: &Arc<Stats>, cfg: &Idle) -> Value {
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
         figures["hub_rss_before_kib"] = json!(b);
         figures["hub_rss_after_kib"] = json!(a);
-        if placed > 0 {
-            figures["bytes_per_connection"] = json!(((a.saturating_sub(b)) * 1024) / placed);
+        if let Some(per) = (a.saturating_sub(b) * 1024).checked_div(placed) {
+            figures["bytes_per_connection"] = json!(per);
         }
     }
     figures

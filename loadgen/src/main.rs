@@ -43,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run one scenario against a running hub.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Build the benchmark report from scenario results.
     Report(report::ReportArgs),
 }
@@ -195,7 +195,7 @@ fn main() -> ExitCode {
                 rt.worker_threads(n.max(1));
             }
             let rt = rt.enable_all().build().expect("a tokio runtime starts");
-            match rt.block_on(run(args)) {
+            match rt.block_on(run(*args)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(3),
                 Err(e) => {
@@ -462,8 +462,8 @@ async fn fan_out(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, Str
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
         figures["hub_rss_before_kib"] = json!(b);
         figures["hub_rss_after_kib"] = json!(a);
-        if placed > 0 {
-            figures["bytes_per_connection"] = json!((a.saturating_sub(b) * 1024) / placed);
+        if let Some(per) = (a.saturating_sub(b) * 1024).checked_div(placed) {
+            figures["bytes_per_connection"] = json!(per);
         }
     }
     merged.figures = figures;

@@ -2,7 +2,7 @@
 //! `latest.md` / `latest.json` (and dated copies), with the machine and the
 //! targets next to the figures. It states shortfalls; it never fails on them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ pub struct ReportArgs {
     notes: Option<PathBuf>,
 }
 
-fn load(dir: &PathBuf, name: &str) -> Option<RunResult> {
+fn load(dir: &Path, name: &str) -> Option<RunResult> {
     serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).ok()?).ok()
 }
 

@@ -152,7 +152,7 @@ impl RunResult {
             wrong_recipient: s.wrong_recipient.load(Relaxed),
             duplicates: s.duplicates.load(Relaxed),
             missing: s.missing.load(Relaxed),
-            latency: hist.filter(|h| h.len() > 0).map(pcts),
+            latency: hist.filter(|h| !h.is_empty()).map(pcts),
             figures,
             notes: vec![],
             histogram: hist
@@ -195,7 +195,7 @@ impl RunResult {
             }
             out.notes.extend(p.notes.iter().cloned());
         }
-        if h.len() > 0 {
+        if !h.is_empty() {
             out.latency = Some(pcts(&h));
         }
         out
