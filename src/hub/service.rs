@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -102,7 +103,8 @@ pub(crate) struct HubState {
     dirty_waiting: BTreeSet<CategoryId>,
     pub(super) buddies: BuddyDesk,
     /// Senders' copies of messages waiting for the archive to commit them, in archive order.
-    pending_acks: VecDeque<(u64, Vec<ConnHandle>, Outbound)>,
+    /// Almost always one connection each: inline, so holding an ack allocates nothing.
+    pending_acks: VecDeque<(u64, SmallVec<[ConnHandle; 1]>, Outbound)>,
     /// Open connections by role (customer, agent, buddy), for the metrics.
     conn_counts: [usize; 3],
     /// Resume token → a chat that ended while its customer was away; kept for the grace period.
@@ -587,7 +589,12 @@ impl HubState {
             },
         });
         let (customer, agent) = (log.customer, log.agent.clone());
-        let frame = Outbound::Frame(ServerFrame::Message(message.clone()).encode());
+        // Encoded from the message itself, then taken back for the transcript: no copy of the text.
+        let wire = ServerFrame::Message(message);
+        let frame = Outbound::Frame(wire.encode());
+        let ServerFrame::Message(message) = wire else {
+            unreachable!("built just above")
+        };
         if log.history.len() == HISTORY_LIMIT {
             log.history.pop_front();
         }
@@ -610,7 +617,7 @@ impl HubState {
         match archived {
             // Held for the sender's connections of now: the chat may end (and the route go) before the commit.
             Some(seq) if seq > progress.committed && !progress.degraded => {
-                let conns = self.delivery.connections(&sender).to_vec();
+                let conns = self.delivery.connections(&sender).iter().cloned().collect();
                 self.pending_acks.push_back((seq, conns, frame));
             }
             _ => self.delivery.deliver(&sender, &frame),
