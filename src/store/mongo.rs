@@ -9,11 +9,14 @@
 //!   unordered `insert_many`, so the server's work per batch is one small
 //!   document per conversation, whatever the length of the chats. The earlier
 //!   schema embedded every message in the conversation document and appended
-//!   with `$push`; a server re-reads and rewrites the whole document for each
-//!   update, so appending cost grew with the chat (measured on SecantusDB, 500
-//!   chats: ~1,400 msg/s at 100 messages a chat, ~300 msg/s at 400), while a
-//!   bucket insert costs the same at any length (~0.3 ms a document plus
-//!   ~13 µs a message there, so the more messages a bucket holds, the better).
+//!   with `$push`; SecantusDB (the MongoDB-wire server the tests and the bench
+//!   run on) decodes, updates and re-encodes the whole document for each
+//!   update, so appending cost grew with the chat (500 chats: ~1,400 msg/s at
+//!   100 messages a chat, ~300 msg/s at 400), while a bucket insert costs the
+//!   same at any length (~0.3 ms a document plus ~13 µs a message there).
+//! - The more messages a bucket holds, the cheaper each: hence [`Store::max_batch`]
+//!   is 20,000 here (see there), and a bucket is cut only at a gap in the seqs
+//!   or past [`BUCKET_MAX_BYTES`] (far below the 16 MiB document limit).
 //! - A bucket is a run of CONSECUTIVE seqs of one conversation, keyed
 //!   `_id: "<conversation_id>:<first_seq>-<last_seq>"`. The seq is a message's
 //!   position in its conversation (the hub numbers them 1, 2, 3 …), so the key
@@ -30,8 +33,10 @@
 //!   bucket that overlaps an old one, so a seq may be stored twice. Nothing is
 //!   lost that way, and reading removes the copies: it gathers a
 //!   conversation's buckets, sorts the messages by seq and keeps one per seq.
-//!   Overlaps need a failed write followed by a different batch, so they are
-//!   rare and small; preventing them would cost a read before every write.
+//!   The hub's archive writer retries the very same batch until it is written,
+//!   so it never regroups; overlaps come only from other callers (concurrent
+//!   or partial retries, as in the contract tests). Preventing them would cost
+//!   a read before every write.
 //! - Messages for a conversation that was never opened are dropped, as in the
 //!   reference store, and so are those that precede its opening in a batch.
 //!   Knowing which conversations exist would cost a query per batch (and
@@ -46,9 +51,10 @@
 //!   (the first close wins). A batch's openings go in one `update` command and
 //!   its closings in another, not one round trip each.
 //! - Reading a conversation is one find on the conversation and one on its
-//!   buckets, by an index on `conversation_id` alone: a compound index with
-//!   `first_seq` would let the server sort, but costs ~15 % more per insert
-//!   on SecantusDB, and the sort is cheap here after the gather.
+//!   buckets (a listing page: one per [`IN_CHUNK`] conversations), by an index
+//!   on `conversation_id` alone: a compound index with `first_seq` would let
+//!   the server sort, but made inserts up to ~20 % slower on SecantusDB, and
+//!   sorting the gathered messages here is cheap.
 //!   Conversations written by the earlier schema still read correctly: their
 //!   embedded `messages` are merged with any buckets.
 //! - Indexes are created at start-up for each listing query; listing is
@@ -56,10 +62,10 @@
 //!   reference store) + skip/limit, with `count_documents` for the total.
 //!   The indexes are ASCENDING (`{agent_id: 1, paired_at: 1, _id: 1}` …):
 //!   MongoDB walks them backwards for the descending sort, so they serve
-//!   exactly as well as descending ones, and SecantusDB (the MongoDB-wire
-//!   server the tests run on) mishandles range bounds on descending index
-//!   fields (an inclusive `$gte` on the boundary value drops it, for finds and
-//!   counts alike), while ascending ones match MongoDB's results.
+//!   exactly as well as descending ones, and SecantusDB mishandles range
+//!   bounds on descending index fields (an inclusive `$gte` on the boundary
+//!   value drops it, for finds and counts alike), while ascending ones match
+//!   MongoDB's results.
 //! - Short server-selection and connect timeouts (2 s unless the URI sets its
 //!   own) so an outage surfaces quickly as `StoreError::Unavailable`.
 
@@ -295,8 +301,9 @@ impl MongoStore {
         }
     }
 
-    /// Every message of each of `ids`, in seq order, one per seq: buckets overlap after a
-    /// retry grouped differently, and conversations of the earlier schema embed theirs.
+    /// Every message of each of `docs` by conversation id, in seq order, one per seq (buckets
+    /// overlap after a retry grouped differently). Messages embedded by the earlier schema
+    /// are taken out of the documents and merged in.
     async fn messages_of(&self, docs: &mut [ConversationDoc]) -> StoreResult<HashMap<String, Vec<ArchivedMessage>>> {
         let mut by_id: HashMap<String, Vec<MessageRecord>> = docs
             .iter_mut()
@@ -641,8 +648,7 @@ impl Store for MongoStore {
         // Keep what one-by-one application would keep, grouping messages per conversation.
         let mut opens: Vec<&ConversationOpened> = Vec::new();
         let mut closes: Vec<&ConversationClosed> = Vec::new();
-        let mut messages: Vec<(&str, Vec<&ArchivedMessage>)> = Vec::new();
-        let mut group: HashMap<&str, usize> = HashMap::new();
+        let mut messages: HashMap<&str, Vec<&ArchivedMessage>> = HashMap::new();
         for event in batch {
             match event {
                 ArchiveEvent::Opened(o) => {
@@ -655,11 +661,7 @@ impl Store for MongoStore {
                     conversation_id,
                     message,
                 } if present.contains(conversation_id.as_str()) => {
-                    let index = *group.entry(conversation_id).or_insert_with(|| {
-                        messages.push((conversation_id, Vec::new()));
-                        messages.len() - 1
-                    });
-                    messages[index].1.push(message);
+                    messages.entry(conversation_id).or_default().push(message);
                 }
                 ArchiveEvent::Closed(c) if present.contains(c.id.as_str()) => closes.push(c),
                 ArchiveEvent::Message { .. } | ArchiveEvent::Closed(_) => {}
