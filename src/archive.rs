@@ -26,8 +26,6 @@ use tokio::task::JoinHandle;
 
 use crate::store::{ArchiveEvent, SharedStore};
 
-/// Events written in one store call at most; larger batches add latency for little gain.
-const MAX_BATCH: usize = 2_000;
 /// A store call that takes longer than this counts as failed (a hung database must
 /// show as degraded, not stall acknowledgements silently).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -125,9 +123,11 @@ async fn write_loop(
     status: Arc<ArchiveStatus>,
     progress: watch::Sender<Progress>,
 ) {
-    let mut numbered = Vec::with_capacity(MAX_BATCH);
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut numbered, MAX_BATCH).await > 0 {
+    // Events written in one store call at most: the store knows what suits it.
+    let max_batch = store.max_batch().max(1);
+    let mut numbered = Vec::with_capacity(max_batch);
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut numbered, max_batch).await > 0 {
         let last = numbered.last().map_or(0, |(seq, _)| *seq);
         batch.extend(numbered.drain(..).map(|(_, event)| event));
         let mut backoff = BACKOFF_START;
@@ -167,5 +167,91 @@ async fn write_loop(
             }
         }
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::*;
+
+    /// The memory store, taking at most 3 events a call and recording each call's size.
+    #[derive(Default)]
+    struct Small {
+        inner: MemoryStore,
+        calls: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl Store for Small {
+        fn backend(&self) -> &'static str {
+            "memory"
+        }
+        fn max_batch(&self) -> usize {
+            3
+        }
+        async fn ping(&self) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn create_account(&self, a: Account) -> StoreResult<()> {
+            self.inner.create_account(a).await
+        }
+        async fn update_account(&self, a: Account) -> StoreResult<()> {
+            self.inner.update_account(a).await
+        }
+        async fn account(&self, id: &str) -> StoreResult<Account> {
+            self.inner.account(id).await
+        }
+        async fn account_by_username(&self, u: &str) -> StoreResult<Account> {
+            self.inner.account_by_username(u).await
+        }
+        async fn accounts(&self) -> StoreResult<Vec<Account>> {
+            self.inner.accounts().await
+        }
+        async fn categories(&self) -> StoreResult<Vec<Category>> {
+            self.inner.categories().await
+        }
+        async fn create_category(&self, c: Category) -> StoreResult<()> {
+            self.inner.create_category(c).await
+        }
+        async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {
+            self.inner.rename_category(id, name).await
+        }
+        async fn delete_category(&self, id: &str) -> StoreResult<()> {
+            self.inner.delete_category(id).await
+        }
+        async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
+            self.calls.lock().unwrap().push(batch.len());
+            self.inner.archive(batch).await
+        }
+        async fn conversations(&self, f: &ConversationFilter, p: Page) -> StoreResult<(Vec<Conversation>, u64)> {
+            self.inner.conversations(f, p).await
+        }
+        async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
+            self.inner.conversation(id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_are_no_larger_than_the_store_takes() {
+        let store = Arc::new(Small::default());
+        let (archive, task) = Archive::start(store.clone(), 100);
+        for seq in 1..=10 {
+            archive.push(ArchiveEvent::Closed(ConversationClosed {
+                id: format!("c{seq}"),
+                ended_at: 1,
+                ended_by: Side::Agent,
+                reason: EndReason::Ended,
+            }));
+        }
+        drop(archive);
+        task.await.unwrap();
+        let calls = store.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().sum::<usize>(), 10);
+        assert!(calls.iter().all(|n| (1..=3).contains(n)), "{calls:?}");
     }
 }

@@ -335,6 +335,26 @@ async fn unknown_conversation(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(seqs(&store.conversation("late").await.unwrap()), vec![2]);
+    // A closing before the opening is dropped too; one after a known opening is kept.
+    store
+        .archive(&[close("early", EndReason::Ended, 8), open("early", None, "bob", 8)])
+        .await
+        .unwrap();
+    assert_eq!(store.conversation("early").await.unwrap().closed, None);
+    store
+        .archive(&[
+            message("early", 1),
+            close("early", EndReason::Expiry, 9),
+            open("early", None, "x", 1),
+        ])
+        .await
+        .unwrap();
+    let early = store.conversation("early").await.unwrap();
+    assert_eq!(
+        (seqs(&early), early.closed.unwrap().reason),
+        (vec![1], EndReason::Expiry)
+    );
+    assert_eq!(early.opened, opened("early", None, "bob", 8));
 }
 
 async fn filters_and_paging(store: &dyn Store) {
@@ -510,6 +530,73 @@ async fn large_batch(store: &dyn Store) {
     }
 }
 
+/// Retries grouped differently from the first write (overlapping runs, gaps filled later,
+/// out of seq order) still leave each message exactly once, in seq order, field for field.
+async fn regrouped_retries(store: &dyn Store) {
+    let all = |conv: &str, seqs: &[u64]| seqs.iter().map(|s| message(conv, *s)).collect::<Vec<_>>();
+    store.archive(&[open("g1", None, "bob", 1)]).await.unwrap();
+    store.archive(&all("g1", &[1, 2, 3, 4])).await.unwrap();
+    store.archive(&all("g1", &[5, 6, 7, 8, 9, 10])).await.unwrap();
+    // Overlapping both earlier writes, then the whole range, then a scattered few.
+    store.archive(&all("g1", &[3, 4, 5, 6, 7])).await.unwrap();
+    store.archive(&all("g1", &(1..=10).collect::<Vec<_>>())).await.unwrap();
+    store.archive(&all("g1", &[9, 2, 5, 2])).await.unwrap();
+    let g1 = store.conversation("g1").await.unwrap();
+    assert_eq!(seqs(&g1), (1..=10).collect::<Vec<_>>());
+    let expected: Vec<ArchivedMessage> = all("g1", &(1..=10).collect::<Vec<_>>())
+        .into_iter()
+        .map(|e| match e {
+            ArchiveEvent::Message { message, .. } => message,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(g1.messages, expected);
+
+    // One message, then a retry that starts with it but has more and a gap, then
+    // everything (filling the gaps) with the closing, twice.
+    store.archive(&[open("g2", None, "bob", 2)]).await.unwrap();
+    store.archive(&all("g2", &[1])).await.unwrap();
+    store.archive(&all("g2", &[1, 2, 4, 5, 7])).await.unwrap();
+    let mut again = all("g2", &[7, 6, 5, 4, 3, 2, 1]);
+    again.push(close("g2", EndReason::Ended, 9));
+    store.archive(&again).await.unwrap();
+    store.archive(&again).await.unwrap();
+    let g2 = store.conversation("g2").await.unwrap();
+    assert_eq!(seqs(&g2), (1..=7).collect::<Vec<_>>());
+    assert_eq!(g2.closed.unwrap().reason, EndReason::Ended);
+    // Listing reads the same messages as the single read.
+    let (listed, _) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
+    assert_eq!(ids(&listed), vec!["g2", "g1"]);
+    assert_eq!(seqs(&listed[0]), (1..=7).collect::<Vec<_>>());
+    assert_eq!(listed[1], store.conversation("g1").await.unwrap());
+}
+
+/// A conversation with megabytes of messages in one batch (past any per-document limit
+/// a backend may split at) comes back whole.
+async fn long_messages(store: &dyn Store) {
+    let mut batch = vec![open("long", None, "bob", 1)];
+    let text = |seq: u64| format!("{seq:>6}").repeat(100_000 / 6);
+    for seq in 1..=50 {
+        let ArchiveEvent::Message {
+            conversation_id,
+            mut message,
+        } = message("long", seq)
+        else {
+            unreachable!()
+        };
+        message.text = text(seq);
+        batch.push(ArchiveEvent::Message {
+            conversation_id,
+            message,
+        });
+    }
+    store.archive(&batch).await.unwrap();
+    store.archive(&batch[20..]).await.unwrap();
+    let long = store.conversation("long").await.unwrap();
+    assert_eq!(seqs(&long), (1..=50).collect::<Vec<_>>());
+    assert!(long.messages.iter().all(|m| m.text == text(m.seq)));
+}
+
 // ---------- the backends ----------
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -588,6 +675,8 @@ contract!(
     filters_and_paging,
     large_batch,
     concurrent_retries,
+    regrouped_retries,
+    long_messages,
 );
 
 // ---------- embedded only ----------
@@ -647,6 +736,34 @@ async fn embedded_survives_reopen() {
     );
     let (all, total) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
     assert_eq!((ids(&all), total), (vec!["c2", "c1"], 2));
+}
+
+/// A second store on the same database (another hub, or this one after a restart) knows
+/// nothing of the first's conversations in memory, yet appends to them, retries the
+/// first's batches harmlessly and still drops messages of conversations never opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_second_store_continues_conversations() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let first = MongoStore::connect(&uri, &db).await.unwrap();
+    let opening = [open("s1", Some("sales"), "a1", 10), message("s1", 1), message("s1", 2)];
+    first.archive(&opening).await.unwrap();
+
+    let second = MongoStore::connect(&uri, &db).await.unwrap();
+    second.archive(&opening[1..]).await.unwrap();
+    second
+        .archive(&[message("s1", 3), message("ghost", 1), close("s1", EndReason::Ended, 20)])
+        .await
+        .unwrap();
+    for store in [&first, &second] {
+        let s1 = store.conversation("s1").await.unwrap();
+        assert_eq!(seqs(&s1), vec![1, 2, 3]);
+        assert_eq!(s1.closed.unwrap().reason, EndReason::Ended);
+        assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
+    }
+    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
+        let _ = client.database(&db).drop().await;
+    }
 }
 
 /// An unreachable MongoDB is reported as `Unavailable`, quickly.

@@ -186,6 +186,14 @@ pub trait Store: Send + Sync + 'static {
     /// A short name for logs and the health endpoint ("memory", "embedded", "mongodb").
     fn backend(&self) -> &'static str;
 
+    /// Events the archive writer hands [`Store::archive`] in one call at most. A batch takes
+    /// what queued since the last write, so it reaches this size only while the store lags.
+    /// A backend that pays mostly per call catches up with larger batches; one that commits
+    /// quickly anyway acknowledges sooner with smaller ones.
+    fn max_batch(&self) -> usize {
+        2_000
+    }
+
     /// Succeeds when the backend answers; used by readiness checks and start-up retries.
     async fn ping(&self) -> StoreResult<()>;
 
