@@ -117,6 +117,9 @@ struct Knobs {
     /// relay: stop rising after a step whose p99 passes this.
     #[arg(long)]
     stop_p99_ms: Option<f64>,
+    /// relay/archive: shortest pause of a connection's writer (ms); messages due meanwhile share one write.
+    #[arg(long)]
+    send_tick_ms: Option<f64>,
     /// Seconds to wait after sending stops for the last copies.
     #[arg(long)]
     drain_secs: Option<f64>,
@@ -163,6 +166,7 @@ impl Knobs {
             step_secs,
             msg_size,
             stop_p99_ms,
+            send_tick_ms,
             drain_secs,
             agents,
             burst,
@@ -316,6 +320,7 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 step_secs: k.step_secs.unwrap_or(if archive { 10.0 } else { 5.0 }),
                 msg_size: k.msg_size.unwrap_or(64),
                 stop_p99_ms: k.stop_p99_ms.unwrap_or(50.0),
+                send_tick_ms: k.send_tick_ms.unwrap_or(1.0),
                 drain_secs: k.drain_secs.unwrap_or(10.0),
                 archive_check: archive,
                 hub_pid: args.hub_pid,

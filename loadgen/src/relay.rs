@@ -35,6 +35,8 @@ pub struct Relay {
     pub msg_size: usize,
     /// Stop rising once a step's p99 passes this.
     pub stop_p99_ms: f64,
+    /// Shortest pause of a connection's writer: messages due meanwhile go out in one write.
+    pub send_tick_ms: f64,
     pub drain_secs: f64,
     /// Wait for the archive backlog to drain and compare the store's totals.
     pub archive_check: bool,
@@ -63,6 +65,8 @@ struct Shared {
     /// Messages per second per chat in each step.
     per_chat_rate: Vec<f64>,
     running: AtomicBool,
+    /// Shortest pause of a writer, seconds.
+    send_tick: f64,
     hists: Mutex<Vec<Histogram<u64>>>,
     text: String,
 }
@@ -139,6 +143,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         step_started_us: AtomicU64::new(0),
         per_chat_rate,
         running: AtomicBool::new(true),
+        send_tick: cfg.send_tick_ms / 1000.0,
         hists: Mutex::new(cfg.rates.iter().map(|_| new_hist()).collect()),
         text: "x".repeat(cfg.msg_size.max(1)),
     });
@@ -544,9 +549,9 @@ async fn writer(sh: Arc<Shared>, mut sink: Sink, side: usize, mine: Vec<usize>, 
             return sink;
         }
         if sent_in_step >= due {
-            // Sleep until the next message is due (at least 1 ms, at most 100 ms).
+            // Sleep until the next message is due (at least the send tick, at most 100 ms).
             let next = ((sent_in_step + 1) as f64 - phase) / rate.max(1e-9);
-            let wait = (next - elapsed).clamp(0.001, 0.1);
+            let wait = (next - elapsed).clamp(sh.send_tick, 0.1_f64.max(sh.send_tick));
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         } else {
             tokio::task::yield_now().await;

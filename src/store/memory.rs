@@ -21,8 +21,10 @@ struct Inner {
     conversations: Vec<Conversation>,
     /// Conversation id → index in `conversations`, so archiving a message costs O(1), not a scan.
     by_id: HashMap<String, usize>,
-    /// Message ids already archived, for idempotent retries without scanning transcripts.
-    message_ids: HashSet<String>,
+    /// Message ids already archived, per conversation (same index as `conversations`), for
+    /// idempotent retries without scanning transcripts. Per conversation so that no single
+    /// table grows with the whole archive: rehashing one would stall the hub's core.
+    message_ids: Vec<HashSet<String>>,
 }
 
 impl MemoryStore {
@@ -49,6 +51,7 @@ impl Inner {
                         closed: None,
                         messages: Vec::new(),
                     });
+                    self.message_ids.push(HashSet::new());
                 }
             }
             ArchiveEvent::Message {
@@ -58,7 +61,7 @@ impl Inner {
                 let Some(&index) = self.by_id.get(conversation_id) else {
                     return;
                 };
-                if !self.message_ids.insert(message.id.clone()) {
+                if !self.message_ids[index].insert(message.id.clone()) {
                     return;
                 }
                 let messages = &mut self.conversations[index].messages;
