@@ -373,7 +373,7 @@ impl HubState {
         let peer = if me == a { b } else { a };
         self.delivery.deliver(&Recipient::Buddy(peer), &frame);
         self.acknowledge(Recipient::Buddy(me), frame, archived);
-        metrics::counter!(crate::metrics::MESSAGES_RELAYED).increment(1);
+        self.messages_relayed.increment(1);
         Ok(())
     }
 

@@ -109,6 +109,9 @@ pub(crate) struct HubState {
     conn_counts: [usize; 3],
     /// Resume token → a chat that ended while its customer was away; kept for the grace period.
     ended_visits: HashMap<String, EndedVisit>,
+    /// Counted once per message: a handle resolved once, not a registry lookup each time.
+    pub(super) messages_relayed: metrics::Counter,
+    routes_counter: metrics::Counter,
 }
 
 /// Who sent a frame, once the connection is known.
@@ -148,6 +151,8 @@ impl HubState {
             pending_acks: VecDeque::new(),
             conn_counts: [0; 3],
             ended_visits: HashMap::new(),
+            messages_relayed: metrics::counter!(crate::metrics::MESSAGES_RELAYED),
+            routes_counter: metrics::counter!(crate::metrics::ROUTES),
         }
     }
 
@@ -605,7 +610,7 @@ impl HubState {
         };
         self.delivery.deliver(&peer, &frame);
         self.acknowledge(sender, frame, archived);
-        metrics::counter!(crate::metrics::MESSAGES_RELAYED).increment(1);
+        self.messages_relayed.increment(1);
         Ok(())
     }
 
@@ -824,7 +829,7 @@ impl HubState {
                 category,
                 ..
             } => {
-                metrics::counter!(crate::metrics::ROUTES).increment(1);
+                self.routes_counter.increment(1);
                 self.open_chat(chat, customer, agent, category);
             }
             Decision::ChatEnded {
