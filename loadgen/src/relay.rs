@@ -25,6 +25,9 @@ use crate::stats::{Stats, new_hist, pcts};
 use crate::wsconn::{self, Ws};
 use crate::{hubinfo, proto};
 
+/// Traffic at the first step's rate before anything is measured.
+const WARM_UP: Duration = Duration::from_secs(2);
+
 pub struct Relay {
     pub chats: usize,
     pub max_chats: u8,
@@ -224,6 +227,15 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
     let mut steps = vec![];
     let mut highest_held: Option<f64> = None;
     let traffic_start = Instant::now();
+    if !cfg.archive_check && !cfg.rates.is_empty() {
+        // Not measured: the first seconds of traffic pay once for what no later step sees
+        // (buffers and tables growing to their working size).
+        stats.set_phase("warm-up");
+        shared.step_started_us.store(stats.now_us(), Relaxed);
+        shared.step.store(0, Relaxed);
+        tokio::time::sleep(WARM_UP).await;
+        shared.hists.lock().unwrap()[0].reset();
+    }
     let mut max_backlog = 0u64;
     for (i, &rate) in cfg.rates.iter().enumerate() {
         stats.set_phase(format!("step {rate} msg/s"));
@@ -514,10 +526,13 @@ async fn writer(sh: Arc<Shared>, mut sink: Sink, side: usize, mine: Vec<usize>, 
         .iter()
         .map(|&k| sh.chats[k].wire_id.get().cloned().unwrap_or_default())
         .collect();
+    let mut step_start = 0;
     while sh.running.load(Relaxed) {
         let now_step = sh.step.load(Relaxed);
-        if now_step != step {
+        let now_start = sh.step_started_us.load(Relaxed);
+        if now_step != step || now_start != step_start {
             step = now_step;
+            step_start = now_start;
             sent_in_step = 0;
         }
         // Each chat's rate is shared equally by its two sides.
