@@ -53,7 +53,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    // On one core, work stealing buys nothing and costs atomics on every task wake-up:
+    // the hub is then run on a single-threaded runtime.
+    let runtime = if std::thread::available_parallelism().map_or(1, |n| n.get()) == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+    .expect("a tokio runtime starts");
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
