@@ -107,12 +107,6 @@ impl Outbox {
         self.waker.wake();
     }
 
-    /// Makes the connection stop at once, without writing what is queued.
-    pub fn kick(&self) {
-        self.kicked.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
     pub fn is_kicked(&self) -> bool {
         self.kicked.load(Ordering::Acquire)
     }
