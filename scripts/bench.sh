@@ -69,6 +69,23 @@ start_hub() {
   return 1
 }
 
+# start_bare NAME CPU: starts `loadgen bare-relay` (the relay floor) like a hub, pinned to CPU.
+start_bare() {
+  local name=$1 cpu=$2
+  HUB_PORT=$(free_port)
+  taskset -c "$cpu" "$LG_BIN" bare-relay --bind "127.0.0.1:$HUB_PORT" >"$RUN/$name.hub.log" 2>&1 &
+  HUB_PID=$!
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $HUB_PORT), 0.2)" 2>/dev/null; then
+      echo "bench: [$name] bare relay pid $HUB_PID on port $HUB_PORT"
+      return 0
+    fi
+    sleep 0.05
+  done
+  failures+=("$name: the bare relay did not start")
+  return 1
+}
+
 # stop_hub NAME: SIGTERM and wait; a hub that is already gone crashed.
 stop_hub() {
   local name=$1
@@ -119,13 +136,23 @@ for scenario in $SCENARIOS; do
       fi
       ;;
     relay)
-      # 500 chats (125 agents × 4) at rising rates; hub on CPU 0, loadgen on CPU 1.
-      if start_hub relay 0 RATE_LIMIT_PER_SEC=100000 RATE_LIMIT_BURST=100000 OUTBOUND_BUFFER=65536 \
-        ARCHIVE_BUFFER=10000000; then
-        loadgen relay 1 relay --chats "$(q 500 100)" --step-secs "$(q 5 2)" \
-          --rates "1000,5000,10000,20000,40000,80000,100000"
-        stop_hub relay
-      fi
+      # 1-to-1 chats at rising rates; hub on CPU 0, loadgen on CPU 1. Two shapes: 500 chats
+      # (125 agents × 4, 625 sockets) and 100 chats (25 × 4, 125 sockets). Each is also run
+      # against `loadgen bare-relay`, a relay with none of the hub's work, as the floor.
+      rates="1000,5000,10000,20000,40000,60000,80000,100000,120000"
+      for chats in 500 100; do
+        name=relay
+        [ "$chats" != 500 ] && name=relay-$chats
+        if start_hub "$name" 0 RATE_LIMIT_PER_SEC=100000 RATE_LIMIT_BURST=100000 OUTBOUND_BUFFER=65536 \
+          ARCHIVE_BUFFER=10000000; then
+          loadgen "$name" 1 relay --chats "$(q $chats 100)" --step-secs "$(q 5 2)" --rates "$rates"
+          stop_hub "$name"
+        fi
+        if start_bare "$name-bare" 0; then
+          loadgen "$name-bare" 1 relay --bare true --chats "$(q $chats 100)" --step-secs "$(q 5 2)" --rates "$rates"
+          stop_hub "$name-bare"
+        fi
+      done
       ;;
     routing)
       # Rounds of 500 customers onto 125 free agents × 4 while 10,000 wait in another queue:

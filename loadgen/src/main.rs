@@ -7,6 +7,7 @@
 //! `--procs N` (idle) spawns N children with `--shard i/N` and merges their
 //! results. `loadgen report` turns the scenario results into the benchmark report.
 
+mod bare;
 mod http;
 mod hubinfo;
 mod idle;
@@ -46,6 +47,11 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// Build the benchmark report from scenario results.
     Report(report::ReportArgs),
+    /// Serve a bare websocket relay (no JSON, ids or archive): the floor `run relay --bare` measures.
+    BareRelay {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        bind: SocketAddr,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
@@ -120,6 +126,9 @@ struct Knobs {
     /// relay/archive: shortest pause of a connection's writer (ms); messages due meanwhile share one write.
     #[arg(long)]
     send_tick_ms: Option<f64>,
+    /// relay: the target is `loadgen bare-relay`, not a hub.
+    #[arg(long)]
+    bare: Option<bool>,
     /// Seconds to wait after sending stops for the last copies.
     #[arg(long)]
     drain_secs: Option<f64>,
@@ -167,6 +176,7 @@ impl Knobs {
             msg_size,
             stop_p99_ms,
             send_tick_ms,
+            bare,
             drain_secs,
             agents,
             burst,
@@ -193,11 +203,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Run(args) => {
-            let mut rt = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = args.threads {
-                rt.worker_threads(n.max(1));
+        Cmd::BareRelay { bind } => match bare::serve(bind) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen bare-relay: {e}");
+                ExitCode::FAILURE
             }
+        },
+        Cmd::Run(args) => {
+            // On one CPU (the bench pins the loadgen to one), the current-thread
+            // scheduler does the same work without cross-thread wake-ups.
+            let threads = args
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1);
+            let mut rt = if threads == 1 {
+                tokio::runtime::Builder::new_current_thread()
+            } else {
+                let mut rt = tokio::runtime::Builder::new_multi_thread();
+                rt.worker_threads(threads);
+                rt
+            };
             let rt = rt.enable_all().build().expect("a tokio runtime starts");
             match rt.block_on(run(*args)) {
                 Ok(true) => ExitCode::SUCCESS,
@@ -324,6 +350,7 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 drain_secs: k.drain_secs.unwrap_or(10.0),
                 archive_check: archive,
                 hub_pid: args.hub_pid,
+                bare: k.bare.unwrap_or(false),
             };
             let (figures, hist) = relay::run(&target, &stats, &cfg).await?;
             RunResult::from_stats(name, &shard, &stats, Some(&hist), figures)

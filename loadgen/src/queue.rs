@@ -163,7 +163,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Queue) -> Result<(Value, 
     let token = setup::create_agents(t, 1, std::slice::from_ref(&cfg.category), 1)
         .await?
         .remove(0);
-    let mut agent = wsconn::connect(t.hub, t.source(0), "/ws/agent", Some(&token), 64 * 1024)
+    let mut agent = wsconn::connect(t.hub, t.source(0), "/ws/agent", Some(&token), wsconn::READ_BUFFER)
         .await
         .map_err(|(c, d)| format!("agent: {c} {d}"))?;
     stats.conns_ok.fetch_add(1, Relaxed);

@@ -44,6 +44,8 @@ pub struct Relay {
     /// Wait for the archive backlog to drain and compare the store's totals.
     pub archive_check: bool,
     pub hub_pid: Option<u32>,
+    /// The target is `loadgen bare-relay`, not a hub: no accounts, no joins.
+    pub bare: bool,
 }
 
 /// What the loadgen knows of one chat, shared by its customer and agent tasks.
@@ -72,7 +74,12 @@ struct Shared {
     send_tick: f64,
     hists: Mutex<Vec<Histogram<u64>>>,
     text: String,
+    /// Against a bare relay: customers name their chat too (the relay adds nothing).
+    bare: bool,
 }
+
+/// Customers' sockets, and each agent's socket with its chats.
+type Connections = (Vec<Ws>, Vec<(Ws, Vec<usize>)>);
 
 impl Shared {
     /// Records one received chat message; `receiver` 0 = customer, 1 = agent.
@@ -130,13 +137,6 @@ type Stream = SplitStream<Ws>;
 
 pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, Histogram<u64>), String> {
     let agents = cfg.chats.div_ceil(cfg.max_chats as usize);
-    stats.set_phase(format!("creating {agents} agents"));
-    let tokens = setup::create_agents(t, agents, std::slice::from_ref(&cfg.category), cfg.max_chats).await?;
-    stats.set_phase("agents online");
-    let mut agent_ws = vec![];
-    for (i, token) in tokens.iter().enumerate() {
-        agent_ws.push(setup::agent_online(t, i, token, stats).await?);
-    }
     let per_chat_rate = cfg.rates.iter().map(|r| r / cfg.chats as f64).collect();
     let shared = Arc::new(Shared {
         stats: stats.clone(),
@@ -149,61 +149,13 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         send_tick: cfg.send_tick_ms / 1000.0,
         hists: Mutex::new(cfg.rates.iter().map(|_| new_hist()).collect()),
         text: "x".repeat(cfg.msg_size.max(1)),
+        bare: cfg.bare,
     });
-
-    stats.set_phase(format!("{} customers join", cfg.chats));
-    let mut customers = vec![];
-    let sem = Arc::new(tokio::sync::Semaphore::new(64));
-    let mut joins = vec![];
-    for k in 0..cfg.chats {
-        let (t, sh, sem, category) = (t.clone(), shared.clone(), sem.clone(), cfg.category.clone());
-        joins.push(tokio::spawn(async move {
-            let _p = sem.acquire().await;
-            customer_join(&t, &sh, k, &category).await
-        }));
-    }
-    for j in joins {
-        match j.await.map_err(|e| e.to_string())? {
-            Ok(ws) => customers.push(ws),
-            Err(e) => return Err(e),
-        }
-    }
-
-    // Agents learn their chats from the chat_started frames waiting in their sockets.
-    stats.set_phase("agents learn chats");
-    let mut agent_parts = vec![];
-    let mut learned = 0;
-    for (i, mut ws) in agent_ws.into_iter().enumerate() {
-        let mut mine = vec![];
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let quota = (cfg.max_chats as usize).min(cfg.chats - learned);
-        while mine.len() < quota {
-            match tokio::time::timeout_at(deadline, ws.next()).await {
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    if let Some(f) = proto::parse(&text)
-                        && f.kind == "chat_started"
-                        && let Some(k) = f
-                            .chat_id
-                            .as_deref()
-                            .and_then(|c| shared.by_wire.lock().unwrap().get(c).copied())
-                    {
-                        mine.push(k);
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-                _ => break,
-            }
-        }
-        if mine.is_empty() {
-            return Err(format!("agent {i} was given no chat"));
-        }
-        learned += mine.len();
-        agent_parts.push((ws, mine));
-    }
-    let assigned: usize = agent_parts.iter().map(|(_, m)| m.len()).sum();
-    if assigned != cfg.chats {
-        return Err(format!("agents hold {assigned} chats, expected {}", cfg.chats));
-    }
+    let (customers, agent_parts) = if cfg.bare {
+        bare_setup(t, &shared, cfg, agents).await?
+    } else {
+        hub_setup(t, &shared, cfg, agents).await?
+    };
 
     // Traffic: one reader and one writer task per connection.
     let mut writers = vec![];
@@ -396,6 +348,115 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
     Ok((figures, overall))
 }
 
+/// Signs in `agents` agents, has one customer per chat join, and returns the
+/// customers' sockets and each agent's socket with the chats it was given.
+async fn hub_setup(t: &Target, shared: &Arc<Shared>, cfg: &Relay, agents: usize) -> Result<Connections, String> {
+    let stats = &shared.stats;
+    stats.set_phase(format!("creating {agents} agents"));
+    let tokens = setup::create_agents(t, agents, std::slice::from_ref(&cfg.category), cfg.max_chats).await?;
+    stats.set_phase("agents online");
+    let mut agent_ws = vec![];
+    for (i, token) in tokens.iter().enumerate() {
+        agent_ws.push(setup::agent_online(t, i, token, stats).await?);
+    }
+    stats.set_phase(format!("{} customers join", cfg.chats));
+    let mut customers = vec![];
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut joins = vec![];
+    for k in 0..cfg.chats {
+        let (t, sh, sem, category) = (t.clone(), shared.clone(), sem.clone(), cfg.category.clone());
+        joins.push(tokio::spawn(async move {
+            let _p = sem.acquire().await;
+            customer_join(&t, &sh, k, &category).await
+        }));
+    }
+    for j in joins {
+        match j.await.map_err(|e| e.to_string())? {
+            Ok(ws) => customers.push(ws),
+            Err(e) => return Err(e),
+        }
+    }
+
+    // Agents learn their chats from the chat_started frames waiting in their sockets.
+    stats.set_phase("agents learn chats");
+    let mut agent_parts = vec![];
+    let mut learned = 0;
+    for (i, mut ws) in agent_ws.into_iter().enumerate() {
+        let mut mine = vec![];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let quota = (cfg.max_chats as usize).min(cfg.chats - learned);
+        while mine.len() < quota {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    if let Some(f) = proto::parse(&text)
+                        && f.kind == "chat_started"
+                        && let Some(k) = f
+                            .chat_id
+                            .as_deref()
+                            .and_then(|c| shared.by_wire.lock().unwrap().get(c).copied())
+                    {
+                        mine.push(k);
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        if mine.is_empty() {
+            return Err(format!("agent {i} was given no chat"));
+        }
+        learned += mine.len();
+        agent_parts.push((ws, mine));
+    }
+    let assigned: usize = agent_parts.iter().map(|(_, m)| m.len()).sum();
+    if assigned != cfg.chats {
+        return Err(format!("agents hold {assigned} chats, expected {}", cfg.chats));
+    }
+    Ok((customers, agent_parts))
+}
+
+/// Connects to a bare relay (`loadgen bare-relay`) in the same shape: one customer
+/// per chat, agents holding `max_chats` chats each, chat ids `floor-<k>`.
+async fn bare_setup(t: &Target, shared: &Arc<Shared>, cfg: &Relay, agents: usize) -> Result<Connections, String> {
+    let stats = &shared.stats;
+    let per_agent = cfg.max_chats as usize;
+    for (k, chat) in shared.chats.iter().enumerate() {
+        let wire = format!("floor-{k}");
+        shared.by_wire.lock().unwrap().insert(wire.clone(), k);
+        let _ = chat.wire_id.set(wire);
+    }
+    let hello = |side: usize, mine: &[usize]| {
+        let ids: Vec<String> = mine.iter().map(|k| format!("floor-{k}")).collect();
+        format!("hello {side} {}", ids.join(","))
+    };
+    let open = |i: usize, text: String| async move {
+        let mut ws = wsconn::connect(t.hub, t.source(i), "/", None, wsconn::READ_BUFFER)
+            .await
+            .map_err(|(code, detail)| {
+                stats.conns_failed.fetch_add(1, Relaxed);
+                stats.error(&code);
+                format!("bare relay: {code} {detail}")
+            })?;
+        stats.conns_ok.fetch_add(1, Relaxed);
+        ws.send(Message::text(text)).await.map_err(|e| e.to_string())?;
+        Ok::<Ws, String>(ws)
+    };
+    stats.set_phase(format!(
+        "{agents} agents and {} customers connect to the bare relay",
+        cfg.chats
+    ));
+    let mut agent_parts = vec![];
+    for a in 0..agents {
+        let mine: Vec<usize> = (a * per_agent..((a + 1) * per_agent).min(cfg.chats)).collect();
+        agent_parts.push((open(cfg.chats + a, hello(1, &mine)).await?, mine));
+    }
+    let mut customers = vec![];
+    for k in 0..cfg.chats {
+        customers.push(open(k, hello(0, &[k])).await?);
+    }
+    Ok((customers, agent_parts))
+}
+
 fn count_seen(sh: &Shared) -> u64 {
     sh.chats
         .iter()
@@ -436,7 +497,7 @@ async fn stored_message_total(t: &Target) -> Result<(u64, u64), String> {
 /// Connects customer `k`, joins and waits for its chat to start.
 async fn customer_join(t: &Target, sh: &Shared, k: usize, category: &str) -> Result<Ws, String> {
     let s = &sh.stats;
-    let mut ws = match wsconn::connect(t.hub, t.source(k), "/ws/customer", None, 64 * 1024).await {
+    let mut ws = match wsconn::connect(t.hub, t.source(k), "/ws/customer", None, wsconn::READ_BUFFER).await {
         Ok(ws) => ws,
         Err((code, detail)) => {
             s.conns_failed.fetch_add(1, Relaxed);
@@ -546,7 +607,7 @@ async fn writer(sh: Arc<Shared>, mut sink: Sink, side: usize, mine: Vec<usize>, 
             let k = mine[slot];
             let n = sh.chats[k].sent[side].fetch_add(1, Relaxed);
             let client_id = format!("{k}.{side}.{n}.{}", s.now_us());
-            let chat_id = (side == 1).then(|| wires[slot].as_str());
+            let chat_id = (side == 1 || sh.bare).then(|| wires[slot].as_str());
             if sink
                 .feed(Message::text(proto::message(chat_id, &sh.text, &client_id)))
                 .await

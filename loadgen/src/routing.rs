@@ -134,7 +134,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
     stats.set_phase(format!("{} routing customers connect", cfg.burst));
     let mut customers = vec![];
     for k in 0..cfg.burst {
-        let ws = match wsconn::connect(t.hub, t.source(k + 7), "/ws/customer", None, 16 * 1024).await {
+        let ws = match wsconn::connect(t.hub, t.source(k + 7), "/ws/customer", None, wsconn::READ_BUFFER).await {
             Ok(ws) => ws,
             Err((code, d)) => {
                 stats.conns_failed.fetch_add(1, Relaxed);

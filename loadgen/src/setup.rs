@@ -65,7 +65,7 @@ pub async fn create_agents(
 
 /// Opens an agent's websocket, waits for the welcome and goes available.
 pub async fn agent_online(t: &Target, i: usize, token: &str, stats: &Stats) -> Result<Ws, String> {
-    let mut ws = match wsconn::connect(t.hub, t.source(i), "/ws/agent", Some(token), 64 * 1024).await {
+    let mut ws = match wsconn::connect(t.hub, t.source(i), "/ws/agent", Some(token), wsconn::READ_BUFFER).await {
         Ok(ws) => ws,
         Err((code, detail)) => {
             stats.conns_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
