@@ -1,7 +1,7 @@
 //! The in-memory store: the reference implementation of the storage contract,
 //! used by tests and by `STORE=memory` (nothing survives a restart).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -21,10 +21,6 @@ struct Inner {
     conversations: Vec<Conversation>,
     /// Conversation id → index in `conversations`, so archiving a message costs O(1), not a scan.
     by_id: HashMap<String, usize>,
-    /// Message ids already archived, per conversation (same index as `conversations`), for
-    /// idempotent retries without scanning transcripts. Per conversation so that no single
-    /// table grows with the whole archive: rehashing one would stall the hub's core.
-    message_ids: Vec<HashSet<String>>,
 }
 
 impl MemoryStore {
@@ -51,7 +47,6 @@ impl Inner {
                         closed: None,
                         messages: Vec::new(),
                     });
-                    self.message_ids.push(HashSet::new());
                 }
             }
             ArchiveEvent::Message {
@@ -61,16 +56,16 @@ impl Inner {
                 let Some(&index) = self.by_id.get(conversation_id) else {
                     return;
                 };
-                if !self.message_ids[index].insert(message.id.clone()) {
-                    return;
-                }
+                // A transcript is kept in seq order, and a seq names one message of its
+                // conversation: a retry finds its seq taken and is dropped, with no index of ids.
                 let messages = &mut self.conversations[index].messages;
-                // Messages arrive in order; only a retry after a gap would insert earlier.
                 if messages.last().is_none_or(|m| m.seq < message.seq) {
                     messages.push(message.clone());
                 } else {
                     let at = messages.partition_point(|m| m.seq < message.seq);
-                    messages.insert(at, message.clone());
+                    if messages.get(at).is_none_or(|m| m.seq != message.seq) {
+                        messages.insert(at, message.clone());
+                    }
                 }
             }
             ArchiveEvent::Closed(closed) => {
