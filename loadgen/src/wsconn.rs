@@ -16,6 +16,9 @@ pub type Ws = WebSocketStream<TcpStream>;
 /// 64 KiB that was a fifth of the loadgen's CPU in the relay scenario.
 pub const READ_BUFFER: usize = 4096;
 
+/// Bytes of fed frames held until a flush writes them (a threshold, not an allocation).
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// Connects and upgrades. The error is a short code for the result table
 /// (`http_503`, `connect_refused`, ...) followed by detail.
 pub async fn connect(
@@ -51,7 +54,8 @@ pub async fn connect(
     }
     let config = WebSocketConfig::default()
         .read_buffer_size(read_buffer)
-        .write_buffer_size(0);
+        // Frames fed without a flush share one write (a writer with several messages due).
+        .write_buffer_size(WRITE_BUFFER);
     match client_async_with_config(request, stream, Some(config)).await {
         Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
