@@ -7,8 +7,9 @@
 //! same trait and pass the same contract tests.
 //!
 //! Invariants every implementation keeps:
-//! - writes are idempotent on natural ids (a retried archive batch never
-//!   duplicates a message or a conversation);
+//! - writes are idempotent on natural keys (a retried archive batch never
+//!   duplicates a message or a conversation): a conversation is named by its
+//!   id, a message by its id or, equally, by its seq within its conversation;
 //! - no method holds a lock across an `.await` of the caller.
 
 mod embedded;
@@ -98,9 +99,9 @@ pub enum EndReason {
 /// One archived chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchivedMessage {
-    /// Globally unique, time-ordered (UUIDv7); the natural id that makes retries idempotent.
+    /// Globally unique, time-ordered (UUIDv7). With `seq`, either names the message for retries.
     pub id: String,
-    /// 1-based position in its conversation.
+    /// 1-based position in its conversation; one seq is one message.
     pub seq: u64,
     pub from: Side,
     pub text: String,
