@@ -22,6 +22,12 @@ use crate::setup::{self, Target};
 use crate::stats::{Stats, new_hist, pcts};
 use crate::{hubinfo, proto, wsconn};
 
+/// The pause after a round before the next route. The hub spaces its place passes
+/// (up to 100 ms after one ends, `PASS_SPACING_MAX`) to coalesce bursts of routes; a
+/// longer pause keeps that spacing out of the figure, which is then the time one
+/// route's re-placing takes.
+const ROUTE_PAUSE: Duration = Duration::from_millis(120);
+
 pub struct Queue {
     pub waiting: usize,
     pub rounds: usize,
@@ -213,7 +219,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Queue) -> Result<(Value, 
         let us = tracker.last_us[r].load(Relaxed).saturating_sub(t0).max(1);
         let _ = hist.record(us);
         per_round.push(json!({ "told": got, "expected": want, "ms": (us as f64 / 10.0).round() / 100.0 }));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(ROUTE_PAUSE).await;
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = cfg.hub_pid.and_then(hubinfo::cpu_secs).zip(cpu0).map(|(b, a)| b - a);
