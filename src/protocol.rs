@@ -176,7 +176,7 @@ pub fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
 }
 
 /// Which side of a conversation a message or event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum From {
     Customer,
@@ -186,7 +186,7 @@ pub enum From {
 }
 
 /// One chat message as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub chat_id: String,
     /// Globally unique message id.
@@ -414,22 +414,51 @@ impl ServerFrame {
         // Chat messages are most frames of a busy hub: written straight into a buffer of
         // the right size, the same bytes serde produces (a test below holds them equal).
         if let Self::Message(message) = self {
-            return Utf8Bytes::from(encode_message(message));
+            return encode_message(&message.as_ref());
         }
         // Serialising these plain structs cannot fail: no maps with non-string keys, no custom impls.
         Utf8Bytes::from(serde_json::to_string(self).expect("server frames always serialise"))
     }
 }
 
-fn encode_message(m: &ChatMessage) -> String {
-    let client_id = m.client_id.as_deref();
+/// A chat message borrowed from wherever its parts live, to encode it without copying them.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef<'a> {
+    pub chat_id: &'a str,
+    pub id: &'a str,
+    pub seq: u64,
+    pub from: From,
+    pub sender: Option<u64>,
+    pub text: &'a str,
+    pub at: i64,
+    pub client_id: Option<&'a str>,
+}
+
+impl ChatMessage {
+    pub fn as_ref(&self) -> MessageRef<'_> {
+        MessageRef {
+            chat_id: &self.chat_id,
+            id: &self.id,
+            seq: self.seq,
+            from: self.from,
+            sender: self.sender,
+            text: &self.text,
+            at: self.at,
+            client_id: self.client_id.as_deref(),
+        }
+    }
+}
+
+/// The `message` frame of a chat message: the same bytes as `ServerFrame::Message(..).encode()`.
+pub fn encode_message(m: &MessageRef<'_>) -> Utf8Bytes {
+    let client_id = m.client_id;
     let variable = m.chat_id.len() + m.id.len() + m.text.len() + client_id.map_or(0, str::len);
     // Fixed keys and numbers take under 128 bytes; escapes may grow it, which is rare.
     let mut out = Vec::with_capacity(128 + variable);
     out.extend_from_slice(br#"{"type":"message","chat_id":"#);
-    write_json(&mut out, &m.chat_id);
+    write_json(&mut out, m.chat_id);
     out.extend_from_slice(br#","id":"#);
-    write_json(&mut out, &m.id);
+    write_json(&mut out, m.id);
     out.extend_from_slice(br#","seq":"#);
     write_json(&mut out, &m.seq);
     out.extend_from_slice(br#","from":"#);
@@ -444,7 +473,7 @@ fn encode_message(m: &ChatMessage) -> String {
         write_json(&mut out, &sender);
     }
     out.extend_from_slice(br#","text":"#);
-    write_json(&mut out, &m.text);
+    write_json(&mut out, m.text);
     out.extend_from_slice(br#","at":"#);
     write_json(&mut out, &m.at);
     if let Some(client_id) = client_id {
@@ -452,7 +481,14 @@ fn encode_message(m: &ChatMessage) -> String {
         write_json(&mut out, client_id);
     }
     out.push(b'}');
-    String::from_utf8(out).expect("JSON written from strs is UTF-8")
+    Utf8Bytes::from(String::from_utf8(out).expect("JSON written from strs is UTF-8"))
+}
+
+/// Reads back a `message` frame this module encoded. Transcripts keep the frames the
+/// hub sent rather than the messages; a snapshot for a welcome or resume reads them.
+pub fn decode_message_frame(frame: &str) -> Option<ChatMessage> {
+    // The `type` key is the only one a message does not have; serde skips it.
+    serde_json::from_str(frame).ok()
 }
 
 /// Appends a string (quoted and escaped) or a number, as serde_json writes it.
@@ -518,8 +554,10 @@ mod tests {
                     at: 1_795_279_798_433,
                     client_id: (i != 2).then(|| format!("c\"{i}")),
                 };
-                let frame = ServerFrame::Message(message);
-                assert_eq!(frame.encode().as_str(), serde_json::to_string(&frame).unwrap());
+                let frame = ServerFrame::Message(message.clone());
+                let encoded = frame.encode();
+                assert_eq!(encoded.as_str(), serde_json::to_string(&frame).unwrap());
+                assert_eq!(decode_message_frame(&encoded), Some(message), "read back");
             }
         }
     }

@@ -9,21 +9,21 @@
 //! A person is identified by a key the hub issues on their first join (kept by
 //! the page and sent again from other tabs or devices), or by their account.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
 use super::delivery::{ConnId, Delivery, Outbound, Recipient};
 use super::service::HubState;
+use super::transcript::{Author, Transcript, stamp};
 use super::{Command, after, now_ms};
 use crate::core::presence::{
     BuddyChatId, BuddyDecision, BuddyId, ChatEndReason, CloseReason, InvitationId, Presence, Status,
 };
 use crate::core::routing::AgentId;
-use crate::protocol::{Buddy, BuddyChatSnapshot, ChatMessage, ClientFrame, From, InvitationRef, ServerFrame};
+use crate::protocol::{Buddy, BuddyChatSnapshot, ClientFrame, From, InvitationRef, ServerFrame};
 use crate::store::{
-    Account, ArchiveEvent, ArchivedMessage, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Role,
-    Side,
+    Account, ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Role, Side,
 };
 
 /// Messages kept per buddy chat for a reloading page.
@@ -45,7 +45,7 @@ struct Person {
 struct BuddyChat {
     wire_id: String,
     seq: u64,
-    history: VecDeque<ChatMessage>,
+    transcript: Transcript,
 }
 
 #[derive(Default)]
@@ -195,7 +195,7 @@ impl HubState {
                     .get(&peer)
                     .map(|p| p.name.clone())
                     .unwrap_or_default(),
-                messages: log.history.iter().cloned().collect(),
+                messages: log.transcript.after(0),
             }
         });
         ServerFrame::BuddyWelcome {
@@ -344,32 +344,16 @@ impl HubState {
             .get_mut(&(roster, chat))
             .expect("buddy chats have a log");
         log.seq += 1;
-        let message = ChatMessage {
-            chat_id: log.wire_id.clone(),
-            id: Uuid::now_v7().to_string(),
-            seq: log.seq,
+        let author = Author {
             from: From::Buddy,
+            // In a buddy chat the first member (the inviter) is recorded as "customer", the other as "agent".
+            side: if me == a { Side::Customer } else { Side::Agent },
             sender: Some(me.0),
-            text,
-            at: now_ms(),
-            client_id,
         };
-        let archived = self.archive.push(ArchiveEvent::Message {
-            conversation_id: log.wire_id.clone(),
-            message: ArchivedMessage {
-                id: message.id.clone(),
-                seq: message.seq,
-                // In a buddy chat the first member (the inviter) is recorded as "customer", the other as "agent".
-                from: if me == a { Side::Customer } else { Side::Agent },
-                text: message.text.clone(),
-                at: message.at,
-            },
-        });
-        let frame = Outbound::Frame(ServerFrame::Message(message.clone()).encode());
-        if log.history.len() == HISTORY_LIMIT {
-            log.history.pop_front();
-        }
-        log.history.push_back(message);
+        let (frame, event) = stamp(&log.wire_id, log.seq, author, text, client_id.as_deref());
+        log.transcript.push(log.seq, frame.clone());
+        let archived = self.archive.push(event);
+        let frame = Outbound::Frame(frame);
         let peer = if me == a { b } else { a };
         self.delivery.deliver(&Recipient::Buddy(peer), &frame);
         self.acknowledge(Recipient::Buddy(me), frame, archived);
@@ -600,7 +584,7 @@ impl HubState {
             BuddyChat {
                 wire_id: wire_id.clone(),
                 seq: 0,
-                history: VecDeque::new(),
+                transcript: Transcript::new(HISTORY_LIMIT),
             },
         );
         self.buddies.chat_by_wire.insert(wire_id.clone(), (roster, chat));

@@ -16,6 +16,7 @@ mod buddy;
 pub mod delivery;
 pub mod outbox;
 mod service;
+mod transcript;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -12,14 +12,14 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
+use super::transcript::{Author, Transcript, stamp};
 use super::{CategoryNames, Command, ConnRole, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
 use crate::config::Settings;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Routing};
-use crate::protocol::{CategoryRef, ChatMessage, ChatSnapshot, ClientFrame, From, ServerFrame};
+use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
 use crate::store::{
-    Account, ArchiveEvent, ArchivedMessage, Category, ConversationClosed, ConversationKind, ConversationOpened,
-    EndReason, Side,
+    Account, ArchiveEvent, Category, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side,
 };
 
 /// Messages kept per chat for replay on resume; older ones are only in the archive.
@@ -84,7 +84,7 @@ struct ChatLog {
     agent_name: String,
     started_at: i64,
     seq: u64,
-    history: VecDeque<ChatMessage>,
+    transcript: Transcript,
 }
 
 pub(crate) struct HubState {
@@ -565,45 +565,23 @@ impl HubState {
         self.check_message(&text)?;
         let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
         log.seq += 1;
-        let message = ChatMessage {
-            chat_id: log.wire_id.clone(),
-            id: Uuid::now_v7().to_string(),
-            seq: log.seq,
-            from: if from == Party::Customer {
-                From::Customer
-            } else {
-                From::Agent
+        let author = match from {
+            Party::Customer => Author {
+                from: From::Customer,
+                side: Side::Customer,
+                sender: None,
             },
-            sender: None,
-            text,
-            at: now_ms(),
-            client_id,
+            _ => Author {
+                from: From::Agent,
+                side: Side::Agent,
+                sender: None,
+            },
         };
-        let archived = self.archive.push(ArchiveEvent::Message {
-            conversation_id: log.wire_id.clone(),
-            message: ArchivedMessage {
-                id: message.id.clone(),
-                seq: message.seq,
-                from: if from == Party::Customer {
-                    Side::Customer
-                } else {
-                    Side::Agent
-                },
-                text: message.text.clone(),
-                at: message.at,
-            },
-        });
+        let (frame, event) = stamp(&log.wire_id, log.seq, author, text, client_id.as_deref());
+        log.transcript.push(log.seq, frame.clone());
+        let archived = self.archive.push(event);
+        let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
-        // Encoded from the message itself, then taken back for the transcript: no copy of the text.
-        let wire = ServerFrame::Message(message);
-        let frame = Outbound::Frame(wire.encode());
-        let ServerFrame::Message(message) = wire else {
-            unreachable!("built just above")
-        };
-        if log.history.len() == HISTORY_LIMIT {
-            log.history.pop_front();
-        }
-        log.history.push_back(message);
         let (sender, peer) = match from {
             Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
@@ -1011,7 +989,7 @@ impl HubState {
                 agent_name,
                 started_at,
                 seq: 0,
-                history: VecDeque::new(),
+                transcript: Transcript::new(HISTORY_LIMIT),
             },
         );
         self.chat_by_wire.insert(wire_id, chat);
@@ -1086,7 +1064,7 @@ impl HubState {
             peer_name,
             peer_connected,
             started_at: log.started_at,
-            messages: log.history.iter().filter(|m| m.seq > after_seq).cloned().collect(),
+            messages: log.transcript.after(after_seq),
         })
     }
 

@@ -1,0 +1,144 @@
+//! A chat message as the hub stamps it, and the transcript that keeps a chat's
+//! latest messages for welcomes and resumes.
+//!
+//! [`stamp`] gives a message its id and time and returns the one frame both sides
+//! get and the event the archive stores. A [`Transcript`] keeps those encoded
+//! frames, shared with the deliveries, rather than the messages: at a busy hub every
+//! new message evicts an old one, and an old frame is one allocation to free where a
+//! message was four. Snapshots, which are rare, read the frames back.
+
+use std::collections::VecDeque;
+
+use axum::extract::ws::Utf8Bytes;
+use uuid::Uuid;
+
+use super::now_ms;
+use crate::protocol::{self, ChatMessage, From, MessageRef};
+use crate::store::{ArchiveEvent, ArchivedMessage, Side};
+
+/// Who wrote a message, as the wire and the archive each name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Author {
+    pub from: From,
+    pub side: Side,
+    /// The sender's buddy id, in buddy chats.
+    pub sender: Option<u64>,
+}
+
+/// Gives message `seq` of chat `chat_id` its id and time: returns the frame both
+/// sides get and the event the archive stores.
+pub fn stamp(
+    chat_id: &str,
+    seq: u64,
+    author: Author,
+    text: String,
+    client_id: Option<&str>,
+) -> (Utf8Bytes, ArchiveEvent) {
+    let mut id_buffer = Uuid::encode_buffer();
+    let id = Uuid::now_v7().hyphenated().encode_lower(&mut id_buffer);
+    let at = now_ms();
+    let frame = protocol::encode_message(&MessageRef {
+        chat_id,
+        id,
+        seq,
+        from: author.from,
+        sender: author.sender,
+        text: &text,
+        at,
+        client_id,
+    });
+    let event = ArchiveEvent::Message {
+        conversation_id: chat_id.to_owned(),
+        message: ArchivedMessage {
+            id: id.to_owned(),
+            seq,
+            from: author.side,
+            text,
+            at,
+        },
+    };
+    (frame, event)
+}
+
+/// The latest messages of one chat, as the frames that carried them.
+#[derive(Debug)]
+pub struct Transcript {
+    /// `(seq, frame)`, oldest first.
+    frames: VecDeque<(u64, Utf8Bytes)>,
+    /// Messages kept at most; the oldest goes when a new one comes.
+    limit: usize,
+}
+
+impl Transcript {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            frames: VecDeque::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// Keeps message `seq`, whose frame `stamp` made; seqs only grow.
+    pub fn push(&mut self, seq: u64, frame: Utf8Bytes) {
+        if self.frames.len() == self.limit {
+            self.frames.pop_front();
+        }
+        self.frames.push_back((seq, frame));
+    }
+
+    /// The kept messages after `seq`, oldest first.
+    pub fn after(&self, seq: u64) -> Vec<ChatMessage> {
+        let start = self.frames.partition_point(|(s, _)| *s <= seq);
+        self.frames
+            .range(start..)
+            // Every frame here came from `protocol::encode_message`, which this reads back.
+            .filter_map(|(_, frame)| protocol::decode_message_frame(frame))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CUSTOMER: Author = Author {
+        from: From::Customer,
+        side: Side::Customer,
+        sender: None,
+    };
+
+    #[test]
+    fn a_stamped_message_is_the_same_in_its_frame_and_in_the_archive() {
+        let (frame, event) = stamp("c1", 3, CUSTOMER, "héllo \"you\"".into(), Some("mine-1"));
+        let message = protocol::decode_message_frame(&frame).expect("a message frame");
+        let ArchiveEvent::Message {
+            conversation_id,
+            message: archived,
+        } = event
+        else {
+            panic!("a message event");
+        };
+        assert_eq!(conversation_id, "c1");
+        assert_eq!(
+            (message.chat_id.as_str(), message.seq, message.from),
+            ("c1", 3, From::Customer)
+        );
+        assert_eq!(message.client_id.as_deref(), Some("mine-1"));
+        assert_eq!(
+            (archived.id, archived.seq, archived.text),
+            (message.id, 3, message.text)
+        );
+        assert_eq!((archived.at, archived.from), (message.at, Side::Customer));
+    }
+
+    #[test]
+    fn a_transcript_keeps_the_latest_messages_and_gives_those_after_a_seq() {
+        let mut transcript = Transcript::new(3);
+        for seq in 1..=5 {
+            transcript.push(seq, stamp("c1", seq, CUSTOMER, format!("m{seq}"), None).0);
+        }
+        let texts = |after| transcript.after(after).into_iter().map(|m| m.text).collect::<Vec<_>>();
+        assert_eq!(texts(0), ["m3", "m4", "m5"]);
+        assert_eq!(texts(3), ["m4", "m5"]);
+        assert!(texts(5).is_empty());
+    }
+}
