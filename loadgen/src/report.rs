@@ -90,12 +90,14 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         for (shape, r) in &shapes {
             let held = r.figures["highest_rate_held"].as_f64();
             let s100 = relay_step(r, 100_000.0);
-            ok100 |= s100.as_ref().is_some_and(|s| {
-                s["sent_per_sec"].as_f64().unwrap_or(0.0) >= 95_000.0 && s["p99_ms"].as_f64().unwrap_or(f64::MAX) < 10.0
-            });
+            // A rate counts as held when it and every step below it kept p99 under 10 ms:
+            // one lucky step above a missed one is noise, not capacity.
+            let sustained10 = sustained_under(r, 10.0);
+            ok100 |= sustained10.is_some_and(|rate| rate >= 100_000.0);
             let under10 = highest_under(r, 10.0);
             measured.push(format!(
-                "{shape}: highest step with p99 < 10 ms: {}; highest held (p99 ≤ 50 ms): {}; at 100k: {}",
+                "{shape}: p99 < 10 ms at every step up to {} (highest single step: {}); highest held (p99 ≤ 50 ms): {}; at 100k: {}",
+                sustained10.map_or("none".into(), |h| format!("{h:.0} msg/s")),
                 under10.map_or("none".into(), |h| format!("{h:.0} msg/s")),
                 held.map_or("none".into(), |h| format!("{h:.0} msg/s")),
                 s100.map_or("not reached".into(), |s| format!(
@@ -293,18 +295,36 @@ fn relay_step(r: &RunResult, rate: f64) -> Option<Value> {
         .cloned()
 }
 
-/// The highest rate whose step sent ≥ 95 % of it with p99 under `p99_ms`.
+/// Did this step send ≥ 95 % of its rate with p99 under `p99_ms`?
+fn step_under(s: &Value, p99_ms: f64) -> bool {
+    let rate = s["target_msgs_per_sec"].as_f64().unwrap_or(f64::MAX);
+    s["sent_per_sec"].as_f64().unwrap_or(0.0) >= rate * 0.95 && s["p99_ms"].as_f64().unwrap_or(f64::MAX) < p99_ms
+}
+
+/// The highest rate whose step kept p99 under `p99_ms`.
 fn highest_under(r: &RunResult, p99_ms: f64) -> Option<f64> {
     r.figures["steps"]
         .as_array()?
         .iter()
-        .filter(|s| {
-            let rate = s["target_msgs_per_sec"].as_f64().unwrap_or(f64::MAX);
-            s["sent_per_sec"].as_f64().unwrap_or(0.0) >= rate * 0.95
-                && s["p99_ms"].as_f64().unwrap_or(f64::MAX) < p99_ms
-        })
+        .filter(|s| step_under(s, p99_ms))
         .filter_map(|s| s["target_msgs_per_sec"].as_f64())
         .reduce(f64::max)
+}
+
+/// The highest rate up to which every step, from the lowest, kept p99 under `p99_ms`.
+fn sustained_under(r: &RunResult, p99_ms: f64) -> Option<f64> {
+    let mut steps: Vec<&Value> = r.figures["steps"].as_array()?.iter().collect();
+    steps.sort_by(|a, b| {
+        a["target_msgs_per_sec"]
+            .as_f64()
+            .partial_cmp(&b["target_msgs_per_sec"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    steps
+        .iter()
+        .take_while(|s| step_under(s, p99_ms))
+        .filter_map(|s| s["target_msgs_per_sec"].as_f64())
+        .last()
 }
 
 /// The hub's relay steps beside the bare relay's (same loadgen, same shape, same core).
