@@ -18,7 +18,7 @@ test-deps:
 	scripts/ensure-test-deps.sh
 
 test-rust:
-	scripts/with-mongo.sh $(CARGO) test --all-targets
+	scripts/with-mongo.sh $(CARGO) test --workspace --all-targets
 
 test-browser:
 	$(CARGO) build --bin switchboard

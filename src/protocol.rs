@@ -414,7 +414,7 @@ impl ServerFrame {
         // Chat messages are most frames of a busy hub: written straight into a buffer of
         // the right size, the same bytes serde produces (a test below holds them equal).
         if let Self::Message(message) = self {
-            return encode_message(&message.as_ref());
+            return encode_message(&message.as_message_ref());
         }
         // Serialising these plain structs cannot fail: no maps with non-string keys, no custom impls.
         Utf8Bytes::from(serde_json::to_string(self).expect("server frames always serialise"))
@@ -435,7 +435,8 @@ pub struct MessageRef<'a> {
 }
 
 impl ChatMessage {
-    pub fn as_ref(&self) -> MessageRef<'_> {
+    /// The message as borrowed parts, for [`encode_message`].
+    pub fn as_message_ref(&self) -> MessageRef<'_> {
         MessageRef {
             chat_id: &self.chat_id,
             id: &self.id,
@@ -486,9 +487,9 @@ pub fn encode_message(m: &MessageRef<'_>) -> Utf8Bytes {
 
 /// Reads back a `message` frame this module encoded. Transcripts keep the frames the
 /// hub sent rather than the messages; a snapshot for a welcome or resume reads them.
-pub fn decode_message_frame(frame: &str) -> Option<ChatMessage> {
+pub fn decode_message_frame(frame: &str) -> Result<ChatMessage, serde_json::Error> {
     // The `type` key is the only one a message does not have; serde skips it.
-    serde_json::from_str(frame).ok()
+    serde_json::from_str(frame)
 }
 
 /// Appends a string (quoted and escaped) or a number, as serde_json writes it.
@@ -557,7 +558,7 @@ mod tests {
                 let frame = ServerFrame::Message(message.clone());
                 let encoded = frame.encode();
                 assert_eq!(encoded.as_str(), serde_json::to_string(&frame).unwrap());
-                assert_eq!(decode_message_frame(&encoded), Some(message), "read back");
+                assert_eq!(decode_message_frame(&encoded).ok(), Some(message), "read back");
             }
         }
     }

@@ -15,19 +15,19 @@ use uuid::Uuid;
 
 use super::delivery::{ConnId, Delivery, Outbound, Recipient};
 use super::service::HubState;
-use super::transcript::{Author, Transcript, stamp};
+use super::transcript::{Author, Stamped, Transcript, stamp};
 use super::{Command, after, now_ms};
 use crate::core::presence::{
     BuddyChatId, BuddyDecision, BuddyId, ChatEndReason, CloseReason, InvitationId, Presence, Status,
 };
 use crate::core::routing::AgentId;
-use crate::protocol::{Buddy, BuddyChatSnapshot, ClientFrame, From, InvitationRef, ServerFrame};
+use crate::protocol::{Buddy, BuddyChatSnapshot, ClientFrame, InvitationRef, ServerFrame};
 use crate::store::{
     Account, ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Role, Side,
 };
 
 /// Messages kept per buddy chat for a reloading page.
-const HISTORY_LIMIT: usize = 500;
+const TRANSCRIPT_LIMIT: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Roster {
@@ -344,13 +344,9 @@ impl HubState {
             .get_mut(&(roster, chat))
             .expect("buddy chats have a log");
         log.seq += 1;
-        let author = Author {
-            from: From::Buddy,
-            // In a buddy chat the first member (the inviter) is recorded as "customer", the other as "agent".
-            side: if me == a { Side::Customer } else { Side::Agent },
-            sender: Some(me.0),
-        };
-        let (frame, event) = stamp(&log.wire_id, log.seq, author, text, client_id.as_deref());
+        // The chat's first member is the one who invited.
+        let author = Author::buddy(me.0, me == a);
+        let Stamped { frame, event } = stamp(&log.wire_id, log.seq, author, text, client_id.as_deref());
         log.transcript.push(log.seq, frame.clone());
         let archived = self.archive.push(event);
         let frame = Outbound::Frame(frame);
@@ -584,7 +580,7 @@ impl HubState {
             BuddyChat {
                 wire_id: wire_id.clone(),
                 seq: 0,
-                transcript: Transcript::new(HISTORY_LIMIT),
+                transcript: Transcript::new(TRANSCRIPT_LIMIT),
             },
         );
         self.buddies.chat_by_wire.insert(wire_id.clone(), (roster, chat));

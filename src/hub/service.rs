@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
-use super::transcript::{Author, Transcript, stamp};
+use super::transcript::{Author, Stamped, Transcript, stamp};
 use super::{CategoryNames, Command, ConnRole, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
 use crate::config::Settings;
@@ -23,7 +23,7 @@ use crate::store::{
 };
 
 /// Messages kept per chat for replay on resume; older ones are only in the archive.
-const HISTORY_LIMIT: usize = 1_000;
+const TRANSCRIPT_LIMIT: usize = 1_000;
 /// Longest display name, in characters.
 const MAX_NAME_CHARS: usize = 100;
 
@@ -566,18 +566,10 @@ impl HubState {
         let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
         log.seq += 1;
         let author = match from {
-            Party::Customer => Author {
-                from: From::Customer,
-                side: Side::Customer,
-                sender: None,
-            },
-            _ => Author {
-                from: From::Agent,
-                side: Side::Agent,
-                sender: None,
-            },
+            Party::Customer => Author::CUSTOMER,
+            _ => Author::AGENT,
         };
-        let (frame, event) = stamp(&log.wire_id, log.seq, author, text, client_id.as_deref());
+        let Stamped { frame, event } = stamp(&log.wire_id, log.seq, author, text, client_id.as_deref());
         log.transcript.push(log.seq, frame.clone());
         let archived = self.archive.push(event);
         let frame = Outbound::Frame(frame);
@@ -989,7 +981,7 @@ impl HubState {
                 agent_name,
                 started_at,
                 seq: 0,
-                transcript: Transcript::new(HISTORY_LIMIT),
+                transcript: Transcript::new(TRANSCRIPT_LIMIT),
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

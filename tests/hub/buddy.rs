@@ -262,6 +262,58 @@ async fn leaving_withdraws_invitations_and_ends_chats_with_a_notice() {
 }
 
 #[tokio::test]
+async fn a_reloaded_page_gets_its_chat_back_with_every_message() {
+    let hub = TestHub::start().await;
+    let (mut a, wa) = buddy(&hub, "A").await;
+    let (mut b, wb) = buddy(&hub, "B").await;
+    a.send(json!({"type": "invite", "to": id(&wb)})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    let chat = a.next_of("buddy_chat_started").await["chat_id"].clone();
+    a.send(json!({"type": "message", "text": "one", "client_id": "a-1"}))
+        .await;
+    b.next_of("message").await;
+    b.send(json!({"type": "message", "text": "two \"quoted\" 🎉"})).await;
+    a.next_of("message").await;
+
+    // B reloads within the grace period: the welcome carries the chat and both messages.
+    let key = wb["key"].as_str().unwrap().to_string();
+    drop(b);
+    let (_b, welcome) = buddy_with_key(&hub, "B", &key).await;
+    let back = &welcome["chat"];
+    assert_eq!(back["chat_id"], chat);
+    assert_eq!(back["peer"].as_u64(), Some(id(&wa)));
+    let messages = back["messages"].as_array().unwrap();
+    let seen: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64(),
+                m["sender"].as_u64(),
+                m["text"].as_str(),
+                m["from"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some(1), Some(id(&wa)), Some("one"), Some("buddy")),
+            (Some(2), Some(id(&wb)), Some("two \"quoted\" 🎉"), Some("buddy")),
+        ]
+    );
+    assert_eq!(messages[0]["client_id"], "a-1", "the sender's own id comes back too");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["chat_id"] == chat && m["id"].is_string() && m["at"].is_i64())
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn buddy_chats_are_archived_as_buddy_chats() {
     let hub = TestHub::start().await;
     let (mut a, _) = buddy(&hub, "A").await;
