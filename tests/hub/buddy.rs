@@ -24,6 +24,19 @@ fn id(welcome: &Value) -> u64 {
     welcome["you"].as_u64().unwrap()
 }
 
+/// `a` invites `b` (whose id is `b_id`), `b` accepts; returns the chat's id.
+async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
+    a.send(json!({"type": "invite", "to": b_id})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    a.next_of("buddy_chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test]
 async fn names_are_validated() {
     let hub = TestHub::start().await;
@@ -266,12 +279,7 @@ async fn a_reloaded_page_gets_its_chat_back_with_every_message() {
     let hub = TestHub::start().await;
     let (mut a, wa) = buddy(&hub, "A").await;
     let (mut b, wb) = buddy(&hub, "B").await;
-    a.send(json!({"type": "invite", "to": id(&wb)})).await;
-    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
-    b.send(json!({"type": "accept", "invitation_id": inv})).await;
-    let chat = a.next_of("buddy_chat_started").await["chat_id"].clone();
+    let chat = start_chat(&mut a, &mut b, id(&wb)).await;
     a.send(json!({"type": "message", "text": "one", "client_id": "a-1"}))
         .await;
     b.next_of("message").await;
@@ -283,7 +291,7 @@ async fn a_reloaded_page_gets_its_chat_back_with_every_message() {
     drop(b);
     let (_b, welcome) = buddy_with_key(&hub, "B", &key).await;
     let back = &welcome["chat"];
-    assert_eq!(back["chat_id"], chat);
+    assert_eq!(back["chat_id"], chat.as_str());
     assert_eq!(back["peer"].as_u64(), Some(id(&wa)));
     let messages = back["messages"].as_array().unwrap();
     let seen: Vec<_> = messages
@@ -318,15 +326,7 @@ async fn buddy_chats_are_archived_as_buddy_chats() {
     let hub = TestHub::start().await;
     let (mut a, _) = buddy(&hub, "A").await;
     let (mut b, wb) = buddy(&hub, "B").await;
-    a.send(json!({"type": "invite", "to": id(&wb)})).await;
-    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
-    b.send(json!({"type": "accept", "invitation_id": inv})).await;
-    let chat = a.next_of("buddy_chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = start_chat(&mut a, &mut b, id(&wb)).await;
     a.send(json!({"type": "message", "text": "archived?"})).await;
     b.next_of("message").await;
     a.send(json!({"type": "end_chat", "chat_id": chat})).await;
