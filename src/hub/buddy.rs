@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::delivery::{ConnId, Delivery, Outbound, Recipient};
 use super::service::HubState;
-use super::transcript::{Author, Stamped, Transcript, stamp};
+use super::transcript::{Author, Stamped, Transcript};
 use super::{Command, after, now_ms};
 use crate::core::presence::{
     BuddyChatId, BuddyDecision, BuddyId, ChatEndReason, CloseReason, InvitationId, Presence, Status,
@@ -44,7 +44,6 @@ struct Person {
 
 struct BuddyChat {
     wire_id: String,
-    seq: u64,
     transcript: Transcript,
 }
 
@@ -343,11 +342,9 @@ impl HubState {
             .chats
             .get_mut(&(roster, chat))
             .expect("buddy chats have a log");
-        log.seq += 1;
         // The chat's first member is the one who invited.
         let author = Author::buddy(me.0, me == a);
-        let Stamped { frame, event } = stamp(&log.wire_id, log.seq, author, text, client_id.as_deref());
-        log.transcript.push(log.seq, frame.clone());
+        let Stamped { frame, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
         let archived = self.archive.push(event);
         let frame = Outbound::Frame(frame);
         let peer = if me == a { b } else { a };
@@ -579,7 +576,6 @@ impl HubState {
             (roster, chat),
             BuddyChat {
                 wire_id: wire_id.clone(),
-                seq: 0,
                 transcript: Transcript::new(TRANSCRIPT_LIMIT),
             },
         );

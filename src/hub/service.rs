@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
-use super::transcript::{Author, Stamped, Transcript, stamp};
+use super::transcript::{Author, Stamped, Transcript};
 use super::{CategoryNames, Command, ConnRole, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
 use crate::config::Settings;
@@ -83,7 +83,6 @@ struct ChatLog {
     customer_name: String,
     agent_name: String,
     started_at: i64,
-    seq: u64,
     transcript: Transcript,
 }
 
@@ -564,13 +563,11 @@ impl HubState {
     ) -> Result<(), (&'static str, String)> {
         self.check_message(&text)?;
         let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
-        log.seq += 1;
         let author = match from {
             Party::Customer => Author::CUSTOMER,
             _ => Author::AGENT,
         };
-        let Stamped { frame, event } = stamp(&log.wire_id, log.seq, author, text, client_id.as_deref());
-        log.transcript.push(log.seq, frame.clone());
+        let Stamped { frame, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
         let archived = self.archive.push(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
@@ -980,7 +977,6 @@ impl HubState {
                 customer_name: info.name.clone(),
                 agent_name,
                 started_at,
-                seq: 0,
                 transcript: Transcript::new(TRANSCRIPT_LIMIT),
             },
         );

@@ -1,9 +1,9 @@
 //! A chat message as the hub stamps it, and the transcript that keeps a chat's
 //! latest messages for welcomes and resumes.
 //!
-//! [`stamp`] gives a message its id and time (the chat's log gives it its seq) and
-//! returns the one frame both sides get and the event the archive stores. A
-//! [`Transcript`] keeps those encoded frames, shared with the deliveries, rather than
+//! [`Transcript::record`] gives a chat's next message its seq, id and time and
+//! returns the one frame both sides get and the event the archive stores. The
+//! transcript keeps those encoded frames, shared with the deliveries, rather than
 //! the messages: at a busy hub every new message evicts an old one, and an old frame
 //! is one buffer to free where a message was three or four strings, all gone cold.
 //! Snapshots, which are rare, read the frames back.
@@ -55,7 +55,7 @@ pub struct Stamped {
 }
 
 /// Gives message `seq` of chat `chat_id` its id and time.
-pub fn stamp(chat_id: &str, seq: u64, author: Author, text: String, client_id: Option<&str>) -> Stamped {
+fn stamp(chat_id: &str, seq: u64, author: Author, text: String, client_id: Option<&str>) -> Stamped {
     let mut id_buffer = Uuid::encode_buffer();
     let id = Uuid::now_v7().hyphenated().encode_lower(&mut id_buffer);
     let at = now_ms();
@@ -82,9 +82,11 @@ pub fn stamp(chat_id: &str, seq: u64, author: Author, text: String, client_id: O
     Stamped { frame, event }
 }
 
-/// The latest messages of one chat, as the frames that carried them.
+/// One chat's message count and its latest messages, as the frames that carried them.
 #[derive(Debug)]
 pub struct Transcript {
+    /// The seq of the last message: 1-based, one per message, never reused.
+    seq: u64,
     /// `(seq, frame)`, oldest first.
     frames: VecDeque<(u64, Utf8Bytes)>,
     /// Messages kept at most; the oldest goes when a new one comes.
@@ -94,17 +96,21 @@ pub struct Transcript {
 impl Transcript {
     pub fn new(limit: usize) -> Self {
         Self {
+            seq: 0,
             frames: VecDeque::new(),
             limit: limit.max(1),
         }
     }
 
-    /// Keeps message `seq`, whose frame `stamp` made; seqs only grow.
-    pub fn push(&mut self, seq: u64, frame: Utf8Bytes) {
+    /// Stamps the next message of chat `chat_id` and keeps its frame.
+    pub fn record(&mut self, chat_id: &str, author: Author, text: String, client_id: Option<&str>) -> Stamped {
+        self.seq += 1;
+        let stamped = stamp(chat_id, self.seq, author, text, client_id);
         if self.frames.len() == self.limit {
             self.frames.pop_front();
         }
-        self.frames.push_back((seq, frame));
+        self.frames.push_back((self.seq, stamped.frame.clone()));
+        stamped
     }
 
     /// The kept messages after `seq`, oldest first.
@@ -159,9 +165,10 @@ mod tests {
     #[test]
     fn a_transcript_keeps_the_latest_messages_and_gives_those_after_a_seq() {
         let mut transcript = Transcript::new(3);
-        for seq in 1..=5 {
-            transcript.push(seq, stamp("c1", seq, CUSTOMER, format!("m{seq}"), None).frame);
+        for n in 1..=5 {
+            transcript.record("c1", CUSTOMER, format!("m{n}"), None);
         }
+        assert_eq!(transcript.after(4)[0].seq, 5, "seqs count every message, kept or not");
         let texts = |after| transcript.after(after).into_iter().map(|m| m.text).collect::<Vec<_>>();
         assert_eq!(texts(0), ["m3", "m4", "m5"]);
         assert_eq!(texts(3), ["m4", "m5"]);
