@@ -136,11 +136,9 @@ impl Transcript {
 mod tests {
     use super::*;
 
-    const CUSTOMER: Author = Author::CUSTOMER;
-
     #[test]
     fn a_stamped_message_is_the_same_in_its_frame_and_in_the_archive() {
-        let Stamped { frame, event } = stamp("c1", 3, CUSTOMER, "héllo \"you\"".into(), Some("mine-1"));
+        let Stamped { frame, event } = stamp("c1", 3, Author::CUSTOMER, "héllo \"you\"".into(), Some("mine-1"));
         let message = protocol::decode_message_frame(&frame).expect("a message frame");
         let ArchiveEvent::Message {
             conversation_id,
@@ -166,7 +164,7 @@ mod tests {
     fn a_transcript_keeps_the_latest_messages_and_gives_those_after_a_seq() {
         let mut transcript = Transcript::new(3);
         for n in 1..=5 {
-            transcript.record("c1", CUSTOMER, format!("m{n}"), None);
+            transcript.record("c1", Author::CUSTOMER, format!("m{n}"), None);
         }
         assert_eq!(transcript.after(4)[0].seq, 5, "seqs count every message, kept or not");
         let texts = |after| transcript.after(after).into_iter().map(|m| m.text).collect::<Vec<_>>();
