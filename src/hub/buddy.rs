@@ -314,7 +314,7 @@ impl HubState {
             .buddies
             .presence_ref(roster)
             .chat_of(me)
-            .ok_or(("not_in_chat", "you are not in a chat".to_string()))?;
+            .ok_or_else(|| ("not_in_chat", "you are not in a chat".to_string()))?;
         if let Some(wire) = wire
             && self.buddies.chat_by_wire.get(wire) != Some(&(roster, chat))
         {

@@ -471,7 +471,7 @@ impl HubState {
     fn customer_chat(&self, id: CustomerId) -> Result<ChatId, (&'static str, String)> {
         self.routing
             .customer_chat(id)
-            .ok_or(("not_in_chat", "you are waiting in line, not in a chat yet".to_string()))
+            .ok_or_else(|| ("not_in_chat", "you are waiting in line, not in a chat yet".to_string()))
     }
 
     fn agent_frame(&mut self, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
@@ -519,11 +519,11 @@ impl HubState {
 
     /// The agent's chat named by a wire id; never a chat of someone else.
     fn agent_chat(&self, agent: &AgentId, wire: Option<&str>) -> Result<ChatId, (&'static str, String)> {
-        let wire = wire.ok_or(("bad_frame", "agents must name the chat_id".to_string()))?;
+        let wire = wire.ok_or_else(|| ("bad_frame", "agents must name the chat_id".to_string()))?;
         let chat = *self
             .chat_by_wire
             .get(wire)
-            .ok_or(("unknown_chat", format!("no chat {wire:?}")))?;
+            .ok_or_else(|| ("unknown_chat", format!("no chat {wire:?}")))?;
         match self.routing.chat_sides(chat) {
             Some((_, owner)) if owner == agent => Ok(chat),
             _ => Err(("not_your_chat", "that chat is not yours".to_string())),
