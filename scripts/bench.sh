@@ -166,10 +166,15 @@ for scenario in $SCENARIOS; do
       fi
       ;;
     queue)
-      # 10,000 waiting in one category, one agent taking them one by one.
+      # 10,000 waiting in one category, one agent taking them one by one; then the same
+      # against `loadgen bare-relay`'s line, which only formats and writes the places, as the floor.
       if start_hub queue 0 MAX_CONNECTIONS=19500; then
         loadgen queue 1 queue --waiting "$(q 10000 1000)" --rounds 20
         stop_hub queue
+      fi
+      if start_bare queue-bare 0; then
+        loadgen queue-bare 1 queue --bare true --waiting "$(q 10000 1000)" --rounds 20
+        stop_hub queue-bare
       fi
       ;;
     archive)

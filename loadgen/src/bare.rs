@@ -1,28 +1,41 @@
-//! `loadgen bare-relay`: the floor the relay benchmark is read against.
+//! `loadgen bare-relay`: the floor the relay and long-queue benchmarks are read against.
 //!
-//! A websocket relay with none of Switchboard's work: it parses no JSON, makes
-//! no ids or timestamps, archives nothing. Each connection first says which
-//! chats it holds (`hello <side> <chat>[,<chat>...]`, side 0 = customer, 1 =
-//! agent); after that every text frame goes verbatim to the other side of its
-//! chat, and back to its sender as the acknowledgement, as the hub does. A
-//! customer's frames belong to its one chat; an agent's name theirs in a
-//! `"chat_id":"…"` field, found by a substring search.
+//! A websocket server with none of Switchboard's work: it parses no JSON, makes
+//! no ids or timestamps, archives nothing, keeps no accounts. A connection's
+//! first frame says what it plays:
+//!
+//! - `hello <side> <chat>[,<chat>...]` (side 0 = customer, 1 = agent): a relay
+//!   side. After that every text frame goes verbatim to the other side of its
+//!   chat, and back to its sender as the acknowledgement, as the hub does. A
+//!   customer's frames belong to its one chat; an agent's name theirs in a
+//!   `"chat_id":"…"` field, found by a substring search.
+//! - a frame with `"type":"join"`: a customer waiting in the one line, told
+//!   `queued` with its place.
+//! - anything else: the agent taking that line. Each of its frames routes the
+//!   first in line (`chat_started` to both) and tells everyone left their new
+//!   `place`, the same frames the hub sends, so `loadgen run queue --bare` checks
+//!   them the same way. The agent's task writes those frames itself, one socket
+//!   after the other, waking no other task: the least a server can do to tell a
+//!   line its places (and no way to serve slow readers).
 //!
 //! It runs on tokio's current-thread runtime with the websocket buffer sizes
-//! the hub uses, and each connection writes everything queued with one flush.
-//! Driven by the same load generator (`loadgen run relay --bare`), the
-//! difference between it and the hub is what Switchboard's chat work costs on
-//! this machine, and its own ceiling is what the kernel and the websocket
-//! library leave for any relay here.
+//! the hub uses. A relay side has a reader task and a writer task with an
+//! outbox that writes everything queued with one flush. Driven by the same load
+//! generator (`--bare`), the difference between it and the hub is what
+//! Switchboard's work costs on this machine, and its own figures are what the
+//! kernel and the websocket library leave for any server here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// The hub's websocket buffer sizes (`src/ws/mod.rs`), so both pay the same per read and write.
@@ -30,9 +43,17 @@ const READ_BUFFER: usize = 512;
 const WRITE_BUFFER: usize = 16 * 1024;
 
 type Outbox = mpsc::UnboundedSender<Message>;
+type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
+type Stream = SplitStream<WebSocketStream<TcpStream>>;
 
-/// Chat id → the customer's and the agent's outbox.
-type Chats = Arc<Mutex<HashMap<String, [Option<Outbox>; 2]>>>;
+/// What the connections share.
+#[derive(Default)]
+struct Floor {
+    /// Chat id → the customer's and the agent's outbox.
+    chats: Mutex<HashMap<String, [Option<Outbox>; 2]>>,
+    /// The waiting customers' sockets, first in line first; held while a route writes to them.
+    line: tokio::sync::Mutex<VecDeque<Sink>>,
+}
 
 /// Serves until the process is killed.
 pub fn serve(bind: SocketAddr) -> Result<(), String> {
@@ -42,51 +63,75 @@ pub fn serve(bind: SocketAddr) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listener = TcpListener::bind(bind).await.map_err(|e| format!("{bind}: {e}"))?;
-        eprintln!("bare relay listening on {bind}");
-        let chats: Chats = Arc::default();
+        eprintln!("bare relay and line listening on {bind}");
+        let floor = Arc::new(Floor::default());
         loop {
             let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
             let _ = stream.set_nodelay(true);
-            tokio::spawn(connection(stream, chats.clone()));
+            tokio::spawn(connection(stream, floor.clone()));
         }
     })
 }
 
-async fn connection(stream: tokio::net::TcpStream, chats: Chats) {
+async fn connection(stream: TcpStream, floor: Arc<Floor>) {
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER);
     let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
-    let (mut sink, mut stream) = ws.split();
-    let Some(Ok(Message::Text(hello))) = stream.next().await else {
+    let (sink, mut stream) = ws.split();
+    let Some(Ok(Message::Text(first))) = stream.next().await else {
         return;
     };
+    if first.contains(r#""type":"join""#) {
+        return wait_in_line(sink, stream, &floor).await;
+    }
+    let (tx, rx) = mpsc::unbounded_channel::<Message>();
+    let writer = tokio::spawn(write_loop(sink, rx));
+    if let Some(hello) = first.strip_prefix("hello ") {
+        relay_side(hello, stream, tx, &floor).await;
+    } else {
+        // Every frame of the agent's is a route, the first one included.
+        let mut routes = 1;
+        route(routes, &tx, &floor).await;
+        while let Some(Ok(frame)) = stream.next().await {
+            if let Message::Text(_) = frame {
+                routes += 1;
+                route(routes, &tx, &floor).await;
+            }
+        }
+    }
+    writer.abort();
+}
+
+/// Writes what the outbox holds, everything queued with one flush.
+async fn write_loop(mut sink: Sink, mut rx: mpsc::UnboundedReceiver<Message>) {
+    while let Some(frame) = rx.recv().await {
+        let mut ok = sink.feed(frame).await.is_ok();
+        while ok && let Ok(frame) = rx.try_recv() {
+            ok = sink.feed(frame).await.is_ok();
+        }
+        if !ok || sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One side of relayed chats: `hello` named the side and its chats.
+async fn relay_side(hello: &str, mut stream: Stream, tx: Outbox, floor: &Floor) {
     let mut words = hello.split(' ');
-    let (Some("hello"), Some(side), Some(mine)) = (words.next(), words.next(), words.next()) else {
+    let (Some(side), Some(mine)) = (words.next(), words.next()) else {
         return;
     };
     let side = usize::from(side == "1");
     let mine: Vec<String> = mine.split(',').map(str::to_string).collect();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     {
-        let mut chats = chats.lock().unwrap();
+        let mut chats = floor.chats.lock().unwrap();
         for chat in &mine {
             chats.entry(chat.clone()).or_default()[side] = Some(tx.clone());
         }
     }
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let mut ok = sink.feed(frame).await.is_ok();
-            while ok && let Ok(frame) = rx.try_recv() {
-                ok = sink.feed(frame).await.is_ok();
-            }
-            if !ok || sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
     // Peers are looked up once per chat: the other side may connect after this one.
     let mut peers: HashMap<String, Outbox> = HashMap::new();
     while let Some(Ok(frame)) = stream.next().await {
@@ -98,7 +143,7 @@ async fn connection(stream: tokio::net::TcpStream, chats: Chats) {
         };
         if let Some(chat) = chat {
             if !peers.contains_key(chat)
-                && let Some(peer) = chats.lock().unwrap().get(chat).and_then(|c| c[1 - side].clone())
+                && let Some(peer) = floor.chats.lock().unwrap().get(chat).and_then(|c| c[1 - side].clone())
             {
                 peers.insert(chat.to_string(), peer);
             }
@@ -108,7 +153,44 @@ async fn connection(stream: tokio::net::TcpStream, chats: Chats) {
         }
         let _ = tx.send(Message::Text(text));
     }
-    writer.abort();
+}
+
+/// A customer in the line: told its place on joining, then only listens.
+async fn wait_in_line(mut sink: Sink, mut stream: Stream, floor: &Floor) {
+    {
+        let mut line = floor.line.lock().await;
+        let queued = text(format!(r#"{{"type":"queued","place":{}}}"#, line.len() + 1));
+        if sink.send(queued).await.is_err() {
+            return;
+        }
+        line.push_back(sink);
+    }
+    while let Some(Ok(_)) = stream.next().await {}
+}
+
+/// Pairs the first in line with the agent and tells everyone left their new place,
+/// writing to each socket in turn. A socket that fails has left the line.
+async fn route(n: u64, agent: &Outbox, floor: &Floor) {
+    let mut line = floor.line.lock().await;
+    let started = text(format!(r#"{{"type":"chat_started","chat_id":"floor-{n}"}}"#));
+    while let Some(mut first) = line.pop_front() {
+        if first.send(started.clone()).await.is_ok() {
+            break;
+        }
+    }
+    let mut stayed = VecDeque::with_capacity(line.len());
+    for mut waiting in line.drain(..) {
+        let place = text(format!(r#"{{"type":"place","place":{}}}"#, stayed.len() + 1));
+        if waiting.send(place).await.is_ok() {
+            stayed.push_back(waiting);
+        }
+    }
+    *line = stayed;
+    let _ = agent.send(started);
+}
+
+fn text(frame: String) -> Message {
+    Message::Text(Utf8Bytes::from(frame))
 }
 
 /// The value of the first `"chat_id":"…"` in a frame, without parsing it.

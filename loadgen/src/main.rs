@@ -47,7 +47,7 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// Build the benchmark report from scenario results.
     Report(report::ReportArgs),
-    /// Serve a bare websocket relay (no JSON, ids or archive): the floor `run relay --bare` measures.
+    /// Serve a bare websocket relay and line (no JSON, ids or archive): the floor `run relay|queue --bare` measures.
     BareRelay {
         #[arg(long, default_value = "127.0.0.1:8090")]
         bind: SocketAddr,
@@ -126,7 +126,7 @@ struct Knobs {
     /// relay/archive: shortest pause of a connection's writer (ms); messages due meanwhile share one write.
     #[arg(long)]
     send_tick_ms: Option<f64>,
-    /// relay: the target is `loadgen bare-relay`, not a hub.
+    /// relay/queue: the target is `loadgen bare-relay`, not a hub.
     #[arg(long)]
     bare: Option<bool>,
     /// Seconds to wait after sending stops for the last copies.
@@ -376,6 +376,7 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 rounds: k.rounds.unwrap_or(20),
                 category: k.category.clone().unwrap_or_else(|| "technical".into()),
                 hub_pid: args.hub_pid,
+                bare: k.bare.unwrap_or(false),
             };
             let (figures, hist) = queue::run(&target, &stats, &cfg).await?;
             RunResult::from_stats(name, &shard, &stats, Some(&hist), figures)

@@ -33,6 +33,8 @@ pub struct Queue {
     pub rounds: usize,
     pub category: String,
     pub hub_pid: Option<u32>,
+    /// The target is `loadgen bare-relay`, which keeps one line and no accounts.
+    pub bare: bool,
 }
 
 /// Place updates seen per round (round r = initial place − new place).
@@ -166,15 +168,23 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Queue) -> Result<(Value, 
     let crowd = join_waiting(t, stats, cfg.waiting, &cfg.category, 0, stop_rx, Some(tracker.clone())).await;
     let w = crowd.joined.load(Relaxed);
     stats.set_phase("agent signs in");
-    let token = setup::create_agents(t, 1, std::slice::from_ref(&cfg.category), 1)
-        .await?
-        .remove(0);
-    let mut agent = wsconn::connect(t.hub, t.source(0), "/ws/agent", Some(&token), wsconn::READ_BUFFER)
+    let token = if cfg.bare {
+        None
+    } else {
+        Some(
+            setup::create_agents(t, 1, std::slice::from_ref(&cfg.category), 1)
+                .await?
+                .remove(0),
+        )
+    };
+    let mut agent = wsconn::connect(t.hub, t.source(0), "/ws/agent", token.as_deref(), wsconn::READ_BUFFER)
         .await
         .map_err(|(c, d)| format!("agent: {c} {d}"))?;
     stats.conns_ok.fetch_add(1, Relaxed);
-    // The welcome and queue stats come first.
-    let _ = tokio::time::timeout(Duration::from_secs(5), agent.next()).await;
+    if !cfg.bare {
+        // The welcome and queue stats come first.
+        let _ = tokio::time::timeout(Duration::from_secs(5), agent.next()).await;
+    }
 
     let cpu0 = cfg.hub_pid.and_then(hubinfo::cpu_secs);
     let mut hist = new_hist();
