@@ -33,6 +33,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_big_blocks_out_of_the_heap();
     // A missing .env is normal; a malformed one is worth saying.
     if let Err(e) = dotenvy::dotenv()
         && !e.not_found()
@@ -173,4 +174,19 @@ async fn create_admin(settings: Settings, username: String, password: Option<Str
         }
     }
     Ok(())
+}
+
+/// glibc serves a large block from its heap, not a mapping of its own, once a block
+/// that size has been freed (its mmap threshold rises to the largest freed). Each
+/// password hash takes a 19 MiB block, so after a burst of sign-ins the blocks sat
+/// fragmented in the heap: 125 agents signing in left the hub at ~200 MB resident
+/// instead of ~30 MB. A fixed threshold keeps blocks of 4 MiB and more in mappings of
+/// their own, returned whole when freed. Nothing else the hub allocates is that big,
+/// bar hash tables of tens of thousands of connections, which are rarely resized.
+fn keep_big_blocks_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it runs before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
 }
