@@ -69,7 +69,7 @@ start_hub() {
   return 1
 }
 
-# start_bare NAME CPU: starts `loadgen bare-relay` (the relay floor) like a hub, pinned to CPU.
+# start_bare NAME CPU: starts `loadgen bare-relay` (the relay's and the long queue's floor) like a hub, pinned to CPU.
 start_bare() {
   local name=$1 cpu=$2
   HUB_PORT=$(free_port)

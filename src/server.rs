@@ -76,7 +76,8 @@ pub async fn bootstrap(store: &SharedStore, settings: &Settings) -> Result<Boots
             username: settings.admin_username.clone(),
             display_name: "Administrator".into(),
             role: Role::Admin,
-            password_hash: hash_password(password).await,
+            // Nothing else is hashing while the hub starts, so a hashing thread is free.
+            password_hash: hash_password(password).await.expect("start-up hashes alone"),
             categories: vec![],
             max_chats: 1,
             enabled: true,

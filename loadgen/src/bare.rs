@@ -11,12 +11,13 @@
 //!   `"chat_id":"…"` field, found by a substring search.
 //! - a frame with `"type":"join"`: a customer waiting in the one line, told
 //!   `queued` with its place.
-//! - anything else: the agent taking that line. Each of its frames routes the
-//!   first in line (`chat_started` to both) and tells everyone left their new
-//!   `place`, the same frames the hub sends, so `loadgen run queue --bare` checks
-//!   them the same way. The agent's task writes those frames itself, one socket
-//!   after the other, waking no other task: the least a server can do to tell a
-//!   line its places (and no way to serve slow readers).
+//! - a frame with `"type":"set_available"`: the agent taking that line. That
+//!   frame and each one after it route the first in line (`chat_started` to
+//!   both) and tell everyone left their new `place` in the bytes the hub uses
+//!   for it, so `loadgen run queue --bare` checks them the same way. The agent's
+//!   task writes those frames itself, one socket after the other, waking no
+//!   other task: about the least this stack (tokio, tungstenite) can do to tell
+//!   a line its places, and no way to serve a client that stops reading.
 //!
 //! It runs on tokio's current-thread runtime with the websocket buffer sizes
 //! the hub uses. A relay side has a reader task and a writer task with an
@@ -27,6 +28,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -43,16 +45,19 @@ const READ_BUFFER: usize = 512;
 const WRITE_BUFFER: usize = 16 * 1024;
 
 type Outbox = mpsc::UnboundedSender<Message>;
-type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
-type Stream = SplitStream<WebSocketStream<TcpStream>>;
+type WsSink = SplitSink<WebSocketStream<TcpStream>, Message>;
+type WsStream = SplitStream<WebSocketStream<TcpStream>>;
 
 /// What the connections share.
 #[derive(Default)]
 struct Floor {
     /// Chat id → the customer's and the agent's outbox.
     chats: Mutex<HashMap<String, [Option<Outbox>; 2]>>,
-    /// The waiting customers' sockets, first in line first; held while a route writes to them.
-    line: tokio::sync::Mutex<VecDeque<Sink>>,
+    /// The waiting customers' sockets with their numbers, first in line first; held
+    /// while a route writes to them.
+    line: tokio::sync::Mutex<VecDeque<(u64, WsSink)>>,
+    /// The number of the next customer to join.
+    joined: AtomicU64,
 }
 
 /// Serves until the process is killed.
@@ -87,9 +92,14 @@ async fn connection(stream: TcpStream, floor: Arc<Floor>) {
     if first.contains(r#""type":"join""#) {
         return wait_in_line(sink, stream, &floor).await;
     }
+    let agent = first.contains(r#""type":"set_available""#);
+    let hello = first.strip_prefix("hello ");
+    if !agent && hello.is_none() {
+        return;
+    }
     let (tx, rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(write_loop(sink, rx));
-    if let Some(hello) = first.strip_prefix("hello ") {
+    if let Some(hello) = hello {
         relay_side(hello, stream, tx, &floor).await;
     } else {
         // Every frame of the agent's is a route, the first one included.
@@ -106,7 +116,7 @@ async fn connection(stream: TcpStream, floor: Arc<Floor>) {
 }
 
 /// Writes what the outbox holds, everything queued with one flush.
-async fn write_loop(mut sink: Sink, mut rx: mpsc::UnboundedReceiver<Message>) {
+async fn write_loop(mut sink: WsSink, mut rx: mpsc::UnboundedReceiver<Message>) {
     while let Some(frame) = rx.recv().await {
         let mut ok = sink.feed(frame).await.is_ok();
         while ok && let Ok(frame) = rx.try_recv() {
@@ -119,7 +129,7 @@ async fn write_loop(mut sink: Sink, mut rx: mpsc::UnboundedReceiver<Message>) {
 }
 
 /// One side of relayed chats: `hello` named the side and its chats.
-async fn relay_side(hello: &str, mut stream: Stream, tx: Outbox, floor: &Floor) {
+async fn relay_side(hello: &str, mut stream: WsStream, tx: Outbox, floor: &Floor) {
     let mut words = hello.split(' ');
     let (Some(side), Some(mine)) = (words.next(), words.next()) else {
         return;
@@ -155,34 +165,43 @@ async fn relay_side(hello: &str, mut stream: Stream, tx: Outbox, floor: &Floor) 
     }
 }
 
-/// A customer in the line: told its place on joining, then only listens.
-async fn wait_in_line(mut sink: Sink, mut stream: Stream, floor: &Floor) {
+/// A customer in the line: told its place on joining, then only listens, and
+/// leaves the line when its socket closes.
+async fn wait_in_line(mut sink: WsSink, mut stream: WsStream, floor: &Floor) {
+    let me = floor.joined.fetch_add(1, Ordering::Relaxed);
     {
         let mut line = floor.line.lock().await;
         let queued = text(format!(r#"{{"type":"queued","place":{}}}"#, line.len() + 1));
         if sink.send(queued).await.is_err() {
             return;
         }
-        line.push_back(sink);
+        line.push_back((me, sink));
     }
     while let Some(Ok(_)) = stream.next().await {}
+    floor.line.lock().await.retain(|(number, _)| *number != me);
 }
 
 /// Pairs the first in line with the agent and tells everyone left their new place,
-/// writing to each socket in turn. A socket that fails has left the line.
+/// writing to each socket in turn. With nobody waiting it does nothing, as the hub.
+/// A socket that fails has left the line.
 async fn route(n: u64, agent: &Outbox, floor: &Floor) {
     let mut line = floor.line.lock().await;
     let started = text(format!(r#"{{"type":"chat_started","chat_id":"floor-{n}"}}"#));
-    while let Some(mut first) = line.pop_front() {
+    let mut routed = false;
+    while let Some((_, mut first)) = line.pop_front() {
         if first.send(started.clone()).await.is_ok() {
+            routed = true;
             break;
         }
     }
+    if !routed {
+        return;
+    }
     let mut stayed = VecDeque::with_capacity(line.len());
-    for mut waiting in line.drain(..) {
+    for (number, mut waiting) in line.drain(..) {
         let place = text(format!(r#"{{"type":"place","place":{}}}"#, stayed.len() + 1));
         if waiting.send(place).await.is_ok() {
-            stayed.push_back(waiting);
+            stayed.push_back((number, waiting));
         }
     }
     *line = stayed;
@@ -203,6 +222,83 @@ fn chat_id(text: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    async fn next_text(ws: &mut Client) -> String {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        match frame {
+            Ok(Some(Ok(Message::Text(text)))) => text.to_string(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    async fn silent(ws: &mut Client) -> bool {
+        tokio::time::timeout(Duration::from_millis(200), ws.next())
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn each_route_takes_the_first_in_line_and_tells_the_rest_their_places() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        std::thread::spawn(move || super::serve(addr));
+        let connect = || async move {
+            loop {
+                if let Ok((ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await {
+                    return ws;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let mut line = vec![];
+        for place in 1..=3 {
+            let mut ws = connect().await;
+            ws.send(Message::text(r#"{"type":"join","name":"w","category":"c"}"#))
+                .await
+                .expect("sent");
+            assert_eq!(
+                next_text(&mut ws).await,
+                format!(r#"{{"type":"queued","place":{place}}}"#)
+            );
+            line.push(ws);
+        }
+        let mut agent = connect().await;
+        let started = |n: u32| format!(r#"{{"type":"chat_started","chat_id":"floor-{n}"}}"#);
+
+        agent
+            .send(Message::text(r#"{"type":"set_available","available":true}"#))
+            .await
+            .expect("sent");
+        assert_eq!(next_text(&mut line[0]).await, started(1));
+        assert_eq!(next_text(&mut line[1]).await, r#"{"type":"place","place":1}"#);
+        assert_eq!(next_text(&mut line[2]).await, r#"{"type":"place","place":2}"#);
+        assert_eq!(next_text(&mut agent).await, started(1));
+
+        // The second in line leaves: the next route goes to the third, with nobody left to tell.
+        line.remove(1).close(None).await.expect("closed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        agent
+            .send(Message::text(r#"{"type":"end_chat","chat_id":"floor-1"}"#))
+            .await
+            .expect("sent");
+        assert_eq!(next_text(&mut line[1]).await, started(2));
+        assert_eq!(next_text(&mut agent).await, started(2));
+
+        // An empty line routes nobody and tells the agent nothing, as the hub.
+        agent
+            .send(Message::text(r#"{"type":"end_chat","chat_id":"floor-2"}"#))
+            .await
+            .expect("sent");
+        assert!(silent(&mut agent).await);
+    }
+
     #[test]
     fn finds_the_chat_id_without_parsing() {
         let frame = r#"{"type":"message","chat_id":"floor-7","text":"x","client_id":"7.1.0.5"}"#;

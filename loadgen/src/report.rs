@@ -161,7 +161,9 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         let floor = get("queue-bare").map_or(String::new(), |b| {
             format!(
                 ". The floor, `loadgen bare-relay`'s line (one task formats and writes the places, socket after socket): p50 {} ms, max {} ms, {} ms CPU per route",
-                b.figures["replace_all_p50_ms"], b.figures["replace_all_max_ms"], b.figures["hub_cpu_ms_per_route"]
+                b.figures["replace_all_p50_ms"],
+                b.figures["replace_all_max_ms"],
+                b.figures["hub_cpu_ms_per_route"].as_f64().map_or("?".into(), |ms| ms.to_string())
             )
         });
         rows.push((

@@ -153,7 +153,8 @@ async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> Result<Json
 
 /// Create an agent (or another admin).
 #[utoipa::path(post, path = "/api/admin/agents", tag = "admin", request_body = NewAgent,
-    responses((status = 201, body = AccountView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = AccountView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, description = "too many passwords being hashed at once", body = ErrorBody)))]
 async fn create_agent(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -170,7 +171,7 @@ async fn create_agent(
         username,
         display_name,
         role: body.role,
-        password_hash: hash_password(body.password).await,
+        password_hash: hash_password(body.password).await?,
         categories,
         max_chats,
         enabled: true,
@@ -203,7 +204,8 @@ async fn get_agent(
 
 /// Change an account; categories, limit and disabling apply to routing at once.
 #[utoipa::path(patch, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path)), request_body = AgentUpdate,
-    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "too many passwords being hashed at once", body = ErrorBody)))]
 async fn update_agent(
     AdminOnly(me): AdminOnly,
     State(state): State<AppState>,
@@ -237,7 +239,7 @@ async fn update_agent(
     let password_changed = body.password.is_some();
     if let Some(password) = body.password {
         valid_password(&password)?;
-        account.password_hash = hash_password(password).await;
+        account.password_hash = hash_password(password).await?;
     }
     state.store.update_account(account.clone()).await?;
     if !account.enabled || password_changed {

@@ -87,6 +87,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::auth::HashingBusy> for ApiError {
+    fn from(busy: crate::auth::HashingBusy) -> Self {
+        Self::Unavailable(busy.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

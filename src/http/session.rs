@@ -83,7 +83,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Sign in as an agent or admin.
 #[utoipa::path(post, path = "/api/login", tag = "session", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
+        (status = 503, description = "too many sign-ins at once; try again shortly", body = super::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     jar: CookieJar,
@@ -99,7 +100,7 @@ async fn login(
         Err(StoreError::NotFound) => return Err(refused()),
         Err(e) => return Err(e.into()),
     };
-    if !verify_password(body.password, account.password_hash.clone()).await {
+    if !verify_password(body.password, account.password_hash.clone()).await? {
         return Err(refused());
     }
     if !account.enabled {
