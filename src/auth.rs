@@ -2,9 +2,10 @@
 //!
 //! Passwords are hashed with argon2 (the PHC string format, salted per
 //! password) on threads of their own, one per core, since a hash deliberately
-//! costs tens of milliseconds and 19 MiB. A session is an opaque random token mapped to an account id
-//! in memory; browsers carry it in an HttpOnly cookie, other clients as a
-//! bearer token. Sessions do not survive a restart: agents sign in again.
+//! costs tens of milliseconds and 19 MiB. A session is an opaque random token
+//! mapped to an account id in memory; browsers carry it in an HttpOnly cookie,
+//! other clients as a bearer token. Sessions do not survive a restart: agents
+//! sign in again.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -32,7 +33,7 @@ const HASH_QUEUE: usize = 256;
 static HASHERS: LazyLock<mpsc::SyncSender<Job>> = LazyLock::new(|| {
     let (jobs, queue) = mpsc::sync_channel::<Job>(HASH_QUEUE);
     let queue = Arc::new(Mutex::new(queue));
-    for n in 0..std::thread::available_parallelism().map_or(1, |n| n.get()) {
+    for n in 0..hashing_threads() {
         let queue = queue.clone();
         std::thread::Builder::new()
             .name(format!("password-hasher-{n}"))
@@ -51,6 +52,11 @@ static HASHERS: LazyLock<mpsc::SyncSender<Job>> = LazyLock::new(|| {
 });
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// One per core this process may use.
+fn hashing_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// A password could not be hashed or checked now: too many are waiting (or the job failed).
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +171,7 @@ mod tests {
     /// One hash per core at once: on every core, never on more, never on tokio's threads.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn hashes_run_on_the_hashing_threads_one_per_core() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = hashing_threads();
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let burst: Vec<_> = (0..cores * 4 + 3)
@@ -198,7 +204,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_panics_fails_alone_and_the_hashers_go_on() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = hashing_threads();
         for _ in 0..cores {
             assert!(hashing(|| panic!("a broken hash")).await.is_err());
         }
