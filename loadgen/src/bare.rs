@@ -37,7 +37,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// The hub's websocket buffer sizes (`src/ws/mod.rs`), so both pay the same per read and write.
@@ -171,7 +170,7 @@ async fn wait_in_line(mut sink: WsSink, mut stream: WsStream, floor: &Floor) {
     let me = floor.joined.fetch_add(1, Ordering::Relaxed);
     {
         let mut line = floor.line.lock().await;
-        let queued = text(format!(r#"{{"type":"queued","place":{}}}"#, line.len() + 1));
+        let queued = Message::text(format!(r#"{{"type":"queued","place":{}}}"#, line.len() + 1));
         if sink.send(queued).await.is_err() {
             return;
         }
@@ -186,7 +185,7 @@ async fn wait_in_line(mut sink: WsSink, mut stream: WsStream, floor: &Floor) {
 /// A socket that fails has left the line.
 async fn route(n: u64, agent: &Outbox, floor: &Floor) {
     let mut line = floor.line.lock().await;
-    let started = text(format!(r#"{{"type":"chat_started","chat_id":"floor-{n}"}}"#));
+    let started = Message::text(format!(r#"{{"type":"chat_started","chat_id":"floor-{n}"}}"#));
     let mut routed = false;
     while let Some((_, mut first)) = line.pop_front() {
         if first.send(started.clone()).await.is_ok() {
@@ -199,17 +198,13 @@ async fn route(n: u64, agent: &Outbox, floor: &Floor) {
     }
     let mut stayed = VecDeque::with_capacity(line.len());
     for (number, mut waiting) in line.drain(..) {
-        let place = text(format!(r#"{{"type":"place","place":{}}}"#, stayed.len() + 1));
+        let place = Message::text(format!(r#"{{"type":"place","place":{}}}"#, stayed.len() + 1));
         if waiting.send(place).await.is_ok() {
             stayed.push_back((number, waiting));
         }
     }
     *line = stayed;
     let _ = agent.send(started);
-}
-
-fn text(frame: String) -> Message {
-    Message::Text(Utf8Bytes::from(frame))
 }
 
 /// The value of the first `"chat_id":"…"` in a frame, without parsing it.
