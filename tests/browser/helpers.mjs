@@ -3,6 +3,7 @@
 // downloaded browser), and offers small helpers for sign-in and screenshots.
 
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,4 +140,47 @@ export async function withShots(name, body) {
   } finally {
     await Promise.all(pages.map((p) => p.context().close().catch(() => {})));
   }
+}
+
+/**
+ * A TCP proxy on loopback in front of the hub, so a test can cut one browser's
+ * network for real: Chromium's offline emulation fails new requests but leaves
+ * an open websocket connected. `cut()` resets every connection and every new
+ * one until `restore()`; `hold()` keeps what the hub sends back (queued, in
+ * order) until `release()`, so frames can be made to arrive late.
+ */
+export async function startProxy(hub) {
+  const target = new URL(hub.url);
+  const pairs = new Set();
+  let cut = false;
+  let held = false;
+  const server = net.createServer((client) => {
+    if (cut) { client.resetAndDestroy(); return; }
+    const upstream = net.connect(Number(target.port), target.hostname);
+    const pair = { client, upstream, queue: [] };
+    pairs.add(pair);
+    const close = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => (held ? pair.queue.push(chunk) : client.write(chunk)));
+    for (const s of [client, upstream]) { s.on('error', close); s.on('close', close); }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() {
+      cut = true;
+      for (const { client, upstream } of pairs) { client.resetAndDestroy(); upstream.destroy(); }
+      pairs.clear();
+    },
+    restore() { cut = false; },
+    hold() { held = true; },
+    release() {
+      held = false;
+      for (const pair of pairs) { for (const chunk of pair.queue.splice(0)) pair.client.write(chunk); }
+    },
+    close() {
+      for (const { client, upstream } of pairs) { client.destroy(); upstream.destroy(); }
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

@@ -29,7 +29,7 @@ const socket = new ReconnectingSocket('/ws/agent', {
     pill.className = `pill ${state === 'open' ? 'connected' : 'away'}`;
     $('availability').disabled = state !== 'open';
     if (state === 'reconnecting') {
-      for (const c of chats.values()) c.view.failPending('not sent: connection lost');
+      for (const c of chats.values()) c.view.failPending('not confirmed: connection lost');
       // A socket refused at the upgrade (session expired, account disabled) never opens: check why.
       if (!(await currentAccount())) {
         socket.stop();

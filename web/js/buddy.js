@@ -36,7 +36,7 @@ const socket = new ReconnectingSocket('/ws/buddy', {
     show(pill, state !== 'closed');
     pill.textContent = state === 'open' ? 'online' : state;
     pill.className = `pill ${state === 'open' ? 'connected' : 'away'}`;
-    if (state === 'reconnecting') chat?.view.failPending('not sent: connection lost');
+    if (state === 'reconnecting') chat?.view.failPending('not confirmed: connection lost');
   },
   onFinalClose() { pageNotice('This buddy list was opened elsewhere.'); },
 });

@@ -1,6 +1,8 @@
 // One chat's transcript and message box, used by the customer, agent and buddy
 // pages alike. Own messages sit on the left and the other side's on the right
 // on every page, so people switching roles never have to relearn the layout.
+// Messages are placed by their `seq`, never by arrival: the sender's own copy
+// waits for the archive, so the other side's later message can arrive first.
 
 import { el, clock, clientId as newClientId } from './dom.js';
 
@@ -27,9 +29,11 @@ export class ChatView {
     this.onSend = onSend;
     this.onDraft = onDraft;
     this.onTyping = onTyping;
+    /** Message ids shown, so a resume that delivers some again shows each once. */
     this.seen = new Set();
+    /** seq → its <li>: a chat's seq names one message, and says where it goes. */
+    this.bySeq = new Map();
     this.typingActive = false;
-    this.lastSeq = 0;
 
     this.transcript = el('ol', { class: 'transcript', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', dataset: { testid: 'transcript' } });
     this.typing = el('div', { class: 'typing', 'aria-live': 'polite', dataset: { testid: 'typing-indicator' } });
@@ -134,25 +138,55 @@ export class ChatView {
     this.scroll();
   }
 
-  /** Adds a hub message once (resume may deliver some again); `mine` places it on the left. */
+  /** Adds a hub message once (resume may deliver some again) at its seq position; `mine` places it on the left. */
   addMessage(msg, mine) {
-    if (msg.seq > this.lastSeq) this.lastSeq = msg.seq;
-    if (this.seen.has(msg.id)) return false;
+    if (this.seen.has(msg.id) || this.bySeq.has(msg.seq)) return false;
     this.seen.add(msg.id);
     const meta = el('span', { class: 'meta' }, el('time', { datetime: new Date(msg.at).toISOString(), dataset: { testid: 'message-time' } }, clock(msg.at)));
     const pending = msg.client_id && mine
-      ? this.transcript.querySelector(`li[data-client-id="${CSS.escape(msg.client_id)}"]`) : null;
+      ? this.transcript.querySelector(`li[data-client-id="${CSS.escape(msg.client_id)}"]:not([data-seq])`) : null;
+    let item;
     if (pending) {
-      pending.classList.remove('pending');
-      pending.dataset.id = msg.id;
-      pending.querySelector('.meta').replaceWith(meta);
-      return true;
+      // Our own message, acknowledged (after a reconnect it may have been marked failed meanwhile).
+      item = pending;
+      item.classList.remove('pending', 'failed');
+      item.querySelector('.meta').replaceWith(meta);
+    } else {
+      item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { testid: 'message', mine: String(mine) } },
+        el('span', { class: 'sr-only' }, mine ? 'You: ' : 'Them: '), msg.text, meta);
     }
-    const item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { testid: 'message', id: msg.id, mine: String(mine) } },
-      el('span', { class: 'sr-only' }, mine ? 'You: ' : 'Them: '), msg.text, meta);
-    this.transcript.append(item);
+    item.dataset.id = msg.id;
+    item.dataset.seq = String(msg.seq);
+    this.bySeq.set(msg.seq, item);
+    this.place(item, msg.seq);
     this.scroll();
     return true;
+  }
+
+  /**
+   * Puts a message after every message with a smaller seq and before every one
+   * with a larger seq. Notices and unacknowledged messages (no seq yet) keep
+   * their places otherwise; a new message with nothing after it goes at the end.
+   */
+  place(item, seq) {
+    let lastSmaller = null;
+    let firstLarger = null;
+    for (const other of this.transcript.querySelectorAll('li[data-seq]')) {
+      if (other === item) continue;
+      const s = Number(other.dataset.seq);
+      if (s < seq) lastSmaller = other;
+      else if (!firstLarger) firstLarger = other;
+    }
+    if (firstLarger) {
+      if (!(item.isConnected && item.compareDocumentPosition(firstLarger) & Node.DOCUMENT_POSITION_FOLLOWING
+        && !(lastSmaller && item.compareDocumentPosition(lastSmaller) & Node.DOCUMENT_POSITION_FOLLOWING))) {
+        firstLarger.before(item);
+      }
+    } else if (!item.isConnected) {
+      this.transcript.append(item);
+    } else if (lastSmaller && item.compareDocumentPosition(lastSmaller) & Node.DOCUMENT_POSITION_FOLLOWING) {
+      lastSmaller.after(item);
+    }
   }
 
   /** The hub refused a message we showed as sending. */
@@ -166,7 +200,10 @@ export class ChatView {
     this.error.textContent = message;
   }
 
-  /** Messages shown as sending that never got an echo (e.g. the connection dropped). */
+  /**
+   * Messages shown as sending that never got an echo (e.g. the connection dropped).
+   * Some may have reached the hub: the resume's copy then marks them sent after all.
+   */
   failPending(message) {
     for (const item of this.transcript.querySelectorAll('li.pending')) {
       item.classList.replace('pending', 'failed');

@@ -9,7 +9,7 @@ import { ChatView } from './chatview.js';
 const KEY = 'switchboard.customer';
 const $ = (id) => document.getElementById(id);
 
-/** What survives a reload: {token, name, category, categoryName, chatId, peerName, lastSeq, messages}. */
+/** What survives a reload: {token, name, category, categoryName, chatId, peerName, lastSeq, seqsAhead, messages}. */
 let saved = load();
 let pendingJoin = null;
 let chat = null;
@@ -34,7 +34,7 @@ const socket = new ReconnectingSocket('/ws/customer', {
     const pill = $('conn-state');
     pill.textContent = state === 'reconnecting' ? `reconnecting in ${Math.round(delay / 100) / 10}s…` : state === 'open' ? 'connected' : state;
     pill.className = `pill ${state === 'open' ? 'connected' : 'away'}`;
-    if (state === 'reconnecting') chat?.failPending('not sent: connection lost');
+    if (state === 'reconnecting') chat?.failPending('not confirmed: connection lost');
   },
   onFinalClose(code) {
     if (code === 4000) pageNotice('This chat was opened in another tab or window; continue there.');
@@ -111,17 +111,37 @@ function ensureChat() {
 function showMessage(m) {
   const view = ensureChat();
   if (view.addMessage(m, m.from === 'customer') && saved) {
-    // Kept for a reload; the last 200 are plenty to rebuild the screen.
-    saved.messages = [...(saved.messages || []), { id: m.id, seq: m.seq, from: m.from, text: m.text, at: m.at }].slice(-200);
+    // Kept for a reload, in seq order (arrival order may differ); the last 200 are plenty to rebuild the screen.
+    saved.messages = [...(saved.messages || []), { id: m.id, seq: m.seq, from: m.from, text: m.text, at: m.at }]
+      .sort((a, b) => a.seq - b.seq).slice(-200);
   }
-  if (saved) { saved.lastSeq = Math.max(saved.lastSeq || 0, m.seq); save(); }
+  if (saved) { advanceCursor(m.seq); save(); }
   if (m.from === 'agent') announce(`${saved?.peerName || 'Agent'}: ${m.text}`);
+}
+
+/** Longest run of seqs the cursor may skip ahead over: the hub keeps no more for a resume anyway. */
+const MAX_SEQS_AHEAD = 1000;
+
+/**
+ * The resume cursor `lastSeq` is the highest seq up to which every message has
+ * arrived, not the highest seen: our own message's copy can come after the
+ * agent's later one, and a resume from the highest would never bring it back.
+ */
+function advanceCursor(seq) {
+  saved.lastSeq = saved.lastSeq || 0;
+  if (seq <= saved.lastSeq) return;
+  const ahead = new Set(saved.seqsAhead || []);
+  ahead.add(seq);
+  if (ahead.size > MAX_SEQS_AHEAD) saved.lastSeq = Math.min(...ahead) - 1;
+  while (ahead.has(saved.lastSeq + 1)) { saved.lastSeq += 1; ahead.delete(saved.lastSeq); }
+  saved.seqsAhead = [...ahead];
 }
 
 function chatting(chatId, peerName, categoryName, startedFresh) {
   if (saved.chatId !== chatId) {
     saved.chatId = chatId;
     saved.lastSeq = 0;
+    saved.seqsAhead = [];
   }
   saved.peerName = peerName;
   save();

@@ -1,0 +1,88 @@
+// An agent whose network drops for a few seconds stays signed in with their
+// chats (issue 13, item 21): only a 401/403 from /api/me means "signed out";
+// a network error retries. The agent's page goes through a TCP proxy the test
+// cuts, because Chromium's offline mode alone leaves an open websocket up.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots, shot } from './helpers.mjs';
+
+let hub;
+let proxy;
+let browser;
+before(async () => {
+  hub = await startHub({ RESUME_GRACE_SECS: '30' });
+  proxy = await startProxy(hub);
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await proxy?.close();
+  await hub?.stop();
+});
+
+const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
+
+test('a network drop of a few seconds keeps the agent signed in with their chat', async () => {
+  proxy.restore();
+  await withShots('agent-reconnect', async (pages) => {
+    const gina = await createAgent(hub, { username: 'gina', display_name: 'Gina', categories: ['sales'] });
+    const agent = await newPage(browser);
+    const customer = await newPage(browser);
+    pages.push(agent, customer);
+    // The agent reaches the hub only through the proxy; the customer directly.
+    await agentSignsIn(agent, { url: proxy.url }, gina);
+    await customerJoins(customer, hub, 'sales', 'Hana');
+    const panel = panelOf(agent, 'Hana');
+    await panel.waitFor();
+    await customer.getByTestId('message-input').fill('Before the drop');
+    await customer.getByTestId('message-input').press('Enter');
+    await panel.getByTestId('message').filter({ hasText: 'Before the drop' }).waitFor();
+
+    // The agent's network goes away: offline mode fails new requests, the cut proxy resets the open socket.
+    await agent.context().setOffline(true);
+    proxy.cut();
+    await customer.getByTestId('peer-away').waitFor({ timeout: 15000 });
+    await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor();
+    // A few seconds of failed reconnects and failed /api/me checks.
+    await agent.waitForTimeout(4000);
+    await shot(agent, 'agent-reconnecting');
+    assert.equal(await agent.getByTestId('login').isVisible(), false, 'not sent to the sign-in screen while offline');
+    assert.equal(await panel.isVisible(), true, 'the chat stays on screen while reconnecting');
+    assert.match(await agent.getByTestId('connection-state').textContent(), /reconnecting/);
+
+    proxy.restore();
+    await agent.context().setOffline(false);
+    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+    await customer.getByTestId('peer-back').waitFor({ timeout: 15000 });
+    assert.equal(await agent.getByTestId('login').isVisible(), false, 'still signed in');
+    assert.equal(await agent.getByTestId('page-notice').isVisible(), false, 'no notice left once back');
+    await panel.getByTestId('customer-status').filter({ hasText: 'connected' }).waitFor();
+    assert.equal(await panel.getByTestId('message').filter({ hasText: 'Before the drop' }).count(), 1, 'the resumed chat shows each message once');
+
+    // Both directions work again in the same chat.
+    await panel.getByTestId('message-input').fill('Sorry, my network dropped');
+    await panel.getByTestId('message-input').press('Enter');
+    await customer.getByTestId('message').filter({ hasText: 'Sorry, my network dropped' }).waitFor();
+    await customer.getByTestId('message-input').fill('No problem');
+    await customer.getByTestId('message-input').press('Enter');
+    await panel.getByTestId('message').filter({ hasText: 'No problem' }).waitFor();
+    await panel.locator('[data-testid="message"].mine:not(.pending):not(.failed)').filter({ hasText: 'Sorry, my network dropped' }).waitFor();
+  });
+});
+
+test('a session that really ended still leads to the sign-in screen on reconnect', async () => {
+  proxy.restore();
+  await withShots('agent-session-ended', async (pages) => {
+    const ida = await createAgent(hub, { username: 'ida', display_name: 'Ida', categories: ['sales'] });
+    const agent = await newPage(browser);
+    pages.push(agent);
+    await agentSignsIn(agent, { url: proxy.url }, ida, { available: false });
+    // The session cookie is dropped (as when it expired): the next /api/me answers 401.
+    await agent.context().clearCookies();
+    proxy.cut();
+    proxy.restore();
+    await agent.getByTestId('login').waitFor({ timeout: 20000 });
+    await agent.getByTestId('page-notice').filter({ hasText: 'session has ended' }).waitFor();
+  });
+});
