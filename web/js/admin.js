@@ -92,4 +92,6 @@ async function poll() {
 
 wireLogin($('login-form'), signedIn);
 $('sign-out').addEventListener('click', async () => { await signOut(); signedOut('You signed out.'); });
-currentAccount().then((account) => (account ? signedIn(account) : signedOut('')));
+// A hub that cannot be reached is asked again (with backoff), not taken for "signed out".
+const unreachable = (delay, error) => pageNotice(`Cannot reach the hub (${error?.message || 'no answer'}); trying again in ${Math.ceil(delay / 1000)} s…`);
+currentAccount({ onRetry: unreachable }).then((account) => (account ? signedIn(account) : signedOut('')));

@@ -6,7 +6,7 @@
 import { el, byTestId, announce, show } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
-import { wireLogin, currentAccount, signOut } from './login.js';
+import { wireLogin, currentAccount, sessionStatus, signOut } from './login.js';
 import { createArchive } from './history.js';
 import { beep, flashTitle } from './notify.js';
 
@@ -22,19 +22,17 @@ let welcomed = false;
 
 const socket = new ReconnectingSocket('/ws/agent', {
   onFrame: handle,
-  onState: async (state) => {
+  onState: (state) => {
     const pill = $('conn-state');
     show(pill, true);
-    pill.textContent = state === 'open' ? 'online' : state;
+    // Once connected, every later attempt is a reconnect: say so, with the chats still on screen.
+    pill.textContent = state === 'open' ? 'online' : welcomed && state !== 'closed' ? 'reconnecting…' : state;
     pill.className = `pill ${state === 'open' ? 'connected' : 'away'}`;
     $('availability').disabled = state !== 'open';
     if (state === 'reconnecting') {
       for (const c of chats.values()) c.view.failPending('not confirmed: connection lost');
-      // A socket refused at the upgrade (session expired, account disabled) never opens: check why.
-      if (!(await currentAccount())) {
-        socket.stop();
-        signedOut('Your session has ended. Please sign in again.');
-      }
+      if (welcomed) pageNotice('Connection lost — reconnecting… Your chats stay open; customers are told you will be back.');
+      checkSession();
     }
   },
   onFinalClose(code) {
@@ -42,10 +40,33 @@ const socket = new ReconnectingSocket('/ws/agent', {
   },
 });
 
+let checkingSession = false;
+
+/**
+ * A socket refused at the upgrade (session expired or revoked, account disabled)
+ * never opens: ask the hub why. Only its "signed out" (401/403) ends the page's
+ * session; a network error or a 5xx leaves the socket retrying with the chats kept.
+ */
+async function checkSession() {
+  if (checkingSession) return;
+  checkingSession = true;
+  const status = await sessionStatus();
+  checkingSession = false;
+  if (status.state === 'signed_out' && !socket.stopped && !socket.connected) {
+    socket.stop();
+    signedOut('Your session has ended. Please sign in again.');
+  }
+}
+
 function pageNotice(text) {
   const bar = byTestId('page-notice');
   bar.textContent = text;
   show(bar, !!text);
+}
+
+/** The hub could not be asked whether we are signed in: say so while retrying. */
+function unreachable(delay, error) {
+  pageNotice(`Cannot reach the hub (${error?.message || 'no answer'}); trying again in ${Math.ceil(delay / 1000)} s…`);
 }
 
 function signedOut(message) {
@@ -243,4 +264,4 @@ $('sign-out').addEventListener('click', async () => {
   signedOut('You signed out.');
 });
 
-currentAccount().then((account) => (account ? signedIn(account) : signedOut('')));
+currentAccount({ onRetry: unreachable }).then((account) => (account ? signedIn(account) : signedOut('')));

@@ -235,7 +235,11 @@ $('leave').addEventListener('click', () => {
 });
 
 (async () => {
-  const account = await currentAccount();
+  // Staff or public is decided by the hub's answer; a network error is asked again, not taken for "public".
+  const account = await currentAccount({
+    onRetry: (delay, error) => pageNotice(`Cannot reach the hub (${error?.message || 'no answer'}); trying again in ${Math.ceil(delay / 1000)} s…`),
+  });
+  pageNotice('');
   if (account) {
     staff = true; // the hub puts signed-in staff on the staff roster without buddy_join
     socket.start();

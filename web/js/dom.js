@@ -39,12 +39,26 @@ export function show(node, visible = true) {
   node.hidden = !visible;
 }
 
+/** Longest wait for an API answer before it counts as a network failure. */
+const API_TIMEOUT_MS = 15000;
+
+/** The result of a request that got no HTTP answer (status 0). */
+function unreachable(e) {
+  const timeout = e?.name === 'TimeoutError';
+  return {
+    ok: false, status: 0, data: null,
+    error: timeout ? { code: 'timeout', message: 'the server did not answer in time' }
+      : { code: 'network', message: 'cannot reach the server; check your connection' },
+  };
+}
+
 /**
  * Calls the JSON API. Never throws for HTTP errors: returns {ok, status, data, error}
  * where error is the server's {code, message} so forms can show it by the field.
  */
 export async function api(method, path, body) {
-  const init = { method, headers: {}, credentials: 'same-origin' };
+  // A request that hangs (a half-dead network) ends as an error the caller can retry.
+  const init = { method, headers: {}, credentials: 'same-origin', signal: AbortSignal.timeout(API_TIMEOUT_MS) };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -53,10 +67,11 @@ export async function api(method, path, body) {
   try {
     response = await fetch(path, init);
   } catch (e) {
-    return { ok: false, status: 0, data: null, error: { code: 'network', message: 'cannot reach the server; check your connection' } };
+    return unreachable(e);
   }
   let data = null;
-  const text = await response.text();
+  let text;
+  try { text = await response.text(); } catch (e) { return unreachable(e); }
   if (text) {
     try { data = JSON.parse(text); } catch { data = null; }
   }

@@ -3,6 +3,7 @@
 // plain explanation because retrying the password cannot help.
 
 import { api } from './dom.js';
+import { retryWithBackoff } from './backoff.js';
 
 /**
  * Wires a form with #username, #password, #username-error, #password-error, #login-error.
@@ -36,10 +37,33 @@ export function wireLogin(form, onSignedIn) {
   });
 }
 
-/** The signed-in account, or null (also null when this address may not sign in). */
-export async function currentAccount() {
+/**
+ * Whether this browser is signed in: `{state: 'signed_in', account}`, or
+ * `{state: 'signed_out'}` only when the hub says so (401, or 403: this address
+ * may not sign in), or `{state: 'unknown', error}` when the hub could not be
+ * asked (network error, timeout, 5xx) — a dropped network is not a sign-out.
+ */
+export async function sessionStatus() {
   const res = await api('GET', '/api/me');
-  return res.ok ? res.data : null;
+  if (res.ok) return { state: 'signed_in', account: res.data };
+  if (res.status === 401 || res.status === 403) return { state: 'signed_out' };
+  return { state: 'unknown', error: res.error };
+}
+
+/**
+ * The signed-in account, or null when signed out; asks again with backoff while
+ * the hub cannot be reached (`onRetry(delay, error)` may say so on the page).
+ */
+export function currentAccount({ onRetry } = {}) {
+  return new Promise((resolve) => {
+    let last = null;
+    retryWithBackoff(async () => {
+      last = await sessionStatus();
+      if (last.state === 'signed_in') return last.account;
+      if (last.state === 'signed_out') return null;
+      return undefined;
+    }, resolve, { onRetry: (delay) => onRetry?.(delay, last?.error) });
+  });
 }
 
 export async function signOut() {

@@ -1,8 +1,9 @@
-// A websocket that reconnects by itself with exponential backoff. Each new
-// connection calls onOpen(send) so the page can say hello again (join, resume,
-// buddy_join); frames arrive already parsed.
+// A websocket that reconnects by itself with exponential backoff (capped, with
+// jitter). Each new connection calls onOpen(send) so the page can say hello
+// again (join, resume, buddy_join); frames arrive already parsed.
 
-const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+import { backoffDelay } from './backoff.js';
+
 /** Close codes after which reconnecting would be wrong: another tab took over, or the account was disabled. */
 export const FINAL_CLOSE_CODES = new Set([4000, 4003]);
 
@@ -54,7 +55,7 @@ export class ReconnectingSocket {
         this.handlers.onFinalClose?.(event.code, event.reason);
         return;
       }
-      const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+      const delay = backoffDelay(this.attempt);
       this.attempt += 1;
       this.handlers.onState?.('reconnecting', delay);
       this.timer = setTimeout(() => { if (!this.stopped) this.connect(); }, delay);
