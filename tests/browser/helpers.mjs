@@ -184,3 +184,45 @@ export async function startProxy(hub) {
     },
   };
 }
+
+/**
+ * A real MongoDB-wire server (secantusdb from the repo's .venv, in memory) on a
+ * free loopback port, for tests that need a slow store: `freeze()` stops the
+ * process (SIGSTOP), so writes hang as on a stalled database, `thaw()` resumes it.
+ */
+export async function startMongo() {
+  const server = process.env.SWITCHBOARD_TEST_MONGOD || path.resolve(here, '../../.venv/bin/secantusd-py');
+  if (!existsSync(server)) throw new Error(`MongoDB-wire server not found at ${server}; run scripts/ensure-test-deps.sh`);
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => { const p = probe.address().port; probe.close(() => resolve(p)); });
+  });
+  const child = spawn(server, ['--port', String(port), '--storage-path', ':memory:'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c) => { output += c; });
+  child.stderr.on('data', (c) => { output += c; });
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`MongoDB-wire server exited with ${child.exitCode}:\n${output}`);
+    const up = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`MongoDB-wire server did not listen within 20 s:\n${output}`); }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    uri: `mongodb://127.0.0.1:${port}`,
+    freeze() { child.kill('SIGSTOP'); },
+    thaw() { child.kill('SIGCONT'); },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGCONT');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

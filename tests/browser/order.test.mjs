@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots } from './helpers.mjs';
+import { startHub, startProxy, startMongo, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots } from './helpers.mjs';
 
 let hub;
 let proxy;
@@ -58,4 +58,49 @@ test('both sides send at once: each page shows the chat in seq order', async () 
     await panel.getByTestId('message').filter({ hasText: 'three from Kim' }).waitFor();
     assert.deepEqual(await texts(panel), ['one from Kim', 'two from Jo', 'three from Kim']);
   });
+});
+
+test('a slow store: the customer gets the agent\'s reply before their own copy, leaves, and on return sees both in order', async () => {
+  const mongo = await startMongo();
+  const slowHub = await startHub({ STORE: 'mongodb', MONGODB_URI: mongo.uri });
+  try {
+    await withShots('order-slow-store', async (pages) => {
+      const lee = await createAgent(slowHub, { username: 'lee', display_name: 'Lee', categories: ['sales'] });
+      const agent = await newPage(browser);
+      const customer = await newPage(browser);
+      pages.push(agent, customer);
+      await agentSignsIn(agent, slowHub, lee);
+      await customerJoins(customer, slowHub, 'sales', 'Mo');
+      const panel = panelOf(agent, 'Mo');
+      await panel.waitFor();
+
+      // The store stalls: a sender's own copy (the acknowledgement) waits for it; the peer's copy does not.
+      mongo.freeze();
+      await customer.getByTestId('message-input').fill('held by the store');
+      await customer.getByTestId('message-input').press('Enter');
+      await panel.getByTestId('message').filter({ hasText: 'held by the store' }).waitFor();
+      await panel.getByTestId('message-input').fill('the reply that overtakes it');
+      await panel.getByTestId('message-input').press('Enter');
+      await customer.getByTestId('message').filter({ hasText: 'the reply that overtakes it' }).waitFor();
+      assert.equal(await customer.locator('[data-testid="message"].pending').filter({ hasText: 'held by the store' }).count(), 1,
+        'the customer has the later message (seq 2) but not yet the copy of their own (seq 1)');
+
+      // The customer leaves before their copy comes; the store comes back meanwhile.
+      await customer.goto('about:blank');
+      await panel.getByTestId('customer-status').filter({ hasText: 'disconnected' }).waitFor();
+      mongo.thaw();
+      await panel.locator('[data-testid="message"]:not(.pending)').filter({ hasText: 'the reply that overtakes it' }).waitFor({ timeout: 20000 });
+
+      // Back within the grace period: the resume brings back what the customer did not have.
+      await customer.goto(`${slowHub.url}/`);
+      await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Lee' }).waitFor();
+      await panel.getByTestId('peer-back').waitFor();
+      await customer.getByTestId('message').filter({ hasText: 'held by the store' }).waitFor();
+      assert.deepEqual(await texts(customer), ['held by the store', 'the reply that overtakes it'], 'customer page in seq order, each once');
+      assert.deepEqual(await texts(panel), ['held by the store', 'the reply that overtakes it'], 'agent page in seq order');
+    });
+  } finally {
+    await slowHub.stop();
+    await mongo.stop();
+  }
 });
