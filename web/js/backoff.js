@@ -2,9 +2,13 @@
 // drawn at random from its upper half (jitter), so a hub that comes back is
 // not hit by every page at the same instant.
 
-/** First wait and longest wait, in ms. */
+/**
+ * First wait and longest wait, in ms. The cap is short next to the hub's resume
+ * grace (RESUME_GRACE_SECS, 30 s by default): a page whose network comes back
+ * late in the grace period must still get there in time to keep its chats.
+ */
 export const FIRST_MS = 500;
-export const CAP_MS = 10000;
+export const CAP_MS = 5000;
 
 /** The wait before retry number `attempt` (0 is the first retry). */
 export function backoffDelay(attempt, { first = FIRST_MS, cap = CAP_MS } = {}) {

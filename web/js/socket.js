@@ -24,6 +24,11 @@ export class ReconnectingSocket {
 
   start() {
     this.stopped = false;
+    if (!this.onOnline) {
+      // The browser says the network is back: try now rather than at the end of the backoff wait.
+      this.onOnline = () => { if (!this.stopped && !this.ws) this.connect(); };
+      window.addEventListener('online', this.onOnline);
+    }
     this.connect();
   }
 
