@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots, shot } from './helpers.mjs';
+import { ADMIN_PASSWORD, startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots, shot } from './helpers.mjs';
 
 let hub;
 let proxy;
@@ -84,5 +84,43 @@ test('a session that really ended still leads to the sign-in screen on reconnect
     proxy.restore();
     await agent.getByTestId('login').waitFor({ timeout: 20000 });
     await agent.getByTestId('page-notice').filter({ hasText: 'session has ended' }).waitFor();
+  });
+});
+
+test('a signed-in page that cannot reach /api/me at load keeps asking instead of showing the sign-in form', async () => {
+  proxy.restore();
+  await withShots('me-unreachable-at-load', async (pages) => {
+    const jan = await createAgent(hub, { username: 'janek', display_name: 'Janek', categories: ['sales'] });
+    const agent = await newPage(browser);
+    const admin = await newPage(browser);
+    pages.push(agent, admin);
+    await agentSignsIn(agent, hub, jan, { available: false });
+    await admin.goto(`${hub.url}/admin.html`);
+    await admin.getByTestId('username').fill('admin');
+    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
+    await admin.getByTestId('login-button').click();
+    await admin.getByTestId('sign-out').waitFor();
+
+    // Each page load's first two /api/me requests fail as a dropped network would; later ones go through.
+    let failures = 0;
+    for (const page of [agent, admin]) {
+      await page.context().route('**/api/me', (route) => (failures++ < 2 ? route.abort('connectionreset') : route.continue()));
+    }
+    const signedInShows = {
+      'agent.html': (p) => p.getByTestId('connection-state').filter({ hasText: 'online' }),
+      // Staff are joined to the buddy list by the hub; a public visitor would see the join form.
+      'buddy.html': (p) => p.getByTestId('me').filter({ hasText: 'You are Janek' }),
+      'admin.html': (p) => p.getByTestId('sign-out'),
+    };
+    for (const [file, signedIn] of Object.entries(signedInShows)) {
+      const page = file === 'admin.html' ? admin : agent;
+      failures = 0;
+      await page.goto(`${hub.url}/${file}`);
+      await page.getByTestId('page-notice').filter({ hasText: 'Cannot reach the hub' }).waitFor();
+      await signedIn(page).waitFor({ timeout: 15000 });
+      assert.ok(failures >= 3, `${file}: /api/me was asked again after failing`);
+      assert.equal(await page.getByTestId('page-notice').isVisible(), false, `${file}: the notice goes once the hub answers`);
+      if (file !== 'buddy.html') assert.equal(await page.getByTestId('login').isVisible(), false, `${file}: no sign-in form`);
+    }
   });
 });
