@@ -138,6 +138,60 @@ async fn a_hub_initiated_close_waits_for_the_clients_reply() {
     hub.stop().await;
 }
 
+/// Autobahn cases whose messages (4, 8 and 16 MiB) are over the hub's 1 MiB limit: the hub
+/// refuses them with a clean 1009 as docs/protocol.md says, which Autobahn can only score
+/// FAILED (its cases expect every message echoed).
+const REFUSED_OVER_THE_LIMIT: &[&str] = &["9.1.4", "9.1.5", "9.1.6", "9.2.4", "9.2.5", "9.2.6", "9.3.", "9.4."];
+/// How long the conformance run may take (about 20 s alone, on a debug build).
+const AUTOBAHN_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[tokio::test]
+async fn the_autobahn_cases_pass_against_an_echo_on_the_hubs_websocket_stack() {
+    let hub = TestHub::with(|s| s.ws_echo_endpoint = true).await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = format!("{root}/.venv/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run scripts/ensure-test-deps.sh (it installs kosoku)"
+    );
+    let run = tokio::process::Command::new(&python)
+        .arg(format!("{root}/scripts/autobahn.py"))
+        .arg(hub.ws_url("/ws/echo"))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(AUTOBAHN_TIMEOUT, run)
+        .await
+        .expect("the Autobahn run ends")
+        .expect("scripts/autobahn.py starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "scripts/autobahn.py failed: {stderr}");
+    eprintln!("{stderr}");
+    let cases: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per case"))
+        .collect();
+    for section in ["1.", "2.", "3.", "4.", "5.", "6.", "7.", "9."] {
+        assert!(
+            cases.iter().any(|c| c["id"].as_str().unwrap().starts_with(section)),
+            "no case of section {section} ran: {stderr}"
+        );
+    }
+    let mut refused = 0;
+    for case in &cases {
+        let id = case["id"].as_str().unwrap();
+        assert_ne!(case["behavior_close"], "UNCLEAN", "{case}");
+        if REFUSED_OVER_THE_LIMIT.iter().any(|p| id.starts_with(p)) {
+            assert_eq!(case["remote_close_code"], 1009, "{case}");
+            assert_eq!(case["was_clean"], true, "{case}");
+            refused += 1;
+        } else {
+            assert_eq!(case["passed"], true, "{case}");
+        }
+    }
+    assert_eq!(refused, 24, "every case over the limit ran");
+    hub.stop().await;
+}
+
 /// A websocket client over a raw TCP stream that writes whatever frames a test crafts.
 struct RawWs {
     tcp: TcpStream,
