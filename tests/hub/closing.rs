@@ -192,6 +192,17 @@ async fn the_autobahn_cases_pass_against_an_echo_on_the_hubs_websocket_stack() {
     hub.stop().await;
 }
 
+#[tokio::test]
+async fn the_echo_endpoint_does_not_exist_unless_switched_on() {
+    let hub = TestHub::start().await;
+    let refused = Ws::connect(&hub.ws_url("/ws/echo"), &[]).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
+        other => panic!("expected a 404, got {:?}", other.map(|_| "an open socket")),
+    }
+    hub.stop().await;
+}
+
 /// A websocket client over a raw TCP stream that writes whatever frames a test crafts.
 struct RawWs {
     tcp: TcpStream,
