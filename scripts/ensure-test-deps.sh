@@ -27,6 +27,13 @@ if [ ! -x .venv/bin/secantusd-py ]; then
   .venv/bin/pip install -q --disable-pip-version-check secantusdb
 fi
 
+# websocket conformance: kosoku runs the Autobahn cases (tests/hub/closing.rs, scripts/autobahn.py).
+# Pinned: its verdicts are what the test judges.
+if ! .venv/bin/python -c 'import kosoku' 2>/dev/null; then
+  echo "ensure-test-deps: installing kosoku into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check kosoku==0.1.0
+fi
+
 if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "ensure-test-deps: installing the browser tests' npm packages"
   (cd tests/browser && npm ci --no-audit --no-fund --silent)

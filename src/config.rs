@@ -54,6 +54,11 @@ pub struct Settings {
     pub mongodb_db: String,
     /// Archive events held in memory while the store is unreachable.
     pub archive_buffer: usize,
+
+    // websocket closing (issue 13, item 9)
+    /// Serve `/ws/echo`, an echo on the hub's websocket stack for conformance runs
+    /// (`WS_ECHO_ENDPOINT`, off). Refused unless `BIND_ADDR` is a loopback address.
+    pub ws_echo_endpoint: bool,
 }
 
 /// A setting that could not be used; start-up stops with this message.
@@ -97,7 +102,20 @@ impl Settings {
             mongodb_uri: r.optional("MONGODB_URI"),
             mongodb_db: r.text("MONGODB_DB", "switchboard"),
             archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
+
+            // websocket closing (issue 13, item 9)
+            ws_echo_endpoint: r.flag("WS_ECHO_ENDPOINT", false)?,
         };
+        if settings.ws_echo_endpoint && !settings.bind.ip().is_loopback() {
+            return Err(ConfigError {
+                var: "WS_ECHO_ENDPOINT",
+                value: "true".into(),
+                reason: format!(
+                    "the echo endpoint is for conformance tests only and needs a loopback BIND_ADDR, not {}",
+                    settings.bind
+                ),
+            });
+        }
         if settings.store == StoreMode::MongoDb && settings.mongodb_uri.is_none() {
             return Err(ConfigError {
                 var: "MONGODB_URI",
@@ -332,5 +350,15 @@ mod tests {
         assert!(s.is_whitelisted("10.1.200.3".parse().unwrap()));
         assert!(s.is_whitelisted("192.0.2.7".parse().unwrap()));
         assert!(!s.is_whitelisted("192.0.2.8".parse().unwrap()));
+    }
+
+    // websocket closing (issue 13, item 9)
+    #[test]
+    fn the_echo_endpoint_is_off_and_refused_on_a_public_address() {
+        assert!(!with(&[]).unwrap().ws_echo_endpoint);
+        assert!(with(&[("WS_ECHO_ENDPOINT", "true")]).unwrap().ws_echo_endpoint);
+        let err = with(&[("WS_ECHO_ENDPOINT", "true"), ("BIND_ADDR", "0.0.0.0:8080")]).unwrap_err();
+        assert_eq!(err.var, "WS_ECHO_ENDPOINT");
+        assert!(err.to_string().contains("BIND_ADDR"), "{err}");
     }
 }

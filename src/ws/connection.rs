@@ -11,6 +11,9 @@
 //! it to the socket, one timer and a few counters. Each wake-up writes
 //! everything the outbox holds in one flush and reads every frame the socket
 //! has, so a busy connection costs few syscalls per frame.
+//!
+//! Every way it stops is an [`Ending`], carried out by [`closing::finish`]: the
+//! peer's Close is answered, protocol violations get their close code.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -21,13 +24,14 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{Sink, Stream};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use super::closing::{self, Ending, code};
 use super::max_frame_bytes;
 use crate::config::Settings;
 use crate::http::AppState;
@@ -79,37 +83,29 @@ async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)
     let shutting_down = shutdown.cancelled();
     tokio::pin!(shutting_down);
 
-    let close = loop {
+    let ending = loop {
         match poll_fn(|cx| conn.poll_event(cx, timer.as_mut(), shutting_down.as_mut())).await {
             Event::ToHub(frame) => {
                 if conn.hub.frame(conn.id, frame).await.is_err() {
-                    break None;
+                    // The hub is gone: the process is stopping.
+                    break Ending::Close(code::GOING_AWAY, "server shutting down");
                 }
             }
-            Event::Stop(close) => break close,
+            Event::Stop(ending) => break ending,
         }
     };
     conn.outbox.shut();
-    if let Some((code, reason)) = close {
-        Box::pin(send_close(&mut conn.socket, code, reason)).await;
-    }
+    // The hub forgets the connection before the handshake, which may wait on a silent peer.
     let _ = Box::pin(conn.hub.unregister(conn.id)).await;
-}
-
-async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await;
+    Box::pin(closing::finish(&mut conn.socket, ending)).await;
 }
 
 /// What the connection's task must do next.
 enum Event {
     /// Hand this frame to the hub (waiting while the hub is busy slows this reader down).
     ToHub(ClientFrame),
-    /// End the connection, sending this close frame first when there is one.
-    Stop(Option<(u16, &'static str)>),
+    /// End the connection this way.
+    Stop(Ending),
 }
 
 struct Connection {
@@ -216,8 +212,12 @@ impl Connection {
                     "closing: outbound buffer full, the client is not reading"
                 );
                 // A socket stuck mid-write could not take a close frame either.
-                let close = (!self.unflushed).then_some((1008, "not reading fast enough"));
-                return Poll::Ready(Event::Stop(close));
+                let ending = if self.unflushed {
+                    Ending::Drop
+                } else {
+                    Ending::Close(code::POLICY, "not reading fast enough")
+                };
+                return Poll::Ready(Event::Stop(ending));
             }
             if let Poll::Ready(stop) = self.poll_write(cx) {
                 return Poll::Ready(Event::Stop(stop));
@@ -241,13 +241,13 @@ impl Connection {
     }
 
     /// Writes what the outbox holds (and a due ping), flushing once.
-    /// Ready means the connection must stop, with or without a close frame.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u16, &'static str)>> {
+    /// Ready means the connection must stop, and how.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Ending> {
         loop {
             while !self.unsent.is_empty() || self.ping_due {
                 match Pin::new(&mut self.socket).poll_ready(cx) {
                     Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ending::Drop),
                     Poll::Pending => return self.write_stuck(),
                 }
                 let message = match self.unsent.pop_front() {
@@ -258,7 +258,7 @@ impl Connection {
                     }
                 };
                 if Pin::new(&mut self.socket).start_send(message).is_err() {
-                    return Poll::Ready(None);
+                    return Poll::Ready(Ending::Drop);
                 }
                 self.unflushed = true;
             }
@@ -268,12 +268,12 @@ impl Connection {
                         self.unflushed = false;
                         self.write_deadline = None;
                     }
-                    Poll::Ready(Err(_)) => return Poll::Ready(None),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ending::Drop),
                     Poll::Pending => return self.write_stuck(),
                 }
             }
-            if let Some(close) = self.close_after_write.take() {
-                return Poll::Ready(Some(close));
+            if let Some((code, reason)) = self.close_after_write.take() {
+                return Poll::Ready(Ending::Close(code, reason));
             }
             match self.outbox.take() {
                 Some(taken) => {
@@ -290,7 +290,7 @@ impl Connection {
     }
 
     /// The socket cannot take more now; the timer watches how long that lasts.
-    fn write_stuck(&mut self) -> Poll<Option<(u16, &'static str)>> {
+    fn write_stuck(&mut self) -> Poll<Ending> {
         self.write_deadline
             .get_or_insert_with(|| Instant::now() + WRITE_TIMEOUT);
         Poll::Pending
@@ -299,22 +299,23 @@ impl Connection {
     /// Reads frames until one is for the hub, the socket has nothing more, or the connection must end.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         loop {
-            let message = match Pin::new(&mut self.socket).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None | Some(Err(_))) => return Poll::Ready(Event::Stop(None)),
-                Poll::Ready(Some(Ok(message))) => message,
+            let item = ready!(Pin::new(&mut self.socket).poll_next(cx));
+            let message = match closing::read_outcome(item) {
+                Ok(message) => message,
+                Err(ending) => return Poll::Ready(Event::Stop(ending)),
             };
             self.heard = true;
             let text = match message {
-                Message::Close(_) => return Poll::Ready(Event::Stop(None)),
-                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Text(text) => text,
                 Message::Binary(_) => {
                     if let Some(stop) = self.strike("binary_not_supported", "send JSON text frames".into()) {
                         return Poll::Ready(stop);
                     }
                     continue;
                 }
-                Message::Text(text) => text,
+                // Pings and pongs only count as hearing from the peer (tungstenite answers pings);
+                // a close never gets here, `read_outcome` made it an ending.
+                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
             };
             if let Some(event) = self.on_text(&text) {
                 return Poll::Ready(event);
@@ -333,7 +334,7 @@ impl Connection {
             self.flood_over += 1;
             if self.flood_over > self.settings.rate_limit_burst {
                 tracing::info!(conn = self.id.0, "closing: flooding past the rate limit");
-                return Some(Event::Stop(Some((1008, "rate limit exceeded"))));
+                return Some(Event::Stop(Ending::Close(code::POLICY, "rate limit exceeded")));
             }
             self.reply(ServerFrame::error("rate_limited", "too many frames; slow down"));
             return None;
@@ -368,7 +369,7 @@ impl Connection {
         self.strikes += 1;
         if self.strikes >= MAX_STRIKES {
             tracing::info!(conn = self.id.0, "closing: too many bad frames");
-            return Some(Event::Stop(Some((1008, "too many bad frames"))));
+            return Some(Event::Stop(Ending::Close(code::POLICY, "too many bad frames")));
         }
         self.reply(ServerFrame::error(code, message));
         None
@@ -386,16 +387,16 @@ impl Connection {
                 conn = self.id.0,
                 "closing: a write timed out, the client is not reading"
             );
-            return Some(Event::Stop(None));
+            return Some(Event::Stop(Ending::Drop));
         }
         if self.goodbye_by.is_some_and(|at| now >= at) {
-            return Some(Event::Stop(Some((1001, "server shutting down"))));
+            return Some(Event::Stop(Ending::Close(code::GOING_AWAY, "server shutting down")));
         }
         if now >= self.next_beat {
             self.missed_beats = if self.heard { 0 } else { self.missed_beats + 1 };
             if self.missed_beats >= MISSED_BEATS {
                 tracing::info!(conn = self.id.0, "closing: no pong or frame within two heartbeats");
-                return Some(Event::Stop(Some((1001, "heartbeat timeout"))));
+                return Some(Event::Stop(Ending::Close(code::GOING_AWAY, "heartbeat timeout")));
             }
             self.heard = false;
             self.ping_due = true;

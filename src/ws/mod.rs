@@ -1,8 +1,11 @@
 //! The websocket transport: who may open a socket (origin, whitelist, sign-in,
 //! the connection limit) and the upgrade for customers, agents and buddies.
-//! Each socket is then run by its own task, in [`connection`].
+//! Each socket is then run by its own task, in [`connection`]; how it ends is [`closing`]'s.
+//! [`echo`] is a test-only endpoint on the same stack, for websocket conformance runs.
 
+mod closing;
 mod connection;
+mod echo;
 
 use axum::Router;
 use axum::extract::State;
@@ -34,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/ws/customer", get(customer))
         .route("/ws/agent", get(agent))
         .route("/ws/buddy", get(buddy))
+        .route("/ws/echo", get(echo))
 }
 
 /// The largest text frame the protocol accepts: a maximal message and its envelope.
@@ -78,19 +82,23 @@ fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, 
         .map_err(|_| ApiError::Unavailable("the hub is at its connection limit".into()))
 }
 
-fn upgrade(ws: WebSocketUpgrade, state: AppState, role: ConnRole, permit: OwnedSemaphorePermit) -> Response {
+/// The websocket library's settings, the same for every endpoint (the echo included).
+fn configured(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(LIBRARY_MAX_FRAME)
         .max_frame_size(LIBRARY_MAX_FRAME)
-        .on_upgrade({
-            // One pointer in the upgrade task instead of the whole state: that task lives as long as the socket.
-            let setup = Box::new((state, role, permit));
-            move |socket| {
-                let (state, role, permit) = *setup;
-                connection::serve(socket, state, role, permit)
-            }
-        })
+}
+
+fn upgrade(ws: WebSocketUpgrade, state: AppState, role: ConnRole, permit: OwnedSemaphorePermit) -> Response {
+    configured(ws).on_upgrade({
+        // One pointer in the upgrade task instead of the whole state: that task lives as long as the socket.
+        let setup = Box::new((state, role, permit));
+        move |socket| {
+            let (state, role, permit) = *setup;
+            connection::serve(socket, state, role, permit)
+        }
+    })
 }
 
 async fn customer(
@@ -141,6 +149,17 @@ async fn buddy(
         },
         permit,
     ))
+}
+
+/// The conformance echo: off (404) unless `WS_ECHO_ENDPOINT` is on, which only a loopback
+/// `BIND_ADDR` allows. Admitted like a customer (origin, connection limit).
+async fn echo(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+    if !state.settings.ws_echo_endpoint {
+        return Err(ApiError::NotFound("endpoint"));
+    }
+    let permit = admit(&state, &headers)?;
+    let shutdown = state.shutdown.clone();
+    Ok(configured(ws).on_upgrade(move |socket| echo::serve(socket, shutdown, permit)))
 }
 
 async fn authed(state: &AppState, headers: &HeaderMap) -> Result<Authed, ApiError> {

@@ -6,6 +6,7 @@ mod archive;
 mod bad_input;
 mod buddy;
 mod chat;
+mod closing;
 mod common;
 mod routing;
 mod transport;
