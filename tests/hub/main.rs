@@ -8,5 +8,6 @@ mod buddy;
 mod chat;
 mod common;
 mod contracts;
+mod openapi;
 mod routing;
 mod transport;
