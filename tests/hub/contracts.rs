@@ -281,3 +281,25 @@ async fn buddy_chats_are_archived_as_documented_and_only_admins_read_them() {
     }
     hub.stop().await;
 }
+
+/// A session only puts a buddy page on the staff roster from a whitelisted address; from
+/// outside it the page is a member of the public like anyone else.
+#[tokio::test]
+async fn a_signed_in_agent_outside_the_whitelist_is_on_the_public_roster() {
+    let hub = TestHub::with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let auth = format!("Bearer {token}");
+    let url = hub.ws_url("/ws/buddy");
+    let mut inside = Ws::connect(&url, &[("authorization", &auth)]).await.unwrap();
+    assert_eq!(inside.next_of("buddy_welcome").await["buddies"][0]["role"], "agent");
+    let mut outside = Ws::connect(&url, &[("authorization", &auth), ("x-forwarded-for", "203.0.113.5")])
+        .await
+        .unwrap();
+    assert!(outside.drain().await.is_empty(), "no staff welcome from outside");
+    outside.send(json!({"type": "buddy_join", "name": "Ann outside"})).await;
+    let welcome = outside.next_of("buddy_welcome").await;
+    let buddies = welcome["buddies"].as_array().unwrap();
+    assert_eq!(buddies.len(), 1, "only the public roster: {welcome}");
+    assert!(buddies[0]["role"].is_null(), "{welcome}");
+    hub.stop().await;
+}
