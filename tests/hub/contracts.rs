@@ -303,3 +303,37 @@ async fn a_signed_in_agent_outside_the_whitelist_is_on_the_public_roster() {
     assert!(buddies[0]["role"].is_null(), "{welcome}");
     hub.stop().await;
 }
+
+/// An away customer is skipped by routing; on their return they get `resumed` with their
+/// place, then at once `chat_started` when an agent is free.
+#[tokio::test]
+async fn a_waiting_customer_back_while_an_agent_is_free_gets_resumed_then_chat_started() {
+    let hub = TestHub::with(|s| s.resume_grace = Duration::from_secs(30)).await;
+    let mut c = hub.customer("Carla", "general").await;
+    c.next_of("queued").await;
+    let token = c.token.clone().unwrap();
+    drop(c);
+    // Her drop must reach the hub before the agent comes, or she would be paired at once.
+    let admin = hub.admin().await;
+    let mut away = false;
+    for _ in 0..100 {
+        if admin.get("/api/admin/stats").await.1["customers_connected"] == 0 {
+            away = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(away, "the hub saw the customer go");
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    assert!(
+        agent.drain().await.iter().all(|f| f["type"] != "chat_started"),
+        "an away customer is not paired"
+    );
+    let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token})).await;
+    back.next_of("chat_started").await;
+    assert_eq!(types(&back.seen), ["resumed"]);
+    assert_eq!(back.seen[0]["place"], 1);
+    agent.next_of("chat_started").await;
+    hub.stop().await;
+}
