@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
@@ -144,7 +145,8 @@ async fn valid_categories(state: &AppState, ids: Vec<String>) -> Result<Vec<Stri
 
 /// All agent and admin accounts.
 #[utoipa::path(get, path = "/api/admin/agents", tag = "admin",
-    responses((status = 200, body = [AccountView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = [AccountView]), AdminsOnly, Unavailable))]
 async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Vec<AccountView>>, ApiError> {
     Ok(Json(
         state.store.accounts().await?.iter().map(AccountView::from).collect(),
@@ -152,9 +154,17 @@ async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> Result<Json
 }
 
 /// Create an agent (or another admin).
-#[utoipa::path(post, path = "/api/admin/agents", tag = "admin", request_body = NewAgent,
-    responses((status = 201, body = AccountView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 503, description = "too many passwords being hashed at once", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/admin/agents", tag = "admin",
+    request_body(content = NewAgent, example = json!({"username": "ann", "display_name": "Ann", "password": "a-long-password",
+        "categories": ["general"], "max_chats": 2})),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 201, body = AccountView),
+        (status = 400, description = "`bad_json`, `invalid_username`, `invalid_name`, `weak_password`, `invalid_limit`, \
+            `unknown_category`: which rule the body breaks", body = ErrorBody),
+        (status = 409, description = "`conflict`: the username is taken", body = ErrorBody),
+        AdminsOnly,
+        (status = 503, description = "`unavailable`: too many passwords are being hashed at once, the store is \
+            unreachable or the hub is stopping; try again shortly", body = ErrorBody)))]
 async fn create_agent(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -188,8 +198,11 @@ async fn create_agent(
 }
 
 /// One account.
-#[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = AccountView),
+        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
+        AdminsOnly, Unavailable))]
 async fn get_agent(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -203,9 +216,16 @@ async fn get_agent(
 }
 
 /// Change an account; categories, limit and disabling apply to routing at once.
-#[utoipa::path(patch, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path)), request_body = AgentUpdate,
-    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 503, description = "too many passwords being hashed at once", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
+    request_body(content = AgentUpdate, example = json!({"display_name": "Ann Smith", "max_chats": 2})),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = AccountView),
+        (status = 400, description = "`bad_json`, `invalid_name`, `weak_password`, `invalid_limit`, `unknown_category`, \
+            `cannot_disable_self`: which rule the body breaks", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
+        AdminsOnly,
+        (status = 503, description = "`unavailable`: too many passwords are being hashed at once, the store is \
+            unreachable or the hub is stopping; try again shortly", body = ErrorBody)))]
 async fn update_agent(
     AdminOnly(me): AdminOnly,
     State(state): State<AppState>,
@@ -280,8 +300,13 @@ async fn announce_categories(state: &AppState, removed: Option<String>) -> Resul
 }
 
 /// Add a category.
-#[utoipa::path(post, path = "/api/admin/categories", tag = "admin", request_body = NewCategory,
-    responses((status = 201, body = CategoryView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/admin/categories", tag = "admin",
+    request_body(content = NewCategory, example = json!({"id": "returns", "name": "Returns & refunds"})),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 201, body = CategoryView),
+        (status = 400, description = "`bad_json`, `invalid_name`, `invalid_id`: which rule the body breaks", body = ErrorBody),
+        (status = 409, description = "`conflict`: a category with this id exists", body = ErrorBody),
+        AdminsOnly, Unavailable))]
 async fn create_category(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -310,8 +335,13 @@ async fn create_category(
 }
 
 /// Rename a category (its id stays).
-#[utoipa::path(patch, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path)), request_body = CategoryRename,
-    responses((status = 200, body = CategoryView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path, description = "the category id")),
+    request_body(content = CategoryRename, example = json!({"name": "Sales and offers"})),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = CategoryView),
+        (status = 400, description = "`bad_json`, `invalid_name`: which rule the body breaks", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such category", body = ErrorBody),
+        AdminsOnly, Unavailable))]
 async fn rename_category(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -329,8 +359,11 @@ async fn rename_category(
 }
 
 /// Remove a category: its waiting customers are told and disconnected; agents stop holding it.
-#[utoipa::path(delete, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path, description = "the category id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "removed"),
+        (status = 404, description = "`not_found`: no such category", body = ErrorBody),
+        AdminsOnly, Unavailable))]
 async fn delete_category(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -353,7 +386,9 @@ async fn delete_category(
 }
 
 /// Live figures: agents online and available, customers connected and waiting, chats active.
-#[utoipa::path(get, path = "/api/admin/stats", tag = "admin", responses((status = 200, body = Figures)))]
+#[utoipa::path(get, path = "/api/admin/stats", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = Figures), AdminsOnly, Unavailable))]
 async fn figures(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Figures>, ApiError> {
     Ok(Json(state.hub.figures().await?))
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::{Conversation, ConversationFilter, ConversationKind, EndReason, Page, Role, Side, StoreError};
@@ -94,7 +95,10 @@ fn summary(c: &Conversation) -> ConversationSummary {
 
 /// Past conversations, newest first. Agents see only their own.
 #[utoipa::path(get, path = "/api/conversations", tag = "history", params(HistoryQuery),
-    responses((status = 200, body = ConversationPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = ConversationPage),
+        (status = 400, description = "`bad_query`: a parameter is malformed or out of range", body = ErrorBody),
+        SignedIn, Unavailable))]
 async fn list(
     Authed(me): Authed,
     State(state): State<AppState>,
@@ -135,8 +139,12 @@ async fn list(
 }
 
 /// One conversation with every message. Agents may only open their own.
-#[utoipa::path(get, path = "/api/conversations/{id}", tag = "history", params(("id" = String, Path)),
-    responses((status = 200, body = ConversationDetail), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/conversations/{id}", tag = "history",
+    params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = ConversationDetail),
+        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one of theirs", body = ErrorBody),
+        SignedIn, Unavailable))]
 async fn one(
     Authed(me): Authed,
     State(state): State<AppState>,

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod error;
 pub mod history;
 pub mod public;
+pub mod responses;
 pub mod session;
 
 use std::sync::Arc;
@@ -19,13 +20,14 @@ use axum::routing::get;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
 
 use crate::archive::Archive;
-use crate::auth::Sessions;
+use crate::auth::{SESSION_COOKIE, Sessions};
 use crate::config::Settings;
 use crate::hub::Hub;
 use crate::store::{Account, Category, Role, SharedStore};
@@ -87,9 +89,47 @@ impl From<&Category> for CategoryView {
     }
 }
 
+/// The names of the two ways to present a session; operations' `security(...)` spells them as literals.
+const BEARER_SCHEME: &str = "bearer";
+const COOKIE_SCHEME: &str = "session_cookie";
+
+/// Declares how a client presents its session: the token of `POST /api/login` as a
+/// bearer token (any client), or the cookie that response sets (browsers).
+struct SessionSchemes;
+
+impl Modify for SessionSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`Authorization: Bearer <token>`, the `token` of `POST /api/login`",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            COOKIE_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "the HttpOnly cookie `POST /api/login` sets, for browsers",
+            ))),
+        );
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard", description = "Presence and chat-routing hub: HTTP API. The websocket protocol is in docs/protocol.md."),
+    info(title = "Switchboard", description = "Presence and chat-routing hub: HTTP API. The websocket protocol is in docs/protocol.md. \
+Every error is an `ErrorBody` with a stable `code`. Agent and admin operations (tags session, admin, history) answer \
+403 `not_whitelisted` to callers outside `AGENT_WHITELIST`, before anything else; a session is presented as a bearer \
+token or the `sb_session` cookie. A 500 `internal` would be a bug and is not listed per operation; while the hub is starting \
+or stopping any operation may answer 503; limits in front of the API (request time, connections per address) are \
+described in the README."),
+    modifiers(&SessionSchemes),
     tags(
         (name = "public", description = "Open to anyone"),
         (name = "session", description = "Agent and admin sign-in (whitelisted addresses only)"),

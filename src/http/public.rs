@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::responses::Unavailable;
 use super::{ApiError, AppState, CategoryView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -20,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The service categories customers can queue for.
-#[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [CategoryView])))]
+#[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [CategoryView]), Unavailable))]
 async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryView>>, ApiError> {
     Ok(Json(
         state.store.categories().await?.iter().map(CategoryView::from).collect(),
@@ -61,7 +62,9 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
 }
 
 /// Ready to serve: the store answers and the archive is not behind.
-#[utoipa::path(get, path = "/readyz", tag = "public", responses((status = 200, body = Health), (status = 503, body = Health)))]
+#[utoipa::path(get, path = "/readyz", tag = "public", responses(
+    (status = 200, description = "ready", body = Health),
+    (status = 503, description = "not ready: the store does not answer, or the archive is degraded or overflowing", body = Health)))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let h = health(&state);
     let store_ok = state.store.ping().await.is_ok();

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AccountView, ApiError, AppState};
+use super::responses::{SignedIn, Unavailable};
+use super::{AccountView, ApiError, AppState, ErrorBody};
 use crate::auth::{SESSION_COOKIE, verify_password};
 use crate::store::{Account, Role, StoreError};
 
@@ -82,9 +83,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Sign in as an agent or admin.
-#[utoipa::path(post, path = "/api/login", tag = "session", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
-        (status = 503, description = "too many sign-ins at once; try again shortly", body = super::ErrorBody)))]
+#[utoipa::path(post, path = "/api/login", tag = "session",
+    request_body(content = LoginRequest, example = json!({"username": "ann", "password": "a-long-password"})),
+    responses(
+        (status = 200, description = "signed in; the token is also set as the `sb_session` cookie", body = LoginResponse),
+        (status = 400, description = "`bad_credentials`: wrong username or password (the same for an unknown username); \
+            `bad_json`: the body is not a login request", body = ErrorBody),
+        (status = 403, description = "`not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`; \
+            `forbidden`: the account is disabled", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failed sign-ins for this account or from this \
+            address; try again after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until a sign-in is allowed again"))),
+        (status = 503, description = "`unavailable`: too many sign-ins are waiting for their passwords to be checked, \
+            or the store is unreachable; try again shortly", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     jar: CookieJar,
@@ -119,8 +130,12 @@ async fn login(
     Ok((jar.add(cookie), Json(body)).into_response())
 }
 
-/// Sign out: the session ends.
-#[utoipa::path(post, path = "/api/logout", tag = "session", responses((status = 204)))]
+/// Sign out: the session ends. Without a session it does nothing and answers the same.
+#[utoipa::path(post, path = "/api/logout", tag = "session",
+    security((), ("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 204, description = "signed out; the `sb_session` cookie is cleared"),
+        (status = 403, description = "`not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`", body = ErrorBody)))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar) -> impl IntoResponse {
     if let Some(token) = session_token(&headers) {
         state.sessions.close(&token);
@@ -133,7 +148,8 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJa
 
 /// The signed-in account.
 #[utoipa::path(get, path = "/api/me", tag = "session",
-    responses((status = 200, body = AccountView), (status = 401, body = super::ErrorBody)))]
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = AccountView), SignedIn, Unavailable))]
 async fn me(Authed(account): Authed) -> Json<AccountView> {
     Json(AccountView::from(&account))
 }

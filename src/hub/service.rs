@@ -336,6 +336,15 @@ impl HubState {
             .routing
             .join(&category, &mut out)
             .map_err(|e| (e.code(), format!("{e}: {:?}", category.0)))?;
+        // The core queues every join before routing it. A customer it paired at once was
+        // never waiting as far as they can see: the protocol answers such a join with
+        // `chat_started` alone, so the `queued` of this same pass is not sent.
+        let paired_at_once = out
+            .iter()
+            .any(|d| matches!(d, Decision::Paired { customer: c, .. } if *c == customer));
+        if paired_at_once {
+            out.retain(|d| !matches!(d, Decision::Queued { customer: c, .. } if *c == customer));
+        }
         let token = new_token();
         self.tokens.insert(token.clone(), customer);
         self.customers.insert(

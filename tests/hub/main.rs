@@ -8,5 +8,7 @@ mod buddy;
 mod chat;
 mod closing;
 mod common;
+mod contracts;
+mod openapi;
 mod routing;
 mod transport;

@@ -1,0 +1,489 @@
+//! The OpenAPI document the hub serves is complete and true: a walk over every
+//! operation it lists, by every kind of caller (nobody, a stale token, an admin
+//! from outside the whitelist, an agent, an admin by cookie and by bearer token),
+//! with the documented request, an unknown id, a malformed body and a malformed
+//! query. Every answer must have a status the document declares for that
+//! operation, a body valid against the declared schema (every 4xx an
+//! `ErrorBody`), and the declared headers; every operation must succeed at least
+//! once; and what needs a session must say so in its `security`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A documented client address outside the default whitelist (TEST-NET-3).
+const OUTSIDE: &str = "203.0.113.5";
+/// A path parameter no record has.
+const UNKNOWN_ID: &str = "no-such-id";
+
+struct Caller {
+    name: &'static str,
+    headers: Vec<(&'static str, String)>,
+}
+
+/// One request of the walk.
+struct Call {
+    method: Method,
+    path: String,
+    body: Option<String>,
+}
+
+/// What came back.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+struct Operation {
+    method: Method,
+    template: String,
+    spec: Value,
+}
+
+impl Operation {
+    fn name(&self) -> String {
+        format!("{} {}", self.method, self.template)
+    }
+
+    /// Ending things (a deletion, a sign-out) goes last, so the rest of the walk has what it needs.
+    fn order(&self) -> (bool, bool) {
+        (self.template.ends_with("/logout"), self.method == Method::DELETE)
+    }
+}
+
+/// The schema `reference` points at, `$ref`s followed.
+fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
+    while let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let pointer = reference.trim_start_matches('#');
+        schema = doc.pointer(pointer).unwrap_or_else(|| panic!("dangling {reference}"));
+    }
+    schema
+}
+
+/// The smallest value a schema accepts as far as its types go (required fields only).
+fn synthesize(doc: &Value, schema: &Value) -> Value {
+    let schema = resolve(doc, schema);
+    if let Some(example) = schema.get("example").or_else(|| schema.pointer("/examples/0")) {
+        return example.clone();
+    }
+    if let Some(first) = schema.pointer("/enum/0") {
+        return first.clone();
+    }
+    for combinator in ["allOf", "oneOf", "anyOf"] {
+        if let Some(parts) = schema.get(combinator).and_then(Value::as_array) {
+            let mut merged = serde_json::Map::new();
+            for part in parts {
+                match synthesize(doc, part) {
+                    Value::Object(o) => merged.extend(o),
+                    other if combinator != "allOf" => return other,
+                    _ => {}
+                }
+            }
+            return Value::Object(merged);
+        }
+    }
+    let kind = match schema.get("type") {
+        Some(Value::Array(kinds)) => kinds.iter().find(|k| *k != "null").cloned().unwrap_or(Value::Null),
+        Some(kind) => kind.clone(),
+        None => Value::Null,
+    };
+    match kind.as_str() {
+        Some("string") => json!("walk"),
+        Some("integer") | Some("number") => json!(1),
+        Some("boolean") => json!(false),
+        Some("array") => json!([]),
+        Some("object") => {
+            let mut out = serde_json::Map::new();
+            for field in schema["required"].as_array().into_iter().flatten() {
+                let field = field.as_str().unwrap();
+                out.insert(field.to_string(), synthesize(doc, &schema["properties"][field]));
+            }
+            Value::Object(out)
+        }
+        _ => Value::Null,
+    }
+}
+
+/// The request body the document shows for an operation: its example, else one built from the schema.
+fn documented_body(doc: &Value, op: &Value) -> Option<String> {
+    let media = op.pointer("/requestBody/content/application~1json")?;
+    let body = media
+        .get("example")
+        .cloned()
+        .unwrap_or_else(|| synthesize(doc, &media["schema"]));
+    Some(body.to_string())
+}
+
+/// Validates `instance` against `schema`, whose `$ref`s point into the document.
+fn schema_errors(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
+
+fn status_declared(op: &Value, status: u16) -> Option<&Value> {
+    let responses = op["responses"].as_object()?;
+    responses
+        .get(&status.to_string())
+        .or_else(|| responses.get(&format!("{}XX", status / 100)))
+        .or_else(|| responses.get("default"))
+}
+
+/// Every problem one answer shows against the document.
+fn check_answer(doc: &Value, op: &Operation, caller: &Caller, call: &Call, answer: &Answer) -> Vec<String> {
+    let what = format!(
+        "{} as {} ({} {}{}) answered {}: {}",
+        op.name(),
+        caller.name,
+        call.method,
+        call.path,
+        call.body.as_deref().map(|b| format!(" {b}")).unwrap_or_default(),
+        answer.status,
+        answer.text.chars().take(200).collect::<String>()
+    );
+    let mut problems = vec![];
+    let Some(declared) = status_declared(&op.spec, answer.status) else {
+        return vec![format!("{what}: status not declared")];
+    };
+    let parsed: Option<Value> = serde_json::from_str(&answer.text).ok();
+    if answer.status >= 400 && answer.status < 500 {
+        let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+        match &parsed {
+            Some(body) => problems.extend(
+                schema_errors(doc, &error_body, body)
+                    .into_iter()
+                    .map(|e| format!("{what}: not an ErrorBody: {e}")),
+            ),
+            None => problems.push(format!("{what}: an error without a JSON body")),
+        }
+    }
+    match declared.pointer("/content/application~1json/schema") {
+        Some(schema) => {
+            let content_type = answer
+                .headers
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !content_type.starts_with("application/json") {
+                problems.push(format!("{what}: content type {content_type:?}, declared JSON"));
+            }
+            match &parsed {
+                Some(body) => problems.extend(
+                    schema_errors(doc, schema, body)
+                        .into_iter()
+                        .map(|e| format!("{what}: body does not match the declared schema: {e}")),
+                ),
+                None => problems.push(format!("{what}: declared JSON, got none")),
+            }
+        }
+        None if declared.get("content").is_none() && !answer.text.is_empty() => {
+            problems.push(format!("{what}: declared without a body, got one"));
+        }
+        None => {}
+    }
+    for header in declared["headers"].as_object().into_iter().flat_map(|h| h.keys()) {
+        if !answer.headers.contains_key(header.as_str()) {
+            problems.push(format!("{what}: declared header {header} missing"));
+        }
+    }
+    problems
+}
+
+async fn send(client: &reqwest::Client, base: &str, caller: &Caller, call: &Call) -> Answer {
+    let mut request = client.request(call.method.clone(), format!("{base}{}", call.path));
+    for (name, value) in &caller.headers {
+        request = request.header(*name, value);
+    }
+    if let Some(body) = &call.body {
+        request = request.header("content-type", "application/json").body(body.clone());
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{} {}: {e}", call.method, call.path));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    Answer { status, headers, text }
+}
+
+/// The requests of the walk for one operation.
+fn calls_for(doc: &Value, op: &Operation, real_ids: &BTreeMap<&str, String>, extra_bodies: &[String]) -> Vec<Call> {
+    let path_params: Vec<&str> = op.spec["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "path")
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let query_params: Vec<&Value> = op.spec["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "query")
+        .collect();
+    let fill = |id: &str| {
+        path_params.iter().fold(op.template.clone(), |path, name| {
+            path.replace(&format!("{{{name}}}"), id)
+        })
+    };
+    let required_query: String = query_params
+        .iter()
+        .filter(|p| p["required"] == true)
+        .map(|p| format!("{}={}", p["name"].as_str().unwrap(), synthesize(doc, &p["schema"])))
+        .collect::<Vec<_>>()
+        .join("&");
+    let with_query = |path: String, query: &str| {
+        if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        }
+    };
+    let documented_path = with_query(
+        match real_ids.get(op.template.as_str()) {
+            Some(id) => fill(id),
+            None => fill(UNKNOWN_ID),
+        },
+        &required_query,
+    );
+    let body = documented_body(doc, &op.spec);
+    let call = |path: String, body: Option<String>| Call {
+        method: op.method.clone(),
+        path,
+        body,
+    };
+    let mut calls = vec![];
+    for extra in extra_bodies {
+        calls.push(call(documented_path.clone(), Some(extra.clone())));
+    }
+    calls.push(call(documented_path.clone(), body.clone()));
+    if !path_params.is_empty() {
+        calls.push(call(with_query(fill(UNKNOWN_ID), &required_query), body.clone()));
+    }
+    if body.is_some() {
+        calls.push(call(documented_path.clone(), Some("{\"unfinished\": ".into())));
+    }
+    for param in &query_params {
+        let schema = resolve(doc, &param["schema"]);
+        let numeric = ["integer", "number"]
+            .iter()
+            .any(|k| schema["type"] == *k || schema["type"].as_array().is_some_and(|t| t.contains(&json!(k))));
+        if numeric {
+            let bad = format!("{}=not-a-number", param["name"].as_str().unwrap());
+            let query = [required_query.as_str(), bad.as_str()]
+                .iter()
+                .filter(|q| !q.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("&");
+            calls.push(call(with_query(fill(UNKNOWN_ID), &query), None));
+            calls.push(call(
+                with_query(documented_path.split('?').next().unwrap().to_string(), &query),
+                None,
+            ));
+        }
+    }
+    calls
+}
+
+#[tokio::test]
+async fn every_operation_of_the_served_document_answers_only_what_it_declares() {
+    let hub = TestHub::with(|s| {
+        // The hub's own address is a trusted proxy, so a request can come "from outside" through it.
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = hub.url("");
+    let doc: Value = client
+        .get(hub.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    // The document declares how to sign in: a bearer token, or the session cookie.
+    let mut problems = vec![];
+    let schemes = &doc["components"]["securitySchemes"];
+    let bearer = schemes
+        .as_object()
+        .into_iter()
+        .flatten()
+        .find(|(_, s)| s["type"] == "http" && s["scheme"] == "bearer");
+    let cookie = schemes
+        .as_object()
+        .into_iter()
+        .flatten()
+        .find(|(_, s)| s["type"] == "apiKey" && s["in"] == "cookie" && s["name"] == "sb_session");
+    if bearer.is_none() || cookie.is_none() {
+        problems.push(format!(
+            "security schemes: a bearer token and the sb_session cookie; declared: {schemes}"
+        ));
+    }
+
+    // The checker bites: an error body of the wrong shape does not pass for an ErrorBody.
+    let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+    assert!(schema_errors(&doc, &error_body, &json!({"error": {"code": "x", "message": "y"}})).is_empty());
+    assert!(!schema_errors(&doc, &error_body, &json!({"error": {"code": 7}})).is_empty());
+
+    // Something to read: an agent with a finished conversation.
+    let agent_token = hub.agent_account("walker", &["general"], 1).await;
+    let admin = hub.admin().await;
+    let agent_id = admin.agent_id("walker").await;
+    let chat_id = {
+        let mut agent = Ws::agent(&hub, &agent_token).await;
+        agent.send(json!({"type": "set_available", "available": true})).await;
+        agent.next_of("profile").await;
+        let mut customer = hub.customer("Carla", "general").await;
+        let chat = customer.next_of("chat_started").await["chat_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        customer.send(json!({"type": "message", "text": "hello"})).await;
+        customer.next_of("message").await;
+        customer.send(json!({"type": "leave"})).await;
+        customer.next_of("chat_ended").await;
+        chat
+    };
+    let mut archived = false;
+    for _ in 0..100 {
+        if admin.get(&format!("/api/conversations/{chat_id}")).await.0 == 200 {
+            archived = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(archived, "the conversation reached the archive");
+    let cookie_admin = hub.admin().await;
+    let real_ids = BTreeMap::from([
+        ("/api/admin/agents/{id}", agent_id),
+        ("/api/admin/categories/{id}", "sales".to_string()),
+        ("/api/conversations/{id}", chat_id),
+    ]);
+    // Bodies the documented example cannot be (a real password), tried before it.
+    let extra_bodies = BTreeMap::from([(
+        "POST /api/login",
+        vec![json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string()],
+    )]);
+
+    let callers = [
+        Caller {
+            name: "nobody",
+            headers: vec![],
+        },
+        Caller {
+            name: "a stale token",
+            headers: vec![("authorization", "Bearer 0123456789abcdef".into())],
+        },
+        Caller {
+            name: "an admin outside the whitelist",
+            headers: vec![
+                ("authorization", format!("Bearer {}", admin.token)),
+                ("x-forwarded-for", OUTSIDE.into()),
+            ],
+        },
+        Caller {
+            name: "an agent",
+            headers: vec![("authorization", format!("Bearer {agent_token}"))],
+        },
+        Caller {
+            name: "an admin by cookie",
+            headers: vec![("cookie", format!("sb_session={}", cookie_admin.token))],
+        },
+        Caller {
+            name: "an admin by bearer token",
+            headers: vec![("authorization", format!("Bearer {}", admin.token))],
+        },
+    ];
+
+    let mut operations = vec![];
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        for (method, spec) in item.as_object().unwrap() {
+            let Ok(method) = Method::from_bytes(method.to_uppercase().as_bytes()) else {
+                continue;
+            };
+            if !matches!(
+                method,
+                Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+            ) {
+                continue;
+            }
+            operations.push(Operation {
+                method,
+                template: template.clone(),
+                spec: spec.clone(),
+            });
+        }
+    }
+    operations.sort_by_key(Operation::order);
+    assert!(
+        operations.len() >= 15,
+        "the document lists the API: {}",
+        operations.len()
+    );
+
+    let mut seen: BTreeMap<String, BTreeSet<(String, u16)>> = BTreeMap::new();
+    for op in &operations {
+        let extra = extra_bodies.get(op.name().as_str()).cloned().unwrap_or_default();
+        let calls = calls_for(&doc, op, &real_ids, &extra);
+        // The sign-out ends the session it is called with: each caller signs out last.
+        for caller in &callers {
+            for call in &calls {
+                let answer = send(&client, &base, caller, call).await;
+                problems.extend(check_answer(&doc, op, caller, call, &answer));
+                seen.entry(op.name())
+                    .or_default()
+                    .insert((caller.name.to_string(), answer.status));
+            }
+        }
+        let statuses = &seen[&op.name()];
+        if !statuses.iter().any(|(_, s)| (200..300).contains(s)) {
+            problems.push(format!("{}: no call succeeded: {statuses:?}", op.name()));
+        }
+        // What answers 401 without a session says in its `security` that it needs one, and the other way round.
+        let requirements = op.spec["security"].as_array().cloned().unwrap_or_default();
+        let optional = requirements.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty()));
+        let needs_session = !requirements.is_empty() && !optional;
+        let anonymous_refused = statuses.iter().any(|(c, s)| c == "nobody" && *s == 401);
+        if anonymous_refused != needs_session {
+            problems.push(format!(
+                "{}: declares security {requirements:?} but answered nobody with {statuses:?}",
+                op.name()
+            ));
+        }
+        for requirement in &requirements {
+            for scheme in requirement.as_object().unwrap().keys() {
+                if schemes.get(scheme).is_none() {
+                    problems.push(format!("{}: unknown security scheme {scheme}", op.name()));
+                }
+            }
+        }
+    }
+    for (operation, statuses) in &seen {
+        eprintln!("{operation}: {statuses:?}");
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    hub.stop().await;
+}
