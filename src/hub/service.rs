@@ -156,6 +156,7 @@ impl HubState {
     }
 
     pub(super) fn handle(&mut self, command: Command) {
+        self.refresh_pairing_room();
         match command {
             Command::Register { conn, role } => self.register(conn, role),
             Command::Frame { conn, frame } => self.frame(conn, frame),
@@ -184,6 +185,15 @@ impl HubState {
                 let _ = reply.send(self.figures());
             }
         }
+    }
+
+    /// Tells routing how many chats the archive has room to open (each opening and its
+    /// closing); customers it cannot pair stay queued and are paired as the room grows.
+    pub(super) fn refresh_pairing_room(&mut self) {
+        let room = self.archive.openings_available();
+        let mut out = vec![];
+        self.routing.set_pairing_room(Some(room), &mut out);
+        self.apply(out);
     }
 
     // ---- connections ------------------------------------------------------
@@ -544,7 +554,7 @@ impl HubState {
         if text.trim().is_empty() {
             return Err(("empty_message", "a message needs some text".to_string()));
         }
-        if !self.archive.has_room(1) {
+        if !self.archive.has_room_for_message() {
             return Err((
                 "archive_unavailable",
                 "the archive is behind; try again shortly".to_string(),
@@ -568,7 +578,7 @@ impl HubState {
             _ => Author::AGENT,
         };
         let Stamped { frame, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
-        let archived = self.archive.push(event);
+        let archived = self.archive.push_message(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
         let (sender, peer) = match from {
@@ -938,7 +948,8 @@ impl HubState {
             .map(|a| a.account.display_name.clone())
             .unwrap_or_default();
         let started_at = now_ms();
-        self.archive.push(ArchiveEvent::Opened(ConversationOpened {
+        // Routing opens no more chats than the archive has room for (see `refresh_pairing_room`).
+        self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
             id: wire_id.clone(),
             kind: ConversationKind::Service,
             category: Some(category.0.clone()),
@@ -998,7 +1009,7 @@ impl HubState {
     ) {
         let Some(log) = self.chats.remove(&chat) else { return };
         self.chat_by_wire.remove(&log.wire_id);
-        self.archive.push(ArchiveEvent::Closed(ConversationClosed {
+        self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
             id: log.wire_id.clone(),
             ended_at: now_ms(),
             ended_by: side,

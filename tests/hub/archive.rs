@@ -38,7 +38,7 @@ fn mongo_uri() -> String {
     )
 }
 
-async fn mongo_store(uri: &str) -> SharedStore {
+pub async fn mongo_store(uri: &str) -> SharedStore {
     let db = format!("t{}", uuid::Uuid::new_v4().simple());
     Arc::new(
         MongoStore::connect(uri, &db)
@@ -47,11 +47,11 @@ async fn mongo_store(uri: &str) -> SharedStore {
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn wait_for_port(port: u16) {
+pub async fn wait_for_port(port: u16) {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return;
@@ -130,14 +130,14 @@ async fn three_conversations_are_archived_on_mongodb() {
 }
 
 /// A secantusd-py server of our own, on disk, that the test can stop and start.
-struct MongoServer {
-    port: u16,
+pub struct MongoServer {
+    pub port: u16,
     dir: TempDir,
     child: Option<Child>,
 }
 
 impl MongoServer {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let mut s = MongoServer {
             port: free_port(),
             dir: TempDir::new("mongo"),
@@ -147,7 +147,7 @@ impl MongoServer {
         s
     }
 
-    async fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         let bin = std::env::var("SWITCHBOARD_TEST_MONGOD")
             .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test`");
         let child = Command::new(bin)
@@ -166,14 +166,14 @@ impl MongoServer {
     }
 
     /// Stops the server the way an operator or a crash-free outage does (SIGTERM).
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
             let _ = child.wait();
         }
     }
 
-    fn uri(&self) -> String {
+    pub fn uri(&self) -> String {
         format!("mongodb://127.0.0.1:{}", self.port)
     }
 }
@@ -184,7 +184,7 @@ impl Drop for MongoServer {
     }
 }
 
-async fn health(hub: &TestHub) -> Value {
+pub async fn health(hub: &TestHub) -> Value {
     reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap()
 }
 

@@ -7,5 +7,6 @@ mod bad_input;
 mod buddy;
 mod chat;
 mod common;
+mod durability;
 mod routing;
 mod transport;
