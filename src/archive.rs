@@ -13,25 +13,31 @@
 //! when it opened. Refusals are counted and reported loudly in the log and on the
 //! health endpoints.
 //!
-//! Every event gets a sequence number, and the writer publishes how far it has
-//! committed ([`Progress`]). The hub holds a sender's acknowledgement of a
-//! message until the batch holding it is committed, so an acknowledged message
-//! survives even a crash of the hub. While the store is down the writer says
-//! so (`degraded`) and the hub acknowledges from the buffer instead: relaying
-//! goes on, and the buffer is written once the store is back.
+//! Every event gets a sequence number, and the writer publishes how far events
+//! are durable ([`Progress`]). The hub holds a sender's acknowledgement of a
+//! message until then, so an acknowledged message survives even a crash of the
+//! hub. While the store is down the writer says so (`degraded`) and appends
+//! what it holds to a write-ahead [`spool::Spool`] on local disk (a remote
+//! store only; the embedded store is local disk already): an event is durable
+//! once spooled, so relaying and acknowledging go on, and a stop or a crash
+//! during the outage loses nothing — the next start replays the spool. A spool
+//! that cannot be written refuses new messages, as a full buffer does.
 
 mod room;
+pub mod spool;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
-
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use self::room::Room;
-use crate::store::{ArchiveEvent, SharedStore};
+use self::spool::Spool;
+use crate::store::{ArchiveEvent, SharedStore, StoreError};
 
 /// A store call that takes longer than this counts as failed (a hung database must
 /// show as degraded, not stall acknowledgements silently).
@@ -56,13 +62,16 @@ pub struct ArchiveStatus {
     /// acknowledged).
     pub refused: AtomicU64,
     pub capacity: AtomicUsize,
+    /// The spool could not be written during an outage (its disk is full or failing).
+    pub spool_failed: AtomicBool,
 }
 
-/// How far the writer has got: every event up to `committed` is in the store.
+/// How far the writer has got: every event up to `committed` is durable, in the store
+/// or (during an outage) in the spool on local disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
     pub committed: u64,
-    /// The last write failed; events are held in the buffer until the store is back.
+    /// The last write failed; events are held (and spooled) until the store is back.
     pub degraded: bool,
 }
 
@@ -79,17 +88,50 @@ pub struct Archive {
 }
 
 impl Archive {
-    /// Starts the writer task; it ends once every handle is dropped and the buffer is written.
-    pub fn start(store: SharedStore, capacity: usize) -> (Self, JoinHandle<()>) {
+    /// Starts the writer task; it ends once every handle is dropped and the buffer is
+    /// written (or, during a store outage, spooled). With a spool, whatever a previous
+    /// process left in it is written to the store first.
+    pub fn start(
+        store: SharedStore,
+        capacity: usize,
+        spool: Option<Spool>,
+    ) -> Result<(Self, JoinHandle<()>), spool::SpoolError> {
         // `capacity` events at most: the room never admits more than that, so the
         // channel never refuses what the room admitted.
         let (tx, rx) = mpsc::channel(capacity);
         let status = Arc::new(ArchiveStatus::default());
         status.capacity.store(capacity, Ordering::Relaxed);
-        let room = Arc::new(Mutex::new(Room::new(capacity)));
+        let mut room = Room::new(capacity);
+        let mut backlog = Backlog::default();
+        if let Some(spool) = &spool {
+            let replayed = spool.load()?;
+            if !replayed.is_empty() {
+                tracing::warn!(
+                    events = replayed.len(),
+                    spool = %spool.path().display(),
+                    "replaying {} archive events spooled during a store outage",
+                    replayed.len()
+                );
+            }
+            room.hold_replayed(replayed.len());
+            status.backlog.store(replayed.len(), Ordering::Relaxed);
+            for (key, event) in replayed {
+                backlog.push(0, Some(key), event);
+            }
+        }
+        let room = Arc::new(Mutex::new(room));
         let (progress_tx, progress) = watch::channel(Progress::default());
-        let task = tokio::spawn(write_loop(store, rx, status.clone(), room.clone(), progress_tx));
-        (
+        let writer = Writer {
+            store,
+            spool: spool.map(Arc::new),
+            status: status.clone(),
+            room: room.clone(),
+            progress: progress_tx,
+            backlog,
+            degraded: false,
+        };
+        let task = tokio::spawn(write_loop(writer, rx));
+        Ok((
             Self {
                 tx,
                 next_seq: Arc::new(AtomicU64::new(1)),
@@ -98,7 +140,13 @@ impl Archive {
                 progress,
             },
             task,
-        )
+        ))
+    }
+
+    /// The store is down and the spool cannot hold what would be acknowledged: refuse,
+    /// as a full buffer does.
+    fn spool_unusable(&self) -> bool {
+        self.status.spool_failed.load(Ordering::Relaxed) && self.status.degraded.load(Ordering::Relaxed)
     }
 
     fn room(&self) -> std::sync::MutexGuard<'_, Room> {
@@ -109,7 +157,7 @@ impl Archive {
     /// Is there room for one more chat message? The hub asks before accepting one; a
     /// refusal is counted, shown on the health endpoints and logged (once per overflow).
     pub fn has_room_for_message(&self) -> bool {
-        let ok = self.room().has_room_for_message();
+        let ok = !self.spool_unusable() && self.room().has_room_for_message();
         if !ok {
             self.refused("new chat messages are refused");
         }
@@ -120,7 +168,11 @@ impl Archive {
     /// closing. None (the archive is full) is shown and logged as an overflow: the hub
     /// then pairs nobody until the store has taken some of the backlog.
     pub fn openings_available(&self) -> usize {
-        let n = self.room().openings_available();
+        let n = if self.spool_unusable() {
+            0
+        } else {
+            self.room().openings_available()
+        };
         if n == 0 {
             self.overflowing("new conversations wait (customers stay queued)");
         }
@@ -194,63 +246,279 @@ impl Archive {
     }
 }
 
-async fn write_loop(
+/// Events accepted and not yet in the store, in order. The first `spooled` are in the
+/// spool too: a prefix, because once a write fails everything held is spooled, and so is
+/// every later event while the store stays down.
+#[derive(Default)]
+struct Backlog {
+    events: VecDeque<ArchiveEvent>,
+    /// Per event: the hub's sequence number (0 for one replayed from the spool) and its spool key.
+    meta: VecDeque<(u64, Option<u64>)>,
+    spooled: usize,
+    /// The highest sequence number received.
+    last_seq: u64,
+}
+
+impl Backlog {
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    fn all_spooled(&self) -> bool {
+        self.spooled == self.len()
+    }
+
+    /// Every event up to this sequence number is in the store or in the spool.
+    fn durable_through(&self) -> u64 {
+        match self.meta.get(self.spooled) {
+            Some((seq, _)) => seq.saturating_sub(1),
+            None => self.last_seq,
+        }
+    }
+
+    fn push(&mut self, seq: u64, key: Option<u64>, event: ArchiveEvent) {
+        if key.is_some() {
+            debug_assert!(self.all_spooled(), "spooled events form a prefix");
+            self.spooled += 1;
+        }
+        self.last_seq = self.last_seq.max(seq);
+        self.meta.push_back((seq, key));
+        self.events.push_back(event);
+    }
+}
+
+/// The writer task's state.
+struct Writer {
     store: SharedStore,
-    mut rx: mpsc::Receiver<(u64, ArchiveEvent)>,
+    spool: Option<Arc<Spool>>,
     status: Arc<ArchiveStatus>,
     room: Arc<Mutex<Room>>,
     progress: watch::Sender<Progress>,
-) {
-    // Events written in one store call at most: the store knows what suits it.
-    let max_batch = store.max_batch().max(1);
-    let mut numbered = Vec::with_capacity(max_batch);
-    let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut numbered, max_batch).await > 0 {
-        let last = numbered.last().map_or(0, |(seq, _)| *seq);
-        batch.extend(numbered.drain(..).map(|(_, event)| event));
-        let mut backoff = BACKOFF_START;
-        loop {
-            let written = tokio::time::timeout(WRITE_TIMEOUT, store.archive(&batch))
-                .await
-                .unwrap_or_else(|_| Err(crate::store::StoreError::Unavailable("the write timed out".into())));
-            match written {
-                Ok(()) => {
-                    progress.send_replace(Progress {
-                        committed: last,
-                        degraded: false,
-                    });
-                    if status.degraded.swap(false, Ordering::Relaxed) {
-                        tracing::info!(
-                            backend = store.backend(),
-                            "archive store reachable again; writing the backlog"
-                        );
-                    }
-                    status.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
-                    status.events_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    let below_half = {
-                        let mut room = room.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                        room.written(batch.len());
-                        room.below_half()
-                    };
-                    if below_half && status.overflowing.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(
-                            "archive buffer drained below half; chat messages and new conversations are accepted again"
-                        );
-                    }
-                    break;
+    backlog: Backlog,
+    /// The last store write failed: new events go to the spool before they are acknowledged.
+    degraded: bool,
+}
+
+impl Writer {
+    /// Publishes how far events are durable, and whether the store is failing.
+    fn publish(&self) {
+        let progress = Progress {
+            committed: self.backlog.durable_through(),
+            degraded: self.degraded,
+        };
+        self.progress.send_if_modified(|p| {
+            let changed = *p != progress;
+            *p = progress;
+            changed
+        });
+    }
+
+    /// Writes events to the spool in one durable commit, off the async threads; returns
+    /// the key of the first, or `None` (said loudly, and refused from then on) when the
+    /// spool's disk fails.
+    async fn spool(&self, events: Vec<Vec<u8>>) -> Option<u64> {
+        let spool = self.spool.clone()?;
+        let result = tokio::task::spawn_blocking(move || spool.append(&events))
+            .await
+            .unwrap_or_else(|e| panic!("the spool's thread failed: {e}"));
+        match result {
+            Ok(first) => {
+                if self.status.spool_failed.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("archive spool writable again; acknowledgements resume during the outage");
                 }
-                Err(e) => {
-                    status.write_errors.fetch_add(1, Ordering::Relaxed);
-                    progress.send_modify(|p| p.degraded = true);
-                    if !status.degraded.swap(true, Ordering::Relaxed) {
-                        tracing::error!(backend = store.backend(), error = %e, "archive write failed; holding events and retrying");
+                Some(first)
+            }
+            Err(e) => {
+                if !self.status.spool_failed.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        error = %e,
+                        "ARCHIVE SPOOL UNWRITABLE during a store outage: new chat messages and conversations are refused until the store or the spool is back"
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// Spools every held event not yet spooled (the store just failed).
+    async fn spool_backlog(&mut self) {
+        if self.spool.is_none() || self.backlog.all_spooled() {
+            return;
+        }
+        let from = self.backlog.spooled;
+        let encoded = self.backlog.events.iter().skip(from).map(spool::encode).collect();
+        if let Some(first) = self.spool(encoded).await {
+            for (i, meta) in self.backlog.meta.iter_mut().skip(from).enumerate() {
+                meta.1 = Some(first + i as u64);
+            }
+            self.backlog.spooled = self.backlog.len();
+        }
+    }
+
+    /// Takes newly queued events: into the spool first while the store is down.
+    async fn take(&mut self, incoming: &mut Vec<(u64, ArchiveEvent)>) {
+        if incoming.is_empty() {
+            return;
+        }
+        let first = if self.degraded && self.backlog.all_spooled() {
+            self.spool(incoming.iter().map(|(_, e)| spool::encode(e)).collect())
+                .await
+        } else {
+            None
+        };
+        for (i, (seq, event)) in incoming.drain(..).enumerate() {
+            self.backlog.push(seq, first.map(|k| k + i as u64), event);
+        }
+        self.publish();
+    }
+
+    /// One store call with the oldest held events; `true` when the store took them.
+    /// Events queued meanwhile are spooled at once while the store is known to be down,
+    /// so a hanging store does not hold acknowledgements.
+    async fn write_front(
+        &mut self,
+        max_batch: usize,
+        rx: &mut mpsc::Receiver<(u64, ArchiveEvent)>,
+        open: &mut bool,
+    ) -> bool {
+        let n = self.backlog.len().min(max_batch);
+        let mut arrived: Vec<(u64, ArchiveEvent)> = vec![];
+        let written = {
+            let batch = &self.backlog.events.make_contiguous()[..n];
+            let write = tokio::time::timeout(WRITE_TIMEOUT, self.store.archive(batch));
+            tokio::pin!(write);
+            let spooling = self.degraded && self.spool.is_some();
+            loop {
+                let mut incoming = Vec::new();
+                tokio::select! {
+                    result = &mut write => {
+                        break result.unwrap_or_else(|_| Err(StoreError::Unavailable("the write timed out".into())));
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    got = rx.recv_many(&mut incoming, max_batch), if *open && spooling && arrived.len() < max_batch => {
+                        if got == 0 {
+                            *open = false;
+                        }
+                        arrived.append(&mut incoming);
+                    }
+                }
+            }
+        };
+        let ok = match written {
+            Ok(()) => {
+                let last_key = self.backlog.meta.iter().take(n).filter_map(|(_, key)| *key).last();
+                self.backlog.events.drain(..n);
+                self.backlog.meta.drain(..n);
+                self.backlog.spooled = self.backlog.spooled.saturating_sub(n);
+                if let (Some(last), Some(spool)) = (last_key, self.spool.clone()) {
+                    // A failure here leaves events the store has in the spool: replayed once more, harmlessly.
+                    let removed = tokio::task::spawn_blocking(move || spool.remove_through(last)).await;
+                    if let Ok(Err(e)) = removed {
+                        tracing::warn!(error = %e, "archive spool: written events could not be removed");
+                    }
+                }
+                if self.degraded {
+                    self.degraded = false;
+                    self.status.degraded.store(false, Ordering::Relaxed);
+                    tracing::info!(
+                        backend = self.store.backend(),
+                        "archive store reachable again; writing the backlog"
+                    );
+                }
+                self.status.backlog.fetch_sub(n, Ordering::Relaxed);
+                self.status.events_written.fetch_add(n as u64, Ordering::Relaxed);
+                let below_half = {
+                    let mut room = self.room.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    room.written(n);
+                    room.below_half()
+                };
+                if below_half && self.status.overflowing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "archive buffer drained below half; chat messages and new conversations are accepted again"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                self.status.write_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.degraded {
+                    self.degraded = true;
+                    self.status.degraded.store(true, Ordering::Relaxed);
+                    tracing::error!(backend = self.store.backend(), error = %e, "archive write failed; holding events and retrying");
+                }
+                self.spool_backlog().await;
+                false
+            }
+        };
+        self.publish();
+        self.take(&mut arrived).await;
+        ok
+    }
+}
+
+async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEvent)>) {
+    // Events written in one store call at most: the store knows what suits it.
+    let max_batch = writer.store.max_batch().max(1);
+    let mut incoming = Vec::with_capacity(max_batch);
+    let mut open = true;
+    let mut backoff = BACKOFF_START;
+    // When the next attempt at a failed write is due; `None`: now.
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let due = retry_at.is_none_or(|at| at <= Instant::now());
+        if open {
+            if writer.backlog.len() == 0 {
+                if rx.recv_many(&mut incoming, max_batch).await == 0 {
+                    open = false;
+                }
+            } else if due {
+                // Whatever else has queued, without waiting.
+                while incoming.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(event) => incoming.push(event),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
+                    }
+                }
+            } else {
+                // Waiting to retry: new events are taken (and spooled) meanwhile.
+                let at = retry_at.expect("not due means a retry is planned");
+                tokio::select! {
+                    got = rx.recv_many(&mut incoming, max_batch) => if got == 0 { open = false },
+                    _ = tokio::time::sleep_until(at) => {}
                 }
             }
         }
-        batch.clear();
+        writer.take(&mut incoming).await;
+        if writer.backlog.len() == 0 {
+            if open {
+                continue;
+            }
+            return;
+        }
+        if !open && writer.degraded && writer.spool.is_some() && writer.backlog.all_spooled() {
+            // Stopping during an outage: nothing held is lost, the next start writes it.
+            tracing::warn!(
+                spooled = writer.backlog.len(),
+                spool = %writer.spool.as_ref().map(|s| s.path().display().to_string()).unwrap_or_default(),
+                "stopping during an archive store outage: {} events are spooled on local disk and will be replayed into the store at the next start",
+                writer.backlog.len()
+            );
+            return;
+        }
+        if retry_at.is_none_or(|at| at <= Instant::now()) {
+            if writer.write_front(max_batch, &mut rx, &mut open).await {
+                backoff = BACKOFF_START;
+                retry_at = None;
+            } else {
+                retry_at = Some(Instant::now() + backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        } else if !open {
+            tokio::time::sleep_until(retry_at.expect("not due means a retry is planned")).await;
+        }
     }
 }
 
@@ -323,7 +591,7 @@ mod tests {
     #[tokio::test]
     async fn batches_are_no_larger_than_the_store_takes() {
         let store = Arc::new(Small::default());
-        let (archive, task) = Archive::start(store.clone(), 100);
+        let (archive, task) = Archive::start(store.clone(), 100, None).unwrap();
         for seq in 1..=10 {
             archive.push_message(ArchiveEvent::Closed(ConversationClosed {
                 id: format!("c{seq}"),

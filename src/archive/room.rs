@@ -30,6 +30,7 @@ impl Room {
     }
 
     /// Events held and not yet in the store.
+    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.held
     }

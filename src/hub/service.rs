@@ -592,13 +592,13 @@ impl HubState {
     }
 
     /// The sender's copy of a message is its acknowledgement: it goes out once the
-    /// archive has committed the message, or at once while the store is down (the
-    /// message is then held in the bounded archive buffer until the store is back).
+    /// message is durable — in the store, or while the store is down in the archive's
+    /// spool on local disk.
     pub(super) fn acknowledge(&mut self, sender: Recipient, frame: Outbound, archived: Option<u64>) {
         let progress = *self.archive.progress.borrow();
         match archived {
             // Held for the sender's connections of now: the chat may end (and the route go) before the commit.
-            Some(seq) if seq > progress.committed && !progress.degraded => {
+            Some(seq) if seq > progress.committed => {
                 let conns = self.delivery.connections(&sender).iter().cloned().collect();
                 self.pending_acks.push_back((seq, conns, frame));
             }
@@ -610,7 +610,7 @@ impl HubState {
     pub(super) fn release_acks(&mut self) {
         let progress = *self.archive.progress.borrow();
         while let Some((seq, _, _)) = self.pending_acks.front() {
-            if *seq > progress.committed && !progress.degraded {
+            if *seq > progress.committed {
                 break;
             }
             let (_, conns, frame) = self.pending_acks.pop_front().expect("front exists");

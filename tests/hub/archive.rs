@@ -63,7 +63,10 @@ pub async fn wait_for_port(port: u16) {
 
 /// Runs three whole conversations through the hub and checks the three records.
 async fn three_conversations_are_three_complete_records(store: SharedStore) {
-    let hub = TestHub::with_store(store.clone(), |_| {}).await;
+    // A DATA_DIR of its own: a hub on MongoDB keeps its outage spool there.
+    let data = TempDir::new("data");
+    let dir = data.0.clone();
+    let hub = TestHub::with_store(store.clone(), move |s| s.data_dir = dir).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut chats = vec![];
     for i in 0..3 {
@@ -206,7 +209,9 @@ async fn send_and_collect(c: &mut Ws, agent: &mut Ws, from: usize, n: usize, ack
 async fn mongodb_stopped_mid_chat_loses_no_acknowledged_message_and_duplicates_none() {
     let mut mongo = MongoServer::start().await;
     let store = mongo_store(&mongo.uri()).await;
-    let hub = TestHub::with_store(store.clone(), |_| {}).await;
+    let data = TempDir::new("data");
+    let dir = data.0.clone();
+    let hub = TestHub::with_store(store.clone(), move |s| s.data_dir = dir).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut c = hub.customer("Carla", "general").await;
     let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();

@@ -180,3 +180,181 @@ async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledg
     );
     hub.stop().await;
 }
+
+/// The real binary on the MongoDB of `mongo`, database `db`, with `dir` as its DATA_DIR
+/// (the spool) and its log in `dir/hub.log`.
+struct MongoHub {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl MongoHub {
+    async fn start(mongo: &MongoServer, db: &str, dir: &std::path::Path) -> Self {
+        let port = crate::archive::free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("hub.log"))
+            .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("STORE", "mongodb")
+            .env("MONGODB_URI", mongo.uri())
+            .env("MONGODB_DB", db)
+            .env("DATA_DIR", dir)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RATE_LIMIT_PER_SEC", "1000")
+            .env("RATE_LIMIT_BURST", "1000")
+            .env("RUST_LOG", "warn")
+            .current_dir(dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the hub binary starts");
+        crate::archive::wait_for_port(port).await;
+        MongoHub { port, child }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn ws(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for MongoHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(client: &reqwest::Client, hub: &MongoHub, user: &str, password: &str) -> String {
+    let res = client
+        .post(hub.url("/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "login as {user}");
+    res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Issue 13, item 11: MongoDB stops, messages go on and are acknowledged, then the hub
+/// is stopped with `signal` (TERM or KILL). MongoDB comes back, the hub starts again on
+/// the same DATA_DIR, and every acknowledged message ends up archived exactly once.
+async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &str) {
+    let mut mongo = MongoServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let dir = TempDir::new("spool");
+    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+    let client = reqwest::Client::new();
+    let admin = login(&client, &hub, "admin", ADMIN_PASSWORD).await;
+    let res = client
+        .post(hub.url("/api/admin/agents"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password", "categories": ["general"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let token = login(&client, &hub, "ann", "agent-password").await;
+    let mut agent = Ws::connect(&hub.ws("/ws/agent"), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .unwrap();
+    agent.next_of("agent_welcome").await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut c = Ws::connect(&hub.ws("/ws/customer"), &[]).await.unwrap();
+    c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let mut acked = vec![];
+    for i in 0..10 {
+        acked.push(send_one(&mut c, &format!("before {i}")).await.expect("the store is up"));
+    }
+
+    mongo.stop();
+    // Sent during the outage: each is acknowledged once it is on local disk.
+    for i in 0..150 {
+        c.send(json!({"type": "message", "text": format!("during {i}")})).await;
+    }
+    while let Some(frame) = c.recv_within(Duration::from_secs(20)).await {
+        match frame["type"].as_str() {
+            Some("message") => {
+                acked.push(frame["id"].as_str().unwrap().to_string());
+                if acked.len() == 160 {
+                    break;
+                }
+            }
+            Some("error") => panic!("refused during the outage: {frame}"),
+            _ => {}
+        }
+    }
+    assert!(acked.len() > 10, "nothing was acknowledged during the outage");
+    let mut hub = hub;
+    hub.signal(signal);
+    let status = hub.child.wait().unwrap();
+    drop(hub);
+
+    mongo.restart().await;
+    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+    let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
+        .await
+        .unwrap();
+    use switchboard::store::Store;
+    let mut stored: Vec<String> = vec![];
+    for _ in 0..600 {
+        if let Ok(record) = store.conversation(&chat).await {
+            stored = record.messages.iter().map(|m| m.id.clone()).collect();
+            if acked.iter().all(|id| stored.contains(id)) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unique: HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "a message was archived twice");
+    let lost = acked.iter().filter(|id| !unique.contains(id)).count();
+    eprintln!(
+        "SIG{signal} during an outage: {} acknowledged ({} during the outage), {lost} lost",
+        acked.len(),
+        acked.len() - 10
+    );
+    assert_eq!(lost, 0, "{lost} of {} acknowledged messages lost", acked.len());
+    if signal == "TERM" {
+        assert!(status.success(), "a clean stop exits 0: {status}");
+        let log = std::fs::read_to_string(dir.0.join("hub.log")).unwrap();
+        assert!(
+            log.contains("spooled") && log.contains("replayed"),
+            "the log says what was kept for the next start:\n{log}"
+        );
+    }
+    drop(hub);
+}
+
+#[tokio::test]
+async fn sigterm_during_a_mongodb_outage_loses_no_acknowledged_message() {
+    a_hub_stopped_during_an_outage_loses_no_acknowledged_message("TERM").await;
+}
+
+#[tokio::test]
+async fn sigkill_during_a_mongodb_outage_loses_no_acknowledged_message() {
+    a_hub_stopped_during_an_outage_loses_no_acknowledged_message("KILL").await;
+}
