@@ -405,7 +405,7 @@ impl Writer {
         };
         let ok = match written {
             Ok(()) => {
-                let last_key = self.backlog.meta.iter().take(n).filter_map(|(_, key)| *key).last();
+                let last_key = self.backlog.meta.range(..n).rev().find_map(|(_, key)| *key);
                 self.backlog.events.drain(..n);
                 self.backlog.meta.drain(..n);
                 self.backlog.spooled = self.backlog.spooled.saturating_sub(n);

@@ -32,7 +32,7 @@ impl Drop for TempDir {
 }
 
 /// The MongoDB-wire server the harness started (scripts/with-mongo.sh); a missing one fails the test.
-fn mongo_uri() -> String {
+pub fn mongo_uri() -> String {
     std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
         "SWITCHBOARD_TEST_MONGODB_URI is not set: run the tests with `make test` (it starts a MongoDB-wire server)",
     )

@@ -100,18 +100,18 @@ async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledg
     // The agent ends chats while the store is down and the buffer full. `live` is the
     // customer whose chat runs, `None` once it ended and the next one waits.
     let mut live = Some(0);
-    for next in 1..10 {
+    for (next, customer) in customers.iter_mut().enumerate().skip(1) {
         let chat = chats.last().unwrap().1.clone();
         agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
         agent.next_of("chat_ended").await;
         live = None;
-        let Some(id) = chat_started_within(&mut customers[next], QUIET).await else {
+        let Some(id) = chat_started_within(customer, QUIET).await else {
             break;
         };
         agent.next_of("chat_started").await;
         chats.push((next, id.clone()));
         live = Some(next);
-        if let Some(m) = send_one(&mut customers[next], &format!("while full {next}")).await {
+        if let Some(m) = send_one(customer, &format!("while full {next}")).await {
             acked.entry(id).or_default().push(m);
         }
     }
@@ -357,4 +357,26 @@ async fn sigterm_during_a_mongodb_outage_loses_no_acknowledged_message() {
 #[tokio::test]
 async fn sigkill_during_a_mongodb_outage_loses_no_acknowledged_message() {
     a_hub_stopped_during_an_outage_loses_no_acknowledged_message("KILL").await;
+}
+
+/// A hub on MongoDB whose DATA_DIR cannot hold the spool does not start (rather than
+/// run without the disk its outage acknowledgements depend on), and says which setting.
+#[tokio::test]
+async fn a_data_dir_that_cannot_hold_the_spool_stops_start_up_naming_it() {
+    let scratch = TempDir::new("not-a-dir");
+    let file = scratch.0.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let store = mongo_store(&crate::archive::mongo_uri()).await;
+    let mut settings = switchboard::config::Settings::for_tests();
+    settings.data_dir = file;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        switchboard::run(listener, settings, store, shutdown),
+    )
+    .await
+    .expect("start-up fails at once");
+    let error = result.expect_err("the hub refuses to start").to_string();
+    assert!(error.contains("DATA_DIR"), "{error}");
 }
