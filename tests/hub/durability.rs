@@ -12,7 +12,13 @@ use crate::common::*;
 /// Sends one customer message and waits for its fate: `Some(id)` once acknowledged
 /// (the sender's copy), `None` when it was refused with `archive_unavailable`.
 async fn send_one(c: &mut Ws, text: &str) -> Option<String> {
-    c.send(json!({"type": "message", "text": text})).await;
+    send_frame(c, json!({"type": "message", "text": text})).await
+}
+
+/// Sends a message frame and waits for its fate, as [`send_one`] does.
+async fn send_frame(c: &mut Ws, message: serde_json::Value) -> Option<String> {
+    let text = message["text"].as_str().unwrap().to_string();
+    c.send(message).await;
     loop {
         let Some(frame) = c.recv_within(Duration::from_secs(30)).await else {
             panic!("message {text:?} was neither acknowledged nor refused");
@@ -379,4 +385,97 @@ async fn a_data_dir_that_cannot_hold_the_spool_stops_start_up_naming_it() {
     .expect("start-up fails at once");
     let error = result.expect_err("the hub refuses to start").to_string();
     assert!(error.contains("DATA_DIR"), "{error}");
+}
+
+/// The same rule for buddy chats: while the archive cannot hold a new conversation,
+/// accepting an invitation is refused with `archive_unavailable` and the invitation
+/// stays open; accepted once the archive has room, the chat is archived whole.
+#[tokio::test]
+async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_room() {
+    let mut mongo = MongoServer::start().await;
+    let store = mongo_store(&mongo.uri()).await;
+    let spool = TempDir::new("full-buddy");
+    let dir = spool.0.clone();
+    let hub = TestHub::with_store(store.clone(), move |s| {
+        s.archive_buffer = 100;
+        s.data_dir = dir;
+    })
+    .await;
+    let join = |name: &'static str| {
+        let url = hub.ws_url("/ws/buddy");
+        async move {
+            let mut ws = Ws::connect(&url, &[]).await.unwrap();
+            ws.send(json!({"type": "buddy_join", "name": name})).await;
+            let id = ws.next_of("buddy_welcome").await["you"].as_u64().unwrap();
+            (ws, id)
+        }
+    };
+    let (mut a, _) = join("Ada").await;
+    let (mut b, b_id) = join("Bo").await;
+    a.send(json!({"type": "invite", "to": b_id})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    let first = a.next_of("buddy_chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    mongo.stop();
+    let mut acked = vec![];
+    for n in 0.. {
+        assert!(n < 1_000, "a buffer of 100 never refused a message");
+        let frame = json!({"type": "message", "chat_id": first, "text": format!("m{n}")});
+        match send_frame(&mut a, frame).await {
+            Some(id) => acked.push(id),
+            None => break,
+        }
+    }
+    a.send(json!({"type": "end_chat", "chat_id": first})).await;
+    b.next_of("buddy_chat_ended").await;
+    a.send(json!({"type": "invite", "to": b_id})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    assert_eq!(b.next_of("error").await["code"], "archive_unavailable");
+
+    mongo.restart().await;
+    let mut second = None;
+    'retry: for _ in 0..600 {
+        b.send(json!({"type": "accept", "invitation_id": inv})).await;
+        // Either the chat starts, or the accept is refused again (and retried shortly).
+        while let Some(frame) = b.recv_within(Duration::from_secs(5)).await {
+            if frame["type"] == "buddy_chat_started" {
+                second = Some(frame["chat_id"].as_str().unwrap().to_string());
+                break 'retry;
+            }
+            if frame["type"] == "error" {
+                assert_eq!(frame["code"], "archive_unavailable", "{frame}");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = second.expect("the invitation was accepted once the archive had room");
+    let frame = json!({"type": "message", "chat_id": second, "text": "hello again"});
+    let last = send_frame(&mut b, frame).await.expect("the store is back");
+    b.send(json!({"type": "end_chat", "chat_id": second})).await;
+    a.next_of("buddy_chat_ended").await;
+    hub.stop().await;
+
+    let first = store.conversation(&first).await.expect("the first chat is archived");
+    let stored: HashSet<_> = first.messages.iter().map(|m| m.id.clone()).collect();
+    assert!(
+        acked.iter().all(|id| stored.contains(id)),
+        "an acknowledged message was lost"
+    );
+    assert!(first.closed.is_some());
+    let second = store.conversation(&second).await.expect("the second chat is archived");
+    assert_eq!(
+        second.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        vec![last]
+    );
+    assert!(second.closed.is_some());
 }
