@@ -1,30 +1,43 @@
 //! The archive writer: every conversation event goes through a bounded buffer
 //! to the store, in batches, retried with backoff while the store is down.
 //!
-//! The hub never waits on the database. It hands events to [`Archive::push`];
+//! The hub never waits on the database. It hands events to the `push_*` methods;
 //! one task drains them in batches (one store call per batch, which is how
 //! archiving keeps up with the relay) and retries a failed batch until it is
 //! written, so an outage delays the archive but loses nothing. Retrying is safe
 //! because every event carries its natural id and stores apply them
-//! idempotently. When the buffer is full the hub refuses new chat messages
-//! (the sender gets an error, so nothing acknowledged is ever dropped) and the
-//! state is reported loudly in the log and on the health endpoints.
+//! idempotently. What the buffer may still take is kept by [`room::Room`]: when it
+//! is full the hub refuses new chat messages (the sender gets an error, so nothing
+//! acknowledged is ever dropped) and opens no new conversation (customers stay
+//! queued), but a conversation's closing always fits, in the slot reserved for it
+//! when it opened. Refusals are counted and reported loudly in the log and on the
+//! health endpoints.
 //!
-//! Every event gets a sequence number, and the writer publishes how far it has
-//! committed ([`Progress`]). The hub holds a sender's acknowledgement of a
-//! message until the batch holding it is committed, so an acknowledged message
-//! survives even a crash of the hub. While the store is down the writer says
-//! so (`degraded`) and the hub acknowledges from the buffer instead: relaying
-//! goes on, and the buffer is written once the store is back.
+//! Every event gets a sequence number, and the writer publishes how far events
+//! are durable ([`Progress`]). The hub holds a sender's acknowledgement of a
+//! message until then, so an acknowledged message survives even a crash of the
+//! hub. While the store is down the writer says so (`degraded`) and appends
+//! what it holds to a write-ahead [`spool::Spool`] on local disk (a remote
+//! store only; the embedded store is local disk already): an event is durable
+//! once spooled, so relaying and acknowledging go on, and a stop or a crash
+//! during the outage loses nothing — the next start replays the spool. A spool
+//! that cannot be written refuses new messages, as a full buffer does.
 
-use std::sync::Arc;
+mod room;
+pub mod spool;
+
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use crate::store::{ArchiveEvent, SharedStore};
+use self::room::Room;
+use self::spool::Spool;
+use crate::store::{ArchiveEvent, SharedStore, StoreError};
 
 /// A store call that takes longer than this counts as failed (a hung database must
 /// show as degraded, not stall acknowledgements silently).
@@ -40,20 +53,25 @@ pub struct ArchiveStatus {
     pub backlog: AtomicUsize,
     /// The last write failed and the writer is retrying.
     pub degraded: AtomicBool,
-    /// The buffer was full at some point since the last successful write.
+    /// The buffer filled (a message was refused or a new conversation held back) and has
+    /// not drained below half since.
     pub overflowing: AtomicBool,
     pub write_errors: AtomicU64,
     pub events_written: AtomicU64,
-    /// Events refused because the buffer was full (never acknowledged messages).
+    /// Chat messages and buddy chat openings refused because the archive was full (never
+    /// acknowledged).
     pub refused: AtomicU64,
     pub capacity: AtomicUsize,
+    /// The spool could not be written during an outage (its disk is full or failing).
+    pub spool_failed: AtomicBool,
 }
 
-/// How far the writer has got: every event up to `committed` is in the store.
+/// How far the writer has got: every event up to `committed` is durable, in the store
+/// or (during an outage) in the spool on local disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
     pub committed: u64,
-    /// The last write failed; events are held in the buffer until the store is back.
+    /// The last write failed; events are held (and spooled) until the store is back.
     pub degraded: bool,
 }
 
@@ -62,40 +80,154 @@ pub struct Progress {
 pub struct Archive {
     tx: mpsc::Sender<(u64, ArchiveEvent)>,
     next_seq: Arc<AtomicU64>,
+    /// What the archive may still take; the writer gives room back as the store takes events.
+    /// Locked briefly by the hub task and the writer, never across an `.await`.
+    room: Arc<Mutex<Room>>,
     pub status: Arc<ArchiveStatus>,
     pub progress: watch::Receiver<Progress>,
 }
 
 impl Archive {
-    /// Starts the writer task; it ends once every handle is dropped and the buffer is written.
-    pub fn start(store: SharedStore, capacity: usize) -> (Self, JoinHandle<()>) {
+    /// Starts the writer task; it ends once every handle is dropped and the buffer is
+    /// written (or, during a store outage, spooled). With a spool, whatever a previous
+    /// process left in it is written to the store first.
+    pub fn start(
+        store: SharedStore,
+        capacity: usize,
+        spool: Option<Spool>,
+    ) -> Result<(Self, JoinHandle<()>), spool::SpoolError> {
+        // `capacity` events at most: the room never admits more than that, so the
+        // channel never refuses what the room admitted.
         let (tx, rx) = mpsc::channel(capacity);
         let status = Arc::new(ArchiveStatus::default());
         status.capacity.store(capacity, Ordering::Relaxed);
+        let mut room = Room::new(capacity);
+        let mut backlog = Backlog::default();
+        if let Some(spool) = &spool {
+            let replayed = spool.load()?;
+            if !replayed.is_empty() {
+                tracing::warn!(
+                    events = replayed.len(),
+                    spool = %spool.path().display(),
+                    "replaying {} archive events spooled during a store outage",
+                    replayed.len()
+                );
+            }
+            room.hold_replayed(replayed.len());
+            status.backlog.store(replayed.len(), Ordering::Relaxed);
+            for (key, event) in replayed {
+                backlog.push(0, Some(key), event);
+            }
+        }
+        let room = Arc::new(Mutex::new(room));
         let (progress_tx, progress) = watch::channel(Progress::default());
-        let task = tokio::spawn(write_loop(store, rx, status.clone(), progress_tx));
-        (
+        let writer = Writer {
+            store,
+            spool: spool.map(Arc::new),
+            status: status.clone(),
+            room: room.clone(),
+            progress: progress_tx,
+            backlog,
+            degraded: false,
+        };
+        let task = tokio::spawn(write_loop(writer, rx));
+        Ok((
             Self {
                 tx,
                 next_seq: Arc::new(AtomicU64::new(1)),
+                room,
                 status,
                 progress,
             },
             task,
-        )
+        ))
     }
 
-    /// Is there room for `n` more messages? The hub asks before accepting one. A
-    /// slice of the buffer is kept for the openings and closings of conversations,
-    /// which cannot be refused, so a full buffer never drops those.
-    pub fn has_room(&self, n: usize) -> bool {
-        let reserve = (self.tx.max_capacity() / 16).max(16);
-        self.tx.capacity() >= n + reserve
+    /// The store is down and the spool cannot hold what would be acknowledged: refuse,
+    /// as a full buffer does.
+    fn spool_unusable(&self) -> bool {
+        self.status.spool_failed.load(Ordering::Relaxed) && self.status.degraded.load(Ordering::Relaxed)
     }
 
-    /// Queues an event without waiting and returns its sequence number, or `None`
-    /// (said loudly) when the buffer is full.
-    pub fn push(&self, event: ArchiveEvent) -> Option<u64> {
+    fn room(&self) -> std::sync::MutexGuard<'_, Room> {
+        // The lock guards plain arithmetic; a panic while holding it leaves it consistent.
+        self.room.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Is there room for one more chat message? The hub asks before accepting one; a
+    /// refusal is counted, shown on the health endpoints and logged (once per overflow).
+    pub fn has_room_for_message(&self) -> bool {
+        let ok = !self.spool_unusable() && self.room().has_room_for_message();
+        if !ok {
+            self.refused("new chat messages are refused");
+        }
+        ok
+    }
+
+    /// How many conversations may open now, each with room for its opening and its
+    /// closing. None (the archive is full) is shown and logged as an overflow: the hub
+    /// then pairs nobody until the store has taken some of the backlog.
+    pub fn openings_available(&self) -> usize {
+        let n = if self.spool_unusable() {
+            0
+        } else {
+            self.room().openings_available()
+        };
+        if n == 0 {
+            self.overflowing("new conversations wait (customers stay queued)");
+        }
+        n
+    }
+
+    /// Counts a refusal (a message, a buddy chat) for want of room.
+    pub fn refused(&self, what: &str) {
+        self.status.refused.fetch_add(1, Ordering::Relaxed);
+        self.overflowing(what);
+    }
+
+    fn overflowing(&self, what: &str) {
+        if !self.status.overflowing.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                capacity = self.status.capacity.load(Ordering::Relaxed),
+                "ARCHIVE BUFFER FULL: the store is not keeping up or is down; {what} until it drains"
+            );
+        }
+    }
+
+    /// Queues a chat message the hub checked room for; returns its sequence number,
+    /// or `None` (counted and logged) if there was no room after all.
+    pub fn push_message(&self, event: ArchiveEvent) -> Option<u64> {
+        if !self.room().admit_message() {
+            self.refused("new chat messages are refused");
+            return None;
+        }
+        self.send(event)
+    }
+
+    /// Queues a conversation's opening and reserves room for its closing. The hub opens
+    /// a conversation only after [`Archive::openings_available`] said there is room, so
+    /// `false` (logged) means a fault in that accounting.
+    pub fn push_opening(&self, event: ArchiveEvent) -> bool {
+        if !self.room().admit_opening() {
+            self.refused("a conversation opened without room for it");
+            tracing::error!("archive: a conversation's opening was refused although room was checked");
+            return false;
+        }
+        self.send(event).is_some()
+    }
+
+    /// Queues a conversation's closing, in the room reserved when it opened.
+    pub fn push_closing(&self, event: ArchiveEvent) {
+        if !self.room().admit_closing() {
+            self.refused("a closing found no room");
+            tracing::error!("archive: a conversation's closing found no room reserved for it");
+            return;
+        }
+        self.send(event);
+    }
+
+    /// Hands an admitted event to the writer without waiting; returns its sequence number.
+    fn send(&self, event: ArchiveEvent) -> Option<u64> {
         // Only the hub task pushes, so numbers enter the channel in order.
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send((seq, event)) {
@@ -104,69 +236,289 @@ impl Archive {
                 Some(seq)
             }
             Err(_) => {
-                self.status.refused.fetch_add(1, Ordering::Relaxed);
-                if !self.status.overflowing.swap(true, Ordering::Relaxed) {
-                    tracing::error!(
-                        capacity = self.status.capacity.load(Ordering::Relaxed),
-                        "ARCHIVE BUFFER FULL: the store is not keeping up or is down; new chat messages are refused until it drains"
-                    );
-                }
+                // The room admitted it, so the channel has space unless the writer is gone
+                // (the hub is shutting down after a writer panic).
+                self.room().written(1);
+                tracing::error!("archive: the writer is gone; an event could not be queued");
                 None
             }
         }
     }
 }
 
-async fn write_loop(
+/// Events accepted and not yet in the store, in order. The first `spooled` are in the
+/// spool too: a prefix, because once a write fails everything held is spooled, and so is
+/// every later event while the store stays down.
+#[derive(Default)]
+struct Backlog {
+    events: VecDeque<ArchiveEvent>,
+    /// Per event: the hub's sequence number (0 for one replayed from the spool) and its spool key.
+    meta: VecDeque<(u64, Option<u64>)>,
+    spooled: usize,
+    /// The highest sequence number received.
+    last_seq: u64,
+}
+
+impl Backlog {
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    fn all_spooled(&self) -> bool {
+        self.spooled == self.len()
+    }
+
+    /// Every event up to this sequence number is in the store or in the spool.
+    fn durable_through(&self) -> u64 {
+        match self.meta.get(self.spooled) {
+            Some((seq, _)) => seq.saturating_sub(1),
+            None => self.last_seq,
+        }
+    }
+
+    fn push(&mut self, seq: u64, key: Option<u64>, event: ArchiveEvent) {
+        if key.is_some() {
+            debug_assert!(self.all_spooled(), "spooled events form a prefix");
+            self.spooled += 1;
+        }
+        self.last_seq = self.last_seq.max(seq);
+        self.meta.push_back((seq, key));
+        self.events.push_back(event);
+    }
+}
+
+/// The writer task's state.
+struct Writer {
     store: SharedStore,
-    mut rx: mpsc::Receiver<(u64, ArchiveEvent)>,
+    spool: Option<Arc<Spool>>,
     status: Arc<ArchiveStatus>,
+    room: Arc<Mutex<Room>>,
     progress: watch::Sender<Progress>,
-) {
-    // Events written in one store call at most: the store knows what suits it.
-    let max_batch = store.max_batch().max(1);
-    let mut numbered = Vec::with_capacity(max_batch);
-    let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut numbered, max_batch).await > 0 {
-        let last = numbered.last().map_or(0, |(seq, _)| *seq);
-        batch.extend(numbered.drain(..).map(|(_, event)| event));
-        let mut backoff = BACKOFF_START;
-        loop {
-            let written = tokio::time::timeout(WRITE_TIMEOUT, store.archive(&batch))
-                .await
-                .unwrap_or_else(|_| Err(crate::store::StoreError::Unavailable("the write timed out".into())));
-            match written {
-                Ok(()) => {
-                    progress.send_replace(Progress {
-                        committed: last,
-                        degraded: false,
-                    });
-                    if status.degraded.swap(false, Ordering::Relaxed) {
-                        tracing::info!(
-                            backend = store.backend(),
-                            "archive store reachable again; writing the backlog"
-                        );
-                    }
-                    status.backlog.fetch_sub(batch.len(), Ordering::Relaxed);
-                    status.events_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    if status.overflowing.load(Ordering::Relaxed) && rx.capacity() > rx.max_capacity() / 2 {
-                        status.overflowing.store(false, Ordering::Relaxed);
-                        tracing::warn!("archive buffer drained below half; chat messages are accepted again");
-                    }
-                    break;
+    backlog: Backlog,
+    /// The last store write failed: new events go to the spool before they are acknowledged.
+    degraded: bool,
+}
+
+impl Writer {
+    /// Publishes how far events are durable, and whether the store is failing.
+    fn publish(&self) {
+        let progress = Progress {
+            committed: self.backlog.durable_through(),
+            degraded: self.degraded,
+        };
+        self.progress.send_if_modified(|p| {
+            let changed = *p != progress;
+            *p = progress;
+            changed
+        });
+    }
+
+    /// Writes events to the spool in one durable commit, off the async threads; returns
+    /// the key of the first, or `None` (said loudly, and refused from then on) when the
+    /// spool's disk fails.
+    async fn spool(&self, events: Vec<Vec<u8>>) -> Option<u64> {
+        let spool = self.spool.clone()?;
+        let result = tokio::task::spawn_blocking(move || spool.append(&events))
+            .await
+            .unwrap_or_else(|e| panic!("the spool's thread failed: {e}"));
+        match result {
+            Ok(first) => {
+                if self.status.spool_failed.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("archive spool writable again; acknowledgements resume during the outage");
                 }
-                Err(e) => {
-                    status.write_errors.fetch_add(1, Ordering::Relaxed);
-                    progress.send_modify(|p| p.degraded = true);
-                    if !status.degraded.swap(true, Ordering::Relaxed) {
-                        tracing::error!(backend = store.backend(), error = %e, "archive write failed; holding events and retrying");
+                Some(first)
+            }
+            Err(e) => {
+                if !self.status.spool_failed.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        error = %e,
+                        "ARCHIVE SPOOL UNWRITABLE during a store outage: new chat messages and conversations are refused until the store or the spool is back"
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// Spools every held event not yet spooled (the store just failed).
+    async fn spool_backlog(&mut self) {
+        if self.spool.is_none() || self.backlog.all_spooled() {
+            return;
+        }
+        let from = self.backlog.spooled;
+        let encoded = self.backlog.events.iter().skip(from).map(spool::encode).collect();
+        if let Some(first) = self.spool(encoded).await {
+            for (i, meta) in self.backlog.meta.iter_mut().skip(from).enumerate() {
+                meta.1 = Some(first + i as u64);
+            }
+            self.backlog.spooled = self.backlog.len();
+        }
+    }
+
+    /// Takes newly queued events: into the spool first while the store is down.
+    async fn take(&mut self, incoming: &mut Vec<(u64, ArchiveEvent)>) {
+        if incoming.is_empty() {
+            return;
+        }
+        let first = if self.degraded && self.backlog.all_spooled() {
+            self.spool(incoming.iter().map(|(_, e)| spool::encode(e)).collect())
+                .await
+        } else {
+            None
+        };
+        for (i, (seq, event)) in incoming.drain(..).enumerate() {
+            self.backlog.push(seq, first.map(|k| k + i as u64), event);
+        }
+        self.publish();
+    }
+
+    /// One store call with the oldest held events; `true` when the store took them.
+    /// Events queued meanwhile are spooled at once while the store is known to be down,
+    /// so a hanging store does not hold acknowledgements.
+    async fn write_front(
+        &mut self,
+        max_batch: usize,
+        rx: &mut mpsc::Receiver<(u64, ArchiveEvent)>,
+        open: &mut bool,
+    ) -> bool {
+        let n = self.backlog.len().min(max_batch);
+        let mut arrived: Vec<(u64, ArchiveEvent)> = vec![];
+        let written = {
+            let batch = &self.backlog.events.make_contiguous()[..n];
+            let write = tokio::time::timeout(WRITE_TIMEOUT, self.store.archive(batch));
+            tokio::pin!(write);
+            let spooling = self.degraded && self.spool.is_some();
+            loop {
+                let mut incoming = Vec::new();
+                tokio::select! {
+                    result = &mut write => {
+                        break result.unwrap_or_else(|_| Err(StoreError::Unavailable("the write timed out".into())));
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    got = rx.recv_many(&mut incoming, max_batch), if *open && spooling && arrived.len() < max_batch => {
+                        if got == 0 {
+                            *open = false;
+                        }
+                        arrived.append(&mut incoming);
+                    }
+                }
+            }
+        };
+        let ok = match written {
+            Ok(()) => {
+                let last_key = self.backlog.meta.range(..n).rev().find_map(|(_, key)| *key);
+                self.backlog.events.drain(..n);
+                self.backlog.meta.drain(..n);
+                self.backlog.spooled = self.backlog.spooled.saturating_sub(n);
+                if let (Some(last), Some(spool)) = (last_key, self.spool.clone()) {
+                    // A failure here leaves events the store has in the spool: replayed once more, harmlessly.
+                    let removed = tokio::task::spawn_blocking(move || spool.remove_through(last)).await;
+                    if let Ok(Err(e)) = removed {
+                        tracing::warn!(error = %e, "archive spool: written events could not be removed");
+                    }
+                }
+                if self.degraded {
+                    self.degraded = false;
+                    self.status.degraded.store(false, Ordering::Relaxed);
+                    tracing::info!(
+                        backend = self.store.backend(),
+                        "archive store reachable again; writing the backlog"
+                    );
+                }
+                self.status.backlog.fetch_sub(n, Ordering::Relaxed);
+                self.status.events_written.fetch_add(n as u64, Ordering::Relaxed);
+                let below_half = {
+                    let mut room = self.room.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    room.written(n);
+                    room.below_half()
+                };
+                if below_half && self.status.overflowing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "archive buffer drained below half; chat messages and new conversations are accepted again"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                self.status.write_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.degraded {
+                    self.degraded = true;
+                    self.status.degraded.store(true, Ordering::Relaxed);
+                    tracing::error!(backend = self.store.backend(), error = %e, "archive write failed; holding events and retrying");
+                }
+                self.spool_backlog().await;
+                false
+            }
+        };
+        self.publish();
+        self.take(&mut arrived).await;
+        ok
+    }
+}
+
+async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEvent)>) {
+    // Events written in one store call at most: the store knows what suits it.
+    let max_batch = writer.store.max_batch().max(1);
+    let mut incoming = Vec::with_capacity(max_batch);
+    let mut open = true;
+    let mut backoff = BACKOFF_START;
+    // When the next attempt at a failed write is due; `None`: now.
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let due = retry_at.is_none_or(|at| at <= Instant::now());
+        if open {
+            if writer.backlog.len() == 0 {
+                if rx.recv_many(&mut incoming, max_batch).await == 0 {
+                    open = false;
+                }
+            } else if due {
+                // Whatever else has queued, without waiting.
+                while incoming.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(event) => incoming.push(event),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
+                    }
+                }
+            } else {
+                // Waiting to retry: new events are taken (and spooled) meanwhile.
+                let at = retry_at.expect("not due means a retry is planned");
+                tokio::select! {
+                    got = rx.recv_many(&mut incoming, max_batch) => if got == 0 { open = false },
+                    _ = tokio::time::sleep_until(at) => {}
                 }
             }
         }
-        batch.clear();
+        writer.take(&mut incoming).await;
+        if writer.backlog.len() == 0 {
+            if open {
+                continue;
+            }
+            return;
+        }
+        if !open && writer.degraded && writer.spool.is_some() && writer.backlog.all_spooled() {
+            // Stopping during an outage: nothing held is lost, the next start writes it.
+            tracing::warn!(
+                spooled = writer.backlog.len(),
+                spool = %writer.spool.as_ref().map(|s| s.path().display().to_string()).unwrap_or_default(),
+                "stopping during an archive store outage: {} events are spooled on local disk and will be replayed into the store at the next start",
+                writer.backlog.len()
+            );
+            return;
+        }
+        if retry_at.is_none_or(|at| at <= Instant::now()) {
+            if writer.write_front(max_batch, &mut rx, &mut open).await {
+                backoff = BACKOFF_START;
+                retry_at = None;
+            } else {
+                retry_at = Some(Instant::now() + backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        } else if !open {
+            tokio::time::sleep_until(retry_at.expect("not due means a retry is planned")).await;
+        }
     }
 }
 
@@ -239,9 +591,9 @@ mod tests {
     #[tokio::test]
     async fn batches_are_no_larger_than_the_store_takes() {
         let store = Arc::new(Small::default());
-        let (archive, task) = Archive::start(store.clone(), 100);
+        let (archive, task) = Archive::start(store.clone(), 100, None).unwrap();
         for seq in 1..=10 {
-            archive.push(ArchiveEvent::Closed(ConversationClosed {
+            archive.push_message(ArchiveEvent::Closed(ConversationClosed {
                 id: format!("c{seq}"),
                 ended_at: 1,
                 ended_by: Side::Agent,

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::archive::Archive;
+use crate::archive::spool::Spool;
 use crate::auth::{Sessions, hash_password, random_token};
 use crate::config::Settings;
 use crate::http::AppState;
@@ -44,6 +45,9 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// The archive's spool (in DATA_DIR) cannot be opened or read.
+    #[error("archive spool: {0}")]
+    Spool(String),
 }
 
 /// Fills a fresh store: default categories and the first admin.
@@ -99,7 +103,14 @@ pub async fn run(
     let settings = Arc::new(settings);
     crate::metrics::handle();
     let categories = store.categories().await?;
-    let (archive, archive_task) = Archive::start(store.clone(), settings.archive_buffer);
+    // A remote store gets a write-ahead spool on local disk for its outages; the embedded
+    // store is local disk already, and the memory store keeps nothing anyway.
+    let spool = match store.backend() {
+        "mongodb" => Some(Spool::open(&settings.data_dir).map_err(|e| RunError::Spool(format!("DATA_DIR: {e}")))?),
+        _ => None,
+    };
+    let (archive, archive_task) = Archive::start(store.clone(), settings.archive_buffer, spool)
+        .map_err(|e| RunError::Spool(format!("DATA_DIR: {e}")))?;
     let (hub, hub_task) = Hub::start(settings.clone(), categories, archive.clone(), shutdown.clone());
     let state = AppState {
         settings: settings.clone(),
@@ -126,7 +137,9 @@ pub async fn run(
         .await?;
     let _ = hub_task.await;
     if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {
-        tracing::error!("shutdown: the archive could not write everything it held within {ARCHIVE_DRAIN:?}");
+        tracing::error!(
+            "shutdown: the archive could neither write nor spool everything it held within {ARCHIVE_DRAIN:?}; what was never acknowledged is lost"
+        );
     }
     Ok(())
 }

@@ -268,6 +268,11 @@ pub struct Routing {
     dirty: HashSet<CategoryId>,
     /// One counter for every id and ordering this module hands out.
     counter: u64,
+    /// How many more chats may open, when the adapter limits them (the archive's room for
+    /// a conversation's opening and closing); `None` is no limit.
+    pairing_room: Option<usize>,
+    /// A pairing was possible but the room was spent: route again once it grows.
+    held_back: bool,
 }
 
 /// A read-only view of an online agent, for the adapter's live figures.
@@ -659,6 +664,28 @@ impl Routing {
 
     // ---- pairing ------------------------------------------------------------
 
+    /// Limits how many more chats may open from now on (`None`: no limit). A customer who
+    /// could be paired but finds no room stays queued, keeping their place; when the room
+    /// grows they are paired at once.
+    pub fn set_pairing_room(&mut self, room: Option<usize>, out: &mut Vec<Decision>) {
+        self.pairing_room = room;
+        if room != Some(0) && std::mem::take(&mut self.held_back) {
+            let categories: Vec<CategoryId> = self.queues.keys().cloned().collect();
+            for category in &categories {
+                self.route_category(category, out);
+            }
+        }
+    }
+
+    /// Whether one more chat may open now; remembers a pairing held back for want of room.
+    fn may_pair(&mut self) -> bool {
+        let allowed = self.pairing_room != Some(0);
+        if !allowed {
+            self.held_back = true;
+        }
+        allowed
+    }
+
     /// Pairs the longest-waiting connected customers of `category` with the best eligible agents,
     /// until one side runs out.
     fn route_category(&mut self, category: &CategoryId, out: &mut Vec<Decision>) {
@@ -670,6 +697,9 @@ impl Routing {
                 .min_by_key(|(_, a)| (a.chats.len(), a.last_assigned))
                 .map(|(id, _)| id.clone());
             let Some(agent) = best else { break };
+            if !self.may_pair() {
+                break;
+            }
             self.pair(customer, ticket, category.clone(), agent, out);
         }
     }
@@ -689,6 +719,9 @@ impl Routing {
             let Some((ticket, customer, category)) = best else {
                 return;
             };
+            if !self.may_pair() {
+                return;
+            }
             self.pair(customer, ticket, category, id.clone(), out);
         }
     }
@@ -711,6 +744,9 @@ impl Routing {
         out: &mut Vec<Decision>,
     ) {
         self.dequeue(customer, out);
+        if let Some(room) = &mut self.pairing_room {
+            *room -= 1;
+        }
         let chat = ChatId(self.next());
         let stamp = self.next();
         let a = self.agents.get_mut(&agent).expect("pairing an online agent");

@@ -260,11 +260,20 @@ impl HubState {
                 .presence(roster)
                 .decline(me, InvitationId(invitation_id), &mut out)
                 .map_err(err)?,
-            ClientFrame::Accept { invitation_id } => self
-                .buddies
-                .presence(roster)
-                .accept(me, InvitationId(invitation_id), &mut out)
-                .map_err(err)?,
+            ClientFrame::Accept { invitation_id } => {
+                // A chat the archive could not hold is not opened: the invitation stays open.
+                if self.archive.openings_available() == 0 {
+                    self.archive.refused("buddy chats are not opened");
+                    return Err((
+                        "archive_unavailable",
+                        "the archive is behind; accept again shortly".to_string(),
+                    ));
+                }
+                self.buddies
+                    .presence(roster)
+                    .accept(me, InvitationId(invitation_id), &mut out)
+                    .map_err(err)?
+            }
             ClientFrame::EndChat { chat_id } => {
                 let chat = self.buddy_chat(me, roster, Some(&chat_id))?;
                 self.buddies
@@ -345,7 +354,7 @@ impl HubState {
         // The chat's first member is the one who invited.
         let author = Author::buddy(me.0, me == a);
         let Stamped { frame, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
-        let archived = self.archive.push(event);
+        let archived = self.archive.push_message(event);
         let frame = Outbound::Frame(frame);
         let peer = if me == a { b } else { a };
         self.delivery.deliver(&Recipient::Buddy(peer), &frame);
@@ -426,7 +435,7 @@ impl HubState {
         let chats: Vec<(Roster, BuddyChatId)> = self.buddies.chat_by_wire.values().copied().collect();
         for key in chats {
             if let Some(log) = self.buddies.chats.remove(&key) {
-                self.archive.push(ArchiveEvent::Closed(ConversationClosed {
+                self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
                     id: log.wire_id,
                     ended_at: now_ms(),
                     ended_by: Side::System,
@@ -541,7 +550,7 @@ impl HubState {
                     ChatEndReason::EndedBy => ("ended", EndReason::Ended),
                     ChatEndReason::Left => ("peer_left", EndReason::Disconnect),
                 };
-                self.archive.push(ArchiveEvent::Closed(ConversationClosed {
+                self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
                     id: log.wire_id.clone(),
                     ended_at: now_ms(),
                     ended_by: if ended_by == a { Side::Customer } else { Side::Agent },
@@ -562,7 +571,8 @@ impl HubState {
         let name = |id: BuddyId| self.buddies.people.get(&id).map(|p| p.name.clone()).unwrap_or_default();
         let (a_name, b_name) = (name(a), name(b));
         let now = now_ms();
-        self.archive.push(ArchiveEvent::Opened(ConversationOpened {
+        // Accepting was refused unless the archive had room for this opening and its closing.
+        self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
             id: wire_id.clone(),
             kind: ConversationKind::Buddy,
             category: None,

@@ -208,7 +208,11 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
                 next_pass_earliest = Instant::now() + spacing;
             }
             changed = progress.changed(), if archive_alive => match changed {
-                Ok(()) => state.release_acks(),
+                Ok(()) => {
+                    state.release_acks();
+                    // Events written give room back: customers held in line may be paired now.
+                    state.refresh_pairing_room();
+                }
                 Err(_) => archive_alive = false,
             },
             n = rx.recv_many(&mut batch, MAX_BATCH) => {

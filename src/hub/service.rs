@@ -156,6 +156,7 @@ impl HubState {
     }
 
     pub(super) fn handle(&mut self, command: Command) {
+        self.refresh_pairing_room();
         match command {
             Command::Register { conn, role } => self.register(conn, role),
             Command::Frame { conn, frame } => self.frame(conn, frame),
@@ -184,6 +185,15 @@ impl HubState {
                 let _ = reply.send(self.figures());
             }
         }
+    }
+
+    /// Tells routing how many chats the archive has room to open (each opening and its
+    /// closing); customers it cannot pair stay queued and are paired as the room grows.
+    pub(super) fn refresh_pairing_room(&mut self) {
+        let room = self.archive.openings_available();
+        let mut out = vec![];
+        self.routing.set_pairing_room(Some(room), &mut out);
+        self.apply(out);
     }
 
     // ---- connections ------------------------------------------------------
@@ -553,7 +563,7 @@ impl HubState {
         if text.trim().is_empty() {
             return Err(("empty_message", "a message needs some text".to_string()));
         }
-        if !self.archive.has_room(1) {
+        if !self.archive.has_room_for_message() {
             return Err((
                 "archive_unavailable",
                 "the archive is behind; try again shortly".to_string(),
@@ -577,7 +587,7 @@ impl HubState {
             _ => Author::AGENT,
         };
         let Stamped { frame, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
-        let archived = self.archive.push(event);
+        let archived = self.archive.push_message(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
         let (sender, peer) = match from {
@@ -591,13 +601,13 @@ impl HubState {
     }
 
     /// The sender's copy of a message is its acknowledgement: it goes out once the
-    /// archive has committed the message, or at once while the store is down (the
-    /// message is then held in the bounded archive buffer until the store is back).
+    /// message is durable — in the store, or while the store is down in the archive's
+    /// spool on local disk.
     pub(super) fn acknowledge(&mut self, sender: Recipient, frame: Outbound, archived: Option<u64>) {
         let progress = *self.archive.progress.borrow();
         match archived {
             // Held for the sender's connections of now: the chat may end (and the route go) before the commit.
-            Some(seq) if seq > progress.committed && !progress.degraded => {
+            Some(seq) if seq > progress.committed => {
                 let conns = self.delivery.connections(&sender).iter().cloned().collect();
                 self.pending_acks.push_back((seq, conns, frame));
             }
@@ -609,7 +619,7 @@ impl HubState {
     pub(super) fn release_acks(&mut self) {
         let progress = *self.archive.progress.borrow();
         while let Some((seq, _, _)) = self.pending_acks.front() {
-            if *seq > progress.committed && !progress.degraded {
+            if *seq > progress.committed {
                 break;
             }
             let (_, conns, frame) = self.pending_acks.pop_front().expect("front exists");
@@ -947,7 +957,8 @@ impl HubState {
             .map(|a| a.account.display_name.clone())
             .unwrap_or_default();
         let started_at = now_ms();
-        self.archive.push(ArchiveEvent::Opened(ConversationOpened {
+        // Routing opens no more chats than the archive has room for (see `refresh_pairing_room`).
+        self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
             id: wire_id.clone(),
             kind: ConversationKind::Service,
             category: Some(category.0.clone()),
@@ -1007,7 +1018,7 @@ impl HubState {
     ) {
         let Some(log) = self.chats.remove(&chat) else { return };
         self.chat_by_wire.remove(&log.wire_id);
-        self.archive.push(ArchiveEvent::Closed(ConversationClosed {
+        self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
             id: log.wire_id.clone(),
             ended_at: now_ms(),
             ended_by: side,

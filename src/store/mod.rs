@@ -97,7 +97,7 @@ pub enum EndReason {
 }
 
 /// One archived chat message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArchivedMessage {
     /// Globally unique, time-ordered (UUIDv7). With `seq`, either names the message for retries.
     pub id: String,
@@ -109,7 +109,7 @@ pub struct ArchivedMessage {
 }
 
 /// The opening facts of a conversation, known when the two sides are paired.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConversationOpened {
     pub id: String,
     pub kind: ConversationKind,
@@ -123,7 +123,7 @@ pub struct ConversationOpened {
 }
 
 /// The closing facts of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConversationClosed {
     pub id: String,
     pub ended_at: Millis,
@@ -132,7 +132,7 @@ pub struct ConversationClosed {
 }
 
 /// One unit of archive work. Applying the same event twice has the effect of applying it once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ArchiveEvent {
     Opened(ConversationOpened),
     Message {

@@ -32,13 +32,13 @@ impl Drop for TempDir {
 }
 
 /// The MongoDB-wire server the harness started (scripts/with-mongo.sh); a missing one fails the test.
-fn mongo_uri() -> String {
+pub fn mongo_uri() -> String {
     std::env::var("SWITCHBOARD_TEST_MONGODB_URI").expect(
         "SWITCHBOARD_TEST_MONGODB_URI is not set: run the tests with `make test` (it starts a MongoDB-wire server)",
     )
 }
 
-async fn mongo_store(uri: &str) -> SharedStore {
+pub async fn mongo_store(uri: &str) -> SharedStore {
     let db = format!("t{}", uuid::Uuid::new_v4().simple());
     Arc::new(
         MongoStore::connect(uri, &db)
@@ -47,11 +47,11 @@ async fn mongo_store(uri: &str) -> SharedStore {
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn wait_for_port(port: u16) {
+pub async fn wait_for_port(port: u16) {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return;
@@ -63,7 +63,10 @@ async fn wait_for_port(port: u16) {
 
 /// Runs three whole conversations through the hub and checks the three records.
 async fn three_conversations_are_three_complete_records(store: SharedStore) {
-    let hub = TestHub::with_store(store.clone(), |_| {}).await;
+    // A DATA_DIR of its own: a hub on MongoDB keeps its outage spool there.
+    let data = TempDir::new("data");
+    let dir = data.0.clone();
+    let hub = TestHub::with_store(store.clone(), move |s| s.data_dir = dir).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut chats = vec![];
     for i in 0..3 {
@@ -130,14 +133,14 @@ async fn three_conversations_are_archived_on_mongodb() {
 }
 
 /// A secantusd-py server of our own, on disk, that the test can stop and start.
-struct MongoServer {
-    port: u16,
+pub struct MongoServer {
+    pub port: u16,
     dir: TempDir,
     child: Option<Child>,
 }
 
 impl MongoServer {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let mut s = MongoServer {
             port: free_port(),
             dir: TempDir::new("mongo"),
@@ -147,7 +150,7 @@ impl MongoServer {
         s
     }
 
-    async fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         let bin = std::env::var("SWITCHBOARD_TEST_MONGOD")
             .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test`");
         let child = Command::new(bin)
@@ -166,14 +169,14 @@ impl MongoServer {
     }
 
     /// Stops the server the way an operator or a crash-free outage does (SIGTERM).
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
             let _ = child.wait();
         }
     }
 
-    fn uri(&self) -> String {
+    pub fn uri(&self) -> String {
         format!("mongodb://127.0.0.1:{}", self.port)
     }
 }
@@ -184,7 +187,7 @@ impl Drop for MongoServer {
     }
 }
 
-async fn health(hub: &TestHub) -> Value {
+pub async fn health(hub: &TestHub) -> Value {
     reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap()
 }
 
@@ -206,7 +209,9 @@ async fn send_and_collect(c: &mut Ws, agent: &mut Ws, from: usize, n: usize, ack
 async fn mongodb_stopped_mid_chat_loses_no_acknowledged_message_and_duplicates_none() {
     let mut mongo = MongoServer::start().await;
     let store = mongo_store(&mongo.uri()).await;
-    let hub = TestHub::with_store(store.clone(), |_| {}).await;
+    let data = TempDir::new("data");
+    let dir = data.0.clone();
+    let hub = TestHub::with_store(store.clone(), move |s| s.data_dir = dir).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut c = hub.customer("Carla", "general").await;
     let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();

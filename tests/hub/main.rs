@@ -9,6 +9,7 @@ mod chat;
 mod closing;
 mod common;
 mod contracts;
+mod durability;
 mod openapi;
 mod routing;
 mod transport;

@@ -304,6 +304,7 @@ enum Op {
     SetLimit(usize, u8),
     SetCategories(usize, u8),
     EndChat(usize, bool),
+    SetPairingRoom(Option<u8>),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -324,6 +325,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..3usize, 0..6u8).prop_map(|(a, l)| Op::SetLimit(a, l)),
         2 => (0..3usize, 0..8u8).prop_map(|(a, m)| Op::SetCategories(a, m)),
         4 => (any::<usize>(), any::<bool>()).prop_map(|(c, by_agent)| Op::EndChat(c, by_agent)),
+        2 => prop::option::of(0..3u8).prop_map(Op::SetPairingRoom),
     ]
 }
 
@@ -341,6 +343,8 @@ struct Harness {
     customer_epochs: HashMap<CustomerId, u64>,
     agent_epochs: HashMap<AgentId, u64>,
     told: HashMap<CustomerId, usize>,
+    /// The room the last event set, if it set one (`Some(None)`: it lifted the limit).
+    last_room: Option<Option<usize>>,
 }
 
 impl Harness {
@@ -353,6 +357,10 @@ impl Harness {
     }
 
     fn apply(&mut self, r: &mut Routing, op: &Op, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        self.last_room = match op {
+            Op::SetPairingRoom(room) => Some(room.map(usize::from)),
+            _ => None,
+        };
         match op.clone() {
             Op::AddCategory(i) => r.add_category(cat(CATEGORIES[i])),
             Op::RemoveCategory(i) => r.remove_category(&cat(CATEGORIES[i]), out),
@@ -386,11 +394,24 @@ impl Harness {
                 Some(chat) => r.end_chat(chat, if by_agent { Party::Agent } else { Party::Customer }, out),
                 None => r.end_chat(ChatId(u64::MAX), Party::Agent, out),
             },
+            Op::SetPairingRoom(room) => {
+                r.set_pairing_room(room.map(usize::from), out);
+                Ok(())
+            }
         }
     }
 
     /// Learns epochs and places from the decisions, checking what can only be checked on them.
     fn observe(&mut self, before: &Routing, after: &Routing, out: &[Decision]) {
+        let pairings = out.iter().filter(|d| matches!(d, Decision::Paired { .. })).count();
+        // The room in force during the event: the one it set, or the one before it.
+        let room = match self.last_room {
+            Some(room) => room,
+            None => before.pairing_room,
+        };
+        if let Some(room) = room {
+            assert!(pairings <= room, "{pairings} chats opened with room for {room}");
+        }
         let mut chatting: std::collections::HashSet<CustomerId> = before.chats.values().map(|c| c.customer).collect();
         for d in out {
             match d {
@@ -481,7 +502,11 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
             assert!(r.chats.contains_key(chat));
         }
     }
-    // Work conservation: nobody connected waits while an eligible agent holds their category.
+    // Work conservation: nobody connected waits while an eligible agent holds their category,
+    // unless no chat may open now.
+    if r.pairing_room == Some(0) {
+        return;
+    }
     for (category, queue) in &r.queues {
         let someone_waits = queue.iter().any(|(_, c)| r.customers[c].away_epoch.is_none());
         let someone_free = r

@@ -1,0 +1,173 @@
+//! The archive's room: which events the bounded archive may still take, so that a
+//! full archive refuses new messages and new conversations, never the closing of one
+//! it holds. Pure and synchronous; the archive wraps it in a lock.
+//!
+//! Every event not yet in the store (in memory or in the spool) is *held*. Every open
+//! conversation has one slot *reserved* for its closing, taken when it opens, so a
+//! closing always fits. A message needs one free slot; an opening needs two (itself and
+//! its closing's reservation). Free slots are the capacity minus both.
+
+/// The accounting of the archive's capacity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    capacity: usize,
+    held: usize,
+    reserved_closings: usize,
+}
+
+impl Room {
+    /// An empty archive of `capacity` events (`ARCHIVE_BUFFER`).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            held: 0,
+            reserved_closings: 0,
+        }
+    }
+
+    fn free(&self) -> usize {
+        self.capacity.saturating_sub(self.held + self.reserved_closings)
+    }
+
+    /// Events held and not yet in the store.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Whether a message would be taken now (nothing changes).
+    pub fn has_room_for_message(&self) -> bool {
+        self.free() >= 1
+    }
+
+    /// Takes a message if there is room.
+    pub fn admit_message(&mut self) -> bool {
+        let ok = self.has_room_for_message();
+        if ok {
+            self.held += 1;
+        }
+        ok
+    }
+
+    /// How many conversations could open now, each with its closing reserved.
+    pub fn openings_available(&self) -> usize {
+        self.free() / 2
+    }
+
+    /// Takes an opening and reserves its closing, if there is room for both.
+    pub fn admit_opening(&mut self) -> bool {
+        let ok = self.openings_available() >= 1;
+        if ok {
+            self.held += 1;
+            self.reserved_closings += 1;
+        }
+        ok
+    }
+
+    /// Takes a closing into the slot its opening reserved. A closing without a
+    /// reservation (a conversation opened before this accounting, such as one replayed
+    /// from the spool) takes a free slot; only with neither is it refused.
+    pub fn admit_closing(&mut self) -> bool {
+        if self.reserved_closings > 0 {
+            self.reserved_closings -= 1;
+        } else if self.free() == 0 {
+            return false;
+        }
+        self.held += 1;
+        true
+    }
+
+    /// Events already held when the archive starts (replayed from the spool); they may
+    /// exceed the capacity, which then refuses until they are written.
+    pub fn hold_replayed(&mut self, n: usize) {
+        self.held += n;
+    }
+
+    /// `n` held events are now in the store.
+    pub fn written(&mut self, n: usize) {
+        self.held = self.held.saturating_sub(n);
+    }
+
+    /// Less than half of the capacity is in use: the time to say the overflow is over.
+    pub fn below_half(&self) -> bool {
+        self.held + self.reserved_closings < self.capacity / 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Message,
+        Open,
+        /// Closes one of the conversations still open.
+        Close,
+        Write(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Message),
+            2 => Just(Op::Open),
+            2 => Just(Op::Close),
+            2 => (0..40usize).prop_map(Op::Write),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens, a conversation that opened can always close, nothing held
+        /// exceeds the capacity, and a refused event changes nothing.
+        #[test]
+        fn a_closing_always_fits_and_nothing_exceeds_the_capacity(
+            capacity in 2..60usize,
+            ops in prop::collection::vec(op(), 1..300),
+        ) {
+            let mut room = Room::new(capacity);
+            let mut open = 0usize;
+            for op in ops {
+                let before = room.clone();
+                match op {
+                    Op::Message => {
+                        if !room.admit_message() {
+                            prop_assert_eq!(&room, &before);
+                        }
+                    }
+                    Op::Open => {
+                        if room.admit_opening() {
+                            open += 1;
+                        } else {
+                            prop_assert_eq!(&room, &before);
+                        }
+                    }
+                    Op::Close if open > 0 => {
+                        prop_assert!(room.admit_closing(), "the closing of an open conversation was refused");
+                        open -= 1;
+                    }
+                    Op::Close => {}
+                    Op::Write(n) => room.written(n.min(room.held())),
+                }
+                prop_assert!(room.held + room.reserved_closings <= capacity);
+                prop_assert_eq!(room.reserved_closings, open);
+            }
+        }
+    }
+
+    #[test]
+    fn an_opening_needs_room_for_its_closing_too() {
+        let mut room = Room::new(3);
+        assert!(room.admit_message());
+        assert!(room.admit_opening());
+        assert!(
+            !room.admit_opening(),
+            "one slot left: not enough for an opening and its closing"
+        );
+        assert!(!room.admit_message(), "the last slot is the closing's");
+        assert!(room.admit_closing());
+        room.written(3);
+        assert!(room.admit_opening());
+    }
+}

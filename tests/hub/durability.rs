@@ -1,0 +1,481 @@
+//! "An acknowledged message is never lost": a full archive buffer during a MongoDB
+//! outage, and a hub stopped (SIGTERM) or killed (SIGKILL) during one.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::archive::{MongoServer, TempDir, health, mongo_store};
+use crate::common::*;
+
+/// Sends one customer message and waits for its fate: `Some(id)` once acknowledged
+/// (the sender's copy), `None` when it was refused with `archive_unavailable`.
+async fn send_one(c: &mut Ws, text: &str) -> Option<String> {
+    send_frame(c, json!({"type": "message", "text": text})).await
+}
+
+/// Sends a message frame and waits for its fate, as [`send_one`] does.
+async fn send_frame(c: &mut Ws, message: serde_json::Value) -> Option<String> {
+    let text = message["text"].as_str().unwrap().to_string();
+    c.send(message).await;
+    loop {
+        let Some(frame) = c.recv_within(Duration::from_secs(30)).await else {
+            panic!("message {text:?} was neither acknowledged nor refused");
+        };
+        match frame["type"].as_str() {
+            Some("message") if frame["text"] == text => return Some(frame["id"].as_str().unwrap().to_string()),
+            Some("error") => {
+                assert_eq!(frame["code"], "archive_unavailable", "{frame}");
+                return None;
+            }
+            _ => c.seen.push(frame),
+        }
+    }
+}
+
+async fn metric(hub: &TestHub, name: &str) -> f64 {
+    let text = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+/// The chat id of a `chat_started` frame, if one comes within `wait`.
+async fn chat_started_within(c: &mut Ws, wait: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let frame = c.recv_within(left).await?;
+        if frame["type"] == "chat_started" {
+            return Some(frame["chat_id"].as_str().unwrap().to_string());
+        }
+        c.seen.push(frame);
+    }
+}
+
+/// Issue 13, item 10: a tiny archive buffer, MongoDB stopped, one agent with a limit of
+/// one chat and nine customers waiting. Messages are sent until the buffer refuses them,
+/// then the agent ends chat after chat (each end and the next pairing need room in the
+/// archive). Once MongoDB is back every conversation that started is archived, opened and
+/// closed, with every acknowledged message; the refusals showed in health and metrics.
+#[tokio::test]
+async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledged_message() {
+    let mut mongo = MongoServer::start().await;
+    let store = mongo_store(&mongo.uri()).await;
+    let spool = TempDir::new("full-buffer");
+    let dir = spool.0.clone();
+    let hub = TestHub::with_store(store.clone(), move |s| {
+        s.archive_buffer = 100;
+        s.data_dir = dir;
+    })
+    .await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customers = vec![];
+    for i in 0..10 {
+        customers.push(hub.customer(&format!("C{i}"), "general").await);
+    }
+    let mut chats: Vec<(usize, String)> = vec![];
+    let first = chat_started_within(&mut customers[0], Duration::from_secs(5))
+        .await
+        .expect("the first customer is paired");
+    agent.next_of("chat_started").await;
+    chats.push((0, first));
+    // chat id → ids of the messages acknowledged in it
+    let mut acked: HashMap<String, Vec<String>> = HashMap::new();
+
+    mongo.stop();
+    let mut n = 0;
+    loop {
+        n += 1;
+        assert!(n < 1_000, "a buffer of 100 never refused a message");
+        match send_one(&mut customers[0], &format!("m{n}")).await {
+            Some(id) => acked.entry(chats[0].1.clone()).or_default().push(id),
+            None => break,
+        }
+    }
+    let h = health(&hub).await;
+    assert_eq!(h["archive_overflowing"], true, "health shows the refusals: {h}");
+    assert!(
+        metric(&hub, "switchboard_archive_refused_total").await >= 1.0,
+        "the refused counter counts them"
+    );
+
+    // The agent ends chats while the store is down and the buffer full. `live` is the
+    // customer whose chat runs, `None` once it ended and the next one waits.
+    let mut live = Some(0);
+    for (next, customer) in customers.iter_mut().enumerate().skip(1) {
+        let chat = chats.last().unwrap().1.clone();
+        agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+        agent.next_of("chat_ended").await;
+        live = None;
+        let Some(id) = chat_started_within(customer, QUIET).await else {
+            break;
+        };
+        agent.next_of("chat_started").await;
+        chats.push((next, id.clone()));
+        live = Some(next);
+        if let Some(m) = send_one(customer, &format!("while full {next}")).await {
+            acked.entry(id).or_default().push(m);
+        }
+    }
+
+    // MongoDB is back: every customer still waiting is served in turn.
+    mongo.restart().await;
+    loop {
+        let who = match live {
+            Some(who) => who,
+            None => {
+                let who = chats.last().unwrap().0 + 1;
+                let id = chat_started_within(&mut customers[who], Duration::from_secs(60))
+                    .await
+                    .expect("a waiting customer is paired once the archive has room");
+                agent.next_of("chat_started").await;
+                chats.push((who, id));
+                who
+            }
+        };
+        let chat = chats.last().unwrap().1.clone();
+        let mut sent = 0;
+        while sent < 3 {
+            if let Some(m) = send_one(&mut customers[who], &format!("after {who}.{sent}")).await {
+                acked.entry(chat.clone()).or_default().push(m);
+                sent += 1;
+            } else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+        agent.next_of("chat_ended").await;
+        live = None;
+        if who == 9 {
+            break;
+        }
+    }
+    let mut caught_up = false;
+    for _ in 0..300 {
+        if health(&hub).await["archive_backlog"] == 0 {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(caught_up, "the backlog is written once MongoDB is back");
+
+    let mut lost = 0;
+    let total: usize = acked.values().map(Vec::len).sum();
+    for (_, chat) in &chats {
+        let record = store
+            .conversation(chat)
+            .await
+            .unwrap_or_else(|e| panic!("conversation {chat} is not archived ({e}); its opening was dropped"));
+        assert!(record.closed.is_some(), "conversation {chat} has no closing");
+        let stored: HashSet<_> = record.messages.iter().map(|m| m.id.clone()).collect();
+        assert_eq!(stored.len(), record.messages.len(), "no message is archived twice");
+        lost += acked
+            .get(chat)
+            .map_or(0, |ids| ids.iter().filter(|id| !stored.contains(*id)).count());
+    }
+    assert_eq!(chats.len(), 10, "every customer was served");
+    assert_eq!(lost, 0, "{lost} of {total} acknowledged messages lost");
+    eprintln!(
+        "full buffer: {total} messages acknowledged in {} chats, {lost} lost",
+        chats.len()
+    );
+    hub.stop().await;
+}
+
+/// The real binary on the MongoDB of `mongo`, database `db`, with `dir` as its DATA_DIR
+/// (the spool) and its log in `dir/hub.log`.
+struct MongoHub {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl MongoHub {
+    async fn start(mongo: &MongoServer, db: &str, dir: &std::path::Path) -> Self {
+        let port = crate::archive::free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("hub.log"))
+            .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("STORE", "mongodb")
+            .env("MONGODB_URI", mongo.uri())
+            .env("MONGODB_DB", db)
+            .env("DATA_DIR", dir)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RATE_LIMIT_PER_SEC", "1000")
+            .env("RATE_LIMIT_BURST", "1000")
+            .env("RUST_LOG", "warn")
+            .current_dir(dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the hub binary starts");
+        crate::archive::wait_for_port(port).await;
+        MongoHub { port, child }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn ws(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for MongoHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(client: &reqwest::Client, hub: &MongoHub, user: &str, password: &str) -> String {
+    let res = client
+        .post(hub.url("/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "login as {user}");
+    res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Issue 13, item 11: MongoDB stops, messages go on and are acknowledged, then the hub
+/// is stopped with `signal` (TERM or KILL). MongoDB comes back, the hub starts again on
+/// the same DATA_DIR, and every acknowledged message ends up archived exactly once.
+async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &str) {
+    let mut mongo = MongoServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let dir = TempDir::new("spool");
+    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+    let client = reqwest::Client::new();
+    let admin = login(&client, &hub, "admin", ADMIN_PASSWORD).await;
+    let res = client
+        .post(hub.url("/api/admin/agents"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password", "categories": ["general"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let token = login(&client, &hub, "ann", "agent-password").await;
+    let mut agent = Ws::connect(&hub.ws("/ws/agent"), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .unwrap();
+    agent.next_of("agent_welcome").await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut c = Ws::connect(&hub.ws("/ws/customer"), &[]).await.unwrap();
+    c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let mut acked = vec![];
+    for i in 0..10 {
+        acked.push(send_one(&mut c, &format!("before {i}")).await.expect("the store is up"));
+    }
+
+    mongo.stop();
+    // Sent during the outage: each is acknowledged once it is on local disk.
+    for i in 0..150 {
+        c.send(json!({"type": "message", "text": format!("during {i}")})).await;
+    }
+    while let Some(frame) = c.recv_within(Duration::from_secs(20)).await {
+        match frame["type"].as_str() {
+            Some("message") => {
+                acked.push(frame["id"].as_str().unwrap().to_string());
+                if acked.len() == 160 {
+                    break;
+                }
+            }
+            Some("error") => panic!("refused during the outage: {frame}"),
+            _ => {}
+        }
+    }
+    assert!(acked.len() > 10, "nothing was acknowledged during the outage");
+    let mut hub = hub;
+    hub.signal(signal);
+    let status = hub.child.wait().unwrap();
+    drop(hub);
+
+    mongo.restart().await;
+    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+    let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
+        .await
+        .unwrap();
+    use switchboard::store::Store;
+    let mut stored: Vec<String> = vec![];
+    for _ in 0..600 {
+        if let Ok(record) = store.conversation(&chat).await {
+            stored = record.messages.iter().map(|m| m.id.clone()).collect();
+            if acked.iter().all(|id| stored.contains(id)) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unique: HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "a message was archived twice");
+    let lost = acked.iter().filter(|id| !unique.contains(id)).count();
+    eprintln!(
+        "SIG{signal} during an outage: {} acknowledged ({} during the outage), {lost} lost",
+        acked.len(),
+        acked.len() - 10
+    );
+    assert_eq!(lost, 0, "{lost} of {} acknowledged messages lost", acked.len());
+    if signal == "TERM" {
+        assert!(status.success(), "a clean stop exits 0: {status}");
+        let log = std::fs::read_to_string(dir.0.join("hub.log")).unwrap();
+        assert!(
+            log.contains("spooled") && log.contains("replayed"),
+            "the log says what was kept for the next start:\n{log}"
+        );
+    }
+    drop(hub);
+}
+
+#[tokio::test]
+async fn sigterm_during_a_mongodb_outage_loses_no_acknowledged_message() {
+    a_hub_stopped_during_an_outage_loses_no_acknowledged_message("TERM").await;
+}
+
+#[tokio::test]
+async fn sigkill_during_a_mongodb_outage_loses_no_acknowledged_message() {
+    a_hub_stopped_during_an_outage_loses_no_acknowledged_message("KILL").await;
+}
+
+/// A hub on MongoDB whose DATA_DIR cannot hold the spool does not start (rather than
+/// run without the disk its outage acknowledgements depend on), and says which setting.
+#[tokio::test]
+async fn a_data_dir_that_cannot_hold_the_spool_stops_start_up_naming_it() {
+    let scratch = TempDir::new("not-a-dir");
+    let file = scratch.0.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let store = mongo_store(&crate::archive::mongo_uri()).await;
+    let mut settings = switchboard::config::Settings::for_tests();
+    settings.data_dir = file;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        switchboard::run(listener, settings, store, shutdown),
+    )
+    .await
+    .expect("start-up fails at once");
+    let error = result.expect_err("the hub refuses to start").to_string();
+    assert!(error.contains("DATA_DIR"), "{error}");
+}
+
+/// The same rule for buddy chats: while the archive cannot hold a new conversation,
+/// accepting an invitation is refused with `archive_unavailable` and the invitation
+/// stays open; accepted once the archive has room, the chat is archived whole.
+#[tokio::test]
+async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_room() {
+    let mut mongo = MongoServer::start().await;
+    let store = mongo_store(&mongo.uri()).await;
+    let spool = TempDir::new("full-buddy");
+    let dir = spool.0.clone();
+    let hub = TestHub::with_store(store.clone(), move |s| {
+        s.archive_buffer = 100;
+        s.data_dir = dir;
+    })
+    .await;
+    let join = |name: &'static str| {
+        let url = hub.ws_url("/ws/buddy");
+        async move {
+            let mut ws = Ws::connect(&url, &[]).await.unwrap();
+            ws.send(json!({"type": "buddy_join", "name": name})).await;
+            let id = ws.next_of("buddy_welcome").await["you"].as_u64().unwrap();
+            (ws, id)
+        }
+    };
+    let (mut a, _) = join("Ada").await;
+    let (mut b, b_id) = join("Bo").await;
+    a.send(json!({"type": "invite", "to": b_id})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    let first = a.next_of("buddy_chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    mongo.stop();
+    let mut acked = vec![];
+    for n in 0.. {
+        assert!(n < 1_000, "a buffer of 100 never refused a message");
+        let frame = json!({"type": "message", "chat_id": first, "text": format!("m{n}")});
+        match send_frame(&mut a, frame).await {
+            Some(id) => acked.push(id),
+            None => break,
+        }
+    }
+    a.send(json!({"type": "end_chat", "chat_id": first})).await;
+    b.next_of("buddy_chat_ended").await;
+    a.send(json!({"type": "invite", "to": b_id})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    assert_eq!(b.next_of("error").await["code"], "archive_unavailable");
+
+    mongo.restart().await;
+    let mut second = None;
+    'retry: for _ in 0..600 {
+        b.send(json!({"type": "accept", "invitation_id": inv})).await;
+        // Either the chat starts, or the accept is refused again (and retried shortly).
+        while let Some(frame) = b.recv_within(Duration::from_secs(5)).await {
+            if frame["type"] == "buddy_chat_started" {
+                second = Some(frame["chat_id"].as_str().unwrap().to_string());
+                break 'retry;
+            }
+            if frame["type"] == "error" {
+                assert_eq!(frame["code"], "archive_unavailable", "{frame}");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = second.expect("the invitation was accepted once the archive had room");
+    let frame = json!({"type": "message", "chat_id": second, "text": "hello again"});
+    let last = send_frame(&mut b, frame).await.expect("the store is back");
+    b.send(json!({"type": "end_chat", "chat_id": second})).await;
+    a.next_of("buddy_chat_ended").await;
+    hub.stop().await;
+
+    let first = store.conversation(&first).await.expect("the first chat is archived");
+    let stored: HashSet<_> = first.messages.iter().map(|m| m.id.clone()).collect();
+    assert!(
+        acked.iter().all(|id| stored.contains(id)),
+        "an acknowledged message was lost"
+    );
+    assert!(first.closed.is_some());
+    let second = store.conversation(&second).await.expect("the second chat is archived");
+    assert_eq!(
+        second.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        vec![last]
+    );
+    assert!(second.closed.is_some());
+}
