@@ -54,6 +54,9 @@ pub struct Settings {
     pub mongodb_db: String,
     /// Archive events held in memory while the store is unreachable.
     pub archive_buffer: usize,
+    // ---- the stores under operation (issue 13, items 13-15) ----
+    /// redb's page cache for the embedded store, in bytes (`EMBEDDED_CACHE_MB`).
+    pub embedded_cache_bytes: usize,
 }
 
 /// A setting that could not be used; start-up stops with this message.
@@ -97,7 +100,20 @@ impl Settings {
             mongodb_uri: r.optional("MONGODB_URI"),
             mongodb_db: r.text("MONGODB_DB", "switchboard"),
             archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
+            // ---- the stores under operation (issue 13, items 13-15) ----
+            embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 32, 1..=65_536)? << 20,
         };
+        // Parsed now, without connecting, so a malformed URI stops start-up (and
+        // `check-config`) instead of being retried as if the server were down.
+        if let Some(uri) = &settings.mongodb_uri
+            && let Err(e) = mongodb::options::ConnectionString::parse(uri)
+        {
+            return Err(ConfigError {
+                var: "MONGODB_URI",
+                value: settings.redacted().mongodb_uri.unwrap_or_default(),
+                reason: format!("not a MongoDB connection string: {e}"),
+            });
+        }
         if settings.store == StoreMode::MongoDb && settings.mongodb_uri.is_none() {
             return Err(ConfigError {
                 var: "MONGODB_URI",
@@ -319,6 +335,10 @@ mod tests {
             ("RESUME_GRACE_SECS", "-1"),
             ("HEARTBEAT_SECS", "0"),
             ("ALLOWED_ORIGINS", "example.com"),
+            ("MONGODB_URI", "http://x"),
+            ("MONGODB_URI", "mongodb://127.0.0.1:99999"),
+            ("MONGODB_URI", "mongodb://"),
+            ("EMBEDDED_CACHE_MB", "0"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -41,6 +41,8 @@ use super::*;
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
 const SCHEMA_VERSION: u64 = 1;
+/// redb's own default page cache (1 GiB), for callers that do not choose one.
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// Free-form counters and the schema version.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -74,24 +76,58 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if missing) `dir/switchboard.redb`, creating `dir` too.
+    /// Opens (creating if missing) `dir/switchboard.redb`, creating `dir` too, with redb's
+    /// default cache.
     pub async fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES).await
+    }
+
+    /// Opens (creating if missing) `dir/switchboard.redb` with a page cache of at most
+    /// `cache_bytes`. An existing file must be a Switchboard store: an empty file, one
+    /// that is not redb, a damaged one or another program's database is refused, never
+    /// taken for a new store (that would create a fresh admin over someone's data).
+    pub async fn open_with_cache(dir: &Path, cache_bytes: usize) -> StoreResult<Self> {
         let dir = dir.to_path_buf();
         blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
-            let db = Database::create(dir.join(FILE_NAME)).map_err(unavailable)?;
+            let path = dir.join(FILE_NAME);
+            let mut builder = redb::Builder::new();
+            builder.set_cache_size(cache_bytes);
+            let db = match std::fs::metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => builder.create(&path),
+                Err(e) => return Err(unavailable(format!("{}: {e}", path.display()))),
+                Ok(m) if !m.is_file() => return Err(unavailable(format!("{} is not a file", path.display()))),
+                Ok(m) if m.len() == 0 => {
+                    return Err(unavailable(format!(
+                        "{} is empty (0 bytes), not a Switchboard store; move it away to start a new store",
+                        path.display()
+                    )));
+                }
+                // Verify every page: a damaged file is refused instead of trusted (a plain
+                // open of one may even panic). It costs one read of the file per start-up.
+                Ok(_) => builder.set_check_integrity_on_open(true).open(&path),
+            }
+            .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
             let tx = db.begin_write().map_err(unavailable)?;
             {
+                // A file with tables but no schema version was written by something else.
+                let foreign = tx.list_tables().map_err(unavailable)?.next().is_some();
                 // Create every table up front so read transactions never meet a missing one.
                 let mut meta = tx.open_table(META).map_err(unavailable)?;
                 let version = meta.get("schema_version").map_err(unavailable)?.map(|v| v.value());
                 match version {
+                    None if foreign => {
+                        return Err(unavailable(format!(
+                            "{} holds tables but no Switchboard schema version: not a Switchboard store",
+                            path.display()
+                        )));
+                    }
                     None => {
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
                     }
                     Some(SCHEMA_VERSION) => {}
                     Some(other) => {
-                        return Err(StoreError::Unavailable(format!(
+                        return Err(unavailable(format!(
                             "{FILE_NAME} has schema version {other}, this build reads {SCHEMA_VERSION}"
                         )));
                     }
@@ -146,6 +182,24 @@ impl EmbeddedStore {
             f(&tx)
         })
         .await
+    }
+}
+
+/// The first bytes of every redb file (redb's own header magic, PNG-style).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Is `file` a redb file at all? Reads its first bytes only, so `check-config` can tell a
+/// stray or random file from a store without opening (and locking) it.
+pub fn check_header(file: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut head = [0u8; REDB_MAGIC.len()];
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if head == REDB_MAGIC {
+        Ok(())
+    } else {
+        Err(format!("{} is not a redb file (not a Switchboard store)", file.display()))
     }
 }
 

@@ -110,6 +110,15 @@ const KNOWN_MAX: usize = 200_000;
 /// writer's own time-out, so a stuck replication shows as an error, not a hang.
 const MAJORITY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why [`MongoStore::connect_or_refuse`] failed.
+#[derive(Debug)]
+pub(super) enum ConnectFailure {
+    /// The server did not answer; it may later.
+    Unreachable(StoreError),
+    /// It can never work as configured; the message says why.
+    Refused(String),
+}
+
 /// The MongoDB-backed store. Cheap to clone: the driver's client is a shared pool.
 #[derive(Clone)]
 pub struct MongoStore {
@@ -127,19 +136,38 @@ pub struct MongoStore {
 impl MongoStore {
     /// Connects to `uri`, uses database `db`, checks the server answers and creates the indexes.
     pub async fn connect(uri: &str, db: &str) -> StoreResult<Self> {
-        let mut options = ClientOptions::parse(uri).await.map_err(unavailable)?;
+        Self::connect_or_refuse(uri, db).await.map_err(|e| match e {
+            ConnectFailure::Unreachable(e) => e,
+            ConnectFailure::Refused(why) => unavailable(why),
+        })
+    }
+
+    /// As [`MongoStore::connect`], telling a server that does not answer (worth waiting
+    /// for) from one that can never work: a URI the driver refuses, or credentials the
+    /// server refuses.
+    pub(super) async fn connect_or_refuse(uri: &str, db: &str) -> Result<Self, ConnectFailure> {
+        let mut options = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| match e.kind.as_ref() {
+                // A host name that does not resolve (yet) may be a DNS hiccup or a service not up.
+                ErrorKind::DnsResolve { .. } => ConnectFailure::Unreachable(unavailable(e)),
+                _ => ConnectFailure::Refused(format!("the driver refuses it: {e}")),
+            })?;
         options.server_selection_timeout.get_or_insert(TIMEOUT);
         options.connect_timeout.get_or_insert(TIMEOUT);
         options.app_name.get_or_insert_with(|| "switchboard".to_string());
         let from_uri = options.write_concern.take();
-        let client = Client::with_options(options).map_err(unavailable)?;
+        let client = Client::with_options(options).map_err(|e| ConnectFailure::Refused(e.to_string()))?;
         // `hello` tells a replica set (`setName`) or a sharded cluster (`msg: "isdbgrid"`)
         // from a standalone server; it is also the first sign the server answers.
         let hello = client
             .database("admin")
             .run_command(doc! {"hello": 1})
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| match e.kind.as_ref() {
+                ErrorKind::Authentication { .. } => ConnectFailure::Refused(format!("the server refuses the credentials: {e}")),
+                _ => ConnectFailure::Unreachable(unavailable(e)),
+            })?;
         let replicated = hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid");
         let write_concern = durable_write_concern(from_uri.as_ref(), replicated);
         tracing::info!(
@@ -160,8 +188,8 @@ impl MongoStore {
             write_concern,
             db,
         };
-        store.ping().await?;
-        store.create_indexes().await?;
+        store.ping().await.map_err(ConnectFailure::Unreachable)?;
+        store.create_indexes().await.map_err(ConnectFailure::Unreachable)?;
         Ok(store)
     }
 

@@ -8,4 +8,5 @@ mod buddy;
 mod chat;
 mod common;
 mod routing;
+mod storeops;
 mod transport;
