@@ -47,6 +47,42 @@ pub struct ArchiveStatus {
     /// Events refused because the buffer was full (never acknowledged messages).
     pub refused: AtomicU64,
     pub capacity: AtomicUsize,
+    /// When the write in flight started (ms since the epoch), 0 when none is.
+    pub write_started_ms: AtomicU64,
+    /// A write taking longer than this many ms counts as slow (0: never); set by the caller.
+    pub slow_after_ms: AtomicU64,
+    /// The last write was slow and events were waiting behind it.
+    pub last_write_slow: AtomicBool,
+}
+
+impl ArchiveStatus {
+    /// Are writes slow now: the one in flight has taken longer than `slow_after_ms`, or
+    /// the last one did while more events waited behind it? Acknowledgements wait on
+    /// these writes, so a stalled store shows here long before a write times out.
+    pub fn is_slow(&self, now_ms: u64) -> bool {
+        let threshold = self.slow_after_ms.load(Ordering::Relaxed);
+        if threshold == 0 {
+            return false;
+        }
+        let started = self.write_started_ms.load(Ordering::Relaxed);
+        let in_flight_slow = started != 0 && now_ms.saturating_sub(started) > threshold;
+        in_flight_slow || self.last_write_slow.load(Ordering::Relaxed)
+    }
+
+    /// The writer's bookkeeping around one store call (see [`ArchiveStatus::is_slow`]).
+    fn write_started(&self) -> u64 {
+        let now = crate::hub::now_ms().max(1) as u64;
+        self.write_started_ms.store(now, Ordering::Relaxed);
+        now
+    }
+
+    fn write_ended(&self, started: u64, more_waiting: bool) {
+        let took = (crate::hub::now_ms() as u64).saturating_sub(started);
+        let threshold = self.slow_after_ms.load(Ordering::Relaxed);
+        let slow = threshold != 0 && took > threshold && more_waiting;
+        self.last_write_slow.store(slow, Ordering::Relaxed);
+        self.write_started_ms.store(0, Ordering::Relaxed);
+    }
 }
 
 /// How far the writer has got: every event up to `committed` is in the store.
@@ -132,9 +168,11 @@ async fn write_loop(
         batch.extend(numbered.drain(..).map(|(_, event)| event));
         let mut backoff = BACKOFF_START;
         loop {
+            let started = status.write_started();
             let written = tokio::time::timeout(WRITE_TIMEOUT, store.archive(&batch))
                 .await
                 .unwrap_or_else(|_| Err(crate::store::StoreError::Unavailable("the write timed out".into())));
+            status.write_ended(started, !rx.is_empty());
             match written {
                 Ok(()) => {
                     progress.send_replace(Progress {

@@ -57,6 +57,10 @@ pub struct Settings {
     // ---- the stores under operation (issue 13, items 13-15) ----
     /// redb's page cache for the embedded store, in bytes (`EMBEDDED_CACHE_MB`).
     pub embedded_cache_bytes: usize,
+    /// `/readyz` answers 503 while more archive events than this wait to be written.
+    pub ready_max_backlog: usize,
+    /// An archive write taking longer than this shows the hub as "slow".
+    pub archive_slow_write: Duration,
 }
 
 /// A setting that could not be used; start-up stops with this message.
@@ -102,6 +106,8 @@ impl Settings {
             archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
             // ---- the stores under operation (issue 13, items 13-15) ----
             embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 32, 1..=65_536)? << 20,
+            ready_max_backlog: r.ranged("READY_MAX_BACKLOG", 1_000, 0..=10_000_000)?,
+            archive_slow_write: Duration::from_millis(r.ranged("ARCHIVE_SLOW_WRITE_MS", 1_000, 1..=600_000)?),
         };
         // Parsed now, without connecting, so a malformed URI stops start-up (and
         // `check-config`) instead of being retried as if the server were down.
@@ -339,6 +345,8 @@ mod tests {
             ("MONGODB_URI", "mongodb://127.0.0.1:99999"),
             ("MONGODB_URI", "mongodb://"),
             ("EMBEDDED_CACHE_MB", "0"),
+            ("READY_MAX_BACKLOG", "-1"),
+            ("ARCHIVE_SLOW_WRITE_MS", "0"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -124,12 +124,17 @@ const STARTING_HANDOVER: std::time::Duration = std::time::Duration::from_secs(2)
 
 /// Opens the store while a second handle on the listening socket answers `/healthz`
 /// with "starting" (see `switchboard::starting`), so a hub waiting for its database is
-/// seen alive but not ready. `None` when a signal stopped the hub first.
+/// seen alive but not ready. `None` when a signal stopped the hub first. Only MongoDB is
+/// waited for; the embedded store opens at once or fails, so there the port simply
+/// answers once the hub serves (a client that sees the port open is served).
 async fn open_store_answering_probes(
     listener: &std::net::TcpListener,
     settings: &Settings,
     shutdown: &CancellationToken,
 ) -> Result<Option<store::SharedStore>, String> {
+    if store::backend_name(settings) != "mongodb" {
+        return store::open(settings).await.map(Some).map_err(|e| e.to_string());
+    }
     let probes = listener
         .try_clone()
         .and_then(tokio::net::TcpListener::from_std)

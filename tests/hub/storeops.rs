@@ -243,3 +243,116 @@ async fn a_hub_waiting_for_mongodb_answers_starting_then_serves() {
     drop(hub);
     drop(server);
 }
+
+/// Waits until something accepts connections on `port`.
+async fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + EXIT_WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends a signal to a process the test started.
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
+    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(done, 0, "cannot signal process {}", child.id());
+}
+
+async fn get_json(url: &str) -> (u16, Value) {
+    let res = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url} did not answer: {e}"));
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// A frozen MongoDB (SIGSTOP) holds acknowledgements; the hub says "slow" on `/healthz`
+/// and `/readyz` meanwhile, `/readyz` also names a backlog over `READY_MAX_BACKLOG`, and
+/// all is well again once the server runs (SIGCONT) and the backlog is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written() {
+    use crate::common::{QUIET, TestHub};
+    use serde_json::json;
+    let mongod = std::env::var("SWITCHBOARD_TEST_MONGOD")
+        .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test` (scripts/with-mongo.sh)");
+    let mongo_port = free_port();
+    let server = Running(
+        Command::new(mongod)
+            .args(["--port", &mongo_port.to_string(), "--storage-path", ":memory:"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(mongo_port).await;
+    let uri = format!("mongodb://127.0.0.1:{mongo_port}");
+    let store = switchboard::store::MongoStore::connect(&uri, "stall").await.unwrap();
+    let hub = TestHub::with_store(std::sync::Arc::new(store), |s| {
+        s.archive_slow_write = Duration::from_millis(300);
+        s.ready_max_backlog = 5;
+    })
+    .await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    customer.next_of("chat_started").await;
+    customer.send(json!({"type": "message", "text": "before"})).await;
+    customer.next_of("message").await;
+    let (status, ready) = get_json(&hub.url("/readyz")).await;
+    assert_eq!(status, 200, "{ready}");
+
+    signal(&server.0, libc::SIGSTOP);
+    for i in 0..8 {
+        customer.send(json!({"type": "message", "text": format!("frozen {i}")})).await;
+    }
+    for _ in 0..8 {
+        agent.next_of("message").await; // the peer gets messages at once
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = get_json(&hub.url("/healthz")).await;
+        if health["status"] == "slow" {
+            assert_eq!(health["archive_slow"], true, "{health}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never slow while the store is frozen: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        customer.recv_within(QUIET).await.is_none(),
+        "an acknowledgement came while the store was frozen"
+    );
+    let (status, ready) = get_json(&hub.url("/readyz")).await;
+    assert_eq!(status, 503, "{ready}");
+    let because: Vec<&str> = ready["not_ready_because"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(because.contains(&"archive_backlog"), "{ready}");
+    assert!(ready["ready"] == false && ready["archive_backlog"].as_u64() > Some(5), "{ready}");
+
+    signal(&server.0, libc::SIGCONT);
+    for _ in 0..8 {
+        customer.next_of("message").await; // every acknowledgement comes
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, ready) = get_json(&hub.url("/readyz")).await;
+        if status == 200 {
+            assert_eq!(ready["status"], "ok", "{ready}");
+            assert_eq!(ready["not_ready_because"], json!([]), "{ready}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hub.stop().await;
+    drop(server);
+}
