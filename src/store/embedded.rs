@@ -675,3 +675,62 @@ impl Store for EmbeddedStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it
+    /// all back, and returns how many pages the cache evicted.
+    async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {
+        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-cache-{}", uuid::Uuid::new_v4().simple())));
+        let store = EmbeddedStore::open_with_cache(&dir.0, cache_bytes).await.unwrap();
+        for c in 0..20 {
+            let id = format!("conversation-{c}");
+            let mut batch = vec![ArchiveEvent::Opened(ConversationOpened {
+                id: id.clone(),
+                kind: ConversationKind::Service,
+                category: Some("general".into()),
+                customer_name: "Carla".into(),
+                agent_id: "ann".into(),
+                agent_name: "Ann".into(),
+                queued_at: c,
+                paired_at: c,
+            })];
+            batch.extend((1..=500).map(|seq| ArchiveEvent::Message {
+                conversation_id: id.clone(),
+                message: ArchivedMessage {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    seq,
+                    from: Side::Customer,
+                    text: "x".repeat(100),
+                    at: seq as Millis,
+                },
+            }));
+            store.archive(&batch).await.unwrap();
+        }
+        for c in 0..20 {
+            let read = store.conversation(&format!("conversation-{c}")).await.unwrap();
+            assert_eq!(read.messages.len(), 500);
+        }
+        store.db.cache_stats().evictions()
+    }
+
+    /// `EMBEDDED_CACHE_MB` bounds redb's page cache: with 1 MiB the cache gives pages back
+    /// while a long run writes and reads; with redb's default (1 GiB, what the hub used
+    /// before the setting) it keeps every page it ever touched.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_page_cache_is_bounded_by_the_setting() {
+        assert!(evictions_after_a_long_run(1 << 20).await > 0, "a 1 MiB cache evicted nothing");
+        assert_eq!(evictions_after_a_long_run(DEFAULT_CACHE_BYTES).await, 0);
+    }
+}
