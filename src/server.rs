@@ -101,7 +101,10 @@ pub async fn run(
     let categories = store.categories().await?;
     let (archive, archive_task) = Archive::start(store.clone(), settings.archive_buffer);
     let slow_after = u64::try_from(settings.archive_slow_write.as_millis()).unwrap_or(u64::MAX);
-    archive.status.slow_after_ms.store(slow_after, std::sync::atomic::Ordering::Relaxed);
+    archive
+        .status
+        .slow_after_ms
+        .store(slow_after, std::sync::atomic::Ordering::Relaxed);
     let (hub, hub_task) = Hub::start(settings.clone(), categories, archive.clone(), shutdown.clone());
     let state = AppState {
         settings: settings.clone(),

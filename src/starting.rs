@@ -39,7 +39,9 @@ fn router(store: &'static str) -> Router {
         .fallback(|| async {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": {"code": "starting", "message": "the hub is starting: its store is not open yet"}})),
+                Json(
+                    json!({"error": {"code": "starting", "message": "the hub is starting: its store is not open yet"}}),
+                ),
             )
                 .into_response()
         })

@@ -826,7 +826,10 @@ async fn write_concerns_sent(uri: &str) -> Vec<bson::Document> {
         .unwrap();
     let writes = profiled_writes(uri, &db).await;
     let _ = client.database(&db).drop().await;
-    let kinds: Vec<&str> = writes.iter().filter_map(|c| c.keys().next().map(String::as_str)).collect();
+    let kinds: Vec<&str> = writes
+        .iter()
+        .filter_map(|c| c.keys().next().map(String::as_str))
+        .collect();
     // One insert of the account, its replacement, the category, the opening and closing
     // (hand-built `update` commands) and the bucket insert: all six must be there.
     assert!(writes.len() >= 6, "the profiler logged too few writes: {kinds:?}");
@@ -855,7 +858,13 @@ async fn mongo_writes_are_journaled_and_majority_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_write_concern_of_the_uri_wins() {
     let Some(uri) = mongo_uri() else { return };
-    let separator = if uri.contains('?') { "&" } else if uri.ends_with('/') { "?" } else { "/?" };
+    let separator = if uri.contains('?') {
+        "&"
+    } else if uri.ends_with('/') {
+        "?"
+    } else {
+        "/?"
+    };
     let uri = format!("{uri}{separator}w=1&journal=false");
     for concern in write_concerns_sent(&uri).await {
         let w = concern.get_i32("w").map(i64::from).or_else(|_| concern.get_i64("w"));

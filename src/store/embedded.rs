@@ -15,8 +15,14 @@
 //!   an ever-growing value on every message). Each message is its own row keyed
 //!   `(conversation_id, seq, message_id)`, so appending is one small insert and
 //!   reading a conversation back is one ordered range scan, already in seq
-//!   order. A second table `(conversation_id, message_id) -> seq` makes the
-//!   append idempotent by the message's natural id, as the contract demands.
+//!   order. A seq names one message of its conversation, so the append is
+//!   idempotent by looking for a row of that seq (one range probe of the same
+//!   table), as the reference store does. Schema version 1 kept a second table
+//!   `(conversation_id, message_id) -> seq` for that: a second B-tree entry per
+//!   message, ~90 bytes of key before page overhead, for nothing the seq did not
+//!   already give. Opening a version 1 file drops that table, compacts the file
+//!   once and marks it version 2 (a build that reads version 1 then refuses the
+//!   file with a message naming both versions, never misreads it).
 //! - Listings use secondary indexes keyed `(…, paired_at, conversation_id)`
 //!   and walked in reverse, so "newest first" is the natural key order and a
 //!   time range is a key range. The agent and category filters each have
@@ -40,7 +46,9 @@ use super::*;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
-const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION: u64 = 2;
+/// The version before the `message_ids` table was dropped; opened files of it are migrated.
+const SCHEMA_V1: u64 = 1;
 /// redb's own default page cache (1 GiB), for callers that do not choose one.
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
@@ -58,8 +66,8 @@ const CATEGORY_ORDER: TableDefinition<u64, &str> = TableDefinition::new("categor
 const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
 /// (conversation id, seq, message id) -> JSON message.
 const MESSAGES: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("messages");
-/// (conversation id, message id) -> seq; the idempotence guard for appends.
-const MESSAGE_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("message_ids");
+/// (conversation id, message id) -> seq: schema version 1 only, dropped by the migration.
+const MESSAGE_IDS_V1: TableDefinition<(&str, &str), u64> = TableDefinition::new("message_ids");
 /// (paired_at, conversation id) -> (); every conversation.
 const BY_PAIRED: TableDefinition<(i64, &str), ()> = TableDefinition::new("conversations_by_paired");
 /// (agent id, paired_at, conversation id) -> ().
@@ -108,6 +116,8 @@ impl EmbeddedStore {
                 Ok(_) => builder.set_check_integrity_on_open(true).open(&path),
             }
             .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+            let mut db = db;
+            let mut migrated = false;
             let tx = db.begin_write().map_err(unavailable)?;
             {
                 // A file with tables but no schema version was written by something else.
@@ -126,6 +136,11 @@ impl EmbeddedStore {
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
                     }
                     Some(SCHEMA_VERSION) => {}
+                    Some(SCHEMA_V1) => {
+                        // Version 2 only dropped the message-id index (see the module comment).
+                        meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
+                        migrated = true;
+                    }
                     Some(other) => {
                         return Err(unavailable(format!(
                             "{FILE_NAME} has schema version {other}, this build reads {SCHEMA_VERSION}"
@@ -138,12 +153,22 @@ impl EmbeddedStore {
                 tx.open_table(CATEGORY_ORDER).map_err(unavailable)?;
                 tx.open_table(CONVERSATIONS).map_err(unavailable)?;
                 tx.open_table(MESSAGES).map_err(unavailable)?;
-                tx.open_table(MESSAGE_IDS).map_err(unavailable)?;
                 tx.open_table(BY_PAIRED).map_err(unavailable)?;
                 tx.open_table(BY_AGENT).map_err(unavailable)?;
                 tx.open_table(BY_CATEGORY).map_err(unavailable)?;
             }
+            if migrated {
+                tx.delete_table(MESSAGE_IDS_V1).map_err(unavailable)?;
+            }
             tx.commit().map_err(unavailable)?;
+            if migrated {
+                // Give the dropped table's pages back to the file system, once.
+                db.compact().map_err(unavailable)?;
+                tracing::info!(
+                    "{} migrated from schema version {SCHEMA_V1} to {SCHEMA_VERSION}",
+                    path.display()
+                );
+            }
             Ok(Self { db: Arc::new(db) })
         })
         .await
@@ -199,7 +224,10 @@ pub fn check_header(file: &Path) -> Result<(), String> {
     if head == REDB_MAGIC {
         Ok(())
     } else {
-        Err(format!("{} is not a redb file (not a Switchboard store)", file.display()))
+        Err(format!(
+            "{} is not a redb file (not a Switchboard store)",
+            file.display()
+        ))
     }
 }
 
@@ -317,10 +345,26 @@ fn load_messages<T: ReadableTable<(&'static str, u64, &'static str), &'static [u
     Ok(out)
 }
 
+/// Does `conversation_id` have a message at `seq` already? One probe of the ordered table.
+fn seq_taken<T: ReadableTable<(&'static str, u64, &'static str), &'static [u8]>>(
+    table: &T,
+    conversation_id: &str,
+    seq: u64,
+) -> StoreResult<bool> {
+    let mut rows = table.range((conversation_id, seq, "")..).map_err(unavailable)?;
+    match rows.next() {
+        Some(row) => {
+            let (key, _) = row.map_err(unavailable)?;
+            let (conversation, found, _) = key.value();
+            Ok(conversation == conversation_id && found == seq)
+        }
+        None => Ok(false),
+    }
+}
+
 fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()> {
     let mut conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
     let mut messages = tx.open_table(MESSAGES).map_err(unavailable)?;
-    let mut message_ids = tx.open_table(MESSAGE_IDS).map_err(unavailable)?;
     let mut by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
     let mut by_agent = tx.open_table(BY_AGENT).map_err(unavailable)?;
     let mut by_category = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
@@ -353,19 +397,12 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 if conversations.get(conv).map_err(unavailable)?.is_none() {
                     continue; // a message for an unknown conversation is dropped, as in the reference store
                 }
-                if message_ids
-                    .get((conv, message.id.as_str()))
-                    .map_err(unavailable)?
-                    .is_some()
-                {
-                    continue; // already appended: a retry
+                if seq_taken(&messages, conv, message.seq)? {
+                    continue; // already appended: a retry (a seq names one message)
                 }
                 let rec = MessageRecord::from(message);
                 messages
                     .insert((conv, message.seq, message.id.as_str()), encode(&rec)?.as_slice())
-                    .map_err(unavailable)?;
-                message_ids
-                    .insert((conv, message.id.as_str()), message.seq)
                     .map_err(unavailable)?;
             }
             ArchiveEvent::Closed(closed) => {
@@ -725,12 +762,83 @@ mod tests {
         store.db.cache_stats().evictions()
     }
 
+    /// A version 1 file (with the message-id table) is migrated on open: the table is
+    /// gone, everything reads as before, retries still do not duplicate.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_file_is_migrated() {
+        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v1-{}", uuid::Uuid::new_v4().simple())));
+        let opened = ArchiveEvent::Opened(ConversationOpened {
+            id: "c1".into(),
+            kind: ConversationKind::Service,
+            category: None,
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: 1,
+            paired_at: 2,
+        });
+        let message = |seq: u64| ArchiveEvent::Message {
+            conversation_id: "c1".into(),
+            message: ArchivedMessage {
+                id: format!("m{seq}"),
+                seq,
+                from: Side::Agent,
+                text: format!("text {seq}"),
+                at: 3,
+            },
+        };
+        {
+            let store = EmbeddedStore::open(&dir.0).await.unwrap();
+            store.archive(&[opened, message(1), message(2)]).await.unwrap();
+            // Make it what version 1 wrote: its version number and its message-id rows.
+            let tx = store.db.begin_write().unwrap();
+            {
+                tx.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", SCHEMA_V1)
+                    .unwrap();
+                let mut ids = tx.open_table(MESSAGE_IDS_V1).unwrap();
+                ids.insert(("c1", "m1"), 1).unwrap();
+                ids.insert(("c1", "m2"), 2).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let tx = store.db.begin_read().unwrap();
+        let version = tx
+            .open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(
+            tx.open_table(MESSAGE_IDS_V1).is_err(),
+            "the message-id table is dropped"
+        );
+        drop(tx);
+        store.archive(&[message(2), message(3), message(2)]).await.unwrap();
+        let seqs: Vec<u64> = store
+            .conversation("c1")
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+    }
+
     /// `EMBEDDED_CACHE_MB` bounds redb's page cache: with 1 MiB the cache gives pages back
     /// while a long run writes and reads; with redb's default (1 GiB, what the hub used
     /// before the setting) it keeps every page it ever touched.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_page_cache_is_bounded_by_the_setting() {
-        assert!(evictions_after_a_long_run(1 << 20).await > 0, "a 1 MiB cache evicted nothing");
+        assert!(
+            evictions_after_a_long_run(1 << 20).await > 0,
+            "a 1 MiB cache evicted nothing"
+        );
         assert_eq!(evictions_after_a_long_run(DEFAULT_CACHE_BYTES).await, 0);
     }
 }

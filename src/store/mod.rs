@@ -297,7 +297,10 @@ pub async fn open(settings: &crate::config::Settings) -> Result<SharedStore, Unu
             let cache = settings.embedded_cache_bytes;
             return match EmbeddedStore::open_with_cache(&dir, cache).await {
                 Ok(store) => Ok(Arc::new(store)),
-                Err(e) => Err(Unusable(format!("DATA_DIR={}: cannot open the embedded store: {e}", dir.display()))),
+                Err(e) => Err(Unusable(format!(
+                    "DATA_DIR={}: cannot open the embedded store: {e}",
+                    dir.display()
+                ))),
             };
         }
         Target::MongoDb(uri) => uri,

@@ -146,13 +146,11 @@ impl MongoStore {
     /// for) from one that can never work: a URI the driver refuses, or credentials the
     /// server refuses.
     pub(super) async fn connect_or_refuse(uri: &str, db: &str) -> Result<Self, ConnectFailure> {
-        let mut options = ClientOptions::parse(uri)
-            .await
-            .map_err(|e| match e.kind.as_ref() {
-                // A host name that does not resolve (yet) may be a DNS hiccup or a service not up.
-                ErrorKind::DnsResolve { .. } => ConnectFailure::Unreachable(unavailable(e)),
-                _ => ConnectFailure::Refused(format!("the driver refuses it: {e}")),
-            })?;
+        let mut options = ClientOptions::parse(uri).await.map_err(|e| match e.kind.as_ref() {
+            // A host name that does not resolve (yet) may be a DNS hiccup or a service not up.
+            ErrorKind::DnsResolve { .. } => ConnectFailure::Unreachable(unavailable(e)),
+            _ => ConnectFailure::Refused(format!("the driver refuses it: {e}")),
+        })?;
         options.server_selection_timeout.get_or_insert(TIMEOUT);
         options.connect_timeout.get_or_insert(TIMEOUT);
         options.app_name.get_or_insert_with(|| "switchboard".to_string());
@@ -165,7 +163,9 @@ impl MongoStore {
             .run_command(doc! {"hello": 1})
             .await
             .map_err(|e| match e.kind.as_ref() {
-                ErrorKind::Authentication { .. } => ConnectFailure::Refused(format!("the server refuses the credentials: {e}")),
+                ErrorKind::Authentication { .. } => {
+                    ConnectFailure::Refused(format!("the server refuses the credentials: {e}"))
+                }
                 _ => ConnectFailure::Unreachable(unavailable(e)),
             })?;
         let replicated = hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid");
@@ -431,7 +431,7 @@ pub fn durable_write_concern(from_uri: Option<&WriteConcern>, replicated: bool) 
     WriteConcern::builder()
         .w(w)
         .journal(uri.journal.or(Some(true)))
-        .w_timeout(uri.w_timeout.or(waits_for_others.then_some(MAJORITY_TIMEOUT)))
+        .w_timeout(uri.w_timeout.or_else(|| waits_for_others.then_some(MAJORITY_TIMEOUT)))
         .build()
 }
 
@@ -827,7 +827,10 @@ mod tests {
         assert_eq!(rs.journal, Some(true));
         assert_eq!(rs.w_timeout, Some(MAJORITY_TIMEOUT));
         let alone = durable_write_concern(None, false);
-        assert_eq!((alone.w, alone.journal, alone.w_timeout), (Some(Acknowledgment::Nodes(1)), Some(true), None));
+        assert_eq!(
+            (alone.w, alone.journal, alone.w_timeout),
+            (Some(Acknowledgment::Nodes(1)), Some(true), None)
+        );
         // The URI's options win field by field.
         let parsed = |uri: &str| mongodb::options::ConnectionString::parse(uri).unwrap().write_concern;
         let fast = durable_write_concern(parsed("mongodb://h/?w=1&journal=false").as_ref(), true);
@@ -835,7 +838,11 @@ mod tests {
         let two = durable_write_concern(parsed("mongodb://h/?w=2&wtimeoutMS=500").as_ref(), false);
         assert_eq!(
             (two.w, two.journal, two.w_timeout),
-            (Some(Acknowledgment::Nodes(2)), Some(true), Some(Duration::from_millis(500)))
+            (
+                Some(Acknowledgment::Nodes(2)),
+                Some(true),
+                Some(Duration::from_millis(500))
+            )
         );
     }
 

@@ -65,7 +65,10 @@ fn refuses(mut command: Command, var: &str, what: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(!output.status.success(), "{what}: exited successfully; it said:\n{said}");
+    assert!(
+        !output.status.success(),
+        "{what}: exited successfully; it said:\n{said}"
+    );
     assert!(said.contains(var), "{what}: the message does not name {var}:\n{said}");
 }
 
@@ -97,9 +100,19 @@ fn bad_storage_settings_stop_start_up_naming_the_variable() {
         ("MONGODB_URI", "mongodb://127.0.0.1:99999".into(), "port 99999", true),
         ("DATA_DIR", a_file.clone(), "DATA_DIR is a file", true),
         ("DATA_DIR", format!("{a_file}/data"), "DATA_DIR under a file", true),
-        ("DATA_DIR", random.to_str().unwrap().into(), "a redb file of random bytes", true),
+        (
+            "DATA_DIR",
+            random.to_str().unwrap().into(),
+            "a redb file of random bytes",
+            true,
+        ),
         ("DATA_DIR", empty.to_str().unwrap().into(), "a 0-byte redb file", true),
-        ("DATA_DIR", corrupt.to_str().unwrap().into(), "a damaged redb file", false),
+        (
+            "DATA_DIR",
+            corrupt.to_str().unwrap().into(),
+            "a damaged redb file",
+            false,
+        ),
     ];
     for (var, value, what, known_without_connecting) in cases {
         let store = if var == "MONGODB_URI" { "mongodb" } else { "embedded" };
@@ -117,7 +130,10 @@ fn bad_storage_settings_stop_start_up_naming_the_variable() {
 
 /// A real store with some history, then garbage written over its pages after the header.
 fn make_a_store_then_damage_it(dir: &Path) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let store = switchboard::store::EmbeddedStore::open(dir).await.unwrap();
         use switchboard::store::{Category, Store};
@@ -183,7 +199,10 @@ impl Drop for Running {
 
 /// GETs `path` until it answers; returns (status, body).
 async fn get_when_answering(port: u16, path: &str) -> (u16, Value) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let deadline = Instant::now() + EXIT_WAIT;
     loop {
         if let Ok(res) = client.get(format!("http://127.0.0.1:{port}{path}")).send().await {
@@ -204,7 +223,11 @@ async fn a_hub_waiting_for_mongodb_answers_starting_then_serves() {
     let (port, mongo_port) = (free_port(), free_port());
     let uri = format!("mongodb://127.0.0.1:{mongo_port}/?serverSelectionTimeoutMS=300");
     let bind = format!("127.0.0.1:{port}");
-    let envs = [("STORE", "mongodb"), ("MONGODB_URI", uri.as_str()), ("BIND_ADDR", bind.as_str())];
+    let envs = [
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", uri.as_str()),
+        ("BIND_ADDR", bind.as_str()),
+    ];
     let mut command = hub_command(&scratch.0, &envs, &["serve"]);
     command.stdout(Stdio::null()).stderr(Stdio::null());
     let hub = Running(command.spawn().unwrap());
@@ -308,7 +331,9 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
 
     signal(&server.0, libc::SIGSTOP);
     for i in 0..8 {
-        customer.send(json!({"type": "message", "text": format!("frozen {i}")})).await;
+        customer
+            .send(json!({"type": "message", "text": format!("frozen {i}")}))
+            .await;
     }
     for _ in 0..8 {
         agent.next_of("message").await; // the peer gets messages at once
@@ -320,7 +345,10 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
             assert_eq!(health["archive_slow"], true, "{health}");
             break;
         }
-        assert!(Instant::now() < deadline, "never slow while the store is frozen: {health}");
+        assert!(
+            Instant::now() < deadline,
+            "never slow while the store is frozen: {health}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
@@ -336,7 +364,10 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
         .filter_map(Value::as_str)
         .collect();
     assert!(because.contains(&"archive_backlog"), "{ready}");
-    assert!(ready["ready"] == false && ready["archive_backlog"].as_u64() > Some(5), "{ready}");
+    assert!(
+        ready["ready"] == false && ready["archive_backlog"].as_u64() > Some(5),
+        "{ready}"
+    );
 
     signal(&server.0, libc::SIGCONT);
     for _ in 0..8 {
