@@ -105,7 +105,7 @@ impl Settings {
             mongodb_db: r.text("MONGODB_DB", "switchboard"),
             archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
             // ---- the stores under operation (issue 13, items 13-15) ----
-            embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 32, 1..=65_536)? << 20,
+            embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 8, 1..=65_536)? << 20,
             ready_max_backlog: r.ranged("READY_MAX_BACKLOG", 1_000, 0..=10_000_000)?,
             archive_slow_write: Duration::from_millis(r.ranged("ARCHIVE_SLOW_WRITE_MS", 1_000, 1..=600_000)?),
         };
