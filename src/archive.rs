@@ -64,6 +64,42 @@ pub struct ArchiveStatus {
     pub capacity: AtomicUsize,
     /// The spool could not be written during an outage (its disk is full or failing).
     pub spool_failed: AtomicBool,
+    /// When the write in flight started (ms since the epoch), 0 when none is.
+    pub write_started_ms: AtomicU64,
+    /// A write taking longer than this many ms counts as slow (0: never); set by the caller.
+    pub slow_after_ms: AtomicU64,
+    /// The last write was slow and events were waiting behind it.
+    pub last_write_slow: AtomicBool,
+}
+
+impl ArchiveStatus {
+    /// Are writes slow now: the one in flight has taken longer than `slow_after_ms`, or
+    /// the last one did while more events waited behind it? Acknowledgements wait on
+    /// these writes, so a stalled store shows here long before a write times out.
+    pub fn is_slow(&self, now_ms: u64) -> bool {
+        let threshold = self.slow_after_ms.load(Ordering::Relaxed);
+        if threshold == 0 {
+            return false;
+        }
+        let started = self.write_started_ms.load(Ordering::Relaxed);
+        let in_flight_slow = started != 0 && now_ms.saturating_sub(started) > threshold;
+        in_flight_slow || self.last_write_slow.load(Ordering::Relaxed)
+    }
+
+    /// The writer's bookkeeping around one store call (see [`ArchiveStatus::is_slow`]).
+    fn write_started(&self) -> u64 {
+        let now = crate::hub::now_ms().max(1) as u64;
+        self.write_started_ms.store(now, Ordering::Relaxed);
+        now
+    }
+
+    fn write_ended(&self, started: u64, more_waiting: bool) {
+        let took = (crate::hub::now_ms() as u64).saturating_sub(started);
+        let threshold = self.slow_after_ms.load(Ordering::Relaxed);
+        let slow = threshold != 0 && took > threshold && more_waiting;
+        self.last_write_slow.store(slow, Ordering::Relaxed);
+        self.write_started_ms.store(0, Ordering::Relaxed);
+    }
 }
 
 /// How far the writer has got: every event up to `committed` is durable, in the store
@@ -383,6 +419,7 @@ impl Writer {
     ) -> bool {
         let n = self.backlog.len().min(max_batch);
         let mut arrived: Vec<(u64, ArchiveEvent)> = vec![];
+        let started = self.status.write_started();
         let written = {
             let batch = &self.backlog.events.make_contiguous()[..n];
             let write = tokio::time::timeout(WRITE_TIMEOUT, self.store.archive(batch));
@@ -403,6 +440,8 @@ impl Writer {
                 }
             }
         };
+        let more_waiting = self.backlog.len() > n || !arrived.is_empty() || !rx.is_empty();
+        self.status.write_ended(started, more_waiting);
         let ok = match written {
             Ok(()) => {
                 let last_key = self.backlog.meta.range(..n).rev().find_map(|(_, key)| *key);

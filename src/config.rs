@@ -59,6 +59,13 @@ pub struct Settings {
     /// Serve `/ws/echo`, an echo on the hub's websocket stack for conformance runs
     /// (`WS_ECHO_ENDPOINT`, off). Refused unless `BIND_ADDR` is a loopback address.
     pub ws_echo_endpoint: bool,
+    // ---- the stores under operation (issue 13, items 13-15) ----
+    /// redb's page cache for the embedded store, in bytes (`EMBEDDED_CACHE_MB`).
+    pub embedded_cache_bytes: usize,
+    /// `/readyz` answers 503 while more archive events than this wait to be written.
+    pub ready_max_backlog: usize,
+    /// An archive write taking longer than this shows the hub as "slow".
+    pub archive_slow_write: Duration,
 }
 
 /// A setting that could not be used; start-up stops with this message.
@@ -105,6 +112,10 @@ impl Settings {
 
             // websocket closing (issue 13, item 9)
             ws_echo_endpoint: r.flag("WS_ECHO_ENDPOINT", false)?,
+            // ---- the stores under operation (issue 13, items 13-15) ----
+            embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 8, 1..=65_536)? << 20,
+            ready_max_backlog: r.ranged("READY_MAX_BACKLOG", 1_000, 0..=10_000_000)?,
+            archive_slow_write: Duration::from_millis(r.ranged("ARCHIVE_SLOW_WRITE_MS", 1_000, 1..=600_000)?),
         };
         if settings.ws_echo_endpoint && !settings.bind.ip().is_loopback() {
             return Err(ConfigError {
@@ -114,6 +125,17 @@ impl Settings {
                     "the echo endpoint is for conformance tests only and needs a loopback BIND_ADDR, not {}",
                     settings.bind
                 ),
+            });
+        }
+        // Parsed now, without connecting, so a malformed URI stops start-up (and
+        // `check-config`) instead of being retried as if the server were down.
+        if let Some(uri) = &settings.mongodb_uri
+            && let Err(e) = mongodb::options::ConnectionString::parse(uri)
+        {
+            return Err(ConfigError {
+                var: "MONGODB_URI",
+                value: settings.redacted().mongodb_uri.unwrap_or_default(),
+                reason: format!("not a MongoDB connection string: {e}"),
             });
         }
         if settings.store == StoreMode::MongoDb && settings.mongodb_uri.is_none() {
@@ -337,6 +359,12 @@ mod tests {
             ("RESUME_GRACE_SECS", "-1"),
             ("HEARTBEAT_SECS", "0"),
             ("ALLOWED_ORIGINS", "example.com"),
+            ("MONGODB_URI", "http://x"),
+            ("MONGODB_URI", "mongodb://127.0.0.1:99999"),
+            ("MONGODB_URI", "mongodb://"),
+            ("EMBEDDED_CACHE_MB", "0"),
+            ("READY_MAX_BACKLOG", "-1"),
+            ("ARCHIVE_SLOW_WRITE_MS", "0"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

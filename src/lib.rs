@@ -7,6 +7,7 @@ pub mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod starting;
 pub mod store;
 pub mod web;
 pub mod ws;

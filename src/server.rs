@@ -111,6 +111,11 @@ pub async fn run(
     };
     let (archive, archive_task) = Archive::start(store.clone(), settings.archive_buffer, spool)
         .map_err(|e| RunError::Spool(format!("DATA_DIR: {e}")))?;
+    let slow_after = u64::try_from(settings.archive_slow_write.as_millis()).unwrap_or(u64::MAX);
+    archive
+        .status
+        .slow_after_ms
+        .store(slow_after, std::sync::atomic::Ordering::Relaxed);
     let (hub, hub_task) = Hub::start(settings.clone(), categories, archive.clone(), shutdown.clone());
     let state = AppState {
         settings: settings.clone(),
@@ -121,6 +126,7 @@ pub async fn run(
         connections: Arc::new(Semaphore::new(settings.max_connections)),
         next_conn: Arc::new(AtomicU64::new(1)),
         shutdown: shutdown.clone(),
+        readiness: Arc::default(),
     };
     let app = crate::http::router(state.clone())
         .merge(crate::ws::router())

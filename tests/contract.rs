@@ -783,3 +783,92 @@ async fn mongo_unreachable_is_unavailable() {
         started.elapsed()
     );
 }
+
+// ---------- MongoDB write concern (issue 13, item 12) ----------
+
+/// Every write command the store sent to database `db`, as the server's profiler logged it
+/// (`system.profile`, level 2: every command).
+async fn profiled_writes(uri: &str, db: &str) -> Vec<bson::Document> {
+    use futures_util::TryStreamExt;
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    let profile: mongodb::Collection<bson::Document> = client.database(db).collection("system.profile");
+    let entries: Vec<bson::Document> = profile.find(bson::doc! {}).await.unwrap().try_collect().await.unwrap();
+    entries
+        .into_iter()
+        .filter_map(|e| e.get_document("command").ok().cloned())
+        .filter(|c| ["insert", "update", "delete"].iter().any(|k| c.contains_key(*k)))
+        .collect()
+}
+
+/// Runs account, category and archive writes through a store on `uri` with the server's
+/// profiler on, and returns each write command's `writeConcern`.
+async fn write_concerns_sent(uri: &str) -> Vec<bson::Document> {
+    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let store = MongoStore::connect(uri, &db).await.unwrap();
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    client
+        .database(&db)
+        .run_command(bson::doc! {"profile": 2})
+        .await
+        .unwrap();
+    store.create_account(account("a1", "alice", 1)).await.unwrap();
+    let mut alice = account("a1", "alice", 1);
+    alice.max_chats = 4;
+    store.update_account(alice).await.unwrap();
+    store.create_category(category("sales", "Sales")).await.unwrap();
+    store
+        .archive(&[
+            open("c1", Some("sales"), "a1", 10),
+            message("c1", 1),
+            close("c1", EndReason::Ended, 20),
+        ])
+        .await
+        .unwrap();
+    let writes = profiled_writes(uri, &db).await;
+    let _ = client.database(&db).drop().await;
+    let kinds: Vec<&str> = writes
+        .iter()
+        .filter_map(|c| c.keys().next().map(String::as_str))
+        .collect();
+    // One insert of the account, its replacement, the category, the opening and closing
+    // (hand-built `update` commands) and the bucket insert: all six must be there.
+    assert!(writes.len() >= 6, "the profiler logged too few writes: {kinds:?}");
+    writes
+        .iter()
+        .map(|c| {
+            c.get_document("writeConcern")
+                .unwrap_or_else(|_| panic!("a write without a writeConcern: {c}"))
+                .clone()
+        })
+        .collect()
+}
+
+/// SecantusDB presents itself as a one-member replica set, so every account, category and
+/// archive write asks for `w: "majority"` and the journal, as the server's own log shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_writes_are_journaled_and_majority_acknowledged() {
+    let Some(uri) = mongo_uri() else { return };
+    for concern in write_concerns_sent(&uri).await {
+        assert_eq!(concern.get_str("w"), Ok("majority"), "{concern}");
+        assert_eq!(concern.get_bool("j"), Ok(true), "{concern}");
+    }
+}
+
+/// The URI's own write concern wins: an operator may choose `w=1&journal=false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_write_concern_of_the_uri_wins() {
+    let Some(uri) = mongo_uri() else { return };
+    let separator = if uri.contains('?') {
+        "&"
+    } else if uri.ends_with('/') {
+        "?"
+    } else {
+        "/?"
+    };
+    let uri = format!("{uri}{separator}w=1&journal=false");
+    for concern in write_concerns_sent(&uri).await {
+        let w = concern.get_i32("w").map(i64::from).or_else(|_| concern.get_i64("w"));
+        assert_eq!(w, Ok(1), "{concern}");
+        assert_eq!(concern.get_bool("j"), Ok(false), "{concern}");
+    }
+}

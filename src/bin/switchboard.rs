@@ -68,7 +68,8 @@ fn main() -> ExitCode {
             Command::CreateAdmin { username, password } => create_admin(settings, username, password).await,
             Command::CheckConfig => {
                 println!("{:#?}", settings.redacted());
-                Ok(())
+                // What can be known without connecting: the URI parses, DATA_DIR can hold a store.
+                store::preflight(&settings).map_err(|e| e.to_string())
             }
         }
     });
@@ -82,10 +83,16 @@ fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(settings.bind)
-        .await
+    let listener = std::net::TcpListener::bind(settings.bind)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| format!("cannot listen on BIND_ADDR={}: {e}", settings.bind))?;
-    let store = store::open(&settings).await;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let Some(store) = open_store_answering_probes(&listener, &settings, &shutdown).await? else {
+        tracing::info!("stopped before the store was open");
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
     let setup = switchboard::bootstrap(&store, &settings)
         .await
         .map_err(|e| format!("bootstrap: {e}"))?;
@@ -103,13 +110,51 @@ async fn serve(settings: Settings) -> Result<(), String> {
         Some((user, None)) => println!("  first admin created: sign in as {user:?} with ADMIN_PASSWORD"),
         None => println!("  sign in with an existing admin; `switchboard create-admin --username NAME` adds one"),
     }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
     switchboard::run(listener, settings, store, shutdown)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Longest wait for the starting-up answers' connections to finish before the real
+/// routes take the socket over (a probe is answered in microseconds; an idle client
+/// must not hold start-up).
+const STARTING_HANDOVER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the store while a second handle on the listening socket answers `/healthz`
+/// with "starting" (see `switchboard::starting`), so a hub waiting for its database is
+/// seen alive but not ready. `None` when a signal stopped the hub first. Only MongoDB is
+/// waited for; the embedded store opens at once or fails, so there the port simply
+/// answers once the hub serves (a client that sees the port open is served).
+async fn open_store_answering_probes(
+    listener: &std::net::TcpListener,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> Result<Option<store::SharedStore>, String> {
+    if store::backend_name(settings) != "mongodb" {
+        return store::open(settings).await.map(Some).map_err(|e| e.to_string());
+    }
+    let probes = listener
+        .try_clone()
+        .and_then(tokio::net::TcpListener::from_std)
+        .map_err(|e| format!("cannot share the listening socket: {e}"))?;
+    let opened = CancellationToken::new();
+    let answering = tokio::spawn(switchboard::starting::serve_until(
+        probes,
+        store::backend_name(settings),
+        opened.clone(),
+    ));
+    let store = tokio::select! {
+        store = store::open(settings) => store.map(Some).map_err(|e| e.to_string()),
+        () = shutdown.cancelled() => Ok(None),
+    };
+    opened.cancel();
+    let abort = answering.abort_handle();
+    if tokio::time::timeout(STARTING_HANDOVER, answering).await.is_err() {
+        abort.abort();
+    }
+    store
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
@@ -147,7 +192,7 @@ async fn create_admin(settings: Settings, username: String, password: Option<Str
     if password.chars().count() < 8 {
         return Err("the password needs at least 8 characters".into());
     }
-    let store = store::open(&settings).await;
+    let store = store::open(&settings).await.map_err(|e| e.to_string())?;
     let hash = switchboard::auth::hash_password(password)
         .await
         .map_err(|e| e.to_string())?;

@@ -5,4 +5,5 @@
 //! a network or a runtime.
 
 pub mod presence;
+pub mod readiness;
 pub mod routing;

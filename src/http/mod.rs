@@ -44,6 +44,8 @@ pub struct AppState {
     pub connections: Arc<Semaphore>,
     pub next_conn: Arc<AtomicU64>,
     pub shutdown: CancellationToken,
+    /// The last readiness verdict, so only its changes are logged.
+    pub readiness: Arc<std::sync::Mutex<crate::core::readiness::ReadinessWatch>>,
 }
 
 /// An account as the API shows it (never the password hash).

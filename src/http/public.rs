@@ -12,6 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::responses::Unavailable;
 use super::{ApiError, AppState, CategoryView};
+use crate::core::readiness::{Change, Signals, not_ready_because};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,7 +31,9 @@ async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryVi
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `degraded` when the archive store is failing or its buffer overflowed.
+    /// `ok`; `degraded` when the archive store is failing or its buffer overflowed; `slow`
+    /// when an archive write takes longer than `ARCHIVE_SLOW_WRITE_MS` (acknowledgements
+    /// wait for it).
     pub status: &'static str,
     pub store: &'static str,
     /// Archive events accepted but not yet written.
@@ -39,19 +42,45 @@ pub struct Health {
     /// The archive buffer filled and chat messages are being refused.
     pub archive_overflowing: bool,
     pub archive_write_errors: u64,
+    /// Archive writes take longer than `ARCHIVE_SLOW_WRITE_MS`.
+    pub archive_slow: bool,
 }
+
+/// `/readyz`'s answer: the health figures, the verdict and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Empty when ready; else any of `store_unreachable`, `archive_degraded`,
+    /// `archive_overflowing`, `archive_slow`, `archive_backlog` (more than
+    /// `READY_MAX_BACKLOG` events wait to be written).
+    pub not_ready_because: Vec<&'static str>,
+    #[serde(flatten)]
+    pub health: Health,
+}
+
+/// How long `/readyz` waits for the store to answer a ping; a frozen store must make the
+/// probe answer "not ready", not hang it.
+const READY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn health(state: &AppState) -> Health {
     let s = &state.archive.status;
     let degraded = s.degraded.load(Ordering::Relaxed);
     let overflowing = s.overflowing.load(Ordering::Relaxed);
+    let slow = s.is_slow(crate::hub::now_ms() as u64);
     Health {
-        status: if degraded || overflowing { "degraded" } else { "ok" },
+        status: if degraded || overflowing {
+            "degraded"
+        } else if slow {
+            "slow"
+        } else {
+            "ok"
+        },
         store: state.store.backend(),
         archive_backlog: s.backlog.load(Ordering::Relaxed),
         archive_degraded: degraded,
         archive_overflowing: overflowing,
         archive_write_errors: s.write_errors.load(Ordering::Relaxed),
+        archive_slow: slow,
     }
 }
 
@@ -61,18 +90,44 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(health(&state))
 }
 
-/// Ready to serve: the store answers and the archive is not behind.
-#[utoipa::path(get, path = "/readyz", tag = "public", responses(
-    (status = 200, description = "ready", body = Health),
-    (status = 503, description = "not ready: the store does not answer, or the archive is degraded or overflowing", body = Health)))]
+/// Ready to serve: the store answers, and the archive is neither failing, refusing, slow
+/// nor more than `READY_MAX_BACKLOG` events behind. Changes of the verdict are logged
+/// once each (ERROR when it becomes not ready, INFO when ready again), not every probe.
+#[utoipa::path(get, path = "/readyz", tag = "public", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let h = health(&state);
-    let store_ok = state.store.ping().await.is_ok();
-    let ready = store_ok && !h.archive_degraded && !h.archive_overflowing;
+    let store_answers = matches!(
+        tokio::time::timeout(READY_PING_TIMEOUT, state.store.ping()).await,
+        Ok(Ok(()))
+    );
+    let health = health(&state);
+    let reasons = not_ready_because(&Signals {
+        store_answers,
+        archive_degraded: health.archive_degraded,
+        archive_overflowing: health.archive_overflowing,
+        archive_slow: health.archive_slow,
+        backlog: health.archive_backlog,
+        max_backlog: state.settings.ready_max_backlog,
+    });
+    let change = state.readiness.lock().expect("readiness lock").observe(&reasons);
+    match change {
+        Some(Change::NotReady(why)) => tracing::error!(
+            because = ?why,
+            backlog = health.archive_backlog,
+            "NOT READY: /readyz answers 503 until this clears"
+        ),
+        Some(Change::Ready) => tracing::info!("ready: /readyz answers 200"),
+        None => {}
+    }
+    let ready = reasons.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(h)).into_response()
+    let body = Readiness {
+        ready,
+        not_ready_because: reasons,
+        health,
+    };
+    (status, Json(body)).into_response()
 }

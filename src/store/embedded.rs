@@ -15,8 +15,14 @@
 //!   an ever-growing value on every message). Each message is its own row keyed
 //!   `(conversation_id, seq, message_id)`, so appending is one small insert and
 //!   reading a conversation back is one ordered range scan, already in seq
-//!   order. A second table `(conversation_id, message_id) -> seq` makes the
-//!   append idempotent by the message's natural id, as the contract demands.
+//!   order. A seq names one message of its conversation, so the append is
+//!   idempotent by looking for a row of that seq (one range probe of the same
+//!   table), as the reference store does. Schema version 1 kept a second table
+//!   `(conversation_id, message_id) -> seq` for that: a second B-tree entry per
+//!   message, ~90 bytes of key before page overhead, for nothing the seq did not
+//!   already give. Opening a version 1 file drops that table, compacts the file
+//!   once and marks it version 2 (a build that reads version 1 then refuses the
+//!   file with a message naming both versions, never misreads it).
 //! - Listings use secondary indexes keyed `(…, paired_at, conversation_id)`
 //!   and walked in reverse, so "newest first" is the natural key order and a
 //!   time range is a key range. The agent and category filters each have
@@ -40,7 +46,11 @@ use super::*;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
-const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION: u64 = 2;
+/// The version before the `message_ids` table was dropped; opened files of it are migrated.
+const SCHEMA_V1: u64 = 1;
+/// redb's own default page cache (1 GiB), for callers that do not choose one.
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 /// Free-form counters and the schema version.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -56,8 +66,8 @@ const CATEGORY_ORDER: TableDefinition<u64, &str> = TableDefinition::new("categor
 const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
 /// (conversation id, seq, message id) -> JSON message.
 const MESSAGES: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("messages");
-/// (conversation id, message id) -> seq; the idempotence guard for appends.
-const MESSAGE_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("message_ids");
+/// (conversation id, message id) -> seq: schema version 1 only, dropped by the migration.
+const MESSAGE_IDS_V1: TableDefinition<(&str, &str), u64> = TableDefinition::new("message_ids");
 /// (paired_at, conversation id) -> (); every conversation.
 const BY_PAIRED: TableDefinition<(i64, &str), ()> = TableDefinition::new("conversations_by_paired");
 /// (agent id, paired_at, conversation id) -> ().
@@ -74,24 +84,65 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if missing) `dir/switchboard.redb`, creating `dir` too.
+    /// Opens (creating if missing) `dir/switchboard.redb`, creating `dir` too, with redb's
+    /// default cache.
     pub async fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES).await
+    }
+
+    /// Opens (creating if missing) `dir/switchboard.redb` with a page cache of at most
+    /// `cache_bytes`. An existing file must be a Switchboard store: an empty file, one
+    /// that is not redb, a damaged one or another program's database is refused, never
+    /// taken for a new store (that would create a fresh admin over someone's data).
+    pub async fn open_with_cache(dir: &Path, cache_bytes: usize) -> StoreResult<Self> {
         let dir = dir.to_path_buf();
         blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
-            let db = Database::create(dir.join(FILE_NAME)).map_err(unavailable)?;
+            let path = dir.join(FILE_NAME);
+            let mut builder = redb::Builder::new();
+            builder.set_cache_size(cache_bytes);
+            let db = match std::fs::metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => builder.create(&path),
+                Err(e) => return Err(unavailable(format!("{}: {e}", path.display()))),
+                Ok(m) if !m.is_file() => return Err(unavailable(format!("{} is not a file", path.display()))),
+                Ok(m) if m.len() == 0 => {
+                    return Err(unavailable(format!(
+                        "{} is empty (0 bytes), not a Switchboard store; move it away to start a new store",
+                        path.display()
+                    )));
+                }
+                // Verify every page: a damaged file is refused instead of trusted (a plain
+                // open of one may even panic). It costs one read of the file per start-up.
+                Ok(_) => builder.set_check_integrity_on_open(true).open(&path),
+            }
+            .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+            let mut db = db;
+            let mut migrated = false;
             let tx = db.begin_write().map_err(unavailable)?;
             {
+                // A file with tables but no schema version was written by something else.
+                let foreign = tx.list_tables().map_err(unavailable)?.next().is_some();
                 // Create every table up front so read transactions never meet a missing one.
                 let mut meta = tx.open_table(META).map_err(unavailable)?;
                 let version = meta.get("schema_version").map_err(unavailable)?.map(|v| v.value());
                 match version {
+                    None if foreign => {
+                        return Err(unavailable(format!(
+                            "{} holds tables but no Switchboard schema version: not a Switchboard store",
+                            path.display()
+                        )));
+                    }
                     None => {
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
                     }
                     Some(SCHEMA_VERSION) => {}
+                    Some(SCHEMA_V1) => {
+                        // Version 2 only dropped the message-id index (see the module comment).
+                        meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
+                        migrated = true;
+                    }
                     Some(other) => {
-                        return Err(StoreError::Unavailable(format!(
+                        return Err(unavailable(format!(
                             "{FILE_NAME} has schema version {other}, this build reads {SCHEMA_VERSION}"
                         )));
                     }
@@ -102,12 +153,22 @@ impl EmbeddedStore {
                 tx.open_table(CATEGORY_ORDER).map_err(unavailable)?;
                 tx.open_table(CONVERSATIONS).map_err(unavailable)?;
                 tx.open_table(MESSAGES).map_err(unavailable)?;
-                tx.open_table(MESSAGE_IDS).map_err(unavailable)?;
                 tx.open_table(BY_PAIRED).map_err(unavailable)?;
                 tx.open_table(BY_AGENT).map_err(unavailable)?;
                 tx.open_table(BY_CATEGORY).map_err(unavailable)?;
             }
+            if migrated {
+                tx.delete_table(MESSAGE_IDS_V1).map_err(unavailable)?;
+            }
             tx.commit().map_err(unavailable)?;
+            if migrated {
+                // Give the dropped table's pages back to the file system, once.
+                db.compact().map_err(unavailable)?;
+                tracing::info!(
+                    "{} migrated from schema version {SCHEMA_V1} to {SCHEMA_VERSION}",
+                    path.display()
+                );
+            }
             Ok(Self { db: Arc::new(db) })
         })
         .await
@@ -146,6 +207,27 @@ impl EmbeddedStore {
             f(&tx)
         })
         .await
+    }
+}
+
+/// The first bytes of every redb file (redb's own header magic, PNG-style).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Is `file` a redb file at all? Reads its first bytes only, so `check-config` can tell a
+/// stray or random file from a store without opening (and locking) it.
+pub fn check_header(file: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut head = [0u8; REDB_MAGIC.len()];
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if head == REDB_MAGIC {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a redb file (not a Switchboard store)",
+            file.display()
+        ))
     }
 }
 
@@ -263,10 +345,26 @@ fn load_messages<T: ReadableTable<(&'static str, u64, &'static str), &'static [u
     Ok(out)
 }
 
+/// Does `conversation_id` have a message at `seq` already? One probe of the ordered table.
+fn seq_taken<T: ReadableTable<(&'static str, u64, &'static str), &'static [u8]>>(
+    table: &T,
+    conversation_id: &str,
+    seq: u64,
+) -> StoreResult<bool> {
+    let mut rows = table.range((conversation_id, seq, "")..).map_err(unavailable)?;
+    match rows.next() {
+        Some(row) => {
+            let (key, _) = row.map_err(unavailable)?;
+            let (conversation, found, _) = key.value();
+            Ok(conversation == conversation_id && found == seq)
+        }
+        None => Ok(false),
+    }
+}
+
 fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()> {
     let mut conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
     let mut messages = tx.open_table(MESSAGES).map_err(unavailable)?;
-    let mut message_ids = tx.open_table(MESSAGE_IDS).map_err(unavailable)?;
     let mut by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
     let mut by_agent = tx.open_table(BY_AGENT).map_err(unavailable)?;
     let mut by_category = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
@@ -299,19 +397,12 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 if conversations.get(conv).map_err(unavailable)?.is_none() {
                     continue; // a message for an unknown conversation is dropped, as in the reference store
                 }
-                if message_ids
-                    .get((conv, message.id.as_str()))
-                    .map_err(unavailable)?
-                    .is_some()
-                {
-                    continue; // already appended: a retry
+                if seq_taken(&messages, conv, message.seq)? {
+                    continue; // already appended: a retry (a seq names one message)
                 }
                 let rec = MessageRecord::from(message);
                 messages
                     .insert((conv, message.seq, message.id.as_str()), encode(&rec)?.as_slice())
-                    .map_err(unavailable)?;
-                message_ids
-                    .insert((conv, message.id.as_str()), message.seq)
                     .map_err(unavailable)?;
             }
             ArchiveEvent::Closed(closed) => {
@@ -619,5 +710,135 @@ impl Store for EmbeddedStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it
+    /// all back, and returns how many pages the cache evicted.
+    async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {
+        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-cache-{}", uuid::Uuid::new_v4().simple())));
+        let store = EmbeddedStore::open_with_cache(&dir.0, cache_bytes).await.unwrap();
+        for c in 0..20 {
+            let id = format!("conversation-{c}");
+            let mut batch = vec![ArchiveEvent::Opened(ConversationOpened {
+                id: id.clone(),
+                kind: ConversationKind::Service,
+                category: Some("general".into()),
+                customer_name: "Carla".into(),
+                agent_id: "ann".into(),
+                agent_name: "Ann".into(),
+                queued_at: c,
+                paired_at: c,
+            })];
+            batch.extend((1..=500).map(|seq| ArchiveEvent::Message {
+                conversation_id: id.clone(),
+                message: ArchivedMessage {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    seq,
+                    from: Side::Customer,
+                    text: "x".repeat(100),
+                    at: seq as Millis,
+                },
+            }));
+            store.archive(&batch).await.unwrap();
+        }
+        for c in 0..20 {
+            let read = store.conversation(&format!("conversation-{c}")).await.unwrap();
+            assert_eq!(read.messages.len(), 500);
+        }
+        store.db.cache_stats().evictions()
+    }
+
+    /// A version 1 file (with the message-id table) is migrated on open: the table is
+    /// gone, everything reads as before, retries still do not duplicate.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_file_is_migrated() {
+        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v1-{}", uuid::Uuid::new_v4().simple())));
+        let opened = ArchiveEvent::Opened(ConversationOpened {
+            id: "c1".into(),
+            kind: ConversationKind::Service,
+            category: None,
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: 1,
+            paired_at: 2,
+        });
+        let message = |seq: u64| ArchiveEvent::Message {
+            conversation_id: "c1".into(),
+            message: ArchivedMessage {
+                id: format!("m{seq}"),
+                seq,
+                from: Side::Agent,
+                text: format!("text {seq}"),
+                at: 3,
+            },
+        };
+        {
+            let store = EmbeddedStore::open(&dir.0).await.unwrap();
+            store.archive(&[opened, message(1), message(2)]).await.unwrap();
+            // Make it what version 1 wrote: its version number and its message-id rows.
+            let tx = store.db.begin_write().unwrap();
+            {
+                tx.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", SCHEMA_V1)
+                    .unwrap();
+                let mut ids = tx.open_table(MESSAGE_IDS_V1).unwrap();
+                ids.insert(("c1", "m1"), 1).unwrap();
+                ids.insert(("c1", "m2"), 2).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let tx = store.db.begin_read().unwrap();
+        let version = tx
+            .open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(
+            tx.open_table(MESSAGE_IDS_V1).is_err(),
+            "the message-id table is dropped"
+        );
+        drop(tx);
+        store.archive(&[message(2), message(3), message(2)]).await.unwrap();
+        let seqs: Vec<u64> = store
+            .conversation("c1")
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    /// `EMBEDDED_CACHE_MB` bounds redb's page cache: with 1 MiB the cache gives pages back
+    /// while a long run writes and reads; with redb's default (1 GiB, what the hub used
+    /// before the setting) it keeps every page it ever touched.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_page_cache_is_bounded_by_the_setting() {
+        assert!(
+            evictions_after_a_long_run(1 << 20).await > 0,
+            "a 1 MiB cache evicted nothing"
+        );
+        assert_eq!(evictions_after_a_long_run(DEFAULT_CACHE_BYTES).await, 0);
     }
 }

@@ -221,40 +221,97 @@ pub trait Store: Send + Sync + 'static {
 const OPEN_RETRY_START: std::time::Duration = std::time::Duration::from_millis(500);
 const OPEN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Opens the configured backend, retrying with a clear log line while it cannot be
-/// reached (a database that starts after the hub is normal in deployments).
-pub async fn open(settings: &crate::config::Settings) -> SharedStore {
+/// The configured store cannot be used and waiting will not change that: a malformed
+/// `MONGODB_URI`, a `DATA_DIR` that is a file or unwritable, a damaged or foreign store
+/// file. The message names the variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unusable(pub String);
+
+/// Which backend the settings choose, and where.
+enum Target {
+    Memory,
+    Embedded(std::path::PathBuf),
+    MongoDb(String),
+}
+
+fn target(settings: &crate::config::Settings) -> Target {
     use crate::config::StoreMode;
-    let mongodb = match (&settings.store, &settings.mongodb_uri) {
-        (StoreMode::Memory, _) => return Arc::new(MemoryStore::new()),
-        (StoreMode::Embedded, _) | (StoreMode::Auto, None) => None,
-        (StoreMode::MongoDb | StoreMode::Auto, Some(uri)) => Some(uri.clone()),
+    match (&settings.store, &settings.mongodb_uri) {
+        (StoreMode::Memory, _) => Target::Memory,
+        (StoreMode::Embedded, _) | (StoreMode::Auto, None) => Target::Embedded(settings.data_dir.clone()),
+        (StoreMode::MongoDb | StoreMode::Auto, Some(uri)) => Target::MongoDb(uri.clone()),
         (StoreMode::MongoDb, None) => unreachable!("settings refuse STORE=mongodb without MONGODB_URI"),
+    }
+}
+
+/// The name [`Store::backend`] will give for the configured backend, known before it opens.
+pub fn backend_name(settings: &crate::config::Settings) -> &'static str {
+    match target(settings) {
+        Target::Memory => "memory",
+        Target::Embedded(_) => "embedded",
+        Target::MongoDb(_) => "mongodb",
+    }
+}
+
+/// What can be checked of the storage settings without opening or connecting to
+/// anything (`check-config` runs it, and so does [`open`] first): the MongoDB URI
+/// parses, `DATA_DIR` is a directory or can be one, and an existing store file is a
+/// non-empty redb file.
+pub fn preflight(settings: &crate::config::Settings) -> Result<(), Unusable> {
+    match target(settings) {
+        Target::Memory => Ok(()),
+        Target::MongoDb(uri) => mongodb::options::ConnectionString::parse(&uri)
+            .map(|_| ())
+            .map_err(|e| Unusable(format!("MONGODB_URI is not a usable MongoDB connection string: {e}"))),
+        Target::Embedded(dir) => {
+            let named = |why: String| Unusable(format!("DATA_DIR={}: {why}", dir.display()));
+            // The nearest existing ancestor must be a directory, or creating DATA_DIR fails.
+            if let Some(blocker) = dir.ancestors().find(|p| p.exists())
+                && !blocker.is_dir()
+            {
+                return Err(named(format!("{} is not a directory", blocker.display())));
+            }
+            let file = dir.join(embedded::FILE_NAME);
+            match std::fs::metadata(&file) {
+                Ok(m) if !m.is_file() => Err(named(format!("{} is not a file", file.display()))),
+                Ok(m) if m.len() == 0 => Err(named(format!(
+                    "{} is empty (0 bytes), not a Switchboard store; move it away to start a new store",
+                    file.display()
+                ))),
+                Ok(_) => embedded::check_header(&file).map_err(named),
+                Err(_) => Ok(()),
+            }
+        }
+    }
+}
+
+/// Opens the configured backend. Settings that cannot work stop here with [`Unusable`];
+/// only a MongoDB server that does not answer (yet) is waited for, retrying with a
+/// clear log line (a database that starts after the hub is normal in deployments).
+pub async fn open(settings: &crate::config::Settings) -> Result<SharedStore, Unusable> {
+    preflight(settings)?;
+    let uri = match target(settings) {
+        Target::Memory => return Ok(Arc::new(MemoryStore::new())),
+        Target::Embedded(dir) => {
+            let cache = settings.embedded_cache_bytes;
+            return match EmbeddedStore::open_with_cache(&dir, cache).await {
+                Ok(store) => Ok(Arc::new(store)),
+                Err(e) => Err(Unusable(format!(
+                    "DATA_DIR={}: cannot open the embedded store: {e}",
+                    dir.display()
+                ))),
+            };
+        }
+        Target::MongoDb(uri) => uri,
     };
     let mut pause = OPEN_RETRY_START;
     loop {
-        let opened: StoreResult<SharedStore> = match &mongodb {
-            Some(uri) => MongoStore::connect(uri, &settings.mongodb_db)
-                .await
-                .map(|s| Arc::new(s) as SharedStore),
-            None => EmbeddedStore::open(&settings.data_dir)
-                .await
-                .map(|s| Arc::new(s) as SharedStore),
-        };
-        match opened {
-            Ok(store) => match store.ping().await {
-                Ok(()) => return store,
-                Err(e) => {
-                    tracing::warn!(backend = store.backend(), error = %e, "store not reachable yet; retrying in {pause:?}")
-                }
-            },
-            Err(e) => {
-                let what = if mongodb.is_some() {
-                    "MongoDB at MONGODB_URI"
-                } else {
-                    "the embedded store in DATA_DIR"
-                };
-                tracing::warn!(error = %e, "cannot open {what} yet; retrying in {pause:?}");
+        match MongoStore::connect_or_refuse(&uri, &settings.mongodb_db).await {
+            Ok(store) => return Ok(Arc::new(store)),
+            Err(mongo::ConnectFailure::Refused(why)) => return Err(Unusable(format!("MONGODB_URI: {why}"))),
+            Err(mongo::ConnectFailure::Unreachable(e)) => {
+                tracing::warn!(error = %e, "MongoDB at MONGODB_URI does not answer yet; retrying in {pause:?}");
             }
         }
         tokio::time::sleep(pause).await;

@@ -68,6 +68,14 @@
 //!   MongoDB's results.
 //! - Short server-selection and connect timeouts (2 s unless the URI sets its
 //!   own) so an outage surfaces quickly as `StoreError::Unavailable`.
+//! - Every write asks for a durable write concern (see [`durable_write_concern`]):
+//!   journaled (`j: true`), and acknowledged by a majority when the deployment is a
+//!   replica set (or a sharded cluster). MongoDB's default, `w: 1` without the
+//!   journal, acknowledges a write the server can still lose when it is killed: a
+//!   SIGKILL of the server lost the last 1 to 8 acknowledged messages that way. The
+//!   URI's own `w`, `journal` and `wtimeoutMS` options win, field by field, so an
+//!   operator can still trade durability for speed. `update_command` builds its
+//!   command by hand, so it carries the same concern explicitly.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -77,7 +85,7 @@ use async_trait::async_trait;
 use bson::{Bson, Document, doc};
 use futures_util::TryStreamExt;
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{Acknowledgment, ClientOptions, DatabaseOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +105,19 @@ const UPDATE_CHUNK: usize = 1_000;
 /// Conversation ids remembered as existing, at most; past it the memory starts
 /// afresh (forgetting costs only a look-up, never a wrong answer).
 const KNOWN_MAX: usize = 200_000;
+/// How long a majority write waits for the other members before it fails (and the
+/// archive retries it): long enough for a lagging secondary, shorter than the archive
+/// writer's own time-out, so a stuck replication shows as an error, not a hang.
+const MAJORITY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why [`MongoStore::connect_or_refuse`] failed.
+#[derive(Debug)]
+pub(super) enum ConnectFailure {
+    /// The server did not answer; it may later.
+    Unreachable(StoreError),
+    /// It can never work as configured; the message says why.
+    Refused(String),
+}
 
 /// The MongoDB-backed store. Cheap to clone: the driver's client is a shared pool.
 #[derive(Clone)]
@@ -108,28 +129,73 @@ pub struct MongoStore {
     buckets: Collection<BucketDoc>,
     /// Conversations known to exist in the database (see the module comment).
     known: Arc<Mutex<HashSet<String>>>,
+    /// What every write asks of the server (see [`durable_write_concern`]).
+    write_concern: WriteConcern,
 }
 
 impl MongoStore {
     /// Connects to `uri`, uses database `db`, checks the server answers and creates the indexes.
     pub async fn connect(uri: &str, db: &str) -> StoreResult<Self> {
-        let mut options = ClientOptions::parse(uri).await.map_err(unavailable)?;
+        Self::connect_or_refuse(uri, db).await.map_err(|e| match e {
+            ConnectFailure::Unreachable(e) => e,
+            ConnectFailure::Refused(why) => unavailable(why),
+        })
+    }
+
+    /// As [`MongoStore::connect`], telling a server that does not answer (worth waiting
+    /// for) from one that can never work: a URI the driver refuses, or credentials the
+    /// server refuses.
+    pub(super) async fn connect_or_refuse(uri: &str, db: &str) -> Result<Self, ConnectFailure> {
+        let mut options = ClientOptions::parse(uri).await.map_err(|e| match e.kind.as_ref() {
+            // A host name that does not resolve (yet) may be a DNS hiccup or a service not up.
+            ErrorKind::DnsResolve { .. } => ConnectFailure::Unreachable(unavailable(e)),
+            _ => ConnectFailure::Refused(format!("the driver refuses it: {e}")),
+        })?;
         options.server_selection_timeout.get_or_insert(TIMEOUT);
         options.connect_timeout.get_or_insert(TIMEOUT);
         options.app_name.get_or_insert_with(|| "switchboard".to_string());
-        let client = Client::with_options(options).map_err(unavailable)?;
-        let db = client.database(db);
+        let from_uri = options.write_concern.take();
+        let client = Client::with_options(options).map_err(|e| ConnectFailure::Refused(e.to_string()))?;
+        // `hello` tells a replica set (`setName`) or a sharded cluster (`msg: "isdbgrid"`)
+        // from a standalone server; it is also the first sign the server answers.
+        let hello = client
+            .database("admin")
+            .run_command(doc! {"hello": 1})
+            .await
+            .map_err(|e| match e.kind.as_ref() {
+                ErrorKind::Authentication { .. } => {
+                    ConnectFailure::Refused(format!("the server refuses the credentials: {e}"))
+                }
+                _ => ConnectFailure::Unreachable(unavailable(e)),
+            })?;
+        let replicated = hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid");
+        let write_concern = durable_write_concern(from_uri.as_ref(), replicated);
+        tracing::info!(
+            write_concern = ?write_concern,
+            replica_set = replicated,
+            "MongoDB writes ask for this write concern (MONGODB_URI's w, journal and wtimeoutMS override it)"
+        );
+        let db = client.database_with_options(
+            db,
+            DatabaseOptions::builder().write_concern(write_concern.clone()).build(),
+        );
         let store = Self {
             accounts: db.collection("accounts"),
             categories: db.collection("categories"),
             conversations: db.collection("conversations"),
             buckets: db.collection("message_buckets"),
             known: Arc::default(),
+            write_concern,
             db,
         };
-        store.ping().await?;
-        store.create_indexes().await?;
+        store.ping().await.map_err(ConnectFailure::Unreachable)?;
+        store.create_indexes().await.map_err(ConnectFailure::Unreachable)?;
         Ok(store)
+    }
+
+    /// The write concern every write of this store carries.
+    pub fn write_concern(&self) -> &WriteConcern {
+        &self.write_concern
     }
 
     async fn create_indexes(&self) -> StoreResult<()> {
@@ -264,9 +330,16 @@ impl MongoStore {
     /// Runs one `update` command on the conversations; returns its write errors as
     /// (statement index, code, message). A command-level failure is an `Err`.
     async fn update_command(&self, updates: Vec<Document>, ordered: bool) -> StoreResult<Vec<(usize, i32, String)>> {
+        // A hand-built command gets no write concern from the database's options: add it.
+        let concern = bson::to_bson(&self.write_concern).map_err(unavailable)?;
         let reply = self
             .db
-            .run_command(doc! {"update": self.conversations.name(), "updates": updates, "ordered": ordered})
+            .run_command(doc! {
+                "update": self.conversations.name(),
+                "updates": updates,
+                "ordered": ordered,
+                "writeConcern": concern,
+            })
             .await
             .map_err(unavailable)?;
         if let Ok(e) = reply.get_document("writeConcernError") {
@@ -342,6 +415,24 @@ impl MongoStore {
             })
             .collect())
     }
+}
+
+/// The write concern the store asks for: journaled, and majority-acknowledged on a
+/// replicated deployment (with [`MAJORITY_TIMEOUT`]). Each of `w`, `journal` and
+/// `wtimeoutMS` that the URI sets wins over these defaults.
+pub fn durable_write_concern(from_uri: Option<&WriteConcern>, replicated: bool) -> WriteConcern {
+    let uri = from_uri.cloned().unwrap_or_default();
+    let w = uri.w.or(Some(if replicated {
+        Acknowledgment::Majority
+    } else {
+        Acknowledgment::Nodes(1)
+    }));
+    let waits_for_others = !matches!(w, Some(Acknowledgment::Nodes(0 | 1)));
+    WriteConcern::builder()
+        .w(w)
+        .journal(uri.journal.or(Some(true)))
+        .w_timeout(uri.w_timeout.or_else(|| waits_for_others.then_some(MAJORITY_TIMEOUT)))
+        .build()
 }
 
 /// Cuts one conversation's messages of a batch into buckets: sorted by seq, one per seq,
@@ -727,6 +818,32 @@ mod tests {
 
     fn keys(buckets: &[BucketDoc]) -> Vec<&str> {
         buckets.iter().map(|b| b.id.as_str()).collect()
+    }
+
+    #[test]
+    fn writes_are_journaled_and_majority_on_a_replica_set_unless_the_uri_says_otherwise() {
+        let rs = durable_write_concern(None, true);
+        assert_eq!(rs.w, Some(Acknowledgment::Majority));
+        assert_eq!(rs.journal, Some(true));
+        assert_eq!(rs.w_timeout, Some(MAJORITY_TIMEOUT));
+        let alone = durable_write_concern(None, false);
+        assert_eq!(
+            (alone.w, alone.journal, alone.w_timeout),
+            (Some(Acknowledgment::Nodes(1)), Some(true), None)
+        );
+        // The URI's options win field by field.
+        let parsed = |uri: &str| mongodb::options::ConnectionString::parse(uri).unwrap().write_concern;
+        let fast = durable_write_concern(parsed("mongodb://h/?w=1&journal=false").as_ref(), true);
+        assert_eq!((fast.w, fast.journal), (Some(Acknowledgment::Nodes(1)), Some(false)));
+        let two = durable_write_concern(parsed("mongodb://h/?w=2&wtimeoutMS=500").as_ref(), false);
+        assert_eq!(
+            (two.w, two.journal, two.w_timeout),
+            (
+                Some(Acknowledgment::Nodes(2)),
+                Some(true),
+                Some(Duration::from_millis(500))
+            )
+        );
     }
 
     #[test]

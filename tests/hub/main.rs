@@ -12,4 +12,5 @@ mod contracts;
 mod durability;
 mod openapi;
 mod routing;
+mod storeops;
 mod transport;

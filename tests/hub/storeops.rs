@@ -1,0 +1,389 @@
+//! The stores under operation: storage settings that cannot work stop start-up at once
+//! (the real binary, as a subprocess), a MongoDB that does not answer yet is waited for
+//! with `/healthz` saying "starting", and readiness follows the archive's backlog and
+//! write latency.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::archive::TempDir;
+use crate::common::ADMIN_PASSWORD;
+
+/// How long a hub given a bad setting may take to give up; a hang fails the test.
+const EXIT_WAIT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The hub binary with only `envs` set (no `.env`: it runs in `cwd`), its output captured.
+fn hub_command(cwd: &Path, envs: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "info")
+        .envs(envs.iter().copied())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Waits for `child` to exit, killing it (and failing) if it is still running after `EXIT_WAIT`.
+fn exit_of(mut child: Child, what: &str) -> Output {
+    let deadline = Instant::now() + EXIT_WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: still running after {EXIT_WAIT:?} instead of stopping; it said:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `command`: it must stop with a non-zero exit and a message naming `var`.
+fn refuses(mut command: Command, var: &str, what: &str) {
+    let output = exit_of(command.spawn().expect("the hub binary starts"), what);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !output.status.success(),
+        "{what}: exited successfully; it said:\n{said}"
+    );
+    assert!(said.contains(var), "{what}: the message does not name {var}:\n{said}");
+}
+
+/// Every bad storage setting stops `serve` (and, where it can be known without connecting,
+/// `check-config`) with a non-zero exit and a message naming the variable.
+#[test]
+fn bad_storage_settings_stop_start_up_naming_the_variable() {
+    let scratch = TempDir::new("bad-storage");
+    let root = &scratch.0;
+    let a_file = root.join("a-file");
+    std::fs::write(&a_file, b"not a directory").unwrap();
+
+    let random = root.join("random");
+    std::fs::create_dir_all(&random).unwrap();
+    let noise: Vec<u8> = (0..64 * 1024).map(|_| rand::random::<u8>()).collect();
+    std::fs::write(random.join("switchboard.redb"), &noise).unwrap();
+
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("switchboard.redb"), b"").unwrap();
+
+    let corrupt = root.join("corrupt");
+    make_a_store_then_damage_it(&corrupt);
+
+    // (variable, value, what, also caught by check-config)
+    let a_file = a_file.to_str().unwrap().to_string();
+    let cases: Vec<(&str, String, &str, bool)> = vec![
+        ("MONGODB_URI", "http://x".into(), "a URI of another scheme", true),
+        ("MONGODB_URI", "mongodb://127.0.0.1:99999".into(), "port 99999", true),
+        ("DATA_DIR", a_file.clone(), "DATA_DIR is a file", true),
+        ("DATA_DIR", format!("{a_file}/data"), "DATA_DIR under a file", true),
+        (
+            "DATA_DIR",
+            random.to_str().unwrap().into(),
+            "a redb file of random bytes",
+            true,
+        ),
+        ("DATA_DIR", empty.to_str().unwrap().into(), "a 0-byte redb file", true),
+        (
+            "DATA_DIR",
+            corrupt.to_str().unwrap().into(),
+            "a damaged redb file",
+            false,
+        ),
+    ];
+    for (var, value, what, known_without_connecting) in cases {
+        let store = if var == "MONGODB_URI" { "mongodb" } else { "embedded" };
+        let envs = [("STORE", store), (var, value.as_str())];
+        refuses(hub_command(root, &envs, &["serve"]), var, &format!("serve with {what}"));
+        if known_without_connecting {
+            refuses(
+                hub_command(root, &envs, &["check-config"]),
+                var,
+                &format!("check-config with {what}"),
+            );
+        }
+    }
+}
+
+/// A real store with some history, then garbage written over its pages after the header.
+fn make_a_store_then_damage_it(dir: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = switchboard::store::EmbeddedStore::open(dir).await.unwrap();
+        use switchboard::store::{Category, Store};
+        for n in 0..50 {
+            let name = format!("category number {n} with a longish name to fill some pages");
+            store
+                .create_category(Category {
+                    id: format!("c{n}"),
+                    name,
+                })
+                .await
+                .unwrap();
+        }
+    });
+    let path = dir.join("switchboard.redb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 8192, "the store file is {} bytes", bytes.len());
+    for b in &mut bytes[4096..] {
+        *b = rand::random();
+    }
+    std::fs::File::create(&path).unwrap().write_all(&bytes).unwrap();
+}
+
+/// A data directory the hub may not write to stops start-up too. Root writes anywhere, so
+/// under root the hub runs as `nobody` (util-linux's setpriv).
+#[test]
+fn an_unwritable_data_dir_stops_start_up_naming_the_variable() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = TempDir::new("unwritable");
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let locked = scratch.0.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let envs = [("STORE", "embedded"), ("DATA_DIR", locked.to_str().unwrap())];
+    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
+    // SAFETY: geteuid only reads the process's effective user id.
+    if unsafe { libc::geteuid() } == 0 {
+        let direct = command;
+        command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(direct.get_program())
+            .args(direct.get_args())
+            .env_clear()
+            .envs(direct.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .current_dir(&scratch.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+    }
+    refuses(command, "DATA_DIR", "serve with an unwritable DATA_DIR");
+}
+
+/// A running hub process, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// GETs `path` until it answers; returns (status, body).
+async fn get_when_answering(port: u16, path: &str) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + EXIT_WAIT;
+    loop {
+        if let Ok(res) = client.get(format!("http://127.0.0.1:{port}{path}")).send().await {
+            let status = res.status().as_u16();
+            return (status, res.json().await.unwrap_or(Value::Null));
+        }
+        assert!(Instant::now() < deadline, "{path} never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A MongoDB that does not answer yet is waited for, and meanwhile the port answers
+/// `/healthz` with "starting" and `/readyz` with 503; once the server is up, the hub
+/// serves for real on the same port.
+#[tokio::test]
+async fn a_hub_waiting_for_mongodb_answers_starting_then_serves() {
+    let scratch = TempDir::new("starting");
+    let (port, mongo_port) = (free_port(), free_port());
+    let uri = format!("mongodb://127.0.0.1:{mongo_port}/?serverSelectionTimeoutMS=300");
+    let bind = format!("127.0.0.1:{port}");
+    let envs = [
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", uri.as_str()),
+        ("BIND_ADDR", bind.as_str()),
+    ];
+    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let hub = Running(command.spawn().unwrap());
+
+    let (status, body) = get_when_answering(port, "/healthz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("starting")), "{body}");
+    let (status, body) = get_when_answering(port, "/readyz").await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("starting")), "{body}");
+    let (status, _) = get_when_answering(port, "/api/categories").await;
+    assert_eq!(status, 503);
+
+    // The server comes up: the hub opens the store and serves on the same socket.
+    let mongod = std::env::var("SWITCHBOARD_TEST_MONGOD")
+        .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test` (scripts/with-mongo.sh)");
+    let server = Running(
+        Command::new(mongod)
+            .args(["--port", &mongo_port.to_string(), "--storage-path", ":memory:"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get_when_answering(port, "/readyz").await;
+        if status == 200 {
+            assert_eq!(body["store"], "mongodb", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, categories) = get_when_answering(port, "/api/categories").await;
+    assert_eq!(status, 200, "{categories}");
+    assert_eq!(categories.as_array().map(Vec::len), Some(4), "{categories}");
+    drop(hub);
+    drop(server);
+}
+
+/// Waits until something accepts connections on `port`.
+async fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + EXIT_WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends a signal to a process the test started.
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
+    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(done, 0, "cannot signal process {}", child.id());
+}
+
+async fn get_json(url: &str) -> (u16, Value) {
+    let res = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url} did not answer: {e}"));
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// A frozen MongoDB (SIGSTOP) holds acknowledgements; the hub says "slow" on `/healthz`
+/// and `/readyz` meanwhile, `/readyz` also names a backlog over `READY_MAX_BACKLOG`, and
+/// all is well again once the server runs (SIGCONT) and the backlog is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written() {
+    use crate::common::{QUIET, TestHub};
+    use serde_json::json;
+    let mongod = std::env::var("SWITCHBOARD_TEST_MONGOD")
+        .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test` (scripts/with-mongo.sh)");
+    let mongo_port = free_port();
+    let server = Running(
+        Command::new(mongod)
+            .args(["--port", &mongo_port.to_string(), "--storage-path", ":memory:"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(mongo_port).await;
+    let uri = format!("mongodb://127.0.0.1:{mongo_port}");
+    let store = switchboard::store::MongoStore::connect(&uri, "stall").await.unwrap();
+    let hub = TestHub::with_store(std::sync::Arc::new(store), |s| {
+        s.archive_slow_write = Duration::from_millis(300);
+        s.ready_max_backlog = 5;
+    })
+    .await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    customer.next_of("chat_started").await;
+    customer.send(json!({"type": "message", "text": "before"})).await;
+    customer.next_of("message").await;
+    let (status, ready) = get_json(&hub.url("/readyz")).await;
+    assert_eq!(status, 200, "{ready}");
+
+    signal(&server.0, libc::SIGSTOP);
+    for i in 0..8 {
+        customer
+            .send(json!({"type": "message", "text": format!("frozen {i}")}))
+            .await;
+    }
+    for _ in 0..8 {
+        agent.next_of("message").await; // the peer gets messages at once
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = get_json(&hub.url("/healthz")).await;
+        if health["status"] == "slow" {
+            assert_eq!(health["archive_slow"], true, "{health}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never slow while the store is frozen: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        customer.recv_within(QUIET).await.is_none(),
+        "an acknowledgement came while the store was frozen"
+    );
+    let (status, ready) = get_json(&hub.url("/readyz")).await;
+    assert_eq!(status, 503, "{ready}");
+    let because: Vec<&str> = ready["not_ready_because"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(because.contains(&"archive_backlog"), "{ready}");
+    assert!(
+        ready["ready"] == false && ready["archive_backlog"].as_u64() > Some(5),
+        "{ready}"
+    );
+
+    signal(&server.0, libc::SIGCONT);
+    for _ in 0..8 {
+        customer.next_of("message").await; // every acknowledgement comes
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, ready) = get_json(&hub.url("/readyz")).await;
+        if status == 200 {
+            assert_eq!(ready["status"], "ok", "{ready}");
+            assert_eq!(ready["not_ready_because"], json!([]), "{ready}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hub.stop().await;
+    drop(server);
+}
