@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AccountView, ApiError, AppState};
-use crate::auth::{SESSION_COOKIE, verify_password};
+use crate::auth::{SESSION_COOKIE, verify_sign_in};
 use crate::store::{Account, Role, StoreError};
 
 /// The session token of a request: a bearer token, else the session cookie.
@@ -96,13 +96,16 @@ async fn login(
         message: "wrong username or password".into(),
     };
     let account = match state.store.account_by_username(body.username.trim()).await {
-        Ok(account) => account,
-        Err(StoreError::NotFound) => return Err(refused()),
+        Ok(account) => Some(account),
+        // Checked against a dummy hash all the same: an unknown user costs what a wrong password does.
+        Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),
     };
-    if !verify_password(body.password, account.password_hash.clone()).await? {
+    let hash = account.as_ref().map(|a| a.password_hash.clone());
+    let matched = verify_sign_in(body.password, hash).await?;
+    let Some(account) = account.filter(|_| matched) else {
         return Err(refused());
-    }
+    };
     if !account.enabled {
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }
