@@ -182,13 +182,33 @@ impl Sessions {
         })
     }
 
-    pub fn close(&self, token: &str) {
-        self.with(|s| s.remove(token));
+    /// When a live session expires.
+    pub fn expires_at(&self, token: &str) -> Option<Instant> {
+        self.with(|s| s.get(token).map(|(_, exp)| *exp).filter(|exp| *exp > Instant::now()))
     }
 
-    /// Ends every session of an account (disabled, or password changed).
-    pub fn close_all_of(&self, account_id: &str) {
-        self.with(|s| s.retain(|_, (id, _)| id != account_id));
+    /// Ends a session; true when it was live. Its sockets are closed by the hub
+    /// (`Hub::sessions_ended`), which the caller tells.
+    pub fn close(&self, token: &str) -> bool {
+        self.with(|s| s.remove(token))
+            .is_some_and(|(_, exp)| exp > Instant::now())
+    }
+
+    /// Ends every session of an account (disabled, or password changed) and returns their
+    /// tokens, for the hub to close the sockets opened with them.
+    #[must_use = "the hub must be told, to close the sessions' sockets"]
+    pub fn close_all_of(&self, account_id: &str) -> Vec<String> {
+        self.with(|s| {
+            let ended: Vec<String> = s
+                .iter()
+                .filter(|(_, (id, _))| id == account_id)
+                .map(|(token, _)| token.clone())
+                .collect();
+            for token in &ended {
+                s.remove(token);
+            }
+            ended
+        })
     }
 }
 
@@ -273,8 +293,13 @@ mod tests {
     fn sessions_open_resolve_and_close() {
         let sessions = Sessions::new(Duration::from_secs(60));
         let token = sessions.open("a1");
+        let other = sessions.open("a2");
         assert_eq!(sessions.account_of(&token).as_deref(), Some("a1"));
-        sessions.close_all_of("a1");
+        assert!(sessions.expires_at(&token).is_some());
+        assert_eq!(sessions.close_all_of("a1"), vec![token.clone()]);
         assert_eq!(sessions.account_of(&token), None);
+        assert_eq!(sessions.expires_at(&token), None);
+        assert!(sessions.close(&other));
+        assert!(!sessions.close(&other), "closed once");
     }
 }

@@ -14,7 +14,7 @@ use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
 use crate::core::routing::LIMIT_RANGE;
-use crate::hub::Figures;
+use crate::hub::{Figures, SessionEnd};
 use crate::store::{Account, Category, Role, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -242,10 +242,14 @@ async fn update_agent(
         account.password_hash = hash_password(password).await?;
     }
     state.store.update_account(account.clone()).await?;
-    if !account.enabled || password_changed {
-        state.sessions.close_all_of(&account.id);
-    }
+    let ended = if !account.enabled || password_changed {
+        state.sessions.close_all_of(&account.id)
+    } else {
+        vec![]
+    };
+    // The account change first: a disabled agent's sockets close with 4003, which says more.
     state.hub.account_changed(account.clone()).await?;
+    state.hub.sessions_ended(ended, SessionEnd::Revoked).await?;
     Ok(Json(AccountView::from(&account)))
 }
 

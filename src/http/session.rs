@@ -12,6 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AccountView, ApiError, AppState};
 use crate::auth::{SESSION_COOKIE, verify_sign_in};
+use crate::hub::SessionEnd;
 use crate::store::{Account, Role, StoreError};
 
 /// The session token of a request: a bearer token, else the session cookie.
@@ -125,8 +126,11 @@ async fn login(
 /// Sign out: the session ends.
 #[utoipa::path(post, path = "/api/logout", tag = "session", responses((status = 204)))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar) -> impl IntoResponse {
-    if let Some(token) = session_token(&headers) {
-        state.sessions.close(&token);
+    if let Some(token) = session_token(&headers)
+        && state.sessions.close(&token)
+    {
+        // Sockets opened with the session close too; a hub shutting down closes them anyway.
+        let _ = state.hub.sessions_ended(vec![token], SessionEnd::Revoked).await;
     }
     (
         jar.remove(Cookie::build(SESSION_COOKIE).path("/")),

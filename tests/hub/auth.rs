@@ -29,10 +29,14 @@ impl HubProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("the hub binary starts");
-        let base = format!("http://127.0.0.1:{port}");
+        // Owned at once, so a hub that never answers is still killed and reaped (by `Drop`).
+        let hub = HubProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
         for _ in 0..200 {
-            if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-                return HubProcess { base, child };
+            if reqwest::get(format!("{}/healthz", hub.base)).await.is_ok() {
+                return hub;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -89,4 +93,106 @@ async fn an_unknown_user_costs_a_password_hash_like_a_wrong_password() {
         1,
         "an unknown user runs one hash too"
     );
+}
+
+/// The close code of a socket whose session was revoked or expired (docs/protocol.md).
+const SESSION_ENDED: u16 = 4001;
+
+async fn logout(hub: &TestHub, token: &str) {
+    let res = reqwest::Client::new()
+        .post(hub.url("/api/logout"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+/// A customer who joins `general` and is queued, not paired: no agent takes them.
+async fn customer_is_not_paired(hub: &TestHub) {
+    let mut customer = hub.customer("Carla", "general").await;
+    assert_eq!(customer.next_of("queued").await["place"], 1);
+    let later = customer.drain().await;
+    assert!(
+        !types(&later).contains(&"chat_started".to_string()),
+        "nobody should take the customer: {later:?}"
+    );
+}
+
+/// An agent socket opened with a session, the agent available.
+async fn available_agent(hub: &TestHub, token: &str) -> Ws {
+    let mut ws = Ws::agent(hub, token).await;
+    ws.send(json!({"type": "set_available", "available": true})).await;
+    ws.next_of("profile").await;
+    ws
+}
+
+#[tokio::test]
+async fn logging_out_closes_the_agent_socket_opened_with_that_session() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut ann = available_agent(&hub, &token).await;
+    logout(&hub, &token).await;
+    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
+    customer_is_not_paired(&hub).await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_change_closes_the_agents_sockets() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut ann = available_agent(&hub, &token).await;
+    let mut ann_buddy = Ws::connect(
+        &hub.ws_url("/ws/buddy"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    ann_buddy.next_of("buddy_welcome").await;
+    let admin = hub.admin().await;
+    let id = admin.agent_id("ann").await;
+    let (status, _) = admin
+        .patch(
+            &format!("/api/admin/agents/{id}"),
+            json!({"password": "a-new-password"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
+    assert_eq!(ann_buddy.closed().await.map(u16::from), Some(SESSION_ENDED));
+    customer_is_not_paired(&hub).await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn logging_out_closes_a_staff_buddy_socket_and_leaves_other_sessions_open() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let other = hub.login("ann", "agent-password").await.token;
+    let mut buddy = Ws::connect(
+        &hub.ws_url("/ws/buddy"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    buddy.next_of("buddy_welcome").await;
+    let mut desk = available_agent(&hub, &other).await;
+    logout(&hub, &token).await;
+    assert_eq!(buddy.closed().await.map(u16::from), Some(SESSION_ENDED));
+    // The desk was opened with the other session, which lives on.
+    let mut customer = hub.customer("Carla", "general").await;
+    customer.next_of("chat_started").await;
+    desk.next_of("chat_started").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_that_expires_closes_its_sockets() {
+    let hub = TestHub::with(|s| s.session_ttl = Duration::from_secs(2)).await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut ann = available_agent(&hub, &token).await;
+    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
+    customer_is_not_paired(&hub).await;
+    hub.stop().await;
 }
