@@ -110,6 +110,7 @@ pub async fn run(
         connections: Arc::new(Semaphore::new(settings.max_connections)),
         next_conn: Arc::new(AtomicU64::new(1)),
         shutdown: shutdown.clone(),
+        sign_in_throttle: Arc::default(),
     };
     let app = crate::http::router(state.clone())
         .merge(crate::ws::router())

@@ -4,5 +4,6 @@
 //! out the decisions they return, so every rule can be tested exhaustively without
 //! a network or a runtime.
 
+pub mod guesses;
 pub mod presence;
 pub mod routing;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod history;
 pub mod public;
 pub mod session;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub connections: Arc<Semaphore>,
     pub next_conn: Arc<AtomicU64>,
     pub shutdown: CancellationToken,
+    // -- sign-in and identity (issue 13) --
+    /// Failed sign-ins per address and per account.
+    pub sign_in_throttle: Arc<throttle::SignInThrottle>,
 }
 
 /// An account as the API shows it (never the password hash).

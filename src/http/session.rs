@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::access::ClientIp;
 use super::{AccountView, ApiError, AppState};
 use crate::auth::{SESSION_COOKIE, verify_sign_in};
 use crate::hub::SessionEnd;
@@ -85,13 +86,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Sign in as an agent or admin.
 #[utoipa::path(post, path = "/api/login", tag = "session", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = super::ErrorBody), (status = 403, body = super::ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failed sign-ins from this address or for this account; \
+            the `Retry-After` header says in how many seconds to try again", body = super::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait"))),
         (status = 503, description = "too many sign-ins at once; try again shortly", body = super::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
+    ip: ClientIp,
     jar: CookieJar,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
+    // Before anything is looked up or hashed: a throttled guess costs nothing and cannot succeed.
+    let attempt = state.sign_in_throttle.attempt(ip.0, &body.username)?;
     let refused = || ApiError::Invalid {
         code: "bad_credentials",
         message: "wrong username or password".into(),
@@ -100,13 +107,24 @@ async fn login(
         Ok(account) => Some(account),
         // Checked against a dummy hash all the same: an unknown user costs what a wrong password does.
         Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            state.sign_in_throttle.unchecked(attempt);
+            return Err(e.into());
+        }
     };
     let hash = account.as_ref().map(|a| a.password_hash.clone());
-    let matched = verify_sign_in(body.password, hash).await?;
+    let matched = match verify_sign_in(body.password, hash).await {
+        Ok(matched) => matched,
+        Err(busy) => {
+            state.sign_in_throttle.unchecked(attempt);
+            return Err(busy.into());
+        }
+    };
     let Some(account) = account.filter(|_| matched) else {
+        // The attempt stays counted as a failure.
         return Err(refused());
     };
+    state.sign_in_throttle.succeeded(attempt);
     if !account.enabled {
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }

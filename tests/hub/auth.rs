@@ -196,3 +196,74 @@ async fn a_session_that_expires_closes_its_sockets() {
     customer_is_not_paired(&hub).await;
     hub.stop().await;
 }
+
+/// Failed sign-ins an address or an account may make at once before it is throttled.
+const GUESS_BURST: usize = 10;
+
+/// A sign-in from a given loopback address (the whole of 127.0.0.0/8 is this host, and whitelisted).
+async fn login_from(hub: &TestHub, from: &str, username: &str, password: &str) -> (u16, Option<u64>, Value) {
+    let client = reqwest::Client::builder()
+        .local_address(Some(from.parse().unwrap()))
+        .build()
+        .unwrap();
+    let res = client
+        .post(hub.url("/api/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().expect("Retry-After in whole seconds"));
+    (status, retry_after, res.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_throttled((status, retry_after, body): (u16, Option<u64>, Value)) {
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_attempts");
+    let wait = retry_after.expect("a Retry-After header");
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+}
+
+#[tokio::test]
+async fn wrong_guesses_from_one_address_are_refused_with_429_and_retry_after() {
+    let hub = TestHub::start().await;
+    for n in 0..GUESS_BURST {
+        let (status, _, body) = login_from(&hub, "127.0.0.1", "admin", &format!("guess-{n}")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_credentials")));
+    }
+    assert_throttled(login_from(&hub, "127.0.0.1", "admin", "guess-again").await);
+    // Throttled means not checked at all: the right password does not get through either.
+    assert_throttled(login_from(&hub, "127.0.0.1", "admin", ADMIN_PASSWORD).await);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_guessing_across_many_accounts_is_throttled() {
+    let hub = TestHub::start().await;
+    for n in 0..GUESS_BURST {
+        let (status, _, _) = login_from(&hub, "127.0.0.4", &format!("user-{n}"), "guess").await;
+        assert_eq!(status, 400);
+    }
+    assert_throttled(login_from(&hub, "127.0.0.4", "someone-else", "guess").await);
+    // Another address is not held back by this one.
+    assert_eq!(login_from(&hub, "127.0.0.5", "admin", ADMIN_PASSWORD).await.0, 200);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_attacked_account_still_lets_its_owner_in_from_where_they_signed_in_before() {
+    let hub = TestHub::start().await;
+    assert_eq!(login_from(&hub, "127.0.0.1", "admin", ADMIN_PASSWORD).await.0, 200);
+    // An attacker spreads guesses over addresses: the account's own limit stops them.
+    for n in 0..GUESS_BURST {
+        let from = format!("127.0.1.{}", n % 3 + 1);
+        assert_eq!(login_from(&hub, &from, "admin", &format!("guess-{n}")).await.0, 400);
+    }
+    assert_throttled(login_from(&hub, "127.0.1.9", "admin", "guess-again").await);
+    // The admin, from an address they signed in from before, is not locked out.
+    assert_eq!(login_from(&hub, "127.0.0.1", "admin", ADMIN_PASSWORD).await.0, 200);
+    hub.stop().await;
+}
