@@ -5,5 +5,6 @@
 //! a network or a runtime.
 
 pub mod guesses;
+pub mod names;
 pub mod presence;
 pub mod routing;

@@ -1197,15 +1197,7 @@ impl HubState {
 }
 
 fn valid_name(raw: &str) -> Result<String, (&'static str, String)> {
-    let name = raw.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err((
-            "invalid_name",
-            format!("a display name has 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    Ok(name.to_string())
+    crate::core::names::checked_name(raw, MAX_NAME_CHARS).map_err(|e| (e.code(), e.to_string()))
 }
 
 fn not_allowed(frame: &ClientFrame, role: &str) -> (&'static str, String) {

@@ -267,3 +267,86 @@ async fn an_attacked_account_still_lets_its_owner_in_from_where_they_signed_in_b
     assert_eq!(login_from(&hub, "127.0.0.1", "admin", ADMIN_PASSWORD).await.0, 200);
     hub.stop().await;
 }
+
+/// Names that spoof, hide or inject: a right-to-left override, a NUL, a newline inside,
+/// zero-width characters only, a Hangul filler only (renders blank), an isolate.
+const BAD_NAMES: [&str; 6] = [
+    "Carla\u{202E}gnp.exe",
+    "Car\u{0}la",
+    "Carla\nadmin logged in",
+    "\u{200B}\u{200D}\u{FEFF}",
+    "\u{3164}",
+    "\u{2067}Carla",
+];
+
+#[tokio::test]
+async fn customers_and_buddies_with_bad_names_are_refused_with_invalid_name() {
+    let hub = TestHub::start().await;
+    for name in BAD_NAMES {
+        let mut customer = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+        customer
+            .send(json!({"type": "join", "name": name, "category": "general"}))
+            .await;
+        let answer = customer.next_of("error").await;
+        assert_eq!(answer["code"], "invalid_name", "customer {name:?}");
+
+        let mut buddy = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
+        buddy.send(json!({"type": "buddy_join", "name": name})).await;
+        let answer = buddy.next_of("error").await;
+        assert_eq!(answer["code"], "invalid_name", "buddy {name:?}");
+    }
+    // Names in any script, with emoji joined by zero-width joiners, still pass.
+    for name in ["Zoë", "محمد", "王小明", "👩\u{200D}💻 Dee"] {
+        let mut customer = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+        customer
+            .send(json!({"type": "join", "name": name, "category": "general"}))
+            .await;
+        assert_eq!(customer.next_of("welcome").await["customer_name"], name);
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn admins_cannot_give_agents_or_categories_bad_names() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    let id = admin.agent_id("admin").await;
+    for (n, name) in BAD_NAMES.iter().enumerate() {
+        let (status, body) = admin
+            .post(
+                "/api/admin/agents",
+                json!({"username": format!("agent-{n}"), "display_name": name, "password": "agent-password"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{name:?}"
+        );
+        let (status, body) = admin
+            .patch(&format!("/api/admin/agents/{id}"), json!({"display_name": name}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{name:?}"
+        );
+        let (status, body) = admin
+            .post("/api/admin/categories", json!({"id": format!("c{n}"), "name": name}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{name:?}"
+        );
+        let (status, body) = admin
+            .patch("/api/admin/categories/general", json!({"name": name}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{name:?}"
+        );
+    }
+    hub.stop().await;
+}
