@@ -3,8 +3,9 @@
 // buddy_join); frames arrive already parsed.
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
-/** Close codes after which reconnecting would be wrong: another tab took over, or the account was disabled. */
-export const FINAL_CLOSE_CODES = new Set([4000, 4003]);
+/** Close codes after which reconnecting would be wrong: another tab took over, the session ended
+ * (signed out, password changed, expired: 4001), or the account was disabled. */
+export const FINAL_CLOSE_CODES = new Set([4000, 4001, 4003]);
 
 export class ReconnectingSocket {
   constructor(path, { onOpen, onFrame, onState, onFinalClose } = {}) {
