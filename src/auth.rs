@@ -17,6 +17,10 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use base64::Engine;
 use rand::RngCore;
 
+/// Counts every argon2 computation (hash or check) the hashing threads run, so a sign-in's
+/// cost can be observed without timing it: an unknown user must cost what a wrong password does.
+pub const PASSWORD_HASHES_METRIC: &str = "switchboard_password_hashes_total";
+
 /// The cookie that carries a browser's session.
 pub const SESSION_COOKIE: &str = "sb_session";
 
@@ -82,6 +86,7 @@ pub async fn hash_password(password: String) -> Result<String, HashingBusy> {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
+        metrics::counter!(PASSWORD_HASHES_METRIC).increment(1);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .expect("argon2 with default parameters hashes any input")
@@ -93,10 +98,35 @@ pub async fn hash_password(password: String) -> Result<String, HashingBusy> {
 /// Checks a password against a stored PHC string; a malformed hash never matches.
 pub async fn verify_password(password: String, hash: String) -> Result<bool, HashingBusy> {
     hashing(move || {
-        PasswordHash::new(&hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            metrics::counter!(PASSWORD_HASHES_METRIC).increment(1);
+            Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        })
     })
     .await
+}
+
+/// A hash of a random password, made once with the parameters every account's hash has
+/// (argon2's defaults), for sign-ins that name no account: checking against it costs
+/// what checking a real account's password costs, so the answer's timing does not tell
+/// whether the username exists. Made on first use, not at start-up, so a hub nobody
+/// signs in to never pays for it.
+static UNKNOWN_ACCOUNT_HASH: LazyLock<String> = LazyLock::new(|| {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
+    Argon2::default()
+        .hash_password(random_token().as_bytes(), &salt)
+        .expect("argon2 with default parameters hashes any input")
+        .to_string()
+});
+
+/// Checks a sign-in's password against the account's hash, or, when no account has that
+/// username (`None`), against [`UNKNOWN_ACCOUNT_HASH`] at the same cost, never matching.
+pub async fn verify_sign_in(password: String, account_hash: Option<String>) -> Result<bool, HashingBusy> {
+    let known = account_hash.is_some();
+    let hash = account_hash.unwrap_or_else(|| UNKNOWN_ACCOUNT_HASH.clone());
+    Ok(verify_password(password, hash).await? && known)
 }
 
 /// 256 random bits from the OS generator, URL-safe.
@@ -152,13 +182,33 @@ impl Sessions {
         })
     }
 
-    pub fn close(&self, token: &str) {
-        self.with(|s| s.remove(token));
+    /// When a live session expires.
+    pub fn expires_at(&self, token: &str) -> Option<Instant> {
+        self.with(|s| s.get(token).map(|(_, exp)| *exp).filter(|exp| *exp > Instant::now()))
     }
 
-    /// Ends every session of an account (disabled, or password changed).
-    pub fn close_all_of(&self, account_id: &str) {
-        self.with(|s| s.retain(|_, (id, _)| id != account_id));
+    /// Ends a session; true when it was live. Its sockets are closed by the hub
+    /// (`Hub::sessions_ended`), which the caller tells.
+    pub fn close(&self, token: &str) -> bool {
+        self.with(|s| s.remove(token))
+            .is_some_and(|(_, exp)| exp > Instant::now())
+    }
+
+    /// Ends every session of an account (disabled, or password changed) and returns their
+    /// tokens, for the hub to close the sockets opened with them.
+    #[must_use = "the hub must be told, to close the sessions' sockets"]
+    pub fn close_all_of(&self, account_id: &str) -> Vec<String> {
+        self.with(|s| {
+            let ended: Vec<String> = s
+                .iter()
+                .filter(|(_, (id, _))| id == account_id)
+                .map(|(token, _)| token.clone())
+                .collect();
+            for token in &ended {
+                s.remove(token);
+            }
+            ended
+        })
     }
 }
 
@@ -223,12 +273,33 @@ mod tests {
         assert!(!check("x", "not a hash").await.expect("checked"));
     }
 
+    #[tokio::test]
+    async fn a_sign_in_without_an_account_never_matches() {
+        let hash = hash_password("correct horse".into()).await.expect("hashed");
+        assert!(
+            verify_sign_in("correct horse".into(), Some(hash))
+                .await
+                .expect("checked")
+        );
+        assert!(!verify_sign_in("correct horse".into(), None).await.expect("checked"));
+        assert!(!verify_sign_in(String::new(), None).await.expect("checked"));
+        assert!(
+            UNKNOWN_ACCOUNT_HASH.starts_with("$argon2id$"),
+            "the same algorithm as real hashes"
+        );
+    }
+
     #[test]
     fn sessions_open_resolve_and_close() {
         let sessions = Sessions::new(Duration::from_secs(60));
         let token = sessions.open("a1");
+        let other = sessions.open("a2");
         assert_eq!(sessions.account_of(&token).as_deref(), Some("a1"));
-        sessions.close_all_of("a1");
+        assert!(sessions.expires_at(&token).is_some());
+        assert_eq!(sessions.close_all_of("a1"), vec![token.clone()]);
         assert_eq!(sessions.account_of(&token), None);
+        assert_eq!(sessions.expires_at(&token), None);
+        assert!(sessions.close(&other));
+        assert!(!sessions.close(&other), "closed once");
     }
 }

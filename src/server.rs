@@ -127,6 +127,7 @@ pub async fn run(
         next_conn: Arc::new(AtomicU64::new(1)),
         shutdown: shutdown.clone(),
         readiness: Arc::default(),
+        sign_in_throttle: Arc::default(),
     };
     let app = crate::http::router(state.clone())
         .merge(crate::ws::router())

@@ -4,6 +4,8 @@
 //! out the decisions they return, so every rule can be tested exhaustively without
 //! a network or a runtime.
 
+pub mod guesses;
+pub mod names;
 pub mod presence;
 pub mod readiness;
 pub mod routing;

@@ -183,7 +183,10 @@ impl fmt::Display for BuddyError {
             BuddyError::NotYourInvitation => "That invitation is not yours to answer or cancel.",
             BuddyError::UnknownChat => "That chat no longer exists.",
             BuddyError::NotInChat => "You are not in that chat.",
-            BuddyError::InvalidName => "A name must be 1 to 100 characters long after trimming spaces.",
+            BuddyError::InvalidName => {
+                "A name must have 1 to 100 characters after trimming spaces, something visible, \
+                 and no control or text-direction characters."
+            }
         };
         f.write_str(text)
     }
@@ -195,15 +198,10 @@ impl std::error::Error for BuddyError {}
 /// names get the same room as Latin ones).
 pub const MAX_NAME_CHARS: usize = 100;
 
-/// Trims `raw` and checks it is 1 to [`MAX_NAME_CHARS`] characters long.
+/// Trims `raw` and checks it as every display name is checked ([`super::names`]), up to
+/// [`MAX_NAME_CHARS`] characters.
 pub fn validate_name(raw: &str) -> Result<String, BuddyError> {
-    let name = raw.trim();
-    let len = name.chars().count();
-    if (1..=MAX_NAME_CHARS).contains(&len) {
-        Ok(name.to_owned())
-    } else {
-        Err(BuddyError::InvalidName)
-    }
+    super::names::checked_name(raw, MAX_NAME_CHARS).map_err(|_| BuddyError::InvalidName)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

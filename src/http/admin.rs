@@ -14,8 +14,9 @@ use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
+use crate::core::names::checked_name;
 use crate::core::routing::LIMIT_RANGE;
-use crate::hub::Figures;
+use crate::hub::{Figures, SessionEnd};
 use crate::store::{Account, Category, Role, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,7 +33,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct NewAgent {
     /// 3 to 64 characters: lowercase letters, digits, `.`, `_`, `-`.
     pub username: String,
-    /// 1 to 100 characters; shown to customers.
+    /// 1 to 100 characters, something visible, no control or text-direction characters
+    /// (else `invalid_name`); shown to customers.
     pub display_name: String,
     /// At least 8 characters.
     pub password: String,
@@ -72,7 +74,7 @@ pub struct AgentUpdate {
 pub struct NewCategory {
     /// Optional stable id (lowercase letters, digits, `-`); derived from the name when absent.
     pub id: Option<String>,
-    /// 1 to 60 characters.
+    /// 1 to 60 characters, something visible, no control or text-direction characters (else `invalid_name`).
     pub name: String,
 }
 
@@ -95,16 +97,13 @@ fn valid_username(raw: &str) -> Result<String, ApiError> {
     })
 }
 
+/// Display names and category names follow the one rule for names people see ([`checked_name`]).
+fn valid_name(raw: &str, max_chars: usize) -> Result<String, ApiError> {
+    checked_name(raw, max_chars).map_err(|e| ApiError::invalid(e.code(), e.to_string()))
+}
+
 fn valid_display_name(raw: &str) -> Result<String, ApiError> {
-    let n = raw.trim();
-    if (1..=100).contains(&n.chars().count()) {
-        Ok(n.to_string())
-    } else {
-        Err(ApiError::invalid(
-            "invalid_name",
-            "a display name has 1 to 100 characters",
-        ))
-    }
+    valid_name(raw, 100)
 }
 
 fn valid_password(p: &str) -> Result<(), ApiError> {
@@ -262,10 +261,14 @@ async fn update_agent(
         account.password_hash = hash_password(password).await?;
     }
     state.store.update_account(account.clone()).await?;
-    if !account.enabled || password_changed {
-        state.sessions.close_all_of(&account.id);
-    }
+    let ended = if !account.enabled || password_changed {
+        state.sessions.close_all_of(&account.id)
+    } else {
+        vec![]
+    };
+    // The account change first: a disabled agent's sockets close with 4003, which says more.
     state.hub.account_changed(account.clone()).await?;
+    state.hub.sessions_ended(ended, SessionEnd::Revoked).await?;
     Ok(Json(AccountView::from(&account)))
 }
 
@@ -282,15 +285,7 @@ fn slug(name: &str) -> String {
 }
 
 fn valid_category_name(raw: &str) -> Result<String, ApiError> {
-    let n = raw.trim();
-    if (1..=60).contains(&n.chars().count()) {
-        Ok(n.to_string())
-    } else {
-        Err(ApiError::invalid(
-            "invalid_name",
-            "a category name has 1 to 60 characters",
-        ))
-    }
+    valid_name(raw, 60)
 }
 
 async fn announce_categories(state: &AppState, removed: Option<String>) -> Result<(), ApiError> {

@@ -29,6 +29,8 @@ pub enum ApiError {
     Unavailable(String),
     /// A bug or an unexpected failure; logged, and answered without details.
     Internal(String),
+    /// Too many failed sign-ins from this address or for this account: 429 with `Retry-After`.
+    TooManyAttempts(crate::http::throttle::TooManyAttempts),
 }
 
 impl ApiError {
@@ -57,6 +59,7 @@ pub struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
+            Self::TooManyAttempts(throttled) => return too_many_attempts(throttled),
             Self::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "sign in first".to_string()),
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message),
@@ -84,6 +87,26 @@ impl IntoResponse for ApiError {
             },
         };
         (status, Json(body)).into_response()
+    }
+}
+
+/// 429 with `Retry-After` in whole seconds, rounded up so a client that waits that long gets through.
+fn too_many_attempts(throttled: crate::http::throttle::TooManyAttempts) -> Response {
+    let wait = throttled.retry_after.as_secs() + u64::from(throttled.retry_after.subsec_nanos() > 0);
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: "too_many_attempts".to_string(),
+            message: format!("too many failed sign-ins; try again in {} s", wait.max(1)),
+        },
+    };
+    let retry_after = [(axum::http::header::RETRY_AFTER, wait.max(1).to_string())];
+    (StatusCode::TOO_MANY_REQUESTS, retry_after, Json(body)).into_response()
+}
+
+impl From<crate::http::throttle::TooManyAttempts> for ApiError {
+    fn from(throttled: crate::http::throttle::TooManyAttempts) -> Self {
+        metrics::counter!(crate::http::throttle::THROTTLED_METRIC).increment(1);
+        Self::TooManyAttempts(throttled)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod history;
 pub mod public;
 pub mod responses;
 pub mod session;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -46,6 +47,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The last readiness verdict, so only its changes are logged.
     pub readiness: Arc<std::sync::Mutex<crate::core::readiness::ReadinessWatch>>,
+    // -- sign-in and identity (issue 13) --
+    /// Failed sign-ins per address and per account.
+    pub sign_in_throttle: Arc<throttle::SignInThrottle>,
 }
 
 /// An account as the API shows it (never the password hash).

@@ -10,9 +10,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::access::ClientIp;
 use super::responses::{SignedIn, Unavailable};
 use super::{AccountView, ApiError, AppState, ErrorBody};
-use crate::auth::{SESSION_COOKIE, verify_password};
+use crate::auth::{SESSION_COOKIE, verify_sign_in};
+use crate::hub::SessionEnd;
 use crate::store::{Account, Role, StoreError};
 
 /// The session token of a request: a bearer token, else the session cookie.
@@ -98,22 +100,39 @@ pub fn router() -> OpenApiRouter<AppState> {
             or the store is unreachable; try again shortly", body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
+    ip: ClientIp,
     jar: CookieJar,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
+    // Before anything is looked up or hashed: a throttled guess costs nothing and cannot succeed.
+    let attempt = state.sign_in_throttle.attempt(ip.0, &body.username)?;
     let refused = || ApiError::Invalid {
         code: "bad_credentials",
         message: "wrong username or password".into(),
     };
     let account = match state.store.account_by_username(body.username.trim()).await {
-        Ok(account) => account,
-        Err(StoreError::NotFound) => return Err(refused()),
-        Err(e) => return Err(e.into()),
+        Ok(account) => Some(account),
+        // Checked against a dummy hash all the same: an unknown user costs what a wrong password does.
+        Err(StoreError::NotFound) => None,
+        Err(e) => {
+            state.sign_in_throttle.unchecked(attempt);
+            return Err(e.into());
+        }
     };
-    if !verify_password(body.password, account.password_hash.clone()).await? {
+    let hash = account.as_ref().map(|a| a.password_hash.clone());
+    let matched = match verify_sign_in(body.password, hash).await {
+        Ok(matched) => matched,
+        Err(busy) => {
+            state.sign_in_throttle.unchecked(attempt);
+            return Err(busy.into());
+        }
+    };
+    let Some(account) = account.filter(|_| matched) else {
+        // The attempt stays counted as a failure.
         return Err(refused());
-    }
+    };
+    state.sign_in_throttle.succeeded(attempt);
     if !account.enabled {
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }
@@ -137,8 +156,11 @@ async fn login(
         (status = 204, description = "signed out; the `sb_session` cookie is cleared"),
         (status = 403, description = "`not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`", body = ErrorBody)))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar) -> impl IntoResponse {
-    if let Some(token) = session_token(&headers) {
-        state.sessions.close(&token);
+    if let Some(token) = session_token(&headers)
+        && state.sessions.close(&token)
+    {
+        // Sockets opened with the session close too; a hub shutting down closes them anyway.
+        let _ = state.hub.sessions_ended(vec![token], SessionEnd::Revoked).await;
     }
     (
         jar.remove(Cookie::build(SESSION_COOKIE).path("/")),

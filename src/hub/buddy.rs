@@ -148,14 +148,16 @@ impl HubState {
             _ => None,
         };
         let result = match (me, frame) {
-            (None, ClientFrame::BuddyJoin { name, key }) => match crate::core::presence::validate_name(&name) {
-                Ok(name) => {
-                    let id = self.buddies.person_for(key.as_deref(), &name, Roster::Public, None);
-                    self.buddy_connect(conn, id);
-                    Ok(())
+            (None, ClientFrame::BuddyJoin { name, key }) => {
+                match crate::core::names::checked_name(&name, crate::core::presence::MAX_NAME_CHARS) {
+                    Ok(name) => {
+                        let id = self.buddies.person_for(key.as_deref(), &name, Roster::Public, None);
+                        self.buddy_connect(conn, id);
+                        Ok(())
+                    }
+                    Err(e) => Err((e.code(), e.to_string())),
                 }
-                Err(e) => Err((e.code(), e.to_string())),
-            },
+            }
             (Some(_), ClientFrame::BuddyJoin { .. }) => {
                 Err(("already_joined", "this connection has joined already".into()))
             }

@@ -69,9 +69,37 @@ pub enum ConnRole {
     /// Not joined yet: the first frame must be `join` or `resume`.
     Customer,
     /// Boxed, as in `Buddy`: the hub keeps a role per connection, and most are customers.
-    Agent(Box<Account>),
-    /// A buddy-list page; `account` is set for signed-in agents and admins.
-    Buddy { account: Option<Box<Account>> },
+    Agent(Box<StaffLogin>),
+    /// A buddy-list page; `staff` is set for signed-in agents and admins.
+    Buddy { staff: Option<Box<StaffLogin>> },
+}
+
+/// A signed-in account and the session its connection was opened with. The connection
+/// lives only as long as that session: revoking it (sign-out, a password change) or its
+/// expiry closes the connection with [`service::close::SESSION_ENDED`].
+#[derive(Debug, Clone)]
+pub struct StaffLogin {
+    pub account: Account,
+    /// The session token the upgrade request carried.
+    pub session: String,
+    pub session_expires: std::time::Instant,
+}
+
+/// Why sessions ended, for the reason of the close frame their connections get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Signed out, or ended by a password change or an admin.
+    Revoked,
+    Expired,
+}
+
+impl SessionEnd {
+    fn close_reason(self) -> &'static str {
+        match self {
+            Self::Revoked => "session revoked",
+            Self::Expired => "session expired",
+        }
+    }
 }
 
 pub(crate) enum Command {
@@ -112,6 +140,11 @@ pub(crate) enum Command {
     },
     Figures {
         reply: oneshot::Sender<Figures>,
+    },
+    /// These sessions ended: the connections opened with them close.
+    SessionsEnded {
+        tokens: Vec<String>,
+        why: SessionEnd,
     },
 }
 
@@ -172,6 +205,14 @@ impl Hub {
     /// The category list changed; `removed` names a category that is gone.
     pub async fn categories_changed(&self, categories: Vec<Category>, removed: Option<String>) -> Result<(), HubGone> {
         self.send(Command::CategoriesChanged { categories, removed }).await
+    }
+
+    /// Sessions were revoked (or expired): every connection opened with one of them is closed.
+    pub async fn sessions_ended(&self, tokens: Vec<String>, why: SessionEnd) -> Result<(), HubGone> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        self.send(Command::SessionsEnded { tokens, why }).await
     }
 
     pub async fn figures(&self) -> Result<Figures, HubGone> {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
 use super::transcript::{Author, Stamped, Transcript};
-use super::{CategoryNames, Command, ConnRole, after, buddy::BuddyDesk, now_ms};
+use super::{CategoryNames, Command, ConnRole, SessionEnd, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
 use crate::config::Settings;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Routing};
@@ -33,6 +33,8 @@ pub mod close {
     pub const REPLACED: u16 = 4000;
     /// An admin disabled the account.
     pub const DISABLED: u16 = 4003;
+    /// The session the connection was opened with was revoked or expired: sign in again.
+    pub const SESSION_ENDED: u16 = 4001;
 }
 
 /// Live figures for admins.
@@ -184,6 +186,7 @@ impl HubState {
             Command::Figures { reply } => {
                 let _ = reply.send(self.figures());
             }
+            Command::SessionsEnded { tokens, why } => self.sessions_ended(&tokens, why),
         }
     }
 
@@ -209,18 +212,65 @@ impl HubState {
                 who: None,
             },
         );
+        if let Some(staff) = Self::staff_login(&role) {
+            // The connection lives no longer than its session.
+            let left = staff
+                .session_expires
+                .saturating_duration_since(std::time::Instant::now());
+            let expired = Command::SessionsEnded {
+                tokens: vec![staff.session.clone()],
+                why: SessionEnd::Expired,
+            };
+            after(&self.timers, left, expired);
+        }
         match role {
             ConnRole::Customer => {}
-            ConnRole::Agent(account) => self.agent_connected(id, *account),
-            ConnRole::Buddy { account } => self.buddy_registered(id, account.map(|a| *a)),
+            ConnRole::Agent(staff) => self.agent_connected(id, staff.account),
+            ConnRole::Buddy { staff } => self.buddy_registered(id, staff.map(|s| s.account)),
+        }
+    }
+
+    fn staff_login(role: &ConnRole) -> Option<&super::StaffLogin> {
+        match role {
+            ConnRole::Agent(staff) | ConnRole::Buddy { staff: Some(staff) } => Some(staff),
+            _ => None,
+        }
+    }
+
+    /// Closes every connection opened with one of these sessions. At once, not when the
+    /// socket's task gets round to unregistering: from now on the connection speaks for
+    /// nobody, so an agent takes no new chat through it (their chats wait out the grace
+    /// period, as after a dropped connection, for them to sign in again). Revocations are
+    /// rare, so a scan of the connections is cheaper than an index kept up on every connect.
+    fn sessions_ended(&mut self, tokens: &[String], why: SessionEnd) {
+        let ended: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, entry)| Self::staff_login(&entry.role).is_some_and(|s| tokens.contains(&s.session)))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in ended {
+            let who = self.conns.get_mut(&conn).and_then(|entry| entry.who.take());
+            self.release(conn, who);
+            tracing::info!(
+                conn = conn.0,
+                reason = why.close_reason(),
+                "closing a connection whose session ended"
+            );
+            self.close_conn(conn, close::SESSION_ENDED, why.close_reason());
         }
     }
 
     fn unregister(&mut self, conn: ConnId) {
         let Some(entry) = self.conns.remove(&conn) else { return };
         self.conn_counts[Self::role_slot(&entry.role)] -= 1;
+        self.release(conn, entry.who);
+    }
+
+    /// A connection no longer speaks for `who`: as if it dropped, for routing and presence.
+    fn release(&mut self, conn: ConnId, who: Option<Recipient>) {
         let mut out = vec![];
-        match entry.who {
+        match who {
             Some(Recipient::Customer(customer)) => {
                 self.delivery.detach(&Recipient::Customer(customer), conn);
                 if let Some(info) = self.customers.get_mut(&customer)
@@ -1167,15 +1217,7 @@ impl HubState {
 }
 
 fn valid_name(raw: &str) -> Result<String, (&'static str, String)> {
-    let name = raw.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err((
-            "invalid_name",
-            format!("a display name has 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    Ok(name.to_string())
+    crate::core::names::checked_name(raw, MAX_NAME_CHARS).map_err(|e| (e.code(), e.to_string()))
 }
 
 fn not_allowed(frame: &ClientFrame, role: &str) -> (&'static str, String) {

@@ -17,9 +17,9 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::Settings;
 use crate::http::access::ClientIp;
-use crate::http::session::Authed;
+use crate::http::session::{Authed, session_token};
 use crate::http::{ApiError, AppState};
-use crate::hub::ConnRole;
+use crate::hub::{ConnRole, StaffLogin};
 use crate::store::Role;
 
 /// Frames larger than this are closed by the websocket library itself (close code 1009);
@@ -120,12 +120,12 @@ async fn agent(
         tracing::info!(client = %ip.0, "agent websocket refused: not in AGENT_WHITELIST");
         return Err(ApiError::NotWhitelisted);
     }
-    let Authed(account) = authed(&state, &headers).await?;
-    if account.role != Role::Agent {
+    let staff = staff_login(&state, &headers).await?;
+    if staff.account.role != Role::Agent {
         return Err(ApiError::Forbidden("only agent accounts take chats".into()));
     }
     let permit = admit(&state, &headers)?;
-    Ok(upgrade(ws, state, ConnRole::Agent(Box::new(account)), permit))
+    Ok(upgrade(ws, state, ConnRole::Agent(Box::new(staff)), permit))
 }
 
 async fn buddy(
@@ -135,8 +135,8 @@ async fn buddy(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // Signed-in staff on a whitelisted address see the staff roster; everyone else the public one.
-    let account = if state.settings.is_whitelisted(ip.0) {
-        authed(&state, &headers).await.ok().map(|Authed(a)| a)
+    let staff = if state.settings.is_whitelisted(ip.0) {
+        staff_login(&state, &headers).await.ok()
     } else {
         None
     };
@@ -145,7 +145,7 @@ async fn buddy(
         ws,
         state,
         ConnRole::Buddy {
-            account: account.map(Box::new),
+            staff: staff.map(Box::new),
         },
         permit,
     ))
@@ -160,6 +160,19 @@ async fn echo(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUp
     let permit = admit(&state, &headers)?;
     let shutdown = state.shutdown.clone();
     Ok(configured(ws).on_upgrade(move |socket| echo::serve(socket, shutdown, permit)))
+}
+
+/// The signed-in account of an upgrade request and the session it came with, which the
+/// connection is then bound to (it closes when that session ends).
+async fn staff_login(state: &AppState, headers: &HeaderMap) -> Result<StaffLogin, ApiError> {
+    let Authed(account) = authed(state, headers).await?;
+    let session = session_token(headers).ok_or(ApiError::Unauthorized)?;
+    let session_expires = state.sessions.expires_at(&session).ok_or(ApiError::Unauthorized)?;
+    Ok(StaffLogin {
+        account,
+        session,
+        session_expires,
+    })
 }
 
 async fn authed(state: &AppState, headers: &HeaderMap) -> Result<Authed, ApiError> {

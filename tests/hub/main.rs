@@ -3,6 +3,7 @@
 mod access;
 mod admin;
 mod archive;
+mod auth;
 mod bad_input;
 mod buddy;
 mod chat;

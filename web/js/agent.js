@@ -36,6 +36,7 @@ const socket = new ReconnectingSocket('/ws/agent', {
     }
   },
   onFinalClose(code) {
+    if (code === 4001) return signedOut('Your session has ended. Please sign in again.');
     signedOut(code === 4003 ? 'Your account was disabled by an administrator.' : 'You signed in from another tab or window; this one is closed.');
   },
 });

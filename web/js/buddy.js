@@ -38,7 +38,11 @@ const socket = new ReconnectingSocket('/ws/buddy', {
     pill.className = `pill ${state === 'open' ? 'connected' : 'away'}`;
     if (state === 'reconnecting') chat?.view.failPending('not confirmed: connection lost');
   },
-  onFinalClose() { pageNotice('This buddy list was opened elsewhere.'); },
+  onFinalClose(code) {
+    if (code === 4001) pageNotice('Your session has ended. Sign in again to see your team; reload to join the public list.');
+    else if (code === 4003) pageNotice('Your account was disabled by an administrator.');
+    else pageNotice('This buddy list was opened elsewhere.');
+  },
 });
 
 function pageNotice(text) {

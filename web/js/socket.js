@@ -4,8 +4,9 @@
 
 import { backoffDelay } from './backoff.js';
 
-/** Close codes after which reconnecting would be wrong: another tab took over, or the account was disabled. */
-export const FINAL_CLOSE_CODES = new Set([4000, 4003]);
+/** Close codes after which reconnecting would be wrong: another tab took over, the session ended
+ * (signed out, password changed, expired: 4001), or the account was disabled. */
+export const FINAL_CLOSE_CODES = new Set([4000, 4001, 4003]);
 
 export class ReconnectingSocket {
   constructor(path, { onOpen, onFrame, onState, onFinalClose } = {}) {

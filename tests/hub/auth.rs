@@ -1,0 +1,352 @@
+//! Sign-in and identity: password-guess throttling, the cost of an unknown user,
+//! sessions whose revocation closes their sockets, and display names.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// The real binary on its own port with the in-memory store: its `/metrics` counts only its own work.
+struct HubProcess {
+    base: String,
+    child: Child,
+}
+
+impl HubProcess {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("STORE", "memory")
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the hub binary starts");
+        // Owned at once, so a hub that never answers is still killed and reaped (by `Drop`).
+        let hub = HubProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        for _ in 0..200 {
+            if reqwest::get(format!("{}/healthz", hub.base)).await.is_ok() {
+                return hub;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the hub process never answered on port {port}");
+    }
+
+    /// How many argon2 computations the process has run, from its own metrics.
+    async fn password_hashes(&self) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("switchboard_password_hashes_total "))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
+    }
+
+    async fn login(&self, username: &str, password: &str) -> (u16, Value) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/login", self.base))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An unknown user costs a hash, as a wrong password does, so the answer's timing tells nothing.
+#[tokio::test]
+async fn an_unknown_user_costs_a_password_hash_like_a_wrong_password() {
+    let hub = HubProcess::start().await;
+    let before = hub.password_hashes().await;
+    let (status, body) = hub.login("admin", "not-the-password").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_credentials")));
+    let after_wrong_password = hub.password_hashes().await;
+    assert_eq!(after_wrong_password - before, 1, "a wrong password runs one hash");
+
+    let (status, body) = hub.login("nobody-by-that-name", "not-the-password").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_credentials")));
+    let after_unknown_user = hub.password_hashes().await;
+    assert_eq!(
+        after_unknown_user - after_wrong_password,
+        1,
+        "an unknown user runs one hash too"
+    );
+}
+
+/// The close code of a socket whose session was revoked or expired (docs/protocol.md).
+const SESSION_ENDED: u16 = 4001;
+
+async fn logout(hub: &TestHub, token: &str) {
+    let res = reqwest::Client::new()
+        .post(hub.url("/api/logout"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+/// A customer who joins `general` and is queued, not paired: no agent takes them.
+async fn customer_is_not_paired(hub: &TestHub) {
+    let mut customer = hub.customer("Carla", "general").await;
+    assert_eq!(customer.next_of("queued").await["place"], 1);
+    let later = customer.drain().await;
+    assert!(
+        !types(&later).contains(&"chat_started".to_string()),
+        "nobody should take the customer: {later:?}"
+    );
+}
+
+/// An agent socket opened with a session, the agent available.
+async fn available_agent(hub: &TestHub, token: &str) -> Ws {
+    let mut ws = Ws::agent(hub, token).await;
+    ws.send(json!({"type": "set_available", "available": true})).await;
+    ws.next_of("profile").await;
+    ws
+}
+
+#[tokio::test]
+async fn logging_out_closes_the_agent_socket_opened_with_that_session() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut ann = available_agent(&hub, &token).await;
+    logout(&hub, &token).await;
+    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
+    customer_is_not_paired(&hub).await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_change_closes_the_agents_sockets() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut ann = available_agent(&hub, &token).await;
+    let mut ann_buddy = Ws::connect(
+        &hub.ws_url("/ws/buddy"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    ann_buddy.next_of("buddy_welcome").await;
+    let admin = hub.admin().await;
+    let id = admin.agent_id("ann").await;
+    let (status, _) = admin
+        .patch(
+            &format!("/api/admin/agents/{id}"),
+            json!({"password": "a-new-password"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
+    assert_eq!(ann_buddy.closed().await.map(u16::from), Some(SESSION_ENDED));
+    customer_is_not_paired(&hub).await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn logging_out_closes_a_staff_buddy_socket_and_leaves_other_sessions_open() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let other = hub.login("ann", "agent-password").await.token;
+    let mut buddy = Ws::connect(
+        &hub.ws_url("/ws/buddy"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
+    .unwrap();
+    buddy.next_of("buddy_welcome").await;
+    let mut desk = available_agent(&hub, &other).await;
+    logout(&hub, &token).await;
+    assert_eq!(buddy.closed().await.map(u16::from), Some(SESSION_ENDED));
+    // The desk was opened with the other session, which lives on.
+    let mut customer = hub.customer("Carla", "general").await;
+    customer.next_of("chat_started").await;
+    desk.next_of("chat_started").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_that_expires_closes_its_sockets() {
+    let hub = TestHub::with(|s| s.session_ttl = Duration::from_secs(2)).await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut ann = available_agent(&hub, &token).await;
+    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
+    customer_is_not_paired(&hub).await;
+    hub.stop().await;
+}
+
+/// Failed sign-ins an address or an account may make at once before it is throttled.
+const GUESS_BURST: usize = 10;
+
+/// A sign-in from a given loopback address (the whole of 127.0.0.0/8 is this host, and whitelisted).
+async fn login_from(hub: &TestHub, from: &str, username: &str, password: &str) -> (u16, Option<u64>, Value) {
+    let client = reqwest::Client::builder()
+        .local_address(Some(from.parse().unwrap()))
+        .build()
+        .unwrap();
+    let res = client
+        .post(hub.url("/api/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().expect("Retry-After in whole seconds"));
+    (status, retry_after, res.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_throttled((status, retry_after, body): (u16, Option<u64>, Value)) {
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_attempts");
+    let wait = retry_after.expect("a Retry-After header");
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+}
+
+#[tokio::test]
+async fn wrong_guesses_from_one_address_are_refused_with_429_and_retry_after() {
+    let hub = TestHub::start().await;
+    for n in 0..GUESS_BURST {
+        let (status, _, body) = login_from(&hub, "127.0.0.1", "admin", &format!("guess-{n}")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_credentials")));
+    }
+    assert_throttled(login_from(&hub, "127.0.0.1", "admin", "guess-again").await);
+    // Throttled means not checked at all: the right password does not get through either.
+    assert_throttled(login_from(&hub, "127.0.0.1", "admin", ADMIN_PASSWORD).await);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_guessing_across_many_accounts_is_throttled() {
+    let hub = TestHub::start().await;
+    for n in 0..GUESS_BURST {
+        let (status, _, _) = login_from(&hub, "127.0.0.4", &format!("user-{n}"), "guess").await;
+        assert_eq!(status, 400);
+    }
+    assert_throttled(login_from(&hub, "127.0.0.4", "someone-else", "guess").await);
+    // Another address is not held back by this one.
+    assert_eq!(login_from(&hub, "127.0.0.5", "admin", ADMIN_PASSWORD).await.0, 200);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_attacked_account_still_lets_its_owner_in_from_where_they_signed_in_before() {
+    let hub = TestHub::start().await;
+    assert_eq!(login_from(&hub, "127.0.0.1", "admin", ADMIN_PASSWORD).await.0, 200);
+    // An attacker spreads guesses over addresses: the account's own limit stops them.
+    for n in 0..GUESS_BURST {
+        let from = format!("127.0.1.{}", n % 3 + 1);
+        assert_eq!(login_from(&hub, &from, "admin", &format!("guess-{n}")).await.0, 400);
+    }
+    assert_throttled(login_from(&hub, "127.0.1.9", "admin", "guess-again").await);
+    // The admin, from an address they signed in from before, is not locked out.
+    assert_eq!(login_from(&hub, "127.0.0.1", "admin", ADMIN_PASSWORD).await.0, 200);
+    hub.stop().await;
+}
+
+/// Names that spoof, hide or inject: a right-to-left override, a NUL, a newline inside,
+/// zero-width characters only, a Hangul filler only (renders blank), an isolate.
+const BAD_NAMES: [&str; 6] = [
+    "Carla\u{202E}gnp.exe",
+    "Car\u{0}la",
+    "Carla\nadmin logged in",
+    "\u{200B}\u{200D}\u{FEFF}",
+    "\u{3164}",
+    "\u{2067}Carla",
+];
+
+#[tokio::test]
+async fn customers_and_buddies_with_bad_names_are_refused_with_invalid_name() {
+    let hub = TestHub::start().await;
+    for name in BAD_NAMES {
+        let mut customer = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+        customer
+            .send(json!({"type": "join", "name": name, "category": "general"}))
+            .await;
+        let answer = customer.next_of("error").await;
+        assert_eq!(answer["code"], "invalid_name", "customer {name:?}");
+
+        let mut buddy = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
+        buddy.send(json!({"type": "buddy_join", "name": name})).await;
+        let answer = buddy.next_of("error").await;
+        assert_eq!(answer["code"], "invalid_name", "buddy {name:?}");
+    }
+    // Names in any script, with emoji joined by zero-width joiners, still pass.
+    for name in ["Zoë", "محمد", "王小明", "👩\u{200D}💻 Dee"] {
+        let mut customer = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+        customer
+            .send(json!({"type": "join", "name": name, "category": "general"}))
+            .await;
+        assert_eq!(customer.next_of("welcome").await["customer_name"], name);
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn admins_cannot_give_agents_or_categories_bad_names() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    let id = admin.agent_id("admin").await;
+    for (n, name) in BAD_NAMES.iter().enumerate() {
+        let (status, body) = admin
+            .post(
+                "/api/admin/agents",
+                json!({"username": format!("agent-{n}"), "display_name": name, "password": "agent-password"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{name:?}"
+        );
+        let (status, body) = admin
+            .patch(&format!("/api/admin/agents/{id}"), json!({"display_name": name}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{name:?}"
+        );
+        let (status, body) = admin
+            .post("/api/admin/categories", json!({"id": format!("c{n}"), "name": name}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{name:?}"
+        );
+        let (status, body) = admin
+            .patch("/api/admin/categories/general", json!({"name": name}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{name:?}"
+        );
+    }
+    hub.stop().await;
+}
