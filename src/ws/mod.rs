@@ -108,8 +108,8 @@ async fn agent(
     ip: ClientIp,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !state.settings.is_whitelisted(ip.0) {
-        tracing::info!(client = %ip.0, "agent websocket refused: not in AGENT_WHITELIST");
+    if !ip.is_whitelisted(&state.settings) {
+        tracing::info!(client = %ip, "agent websocket refused: not in AGENT_WHITELIST");
         return Err(ApiError::NotWhitelisted);
     }
     let Authed(account) = authed(&state, &headers).await?;
@@ -127,7 +127,7 @@ async fn buddy(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // Signed-in staff on a whitelisted address see the staff roster; everyone else the public one.
-    let account = if state.settings.is_whitelisted(ip.0) {
+    let account = if ip.is_whitelisted(&state.settings) {
         authed(&state, &headers).await.ok().map(|Authed(a)| a)
     } else {
         None

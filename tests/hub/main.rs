@@ -7,5 +7,6 @@ mod bad_input;
 mod buddy;
 mod chat;
 mod common;
+mod edge;
 mod routing;
 mod transport;
