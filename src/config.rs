@@ -54,6 +54,18 @@ pub struct Settings {
     pub mongodb_db: String,
     /// Archive events held in memory while the store is unreachable.
     pub archive_buffer: usize,
+    // --- The HTTP edge (issue 13, items 2, 6, 7) ---
+    /// How long a connection has to send a whole request head, from when it opens or
+    /// its previous response ended (so also how long a kept-alive connection may idle).
+    pub http_header_timeout: Duration,
+    /// How long one HTTP request may take, body included (a websocket, once upgraded, is not bounded).
+    pub http_request_timeout: Duration,
+    /// Open TCP connections (HTTP and websocket) per client address; trusted proxies are exempt.
+    pub max_connections_per_address: usize,
+    /// A bearer token that lets a caller outside `AGENT_WHITELIST` read `/metrics`.
+    pub metrics_token: Option<String>,
+    /// Always mark the session cookie `Secure`, even on requests not known to be https.
+    pub cookie_secure: bool,
 }
 
 /// A setting that could not be used; start-up stops with this message.
@@ -97,7 +109,22 @@ impl Settings {
             mongodb_uri: r.optional("MONGODB_URI"),
             mongodb_db: r.text("MONGODB_DB", "switchboard"),
             archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
+            // --- The HTTP edge (issue 13, items 2, 6, 7) ---
+            http_header_timeout: r.positive_seconds("HTTP_HEADER_TIMEOUT_SECS", 10.0)?,
+            http_request_timeout: r.positive_seconds("HTTP_REQUEST_TIMEOUT_SECS", 30.0)?,
+            max_connections_per_address: r.ranged("MAX_CONNECTIONS_PER_ADDRESS", 256, 1..=1_000_000)?,
+            metrics_token: r.optional("METRICS_TOKEN"),
+            cookie_secure: r.flag("COOKIE_SECURE", false)?,
         };
+        if let Some(token) = &settings.metrics_token
+            && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError {
+                var: "METRICS_TOKEN",
+                value: "(hidden)".into(),
+                reason: "must be at least 16 visible ASCII characters".into(),
+            });
+        }
         if settings.store == StoreMode::MongoDb && settings.mongodb_uri.is_none() {
             return Err(ConfigError {
                 var: "MONGODB_URI",
@@ -138,6 +165,9 @@ impl Settings {
         let mut shown = self.clone();
         if shown.admin_password.is_some() {
             shown.admin_password = Some("(set, hidden)".into());
+        }
+        if shown.metrics_token.is_some() {
+            shown.metrics_token = Some("(set, hidden)".into());
         }
         if let Some(uri) = &shown.mongodb_uri {
             // mongodb://user:password@host → mongodb://***@host
@@ -319,6 +349,11 @@ mod tests {
             ("RESUME_GRACE_SECS", "-1"),
             ("HEARTBEAT_SECS", "0"),
             ("ALLOWED_ORIGINS", "example.com"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("HTTP_REQUEST_TIMEOUT_SECS", "soon"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ("METRICS_TOKEN", "short"),
+            ("COOKIE_SECURE", "sometimes"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

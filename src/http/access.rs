@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn forwarded_for_is_ignored_from_untrusted_peers() {
         let s = settings("");
-        assert_eq!(client_ip(&s, "10.0.0.9".parse().unwrap(), &xff("127.0.0.1")), ip("10.0.0.9"));
+        assert_eq!(
+            client_ip(&s, "10.0.0.9".parse().unwrap(), &xff("127.0.0.1")),
+            ip("10.0.0.9")
+        );
     }
 
     #[test]
@@ -159,7 +162,12 @@ mod tests {
     fn garbage_left_of_the_client_is_never_read() {
         let s = settings("127.0.0.3/32");
         let peer = "127.0.0.3".parse().unwrap();
-        for header in ["x, 203.0.113.5", "203.0.113.5:4711", ", 203.0.113.5", "127.0.0.1, 203.0.113.5"] {
+        for header in [
+            "x, 203.0.113.5",
+            "203.0.113.5:4711",
+            ", 203.0.113.5",
+            "127.0.0.1, 203.0.113.5",
+        ] {
             assert_eq!(client_ip(&s, peer, &xff(header)), ip("203.0.113.5"), "{header}");
         }
         assert_eq!(client_ip(&s, peer, &xff("[2001:db8::7]:443")), ip("2001:db8::7"));
@@ -176,7 +184,10 @@ mod tests {
             assert!(!client.is_whitelisted(&s), "{header}");
         }
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"127.0.0.1\xff").unwrap());
+        h.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"127.0.0.1\xff").unwrap(),
+        );
         assert_eq!(client_ip(&s, peer, &h), ClientIp::UNPARSABLE);
     }
 

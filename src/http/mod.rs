@@ -8,6 +8,7 @@ pub mod access;
 pub mod admin;
 pub mod error;
 pub mod history;
+pub mod listener;
 pub mod public;
 pub mod session;
 

@@ -66,11 +66,179 @@ async fn a_forged_forwarded_chain_does_not_pass_the_whitelist() {
     let err = Ws::connect_from(
         PROXY,
         &hub.ws_url("/ws/agent"),
-        &[("x-forwarded-for", "x, 203.0.113.5"), ("authorization", "Bearer whatever")],
+        &[
+            ("x-forwarded-for", "x, 203.0.113.5"),
+            ("authorization", "Bearer whatever"),
+        ],
     )
     .await
     .err()
     .unwrap();
     assert!(err.to_string().contains("403"), "{err}");
     hub.stop().await;
+}
+
+/// The real binary as a separate process, with its own open-file limit.
+struct HubProcess {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    /// What it printed so far (the banner, then the log).
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HubProcess {
+    /// Starts `switchboard` with `env` on a free loopback port, its open-file limit set to
+    /// `soft`/`hard` before it runs (as `prlimit --nofile=soft:hard` would).
+    fn start(env: &[(&str, &str)], soft: u64, hard: u64) -> HubProcess {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let dir = std::env::temp_dir().join(format!("switchboard-edge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .current_dir(&dir)
+            .env("STORE", "memory")
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped());
+        // SAFETY: setrlimit is async-signal-safe and touches only the child about to exec.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("the switchboard binary starts");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn({
+            let output = output.clone();
+            move || {
+                for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the hub says where it listens")
+            .parse()
+            .unwrap();
+        HubProcess { child, addr, output }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn printed(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens a TCP connection to `to` from the loopback address `from`.
+async fn tcp_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Has the server closed `stream` (end of file or reset) within `wait`?
+async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // A 408 or 400 before the close is fine; keep reading to the end.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Issue 13, item 2: 600 idle or half-sent connections against a hub whose open-file
+/// limit is 512 made `/healthz` and every websocket upgrade time out, and a half-sent
+/// request line stayed open for 70 s.
+#[tokio::test]
+async fn idle_and_half_sent_connections_do_not_exhaust_the_hub() {
+    use tokio::io::AsyncWriteExt;
+    let hub = HubProcess::start(&[("HTTP_HEADER_TIMEOUT_SECS", "2")], 256, 512);
+    // The hub raised its own soft limit to the hard one, and said so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !hub.printed().contains("open-file limit") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let printed = hub.printed();
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.contains("open-file limit") && l.contains("512")),
+        "{printed}"
+    );
+    // The attacker: 600 connections from one address, half of them with a request line and no end.
+    let mut attack = Vec::new();
+    for i in 0..600 {
+        let mut tcp = tcp_from("127.0.0.5", hub.addr).await;
+        if i % 2 == 0 {
+            let _ = tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n").await;
+        }
+        attack.push(tcp);
+    }
+    // Everyone else is still served: health and a customer's websocket.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let res = client.get(hub.url("/healthz")).send().await.expect("/healthz answers");
+    assert_eq!(res.status(), 200);
+    let ws_url = format!("ws://{}/ws/customer", hub.addr);
+    let connect = Ws::connect(&ws_url, &[]);
+    let mut ws = tokio::time::timeout(std::time::Duration::from_secs(10), connect)
+        .await
+        .expect("the websocket upgrade answers")
+        .unwrap();
+    ws.send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    ws.next_of("welcome").await;
+    // Every attacking connection is closed: beyond the cap at once, the rest at the header timeout.
+    for (i, tcp) in attack.iter_mut().enumerate() {
+        assert!(
+            closed_within(tcp, std::time::Duration::from_secs(20)).await,
+            "attacking connection {i} is still open"
+        );
+    }
+    // And the attacker's address may connect again once its connections are gone.
+    let res = reqwest::Client::builder()
+        .local_address("127.0.0.5".parse::<IpAddr>().unwrap())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .get(hub.url("/healthz"))
+        .send()
+        .await
+        .expect("/healthz answers the former attacker");
+    assert_eq!(res.status(), 200);
 }
