@@ -119,6 +119,10 @@ pub async fn run(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             settings.http_request_timeout,
         ))
+        // Outside the timeout, so a request cut short at its deadline announces the close too.
+        .layer(axum::middleware::from_fn(
+            crate::http::unread_body::announce_close_if_body_unread,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;

@@ -11,6 +11,7 @@ pub mod history;
 pub mod listener;
 pub mod public;
 pub mod session;
+pub mod unread_body;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
