@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::access::ClientIp;
 use super::{ApiError, AppState, CategoryView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,15 +55,28 @@ fn health(state: &AppState) -> Health {
     }
 }
 
-/// The process is alive; `status` says whether the archive is degraded.
-#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200, body = Health)))]
-async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(health(&state))
+/// What a caller is shown: whitelisted addresses the details, everyone else `status` only.
+fn shown_to(state: &AppState, ip: ClientIp, health: Health) -> Json<serde_json::Value> {
+    if ip.is_whitelisted(&state.settings) {
+        Json(serde_json::to_value(health).expect("health serialises"))
+    } else {
+        Json(serde_json::json!({ "status": health.status }))
+    }
+}
+
+/// The process is alive; `status` says whether the archive is degraded. Callers outside
+/// `AGENT_WHITELIST` get `status` only.
+#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200, body = Health,
+    description = "the details for whitelisted addresses; `{\"status\"}` only for others")))]
+async fn healthz(State(state): State<AppState>, ip: ClientIp) -> Json<serde_json::Value> {
+    shown_to(&state, ip, health(&state))
 }
 
 /// Ready to serve: the store answers and the archive is not behind.
-#[utoipa::path(get, path = "/readyz", tag = "public", responses((status = 200, body = Health), (status = 503, body = Health)))]
-async fn readyz(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "public", responses(
+    (status = 200, body = Health, description = "ready; the details for whitelisted addresses, `status` only for others"),
+    (status = 503, body = Health, description = "not ready; the details for whitelisted addresses, `status` only for others")))]
+async fn readyz(State(state): State<AppState>, ip: ClientIp) -> Response {
     let h = health(&state);
     let store_ok = state.store.ping().await.is_ok();
     let ready = store_ok && !h.archive_degraded && !h.archive_overflowing;
@@ -71,5 +85,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(h)).into_response()
+    (status, shown_to(&state, ip, h)).into_response()
 }

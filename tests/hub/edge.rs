@@ -312,3 +312,49 @@ async fn a_refused_request_with_an_unread_body_does_not_strand_the_next_one() {
     }
     hub.stop().await;
 }
+
+/// Issue 13, item 7: `/metrics` (live figures per category) and the details of
+/// `/healthz` and `/readyz` answered any address.
+#[tokio::test]
+async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
+    const TOKEN: &str = "scraper-token-0123456789";
+    // Loopback is outside the whitelist here, so the test client is an outsider.
+    let hub = TestHub::with(|s| {
+        s.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()];
+        s.metrics_token = Some(TOKEN.into());
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let res = client.get(hub.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = client
+        .get(hub.url("/metrics"))
+        .bearer_auth("scraper-token-wrong-guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = client.get(hub.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("switchboard_"));
+    for path in ["/healthz", "/readyz"] {
+        let body: serde_json::Value = client.get(hub.url(path)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(body, json!({"status": "ok"}), "{path} shows outsiders its status only");
+    }
+    hub.stop().await;
+    // Whitelisted callers (the default: loopback) read everything without a token.
+    let hub = TestHub::start().await;
+    let res = client.get(hub.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = client
+        .get(hub.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "ok");
+    assert!(body.get("archive_backlog").is_some(), "{body}");
+    hub.stop().await;
+}
