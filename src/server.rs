@@ -124,6 +124,7 @@ pub async fn run(
             crate::http::unread_body::announce_close_if_body_unread,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http());
+    let app = crate::web::harden(app);
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;
     if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {

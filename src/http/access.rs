@@ -106,6 +106,37 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// Did the request reach the hub's edge over https? Only a trusted proxy can say so,
+/// with `X-Forwarded-Proto` (its last value: the one the nearest proxy wrote); the
+/// hub itself speaks plain HTTP. `Forwarded: proto=` is ignored, as `Forwarded` is.
+pub fn request_is_https(settings: &Settings, peer: IpAddr, headers: &HeaderMap) -> bool {
+    settings.is_trusted_proxy(peer)
+        && headers
+            .get_all("x-forwarded-proto")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Whether the request came over https (see [`request_is_https`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OverHttps(pub bool);
+
+impl FromRequestParts<AppState> for OverHttps {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))?;
+        Ok(OverHttps(request_is_https(&state.settings, peer, &parts.headers)))
+    }
+}
+
 /// Middleware for agent and admin routes: refuses callers outside `AGENT_WHITELIST`.
 pub async fn require_whitelist(State(state): State<AppState>, ip: ClientIp, request: Request, next: Next) -> Response {
     if ip.is_whitelisted(&state.settings) {
@@ -189,6 +220,22 @@ mod tests {
             axum::http::HeaderValue::from_bytes(b"127.0.0.1\xff").unwrap(),
         );
         assert_eq!(client_ip(&s, peer, &h), ClientIp::UNPARSABLE);
+    }
+
+    #[test]
+    fn https_is_believed_from_trusted_proxies_only() {
+        let s = settings("10.0.0.0/8");
+        let proto = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-proto", v.parse().unwrap());
+            h
+        };
+        let proxy = "10.0.0.9".parse().unwrap();
+        assert!(request_is_https(&s, proxy, &proto("https")));
+        assert!(request_is_https(&s, proxy, &proto("http, HTTPS")));
+        assert!(!request_is_https(&s, proxy, &proto("https, http")));
+        assert!(!request_is_https(&s, proxy, &HeaderMap::new()));
+        assert!(!request_is_https(&s, "203.0.113.5".parse().unwrap(), &proto("https")));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::access::OverHttps;
 use super::{AccountView, ApiError, AppState};
 use crate::auth::{SESSION_COOKIE, verify_password};
 use crate::store::{Account, Role, StoreError};
@@ -87,6 +88,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 503, description = "too many sign-ins at once; try again shortly", body = super::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
+    https: OverHttps,
     jar: CookieJar,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -107,10 +109,14 @@ async fn login(
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }
     let token = state.sessions.open(&account.id);
+    // The cookie lives as long as the session (a browser keeps it across restarts, no longer),
+    // and is sent only over https when the request came that way or COOKIE_SECURE says so.
     let cookie = Cookie::build((SESSION_COOKIE, token.clone()))
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/")
+        .secure(state.settings.cookie_secure || https.0)
+        .max_age(time::Duration::try_from(state.settings.session_ttl).unwrap_or(time::Duration::MAX))
         .build();
     let body = LoginResponse {
         token,

@@ -358,3 +358,94 @@ async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
     assert!(body.get("archive_backlog").is_some(), "{body}");
     hub.stop().await;
 }
+
+fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers().get(name).map(|v| v.to_str().unwrap()).unwrap_or_default()
+}
+
+/// Issue 13, item 6: no browser hardening headers on the pages, the token of a login
+/// cacheable, and a session cookie never `Secure` and without a lifetime.
+#[tokio::test]
+async fn pages_and_api_carry_hardening_headers_and_the_cookie_its_attributes() {
+    let hub = TestHub::with(|s| s.trusted_proxies = vec![format!("{PROXY}/32").parse().unwrap()]).await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/",
+        "/admin.html",
+        "/agent.html",
+        "/buddy.html",
+        "/api/categories",
+        "/api/nowhere",
+    ] {
+        let res = client.get(hub.url(path)).send().await.unwrap();
+        let csp = header(&res, "content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: CSP {csp:?} lacks {directive}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(header(&res, "x-frame-options"), "DENY", "{path}");
+        assert_eq!(header(&res, "x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header(&res, "referrer-policy"), "no-referrer", "{path}");
+        if path.ends_with(".html") || path == "/" {
+            // The policy forbids inline scripts and styles: the pages must have none.
+            let html = res.text().await.unwrap();
+            assert!(!html.contains("style="), "{path} has an inline style");
+            assert!(!html.contains("<style"), "{path} has a style element");
+            for script in html.split("<script").skip(1) {
+                let tag = script.split('>').next().unwrap();
+                assert!(tag.contains("src="), "{path} has an inline script");
+            }
+        }
+    }
+
+    let url = hub.url("/api/login");
+    let login = |client: &reqwest::Client, headers: &[(&str, &str)]| {
+        let mut req = client
+            .post(&url)
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    // Plain http: the cookie lives as long as the session, not Secure; the token is not cached.
+    let res = login(&client, &[]).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "cache-control"), "no-store");
+    let cookie = header(&res, "set-cookie").to_string();
+    assert!(cookie.contains("Max-Age=43200"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    // Anyone may claim https; only a trusted proxy is believed.
+    let res = login(&client, &[("x-forwarded-proto", "https")]).await.unwrap();
+    assert!(!header(&res, "set-cookie").contains("Secure"));
+    let res = login(&through_proxy(), &[("x-forwarded-proto", "https")])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        header(&res, "set-cookie").contains("Secure"),
+        "over https through the proxy"
+    );
+    let res = login(&through_proxy(), &[("x-forwarded-proto", "http")]).await.unwrap();
+    assert!(!header(&res, "set-cookie").contains("Secure"));
+    hub.stop().await;
+    // COOKIE_SECURE forces it.
+    let hub = TestHub::with(|s| s.cookie_secure = true).await;
+    let res = client
+        .post(hub.url("/api/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&res, "set-cookie").contains("Secure"));
+    hub.stop().await;
+}
