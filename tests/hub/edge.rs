@@ -449,3 +449,43 @@ async fn pages_and_api_carry_hardening_headers_and_the_cookie_its_attributes() {
     assert!(header(&res, "set-cookie").contains("Secure"));
     hub.stop().await;
 }
+
+/// The per-address cap counts websockets for as long as they are open (the upgrade
+/// keeps its connection's place), and no other address is affected.
+#[tokio::test]
+async fn open_websockets_count_against_their_address_until_they_close() {
+    let hub = TestHub::with(|s| s.max_connections_per_address = 2).await;
+    let url = hub.ws_url("/ws/customer");
+    let first = Ws::connect_from("127.0.0.6", &url, &[]).await.unwrap();
+    let _second = Ws::connect_from("127.0.0.6", &url, &[]).await.unwrap();
+    assert!(
+        Ws::connect_from("127.0.0.6", &url, &[]).await.is_err(),
+        "a third connection from the address is refused"
+    );
+    let res = reqwest::Client::builder()
+        .local_address("127.0.0.6".parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .get(hub.url("/healthz"))
+        .send()
+        .await;
+    assert!(res.is_err(), "plain HTTP counts too");
+    assert!(
+        Ws::connect_from("127.0.0.7", &url, &[]).await.is_ok(),
+        "another address is not affected"
+    );
+    drop(first);
+    // Its place comes back once the hub has seen the close.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if Ws::connect_from("127.0.0.6", &url, &[]).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed websocket's place never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    hub.stop().await;
+}
