@@ -35,6 +35,13 @@ impl ClientIp {
     pub fn is_whitelisted(&self, settings: &Settings) -> bool {
         self.0.is_some_and(|ip| settings.is_whitelisted(ip))
     }
+
+    /// The address to count the client under (rate limits, throttles): unknown
+    /// clients share one key, the unspecified address `::`, which no peer can have.
+    /// Never for whitelisting: use [`ClientIp::is_whitelisted`].
+    pub fn key(&self) -> IpAddr {
+        self.0.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+    }
 }
 
 impl fmt::Display for ClientIp {
@@ -213,6 +220,11 @@ mod tests {
             let client = client_ip(&s, peer, &xff(header));
             assert_eq!(client, ClientIp::UNPARSABLE, "{header}");
             assert!(!client.is_whitelisted(&s), "{header}");
+            assert_eq!(
+                client.key(),
+                "::".parse::<IpAddr>().unwrap(),
+                "unknown clients share one key"
+            );
         }
         let mut h = HeaderMap::new();
         h.insert(
