@@ -49,7 +49,7 @@ start_hub() {
   local pin=()
   [ "$cpu" != any ] && pin=(taskset -c "$cpu")
   env -i PATH="$PATH" HOME="$HOME" BIND_ADDR="127.0.0.1:$HUB_PORT" ADMIN_USERNAME=admin \
-    ADMIN_PASSWORD="$LOADGEN_ADMIN_PASSWORD" RUST_LOG=warn STORE=memory "$@" \
+    ADMIN_PASSWORD="$LOADGEN_ADMIN_PASSWORD" RUST_LOG=warn STORE=memory MAX_CONNECTIONS_PER_ADDRESS=1000000 "$@" \
     "${pin[@]}" "$HUB_BIN" serve >"$RUN/$name.hub.log" 2>&1 &
   HUB_PID=$!
   for _ in $(seq 1 200); do

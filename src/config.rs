@@ -66,6 +66,18 @@ pub struct Settings {
     pub ready_max_backlog: usize,
     /// An archive write taking longer than this shows the hub as "slow".
     pub archive_slow_write: Duration,
+    // --- The HTTP edge (issue 13, items 2, 6, 7) ---
+    /// How long a connection has to send a whole request head, from when it opens or
+    /// its previous response ended (so also how long a kept-alive connection may idle).
+    pub http_header_timeout: Duration,
+    /// How long one HTTP request may take, body included (a websocket, once upgraded, is not bounded).
+    pub http_request_timeout: Duration,
+    /// Open TCP connections (HTTP and websocket) per client address; trusted proxies are exempt.
+    pub max_connections_per_address: usize,
+    /// A bearer token that lets a caller outside `AGENT_WHITELIST` read `/metrics`.
+    pub metrics_token: Option<String>,
+    /// Always mark the session cookie `Secure`, even on requests not known to be https.
+    pub cookie_secure: bool,
 }
 
 /// A setting that could not be used; start-up stops with this message.
@@ -116,7 +128,22 @@ impl Settings {
             embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 8, 1..=65_536)? << 20,
             ready_max_backlog: r.ranged("READY_MAX_BACKLOG", 1_000, 0..=10_000_000)?,
             archive_slow_write: Duration::from_millis(r.ranged("ARCHIVE_SLOW_WRITE_MS", 1_000, 1..=600_000)?),
+            // --- The HTTP edge (issue 13, items 2, 6, 7) ---
+            http_header_timeout: r.positive_seconds("HTTP_HEADER_TIMEOUT_SECS", 10.0)?,
+            http_request_timeout: r.positive_seconds("HTTP_REQUEST_TIMEOUT_SECS", 30.0)?,
+            max_connections_per_address: r.ranged("MAX_CONNECTIONS_PER_ADDRESS", 256, 1..=1_000_000)?,
+            metrics_token: r.optional("METRICS_TOKEN"),
+            cookie_secure: r.flag("COOKIE_SECURE", false)?,
         };
+        if let Some(token) = &settings.metrics_token
+            && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError {
+                var: "METRICS_TOKEN",
+                value: "(hidden)".into(),
+                reason: "must be at least 16 visible ASCII characters".into(),
+            });
+        }
         if settings.ws_echo_endpoint && !settings.bind.ip().is_loopback() {
             return Err(ConfigError {
                 var: "WS_ECHO_ENDPOINT",
@@ -178,6 +205,9 @@ impl Settings {
         let mut shown = self.clone();
         if shown.admin_password.is_some() {
             shown.admin_password = Some("(set, hidden)".into());
+        }
+        if shown.metrics_token.is_some() {
+            shown.metrics_token = Some("(set, hidden)".into());
         }
         if let Some(uri) = &shown.mongodb_uri {
             // mongodb://user:password@host → mongodb://***@host
@@ -365,6 +395,11 @@ mod tests {
             ("EMBEDDED_CACHE_MB", "0"),
             ("READY_MAX_BACKLOG", "-1"),
             ("ARCHIVE_SLOW_WRITE_MS", "0"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("HTTP_REQUEST_TIMEOUT_SECS", "soon"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ("METRICS_TOKEN", "short"),
+            ("COOKIE_SECURE", "sometimes"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

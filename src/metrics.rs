@@ -1,5 +1,6 @@
 //! Prometheus metrics through the `metrics` facade: the hub and the archive
-//! record, `/metrics` renders. One recorder per process (tests start several
+//! record, `/metrics` renders — for whitelisted addresses, or anyone with the
+//! `METRICS_TOKEN` bearer (live figures per category are nobody else's business). One recorder per process (tests start several
 //! hubs in one process; they share it).
 
 use std::sync::OnceLock;
@@ -7,12 +8,13 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::http::AppState;
+use crate::http::access::ClientIp;
+use crate::http::{ApiError, AppState};
 
 pub const CONNECTIONS: &str = "switchboard_connections";
 pub const CUSTOMERS_WAITING: &str = "switchboard_customers_waiting";
@@ -40,12 +42,40 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(render))
 }
 
-async fn render(State(state): State<AppState>) -> impl IntoResponse {
+/// Is this caller allowed to read the metrics: a whitelisted address, or the `METRICS_TOKEN` bearer?
+fn may_read(state: &AppState, ip: ClientIp, headers: &HeaderMap) -> bool {
+    if ip.is_whitelisted(&state.settings) {
+        return true;
+    }
+    let Some(expected) = &state.settings.metrics_token else {
+        return false;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    // Compared in time that depends on the lengths only, so the token cannot be guessed byte by byte.
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
+}
+
+async fn render(State(state): State<AppState>, ip: ClientIp, headers: HeaderMap) -> Response {
+    if !may_read(&state, ip, &headers) {
+        tracing::info!(client = %ip, "refused /metrics: not in AGENT_WHITELIST and no METRICS_TOKEN");
+        return ApiError::Forbidden("metrics are for whitelisted addresses or the METRICS_TOKEN bearer".into())
+            .into_response();
+    }
     let s = &state.archive.status;
     // The archive's figures are read at scrape time; the writer stays free of metric calls.
     metrics::gauge!(ARCHIVE_BACKLOG).set(s.backlog.load(Ordering::Relaxed) as f64);
     metrics::counter!(ARCHIVE_WRITE_ERRORS).absolute(s.write_errors.load(Ordering::Relaxed));
     metrics::counter!(ARCHIVE_EVENTS_WRITTEN).absolute(s.events_written.load(Ordering::Relaxed));
     metrics::counter!(ARCHIVE_REFUSED).absolute(s.refused.load(Ordering::Relaxed));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle().render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle().render()).into_response()
 }

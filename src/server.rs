@@ -2,12 +2,10 @@
 //! archive writer and the hub, serve HTTP and websockets until shutdown, then
 //! drain. Tests call [`run`] on a listener bound to port 0.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -134,14 +132,18 @@ pub async fn run(
         .merge(crate::metrics::router())
         .merge(crate::web::router())
         .with_state(state)
+        // A slow body is bounded here; a slow request head by the listener's header deadline.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.http_request_timeout,
+        ))
+        // Outside the timeout, so a request cut short at its deadline announces the close too.
+        .layer(axum::middleware::from_fn(
+            crate::http::unread_body::announce_close_if_body_unread,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http());
-    // Chat frames are small and latency matters more than packet count: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let app = crate::web::harden(app);
+    crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;
     if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {
         tracing::error!(

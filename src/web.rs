@@ -1,5 +1,6 @@
 //! The pages under `web/`, compiled into the binary so `make run` needs no
-//! other server (in debug builds they are read from disk, so edits show on reload).
+//! other server (in debug builds they are read from disk, so edits show on reload),
+//! and the browser hardening headers every response carries.
 
 use axum::Router;
 use axum::extract::Path;
@@ -13,6 +14,44 @@ use crate::http::AppState;
 #[derive(Embed)]
 #[folder = "web/"]
 struct Pages;
+
+/// What the pages may load: their own scripts, styles, images and sockets, nothing
+/// inline (so injected markup cannot run), and no page may frame them.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// The browser hardening headers, on pages and API alike (a JSON answer opened as a
+/// page is a page too). Handlers that set one of these keep theirs; the pages set
+/// their own `Cache-Control`, and everything else is `no-store` (tokens, accounts and
+/// transcripts must not stay in a cache).
+pub fn harden(router: Router) -> Router {
+    use axum::http::HeaderValue;
+    use tower_http::set_header::SetResponseHeaderLayer as Set;
+    router
+        .layer(Set::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        // For browsers that predate frame-ancestors.
+        .layer(Set::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(Set::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        // Chat URLs carry nothing secret, but nothing here needs to tell another site where a user came from.
+        .layer(Set::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(Set::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -83,6 +83,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
+    raise_open_file_limit();
     let listener = std::net::TcpListener::bind(settings.bind)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| format!("cannot listen on BIND_ADDR={}: {e}", settings.bind))?;
@@ -155,6 +156,24 @@ async fn open_store_answering_probes(
         abort.abort();
     }
     store
+}
+
+/// Every connection, websocket or HTTP, takes a file descriptor, and the usual soft
+/// limit (1,024) is far below what the hub holds (`MAX_CONNECTIONS`, 16,384 by
+/// default). The soft limit is the process's own to raise up to the hard one, which
+/// the operator set; the figure goes to the log so an outage at the limit can be told
+/// apart from others.
+fn raise_open_file_limit() {
+    let before = rlimit::Resource::NOFILE.get();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(now) => match before {
+            Ok((soft, _)) if soft < now => {
+                tracing::info!("open-file limit raised from {soft} to {now} (the hard limit)")
+            }
+            _ => tracing::info!("open-file limit: {now} (already the hard limit)"),
+        },
+        Err(e) => tracing::warn!("could not raise the open-file limit: {e}; connections may run out of descriptors"),
+    }
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -8,10 +8,12 @@ pub mod access;
 pub mod admin;
 pub mod error;
 pub mod history;
+pub mod listener;
 pub mod public;
 pub mod responses;
 pub mod session;
 pub mod throttle;
+pub mod unread_body;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

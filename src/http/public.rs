@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::access::ClientIp;
 use super::responses::Unavailable;
 use super::{ApiError, AppState, CategoryView};
 use crate::core::readiness::{Change, Signals, not_ready_because};
@@ -84,17 +85,50 @@ fn health(state: &AppState) -> Health {
     }
 }
 
-/// The process is alive; `status` says whether the archive is degraded.
-#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200, body = Health)))]
-async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(health(&state))
+/// What an outsider (an address outside `AGENT_WHITELIST`) is shown of health and readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusOnly {
+    /// As in the details: `ok`, `degraded`, `slow` (and, for `/readyz`, the HTTP status says ready or not).
+    pub status: &'static str,
+}
+
+/// `/healthz`'s answer: the details for whitelisted callers, `status` only for others.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum HealthView {
+    Details(Health),
+    StatusOnly(StatusOnly),
+}
+
+/// `/readyz`'s answer: the details for whitelisted callers, `status` only for others.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ReadinessView {
+    Details(Readiness),
+    StatusOnly(StatusOnly),
+}
+
+/// The process is alive; `status` says whether the archive is degraded or slow. Callers
+/// outside `AGENT_WHITELIST` get `status` only.
+#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200, body = HealthView,
+    description = "the details for whitelisted addresses; `{\"status\"}` only for others")))]
+async fn healthz(State(state): State<AppState>, ip: ClientIp) -> Json<HealthView> {
+    let health = health(&state);
+    Json(if ip.is_whitelisted(&state.settings) {
+        HealthView::Details(health)
+    } else {
+        HealthView::StatusOnly(StatusOnly { status: health.status })
+    })
 }
 
 /// Ready to serve: the store answers, and the archive is neither failing, refusing, slow
 /// nor more than `READY_MAX_BACKLOG` events behind. Changes of the verdict are logged
 /// once each (ERROR when it becomes not ready, INFO when ready again), not every probe.
-#[utoipa::path(get, path = "/readyz", tag = "public", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
-async fn readyz(State(state): State<AppState>) -> Response {
+/// Callers outside `AGENT_WHITELIST` get `status` only.
+#[utoipa::path(get, path = "/readyz", tag = "public", responses(
+    (status = 200, body = ReadinessView, description = "ready; the details for whitelisted addresses, `status` only for others"),
+    (status = 503, body = ReadinessView, description = "not ready; the details (with `not_ready_because`) for whitelisted addresses, `status` only for others")))]
+async fn readyz(State(state): State<AppState>, ip: ClientIp) -> Response {
     let store_answers = matches!(
         tokio::time::timeout(READY_PING_TIMEOUT, state.store.ping()).await,
         Ok(Ok(()))
@@ -124,10 +158,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = Readiness {
-        ready,
-        not_ready_because: reasons,
-        health,
+    let body = if ip.is_whitelisted(&state.settings) {
+        ReadinessView::Details(Readiness {
+            ready,
+            not_ready_because: reasons,
+            health,
+        })
+    } else {
+        ReadinessView::StatusOnly(StatusOnly { status: health.status })
     };
     (status, Json(body)).into_response()
 }

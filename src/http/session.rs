@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::access::ClientIp;
+use super::access::{ClientIp, OverHttps};
 use super::responses::{SignedIn, Unavailable};
 use super::{AccountView, ApiError, AppState, ErrorBody};
 use crate::auth::{SESSION_COOKIE, verify_sign_in};
@@ -101,12 +101,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
+    https: OverHttps,
     jar: CookieJar,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     // Before anything is looked up or hashed: a throttled guess costs nothing and cannot succeed.
-    let attempt = state.sign_in_throttle.attempt(ip.0, &body.username)?;
+    let attempt = state.sign_in_throttle.attempt(ip.key(), &body.username)?;
     let refused = || ApiError::Invalid {
         code: "bad_credentials",
         message: "wrong username or password".into(),
@@ -137,10 +138,14 @@ async fn login(
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }
     let token = state.sessions.open(&account.id);
+    // The cookie lives as long as the session (a browser keeps it across restarts, no longer),
+    // and is sent only over https when the request came that way or COOKIE_SECURE says so.
     let cookie = Cookie::build((SESSION_COOKIE, token.clone()))
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/")
+        .secure(state.settings.cookie_secure || https.0)
+        .max_age(time::Duration::try_from(state.settings.session_ttl).unwrap_or(time::Duration::MAX))
         .build();
     let body = LoginResponse {
         token,

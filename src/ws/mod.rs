@@ -116,8 +116,8 @@ async fn agent(
     ip: ClientIp,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !state.settings.is_whitelisted(ip.0) {
-        tracing::info!(client = %ip.0, "agent websocket refused: not in AGENT_WHITELIST");
+    if !ip.is_whitelisted(&state.settings) {
+        tracing::info!(client = %ip, "agent websocket refused: not in AGENT_WHITELIST");
         return Err(ApiError::NotWhitelisted);
     }
     let staff = staff_login(&state, &headers).await?;
@@ -135,7 +135,7 @@ async fn buddy(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // Signed-in staff on a whitelisted address see the staff roster; everyone else the public one.
-    let staff = if state.settings.is_whitelisted(ip.0) {
+    let staff = if ip.is_whitelisted(&state.settings) {
         staff_login(&state, &headers).await.ok()
     } else {
         None

@@ -282,3 +282,28 @@ pub fn types(frames: &[Value]) -> Vec<String> {
         .map(|f| f["type"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+impl Ws {
+    /// Connects from the loopback address `local` (e.g. 127.0.0.3, a same-host proxy).
+    pub async fn connect_from(
+        local: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+            request.headers_mut().insert(name, HeaderValue::from_str(v).unwrap());
+        }
+        let host = request.uri().authority().unwrap().as_str().to_string();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(local.parse().unwrap(), 0)).unwrap();
+        let tcp = socket.connect(host.parse().unwrap()).await.unwrap();
+        let (inner, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await?;
+        Ok(Ws {
+            inner,
+            token: None,
+            seen: vec![],
+        })
+    }
+}

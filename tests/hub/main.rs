@@ -11,6 +11,7 @@ mod closing;
 mod common;
 mod contracts;
 mod durability;
+mod edge;
 mod openapi;
 mod routing;
 mod storeops;

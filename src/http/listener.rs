@@ -1,0 +1,276 @@
+//! Accepting TCP connections and serving HTTP/1.1 on them, with the limits that
+//! `axum::serve` cannot set: a deadline for each request head, a cap on open
+//! connections per client address, and accept errors that back off.
+//!
+//! Without these, idle connections or half-sent request lines held a file
+//! descriptor each for as long as the client liked; a few hundred of them used the
+//! hub's open-file limit up and `/healthz` and every websocket upgrade timed out.
+//!
+//! - **Header deadline** (`HTTP_HEADER_TIMEOUT_SECS`): hyper's timer runs from the
+//!   moment a connection may send a request head — when it opens, and again after
+//!   each response on a keep-alive connection — so it is both the header-read
+//!   timeout and the idle timeout of kept-alive connections. A whole request,
+//!   body included, is bounded separately (`HTTP_REQUEST_TIMEOUT_SECS`, a layer in
+//!   `server.rs`).
+//! - **Per-address cap** (`MAX_CONNECTIONS_PER_ADDRESS`): counted per TCP peer, for
+//!   plain HTTP and websockets alike (a websocket keeps its connection's place until
+//!   it closes). Trusted proxies are not capped: every client behind them shares
+//!   their address, and the proxy is where those clients are limited.
+//! - HTTP/1.1 only: no cleartext HTTP/2, whose idle streams the header deadline would
+//!   not cover; browsers speak HTTP/2 only over TLS, which a proxy terminates.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::config::Settings;
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then lets open
+/// requests finish (upgraded websockets are closed by the hub's own shutdown).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.http_header_timeout);
+    // Every connection's task, so shutdown can wait for the requests under way.
+    let connections = TaskTracker::new();
+    let peers = PeerCounts::new(settings.max_connections_per_address);
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => {
+                backoff.reset();
+                accepted
+            }
+            Err(error) => {
+                if let Some(pause) = backoff.after(&error) {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+                continue;
+            }
+        };
+        let slot = if settings.is_trusted_proxy(peer.ip()) {
+            None
+        } else {
+            match peers.take(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    // Dropping the stream closes it at once: the descriptor is back.
+                    tracing::debug!(client = %peer.ip(), "connection refused: MAX_CONNECTIONS_PER_ADDRESS reached");
+                    continue;
+                }
+            }
+        };
+        // Chat frames are small and latency matters more than packet count: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        let io = TokioIo::new(CountedStream { tcp, _slot: slot });
+        let router = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = http.serve_connection(io, service).with_upgrades();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = shutdown.cancelled() => {
+                    // Finish the response under way, then close; an idle connection closes now.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
+                // Timeouts and clients that vanish are routine; nothing to act on.
+                tracing::debug!(client = %peer, %error, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// How often each client address is connected, against a cap.
+#[derive(Clone)]
+struct PeerCounts {
+    cap: usize,
+    /// Only addresses with an open connection are kept, so it is bounded by the open connections.
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PeerCounts {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for one more connection from `ip`, or `None` at the cap.
+    fn take(&self, ip: IpAddr) -> Option<PeerSlot> {
+        let mut open = self.open.lock().expect("the count is never left half-updated");
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One open connection of an address; gives its place back when dropped.
+struct PeerSlot {
+    counts: PeerCounts,
+    ip: IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().expect("the count is never left half-updated");
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A TCP stream that holds its address's place while it lives: through an upgrade too,
+/// since hyper hands this very stream to the websocket.
+struct CountedStream {
+    tcp: TcpStream,
+    _slot: Option<PeerSlot>,
+}
+
+impl AsyncRead for CountedStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+}
+
+/// The pause after a failed accept. Out of descriptors or memory, accept fails at once
+/// again and again: without a pause the loop would spin a core while nothing can change.
+#[derive(Default)]
+struct AcceptBackoff {
+    pause: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const LONGEST: Duration = Duration::from_secs(1);
+
+    fn reset(&mut self) {
+        if self.pause.take().is_some() {
+            tracing::info!("accepting connections again");
+        }
+    }
+
+    /// `None` for errors of one connection (it went away before it was accepted);
+    /// otherwise how long to wait, doubling while the errors last.
+    fn after(&mut self, error: &io::Error) -> Option<Duration> {
+        if matches!(
+            error.kind(),
+            io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+        ) {
+            return None;
+        }
+        let pause = match self.pause {
+            None => {
+                tracing::warn!(%error, "cannot accept connections (out of file descriptors?); backing off");
+                Self::FIRST
+            }
+            Some(p) => (p * 2).min(Self::LONGEST),
+        };
+        self.pause = Some(pause);
+        Some(pause)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_places_back_when_connections_close() {
+        let counts = PeerCounts::new(2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = counts.take(a).unwrap();
+        let _second = counts.take(a).unwrap();
+        assert!(counts.take(a).is_none(), "the cap holds");
+        assert!(counts.take(b).is_some(), "other addresses are not affected");
+        drop(first);
+        assert!(counts.take(a).is_some(), "a closed connection frees its place");
+    }
+
+    #[test]
+    fn accept_errors_back_off_up_to_a_second() {
+        let mut backoff = AcceptBackoff::default();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let pauses: Vec<_> = (0..12).map(|_| backoff.after(&emfile).unwrap()).collect();
+        assert_eq!(pauses[0], AcceptBackoff::FIRST);
+        assert!(pauses.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*pauses.last().unwrap(), AcceptBackoff::LONGEST);
+        assert_eq!(backoff.after(&io::Error::from(io::ErrorKind::ConnectionAborted)), None);
+        backoff.reset();
+        assert_eq!(backoff.after(&emfile), Some(AcceptBackoff::FIRST));
+    }
+}
