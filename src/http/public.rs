@@ -87,6 +87,9 @@ fn health(state: &AppState) -> Health {
 
 /// What an outsider (an address outside `AGENT_WHITELIST`) is shown of health and readiness.
 #[derive(Debug, Serialize, ToSchema)]
+// Makes the schema closed (`additionalProperties: false`), so the details never also
+// match this shape: the views' `oneOf` then has exactly one match.
+#[serde(deny_unknown_fields)]
 pub struct StatusOnly {
     /// As in the details: `ok`, `degraded`, `slow` (and, for `/readyz`, the HTTP status says ready or not).
     pub status: &'static str,
