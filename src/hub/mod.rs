@@ -35,7 +35,7 @@ use crate::protocol::ClientFrame;
 use crate::store::{Account, Category};
 use delivery::{ConnHandle, ConnId};
 
-pub use service::Figures;
+pub use service::{Figures, close};
 
 /// Commands queued for the hub at most; senders wait when it is full, which
 /// slows readers instead of growing memory.
@@ -74,9 +74,20 @@ pub enum ConnRole {
     Buddy { staff: Option<Box<StaffLogin>> },
 }
 
+impl ConnRole {
+    /// The sign-in a staff connection (agent desk, staff buddy list) was opened with.
+    pub fn staff(&self) -> Option<&StaffLogin> {
+        match self {
+            Self::Agent(staff) | Self::Buddy { staff: Some(staff) } => Some(staff),
+            Self::Buddy { staff: None } | Self::Customer => None,
+        }
+    }
+}
+
 /// A signed-in account and the session its connection was opened with. The connection
 /// lives only as long as that session: revoking it (sign-out, a password change) or its
-/// expiry closes the connection with [`service::close::SESSION_ENDED`].
+/// expiry closes the connection with [`close::SESSION_ENDED`]. The hub closes revoked
+/// sessions' connections; each connection's task watches its own session's expiry.
 #[derive(Debug, Clone)]
 pub struct StaffLogin {
     pub account: Account,
@@ -94,7 +105,7 @@ pub enum SessionEnd {
 }
 
 impl SessionEnd {
-    fn close_reason(self) -> &'static str {
+    pub fn close_reason(self) -> &'static str {
         match self {
             Self::Revoked => "session revoked",
             Self::Expired => "session expired",

@@ -212,28 +212,10 @@ impl HubState {
                 who: None,
             },
         );
-        if let Some(staff) = Self::staff_login(&role) {
-            // The connection lives no longer than its session.
-            let left = staff
-                .session_expires
-                .saturating_duration_since(std::time::Instant::now());
-            let expired = Command::SessionsEnded {
-                tokens: vec![staff.session.clone()],
-                why: SessionEnd::Expired,
-            };
-            after(&self.timers, left, expired);
-        }
         match role {
             ConnRole::Customer => {}
             ConnRole::Agent(staff) => self.agent_connected(id, staff.account),
             ConnRole::Buddy { staff } => self.buddy_registered(id, staff.map(|s| s.account)),
-        }
-    }
-
-    fn staff_login(role: &ConnRole) -> Option<&super::StaffLogin> {
-        match role {
-            ConnRole::Agent(staff) | ConnRole::Buddy { staff: Some(staff) } => Some(staff),
-            _ => None,
         }
     }
 
@@ -246,7 +228,7 @@ impl HubState {
         let ended: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, entry)| Self::staff_login(&entry.role).is_some_and(|s| tokens.contains(&s.session)))
+            .filter(|(_, entry)| entry.role.staff().is_some_and(|s| tokens.contains(&s.session)))
             .map(|(id, _)| *id)
             .collect();
         for conn in ended {

@@ -37,7 +37,7 @@ use crate::config::Settings;
 use crate::http::AppState;
 use crate::hub::delivery::{ConnHandle, ConnId};
 use crate::hub::outbox::Outbox;
-use crate::hub::{ConnRole, Hub};
+use crate::hub::{ConnRole, Hub, SessionEnd, close};
 use crate::protocol::{self, ClientFrame, ServerFrame};
 
 /// Bad frames in a row before the connection is closed with 1008.
@@ -58,6 +58,7 @@ pub(super) fn serve(
     permit: OwnedSemaphorePermit,
 ) -> impl Future<Output = ()> + Send + 'static {
     let id = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
+    let session_ends = role.staff().map(|staff| Instant::from_std(staff.session_expires));
     let outbox = Arc::new(Outbox::new(state.settings.outbound_buffer));
     let registration = Box::new((
         ConnHandle {
@@ -68,7 +69,15 @@ pub(super) fn serve(
     ));
     // Boxed: an async fn keeps its arguments apart from its locals, so a connection passed
     // by value would take its place in the task twice.
-    let conn = Box::new(Connection::new(id, socket, outbox, state.hub, &state.settings, permit));
+    let conn = Box::new(Connection::new(
+        id,
+        socket,
+        outbox,
+        state.hub,
+        &state.settings,
+        session_ends,
+        permit,
+    ));
     run(conn, registration, state.shutdown)
 }
 
@@ -143,6 +152,10 @@ struct Connection {
     draft_at: Instant,
 
     goodbye_by: Option<Instant>,
+    /// When the session a staff connection was opened with expires: it closes then (4001).
+    /// Watched by the connection's own timer, so a socket that closes earlier leaves
+    /// nothing behind (a timer task per socket would outlive it by up to the session's life).
+    session_ends: Option<Instant>,
     /// Held for the connection's life: one of `MAX_CONNECTIONS`.
     _permit: OwnedSemaphorePermit,
 }
@@ -154,6 +167,7 @@ impl Connection {
         outbox: Arc<Outbox>,
         hub: Hub,
         settings: &Arc<Settings>,
+        session_ends: Option<Instant>,
         permit: OwnedSemaphorePermit,
     ) -> Self {
         let per_sec = NonZeroU32::new(settings.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
@@ -181,6 +195,7 @@ impl Connection {
             draft: None,
             draft_at: now,
             goodbye_by: None,
+            session_ends,
             _permit: permit,
         }
     }
@@ -191,7 +206,10 @@ impl Connection {
         if self.draft.is_some() {
             at = at.min(self.draft_at);
         }
-        for deadline in [self.goodbye_by, self.write_deadline].into_iter().flatten() {
+        for deadline in [self.goodbye_by, self.write_deadline, self.session_ends]
+            .into_iter()
+            .flatten()
+        {
             at = at.min(deadline);
         }
         at
@@ -391,6 +409,11 @@ impl Connection {
         }
         if self.goodbye_by.is_some_and(|at| now >= at) {
             return Some(Event::Stop(Ending::Close(code::GOING_AWAY, "server shutting down")));
+        }
+        if self.session_ends.is_some_and(|at| now >= at) {
+            tracing::info!(conn = self.id.0, "closing a connection whose session expired");
+            let why = SessionEnd::Expired;
+            return Some(Event::Stop(Ending::Close(close::SESSION_ENDED, why.close_reason())));
         }
         if now >= self.next_beat {
             self.missed_beats = if self.heard { 0 } else { self.missed_beats + 1 };

@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -194,6 +195,57 @@ async fn a_session_that_expires_closes_its_sockets() {
     let mut ann = available_agent(&hub, &token).await;
     assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
     customer_is_not_paired(&hub).await;
+    hub.stop().await;
+}
+
+/// Tasks alive in this test's runtime, which runs the hub too: the hub's tasks and timers included.
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current().metrics().num_alive_tasks()
+}
+
+/// Opens a staff socket (agent desk or staff buddy list) with `token` and closes it from the client.
+async fn open_and_close_staff_socket(hub: &TestHub, token: &str, path: &str, welcome: &str) {
+    let mut ws = Ws::connect(&hub.ws_url(path), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .unwrap();
+    ws.next_of(welcome).await;
+    ws.inner.close(None).await.unwrap();
+    // The hub answers the close and ends the connection's task.
+    while let Some(Ok(_)) = ws.inner.next().await {}
+}
+
+#[tokio::test]
+async fn closed_staff_sockets_leave_no_session_timers_behind() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let sockets = [("/ws/agent", "agent_welcome"), ("/ws/buddy", "buddy_welcome")];
+    for (path, welcome) in sockets {
+        open_and_close_staff_socket(&hub, &token, path, welcome).await;
+    }
+    // What stays (grace timers of the goodbyes above, pooled clients) is counted in the baseline.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let baseline = alive_tasks();
+    const ROUNDS: usize = 20;
+    for _ in 0..ROUNDS {
+        for (path, welcome) in sockets {
+            open_and_close_staff_socket(&hub, &token, path, welcome).await;
+        }
+    }
+    // Grace timers of the agent's and buddy's goodbyes end within a second or two; a timer
+    // per socket waiting for the session's expiry (12 h by default) would stay.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut alive = alive_tasks();
+    while alive > baseline + ROUNDS / 4 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        alive = alive_tasks();
+    }
+    assert!(
+        alive <= baseline + ROUNDS / 4,
+        "{} staff sockets opened and closed left {alive} tasks alive, {baseline} before",
+        2 * ROUNDS
+    );
+    // The sockets' session is still live and still opens sockets.
+    let _ann = available_agent(&hub, &token).await;
     hub.stop().await;
 }
 
