@@ -114,13 +114,20 @@ pub async fn run(
         .status
         .slow_after_ms
         .store(slow_after, std::sync::atomic::Ordering::Relaxed);
-    let (hub, hub_task) = Hub::start(settings.clone(), categories, archive.clone(), shutdown.clone());
+    let sessions = Sessions::new(settings.session_ttl);
+    let (hub, hub_task) = Hub::start(
+        settings.clone(),
+        categories,
+        archive.clone(),
+        sessions.clone(),
+        shutdown.clone(),
+    );
     let state = AppState {
         settings: settings.clone(),
         store,
         hub,
         archive,
-        sessions: Sessions::new(settings.session_ttl),
+        sessions,
         connections: Arc::new(Semaphore::new(settings.max_connections)),
         next_conn: Arc::new(AtomicU64::new(1)),
         shutdown: shutdown.clone(),

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::archive::Archive;
+use crate::auth::Sessions;
 use crate::config::Settings;
 use crate::core::presence::BuddyId;
 use crate::core::routing::{AgentId, CustomerId};
@@ -176,11 +177,12 @@ impl Hub {
         settings: Arc<Settings>,
         categories: Vec<Category>,
         archive: Archive,
+        sessions: Sessions,
         shutdown: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(COMMAND_BUFFER);
         let hub = Self { tx: tx.clone() };
-        let state = service::HubState::new(settings, categories, archive, tx.downgrade());
+        let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade());
         let task = tokio::spawn(run(state, rx, shutdown));
         (hub, task)
     }
@@ -296,3 +298,113 @@ fn after(tx: &mpsc::WeakSender<Command>, delay: Duration, command: Command) {
 
 /// Category id → display name, for frames that show both.
 pub(crate) type CategoryNames = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::outbox::Outbox;
+    use super::*;
+    use crate::store::{MemoryStore, Role};
+
+    fn agent_account() -> Account {
+        Account {
+            id: "ann-id".into(),
+            username: "ann".into(),
+            display_name: "Ann".into(),
+            role: Role::Agent,
+            password_hash: String::new(),
+            categories: vec!["general".into()],
+            max_chats: 1,
+            enabled: true,
+            created_at: 0,
+        }
+    }
+
+    /// A hub over an in-memory store that checks staff connections against `sessions`.
+    fn started(sessions: Sessions) -> (Hub, CancellationToken) {
+        let (archive, _archive_task) = Archive::start(Arc::new(MemoryStore::new()), 64, None).expect("no spool");
+        let categories = vec![Category {
+            id: "general".into(),
+            name: "General".into(),
+        }];
+        let shutdown = CancellationToken::new();
+        let settings = Arc::new(Settings::for_tests());
+        let (hub, _hub_task) = Hub::start(settings, categories, archive, sessions, shutdown.clone());
+        (hub, shutdown)
+    }
+
+    /// Registers a connection the way a socket's task does, and returns
+    /// what the hub queued for it once the registration has been handled.
+    async fn register(hub: &Hub, id: u64, role: ConnRole) -> outbox::Taken {
+        let outbox = Arc::new(Outbox::new(16));
+        let handle = ConnHandle {
+            id: ConnId(id),
+            outbox: outbox.clone(),
+        };
+        hub.register(handle, role).await.expect("the hub runs");
+        // Commands are handled in order: once this answers, the registration has been.
+        hub.figures().await.expect("the hub runs");
+        outbox.take().unwrap_or_default()
+    }
+
+    /// A sign-in as the upgrade request found it: `token`, live until `expires`.
+    fn staff(token: &str, expires: std::time::Instant) -> Box<StaffLogin> {
+        Box::new(StaffLogin {
+            account: agent_account(),
+            session: token.to_string(),
+            session_expires: expires,
+        })
+    }
+
+    /// The upgrade request checks the session, then the socket registers: a sign-out in
+    /// between is told to a hub that has no connection to close yet, so the registration
+    /// itself must find the session gone.
+    #[tokio::test]
+    async fn a_connection_whose_session_ended_before_it_registered_is_closed_with_4001() {
+        let sessions = Sessions::new(Duration::from_secs(3600));
+        let (hub, shutdown) = started(sessions.clone());
+        let token = sessions.open("ann-id");
+        let expires = sessions.expires_at(&token).expect("live");
+        let checked_at_upgrade = staff(&token, expires);
+        assert!(sessions.close(&token), "signed out");
+        hub.sessions_ended(vec![token.clone()], SessionEnd::Revoked)
+            .await
+            .expect("the hub runs");
+
+        let taken = register(&hub, 1, ConnRole::Agent(checked_at_upgrade.clone())).await;
+        assert_eq!(taken.close, Some((close::SESSION_ENDED, "session revoked")));
+        assert!(taken.frames.is_empty(), "no welcome: {:?}", taken.frames);
+        let taken = register(
+            &hub,
+            2,
+            ConnRole::Buddy {
+                staff: Some(checked_at_upgrade),
+            },
+        )
+        .await;
+        assert_eq!(taken.close, Some((close::SESSION_ENDED, "session revoked")));
+        let figures = hub.figures().await.expect("the hub runs");
+        assert_eq!(figures.agents_online, 0, "the dead session speaks for nobody");
+
+        // A live session's connection registers as ever, and is not replaced by the dead one.
+        let live = sessions.open("ann-id");
+        let expires = sessions.expires_at(&live).expect("live");
+        let taken = register(&hub, 3, ConnRole::Agent(staff(&live, expires))).await;
+        assert_eq!(taken.close, None);
+        assert!(!taken.frames.is_empty(), "the agent's welcome");
+        assert_eq!(hub.figures().await.expect("the hub runs").agents_online, 1);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_session_expired_before_it_registered_is_closed_with_4001() {
+        let sessions = Sessions::new(Duration::from_millis(20));
+        let (hub, shutdown) = started(sessions.clone());
+        let token = sessions.open("ann-id");
+        let expires = sessions.expires_at(&token).expect("live");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let taken = register(&hub, 1, ConnRole::Agent(staff(&token, expires))).await;
+        assert_eq!(taken.close, Some((close::SESSION_ENDED, "session expired")));
+        assert_eq!(hub.figures().await.expect("the hub runs").agents_online, 0);
+        shutdown.cancel();
+    }
+}

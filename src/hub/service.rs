@@ -15,6 +15,7 @@ use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Rec
 use super::transcript::{Author, Stamped, Transcript};
 use super::{CategoryNames, Command, ConnRole, SessionEnd, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
+use crate::auth::Sessions;
 use crate::config::Settings;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Routing};
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
@@ -101,6 +102,8 @@ pub(crate) struct HubState {
     category_names: CategoryNames,
     pub(super) archive: Archive,
     pub(super) timers: mpsc::WeakSender<Command>,
+    /// Live sessions, checked when a staff connection registers.
+    sessions: Sessions,
     dirty_waiting: BTreeSet<CategoryId>,
     pub(super) buddies: BuddyDesk,
     /// Senders' copies of messages waiting for the archive to commit them, in archive order.
@@ -126,6 +129,7 @@ impl HubState {
         settings: Arc<Settings>,
         categories: Vec<Category>,
         archive: Archive,
+        sessions: Sessions,
         timers: mpsc::WeakSender<Command>,
     ) -> Self {
         let mut routing = Routing::new();
@@ -147,6 +151,7 @@ impl HubState {
             category_names,
             archive,
             timers,
+            sessions,
             dirty_waiting: BTreeSet::new(),
             buddies: BuddyDesk::default(),
             pending_acks: VecDeque::new(),
@@ -203,6 +208,16 @@ impl HubState {
 
     fn register(&mut self, conn: ConnHandle, role: ConnRole) {
         let id = conn.id;
+        if let Some(ended) = self.session_ended_before_registering(&role) {
+            // Never registered, so it speaks for nobody and replaces no live desk of the agent;
+            // its task's unregistering, once it has closed, finds nothing to undo.
+            tracing::info!(
+                conn = id.0,
+                reason = ended.close_reason(),
+                "closing a connection whose session ended before it registered"
+            );
+            return conn.send(Outbound::Close(close::SESSION_ENDED, ended.close_reason()));
+        }
         self.conn_counts[Self::role_slot(&role)] += 1;
         self.conns.insert(
             id,
@@ -217,6 +232,23 @@ impl HubState {
             ConnRole::Agent(staff) => self.agent_connected(id, staff.account),
             ConnRole::Buddy { staff } => self.buddy_registered(id, staff.map(|s| s.account)),
         }
+    }
+
+    /// Why a staff connection's session is over by the time it registers, if it is. The
+    /// upgrade request checked the session, but a sign-out or password change may come
+    /// before the socket registers, and the hub it told had nothing to close then. Checked
+    /// here, in the hub's task, there is no gap: those revoke the session before telling
+    /// the hub, so a session found live here is told ended in a command after this one.
+    fn session_ended_before_registering(&self, role: &ConnRole) -> Option<SessionEnd> {
+        let staff = role.staff()?;
+        if self.sessions.expires_at(&staff.session).is_some() {
+            return None;
+        }
+        Some(if staff.session_expires <= std::time::Instant::now() {
+            SessionEnd::Expired
+        } else {
+            SessionEnd::Revoked
+        })
     }
 
     /// Closes every connection opened with one of these sessions. At once, not when the
