@@ -49,6 +49,32 @@ pub async fn serve(
     settings: Arc<Settings>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    serve_connections(listener, app, settings, shutdown, None).await
+}
+
+/// Serves `app` like [`serve`] until `until` is cancelled, then gives the requests under
+/// way `grace` to finish and closes every connection still open, finished or not, so
+/// that the listening socket can be handed over to another router and none of this
+/// one's connections outlive it (the hub's starting-up answers, `crate::starting`).
+pub async fn serve_then_close(
+    listener: TcpListener,
+    app: Router,
+    settings: Arc<Settings>,
+    until: CancellationToken,
+    grace: Duration,
+) -> io::Result<()> {
+    serve_connections(listener, app, settings, until, Some(grace)).await
+}
+
+/// The accept loop of both: after `shutdown`, connections finish their request under
+/// way, within `grace` when one is given.
+async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+    grace: Option<Duration>,
+) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(settings.http_header_timeout);
@@ -105,7 +131,11 @@ pub async fn serve(
                 _ = shutdown.cancelled() => {
                     // Finish the response under way, then close; an idle connection closes now.
                     connection.as_mut().graceful_shutdown();
-                    connection.await
+                    match grace {
+                        None => connection.await,
+                        // Dropping the connection closes its stream, whatever it was doing.
+                        Some(grace) => tokio::time::timeout(grace, connection).await.unwrap_or(Ok(())),
+                    }
                 }
             };
             if let Err(error) = ended {

@@ -156,7 +156,7 @@ impl Drop for HubProcess {
 }
 
 /// Opens a TCP connection to `to` from the loopback address `from`.
-async fn tcp_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+pub(crate) async fn tcp_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind(std::net::SocketAddr::new(from.parse().unwrap(), 0))
@@ -165,7 +165,7 @@ async fn tcp_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream
 }
 
 /// Has the server closed `stream` (end of file or reset) within `wait`?
-async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+pub(crate) async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 1024];
     let deadline = tokio::time::Instant::now() + wait;
