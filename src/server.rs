@@ -134,9 +134,8 @@ pub async fn run(
         readiness: Arc::default(),
         sign_in_throttle: Arc::default(),
     };
-    let app = crate::http::router(state.clone())
+    let app = crate::http::router(state.clone(), crate::metrics::router())
         .merge(crate::ws::router())
-        .merge(crate::metrics::router())
         .merge(crate::web::router())
         .with_state(state)
         // A slow body is bounded here; a slow request head by the listener's header deadline.

@@ -53,6 +53,20 @@ impl fmt::Display for ClientIp {
     }
 }
 
+/// The key a client address is counted under, by the sign-in throttle and the
+/// per-address connection cap alike: an IPv4 address as it is (an IPv4-mapped IPv6
+/// one as IPv4); an IPv6 address by its /64, since one host or home usually holds a
+/// whole /64 and could otherwise rotate through it to escape any per-address limit.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 /// One `X-Forwarded-For` entry: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
 pub fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
     let entry = entry.trim();
@@ -172,6 +186,17 @@ mod tests {
 
     fn ip(s: &str) -> ClientIp {
         ClientIp(Some(s.parse().unwrap()))
+    }
+
+    #[test]
+    fn addresses_are_keyed_by_host_or_v6_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(address_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(address_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(address_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(address_key(ip("2001:db8:1:2:bbbb::9")), ip("2001:db8:1:2::"));
+        assert_ne!(address_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(address_key(ip("::1")), ip("::"), "loopback shares the /64 of ::");
     }
 
     #[test]

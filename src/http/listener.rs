@@ -12,7 +12,8 @@
 //!   timeout and the idle timeout of kept-alive connections. A whole request,
 //!   body included, is bounded separately (`HTTP_REQUEST_TIMEOUT_SECS`, a layer in
 //!   `server.rs`).
-//! - **Per-address cap** (`MAX_CONNECTIONS_PER_ADDRESS`): counted per TCP peer, for
+//! - **Per-address cap** (`MAX_CONNECTIONS_PER_ADDRESS`): counted per TCP peer (an
+//!   IPv6 peer by its /64, as the sign-in throttle counts it), for
 //!   plain HTTP and websockets alike (a websocket keeps its connection's place until
 //!   it closes). Trusted proxies are not capped: every client behind them shares
 //!   their address, and the proxy is where those clients are limited.
@@ -38,6 +39,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::Settings;
+use crate::http::access::address_key;
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then lets open
 /// requests finish (upgraded websockets are closed by the hub's own shutdown).
@@ -46,6 +48,32 @@ pub async fn serve(
     app: Router,
     settings: Arc<Settings>,
     shutdown: CancellationToken,
+) -> io::Result<()> {
+    serve_connections(listener, app, settings, shutdown, None).await
+}
+
+/// Serves `app` like [`serve`] until `until` is cancelled, then gives the requests under
+/// way `grace` to finish and closes every connection still open, finished or not, so
+/// that the listening socket can be handed over to another router and none of this
+/// one's connections outlive it (the hub's starting-up answers, `crate::starting`).
+pub async fn serve_then_close(
+    listener: TcpListener,
+    app: Router,
+    settings: Arc<Settings>,
+    until: CancellationToken,
+    grace: Duration,
+) -> io::Result<()> {
+    serve_connections(listener, app, settings, until, Some(grace)).await
+}
+
+/// The accept loop of both: after `shutdown`, connections finish their request under
+/// way, within `grace` when one is given.
+async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+    grace: Option<Duration>,
 ) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -103,7 +131,11 @@ pub async fn serve(
                 _ = shutdown.cancelled() => {
                     // Finish the response under way, then close; an idle connection closes now.
                     connection.as_mut().graceful_shutdown();
-                    connection.await
+                    match grace {
+                        None => connection.await,
+                        // Dropping the connection closes its stream, whatever it was doing.
+                        Some(grace) => tokio::time::timeout(grace, connection).await.unwrap_or(Ok(())),
+                    }
                 }
             };
             if let Err(error) = ended {
@@ -134,8 +166,10 @@ impl PeerCounts {
         }
     }
 
-    /// A place for one more connection from `ip`, or `None` at the cap.
+    /// A place for one more connection from `ip`, or `None` at the cap. Counted by
+    /// [`address_key`], the sign-in throttle's grouping: an IPv6 client by its /64.
     fn take(&self, ip: IpAddr) -> Option<PeerSlot> {
+        let ip = address_key(ip);
         let mut open = self.open.lock().expect("the count is never left half-updated");
         let count = open.entry(ip).or_insert(0);
         if *count >= self.cap {
@@ -152,6 +186,7 @@ impl PeerCounts {
 /// One open connection of an address; gives its place back when dropped.
 struct PeerSlot {
     counts: PeerCounts,
+    /// The address's key (see [`address_key`]), not the address itself.
     ip: IpAddr,
 }
 
@@ -259,6 +294,28 @@ mod tests {
         assert!(counts.take(b).is_some(), "other addresses are not affected");
         drop(first);
         assert!(counts.take(a).is_some(), "a closed connection frees its place");
+    }
+
+    /// Issue 13 round 2, finding 6: one host holds a whole IPv6 /64, so counting each
+    /// full address let it open the cap's worth of connections from every one of them.
+    #[test]
+    fn ipv6_addresses_of_one_slash_64_share_a_cap() {
+        let counts = PeerCounts::new(2);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _first = counts.take(ip("2001:db8:1:2::1")).unwrap();
+        let _second = counts.take(ip("2001:db8:1:2:aaaa::2")).unwrap();
+        assert!(
+            counts.take(ip("2001:db8:1:2:bbbb::3")).is_none(),
+            "a third address of the same /64 is over the cap"
+        );
+        assert!(
+            counts.take(ip("2001:db8:1:3::1")).is_some(),
+            "the next /64 is another client"
+        );
+        // An IPv4-mapped address is its IPv4 address, as the sign-in throttle counts it.
+        let _v4 = counts.take(ip("192.0.2.1")).unwrap();
+        let _mapped = counts.take(ip("::ffff:192.0.2.1")).unwrap();
+        assert!(counts.take(ip("192.0.2.1")).is_none());
     }
 
     #[test]

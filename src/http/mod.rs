@@ -147,12 +147,14 @@ described in the README."),
 )]
 struct ApiDoc;
 
-/// The whole HTTP API with its OpenAPI document.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// The whole HTTP API with its OpenAPI document; `operations` are documented routes of
+/// other modules (`/metrics`), passed in so that this module need not import them.
+pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let staff = session::router().merge(admin::router()).merge(history::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public::router())
         .merge(staff)
+        .merge(operations)
         .split_for_parts()
 }
 
@@ -163,9 +165,10 @@ pub fn is_staff_path(path: &str) -> bool {
         || matches!(path, "/api/login" | "/api/logout" | "/api/me")
 }
 
-/// The API router, the whitelist applied to staff routes and the document served at `/api/openapi.json`.
-pub fn router(state: AppState) -> Router<AppState> {
-    let (api, doc) = api();
+/// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes
+/// and the document served at `/api/openapi.json`.
+pub fn router(state: AppState, operations: OpenApiRouter<AppState>) -> Router<AppState> {
+    let (api, doc) = api(operations);
     let doc = Arc::new(doc);
     api.route(
         "/api/openapi.json",

@@ -37,6 +37,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::core::guesses::{FailedGuesses, GuessLimit};
+use crate::http::access::address_key;
 
 /// Counts sign-ins refused by the throttle (429): a rising count means someone is guessing.
 pub const THROTTLED_METRIC: &str = "switchboard_sign_ins_throttled_total";
@@ -179,18 +180,6 @@ impl State {
     }
 }
 
-/// An IPv4 address as it is (an IPv4-mapped IPv6 one as IPv4); an IPv6 address by its
-/// /64, since one host or home usually holds a whole /64 and could otherwise rotate.
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-    }
-}
-
 /// The account a sign-in names, as the store would look it up (trimmed), lowercased so
 /// case variants share one budget, and cut to the longest possible username.
 fn account_key(username: &str) -> String {
@@ -211,11 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn addresses_are_keyed_by_host_or_v6_slash_64() {
-        assert_eq!(address_key(ip("192.0.2.7")), ip("192.0.2.7"));
-        assert_eq!(address_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
-        assert_eq!(address_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
-        assert_eq!(address_key(ip("2001:db8:1:2:bbbb::9")), ip("2001:db8:1:2::"));
+    fn accounts_are_keyed_trimmed_and_lowercased() {
         assert_eq!(account_key("  Admin "), "admin");
     }
 

@@ -156,7 +156,7 @@ impl Drop for HubProcess {
 }
 
 /// Opens a TCP connection to `to` from the loopback address `from`.
-async fn tcp_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+pub(crate) async fn tcp_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind(std::net::SocketAddr::new(from.parse().unwrap(), 0))
@@ -165,7 +165,7 @@ async fn tcp_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream
 }
 
 /// Has the server closed `stream` (end of file or reset) within `wait`?
-async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+pub(crate) async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 1024];
     let deadline = tokio::time::Instant::now() + wait;
@@ -325,15 +325,19 @@ async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
     })
     .await;
     let client = reqwest::Client::new();
+    // Round 2, finding 8: a token would let this caller in, so the answer is 401 with a
+    // challenge naming the scheme (it was 403, which tells a scraper no credential helps).
     let res = client.get(hub.url("/metrics")).send().await.unwrap();
-    assert_eq!(res.status(), 403);
+    assert_eq!(res.status(), 401);
+    assert_eq!(header(&res, "www-authenticate"), "Bearer realm=\"metrics\"");
     let res = client
         .get(hub.url("/metrics"))
         .bearer_auth("scraper-token-wrong-guess")
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 403);
+    assert_eq!(res.status(), 401);
+    assert!(header(&res, "www-authenticate").starts_with("Bearer"));
     let res = client.get(hub.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("switchboard_"));
@@ -341,6 +345,12 @@ async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
         let body: serde_json::Value = client.get(hub.url(path)).send().await.unwrap().json().await.unwrap();
         assert_eq!(body, json!({"status": "ok"}), "{path} shows outsiders its status only");
     }
+    hub.stop().await;
+    // Without METRICS_TOKEN no credential helps an outsider: 403, no challenge.
+    let hub = TestHub::with(|s| s.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()]).await;
+    let res = client.get(hub.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(header(&res, "www-authenticate"), "");
     hub.stop().await;
     // Whitelisted callers (the default: loopback) read everything without a token.
     let hub = TestHub::start().await;
@@ -488,4 +498,38 @@ async fn open_websockets_count_against_their_address_until_they_close() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     hub.stop().await;
+}
+
+/// Issue 13 round 2, finding 8: every refused scrape was logged at INFO, so an outsider
+/// could fill the log at request rate. Refusals are logged at DEBUG now.
+#[tokio::test]
+async fn refused_scrapes_do_not_flood_the_log() {
+    let hub = HubProcess::start(
+        &[
+            ("AGENT_WHITELIST", "127.0.0.1/32"),
+            ("METRICS_TOKEN", "scraper-token-0123456789"),
+        ],
+        1024,
+        1024,
+    );
+    let outsider = reqwest::Client::builder()
+        .local_address("127.0.0.5".parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    for _ in 0..50 {
+        let res = outsider.get(hub.url("/metrics")).send().await.unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    // A refusal that is logged at INFO (staff routes from outside the whitelist), after
+    // the scrapes: once it is in the log, so would the scrapes' lines be.
+    let res = outsider.get(hub.url("/api/me")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !hub.printed().contains("not in AGENT_WHITELIST") {
+        assert!(std::time::Instant::now() < deadline, "the marker never reached the log");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let printed = hub.printed();
+    let scrape_lines = printed.lines().filter(|l| l.contains("/metrics")).count();
+    assert_eq!(scrape_lines, 0, "refused scrapes were logged at INFO:\n{printed}");
 }

@@ -14,5 +14,6 @@ mod durability;
 mod edge;
 mod openapi;
 mod routing;
+mod starting;
 mod storeops;
 mod transport;
