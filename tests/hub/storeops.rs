@@ -161,13 +161,26 @@ fn make_a_store_then_damage_it(dir: &Path) {
 /// under root the hub runs as `nobody` (util-linux's setpriv).
 #[test]
 fn an_unwritable_data_dir_stops_start_up_naming_the_variable() {
+    refuses_an_unwritable_data_dir(&[("STORE", "embedded")]);
+}
+
+/// On MongoDB, DATA_DIR holds the archive's spool: unwritable, it stops start-up before
+/// MongoDB is waited for (nothing listens at the URI here, so a hub that waited would hang).
+#[test]
+fn an_unwritable_data_dir_stops_a_hub_on_mongodb_before_it_waits() {
+    let uri = format!("mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=300", free_port());
+    refuses_an_unwritable_data_dir(&[("STORE", "mongodb"), ("MONGODB_URI", uri.as_str())]);
+}
+
+fn refuses_an_unwritable_data_dir(store: &[(&str, &str)]) {
     use std::os::unix::fs::PermissionsExt;
     let scratch = TempDir::new("unwritable");
     std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     let locked = scratch.0.join("locked");
     std::fs::create_dir_all(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let envs = [("STORE", "embedded"), ("DATA_DIR", locked.to_str().unwrap())];
+    let mut envs = store.to_vec();
+    envs.push(("DATA_DIR", locked.to_str().unwrap()));
     let mut command = hub_command(&scratch.0, &envs, &["serve"]);
     // SAFETY: geteuid only reads the process's effective user id.
     if unsafe { libc::geteuid() } == 0 {
@@ -386,4 +399,51 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
     }
     hub.stop().await;
     drop(server);
+}
+
+/// On MongoDB, DATA_DIR holds the archive's spool (`archive-spool.redb`): a DATA_DIR that
+/// cannot be a directory, or a spool file that is empty or not a redb file, stops `serve`
+/// before MongoDB is waited for, and `check-config` too. Nothing listens at the URI, so a
+/// hub that waited for MongoDB instead would answer "starting" forever.
+#[test]
+fn a_data_dir_unfit_for_the_spool_stops_a_hub_on_mongodb() {
+    let scratch = TempDir::new("spool-dir");
+    let root = &scratch.0;
+    let a_file = root.join("a-file");
+    std::fs::write(&a_file, b"not a directory").unwrap();
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("archive-spool.redb"), b"").unwrap();
+    let random = root.join("random");
+    std::fs::create_dir_all(&random).unwrap();
+    let noise: Vec<u8> = (0..64 * 1024).map(|_| rand::random::<u8>()).collect();
+    std::fs::write(random.join("archive-spool.redb"), &noise).unwrap();
+
+    let uri = format!("mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=300", free_port());
+    let a_file = a_file.to_str().unwrap().to_string();
+    let cases = [
+        (a_file.clone(), "DATA_DIR is a file"),
+        (format!("{a_file}/data"), "DATA_DIR under a file"),
+        (empty.to_str().unwrap().to_string(), "a 0-byte spool file"),
+        (random.to_str().unwrap().to_string(), "a spool file of random bytes"),
+    ];
+    for (dir, what) in cases {
+        let envs = [
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", uri.as_str()),
+            ("DATA_DIR", dir.as_str()),
+        ];
+        refuses(
+            hub_command(root, &envs, &["serve"]),
+            "DATA_DIR",
+            &format!("serve with {what}"),
+        );
+        refuses(
+            hub_command(root, &envs, &["check-config"]),
+            "DATA_DIR",
+            &format!("check-config with {what}"),
+        );
+    }
+    let zero = std::fs::metadata(empty.join("archive-spool.redb")).unwrap().len();
+    assert_eq!(zero, 0, "the refused 0-byte spool is left as it was");
 }
