@@ -220,6 +220,23 @@ impl MongoHub {
             .spawn()
             .expect("the hub binary starts");
         crate::archive::wait_for_port(port).await;
+        // The port answers "starting" (503 on the API) until the store is open.
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+                Ok(res) => res.json::<serde_json::Value>().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            if health["status"].is_string() && health["status"] != "starting" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the hub never opened its store: {health}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         MongoHub { port, child }
     }
 
