@@ -41,7 +41,8 @@ use crate::store::{ArchiveEvent, SharedStore, StoreError};
 
 /// A store call that takes longer than this counts as failed (a hung database must
 /// show as degraded, not stall acknowledgements silently).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Shutdown waits longer than this for the writer (see `server::ARCHIVE_DRAIN`).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// First and longest wait between retries of a failed batch.
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -338,8 +339,13 @@ struct Writer {
 impl Writer {
     /// Publishes how far events are durable, and whether the store is failing.
     fn publish(&self) {
+        self.publish_through(self.backlog.durable_through());
+    }
+
+    /// Publishes that every event up to `committed` is durable.
+    fn publish_through(&self, committed: u64) {
         let progress = Progress {
-            committed: self.backlog.durable_through(),
+            committed,
             degraded: self.degraded,
         };
         self.progress.send_if_modified(|p| {
@@ -409,8 +415,9 @@ impl Writer {
     }
 
     /// One store call with the oldest held events; `true` when the store took them.
-    /// Events queued meanwhile are spooled at once while the store is known to be down,
-    /// so a hanging store does not hold acknowledgements.
+    /// While the store is known to be down, events queued meanwhile are spooled (and so
+    /// acknowledged) as they arrive, so a hanging store does not hold acknowledgements
+    /// until its write times out.
     async fn write_front(
         &mut self,
         max_batch: usize,
@@ -418,10 +425,14 @@ impl Writer {
         open: &mut bool,
     ) -> bool {
         let n = self.backlog.len().min(max_batch);
-        let mut arrived: Vec<(u64, ArchiveEvent)> = vec![];
+        // Events queued during the write, with their spool keys: the spooled ones come
+        // first (a prefix, as in the backlog). No cap beyond the room's: the room admits
+        // at most the buffer's capacity, held here or in the backlog.
+        let mut arrived: Vec<(u64, Option<u64>, ArchiveEvent)> = vec![];
         let started = self.status.write_started();
+        self.backlog.events.make_contiguous();
         let written = {
-            let batch = &self.backlog.events.make_contiguous()[..n];
+            let batch = &self.backlog.events.as_slices().0[..n];
             let write = tokio::time::timeout(WRITE_TIMEOUT, self.store.archive(batch));
             tokio::pin!(write);
             let spooling = self.degraded && self.spool.is_some();
@@ -431,11 +442,30 @@ impl Writer {
                     result = &mut write => {
                         break result.unwrap_or_else(|_| Err(StoreError::Unavailable("the write timed out".into())));
                     }
-                    got = rx.recv_many(&mut incoming, max_batch), if *open && spooling && arrived.len() < max_batch => {
+                    got = rx.recv_many(&mut incoming, max_batch), if *open && spooling => {
                         if got == 0 {
                             *open = false;
                         }
-                        arrived.append(&mut incoming);
+                        // Spooled only while everything before them is: the spool keeps order.
+                        let in_order = self.backlog.all_spooled() && arrived.last().is_none_or(|(_, key, _)| key.is_some());
+                        let first = if in_order && !incoming.is_empty() {
+                            self.spool(incoming.iter().map(|(_, e)| spool::encode(e)).collect()).await
+                        } else {
+                            None
+                        };
+                        let through = incoming.last().map(|(seq, _)| *seq);
+                        for (i, (seq, event)) in incoming.into_iter().enumerate() {
+                            arrived.push((seq, first.map(|k| k + i as u64), event));
+                        }
+                        if let (Some(_), Some(through)) = (first, through) {
+                            // Everything up to them is durable: their senders are acknowledged now.
+                            self.publish_through(through);
+                        }
+                        if !*open && self.backlog.all_spooled() && arrived.iter().all(|(_, key, _)| key.is_some()) {
+                            // Stopping, and all held is on local disk: the next start writes it,
+                            // so shutdown need not wait out the hung write.
+                            break Err(StoreError::Unavailable("stopping during an outage".into()));
+                        }
                     }
                 }
             }
@@ -488,8 +518,17 @@ impl Writer {
                 false
             }
         };
+        let spooled_prefix = arrived.iter().take_while(|(_, key, _)| key.is_some()).count();
+        let mut unspooled: Vec<(u64, ArchiveEvent)> = vec![];
+        for (i, (seq, key, event)) in arrived.into_iter().enumerate() {
+            if i < spooled_prefix {
+                self.backlog.push(seq, key, event);
+            } else {
+                unspooled.push((seq, event));
+            }
+        }
         self.publish();
-        self.take(&mut arrived).await;
+        self.take(&mut unspooled).await;
         ok
     }
 }

@@ -18,8 +18,10 @@ use crate::http::AppState;
 use crate::hub::{Hub, now_ms};
 use crate::store::{Account, Category, Role, SharedStore, StoreError};
 
-/// How long shutdown waits for the archive to write what it holds.
-const ARCHIVE_DRAIN: Duration = Duration::from_secs(10);
+/// How long shutdown waits for the archive to write what it holds: longer than one
+/// store write may take before it counts as failed, so a stop during a hung write still
+/// sees it fail and spools what the writer holds (on MongoDB) instead of abandoning it.
+const ARCHIVE_DRAIN: Duration = crate::archive::WRITE_TIMEOUT.saturating_add(Duration::from_secs(10));
 
 /// The categories a fresh store starts with.
 const DEFAULT_CATEGORIES: [(&str, &str); 4] = [

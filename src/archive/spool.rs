@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::store::ArchiveEvent;
+use crate::store::{ArchiveEvent, Unusable};
 
 /// The spool's file name inside `DATA_DIR`.
 pub const FILE_NAME: &str = "archive-spool.redb";
@@ -35,6 +35,30 @@ pub struct SpoolError {
 pub struct Spool {
     db: Database,
     path: PathBuf,
+}
+
+/// What can be checked of the spool without opening it (`check-config`, and `serve`
+/// before it waits for MongoDB): `DATA_DIR` can be a directory and an existing spool
+/// file is a non-empty redb file. An empty one is refused rather than taken for a new,
+/// empty spool: it may be what is left of events acknowledged during an outage.
+pub fn preflight(dir: &Path) -> Result<(), Unusable> {
+    crate::store::check_data_dir(dir)?;
+    crate::store::check_redb_file(
+        dir,
+        FILE_NAME,
+        "an archive spool",
+        "start with an empty spool (events it held are then lost)",
+    )
+}
+
+/// Checks the spool as [`preflight`] does, then opens (creating) and closes it: proves
+/// `DATA_DIR` is writable before the hub waits for MongoDB, so an unusable one stops
+/// start-up at once instead of after the database answers.
+pub fn check_usable(dir: &Path) -> Result<(), Unusable> {
+    preflight(dir)?;
+    Spool::open(dir)
+        .map(drop)
+        .map_err(|e| Unusable(format!("DATA_DIR={}: {e}", dir.display())))
 }
 
 impl Spool {

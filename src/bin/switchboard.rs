@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use switchboard::archive::spool;
 use switchboard::config::Settings;
 use switchboard::store::{self, Role};
 
@@ -68,8 +69,13 @@ fn main() -> ExitCode {
             Command::CreateAdmin { username, password } => create_admin(settings, username, password).await,
             Command::CheckConfig => {
                 println!("{:#?}", settings.redacted());
-                // What can be known without connecting: the URI parses, DATA_DIR can hold a store.
-                store::preflight(&settings).map_err(|e| e.to_string())
+                // What can be known without connecting: the URI parses, DATA_DIR can hold a
+                // store (or, on MongoDB, the archive's spool).
+                store::preflight(&settings).map_err(|e| e.to_string())?;
+                if store::backend_name(&settings) == "mongodb" {
+                    spool::preflight(&settings.data_dir).map_err(|e| e.to_string())?;
+                }
+                Ok(())
             }
         }
     });
@@ -131,6 +137,10 @@ async fn open_store_answering_probes(
     if store::backend_name(settings) != "mongodb" {
         return store::open(settings).await.map(Some).map_err(|e| e.to_string());
     }
+    // Everything but the server's answer is checked before waiting for it: the URI, and
+    // DATA_DIR, where the archive's spool must be writable once MongoDB is up.
+    store::preflight(settings).map_err(|e| e.to_string())?;
+    spool::check_usable(&settings.data_dir).map_err(|e| e.to_string())?;
     let probes = listener
         .try_clone()
         .and_then(tokio::net::TcpListener::from_std)

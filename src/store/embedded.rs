@@ -224,10 +224,7 @@ pub fn check_header(file: &Path) -> Result<(), String> {
     if head == REDB_MAGIC {
         Ok(())
     } else {
-        Err(format!(
-            "{} is not a redb file (not a Switchboard store)",
-            file.display()
-        ))
+        Err(format!("{} is not a redb file", file.display()))
     }
 }
 

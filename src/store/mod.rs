@@ -257,32 +257,53 @@ pub fn backend_name(settings: &crate::config::Settings) -> &'static str {
 /// What can be checked of the storage settings without opening or connecting to
 /// anything (`check-config` runs it, and so does [`open`] first): the MongoDB URI
 /// parses, `DATA_DIR` is a directory or can be one, and an existing store file is a
-/// non-empty redb file.
+/// non-empty redb file. On MongoDB, `DATA_DIR` holds the archive's spool; its file is
+/// checked by `archive::spool::preflight`.
 pub fn preflight(settings: &crate::config::Settings) -> Result<(), Unusable> {
     match target(settings) {
         Target::Memory => Ok(()),
-        Target::MongoDb(uri) => mongodb::options::ConnectionString::parse(&uri)
-            .map(|_| ())
-            .map_err(|e| Unusable(format!("MONGODB_URI is not a usable MongoDB connection string: {e}"))),
-        Target::Embedded(dir) => {
-            let named = |why: String| Unusable(format!("DATA_DIR={}: {why}", dir.display()));
-            // The nearest existing ancestor must be a directory, or creating DATA_DIR fails.
-            if let Some(blocker) = dir.ancestors().find(|p| p.exists())
-                && !blocker.is_dir()
-            {
-                return Err(named(format!("{} is not a directory", blocker.display())));
-            }
-            let file = dir.join(embedded::FILE_NAME);
-            match std::fs::metadata(&file) {
-                Ok(m) if !m.is_file() => Err(named(format!("{} is not a file", file.display()))),
-                Ok(m) if m.len() == 0 => Err(named(format!(
-                    "{} is empty (0 bytes), not a Switchboard store; move it away to start a new store",
-                    file.display()
-                ))),
-                Ok(_) => embedded::check_header(&file).map_err(named),
-                Err(_) => Ok(()),
-            }
+        Target::MongoDb(uri) => {
+            mongodb::options::ConnectionString::parse(&uri)
+                .map_err(|e| Unusable(format!("MONGODB_URI is not a usable MongoDB connection string: {e}")))?;
+            check_data_dir(&settings.data_dir)
         }
+        Target::Embedded(dir) => {
+            check_data_dir(&dir)?;
+            check_redb_file(&dir, embedded::FILE_NAME, "a Switchboard store", "start a new store")
+        }
+    }
+}
+
+/// `DATA_DIR` is a directory or can be created as one: the nearest existing ancestor
+/// must be a directory, or creating it fails.
+pub fn check_data_dir(dir: &std::path::Path) -> Result<(), Unusable> {
+    match dir.ancestors().find(|p| p.exists()) {
+        Some(blocker) if !blocker.is_dir() => Err(Unusable(format!(
+            "DATA_DIR={}: {} is not a directory",
+            dir.display(),
+            blocker.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// An existing redb file `name` in `DATA_DIR` is a non-empty redb file: redb takes an
+/// empty file for a new database, which would hide a lost one, and refuses foreign
+/// bytes with an error less clear than this. `what` names what the file should be,
+/// `instead` what moving it away does.
+pub fn check_redb_file(dir: &std::path::Path, name: &str, what: &str, instead: &str) -> Result<(), Unusable> {
+    let named = |why: String| Unusable(format!("DATA_DIR={}: {why}", dir.display()));
+    let file = dir.join(name);
+    match std::fs::metadata(&file) {
+        Ok(m) if !m.is_file() => Err(named(format!("{} is not a file", file.display()))),
+        Ok(m) if m.len() == 0 => Err(named(format!(
+            "{} is empty (0 bytes), not {what}; move it away to {instead}",
+            file.display()
+        ))),
+        Ok(_) => {
+            embedded::check_header(&file).map_err(|e| named(format!("{e}, so not {what}; move it away to {instead}")))
+        }
+        Err(_) => Ok(()),
     }
 }
 

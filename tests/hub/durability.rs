@@ -196,6 +196,11 @@ struct MongoHub {
 
 impl MongoHub {
     async fn start(mongo: &MongoServer, db: &str, dir: &std::path::Path) -> Self {
+        Self::start_on(&mongo.uri(), db, dir).await
+    }
+
+    /// As [`MongoHub::start`], with the MongoDB URI given whole (to add options).
+    async fn start_on(uri: &str, db: &str, dir: &std::path::Path) -> Self {
         let port = crate::archive::free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -207,7 +212,7 @@ impl MongoHub {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("STORE", "mongodb")
-            .env("MONGODB_URI", mongo.uri())
+            .env("MONGODB_URI", uri)
             .env("MONGODB_DB", db)
             .env("DATA_DIR", dir)
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -220,6 +225,23 @@ impl MongoHub {
             .spawn()
             .expect("the hub binary starts");
         crate::archive::wait_for_port(port).await;
+        // The port answers "starting" (503 on the API) until the store is open.
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+                Ok(res) => res.json::<serde_json::Value>().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            if health["status"].is_string() && health["status"] != "starting" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the hub never opened its store: {health}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         MongoHub { port, child }
     }
 
@@ -363,6 +385,80 @@ async fn sigterm_during_a_mongodb_outage_loses_no_acknowledged_message() {
 #[tokio::test]
 async fn sigkill_during_a_mongodb_outage_loses_no_acknowledged_message() {
     a_hub_stopped_during_an_outage_loses_no_acknowledged_message("KILL").await;
+}
+
+/// A stop while a store write hangs: shutdown waits for that write to time out (15 s)
+/// and spools what the writer holds, rather than giving up first (it waited 10 s) and
+/// exiting with the events in memory. The message was never acknowledged (the write
+/// hung), but the chat's event is kept and archived after the next start.
+#[tokio::test]
+async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
+    let mut mongo = MongoServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let dir = TempDir::new("hung-spool");
+    // A long server selection: with MongoDB gone, a write waits for it (the hub's write
+    // timeout ends it) instead of failing within the hub's 2 s default.
+    let hanging = format!("{}/?serverSelectionTimeoutMS=120000", mongo.uri());
+    let hub = MongoHub::start_on(&hanging, &db, &dir.0).await;
+    let client = reqwest::Client::new();
+    let admin = login(&client, &hub, "admin", ADMIN_PASSWORD).await;
+    let res = client
+        .post(hub.url("/api/admin/agents"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password", "categories": ["general"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let token = login(&client, &hub, "ann", "agent-password").await;
+    let mut agent = Ws::connect(&hub.ws("/ws/agent"), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .unwrap();
+    agent.next_of("agent_welcome").await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut c = Ws::connect(&hub.ws("/ws/customer"), &[]).await.unwrap();
+    c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    send_one(&mut c, "before").await.expect("the store is up");
+
+    mongo.stop();
+    c.send(json!({"type": "message", "text": "held by a hung write"})).await;
+    agent.next_of("message").await; // relayed: the hub holds it, its write hangs
+    let mut hub = hub;
+    hub.signal("TERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = hub.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the hub did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "a clean stop exits 0: {status}");
+    drop(hub);
+
+    mongo.restart().await;
+    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+    let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
+        .await
+        .unwrap();
+    use switchboard::store::Store;
+    let mut texts: Vec<String> = vec![];
+    for _ in 0..300 {
+        if let Ok(record) = store.conversation(&chat).await {
+            texts = record.messages.iter().map(|m| m.text.clone()).collect();
+            if texts.len() == 2 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(dir.0.join("hub.log")).unwrap();
+    assert_eq!(texts, ["before", "held by a hung write"], "the hub said:\n{log}");
+    drop(hub);
 }
 
 /// A hub on MongoDB whose DATA_DIR cannot hold the spool does not start (rather than

@@ -161,13 +161,26 @@ fn make_a_store_then_damage_it(dir: &Path) {
 /// under root the hub runs as `nobody` (util-linux's setpriv).
 #[test]
 fn an_unwritable_data_dir_stops_start_up_naming_the_variable() {
+    refuses_an_unwritable_data_dir(&[("STORE", "embedded")]);
+}
+
+/// On MongoDB, DATA_DIR holds the archive's spool: unwritable, it stops start-up before
+/// MongoDB is waited for (nothing listens at the URI here, so a hub that waited would hang).
+#[test]
+fn an_unwritable_data_dir_stops_a_hub_on_mongodb_before_it_waits() {
+    let uri = format!("mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=300", free_port());
+    refuses_an_unwritable_data_dir(&[("STORE", "mongodb"), ("MONGODB_URI", uri.as_str())]);
+}
+
+fn refuses_an_unwritable_data_dir(store: &[(&str, &str)]) {
     use std::os::unix::fs::PermissionsExt;
     let scratch = TempDir::new("unwritable");
     std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     let locked = scratch.0.join("locked");
     std::fs::create_dir_all(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let envs = [("STORE", "embedded"), ("DATA_DIR", locked.to_str().unwrap())];
+    let mut envs = store.to_vec();
+    envs.push(("DATA_DIR", locked.to_str().unwrap()));
     let mut command = hub_command(&scratch.0, &envs, &["serve"]);
     // SAFETY: geteuid only reads the process's effective user id.
     if unsafe { libc::geteuid() } == 0 {
@@ -383,6 +396,158 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
         }
         assert!(Instant::now() < deadline, "never ready again: {ready}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hub.stop().await;
+    drop(server);
+}
+
+/// On MongoDB, DATA_DIR holds the archive's spool (`archive-spool.redb`): a DATA_DIR that
+/// cannot be a directory, or a spool file that is empty or not a redb file, stops `serve`
+/// before MongoDB is waited for, and `check-config` too. Nothing listens at the URI, so a
+/// hub that waited for MongoDB instead would answer "starting" forever.
+#[test]
+fn a_data_dir_unfit_for_the_spool_stops_a_hub_on_mongodb() {
+    let scratch = TempDir::new("spool-dir");
+    let root = &scratch.0;
+    let a_file = root.join("a-file");
+    std::fs::write(&a_file, b"not a directory").unwrap();
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("archive-spool.redb"), b"").unwrap();
+    let random = root.join("random");
+    std::fs::create_dir_all(&random).unwrap();
+    let noise: Vec<u8> = (0..64 * 1024).map(|_| rand::random::<u8>()).collect();
+    std::fs::write(random.join("archive-spool.redb"), &noise).unwrap();
+
+    let uri = format!("mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=300", free_port());
+    let a_file = a_file.to_str().unwrap().to_string();
+    let cases = [
+        (a_file.clone(), "DATA_DIR is a file"),
+        (format!("{a_file}/data"), "DATA_DIR under a file"),
+        (empty.to_str().unwrap().to_string(), "a 0-byte spool file"),
+        (random.to_str().unwrap().to_string(), "a spool file of random bytes"),
+    ];
+    for (dir, what) in cases {
+        let envs = [
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", uri.as_str()),
+            ("DATA_DIR", dir.as_str()),
+        ];
+        refuses(
+            hub_command(root, &envs, &["serve"]),
+            "DATA_DIR",
+            &format!("serve with {what}"),
+        );
+        refuses(
+            hub_command(root, &envs, &["check-config"]),
+            "DATA_DIR",
+            &format!("check-config with {what}"),
+        );
+    }
+    let zero = std::fs::metadata(empty.join("archive-spool.redb")).unwrap().len();
+    assert_eq!(zero, 0, "the refused 0-byte spool is left as it was");
+}
+
+/// Once an outage has been detected, a store that hangs (MongoDB frozen with SIGSTOP)
+/// does not hold acknowledgements: a message arriving while a retry hangs is spooled at
+/// once and acknowledged, not after that write's 15 s timeout. Then the server runs again
+/// and every message is archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
+    use crate::common::TestHub;
+    use serde_json::json;
+    /// Far below the hung write's timeout (15 s), far above a spool commit.
+    const ACK_WAIT: Duration = Duration::from_secs(5);
+    let mongod = std::env::var("SWITCHBOARD_TEST_MONGOD")
+        .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test` (scripts/with-mongo.sh)");
+    let mongo_port = free_port();
+    let mut server = Running(
+        Command::new(mongod)
+            .args(["--port", &mongo_port.to_string(), "--storage-path", ":memory:"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(mongo_port).await;
+    // What answers must be this server (the one frozen below), not another that took the port.
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "the MongoDB server exited at start"
+    );
+    let uri = format!("mongodb://127.0.0.1:{mongo_port}");
+    // A long server selection: once the driver has marked the frozen server unknown, a
+    // write waits for it rather than failing within the hub's 2 s default, so every retry
+    // hangs until the archive's own write timeout.
+    let hanging = format!("{uri}/?serverSelectionTimeoutMS=120000");
+    let store = switchboard::store::MongoStore::connect(&hanging, "frozen")
+        .await
+        .unwrap();
+    let spool_dir = TempDir::new("frozen-spool");
+    let dir = spool_dir.0.clone();
+    let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| s.data_dir = dir).await;
+    let mut _agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    customer.send(json!({"type": "message", "text": "before"})).await;
+    customer.next_of("message").await;
+
+    signal(&server.0, libc::SIGSTOP);
+    // The first write hangs until its timeout: that is how the outage becomes known.
+    customer
+        .send(json!({"type": "message", "text": "detects the outage"}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, health) = get_json(&hub.url("/healthz")).await;
+        if health["archive_degraded"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frozen store never showed as degraded: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let acked = customer.recv_within(Duration::from_secs(30)).await;
+    assert_eq!(
+        acked.as_ref().map(|m| m["type"].clone()),
+        Some(json!("message")),
+        "{acked:?}"
+    );
+
+    // Retries hang on the frozen server meanwhile; each message is acknowledged anyway.
+    let mut texts = vec!["before".to_string(), "detects the outage".to_string()];
+    for i in 0..6 {
+        let text = format!("frozen {i}");
+        customer.send(json!({"type": "message", "text": text})).await;
+        let ack = customer.recv_within(ACK_WAIT).await;
+        assert!(
+            ack.as_ref()
+                .is_some_and(|m| m["type"] == "message" && m["text"] == text),
+            "message {i}: no acknowledgement within {ACK_WAIT:?} while the store is frozen: {ack:?}"
+        );
+        texts.push(text);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    signal(&server.0, libc::SIGCONT);
+    let reader = switchboard::store::MongoStore::connect(&uri, "frozen").await.unwrap();
+    use switchboard::store::Store;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored: Vec<String> = match reader.conversation(&chat).await {
+            Ok(record) => record.messages.iter().map(|m| m.text.clone()).collect(),
+            Err(_) => vec![],
+        };
+        if stored == texts {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all archived: {stored:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     hub.stop().await;
     drop(server);
