@@ -114,15 +114,20 @@ pub fn client_ip(settings: &Settings, peer: IpAddr, headers: &HeaderMap) -> Clie
     ClientIp(believed_client(peer, &chain, |ip| settings.is_trusted_proxy(ip)))
 }
 
+/// The TCP peer's address, which the listener attaches to every request.
+fn peer_ip(parts: &Parts) -> Result<IpAddr, ApiError> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))
+}
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))?;
+        let peer = peer_ip(parts)?;
         Ok(client_ip(&state.settings, peer, &parts.headers))
     }
 }
@@ -149,11 +154,7 @@ impl FromRequestParts<AppState> for OverHttps {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))?;
+        let peer = peer_ip(parts)?;
         Ok(OverHttps(request_is_https(&state.settings, peer, &parts.headers)))
     }
 }
