@@ -5,7 +5,8 @@
 //! first frame says what it plays:
 //!
 //! - `hello <side> <chat>[,<chat>...]` (side 0 = customer, 1 = agent): a relay
-//!   side. After that every text frame goes verbatim to the other side of its
+//!   side, answered `{"type":"ready"}` once its chats are registered (the
+//!   loadgen sends nothing before). After that every text frame goes verbatim to the other side of its
 //!   chat, and back to its sender as the acknowledgement, as the hub does. A
 //!   customer's frames belong to its one chat; an agent's name theirs in a
 //!   `"chat_id":"…"` field, found by a substring search.
@@ -141,6 +142,7 @@ async fn relay_side(hello: &str, mut stream: WsStream, tx: Outbox, floor: &Floor
             chats.entry(chat.clone()).or_default()[side] = Some(tx.clone());
         }
     }
+    let _ = tx.send(Message::text(crate::relay::READY));
     // Peers are looked up once per chat: the other side may connect after this one.
     let mut peers: HashMap<String, Outbox> = HashMap::new();
     while let Some(Ok(frame)) = stream.next().await {
