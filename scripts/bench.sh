@@ -144,7 +144,7 @@ note_data_dir() {
   read -r acked backend < <(python3 -c 'import json,sys; f=json.load(open(sys.argv[1]))["figures"]; print(int(f.get("messages_acknowledged") or 0), f.get("store_backend") or "?")' \
     "$RUN/$name.json" 2>/dev/null || echo "0 ?")
   local each=""
-  [ "${acked:-0}" -gt 0 ] && each=", ~$((bytes / acked)) bytes per message (the store's fixed overhead included)"
+  [ "${acked:-0}" -gt 0 ] && [ "$backend" != memory ] && each=", ~$((bytes / acked)) bytes per message (the store's fixed overhead included)"
   echo "- $name: DATA_DIR ($fs; store \`$backend\`) holds $bytes bytes after ${acked:-0} acknowledged messages$each." >>"$notes"
   rm -rf "$HUB_DATA"
   HUB_DATA=

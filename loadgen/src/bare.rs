@@ -296,6 +296,45 @@ mod tests {
         assert!(silent(&mut agent).await);
     }
 
+    #[tokio::test]
+    async fn a_relay_side_is_ready_after_hello_and_each_frame_goes_to_the_peer_and_back() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        std::thread::spawn(move || super::serve(addr));
+        let connect = || async move {
+            loop {
+                if let Ok((ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await {
+                    return ws;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let mut customer = connect().await;
+        customer.send(Message::text("hello 0 floor-0")).await.expect("sent");
+        assert_eq!(next_text(&mut customer).await, crate::relay::READY);
+        let mut agent = connect().await;
+        agent
+            .send(Message::text("hello 1 floor-0,floor-1"))
+            .await
+            .expect("sent");
+        assert_eq!(next_text(&mut agent).await, crate::relay::READY);
+
+        let from_customer = r#"{"type":"message","chat_id":"floor-0","text":"x","client_id":"0.0.0.5"}"#;
+        customer.send(Message::text(from_customer)).await.expect("sent");
+        assert_eq!(next_text(&mut agent).await, from_customer);
+        assert_eq!(
+            next_text(&mut customer).await,
+            from_customer,
+            "the echo, as the hub's acknowledgement"
+        );
+
+        let from_agent = r#"{"type":"message","chat_id":"floor-0","text":"y","client_id":"0.1.0.9"}"#;
+        agent.send(Message::text(from_agent)).await.expect("sent");
+        assert_eq!(next_text(&mut customer).await, from_agent);
+        assert_eq!(next_text(&mut agent).await, from_agent);
+    }
+
     #[test]
     fn finds_the_chat_id_without_parsing() {
         let frame = r#"{"type":"message","chat_id":"floor-7","text":"x","client_id":"7.1.0.5"}"#;

@@ -286,7 +286,9 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
     let expected = |sh: &Shared| -> u64 {
         sh.chats
             .iter()
-            .map(|c| copies * (c.sent[0].load(Relaxed) + c.sent[1].load(Relaxed) - c.refused.lock().unwrap().len() as u64))
+            .map(|c| {
+                copies * (c.sent[0].load(Relaxed) + c.sent[1].load(Relaxed) - c.refused.lock().unwrap().len() as u64)
+            })
             .sum()
     };
     let drain = |sh: Arc<Shared>, secs: f64| async move {

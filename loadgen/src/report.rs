@@ -66,7 +66,11 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
     let m = machine();
     let peers: Vec<String> = PEER_SHAPES
         .iter()
-        .flat_map(|chats| PEER_SERVERS.iter().map(move |(server, _)| format!("peers-{chats}-{server}")))
+        .flat_map(|chats| {
+            PEER_SERVERS
+                .iter()
+                .map(move |(server, _)| format!("peers-{chats}-{server}"))
+        })
         .collect();
     let names = peers.iter().map(String::as_str).chain([
         "idle",
@@ -271,7 +275,9 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         .unwrap_or_default();
     let mut md = format!("# Switchboard benchmark — {date}\n\n");
     md.push_str(&format!(
-        "Machine: {} × {}, {} GiB RAM, Linux {}. Release build; hub pinned to CPU 0 and loadgen to CPU 1 for relay/routing/queue/archive.\n\n",
+        "Machine: {} × {}, {} GiB RAM, Linux {}. Release build; hub pinned to CPU 0 and loadgen to CPU 1 for peers/relay/routing/queue/archive. \
+         The hub runs its default configuration (embedded store in a fresh DATA_DIR, acknowledgements after the commit; client limits raised) \
+         unless a row names another store.\n\n",
         m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["memory_gib"], m["kernel"].as_str().unwrap_or("?")
     ));
     md.push_str("## Targets\n\n| scenario | target | measured | verdict |\n| --- | --- | --- | --- |\n");
@@ -316,7 +322,12 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         }
     }
     md.push_str("\n## Scenario details\n\n");
-    for (_, r) in &results {
+    for (name, r) in &results {
+        // Titled by the run's name (`peers-100-node`), not its scenario (`relay`), which several share.
+        let r = RunResult {
+            scenario: name.clone(),
+            ..r.clone()
+        };
         md.push_str(&r.markdown());
         md.push('\n');
     }
@@ -354,8 +365,14 @@ const PEER_SHAPES: &[u32] = &[100, 500];
 /// memory store is a comparison only.
 const PEER_SERVERS: &[(&str, &str)] = &[
     ("default", "Switchboard, default configuration"),
-    ("memory", "Switchboard, `STORE=memory` (comparison only: nothing survives a restart)"),
-    ("node", "Node ws relay (`bench/ws-relay.js`: forwards, acknowledges nothing)"),
+    (
+        "memory",
+        "Switchboard, `STORE=memory` (comparison only: nothing survives a restart)",
+    ),
+    (
+        "node",
+        "Node ws relay (`bench/ws-relay.js`: forwards, acknowledges nothing)",
+    ),
     ("bare", "bare floor (`loadgen bare-relay`)"),
 ];
 
@@ -454,9 +471,10 @@ fn peers_section(chats: u32, runs: &[(&str, Option<&RunResult>)]) -> String {
             md.push_str(&format!("| {label} | not run | | | | |\n"));
             continue;
         };
+        // The default configuration's row names the store the hub reported it runs on.
         let label = match &f.store {
-            Some(store) => format!("{label} (store `{store}`)"),
-            None => label,
+            Some(store) if *server == "default" => format!("{label} (store `{store}`)"),
+            _ => label,
         };
         md.push_str(&format!(
             "| {label} | {} | {} / {} ms | {} / {} ms | {} | {} |\n",
@@ -481,7 +499,9 @@ fn peers_section(chats: u32, runs: &[(&str, Option<&RunResult>)]) -> String {
         ("default", "memory", "Switchboard default / `STORE=memory`"),
         ("node", "bare", "Node ws / bare floor"),
     ] {
-        let (Some(a), Some(b)) = (find(a), find(b)) else { continue };
+        let (Some(a), Some(b)) = (find(a), find(b)) else {
+            continue;
+        };
         md.push_str(&format!(
             "| {label} | {} | {} | {} |\n",
             ratio(a.sustained, b.sustained),
@@ -517,7 +537,11 @@ fn peer_steps_table(runs: &[(&str, Option<&RunResult>)]) -> String {
                     ms_text(s["p99_ms"].as_f64()),
                     ms_text(s["ack_p99_ms"].as_f64()),
                     percent_text(s["hub_cpu_percent"].as_f64()),
-                    if refused > 0 { format!(", refused {refused}") } else { String::new() }
+                    if refused > 0 {
+                        format!(", refused {refused}")
+                    } else {
+                        String::new()
+                    }
                 )
             });
             md.push_str(&format!(" {cell} |"));
@@ -669,7 +693,11 @@ mod tests {
         let owned = [step(1e3, 1e3, 1.0), step(1e4, 1e4, 10.0), step(2e4, 2e4, 10.5)];
         let steps: Vec<&Value> = owned.iter().collect();
         assert_eq!(sustained_within(&steps, 10.0), Some(1e4));
-        assert_eq!(sustained_under(&steps, 10.0), Some(1e3), "the older rows keep p99 < 10 ms");
+        assert_eq!(
+            sustained_under(&steps, 10.0),
+            Some(1e3),
+            "the older rows keep p99 < 10 ms"
+        );
     }
 
     #[test]
@@ -710,7 +738,10 @@ mod tests {
     #[test]
     fn the_peers_section_sets_the_servers_side_by_side_with_their_ratios() {
         let hub = relay_run(
-            vec![peer_step(1e3, 1.0, Some(2.0), 40.0, 0), peer_step(1e4, 4.0, Some(20.0), 80.0, 0)],
+            vec![
+                peer_step(1e3, 1.0, Some(2.0), 40.0, 0),
+                peer_step(1e4, 4.0, Some(20.0), 80.0, 0),
+            ],
             Some("embedded"),
         );
         let node = relay_run(
@@ -729,7 +760,12 @@ mod tests {
             ],
             None,
         );
-        let runs = [("default", Some(&hub)), ("memory", None), ("node", Some(&node)), ("bare", Some(&bare))];
+        let runs = [
+            ("default", Some(&hub)),
+            ("memory", None),
+            ("node", Some(&node)),
+            ("bare", Some(&bare)),
+        ];
         let md = peers_section(100, &runs);
         assert!(md.contains("100 chats, one per agent (200 sockets)"), "{md}");
         assert!(
@@ -738,13 +774,28 @@ mod tests {
             ),
             "{md}"
         );
-        assert!(md.contains("| Switchboard, `STORE=memory` (comparison only: nothing survives a restart) | not run |"), "{md}");
+        assert!(
+            md.contains("| Switchboard, `STORE=memory` (comparison only: nothing survives a restart) | not run |"),
+            "{md}"
+        );
         // The Node ws relay acknowledges nothing: a dash, not a zero.
-        assert!(md.contains("| 40000 msg/s | 0.25 / 1 ms | — / — ms | 20 % | 0 |"), "{md}");
-        assert!(md.contains("| Switchboard default / Node ws | 0.25 | 4.00 | 4.00 |"), "{md}");
-        assert!(md.contains("| Switchboard default / bare floor | 0.25 | 5.00 | 5.00 |"), "{md}");
+        assert!(
+            md.contains("| 40000 msg/s | 0.25 / 1 ms | — / — ms | 20 % | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Switchboard default / Node ws | 0.25 | 4.00 | 4.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Switchboard default / bare floor | 0.25 | 5.00 | 5.00 |"),
+            "{md}"
+        );
         assert!(md.contains("| Node ws / bare floor | 1.00 | 1.25 | 1.25 |"), "{md}");
-        assert!(!md.contains("STORE=memory` / Node ws"), "no ratio for a server that did not run: {md}");
+        assert!(
+            !md.contains("STORE=memory` / Node ws"),
+            "no ratio for a server that did not run: {md}"
+        );
         // Steps: the hub stopped before 40k, so its cell there is a dash.
         assert!(md.contains("| target msg/s | default | node | bare |"), "{md}");
         assert!(md.contains("| 40000 | — | 8 / — ms, 70 % | 2 / 2 ms, 50 % |"), "{md}");
