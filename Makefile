@@ -24,7 +24,8 @@ test-browser:
 	$(CARGO) build --bin switchboard
 	cd $(BROWSER_DIR) && npm test
 
-## Release-build benchmarks; the report lands in bench/results/.
+## Release-build benchmarks of the default configuration (embedded store), beside the memory
+## store, a Node ws relay and the bare floor; the report lands in bench/results/ (bench/README.md).
 bench:
 	scripts/bench.sh
 

@@ -7,14 +7,19 @@
 # It never asserts figures: it fails only when the hub or the loadgen crashed, or
 # the loadgen found a wrong, duplicate or missing message.
 #
-#   BENCH_SCENARIOS="idle relay routing queue archive"   which to run (default all)
+# The hub runs in its default configuration: no STORE (so the embedded store), in a
+# fresh DATA_DIR per start, acknowledging each message once it is committed. Only its
+# client limits are raised (a load generator's client sends far faster than a person);
+# `STORE=memory` appears only as the peers scenario's comparison row.
+#
+#   BENCH_SCENARIOS="peers idle relay routing queue archive"   which to run (default all)
 #   BENCH_QUICK=1                                        small counts, for a smoke run
 #   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-SCENARIOS=${BENCH_SCENARIOS:-"idle relay routing queue archive"}
+SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive"}
 ARCHIVE_STORES=${BENCH_ARCHIVE_STORES:-"embedded mongodb"}
 QUICK=${BENCH_QUICK:-0}
 RESULTS=$ROOT/bench/results
@@ -35,21 +40,41 @@ echo "bench: somaxconn=$(cat /proc/sys/net/core/somaxconn) ephemeral ports=$(tr 
 echo "bench: building release binaries"
 cargo build --release --workspace
 
+# The peers scenario's Node ws relay (bench/ws-relay.js): its one npm package, from the committed lock.
+if [[ " $SCENARIOS " == *" peers "* ]]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "bench: the peers scenario runs bench/ws-relay.js and needs node (>= 18) and npm" >&2
+    exit 1
+  fi
+  echo "bench: installing bench/node_modules (npm ci)"
+  (cd bench && npm ci --no-audit --no-fund --loglevel=error) || { echo "bench: npm ci in bench/ failed" >&2; exit 1; }
+  echo "- peers: Node $(node --version), ws $(node -p "require('./bench/node_modules/ws/package.json').version")." >>"$notes"
+fi
+
+# The client limits every hub run raises: rate limits and outbound queue sized for a load
+# generator's clients (hundreds of messages a second per socket), not a person's. Nothing else
+# differs from the defaults; the archive buffer, the store and its durability are the defaults.
+CLIENT_LIMITS=(RATE_LIMIT_PER_SEC=100000 RATE_LIMIT_BURST=100000 OUTBOUND_BUFFER=65536)
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 HUB_PID=
 HUB_PORT=
+# The running hub's fresh data directory (empty for the relays, which have none).
+HUB_DATA=
 # start_hub NAME CPU [VAR=value...]: starts the hub pinned to CPU (or "any"), waits for /healthz.
+# No STORE unless a scenario passes one: the default, the embedded store, in a fresh DATA_DIR.
 start_hub() {
   local name=$1 cpu=$2
   shift 2
   HUB_PORT=$(free_port)
+  HUB_DATA=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench-data.XXXXXX")
   local pin=()
   [ "$cpu" != any ] && pin=(taskset -c "$cpu")
   env -i PATH="$PATH" HOME="$HOME" BIND_ADDR="127.0.0.1:$HUB_PORT" ADMIN_USERNAME=admin \
-    ADMIN_PASSWORD="$LOADGEN_ADMIN_PASSWORD" RUST_LOG=warn STORE=memory MAX_CONNECTIONS_PER_ADDRESS=1000000 "$@" \
+    ADMIN_PASSWORD="$LOADGEN_ADMIN_PASSWORD" RUST_LOG=warn DATA_DIR="$HUB_DATA" MAX_CONNECTIONS_PER_ADDRESS=1000000 "$@" \
     "${pin[@]}" "$HUB_BIN" serve >"$RUN/$name.hub.log" 2>&1 &
   HUB_PID=$!
   for _ in $(seq 1 200); do
@@ -61,11 +86,29 @@ start_hub() {
       echo "bench: [$name] the hub did not start:" >&2
       cat "$RUN/$name.hub.log" >&2
       failures+=("$name: hub failed to start")
+      rm -rf "$HUB_DATA"
       return 1
     fi
     sleep 0.05
   done
   failures+=("$name: hub not healthy")
+  kill -KILL "$HUB_PID" 2>/dev/null || true
+  rm -rf "$HUB_DATA"
+  return 1
+}
+
+# wait_listening NAME WHAT: waits for HUB_PORT to accept connections.
+wait_listening() {
+  local name=$1 what=$2
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $HUB_PORT), 0.2)" 2>/dev/null; then
+      echo "bench: [$name] $what pid $HUB_PID on port $HUB_PORT"
+      return 0
+    fi
+    sleep 0.05
+  done
+  cat "$RUN/$name.hub.log" >&2
+  failures+=("$name: the $what did not start")
   return 1
 }
 
@@ -73,17 +116,38 @@ start_hub() {
 start_bare() {
   local name=$1 cpu=$2
   HUB_PORT=$(free_port)
+  HUB_DATA=
   taskset -c "$cpu" "$LG_BIN" bare-relay --bind "127.0.0.1:$HUB_PORT" >"$RUN/$name.hub.log" 2>&1 &
   HUB_PID=$!
-  for _ in $(seq 1 100); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $HUB_PORT), 0.2)" 2>/dev/null; then
-      echo "bench: [$name] bare relay pid $HUB_PID on port $HUB_PORT"
-      return 0
-    fi
-    sleep 0.05
-  done
-  failures+=("$name: the bare relay did not start")
-  return 1
+  wait_listening "$name" "bare relay"
+}
+
+# start_node NAME CPU: starts the Node ws relay (bench/ws-relay.js) like a hub, pinned to CPU
+# (taskset execs node, so HUB_PID is node's own pid and its CPU time is read from it).
+start_node() {
+  local name=$1 cpu=$2
+  HUB_PORT=$(free_port)
+  HUB_DATA=
+  taskset -c "$cpu" node bench/ws-relay.js "127.0.0.1:$HUB_PORT" >"$RUN/$name.hub.log" 2>&1 &
+  HUB_PID=$!
+  wait_listening "$name" "Node ws relay"
+}
+
+# note_data_dir NAME: notes how much the run left in the hub's DATA_DIR, per acknowledged
+# message, and removes the directory.
+note_data_dir() {
+  local name=$1
+  [ -n "$HUB_DATA" ] && [ -d "$HUB_DATA" ] || return 0
+  local bytes fs acked backend
+  bytes=$(du -sb "$HUB_DATA" | cut -f1)
+  fs=$(df --output=fstype "$HUB_DATA" | tail -1 | tr -d ' ')
+  read -r acked backend < <(python3 -c 'import json,sys; f=json.load(open(sys.argv[1]))["figures"]; print(int(f.get("messages_acknowledged") or 0), f.get("store_backend") or "?")' \
+    "$RUN/$name.json" 2>/dev/null || echo "0 ?")
+  local each=""
+  [ "${acked:-0}" -gt 0 ] && [ "$backend" != memory ] && each=", ~$((bytes / acked)) bytes per message (the store's fixed overhead included)"
+  echo "- $name: DATA_DIR ($fs; store \`$backend\`) holds $bytes bytes after ${acked:-0} acknowledged messages$each." >>"$notes"
+  rm -rf "$HUB_DATA"
+  HUB_DATA=
 }
 
 # stop_hub NAME: SIGTERM and wait; a hub that is already gone crashed.
@@ -94,6 +158,7 @@ stop_hub() {
     tail -20 "$RUN/$name.hub.log" >&2
     failures+=("$name: hub crashed")
     wait "$HUB_PID" 2>/dev/null || true
+    note_data_dir "$name"
     return
   fi
   kill -TERM "$HUB_PID"
@@ -106,6 +171,7 @@ stop_hub() {
     kill -KILL "$HUB_PID" 2>/dev/null || true
   fi
   wait "$HUB_PID" 2>/dev/null || true
+  note_data_dir "$name"
 }
 
 # loadgen NAME CPU ARGS...: runs one scenario; exit 3 means delivery checks failed.
@@ -128,6 +194,35 @@ q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
 for scenario in $SCENARIOS; do
   case $scenario in
+    peers)
+      # Issue 14's shape: one chat per agent (each agent's limit 1), 100-byte messages, both sides
+      # sending, 10 s a step, at 100 and 500 chats (200 and 1,000 sockets). Four servers in turn on
+      # CPU 0, the loadgen on CPU 1: the hub as people run it (default store, durable
+      # acknowledgements), the hub with STORE=memory (a comparison only), the Node ws relay
+      # (bench/ws-relay.js: forwards, acknowledges nothing) and the bare floor. The report sets
+      # them side by side with the ratios hub / Node ws / floor.
+      rates=$(q 1000,5000,10000,20000,40000,60000,80000,100000,120000 1000,5000,10000)
+      for chats in $(q "100 500" 100); do
+        shape=(relay --chats "$chats" --max-chats 1 --msg-size 100 --step-secs "$(q 10 2)" --rates "$rates")
+        name=peers-$chats
+        if start_hub "$name-default" 0 "${CLIENT_LIMITS[@]}"; then
+          loadgen "$name-default" 1 "${shape[@]}"
+          stop_hub "$name-default"
+        fi
+        if start_hub "$name-memory" 0 "${CLIENT_LIMITS[@]}" STORE=memory; then
+          loadgen "$name-memory" 1 "${shape[@]}"
+          stop_hub "$name-memory"
+        fi
+        if start_node "$name-node" 0; then
+          loadgen "$name-node" 1 "${shape[@]}" --bare true --acks false
+          stop_hub "$name-node"
+        fi
+        if start_bare "$name-bare" 0; then
+          loadgen "$name-bare" 1 "${shape[@]}" --bare true
+          stop_hub "$name-bare"
+        fi
+      done
+      ;;
     idle)
       # As many waiting customers as one hub holds, over 4 processes and 40 source addresses.
       if start_hub idle any MAX_CONNECTIONS=19500; then
@@ -143,8 +238,7 @@ for scenario in $SCENARIOS; do
       for chats in 500 100; do
         name=relay
         [ "$chats" != 500 ] && name=relay-$chats
-        if start_hub "$name" 0 RATE_LIMIT_PER_SEC=100000 RATE_LIMIT_BURST=100000 OUTBOUND_BUFFER=65536 \
-          ARCHIVE_BUFFER=10000000; then
+        if start_hub "$name" 0 "${CLIENT_LIMITS[@]}"; then
           loadgen "$name" 1 relay --chats "$(q $chats 100)" --step-secs "$(q 5 2)" --rates "$rates"
           stop_hub "$name"
         fi
@@ -183,8 +277,8 @@ for scenario in $SCENARIOS; do
         mongo_pid=
         case $store in
           embedded)
-            data=$(mktemp -d /tmp/switchboard-bench-data.XXXXXX)
-            extra=(STORE=embedded DATA_DIR="$data")
+            # start_hub gives it a fresh DATA_DIR.
+            extra=(STORE=embedded)
             ;;
           mongodb)
             if [ ! -x .venv/bin/secantusd-py ]; then scripts/ensure-test-deps.sh; fi
@@ -209,7 +303,6 @@ for scenario in $SCENARIOS; do
           stop_hub "archive-$store"
         fi
         [ -n "$mongo_pid" ] && { kill "$mongo_pid" 2>/dev/null || true; wait "$mongo_pid" 2>/dev/null || true; }
-        [ "$store" = embedded ] && rm -rf "$data"
       done
       ;;
     *) echo "bench: unknown scenario $scenario" >&2; failures+=("unknown scenario $scenario") ;;

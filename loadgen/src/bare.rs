@@ -5,7 +5,8 @@
 //! first frame says what it plays:
 //!
 //! - `hello <side> <chat>[,<chat>...]` (side 0 = customer, 1 = agent): a relay
-//!   side. After that every text frame goes verbatim to the other side of its
+//!   side, answered `{"type":"ready"}` once its chats are registered (the
+//!   loadgen sends nothing before). After that every text frame goes verbatim to the other side of its
 //!   chat, and back to its sender as the acknowledgement, as the hub does. A
 //!   customer's frames belong to its one chat; an agent's name theirs in a
 //!   `"chat_id":"…"` field, found by a substring search.
@@ -141,6 +142,7 @@ async fn relay_side(hello: &str, mut stream: WsStream, tx: Outbox, floor: &Floor
             chats.entry(chat.clone()).or_default()[side] = Some(tx.clone());
         }
     }
+    let _ = tx.send(Message::text(crate::relay::READY));
     // Peers are looked up once per chat: the other side may connect after this one.
     let mut peers: HashMap<String, Outbox> = HashMap::new();
     while let Some(Ok(frame)) = stream.next().await {
@@ -292,6 +294,45 @@ mod tests {
             .await
             .expect("sent");
         assert!(silent(&mut agent).await);
+    }
+
+    #[tokio::test]
+    async fn a_relay_side_is_ready_after_hello_and_each_frame_goes_to_the_peer_and_back() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        std::thread::spawn(move || super::serve(addr));
+        let connect = || async move {
+            loop {
+                if let Ok((ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await {
+                    return ws;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let mut customer = connect().await;
+        customer.send(Message::text("hello 0 floor-0")).await.expect("sent");
+        assert_eq!(next_text(&mut customer).await, crate::relay::READY);
+        let mut agent = connect().await;
+        agent
+            .send(Message::text("hello 1 floor-0,floor-1"))
+            .await
+            .expect("sent");
+        assert_eq!(next_text(&mut agent).await, crate::relay::READY);
+
+        let from_customer = r#"{"type":"message","chat_id":"floor-0","text":"x","client_id":"0.0.0.5"}"#;
+        customer.send(Message::text(from_customer)).await.expect("sent");
+        assert_eq!(next_text(&mut agent).await, from_customer);
+        assert_eq!(
+            next_text(&mut customer).await,
+            from_customer,
+            "the echo, as the hub's acknowledgement"
+        );
+
+        let from_agent = r#"{"type":"message","chat_id":"floor-0","text":"y","client_id":"0.1.0.9"}"#;
+        agent.send(Message::text(from_agent)).await.expect("sent");
+        assert_eq!(next_text(&mut customer).await, from_agent);
+        assert_eq!(next_text(&mut agent).await, from_agent);
     }
 
     #[test]

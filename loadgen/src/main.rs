@@ -126,9 +126,13 @@ struct Knobs {
     /// relay/archive: shortest pause of a connection's writer (ms); messages due meanwhile share one write.
     #[arg(long)]
     send_tick_ms: Option<f64>,
-    /// relay/queue: the target is `loadgen bare-relay`, not a hub.
+    /// relay/queue: the target is `loadgen bare-relay` (or a relay speaking its `hello`), not a hub.
     #[arg(long)]
     bare: Option<bool>,
+    /// relay: the target sends each sender its own copy back (the hub's acknowledgement, the bare
+    /// relay's echo); false for a relay that only forwards (the Node ws relay, `bench/ws-relay.js`).
+    #[arg(long)]
+    acks: Option<bool>,
     /// Seconds to wait after sending stops for the last copies.
     #[arg(long)]
     drain_secs: Option<f64>,
@@ -177,6 +181,7 @@ impl Knobs {
             stop_p99_ms,
             send_tick_ms,
             bare,
+            acks,
             drain_secs,
             agents,
             burst,
@@ -351,6 +356,7 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 archive_check: archive,
                 hub_pid: args.hub_pid,
                 bare: k.bare.unwrap_or(false),
+                acks: k.acks.unwrap_or(true),
             };
             let (figures, hist) = relay::run(&target, &stats, &cfg).await?;
             RunResult::from_stats(name, &shard, &stats, Some(&hist), figures)

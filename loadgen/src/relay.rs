@@ -2,9 +2,12 @@
 //! rising total rates (or one fixed rate for "archive"), checking every copy.
 //!
 //! Each message carries `client_id = "<chat>.<side>.<n>.<send µs>"`; the
-//! receiver checks the chat, records latency for the peer's messages and sets
-//! a bit per (receiver, side, n), so wrong, duplicate and missing copies are
-//! found. Reader and writer of a connection are separate tasks so a slow send
+//! receiver checks the chat, records the delivery latency of the peer's messages
+//! and the acknowledgement latency of its own (the copy the hub sends its sender
+//! once the message is durable), and sets a bit per (receiver, side, n), so
+//! wrong, duplicate and missing copies are found. Against a relay that sends no
+//! acknowledgement (`acks: false`, the Node ws relay) only the peer's copy is
+//! expected, and an own copy is a wrong delivery. Reader and writer of a connection are separate tasks so a slow send
 //! never stops a socket from being read.
 
 use std::collections::HashMap;
@@ -25,6 +28,9 @@ use crate::stats::{Stats, new_hist, pcts};
 use crate::wsconn::{self, Ws};
 use crate::{hubinfo, proto};
 
+/// A bare relay's answer to `hello` once the connection's chats are registered.
+pub const READY: &str = r#"{"type":"ready"}"#;
+
 /// Traffic at the first step's rate before anything is measured.
 const WARM_UP: Duration = Duration::from_secs(2);
 
@@ -44,8 +50,10 @@ pub struct Relay {
     /// Wait for the archive backlog to drain and compare the store's totals.
     pub archive_check: bool,
     pub hub_pid: Option<u32>,
-    /// The target is `loadgen bare-relay`, not a hub: no accounts, no joins.
+    /// The target is `loadgen bare-relay` (or a relay speaking its `hello`), not a hub: no accounts, no joins.
     pub bare: bool,
+    /// The target sends each message back to its sender (the acknowledgement).
+    pub acks: bool,
 }
 
 /// What the loadgen knows of one chat, shared by its customer and agent tasks.
@@ -72,7 +80,14 @@ struct Shared {
     running: AtomicBool,
     /// Shortest pause of a writer, seconds.
     send_tick: f64,
+    /// Delivery latency (send → the peer's copy), one histogram per step.
     hists: Mutex<Vec<Histogram<u64>>>,
+    /// Acknowledgement latency (send → the sender's own copy), one histogram per step.
+    ack_hists: Mutex<Vec<Histogram<u64>>>,
+    /// The sender gets its own copy back; without, each message has one copy to check.
+    acks: bool,
+    /// Messages refused with an error frame so far (for each step's count).
+    refused_total: AtomicU64,
     text: String,
     /// Against a bare relay: customers name their chat too (the relay adds nothing).
     bare: bool,
@@ -90,7 +105,8 @@ impl Shared {
             return;
         };
         let wire_ok = frame.chat_id.as_deref() == self.chats.get(k).and_then(|c| c.wire_id.get()).map(String::as_str);
-        if own_chat != Some(k) || !wire_ok {
+        // A relay that acknowledges nothing must not send a sender its own message.
+        if own_chat != Some(k) || !wire_ok || (side == receiver && !self.acks) {
             s.wrong_recipient.fetch_add(1, Relaxed);
             return;
         }
@@ -106,11 +122,10 @@ impl Shared {
         }
         bits[word] |= bit;
         drop(seen);
-        if side != receiver {
-            let latency = s.now_us().saturating_sub(t).max(1);
-            let step = self.step.load(Relaxed);
-            let _ = self.hists.lock().unwrap()[step].record(latency);
-        }
+        let latency = s.now_us().saturating_sub(t).max(1);
+        let step = self.step.load(Relaxed);
+        let hists = if side != receiver { &self.hists } else { &self.ack_hists };
+        let _ = hists.lock().unwrap()[step].record(latency);
     }
 
     fn on_error(&self, frame: &proto::In<'_>) {
@@ -119,6 +134,7 @@ impl Shared {
             && let Some(chat) = self.chats.get(k)
         {
             chat.refused.lock().unwrap().push((side, n));
+            self.refused_total.fetch_add(1, Relaxed);
         }
     }
 }
@@ -148,6 +164,9 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         running: AtomicBool::new(true),
         send_tick: cfg.send_tick_ms / 1000.0,
         hists: Mutex::new(cfg.rates.iter().map(|_| new_hist()).collect()),
+        ack_hists: Mutex::new(cfg.rates.iter().map(|_| new_hist()).collect()),
+        acks: cfg.acks,
+        refused_total: AtomicU64::new(0),
         text: "x".repeat(cfg.msg_size.max(1)),
         bare: cfg.bare,
     });
@@ -155,6 +174,12 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         bare_setup(t, &shared, cfg, agents).await?
     } else {
         hub_setup(t, &shared, cfg, agents).await?
+    };
+    // Which store the hub runs on, so the report can label the row (a bare relay has none).
+    let store_backend = if cfg.bare {
+        Value::Null
+    } else {
+        hubinfo::health(t.hub).await.map_or(Value::Null, |h| h["store"].clone())
     };
 
     // Traffic: one reader and one writer task per connection.
@@ -187,12 +212,14 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         shared.step.store(0, Relaxed);
         tokio::time::sleep(WARM_UP).await;
         shared.hists.lock().unwrap()[0].reset();
+        shared.ack_hists.lock().unwrap()[0].reset();
     }
     let mut max_backlog = 0u64;
     for (i, &rate) in cfg.rates.iter().enumerate() {
         stats.set_phase(format!("step {rate} msg/s"));
         let sent0 = stats.sent.load(Relaxed);
         let recv0 = stats.received.load(Relaxed);
+        let refused0 = shared.refused_total.load(Relaxed);
         let cpu0 = cfg.hub_pid.and_then(hubinfo::cpu_secs);
         let own0 = hubinfo::cpu_secs(std::process::id());
         let start = Instant::now();
@@ -219,19 +246,23 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
             .zip(own0)
             .map(|(b, a)| (b - a) / secs * 100.0);
         let p = pcts(&shared.hists.lock().unwrap()[i]);
+        let ack = ack_pcts(&shared.ack_hists.lock().unwrap()[i]);
         let achieved = sent as f64 / secs;
         let held = p.p99_ms <= cfg.stop_p99_ms && achieved >= rate * 0.95;
         eprintln!(
-            "step {rate} msg/s: sent {achieved:.0}/s received {:.0}/s p50 {} ms p99 {} ms hub cpu {}",
+            "step {rate} msg/s: sent {achieved:.0}/s received {:.0}/s p50 {} ms p99 {} ms ack p99 {} ms hub cpu {}",
             recv as f64 / secs,
             p.p50_ms,
             p.p99_ms,
+            ack["p99_ms"],
             cpu.map_or("?".into(), |c| format!("{c:.0}%"))
         );
         steps.push(json!({
             "target_msgs_per_sec": rate, "sent_per_sec": achieved.round(), "received_frames_per_sec": (recv as f64 / secs).round(),
             "p50_ms": p.p50_ms, "p90_ms": p.p90_ms, "p99_ms": p.p99_ms, "max_ms": p.max_ms, "samples": p.count,
             "hub_cpu_percent": cpu.map(|c| c.round()), "loadgen_cpu_percent": own.map(|c| c.round()), "held": held,
+            "refused": shared.refused_total.load(Relaxed) - refused0,
+            "ack_p50_ms": ack["p50_ms"], "ack_p90_ms": ack["p90_ms"], "ack_p99_ms": ack["p99_ms"], "ack_max_ms": ack["max_ms"],
         }));
         if held {
             highest_held = Some(rate);
@@ -250,10 +281,14 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
 
     // Drain: every acknowledged message should reach both sides.
     stats.set_phase("drain");
+    // The peer's copy, and the sender's own where the target acknowledges.
+    let copies = if cfg.acks { 2 } else { 1 };
     let expected = |sh: &Shared| -> u64 {
         sh.chats
             .iter()
-            .map(|c| 2 * (c.sent[0].load(Relaxed) + c.sent[1].load(Relaxed) - c.refused.lock().unwrap().len() as u64))
+            .map(|c| {
+                copies * (c.sent[0].load(Relaxed) + c.sent[1].load(Relaxed) - c.refused.lock().unwrap().len() as u64)
+            })
             .sum()
     };
     let drain = |sh: Arc<Shared>, secs: f64| async move {
@@ -262,7 +297,13 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
+    let mut archive_backlog_at_end = None;
     if !cfg.archive_check {
+        if !cfg.bare {
+            // Acknowledgements wait for the archive commit: let the store catch up first.
+            stats.set_phase("archive drain");
+            archive_backlog_at_end = Some(archive_settled(t, Duration::from_secs(120)).await.1);
+        }
         drain(shared.clone(), cfg.drain_secs).await;
     }
     // Acknowledged: the sender received its own copy.
@@ -280,23 +321,19 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
             .sum()
     };
     let mut figures = json!({
-        "chats": cfg.chats, "agents": agents, "message_bytes": cfg.msg_size, "steps": steps,
-        "highest_rate_held": highest_held, "messages_sent": stats.sent.load(Relaxed),
+        "chats": cfg.chats, "agents": agents, "max_chats": cfg.max_chats, "message_bytes": cfg.msg_size, "steps": steps,
+        "highest_rate_held": highest_held, "messages_sent": stats.sent.load(Relaxed), "acks": cfg.acks,
+        "store_backend": store_backend,
     });
+    if let Some(backlog) = archive_backlog_at_end {
+        figures["archive_backlog_at_end"] = json!(backlog);
+    }
 
     if cfg.archive_check {
         stats.set_phase("archive drain");
-        let adeadline = Instant::now() + Duration::from_secs(120);
-        let mut backlog = u64::MAX;
-        while Instant::now() < adeadline {
-            if let Ok(h) = hubinfo::health(t.hub).await {
-                figures["store_backend"] = h["store"].clone();
-                backlog = h["archive_backlog"].as_u64().unwrap_or(u64::MAX);
-                if backlog == 0 {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let (backend, backlog) = archive_settled(t, Duration::from_secs(120)).await;
+        if backend.is_some() {
+            figures["store_backend"] = json!(backend);
         }
         let archived_secs = traffic_start.elapsed().as_secs_f64();
         // The hub acknowledges after the archive commit: copies arrive once the backlog is written.
@@ -332,11 +369,18 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
     for r in readers {
         r.abort();
     }
+    figures["messages_acknowledged"] = json!(acked(&shared));
+    let mut acks_all = new_hist();
+    for h in shared.ack_hists.lock().unwrap().iter() {
+        let _ = acks_all.add(h);
+    }
+    figures["ack_latency"] = ack_pcts(&acks_all);
     let missing = expected(&shared).saturating_sub(count_seen(&shared));
     // Acknowledgements wait for the archive commit: copies not seen while the store still
     // holds a backlog (a slow store) are pending, not lost; the store count above checks loss.
     let pending_in_backlog = figures["archive_backlog_at_end"].as_u64().unwrap_or(0);
-    if pending_in_backlog > 0 && missing <= pending_in_backlog {
+    // (u64::MAX: the hub never answered /healthz, so nothing is known to be pending.)
+    if pending_in_backlog > 0 && pending_in_backlog != u64::MAX && missing <= pending_in_backlog {
         figures["unacknowledged_still_in_archive_backlog"] = json!(missing);
     } else {
         stats.missing.fetch_add(missing, Relaxed);
@@ -415,8 +459,10 @@ async fn hub_setup(t: &Target, shared: &Arc<Shared>, cfg: &Relay, agents: usize)
     Ok((customers, agent_parts))
 }
 
-/// Connects to a bare relay (`loadgen bare-relay`) in the same shape: one customer
-/// per chat, agents holding `max_chats` chats each, chat ids `floor-<k>`.
+/// Connects to a bare relay (`loadgen bare-relay`, or the Node ws relay) in the same
+/// shape: one customer per chat, agents holding `max_chats` chats each, chat ids
+/// `floor-<k>`. Each connection says `hello <side> <chats>` and waits for the relay's
+/// `{"type":"ready"}`, so no message goes out before its peer is known to the relay.
 async fn bare_setup(t: &Target, shared: &Arc<Shared>, cfg: &Relay, agents: usize) -> Result<Connections, String> {
     let stats = &shared.stats;
     let per_agent = cfg.max_chats as usize;
@@ -439,7 +485,10 @@ async fn bare_setup(t: &Target, shared: &Arc<Shared>, cfg: &Relay, agents: usize
             })?;
         stats.conns_ok.fetch_add(1, Relaxed);
         ws.send(Message::text(text)).await.map_err(|e| e.to_string())?;
-        Ok::<Ws, String>(ws)
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(ready)))) if ready.as_str() == READY => Ok::<Ws, String>(ws),
+            other => Err(format!("bare relay: no ready after hello: {other:?}")),
+        }
     };
     stats.set_phase(format!(
         "{agents} agents and {} customers connect to the bare relay",
@@ -455,6 +504,34 @@ async fn bare_setup(t: &Target, shared: &Arc<Shared>, cfg: &Relay, agents: usize
         customers.push(open(k, hello(0, &[k])).await?);
     }
     Ok((customers, agent_parts))
+}
+
+/// Acknowledgement percentiles of one histogram as JSON; nulls when there were none
+/// (a relay that acknowledges nothing), so the report shows a dash, not a zero.
+fn ack_pcts(h: &Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return json!({ "count": 0, "p50_ms": null, "p90_ms": null, "p99_ms": null, "max_ms": null });
+    }
+    let p = pcts(h);
+    json!({ "count": p.count, "p50_ms": p.p50_ms, "p90_ms": p.p90_ms, "p99_ms": p.p99_ms, "max_ms": p.max_ms })
+}
+
+/// Polls `/healthz` until the archive backlog is 0 or `wait` passes; the store's name and
+/// the last backlog seen (`u64::MAX` when the hub never answered).
+async fn archive_settled(t: &Target, wait: Duration) -> (Option<String>, u64) {
+    let deadline = Instant::now() + wait;
+    let (mut backend, mut backlog) = (None, u64::MAX);
+    while Instant::now() < deadline {
+        if let Ok(h) = hubinfo::health(t.hub).await {
+            backend = h["store"].as_str().map(str::to_string);
+            backlog = h["archive_backlog"].as_u64().unwrap_or(u64::MAX);
+            if backlog == 0 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (backend, backlog)
 }
 
 fn count_seen(sh: &Shared) -> u64 {

@@ -1,6 +1,11 @@
 //! `loadgen report`: gathers the scenario results of one bench run into
 //! `latest.md` / `latest.json` (and dated copies), with the machine and the
 //! targets next to the figures. It states shortfalls; it never fails on them.
+//!
+//! The peers scenario (issue 14's shape) is set out first: for each server (the hub
+//! in its default configuration, the hub with `STORE=memory` as a comparison only,
+//! the Node ws relay, the bare floor) its sustained rate, latency, acknowledgement
+//! latency and CPU at 10k msg/s, and the ratios between them.
 
 use std::path::{Path, PathBuf};
 
@@ -59,7 +64,15 @@ fn verdict(ok: Option<bool>) -> &'static str {
 
 pub fn build(args: &ReportArgs) -> Result<(), String> {
     let m = machine();
-    let names = [
+    let peers: Vec<String> = PEER_SHAPES
+        .iter()
+        .flat_map(|chats| {
+            PEER_SERVERS
+                .iter()
+                .map(move |(server, _)| format!("peers-{chats}-{server}"))
+        })
+        .collect();
+    let names = peers.iter().map(String::as_str).chain([
         "idle",
         "relay",
         "relay-bare",
@@ -71,20 +84,61 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         "archive-embedded",
         "archive-mongodb",
         "archive-memory",
-    ];
+    ]);
     let results: Vec<(String, RunResult)> = names
-        .iter()
         .filter_map(|n| load(&args.results, n).map(|r| (n.to_string(), r)))
         .collect();
     let get = |n: &str| results.iter().find(|(k, _)| k == n).map(|(_, r)| r);
     let mut rows: Vec<(String, String, String, &str)> = vec![];
+    let mut peer_sections = String::new();
+    for chats in PEER_SHAPES {
+        let servers: Vec<(&str, Option<&RunResult>)> = PEER_SERVERS
+            .iter()
+            .map(|(server, _)| (*server, get(&format!("peers-{chats}-{server}"))))
+            .collect();
+        if servers.iter().all(|(_, r)| r.is_none()) {
+            continue;
+        }
+        let figures: Vec<(&str, Option<PeerFigures>)> = servers
+            .iter()
+            .map(|(server, r)| (*server, r.map(PeerFigures::of)))
+            .collect();
+        let find = |name: &str| figures.iter().find(|(s, _)| *s == name).and_then(|(_, f)| f.as_ref());
+        if let (Some(hub), Some(node)) = (find("default"), find("node")) {
+            rows.push((
+                format!("relay against Node ws, {chats} chats one per agent (default store)"),
+                "the hub sustains at least the Node ws relay's rate (p99 ≤ 10 ms, same run); goal twice it".into(),
+                format!(
+                    "hub {} against Node ws {} (ratio {})",
+                    rate_text(hub.sustained),
+                    rate_text(node.sustained),
+                    ratio(hub.sustained, node.sustained)
+                ),
+                verdict(node.sustained.map(|n| hub.sustained.is_some_and(|h| h >= n))),
+            ));
+        }
+        if let Some(hub) = find("default") {
+            rows.push((
+                format!("acknowledgement latency at 10k msg/s, {chats} chats one per agent (default store)"),
+                "sender's acknowledgement p99 ≤ 10 ms".into(),
+                format!("p50 {} ms, p99 {} ms", ms_text(hub.ack_p50), ms_text(hub.ack_p99)),
+                verdict(hub.ack_p99.map(|p| p <= 10.0)),
+            ));
+        }
+        peer_sections.push_str(&peers_section(*chats, &servers));
+    }
 
     if let Some(r) = get("relay") {
         // Each shape gets its own verdict: 500 chats (625 sockets) and 100 chats (125).
         let shapes: Vec<(String, &RunResult)> = [Some(r), get("relay-100")]
             .into_iter()
             .flatten()
-            .map(|r| (format!("{} chats", r.figures["chats"]), r))
+            .map(|r| {
+                let store = r.figures["store_backend"]
+                    .as_str()
+                    .map_or(String::new(), |s| format!(", store `{s}`"));
+                (format!("{} chats{store}", r.figures["chats"]), r)
+            })
             .collect();
         for (shape, r) in &shapes {
             let steps = steps_of(r);
@@ -221,7 +275,9 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         .unwrap_or_default();
     let mut md = format!("# Switchboard benchmark — {date}\n\n");
     md.push_str(&format!(
-        "Machine: {} × {}, {} GiB RAM, Linux {}. Release build; hub pinned to CPU 0 and loadgen to CPU 1 for relay/routing/queue/archive.\n\n",
+        "Machine: {} × {}, {} GiB RAM, Linux {}. Release build; hub pinned to CPU 0 and loadgen to CPU 1 for peers/relay/routing/queue/archive. \
+         The hub runs its default configuration (embedded store in a fresh DATA_DIR, acknowledgements after the commit; client limits raised) \
+         unless a row names another store.\n\n",
         m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["memory_gib"], m["kernel"].as_str().unwrap_or("?")
     ));
     md.push_str("## Targets\n\n| scenario | target | measured | verdict |\n| --- | --- | --- | --- |\n");
@@ -238,11 +294,12 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         })
         .collect();
     md.push_str(&format!("\nDelivery checks — {}.\n", integrity.join("; ")));
+    md.push_str(&peer_sections);
     if let Some(r) = get("relay") {
-        md.push_str("\n## Relay steps\n\n| target msg/s | sent msg/s | frames received/s | p50 ms | p90 ms | p99 ms | max ms | hub CPU % | loadgen CPU % | held |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        md.push_str("\n## Relay steps\n\n| target msg/s | sent msg/s | frames received/s | p50 ms | p90 ms | p99 ms | max ms | ack p50 / p99 ms | refused | hub CPU % | loadgen CPU % | held |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for s in r.figures["steps"].as_array().cloned().unwrap_or_default() {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} |\n",
                 s["target_msgs_per_sec"],
                 s["sent_per_sec"],
                 s["received_frames_per_sec"],
@@ -250,6 +307,9 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
                 s["p90_ms"],
                 s["p99_ms"],
                 s["max_ms"],
+                ms_text(s["ack_p50_ms"].as_f64()),
+                ms_text(s["ack_p99_ms"].as_f64()),
+                s["refused"].as_u64().unwrap_or(0),
                 s["hub_cpu_percent"],
                 s["loadgen_cpu_percent"],
                 s["held"]
@@ -262,7 +322,12 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         }
     }
     md.push_str("\n## Scenario details\n\n");
-    for (_, r) in &results {
+    for (name, r) in &results {
+        // Titled by the run's name (`peers-100-node`), not its scenario (`relay`), which several share.
+        let r = RunResult {
+            scenario: name.clone(),
+            ..r.clone()
+        };
         md.push_str(&r.markdown());
         md.push('\n');
     }
@@ -290,6 +355,200 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
     }
     println!("{md}");
     Ok(())
+}
+
+/// The chat counts of the peers scenario (one chat per agent).
+const PEER_SHAPES: &[u32] = &[100, 500];
+
+/// The servers of the peers scenario, by the suffix of their result's name, in the
+/// order the report sets them out. The hub's default configuration comes first; the
+/// memory store is a comparison only.
+const PEER_SERVERS: &[(&str, &str)] = &[
+    ("default", "Switchboard, default configuration"),
+    (
+        "memory",
+        "Switchboard, `STORE=memory` (comparison only: nothing survives a restart)",
+    ),
+    (
+        "node",
+        "Node ws relay (`bench/ws-relay.js`: forwards, acknowledges nothing)",
+    ),
+    ("bare", "bare floor (`loadgen bare-relay`)"),
+];
+
+/// The rate the peers table reads latency and CPU at.
+const PEER_RATE: f64 = 10_000.0;
+
+/// One server's figures in the peers comparison.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct PeerFigures {
+    /// The highest rate up to which every step kept p99 ≤ 10 ms (and sent ≥ 95 % of its rate).
+    sustained: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    cpu: Option<f64>,
+    /// Acknowledgement latency at 10k msg/s: None when the server acknowledges nothing.
+    ack_p50: Option<f64>,
+    ack_p99: Option<f64>,
+    /// Messages refused with an error frame over the whole run.
+    refused: u64,
+    /// The store the hub reported (`/healthz`), None for a relay.
+    store: Option<String>,
+}
+
+impl PeerFigures {
+    fn of(r: &RunResult) -> PeerFigures {
+        let at = relay_step(r, PEER_RATE);
+        let field = |k: &str| at.as_ref().and_then(|s| s[k].as_f64());
+        PeerFigures {
+            sustained: sustained_within(&steps_of(r), 10.0),
+            p50: field("p50_ms"),
+            p99: field("p99_ms"),
+            cpu: field("hub_cpu_percent"),
+            ack_p50: field("ack_p50_ms"),
+            ack_p99: field("ack_p99_ms"),
+            refused: steps_of(r).iter().filter_map(|s| s["refused"].as_u64()).sum(),
+            store: r.figures["store_backend"].as_str().map(str::to_string),
+        }
+    }
+}
+
+/// Did this step send ≥ 95 % of its rate with p99 at most `p99_ms` (issue 14's "p99 ≤ 10 ms")?
+fn step_within(step: &Value, p99_ms: f64) -> bool {
+    step["sent_per_sec"].as_f64().unwrap_or(0.0) >= rate_of(step) * 0.95
+        && step["p99_ms"].as_f64().unwrap_or(f64::MAX) <= p99_ms
+}
+
+/// The highest rate up to which every step, from the lowest, kept p99 at most `p99_ms`.
+fn sustained_within(steps: &[&Value], p99_ms: f64) -> Option<f64> {
+    steps
+        .iter()
+        .take_while(|s| step_within(s, p99_ms))
+        .map(|s| rate_of(s))
+        .last()
+}
+
+/// `a / b` to two places, or a dash when either is unknown or `b` is 0.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "—".into(),
+    }
+}
+
+fn rate_text(rate: Option<f64>) -> String {
+    rate.map_or("none".into(), |r| format!("{r:.0} msg/s"))
+}
+
+/// Milliseconds, or a dash for a figure there is none of (no acknowledgement, step not reached).
+fn ms_text(ms: Option<f64>) -> String {
+    ms.map_or("—".into(), |m| m.to_string())
+}
+
+fn percent_text(cpu: Option<f64>) -> String {
+    cpu.map_or("—".into(), |c| format!("{c:.0} %"))
+}
+
+/// One shape of the peers scenario: the servers side by side, the ratios, and every step.
+fn peers_section(chats: u32, runs: &[(&str, Option<&RunResult>)]) -> String {
+    let servers: Vec<(&str, Option<PeerFigures>)> = runs.iter().map(|(s, r)| (*s, r.map(PeerFigures::of))).collect();
+    let mut md = format!(
+        "\n## Relay against its peers: {chats} chats, one per agent ({} sockets), 100-byte messages, both sides sending\n\n\
+         Each server in turn pinned to CPU 0, the same loadgen on CPU 1, in one run. Sustained: every step up to that rate kept \
+         p99 ≤ 10 ms and sent ≥ 95 % of its rate. Delivery: send → the peer's copy. Acknowledgement: send → the sender's own \
+         copy (the hub sends it once the message is committed; the bare floor echoes at once; the Node ws relay sends none). \
+         CPU: the server's utime + stime over the step, % of one core.\n\n\
+         | server | sustained (p99 ≤ 10 ms) | delivery p50 / p99 at 10k msg/s | acknowledgement p50 / p99 at 10k | CPU at 10k | refused |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+        chats * 2
+    );
+    for (server, figures) in &servers {
+        let label = PEER_SERVERS
+            .iter()
+            .find(|(s, _)| s == server)
+            .map_or(server.to_string(), |(_, l)| l.to_string());
+        let Some(f) = figures else {
+            md.push_str(&format!("| {label} | not run | | | | |\n"));
+            continue;
+        };
+        // The default configuration's row names the store the hub reported it runs on.
+        let label = match &f.store {
+            Some(store) if *server == "default" => format!("{label} (store `{store}`)"),
+            _ => label,
+        };
+        md.push_str(&format!(
+            "| {label} | {} | {} / {} ms | {} / {} ms | {} | {} |\n",
+            rate_text(f.sustained),
+            ms_text(f.p50),
+            ms_text(f.p99),
+            ms_text(f.ack_p50),
+            ms_text(f.ack_p99),
+            percent_text(f.cpu),
+            f.refused
+        ));
+    }
+    let find = |name: &str| servers.iter().find(|(s, _)| *s == name).and_then(|(_, f)| f.as_ref());
+    md.push_str(
+        "\nRatios (above 1: the first has the higher rate, the slower p99, the dearer CPU):\n\n\
+         | ratio | sustained rate | p99 at 10k | CPU at 10k |\n| --- | --- | --- | --- |\n",
+    );
+    for (a, b, label) in [
+        ("default", "node", "Switchboard default / Node ws"),
+        ("default", "bare", "Switchboard default / bare floor"),
+        ("memory", "node", "Switchboard `STORE=memory` / Node ws"),
+        ("default", "memory", "Switchboard default / `STORE=memory`"),
+        ("node", "bare", "Node ws / bare floor"),
+    ] {
+        let (Some(a), Some(b)) = (find(a), find(b)) else {
+            continue;
+        };
+        md.push_str(&format!(
+            "| {label} | {} | {} | {} |\n",
+            ratio(a.sustained, b.sustained),
+            ratio(a.p99, b.p99),
+            ratio(a.cpu, b.cpu)
+        ));
+    }
+    md.push_str(&peer_steps_table(runs));
+    md
+}
+
+/// Every step of every server of one peers shape: delivery p99, acknowledgement p99, CPU,
+/// and refusals when there were any; a dash where a server stopped before that rate.
+fn peer_steps_table(runs: &[(&str, Option<&RunResult>)]) -> String {
+    let ran: Vec<(&str, &RunResult)> = runs.iter().filter_map(|(s, r)| r.map(|r| (*s, r))).collect();
+    let mut rates: Vec<f64> = ran.iter().flat_map(|(_, r)| steps_of(r)).map(rate_of).collect();
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
+    let mut md = String::from("\nSteps (each cell: delivery p99 / acknowledgement p99 ms, CPU %):\n\n| target msg/s |");
+    for (server, _) in &ran {
+        md.push_str(&format!(" {server} |"));
+    }
+    md.push_str("\n| --- |");
+    md.push_str(&" --- |".repeat(ran.len()));
+    md.push('\n');
+    for rate in rates {
+        md.push_str(&format!("| {rate:.0} |"));
+        for (_, r) in &ran {
+            let cell = relay_step(r, rate).map_or("—".to_string(), |s| {
+                let refused = s["refused"].as_u64().unwrap_or(0);
+                format!(
+                    "{} / {} ms, {}{}",
+                    ms_text(s["p99_ms"].as_f64()),
+                    ms_text(s["ack_p99_ms"].as_f64()),
+                    percent_text(s["hub_cpu_percent"].as_f64()),
+                    if refused > 0 {
+                        format!(", refused {refused}")
+                    } else {
+                        String::new()
+                    }
+                )
+            });
+            md.push_str(&format!(" {cell} |"));
+        }
+        md.push('\n');
+    }
+    md
 }
 
 /// A relay step of a result by its target rate.
@@ -412,5 +671,140 @@ mod tests {
         let empty = run(json!([]));
         assert_eq!(sustained_under(&steps_of(&empty), 10.0), None);
         assert_eq!(highest_under(&steps_of(&empty), 10.0), None);
+    }
+
+    /// A relay step as the loadgen writes it, with acknowledgement latency (None: no acks) and CPU.
+    fn peer_step(rate: f64, p99: f64, ack_p99: Option<f64>, cpu: f64, refused: u64) -> Value {
+        json!({
+            "target_msgs_per_sec": rate, "sent_per_sec": rate, "p50_ms": p99 / 4.0, "p99_ms": p99,
+            "ack_p50_ms": ack_p99.map(|a| a / 4.0), "ack_p99_ms": ack_p99, "hub_cpu_percent": cpu, "refused": refused,
+        })
+    }
+
+    fn relay_run(steps: Vec<Value>, store: Option<&str>) -> RunResult {
+        RunResult {
+            figures: json!({ "steps": steps, "store_backend": store }),
+            ..RunResult::default()
+        }
+    }
+
+    #[test]
+    fn issue_14_counts_a_p99_of_exactly_10_ms_as_within() {
+        let owned = [step(1e3, 1e3, 1.0), step(1e4, 1e4, 10.0), step(2e4, 2e4, 10.5)];
+        let steps: Vec<&Value> = owned.iter().collect();
+        assert_eq!(sustained_within(&steps, 10.0), Some(1e4));
+        assert_eq!(
+            sustained_under(&steps, 10.0),
+            Some(1e3),
+            "the older rows keep p99 < 10 ms"
+        );
+    }
+
+    #[test]
+    fn a_ratio_needs_both_figures_and_a_divisor() {
+        assert_eq!(ratio(Some(1e4), Some(4e4)), "0.25");
+        assert_eq!(ratio(Some(86.0), Some(23.0)), "3.74");
+        assert_eq!(ratio(None, Some(4e4)), "—");
+        assert_eq!(ratio(Some(1e4), None), "—");
+        assert_eq!(ratio(Some(1e4), Some(0.0)), "—");
+    }
+
+    #[test]
+    fn peer_figures_are_read_at_10k_and_a_relay_without_acks_has_none() {
+        let hub = relay_run(
+            vec![
+                peer_step(1e3, 1.0, Some(2.0), 40.0, 0),
+                peer_step(1e4, 4.9, Some(26.0), 87.0, 0),
+                peer_step(2e4, 60.0, Some(900.0), 99.0, 12),
+            ],
+            Some("embedded"),
+        );
+        let f = PeerFigures::of(&hub);
+        assert_eq!(f.sustained, Some(1e4));
+        assert_eq!((f.p50, f.p99, f.cpu), (Some(1.225), Some(4.9), Some(87.0)));
+        assert_eq!((f.ack_p50, f.ack_p99), (Some(6.5), Some(26.0)));
+        assert_eq!(f.refused, 12);
+        assert_eq!(f.store.as_deref(), Some("embedded"));
+
+        let node = relay_run(vec![peer_step(1e4, 0.6, None, 23.0, 0)], None);
+        let f = PeerFigures::of(&node);
+        assert_eq!((f.ack_p50, f.ack_p99, f.store), (None, None, None));
+
+        let stopped_early = relay_run(vec![peer_step(1e3, 80.0, Some(90.0), 50.0, 0)], None);
+        let f = PeerFigures::of(&stopped_early);
+        assert_eq!((f.sustained, f.p99, f.cpu), (None, None, None));
+    }
+
+    #[test]
+    fn the_peers_section_sets_the_servers_side_by_side_with_their_ratios() {
+        let hub = relay_run(
+            vec![
+                peer_step(1e3, 1.0, Some(2.0), 40.0, 0),
+                peer_step(1e4, 4.0, Some(20.0), 80.0, 0),
+            ],
+            Some("embedded"),
+        );
+        let node = relay_run(
+            vec![
+                peer_step(1e3, 0.5, None, 5.0, 0),
+                peer_step(1e4, 1.0, None, 20.0, 0),
+                peer_step(4e4, 8.0, None, 70.0, 0),
+            ],
+            None,
+        );
+        let bare = relay_run(
+            vec![
+                peer_step(1e3, 0.4, Some(0.4), 4.0, 0),
+                peer_step(1e4, 0.8, Some(0.8), 16.0, 0),
+                peer_step(4e4, 2.0, Some(2.0), 50.0, 0),
+            ],
+            None,
+        );
+        let runs = [
+            ("default", Some(&hub)),
+            ("memory", None),
+            ("node", Some(&node)),
+            ("bare", Some(&bare)),
+        ];
+        let md = peers_section(100, &runs);
+        assert!(md.contains("100 chats, one per agent (200 sockets)"), "{md}");
+        assert!(
+            md.contains(
+                "| Switchboard, default configuration (store `embedded`) | 10000 msg/s | 1 / 4 ms | 5 / 20 ms | 80 % | 0 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Switchboard, `STORE=memory` (comparison only: nothing survives a restart) | not run |"),
+            "{md}"
+        );
+        // The Node ws relay acknowledges nothing: a dash, not a zero.
+        assert!(
+            md.contains("| 40000 msg/s | 0.25 / 1 ms | — / — ms | 20 % | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Switchboard default / Node ws | 0.25 | 4.00 | 4.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Switchboard default / bare floor | 0.25 | 5.00 | 5.00 |"),
+            "{md}"
+        );
+        assert!(md.contains("| Node ws / bare floor | 1.00 | 1.25 | 1.25 |"), "{md}");
+        assert!(
+            !md.contains("STORE=memory` / Node ws"),
+            "no ratio for a server that did not run: {md}"
+        );
+        // Steps: the hub stopped before 40k, so its cell there is a dash.
+        assert!(md.contains("| target msg/s | default | node | bare |"), "{md}");
+        assert!(md.contains("| 40000 | — | 8 / — ms, 70 % | 2 / 2 ms, 50 % |"), "{md}");
+    }
+
+    #[test]
+    fn refusals_show_in_a_step_cell() {
+        let hub = relay_run(vec![peer_step(6e4, 900.0, Some(2000.0), 100.0, 250)], Some("embedded"));
+        let md = peer_steps_table(&[("default", Some(&hub))]);
+        assert!(md.contains("| 60000 | 900 / 2000 ms, 100 %, refused 250 |"), "{md}");
     }
 }
