@@ -4,7 +4,8 @@
 
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { mkdirSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -28,6 +29,9 @@ export async function startHub(extraEnv = {}) {
     env: {
       PATH: process.env.PATH,
       STORE: 'memory',
+      // Each hub its own data directory: a hub on MongoDB keeps its outage spool there,
+      // and one left in the tree would be replayed into the next run's store.
+      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'switchboard-browser-')),
       BIND_ADDR: '127.0.0.1:0',
       ADMIN_PASSWORD,
       RESUME_GRACE_SECS: '30',
