@@ -269,28 +269,9 @@ impl Drop for MongoHub {
     }
 }
 
-async fn login(client: &reqwest::Client, hub: &MongoHub, user: &str, password: &str) -> String {
-    let res = client
-        .post(hub.url("/api/login"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "login as {user}");
-    res.json::<serde_json::Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// Issue 13, item 11: MongoDB stops, messages go on and are acknowledged, then the hub
-/// is stopped with `signal` (TERM or KILL). MongoDB comes back, the hub starts again on
-/// the same DATA_DIR, and every acknowledged message ends up archived exactly once.
-async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &str) {
-    let mut mongo = MongoServer::start().await;
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
-    let dir = TempDir::new("spool");
-    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+/// An agent (created by the admin, signed in, available) and a customer in a chat
+/// with them on `hub`: the agent's socket, the customer's, and the chat id.
+async fn agent_and_customer_in_a_chat(hub: &MongoHub) -> (Ws, Ws, String) {
     let client = reqwest::Client::new();
     let admin = login(&client, &hub, "admin", ADMIN_PASSWORD).await;
     let res = client
@@ -313,6 +294,32 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
     c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
         .await;
     let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    (agent, c, chat)
+}
+
+async fn login(client: &reqwest::Client, hub: &MongoHub, user: &str, password: &str) -> String {
+    let res = client
+        .post(hub.url("/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "login as {user}");
+    res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Issue 13, item 11: MongoDB stops, messages go on and are acknowledged, then the hub
+/// is stopped with `signal` (TERM or KILL). MongoDB comes back, the hub starts again on
+/// the same DATA_DIR, and every acknowledged message ends up archived exactly once.
+async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &str) {
+    let mut mongo = MongoServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let dir = TempDir::new("spool");
+    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+    let (_agent, mut c, chat) = agent_and_customer_in_a_chat(&hub).await;
     let mut acked = vec![];
     for i in 0..10 {
         acked.push(send_one(&mut c, &format!("before {i}")).await.expect("the store is up"));
@@ -400,28 +407,7 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
     // timeout ends it) instead of failing within the hub's 2 s default.
     let hanging = format!("{}/?serverSelectionTimeoutMS=120000", mongo.uri());
     let hub = MongoHub::start_on(&hanging, &db, &dir.0).await;
-    let client = reqwest::Client::new();
-    let admin = login(&client, &hub, "admin", ADMIN_PASSWORD).await;
-    let res = client
-        .post(hub.url("/api/admin/agents"))
-        .bearer_auth(&admin)
-        .json(
-            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password", "categories": ["general"]}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let token = login(&client, &hub, "ann", "agent-password").await;
-    let mut agent = Ws::connect(&hub.ws("/ws/agent"), &[("authorization", &format!("Bearer {token}"))])
-        .await
-        .unwrap();
-    agent.next_of("agent_welcome").await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut c = Ws::connect(&hub.ws("/ws/customer"), &[]).await.unwrap();
-    c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let (mut agent, mut c, chat) = agent_and_customer_in_a_chat(&hub).await;
     send_one(&mut c, "before").await.expect("the store is up");
 
     mongo.stop();
