@@ -234,6 +234,25 @@ mod tests {
         }
     }
 
+    /// Starts the bare server on a free loopback port, on a thread of its own.
+    fn start_bare() -> std::net::SocketAddr {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        std::thread::spawn(move || super::serve(addr));
+        addr
+    }
+
+    /// A websocket to the bare server, once it listens.
+    async fn connect(addr: std::net::SocketAddr) -> Client {
+        loop {
+            if let Ok((ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await {
+                return ws;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn silent(ws: &mut Client) -> bool {
         tokio::time::timeout(Duration::from_millis(200), ws.next())
             .await
@@ -242,21 +261,10 @@ mod tests {
 
     #[tokio::test]
     async fn each_route_takes_the_first_in_line_and_tells_the_rest_their_places() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        std::thread::spawn(move || super::serve(addr));
-        let connect = || async move {
-            loop {
-                if let Ok((ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await {
-                    return ws;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
+        let addr = start_bare();
         let mut line = vec![];
         for place in 1..=3 {
-            let mut ws = connect().await;
+            let mut ws = connect(addr).await;
             ws.send(Message::text(r#"{"type":"join","name":"w","category":"c"}"#))
                 .await
                 .expect("sent");
@@ -266,7 +274,7 @@ mod tests {
             );
             line.push(ws);
         }
-        let mut agent = connect().await;
+        let mut agent = connect(addr).await;
         let started = |n: u32| format!(r#"{{"type":"chat_started","chat_id":"floor-{n}"}}"#);
 
         agent
@@ -298,22 +306,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_relay_side_is_ready_after_hello_and_each_frame_goes_to_the_peer_and_back() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        std::thread::spawn(move || super::serve(addr));
-        let connect = || async move {
-            loop {
-                if let Ok((ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await {
-                    return ws;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        let mut customer = connect().await;
+        let addr = start_bare();
+        let mut customer = connect(addr).await;
         customer.send(Message::text("hello 0 floor-0")).await.expect("sent");
         assert_eq!(next_text(&mut customer).await, crate::relay::READY);
-        let mut agent = connect().await;
+        let mut agent = connect(addr).await;
         agent
             .send(Message::text("hello 1 floor-0,floor-1"))
             .await
