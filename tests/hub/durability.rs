@@ -273,7 +273,7 @@ impl Drop for MongoHub {
 /// with them on `hub`: the agent's socket, the customer's, and the chat id.
 async fn agent_and_customer_in_a_chat(hub: &MongoHub) -> (Ws, Ws, String) {
     let client = reqwest::Client::new();
-    let admin = login(&client, &hub, "admin", ADMIN_PASSWORD).await;
+    let admin = login(&client, hub, "admin", ADMIN_PASSWORD).await;
     let res = client
         .post(hub.url("/api/admin/agents"))
         .bearer_auth(&admin)
@@ -284,7 +284,7 @@ async fn agent_and_customer_in_a_chat(hub: &MongoHub) -> (Ws, Ws, String) {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let token = login(&client, &hub, "ann", "agent-password").await;
+    let token = login(&client, hub, "ann", "agent-password").await;
     let mut agent = Ws::connect(&hub.ws("/ws/agent"), &[("authorization", &format!("Bearer {token}"))])
         .await
         .unwrap();
