@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs, idempotently: Debian chromium (browser tests),
-# a Python venv with secantusdb (a MongoDB-wire server), and the browser tests' npm packages.
+# Installs what `make test` needs, idempotently: Debian chromium (browser tests), redis-server
+# (the cluster tests), coturn (TURN relay for the video tests), a Python venv with secantusdb
+# (a MongoDB-wire server) and aiosmtpd (an SMTP sink), and the browser tests' npm packages.
 # Fails loudly when something cannot be installed: tests never skip for a missing server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v turnserver >/dev/null || missing+=(coturn)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-test-deps: installing ${missing[*]} from Debian"
@@ -32,6 +35,12 @@ fi
 if ! .venv/bin/python -c 'import kosoku' 2>/dev/null; then
   echo "ensure-test-deps: installing kosoku into .venv"
   .venv/bin/pip install -q --disable-pip-version-check kosoku==0.1.0
+fi
+
+# The SMTP sink the mail tests start (`python -m aiosmtpd`, writing a Maildir they read).
+if ! .venv/bin/python -c 'import aiosmtpd' 2>/dev/null; then
+  echo "ensure-test-deps: installing aiosmtpd into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check aiosmtpd==1.4.6
 fi
 
 if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then

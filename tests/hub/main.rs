@@ -13,6 +13,7 @@ mod contracts;
 mod durability;
 mod edge;
 mod openapi;
+mod redis_server;
 mod routing;
 mod starting;
 mod storeops;
