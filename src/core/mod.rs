@@ -9,3 +9,4 @@ pub mod names;
 pub mod presence;
 pub mod readiness;
 pub mod routing;
+pub mod schedule;
