@@ -1,3 +1,4 @@
+pub mod appointments;
 pub mod archive;
 pub mod auth;
 pub mod config;
