@@ -18,3 +18,4 @@ mod routing;
 mod starting;
 mod storeops;
 mod transport;
+mod cluster_base;
