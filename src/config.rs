@@ -309,7 +309,11 @@ fn default_node_id() -> String {
         String::new()
     };
     let host = if host.is_empty() { "node".to_string() } else { host };
-    format!("{host}-{}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
+    format!(
+        "{host}-{}-{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }
 
 struct Reader<'a> {
@@ -442,7 +446,11 @@ impl Reader<'_> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
         if !ok {
-            return Err(Self::error(var, &value, "must be 1 to 64 of the characters A-Z a-z 0-9 . _ -"));
+            return Err(Self::error(
+                var,
+                &value,
+                "must be 1 to 64 of the characters A-Z a-z 0-9 . _ -",
+            ));
         }
         Ok(value)
     }
@@ -541,7 +549,11 @@ mod tests {
         assert_eq!(s.cluster_lease, Duration::from_secs(5));
         assert_eq!(s.cluster_renew, Duration::from_secs(1));
         assert!(!s.node_id.is_empty());
-        assert_ne!(s.node_id, with(&[]).unwrap().node_id, "two processes' defaults never clash");
+        assert_ne!(
+            s.node_id,
+            with(&[]).unwrap().node_id,
+            "two processes' defaults never clash"
+        );
     }
 
     #[test]
@@ -573,7 +585,10 @@ mod tests {
             (vec![("REDIS_URL", "http://x"), mongo], "REDIS_URL"),
             (vec![("NODE_ID", "a b")], "NODE_ID"),
             (vec![("CLUSTER_LEASE_MS", "10")], "CLUSTER_LEASE_MS"),
-            (vec![("REDIS_URL", "redis://127.0.0.1/"), mongo, ("CLUSTER_RENEW_MS", "3000")], "CLUSTER_RENEW_MS"),
+            (
+                vec![("REDIS_URL", "redis://127.0.0.1/"), mongo, ("CLUSTER_RENEW_MS", "3000")],
+                "CLUSTER_RENEW_MS",
+            ),
         ] {
             let err = with(&pairs).unwrap_err();
             assert_eq!(err.var, var, "{err}");

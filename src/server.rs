@@ -116,7 +116,8 @@ pub async fn run(
         .status
         .slow_after_ms
         .store(slow_after, std::sync::atomic::Ordering::Relaxed);
-    let sessions = Sessions::new(settings.session_ttl);
+    let sessions = Sessions::new(store.clone(), settings.session_ttl);
+    tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
     let (hub, hub_task) = Hub::start(
         settings.clone(),
         categories,

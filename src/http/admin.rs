@@ -262,7 +262,7 @@ async fn update_agent(
     }
     state.store.update_account(account.clone()).await?;
     let ended = if !account.enabled || password_changed {
-        state.sessions.close_all_of(&account.id)
+        state.sessions.close_all_of(&account.id).await?
     } else {
         vec![]
     };
