@@ -166,7 +166,17 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJa
         && let Some(id) = state.sessions.close(&token).await?
     {
         // Sockets opened with the session close too; a hub shutting down closes them anyway.
-        let _ = state.hub.sessions_ended(vec![id], SessionEnd::Revoked).await;
+        let _ = state.hub.sessions_ended(vec![id.clone()], SessionEnd::Revoked).await;
+        // And on the other nodes. Signing out is never refused: the session is gone from
+        // the store, so no node lets it in again; only sockets open elsewhere stay open
+        // until their bus reconnects, which is logged.
+        if let Some(cluster) = &state.cluster
+            && let Err(e) = cluster
+                .publish(crate::cluster::bus::AdminChange::SessionsEnded { ids: vec![id] })
+                .await
+        {
+            tracing::warn!(error = %e, "a sign-out could not be told to the other nodes");
+        }
     }
     Ok((
         jar.remove(Cookie::build(SESSION_COOKIE).path("/")),
