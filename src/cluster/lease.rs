@@ -194,6 +194,15 @@ impl LeaseTask {
                             Err(e) => match refusal(&e) {
                                 Some(why) => {
                                     tracing::warn!(error = %e, "the lease renewal was refused");
+                                    // This node registers only while it holds nothing, so
+                                    // another incarnation under its name is another process.
+                                    if e.detail().is_some_and(|d| d.starts_with("replaced")) {
+                                        tracing::error!(
+                                            node = %self.node_id,
+                                            "another process registered under this NODE_ID: two nodes must never share one \
+                                             (they will keep fencing each other)"
+                                        );
+                                    }
                                     (lease.refused(why), true)
                                 }
                                 None => {

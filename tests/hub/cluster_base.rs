@@ -403,6 +403,25 @@ async fn admin_changes_made_on_one_node_apply_on_the_other() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     walt.next_of("queued").await;
+
+    // B's subscription is cut: it subscribes again (and reloads what it may have missed),
+    // so a change made on A right after still reaches B's hub.
+    let carl_token = a.agent_account("carl", &["general"], 1).await;
+    let mut carl_on_b = Ws::agent(&b, &carl_token).await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    assert!(killed >= 2, "both nodes' subscriptions were cut ({killed})");
+    let carl_id = admin.agent_id("carl").await;
+    let (status, body) = admin
+        .patch(&format!("/api/admin/agents/{carl_id}"), json!({"enabled": false}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(carl_on_b.closed().await.map(u16::from), Some(4003));
     a.stop().await;
     b.stop().await;
 }
