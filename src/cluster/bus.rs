@@ -26,6 +26,9 @@ pub const ADMIN_CHANNEL: &str = "{sb}:admin";
 /// First and longest pause before subscribing again after the subscription failed.
 const RESUBSCRIBE_START: Duration = Duration::from_millis(200);
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+/// How long subscribing may take: a Redis that accepts but does not answer must not
+/// hold the listener forever.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What changed; the receiver reads the rest from the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,14 +134,14 @@ pub async fn listen(cluster: Cluster, appliers: Appliers, shutdown: Cancellation
     let mut pause = RESUBSCRIBE_START;
     let mut subscribed_before = false;
     loop {
-        let subscription = async {
+        let subscription = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
             let mut pubsub = cluster.client().get_async_pubsub().await?;
             pubsub.subscribe(ADMIN_CHANNEL).await?;
             Ok::<_, redis::RedisError>(pubsub)
-        };
+        });
         let pubsub = tokio::select! {
             _ = shutdown.cancelled() => return,
-            s = subscription => s,
+            s = subscription => s.unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))),
         };
         match pubsub {
             Err(e) => {
