@@ -7,6 +7,7 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
@@ -424,4 +425,65 @@ async fn admin_changes_made_on_one_node_apply_on_the_other() {
     assert_eq!(carl_on_b.closed().await.map(u16::from), Some(4003));
     a.stop().await;
     b.stop().await;
+}
+
+/// Records the dead nodes it is handed; refuses the first one, as a hand-over that
+/// failed (Redis blinked) would.
+#[derive(Default)]
+struct RecordingHook {
+    calls: std::sync::Mutex<Vec<(String, Option<u64>)>>,
+}
+
+#[async_trait::async_trait]
+impl switchboard::cluster::lease::NodeLost for RecordingHook {
+    async fn node_lost(&self, node: &str, incarnation: Option<u64>) -> Result<(), String> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push((node.to_string(), incarnation));
+        if calls.len() == 1 {
+            Err("not now".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The reaper hands a dead node to the hook (the routing's `node_lost` goes there) before
+/// removing it; a hand-over that fails leaves the node registered, to be handed over at
+/// the next scan, and once removed it is never handed over again.
+#[tokio::test]
+async fn a_dead_node_is_handed_over_before_it_is_removed() {
+    let redis = RedisServer::start().await;
+    let conn = redis_conn(&redis).await;
+    redis::pipe()
+        .cmd("HSET")
+        .arg("{sb}:nodes")
+        .arg("ghost")
+        .arg(3)
+        .cmd("ZADD")
+        .arg("{sb}:leases")
+        .arg(1_000)
+        .arg("ghost")
+        .exec_async(&mut conn.clone())
+        .await
+        .unwrap();
+    let mut settings = switchboard::config::Settings::for_tests();
+    settings.redis_url = Some(redis.url());
+    settings.node_id = "alpha".into();
+    settings.cluster_lease = Duration::from_millis(LEASE_MS);
+    settings.cluster_renew = Duration::from_millis(RENEW_MS);
+    let hook = Arc::new(RecordingHook::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (cluster, task) =
+        switchboard::cluster::node::Cluster::start(&settings, hook.clone(), shutdown.clone()).unwrap();
+    eventually("the ghost is reaped", || {
+        registered(conn.clone(), "ghost").map(|r| r.is_none().then_some(()))
+    })
+    .await;
+    assert!(cluster.status().usable());
+    // A few more scans: the removed node is not handed over again.
+    tokio::time::sleep(Duration::from_millis(RENEW_MS * 3)).await;
+    let calls = hook.calls.lock().unwrap().clone();
+    assert_eq!(calls, [("ghost".to_string(), Some(3)), ("ghost".to_string(), Some(3))]);
+    shutdown.cancel();
+    task.await.unwrap();
 }
