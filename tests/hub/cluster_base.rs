@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
-use crate::common::{ADMIN_PASSWORD, TestHub, Ws};
+use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 use crate::storeops::{hub_command, refuses};
 
@@ -339,7 +339,6 @@ async fn a_stalled_node_is_fenced_reaped_and_rejoins_with_a_higher_incarnation()
     assert_eq!(health["cluster"]["incarnation"], after, "{health}");
     awake.stop().await;
     drop(sleepy);
-    let _ = ADMIN_PASSWORD;
 }
 
 /// Two nodes on one MongoDB and one Redis: admin changes made through node A reach node
