@@ -664,6 +664,22 @@ mod tests {
         async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
             self.inner.conversation(id).await
         }
+        // ---- sessions in the shared store (issue 15) ----
+        async fn create_session(&self, s: StoredSession) -> StoreResult<()> {
+            self.inner.create_session(s).await
+        }
+        async fn session(&self, id: &str) -> StoreResult<StoredSession> {
+            self.inner.session(id).await
+        }
+        async fn delete_session(&self, id: &str) -> StoreResult<bool> {
+            self.inner.delete_session(id).await
+        }
+        async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
+            self.inner.delete_sessions_of(account_id).await
+        }
+        async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
+            self.inner.sweep_sessions(now).await
+        }
     }
 
     #[tokio::test]

@@ -2,10 +2,10 @@
 //!
 //! Passwords are hashed with argon2 (the PHC string format, salted per
 //! password) on threads of their own, one per core, since a hash deliberately
-//! costs tens of milliseconds and 19 MiB. A session is an opaque random token
-//! mapped to an account id in memory; browsers carry it in an HttpOnly cookie,
-//! other clients as a bearer token. Sessions do not survive a restart: agents
-//! sign in again.
+//! costs tens of milliseconds and 19 MiB. A session is an opaque random token;
+//! browsers carry it in an HttpOnly cookie, other clients as a bearer token. The
+//! store keeps each session under the SHA-256 of its token (never the token), so
+//! sessions survive a restart and every node of a cluster knows them.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -16,6 +16,8 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use rand::RngCore;
+
+use crate::store::{Millis, SharedStore, StoreError, StoreResult, StoredSession};
 
 /// Counts every argon2 computation (hash or check) the hashing threads run, so a sign-in's
 /// cost can be observed without timing it: an unknown user must cost what a wrong password does.
@@ -136,80 +138,150 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Live sessions: token → (account id, expiry). Cheap to clone.
+/// The name a session is stored and revoked under: the SHA-256 of its token, URL-safe
+/// base64. The store (shared by every node) and the admin bus never see a token, so a
+/// leaked database or a snooped channel signs nobody in.
+pub fn session_id(token: &str) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Sessions, kept in the shared store so a restart or another node knows them. Cheap to clone.
+///
+/// Every look-up of a token asks the store, so a revocation anywhere counts at once
+/// everywhere. What this node has seen live is also remembered (session id → account,
+/// expiry) for the hub's synchronous check when a staff socket registers; a revocation
+/// removes it here before the hub is told, and one made on another node is removed by
+/// [`Sessions::forget`] when the admin bus brings it.
 #[derive(Clone)]
 pub struct Sessions {
-    inner: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+    store: SharedStore,
+    seen: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     ttl: Duration,
 }
 
 impl Sessions {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(store: SharedStore, ttl: Duration) -> Self {
         Self {
-            inner: Arc::default(),
+            store,
+            seen: Arc::default(),
             ttl,
         }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, (String, Instant)>) -> T) -> T {
-        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.seen.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Opens a session for an account and returns its token.
-    pub fn open(&self, account_id: &str) -> String {
-        let token = random_token();
-        let expires = Instant::now() + self.ttl;
+    fn remember(&self, id: String, account_id: String, expires: Instant) {
         self.with(|s| {
             // Sweep expired sessions now and then, so abandoned ones do not pile up.
             if s.len() % 64 == 0 {
                 let now = Instant::now();
                 s.retain(|_, (_, exp)| *exp > now);
             }
-            s.insert(token.clone(), (account_id.to_string(), expires));
+            s.insert(id, (account_id, expires));
         });
-        token
     }
 
-    /// The account id of a live session.
-    pub fn account_of(&self, token: &str) -> Option<String> {
-        self.with(|s| match s.get(token) {
-            Some((id, exp)) if *exp > Instant::now() => Some(id.clone()),
-            Some(_) => {
-                s.remove(token);
-                None
+    /// Opens a session for an account and returns its token.
+    pub async fn open(&self, account_id: &str) -> StoreResult<String> {
+        let token = random_token();
+        let id = session_id(&token);
+        let expires_at = now_ms().saturating_add(i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX));
+        self.store
+            .create_session(StoredSession {
+                id: id.clone(),
+                account_id: account_id.to_string(),
+                expires_at,
+            })
+            .await?;
+        self.remember(id, account_id.to_string(), Instant::now() + self.ttl);
+        Ok(token)
+    }
+
+    /// The account id of a live session, asked of the store (a revocation on any node counts).
+    pub async fn account_of(&self, token: &str) -> StoreResult<Option<String>> {
+        let id = session_id(token);
+        let session = match self.store.session(&id).await {
+            Ok(session) => session,
+            Err(StoreError::NotFound) => {
+                self.with(|s| s.remove(&id));
+                return Ok(None);
             }
-            None => None,
-        })
+            Err(e) => return Err(e),
+        };
+        let left = session.expires_at - now_ms();
+        if left <= 0 {
+            self.with(|s| s.remove(&id));
+            return Ok(None);
+        }
+        let expires = Instant::now() + Duration::from_millis(left.unsigned_abs());
+        self.remember(id, session.account_id.clone(), expires);
+        Ok(Some(session.account_id))
     }
 
-    /// When a live session expires.
-    pub fn expires_at(&self, token: &str) -> Option<Instant> {
-        self.with(|s| s.get(token).map(|(_, exp)| *exp).filter(|exp| *exp > Instant::now()))
+    /// When a session this node has seen live (by [`Sessions::account_of`] or
+    /// [`Sessions::open`]) expires, by its id; `None` once revoked or expired.
+    pub fn expires_at(&self, id: &str) -> Option<Instant> {
+        self.with(|s| s.get(id).map(|(_, exp)| *exp).filter(|exp| *exp > Instant::now()))
     }
 
-    /// Ends a session; true when it was live. Its sockets are closed by the hub
-    /// (`Hub::sessions_ended`), which the caller tells.
-    pub fn close(&self, token: &str) -> bool {
-        self.with(|s| s.remove(token))
-            .is_some_and(|(_, exp)| exp > Instant::now())
+    /// Ends a session; its id when it was live. Its sockets are closed by the hub
+    /// (`Hub::sessions_ended`), which the caller tells (and, on several nodes, the bus).
+    pub async fn close(&self, token: &str) -> StoreResult<Option<String>> {
+        let id = session_id(token);
+        self.with(|s| s.remove(&id));
+        Ok(self.store.delete_session(&id).await?.then_some(id))
     }
 
     /// Ends every session of an account (disabled, or password changed) and returns their
-    /// tokens, for the hub to close the sockets opened with them.
+    /// ids, for the hub to close the sockets opened with them.
     #[must_use = "the hub must be told, to close the sessions' sockets"]
-    pub fn close_all_of(&self, account_id: &str) -> Vec<String> {
-        self.with(|s| {
-            let ended: Vec<String> = s
-                .iter()
-                .filter(|(_, (id, _))| id == account_id)
-                .map(|(token, _)| token.clone())
-                .collect();
-            for token in &ended {
-                s.remove(token);
-            }
-            ended
-        })
+    pub async fn close_all_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        let ended = self.store.delete_sessions_of(account_id).await?;
+        self.forget(&ended);
+        // Those this node saw but the store no longer had (swept) are over too.
+        self.with(|s| s.retain(|_, (account, _)| account != account_id));
+        Ok(ended)
     }
+
+    /// Sessions revoked elsewhere (another node, through the admin bus) are no longer live here.
+    pub fn forget(&self, ids: &[String]) {
+        self.with(|s| {
+            for id in ids {
+                s.remove(id);
+            }
+        });
+    }
+
+    /// Deletes the sessions expired by now from the store; how many.
+    pub async fn sweep(&self) -> StoreResult<u64> {
+        self.store.sweep_sessions(now_ms()).await
+    }
+}
+
+/// How often the store is swept of expired sessions (MongoDB's TTL index does it too).
+pub const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// Sweeps expired sessions from the store every [`SESSION_SWEEP_EVERY`] until `shutdown`.
+pub async fn sweep_sessions(sessions: Sessions, shutdown: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(SESSION_SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                if let Err(e) = sessions.sweep().await {
+                    tracing::warn!(error = %e, "could not sweep expired sessions; trying again later");
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> Millis {
+    crate::hub::now_ms()
 }
 
 #[cfg(test)]
@@ -289,17 +361,33 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sessions_open_resolve_and_close() {
-        let sessions = Sessions::new(Duration::from_secs(60));
-        let token = sessions.open("a1");
-        let other = sessions.open("a2");
-        assert_eq!(sessions.account_of(&token).as_deref(), Some("a1"));
-        assert!(sessions.expires_at(&token).is_some());
-        assert_eq!(sessions.close_all_of("a1"), vec![token.clone()]);
-        assert_eq!(sessions.account_of(&token), None);
-        assert_eq!(sessions.expires_at(&token), None);
-        assert!(sessions.close(&other));
-        assert!(!sessions.close(&other), "closed once");
+    #[tokio::test]
+    async fn sessions_open_resolve_and_close() {
+        let store: SharedStore = Arc::new(crate::store::MemoryStore::new());
+        let sessions = Sessions::new(store.clone(), Duration::from_secs(60));
+        let token = sessions.open("a1").await.unwrap();
+        let other = sessions.open("a2").await.unwrap();
+        let id = session_id(&token);
+        assert_ne!(id, token);
+        assert_eq!(
+            store.session(&id).await.unwrap().account_id,
+            "a1",
+            "stored under the hash"
+        );
+        assert!(store.session(&token).await.is_err(), "never under the token");
+        // Another node (a second adapter over the same store) resolves it.
+        let elsewhere = Sessions::new(store.clone(), Duration::from_secs(60));
+        assert_eq!(elsewhere.account_of(&token).await.unwrap().as_deref(), Some("a1"));
+        assert!(elsewhere.expires_at(&id).is_some());
+        assert_eq!(sessions.close_all_of("a1").await.unwrap(), vec![id.clone()]);
+        assert_eq!(sessions.account_of(&token).await.unwrap(), None);
+        assert_eq!(sessions.expires_at(&id), None);
+        assert_eq!(
+            elsewhere.account_of(&token).await.unwrap(),
+            None,
+            "revoked for every node"
+        );
+        assert_eq!(sessions.close(&other).await.unwrap(), Some(session_id(&other)));
+        assert_eq!(sessions.close(&other).await.unwrap(), None, "closed once");
     }
 }

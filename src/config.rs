@@ -78,6 +78,18 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// Always mark the session cookie `Secure`, even on requests not known to be https.
     pub cookie_secure: bool,
+    // ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+    /// `REDIS_URL`: unset, the hub is one process as always; set, this node joins the
+    /// cluster that shares this Redis (and one MongoDB).
+    pub redis_url: Option<String>,
+    /// `NODE_ID`: this node's name in the cluster. Default: `<hostname>-<pid>-<random>`,
+    /// unique per process, because a restarted node must not take over a dead one's name
+    /// (the dead incarnation's people must still be handed over by the reaper).
+    pub node_id: String,
+    /// `CLUSTER_LEASE_MS`: how long a node counts as alive after its last lease renewal.
+    pub cluster_lease: Duration,
+    /// `CLUSTER_RENEW_MS`: how often a node renews its lease (at most half the lease).
+    pub cluster_renew: Duration,
 }
 
 /// A setting that could not be used; start-up stops with this message.
@@ -134,7 +146,13 @@ impl Settings {
             max_connections_per_address: r.ranged("MAX_CONNECTIONS_PER_ADDRESS", 256, 1..=1_000_000)?,
             metrics_token: r.optional("METRICS_TOKEN"),
             cookie_secure: r.flag("COOKIE_SECURE", false)?,
+            // ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+            redis_url: r.optional("REDIS_URL"),
+            node_id: r.node_id("NODE_ID")?,
+            cluster_lease: Duration::from_millis(r.ranged("CLUSTER_LEASE_MS", 5_000, 1_000..=600_000)?),
+            cluster_renew: Duration::from_millis(r.ranged("CLUSTER_RENEW_MS", 1_000, 100..=300_000)?),
         };
+        settings.check_cluster()?;
         if let Some(token) = &settings.metrics_token
             && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -209,6 +227,11 @@ impl Settings {
         if shown.metrics_token.is_some() {
             shown.metrics_token = Some("(set, hidden)".into());
         }
+        if let Some(url) = &shown.redis_url
+            && let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@'))
+        {
+            shown.redis_url = Some(format!("{}***{}", &url[..scheme_end + 3], &url[at..]));
+        }
         if let Some(uri) = &shown.mongodb_uri {
             // mongodb://user:password@host → mongodb://***@host
             if let (Some(scheme_end), Some(at)) = (uri.find("://"), uri.rfind('@')) {
@@ -217,6 +240,80 @@ impl Settings {
         }
         shown
     }
+}
+
+// ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+impl Settings {
+    /// Is this node one of several sharing a Redis?
+    pub fn clustered(&self) -> bool {
+        self.redis_url.is_some()
+    }
+
+    /// The cluster settings hold together: `REDIS_URL` parses (without connecting), the
+    /// store is one every node can share, and renewals come well inside the lease.
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.redis_url else { return Ok(()) };
+        let shown = || self.redacted().redis_url.unwrap_or_default();
+        if let Err(e) = redis::Client::open(url.as_str()) {
+            return Err(Reader::error("REDIS_URL", &shown(), format!("not a Redis URL: {e}")));
+        }
+        // Auto picks MongoDB exactly when MONGODB_URI is set.
+        let shared = match self.store {
+            StoreMode::MongoDb => true,
+            StoreMode::Auto => self.mongodb_uri.is_some(),
+            StoreMode::Memory | StoreMode::Embedded => false,
+        };
+        if !shared {
+            let store = match self.store {
+                StoreMode::Memory => "memory",
+                StoreMode::Embedded => "embedded",
+                _ => "auto, which is the embedded store without MONGODB_URI",
+            };
+            return Err(Reader::error(
+                "REDIS_URL",
+                &shown(),
+                format!(
+                    "several nodes need one store they all share, but STORE={store} keeps accounts, \
+                     sessions and the archive in this one process (its memory or its DATA_DIR files); \
+                     use STORE=mongodb with MONGODB_URI, or unset REDIS_URL for a single process"
+                ),
+            ));
+        }
+        if self.cluster_renew * 2 > self.cluster_lease {
+            return Err(Reader::error(
+                "CLUSTER_RENEW_MS",
+                &self.cluster_renew.as_millis().to_string(),
+                format!(
+                    "must be at most half of CLUSTER_LEASE_MS ({} ms), so one late renewal does not lose the lease",
+                    self.cluster_lease.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `<hostname>-<pid>-<6 random hex digits>`: readable in logs, unique per process.
+fn default_node_id() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or fails.
+    let named = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let host: String = if named {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end])
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            .take(40)
+            .collect()
+    } else {
+        String::new()
+    };
+    let host = if host.is_empty() { "node".to_string() } else { host };
+    format!(
+        "{host}-{}-{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }
 
 struct Reader<'a> {
@@ -339,6 +436,25 @@ impl Reader<'_> {
             .collect()
     }
 
+    /// A node id: 1 to 64 of `A-Z a-z 0-9 . _ -` (it names Redis hash fields and log lines).
+    fn node_id(&self, var: &'static str) -> Result<String, ConfigError> {
+        let Some(value) = self.optional(var) else {
+            return Ok(default_node_id());
+        };
+        let ok = value.len() <= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if !ok {
+            return Err(Self::error(
+                var,
+                &value,
+                "must be 1 to 64 of the characters A-Z a-z 0-9 . _ -",
+            ));
+        }
+        Ok(value)
+    }
+
     fn store_mode(&self, var: &'static str) -> Result<StoreMode, ConfigError> {
         let value = self.text(var, "auto");
         match value.to_ascii_lowercase().as_str() {
@@ -423,5 +539,59 @@ mod tests {
         let err = with(&[("WS_ECHO_ENDPOINT", "true"), ("BIND_ADDR", "0.0.0.0:8080")]).unwrap_err();
         assert_eq!(err.var, "WS_ECHO_ENDPOINT");
         assert!(err.to_string().contains("BIND_ADDR"), "{err}");
+    }
+
+    // ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+    #[test]
+    fn without_redis_url_nothing_is_clustered() {
+        let s = with(&[]).unwrap();
+        assert!(!s.clustered());
+        assert_eq!(s.cluster_lease, Duration::from_secs(5));
+        assert_eq!(s.cluster_renew, Duration::from_secs(1));
+        assert!(!s.node_id.is_empty());
+        assert_ne!(
+            s.node_id,
+            with(&[]).unwrap().node_id,
+            "two processes' defaults never clash"
+        );
+    }
+
+    #[test]
+    fn redis_url_needs_a_store_every_node_shares() {
+        const URL: &str = "redis://127.0.0.1:6379/";
+        for store in [&[][..], &[("STORE", "embedded")], &[("STORE", "memory")]] {
+            let mut pairs = vec![("REDIS_URL", URL)];
+            pairs.extend_from_slice(store);
+            let err = with(&pairs).unwrap_err();
+            assert_eq!(err.var, "REDIS_URL");
+            let text = err.to_string();
+            assert!(text.contains("STORE=") && text.contains("MONGODB_URI"), "{text}");
+        }
+        let s = with(&[("REDIS_URL", URL), ("MONGODB_URI", "mongodb://127.0.0.1:27017")]).unwrap();
+        assert!(s.clustered());
+        let s = with(&[
+            ("REDIS_URL", "redis://:secret@127.0.0.1:6379/"),
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+        ])
+        .unwrap();
+        assert!(!format!("{:?}", s.redacted()).contains("secret"));
+    }
+
+    #[test]
+    fn bad_cluster_settings_name_their_variable() {
+        let mongo = ("MONGODB_URI", "mongodb://127.0.0.1:27017");
+        for (pairs, var) in [
+            (vec![("REDIS_URL", "http://x"), mongo], "REDIS_URL"),
+            (vec![("NODE_ID", "a b")], "NODE_ID"),
+            (vec![("CLUSTER_LEASE_MS", "10")], "CLUSTER_LEASE_MS"),
+            (
+                vec![("REDIS_URL", "redis://127.0.0.1/"), mongo, ("CLUSTER_RENEW_MS", "3000")],
+                "CLUSTER_RENEW_MS",
+            ),
+        ] {
+            let err = with(&pairs).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+        }
     }
 }

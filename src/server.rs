@@ -48,6 +48,9 @@ pub enum RunError {
     /// The archive's spool (in DATA_DIR) cannot be opened or read.
     #[error("archive spool: {0}")]
     Spool(String),
+    /// The cluster's Redis cannot be used as configured.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// Fills a fresh store: default categories and the first admin.
@@ -116,7 +119,18 @@ pub async fn run(
         .status
         .slow_after_ms
         .store(slow_after, std::sync::atomic::Ordering::Relaxed);
-    let sessions = Sessions::new(settings.session_ttl);
+    let sessions = Sessions::new(store.clone(), settings.session_ttl);
+    tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
+    // ---- several nodes through Redis (issue 15) ----
+    let cluster = if settings.clustered() {
+        // Nothing of a node's people lives in Redis yet, so a dead node hands over nothing.
+        let hook = Arc::new(crate::cluster::lease::NothingToHandOver);
+        let (cluster, _lease_task) = crate::cluster::node::Cluster::start(&settings, hook, shutdown.clone())
+            .map_err(|e| RunError::Cluster(format!("REDIS_URL: {e}")))?;
+        Some(cluster)
+    } else {
+        None
+    };
     let (hub, hub_task) = Hub::start(
         settings.clone(),
         categories,
@@ -135,7 +149,16 @@ pub async fn run(
         shutdown: shutdown.clone(),
         readiness: Arc::default(),
         sign_in_throttle: Arc::default(),
+        cluster: cluster.clone(),
     };
+    if let Some(cluster) = cluster {
+        let appliers = crate::cluster::bus::Appliers {
+            store: state.store.clone(),
+            hub: state.hub.clone(),
+            sessions: state.sessions.clone(),
+        };
+        tokio::spawn(crate::cluster::bus::listen(cluster, appliers, shutdown.clone()));
+    }
     let app = crate::http::router(state.clone(), crate::metrics::router())
         .merge(crate::ws::router())
         .merge(crate::web::router())

@@ -597,6 +597,73 @@ async fn long_messages(store: &dyn Store) {
     assert!(long.messages.iter().all(|m| m.text == text(m.seq)));
 }
 
+// ---------- sessions in the shared store (issue 15) ----------
+
+fn session(id: &str, account_id: &str, expires_at: Millis) -> StoredSession {
+    StoredSession {
+        id: id.into(),
+        account_id: account_id.into(),
+        expires_at,
+    }
+}
+
+/// A session is stored once under its id, found as stored, and deleted once.
+async fn sessions_are_created_found_and_deleted(store: &dyn Store) {
+    let s1 = session("hash-1", "a1", 1_900_000_000_000);
+    store.create_session(s1.clone()).await.unwrap();
+    assert!(matches!(
+        store.create_session(session("hash-1", "a2", 5)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.session("hash-1").await.unwrap(),
+        s1,
+        "unchanged by the refused copy"
+    );
+    assert!(matches!(store.session("hash-2").await, Err(StoreError::NotFound)));
+    assert!(store.delete_session("hash-1").await.unwrap());
+    assert!(!store.delete_session("hash-1").await.unwrap(), "deleted once");
+    assert!(matches!(store.session("hash-1").await, Err(StoreError::NotFound)));
+}
+
+/// Revoking an account's sessions deletes all of them, and only them, and names them.
+async fn sessions_of_an_account_are_revoked_together(store: &dyn Store) {
+    let far = 1_900_000_000_000;
+    for (id, account) in [("h1", "ann"), ("h2", "bob"), ("h3", "ann"), ("h4", "anna")] {
+        store.create_session(session(id, account, far)).await.unwrap();
+    }
+    let mut ended = store.delete_sessions_of("ann").await.unwrap();
+    ended.sort();
+    assert_eq!(ended, ["h1", "h3"]);
+    assert!(store.delete_sessions_of("ann").await.unwrap().is_empty());
+    assert!(store.delete_sessions_of("nobody").await.unwrap().is_empty());
+    for id in ["h1", "h3"] {
+        assert!(matches!(store.session(id).await, Err(StoreError::NotFound)));
+    }
+    assert_eq!(store.session("h2").await.unwrap().account_id, "bob");
+    assert_eq!(store.session("h4").await.unwrap().account_id, "anna");
+}
+
+/// A sweep deletes exactly the sessions expired at its time (expiry at or before it).
+async fn expired_sessions_are_swept(store: &dyn Store) {
+    let now = 1_800_000_000_000;
+    // Far in the future: MongoDB's own TTL monitor must not take the live ones meanwhile.
+    store.create_session(session("live", "ann", now * 2)).await.unwrap();
+    store.create_session(session("edge", "ann", now)).await.unwrap();
+    store.create_session(session("old", "bob", now - 1)).await.unwrap();
+    assert_eq!(store.sweep_sessions(now).await.unwrap(), 2);
+    assert_eq!(store.sweep_sessions(now).await.unwrap(), 0);
+    assert_eq!(store.session("live").await.unwrap().expires_at, now * 2);
+    for id in ["edge", "old"] {
+        assert!(matches!(store.session(id).await, Err(StoreError::NotFound)));
+    }
+    assert_eq!(
+        store.delete_sessions_of("ann").await.unwrap(),
+        ["live"],
+        "the indexes followed"
+    );
+}
+
 // ---------- the backends ----------
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -677,6 +744,10 @@ contract!(
     concurrent_retries,
     regrouped_retries,
     long_messages,
+    // sessions in the shared store (issue 15)
+    sessions_are_created_found_and_deleted,
+    sessions_of_an_account_are_revoked_together,
+    expired_sessions_are_swept,
 );
 
 // ---------- embedded only ----------

@@ -5,6 +5,8 @@
 //! a network or a runtime.
 
 pub mod guesses;
+// several nodes through Redis (issue 15)
+pub mod lease;
 pub mod names;
 pub mod presence;
 pub mod readiness;

@@ -20,6 +20,11 @@ pub struct Signals {
     pub archive_slow: bool,
     pub backlog: usize,
     pub max_backlog: usize,
+    // ---- several nodes through Redis (issue 15); both true on a single process ----
+    /// Redis answered the lease task's last request.
+    pub redis_answers: bool,
+    /// The node holds its cluster lease (it may change shared state).
+    pub lease_held: bool,
 }
 
 /// Why the hub is not ready, each a stable word for the probe's body and the log.
@@ -39,6 +44,12 @@ pub fn not_ready_because(s: &Signals) -> Vec<&'static str> {
     }
     if s.backlog > s.max_backlog {
         reasons.push("archive_backlog");
+    }
+    if !s.redis_answers {
+        reasons.push("redis_unreachable");
+    }
+    if !s.lease_held {
+        reasons.push("cluster_lease_lost");
     }
     reasons
 }
@@ -82,13 +93,15 @@ mod tests {
     use super::*;
 
     fn signals() -> impl Strategy<Value = Signals> {
-        (any::<[bool; 4]>(), 0usize..20, 0usize..20).prop_map(|(b, backlog, max_backlog)| Signals {
+        (any::<[bool; 6]>(), 0usize..20, 0usize..20).prop_map(|(b, backlog, max_backlog)| Signals {
             store_answers: b[0],
             archive_degraded: b[1],
             archive_overflowing: b[2],
             archive_slow: b[3],
             backlog,
             max_backlog,
+            redis_answers: b[4],
+            lease_held: b[5],
         })
     }
 
@@ -98,8 +111,9 @@ mod tests {
         fn ready_only_when_all_is_well(s in signals()) {
             let ready = not_ready_because(&s).is_empty();
             let all_well = s.store_answers && !s.archive_degraded && !s.archive_overflowing
-                && !s.archive_slow && s.backlog <= s.max_backlog;
+                && !s.archive_slow && s.backlog <= s.max_backlog && s.redis_answers && s.lease_held;
             prop_assert_eq!(ready, all_well);
+            prop_assert_eq!(not_ready_because(&s).contains(&"redis_unreachable"), !s.redis_answers);
             prop_assert_eq!(not_ready_because(&s).contains(&"archive_backlog"), s.backlog > s.max_backlog);
         }
 

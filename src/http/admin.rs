@@ -14,6 +14,7 @@ use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
+use crate::cluster::bus::AdminChange;
 use crate::core::names::checked_name;
 use crate::core::routing::LIMIT_RANGE;
 use crate::hub::{Figures, SessionEnd};
@@ -224,7 +225,8 @@ async fn get_agent(
         (status = 404, description = "`not_found`: no such account", body = ErrorBody),
         AdminsOnly,
         (status = 503, description = "`unavailable`: too many passwords are being hashed at once, the store is \
-            unreachable or the hub is stopping; try again shortly", body = ErrorBody)))]
+            unreachable or the hub is stopping; `cluster_unavailable`: on several nodes, Redis is unreachable \
+            (nothing was changed); try again shortly", body = ErrorBody)))]
 async fn update_agent(
     AdminOnly(me): AdminOnly,
     State(state): State<AppState>,
@@ -232,6 +234,7 @@ async fn update_agent(
     body: Result<Json<AgentUpdate>, JsonRejection>,
 ) -> Result<Json<AccountView>, ApiError> {
     let Json(body) = body?;
+    cluster_ready(&state)?;
     let mut account = match state.store.account(&id).await {
         Ok(a) => a,
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("agent")),
@@ -262,13 +265,17 @@ async fn update_agent(
     }
     state.store.update_account(account.clone()).await?;
     let ended = if !account.enabled || password_changed {
-        state.sessions.close_all_of(&account.id)
+        state.sessions.close_all_of(&account.id).await?
     } else {
         vec![]
     };
     // The account change first: a disabled agent's sockets close with 4003, which says more.
     state.hub.account_changed(account.clone()).await?;
-    state.hub.sessions_ended(ended, SessionEnd::Revoked).await?;
+    state.hub.sessions_ended(ended.clone(), SessionEnd::Revoked).await?;
+    tell_other_nodes(&state, AdminChange::Account { id: account.id.clone() }).await?;
+    if !ended.is_empty() {
+        tell_other_nodes(&state, AdminChange::SessionsEnded { ids: ended }).await?;
+    }
     Ok(Json(AccountView::from(&account)))
 }
 
@@ -290,8 +297,32 @@ fn valid_category_name(raw: &str) -> Result<String, ApiError> {
 
 async fn announce_categories(state: &AppState, removed: Option<String>) -> Result<(), ApiError> {
     let categories = state.store.categories().await?;
-    state.hub.categories_changed(categories, removed).await?;
-    Ok(())
+    state.hub.categories_changed(categories, removed.clone()).await?;
+    tell_other_nodes(state, AdminChange::Categories { removed }).await
+}
+
+// ---- several nodes through Redis (issue 15) ----
+
+/// Refuses an admin change (before anything changes) while this node cannot tell the
+/// other nodes of it: they would go on with the old accounts or categories.
+fn cluster_ready(state: &AppState) -> Result<(), ApiError> {
+    match &state.cluster {
+        Some(cluster) => cluster
+            .require_usable()
+            .map_err(|e| ApiError::ClusterUnavailable(e.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Tells the other nodes of a change this node has made and applied. If that fails, the
+/// change is saved and applied here; the others reload it when their bus reconnects.
+async fn tell_other_nodes(state: &AppState, change: AdminChange) -> Result<(), ApiError> {
+    let Some(cluster) = &state.cluster else { return Ok(()) };
+    cluster.publish(change).await.map_err(|e| {
+        ApiError::ClusterUnavailable(format!(
+            "saved, but {e}; they apply it once their Redis connection is back"
+        ))
+    })
 }
 
 /// Add a category.
@@ -308,6 +339,7 @@ async fn create_category(
     body: Result<Json<NewCategory>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CategoryView>), ApiError> {
     let Json(body) = body?;
+    cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
     let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
     let id_ok = (1..=40).contains(&id.len())
@@ -344,6 +376,7 @@ async fn rename_category(
     body: Result<Json<CategoryRename>, JsonRejection>,
 ) -> Result<Json<CategoryView>, ApiError> {
     let Json(body) = body?;
+    cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
     match state.store.rename_category(&id, &name).await {
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("category")),
@@ -364,6 +397,7 @@ async fn delete_category(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    cluster_ready(&state)?;
     match state.store.delete_category(&id).await {
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("category")),
         other => other?,
@@ -373,7 +407,9 @@ async fn delete_category(
         if account.categories.contains(&id) {
             account.categories.retain(|c| c != &id);
             state.store.update_account(account.clone()).await?;
+            let id = account.id.clone();
             state.hub.account_changed(account).await?;
+            tell_other_nodes(&state, AdminChange::Account { id }).await?;
         }
     }
     announce_categories(&state, Some(id)).await?;

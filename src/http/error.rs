@@ -31,6 +31,10 @@ pub enum ApiError {
     Internal(String),
     /// Too many failed sign-ins from this address or for this account: 429 with `Retry-After`.
     TooManyAttempts(crate::http::throttle::TooManyAttempts),
+    // ---- several nodes through Redis (issue 15) ----
+    /// The change needs the cluster (Redis, and this node's lease), which is unavailable:
+    /// 503 `cluster_unavailable`.
+    ClusterUnavailable(String),
 }
 
 impl ApiError {
@@ -71,6 +75,7 @@ impl IntoResponse for ApiError {
             Self::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("no such {what}")),
             Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message),
             Self::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            Self::ClusterUnavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", message),
             Self::Internal(detail) => {
                 tracing::error!(%detail, "internal error answering a request");
                 (

@@ -52,6 +52,9 @@ pub struct AppState {
     // -- sign-in and identity (issue 13) --
     /// Failed sign-ins per address and per account.
     pub sign_in_throttle: Arc<throttle::SignInThrottle>,
+    // ---- several nodes through Redis (issue 15) ----
+    /// This node's membership, when `REDIS_URL` is set.
+    pub cluster: Option<crate::cluster::node::Cluster>,
 }
 
 /// An account as the API shows it (never the password hash).

@@ -32,7 +32,8 @@ async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryVi
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`; `degraded` when the archive store is failing or its buffer overflowed; `slow`
+    /// `ok`; `degraded` when the archive store is failing or its buffer overflowed, or (on
+    /// several nodes) Redis does not answer or the node holds no cluster lease; `slow`
     /// when an archive write takes longer than `ARCHIVE_SLOW_WRITE_MS` (acknowledgements
     /// wait for it).
     pub status: &'static str,
@@ -45,6 +46,21 @@ pub struct Health {
     pub archive_write_errors: u64,
     /// Archive writes take longer than `ARCHIVE_SLOW_WRITE_MS`.
     pub archive_slow: bool,
+    // ---- several nodes through Redis (issue 15); absent on a single process ----
+    /// This node's standing in the cluster, when `REDIS_URL` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterHealth>,
+}
+
+/// A cluster node's standing, as `/healthz` and `/readyz` show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterHealth {
+    pub node_id: String,
+    /// `up` when Redis answered the lease task's last request, else `down`.
+    pub redis: &'static str,
+    /// The incarnation this node holds its lease under; absent while it holds none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<u64>,
 }
 
 /// `/readyz`'s answer: the health figures, the verdict and why.
@@ -53,7 +69,8 @@ pub struct Readiness {
     pub ready: bool,
     /// Empty when ready; else any of `store_unreachable`, `archive_degraded`,
     /// `archive_overflowing`, `archive_slow`, `archive_backlog` (more than
-    /// `READY_MAX_BACKLOG` events wait to be written).
+    /// `READY_MAX_BACKLOG` events wait to be written), and on several nodes
+    /// `redis_unreachable`, `cluster_lease_lost`.
     pub not_ready_because: Vec<&'static str>,
     #[serde(flatten)]
     pub health: Health,
@@ -68,8 +85,20 @@ fn health(state: &AppState) -> Health {
     let degraded = s.degraded.load(Ordering::Relaxed);
     let overflowing = s.overflowing.load(Ordering::Relaxed);
     let slow = s.is_slow(crate::hub::now_ms() as u64);
+    let cluster = state.cluster.as_ref().map(|c| {
+        let now = c.status();
+        ClusterHealth {
+            node_id: c.node_id().to_string(),
+            redis: if now.redis_up { "up" } else { "down" },
+            incarnation: now.incarnation,
+        }
+    });
+    // A node that cannot reach Redis (or holds no lease) serves what needs no cluster only.
+    let cluster_down = cluster
+        .as_ref()
+        .is_some_and(|c| c.redis == "down" || c.incarnation.is_none());
     Health {
-        status: if degraded || overflowing {
+        status: if degraded || overflowing || cluster_down {
             "degraded"
         } else if slow {
             "slow"
@@ -82,6 +111,7 @@ fn health(state: &AppState) -> Health {
         archive_overflowing: overflowing,
         archive_write_errors: s.write_errors.load(Ordering::Relaxed),
         archive_slow: slow,
+        cluster,
     }
 }
 
@@ -144,6 +174,8 @@ async fn readyz(State(state): State<AppState>, ip: ClientIp) -> Response {
         archive_slow: health.archive_slow,
         backlog: health.archive_backlog,
         max_backlog: state.settings.ready_max_backlog,
+        redis_answers: health.cluster.as_ref().is_none_or(|c| c.redis == "up"),
+        lease_held: health.cluster.as_ref().is_none_or(|c| c.incarnation.is_some()),
     });
     let change = state.readiness.lock().expect("readiness lock").observe(&reasons);
     match change {

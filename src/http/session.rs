@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = session_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let id = state.sessions.account_of(&token).ok_or(ApiError::Unauthorized)?;
+        let id = state.sessions.account_of(&token).await?.ok_or(ApiError::Unauthorized)?;
         match state.store.account(&id).await {
             Ok(account) if account.enabled => Ok(Authed(account)),
             Ok(_) => Err(ApiError::Forbidden("this account is disabled".into())),
@@ -137,7 +137,7 @@ async fn login(
     if !account.enabled {
         return Err(ApiError::Forbidden("this account is disabled".into()));
     }
-    let token = state.sessions.open(&account.id);
+    let token = state.sessions.open(&account.id).await?;
     // The cookie lives as long as the session (a browser keeps it across restarts, no longer),
     // and is sent only over https when the request came that way or COOKIE_SECURE says so.
     let cookie = Cookie::build((SESSION_COOKIE, token.clone()))
@@ -159,18 +159,30 @@ async fn login(
     security((), ("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 204, description = "signed out; the `sb_session` cookie is cleared"),
-        (status = 403, description = "`not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`", body = ErrorBody)))]
-async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar) -> impl IntoResponse {
+        (status = 403, description = "`not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`", body = ErrorBody),
+        Unavailable))]
+async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar) -> Result<Response, ApiError> {
     if let Some(token) = session_token(&headers)
-        && state.sessions.close(&token)
+        && let Some(id) = state.sessions.close(&token).await?
     {
         // Sockets opened with the session close too; a hub shutting down closes them anyway.
-        let _ = state.hub.sessions_ended(vec![token], SessionEnd::Revoked).await;
+        let _ = state.hub.sessions_ended(vec![id.clone()], SessionEnd::Revoked).await;
+        // And on the other nodes. Signing out is never refused: the session is gone from
+        // the store, so no node lets it in again; only sockets open elsewhere stay open
+        // until their bus reconnects, which is logged.
+        if let Some(cluster) = &state.cluster
+            && let Err(e) = cluster
+                .publish(crate::cluster::bus::AdminChange::SessionsEnded { ids: vec![id] })
+                .await
+        {
+            tracing::warn!(error = %e, "a sign-out could not be told to the other nodes");
+        }
     }
-    (
+    Ok((
         jar.remove(Cookie::build(SESSION_COOKIE).path("/")),
         StatusCode::NO_CONTENT,
     )
+        .into_response())
 }
 
 /// The signed-in account.

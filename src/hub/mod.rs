@@ -92,7 +92,7 @@ impl ConnRole {
 #[derive(Debug, Clone)]
 pub struct StaffLogin {
     pub account: Account,
-    /// The session token the upgrade request carried.
+    /// The id of the session the upgrade request carried (`auth::session_id` of its token).
     pub session: String,
     pub session_expires: std::time::Instant,
 }
@@ -220,7 +220,7 @@ impl Hub {
         self.send(Command::CategoriesChanged { categories, removed }).await
     }
 
-    /// Sessions were revoked (or expired): every connection opened with one of them is closed.
+    /// Sessions (by id) were revoked or expired: every connection opened with one of them is closed.
     pub async fn sessions_ended(&self, tokens: Vec<String>, why: SessionEnd) -> Result<(), HubGone> {
         if tokens.is_empty() {
             return Ok(());
@@ -346,11 +346,11 @@ mod tests {
         outbox.take().unwrap_or_default()
     }
 
-    /// A sign-in as the upgrade request found it: `token`, live until `expires`.
-    fn staff(token: &str, expires: std::time::Instant) -> Box<StaffLogin> {
+    /// A sign-in as the upgrade request found it: session `id`, live until `expires`.
+    fn staff(id: &str, expires: std::time::Instant) -> Box<StaffLogin> {
         Box::new(StaffLogin {
             account: agent_account(),
-            session: token.to_string(),
+            session: id.to_string(),
             session_expires: expires,
         })
     }
@@ -360,13 +360,15 @@ mod tests {
     /// itself must find the session gone.
     #[tokio::test]
     async fn a_connection_whose_session_ended_before_it_registered_is_closed_with_4001() {
-        let sessions = Sessions::new(Duration::from_secs(3600));
+        let sessions = Sessions::new(Arc::new(MemoryStore::new()), Duration::from_secs(3600));
         let (hub, shutdown) = started(sessions.clone());
-        let token = sessions.open("ann-id");
-        let expires = sessions.expires_at(&token).expect("live");
-        let checked_at_upgrade = staff(&token, expires);
-        assert!(sessions.close(&token), "signed out");
-        hub.sessions_ended(vec![token.clone()], SessionEnd::Revoked)
+        let token = sessions.open("ann-id").await.expect("opened");
+        let id = crate::auth::session_id(&token);
+        let expires = sessions.expires_at(&id).expect("live");
+        let checked_at_upgrade = staff(&id, expires);
+        let closed = sessions.close(&token).await.expect("signed out");
+        assert_eq!(closed.as_ref(), Some(&id), "signed out");
+        hub.sessions_ended(vec![id.clone()], SessionEnd::Revoked)
             .await
             .expect("the hub runs");
 
@@ -386,7 +388,7 @@ mod tests {
         assert_eq!(figures.agents_online, 0, "the dead session speaks for nobody");
 
         // A live session's connection registers as ever, and is not replaced by the dead one.
-        let live = sessions.open("ann-id");
+        let live = crate::auth::session_id(&sessions.open("ann-id").await.expect("opened"));
         let expires = sessions.expires_at(&live).expect("live");
         let taken = register(&hub, 3, ConnRole::Agent(staff(&live, expires))).await;
         assert_eq!(taken.close, None);
@@ -397,12 +399,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_whose_session_expired_before_it_registered_is_closed_with_4001() {
-        let sessions = Sessions::new(Duration::from_millis(20));
+        let sessions = Sessions::new(Arc::new(MemoryStore::new()), Duration::from_millis(20));
         let (hub, shutdown) = started(sessions.clone());
-        let token = sessions.open("ann-id");
-        let expires = sessions.expires_at(&token).expect("live");
+        let id = crate::auth::session_id(&sessions.open("ann-id").await.expect("opened"));
+        let expires = sessions.expires_at(&id).expect("live");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let taken = register(&hub, 1, ConnRole::Agent(staff(&token, expires))).await;
+        let taken = register(&hub, 1, ConnRole::Agent(staff(&id, expires))).await;
         assert_eq!(taken.close, Some((close::SESSION_ENDED, "session expired")));
         assert_eq!(hub.figures().await.expect("the hub runs").agents_online, 0);
         shutdown.cancel();

@@ -44,6 +44,9 @@ use serde::{Deserialize, Serialize};
 use super::record::{AccountRecord, ClosedRecord, MessageRecord};
 use super::*;
 
+// ---- sessions in the shared store (issue 15) ----
+mod sessions;
+
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
 const SCHEMA_VERSION: u64 = 2;
@@ -156,6 +159,7 @@ impl EmbeddedStore {
                 tx.open_table(BY_PAIRED).map_err(unavailable)?;
                 tx.open_table(BY_AGENT).map_err(unavailable)?;
                 tx.open_table(BY_CATEGORY).map_err(unavailable)?;
+                sessions::create_tables(&tx)?;
             }
             if migrated {
                 tx.delete_table(MESSAGE_IDS_V1).map_err(unavailable)?;
@@ -707,6 +711,27 @@ impl Store for EmbeddedStore {
             })
         })
         .await
+    }
+
+    // ---- sessions in the shared store (issue 15): in `embedded/sessions.rs` ----
+    async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
+        self.insert_session(session).await
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<StoredSession> {
+        self.find_session(id).await
+    }
+
+    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
+        self.remove_session(id).await
+    }
+
+    async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        self.remove_sessions_of(account_id).await
+    }
+
+    async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
+        self.sweep_expired_sessions(now).await
     }
 }
 

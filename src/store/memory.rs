@@ -21,6 +21,8 @@ struct Inner {
     conversations: Vec<Conversation>,
     /// Conversation id → index in `conversations`, so archiving a message costs O(1), not a scan.
     by_id: HashMap<String, usize>,
+    // ---- sessions in the shared store (issue 15) ----
+    sessions: HashMap<String, StoredSession>,
 }
 
 impl MemoryStore {
@@ -223,6 +225,48 @@ impl Store for MemoryStore {
                 .find(|c| c.opened.id == id)
                 .cloned()
                 .ok_or(StoreError::NotFound)
+        })
+    }
+
+    // ---- sessions in the shared store (issue 15) ----
+    async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
+        self.with(|s| {
+            if s.sessions.contains_key(&session.id) {
+                return Err(StoreError::Conflict);
+            }
+            s.sessions.insert(session.id.clone(), session);
+            Ok(())
+        })
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<StoredSession> {
+        self.with(|s| s.sessions.get(id).cloned().ok_or(StoreError::NotFound))
+    }
+
+    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
+        self.with(|s| Ok(s.sessions.remove(id).is_some()))
+    }
+
+    async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        self.with(|s| {
+            let ids: Vec<String> = s
+                .sessions
+                .values()
+                .filter(|x| x.account_id == account_id)
+                .map(|x| x.id.clone())
+                .collect();
+            for id in &ids {
+                s.sessions.remove(id);
+            }
+            Ok(ids)
+        })
+    }
+
+    async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
+        self.with(|s| {
+            let before = s.sessions.len();
+            s.sessions.retain(|_, x| x.expires_at > now);
+            Ok((before - s.sessions.len()) as u64)
         })
     }
 }

@@ -168,6 +168,16 @@ pub struct Page {
     pub limit: u64,
 }
 
+/// A signed-in session as stored (issue 15): shared by every node, so a restart or a
+/// reconnect to another node keeps staff signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The SHA-256 of the session's token (`auth::session_id`); the token itself is never stored.
+    pub id: String,
+    pub account_id: String,
+    pub expires_at: Millis,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -215,6 +225,19 @@ pub trait Store: Send + Sync + 'static {
     /// Conversations matching `filter`, newest paired first, and the total count before paging.
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)>;
     async fn conversation(&self, id: &str) -> StoreResult<Conversation>;
+
+    // ---- sessions in the shared store (issue 15) ----
+    /// Stores a new session; `Conflict` if its id is taken.
+    async fn create_session(&self, session: StoredSession) -> StoreResult<()>;
+    /// A session by id, as stored (expired or not: the caller compares `expires_at`, as an
+    /// expired one may linger until swept); `NotFound` when absent.
+    async fn session(&self, id: &str) -> StoreResult<StoredSession>;
+    /// Deletes one session; true when it was there.
+    async fn delete_session(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes every session of an account and returns their ids.
+    async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>>;
+    /// Deletes the sessions expired at `now` (`expires_at <= now`); returns how many.
+    async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

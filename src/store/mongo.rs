@@ -92,6 +92,9 @@ use serde::{Deserialize, Serialize};
 use super::record::{AccountRecord, ClosedRecord, MessageRecord};
 use super::*;
 
+// ---- sessions in the shared store (issue 15) ----
+mod sessions;
+
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
 /// Ids in one `$in` at most: on SecantusDB a long list costs more per id (measured on
@@ -232,6 +235,7 @@ impl MongoStore {
             .create_index(named(doc! {"conversation_id": 1}, "conversation", false))
             .await
             .map_err(unavailable)?;
+        self.create_session_indexes().await?;
         Ok(())
     }
 
@@ -799,6 +803,27 @@ impl Store for MongoStore {
             .map_err(unavailable)?;
         let found = found.ok_or(StoreError::NotFound)?;
         Ok(self.whole(vec![found]).await?.remove(0))
+    }
+
+    // ---- sessions in the shared store (issue 15): in `mongo/sessions.rs` ----
+    async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
+        self.insert_session(session).await
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<StoredSession> {
+        self.find_session(id).await
+    }
+
+    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
+        self.remove_session(id).await
+    }
+
+    async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        self.remove_sessions_of(account_id).await
+    }
+
+    async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
+        self.sweep_expired_sessions(now).await
     }
 }
 

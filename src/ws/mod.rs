@@ -166,7 +166,9 @@ async fn echo(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUp
 /// connection is then bound to (it closes when that session ends).
 async fn staff_login(state: &AppState, headers: &HeaderMap) -> Result<StaffLogin, ApiError> {
     let Authed(account) = authed(state, headers).await?;
-    let session = session_token(headers).ok_or(ApiError::Unauthorized)?;
+    let token = session_token(headers).ok_or(ApiError::Unauthorized)?;
+    // `authed` just found the session live in the store, which this node now remembers.
+    let session = crate::auth::session_id(&token);
     let session_expires = state.sessions.expires_at(&session).ok_or(ApiError::Unauthorized)?;
     Ok(StaffLogin {
         account,

@@ -8,6 +8,7 @@ mod bad_input;
 mod buddy;
 mod chat;
 mod closing;
+mod cluster_base;
 mod common;
 mod contracts;
 mod durability;

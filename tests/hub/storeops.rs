@@ -22,7 +22,7 @@ fn free_port() -> u16 {
 }
 
 /// The hub binary with only `envs` set (no `.env`: it runs in `cwd`), its output captured.
-fn hub_command(cwd: &Path, envs: &[(&str, &str)], args: &[&str]) -> Command {
+pub fn hub_command(cwd: &Path, envs: &[(&str, &str)], args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
     command
         .env_clear()
@@ -58,7 +58,7 @@ fn exit_of(mut child: Child, what: &str) -> Output {
 }
 
 /// Runs `command`: it must stop with a non-zero exit and a message naming `var`.
-fn refuses(mut command: Command, var: &str, what: &str) {
+pub fn refuses(mut command: Command, var: &str, what: &str) {
     let output = exit_of(command.spawn().expect("the hub binary starts"), what);
     let said = format!(
         "{}{}",

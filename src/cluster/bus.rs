@@ -1,0 +1,216 @@
+//! The admin-change bus: an admin change made through any node (an account's categories,
+//! limit, name or enabled flag; the category list; revoked sessions) is applied by that
+//! node's handler as on a single process, then published on the Redis pub/sub channel
+//! `{sb}:admin`; every other node reloads what changed from the shared store and feeds its
+//! hub the same commands the admin handlers use. Messages name what changed, never carry
+//! it (the store is the truth) and never carry a session token (only its hash).
+//!
+//! Pub/sub delivers at most once, to whoever is subscribed at that moment. A node whose
+//! subscription was cut reloads every account and the category list when it subscribes
+//! again, so changes it missed still reach its hub.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::node::Cluster;
+use crate::auth::Sessions;
+use crate::hub::{Hub, SessionEnd};
+use crate::store::SharedStore;
+
+/// The one channel of admin changes.
+pub const ADMIN_CHANNEL: &str = "{sb}:admin";
+
+/// First and longest pause before subscribing again after the subscription failed.
+const RESUBSCRIBE_START: Duration = Duration::from_millis(200);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+/// How long subscribing may take: a Redis that accepts but does not answer must not
+/// hold the listener forever.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What changed; the receiver reads the rest from the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AdminChange {
+    /// An account was changed (categories, limit, name, enabled flag, password).
+    Account { id: String },
+    /// The category list changed; `removed` names a category that is gone.
+    Categories { removed: Option<String> },
+    /// These sessions (by id, `auth::session_id`) were revoked: their sockets close with 4001.
+    SessionsEnded { ids: Vec<String> },
+}
+
+/// One message on the channel.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    /// The node that published it, which has applied it already.
+    from: String,
+    change: AdminChange,
+}
+
+/// The change could not be published: other nodes may not apply it until they next resync.
+#[derive(Debug, thiserror::Error)]
+#[error("the other nodes could not be told of this change: {0}")]
+pub struct NotPublished(String);
+
+impl Cluster {
+    /// Refuses (before anything is changed) while this node cannot tell the others.
+    pub fn require_usable(&self) -> Result<(), NotPublished> {
+        if self.status().usable() {
+            Ok(())
+        } else {
+            Err(NotPublished(
+                "Redis is unreachable or this node holds no cluster lease".into(),
+            ))
+        }
+    }
+
+    /// Publishes a change this node has applied to its own hub.
+    pub async fn publish(&self, change: AdminChange) -> Result<(), NotPublished> {
+        let message = serde_json::to_string(&Envelope {
+            from: self.node_id().to_string(),
+            change,
+        })
+        .expect("an admin change serialises");
+        let mut conn = self.conn();
+        redis::cmd("PUBLISH")
+            .arg(ADMIN_CHANNEL)
+            .arg(message)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| NotPublished(e.to_string()))
+    }
+}
+
+/// What a node applies received changes to.
+#[derive(Clone)]
+pub struct Appliers {
+    pub store: SharedStore,
+    pub hub: Hub,
+    pub sessions: Sessions,
+}
+
+impl Appliers {
+    async fn apply(&self, change: AdminChange) -> Result<(), String> {
+        match change {
+            AdminChange::Account { id } => match self.store.account(&id).await {
+                Ok(account) => self.hub.account_changed(account).await.map_err(|e| e.to_string()),
+                Err(crate::store::StoreError::NotFound) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            AdminChange::Categories { removed } => {
+                let categories = self.store.categories().await.map_err(|e| e.to_string())?;
+                self.hub
+                    .categories_changed(categories, removed)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            AdminChange::SessionsEnded { ids } => {
+                self.sessions.forget(&ids);
+                self.hub
+                    .sessions_ended(ids, SessionEnd::Revoked)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// After a gap in the subscription: every account and the category list, reloaded.
+    async fn resync(&self) -> Result<(), String> {
+        self.apply(AdminChange::Categories { removed: None }).await?;
+        for account in self.store.accounts().await.map_err(|e| e.to_string())? {
+            self.hub.account_changed(account).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Listens on [`ADMIN_CHANNEL`] until `shutdown`, on a connection of its own (a
+/// subscribed connection can do nothing else), subscribing again whenever it is cut.
+pub async fn listen(cluster: Cluster, appliers: Appliers, shutdown: CancellationToken) {
+    let mut pause = RESUBSCRIBE_START;
+    let mut subscribed_before = false;
+    loop {
+        let subscription = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
+            let mut pubsub = cluster.client().get_async_pubsub().await?;
+            pubsub.subscribe(ADMIN_CHANNEL).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        });
+        let pubsub = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = subscription => s.unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))),
+        };
+        match pubsub {
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to the admin-change bus; retrying in {pause:?}");
+            }
+            Ok(mut pubsub) => {
+                pause = RESUBSCRIBE_START;
+                if subscribed_before {
+                    tracing::info!("subscribed to the admin-change bus again; reloading accounts and categories");
+                    if let Err(e) = appliers.resync().await {
+                        tracing::warn!(error = %e, "could not reload accounts and categories after a bus gap");
+                    }
+                }
+                subscribed_before = true;
+                let mut messages = pubsub.on_message();
+                loop {
+                    let message = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        m = messages.next() => m,
+                    };
+                    let Some(message) = message else {
+                        tracing::warn!("the admin-change bus subscription was cut; subscribing again");
+                        break;
+                    };
+                    let envelope = message
+                        .get_payload::<String>()
+                        .ok()
+                        .and_then(|p| serde_json::from_str::<Envelope>(&p).ok());
+                    let Some(envelope) = envelope else {
+                        tracing::warn!("ignored a malformed message on the admin-change bus");
+                        continue;
+                    };
+                    if envelope.from == cluster.node_id() {
+                        continue;
+                    }
+                    tracing::info!(from = %envelope.from, change = ?envelope.change, "applying an admin change made on another node");
+                    if let Err(e) = appliers.apply(envelope.change).await {
+                        tracing::warn!(error = %e, "could not apply an admin change from another node");
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RESUBSCRIBE_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_travel_as_tagged_json_without_tokens() {
+        let change = AdminChange::SessionsEnded {
+            ids: vec!["hash".into()],
+        };
+        let text = serde_json::to_string(&Envelope {
+            from: "n1".into(),
+            change: change.clone(),
+        })
+        .unwrap();
+        assert_eq!(
+            text,
+            r#"{"from":"n1","change":{"kind":"sessions_ended","ids":["hash"]}}"#
+        );
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.change, change);
+    }
+}

@@ -1,0 +1,111 @@
+//! Sessions in MongoDB (issue 15): collection `sessions`, `_id` the SHA-256 of the
+//! token. `expires_at` is a BSON date so a TTL index lets the server delete expired
+//! sessions itself (its monitor runs about once a minute, so a lookup still compares
+//! the expiry); an index on `account_id` serves revoking all of an account's sessions.
+
+use bson::{DateTime, doc};
+use futures_util::TryStreamExt;
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use super::{MongoStore, conflict_or_unavailable, unavailable};
+use crate::store::{Millis, StoreError, StoreResult, StoredSession};
+
+#[derive(Serialize, Deserialize)]
+struct SessionDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    account_id: String,
+    expires_at: DateTime,
+}
+
+impl MongoStore {
+    fn sessions(&self) -> Collection<SessionDoc> {
+        self.db.collection("sessions")
+    }
+
+    pub(super) async fn create_session_indexes(&self) -> StoreResult<()> {
+        let expiring = IndexModel::builder()
+            .keys(doc! {"expires_at": 1})
+            .options(
+                IndexOptions::builder()
+                    .name("expiry_ttl".to_string())
+                    .expire_after(std::time::Duration::ZERO)
+                    .build(),
+            )
+            .build();
+        let by_account = IndexModel::builder()
+            .keys(doc! {"account_id": 1})
+            .options(IndexOptions::builder().name("account".to_string()).build())
+            .build();
+        self.sessions()
+            .create_indexes([expiring, by_account])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(super) async fn insert_session(&self, session: StoredSession) -> StoreResult<()> {
+        let doc = SessionDoc {
+            id: session.id,
+            account_id: session.account_id,
+            expires_at: DateTime::from_millis(session.expires_at),
+        };
+        self.sessions().insert_one(doc).await.map_err(conflict_or_unavailable)?;
+        Ok(())
+    }
+
+    pub(super) async fn find_session(&self, id: &str) -> StoreResult<StoredSession> {
+        let found = self
+            .sessions()
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?
+            .ok_or(StoreError::NotFound)?;
+        Ok(StoredSession {
+            id: found.id,
+            account_id: found.account_id,
+            expires_at: found.expires_at.timestamp_millis(),
+        })
+    }
+
+    pub(super) async fn remove_session(&self, id: &str) -> StoreResult<bool> {
+        let result = self
+            .sessions()
+            .delete_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?;
+        Ok(result.deleted_count > 0)
+    }
+
+    /// The account's sessions found, then deleted by id: a session opened in between (a
+    /// sign-in with the new password) is neither reported nor deleted.
+    pub(super) async fn remove_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        let found: Vec<SessionDoc> = self
+            .sessions()
+            .find(doc! {"account_id": account_id})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let ids: Vec<String> = found.into_iter().map(|s| s.id).collect();
+        if !ids.is_empty() {
+            self.sessions()
+                .delete_many(doc! {"_id": {"$in": ids.clone()}})
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(ids)
+    }
+
+    pub(super) async fn sweep_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
+        let result = self
+            .sessions()
+            .delete_many(doc! {"expires_at": {"$lte": DateTime::from_millis(now)}})
+            .await
+            .map_err(unavailable)?;
+        Ok(result.deleted_count)
+    }
+}
