@@ -1,5 +1,6 @@
 pub mod archive;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod http;

@@ -6,6 +6,7 @@
 
 pub mod guesses;
 pub mod names;
+pub mod places;
 pub mod presence;
 pub mod readiness;
 pub mod routing;
