@@ -295,10 +295,15 @@ impl RedisRouting {
 
     /// The customer came back, to this node.
     pub async fn customer_resumed(&self, customer: CustomerId) -> Result<Applied, ClusterRoutingError> {
-        self.apply(Transition::CustomerResumed, &[&customer.0.to_string()]).await
+        self.apply(Transition::CustomerResumed, &[&customer.0.to_string()])
+            .await
     }
 
-    pub async fn customer_grace_expired(&self, customer: CustomerId, epoch: u64) -> Result<Applied, ClusterRoutingError> {
+    pub async fn customer_grace_expired(
+        &self,
+        customer: CustomerId,
+        epoch: u64,
+    ) -> Result<Applied, ClusterRoutingError> {
         self.apply(
             Transition::CustomerGraceExpired,
             &[&customer.0.to_string(), &epoch.to_string()],
@@ -345,7 +350,11 @@ impl RedisRouting {
         self.apply(Transition::SetLimit, &[&agent.0, &limit.to_string()]).await
     }
 
-    pub async fn set_categories(&self, agent: &AgentId, categories: &[CategoryId]) -> Result<Applied, ClusterRoutingError> {
+    pub async fn set_categories(
+        &self,
+        agent: &AgentId,
+        categories: &[CategoryId],
+    ) -> Result<Applied, ClusterRoutingError> {
         let mut args = vec![agent.0.as_str()];
         args.extend(categories.iter().map(|c| c.0.as_str()));
         self.apply(Transition::SetCategories, &args).await
@@ -632,7 +641,11 @@ pub async fn read_events(
 
 fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, ClusterRoutingError> {
     let value: Value = serde_json::from_str(json).map_err(malformed)?;
-    let field = |name: &str| value.get(name).ok_or_else(|| malformed(format!("snapshot without {name}")));
+    let field = |name: &str| {
+        value
+            .get(name)
+            .ok_or_else(|| malformed(format!("snapshot without {name}")))
+    };
     let mut queues = Vec::new();
     for entry in list(field("categories")?)? {
         let e = list(entry)?;
@@ -653,7 +666,11 @@ fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, ClusterRoutingError> {
         let limit = count(a, 1)?;
         let categories = list(a.get(4).ok_or_else(|| malformed("agent without categories"))?)?
             .iter()
-            .map(|c| c.as_str().map(|s| CategoryId(s.to_string())).ok_or_else(|| malformed("category")))
+            .map(|c| {
+                c.as_str()
+                    .map(|s| CategoryId(s.to_string()))
+                    .ok_or_else(|| malformed("category"))
+            })
             .collect::<Result<_, _>>()?;
         let chats = list(a.get(5).ok_or_else(|| malformed("agent without chats"))?)?
             .iter()
