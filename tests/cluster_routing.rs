@@ -50,9 +50,11 @@ impl RedisServer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("redis-server must be installed for this test (scripts/ensure-test-deps.sh installs it)");
+        // Built first, so that a server that never listens is still killed (on drop).
+        let server = RedisServer { port, child };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return RedisServer { port, child };
+                return server;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
