@@ -691,6 +691,27 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::Join(0)),
             (1, Op::Join(0)),
         ],
+        // An agent's node dies mid-chat: the agent is away on the reaper's timer; past the
+        // grace period their customer goes back to the front, before a later customer.
+        vec![
+            (1, Op::AgentOnline(0, 1, 1, true)),
+            (0, Op::Join(0)),
+            (0, Op::Join(0)),
+            (1, Op::NodeLost),
+            (0, Op::AgentExpire(0, true)),
+            (0, Op::AgentExpire(0, false)),
+            (0, Op::AgentOnline(1, 1, 1, true)),
+        ],
+        // A waiting customer's node dies while they are already away: their grace timer
+        // moves to the reaper with the same epoch, which still expires them.
+        vec![
+            (0, Op::Join(1)),
+            (0, Op::Join(1)),
+            (0, Op::CustomerDisconnect(0)),
+            (0, Op::NodeLost),
+            (1, Op::CustomerExpire(0, false)),
+            (1, Op::AgentOnline(2, 2, 2, true)),
+        ],
     ];
     for steps in sequences {
         if let Err(failure) = runtime.block_on(run_case(&conn, &steps)) {
