@@ -32,6 +32,11 @@ local EVENTS_MAXLEN = '100000'
 local function k_queue(c) return P .. 'q:' .. c end              -- zset ticket -> customer: all waiting
 local function k_ready(c) return P .. 'qready:' .. c end         -- zset ticket -> customer: waiting and connected
 local function k_cat_agents(c) return P .. 'cat-agents:' .. c end -- set: online agents holding c
+-- zset agent -> load * 2^48 + last assignment stamp: the agents holding c who may take a
+-- chat now, best first (least loaded, then idle longest), so pairing reads one member
+-- instead of scanning every agent. Exact while stamps stay below 2^48 (docs/cluster.md:
+-- centuries at 10,000 transitions/s).
+local function k_cat_ready(c) return P .. 'cat-ready:' .. c end
 local function k_customer(id) return P .. 'customer:' .. id end  -- hash: cat, ticket, chat?, away?, node
 local function k_agent(id) return P .. 'agent:' .. id end        -- hash: limit, available, away?, last, node
 local function k_agent_cats(id) return P .. 'agent-cats:' .. id end   -- set: the agent's categories
@@ -142,6 +147,21 @@ local function eligible(agent)
   return load, tonumber(f[4])
 end
 
+local STAMP_SPAN = 2 ^ 48
+
+-- Puts the agent in, or takes them out of, the ready index of each of their categories,
+-- after anything that changes their eligibility, load or stamp.
+local function refresh_agent(agent)
+  local load, last = eligible(agent)
+  for _, c in ipairs(redis.call('SMEMBERS', k_agent_cats(agent))) do
+    if load then
+      redis.call('ZADD', k_cat_ready(c), load * STAMP_SPAN + last, agent)
+    else
+      redis.call('ZREM', k_cat_ready(c), agent)
+    end
+  end
+end
+
 -- Whether one more chat may open now; remembers a pairing held back for want of room.
 local function may_pair()
   if redis.call('GET', K_ROOM) == '0' then
@@ -161,6 +181,7 @@ local function pair(customer, ticket, category, agent)
   redis.call('HSET', k_customer(customer), 'chat', chat)
   redis.call('HSET', k_chat(chat), 'customer', customer, 'agent', agent, 'category', category)
   redis.call('ZADD', K_CHATS, chat, chat)
+  refresh_agent(agent)
   emit({ 'paired', chat, customer, agent, category, ticket })
 end
 
@@ -170,16 +191,10 @@ local function route_category(category)
   while true do
     local customer, ticket = front_connected(category)
     if not customer then return end
-    local best, best_load, best_last
-    for _, agent in ipairs(redis.call('SMEMBERS', k_cat_agents(category))) do
-      local load, last = eligible(agent)
-      if load and (best == nil or load < best_load or (load == best_load and last < best_last)) then
-        best, best_load, best_last = agent, load, last
-      end
-    end
-    if not best then return end
+    local best = redis.call('ZRANGE', k_cat_ready(category), 0, 0)
+    if #best == 0 then return end
     if not may_pair() then return end
-    pair(customer, ticket, category, best)
+    pair(customer, ticket, category, best[1])
   end
 end
 
@@ -215,12 +230,14 @@ end
 local function set_agent_categories(agent, categories)
   for _, old in ipairs(redis.call('SMEMBERS', k_agent_cats(agent))) do
     redis.call('SREM', k_cat_agents(old), agent)
+    redis.call('ZREM', k_cat_ready(old), agent)
   end
   redis.call('DEL', k_agent_cats(agent))
   for _, c in ipairs(categories) do
     redis.call('SADD', k_agent_cats(agent), c)
     redis.call('SADD', k_cat_agents(c), agent)
   end
+  refresh_agent(agent)
 end
 
 -- ---- chats --------------------------------------------------------------------------
@@ -234,6 +251,7 @@ local function end_chat_inner(chat, by, reason)
   emit({ 'chat_ended', chat, customer, agent, by, reason })
   if redis.call('EXISTS', k_agent(agent)) == 1 then
     redis.call('ZREM', k_agent_chats(agent), chat)
+    refresh_agent(agent)
     route_agent(agent)
   end
 end
@@ -289,6 +307,7 @@ end
 local function agent_disconnected(id, node)
   local epoch = next_id()
   redis.call('HSET', k_agent(id), 'away', epoch)
+  refresh_agent(id)
   hold_agent(id, node)
   for _, chat in ipairs(redis.call('ZRANGE', k_agent_chats(id), 0, -1)) do
     emit({ 'agent_away', chat, redis.call('HGET', k_chat(chat), 'customer') })
@@ -320,7 +339,7 @@ function T.remove_category(_, a)
     forget_customer(customer)
     emit({ 'dequeued', customer, 'category_removed' })
   end
-  redis.call('DEL', k_queue(category), k_ready(category))
+  redis.call('DEL', k_queue(category), k_ready(category), k_cat_ready(category))
   for _, agent in ipairs(redis.call('SMEMBERS', k_cat_agents(category))) do
     redis.call('SREM', k_agent_cats(agent), category)
   end
@@ -410,6 +429,7 @@ function T.agent_resumed(node, a)
   if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
   if redis.call('HEXISTS', k_agent(id), 'away') == 0 then return 'wrong_state' end
   redis.call('HDEL', k_agent(id), 'away')
+  refresh_agent(id)
   hold_agent(id, node)
   for _, chat in ipairs(redis.call('ZRANGE', k_agent_chats(id), 0, -1)) do
     emit({ 'agent_back', chat, redis.call('HGET', k_chat(chat), 'customer') })
@@ -429,6 +449,7 @@ function T.set_available(_, a)
   local id, available = a[1], a[2]
   if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
   redis.call('HSET', k_agent(id), 'available', available)
+  refresh_agent(id)
   if available == '1' then route_agent(id) end
 end
 
@@ -437,6 +458,7 @@ function T.set_limit(_, a)
   if not valid_limit(limit) then return 'invalid_limit' end
   if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
   redis.call('HSET', k_agent(id), 'limit', limit)
+  refresh_agent(id)
   route_agent(id)
 end
 
