@@ -176,7 +176,7 @@ pub struct Applied {
     pub decisions: Vec<Decision>,
     /// The ticket of each `Decision::Queued` among `decisions`, in order (the place mirror needs them).
     pub queued_tickets: Vec<Ticket>,
-    /// The events stream entry holding these decisions; `None` when there were none.
+    /// The events stream entry of this transition (every applied transition has one).
     pub event_id: Option<String>,
 }
 
@@ -597,6 +597,8 @@ pub struct RoutingEvent {
     pub transition: String,
     /// The node that made it.
     pub node: String,
+    /// The transition's arguments after the fencing pair, as the script got them.
+    pub args: Vec<String>,
     pub applied: Applied,
 }
 
@@ -625,9 +627,15 @@ pub async fn read_events(
                     .ok_or_else(|| malformed(format!("event {} has no {name}", entry.id)))
             };
             let (decisions, queued_tickets) = parse_decisions(&field("d")?)?;
+            let args: Value = serde_json::from_str(&field("a")?).map_err(malformed)?;
+            let args = list(&args)?
+                .iter()
+                .map(|a| a.as_str().map(str::to_string).ok_or_else(|| malformed("an argument")))
+                .collect::<Result<_, _>>()?;
             Ok(RoutingEvent {
                 transition: field("t")?,
                 node: field("n")?,
+                args,
                 applied: Applied {
                     decisions,
                     queued_tickets,

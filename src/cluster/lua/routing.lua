@@ -525,8 +525,11 @@ function T.node_lost(node, a)
 end
 
 -- Runs one transition for the node in ARGV[1..2]: refused with FENCED unless that node
--- is alive, refused with the rule's error code, or applied. The decisions go to the
--- events stream and back to the caller: { decisions as JSON, stream entry id or '', extra }.
+-- is alive, refused with the rule's error code, or applied. An applied transition, even
+-- one that decided nothing (an agent online with nobody waiting changes the state too),
+-- becomes one entry of the events stream — its name, node, arguments and decisions, so
+-- the stream is the whole history in the order Redis applied it — and its decisions go
+-- back to the caller: { decisions as JSON, stream entry id, extra }.
 local function run(name)
   local node, incarnation = ARGV[1], ARGV[2]
   if not alive(node, incarnation) then
@@ -536,9 +539,8 @@ local function run(name)
   for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
   local refused, extra = T[name](node, args)
   if refused then return redis.error_reply(refused .. ' refused by the routing rules') end
-  if #out == 0 then return { '[]', '', extra or '' } end
   local decisions = cjson.encode(out)
   local entry = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    't', name, 'n', node, 'd', decisions)
+    't', name, 'n', node, 'a', cjson.encode(args), 'd', decisions)
   return { decisions, entry, extra or '' }
 end
