@@ -5,7 +5,7 @@
 //! after a flush, every waiting customer has been told their current place, and nobody is
 //! told a place that did not change.
 //!
-//! Pure and synchronous; `tests/cluster_routing.rs` checks it against the core's own flush.
+//! Pure and synchronous; `tests/cluster_routing/` checks it against the core's own flush.
 //!
 //! [`Routing::flush_places`]: super::routing::Routing::flush_places
 

@@ -1,5 +1,5 @@
 -- The routing domain of a Switchboard cluster, in Redis: the same rules as
--- src/core/routing.rs (the oracle; tests/cluster_routing.rs runs both on the same random
+-- src/core/routing.rs (the oracle; tests/cluster_routing/ runs both on the same random
 -- events and requires the same decisions), one atomic script call per transition.
 --
 -- Each script is this file followed by `return run('<transition>')` (see

@@ -1,143 +1,23 @@
-//! Issue 15, scenario 7: the routing scripts (`src/cluster/lua/routing.lua`) on a real
-//! `redis-server` decide exactly as the pure core (`core::routing`), the oracle.
-//!
-//! A property test drives random event sequences from two nodes through both and requires,
-//! after every step, the same refusals, the same decisions in the same order, the same
-//! places told (the core's flush against a node's mirror fed from the events stream), the
-//! same queues, agents and chats, and that a refused event changes nothing in Redis
-//! (`DEBUG DIGEST`). A node's loss (`node_lost`) is checked against the core's disconnects
-//! of everyone that node held. A second test shows fencing: a node that is not alive
-//! under its incarnation is refused with FENCED and changes nothing.
+//! The scripts against the core on the same events, step by step: random sequences from
+//! two nodes (with node loss), and fixed ones a random search reaches only rarely.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::aio::ConnectionManager;
-use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting, RoutingSnapshot, read_events};
+use switchboard::cluster::routing_replies::RoutingSnapshot;
+use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting, read_events};
 use switchboard::core::places::Places;
 use switchboard::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError};
 
-// ---- a redis-server of this test's own ------------------------------------------------
-
-/// A real `redis-server` on a free loopback port, without persistence, with `DEBUG` allowed
-/// from loopback (for `DEBUG DIGEST`); killed when dropped. Fails loudly when missing
-/// (`scripts/ensure-test-deps.sh` installs it).
-struct RedisServer {
-    port: u16,
-    child: Child,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--enable-debug-command", "local"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("redis-server must be installed for this test (scripts/ensure-test-deps.sh installs it)");
-        // Built first, so that a server that never listens is still killed (on drop).
-        let server = RedisServer { port, child };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not listen on port {port}");
-    }
-
-    async fn connect(&self) -> ConnectionManager {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
-            .await
-            .expect("redis answers in time")
-            .expect("redis accepts the connection")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---- nodes, as the lease code (not this module's) registers them ----------------------
-
-/// Registers `node` under a fresh incarnation with a lease a minute long, as a node does
-/// at start-up (shared contract: `{sb}:incarnation`, `{sb}:nodes`, `{sb}:leases`).
-async fn register(conn: &mut ConnectionManager, node: &str) -> u64 {
-    let incarnation: u64 = redis::cmd("INCR")
-        .arg("{sb}:incarnation")
-        .query_async(conn)
-        .await
-        .unwrap();
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
-    let deadline = secs * 1000 + micros / 1000 + 60_000;
-    let _: () = redis::pipe()
-        .cmd("HSET")
-        .arg("{sb}:nodes")
-        .arg(node)
-        .arg(incarnation)
-        .ignore()
-        .cmd("ZADD")
-        .arg("{sb}:leases")
-        .arg(deadline)
-        .arg(node)
-        .ignore()
-        .query_async(conn)
-        .await
-        .unwrap();
-    incarnation
-}
-
-/// Makes `node`'s lease a thing of the past, as if it had stopped renewing long ago.
-async fn expire_lease(conn: &mut ConnectionManager, node: &str) {
-    let _: () = redis::cmd("ZADD")
-        .arg("{sb}:leases")
-        .arg(0)
-        .arg(node)
-        .query_async(conn)
-        .await
-        .unwrap();
-}
-
-async fn digest(conn: &mut ConnectionManager) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query_async(conn).await.unwrap()
-}
-
-async fn flushall(conn: &mut ConnectionManager) {
-    let _: () = redis::cmd("FLUSHALL").query_async(conn).await.unwrap();
-}
+use crate::{RedisServer, agent, cat, digest, expire_lease, flushall, register};
 
 // ---- random events -----------------------------------------------------------------------
 
 const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
 const AGENTS: [&str; 3] = ["a0", "a1", "a2"];
 const NODES: [&str; 2] = ["n0", "n1"];
-
-fn cat(name: &str) -> CategoryId {
-    CategoryId(name.to_string())
-}
-
-fn agent(name: &str) -> AgentId {
-    AgentId(name.to_string())
-}
 
 fn mask(m: u8) -> Vec<CategoryId> {
     (0..3)
@@ -491,7 +371,7 @@ fn place_changes(out: &[Decision]) -> Vec<(CustomerId, usize)> {
 }
 
 /// The core's state, seen through its public queries, against the scripts' snapshot.
-fn same_state(core: &Routing, snapshot: &RoutingSnapshot, places: &Places) -> Result<(), TestCaseError> {
+pub fn same_state(core: &Routing, snapshot: &RoutingSnapshot, places: &Places) -> Result<(), TestCaseError> {
     let core_queues: Vec<(CategoryId, usize)> = core.waiting_counts().map(|(c, n)| (c.clone(), n)).collect();
     let redis_queues: Vec<(CategoryId, usize)> = snapshot.queues.iter().map(|(c, q)| (c.clone(), q.len())).collect();
     prop_assert_eq!(core_queues, redis_queues, "categories or queue lengths differ");
@@ -616,64 +496,6 @@ fn the_routing_scripts_decide_exactly_as_the_core() {
     }
 }
 
-#[test]
-fn a_node_that_is_not_alive_is_fenced_and_changes_nothing() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
-        let incarnation = register(&mut conn, "n0").await;
-        let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
-        n0.add_category(&cat("sales")).await.unwrap();
-        let (customer, _) = n0.join(&cat("sales")).await.unwrap();
-
-        let fenced = |result: Result<Applied, ClusterRoutingError>| matches!(result, Err(ClusterRoutingError::Fenced));
-        let before = digest(&mut conn).await;
-        // A stale incarnation (the node restarted since, or was replaced).
-        let stale = RedisRouting::new(conn.clone(), "n0", incarnation - 1);
-        assert!(fenced(stale.leave(customer).await));
-        assert!(fenced(
-            stale.agent_online(&agent("ann"), &[cat("sales")], 2, true).await
-        ));
-        // A node nobody registered.
-        let stranger = RedisRouting::new(conn.clone(), "n9", incarnation);
-        assert!(fenced(stranger.add_category(&cat("billing")).await));
-        assert_eq!(before, digest(&mut conn).await, "a fenced node changed Redis");
-        // The right incarnation whose lease ran out (a SIGSTOPped node waking up).
-        expire_lease(&mut conn, "n0").await;
-        let before = digest(&mut conn).await;
-        assert!(fenced(n0.agent_online(&agent("ann"), &[cat("sales")], 2, true).await));
-        assert!(fenced(n0.leave(customer).await));
-        let joined = n0.join(&cat("sales")).await;
-        assert!(matches!(joined, Err(ClusterRoutingError::Fenced)), "{joined:?}");
-        assert_eq!(before, digest(&mut conn).await, "a fenced node changed Redis");
-
-        // Another node reaps it; its customer is now held, away, by the reaper; the old
-        // incarnation stays fenced even once its lease would be renewed.
-        let n1 = RedisRouting::new(conn.clone(), "n1", register(&mut conn, "n1").await);
-        let reaped = n1.node_lost("n0").await.unwrap();
-        assert!(matches!(
-            reaped.decisions.as_slice(),
-            [Decision::CustomerGraceStarted { customer: c, .. }] if *c == customer
-        ));
-        let nodes: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg("{sb}:nodes")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert!(!nodes.contains_key("n0"), "the reaped node is out of the registry");
-        assert!(fenced(n0.leave(customer).await));
-        // And a live node cannot be reaped.
-        let n2 = RedisRouting::new(conn.clone(), "n2", register(&mut conn, "n2").await);
-        let before = digest(&mut conn).await;
-        assert!(matches!(n2.node_lost("n1").await, Err(ClusterRoutingError::NodeAlive)));
-        assert_eq!(before, digest(&mut conn).await);
-    });
-}
-
 /// Fixed sequences through the same comparison: the rules a random search might reach only rarely.
 #[test]
 fn known_sequences_decide_exactly_as_the_core() {
@@ -720,137 +542,4 @@ fn known_sequences_decide_exactly_as_the_core() {
             panic!("{steps:?}: {failure}");
         }
     }
-}
-
-/// The core's call for one logged transition (not `node_lost`, whose meaning needs the holders).
-fn replay(core: &mut Routing, transition: &str, a: &[String]) -> Vec<Decision> {
-    let mut out = vec![];
-    let customer = |i: usize| CustomerId(a[i].parse().expect("a customer id"));
-    let number = |i: usize| a[i].parse::<u64>().expect("a number");
-    let agent = AgentId(a[0].clone());
-    let result = match transition {
-        "add_category" => core.add_category(cat(&a[0])),
-        "remove_category" => core.remove_category(&cat(&a[0]), &mut out),
-        "join" => core.join(&cat(&a[0]), &mut out).map(|_| ()),
-        "leave" => core.leave(customer(0), &mut out),
-        "customer_disconnected" => core.customer_disconnected(customer(0), &mut out),
-        "customer_resumed" => core.customer_resumed(customer(0), &mut out),
-        "customer_grace_expired" => {
-            core.customer_grace_expired(customer(0), number(1), &mut out);
-            Ok(())
-        }
-        "agent_online" => {
-            let limit = u8::try_from(number(1)).expect("a limit");
-            core.agent_online(agent, a[3..].iter().map(|c| cat(c)), limit, a[2] == "1", &mut out)
-        }
-        "agent_disconnected" => core.agent_disconnected(&agent, &mut out),
-        "agent_resumed" => core.agent_resumed(&agent, &mut out),
-        "agent_grace_expired" => {
-            core.agent_grace_expired(&agent, number(1), &mut out);
-            Ok(())
-        }
-        "agent_offline" => {
-            core.agent_offline(&agent, &mut out);
-            Ok(())
-        }
-        "set_available" => core.set_available(&agent, a[1] == "1", &mut out),
-        "set_limit" => core.set_limit(&agent, u8::try_from(number(1)).expect("a limit"), &mut out),
-        "set_categories" => core.set_categories(&agent, a[1..].iter().map(|c| cat(c)), &mut out),
-        other => panic!("{other} is not replayed here"),
-    };
-    result.unwrap_or_else(|e| panic!("Redis applied {transition} {a:?}; the core refuses it: {e}"));
-    out
-}
-
-/// Issue 15's pairing race at the scripts' level: 30 agents and 300 customers on three
-/// nodes (three connections) acting at once. Whatever order Redis ran the scripts in, the
-/// events stream records it, and the core applying that order makes exactly the decisions
-/// the scripts made, and ends in the same state: the race is equivalent to one hub, so the
-/// core's invariants (paired at most once, limits, FIFO, work conservation) hold for it.
-#[test]
-fn racing_nodes_decide_as_the_core_applying_the_events_stream_in_order() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut admin = server.connect().await;
-        let mut nodes = vec![];
-        for name in ["n0", "n1", "n2"] {
-            let incarnation = register(&mut admin, name).await;
-            nodes.push(RedisRouting::new(server.connect().await, name, incarnation));
-        }
-        for c in ["c0", "c1"] {
-            nodes[0].add_category(&cat(c)).await.unwrap();
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for a in 0..30usize {
-            let node = nodes[a % 3].clone();
-            tasks.spawn(async move {
-                let id = AgentId(format!("agent{a:02}"));
-                let categories = [vec![cat("c0")], vec![cat("c1")], vec![cat("c0"), cat("c1")]][a % 3].clone();
-                let limit = u8::try_from(a % 4 + 1).unwrap();
-                node.agent_online(&id, &categories, limit, true).await.unwrap();
-                for round in 0..6usize {
-                    tokio::task::yield_now().await;
-                    match round % 3 {
-                        0 => {
-                            let limit = u8::try_from((a + round) % 4 + 1).unwrap();
-                            node.set_limit(&id, limit).await.unwrap();
-                        }
-                        1 => {
-                            node.agent_disconnected(&id).await.unwrap();
-                            node.agent_resumed(&id).await.unwrap();
-                        }
-                        _ => {
-                            node.set_available(&id, false).await.unwrap();
-                            node.set_available(&id, true).await.unwrap();
-                        }
-                    }
-                }
-            });
-        }
-        for c in 0..300usize {
-            let node = nodes[c % 3].clone();
-            tasks.spawn(async move {
-                let (id, _) = node.join(&cat(["c0", "c1"][c % 2])).await.unwrap();
-                match c % 4 {
-                    // Leaves the queue or ends the chat, whichever it is in by now.
-                    0 => drop(node.leave(id).await.unwrap()),
-                    1 => {
-                        node.customer_disconnected(id).await.unwrap();
-                        node.customer_resumed(id).await.unwrap();
-                    }
-                    _ => {}
-                }
-            });
-        }
-        while let Some(task) = tasks.join_next().await {
-            task.unwrap();
-        }
-
-        let events = read_events(&mut admin, "0-0", 100_000).await.unwrap();
-        let mut core = Routing::new();
-        let mut places = Places::new();
-        let mut paired = std::collections::HashSet::new();
-        for event in &events {
-            let decisions = replay(&mut core, &event.transition, &event.args);
-            assert_eq!(
-                decisions, event.applied.decisions,
-                "event {} ({} {:?} on {})",
-                event.id, event.transition, event.args, event.node
-            );
-            for d in &decisions {
-                if let Decision::Paired { customer, .. } = d {
-                    assert!(paired.insert(*customer), "{customer:?} paired twice");
-                }
-            }
-            event.applied.update_places(&mut places);
-        }
-        assert!(paired.len() >= 30, "the race paired customers ({})", paired.len());
-        let snapshot = nodes[0].snapshot().await.unwrap();
-        same_state(&core, &snapshot, &places).unwrap();
-    });
 }
