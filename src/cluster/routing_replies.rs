@@ -46,16 +46,18 @@ pub struct RoutingSnapshot {
     pub pairing_room: Option<usize>,
     /// The last routing event this snapshot includes ("0-0": none yet).
     pub last_event: String,
+    /// How many routing events were ever added, up to and including `last_event`.
+    pub events_added: u64,
 }
 
 impl RoutingSnapshot {
-    /// Loads a place mirror with these queues, as if every waiting customer had been told their place.
-    pub fn load_places(&self, places: &mut Places) {
-        for (category, queue) in &self.queues {
-            for (index, waiting) in queue.iter().enumerate() {
-                places.queued(waiting.customer, category.clone(), waiting.ticket, index + 1);
-            }
-        }
+    /// Loads a place mirror with these queues (see [`Places::reload`]).
+    pub fn reload_places(&self, places: &mut Places) {
+        places.reload(
+            self.queues
+                .iter()
+                .map(|(category, queue)| (category.clone(), queue.iter().map(|w| (w.ticket, w.customer)).collect())),
+        );
     }
 }
 
@@ -300,7 +302,9 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
         .as_str()
         .ok_or_else(|| malformed("last_event"))?
         .to_string();
+    let events_added = field("added")?.as_u64().ok_or_else(|| malformed("added"))?;
     Ok(RoutingSnapshot {
+        events_added,
         queues,
         agents,
         chats,

@@ -13,7 +13,7 @@
 
 use std::sync::LazyLock;
 
-use super::routing_replies::{MalformedReply, RoutingSnapshot, parse_args, parse_decisions, parse_snapshot};
+use super::routing_replies::{MalformedReply, RoutingSnapshot, parse_decisions, parse_snapshot};
 use crate::core::places::Places;
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, RoutingError, Ticket};
 use redis::Script;
@@ -372,64 +372,14 @@ impl RedisRouting {
 
     /// A consistent read of the whole routing domain (no fencing: it changes nothing).
     pub async fn snapshot(&self) -> Result<RoutingSnapshot, ClusterRoutingError> {
-        let mut conn = self.conn.clone();
-        let json: String = SNAPSHOT.key(ROUTING_KEY).invoke_async(&mut conn).await?;
-        Ok(parse_snapshot(&json)?)
+        read_snapshot(&mut self.conn.clone()).await
     }
 }
 
-/// One entry of the events stream, as a node reads it (XREAD/XRANGE).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutingEvent {
-    pub id: String,
-    /// The transition's name (`join`, `node_lost`, ...).
-    pub transition: String,
-    /// The node that made it.
-    pub node: String,
-    /// The transition's arguments after the fencing pair, as the script got them.
-    pub args: Vec<String>,
-    pub applied: Applied,
-}
-
-/// Reads the events after `after` (an entry id; "0-0" for all), at most `count`.
-pub async fn read_events(
-    conn: &mut ConnectionManager,
-    after: &str,
-    count: usize,
-) -> Result<Vec<RoutingEvent>, ClusterRoutingError> {
-    let start = format!("({after}");
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(EVENTS_KEY)
-        .arg(start)
-        .arg("+")
-        .arg("COUNT")
-        .arg(count)
-        .query_async(conn)
-        .await?;
-    reply
-        .ids
-        .into_iter()
-        .map(|entry| {
-            let field = |name: &str| -> Result<String, ClusterRoutingError> {
-                entry
-                    .get::<String>(name)
-                    .ok_or_else(|| MalformedReply(format!("event {} has no {name}", entry.id)).into())
-            };
-            let (decisions, queued_tickets) = parse_decisions(&field("d")?)?;
-            let args = parse_args(&field("a")?)?;
-            Ok(RoutingEvent {
-                transition: field("t")?,
-                node: field("n")?,
-                args,
-                applied: Applied {
-                    decisions,
-                    queued_tickets,
-                    event_id: Some(entry.id.clone()),
-                },
-                id: entry.id,
-            })
-        })
-        .collect()
+/// A consistent read of the whole routing domain (`lua/snapshot.lua`).
+pub async fn read_snapshot(conn: &mut ConnectionManager) -> Result<RoutingSnapshot, ClusterRoutingError> {
+    let json: String = SNAPSHOT.key(ROUTING_KEY).invoke_async(conn).await?;
+    Ok(parse_snapshot(&json)?)
 }
 
 #[cfg(test)]

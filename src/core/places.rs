@@ -87,6 +87,39 @@ impl Places {
         }
     }
 
+    /// Replaces the queues with a fresh read of them (after falling behind the events):
+    /// customers still waiting keep the place they were last told, so the next flush tells
+    /// those whose place moved meanwhile; customers not seen before are told at the next
+    /// flush (possibly their place once more: their own node told them on joining).
+    pub fn reload(&mut self, queues: impl IntoIterator<Item = (CategoryId, Vec<(Ticket, CustomerId)>)>) {
+        let previous = std::mem::take(&mut self.waiting);
+        self.queues.clear();
+        self.dirty.clear();
+        for (category, queue) in queues {
+            for (ticket, customer) in queue {
+                let told = previous.get(&customer).map_or(0, |w| w.told);
+                self.queues
+                    .entry(category.clone())
+                    .or_default()
+                    .insert((ticket, customer));
+                self.waiting.insert(
+                    customer,
+                    Waiting {
+                        category: category.clone(),
+                        ticket,
+                        told,
+                    },
+                );
+            }
+            self.dirty.insert(category);
+        }
+    }
+
+    /// The place this customer was last told, while waiting.
+    pub fn told(&self, customer: CustomerId) -> Option<usize> {
+        self.waiting.get(&customer).map(|w| w.told)
+    }
+
     /// The customer's current place (1-based), or `None` when not waiting.
     pub fn place(&self, customer: CustomerId) -> Option<usize> {
         let w = self.waiting.get(&customer)?;
@@ -127,6 +160,43 @@ mod tests {
             ]
         );
         assert_eq!(p.place(CustomerId(3)), Some(2));
+        assert_eq!(p.place(CustomerId(1)), None);
+    }
+
+    #[test]
+    fn a_reload_tells_only_those_whose_place_moved_and_newcomers() {
+        let mut p = Places::new();
+        p.queued(CustomerId(1), cat("sales"), Ticket(1), 1);
+        p.queued(CustomerId(2), cat("sales"), Ticket(2), 2);
+        p.queued(CustomerId(3), cat("sales"), Ticket(3), 3);
+        // Meanwhile 1 was paired and 4 joined.
+        p.reload([(
+            cat("sales"),
+            vec![
+                (Ticket(2), CustomerId(2)),
+                (Ticket(3), CustomerId(3)),
+                (Ticket(4), CustomerId(4)),
+            ],
+        )]);
+        let mut out = vec![];
+        p.flush(&mut out);
+        assert_eq!(
+            out,
+            vec![
+                Decision::PlaceChanged {
+                    customer: CustomerId(2),
+                    place: 1
+                },
+                Decision::PlaceChanged {
+                    customer: CustomerId(3),
+                    place: 2
+                },
+                Decision::PlaceChanged {
+                    customer: CustomerId(4),
+                    place: 3
+                },
+            ]
+        );
         assert_eq!(p.place(CustomerId(1)), None);
     }
 

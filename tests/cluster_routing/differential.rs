@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::aio::ConnectionManager;
+use switchboard::cluster::routing_events::read_events;
 use switchboard::cluster::routing_replies::RoutingSnapshot;
-use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting, read_events};
+use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use switchboard::core::places::Places;
 use switchboard::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError};
 

@@ -10,10 +10,12 @@
 //! under its incarnation is refused with FENCED and changes nothing.
 //!
 //! One binary, one module per concern: `differential` (random and fixed sequences),
-//! `fencing`, `race` (three nodes at once, replayed through the core).
+//! `fencing`, `follower` (places from the stream), `race` (three nodes at once, replayed
+//! through the core).
 
 mod differential;
 mod fencing;
+mod follower;
 mod race;
 
 use std::net::TcpListener;

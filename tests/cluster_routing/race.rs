@@ -2,7 +2,8 @@
 
 use std::collections::HashSet;
 
-use switchboard::cluster::routing_scripts::{RedisRouting, read_events};
+use switchboard::cluster::routing_events::read_events;
+use switchboard::cluster::routing_scripts::RedisRouting;
 use switchboard::core::places::Places;
 use switchboard::core::routing::{AgentId, CustomerId, Decision, Routing};
 

@@ -39,4 +39,13 @@ end
 s.room = redis.call('GET', P .. 'pairing-room') or ''
 local last = redis.call('XREVRANGE', P .. 'routing-events', '+', '-', 'COUNT', 1)
 s.last_event = (#last > 0) and last[1][1] or '0-0'
+-- How many events were ever added up to last_event (the stream's `entries-added`): a
+-- follower counts on from it to notice entries trimmed before it read them.
+s.added = 0
+if redis.call('EXISTS', P .. 'routing-events') == 1 then
+  local info = redis.call('XINFO', 'STREAM', P .. 'routing-events')
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then s.added = info[i + 1] end
+  end
+end
 return cjson.encode(s)
