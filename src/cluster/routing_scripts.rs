@@ -129,6 +129,8 @@ pub enum ClusterRoutingError {
     /// `node_lost` was asked about a node whose lease still runs. Nothing changed.
     #[error("that node is still alive")]
     NodeAlive,
+    /// Redis did not answer, or failed. When the call was sent, the transition may or may
+    /// not have been applied (see `docs/cluster.md`, section 9: the events stream tells).
     #[error("redis: {0}")]
     Redis(redis::RedisError),
     #[error(transparent)]
