@@ -275,7 +275,22 @@ impl RedisRouting {
 
     /// A new customer, connected to this node, joins `category`'s queue.
     pub async fn join(&self, category: &CategoryId) -> Result<(CustomerId, Applied), ClusterRoutingError> {
-        let (applied, id) = self.run(Transition::Join, &[&category.0]).await?;
+        self.join_with(&[&category.0]).await
+    }
+
+    /// A join that may be retried after a lost answer: the same `request` (unique per
+    /// join, e.g. the connection's id) within a minute gets the first reply again and
+    /// changes nothing.
+    pub async fn join_request(
+        &self,
+        category: &CategoryId,
+        request: &str,
+    ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        self.join_with(&[&category.0, request]).await
+    }
+
+    async fn join_with(&self, args: &[&str]) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        let (applied, id) = self.run(Transition::Join, args).await?;
         let id = id.parse().map_err(|_| MalformedReply(format!("customer id {id:?}")))?;
         Ok((CustomerId(id), applied))
     }

@@ -1,4 +1,5 @@
-//! Fencing: a node that is not alive under its incarnation is refused and changes nothing.
+//! Fencing: a node that is not alive under its incarnation is refused and changes nothing;
+//! and a retried join changes nothing either.
 
 use std::collections::HashMap;
 
@@ -62,5 +63,28 @@ fn a_node_that_is_not_alive_is_fenced_and_changes_nothing() {
         let before = digest(&mut conn).await;
         assert!(matches!(n2.node_lost("n1").await, Err(ClusterRoutingError::NodeAlive)));
         assert_eq!(before, digest(&mut conn).await);
+    });
+}
+
+#[test]
+fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let n0 = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
+        n0.add_category(&cat("sales")).await.unwrap();
+        n0.agent_online(&agent("ann"), &[cat("sales")], 1, true).await.unwrap();
+        let (customer, first) = n0.join_request(&cat("sales"), "connection-1").await.unwrap();
+        assert!(first.decisions.iter().any(|d| matches!(d, Decision::Paired { .. })));
+        let before = digest(&mut conn).await;
+        let (again, second) = n0.join_request(&cat("sales"), "connection-1").await.unwrap();
+        assert_eq!((customer, &first), (again, &second), "the retry gets the first reply");
+        assert_eq!(before, digest(&mut conn).await, "the retry changed Redis");
+        let (other, _) = n0.join_request(&cat("sales"), "connection-2").await.unwrap();
+        assert_ne!(other, customer, "another request is another customer");
     });
 }

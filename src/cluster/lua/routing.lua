@@ -44,6 +44,10 @@ local function k_agent_chats(id) return P .. 'agent-chats:' .. id end -- zset ch
 local function k_chat(id) return P .. 'chat:' .. id end          -- hash: customer, agent, category
 local function k_node_customers(n) return P .. 'node-customers:' .. n end -- zset id -> id
 local function k_node_agents(n) return P .. 'node-agents:' .. n end       -- zset, scores 0
+-- string: the reply to a join with this request id, kept a minute so a retry after a lost
+-- answer gets the same customer instead of a second place in line
+local function k_request(id) return P .. 'request:' .. id end
+local REQUEST_TTL_SECONDS = 60
 
 -- The decisions of this call, in order; encoded once for the reply and the stream.
 local out = {}
@@ -348,8 +352,13 @@ function T.remove_category(_, a)
   emit({ 'waiting', category, 0 })
 end
 
+-- a[2], optional: the caller's request id (see k_request).
 function T.join(node, a)
-  local category = a[1]
+  local category, request = a[1], a[2]
+  if request then
+    local earlier = redis.call('GET', k_request(request))
+    if earlier then return nil, nil, earlier end
+  end
   if not category_exists(category) then return 'unknown_category' end
   local id = next_id()
   local ticket = next_id()
@@ -537,10 +546,16 @@ local function run(name)
   end
   local args = {}
   for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
-  local refused, extra = T[name](node, args)
+  local refused, extra, earlier = T[name](node, args)
   if refused then return redis.error_reply(refused .. ' refused by the routing rules') end
+  -- A retried request: the first reply again, and nothing changes.
+  if earlier then return cjson.decode(earlier) end
   local decisions = cjson.encode(out)
   local entry = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
     't', name, 'n', node, 'a', cjson.encode(args), 'd', decisions)
-  return { decisions, entry, extra or '' }
+  local reply = { decisions, entry, extra or '' }
+  if name == 'join' and args[2] then
+    redis.call('SET', k_request(args[2]), cjson.encode(reply), 'EX', REQUEST_TTL_SECONDS)
+  end
+  return reply
 end
