@@ -142,7 +142,7 @@ end
 
 -- ---- agents -------------------------------------------------------------------------
 
--- The agent's load and limit when they may take a chat now, else nil.
+-- The agent's load and last assignment stamp when they may take a chat now, else nil.
 local function eligible(agent)
   local f = redis.call('HMGET', k_agent(agent), 'limit', 'available', 'away', 'last')
   if f[1] == false or f[2] ~= '1' or f[3] ~= false then return nil end
