@@ -6,3 +6,8 @@ pub mod bus;
 pub mod health;
 pub mod lease;
 pub mod node;
+
+// ---- the routing domain: one fenced Lua script per routing transition ----
+pub mod routing_events;
+pub mod routing_replies;
+pub mod routing_scripts;

@@ -8,6 +8,7 @@ pub mod guesses;
 // several nodes through Redis (issue 15)
 pub mod lease;
 pub mod names;
+pub mod places;
 pub mod presence;
 pub mod readiness;
 pub mod routing;

@@ -1,0 +1,561 @@
+-- The routing domain of a Switchboard cluster, in Redis: the same rules as
+-- src/core/routing.rs (the oracle; tests/cluster_routing/ runs both on the same random
+-- events and requires the same decisions), one atomic script call per transition.
+--
+-- Each script is this file followed by `return run('<transition>')` (see
+-- src/cluster/routing_scripts.rs). ARGV[1] and ARGV[2] are the calling node's id and
+-- incarnation (fencing, docs/cluster.md); the transition's own arguments follow.
+-- KEYS[1] is `{sb}:counter`, only so that Redis Cluster sends the call to the slot of the
+-- `{sb}` hash tag: every key below shares that tag, so all live in that one slot.
+--
+-- Every check comes before the first write, so a refused transition changes nothing,
+-- as in the core. Ids are decimal strings throughout; ids and orderings come from one
+-- counter, drawn in the same order as the core draws its own, so both hand out the same
+-- ids for the same events.
+
+local P = '{sb}:'
+local K_COUNTER = P .. 'counter'        -- string: the one counter for ids, tickets, epochs, stamps
+local K_CATEGORIES = P .. 'categories'  -- zset, all scores 0: known categories, bytewise order
+local K_AGENTS = P .. 'agents'          -- zset, all scores 0: online agents, bytewise order
+local K_CHATS = P .. 'chats'            -- zset chat id -> chat id: running chats
+local K_ROOM = P .. 'pairing-room'      -- string: chats that may still open; absent = no limit
+local K_HELD = P .. 'held-back'         -- string '1': a pairing waited for room
+local K_NODES = P .. 'nodes'            -- hash node id -> incarnation (shared contract)
+local K_LEASES = P .. 'leases'          -- zset node id -> lease deadline, ms, Redis clock
+local K_EVENTS = P .. 'routing-events'  -- stream of every transition's decisions
+
+-- Bound of the events stream. Nodes read it within milliseconds; a node that falls this
+-- far behind (about ten seconds of events at 10,000 transitions/s) reloads the queues
+-- with the snapshot script instead. `~` lets Redis trim whole macro-nodes, cheaply.
+local EVENTS_MAXLEN = '100000'
+
+local function k_queue(c) return P .. 'q:' .. c end              -- zset ticket -> customer: all waiting
+local function k_ready(c) return P .. 'qready:' .. c end         -- zset ticket -> customer: waiting and connected
+local function k_cat_agents(c) return P .. 'cat-agents:' .. c end -- set: online agents holding c
+-- zset agent -> load * 2^48 + last assignment stamp: the agents holding c who may take a
+-- chat now, best first (least loaded, then idle longest), so pairing reads one member
+-- instead of scanning every agent. Exact while stamps stay below 2^48 (docs/cluster.md:
+-- centuries at 10,000 transitions/s).
+local function k_cat_ready(c) return P .. 'cat-ready:' .. c end
+local function k_customer(id) return P .. 'customer:' .. id end  -- hash: cat, ticket, chat?, away?, node
+local function k_agent(id) return P .. 'agent:' .. id end        -- hash: limit, available, away?, last, node
+local function k_agent_cats(id) return P .. 'agent-cats:' .. id end   -- set: the agent's categories
+local function k_agent_chats(id) return P .. 'agent-chats:' .. id end -- zset chat id -> chat id
+local function k_chat(id) return P .. 'chat:' .. id end          -- hash: customer, agent, category
+local function k_node_customers(n) return P .. 'node-customers:' .. n end -- zset id -> id
+local function k_node_agents(n) return P .. 'node-agents:' .. n end       -- zset, scores 0
+-- string: the reply to a join with this request id, kept a minute so a retry after a lost
+-- answer gets the same customer instead of a second place in line
+local function k_request(id) return P .. 'request:' .. id end
+local REQUEST_TTL_SECONDS = 60
+
+-- The decisions of this call, in order; encoded once for the reply and the stream.
+local out = {}
+local function emit(d) out[#out + 1] = d end
+
+local function next_id()
+  return string.format('%d', redis.call('INCR', K_COUNTER))
+end
+
+-- Rust's `String` order (bytewise), whatever the server's locale makes of Lua's `<`.
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A node is alive iff the incarnation it claims is the registered one and its lease has
+-- not run out by Redis's own clock.
+local function alive(node, incarnation)
+  if redis.call('HGET', K_NODES, node) ~= incarnation then return false end
+  local deadline = redis.call('ZSCORE', K_LEASES, node)
+  return deadline ~= false and tonumber(deadline) >= now_ms()
+end
+
+-- ---- who holds whom ---------------------------------------------------------------
+-- A person is held by the node that has their connection or runs their grace timer, so
+-- that `node_lost` can hand them on.
+
+local function hold_customer(id, node)
+  local previous = redis.call('HGET', k_customer(id), 'node')
+  if previous and previous ~= node then redis.call('ZREM', k_node_customers(previous), id) end
+  redis.call('HSET', k_customer(id), 'node', node)
+  redis.call('ZADD', k_node_customers(node), id, id)
+end
+
+local function forget_customer(id)
+  local node = redis.call('HGET', k_customer(id), 'node')
+  if node then redis.call('ZREM', k_node_customers(node), id) end
+  redis.call('DEL', k_customer(id))
+end
+
+local function hold_agent(id, node)
+  local previous = redis.call('HGET', k_agent(id), 'node')
+  if previous and previous ~= node then redis.call('ZREM', k_node_agents(previous), id) end
+  redis.call('HSET', k_agent(id), 'node', node)
+  redis.call('ZADD', k_node_agents(node), 0, id)
+end
+
+-- ---- queues -------------------------------------------------------------------------
+
+local function category_exists(c)
+  return redis.call('ZSCORE', K_CATEGORIES, c) ~= false
+end
+
+-- Puts a customer (new, or back from a vanished agent) into their queue and tells them their place.
+local function enqueue(id, category, ticket, requeued)
+  local q = k_queue(category)
+  redis.call('ZADD', q, ticket, id)
+  local waiting = redis.call('ZCARD', q)
+  local place = redis.call('ZRANK', q, id) + 1
+  redis.call('HSET', k_customer(id), 'cat', category, 'ticket', ticket)
+  redis.call('HDEL', k_customer(id), 'chat')
+  if redis.call('HEXISTS', k_customer(id), 'away') == 0 then
+    redis.call('ZADD', k_ready(category), ticket, id)
+  end
+  emit({ 'queued', id, category, place, requeued, ticket })
+  emit({ 'waiting', category, waiting })
+end
+
+local function dequeue(id)
+  local category = redis.call('HGET', k_customer(id), 'cat')
+  local q = k_queue(category)
+  redis.call('ZREM', q, id)
+  redis.call('ZREM', k_ready(category), id)
+  emit({ 'waiting', category, redis.call('ZCARD', q) })
+end
+
+-- The longest-waiting connected customer of a category: id and ticket, or nil.
+local function front_connected(category)
+  local front = redis.call('ZRANGE', k_ready(category), 0, 0)
+  if #front == 0 then return nil end
+  return front[1], redis.call('HGET', k_customer(front[1]), 'ticket')
+end
+
+-- ---- agents -------------------------------------------------------------------------
+
+-- The agent's load and last assignment stamp when they may take a chat now, else nil.
+local function eligible(agent)
+  local f = redis.call('HMGET', k_agent(agent), 'limit', 'available', 'away', 'last')
+  if f[1] == false or f[2] ~= '1' or f[3] ~= false then return nil end
+  local load = redis.call('ZCARD', k_agent_chats(agent))
+  if load >= tonumber(f[1]) then return nil end
+  return load, tonumber(f[4])
+end
+
+local STAMP_SPAN = 2 ^ 48
+
+-- Puts the agent in, or takes them out of, the ready index of each of their categories,
+-- after anything that changes their eligibility, load or stamp.
+local function refresh_agent(agent)
+  local load, last = eligible(agent)
+  for _, c in ipairs(redis.call('SMEMBERS', k_agent_cats(agent))) do
+    if load then
+      redis.call('ZADD', k_cat_ready(c), load * STAMP_SPAN + last, agent)
+    else
+      redis.call('ZREM', k_cat_ready(c), agent)
+    end
+  end
+end
+
+-- Whether one more chat may open now; remembers a pairing held back for want of room.
+local function may_pair()
+  if redis.call('GET', K_ROOM) == '0' then
+    redis.call('SET', K_HELD, '1')
+    return false
+  end
+  return true
+end
+
+local function pair(customer, ticket, category, agent)
+  dequeue(customer)
+  if redis.call('EXISTS', K_ROOM) == 1 then redis.call('DECR', K_ROOM) end
+  local chat = next_id()
+  local stamp = next_id()
+  redis.call('ZADD', k_agent_chats(agent), chat, chat)
+  redis.call('HSET', k_agent(agent), 'last', stamp)
+  redis.call('HSET', k_customer(customer), 'chat', chat)
+  redis.call('HSET', k_chat(chat), 'customer', customer, 'agent', agent, 'category', category)
+  redis.call('ZADD', K_CHATS, chat, chat)
+  refresh_agent(agent)
+  emit({ 'paired', chat, customer, agent, category, ticket })
+end
+
+-- Pairs the longest-waiting connected customers of a category with the best eligible
+-- agents (least loaded, then longest since their last chat), until one side runs out.
+local function route_category(category)
+  while true do
+    local customer, ticket = front_connected(category)
+    if not customer then return end
+    local best = redis.call('ZRANGE', k_cat_ready(category), 0, 0)
+    if #best == 0 then return end
+    if not may_pair() then return end
+    pair(customer, ticket, category, best[1])
+  end
+end
+
+-- Gives an agent the longest-waiting connected customer across their categories, until full.
+local function route_agent(agent)
+  while true do
+    if not eligible(agent) then return end
+    local best, best_ticket, best_category
+    for _, category in ipairs(redis.call('SMEMBERS', k_agent_cats(agent))) do
+      local customer, ticket = front_connected(category)
+      if customer and (best == nil or tonumber(ticket) < tonumber(best_ticket)) then
+        best, best_ticket, best_category = customer, ticket, category
+      end
+    end
+    if not best then return end
+    if not may_pair() then return end
+    pair(best, best_ticket, best_category, agent)
+  end
+end
+
+-- The known ones of a list of categories, without repeats.
+local function known_categories(list)
+  local seen, known = {}, {}
+  for _, c in ipairs(list) do
+    if not seen[c] and category_exists(c) then
+      seen[c] = true
+      known[#known + 1] = c
+    end
+  end
+  return known
+end
+
+local function set_agent_categories(agent, categories)
+  for _, old in ipairs(redis.call('SMEMBERS', k_agent_cats(agent))) do
+    redis.call('SREM', k_cat_agents(old), agent)
+    redis.call('ZREM', k_cat_ready(old), agent)
+  end
+  redis.call('DEL', k_agent_cats(agent))
+  for _, c in ipairs(categories) do
+    redis.call('SADD', k_agent_cats(agent), c)
+    redis.call('SADD', k_cat_agents(c), agent)
+  end
+  refresh_agent(agent)
+end
+
+-- ---- chats --------------------------------------------------------------------------
+
+local function end_chat_inner(chat, by, reason)
+  local f = redis.call('HMGET', k_chat(chat), 'customer', 'agent')
+  local customer, agent = f[1], f[2]
+  redis.call('DEL', k_chat(chat))
+  redis.call('ZREM', K_CHATS, chat)
+  forget_customer(customer)
+  emit({ 'chat_ended', chat, customer, agent, by, reason })
+  if redis.call('EXISTS', k_agent(agent)) == 1 then
+    redis.call('ZREM', k_agent_chats(agent), chat)
+    refresh_agent(agent)
+    route_agent(agent)
+  end
+end
+
+-- The agent goes offline at once: chats are withdrawn and customers re-queued at the
+-- front with their original wait (or dropped when their category is gone).
+local function agent_offline(agent)
+  if redis.call('EXISTS', k_agent(agent)) == 0 then return end
+  local node = redis.call('HGET', k_agent(agent), 'node')
+  if node then redis.call('ZREM', k_node_agents(node), agent) end
+  set_agent_categories(agent, {})
+  local chats = redis.call('ZRANGE', k_agent_chats(agent), 0, -1)
+  redis.call('DEL', k_agent(agent), k_agent_chats(agent))
+  redis.call('ZREM', K_AGENTS, agent)
+  local touched, touched_list = {}, {}
+  for _, chat in ipairs(chats) do
+    local f = redis.call('HMGET', k_chat(chat), 'customer', 'category')
+    local customer, category = f[1], f[2]
+    redis.call('DEL', k_chat(chat))
+    redis.call('ZREM', K_CHATS, chat)
+    emit({ 'chat_withdrawn', chat, customer, agent })
+    if category_exists(category) then
+      enqueue(customer, category, redis.call('HGET', k_customer(customer), 'ticket'), true)
+      if not touched[category] then
+        touched[category] = true
+        touched_list[#touched_list + 1] = category
+      end
+    else
+      -- Their category was removed while they chatted: nowhere to go back to.
+      forget_customer(customer)
+      emit({ 'dequeued', customer, 'category_removed' })
+    end
+  end
+  table.sort(touched_list, bytes_less)
+  for _, category in ipairs(touched_list) do route_category(category) end
+end
+
+-- ---- customers ----------------------------------------------------------------------
+
+local function customer_disconnected(id, node)
+  local epoch = next_id()
+  local f = redis.call('HMGET', k_customer(id), 'cat', 'chat')
+  redis.call('HSET', k_customer(id), 'away', epoch)
+  hold_customer(id, node)
+  if f[2] then
+    emit({ 'customer_away', f[2], redis.call('HGET', k_chat(f[2]), 'agent') })
+  else
+    redis.call('ZREM', k_ready(f[1]), id)
+  end
+  emit({ 'customer_grace', id, epoch })
+end
+
+local function agent_disconnected(id, node)
+  local epoch = next_id()
+  redis.call('HSET', k_agent(id), 'away', epoch)
+  refresh_agent(id)
+  hold_agent(id, node)
+  for _, chat in ipairs(redis.call('ZRANGE', k_agent_chats(id), 0, -1)) do
+    emit({ 'agent_away', chat, redis.call('HGET', k_chat(chat), 'customer') })
+  end
+  emit({ 'agent_grace', id, epoch })
+end
+
+local function valid_limit(s)
+  local n = tonumber(s)
+  return n ~= nil and n >= 1 and n <= 4 and n == math.floor(n)
+end
+
+-- ---- the transitions ----------------------------------------------------------------
+-- Each takes the calling node and its arguments (strings); it returns nil, or an error
+-- code (`RoutingError::code()`) before it has changed anything; what it returns besides
+-- goes back to the caller as the reply's third element (a new customer's id).
+
+local T = {}
+
+function T.add_category(_, a)
+  if category_exists(a[1]) then return 'already_exists' end
+  redis.call('ZADD', K_CATEGORIES, 0, a[1])
+end
+
+function T.remove_category(_, a)
+  local category = a[1]
+  if not category_exists(category) then return 'unknown_category' end
+  for _, customer in ipairs(redis.call('ZRANGE', k_queue(category), 0, -1)) do
+    forget_customer(customer)
+    emit({ 'dequeued', customer, 'category_removed' })
+  end
+  redis.call('DEL', k_queue(category), k_ready(category), k_cat_ready(category))
+  for _, agent in ipairs(redis.call('SMEMBERS', k_cat_agents(category))) do
+    redis.call('SREM', k_agent_cats(agent), category)
+  end
+  redis.call('DEL', k_cat_agents(category))
+  redis.call('ZREM', K_CATEGORIES, category)
+  emit({ 'waiting', category, 0 })
+end
+
+-- a[2], optional: the caller's request id (see k_request).
+function T.join(node, a)
+  local category, request = a[1], a[2]
+  if request then
+    local earlier = redis.call('GET', k_request(request))
+    if earlier then return nil, nil, earlier end
+  end
+  if not category_exists(category) then return 'unknown_category' end
+  local id = next_id()
+  local ticket = next_id()
+  hold_customer(id, node)
+  enqueue(id, category, ticket, false)
+  route_category(category)
+  return nil, id
+end
+
+function T.leave(_, a)
+  local id = a[1]
+  local f = redis.call('HMGET', k_customer(id), 'cat', 'chat')
+  if f[1] == false then return 'unknown_customer' end
+  if f[2] then
+    end_chat_inner(f[2], 'customer', 'ended')
+  else
+    dequeue(id)
+    forget_customer(id)
+    emit({ 'dequeued', id, 'left' })
+  end
+end
+
+function T.customer_disconnected(node, a)
+  if redis.call('EXISTS', k_customer(a[1])) == 0 then return 'unknown_customer' end
+  customer_disconnected(a[1], node)
+end
+
+function T.customer_resumed(node, a)
+  local id = a[1]
+  local f = redis.call('HMGET', k_customer(id), 'cat', 'chat', 'away', 'ticket')
+  if f[1] == false then return 'unknown_customer' end
+  if f[3] == false then return 'wrong_state' end
+  redis.call('HDEL', k_customer(id), 'away')
+  hold_customer(id, node)
+  if f[2] then
+    emit({ 'customer_back', f[2], redis.call('HGET', k_chat(f[2]), 'agent') })
+  else
+    redis.call('ZADD', k_ready(f[1]), f[4], id)
+    route_category(f[1])
+  end
+end
+
+function T.customer_grace_expired(_, a)
+  local id, epoch = a[1], a[2]
+  local f = redis.call('HMGET', k_customer(id), 'away', 'chat')
+  if f[1] ~= epoch then return end -- unknown, connected, or a stale timer
+  if f[2] then
+    end_chat_inner(f[2], 'system', 'customer_gone')
+  else
+    dequeue(id)
+    forget_customer(id)
+    emit({ 'dequeued', id, 'left' })
+  end
+end
+
+function T.agent_online(node, a)
+  local id, limit, available = a[1], a[2], a[3]
+  if not valid_limit(limit) then return 'invalid_limit' end
+  if redis.call('EXISTS', k_agent(id)) == 1 then return 'already_online' end
+  local categories = {}
+  for i = 4, #a do categories[#categories + 1] = a[i] end
+  local last = next_id()
+  redis.call('HSET', k_agent(id), 'limit', limit, 'available', available, 'last', last)
+  redis.call('ZADD', K_AGENTS, 0, id)
+  hold_agent(id, node)
+  set_agent_categories(id, known_categories(categories))
+  route_agent(id)
+end
+
+function T.agent_disconnected(node, a)
+  if redis.call('EXISTS', k_agent(a[1])) == 0 then return 'unknown_agent' end
+  agent_disconnected(a[1], node)
+end
+
+function T.agent_resumed(node, a)
+  local id = a[1]
+  if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
+  if redis.call('HEXISTS', k_agent(id), 'away') == 0 then return 'wrong_state' end
+  redis.call('HDEL', k_agent(id), 'away')
+  refresh_agent(id)
+  hold_agent(id, node)
+  for _, chat in ipairs(redis.call('ZRANGE', k_agent_chats(id), 0, -1)) do
+    emit({ 'agent_back', chat, redis.call('HGET', k_chat(chat), 'customer') })
+  end
+  route_agent(id)
+end
+
+function T.agent_grace_expired(_, a)
+  if redis.call('HGET', k_agent(a[1]), 'away') == a[2] then agent_offline(a[1]) end
+end
+
+function T.agent_offline(_, a)
+  agent_offline(a[1])
+end
+
+function T.set_available(_, a)
+  local id, available = a[1], a[2]
+  if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
+  redis.call('HSET', k_agent(id), 'available', available)
+  refresh_agent(id)
+  if available == '1' then route_agent(id) end
+end
+
+function T.set_limit(_, a)
+  local id, limit = a[1], a[2]
+  if not valid_limit(limit) then return 'invalid_limit' end
+  if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
+  redis.call('HSET', k_agent(id), 'limit', limit)
+  refresh_agent(id)
+  route_agent(id)
+end
+
+function T.set_categories(_, a)
+  local id = a[1]
+  if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
+  local categories = {}
+  for i = 2, #a do categories[#categories + 1] = a[i] end
+  set_agent_categories(id, known_categories(categories))
+  route_agent(id)
+end
+
+function T.end_chat(_, a)
+  if redis.call('EXISTS', k_chat(a[1])) == 0 then return 'unknown_chat' end
+  end_chat_inner(a[1], a[2], 'ended')
+end
+
+-- a[1]: the room, or '' for no limit.
+function T.set_pairing_room(_, a)
+  local room = a[1]
+  if room == '' then redis.call('DEL', K_ROOM) else redis.call('SET', K_ROOM, room) end
+  if room ~= '0' and redis.call('GETDEL', K_HELD) then
+    for _, category in ipairs(redis.call('ZRANGE', K_CATEGORIES, 0, -1)) do
+      route_category(category)
+    end
+  end
+end
+
+-- A node is gone (its lease ran out; or it is the caller itself, just restarted, whose
+-- previous incarnation's people are still on record). Everyone it held is handed to the
+-- caller: connected customers, then agents, are disconnected as by
+-- `customer_disconnected`/`agent_disconnected` (the grace period starts now, on the
+-- caller's timers); those already away get their grace timer started again on the caller,
+-- with their current epoch. The dead node is removed from the registry.
+function T.node_lost(node, a)
+  local lost = a[1]
+  if lost ~= node then
+    local incarnation = redis.call('HGET', K_NODES, lost)
+    if incarnation and alive(lost, incarnation) then return 'node_alive' end
+  end
+  for _, id in ipairs(redis.call('ZRANGE', k_node_customers(lost), 0, -1)) do
+    local away = redis.call('HGET', k_customer(id), 'away')
+    if away then
+      hold_customer(id, node)
+      emit({ 'customer_grace', id, away })
+    else
+      customer_disconnected(id, node)
+    end
+  end
+  for _, id in ipairs(redis.call('ZRANGE', k_node_agents(lost), 0, -1)) do
+    local away = redis.call('HGET', k_agent(id), 'away')
+    if away then
+      hold_agent(id, node)
+      emit({ 'agent_grace', id, away })
+    else
+      agent_disconnected(id, node)
+    end
+  end
+  if lost ~= node then
+    redis.call('DEL', k_node_customers(lost), k_node_agents(lost))
+    redis.call('HDEL', K_NODES, lost)
+    redis.call('ZREM', K_LEASES, lost)
+  end
+end
+
+-- Runs one transition for the node in ARGV[1..2]: refused with FENCED unless that node
+-- is alive, refused with the rule's error code, or applied. An applied transition, even
+-- one that decided nothing (an agent online with nobody waiting changes the state too),
+-- becomes one entry of the events stream — its name, node, arguments and decisions, so
+-- the stream is the whole history in the order Redis applied it — and its decisions go
+-- back to the caller: { decisions as JSON, stream entry id, extra }.
+local function run(name)
+  local node, incarnation = ARGV[1], ARGV[2]
+  if not alive(node, incarnation) then
+    return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
+  end
+  local args = {}
+  for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
+  local refused, extra, earlier = T[name](node, args)
+  if refused then return redis.error_reply(refused .. ' refused by the routing rules') end
+  -- A retried request: the first reply again, and nothing changes.
+  if earlier then return cjson.decode(earlier) end
+  local decisions = cjson.encode(out)
+  local entry = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+    't', name, 'n', node, 'a', cjson.encode(args), 'd', decisions)
+  local reply = { decisions, entry, extra or '' }
+  if name == 'join' and args[2] then
+    redis.call('SET', k_request(args[2]), cjson.encode(reply), 'EX', REQUEST_TTL_SECONDS)
+  end
+  return reply
+end

@@ -1,0 +1,51 @@
+-- A consistent read of the whole routing domain (src/cluster/lua/routing.lua), as JSON:
+-- the queues in order with tickets, agents, chats, the pairing room, and the id of the
+-- last routing event it includes. A node loads its place mirror from it and then reads
+-- the events stream after that id; the differential test compares it with the core.
+-- Read-only; no fencing (reading changes nothing).
+
+local P = '{sb}:'
+
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local s = { categories = {}, agents = {}, chats = {} }
+for _, c in ipairs(redis.call('ZRANGE', P .. 'categories', 0, -1)) do
+  local queue = {}
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'q:' .. c, 0, -1)) do
+    local f = redis.call('HMGET', P .. 'customer:' .. id, 'ticket', 'away')
+    queue[#queue + 1] = { id, f[1], f[2] or '' }
+  end
+  s.categories[#s.categories + 1] = { c, queue }
+end
+for _, id in ipairs(redis.call('ZRANGE', P .. 'agents', 0, -1)) do
+  local f = redis.call('HMGET', P .. 'agent:' .. id, 'limit', 'available', 'away')
+  local categories = redis.call('SMEMBERS', P .. 'agent-cats:' .. id)
+  table.sort(categories, bytes_less)
+  local chats = redis.call('ZRANGE', P .. 'agent-chats:' .. id, 0, -1)
+  s.agents[#s.agents + 1] = { id, tonumber(f[1]), f[2] == '1', f[3] or '', categories, chats }
+end
+for _, chat in ipairs(redis.call('ZRANGE', P .. 'chats', 0, -1)) do
+  local f = redis.call('HMGET', P .. 'chat:' .. chat, 'customer', 'agent', 'category')
+  local away = redis.call('HGET', P .. 'customer:' .. f[1], 'away')
+  s.chats[#s.chats + 1] = { chat, f[1], f[2], f[3], away or '' }
+end
+s.room = redis.call('GET', P .. 'pairing-room') or ''
+local last = redis.call('XREVRANGE', P .. 'routing-events', '+', '-', 'COUNT', 1)
+s.last_event = (#last > 0) and last[1][1] or '0-0'
+-- How many events were ever added up to last_event (the stream's `entries-added`): a
+-- follower counts on from it to notice entries trimmed before it read them.
+s.added = 0
+if redis.call('EXISTS', P .. 'routing-events') == 1 then
+  local info = redis.call('XINFO', 'STREAM', P .. 'routing-events')
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then s.added = info[i + 1] end
+  end
+end
+return cjson.encode(s)

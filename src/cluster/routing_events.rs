@@ -1,0 +1,140 @@
+//! Reading the routing events stream (`{sb}:routing-events`): every applied transition,
+//! in the order Redis applied it, with its arguments and decisions. A node follows it to
+//! keep its place mirror (and, once wired, its live figures) without a Redis call per
+//! update; a follower that fell behind the stream's trimmed head reloads from a snapshot.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamId, StreamRangeReply};
+
+use super::routing_replies::{MalformedReply, parse_args, parse_decisions};
+use super::routing_scripts::{Applied, ClusterRoutingError, EVENTS_KEY, read_snapshot};
+use crate::core::places::Places;
+use crate::core::routing::Decision;
+
+static FOLLOW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/follow.lua")));
+
+/// One entry of the events stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingEvent {
+    pub id: String,
+    /// The transition's name (`join`, `node_lost`, ...).
+    pub transition: String,
+    /// The node that made it.
+    pub node: String,
+    /// The transition's arguments after the fencing pair, as the script got them.
+    pub args: Vec<String>,
+    pub applied: Applied,
+}
+
+fn event(entry: StreamId) -> Result<RoutingEvent, ClusterRoutingError> {
+    let field = |name: &str| -> Result<String, ClusterRoutingError> {
+        entry
+            .get::<String>(name)
+            .ok_or_else(|| MalformedReply(format!("event {} has no {name}", entry.id)).into())
+    };
+    let (decisions, queued_tickets) = parse_decisions(&field("d")?)?;
+    Ok(RoutingEvent {
+        transition: field("t")?,
+        node: field("n")?,
+        args: parse_args(&field("a")?)?,
+        applied: Applied {
+            decisions,
+            queued_tickets,
+            event_id: Some(entry.id.clone()),
+        },
+        id: entry.id,
+    })
+}
+
+/// Reads the events after `after` (an entry id; "0-0" for all), at most `count`.
+pub async fn read_events(
+    conn: &mut ConnectionManager,
+    after: &str,
+    count: usize,
+) -> Result<Vec<RoutingEvent>, ClusterRoutingError> {
+    let reply: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(EVENTS_KEY)
+        .arg(format!("({after}"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    reply.ids.into_iter().map(event).collect()
+}
+
+/// What one [`RoutingFollower::poll`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// These events, applied to the places in order (none: nothing new).
+    Events(Vec<RoutingEvent>),
+    /// Events it had not read were trimmed away: it reloaded the places from a snapshot.
+    Reloaded,
+}
+
+/// A node's follower of the routing events: a place mirror kept up to date from the
+/// stream, reloaded from a snapshot when it fell behind. See `docs/cluster.md`, section 6.
+pub struct RoutingFollower {
+    conn: ConnectionManager,
+    /// The last entry applied, and how many entries were ever added up to it.
+    last_id: String,
+    seen: u64,
+    places: Places,
+}
+
+impl RoutingFollower {
+    /// Starts from a snapshot of the queues.
+    pub async fn start(conn: ConnectionManager) -> Result<Self, ClusterRoutingError> {
+        let mut follower = Self {
+            conn,
+            last_id: "0-0".to_string(),
+            seen: 0,
+            places: Places::new(),
+        };
+        follower.reload().await?;
+        Ok(follower)
+    }
+
+    async fn reload(&mut self) -> Result<(), ClusterRoutingError> {
+        let snapshot = read_snapshot(&mut self.conn).await?;
+        snapshot.reload_places(&mut self.places);
+        self.last_id = snapshot.last_event;
+        self.seen = snapshot.events_added;
+        Ok(())
+    }
+
+    /// Reads and applies up to `count` events after the last one applied, or reloads
+    /// when some were trimmed before it read them. Never blocks on an empty stream.
+    pub async fn poll(&mut self, count: usize) -> Result<Polled, ClusterRoutingError> {
+        let (status, entries): (String, StreamRangeReply) = FOLLOW
+            .key(EVENTS_KEY)
+            .arg(&self.last_id)
+            .arg(self.seen)
+            .arg(count)
+            .invoke_async(&mut self.conn)
+            .await?;
+        if status == "gap" {
+            self.reload().await?;
+            return Ok(Polled::Reloaded);
+        }
+        let events = entries.ids.into_iter().map(event).collect::<Result<Vec<_>, _>>()?;
+        for e in &events {
+            e.applied.update_places(&mut self.places);
+            self.last_id.clone_from(&e.id);
+            self.seen += 1;
+        }
+        Ok(Polled::Events(events))
+    }
+
+    /// Tells each waiting customer whose place changed since they were last told.
+    pub fn flush_places(&mut self, out: &mut Vec<Decision>) {
+        self.places.flush(out);
+    }
+
+    pub fn places(&self) -> &Places {
+        &self.places
+    }
+}

@@ -1,0 +1,357 @@
+//! The replies of the cluster routing scripts (`lua/routing.lua`, `lua/snapshot.lua`),
+//! decoded: the decisions of a transition as the scripts encode them (in replies and in the
+//! events stream), and the snapshot of the whole routing domain.
+
+use serde_json::Value;
+
+use crate::core::places::Places;
+use crate::core::routing::{
+    AgentId, AgentView, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Ticket,
+};
+
+/// A reply that is not what the scripts write: a script and this adapter disagree.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed reply from a routing script: {0}")]
+pub struct MalformedReply(pub String);
+
+// ---- the snapshot -----------------------------------------------------------------------
+
+/// One waiting customer, in queue order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingCustomer {
+    pub customer: CustomerId,
+    pub ticket: Ticket,
+    /// The epoch of their grace timer while away.
+    pub away: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatSnapshot {
+    pub chat: ChatId,
+    pub customer: CustomerId,
+    pub agent: AgentId,
+    pub category: CategoryId,
+    pub customer_away: Option<u64>,
+}
+
+/// The routing domain at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingSnapshot {
+    /// Every known category, bytewise order, with its queue in order.
+    pub queues: Vec<(CategoryId, Vec<WaitingCustomer>)>,
+    /// Online agents, bytewise order.
+    pub agents: Vec<(AgentId, AgentView)>,
+    /// Running chats by id.
+    pub chats: Vec<ChatSnapshot>,
+    pub pairing_room: Option<usize>,
+    /// The last routing event this snapshot includes ("0-0": none yet).
+    pub last_event: String,
+    /// How many routing events were ever added, up to and including `last_event`.
+    pub events_added: u64,
+}
+
+impl RoutingSnapshot {
+    /// Loads a place mirror with these queues (see [`Places::reload`]).
+    pub fn reload_places(&self, places: &mut Places) {
+        places.reload(
+            self.queues
+                .iter()
+                .map(|(category, queue)| (category.clone(), queue.iter().map(|w| (w.ticket, w.customer)).collect())),
+        );
+    }
+}
+
+// ---- parsing replies ----------------------------------------------------------------------
+
+fn malformed(what: impl std::fmt::Display) -> MalformedReply {
+    MalformedReply(what.to_string())
+}
+
+/// A JSON array; Lua's cjson writes an empty table as `{}`.
+fn list(value: &Value) -> Result<&[Value], MalformedReply> {
+    match value {
+        Value::Array(items) => Ok(items),
+        Value::Object(map) if map.is_empty() => Ok(&[]),
+        other => Err(malformed(format!("expected a list, got {other}"))),
+    }
+}
+
+fn text(items: &[Value], i: usize) -> Result<&str, MalformedReply> {
+    items
+        .get(i)
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed(format!("field {i} of {items:?} is not a string")))
+}
+
+/// A decimal id (ids travel as strings: Lua numbers are doubles).
+fn id(items: &[Value], i: usize) -> Result<u64, MalformedReply> {
+    let s = text(items, i)?;
+    s.parse().map_err(|_| malformed(format!("{s:?} is not an id")))
+}
+
+/// An optional id: the empty string is none.
+fn maybe_id(items: &[Value], i: usize) -> Result<Option<u64>, MalformedReply> {
+    match text(items, i)? {
+        "" => Ok(None),
+        _ => id(items, i).map(Some),
+    }
+}
+
+fn count(items: &[Value], i: usize) -> Result<usize, MalformedReply> {
+    items
+        .get(i)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| malformed(format!("field {i} of {items:?} is not a count")))
+}
+
+fn boolean(items: &[Value], i: usize) -> Result<bool, MalformedReply> {
+    items
+        .get(i)
+        .and_then(Value::as_bool)
+        .ok_or_else(|| malformed(format!("field {i} of {items:?} is not a boolean")))
+}
+
+fn category(items: &[Value], i: usize) -> Result<CategoryId, MalformedReply> {
+    text(items, i).map(|s| CategoryId(s.to_string()))
+}
+
+fn agent(items: &[Value], i: usize) -> Result<AgentId, MalformedReply> {
+    text(items, i).map(|s| AgentId(s.to_string()))
+}
+
+fn parse_party(s: &str) -> Result<Party, MalformedReply> {
+    match s {
+        "customer" => Ok(Party::Customer),
+        "agent" => Ok(Party::Agent),
+        "system" => Ok(Party::System),
+        other => Err(malformed(format!("party {other:?}"))),
+    }
+}
+
+fn parse_chat_end(s: &str) -> Result<ChatEnd, MalformedReply> {
+    match s {
+        "ended" => Ok(ChatEnd::Ended),
+        "customer_gone" => Ok(ChatEnd::CustomerGone),
+        "shutdown" => Ok(ChatEnd::Shutdown),
+        other => Err(malformed(format!("chat end {other:?}"))),
+    }
+}
+
+fn parse_removal(s: &str) -> Result<Removal, MalformedReply> {
+    match s {
+        "left" => Ok(Removal::Left),
+        "category_removed" => Ok(Removal::CategoryRemoved),
+        other => Err(malformed(format!("removal {other:?}"))),
+    }
+}
+
+/// The decisions of one transition as the scripts encode them (in replies and in the
+/// events stream's `d` field), with the ticket of each `Queued`.
+pub fn parse_decisions(json: &str) -> Result<(Vec<Decision>, Vec<Ticket>), MalformedReply> {
+    let value: Value = serde_json::from_str(json).map_err(malformed)?;
+    let mut decisions = Vec::new();
+    let mut tickets = Vec::new();
+    for entry in list(&value)? {
+        let d = list(entry)?;
+        let decision = match text(d, 0)? {
+            "queued" => {
+                tickets.push(Ticket(id(d, 5)?));
+                Decision::Queued {
+                    customer: CustomerId(id(d, 1)?),
+                    category: category(d, 2)?,
+                    place: count(d, 3)?,
+                    requeued: boolean(d, 4)?,
+                }
+            }
+            "paired" => Decision::Paired {
+                chat: ChatId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+                agent: agent(d, 3)?,
+                category: category(d, 4)?,
+                ticket: Ticket(id(d, 5)?),
+            },
+            "chat_ended" => Decision::ChatEnded {
+                chat: ChatId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+                agent: agent(d, 3)?,
+                ended_by: parse_party(text(d, 4)?)?,
+                reason: parse_chat_end(text(d, 5)?)?,
+            },
+            "dequeued" => Decision::Dequeued {
+                customer: CustomerId(id(d, 1)?),
+                reason: parse_removal(text(d, 2)?)?,
+            },
+            "customer_away" => Decision::CustomerAway {
+                chat: ChatId(id(d, 1)?),
+                agent: agent(d, 2)?,
+            },
+            "customer_back" => Decision::CustomerBack {
+                chat: ChatId(id(d, 1)?),
+                agent: agent(d, 2)?,
+            },
+            "agent_away" => Decision::AgentAway {
+                chat: ChatId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+            },
+            "agent_back" => Decision::AgentBack {
+                chat: ChatId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+            },
+            "chat_withdrawn" => Decision::ChatWithdrawn {
+                chat: ChatId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+                agent: agent(d, 3)?,
+            },
+            "customer_grace" => Decision::CustomerGraceStarted {
+                customer: CustomerId(id(d, 1)?),
+                epoch: id(d, 2)?,
+            },
+            "agent_grace" => Decision::AgentGraceStarted {
+                agent: agent(d, 1)?,
+                epoch: id(d, 2)?,
+            },
+            "waiting" => Decision::WaitingChanged {
+                category: category(d, 1)?,
+                waiting: count(d, 2)?,
+            },
+            other => return Err(malformed(format!("unknown decision {other:?}"))),
+        };
+        decisions.push(decision);
+    }
+    Ok((decisions, tickets))
+}
+
+/// A transition's arguments as the events stream logs them (a JSON list of strings).
+pub fn parse_args(json: &str) -> Result<Vec<String>, MalformedReply> {
+    let value: Value = serde_json::from_str(json).map_err(malformed)?;
+    list(&value)?
+        .iter()
+        .map(|a| a.as_str().map(str::to_string).ok_or_else(|| malformed("an argument")))
+        .collect()
+}
+
+pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
+    let value: Value = serde_json::from_str(json).map_err(malformed)?;
+    let field = |name: &str| {
+        value
+            .get(name)
+            .ok_or_else(|| malformed(format!("snapshot without {name}")))
+    };
+    let mut queues = Vec::new();
+    for entry in list(field("categories")?)? {
+        let e = list(entry)?;
+        let mut queue = Vec::new();
+        for waiting in list(e.get(1).ok_or_else(|| malformed("queue without members"))?)? {
+            let w = list(waiting)?;
+            queue.push(WaitingCustomer {
+                customer: CustomerId(id(w, 0)?),
+                ticket: Ticket(id(w, 1)?),
+                away: maybe_id(w, 2)?,
+            });
+        }
+        queues.push((category(e, 0)?, queue));
+    }
+    let mut agents = Vec::new();
+    for entry in list(field("agents")?)? {
+        let a = list(entry)?;
+        let limit = count(a, 1)?;
+        let categories = list(a.get(4).ok_or_else(|| malformed("agent without categories"))?)?
+            .iter()
+            .map(|c| {
+                c.as_str()
+                    .map(|s| CategoryId(s.to_string()))
+                    .ok_or_else(|| malformed("category"))
+            })
+            .collect::<Result<_, _>>()?;
+        let chats = list(a.get(5).ok_or_else(|| malformed("agent without chats"))?)?
+            .iter()
+            .map(|c| {
+                c.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .map(ChatId)
+                    .ok_or_else(|| malformed("chat id"))
+            })
+            .collect::<Result<_, _>>()?;
+        let view = AgentView {
+            categories,
+            limit: u8::try_from(limit).map_err(malformed)?,
+            available: boolean(a, 2)?,
+            connected: maybe_id(a, 3)?.is_none(),
+            chats,
+        };
+        agents.push((agent(a, 0)?, view));
+    }
+    let mut chats = Vec::new();
+    for entry in list(field("chats")?)? {
+        let c = list(entry)?;
+        chats.push(ChatSnapshot {
+            chat: ChatId(id(c, 0)?),
+            customer: CustomerId(id(c, 1)?),
+            agent: agent(c, 2)?,
+            category: category(c, 3)?,
+            customer_away: maybe_id(c, 4)?,
+        });
+    }
+    let pairing_room = match field("room")?.as_str() {
+        Some("") => None,
+        Some(room) => Some(room.parse().map_err(|_| malformed(format!("room {room:?}")))?),
+        None => return Err(malformed("room is not a string")),
+    };
+    let last_event = field("last_event")?
+        .as_str()
+        .ok_or_else(|| malformed("last_event"))?
+        .to_string();
+    let events_added = field("added")?.as_u64().ok_or_else(|| malformed("added"))?;
+    Ok(RoutingSnapshot {
+        events_added,
+        queues,
+        agents,
+        chats,
+        pairing_room,
+        last_event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_parse_from_the_scripts_encoding_including_lua_empty_tables() {
+        assert_eq!(parse_decisions("{}").unwrap(), (vec![], vec![]));
+        let (decisions, tickets) = parse_decisions(
+            r#"[["queued","7","sales",2,false,"8"],["waiting","sales",2],
+                ["paired","9","7","ann","sales","8"],["agent_grace","ann","10"]]"#,
+        )
+        .unwrap();
+        assert_eq!(tickets, vec![Ticket(8)]);
+        assert_eq!(
+            decisions,
+            vec![
+                Decision::Queued {
+                    customer: CustomerId(7),
+                    category: CategoryId("sales".into()),
+                    place: 2,
+                    requeued: false
+                },
+                Decision::WaitingChanged {
+                    category: CategoryId("sales".into()),
+                    waiting: 2
+                },
+                Decision::Paired {
+                    chat: ChatId(9),
+                    customer: CustomerId(7),
+                    agent: AgentId("ann".into()),
+                    category: CategoryId("sales".into()),
+                    ticket: Ticket(8)
+                },
+                Decision::AgentGraceStarted {
+                    agent: AgentId("ann".into()),
+                    epoch: 10
+                },
+            ]
+        );
+        assert!(parse_decisions(r#"[["teleported","1"]]"#).is_err());
+    }
+}

@@ -1,0 +1,435 @@
+//! The routing domain of a cluster in Redis: every transition of `core::routing` as one
+//! atomic Lua script (`lua/routing.lua`) that checks the calling node's fencing, applies the
+//! rule and appends its decisions to the `{sb}:routing-events` stream; this module is the
+//! async adapter around them, turning replies back into the core's [`Decision`] values.
+//!
+//! The scripts restate the core's rules; the core stays their one authoritative statement
+//! and the oracle: `tests/cluster_routing/` runs random event sequences through both and
+//! requires identical decisions, ids, queue order and places. Ids (customers, chats,
+//! tickets, grace epochs) come from one Redis counter drawn in the core's own order, so the
+//! two agree exactly and ids are unique across the cluster.
+//!
+//! The key layout, the fencing and the events are described in `docs/cluster.md`.
+
+use std::sync::LazyLock;
+
+use super::routing_replies::{MalformedReply, RoutingSnapshot, parse_decisions, parse_snapshot};
+use crate::core::places::Places;
+use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, RoutingError, Ticket};
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+/// The common prefix (one Redis Cluster hash tag) of every key the cluster uses.
+pub const KEY_PREFIX: &str = "{sb}:";
+/// The key every script names in KEYS, so Redis Cluster routes it to the tag's slot.
+const ROUTING_KEY: &str = "{sb}:counter";
+/// The stream each transition appends its decisions to (bounded in `lua/routing.lua`).
+pub const EVENTS_KEY: &str = "{sb}:routing-events";
+
+const ROUTING_LUA: &str = include_str!("lua/routing.lua");
+const SNAPSHOT_LUA: &str = include_str!("lua/snapshot.lua");
+
+/// The transitions, each one script: the shared body plus the line that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transition {
+    AddCategory,
+    RemoveCategory,
+    Join,
+    Leave,
+    CustomerDisconnected,
+    CustomerResumed,
+    CustomerGraceExpired,
+    AgentOnline,
+    AgentDisconnected,
+    AgentResumed,
+    AgentGraceExpired,
+    AgentOffline,
+    SetAvailable,
+    SetLimit,
+    SetCategories,
+    EndChat,
+    SetPairingRoom,
+    NodeLost,
+}
+
+impl Transition {
+    const ALL: [Transition; 18] = [
+        Self::AddCategory,
+        Self::RemoveCategory,
+        Self::Join,
+        Self::Leave,
+        Self::CustomerDisconnected,
+        Self::CustomerResumed,
+        Self::CustomerGraceExpired,
+        Self::AgentOnline,
+        Self::AgentDisconnected,
+        Self::AgentResumed,
+        Self::AgentGraceExpired,
+        Self::AgentOffline,
+        Self::SetAvailable,
+        Self::SetLimit,
+        Self::SetCategories,
+        Self::EndChat,
+        Self::SetPairingRoom,
+        Self::NodeLost,
+    ];
+
+    /// The name of its function in `lua/routing.lua` (and the `t` field of its events).
+    fn name(self) -> &'static str {
+        match self {
+            Self::AddCategory => "add_category",
+            Self::RemoveCategory => "remove_category",
+            Self::Join => "join",
+            Self::Leave => "leave",
+            Self::CustomerDisconnected => "customer_disconnected",
+            Self::CustomerResumed => "customer_resumed",
+            Self::CustomerGraceExpired => "customer_grace_expired",
+            Self::AgentOnline => "agent_online",
+            Self::AgentDisconnected => "agent_disconnected",
+            Self::AgentResumed => "agent_resumed",
+            Self::AgentGraceExpired => "agent_grace_expired",
+            Self::AgentOffline => "agent_offline",
+            Self::SetAvailable => "set_available",
+            Self::SetLimit => "set_limit",
+            Self::SetCategories => "set_categories",
+            Self::EndChat => "end_chat",
+            Self::SetPairingRoom => "set_pairing_room",
+            Self::NodeLost => "node_lost",
+        }
+    }
+}
+
+/// The scripts, hashed once; `redis::Script` sends EVALSHA and loads a script the server lacks.
+static SCRIPTS: LazyLock<Vec<Script>> = LazyLock::new(|| {
+    Transition::ALL
+        .iter()
+        .map(|t| Script::new(&format!("{ROUTING_LUA}\nreturn run('{}')\n", t.name())))
+        .collect()
+});
+static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(SNAPSHOT_LUA));
+
+fn script(transition: Transition) -> &'static Script {
+    let index = Transition::ALL
+        .iter()
+        .position(|t| *t == transition)
+        .expect("every transition is listed in ALL");
+    &SCRIPTS[index]
+}
+
+/// Why a transition did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterRoutingError {
+    /// The rules refused it (the same refusal the core gives); nothing changed.
+    #[error("refused: {0}")]
+    Refused(RoutingError),
+    /// This node is not alive under its incarnation (lease lapsed, or superseded): it must
+    /// stop acting on what it believed and re-join. Nothing changed.
+    #[error("this node is fenced: its lease lapsed or another incarnation replaced it")]
+    Fenced,
+    /// `node_lost` was asked about a node whose lease still runs. Nothing changed.
+    #[error("that node is still alive")]
+    NodeAlive,
+    /// Redis did not answer, or failed. When the call was sent, the transition may or may
+    /// not have been applied (see `docs/cluster.md`, section 9: the events stream tells).
+    #[error("redis: {0}")]
+    Redis(redis::RedisError),
+    #[error(transparent)]
+    Malformed(#[from] MalformedReply),
+}
+
+impl From<redis::RedisError> for ClusterRoutingError {
+    fn from(err: redis::RedisError) -> Self {
+        match err.code() {
+            Some("FENCED") => Self::Fenced,
+            Some("node_alive") => Self::NodeAlive,
+            Some(code) => match routing_error(code) {
+                Some(refusal) => Self::Refused(refusal),
+                None => Self::Redis(err),
+            },
+            None => Self::Redis(err),
+        }
+    }
+}
+
+/// The core's error for a code the scripts reply with (`RoutingError::code()`).
+fn routing_error(code: &str) -> Option<RoutingError> {
+    use RoutingError::*;
+    [
+        UnknownCategory,
+        UnknownCustomer,
+        UnknownAgent,
+        UnknownChat,
+        NotYourChat,
+        WrongState,
+        InvalidLimit,
+        AlreadyOnline,
+        AlreadyExists,
+    ]
+    .into_iter()
+    .find(|e| e.code() == code)
+}
+
+/// What an applied transition decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub decisions: Vec<Decision>,
+    /// The ticket of each `Decision::Queued` among `decisions`, in order (the place mirror needs them).
+    pub queued_tickets: Vec<Ticket>,
+    /// The events stream entry of this transition (every applied transition has one).
+    pub event_id: Option<String>,
+}
+
+impl Applied {
+    /// Tells a place mirror what this transition changed in the queues.
+    pub fn update_places(&self, places: &mut Places) {
+        let mut tickets = self.queued_tickets.iter();
+        for decision in &self.decisions {
+            match decision {
+                Decision::Queued {
+                    customer,
+                    category,
+                    place,
+                    ..
+                } => {
+                    let ticket = tickets.next().expect("one ticket per Queued decision");
+                    places.queued(*customer, category.clone(), *ticket, *place);
+                }
+                Decision::Paired { customer, .. } | Decision::Dequeued { customer, .. } => places.removed(*customer),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One node's handle on the routing domain: every call is one script, fenced by this
+/// node's id and incarnation. Cheap to clone (the connection manager is shared).
+#[derive(Clone)]
+pub struct RedisRouting {
+    conn: ConnectionManager,
+    node: String,
+    incarnation: u64,
+}
+
+fn flag(value: bool) -> &'static str {
+    if value { "1" } else { "0" }
+}
+
+fn party(by: Party) -> &'static str {
+    match by {
+        Party::Customer => "customer",
+        Party::Agent => "agent",
+        Party::System => "system",
+    }
+}
+
+impl RedisRouting {
+    pub fn new(conn: ConnectionManager, node: impl Into<String>, incarnation: u64) -> Self {
+        Self {
+            conn,
+            node: node.into(),
+            incarnation,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// After re-joining the cluster under a new incarnation.
+    pub fn set_incarnation(&mut self, incarnation: u64) {
+        self.incarnation = incarnation;
+    }
+
+    async fn run(&self, transition: Transition, args: &[&str]) -> Result<(Applied, String), ClusterRoutingError> {
+        let mut invocation = script(transition).key(ROUTING_KEY);
+        invocation.arg(&self.node).arg(self.incarnation);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut conn = self.conn.clone();
+        let (decisions, event_id, extra): (String, String, String) = invocation.invoke_async(&mut conn).await?;
+        let (decisions, queued_tickets) = parse_decisions(&decisions)?;
+        let applied = Applied {
+            decisions,
+            queued_tickets,
+            event_id: (!event_id.is_empty()).then_some(event_id),
+        };
+        Ok((applied, extra))
+    }
+
+    async fn apply(&self, transition: Transition, args: &[&str]) -> Result<Applied, ClusterRoutingError> {
+        Ok(self.run(transition, args).await?.0)
+    }
+
+    pub async fn add_category(&self, category: &CategoryId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AddCategory, &[&category.0]).await
+    }
+
+    pub async fn remove_category(&self, category: &CategoryId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::RemoveCategory, &[&category.0]).await
+    }
+
+    /// A new customer, connected to this node, joins `category`'s queue.
+    pub async fn join(&self, category: &CategoryId) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        self.join_with(&[&category.0]).await
+    }
+
+    /// A join that may be retried after a lost answer: the same `request` (unique per
+    /// join, e.g. the connection's id) within a minute gets the first reply again and
+    /// changes nothing.
+    pub async fn join_request(
+        &self,
+        category: &CategoryId,
+        request: &str,
+    ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        self.join_with(&[&category.0, request]).await
+    }
+
+    async fn join_with(&self, args: &[&str]) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        let (applied, id) = self.run(Transition::Join, args).await?;
+        let id = id.parse().map_err(|_| MalformedReply(format!("customer id {id:?}")))?;
+        Ok((CustomerId(id), applied))
+    }
+
+    pub async fn leave(&self, customer: CustomerId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::Leave, &[&customer.0.to_string()]).await
+    }
+
+    /// The customer's connection to this node dropped; this node runs their grace timer.
+    pub async fn customer_disconnected(&self, customer: CustomerId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::CustomerDisconnected, &[&customer.0.to_string()])
+            .await
+    }
+
+    /// The customer came back, to this node.
+    pub async fn customer_resumed(&self, customer: CustomerId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::CustomerResumed, &[&customer.0.to_string()])
+            .await
+    }
+
+    pub async fn customer_grace_expired(
+        &self,
+        customer: CustomerId,
+        epoch: u64,
+    ) -> Result<Applied, ClusterRoutingError> {
+        self.apply(
+            Transition::CustomerGraceExpired,
+            &[&customer.0.to_string(), &epoch.to_string()],
+        )
+        .await
+    }
+
+    /// An agent's connection to this node opens.
+    pub async fn agent_online(
+        &self,
+        agent: &AgentId,
+        categories: &[CategoryId],
+        limit: u8,
+        available: bool,
+    ) -> Result<Applied, ClusterRoutingError> {
+        let limit = limit.to_string();
+        let mut args = vec![agent.0.as_str(), limit.as_str(), flag(available)];
+        args.extend(categories.iter().map(|c| c.0.as_str()));
+        self.apply(Transition::AgentOnline, &args).await
+    }
+
+    pub async fn agent_disconnected(&self, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AgentDisconnected, &[&agent.0]).await
+    }
+
+    pub async fn agent_resumed(&self, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AgentResumed, &[&agent.0]).await
+    }
+
+    pub async fn agent_grace_expired(&self, agent: &AgentId, epoch: u64) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AgentGraceExpired, &[&agent.0, &epoch.to_string()])
+            .await
+    }
+
+    pub async fn agent_offline(&self, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AgentOffline, &[&agent.0]).await
+    }
+
+    pub async fn set_available(&self, agent: &AgentId, available: bool) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::SetAvailable, &[&agent.0, flag(available)]).await
+    }
+
+    pub async fn set_limit(&self, agent: &AgentId, limit: u8) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::SetLimit, &[&agent.0, &limit.to_string()]).await
+    }
+
+    pub async fn set_categories(
+        &self,
+        agent: &AgentId,
+        categories: &[CategoryId],
+    ) -> Result<Applied, ClusterRoutingError> {
+        let mut args = vec![agent.0.as_str()];
+        args.extend(categories.iter().map(|c| c.0.as_str()));
+        self.apply(Transition::SetCategories, &args).await
+    }
+
+    pub async fn end_chat(&self, chat: ChatId, by: Party) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::EndChat, &[&chat.0.to_string(), party(by)]).await
+    }
+
+    pub async fn set_pairing_room(&self, room: Option<usize>) -> Result<Applied, ClusterRoutingError> {
+        let room = room.map(|r| r.to_string()).unwrap_or_default();
+        self.apply(Transition::SetPairingRoom, &[&room]).await
+    }
+
+    /// Hands everyone `lost` held (a node whose lease ran out, or this node's own previous
+    /// incarnation) to this node: see `node_lost` in `lua/routing.lua`.
+    pub async fn node_lost(&self, lost: &str) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::NodeLost, &[lost]).await
+    }
+
+    /// A consistent read of the whole routing domain (no fencing: it changes nothing).
+    pub async fn snapshot(&self) -> Result<RoutingSnapshot, ClusterRoutingError> {
+        read_snapshot(&mut self.conn.clone()).await
+    }
+}
+
+/// A consistent read of the whole routing domain (`lua/snapshot.lua`).
+pub async fn read_snapshot(conn: &mut ConnectionManager) -> Result<RoutingSnapshot, ClusterRoutingError> {
+    let json: String = SNAPSHOT.key(ROUTING_KEY).invoke_async(conn).await?;
+    Ok(parse_snapshot(&json)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_code_maps_back_to_the_core_error() {
+        use RoutingError::*;
+        for e in [
+            UnknownCategory,
+            UnknownCustomer,
+            UnknownAgent,
+            UnknownChat,
+            NotYourChat,
+            WrongState,
+            InvalidLimit,
+            AlreadyOnline,
+            AlreadyExists,
+        ] {
+            assert_eq!(routing_error(e.code()), Some(e));
+        }
+        assert_eq!(routing_error("FENCED"), None);
+    }
+
+    #[test]
+    fn every_transition_has_a_function_in_the_script() {
+        for t in Transition::ALL {
+            assert!(
+                ROUTING_LUA.contains(&format!("function T.{}(", t.name())),
+                "{} has no function in lua/routing.lua",
+                t.name()
+            );
+        }
+    }
+}

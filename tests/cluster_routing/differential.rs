@@ -1,0 +1,546 @@
+//! The scripts against the core on the same events, step by step: random sequences from
+//! two nodes (with node loss), and fixed ones a random search reaches only rarely.
+
+use std::collections::{BTreeMap, HashMap};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use redis::aio::ConnectionManager;
+use switchboard::cluster::routing_events::read_events;
+use switchboard::cluster::routing_replies::RoutingSnapshot;
+use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
+use switchboard::core::places::Places;
+use switchboard::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError};
+
+use crate::{RedisServer, agent, cat, digest, expire_lease, flushall, register};
+
+// ---- random events -----------------------------------------------------------------------
+
+const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
+const AGENTS: [&str; 3] = ["a0", "a1", "a2"];
+const NODES: [&str; 2] = ["n0", "n1"];
+
+fn mask(m: u8) -> Vec<CategoryId> {
+    (0..3)
+        .filter(|i| m & (1 << i) != 0)
+        .map(|i| cat(CATEGORIES[i]))
+        .collect()
+}
+
+/// The core's own property test's events (weighted a little more towards pairing), plus the loss of a node.
+#[derive(Debug, Clone)]
+enum Op {
+    AddCategory(usize),
+    RemoveCategory(usize),
+    Join(usize),
+    Leave(usize),
+    CustomerDisconnect(usize),
+    CustomerResume(usize),
+    CustomerExpire(usize, bool),
+    AgentOnline(usize, u8, u8, bool),
+    AgentDisconnect(usize),
+    AgentResume(usize),
+    AgentExpire(usize, bool),
+    AgentOffline(usize),
+    SetAvailable(usize, bool),
+    SetLimit(usize, u8),
+    SetCategories(usize, u8),
+    EndChat(usize, bool),
+    SetPairingRoom(Option<u8>),
+    /// The node stops renewing its lease; the other node reaps it; it re-joins.
+    NodeLost,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0..3usize).prop_map(Op::AddCategory),
+        1 => (0..3usize).prop_map(Op::RemoveCategory),
+        6 => (0..3usize).prop_map(Op::Join),
+        2 => any::<usize>().prop_map(Op::Leave),
+        2 => any::<usize>().prop_map(Op::CustomerDisconnect),
+        3 => any::<usize>().prop_map(Op::CustomerResume),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(c, s)| Op::CustomerExpire(c, s)),
+        4 => (0..3usize, 0..8u8, 0..6u8, any::<bool>()).prop_map(|(a, m, l, v)| Op::AgentOnline(a, m, l, v)),
+        1 => (0..3usize).prop_map(Op::AgentDisconnect),
+        2 => (0..3usize).prop_map(Op::AgentResume),
+        1 => (0..3usize, any::<bool>()).prop_map(|(a, s)| Op::AgentExpire(a, s)),
+        1 => (0..3usize).prop_map(Op::AgentOffline),
+        2 => (0..3usize, any::<bool>()).prop_map(|(a, v)| Op::SetAvailable(a, v)),
+        2 => (0..3usize, 0..6u8).prop_map(|(a, l)| Op::SetLimit(a, l)),
+        2 => (0..3usize, 0..8u8).prop_map(|(a, m)| Op::SetCategories(a, m)),
+        4 => (any::<usize>(), any::<bool>()).prop_map(|(c, by_agent)| Op::EndChat(c, by_agent)),
+        // Mostly lifting the limit: a spent room stops all pairing, which would starve the rest.
+        1 => prop_oneof![2 => Just(None), 1 => (0..3u8).prop_map(Some)].prop_map(Op::SetPairingRoom),
+        1 => Just(Op::NodeLost),
+    ]
+}
+
+/// An event and the node it happens on (for `NodeLost`: the node that is lost).
+fn step() -> impl Strategy<Value = (usize, Op)> {
+    (0..NODES.len(), op())
+}
+
+// ---- running both --------------------------------------------------------------------------
+
+/// What the test remembers between steps, the same for both engines.
+struct Harness {
+    conn: ConnectionManager,
+    nodes: Vec<RedisRouting>,
+    customers: Vec<CustomerId>,
+    customer_epochs: HashMap<CustomerId, u64>,
+    agent_epochs: HashMap<AgentId, u64>,
+    /// Customers away (grace running) and their epoch, as the core's decisions tell.
+    away: HashMap<CustomerId, u64>,
+    /// Which node holds each person (has their connection or runs their grace timer).
+    customer_holder: BTreeMap<CustomerId, usize>,
+    agent_holder: BTreeMap<AgentId, usize>,
+    /// The node mirror of the places, fed from the events stream only.
+    places: Places,
+    last_event: String,
+}
+
+/// The outcome of one event on one engine: its decisions, or the rule that refused it.
+type Outcome = Result<Vec<Decision>, RoutingError>;
+
+fn from_redis(result: Result<Applied, ClusterRoutingError>) -> Result<Outcome, TestCaseError> {
+    match result {
+        Ok(applied) => Ok(Ok(applied.decisions)),
+        Err(ClusterRoutingError::Refused(e)) => Ok(Err(e)),
+        Err(other) => Err(TestCaseError::fail(format!("the scripts failed: {other}"))),
+    }
+}
+
+fn with_out<T>(
+    f: impl FnOnce(&mut Vec<Decision>) -> Result<T, RoutingError>,
+) -> (Result<T, RoutingError>, Vec<Decision>) {
+    let mut out = vec![];
+    let result = f(&mut out);
+    (result, out)
+}
+
+impl Harness {
+    fn customer(&self, i: usize) -> CustomerId {
+        if self.customers.is_empty() {
+            CustomerId(u64::MAX)
+        } else {
+            self.customers[i % self.customers.len()]
+        }
+    }
+
+    fn outcome<T>((result, out): (Result<T, RoutingError>, Vec<Decision>)) -> Outcome {
+        result.map(|_| out)
+    }
+
+    /// Applies one event to the core and to the scripts; returns both outcomes.
+    async fn apply(&mut self, core: &mut Routing, n: usize, op: &Op) -> Result<(Outcome, Outcome), TestCaseError> {
+        let node = self.nodes[n].clone();
+        let both = match op.clone() {
+            Op::AddCategory(i) => (
+                core.add_category(cat(CATEGORIES[i])).map(|_| vec![]),
+                from_redis(node.add_category(&cat(CATEGORIES[i])).await)?,
+            ),
+            Op::RemoveCategory(i) => (
+                Self::outcome(with_out(|out| core.remove_category(&cat(CATEGORIES[i]), out))),
+                from_redis(node.remove_category(&cat(CATEGORIES[i])).await)?,
+            ),
+            Op::Join(i) => {
+                let (result, out) = with_out(|out| core.join(&cat(CATEGORIES[i]), out));
+                let redis = node.join(&cat(CATEGORIES[i])).await;
+                if let (Ok(id), Ok((redis_id, _))) = (&result, &redis) {
+                    prop_assert_eq!(id, redis_id, "the two engines gave the new customer different ids");
+                    self.customers.push(*id);
+                    self.customer_holder.insert(*id, n);
+                }
+                (result.map(|_| out), from_redis(redis.map(|(_, applied)| applied))?)
+            }
+            Op::Leave(i) => {
+                let c = self.customer(i);
+                (
+                    Self::outcome(with_out(|out| core.leave(c, out))),
+                    from_redis(node.leave(c).await)?,
+                )
+            }
+            Op::CustomerDisconnect(i) => {
+                let c = self.customer(i);
+                let core_outcome = Self::outcome(with_out(|out| core.customer_disconnected(c, out)));
+                if core_outcome.is_ok() {
+                    self.customer_holder.insert(c, n);
+                }
+                (core_outcome, from_redis(node.customer_disconnected(c).await)?)
+            }
+            Op::CustomerResume(i) => {
+                let c = self.customer(i);
+                let core_outcome = Self::outcome(with_out(|out| core.customer_resumed(c, out)));
+                if core_outcome.is_ok() {
+                    self.customer_holder.insert(c, n);
+                    self.away.remove(&c);
+                }
+                (core_outcome, from_redis(node.customer_resumed(c).await)?)
+            }
+            Op::CustomerExpire(i, stale) => {
+                let c = self.customer(i);
+                let epoch = self.customer_epochs.get(&c).copied().unwrap_or(0);
+                let epoch = if stale { epoch.wrapping_sub(1) } else { epoch };
+                (
+                    Self::outcome(with_out(|out| {
+                        core.customer_grace_expired(c, epoch, out);
+                        Ok(())
+                    })),
+                    from_redis(node.customer_grace_expired(c, epoch).await)?,
+                )
+            }
+            Op::AgentOnline(a, m, l, v) => {
+                let id = agent(AGENTS[a]);
+                let core_outcome = Self::outcome(with_out(|out| core.agent_online(id.clone(), mask(m), l, v, out)));
+                if core_outcome.is_ok() {
+                    self.agent_holder.insert(id.clone(), n);
+                }
+                (core_outcome, from_redis(node.agent_online(&id, &mask(m), l, v).await)?)
+            }
+            Op::AgentDisconnect(a) => {
+                let id = agent(AGENTS[a]);
+                let core_outcome = Self::outcome(with_out(|out| core.agent_disconnected(&id, out)));
+                if core_outcome.is_ok() {
+                    self.agent_holder.insert(id.clone(), n);
+                }
+                (core_outcome, from_redis(node.agent_disconnected(&id).await)?)
+            }
+            Op::AgentResume(a) => {
+                let id = agent(AGENTS[a]);
+                let core_outcome = Self::outcome(with_out(|out| core.agent_resumed(&id, out)));
+                if core_outcome.is_ok() {
+                    self.agent_holder.insert(id.clone(), n);
+                }
+                (core_outcome, from_redis(node.agent_resumed(&id).await)?)
+            }
+            Op::AgentExpire(a, stale) => {
+                let id = agent(AGENTS[a]);
+                let epoch = self.agent_epochs.get(&id).copied().unwrap_or(0);
+                let epoch = if stale { epoch.wrapping_sub(1) } else { epoch };
+                (
+                    Self::outcome(with_out(|out| {
+                        core.agent_grace_expired(&id, epoch, out);
+                        Ok(())
+                    })),
+                    from_redis(node.agent_grace_expired(&id, epoch).await)?,
+                )
+            }
+            Op::AgentOffline(a) => {
+                let id = agent(AGENTS[a]);
+                (
+                    Self::outcome(with_out(|out| {
+                        core.agent_offline(&id, out);
+                        Ok(())
+                    })),
+                    from_redis(node.agent_offline(&id).await)?,
+                )
+            }
+            Op::SetAvailable(a, v) => {
+                let id = agent(AGENTS[a]);
+                (
+                    Self::outcome(with_out(|out| core.set_available(&id, v, out))),
+                    from_redis(node.set_available(&id, v).await)?,
+                )
+            }
+            Op::SetLimit(a, l) => {
+                let id = agent(AGENTS[a]);
+                (
+                    Self::outcome(with_out(|out| core.set_limit(&id, l, out))),
+                    from_redis(node.set_limit(&id, l).await)?,
+                )
+            }
+            Op::SetCategories(a, m) => {
+                let id = agent(AGENTS[a]);
+                (
+                    Self::outcome(with_out(|out| core.set_categories(&id, mask(m), out))),
+                    from_redis(node.set_categories(&id, &mask(m)).await)?,
+                )
+            }
+            Op::EndChat(i, by_agent) => {
+                let chat = core.customer_chat(self.customer(i)).unwrap_or(ChatId(u64::MAX));
+                let by = if by_agent { Party::Agent } else { Party::Customer };
+                (
+                    Self::outcome(with_out(|out| core.end_chat(chat, by, out))),
+                    from_redis(node.end_chat(chat, by).await)?,
+                )
+            }
+            Op::SetPairingRoom(room) => {
+                let room = room.map(usize::from);
+                (
+                    Self::outcome(with_out(|out| {
+                        core.set_pairing_room(room, out);
+                        Ok(())
+                    })),
+                    from_redis(node.set_pairing_room(room).await)?,
+                )
+            }
+            Op::NodeLost => (Ok(self.core_node_lost(core, n)), self.redis_node_lost(n).await?),
+        };
+        Ok(both)
+    }
+
+    /// What losing node `lost` means in the core's terms: the other node takes over everyone
+    /// it held; the connected are disconnected (customers by id, then agents by name) and
+    /// those already away get their grace timer again, with their current epoch.
+    fn core_node_lost(&mut self, core: &mut Routing, lost: usize) -> Vec<Decision> {
+        let reaper = 1 - lost;
+        let mut out = vec![];
+        let customers: Vec<CustomerId> = self
+            .customer_holder
+            .iter()
+            .filter(|(c, holder)| **holder == lost && core.customer_category(**c).is_some())
+            .map(|(c, _)| *c)
+            .collect();
+        for c in customers {
+            match self.away.get(&c) {
+                Some(epoch) => out.push(Decision::CustomerGraceStarted {
+                    customer: c,
+                    epoch: *epoch,
+                }),
+                None => core.customer_disconnected(c, &mut out).expect("a known customer"),
+            }
+            self.customer_holder.insert(c, reaper);
+        }
+        let agents: Vec<(AgentId, bool)> = self
+            .agent_holder
+            .iter()
+            .filter(|(_, holder)| **holder == lost)
+            .filter_map(|(a, _)| core.agent(a).map(|view| (a.clone(), view.connected)))
+            .collect();
+        for (a, connected) in agents {
+            if connected {
+                core.agent_disconnected(&a, &mut out).expect("an online agent");
+            } else {
+                out.push(Decision::AgentGraceStarted {
+                    agent: a.clone(),
+                    epoch: self.agent_epochs[&a],
+                });
+            }
+            self.agent_holder.insert(a, reaper);
+        }
+        out
+    }
+
+    /// The node stops renewing; the other node reaps it (refused while its lease runs);
+    /// it re-joins under a new incarnation.
+    async fn redis_node_lost(&mut self, lost: usize) -> Result<Outcome, TestCaseError> {
+        let reaper = self.nodes[1 - lost].clone();
+        let name = NODES[lost];
+        match reaper.node_lost(name).await {
+            Err(ClusterRoutingError::NodeAlive) => {}
+            other => return Err(TestCaseError::fail(format!("reaping a live node: {other:?}"))),
+        }
+        expire_lease(&mut self.conn, name).await;
+        let outcome = from_redis(reaper.node_lost(name).await)?;
+        match self.nodes[lost].leave(CustomerId(1)).await {
+            Err(ClusterRoutingError::Fenced) => {}
+            other => return Err(TestCaseError::fail(format!("a reaped node acted: {other:?}"))),
+        }
+        let incarnation = register(&mut self.conn, name).await;
+        self.nodes[lost].set_incarnation(incarnation);
+        Ok(outcome)
+    }
+
+    /// Learns the epochs and who is away from the core's decisions.
+    fn observe(&mut self, out: &[Decision]) {
+        for d in out {
+            match d {
+                Decision::CustomerGraceStarted { customer, epoch } => {
+                    self.customer_epochs.insert(*customer, *epoch);
+                    self.away.insert(*customer, *epoch);
+                }
+                Decision::AgentGraceStarted { agent, epoch } => {
+                    self.agent_epochs.insert(agent.clone(), *epoch);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn place_changes(out: &[Decision]) -> Vec<(CustomerId, usize)> {
+    let mut changes: Vec<_> = out
+        .iter()
+        .filter_map(|d| match d {
+            Decision::PlaceChanged { customer, place } => Some((*customer, *place)),
+            _ => None,
+        })
+        .collect();
+    // The core flushes its changed queues in no particular order; each customer is told once.
+    changes.sort();
+    changes
+}
+
+/// The core's state, seen through its public queries, against the scripts' snapshot.
+pub fn same_state(core: &Routing, snapshot: &RoutingSnapshot, places: &Places) -> Result<(), TestCaseError> {
+    let core_queues: Vec<(CategoryId, usize)> = core.waiting_counts().map(|(c, n)| (c.clone(), n)).collect();
+    let redis_queues: Vec<(CategoryId, usize)> = snapshot.queues.iter().map(|(c, q)| (c.clone(), q.len())).collect();
+    prop_assert_eq!(core_queues, redis_queues, "categories or queue lengths differ");
+    let mut connected = 0;
+    for (category, queue) in &snapshot.queues {
+        for (index, waiting) in queue.iter().enumerate() {
+            prop_assert_eq!(core.place(waiting.customer), Some(index + 1), "queue order differs");
+            prop_assert_eq!(
+                places.place(waiting.customer),
+                Some(index + 1),
+                "the place mirror differs"
+            );
+            prop_assert_eq!(core.customer_category(waiting.customer), Some(category));
+            connected += usize::from(waiting.away.is_none());
+        }
+    }
+    let core_agents: Vec<_> = core.agents().map(|(id, view)| (id.clone(), view)).collect();
+    prop_assert_eq!(&core_agents, &snapshot.agents, "agents differ");
+    prop_assert_eq!(core.chats_active(), snapshot.chats.len(), "running chats differ");
+    for chat in &snapshot.chats {
+        prop_assert_eq!(core.chat_sides(chat.chat), Some((chat.customer, &chat.agent)));
+        prop_assert_eq!(core.chat_category(chat.chat), Some(&chat.category));
+        prop_assert_eq!(core.customer_chat(chat.customer), Some(chat.chat));
+        connected += usize::from(chat.customer_away.is_none());
+    }
+    prop_assert_eq!(core.customers_connected(), connected, "connected customers differ");
+    Ok(())
+}
+
+async fn latest_event_id(conn: &mut ConnectionManager) -> String {
+    let events = read_events(conn, "0-0", 10_000).await.unwrap();
+    events.last().map_or_else(|| "0-0".to_string(), |e| e.id.clone())
+}
+
+async fn run_case(conn: &ConnectionManager, steps: &[(usize, Op)]) -> Result<(), TestCaseError> {
+    let mut conn = conn.clone();
+    flushall(&mut conn).await;
+    let mut nodes = vec![];
+    for name in NODES {
+        let incarnation = register(&mut conn, name).await;
+        nodes.push(RedisRouting::new(conn.clone(), name, incarnation));
+    }
+    let mut core = Routing::new();
+    for c in ["c0", "c1"] {
+        core.add_category(cat(c)).unwrap();
+        nodes[0].add_category(&cat(c)).await.unwrap();
+    }
+    let mut h = Harness {
+        conn: conn.clone(),
+        nodes,
+        customers: vec![],
+        customer_epochs: HashMap::new(),
+        agent_epochs: HashMap::new(),
+        away: HashMap::new(),
+        customer_holder: BTreeMap::new(),
+        agent_holder: BTreeMap::new(),
+        places: Places::new(),
+        // After the two categories' events.
+        last_event: latest_event_id(&mut conn).await,
+    };
+    for (n, op) in steps {
+        let before = digest(&mut conn).await;
+        let (core_outcome, redis_outcome) = h.apply(&mut core, *n, op).await?;
+        prop_assert_eq!(
+            &core_outcome,
+            &redis_outcome,
+            "the engines disagree on {:?} at node {}",
+            op,
+            n
+        );
+        let events = read_events(&mut conn, &h.last_event, 10_000).await.unwrap();
+        let Ok(decisions) = core_outcome else {
+            prop_assert_eq!(before, digest(&mut conn).await, "a refused event changed Redis");
+            prop_assert!(events.is_empty(), "a refused event made an event");
+            continue;
+        };
+        h.observe(&decisions);
+        // The stream holds this transition, once, with exactly its decisions.
+        prop_assert_eq!(events.len(), 1, "one event per applied transition");
+        prop_assert_eq!(&events[0].applied.decisions, &decisions);
+        prop_assert_eq!(
+            &events[0].node,
+            NODES[if matches!(op, Op::NodeLost) { 1 - n } else { *n }]
+        );
+        h.last_event = events[0].id.clone();
+        events[0].applied.update_places(&mut h.places);
+        let mut core_places = vec![];
+        core.flush_places(&mut core_places);
+        let mut mirror_places = vec![];
+        h.places.flush(&mut mirror_places);
+        prop_assert_eq!(
+            place_changes(&core_places),
+            place_changes(&mirror_places),
+            "places told differ"
+        );
+        let snapshot = h.nodes[0].snapshot().await.unwrap();
+        prop_assert_eq!(&snapshot.last_event, &h.last_event);
+        same_state(&core, &snapshot, &h.places)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn the_routing_scripts_decide_exactly_as_the_core() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let conn = runtime.block_on(server.connect());
+    // Each case is up to 100 events, four or five Redis round trips each: about 20 s here.
+    let mut runner = TestRunner::new(Config {
+        cases: 200,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&prop::collection::vec(step(), 1..100), |steps| {
+        runtime.block_on(run_case(&conn, &steps))
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+/// Fixed sequences through the same comparison: the rules a random search might reach only rarely.
+#[test]
+fn known_sequences_decide_exactly_as_the_core() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let conn = runtime.block_on(server.connect());
+    let sequences: Vec<Vec<(usize, Op)>> = vec![
+        // Ties between equally loaded agents go to the one idle longest.
+        vec![
+            (0, Op::AgentOnline(0, 1, 4, true)),
+            (1, Op::AgentOnline(1, 1, 4, true)),
+            (0, Op::Join(0)),
+            (1, Op::Join(0)),
+            (0, Op::Join(0)),
+            (1, Op::Join(0)),
+        ],
+        // An agent's node dies mid-chat: the agent is away on the reaper's timer; past the
+        // grace period their customer goes back to the front, before a later customer.
+        vec![
+            (1, Op::AgentOnline(0, 1, 1, true)),
+            (0, Op::Join(0)),
+            (0, Op::Join(0)),
+            (1, Op::NodeLost),
+            (0, Op::AgentExpire(0, true)),
+            (0, Op::AgentExpire(0, false)),
+            (0, Op::AgentOnline(1, 1, 1, true)),
+        ],
+        // A waiting customer's node dies while they are already away: their grace timer
+        // moves to the reaper with the same epoch, which still expires them.
+        vec![
+            (0, Op::Join(1)),
+            (0, Op::Join(1)),
+            (0, Op::CustomerDisconnect(0)),
+            (0, Op::NodeLost),
+            (1, Op::CustomerExpire(0, false)),
+            (1, Op::AgentOnline(2, 2, 2, true)),
+        ],
+    ];
+    for steps in sequences {
+        if let Err(failure) = runtime.block_on(run_case(&conn, &steps)) {
+            panic!("{steps:?}: {failure}");
+        }
+    }
+}

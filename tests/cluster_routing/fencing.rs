@@ -1,0 +1,90 @@
+//! Fencing: a node that is not alive under its incarnation is refused and changes nothing;
+//! and a retried join changes nothing either.
+
+use std::collections::HashMap;
+
+use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
+use switchboard::core::routing::Decision;
+
+use crate::{RedisServer, agent, cat, digest, expire_lease, register};
+
+#[test]
+fn a_node_that_is_not_alive_is_fenced_and_changes_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let incarnation = register(&mut conn, "n0").await;
+        let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
+        n0.add_category(&cat("sales")).await.unwrap();
+        let (customer, _) = n0.join(&cat("sales")).await.unwrap();
+
+        let fenced = |result: Result<Applied, ClusterRoutingError>| matches!(result, Err(ClusterRoutingError::Fenced));
+        let before = digest(&mut conn).await;
+        // A stale incarnation (the node restarted since, or was replaced).
+        let stale = RedisRouting::new(conn.clone(), "n0", incarnation - 1);
+        assert!(fenced(stale.leave(customer).await));
+        assert!(fenced(
+            stale.agent_online(&agent("ann"), &[cat("sales")], 2, true).await
+        ));
+        // A node nobody registered.
+        let stranger = RedisRouting::new(conn.clone(), "n9", incarnation);
+        assert!(fenced(stranger.add_category(&cat("billing")).await));
+        assert_eq!(before, digest(&mut conn).await, "a fenced node changed Redis");
+        // The right incarnation whose lease ran out (a SIGSTOPped node waking up).
+        expire_lease(&mut conn, "n0").await;
+        let before = digest(&mut conn).await;
+        assert!(fenced(n0.agent_online(&agent("ann"), &[cat("sales")], 2, true).await));
+        assert!(fenced(n0.leave(customer).await));
+        let joined = n0.join(&cat("sales")).await;
+        assert!(matches!(joined, Err(ClusterRoutingError::Fenced)), "{joined:?}");
+        assert_eq!(before, digest(&mut conn).await, "a fenced node changed Redis");
+
+        // Another node reaps it; its customer is now held, away, by the reaper; the old
+        // incarnation stays fenced even once its lease would be renewed.
+        let n1 = RedisRouting::new(conn.clone(), "n1", register(&mut conn, "n1").await);
+        let reaped = n1.node_lost("n0").await.unwrap();
+        assert!(matches!(
+            reaped.decisions.as_slice(),
+            [Decision::CustomerGraceStarted { customer: c, .. }] if *c == customer
+        ));
+        let nodes: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg("{sb}:nodes")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!nodes.contains_key("n0"), "the reaped node is out of the registry");
+        assert!(fenced(n0.leave(customer).await));
+        // And a live node cannot be reaped.
+        let n2 = RedisRouting::new(conn.clone(), "n2", register(&mut conn, "n2").await);
+        let before = digest(&mut conn).await;
+        assert!(matches!(n2.node_lost("n1").await, Err(ClusterRoutingError::NodeAlive)));
+        assert_eq!(before, digest(&mut conn).await);
+    });
+}
+
+#[test]
+fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let n0 = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
+        n0.add_category(&cat("sales")).await.unwrap();
+        n0.agent_online(&agent("ann"), &[cat("sales")], 1, true).await.unwrap();
+        let (customer, first) = n0.join_request(&cat("sales"), "connection-1").await.unwrap();
+        assert!(first.decisions.iter().any(|d| matches!(d, Decision::Paired { .. })));
+        let before = digest(&mut conn).await;
+        let (again, second) = n0.join_request(&cat("sales"), "connection-1").await.unwrap();
+        assert_eq!((customer, &first), (again, &second), "the retry gets the first reply");
+        assert_eq!(before, digest(&mut conn).await, "the retry changed Redis");
+        let (other, _) = n0.join_request(&cat("sales"), "connection-2").await.unwrap();
+        assert_ne!(other, customer, "another request is another customer");
+    });
+}

@@ -1,0 +1,138 @@
+//! Issue 15, scenario 7: the routing scripts (`src/cluster/lua/routing.lua`) on a real
+//! `redis-server` decide exactly as the pure core (`core::routing`), the oracle.
+//!
+//! A property test drives random event sequences from two nodes through both and requires,
+//! after every step, the same refusals, the same decisions in the same order, the same
+//! places told (the core's flush against a node's mirror fed from the events stream), the
+//! same queues, agents and chats, and that a refused event changes nothing in Redis
+//! (`DEBUG DIGEST`). A node's loss (`node_lost`) is checked against the core's disconnects
+//! of everyone that node held. A second test shows fencing: a node that is not alive
+//! under its incarnation is refused with FENCED and changes nothing.
+//!
+//! One binary, one module per concern: `differential` (random and fixed sequences),
+//! `fencing`, `follower` (places from the stream), `race` (three nodes at once, replayed
+//! through the core).
+
+mod differential;
+mod fencing;
+mod follower;
+mod race;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use switchboard::core::routing::{AgentId, CategoryId};
+
+// ---- a redis-server of this test's own ------------------------------------------------
+
+/// A real `redis-server` on a free loopback port, without persistence, with `DEBUG` allowed
+/// from loopback (for `DEBUG DIGEST`); killed when dropped. Fails loudly when missing
+/// (`scripts/ensure-test-deps.sh` installs it).
+pub struct RedisServer {
+    port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--enable-debug-command", "local"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server must be installed for this test (scripts/ensure-test-deps.sh installs it)");
+        // Built first, so that a server that never listens is still killed (on drop).
+        let server = RedisServer { port, child };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not listen on port {port}");
+    }
+
+    pub async fn connect(&self) -> ConnectionManager {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
+            .await
+            .expect("redis answers in time")
+            .expect("redis accepts the connection")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- nodes, as the lease code (not this module's) registers them ----------------------
+
+/// Registers `node` under a fresh incarnation with a lease a minute long, as a node does
+/// at start-up (shared contract: `{sb}:incarnation`, `{sb}:nodes`, `{sb}:leases`).
+pub async fn register(conn: &mut ConnectionManager, node: &str) -> u64 {
+    let incarnation: u64 = redis::cmd("INCR")
+        .arg("{sb}:incarnation")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
+    let deadline = secs * 1000 + micros / 1000 + 60_000;
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg("{sb}:nodes")
+        .arg(node)
+        .arg(incarnation)
+        .ignore()
+        .cmd("ZADD")
+        .arg("{sb}:leases")
+        .arg(deadline)
+        .arg(node)
+        .ignore()
+        .query_async(conn)
+        .await
+        .unwrap();
+    incarnation
+}
+
+/// Makes `node`'s lease a thing of the past, as if it had stopped renewing long ago.
+pub async fn expire_lease(conn: &mut ConnectionManager, node: &str) {
+    let _: () = redis::cmd("ZADD")
+        .arg("{sb}:leases")
+        .arg(0)
+        .arg(node)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+pub async fn digest(conn: &mut ConnectionManager) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query_async(conn).await.unwrap()
+}
+
+pub async fn flushall(conn: &mut ConnectionManager) {
+    let _: () = redis::cmd("FLUSHALL").query_async(conn).await.unwrap();
+}
+
+pub fn cat(name: &str) -> CategoryId {
+    CategoryId(name.to_string())
+}
+
+pub fn agent(name: &str) -> AgentId {
+    AgentId(name.to_string())
+}
