@@ -92,6 +92,9 @@ use serde::{Deserialize, Serialize};
 use super::record::{AccountRecord, ClosedRecord, MessageRecord};
 use super::*;
 
+// ---- rooms and 1-to-1 video (issue 16) ----
+mod rooms;
+
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
 /// Ids in one `$in` at most: on SecantusDB a long list costs more per id (measured on
@@ -232,6 +235,8 @@ impl MongoStore {
             .create_index(named(doc! {"conversation_id": 1}, "conversation", false))
             .await
             .map_err(unavailable)?;
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        self.create_room_indexes().await?;
         Ok(())
     }
 
@@ -799,6 +804,35 @@ impl Store for MongoStore {
             .map_err(unavailable)?;
         let found = found.ok_or(StoreError::NotFound)?;
         Ok(self.whole(vec![found]).await?.remove(0))
+    }
+
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    async fn create_room(&self, room: Room) -> StoreResult<()> {
+        self.rooms_create(room).await
+    }
+
+    async fn room(&self, id: &str) -> StoreResult<Room> {
+        self.rooms_get(id).await
+    }
+
+    async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
+        self.rooms_open_of(agent_id).await
+    }
+
+    async fn update_room(&self, room: Room) -> StoreResult<Room> {
+        self.rooms_update(room).await
+    }
+
+    async fn guest_for(&self, guest: Guest) -> StoreResult<Guest> {
+        self.rooms_guest_for(guest).await
+    }
+
+    async fn save_call_log(&self, log: CallLog) -> StoreResult<()> {
+        self.rooms_save_call_log(log).await
+    }
+
+    async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
+        self.rooms_call_logs(agent_id, page).await
     }
 }
 
