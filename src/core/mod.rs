@@ -9,3 +9,5 @@ pub mod names;
 pub mod presence;
 pub mod readiness;
 pub mod routing;
+// ---- rooms and 1-to-1 video (issue 16) ----
+pub mod room;
