@@ -124,6 +124,8 @@ pub async fn run(
         sessions.clone(),
         shutdown.clone(),
     );
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), shutdown.clone());
     let state = AppState {
         settings: settings.clone(),
         store,
@@ -135,6 +137,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         readiness: Arc::default(),
         sign_in_throttle: Arc::default(),
+        rooms,
     };
     let app = crate::http::router(state.clone(), crate::metrics::router())
         .merge(crate::ws::router())
@@ -153,6 +156,8 @@ pub async fn run(
     let app = crate::web::harden(app);
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    let _ = rooms_task.await;
     if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {
         tracing::error!(
             "shutdown: the archive could neither write nor spool everything it held within {ARCHIVE_DRAIN:?}; what was never acknowledged is lost"

@@ -52,6 +52,9 @@ pub struct AppState {
     // -- sign-in and identity (issue 13) --
     /// Failed sign-ins per address and per account.
     pub sign_in_throttle: Arc<throttle::SignInThrottle>,
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// The rooms task, room tokens and the invitation senders.
+    pub rooms: crate::rooms::Rooms,
 }
 
 /// An account as the API shows it (never the password hash).
