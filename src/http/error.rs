@@ -31,6 +31,14 @@ pub enum ApiError {
     Internal(String),
     /// Too many failed sign-ins from this address or for this account: 429 with `Retry-After`.
     TooManyAttempts(crate::http::throttle::TooManyAttempts),
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// A refusal with its own status and code (a room that is full, ended or locked, a
+    /// sender that failed).
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -61,6 +69,7 @@ impl IntoResponse for ApiError {
         let (status, code, message) = match self {
             Self::TooManyAttempts(throttled) => return too_many_attempts(throttled),
             Self::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            Self::Refused { status, code, message } => (status, code, message),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "sign in first".to_string()),
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message),
             Self::NotWhitelisted => (
