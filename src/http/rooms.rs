@@ -508,7 +508,7 @@ async fn invite(
     let link = link(&base_url(&state, &headers), &room.id);
     let hours = state.settings.room_code_ttl.as_secs().div_ceil(3600);
     let text = format!(
-        "{} invites you to a video meeting: {}\n\nJoin here: {link}\nYour access code: {code}\n\nThe code works for {hours} h.",
+        "{} invites you to a video meeting: {}\n\nJoin here:\n{link}\n\nYour access code: {code}\nThe code works for {hours} h.",
         account.display_name, room.title
     );
     let mut sent = Vec::new();

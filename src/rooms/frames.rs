@@ -6,27 +6,28 @@ use serde::{Deserialize, Serialize};
 use super::ice::IceServer;
 use super::token::PersonKind;
 
-/// A frame from a room member.
+/// A frame from a room member. Frames without fields are empty structs, so that
+/// `deny_unknown_fields` refuses extra fields on them too (serde ignores them on unit variants).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RoomClientFrame {
     /// An offer, answer or ICE candidate for the other member; relayed as it is.
     Signal { data: serde_json::Value },
     /// Ring the other member.
-    StartCall,
-    AcceptCall,
+    StartCall {},
+    AcceptCall {},
     /// Decline a ringing call; `reason` e.g. `media_not_ready`.
     RejectCall {
         #[serde(default)]
         reason: Option<String>,
     },
     /// End the ringing or active call; both get `call_ended`.
-    HangUp,
+    HangUp {},
     /// Leave for good: the room ends for both.
-    Leave,
+    Leave {},
     /// Periodic report in an active call: peer connection connected, camera on.
     Report { connected: bool, camera: bool },
-    Ping,
+    Ping {},
 }
 
 /// The other member as a member sees them.

@@ -330,7 +330,7 @@ impl Task {
         }
         let now = now_ms();
         let result: Result<Option<Ended>, Refusal> = match frame {
-            RoomClientFrame::Ping => {
+            RoomClientFrame::Ping {} => {
                 entry.send(seat, &RoomServerFrame::Pong);
                 Ok(None)
             }
@@ -338,13 +338,13 @@ impl Task {
                 entry.send(to, &RoomServerFrame::Signal { data });
                 None
             }),
-            RoomClientFrame::StartCall => entry.core.start_call(seat).map(|()| {
+            RoomClientFrame::StartCall {} => entry.core.start_call(seat).map(|()| {
                 entry.send(seat, &RoomServerFrame::CallRinging);
                 let from = entry.members.get(&seat).map(|m| m.name.clone()).unwrap_or_default();
                 entry.send(seat.other(), &RoomServerFrame::CallIncoming { from });
                 None
             }),
-            RoomClientFrame::AcceptCall => entry.core.accept(seat, now).map(|()| {
+            RoomClientFrame::AcceptCall {} => entry.core.accept(seat, now).map(|()| {
                 for s in [Seat::Agent, Seat::Visitor] {
                     entry.send(s, &RoomServerFrame::CallStarted { polite: s.polite() });
                 }
@@ -357,7 +357,7 @@ impl Task {
                     detail: reason.map(|r| r.chars().take(100).collect()),
                 });
             }),
-            RoomClientFrame::HangUp => entry.core.hang_up(seat, now).inspect(|_| {
+            RoomClientFrame::HangUp {} => entry.core.hang_up(seat, now).inspect(|_| {
                 entry.both(&RoomServerFrame::CallEnded {
                     by: entry.who(seat),
                     reason: "hung_up",
@@ -365,7 +365,7 @@ impl Task {
                 });
             }),
             RoomClientFrame::Report { connected, camera } => entry.core.report(seat, connected, camera, now).map(|()| None),
-            RoomClientFrame::Leave => {
+            RoomClientFrame::Leave {} => {
                 let by = entry.who(seat);
                 self.end(room, by);
                 self.end_in_store(room);

@@ -1,0 +1,77 @@
+// The agent console's video room card: create a room (one open at a time), invite by
+// mail and/or SMS, watch who is in it, open it, end it. Its own module beside agent.js:
+// it only needs the session cookie, which the console's sign-in sets.
+
+import { api, show } from './dom.js';
+
+const $ = (id) => document.getElementById(id);
+/** How often the room's state is refreshed while the console is visible. */
+const POLL_MS = 3000;
+let current = null;
+
+function say(error, result) {
+  $('room-error').textContent = error || '';
+  $('room-result').textContent = result || '';
+}
+
+function liveText(room) {
+  const live = room.live;
+  if (!live) return 'nobody in the room';
+  const who = [live.agent_present ? 'you' : null, live.visitor ? `${live.visitor}${live.visitor_present ? '' : ' (away)'}` : null]
+    .filter(Boolean).join(' and ');
+  return `${who || 'nobody'} in the room · call ${live.call}`;
+}
+
+function render(room) {
+  current = room;
+  show($('room-create'), !room);
+  show($('room-open'), !!room);
+  if (!room) return;
+  $('room-open-title').textContent = room.title;
+  $('room-live').textContent = liveText(room);
+  $('room-link').href = `/room.html?room=${encodeURIComponent(room.id)}&as=agent`;
+}
+
+async function refresh() {
+  if ($('console').hidden) return;
+  const answer = await api('GET', '/api/rooms/current');
+  if (answer.ok) render(answer.data);
+  else if (answer.status === 404) render(null);
+}
+
+$('room-create').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const value = (id) => $(id).value.trim() || undefined;
+  const answer = await api('POST', '/api/rooms', {
+    title: $('room-title').value, audience: $('room-audience').value,
+    phone: value('room-phone'), email: value('room-email'), password: $('room-password').value,
+  });
+  if (!answer.ok) return say(answer.error.message);
+  say('', 'Room created. Invite your customer below.');
+  render(answer.data);
+});
+
+$('room-invite').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  if (!current) return;
+  const value = (id) => $(id).value.trim() || undefined;
+  say('', 'Sending…');
+  const answer = await api('POST', `/api/rooms/${encodeURIComponent(current.id)}/invite`, {
+    email: value('invite-email'), phone: value('invite-phone'),
+  });
+  if (!answer.ok) return say(answer.error.message);
+  say('', `Invitation ${answer.data.code_version} sent by ${answer.data.sent.join(' and ')}. Earlier codes no longer work.`);
+});
+
+$('room-end').addEventListener('click', async () => {
+  if (!current) return;
+  const answer = await api('DELETE', `/api/rooms/${encodeURIComponent(current.id)}`);
+  if (!answer.ok) return say(answer.error.message);
+  say('', 'The room has ended.');
+  render(null);
+});
+
+setInterval(refresh, POLL_MS);
+// The console appears after sign-in: look as soon as it does.
+new MutationObserver(refresh).observe($('console'), { attributes: true, attributeFilter: ['hidden'] });
+refresh();
