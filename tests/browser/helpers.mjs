@@ -230,3 +230,15 @@ export async function startMongo() {
     },
   };
 }
+
+// ---- rooms and 1-to-1 video (issue 16) ----
+/** Chromium with a fake camera and microphone (granted without asking), whose peer
+ *  connections may use loopback addresses, the only network the tests have. */
+export function launchMediaBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...CHROMIUM_ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection'],
+  });
+}

@@ -372,7 +372,24 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     }
     assert!(archived, "the conversation reached the archive");
     let cookie_admin = hub.admin().await;
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    // The agent's open room, with the phone and password of the documented join example.
+    let room_id = {
+        let walker = hub.login("walker", "agent-password").await;
+        let (status, room) = walker
+            .post(
+                "/api/rooms",
+                json!({"title": "Walk", "audience": "customer", "phone": "+4915112345678", "password": "tulip-42"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{room}");
+        room["id"].as_str().unwrap().to_string()
+    };
     let real_ids = BTreeMap::from([
+        ("/api/rooms/{id}", room_id.clone()),
+        ("/api/rooms/{id}/invite", room_id.clone()),
+        ("/api/rooms/{id}/token", room_id.clone()),
+        ("/api/join/{id}", room_id),
         ("/api/admin/agents/{id}", agent_id),
         ("/api/admin/categories/{id}", "sales".to_string()),
         ("/api/conversations/{id}", chat_id),
