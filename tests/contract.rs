@@ -621,7 +621,10 @@ fn room(id: &str, agent: &str) -> Room {
 /// One open room per agent, decided by the store even when two creations race; ending
 /// it frees the agent for a new one; an ended room is never reopened.
 async fn rooms_one_open_per_agent(store: &dyn Store) {
-    let (a, b) = tokio::join!(store.create_room(room("r1", "ann")), store.create_room(room("r2", "ann")));
+    let (a, b) = tokio::join!(
+        store.create_room(room("r1", "ann")),
+        store.create_room(room("r2", "ann"))
+    );
     assert!(
         a.is_ok() != b.is_ok(),
         "exactly one of two racing creations wins: {a:?} {b:?}"
@@ -739,12 +742,18 @@ async fn call_logs_listing(store: &dyn Store) {
     let all = Page { offset: 0, limit: 10 };
     let (logs, total) = store.call_logs(None, all).await.unwrap();
     assert_eq!(total, 3);
-    assert_eq!(logs.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["c3", "c2", "c1"]);
+    assert_eq!(
+        logs.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        ["c3", "c2", "c1"]
+    );
     assert_eq!(logs[2], longer);
     let (anns, total) = store.call_logs(Some("ann"), all).await.unwrap();
     assert_eq!(total, 2);
     assert_eq!(anns.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["c3", "c1"]);
-    let (second, total) = store.call_logs(Some("ann"), Page { offset: 1, limit: 1 }).await.unwrap();
+    let (second, total) = store
+        .call_logs(Some("ann"), Page { offset: 1, limit: 1 })
+        .await
+        .unwrap();
     assert_eq!((second[0].id.as_str(), total), ("c1", 2));
 }
 

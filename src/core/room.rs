@@ -45,11 +45,20 @@ pub struct JoinFacts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinBy {
     /// With the access code of an invitation (valid: matches, current and unexpired).
-    Code { valid: bool, guest_room: bool, has_name: bool, has_contact: bool },
+    Code {
+        valid: bool,
+        guest_room: bool,
+        has_name: bool,
+        has_contact: bool,
+    },
     /// A customer room with phone and password.
     Customer { phone_ok: bool, password_ok: bool },
     /// A guest room with name, password and an email or phone.
-    Guest { has_name: bool, has_contact: bool, password_ok: bool },
+    Guest {
+        has_name: bool,
+        has_contact: bool,
+        password_ok: bool,
+    },
 }
 
 /// Why a join is refused; the adapter turns each into its code and message.
@@ -482,7 +491,8 @@ impl LiveRoom {
 
     /// Closes or opens the running stretches after a change of what the seats report.
     fn recount(&mut self, now: Millis) {
-        let both = self.agent.as_ref().is_some_and(|h| h.connected) && self.visitor.as_ref().is_some_and(|h| h.connected);
+        let both =
+            self.agent.as_ref().is_some_and(|h| h.connected) && self.visitor.as_ref().is_some_and(|h| h.connected);
         let camera = self.visitor.as_ref().is_some_and(|h| h.camera);
         let Call::Active(a) = &mut self.call else { return };
         let now = now.max(a.accepted_at);

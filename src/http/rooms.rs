@@ -24,9 +24,7 @@ use crate::hub::now_ms;
 use crate::mail::Outgoing;
 use crate::rooms::live::LiveView;
 use crate::rooms::token::PersonKind;
-use crate::store::{
-    AccessCode, Account, Audience, CallLog, CallPeer, Guest, Page, Role, Room, RoomState, StoreError,
-};
+use crate::store::{AccessCode, Account, Audience, CallLog, CallPeer, Guest, Page, Role, Room, RoomState, StoreError};
 
 /// The most call logs one page returns.
 const MAX_PAGE: u64 = 200;
@@ -219,18 +217,13 @@ pub fn e164(raw: &str) -> Option<String> {
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
         .collect();
     let digits = compact.strip_prefix('+')?;
-    let ok = (7..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0');
+    let ok = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
     ok.then_some(compact)
 }
 
 fn email(raw: &str) -> Option<String> {
     let trimmed = raw.trim();
-    trimmed
-        .parse::<lettre::Address>()
-        .ok()
-        .map(|_| trimmed.to_string())
+    trimmed.parse::<lettre::Address>().ok().map(|_| trimmed.to_string())
 }
 
 fn optional_phone(raw: &Option<String>) -> Result<Option<String>, ApiError> {
@@ -348,7 +341,8 @@ async fn create(
     body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
     let Json(body) = body?;
-    let title = crate::core::names::checked_name(&body.title, 200).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+    let title =
+        crate::core::names::checked_name(&body.title, 200).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
     let length = body.password.chars().count();
     if !(4..=200).contains(&length) {
         return Err(ApiError::invalid(
@@ -486,7 +480,10 @@ async fn invite(
     let to_mail = optional_email(&body.email)?;
     let to_phone = optional_phone(&body.phone)?;
     if to_mail.is_none() && to_phone.is_none() {
-        return Err(ApiError::invalid("no_address", "give an email address, a phone number or both"));
+        return Err(ApiError::invalid(
+            "no_address",
+            "give an email address, a phone number or both",
+        ));
     }
     if room.state == RoomState::Ended {
         return Err(ended_error());
@@ -512,7 +509,10 @@ async fn invite(
         account.display_name, room.title
     );
     let mut sent = Vec::new();
-    let channels = [(to_mail, &state.rooms.senders.mail), (to_phone, &state.rooms.senders.sms)];
+    let channels = [
+        (to_mail, &state.rooms.senders.mail),
+        (to_phone, &state.rooms.senders.sms),
+    ];
     for (to, sender) in channels {
         let Some(to) = to else { continue };
         let message = Outgoing {
@@ -561,7 +561,14 @@ async fn agent_token(
         return Err(ended_error());
     }
     let person = format!("agent:{}", account.id);
-    Ok(Json(token_for(&state, &room.id, &person, &account.display_name, PersonKind::Agent, None)))
+    Ok(Json(token_for(
+        &state,
+        &room.id,
+        &person,
+        &account.display_name,
+        PersonKind::Agent,
+        None,
+    )))
 }
 
 fn token_for(
@@ -651,7 +658,9 @@ fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
         JoinRefusal::Locked => (
             StatusCode::TOO_MANY_REQUESTS,
             "room_locked",
-            format!("{max} wrong attempts from your address: this room is locked for you until the host invites you again"),
+            format!(
+                "{max} wrong attempts from your address: this room is locked for you until the host invites you again"
+            ),
         ),
         JoinRefusal::MissingName => (StatusCode::BAD_REQUEST, "missing_name", "give your name".to_string()),
         JoinRefusal::MissingContact => (
@@ -664,14 +673,18 @@ fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
             "wrong_code",
             "the access code is incorrect or has expired".to_string(),
         ),
-        JoinRefusal::WrongPhone => (StatusCode::FORBIDDEN, "wrong_phone", "phone number is incorrect".to_string()),
-        JoinRefusal::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password", "password is incorrect".to_string()),
+        JoinRefusal::WrongPhone => (
+            StatusCode::FORBIDDEN,
+            "wrong_phone",
+            "phone number is incorrect".to_string(),
+        ),
+        JoinRefusal::WrongPassword => (
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "password is incorrect".to_string(),
+        ),
     };
-    ApiError::Refused {
-        status,
-        code,
-        message,
-    }
+    ApiError::Refused { status, code, message }
 }
 
 /// Join a room: with the invitation's code, or a customer room's phone and password, or
@@ -717,7 +730,12 @@ async fn join(
     // Who this would be in the room: one customer per customer room; a guest by contact.
     let person = if guest_room {
         let contact = mail.as_ref().map(|m| format!("email:{}", m.to_lowercase()));
-        format!("guest:{}", contact.or(phone.as_ref().map(|p| format!("phone:{p}"))).unwrap_or_default())
+        format!(
+            "guest:{}",
+            contact
+                .or_else(|| phone.as_ref().map(|p| format!("phone:{p}")))
+                .unwrap_or_default()
+        )
     } else {
         "customer".to_string()
     };

@@ -41,7 +41,10 @@ impl Sender for SmsWebhook {
         if answer.status().is_success() {
             Ok(())
         } else {
-            Err(SendError(format!("the SMS gateway refused the message ({})", answer.status())))
+            Err(SendError(format!(
+                "the SMS gateway refused the message ({})",
+                answer.status()
+            )))
         }
     }
 }

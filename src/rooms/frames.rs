@@ -12,7 +12,9 @@ use super::token::PersonKind;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RoomClientFrame {
     /// An offer, answer or ICE candidate for the other member; relayed as it is.
-    Signal { data: serde_json::Value },
+    Signal {
+        data: serde_json::Value,
+    },
     /// Ring the other member.
     StartCall {},
     AcceptCall {},
@@ -26,7 +28,10 @@ pub enum RoomClientFrame {
     /// Leave for good: the room ends for both.
     Leave {},
     /// Periodic report in an active call: peer connection connected, camera on.
-    Report { connected: bool, camera: bool },
+    Report {
+        connected: bool,
+        camera: bool,
+    },
     Ping {},
 }
 
@@ -58,7 +63,9 @@ pub enum RoomServerFrame {
         token: String,
         token_expires_at: i64,
     },
-    PeerJoined { peer: PeerView },
+    PeerJoined {
+        peer: PeerView,
+    },
     PeerAway,
     PeerBack,
     /// The peer did not come back within the grace period; their seat is free.
@@ -66,9 +73,13 @@ pub enum RoomServerFrame {
     /// You rang; waiting for the peer.
     CallRinging,
     /// The peer rings you: answer `accept_call` or `reject_call`.
-    CallIncoming { from: String },
+    CallIncoming {
+        from: String,
+    },
     /// Both sides: set up the peer connection now.
-    CallStarted { polite: bool },
+    CallStarted {
+        polite: bool,
+    },
     /// Both sides: `by` is who ended it (`agent`, `customer`, `guest`, `system`);
     /// `reason`: `hung_up`, `rejected`, `peer_gone`, `room_ended`, `shutdown`.
     CallEnded {
@@ -77,10 +88,17 @@ pub enum RoomServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
-    Signal { data: serde_json::Value },
+    Signal {
+        data: serde_json::Value,
+    },
     /// The room ended (someone left, or the agent ended it); the hub closes with 1000.
-    RoomEnded { by: &'static str },
-    Error { code: &'static str, message: String },
+    RoomEnded {
+        by: &'static str,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+    },
     Pong,
 }
 

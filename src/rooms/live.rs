@@ -87,7 +87,9 @@ pub enum Command {
         conn_id: u64,
     },
     /// The agent ended the room (the store says so already).
-    End { room: String },
+    End {
+        room: String,
+    },
     View {
         room: String,
         reply: oneshot::Sender<Option<LiveView>>,
@@ -325,7 +327,11 @@ impl Task {
     fn frame(&mut self, room: &str, seat: Seat, conn_id: u64, frame: RoomClientFrame) {
         let Some(entry) = self.rooms.get_mut(room) else { return };
         // A frame from a replaced connection speaks for no one.
-        if entry.members.get(&seat).is_none_or(|m| m.conn.id != conn_id || !m.connected) {
+        if entry
+            .members
+            .get(&seat)
+            .is_none_or(|m| m.conn.id != conn_id || !m.connected)
+        {
             return;
         }
         let now = now_ms();
@@ -364,7 +370,9 @@ impl Task {
                     detail: None,
                 });
             }),
-            RoomClientFrame::Report { connected, camera } => entry.core.report(seat, connected, camera, now).map(|()| None),
+            RoomClientFrame::Report { connected, camera } => {
+                entry.core.report(seat, connected, camera, now).map(|()| None)
+            }
             RoomClientFrame::Leave {} => {
                 let by = entry.who(seat);
                 self.end(room, by);
@@ -385,7 +393,9 @@ impl Task {
 
     fn disconnect(&mut self, room: &str, seat: Seat, conn_id: u64) {
         let Some(entry) = self.rooms.get_mut(room) else { return };
-        let Some(member) = entry.members.get_mut(&seat) else { return };
+        let Some(member) = entry.members.get_mut(&seat) else {
+            return;
+        };
         if member.conn.id != conn_id || !member.connected {
             return; // an older, replaced connection
         }
@@ -409,7 +419,9 @@ impl Task {
         if !still_away {
             return;
         }
-        let Ok(ended) = entry.core.gone(seat, now_ms()) else { return };
+        let Ok(ended) = entry.core.gone(seat, now_ms()) else {
+            return;
+        };
         if let Some(e) = &ended
             && e.why == CallEnd::Gone(seat)
         {

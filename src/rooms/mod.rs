@@ -63,10 +63,7 @@ impl Rooms {
 
     /// Tells the live room it ended (its store record says so already).
     pub async fn ended(&self, room: &str) {
-        let _ = self
-            .commands
-            .send(live::Command::End { room: room.to_string() })
-            .await;
+        let _ = self.commands.send(live::Command::End { room: room.to_string() }).await;
     }
 }
 

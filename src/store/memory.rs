@@ -269,7 +269,11 @@ impl Store for MemoryStore {
     async fn guest_for(&self, guest: Guest) -> StoreResult<Guest> {
         self.with(|s| {
             for key in super::rooms::contact_keys(&guest) {
-                if let Some(found) = s.guests.iter_mut().find(|g| super::rooms::contact_keys(g).contains(&key)) {
+                if let Some(found) = s
+                    .guests
+                    .iter_mut()
+                    .find(|g| super::rooms::contact_keys(g).contains(&key))
+                {
                     found.name = guest.name.clone();
                     return Ok(found.clone());
                 }

@@ -20,7 +20,10 @@ use super::Millis;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Audience {
     /// One known customer: who joins must give this phone number (when set).
-    Customer { phone: Option<String>, email: Option<String> },
+    Customer {
+        phone: Option<String>,
+        email: Option<String>,
+    },
     /// Anyone with the password, who gives a name and an email or phone.
     Guest,
 }

@@ -79,7 +79,10 @@ async fn refuse(mut socket: WebSocket, code: u16, error: &'static str, message: 
 }
 
 /// The checks before a member is let in: the token, its room, the stored room.
-async fn admit_member(state: &AppState, query: &RoomQuery) -> Result<(RoomClaims, String, String), (u16, &'static str, &'static str)> {
+async fn admit_member(
+    state: &AppState,
+    query: &RoomQuery,
+) -> Result<(RoomClaims, String, String), (u16, &'static str, &'static str)> {
     let claims = match state.rooms.tokens.verify(&query.token) {
         Ok(c) => c,
         Err(TokenRefusal::Expired) => return Err((4401, "token_expired", "the room token has expired; join again")),

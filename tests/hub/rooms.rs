@@ -34,7 +34,9 @@ fn guest_room(title: &str) -> Value {
 /// `POST /api/join/{room}` from `from` (an X-Forwarded-For address; the hub must trust
 /// 127.0.0.1 for it to count) or from the loopback itself.
 async fn join_from(hub: &TestHub, room: &str, body: Value, from: Option<&str>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(hub.url(&format!("/api/join/{room}"))).json(&body);
+    let mut request = reqwest::Client::new()
+        .post(hub.url(&format!("/api/join/{room}")))
+        .json(&body);
     if let Some(address) = from {
         request = request.header("x-forwarded-for", address);
     }
@@ -95,7 +97,10 @@ async fn two_rooms_side_by_side_never_cross_and_never_echo() {
     let (ann, room_a) = agent_with_room(&hub, "ann", customer_room("A")).await;
     let (bob, room_b) = agent_with_room(&hub, "bob", customer_room("B")).await;
     let (mut agent_a, welcome) = agent_member(&hub, &ann, &room_a).await;
-    assert_eq!((welcome["polite"].clone(), welcome["peer"].clone()), (json!(false), Value::Null));
+    assert_eq!(
+        (welcome["polite"].clone(), welcome["peer"].clone()),
+        (json!(false), Value::Null)
+    );
     let (mut agent_b, _) = agent_member(&hub, &bob, &room_b).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD});
     let (mut carla, welcome) = member(&hub, &room_a, &token(&hub, &room_a, credentials.clone()).await).await;
@@ -118,7 +123,12 @@ async fn two_rooms_side_by_side_never_cross_and_never_echo() {
     dora.send(json!({"type": "signal", "data": candidate})).await;
     assert_eq!(agent_b.next_of("signal").await["data"], candidate);
     // Nothing crossed to the other room, nothing came back to a sender.
-    for (who, ws) in [("agent A", &mut agent_a), ("agent B", &mut agent_b), ("Carla", &mut carla), ("Dora", &mut dora)] {
+    for (who, ws) in [
+        ("agent A", &mut agent_a),
+        ("agent B", &mut agent_b),
+        ("Carla", &mut carla),
+        ("Dora", &mut dora),
+    ] {
         let stray: Vec<Value> = ws.drain().await.into_iter().filter(|f| f["type"] == "signal").collect();
         assert!(stray.is_empty(), "{who} got {stray:?}");
     }
@@ -151,8 +161,16 @@ async fn join_checks_come_in_order_with_their_own_messages() {
     let hub = TestHub::start().await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
     let (status, answer) = ann.post("/api/rooms", customer_room("Second")).await;
-    assert_eq!((status, answer["error"]["message"].as_str()), (409, Some("you already have an open room")));
-    let refusal = |status: u16, answer: &Value| (status, answer["error"]["message"].as_str().unwrap_or_default().to_string());
+    assert_eq!(
+        (status, answer["error"]["message"].as_str()),
+        (409, Some("you already have an open room"))
+    );
+    let refusal = |status: u16, answer: &Value| {
+        (
+            status,
+            answer["error"]["message"].as_str().unwrap_or_default().to_string(),
+        )
+    };
     let (s, a) = join(&hub, &room, json!({"phone": "+4915100000000", "password": PASSWORD})).await;
     assert_eq!(refusal(s, &a), (403, "phone number is incorrect".into()));
     let (s, a) = join(&hub, &room, json!({"phone": "+49 151 1234 5678", "password": "wrong"})).await;
@@ -160,8 +178,16 @@ async fn join_checks_come_in_order_with_their_own_messages() {
     let (s, a) = join(&hub, &room, json!({"phone": "0151 1234", "password": PASSWORD})).await;
     assert_eq!((s, a["error"]["code"].as_str()), (400, Some("invalid_phone")));
     // The room page learns what to ask for.
-    let info: Value = reqwest::get(hub.url(&format!("/api/join/{room}"))).await.unwrap().json().await.unwrap();
-    assert_eq!((info["audience"].as_str(), info["asks_phone"].as_bool()), (Some("customer"), Some(true)));
+    let info: Value = reqwest::get(hub.url(&format!("/api/join/{room}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (info["audience"].as_str(), info["asks_phone"].as_bool()),
+        (Some("customer"), Some(true))
+    );
     // Ended: the meeting has ended, for a join and for a token issued before.
     let early = token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await;
     let (status, ended) = ann.delete(&format!("/api/rooms/{room}")).await;
@@ -218,25 +244,47 @@ async fn call_control_and_the_call_log() {
     let hub = TestHub::start().await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
     let (mut agent, _) = agent_member(&hub, &ann, &room).await;
-    let (mut carla, _) = member(&hub, &room, &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"})).await).await;
+    let (mut carla, _) = member(
+        &hub,
+        &room,
+        &token(
+            &hub,
+            &room,
+            json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"}),
+        )
+        .await,
+    )
+    .await;
     agent.next_of("peer_joined").await;
     // Rejected: media not ready. Both get the end.
     carla.send(json!({"type": "start_call"})).await;
     agent.next_of("call_incoming").await;
-    agent.send(json!({"type": "reject_call", "reason": "media_not_ready"})).await;
+    agent
+        .send(json!({"type": "reject_call", "reason": "media_not_ready"}))
+        .await;
     for ws in [&mut agent, &mut carla] {
         let end = ws.next_of("call_ended").await;
-        assert_eq!((end["reason"].as_str(), end["detail"].as_str()), (Some("rejected"), Some("media_not_ready")));
+        assert_eq!(
+            (end["reason"].as_str(), end["detail"].as_str()),
+            (Some("rejected"), Some("media_not_ready"))
+        );
     }
     // Accepted, reported, hung up: both get the end, and the call is logged.
     call(&mut agent, &mut carla).await;
-    agent.send(json!({"type": "report", "connected": true, "camera": true})).await;
-    carla.send(json!({"type": "report", "connected": true, "camera": true})).await;
+    agent
+        .send(json!({"type": "report", "connected": true, "camera": true}))
+        .await;
+    carla
+        .send(json!({"type": "report", "connected": true, "camera": true}))
+        .await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     carla.send(json!({"type": "hang_up"})).await;
     for ws in [&mut agent, &mut carla] {
         let end = ws.next_of("call_ended").await;
-        assert_eq!((end["by"].as_str(), end["reason"].as_str()), (Some("customer"), Some("hung_up")));
+        assert_eq!(
+            (end["by"].as_str(), end["reason"].as_str()),
+            (Some("customer"), Some("hung_up"))
+        );
     }
     let mut logged = Value::Null;
     for _ in 0..100 {
@@ -247,7 +295,10 @@ async fn call_control_and_the_call_log() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!((logged["peer"].as_str(), logged["peer_name"].as_str()), (Some("customer"), Some("Carla")));
+    assert_eq!(
+        (logged["peer"].as_str(), logged["peer_name"].as_str()),
+        (Some("customer"), Some("Carla"))
+    );
     let length = logged["length_secs"].as_u64().unwrap();
     assert!(length >= 1, "{logged}");
     assert!(logged["connected_secs"].as_u64().unwrap() <= length);
@@ -277,7 +328,12 @@ async fn signalling_frames_are_size_limited_and_bad_ones_leave_the_call_up() {
     let hub = TestHub::start().await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
     let (mut agent, _) = agent_member(&hub, &ann, &room).await;
-    let (mut carla, _) = member(&hub, &room, &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await).await;
+    let (mut carla, _) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
     call(&mut agent, &mut carla).await;
     let huge = json!({"type": "signal", "data": {"sdp": "x".repeat(70_000)}});
     agent.send(huge).await;
@@ -310,10 +366,19 @@ async fn wrong_attempts_lock_the_room_for_that_address_only() {
         assert_eq!(join_from(&hub, &room, wrong.clone(), Some("198.51.100.7")).await.0, 403);
     }
     let (status, answer) = join_from(&hub, &room, right.clone(), Some("198.51.100.7")).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (429, Some("room_locked")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (429, Some("room_locked")),
+        "{answer}"
+    );
     assert_eq!(join_from(&hub, &room, right.clone(), Some("198.51.100.8")).await.0, 200);
     // A new invitation clears the lock.
-    assert_eq!(ann.post(&format!("/api/rooms/{room}/invite"), json!({"phone": PHONE})).await.0, 200);
+    assert_eq!(
+        ann.post(&format!("/api/rooms/{room}/invite"), json!({"phone": PHONE}))
+            .await
+            .0,
+        200
+    );
     assert_eq!(join_from(&hub, &room, right, Some("198.51.100.7")).await.0, 200);
     hub.stop().await;
 }
@@ -321,7 +386,11 @@ async fn wrong_attempts_lock_the_room_for_that_address_only() {
 // ---------- invitations through real senders ----------
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A real SMTP server (aiosmtpd) writing what it receives to a maildir.
@@ -348,9 +417,11 @@ impl SmtpSink {
             .stdout(Stdio::null())
             .spawn()
             .expect("aiosmtpd starts");
+        // Owned at once, so it is stopped (and waited for) on every path, a failed start too.
+        let sink = Self { child, maildir, port };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Self { child, maildir, port };
+                return sink;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -386,11 +457,7 @@ impl Drop for SmtpSink {
 
 /// The 5-digit code and the link of an invitation.
 fn code_and_link(text: &str) -> (String, String) {
-    let code = text
-        .split("access code: ")
-        .nth(1)
-        .expect("the invitation has a code")[..5]
-        .to_string();
+    let code = text.split("access code: ").nth(1).expect("the invitation has a code")[..5].to_string();
     let link = text
         .split_whitespace()
         .find(|w| w.starts_with("http://") && w.contains("/room.html?room="))
@@ -406,7 +473,10 @@ async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
     let (ann, room) = agent_with_room(&hub, "ann", guest_room("Open house")).await;
     let invite = json!({"email": "gus@example.org"});
     let (status, first) = ann.post(&format!("/api/rooms/{room}/invite"), invite.clone()).await;
-    assert_eq!((status, first["sent"].clone(), first["code_version"].clone()), (200, json!(["mail"]), json!(1)));
+    assert_eq!(
+        (status, first["sent"].clone(), first["code_version"].clone()),
+        (200, json!(["mail"]), json!(1))
+    );
     let (status, second) = ann.post(&format!("/api/rooms/{room}/invite"), invite).await;
     assert_eq!((status, second["code_version"].clone()), (200, json!(2)));
     let mails = smtp.mails();
@@ -422,12 +492,19 @@ async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
     let gus = |code: &str| json!({"code": code, "name": "Gus", "email": "gus@example.org"});
     if old_code != new_code {
         let (status, answer) = join(&hub, room_id, gus(&old_code)).await;
-        assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("wrong_code")), "the old code stopped working");
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some("wrong_code")),
+            "the old code stopped working"
+        );
     }
     let (status, answer) = join(&hub, room_id, gus(&new_code)).await;
     assert_eq!(status, 200, "{answer}");
     let (_gus, welcome) = member(&hub, room_id, answer["token"].as_str().unwrap()).await;
-    assert_eq!((welcome["name"].as_str(), welcome["kind"].as_str()), (Some("Gus"), Some("guest")));
+    assert_eq!(
+        (welcome["name"].as_str(), welcome["kind"].as_str()),
+        (Some("Gus"), Some("guest"))
+    );
     hub.stop().await;
 }
 
@@ -437,9 +514,24 @@ async fn a_failing_sender_is_a_clear_error_for_the_agent() {
     let dead = free_port();
     let hub = TestHub::with(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{dead}"))).await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
-    let (status, answer) = ann.post(&format!("/api/rooms/{room}/invite"), json!({"email": "carla@example.org"})).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (502, Some("send_failed")), "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("not sent by mail"), "{answer}");
+    let (status, answer) = ann
+        .post(
+            &format!("/api/rooms/{room}/invite"),
+            json!({"email": "carla@example.org"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (502, Some("send_failed")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not sent by mail"),
+        "{answer}"
+    );
     hub.stop().await;
 }
 
@@ -462,9 +554,14 @@ async fn an_sms_invitation_goes_to_the_webhook_as_json() {
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let hub = TestHub::with(|s| s.sms_webhook_url = Some(format!("http://{gateway}/sms"))).await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
-    let (status, answer) = ann.post(&format!("/api/rooms/{room}/invite"), json!({"phone": PHONE})).await;
+    let (status, answer) = ann
+        .post(&format!("/api/rooms/{room}/invite"), json!({"phone": PHONE}))
+        .await;
     assert_eq!((status, answer["sent"].clone()), (200, json!(["sms"])), "{answer}");
-    let sms = tokio::time::timeout(Duration::from_secs(5), received.recv()).await.unwrap().unwrap();
+    let sms = tokio::time::timeout(Duration::from_secs(5), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(sms["to"], PHONE);
     let (code, _) = code_and_link(sms["text"].as_str().unwrap());
     assert_eq!(join(&hub, &room, json!({"code": code})).await.0, 200);

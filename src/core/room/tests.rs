@@ -63,7 +63,10 @@ fn invariants(room: &LiveRoom) {
         assert_eq!(room.call, Call::Idle);
     }
     if room.call != Call::Idle {
-        assert!(room.agent.is_some() && room.visitor.is_some(), "a call needs both seats held");
+        assert!(
+            room.agent.is_some() && room.visitor.is_some(),
+            "a call needs both seats held"
+        );
     }
     if let Some(a) = &room.agent {
         assert_eq!(a.person, "agent");
@@ -214,7 +217,11 @@ fn a_whole_call_is_accounted() {
     assert_eq!(room.join(Seat::Visitor, "w"), Err(Refusal::Full));
     assert_eq!(room.signal(Seat::Agent), Err(Refusal::NoCall));
     room.start_call(Seat::Agent).unwrap();
-    assert_eq!(room.accept(Seat::Agent, 0), Err(Refusal::NotRinging), "the caller cannot accept");
+    assert_eq!(
+        room.accept(Seat::Agent, 0),
+        Err(Refusal::NotRinging),
+        "the caller cannot accept"
+    );
     room.accept(Seat::Visitor, 1_000).unwrap();
     assert_eq!(room.signal(Seat::Visitor), Ok(Seat::Agent));
     room.report(Seat::Agent, true, true, 2_000).unwrap();

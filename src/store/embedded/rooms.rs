@@ -48,7 +48,8 @@ impl EmbeddedStore {
             {
                 return Err(StoreError::Conflict);
             }
-            open.insert(room.agent_id.as_str(), room.id.as_str()).map_err(unavailable)?;
+            open.insert(room.agent_id.as_str(), room.id.as_str())
+                .map_err(unavailable)?;
             rooms
                 .insert(room.id.as_str(), encode(&room)?.as_slice())
                 .map_err(unavailable)?;
@@ -147,10 +148,15 @@ impl EmbeddedStore {
                 None => None,
             };
             if let Some(old) = old {
-                by_start.remove((old.started_at, old.id.as_str())).map_err(unavailable)?;
+                by_start
+                    .remove((old.started_at, old.id.as_str()))
+                    .map_err(unavailable)?;
             }
-            by_start.insert((log.started_at, log.id.as_str()), ()).map_err(unavailable)?;
-            logs.insert(log.id.as_str(), encode(&log)?.as_slice()).map_err(unavailable)?;
+            by_start
+                .insert((log.started_at, log.id.as_str()), ())
+                .map_err(unavailable)?;
+            logs.insert(log.id.as_str(), encode(&log)?.as_slice())
+                .map_err(unavailable)?;
             Ok(())
         })
         .await
