@@ -384,6 +384,14 @@ pub enum ServerFrame {
     Shutdown {
         message: String,
     },
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// Customer: their agent invites them from the chat into a video room. `link` opens it
+    /// and carries a room token (valid `ROOM_TOKEN_TTL_SECS`): no code is needed.
+    VideoInvite {
+        chat_id: String,
+        room_id: String,
+        link: String,
+    },
 }
 
 /// A buddy chat on welcome after a reload.

@@ -615,6 +615,7 @@ fn room(id: &str, agent: &str) -> Room {
         created_at: 1,
         ended_at: None,
         revision: 0,
+        conversation_id: Some("chat-1".into()),
     }
 }
 

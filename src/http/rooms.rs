@@ -2,7 +2,7 @@
 //! see its state, take a token for its websocket, end it, and read call logs; anyone
 //! with the link reads what a room asks for and joins it for a room token.
 //!
-//! Staff routes (`/api/rooms…`, `/api/calls`) are behind the whitelist like the other
+//! Staff routes (`/api/rooms…`, `/api/calls`, `/api/chats/{id}/video`) are behind the whitelist like the other
 //! staff routes; the public ones (`/api/join/{id}`) are not. A room belongs to the
 //! account that created it: only that account invites to it, takes its agent token or
 //! ends it (admins may read any room's state and every call log).
@@ -34,6 +34,7 @@ const UPDATE_TRIES: usize = 5;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
+        .routes(routes!(from_chat))
         .routes(routes!(current))
         .routes(routes!(one, end))
         .routes(routes!(invite))
@@ -44,7 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Is this a staff route of rooms (whitelisted addresses only)?
 pub fn is_staff_path(path: &str) -> bool {
-    path.starts_with("/api/rooms") || path.starts_with("/api/calls")
+    path.starts_with("/api/rooms") || path.starts_with("/api/calls") || path.starts_with("/api/chats/")
 }
 
 // ---------- shapes ----------
@@ -369,6 +370,7 @@ async fn create(
         created_at: now_ms(),
         ended_at: None,
         revision: 0,
+        conversation_id: None,
     };
     match state.store.create_room(room.clone()).await {
         Ok(()) => Ok((
@@ -382,6 +384,71 @@ async fn create(
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Turn one of your live chats into a video call: a room for its customer (no code or
+/// password: they are known by the chat), who gets a `video_invite` frame in the chat
+/// with a link that joins in one click. The call log links to the conversation.
+#[utoipa::path(post, path = "/api/chats/{id}/video", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "one of your live chats (`chat_started.chat_id`)")),
+    responses(
+        (status = 201, description = "the room, open; the customer has the invitation", body = RoomView),
+        (status = 404, description = "`not_found`: no live chat of yours has this id", body = ErrorBody),
+        (status = 409, description = "`room_open`: you already have an open room", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn from_chat(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    let not_yours = || ApiError::NotFound("live chat of yours");
+    let name = state
+        .hub
+        .chat_customer(&account.id, &chat_id)
+        .await?
+        .ok_or_else(not_yours)?;
+    let room = Room {
+        id: uuid::Uuid::new_v4().to_string(),
+        agent_id: account.id.clone(),
+        title: format!("Video call with {name}"),
+        audience: Audience::Customer {
+            phone: None,
+            email: None,
+        },
+        // Nobody joins by password: the invitation in the chat carries a token.
+        password_hash: hash_password(crate::auth::random_token()).await?,
+        code: None,
+        wrong_attempts: vec![],
+        state: RoomState::Open,
+        created_at: now_ms(),
+        ended_at: None,
+        revision: 0,
+        conversation_id: Some(chat_id.clone()),
+    };
+    match state.store.create_room(room.clone()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::Refused {
+                status: StatusCode::CONFLICT,
+                code: "room_open",
+                message: "you already have an open room".into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let token = token_for(&state, &room.id, "customer", &name, PersonKind::Customer, None);
+    let link = format!("/room.html?room={}#token={}", room.id, token.token);
+    if !state.hub.video_invite(&account.id, &chat_id, &room.id, link).await? {
+        // The chat ended meanwhile: the room goes with it.
+        crate::rooms::end_stored_room(&state.store, &room.id).await?;
+        return Err(not_yours());
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&room, None, &base_url(&state, &headers))),
+    ))
 }
 
 /// The caller's open room.

@@ -192,7 +192,32 @@ impl HubState {
                 let _ = reply.send(self.figures());
             }
             Command::SessionsEnded { tokens, why } => self.sessions_ended(&tokens, why),
+            // ---- rooms and 1-to-1 video (issue 16) ----
+            Command::ChatCustomer { agent, chat_id, reply } => {
+                let _ = reply.send(self.chat_of(&agent, &chat_id).map(|(_, name)| name));
+            }
+            Command::VideoInvite {
+                agent,
+                chat_id,
+                room_id,
+                link,
+                reply,
+            } => {
+                let customer = self.chat_of(&agent, &chat_id).map(|(customer, _)| customer);
+                if let Some(customer) = customer {
+                    let frame = ServerFrame::VideoInvite { chat_id, room_id, link };
+                    self.send(Recipient::Customer(customer), &frame);
+                }
+                let _ = reply.send(customer.is_some());
+            }
         }
+    }
+
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// The customer and their name of `agent`'s live chat `chat_id` (its wire id).
+    fn chat_of(&self, agent: &str, chat_id: &str) -> Option<(CustomerId, String)> {
+        let log = self.chats.get(self.chat_by_wire.get(chat_id)?)?;
+        (log.agent.0 == agent).then(|| (log.customer, log.customer_name.clone()))
     }
 
     /// Tells routing how many chats the archive has room to open (each opening and its

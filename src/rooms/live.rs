@@ -67,6 +67,8 @@ pub enum Command {
     Connect {
         claims: RoomClaims,
         agent_id: String,
+        /// The chat the room was opened from, for the call log.
+        conversation_id: Option<String>,
         conn: Conn,
         reply: oneshot::Sender<Result<Admitted, Refusal>>,
     },
@@ -110,6 +112,7 @@ struct Member {
 struct Entry {
     core: LiveRoom,
     agent_id: String,
+    conversation_id: Option<String>,
     members: HashMap<Seat, Member>,
 }
 
@@ -221,7 +224,7 @@ impl Entry {
             },
             peer_name: visitor.map(|v| v.name.clone()).unwrap_or_default(),
             guest_id: visitor.and_then(|v| v.guest_id.clone()),
-            conversation_id: None,
+            conversation_id: self.conversation_id.clone(),
             started_at: summary.started_at,
             length_secs: (summary.length_ms / 1000) as u64,
             connected_secs: (summary.connected_ms / 1000) as u64,
@@ -249,10 +252,11 @@ impl Task {
             Command::Connect {
                 claims,
                 agent_id,
+                conversation_id,
                 conn,
                 reply,
             } => {
-                let _ = reply.send(self.connect(claims, agent_id, conn));
+                let _ = reply.send(self.connect(claims, agent_id, conversation_id, conn));
             }
             Command::Frame {
                 room,
@@ -280,7 +284,13 @@ impl Task {
         }
     }
 
-    fn connect(&mut self, claims: RoomClaims, agent_id: String, conn: Conn) -> Result<Admitted, Refusal> {
+    fn connect(
+        &mut self,
+        claims: RoomClaims,
+        agent_id: String,
+        conversation_id: Option<String>,
+        conn: Conn,
+    ) -> Result<Admitted, Refusal> {
         if self.ended.contains_key(&claims.room) {
             return Err(Refusal::RoomEnded);
         }
@@ -292,6 +302,7 @@ impl Task {
         let entry = self.rooms.entry(claims.room.clone()).or_insert_with(|| Entry {
             core: LiveRoom::new(),
             agent_id,
+            conversation_id,
             members: HashMap::new(),
         });
         let seated = entry.core.join(seat, &claims.sub)?;

@@ -71,6 +71,9 @@ pub struct Room {
     pub ended_at: Option<Millis>,
     /// Bumped by every stored update; an update naming an older revision is refused.
     pub revision: u64,
+    /// The chat this room was opened from ("video" in the agent console), if it was.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
 }
 
 /// Someone who joined a guest room; created on first join, reused by email, else phone.

@@ -79,10 +79,17 @@ async fn refuse(mut socket: WebSocket, code: u16, error: &'static str, message: 
 }
 
 /// The checks before a member is let in: the token, its room, the stored room.
+/// What the stored room tells a new member's socket: its agent, title and chat.
+struct Stored {
+    agent_id: String,
+    title: String,
+    conversation_id: Option<String>,
+}
+
 async fn admit_member(
     state: &AppState,
     query: &RoomQuery,
-) -> Result<(RoomClaims, String, String), (u16, &'static str, &'static str)> {
+) -> Result<(RoomClaims, Stored), (u16, &'static str, &'static str)> {
     let claims = match state.rooms.tokens.verify(&query.token) {
         Ok(c) => c,
         Err(TokenRefusal::Expired) => return Err((4401, "token_expired", "the room token has expired; join again")),
@@ -92,7 +99,14 @@ async fn admit_member(
         return Err((4403, "wrong_room", "the room token is for another room"));
     }
     match state.store.room(&claims.room).await {
-        Ok(room) if room.state == RoomState::Open => Ok((claims, room.agent_id, room.title)),
+        Ok(room) if room.state == RoomState::Open => Ok((
+            claims,
+            Stored {
+                agent_id: room.agent_id,
+                title: room.title,
+                conversation_id: room.conversation_id,
+            },
+        )),
         Ok(_) | Err(StoreError::NotFound) => Err((4410, "room_ended", "the meeting has ended")),
         Err(e) => {
             tracing::warn!(error = %e, "room websocket: the store did not answer");
@@ -102,7 +116,7 @@ async fn admit_member(
 }
 
 async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
-    let (claims, agent_id, title) = match admit_member(&state, &query).await {
+    let (claims, stored) = match admit_member(&state, &query).await {
         Ok(x) => x,
         Err((code, error, message)) => return refuse(socket, code, error, message).await,
     };
@@ -111,7 +125,8 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
     let (reply, answer) = oneshot::channel();
     let command = Command::Connect {
         claims: claims.clone(),
-        agent_id,
+        agent_id: stored.agent_id,
+        conversation_id: stored.conversation_id,
         conn: Conn { id: conn_id, out },
         reply,
     };
@@ -135,7 +150,7 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
     );
     let welcome = RoomServerFrame::RoomWelcome {
         room_id: claims.room.clone(),
-        title,
+        title: stored.title,
         name: claims.name.clone(),
         kind: claims.kind,
         polite: admitted.seat.polite(),

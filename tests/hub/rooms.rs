@@ -568,3 +568,50 @@ async fn an_sms_invitation_goes_to_the_webhook_as_json() {
     server.abort();
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_chat_turns_into_a_video_call_and_its_log_links_the_conversation() {
+    let hub = TestHub::start().await;
+    let mut desk = hub.agent("ann", &["general"], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    desk.next_of("chat_started").await;
+    // Not a chat of this agent: refused, nothing sent.
+    assert_eq!(ann.post("/api/chats/no-such-chat/video", json!({})).await.0, 404);
+    let (status, room) = ann.post(&format!("/api/chats/{chat}/video"), json!({})).await;
+    assert_eq!(status, 201, "{room}");
+    let room_id = room["id"].as_str().unwrap();
+    let invite = carla.next_of("video_invite").await;
+    assert_eq!(
+        (invite["chat_id"].as_str(), invite["room_id"].as_str()),
+        (Some(chat.as_str()), Some(room_id))
+    );
+    // One click: the link carries the token, no code.
+    let link = invite["link"].as_str().unwrap();
+    assert!(link.starts_with(&format!("/room.html?room={room_id}#token=")), "{link}");
+    let token = link.split("#token=").nth(1).unwrap();
+    let (mut video, welcome) = member(&hub, room_id, token).await;
+    assert_eq!(
+        (welcome["name"].as_str(), welcome["kind"].as_str()),
+        (Some("Carla"), Some("customer"))
+    );
+    let (mut agent, _) = agent_member(&hub, &ann, room_id).await;
+    call(&mut agent, &mut video).await;
+    agent.send(json!({"type": "hang_up"})).await;
+    video.next_of("call_ended").await;
+    let mut logged = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = ann.get("/api/calls").await;
+        if page["total"] == 1 {
+            logged = page["items"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(logged["conversation_id"].as_str(), Some(chat.as_str()), "{logged}");
+    hub.stop().await;
+}

@@ -71,6 +71,36 @@ $('room-end').addEventListener('click', async () => {
   render(null);
 });
 
+// "Video" on every chat panel: the chat's customer gets a one-click invitation in the
+// chat, and the agent's room opens in a new tab.
+function addVideoButton(panel) {
+  if (panel.querySelector('[data-testid="video-button"]')) return;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'secondary';
+  button.dataset.testid = 'video-button';
+  button.textContent = 'Video';
+  button.addEventListener('click', async () => {
+    // Opened now, within the click, so no popup blocker stops it; pointed at the room below.
+    const tab = window.open('about:blank', '_blank');
+    const answer = await api('POST', `/api/chats/${encodeURIComponent(panel.dataset.chatId)}/video`);
+    if (!answer.ok) {
+      tab?.close();
+      return say(answer.error.message);
+    }
+    say('', `Video call offered to ${panel.dataset.customer}.`);
+    render(answer.data);
+    const url = `/room.html?room=${encodeURIComponent(answer.data.id)}&as=agent`;
+    if (tab) tab.location.href = url;
+    else location.assign(url);
+  });
+  panel.querySelector('header')?.append(button);
+}
+
+new MutationObserver(() => {
+  for (const panel of document.querySelectorAll('[data-testid="chat-panel"]')) addVideoButton(panel);
+}).observe($('panels'), { childList: true });
+
 setInterval(refresh, POLL_MS);
 // The console appears after sign-in: look as soon as it does.
 new MutationObserver(refresh).observe($('console'), { attributes: true, attributeFilter: ['hidden'] });

@@ -244,6 +244,12 @@ function handle(f) {
     case 'shutdown':
       pageNotice('The service is restarting; we will reconnect you.');
       break;
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    case 'video_invite':
+      ensureChat().addNotice(el('span', {}, `${saved?.peerName || 'Your agent'} invites you to a video call. `,
+        el('a', { href: f.link, target: '_blank', rel: 'noopener', dataset: { testid: 'video-join' } }, 'Join the video call')), 'video-invite');
+      announce('Your agent invites you to a video call');
+      break;
   }
 }
 

@@ -361,6 +361,12 @@ $('camera').addEventListener('click', (event) => {
     endTheMeeting('This link is incomplete: it names no meeting.');
     return;
   }
+  // A link from a chat's video invitation carries its token in the fragment.
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromLink) {
+    sessionStorage.setItem(tokenKey, fromLink);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
   token = sessionStorage.getItem(tokenKey);
   if (!token && asAgent) token = await agentToken();
   if (token) await enter();
