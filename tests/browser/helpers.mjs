@@ -77,6 +77,7 @@ export async function newPage(browser, viewport = { width: 1280, height: 860 }) 
   context.setDefaultTimeout(8000);
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  if (process.env.PAGE_CONSOLE) page.on('console', (m) => console.error(`[console] ${m.text()}`));
   return page;
 }
 

@@ -3,14 +3,15 @@
 // form), call, reach connectionState "connected" with decoded video frames on the
 // receiver, and hang up (both see the end). A variant forces relay through a real
 // coturn started with a shared secret (TURN REST credentials from the hub) and checks
-// that the selected candidate pair is a relay. Time to connect is measured and printed.
+// that the selected candidate pair is a relay. A chat turns into a video call from the
+// agent console with one click on each side. Time to connect is measured and printed.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { existsSync } from 'node:fs';
-import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots } from './helpers.mjs';
+import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, customerJoins } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
@@ -69,7 +70,7 @@ async function agentEnters(hub, room, query = '') {
 }
 
 /** The customer, on a phone-sized screen, through the join form. */
-async function customerJoins(hub, room, query = '') {
+async function customerEntersRoom(hub, room, query = '') {
   const page = await newPage(browser, { width: 390, height: 844 });
   await page.goto(`${hub.url}/room.html?room=${room.id}${query}`);
   await page.getByTestId('join-phone').fill('+49 151 1234 5678');
@@ -88,8 +89,17 @@ async function callAndConnect(agent, customer) {
   await agent.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
   await agent.getByTestId('start-call').click();
   await customer.getByTestId('accept-call').click();
-  for (const page of [agent, customer]) {
-    await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+  try {
+    for (const page of [agent, customer]) {
+      await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+    }
+  } catch (e) {
+    for (const page of [agent, customer]) {
+      console.error(await page.evaluate(() => JSON.stringify({ call: document.getElementById('call-state').textContent,
+        conn: window.roomDebug.pc?.connectionState, ice: window.roomDebug.pc?.iceConnectionState,
+        signaling: window.roomDebug.pc?.signalingState, polite: window.roomDebug.polite, notice: document.getElementById('notice').textContent })));
+    }
+    throw e;
   }
   return customer.evaluate(() => window.roomDebug.connectedAt - window.roomDebug.callStartedAt);
 }
@@ -128,7 +138,7 @@ test('agent and customer reach a connected call with video; hanging up ends it f
       const room = await agentRoom(hub, 'vera');
       const agent = await agentEnters(hub, room);
       pages.push(agent);
-      const customer = await customerJoins(hub, room);
+      const customer = await customerEntersRoom(hub, room);
       pages.push(customer);
       const ms = await callAndConnect(agent, customer);
       console.log(`time to connect (host candidates): ${ms.toFixed(0)} ms from acceptance to "connected"`);
@@ -171,7 +181,7 @@ test('forced relay through a real coturn selects a relay candidate', async () =>
       const room = await agentRoom(hub, 'rita');
       const agent = await agentEnters(hub, room, '&relay=1');
       pages.push(agent);
-      const customer = await customerJoins(hub, room, '&relay=1');
+      const customer = await customerEntersRoom(hub, room, '&relay=1');
       pages.push(customer);
       const ms = await callAndConnect(agent, customer);
       console.log(`time to connect (relay through coturn): ${ms.toFixed(0)} ms from acceptance to "connected"`);
@@ -185,5 +195,41 @@ test('forced relay through a real coturn selects a relay candidate', async () =>
   } finally {
     await hub.stop();
     turn.stop();
+  }
+});
+
+test('a chat turns into a video call: "Video" on the agent console, one click for the customer', async () => {
+  const hub = await startHub();
+  try {
+    await withShots('room-from-chat', async (pages) => {
+      const vic = await createAgent(hub, { username: 'vic', display_name: 'Vic', categories: ['sales'] });
+      const agent = await newPage(browser);
+      const customer = await newPage(browser, { width: 390, height: 844 });
+      pages.push(agent, customer);
+      await agentSignsIn(agent, hub, vic);
+      await customerJoins(customer, hub, 'sales', 'Carla');
+      const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
+      await panel.waitFor();
+      const [agentRoom] = await Promise.all([
+        agent.context().waitForEvent('page'),
+        panel.getByTestId('video-button').click(),
+      ]);
+      pages.push(agentRoom);
+      const [customerRoom] = await Promise.all([
+        customer.context().waitForEvent('page'),
+        customer.getByTestId('video-join').click(),
+      ]);
+      pages.push(customerRoom);
+      for (const page of [agentRoom, customerRoom]) {
+        await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+      }
+      await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
+      const ms = await callAndConnect(agentRoom, customerRoom);
+      console.log(`time to connect (from a chat): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+      assert.ok(await waitForFrames(customerRoom) > 0);
+      await shot(agent, 'room-agent-console-after-video');
+    });
+  } finally {
+    await hub.stop();
   }
 });

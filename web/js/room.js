@@ -35,10 +35,14 @@ let iceServers = [];
 let localStream = null;
 let pc = null;
 let makingOffer = false;
+/** Whether our tracks are in the current peer connection (see startPeer). */
+let mediaAdded = false;
 let ignoreOffer = false;
 let reportTimer = null;
 let ended = false;
 let retries = 0;
+/** Frames are handled one after another (see connect). */
+let inbox = Promise.resolve();
 /** For tests and troubleshooting: the current peer connection. */
 window.roomDebug = { get pc() { return pc; }, get polite() { return polite; }, connectedAt: null, callStartedAt: null };
 
@@ -153,7 +157,12 @@ function connect() {
   const url = `${scheme}://${location.host}/ws/room?room=${encodeURIComponent(roomId)}&token=${encodeURIComponent(token)}`;
   setRoomState('connecting…');
   socket = new WebSocket(url);
-  socket.onmessage = (event) => handle(JSON.parse(event.data));
+  // One frame at a time, in order: a candidate must not overtake the description before it
+  // (handling a description awaits the browser, and a candidate added before it is lost).
+  socket.onmessage = (event) => {
+    const frame = JSON.parse(event.data);
+    inbox = inbox.then(() => handle(frame)).catch((e) => console.error(e));
+  };
   socket.onclose = (event) => closed(event.code);
 }
 
@@ -266,6 +275,20 @@ function startPeer() {
     }
     report();
   };
+  // The impolite side opens the negotiation; the polite side adds its media to the answer
+  // (addMedia in onSignal). Both starting at once is what perfect negotiation settles, but
+  // a collision right at the start made Chromium's polite side now and then answer
+  // without ever gathering ICE candidates (seen in about 1 run in 6), so it is avoided.
+  // Later renegotiations, from either side, go through the pattern as they come.
+  mediaAdded = false;
+  if (!polite) addMedia(mine);
+  reportTimer = setInterval(report, REPORT_MS);
+}
+
+/** Our camera and microphone into the call (receive-only without them). */
+function addMedia(mine) {
+  if (mediaAdded) return;
+  mediaAdded = true;
   if (localStream) {
     for (const track of localStream.getTracks()) mine.addTrack(track, localStream);
   } else {
@@ -273,7 +296,6 @@ function startPeer() {
     mine.addTransceiver('video', { direction: 'recvonly' });
     mine.addTransceiver('audio', { direction: 'recvonly' });
   }
-  reportTimer = setInterval(report, REPORT_MS);
 }
 
 async function onSignal({ description, candidate }) {
@@ -286,6 +308,7 @@ async function onSignal({ description, candidate }) {
       if (ignoreOffer) return;
       await mine.setRemoteDescription(description);
       if (description.type === 'offer') {
+        addMedia(mine);
         await mine.setLocalDescription();
         send({ type: 'signal', data: { description: mine.localDescription } });
       }
