@@ -64,6 +64,8 @@ struct CustomerInfo {
     token: String,
     queued_at: i64,
     conn: Option<ConnId>,
+    /// Asked for a video call (issue 16): their agent's `chat_started` says so.
+    video: bool,
 }
 
 /// What a customer whose chat ended while they were away gets on resume.
@@ -418,7 +420,7 @@ impl HubState {
 
     fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
         let result = match frame {
-            ClientFrame::Join { name, category } => self.customer_join(conn, &name, &category),
+            ClientFrame::Join { name, category, video } => self.customer_join(conn, &name, &category, video),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
@@ -427,7 +429,13 @@ impl HubState {
         }
     }
 
-    fn customer_join(&mut self, conn: ConnId, name: &str, category: &str) -> Result<(), (&'static str, String)> {
+    fn customer_join(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        category: &str,
+        video: bool,
+    ) -> Result<(), (&'static str, String)> {
         let name = valid_name(name)?;
         let category = CategoryId(category.to_string());
         let mut out = vec![];
@@ -453,6 +461,7 @@ impl HubState {
                 token: token.clone(),
                 queued_at: now_ms(),
                 conn: Some(conn),
+                video,
             },
         );
         self.set_who(conn, Recipient::Customer(customer));
@@ -1068,6 +1077,7 @@ impl HubState {
             category_name: category_name.clone(),
             peer_name: agent_name.clone(),
             started_at,
+            video_request: false,
         };
         let to_agent = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
@@ -1075,6 +1085,7 @@ impl HubState {
             category_name,
             peer_name: info.name.clone(),
             started_at,
+            video_request: info.video,
         };
         self.chats.insert(
             chat,

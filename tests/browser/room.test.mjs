@@ -233,3 +233,38 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
     await hub.stop();
   }
 });
+
+test('a call request: the customer asks for video in the queue, the agent\'s chat opens into the room', async () => {
+  const hub = await startHub();
+  try {
+    await withShots('room-call-request', async (pages) => {
+      const uma = await createAgent(hub, { username: 'uma', display_name: 'Uma', categories: ['billing'] });
+      const agent = await newPage(browser);
+      const customer = await newPage(browser, { width: 390, height: 844 });
+      pages.push(agent, customer);
+      await agentSignsIn(agent, hub, uma);
+      await customer.goto(`${hub.url}/`);
+      await customer.getByTestId('category-billing').click();
+      await customer.getByTestId('name-input').fill('Carla');
+      await customer.getByTestId('video-request').check();
+      await customer.getByTestId('join-button').click();
+      // The agent's panel offers the room at once; the customer has the invitation.
+      const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
+      const [agentRoom] = await Promise.all([
+        agent.context().waitForEvent('page'),
+        panel.getByTestId('video-room-link').click(),
+      ]);
+      pages.push(agentRoom);
+      const [customerRoom] = await Promise.all([
+        customer.context().waitForEvent('page'),
+        customer.getByTestId('video-join').click(),
+      ]);
+      pages.push(customerRoom);
+      const ms = await callAndConnect(agentRoom, customerRoom);
+      console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+      assert.ok(await waitForFrames(agentRoom) > 0);
+    });
+  } finally {
+    await hub.stop();
+  }
+});

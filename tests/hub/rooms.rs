@@ -615,3 +615,35 @@ async fn a_chat_turns_into_a_video_call_and_its_log_links_the_conversation() {
     assert_eq!(logged["conversation_id"].as_str(), Some(chat.as_str()), "{logged}");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_call_request_waits_in_the_same_queue_and_tells_the_agent() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 2).await;
+    let mut desk = Ws::agent(&hub, &token).await;
+    // Queued like anyone while no agent is available, paired by the same rules after.
+    let mut vic = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    vic.send(json!({"type": "join", "name": "Vic", "category": "general", "video": true}))
+        .await;
+    assert_eq!(vic.next_of("queued").await["place"], 1);
+    let mut tex = hub.customer("Tex", "general").await;
+    assert_eq!(tex.next_of("queued").await["place"], 2);
+    desk.send(json!({"type": "set_available", "available": true})).await;
+    let first = desk.next_of("chat_started").await;
+    assert_eq!(
+        (first["peer_name"].as_str(), first["video_request"].as_bool()),
+        (Some("Vic"), Some(true))
+    );
+    let second = desk.next_of("chat_started").await;
+    assert_eq!(second["peer_name"], "Tex");
+    assert!(
+        second.get("video_request").is_none(),
+        "a text chat says nothing: {second}"
+    );
+    // The agent answers the request with a room; Vic gets the invitation in the chat.
+    let ann = hub.login("ann", "agent-password").await;
+    let chat = first["chat_id"].as_str().unwrap();
+    assert_eq!(ann.post(&format!("/api/chats/{chat}/video"), json!({})).await.0, 201);
+    assert_eq!(vic.next_of("video_invite").await["chat_id"], chat);
+    hub.stop().await;
+}

@@ -73,7 +73,35 @@ $('room-end').addEventListener('click', async () => {
 
 // "Video" on every chat panel: the chat's customer gets a one-click invitation in the
 // chat, and the agent's room opens in a new tab.
+async function offerVideo(panel, tab) {
+  const answer = await api('POST', `/api/chats/${encodeURIComponent(panel.dataset.chatId)}/video`);
+  if (!answer.ok) {
+    tab?.close();
+    say(answer.error.message);
+    return null;
+  }
+  say('', `Video call offered to ${panel.dataset.customer}.`);
+  render(answer.data);
+  return `/room.html?room=${encodeURIComponent(answer.data.id)}&as=agent`;
+}
+
+/** A customer who asked for a video call gets the invitation at once; the agent a link to the room. */
+async function answerCallRequest(panel) {
+  if (panel.dataset.videoOffered) return;
+  panel.dataset.videoOffered = 'yes';
+  const url = await offerVideo(panel, null);
+  if (!url) return;
+  const link = document.createElement('a');
+  link.href = url;
+  link.target = '_blank';
+  link.rel = 'noopener';
+  link.dataset.testid = 'video-room-link';
+  link.textContent = 'Video requested — open the room';
+  panel.querySelector('header')?.append(link);
+}
+
 function addVideoButton(panel) {
+  if (panel.dataset.videoRequest === 'yes') answerCallRequest(panel);
   if (panel.querySelector('[data-testid="video-button"]')) return;
   const button = document.createElement('button');
   button.type = 'button';
@@ -83,14 +111,8 @@ function addVideoButton(panel) {
   button.addEventListener('click', async () => {
     // Opened now, within the click, so no popup blocker stops it; pointed at the room below.
     const tab = window.open('about:blank', '_blank');
-    const answer = await api('POST', `/api/chats/${encodeURIComponent(panel.dataset.chatId)}/video`);
-    if (!answer.ok) {
-      tab?.close();
-      return say(answer.error.message);
-    }
-    say('', `Video call offered to ${panel.dataset.customer}.`);
-    render(answer.data);
-    const url = `/room.html?room=${encodeURIComponent(answer.data.id)}&as=agent`;
+    const url = await offerVideo(panel, tab);
+    if (!url) return;
     if (tab) tab.location.href = url;
     else location.assign(url);
   });
