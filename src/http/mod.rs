@@ -12,6 +12,7 @@ pub mod listener;
 pub mod public;
 pub mod responses;
 // ---- rooms and 1-to-1 video (issue 16) ----
+pub mod join;
 pub mod rooms;
 pub mod session;
 pub mod throttle;
@@ -163,6 +164,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(operations)
         // ---- rooms and 1-to-1 video (issue 16) ----
         .merge(rooms::router())
+        .merge(join::router())
         .split_for_parts()
 }
 

@@ -647,3 +647,65 @@ async fn a_call_request_waits_in_the_same_queue_and_tells_the_agent() {
     assert_eq!(vic.next_of("video_invite").await["chat_id"], chat);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_welcome_hands_out_ice_servers_with_turn_rest_credentials() {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let hub = TestHub::with(|s| {
+        s.stun_urls = vec!["stun:127.0.0.1:3478".into()];
+        s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+        s.turn_secret = Some(switchboard::config::Secret(b"north-wind-secret".to_vec()));
+    })
+    .await;
+    let (_ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (_carla, welcome) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
+    let servers = welcome["ice_servers"].as_array().unwrap();
+    assert_eq!(servers[0], json!({"urls": ["stun:127.0.0.1:3478"]}));
+    assert_eq!(servers[1]["urls"], json!(["turn:127.0.0.1:3478?transport=udp"]));
+    let username = servers[1]["username"].as_str().unwrap();
+    let (expiry, person) = username.split_once(':').unwrap();
+    assert_eq!(person, "customer");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(expiry > now && expiry <= now + 3_600 + 5, "time-limited: {username}");
+    let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(b"north-wind-secret").unwrap();
+    mac.update(username.as_bytes());
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(servers[1]["credential"], expected);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn signalling_floods_are_rate_limited_and_the_connection_lives_on() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (mut carla, _) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
+    call(&mut agent, &mut carla).await;
+    for i in 0..150 {
+        agent.send(json!({"type": "signal", "data": {"candidate": i}})).await;
+    }
+    let frames = agent.drain().await;
+    let limited = frames.iter().filter(|f| f["code"] == "rate_limited").count();
+    assert!(limited > 0, "a burst of 150 is over the limit");
+    let relayed = carla.drain().await.iter().filter(|f| f["type"] == "signal").count();
+    assert_eq!(relayed + limited, 150, "every frame was either relayed or refused");
+    // Still open: a ping is answered.
+    agent.send(json!({"type": "ping"})).await;
+    agent.next_of("pong").await;
+    hub.stop().await;
+}
