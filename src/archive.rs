@@ -680,6 +680,29 @@ mod tests {
         async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
             self.inner.sweep_sessions(now).await
         }
+
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        async fn create_room(&self, r: crate::store::Room) -> StoreResult<()> {
+            self.inner.create_room(r).await
+        }
+        async fn room(&self, id: &str) -> StoreResult<crate::store::Room> {
+            self.inner.room(id).await
+        }
+        async fn open_room_of(&self, agent: &str) -> StoreResult<Option<crate::store::Room>> {
+            self.inner.open_room_of(agent).await
+        }
+        async fn update_room(&self, r: crate::store::Room) -> StoreResult<crate::store::Room> {
+            self.inner.update_room(r).await
+        }
+        async fn guest_for(&self, g: Guest) -> StoreResult<Guest> {
+            self.inner.guest_for(g).await
+        }
+        async fn save_call_log(&self, l: CallLog) -> StoreResult<()> {
+            self.inner.save_call_log(l).await
+        }
+        async fn call_logs(&self, agent: Option<&str>, p: Page) -> StoreResult<(Vec<CallLog>, u64)> {
+            self.inner.call_logs(agent, p).await
+        }
     }
 
     #[tokio::test]

@@ -90,6 +90,46 @@ pub struct Settings {
     pub cluster_lease: Duration,
     /// `CLUSTER_RENEW_MS`: how often a node renews its lease (at most half the lease).
     pub cluster_renew: Duration,
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// Where invitation mail goes out (`SMTP_URL`, e.g. `smtp://127.0.0.1:25`,
+    /// `smtps://user:pass@mail.example.com`); unset: mail is only logged.
+    pub smtp_url: Option<String>,
+    /// The From of invitation mail (`MAIL_FROM`).
+    pub mail_from: String,
+    /// An HTTP endpoint that takes `{"to","text"}` and sends it as an SMS (`SMS_WEBHOOK_URL`);
+    /// unset: SMS are only logged.
+    pub sms_webhook_url: Option<String>,
+    /// The hub's address as people reach it, for links in invitations (`PUBLIC_URL`);
+    /// unset: taken from the agent's request (its `Host`).
+    pub public_url: Option<String>,
+    /// How long an access code works after its invitation (`ROOM_CODE_TTL_SECS`).
+    pub room_code_ttl: Duration,
+    /// Wrong codes or passwords from one address before a room refuses it (`ROOM_MAX_ATTEMPTS`).
+    pub room_max_attempts: u32,
+    /// The HS256 key of room tokens (`ROOM_TOKEN_SECRET`); random per start when unset,
+    /// which is right for one node only.
+    pub room_token_secret: Secret,
+    /// How long a room token lets its holder open the room's websocket (`ROOM_TOKEN_TTL_SECS`, at most 10 min).
+    pub room_token_ttl: Duration,
+    /// STUN servers handed to browsers (`STUN_URLS`).
+    pub stun_urls: Vec<String>,
+    /// TURN servers handed to browsers (`TURN_URLS`), with credentials when `TURN_SECRET` is set.
+    pub turn_urls: Vec<String>,
+    /// The shared secret of coturn's `use-auth-secret` (`TURN_SECRET`).
+    pub turn_secret: Option<Secret>,
+    /// How long handed-out TURN credentials work (`TURN_CREDENTIAL_TTL_SECS`).
+    pub turn_credential_ttl: Duration,
+}
+
+// ---- rooms and 1-to-1 video (issue 16) ----
+/// A secret setting: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(hidden)")
+    }
 }
 
 /// A setting that could not be used; start-up stops with this message.
@@ -151,6 +191,24 @@ impl Settings {
             node_id: r.node_id("NODE_ID")?,
             cluster_lease: Duration::from_millis(r.ranged("CLUSTER_LEASE_MS", 5_000, 1_000..=600_000)?),
             cluster_renew: Duration::from_millis(r.ranged("CLUSTER_RENEW_MS", 1_000, 100..=300_000)?),
+            // ---- rooms and 1-to-1 video (issue 16) ----
+            smtp_url: r.smtp_url("SMTP_URL")?,
+            mail_from: r.mailbox("MAIL_FROM", "Switchboard <switchboard@localhost>")?,
+            sms_webhook_url: r.http_url("SMS_WEBHOOK_URL")?,
+            public_url: r.http_url("PUBLIC_URL")?.map(|u| u.trim_end_matches('/').to_string()),
+            room_code_ttl: Duration::from_secs(r.ranged("ROOM_CODE_TTL_SECS", 86_400, 60..=30 * 86_400)?),
+            room_max_attempts: r.ranged("ROOM_MAX_ATTEMPTS", 5, 1..=1_000)?,
+            room_token_secret: r.secret("ROOM_TOKEN_SECRET")?.unwrap_or_else(|| {
+                use rand::RngCore;
+                let mut key = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                Secret(key)
+            }),
+            room_token_ttl: Duration::from_secs(r.ranged("ROOM_TOKEN_TTL_SECS", 600, 10..=600)?),
+            stun_urls: r.ice_urls("STUN_URLS", &["stun:", "stuns:"])?,
+            turn_urls: r.ice_urls("TURN_URLS", &["turn:", "turns:"])?,
+            turn_secret: r.secret("TURN_SECRET")?,
+            turn_credential_ttl: Duration::from_secs(r.ranged("TURN_CREDENTIAL_TTL_SECS", 3_600, 60..=86_400)?),
         };
         settings.check_cluster()?;
         if let Some(token) = &settings.metrics_token
@@ -231,6 +289,12 @@ impl Settings {
             && let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@'))
         {
             shown.redis_url = Some(format!("{}***{}", &url[..scheme_end + 3], &url[at..]));
+        }
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        if let Some(url) = &shown.smtp_url
+            && let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@'))
+        {
+            shown.smtp_url = Some(format!("{}***{}", &url[..scheme_end + 3], &url[at..]));
         }
         if let Some(uri) = &shown.mongodb_uri {
             // mongodb://user:password@host → mongodb://***@host
@@ -455,6 +519,73 @@ impl Reader<'_> {
         Ok(value)
     }
 
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// An SMTP URL lettre accepts (`smtp://`, `smtps://`, with `?tls=required|opportunistic`).
+    fn smtp_url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.optional(var) else {
+            return Ok(None);
+        };
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&value)
+            .map_err(|e| Self::error(var, "(hidden)", format!("not an SMTP URL like smtp://host:25 ({e})")))?;
+        Ok(Some(value))
+    }
+
+    fn mailbox(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
+        let value = self.text(var, default);
+        value
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| Self::error(var, &value, format!("not a mail address like Name <a@b.example> ({e})")))?;
+        Ok(value)
+    }
+
+    /// An `http://` URL: the webhook client speaks plain HTTP (a TLS-terminating relay in
+    /// front of a gateway keeps the hub free of a second TLS stack).
+    fn http_url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.optional(var) else {
+            return Ok(None);
+        };
+        let ok = (value.starts_with("http://") || (var == "PUBLIC_URL" && value.starts_with("https://")))
+            && value.len() > "https://".len();
+        if !ok {
+            let wanted = if var == "PUBLIC_URL" {
+                "an http:// or https:// URL"
+            } else {
+                "an http:// URL"
+            };
+            return Err(Self::error(var, &value, format!("must be {wanted}")));
+        }
+        Ok(Some(value))
+    }
+
+    fn secret(&self, var: &'static str) -> Result<Option<Secret>, ConfigError> {
+        match self.optional(var) {
+            None => Ok(None),
+            Some(v) if v.len() < 16 => Err(Self::error(var, "(hidden)", "must be at least 16 characters")),
+            Some(v) => Ok(Some(Secret(v.into_bytes()))),
+        }
+    }
+
+    /// Comma-separated ICE server URLs, each with one of `schemes`.
+    fn ice_urls(&self, var: &'static str, schemes: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let value = self.text(var, "");
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|item| {
+                if schemes.iter().any(|s| item.starts_with(s)) && !item.contains(char::is_whitespace) {
+                    Ok(item.to_string())
+                } else {
+                    Err(Self::error(
+                        var,
+                        &value,
+                        format!("{item:?} is not a URL starting with {}", schemes.join(" or ")),
+                    ))
+                }
+            })
+            .collect()
+    }
+
     fn store_mode(&self, var: &'static str) -> Result<StoreMode, ConfigError> {
         let value = self.text(var, "auto");
         match value.to_ascii_lowercase().as_str() {
@@ -516,6 +647,18 @@ mod tests {
             ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
             ("METRICS_TOKEN", "short"),
             ("COOKIE_SECURE", "sometimes"),
+            // ---- rooms and 1-to-1 video (issue 16) ----
+            ("SMTP_URL", "mail.example.com"),
+            ("MAIL_FROM", "not an address"),
+            ("SMS_WEBHOOK_URL", "https://sms.example.com/send"),
+            ("PUBLIC_URL", "example.com"),
+            ("ROOM_CODE_TTL_SECS", "0"),
+            ("ROOM_MAX_ATTEMPTS", "0"),
+            ("ROOM_TOKEN_SECRET", "short"),
+            ("ROOM_TOKEN_TTL_SECS", "3600"),
+            ("STUN_URLS", "stun.example.com:3478"),
+            ("TURN_URLS", "stun:127.0.0.1:3478"),
+            ("TURN_SECRET", "short"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -15,3 +15,6 @@ pub mod web;
 pub mod ws;
 
 pub use server::{bootstrap, run};
+// ---- rooms and 1-to-1 video (issue 16) ----
+pub mod mail;
+pub mod rooms;

@@ -17,6 +17,10 @@ pub enum ClientFrame {
     Join {
         name: String,
         category: String,
+        /// A call request (issue 16): this customer would rather talk by video; the agent
+        /// they are paired with sees `video_request` and opens a room for them.
+        #[serde(default)]
+        video: bool,
     },
     /// Customer: come back within the grace period; `last_seq` is the last message seen.
     Resume {
@@ -291,6 +295,9 @@ pub enum ServerFrame {
         category_name: String,
         peer_name: String,
         started_at: i64,
+        /// Agent: the customer asked for a video call (issue 16); absent when not.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        video_request: bool,
     },
     Message(ChatMessage),
     Typing {
@@ -383,6 +390,14 @@ pub enum ServerFrame {
     /// The hub is shutting down; the connection closes next.
     Shutdown {
         message: String,
+    },
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// Customer: their agent invites them from the chat into a video room. `link` opens it
+    /// and carries a room token (valid `ROOM_TOKEN_TTL_SECS`): no code is needed.
+    VideoInvite {
+        chat_id: String,
+        room_id: String,
+        link: String,
     },
 }
 
@@ -511,7 +526,8 @@ mod tests {
             decode(r#"{"type":"join","name":"Ann","category":"sales"}"#).unwrap(),
             ClientFrame::Join {
                 name: "Ann".into(),
-                category: "sales".into()
+                category: "sales".into(),
+                video: false,
             }
         );
         assert_eq!(

@@ -138,6 +138,8 @@ pub async fn run(
         sessions.clone(),
         shutdown.clone(),
     );
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), shutdown.clone());
     let state = AppState {
         settings: settings.clone(),
         store,
@@ -150,6 +152,7 @@ pub async fn run(
         readiness: Arc::default(),
         sign_in_throttle: Arc::default(),
         cluster: cluster.clone(),
+        rooms,
     };
     if let Some(cluster) = cluster {
         let appliers = crate::cluster::bus::Appliers {
@@ -176,6 +179,8 @@ pub async fn run(
     let app = crate::web::harden(app);
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    let _ = rooms_task.await;
     if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {
         tracing::error!(
             "shutdown: the archive could neither write nor spool everything it held within {ARCHIVE_DRAIN:?}; what was never acknowledged is lost"

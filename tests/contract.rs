@@ -664,6 +664,167 @@ async fn expired_sessions_are_swept(store: &dyn Store) {
     );
 }
 
+// ---------- rooms and 1-to-1 video (issue 16) ----------
+
+fn room(id: &str, agent: &str) -> Room {
+    Room {
+        id: id.into(),
+        agent_id: agent.into(),
+        title: format!("room {id}"),
+        audience: Audience::Customer {
+            phone: Some("+4915112345678".into()),
+            email: None,
+        },
+        password_hash: "$argon2id$fake".into(),
+        code: None,
+        wrong_attempts: vec![],
+        state: RoomState::Open,
+        created_at: 1,
+        ended_at: None,
+        revision: 0,
+        conversation_id: Some("chat-1".into()),
+    }
+}
+
+/// One open room per agent, decided by the store even when two creations race; ending
+/// it frees the agent for a new one; an ended room is never reopened.
+async fn rooms_one_open_per_agent(store: &dyn Store) {
+    let (a, b) = tokio::join!(
+        store.create_room(room("r1", "ann")),
+        store.create_room(room("r2", "ann"))
+    );
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one of two racing creations wins: {a:?} {b:?}"
+    );
+    let winner = if a.is_ok() { "r1" } else { "r2" };
+    assert_eq!(store.open_room_of("ann").await.unwrap().unwrap().id, winner);
+    assert!(matches!(
+        store.create_room(room("r3", "ann")).await,
+        Err(StoreError::Conflict)
+    ));
+    store.create_room(room("b1", "bob")).await.unwrap();
+    assert!(store.open_room_of("cid").await.unwrap().is_none());
+    assert!(matches!(store.room("nope").await, Err(StoreError::NotFound)));
+
+    let mut ended = store.room(winner).await.unwrap();
+    ended.state = RoomState::Ended;
+    ended.ended_at = Some(5);
+    let ended = store.update_room(ended).await.unwrap();
+    assert_eq!(ended.revision, 1);
+    assert!(store.open_room_of("ann").await.unwrap().is_none());
+    store.create_room(room("r4", "ann")).await.unwrap();
+    assert_eq!(store.open_room_of("ann").await.unwrap().unwrap().id, "r4");
+    // Reopening the ended room is refused: it would make two open rooms.
+    let mut reopen = ended.clone();
+    reopen.state = RoomState::Open;
+    assert!(matches!(store.update_room(reopen).await, Err(StoreError::Conflict)));
+    assert_eq!(store.room(winner).await.unwrap(), ended);
+}
+
+/// An update names the revision it read: of two updates from the same read, one wins and
+/// the other is refused, so no counted attempt is lost.
+async fn rooms_update_is_compare_and_set(store: &dyn Store) {
+    store.create_room(room("r1", "ann")).await.unwrap();
+    let read = store.room("r1").await.unwrap();
+    let mut first = read.clone();
+    first.wrong_attempts.push(WrongAttempts {
+        address: "127.0.0.1".into(),
+        count: 1,
+    });
+    let mut second = read.clone();
+    second.code = Some(AccessCode {
+        hash: "h".into(),
+        expires_at: 10,
+        version: 1,
+    });
+    let stored = store.update_room(first.clone()).await.unwrap();
+    assert_eq!(stored.revision, read.revision + 1);
+    assert!(matches!(store.update_room(second).await, Err(StoreError::Conflict)));
+    assert_eq!(store.room("r1").await.unwrap(), stored);
+    assert!(matches!(
+        store.update_room(room("missing", "ann")).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+fn guest(id: &str, name: &str, email: Option<&str>, phone: Option<&str>) -> Guest {
+    Guest {
+        id: id.into(),
+        name: name.into(),
+        email: email.map(Into::into),
+        phone: phone.map(Into::into),
+        created_at: 1,
+    }
+}
+
+/// A guest is reused by email (any case), else by phone, with the name given last.
+async fn guests_are_reused_by_email_then_phone(store: &dyn Store) {
+    let g1 = store
+        .guest_for(guest("g1", "Gus", Some("gus@example.org"), None))
+        .await
+        .unwrap();
+    assert_eq!(g1.id, "g1");
+    let again = store
+        .guest_for(guest("g2", "Gustav", Some("GUS@example.org"), None))
+        .await
+        .unwrap();
+    assert_eq!((again.id.as_str(), again.name.as_str()), ("g1", "Gustav"));
+    let by_phone = store
+        .guest_for(guest("g3", "Pia", None, Some("+441234567890")))
+        .await
+        .unwrap();
+    assert_eq!(by_phone.id, "g3");
+    let pia = store
+        .guest_for(guest("g4", "Pia P", Some("pia@example.org"), Some("+441234567890")))
+        .await
+        .unwrap();
+    assert_eq!(pia.id, "g3", "no guest has the email, so the phone finds Pia");
+}
+
+fn call(id: &str, agent: &str, started_at: Millis) -> CallLog {
+    CallLog {
+        id: id.into(),
+        room_id: "r1".into(),
+        agent_id: agent.into(),
+        peer: CallPeer::Guest,
+        peer_name: "Gus".into(),
+        guest_id: Some("g1".into()),
+        conversation_id: None,
+        started_at,
+        length_secs: 0,
+        connected_secs: 0,
+        camera_secs: 0,
+    }
+}
+
+/// Call logs are listed newest first, per agent or all, paged; saving again replaces.
+async fn call_logs_listing(store: &dyn Store) {
+    for (id, agent, at) in [("c1", "ann", 10), ("c2", "bob", 20), ("c3", "ann", 30)] {
+        store.save_call_log(call(id, agent, at)).await.unwrap();
+    }
+    let mut longer = call("c1", "ann", 10);
+    longer.length_secs = 60;
+    longer.connected_secs = 50;
+    store.save_call_log(longer.clone()).await.unwrap();
+    let all = Page { offset: 0, limit: 10 };
+    let (logs, total) = store.call_logs(None, all).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        logs.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        ["c3", "c2", "c1"]
+    );
+    assert_eq!(logs[2], longer);
+    let (anns, total) = store.call_logs(Some("ann"), all).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(anns.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["c3", "c1"]);
+    let (second, total) = store
+        .call_logs(Some("ann"), Page { offset: 1, limit: 1 })
+        .await
+        .unwrap();
+    assert_eq!((second[0].id.as_str(), total), ("c1", 2));
+}
+
 // ---------- the backends ----------
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -748,6 +909,11 @@ contract!(
     sessions_are_created_found_and_deleted,
     sessions_of_an_account_are_revoked_together,
     expired_sessions_are_swept,
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    rooms_one_open_per_agent,
+    rooms_update_is_compare_and_set,
+    guests_are_reused_by_email_then_phone,
+    call_logs_listing,
 );
 
 // ---------- embedded only ----------

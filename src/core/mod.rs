@@ -13,3 +13,5 @@ pub mod presence;
 pub mod readiness;
 pub mod routing;
 pub mod schedule;
+// ---- rooms and 1-to-1 video (issue 16) ----
+pub mod room;

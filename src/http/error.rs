@@ -35,6 +35,14 @@ pub enum ApiError {
     /// The change needs the cluster (Redis, and this node's lease), which is unavailable:
     /// 503 `cluster_unavailable`.
     ClusterUnavailable(String),
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// A refusal with its own status and code (a room that is full, ended or locked, a
+    /// sender that failed).
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -65,6 +73,7 @@ impl IntoResponse for ApiError {
         let (status, code, message) = match self {
             Self::TooManyAttempts(throttled) => return too_many_attempts(throttled),
             Self::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            Self::Refused { status, code, message } => (status, code, message),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "sign in first".to_string()),
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message),
             Self::NotWhitelisted => (

@@ -11,6 +11,9 @@ pub mod history;
 pub mod listener;
 pub mod public;
 pub mod responses;
+// ---- rooms and 1-to-1 video (issue 16) ----
+pub mod join;
+pub mod rooms;
 pub mod session;
 pub mod throttle;
 pub mod unread_body;
@@ -55,6 +58,9 @@ pub struct AppState {
     // ---- several nodes through Redis (issue 15) ----
     /// This node's membership, when `REDIS_URL` is set.
     pub cluster: Option<crate::cluster::node::Cluster>,
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// The rooms task, room tokens and the invitation senders.
+    pub rooms: crate::rooms::Rooms,
 }
 
 /// An account as the API shows it (never the password hash).
@@ -146,6 +152,7 @@ described in the README."),
         (name = "session", description = "Agent and admin sign-in (whitelisted addresses only)"),
         (name = "admin", description = "Admins only (whitelisted addresses only)"),
         (name = "history", description = "The conversation archive: agents their own, admins all (whitelisted addresses only)"),
+        (name = "rooms", description = "Video rooms and call logs of staff (whitelisted addresses only); joining is under public"),
     )
 )]
 struct ApiDoc;
@@ -158,6 +165,9 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(public::router())
         .merge(staff)
         .merge(operations)
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        .merge(rooms::router())
+        .merge(join::router())
         .split_for_parts()
 }
 
@@ -166,6 +176,8 @@ pub fn is_staff_path(path: &str) -> bool {
     path.starts_with("/api/admin")
         || path.starts_with("/api/conversations")
         || matches!(path, "/api/login" | "/api/logout" | "/api/me")
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        || rooms::is_staff_path(path)
 }
 
 /// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes

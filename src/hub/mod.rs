@@ -158,6 +158,22 @@ pub(crate) enum Command {
         tokens: Vec<String>,
         why: SessionEnd,
     },
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// The customer's name in `agent`'s live chat `chat_id`, if it is one.
+    ChatCustomer {
+        agent: String,
+        chat_id: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
+    /// Sends the customer of `agent`'s live chat `chat_id` a video invitation; replies
+    /// whether the chat was still the agent's.
+    VideoInvite {
+        agent: String,
+        chat_id: String,
+        room_id: String,
+        link: String,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// A cheap, cloneable handle on the hub task.
@@ -231,6 +247,34 @@ impl Hub {
     pub async fn figures(&self) -> Result<Figures, HubGone> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Figures { reply }).await?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// The customer's name in the agent's live chat, `None` if it is not one.
+    pub async fn chat_customer(&self, agent: &str, chat_id: &str) -> Result<Option<String>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ChatCustomer {
+            agent: agent.to_string(),
+            chat_id: chat_id.to_string(),
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    /// Invites the customer of the agent's live chat into a video room; false if the
+    /// chat is no longer the agent's.
+    pub async fn video_invite(&self, agent: &str, chat_id: &str, room_id: &str, link: String) -> Result<bool, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::VideoInvite {
+            agent: agent.to_string(),
+            chat_id: chat_id.to_string(),
+            room_id: room_id.to_string(),
+            link,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| HubGone)
     }
 }

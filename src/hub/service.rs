@@ -64,6 +64,8 @@ struct CustomerInfo {
     token: String,
     queued_at: i64,
     conn: Option<ConnId>,
+    /// Asked for a video call (issue 16): their agent's `chat_started` says so.
+    video: bool,
 }
 
 /// What a customer whose chat ended while they were away gets on resume.
@@ -192,7 +194,32 @@ impl HubState {
                 let _ = reply.send(self.figures());
             }
             Command::SessionsEnded { tokens, why } => self.sessions_ended(&tokens, why),
+            // ---- rooms and 1-to-1 video (issue 16) ----
+            Command::ChatCustomer { agent, chat_id, reply } => {
+                let _ = reply.send(self.chat_of(&agent, &chat_id).map(|(_, name)| name));
+            }
+            Command::VideoInvite {
+                agent,
+                chat_id,
+                room_id,
+                link,
+                reply,
+            } => {
+                let customer = self.chat_of(&agent, &chat_id).map(|(customer, _)| customer);
+                if let Some(customer) = customer {
+                    let frame = ServerFrame::VideoInvite { chat_id, room_id, link };
+                    self.send(Recipient::Customer(customer), &frame);
+                }
+                let _ = reply.send(customer.is_some());
+            }
         }
+    }
+
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// The customer and their name of `agent`'s live chat `chat_id` (its wire id).
+    fn chat_of(&self, agent: &str, chat_id: &str) -> Option<(CustomerId, String)> {
+        let log = self.chats.get(self.chat_by_wire.get(chat_id)?)?;
+        (log.agent.0 == agent).then(|| (log.customer, log.customer_name.clone()))
     }
 
     /// Tells routing how many chats the archive has room to open (each opening and its
@@ -393,7 +420,7 @@ impl HubState {
 
     fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
         let result = match frame {
-            ClientFrame::Join { name, category } => self.customer_join(conn, &name, &category),
+            ClientFrame::Join { name, category, video } => self.customer_join(conn, &name, &category, video),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
@@ -402,7 +429,13 @@ impl HubState {
         }
     }
 
-    fn customer_join(&mut self, conn: ConnId, name: &str, category: &str) -> Result<(), (&'static str, String)> {
+    fn customer_join(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        category: &str,
+        video: bool,
+    ) -> Result<(), (&'static str, String)> {
         let name = valid_name(name)?;
         let category = CategoryId(category.to_string());
         let mut out = vec![];
@@ -428,6 +461,7 @@ impl HubState {
                 token: token.clone(),
                 queued_at: now_ms(),
                 conn: Some(conn),
+                video,
             },
         );
         self.set_who(conn, Recipient::Customer(customer));
@@ -1043,6 +1077,7 @@ impl HubState {
             category_name: category_name.clone(),
             peer_name: agent_name.clone(),
             started_at,
+            video_request: false,
         };
         let to_agent = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
@@ -1050,6 +1085,7 @@ impl HubState {
             category_name,
             peer_name: info.name.clone(),
             started_at,
+            video_request: info.video,
         };
         self.chats.insert(
             chat,

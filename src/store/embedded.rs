@@ -46,6 +46,8 @@ use super::*;
 
 // ---- sessions in the shared store (issue 15) ----
 mod sessions;
+// ---- rooms and 1-to-1 video (issue 16) ----
+mod rooms;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -160,6 +162,8 @@ impl EmbeddedStore {
                 tx.open_table(BY_AGENT).map_err(unavailable)?;
                 tx.open_table(BY_CATEGORY).map_err(unavailable)?;
                 sessions::create_tables(&tx)?;
+                // ---- rooms and 1-to-1 video (issue 16) ----
+                rooms::create_tables(&tx)?;
             }
             if migrated {
                 tx.delete_table(MESSAGE_IDS_V1).map_err(unavailable)?;
@@ -732,6 +736,35 @@ impl Store for EmbeddedStore {
 
     async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
         self.sweep_expired_sessions(now).await
+    }
+
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    async fn create_room(&self, room: Room) -> StoreResult<()> {
+        self.rooms_create(room).await
+    }
+
+    async fn room(&self, id: &str) -> StoreResult<Room> {
+        self.rooms_get(id).await
+    }
+
+    async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
+        self.rooms_open_of(agent_id).await
+    }
+
+    async fn update_room(&self, room: Room) -> StoreResult<Room> {
+        self.rooms_update(room).await
+    }
+
+    async fn guest_for(&self, guest: Guest) -> StoreResult<Guest> {
+        self.rooms_guest_for(guest).await
+    }
+
+    async fn save_call_log(&self, log: CallLog) -> StoreResult<()> {
+        self.rooms_save_call_log(log).await
+    }
+
+    async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
+        self.rooms_call_logs(agent_id, page).await
     }
 }
 

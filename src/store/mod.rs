@@ -16,10 +16,14 @@ mod embedded;
 mod memory;
 mod mongo;
 mod record;
+// ---- rooms and 1-to-1 video (issue 16) ----
+mod rooms;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use mongo::MongoStore;
+// ---- rooms and 1-to-1 video (issue 16) ----
+pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState, WrongAttempts};
 
 use std::sync::Arc;
 
@@ -238,6 +242,26 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>>;
     /// Deletes the sessions expired at `now` (`expires_at <= now`); returns how many.
     async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64>;
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    /// Stores a new open room (its `revision` as given). `Conflict` when its agent already
+    /// has an open room: a unique key of the backend decides, so two creations racing
+    /// cannot both win.
+    async fn create_room(&self, room: Room) -> StoreResult<()>;
+    async fn room(&self, id: &str) -> StoreResult<Room>;
+    /// The agent's open room, if any.
+    async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>>;
+    /// Replaces a room read at `room.revision` and returns it as stored, at the next
+    /// revision. `Conflict` when another update came first (read again and retry) or when
+    /// it would reopen an ended room; `NotFound` when there is no such room. Ending a room
+    /// frees its agent's open-room key.
+    async fn update_room(&self, room: Room) -> StoreResult<Room>;
+    /// The guest with `guest.email` (else with `guest.phone`) if there is one, with the
+    /// name given now; else `guest` itself, stored. At least one of the two must be set.
+    async fn guest_for(&self, guest: Guest) -> StoreResult<Guest>;
+    /// Stores a call log, replacing one with the same id (a call is logged again as it goes).
+    async fn save_call_log(&self, log: CallLog) -> StoreResult<()>;
+    /// Call logs newest first (of one agent when given) and the total count before paging.
+    async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

@@ -94,6 +94,8 @@ use super::*;
 
 // ---- sessions in the shared store (issue 15) ----
 mod sessions;
+// ---- rooms and 1-to-1 video (issue 16) ----
+mod rooms;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
@@ -236,6 +238,8 @@ impl MongoStore {
             .await
             .map_err(unavailable)?;
         self.create_session_indexes().await?;
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        self.create_room_indexes().await?;
         Ok(())
     }
 
@@ -824,6 +828,35 @@ impl Store for MongoStore {
 
     async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
         self.sweep_expired_sessions(now).await
+    }
+
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    async fn create_room(&self, room: Room) -> StoreResult<()> {
+        self.rooms_create(room).await
+    }
+
+    async fn room(&self, id: &str) -> StoreResult<Room> {
+        self.rooms_get(id).await
+    }
+
+    async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
+        self.rooms_open_of(agent_id).await
+    }
+
+    async fn update_room(&self, room: Room) -> StoreResult<Room> {
+        self.rooms_update(room).await
+    }
+
+    async fn guest_for(&self, guest: Guest) -> StoreResult<Guest> {
+        self.rooms_guest_for(guest).await
+    }
+
+    async fn save_call_log(&self, log: CallLog) -> StoreResult<()> {
+        self.rooms_save_call_log(log).await
+    }
+
+    async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
+        self.rooms_call_logs(agent_id, page).await
     }
 }
 

@@ -6,6 +6,8 @@
 mod closing;
 mod connection;
 mod echo;
+// ---- rooms and 1-to-1 video (issue 16) ----
+mod room;
 
 use axum::Router;
 use axum::extract::State;
@@ -38,6 +40,8 @@ pub fn router() -> Router<AppState> {
         .route("/ws/agent", get(agent))
         .route("/ws/buddy", get(buddy))
         .route("/ws/echo", get(echo))
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        .route("/ws/room", get(room::room))
 }
 
 /// The largest text frame the protocol accepts: a maximal message and its envelope.

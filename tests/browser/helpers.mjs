@@ -77,6 +77,7 @@ export async function newPage(browser, viewport = { width: 1280, height: 860 }) 
   context.setDefaultTimeout(8000);
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  if (process.env.PAGE_CONSOLE) page.on('console', (m) => console.error(`[console] ${m.text()}`));
   return page;
 }
 
@@ -229,4 +230,16 @@ export async function startMongo() {
       clearTimeout(timer);
     },
   };
+}
+
+// ---- rooms and 1-to-1 video (issue 16) ----
+/** Chromium with a fake camera and microphone (granted without asking), whose peer
+ *  connections may use loopback addresses, the only network the tests have. */
+export function launchMediaBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...CHROMIUM_ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection'],
+  });
 }

@@ -16,6 +16,8 @@ mod edge;
 mod openapi;
 mod redis_server;
 mod routing;
+// ---- rooms and 1-to-1 video (issue 16) ----
+mod rooms;
 mod starting;
 mod storeops;
 mod transport;

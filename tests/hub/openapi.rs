@@ -372,7 +372,38 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     }
     assert!(archived, "the conversation reached the archive");
     let cookie_admin = hub.admin().await;
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    // The agent's open room, with the phone and password of the documented join example.
+    let room_id = {
+        let walker = hub.login("walker", "agent-password").await;
+        let (status, room) = walker
+            .post(
+                "/api/rooms",
+                json!({"title": "Walk", "audience": "customer", "phone": "+4915112345678", "password": "tulip-42"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{room}");
+        room["id"].as_str().unwrap().to_string()
+    };
+    // Another agent in a live chat, which the walk turns into a video call (the walker
+    // cannot: their room is open).
+    let video_token = hub.agent_account("vidal", &["sales"], 1).await;
+    let mut video_agent = Ws::agent(&hub, &video_token).await;
+    video_agent
+        .send(json!({"type": "set_available", "available": true}))
+        .await;
+    video_agent.next_of("profile").await;
+    let mut video_customer = hub.customer("Vic", "sales").await;
+    let live_chat = video_customer.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let real_ids = BTreeMap::from([
+        ("/api/chats/{id}/video", live_chat),
+        ("/api/rooms/{id}", room_id.clone()),
+        ("/api/rooms/{id}/invite", room_id.clone()),
+        ("/api/rooms/{id}/token", room_id.clone()),
+        ("/api/join/{id}", room_id),
         ("/api/admin/agents/{id}", agent_id),
         ("/api/admin/categories/{id}", "sales".to_string()),
         ("/api/conversations/{id}", chat_id),
@@ -402,6 +433,11 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         Caller {
             name: "an agent",
             headers: vec![("authorization", format!("Bearer {agent_token}"))],
+        },
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        Caller {
+            name: "an agent in a live chat",
+            headers: vec![("authorization", format!("Bearer {video_token}"))],
         },
         Caller {
             name: "an admin by cookie",
@@ -476,6 +512,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             }
         }
     }
+    drop((video_agent, video_customer));
     for (operation, statuses) in &seen {
         eprintln!("{operation}: {statuses:?}");
     }

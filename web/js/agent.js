@@ -134,7 +134,7 @@ function openPanel(snapshot, fresh) {
   const status = el('span', { class: 'pill connected', dataset: { testid: 'customer-status' } }, 'connected');
   const end = el('button', { type: 'button', class: 'danger', dataset: { testid: 'end-chat' } }, 'End chat');
   const title = el('h3', { class: 'grow', dataset: { testid: 'panel-customer' } }, snapshot.peer_name);
-  const panel = el('section', { class: 'panel', 'aria-label': `Chat with ${snapshot.peer_name}`, dataset: { testid: 'chat-panel', chatId: id, customer: snapshot.peer_name } },
+  const panel = el('section', { class: 'panel', 'aria-label': `Chat with ${snapshot.peer_name}`, dataset: { testid: 'chat-panel', chatId: id, customer: snapshot.peer_name, videoRequest: snapshot.video_request ? 'yes' : undefined } },
     el('header', {}, title, el('span', { class: 'pill' }, snapshot.category_name || snapshot.category), status,
       el('span', { class: 'muted' }, `since ${new Date(snapshot.started_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`), end),
     view.root);

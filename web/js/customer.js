@@ -27,7 +27,7 @@ function save() {
 const socket = new ReconnectingSocket('/ws/customer', {
   onOpen(send) {
     if (saved?.token) send({ type: 'resume', token: saved.token, last_seq: saved.lastSeq || 0 });
-    else if (pendingJoin) send({ type: 'join', name: pendingJoin.name, category: pendingJoin.category });
+    else if (pendingJoin) send({ type: 'join', name: pendingJoin.name, category: pendingJoin.category, video: !!pendingJoin.video });
   },
   onFrame: handle,
   onState(state, delay) {
@@ -74,10 +74,10 @@ function submitJoin(e) {
   e.preventDefault();
   const name = $('name').value.trim();
   if (!name) { $('name-error').textContent = 'Please tell us your name (1 to 100 characters).'; $('name').focus(); return; }
-  pendingJoin = { ...pendingJoin, name };
+  pendingJoin = { ...pendingJoin, name, video: $('video-request').checked };
   pageNotice('');
   startSession();
-  if (socket.connected) socket.send({ type: 'join', name, category: pendingJoin.category });
+  if (socket.connected) socket.send({ type: 'join', name, category: pendingJoin.category, video: pendingJoin.video });
   else socket.start();
 }
 
@@ -243,6 +243,12 @@ function handle(f) {
       break;
     case 'shutdown':
       pageNotice('The service is restarting; we will reconnect you.');
+      break;
+    // ---- rooms and 1-to-1 video (issue 16) ----
+    case 'video_invite':
+      ensureChat().addNotice(el('span', {}, `${saved?.peerName || 'Your agent'} invites you to a video call. `,
+        el('a', { href: f.link, target: '_blank', rel: 'noopener', dataset: { testid: 'video-join' } }, 'Join the video call')), 'video-invite');
+      announce('Your agent invites you to a video call');
       break;
   }
 }

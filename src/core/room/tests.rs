@@ -1,0 +1,245 @@
+//! Property tests of the room rules over random event sequences: every rule is checked
+//! after every step, and a refused event must leave the room exactly as it was.
+
+use proptest::prelude::*;
+
+use super::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join(Seat, u8),
+    Away(Seat),
+    Gone(Seat),
+    End,
+    Start(Seat),
+    Accept(Seat),
+    Reject(Seat),
+    HangUp(Seat),
+    Signal(Seat),
+    Report(Seat, bool, bool),
+    Wait(u16),
+}
+
+fn seat() -> impl Strategy<Value = Seat> {
+    prop_oneof![Just(Seat::Agent), Just(Seat::Visitor)]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (seat(), 0u8..3).prop_map(|(s, p)| Op::Join(s, p)),
+        2 => seat().prop_map(Op::Away),
+        1 => seat().prop_map(Op::Gone),
+        1 => Just(Op::End),
+        3 => seat().prop_map(Op::Start),
+        3 => seat().prop_map(Op::Accept),
+        1 => seat().prop_map(Op::Reject),
+        1 => seat().prop_map(Op::HangUp),
+        3 => seat().prop_map(Op::Signal),
+        4 => (seat(), any::<bool>(), any::<bool>()).prop_map(|(s, c, v)| Op::Report(s, c, v)),
+        3 => (1u16..5_000).prop_map(Op::Wait),
+    ]
+}
+
+/// The agent seat only ever takes the agent; visitors are v0..v2.
+fn person(seat: Seat, n: u8) -> String {
+    match seat {
+        Seat::Agent => "agent".into(),
+        Seat::Visitor => format!("v{n}"),
+    }
+}
+
+fn check_summary(e: &Option<Ended>, now: Millis) {
+    if let Some(Ended { summary: Some(s), .. }) = e {
+        assert!(s.length_ms >= 0);
+        assert_eq!(s.started_at + s.length_ms, now.max(s.started_at));
+        assert!((0..=s.length_ms).contains(&s.connected_ms), "{s:?}");
+        assert!((0..=s.length_ms).contains(&s.camera_ms), "{s:?}");
+    }
+}
+
+fn invariants(room: &LiveRoom) {
+    if room.ended {
+        assert!(room.agent.is_none() && room.visitor.is_none());
+        assert_eq!(room.call, Call::Idle);
+    }
+    if room.call != Call::Idle {
+        assert!(
+            room.agent.is_some() && room.visitor.is_some(),
+            "a call needs both seats held"
+        );
+    }
+    if let Some(a) = &room.agent {
+        assert_eq!(a.person, "agent");
+    }
+    if let Call::Active(a) = &room.call {
+        let both = room.agent.as_ref().unwrap().connected && room.visitor.as_ref().unwrap().connected;
+        assert_eq!(a.connected_since.is_some(), both);
+        assert_eq!(a.camera_since.is_some(), room.visitor.as_ref().unwrap().camera);
+    }
+    for h in [&room.agent, &room.visitor].into_iter().flatten() {
+        if !h.here {
+            assert!(!h.connected && !h.camera, "someone away reports nothing");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_rule_holds_after_every_step(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut room = LiveRoom::new();
+        let mut now: Millis = 1_000;
+        for op in ops {
+            let before = room.clone();
+            let refused = match op {
+                Op::Wait(ms) => { now += i64::from(ms); None }
+                Op::Join(s, n) => {
+                    let p = person(s, n);
+                    let other = room.taken_by_other(s, &p);
+                    let r = room.join(s, &p);
+                    if other { prop_assert_eq!(r, Err(if before.ended { Refusal::RoomEnded } else { Refusal::Full })); }
+                    if let Ok(seated) = r {
+                        let was = before.holder(s);
+                        prop_assert_eq!(seated.replaced, was.is_some_and(|h| h.here));
+                        prop_assert_eq!(seated.back, was.is_some_and(|h| !h.here));
+                        prop_assert!(room.holder(s).unwrap().here);
+                    }
+                    r.err()
+                }
+                Op::Away(s) => room.away(s, now).err(),
+                Op::Gone(s) => match room.gone(s, now) {
+                    Ok(e) => { check_summary(&e, now); prop_assert!(room.holder(s).is_none()); None }
+                    Err(r) => Some(r),
+                },
+                Op::End => match room.end(now) {
+                    Ok(e) => { check_summary(&e, now); None }
+                    Err(r) => Some(r),
+                },
+                Op::Start(s) => {
+                    let r = room.start_call(s);
+                    if r.is_ok() { prop_assert_eq!(&room.call, &Call::Ringing { caller: s }); }
+                    r.err()
+                }
+                Op::Accept(s) => {
+                    let r = room.accept(s, now);
+                    if r.is_ok() {
+                        prop_assert_eq!(&before.call, &Call::Ringing { caller: s.other() });
+                        prop_assert!(matches!(room.call, Call::Active(_)));
+                    }
+                    r.err()
+                }
+                Op::Reject(s) => match room.reject(s, now) {
+                    Ok(e) => {
+                        prop_assert_eq!(e.map(|e| e.why), Some(CallEnd::Rejected(s)));
+                        prop_assert_eq!(&room.call, &Call::Idle);
+                        None
+                    }
+                    Err(r) => Some(r),
+                },
+                Op::HangUp(s) => match room.hang_up(s, now) {
+                    Ok(e) => {
+                        check_summary(&e, now);
+                        prop_assert!(e.is_some(), "hanging up ends a call");
+                        prop_assert_eq!(&room.call, &Call::Idle);
+                        None
+                    }
+                    Err(r) => Some(r),
+                },
+                Op::Signal(s) => match room.signal(s) {
+                    Ok(to) => {
+                        // Never echoed, only to a present other side of an active call.
+                        prop_assert_ne!(to, s);
+                        prop_assert!(room.holder(to).is_some_and(|h| h.here));
+                        prop_assert!(room.holder(s).is_some_and(|h| h.here));
+                        prop_assert!(matches!(room.call, Call::Active(_)));
+                        None
+                    }
+                    Err(r) => Some(r),
+                },
+                Op::Report(s, c, v) => room.report(s, c, v, now).err(),
+            };
+            if refused.is_some() {
+                prop_assert_eq!(&room, &before, "a refused event changes nothing");
+            }
+            invariants(&room);
+        }
+        // Whatever happened, ending the room closes the books within the call's length.
+        if let Ok(e) = room.end(now + 1) { check_summary(&e, now + 1); }
+    }
+
+    /// The join checks come in the order: the first failing one is the answer.
+    #[test]
+    fn join_checks_come_in_order(full: bool, ended: bool, locked: bool, a: bool, b: bool, c: bool, kind in 0u8..3) {
+        let how = match kind {
+            0 => JoinBy::Customer { phone_ok: a, password_ok: b },
+            1 => JoinBy::Guest { has_name: a, has_contact: b, password_ok: c },
+            _ => JoinBy::Code { valid: a, guest_room: b, has_name: c, has_contact: c },
+        };
+        let r = check_join(&JoinFacts { full, ended, locked, how });
+        let expected = if full { Err(JoinRefusal::Full) }
+            else if ended { Err(JoinRefusal::Ended) }
+            else if locked { Err(JoinRefusal::Locked) }
+            else { match how {
+                JoinBy::Customer { phone_ok: false, .. } => Err(JoinRefusal::WrongPhone),
+                JoinBy::Customer { password_ok: false, .. } => Err(JoinRefusal::WrongPassword),
+                JoinBy::Guest { has_name: false, .. } => Err(JoinRefusal::MissingName),
+                JoinBy::Guest { has_contact: false, .. } => Err(JoinRefusal::MissingContact),
+                JoinBy::Guest { password_ok: false, .. } => Err(JoinRefusal::WrongPassword),
+                JoinBy::Code { guest_room: true, has_name: false, .. } => Err(JoinRefusal::MissingName),
+                JoinBy::Code { valid: false, .. } => Err(JoinRefusal::WrongCode),
+                _ => Ok(()),
+            }};
+        prop_assert_eq!(r, expected);
+    }
+
+    /// The lock: an address is locked exactly from its `max`-th wrong attempt, others are not.
+    #[test]
+    fn the_lock_counts_per_address(addresses in proptest::collection::vec(0u8..4, 0..40), max in 1u32..6) {
+        let mut attempts = Vec::new();
+        let mut counts = [0u32; 4];
+        for a in addresses {
+            count_wrong(&mut attempts, &format!("10.0.0.{a}"));
+            counts[a as usize] += 1;
+            for (i, n) in counts.iter().enumerate() {
+                prop_assert_eq!(is_locked(&attempts, &format!("10.0.0.{i}"), max), *n >= max);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_whole_call_is_accounted() {
+    let mut room = LiveRoom::new();
+    room.join(Seat::Agent, "agent").unwrap();
+    assert_eq!(room.start_call(Seat::Agent), Err(Refusal::PeerAbsent));
+    room.join(Seat::Visitor, "v").unwrap();
+    assert_eq!(room.join(Seat::Visitor, "w"), Err(Refusal::Full));
+    assert_eq!(room.signal(Seat::Agent), Err(Refusal::NoCall));
+    room.start_call(Seat::Agent).unwrap();
+    assert_eq!(
+        room.accept(Seat::Agent, 0),
+        Err(Refusal::NotRinging),
+        "the caller cannot accept"
+    );
+    room.accept(Seat::Visitor, 1_000).unwrap();
+    assert_eq!(room.signal(Seat::Visitor), Ok(Seat::Agent));
+    room.report(Seat::Agent, true, true, 2_000).unwrap();
+    room.report(Seat::Visitor, true, true, 3_000).unwrap(); // both connected, camera on from 3 s
+    room.report(Seat::Visitor, true, false, 5_000).unwrap(); // camera off at 5 s
+    room.away(Seat::Visitor, 8_000).unwrap(); // connection lost at 8 s
+    room.join(Seat::Visitor, "v").unwrap();
+    let ended = room.hang_up(Seat::Agent, 11_000).unwrap().unwrap();
+    assert_eq!(ended.why, CallEnd::HungUp(Seat::Agent));
+    assert_eq!(
+        ended.summary,
+        Some(CallSummary {
+            started_at: 1_000,
+            length_ms: 10_000,
+            connected_ms: 5_000,
+            camera_ms: 2_000
+        })
+    );
+    assert!(room.end(12_000).unwrap().is_none());
+    assert_eq!(room.join(Seat::Agent, "agent"), Err(Refusal::RoomEnded));
+}

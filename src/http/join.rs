@@ -1,0 +1,237 @@
+//! Joining a room over HTTP (issue 16), public: what a room asks for (`GET
+//! /api/join/{id}`) and the join itself (`POST /api/join/{id}`) with the checks in the
+//! issue's order and the per-address lock; success is a room token for `/ws/room`.
+//! The staff side of rooms is `http::rooms`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::access::ClientIp;
+use super::responses::Unavailable;
+use super::rooms::{AudienceKind, RoomToken, audience_kind, optional_email, optional_phone, token_for, update};
+use super::{ApiError, AppState, ErrorBody};
+use crate::auth::verify_password;
+use crate::core::room::{JoinBy, JoinFacts, JoinRefusal, check_join, count_wrong, is_locked};
+use crate::hub::now_ms;
+use crate::rooms::token::PersonKind;
+use crate::store::{Audience, Guest, RoomState, StoreError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(info, join))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomInfo {
+    pub id: String,
+    pub title: String,
+    pub audience: AudienceKind,
+    /// A customer room asks for the phone number (and the password).
+    pub asks_phone: bool,
+    pub state: RoomState,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"phone": "+4915112345678", "password": "tulip-42"}))]
+pub struct JoinRequest {
+    /// The access code of an invitation (5 digits), instead of the password (and phone).
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Guest rooms: the guest's name (a customer may give one too).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// What a room asks of who joins it (for the room page's form).
+#[utoipa::path(get, path = "/api/join/{id}", tag = "public",
+    params(("id" = String, Path, description = "room id")),
+    responses(
+        (status = 200, body = RoomInfo),
+        (status = 404, description = "`not_found`: no such room", body = ErrorBody),
+        Unavailable))]
+async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RoomInfo>, ApiError> {
+    let room = state.store.room(&id).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound("room"),
+        e => e.into(),
+    })?;
+    Ok(Json(RoomInfo {
+        id: room.id,
+        title: room.title,
+        audience: audience_kind(&room.audience),
+        asks_phone: matches!(room.audience, Audience::Customer { phone: Some(_), .. }),
+        state: room.state,
+    }))
+}
+
+fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
+    let (status, code, message) = match r {
+        JoinRefusal::Full => (StatusCode::CONFLICT, "room_full", "already two people".to_string()),
+        JoinRefusal::Ended => (StatusCode::GONE, "room_ended", "the meeting has ended".to_string()),
+        JoinRefusal::Locked => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "room_locked",
+            format!(
+                "{max} wrong attempts from your address: this room is locked for you until the host invites you again"
+            ),
+        ),
+        JoinRefusal::MissingName => (StatusCode::BAD_REQUEST, "missing_name", "give your name".to_string()),
+        JoinRefusal::MissingContact => (
+            StatusCode::BAD_REQUEST,
+            "missing_contact",
+            "give your email address or phone number".to_string(),
+        ),
+        JoinRefusal::WrongCode => (
+            StatusCode::FORBIDDEN,
+            "wrong_code",
+            "the access code is incorrect or has expired".to_string(),
+        ),
+        JoinRefusal::WrongPhone => (
+            StatusCode::FORBIDDEN,
+            "wrong_phone",
+            "phone number is incorrect".to_string(),
+        ),
+        JoinRefusal::WrongPassword => (
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "password is incorrect".to_string(),
+        ),
+    };
+    ApiError::Refused { status, code, message }
+}
+
+/// Join a room: with the invitation's code, or a customer room's phone and password, or
+/// a guest room's name, password and email or phone. Checked in this order, each with
+/// its own answer: full, ended, locked (too many wrong attempts from your address),
+/// then what you gave. Success is a room token for `/ws/room`.
+#[utoipa::path(post, path = "/api/join/{id}", tag = "public",
+    params(("id" = String, Path, description = "room id")),
+    request_body = JoinRequest,
+    responses(
+        (status = 200, description = "joined: open the room's websocket with the token", body = RoomToken),
+        (status = 400, description = "`bad_json`; `missing_name`; `missing_contact`; `invalid_phone`; `invalid_email`", body = ErrorBody),
+        (status = 403, description = "`wrong_code`: the access code is incorrect or has expired; \
+            `wrong_phone`: phone number is incorrect; `wrong_password`: password is incorrect", body = ErrorBody),
+        (status = 409, description = "`room_full`: already two people", body = ErrorBody),
+        (status = 410, description = "`room_ended`: the meeting has ended (or there is no such room)", body = ErrorBody),
+        (status = 429, description = "`room_locked`: too many wrong attempts from your address; the host's next invitation unlocks it", body = ErrorBody),
+        Unavailable))]
+async fn join(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    body: Result<Json<JoinRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<RoomToken>, ApiError> {
+    let Json(body) = body?;
+    let max = state.settings.room_max_attempts;
+    let address = crate::http::access::address_key(ip.key()).to_string();
+    let room = match state.store.room(&id).await {
+        Ok(room) => Some(room),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let phone = optional_phone(&body.phone)?;
+    let mail = optional_email(&body.email)?;
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| crate::core::names::checked_name(n, 100).map_err(|e| ApiError::invalid(e.code(), e.to_string())))
+        .transpose()?;
+    let guest_room = room.as_ref().is_some_and(|r| r.audience == Audience::Guest);
+    // Who this would be in the room: one customer per customer room; a guest by contact.
+    let person = if guest_room {
+        let contact = mail.as_ref().map(|m| format!("email:{}", m.to_lowercase()));
+        format!(
+            "guest:{}",
+            contact
+                .or_else(|| phone.as_ref().map(|p| format!("phone:{p}")))
+                .unwrap_or_default()
+        )
+    } else {
+        "customer".to_string()
+    };
+    let live = state.rooms.view(&id).await;
+    let mut facts = JoinFacts {
+        full: live
+            .as_ref()
+            .and_then(|l| l.visitor_person.as_ref())
+            .is_some_and(|p| *p != person),
+        ended: room.as_ref().is_none_or(|r| r.state == RoomState::Ended),
+        locked: room
+            .as_ref()
+            .is_some_and(|r| is_locked(&r.wrong_attempts, &address, max)),
+        // Everything given is right, for the checks before the credentials.
+        how: JoinBy::Customer {
+            phone_ok: true,
+            password_ok: true,
+        },
+    };
+    check_join(&facts).map_err(|r| join_refused(r, max))?;
+    let room = room.expect("checked: the room exists");
+    let password_ok = |password: Option<String>| {
+        let hash = room.password_hash.clone();
+        async move {
+            match password {
+                Some(p) => verify_password(p, hash).await,
+                None => Ok(false),
+            }
+        }
+    };
+    facts.how = match (&body.code, &room.audience) {
+        (Some(code), _) => {
+            let current = room.code.as_ref().filter(|c| c.expires_at > now_ms());
+            let valid = match current {
+                Some(c) => verify_password(code.trim().to_string(), c.hash.clone()).await?,
+                None => false,
+            };
+            JoinBy::Code {
+                valid,
+                guest_room,
+                has_name: name.is_some(),
+                has_contact: mail.is_some() || phone.is_some(),
+            }
+        }
+        (None, Audience::Customer { phone: expected, .. }) => JoinBy::Customer {
+            phone_ok: expected.as_ref().is_none_or(|e| phone.as_ref() == Some(e)),
+            password_ok: password_ok(body.password.clone()).await?,
+        },
+        (None, Audience::Guest) => JoinBy::Guest {
+            has_name: name.is_some(),
+            has_contact: mail.is_some() || phone.is_some(),
+            password_ok: password_ok(body.password.clone()).await?,
+        },
+    };
+    if let Err(refusal) = check_join(&facts) {
+        if refusal.counts_as_wrong() {
+            update(&state, &id, |r| count_wrong(&mut r.wrong_attempts, &address)).await?;
+        }
+        return Err(join_refused(refusal, max));
+    }
+    let (kind, name, guest_id) = if guest_room {
+        let guest = state
+            .store
+            .guest_for(Guest {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: name.clone().unwrap_or_default(),
+                email: mail,
+                phone,
+                created_at: now_ms(),
+            })
+            .await?;
+        (PersonKind::Guest, guest.name, Some(guest.id))
+    } else {
+        (PersonKind::Customer, name.unwrap_or_else(|| "Customer".into()), None)
+    };
+    Ok(Json(token_for(&state, &room.id, &person, &name, kind, guest_id)))
+}

@@ -1,0 +1,665 @@
+//! Rooms over HTTP for staff (issue 16): create a room (or one from a live chat), invite
+//! to it by mail and/or SMS, see its state, take a token for its websocket, end it, and
+//! read call logs. Joining, which is public, is `http::join`.
+//!
+//! These routes (`/api/rooms…`, `/api/calls`, `/api/chats/{id}/video`) are behind the
+//! whitelist like the other staff routes. A room belongs to the account that created
+//! it: only that account invites to it, takes its agent token or ends it (admins may
+//! read any room's state and every call log).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::responses::{SignedIn, Unavailable};
+use super::session::Authed;
+use super::{ApiError, AppState, ErrorBody};
+use crate::auth::hash_password;
+use crate::hub::now_ms;
+use crate::mail::Outgoing;
+use crate::rooms::live::LiveView;
+use crate::rooms::token::PersonKind;
+use crate::store::{AccessCode, Account, Audience, CallLog, CallPeer, Page, Role, Room, RoomState, StoreError};
+
+/// The most call logs one page returns.
+const MAX_PAGE: u64 = 200;
+/// Attempts at a compare-and-set room update before giving up (each retry re-reads).
+const UPDATE_TRIES: usize = 5;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(from_chat))
+        .routes(routes!(current))
+        .routes(routes!(one, end))
+        .routes(routes!(invite))
+        .routes(routes!(agent_token))
+        .routes(routes!(calls))
+}
+
+/// Is this a staff route of rooms (whitelisted addresses only)?
+pub fn is_staff_path(path: &str) -> bool {
+    path.starts_with("/api/rooms") || path.starts_with("/api/calls") || path.starts_with("/api/chats/")
+}
+
+// ---------- shapes ----------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AudienceKind {
+    /// One known customer, who joins with their phone number (if the room has one) and the password.
+    Customer,
+    /// Anyone with the password, who gives a name and an email or phone.
+    Guest,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Your contract", "audience": "customer", "phone": "+4915112345678", "password": "tulip-42"}))]
+pub struct CreateRoom {
+    /// 1 to 200 characters.
+    pub title: String,
+    pub audience: AudienceKind,
+    /// Customer rooms: the customer's phone in E.164 (`+` and 7–15 digits).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Customer rooms: the customer's email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// 4 to 200 characters; stored hashed.
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomView {
+    pub id: String,
+    pub agent_id: String,
+    pub title: String,
+    pub audience: AudienceKind,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub state: RoomState,
+    pub created_at: i64,
+    pub ended_at: Option<i64>,
+    /// The current access code's invitation number (1, 2, …), if one was sent.
+    pub code_version: Option<u32>,
+    pub code_expires_at: Option<i64>,
+    /// Who is in the room now; null when no one is or was recently.
+    pub live: Option<LiveView>,
+    /// Where the invited person joins.
+    pub link: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "carla@example.org"}))]
+pub struct InviteRequest {
+    /// Send the invitation by mail to this address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Send the invitation by SMS to this E.164 number.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteAnswer {
+    /// The channels the invitation went out on: `mail`, `sms`.
+    pub sent: Vec<String>,
+    pub code_version: u32,
+    pub code_expires_at: i64,
+    pub link: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomToken {
+    pub room_id: String,
+    /// Open `/ws/room?room=<room_id>&token=<token>` with it.
+    pub token: String,
+    /// Milliseconds since the epoch.
+    pub expires_at: i64,
+    pub name: String,
+    pub kind: PersonKind,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallsQuery {
+    /// Only this agent's calls (admins; agents always see only their own).
+    pub agent_id: Option<String>,
+    #[serde(default)]
+    pub offset: u64,
+    /// 1 to 200, default 50.
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallLogView {
+    pub id: String,
+    pub room_id: String,
+    pub agent_id: String,
+    pub peer: CallPeer,
+    pub peer_name: String,
+    pub guest_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub started_at: i64,
+    pub length_secs: u64,
+    /// Seconds both sides' peer connections were connected; never more than the length.
+    pub connected_secs: u64,
+    /// Seconds the customer's (guest's) camera was on; never more than the length.
+    pub camera_secs: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallLogPage {
+    pub total: u64,
+    pub items: Vec<CallLogView>,
+}
+
+impl From<CallLog> for CallLogView {
+    fn from(l: CallLog) -> Self {
+        Self {
+            id: l.id,
+            room_id: l.room_id,
+            agent_id: l.agent_id,
+            peer: l.peer,
+            peer_name: l.peer_name,
+            guest_id: l.guest_id,
+            conversation_id: l.conversation_id,
+            started_at: l.started_at,
+            length_secs: l.length_secs,
+            connected_secs: l.connected_secs,
+            camera_secs: l.camera_secs,
+        }
+    }
+}
+
+// ---------- rules of input ----------
+
+/// An E.164 number: `+`, a non-zero digit, 7 to 15 digits in all; spaces, dashes,
+/// dots and brackets people type are dropped first.
+pub fn e164(raw: &str) -> Option<String> {
+    let compact: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = compact.strip_prefix('+')?;
+    let ok = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    ok.then_some(compact)
+}
+
+fn email(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    trimmed.parse::<lettre::Address>().ok().map(|_| trimmed.to_string())
+}
+
+pub(super) fn optional_phone(raw: &Option<String>) -> Result<Option<String>, ApiError> {
+    match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(p) => e164(p).map(Some).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_phone",
+                "a phone number is + and 7 to 15 digits (E.164), e.g. +4915112345678",
+            )
+        }),
+    }
+}
+
+pub(super) fn optional_email(raw: &Option<String>) -> Result<Option<String>, ApiError> {
+    match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(e) => email(e)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid("invalid_email", "that is not a mail address")),
+    }
+}
+
+pub(super) fn audience_kind(a: &Audience) -> AudienceKind {
+    match a {
+        Audience::Customer { .. } => AudienceKind::Customer,
+        Audience::Guest => AudienceKind::Guest,
+    }
+}
+
+/// Where people reach the hub: `PUBLIC_URL`, else the request's own host.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.settings.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn link(base: &str, room: &str) -> String {
+    format!("{base}/room.html?room={room}")
+}
+
+fn view(room: &Room, live: Option<LiveView>, base: &str) -> RoomView {
+    let (phone, email) = match &room.audience {
+        Audience::Customer { phone, email } => (phone.clone(), email.clone()),
+        Audience::Guest => (None, None),
+    };
+    RoomView {
+        id: room.id.clone(),
+        agent_id: room.agent_id.clone(),
+        title: room.title.clone(),
+        audience: audience_kind(&room.audience),
+        phone,
+        email,
+        state: room.state,
+        created_at: room.created_at,
+        ended_at: room.ended_at,
+        code_version: room.code.as_ref().map(|c| c.version),
+        code_expires_at: room.code.as_ref().map(|c| c.expires_at),
+        live,
+        link: link(base, &room.id),
+    }
+}
+
+fn ended_error() -> ApiError {
+    ApiError::Refused {
+        status: StatusCode::GONE,
+        code: "room_ended",
+        message: "the meeting has ended".into(),
+    }
+}
+
+/// The caller's own room (404 for anyone else's, as if it did not exist).
+async fn own_room(state: &AppState, account: &Account, id: &str) -> Result<Room, ApiError> {
+    match state.store.room(id).await {
+        Ok(room) if room.agent_id == account.id => Ok(room),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::NotFound("room")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies `change` to the stored room by compare-and-set, re-reading on conflict.
+pub(super) async fn update(state: &AppState, id: &str, mut change: impl FnMut(&mut Room)) -> Result<Room, ApiError> {
+    for _ in 0..UPDATE_TRIES {
+        let mut room = state.store.room(id).await?;
+        change(&mut room);
+        match state.store.update_room(room).await {
+            Err(StoreError::Conflict) => continue,
+            other => return other.map_err(ApiError::from),
+        }
+    }
+    Err(ApiError::Unavailable("the room is busy; try again".into()))
+}
+
+// ---------- staff ----------
+
+/// Create a room (one open room per account).
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    request_body = CreateRoom,
+    responses(
+        (status = 201, description = "the room, open", body = RoomView),
+        (status = 400, description = "`bad_json`; `invalid_name` (title); `invalid_password` (4 to 200 characters); \
+            `invalid_phone`; `invalid_email`", body = ErrorBody),
+        (status = 409, description = "`room_open`: you already have an open room", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn create(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    headers: HeaderMap,
+    body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    let Json(body) = body?;
+    let title =
+        crate::core::names::checked_name(&body.title, 200).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+    let length = body.password.chars().count();
+    if !(4..=200).contains(&length) {
+        return Err(ApiError::invalid(
+            "invalid_password",
+            "a room password is 4 to 200 characters",
+        ));
+    }
+    let audience = match body.audience {
+        AudienceKind::Customer => Audience::Customer {
+            phone: optional_phone(&body.phone)?,
+            email: optional_email(&body.email)?,
+        },
+        AudienceKind::Guest => Audience::Guest,
+    };
+    let room = Room {
+        id: uuid::Uuid::new_v4().to_string(),
+        agent_id: account.id.clone(),
+        title,
+        audience,
+        password_hash: hash_password(body.password).await?,
+        code: None,
+        wrong_attempts: vec![],
+        state: RoomState::Open,
+        created_at: now_ms(),
+        ended_at: None,
+        revision: 0,
+        conversation_id: None,
+    };
+    match state.store.create_room(room.clone()).await {
+        Ok(()) => Ok((
+            StatusCode::CREATED,
+            Json(view(&room, None, &base_url(&state, &headers))),
+        )),
+        Err(StoreError::Conflict) => Err(ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "room_open",
+            message: "you already have an open room".into(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Turn one of your live chats into a video call: a room for its customer (no code or
+/// password: they are known by the chat), who gets a `video_invite` frame in the chat
+/// with a link that joins in one click. The call log links to the conversation.
+#[utoipa::path(post, path = "/api/chats/{id}/video", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "one of your live chats (`chat_started.chat_id`)")),
+    responses(
+        (status = 201, description = "the room, open; the customer has the invitation", body = RoomView),
+        (status = 404, description = "`not_found`: no live chat of yours has this id", body = ErrorBody),
+        (status = 409, description = "`room_open`: you already have an open room", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn from_chat(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    let not_yours = || ApiError::NotFound("live chat of yours");
+    let name = state
+        .hub
+        .chat_customer(&account.id, &chat_id)
+        .await?
+        .ok_or_else(not_yours)?;
+    let room = Room {
+        id: uuid::Uuid::new_v4().to_string(),
+        agent_id: account.id.clone(),
+        title: format!("Video call with {name}"),
+        audience: Audience::Customer {
+            phone: None,
+            email: None,
+        },
+        // Nobody joins by password: the invitation in the chat carries a token.
+        password_hash: hash_password(crate::auth::random_token()).await?,
+        code: None,
+        wrong_attempts: vec![],
+        state: RoomState::Open,
+        created_at: now_ms(),
+        ended_at: None,
+        revision: 0,
+        conversation_id: Some(chat_id.clone()),
+    };
+    match state.store.create_room(room.clone()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::Refused {
+                status: StatusCode::CONFLICT,
+                code: "room_open",
+                message: "you already have an open room".into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let token = token_for(&state, &room.id, "customer", &name, PersonKind::Customer, None);
+    let link = format!("/room.html?room={}#token={}", room.id, token.token);
+    if !state.hub.video_invite(&account.id, &chat_id, &room.id, link).await? {
+        // The chat ended meanwhile: the room goes with it.
+        crate::rooms::end_stored_room(&state.store, &room.id).await?;
+        return Err(not_yours());
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&room, None, &base_url(&state, &headers))),
+    ))
+}
+
+/// The caller's open room.
+#[utoipa::path(get, path = "/api/rooms/current", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, body = RoomView),
+        (status = 404, description = "`not_found`: you have no open room", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn current(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    headers: HeaderMap,
+) -> Result<Json<RoomView>, ApiError> {
+    let room = state
+        .store
+        .open_room_of(&account.id)
+        .await?
+        .ok_or(ApiError::NotFound("open room"))?;
+    let live = state.rooms.view(&room.id).await;
+    Ok(Json(view(&room, live, &base_url(&state, &headers))))
+}
+
+/// A room and who is in it now (its owner, or an admin).
+#[utoipa::path(get, path = "/api/rooms/{id}", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "room id")),
+    responses(
+        (status = 200, body = RoomView),
+        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn one(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<RoomView>, ApiError> {
+    let room = match state.store.room(&id).await {
+        Ok(room) if room.agent_id == account.id || account.role == Role::Admin => room,
+        Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::NotFound("room")),
+        Err(e) => return Err(e.into()),
+    };
+    let live = state.rooms.view(&room.id).await;
+    Ok(Json(view(&room, live, &base_url(&state, &headers))))
+}
+
+/// End your room for good: both members get `room_ended`; it cannot be reopened.
+#[utoipa::path(delete, path = "/api/rooms/{id}", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "room id")),
+    responses(
+        (status = 200, description = "the room, ended (ending an ended room changes nothing)", body = RoomView),
+        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn end(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<RoomView>, ApiError> {
+    own_room(&state, &account, &id).await?;
+    let room = crate::rooms::end_stored_room(&state.store, &id).await?;
+    state.rooms.ended(&id).await;
+    Ok(Json(view(&room, None, &base_url(&state, &headers))))
+}
+
+/// A fresh 5-digit code from the OS generator.
+fn new_code() -> String {
+    use rand::Rng;
+    format!("{:05}", rand::rng().random_range(0..100_000u32))
+}
+
+/// Invite to your room by mail and/or SMS: a link and a new 5-digit code, which replaces
+/// the previous one (the old code stops working) and clears the wrong-attempt counts.
+#[utoipa::path(post, path = "/api/rooms/{id}/invite", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "room id")),
+    request_body = InviteRequest,
+    responses(
+        (status = 200, description = "sent on every channel asked for", body = InviteAnswer),
+        (status = 400, description = "`bad_json`; `no_address` (neither email nor phone); `invalid_email`; `invalid_phone`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
+        (status = 410, description = "`room_ended`: the meeting has ended", body = ErrorBody),
+        (status = 502, description = "`send_failed`: a sender failed (the message says which and why); \
+            the new code is in force, so invite again once the sender works", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn invite(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<InviteRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<InviteAnswer>, ApiError> {
+    let Json(body) = body?;
+    let room = own_room(&state, &account, &id).await?;
+    let to_mail = optional_email(&body.email)?;
+    let to_phone = optional_phone(&body.phone)?;
+    if to_mail.is_none() && to_phone.is_none() {
+        return Err(ApiError::invalid(
+            "no_address",
+            "give an email address, a phone number or both",
+        ));
+    }
+    if room.state == RoomState::Ended {
+        return Err(ended_error());
+    }
+    let code = new_code();
+    let hash = hash_password(code.clone()).await?;
+    let expires_at = now_ms() + state.settings.room_code_ttl.as_millis() as i64;
+    let room = update(&state, &id, |r| {
+        let version = r.code.as_ref().map_or(1, |c| c.version + 1);
+        r.code = Some(AccessCode {
+            hash: hash.clone(),
+            expires_at,
+            version,
+        });
+        r.wrong_attempts.clear();
+    })
+    .await?;
+    let version = room.code.as_ref().map_or(1, |c| c.version);
+    let link = link(&base_url(&state, &headers), &room.id);
+    let hours = state.settings.room_code_ttl.as_secs().div_ceil(3600);
+    let text = format!(
+        "{} invites you to a video meeting: {}\n\nJoin here:\n{link}\n\nYour access code: {code}\nThe code works for {hours} h.",
+        account.display_name, room.title
+    );
+    let mut sent = Vec::new();
+    let channels = [
+        (to_mail, &state.rooms.senders.mail),
+        (to_phone, &state.rooms.senders.sms),
+    ];
+    for (to, sender) in channels {
+        let Some(to) = to else { continue };
+        let message = Outgoing {
+            to,
+            subject: format!("Invitation: {}", room.title),
+            text: text.clone(),
+        };
+        if let Err(e) = sender.send(&message).await {
+            let already = if sent.is_empty() {
+                String::new()
+            } else {
+                format!(" (sent by {} already)", sent.join(", "))
+            };
+            return Err(ApiError::Refused {
+                status: StatusCode::BAD_GATEWAY,
+                code: "send_failed",
+                message: format!("the invitation was not sent by {}: {e}{already}", sender.channel()),
+            });
+        }
+        sent.push(sender.channel().to_string());
+    }
+    Ok(Json(InviteAnswer {
+        sent,
+        code_version: version,
+        code_expires_at: expires_at,
+        link,
+    }))
+}
+
+/// A room token for the room's agent, to open its websocket.
+#[utoipa::path(post, path = "/api/rooms/{id}/token", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "room id")),
+    responses(
+        (status = 200, body = RoomToken),
+        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
+        (status = 410, description = "`room_ended`: the meeting has ended", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn agent_token(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<RoomToken>, ApiError> {
+    let room = own_room(&state, &account, &id).await?;
+    if room.state == RoomState::Ended {
+        return Err(ended_error());
+    }
+    let person = format!("agent:{}", account.id);
+    Ok(Json(token_for(
+        &state,
+        &room.id,
+        &person,
+        &account.display_name,
+        PersonKind::Agent,
+        None,
+    )))
+}
+
+pub(super) fn token_for(
+    state: &AppState,
+    room: &str,
+    person: &str,
+    name: &str,
+    kind: PersonKind,
+    guest_id: Option<String>,
+) -> RoomToken {
+    let now_secs = (now_ms() / 1000) as u64;
+    let (token, claims) = state.rooms.tokens.issue(room, person, name, kind, guest_id, now_secs);
+    RoomToken {
+        room_id: room.to_string(),
+        token,
+        expires_at: (claims.exp * 1000) as i64,
+        name: claims.name,
+        kind,
+    }
+}
+
+/// Call logs, newest first: an agent's own, or (admins) everyone's.
+#[utoipa::path(get, path = "/api/calls", tag = "rooms",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(CallsQuery),
+    responses(
+        (status = 200, body = CallLogPage),
+        (status = 400, description = "`bad_query`: a parameter is malformed; `invalid_limit`: limit outside 1–200", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn calls(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    query: Result<Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<CallLogPage>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid("invalid_limit", format!("limit is 1 to {MAX_PAGE}")));
+    }
+    let agent = match account.role {
+        Role::Admin => query.agent_id,
+        Role::Agent => Some(account.id),
+    };
+    let (items, total) = state
+        .store
+        .call_logs(
+            agent.as_deref(),
+            Page {
+                offset: query.offset,
+                limit,
+            },
+        )
+        .await?;
+    Ok(Json(CallLogPage {
+        total,
+        items: items.into_iter().map(CallLogView::from).collect(),
+    }))
+}

@@ -1,0 +1,78 @@
+//! Sending invitations: mail and SMS behind one [`Sender`] trait (issue 16; issue 17's
+//! appointments reuse it).
+//!
+//! - mail goes through real SMTP (`lettre`) when `SMTP_URL` is set;
+//! - SMS go to an HTTP webhook (`SMS_WEBHOOK_URL`, a JSON body `{"to","text"}`), so any
+//!   SMS gateway can be plugged in behind a small adapter;
+//! - otherwise each channel falls back to [`LogOnly`], the zero-config default, which
+//!   writes what would be sent to the log.
+//!
+//! A sender that fails returns [`SendError`] with a message meant for the person who
+//! asked for the sending: nothing is dropped silently.
+
+mod log_only;
+mod smtp;
+mod webhook;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use log_only::LogOnly;
+pub use smtp::Smtp;
+pub use webhook::SmsWebhook;
+
+use crate::config::Settings;
+
+/// One thing to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// A mail address or an E.164 phone number, as the channel expects.
+    pub to: String,
+    /// Mail only; SMS have none.
+    pub subject: String,
+    pub text: String,
+}
+
+/// Why a sending failed, for people: it names the channel and the cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SendError(pub String);
+
+/// A way to deliver a message to a person.
+#[async_trait]
+pub trait Sender: Send + Sync + 'static {
+    /// "mail" or "sms", for logs and errors.
+    fn channel(&self) -> &'static str;
+    /// Delivers `message` (hands it to the relay or gateway), or says why not.
+    async fn send(&self, message: &Outgoing) -> Result<(), SendError>;
+}
+
+/// The configured sender of each channel.
+#[derive(Clone)]
+pub struct Senders {
+    pub mail: Arc<dyn Sender>,
+    pub sms: Arc<dyn Sender>,
+}
+
+impl Senders {
+    /// SMTP and the webhook where configured, logging elsewhere. Settings were validated
+    /// at start-up, so building cannot fail on their form.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let mail: Arc<dyn Sender> = match &settings.smtp_url {
+            Some(url) => match Smtp::new(url, &settings.mail_from) {
+                Ok(smtp) => Arc::new(smtp),
+                Err(e) => {
+                    tracing::error!(error = %e, "SMTP_URL cannot be used; mail is only logged");
+                    Arc::new(LogOnly::new("mail"))
+                }
+            },
+            None => Arc::new(LogOnly::new("mail")),
+        };
+        let sms: Arc<dyn Sender> = match &settings.sms_webhook_url {
+            Some(url) => Arc::new(SmsWebhook::new(url.clone())),
+            None => Arc::new(LogOnly::new("sms")),
+        };
+        Self { mail, sms }
+    }
+}

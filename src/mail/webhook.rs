@@ -1,0 +1,50 @@
+//! SMS through an HTTP webhook (`SMS_WEBHOOK_URL`): one POST with a JSON body
+//! `{"to": "+4915…", "text": "…"}` per message; any 2xx answer is success. A small
+//! adapter in front of any SMS gateway speaks this.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Outgoing, SendError, Sender};
+
+/// How long the gateway may take to answer; the agent waits for it.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct SmsWebhook {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl SmsWebhook {
+    pub fn new(url: String) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(SEND_TIMEOUT)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { url, client }
+    }
+}
+
+#[async_trait]
+impl Sender for SmsWebhook {
+    fn channel(&self) -> &'static str {
+        "sms"
+    }
+
+    async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
+        let body = serde_json::json!({"to": message.to, "text": message.text});
+        let answer = self.client.post(&self.url).json(&body).send().await.map_err(|e| {
+            tracing::warn!(error = %e, "SMS webhook unreachable");
+            SendError("the SMS gateway could not be reached".into())
+        })?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(SendError(format!(
+                "the SMS gateway refused the message ({})",
+                answer.status()
+            )))
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The room websocket's JSON frames (`/ws/room`), both ways; docs/protocol.md describes
+//! them. Kept apart from `protocol.rs` (the chat protocol): the two share no frame.
+
+use serde::{Deserialize, Serialize};
+
+use super::ice::IceServer;
+use super::token::PersonKind;
+
+/// A frame from a room member. Frames without fields are empty structs, so that
+/// `deny_unknown_fields` refuses extra fields on them too (serde ignores them on unit variants).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RoomClientFrame {
+    /// An offer, answer or ICE candidate for the other member; relayed as it is.
+    Signal {
+        data: serde_json::Value,
+    },
+    /// Ring the other member.
+    StartCall {},
+    AcceptCall {},
+    /// Decline a ringing call; `reason` e.g. `media_not_ready`.
+    RejectCall {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// End the ringing or active call; both get `call_ended`.
+    HangUp {},
+    /// Leave for good: the room ends for both.
+    Leave {},
+    /// Periodic report in an active call: peer connection connected, camera on.
+    Report {
+        connected: bool,
+        camera: bool,
+    },
+    Ping {},
+}
+
+/// The other member as a member sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerView {
+    pub name: String,
+    pub kind: PersonKind,
+    /// Connected now (false while away within the grace period).
+    pub present: bool,
+}
+
+/// A frame to a room member.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RoomServerFrame {
+    RoomWelcome {
+        room_id: String,
+        title: String,
+        name: String,
+        kind: PersonKind,
+        /// Perfect negotiation: the polite side yields when offers collide.
+        polite: bool,
+        peer: Option<PeerView>,
+        /// `idle`, `ringing_in` (rung by the peer), `ringing_out` (ringing the peer), `active`.
+        call: &'static str,
+        ice_servers: Vec<IceServer>,
+        /// A fresh token for reconnecting (within the grace period, no code needed).
+        token: String,
+        token_expires_at: i64,
+    },
+    PeerJoined {
+        peer: PeerView,
+    },
+    PeerAway,
+    PeerBack,
+    /// The peer did not come back within the grace period; their seat is free.
+    PeerLeft,
+    /// You rang; waiting for the peer.
+    CallRinging,
+    /// The peer rings you: answer `accept_call` or `reject_call`.
+    CallIncoming {
+        from: String,
+    },
+    /// Both sides: set up the peer connection now.
+    CallStarted {
+        polite: bool,
+    },
+    /// Both sides: `by` is who ended it (`agent`, `customer`, `guest`, `system`);
+    /// `reason`: `hung_up`, `rejected`, `peer_gone`, `room_ended`, `shutdown`.
+    CallEnded {
+        by: &'static str,
+        reason: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    Signal {
+        data: serde_json::Value,
+    },
+    /// The room ended (someone left, or the agent ended it); the hub closes with 1000.
+    RoomEnded {
+        by: &'static str,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+    },
+    Pong,
+}
+
+impl RoomServerFrame {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("room frames always serialise")
+    }
+}

@@ -1,0 +1,539 @@
+//! The rooms task: the one owner of every room's live state (who is connected, the
+//! call). It applies `core::room`'s rules to what the room sockets report and carries
+//! out the decisions: frames to the members' outboxes, grace timers, call logs and the
+//! room's end in the store. No locks: sockets and HTTP handlers talk to it through a
+//! bounded channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::frames::{PeerView, RoomClientFrame, RoomServerFrame};
+use super::token::{PersonKind, RoomClaims};
+use crate::core::room::{Call, CallEnd, Ended, LiveRoom, Refusal, Seat};
+use crate::hub::now_ms;
+use crate::store::{CallLog, CallPeer, SharedStore};
+
+/// Commands waiting for the rooms task, at most. Each is small and handled in
+/// microseconds; a full queue makes senders wait, which slows sockets, never loses a frame.
+pub const COMMANDS: usize = 4_096;
+/// Frames waiting for one member's socket, at most. A call's signalling is a burst of a
+/// few dozen ICE candidates; a member that lets 256 pile up is not reading and is closed.
+pub const OUTBOX: usize = 256;
+/// Ended rooms remembered (so a late token for one is refused at once), at most.
+const ENDED_REMEMBERED: usize = 10_000;
+
+/// What the rooms task sends a member's socket.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Arc<str>),
+    /// Close the socket with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// One member's socket, as the rooms task reaches it.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub id: u64,
+    pub out: mpsc::Sender<Outbound>,
+}
+
+/// What a member connecting gets back.
+#[derive(Debug)]
+pub struct Admitted {
+    pub seat: Seat,
+    pub peer: Option<PeerView>,
+    pub call: &'static str,
+}
+
+/// The live state of a room as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveView {
+    pub agent_present: bool,
+    /// The visitor's name and whether they are connected now, if a visitor holds the seat.
+    pub visitor: Option<String>,
+    pub visitor_present: bool,
+    /// `idle`, `ringing` or `active`.
+    pub call: &'static str,
+    /// The visitor seat's holder (a person id of room tokens), for the join check.
+    #[serde(skip)]
+    pub visitor_person: Option<String>,
+}
+
+pub enum Command {
+    Connect {
+        claims: RoomClaims,
+        agent_id: String,
+        /// The chat the room was opened from, for the call log.
+        conversation_id: Option<String>,
+        conn: Conn,
+        reply: oneshot::Sender<Result<Admitted, Refusal>>,
+    },
+    Frame {
+        room: String,
+        seat: Seat,
+        conn_id: u64,
+        frame: RoomClientFrame,
+    },
+    Disconnect {
+        room: String,
+        seat: Seat,
+        conn_id: u64,
+    },
+    GraceOver {
+        room: String,
+        seat: Seat,
+        conn_id: u64,
+    },
+    /// The agent ended the room (the store says so already).
+    End {
+        room: String,
+    },
+    View {
+        room: String,
+        reply: oneshot::Sender<Option<LiveView>>,
+    },
+}
+
+/// Who holds a seat, beyond what the core knows.
+#[derive(Debug, Clone)]
+struct Member {
+    name: String,
+    kind: PersonKind,
+    guest_id: Option<String>,
+    /// The connection now, or the last one while away.
+    conn: Conn,
+    connected: bool,
+}
+
+struct Entry {
+    core: LiveRoom,
+    agent_id: String,
+    conversation_id: Option<String>,
+    members: HashMap<Seat, Member>,
+}
+
+struct Task {
+    rooms: HashMap<String, Entry>,
+    /// Ended room id → when, oldest forgotten first past [`ENDED_REMEMBERED`].
+    ended: HashMap<String, i64>,
+    store: SharedStore,
+    grace: Duration,
+    commands: mpsc::Sender<Command>,
+}
+
+pub fn start(
+    store: SharedStore,
+    grace: Duration,
+    shutdown: CancellationToken,
+) -> (mpsc::Sender<Command>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel(COMMANDS);
+    let mut task = Task {
+        rooms: HashMap::new(),
+        ended: HashMap::new(),
+        store,
+        grace,
+        commands: tx.clone(),
+    };
+    let handle = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                command = rx.recv() => match command {
+                    Some(c) => task.handle(c),
+                    None => break,
+                },
+            }
+        }
+        task.shut_down().await;
+    });
+    (tx, handle)
+}
+
+fn call_name(call: &Call, seat: Seat) -> &'static str {
+    match call {
+        Call::Idle => "idle",
+        Call::Ringing { caller } if *caller == seat => "ringing_out",
+        Call::Ringing { .. } => "ringing_in",
+        Call::Active(_) => "active",
+    }
+}
+
+fn kind_name(kind: PersonKind) -> &'static str {
+    match kind {
+        PersonKind::Agent => "agent",
+        PersonKind::Customer => "customer",
+        PersonKind::Guest => "guest",
+    }
+}
+
+fn refusal_frame(r: Refusal) -> RoomServerFrame {
+    let (code, message) = match r {
+        Refusal::RoomEnded => ("room_ended", "the meeting has ended"),
+        Refusal::Full => ("room_full", "already two people"),
+        Refusal::PeerAbsent => ("peer_absent", "the other side is not in the room"),
+        Refusal::CallInProgress => ("call_in_progress", "a call is ringing or active already"),
+        Refusal::NoCall => ("no_call", "there is no call"),
+        Refusal::NotRinging => ("not_ringing", "nothing is ringing for you"),
+        Refusal::NotInRoom => ("not_in_room", "you are not in this room"),
+    };
+    RoomServerFrame::error(code, message)
+}
+
+impl Entry {
+    fn send(&self, seat: Seat, frame: &RoomServerFrame) {
+        if let Some(m) = self.members.get(&seat).filter(|m| m.connected) {
+            deliver(&m.conn, Outbound::Frame(frame.encode().into()));
+        }
+    }
+
+    fn both(&self, frame: &RoomServerFrame) {
+        let text: Arc<str> = frame.encode().into();
+        for m in self.members.values().filter(|m| m.connected) {
+            deliver(&m.conn, Outbound::Frame(text.clone()));
+        }
+    }
+
+    fn peer_view(&self, seat: Seat) -> Option<PeerView> {
+        let m = self.members.get(&seat)?;
+        Some(PeerView {
+            name: m.name.clone(),
+            kind: m.kind,
+            present: m.connected,
+        })
+    }
+
+    fn who(&self, seat: Seat) -> &'static str {
+        self.members.get(&seat).map_or("system", |m| kind_name(m.kind))
+    }
+
+    /// The call log of a call that ended, if it had been accepted.
+    fn call_log(&self, ended: &Ended, room: &str) -> Option<CallLog> {
+        let summary = ended.summary?;
+        let visitor = self.members.get(&Seat::Visitor);
+        Some(CallLog {
+            id: uuid::Uuid::now_v7().to_string(),
+            room_id: room.to_string(),
+            agent_id: self.agent_id.clone(),
+            peer: match visitor.map(|v| v.kind) {
+                Some(PersonKind::Guest) => CallPeer::Guest,
+                _ => CallPeer::Customer,
+            },
+            peer_name: visitor.map(|v| v.name.clone()).unwrap_or_default(),
+            guest_id: visitor.and_then(|v| v.guest_id.clone()),
+            conversation_id: self.conversation_id.clone(),
+            started_at: summary.started_at,
+            length_secs: (summary.length_ms / 1000) as u64,
+            connected_secs: (summary.connected_ms / 1000) as u64,
+            camera_secs: (summary.camera_ms / 1000) as u64,
+        })
+    }
+}
+
+/// Queues a frame without waiting; a member whose outbox is full is not reading and is closed.
+fn deliver(conn: &Conn, out: Outbound) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = conn.out.try_send(out) {
+        // The socket task sees the Close only after draining; dropping its sender is not
+        // possible here (others hold it), so it is told through a fresh attempt later.
+        tracing::info!(conn = conn.id, "room member not reading; closing");
+        let out = conn.out.clone();
+        tokio::spawn(async move {
+            let _ = out.send(Outbound::Close(1008, "not reading")).await;
+        });
+    }
+}
+
+impl Task {
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Connect {
+                claims,
+                agent_id,
+                conversation_id,
+                conn,
+                reply,
+            } => {
+                let _ = reply.send(self.connect(claims, agent_id, conversation_id, conn));
+            }
+            Command::Frame {
+                room,
+                seat,
+                conn_id,
+                frame,
+            } => self.frame(&room, seat, conn_id, frame),
+            Command::Disconnect { room, seat, conn_id } => self.disconnect(&room, seat, conn_id),
+            Command::GraceOver { room, seat, conn_id } => self.grace_over(&room, seat, conn_id),
+            Command::End { room } => self.end(&room, "agent"),
+            Command::View { room, reply } => {
+                let view = self.rooms.get(&room).map(|e| LiveView {
+                    agent_present: e.core.holder(Seat::Agent).is_some_and(|h| h.here),
+                    visitor: e.members.get(&Seat::Visitor).map(|m| m.name.clone()),
+                    visitor_present: e.core.holder(Seat::Visitor).is_some_and(|h| h.here),
+                    call: match e.core.call {
+                        Call::Idle => "idle",
+                        Call::Ringing { .. } => "ringing",
+                        Call::Active(_) => "active",
+                    },
+                    visitor_person: e.core.holder(Seat::Visitor).map(|h| h.person.clone()),
+                });
+                let _ = reply.send(view);
+            }
+        }
+    }
+
+    fn connect(
+        &mut self,
+        claims: RoomClaims,
+        agent_id: String,
+        conversation_id: Option<String>,
+        conn: Conn,
+    ) -> Result<Admitted, Refusal> {
+        if self.ended.contains_key(&claims.room) {
+            return Err(Refusal::RoomEnded);
+        }
+        let seat = if claims.kind == PersonKind::Agent {
+            Seat::Agent
+        } else {
+            Seat::Visitor
+        };
+        let entry = self.rooms.entry(claims.room.clone()).or_insert_with(|| Entry {
+            core: LiveRoom::new(),
+            agent_id,
+            conversation_id,
+            members: HashMap::new(),
+        });
+        let seated = entry.core.join(seat, &claims.sub)?;
+        let member = Member {
+            name: claims.name.clone(),
+            kind: claims.kind,
+            guest_id: claims.guest_id.clone(),
+            conn,
+            connected: true,
+        };
+        if let Some(old) = entry.members.insert(seat, member)
+            && old.connected
+        {
+            deliver(&old.conn, Outbound::Close(4000, "replaced by a newer connection"));
+        }
+        if !seated.replaced {
+            let frame = if seated.back {
+                RoomServerFrame::PeerBack
+            } else {
+                RoomServerFrame::PeerJoined {
+                    peer: entry.peer_view(seat).expect("just seated"),
+                }
+            };
+            entry.send(seat.other(), &frame);
+        }
+        Ok(Admitted {
+            seat,
+            peer: entry.peer_view(seat.other()),
+            call: call_name(&entry.core.call, seat),
+        })
+    }
+
+    fn frame(&mut self, room: &str, seat: Seat, conn_id: u64, frame: RoomClientFrame) {
+        let Some(entry) = self.rooms.get_mut(room) else { return };
+        // A frame from a replaced connection speaks for no one.
+        if entry
+            .members
+            .get(&seat)
+            .is_none_or(|m| m.conn.id != conn_id || !m.connected)
+        {
+            return;
+        }
+        let now = now_ms();
+        let result: Result<Option<Ended>, Refusal> = match frame {
+            RoomClientFrame::Ping {} => {
+                entry.send(seat, &RoomServerFrame::Pong);
+                Ok(None)
+            }
+            RoomClientFrame::Signal { data } => entry.core.signal(seat).map(|to| {
+                entry.send(to, &RoomServerFrame::Signal { data });
+                None
+            }),
+            RoomClientFrame::StartCall {} => entry.core.start_call(seat).map(|()| {
+                entry.send(seat, &RoomServerFrame::CallRinging);
+                let from = entry.members.get(&seat).map(|m| m.name.clone()).unwrap_or_default();
+                entry.send(seat.other(), &RoomServerFrame::CallIncoming { from });
+                None
+            }),
+            RoomClientFrame::AcceptCall {} => entry.core.accept(seat, now).map(|()| {
+                for s in [Seat::Agent, Seat::Visitor] {
+                    entry.send(s, &RoomServerFrame::CallStarted { polite: s.polite() });
+                }
+                None
+            }),
+            RoomClientFrame::RejectCall { reason } => entry.core.reject(seat, now).inspect(|_| {
+                entry.both(&RoomServerFrame::CallEnded {
+                    by: entry.who(seat),
+                    reason: "rejected",
+                    detail: reason.map(|r| r.chars().take(100).collect()),
+                });
+            }),
+            RoomClientFrame::HangUp {} => entry.core.hang_up(seat, now).inspect(|_| {
+                entry.both(&RoomServerFrame::CallEnded {
+                    by: entry.who(seat),
+                    reason: "hung_up",
+                    detail: None,
+                });
+            }),
+            RoomClientFrame::Report { connected, camera } => {
+                entry.core.report(seat, connected, camera, now).map(|()| None)
+            }
+            RoomClientFrame::Leave {} => {
+                let by = entry.who(seat);
+                self.end(room, by);
+                self.end_in_store(room);
+                return;
+            }
+        };
+        match result {
+            Ok(Some(ended)) => self.log(room, &ended),
+            Ok(None) => {}
+            Err(r) => {
+                if let Some(entry) = self.rooms.get(room) {
+                    entry.send(seat, &refusal_frame(r));
+                }
+            }
+        }
+    }
+
+    fn disconnect(&mut self, room: &str, seat: Seat, conn_id: u64) {
+        let Some(entry) = self.rooms.get_mut(room) else { return };
+        let Some(member) = entry.members.get_mut(&seat) else {
+            return;
+        };
+        if member.conn.id != conn_id || !member.connected {
+            return; // an older, replaced connection
+        }
+        member.connected = false;
+        if entry.core.away(seat, now_ms()).is_ok() {
+            entry.send(seat.other(), &RoomServerFrame::PeerAway);
+        }
+        let (commands, grace, room) = (self.commands.clone(), self.grace, room.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = commands.send(Command::GraceOver { room, seat, conn_id }).await;
+        });
+    }
+
+    fn grace_over(&mut self, room: &str, seat: Seat, conn_id: u64) {
+        let Some(entry) = self.rooms.get_mut(room) else { return };
+        let still_away = entry
+            .members
+            .get(&seat)
+            .is_some_and(|m| m.conn.id == conn_id && !m.connected);
+        if !still_away {
+            return;
+        }
+        let Ok(ended) = entry.core.gone(seat, now_ms()) else {
+            return;
+        };
+        if let Some(e) = &ended
+            && e.why == CallEnd::Gone(seat)
+        {
+            entry.send(
+                seat.other(),
+                &RoomServerFrame::CallEnded {
+                    by: "system",
+                    reason: "peer_gone",
+                    detail: None,
+                },
+            );
+        }
+        entry.send(seat.other(), &RoomServerFrame::PeerLeft);
+        if let Some(e) = ended {
+            self.log(room, &e);
+        }
+        if let Some(entry) = self.rooms.get_mut(room) {
+            entry.members.remove(&seat);
+            if entry.members.is_empty() {
+                // Nobody left in it: the live state goes; the next member starts afresh.
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Ends the room live: the call (logged), `room_ended` to both, their sockets closed.
+    fn end(&mut self, room: &str, by: &'static str) {
+        if let Some(mut entry) = self.rooms.remove(room) {
+            let ended = entry.core.end(now_ms()).ok().flatten();
+            if let Some(e) = &ended {
+                entry.both(&RoomServerFrame::CallEnded {
+                    by,
+                    reason: "room_ended",
+                    detail: None,
+                });
+                if let Some(log) = entry.call_log(e, room) {
+                    self.save(log);
+                }
+            }
+            entry.both(&RoomServerFrame::RoomEnded { by });
+            for m in entry.members.values().filter(|m| m.connected) {
+                deliver(&m.conn, Outbound::Close(1000, "the room ended"));
+            }
+        }
+        if self.ended.len() >= ENDED_REMEMBERED
+            && let Some(oldest) = self.ended.iter().min_by_key(|(_, at)| **at).map(|(id, _)| id.clone())
+        {
+            self.ended.remove(&oldest);
+        }
+        self.ended.insert(room.to_string(), now_ms());
+    }
+
+    /// A member left: the stored room ends too (the agent's API does that itself).
+    fn end_in_store(&self, room: &str) {
+        let (store, room) = (self.store.clone(), room.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = super::end_stored_room(&store, &room).await {
+                tracing::warn!(room, error = %e, "could not mark the room ended in the store");
+            }
+        });
+    }
+
+    fn log(&self, room: &str, ended: &Ended) {
+        if let Some(log) = self.rooms.get(room).and_then(|e| e.call_log(ended, room)) {
+            self.save(log);
+        }
+    }
+
+    fn save(&self, log: CallLog) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.save_call_log(log.clone()).await {
+                tracing::error!(call = %log.id, error = %e, "a call log could not be stored");
+            }
+        });
+    }
+
+    /// The hub stops: calls end (logged), members are told and closed (1001).
+    async fn shut_down(&mut self) {
+        let now = now_ms();
+        let mut logs = Vec::new();
+        for (room, mut entry) in std::mem::take(&mut self.rooms) {
+            if let Ok(Some(ended)) = entry.core.end(now) {
+                entry.both(&RoomServerFrame::CallEnded {
+                    by: "system",
+                    reason: "shutdown",
+                    detail: None,
+                });
+                logs.extend(entry.call_log(&ended, &room));
+            }
+            for m in entry.members.values().filter(|m| m.connected) {
+                deliver(&m.conn, Outbound::Close(1001, "the hub is shutting down"));
+            }
+        }
+        // Awaited here, not spawned: the runtime may stop right after this task.
+        for log in logs {
+            match tokio::time::timeout(Duration::from_secs(5), self.store.save_call_log(log.clone())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(call = %log.id, error = %e, "a call log could not be stored at shutdown"),
+                Err(_) => tracing::error!(call = %log.id, "storing a call log at shutdown timed out"),
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Rooms and 1-to-1 video (issue 16): the live side of rooms.
+//!
+//! - [`live`]: the rooms task, sole owner of who is in which room and of each call;
+//!   it applies `core::room` and sends frames to the members' sockets;
+//! - [`token`]: room tokens (JWT) that open a room's websocket as one person;
+//! - [`ice`]: the STUN/TURN servers browsers get, with TURN REST credentials;
+//! - [`frames`]: the room websocket's JSON.
+//!
+//! The HTTP side (create, invite, join, end, call logs) is `http::rooms`; the socket is
+//! `ws::room`; sending invitations is `mail`.
+
+pub mod frames;
+pub mod ice;
+pub mod live;
+pub mod token;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::hub::now_ms;
+use crate::mail::Senders;
+use crate::store::{RoomState, SharedStore, StoreError, StoreResult};
+
+/// What handlers and sockets use of rooms. Cheap to clone.
+#[derive(Clone)]
+pub struct Rooms {
+    pub commands: mpsc::Sender<live::Command>,
+    pub tokens: Arc<token::RoomTokens>,
+    pub senders: Senders,
+}
+
+impl Rooms {
+    /// Starts the rooms task; it stops when `shutdown` is cancelled, ending every call.
+    pub fn start(
+        settings: &Settings,
+        store: SharedStore,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (commands, task) = live::start(store, settings.resume_grace, shutdown);
+        let rooms = Self {
+            commands,
+            tokens: Arc::new(token::RoomTokens::new(settings)),
+            senders: Senders::from_settings(settings),
+        };
+        (rooms, task)
+    }
+
+    /// The live state of a room, `None` when no one is (or was recently) in it.
+    pub async fn view(&self, room: &str) -> Option<live::LiveView> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(live::Command::View {
+                room: room.to_string(),
+                reply,
+            })
+            .await
+            .ok()?;
+        answer.await.ok().flatten()
+    }
+
+    /// Tells the live room it ended (its store record says so already).
+    pub async fn ended(&self, room: &str) {
+        let _ = self.commands.send(live::Command::End { room: room.to_string() }).await;
+    }
+}
+
+/// Marks a stored room ended (retrying when another update came first); an ended
+/// room stays ended.
+pub async fn end_stored_room(store: &SharedStore, room: &str) -> StoreResult<crate::store::Room> {
+    for _ in 0..5 {
+        let mut stored = store.room(room).await?;
+        if stored.state == RoomState::Ended {
+            return Ok(stored);
+        }
+        stored.state = RoomState::Ended;
+        stored.ended_at = Some(now_ms());
+        match store.update_room(stored).await {
+            Err(StoreError::Conflict) => continue,
+            other => return other,
+        }
+    }
+    Err(StoreError::Conflict)
+}

@@ -1,0 +1,300 @@
+//! Rooms, guests and call logs in MongoDB (issue 16).
+//!
+//! No transactions (a standalone server must work), so every rule rests on a single
+//! document write the server does atomically:
+//! - "one open room per agent" is the `_id` of an `open_rooms` document (the agent id):
+//!   a second insert is a duplicate key. It is inserted before the room and removed
+//!   when the room ends; a key left behind by a crash between the two writes names an
+//!   ended (or missing) room and is cleared by the next creation.
+//! - a room update is a `replace_one` filtered on the revision it was read at.
+//! - a guest's email and phone are `_id`s in `guest_contacts`.
+
+use bson::doc;
+use futures_util::TryStreamExt;
+use mongodb::Collection;
+use mongodb::options::IndexOptions;
+use serde::{Deserialize, Serialize};
+
+use super::{MongoStore, is_duplicate_key, unavailable};
+use crate::store::rooms::{contact_keys, may_replace};
+use crate::store::{CallLog, Guest, Page, Room, RoomState, StoreError, StoreResult};
+
+#[derive(Serialize, Deserialize)]
+struct RoomDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    revision: i64,
+    room: Room,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OpenRoomDoc {
+    /// The agent id.
+    #[serde(rename = "_id")]
+    agent_id: String,
+    room_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GuestDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    guest: Guest,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContactDoc {
+    /// `email:<address>` or `phone:<number>`.
+    #[serde(rename = "_id")]
+    key: String,
+    guest_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CallLogDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    agent_id: String,
+    started_at: i64,
+    log: CallLog,
+}
+
+fn revision(room: &Room) -> StoreResult<i64> {
+    i64::try_from(room.revision).map_err(|_| unavailable("room revision out of range"))
+}
+
+impl MongoStore {
+    fn rooms(&self) -> Collection<RoomDoc> {
+        self.db.collection("rooms")
+    }
+
+    fn open_rooms(&self) -> Collection<OpenRoomDoc> {
+        self.db.collection("open_rooms")
+    }
+
+    fn guests(&self) -> Collection<GuestDoc> {
+        self.db.collection("guests")
+    }
+
+    fn guest_contacts(&self) -> Collection<ContactDoc> {
+        self.db.collection("guest_contacts")
+    }
+
+    fn call_log_docs(&self) -> Collection<CallLogDoc> {
+        self.db.collection("call_logs")
+    }
+
+    /// The listing indexes of call logs (ascending, walked backwards; see the module comment of `mongo`).
+    pub(super) async fn create_room_indexes(&self) -> StoreResult<()> {
+        let named = |keys, name: &str| {
+            mongodb::IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().name(name.to_string()).build())
+                .build()
+        };
+        self.call_log_docs()
+            .create_indexes([
+                named(doc! {"agent_id": 1, "started_at": 1, "_id": 1}, "agent_started"),
+                named(doc! {"started_at": 1, "_id": 1}, "started"),
+            ])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(super) async fn rooms_create(&self, room: Room) -> StoreResult<()> {
+        let key = OpenRoomDoc {
+            agent_id: room.agent_id.clone(),
+            room_id: room.id.clone(),
+        };
+        if let Err(e) = self.open_rooms().insert_one(&key).await {
+            if !is_duplicate_key(&e) {
+                return Err(unavailable(e));
+            }
+            // Taken: by an open room (refused), or left behind by an interrupted end (cleared).
+            let Some(held) = self
+                .open_rooms()
+                .find_one(doc! {"_id": &room.agent_id})
+                .await
+                .map_err(unavailable)?
+            else {
+                return Err(StoreError::Conflict);
+            };
+            match self.rooms_get(&held.room_id).await {
+                Ok(r) if r.state == RoomState::Open => return Err(StoreError::Conflict),
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+            self.open_rooms()
+                .delete_one(doc! {"_id": &room.agent_id, "room_id": &held.room_id})
+                .await
+                .map_err(unavailable)?;
+            self.open_rooms().insert_one(&key).await.map_err(|e| {
+                if is_duplicate_key(&e) {
+                    StoreError::Conflict
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        }
+        let stored = RoomDoc {
+            id: room.id.clone(),
+            revision: revision(&room)?,
+            room,
+        };
+        if let Err(e) = self.rooms().insert_one(&stored).await {
+            // Give the agent's key back, or they could never open a room.
+            let _ = self
+                .open_rooms()
+                .delete_one(doc! {"_id": &stored.room.agent_id, "room_id": &stored.id})
+                .await;
+            return Err(if is_duplicate_key(&e) {
+                StoreError::Conflict
+            } else {
+                unavailable(e)
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn rooms_get(&self, id: &str) -> StoreResult<Room> {
+        let found = self.rooms().find_one(doc! {"_id": id}).await.map_err(unavailable)?;
+        found.map(|d| d.room).ok_or(StoreError::NotFound)
+    }
+
+    pub(super) async fn rooms_open_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
+        let Some(held) = self
+            .open_rooms()
+            .find_one(doc! {"_id": agent_id})
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        match self.rooms_get(&held.room_id).await {
+            Ok(room) if room.state == RoomState::Open => Ok(Some(room)),
+            Ok(_) | Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn rooms_update(&self, mut room: Room) -> StoreResult<Room> {
+        let stored = self.rooms_get(&room.id).await?;
+        may_replace(&stored, &room)?;
+        let read_at = revision(&room)?;
+        room.revision += 1;
+        let replacement = RoomDoc {
+            id: room.id.clone(),
+            revision: revision(&room)?,
+            room: room.clone(),
+        };
+        let result = self
+            .rooms()
+            .replace_one(doc! {"_id": &room.id, "revision": read_at}, &replacement)
+            .await
+            .map_err(unavailable)?;
+        if result.matched_count == 0 {
+            return Err(StoreError::Conflict); // another update came first
+        }
+        if room.state == RoomState::Ended {
+            self.open_rooms()
+                .delete_one(doc! {"_id": &room.agent_id, "room_id": &room.id})
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(room)
+    }
+
+    pub(super) async fn rooms_guest_for(&self, guest: Guest) -> StoreResult<Guest> {
+        let keys = contact_keys(&guest);
+        for _ in 0..3 {
+            for key in &keys {
+                if let Some(contact) = self
+                    .guest_contacts()
+                    .find_one(doc! {"_id": key})
+                    .await
+                    .map_err(unavailable)?
+                    && let Some(mut found) = self
+                        .guests()
+                        .find_one(doc! {"_id": &contact.guest_id})
+                        .await
+                        .map_err(unavailable)?
+                {
+                    found.guest.name = guest.name.clone();
+                    self.guests()
+                        .replace_one(doc! {"_id": &found.id}, &found)
+                        .await
+                        .map_err(unavailable)?;
+                    return Ok(found.guest);
+                }
+            }
+            // The guest record first, then its contact keys: a key never names a missing guest.
+            let stored = GuestDoc {
+                id: guest.id.clone(),
+                guest: guest.clone(),
+            };
+            match self.guests().insert_one(&stored).await {
+                Ok(_) => {}
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+            let mut raced = false;
+            for key in &keys {
+                let contact = ContactDoc {
+                    key: key.clone(),
+                    guest_id: guest.id.clone(),
+                };
+                match self.guest_contacts().insert_one(&contact).await {
+                    Ok(_) => {}
+                    Err(e) if is_duplicate_key(&e) => raced = true,
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
+            if !raced {
+                return Ok(guest);
+            }
+            // Someone else registered one of these contacts meanwhile: use theirs.
+        }
+        Err(StoreError::Conflict)
+    }
+
+    pub(super) async fn rooms_save_call_log(&self, log: CallLog) -> StoreResult<()> {
+        let stored = CallLogDoc {
+            id: log.id.clone(),
+            agent_id: log.agent_id.clone(),
+            started_at: log.started_at,
+            log,
+        };
+        self.call_log_docs()
+            .replace_one(doc! {"_id": &stored.id}, &stored)
+            .upsert(true)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(super) async fn rooms_call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
+        let query = match agent_id {
+            Some(agent) => doc! {"agent_id": agent},
+            None => doc! {},
+        };
+        let total = self
+            .call_log_docs()
+            .count_documents(query.clone())
+            .await
+            .map_err(unavailable)?;
+        if page.limit == 0 || page.offset >= total {
+            return Ok((Vec::new(), total));
+        }
+        let cursor = self
+            .call_log_docs()
+            .find(query)
+            .sort(doc! {"started_at": -1, "_id": -1})
+            .skip(page.offset)
+            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<CallLogDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok((docs.into_iter().map(|d| d.log).collect(), total))
+    }
+}

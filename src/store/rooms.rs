@@ -1,0 +1,136 @@
+//! Video rooms, their guests and call logs: what is stored of them (issue 16).
+//!
+//! A room belongs to one agent and is either for one known customer (named by an
+//! E.164 phone number and/or an email address) or for any guest who knows its
+//! password. Its access code is kept only as a hash, with an expiry and a version
+//! that each new invitation bumps, so an old code stops working the moment a new one
+//! is sent. Wrong attempts are counted per client address inside the room, so the
+//! lock survives a restart and holds across nodes sharing the store.
+//!
+//! Rooms are updated by compare-and-set on `revision` (see [`super::Store::update_room`]):
+//! two wrong attempts arriving together both count. "One open room per agent" is a
+//! unique key in every backend, never a check followed by an insert.
+
+use serde::{Deserialize, Serialize};
+
+use super::Millis;
+
+/// Whom a room is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Audience {
+    /// One known customer: who joins must give this phone number (when set).
+    Customer {
+        phone: Option<String>,
+        email: Option<String>,
+    },
+    /// Anyone with the password, who gives a name and an email or phone.
+    Guest,
+}
+
+/// The current access code of a room: its hash, when it stops working and which
+/// invitation sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessCode {
+    /// PHC string (argon2) of the 5 digits.
+    pub hash: String,
+    pub expires_at: Millis,
+    /// 1 for the first invitation, +1 for each one after.
+    pub version: u32,
+}
+
+/// Wrong codes or passwords given from one client address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrongAttempts {
+    /// The client address as `http::access::ClientIp::key` gives it (IPv6 by /64).
+    pub address: String,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomState {
+    Open,
+    /// For good: an ended room is never reopened; the agent creates a new one.
+    Ended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    /// Random, unguessable (UUIDv4): it is part of the invitation link.
+    pub id: String,
+    pub agent_id: String,
+    pub title: String,
+    pub audience: Audience,
+    /// PHC string (argon2) of the room's password.
+    pub password_hash: String,
+    pub code: Option<AccessCode>,
+    pub wrong_attempts: Vec<WrongAttempts>,
+    pub state: RoomState,
+    pub created_at: Millis,
+    pub ended_at: Option<Millis>,
+    /// Bumped by every stored update; an update naming an older revision is refused.
+    pub revision: u64,
+    /// The chat this room was opened from ("video" in the agent console), if it was.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+}
+
+/// Someone who joined a guest room; created on first join, reused by email, else phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guest {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub created_at: Millis,
+}
+
+/// Who the agent talked to in a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallPeer {
+    Customer,
+    Guest,
+}
+
+/// One call in a room, as the hub observed it (plus the clients' validated reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallLog {
+    pub id: String,
+    pub room_id: String,
+    pub agent_id: String,
+    pub peer: CallPeer,
+    /// The customer's or guest's name as they joined.
+    pub peer_name: String,
+    /// The guest record, for guest rooms.
+    pub guest_id: Option<String>,
+    /// The chat a call was started from, when it was.
+    pub conversation_id: Option<String>,
+    pub started_at: Millis,
+    /// From the accepted start to the end.
+    pub length_secs: u64,
+    /// Seconds both sides reported a connected peer connection; never more than `length_secs`.
+    pub connected_secs: u64,
+    /// Seconds the customer's (guest's) camera was on; never more than `length_secs`.
+    pub camera_secs: u64,
+}
+
+/// Whether `update` may replace `stored` (the rule every backend applies inside its
+/// write): read at the stored revision, and not reopening an ended room.
+pub(super) fn may_replace(stored: &Room, update: &Room) -> Result<(), super::StoreError> {
+    if stored.revision != update.revision
+        || (stored.state == RoomState::Ended && update.state == RoomState::Open)
+        || stored.agent_id != update.agent_id
+    {
+        return Err(super::StoreError::Conflict);
+    }
+    Ok(())
+}
+
+/// The keys a guest is found by: `email:<address>` and `phone:<number>`, in that order.
+pub(super) fn contact_keys(guest: &Guest) -> Vec<String> {
+    let email = guest.email.iter().map(|e| format!("email:{}", e.to_lowercase()));
+    let phone = guest.phone.iter().map(|p| format!("phone:{p}"));
+    email.chain(phone).collect()
+}

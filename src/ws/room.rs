@@ -1,0 +1,274 @@
+//! `/ws/room?room=<id>&token=<room token>`: one room member's socket (issue 16).
+//!
+//! The upgrade is always accepted (after the origin and connection-limit checks), so a
+//! browser learns *why* it is refused: a refused token or seat gets an `error` frame
+//! and then a Close with its own code (4400 bad token, 4401 expired, 4403 another
+//! room's token, 4409 full, 4410 ended; see docs/protocol.md). Then the socket relays:
+//! frames in are size- and rate-limited, decoded and handed to the rooms task; frames
+//! out come from the member's bounded outbox. The connection watches shutdown and a
+//! heartbeat.
+
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use governor::{Quota, RateLimiter};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::room::Refusal;
+use crate::http::{ApiError, AppState};
+use crate::rooms::frames::{RoomClientFrame, RoomServerFrame};
+use crate::rooms::live::{Command, Conn, OUTBOX, Outbound};
+use crate::rooms::token::{RoomClaims, TokenRefusal};
+use crate::store::{RoomState, StoreError};
+
+/// The largest room frame: an SDP offer with many codecs and candidates is ~10 KB.
+pub const MAX_ROOM_FRAME: usize = 64 * 1024;
+/// Signalling frames per second a member may send, and the burst: ICE gathering sends a
+/// few dozen candidates at once, then little.
+const FRAMES_PER_SEC: u32 = 50;
+const FRAMES_BURST: u32 = 100;
+/// Frames refused in a row for the rate before the member is closed (1008): a client
+/// that does not slow down when told is flooding.
+const FLOOD_STRIKES: u32 = 200;
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RoomQuery {
+    #[serde(default)]
+    room: String,
+    #[serde(default)]
+    token: String,
+}
+
+pub async fn room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<RoomQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let permit = super::admit(&state, &headers)?;
+    Ok(super::configured(ws).on_upgrade(move |socket| async move {
+        serve(socket, state, query).await;
+        drop(permit);
+    }))
+}
+
+/// Sends an error frame and a Close with `code`, then ends.
+async fn refuse(mut socket: WebSocket, code: u16, error: &'static str, message: &'static str) {
+    let frame = RoomServerFrame::error(error, message).encode();
+    let _ = socket.send(Message::Text(frame.into())).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: message.into(),
+        })))
+        .await;
+    // Wait briefly for the client's Close, so the closing handshake completes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(m)) = socket.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// The checks before a member is let in: the token, its room, the stored room.
+/// What the stored room tells a new member's socket: its agent, title and chat.
+struct Stored {
+    agent_id: String,
+    title: String,
+    conversation_id: Option<String>,
+}
+
+async fn admit_member(
+    state: &AppState,
+    query: &RoomQuery,
+) -> Result<(RoomClaims, Stored), (u16, &'static str, &'static str)> {
+    let claims = match state.rooms.tokens.verify(&query.token) {
+        Ok(c) => c,
+        Err(TokenRefusal::Expired) => return Err((4401, "token_expired", "the room token has expired; join again")),
+        Err(TokenRefusal::Invalid) => return Err((4400, "bad_token", "the room token is not valid")),
+    };
+    if claims.room != query.room {
+        return Err((4403, "wrong_room", "the room token is for another room"));
+    }
+    match state.store.room(&claims.room).await {
+        Ok(room) if room.state == RoomState::Open => Ok((
+            claims,
+            Stored {
+                agent_id: room.agent_id,
+                title: room.title,
+                conversation_id: room.conversation_id,
+            },
+        )),
+        Ok(_) | Err(StoreError::NotFound) => Err((4410, "room_ended", "the meeting has ended")),
+        Err(e) => {
+            tracing::warn!(error = %e, "room websocket: the store did not answer");
+            Err((1011, "unavailable", "the hub cannot reach its store; try again shortly"))
+        }
+    }
+}
+
+async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
+    let (claims, stored) = match admit_member(&state, &query).await {
+        Ok(x) => x,
+        Err((code, error, message)) => return refuse(socket, code, error, message).await,
+    };
+    let conn_id = state.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (out, mut outbox) = mpsc::channel(OUTBOX);
+    let (reply, answer) = oneshot::channel();
+    let command = Command::Connect {
+        claims: claims.clone(),
+        agent_id: stored.agent_id,
+        conversation_id: stored.conversation_id,
+        conn: Conn { id: conn_id, out },
+        reply,
+    };
+    if state.rooms.commands.send(command).await.is_err() {
+        return refuse(socket, 1001, "shutdown", "the hub is shutting down").await;
+    }
+    let admitted = match answer.await {
+        Ok(Ok(a)) => a,
+        Ok(Err(Refusal::Full)) => return refuse(socket, 4409, "room_full", "already two people").await,
+        Ok(Err(_)) => return refuse(socket, 4410, "room_ended", "the meeting has ended").await,
+        Err(_) => return refuse(socket, 1001, "shutdown", "the hub is shutting down").await,
+    };
+    let now_secs = (crate::hub::now_ms() / 1000) as u64;
+    let (token, fresh) = state.rooms.tokens.issue(
+        &claims.room,
+        &claims.sub,
+        &claims.name,
+        claims.kind,
+        claims.guest_id.clone(),
+        now_secs,
+    );
+    let welcome = RoomServerFrame::RoomWelcome {
+        room_id: claims.room.clone(),
+        title: stored.title,
+        name: claims.name.clone(),
+        kind: claims.kind,
+        polite: admitted.seat.polite(),
+        peer: admitted.peer,
+        call: admitted.call,
+        ice_servers: crate::rooms::ice::ice_servers(&state.settings, &claims.sub, now_secs),
+        token,
+        token_expires_at: (fresh.exp * 1000) as i64,
+    };
+    let (mut sink, mut stream) = socket.split();
+    let seat = admitted.seat;
+    let commands = state.rooms.commands.clone();
+    let tell = |frame: RoomClientFrame| Command::Frame {
+        room: claims.room.clone(),
+        seat,
+        conn_id,
+        frame,
+    };
+    let limiter = RateLimiter::direct(
+        Quota::per_second(NonZeroU32::new(FRAMES_PER_SEC).expect("non-zero"))
+            .allow_burst(NonZeroU32::new(FRAMES_BURST).expect("non-zero")),
+    );
+    let mut strikes = 0u32;
+    let heartbeat = state.settings.heartbeat;
+    let mut ticker = tokio::time::interval(heartbeat);
+    ticker.tick().await;
+    let mut last_heard = Instant::now();
+    let mut close: Option<(u16, &'static str)> = None;
+    if sink.send(Message::Text(welcome.encode().into())).await.is_err() {
+        close = Some((1001, "gone"));
+    }
+    while close.is_none() {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => close = Some((1001, "the hub is shutting down")),
+            out = outbox.recv() => match out {
+                Some(Outbound::Frame(text)) => {
+                    if sink.send(Message::Text(text.as_ref().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close(code, reason)) => close = Some((code, reason)),
+                None => close = Some((1001, "the hub is shutting down")),
+            },
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > heartbeat * 2 {
+                    close = Some((1001, "no answer to heartbeats"));
+                } else if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = stream.next() => {
+                let Some(Ok(message)) = incoming else { break };
+                last_heard = Instant::now();
+                let text = match message {
+                    Message::Text(t) => t,
+                    Message::Binary(_) => {
+                        let e = RoomServerFrame::error("binary_not_supported", "send JSON text frames");
+                        if sink.send(Message::Text(e.encode().into())).await.is_err() { break; }
+                        continue;
+                    }
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                let refusal = if text.len() > MAX_ROOM_FRAME {
+                    Some(RoomServerFrame::error("frame_too_large", format!("a room frame may hold {MAX_ROOM_FRAME} bytes")))
+                } else if limiter.check().is_err() {
+                    strikes += 1;
+                    if strikes >= FLOOD_STRIKES {
+                        close = Some((1008, "flooding past the rate limit"));
+                        continue;
+                    }
+                    Some(RoomServerFrame::error("rate_limited", format!("at most {FRAMES_PER_SEC} frames a second; this one was dropped")))
+                } else {
+                    strikes = 0;
+                    match serde_json::from_str::<RoomClientFrame>(&text) {
+                        // `leave` is answered by the rooms task: room_ended, then a Close 1000.
+                        Ok(frame) => {
+                            if commands.send(tell(frame)).await.is_err() {
+                                close = Some((1001, "the hub is shutting down"));
+                            }
+                            None
+                        }
+                        Err(e) => Some(RoomServerFrame::error("bad_frame", format!("not a room frame: {e}"))),
+                    }
+                };
+                if let Some(e) = refusal
+                    && sink.send(Message::Text(e.encode().into())).await.is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = commands
+        .send(Command::Disconnect {
+            room: claims.room.clone(),
+            seat,
+            conn_id,
+        })
+        .await;
+    if let Some((code, reason)) = close {
+        // Frames already queued for this member go out before the Close.
+        while let Ok(Outbound::Frame(text)) = outbox.try_recv() {
+            let _ = sink.send(Message::Text(text.as_ref().into())).await;
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,270 @@
+// Rooms and 1-to-1 video (issue 16) in headless Chromium with fake media: an agent and
+// a customer in two browser contexts join one room (the customer through the join
+// form), call, reach connectionState "connected" with decoded video frames on the
+// receiver, and hang up (both see the end). A variant forces relay through a real
+// coturn started with a shared secret (TURN REST credentials from the hub) and checks
+// that the selected candidate pair is a relay. A chat turns into a video call from the
+// agent console with one click on each side. Time to connect is measured and printed.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { existsSync } from 'node:fs';
+import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, customerJoins } from './helpers.mjs';
+
+const PHONE = '+4915112345678';
+const PASSWORD = 'tulip-42';
+const TURN_SECRET = 'a-shared-secret-for-the-test';
+
+let browser;
+before(async () => { browser = await launchMediaBrowser(); });
+after(async () => { await browser?.close(); });
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+/** A real coturn on loopback with TURN REST authentication (`use-auth-secret`). */
+async function startTurn() {
+  const bin = '/usr/bin/turnserver';
+  if (!existsSync(bin)) throw new Error('turnserver (coturn) is missing: run scripts/ensure-test-deps.sh');
+  const port = await freePort();
+  const relayFrom = 40000 + Math.floor(Math.random() * 10000);
+  const child = spawn(bin, ['-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
+    `--min-port=${relayFrom}`, `--max-port=${relayFrom + 200}`, '--use-auth-secret', `--static-auth-secret=${TURN_SECRET}`,
+    '--realm=switchboard.test', '--no-tls', '--no-dtls', '--no-cli', '--allow-loopback-peers', '--simple-log',
+    '--log-file=stdout', '--no-stun-backward-compatibility'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c) => { output += c; });
+  child.stderr.on('data', (c) => { output += c; });
+  for (let i = 0; i < 100; i += 1) {
+    if (child.exitCode !== null) throw new Error(`turnserver exited:\n${output}`);
+    if (output.includes('Total General servers') || output.includes('IPv4. UDP listener opened on')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { port, output: () => output, stop: () => child.kill('SIGTERM') };
+}
+
+/** An agent with an open customer room, and a room token for the agent. */
+async function agentRoom(hub, username) {
+  const agent = await createAgent(hub, { username, display_name: username.toUpperCase(), categories: ['general'] });
+  const login = await apiCall(hub, 'POST', '/api/login', { username, password: agent.password });
+  const bearer = login.data.token;
+  const room = await apiCall(hub, 'POST', '/api/rooms', { title: 'Your contract', audience: 'customer', phone: PHONE, password: PASSWORD }, bearer);
+  assert.equal(room.status, 201, JSON.stringify(room.data));
+  const token = await apiCall(hub, 'POST', `/api/rooms/${room.data.id}/token`, undefined, bearer);
+  return { id: room.data.id, agentToken: token.data.token, bearer };
+}
+
+/** The agent's page in the room: its token placed where room.js keeps it. */
+async function agentEnters(hub, room, query = '') {
+  const page = await newPage(browser, { width: 1000, height: 800 });
+  await page.addInitScript(([key, token]) => sessionStorage.setItem(key, token), [`room-token:${room.id}`, room.agentToken]);
+  await page.goto(`${hub.url}/room.html?room=${room.id}${query}`);
+  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  return page;
+}
+
+/** The customer, on a phone-sized screen, through the join form. */
+async function customerEntersRoom(hub, room, query = '') {
+  const page = await newPage(browser, { width: 390, height: 844 });
+  await page.goto(`${hub.url}/room.html?room=${room.id}${query}`);
+  await page.getByTestId('join-phone').fill('+49 151 1234 5678');
+  await page.getByTestId('join-password').fill('wrong');
+  await page.getByTestId('join-button').click();
+  await page.getByTestId('join-error').filter({ hasText: 'password is incorrect' }).waitFor();
+  await page.getByTestId('join-password').fill(PASSWORD);
+  await page.getByTestId('join-name').fill('Carla');
+  await page.getByTestId('join-button').click();
+  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  return page;
+}
+
+/** The agent calls, the customer accepts; resolves with the ms from acceptance to connected. */
+async function callAndConnect(agent, customer) {
+  await agent.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
+  await agent.getByTestId('start-call').click();
+  await customer.getByTestId('accept-call').click();
+  try {
+    for (const page of [agent, customer]) {
+      await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+    }
+  } catch (e) {
+    for (const page of [agent, customer]) {
+      console.error(await page.evaluate(() => JSON.stringify({ call: document.getElementById('call-state').textContent,
+        conn: window.roomDebug.pc?.connectionState, ice: window.roomDebug.pc?.iceConnectionState,
+        signaling: window.roomDebug.pc?.signalingState, polite: window.roomDebug.polite, notice: document.getElementById('notice').textContent })));
+    }
+    throw e;
+  }
+  return customer.evaluate(() => window.roomDebug.connectedAt - window.roomDebug.callStartedAt);
+}
+
+/** Video frames the page has decoded from the other side so far. */
+const framesDecoded = (page) => page.evaluate(async () => {
+  const stats = await window.roomDebug.pc.getStats();
+  let frames = 0;
+  stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded || 0; });
+  return frames;
+});
+
+/** The local candidate type of the selected candidate pair ("host", "srflx", "relay"). */
+const selectedCandidateType = (page) => page.evaluate(async () => {
+  const stats = await window.roomDebug.pc.getStats();
+  let pairId = null;
+  stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+  if (!pairId) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pairId = s.id; });
+  const pair = stats.get(pairId);
+  return pair ? stats.get(pair.localCandidateId)?.candidateType : null;
+});
+
+async function waitForFrames(page) {
+  for (let i = 0; i < 100; i += 1) {
+    const frames = await framesDecoded(page);
+    if (frames > 0) return frames;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('no video frame was decoded');
+}
+
+test('agent and customer reach a connected call with video; hanging up ends it for both', async () => {
+  const hub = await startHub();
+  try {
+    await withShots('room-call', async (pages) => {
+      const room = await agentRoom(hub, 'vera');
+      const agent = await agentEnters(hub, room);
+      pages.push(agent);
+      const customer = await customerEntersRoom(hub, room);
+      pages.push(customer);
+      const ms = await callAndConnect(agent, customer);
+      console.log(`time to connect (host candidates): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+      assert.ok(await waitForFrames(customer) > 0, 'the customer decodes the agent\'s video');
+      assert.ok(await waitForFrames(agent) > 0, 'the agent decodes the customer\'s video');
+      await shot(customer, 'room-customer-in-call');
+      await agent.getByTestId('hang-up').click();
+      for (const page of [agent, customer]) {
+        await page.getByTestId('call-state').filter({ hasText: 'ended' }).waitFor();
+        await page.getByTestId('connection-state').filter({ hasText: '—' }).waitFor();
+      }
+      // The call is in the agent's call log.
+      let calls;
+      for (let i = 0; i < 50; i += 1) {
+        calls = await apiCall(hub, 'GET', '/api/calls', undefined, room.bearer);
+        if (calls.data.total === 1) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(calls.data.total, 1);
+      assert.equal(calls.data.items[0].peer_name, 'Carla');
+      // Leaving ends the meeting on both pages.
+      await customer.getByTestId('leave').click();
+      for (const page of [agent, customer]) {
+        await page.getByTestId('room-notice').filter({ hasText: 'The meeting has ended.' }).waitFor();
+      }
+    });
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('forced relay through a real coturn selects a relay candidate', async () => {
+  const turn = await startTurn();
+  const hub = await startHub({
+    TURN_URLS: `turn:127.0.0.1:${turn.port}?transport=udp`,
+    TURN_SECRET,
+  });
+  try {
+    await withShots('room-relay', async (pages) => {
+      const room = await agentRoom(hub, 'rita');
+      const agent = await agentEnters(hub, room, '&relay=1');
+      pages.push(agent);
+      const customer = await customerEntersRoom(hub, room, '&relay=1');
+      pages.push(customer);
+      const ms = await callAndConnect(agent, customer);
+      console.log(`time to connect (relay through coturn): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+      assert.equal(await selectedCandidateType(customer), 'relay');
+      assert.equal(await selectedCandidateType(agent), 'relay');
+      assert.ok(await waitForFrames(customer) > 0);
+    });
+  } catch (e) {
+    console.error(turn.output());
+    throw e;
+  } finally {
+    await hub.stop();
+    turn.stop();
+  }
+});
+
+test('a chat turns into a video call: "Video" on the agent console, one click for the customer', async () => {
+  const hub = await startHub();
+  try {
+    await withShots('room-from-chat', async (pages) => {
+      const vic = await createAgent(hub, { username: 'vic', display_name: 'Vic', categories: ['sales'] });
+      const agent = await newPage(browser);
+      const customer = await newPage(browser, { width: 390, height: 844 });
+      pages.push(agent, customer);
+      await agentSignsIn(agent, hub, vic);
+      await customerJoins(customer, hub, 'sales', 'Carla');
+      const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
+      await panel.waitFor();
+      const [agentRoom] = await Promise.all([
+        agent.context().waitForEvent('page'),
+        panel.getByTestId('video-button').click(),
+      ]);
+      pages.push(agentRoom);
+      const [customerRoom] = await Promise.all([
+        customer.context().waitForEvent('page'),
+        customer.getByTestId('video-join').click(),
+      ]);
+      pages.push(customerRoom);
+      for (const page of [agentRoom, customerRoom]) {
+        await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+      }
+      await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
+      const ms = await callAndConnect(agentRoom, customerRoom);
+      console.log(`time to connect (from a chat): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+      assert.ok(await waitForFrames(customerRoom) > 0);
+      await shot(agent, 'room-agent-console-after-video');
+    });
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('a call request: the customer asks for video in the queue, the agent\'s chat opens into the room', async () => {
+  const hub = await startHub();
+  try {
+    await withShots('room-call-request', async (pages) => {
+      const uma = await createAgent(hub, { username: 'uma', display_name: 'Uma', categories: ['billing'] });
+      const agent = await newPage(browser);
+      const customer = await newPage(browser, { width: 390, height: 844 });
+      pages.push(agent, customer);
+      await agentSignsIn(agent, hub, uma);
+      await customer.goto(`${hub.url}/`);
+      await customer.getByTestId('category-billing').click();
+      await customer.getByTestId('name-input').fill('Carla');
+      await customer.getByTestId('video-request').check();
+      await customer.getByTestId('join-button').click();
+      // The agent's panel offers the room at once; the customer has the invitation.
+      const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
+      const [agentRoom] = await Promise.all([
+        agent.context().waitForEvent('page'),
+        panel.getByTestId('video-room-link').click(),
+      ]);
+      pages.push(agentRoom);
+      const [customerRoom] = await Promise.all([
+        customer.context().waitForEvent('page'),
+        customer.getByTestId('video-join').click(),
+      ]);
+      pages.push(customerRoom);
+      const ms = await callAndConnect(agentRoom, customerRoom);
+      console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+      assert.ok(await waitForFrames(agentRoom) > 0);
+    });
+  } finally {
+    await hub.stop();
+  }
+});

@@ -1,0 +1,711 @@
+//! Rooms and 1-to-1 video (issue 16) end to end: rooms over HTTP, joining with its
+//! ordered checks, invitations through a real SMTP sink (aiosmtpd) and a real HTTP
+//! webhook, room tokens, and the room websocket's signalling and call control.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::common::*;
+
+const PHONE: &str = "+4915112345678";
+const PASSWORD: &str = "tulip-42";
+
+/// A signed-in agent and their open customer room.
+async fn agent_with_room(hub: &TestHub, username: &str, room: Value) -> (Api, String) {
+    hub.agent_account(username, &["general"], 1).await;
+    let api = hub.login(username, "agent-password").await;
+    let (status, body) = api.post("/api/rooms", room).await;
+    assert_eq!(status, 201, "{body}");
+    (api, body["id"].as_str().unwrap().to_string())
+}
+
+fn customer_room(title: &str) -> Value {
+    json!({"title": title, "audience": "customer", "phone": PHONE, "password": PASSWORD})
+}
+
+fn guest_room(title: &str) -> Value {
+    json!({"title": title, "audience": "guest", "password": PASSWORD})
+}
+
+/// `POST /api/join/{room}` from `from` (an X-Forwarded-For address; the hub must trust
+/// 127.0.0.1 for it to count) or from the loopback itself.
+async fn join_from(hub: &TestHub, room: &str, body: Value, from: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(hub.url(&format!("/api/join/{room}")))
+        .json(&body);
+    if let Some(address) = from {
+        request = request.header("x-forwarded-for", address);
+    }
+    let res = request.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn join(hub: &TestHub, room: &str, body: Value) -> (u16, Value) {
+    join_from(hub, room, body, None).await
+}
+
+/// The room token of a join that must succeed.
+async fn token(hub: &TestHub, room: &str, body: Value) -> String {
+    let (status, answer) = join(hub, room, body).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["token"].as_str().unwrap().to_string()
+}
+
+fn room_url(hub: &TestHub, room: &str, token: &str) -> String {
+    hub.ws_url(&format!("/ws/room?room={room}&token={token}"))
+}
+
+/// A member connected to the room, their welcome read.
+async fn member(hub: &TestHub, room: &str, token: &str) -> (Ws, Value) {
+    let mut ws = Ws::connect(&room_url(hub, room, token), &[]).await.unwrap();
+    let welcome = ws.next_of("room_welcome").await;
+    (ws, welcome)
+}
+
+/// The room's agent, connected.
+async fn agent_member(hub: &TestHub, api: &Api, room: &str) -> (Ws, Value) {
+    let (status, answer) = api.post(&format!("/api/rooms/{room}/token"), json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    member(hub, room, answer["token"].as_str().unwrap()).await
+}
+
+/// The agent rings, the customer accepts: both get `call_started`.
+async fn call(agent: &mut Ws, customer: &mut Ws) {
+    agent.send(json!({"type": "start_call"})).await;
+    agent.next_of("call_ringing").await;
+    customer.next_of("call_incoming").await;
+    customer.send(json!({"type": "accept_call"})).await;
+    assert_eq!(agent.next_of("call_started").await["polite"], false);
+    assert_eq!(customer.next_of("call_started").await["polite"], true);
+}
+
+/// An error frame with `code`, then a Close with `close`.
+async fn refused(ws: &mut Ws, code: &str, close: u16) {
+    let error = ws.next_of("error").await;
+    assert_eq!(error["code"], code, "{error}");
+    assert_eq!(ws.closed().await, Some(CloseCode::from(close)));
+}
+
+#[tokio::test]
+async fn two_rooms_side_by_side_never_cross_and_never_echo() {
+    let hub = TestHub::start().await;
+    let (ann, room_a) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (bob, room_b) = agent_with_room(&hub, "bob", customer_room("B")).await;
+    let (mut agent_a, welcome) = agent_member(&hub, &ann, &room_a).await;
+    assert_eq!(
+        (welcome["polite"].clone(), welcome["peer"].clone()),
+        (json!(false), Value::Null)
+    );
+    let (mut agent_b, _) = agent_member(&hub, &bob, &room_b).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD});
+    let (mut carla, welcome) = member(&hub, &room_a, &token(&hub, &room_a, credentials.clone()).await).await;
+    assert_eq!(welcome["polite"], true);
+    assert_eq!(welcome["peer"]["kind"], "agent");
+    assert_eq!(agent_a.next_of("peer_joined").await["peer"]["kind"], "customer");
+    let (mut dora, _) = member(&hub, &room_b, &token(&hub, &room_b, credentials).await).await;
+    agent_b.next_of("peer_joined").await;
+
+    // Signalling before a call is refused, and goes nowhere.
+    agent_a.send(json!({"type": "signal", "data": {"early": true}})).await;
+    assert_eq!(agent_a.next_of("error").await["code"], "no_call");
+
+    call(&mut agent_a, &mut carla).await;
+    call(&mut agent_b, &mut dora).await;
+    let offer = json!({"description": {"type": "offer", "sdp": "v=0 room A"}});
+    agent_a.send(json!({"type": "signal", "data": offer})).await;
+    assert_eq!(carla.next_of("signal").await["data"], offer);
+    let candidate = json!({"candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}});
+    dora.send(json!({"type": "signal", "data": candidate})).await;
+    assert_eq!(agent_b.next_of("signal").await["data"], candidate);
+    // Nothing crossed to the other room, nothing came back to a sender.
+    for (who, ws) in [
+        ("agent A", &mut agent_a),
+        ("agent B", &mut agent_b),
+        ("Carla", &mut carla),
+        ("Dora", &mut dora),
+    ] {
+        let stray: Vec<Value> = ws.drain().await.into_iter().filter(|f| f["type"] == "signal").collect();
+        assert!(stray.is_empty(), "{who} got {stray:?}");
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_third_joiner_is_refused_with_its_own_message() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", guest_room("Open house")).await;
+    let (_agent, _) = agent_member(&hub, &ann, &room).await;
+    let gus = json!({"name": "Gus", "email": "gus@example.org", "password": PASSWORD});
+    let (status, answer) = join(&hub, &room, gus.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let gus_token = answer["token"].as_str().unwrap().to_string();
+    let (_gus, welcome) = member(&hub, &room, &gus_token).await;
+    assert_eq!(welcome["kind"], "guest");
+    // Someone else, with the right password: two people are in already.
+    let pia = json!({"name": "Pia", "phone": "+441234567890", "password": PASSWORD});
+    let (status, answer) = join(&hub, &room, pia).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("room_full")));
+    assert_eq!(answer["error"]["message"], "already two people");
+    // The same guest again (another device) is not a third person.
+    assert_eq!(join(&hub, &room, gus).await.0, 200);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn join_checks_come_in_order_with_their_own_messages() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
+    let (status, answer) = ann.post("/api/rooms", customer_room("Second")).await;
+    assert_eq!(
+        (status, answer["error"]["message"].as_str()),
+        (409, Some("you already have an open room"))
+    );
+    let refusal = |status: u16, answer: &Value| {
+        (
+            status,
+            answer["error"]["message"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let (s, a) = join(&hub, &room, json!({"phone": "+4915100000000", "password": PASSWORD})).await;
+    assert_eq!(refusal(s, &a), (403, "phone number is incorrect".into()));
+    let (s, a) = join(&hub, &room, json!({"phone": "+49 151 1234 5678", "password": "wrong"})).await;
+    assert_eq!(refusal(s, &a), (403, "password is incorrect".into()));
+    let (s, a) = join(&hub, &room, json!({"phone": "0151 1234", "password": PASSWORD})).await;
+    assert_eq!((s, a["error"]["code"].as_str()), (400, Some("invalid_phone")));
+    // The room page learns what to ask for.
+    let info: Value = reqwest::get(hub.url(&format!("/api/join/{room}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (info["audience"].as_str(), info["asks_phone"].as_bool()),
+        (Some("customer"), Some(true))
+    );
+    // Ended: the meeting has ended, for a join and for a token issued before.
+    let early = token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await;
+    let (status, ended) = ann.delete(&format!("/api/rooms/{room}")).await;
+    assert_eq!((status, ended["state"].as_str()), (200, Some("ended")));
+    let (s, a) = join(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await;
+    assert_eq!(refusal(s, &a), (410, "the meeting has ended".into()));
+    let mut late = Ws::connect(&room_url(&hub, &room, &early), &[]).await.unwrap();
+    refused(&mut late, "room_ended", 4410).await;
+    let (s, a) = join(&hub, "no-such-room", json!({"password": PASSWORD})).await;
+    assert_eq!(refusal(s, &a), (410, "the meeting has ended".into()));
+    // Ended for good: a new room is possible now, the old one never reopens.
+    assert_eq!(ann.post("/api/rooms", customer_room("Next")).await.0, 201);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn expired_and_other_rooms_tokens_are_refused() {
+    let hub = TestHub::with(|s| s.room_token_ttl = Duration::from_secs(1)).await;
+    let (ann, room_a) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (_bob, room_b) = agent_with_room(&hub, "bob", customer_room("B")).await;
+    let for_a = token(&hub, &room_a, json!({"phone": PHONE, "password": PASSWORD})).await;
+    let mut wrong_room = Ws::connect(&room_url(&hub, &room_b, &for_a), &[]).await.unwrap();
+    refused(&mut wrong_room, "wrong_room", 4403).await;
+    let mut forged = Ws::connect(&room_url(&hub, &room_a, "not.a.token"), &[]).await.unwrap();
+    refused(&mut forged, "bad_token", 4400).await;
+    // exp is in whole seconds: past 2 s a 1 s token has expired wherever the second began.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let mut expired = Ws::connect(&room_url(&hub, &room_a, &for_a), &[]).await.unwrap();
+    refused(&mut expired, "token_expired", 4401).await;
+    // The agent's token is refused alike once expired; a fresh one works.
+    let (_agent, welcome) = agent_member(&hub, &ann, &room_a).await;
+    assert_eq!(welcome["kind"], "agent");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn reconnecting_within_the_grace_period_needs_no_new_code() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let first = token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await;
+    let (carla, welcome) = member(&hub, &room, &first).await;
+    agent.next_of("peer_joined").await;
+    drop(carla);
+    agent.next_of("peer_away").await;
+    // The welcome's fresh token opens the room again.
+    let (_carla, _) = member(&hub, &room, welcome["token"].as_str().unwrap()).await;
+    agent.next_of("peer_back").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn call_control_and_the_call_log() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (mut carla, _) = member(
+        &hub,
+        &room,
+        &token(
+            &hub,
+            &room,
+            json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"}),
+        )
+        .await,
+    )
+    .await;
+    agent.next_of("peer_joined").await;
+    // Rejected: media not ready. Both get the end.
+    carla.send(json!({"type": "start_call"})).await;
+    agent.next_of("call_incoming").await;
+    agent
+        .send(json!({"type": "reject_call", "reason": "media_not_ready"}))
+        .await;
+    for ws in [&mut agent, &mut carla] {
+        let end = ws.next_of("call_ended").await;
+        assert_eq!(
+            (end["reason"].as_str(), end["detail"].as_str()),
+            (Some("rejected"), Some("media_not_ready"))
+        );
+    }
+    // Accepted, reported, hung up: both get the end, and the call is logged.
+    call(&mut agent, &mut carla).await;
+    agent
+        .send(json!({"type": "report", "connected": true, "camera": true}))
+        .await;
+    carla
+        .send(json!({"type": "report", "connected": true, "camera": true}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    carla.send(json!({"type": "hang_up"})).await;
+    for ws in [&mut agent, &mut carla] {
+        let end = ws.next_of("call_ended").await;
+        assert_eq!(
+            (end["by"].as_str(), end["reason"].as_str()),
+            (Some("customer"), Some("hung_up"))
+        );
+    }
+    let mut logged = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = ann.get("/api/calls").await;
+        if page["total"] == 1 {
+            logged = page["items"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (logged["peer"].as_str(), logged["peer_name"].as_str()),
+        (Some("customer"), Some("Carla"))
+    );
+    let length = logged["length_secs"].as_u64().unwrap();
+    assert!(length >= 1, "{logged}");
+    assert!(logged["connected_secs"].as_u64().unwrap() <= length);
+    assert!(logged["camera_secs"].as_u64().unwrap() <= length);
+    // Admins see every call; another agent none of ann's.
+    assert_eq!(hub.admin().await.get("/api/calls").await.1["total"], 1);
+    // Leaving ends the room for both (closed 1000) and in the store.
+    carla.send(json!({"type": "leave"})).await;
+    for ws in [&mut agent, &mut carla] {
+        assert_eq!(ws.next_of("room_ended").await["by"], "customer");
+        assert_eq!(ws.closed().await, Some(CloseCode::Normal));
+    }
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        state = ann.get(&format!("/api/rooms/{room}")).await.1["state"].clone();
+        if state == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "ended");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn signalling_frames_are_size_limited_and_bad_ones_leave_the_call_up() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (mut carla, _) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
+    call(&mut agent, &mut carla).await;
+    let huge = json!({"type": "signal", "data": {"sdp": "x".repeat(70_000)}});
+    agent.send(huge).await;
+    assert_eq!(agent.next_of("error").await["code"], "frame_too_large");
+    for bad in [
+        "{\"type\":\"hang_up\",\"extra\":1}",
+        "{\"type\":\"report\",\"connected\":\"yes\",\"camera\":true}",
+        "{\"type\":\"dance\"}",
+        "not json",
+    ] {
+        agent.send_raw(bad).await;
+        assert_eq!(agent.next_of("error").await["code"], "bad_frame", "{bad}");
+    }
+    agent.send(json!({"type": "signal", "data": {"ok": 1}})).await;
+    assert_eq!(carla.next_of("signal").await["data"], json!({"ok": 1}));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_attempts_lock_the_room_for_that_address_only() {
+    let hub = TestHub::with(|s| {
+        s.room_max_attempts = 3;
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let wrong = json!({"phone": PHONE, "password": "guess"});
+    let right = json!({"phone": PHONE, "password": PASSWORD});
+    for _ in 0..3 {
+        assert_eq!(join_from(&hub, &room, wrong.clone(), Some("198.51.100.7")).await.0, 403);
+    }
+    let (status, answer) = join_from(&hub, &room, right.clone(), Some("198.51.100.7")).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (429, Some("room_locked")),
+        "{answer}"
+    );
+    assert_eq!(join_from(&hub, &room, right.clone(), Some("198.51.100.8")).await.0, 200);
+    // A new invitation clears the lock.
+    assert_eq!(
+        ann.post(&format!("/api/rooms/{room}/invite"), json!({"phone": PHONE}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(join_from(&hub, &room, right, Some("198.51.100.7")).await.0, 200);
+    hub.stop().await;
+}
+
+// ---------- invitations through real senders ----------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real SMTP server (aiosmtpd) writing what it receives to a maildir.
+struct SmtpSink {
+    child: Child,
+    maildir: PathBuf,
+    port: u16,
+}
+
+impl SmtpSink {
+    async fn start() -> Self {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/ensure-test-deps.sh (make test does)",
+            python.display()
+        );
+        let maildir = std::env::temp_dir().join(format!("switchboard-mail-{}", uuid::Uuid::new_v4().simple()));
+        let port = free_port();
+        let child = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .args(["-l", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        // Owned at once, so it is stopped (and waited for) on every path, a failed start too.
+        let sink = Self { child, maildir, port };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return sink;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("aiosmtpd did not listen on {port}");
+    }
+
+    /// The bodies of the mails received so far, oldest first, quoted-printable undone.
+    fn mails(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=")
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+/// The 5-digit code and the link of an invitation.
+fn code_and_link(text: &str) -> (String, String) {
+    let code = text.split("access code: ").nth(1).expect("the invitation has a code")[..5].to_string();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.contains("/room.html?room="))
+        .expect("the invitation has a link")
+        .to_string();
+    (code, link)
+}
+
+#[tokio::test]
+async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
+    let smtp = SmtpSink::start().await;
+    let hub = TestHub::with(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port))).await;
+    let (ann, room) = agent_with_room(&hub, "ann", guest_room("Open house")).await;
+    let invite = json!({"email": "gus@example.org"});
+    let (status, first) = ann.post(&format!("/api/rooms/{room}/invite"), invite.clone()).await;
+    assert_eq!(
+        (status, first["sent"].clone(), first["code_version"].clone()),
+        (200, json!(["mail"]), json!(1))
+    );
+    let (status, second) = ann.post(&format!("/api/rooms/{room}/invite"), invite).await;
+    assert_eq!((status, second["code_version"].clone()), (200, json!(2)));
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 2, "two mails reached the SMTP server");
+    assert!(mails[0].contains("To: gus@example.org"), "{}", mails[0]);
+    let (old_code, link) = code_and_link(&mails[0]);
+    let (new_code, _) = code_and_link(&mails[1]);
+    // The link leads to this room on this hub.
+    assert_eq!(link, format!("http://{}/room.html?room={room}", hub.addr));
+    let room_id = link.split("room=").nth(1).unwrap();
+    let page = reqwest::get(&link).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let gus = |code: &str| json!({"code": code, "name": "Gus", "email": "gus@example.org"});
+    if old_code != new_code {
+        let (status, answer) = join(&hub, room_id, gus(&old_code)).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some("wrong_code")),
+            "the old code stopped working"
+        );
+    }
+    let (status, answer) = join(&hub, room_id, gus(&new_code)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_gus, welcome) = member(&hub, room_id, answer["token"].as_str().unwrap()).await;
+    assert_eq!(
+        (welcome["name"].as_str(), welcome["kind"].as_str()),
+        (Some("Gus"), Some("guest"))
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_sender_is_a_clear_error_for_the_agent() {
+    // Nothing listens on this port: the mail server cannot be reached.
+    let dead = free_port();
+    let hub = TestHub::with(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{dead}"))).await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (status, answer) = ann
+        .post(
+            &format!("/api/rooms/{room}/invite"),
+            json!({"email": "carla@example.org"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (502, Some("send_failed")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not sent by mail"),
+        "{answer}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_sms_invitation_goes_to_the_webhook_as_json() {
+    // A real HTTP endpoint standing in for an SMS gateway's adapter.
+    let (got, mut received) = tokio::sync::mpsc::channel::<Value>(4);
+    let app = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let got = got.clone();
+            async move {
+                got.send(body).await.unwrap();
+                "queued"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let hub = TestHub::with(|s| s.sms_webhook_url = Some(format!("http://{gateway}/sms"))).await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (status, answer) = ann
+        .post(&format!("/api/rooms/{room}/invite"), json!({"phone": PHONE}))
+        .await;
+    assert_eq!((status, answer["sent"].clone()), (200, json!(["sms"])), "{answer}");
+    let sms = tokio::time::timeout(Duration::from_secs(5), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sms["to"], PHONE);
+    let (code, _) = code_and_link(sms["text"].as_str().unwrap());
+    assert_eq!(join(&hub, &room, json!({"code": code})).await.0, 200);
+    server.abort();
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_chat_turns_into_a_video_call_and_its_log_links_the_conversation() {
+    let hub = TestHub::start().await;
+    let mut desk = hub.agent("ann", &["general"], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    desk.next_of("chat_started").await;
+    // Not a chat of this agent: refused, nothing sent.
+    assert_eq!(ann.post("/api/chats/no-such-chat/video", json!({})).await.0, 404);
+    let (status, room) = ann.post(&format!("/api/chats/{chat}/video"), json!({})).await;
+    assert_eq!(status, 201, "{room}");
+    let room_id = room["id"].as_str().unwrap();
+    let invite = carla.next_of("video_invite").await;
+    assert_eq!(
+        (invite["chat_id"].as_str(), invite["room_id"].as_str()),
+        (Some(chat.as_str()), Some(room_id))
+    );
+    // One click: the link carries the token, no code.
+    let link = invite["link"].as_str().unwrap();
+    assert!(link.starts_with(&format!("/room.html?room={room_id}#token=")), "{link}");
+    let token = link.split("#token=").nth(1).unwrap();
+    let (mut video, welcome) = member(&hub, room_id, token).await;
+    assert_eq!(
+        (welcome["name"].as_str(), welcome["kind"].as_str()),
+        (Some("Carla"), Some("customer"))
+    );
+    let (mut agent, _) = agent_member(&hub, &ann, room_id).await;
+    call(&mut agent, &mut video).await;
+    agent.send(json!({"type": "hang_up"})).await;
+    video.next_of("call_ended").await;
+    let mut logged = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = ann.get("/api/calls").await;
+        if page["total"] == 1 {
+            logged = page["items"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(logged["conversation_id"].as_str(), Some(chat.as_str()), "{logged}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_request_waits_in_the_same_queue_and_tells_the_agent() {
+    let hub = TestHub::start().await;
+    let token = hub.agent_account("ann", &["general"], 2).await;
+    let mut desk = Ws::agent(&hub, &token).await;
+    // Queued like anyone while no agent is available, paired by the same rules after.
+    let mut vic = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    vic.send(json!({"type": "join", "name": "Vic", "category": "general", "video": true}))
+        .await;
+    assert_eq!(vic.next_of("queued").await["place"], 1);
+    let mut tex = hub.customer("Tex", "general").await;
+    assert_eq!(tex.next_of("queued").await["place"], 2);
+    desk.send(json!({"type": "set_available", "available": true})).await;
+    let first = desk.next_of("chat_started").await;
+    assert_eq!(
+        (first["peer_name"].as_str(), first["video_request"].as_bool()),
+        (Some("Vic"), Some(true))
+    );
+    let second = desk.next_of("chat_started").await;
+    assert_eq!(second["peer_name"], "Tex");
+    assert!(
+        second.get("video_request").is_none(),
+        "a text chat says nothing: {second}"
+    );
+    // The agent answers the request with a room; Vic gets the invitation in the chat.
+    let ann = hub.login("ann", "agent-password").await;
+    let chat = first["chat_id"].as_str().unwrap();
+    assert_eq!(ann.post(&format!("/api/chats/{chat}/video"), json!({})).await.0, 201);
+    assert_eq!(vic.next_of("video_invite").await["chat_id"], chat);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_welcome_hands_out_ice_servers_with_turn_rest_credentials() {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let hub = TestHub::with(|s| {
+        s.stun_urls = vec!["stun:127.0.0.1:3478".into()];
+        s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+        s.turn_secret = Some(switchboard::config::Secret(b"north-wind-secret".to_vec()));
+    })
+    .await;
+    let (_ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (_carla, welcome) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
+    let servers = welcome["ice_servers"].as_array().unwrap();
+    assert_eq!(servers[0], json!({"urls": ["stun:127.0.0.1:3478"]}));
+    assert_eq!(servers[1]["urls"], json!(["turn:127.0.0.1:3478?transport=udp"]));
+    let username = servers[1]["username"].as_str().unwrap();
+    let (expiry, person) = username.split_once(':').unwrap();
+    assert_eq!(person, "customer");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(expiry > now && expiry <= now + 3_600 + 5, "time-limited: {username}");
+    let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(b"north-wind-secret").unwrap();
+    mac.update(username.as_bytes());
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(servers[1]["credential"], expected);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn signalling_floods_are_rate_limited_and_the_connection_lives_on() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (mut carla, _) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
+    call(&mut agent, &mut carla).await;
+    for i in 0..150 {
+        agent.send(json!({"type": "signal", "data": {"candidate": i}})).await;
+    }
+    let frames = agent.drain().await;
+    let limited = frames.iter().filter(|f| f["code"] == "rate_limited").count();
+    assert!(limited > 0, "a burst of 150 is over the limit");
+    let relayed = carla.drain().await.iter().filter(|f| f["type"] == "signal").count();
+    assert_eq!(relayed + limited, 150, "every frame was either relayed or refused");
+    // Still open: a ping is answered.
+    agent.send(json!({"type": "ping"})).await;
+    agent.next_of("pong").await;
+    hub.stop().await;
+}

@@ -1,0 +1,397 @@
+// The video room page (room.html?room=<id>): join with the invitation's code or the
+// room's password, then a 1-to-1 WebRTC call whose signalling goes through the hub
+// (/ws/room), following MDN's "perfect negotiation": the hub says who is polite.
+//
+// The room token is kept in sessionStorage, so a reload or a dropped connection within
+// the grace period comes back without a new code. `?as=agent` (the agent console's
+// link) takes the agent's token with the signed-in session instead of a join form.
+// `?relay=1` forces TURN relay (iceTransportPolicy "relay"), for testing a TURN server.
+
+import { api, show } from './dom.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const roomId = params.get('room') || '';
+const asAgent = params.get('as') === 'agent';
+const forceRelay = params.get('relay') === '1';
+const tokenKey = `room-token:${roomId}`;
+/** Seconds between reports of the connection and camera to the hub during a call. */
+const REPORT_MS = 5000;
+
+/** Close codes of /ws/room (docs/protocol.md) and what the page says for each. */
+const CLOSES = {
+  4000: 'This meeting was opened in another tab or on another device.',
+  4400: 'Your access to this meeting is not valid. Please join again.',
+  4401: 'Your access to this meeting has expired. Please join again.',
+  4403: 'This access belongs to another meeting. Please join again.',
+  4409: 'There are already two people in this meeting.',
+  4410: 'The meeting has ended.',
+};
+
+let socket = null;
+let token = null;
+let polite = false;
+let iceServers = [];
+let localStream = null;
+let pc = null;
+let makingOffer = false;
+/** Whether our tracks are in the current peer connection (see startPeer). */
+let mediaAdded = false;
+let ignoreOffer = false;
+let reportTimer = null;
+let ended = false;
+let retries = 0;
+/** Frames are handled one after another (see connect). */
+let inbox = Promise.resolve();
+/** For tests and troubleshooting: the current peer connection. */
+window.roomDebug = { get pc() { return pc; }, get polite() { return polite; }, connectedAt: null, callStartedAt: null };
+
+function notice(text) {
+  $('notice').textContent = text || '';
+  show($('notice'), !!text);
+}
+
+function setRoomState(text, ok = false) {
+  const pill = $('room-state');
+  pill.textContent = text;
+  pill.className = `pill ${ok ? 'connected' : 'away'}`;
+}
+
+function setCallState(text) {
+  $('call-state').textContent = text;
+  const inCall = text === 'active' || text === 'ringing…';
+  show($('hang-up'), inCall || text === 'calling…');
+  show($('start-call'), !inCall && text !== 'calling…' && text !== 'incoming call');
+  show($('accept-call'), text === 'incoming call');
+  show($('reject-call'), text === 'incoming call');
+}
+
+function send(frame) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+}
+
+/** Camera and microphone preview; the call goes on without them if refused. */
+async function startPreview() {
+  try {
+    localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    $('local').srcObject = localStream;
+  } catch (e) {
+    notice(`Camera or microphone not available (${e.name}). You can still join; the other side will not see or hear you.`);
+    localStream = null;
+  }
+}
+
+function endTheMeeting(message) {
+  ended = true;
+  sessionStorage.removeItem(tokenKey);
+  closePeer();
+  setCallState('ended');
+  setRoomState('ended');
+  notice(message);
+  for (const id of ['start-call', 'accept-call', 'reject-call', 'hang-up', 'leave']) show($(id), false);
+}
+
+// ---------- joining ----------
+
+async function showJoinForm(message) {
+  show($('stage'), false);
+  show($('join'), true);
+  $('join-error').textContent = message || '';
+  const info = await api('GET', `/api/join/${encodeURIComponent(roomId)}`);
+  if (!info.ok) {
+    endTheMeeting(info.status === 404 ? 'The meeting has ended.' : info.error.message);
+    show($('join'), false);
+    return;
+  }
+  $('room-title').textContent = info.data.title;
+  if (info.data.state === 'ended') {
+    endTheMeeting('The meeting has ended.');
+    show($('join'), false);
+    return;
+  }
+  const guest = info.data.audience === 'guest';
+  show($('name-field'), true);
+  show($('email-field'), guest);
+  show($('phone-field'), guest || info.data.asks_phone);
+  setRoomState('not joined');
+}
+
+async function join(event) {
+  event.preventDefault();
+  const value = (id) => $(id).value.trim() || undefined;
+  const body = {
+    code: value('code'), name: value('name'), email: value('email'), phone: value('phone'),
+    password: $('join-password').value || undefined,
+  };
+  if (body.code) delete body.password;
+  const answer = await api('POST', `/api/join/${encodeURIComponent(roomId)}`, body);
+  if (!answer.ok) {
+    $('join-error').textContent = answer.error.message;
+    return;
+  }
+  token = answer.data.token;
+  sessionStorage.setItem(tokenKey, token);
+  show($('join'), false);
+  await enter();
+}
+
+async function agentToken() {
+  const answer = await api('POST', `/api/rooms/${encodeURIComponent(roomId)}/token`);
+  if (!answer.ok) {
+    endTheMeeting(answer.status === 401 ? 'Sign in on the agent page first.' : answer.error.message);
+    return null;
+  }
+  return answer.data.token;
+}
+
+// ---------- the room socket ----------
+
+async function enter() {
+  show($('stage'), true);
+  if (!localStream) await startPreview();
+  connect();
+}
+
+function connect() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const url = `${scheme}://${location.host}/ws/room?room=${encodeURIComponent(roomId)}&token=${encodeURIComponent(token)}`;
+  setRoomState('connecting…');
+  socket = new WebSocket(url);
+  // One frame at a time, in order: a candidate must not overtake the description before it
+  // (handling a description awaits the browser, and a candidate added before it is lost).
+  socket.onmessage = (event) => {
+    const frame = JSON.parse(event.data);
+    inbox = inbox.then(() => handle(frame)).catch((e) => console.error(e));
+  };
+  socket.onclose = (event) => closed(event.code);
+}
+
+async function closed(code) {
+  socket = null;
+  if (ended) return;
+  const refusal = CLOSES[code];
+  if (code === 4410) return endTheMeeting(refusal);
+  if (code === 4400 || code === 4401 || code === 4403) {
+    sessionStorage.removeItem(tokenKey);
+    closePeer();
+    if (asAgent) {
+      token = await agentToken();
+      if (token) connect();
+      return;
+    }
+    return showJoinForm(refusal);
+  }
+  if (code === 4409 || code === 4000) {
+    closePeer();
+    setRoomState('not connected');
+    notice(refusal);
+    return;
+  }
+  if (code === 1000) return endTheMeeting('The meeting has ended.');
+  // Lost: come back with the same token (the seat waits for the grace period).
+  setRoomState('reconnecting…');
+  closePeer();
+  retries += 1;
+  setTimeout(connect, Math.min(500 * retries, 5000));
+}
+
+async function handle(frame) {
+  switch (frame.type) {
+    case 'room_welcome':
+      retries = 0;
+      polite = frame.polite;
+      iceServers = frame.ice_servers;
+      token = frame.token;
+      sessionStorage.setItem(tokenKey, token);
+      $('room-title').textContent = frame.title;
+      setRoomState('in the room', true);
+      notice('');
+      showPeer(frame.peer);
+      setCallState({ idle: 'idle', ringing_in: 'incoming call', ringing_out: 'calling…', active: 'idle' }[frame.call]);
+      // An active call from before the reconnect: start over (the other side gets the end).
+      if (frame.call === 'active') send({ type: 'hang_up' });
+      break;
+    case 'peer_joined': showPeer(frame.peer); break;
+    case 'peer_away': $('peer-name').textContent = 'The other side lost the connection; waiting…'; break;
+    case 'peer_back': $('peer-name').textContent = 'The other side is back'; break;
+    case 'peer_left': showPeer(null); break;
+    case 'call_ringing': setCallState('calling…'); break;
+    case 'call_incoming':
+      setCallState('incoming call');
+      $('peer-name').textContent = `${frame.from} is calling`;
+      break;
+    case 'call_started': startPeer(); break;
+    case 'call_ended':
+      closePeer();
+      setCallState('ended');
+      notice(frame.reason === 'rejected'
+        ? (frame.detail === 'media_not_ready' ? 'The call was declined: the other side has no camera or microphone ready.' : 'The call was declined.')
+        : frame.reason === 'peer_gone' ? 'The other side did not come back.' : '');
+      break;
+    case 'signal': await onSignal(frame.data); break;
+    case 'room_ended': endTheMeeting('The meeting has ended.'); break;
+    case 'error': notice(frame.message); break;
+    default: break;
+  }
+}
+
+function showPeer(peer) {
+  $('peer-name').textContent = peer ? `${peer.name}${peer.present ? '' : ' (connecting…)'}` : 'Waiting for the other side…';
+}
+
+// ---------- the call: perfect negotiation ----------
+
+function startPeer() {
+  closePeer();
+  setCallState('active');
+  window.roomDebug.callStartedAt = performance.now();
+  window.roomDebug.connectedAt = null;
+  pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: forceRelay ? 'relay' : 'all' });
+  const mine = pc;
+  mine.onnegotiationneeded = async () => {
+    try {
+      makingOffer = true;
+      await mine.setLocalDescription();
+      send({ type: 'signal', data: { description: mine.localDescription } });
+    } catch (e) {
+      console.error(e);
+    } finally {
+      makingOffer = false;
+    }
+  };
+  mine.onicecandidate = ({ candidate }) => { if (candidate) send({ type: 'signal', data: { candidate } }); };
+  mine.ontrack = ({ track, streams }) => {
+    const remote = $('remote');
+    if (streams[0]) remote.srcObject = streams[0];
+    else {
+      if (!remote.srcObject) remote.srcObject = new MediaStream();
+      remote.srcObject.addTrack(track);
+    }
+  };
+  mine.onconnectionstatechange = () => {
+    $('connection-state').textContent = mine.connectionState;
+    if (mine.connectionState === 'connected' && window.roomDebug.connectedAt === null) {
+      window.roomDebug.connectedAt = performance.now();
+    }
+    report();
+  };
+  // The impolite side opens the negotiation; the polite side adds its media to the answer
+  // (addMedia in onSignal). Both starting at once is what perfect negotiation settles, but
+  // a collision right at the start made Chromium's polite side now and then answer
+  // without ever gathering ICE candidates (seen in about 1 run in 6), so it is avoided.
+  // Later renegotiations, from either side, go through the pattern as they come.
+  mediaAdded = false;
+  if (!polite) addMedia(mine);
+  reportTimer = setInterval(report, REPORT_MS);
+}
+
+/** Our camera and microphone into the call (receive-only without them). */
+function addMedia(mine) {
+  if (mediaAdded) return;
+  mediaAdded = true;
+  if (localStream) {
+    for (const track of localStream.getTracks()) mine.addTrack(track, localStream);
+  } else {
+    // Receive anyway: the other side's media still comes.
+    mine.addTransceiver('video', { direction: 'recvonly' });
+    mine.addTransceiver('audio', { direction: 'recvonly' });
+  }
+}
+
+async function onSignal({ description, candidate }) {
+  if (!pc) return;
+  const mine = pc;
+  try {
+    if (description) {
+      const collision = description.type === 'offer' && (makingOffer || mine.signalingState !== 'stable');
+      ignoreOffer = !polite && collision;
+      if (ignoreOffer) return;
+      await mine.setRemoteDescription(description);
+      if (description.type === 'offer') {
+        addMedia(mine);
+        await mine.setLocalDescription();
+        send({ type: 'signal', data: { description: mine.localDescription } });
+      }
+    } else if (candidate) {
+      try {
+        await mine.addIceCandidate(candidate);
+      } catch (e) {
+        if (!ignoreOffer) throw e;
+      }
+    }
+  } catch (e) {
+    console.error(e);
+  }
+}
+
+function cameraOn() {
+  const video = localStream?.getVideoTracks()[0];
+  return !!video && video.enabled && video.readyState === 'live';
+}
+
+function report() {
+  if (!pc) return;
+  send({ type: 'report', connected: pc.connectionState === 'connected', camera: cameraOn() });
+}
+
+function closePeer() {
+  clearInterval(reportTimer);
+  reportTimer = null;
+  if (pc) {
+    pc.onconnectionstatechange = null;
+    pc.close();
+    pc = null;
+  }
+  $('remote').srcObject = null;
+  $('connection-state').textContent = '—';
+}
+
+// ---------- controls ----------
+
+$('join-form').addEventListener('submit', join);
+$('start-call').addEventListener('click', () => {
+  if (!localStream) notice('Your camera and microphone are off; the other side will not see or hear you.');
+  send({ type: 'start_call' });
+});
+$('accept-call').addEventListener('click', () => {
+  // Media not ready: the call is declined with that reason, which the caller's page shows.
+  if (!localStream) {
+    notice('Your camera and microphone are not available, so the call was declined.');
+    send({ type: 'reject_call', reason: 'media_not_ready' });
+    return;
+  }
+  send({ type: 'accept_call' });
+});
+$('reject-call').addEventListener('click', () => send({ type: 'reject_call', reason: 'declined' }));
+$('hang-up').addEventListener('click', () => send({ type: 'hang_up' }));
+$('leave').addEventListener('click', () => send({ type: 'leave' }));
+$('mute').addEventListener('click', (event) => {
+  const muted = event.currentTarget.getAttribute('aria-pressed') !== 'true';
+  for (const t of localStream?.getAudioTracks() ?? []) t.enabled = !muted;
+  event.currentTarget.setAttribute('aria-pressed', String(muted));
+  event.currentTarget.textContent = muted ? 'Unmute' : 'Mute';
+});
+$('camera').addEventListener('click', (event) => {
+  const off = event.currentTarget.getAttribute('aria-pressed') !== 'true';
+  for (const t of localStream?.getVideoTracks() ?? []) t.enabled = !off;
+  event.currentTarget.setAttribute('aria-pressed', String(off));
+  event.currentTarget.textContent = off ? 'Camera on' : 'Camera off';
+  report();
+});
+
+(async function start() {
+  if (!roomId) {
+    endTheMeeting('This link is incomplete: it names no meeting.');
+    return;
+  }
+  // A link from a chat's video invitation carries its token in the fragment.
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromLink) {
+    sessionStorage.setItem(tokenKey, fromLink);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  token = sessionStorage.getItem(tokenKey);
+  if (!token && asAgent) token = await agentToken();
+  if (token) await enter();
+  else await showJoinForm('');
+})();
