@@ -480,8 +480,13 @@ impl Reader<'_> {
         let Some(name) = self.optional(var) else {
             return Ok(jiff::tz::TimeZone::UTC);
         };
-        jiff::tz::TimeZone::get(&name)
-            .map_err(|e| Self::error(var, &name, format!("not a known IANA time zone name such as Europe/Berlin ({e})")))
+        jiff::tz::TimeZone::get(&name).map_err(|e| {
+            Self::error(
+                var,
+                &name,
+                format!("not a known IANA time zone name such as Europe/Berlin ({e})"),
+            )
+        })
     }
 
     /// `HH:MM-HH:MM` local opening hours (default 10:00-17:00) cut into slots of the
@@ -498,12 +503,12 @@ impl Reader<'_> {
             .split_once('-')
             .ok_or_else(|| bad("must be two local times HH:MM-HH:MM, e.g. 10:00-17:00"))?;
         let time = |t: &str| {
-            jiff::civil::Time::strptime("%H:%M", t.trim()).map_err(|_| bad("must be two local times HH:MM-HH:MM, e.g. 10:00-17:00"))
+            jiff::civil::Time::strptime("%H:%M", t.trim())
+                .map_err(|_| bad("must be two local times HH:MM-HH:MM, e.g. 10:00-17:00"))
         };
         let (open, close) = (time(open)?, time(close)?);
-        crate::core::schedule::Hours::new(open, close, slot_minutes).map_err(|e| {
-            Self::error(var, &format!("{value} with {slot_var}={slot_minutes}"), e)
-        })
+        crate::core::schedule::Hours::new(open, close, slot_minutes)
+            .map_err(|e| Self::error(var, &format!("{value} with {slot_var}={slot_minutes}"), e))
     }
 
     fn store_mode(&self, var: &'static str) -> Result<StoreMode, ConfigError> {
@@ -655,7 +660,11 @@ mod tests {
         assert_eq!(s.appointment_hours.open(), jiff::civil::time(10, 0, 0, 0));
         assert_eq!(s.appointment_hours.close(), jiff::civil::time(17, 0, 0, 0));
         assert_eq!(s.appointment_min_notice, Duration::from_secs(3600));
-        let s = with(&[("APPOINTMENT_TIME_ZONE", "Europe/Berlin"), ("APPOINTMENT_HOURS", "09:30-12:00")]).unwrap();
+        let s = with(&[
+            ("APPOINTMENT_TIME_ZONE", "Europe/Berlin"),
+            ("APPOINTMENT_HOURS", "09:30-12:00"),
+        ])
+        .unwrap();
         assert_eq!(s.appointment_zone.iana_name(), Some("Europe/Berlin"));
         assert_eq!(s.appointment_hours.open(), jiff::civil::time(9, 30, 0, 0));
         for (var, value) in [

@@ -46,6 +46,8 @@ use super::*;
 
 // ---- sessions in the shared store (issue 15) ----
 mod sessions;
+// ---- appointments (issue 17) ----
+mod appointments;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -160,6 +162,7 @@ impl EmbeddedStore {
                 tx.open_table(BY_AGENT).map_err(unavailable)?;
                 tx.open_table(BY_CATEGORY).map_err(unavailable)?;
                 sessions::create_tables(&tx)?;
+                appointments::create_tables(&tx)?;
             }
             if migrated {
                 tx.delete_table(MESSAGE_IDS_V1).map_err(unavailable)?;
@@ -732,6 +735,31 @@ impl Store for EmbeddedStore {
 
     async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
         self.sweep_expired_sessions(now).await
+    }
+    // ---- appointments (issue 17): in `embedded/appointments.rs` ----
+    async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
+        self.insert_appointment(appointment).await
+    }
+
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
+        self.find_appointment(id).await
+    }
+
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
+        self.find_appointment_by_token(token_hash).await
+    }
+
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+        self.mark_appointment_cancelled(id, at).await
+    }
+
+    async fn appointments(
+        &self,
+        from: Millis,
+        to: Millis,
+        representative: Option<&str>,
+    ) -> StoreResult<Vec<Appointment>> {
+        self.appointments_between(from, to, representative).await
     }
 }
 

@@ -94,6 +94,8 @@ use super::*;
 
 // ---- sessions in the shared store (issue 15) ----
 mod sessions;
+// ---- appointments (issue 17) ----
+mod appointments;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
@@ -236,6 +238,7 @@ impl MongoStore {
             .await
             .map_err(unavailable)?;
         self.create_session_indexes().await?;
+        self.create_appointment_indexes().await?;
         Ok(())
     }
 
@@ -824,6 +827,31 @@ impl Store for MongoStore {
 
     async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
         self.sweep_expired_sessions(now).await
+    }
+    // ---- appointments (issue 17): in `mongo/appointments.rs` ----
+    async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
+        self.insert_appointment(appointment).await
+    }
+
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
+        self.find_appointment(id).await
+    }
+
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
+        self.find_appointment_by_token(token_hash).await
+    }
+
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+        self.mark_appointment_cancelled(id, at).await
+    }
+
+    async fn appointments(
+        &self,
+        from: Millis,
+        to: Millis,
+        representative: Option<&str>,
+    ) -> StoreResult<Vec<Appointment>> {
+        self.appointments_between(from, to, representative).await
     }
 }
 
