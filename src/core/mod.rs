@@ -13,3 +13,5 @@ pub mod presence;
 pub mod readiness;
 pub mod routing;
 pub mod schedule;
+// appointments (issue 17)
+pub mod representatives;

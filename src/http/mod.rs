@@ -6,6 +6,8 @@
 
 pub mod access;
 pub mod admin;
+// appointments (issue 17)
+pub mod appointments;
 pub mod error;
 pub mod history;
 pub mod listener;
@@ -158,6 +160,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(public::router())
         .merge(staff)
         .merge(operations)
+        // appointments (issue 17): public booking, the agent's day, admins' list
+        .merge(appointments::router())
         .split_for_parts()
 }
 
@@ -166,6 +170,8 @@ pub fn is_staff_path(path: &str) -> bool {
     path.starts_with("/api/admin")
         || path.starts_with("/api/conversations")
         || matches!(path, "/api/login" | "/api/logout" | "/api/me")
+        // appointments (issue 17): the agent's day
+        || path.starts_with("/api/agent/")
 }
 
 /// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes
