@@ -150,6 +150,8 @@ pub async fn run(
         readiness: Arc::default(),
         sign_in_throttle: Arc::default(),
         cluster: cluster.clone(),
+        // ---- appointments (issue 17) ----
+        booking_throttle: Arc::default(),
     };
     if let Some(cluster) = cluster {
         let appliers = crate::cluster::bus::Appliers {

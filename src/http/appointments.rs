@@ -21,10 +21,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::access::ClientIp;
 use super::error::ErrorDetail;
 use super::responses::{AdminsOnly, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
+use crate::core::guesses::{FailedGuesses, GuessLimit};
 use crate::core::names::checked_name;
 use crate::core::representatives::{Candidate, choose};
 use crate::core::schedule::{Calendar, Slot};
@@ -48,10 +50,46 @@ const MAX_EMAIL: usize = 254;
 /// Most local days one admin listing may span.
 const MAX_RANGE_DAYS: i32 = 92;
 
+/// Bookings one client address may make back to back, and how often it earns one back:
+/// a customer books one or two appointments; a script booking every slot of a week is
+/// held to one per `BOOKING_REFILL` once it has made `BOOKING_BURST`.
+const BOOKING_BURST: u32 = 5;
+const BOOKING_REFILL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+/// Addresses remembered at most; at capacity the one closest to recovery makes room.
+const BOOKING_THROTTLE_CAPACITY: usize = 10_000;
+
+/// Bookings per client address (an IPv6 address by its /64), as a leaky bucket
+/// (`core::guesses`): only bookings that succeed count; addresses in `AGENT_WHITELIST`
+/// (the desk itself, booking for callers) are not limited. In memory, per node.
+pub struct BookingThrottle {
+    made: std::sync::Mutex<FailedGuesses<std::net::IpAddr>>,
+}
+
+impl Default for BookingThrottle {
+    fn default() -> Self {
+        let limit = GuessLimit {
+            burst: BOOKING_BURST,
+            refill: BOOKING_REFILL,
+        };
+        BookingThrottle {
+            made: std::sync::Mutex::new(FailedGuesses::new(limit, BOOKING_THROTTLE_CAPACITY)),
+        }
+    }
+}
+
+impl BookingThrottle {
+    fn with<T>(&self, f: impl FnOnce(&mut FailedGuesses<std::net::IpAddr>) -> T) -> T {
+        // Plain counters: a panic elsewhere mid-update leaves nothing inconsistent.
+        f(&mut self.made.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// An error with its own code (the shared `ApiError` codes are generic).
 enum Refusal {
     Api(ApiError),
     Coded(StatusCode, &'static str, String),
+    /// 429 `too_many_bookings` with `Retry-After`.
+    Throttled(std::time::Duration),
 }
 
 impl Refusal {
@@ -70,6 +108,17 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Refusal::Api(e) => e.into_response(),
+            Refusal::Throttled(wait) => {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: "too_many_bookings".to_string(),
+                        message: format!("too many bookings from this address; try again in {seconds} s"),
+                    },
+                };
+                let retry_after = [(axum::http::header::RETRY_AFTER, seconds.max(1).to_string())];
+                (StatusCode::TOO_MANY_REQUESTS, retry_after, Json(body)).into_response()
+            }
             Refusal::Coded(status, code, message) => (
                 status,
                 Json(ErrorBody {
@@ -309,9 +358,34 @@ fn valid_comment(raw: Option<String>) -> Result<String, Refusal> {
         (status = 422, description = "`not_a_slot` (outside the hours or not on a slot boundary), \
             `slot_in_past`, `too_short_notice`, `no_representative` (no agent serves the category, or the named \
             one is no agent for it)", body = ErrorBody),
+        (status = 429, description = "`too_many_bookings`: this address booked too often; `Retry-After` says \
+            when to try again", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
         Unavailable))]
 async fn book(
     State(state): State<AppState>,
+    ip: ClientIp,
+    body: Result<Json<BookingRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Booked>), Refusal> {
+    // Counted before the work, so bookings sent side by side cannot all pass the check
+    // first; handed back unless the booking is made.
+    let throttled = !ip.is_whitelisted(&state.settings);
+    let key = crate::http::access::address_key(ip.key());
+    if throttled {
+        let now = std::time::Instant::now();
+        state
+            .booking_throttle
+            .with(|t| t.take(key, now))
+            .map_err(Refusal::Throttled)?;
+    }
+    let made = book_checked(&state, body).await;
+    if throttled && made.is_err() {
+        state.booking_throttle.with(|t| t.give_back(&key));
+    }
+    made
+}
+
+async fn book_checked(
+    state: &AppState,
     body: Result<Json<BookingRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Booked>), Refusal> {
     let Json(body) = body?;

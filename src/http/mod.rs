@@ -57,6 +57,9 @@ pub struct AppState {
     // ---- several nodes through Redis (issue 15) ----
     /// This node's membership, when `REDIS_URL` is set.
     pub cluster: Option<crate::cluster::node::Cluster>,
+    // ---- appointments (issue 17) ----
+    /// Bookings per client address.
+    pub booking_throttle: Arc<appointments::BookingThrottle>,
 }
 
 /// An account as the API shows it (never the password hash).

@@ -350,3 +350,38 @@ async fn agents_see_their_day_and_cancel_their_own_admins_any() {
     assert_eq!((status, code(&bad)), (400, "bad_range"));
     hub.stop().await;
 }
+
+/// Outside the whitelist, an address may book five times, then gets 429 with
+/// `Retry-After`; refused bookings do not count, and another address is not held back.
+#[tokio::test]
+async fn bookings_are_throttled_per_address_outside_the_whitelist() {
+    let hub = TestHub::with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    hub.agent_account("ann", &[], 1).await;
+    let client = reqwest::Client::new();
+    let from = |ip: &'static str, body: Value| {
+        client
+            .post(hub.url("/api/appointments"))
+            .header("x-forwarded-for", ip)
+            .json(&body)
+            .send()
+    };
+    for _ in 0..8 {
+        let refused = from("203.0.113.9", json!({"start": at(2, 10), "name": "X", "email": "bad"}))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "a refused booking is not counted");
+    }
+    for hour in 10..15 {
+        let res = from("203.0.113.9", booking(&at(2, hour), "Carla")).await.unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let res = from("203.0.113.9", booking(&at(2, 15), "Carla")).await.unwrap();
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait >= 1);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(code(&body), "too_many_bookings");
+    let res = from("198.51.100.7", booking(&at(2, 15), "Dora")).await.unwrap();
+    assert_eq!(res.status(), 201, "another address books on");
+    hub.stop().await;
+}
