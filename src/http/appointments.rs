@@ -399,12 +399,12 @@ async fn book_checked(
     let email = valid_email(&body.email)?;
     let comment = valid_comment(body.comment)?;
     let category = body.category.filter(|c| !c.is_empty());
-    known_category(&state, category.as_deref()).await?;
-    let calendar = calendar(&state);
+    known_category(state, category.as_deref()).await?;
+    let calendar = calendar(state);
     let slot = calendar
         .check_booking(start, Timestamp::now())
         .map_err(|r| Refusal::coded(StatusCode::UNPROCESSABLE_ENTITY, r.code(), refusal_message(r.code())))?;
-    let mut agents = eligible(&state, category.as_deref()).await?;
+    let mut agents = eligible(state, category.as_deref()).await?;
     if let Some(named) = &body.representative {
         agents.retain(|a| &a.id == named);
     }
@@ -435,7 +435,7 @@ async fn book_checked(
     // refusal means someone else took that one meanwhile, so look again. Every round
     // but the last loses to a booking that succeeded, so this ends.
     for _ in 0..agents.len() {
-        let Some(chosen) = pick(&state, &calendar, &slot, &agents).await? else {
+        let Some(chosen) = pick(state, &calendar, &slot, &agents).await? else {
             break;
         };
         appointment.representative_id = chosen.id.clone();
@@ -447,7 +447,7 @@ async fn book_checked(
                     start: slot.start.to_string(),
                     end: slot.end.to_string(),
                     local_start: local_label(&calendar, slot.start),
-                    zone: zone_name(&state),
+                    zone: zone_name(state),
                     representative: chosen.display_name.clone(),
                     cancel_url: format!("/cancel.html?token={token}"),
                     cancel_token: token,
