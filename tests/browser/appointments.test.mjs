@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, withShots, apiCall } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, apiCall } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -74,5 +74,42 @@ test('book a slot, open the cancel link, cancel it', async () => {
 
     await page.goto(`${hub.url}/cancel.html?token=not-a-real-token`);
     await page.getByTestId('cancel-error').filter({ hasText: 'not valid' }).waitFor();
+  });
+});
+
+test("the representative sees the day's appointments and cancels one with a second press", async () => {
+  await withShots('appointments-agent', async (pages) => {
+    const booked = await apiCall(hub, 'POST', '/api/appointments', {
+      start: null, name: 'Dora', email: 'dora@example.com', comment: 'the blue one',
+    });
+    assert.equal(booked.status, 400, 'a booking needs its start');
+    const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(3)}`);
+    const start = day.data.slots[2].start;
+    const made = await apiCall(hub, 'POST', '/api/appointments', {
+      start, name: 'Dora', email: 'dora@example.com', comment: 'the blue one',
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+
+    const page = await newPage(browser);
+    pages.push(page);
+    await agentSignsIn(page, hub, { username: 'rita', password: 'agent-password' }, { available: false });
+    await page.getByTestId('appointments-link').click();
+    await page.getByTestId('agent-zone').filter({ hasText: 'Europe/Berlin' }).waitFor();
+    await page.getByTestId('no-appointments').waitFor();
+    for (let i = 0; i < 3; i++) await page.getByTestId('later-day').click();
+    const item = page.getByTestId('agent-appointment');
+    await item.waitFor();
+    const text = await item.textContent();
+    assert.match(text, /12:00/);
+    assert.match(text, /Dora/);
+    assert.match(text, /dora@example\.com/);
+    assert.match(text, /the blue one/);
+
+    await page.getByTestId('cancel-appointment').click();
+    assert.equal(await page.getByTestId('cancelled').count(), 0, 'one press only asks');
+    await page.getByTestId('cancel-appointment').click();
+    await page.getByTestId('cancelled').waitFor();
+    const after = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(3)}`);
+    assert.equal(after.data.slots[2].free, true, 'the slot is free again');
   });
 });
