@@ -391,10 +391,18 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(archived, "the conversation reached the archive");
-    // appointments (issue 17): one booked with the walker, for its cancel link and id.
+    // appointments (issue 17): one booked with the walker, for its cancel link and id, on
+    // days computed from today (the documented example names a fixed day, which passes).
+    let day_after = |days: i64| {
+        use jiff::ToSpan;
+        jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()
+    };
     let booked: Value = client
         .post(hub.url("/api/appointments"))
-        .json(&json!({"start": "2030-06-18T10:00:00Z", "name": "Walker's customer", "email": "w@example.com"}))
+        .json(
+            &json!({"start": format!("{}T10:00:00Z", day_after(2)), "name": "Walker's customer",
+                      "email": "w@example.com"}),
+        )
         .send()
         .await
         .unwrap()
@@ -423,6 +431,14 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         (
             "POST /api/appointments/cancel",
             vec![json!({"token": cancel_token}).to_string()],
+        ),
+        (
+            "POST /api/appointments",
+            vec![
+                json!({"start": format!("{}T11:00:00Z", day_after(2)), "name": "Walker's second",
+                        "email": "w2@example.com"})
+                .to_string(),
+            ],
         ),
     ]);
 
