@@ -395,3 +395,30 @@ async fn bookings_are_throttled_per_address_outside_the_whitelist() {
     assert_eq!(code(&body), "not_whitelisted");
     hub.stop().await;
 }
+
+/// The agent's list marks an appointment `startable` within the start window of its start.
+#[tokio::test]
+async fn the_next_appointment_is_startable_within_the_window() {
+    let hub = TestHub::with(|s| {
+        s.appointment_min_notice = Duration::ZERO;
+        s.appointment_start_window = Duration::from_secs(24 * 3600);
+    })
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
+    // With slots every day from 10:00 to 17:00, the next free one is under 24 h away.
+    let mut next = None;
+    for days in 0..2 {
+        let (_, day) = get(&hub, &format!("/api/appointments/slots?date={}", day_in(days))).await;
+        if let Some(start) = free_starts(&day).into_iter().next() {
+            next = Some((days, start));
+            break;
+        }
+    }
+    let (days, start) = next.expect("a free slot today or tomorrow");
+    let (status, _) = post(&hub, "/api/appointments", booking(&start, "Carla")).await;
+    assert_eq!(status, 201);
+    let (_, list) = ann.get(&format!("/api/agent/appointments?date={}", day_in(days))).await;
+    assert_eq!(list["appointments"][0]["startable"], true, "{list}");
+    hub.stop().await;
+}
