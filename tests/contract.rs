@@ -989,6 +989,35 @@ async fn mongo_unreachable_is_unavailable() {
     );
 }
 
+/// Appointments and their unique key survive closing and reopening the store file (issue 17).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_appointments_survive_reopen() {
+    let dir = TempDir::new("appointments-reopen");
+    {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        store.book_appointment(appointment("ap1", "ann", NINE)).await.unwrap();
+        store
+            .book_appointment(appointment("ap2", "ann", NINE + HOUR))
+            .await
+            .unwrap();
+        store.cancel_appointment("ap2", 7).await.unwrap();
+    }
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    assert_eq!(store.appointment("ap1").await.unwrap(), appointment("ap1", "ann", NINE));
+    assert!(matches!(
+        store.book_appointment(appointment("ap3", "ann", NINE)).await,
+        Err(StoreError::Conflict)
+    ));
+    store
+        .book_appointment(appointment("ap4", "ann", NINE + HOUR))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.appointment("ap2").await.unwrap().status,
+        AppointmentStatus::Cancelled
+    );
+}
+
 // ---------- MongoDB write concern (issue 13, item 12) ----------
 
 /// Every write command the store sent to database `db`, as the server's profiler logged it
