@@ -703,6 +703,23 @@ mod tests {
         async fn call_logs(&self, agent: Option<&str>, p: Page) -> StoreResult<(Vec<CallLog>, u64)> {
             self.inner.call_logs(agent, p).await
         }
+
+        // appointments (issue 17)
+        async fn book_appointment(&self, a: Appointment) -> StoreResult<()> {
+            self.inner.book_appointment(a).await
+        }
+        async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
+            self.inner.appointment(id).await
+        }
+        async fn appointment_by_token(&self, hash: &str) -> StoreResult<Appointment> {
+            self.inner.appointment_by_token(hash).await
+        }
+        async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+            self.inner.cancel_appointment(id, at).await
+        }
+        async fn appointments(&self, from: Millis, to: Millis, who: Option<&str>) -> StoreResult<Vec<Appointment>> {
+            self.inner.appointments(from, to, who).await
+        }
     }
 
     #[tokio::test]

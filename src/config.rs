@@ -119,6 +119,16 @@ pub struct Settings {
     pub turn_secret: Option<Secret>,
     /// How long handed-out TURN credentials work (`TURN_CREDENTIAL_TTL_SECS`).
     pub turn_credential_ttl: Duration,
+    // ---- appointments (issue 17) ----
+    /// `APPOINTMENT_TIME_ZONE`: the IANA zone the desk's days and hours are in (default UTC).
+    pub appointment_zone: jiff::tz::TimeZone,
+    /// `APPOINTMENT_HOURS` and `APPOINTMENT_SLOT_MINUTES`: the bookable local hours, in slots.
+    pub appointment_hours: crate::core::schedule::Hours,
+    /// `APPOINTMENT_MIN_NOTICE_MINUTES`: how far ahead a slot must start to be booked.
+    pub appointment_min_notice: Duration,
+    /// `APPOINTMENT_START_WINDOW_MINUTES`: "start" is allowed from this long before an
+    /// appointment's start to this long after it.
+    pub appointment_start_window: Duration,
 }
 
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -209,6 +219,15 @@ impl Settings {
             turn_urls: r.ice_urls("TURN_URLS", &["turn:", "turns:"])?,
             turn_secret: r.secret("TURN_SECRET")?,
             turn_credential_ttl: Duration::from_secs(r.ranged("TURN_CREDENTIAL_TTL_SECS", 3_600, 60..=86_400)?),
+            // ---- appointments (issue 17) ----
+            appointment_zone: r.time_zone("APPOINTMENT_TIME_ZONE")?,
+            appointment_hours: r.appointment_hours("APPOINTMENT_HOURS", "APPOINTMENT_SLOT_MINUTES")?,
+            appointment_min_notice: Duration::from_secs(
+                r.ranged::<u64>("APPOINTMENT_MIN_NOTICE_MINUTES", 60, 0..=60 * 24 * 365)? * 60,
+            ),
+            appointment_start_window: Duration::from_secs(
+                r.ranged::<u64>("APPOINTMENT_START_WINDOW_MINUTES", 60, 0..=60 * 24)? * 60,
+            ),
         };
         settings.check_cluster()?;
         if let Some(token) = &settings.metrics_token
@@ -586,6 +605,43 @@ impl Reader<'_> {
             .collect()
     }
 
+    // ---- appointments (issue 17) ----
+    /// An IANA time zone name (default UTC), looked up in jiff's zone database.
+    fn time_zone(&self, var: &'static str) -> Result<jiff::tz::TimeZone, ConfigError> {
+        let Some(name) = self.optional(var) else {
+            return Ok(jiff::tz::TimeZone::UTC);
+        };
+        jiff::tz::TimeZone::get(&name).map_err(|e| {
+            Self::error(
+                var,
+                &name,
+                format!("not a known IANA time zone name such as Europe/Berlin ({e})"),
+            )
+        })
+    }
+
+    /// `HH:MM-HH:MM` local opening hours (default 10:00-17:00) cut into slots of the
+    /// second variable's minutes (default 60).
+    fn appointment_hours(
+        &self,
+        var: &'static str,
+        slot_var: &'static str,
+    ) -> Result<crate::core::schedule::Hours, ConfigError> {
+        let slot_minutes: u16 = self.ranged(slot_var, 60, 5..=720)?;
+        let value = self.text(var, "10:00-17:00");
+        let bad = |why: &str| Self::error(var, &value, why);
+        let (open, close) = value
+            .split_once('-')
+            .ok_or_else(|| bad("must be two local times HH:MM-HH:MM, e.g. 10:00-17:00"))?;
+        let time = |t: &str| {
+            jiff::civil::Time::strptime("%H:%M", t.trim())
+                .map_err(|_| bad("must be two local times HH:MM-HH:MM, e.g. 10:00-17:00"))
+        };
+        let (open, close) = (time(open)?, time(close)?);
+        crate::core::schedule::Hours::new(open, close, slot_minutes)
+            .map_err(|e| Self::error(var, &format!("{value} with {slot_var}={slot_minutes}"), e))
+    }
+
     fn store_mode(&self, var: &'static str) -> Result<StoreMode, ConfigError> {
         let value = self.text(var, "auto");
         match value.to_ascii_lowercase().as_str() {
@@ -737,5 +793,37 @@ mod tests {
             let err = with(&pairs).unwrap_err();
             assert_eq!(err.var, var, "{err}");
         }
+    }
+
+    // ---- appointments (issue 17) ----
+    #[test]
+    fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.appointment_zone, jiff::tz::TimeZone::UTC);
+        assert_eq!(s.appointment_hours.slot_minutes(), 60);
+        assert_eq!(s.appointment_hours.open(), jiff::civil::time(10, 0, 0, 0));
+        assert_eq!(s.appointment_hours.close(), jiff::civil::time(17, 0, 0, 0));
+        assert_eq!(s.appointment_min_notice, Duration::from_secs(3600));
+        let s = with(&[
+            ("APPOINTMENT_TIME_ZONE", "Europe/Berlin"),
+            ("APPOINTMENT_HOURS", "09:30-12:00"),
+        ])
+        .unwrap();
+        assert_eq!(s.appointment_zone.iana_name(), Some("Europe/Berlin"));
+        assert_eq!(s.appointment_hours.open(), jiff::civil::time(9, 30, 0, 0));
+        for (var, value) in [
+            ("APPOINTMENT_TIME_ZONE", "Mars/Olympus"),
+            ("APPOINTMENT_HOURS", "10-17"),
+            ("APPOINTMENT_HOURS", "17:00-10:00"),
+            ("APPOINTMENT_SLOT_MINUTES", "2"),
+            ("APPOINTMENT_MIN_NOTICE_MINUTES", "soon"),
+            ("APPOINTMENT_START_WINDOW_MINUTES", "-5"),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{var}={value}");
+        }
+        // Hours too short for one slot name the hours variable.
+        let e = with(&[("APPOINTMENT_HOURS", "10:00-10:30")]).unwrap_err();
+        assert_eq!(e.var, "APPOINTMENT_HOURS");
     }
 }

@@ -153,6 +153,8 @@ pub async fn run(
         sign_in_throttle: Arc::default(),
         cluster: cluster.clone(),
         rooms,
+        // ---- appointments (issue 17) ----
+        booking_throttle: Arc::default(),
     };
     if let Some(cluster) = cluster {
         let appliers = crate::cluster::bus::Appliers {

@@ -825,6 +825,135 @@ async fn call_logs_listing(store: &dyn Store) {
     assert_eq!((second[0].id.as_str(), total), ("c1", 2));
 }
 
+// ---------- appointments (issue 17) ----------
+
+const HOUR: Millis = 3_600_000;
+/// 2030-06-17T08:00:00Z, a slot start.
+const NINE: Millis = 1_907_913_600_000;
+
+fn appointment(id: &str, representative: &str, start: Millis) -> Appointment {
+    Appointment {
+        id: id.to_string(),
+        start,
+        end: start + HOUR,
+        representative_id: representative.to_string(),
+        category: Some("sales".to_string()),
+        name: format!("Customer {id} — Zoë"),
+        email: format!("{id}@example.com"),
+        comment: "about my order ✓".to_string(),
+        status: AppointmentStatus::Booked,
+        cancel_token_hash: format!("token-hash-of-{id}"),
+        created_at: 1_000,
+        cancelled_at: None,
+        sequence: 0,
+    }
+}
+
+/// An appointment is stored as given and found by id and by its token's hash; one
+/// representative's slot is taken once, another representative's same slot is free.
+async fn appointments_are_booked_once_per_representative_and_slot(store: &dyn Store) {
+    let a1 = appointment("ap1", "ann", NINE);
+    store.book_appointment(a1.clone()).await.unwrap();
+    assert_eq!(store.appointment("ap1").await.unwrap(), a1);
+    assert_eq!(store.appointment_by_token("token-hash-of-ap1").await.unwrap(), a1);
+    assert!(matches!(
+        store.book_appointment(appointment("ap2", "ann", NINE)).await,
+        Err(StoreError::Conflict)
+    ));
+    store.book_appointment(appointment("ap3", "bob", NINE)).await.unwrap();
+    store
+        .book_appointment(appointment("ap4", "ann", NINE + HOUR))
+        .await
+        .unwrap();
+    assert!(matches!(store.appointment("ap2").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.appointment_by_token("nope").await,
+        Err(StoreError::NotFound)
+    ));
+    let mut reused_id = appointment("ap1", "cat", NINE + 5 * HOUR);
+    reused_id.cancel_token_hash = "fresh".into();
+    assert!(matches!(
+        store.book_appointment(reused_id).await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+/// Cancelling frees the slot (and raises the sequence) once; a second cancel reports it.
+async fn cancelling_frees_the_slot_once(store: &dyn Store) {
+    store.book_appointment(appointment("ap1", "ann", NINE)).await.unwrap();
+    let Cancellation::Cancelled(done) = store.cancel_appointment("ap1", 5_000).await.unwrap() else {
+        panic!("the first cancel cancels")
+    };
+    assert_eq!(done.status, AppointmentStatus::Cancelled);
+    assert_eq!(done.cancelled_at, Some(5_000));
+    assert_eq!(done.sequence, 1);
+    assert_eq!(store.appointment("ap1").await.unwrap(), done);
+    let again = store.cancel_appointment("ap1", 9_000).await.unwrap();
+    assert_eq!(again, Cancellation::AlreadyCancelled(done.clone()), "nothing changes");
+    assert!(matches!(
+        store.cancel_appointment("nope", 1).await,
+        Err(StoreError::NotFound)
+    ));
+    // The slot is free again; the cancelled appointment stays on record.
+    store.book_appointment(appointment("ap2", "ann", NINE)).await.unwrap();
+    assert!(matches!(
+        store.book_appointment(appointment("ap3", "ann", NINE)).await,
+        Err(StoreError::Conflict)
+    ));
+    let listed: Vec<String> = store
+        .appointments(NINE, NINE + 1, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(listed, ["ap1", "ap2"]);
+}
+
+/// Listing takes `[from, to)` by start, ordered, optionally for one representative.
+async fn appointments_are_listed_by_range_and_representative(store: &dyn Store) {
+    for (id, rep, start) in [
+        ("d", "ann", NINE + 2 * HOUR),
+        ("a", "ann", NINE),
+        ("c", "bob", NINE + HOUR),
+        ("b", "bob", NINE),
+        ("e", "ann", NINE + 24 * HOUR),
+    ] {
+        store.book_appointment(appointment(id, rep, start)).await.unwrap();
+    }
+    let ids = |v: Vec<Appointment>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    let day = NINE + 24 * HOUR;
+    assert_eq!(
+        ids(store.appointments(NINE, day, None).await.unwrap()),
+        ["a", "b", "c", "d"]
+    );
+    assert_eq!(
+        ids(store.appointments(NINE, day, Some("ann")).await.unwrap()),
+        ["a", "d"]
+    );
+    assert_eq!(
+        ids(store.appointments(NINE + HOUR, day + HOUR, Some("ann")).await.unwrap()),
+        ["d", "e"]
+    );
+    assert!(store.appointments(NINE + 3 * HOUR, day, None).await.unwrap().is_empty());
+    assert!(store.appointments(NINE, NINE, None).await.unwrap().is_empty());
+}
+
+/// 20 bookings of one representative's slot at once: exactly one is stored.
+async fn twenty_concurrent_bookings_of_one_slot_have_one_winner(store: &dyn Store) {
+    let attempts = (0..20).map(|i| store.book_appointment(appointment(&format!("race{i:02}"), "ann", NINE)));
+    let results = futures_util::future::join_all(attempts).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Conflict)))
+        .count();
+    assert_eq!((won, refused), (1, 19), "{results:?}");
+    let stored = store.appointments(NINE, NINE + HOUR, Some("ann")).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].status, AppointmentStatus::Booked);
+}
+
 // ---------- the backends ----------
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -914,6 +1043,11 @@ contract!(
     rooms_update_is_compare_and_set,
     guests_are_reused_by_email_then_phone,
     call_logs_listing,
+    // appointments (issue 17)
+    appointments_are_booked_once_per_representative_and_slot,
+    cancelling_frees_the_slot_once,
+    appointments_are_listed_by_range_and_representative,
+    twenty_concurrent_bookings_of_one_slot_have_one_winner,
 );
 
 // ---------- embedded only ----------
@@ -1018,6 +1152,35 @@ async fn mongo_unreachable_is_unavailable() {
         started.elapsed() < std::time::Duration::from_secs(10),
         "took {:?}",
         started.elapsed()
+    );
+}
+
+/// Appointments and their unique key survive closing and reopening the store file (issue 17).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_appointments_survive_reopen() {
+    let dir = TempDir::new("appointments-reopen");
+    {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        store.book_appointment(appointment("ap1", "ann", NINE)).await.unwrap();
+        store
+            .book_appointment(appointment("ap2", "ann", NINE + HOUR))
+            .await
+            .unwrap();
+        store.cancel_appointment("ap2", 7).await.unwrap();
+    }
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    assert_eq!(store.appointment("ap1").await.unwrap(), appointment("ap1", "ann", NINE));
+    assert!(matches!(
+        store.book_appointment(appointment("ap3", "ann", NINE)).await,
+        Err(StoreError::Conflict)
+    ));
+    store
+        .book_appointment(appointment("ap4", "ann", NINE + HOUR))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.appointment("ap2").await.unwrap().status,
+        AppointmentStatus::Cancelled
     );
 }
 

@@ -15,3 +15,5 @@ pub mod routing;
 pub mod schedule;
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub mod room;
+// appointments (issue 17)
+pub mod representatives;

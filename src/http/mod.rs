@@ -6,6 +6,8 @@
 
 pub mod access;
 pub mod admin;
+// appointments (issue 17)
+pub mod appointments;
 pub mod error;
 pub mod history;
 pub mod listener;
@@ -61,6 +63,9 @@ pub struct AppState {
     // ---- rooms and 1-to-1 video (issue 16) ----
     /// The rooms task, room tokens and the invitation senders.
     pub rooms: crate::rooms::Rooms,
+    // ---- appointments (issue 17) ----
+    /// Bookings per client address.
+    pub booking_throttle: Arc<appointments::BookingThrottle>,
 }
 
 /// An account as the API shows it (never the password hash).
@@ -168,6 +173,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         // ---- rooms and 1-to-1 video (issue 16) ----
         .merge(rooms::router())
         .merge(join::router())
+        // appointments (issue 17): public booking, the agent's day, admins' list
+        .merge(appointments::router())
         .split_for_parts()
 }
 
@@ -178,6 +185,8 @@ pub fn is_staff_path(path: &str) -> bool {
         || matches!(path, "/api/login" | "/api/logout" | "/api/me")
         // ---- rooms and 1-to-1 video (issue 16) ----
         || rooms::is_staff_path(path)
+        // appointments (issue 17): the agent's day
+        || path.starts_with("/api/agent/")
 }
 
 /// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes

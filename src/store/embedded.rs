@@ -48,6 +48,8 @@ use super::*;
 mod sessions;
 // ---- rooms and 1-to-1 video (issue 16) ----
 mod rooms;
+// ---- appointments (issue 17) ----
+mod appointments;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -164,6 +166,7 @@ impl EmbeddedStore {
                 sessions::create_tables(&tx)?;
                 // ---- rooms and 1-to-1 video (issue 16) ----
                 rooms::create_tables(&tx)?;
+                appointments::create_tables(&tx)?;
             }
             if migrated {
                 tx.delete_table(MESSAGE_IDS_V1).map_err(unavailable)?;
@@ -765,6 +768,32 @@ impl Store for EmbeddedStore {
 
     async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
         self.rooms_call_logs(agent_id, page).await
+    }
+
+    // ---- appointments (issue 17): in `embedded/appointments.rs` ----
+    async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
+        self.insert_appointment(appointment).await
+    }
+
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
+        self.find_appointment(id).await
+    }
+
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
+        self.find_appointment_by_token(token_hash).await
+    }
+
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+        self.mark_appointment_cancelled(id, at).await
+    }
+
+    async fn appointments(
+        &self,
+        from: Millis,
+        to: Millis,
+        representative: Option<&str>,
+    ) -> StoreResult<Vec<Appointment>> {
+        self.appointments_between(from, to, representative).await
     }
 }
 

@@ -30,6 +30,8 @@ struct Inner {
     guests: Vec<Guest>,
     /// In order of first saving.
     call_logs: Vec<CallLog>,
+    // ---- appointments (issue 17) ----
+    appointments: Vec<Appointment>,
 }
 
 impl MemoryStore {
@@ -337,6 +339,26 @@ impl Store for MemoryStore {
         })
     }
 
+    // ---- appointments (issue 17) ----
+    /// The unique key is checked and the appointment stored under one lock: one decision.
+    async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
+        self.with(|s| {
+            let taken = s.appointments.iter().any(|a| {
+                a.id == appointment.id
+                    || a.cancel_token_hash == appointment.cancel_token_hash
+                    || (a.status == AppointmentStatus::Booked
+                        && appointment.status == AppointmentStatus::Booked
+                        && a.representative_id == appointment.representative_id
+                        && a.start == appointment.start)
+            });
+            if taken {
+                return Err(StoreError::Conflict);
+            }
+            s.appointments.push(appointment);
+            Ok(())
+        })
+    }
+
     async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
         self.with(|s| {
             let mut hits: Vec<&CallLog> = s
@@ -353,6 +375,62 @@ impl Store for MemoryStore {
                 .cloned()
                 .collect();
             Ok((page, total))
+        })
+    }
+
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
+        self.with(|s| {
+            s.appointments
+                .iter()
+                .find(|a| a.id == id)
+                .cloned()
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
+        self.with(|s| {
+            s.appointments
+                .iter()
+                .find(|a| a.cancel_token_hash == token_hash)
+                .cloned()
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+        self.with(|s| {
+            let a = s
+                .appointments
+                .iter_mut()
+                .find(|a| a.id == id)
+                .ok_or(StoreError::NotFound)?;
+            if a.status == AppointmentStatus::Cancelled {
+                return Ok(Cancellation::AlreadyCancelled(a.clone()));
+            }
+            a.status = AppointmentStatus::Cancelled;
+            a.cancelled_at = Some(at);
+            a.sequence += 1;
+            Ok(Cancellation::Cancelled(a.clone()))
+        })
+    }
+
+    async fn appointments(
+        &self,
+        from: Millis,
+        to: Millis,
+        representative: Option<&str>,
+    ) -> StoreResult<Vec<Appointment>> {
+        self.with(|s| {
+            let mut hits: Vec<Appointment> = s
+                .appointments
+                .iter()
+                .filter(|a| a.start >= from && a.start < to)
+                .filter(|a| representative.is_none_or(|r| a.representative_id == r))
+                .cloned()
+                .collect();
+            hits.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+            Ok(hits)
         })
     }
 }

@@ -182,6 +182,48 @@ pub struct StoredSession {
     pub expires_at: Millis,
 }
 
+// ---- appointments (issue 17) ----
+
+/// Whether an appointment still holds its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStatus {
+    Booked,
+    Cancelled,
+}
+
+/// A booked (or cancelled) appointment. While `Booked`, it holds the key
+/// (`representative_id`, `start`): the store refuses a second booked appointment with the
+/// same key, which is what makes one of two simultaneous bookings of a slot win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appointment {
+    pub id: String,
+    pub start: Millis,
+    pub end: Millis,
+    /// The agent account that serves it.
+    pub representative_id: String,
+    pub category: Option<String>,
+    pub name: String,
+    pub email: String,
+    pub comment: String,
+    pub status: AppointmentStatus,
+    /// The SHA-256 (hex) of the cancel link's token; the token itself is never stored.
+    pub cancel_token_hash: String,
+    pub created_at: Millis,
+    pub cancelled_at: Option<Millis>,
+    /// The ICS `SEQUENCE`: 0 when booked, raised by each change (cancelling).
+    pub sequence: u32,
+}
+
+/// What [`Store::cancel_appointment`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancellation {
+    /// This call cancelled it; the appointment as it is now.
+    Cancelled(Appointment),
+    /// It was cancelled before; the appointment unchanged.
+    AlreadyCancelled(Appointment),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -262,6 +304,28 @@ pub trait Store: Send + Sync + 'static {
     async fn save_call_log(&self, log: CallLog) -> StoreResult<()>;
     /// Call logs newest first (of one agent when given) and the total count before paging.
     async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)>;
+
+    // ---- appointments (issue 17) ----
+    /// Stores a new booked appointment. `Conflict` when its representative already has a
+    /// booked appointment starting at the same instant (or its id or token hash is
+    /// taken): decided by a unique key inside the store, so of any number of concurrent
+    /// bookings of one (representative, start) exactly one succeeds.
+    async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()>;
+    /// One appointment by id; `NotFound` when absent.
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment>;
+    /// The appointment whose cancel token hashes to `token_hash`; `NotFound` when none.
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment>;
+    /// Cancels a booked appointment at `at` (its slot is free again, its sequence raised);
+    /// a cancelled one is left as it is. `NotFound` when absent.
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation>;
+    /// Appointments (booked and cancelled) starting in `[from, to)`, of one representative
+    /// when given, by start then id.
+    async fn appointments(
+        &self,
+        from: Millis,
+        to: Millis,
+        representative: Option<&str>,
+    ) -> StoreResult<Vec<Appointment>>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

@@ -96,6 +96,8 @@ use super::*;
 mod sessions;
 // ---- rooms and 1-to-1 video (issue 16) ----
 mod rooms;
+// ---- appointments (issue 17) ----
+mod appointments;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
@@ -240,6 +242,7 @@ impl MongoStore {
         self.create_session_indexes().await?;
         // ---- rooms and 1-to-1 video (issue 16) ----
         self.create_room_indexes().await?;
+        self.create_appointment_indexes().await?;
         Ok(())
     }
 
@@ -857,6 +860,32 @@ impl Store for MongoStore {
 
     async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
         self.rooms_call_logs(agent_id, page).await
+    }
+
+    // ---- appointments (issue 17): in `mongo/appointments.rs` ----
+    async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
+        self.insert_appointment(appointment).await
+    }
+
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
+        self.find_appointment(id).await
+    }
+
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
+        self.find_appointment_by_token(token_hash).await
+    }
+
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+        self.mark_appointment_cancelled(id, at).await
+    }
+
+    async fn appointments(
+        &self,
+        from: Millis,
+        to: Millis,
+        representative: Option<&str>,
+    ) -> StoreResult<Vec<Appointment>> {
+        self.appointments_between(from, to, representative).await
     }
 }
 

@@ -4,6 +4,8 @@ mod access;
 mod admin;
 mod archive;
 mod auth;
+// appointments (issue 17)
+mod appointments;
 mod bad_input;
 mod buddy;
 mod chat;

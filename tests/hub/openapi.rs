@@ -219,7 +219,13 @@ async fn send(client: &reqwest::Client, base: &str, caller: &Caller, call: &Call
 }
 
 /// The requests of the walk for one operation.
-fn calls_for(doc: &Value, op: &Operation, real_ids: &BTreeMap<&str, String>, extra_bodies: &[String]) -> Vec<Call> {
+fn calls_for(
+    doc: &Value,
+    op: &Operation,
+    real_ids: &BTreeMap<&str, String>,
+    real_queries: &BTreeMap<&str, String>,
+    extra_bodies: &[String],
+) -> Vec<Call> {
     let path_params: Vec<&str> = op.spec["parameters"]
         .as_array()
         .into_iter()
@@ -241,9 +247,23 @@ fn calls_for(doc: &Value, op: &Operation, real_ids: &BTreeMap<&str, String>, ext
     let required_query: String = query_params
         .iter()
         .filter(|p| p["required"] == true)
-        .map(|p| format!("{}={}", p["name"].as_str().unwrap(), synthesize(doc, &p["schema"])))
+        .map(|p| {
+            // The parameter's example, else one from its schema; a string goes into a query as
+            // itself, not as its JSON with quotes.
+            let value = p
+                .get("example")
+                .cloned()
+                .unwrap_or_else(|| synthesize(doc, &p["schema"]));
+            let shown = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            format!("{}={shown}", p["name"].as_str().unwrap())
+        })
         .collect::<Vec<_>>()
         .join("&");
+    // A query naming a real record (a cancel link's token) replaces the synthesized one.
+    let required_query = real_queries
+        .get(op.template.as_str())
+        .cloned()
+        .unwrap_or(required_query);
     let with_query = |path: String, query: &str| {
         if query.is_empty() {
             path
@@ -371,6 +391,26 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(archived, "the conversation reached the archive");
+    // appointments (issue 17): one booked with the walker, for its cancel link and id, on
+    // days computed from today (the documented example names a fixed day, which passes).
+    let day_after = |days: i64| {
+        use jiff::ToSpan;
+        jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()
+    };
+    let booked: Value = client
+        .post(hub.url("/api/appointments"))
+        .json(
+            &json!({"start": format!("{}T10:00:00Z", day_after(2)), "name": "Walker's customer",
+                      "email": "w@example.com"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let appointment_id = booked["id"].as_str().expect("booked").to_string();
+    let cancel_token = booked["cancel_token"].as_str().unwrap().to_string();
     let cookie_admin = hub.admin().await;
     // ---- rooms and 1-to-1 video (issue 16) ----
     // The agent's open room, with the phone and password of the documented join example.
@@ -407,12 +447,31 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/admin/agents/{id}", agent_id),
         ("/api/admin/categories/{id}", "sales".to_string()),
         ("/api/conversations/{id}", chat_id),
+        // appointments (issue 17)
+        ("/api/agent/appointments/{id}/cancel", appointment_id.clone()),
+        ("/api/admin/appointments/{id}/cancel", appointment_id),
     ]);
+    let real_queries = BTreeMap::from([("/api/appointments/cancel", format!("token={cancel_token}"))]);
     // Bodies the documented example cannot be (a real password), tried before it.
-    let extra_bodies = BTreeMap::from([(
-        "POST /api/login",
-        vec![json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string()],
-    )]);
+    let extra_bodies = BTreeMap::from([
+        (
+            "POST /api/login",
+            vec![json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string()],
+        ),
+        // appointments (issue 17)
+        (
+            "POST /api/appointments/cancel",
+            vec![json!({"token": cancel_token}).to_string()],
+        ),
+        (
+            "POST /api/appointments",
+            vec![
+                json!({"start": format!("{}T11:00:00Z", day_after(2)), "name": "Walker's second",
+                        "email": "w2@example.com"})
+                .to_string(),
+            ],
+        ),
+    ]);
 
     let callers = [
         Caller {
@@ -478,7 +537,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     let mut seen: BTreeMap<String, BTreeSet<(String, u16)>> = BTreeMap::new();
     for op in &operations {
         let extra = extra_bodies.get(op.name().as_str()).cloned().unwrap_or_default();
-        let calls = calls_for(&doc, op, &real_ids, &extra);
+        let calls = calls_for(&doc, op, &real_ids, &real_queries, &extra);
         // The sign-out ends the session it is called with: each caller signs out last.
         for caller in &callers {
             for call in &calls {

@@ -1,0 +1,196 @@
+//! Appointments in the embedded store (issue 17): one table by id and, for booked
+//! appointments only, the unique key (representative, start) → id. A booking checks the
+//! key and writes both rows inside one redb write transaction, and redb runs one write
+//! transaction at a time, so two bookings of one slot cannot both see it free.
+//! Cancelling removes the key, which frees the slot for a new booking.
+
+use serde::{Deserialize, Serialize};
+
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use crate::store::{Appointment, AppointmentStatus, Cancellation, Millis, StoreError, StoreResult};
+
+/// Appointment id → JSON [`AppointmentRec`].
+const APPOINTMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("appointments");
+/// (representative id, start) → appointment id, for booked appointments only: the unique key.
+const BOOKED_SLOTS: TableDefinition<(&str, i64), &str> = TableDefinition::new("appointment_booked_slots");
+/// (start, appointment id), for listing a range in order.
+const BY_START: TableDefinition<(i64, &str), ()> = TableDefinition::new("appointments_by_start");
+/// Cancel token hash → appointment id.
+const BY_TOKEN: TableDefinition<&str, &str> = TableDefinition::new("appointments_by_token");
+
+/// The on-disk form: the model type's fields, so the format is this file's to keep.
+#[derive(Serialize, Deserialize)]
+struct AppointmentRec {
+    start: Millis,
+    end: Millis,
+    representative_id: String,
+    category: Option<String>,
+    name: String,
+    email: String,
+    comment: String,
+    cancelled: bool,
+    cancel_token_hash: String,
+    created_at: Millis,
+    cancelled_at: Option<Millis>,
+    sequence: u32,
+}
+
+impl AppointmentRec {
+    fn of(a: &Appointment) -> Self {
+        AppointmentRec {
+            start: a.start,
+            end: a.end,
+            representative_id: a.representative_id.clone(),
+            category: a.category.clone(),
+            name: a.name.clone(),
+            email: a.email.clone(),
+            comment: a.comment.clone(),
+            cancelled: a.status == AppointmentStatus::Cancelled,
+            cancel_token_hash: a.cancel_token_hash.clone(),
+            created_at: a.created_at,
+            cancelled_at: a.cancelled_at,
+            sequence: a.sequence,
+        }
+    }
+
+    fn into_model(self, id: String) -> Appointment {
+        Appointment {
+            id,
+            start: self.start,
+            end: self.end,
+            representative_id: self.representative_id,
+            category: self.category,
+            name: self.name,
+            email: self.email,
+            comment: self.comment,
+            status: if self.cancelled {
+                AppointmentStatus::Cancelled
+            } else {
+                AppointmentStatus::Booked
+            },
+            cancel_token_hash: self.cancel_token_hash,
+            created_at: self.created_at,
+            cancelled_at: self.cancelled_at,
+            sequence: self.sequence,
+        }
+    }
+}
+
+/// Creates the appointment tables in a new (or older) store file, at open.
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(APPOINTMENTS).map_err(unavailable)?;
+    tx.open_table(BOOKED_SLOTS).map_err(unavailable)?;
+    tx.open_table(BY_START).map_err(unavailable)?;
+    tx.open_table(BY_TOKEN).map_err(unavailable)?;
+    Ok(())
+}
+
+fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<Appointment> {
+    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+    let rec: AppointmentRec = decode(guard.value())?;
+    Ok(rec.into_model(id.to_string()))
+}
+
+impl EmbeddedStore {
+    pub(super) async fn insert_appointment(&self, a: Appointment) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
+            let mut tokens = tx.open_table(BY_TOKEN).map_err(unavailable)?;
+            if appointments.get(a.id.as_str()).map_err(unavailable)?.is_some()
+                || tokens.get(a.cancel_token_hash.as_str()).map_err(unavailable)?.is_some()
+            {
+                return Err(StoreError::Conflict);
+            }
+            if a.status == AppointmentStatus::Booked {
+                let mut slots = tx.open_table(BOOKED_SLOTS).map_err(unavailable)?;
+                let key = (a.representative_id.as_str(), a.start);
+                if slots.get(key).map_err(unavailable)?.is_some() {
+                    return Err(StoreError::Conflict);
+                }
+                slots.insert(key, a.id.as_str()).map_err(unavailable)?;
+            }
+            appointments
+                .insert(a.id.as_str(), encode(&AppointmentRec::of(&a))?.as_slice())
+                .map_err(unavailable)?;
+            tokens
+                .insert(a.cancel_token_hash.as_str(), a.id.as_str())
+                .map_err(unavailable)?;
+            tx.open_table(BY_START)
+                .map_err(unavailable)?
+                .insert((a.start, a.id.as_str()), ())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn find_appointment(&self, id: &str) -> StoreResult<Appointment> {
+        let id = id.to_string();
+        self.read(move |tx| load(&tx.open_table(APPOINTMENTS).map_err(unavailable)?, &id))
+            .await
+    }
+
+    pub(super) async fn find_appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
+        let token_hash = token_hash.to_string();
+        self.read(move |tx| {
+            let tokens = tx.open_table(BY_TOKEN).map_err(unavailable)?;
+            let id = tokens
+                .get(token_hash.as_str())
+                .map_err(unavailable)?
+                .ok_or(StoreError::NotFound)?
+                .value()
+                .to_string();
+            load(&tx.open_table(APPOINTMENTS).map_err(unavailable)?, &id)
+        })
+        .await
+    }
+
+    pub(super) async fn mark_appointment_cancelled(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
+            let mut a = load(&appointments, &id)?;
+            if a.status == AppointmentStatus::Cancelled {
+                return Ok(Cancellation::AlreadyCancelled(a));
+            }
+            a.status = AppointmentStatus::Cancelled;
+            a.cancelled_at = Some(at);
+            a.sequence += 1;
+            appointments
+                .insert(id.as_str(), encode(&AppointmentRec::of(&a))?.as_slice())
+                .map_err(unavailable)?;
+            tx.open_table(BOOKED_SLOTS)
+                .map_err(unavailable)?
+                .remove((a.representative_id.as_str(), a.start))
+                .map_err(unavailable)?;
+            Ok(Cancellation::Cancelled(a))
+        })
+        .await
+    }
+
+    pub(super) async fn appointments_between(
+        &self,
+        from: Millis,
+        to: Millis,
+        representative: Option<&str>,
+    ) -> StoreResult<Vec<Appointment>> {
+        let representative = representative.map(str::to_string);
+        self.read(move |tx| {
+            let by_start = tx.open_table(BY_START).map_err(unavailable)?;
+            let appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
+            let mut found = Vec::new();
+            if from >= to {
+                return Ok(found);
+            }
+            for row in by_start.range((from, "")..(to, "")).map_err(unavailable)? {
+                let (key, _) = row.map_err(unavailable)?;
+                let a = load(&appointments, key.value().1)?;
+                if representative.as_ref().is_none_or(|r| &a.representative_id == r) {
+                    found.push(a);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}

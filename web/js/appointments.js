@@ -1,0 +1,60 @@
+// The representative's day: their appointments of a day (time, name, email, comment),
+// earlier and later days, and cancelling one with a second press to confirm (a blocking
+// confirm() dialog would freeze the page). The agent signs in on the console; this page
+// uses that session's cookie.
+
+import { el, api } from './dom.js';
+
+const $ = (id) => document.getElementById(id);
+
+function isoDay(d) {
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+function shift(days) {
+  const [y, m, d] = $('day').value.split('-').map(Number);
+  $('day').value = isoDay(new Date(y, m - 1, d + days));
+  load();
+}
+
+function row(a) {
+  const cancel = el('button', { type: 'button', class: 'danger', dataset: { testid: 'cancel-appointment' } }, 'Cancel');
+  let armed = false;
+  cancel.addEventListener('click', async () => {
+    if (!armed) {
+      armed = true;
+      cancel.textContent = 'Press again to cancel';
+      setTimeout(() => { armed = false; cancel.textContent = 'Cancel'; }, 5000);
+      return;
+    }
+    cancel.disabled = true;
+    const res = await api('POST', `/api/agent/appointments/${encodeURIComponent(a.id)}/cancel`, {});
+    if (!res.ok) { $('error').textContent = res.error.message; cancel.disabled = false; return; }
+    load();
+  });
+  const when = a.local_start.slice(11);
+  return el('li', { class: 'card', dataset: { testid: 'agent-appointment', status: a.status } },
+    el('strong', {}, when), ' ', a.name, ' · ', el('a', { href: `mailto:${a.email}` }, a.email),
+    a.comment ? el('p', { class: 'muted' }, a.comment) : null,
+    a.status === 'cancelled' ? el('p', { dataset: { testid: 'cancelled' } }, 'Cancelled') : cancel);
+}
+
+async function load() {
+  $('error').textContent = '';
+  const res = await api('GET', `/api/agent/appointments?date=${encodeURIComponent($('day').value)}`);
+  if (!res.ok) {
+    $('error').textContent = res.status === 401
+      ? 'Sign in on the agent console first.'
+      : res.error.message;
+    return;
+  }
+  $('zone').textContent = res.data.zone;
+  $('list').replaceChildren(...res.data.appointments.map(row));
+  $('empty').hidden = res.data.appointments.length > 0;
+}
+
+$('day').value = isoDay(new Date());
+$('day').addEventListener('change', load);
+$('earlier').addEventListener('click', () => shift(-1));
+$('later').addEventListener('click', () => shift(1));
+load();
