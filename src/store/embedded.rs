@@ -35,12 +35,13 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::journal::{self, Journal};
 use super::record::{AccountRecord, ClosedRecord, MessageRecord};
 use super::*;
 
@@ -81,6 +82,9 @@ const NEXT_CATEGORY_POS: &str = "next_category_pos";
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Where archive batches are made durable before redb commits them for good (see
+    /// [`journal`]). Locked only on the blocking pool, for one batch or one replay.
+    journal: Arc<Mutex<Journal>>,
 }
 
 impl EmbeddedStore {
@@ -169,7 +173,11 @@ impl EmbeddedStore {
                     path.display()
                 );
             }
-            Ok(Self { db: Arc::new(db) })
+            let journal = replay_journal(&db, &dir)?;
+            Ok(Self {
+                db: Arc::new(db),
+                journal: Arc::new(Mutex::new(journal)),
+            })
         })
         .await
     }
@@ -419,6 +427,29 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     Ok(())
 }
 
+/// Makes every commit so far durable with one durable (empty) redb commit, then
+/// empties the journal, whose events redb now holds on disk.
+fn checkpoint(db: &Database, journal: &mut Journal) -> StoreResult<()> {
+    db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)?;
+    journal.clear().map_err(unavailable)
+}
+
+/// Opens the archive journal in `dir` and applies what a previous process left in it
+/// (it stopped or crashed before redb's next durable commit) in one durable commit.
+fn replay_journal(db: &Database, dir: &Path) -> StoreResult<Journal> {
+    let (mut journal, events) = Journal::open(dir).map_err(unavailable)?;
+    if !events.is_empty() {
+        tracing::info!(events = events.len(), "replaying the archive journal into the embedded store");
+        let tx = db.begin_write().map_err(unavailable)?;
+        apply(&tx, &events)?;
+        tx.commit().map_err(unavailable)?;
+    }
+    if journal.len() > 0 {
+        journal.clear().map_err(unavailable)?;
+    }
+    Ok(journal)
+}
+
 /// Walks an index newest first, yielding conversation ids in `[from, to)` of paired time.
 fn list_ids(tx: &redb::ReadTransaction, filter: &ConversationFilter) -> StoreResult<Vec<(String, bool)>> {
     // (id, needs a record check for the filters the chosen index does not cover)
@@ -655,7 +686,23 @@ impl Store for EmbeddedStore {
             return Ok(());
         }
         let batch = batch.to_vec();
-        self.write(move |tx| apply(tx, &batch)).await
+        let (db, journal) = (self.db.clone(), self.journal.clone());
+        blocking(move || {
+            // The lock guards the file's length; a panic while holding it leaves whole records.
+            let mut journal = journal.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Durable from here: the archive acknowledges the batch once this returns.
+            journal.append(&batch).map_err(unavailable)?;
+            let mut tx = db.begin_write().map_err(unavailable)?;
+            // On disk at the next durable commit; until then the journal holds it.
+            tx.set_durability(redb::Durability::None).map_err(unavailable)?;
+            apply(&tx, &batch)?;
+            tx.commit().map_err(unavailable)?;
+            if journal.len() >= journal::CHECKPOINT_BYTES {
+                checkpoint(&db, &mut journal)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {

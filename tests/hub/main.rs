@@ -18,3 +18,5 @@ mod routing;
 mod starting;
 mod storeops;
 mod transport;
+// issue 14 (perf)
+mod journal;
