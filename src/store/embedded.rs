@@ -7,10 +7,14 @@
 //!   Its API is synchronous, so every transaction runs on tokio's blocking pool
 //!   (`spawn_blocking`) and never stalls the async workers or holds a lock
 //!   across the caller's `.await`.
-//! - A commit is the expensive part (an fsync). The relay hands the archive
-//!   whole batches, and `archive` applies a whole batch in ONE write
-//!   transaction, so the cost of durability is paid once per batch, not per
-//!   message.
+//! - A durable redb commit is the expensive part (it copies and checksums every
+//!   page it touches, then fsyncs). So `archive` makes a batch durable by writing
+//!   it to the archive journal (`archive-journal.log`, one `fdatasync`, see
+//!   [`super::journal`]) and folds ~1,000 events at a time into redb in one
+//!   non-durable commit; every ~16,000 messages one durable redb commit makes them
+//!   permanent and the journal starts again, and opening the store replays it.
+//!   Every read and write first folds what is held, so callers see every archived
+//!   event. Other data (accounts, categories, …) is committed durably as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
 //!   an ever-growing value on every message). Each message is its own row keyed
 //!   `(conversation_id, seq, message_id)`, so appending is one small insert and
@@ -82,9 +86,44 @@ const NEXT_CATEGORY_POS: &str = "next_category_pos";
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    /// Where archive batches are made durable before redb commits them for good (see
-    /// [`journal`]). Locked only on the blocking pool, for one batch or one replay.
-    journal: Arc<Mutex<Journal>>,
+    /// Archive batches durable in the journal and not yet in redb (see [`journal`]).
+    /// Locked only on the blocking pool; taken before redb's write lock, never after it.
+    archiving: Arc<Mutex<Archiving>>,
+}
+
+/// Archive events since redb last took them: durable in the journal, folded into redb
+/// in one non-durable commit per [`FOLD_EVENTS`] (or before any transaction, so every
+/// read sees everything archived). One commit for many batches is what makes redb cheap
+/// here: each leaf page a commit touches is copied and checksummed once per commit.
+struct Archiving {
+    journal: Journal,
+    unfolded: Vec<ArchiveEvent>,
+}
+
+/// Events held before they are folded into redb: bounds the memory they take (~300 KB of
+/// short messages) and the work of the read that folds them.
+const FOLD_EVENTS: usize = 1_000;
+
+impl Archiving {
+    /// Applies the unfolded events to redb in one non-durable commit (visible to readers,
+    /// on disk at the next durable commit; the journal holds them until then), and makes a
+    /// durable checkpoint once the journal has grown past [`journal::CHECKPOINT_BYTES`].
+    fn fold(&mut self, db: &Database) -> StoreResult<()> {
+        if !self.unfolded.is_empty() {
+            let mut tx = db.begin_write().map_err(unavailable)?;
+            tx.set_durability(redb::Durability::None).map_err(unavailable)?;
+            apply(&tx, &self.unfolded)?;
+            tx.commit().map_err(unavailable)?;
+            self.unfolded.clear();
+        }
+        if self.journal.len() >= journal::CHECKPOINT_BYTES {
+            // One durable (empty) commit makes every commit before it durable; then the
+            // journal's events are all in redb on disk.
+            db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)?;
+            self.journal.clear();
+        }
+        Ok(())
+    }
 }
 
 impl EmbeddedStore {
@@ -176,7 +215,10 @@ impl EmbeddedStore {
             let journal = replay_journal(&db, &dir)?;
             Ok(Self {
                 db: Arc::new(db),
-                journal: Arc::new(Mutex::new(journal)),
+                archiving: Arc::new(Mutex::new(Archiving {
+                    journal,
+                    unfolded: Vec::new(),
+                })),
             })
         })
         .await
@@ -187,8 +229,9 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let db = self.db.clone();
+        let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
+            lock(&archiving).fold(&db)?;
             let tx = db.begin_write().map_err(unavailable)?;
             match f(&tx) {
                 Ok(value) => {
@@ -209,8 +252,10 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let db = self.db.clone();
+        let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
+            // A read sees every archived event: those still held are folded in first.
+            lock(&archiving).fold(&db)?;
             let tx = db.begin_read().map_err(unavailable)?;
             f(&tx)
         })
@@ -427,11 +472,10 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     Ok(())
 }
 
-/// Makes every commit so far durable with one durable (empty) redb commit, then
-/// empties the journal, whose events redb now holds on disk.
-fn checkpoint(db: &Database, journal: &mut Journal) -> StoreResult<()> {
-    db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)?;
-    journal.clear().map_err(unavailable)
+/// Locks the archive's state. A panic while holding it leaves it usable: the journal
+/// holds whole records only, and unfolded events are applied idempotently.
+fn lock(archiving: &Mutex<Archiving>) -> std::sync::MutexGuard<'_, Archiving> {
+    archiving.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Opens the archive journal in `dir` and applies what a previous process left in it
@@ -439,14 +483,15 @@ fn checkpoint(db: &Database, journal: &mut Journal) -> StoreResult<()> {
 fn replay_journal(db: &Database, dir: &Path) -> StoreResult<Journal> {
     let (mut journal, events) = Journal::open(dir).map_err(unavailable)?;
     if !events.is_empty() {
-        tracing::info!(events = events.len(), "replaying the archive journal into the embedded store");
+        tracing::info!(
+            events = events.len(),
+            "replaying the archive journal into the embedded store"
+        );
         let tx = db.begin_write().map_err(unavailable)?;
         apply(&tx, &events)?;
         tx.commit().map_err(unavailable)?;
     }
-    if journal.len() > 0 {
-        journal.clear().map_err(unavailable)?;
-    }
+    journal.clear();
     Ok(journal)
 }
 
@@ -686,19 +731,14 @@ impl Store for EmbeddedStore {
             return Ok(());
         }
         let batch = batch.to_vec();
-        let (db, journal) = (self.db.clone(), self.journal.clone());
+        let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
-            // The lock guards the file's length; a panic while holding it leaves whole records.
-            let mut journal = journal.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut archiving = lock(&archiving);
             // Durable from here: the archive acknowledges the batch once this returns.
-            journal.append(&batch).map_err(unavailable)?;
-            let mut tx = db.begin_write().map_err(unavailable)?;
-            // On disk at the next durable commit; until then the journal holds it.
-            tx.set_durability(redb::Durability::None).map_err(unavailable)?;
-            apply(&tx, &batch)?;
-            tx.commit().map_err(unavailable)?;
-            if journal.len() >= journal::CHECKPOINT_BYTES {
-                checkpoint(&db, &mut journal)?;
+            archiving.journal.append(&batch).map_err(unavailable)?;
+            archiving.unfolded.extend(batch);
+            if archiving.unfolded.len() >= FOLD_EVENTS || archiving.journal.len() >= journal::CHECKPOINT_BYTES {
+                archiving.fold(&db)?;
             }
             Ok(())
         })
