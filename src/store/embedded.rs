@@ -39,6 +39,7 @@
 
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -87,17 +88,24 @@ const NEXT_CATEGORY_POS: &str = "next_category_pos";
 pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Archive batches durable in the journal and not yet in redb (see [`journal`]).
-    /// Locked only on the blocking pool; taken before redb's write lock, never after it.
-    archiving: Arc<Mutex<Archiving>>,
+    archiving: Arc<Archiving>,
 }
 
 /// Archive events since redb last took them: durable in the journal, folded into redb
-/// in one non-durable commit per [`FOLD_EVENTS`] (or before any transaction, so every
-/// read sees everything archived). One commit for many batches is what makes redb cheap
-/// here: each leaf page a commit touches is copied and checksummed once per commit.
+/// in one non-durable commit per [`FOLD_EVENTS`], off the acknowledgement's path (and
+/// before any transaction, so every read sees everything archived). One commit for many
+/// batches is what makes redb cheap here: each page a commit touches is copied and
+/// checksummed once per commit. Locks, only ever taken on the blocking pool and in this
+/// order: `journal`, `folding`, `unfolded`, then redb's write lock.
 struct Archiving {
-    journal: Journal,
-    unfolded: Vec<ArchiveEvent>,
+    /// Held by an append or a checkpoint.
+    journal: Mutex<Journal>,
+    /// Held by a fold for its whole commit, so folds apply events in the order appended.
+    folding: Mutex<()>,
+    /// In journal order.
+    unfolded: Mutex<Vec<ArchiveEvent>>,
+    /// A background fold is scheduled and has not started: no need for another.
+    fold_scheduled: AtomicBool,
 }
 
 /// Events held before they are folded into redb: bounds the memory they take (~300 KB of
@@ -105,23 +113,37 @@ struct Archiving {
 const FOLD_EVENTS: usize = 1_000;
 
 impl Archiving {
-    /// Applies the unfolded events to redb in one non-durable commit (visible to readers,
-    /// on disk at the next durable commit; the journal holds them until then), and makes a
-    /// durable checkpoint once the journal has grown past [`journal::CHECKPOINT_BYTES`].
-    fn fold(&mut self, db: &Database) -> StoreResult<()> {
-        if !self.unfolded.is_empty() {
+    /// Applies the unfolded events to redb in one non-durable commit: visible to readers,
+    /// on disk at the next durable commit (the journal holds them until then).
+    fn fold(&self, db: &Database) -> StoreResult<()> {
+        let _folding = lock(&self.folding);
+        self.fold_scheduled.store(false, Ordering::Relaxed);
+        let events = std::mem::take(&mut *lock(&self.unfolded));
+        if events.is_empty() {
+            return Ok(());
+        }
+        let applied = (|| {
             let mut tx = db.begin_write().map_err(unavailable)?;
             tx.set_durability(redb::Durability::None).map_err(unavailable)?;
-            apply(&tx, &self.unfolded)?;
-            tx.commit().map_err(unavailable)?;
-            self.unfolded.clear();
+            apply(&tx, &events)?;
+            tx.commit().map_err(unavailable)
+        })();
+        if applied.is_err() {
+            // Back in front, in order: the next fold or read tries them again.
+            let mut unfolded = lock(&self.unfolded);
+            let later = std::mem::replace(&mut *unfolded, events);
+            unfolded.extend(later);
         }
-        if self.journal.len() >= journal::CHECKPOINT_BYTES {
-            // One durable (empty) commit makes every commit before it durable; then the
-            // journal's events are all in redb on disk.
-            db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)?;
-            self.journal.clear();
-        }
+        applied
+    }
+
+    /// With the journal locked (nothing appended meanwhile): folds everything it holds,
+    /// makes it durable with one durable (empty) redb commit, which makes every commit
+    /// before it durable, and starts the journal again.
+    fn checkpoint(&self, db: &Database, journal: &mut Journal) -> StoreResult<()> {
+        self.fold(db)?;
+        db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)?;
+        journal.clear();
         Ok(())
     }
 }
@@ -215,10 +237,12 @@ impl EmbeddedStore {
             let journal = replay_journal(&db, &dir)?;
             Ok(Self {
                 db: Arc::new(db),
-                archiving: Arc::new(Mutex::new(Archiving {
-                    journal,
-                    unfolded: Vec::new(),
-                })),
+                archiving: Arc::new(Archiving {
+                    journal: Mutex::new(journal),
+                    folding: Mutex::new(()),
+                    unfolded: Mutex::new(Vec::new()),
+                    fold_scheduled: AtomicBool::new(false),
+                }),
             })
         })
         .await
@@ -231,7 +255,7 @@ impl EmbeddedStore {
     ) -> StoreResult<T> {
         let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
-            lock(&archiving).fold(&db)?;
+            archiving.fold(&db)?;
             let tx = db.begin_write().map_err(unavailable)?;
             match f(&tx) {
                 Ok(value) => {
@@ -255,7 +279,7 @@ impl EmbeddedStore {
         let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
             // A read sees every archived event: those still held are folded in first.
-            lock(&archiving).fold(&db)?;
+            archiving.fold(&db)?;
             let tx = db.begin_read().map_err(unavailable)?;
             f(&tx)
         })
@@ -472,10 +496,10 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     Ok(())
 }
 
-/// Locks the archive's state. A panic while holding it leaves it usable: the journal
-/// holds whole records only, and unfolded events are applied idempotently.
-fn lock(archiving: &Mutex<Archiving>) -> std::sync::MutexGuard<'_, Archiving> {
-    archiving.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Locks one of the archive's mutexes. A panic while holding one leaves its data usable:
+/// the journal holds whole records only, and events are applied idempotently.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Opens the archive journal in `dir` and applies what a previous process left in it
@@ -732,17 +756,29 @@ impl Store for EmbeddedStore {
         }
         let batch = batch.to_vec();
         let (db, archiving) = (self.db.clone(), self.archiving.clone());
-        blocking(move || {
-            let mut archiving = lock(&archiving);
-            // Durable from here: the archive acknowledges the batch once this returns.
-            archiving.journal.append(&batch).map_err(unavailable)?;
-            archiving.unfolded.extend(batch);
-            if archiving.unfolded.len() >= FOLD_EVENTS || archiving.journal.len() >= journal::CHECKPOINT_BYTES {
-                archiving.fold(&db)?;
+        let fold_now = blocking(move || {
+            let mut journal = lock(&archiving.journal);
+            if journal.len() >= journal::CHECKPOINT_BYTES {
+                archiving.checkpoint(&db, &mut journal)?;
             }
-            Ok(())
+            // Durable from here: the archive acknowledges the batch once this returns.
+            journal.append(&batch).map_err(unavailable)?;
+            let mut unfolded = lock(&archiving.unfolded);
+            unfolded.extend(batch);
+            Ok(unfolded.len() >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed))
         })
-        .await
+        .await?;
+        if fold_now {
+            // Off the acknowledgement's path: the batch is durable already. A failure leaves
+            // the events held for the next fold (and in the journal for the next start).
+            let (db, archiving) = (self.db.clone(), self.archiving.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = archiving.fold(&db) {
+                    tracing::warn!(error = %e, "embedded store: folding archived events into redb failed; retrying with the next");
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
