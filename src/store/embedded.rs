@@ -106,9 +106,6 @@ struct Archiving {
     unfolded: Mutex<Vec<ArchiveEvent>>,
     /// A background fold is scheduled and has not started: no need for another.
     fold_scheduled: AtomicBool,
-    /// The journal file written before the current one is being checkpointed: it may not
-    /// be written again until its events are durable in redb.
-    retired_busy: AtomicBool,
 }
 
 /// Events held before they are folded into redb: bounds the memory they take (~300 KB of
@@ -140,24 +137,14 @@ impl Archiving {
         applied
     }
 
-    /// Makes the retired journal file's events durable, in the background: folds every
-    /// event held (theirs were all held before the switch) and makes one durable (empty)
-    /// redb commit, which makes every commit before it durable. Retried until it succeeds:
-    /// until then the retired file is not written again.
-    fn checkpoint_retired(&self, db: &Database) {
-        loop {
-            let done = self
-                .fold(db)
-                .and_then(|()| db.begin_write().map_err(unavailable)?.commit().map_err(unavailable));
-            match done {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "embedded store: checkpoint of the archive journal failed; retrying in 1 s");
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                }
-            }
-        }
-        self.retired_busy.store(false, Ordering::Release);
+    /// With the journal locked (nothing appended meanwhile): folds everything it holds,
+    /// makes it durable with one durable (empty) redb commit, which makes every commit
+    /// before it durable, and starts the journal again.
+    fn checkpoint(&self, db: &Database, journal: &mut Journal) -> StoreResult<()> {
+        self.fold(db)?;
+        db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)?;
+        journal.clear();
+        Ok(())
     }
 }
 
@@ -255,7 +242,6 @@ impl EmbeddedStore {
                     folding: Mutex::new(()),
                     unfolded: Mutex::new(Vec::new()),
                     fold_scheduled: AtomicBool::new(false),
-                    retired_busy: AtomicBool::new(false),
                 }),
             })
         })
@@ -769,44 +755,29 @@ impl Store for EmbeddedStore {
             return Ok(());
         }
         let batch = batch.to_vec();
-        let archiving = self.archiving.clone();
-        let (appended, fold_now, checkpoint_now) = blocking(move || {
+        let (db, archiving) = (self.db.clone(), self.archiving.clone());
+        let fold_now = blocking(move || {
             let mut journal = lock(&archiving.journal);
-            let checkpoint_now = journal.len() >= journal::CHECKPOINT_BYTES;
-            if checkpoint_now {
-                // The other file's checkpoint must be done before it is written again: a
-                // wait only when filling a file took less time than checkpointing one.
-                while archiving.retired_busy.load(Ordering::Acquire) {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                journal.switch_files();
-                archiving.retired_busy.store(true, Ordering::Release);
+            if journal.len() >= journal::CHECKPOINT_BYTES {
+                archiving.checkpoint(&db, &mut journal)?;
             }
             // Durable from here: the archive acknowledges the batch once this returns.
-            let appended = journal.append(&batch).map_err(unavailable);
+            journal.append(&batch).map_err(unavailable)?;
             let mut unfolded = lock(&archiving.unfolded);
-            if appended.is_ok() {
-                unfolded.extend(batch);
-            }
-            let fold_now = unfolded.len() >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed);
-            // The checkpoint starts even if the append failed: the switch happened.
-            Ok((appended, fold_now, checkpoint_now))
+            unfolded.extend(batch);
+            Ok(unfolded.len() >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed))
         })
         .await?;
-        let (db, archiving) = (self.db.clone(), self.archiving.clone());
-        if checkpoint_now {
-            // Off the acknowledgement's path: batches go to the other file meanwhile.
-            tokio::task::spawn_blocking(move || archiving.checkpoint_retired(&db));
-        } else if fold_now {
+        if fold_now {
             // Off the acknowledgement's path: the batch is durable already. A failure leaves
             // the events held for the next fold (and in the journal for the next start).
+            let (db, archiving) = (self.db.clone(), self.archiving.clone());
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = archiving.fold(&db) {
                     tracing::warn!(error = %e, "embedded store: folding archived events into redb failed; retrying with the next");
                 }
             });
         }
-        appended?;
         Ok(())
     }
 
@@ -873,54 +844,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
-    }
-
-    /// Several journal checkpoints (each switching files and committing redb durably in
-    /// the background) lose nothing, read back at once and after a reopen.
-    #[tokio::test]
-    async fn archive_across_journal_checkpoints_reads_back_whole() {
-        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-ckpt-{}", uuid::Uuid::new_v4().simple())));
-        let store = EmbeddedStore::open(&dir.0).await.unwrap();
-        let opened = ArchiveEvent::Opened(ConversationOpened {
-            id: "c".into(),
-            kind: ConversationKind::Service,
-            category: None,
-            customer_name: "Carla".into(),
-            agent_id: "ann".into(),
-            agent_name: "Ann".into(),
-            queued_at: 1,
-            paired_at: 1,
-        });
-        store.archive(&[opened]).await.unwrap();
-        // ~1.1 KB a message: 4 MiB (a checkpoint) every ~3,800.
-        let total = 12_000u64;
-        for first in (1..=total).step_by(500) {
-            let batch: Vec<ArchiveEvent> = (first..first + 500)
-                .map(|seq| ArchiveEvent::Message {
-                    conversation_id: "c".into(),
-                    message: ArchivedMessage {
-                        id: format!("m{seq}"),
-                        seq,
-                        from: Side::Customer,
-                        text: "x".repeat(1_000),
-                        at: seq as Millis,
-                    },
-                })
-                .collect();
-            store.archive(&batch).await.unwrap();
-        }
-        assert_eq!(store.conversation("c").await.unwrap().messages.len() as u64, total);
-        drop(store);
-        let store = EmbeddedStore::open(&dir.0).await.unwrap();
-        let seqs: Vec<u64> = store
-            .conversation("c")
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .map(|m| m.seq)
-            .collect();
-        assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "after a reopen");
     }
 
     /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it

@@ -35,17 +35,16 @@ use sha2::{Digest, Sha256};
 
 use super::ArchiveEvent;
 
-/// The journal's two files inside the data directory: batches go to one while the other's
-/// events are made durable in redb (a checkpoint), so a checkpoint never holds a batch up.
+/// The journal's file name inside the data directory.
 pub const FILE_NAME: &str = "archive-journal.log";
-pub const SECOND_FILE_NAME: &str = "archive-journal.2.log";
 
-/// Each journal file's size, written once. A batch beyond it still goes in (the file grows).
+/// The journal file's size, written once. A batch beyond it still goes in (the file grows).
 pub const FILE_BYTES: u64 = 8 << 20;
 
-/// Bytes in the file being written after which the store switches to the other file and
-/// checkpoints this one (one durable redb commit): ~16,000 short messages. Half the file,
-/// so a whole batch (the archive writer's largest is ~2,000 events) still fits after it.
+/// Journal bytes after which the store checkpoints (one durable redb commit) and starts
+/// the journal again: ~16,000 short messages. Half the file, so a whole batch (the archive
+/// writer's largest is ~2,000 events) still fits after it. It bounds the replay at
+/// start-up (well under a second).
 pub const CHECKPOINT_BYTES: u64 = FILE_BYTES / 2;
 
 /// Bytes before each record's payload: length, generation and checksum.
@@ -53,39 +52,12 @@ const HEADER: usize = 4 + 4 + 8;
 
 /// The open journal. Its methods block on disk I/O: call them off the async threads.
 pub struct Journal {
-    files: [(File, PathBuf); 2],
-    /// The file batches are written to.
-    active: usize,
-    /// The generation records are written with now; each switch of file takes the next.
+    file: File,
+    path: PathBuf,
+    /// The generation records are written with now.
     generation: u32,
-    /// Where the next record goes in the active file: every byte before it belongs to a
-    /// whole record.
+    /// Where the next record goes: every byte before it belongs to a whole record.
     len: u64,
-}
-
-/// Opens (creating, zero-filled) one journal file and reads its run of records: the events,
-/// their generation (if any) and the bytes they take.
-fn open_file(path: &Path) -> Result<(File, Vec<ArchiveEvent>, Option<u32>, usize), String> {
-    let named = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| named(&e))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| named(&e))?;
-    let (events, generation, whole) = parse(&bytes).map_err(|e| named(&e))?;
-    if (bytes.len() as u64) < FILE_BYTES {
-        // Written once with zeros (not just sized): in-place writes then allocate nothing.
-        file.seek(SeekFrom::Start(bytes.len() as u64)).map_err(|e| named(&e))?;
-        let zeros = vec![0u8; (FILE_BYTES - bytes.len() as u64) as usize];
-        file.write_all(&zeros)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| named(&e))?;
-    }
-    Ok((file, events, generation, whole))
 }
 
 fn checksum(generation: u32, payload: &[u8]) -> [u8; 8] {
@@ -99,31 +71,34 @@ fn checksum(generation: u32, payload: &[u8]) -> [u8; 8] {
 }
 
 impl Journal {
-    /// Opens (creating if missing) the journal in `dir` and reads back the events both
-    /// files hold, the older generation's first. The caller must make them durable
-    /// elsewhere, then [`Journal::clear`].
+    /// Opens (creating if missing) the journal in `dir` and reads back the events it holds,
+    /// oldest first. The caller must make them durable elsewhere, then [`Journal::clear`].
     pub fn open(dir: &Path) -> Result<(Self, Vec<ArchiveEvent>), String> {
-        let (first_path, second_path) = (dir.join(FILE_NAME), dir.join(SECOND_FILE_NAME));
-        let (first, mut first_events, first_generation, first_len) = open_file(&first_path)?;
-        let (second, mut second_events, second_generation, _) = open_file(&second_path)?;
-        let (events, generation) = match (first_generation, second_generation) {
-            (Some(a), Some(b)) if (b.wrapping_sub(a) as i32) > 0 => {
-                first_events.append(&mut second_events);
-                (first_events, b)
-            }
-            (Some(a), Some(_)) => {
-                second_events.append(&mut first_events);
-                (second_events, a)
-            }
-            (Some(a), None) => (first_events, a),
-            (None, Some(b)) => (second_events, b),
-            (None, None) => (Vec::new(), 0),
-        };
+        let path = dir.join(FILE_NAME);
+        let named = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| named(&e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| named(&e))?;
+        let (events, generation, whole) = parse(&bytes).map_err(|e| named(&e))?;
+        if (bytes.len() as u64) < FILE_BYTES {
+            // Written once with zeros (not just sized): in-place writes then allocate nothing.
+            file.seek(SeekFrom::Start(bytes.len() as u64)).map_err(|e| named(&e))?;
+            let zeros = vec![0u8; (FILE_BYTES - bytes.len() as u64) as usize];
+            file.write_all(&zeros)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| named(&e))?;
+        }
         let journal = Self {
-            files: [(first, first_path), (second, second_path)],
-            active: 0,
+            file,
+            path,
             generation,
-            len: first_len as u64,
+            len: whole as u64,
         };
         Ok((journal, events))
     }
@@ -137,9 +112,9 @@ impl Journal {
         record.extend_from_slice(&self.generation.to_le_bytes());
         record.extend_from_slice(&checksum(self.generation, &payload));
         record.extend_from_slice(&payload);
-        let file = &self.files[self.active].0;
-        file.write_all_at(&record, self.len)
-            .and_then(|()| file.sync_data())
+        self.file
+            .write_all_at(&record, self.len)
+            .and_then(|()| self.file.sync_data())
             .map_err(|e| self.error(&e))?;
         self.len += record.len() as u64;
         Ok(())
@@ -150,33 +125,24 @@ impl Journal {
         self.len
     }
 
-    /// Forgets every record of both files: call only once their events are durable
-    /// elsewhere. Nothing is written: the next record starts at offset 0 in the next
-    /// generation, which ends reading there (should it be torn, the old records it
-    /// overwrote are not read either).
+    /// Forgets every record: call only once their events are durable elsewhere. Nothing
+    /// is written: the next record starts at offset 0 in the next generation, which ends
+    /// reading there (should it be torn, the old records it overwrote are not read either).
     pub fn clear(&mut self) {
         self.generation = self.generation.wrapping_add(1);
         self.len = 0;
     }
 
-    /// Writes the next batches to the other file, from its start, in the next generation.
-    /// The file written so far must then be checkpointed; the caller switches back only
-    /// once that is done (the file switched to must hold nothing not durable elsewhere).
-    pub fn switch_files(&mut self) {
-        self.active = 1 - self.active;
-        self.clear();
-    }
-
     fn error(&self, e: &dyn std::fmt::Display) -> String {
-        format!("{}: {e}", self.files[self.active].1.display())
+        format!("{}: {e}", self.path.display())
     }
 }
 
-/// The events of the whole records of the first record's generation, that generation
-/// (none for no record), and how many bytes those records take. A record whose checksum passes but
+/// The events of the whole records of the first record's generation, the generation to
+/// write next, and how many bytes those records take. A record whose checksum passes but
 /// which does not decode is an error: that is not a torn write but a file this build
 /// cannot read.
-fn parse(bytes: &[u8]) -> Result<(Vec<ArchiveEvent>, Option<u32>, usize), String> {
+fn parse(bytes: &[u8]) -> Result<(Vec<ArchiveEvent>, u32, usize), String> {
     let mut events = Vec::new();
     let mut generation = None;
     let mut at = 0;
@@ -198,7 +164,7 @@ fn parse(bytes: &[u8]) -> Result<(Vec<ArchiveEvent>, Option<u32>, usize), String
         generation = Some(record_generation);
         at += HEADER + length;
     }
-    Ok((events, generation, at))
+    Ok((events, generation.unwrap_or(0), at))
 }
 
 #[cfg(test)]
@@ -246,35 +212,6 @@ mod tests {
             events,
             vec![closed("d")],
             "a clear that wrote nothing replays again, harmlessly"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn both_files_are_read_back_the_older_generation_first() {
-        let dir = temp_dir();
-        {
-            let (mut journal, _) = Journal::open(&dir).unwrap();
-            journal.append(&[closed("a")]).unwrap();
-            journal.switch_files();
-            journal.append(&[closed("b")]).unwrap();
-        }
-        let (_, events) = Journal::open(&dir).unwrap();
-        assert_eq!(events, vec![closed("a"), closed("b")]);
-        {
-            let (mut journal, _) = Journal::open(&dir).unwrap();
-            journal.clear();
-            journal.append(&[closed("c")]).unwrap();
-            journal.switch_files();
-            journal.append(&[closed("d")]).unwrap();
-            journal.switch_files();
-            journal.append(&[closed("e")]).unwrap();
-        }
-        let (_, events) = Journal::open(&dir).unwrap();
-        assert_eq!(
-            events,
-            vec![closed("d"), closed("e")],
-            "the second file's run is older now"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
