@@ -846,6 +846,54 @@ mod tests {
         }
     }
 
+    /// Several journal checkpoints (each a durable redb commit, then the journal starting
+    /// again in place) lose nothing, read back at once and after a reopen.
+    #[tokio::test]
+    async fn archive_across_journal_checkpoints_reads_back_whole() {
+        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-ckpt-{}", uuid::Uuid::new_v4().simple())));
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let opened = ArchiveEvent::Opened(ConversationOpened {
+            id: "c".into(),
+            kind: ConversationKind::Service,
+            category: None,
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: 1,
+            paired_at: 1,
+        });
+        store.archive(&[opened]).await.unwrap();
+        // ~1.1 KB a message: 4 MiB (a checkpoint) every ~3,800.
+        let total = 12_000u64;
+        for first in (1..=total).step_by(500) {
+            let batch: Vec<ArchiveEvent> = (first..first + 500)
+                .map(|seq| ArchiveEvent::Message {
+                    conversation_id: "c".into(),
+                    message: ArchivedMessage {
+                        id: format!("m{seq}"),
+                        seq,
+                        from: Side::Customer,
+                        text: "x".repeat(1_000),
+                        at: seq as Millis,
+                    },
+                })
+                .collect();
+            store.archive(&batch).await.unwrap();
+        }
+        assert_eq!(store.conversation("c").await.unwrap().messages.len() as u64, total);
+        drop(store);
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let seqs: Vec<u64> = store
+            .conversation("c")
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "after a reopen");
+    }
+
     /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it
     /// all back, and returns how many pages the cache evicted.
     async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {
