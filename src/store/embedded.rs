@@ -7,10 +7,14 @@
 //!   Its API is synchronous, so every transaction runs on tokio's blocking pool
 //!   (`spawn_blocking`) and never stalls the async workers or holds a lock
 //!   across the caller's `.await`.
-//! - A commit is the expensive part (an fsync). The relay hands the archive
-//!   whole batches, and `archive` applies a whole batch in ONE write
-//!   transaction, so the cost of durability is paid once per batch, not per
-//!   message.
+//! - A durable redb commit is the expensive part (it copies and checksums every
+//!   page it touches, then fsyncs). So `archive` makes a batch durable by writing
+//!   it to the archive journal (`archive-journal.log`, one `fdatasync`, see
+//!   [`super::journal`]) and folds ~1,000 events at a time into redb in one
+//!   non-durable commit; every ~16,000 messages one durable redb commit makes them
+//!   permanent and the journal starts again, and opening the store replays it.
+//!   Every read and write first folds what is held, so callers see every archived
+//!   event. Other data (accounts, categories, …) is committed durably as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
 //!   an ever-growing value on every message). Each message is its own row keyed
 //!   `(conversation_id, seq, message_id)`, so appending is one small insert and
@@ -35,12 +39,14 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::journal::{self, Journal};
 use super::record::{AccountRecord, ClosedRecord, MessageRecord};
 use super::*;
 
@@ -88,6 +94,65 @@ const NEXT_CATEGORY_POS: &str = "next_category_pos";
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Archive batches durable in the journal and not yet in redb (see [`journal`]).
+    archiving: Arc<Archiving>,
+}
+
+/// Archive events since redb last took them: durable in the journal, folded into redb
+/// in one non-durable commit per [`FOLD_EVENTS`], off the acknowledgement's path (and
+/// before any transaction, so every read sees everything archived). One commit for many
+/// batches is what makes redb cheap here: each page a commit touches is copied and
+/// checksummed once per commit. Locks, only ever taken on the blocking pool and in this
+/// order: `journal`, `folding`, `unfolded`, then redb's write lock.
+struct Archiving {
+    /// Held by an append or a checkpoint.
+    journal: Mutex<Journal>,
+    /// Held by a fold for its whole commit, so folds apply events in the order appended.
+    folding: Mutex<()>,
+    /// In journal order.
+    unfolded: Mutex<Vec<ArchiveEvent>>,
+    /// A background fold is scheduled and has not started: no need for another.
+    fold_scheduled: AtomicBool,
+}
+
+/// Events held before they are folded into redb: bounds the memory they take (~300 KB of
+/// short messages) and the work of the read that folds them.
+const FOLD_EVENTS: usize = 1_000;
+
+impl Archiving {
+    /// Applies the unfolded events to redb in one non-durable commit: visible to readers,
+    /// on disk at the next durable commit (the journal holds them until then).
+    fn fold(&self, db: &Database) -> StoreResult<()> {
+        let _folding = lock(&self.folding);
+        self.fold_scheduled.store(false, Ordering::Relaxed);
+        let events = std::mem::take(&mut *lock(&self.unfolded));
+        if events.is_empty() {
+            return Ok(());
+        }
+        let applied = (|| {
+            let mut tx = db.begin_write().map_err(unavailable)?;
+            tx.set_durability(redb::Durability::None).map_err(unavailable)?;
+            apply(&tx, &events)?;
+            tx.commit().map_err(unavailable)
+        })();
+        if applied.is_err() {
+            // Back in front, in order: the next fold or read tries them again.
+            let mut unfolded = lock(&self.unfolded);
+            let later = std::mem::replace(&mut *unfolded, events);
+            unfolded.extend(later);
+        }
+        applied
+    }
+
+    /// With the journal locked (nothing appended meanwhile): folds everything it holds,
+    /// makes it durable with one durable (empty) redb commit, which makes every commit
+    /// before it durable, and starts the journal again.
+    fn checkpoint(&self, db: &Database, journal: &mut Journal) -> StoreResult<()> {
+        self.fold(db)?;
+        db.begin_write().map_err(unavailable)?.commit().map_err(unavailable)?;
+        journal.clear();
+        Ok(())
+    }
 }
 
 impl EmbeddedStore {
@@ -180,7 +245,16 @@ impl EmbeddedStore {
                     path.display()
                 );
             }
-            Ok(Self { db: Arc::new(db) })
+            let journal = replay_journal(&db, &dir)?;
+            Ok(Self {
+                db: Arc::new(db),
+                archiving: Arc::new(Archiving {
+                    journal: Mutex::new(journal),
+                    folding: Mutex::new(()),
+                    unfolded: Mutex::new(Vec::new()),
+                    fold_scheduled: AtomicBool::new(false),
+                }),
+            })
         })
         .await
     }
@@ -190,8 +264,9 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let db = self.db.clone();
+        let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
+            archiving.fold(&db)?;
             let tx = db.begin_write().map_err(unavailable)?;
             match f(&tx) {
                 Ok(value) => {
@@ -212,8 +287,10 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let db = self.db.clone();
+        let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
+            // A read sees every archived event: those still held are folded in first.
+            archiving.fold(&db)?;
             let tx = db.begin_read().map_err(unavailable)?;
             f(&tx)
         })
@@ -428,6 +505,29 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
         }
     }
     Ok(())
+}
+
+/// Locks one of the archive's mutexes. A panic while holding one leaves its data usable:
+/// the journal holds whole records only, and events are applied idempotently.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Opens the archive journal in `dir` and applies what a previous process left in it
+/// (it stopped or crashed before redb's next durable commit) in one durable commit.
+fn replay_journal(db: &Database, dir: &Path) -> StoreResult<Journal> {
+    let (mut journal, events) = Journal::open(dir).map_err(unavailable)?;
+    if !events.is_empty() {
+        tracing::info!(
+            events = events.len(),
+            "replaying the archive journal into the embedded store"
+        );
+        let tx = db.begin_write().map_err(unavailable)?;
+        apply(&tx, &events)?;
+        tx.commit().map_err(unavailable)?;
+    }
+    journal.clear();
+    Ok(journal)
 }
 
 /// Walks an index newest first, yielding conversation ids in `[from, to)` of paired time.
@@ -666,7 +766,30 @@ impl Store for EmbeddedStore {
             return Ok(());
         }
         let batch = batch.to_vec();
-        self.write(move |tx| apply(tx, &batch)).await
+        let (db, archiving) = (self.db.clone(), self.archiving.clone());
+        let fold_now = blocking(move || {
+            let mut journal = lock(&archiving.journal);
+            if journal.len() >= journal::CHECKPOINT_BYTES {
+                archiving.checkpoint(&db, &mut journal)?;
+            }
+            // Durable from here: the archive acknowledges the batch once this returns.
+            journal.append(&batch).map_err(unavailable)?;
+            let mut unfolded = lock(&archiving.unfolded);
+            unfolded.extend(batch);
+            Ok(unfolded.len() >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed))
+        })
+        .await?;
+        if fold_now {
+            // Off the acknowledgement's path: the batch is durable already. A failure leaves
+            // the events held for the next fold (and in the journal for the next start).
+            let (db, archiving) = (self.db.clone(), self.archiving.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = archiving.fold(&db) {
+                    tracing::warn!(error = %e, "embedded store: folding archived events into redb failed; retrying with the next");
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
@@ -808,6 +931,54 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// Several journal checkpoints (each a durable redb commit, then the journal starting
+    /// again in place) lose nothing, read back at once and after a reopen.
+    #[tokio::test]
+    async fn archive_across_journal_checkpoints_reads_back_whole() {
+        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-ckpt-{}", uuid::Uuid::new_v4().simple())));
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let opened = ArchiveEvent::Opened(ConversationOpened {
+            id: "c".into(),
+            kind: ConversationKind::Service,
+            category: None,
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: 1,
+            paired_at: 1,
+        });
+        store.archive(&[opened]).await.unwrap();
+        // ~1.1 KB a message: 4 MiB (a checkpoint) every ~3,800.
+        let total = 12_000u64;
+        for first in (1..=total).step_by(500) {
+            let batch: Vec<ArchiveEvent> = (first..first + 500)
+                .map(|seq| ArchiveEvent::Message {
+                    conversation_id: "c".into(),
+                    message: ArchivedMessage {
+                        id: format!("m{seq}"),
+                        seq,
+                        from: Side::Customer,
+                        text: "x".repeat(1_000),
+                        at: seq as Millis,
+                    },
+                })
+                .collect();
+            store.archive(&batch).await.unwrap();
+        }
+        assert_eq!(store.conversation("c").await.unwrap().messages.len() as u64, total);
+        drop(store);
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let seqs: Vec<u64> = store
+            .conversation("c")
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "after a reopen");
     }
 
     /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it

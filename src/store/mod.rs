@@ -13,6 +13,7 @@
 //! - no method holds a lock across an `.await` of the caller.
 
 mod embedded;
+mod journal;
 mod memory;
 mod mongo;
 mod record;

@@ -23,3 +23,5 @@ mod rooms;
 mod starting;
 mod storeops;
 mod transport;
+// issue 14 (perf)
+mod journal;
