@@ -164,7 +164,13 @@ fn parse(bytes: &[u8]) -> Result<(Vec<ArchiveEvent>, u32, usize), String> {
         generation = Some(record_generation);
         at += HEADER + length;
     }
-    Ok((events, generation.unwrap_or(0), at))
+    // No whole first record: a fresh file, or a crash tore the first record of a new
+    // generation. Older records may still lie further on, of any earlier generation, so
+    // the next one must not be a small number that one of them could carry (reading would
+    // run on into an old record that happens to start where the new ones end, and replay
+    // it): a random one makes that a 1-in-2^32 chance, and even then the replay is of
+    // events redb already holds.
+    Ok((events, generation.unwrap_or_else(rand::random), at))
 }
 
 #[cfg(test)]
@@ -213,6 +219,44 @@ mod tests {
             vec![closed("d")],
             "a clear that wrote nothing replays again, harmlessly"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn after_a_torn_first_record_old_records_of_a_low_generation_are_not_replayed() {
+        let dir = temp_dir();
+        let path = dir.join(FILE_NAME);
+        {
+            let (mut journal, _) = Journal::open(&dir).unwrap();
+            journal.append(&[closed("a")]).unwrap();
+            journal.append(&[closed("b")]).unwrap();
+            journal.clear(); // a checkpoint: a and b are in redb
+            journal.append(&[closed("c")]).unwrap();
+            journal.append(&[closed("d")]).unwrap();
+            journal.clear(); // another: c and d are in redb
+            journal.append(&[closed("f")]).unwrap();
+        }
+        // The crash tore f, the first record of its generation.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        for _ in 0..20 {
+            let (mut journal, events) = Journal::open(&dir).unwrap();
+            assert!(events.is_empty(), "f was never acknowledged");
+            journal.clear();
+            journal.append(&[closed("g")]).unwrap();
+            drop(journal);
+            let (_, events) = Journal::open(&dir).unwrap();
+            assert_eq!(
+                events,
+                vec![closed("g")],
+                "d (checkpointed long ago) must not come back"
+            );
+            // Tear g too, for the next round.
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[HEADER] ^= 0x55;
+            std::fs::write(&path, &bytes).unwrap();
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
