@@ -224,24 +224,7 @@ impl MongoHub {
             .stderr(log)
             .spawn()
             .expect("the hub binary starts");
-        crate::archive::wait_for_port(port).await;
-        // The port answers "starting" (503 on the API) until the store is open.
-        let client = reqwest::Client::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let health = match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
-                Ok(res) => res.json::<serde_json::Value>().await.unwrap_or_default(),
-                Err(_) => serde_json::Value::Null,
-            };
-            if health["status"].is_string() && health["status"] != "starting" {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the hub never opened its store: {health}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_the_store_is_open(port).await;
         MongoHub { port, child }
     }
 
@@ -560,4 +543,26 @@ async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_
         vec![last]
     );
     assert!(second.closed.is_some());
+}
+
+/// Waits until a hub binary started on `port` listens and has opened its store: the port
+/// answers "starting" (503 on the API) until then.
+pub async fn wait_until_the_store_is_open(port: u16) {
+    crate::archive::wait_for_port(port).await;
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+            Ok(res) => res.json::<serde_json::Value>().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        if health["status"].is_string() && health["status"] != "starting" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub never opened its store: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::archive::{TempDir, free_port, wait_for_port};
+use crate::archive::{TempDir, free_port};
 use crate::common::*;
+use crate::durability::wait_until_the_store_is_open;
 
 /// The real binary in its default configuration (the embedded store) on `dir`.
 struct EmbeddedHub {
@@ -38,23 +39,7 @@ impl EmbeddedHub {
             .stderr(log)
             .spawn()
             .expect("the hub binary starts");
-        wait_for_port(port).await;
-        let client = reqwest::Client::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let health = match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
-                Ok(res) => res.json::<serde_json::Value>().await.unwrap_or_default(),
-                Err(_) => serde_json::Value::Null,
-            };
-            if health["status"].is_string() && health["status"] != "starting" {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the hub never opened its store: {health}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_the_store_is_open(port).await;
         Self { port, child }
     }
 
