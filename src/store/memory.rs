@@ -216,14 +216,7 @@ impl Store for MemoryStore {
                     .cmp(&a.opened.paired_at)
                     .then_with(|| b.opened.id.cmp(&a.opened.id))
             });
-            let total = hits.len() as u64;
-            let page = hits
-                .into_iter()
-                .skip(page.offset as usize)
-                .take(page.limit as usize)
-                .cloned()
-                .collect();
-            Ok((page, total))
+            Ok(one_page(hits, page))
         })
     }
 
@@ -367,14 +360,7 @@ impl Store for MemoryStore {
                 .filter(|l| agent_id.is_none_or(|a| l.agent_id == a))
                 .collect();
             hits.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| b.id.cmp(&a.id)));
-            let total = hits.len() as u64;
-            let page = hits
-                .into_iter()
-                .skip(page.offset as usize)
-                .take(page.limit as usize)
-                .cloned()
-                .collect();
-            Ok((page, total))
+            Ok(one_page(hits, page))
         })
     }
 
@@ -433,4 +419,16 @@ impl Store for MemoryStore {
             Ok(hits)
         })
     }
+}
+
+/// One page of sorted hits, and how many there were in all.
+fn one_page<T: Clone>(hits: Vec<&T>, page: Page) -> (Vec<T>, u64) {
+    let total = hits.len() as u64;
+    let items = hits
+        .into_iter()
+        .skip(page.offset as usize)
+        .take(page.limit as usize)
+        .cloned()
+        .collect();
+    (items, total)
 }
