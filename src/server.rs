@@ -164,7 +164,7 @@ pub async fn run(
         };
         tokio::spawn(crate::cluster::bus::listen(cluster, appliers, shutdown.clone()));
     }
-    let app = crate::http::router(state.clone(), crate::metrics::router())
+    let app = crate::http::router(state.clone(), crate::http::metrics::router())
         .merge(crate::ws::router())
         .merge(crate::web::router())
         .with_state(state)

@@ -11,6 +11,7 @@ pub mod appointments;
 pub mod error;
 pub mod history;
 pub mod listener;
+pub mod metrics;
 pub mod public;
 pub mod responses;
 // ---- rooms and 1-to-1 video (issue 16) ----
