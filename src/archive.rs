@@ -89,13 +89,13 @@ impl ArchiveStatus {
 
     /// The writer's bookkeeping around one store call (see [`ArchiveStatus::is_slow`]).
     fn write_started(&self) -> u64 {
-        let now = crate::hub::now_ms().max(1) as u64;
+        let now = crate::clock::now_ms().max(1) as u64;
         self.write_started_ms.store(now, Ordering::Relaxed);
         now
     }
 
     fn write_ended(&self, started: u64, more_waiting: bool) {
-        let took = (crate::hub::now_ms() as u64).saturating_sub(started);
+        let took = (crate::clock::now_ms() as u64).saturating_sub(started);
         let threshold = self.slow_after_ms.load(Ordering::Relaxed);
         let slow = threshold != 0 && took > threshold && more_waiting;
         self.last_write_slow.store(slow, Ordering::Relaxed);

@@ -281,7 +281,7 @@ pub async fn sweep_sessions(sessions: Sessions, shutdown: tokio_util::sync::Canc
 }
 
 fn now_ms() -> Millis {
-    crate::hub::now_ms()
+    crate::clock::now_ms()
 }
 
 #[cfg(test)]

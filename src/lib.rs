@@ -1,6 +1,7 @@
 pub mod appointments;
 pub mod archive;
 pub mod auth;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod core;

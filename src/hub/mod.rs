@@ -20,7 +20,7 @@ mod transcript;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -57,12 +57,8 @@ const PASS_SPACING_FACTOR: u32 = 10;
 /// How often the gauges of /metrics are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Milliseconds since the Unix epoch: the one time format on the wire and in the archive.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// The hub's clock is the crate's (re-exported: handlers and rooms read it from here).
+pub use crate::clock::now_ms;
 
 /// Who a connection speaks for, fixed when it registers.
 #[derive(Debug, Clone)]
