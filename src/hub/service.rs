@@ -11,12 +11,17 @@ use smallvec::SmallVec;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+// ---- several nodes through Redis (issue 15): the hub on the routing scripts ----
+mod cluster;
+
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
 use super::transcript::{Author, Stamped, Transcript};
 use super::{CategoryNames, Command, ConnRole, SessionEnd, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
 use crate::auth::Sessions;
 use crate::config::Settings;
+use crate::cluster::chat_log::NodeMessage;
+use crate::cluster::replica::RoutingOp;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Routing};
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
 use crate::store::{
@@ -89,6 +94,9 @@ struct ChatLog {
     agent_name: String,
     started_at: i64,
     transcript: Transcript,
+    /// This node archives the chat (its opening, messages and closing): always on one
+    /// node; in a cluster, the customer's node only.
+    archived_here: bool,
 }
 
 pub(crate) struct HubState {
@@ -118,6 +126,9 @@ pub(crate) struct HubState {
     /// Counted once per message: a handle resolved once, not a registry lookup each time.
     pub(super) messages_relayed: metrics::Counter,
     routes_counter: metrics::Counter,
+    // ---- several nodes through Redis (issue 15) ----
+    /// With `REDIS_URL`: routing runs as Redis scripts and `routing` is this node's replica.
+    cluster: Option<cluster::ClusterState>,
 }
 
 /// Who sent a frame, once the connection is known.
@@ -133,11 +144,16 @@ impl HubState {
         archive: Archive,
         sessions: Sessions,
         timers: mpsc::WeakSender<Command>,
+        link: Option<super::cluster_link::Link>,
     ) -> Self {
         let mut routing = Routing::new();
         let mut category_names = CategoryNames::new();
+        let cluster = link.map(cluster::ClusterState::new);
         for c in categories {
-            let _ = routing.add_category(CategoryId(c.id.clone()));
+            // A cluster's replica learns categories from the events stream, like everything else.
+            if cluster.is_none() {
+                let _ = routing.add_category(CategoryId(c.id.clone()));
+            }
             category_names.insert(c.id, c.name);
         }
         Self {
@@ -161,6 +177,7 @@ impl HubState {
             ended_visits: HashMap::new(),
             messages_relayed: metrics::counter!(crate::metrics::MESSAGES_RELAYED),
             routes_counter: metrics::counter!(crate::metrics::ROUTES),
+            cluster,
         }
     }
 
@@ -170,6 +187,12 @@ impl HubState {
             Command::Register { conn, role } => self.register(conn, role),
             Command::Frame { conn, frame } => self.frame(conn, frame),
             Command::Unregister { conn } => self.unregister(conn),
+            Command::CustomerGraceExpired { customer, epoch } if self.cluster.is_some() => {
+                self.route(RoutingOp::CustomerGraceExpired(customer, epoch), None);
+            }
+            Command::AgentGraceExpired { agent, epoch } if self.cluster.is_some() => {
+                self.route(RoutingOp::AgentGraceExpired(agent, epoch), None);
+            }
             Command::CustomerGraceExpired { customer, epoch } => {
                 let mut out = vec![];
                 self.routing.customer_grace_expired(customer, epoch, &mut out);
@@ -212,6 +235,21 @@ impl HubState {
                 }
                 let _ = reply.send(customer.is_some());
             }
+            // ---- several nodes through Redis (issue 15) ----
+            Command::ClusterStarted { cluster_id } => self.cluster_started(&cluster_id),
+            Command::RoutingEvents { events, agent_names } => self.routing_events(events, agent_names),
+            Command::ClusterRefused {
+                conn,
+                who,
+                code,
+                message,
+                client_id,
+                join,
+            } => self.cluster_refused(conn, who, (code, message), client_id, join),
+            Command::ClusterFenced => self.cluster_fenced(),
+            Command::ChatLines { lines, filled } => self.chat_lines(lines, filled),
+            Command::ChatSignal(signal) => self.chat_signal(signal),
+            Command::ChatResync => self.chat_resync(),
         }
     }
 
@@ -225,6 +263,10 @@ impl HubState {
     /// Tells routing how many chats the archive has room to open (each opening and its
     /// closing); customers it cannot pair stay queued and are paired as the room grows.
     pub(super) fn refresh_pairing_room(&mut self) {
+        // A cluster's routing opens chats without the archive's room (docs/cluster.md §11).
+        if self.cluster.is_some() {
+            return;
+        }
         let room = self.archive.openings_available();
         let mut out = vec![];
         self.routing.set_pairing_room(Some(room), &mut out);
@@ -318,7 +360,11 @@ impl HubState {
                     && info.conn == Some(conn)
                 {
                     info.conn = None;
-                    let _ = self.routing.customer_disconnected(customer, &mut out);
+                    if self.cluster.is_some() {
+                        self.route(RoutingOp::CustomerDisconnected(customer), None);
+                    } else {
+                        let _ = self.routing.customer_disconnected(customer, &mut out);
+                    }
                 }
             }
             Some(Recipient::Agent(agent)) => {
@@ -327,7 +373,11 @@ impl HubState {
                     && info.conn == Some(conn)
                 {
                     info.conn = None;
-                    let _ = self.routing.agent_disconnected(&agent, &mut out);
+                    if self.cluster.is_some() {
+                        self.route(RoutingOp::AgentDisconnected(agent.clone()), None);
+                    } else {
+                        let _ = self.routing.agent_disconnected(&agent, &mut out);
+                    }
                     self.buddy_agent_offline(&agent);
                 }
             }
@@ -438,6 +488,9 @@ impl HubState {
     ) -> Result<(), (&'static str, String)> {
         let name = valid_name(name)?;
         let category = CategoryId(category.to_string());
+        if self.cluster.is_some() {
+            return self.cluster_join(conn, name, category, video);
+        }
         let mut out = vec![];
         let customer = self
             .routing
@@ -512,7 +565,11 @@ impl HubState {
         self.send_to_conn(conn, &resumed);
         let mut out = vec![];
         if previous.is_none() {
-            let _ = self.routing.customer_resumed(customer, &mut out);
+            if self.cluster.is_some() {
+                self.route(RoutingOp::CustomerResumed(customer), Some(conn));
+            } else {
+                let _ = self.routing.customer_resumed(customer, &mut out);
+            }
         }
         self.apply(out);
         Ok(())
@@ -547,6 +604,11 @@ impl HubState {
             }
             ClientFrame::Typing { active, .. } => {
                 let chat = self.customer_chat(id)?;
+                self.signal_peer(chat, Party::Customer, NodeMessage::Typing {
+                    chat,
+                    from: Party::Customer,
+                    active,
+                });
                 let log = &self.chats[&chat];
                 let frame = ServerFrame::Typing {
                     chat_id: log.wire_id.clone(),
@@ -559,14 +621,22 @@ impl HubState {
             ClientFrame::Draft { text } => {
                 let chat = self.customer_chat(id)?;
                 if self.settings.draft_preview {
-                    let log = &self.chats[&chat];
                     let text: String = text.chars().take(self.settings.max_message_len).collect();
+                    self.signal_peer(chat, Party::Customer, NodeMessage::Draft {
+                        chat,
+                        text: text.clone(),
+                    });
+                    let log = &self.chats[&chat];
                     let frame = ServerFrame::Draft {
                         chat_id: log.wire_id.clone(),
                         text,
                     };
                     self.send(Recipient::Agent(log.agent.clone()), &frame);
                 }
+                Ok(())
+            }
+            ClientFrame::Leave {} if self.cluster.is_some() => {
+                self.route(RoutingOp::Leave(id), Some(conn));
                 Ok(())
             }
             ClientFrame::Leave {} => {
@@ -593,6 +663,12 @@ impl HubState {
 
     fn agent_frame(&mut self, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
         match frame {
+            ClientFrame::SetAvailable { available } if self.cluster.is_some() => {
+                // The profile goes out when the replica replays the change.
+                let conn = self.agents.get(&id).and_then(|a| a.conn);
+                self.route(RoutingOp::SetAvailable(id, available), conn);
+                Ok(())
+            }
             ClientFrame::SetAvailable { available } => {
                 let mut out = vec![];
                 self.routing
@@ -612,6 +688,11 @@ impl HubState {
             }
             ClientFrame::Typing { chat_id, active } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
+                self.signal_peer(chat, Party::Agent, NodeMessage::Typing {
+                    chat,
+                    from: Party::Agent,
+                    active,
+                });
                 let log = &self.chats[&chat];
                 let frame = ServerFrame::Typing {
                     chat_id: log.wire_id.clone(),
@@ -623,6 +704,11 @@ impl HubState {
             }
             ClientFrame::EndChat { chat_id } => {
                 let chat = self.agent_chat(&id, Some(&chat_id))?;
+                if self.cluster.is_some() {
+                    let conn = self.agents.get(&id).and_then(|a| a.conn);
+                    self.route(RoutingOp::EndChat(chat, Party::Agent), conn);
+                    return Ok(());
+                }
                 let mut out = vec![];
                 self.routing
                     .end_chat(chat, Party::Agent, &mut out)
@@ -679,6 +765,9 @@ impl HubState {
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
         self.check_message(&text)?;
+        if self.cluster.is_some() {
+            return self.cluster_relay(chat, from, text, client_id);
+        }
         let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
         let author = match from {
             Party::Customer => Author::CUSTOMER,
@@ -730,6 +819,9 @@ impl HubState {
     // ---- agents ----------------------------------------------------------------
 
     fn agent_connected(&mut self, conn: ConnId, account: Account) {
+        if self.cluster.is_some() {
+            return self.cluster_agent_connected(conn, account);
+        }
         let id = AgentId(account.id.clone());
         let mut out = vec![];
         let mut back_from_grace = false;
@@ -834,7 +926,11 @@ impl HubState {
         let conn = info.conn;
         let mut out = vec![];
         if !account.enabled {
-            self.routing.agent_offline(&id, &mut out);
+            if self.cluster.is_some() {
+                self.route(RoutingOp::AgentOffline(id.clone()), None);
+            } else {
+                self.routing.agent_offline(&id, &mut out);
+            }
             self.agents.remove(&id);
             self.delivery
                 .close(&Recipient::Agent(id.clone()), close::DISABLED, "account disabled");
@@ -845,6 +941,11 @@ impl HubState {
                 entry.who = None;
                 self.buddy_agent_offline(&id);
             }
+        } else if self.cluster.is_some() {
+            // Profile and queue figures go out when the replica replays the changes.
+            let categories = account.categories.iter().cloned().map(CategoryId).collect();
+            self.route(RoutingOp::SetCategories(id.clone(), categories), None);
+            self.route(RoutingOp::SetLimit(id.clone(), account.max_chats), None);
         } else {
             let categories = account.categories.iter().cloned().map(CategoryId);
             let _ = self.routing.set_categories(&id, categories, &mut out);
@@ -856,6 +957,9 @@ impl HubState {
     }
 
     fn categories_changed(&mut self, categories: Vec<Category>, removed: Option<String>) {
+        if self.cluster.is_some() {
+            return self.cluster_categories_changed(categories, removed);
+        }
         let mut out = vec![];
         if let Some(removed) = removed {
             let _ = self.routing.remove_category(&CategoryId(removed), &mut out);
@@ -1047,25 +1151,36 @@ impl HubState {
     }
 
     fn open_chat(&mut self, chat: ChatId, customer: CustomerId, agent: AgentId, category: CategoryId) {
-        let wire_id = Uuid::now_v7().to_string();
-        let info = &self.customers[&customer];
+        // In a cluster a node opens only chats one of whose sides it holds; the other
+        // side's name comes from the events stream (`cluster::ClusterState`).
+        let Some(info) = self.chat_customer_info(customer, &agent) else {
+            return;
+        };
+        let archived_here = self.customers.contains_key(&customer);
+        let wire_id = match &self.cluster {
+            Some(cluster) => cluster.wire_id(chat),
+            None => Uuid::now_v7().to_string(),
+        };
         let agent_name = self
             .agents
             .get(&agent)
             .map(|a| a.account.display_name.clone())
+            .or_else(|| self.cluster.as_ref().and_then(|c| c.agent_name(&agent)))
             .unwrap_or_default();
         let started_at = now_ms();
         // Routing opens no more chats than the archive has room for (see `refresh_pairing_room`).
-        self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
-            id: wire_id.clone(),
-            kind: ConversationKind::Service,
-            category: Some(category.0.clone()),
-            customer_name: info.name.clone(),
-            agent_id: agent.0.clone(),
-            agent_name: agent_name.clone(),
-            queued_at: info.queued_at,
-            paired_at: started_at,
-        }));
+        if archived_here {
+            self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
+                id: wire_id.clone(),
+                kind: ConversationKind::Service,
+                category: Some(category.0.clone()),
+                customer_name: info.name.clone(),
+                agent_id: agent.0.clone(),
+                agent_name: agent_name.clone(),
+                queued_at: info.queued_at,
+                paired_at: started_at,
+            }));
+        }
         let category_name = self
             .category_names
             .get(&category.0)
@@ -1098,11 +1213,16 @@ impl HubState {
                 agent_name,
                 started_at,
                 transcript: Transcript::new(TRANSCRIPT_LIMIT),
+                archived_here,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);
         self.send(Recipient::Customer(customer), &to_customer);
         self.send(Recipient::Agent(agent), &to_agent);
+        if self.cluster.is_some() {
+            // A first message may have been published before this node saw the pairing.
+            self.fill(chat, 0);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1118,12 +1238,14 @@ impl HubState {
     ) {
         let Some(log) = self.chats.remove(&chat) else { return };
         self.chat_by_wire.remove(&log.wire_id);
-        self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
-            id: log.wire_id.clone(),
-            ended_at: now_ms(),
-            ended_by: side,
-            reason: end,
-        }));
+        if log.archived_here {
+            self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
+                id: log.wire_id.clone(),
+                ended_at: now_ms(),
+                ended_by: side,
+                reason: end,
+            }));
+        }
         let frame = ServerFrame::ChatEnded {
             chat_id: log.wire_id,
             ended_by: by,
@@ -1137,6 +1259,9 @@ impl HubState {
 
     /// A customer whose visit is over: their token no longer resumes; their connection may join again.
     fn forget_customer(&mut self, customer: CustomerId) {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.forget_customer(customer);
+        }
         if let Some(info) = self.customers.remove(&customer) {
             self.tokens.remove(&info.token);
             if let Some(conn) = info.conn {
@@ -1249,9 +1374,13 @@ impl HubState {
 
     /// Ends every chat, tells every connection and closes it.
     pub(super) fn shut_down(&mut self) {
-        let mut out = vec![];
-        self.routing.end_all(&mut out);
-        self.apply(out);
+        // In a cluster the chats go on: this node's people resume on another node, whose
+        // reaper takes them over when this node's lease runs out.
+        if self.cluster.is_none() {
+            let mut out = vec![];
+            self.routing.end_all(&mut out);
+            self.apply(out);
+        }
         self.buddy_shut_down();
         let bye = Outbound::Frame(
             ServerFrame::Shutdown {
