@@ -4,6 +4,11 @@
 //! the routing rules; a node's cut chat subscription loses no message.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures_util::future::join_all;
+use switchboard::cluster::routing_events::read_events;
+use switchboard::cluster::routing_scripts::read_snapshot;
+use switchboard::core::routing::Decision;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,4 +148,112 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
     assert_eq!(record.opened.agent_name, "ANN");
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// Issue 15's scenario 1, smaller: 6 agents (limits 1–3, one or both of two categories)
+/// spread over 3 nodes, and 60 customers joining at once through the 3 nodes while the
+/// agents turn available. Checked over what the clients saw and what Redis recorded:
+/// every customer paired at most once, every agent given exactly their limit (work
+/// conservation: both queues stay long), the agents' and customers' pairings the same,
+/// no FIFO inversion within a category, and every node's live figures showing the whole
+/// cluster (each node's replica agrees with Redis).
+#[tokio::test]
+async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
+    let scratch = TempDir::new("cluster-hub-race");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let mut nodes = vec![];
+    for name in ["n0", "n1", "n2"] {
+        nodes.push(node_on(store.clone(), &redis, name, &scratch).await);
+    }
+    let categories = ["general", "sales"];
+    let mut agents = vec![];
+    let mut limits = vec![];
+    for i in 0..6usize {
+        let held: Vec<&str> = match i % 3 {
+            0 => vec!["general"],
+            1 => vec!["sales"],
+            _ => vec!["general", "sales"],
+        };
+        let limit = (i % 3 + 1) as u8;
+        let token = nodes[0].agent_account(&format!("agent{i}"), &held, limit).await;
+        agents.push(Ws::agent(&nodes[i % 3], &token).await);
+        limits.push(limit as usize);
+    }
+    let capacity: usize = limits.iter().sum();
+
+    let joins = (0..60usize).map(|j| {
+        let node = &nodes[j % 3];
+        async move { node.customer(&format!("cust{j:02}"), categories[j % 2]).await }
+    });
+    let available = agents
+        .iter_mut()
+        .map(|a| async move { a.send(json!({"type": "set_available", "available": true})).await });
+    let (mut customers, _) = tokio::join!(join_all(joins), join_all(available));
+
+    // Each agent gets exactly their limit, and nothing more.
+    let mut agent_peers: HashMap<String, usize> = HashMap::new();
+    for (i, agent) in agents.iter_mut().enumerate() {
+        for _ in 0..limits[i] {
+            let started = agent.next_of("chat_started").await;
+            *agent_peers.entry(started["peer_name"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+        let extra: Vec<Value> = agent.drain().await.into_iter().filter(|f| f["type"] == "chat_started").collect();
+        assert!(extra.is_empty(), "agent{i} was given more than their limit {}: {extra:?}", limits[i]);
+    }
+    assert!(agent_peers.values().all(|n| *n == 1), "a customer paired twice: {agent_peers:?}");
+    assert_eq!(agent_peers.len(), capacity);
+    let mut paired_customers = HashSet::new();
+    for (j, c) in customers.iter_mut().enumerate() {
+        let frames = c.drain().await;
+        let started = frames.iter().filter(|f| f["type"] == "chat_started").count();
+        assert!(started <= 1, "cust{j:02} was paired {started} times");
+        if started == 1 {
+            paired_customers.insert(format!("cust{j:02}"));
+        }
+    }
+    let told_agents: HashSet<String> = agent_peers.keys().cloned().collect();
+    assert_eq!(paired_customers, told_agents, "the customers told they were paired are the agents' peers");
+
+    // FIFO within each category: everyone paired came before everyone still waiting.
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let mut paired_tickets: HashMap<String, Vec<u64>> = HashMap::new();
+    for event in read_events(&mut conn, "0-0", 100_000).await.unwrap() {
+        for d in &event.applied.decisions {
+            if let Decision::Paired { category, ticket, .. } = d {
+                paired_tickets.entry(category.0.clone()).or_default().push(ticket.0);
+            }
+        }
+    }
+    let snapshot = read_snapshot(&mut conn).await.unwrap();
+    for (category, waiting) in &snapshot.queues {
+        let last_paired = paired_tickets.get(&category.0).and_then(|t| t.iter().max().copied());
+        let first_waiting = waiting.iter().map(|w| w.ticket.0).min();
+        if let (Some(p), Some(w)) = (last_paired, first_waiting) {
+            assert!(p < w, "{}: ticket {p} was paired while {w} still waits", category.0);
+        }
+    }
+
+    // Every node's figures are the cluster's (its replica agrees with Redis).
+    for (n, node) in nodes.iter().enumerate() {
+        let admin = node.admin().await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (_, stats) = admin.get("/api/admin/stats").await;
+            let waiting: u64 = stats["customers_waiting"]
+                .as_object()
+                .map(|m| m.values().filter_map(Value::as_u64).sum())
+                .unwrap_or(0);
+            if stats["chats_active"] == capacity && stats["agents_online"] == 6 && waiting == (60 - capacity) as u64 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node n{n}'s figures never showed the cluster: {stats}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for node in nodes {
+        node.stop().await;
+    }
 }
