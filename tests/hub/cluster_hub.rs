@@ -257,3 +257,56 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
         node.stop().await;
     }
 }
+
+/// Issue 15's scenario 4: the chat subscriptions are cut (`CLIENT KILL TYPE pubsub`) while
+/// an agent on beta sends a burst to a customer on alpha. The messages published while
+/// alpha was not subscribed are in the chat's log: alpha re-reads it when it is back (and
+/// fills any gap a later message shows), so the customer gets every message, in seq
+/// order, none twice.
+#[tokio::test]
+async fn a_cut_chat_subscription_loses_no_message() {
+    let scratch = TempDir::new("cluster-hub-cut");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_on(store.clone(), &redis, "alpha", &scratch).await;
+    let beta = node_on(store.clone(), &redis, "beta", &scratch).await;
+    let mut agent = beta.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    agent.next_of("chat_started").await;
+
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    const SENT: u64 = 40;
+    for i in 0..SENT {
+        if i == SENT / 4 {
+            let killed: u64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("pubsub")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(killed >= 2, "the nodes' subscriptions were cut ({killed})");
+        }
+        agent
+            .send(json!({"type": "message", "chat_id": chat, "text": format!("m{i}")}))
+            .await;
+        if i >= SENT / 4 && i < SENT / 2 {
+            // Some of the burst while alpha is resubscribing.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let got = messages(&mut carla, SENT as usize).await;
+    let seqs: Vec<u64> = got.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=SENT).collect::<Vec<_>>(), "every message once, in order");
+    let texts: Vec<&str> = got.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, (0..SENT).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    let extra: Vec<Value> = carla.drain().await.into_iter().filter(|f| f["type"] == "message").collect();
+    assert!(extra.is_empty(), "no message twice: {extra:?}");
+    // The sender got every acknowledgement.
+    assert_eq!(messages(&mut agent, SENT as usize).await.len(), SENT as usize);
+    alpha.stop().await;
+    beta.stop().await;
+}
