@@ -78,7 +78,11 @@ pub(crate) struct Link {
     /// Names this process's joins (`<nonce>:<connection>`): connection ids restart with
     /// the process, request ids must not.
     pub nonce: String,
-    pub calls: mpsc::Sender<RouterCall>,
+    /// Each call with the hub's fencing generation: how many `ClusterFenced` it had
+    /// handled when it made the call. The router refuses a call made before the hub
+    /// learnt of a fence, so nothing a fenced node believed is acted on under its new
+    /// incarnation.
+    pub calls: mpsc::Sender<(u64, RouterCall)>,
 }
 
 /// Starts the router, follower and subscriber for the hub behind `hub`.
@@ -129,7 +133,7 @@ fn refusal(e: &ClusterRoutingError) -> (&'static str, String) {
 
 async fn router(
     cluster: Cluster,
-    mut calls: mpsc::Receiver<RouterCall>,
+    mut calls: mpsc::Receiver<(u64, RouterCall)>,
     hub: mpsc::WeakSender<Command>,
     categories: Vec<CategoryId>,
     shutdown: CancellationToken,
@@ -138,6 +142,8 @@ async fn router(
     let mut redis = RedisRouting::new(cluster.conn(), cluster.node_id(), 0);
     let mut conn = cluster.conn();
     let mut held: Option<u64> = None;
+    // How many fences this router has told the hub of (see `Link::calls`).
+    let mut fences: u64 = 0;
     loop {
         let call = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -152,6 +158,7 @@ async fn router(
                 if held.is_some() {
                     // The lease was lost: whatever this node believed it held may have
                     // been handed on. Its people reconnect; the node starts afresh.
+                    fences += 1;
                     tell(&hub, Command::ClusterFenced).await;
                 }
                 held = now;
@@ -176,7 +183,9 @@ async fn router(
                 None => return,
             },
         };
-        let member = held.filter(|_| status.borrow().usable());
+        let (generation, call) = call;
+        // Made before the hub handled the last fence: for what the node believed then.
+        let member = held.filter(|_| status.borrow().usable() && generation == fences);
         match call {
             RouterCall::Op { op, conn: who } => {
                 let join = matches!(op, RoutingOp::Join { .. });
@@ -195,6 +204,7 @@ async fn router(
                     Ok(_) | Err(ClusterRoutingError::NodeAlive) => {}
                     Err(e) => {
                         if matches!(e, ClusterRoutingError::Fenced) {
+                            fences += 1;
                             tell(&hub, Command::ClusterFenced).await;
                         }
                         if who.is_none() {
@@ -267,6 +277,7 @@ async fn router(
                     }
                     Err(e) => {
                         if matches!(e, ClusterRoutingError::Fenced) {
+                            fences += 1;
                             tell(&hub, Command::ClusterFenced).await;
                         }
                         let (code, message) = refusal(&e);

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::TempDir;
+use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
+use crate::storeops::hub_command;
 
 /// How long a test waits for something the cluster must do.
 const WAIT: Duration = Duration::from_secs(20);
@@ -309,4 +310,127 @@ async fn a_cut_chat_subscription_loses_no_message() {
     assert_eq!(messages(&mut agent, SENT as usize).await.len(), SENT as usize);
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// The incarnation Redis holds for `node`, if registered.
+async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Option<u64> {
+    redis::cmd("HGET")
+        .arg("{sb}:nodes")
+        .arg(node)
+        .query_async::<Option<u64>>(conn)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A hub process the test started, killed when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
+    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(done, 0, "cannot signal process {}", child.id());
+}
+
+/// Issue 15's scenario 3: a customer on a real hub process ("sleepy") chats with an
+/// agent on a live node; sleepy is stopped (SIGSTOP) past its lease, and the customer
+/// sends a message into the frozen socket. The live node reaps sleepy and takes the
+/// customer over (the agent is told the customer is away). Woken (SIGCONT), sleepy
+/// finds itself fenced: the message it then reads is refused, never delivered; it
+/// closes the customer's connection (1012, to reconnect) and rejoins under a higher
+/// incarnation; the agent's chat ends after the grace period, and nothing was doubled.
+#[tokio::test]
+async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
+    let redis = RedisServer::start().await;
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let scratch = TempDir::new("cluster-hub-stall");
+    let port = free_port();
+    let (bind, url, uri) = (format!("127.0.0.1:{port}"), redis.url(), mongo_uri());
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let (lease, renew) = (LEASE_MS.to_string(), RENEW_MS.to_string());
+    let envs = [
+        ("BIND_ADDR", bind.as_str()),
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", uri.as_str()),
+        ("MONGODB_DB", db.as_str()),
+        ("REDIS_URL", url.as_str()),
+        ("NODE_ID", "sleepy"),
+        ("CLUSTER_LEASE_MS", lease.as_str()),
+        ("CLUSTER_RENEW_MS", renew.as_str()),
+    ];
+    let log = scratch.0.join("sleepy.log");
+    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
+    command
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null());
+    let sleepy = Running(command.spawn().expect("the hub binary starts"));
+    wait_for_port(port).await;
+    let deadline = Instant::now() + WAIT;
+    let before = loop {
+        if let Some(incarnation) = registered(&mut conn, "sleepy").await {
+            break incarnation;
+        }
+        assert!(Instant::now() < deadline, "sleepy never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let awake = node_on(store, &redis, "awake", &scratch).await;
+
+    let mut agent = awake.agent("ann", &["general"], 1).await;
+    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
+    carla.send(json!({"type": "join", "name": "Carla", "category": "general"})).await;
+    carla.next_of("welcome").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    carla.send(json!({"type": "message", "text": "before"})).await;
+    let first = agent.next_of("message").await;
+    assert_eq!((first["text"].as_str(), first["seq"].as_u64()), (Some("before"), Some(1)));
+
+    signal(&sleepy.0, libc::SIGSTOP);
+    carla.send(json!({"type": "message", "text": "during the stall"})).await;
+    let deadline = Instant::now() + WAIT;
+    while registered(&mut conn, "sleepy").await.is_some() {
+        assert!(Instant::now() < deadline, "the stalled node was never reaped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str(), "the live node holds the customer now");
+
+    signal(&sleepy.0, libc::SIGCONT);
+    assert_eq!(
+        carla.closed().await.map(u16::from),
+        Some(1012),
+        "the fenced node lets go of its customer"
+    );
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        if let Some(incarnation) = registered(&mut conn, "sleepy").await {
+            break incarnation;
+        }
+        assert!(Instant::now() < deadline, "sleepy never rejoined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(after > before, "incarnation {after} after {before}");
+    // The customer did not come back within the grace period: the live node ends the chat.
+    let ended = agent.next_of("chat_ended").await;
+    assert_eq!((ended["chat_id"].as_str(), ended["reason"].as_str()), (Some(chat.as_str()), Some("customer_gone")));
+    let mut seen = std::mem::take(&mut agent.seen);
+    seen.extend(agent.drain().await);
+    let doubled: Vec<&Value> = seen
+        .iter()
+        .filter(|f| f["type"] == "message" || f["type"] == "chat_started")
+        .collect();
+    assert!(doubled.is_empty(), "nothing reached the agent from the fenced node: {doubled:?}");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("lost its cluster lease"), "the fence is logged:\n{said}");
+    awake.stop().await;
+    drop(sleepy);
 }

@@ -6,7 +6,8 @@
 -- KEYS[1]: {sb}:counter (routes the call to the tag's slot).
 -- ARGV: node, incarnation, chat, from ('customer' | 'agent'), sender id, message id,
 --       time (ms), text, client id ('' for none), log bound, log lifetime (s).
--- Replies the seq, or an error: FENCED, unknown_chat, not_your_chat.
+-- Replies the seq, or an error: FENCED (also: the sender is held by another node),
+-- unknown_chat, not_your_chat.
 local P = '{sb}:'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -21,13 +22,20 @@ end
 local chat, from, sender = ARGV[3], ARGV[4], ARGV[5]
 local sides = redis.call('HMGET', P .. 'chat:' .. chat, 'customer', 'agent')
 if not sides[1] then return redis.error_reply('unknown_chat the chat is over') end
-local peer_node
+local peer_node, sender_key
 if from == 'customer' then
   if sides[1] ~= sender then return redis.error_reply('not_your_chat that chat is not yours') end
+  sender_key = P .. 'customer:' .. sender
   peer_node = redis.call('HGET', P .. 'agent:' .. sides[2], 'node')
 else
   if sides[2] ~= sender then return redis.error_reply('not_your_chat that chat is not yours') end
+  sender_key = P .. 'agent:' .. sender
   peer_node = redis.call('HGET', P .. 'customer:' .. sides[1], 'node')
+end
+-- A node speaks only for the people it holds: after a node's loss its people are held by
+-- the reaper, so a connection the lost node still believed in can say nothing more.
+if redis.call('HGET', sender_key, 'node') ~= node then
+  return redis.error_reply('FENCED node ' .. node .. ' does not hold the sender any more')
 end
 local seq_key, log_key = P .. 'chat-seq:' .. chat, P .. 'chat-log:' .. chat
 local seq = redis.call('INCR', seq_key)

@@ -47,6 +47,8 @@ pub(crate) struct ClusterState {
     filling: HashSet<ChatId>,
     /// Messages that arrived past a gap, held until it is filled; at most a log's worth a chat.
     ahead: HashMap<ChatId, BTreeMap<u64, ChatLine>>,
+    /// How many fences this hub has handled (see `cluster_link::Link::calls`).
+    generation: u64,
 }
 
 struct PendingJoin {
@@ -78,6 +80,7 @@ impl ClusterState {
             awaiting_welcome: HashSet::new(),
             filling: HashSet::new(),
             ahead: HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -113,7 +116,7 @@ impl HubState {
     /// Queues a call for the router; false when its channel is full (Redis slow or away).
     fn call(&self, call: RouterCall) -> bool {
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
-        cluster.link.calls.try_send(call).is_ok()
+        cluster.link.calls.try_send((cluster.generation, call)).is_ok()
     }
 
     /// Sends a routing transition to Redis; its decisions come back through the events
@@ -524,6 +527,7 @@ impl HubState {
         cluster.awaiting_welcome.clear();
         cluster.filling.clear();
         cluster.ahead.clear();
+        cluster.generation += 1;
     }
 
     // ---- chat messages ------------------------------------------------------------------
