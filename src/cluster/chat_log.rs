@@ -191,7 +191,11 @@ pub async fn signal(
 }
 
 /// The messages of `chat`'s log with a seq above `after`, in seq order.
-pub async fn read_after(conn: &mut ConnectionManager, chat: ChatId, after: u64) -> Result<Vec<ChatLine>, ClusterRoutingError> {
+pub async fn read_after(
+    conn: &mut ConnectionManager,
+    chat: ChatId,
+    after: u64,
+) -> Result<Vec<ChatLine>, ClusterRoutingError> {
     let reply: StreamRangeReply = redis::cmd("XRANGE")
         .arg(format!("{{sb}}:chat-log:{}", chat.0))
         .arg("-")
@@ -225,7 +229,8 @@ mod tests {
     #[test]
     fn what_lua_publishes_reads_back() {
         // As cjson prints it: strings throughout, '/' escaped.
-        let payload = r#"{"k":"m","chat":"12","seq":"3","id":"u-1","at":"1700","from":"agent","text":"a\/b \"q\"","client":""}"#;
+        let payload =
+            r#"{"k":"m","chat":"12","seq":"3","id":"u-1","at":"1700","from":"agent","text":"a\/b \"q\"","client":""}"#;
         assert_eq!(
             parse_node_message(payload),
             Some(NodeMessage::Line(ChatLine {

@@ -104,10 +104,7 @@ impl RoutingOp {
             "set_available" => Self::SetAvailable(agent()?, arg(1)? == "1"),
             "set_limit" => Self::SetLimit(agent()?, limit(1)?),
             "set_categories" => Self::SetCategories(agent()?, cats(1)),
-            "end_chat" => Self::EndChat(
-                ChatId(number(0)?),
-                party(arg(1)?).ok_or_else(bad)?,
-            ),
+            "end_chat" => Self::EndChat(ChatId(number(0)?), party(arg(1)?).ok_or_else(bad)?),
             "set_pairing_room" => Self::SetPairingRoom(match arg(0)?.as_str() {
                 "" => None,
                 n => Some(n.parse().map_err(|_| bad())?),

@@ -67,7 +67,11 @@ pub(crate) enum RouterCall {
         client_id: Option<String>,
     },
     /// Typing or a draft for the chat's other side, if on another node.
-    Signal { chat: ChatId, from: Party, what: NodeMessage },
+    Signal {
+        chat: ChatId,
+        from: Party,
+        what: NodeMessage,
+    },
     /// The chat's messages after `after`, from its log.
     Fill { chat: ChatId, after: u64 },
 }

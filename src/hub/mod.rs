@@ -237,7 +237,10 @@ impl Hub {
         // ---- several nodes through Redis (issue 15): routing through the scripts ----
         let link = cluster.map(|c| {
             // Re-asserted on every (re)join: a Redis that lost its data learns them again.
-            let known = categories.iter().map(|c| crate::core::routing::CategoryId(c.id.clone())).collect();
+            let known = categories
+                .iter()
+                .map(|c| crate::core::routing::CategoryId(c.id.clone()))
+                .collect();
             cluster_link::start(&c, tx.downgrade(), known, shutdown.clone())
         });
         let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade(), link);

@@ -19,9 +19,9 @@ use super::transcript::{Author, Stamped, Transcript};
 use super::{CategoryNames, Command, ConnRole, SessionEnd, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
 use crate::auth::Sessions;
-use crate::config::Settings;
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
+use crate::config::Settings;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Routing};
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
 use crate::store::{
@@ -604,11 +604,15 @@ impl HubState {
             }
             ClientFrame::Typing { active, .. } => {
                 let chat = self.customer_chat(id)?;
-                self.signal_peer(chat, Party::Customer, NodeMessage::Typing {
+                self.signal_peer(
                     chat,
-                    from: Party::Customer,
-                    active,
-                });
+                    Party::Customer,
+                    NodeMessage::Typing {
+                        chat,
+                        from: Party::Customer,
+                        active,
+                    },
+                );
                 let log = &self.chats[&chat];
                 let frame = ServerFrame::Typing {
                     chat_id: log.wire_id.clone(),
@@ -622,10 +626,14 @@ impl HubState {
                 let chat = self.customer_chat(id)?;
                 if self.settings.draft_preview {
                     let text: String = text.chars().take(self.settings.max_message_len).collect();
-                    self.signal_peer(chat, Party::Customer, NodeMessage::Draft {
+                    self.signal_peer(
                         chat,
-                        text: text.clone(),
-                    });
+                        Party::Customer,
+                        NodeMessage::Draft {
+                            chat,
+                            text: text.clone(),
+                        },
+                    );
                     let log = &self.chats[&chat];
                     let frame = ServerFrame::Draft {
                         chat_id: log.wire_id.clone(),
@@ -688,11 +696,15 @@ impl HubState {
             }
             ClientFrame::Typing { chat_id, active } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
-                self.signal_peer(chat, Party::Agent, NodeMessage::Typing {
+                self.signal_peer(
                     chat,
-                    from: Party::Agent,
-                    active,
-                });
+                    Party::Agent,
+                    NodeMessage::Typing {
+                        chat,
+                        from: Party::Agent,
+                        active,
+                    },
+                );
                 let log = &self.chats[&chat];
                 let frame = ServerFrame::Typing {
                     chat_id: log.wire_id.clone(),

@@ -62,7 +62,15 @@ fn stamp(chat_id: &str, seq: u64, author: Author, text: String, client_id: Optio
 }
 
 /// Message `seq` of chat `chat_id` with the id and time it was given.
-fn stamped(chat_id: &str, seq: u64, id: &str, at: i64, author: Author, text: String, client_id: Option<&str>) -> Stamped {
+fn stamped(
+    chat_id: &str,
+    seq: u64,
+    id: &str,
+    at: i64,
+    author: Author,
+    text: String,
+    client_id: Option<&str>,
+) -> Stamped {
     let frame = protocol::encode_message(&MessageRef {
         chat_id,
         id,

@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::future::join_all;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use switchboard::cluster::routing_events::read_events;
 use switchboard::cluster::routing_scripts::read_snapshot;
 use switchboard::core::routing::Decision;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard::store::{MemoryStore, SharedStore};
@@ -83,7 +83,10 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
 
     carla.send(json!({"type": "typing", "active": true})).await;
     let typing = agent.next_of("typing").await;
-    assert_eq!((typing["chat_id"].as_str(), typing["active"].as_bool()), (Some(chat.as_str()), Some(true)));
+    assert_eq!(
+        (typing["chat_id"].as_str(), typing["active"].as_bool()),
+        (Some(chat.as_str()), Some(true))
+    );
 
     for i in 0..5 {
         carla
@@ -99,7 +102,11 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
         let seqs: Vec<u64> = seen.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
         let mut sorted = seqs.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, (1..=10).collect::<Vec<_>>(), "the {side} got seq 1..10 once each: {seqs:?}");
+        assert_eq!(
+            sorted,
+            (1..=10).collect::<Vec<_>>(),
+            "the {side} got seq 1..10 once each: {seqs:?}"
+        );
     }
     let by_seq = |seen: &[Value]| -> BTreeMap<u64, (String, String, String)> {
         seen.iter()
@@ -109,12 +116,18 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
             })
             .collect()
     };
-    assert_eq!(by_seq(&seen_by_customer), by_seq(&seen_by_agent), "one order, ids and authors on both sides");
+    assert_eq!(
+        by_seq(&seen_by_customer),
+        by_seq(&seen_by_agent),
+        "one order, ids and authors on both sides"
+    );
     // Each side's own messages keep their order and come back with their client ids.
     let own = |seen: &[Value], from: &str| -> Vec<String> {
         let mut mine: Vec<&Value> = seen.iter().filter(|m| m["from"] == from).collect();
         mine.sort_by_key(|m| m["seq"].as_u64());
-        mine.iter().map(|m| m["client_id"].as_str().unwrap_or_default().to_string()).collect()
+        mine.iter()
+            .map(|m| m["client_id"].as_str().unwrap_or_default().to_string())
+            .collect()
     };
     assert_eq!(own(&seen_by_customer, "customer"), ["cc0", "cc1", "cc2", "cc3", "cc4"]);
     assert_eq!(own(&seen_by_agent, "agent"), ["ac0", "ac1", "ac2", "ac3", "ac4"]);
@@ -124,7 +137,10 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
     assert_eq!(dora.next_of("queued").await["place"], 1);
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     let ended = carla.next_of("chat_ended").await;
-    assert_eq!((ended["chat_id"].as_str(), ended["ended_by"].as_str()), (Some(chat.as_str()), Some("agent")));
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["ended_by"].as_str()),
+        (Some(chat.as_str()), Some("agent"))
+    );
     assert_eq!(agent.next_of("chat_ended").await["chat_id"], chat.as_str());
     // The freed capacity goes to the customer waiting on the other node.
     let next = dora.next_of("chat_started").await;
@@ -197,12 +213,26 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
     for (i, agent) in agents.iter_mut().enumerate() {
         for _ in 0..limits[i] {
             let started = agent.next_of("chat_started").await;
-            *agent_peers.entry(started["peer_name"].as_str().unwrap().to_string()).or_default() += 1;
+            *agent_peers
+                .entry(started["peer_name"].as_str().unwrap().to_string())
+                .or_default() += 1;
         }
-        let extra: Vec<Value> = agent.drain().await.into_iter().filter(|f| f["type"] == "chat_started").collect();
-        assert!(extra.is_empty(), "agent{i} was given more than their limit {}: {extra:?}", limits[i]);
+        let extra: Vec<Value> = agent
+            .drain()
+            .await
+            .into_iter()
+            .filter(|f| f["type"] == "chat_started")
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "agent{i} was given more than their limit {}: {extra:?}",
+            limits[i]
+        );
     }
-    assert!(agent_peers.values().all(|n| *n == 1), "a customer paired twice: {agent_peers:?}");
+    assert!(
+        agent_peers.values().all(|n| *n == 1),
+        "a customer paired twice: {agent_peers:?}"
+    );
     assert_eq!(agent_peers.len(), capacity);
     let mut paired_customers = HashSet::new();
     for (j, c) in customers.iter_mut().enumerate() {
@@ -214,7 +244,10 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
         }
     }
     let told_agents: HashSet<String> = agent_peers.keys().cloned().collect();
-    assert_eq!(paired_customers, told_agents, "the customers told they were paired are the agents' peers");
+    assert_eq!(
+        paired_customers, told_agents,
+        "the customers told they were paired are the agents' peers"
+    );
 
     // FIFO within each category: everyone paired came before everyone still waiting.
     let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
@@ -250,7 +283,10 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
             if stats["chats_active"] == capacity && stats["agents_online"] == 6 && waiting == (60 - capacity) as u64 {
                 break;
             }
-            assert!(Instant::now() < deadline, "node n{n}'s figures never showed the cluster: {stats}");
+            assert!(
+                Instant::now() < deadline,
+                "node n{n}'s figures never showed the cluster: {stats}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -273,7 +309,10 @@ async fn a_cut_chat_subscription_loses_no_message() {
     let beta = node_on(store.clone(), &redis, "beta", &scratch).await;
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     agent.next_of("chat_started").await;
 
     let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
@@ -294,7 +333,7 @@ async fn a_cut_chat_subscription_loses_no_message() {
         agent
             .send(json!({"type": "message", "chat_id": chat, "text": format!("m{i}")}))
             .await;
-        if i >= SENT / 4 && i < SENT / 2 {
+        if (SENT / 4..SENT / 2).contains(&i) {
             // Some of the burst while alpha is resubscribing.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -304,7 +343,12 @@ async fn a_cut_chat_subscription_loses_no_message() {
     assert_eq!(seqs, (1..=SENT).collect::<Vec<_>>(), "every message once, in order");
     let texts: Vec<&str> = got.iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, (0..SENT).map(|i| format!("m{i}")).collect::<Vec<_>>());
-    let extra: Vec<Value> = carla.drain().await.into_iter().filter(|f| f["type"] == "message").collect();
+    let extra: Vec<Value> = carla
+        .drain()
+        .await
+        .into_iter()
+        .filter(|f| f["type"] == "message")
+        .collect();
     assert!(extra.is_empty(), "no message twice: {extra:?}");
     // The sender got every acknowledgement.
     assert_eq!(messages(&mut agent, SENT as usize).await.len(), SENT as usize);
@@ -387,13 +431,21 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
 
     let mut agent = awake.agent("ann", &["general"], 1).await;
     let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla.send(json!({"type": "join", "name": "Carla", "category": "general"})).await;
+    carla
+        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
     carla.next_of("welcome").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
     carla.send(json!({"type": "message", "text": "before"})).await;
     let first = agent.next_of("message").await;
-    assert_eq!((first["text"].as_str(), first["seq"].as_u64()), (Some("before"), Some(1)));
+    assert_eq!(
+        (first["text"].as_str(), first["seq"].as_u64()),
+        (Some("before"), Some(1))
+    );
 
     signal(&sleepy.0, libc::SIGSTOP);
     carla.send(json!({"type": "message", "text": "during the stall"})).await;
@@ -402,7 +454,11 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
         assert!(Instant::now() < deadline, "the stalled node was never reaped");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str(), "the live node holds the customer now");
+    assert_eq!(
+        agent.next_of("peer_away").await["chat_id"],
+        chat.as_str(),
+        "the live node holds the customer now"
+    );
 
     signal(&sleepy.0, libc::SIGCONT);
     assert_eq!(
@@ -421,14 +477,20 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
     assert!(after > before, "incarnation {after} after {before}");
     // The customer did not come back within the grace period: the live node ends the chat.
     let ended = agent.next_of("chat_ended").await;
-    assert_eq!((ended["chat_id"].as_str(), ended["reason"].as_str()), (Some(chat.as_str()), Some("customer_gone")));
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["reason"].as_str()),
+        (Some(chat.as_str()), Some("customer_gone"))
+    );
     let mut seen = std::mem::take(&mut agent.seen);
     seen.extend(agent.drain().await);
     let doubled: Vec<&Value> = seen
         .iter()
         .filter(|f| f["type"] == "message" || f["type"] == "chat_started")
         .collect();
-    assert!(doubled.is_empty(), "nothing reached the agent from the fenced node: {doubled:?}");
+    assert!(
+        doubled.is_empty(),
+        "nothing reached the agent from the fenced node: {doubled:?}"
+    );
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(said.contains("lost its cluster lease"), "the fence is logged:\n{said}");
     awake.stop().await;

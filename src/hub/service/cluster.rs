@@ -90,7 +90,10 @@ impl ClusterState {
             // A name-based UUID (SHA-1 of the routing domain's id and the chat id, as v5).
             Some(ns) => {
                 use sha1::Digest;
-                let digest = sha1::Sha1::new().chain_update(ns).chain_update(b"/").chain_update(chat.0.to_string());
+                let digest = sha1::Sha1::new()
+                    .chain_update(ns)
+                    .chain_update(b"/")
+                    .chain_update(chat.0.to_string());
                 let mut bytes = [0u8; 16];
                 bytes.copy_from_slice(&digest.finalize()[..16]);
                 uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string()
@@ -332,8 +335,14 @@ impl HubState {
         let Some((customer, agent)) = self.routing.chat_sides(chat).map(|(c, a)| (c, a.clone())) else {
             return;
         };
-        let category = self.routing.chat_category(chat).cloned().expect("a running chat has a category");
-        let Some(info) = self.chat_customer_info(customer, &agent) else { return };
+        let category = self
+            .routing
+            .chat_category(chat)
+            .cloned()
+            .expect("a running chat has a category");
+        let Some(info) = self.chat_customer_info(customer, &agent) else {
+            return;
+        };
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
         let wire_id = cluster.wire_id(chat);
         let agent_name = self
@@ -374,7 +383,12 @@ impl HubState {
         let ours: Vec<(AgentId, Vec<CategoryId>)> = self
             .agents
             .iter()
-            .map(|(id, a)| (id.clone(), a.account.categories.iter().cloned().map(CategoryId).collect()))
+            .map(|(id, a)| {
+                (
+                    id.clone(),
+                    a.account.categories.iter().cloned().map(CategoryId).collect(),
+                )
+            })
             .collect();
         for (id, held) in ours {
             self.route(RoutingOp::SetCategories(id, held), None);
@@ -412,7 +426,12 @@ impl HubState {
         let cluster = self.cluster_mut();
         if event.node != cluster.link.node {
             // Timers run on the node that holds the person (the caller).
-            out.retain(|d| !matches!(d, Decision::CustomerGraceStarted { .. } | Decision::AgentGraceStarted { .. }));
+            out.retain(|d| {
+                !matches!(
+                    d,
+                    Decision::CustomerGraceStarted { .. } | Decision::AgentGraceStarted { .. }
+                )
+            });
         }
         match op {
             RoutingOp::Join {
@@ -428,7 +447,9 @@ impl HubState {
                 match ours {
                     Some((conn, join)) => return self.bind_join(conn, customer, join, out),
                     None => {
-                        cluster.remote_customers.insert(customer, RemoteCustomer { name, video });
+                        cluster
+                            .remote_customers
+                            .insert(customer, RemoteCustomer { name, video });
                     }
                 }
             }
@@ -607,7 +628,9 @@ impl HubState {
         loop {
             let next = self.chats.get(&chat).map(|log| log.transcript.last_seq() + 1);
             let cluster = self.cluster_mut();
-            let Some(held) = cluster.ahead.get_mut(&chat) else { break };
+            let Some(held) = cluster.ahead.get_mut(&chat) else {
+                break;
+            };
             let line = next.and_then(|n| held.remove(&n));
             held.retain(|seq, _| next.is_some_and(|n| *seq > n));
             if held.is_empty() {
@@ -621,7 +644,9 @@ impl HubState {
     }
 
     fn record_line(&mut self, line: ChatLine) {
-        let Some(log) = self.chats.get_mut(&line.chat) else { return };
+        let Some(log) = self.chats.get_mut(&line.chat) else {
+            return;
+        };
         let author = match line.from {
             Party::Customer => Author::CUSTOMER,
             _ => Author::AGENT,
