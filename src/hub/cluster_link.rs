@@ -237,8 +237,16 @@ async fn router(
                 client_id,
             } => {
                 let Some(incarnation) = member else {
-                    let message = "the cluster (Redis) is unavailable; the message was not sent".to_string();
-                    tell(&hub, refused(None, Some(sender), UNAVAILABLE, message, false)).await;
+                    let command = Command::ClusterRefused {
+                        conn: None,
+                        who: Some(sender),
+                        code: UNAVAILABLE,
+                        message: "the cluster (Redis) is unavailable; the message was not sent".into(),
+                        // The sender matches the refusal to their message by it.
+                        client_id,
+                        join: false,
+                    };
+                    tell(&hub, command).await;
                     continue;
                 };
                 let sender_id = match &sender {

@@ -29,14 +29,25 @@ const RENEW_MS: u64 = 200;
 /// A hub in this process that joins the cluster at `redis` as `node`, on `store`; returns
 /// once it holds its lease (before, every routing call would be refused).
 async fn node_on(store: SharedStore, redis: &RedisServer, node: &str, scratch: &TempDir) -> TestHub {
+    node_with_lease(store, redis, node, scratch, LEASE_MS, RENEW_MS).await
+}
+
+async fn node_with_lease(
+    store: SharedStore,
+    redis: &RedisServer,
+    node: &str,
+    scratch: &TempDir,
+    lease_ms: u64,
+    renew_ms: u64,
+) -> TestHub {
     let (url, name) = (redis.url(), node.to_string());
     let data_dir = scratch.0.join(node);
     let hub = TestHub::with_store(store, move |s| {
         s.data_dir = data_dir;
         s.redis_url = Some(url);
         s.node_id = name;
-        s.cluster_lease = Duration::from_millis(LEASE_MS);
-        s.cluster_renew = Duration::from_millis(RENEW_MS);
+        s.cluster_lease = Duration::from_millis(lease_ms);
+        s.cluster_renew = Duration::from_millis(renew_ms);
     })
     .await;
     let deadline = Instant::now() + WAIT;
@@ -495,4 +506,63 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
     assert!(said.contains("lost its cluster lease"), "the fence is logged:\n{said}");
     awake.stop().await;
     drop(sleepy);
+}
+
+/// Issue 15's scenario 5, the refusing half: Redis killed while a customer on alpha
+/// chats with an agent on beta. Alpha stays up, and refuses what needs Redis with
+/// `cluster_unavailable` — a message (with its client id; the agent gets nothing) and a
+/// new customer's join — instead of acknowledging what it could not record. Once its
+/// lease has run out it lets go of its people (1012: reconnect).
+#[tokio::test]
+async fn with_redis_down_a_node_refuses_what_needs_it() {
+    let scratch = TempDir::new("cluster-hub-down");
+    let mut redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    // A longer lease: the refusals are checked while the node still holds it.
+    let alpha = node_with_lease(store.clone(), &redis, "alpha", &scratch, 4_000, 300).await;
+    let beta = node_with_lease(store.clone(), &redis, "beta", &scratch, 4_000, 300).await;
+    let mut agent = beta.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    carla.next_of("chat_started").await;
+    agent.next_of("chat_started").await;
+
+    redis.kill();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let health: Value = reqwest::get(alpha.url("/healthz")).await.unwrap().json().await.unwrap();
+        if health["cluster"]["redis"] == "down" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alpha never saw Redis go: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    carla
+        .send(json!({"type": "message", "text": "lost?", "client_id": "x1"}))
+        .await;
+    let refused = carla.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("cluster_unavailable"), Some("x1")),
+        "{refused}"
+    );
+    let mut dora = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    dora.send(json!({"type": "join", "name": "Dora", "category": "general"}))
+        .await;
+    assert_eq!(dora.next_of("error").await["code"], "cluster_unavailable");
+    let status = reqwest::get(alpha.url("/healthz")).await.unwrap().status();
+    assert_eq!(status, 200, "the node stays up");
+    let got: Vec<Value> = agent
+        .drain()
+        .await
+        .into_iter()
+        .filter(|f| f["type"] == "message")
+        .collect();
+    assert!(got.is_empty(), "a refused message reaches nobody: {got:?}");
+    assert_eq!(
+        carla.closed().await.map(u16::from),
+        Some(1012),
+        "once its lease is out, alpha lets go"
+    );
+    alpha.stop().await;
+    beta.stop().await;
 }
