@@ -566,3 +566,101 @@ async fn with_redis_down_a_node_refuses_what_needs_it() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// Issue 15's scenario 2, small: a real hub process ("doomed") holds a chatting customer
+/// and a waiting one; the agent is on a live node. `kill -9` doomed: the live node reaps
+/// it within the lease, takes its people over (the agent is told the customer is away),
+/// and when they do not come back within the grace period today's rules apply — the chat
+/// ends (`customer_gone`), the waiting customer leaves the line — and the agent's freed
+/// capacity goes to a customer joining on the live node.
+#[tokio::test]
+async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_period() {
+    let redis = RedisServer::start().await;
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let scratch = TempDir::new("cluster-hub-kill");
+    let port = free_port();
+    let (bind, url, uri) = (format!("127.0.0.1:{port}"), redis.url(), mongo_uri());
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let (lease, renew) = (LEASE_MS.to_string(), RENEW_MS.to_string());
+    let envs = [
+        ("BIND_ADDR", bind.as_str()),
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", uri.as_str()),
+        ("MONGODB_DB", db.as_str()),
+        ("REDIS_URL", url.as_str()),
+        ("NODE_ID", "doomed"),
+        ("CLUSTER_LEASE_MS", lease.as_str()),
+        ("CLUSTER_RENEW_MS", renew.as_str()),
+    ];
+    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut doomed = Running(command.spawn().expect("the hub binary starts"));
+    wait_for_port(port).await;
+    let deadline = Instant::now() + WAIT;
+    while registered(&mut conn, "doomed").await.is_none() {
+        assert!(Instant::now() < deadline, "doomed never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let live = node_on(store, &redis, "live", &scratch).await;
+    let mut agent = live.agent("ann", &["general"], 1).await;
+    let join = |name: &'static str| {
+        let url = format!("ws://{bind}/ws/customer");
+        async move {
+            let mut ws = Ws::connect(&url, &[]).await.unwrap();
+            ws.send(json!({"type": "join", "name": name, "category": "general"}))
+                .await;
+            ws.next_of("welcome").await;
+            ws
+        }
+    };
+    let mut carla = join("Carla").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    let mut dora = join("Dora").await;
+    assert_eq!(dora.next_of("queued").await["place"], 1);
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    assert_eq!(
+        agent.next_of("peer_away").await["chat_id"],
+        chat.as_str(),
+        "taken over by the live node"
+    );
+    let deadline = Instant::now() + WAIT;
+    while registered(&mut conn, "doomed").await.is_some() {
+        assert!(Instant::now() < deadline, "the killed node was never reaped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ended = agent.next_of("chat_ended").await;
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["reason"].as_str()),
+        (Some(chat.as_str()), Some("customer_gone"))
+    );
+    // The freed capacity goes to the next customer, on the live node.
+    let mut erin = live.customer("Erin", "general").await;
+    assert_eq!(erin.next_of("chat_started").await["peer_name"], "ANN");
+    assert_eq!(agent.next_of("chat_started").await["peer_name"], "Erin");
+    // The waiting customer left the line when their grace period ran out.
+    let admin = live.admin().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, stats) = admin.get("/api/admin/stats").await;
+        if stats["chats_active"] == 1 && stats["customers_waiting"]["general"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead node's waiting customer never left: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    live.stop().await;
+}
