@@ -29,7 +29,7 @@ const RENEW_MS: u64 = 200;
 /// A hub in this process that joins the cluster at `redis` as `node`, on `store`; returns
 /// once it holds its lease (before, every routing call would be refused).
 async fn node_on(store: SharedStore, redis: &RedisServer, node: &str, scratch: &TempDir) -> TestHub {
-    node_with_lease(store, redis, node, scratch, LEASE_MS, RENEW_MS).await
+    node_with(store, redis, node, scratch, |_| {}).await
 }
 
 async fn node_with_lease(
@@ -40,14 +40,30 @@ async fn node_with_lease(
     lease_ms: u64,
     renew_ms: u64,
 ) -> TestHub {
+    node_with(store, redis, node, scratch, move |s| {
+        s.cluster_lease = Duration::from_millis(lease_ms);
+        s.cluster_renew = Duration::from_millis(renew_ms);
+    })
+    .await
+}
+
+/// As [`node_on`], with the settings changed by `tweak` after the cluster's.
+async fn node_with(
+    store: SharedStore,
+    redis: &RedisServer,
+    node: &str,
+    scratch: &TempDir,
+    tweak: impl FnOnce(&mut switchboard::config::Settings),
+) -> TestHub {
     let (url, name) = (redis.url(), node.to_string());
     let data_dir = scratch.0.join(node);
     let hub = TestHub::with_store(store, move |s| {
         s.data_dir = data_dir;
         s.redis_url = Some(url);
         s.node_id = name;
-        s.cluster_lease = Duration::from_millis(lease_ms);
-        s.cluster_renew = Duration::from_millis(renew_ms);
+        s.cluster_lease = Duration::from_millis(LEASE_MS);
+        s.cluster_renew = Duration::from_millis(RENEW_MS);
+        tweak(s);
     })
     .await;
     let deadline = Instant::now() + WAIT;
@@ -663,4 +679,71 @@ async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_perio
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     live.stop().await;
+}
+
+/// Issue 15's scenario 6, the agent's half: an agent on beta chatting with a customer on
+/// alpha drops and comes back on gamma within the grace period. The customer is told the
+/// agent went and came back; gamma welcomes the agent with the running chat, reads its
+/// history from the chat's log, and the chat goes on both ways in one seq order.
+#[tokio::test]
+async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
+    let scratch = TempDir::new("cluster-hub-move");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
+    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, grace).await;
+    let token = beta.agent_account("ann", &["general"], 1).await;
+    let mut agent = Ws::agent(&beta, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    agent.next_of("chat_started").await;
+    carla.send(json!({"type": "message", "text": "one"})).await;
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
+        .await;
+    assert_eq!(messages(&mut agent, 2).await.len(), 2);
+    assert_eq!(messages(&mut carla, 2).await.len(), 2);
+
+    drop(agent);
+    assert_eq!(carla.next_of("peer_away").await["chat_id"], chat.as_str());
+    let auth = format!("Bearer {token}");
+    let mut agent = Ws::connect(&gamma.ws_url("/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let welcome = agent.next_of("agent_welcome").await;
+    let chats: Vec<&str> = welcome["chats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["chat_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(chats, [chat.as_str()], "{welcome}");
+    assert_eq!(carla.next_of("peer_back").await["chat_id"], chat.as_str());
+
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "three"}))
+        .await;
+    assert_eq!(carla.next_of("message").await["seq"], 3);
+    carla.send(json!({"type": "message", "text": "four"})).await;
+    let seen = messages(&mut agent, 4).await;
+    let by_seq: BTreeMap<u64, &str> = seen
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        by_seq.into_iter().collect::<Vec<_>>(),
+        [(1, "one"), (2, "two"), (3, "three"), (4, "four")],
+        "history from the log, then the chat going on"
+    );
+    let seqs: Vec<u64> = seen.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "in seq order");
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
 }

@@ -458,6 +458,14 @@ impl HubState {
             {
                 return self.welcome_agent(&agent, out);
             }
+            RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent)
+                if event.node != cluster.link.node =>
+            {
+                // Back on another node within their grace period: held there now.
+                if self.agents.get(&agent).is_some_and(|a| a.conn.is_none()) {
+                    self.let_go_of_agent(&agent);
+                }
+            }
             RoutingOp::SetAvailable(agent, _) | RoutingOp::SetLimit(agent, _) | RoutingOp::SetCategories(agent, _) => {
                 self.apply(out);
                 if self.agents.contains_key(&agent) {
@@ -477,6 +485,23 @@ impl HubState {
             _ => {}
         }
         self.apply(out);
+    }
+
+    /// An agent away from this node came back on another: this node no longer holds them,
+    /// nor keeps the logs of their chats with customers it does not hold.
+    fn let_go_of_agent(&mut self, agent: &AgentId) {
+        self.agents.remove(agent);
+        let theirs: Vec<ChatId> = self
+            .chats
+            .iter()
+            .filter(|(_, log)| &log.agent == agent && !self.customers.contains_key(&log.customer))
+            .map(|(chat, _)| *chat)
+            .collect();
+        for chat in theirs {
+            if let Some(log) = self.chats.remove(&chat) {
+                self.chat_by_wire.remove(&log.wire_id);
+            }
+        }
     }
 
     /// A call of ours was refused: tell whoever made it.
