@@ -423,6 +423,13 @@ impl HubState {
         if out != event.applied.decisions {
             tracing::error!(event = %event.id, ?op, "this node's routing replica decided otherwise than Redis");
         }
+        // An agent of ours, away, coming back (on whichever node).
+        let away_here = match &op {
+            RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent) => {
+                self.agents.get(agent).is_some_and(|a| a.conn.is_none())
+            }
+            _ => false,
+        };
         let cluster = self.cluster_mut();
         if event.node != cluster.link.node {
             // Timers run on the node that holds the person (the caller).
@@ -459,12 +466,10 @@ impl HubState {
                 return self.welcome_agent(&agent, out);
             }
             RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent)
-                if event.node != cluster.link.node =>
+                if event.node != cluster.link.node && away_here =>
             {
                 // Back on another node within their grace period: held there now.
-                if self.agents.get(&agent).is_some_and(|a| a.conn.is_none()) {
-                    self.let_go_of_agent(&agent);
-                }
+                self.let_go_of_agent(&agent);
             }
             RoutingOp::SetAvailable(agent, _) | RoutingOp::SetLimit(agent, _) | RoutingOp::SetCategories(agent, _) => {
                 self.apply(out);
