@@ -125,9 +125,18 @@ impl HubState {
     /// Sends a routing transition to Redis; its decisions come back through the events
     /// stream, a refusal to `conn`.
     pub(super) fn route(&self, op: RoutingOp, conn: Option<ConnId>) -> bool {
+        let what = (conn.is_none() && tracing::enabled!(tracing::Level::WARN)).then(|| format!("{op:?}"));
         let queued = self.call(RouterCall::Op { op, conn });
-        if !queued && let Some(conn) = conn {
-            self.error_to_conn(conn, UNAVAILABLE, "the cluster is too busy; try again shortly", None);
+        if !queued {
+            match conn {
+                Some(conn) => self.error_to_conn(conn, UNAVAILABLE, "the cluster is too busy; try again shortly", None),
+                // Nobody to tell: the person stays as Redis last had them until this
+                // node's loss hands them on (docs/cluster.md §9).
+                None => tracing::warn!(
+                    op = what.as_deref(),
+                    "a routing call of this node was dropped: the router's queue is full"
+                ),
+            }
         }
         queued
     }
