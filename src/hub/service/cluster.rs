@@ -125,20 +125,28 @@ impl HubState {
     /// Sends a routing transition to Redis; its decisions come back through the events
     /// stream, a refusal to `conn`.
     pub(super) fn route(&self, op: RoutingOp, conn: Option<ConnId>) -> bool {
-        let what = (conn.is_none() && tracing::enabled!(tracing::Level::WARN)).then(|| format!("{op:?}"));
-        let queued = self.call(RouterCall::Op { op, conn });
-        if !queued {
-            match conn {
-                Some(conn) => self.error_to_conn(conn, UNAVAILABLE, "the cluster is too busy; try again shortly", None),
+        let cluster = self.cluster.as_ref().expect("called in a cluster only");
+        let Err(refused) = cluster
+            .link
+            .calls
+            .try_send((cluster.generation, RouterCall::Op { op, conn }))
+        else {
+            return true;
+        };
+        match conn {
+            Some(conn) => self.error_to_conn(conn, UNAVAILABLE, "the cluster is too busy; try again shortly", None),
+            None => {
                 // Nobody to tell: the person stays as Redis last had them until this
                 // node's loss hands them on (docs/cluster.md §9).
-                None => tracing::warn!(
-                    op = what.as_deref(),
-                    "a routing call of this node was dropped: the router's queue is full"
-                ),
+                if let (_, RouterCall::Op { op, .. }) = refused.into_inner() {
+                    tracing::warn!(
+                        ?op,
+                        "a routing call of this node was dropped: the router's queue is full"
+                    );
+                }
             }
         }
-        queued
+        false
     }
 
     /// Typing or a draft for the peer of `chat`, when the peer is on another node.
