@@ -109,6 +109,12 @@ impl ClusterState {
     pub(super) fn forget_customer(&mut self, customer: CustomerId) {
         self.remote_customers.remove(&customer);
     }
+
+    /// A chat's log is closed here: nothing more is held or read for it.
+    pub(super) fn chat_closed(&mut self, chat: ChatId) {
+        self.ahead.remove(&chat);
+        self.filling.remove(&chat);
+    }
 }
 
 impl HubState {
@@ -522,6 +528,7 @@ impl HubState {
         for chat in theirs {
             if let Some(log) = self.chats.remove(&chat) {
                 self.chat_by_wire.remove(&log.wire_id);
+                self.cluster_mut().chat_closed(chat);
             }
         }
     }

@@ -267,6 +267,9 @@ impl HubState {
     ) {
         let Some(log) = self.chats.remove(&chat) else { return };
         self.chat_by_wire.remove(&log.wire_id);
+        if let Some(cluster) = &mut self.cluster {
+            cluster.chat_closed(chat);
+        }
         if log.archived_here {
             self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
                 id: log.wire_id.clone(),
