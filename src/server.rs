@@ -123,10 +123,11 @@ pub async fn run(
     tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
     // ---- several nodes through Redis (issue 15) ----
     let cluster = if settings.clustered() {
-        // Nothing of a node's people lives in Redis yet, so a dead node hands over nothing.
-        let hook = Arc::new(crate::cluster::lease::NothingToHandOver);
-        let (cluster, _lease_task) = crate::cluster::node::Cluster::start(&settings, hook, shutdown.clone())
+        // A dead node's people are handed to this node by the `node_lost` routing script.
+        let hook = crate::hub::cluster_link::RoutingHandover::new();
+        let (cluster, _lease_task) = crate::cluster::node::Cluster::start(&settings, hook.clone(), shutdown.clone())
             .map_err(|e| RunError::Cluster(format!("REDIS_URL: {e}")))?;
+        hook.attach(cluster.clone());
         Some(cluster)
     } else {
         None
@@ -136,6 +137,7 @@ pub async fn run(
         categories,
         archive.clone(),
         sessions.clone(),
+        cluster.clone(),
         shutdown.clone(),
     );
     // ---- rooms and 1-to-1 video (issue 16) ----

@@ -87,24 +87,13 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{NOW_MS}{body}"))
 }
 
-/// What to do with the people a dead node held, before it is removed from the registry.
-/// The routing domain's `node_lost` transition goes here once routing is shared; until
-/// then nothing of a node's people is in Redis, so [`NothingToHandOver`] is the hook.
+/// What to do with the people a dead node held, before it is removed from the registry:
+/// the routing domain's `node_lost` transition (`hub::cluster_link::RoutingHandover`).
 #[async_trait::async_trait]
 pub trait NodeLost: Send + Sync + 'static {
     /// `node` (last seen as `incarnation`, if registered) is dead. An error leaves it in
     /// the registry, to be tried again at the next scan.
     async fn node_lost(&self, node: &str, incarnation: Option<u64>) -> Result<(), String>;
-}
-
-/// The hook while no routing state lives in Redis: a dead node held nothing shared.
-pub struct NothingToHandOver;
-
-#[async_trait::async_trait]
-impl NodeLost for NothingToHandOver {
-    async fn node_lost(&self, _node: &str, _incarnation: Option<u64>) -> Result<(), String> {
-        Ok(())
-    }
 }
 
 /// What the lease task needs.

@@ -8,6 +8,8 @@ pub mod lease;
 pub mod node;
 
 // ---- the routing domain: one fenced Lua script per routing transition ----
+pub mod chat_log;
+pub mod replica;
 pub mod routing_events;
 pub mod routing_replies;
 pub mod routing_scripts;

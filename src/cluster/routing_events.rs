@@ -66,6 +66,28 @@ pub async fn read_events(
     reply.ids.into_iter().map(event).collect()
 }
 
+/// The events after `last` (whose ordinal in the stream is `seen`), at most `count`; `None`
+/// when some the caller had not read were trimmed away (or Redis lost the stream): the
+/// caller must start again from a snapshot. A node's replica reads the stream with it.
+pub async fn follow(
+    conn: &mut ConnectionManager,
+    last: &str,
+    seen: u64,
+    count: usize,
+) -> Result<Option<Vec<RoutingEvent>>, ClusterRoutingError> {
+    let (status, entries): (String, StreamRangeReply) = FOLLOW
+        .key(EVENTS_KEY)
+        .arg(last)
+        .arg(seen)
+        .arg(count)
+        .invoke_async(conn)
+        .await?;
+    if status == "gap" {
+        return Ok(None);
+    }
+    Ok(Some(entries.ids.into_iter().map(event).collect::<Result<Vec<_>, _>>()?))
+}
+
 /// What one [`RoutingFollower::poll`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Polled {

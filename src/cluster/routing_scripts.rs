@@ -289,6 +289,19 @@ impl RedisRouting {
         self.join_with(&[&category.0, request]).await
     }
 
+    /// A [`join_request`](Self::join_request) whose event also carries the customer's
+    /// display name and video wish (arguments the script records but does not read), so
+    /// every node replaying the stream knows whom a pairing names.
+    pub async fn join_described(
+        &self,
+        category: &CategoryId,
+        request: &str,
+        name: &str,
+        video: bool,
+    ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        self.join_with(&[&category.0, request, name, flag(video)]).await
+    }
+
     async fn join_with(&self, args: &[&str]) -> Result<(CustomerId, Applied), ClusterRoutingError> {
         let (applied, id) = self.run(Transition::Join, args).await?;
         let id = id.parse().map_err(|_| MalformedReply(format!("customer id {id:?}")))?;

@@ -871,6 +871,12 @@ impl Routing {
     pub fn customers_connected(&self) -> usize {
         self.customers.values().filter(|c| c.away_epoch.is_none()).count()
     }
+
+    /// Whether a known customer is connected (`Some(false)`: away within grace). A
+    /// cluster node's replica replays a node's loss with it (`cluster::replica`).
+    pub fn customer_connected(&self, id: CustomerId) -> Option<bool> {
+        self.customers.get(&id).map(|c| c.away_epoch.is_none())
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! their cost, which coalesces updates over long queues (see `PASS_SPACING_MIN`).
 
 mod buddy;
+pub mod cluster_link;
 pub mod delivery;
 pub mod outbox;
 mod service;
@@ -170,6 +171,40 @@ pub(crate) enum Command {
         link: String,
         reply: oneshot::Sender<bool>,
     },
+    // ---- several nodes through Redis (issue 15, the hub on the routing scripts) ----
+    /// The routing domain's id in Redis, which chat wire ids derive from.
+    ClusterStarted {
+        cluster_id: String,
+    },
+    /// The next routing events, in Redis's order, for the replica to replay; with the
+    /// display names of agents they bring online.
+    RoutingEvents {
+        events: Vec<crate::cluster::routing_events::RoutingEvent>,
+        agent_names: Vec<(AgentId, String)>,
+    },
+    /// A call of this node was refused (by the rules, or Redis is away): tell the
+    /// connection or person that made it; `join`: a join, whose pending state goes.
+    ClusterRefused {
+        conn: Option<ConnId>,
+        who: Option<delivery::Recipient>,
+        code: &'static str,
+        message: String,
+        client_id: Option<String>,
+        join: bool,
+    },
+    /// This node lost its lease: its people were or will be handed on; it closes their
+    /// connections (they resume elsewhere) and starts afresh under its new incarnation.
+    ClusterFenced,
+    /// Stamped chat messages: this node's own (the script's reply), a peer node's (pub/sub)
+    /// or read from a chat's log (`filled`: the chat whose gap fill this answers).
+    ChatLines {
+        lines: Vec<crate::cluster::chat_log::ChatLine>,
+        filled: Option<crate::core::routing::ChatId>,
+    },
+    /// Typing or a draft from another node.
+    ChatSignal(crate::cluster::chat_log::NodeMessage),
+    /// The node's chat channel was cut and is back: re-read every chat's log.
+    ChatResync,
 }
 
 /// A cheap, cloneable handle on the hub task.
@@ -190,11 +225,21 @@ impl Hub {
         categories: Vec<Category>,
         archive: Archive,
         sessions: Sessions,
+        cluster: Option<crate::cluster::node::Cluster>,
         shutdown: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(COMMAND_BUFFER);
         let hub = Self { tx: tx.clone() };
-        let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade());
+        // ---- several nodes through Redis (issue 15): routing through the scripts ----
+        let link = cluster.map(|c| {
+            // Re-asserted on every (re)join: a Redis that lost its data learns them again.
+            let known = categories
+                .iter()
+                .map(|c| crate::core::routing::CategoryId(c.id.clone()))
+                .collect();
+            cluster_link::start(&c, tx.downgrade(), known, shutdown.clone())
+        });
+        let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade(), link);
         let task = tokio::spawn(run(state, rx, shutdown));
         (hub, task)
     }
@@ -368,7 +413,7 @@ mod tests {
         }];
         let shutdown = CancellationToken::new();
         let settings = Arc::new(Settings::for_tests());
-        let (hub, _hub_task) = Hub::start(settings, categories, archive, sessions, shutdown.clone());
+        let (hub, _hub_task) = Hub::start(settings, categories, archive, sessions, None, shutdown.clone());
         (hub, shutdown)
     }
 

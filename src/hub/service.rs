@@ -11,17 +11,23 @@ use smallvec::SmallVec;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+// ---- several nodes through Redis (issue 15): the hub on the routing scripts ----
+mod cluster;
+// ---- agents; carrying out decisions ----
+mod agents;
+mod decisions;
+
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
 use super::transcript::{Author, Stamped, Transcript};
-use super::{CategoryNames, Command, ConnRole, SessionEnd, after, buddy::BuddyDesk, now_ms};
+use super::{CategoryNames, Command, ConnRole, SessionEnd, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
 use crate::auth::Sessions;
+use crate::cluster::chat_log::NodeMessage;
+use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
-use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Routing};
+use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, Routing};
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
-use crate::store::{
-    Account, ArchiveEvent, Category, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side,
-};
+use crate::store::{Account, Category};
 
 /// Messages kept per chat for replay on resume; older ones are only in the archive.
 const TRANSCRIPT_LIMIT: usize = 1_000;
@@ -89,6 +95,9 @@ struct ChatLog {
     agent_name: String,
     started_at: i64,
     transcript: Transcript,
+    /// This node archives the chat (its opening, messages and closing): always on one
+    /// node; in a cluster, the customer's node only.
+    archived_here: bool,
 }
 
 pub(crate) struct HubState {
@@ -118,6 +127,9 @@ pub(crate) struct HubState {
     /// Counted once per message: a handle resolved once, not a registry lookup each time.
     pub(super) messages_relayed: metrics::Counter,
     routes_counter: metrics::Counter,
+    // ---- several nodes through Redis (issue 15) ----
+    /// With `REDIS_URL`: routing runs as Redis scripts and `routing` is this node's replica.
+    cluster: Option<cluster::ClusterState>,
 }
 
 /// Who sent a frame, once the connection is known.
@@ -133,11 +145,16 @@ impl HubState {
         archive: Archive,
         sessions: Sessions,
         timers: mpsc::WeakSender<Command>,
+        link: Option<super::cluster_link::Link>,
     ) -> Self {
         let mut routing = Routing::new();
         let mut category_names = CategoryNames::new();
+        let cluster = link.map(cluster::ClusterState::new);
         for c in categories {
-            let _ = routing.add_category(CategoryId(c.id.clone()));
+            // A cluster's replica learns categories from the events stream, like everything else.
+            if cluster.is_none() {
+                let _ = routing.add_category(CategoryId(c.id.clone()));
+            }
             category_names.insert(c.id, c.name);
         }
         Self {
@@ -161,6 +178,7 @@ impl HubState {
             ended_visits: HashMap::new(),
             messages_relayed: metrics::counter!(crate::metrics::MESSAGES_RELAYED),
             routes_counter: metrics::counter!(crate::metrics::ROUTES),
+            cluster,
         }
     }
 
@@ -170,6 +188,12 @@ impl HubState {
             Command::Register { conn, role } => self.register(conn, role),
             Command::Frame { conn, frame } => self.frame(conn, frame),
             Command::Unregister { conn } => self.unregister(conn),
+            Command::CustomerGraceExpired { customer, epoch } if self.cluster.is_some() => {
+                self.route(RoutingOp::CustomerGraceExpired(customer, epoch), None);
+            }
+            Command::AgentGraceExpired { agent, epoch } if self.cluster.is_some() => {
+                self.route(RoutingOp::AgentGraceExpired(agent, epoch), None);
+            }
             Command::CustomerGraceExpired { customer, epoch } => {
                 let mut out = vec![];
                 self.routing.customer_grace_expired(customer, epoch, &mut out);
@@ -212,6 +236,21 @@ impl HubState {
                 }
                 let _ = reply.send(customer.is_some());
             }
+            // ---- several nodes through Redis (issue 15) ----
+            Command::ClusterStarted { cluster_id } => self.cluster_started(&cluster_id),
+            Command::RoutingEvents { events, agent_names } => self.routing_events(events, agent_names),
+            Command::ClusterRefused {
+                conn,
+                who,
+                code,
+                message,
+                client_id,
+                join,
+            } => self.cluster_refused(conn, who, (code, message), client_id, join),
+            Command::ClusterFenced => self.cluster_fenced(),
+            Command::ChatLines { lines, filled } => self.chat_lines(lines, filled),
+            Command::ChatSignal(signal) => self.chat_signal(signal),
+            Command::ChatResync => self.chat_resync(),
         }
     }
 
@@ -225,6 +264,10 @@ impl HubState {
     /// Tells routing how many chats the archive has room to open (each opening and its
     /// closing); customers it cannot pair stay queued and are paired as the room grows.
     pub(super) fn refresh_pairing_room(&mut self) {
+        // A cluster's routing opens chats without the archive's room (docs/cluster.md §11).
+        if self.cluster.is_some() {
+            return;
+        }
         let room = self.archive.openings_available();
         let mut out = vec![];
         self.routing.set_pairing_room(Some(room), &mut out);
@@ -318,7 +361,11 @@ impl HubState {
                     && info.conn == Some(conn)
                 {
                     info.conn = None;
-                    let _ = self.routing.customer_disconnected(customer, &mut out);
+                    if self.cluster.is_some() {
+                        self.route(RoutingOp::CustomerDisconnected(customer), None);
+                    } else {
+                        let _ = self.routing.customer_disconnected(customer, &mut out);
+                    }
                 }
             }
             Some(Recipient::Agent(agent)) => {
@@ -327,7 +374,11 @@ impl HubState {
                     && info.conn == Some(conn)
                 {
                     info.conn = None;
-                    let _ = self.routing.agent_disconnected(&agent, &mut out);
+                    if self.cluster.is_some() {
+                        self.route(RoutingOp::AgentDisconnected(agent.clone()), None);
+                    } else {
+                        let _ = self.routing.agent_disconnected(&agent, &mut out);
+                    }
                     self.buddy_agent_offline(&agent);
                 }
             }
@@ -438,6 +489,9 @@ impl HubState {
     ) -> Result<(), (&'static str, String)> {
         let name = valid_name(name)?;
         let category = CategoryId(category.to_string());
+        if self.cluster.is_some() {
+            return self.cluster_join(conn, name, category, video);
+        }
         let mut out = vec![];
         let customer = self
             .routing
@@ -512,7 +566,11 @@ impl HubState {
         self.send_to_conn(conn, &resumed);
         let mut out = vec![];
         if previous.is_none() {
-            let _ = self.routing.customer_resumed(customer, &mut out);
+            if self.cluster.is_some() {
+                self.route(RoutingOp::CustomerResumed(customer), Some(conn));
+            } else {
+                let _ = self.routing.customer_resumed(customer, &mut out);
+            }
         }
         self.apply(out);
         Ok(())
@@ -547,6 +605,15 @@ impl HubState {
             }
             ClientFrame::Typing { active, .. } => {
                 let chat = self.customer_chat(id)?;
+                self.signal_peer(
+                    chat,
+                    Party::Customer,
+                    NodeMessage::Typing {
+                        chat,
+                        from: Party::Customer,
+                        active,
+                    },
+                );
                 let log = &self.chats[&chat];
                 let frame = ServerFrame::Typing {
                     chat_id: log.wire_id.clone(),
@@ -559,14 +626,26 @@ impl HubState {
             ClientFrame::Draft { text } => {
                 let chat = self.customer_chat(id)?;
                 if self.settings.draft_preview {
-                    let log = &self.chats[&chat];
                     let text: String = text.chars().take(self.settings.max_message_len).collect();
+                    self.signal_peer(
+                        chat,
+                        Party::Customer,
+                        NodeMessage::Draft {
+                            chat,
+                            text: text.clone(),
+                        },
+                    );
+                    let log = &self.chats[&chat];
                     let frame = ServerFrame::Draft {
                         chat_id: log.wire_id.clone(),
                         text,
                     };
                     self.send(Recipient::Agent(log.agent.clone()), &frame);
                 }
+                Ok(())
+            }
+            ClientFrame::Leave {} if self.cluster.is_some() => {
+                self.route(RoutingOp::Leave(id), Some(conn));
                 Ok(())
             }
             ClientFrame::Leave {} => {
@@ -593,6 +672,12 @@ impl HubState {
 
     fn agent_frame(&mut self, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
         match frame {
+            ClientFrame::SetAvailable { available } if self.cluster.is_some() => {
+                // The profile goes out when the replica replays the change.
+                let conn = self.agents.get(&id).and_then(|a| a.conn);
+                self.route(RoutingOp::SetAvailable(id, available), conn);
+                Ok(())
+            }
             ClientFrame::SetAvailable { available } => {
                 let mut out = vec![];
                 self.routing
@@ -612,6 +697,15 @@ impl HubState {
             }
             ClientFrame::Typing { chat_id, active } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
+                self.signal_peer(
+                    chat,
+                    Party::Agent,
+                    NodeMessage::Typing {
+                        chat,
+                        from: Party::Agent,
+                        active,
+                    },
+                );
                 let log = &self.chats[&chat];
                 let frame = ServerFrame::Typing {
                     chat_id: log.wire_id.clone(),
@@ -623,6 +717,11 @@ impl HubState {
             }
             ClientFrame::EndChat { chat_id } => {
                 let chat = self.agent_chat(&id, Some(&chat_id))?;
+                if self.cluster.is_some() {
+                    let conn = self.agents.get(&id).and_then(|a| a.conn);
+                    self.route(RoutingOp::EndChat(chat, Party::Agent), conn);
+                    return Ok(());
+                }
                 let mut out = vec![];
                 self.routing
                     .end_chat(chat, Party::Agent, &mut out)
@@ -679,6 +778,9 @@ impl HubState {
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
         self.check_message(&text)?;
+        if self.cluster.is_some() {
+            return self.cluster_relay(chat, from, text, client_id);
+        }
         let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
         let author = match from {
             Party::Customer => Author::CUSTOMER,
@@ -723,427 +825,6 @@ impl HubState {
             let (_, conns, frame) = self.pending_acks.pop_front().expect("front exists");
             for conn in conns {
                 conn.send(frame.clone());
-            }
-        }
-    }
-
-    // ---- agents ----------------------------------------------------------------
-
-    fn agent_connected(&mut self, conn: ConnId, account: Account) {
-        let id = AgentId(account.id.clone());
-        let mut out = vec![];
-        let mut back_from_grace = false;
-        let mut replaced = false;
-        if let Some(info) = self.agents.get_mut(&id) {
-            // Back within the grace period, or a second tab: this connection takes over.
-            let previous = info.conn.replace(conn);
-            info.account = account;
-            match previous {
-                Some(old) => {
-                    replaced = true;
-                    self.delivery.detach(&Recipient::Agent(id.clone()), old);
-                    if let Some(entry) = self.conns.get_mut(&old) {
-                        entry.who = None;
-                    }
-                    self.close_conn(old, close::REPLACED, "signed in on another connection");
-                }
-                None => back_from_grace = true,
-            }
-        } else {
-            let categories = account.categories.iter().cloned().map(CategoryId);
-            // Fresh agents start away, so coming online pairs nobody before the welcome.
-            if let Err(e) = self
-                .routing
-                .agent_online(id.clone(), categories, account.max_chats, false, &mut out)
-            {
-                tracing::warn!(agent = %id.0, error = %e, "agent could not come online");
-                self.error_to_conn(conn, e.code(), e.to_string(), None);
-                return self.close_conn(conn, 1008, "invalid agent settings");
-            }
-            self.agents.insert(
-                id.clone(),
-                AgentInfo {
-                    account,
-                    conn: Some(conn),
-                },
-            );
-        }
-        self.set_who(conn, Recipient::Agent(id.clone()));
-        // Their chats as they stand; whatever their return causes (new pairings) follows as frames.
-        let welcome = self.agent_welcome(&id);
-        self.send_to_conn(conn, &welcome);
-        self.send_queue_stats(&id);
-        if back_from_grace {
-            let _ = self.routing.agent_resumed(&id, &mut out);
-        }
-        self.apply(out);
-        if !replaced {
-            // A replaced desk connection is the same presence on the staff roster, not another one.
-            self.buddy_agent_online(&id);
-        }
-    }
-
-    pub(super) fn agent_account(&self, id: &AgentId) -> Option<Account> {
-        self.agents.get(id).map(|a| a.account.clone())
-    }
-
-    fn agent_welcome(&self, id: &AgentId) -> ServerFrame {
-        let view = self.routing.agent(id).expect("welcomed agents are online");
-        let info = &self.agents[id];
-        ServerFrame::AgentWelcome {
-            agent_id: id.0.clone(),
-            name: info.account.display_name.clone(),
-            categories: self.category_refs(&view.categories),
-            max_chats: view.limit,
-            available: view.available,
-            max_message_len: self.settings.max_message_len,
-            draft_preview: self.settings.draft_preview,
-            chats: view
-                .chats
-                .iter()
-                .filter_map(|c| self.snapshot(*c, Party::Agent, 0))
-                .collect(),
-        }
-    }
-
-    fn send_profile(&mut self, id: &AgentId) {
-        let Some(view) = self.routing.agent(id) else { return };
-        let frame = ServerFrame::Profile {
-            categories: self.category_refs(&view.categories),
-            max_chats: view.limit,
-            available: view.available,
-        };
-        self.send(Recipient::Agent(id.clone()), &frame);
-    }
-
-    fn send_queue_stats(&mut self, id: &AgentId) {
-        let Some(view) = self.routing.agent(id) else { return };
-        let waiting = view
-            .categories
-            .iter()
-            .map(|c| (c.0.clone(), self.routing.waiting(c)))
-            .collect();
-        self.send(Recipient::Agent(id.clone()), &ServerFrame::QueueStats { waiting });
-    }
-
-    fn account_changed(&mut self, account: Account) {
-        let id = AgentId(account.id.clone());
-        self.buddy_account_changed(&account);
-        let Some(info) = self.agents.get_mut(&id) else { return };
-        info.account = account.clone();
-        let conn = info.conn;
-        let mut out = vec![];
-        if !account.enabled {
-            self.routing.agent_offline(&id, &mut out);
-            self.agents.remove(&id);
-            self.delivery
-                .close(&Recipient::Agent(id.clone()), close::DISABLED, "account disabled");
-            self.buddy_account_disabled(&account);
-            if let Some(conn) = conn
-                && let Some(entry) = self.conns.get_mut(&conn)
-            {
-                entry.who = None;
-                self.buddy_agent_offline(&id);
-            }
-        } else {
-            let categories = account.categories.iter().cloned().map(CategoryId);
-            let _ = self.routing.set_categories(&id, categories, &mut out);
-            let _ = self.routing.set_limit(&id, account.max_chats, &mut out);
-            self.send_profile(&id);
-            self.send_queue_stats(&id);
-        }
-        self.apply(out);
-    }
-
-    fn categories_changed(&mut self, categories: Vec<Category>, removed: Option<String>) {
-        let mut out = vec![];
-        if let Some(removed) = removed {
-            let _ = self.routing.remove_category(&CategoryId(removed), &mut out);
-        }
-        self.category_names.clear();
-        for c in categories {
-            let _ = self.routing.add_category(CategoryId(c.id.clone()));
-            self.category_names.insert(c.id, c.name);
-        }
-        self.apply(out);
-        // Categories that now exist again (or anew) may be held by online agents' accounts.
-        let online: Vec<AgentId> = self.agents.keys().cloned().collect();
-        for id in online {
-            let held = self.agents[&id].account.categories.iter().cloned().map(CategoryId);
-            let mut out = vec![];
-            let _ = self.routing.set_categories(&id, held, &mut out);
-            self.send_profile(&id);
-            self.send_queue_stats(&id);
-            self.apply(out);
-        }
-    }
-
-    // ---- decisions ----------------------------------------------------------------
-
-    pub(super) fn apply(&mut self, out: Vec<Decision>) {
-        for decision in out {
-            self.apply_one(decision);
-        }
-    }
-
-    fn apply_one(&mut self, decision: Decision) {
-        match decision {
-            Decision::Queued {
-                customer,
-                category,
-                place,
-                requeued,
-            } => {
-                self.send(
-                    Recipient::Customer(customer),
-                    &ServerFrame::Queued {
-                        category: category.0,
-                        place,
-                        requeued,
-                    },
-                );
-            }
-            Decision::PlaceChanged { customer, place } => {
-                self.send(Recipient::Customer(customer), &ServerFrame::Place { place });
-            }
-            Decision::Paired {
-                chat,
-                customer,
-                agent,
-                category,
-                ..
-            } => {
-                self.routes_counter.increment(1);
-                self.open_chat(chat, customer, agent, category);
-            }
-            Decision::ChatEnded {
-                chat,
-                customer,
-                agent,
-                ended_by,
-                reason,
-            } => {
-                let (by, wire_reason, end) = match (ended_by, reason) {
-                    (_, ChatEnd::Shutdown) => (From::System, "shutdown", EndReason::Shutdown),
-                    (_, ChatEnd::CustomerGone) => (From::System, "customer_gone", EndReason::Disconnect),
-                    (Party::Customer, ChatEnd::Ended) => (From::Customer, "ended", EndReason::Ended),
-                    (Party::Agent, ChatEnd::Ended) => (From::Agent, "ended", EndReason::Ended),
-                    (Party::System, ChatEnd::Ended) => (From::System, "ended", EndReason::Ended),
-                };
-                let side = match by {
-                    From::Customer => Side::Customer,
-                    From::Agent => Side::Agent,
-                    _ => Side::System,
-                };
-                // A customer away (reloading) when the chat ends gets it, and how it ended, on resume.
-                let away = reason == ChatEnd::Ended && self.customers.get(&customer).is_some_and(|c| c.conn.is_none());
-                let kept = if away {
-                    self.snapshot(chat, Party::Customer, 0)
-                } else {
-                    None
-                };
-                self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
-                if let (Some(snapshot), Some(info)) = (kept, self.customers.get(&customer)) {
-                    let ended = ServerFrame::ChatEnded {
-                        chat_id: snapshot.chat_id.clone(),
-                        ended_by: by,
-                        reason: wire_reason,
-                    };
-                    let token = info.token.clone();
-                    let visit = EndedVisit {
-                        name: info.name.clone(),
-                        chat: snapshot,
-                        ended,
-                    };
-                    self.ended_visits.insert(token.clone(), visit);
-                    after(
-                        &self.timers,
-                        self.settings.resume_grace,
-                        Command::ForgetEndedVisit { token },
-                    );
-                }
-                self.forget_customer(customer);
-            }
-            Decision::ChatWithdrawn { chat, customer, agent } => {
-                let disabled = !self.agents.contains_key(&agent) || self.agents[&agent].conn.is_some();
-                let end = if disabled {
-                    EndReason::Expiry
-                } else {
-                    EndReason::Disconnect
-                };
-                self.close_chat(
-                    chat,
-                    customer,
-                    Some(&agent),
-                    From::System,
-                    "agent_gone",
-                    Side::System,
-                    end,
-                );
-            }
-            Decision::Dequeued { customer, reason } => {
-                let (wire, message) = match reason {
-                    Removal::Left => ("left", "you left the queue".to_string()),
-                    Removal::CategoryRemoved => ("category_removed", "this service category was removed".to_string()),
-                };
-                self.send(
-                    Recipient::Customer(customer),
-                    &ServerFrame::Removed { reason: wire, message },
-                );
-                if reason == Removal::CategoryRemoved {
-                    self.delivery
-                        .close(&Recipient::Customer(customer), 1000, "category removed");
-                }
-                self.forget_customer(customer);
-            }
-            Decision::CustomerAway { chat, agent } => {
-                let frame = ServerFrame::PeerAway {
-                    chat_id: self.wire(chat),
-                    grace_secs: self.settings.resume_grace.as_secs_f64(),
-                };
-                self.send(Recipient::Agent(agent), &frame);
-            }
-            Decision::CustomerBack { chat, agent } => {
-                self.send(
-                    Recipient::Agent(agent),
-                    &ServerFrame::PeerBack {
-                        chat_id: self.wire(chat),
-                    },
-                );
-            }
-            Decision::AgentAway { chat, customer } => {
-                let frame = ServerFrame::PeerAway {
-                    chat_id: self.wire(chat),
-                    grace_secs: self.settings.resume_grace.as_secs_f64(),
-                };
-                self.send(Recipient::Customer(customer), &frame);
-            }
-            Decision::AgentBack { chat, customer } => {
-                self.send(
-                    Recipient::Customer(customer),
-                    &ServerFrame::PeerBack {
-                        chat_id: self.wire(chat),
-                    },
-                );
-            }
-            Decision::CustomerGraceStarted { customer, epoch } => {
-                after(
-                    &self.timers,
-                    self.settings.resume_grace,
-                    Command::CustomerGraceExpired { customer, epoch },
-                );
-            }
-            Decision::AgentGraceStarted { agent, epoch } => {
-                after(
-                    &self.timers,
-                    self.settings.resume_grace,
-                    Command::AgentGraceExpired { agent, epoch },
-                );
-            }
-            Decision::WaitingChanged { category, .. } => {
-                self.dirty_waiting.insert(category);
-            }
-        }
-    }
-
-    fn open_chat(&mut self, chat: ChatId, customer: CustomerId, agent: AgentId, category: CategoryId) {
-        let wire_id = Uuid::now_v7().to_string();
-        let info = &self.customers[&customer];
-        let agent_name = self
-            .agents
-            .get(&agent)
-            .map(|a| a.account.display_name.clone())
-            .unwrap_or_default();
-        let started_at = now_ms();
-        // Routing opens no more chats than the archive has room for (see `refresh_pairing_room`).
-        self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
-            id: wire_id.clone(),
-            kind: ConversationKind::Service,
-            category: Some(category.0.clone()),
-            customer_name: info.name.clone(),
-            agent_id: agent.0.clone(),
-            agent_name: agent_name.clone(),
-            queued_at: info.queued_at,
-            paired_at: started_at,
-        }));
-        let category_name = self
-            .category_names
-            .get(&category.0)
-            .cloned()
-            .unwrap_or_else(|| category.0.clone());
-        let to_customer = ServerFrame::ChatStarted {
-            chat_id: wire_id.clone(),
-            category: category.0.clone(),
-            category_name: category_name.clone(),
-            peer_name: agent_name.clone(),
-            started_at,
-            video_request: false,
-        };
-        let to_agent = ServerFrame::ChatStarted {
-            chat_id: wire_id.clone(),
-            category: category.0.clone(),
-            category_name,
-            peer_name: info.name.clone(),
-            started_at,
-            video_request: info.video,
-        };
-        self.chats.insert(
-            chat,
-            ChatLog {
-                wire_id: wire_id.clone(),
-                category,
-                customer,
-                agent: agent.clone(),
-                customer_name: info.name.clone(),
-                agent_name,
-                started_at,
-                transcript: Transcript::new(TRANSCRIPT_LIMIT),
-            },
-        );
-        self.chat_by_wire.insert(wire_id, chat);
-        self.send(Recipient::Customer(customer), &to_customer);
-        self.send(Recipient::Agent(agent), &to_agent);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn close_chat(
-        &mut self,
-        chat: ChatId,
-        customer: CustomerId,
-        agent: Option<&AgentId>,
-        by: From,
-        reason: &'static str,
-        side: Side,
-        end: EndReason,
-    ) {
-        let Some(log) = self.chats.remove(&chat) else { return };
-        self.chat_by_wire.remove(&log.wire_id);
-        self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
-            id: log.wire_id.clone(),
-            ended_at: now_ms(),
-            ended_by: side,
-            reason: end,
-        }));
-        let frame = ServerFrame::ChatEnded {
-            chat_id: log.wire_id,
-            ended_by: by,
-            reason,
-        };
-        self.send(Recipient::Customer(customer), &frame);
-        if let Some(agent) = agent {
-            self.send(Recipient::Agent(agent.clone()), &frame);
-        }
-    }
-
-    /// A customer whose visit is over: their token no longer resumes; their connection may join again.
-    fn forget_customer(&mut self, customer: CustomerId) {
-        if let Some(info) = self.customers.remove(&customer) {
-            self.tokens.remove(&info.token);
-            if let Some(conn) = info.conn {
-                self.delivery.detach(&Recipient::Customer(customer), conn);
-                if let Some(entry) = self.conns.get_mut(&conn) {
-                    entry.who = None;
-                }
             }
         }
     }
@@ -1249,9 +930,13 @@ impl HubState {
 
     /// Ends every chat, tells every connection and closes it.
     pub(super) fn shut_down(&mut self) {
-        let mut out = vec![];
-        self.routing.end_all(&mut out);
-        self.apply(out);
+        // In a cluster the chats go on: this node's people resume on another node, whose
+        // reaper takes them over when this node's lease runs out.
+        if self.cluster.is_none() {
+            let mut out = vec![];
+            self.routing.end_all(&mut out);
+            self.apply(out);
+        }
         self.buddy_shut_down();
         let bye = Outbound::Frame(
             ServerFrame::Shutdown {

@@ -58,7 +58,19 @@ pub struct Stamped {
 fn stamp(chat_id: &str, seq: u64, author: Author, text: String, client_id: Option<&str>) -> Stamped {
     let mut id_buffer = Uuid::encode_buffer();
     let id = Uuid::now_v7().hyphenated().encode_lower(&mut id_buffer);
-    let at = now_ms();
+    stamped(chat_id, seq, id, now_ms(), author, text, client_id)
+}
+
+/// Message `seq` of chat `chat_id` with the id and time it was given.
+fn stamped(
+    chat_id: &str,
+    seq: u64,
+    id: &str,
+    at: i64,
+    author: Author,
+    text: String,
+    client_id: Option<&str>,
+) -> Stamped {
     let frame = protocol::encode_message(&MessageRef {
         chat_id,
         id,
@@ -110,6 +122,34 @@ impl Transcript {
             self.frames.pop_front();
         }
         self.frames.push_back((self.seq, stamped.frame.clone()));
+        stamped
+    }
+
+    /// The seq of the last message recorded (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Records the next message as another node stamped it (issue 15: in a cluster the
+    /// chat's log in Redis gives seq, id and time; `seq` must be `last_seq() + 1`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_stamped(
+        &mut self,
+        chat_id: &str,
+        seq: u64,
+        id: &str,
+        at: i64,
+        author: Author,
+        text: String,
+        client_id: Option<&str>,
+    ) -> Stamped {
+        debug_assert_eq!(seq, self.seq + 1, "messages are recorded in seq order");
+        self.seq = seq;
+        let stamped = stamped(chat_id, seq, id, at, author, text, client_id);
+        if self.frames.len() == self.limit {
+            self.frames.pop_front();
+        }
+        self.frames.push_back((seq, stamped.frame.clone()));
         stamped
     }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::aio::ConnectionManager;
+use switchboard::cluster::replica::RoutingOp;
 use switchboard::cluster::routing_events::read_events;
 use switchboard::cluster::routing_replies::RoutingSnapshot;
 use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
@@ -433,6 +434,13 @@ async fn run_case(conn: &ConnectionManager, steps: &[(usize, Op)]) -> Result<(),
         // After the two categories' events.
         last_event: latest_event_id(&mut conn).await,
     };
+    // A cluster node's replica (issue 15): only the events stream, replayed through
+    // `RoutingOp`, must keep it equal to the core, node losses included.
+    let mut replica = Routing::new();
+    for event in read_events(&mut conn, "0-0", 10_000).await.unwrap() {
+        let op = RoutingOp::from_event(&event.transition, &event.args, &event.applied.decisions).unwrap();
+        op.apply(&mut replica, &mut vec![]).unwrap();
+    }
     for (n, op) in steps {
         let before = digest(&mut conn).await;
         let (core_outcome, redis_outcome) = h.apply(&mut core, *n, op).await?;
@@ -458,11 +466,23 @@ async fn run_case(conn: &ConnectionManager, steps: &[(usize, Op)]) -> Result<(),
             NODES[if matches!(op, Op::NodeLost) { 1 - n } else { *n }]
         );
         h.last_event = events[0].id.clone();
+        let op = RoutingOp::from_event(&events[0].transition, &events[0].args, &events[0].applied.decisions)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut replayed = vec![];
+        let applied = op.apply(&mut replica, &mut replayed);
+        prop_assert!(applied.is_ok(), "the replica refuses {:?}: {:?}", op, applied);
+        prop_assert_eq!(&replayed, &decisions, "the replica decides otherwise on {:?}", op);
         events[0].applied.update_places(&mut h.places);
         let mut core_places = vec![];
         core.flush_places(&mut core_places);
         let mut mirror_places = vec![];
         h.places.flush(&mut mirror_places);
+        replica.flush_places(&mut vec![]);
+        prop_assert!(
+            replica == core,
+            "the replica's state differs from the core's after {:?}",
+            op
+        );
         prop_assert_eq!(
             place_changes(&core_places),
             place_changes(&mirror_places),

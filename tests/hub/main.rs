@@ -11,6 +11,8 @@ mod buddy;
 mod chat;
 mod closing;
 mod cluster_base;
+// issue 15: the hub on the routing scripts
+mod cluster_hub;
 mod common;
 mod contracts;
 mod durability;

@@ -1,0 +1,257 @@
+//! Chat messages between nodes (issue 15, `docs/cluster.md` §7): each chat's messages are
+//! stamped by one fenced script (`lua/chat_message.lua`) that draws the chat's next seq,
+//! appends the message to the chat's log (a bounded stream) and publishes it to the node
+//! of the other side; a receiver that finds a gap in seq reads the log. Typing and draft
+//! preview are publish-only (`lua/chat_signal.lua`). Every node subscribes to its own
+//! channel, [`node_channel`].
+
+use std::sync::LazyLock;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use redis::streams::StreamRangeReply;
+use serde::{Deserialize, Serialize};
+
+use super::routing_replies::MalformedReply;
+use super::routing_scripts::ClusterRoutingError;
+use crate::core::routing::{ChatId, Party};
+
+static MESSAGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/chat_message.lua")));
+static SIGNAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/chat_signal.lua")));
+
+/// The key every script names, routing it to the `{sb}` slot.
+const ROUTING_KEY: &str = "{sb}:counter";
+/// Messages a chat's log keeps: the transcript bound a node keeps for resume, too.
+pub const LOG_BOUND: usize = 1_000;
+/// How long a chat's log and seq outlive its last message, in seconds (nothing deletes
+/// them when the chat ends: a late gap fill may still read them). A day.
+const LOG_LIFETIME_SECS: u64 = 86_400;
+
+/// The pub/sub channel of one node: chat messages, typing and drafts for its people.
+pub fn node_channel(node: &str) -> String {
+    format!("{{sb}}:to:{node}")
+}
+
+/// One stamped chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine {
+    pub chat: ChatId,
+    pub seq: u64,
+    pub id: String,
+    pub at: i64,
+    pub from: Party,
+    pub text: String,
+    pub client_id: Option<String>,
+}
+
+/// What arrives on a node's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeMessage {
+    Line(ChatLine),
+    Typing { chat: ChatId, from: Party, active: bool },
+    Draft { chat: ChatId, text: String },
+}
+
+/// The JSON on a node's channel (`k` tells the kind; the message's fields are strings, as
+/// Lua's `cjson` would otherwise print numbers in its own format).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "k")]
+enum Wire {
+    #[serde(rename = "m")]
+    Message {
+        chat: String,
+        seq: String,
+        id: String,
+        at: String,
+        from: String,
+        text: String,
+        client: String,
+    },
+    #[serde(rename = "typing")]
+    Typing { chat: String, from: String, active: bool },
+    #[serde(rename = "draft")]
+    Draft { chat: String, text: String },
+}
+
+fn side(from: Party) -> &'static str {
+    match from {
+        Party::Customer => "customer",
+        _ => "agent",
+    }
+}
+
+fn party(word: &str) -> Option<Party> {
+    match word {
+        "customer" => Some(Party::Customer),
+        "agent" => Some(Party::Agent),
+        _ => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn line(chat: &str, seq: &str, id: String, at: &str, from: &str, text: String, client: String) -> Option<ChatLine> {
+    Some(ChatLine {
+        chat: ChatId(chat.parse().ok()?),
+        seq: seq.parse().ok()?,
+        id,
+        at: at.parse().ok()?,
+        from: party(from)?,
+        text,
+        client_id: (!client.is_empty()).then_some(client),
+    })
+}
+
+/// Reads what arrived on a node's channel; `None` for anything malformed.
+pub fn parse_node_message(payload: &str) -> Option<NodeMessage> {
+    match serde_json::from_str::<Wire>(payload).ok()? {
+        Wire::Message {
+            chat,
+            seq,
+            id,
+            at,
+            from,
+            text,
+            client,
+        } => line(&chat, &seq, id, &at, &from, text, client).map(NodeMessage::Line),
+        Wire::Typing { chat, from, active } => Some(NodeMessage::Typing {
+            chat: ChatId(chat.parse().ok()?),
+            from: party(&from)?,
+            active,
+        }),
+        Wire::Draft { chat, text } => Some(NodeMessage::Draft {
+            chat: ChatId(chat.parse().ok()?),
+            text,
+        }),
+    }
+}
+
+/// Stamps a message of `chat` sent by `sender` (its customer id or agent id, the `from`
+/// side): fenced by `(node, incarnation)`. Returns its seq once it is in the chat's log.
+#[allow(clippy::too_many_arguments)]
+pub async fn append(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    chat: ChatId,
+    from: Party,
+    sender: &str,
+    id: &str,
+    at: i64,
+    text: &str,
+    client_id: Option<&str>,
+) -> Result<u64, ClusterRoutingError> {
+    let seq: u64 = MESSAGE
+        .key(ROUTING_KEY)
+        .arg(node)
+        .arg(incarnation)
+        .arg(chat.0)
+        .arg(side(from))
+        .arg(sender)
+        .arg(id)
+        .arg(at)
+        .arg(text)
+        .arg(client_id.unwrap_or(""))
+        .arg(LOG_BOUND)
+        .arg(LOG_LIFETIME_SECS)
+        .invoke_async(conn)
+        .await?;
+    Ok(seq)
+}
+
+/// Publishes a typing flag or a draft to the other side's node, if another node.
+pub async fn signal(
+    conn: &mut ConnectionManager,
+    node: &str,
+    chat: ChatId,
+    from: Party,
+    what: &NodeMessage,
+) -> Result<(), ClusterRoutingError> {
+    let wire = match what {
+        NodeMessage::Typing { chat, from, active } => Wire::Typing {
+            chat: chat.0.to_string(),
+            from: side(*from).into(),
+            active: *active,
+        },
+        NodeMessage::Draft { chat, text } => Wire::Draft {
+            chat: chat.0.to_string(),
+            text: text.clone(),
+        },
+        NodeMessage::Line(_) => return Ok(()),
+    };
+    let payload = serde_json::to_string(&wire).map_err(|e| MalformedReply(e.to_string()))?;
+    let _: i64 = SIGNAL
+        .key(ROUTING_KEY)
+        .arg(node)
+        .arg(chat.0)
+        .arg(side(from))
+        .arg(payload)
+        .invoke_async(conn)
+        .await?;
+    Ok(())
+}
+
+/// The messages of `chat`'s log with a seq above `after`, in seq order.
+pub async fn read_after(
+    conn: &mut ConnectionManager,
+    chat: ChatId,
+    after: u64,
+) -> Result<Vec<ChatLine>, ClusterRoutingError> {
+    let reply: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{{sb}}:chat-log:{}", chat.0))
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await?;
+    let mut lines = vec![];
+    for entry in reply.ids {
+        let field = |name: &str| entry.get::<String>(name).unwrap_or_default();
+        let parsed = line(
+            &chat.0.to_string(),
+            &field("s"),
+            field("i"),
+            &field("t"),
+            &field("f"),
+            field("x"),
+            field("c"),
+        )
+        .ok_or_else(|| MalformedReply(format!("chat log entry {}", entry.id)))?;
+        if parsed.seq > after {
+            lines.push(parsed);
+        }
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_lua_publishes_reads_back() {
+        // As cjson prints it: strings throughout, '/' escaped.
+        let payload =
+            r#"{"k":"m","chat":"12","seq":"3","id":"u-1","at":"1700","from":"agent","text":"a\/b \"q\"","client":""}"#;
+        assert_eq!(
+            parse_node_message(payload),
+            Some(NodeMessage::Line(ChatLine {
+                chat: ChatId(12),
+                seq: 3,
+                id: "u-1".into(),
+                at: 1700,
+                from: Party::Agent,
+                text: "a/b \"q\"".into(),
+                client_id: None,
+            }))
+        );
+        assert_eq!(parse_node_message("{\"k\":\"m\"}"), None);
+        let typing = r#"{"k":"typing","chat":"4","from":"customer","active":true}"#;
+        assert_eq!(
+            parse_node_message(typing),
+            Some(NodeMessage::Typing {
+                chat: ChatId(4),
+                from: Party::Customer,
+                active: true
+            })
+        );
+    }
+}

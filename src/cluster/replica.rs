@@ -1,0 +1,259 @@
+//! A node's replica of the routing domain (issue 15): every routing transition as one
+//! value, [`RoutingOp`], that either runs as its fenced script on Redis (the authority)
+//! or is applied to a local `core::routing::Routing`. A node replays the events stream
+//! (`{sb}:routing-events`, every applied transition with its arguments, in Redis's order)
+//! through the core, so its replica makes exactly the decisions the scripts made — the
+//! differential test proves the two identical, ids included — and the hub keeps reading
+//! places, agent views and chat sides synchronously from it.
+
+use super::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
+use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError};
+
+/// One routing transition, as a node asks for it and as the events stream records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutingOp {
+    AddCategory(CategoryId),
+    RemoveCategory(CategoryId),
+    /// `request` names the joining connection (`docs/cluster.md` §9); `name` and `video`
+    /// ride along in the event's arguments (the script ignores them) so the node of the
+    /// agent this customer is paired with knows whom it talks to without asking Redis.
+    Join {
+        category: CategoryId,
+        request: String,
+        name: String,
+        video: bool,
+    },
+    Leave(CustomerId),
+    CustomerDisconnected(CustomerId),
+    CustomerResumed(CustomerId),
+    CustomerGraceExpired(CustomerId, u64),
+    AgentOnline {
+        agent: AgentId,
+        categories: Vec<CategoryId>,
+        limit: u8,
+        available: bool,
+    },
+    AgentDisconnected(AgentId),
+    AgentResumed(AgentId),
+    AgentGraceExpired(AgentId, u64),
+    AgentOffline(AgentId),
+    SetAvailable(AgentId, bool),
+    SetLimit(AgentId, u8),
+    SetCategories(AgentId, Vec<CategoryId>),
+    EndChat(ChatId, Party),
+    SetPairingRoom(Option<usize>),
+    /// Everyone `node` held, handed to the caller. Replayed from the event's own decisions
+    /// (the replica does not know who a node held; the decisions name them in order).
+    NodeLost(String, Vec<Decision>),
+}
+
+/// Why an event of the stream could not be read as a transition.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable routing event {transition} {args:?}")]
+pub struct UnreadableEvent {
+    pub transition: String,
+    pub args: Vec<String>,
+}
+
+fn party(word: &str) -> Option<Party> {
+    match word {
+        "customer" => Some(Party::Customer),
+        "agent" => Some(Party::Agent),
+        "system" => Some(Party::System),
+        _ => None,
+    }
+}
+
+impl RoutingOp {
+    /// The transition an events stream entry records (`decisions`: the entry's own, needed
+    /// for `node_lost` only).
+    pub fn from_event(transition: &str, a: &[String], decisions: &[Decision]) -> Result<Self, UnreadableEvent> {
+        let bad = || UnreadableEvent {
+            transition: transition.to_string(),
+            args: a.to_vec(),
+        };
+        let arg = |i: usize| a.get(i).ok_or_else(bad);
+        let customer = |i: usize| arg(i)?.parse().map(CustomerId).map_err(|_| bad());
+        let number = |i: usize| arg(i)?.parse::<u64>().map_err(|_| bad());
+        let limit = |i: usize| number(i).and_then(|n| u8::try_from(n).map_err(|_| bad()));
+        let agent = || arg(0).map(|a| AgentId(a.clone()));
+        let cats = |from: usize| a.iter().skip(from).map(|c| CategoryId(c.clone())).collect::<Vec<_>>();
+        Ok(match transition {
+            "add_category" => Self::AddCategory(CategoryId(arg(0)?.clone())),
+            "remove_category" => Self::RemoveCategory(CategoryId(arg(0)?.clone())),
+            "join" => Self::Join {
+                category: CategoryId(arg(0)?.clone()),
+                request: a.get(1).cloned().unwrap_or_default(),
+                name: a.get(2).cloned().unwrap_or_default(),
+                video: a.get(3).is_some_and(|v| v == "1"),
+            },
+            "leave" => Self::Leave(customer(0)?),
+            "customer_disconnected" => Self::CustomerDisconnected(customer(0)?),
+            "customer_resumed" => Self::CustomerResumed(customer(0)?),
+            "customer_grace_expired" => Self::CustomerGraceExpired(customer(0)?, number(1)?),
+            "agent_online" => Self::AgentOnline {
+                agent: agent()?,
+                limit: limit(1)?,
+                available: arg(2)? == "1",
+                categories: cats(3),
+            },
+            "agent_disconnected" => Self::AgentDisconnected(agent()?),
+            "agent_resumed" => Self::AgentResumed(agent()?),
+            "agent_grace_expired" => Self::AgentGraceExpired(agent()?, number(1)?),
+            "agent_offline" => Self::AgentOffline(agent()?),
+            "set_available" => Self::SetAvailable(agent()?, arg(1)? == "1"),
+            "set_limit" => Self::SetLimit(agent()?, limit(1)?),
+            "set_categories" => Self::SetCategories(agent()?, cats(1)),
+            "end_chat" => Self::EndChat(ChatId(number(0)?), party(arg(1)?).ok_or_else(bad)?),
+            "set_pairing_room" => Self::SetPairingRoom(match arg(0)?.as_str() {
+                "" => None,
+                n => Some(n.parse().map_err(|_| bad())?),
+            }),
+            "node_lost" => Self::NodeLost(arg(0)?.clone(), decisions.to_vec()),
+            _ => return Err(bad()),
+        })
+    }
+
+    /// Applies the transition to a core (the replica, or the single node's own routing):
+    /// the decisions, and the new customer's id for a join.
+    pub fn apply(&self, core: &mut Routing, out: &mut Vec<Decision>) -> Result<Option<CustomerId>, RoutingError> {
+        match self {
+            Self::AddCategory(c) => core.add_category(c.clone())?,
+            Self::RemoveCategory(c) => core.remove_category(c, out)?,
+            Self::Join { category, .. } => return core.join(category, out).map(Some),
+            Self::Leave(c) => core.leave(*c, out)?,
+            Self::CustomerDisconnected(c) => core.customer_disconnected(*c, out)?,
+            Self::CustomerResumed(c) => core.customer_resumed(*c, out)?,
+            Self::CustomerGraceExpired(c, epoch) => core.customer_grace_expired(*c, *epoch, out),
+            Self::AgentOnline {
+                agent,
+                categories,
+                limit,
+                available,
+            } => core.agent_online(agent.clone(), categories.iter().cloned(), *limit, *available, out)?,
+            Self::AgentDisconnected(a) => core.agent_disconnected(a, out)?,
+            Self::AgentResumed(a) => core.agent_resumed(a, out)?,
+            Self::AgentGraceExpired(a, epoch) => core.agent_grace_expired(a, *epoch, out),
+            Self::AgentOffline(a) => core.agent_offline(a, out),
+            Self::SetAvailable(a, available) => core.set_available(a, *available, out)?,
+            Self::SetLimit(a, limit) => core.set_limit(a, *limit, out)?,
+            Self::SetCategories(a, categories) => core.set_categories(a, categories.iter().cloned(), out)?,
+            Self::EndChat(chat, by) => core.end_chat(*chat, *by, out)?,
+            Self::SetPairingRoom(room) => core.set_pairing_room(*room, out),
+            Self::NodeLost(_, decisions) => {
+                // The script's order: each person the lost node held, connected ones
+                // disconnected as by the core, away ones only told to start a timer again.
+                for d in decisions {
+                    match d {
+                        Decision::CustomerGraceStarted { customer, .. } => {
+                            if core.customer_connected(*customer) == Some(true) {
+                                core.customer_disconnected(*customer, out)?;
+                            } else {
+                                out.push(d.clone());
+                            }
+                        }
+                        Decision::AgentGraceStarted { agent, .. } => {
+                            if core.agent(agent).is_some_and(|v| v.connected) {
+                                core.agent_disconnected(agent, out)?;
+                            } else {
+                                out.push(d.clone());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs the transition as its fenced script: Redis applies it (or refuses it) and
+    /// appends it to the events stream.
+    pub async fn run(&self, redis: &RedisRouting) -> Result<Applied, ClusterRoutingError> {
+        match self {
+            Self::AddCategory(c) => redis.add_category(c).await,
+            Self::RemoveCategory(c) => redis.remove_category(c).await,
+            Self::Join {
+                category,
+                request,
+                name,
+                video,
+            } => redis
+                .join_described(category, request, name, *video)
+                .await
+                .map(|(_, applied)| applied),
+            Self::Leave(c) => redis.leave(*c).await,
+            Self::CustomerDisconnected(c) => redis.customer_disconnected(*c).await,
+            Self::CustomerResumed(c) => redis.customer_resumed(*c).await,
+            Self::CustomerGraceExpired(c, epoch) => redis.customer_grace_expired(*c, *epoch).await,
+            Self::AgentOnline {
+                agent,
+                categories,
+                limit,
+                available,
+            } => redis.agent_online(agent, categories, *limit, *available).await,
+            Self::AgentDisconnected(a) => redis.agent_disconnected(a).await,
+            Self::AgentResumed(a) => redis.agent_resumed(a).await,
+            Self::AgentGraceExpired(a, epoch) => redis.agent_grace_expired(a, *epoch).await,
+            Self::AgentOffline(a) => redis.agent_offline(a).await,
+            Self::SetAvailable(a, available) => redis.set_available(a, *available).await,
+            Self::SetLimit(a, limit) => redis.set_limit(a, *limit).await,
+            Self::SetCategories(a, categories) => redis.set_categories(a, categories).await,
+            Self::EndChat(chat, by) => redis.end_chat(*chat, *by).await,
+            Self::SetPairingRoom(room) => redis.set_pairing_room(*room).await,
+            Self::NodeLost(node, _) => redis.node_lost(node).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn a_join_event_reads_back_with_the_name_and_video_it_carried() {
+        let op = RoutingOp::from_event("join", &s(&["sales", "n1:7", "Zoë", "1"]), &[]).unwrap();
+        assert_eq!(
+            op,
+            RoutingOp::Join {
+                category: CategoryId("sales".into()),
+                request: "n1:7".into(),
+                name: "Zoë".into(),
+                video: true
+            }
+        );
+        assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());
+        assert!(RoutingOp::from_event("nonsense", &[], &[]).is_err());
+    }
+
+    #[test]
+    fn a_node_loss_replays_as_the_disconnects_of_the_connected_and_timers_of_the_away() {
+        let mut core = Routing::new();
+        let mut out = vec![];
+        core.add_category(CategoryId("c".into())).unwrap();
+        let a = core.join(&CategoryId("c".into()), &mut out).unwrap();
+        let b = core.join(&CategoryId("c".into()), &mut out).unwrap();
+        core.customer_disconnected(b, &mut out).unwrap();
+        let epoch_b = match out.last() {
+            Some(Decision::CustomerGraceStarted { epoch, .. }) => *epoch,
+            other => panic!("{other:?}"),
+        };
+        // What the script would record: a disconnected now (a new epoch), b's timer again.
+        let mut expected = vec![];
+        let mut copy = core.clone();
+        copy.customer_disconnected(a, &mut expected).unwrap();
+        expected.push(Decision::CustomerGraceStarted {
+            customer: b,
+            epoch: epoch_b,
+        });
+        let op = RoutingOp::NodeLost("gone".into(), expected.clone());
+        let mut replayed = vec![];
+        op.apply(&mut core, &mut replayed).unwrap();
+        assert_eq!(replayed, expected);
+        assert_eq!(core.customer_connected(a), Some(false));
+    }
+}

@@ -1,0 +1,544 @@
+//! The hub's link to the cluster (issue 15), when `REDIS_URL` is set: three tasks beside
+//! the hub task, which stays the one owner of this node's connections.
+//!
+//! - The **router** serialises this node's calls to Redis (routing transitions as their
+//!   fenced scripts, chat messages, gap fills) from a bounded channel, and turns what
+//!   only the caller needs — refusals, a stamped message — into hub commands.
+//! - The **follower** reads the routing events stream in order and hands each batch to
+//!   the hub, which replays it through its replica of the routing core and carries out
+//!   the decisions for the people this node holds (`hub/service/cluster.rs`).
+//! - The **subscriber** listens on this node's channel for chat messages, typing and
+//!   drafts from other nodes, and tells the hub when its subscription was cut (so it
+//!   re-reads its chats' logs).
+//!
+//! Nothing here holds state the hub reads: every reply is a command on the hub's channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Command;
+use super::delivery::{ConnId, Recipient};
+use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
+use crate::cluster::lease::NodeLost;
+use crate::cluster::node::Cluster;
+use crate::cluster::replica::RoutingOp;
+use crate::cluster::routing_events::{RoutingEvent, follow};
+use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting};
+use crate::core::routing::{AgentId, CategoryId, ChatId, Party};
+
+/// Calls waiting for the router at most: one Redis round trip each, so a full channel
+/// means Redis is slow or away; the hub then refuses with `cluster_unavailable` rather
+/// than queueing without bound.
+pub(crate) const ROUTER_BUFFER: usize = 8_192;
+/// Routing events handed to the hub per batch (one follow script per batch).
+const FOLLOW_BATCH: usize = 1_000;
+/// How long the follower's blocking read waits for a new event before looking again.
+const FOLLOW_BLOCK_MS: u64 = 1_000;
+/// Pause after a failed exchange with Redis before the next try.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Where the hub's display names of agents are kept, for the nodes of their customers.
+const AGENT_NAMES_KEY: &str = "{sb}:agent-names";
+/// A random id of the routing domain's life in this Redis (set once, `SET NX`): chat wire
+/// ids derive from it and the chat id, so both sides' nodes name a chat alike without
+/// asking, and a Redis that lost its data (ids start again) names chats anew.
+const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
+/// The code of every refusal that comes from Redis being unreachable or this node fenced.
+pub(crate) const UNAVAILABLE: &str = "cluster_unavailable";
+
+/// What the hub asks of Redis.
+pub(crate) enum RouterCall {
+    /// A routing transition; a refusal is told to `conn`, when given.
+    Op { op: RoutingOp, conn: Option<ConnId> },
+    /// Before an agent's `agent_online`: their display name, for their customers' nodes.
+    AgentName { agent: AgentId, name: String },
+    /// A chat message to stamp; `sender` is told a refusal.
+    Message {
+        chat: ChatId,
+        from: Party,
+        sender: Recipient,
+        id: String,
+        at: i64,
+        text: String,
+        client_id: Option<String>,
+    },
+    /// Typing or a draft for the chat's other side, if on another node.
+    Signal {
+        chat: ChatId,
+        from: Party,
+        what: NodeMessage,
+    },
+    /// The chat's messages after `after`, from its log.
+    Fill { chat: ChatId, after: u64 },
+}
+
+/// The hub's end of the link.
+pub(crate) struct Link {
+    pub node: String,
+    /// Names this process's joins (`<nonce>:<connection>`): connection ids restart with
+    /// the process, request ids must not.
+    pub nonce: String,
+    /// Each call with the hub's fencing generation: how many `ClusterFenced` it had
+    /// handled when it made the call. The router refuses a call made before the hub
+    /// learnt of a fence, so nothing a fenced node believed is acted on under its new
+    /// incarnation.
+    pub calls: mpsc::Sender<(u64, RouterCall)>,
+}
+
+/// Starts the router, follower and subscriber for the hub behind `hub`.
+/// `categories`: the store's, added to the routing domain whenever this node (re)joins.
+pub(crate) fn start(
+    cluster: &Cluster,
+    hub: mpsc::WeakSender<Command>,
+    categories: Vec<CategoryId>,
+    shutdown: CancellationToken,
+) -> Link {
+    let (calls, rx) = mpsc::channel(ROUTER_BUFFER);
+    tokio::spawn(router(cluster.clone(), rx, hub.clone(), categories, shutdown.clone()));
+    tokio::spawn(follower(cluster.clone(), hub.clone(), shutdown.clone()));
+    tokio::spawn(subscriber(cluster.clone(), hub, shutdown));
+    Link {
+        node: cluster.node_id().to_string(),
+        nonce: uuid::Uuid::new_v4().simple().to_string(),
+        calls,
+    }
+}
+
+/// Hands a command to the hub, unless it is gone.
+async fn tell(hub: &mpsc::WeakSender<Command>, command: Command) {
+    if let Some(tx) = hub.upgrade() {
+        let _ = tx.send(command).await;
+    }
+}
+
+fn refused(conn: Option<ConnId>, who: Option<Recipient>, code: &'static str, message: String, join: bool) -> Command {
+    Command::ClusterRefused {
+        conn,
+        who,
+        code,
+        message,
+        client_id: None,
+        join,
+    }
+}
+
+/// The code and words a caller is told for a failed call.
+fn refusal(e: &ClusterRoutingError) -> (&'static str, String) {
+    match e {
+        ClusterRoutingError::Refused(r) => (r.code(), r.to_string()),
+        ClusterRoutingError::Fenced => (UNAVAILABLE, "this node is rejoining the cluster; try again".into()),
+        other => (UNAVAILABLE, format!("the cluster cannot take this now: {other}")),
+    }
+}
+
+async fn router(
+    cluster: Cluster,
+    mut calls: mpsc::Receiver<(u64, RouterCall)>,
+    hub: mpsc::WeakSender<Command>,
+    categories: Vec<CategoryId>,
+    shutdown: CancellationToken,
+) {
+    let mut status = cluster.watch();
+    let mut redis = RedisRouting::new(cluster.conn(), cluster.node_id(), 0);
+    let mut conn = cluster.conn();
+    let mut held: Option<u64> = None;
+    // How many fences this router has told the hub of (see `Link::calls`).
+    let mut fences: u64 = 0;
+    loop {
+        let call = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = status.borrow_and_update().incarnation;
+                if now == held {
+                    continue;
+                }
+                if held.is_some() {
+                    // The lease was lost: whatever this node believed it held may have
+                    // been handed on. Its people reconnect; the node starts afresh.
+                    fences += 1;
+                    tell(&hub, Command::ClusterFenced).await;
+                }
+                held = now;
+                if let Some(incarnation) = now {
+                    redis.set_incarnation(incarnation);
+                    // A node restarted under the same id hands itself its previous
+                    // incarnation's people (their grace timers start here).
+                    if let Err(e) = redis.node_lost(cluster.node_id()).await {
+                        tracing::warn!(error = %e, "could not take back this node's previous people");
+                    }
+                    for category in &categories {
+                        match redis.add_category(category).await {
+                            Ok(_) | Err(ClusterRoutingError::Refused(_)) => {}
+                            Err(e) => tracing::warn!(error = %e, "could not add a category to the cluster's routing"),
+                        }
+                    }
+                }
+                continue;
+            }
+            call = calls.recv() => match call {
+                Some(call) => call,
+                None => return,
+            },
+        };
+        let (generation, call) = call;
+        // Made before the hub handled the last fence: for what the node believed then.
+        let member = held.filter(|_| status.borrow().usable() && generation == fences);
+        match call {
+            RouterCall::Op { op, conn: who } => {
+                let join = matches!(op, RoutingOp::Join { .. });
+                if member.is_none() {
+                    let message = "the cluster (Redis) is unavailable; try again shortly".to_string();
+                    tell(&hub, refused(who, None, UNAVAILABLE, message, join)).await;
+                    continue;
+                }
+                let mut result = op.run(&redis).await;
+                // A join whose answer was lost may have been applied: retried with the
+                // same request id, it gets the first answer and changes nothing.
+                if join && matches!(result, Err(ClusterRoutingError::Redis(_))) {
+                    result = op.run(&redis).await;
+                }
+                match result {
+                    Ok(_) | Err(ClusterRoutingError::NodeAlive) => {}
+                    Err(e) => {
+                        if matches!(e, ClusterRoutingError::Fenced) {
+                            fences += 1;
+                            tell(&hub, Command::ClusterFenced).await;
+                        }
+                        if who.is_none() {
+                            tracing::debug!(error = %e, ?op, "a routing call without a caller was refused");
+                        }
+                        let (code, message) = refusal(&e);
+                        tell(&hub, refused(who, None, code, message, join)).await;
+                    }
+                }
+            }
+            RouterCall::AgentName { agent, name } => {
+                let _: Result<(), _> = redis::cmd("HSET")
+                    .arg(AGENT_NAMES_KEY)
+                    .arg(&agent.0)
+                    .arg(&name)
+                    .query_async(&mut conn)
+                    .await;
+            }
+            RouterCall::Message {
+                chat,
+                from,
+                sender,
+                id,
+                at,
+                text,
+                client_id,
+            } => {
+                let Some(incarnation) = member else {
+                    let command = Command::ClusterRefused {
+                        conn: None,
+                        who: Some(sender),
+                        code: UNAVAILABLE,
+                        message: "the cluster (Redis) is unavailable; the message was not sent".into(),
+                        // The sender matches the refusal to their message by it.
+                        client_id,
+                        join: false,
+                    };
+                    tell(&hub, command).await;
+                    continue;
+                };
+                let sender_id = match &sender {
+                    Recipient::Customer(c) => c.0.to_string(),
+                    Recipient::Agent(a) => a.0.clone(),
+                    Recipient::Buddy(_) => continue,
+                };
+                let stamped = chat_log::append(
+                    &mut conn,
+                    cluster.node_id(),
+                    incarnation,
+                    chat,
+                    from,
+                    &sender_id,
+                    &id,
+                    at,
+                    &text,
+                    client_id.as_deref(),
+                )
+                .await;
+                match stamped {
+                    Ok(seq) => {
+                        let line = ChatLine {
+                            chat,
+                            seq,
+                            id,
+                            at,
+                            from,
+                            text,
+                            client_id,
+                        };
+                        tell(
+                            &hub,
+                            Command::ChatLines {
+                                lines: vec![line],
+                                filled: None,
+                            },
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        if matches!(e, ClusterRoutingError::Fenced) {
+                            fences += 1;
+                            tell(&hub, Command::ClusterFenced).await;
+                        }
+                        let (code, message) = refusal(&e);
+                        let command = Command::ClusterRefused {
+                            conn: None,
+                            who: Some(sender),
+                            code,
+                            message,
+                            client_id,
+                            join: false,
+                        };
+                        tell(&hub, command).await;
+                    }
+                }
+            }
+            RouterCall::Signal { chat, from, what } => {
+                let _ = chat_log::signal(&mut conn, cluster.node_id(), chat, from, &what).await;
+            }
+            RouterCall::Fill { chat, after } => {
+                let lines = match chat_log::read_after(&mut conn, chat, after).await {
+                    Ok(lines) => lines,
+                    Err(e) => {
+                        tracing::warn!(chat = chat.0, error = %e, "could not read a chat's log to fill a gap");
+                        vec![]
+                    }
+                };
+                tell(
+                    &hub,
+                    Command::ChatLines {
+                        lines,
+                        filled: Some(chat),
+                    },
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// A connection of the follower's own: its blocking reads must not hold up the node's
+/// shared connection, and may wait longer than its 1 s timeout.
+fn blocking_conn(cluster: &Cluster) -> redis::RedisResult<ConnectionManager> {
+    let wait = Duration::from_millis(FOLLOW_BLOCK_MS * 3);
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(wait))
+        .set_response_timeout(Some(wait))
+        .set_number_of_retries(1);
+    ConnectionManager::new_lazy_with_config(cluster.client().clone(), config)
+}
+
+async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: CancellationToken) {
+    let mut conn = match blocking_conn(&cluster) {
+        Ok(conn) => conn,
+        Err(e) => return tracing::error!(error = %e, "cannot open the routing events follower's connection"),
+    };
+    // The cluster's id first: the hub names chats with it.
+    loop {
+        let id = uuid::Uuid::new_v4().to_string();
+        let got: Result<String, _> = async {
+            let _: Option<String> = redis::cmd("SET")
+                .arg(CLUSTER_ID_KEY)
+                .arg(&id)
+                .arg("NX")
+                .query_async(&mut conn)
+                .await?;
+            redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(&mut conn).await
+        }
+        .await;
+        match got {
+            Ok(cluster_id) => {
+                tell(&hub, Command::ClusterStarted { cluster_id }).await;
+                break;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster's id; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETRY_PAUSE) => {}
+        }
+    }
+    let (mut last, mut seen) = ("0-0".to_string(), 0u64);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let pause = match follow(&mut conn, &last, seen, FOLLOW_BATCH).await {
+            Ok(Some(events)) if !events.is_empty() => {
+                last.clone_from(&events.last().expect("not empty").id);
+                seen += events.len() as u64;
+                let agent_names = agent_names(&mut conn, &events).await;
+                tell(&hub, Command::RoutingEvents { events, agent_names }).await;
+                continue;
+            }
+            Ok(Some(_)) => {
+                // Nothing new: wait on the stream itself (returns at the next entry).
+                let woke: Result<redis::Value, _> = redis::cmd("XREAD")
+                    .arg("BLOCK")
+                    .arg(FOLLOW_BLOCK_MS)
+                    .arg("COUNT")
+                    .arg(1)
+                    .arg("STREAMS")
+                    .arg(EVENTS_KEY)
+                    .arg(&last)
+                    .query_async(&mut conn)
+                    .await;
+                if woke.is_ok() {
+                    continue;
+                }
+                RETRY_PAUSE
+            }
+            Ok(None) => {
+                // Not built: rebuilding the replica from a snapshot (docs/cluster.md §12).
+                tracing::error!(
+                    "the routing events this node had not read were trimmed away (or Redis lost its data): \
+                     this node's view of the routing is stale; restart it"
+                );
+                Duration::from_secs(5)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the routing events; retrying");
+                RETRY_PAUSE
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// The display names of the agents these events bring online.
+async fn agent_names(conn: &mut ConnectionManager, events: &[RoutingEvent]) -> Vec<(AgentId, String)> {
+    let agents: Vec<&String> = events
+        .iter()
+        .filter(|e| matches!(e.transition.as_str(), "agent_online" | "agent_resumed"))
+        .filter_map(|e| e.args.first())
+        .collect();
+    if agents.is_empty() {
+        return vec![];
+    }
+    let names: Vec<Option<String>> = match redis::cmd("HMGET")
+        .arg(AGENT_NAMES_KEY)
+        .arg(&agents)
+        .query_async(conn)
+        .await
+    {
+        Ok(names) => names,
+        Err(_) => return vec![],
+    };
+    agents
+        .into_iter()
+        .zip(names)
+        .filter_map(|(a, n)| Some((AgentId(a.clone()), n?)))
+        .collect()
+}
+
+async fn subscriber(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: CancellationToken) {
+    let channel = chat_log::node_channel(cluster.node_id());
+    let mut subscribed_before = false;
+    loop {
+        let subscription = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut pubsub = cluster.client().get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        });
+        let pubsub = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = subscription => s.ok().and_then(Result::ok),
+        };
+        if let Some(mut pubsub) = pubsub {
+            if subscribed_before {
+                // Messages published while the subscription was cut are in the chats' logs.
+                tracing::info!("subscribed to this node's chat channel again; re-reading its chats' logs");
+                tell(&hub, Command::ChatResync).await;
+            }
+            subscribed_before = true;
+            let mut messages = pubsub.on_message();
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    m = messages.next() => m,
+                };
+                let Some(message) = message else {
+                    tracing::warn!("this node's chat channel subscription was cut; subscribing again");
+                    break;
+                };
+                let parsed = message
+                    .get_payload::<String>()
+                    .ok()
+                    .and_then(|p| chat_log::parse_node_message(&p));
+                match parsed {
+                    Some(NodeMessage::Line(line)) => {
+                        tell(
+                            &hub,
+                            Command::ChatLines {
+                                lines: vec![line],
+                                filled: None,
+                            },
+                        )
+                        .await
+                    }
+                    Some(signal) => tell(&hub, Command::ChatSignal(signal)).await,
+                    None => tracing::warn!("ignored a malformed message on this node's chat channel"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETRY_PAUSE) => {}
+        }
+    }
+}
+
+/// The reaper's hook (`cluster::lease`): a dead node's people are handed to this node
+/// by the `node_lost` routing script; their grace timers start here when this node's
+/// replica replays it.
+pub struct RoutingHandover {
+    cluster: std::sync::OnceLock<Cluster>,
+}
+
+impl RoutingHandover {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            cluster: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Once the cluster is started (the hook exists before it).
+    pub fn attach(&self, cluster: Cluster) {
+        let _ = self.cluster.set(cluster);
+    }
+}
+
+#[async_trait::async_trait]
+impl NodeLost for RoutingHandover {
+    async fn node_lost(&self, node: &str, _incarnation: Option<u64>) -> Result<(), String> {
+        let cluster = self.cluster.get().ok_or("the cluster is not started yet")?;
+        let incarnation = cluster.status().incarnation.ok_or("this node holds no lease")?;
+        let redis = RedisRouting::new(cluster.conn(), cluster.node_id(), incarnation);
+        match redis.node_lost(node).await {
+            Ok(applied) => {
+                tracing::warn!(
+                    dead = node,
+                    handed_over = applied.decisions.len(),
+                    "took over a dead node's people: their grace period runs here"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Carrying out the routing core's decisions (on one node, and a cluster node's replica
+//! alike): frames to the people they name, chats opened and closed with their archive
+//! events, grace timers, forgotten visits. Split out of `service.rs` by concern.
+
+use uuid::Uuid;
+
+use super::{ChatLog, EndedVisit, HubState, TRANSCRIPT_LIMIT};
+use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal};
+use crate::hub::delivery::Recipient;
+use crate::hub::transcript::Transcript;
+use crate::hub::{Command, after, now_ms};
+use crate::protocol::{From, ServerFrame};
+use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
+
+impl HubState {
+    pub(in crate::hub) fn apply(&mut self, out: Vec<Decision>) {
+        for decision in out {
+            self.apply_one(decision);
+        }
+    }
+
+    fn apply_one(&mut self, decision: Decision) {
+        match decision {
+            Decision::Queued {
+                customer,
+                category,
+                place,
+                requeued,
+            } => {
+                self.send(
+                    Recipient::Customer(customer),
+                    &ServerFrame::Queued {
+                        category: category.0,
+                        place,
+                        requeued,
+                    },
+                );
+            }
+            Decision::PlaceChanged { customer, place } => {
+                self.send(Recipient::Customer(customer), &ServerFrame::Place { place });
+            }
+            Decision::Paired {
+                chat,
+                customer,
+                agent,
+                category,
+                ..
+            } => {
+                self.routes_counter.increment(1);
+                self.open_chat(chat, customer, agent, category);
+            }
+            Decision::ChatEnded {
+                chat,
+                customer,
+                agent,
+                ended_by,
+                reason,
+            } => {
+                let (by, wire_reason, end) = match (ended_by, reason) {
+                    (_, ChatEnd::Shutdown) => (From::System, "shutdown", EndReason::Shutdown),
+                    (_, ChatEnd::CustomerGone) => (From::System, "customer_gone", EndReason::Disconnect),
+                    (Party::Customer, ChatEnd::Ended) => (From::Customer, "ended", EndReason::Ended),
+                    (Party::Agent, ChatEnd::Ended) => (From::Agent, "ended", EndReason::Ended),
+                    (Party::System, ChatEnd::Ended) => (From::System, "ended", EndReason::Ended),
+                };
+                let side = match by {
+                    From::Customer => Side::Customer,
+                    From::Agent => Side::Agent,
+                    _ => Side::System,
+                };
+                // A customer away (reloading) when the chat ends gets it, and how it ended, on resume.
+                let away = reason == ChatEnd::Ended && self.customers.get(&customer).is_some_and(|c| c.conn.is_none());
+                let kept = if away {
+                    self.snapshot(chat, Party::Customer, 0)
+                } else {
+                    None
+                };
+                self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
+                if let (Some(snapshot), Some(info)) = (kept, self.customers.get(&customer)) {
+                    let ended = ServerFrame::ChatEnded {
+                        chat_id: snapshot.chat_id.clone(),
+                        ended_by: by,
+                        reason: wire_reason,
+                    };
+                    let token = info.token.clone();
+                    let visit = EndedVisit {
+                        name: info.name.clone(),
+                        chat: snapshot,
+                        ended,
+                    };
+                    self.ended_visits.insert(token.clone(), visit);
+                    after(
+                        &self.timers,
+                        self.settings.resume_grace,
+                        Command::ForgetEndedVisit { token },
+                    );
+                }
+                self.forget_customer(customer);
+            }
+            Decision::ChatWithdrawn { chat, customer, agent } => {
+                let disabled = !self.agents.contains_key(&agent) || self.agents[&agent].conn.is_some();
+                let end = if disabled {
+                    EndReason::Expiry
+                } else {
+                    EndReason::Disconnect
+                };
+                self.close_chat(
+                    chat,
+                    customer,
+                    Some(&agent),
+                    From::System,
+                    "agent_gone",
+                    Side::System,
+                    end,
+                );
+            }
+            Decision::Dequeued { customer, reason } => {
+                let (wire, message) = match reason {
+                    Removal::Left => ("left", "you left the queue".to_string()),
+                    Removal::CategoryRemoved => ("category_removed", "this service category was removed".to_string()),
+                };
+                self.send(
+                    Recipient::Customer(customer),
+                    &ServerFrame::Removed { reason: wire, message },
+                );
+                if reason == Removal::CategoryRemoved {
+                    self.delivery
+                        .close(&Recipient::Customer(customer), 1000, "category removed");
+                }
+                self.forget_customer(customer);
+            }
+            Decision::CustomerAway { chat, agent } => {
+                let frame = ServerFrame::PeerAway {
+                    chat_id: self.wire(chat),
+                    grace_secs: self.settings.resume_grace.as_secs_f64(),
+                };
+                self.send(Recipient::Agent(agent), &frame);
+            }
+            Decision::CustomerBack { chat, agent } => {
+                self.send(
+                    Recipient::Agent(agent),
+                    &ServerFrame::PeerBack {
+                        chat_id: self.wire(chat),
+                    },
+                );
+            }
+            Decision::AgentAway { chat, customer } => {
+                let frame = ServerFrame::PeerAway {
+                    chat_id: self.wire(chat),
+                    grace_secs: self.settings.resume_grace.as_secs_f64(),
+                };
+                self.send(Recipient::Customer(customer), &frame);
+            }
+            Decision::AgentBack { chat, customer } => {
+                self.send(
+                    Recipient::Customer(customer),
+                    &ServerFrame::PeerBack {
+                        chat_id: self.wire(chat),
+                    },
+                );
+            }
+            Decision::CustomerGraceStarted { customer, epoch } => {
+                after(
+                    &self.timers,
+                    self.settings.resume_grace,
+                    Command::CustomerGraceExpired { customer, epoch },
+                );
+            }
+            Decision::AgentGraceStarted { agent, epoch } => {
+                after(
+                    &self.timers,
+                    self.settings.resume_grace,
+                    Command::AgentGraceExpired { agent, epoch },
+                );
+            }
+            Decision::WaitingChanged { category, .. } => {
+                self.dirty_waiting.insert(category);
+            }
+        }
+    }
+
+    pub(super) fn open_chat(&mut self, chat: ChatId, customer: CustomerId, agent: AgentId, category: CategoryId) {
+        // In a cluster a node opens only chats one of whose sides it holds; the other
+        // side's name comes from the events stream (`cluster::ClusterState`).
+        let Some(info) = self.chat_customer_info(customer, &agent) else {
+            return;
+        };
+        let archived_here = self.customers.contains_key(&customer);
+        let wire_id = match &self.cluster {
+            Some(cluster) => cluster.wire_id(chat),
+            None => Uuid::now_v7().to_string(),
+        };
+        let agent_name = self
+            .agents
+            .get(&agent)
+            .map(|a| a.account.display_name.clone())
+            .or_else(|| self.cluster.as_ref().and_then(|c| c.agent_name(&agent)))
+            .unwrap_or_default();
+        let started_at = now_ms();
+        // Routing opens no more chats than the archive has room for (see `refresh_pairing_room`).
+        if archived_here {
+            self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
+                id: wire_id.clone(),
+                kind: ConversationKind::Service,
+                category: Some(category.0.clone()),
+                customer_name: info.name.clone(),
+                agent_id: agent.0.clone(),
+                agent_name: agent_name.clone(),
+                queued_at: info.queued_at,
+                paired_at: started_at,
+            }));
+        }
+        let category_name = self
+            .category_names
+            .get(&category.0)
+            .cloned()
+            .unwrap_or_else(|| category.0.clone());
+        let to_customer = ServerFrame::ChatStarted {
+            chat_id: wire_id.clone(),
+            category: category.0.clone(),
+            category_name: category_name.clone(),
+            peer_name: agent_name.clone(),
+            started_at,
+            video_request: false,
+        };
+        let to_agent = ServerFrame::ChatStarted {
+            chat_id: wire_id.clone(),
+            category: category.0.clone(),
+            category_name,
+            peer_name: info.name.clone(),
+            started_at,
+            video_request: info.video,
+        };
+        self.chats.insert(
+            chat,
+            ChatLog {
+                wire_id: wire_id.clone(),
+                category,
+                customer,
+                agent: agent.clone(),
+                customer_name: info.name.clone(),
+                agent_name,
+                started_at,
+                transcript: Transcript::new(TRANSCRIPT_LIMIT),
+                archived_here,
+            },
+        );
+        self.chat_by_wire.insert(wire_id, chat);
+        self.send(Recipient::Customer(customer), &to_customer);
+        self.send(Recipient::Agent(agent), &to_agent);
+        if self.cluster.is_some() {
+            // A first message may have been published before this node saw the pairing.
+            self.fill(chat, 0);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn close_chat(
+        &mut self,
+        chat: ChatId,
+        customer: CustomerId,
+        agent: Option<&AgentId>,
+        by: From,
+        reason: &'static str,
+        side: Side,
+        end: EndReason,
+    ) {
+        let Some(log) = self.chats.remove(&chat) else { return };
+        self.chat_by_wire.remove(&log.wire_id);
+        if let Some(cluster) = &mut self.cluster {
+            cluster.chat_closed(chat);
+        }
+        if log.archived_here {
+            self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
+                id: log.wire_id.clone(),
+                ended_at: now_ms(),
+                ended_by: side,
+                reason: end,
+            }));
+        }
+        let frame = ServerFrame::ChatEnded {
+            chat_id: log.wire_id,
+            ended_by: by,
+            reason,
+        };
+        self.send(Recipient::Customer(customer), &frame);
+        if let Some(agent) = agent {
+            self.send(Recipient::Agent(agent.clone()), &frame);
+        }
+    }
+
+    /// A customer whose visit is over: their token no longer resumes; their connection may join again.
+    pub(super) fn forget_customer(&mut self, customer: CustomerId) {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.forget_customer(customer);
+        }
+        if let Some(info) = self.customers.remove(&customer) {
+            self.tokens.remove(&info.token);
+            if let Some(conn) = info.conn {
+                self.delivery.detach(&Recipient::Customer(customer), conn);
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    entry.who = None;
+                }
+            }
+        }
+    }
+}
