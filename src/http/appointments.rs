@@ -6,14 +6,14 @@
 //! is decided by the store's unique key, never here: this module only retries another
 //! free representative when the store refuses the first.
 //!
-//! Not here yet: the confirmation and cancellation mail (with their ICS attachments,
-//! `appointments::ics`) go through the outbox of the mail work; [`Booked`] and the
-//! cancellations are the points to write it from.
+//! The confirmation and cancellation mail (`appointments::mails`) are written by the same
+//! store call as the booking or cancellation (the outbox); a worker sends them
+//! (`appointments::mailer`).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -26,6 +26,7 @@ use super::error::ErrorDetail;
 use super::responses::{AdminsOnly, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
+use crate::appointments::mails;
 use crate::core::guesses::{FailedGuesses, GuessLimit};
 use crate::core::names::checked_name;
 use crate::core::representatives::{Candidate, choose};
@@ -144,6 +145,26 @@ fn calendar(state: &AppState) -> Calendar {
         state.settings.appointment_hours.clone(),
         notice,
     )
+}
+
+/// What the desk's mails share: its zone and its From address.
+fn desk(state: &AppState) -> mails::Desk<'_> {
+    mails::Desk {
+        zone: &state.settings.appointment_zone,
+        organizer: mails::address_of(&state.settings.mail_from),
+    }
+}
+
+/// The desk's public address for links in mail: `PUBLIC_URL`, else what the request was sent to.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.settings.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
 }
 
 fn zone_name(state: &AppState) -> String {
@@ -364,6 +385,7 @@ fn valid_comment(raw: Option<String>) -> Result<String, Refusal> {
 async fn book(
     State(state): State<AppState>,
     ip: ClientIp,
+    headers: HeaderMap,
     body: Result<Json<BookingRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Booked>), Refusal> {
     // Counted before the work, so bookings sent side by side cannot all pass the check
@@ -377,7 +399,7 @@ async fn book(
             .with(|t| t.take(key, now))
             .map_err(Refusal::Throttled)?;
     }
-    let made = book_checked(&state, body).await;
+    let made = book_checked(&state, &base_url(&state, &headers), body).await;
     if throttled && made.is_err() {
         state.booking_throttle.with(|t| t.give_back(&key));
     }
@@ -386,6 +408,7 @@ async fn book(
 
 async fn book_checked(
     state: &AppState,
+    base_url: &str,
     body: Result<Json<BookingRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Booked>), Refusal> {
     let Json(body) = body?;
@@ -439,7 +462,9 @@ async fn book_checked(
             break;
         };
         appointment.representative_id = chosen.id.clone();
-        match state.store.book_appointment(appointment.clone()).await {
+        let cancel_url = format!("{base_url}/cancel.html?token={token}");
+        let mail = mails::confirmation(&desk(state), &appointment, &chosen.display_name, &cancel_url, Timestamp::now());
+        match state.store.book_appointment_with_mail(appointment.clone(), mail).await {
             Ok(()) => {
                 metrics::counter!("switchboard_appointments_booked_total").increment(1);
                 let booked = Booked {
@@ -592,8 +617,21 @@ async fn cancel_by_token(
 ) -> Result<Json<CancelOutcome>, Refusal> {
     let Json(body) = body?;
     let a = by_token(&state, &body.token).await?;
-    let done = state.store.cancel_appointment(&a.id, crate::hub::now_ms()).await?;
+    let done = cancel_with_mail(&state, a).await?;
     Ok(Json(outcome(&state, done)))
+}
+
+/// Cancels `a` (as read) and writes its cancellation mail with it.
+async fn cancel_with_mail(state: &AppState, a: Appointment) -> Result<Cancellation, Refusal> {
+    let mut cancelled = a;
+    cancelled.status = AppointmentStatus::Cancelled;
+    // The store raises the sequence by one when it cancels; the mail announces that one.
+    cancelled.sequence += 1;
+    let mail = mails::cancellation(&desk(state), &cancelled, Timestamp::now());
+    Ok(state
+        .store
+        .cancel_appointment_with_mail(&cancelled.id, crate::hub::now_ms(), mail)
+        .await?)
 }
 
 fn outcome(state: &AppState, done: Cancellation) -> CancelOutcome {
@@ -738,7 +776,7 @@ async fn cancel_as_staff(state: &AppState, me: &Account, id: &str) -> Result<Jso
     if me.role != Role::Admin && a.representative_id != me.id {
         return Err(Refusal::Api(ApiError::NotFound("appointment")));
     }
-    let done = state.store.cancel_appointment(id, crate::hub::now_ms()).await?;
+    let done = cancel_with_mail(state, a).await?;
     Ok(Json(outcome(state, done)))
 }
 

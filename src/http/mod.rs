@@ -8,6 +8,8 @@ pub mod access;
 pub mod admin;
 // appointments (issue 17)
 pub mod appointments;
+// appointment mail outbox (issue 17): the admins' listing
+pub mod outbox;
 pub mod error;
 pub mod history;
 pub mod listener;
@@ -175,6 +177,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(join::router())
         // appointments (issue 17): public booking, the agent's day, admins' list
         .merge(appointments::router())
+        .merge(outbox::router())
         .split_for_parts()
 }
 
