@@ -6,6 +6,7 @@ mod archive;
 mod auth;
 // appointments (issue 17)
 mod appointments;
+mod appointment_mail;
 mod bad_input;
 mod buddy;
 mod chat;
