@@ -995,15 +995,27 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
     assert_eq!(store.mail("ap1.confirmation").await.unwrap(), m1);
     assert!(matches!(
         store
-            .book_appointment_with_mail(appointment("ap2", "ann", NINE), mail("ap2", MailPurpose::Confirmation, 1_001))
+            .book_appointment_with_mail(
+                appointment("ap2", "ann", NINE),
+                mail("ap2", MailPurpose::Confirmation, 1_001)
+            )
             .await,
         Err(StoreError::Conflict)
     ));
-    assert!(matches!(store.mail("ap2.confirmation").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.mail("ap2.confirmation").await,
+        Err(StoreError::NotFound)
+    ));
 
     let c1 = mail("ap1", MailPurpose::Cancellation, 2_000);
-    let done = store.cancel_appointment_with_mail("ap1", 2_000, c1.clone()).await.unwrap();
-    assert!(matches!(done, Cancellation::Cancelled(ref a) if a.sequence == 1), "{done:?}");
+    let done = store
+        .cancel_appointment_with_mail("ap1", 2_000, c1.clone())
+        .await
+        .unwrap();
+    assert!(
+        matches!(done, Cancellation::Cancelled(ref a) if a.sequence == 1),
+        "{done:?}"
+    );
     let mut other = c1.clone();
     other.subject = "a second cancellation".to_string();
     let again = store.cancel_appointment_with_mail("ap1", 3_000, other).await.unwrap();
@@ -1020,7 +1032,10 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
 async fn twenty_concurrent_bookings_with_mail_leave_one_mail(store: &dyn Store) {
     let attempts = (0..20).map(|i| {
         let id = format!("race{i:02}");
-        store.book_appointment_with_mail(appointment(&id, "ann", NINE), mail(&id, MailPurpose::Confirmation, 1_000))
+        store.book_appointment_with_mail(
+            appointment(&id, "ann", NINE),
+            mail(&id, MailPurpose::Confirmation, 1_000),
+        )
     });
     let results = futures_util::future::join_all(attempts).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
@@ -1036,7 +1051,10 @@ async fn concurrent_claimers_never_share_a_mail(store: &dyn Store) {
     for i in 0..12 {
         let id = format!("ap{i:02}");
         store
-            .book_appointment_with_mail(appointment(&id, "ann", NINE + i * HOUR), mail(&id, MailPurpose::Confirmation, 1_000 + i))
+            .book_appointment_with_mail(
+                appointment(&id, "ann", NINE + i * HOUR),
+                mail(&id, MailPurpose::Confirmation, 1_000 + i),
+            )
             .await
             .unwrap();
     }
@@ -1056,14 +1074,27 @@ async fn concurrent_claimers_never_share_a_mail(store: &dyn Store) {
             }
         }
     });
-    let mut claimed: Vec<String> = futures_util::future::join_all(claimers).await.into_iter().flatten().collect();
+    let mut claimed: Vec<String> = futures_util::future::join_all(claimers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     claimed.sort();
     let mut expected: Vec<String> = (0..12).map(|i| format!("ap{i:02}.confirmation")).collect();
     expected.sort();
     assert_eq!(claimed, expected);
     // Held while the lease runs, free when it has run out.
-    assert!(store.claim_mails("late", now + 59_999, now + 120_000, 50).await.unwrap().is_empty());
-    let retaken = store.claim_mails("late", now + 60_000, now + 120_000, 50).await.unwrap();
+    assert!(
+        store
+            .claim_mails("late", now + 59_999, now + 120_000, 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retaken = store
+        .claim_mails("late", now + 60_000, now + 120_000, 50)
+        .await
+        .unwrap();
     assert_eq!(retaken.len(), 12);
     assert!(retaken.iter().all(|m| m.claimed_by.as_deref() == Some("late")));
 }
@@ -1074,15 +1105,33 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     for id in ["ap1", "ap2"] {
         let start = if id == "ap1" { NINE } else { NINE + HOUR };
         store
-            .book_appointment_with_mail(appointment(id, "ann", start), mail(id, MailPurpose::Confirmation, 1_000))
+            .book_appointment_with_mail(
+                appointment(id, "ann", start),
+                mail(id, MailPurpose::Confirmation, 1_000),
+            )
             .await
             .unwrap();
     }
     let claimed = store.claim_mails("a", 5_000, 65_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
-    assert!(!store.finish_mail("ap1.confirmation", "b", MailOutcome::Sent { at: 6_000 }).await.unwrap());
-    assert!(store.finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 6_000 }).await.unwrap());
-    assert!(!store.finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 7_000 }).await.unwrap());
+    assert!(
+        !store
+            .finish_mail("ap1.confirmation", "b", MailOutcome::Sent { at: 6_000 })
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 6_000 })
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 7_000 })
+            .await
+            .unwrap()
+    );
     let sent = store.mail("ap1.confirmation").await.unwrap();
     assert_eq!((sent.status, sent.sent_at), (MailStatus::Sent, Some(6_000)));
     assert!(matches!(
@@ -1104,16 +1153,36 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     assert!(store.claim_mails("b", 19_999, 80_000, 10).await.unwrap().is_empty());
     let again = store.claim_mails("b", 20_000, 80_000, 10).await.unwrap();
     assert_eq!(again.len(), 1);
-    assert!(!store.finish_mail("ap2.confirmation", "a", MailOutcome::Sent { at: 20_001 }).await.unwrap());
+    assert!(
+        !store
+            .finish_mail("ap2.confirmation", "a", MailOutcome::Sent { at: 20_001 })
+            .await
+            .unwrap()
+    );
     let dead = MailOutcome::Dead {
         error: "mailbox unknown".to_string(),
     };
     assert!(store.finish_mail("ap2.confirmation", "b", dead).await.unwrap());
-    assert!(store.claim_mails("c", 1_000_000, 2_000_000, 10).await.unwrap().is_empty());
-    let (dead, total) = store.mails(Some(MailStatus::Dead), Page { offset: 0, limit: 10 }).await.unwrap();
+    assert!(
+        store
+            .claim_mails("c", 1_000_000, 2_000_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (dead, total) = store
+        .mails(Some(MailStatus::Dead), Page { offset: 0, limit: 10 })
+        .await
+        .unwrap();
     assert_eq!(total, 1);
-    assert_eq!((dead[0].attempts, dead[0].last_error.as_deref()), (2, Some("mailbox unknown")));
-    let (_, sent_total) = store.mails(Some(MailStatus::Sent), Page { offset: 0, limit: 10 }).await.unwrap();
+    assert_eq!(
+        (dead[0].attempts, dead[0].last_error.as_deref()),
+        (2, Some("mailbox unknown"))
+    );
+    let (_, sent_total) = store
+        .mails(Some(MailStatus::Sent), Page { offset: 0, limit: 10 })
+        .await
+        .unwrap();
     assert_eq!(sent_total, 1);
 }
 

@@ -103,7 +103,9 @@ impl Worker {
                              failed after the mail was written)"
                     .to_string();
                 tracing::warn!(mail = %mail.id, "{error}");
-                self.store.finish_mail(&mail.id, &self.node, MailOutcome::Dead { error }).await?;
+                self.store
+                    .finish_mail(&mail.id, &self.node, MailOutcome::Dead { error })
+                    .await?;
             }
             // Else leave the claim to run out and look again then.
             return Ok(());

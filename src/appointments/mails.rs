@@ -66,7 +66,15 @@ pub fn when(desk: &Desk<'_>, a: &Appointment) -> String {
     )
 }
 
-fn attachment(desk: &Desk<'_>, a: &Appointment, method: Method, sequence: u32, now: Timestamp, text: &str, url: &str) -> MailAttachment {
+fn attachment(
+    desk: &Desk<'_>,
+    a: &Appointment,
+    method: Method,
+    sequence: u32,
+    now: Timestamp,
+    text: &str,
+    url: &str,
+) -> MailAttachment {
     let uid = uid(&a.id, &desk.organizer);
     let body = ics::render(&Invitation {
         uid: &uid,
@@ -93,7 +101,14 @@ fn attachment(desk: &Desk<'_>, a: &Appointment, method: Method, sequence: u32, n
     }
 }
 
-fn pending(a: &Appointment, purpose: MailPurpose, subject: String, text: String, ics: MailAttachment, now: Millis) -> OutboxMail {
+fn pending(
+    a: &Appointment,
+    purpose: MailPurpose,
+    subject: String,
+    text: String,
+    ics: MailAttachment,
+    now: Millis,
+) -> OutboxMail {
     OutboxMail {
         id: mail_id(&a.id, purpose),
         appointment_id: a.id.clone(),
@@ -115,7 +130,13 @@ fn pending(a: &Appointment, purpose: MailPurpose, subject: String, text: String,
 
 /// The confirmation of booked appointment `a` with `representative`; `cancel_url` is the
 /// absolute cancel link (with its token), which is also the appointment's page.
-pub fn confirmation(desk: &Desk<'_>, a: &Appointment, representative: &str, cancel_url: &str, now: Timestamp) -> OutboxMail {
+pub fn confirmation(
+    desk: &Desk<'_>,
+    a: &Appointment,
+    representative: &str,
+    cancel_url: &str,
+    now: Timestamp,
+) -> OutboxMail {
     let when = when(desk, a);
     let text = format!(
         "Hello {name},\n\nyour video appointment is booked.\n\nWhen: {when}\n\
@@ -178,12 +199,26 @@ mod tests {
             zone: &zone,
             organizer: "desk@example.org".to_string(),
         };
-        let mail = confirmation(&desk, &booked(), "Rita", "https://desk.example/cancel.html?token=t", Timestamp::now());
-        assert!(mail.text.contains("10:00–11:00 Europe/Berlin (2030-03-31 08:00–09:00 UTC)"), "{}", mail.text);
+        let mail = confirmation(
+            &desk,
+            &booked(),
+            "Rita",
+            "https://desk.example/cancel.html?token=t",
+            Timestamp::now(),
+        );
+        assert!(
+            mail.text
+                .contains("10:00–11:00 Europe/Berlin (2030-03-31 08:00–09:00 UTC)"),
+            "{}",
+            mail.text
+        );
         assert!(mail.text.contains("https://desk.example/cancel.html?token=t"));
         assert_eq!(mail.id, "a1.confirmation");
         let ics = &mail.attachments[0].content;
-        assert!(ics.contains("METHOD:REQUEST") && ics.contains("UID:appointment-a1@example.org"), "{ics}");
+        assert!(
+            ics.contains("METHOD:REQUEST") && ics.contains("UID:appointment-a1@example.org"),
+            "{ics}"
+        );
         assert_eq!(message_id(&mail.id, &desk.organizer), "a1.confirmation@example.org");
     }
 

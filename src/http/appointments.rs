@@ -463,7 +463,13 @@ async fn book_checked(
         };
         appointment.representative_id = chosen.id.clone();
         let cancel_url = format!("{base_url}/cancel.html?token={token}");
-        let mail = mails::confirmation(&desk(state), &appointment, &chosen.display_name, &cancel_url, Timestamp::now());
+        let mail = mails::confirmation(
+            &desk(state),
+            &appointment,
+            &chosen.display_name,
+            &cancel_url,
+            Timestamp::now(),
+        );
         match state.store.book_appointment_with_mail(appointment.clone(), mail).await {
             Ok(()) => {
                 metrics::counter!("switchboard_appointments_booked_total").increment(1);

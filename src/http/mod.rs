@@ -9,10 +9,10 @@ pub mod admin;
 // appointments (issue 17)
 pub mod appointments;
 // appointment mail outbox (issue 17): the admins' listing
-pub mod outbox;
 pub mod error;
 pub mod history;
 pub mod listener;
+pub mod outbox;
 pub mod public;
 pub mod responses;
 // ---- rooms and 1-to-1 video (issue 16) ----

@@ -98,7 +98,16 @@ async fn list(
             format!("limit must be from 1 to {MAX_PAGE}"),
         ));
     }
-    let (items, total) = state.store.mails(q.status, Page { offset: q.offset, limit }).await?;
+    let (items, total) = state
+        .store
+        .mails(
+            q.status,
+            Page {
+                offset: q.offset,
+                limit,
+            },
+        )
+        .await?;
     Ok(Json(MailPage {
         total,
         items: items.into_iter().map(MailView::from).collect(),

@@ -497,7 +497,11 @@ impl Store for MemoryStore {
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
         self.with(|s| {
-            let mut hits: Vec<&OutboxMail> = s.mails.iter().filter(|m| status.is_none_or(|st| m.status == st)).collect();
+            let mut hits: Vec<&OutboxMail> = s
+                .mails
+                .iter()
+                .filter(|m| status.is_none_or(|st| m.status == st))
+                .collect();
             hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
             Ok(one_page(hits, page))
         })

@@ -77,11 +77,18 @@ impl OutboxMail {
 /// How a sending attempt ended, for [`super::Store::finish_mail`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailOutcome {
-    Sent { at: Millis },
+    Sent {
+        at: Millis,
+    },
     /// Try again at `retry_at`.
-    Retry { error: String, retry_at: Millis },
+    Retry {
+        error: String,
+        retry_at: Millis,
+    },
     /// No more attempts.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
 }
 
 /// `outcome` applied to a pending, claimed mail: the claim ends, and the mail is sent,

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use jiff::{Timestamp, ToSpan};
 use serde_json::{Value, json};
-use switchboard::store::{EmbeddedStore, SharedStore};
+use switchboard::store::{EmbeddedStore, MongoStore, SharedStore};
 
-use crate::archive::{TempDir, free_port};
+use crate::archive::{TempDir, free_port, mongo_uri};
 use crate::common::*;
 use crate::durability::wait_until_the_store_is_open;
 
@@ -98,7 +98,10 @@ fn parse(raw: &str) -> Mail {
         .expect("a parsable mail");
     let calendar_part = message
         .attachments()
-        .find(|p| p.content_type().is_some_and(|c| c.c_type == "text" && c.subtype() == Some("calendar")))
+        .find(|p| {
+            p.content_type()
+                .is_some_and(|c| c.c_type == "text" && c.subtype() == Some("calendar"))
+        })
         .expect("a text/calendar part");
     let ct = calendar_part.content_type().unwrap();
     Mail {
@@ -111,7 +114,12 @@ fn parse(raw: &str) -> Mail {
             .to_string(),
         text: message.body_text(0).unwrap_or_default().to_string(),
         calendar: String::from_utf8(calendar_part.contents().to_vec()).unwrap(),
-        calendar_type: format!("{}/{} method={}", ct.c_type, ct.subtype().unwrap_or(""), ct.attribute("method").unwrap_or("")),
+        calendar_type: format!(
+            "{}/{} method={}",
+            ct.c_type,
+            ct.subtype().unwrap_or(""),
+            ct.attribute("method").unwrap_or("")
+        ),
     }
 }
 
@@ -205,9 +213,13 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
     // When, in the desk's zone and in UTC.
     let local = start_ts.to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap());
     assert!(
-        confirmation.text.contains(&format!("{}–", local.strftime("%Y-%m-%d %H:%M")))
+        confirmation
+            .text
+            .contains(&format!("{}–", local.strftime("%Y-%m-%d %H:%M")))
             && confirmation.text.contains(" Europe/Berlin (")
-            && confirmation.text.contains(&format!("({}–", start_ts.strftime("%Y-%m-%d %H:%M"))),
+            && confirmation
+                .text
+                .contains(&format!("({}–", start_ts.strftime("%Y-%m-%d %H:%M"))),
         "{}",
         confirmation.text
     );
@@ -221,14 +233,22 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
         .to_string();
     assert!(link.starts_with(&hub.url("/cancel.html?token=")), "{link}");
     let token = link.split("token=").nth(1).unwrap();
-    assert_eq!(reqwest::get(&link).await.unwrap().status(), 200, "the cancel page is served");
+    assert_eq!(
+        reqwest::get(&link).await.unwrap().status(),
+        200,
+        "the cancel page is served"
+    );
     let shown: Value = reqwest::get(hub.url(&format!("/api/appointments/cancel?token={token}")))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!((shown["id"].as_str(), shown["status"].as_str()), (Some(id), Some("booked")), "{shown}");
+    assert_eq!(
+        (shown["id"].as_str(), shown["status"].as_str()),
+        (Some(id), Some("booked")),
+        "{shown}"
+    );
     let done: Value = reqwest::Client::new()
         .post(hub.url("/api/appointments/cancel"))
         .json(&json!({"token": token}))
@@ -252,7 +272,11 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
         ics_value(&confirmation.calendar, "DTSTART")
     );
     // Cancelling again sends nothing more.
-    let (_, again) = hub.admin().await.post(&format!("/api/admin/appointments/{id}/cancel"), json!({})).await;
+    let (_, again) = hub
+        .admin()
+        .await
+        .post(&format!("/api/admin/appointments/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(again["outcome"], "already_cancelled");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(smtp.mails().len(), 2);
@@ -307,8 +331,14 @@ async fn a_mail_failing_its_last_attempt_is_dead_and_listed_for_admins() {
         let page = outbox(&admin, "?status=dead").await;
         if page["total"] == 1 {
             let mail = &page["items"][0];
-            assert_eq!((mail["attempts"].as_u64(), mail["purpose"].as_str()), (Some(2), Some("confirmation")));
-            assert!(mail["last_error"].as_str().is_some_and(|e| e.contains("mail server")), "{mail}");
+            assert_eq!(
+                (mail["attempts"].as_u64(), mail["purpose"].as_str()),
+                (Some(2), Some("confirmation"))
+            );
+            assert!(
+                mail["last_error"].as_str().is_some_and(|e| e.contains("mail server")),
+                "{mail}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the mail never died: {page}");
@@ -397,8 +427,10 @@ async fn a_hub_killed_between_booking_and_sending_sends_the_mail_once_after_rest
     let admin = hub.admin().await;
     let res = admin
         .post(hub.url("/api/admin/agents"))
-        .json(&json!({"username": "ann", "display_name": "Ann", "password": "agent-password",
-                      "categories": [], "max_chats": 1}))
+        .json(
+            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password",
+                      "categories": [], "max_chats": 1}),
+        )
         .send()
         .await
         .unwrap();
@@ -428,26 +460,46 @@ async fn a_hub_killed_between_booking_and_sending_sends_the_mail_once_after_rest
     let hub = BinaryHub::start(&dir.0, smtp_port).await;
     let mails = smtp.wait_for(1).await;
     let mail = parse(&mails[0]);
-    assert_eq!(mail.message_id, format!("{}.confirmation@example.org", booked["id"].as_str().unwrap()));
+    assert_eq!(
+        mail.message_id,
+        format!("{}.confirmation@example.org", booked["id"].as_str().unwrap())
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(smtp.mails().len(), 1, "the mail arrives once");
     drop(hub);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hubs_on_one_store_send_each_mail_once_and_one_of_two_bookings_of_a_slot_wins() {
+async fn two_hubs_on_one_embedded_store_send_each_mail_once_and_one_of_two_bookings_of_a_slot_wins() {
     let dir = TempDir::new("appointment-mail-two");
     let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    two_nodes(store.clone(), store).await;
+}
+
+/// The same with each hub its own MongoDB client on one database, as two machines would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hubs_on_one_mongodb_send_each_mail_once_and_one_of_two_bookings_of_a_slot_wins() {
+    let uri = mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let connect = || async { Arc::new(MongoStore::connect(&uri, &db).await.expect("MongoDB answers")) as SharedStore };
+    two_nodes(connect().await, connect().await).await;
+}
+
+async fn two_nodes(store_one: SharedStore, store_two: SharedStore) {
     let port = free_port();
     let smtp = SmtpSink::start(port).await;
-    let one = TestHub::with_store(store.clone(), |s| {
+    // Each node its own DATA_DIR (a MongoDB store's archive spool lives there).
+    let (dir_one, dir_two) = (TempDir::new("node-one"), TempDir::new("node-two"));
+    let one = TestHub::with_store(store_one, |s| {
         mail_settings(port)(s);
         s.node_id = "node-one".into();
+        s.data_dir = dir_one.0.clone();
     })
     .await;
-    let two = TestHub::with_store(store.clone(), |s| {
+    let two = TestHub::with_store(store_two, |s| {
         mail_settings(port)(s);
         s.node_id = "node-two".into();
+        s.data_dir = dir_two.0.clone();
     })
     .await;
     one.agent_account("ann", &[], 1).await;
@@ -462,13 +514,24 @@ async fn two_hubs_on_one_store_send_each_mail_once_and_one_of_two_bookings_of_a_
     assert_eq!(statuses, [201, 409], "{a:?} {b:?}");
     // Eight more bookings, half through each node; both workers poll the one outbox.
     for hour in 11..15 {
-        assert_eq!(book(&one.url(""), booking(&at(4, hour), &format!("One{hour}"))).await.0, 201);
-        assert_eq!(book(&two.url(""), booking(&at(5, hour), &format!("Two{hour}"))).await.0, 201);
+        assert_eq!(
+            book(&one.url(""), booking(&at(4, hour), &format!("One{hour}"))).await.0,
+            201
+        );
+        assert_eq!(
+            book(&two.url(""), booking(&at(5, hour), &format!("Two{hour}"))).await.0,
+            201
+        );
     }
     let mails = smtp.wait_for(9).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mails_after = smtp.mails();
-    assert_eq!(mails_after.len(), 9, "each mail once: {:#?}", mails_after.iter().map(|m| parse(m).message_id).collect::<Vec<_>>());
+    assert_eq!(
+        mails_after.len(),
+        9,
+        "each mail once: {:#?}",
+        mails_after.iter().map(|m| parse(m).message_id).collect::<Vec<_>>()
+    );
     let mut ids: Vec<String> = mails.iter().map(|m| parse(m).message_id).collect();
     ids.sort();
     ids.dedup();
@@ -480,7 +543,69 @@ async fn two_hubs_on_one_store_send_each_mail_once_and_one_of_two_bookings_of_a_
         .iter()
         .map(|m| m["claimed_by"].as_str().unwrap())
         .collect();
-    assert!(senders.iter().all(|s| ["node-one", "node-two"].contains(s)), "{senders:?}");
+    assert!(
+        senders.iter().all(|s| ["node-one", "node-two"].contains(s)),
+        "{senders:?}"
+    );
     one.stop().await;
     two.stop().await;
+}
+
+/// On MongoDB a mail is written just before what it announces (no transactions on a
+/// standalone server); a crash between leaves a mail for something that never happened.
+/// Its cancellation write failing after the mail was stored stands in for that crash here:
+/// the worker never sends such a mail, and gives it up for admins to see once it is old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mongodb_a_mail_whose_write_never_completed_is_given_up_not_sent() {
+    use switchboard::store::{MailPurpose, MailStatus, OutboxMail, StoreError};
+    let store = crate::archive::mongo_store(&mongo_uri()).await;
+    let old = Timestamp::now().as_millisecond() - 5 * 60_000;
+    let orphan = OutboxMail {
+        id: "ghost.cancellation".into(),
+        appointment_id: "ghost".into(),
+        purpose: MailPurpose::Cancellation,
+        to: "ghost@example.com".into(),
+        subject: "Cancelled".into(),
+        text: "never booked".into(),
+        attachments: Vec::new(),
+        status: MailStatus::Pending,
+        attempts: 0,
+        due_at: old,
+        claimed_by: None,
+        claim_until: None,
+        last_error: None,
+        created_at: old,
+        sent_at: None,
+    };
+    assert!(matches!(
+        store.cancel_appointment_with_mail("ghost", old, orphan).await,
+        Err(StoreError::NotFound)
+    ));
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let dir = TempDir::new("orphan");
+    let hub = TestHub::with_store(store, |s| {
+        mail_settings(port)(s);
+        s.data_dir = dir.0.clone();
+    })
+    .await;
+    let admin = hub.admin().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let page = outbox(&admin, "?status=dead").await;
+        if page["total"] == 1 {
+            assert!(
+                page["items"][0]["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("never stored"),
+                "{page}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the orphan was never given up: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(smtp.mails().is_empty());
+    hub.stop().await;
 }

@@ -5,8 +5,8 @@ mod admin;
 mod archive;
 mod auth;
 // appointments (issue 17)
-mod appointments;
 mod appointment_mail;
+mod appointments;
 mod bad_input;
 mod buddy;
 mod chat;

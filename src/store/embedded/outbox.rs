@@ -107,7 +107,9 @@ fn rewrite(tx: &redb::WriteTransaction, old: &OutboxMail, new: &OutboxMail) -> S
         ready.remove((ready_at(old), old.id.as_str())).map_err(unavailable)?;
     }
     if new.status == MailStatus::Pending {
-        ready.insert((ready_at(new), new.id.as_str()), ()).map_err(unavailable)?;
+        ready
+            .insert((ready_at(new), new.id.as_str()), ())
+            .map_err(unavailable)?;
     }
     tx.open_table(MAILS)
         .map_err(unavailable)?
@@ -171,7 +173,10 @@ impl EmbeddedStore {
             let ids: Vec<String> = {
                 let ready = tx.open_table(READY).map_err(unavailable)?;
                 let mut ids = Vec::new();
-                for row in ready.range((Millis::MIN, "")..=(now, "\u{10FFFF}")).map_err(unavailable)? {
+                for row in ready
+                    .range((Millis::MIN, "")..=(now, "\u{10FFFF}"))
+                    .map_err(unavailable)?
+                {
                     let (key, _) = row.map_err(unavailable)?;
                     ids.push(key.value().1.to_string());
                     if ids.len() >= limit {
@@ -218,7 +223,11 @@ impl EmbeddedStore {
             .await
     }
 
-    pub(super) async fn list_mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
+    pub(super) async fn list_mails(
+        &self,
+        status: Option<MailStatus>,
+        page: Page,
+    ) -> StoreResult<(Vec<OutboxMail>, u64)> {
         self.read(move |tx| {
             let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
             let mails = tx.open_table(MAILS).map_err(unavailable)?;

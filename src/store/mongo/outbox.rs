@@ -219,7 +219,11 @@ impl MongoStore {
             .ok_or(StoreError::NotFound)
     }
 
-    pub(super) async fn list_mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
+    pub(super) async fn list_mails(
+        &self,
+        status: Option<MailStatus>,
+        page: Page,
+    ) -> StoreResult<(Vec<OutboxMail>, u64)> {
         let query = match status {
             Some(s) => doc! {"status": status_name(s)},
             None => doc! {},
