@@ -851,4 +851,26 @@ mod tests {
         let e = with(&[("APPOINTMENT_HOURS", "10:00-10:30")]).unwrap_err();
         assert_eq!(e.var, "APPOINTMENT_HOURS");
     }
+
+    // ---- appointment mail outbox (issue 17) ----
+    #[test]
+    fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.outbox_lease, Duration::from_secs(120));
+        assert_eq!(s.outbox_retry_first, Duration::from_secs(30));
+        assert_eq!(s.outbox_retry_max, Duration::from_secs(3600));
+        assert_eq!(s.outbox_max_attempts, 12);
+        for (vars, var) in [
+            (vec![("OUTBOX_POLL_SECS", "0")], "OUTBOX_POLL_SECS"),
+            (vec![("OUTBOX_LEASE_SECS", "5")], "OUTBOX_LEASE_SECS"),
+            (vec![("OUTBOX_RETRY_FIRST_SECS", "x")], "OUTBOX_RETRY_FIRST_SECS"),
+            (vec![("OUTBOX_MAX_ATTEMPTS", "0")], "OUTBOX_MAX_ATTEMPTS"),
+            (
+                vec![("OUTBOX_RETRY_FIRST_SECS", "60"), ("OUTBOX_RETRY_MAX_SECS", "10")],
+                "OUTBOX_RETRY_MAX_SECS",
+            ),
+        ] {
+            assert_eq!(with(&vars).unwrap_err().var, var, "{vars:?}");
+        }
+    }
 }
