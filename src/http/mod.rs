@@ -6,9 +6,9 @@
 
 pub mod access;
 pub mod admin;
-// appointments (issue 17)
+// appointments (issue 17); its rooms in `appointment_rooms`, its mail outbox for admins in `outbox`
+pub mod appointment_rooms;
 pub mod appointments;
-// appointment mail outbox (issue 17): the admins' listing
 pub mod error;
 pub mod history;
 pub mod listener;
@@ -178,6 +178,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         // appointments (issue 17): public booking, the agent's day, admins' list
         .merge(appointments::router())
         .merge(outbox::router())
+        .merge(appointment_rooms::router())
         .split_for_parts()
 }
 

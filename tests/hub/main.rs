@@ -6,6 +6,7 @@ mod archive;
 mod auth;
 // appointments (issue 17)
 mod appointment_mail;
+mod appointment_rooms;
 mod appointments;
 mod bad_input;
 mod buddy;
