@@ -141,6 +141,10 @@ pub struct Settings {
     pub outbox_retry_max: Duration,
     /// `OUTBOX_MAX_ATTEMPTS`: failed attempts after which a mail is dead (admins see it).
     pub outbox_max_attempts: u32,
+    /// `APPOINTMENT_BOOKING_BURST`: bookings one client address may make back to back.
+    pub appointment_booking_burst: u32,
+    /// `APPOINTMENT_BOOKING_REFILL_SECS`: after the burst, one more booking per this long.
+    pub appointment_booking_refill: Duration,
 }
 
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -246,6 +250,8 @@ impl Settings {
             outbox_retry_first: r.positive_seconds("OUTBOX_RETRY_FIRST_SECS", 30.0)?,
             outbox_retry_max: r.positive_seconds("OUTBOX_RETRY_MAX_SECS", 3_600.0)?,
             outbox_max_attempts: r.ranged::<u32>("OUTBOX_MAX_ATTEMPTS", 12, 1..=100)?,
+            appointment_booking_burst: r.ranged::<u32>("APPOINTMENT_BOOKING_BURST", 5, 1..=10_000)?,
+            appointment_booking_refill: r.positive_seconds("APPOINTMENT_BOOKING_REFILL_SECS", 600.0)?,
         };
         if settings.outbox_retry_max < settings.outbox_retry_first {
             return Err(ConfigError {
@@ -860,11 +866,18 @@ mod tests {
         assert_eq!(s.outbox_retry_first, Duration::from_secs(30));
         assert_eq!(s.outbox_retry_max, Duration::from_secs(3600));
         assert_eq!(s.outbox_max_attempts, 12);
+        assert_eq!(s.appointment_booking_burst, 5);
+        assert_eq!(s.appointment_booking_refill, Duration::from_secs(600));
         for (vars, var) in [
             (vec![("OUTBOX_POLL_SECS", "0")], "OUTBOX_POLL_SECS"),
             (vec![("OUTBOX_LEASE_SECS", "5")], "OUTBOX_LEASE_SECS"),
             (vec![("OUTBOX_RETRY_FIRST_SECS", "x")], "OUTBOX_RETRY_FIRST_SECS"),
             (vec![("OUTBOX_MAX_ATTEMPTS", "0")], "OUTBOX_MAX_ATTEMPTS"),
+            (vec![("APPOINTMENT_BOOKING_BURST", "0")], "APPOINTMENT_BOOKING_BURST"),
+            (
+                vec![("APPOINTMENT_BOOKING_REFILL_SECS", "0")],
+                "APPOINTMENT_BOOKING_REFILL_SECS",
+            ),
             (
                 vec![("OUTBOX_RETRY_FIRST_SECS", "60"), ("OUTBOX_RETRY_MAX_SECS", "10")],
                 "OUTBOX_RETRY_MAX_SECS",

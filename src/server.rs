@@ -161,7 +161,7 @@ pub async fn run(
         cluster: cluster.clone(),
         rooms,
         // ---- appointments (issue 17) ----
-        booking_throttle: Arc::default(),
+        booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),
     };
     if let Some(cluster) = cluster {
         let appliers = crate::cluster::bus::Appliers {

@@ -51,26 +51,24 @@ const MAX_EMAIL: usize = 254;
 /// Most local days one admin listing may span.
 const MAX_RANGE_DAYS: i32 = 92;
 
-/// Bookings one client address may make back to back, and how often it earns one back:
-/// a customer books one or two appointments; a script booking every slot of a week is
-/// held to one per `BOOKING_REFILL` once it has made `BOOKING_BURST`.
-const BOOKING_BURST: u32 = 5;
-const BOOKING_REFILL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// Addresses remembered at most; at capacity the one closest to recovery makes room.
 const BOOKING_THROTTLE_CAPACITY: usize = 10_000;
 
 /// Bookings per client address (an IPv6 address by its /64), as a leaky bucket
-/// (`core::guesses`): only bookings that succeed count; addresses in `AGENT_WHITELIST`
-/// (the desk itself, booking for callers) are not limited. In memory, per node.
+/// (`core::guesses`): an address may make `APPOINTMENT_BOOKING_BURST` bookings back to
+/// back, then earns one back per `APPOINTMENT_BOOKING_REFILL_SECS` (a customer books one or
+/// two; a script booking every slot of a week is held back). Only bookings that succeed
+/// count; addresses in `AGENT_WHITELIST` (the desk itself, booking for callers) are not
+/// limited. In memory, per node.
 pub struct BookingThrottle {
     made: std::sync::Mutex<FailedGuesses<std::net::IpAddr>>,
 }
 
-impl Default for BookingThrottle {
-    fn default() -> Self {
+impl BookingThrottle {
+    pub fn new(settings: &crate::config::Settings) -> Self {
         let limit = GuessLimit {
-            burst: BOOKING_BURST,
-            refill: BOOKING_REFILL,
+            burst: settings.appointment_booking_burst,
+            refill: settings.appointment_booking_refill,
         };
         BookingThrottle {
             made: std::sync::Mutex::new(FailedGuesses::new(limit, BOOKING_THROTTLE_CAPACITY)),
