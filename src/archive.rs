@@ -740,6 +740,12 @@ mod tests {
         async fn mails(&self, status: Option<MailStatus>, p: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
             self.inner.mails(status, p).await
         }
+        async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+            self.inner.desk_setting(key).await
+        }
+        async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+            self.inner.set_desk_setting(key, value).await
+        }
     }
 
     #[tokio::test]

@@ -1186,6 +1186,28 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     assert_eq!(sent_total, 1);
 }
 
+/// A desk setting is absent, stored, replaced and removed.
+async fn desk_settings_are_stored_replaced_and_removed(store: &dyn Store) {
+    assert_eq!(store.desk_setting("appointment_hours").await.unwrap(), None);
+    store
+        .set_desk_setting("appointment_hours", Some("{\"open\":\"09:00\"}".into()))
+        .await
+        .unwrap();
+    store.set_desk_setting("other", Some("x".into())).await.unwrap();
+    store
+        .set_desk_setting("appointment_hours", Some("{\"open\":\"08:00\"} ✓".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.desk_setting("appointment_hours").await.unwrap().as_deref(),
+        Some("{\"open\":\"08:00\"} ✓")
+    );
+    store.set_desk_setting("appointment_hours", None).await.unwrap();
+    store.set_desk_setting("never-there", None).await.unwrap();
+    assert_eq!(store.desk_setting("appointment_hours").await.unwrap(), None);
+    assert_eq!(store.desk_setting("other").await.unwrap().as_deref(), Some("x"));
+}
+
 // ---------- the backends ----------
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -1285,6 +1307,7 @@ contract!(
     twenty_concurrent_bookings_with_mail_leave_one_mail,
     concurrent_claimers_never_share_a_mail,
     mails_are_finished_once_by_their_claimer,
+    desk_settings_are_stored_replaced_and_removed,
 );
 
 // ---------- embedded only ----------

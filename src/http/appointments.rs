@@ -136,13 +136,21 @@ fn bad_query(e: QueryRejection) -> Refusal {
     Refusal::Api(ApiError::invalid("bad_query", e.body_text()))
 }
 
+/// The desk's calendar for labels and day bounds (the zone; the settings' hours).
 fn calendar(state: &AppState) -> Calendar {
+    calendar_with(state, state.settings.appointment_hours.clone())
+}
+
+fn calendar_with(state: &AppState, hours: crate::core::schedule::Hours) -> Calendar {
     let notice = SignedDuration::try_from(state.settings.appointment_min_notice).unwrap_or(SignedDuration::MAX);
-    Calendar::new(
-        state.settings.appointment_zone.clone(),
-        state.settings.appointment_hours.clone(),
-        notice,
-    )
+    Calendar::new(state.settings.appointment_zone.clone(), hours, notice)
+}
+
+/// The calendar whose slots apply to `category`: the hours an admin set (the
+/// category's own, else the desk's), else the settings'.
+async fn calendar_for(state: &AppState, category: Option<&str>) -> Result<Calendar, Refusal> {
+    let hours = super::appointment_hours::hours_for(state, category).await?;
+    Ok(calendar_with(state, hours))
 }
 
 /// What the desk's mails share: its zone and its From address.
@@ -276,7 +284,7 @@ async fn slots(
     let day = parse_date(&q.date)?;
     let category = q.category.as_deref().filter(|c| !c.is_empty());
     known_category(&state, category).await?;
-    let calendar = calendar(&state);
+    let calendar = calendar_for(&state, category).await?;
     let (from, to) = day_bounds(&calendar, day)?;
     let agents = eligible(&state, category).await?;
     let booked = state.store.appointments(from, to, None).await?;
@@ -421,7 +429,7 @@ async fn book_checked(
     let comment = valid_comment(body.comment)?;
     let category = body.category.filter(|c| !c.is_empty());
     known_category(state, category.as_deref()).await?;
-    let calendar = calendar(state);
+    let calendar = calendar_for(state, category.as_deref()).await?;
     let slot = calendar
         .check_booking(start, Timestamp::now())
         .map_err(|r| Refusal::coded(StatusCode::UNPROCESSABLE_ENTITY, r.code(), refusal_message(r.code())))?;

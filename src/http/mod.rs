@@ -6,7 +6,9 @@
 
 pub mod access;
 pub mod admin;
-// appointments (issue 17); its rooms in `appointment_rooms`, its mail outbox for admins in `outbox`
+// appointments (issue 17); its hours for admins in `appointment_hours`, its rooms in
+// `appointment_rooms`, its mail outbox for admins in `outbox`
+pub mod appointment_hours;
 pub mod appointment_rooms;
 pub mod appointments;
 pub mod error;
@@ -179,6 +181,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(appointments::router())
         .merge(outbox::router())
         .merge(appointment_rooms::router())
+        .merge(appointment_hours::router())
         .split_for_parts()
 }
 

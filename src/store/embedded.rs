@@ -235,6 +235,7 @@ impl EmbeddedStore {
                 rooms::create_tables(&tx)?;
                 appointments::create_tables(&tx)?;
                 outbox::create_tables(&tx)?;
+                outbox::create_desk_tables(&tx)?;
             }
             if migrated {
                 tx.delete_table(MESSAGE_IDS_V1).map_err(unavailable)?;
@@ -951,6 +952,15 @@ impl Store for EmbeddedStore {
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
         self.list_mails(status, page).await
+    }
+
+    // ---- desk settings (issue 17): in `embedded/outbox.rs` ----
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.read_desk_setting(key).await
+    }
+
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        self.write_desk_setting(key, value).await
     }
 }
 

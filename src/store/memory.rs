@@ -35,6 +35,8 @@ struct Inner {
     // ---- appointment mail outbox (issue 17) ----
     /// In order of writing.
     mails: Vec<OutboxMail>,
+    // ---- desk settings (issue 17) ----
+    desk_settings: HashMap<String, String>,
 }
 
 impl MemoryStore {
@@ -504,6 +506,21 @@ impl Store for MemoryStore {
                 .collect();
             hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
             Ok(one_page(hits, page))
+        })
+    }
+
+    // ---- desk settings (issue 17) ----
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.with(|s| Ok(s.desk_settings.get(key).cloned()))
+    }
+
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        self.with(|s| {
+            match value {
+                Some(v) => s.desk_settings.insert(key.to_string(), v),
+                None => s.desk_settings.remove(key),
+            };
+            Ok(())
         })
     }
 }

@@ -358,6 +358,13 @@ pub trait Store: Send + Sync + 'static {
     /// Mails (of one status when given), newest created first, and the total count
     /// before paging.
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)>;
+
+    // ---- desk settings set through the admin API (issue 17: appointment hours) ----
+    /// The value an admin stored under `key` (an opaque text, JSON by convention); `None`
+    /// when none is stored (the settings' default applies).
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` under `key`, replacing what was there; `None` removes it.
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

@@ -921,6 +921,15 @@ impl Store for MongoStore {
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
         self.list_mails(status, page).await
     }
+
+    // ---- desk settings (issue 17): in `mongo/outbox.rs` ----
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.read_desk_setting(key).await
+    }
+
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        self.write_desk_setting(key, value).await
+    }
 }
 
 #[cfg(test)]

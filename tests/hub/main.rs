@@ -5,6 +5,7 @@ mod admin;
 mod archive;
 mod auth;
 // appointments (issue 17)
+mod appointment_hours;
 mod appointment_mail;
 mod appointment_rooms;
 mod appointments;

@@ -248,3 +248,40 @@ impl EmbeddedStore {
         .await
     }
 }
+
+// ---- desk settings set through the admin API (issue 17) ----
+
+/// Key → the value an admin stored (appointment hours, as JSON).
+const DESK_SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("desk_settings");
+
+pub(super) fn create_desk_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
+    Ok(())
+}
+
+impl EmbeddedStore {
+    pub(super) async fn read_desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.read(move |tx| {
+            let table = tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
+            Ok(table
+                .get(key.as_str())
+                .map_err(unavailable)?
+                .map(|v| v.value().to_string()))
+        })
+        .await
+    }
+
+    pub(super) async fn write_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        let key = key.to_string();
+        self.write(move |tx| {
+            let mut table = tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
+            match value {
+                Some(v) => table.insert(key.as_str(), v.as_str()).map_err(unavailable)?,
+                None => table.remove(key.as_str()).map_err(unavailable)?,
+            };
+            Ok(())
+        })
+        .await
+    }
+}

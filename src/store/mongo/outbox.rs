@@ -250,3 +250,52 @@ impl MongoStore {
         Ok((docs.into_iter().map(OutboxMail::from).collect(), total))
     }
 }
+
+// ---- desk settings set through the admin API (issue 17) ----
+
+#[derive(Serialize, Deserialize)]
+struct DeskSettingDoc {
+    #[serde(rename = "_id")]
+    key: String,
+    value: String,
+}
+
+impl MongoStore {
+    fn desk_settings(&self) -> Collection<DeskSettingDoc> {
+        self.db.collection("desk_settings")
+    }
+
+    pub(super) async fn read_desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .desk_settings()
+            .find_one(doc! {"_id": key})
+            .await
+            .map_err(unavailable)?
+            .map(|d| d.value))
+    }
+
+    pub(super) async fn write_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        match value {
+            Some(value) => {
+                self.desk_settings()
+                    .replace_one(
+                        doc! {"_id": key},
+                        DeskSettingDoc {
+                            key: key.to_string(),
+                            value,
+                        },
+                    )
+                    .upsert(true)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            None => {
+                self.desk_settings()
+                    .delete_one(doc! {"_id": key})
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+}
