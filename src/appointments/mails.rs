@@ -140,8 +140,9 @@ pub fn confirmation(
     let when = when(desk, a);
     let text = format!(
         "Hello {name},\n\nyour video appointment is booked.\n\nWhen: {when}\n\
-         Where: a video call with {representative}\nYour appointment's page: {cancel_url}\n\n\
-         To cancel, open this link and confirm there:\n{cancel_url}\n",
+         Where: a video call with {representative}. At the time, open your appointment's page and \
+         press \"Join the video call\":\n{cancel_url}\n\n\
+         To cancel, open the same page and confirm there.\n",
         name = a.name,
     );
     let ics = attachment(desk, a, Method::Request, a.sequence, now, &text, cancel_url);
