@@ -1186,6 +1186,32 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     assert_eq!(sent_total, 1);
 }
 
+/// A cancellation whose first attempt failed after its mail was written (MongoDB writes the
+/// mail first) and whose mail the worker then gave up: the real cancellation later sends it.
+async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
+    let early = mail("ap9", MailPurpose::Cancellation, 1_000);
+    assert!(matches!(
+        store.cancel_appointment_with_mail("ap9", 1_000, early).await,
+        Err(StoreError::NotFound)
+    ));
+    // What the worker does with such a mail once it is old (only MongoDB kept one).
+    for orphan in store.claim_mails("w", 100_000, 160_000, 10).await.unwrap() {
+        let dead = MailOutcome::Dead {
+            error: "never stored".to_string(),
+        };
+        assert!(store.finish_mail(&orphan.id, "w", dead).await.unwrap());
+    }
+    store.book_appointment(appointment("ap9", "ann", NINE)).await.unwrap();
+    let done = store
+        .cancel_appointment_with_mail("ap9", 200_000, mail("ap9", MailPurpose::Cancellation, 200_000))
+        .await
+        .unwrap();
+    assert!(matches!(done, Cancellation::Cancelled(_)));
+    let m = store.mail("ap9.cancellation").await.unwrap();
+    assert_eq!((m.status, m.attempts), (MailStatus::Pending, 0), "{m:?}");
+    assert_eq!(store.claim_mails("w", 300_000, 360_000, 10).await.unwrap().len(), 1);
+}
+
 /// A desk setting is absent, stored, replaced and removed.
 async fn desk_settings_are_stored_replaced_and_removed(store: &dyn Store) {
     assert_eq!(store.desk_setting("appointment_hours").await.unwrap(), None);
@@ -1308,6 +1334,7 @@ contract!(
     concurrent_claimers_never_share_a_mail,
     mails_are_finished_once_by_their_claimer,
     desk_settings_are_stored_replaced_and_removed,
+    a_real_cancellation_revives_its_given_up_mail,
 );
 
 // ---------- embedded only ----------

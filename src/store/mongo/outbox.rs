@@ -9,7 +9,8 @@
 //!   booked (cancellation). The worker repairs that: before sending it checks that the
 //!   appointment is as the mail says, waits a little while the other write may still be on
 //!   its way, and then gives such a mail up (dead, "never stored") instead of sending it;
-//! - writing the same mail again (a retried cancel) is the same `_id`: one mail.
+//! - writing the same mail again (a retried cancel) is the same `_id`: one mail; and when
+//!   that retry does cancel, a mail the worker gave up meanwhile is pending again.
 //!
 //! A claim is one `findAndModify` per mail whose filter says "pending, due, and unclaimed or
 //! with its lease run out": the server applies it to one document atomically, so of several
@@ -147,8 +148,23 @@ impl MongoStore {
     pub(super) async fn cancel_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
         // Written first even if the appointment turns out cancelled already: its id is the
         // one that earlier cancel wrote, so it is no second mail.
+        let (mail_id, due_at) = (mail.id.clone(), mail.due_at);
         self.put_mail(mail).await?;
-        self.mark_appointment_cancelled(id, at).await
+        let done = self.mark_appointment_cancelled(id, at).await?;
+        if matches!(done, Cancellation::Cancelled(_)) {
+            // A mail of this id written by an earlier attempt whose cancellation never landed
+            // may have been given up by the worker meanwhile; this cancellation is real, so
+            // its mail goes out after all.
+            self.outbox()
+                .update_one(
+                    doc! {"_id": &mail_id, "status": "dead"},
+                    doc! {"$set": {"status": "pending", "attempts": 0, "due_at": due_at,
+                    "claim_until": null, "last_error": null}},
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(done)
     }
 
     pub(super) async fn claim_due_mails(
