@@ -720,6 +720,32 @@ mod tests {
         async fn appointments(&self, from: Millis, to: Millis, who: Option<&str>) -> StoreResult<Vec<Appointment>> {
             self.inner.appointments(from, to, who).await
         }
+
+        // appointment mail outbox (issue 17)
+        async fn book_appointment_with_mail(&self, a: Appointment, m: OutboxMail) -> StoreResult<()> {
+            self.inner.book_appointment_with_mail(a, m).await
+        }
+        async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, m: OutboxMail) -> StoreResult<Cancellation> {
+            self.inner.cancel_appointment_with_mail(id, at, m).await
+        }
+        async fn claim_mails(&self, node: &str, now: Millis, until: Millis, n: usize) -> StoreResult<Vec<OutboxMail>> {
+            self.inner.claim_mails(node, now, until, n).await
+        }
+        async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
+            self.inner.finish_mail(id, node, outcome).await
+        }
+        async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
+            self.inner.mail(id).await
+        }
+        async fn mails(&self, status: Option<MailStatus>, p: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
+            self.inner.mails(status, p).await
+        }
+        async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+            self.inner.desk_setting(key).await
+        }
+        async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+            self.inner.set_desk_setting(key, value).await
+        }
     }
 
     #[tokio::test]

@@ -129,6 +129,22 @@ pub struct Settings {
     /// `APPOINTMENT_START_WINDOW_MINUTES`: "start" is allowed from this long before an
     /// appointment's start to this long after it.
     pub appointment_start_window: Duration,
+    // ---- appointment mail outbox (issue 17) ----
+    /// `OUTBOX_POLL_SECS`: how often each node's mail worker looks for due mail.
+    pub outbox_poll: Duration,
+    /// `OUTBOX_LEASE_SECS`: how long a claimed mail is this node's alone; longer than one
+    /// SMTP delivery may take, so two nodes never send it at once.
+    pub outbox_lease: Duration,
+    /// `OUTBOX_RETRY_FIRST_SECS`: the pause after a mail's first failed attempt; it doubles
+    /// with each further failure up to `OUTBOX_RETRY_MAX_SECS`.
+    pub outbox_retry_first: Duration,
+    pub outbox_retry_max: Duration,
+    /// `OUTBOX_MAX_ATTEMPTS`: failed attempts after which a mail is dead (admins see it).
+    pub outbox_max_attempts: u32,
+    /// `APPOINTMENT_BOOKING_BURST`: bookings one client address may make back to back.
+    pub appointment_booking_burst: u32,
+    /// `APPOINTMENT_BOOKING_REFILL_SECS`: after the burst, one more booking per this long.
+    pub appointment_booking_refill: Duration,
 }
 
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -228,7 +244,22 @@ impl Settings {
             appointment_start_window: Duration::from_secs(
                 r.ranged::<u64>("APPOINTMENT_START_WINDOW_MINUTES", 60, 0..=60 * 24)? * 60,
             ),
+            // ---- appointment mail outbox (issue 17) ----
+            outbox_poll: r.positive_seconds("OUTBOX_POLL_SECS", 2.0)?,
+            outbox_lease: Duration::from_secs(r.ranged::<u64>("OUTBOX_LEASE_SECS", 120, 30..=3_600)?),
+            outbox_retry_first: r.positive_seconds("OUTBOX_RETRY_FIRST_SECS", 30.0)?,
+            outbox_retry_max: r.positive_seconds("OUTBOX_RETRY_MAX_SECS", 3_600.0)?,
+            outbox_max_attempts: r.ranged::<u32>("OUTBOX_MAX_ATTEMPTS", 12, 1..=100)?,
+            appointment_booking_burst: r.ranged::<u32>("APPOINTMENT_BOOKING_BURST", 5, 1..=10_000)?,
+            appointment_booking_refill: r.positive_seconds("APPOINTMENT_BOOKING_REFILL_SECS", 600.0)?,
         };
+        if settings.outbox_retry_max < settings.outbox_retry_first {
+            return Err(ConfigError {
+                var: "OUTBOX_RETRY_MAX_SECS",
+                value: format!("{}", settings.outbox_retry_max.as_secs_f64()),
+                reason: "must be at least OUTBOX_RETRY_FIRST_SECS".into(),
+            });
+        }
         settings.check_cluster()?;
         if let Some(token) = &settings.metrics_token
             && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
@@ -825,5 +856,34 @@ mod tests {
         // Hours too short for one slot name the hours variable.
         let e = with(&[("APPOINTMENT_HOURS", "10:00-10:30")]).unwrap_err();
         assert_eq!(e.var, "APPOINTMENT_HOURS");
+    }
+
+    // ---- appointment mail outbox (issue 17) ----
+    #[test]
+    fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.outbox_lease, Duration::from_secs(120));
+        assert_eq!(s.outbox_retry_first, Duration::from_secs(30));
+        assert_eq!(s.outbox_retry_max, Duration::from_secs(3600));
+        assert_eq!(s.outbox_max_attempts, 12);
+        assert_eq!(s.appointment_booking_burst, 5);
+        assert_eq!(s.appointment_booking_refill, Duration::from_secs(600));
+        for (vars, var) in [
+            (vec![("OUTBOX_POLL_SECS", "0")], "OUTBOX_POLL_SECS"),
+            (vec![("OUTBOX_LEASE_SECS", "5")], "OUTBOX_LEASE_SECS"),
+            (vec![("OUTBOX_RETRY_FIRST_SECS", "x")], "OUTBOX_RETRY_FIRST_SECS"),
+            (vec![("OUTBOX_MAX_ATTEMPTS", "0")], "OUTBOX_MAX_ATTEMPTS"),
+            (vec![("APPOINTMENT_BOOKING_BURST", "0")], "APPOINTMENT_BOOKING_BURST"),
+            (
+                vec![("APPOINTMENT_BOOKING_REFILL_SECS", "0")],
+                "APPOINTMENT_BOOKING_REFILL_SECS",
+            ),
+            (
+                vec![("OUTBOX_RETRY_FIRST_SECS", "60"), ("OUTBOX_RETRY_MAX_SECS", "10")],
+                "OUTBOX_RETRY_MAX_SECS",
+            ),
+        ] {
+            assert_eq!(with(&vars).unwrap_err().var, var, "{vars:?}");
+        }
     }
 }

@@ -142,6 +142,13 @@ pub async fn run(
     );
     // ---- rooms and 1-to-1 video (issue 16) ----
     let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), shutdown.clone());
+    // ---- appointment mail outbox (issue 17) ----
+    tokio::spawn(crate::appointments::mailer::run(
+        store.clone(),
+        rooms.senders.mail.clone(),
+        settings.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         settings: settings.clone(),
         store,
@@ -156,7 +163,7 @@ pub async fn run(
         cluster: cluster.clone(),
         rooms,
         // ---- appointments (issue 17) ----
-        booking_throttle: Arc::default(),
+        booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),
     };
     if let Some(cluster) = cluster {
         let appliers = crate::cluster::bus::Appliers {

@@ -954,6 +954,286 @@ async fn twenty_concurrent_bookings_of_one_slot_have_one_winner(store: &dyn Stor
     assert_eq!(stored[0].status, AppointmentStatus::Booked);
 }
 
+// ---------- appointment mail outbox (issue 17) ----------
+
+fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> OutboxMail {
+    let kind = match purpose {
+        MailPurpose::Confirmation => "confirmation",
+        MailPurpose::Cancellation => "cancellation",
+    };
+    OutboxMail {
+        id: format!("{appointment_id}.{kind}"),
+        appointment_id: appointment_id.to_string(),
+        purpose,
+        to: format!("{appointment_id}@example.com"),
+        subject: format!("Your appointment — {kind} ✓"),
+        text: "When: 10:00–11:00 Europe/Berlin".to_string(),
+        attachments: vec![MailAttachment {
+            filename: "invite.ics".to_string(),
+            content_type: "text/calendar; method=REQUEST; charset=utf-8".to_string(),
+            content: "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n".to_string(),
+        }],
+        status: MailStatus::Pending,
+        attempts: 0,
+        due_at: created_at,
+        claimed_by: None,
+        claim_until: None,
+        last_error: None,
+        created_at,
+        sent_at: None,
+    }
+}
+
+/// A booking stores its mail with it, a refused booking leaves none; a cancellation's
+/// mail is stored once, by the call that cancelled.
+async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store) {
+    let m1 = mail("ap1", MailPurpose::Confirmation, 1_000);
+    store
+        .book_appointment_with_mail(appointment("ap1", "ann", NINE), m1.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.mail("ap1.confirmation").await.unwrap(), m1);
+    assert!(matches!(
+        store
+            .book_appointment_with_mail(
+                appointment("ap2", "ann", NINE),
+                mail("ap2", MailPurpose::Confirmation, 1_001)
+            )
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store.mail("ap2.confirmation").await,
+        Err(StoreError::NotFound)
+    ));
+
+    let c1 = mail("ap1", MailPurpose::Cancellation, 2_000);
+    let done = store
+        .cancel_appointment_with_mail("ap1", 2_000, c1.clone())
+        .await
+        .unwrap();
+    assert!(
+        matches!(done, Cancellation::Cancelled(ref a) if a.sequence == 1),
+        "{done:?}"
+    );
+    let mut other = c1.clone();
+    other.subject = "a second cancellation".to_string();
+    let again = store.cancel_appointment_with_mail("ap1", 3_000, other).await.unwrap();
+    assert!(matches!(again, Cancellation::AlreadyCancelled(_)), "{again:?}");
+    assert_eq!(store.mail("ap1.cancellation").await.unwrap(), c1);
+    let (all, total) = store.mails(None, Page { offset: 0, limit: 10 }).await.unwrap();
+    assert_eq!(total, 2);
+    // Newest first.
+    let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["ap1.cancellation", "ap1.confirmation"]);
+}
+
+/// 20 bookings of one slot with their mails at once: one booking, one mail.
+async fn twenty_concurrent_bookings_with_mail_leave_one_mail(store: &dyn Store) {
+    let attempts = (0..20).map(|i| {
+        let id = format!("race{i:02}");
+        store.book_appointment_with_mail(
+            appointment(&id, "ann", NINE),
+            mail(&id, MailPurpose::Confirmation, 1_000),
+        )
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    let (mails, total) = store.mails(None, Page { offset: 0, limit: 50 }).await.unwrap();
+    assert_eq!(total, 1, "{mails:?}");
+    let winner = store.appointments(NINE, NINE + HOUR, None).await.unwrap();
+    assert_eq!(mails[0].appointment_id, winner[0].id);
+}
+
+/// Eight claimers at once over twelve due mails: every mail is claimed exactly once;
+/// a claimed mail is not claimable again until its lease runs out, then it is.
+async fn concurrent_claimers_never_share_a_mail(store: &dyn Store) {
+    for i in 0..12 {
+        let id = format!("ap{i:02}");
+        store
+            .book_appointment_with_mail(
+                appointment(&id, "ann", NINE + i * HOUR),
+                mail(&id, MailPurpose::Confirmation, 1_000 + i),
+            )
+            .await
+            .unwrap();
+    }
+    let now = 10_000;
+    let claimers = (0..8).map(|n| async move {
+        let node = format!("node{n}");
+        let mut got = Vec::new();
+        loop {
+            let batch = store.claim_mails(&node, now, now + 60_000, 2).await.unwrap();
+            if batch.is_empty() {
+                return got;
+            }
+            for m in batch {
+                assert_eq!(m.claimed_by.as_deref(), Some(node.as_str()));
+                assert_eq!(m.claim_until, Some(now + 60_000));
+                got.push(m.id);
+            }
+        }
+    });
+    let mut claimed: Vec<String> = futures_util::future::join_all(claimers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    claimed.sort();
+    let mut expected: Vec<String> = (0..12).map(|i| format!("ap{i:02}.confirmation")).collect();
+    expected.sort();
+    assert_eq!(claimed, expected);
+    // Held while the lease runs, free when it has run out.
+    assert!(
+        store
+            .claim_mails("late", now + 59_999, now + 120_000, 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retaken = store
+        .claim_mails("late", now + 60_000, now + 120_000, 50)
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 12);
+    assert!(retaken.iter().all(|m| m.claimed_by.as_deref() == Some("late")));
+}
+
+/// Only the claim's holder records an outcome, once; a retry waits for its due time
+/// (the backoff) with one more attempt counted; a dead mail is never claimed again.
+async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
+    for id in ["ap1", "ap2"] {
+        let start = if id == "ap1" { NINE } else { NINE + HOUR };
+        store
+            .book_appointment_with_mail(
+                appointment(id, "ann", start),
+                mail(id, MailPurpose::Confirmation, 1_000),
+            )
+            .await
+            .unwrap();
+    }
+    let claimed = store.claim_mails("a", 5_000, 65_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        !store
+            .finish_mail("ap1.confirmation", "b", MailOutcome::Sent { at: 6_000 })
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 6_000 })
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 7_000 })
+            .await
+            .unwrap()
+    );
+    let sent = store.mail("ap1.confirmation").await.unwrap();
+    assert_eq!((sent.status, sent.sent_at), (MailStatus::Sent, Some(6_000)));
+    assert!(matches!(
+        store.finish_mail("nope", "a", MailOutcome::Sent { at: 1 }).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let retry = MailOutcome::Retry {
+        error: "relay down".to_string(),
+        retry_at: 20_000,
+    };
+    assert!(store.finish_mail("ap2.confirmation", "a", retry).await.unwrap());
+    let waiting = store.mail("ap2.confirmation").await.unwrap();
+    assert_eq!(waiting.status, MailStatus::Pending);
+    assert_eq!(waiting.attempts, 1);
+    assert_eq!(waiting.due_at, 20_000);
+    assert_eq!(waiting.last_error.as_deref(), Some("relay down"));
+    // Its claim ended, but it is not due before its retry time.
+    assert!(store.claim_mails("b", 19_999, 80_000, 10).await.unwrap().is_empty());
+    let again = store.claim_mails("b", 20_000, 80_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(
+        !store
+            .finish_mail("ap2.confirmation", "a", MailOutcome::Sent { at: 20_001 })
+            .await
+            .unwrap()
+    );
+    let dead = MailOutcome::Dead {
+        error: "mailbox unknown".to_string(),
+    };
+    assert!(store.finish_mail("ap2.confirmation", "b", dead).await.unwrap());
+    assert!(
+        store
+            .claim_mails("c", 1_000_000, 2_000_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (dead, total) = store
+        .mails(Some(MailStatus::Dead), Page { offset: 0, limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(
+        (dead[0].attempts, dead[0].last_error.as_deref()),
+        (2, Some("mailbox unknown"))
+    );
+    let (_, sent_total) = store
+        .mails(Some(MailStatus::Sent), Page { offset: 0, limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(sent_total, 1);
+}
+
+/// A cancellation whose first attempt failed after its mail was written (MongoDB writes the
+/// mail first) and whose mail the worker then gave up: the real cancellation later sends it.
+async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
+    let early = mail("ap9", MailPurpose::Cancellation, 1_000);
+    assert!(matches!(
+        store.cancel_appointment_with_mail("ap9", 1_000, early).await,
+        Err(StoreError::NotFound)
+    ));
+    // What the worker does with such a mail once it is old (only MongoDB kept one).
+    for orphan in store.claim_mails("w", 100_000, 160_000, 10).await.unwrap() {
+        let dead = MailOutcome::Dead {
+            error: "never stored".to_string(),
+        };
+        assert!(store.finish_mail(&orphan.id, "w", dead).await.unwrap());
+    }
+    store.book_appointment(appointment("ap9", "ann", NINE)).await.unwrap();
+    let done = store
+        .cancel_appointment_with_mail("ap9", 200_000, mail("ap9", MailPurpose::Cancellation, 200_000))
+        .await
+        .unwrap();
+    assert!(matches!(done, Cancellation::Cancelled(_)));
+    let m = store.mail("ap9.cancellation").await.unwrap();
+    assert_eq!((m.status, m.attempts), (MailStatus::Pending, 0), "{m:?}");
+    assert_eq!(store.claim_mails("w", 300_000, 360_000, 10).await.unwrap().len(), 1);
+}
+
+/// A desk setting is absent, stored, replaced and removed.
+async fn desk_settings_are_stored_replaced_and_removed(store: &dyn Store) {
+    assert_eq!(store.desk_setting("appointment_hours").await.unwrap(), None);
+    store
+        .set_desk_setting("appointment_hours", Some("{\"open\":\"09:00\"}".into()))
+        .await
+        .unwrap();
+    store.set_desk_setting("other", Some("x".into())).await.unwrap();
+    store
+        .set_desk_setting("appointment_hours", Some("{\"open\":\"08:00\"} ✓".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.desk_setting("appointment_hours").await.unwrap().as_deref(),
+        Some("{\"open\":\"08:00\"} ✓")
+    );
+    store.set_desk_setting("appointment_hours", None).await.unwrap();
+    store.set_desk_setting("never-there", None).await.unwrap();
+    assert_eq!(store.desk_setting("appointment_hours").await.unwrap(), None);
+    assert_eq!(store.desk_setting("other").await.unwrap().as_deref(), Some("x"));
+}
+
 // ---------- the backends ----------
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -1048,6 +1328,13 @@ contract!(
     cancelling_frees_the_slot_once,
     appointments_are_listed_by_range_and_representative,
     twenty_concurrent_bookings_of_one_slot_have_one_winner,
+    // appointment mail outbox (issue 17)
+    bookings_and_cancellations_write_their_mail_with_them,
+    twenty_concurrent_bookings_with_mail_leave_one_mail,
+    concurrent_claimers_never_share_a_mail,
+    mails_are_finished_once_by_their_claimer,
+    desk_settings_are_stored_replaced_and_removed,
+    a_real_cancellation_revives_its_given_up_mail,
 );
 
 // ---------- embedded only ----------

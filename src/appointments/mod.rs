@@ -3,3 +3,6 @@
 //! The slot rules are pure (`core::schedule`); this module holds what surrounds them.
 
 pub mod ics;
+// the mail outbox: what the mails say, and the worker that sends them
+pub mod mailer;
+pub mod mails;

@@ -17,3 +17,5 @@ pub mod schedule;
 pub mod room;
 // appointments (issue 17)
 pub mod representatives;
+// appointment mail outbox (issue 17)
+pub mod mail_retry;

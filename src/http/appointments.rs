@@ -6,14 +6,14 @@
 //! is decided by the store's unique key, never here: this module only retries another
 //! free representative when the store refuses the first.
 //!
-//! Not here yet: the confirmation and cancellation mail (with their ICS attachments,
-//! `appointments::ics`) go through the outbox of the mail work; [`Booked`] and the
-//! cancellations are the points to write it from.
+//! The confirmation and cancellation mail (`appointments::mails`) are written by the same
+//! store call as the booking or cancellation (the outbox); a worker sends them
+//! (`appointments::mailer`).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -26,6 +26,7 @@ use super::error::ErrorDetail;
 use super::responses::{AdminsOnly, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
+use crate::appointments::mails;
 use crate::core::guesses::{FailedGuesses, GuessLimit};
 use crate::core::names::checked_name;
 use crate::core::representatives::{Candidate, choose};
@@ -50,26 +51,24 @@ const MAX_EMAIL: usize = 254;
 /// Most local days one admin listing may span.
 const MAX_RANGE_DAYS: i32 = 92;
 
-/// Bookings one client address may make back to back, and how often it earns one back:
-/// a customer books one or two appointments; a script booking every slot of a week is
-/// held to one per `BOOKING_REFILL` once it has made `BOOKING_BURST`.
-const BOOKING_BURST: u32 = 5;
-const BOOKING_REFILL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// Addresses remembered at most; at capacity the one closest to recovery makes room.
 const BOOKING_THROTTLE_CAPACITY: usize = 10_000;
 
 /// Bookings per client address (an IPv6 address by its /64), as a leaky bucket
-/// (`core::guesses`): only bookings that succeed count; addresses in `AGENT_WHITELIST`
-/// (the desk itself, booking for callers) are not limited. In memory, per node.
+/// (`core::guesses`): an address may make `APPOINTMENT_BOOKING_BURST` bookings back to
+/// back, then earns one back per `APPOINTMENT_BOOKING_REFILL_SECS` (a customer books one or
+/// two; a script booking every slot of a week is held back). Only bookings that succeed
+/// count; addresses in `AGENT_WHITELIST` (the desk itself, booking for callers) are not
+/// limited. In memory, per node.
 pub struct BookingThrottle {
     made: std::sync::Mutex<FailedGuesses<std::net::IpAddr>>,
 }
 
-impl Default for BookingThrottle {
-    fn default() -> Self {
+impl BookingThrottle {
+    pub fn new(settings: &crate::config::Settings) -> Self {
         let limit = GuessLimit {
-            burst: BOOKING_BURST,
-            refill: BOOKING_REFILL,
+            burst: settings.appointment_booking_burst,
+            refill: settings.appointment_booking_refill,
         };
         BookingThrottle {
             made: std::sync::Mutex::new(FailedGuesses::new(limit, BOOKING_THROTTLE_CAPACITY)),
@@ -137,13 +136,41 @@ fn bad_query(e: QueryRejection) -> Refusal {
     Refusal::Api(ApiError::invalid("bad_query", e.body_text()))
 }
 
+/// The desk's calendar for labels and day bounds (the zone; the settings' hours).
 fn calendar(state: &AppState) -> Calendar {
+    calendar_with(state, state.settings.appointment_hours.clone())
+}
+
+fn calendar_with(state: &AppState, hours: crate::core::schedule::Hours) -> Calendar {
     let notice = SignedDuration::try_from(state.settings.appointment_min_notice).unwrap_or(SignedDuration::MAX);
-    Calendar::new(
-        state.settings.appointment_zone.clone(),
-        state.settings.appointment_hours.clone(),
-        notice,
-    )
+    Calendar::new(state.settings.appointment_zone.clone(), hours, notice)
+}
+
+/// The calendar whose slots apply to `category`: the hours an admin set (the
+/// category's own, else the desk's), else the settings'.
+async fn calendar_for(state: &AppState, category: Option<&str>) -> Result<Calendar, Refusal> {
+    let hours = super::appointment_hours::hours_for(state, category).await?;
+    Ok(calendar_with(state, hours))
+}
+
+/// What the desk's mails share: its zone and its From address.
+fn desk(state: &AppState) -> mails::Desk<'_> {
+    mails::Desk {
+        zone: &state.settings.appointment_zone,
+        organizer: mails::address_of(&state.settings.mail_from),
+    }
+}
+
+/// The desk's public address for links in mail: `PUBLIC_URL`, else what the request was sent to.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.settings.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
 }
 
 fn zone_name(state: &AppState) -> String {
@@ -257,7 +284,7 @@ async fn slots(
     let day = parse_date(&q.date)?;
     let category = q.category.as_deref().filter(|c| !c.is_empty());
     known_category(&state, category).await?;
-    let calendar = calendar(&state);
+    let calendar = calendar_for(&state, category).await?;
     let (from, to) = day_bounds(&calendar, day)?;
     let agents = eligible(&state, category).await?;
     let booked = state.store.appointments(from, to, None).await?;
@@ -364,6 +391,7 @@ fn valid_comment(raw: Option<String>) -> Result<String, Refusal> {
 async fn book(
     State(state): State<AppState>,
     ip: ClientIp,
+    headers: HeaderMap,
     body: Result<Json<BookingRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Booked>), Refusal> {
     // Counted before the work, so bookings sent side by side cannot all pass the check
@@ -377,7 +405,7 @@ async fn book(
             .with(|t| t.take(key, now))
             .map_err(Refusal::Throttled)?;
     }
-    let made = book_checked(&state, body).await;
+    let made = book_checked(&state, &base_url(&state, &headers), body).await;
     if throttled && made.is_err() {
         state.booking_throttle.with(|t| t.give_back(&key));
     }
@@ -386,6 +414,7 @@ async fn book(
 
 async fn book_checked(
     state: &AppState,
+    base_url: &str,
     body: Result<Json<BookingRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Booked>), Refusal> {
     let Json(body) = body?;
@@ -400,7 +429,7 @@ async fn book_checked(
     let comment = valid_comment(body.comment)?;
     let category = body.category.filter(|c| !c.is_empty());
     known_category(state, category.as_deref()).await?;
-    let calendar = calendar(state);
+    let calendar = calendar_for(state, category.as_deref()).await?;
     let slot = calendar
         .check_booking(start, Timestamp::now())
         .map_err(|r| Refusal::coded(StatusCode::UNPROCESSABLE_ENTITY, r.code(), refusal_message(r.code())))?;
@@ -439,7 +468,15 @@ async fn book_checked(
             break;
         };
         appointment.representative_id = chosen.id.clone();
-        match state.store.book_appointment(appointment.clone()).await {
+        let cancel_url = format!("{base_url}/cancel.html?token={token}");
+        let mail = mails::confirmation(
+            &desk(state),
+            &appointment,
+            &chosen.display_name,
+            &cancel_url,
+            Timestamp::now(),
+        );
+        match state.store.book_appointment_with_mail(appointment.clone(), mail).await {
             Ok(()) => {
                 metrics::counter!("switchboard_appointments_booked_total").increment(1);
                 let booked = Booked {
@@ -592,8 +629,21 @@ async fn cancel_by_token(
 ) -> Result<Json<CancelOutcome>, Refusal> {
     let Json(body) = body?;
     let a = by_token(&state, &body.token).await?;
-    let done = state.store.cancel_appointment(&a.id, crate::hub::now_ms()).await?;
+    let done = cancel_with_mail(&state, a).await?;
     Ok(Json(outcome(&state, done)))
+}
+
+/// Cancels `a` (as read) and writes its cancellation mail with it.
+async fn cancel_with_mail(state: &AppState, a: Appointment) -> Result<Cancellation, Refusal> {
+    let mut cancelled = a;
+    cancelled.status = AppointmentStatus::Cancelled;
+    // The store raises the sequence by one when it cancels; the mail announces that one.
+    cancelled.sequence += 1;
+    let mail = mails::cancellation(&desk(state), &cancelled, Timestamp::now());
+    Ok(state
+        .store
+        .cancel_appointment_with_mail(&cancelled.id, crate::hub::now_ms(), mail)
+        .await?)
 }
 
 fn outcome(state: &AppState, done: Cancellation) -> CancelOutcome {
@@ -738,7 +788,7 @@ async fn cancel_as_staff(state: &AppState, me: &Account, id: &str) -> Result<Jso
     if me.role != Role::Admin && a.representative_id != me.id {
         return Err(Refusal::Api(ApiError::NotFound("appointment")));
     }
-    let done = state.store.cancel_appointment(id, crate::hub::now_ms()).await?;
+    let done = cancel_with_mail(state, a).await?;
     Ok(Json(outcome(state, done)))
 }
 

@@ -6,12 +6,16 @@
 
 pub mod access;
 pub mod admin;
-// appointments (issue 17)
+// appointments (issue 17); its hours for admins in `appointment_hours`, its rooms in
+// `appointment_rooms`, its mail outbox for admins in `outbox`
+pub mod appointment_hours;
+pub mod appointment_rooms;
 pub mod appointments;
 pub mod error;
 pub mod history;
 pub mod listener;
 pub mod metrics;
+pub mod outbox;
 pub mod public;
 pub mod responses;
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -176,6 +180,9 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(join::router())
         // appointments (issue 17): public booking, the agent's day, admins' list
         .merge(appointments::router())
+        .merge(outbox::router())
+        .merge(appointment_rooms::router())
+        .merge(appointment_hours::router())
         .split_for_parts()
 }
 

@@ -555,6 +555,7 @@ async fn invite(
             to,
             subject: format!("Invitation: {}", room.title),
             text: text.clone(),
+            ..Outgoing::default()
         };
         if let Err(e) = sender.send(&message).await {
             let already = if sent.is_empty() {

@@ -27,6 +27,8 @@ impl Sender for LogOnly {
             to = %message.to,
             subject = %message.subject,
             text = %message.text,
+            message_id = message.message_id.as_deref().unwrap_or(""),
+            attachments = message.attachments.len(),
             "not configured to send {}; this is what would be sent",
             self.channel
         );

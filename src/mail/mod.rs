@@ -25,13 +25,29 @@ pub use webhook::SmsWebhook;
 use crate::config::Settings;
 
 /// One thing to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outgoing {
     /// A mail address or an E.164 phone number, as the channel expects.
     pub to: String,
     /// Mail only; SMS have none.
     pub subject: String,
     pub text: String,
+    // ---- appointment mail (issue 17) ----
+    /// Mail only: files sent beside the text (the calendar invitation).
+    pub attachments: Vec<Attachment>,
+    /// Mail only: the `Message-ID` (without angle brackets), stable across retries of
+    /// one mail so a receiver that got it twice (a resend after a crash) can tell;
+    /// `None` lets the transport make one.
+    pub message_id: Option<String>,
+}
+
+/// A text file sent with a mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub filename: String,
+    /// The full MIME type with parameters, e.g. `text/calendar; method=REQUEST; charset=utf-8`.
+    pub content_type: String,
+    pub content: String,
 }
 
 /// Why a sending failed, for people: it names the channel and the cause.

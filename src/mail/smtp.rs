@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment as LettreAttachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{Outgoing, SendError, Sender};
@@ -39,12 +40,23 @@ impl Sender for Smtp {
             .to
             .parse()
             .map_err(|_| SendError(format!("{:?} is not a mail address", message.to)))?;
-        let mail = Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(message.subject.clone())
-            .body(message.text.clone())
-            .map_err(|e| SendError(format!("the mail could not be built: {e}")))?;
+            .message_id(message.message_id.as_ref().map(|id| format!("<{id}>")));
+        let built = if message.attachments.is_empty() {
+            builder.body(message.text.clone())
+        } else {
+            let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(message.text.clone()));
+            for a in &message.attachments {
+                let kind = ContentType::parse(&a.content_type)
+                    .map_err(|e| SendError(format!("attachment {:?}: bad content type: {e}", a.filename)))?;
+                parts = parts.singlepart(LettreAttachment::new(a.filename.clone()).body(a.content.clone(), kind));
+            }
+            builder.multipart(parts)
+        };
+        let mail = built.map_err(|e| SendError(format!("the mail could not be built: {e}")))?;
         match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(mail)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {

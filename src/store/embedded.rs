@@ -56,6 +56,8 @@ mod sessions;
 mod rooms;
 // ---- appointments (issue 17) ----
 mod appointments;
+// ---- appointment mail outbox (issue 17) ----
+mod outbox;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -232,6 +234,8 @@ impl EmbeddedStore {
                 // ---- rooms and 1-to-1 video (issue 16) ----
                 rooms::create_tables(&tx)?;
                 appointments::create_tables(&tx)?;
+                outbox::create_tables(&tx)?;
+                outbox::create_desk_tables(&tx)?;
             }
             if migrated {
                 tx.delete_table(MESSAGE_IDS_V1).map_err(unavailable)?;
@@ -917,6 +921,46 @@ impl Store for EmbeddedStore {
         representative: Option<&str>,
     ) -> StoreResult<Vec<Appointment>> {
         self.appointments_between(from, to, representative).await
+    }
+
+    // ---- appointment mail outbox (issue 17): in `embedded/outbox.rs` ----
+    async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()> {
+        self.book_with_mail(appointment, mail).await
+    }
+
+    async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
+        self.cancel_with_mail(id, at, mail).await
+    }
+
+    async fn claim_mails(
+        &self,
+        node: &str,
+        now: Millis,
+        claim_until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        self.claim_due_mails(node, now, claim_until, limit).await
+    }
+
+    async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
+        self.finish_claimed_mail(id, node, outcome).await
+    }
+
+    async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
+        self.find_mail(id).await
+    }
+
+    async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
+        self.list_mails(status, page).await
+    }
+
+    // ---- desk settings (issue 17): in `embedded/outbox.rs` ----
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.read_desk_setting(key).await
+    }
+
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        self.write_desk_setting(key, value).await
     }
 }
 

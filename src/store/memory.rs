@@ -32,6 +32,11 @@ struct Inner {
     call_logs: Vec<CallLog>,
     // ---- appointments (issue 17) ----
     appointments: Vec<Appointment>,
+    // ---- appointment mail outbox (issue 17) ----
+    /// In order of writing.
+    mails: Vec<OutboxMail>,
+    // ---- desk settings (issue 17) ----
+    desk_settings: HashMap<String, String>,
 }
 
 impl MemoryStore {
@@ -47,6 +52,46 @@ impl MemoryStore {
 }
 
 impl Inner {
+    // ---- appointments (issue 17) ----
+    /// The unique key checked and the appointment stored under the caller's one lock.
+    fn book(&mut self, appointment: Appointment) -> StoreResult<()> {
+        let taken = self.appointments.iter().any(|a| {
+            a.id == appointment.id
+                || a.cancel_token_hash == appointment.cancel_token_hash
+                || (a.status == AppointmentStatus::Booked
+                    && appointment.status == AppointmentStatus::Booked
+                    && a.representative_id == appointment.representative_id
+                    && a.start == appointment.start)
+        });
+        if taken {
+            return Err(StoreError::Conflict);
+        }
+        self.appointments.push(appointment);
+        Ok(())
+    }
+
+    fn cancel(&mut self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+        let a = self
+            .appointments
+            .iter_mut()
+            .find(|a| a.id == id)
+            .ok_or(StoreError::NotFound)?;
+        if a.status == AppointmentStatus::Cancelled {
+            return Ok(Cancellation::AlreadyCancelled(a.clone()));
+        }
+        a.status = AppointmentStatus::Cancelled;
+        a.cancelled_at = Some(at);
+        a.sequence += 1;
+        Ok(Cancellation::Cancelled(a.clone()))
+    }
+
+    /// Stores `mail` unless one of its id is there (then it is the same mail).
+    fn put_mail(&mut self, mail: OutboxMail) {
+        if !self.mails.iter().any(|m| m.id == mail.id) {
+            self.mails.push(mail);
+        }
+    }
+
     /// Applies one archive event; applying it again changes nothing.
     fn apply(&mut self, event: &ArchiveEvent) {
         match event {
@@ -335,21 +380,7 @@ impl Store for MemoryStore {
     // ---- appointments (issue 17) ----
     /// The unique key is checked and the appointment stored under one lock: one decision.
     async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
-        self.with(|s| {
-            let taken = s.appointments.iter().any(|a| {
-                a.id == appointment.id
-                    || a.cancel_token_hash == appointment.cancel_token_hash
-                    || (a.status == AppointmentStatus::Booked
-                        && appointment.status == AppointmentStatus::Booked
-                        && a.representative_id == appointment.representative_id
-                        && a.start == appointment.start)
-            });
-            if taken {
-                return Err(StoreError::Conflict);
-            }
-            s.appointments.push(appointment);
-            Ok(())
-        })
+        self.with(|s| s.book(appointment))
     }
 
     async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
@@ -385,20 +416,7 @@ impl Store for MemoryStore {
     }
 
     async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
-        self.with(|s| {
-            let a = s
-                .appointments
-                .iter_mut()
-                .find(|a| a.id == id)
-                .ok_or(StoreError::NotFound)?;
-            if a.status == AppointmentStatus::Cancelled {
-                return Ok(Cancellation::AlreadyCancelled(a.clone()));
-            }
-            a.status = AppointmentStatus::Cancelled;
-            a.cancelled_at = Some(at);
-            a.sequence += 1;
-            Ok(Cancellation::Cancelled(a.clone()))
-        })
+        self.with(|s| s.cancel(id, at))
     }
 
     async fn appointments(
@@ -417,6 +435,92 @@ impl Store for MemoryStore {
                 .collect();
             hits.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
             Ok(hits)
+        })
+    }
+
+    // ---- appointment mail outbox (issue 17) ----
+    /// Booking and mail under one lock: one decision.
+    async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()> {
+        self.with(|s| {
+            s.book(appointment)?;
+            s.put_mail(mail);
+            Ok(())
+        })
+    }
+
+    async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
+        self.with(|s| {
+            let done = s.cancel(id, at)?;
+            if matches!(done, Cancellation::Cancelled(_)) {
+                s.put_mail(mail);
+            }
+            Ok(done)
+        })
+    }
+
+    async fn claim_mails(
+        &self,
+        node: &str,
+        now: Millis,
+        claim_until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        self.with(|s| {
+            let mut due: Vec<&mut OutboxMail> = s.mails.iter_mut().filter(|m| m.claimable(now)).collect();
+            due.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.id.cmp(&b.id)));
+            Ok(due
+                .into_iter()
+                .take(limit)
+                .map(|m| {
+                    m.claimed_by = Some(node.to_string());
+                    m.claim_until = Some(claim_until);
+                    m.clone()
+                })
+                .collect())
+        })
+    }
+
+    async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
+        self.with(|s| {
+            let Some(m) = s.mails.iter_mut().find(|m| m.id == id) else {
+                return Err(StoreError::NotFound);
+            };
+            if m.status != MailStatus::Pending || m.claimed_by.as_deref() != Some(node) {
+                return Ok(false);
+            }
+            apply_outcome(m, outcome);
+            Ok(true)
+        })
+    }
+
+    async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
+        self.with(|s| s.mails.iter().find(|m| m.id == id).cloned().ok_or(StoreError::NotFound))
+    }
+
+    async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
+        self.with(|s| {
+            let mut hits: Vec<&OutboxMail> = s
+                .mails
+                .iter()
+                .filter(|m| status.is_none_or(|st| m.status == st))
+                .collect();
+            hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+            Ok(one_page(hits, page))
+        })
+    }
+
+    // ---- desk settings (issue 17) ----
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.with(|s| Ok(s.desk_settings.get(key).cloned()))
+    }
+
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        self.with(|s| {
+            match value {
+                Some(v) => s.desk_settings.insert(key.to_string(), v),
+                None => s.desk_settings.remove(key),
+            };
+            Ok(())
         })
     }
 }

@@ -19,12 +19,16 @@ mod mongo;
 mod record;
 // ---- rooms and 1-to-1 video (issue 16) ----
 mod rooms;
+// ---- appointment mail outbox (issue 17) ----
+mod outbox;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use mongo::MongoStore;
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState, WrongAttempts};
+// ---- appointment mail outbox (issue 17) ----
+pub use outbox::{MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, apply_outcome};
 
 use std::sync::Arc;
 
@@ -327,6 +331,40 @@ pub trait Store: Send + Sync + 'static {
         to: Millis,
         representative: Option<&str>,
     ) -> StoreResult<Vec<Appointment>>;
+
+    // ---- appointment mail outbox (issue 17) ----
+    /// [`Store::book_appointment`] and the confirmation `mail` as one write: when the
+    /// booking is refused (`Conflict`) no mail stays; when it succeeds the mail is stored.
+    async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()>;
+    /// [`Store::cancel_appointment`] and the cancellation `mail` as one write: the mail is
+    /// stored only when this call cancelled (`Cancellation::Cancelled`).
+    async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation>;
+    /// Claims up to `limit` mails claimable at `now` ([`OutboxMail::claimable`]) for
+    /// `node` until `claim_until`, oldest due first, and returns them as claimed. Each
+    /// mail's claim is one atomic step: of concurrent claimers exactly one gets it.
+    async fn claim_mails(
+        &self,
+        node: &str,
+        now: Millis,
+        claim_until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>>;
+    /// Records how `node`'s attempt at mail `id` ended (a retry raises `attempts`).
+    /// Changes only a pending mail whose claim `node` holds, and ends the claim; false
+    /// (nothing changed) otherwise, e.g. when its lease ran out and another node took it.
+    async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool>;
+    /// One mail by id; `NotFound` when absent.
+    async fn mail(&self, id: &str) -> StoreResult<OutboxMail>;
+    /// Mails (of one status when given), newest created first, and the total count
+    /// before paging.
+    async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)>;
+
+    // ---- desk settings set through the admin API (issue 17: appointment hours) ----
+    /// The value an admin stored under `key` (an opaque text, JSON by convention); `None`
+    /// when none is stored (the settings' default applies).
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` under `key`, replacing what was there; `None` removes it.
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

@@ -98,6 +98,8 @@ mod sessions;
 mod rooms;
 // ---- appointments (issue 17) ----
 mod appointments;
+// ---- appointment mail outbox (issue 17) ----
+mod outbox;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
@@ -243,6 +245,7 @@ impl MongoStore {
         // ---- rooms and 1-to-1 video (issue 16) ----
         self.create_room_indexes().await?;
         self.create_appointment_indexes().await?;
+        self.create_outbox_indexes().await?;
         Ok(())
     }
 
@@ -886,6 +889,46 @@ impl Store for MongoStore {
         representative: Option<&str>,
     ) -> StoreResult<Vec<Appointment>> {
         self.appointments_between(from, to, representative).await
+    }
+
+    // ---- appointment mail outbox (issue 17): in `mongo/outbox.rs` ----
+    async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()> {
+        self.book_with_mail(appointment, mail).await
+    }
+
+    async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
+        self.cancel_with_mail(id, at, mail).await
+    }
+
+    async fn claim_mails(
+        &self,
+        node: &str,
+        now: Millis,
+        claim_until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        self.claim_due_mails(node, now, claim_until, limit).await
+    }
+
+    async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
+        self.finish_claimed_mail(id, node, outcome).await
+    }
+
+    async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
+        self.find_mail(id).await
+    }
+
+    async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
+        self.list_mails(status, page).await
+    }
+
+    // ---- desk settings (issue 17): in `mongo/outbox.rs` ----
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.read_desk_setting(key).await
+    }
+
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        self.write_desk_setting(key, value).await
     }
 }
 

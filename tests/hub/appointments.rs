@@ -422,3 +422,29 @@ async fn the_next_appointment_is_startable_within_the_window() {
     assert_eq!(list["appointments"][0]["startable"], true, "{list}");
     hub.stop().await;
 }
+
+/// The throttle's limits are settings: with a burst of 2, the third booking from one
+/// address is refused.
+#[tokio::test]
+async fn the_booking_throttle_takes_its_limits_from_the_settings() {
+    let hub = TestHub::with(|s| {
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.appointment_booking_burst = 2;
+    })
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for hour in 10..13 {
+        let res = client
+            .post(hub.url("/api/appointments"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&booking(&at(2, hour), "Carla"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 429]);
+    hub.stop().await;
+}

@@ -5,6 +5,9 @@ mod admin;
 mod archive;
 mod auth;
 // appointments (issue 17)
+mod appointment_hours;
+mod appointment_mail;
+mod appointment_rooms;
 mod appointments;
 mod bad_input;
 mod buddy;

@@ -323,6 +323,8 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     let hub = TestHub::with(|s| {
         // The hub's own address is a trusted proxy, so a request can come "from outside" through it.
         s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        // appointments (issue 17): the walk's appointment, two days ahead, can be started.
+        s.appointment_start_window = std::time::Duration::from_secs(3 * 86_400);
     })
     .await;
     let client = reqwest::Client::builder()
@@ -438,7 +440,35 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         .as_str()
         .unwrap()
         .to_string();
+    // appointments (issue 17): an appointment of an agent without an open room, started
+    // already (starting again answers the same room), for the start and the customer's join.
+    let (started_id, started_token) = {
+        let starter = hub.agent_account("starter", &[], 1).await;
+        let starter_id = admin.agent_id("starter").await;
+        let booked: Value = client
+            .post(hub.url("/api/appointments"))
+            .json(
+                &json!({"start": format!("{}T12:00:00Z", day_after(2)), "name": "Started",
+                          "email": "s@example.com", "representative": starter_id}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = booked["id"].as_str().expect("booked").to_string();
+        let res = client
+            .post(hub.url(&format!("/api/agent/appointments/{id}/start")))
+            .bearer_auth(&starter)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        (id, booked["cancel_token"].as_str().unwrap().to_string())
+    };
     let real_ids = BTreeMap::from([
+        ("/api/agent/appointments/{id}/start", started_id),
         ("/api/chats/{id}/video", live_chat),
         ("/api/rooms/{id}", room_id.clone()),
         ("/api/rooms/{id}/invite", room_id.clone()),
@@ -462,6 +492,10 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         (
             "POST /api/appointments/cancel",
             vec![json!({"token": cancel_token}).to_string()],
+        ),
+        (
+            "POST /api/appointments/join",
+            vec![json!({"token": started_token}).to_string()],
         ),
         (
             "POST /api/appointments",

@@ -32,11 +32,21 @@ function row(a) {
     if (!res.ok) { $('error').textContent = res.error.message; cancel.disabled = false; return; }
     load();
   });
+  // "Start" opens the appointment's room, from the start window on (the server checks too).
+  const start = el('button', { type: 'button', dataset: { testid: 'start-appointment' } }, 'Start');
+  start.disabled = !a.startable;
+  start.addEventListener('click', async () => {
+    start.disabled = true;
+    const res = await api('POST', `/api/agent/appointments/${encodeURIComponent(a.id)}/start`, {});
+    start.disabled = false;
+    if (!res.ok) { $('error').textContent = res.error.message; return; }
+    window.open(`${res.data.link}&as=agent`, '_blank');
+  });
   const when = a.local_start.slice(11);
   return el('li', { class: 'card', dataset: { testid: 'agent-appointment', status: a.status } },
     el('strong', {}, when), ' ', a.name, ' · ', el('a', { href: `mailto:${a.email}` }, a.email),
     a.comment ? el('p', { class: 'muted' }, a.comment) : null,
-    a.status === 'cancelled' ? el('p', { dataset: { testid: 'cancelled' } }, 'Cancelled') : cancel);
+    a.status === 'cancelled' ? el('p', { dataset: { testid: 'cancelled' } }, 'Cancelled') : el('p', {}, start, ' ', cancel));
 }
 
 async function load() {

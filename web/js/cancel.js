@@ -1,6 +1,7 @@
-// The cancel page behind the mail's link: opening it only shows the appointment (mail
-// scanners follow links); the button POSTs the cancellation. Cancelling twice or a bad
-// link is a plain message.
+// The appointment's page behind the mail's link: opening it only shows the appointment
+// (mail scanners follow links); one button POSTs the cancellation, another joins the
+// video call once the representative has started it. Cancelling twice or a bad link is
+// a plain message.
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get('token') || '';
@@ -22,6 +23,7 @@ function render(a) {
   const cancelled = a.status === 'cancelled';
   $('state').textContent = cancelled ? 'This appointment is cancelled.' : '';
   $('confirm').hidden = cancelled;
+  $('join').hidden = cancelled;
   $('appointment').hidden = false;
 }
 
@@ -57,6 +59,25 @@ $('confirm').addEventListener('click', async () => {
       : 'Your appointment is cancelled.';
   } finally {
     $('confirm').disabled = false;
+  }
+});
+
+$('join').addEventListener('click', async () => {
+  $('error').textContent = '';
+  $('join').disabled = true;
+  try {
+    const res = await fetch('/api/appointments/join', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
+    if (!res.ok) {
+      $('error').textContent = await errorText(res);
+      return;
+    }
+    location.href = (await res.json()).link;
+  } finally {
+    $('join').disabled = false;
   }
 });
 

@@ -91,37 +91,59 @@ fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> St
     Ok(rec.into_model(id.to_string()))
 }
 
+/// Books `a` inside the caller's write transaction (see the module comment).
+pub(super) fn book_in(tx: &redb::WriteTransaction, a: &Appointment) -> StoreResult<()> {
+    let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
+    let mut tokens = tx.open_table(BY_TOKEN).map_err(unavailable)?;
+    if appointments.get(a.id.as_str()).map_err(unavailable)?.is_some()
+        || tokens.get(a.cancel_token_hash.as_str()).map_err(unavailable)?.is_some()
+    {
+        return Err(StoreError::Conflict);
+    }
+    if a.status == AppointmentStatus::Booked {
+        let mut slots = tx.open_table(BOOKED_SLOTS).map_err(unavailable)?;
+        let key = (a.representative_id.as_str(), a.start);
+        if slots.get(key).map_err(unavailable)?.is_some() {
+            return Err(StoreError::Conflict);
+        }
+        slots.insert(key, a.id.as_str()).map_err(unavailable)?;
+    }
+    appointments
+        .insert(a.id.as_str(), encode(&AppointmentRec::of(a))?.as_slice())
+        .map_err(unavailable)?;
+    tokens
+        .insert(a.cancel_token_hash.as_str(), a.id.as_str())
+        .map_err(unavailable)?;
+    tx.open_table(BY_START)
+        .map_err(unavailable)?
+        .insert((a.start, a.id.as_str()), ())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Cancels appointment `id` inside the caller's write transaction.
+pub(super) fn cancel_in(tx: &redb::WriteTransaction, id: &str, at: Millis) -> StoreResult<Cancellation> {
+    let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
+    let mut a = load(&appointments, id)?;
+    if a.status == AppointmentStatus::Cancelled {
+        return Ok(Cancellation::AlreadyCancelled(a));
+    }
+    a.status = AppointmentStatus::Cancelled;
+    a.cancelled_at = Some(at);
+    a.sequence += 1;
+    appointments
+        .insert(id, encode(&AppointmentRec::of(&a))?.as_slice())
+        .map_err(unavailable)?;
+    tx.open_table(BOOKED_SLOTS)
+        .map_err(unavailable)?
+        .remove((a.representative_id.as_str(), a.start))
+        .map_err(unavailable)?;
+    Ok(Cancellation::Cancelled(a))
+}
+
 impl EmbeddedStore {
     pub(super) async fn insert_appointment(&self, a: Appointment) -> StoreResult<()> {
-        self.write(move |tx| {
-            let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
-            let mut tokens = tx.open_table(BY_TOKEN).map_err(unavailable)?;
-            if appointments.get(a.id.as_str()).map_err(unavailable)?.is_some()
-                || tokens.get(a.cancel_token_hash.as_str()).map_err(unavailable)?.is_some()
-            {
-                return Err(StoreError::Conflict);
-            }
-            if a.status == AppointmentStatus::Booked {
-                let mut slots = tx.open_table(BOOKED_SLOTS).map_err(unavailable)?;
-                let key = (a.representative_id.as_str(), a.start);
-                if slots.get(key).map_err(unavailable)?.is_some() {
-                    return Err(StoreError::Conflict);
-                }
-                slots.insert(key, a.id.as_str()).map_err(unavailable)?;
-            }
-            appointments
-                .insert(a.id.as_str(), encode(&AppointmentRec::of(&a))?.as_slice())
-                .map_err(unavailable)?;
-            tokens
-                .insert(a.cancel_token_hash.as_str(), a.id.as_str())
-                .map_err(unavailable)?;
-            tx.open_table(BY_START)
-                .map_err(unavailable)?
-                .insert((a.start, a.id.as_str()), ())
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| book_in(tx, &a)).await
     }
 
     pub(super) async fn find_appointment(&self, id: &str) -> StoreResult<Appointment> {
@@ -147,25 +169,7 @@ impl EmbeddedStore {
 
     pub(super) async fn mark_appointment_cancelled(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
         let id = id.to_string();
-        self.write(move |tx| {
-            let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
-            let mut a = load(&appointments, &id)?;
-            if a.status == AppointmentStatus::Cancelled {
-                return Ok(Cancellation::AlreadyCancelled(a));
-            }
-            a.status = AppointmentStatus::Cancelled;
-            a.cancelled_at = Some(at);
-            a.sequence += 1;
-            appointments
-                .insert(id.as_str(), encode(&AppointmentRec::of(&a))?.as_slice())
-                .map_err(unavailable)?;
-            tx.open_table(BOOKED_SLOTS)
-                .map_err(unavailable)?
-                .remove((a.representative_id.as_str(), a.start))
-                .map_err(unavailable)?;
-            Ok(Cancellation::Cancelled(a))
-        })
-        .await
+        self.write(move |tx| cancel_in(tx, &id, at)).await
     }
 
     pub(super) async fn appointments_between(

@@ -1,0 +1,172 @@
+//! The outbox worker: one per node, sending appointment mail from the store's outbox.
+//!
+//! Every `OUTBOX_POLL_SECS` it claims a batch of due mails for `OUTBOX_LEASE_SECS` (the
+//! store makes each claim atomic, so several nodes never hold one mail at once), sends
+//! each through the configured mail sender with a `Message-ID` derived from the mail's id,
+//! and records the outcome only under its own claim: sent; or failed, tried again after
+//! the capped exponential backoff of `core::mail_retry`; or, after `OUTBOX_MAX_ATTEMPTS`
+//! failures, dead (logged, and listed for admins). A node killed between sending and
+//! recording leaves a claim that runs out, and the mail is sent again with the same
+//! `Message-ID` (at least once, never twice at the same time).
+//!
+//! Before sending, the mail's appointment is checked to be as the mail says (it exists;
+//! for a cancellation, it is cancelled): on MongoDB the mail is written just before its
+//! booking or cancellation (`store/mongo/outbox.rs`), and a crash between leaves a mail
+//! for something that never happened. Such a mail waits out `ORPHAN_GRACE` (the other
+//! write may still be on its way) and is then given up, never sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::mails::message_id;
+use crate::config::Settings;
+use crate::core::mail_retry::{AfterFailure, RetryPolicy};
+use crate::mail::{Attachment, Outgoing, Sender};
+use crate::store::{AppointmentStatus, MailOutcome, MailPurpose, OutboxMail, SharedStore, StoreError};
+
+/// Mails claimed per round. One: a claimed mail is then sent within one SMTP timeout
+/// (15 s), well inside the shortest lease (30 s), so its claim never runs out mid-send; a
+/// full round is followed at once by the next, so a backlog still drains without pause.
+const BATCH: usize = 1;
+/// How long a mail whose appointment is not (yet) as it says may wait before it is given up.
+const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+
+/// Runs the worker until `shutdown`.
+pub async fn run(store: SharedStore, mail: Arc<dyn Sender>, settings: Arc<Settings>, shutdown: CancellationToken) {
+    let worker = Worker {
+        store,
+        mail,
+        node: settings.node_id.clone(),
+        organizer: super::mails::address_of(&settings.mail_from),
+        lease: settings.outbox_lease,
+        policy: RetryPolicy {
+            first_ms: settings.outbox_retry_first.as_millis() as i64,
+            max_ms: settings.outbox_retry_max.as_millis() as i64,
+            max_attempts: settings.outbox_max_attempts,
+        },
+    };
+    tracing::info!(node = %worker.node, "appointment mail worker started");
+    loop {
+        let full = match worker.round(&shutdown).await {
+            Ok(claimed) => claimed == BATCH,
+            Err(e) => {
+                tracing::warn!(error = %e, "the mail outbox could not be read; trying again");
+                false
+            }
+        };
+        if shutdown.is_cancelled() {
+            break;
+        }
+        if !full {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(settings.outbox_poll) => {}
+            }
+        }
+    }
+    tracing::info!("appointment mail worker stopped");
+}
+
+struct Worker {
+    store: SharedStore,
+    mail: Arc<dyn Sender>,
+    node: String,
+    organizer: String,
+    lease: Duration,
+    policy: RetryPolicy,
+}
+
+impl Worker {
+    /// Claims and handles one batch; returns how many mails were claimed.
+    async fn round(&self, shutdown: &CancellationToken) -> Result<usize, StoreError> {
+        let now = crate::hub::now_ms();
+        let until = now + self.lease.as_millis() as i64;
+        let claimed = self.store.claim_mails(&self.node, now, until, BATCH).await?;
+        let count = claimed.len();
+        for mail in claimed {
+            if shutdown.is_cancelled() {
+                // Its claim runs out and another round (here or on another node) sends it.
+                break;
+            }
+            self.handle(mail).await?;
+        }
+        Ok(count)
+    }
+
+    async fn handle(&self, mail: OutboxMail) -> Result<(), StoreError> {
+        if !self.appointment_agrees(&mail).await? {
+            let age = crate::hub::now_ms() - mail.created_at;
+            if age >= ORPHAN_GRACE.as_millis() as i64 {
+                let error = "not sent: what it announces was never stored (the booking or cancellation \
+                             failed after the mail was written)"
+                    .to_string();
+                tracing::warn!(mail = %mail.id, "{error}");
+                self.store
+                    .finish_mail(&mail.id, &self.node, MailOutcome::Dead { error })
+                    .await?;
+            }
+            // Else leave the claim to run out and look again then.
+            return Ok(());
+        }
+        let outgoing = Outgoing {
+            to: mail.to.clone(),
+            subject: mail.subject.clone(),
+            text: mail.text.clone(),
+            attachments: mail
+                .attachments
+                .iter()
+                .map(|a| Attachment {
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    content: a.content.clone(),
+                })
+                .collect(),
+            message_id: Some(message_id(&mail.id, &self.organizer)),
+        };
+        let now = || crate::hub::now_ms();
+        let outcome = match self.mail.send(&outgoing).await {
+            Ok(()) => {
+                metrics::counter!("switchboard_outbox_sent_total").increment(1);
+                tracing::info!(mail = %mail.id, to = %mail.to, "appointment mail sent");
+                MailOutcome::Sent { at: now() }
+            }
+            Err(e) => match self.policy.after_failure(mail.attempts, now()) {
+                AfterFailure::RetryAt(retry_at) => {
+                    metrics::counter!("switchboard_outbox_failed_total").increment(1);
+                    tracing::warn!(mail = %mail.id, attempt = mail.attempts + 1, error = %e,
+                        "appointment mail not sent; trying again in {} s", (retry_at - now()).max(0) / 1000);
+                    MailOutcome::Retry {
+                        error: e.to_string(),
+                        retry_at,
+                    }
+                }
+                AfterFailure::GiveUp => {
+                    metrics::counter!("switchboard_outbox_dead_total").increment(1);
+                    tracing::error!(mail = %mail.id, to = %mail.to, attempts = mail.attempts + 1, error = %e,
+                        "appointment mail given up after its last attempt; admins see it in /api/admin/mails");
+                    MailOutcome::Dead { error: e.to_string() }
+                }
+            },
+        };
+        if !self.store.finish_mail(&mail.id, &self.node, outcome).await? {
+            // The lease ran out mid-send and another node claimed it: it may go out twice,
+            // with the same Message-ID. A lease longer than the SMTP timeout prevents this.
+            tracing::warn!(mail = %mail.id, "the mail's claim was lost while sending it");
+        }
+        Ok(())
+    }
+
+    /// Whether the mail's appointment is as the mail announces.
+    async fn appointment_agrees(&self, mail: &OutboxMail) -> Result<bool, StoreError> {
+        match self.store.appointment(&mail.appointment_id).await {
+            Ok(a) => Ok(match mail.purpose {
+                MailPurpose::Confirmation => true,
+                MailPurpose::Cancellation => a.status == AppointmentStatus::Cancelled,
+            }),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The appointment mail outbox for admins (issue 17): what was sent, what waits for a
+//! retry and what was given up (dead), with the last error, so a broken relay or a
+//! refused address is seen, not lost.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::responses::{AdminsOnly, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::store::{MailPurpose, MailStatus, OutboxMail, Page};
+
+/// Most mails one page lists.
+const MAX_PAGE: u64 = 200;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MailQuery {
+    /// Only mails in this state (`pending`, `sent`, `dead`).
+    pub status: Option<MailStatus>,
+    #[serde(default)]
+    pub offset: u64,
+    /// 1 to 200, default 50.
+    pub limit: Option<u64>,
+}
+
+/// One mail of the outbox (its text and attachment are not shown: they hold the cancel link).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailView {
+    pub id: String,
+    pub appointment_id: String,
+    pub purpose: MailPurpose,
+    pub to: String,
+    pub subject: String,
+    pub status: MailStatus,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When it is (next) tried, ms since the Unix epoch.
+    pub due_at: i64,
+    /// The node that last claimed it.
+    pub claimed_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+impl From<OutboxMail> for MailView {
+    fn from(m: OutboxMail) -> Self {
+        MailView {
+            id: m.id,
+            appointment_id: m.appointment_id,
+            purpose: m.purpose,
+            to: m.to,
+            subject: m.subject,
+            status: m.status,
+            attempts: m.attempts,
+            due_at: m.due_at,
+            claimed_by: m.claimed_by,
+            last_error: m.last_error,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailPage {
+    /// Mails matching the filter, before paging.
+    pub total: u64,
+    /// Newest first.
+    pub items: Vec<MailView>,
+}
+
+/// The appointment mail outbox, newest first; `status=dead` lists the mails given up.
+#[utoipa::path(get, path = "/api/admin/mails", tag = "admin", params(MailQuery),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = MailPage),
+        (status = 400, description = "`bad_query`: a parameter is malformed or out of range", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn list(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    query: Result<Query<MailQuery>, QueryRejection>,
+) -> Result<Json<MailPage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "bad_query",
+            format!("limit must be from 1 to {MAX_PAGE}"),
+        ));
+    }
+    let (items, total) = state
+        .store
+        .mails(
+            q.status,
+            Page {
+                offset: q.offset,
+                limit,
+            },
+        )
+        .await?;
+    Ok(Json(MailPage {
+        total,
+        items: items.into_iter().map(MailView::from).collect(),
+    }))
+}

@@ -1,0 +1,287 @@
+//! The mail outbox in the embedded store (issue 17): one table by id, an index of the
+//! pending mails by the instant they may next be claimed, and one by creation for the
+//! admins' listing. A booking or cancellation writes its mail in the same redb write
+//! transaction, so both are committed or neither. redb runs one write transaction at a
+//! time, so a claim (read the ready index, rewrite the claimed rows) is atomic: two
+//! claimers never take the same mail.
+
+use serde::{Deserialize, Serialize};
+
+use super::appointments::{book_in, cancel_in};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use crate::store::{
+    Appointment, Cancellation, MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, Page,
+    StoreError, StoreResult, apply_outcome,
+};
+
+/// Mail id → JSON [`MailRec`].
+const MAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_mails");
+/// (ready at, mail id) for pending mails only; ready at = the later of `due_at` and the
+/// claim's end, so a claimed mail reappears when its lease runs out.
+const READY: TableDefinition<(i64, &str), ()> = TableDefinition::new("outbox_ready");
+/// (created at, mail id), for listing newest first.
+const BY_CREATED: TableDefinition<(i64, &str), ()> = TableDefinition::new("outbox_by_created");
+
+/// The on-disk form, this file's to keep.
+#[derive(Serialize, Deserialize)]
+struct MailRec {
+    appointment_id: String,
+    purpose: MailPurpose,
+    to: String,
+    subject: String,
+    text: String,
+    attachments: Vec<MailAttachment>,
+    status: MailStatus,
+    attempts: u32,
+    due_at: Millis,
+    claimed_by: Option<String>,
+    claim_until: Option<Millis>,
+    last_error: Option<String>,
+    created_at: Millis,
+    sent_at: Option<Millis>,
+}
+
+impl MailRec {
+    fn of(m: &OutboxMail) -> Self {
+        MailRec {
+            appointment_id: m.appointment_id.clone(),
+            purpose: m.purpose,
+            to: m.to.clone(),
+            subject: m.subject.clone(),
+            text: m.text.clone(),
+            attachments: m.attachments.clone(),
+            status: m.status,
+            attempts: m.attempts,
+            due_at: m.due_at,
+            claimed_by: m.claimed_by.clone(),
+            claim_until: m.claim_until,
+            last_error: m.last_error.clone(),
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+
+    fn into_model(self, id: String) -> OutboxMail {
+        OutboxMail {
+            id,
+            appointment_id: self.appointment_id,
+            purpose: self.purpose,
+            to: self.to,
+            subject: self.subject,
+            text: self.text,
+            attachments: self.attachments,
+            status: self.status,
+            attempts: self.attempts,
+            due_at: self.due_at,
+            claimed_by: self.claimed_by,
+            claim_until: self.claim_until,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            sent_at: self.sent_at,
+        }
+    }
+}
+
+/// When a pending mail may next be claimed.
+fn ready_at(m: &OutboxMail) -> Millis {
+    m.due_at.max(m.claim_until.unwrap_or(Millis::MIN))
+}
+
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(MAILS).map_err(unavailable)?;
+    tx.open_table(READY).map_err(unavailable)?;
+    tx.open_table(BY_CREATED).map_err(unavailable)?;
+    Ok(())
+}
+
+fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OutboxMail> {
+    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+    let rec: MailRec = decode(guard.value())?;
+    Ok(rec.into_model(id.to_string()))
+}
+
+/// Replaces the stored form of `old` with `new`, keeping the ready index in step.
+fn rewrite(tx: &redb::WriteTransaction, old: &OutboxMail, new: &OutboxMail) -> StoreResult<()> {
+    let mut ready = tx.open_table(READY).map_err(unavailable)?;
+    if old.status == MailStatus::Pending {
+        ready.remove((ready_at(old), old.id.as_str())).map_err(unavailable)?;
+    }
+    if new.status == MailStatus::Pending {
+        ready
+            .insert((ready_at(new), new.id.as_str()), ())
+            .map_err(unavailable)?;
+    }
+    tx.open_table(MAILS)
+        .map_err(unavailable)?
+        .insert(new.id.as_str(), encode(&MailRec::of(new))?.as_slice())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Stores `mail` in the caller's transaction unless its id is there (the same mail).
+fn put_in(tx: &redb::WriteTransaction, mail: &OutboxMail) -> StoreResult<()> {
+    let mut mails = tx.open_table(MAILS).map_err(unavailable)?;
+    if mails.get(mail.id.as_str()).map_err(unavailable)?.is_some() {
+        return Ok(());
+    }
+    mails
+        .insert(mail.id.as_str(), encode(&MailRec::of(mail))?.as_slice())
+        .map_err(unavailable)?;
+    if mail.status == MailStatus::Pending {
+        tx.open_table(READY)
+            .map_err(unavailable)?
+            .insert((ready_at(mail), mail.id.as_str()), ())
+            .map_err(unavailable)?;
+    }
+    tx.open_table(BY_CREATED)
+        .map_err(unavailable)?
+        .insert((mail.created_at, mail.id.as_str()), ())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+impl EmbeddedStore {
+    pub(super) async fn book_with_mail(&self, a: Appointment, mail: OutboxMail) -> StoreResult<()> {
+        self.write(move |tx| {
+            book_in(tx, &a)?;
+            put_in(tx, &mail)
+        })
+        .await
+    }
+
+    pub(super) async fn cancel_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let done = cancel_in(tx, &id, at)?;
+            if matches!(done, Cancellation::Cancelled(_)) {
+                put_in(tx, &mail)?;
+            }
+            Ok(done)
+        })
+        .await
+    }
+
+    pub(super) async fn claim_due_mails(
+        &self,
+        node: &str,
+        now: Millis,
+        claim_until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        let node = node.to_string();
+        self.write(move |tx| {
+            let ids: Vec<String> = {
+                let ready = tx.open_table(READY).map_err(unavailable)?;
+                let mut ids = Vec::new();
+                for row in ready
+                    .range((Millis::MIN, "")..=(now, "\u{10FFFF}"))
+                    .map_err(unavailable)?
+                {
+                    let (key, _) = row.map_err(unavailable)?;
+                    ids.push(key.value().1.to_string());
+                    if ids.len() >= limit {
+                        break;
+                    }
+                }
+                ids
+            };
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                let old = load(&tx.open_table(MAILS).map_err(unavailable)?, &id)?;
+                if !old.claimable(now) {
+                    continue;
+                }
+                let mut new = old.clone();
+                new.claimed_by = Some(node.clone());
+                new.claim_until = Some(claim_until);
+                rewrite(tx, &old, &new)?;
+                claimed.push(new);
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    pub(super) async fn finish_claimed_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
+        let (id, node) = (id.to_string(), node.to_string());
+        self.write(move |tx| {
+            let old = load(&tx.open_table(MAILS).map_err(unavailable)?, &id)?;
+            if old.status != MailStatus::Pending || old.claimed_by.as_deref() != Some(node.as_str()) {
+                return Ok(false);
+            }
+            let mut new = old.clone();
+            apply_outcome(&mut new, outcome);
+            rewrite(tx, &old, &new)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    pub(super) async fn find_mail(&self, id: &str) -> StoreResult<OutboxMail> {
+        let id = id.to_string();
+        self.read(move |tx| load(&tx.open_table(MAILS).map_err(unavailable)?, &id))
+            .await
+    }
+
+    pub(super) async fn list_mails(
+        &self,
+        status: Option<MailStatus>,
+        page: Page,
+    ) -> StoreResult<(Vec<OutboxMail>, u64)> {
+        self.read(move |tx| {
+            let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
+            let mails = tx.open_table(MAILS).map_err(unavailable)?;
+            let (mut items, mut total) = (Vec::new(), 0u64);
+            for row in by_created.iter().map_err(unavailable)?.rev() {
+                let (key, _) = row.map_err(unavailable)?;
+                let mail = load(&mails, key.value().1)?;
+                if status.is_some_and(|s| s != mail.status) {
+                    continue;
+                }
+                if total >= page.offset && (items.len() as u64) < page.limit {
+                    items.push(mail);
+                }
+                total += 1;
+            }
+            Ok((items, total))
+        })
+        .await
+    }
+}
+
+// ---- desk settings set through the admin API (issue 17) ----
+
+/// Key → the value an admin stored (appointment hours, as JSON).
+const DESK_SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("desk_settings");
+
+pub(super) fn create_desk_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
+    Ok(())
+}
+
+impl EmbeddedStore {
+    pub(super) async fn read_desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.read(move |tx| {
+            let table = tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
+            Ok(table
+                .get(key.as_str())
+                .map_err(unavailable)?
+                .map(|v| v.value().to_string()))
+        })
+        .await
+    }
+
+    pub(super) async fn write_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        let key = key.to_string();
+        self.write(move |tx| {
+            let mut table = tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
+            match value {
+                Some(v) => table.insert(key.as_str(), v.as_str()).map_err(unavailable)?,
+                None => table.remove(key.as_str()).map_err(unavailable)?,
+            };
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,114 @@
+//! The mail outbox (issue 17): appointment mail waiting to be sent, as stored.
+//!
+//! A mail is written by the same store call that books or cancels its appointment, so a
+//! booking never exists without its confirmation waiting somewhere (see each backend for
+//! how). A worker on every node claims due mails with a lease (`claimed_by` until
+//! `claim_until`): while the lease runs no other node can claim the mail, so two nodes
+//! never send it at once; a node that dies mid-send leaves a lease that simply runs out.
+//! Marking a mail sent or failed succeeds only for the node holding its claim and only
+//! while it is pending, so a mail is marked sent exactly once.
+
+use super::Millis;
+
+/// What a mail tells its customer; with `appointment_id`, what its sending depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailPurpose {
+    /// Sent once the appointment exists.
+    Confirmation,
+    /// Sent once the appointment is cancelled.
+    Cancellation,
+}
+
+/// Where a mail is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailStatus {
+    /// Waiting for its `due_at` (a first try or a retry), or being sent under a claim.
+    Pending,
+    /// Handed to the mail relay.
+    Sent,
+    /// Given up on after its last attempt failed; admins see it with its last error.
+    Dead,
+}
+
+/// One text attachment (the ICS invitation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailAttachment {
+    pub filename: String,
+    /// The full MIME type with its parameters, e.g. `text/calendar; method=REQUEST`.
+    pub content_type: String,
+    pub content: String,
+}
+
+/// A mail in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMail {
+    /// Derived from the appointment and the purpose (see `appointments::mails`), so
+    /// writing it twice is one mail, and the Message-ID derived from it is stable.
+    pub id: String,
+    pub appointment_id: String,
+    pub purpose: MailPurpose,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub attachments: Vec<MailAttachment>,
+    pub status: MailStatus,
+    /// Failed sending attempts so far.
+    pub attempts: u32,
+    /// Not claimed before this instant (the first try: when written; later: the backoff).
+    pub due_at: Millis,
+    /// The node holding the claim, if it was ever claimed.
+    pub claimed_by: Option<String>,
+    /// The claim's end: after it, another node may claim the mail again.
+    pub claim_until: Option<Millis>,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub sent_at: Option<Millis>,
+}
+
+impl OutboxMail {
+    /// Whether a claim at `now` may take it.
+    pub fn claimable(&self, now: Millis) -> bool {
+        self.status == MailStatus::Pending && self.due_at <= now && self.claim_until.is_none_or(|c| c <= now)
+    }
+}
+
+/// How a sending attempt ended, for [`super::Store::finish_mail`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailOutcome {
+    Sent {
+        at: Millis,
+    },
+    /// Try again at `retry_at`.
+    Retry {
+        error: String,
+        retry_at: Millis,
+    },
+    /// No more attempts.
+    Dead {
+        error: String,
+    },
+}
+
+/// `outcome` applied to a pending, claimed mail: the claim ends, and the mail is sent,
+/// due again later with one more failed attempt, or dead. Every backend stores the result.
+pub fn apply_outcome(mail: &mut OutboxMail, outcome: MailOutcome) {
+    mail.claim_until = None;
+    match outcome {
+        MailOutcome::Sent { at } => {
+            mail.status = MailStatus::Sent;
+            mail.sent_at = Some(at);
+        }
+        MailOutcome::Retry { error, retry_at } => {
+            mail.attempts += 1;
+            mail.due_at = retry_at;
+            mail.last_error = Some(error);
+        }
+        MailOutcome::Dead { error } => {
+            mail.attempts += 1;
+            mail.status = MailStatus::Dead;
+            mail.last_error = Some(error);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+// An appointment's video call (issue 17) in headless Chromium with fake media: a customer
+// books a slot, the representative presses "Start" on their day's list (it opens the
+// appointment's room), the customer presses "Join the video call" on the appointment's
+// page (the link of their mail), and both reach the room and a connected call.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHub, launchMediaBrowser, newPage, createAgent, agentSignsIn, withShots, apiCall } from './helpers.mjs';
+
+let hub;
+let browser;
+before(async () => {
+  // No minimum notice and a day-long start window, so the next slot can be started now.
+  hub = await startHub({ APPOINTMENT_MIN_NOTICE_MINUTES: '0', APPOINTMENT_START_WINDOW_MINUTES: '1440' });
+  browser = await launchMediaBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+/** The UTC date `days` from now, YYYY-MM-DD (the test desk is in UTC). */
+const utcDay = (days) => new Date(Date.now() + days * 86400000).toISOString().slice(0, 10);
+
+test('the representative starts an appointment and both sides reach the call', async () => {
+  await withShots('appointment-room', async (pages) => {
+    const rita = await createAgent(hub, { username: 'rita', display_name: 'Rita', categories: ['general'] });
+    // The next free slot: today's if one is left, else tomorrow's (always within a day).
+    let start = null;
+    let days = 0;
+    for (; days <= 1 && !start; days += 1) {
+      const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${utcDay(days)}`);
+      start = day.data.slots.find((s) => s.free)?.start ?? null;
+    }
+    assert.ok(start, 'a free slot today or tomorrow');
+    const made = await apiCall(hub, 'POST', '/api/appointments', { start, name: 'Carla', email: 'carla@example.com' });
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+
+    const agent = await newPage(browser);
+    pages.push(agent);
+    await agentSignsIn(agent, hub, rita, { available: false });
+    await agent.goto(`${hub.url}/appointments.html`);
+    await agent.getByTestId('agent-zone').filter({ hasText: 'UTC' }).waitFor();
+    const localToday = await agent.evaluate(() => document.getElementById('day').value);
+    if (localToday !== start.slice(0, 10)) await agent.getByTestId('later-day').click();
+    const startButton = agent.getByTestId('start-appointment');
+    await startButton.waitFor();
+    assert.equal(await startButton.isEnabled(), true, 'startable within the window');
+
+    const customer = await newPage(browser, { width: 390, height: 844 });
+    pages.push(customer);
+    await customer.goto(`${hub.url}${made.data.cancel_url}`);
+    await customer.getByTestId('who').filter({ hasText: 'Carla' }).waitFor();
+    await customer.getByTestId('join-appointment').click();
+    await customer.getByTestId('cancel-error').filter({ hasText: 'not started' }).waitFor();
+
+    const [agentRoom] = await Promise.all([agent.context().waitForEvent('page'), startButton.click()]);
+    pages.push(agentRoom);
+    await customer.getByTestId('join-appointment').click();
+    await customer.waitForURL(/\/room\.html\?room=/);
+    for (const page of [agentRoom, customer]) {
+      await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+    }
+    await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
+    await agentRoom.getByTestId('start-call').click();
+    await customer.getByTestId('accept-call').click();
+    for (const page of [agentRoom, customer]) {
+      await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+    }
+  });
+});
