@@ -139,7 +139,7 @@ pub async fn run(
         shutdown.clone(),
     );
     // ---- rooms and 1-to-1 video (issue 16) ----
-    let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), shutdown.clone());
+    let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), cluster.clone(), shutdown.clone());
     let state = AppState {
         settings: settings.clone(),
         store,

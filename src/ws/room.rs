@@ -17,12 +17,13 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use governor::{Quota, RateLimiter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::core::room::Refusal;
 use crate::http::{ApiError, AppState};
+use crate::rooms::cluster::{ConnectRefused, LinkDown};
 use crate::rooms::frames::{RoomClientFrame, RoomServerFrame};
-use crate::rooms::live::{Command, Conn, OUTBOX, Outbound};
+use crate::rooms::live::{Conn, OUTBOX, Outbound};
 use crate::rooms::token::{RoomClaims, TokenRefusal};
 use crate::store::{RoomState, StoreError};
 
@@ -122,22 +123,31 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
     };
     let conn_id = state.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (out, mut outbox) = mpsc::channel(OUTBOX);
-    let (reply, answer) = oneshot::channel();
-    let command = Command::Connect {
-        claims: claims.clone(),
-        agent_id: stored.agent_id,
-        conversation_id: stored.conversation_id,
-        conn: Conn { id: conn_id, out },
-        reply,
-    };
-    if state.rooms.commands.send(command).await.is_err() {
-        return refuse(socket, 1001, "shutdown", "the hub is shutting down").await;
-    }
-    let admitted = match answer.await {
-        Ok(Ok(a)) => a,
-        Ok(Err(Refusal::Full)) => return refuse(socket, 4409, "room_full", "already two people").await,
-        Ok(Err(_)) => return refuse(socket, 4410, "room_ended", "the meeting has ended").await,
-        Err(_) => return refuse(socket, 1001, "shutdown", "the hub is shutting down").await,
+    let connected = state
+        .rooms
+        .connect(
+            claims.clone(),
+            stored.agent_id,
+            stored.conversation_id,
+            Conn { id: conn_id, out },
+        )
+        .await;
+    let (admitted, link) = match connected {
+        Ok(x) => x,
+        Err(ConnectRefused::Room(Refusal::Full)) => {
+            return refuse(socket, 4409, "room_full", "already two people").await;
+        }
+        Err(ConnectRefused::Room(_)) => return refuse(socket, 4410, "room_ended", "the meeting has ended").await,
+        Err(ConnectRefused::Unavailable) => {
+            return refuse(
+                socket,
+                1011,
+                "unavailable",
+                "the hub cannot reach the room's server; try again shortly",
+            )
+            .await;
+        }
+        Err(ConnectRefused::Shutdown) => return refuse(socket, 1001, "shutdown", "the hub is shutting down").await,
     };
     let now_secs = (crate::hub::now_ms() / 1000) as u64;
     let (token, fresh) = state.rooms.tokens.issue(
@@ -161,14 +171,6 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
         token_expires_at: (fresh.exp * 1000) as i64,
     };
     let (mut sink, mut stream) = socket.split();
-    let seat = admitted.seat;
-    let commands = state.rooms.commands.clone();
-    let tell = |frame: RoomClientFrame| Command::Frame {
-        room: claims.room.clone(),
-        seat,
-        conn_id,
-        frame,
-    };
     let limiter = RateLimiter::direct(
         Quota::per_second(NonZeroU32::new(FRAMES_PER_SEC).expect("non-zero"))
             .allow_burst(NonZeroU32::new(FRAMES_BURST).expect("non-zero")),
@@ -227,12 +229,17 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
                     strikes = 0;
                     match serde_json::from_str::<RoomClientFrame>(&text) {
                         // `leave` is answered by the rooms task: room_ended, then a Close 1000.
-                        Ok(frame) => {
-                            if commands.send(tell(frame)).await.is_err() {
+                        Ok(frame) => match link.frame(frame, &text).await {
+                            Ok(()) => None,
+                            Err(LinkDown::Shutdown) => {
                                 close = Some((1001, "the hub is shutting down"));
+                                None
                             }
-                            None
-                        }
+                            Err(LinkDown::Unavailable) => Some(RoomServerFrame::error(
+                                "unavailable",
+                                "the room's server could not be reached; this frame was dropped",
+                            )),
+                        },
                         Err(e) => Some(RoomServerFrame::error("bad_frame", format!("not a room frame: {e}"))),
                     }
                 };
@@ -244,13 +251,7 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
             }
         }
     }
-    let _ = commands
-        .send(Command::Disconnect {
-            room: claims.room.clone(),
-            seat,
-            conn_id,
-        })
-        .await;
+    link.disconnect().await;
     if let Some((code, reason)) = close {
         // Frames already queued for this member go out before the Close.
         while let Ok(Outbound::Frame(text)) = outbox.try_recv() {

@@ -11,11 +11,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::*;
 
-const PHONE: &str = "+4915112345678";
-const PASSWORD: &str = "tulip-42";
+pub(crate) const PHONE: &str = "+4915112345678";
+pub(crate) const PASSWORD: &str = "tulip-42";
 
 /// A signed-in agent and their open customer room.
-async fn agent_with_room(hub: &TestHub, username: &str, room: Value) -> (Api, String) {
+pub(crate) async fn agent_with_room(hub: &TestHub, username: &str, room: Value) -> (Api, String) {
     hub.agent_account(username, &["general"], 1).await;
     let api = hub.login(username, "agent-password").await;
     let (status, body) = api.post("/api/rooms", room).await;
@@ -23,17 +23,17 @@ async fn agent_with_room(hub: &TestHub, username: &str, room: Value) -> (Api, St
     (api, body["id"].as_str().unwrap().to_string())
 }
 
-fn customer_room(title: &str) -> Value {
+pub(crate) fn customer_room(title: &str) -> Value {
     json!({"title": title, "audience": "customer", "phone": PHONE, "password": PASSWORD})
 }
 
-fn guest_room(title: &str) -> Value {
+pub(crate) fn guest_room(title: &str) -> Value {
     json!({"title": title, "audience": "guest", "password": PASSWORD})
 }
 
 /// `POST /api/join/{room}` from `from` (an X-Forwarded-For address; the hub must trust
 /// 127.0.0.1 for it to count) or from the loopback itself.
-async fn join_from(hub: &TestHub, room: &str, body: Value, from: Option<&str>) -> (u16, Value) {
+pub(crate) async fn join_from(hub: &TestHub, room: &str, body: Value, from: Option<&str>) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .post(hub.url(&format!("/api/join/{room}")))
         .json(&body);
@@ -45,37 +45,37 @@ async fn join_from(hub: &TestHub, room: &str, body: Value, from: Option<&str>) -
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn join(hub: &TestHub, room: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn join(hub: &TestHub, room: &str, body: Value) -> (u16, Value) {
     join_from(hub, room, body, None).await
 }
 
 /// The room token of a join that must succeed.
-async fn token(hub: &TestHub, room: &str, body: Value) -> String {
+pub(crate) async fn token(hub: &TestHub, room: &str, body: Value) -> String {
     let (status, answer) = join(hub, room, body).await;
     assert_eq!(status, 200, "{answer}");
     answer["token"].as_str().unwrap().to_string()
 }
 
-fn room_url(hub: &TestHub, room: &str, token: &str) -> String {
+pub(crate) fn room_url(hub: &TestHub, room: &str, token: &str) -> String {
     hub.ws_url(&format!("/ws/room?room={room}&token={token}"))
 }
 
 /// A member connected to the room, their welcome read.
-async fn member(hub: &TestHub, room: &str, token: &str) -> (Ws, Value) {
+pub(crate) async fn member(hub: &TestHub, room: &str, token: &str) -> (Ws, Value) {
     let mut ws = Ws::connect(&room_url(hub, room, token), &[]).await.unwrap();
     let welcome = ws.next_of("room_welcome").await;
     (ws, welcome)
 }
 
 /// The room's agent, connected.
-async fn agent_member(hub: &TestHub, api: &Api, room: &str) -> (Ws, Value) {
+pub(crate) async fn agent_member(hub: &TestHub, api: &Api, room: &str) -> (Ws, Value) {
     let (status, answer) = api.post(&format!("/api/rooms/{room}/token"), json!({})).await;
     assert_eq!(status, 200, "{answer}");
     member(hub, room, answer["token"].as_str().unwrap()).await
 }
 
 /// The agent rings, the customer accepts: both get `call_started`.
-async fn call(agent: &mut Ws, customer: &mut Ws) {
+pub(crate) async fn call(agent: &mut Ws, customer: &mut Ws) {
     agent.send(json!({"type": "start_call"})).await;
     agent.next_of("call_ringing").await;
     customer.next_of("call_incoming").await;
@@ -85,7 +85,7 @@ async fn call(agent: &mut Ws, customer: &mut Ws) {
 }
 
 /// An error frame with `code`, then a Close with `close`.
-async fn refused(ws: &mut Ws, code: &str, close: u16) {
+pub(crate) async fn refused(ws: &mut Ws, code: &str, close: u16) {
     let error = ws.next_of("error").await;
     assert_eq!(error["code"], code, "{error}");
     assert_eq!(ws.closed().await, Some(CloseCode::from(close)));
