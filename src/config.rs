@@ -230,6 +230,18 @@ impl Settings {
             ),
         };
         settings.check_cluster()?;
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        // A room token made on one node must open the room's socket on any other: a random
+        // secret per process would refuse every member who lands on another node.
+        if settings.clustered() && r.optional("ROOM_TOKEN_SECRET").is_none() {
+            return Err(ConfigError {
+                var: "ROOM_TOKEN_SECRET",
+                value: String::new(),
+                reason: "several nodes (REDIS_URL) must share one ROOM_TOKEN_SECRET (at least 16 characters), \
+                         so a room token made on one node opens the room on any node"
+                    .into(),
+            });
+        }
         if let Some(token) = &settings.metrics_token
             && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
         {

@@ -265,3 +265,30 @@ async fn a_dead_home_ends_the_call_clearly_and_the_room_moves_on_reconnect() {
     beta.stop().await;
     alpha.stop().await;
 }
+
+/// Several nodes with a random room-token secret each would refuse every member who lands
+/// on another node than the one that made their token: `REDIS_URL` without
+/// `ROOM_TOKEN_SECRET` stops start-up with a message naming it.
+#[test]
+fn a_cluster_without_a_shared_room_token_secret_does_not_start() {
+    let scratch = TempDir::new("rooms-cluster-settings");
+    let envs = [
+        ("REDIS_URL", "redis://127.0.0.1:6379/"),
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
+    ];
+    for args in [&["check-config"][..], &["serve"]] {
+        let mut command = crate::storeops::hub_command(&scratch.0, &envs, args);
+        command.env_remove("ROOM_TOKEN_SECRET");
+        crate::storeops::refuses(
+            command,
+            "ROOM_TOKEN_SECRET",
+            &format!("{args:?} without ROOM_TOKEN_SECRET"),
+        );
+    }
+    // With it, the same settings pass the check.
+    let output = crate::storeops::hub_command(&scratch.0, &envs, &["check-config"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
