@@ -129,6 +129,11 @@ pub struct Settings {
     /// `APPOINTMENT_START_WINDOW_MINUTES`: "start" is allowed from this long before an
     /// appointment's start to this long after it.
     pub appointment_start_window: Duration,
+    // ---- rooms and 1-to-1 video, hardening (issue 16) ----
+    /// `ROOM_MAX_FAILED_JOINS`: wrong codes or passwords a room takes from all addresses
+    /// together before it refuses everyone until the host's next invitation (a botnet
+    /// cannot guess a 5-digit code from many addresses).
+    pub room_max_failed_joins: u32,
 }
 
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -228,6 +233,8 @@ impl Settings {
             appointment_start_window: Duration::from_secs(
                 r.ranged::<u64>("APPOINTMENT_START_WINDOW_MINUTES", 60, 0..=60 * 24)? * 60,
             ),
+            // ---- rooms and 1-to-1 video, hardening (issue 16) ----
+            room_max_failed_joins: r.ranged("ROOM_MAX_FAILED_JOINS", 20, 1..=1_000)?,
         };
         settings.check_cluster()?;
         // ---- rooms and 1-to-1 video (issue 16) ----
@@ -727,6 +734,8 @@ mod tests {
             ("STUN_URLS", "stun.example.com:3478"),
             ("TURN_URLS", "stun:127.0.0.1:3478"),
             ("TURN_SECRET", "short"),
+            ("ROOM_MAX_FAILED_JOINS", "0"),
+            ("ROOM_MAX_FAILED_JOINS", "1001"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

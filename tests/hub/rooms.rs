@@ -383,6 +383,82 @@ async fn wrong_attempts_lock_the_room_for_that_address_only() {
     hub.stop().await;
 }
 
+/// A botnet guessing from many addresses: each stays below the per-address lock, but the
+/// room takes only `ROOM_MAX_FAILED_JOINS` wrong attempts in all, then refuses everyone
+/// (the right code too) until the host invites again.
+#[tokio::test]
+async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
+    let sink = SmtpSink::start().await;
+    let hub = TestHub::with(|s| {
+        s.room_max_attempts = 3;
+        s.room_max_failed_joins = 5;
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.smtp_url = Some(format!("smtp://127.0.0.1:{}", sink.port));
+    })
+    .await;
+    let (ann, room) = agent_with_room(&hub, "ann", guest_room("Guessed")).await;
+    let invite = json!({"email": "gus@example.org"});
+    assert_eq!(
+        ann.post(&format!("/api/rooms/{room}/invite"), invite.clone()).await.0,
+        200
+    );
+    let (code, _) = code_and_link(&sink.mails()[0]);
+    let guess = |n: u32| json!({"code": format!("{:05}", (code.parse::<u32>().unwrap() + n) % 100_000), "name": "Bot", "email": "bot@example.org"});
+    for i in 1..=5u32 {
+        let (status, answer) = join_from(&hub, &room, guess(i), Some(&format!("203.0.113.{i}"))).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some("wrong_code")),
+            "{answer}"
+        );
+    }
+    let right = json!({"code": code, "name": "Gus", "email": "gus@example.org"});
+    let (status, answer) = join_from(&hub, &room, right, Some("198.51.100.20")).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (429, Some("room_locked")),
+        "a fresh address with the right code is refused too: {answer}"
+    );
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("new invitation"),
+        "{answer}"
+    );
+    // The host invites again: a new code works, from any address.
+    assert_eq!(ann.post(&format!("/api/rooms/{room}/invite"), invite).await.0, 200);
+    let (code, _) = code_and_link(&sink.mails()[1]);
+    let right = json!({"code": code, "name": "Gus", "email": "gus@example.org"});
+    let (status, answer) = join_from(&hub, &room, right, Some("203.0.113.1")).await;
+    assert_eq!(status, 200, "{answer}");
+    hub.stop().await;
+}
+
+/// Guesses sent all at once from many addresses cannot overrun the room's lock: each
+/// attempt is counted before it is checked, so at most `ROOM_MAX_FAILED_JOINS` of them
+/// are ever checked (the others are refused as locked, or as busy while they race).
+#[tokio::test]
+async fn parallel_guesses_cannot_overrun_the_room_lock() {
+    let hub = TestHub::with(|s| {
+        s.room_max_failed_joins = 5;
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let (_ann, room) = agent_with_room(&hub, "ann", customer_room("Burst")).await;
+    let guesses = (0..40).map(|i| {
+        let (hub, room) = (&hub, &room);
+        async move {
+            let guess = json!({"phone": PHONE, "password": format!("guess-{i}")});
+            join_from(hub, room, guess, Some(&format!("203.0.113.{i}"))).await
+        }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|(status, _)| *status == 403).count();
+    assert!(checked <= 5, "{checked} guesses were checked: {answers:?}");
+    for (status, answer) in &answers {
+        assert!([403, 429, 503].contains(status), "{answer}");
+    }
+    hub.stop().await;
+}
+
 // ---------- invitations through real senders ----------
 
 fn free_port() -> u16 {
