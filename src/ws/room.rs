@@ -1,9 +1,12 @@
-//! `/ws/room?room=<id>&token=<room token>`: one room member's socket (issue 16).
+//! `/ws/room?room=<id>`: one room member's socket (issue 16). The room token comes in
+//! the first frame, `{"type":"auth","token":"…"}`, never in the URL: URLs end up in
+//! access logs (a proxy's, the browser's history), frames do not. A token in the query
+//! is refused (`token_in_url`), so no client keeps leaking it.
 //!
 //! The upgrade is always accepted (after the origin and connection-limit checks), so a
 //! browser learns *why* it is refused: a refused token or seat gets an `error` frame
-//! and then a Close with its own code (4400 bad token, 4401 expired, 4403 another
-//! room's token, 4409 full, 4410 ended; see docs/protocol.md). Then the socket relays:
+//! and then a Close with its own code (4400 bad or missing token, 4401 expired, 4403
+//! another room's token, 4409 full, 4410 ended; see docs/protocol.md). Then the socket relays:
 //! frames in are size- and rate-limited, decoded and handed to the rooms task; frames
 //! out come from the member's bounded outbox. The connection watches shutdown and a
 //! heartbeat.
@@ -37,12 +40,52 @@ const FRAMES_BURST: u32 = 100;
 /// that does not slow down when told is flooding.
 const FLOOD_STRIKES: u32 = 200;
 
+/// How long a new socket may take to send its `auth` frame.
+const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, serde::Deserialize)]
 pub struct RoomQuery {
     #[serde(default)]
     room: String,
+    /// Refused when present: the token belongs in the first frame.
     #[serde(default)]
-    token: String,
+    token: Option<String>,
+}
+
+/// The first frame of a room socket.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum FirstFrame {
+    Auth { token: String },
+}
+
+type Refused = (u16, &'static str, &'static str);
+
+/// Reads the `auth` frame; anything else first, or nothing within [`AUTH_DEADLINE`], is
+/// refused (4400).
+async fn read_token(socket: &mut WebSocket) -> Result<String, Refused> {
+    const MISSING: Refused = (
+        4400,
+        "bad_token",
+        "send {\"type\":\"auth\",\"token\":\"<room token>\"} as the first frame",
+    );
+    let first = tokio::time::timeout(AUTH_DEADLINE, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(t))) => return Some(t),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    match first {
+        Ok(Some(text)) if text.len() <= MAX_ROOM_FRAME => match serde_json::from_str::<FirstFrame>(&text) {
+            Ok(FirstFrame::Auth { token }) => Ok(token),
+            Err(_) => Err(MISSING),
+        },
+        _ => Err(MISSING),
+    }
 }
 
 pub async fn room(
@@ -87,11 +130,8 @@ struct Stored {
     conversation_id: Option<String>,
 }
 
-async fn admit_member(
-    state: &AppState,
-    query: &RoomQuery,
-) -> Result<(RoomClaims, Stored), (u16, &'static str, &'static str)> {
-    let claims = match state.rooms.tokens.verify(&query.token) {
+async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Result<(RoomClaims, Stored), Refused> {
+    let claims = match state.rooms.tokens.verify(token) {
         Ok(c) => c,
         Err(TokenRefusal::Expired) => return Err((4401, "token_expired", "the room token has expired; join again")),
         Err(TokenRefusal::Invalid) => return Err((4400, "bad_token", "the room token is not valid")),
@@ -116,8 +156,21 @@ async fn admit_member(
     }
 }
 
-async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
-    let (claims, stored) = match admit_member(&state, &query).await {
+async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery) {
+    if query.token.is_some() {
+        return refuse(
+            socket,
+            4400,
+            "token_in_url",
+            "the room token belongs in the first frame, not in the URL (URLs are logged)",
+        )
+        .await;
+    }
+    let token = match read_token(&mut socket).await {
+        Ok(t) => t,
+        Err((code, error, message)) => return refuse(socket, code, error, message).await,
+    };
+    let (claims, stored) = match admit_member(&state, &query, &token).await {
         Ok(x) => x,
         Err((code, error, message)) => return refuse(socket, code, error, message).await,
     };

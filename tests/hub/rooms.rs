@@ -56,13 +56,21 @@ pub(crate) async fn token(hub: &TestHub, room: &str, body: Value) -> String {
     answer["token"].as_str().unwrap().to_string()
 }
 
-pub(crate) fn room_url(hub: &TestHub, room: &str, token: &str) -> String {
-    hub.ws_url(&format!("/ws/room?room={room}&token={token}"))
+/// The room socket's URL: the room only; the token goes in the first frame.
+pub(crate) fn room_url(hub: &TestHub, room: &str) -> String {
+    hub.ws_url(&format!("/ws/room?room={room}"))
+}
+
+/// A room socket that has sent its token (`auth`, the first frame).
+pub(crate) async fn open(hub: &TestHub, room: &str, token: &str) -> Ws {
+    let mut ws = Ws::connect(&room_url(hub, room), &[]).await.unwrap();
+    ws.send(json!({"type": "auth", "token": token})).await;
+    ws
 }
 
 /// A member connected to the room, their welcome read.
 pub(crate) async fn member(hub: &TestHub, room: &str, token: &str) -> (Ws, Value) {
-    let mut ws = Ws::connect(&room_url(hub, room, token), &[]).await.unwrap();
+    let mut ws = open(hub, room, token).await;
     let welcome = ws.next_of("room_welcome").await;
     (ws, welcome)
 }
@@ -194,7 +202,7 @@ async fn join_checks_come_in_order_with_their_own_messages() {
     assert_eq!((status, ended["state"].as_str()), (200, Some("ended")));
     let (s, a) = join(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await;
     assert_eq!(refusal(s, &a), (410, "the meeting has ended".into()));
-    let mut late = Ws::connect(&room_url(&hub, &room, &early), &[]).await.unwrap();
+    let mut late = open(&hub, &room, &early).await;
     refused(&mut late, "room_ended", 4410).await;
     let (s, a) = join(&hub, "no-such-room", json!({"password": PASSWORD})).await;
     assert_eq!(refusal(s, &a), (410, "the meeting has ended".into()));
@@ -209,18 +217,72 @@ async fn expired_and_other_rooms_tokens_are_refused() {
     let (ann, room_a) = agent_with_room(&hub, "ann", customer_room("A")).await;
     let (_bob, room_b) = agent_with_room(&hub, "bob", customer_room("B")).await;
     let for_a = token(&hub, &room_a, json!({"phone": PHONE, "password": PASSWORD})).await;
-    let mut wrong_room = Ws::connect(&room_url(&hub, &room_b, &for_a), &[]).await.unwrap();
+    let mut wrong_room = open(&hub, &room_b, &for_a).await;
     refused(&mut wrong_room, "wrong_room", 4403).await;
-    let mut forged = Ws::connect(&room_url(&hub, &room_a, "not.a.token"), &[]).await.unwrap();
+    let mut forged = open(&hub, &room_a, "not.a.token").await;
     refused(&mut forged, "bad_token", 4400).await;
     // exp is in whole seconds: past 2 s a 1 s token has expired wherever the second began.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let mut expired = Ws::connect(&room_url(&hub, &room_a, &for_a), &[]).await.unwrap();
+    let mut expired = open(&hub, &room_a, &for_a).await;
     refused(&mut expired, "token_expired", 4401).await;
     // The agent's token is refused alike once expired; a fresh one works.
     let (_agent, welcome) = agent_member(&hub, &ann, &room_a).await;
     assert_eq!(welcome["kind"], "agent");
     hub.stop().await;
+}
+
+/// The room token never needs the URL (where access logs keep it): it comes in the
+/// first frame. A token in the query is refused, so no client keeps leaking it; so is a
+/// socket whose first frame is not `auth`.
+#[tokio::test]
+async fn the_room_token_comes_in_the_first_frame_not_the_url() {
+    let hub = TestHub::start().await;
+    let (_ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let carla = token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await;
+    let (_carla, welcome) = member(&hub, &room, &carla).await;
+    assert_eq!(welcome["kind"], "customer");
+    let mut in_url = Ws::connect(&hub.ws_url(&format!("/ws/room?room={room}&token={carla}")), &[])
+        .await
+        .unwrap();
+    refused(&mut in_url, "token_in_url", 4400).await;
+    let mut no_auth = Ws::connect(&room_url(&hub, &room), &[]).await.unwrap();
+    no_auth.send(json!({"type": "ping"})).await;
+    refused(&mut no_auth, "bad_token", 4400).await;
+    hub.stop().await;
+}
+
+/// Even a client that puts a token in a URL does not get it into the hub's log: the
+/// request log names the path, never the query (run as a process, logging at debug).
+#[tokio::test]
+async fn a_token_in_a_url_stays_out_of_the_log() {
+    let scratch = crate::archive::TempDir::new("room-log");
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let log = scratch.0.join("hub.log");
+    let mut command = crate::storeops::hub_command(
+        &scratch.0,
+        &[("BIND_ADDR", bind.as_str()), ("STORE", "memory"), ("RUST_LOG", "debug")],
+        &["serve"],
+    );
+    command
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("the hub binary starts");
+    crate::archive::wait_for_port(port).await;
+    let marker = "eyJhbGciOiJIUzI1NiJ9.secret-marker-in-the-url";
+    let url = format!("ws://{bind}/ws/room?room=r1&token={marker}");
+    let mut ws = Ws::connect(&url, &[]).await.unwrap();
+    assert_eq!(ws.next_of("error").await["code"], "token_in_url");
+    let page = reqwest::get(format!("http://{bind}/room.html?room=r1&token={marker}"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("/ws/room"), "the request was logged at debug: {said}");
+    assert!(!said.contains("secret-marker"), "the token reached the log:\n{said}");
 }
 
 #[tokio::test]

@@ -132,13 +132,9 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
         (409, Some("room_full")),
         "{answer}"
     );
-    let mut third = Ws::connect(&crate::rooms::room_url(&beta, &room, &pia_token), &[])
-        .await
-        .unwrap();
+    let mut third = crate::rooms::open(&beta, &room, &pia_token).await;
     refused(&mut third, "room_full", 4409).await;
-    let mut third = Ws::connect(&crate::rooms::room_url(&alpha, &room, &pia_token), &[])
-        .await
-        .unwrap();
+    let mut third = crate::rooms::open(&alpha, &room, &pia_token).await;
     refused(&mut third, "room_full", 4409).await;
 
     // Signalling before a call: refused to the remote sender, nothing reaches the agent.
