@@ -582,15 +582,9 @@ impl Reader<'_> {
         let Some(value) = self.optional(var) else {
             return Ok(None);
         };
-        let ok = (value.starts_with("http://") || (var == "PUBLIC_URL" && value.starts_with("https://")))
-            && value.len() > "https://".len();
+        let ok = (value.starts_with("http://") || value.starts_with("https://")) && value.len() > "https://".len();
         if !ok {
-            let wanted = if var == "PUBLIC_URL" {
-                "an http:// or https:// URL"
-            } else {
-                "an http:// URL"
-            };
-            return Err(Self::error(var, &value, format!("must be {wanted}")));
+            return Err(Self::error(var, &value, "must be an http:// or https:// URL"));
         }
         Ok(Some(value))
     }
@@ -725,7 +719,7 @@ mod tests {
             // ---- rooms and 1-to-1 video (issue 16) ----
             ("SMTP_URL", "mail.example.com"),
             ("MAIL_FROM", "not an address"),
-            ("SMS_WEBHOOK_URL", "https://sms.example.com/send"),
+            ("SMS_WEBHOOK_URL", "ftp://sms.example.com/send"),
             ("PUBLIC_URL", "example.com"),
             ("ROOM_CODE_TTL_SECS", "0"),
             ("ROOM_MAX_ATTEMPTS", "0"),

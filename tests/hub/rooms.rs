@@ -847,3 +847,205 @@ async fn signalling_floods_are_rate_limited_and_the_connection_lives_on() {
     agent.next_of("pong").await;
     hub.stop().await;
 }
+
+/// An HTTPS SMS gateway (a real TLS server: Python's `http.server` behind `ssl`, with a
+/// certificate from a throw-away CA made by `openssl`), answering 200, or 503 for
+/// numbers ending in 0000. Its requests' bodies land in `bodies`, one a line.
+struct HttpsGateway {
+    child: Child,
+    port: u16,
+    ca: PathBuf,
+    bodies: PathBuf,
+    _dir: crate::archive::TempDir,
+}
+
+const GATEWAY: &str = r#"
+import http.server, json, ssl, sys
+port, cert, key, out = sys.argv[1:5]
+class Gateway(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        with open(out, 'ab') as f:
+            f.write(body + b'\n')
+        status = 503 if json.loads(body)['to'].endswith('0000') else 200
+        self.send_response(status)
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(('127.0.0.1', int(port)), Gateway)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+impl HttpsGateway {
+    async fn start() -> Self {
+        let dir = crate::archive::TempDir::new("https-gateway");
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir.0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs (scripts/ensure-test-deps.sh installs it)");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=Test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+        ]);
+        std::fs::write(
+            dir.0.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ]);
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        let port = free_port();
+        let bodies = dir.0.join("bodies.jsonl");
+        let child = Command::new(python)
+            .args(["-c", GATEWAY, &port.to_string()])
+            .arg(dir.0.join("leaf.pem"))
+            .arg(dir.0.join("leaf.key"))
+            .arg(&bodies)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the gateway starts");
+        let gateway = Self {
+            child,
+            port,
+            ca: dir.0.join("ca.pem"),
+            bodies,
+            _dir: dir,
+        };
+        crate::archive::wait_for_port(port).await;
+        gateway
+    }
+
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.bodies)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for HttpsGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An `https://` SMS webhook works (rustls, trusting the system's CA certificates; here a
+/// test CA through `SSL_CERT_FILE`), and a gateway's non-2xx answer is a clear error to
+/// the agent. A process, so that its CA store is its own.
+#[tokio::test]
+async fn an_https_sms_webhook_sends_and_its_refusal_is_a_clear_error() {
+    let gateway = HttpsGateway::start().await;
+    let scratch = crate::archive::TempDir::new("https-sms");
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let webhook = format!("https://127.0.0.1:{}/sms", gateway.port);
+    let ca = gateway.ca.display().to_string();
+    let envs = [
+        ("BIND_ADDR", bind.as_str()),
+        ("STORE", "memory"),
+        ("SMS_WEBHOOK_URL", webhook.as_str()),
+        ("SSL_CERT_FILE", ca.as_str()),
+    ];
+    let mut command = crate::storeops::hub_command(&scratch.0, &envs, &["serve"]);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = command.spawn().expect("the hub binary starts");
+    crate::archive::wait_for_port(port).await;
+    let login = |username: &'static str, password: &'static str| {
+        let base = format!("http://{bind}");
+        async move {
+            let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+            let res = client
+                .post(format!("{base}/api/login"))
+                .json(&json!({"username": username, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            let token = res.json::<Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            Api { client, base, token }
+        }
+    };
+    let admin = login("admin", ADMIN_PASSWORD).await;
+    let (status, body) = admin
+        .post(
+            "/api/admin/agents",
+            json!({"username": "ann", "display_name": "Ann", "password": "agent-password",
+                   "categories": ["general"], "max_chats": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let ann = login("ann", "agent-password").await;
+    let (status, room) = ann.post("/api/rooms", customer_room("A")).await;
+    assert_eq!(status, 201, "{room}");
+    let invite = format!("/api/rooms/{}/invite", room["id"].as_str().unwrap());
+    let (status, answer) = ann.post(&invite, json!({"phone": PHONE})).await;
+    assert_eq!((status, answer["sent"].clone()), (200, json!(["sms"])), "{answer}");
+    let got = gateway.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["to"], PHONE);
+    // The gateway answers 503: the agent hears it, with the status.
+    let (status, answer) = ann.post(&invite, json!({"phone": "+4915100000000"})).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (502, Some("send_failed")),
+        "{answer}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("SMS") && message.contains("503"), "{answer}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
