@@ -251,8 +251,16 @@ async fn a_dead_home_ends_the_call_clearly_and_the_room_moves_on_reconnect() {
     call(&mut agent, &mut carla).await;
     carla.send(json!({"type": "signal", "data": {"again": 1}})).await;
     assert_eq!(agent.next_of("signal").await["data"], json!({"again": 1}));
-    // Leaving ends the room for both nodes' members.
-    agent.send(json!({"type": "leave"})).await;
+    // The agent ends the room through alpha, which is no longer its home (Carla came
+    // back first, on beta): the home hears of it and ends it for both nodes' members.
+    let home: String = redis::cmd("GET")
+        .arg(format!("{{sb}}:room-home:{room}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(home.starts_with("beta "), "{home}");
+    let (status, ended) = ann.delete(&format!("/api/rooms/{room}")).await;
+    assert_eq!((status, ended["state"].as_str()), (200, Some("ended")), "{ended}");
     for ws in [&mut agent, &mut carla] {
         assert_eq!(ws.next_of("room_ended").await["by"], "agent");
         assert_eq!(ws.closed().await, Some(CloseCode::Normal));
