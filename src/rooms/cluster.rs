@@ -125,6 +125,8 @@ enum Wire {
     Connect {
         req: u64,
         from: String,
+        /// The member's node's incarnation, so the home can watch that node for its death.
+        from_incarnation: u64,
         conn: u64,
         claims: RoomClaims,
         agent_id: String,
@@ -221,6 +223,14 @@ pub enum ConnectRefused {
 struct RemoteMember {
     out: mpsc::Sender<Outbound>,
     home: String,
+}
+
+/// A member on another node asking to be seated here.
+struct RemoteJoin {
+    req: u64,
+    node: String,
+    incarnation: u64,
+    conn: u64,
 }
 
 /// The home's stand-in for a member on another node.
@@ -480,9 +490,11 @@ impl RoomsCluster {
             },
         );
         let req = self.0.next_req.fetch_add(1, Ordering::Relaxed);
+        let from_incarnation = self.0.cluster.status().incarnation.unwrap_or(0);
         let wire = Wire::Connect {
             req,
             from: self.0.cluster.node_id().to_string(),
+            from_incarnation,
             conn: conn_id,
             claims,
             agent_id,
@@ -493,6 +505,15 @@ impl RoomsCluster {
             self.0.remote.lock().expect("not poisoned").remove(&conn_id);
             Err(why)
         };
+        if answer.is_none() {
+            // The home may still seat the member after this node gave up waiting: tell it
+            // the member is gone (after the connect, in order), so no seat is held for no one.
+            let gone = Wire::Disconnect {
+                from: self.0.cluster.node_id().to_string(),
+                conn: conn_id,
+            };
+            let _ = self.publish(split_node(&home).0, &gone).await;
+        }
         match answer {
             Some(Wire::Admitted { result: Ok(a), .. }) => Ok((
                 Admitted {
@@ -613,21 +634,43 @@ impl RoomsCluster {
                     .get(&conn)
                     .map(|m| m.out.clone());
                 let Some(out) = out else { return };
-                if let Some(text) = frame {
-                    let _ = out.send(Outbound::Frame(text.into())).await;
+                // Never waits: one member not reading must not hold up this node's rooms
+                // channel. A full outbox closes that member, as the rooms task does.
+                let full = |out: mpsc::Sender<Outbound>| {
+                    tracing::info!(conn, "remote room member not reading; closing");
+                    tokio::spawn(async move {
+                        let _ = out.send(Outbound::Close(1008, "not reading")).await;
+                    });
+                };
+                if let Some(text) = frame
+                    && let Err(mpsc::error::TrySendError::Full(_)) = out.try_send(Outbound::Frame(text.into()))
+                {
+                    return full(out);
                 }
-                if let Some((code, reason)) = close {
-                    let _ = out.send(Outbound::Close(code, close_reason(&reason))).await;
+                if let Some((code, reason)) = close
+                    && let Err(mpsc::error::TrySendError::Full(_)) =
+                        out.try_send(Outbound::Close(code, close_reason(&reason)))
+                {
+                    full(out);
                 }
             }
             Wire::Connect {
                 req,
                 from,
+                from_incarnation,
                 conn,
                 claims,
                 agent_id,
                 conversation_id,
-            } => self.seat_remote(req, from, conn, claims, agent_id, conversation_id),
+            } => {
+                let member = RemoteJoin {
+                    req,
+                    node: from,
+                    incarnation: from_incarnation,
+                    conn,
+                };
+                self.seat_remote(member, claims, agent_id, conversation_id).await;
+            }
             Wire::Frame { from, conn, text } => {
                 let found = self
                     .0
@@ -685,21 +728,27 @@ impl RoomsCluster {
         }
     }
 
-    /// Home side: a member on `from` connects; they get a stand-in connection here whose
-    /// frames a relay task publishes to their node, in order.
-    fn seat_remote(
+    /// Home side: a member on another node connects; they get a stand-in connection here
+    /// whose frames a relay task publishes to their node, in order. The stand-in is
+    /// registered and the connect queued to the rooms task before this returns, so a
+    /// `frame` or `disconnect` the listener reads next comes after it, as on one node.
+    async fn seat_remote(
         &self,
-        req: u64,
-        from: String,
-        remote_conn: u64,
+        member: RemoteJoin,
         claims: RoomClaims,
         agent_id: String,
         conversation_id: Option<String>,
     ) {
+        let RemoteJoin {
+            req,
+            node,
+            incarnation,
+            conn: remote_conn,
+        } = member;
         let id = self.0.next_stand_in.fetch_add(1, Ordering::Relaxed);
         let (out, mut outbox) = mpsc::channel::<Outbound>(OUTBOX);
         let rooms = self.clone();
-        let node = from.clone();
+        let to = node.clone();
         tokio::spawn(async move {
             while let Some(o) = outbox.recv().await {
                 let wire = match o {
@@ -714,55 +763,57 @@ impl RoomsCluster {
                         close: Some((code, reason.to_string())),
                     },
                 };
-                if let Err(e) = rooms.publish(&node, &wire).await {
+                if let Err(e) = rooms.publish(&to, &wire).await {
                     tracing::warn!(error = %e, "a room frame could not be relayed to the member's node");
                 }
             }
         });
+        let seat = seat_of(&claims);
+        let room = claims.room.clone();
+        self.0.stand_ins.lock().expect("not poisoned").insert(
+            (node.clone(), remote_conn),
+            StandIn {
+                id,
+                room: room.clone(),
+                seat,
+                node: format!("{node} {incarnation}"),
+            },
+        );
+        self.0.homed.lock().expect("not poisoned").insert(room);
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Connect {
+            claims,
+            agent_id,
+            conversation_id,
+            conn: Conn { id, out },
+            reply,
+        };
+        if self.0.commands.send(command).await.is_err() {
+            return; // this node is stopping; the member's node times out
+        }
         let rooms = self.clone();
         tokio::spawn(async move {
-            // The member's node as the lease registry names it, to watch for its death.
-            let incarnation: Option<u64> = redis::cmd("HGET")
-                .arg(NODES_KEY)
-                .arg(&from)
-                .query_async(&mut rooms.0.cluster.conn())
-                .await
-                .ok()
-                .flatten();
-            let seat = seat_of(&claims);
-            let room = claims.room.clone();
-            rooms.0.stand_ins.lock().expect("not poisoned").insert(
-                (from.clone(), remote_conn),
-                StandIn {
-                    id,
-                    room: room.clone(),
-                    seat,
-                    node: format!("{from} {}", incarnation.unwrap_or(0)),
-                },
-            );
-            rooms.0.homed.lock().expect("not poisoned").insert(room);
-            let result =
-                match local_connect(&rooms.0.commands, claims, agent_id, conversation_id, Conn { id, out }).await {
-                    Ok(a) => Ok(WireAdmitted {
-                        visitor: a.seat == Seat::Visitor,
-                        peer: a.peer,
-                        call: a.call.to_string(),
-                    }),
-                    Err(why) => {
-                        rooms
-                            .0
-                            .stand_ins
-                            .lock()
-                            .expect("not poisoned")
-                            .remove(&(from.clone(), remote_conn));
-                        Err(match why {
-                            ConnectRefused::Room(Refusal::Full) => "full".to_string(),
-                            ConnectRefused::Room(_) => "ended".to_string(),
-                            _ => "unavailable".to_string(),
-                        })
-                    }
-                };
-            if let Err(e) = rooms.publish(&from, &Wire::Admitted { req, result }).await {
+            let result = match answer.await {
+                Ok(Ok(a)) => Ok(WireAdmitted {
+                    visitor: a.seat == Seat::Visitor,
+                    peer: a.peer,
+                    call: a.call.to_string(),
+                }),
+                Ok(Err(why)) => {
+                    rooms
+                        .0
+                        .stand_ins
+                        .lock()
+                        .expect("not poisoned")
+                        .remove(&(node.clone(), remote_conn));
+                    Err(match why {
+                        Refusal::Full => "full".to_string(),
+                        _ => "ended".to_string(),
+                    })
+                }
+                Err(_) => return,
+            };
+            if let Err(e) = rooms.publish(&node, &Wire::Admitted { req, result }).await {
                 tracing::warn!(error = %e, "the answer to a remote room member could not be sent");
             }
         });
