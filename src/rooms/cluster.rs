@@ -223,6 +223,9 @@ pub enum ConnectRefused {
 struct RemoteMember {
     out: mpsc::Sender<Outbound>,
     home: String,
+    /// This node as it was when the member was seated: after a rejoin under a new
+    /// incarnation the home has dropped the member's stand-in (it saw this node die).
+    via: String,
 }
 
 /// A member on another node asking to be seated here.
@@ -487,6 +490,7 @@ impl RoomsCluster {
             RemoteMember {
                 out: conn.out,
                 home: home.clone(),
+                via: self.me().unwrap_or_default(),
             },
         );
         let req = self.0.next_req.fetch_add(1, Ordering::Relaxed);
@@ -863,16 +867,18 @@ impl RoomsCluster {
             .filter(|(_, alive)| !alive)
             .map(|(h, _)| h.clone())
             .collect();
-        if !dead.is_empty() {
-            let orphans: Vec<RemoteMember> = {
-                let mut remote = self.0.remote.lock().expect("not poisoned");
-                let ids: Vec<u64> = remote
-                    .iter()
-                    .filter(|(_, m)| dead.contains(&m.home))
-                    .map(|(id, _)| *id)
-                    .collect();
-                ids.into_iter().filter_map(|id| remote.remove(&id)).collect()
-            };
+        // Also those seated under an earlier incarnation of this node: the home took this
+        // node for dead and dropped them.
+        let orphans: Vec<RemoteMember> = {
+            let mut remote = self.0.remote.lock().expect("not poisoned");
+            let ids: Vec<u64> = remote
+                .iter()
+                .filter(|(_, m)| dead.contains(&m.home) || m.via != me)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter().filter_map(|id| remote.remove(&id)).collect()
+        };
+        if !orphans.is_empty() {
             let lost = RoomServerFrame::error(
                 "home_lost",
                 "the server holding this room's call stopped; join again to continue",

@@ -296,3 +296,42 @@ fn a_cluster_without_a_shared_room_token_secret_does_not_start() {
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// The member's node is reaped as dead while its member is still connected to it (it
+/// stalled past its lease): the home sees the member away; the member's node, back under
+/// a new incarnation, tells its member clearly (`home_lost`, 4503) instead of leaving a
+/// socket that reaches no seat; reconnecting brings them back (`peer_back`).
+#[tokio::test]
+async fn a_reaped_member_node_is_noticed_on_both_sides() {
+    let Pair { alpha, beta, redis, .. } = pair().await;
+    let (ann, room) = agent_with_room(&alpha, "ann", customer_room("Member lost")).await;
+    let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD});
+    let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials).await).await;
+    agent.next_of("peer_joined").await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::pipe()
+        .cmd("HDEL")
+        .arg("{sb}:nodes")
+        .arg("beta")
+        .cmd("ZREM")
+        .arg("{sb}:leases")
+        .arg("beta")
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    agent.next_of("peer_away").await;
+    assert_eq!(carla.next_of("error").await["code"], "home_lost");
+    assert_eq!(carla.closed().await, Some(CloseCode::from(4503)));
+    let (_carla, _) = member(&beta, &room, welcome["token"].as_str().unwrap()).await;
+    // Back within the grace period, or seated afresh after it (a loaded machine).
+    loop {
+        let frame = agent.recv_within(WAIT).await.expect("the agent sees Carla again");
+        if frame["type"] == "peer_back" || frame["type"] == "peer_joined" {
+            break;
+        }
+    }
+    beta.stop().await;
+    alpha.stop().await;
+}
