@@ -781,12 +781,15 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains("STORE=") && text.contains("MONGODB_URI"), "{text}");
         }
-        let s = with(&[("REDIS_URL", URL), ("MONGODB_URI", "mongodb://127.0.0.1:27017")]).unwrap();
+        // (Several nodes also need one ROOM_TOKEN_SECRET: issue 16.)
+        let secret = ("ROOM_TOKEN_SECRET", "a shared room token secret");
+        let s = with(&[("REDIS_URL", URL), ("MONGODB_URI", "mongodb://127.0.0.1:27017"), secret]).unwrap();
         assert!(s.clustered());
         let s = with(&[
             ("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:6379/"),
             ("STORE", "mongodb"),
             ("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+            secret,
         ])
         .unwrap();
         // (Field names such as `room_token_secret` contain "secret": look for the password itself.)
