@@ -170,6 +170,22 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
         gus.send(json!({"type": "signal", "data": candidate})).await;
         assert_eq!(agent.next_of("signal").await["data"], candidate, "in order");
     }
+    // A figure, not an assertion (a shared, noisy machine): how long a signal takes from
+    // one member to the other across the two nodes (socket → node → Redis → node → socket).
+    let mut took = Vec::new();
+    for i in 0..50 {
+        let data = json!({"candidate": {"candidate": format!("candidate:{i} 1 udp 1 127.0.0.1 9 typ host")}});
+        let sent = Instant::now();
+        gus.send(json!({"type": "signal", "data": data})).await;
+        assert_eq!(agent.next_of("signal").await["data"], data);
+        took.push(sent.elapsed());
+    }
+    took.sort();
+    eprintln!(
+        "signal across nodes: median {:?}, max {:?} (50 in a row)",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
     for (who, ws) in [("agent", &mut agent), ("Gus", &mut gus)] {
         let stray = ws.drain().await;
         assert!(of_type(&stray, "signal").is_empty(), "{who} got {stray:?}");
