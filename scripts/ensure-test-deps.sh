@@ -18,6 +18,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v turnserver >/dev/null || missing+=(coturn)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The HTTPS SMS gateway test's throw-away CA and certificate (tests/hub/rooms.rs).
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-test-deps: installing ${missing[*]} from Debian"
   as_root apt-get update -qq

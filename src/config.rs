@@ -145,6 +145,11 @@ pub struct Settings {
     pub appointment_booking_burst: u32,
     /// `APPOINTMENT_BOOKING_REFILL_SECS`: after the burst, one more booking per this long.
     pub appointment_booking_refill: Duration,
+    // ---- rooms and 1-to-1 video, hardening (issue 16) ----
+    /// `ROOM_MAX_FAILED_JOINS`: wrong codes or passwords a room takes from all addresses
+    /// together before it refuses everyone until the host's next invitation (a botnet
+    /// cannot guess a 5-digit code from many addresses).
+    pub room_max_failed_joins: u32,
 }
 
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -252,6 +257,8 @@ impl Settings {
             outbox_max_attempts: r.ranged::<u32>("OUTBOX_MAX_ATTEMPTS", 12, 1..=100)?,
             appointment_booking_burst: r.ranged::<u32>("APPOINTMENT_BOOKING_BURST", 5, 1..=10_000)?,
             appointment_booking_refill: r.positive_seconds("APPOINTMENT_BOOKING_REFILL_SECS", 600.0)?,
+            // ---- rooms and 1-to-1 video, hardening (issue 16) ----
+            room_max_failed_joins: r.ranged("ROOM_MAX_FAILED_JOINS", 20, 1..=1_000)?,
         };
         if settings.outbox_retry_max < settings.outbox_retry_first {
             return Err(ConfigError {
@@ -261,6 +268,18 @@ impl Settings {
             });
         }
         settings.check_cluster()?;
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        // A room token made on one node must open the room's socket on any other: a random
+        // secret per process would refuse every member who lands on another node.
+        if settings.clustered() && r.optional("ROOM_TOKEN_SECRET").is_none() {
+            return Err(ConfigError {
+                var: "ROOM_TOKEN_SECRET",
+                value: String::new(),
+                reason: "several nodes (REDIS_URL) must share one ROOM_TOKEN_SECRET (at least 16 characters), \
+                         so a room token made on one node opens the room on any node"
+                    .into(),
+            });
+        }
         if let Some(token) = &settings.metrics_token
             && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -594,15 +613,9 @@ impl Reader<'_> {
         let Some(value) = self.optional(var) else {
             return Ok(None);
         };
-        let ok = (value.starts_with("http://") || (var == "PUBLIC_URL" && value.starts_with("https://")))
-            && value.len() > "https://".len();
+        let ok = (value.starts_with("http://") || value.starts_with("https://")) && value.len() > "https://".len();
         if !ok {
-            let wanted = if var == "PUBLIC_URL" {
-                "an http:// or https:// URL"
-            } else {
-                "an http:// URL"
-            };
-            return Err(Self::error(var, &value, format!("must be {wanted}")));
+            return Err(Self::error(var, &value, "must be an http:// or https:// URL"));
         }
         Ok(Some(value))
     }
@@ -737,7 +750,7 @@ mod tests {
             // ---- rooms and 1-to-1 video (issue 16) ----
             ("SMTP_URL", "mail.example.com"),
             ("MAIL_FROM", "not an address"),
-            ("SMS_WEBHOOK_URL", "https://sms.example.com/send"),
+            ("SMS_WEBHOOK_URL", "ftp://sms.example.com/send"),
             ("PUBLIC_URL", "example.com"),
             ("ROOM_CODE_TTL_SECS", "0"),
             ("ROOM_MAX_ATTEMPTS", "0"),
@@ -746,6 +759,8 @@ mod tests {
             ("STUN_URLS", "stun.example.com:3478"),
             ("TURN_URLS", "stun:127.0.0.1:3478"),
             ("TURN_SECRET", "short"),
+            ("ROOM_MAX_FAILED_JOINS", "0"),
+            ("ROOM_MAX_FAILED_JOINS", "1001"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);
@@ -797,12 +812,15 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains("STORE=") && text.contains("MONGODB_URI"), "{text}");
         }
-        let s = with(&[("REDIS_URL", URL), ("MONGODB_URI", "mongodb://127.0.0.1:27017")]).unwrap();
+        // (Several nodes also need one ROOM_TOKEN_SECRET: issue 16.)
+        let secret = ("ROOM_TOKEN_SECRET", "a shared room token secret");
+        let s = with(&[("REDIS_URL", URL), ("MONGODB_URI", "mongodb://127.0.0.1:27017"), secret]).unwrap();
         assert!(s.clustered());
         let s = with(&[
             ("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:6379/"),
             ("STORE", "mongodb"),
             ("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+            secret,
         ])
         .unwrap();
         // (Field names such as `room_token_secret` contain "secret": look for the password itself.)

@@ -141,7 +141,7 @@ pub async fn run(
         shutdown.clone(),
     );
     // ---- rooms and 1-to-1 video (issue 16) ----
-    let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), shutdown.clone());
+    let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), cluster.clone(), shutdown.clone());
     // ---- appointment mail outbox (issue 17) ----
     tokio::spawn(crate::appointments::mailer::run(
         store.clone(),
@@ -186,7 +186,13 @@ pub async fn run(
         .layer(axum::middleware::from_fn(
             crate::http::unread_body::announce_close_if_body_unread,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        // The request log names the path, never the query: a token a client put in a URL
+        // (a room token, for one) must not land in the log.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        );
     let app = crate::web::harden(app);
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;

@@ -2,8 +2,9 @@
 //! in as milliseconds), no serde.
 //!
 //! - **Who may join** ([`check_join`]): the checks in the order the issue gives, each with
-//!   its own refusal, and the per-address lock after too many wrong codes or passwords
-//!   ([`is_locked`], [`count_wrong`]).
+//!   its own refusal, the per-address lock after too many wrong codes or passwords
+//!   ([`is_locked`], [`count_wrong`]) and the room's lock after too many from all
+//!   addresses together ([`is_locked_for_all`]), both until the next invitation.
 //! - **Who is in the room** ([`LiveRoom`]): two seats, the room's agent and one visitor
 //!   (the customer, or one guest). A seat is kept while its holder's connection is away
 //!   (the grace period) and freed when they are gone. The agent is the *impolite* peer of
@@ -39,6 +40,8 @@ pub struct JoinFacts {
     pub ended: bool,
     /// This address gave too many wrong codes or passwords.
     pub locked: bool,
+    /// All addresses together gave too many since the last invitation ([`is_locked_for_all`]).
+    pub locked_for_all: bool,
     pub how: JoinBy,
 }
 
@@ -70,6 +73,8 @@ pub enum JoinRefusal {
     Ended,
     /// Too many wrong attempts from this address.
     Locked,
+    /// Too many wrong attempts on this room from all addresses together.
+    LockedForAll,
     MissingName,
     MissingContact,
     WrongCode,
@@ -86,7 +91,8 @@ impl JoinRefusal {
     }
 }
 
-/// The join checks, in order: full, ended, locked, then the credentials.
+/// The join checks, in order: full, ended, locked (for this address, then for all), then
+/// the credentials.
 pub fn check_join(facts: &JoinFacts) -> Result<(), JoinRefusal> {
     if facts.full {
         return Err(JoinRefusal::Full);
@@ -96,6 +102,9 @@ pub fn check_join(facts: &JoinFacts) -> Result<(), JoinRefusal> {
     }
     if facts.locked {
         return Err(JoinRefusal::Locked);
+    }
+    if facts.locked_for_all {
+        return Err(JoinRefusal::LockedForAll);
     }
     match facts.how {
         JoinBy::Code {
@@ -144,6 +153,26 @@ pub fn check_join(facts: &JoinFacts) -> Result<(), JoinRefusal> {
 /// Has `address` given `max` or more wrong codes or passwords?
 pub fn is_locked(attempts: &[WrongAttempts], address: &str, max: u32) -> bool {
     attempts.iter().any(|a| a.address == address && a.count >= max)
+}
+
+/// Have all addresses together given `max` or more wrong codes or passwords (since the
+/// last invitation, which clears the attempts)? The sum is exact up to the lock: an
+/// address is forgotten only past [`MAX_TRACKED_ADDRESSES`] addresses, which hold at least
+/// that many attempts, and `max` is at most that (`ROOM_MAX_FAILED_JOINS` ≤ 1,000); once
+/// locked, nothing more is counted (the lock is checked before the credentials).
+pub fn is_locked_for_all(attempts: &[WrongAttempts], max: u32) -> bool {
+    attempts.iter().map(|a| u64::from(a.count)).sum::<u64>() >= u64::from(max)
+}
+
+/// Takes back one attempt counted for `address` (it proved right): the join counts every
+/// attempt before checking it, so parallel guesses cannot all pass the lock.
+pub fn refund_wrong(attempts: &mut Vec<WrongAttempts>, address: &str) {
+    if let Some(i) = attempts.iter().position(|a| a.address == address) {
+        attempts[i].count = attempts[i].count.saturating_sub(1);
+        if attempts[i].count == 0 {
+            attempts.remove(i);
+        }
+    }
 }
 
 /// Counts one wrong attempt from `address`, forgetting the oldest address past

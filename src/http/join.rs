@@ -15,7 +15,9 @@ use super::responses::Unavailable;
 use super::rooms::{AudienceKind, RoomToken, audience_kind, optional_email, optional_phone, token_for, update};
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::verify_password;
-use crate::core::room::{JoinBy, JoinFacts, JoinRefusal, check_join, count_wrong, is_locked};
+use crate::core::room::{
+    JoinBy, JoinFacts, JoinRefusal, check_join, count_wrong, is_locked, is_locked_for_all, refund_wrong,
+};
 use crate::hub::now_ms;
 use crate::rooms::token::PersonKind;
 use crate::store::{Audience, Guest, RoomState, StoreError};
@@ -84,6 +86,12 @@ fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
                 "{max} wrong attempts from your address: this room is locked for you until the host invites you again"
             ),
         ),
+        JoinRefusal::LockedForAll => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "room_locked",
+            "too many wrong attempts on this room: it is locked for everyone until the host sends a new invitation"
+                .to_string(),
+        ),
         JoinRefusal::MissingName => (StatusCode::BAD_REQUEST, "missing_name", "give your name".to_string()),
         JoinRefusal::MissingContact => (
             StatusCode::BAD_REQUEST,
@@ -111,7 +119,8 @@ fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
 
 /// Join a room: with the invitation's code, or a customer room's phone and password, or
 /// a guest room's name, password and email or phone. Checked in this order, each with
-/// its own answer: full, ended, locked (too many wrong attempts from your address),
+/// its own answer: full, ended, locked (too many wrong attempts from your address, or
+/// from all addresses together since the last invitation),
 /// then what you gave. Success is a room token for `/ws/room`.
 #[utoipa::path(post, path = "/api/join/{id}", tag = "public",
     params(("id" = String, Path, description = "room id")),
@@ -123,7 +132,7 @@ fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
             `wrong_phone`: phone number is incorrect; `wrong_password`: password is incorrect", body = ErrorBody),
         (status = 409, description = "`room_full`: already two people", body = ErrorBody),
         (status = 410, description = "`room_ended`: the meeting has ended (or there is no such room)", body = ErrorBody),
-        (status = 429, description = "`room_locked`: too many wrong attempts from your address; the host's next invitation unlocks it", body = ErrorBody),
+        (status = 429, description = "`room_locked`: too many wrong attempts from your address, or from all addresses together (`ROOM_MAX_FAILED_JOINS`); the host's next invitation unlocks it", body = ErrorBody),
         Unavailable))]
 async fn join(
     State(state): State<AppState>,
@@ -171,6 +180,9 @@ async fn join(
         locked: room
             .as_ref()
             .is_some_and(|r| is_locked(&r.wrong_attempts, &address, max)),
+        locked_for_all: room
+            .as_ref()
+            .is_some_and(|r| is_locked_for_all(&r.wrong_attempts, state.settings.room_max_failed_joins)),
         // Everything given is right, for the checks before the credentials.
         how: JoinBy::Customer {
             phone_ok: true,
@@ -178,7 +190,25 @@ async fn join(
         },
     };
     check_join(&facts).map_err(|r| join_refused(r, max))?;
-    let room = room.expect("checked: the room exists");
+    // The attempt counts as wrong until it proves right, in the same stored update as the
+    // lock checks: parallel guesses (a botnet's) cannot all pass the checks before any
+    // of them is counted. A right one is refunded below.
+    let cap = state.settings.room_max_failed_joins;
+    let mut locked = None;
+    let room = update(&state, &id, |r| {
+        locked = if is_locked(&r.wrong_attempts, &address, max) {
+            Some(JoinRefusal::Locked)
+        } else if is_locked_for_all(&r.wrong_attempts, cap) {
+            Some(JoinRefusal::LockedForAll)
+        } else {
+            count_wrong(&mut r.wrong_attempts, &address);
+            None
+        };
+    })
+    .await?;
+    if let Some(refusal) = locked {
+        return Err(join_refused(refusal, max));
+    }
     let password_ok = |password: Option<String>| {
         let hash = room.password_hash.clone();
         async move {
@@ -212,10 +242,11 @@ async fn join(
             password_ok: password_ok(body.password.clone()).await?,
         },
     };
-    if let Err(refusal) = check_join(&facts) {
-        if refusal.counts_as_wrong() {
-            update(&state, &id, |r| count_wrong(&mut r.wrong_attempts, &address)).await?;
-        }
+    let verdict = check_join(&facts);
+    if verdict.is_ok() || verdict.is_err_and(|r| !r.counts_as_wrong()) {
+        update(&state, &id, |r| refund_wrong(&mut r.wrong_attempts, &address)).await?;
+    }
+    if let Err(refusal) = verdict {
         return Err(join_refused(refusal, max));
     }
     let (kind, name, guest_id) = if guest_room {

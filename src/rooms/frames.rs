@@ -35,8 +35,8 @@ pub enum RoomClientFrame {
     Ping {},
 }
 
-/// The other member as a member sees them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The other member as a member sees them (also between nodes: `rooms::cluster`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerView {
     pub name: String,
     pub kind: PersonKind,

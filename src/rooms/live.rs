@@ -96,6 +96,11 @@ pub enum Command {
         room: String,
         reply: oneshot::Sender<Option<LiveView>>,
     },
+    /// This node no longer holds the room's home in the cluster (`rooms::cluster`): its
+    /// copy of the live room ends here (the call logged), the stored room stays open.
+    Lost {
+        room: String,
+    },
 }
 
 /// Who holds a seat, beyond what the core knows.
@@ -267,6 +272,7 @@ impl Task {
             Command::Disconnect { room, seat, conn_id } => self.disconnect(&room, seat, conn_id),
             Command::GraceOver { room, seat, conn_id } => self.grace_over(&room, seat, conn_id),
             Command::End { room } => self.end(&room, "agent"),
+            Command::Lost { room } => self.lost(&room),
             Command::View { room, reply } => {
                 let view = self.rooms.get(&room).map(|e| LiveView {
                     agent_present: e.core.holder(Seat::Agent).is_some_and(|h| h.here),
@@ -483,6 +489,33 @@ impl Task {
             self.ended.remove(&oldest);
         }
         self.ended.insert(room.to_string(), now_ms());
+    }
+
+    /// The room's home moved to another node: this copy ends without ending the room.
+    fn lost(&mut self, room: &str) {
+        let Some(mut entry) = self.rooms.remove(room) else {
+            return;
+        };
+        if let Ok(Some(ended)) = entry.core.end(now_ms()) {
+            entry.both(&RoomServerFrame::CallEnded {
+                by: "system",
+                reason: "home_lost",
+                detail: None,
+            });
+            if let Some(log) = entry.call_log(&ended, room) {
+                self.save(log);
+            }
+        }
+        entry.both(&RoomServerFrame::error(
+            "home_lost",
+            "the server holding this room's call stopped; join again to continue",
+        ));
+        for m in entry.members.values().filter(|m| m.connected) {
+            deliver(
+                &m.conn,
+                Outbound::Close(super::cluster::HOME_LOST, "the room's server stopped"),
+            );
+        }
     }
 
     /// A member left: the stored room ends too (the agent's API does that itself).

@@ -4,11 +4,14 @@
 //!   it applies `core::room` and sends frames to the members' sockets;
 //! - [`token`]: room tokens (JWT) that open a room's websocket as one person;
 //! - [`ice`]: the STUN/TURN servers browsers get, with TURN REST credentials;
-//! - [`frames`]: the room websocket's JSON.
+//! - [`frames`]: the room websocket's JSON;
+//! - [`cluster`]: with several nodes, each live room's home node and the forwarding of
+//!   remote members' frames to it.
 //!
 //! The HTTP side (create, invite, join, end, call logs) is `http::rooms`; the socket is
 //! `ws::room`; sending invitations is `mail`.
 
+pub mod cluster;
 pub mod frames;
 pub mod ice;
 pub mod live;
@@ -16,7 +19,7 @@ pub mod token;
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -30,6 +33,8 @@ pub struct Rooms {
     pub commands: mpsc::Sender<live::Command>,
     pub tokens: Arc<token::RoomTokens>,
     pub senders: Senders,
+    /// With `REDIS_URL`: rooms live on a home node each; `None` on one node.
+    pub cluster: Option<cluster::RoomsCluster>,
 }
 
 impl Rooms {
@@ -37,33 +42,62 @@ impl Rooms {
     pub fn start(
         settings: &Settings,
         store: SharedStore,
+        cluster: Option<crate::cluster::node::Cluster>,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (commands, task) = live::start(store, settings.resume_grace, shutdown);
+        let (commands, task) = live::start(store, settings.resume_grace, shutdown.clone());
+        let cluster =
+            cluster.map(|c| cluster::RoomsCluster::start(c, commands.clone(), settings.cluster_renew, shutdown));
         let rooms = Self {
             commands,
             tokens: Arc::new(token::RoomTokens::new(settings)),
             senders: Senders::from_settings(settings),
+            cluster,
         };
         (rooms, task)
     }
 
+    /// Seats a member whose socket is on this node (in the room's home, wherever it is).
+    pub async fn connect(
+        &self,
+        claims: token::RoomClaims,
+        agent_id: String,
+        conversation_id: Option<String>,
+        conn: live::Conn,
+    ) -> Result<(live::Admitted, cluster::Link), cluster::ConnectRefused> {
+        if let Some(c) = &self.cluster {
+            return c.connect(claims, agent_id, conversation_id, conn).await;
+        }
+        let link = cluster::Link::Local {
+            commands: self.commands.clone(),
+            room: claims.room.clone(),
+            seat: if claims.kind == token::PersonKind::Agent {
+                crate::core::room::Seat::Agent
+            } else {
+                crate::core::room::Seat::Visitor
+            },
+            conn_id: conn.id,
+        };
+        let admitted = cluster::local_connect(&self.commands, claims, agent_id, conversation_id, conn).await?;
+        Ok((admitted, link))
+    }
+
     /// The live state of a room, `None` when no one is (or was recently) in it.
     pub async fn view(&self, room: &str) -> Option<live::LiveView> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(live::Command::View {
-                room: room.to_string(),
-                reply,
-            })
-            .await
-            .ok()?;
-        answer.await.ok().flatten()
+        match &self.cluster {
+            Some(c) => c.view(room).await,
+            None => cluster::local_view(&self.commands, room).await,
+        }
     }
 
     /// Tells the live room it ended (its store record says so already).
     pub async fn ended(&self, room: &str) {
-        let _ = self.commands.send(live::Command::End { room: room.to_string() }).await;
+        match &self.cluster {
+            Some(c) => c.ended(room).await,
+            None => {
+                let _ = self.commands.send(live::Command::End { room: room.to_string() }).await;
+            }
+        }
     }
 }
 

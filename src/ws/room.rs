@@ -1,9 +1,12 @@
-//! `/ws/room?room=<id>&token=<room token>`: one room member's socket (issue 16).
+//! `/ws/room?room=<id>`: one room member's socket (issue 16). The room token comes in
+//! the first frame, `{"type":"auth","token":"…"}`, never in the URL: URLs end up in
+//! access logs (a proxy's, the browser's history), frames do not. A token in the query
+//! is refused (`token_in_url`), so no client keeps leaking it.
 //!
 //! The upgrade is always accepted (after the origin and connection-limit checks), so a
 //! browser learns *why* it is refused: a refused token or seat gets an `error` frame
-//! and then a Close with its own code (4400 bad token, 4401 expired, 4403 another
-//! room's token, 4409 full, 4410 ended; see docs/protocol.md). Then the socket relays:
+//! and then a Close with its own code (4400 bad or missing token, 4401 expired, 4403
+//! another room's token, 4409 full, 4410 ended; see docs/protocol.md). Then the socket relays:
 //! frames in are size- and rate-limited, decoded and handed to the rooms task; frames
 //! out come from the member's bounded outbox. The connection watches shutdown and a
 //! heartbeat.
@@ -17,12 +20,13 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use governor::{Quota, RateLimiter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::core::room::Refusal;
 use crate::http::{ApiError, AppState};
+use crate::rooms::cluster::{ConnectRefused, LinkDown};
 use crate::rooms::frames::{RoomClientFrame, RoomServerFrame};
-use crate::rooms::live::{Command, Conn, OUTBOX, Outbound};
+use crate::rooms::live::{Conn, OUTBOX, Outbound};
 use crate::rooms::token::{RoomClaims, TokenRefusal};
 use crate::store::{RoomState, StoreError};
 
@@ -36,12 +40,52 @@ const FRAMES_BURST: u32 = 100;
 /// that does not slow down when told is flooding.
 const FLOOD_STRIKES: u32 = 200;
 
+/// How long a new socket may take to send its `auth` frame.
+const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, serde::Deserialize)]
 pub struct RoomQuery {
     #[serde(default)]
     room: String,
+    /// Refused when present: the token belongs in the first frame.
     #[serde(default)]
-    token: String,
+    token: Option<String>,
+}
+
+/// The first frame of a room socket.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum FirstFrame {
+    Auth { token: String },
+}
+
+type Refused = (u16, &'static str, &'static str);
+
+/// Reads the `auth` frame; anything else first, or nothing within [`AUTH_DEADLINE`], is
+/// refused (4400).
+async fn read_token(socket: &mut WebSocket) -> Result<String, Refused> {
+    const MISSING: Refused = (
+        4400,
+        "bad_token",
+        "send {\"type\":\"auth\",\"token\":\"<room token>\"} as the first frame",
+    );
+    let first = tokio::time::timeout(AUTH_DEADLINE, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(t))) => return Some(t),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    match first {
+        Ok(Some(text)) if text.len() <= MAX_ROOM_FRAME => match serde_json::from_str::<FirstFrame>(&text) {
+            Ok(FirstFrame::Auth { token }) => Ok(token),
+            Err(_) => Err(MISSING),
+        },
+        _ => Err(MISSING),
+    }
 }
 
 pub async fn room(
@@ -86,11 +130,8 @@ struct Stored {
     conversation_id: Option<String>,
 }
 
-async fn admit_member(
-    state: &AppState,
-    query: &RoomQuery,
-) -> Result<(RoomClaims, Stored), (u16, &'static str, &'static str)> {
-    let claims = match state.rooms.tokens.verify(&query.token) {
+async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Result<(RoomClaims, Stored), Refused> {
+    let claims = match state.rooms.tokens.verify(token) {
         Ok(c) => c,
         Err(TokenRefusal::Expired) => return Err((4401, "token_expired", "the room token has expired; join again")),
         Err(TokenRefusal::Invalid) => return Err((4400, "bad_token", "the room token is not valid")),
@@ -115,29 +156,51 @@ async fn admit_member(
     }
 }
 
-async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
-    let (claims, stored) = match admit_member(&state, &query).await {
+async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery) {
+    if query.token.is_some() {
+        return refuse(
+            socket,
+            4400,
+            "token_in_url",
+            "the room token belongs in the first frame, not in the URL (URLs are logged)",
+        )
+        .await;
+    }
+    let token = match read_token(&mut socket).await {
+        Ok(t) => t,
+        Err((code, error, message)) => return refuse(socket, code, error, message).await,
+    };
+    let (claims, stored) = match admit_member(&state, &query, &token).await {
         Ok(x) => x,
         Err((code, error, message)) => return refuse(socket, code, error, message).await,
     };
     let conn_id = state.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (out, mut outbox) = mpsc::channel(OUTBOX);
-    let (reply, answer) = oneshot::channel();
-    let command = Command::Connect {
-        claims: claims.clone(),
-        agent_id: stored.agent_id,
-        conversation_id: stored.conversation_id,
-        conn: Conn { id: conn_id, out },
-        reply,
-    };
-    if state.rooms.commands.send(command).await.is_err() {
-        return refuse(socket, 1001, "shutdown", "the hub is shutting down").await;
-    }
-    let admitted = match answer.await {
-        Ok(Ok(a)) => a,
-        Ok(Err(Refusal::Full)) => return refuse(socket, 4409, "room_full", "already two people").await,
-        Ok(Err(_)) => return refuse(socket, 4410, "room_ended", "the meeting has ended").await,
-        Err(_) => return refuse(socket, 1001, "shutdown", "the hub is shutting down").await,
+    let connected = state
+        .rooms
+        .connect(
+            claims.clone(),
+            stored.agent_id,
+            stored.conversation_id,
+            Conn { id: conn_id, out },
+        )
+        .await;
+    let (admitted, link) = match connected {
+        Ok(x) => x,
+        Err(ConnectRefused::Room(Refusal::Full)) => {
+            return refuse(socket, 4409, "room_full", "already two people").await;
+        }
+        Err(ConnectRefused::Room(_)) => return refuse(socket, 4410, "room_ended", "the meeting has ended").await,
+        Err(ConnectRefused::Unavailable) => {
+            return refuse(
+                socket,
+                1011,
+                "unavailable",
+                "the hub cannot reach the room's server; try again shortly",
+            )
+            .await;
+        }
+        Err(ConnectRefused::Shutdown) => return refuse(socket, 1001, "shutdown", "the hub is shutting down").await,
     };
     let now_secs = (crate::hub::now_ms() / 1000) as u64;
     let (token, fresh) = state.rooms.tokens.issue(
@@ -161,14 +224,6 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
         token_expires_at: (fresh.exp * 1000) as i64,
     };
     let (mut sink, mut stream) = socket.split();
-    let seat = admitted.seat;
-    let commands = state.rooms.commands.clone();
-    let tell = |frame: RoomClientFrame| Command::Frame {
-        room: claims.room.clone(),
-        seat,
-        conn_id,
-        frame,
-    };
     let limiter = RateLimiter::direct(
         Quota::per_second(NonZeroU32::new(FRAMES_PER_SEC).expect("non-zero"))
             .allow_burst(NonZeroU32::new(FRAMES_BURST).expect("non-zero")),
@@ -227,12 +282,17 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
                     strikes = 0;
                     match serde_json::from_str::<RoomClientFrame>(&text) {
                         // `leave` is answered by the rooms task: room_ended, then a Close 1000.
-                        Ok(frame) => {
-                            if commands.send(tell(frame)).await.is_err() {
+                        Ok(frame) => match link.frame(frame, &text).await {
+                            Ok(()) => None,
+                            Err(LinkDown::Shutdown) => {
                                 close = Some((1001, "the hub is shutting down"));
+                                None
                             }
-                            None
-                        }
+                            Err(LinkDown::Unavailable) => Some(RoomServerFrame::error(
+                                "unavailable",
+                                "the room's server could not be reached; this frame was dropped",
+                            )),
+                        },
                         Err(e) => Some(RoomServerFrame::error("bad_frame", format!("not a room frame: {e}"))),
                     }
                 };
@@ -244,13 +304,7 @@ async fn serve(socket: WebSocket, state: AppState, query: RoomQuery) {
             }
         }
     }
-    let _ = commands
-        .send(Command::Disconnect {
-            room: claims.room.clone(),
-            seat,
-            conn_id,
-        })
-        .await;
+    link.disconnect().await;
     if let Some((code, reason)) = close {
         // Frames already queued for this member go out before the Close.
         while let Ok(Outbound::Frame(text)) = outbox.try_recv() {

@@ -25,6 +25,8 @@ mod redis_server;
 mod routing;
 // ---- rooms and 1-to-1 video (issue 16) ----
 mod rooms;
+mod rooms_cluster;
+mod rooms_invites;
 mod starting;
 mod storeops;
 mod transport;

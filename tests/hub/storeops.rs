@@ -30,6 +30,8 @@ pub fn hub_command(cwd: &Path, envs: &[(&str, &str)], args: &[&str]) -> Command 
         .env("BIND_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "info")
+        // Several nodes must share it (REDIS_URL refuses to start without); harmless alone.
+        .env("ROOM_TOKEN_SECRET", "a room token secret for the tests")
         .envs(envs.iter().copied())
         .args(args)
         .current_dir(cwd)

@@ -26,6 +26,7 @@ const CLOSES = {
   4403: 'This access belongs to another meeting. Please join again.',
   4409: 'There are already two people in this meeting.',
   4410: 'The meeting has ended.',
+  4503: 'The call was interrupted (a server stopped). Reconnecting…',
 };
 
 let socket = null;
@@ -154,9 +155,12 @@ async function enter() {
 
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const url = `${scheme}://${location.host}/ws/room?room=${encodeURIComponent(roomId)}&token=${encodeURIComponent(token)}`;
+  // The token goes in the first frame, never in the URL (URLs end up in access logs).
+  const url = `${scheme}://${location.host}/ws/room?room=${encodeURIComponent(roomId)}`;
   setRoomState('connecting…');
   socket = new WebSocket(url);
+  const opened = socket;
+  socket.onopen = () => opened.send(JSON.stringify({ type: 'auth', token }));
   // One frame at a time, in order: a candidate must not overtake the description before it
   // (handling a description awaits the browser, and a candidate added before it is lost).
   socket.onmessage = (event) => {
@@ -188,6 +192,8 @@ async function closed(code) {
     return;
   }
   if (code === 1000) return endTheMeeting('The meeting has ended.');
+  // The server holding the call stopped: the call is over, the room is not; rejoin it.
+  if (code === 4503) notice(CLOSES[4503]);
   // Lost: come back with the same token (the seat waits for the grace period).
   setRoomState('reconnecting…');
   closePeer();

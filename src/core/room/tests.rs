@@ -170,16 +170,17 @@ proptest! {
 
     /// The join checks come in the order: the first failing one is the answer.
     #[test]
-    fn join_checks_come_in_order(full: bool, ended: bool, locked: bool, a: bool, b: bool, c: bool, kind in 0u8..3) {
+    fn join_checks_come_in_order(full: bool, ended: bool, locked: bool, locked_for_all: bool, a: bool, b: bool, c: bool, kind in 0u8..3) {
         let how = match kind {
             0 => JoinBy::Customer { phone_ok: a, password_ok: b },
             1 => JoinBy::Guest { has_name: a, has_contact: b, password_ok: c },
             _ => JoinBy::Code { valid: a, guest_room: b, has_name: c, has_contact: c },
         };
-        let r = check_join(&JoinFacts { full, ended, locked, how });
+        let r = check_join(&JoinFacts { full, ended, locked, locked_for_all, how });
         let expected = if full { Err(JoinRefusal::Full) }
             else if ended { Err(JoinRefusal::Ended) }
             else if locked { Err(JoinRefusal::Locked) }
+            else if locked_for_all { Err(JoinRefusal::LockedForAll) }
             else { match how {
                 JoinBy::Customer { phone_ok: false, .. } => Err(JoinRefusal::WrongPhone),
                 JoinBy::Customer { password_ok: false, .. } => Err(JoinRefusal::WrongPassword),
@@ -204,6 +205,41 @@ proptest! {
             for (i, n) in counts.iter().enumerate() {
                 prop_assert_eq!(is_locked(&attempts, &format!("10.0.0.{i}"), max), *n >= max);
             }
+        }
+    }
+
+    /// A refund takes back exactly the attempt just counted.
+    #[test]
+    fn a_refund_undoes_a_count(addresses in proptest::collection::vec(0u8..8, 0..40), last in 0u8..8) {
+        let mut attempts = Vec::new();
+        for a in addresses {
+            count_wrong(&mut attempts, &format!("10.0.0.{a}"));
+        }
+        let before = attempts.clone();
+        count_wrong(&mut attempts, &format!("10.0.0.{last}"));
+        refund_wrong(&mut attempts, &format!("10.0.0.{last}"));
+        prop_assert_eq!(attempts, before);
+    }
+
+    /// The room's lock: wrong attempts from any number of addresses (more than are
+    /// tracked, so some are forgotten), each counted only while neither lock holds, as the
+    /// join does; the room locks for all exactly when the attempts counted reach `max`.
+    #[test]
+    fn the_room_locks_for_all_at_its_total(
+        addresses in proptest::collection::vec(0u16..3_000, 0..1_500),
+        per_address in 1u32..6,
+        max in 1u32..=1_000,
+    ) {
+        let mut attempts = Vec::new();
+        let mut counted = 0u32;
+        for a in addresses {
+            let address = format!("10.0.{}.{}", a / 256, a % 256);
+            if is_locked(&attempts, &address, per_address) || is_locked_for_all(&attempts, max) {
+                continue;
+            }
+            count_wrong(&mut attempts, &address);
+            counted += 1;
+            prop_assert_eq!(is_locked_for_all(&attempts, max), counted >= max);
         }
     }
 }

@@ -1,0 +1,353 @@
+//! Rooms across nodes (issue 16 on issue 15's cluster): two hubs in this process on one
+//! shared store and a real `redis-server`, the two members of a room on different nodes.
+//! Signalling, call control, "room full" and the call log behave as on one node; a node
+//! that dies or stops gives the other member a clear message.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard::config::Secret;
+use switchboard::store::{MemoryStore, SharedStore};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::archive::TempDir;
+use crate::common::*;
+use crate::redis_server::RedisServer;
+use crate::rooms::{
+    PASSWORD, PHONE, agent_member, agent_with_room, call, customer_room, guest_room, join, member, refused, token,
+};
+
+/// How long a test waits for something the cluster must do (several leases' worth).
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Two nodes of one cluster, each a hub in this process.
+struct Pair {
+    alpha: TestHub,
+    beta: TestHub,
+    redis: RedisServer,
+    _scratch: TempDir,
+}
+
+async fn registered(redis: &RedisServer, node: &str) -> Option<u64> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("HGET")
+        .arg("{sb}:nodes")
+        .arg(node)
+        .query_async::<Option<u64>>(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn node(store: SharedStore, redis: &RedisServer, id: &str, scratch: &TempDir) -> TestHub {
+    let (url, id) = (redis.url(), id.to_string());
+    let data_dir = scratch.0.join(&id);
+    TestHub::with_store(store, move |s| {
+        s.data_dir = data_dir;
+        s.redis_url = Some(url);
+        s.node_id = id;
+        s.cluster_lease = Duration::from_millis(1_000);
+        s.cluster_renew = Duration::from_millis(200);
+        // Every node of a cluster shares the secret, so a token from one opens a socket on another.
+        s.room_token_secret = Secret(b"one secret for the whole cluster, 32+ bytes".to_vec());
+    })
+    .await
+}
+
+async fn pair() -> Pair {
+    let scratch = TempDir::new("rooms-cluster");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(store.clone(), &redis, "alpha", &scratch).await;
+    let beta = node(store, &redis, "beta", &scratch).await;
+    let deadline = Instant::now() + WAIT;
+    while registered(&redis, "alpha").await.is_none() || registered(&redis, "beta").await.is_none() {
+        assert!(Instant::now() < deadline, "the nodes never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Pair {
+        alpha,
+        beta,
+        redis,
+        _scratch: scratch,
+    }
+}
+
+/// The calls listed by `GET /api/calls` for `api`, once `total` reaches `want`.
+async fn calls_reach(api: &Api, want: u64) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, page) = api.get("/api/calls").await;
+        if page["total"] == want {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "the call log never reached {want}: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Frames of these types among `frames`.
+fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    frames.iter().filter(|f| f["type"] == kind).collect()
+}
+
+#[tokio::test]
+async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
+    let Pair { alpha, beta, redis, .. } = pair().await;
+    // The agent's room and socket on alpha: alpha becomes the room's home.
+    let (ann, room) = agent_with_room(&alpha, "ann", guest_room("Across")).await;
+    let (mut agent, welcome) = agent_member(&alpha, &ann, &room).await;
+    assert_eq!(welcome["polite"], false);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let home: String = redis::cmd("GET")
+        .arg(format!("{{sb}}:room-home:{room}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(home.starts_with("alpha "), "{home}");
+
+    // Two guests join through beta; Pia's token comes while the room still has room.
+    let gus_token = token(
+        &beta,
+        &room,
+        json!({"name": "Gus", "email": "gus@example.org", "password": PASSWORD}),
+    )
+    .await;
+    let pia = json!({"name": "Pia", "phone": "+441234567890", "password": PASSWORD});
+    let pia_token = token(&beta, &room, pia.clone()).await;
+    let (mut gus, welcome) = member(&beta, &room, &gus_token).await;
+    assert_eq!(
+        (welcome["polite"].clone(), welcome["kind"].clone()),
+        (json!(true), json!("guest"))
+    );
+    assert_eq!(welcome["peer"]["kind"], "agent", "{welcome}");
+    assert_eq!(agent.next_of("peer_joined").await["peer"]["name"], "Gus");
+
+    // A third person is refused across nodes: at the join (beta asks alpha) and at the socket.
+    let (status, answer) = join(&beta, &room, pia).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("room_full")),
+        "{answer}"
+    );
+    let mut third = crate::rooms::open(&beta, &room, &pia_token).await;
+    refused(&mut third, "room_full", 4409).await;
+    let mut third = crate::rooms::open(&alpha, &room, &pia_token).await;
+    refused(&mut third, "room_full", 4409).await;
+
+    // Signalling before a call: refused to the remote sender, nothing reaches the agent.
+    gus.send(json!({"type": "signal", "data": {"early": true}})).await;
+    assert_eq!(gus.next_of("error").await["code"], "no_call");
+
+    // Call control both ways: the remote member rings and is rejected, the agent rings
+    // and is accepted.
+    gus.send(json!({"type": "start_call"})).await;
+    gus.next_of("call_ringing").await;
+    assert_eq!(agent.next_of("call_incoming").await["from"], "Gus");
+    agent
+        .send(json!({"type": "reject_call", "reason": "media_not_ready"}))
+        .await;
+    for ws in [&mut agent, &mut gus] {
+        let end = ws.next_of("call_ended").await;
+        assert_eq!(
+            (end["reason"].as_str(), end["by"].as_str()),
+            (Some("rejected"), Some("agent"))
+        );
+    }
+    call(&mut agent, &mut gus).await;
+
+    // Offer, answer and candidates go to the other member only, never back.
+    let offer = json!({"description": {"type": "offer", "sdp": "v=0 across"}});
+    agent.send(json!({"type": "signal", "data": offer})).await;
+    assert_eq!(gus.next_of("signal").await["data"], offer);
+    let answer = json!({"description": {"type": "answer", "sdp": "v=0 back"}});
+    gus.send(json!({"type": "signal", "data": answer})).await;
+    assert_eq!(agent.next_of("signal").await["data"], answer);
+    for i in 0..5 {
+        let candidate = json!({"candidate": {"candidate": format!("candidate:{i} 1 udp 1 127.0.0.1 9 typ host")}});
+        gus.send(json!({"type": "signal", "data": candidate})).await;
+        assert_eq!(agent.next_of("signal").await["data"], candidate, "in order");
+    }
+    // A figure, not an assertion (a shared, noisy machine): how long a signal takes from
+    // one member to the other across the two nodes (socket → node → Redis → node → socket).
+    let mut took = Vec::new();
+    for i in 0..50 {
+        let data = json!({"candidate": {"candidate": format!("candidate:{i} 1 udp 1 127.0.0.1 9 typ host")}});
+        let sent = Instant::now();
+        gus.send(json!({"type": "signal", "data": data})).await;
+        assert_eq!(agent.next_of("signal").await["data"], data);
+        took.push(sent.elapsed());
+    }
+    took.sort();
+    eprintln!(
+        "signal across nodes: median {:?}, max {:?} (50 in a row)",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+    for (who, ws) in [("agent", &mut agent), ("Gus", &mut gus)] {
+        let stray = ws.drain().await;
+        assert!(of_type(&stray, "signal").is_empty(), "{who} got {stray:?}");
+    }
+
+    // Reports, a second of call, then the remote member hangs up: both get the end.
+    for ws in [&mut agent, &mut gus] {
+        ws.send(json!({"type": "report", "connected": true, "camera": true}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    gus.send(json!({"type": "hang_up"})).await;
+    for ws in [&mut agent, &mut gus] {
+        let end = ws.next_of("call_ended").await;
+        assert_eq!(
+            (end["by"].as_str(), end["reason"].as_str()),
+            (Some("guest"), Some("hung_up"))
+        );
+    }
+    // The call log, written once (by the home), seen from both nodes.
+    let page = calls_reach(&beta.admin().await, 1).await;
+    let logged = &page["items"][0];
+    assert_eq!(
+        (logged["peer"].as_str(), logged["peer_name"].as_str()),
+        (Some("guest"), Some("Gus"))
+    );
+    assert!(logged["length_secs"].as_u64().unwrap() >= 1, "{logged}");
+    assert!(logged["connected_secs"].as_u64() <= logged["length_secs"].as_u64());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(alpha.admin().await.get("/api/calls").await.1["total"], 1, "logged once");
+
+    // The member's node stops: the agent on the home sees them away, then gone.
+    beta.stop().await;
+    agent.next_of("peer_away").await;
+    agent.next_of("peer_left").await;
+    alpha.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_home_ends_the_call_clearly_and_the_room_moves_on_reconnect() {
+    let Pair { alpha, beta, redis, .. } = pair().await;
+    let (ann, room) = agent_with_room(&alpha, "ann", customer_room("Home lost")).await;
+    let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
+    let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials).await).await;
+    agent.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+
+    // Alpha, the home, is reaped as dead (what the lease reaper does to a node killed or
+    // stalled past its lease): it is no longer alive in the registry.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::pipe()
+        .cmd("HDEL")
+        .arg("{sb}:nodes")
+        .arg("alpha")
+        .cmd("ZREM")
+        .arg("{sb}:leases")
+        .arg("alpha")
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    // The member on the other node is told, clearly, and closed.
+    assert_eq!(carla.next_of("error").await["code"], "home_lost");
+    assert_eq!(carla.closed().await, Some(CloseCode::from(4503)));
+    // Alpha comes back under a new incarnation, finds its claim gone and ends its copy:
+    // the call ends for the agent with the same reason, logged once by the old home.
+    let end = agent.next_of("call_ended").await;
+    assert_eq!(end["reason"], "home_lost", "{end}");
+    assert_eq!(agent.next_of("error").await["code"], "home_lost");
+    assert_eq!(agent.closed().await, Some(CloseCode::from(4503)));
+    calls_reach(&ann, 1).await;
+
+    // The room is still open: both reconnect (no new code) and it lives on a live node.
+    let (mut carla, _) = member(&beta, &room, welcome["token"].as_str().unwrap()).await;
+    let (mut agent, welcome) = agent_member(&alpha, &ann, &room).await;
+    assert_eq!(welcome["peer"]["name"], "Carla", "{welcome}");
+    carla.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+    carla.send(json!({"type": "signal", "data": {"again": 1}})).await;
+    assert_eq!(agent.next_of("signal").await["data"], json!({"again": 1}));
+    // The agent ends the room through alpha, which is no longer its home (Carla came
+    // back first, on beta): the home hears of it and ends it for both nodes' members.
+    let home: String = redis::cmd("GET")
+        .arg(format!("{{sb}}:room-home:{room}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(home.starts_with("beta "), "{home}");
+    let (status, ended) = ann.delete(&format!("/api/rooms/{room}")).await;
+    assert_eq!((status, ended["state"].as_str()), (200, Some("ended")), "{ended}");
+    for ws in [&mut agent, &mut carla] {
+        assert_eq!(ws.next_of("room_ended").await["by"], "agent");
+        assert_eq!(ws.closed().await, Some(CloseCode::Normal));
+    }
+    calls_reach(&ann, 2).await;
+    beta.stop().await;
+    alpha.stop().await;
+}
+
+/// Several nodes with a random room-token secret each would refuse every member who lands
+/// on another node than the one that made their token: `REDIS_URL` without
+/// `ROOM_TOKEN_SECRET` stops start-up with a message naming it.
+#[test]
+fn a_cluster_without_a_shared_room_token_secret_does_not_start() {
+    let scratch = TempDir::new("rooms-cluster-settings");
+    let envs = [
+        ("REDIS_URL", "redis://127.0.0.1:6379/"),
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", "mongodb://127.0.0.1:27017/"),
+    ];
+    for args in [&["check-config"][..], &["serve"]] {
+        let mut command = crate::storeops::hub_command(&scratch.0, &envs, args);
+        command.env_remove("ROOM_TOKEN_SECRET");
+        crate::storeops::refuses(
+            command,
+            "ROOM_TOKEN_SECRET",
+            &format!("{args:?} without ROOM_TOKEN_SECRET"),
+        );
+    }
+    // With it, the same settings pass the check.
+    let output = crate::storeops::hub_command(&scratch.0, &envs, &["check-config"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// The member's node is reaped as dead while its member is still connected to it (it
+/// stalled past its lease): the home sees the member away; the member's node, back under
+/// a new incarnation, tells its member clearly (`home_lost`, 4503) instead of leaving a
+/// socket that reaches no seat; reconnecting brings them back (`peer_back`).
+#[tokio::test]
+async fn a_reaped_member_node_is_noticed_on_both_sides() {
+    let Pair { alpha, beta, redis, .. } = pair().await;
+    let (ann, room) = agent_with_room(&alpha, "ann", customer_room("Member lost")).await;
+    let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD});
+    let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials).await).await;
+    agent.next_of("peer_joined").await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::pipe()
+        .cmd("HDEL")
+        .arg("{sb}:nodes")
+        .arg("beta")
+        .cmd("ZREM")
+        .arg("{sb}:leases")
+        .arg("beta")
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    agent.next_of("peer_away").await;
+    assert_eq!(carla.next_of("error").await["code"], "home_lost");
+    assert_eq!(carla.closed().await, Some(CloseCode::from(4503)));
+    let (_carla, _) = member(&beta, &room, welcome["token"].as_str().unwrap()).await;
+    // Back within the grace period, or seated afresh after it (a loaded machine).
+    loop {
+        let frame = agent.recv_within(WAIT).await.expect("the agent sees Carla again");
+        if frame["type"] == "peer_back" || frame["type"] == "peer_joined" {
+            break;
+        }
+    }
+    beta.stop().await;
+    alpha.stop().await;
+}
