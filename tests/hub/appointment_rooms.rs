@@ -124,10 +124,10 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
         .as_str()
         .unwrap()
         .to_string();
-    let ws = |t: &str| hub.ws_url(&format!("/ws/room?room={room}&token={t}"));
-    let mut agent = Ws::connect(&ws(&agent_token), &[]).await.unwrap();
+    // The room socket takes its token in the first frame (URLs are logged).
+    let mut agent = crate::rooms::open(&hub, &room, &agent_token).await;
     agent.next_of("room_welcome").await;
-    let mut customer = Ws::connect(&ws(joined["token"].as_str().unwrap()), &[]).await.unwrap();
+    let mut customer = crate::rooms::open(&hub, &room, joined["token"].as_str().unwrap()).await;
     customer.next_of("room_welcome").await;
     agent.send(json!({"type": "start_call"})).await;
     customer.next_of("call_incoming").await;
