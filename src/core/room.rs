@@ -20,9 +20,16 @@
 //!
 //! Every method either refuses with the state untouched or applies the event fully.
 
-use crate::store::WrongAttempts;
-
 pub type Millis = i64;
+
+/// Wrong codes or passwords given from one client address. (The store keeps a room's
+/// list of these; how it is written is the store's business, `store::rooms`.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrongAttempts {
+    /// The client address as `http::access::ClientIp::key` gives it (IPv6 by /64).
+    pub address: String,
+    pub count: u32,
+}
 
 /// Client addresses a room remembers wrong attempts for, at most; past it the oldest
 /// is forgotten (a room is short-lived; 1,000 addresses is already an attack).

@@ -39,12 +39,38 @@ pub struct AccessCode {
     pub version: u32,
 }
 
-/// Wrong codes or passwords given from one client address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WrongAttempts {
-    /// The client address as `http::access::ClientIp::key` gives it (IPv6 by /64).
-    pub address: String,
-    pub count: u32,
+/// The rules count wrong attempts (`core::room`, which knows no serde); a room stores
+/// them as `[{address, count}]`.
+pub use crate::core::room::WrongAttempts;
+
+mod stored_attempts {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::WrongAttempts;
+
+    #[derive(Serialize, Deserialize)]
+    struct Stored {
+        address: String,
+        count: u32,
+    }
+
+    pub fn serialize<S: Serializer>(attempts: &[WrongAttempts], to: S) -> Result<S::Ok, S::Error> {
+        to.collect_seq(attempts.iter().map(|a| Stored {
+            address: a.address.clone(),
+            count: a.count,
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<WrongAttempts>, D::Error> {
+        let stored = Vec::<Stored>::deserialize(from)?;
+        Ok(stored
+            .into_iter()
+            .map(|s| WrongAttempts {
+                address: s.address,
+                count: s.count,
+            })
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -65,6 +91,7 @@ pub struct Room {
     /// PHC string (argon2) of the room's password.
     pub password_hash: String,
     pub code: Option<AccessCode>,
+    #[serde(with = "stored_attempts")]
     pub wrong_attempts: Vec<WrongAttempts>,
     pub state: RoomState,
     pub created_at: Millis,
