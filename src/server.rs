@@ -166,7 +166,7 @@ pub async fn run(
         booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),
     };
     if let Some(cluster) = cluster {
-        let appliers = crate::cluster::bus::Appliers {
+        let appliers = crate::hub::admin_bus::Appliers {
             store: state.store.clone(),
             hub: state.hub.clone(),
             sessions: state.sessions.clone(),

@@ -9,6 +9,7 @@
 //! subscription was cut reloads every account and the category list when it subscribes
 //! again, so changes it missed still reach its hub.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -16,9 +17,6 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::node::Cluster;
-use crate::auth::Sessions;
-use crate::hub::{Hub, SessionEnd};
-use crate::store::SharedStore;
 
 /// The one channel of admin changes.
 pub const ADMIN_CHANNEL: &str = "{sb}:admin";
@@ -85,52 +83,18 @@ impl Cluster {
     }
 }
 
-/// What a node applies received changes to.
-#[derive(Clone)]
-pub struct Appliers {
-    pub store: SharedStore,
-    pub hub: Hub,
-    pub sessions: Sessions,
-}
-
-impl Appliers {
-    async fn apply(&self, change: AdminChange) -> Result<(), String> {
-        match change {
-            AdminChange::Account { id } => match self.store.account(&id).await {
-                Ok(account) => self.hub.account_changed(account).await.map_err(|e| e.to_string()),
-                Err(crate::store::StoreError::NotFound) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            },
-            AdminChange::Categories { removed } => {
-                let categories = self.store.categories().await.map_err(|e| e.to_string())?;
-                self.hub
-                    .categories_changed(categories, removed)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            AdminChange::SessionsEnded { ids } => {
-                self.sessions.forget(&ids);
-                self.hub
-                    .sessions_ended(ids, SessionEnd::Revoked)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        }
-    }
-
-    /// After a gap in the subscription: every account and the category list, reloaded.
-    async fn resync(&self) -> Result<(), String> {
-        self.apply(AdminChange::Categories { removed: None }).await?;
-        for account in self.store.accounts().await.map_err(|e| e.to_string())? {
-            self.hub.account_changed(account).await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
+/// What a node applies the changes it receives to (the hub's side is
+/// `hub::admin_bus::Appliers`; the bus itself knows nothing of the hub).
+pub trait ApplyAdminChanges: Send + Sync + 'static {
+    /// Applies one change made on another node.
+    fn apply(&self, change: AdminChange) -> impl Future<Output = Result<(), String>> + Send;
+    /// After a gap in the subscription: reloads everything a change could have touched.
+    fn resync(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// Listens on [`ADMIN_CHANNEL`] until `shutdown`, on a connection of its own (a
 /// subscribed connection can do nothing else), subscribing again whenever it is cut.
-pub async fn listen(cluster: Cluster, appliers: Appliers, shutdown: CancellationToken) {
+pub async fn listen(cluster: Cluster, appliers: impl ApplyAdminChanges, shutdown: CancellationToken) {
     let mut pause = RESUBSCRIBE_START;
     let mut subscribed_before = false;
     loop {

@@ -12,6 +12,7 @@
 //! them once the hub has applied what it was given, and passes are spaced by
 //! their cost, which coalesces updates over long queues (see `PASS_SPACING_MIN`).
 
+pub mod admin_bus;
 mod buddy;
 pub mod cluster_link;
 pub mod delivery;

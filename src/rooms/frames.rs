@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::ice::IceServer;
 use super::token::PersonKind;
 
+/// The Close code a member gets when the node holding their room's live state is gone
+/// (rooms across nodes, `rooms::cluster`; also sent by a home that finds its claim gone).
+pub const HOME_LOST: u16 = 4503;
+
 /// A frame from a room member. Frames without fields are empty structs, so that
 /// `deny_unknown_fields` refuses extra fields on them too (serde ignores them on unit variants).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -513,7 +513,7 @@ impl Task {
         for m in entry.members.values().filter(|m| m.connected) {
             deliver(
                 &m.conn,
-                Outbound::Close(super::cluster::HOME_LOST, "the room's server stopped"),
+                Outbound::Close(super::frames::HOME_LOST, "the room's server stopped"),
             );
         }
     }

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::PeerView;
 use crate::rooms::token::RoomClaims;
 
-/// The Close code a member gets when the node holding their room's live state is gone.
-pub const HOME_LOST: u16 = 4503;
+pub use crate::rooms::frames::HOME_LOST;
 
 pub(super) const NOW_MS: &str = "local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

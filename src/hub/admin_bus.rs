@@ -1,0 +1,52 @@
+//! Admin changes made on another node, applied to this node's hub: the bus
+//! (`cluster::bus`) says what changed; this reloads it from the shared store and feeds the
+//! hub the same commands the admin handlers use.
+
+use crate::auth::Sessions;
+use crate::cluster::bus::{AdminChange, ApplyAdminChanges};
+use crate::hub::{Hub, SessionEnd};
+use crate::store::SharedStore;
+
+/// What a node applies received changes to: its store (the truth), its hub and its
+/// session cache.
+#[derive(Clone)]
+pub struct Appliers {
+    pub store: SharedStore,
+    pub hub: Hub,
+    pub sessions: Sessions,
+}
+
+impl ApplyAdminChanges for Appliers {
+    async fn apply(&self, change: AdminChange) -> Result<(), String> {
+        match change {
+            AdminChange::Account { id } => match self.store.account(&id).await {
+                Ok(account) => self.hub.account_changed(account).await.map_err(|e| e.to_string()),
+                Err(crate::store::StoreError::NotFound) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            AdminChange::Categories { removed } => {
+                let categories = self.store.categories().await.map_err(|e| e.to_string())?;
+                self.hub
+                    .categories_changed(categories, removed)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            AdminChange::SessionsEnded { ids } => {
+                self.sessions.forget(&ids);
+                self.hub
+                    .sessions_ended(ids, SessionEnd::Revoked)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// After a gap in the subscription: every account and the category list, reloaded.
+    async fn resync(&self) -> Result<(), String> {
+        self.apply(AdminChange::Categories { removed: None }).await?;
+        for account in self.store.accounts().await.map_err(|e| e.to_string())? {
+            self.hub.account_changed(account).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
