@@ -4,11 +4,16 @@ CARGO ?= cargo
 VENV  := .venv
 BROWSER_DIR := tests/browser
 
-.PHONY: run test test-deps test-rust test-browser bench fmt lint clean
+.PHONY: run cluster test test-deps test-rust test-browser bench fmt lint clean
 
 ## Start the hub with zero configuration (127.0.0.1:8080, embedded store under ./data).
 run:
 	$(CARGO) run --release --bin switchboard -- serve
+
+## Three nodes on 127.0.0.1:8081-8083 with a local redis-server and MongoDB-wire server
+## (state in ./cluster-data); Ctrl-C stops them. README "Several nodes".
+cluster:
+	scripts/cluster.sh
 
 ## Every test: unit, property, websocket/HTTP integration (real MongoDB-wire server), browser.
 test: test-deps test-rust test-browser
