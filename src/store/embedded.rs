@@ -40,7 +40,7 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -106,10 +106,20 @@ pub struct EmbeddedStore {
 /// before any transaction, so every read sees everything archived). One commit for many
 /// batches is what makes redb cheap here: each page a commit touches is copied and
 /// checksummed once per commit. Locks, only ever taken on the blocking pool and in this
-/// order: `journal`, `folding`, `unfolded`, then redb's write lock.
+/// order: `journal`, `spare`, `folding`, `unfolded`, then redb's write lock (a background
+/// checkpoint takes `folding`, `unfolded`, redb's, then `spare`, never `journal`).
+///
+/// Two journal files take turns (issue 14): when the one appended to is full, appends go
+/// on in the other at once and the full one is checkpointed (one durable redb commit) on
+/// another thread, off the acknowledgement's path; it is the spare again once that commit
+/// is done. Only if the second fills before the first's checkpoint ends does an append wait.
 struct Archiving {
-    /// Held by an append or a checkpoint.
+    /// The journal appended to. Held by an append.
     journal: Mutex<Journal>,
+    /// The other journal, when no checkpoint is using it; `None` while one is.
+    spare: Mutex<Option<Spare>>,
+    /// Signalled when the spare comes back.
+    spare_back: Condvar,
     /// Held by a fold for its whole commit, so folds apply events in the order appended.
     folding: Mutex<()>,
     /// In journal order.
@@ -122,7 +132,71 @@ struct Archiving {
 /// short messages) and the work of the read that folds them.
 const FOLD_EVENTS: usize = 1_000;
 
+/// The journal not appended to.
+struct Spare {
+    journal: Journal,
+    /// Its events are durable in redb (it was cleared); `false` after a failed checkpoint.
+    checkpointed: bool,
+}
+
+/// Gives a retired journal back as the spare when its checkpoint ends, even by a panic.
+struct Retired<'a> {
+    archiving: &'a Archiving,
+    journal: Option<Journal>,
+    checkpointed: bool,
+}
+
+impl Drop for Retired<'_> {
+    fn drop(&mut self) {
+        if let Some(journal) = self.journal.take() {
+            *lock(&self.archiving.spare) = Some(Spare {
+                journal,
+                checkpointed: self.checkpointed,
+            });
+            self.archiving.spare_back.notify_all();
+        }
+    }
+}
+
 impl Archiving {
+    /// The spare journal, waiting for a checkpoint still running on it.
+    fn take_spare(&self) -> Spare {
+        let mut spare = lock(&self.spare);
+        loop {
+            if let Some(taken) = spare.take() {
+                return taken;
+            }
+            spare = self
+                .spare_back
+                .wait(spare)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// The background checkpoint of a full journal: folds everything held (its events
+    /// among them), makes it durable, and gives the journal back as the spare, cleared.
+    fn retire(&self, db: &Database, journal: Journal) {
+        let mut retired = Retired {
+            archiving: self,
+            journal: Some(journal),
+            checkpointed: false,
+        };
+        let durable = self
+            .fold(db)
+            .and_then(|()| db.begin_write().map_err(unavailable)?.commit().map_err(unavailable));
+        match durable {
+            Ok(()) => {
+                if let Some(journal) = retired.journal.as_mut() {
+                    journal.clear();
+                }
+                retired.checkpointed = true;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "embedded store: a journal checkpoint failed; the next switch retries it");
+            }
+        }
+    }
+
     /// Applies the unfolded events to redb in one non-durable commit: visible to readers,
     /// on disk at the next durable commit (the journal holds them until then).
     fn fold(&self, db: &Database) -> StoreResult<()> {
@@ -248,11 +322,17 @@ impl EmbeddedStore {
                     path.display()
                 );
             }
-            let journal = replay_journal(&db, &dir)?;
+            let journals = replay_journals(&db, &dir)?;
+            let (journal, spare) = journals;
             Ok(Self {
                 db: Arc::new(db),
                 archiving: Arc::new(Archiving {
                     journal: Mutex::new(journal),
+                    spare: Mutex::new(Some(Spare {
+                        journal: spare,
+                        checkpointed: true,
+                    })),
+                    spare_back: Condvar::new(),
                     folding: Mutex::new(()),
                     unfolded: Mutex::new(Vec::new()),
                     fold_scheduled: AtomicBool::new(false),
@@ -519,10 +599,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Opens the archive journal in `dir` and applies what a previous process left in it
-/// (it stopped or crashed before redb's next durable commit) in one durable commit.
-fn replay_journal(db: &Database, dir: &Path) -> StoreResult<Journal> {
-    let (mut journal, events) = Journal::open(dir).map_err(unavailable)?;
+/// Opens the two archive journals in `dir` and applies what a previous process left in
+/// them (it stopped or crashed before redb's next durable commit) in one durable commit.
+/// Which journal is older is not recorded, so their events are applied openings first,
+/// then messages, then closings: a message is never met before its conversation, and
+/// within each kind the order does not matter (events apply idempotently by their ids).
+fn replay_journals(db: &Database, dir: &Path) -> StoreResult<(Journal, Journal)> {
+    let (mut journal, mut events) = Journal::open(dir).map_err(unavailable)?;
+    let (mut second, more) = Journal::open_file(dir, journal::SECOND_FILE_NAME).map_err(unavailable)?;
+    events.extend(more);
+    events.sort_by_key(|event| match event {
+        ArchiveEvent::Opened(_) => 0,
+        ArchiveEvent::Message { .. } => 1,
+        ArchiveEvent::Closed(_) => 2,
+    });
     if !events.is_empty() {
         tracing::info!(
             events = events.len(),
@@ -533,7 +623,8 @@ fn replay_journal(db: &Database, dir: &Path) -> StoreResult<Journal> {
         tx.commit().map_err(unavailable)?;
     }
     journal.clear();
-    Ok(journal)
+    second.clear();
+    Ok((journal, second))
 }
 
 /// Walks an index newest first, yielding conversation ids in `[from, to)` of paired time.
@@ -773,19 +864,38 @@ impl Store for EmbeddedStore {
         }
         let batch = batch.to_vec();
         let (db, archiving) = (self.db.clone(), self.archiving.clone());
-        let fold_now = blocking(move || {
+        let (fold_now, full) = blocking(move || {
             let mut journal = lock(&archiving.journal);
+            let mut full = None;
             if journal.len() >= journal::CHECKPOINT_BYTES {
-                archiving.checkpoint(&db, &mut journal)?;
+                // Waits only if the other journal's checkpoint is still running.
+                let mut spare = archiving.take_spare();
+                if spare.checkpointed {
+                    full = Some(std::mem::replace(&mut *journal, spare.journal));
+                } else {
+                    // Its checkpoint failed: one durable commit now covers both journals.
+                    let done = archiving.checkpoint(&db, &mut journal);
+                    if done.is_ok() {
+                        spare.journal.clear();
+                        spare.checkpointed = true;
+                    }
+                    *lock(&archiving.spare) = Some(spare);
+                    done?;
+                }
             }
             // Durable from here: the archive acknowledges the batch once this returns.
             journal.append(&batch).map_err(unavailable)?;
             let mut unfolded = lock(&archiving.unfolded);
             unfolded.extend(batch);
-            Ok(unfolded.len() >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed))
+            let fold_now = unfolded.len() >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed);
+            Ok((fold_now, full))
         })
         .await?;
-        if fold_now {
+        if let Some(full) = full {
+            // Off the acknowledgement's path: appends go on in the other journal meanwhile.
+            let (db, archiving) = (self.db.clone(), self.archiving.clone());
+            tokio::task::spawn_blocking(move || archiving.retire(&db, full));
+        } else if fold_now {
             // Off the acknowledgement's path: the batch is durable already. A failure leaves
             // the events held for the next fold (and in the journal for the next start).
             let (db, archiving) = (self.db.clone(), self.archiving.clone());
@@ -985,6 +1095,51 @@ mod tests {
             .map(|m| m.seq)
             .collect();
         assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "after a reopen");
+    }
+
+    /// A crash while one journal was being checkpointed leaves events in both, the
+    /// conversation's opening possibly in the file that looks newer: the replay applies
+    /// openings first, so no message is dropped as one of an unknown conversation.
+    #[tokio::test]
+    async fn both_journals_are_replayed_openings_first() {
+        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-two-{}", uuid::Uuid::new_v4().simple())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let opened = ArchiveEvent::Opened(ConversationOpened {
+            id: "c".into(),
+            kind: ConversationKind::Service,
+            category: None,
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: 1,
+            paired_at: 1,
+        });
+        let message = |seq: u64| ArchiveEvent::Message {
+            conversation_id: "c".into(),
+            message: ArchivedMessage {
+                id: format!("m{seq}"),
+                seq,
+                from: Side::Customer,
+                text: format!("text {seq}"),
+                at: seq as Millis,
+            },
+        };
+        {
+            let (mut first, _) = Journal::open(&dir.0).unwrap();
+            first.append(&[message(2)]).unwrap();
+            let (mut second, _) = Journal::open_file(&dir.0, journal::SECOND_FILE_NAME).unwrap();
+            second.append(&[opened, message(1)]).unwrap();
+        }
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let seqs: Vec<u64> = store
+            .conversation("c")
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2]);
     }
 
     /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it
