@@ -129,6 +129,9 @@ pub struct Settings {
     /// `APPOINTMENT_START_WINDOW_MINUTES`: "start" is allowed from this long before an
     /// appointment's start to this long after it.
     pub appointment_start_window: Duration,
+    // ---- the default configuration fast (issue 14) ----
+    /// `ARCHIVE_GROUP_COMMIT_MS`: the least time between the starts of two archive writes.
+    pub archive_group_commit: Duration,
 }
 
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -228,6 +231,8 @@ impl Settings {
             appointment_start_window: Duration::from_secs(
                 r.ranged::<u64>("APPOINTMENT_START_WINDOW_MINUTES", 60, 0..=60 * 24)? * 60,
             ),
+            // ---- the default configuration fast (issue 14) ----
+            archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
         };
         settings.check_cluster()?;
         if let Some(token) = &settings.metrics_token
@@ -715,6 +720,9 @@ mod tests {
             ("STUN_URLS", "stun.example.com:3478"),
             ("TURN_URLS", "stun:127.0.0.1:3478"),
             ("TURN_SECRET", "short"),
+            // ---- the default configuration fast (issue 14) ----
+            ("ARCHIVE_GROUP_COMMIT_MS", "51"),
+            ("ARCHIVE_GROUP_COMMIT_MS", "soon"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -266,6 +266,8 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
             "hub_cpu_percent": cpu.map(|c| c.round()), "loadgen_cpu_percent": own.map(|c| c.round()), "held": held,
             "refused": shared.refused_total.load(Relaxed) - refused0,
             "ack_p50_ms": ack["p50_ms"], "ack_p90_ms": ack["p90_ms"], "ack_p99_ms": ack["p99_ms"], "ack_max_ms": ack["max_ms"],
+            // The server's resident memory at the step's end: a long run shows whether it stays bounded.
+            "hub_rss_kib": cfg.hub_pid.and_then(hubinfo::rss_kib),
         }));
         if held {
             highest_held = Some(rate);

@@ -12,7 +12,9 @@
 //!   it to the archive journal (`archive-journal.log`, one `fdatasync`, see
 //!   [`super::journal`]) and folds ~1,000 events at a time into redb in one
 //!   non-durable commit; every ~16,000 messages one durable redb commit makes them
-//!   permanent and the journal starts again, and opening the store replays it.
+//!   permanent and the journal starts again, and opening the store replays it. Two
+//!   journals take turns so that commit runs off the acknowledgement's path (see
+//!   [`Archiving`]).
 //!   Every read and write first folds what is held, so callers see every archived
 //!   event. Other data (accounts, categories, …) is committed durably as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
@@ -31,7 +33,9 @@
 //!   and walked in reverse, so "newest first" is the natural key order and a
 //!   time range is a key range. The agent and category filters each have
 //!   their own index; any remaining filter is checked against the record.
-//! - Values are JSON via private mirror structs: a well-kept, self-describing
+//! - A `messages` row's value is a compact binary record (issue 14, see
+//!   [`message_value`]); JSON in files written before, which still read.
+//! - Other values are JSON via private mirror structs: a well-kept, self-describing
 //!   format that survives adding optional fields, and the public model types
 //!   (some of which hold secrets such as password hashes) stay free of serde.
 //!   The key layout is fixed; `meta` records a schema version for future
