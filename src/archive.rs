@@ -71,6 +71,10 @@ pub struct ArchiveStatus {
     pub slow_after_ms: AtomicU64,
     /// The last write was slow and events were waiting behind it.
     pub last_write_slow: AtomicBool,
+    // ---- the default configuration fast (issue 14) ----
+    /// The least time in ms between the starts of two writes (`ARCHIVE_GROUP_COMMIT_MS`),
+    /// set by the caller; 0: each write starts once the last ended.
+    pub group_commit_ms: AtomicU64,
 }
 
 impl ArchiveStatus {
@@ -541,6 +545,8 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEven
     let mut backoff = BACKOFF_START;
     // When the next attempt at a failed write is due; `None`: now.
     let mut retry_at: Option<Instant> = None;
+    // When the last write started: the next waits out `group_commit_ms` from it.
+    let mut last_write: Option<Instant> = None;
     loop {
         let due = retry_at.is_none_or(|at| at <= Instant::now());
         if open {
@@ -587,6 +593,21 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEven
             return;
         }
         if retry_at.is_none_or(|at| at <= Instant::now()) {
+            // Group commit: under load, writes start at most once per `group_commit_ms`, so
+            // one write (one fdatasync) covers every event that came meanwhile, not a few.
+            // After a quiet spell the last write is long past and nothing waits.
+            let spacing = Duration::from_millis(writer.status.group_commit_ms.load(Ordering::Relaxed));
+            if let Some(next) = last_write.map(|at| at + spacing)
+                && open
+                && !writer.degraded
+                && writer.backlog.len() < max_batch
+                && Instant::now() < next
+            {
+                // Events that come meanwhile are taken at the top of the loop.
+                tokio::time::sleep_until(next).await;
+                continue;
+            }
+            last_write = Some(Instant::now());
             if writer.write_front(max_batch, &mut rx, &mut open).await {
                 backoff = BACKOFF_START;
                 retry_at = None;
@@ -745,6 +766,41 @@ mod tests {
         }
         async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
             self.inner.set_desk_setting(key, value).await
+        }
+    }
+
+    /// Group commit: with `group_commit_ms` set, events arriving one by one soon after a
+    /// write wait for the next one together (each write, on the embedded store, is an
+    /// fdatasync), where without it each is written alone.
+    #[tokio::test]
+    async fn events_arriving_soon_after_a_write_share_the_next_one() {
+        let closed = |seq: u64| {
+            ArchiveEvent::Closed(ConversationClosed {
+                id: format!("c{seq}"),
+                ended_at: 1,
+                ended_by: Side::Agent,
+                reason: EndReason::Ended,
+            })
+        };
+        for (window_ms, most_calls) in [(0, 10), (500, 4)] {
+            let store = Arc::new(Small::default());
+            let (archive, task) = Archive::start(store.clone(), 100, None).unwrap();
+            archive.status.group_commit_ms.store(window_ms, Ordering::Relaxed);
+            for seq in 1..=10 {
+                archive.push_message(closed(seq));
+                // Time for the writer to take it (and, without a window, to write it).
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            drop(archive);
+            task.await.unwrap();
+            let calls = store.calls.lock().unwrap().clone();
+            assert_eq!(calls.iter().sum::<usize>(), 10);
+            if window_ms == 0 {
+                assert_eq!(calls.len(), most_calls, "one write each: {calls:?}");
+            } else {
+                // The first at once, the nine after it in the store's largest batches (3).
+                assert!(calls.len() <= most_calls, "{calls:?}");
+            }
         }
     }
 

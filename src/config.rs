@@ -150,6 +150,9 @@ pub struct Settings {
     /// together before it refuses everyone until the host's next invitation (a botnet
     /// cannot guess a 5-digit code from many addresses).
     pub room_max_failed_joins: u32,
+    // ---- the default configuration fast (issue 14) ----
+    /// `ARCHIVE_GROUP_COMMIT_MS`: the least time between the starts of two archive writes.
+    pub archive_group_commit: Duration,
 }
 
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -259,6 +262,8 @@ impl Settings {
             appointment_booking_refill: r.positive_seconds("APPOINTMENT_BOOKING_REFILL_SECS", 600.0)?,
             // ---- rooms and 1-to-1 video, hardening (issue 16) ----
             room_max_failed_joins: r.ranged("ROOM_MAX_FAILED_JOINS", 20, 1..=1_000)?,
+            // ---- the default configuration fast (issue 14) ----
+            archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
         };
         if settings.outbox_retry_max < settings.outbox_retry_first {
             return Err(ConfigError {
@@ -761,6 +766,9 @@ mod tests {
             ("TURN_SECRET", "short"),
             ("ROOM_MAX_FAILED_JOINS", "0"),
             ("ROOM_MAX_FAILED_JOINS", "1001"),
+            // ---- the default configuration fast (issue 14) ----
+            ("ARCHIVE_GROUP_COMMIT_MS", "51"),
+            ("ARCHIVE_GROUP_COMMIT_MS", "soon"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -399,6 +399,18 @@ pub enum ServerFrame {
         room_id: String,
         link: String,
     },
+    // ---- compact acknowledgement (issue 14) ----
+    /// The sender's acknowledgement of its own message, once it is durable: what the hub
+    /// stamped on it (`id`, `seq`, `at`) and the sender's `client_id`, without the text the
+    /// sender already has (half the bytes of echoing the message back).
+    Ack {
+        chat_id: String,
+        id: String,
+        seq: u64,
+        at: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
 }
 
 /// A buddy chat on welcome after a reload.
@@ -500,6 +512,29 @@ pub fn encode_message(m: &MessageRef<'_>) -> Utf8Bytes {
     Utf8Bytes::from(String::from_utf8(out).expect("JSON written from strs is UTF-8"))
 }
 
+/// The `ack` frame of a chat message (its sender's acknowledgement): the same bytes as
+/// `ServerFrame::Ack{..}.encode()`, written directly as [`encode_message`] is (one per message).
+pub fn encode_ack(m: &MessageRef<'_>) -> Utf8Bytes {
+    let client_id = m.client_id;
+    let variable = m.chat_id.len() + m.id.len() + client_id.map_or(0, str::len);
+    // Fixed keys and numbers take under 96 bytes; escapes may grow it, which is rare.
+    let mut out = Vec::with_capacity(96 + variable);
+    out.extend_from_slice(br#"{"type":"ack","chat_id":"#);
+    write_json(&mut out, m.chat_id);
+    out.extend_from_slice(br#","id":"#);
+    write_json(&mut out, m.id);
+    out.extend_from_slice(br#","seq":"#);
+    write_json(&mut out, &m.seq);
+    out.extend_from_slice(br#","at":"#);
+    write_json(&mut out, &m.at);
+    if let Some(client_id) = client_id {
+        out.extend_from_slice(br#","client_id":"#);
+        write_json(&mut out, client_id);
+    }
+    out.push(b'}');
+    Utf8Bytes::from(String::from_utf8(out).expect("JSON is UTF-8"))
+}
+
 /// Reads back a `message` frame this module encoded. Transcripts keep the frames the
 /// hub sent rather than the messages; a snapshot for a welcome or resume reads them.
 pub fn decode_message_frame(frame: &str) -> Result<ChatMessage, serde_json::Error> {
@@ -576,6 +611,32 @@ mod tests {
                 assert_eq!(encoded.as_str(), serde_json::to_string(&frame).unwrap());
                 assert_eq!(decode_message_frame(&encoded).ok(), Some(message), "read back");
             }
+        }
+    }
+
+    #[test]
+    fn acks_are_written_as_serde_would() {
+        for (i, client_id) in [Some("c\"1 é"), None].into_iter().enumerate() {
+            let message = MessageRef {
+                chat_id: "chat-\\1",
+                id: "0193-id",
+                seq: 7 + i as u64,
+                from: From::Customer,
+                sender: None,
+                text: "never in an ack",
+                at: 1_795_279_798_433,
+                client_id,
+            };
+            let frame = ServerFrame::Ack {
+                chat_id: message.chat_id.into(),
+                id: message.id.into(),
+                seq: message.seq,
+                at: message.at,
+                client_id: client_id.map(String::from),
+            };
+            let encoded = encode_ack(&message);
+            assert_eq!(encoded.as_str(), serde_json::to_string(&frame).unwrap());
+            assert_eq!(frame.encode(), encoded);
         }
     }
 

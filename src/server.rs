@@ -119,6 +119,12 @@ pub async fn run(
         .status
         .slow_after_ms
         .store(slow_after, std::sync::atomic::Ordering::Relaxed);
+    // ---- the default configuration fast (issue 14) ----
+    let group_commit = u64::try_from(settings.archive_group_commit.as_millis()).unwrap_or(u64::MAX);
+    archive
+        .status
+        .group_commit_ms
+        .store(group_commit, std::sync::atomic::Ordering::Relaxed);
     let sessions = Sessions::new(store.clone(), settings.session_ttl);
     tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
     // ---- several nodes through Redis (issue 15) ----

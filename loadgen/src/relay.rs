@@ -3,8 +3,9 @@
 //!
 //! Each message carries `client_id = "<chat>.<side>.<n>.<send µs>"`; the
 //! receiver checks the chat, records the delivery latency of the peer's messages
-//! and the acknowledgement latency of its own (the copy the hub sends its sender
-//! once the message is durable), and sets a bit per (receiver, side, n), so
+//! and the acknowledgement latency of its own (the `ack` frame the hub sends its
+//! sender once the message is durable, carrying its `client_id`; the bare floor
+//! echoes the message itself instead), and sets a bit per (receiver, side, n), so
 //! wrong, duplicate and missing copies are found. Against a relay that sends no
 //! acknowledgement (`acks: false`, the Node ws relay) only the peer's copy is
 //! expected, and an own copy is a wrong delivery. Reader and writer of a connection are separate tasks so a slow send
@@ -97,8 +98,9 @@ struct Shared {
 type Connections = (Vec<Ws>, Vec<(Ws, Vec<usize>)>);
 
 impl Shared {
-    /// Records one received chat message; `receiver` 0 = customer, 1 = agent.
-    fn on_message(&self, receiver: usize, own_chat: Option<usize>, frame: &proto::In<'_>) {
+    /// Records one received chat message or acknowledgement (`ack`); `receiver` 0 =
+    /// customer, 1 = agent.
+    fn on_message(&self, receiver: usize, own_chat: Option<usize>, frame: &proto::In<'_>, ack: bool) {
         let s = &self.stats;
         let Some((k, side, n, t)) = frame.client_id.as_deref().and_then(parse_client_id) else {
             s.error("unparsable_client_id");
@@ -106,7 +108,8 @@ impl Shared {
         };
         let wire_ok = frame.chat_id.as_deref() == self.chats.get(k).and_then(|c| c.wire_id.get()).map(String::as_str);
         // A relay that acknowledges nothing must not send a sender its own message.
-        if own_chat != Some(k) || !wire_ok || (side == receiver && !self.acks) {
+        // An acknowledgement is of one's own message only.
+        if own_chat != Some(k) || !wire_ok || (side == receiver && !self.acks) || (ack && side != receiver) {
             s.wrong_recipient.fetch_add(1, Relaxed);
             return;
         }
@@ -263,6 +266,8 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
             "hub_cpu_percent": cpu.map(|c| c.round()), "loadgen_cpu_percent": own.map(|c| c.round()), "held": held,
             "refused": shared.refused_total.load(Relaxed) - refused0,
             "ack_p50_ms": ack["p50_ms"], "ack_p90_ms": ack["p90_ms"], "ack_p99_ms": ack["p99_ms"], "ack_max_ms": ack["max_ms"],
+            // The server's resident memory at the step's end: a long run shows whether it stays bounded.
+            "hub_rss_kib": cfg.hub_pid.and_then(hubinfo::rss_kib),
         }));
         if held {
             highest_held = Some(rate);
@@ -618,7 +623,7 @@ async fn reader(sh: Arc<Shared>, mut stream: Stream, receiver: usize, mine: Vec<
                     continue;
                 };
                 match f.kind.as_ref() {
-                    "message" => {
+                    kind @ ("message" | "ack") => {
                         let own = if receiver == 0 {
                             Some(mine[0])
                         } else {
@@ -627,7 +632,7 @@ async fn reader(sh: Arc<Shared>, mut stream: Stream, receiver: usize, mine: Vec<
                                 .and_then(|c| sh.by_wire.lock().unwrap().get(c).copied())
                                 .filter(|k| mine.contains(k))
                         };
-                        sh.on_message(receiver, own, &f);
+                        sh.on_message(receiver, own, &f, kind == "ack");
                     }
                     "error" => sh.on_error(&f),
                     "queue_stats" | "profile" | "pong" => {}

@@ -520,7 +520,9 @@ fn peer_steps_table(runs: &[(&str, Option<&RunResult>)]) -> String {
     let mut rates: Vec<f64> = ran.iter().flat_map(|(_, r)| steps_of(r)).map(rate_of).collect();
     rates.sort_by(f64::total_cmp);
     rates.dedup();
-    let mut md = String::from("\nSteps (each cell: delivery p99 / acknowledgement p99 ms, CPU %):\n\n| target msg/s |");
+    let mut md = String::from(
+        "\nSteps (each cell: delivery p99 / acknowledgement p99 ms, CPU %, the server's resident memory at the step's end):\n\n| target msg/s |",
+    );
     for (server, _) in &ran {
         md.push_str(&format!(" {server} |"));
     }
@@ -532,8 +534,11 @@ fn peer_steps_table(runs: &[(&str, Option<&RunResult>)]) -> String {
         for (_, r) in &ran {
             let cell = relay_step(r, rate).map_or("—".to_string(), |s| {
                 let refused = s["refused"].as_u64().unwrap_or(0);
+                let rss = s["hub_rss_kib"]
+                    .as_u64()
+                    .map_or(String::new(), |kib| format!(", {:.1} MiB", kib as f64 / 1024.0));
                 format!(
-                    "{} / {} ms, {}{}",
+                    "{} / {} ms, {}{rss}{}",
                     ms_text(s["p99_ms"].as_f64()),
                     ms_text(s["ack_p99_ms"].as_f64()),
                     percent_text(s["hub_cpu_percent"].as_f64()),

@@ -355,12 +355,12 @@ impl HubState {
             .expect("buddy chats have a log");
         // The chat's first member is the one who invited.
         let author = Author::buddy(me.0, me == a);
-        let Stamped { frame, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
+        let Stamped { frame, ack, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
         let archived = self.archive.push_message(event);
         let frame = Outbound::Frame(frame);
         let peer = if me == a { b } else { a };
         self.delivery.deliver(&Recipient::Buddy(peer), &frame);
-        self.acknowledge(Recipient::Buddy(me), frame, archived);
+        self.acknowledge(Recipient::Buddy(me), Outbound::Frame(ack), archived);
         self.messages_relayed.increment(1);
         Ok(())
     }

@@ -786,7 +786,7 @@ impl HubState {
             Party::Customer => Author::CUSTOMER,
             _ => Author::AGENT,
         };
-        let Stamped { frame, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
+        let Stamped { frame, ack, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
         let archived = self.archive.push_message(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
@@ -795,12 +795,12 @@ impl HubState {
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
         };
         self.delivery.deliver(&peer, &frame);
-        self.acknowledge(sender, frame, archived);
+        self.acknowledge(sender, Outbound::Frame(ack), archived);
         self.messages_relayed.increment(1);
         Ok(())
     }
 
-    /// The sender's copy of a message is its acknowledgement: it goes out once the
+    /// The sender's acknowledgement (a compact `ack` frame) goes out once the
     /// message is durable — in the store, or while the store is down in the archive's
     /// spool on local disk.
     pub(super) fn acknowledge(&mut self, sender: Recipient, frame: Outbound, archived: Option<u64>) {

@@ -2,7 +2,8 @@
 //! latest messages for welcomes and resumes.
 //!
 //! [`Transcript::record`] gives a chat's next message its seq, id and time and
-//! returns the one frame both sides get and the event the archive stores. The
+//! returns the frame the peer gets, the compact acknowledgement its sender gets and
+//! the event the archive stores. The
 //! transcript keeps those encoded frames, shared with the deliveries, rather than
 //! the messages: at a busy hub every new message evicts an old one, and an old frame
 //! is one buffer to free where a message was three or four strings, all gone cold.
@@ -48,9 +49,12 @@ impl Author {
     }
 }
 
-/// A stamped message: what both sides get and what the archive stores.
+/// A stamped message: what the peer gets, the sender's acknowledgement and what the
+/// archive stores.
 pub struct Stamped {
     pub frame: Utf8Bytes,
+    /// The compact `ack` frame the sender gets once the message is durable.
+    pub ack: Utf8Bytes,
     pub event: ArchiveEvent,
 }
 
@@ -71,7 +75,7 @@ fn stamped(
     text: String,
     client_id: Option<&str>,
 ) -> Stamped {
-    let frame = protocol::encode_message(&MessageRef {
+    let message = MessageRef {
         chat_id,
         id,
         seq,
@@ -80,7 +84,9 @@ fn stamped(
         text: &text,
         at,
         client_id,
-    });
+    };
+    let frame = protocol::encode_message(&message);
+    let ack = protocol::encode_ack(&message);
     let event = ArchiveEvent::Message {
         conversation_id: chat_id.to_owned(),
         message: ArchivedMessage {
@@ -91,7 +97,7 @@ fn stamped(
             at,
         },
     };
-    Stamped { frame, event }
+    Stamped { frame, ack, event }
 }
 
 /// One chat's message count and its latest messages, as the frames that carried them.
@@ -178,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_stamped_message_is_the_same_in_its_frame_and_in_the_archive() {
-        let Stamped { frame, event } = stamp("c1", 3, Author::CUSTOMER, "héllo \"you\"".into(), Some("mine-1"));
+        let Stamped { frame, ack, event } = stamp("c1", 3, Author::CUSTOMER, "héllo \"you\"".into(), Some("mine-1"));
         let message = protocol::decode_message_frame(&frame).expect("a message frame");
         let ArchiveEvent::Message {
             conversation_id,
@@ -194,10 +200,16 @@ mod tests {
         );
         assert_eq!(message.client_id.as_deref(), Some("mine-1"));
         assert_eq!(
-            (archived.id, archived.seq, archived.text),
-            (message.id, 3, message.text)
+            (archived.id.as_str(), archived.seq, archived.text.as_str()),
+            (message.id.as_str(), 3, message.text.as_str())
         );
         assert_eq!((archived.at, archived.from), (message.at, Side::Customer));
+        let ack: serde_json::Value = serde_json::from_str(&ack).expect("an ack frame");
+        assert_eq!(
+            ack,
+            serde_json::json!({"type": "ack", "chat_id": "c1", "id": archived.id, "seq": 3, "at": archived.at, "client_id": "mine-1"}),
+            "the acknowledgement names the message without its text"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ use super::ArchiveEvent;
 
 /// The journal's file name inside the data directory.
 pub const FILE_NAME: &str = "archive-journal.log";
+/// The second journal's: the two take turns, so one is checkpointed while the other is
+/// appended to (see `embedded::Archiving`).
+pub const SECOND_FILE_NAME: &str = "archive-journal-2.log";
 
 /// The journal file's size, written once. A batch beyond it still goes in (the file grows).
 pub const FILE_BYTES: u64 = 8 << 20;
@@ -74,7 +77,12 @@ impl Journal {
     /// Opens (creating if missing) the journal in `dir` and reads back the events it holds,
     /// oldest first. The caller must make them durable elsewhere, then [`Journal::clear`].
     pub fn open(dir: &Path) -> Result<(Self, Vec<ArchiveEvent>), String> {
-        let path = dir.join(FILE_NAME);
+        Self::open_file(dir, FILE_NAME)
+    }
+
+    /// As [`Journal::open`], for the journal file `name` in `dir`.
+    pub fn open_file(dir: &Path, name: &str) -> Result<(Self, Vec<ArchiveEvent>), String> {
+        let path = dir.join(name);
         let named = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
         let mut file = OpenOptions::new()
             .read(true)

@@ -79,8 +79,7 @@ async fn three_conversations_are_three_complete_records(store: SharedStore) {
         agent
             .send(json!({"type": "message", "chat_id": chat, "text": format!("answer {i}")}))
             .await;
-        c.next_of("message").await;
-        c.next_of("message").await;
+        c.each_of(&["ack", "message"]).await;
         agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
         c.next_of("chat_ended").await;
         chats.push(chat);
@@ -191,13 +190,13 @@ pub async fn health(hub: &TestHub) -> Value {
     reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap()
 }
 
-/// Sends `n` customer messages and returns the ids of those acknowledged (echoed to the sender).
+/// Sends `n` customer messages and returns the ids of those acknowledged (an `ack` to the sender).
 async fn send_and_collect(c: &mut Ws, agent: &mut Ws, from: usize, n: usize, acked: &mut Vec<String>) {
     for i in from..from + n {
         c.send(json!({"type": "message", "text": format!("m{i}")})).await;
     }
     for _ in 0..n {
-        let m = c.next_of("message").await;
+        let m = c.next_of("ack").await;
         acked.push(m["id"].as_str().unwrap().to_string());
     }
     for _ in 0..n {
@@ -345,13 +344,13 @@ async fn a_hub_killed_mid_chat_keeps_every_acknowledged_message_on_the_embedded_
         c.send(json!({"type": "message", "text": format!("m{i}")})).await;
     }
     while acked.len() < 100 {
-        let m = c.next_of("message").await;
+        let m = c.next_of("ack").await;
         acked.push(m["id"].as_str().unwrap().to_string());
     }
     process.child.kill().unwrap(); // SIGKILL
     process.child.wait().unwrap();
     while let Some(m) = c.recv_within(Duration::from_millis(200)).await {
-        if m["type"] == "message" {
+        if m["type"] == "ack" {
             acked.push(m["id"].as_str().unwrap().to_string());
         }
     }
@@ -405,7 +404,7 @@ async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
         let mut c = hub.customer(name, category).await;
         let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
         c.send(json!({"type": "message", "text": "hello"})).await;
-        c.next_of("message").await;
+        c.next_of("ack").await;
         c.send(json!({"type": "leave"})).await;
         c.next_of("chat_ended").await;
         ids.push(chat);
@@ -464,7 +463,7 @@ async fn metrics_are_served_in_the_prometheus_format() {
     let mut c = hub.customer("Carla", "general").await;
     c.next_of("chat_started").await;
     c.send(json!({"type": "message", "text": "count me"})).await;
-    c.next_of("message").await;
+    c.next_of("ack").await;
     let names = [
         "switchboard_connections",
         "switchboard_customers_waiting",

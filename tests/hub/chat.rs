@@ -17,18 +17,28 @@ async fn messages_get_ids_timestamps_and_order_on_both_sides() {
         c.send(json!({"type": "message", "text": format!("m{i}"), "client_id": format!("c{i}")}))
             .await;
     }
-    for ws in [&mut c, &mut agent] {
-        for i in 0..5 {
-            let m = ws.next_of("message").await;
-            assert_eq!(m["text"], format!("m{i}"));
-            assert_eq!(m["seq"], i + 1);
-            assert_eq!(m["from"], "customer");
-            assert_eq!(m["chat_id"], chat);
-            assert_eq!(m["client_id"], format!("c{i}"));
-            assert!(m["at"].as_i64().unwrap() > 1_700_000_000_000);
-            assert_eq!(m["id"].as_str().unwrap().len(), 36);
-        }
+    let mut delivered = vec![];
+    for i in 0..5 {
+        let m = agent.next_of("message").await;
+        assert_eq!(m["text"], format!("m{i}"));
+        assert_eq!(m["seq"], i + 1);
+        assert_eq!(m["from"], "customer");
+        assert_eq!(m["chat_id"], chat);
+        assert_eq!(m["client_id"], format!("c{i}"));
+        assert!(m["at"].as_i64().unwrap() > 1_700_000_000_000);
+        assert_eq!(m["id"].as_str().unwrap().len(), 36);
+        delivered.push(m);
     }
+    // The sender's acknowledgements: what the hub stamped, without the text it sent.
+    for m in &delivered {
+        let ack = c.next_of("ack").await;
+        let expected = json!({"type": "ack", "chat_id": chat, "id": m["id"], "seq": m["seq"], "at": m["at"], "client_id": m["client_id"]});
+        assert_eq!(ack, expected);
+    }
+    let mut frames = std::mem::take(&mut c.seen);
+    frames.extend(c.drain().await);
+    let own_copies = frames.iter().filter(|f| f["type"] == "message").count();
+    assert_eq!(own_copies, 0, "the sender does not get its message back");
     hub.stop().await;
 }
 
@@ -44,8 +54,9 @@ async fn a_message_over_the_limit_is_refused_and_not_relayed() {
     let err = c.next_of("error").await;
     assert_eq!(err["code"], "message_too_long");
     assert_eq!(err["client_id"], "long");
-    c.send(json!({"type": "message", "text": "é".repeat(10)})).await;
-    assert_eq!(c.next_of("message").await["text"], "é".repeat(10));
+    c.send(json!({"type": "message", "text": "é".repeat(10), "client_id": "short"}))
+        .await;
+    assert_eq!(c.next_of("ack").await["client_id"], "short");
     let agent_frames = agent.drain().await;
     let texts: Vec<_> = agent_frames.iter().filter(|f| f["type"] == "message").collect();
     assert_eq!(texts.len(), 1, "only the message within the limit reached the agent");
@@ -137,7 +148,7 @@ async fn a_customer_who_drops_is_announced_and_resumes_with_missed_messages() {
     let mut c = hub.customer("Carla", "general").await;
     let chat = c.next_of("chat_started").await["chat_id"].clone();
     c.send(json!({"type": "message", "text": "before"})).await;
-    let seen = c.next_of("message").await["seq"].as_u64().unwrap();
+    let seen = c.next_of("ack").await["seq"].as_u64().unwrap();
     let token = c.token.clone().unwrap();
     drop(c);
     let away = agent.next_of("peer_away").await;

@@ -307,3 +307,24 @@ impl Ws {
         })
     }
 }
+
+// ---- compact acknowledgement (issue 14) ----
+impl Ws {
+    /// One frame of each of `kinds`, in the order of `kinds`, whatever order they arrive in:
+    /// a sender's `ack` (sent after the commit) and the peer's reply race.
+    pub async fn each_of(&mut self, kinds: &[&str]) -> Vec<Value> {
+        let mut found: Vec<Option<Value>> = vec![None; kinds.len()];
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while found.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(frame) = self.recv_within(left).await else {
+                panic!("not every one of {kinds:?} came; saw {:?}", self.seen);
+            };
+            match (0..kinds.len()).find(|&i| found[i].is_none() && frame["type"] == kinds[i]) {
+                Some(i) => found[i] = Some(frame),
+                None => self.seen.push(frame),
+            }
+        }
+        found.into_iter().map(|f| f.expect("all found")).collect()
+    }
+}

@@ -81,7 +81,7 @@ async fn the_archive_keeps_each_chat_under_its_chat_id_with_the_documented_end_r
     // The customer leaves; the live message's id and seq are the archive's.
     let (mut c, left) = paired(&hub, "Leaver", "general").await;
     c.send(json!({"type": "message", "text": "bye"})).await;
-    let live = c.next_of("message").await;
+    let live = c.next_of("ack").await;
     c.send(json!({"type": "leave"})).await;
     assert_eq!(ending(&c.next_of("chat_ended").await), pair("customer", "ended"));
     let a = archived(&admin, &left).await;

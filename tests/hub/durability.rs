@@ -10,21 +10,23 @@ use crate::archive::{MongoServer, TempDir, health, mongo_store};
 use crate::common::*;
 
 /// Sends one customer message and waits for its fate: `Some(id)` once acknowledged
-/// (the sender's copy), `None` when it was refused with `archive_unavailable`.
+/// (the sender's `ack`), `None` when it was refused with `archive_unavailable`.
 async fn send_one(c: &mut Ws, text: &str) -> Option<String> {
     send_frame(c, json!({"type": "message", "text": text})).await
 }
 
 /// Sends a message frame and waits for its fate, as [`send_one`] does.
-async fn send_frame(c: &mut Ws, message: serde_json::Value) -> Option<String> {
+async fn send_frame(c: &mut Ws, mut message: serde_json::Value) -> Option<String> {
     let text = message["text"].as_str().unwrap().to_string();
+    // The acknowledgement names the message by the client's id (the texts here are unique).
+    message["client_id"] = json!(text);
     c.send(message).await;
     loop {
         let Some(frame) = c.recv_within(Duration::from_secs(30)).await else {
             panic!("message {text:?} was neither acknowledged nor refused");
         };
         match frame["type"].as_str() {
-            Some("message") if frame["text"] == text => return Some(frame["id"].as_str().unwrap().to_string()),
+            Some("ack") if frame["client_id"] == text => return Some(frame["id"].as_str().unwrap().to_string()),
             Some("error") => {
                 assert_eq!(frame["code"], "archive_unavailable", "{frame}");
                 return None;
@@ -315,7 +317,7 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
     }
     while let Some(frame) = c.recv_within(Duration::from_secs(20)).await {
         match frame["type"].as_str() {
-            Some("message") => {
+            Some("ack") => {
                 acked.push(frame["id"].as_str().unwrap().to_string());
                 if acked.len() == 160 {
                     break;

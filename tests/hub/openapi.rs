@@ -379,7 +379,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             .unwrap()
             .to_string();
         customer.send(json!({"type": "message", "text": "hello"})).await;
-        customer.next_of("message").await;
+        customer.next_of("ack").await;
         customer.send(json!({"type": "leave"})).await;
         customer.next_of("chat_ended").await;
         chat

@@ -12,7 +12,7 @@ async fn two_agents_one_customer_the_chat_reaches_exactly_one_agent() {
     let mut c = hub.customer("Carla", "general").await;
     let started = c.next_of("chat_started").await;
     c.send(json!({"type": "message", "text": "hello?"})).await;
-    c.next_of("message").await;
+    c.next_of("ack").await;
     let (fa, fb) = (a.drain().await, b.drain().await);
     let got = |frames: &[serde_json::Value]| frames.iter().any(|f| f["type"] == "message" && f["text"] == "hello?");
     assert!(
@@ -39,8 +39,7 @@ async fn one_agent_two_customers_the_second_waits_sees_nothing_and_is_paired_aft
     agent
         .send(json!({"type": "message", "chat_id": chat, "text": "private reply"}))
         .await;
-    first.next_of("message").await;
-    first.next_of("message").await;
+    first.each_of(&["ack", "message"]).await;
     let leaked = second.drain().await;
     assert!(
         leaked.iter().all(|f| f["type"] != "message" && f["type"] != "typing"),
@@ -99,7 +98,11 @@ async fn two_agents_two_customers_chat_concurrently_and_nothing_crosses() {
         (agent_of_2, &chat2),
     ] {
         let frames = ws.drain().await;
-        let messages: Vec<_> = frames.iter().filter(|f| f["type"] == "message").collect();
+        // The peer's message and the acknowledgement of one's own.
+        let messages: Vec<_> = frames
+            .iter()
+            .filter(|f| f["type"] == "message" || f["type"] == "ack")
+            .collect();
         assert_eq!(messages.len(), 2, "{frames:?}");
         assert!(
             messages.iter().all(|m| &m["chat_id"] == chat),

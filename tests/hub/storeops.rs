@@ -340,7 +340,7 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
     let mut customer = hub.customer("Carla", "general").await;
     customer.next_of("chat_started").await;
     customer.send(json!({"type": "message", "text": "before"})).await;
-    customer.next_of("message").await;
+    customer.next_of("ack").await;
     let (status, ready) = get_json(&hub.url("/readyz")).await;
     assert_eq!(status, 200, "{ready}");
 
@@ -386,7 +386,7 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
 
     signal(&server.0, libc::SIGCONT);
     for _ in 0..8 {
-        customer.next_of("message").await; // every acknowledgement comes
+        customer.next_of("ack").await; // every acknowledgement comes
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -495,7 +495,7 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
         .unwrap()
         .to_string();
     customer.send(json!({"type": "message", "text": "before"})).await;
-    customer.next_of("message").await;
+    customer.next_of("ack").await;
 
     signal(&server.0, libc::SIGSTOP);
     // The first write hangs until its timeout: that is how the outage becomes known.
@@ -517,7 +517,7 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
     let acked = customer.recv_within(Duration::from_secs(30)).await;
     assert_eq!(
         acked.as_ref().map(|m| m["type"].clone()),
-        Some(json!("message")),
+        Some(json!("ack")),
         "{acked:?}"
     );
 
@@ -525,11 +525,13 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
     let mut texts = vec!["before".to_string(), "detects the outage".to_string()];
     for i in 0..6 {
         let text = format!("frozen {i}");
-        customer.send(json!({"type": "message", "text": text})).await;
+        customer
+            .send(json!({"type": "message", "text": text, "client_id": text}))
+            .await;
         let ack = customer.recv_within(ACK_WAIT).await;
         assert!(
             ack.as_ref()
-                .is_some_and(|m| m["type"] == "message" && m["text"] == text),
+                .is_some_and(|m| m["type"] == "ack" && m["client_id"] == text),
             "message {i}: no acknowledgement within {ACK_WAIT:?} while the store is frozen: {ack:?}"
         );
         texts.push(text);

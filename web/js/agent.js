@@ -214,6 +214,12 @@ function handle(f) {
     case 'chat_started':
       openPanel({ ...f, peer_connected: true, messages: [] }, true);
       break;
+    case 'ack': {
+      // Our own message is durable: shown with what the hub stamped on it.
+      const own = chat?.view.acked(f, { from: 'agent' });
+      if (own) chat.view.addMessage(own, true);
+      break;
+    }
     case 'message':
       if (chat) {
         chat.view.addMessage(f, f.from === 'agent');

@@ -177,6 +177,13 @@ function handle(f) {
       pageNotice('');
       openChat(f, true);
       break;
+    case 'ack':
+      if (chat && f.chat_id === chat.chat_id) {
+        // Our own message is durable: shown with what the hub stamped on it.
+        const own = chat.view.acked(f, { from: 'buddy', sender: me });
+        if (own) chat.view.addMessage(own, true);
+      }
+      break;
     case 'message':
       if (chat && f.chat_id === chat.chat_id) {
         chat.view.addMessage(f, f.sender === me);

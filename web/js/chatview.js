@@ -1,8 +1,9 @@
 // One chat's transcript and message box, used by the customer, agent and buddy
 // pages alike. Own messages sit on the left and the other side's on the right
 // on every page, so people switching roles never have to relearn the layout.
-// Messages are placed by their `seq`, never by arrival: the sender's own copy
-// waits for the archive, so the other side's later message can arrive first.
+// Messages are placed by their `seq`, never by arrival: the sender's `ack` (its
+// message's id and seq, without the text) waits for the archive, so the other
+// side's later message can arrive first.
 
 import { el, clock, clientId as newClientId } from './dom.js';
 
@@ -33,6 +34,8 @@ export class ChatView {
     this.seen = new Set();
     /** seq → its <li>: a chat's seq names one message, and says where it goes. */
     this.bySeq = new Map();
+    /** client_id → text of our messages not yet acknowledged: the hub's `ack` carries no text. */
+    this.pendingTexts = new Map();
     this.typingActive = false;
 
     this.transcript = el('ol', { class: 'transcript', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', dataset: { testid: 'transcript' } });
@@ -132,10 +135,23 @@ export class ChatView {
   }
 
   addPending(text, id) {
+    this.pendingTexts.set(id, text);
     const item = el('li', { class: 'msg mine pending', dataset: { testid: 'message', clientId: id, mine: 'true' } },
       el('span', { class: 'sr-only' }, 'You: '), text, el('span', { class: 'meta' }, 'sending…'));
     this.transcript.append(item);
     this.scroll();
+  }
+
+  /**
+   * The message an `ack` acknowledges, rebuilt from the text we sent (`fields` adds who
+   * wrote it: `from`, and `sender` in buddy chats), or null when we no longer hold that
+   * text (a reload since): the next resume or welcome snapshot then brings the message.
+   */
+  acked(ack, fields) {
+    const text = ack.client_id === undefined ? undefined : this.pendingTexts.get(ack.client_id);
+    if (text === undefined) return null;
+    this.pendingTexts.delete(ack.client_id);
+    return { type: 'message', chat_id: ack.chat_id, id: ack.id, seq: ack.seq, at: ack.at, client_id: ack.client_id, text, ...fields };
   }
 
   /** Adds a hub message once (resume may deliver some again) at its seq position; `mine` places it on the left. */
@@ -201,7 +217,7 @@ export class ChatView {
   }
 
   /**
-   * Messages shown as sending that never got an echo (e.g. the connection dropped).
+   * Messages shown as sending that never got an acknowledgement (e.g. the connection dropped).
    * Some may have reached the hub: the resume's copy then marks them sent after all.
    */
   failPending(message) {

@@ -213,6 +213,12 @@ function handle(f) {
     case 'message':
       showMessage(f);
       break;
+    case 'ack': {
+      // Our own message is durable: shown with what the hub stamped on it.
+      const own = chat?.acked(f, { from: 'customer' });
+      if (own) showMessage(own);
+      break;
+    }
     case 'typing':
       if (f.from === 'agent') chat?.setTyping(f.active ? `${saved?.peerName || 'The agent'} is typing…` : '');
       break;

@@ -80,7 +80,7 @@ export async function api(method, path, body) {
   return { ok: false, status: response.status, data, error };
 }
 
-/** A short unique id for matching a sent message to the hub's echo. */
+/** A short unique id for matching a sent message to the hub's `ack` of it. */
 export function clientId() {
   return (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).slice(0, 36);
 }

@@ -705,7 +705,7 @@ impl HubState {
             Party::Customer => Author::CUSTOMER,
             _ => Author::AGENT,
         };
-        let Stamped { frame, event } = log.transcript.record_stamped(
+        let Stamped { frame, ack, event } = log.transcript.record_stamped(
             &log.wire_id,
             line.seq,
             &line.id,
@@ -724,9 +724,9 @@ impl HubState {
             Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
         };
-        let frame = Outbound::Frame(frame);
-        self.delivery.deliver(&peer, &frame);
-        self.acknowledge(sender, frame, archived);
+        self.delivery.deliver(&peer, &Outbound::Frame(frame));
+        // The sender gets the compact acknowledgement (issue 14), as on one node.
+        self.acknowledge(sender, Outbound::Frame(ack), archived);
         self.messages_relayed.increment(1);
     }
 
