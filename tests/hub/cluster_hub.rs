@@ -77,11 +77,13 @@ async fn node_with(
     }
 }
 
-/// The next `n` chat messages a client gets, in arrival order.
+/// The next `n` chat messages a client gets, in arrival order: the peer's as `message`
+/// frames, its own as their compact `ack` (id, seq, time, client id; no text).
 async fn messages(ws: &mut Ws, n: usize) -> Vec<Value> {
     let mut got = vec![];
     while got.len() < n {
-        got.push(ws.next_of("message").await);
+        let frame = ws.next_matching(|f| f["type"] == "message" || f["type"] == "ack").await;
+        got.push(frame);
     }
     got
 }
@@ -135,29 +137,37 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
             "the {side} got seq 1..10 once each: {seqs:?}"
         );
     }
-    let by_seq = |seen: &[Value]| -> BTreeMap<u64, (String, String, String)> {
+    // One order on both sides: the same id at each seq (a side's own messages come back
+    // as acks with the id and seq, the peer's as messages).
+    let ids_by_seq = |seen: &[Value]| -> BTreeMap<u64, String> {
         seen.iter()
-            .map(|m| {
-                let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
-                (m["seq"].as_u64().unwrap(), (s("text"), s("from"), s("id")))
-            })
+            .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
             .collect()
     };
     assert_eq!(
-        by_seq(&seen_by_customer),
-        by_seq(&seen_by_agent),
-        "one order, ids and authors on both sides"
+        ids_by_seq(&seen_by_customer),
+        ids_by_seq(&seen_by_agent),
+        "one order and the same ids on both sides"
     );
-    // Each side's own messages keep their order and come back with their client ids.
-    let own = |seen: &[Value], from: &str| -> Vec<String> {
-        let mut mine: Vec<&Value> = seen.iter().filter(|m| m["from"] == from).collect();
+    // Each side reads the peer's messages, from the peer, in the order they were sent.
+    let peers = |seen: &[Value], from: &str| -> Vec<String> {
+        let mut theirs: Vec<&Value> = seen.iter().filter(|m| m["type"] == "message").collect();
+        theirs.sort_by_key(|m| m["seq"].as_u64());
+        assert!(theirs.iter().all(|m| m["from"] == from), "{theirs:?}");
+        theirs.iter().map(|m| m["text"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(peers(&seen_by_customer, "agent"), ["a0", "a1", "a2", "a3", "a4"]);
+    assert_eq!(peers(&seen_by_agent, "customer"), ["c0", "c1", "c2", "c3", "c4"]);
+    // Each side's own messages are acknowledged in their order with their client ids.
+    let own = |seen: &[Value]| -> Vec<String> {
+        let mut mine: Vec<&Value> = seen.iter().filter(|m| m["type"] == "ack").collect();
         mine.sort_by_key(|m| m["seq"].as_u64());
         mine.iter()
             .map(|m| m["client_id"].as_str().unwrap_or_default().to_string())
             .collect()
     };
-    assert_eq!(own(&seen_by_customer, "customer"), ["cc0", "cc1", "cc2", "cc3", "cc4"]);
-    assert_eq!(own(&seen_by_agent, "agent"), ["ac0", "ac1", "ac2", "ac3", "ac4"]);
+    assert_eq!(own(&seen_by_customer), ["cc0", "cc1", "cc2", "cc3", "cc4"]);
+    assert_eq!(own(&seen_by_agent), ["ac0", "ac1", "ac2", "ac3", "ac4"]);
 
     // A second customer waits: the agent's one chat is taken.
     let mut dora = alpha.customer("Dora", "general").await;
@@ -703,11 +713,14 @@ async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
         .unwrap()
         .to_string();
     agent.next_of("chat_started").await;
+    // One after the other, so "one" is seq 1 and "two" seq 2 (sent at once, Redis may
+    // stamp them either way).
     carla.send(json!({"type": "message", "text": "one"})).await;
+    assert_eq!(agent.next_of("message").await["seq"], 1);
     agent
         .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
         .await;
-    assert_eq!(messages(&mut agent, 2).await.len(), 2);
+    assert_eq!(agent.next_of("ack").await["seq"], 2);
     assert_eq!(messages(&mut carla, 2).await.len(), 2);
 
     drop(agent);
@@ -732,13 +745,15 @@ async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
     assert_eq!(carla.next_of("message").await["seq"], 3);
     carla.send(json!({"type": "message", "text": "four"})).await;
     let seen = messages(&mut agent, 4).await;
+    // The history from the log as whole messages (the agent's own "two" too: this
+    // connection never had its text); "three", sent on this node, as its ack.
     let by_seq: BTreeMap<u64, &str> = seen
         .iter()
-        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap_or("(ack)")))
         .collect();
     assert_eq!(
         by_seq.into_iter().collect::<Vec<_>>(),
-        [(1, "one"), (2, "two"), (3, "three"), (4, "four")],
+        [(1, "one"), (2, "two"), (3, "(ack)"), (4, "four")],
         "history from the log, then the chat going on"
     );
     let seqs: Vec<u64> = seen.iter().map(|m| m["seq"].as_u64().unwrap()).collect();

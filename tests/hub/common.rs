@@ -251,6 +251,21 @@ impl Ws {
         }
     }
 
+    /// The next frame `wanted` accepts, remembering the others it passed.
+    pub async fn next_matching(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(frame) = self.recv_within(left).await else {
+                panic!("no wanted frame came; saw {:?}", self.seen);
+            };
+            if wanted(&frame) {
+                return frame;
+            }
+            self.seen.push(frame);
+        }
+    }
+
     /// Every frame that arrives within `QUIET`, for checking what did not come.
     pub async fn drain(&mut self) -> Vec<Value> {
         let mut frames = vec![];

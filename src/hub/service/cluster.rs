@@ -49,7 +49,17 @@ pub(crate) struct ClusterState {
     ahead: HashMap<ChatId, BTreeMap<u64, ChatLine>>,
     /// How many fences this hub has handled (see `cluster_link::Link::calls`).
     generation: u64,
+    /// Ids of messages sent through this node and not yet recorded: their sender gets the
+    /// compact `ack`. Any other line (from another node, or read from a chat's log for a
+    /// side that came back here) reaches both sides whole, since the connection here never
+    /// had its text.
+    sent_here: HashSet<String>,
 }
+
+/// Ids in `sent_here` at most: one refused by a Redis outage is never recorded, so the set
+/// is cleared past this (a later own line then goes out whole instead of as an ack —
+/// harmless). Far above what the router's queue (8,192 calls) can hold in flight.
+const SENT_HERE_MAX: usize = 65_536;
 
 struct PendingJoin {
     name: String,
@@ -81,6 +91,7 @@ impl ClusterState {
             filling: HashSet::new(),
             ahead: HashMap::new(),
             generation: 0,
+            sent_here: HashSet::new(),
         }
     }
 
@@ -602,6 +613,7 @@ impl HubState {
         cluster.awaiting_welcome.clear();
         cluster.filling.clear();
         cluster.ahead.clear();
+        cluster.sent_here.clear();
         cluster.generation += 1;
     }
 
@@ -621,11 +633,17 @@ impl HubState {
             Party::Customer => Recipient::Customer(log.customer),
             _ => Recipient::Agent(log.agent.clone()),
         };
+        let id = Uuid::now_v7().to_string();
+        let cluster = self.cluster_mut();
+        if cluster.sent_here.len() >= SENT_HERE_MAX {
+            cluster.sent_here.clear();
+        }
+        cluster.sent_here.insert(id.clone());
         let call = RouterCall::Message {
             chat,
             from,
             sender,
-            id: Uuid::now_v7().to_string(),
+            id,
             at: now_ms(),
             text,
             client_id,
@@ -698,6 +716,7 @@ impl HubState {
     }
 
     fn record_line(&mut self, line: ChatLine) {
+        let sent_here = self.cluster_mut().sent_here.remove(&line.id);
         let Some(log) = self.chats.get_mut(&line.chat) else {
             return;
         };
@@ -724,9 +743,16 @@ impl HubState {
             Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
         };
-        self.delivery.deliver(&peer, &Outbound::Frame(frame));
-        // The sender gets the compact acknowledgement (issue 14), as on one node.
-        self.acknowledge(sender, Outbound::Frame(ack), archived);
+        let frame = Outbound::Frame(frame);
+        self.delivery.deliver(&peer, &frame);
+        if sent_here {
+            // The sender gets the compact acknowledgement (issue 14), as on one node.
+            self.acknowledge(sender, Outbound::Frame(ack), archived);
+        } else {
+            // Sent through another node: a sender connected here (back after a drop) has
+            // not seen it, so it goes out whole, after the archive has it if it is ours.
+            self.acknowledge(sender, frame, archived);
+        }
         self.messages_relayed.increment(1);
     }
 
