@@ -48,7 +48,7 @@ async fn node_with_lease(
 }
 
 /// As [`node_on`], with the settings changed by `tweak` after the cluster's.
-async fn node_with(
+pub(crate) async fn node_with(
     store: SharedStore,
     redis: &RedisServer,
     node: &str,
@@ -79,7 +79,7 @@ async fn node_with(
 
 /// The next `n` chat messages a client gets, in arrival order: the peer's as `message`
 /// frames, its own as their compact `ack` (id, seq, time, client id; no text).
-async fn messages(ws: &mut Ws, n: usize) -> Vec<Value> {
+pub(crate) async fn messages(ws: &mut Ws, n: usize) -> Vec<Value> {
     let mut got = vec![];
     while got.len() < n {
         let frame = ws.next_matching(|f| f["type"] == "message" || f["type"] == "ack").await;

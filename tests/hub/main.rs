@@ -32,3 +32,5 @@ mod storeops;
 mod transport;
 // issue 14 (perf)
 mod journal;
+// issue 15: a customer's resume on another node
+mod cluster_resume;

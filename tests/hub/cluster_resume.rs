@@ -1,0 +1,169 @@
+//! Issue 15's scenario 6, the customer's half: a customer's resume token works on every
+//! node of the cluster. A chatting customer who drops from one node resumes on another
+//! and gets the chat back (what they missed from the chat's log) in one seq order; a
+//! waiting customer keeps their place in line (and its updates); past the grace period
+//! the token is refused everywhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::archive::TempDir;
+use crate::cluster_hub::{messages, node_with};
+use crate::common::Ws;
+use crate::redis_server::RedisServer;
+
+/// The customer on alpha chats with an agent on beta, drops, and resumes on gamma within
+/// the grace period: gamma's `resumed` carries the chat with the messages after their
+/// `last_seq` (one sent while they were away included), the agent is told they are back,
+/// and the chat goes on both ways in one gapless seq order.
+#[tokio::test]
+async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
+    let scratch = TempDir::new("cluster-resume-chat");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
+    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, grace).await;
+    let token = beta.agent_account("ann", &["general"], 1).await;
+    let mut agent = Ws::agent(&beta, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    agent.next_of("chat_started").await;
+    carla.send(json!({"type": "message", "text": "one"})).await;
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+    assert_eq!(carla.next_of("ack").await["seq"], 1);
+    let resume_token = carla.token.clone().unwrap();
+
+    drop(carla);
+    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
+        .await;
+    assert_eq!(agent.next_of("ack").await["seq"], 2);
+
+    let mut back = Ws::connect(&gamma.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": resume_token, "last_seq": 1}))
+        .await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(resumed["customer_name"], "Carla", "{resumed}");
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    let missed: Vec<(u64, &str)> = resumed["chat"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(missed, [(2, "two")], "what they missed, from the chat's log: {resumed}");
+    assert_eq!(agent.next_of("peer_back").await["chat_id"], chat.as_str());
+
+    back.send(json!({"type": "message", "text": "three"})).await;
+    assert_eq!(back.next_of("ack").await["seq"], 3);
+    let got = agent.next_of("message").await;
+    assert_eq!((got["seq"].as_u64(), got["text"].as_str()), (Some(3), Some("three")));
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "four"}))
+        .await;
+    let got = messages(&mut back, 1).await;
+    assert_eq!((got[0]["seq"].as_u64(), got[0]["text"].as_str()), (Some(4), Some("four")));
+
+    // Once more, back on the node they started on: the token still works there.
+    drop(back);
+    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
+    let mut again = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    again
+        .send(json!({"type": "resume", "token": resume_token, "last_seq": 4}))
+        .await;
+    let resumed = again.next_of("resumed").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    assert_eq!(resumed["chat"]["messages"].as_array().unwrap().len(), 0, "{resumed}");
+    agent.next_of("peer_back").await;
+    again.send(json!({"type": "message", "text": "five"})).await;
+    assert_eq!(again.next_of("ack").await["seq"], 5);
+    assert_eq!(agent.next_of("message").await["seq"], 5);
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
+}
+
+/// Two customers wait on alpha, one on beta; the second drops and resumes on gamma: still
+/// second in line, told when they move up, and paired before the one behind them.
+#[tokio::test]
+async fn a_waiting_customer_resumes_on_another_node_and_keeps_their_place() {
+    let scratch = TempDir::new("cluster-resume-wait");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
+    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, grace).await;
+    // The category exists once an agent's account names it.
+    let token = beta.agent_account("ann", &["general"], 1).await;
+    let mut first = alpha.customer("First", "general").await;
+    assert_eq!(first.next_of("queued").await["place"], 1);
+    let mut second = alpha.customer("Second", "general").await;
+    assert_eq!(second.next_of("queued").await["place"], 2);
+    let mut third = beta.customer("Third", "general").await;
+    assert_eq!(third.next_of("queued").await["place"], 3);
+    let resume_token = second.token.clone().unwrap();
+    drop(second);
+
+    let mut back = Ws::connect(&gamma.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": resume_token})).await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(resumed["customer_name"], "Second", "{resumed}");
+    assert_eq!(resumed["place"], 2, "{resumed}");
+    assert!(resumed["chat"].is_null(), "{resumed}");
+
+    first.send(json!({"type": "leave"})).await;
+    assert_eq!(back.next_of("place").await["place"], 1, "place updates follow them");
+    assert_eq!(third.next_of("place").await["place"], 2);
+
+    let mut agent = Ws::agent(&beta, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let started = back.next_of("chat_started").await;
+    let agent_started = agent.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], agent_started["chat_id"]);
+    assert_eq!(agent_started["peer_name"], "Second", "the resumed customer is served first");
+    back.send(json!({"type": "message", "text": "hello"})).await;
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
+}
+
+/// Past the grace period the customer is gone and their token is refused on every node,
+/// the one that issued it included.
+#[tokio::test]
+async fn past_the_grace_period_a_token_is_refused_on_every_node() {
+    let scratch = TempDir::new("cluster-resume-expired");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_millis(500);
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
+    beta.agent_account("ann", &["general"], 1).await;
+    let mut gone = alpha.customer("Gone", "general").await;
+    gone.next_of("queued").await;
+    let mut waiting = beta.customer("Waiting", "general").await;
+    assert_eq!(waiting.next_of("queued").await["place"], 2);
+    let resume_token = gone.token.clone().unwrap();
+    drop(gone);
+    // The grace period ran out: the one behind moves up.
+    assert_eq!(waiting.next_of("place").await["place"], 1);
+    for node in [&beta, &alpha] {
+        let mut late = Ws::connect(&node.ws_url("/ws/customer"), &[]).await.unwrap();
+        late.send(json!({"type": "resume", "token": resume_token})).await;
+        let refused = late.next_of("error").await;
+        assert_eq!(refused["code"], "resume_expired", "{refused}");
+    }
+    alpha.stop().await;
+    beta.stop().await;
+}
