@@ -13,3 +13,6 @@ pub mod replica;
 pub mod routing_events;
 pub mod routing_replies;
 pub mod routing_scripts;
+
+// ---- a customer's resume on another node ----
+pub mod resume_tokens;

@@ -27,9 +27,10 @@ use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
 use crate::cluster::lease::NodeLost;
 use crate::cluster::node::Cluster;
 use crate::cluster::replica::RoutingOp;
+use crate::cluster::resume_tokens;
 use crate::cluster::routing_events::{RoutingEvent, follow};
 use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting};
-use crate::core::routing::{AgentId, CategoryId, ChatId, Party};
+use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
 /// means Redis is slow or away; the hub then refuses with `cluster_unavailable` rather
@@ -74,6 +75,17 @@ pub(crate) enum RouterCall {
     },
     /// The chat's messages after `after`, from its log.
     Fill { chat: ChatId, after: u64 },
+    // ---- a customer's resume on another node ----
+    /// Records which customer a resume token (its key, `resume_tokens::key`) resumes, for `ttl`.
+    RememberToken {
+        key: String,
+        customer: CustomerId,
+        ttl: Duration,
+    },
+    /// The token resumes nobody any more.
+    ForgetToken { key: String },
+    /// A resume on `conn` with a token this node did not issue: whose is it?
+    FindToken { conn: ConnId, token: String, last_seq: u64 },
 }
 
 /// The hub's end of the link.
@@ -324,6 +336,37 @@ async fn router(
                     },
                 )
                 .await;
+            }
+            RouterCall::RememberToken { key, customer, ttl } => {
+                if let Err(e) = resume_tokens::remember(&mut conn, &key, customer, ttl).await {
+                    tracing::warn!(error = %e, "could not record a resume token: it resumes on this node only");
+                }
+            }
+            RouterCall::ForgetToken { key } => {
+                let _ = resume_tokens::forget(&mut conn, &key).await;
+            }
+            RouterCall::FindToken {
+                conn: who,
+                token,
+                last_seq,
+            } => {
+                let found = resume_tokens::find(&mut conn, &resume_tokens::key(&token)).await;
+                let command = match found {
+                    Ok(customer) => Command::TokenFound {
+                        conn: who,
+                        token,
+                        customer,
+                        last_seq,
+                    },
+                    Err(e) => refused(
+                        Some(who),
+                        None,
+                        UNAVAILABLE,
+                        format!("the cluster cannot resume now: {e}"),
+                        false,
+                    ),
+                };
+                tell(&hub, command).await;
             }
         }
     }

@@ -206,6 +206,13 @@ pub(crate) enum Command {
     ChatSignal(crate::cluster::chat_log::NodeMessage),
     /// The node's chat channel was cut and is back: re-read every chat's log.
     ChatResync,
+    /// Whose a resume token issued by another node is (`None`: nobody's, or expired).
+    TokenFound {
+        conn: delivery::ConnId,
+        token: String,
+        customer: Option<crate::core::routing::CustomerId>,
+        last_seq: u64,
+    },
 }
 
 /// A cheap, cloneable handle on the hub task.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 // ---- several nodes through Redis (issue 15): the hub on the routing scripts ----
 mod cluster;
+mod cluster_resume;
 // ---- agents; carrying out decisions ----
 mod agents;
 mod decisions;
@@ -251,6 +252,12 @@ impl HubState {
             Command::ChatLines { lines, filled } => self.chat_lines(lines, filled),
             Command::ChatSignal(signal) => self.chat_signal(signal),
             Command::ChatResync => self.chat_resync(),
+            Command::TokenFound {
+                conn,
+                token,
+                customer,
+                last_seq,
+            } => self.token_found(conn, token, customer, last_seq),
         }
     }
 
@@ -362,6 +369,9 @@ impl HubState {
                 {
                     info.conn = None;
                     if self.cluster.is_some() {
+                        // Their token lives on for the grace period, on every node.
+                        let token = info.token.clone();
+                        self.remember_token(&token, customer, self.settings.resume_grace);
                         self.route(RoutingOp::CustomerDisconnected(customer), None);
                     } else {
                         let _ = self.routing.customer_disconnected(customer, &mut out);
@@ -538,7 +548,13 @@ impl HubState {
             self.resume_ended_visit(conn, visit, last_seq);
             return Ok(());
         }
-        let customer = *self.tokens.get(token).ok_or_else(expired)?;
+        let Some(customer) = self.tokens.get(token).copied() else {
+            // Maybe another node's (a cluster): Redis knows whose.
+            return match self.cluster {
+                Some(_) => self.find_token(conn, token, last_seq),
+                None => Err(expired()),
+            };
+        };
         let category = self.routing.customer_category(customer).ok_or_else(expired)?.clone();
         let info = self.customers.get_mut(&customer).ok_or_else(expired)?;
         let previous = info.conn.replace(conn);

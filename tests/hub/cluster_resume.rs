@@ -72,7 +72,10 @@ async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
         .send(json!({"type": "message", "chat_id": chat, "text": "four"}))
         .await;
     let got = messages(&mut back, 1).await;
-    assert_eq!((got[0]["seq"].as_u64(), got[0]["text"].as_str()), (Some(4), Some("four")));
+    assert_eq!(
+        (got[0]["seq"].as_u64(), got[0]["text"].as_str()),
+        (Some(4), Some("four"))
+    );
 
     // Once more, back on the node they started on: the token still works there.
     drop(back);
@@ -131,7 +134,10 @@ async fn a_waiting_customer_resumes_on_another_node_and_keeps_their_place() {
     let started = back.next_of("chat_started").await;
     let agent_started = agent.next_of("chat_started").await;
     assert_eq!(started["chat_id"], agent_started["chat_id"]);
-    assert_eq!(agent_started["peer_name"], "Second", "the resumed customer is served first");
+    assert_eq!(
+        agent_started["peer_name"], "Second",
+        "the resumed customer is served first"
+    );
     back.send(json!({"type": "message", "text": "hello"})).await;
     assert_eq!(agent.next_of("message").await["seq"], 1);
     for node in [alpha, beta, gamma] {

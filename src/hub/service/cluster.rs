@@ -54,6 +54,8 @@ pub(crate) struct ClusterState {
     /// side that came back here) reaches both sides whole, since the connection here never
     /// had its text.
     sent_here: HashSet<String>,
+    /// Resumes of another node's customers waiting for their chat's log to be read.
+    pub(super) resuming: HashMap<ChatId, super::cluster_resume::PendingResume>,
 }
 
 /// Ids in `sent_here` at most: one refused by a Redis outage is never recorded, so the set
@@ -92,6 +94,7 @@ impl ClusterState {
             ahead: HashMap::new(),
             generation: 0,
             sent_here: HashSet::new(),
+            resuming: HashMap::new(),
         }
     }
 
@@ -117,6 +120,19 @@ impl ClusterState {
         self.agent_names.get(agent).cloned()
     }
 
+    /// Another node's customer as their join named them (name, video), for a resume here.
+    pub(super) fn remote_customer(&self, customer: CustomerId) -> (String, bool) {
+        self.remote_customers
+            .get(&customer)
+            .map(|r| (r.name.clone(), r.video))
+            .unwrap_or_default()
+    }
+
+    /// A customer of ours who went to another node: theirs now, known by name.
+    pub(super) fn remember_remote_customer(&mut self, customer: CustomerId, name: String, video: bool) {
+        self.remote_customers.insert(customer, RemoteCustomer { name, video });
+    }
+
     pub(super) fn forget_customer(&mut self, customer: CustomerId) {
         self.remote_customers.remove(&customer);
     }
@@ -129,12 +145,12 @@ impl ClusterState {
 }
 
 impl HubState {
-    fn cluster_mut(&mut self) -> &mut ClusterState {
+    pub(super) fn cluster_mut(&mut self) -> &mut ClusterState {
         self.cluster.as_mut().expect("called in a cluster only")
     }
 
     /// Queues a call for the router; false when its channel is full (Redis slow or away).
-    fn call(&self, call: RouterCall) -> bool {
+    pub(super) fn call(&self, call: RouterCall) -> bool {
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
         cluster.link.calls.try_send((cluster.generation, call)).is_ok()
     }
@@ -252,6 +268,7 @@ impl HubState {
         }
         let token = new_token();
         self.tokens.insert(token.clone(), customer);
+        self.remember_token(&token, customer, crate::cluster::resume_tokens::HELD_FOR);
         let connected = self.conns.contains_key(&conn);
         self.customers.insert(
             customer,
@@ -362,7 +379,7 @@ impl HubState {
 
     /// Opens this node's log of a running chat it did not see start (its side came here
     /// from another node); its messages are read from the chat's log.
-    fn adopt_chat(&mut self, chat: ChatId) {
+    pub(super) fn adopt_chat(&mut self, chat: ChatId) {
         if self.chats.contains_key(&chat) {
             return;
         }
@@ -396,8 +413,10 @@ impl HubState {
                 agent_name,
                 started_at: now_ms(),
                 transcript: Transcript::new(TRANSCRIPT_LIMIT),
-                // The customer's node archived its opening.
-                archived_here: false,
+                // The customer's node archives: its opening was archived where they
+                // joined; a customer who resumed here has the rest archived here (the
+                // store applies messages idempotently by (chat, seq)).
+                archived_here: self.customers.contains_key(&customer),
             },
         );
         self.chat_by_wire.insert(wire_id, chat);
@@ -456,6 +475,23 @@ impl HubState {
         };
         if out != event.applied.decisions {
             tracing::error!(event = %event.id, ?op, "this node's routing replica decided otherwise than Redis");
+        }
+        // A customer of ours, away, resumed on another node.
+        if let RoutingOp::CustomerResumed(customer) = &op
+            && event.node != self.cluster_mut().link.node
+            && self.customers.get(customer).is_some_and(|c| c.conn.is_none())
+        {
+            self.apply(out);
+            return self.let_go_of_customer(*customer);
+        }
+        // Resumed here: anything published to the node they left before this call made
+        // us their holder is in the chat's log.
+        if let RoutingOp::CustomerResumed(customer) = &op
+            && event.node == self.cluster_mut().link.node
+            && let Some(chat) = self.routing.customer_chat(*customer)
+            && let Some(last) = self.chats.get(&chat).map(|log| log.transcript.last_seq())
+        {
+            self.fill(chat, last);
         }
         // An agent of ours, away, coming back (on whichever node).
         let away_here = match &op {
@@ -614,6 +650,7 @@ impl HubState {
         cluster.filling.clear();
         cluster.ahead.clear();
         cluster.sent_here.clear();
+        cluster.resuming.clear();
         cluster.generation += 1;
     }
 
@@ -654,6 +691,10 @@ impl HubState {
         Ok(())
     }
 
+    pub(super) fn is_filling(&self, chat: ChatId) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.filling.contains(&chat))
+    }
+
     pub(super) fn fill(&mut self, chat: ChatId, after: u64) {
         if self.cluster_mut().filling.insert(chat) && !self.call(RouterCall::Fill { chat, after }) {
             self.cluster_mut().filling.remove(&chat);
@@ -667,6 +708,9 @@ impl HubState {
         }
         for line in lines {
             self.accept_line(line);
+        }
+        if let Some(chat) = filled {
+            self.chat_read_for_resume(chat);
         }
         // Still a gap after the fill (messages arrived meanwhile past it): read again.
         if let Some(chat) = filled

@@ -296,6 +296,7 @@ impl HubState {
         }
         if let Some(info) = self.customers.remove(&customer) {
             self.tokens.remove(&info.token);
+            self.forget_token(&info.token);
             if let Some(conn) = info.conn {
                 self.delivery.detach(&Recipient::Customer(customer), conn);
                 if let Some(entry) = self.conns.get_mut(&conn) {

@@ -1,0 +1,71 @@
+//! Customers' resume tokens known cluster-wide (issue 15, `docs/cluster.md` §13): the node
+//! that issues a token records `{sb}:resume:<SHA-256 of the token, hex>` → the customer's
+//! id, so a customer who drops from one node can resume on any other. Redis never holds
+//! the token itself: whoever reads Redis cannot resume anyone. The key's lifetime follows
+//! the customer's: [`HELD_FOR`] while connected, the grace period from their drop (after
+//! which the routing domain has forgotten them anyway: a stale key resumes nobody).
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
+
+use crate::core::routing::CustomerId;
+
+/// How long a connected customer's key lives: refreshed on every resume; cut to the grace
+/// period when they drop. A bound, so a node killed with keys set leaves nothing forever.
+pub const HELD_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The Redis key of a token: its SHA-256 (hex) under the routing domain's hash tag.
+pub fn key(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut key = String::with_capacity(11 + 64);
+    key.push_str("{sb}:resume:");
+    for byte in digest {
+        key.push_str(&format!("{byte:02x}"));
+    }
+    key
+}
+
+/// Records (or refreshes) which customer `key` resumes, for `ttl`.
+pub async fn remember(
+    conn: &mut ConnectionManager,
+    key: &str,
+    customer: CustomerId,
+    ttl: Duration,
+) -> redis::RedisResult<()> {
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    redis::cmd("SET")
+        .arg(key)
+        .arg(customer.0)
+        .arg("PX")
+        .arg(ms)
+        .query_async(conn)
+        .await
+}
+
+/// The customer `key` resumes, if it is still known.
+pub async fn find(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<Option<CustomerId>> {
+    let id: Option<u64> = redis::cmd("GET").arg(key).query_async(conn).await?;
+    Ok(id.map(CustomerId))
+}
+
+/// The customer's visit is over: their token resumes nobody, anywhere.
+pub async fn forget(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<()> {
+    redis::cmd("DEL").arg(key).query_async(conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_the_tokens_digest_never_the_token() {
+        let k = key("secret-token");
+        assert!(k.starts_with("{sb}:resume:"));
+        assert_eq!(k.len(), "{sb}:resume:".len() + 64);
+        assert!(!k.contains("secret-token"));
+        assert_eq!(k, key("secret-token"), "the same on every node");
+        assert_ne!(k, key("secret-token2"));
+    }
+}
