@@ -5,7 +5,7 @@
 //! the token is refused everywhere.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard::store::{MemoryStore, SharedStore};
@@ -18,7 +18,8 @@ use crate::redis_server::RedisServer;
 /// The customer on alpha chats with an agent on beta, drops, and resumes on gamma within
 /// the grace period: gamma's `resumed` carries the chat with the messages after their
 /// `last_seq` (one sent while they were away included), the agent is told they are back,
-/// and the chat goes on both ways in one gapless seq order.
+/// and the chat goes on both ways in one gapless seq order; back on the first node it
+/// goes on again, and the archive holds every message once.
 #[tokio::test]
 async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
     let scratch = TempDir::new("cluster-resume-chat");
@@ -91,6 +92,26 @@ async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
     again.send(json!({"type": "message", "text": "five"})).await;
     assert_eq!(again.next_of("ack").await["seq"], 5);
     assert_eq!(agent.next_of("message").await["seq"], 5);
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    assert_eq!(again.next_of("chat_ended").await["chat_id"], chat.as_str());
+
+    // Archived once, every message once, whichever nodes held the customer meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let record = loop {
+        if let Ok(record) = store.conversation(&chat).await
+            && record.closed.is_some()
+            && record.messages.len() >= 5
+        {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chat is archived, closed, with its 5 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(archived, [1, 2, 3, 4, 5]);
     for node in [alpha, beta, gamma] {
         node.stop().await;
     }
