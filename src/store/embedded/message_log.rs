@@ -9,12 +9,16 @@
 //! - `message_log`: `global position -> [0x02][side][at: i64 LE][id length: u16 LE][id]
 //!   [text]`. Positions only grow, so every insert goes to the rightmost leaf, which redb
 //!   keeps packed and starts a new one beside when full: the leaves fill completely.
-//! - `message_index`: `(conversation number, seq) -> position`, fixed-width 24 bytes a
-//!   row (a number stands for the conversation's id, in `conversation_numbers`), so the
-//!   interleaved part is small even half full. It also makes the append idempotent: a
-//!   seq names one message of its conversation (replaying the journal adds nothing twice).
+//! - `message_index`: `(conversation number, first seq) -> (first position, count)`: one
+//!   fixed-width row per *run*, messages of one conversation with consecutive seqs at
+//!   consecutive positions (a number stands for the conversation's id, in
+//!   `conversation_numbers`). An archive batch appends each conversation's messages
+//!   together (see `apply`), so a run is about a batch's share of a conversation, and the
+//!   interleaved part of the file is a few bytes a message even half full. It also makes
+//!   the append idempotent: a seq names one message of its conversation, and a seq inside
+//!   a run is taken (replaying the journal adds nothing twice).
 //!
-//! Reading a conversation is one range scan of the index and one lookup per message.
+//! Reading a conversation is one range scan of the index and one of the log per run.
 
 use redb::{ReadableTable, TableDefinition};
 
@@ -23,8 +27,8 @@ use super::{META, message_value, unavailable};
 
 /// Global position -> the message's record ([`encode`]).
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("message_log");
-/// (conversation number, seq) -> global position in [`LOG`].
-pub const INDEX: TableDefinition<(u64, u64), u64> = TableDefinition::new("message_index");
+/// (conversation number, first seq) -> (first position in [`LOG`], count): one run.
+pub const INDEX: TableDefinition<(u64, u64), (u64, u64)> = TableDefinition::new("message_index");
 /// Conversation id -> its number in [`INDEX`] (given when the conversation opens).
 pub const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("conversation_numbers");
 /// Schema 2's table, `(conversation id, seq, message id) -> value`; migrated, then dropped.
@@ -98,7 +102,7 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
 pub struct Writer<'tx> {
     meta: redb::Table<'tx, &'static str, u64>,
     log: redb::Table<'tx, u64, &'static [u8]>,
-    index: redb::Table<'tx, (u64, u64), u64>,
+    index: redb::Table<'tx, (u64, u64), (u64, u64)>,
     numbers: redb::Table<'tx, &'static str, u64>,
     next_position: u64,
     next_number: u64,
@@ -133,19 +137,38 @@ impl<'tx> Writer<'tx> {
     }
 
     /// Appends `message` to the conversation numbered `number` unless its seq is taken
-    /// (a retry or a replay: a seq names one message).
+    /// (a retry or a replay: a seq names one message). It extends the run ending just
+    /// before it when that run ends at the log's last position, else starts a run.
     pub fn append(&mut self, number: u64, message: &ArchivedMessage) -> StoreResult<()> {
-        if self.index.get((number, message.seq)).map_err(unavailable)?.is_some() {
-            return Ok(());
+        let seq = message.seq;
+        let before = self
+            .index
+            .range((number, 0u64)..=(number, seq))
+            .map_err(unavailable)?
+            .next_back()
+            .transpose()
+            .map_err(unavailable)?
+            .map(|(key, run)| (key.value().1, run.value()));
+        if let Some((first, (_, count))) = before {
+            if seq < first + count {
+                return Ok(());
+            }
         }
         let position = self.next_position;
         self.next_position += 1;
         self.log
             .insert(position, encode(message)?.as_slice())
             .map_err(unavailable)?;
-        self.index
-            .insert((number, message.seq), position)
-            .map_err(unavailable)?;
+        match before {
+            Some((first, (start, count))) if first + count == seq && start + count == position => {
+                self.index
+                    .insert((number, first), (start, count + 1))
+                    .map_err(unavailable)?;
+            }
+            _ => {
+                self.index.insert((number, seq), (position, 1)).map_err(unavailable)?;
+            }
+        }
         Ok(())
     }
 
@@ -169,14 +192,20 @@ pub fn load(tx: &redb::ReadTransaction, conversation_id: &str) -> StoreResult<Ve
     let index = tx.open_table(INDEX).map_err(unavailable)?;
     let log = tx.open_table(LOG).map_err(unavailable)?;
     let mut out = Vec::new();
-    for row in index.range((number, 0u64)..=(number, u64::MAX)).map_err(unavailable)? {
-        let (key, position) = row.map_err(unavailable)?;
-        let seq = key.value().1;
-        let record = log
-            .get(position.value())
-            .map_err(unavailable)?
-            .ok_or_else(|| unavailable(format!("message {seq} of {conversation_id} is missing from the log")))?;
-        out.push(decode(seq, record.value())?);
+    for run in index.range((number, 0u64)..=(number, u64::MAX)).map_err(unavailable)? {
+        let (key, run) = run.map_err(unavailable)?;
+        let (first, (start, count)) = (key.value().1, run.value());
+        let before = out.len();
+        for (offset, row) in log.range(start..start + count).map_err(unavailable)?.enumerate() {
+            let (_, record) = row.map_err(unavailable)?;
+            out.push(decode(first + offset as u64, record.value())?);
+        }
+        if (out.len() - before) as u64 != count {
+            return Err(unavailable(format!(
+                "messages {first}..{} of {conversation_id} are missing from the log",
+                first + count
+            )));
+        }
     }
     Ok(out)
 }
@@ -249,5 +278,56 @@ mod tests {
         let mut long_id = encode(&m).unwrap();
         long_id[10] = 200;
         assert!(decode(1, &long_id).is_err(), "id past the end");
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+    use redb::ReadableDatabase;
+
+    fn message(seq: u64) -> ArchivedMessage {
+        ArchivedMessage {
+            id: format!("m{seq}"),
+            seq,
+            from: Side::Customer,
+            text: format!("text {seq}"),
+            at: seq as i64,
+        }
+    }
+
+    /// Seqs out of order, gaps filled later, retries inside and at the edges of runs, two
+    /// conversations interleaved: every seq is stored once, read back in seq order.
+    #[test]
+    fn runs_keep_every_seq_once_in_order() {
+        let path = std::env::temp_dir().join(format!("switchboard-runs-{}.redb", uuid::Uuid::new_v4().simple()));
+        let db = redb::Database::create(&path).unwrap();
+        let batches: [&[(u64, u64)]; 4] = [
+            &[(0, 1), (0, 2), (1, 1), (0, 3), (1, 2)],
+            &[(0, 5), (0, 3), (0, 6), (1, 2), (1, 4)],
+            &[(0, 4), (1, 3), (0, 1), (0, 7), (1, 4), (0, 6)],
+            &[(1, 1), (1, 5), (0, 8)],
+        ];
+        for batch in batches {
+            let tx = db.begin_write().unwrap();
+            create_tables(&tx).unwrap();
+            {
+                let mut writer = Writer::open(&tx).unwrap();
+                writer.number("a").unwrap();
+                writer.number("b").unwrap();
+                for &(conversation, seq) in batch {
+                    writer.append(conversation, &message(seq)).unwrap();
+                }
+                writer.finish().unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let tx = db.begin_read().unwrap();
+        assert_eq!(load(&tx, "a").unwrap(), (1..=8).map(message).collect::<Vec<_>>());
+        assert_eq!(load(&tx, "b").unwrap(), (1..=5).map(message).collect::<Vec<_>>());
+        assert!(load(&tx, "unknown").unwrap().is_empty());
+        drop(tx);
+        drop(db);
+        let _ = std::fs::remove_file(&path);
     }
 }
