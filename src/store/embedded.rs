@@ -519,6 +519,12 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
     let mut by_agent = tx.open_table(BY_AGENT).map_err(unavailable)?;
     let mut by_category = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
+    // Each conversation's kept messages of the batch, appended together after the batch's
+    // openings and closings, in seq order: they take consecutive log positions, one index
+    // run (see [`message_log`]). Only the order across conversations changes, which
+    // nothing reads (as in the journal's replay).
+    let mut grouped: Vec<(&str, Vec<&ArchivedMessage>)> = Vec::new();
+    let mut group_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for event in batch {
         match event {
             ArchiveEvent::Opened(opened) => {
@@ -541,41 +547,20 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                         .map_err(unavailable)?;
                 }
             }
-            ArchiveEvent::Message { .. } | ArchiveEvent::Closed(_) => {}
-        }
-    }
-    // Each conversation's messages of the batch together, in seq order: they take
-    // consecutive log positions, one index run (see [`message_log`]). Only the order
-    // across conversations changes, which nothing reads (as in the journal's replay).
-    let mut grouped: Vec<(&str, Vec<&ArchivedMessage>)> = Vec::new();
-    let mut group_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for event in batch {
-        if let ArchiveEvent::Message {
-            conversation_id,
-            message,
-        } = event
-        {
-            let group = *group_of.entry(conversation_id.as_str()).or_insert_with(|| {
-                grouped.push((conversation_id.as_str(), Vec::new()));
-                grouped.len() - 1
-            });
-            grouped[group].1.push(message);
-        }
-    }
-    for (conv, mut group) in grouped {
-        if conversations.get(conv).map_err(unavailable)?.is_none() {
-            continue; // messages for an unknown conversation are dropped, as in the reference store
-        }
-        group.sort_by_key(|message| message.seq); // stable: of one seq, the first wins
-        let number = messages.number(conv)?;
-        for message in group {
-            // Idempotent: a seq already taken is a retry (a seq names one message).
-            messages.append(number, message)?;
-        }
-    }
-    for event in batch {
-        match event {
-            ArchiveEvent::Opened(_) | ArchiveEvent::Message { .. } => {}
+            ArchiveEvent::Message {
+                conversation_id,
+                message,
+            } => {
+                let conv = conversation_id.as_str();
+                if conversations.get(conv).map_err(unavailable)?.is_none() {
+                    continue; // a message for an unknown conversation is dropped, as in the reference store
+                }
+                let group = *group_of.entry(conv).or_insert_with(|| {
+                    grouped.push((conv, Vec::new()));
+                    grouped.len() - 1
+                });
+                grouped[group].1.push(message);
+            }
             ArchiveEvent::Closed(closed) => {
                 let Some(mut rec) = load_record(&conversations, &closed.id)? else {
                     continue;
@@ -588,6 +573,14 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                     .insert(closed.id.as_str(), encode(&rec)?.as_slice())
                     .map_err(unavailable)?;
             }
+        }
+    }
+    for (conv, mut group) in grouped {
+        group.sort_by_key(|message| message.seq); // stable: of one seq, the first wins
+        let number = messages.number(conv)?;
+        for message in group {
+            // Idempotent: a seq already taken is a retry (a seq names one message).
+            messages.append(number, message)?;
         }
     }
     messages.finish()
