@@ -149,10 +149,10 @@ impl<'tx> Writer<'tx> {
             .transpose()
             .map_err(unavailable)?
             .map(|(key, run)| (key.value().1, run.value()));
-        if let Some((first, (_, count))) = before {
-            if seq < first + count {
-                return Ok(());
-            }
+        if let Some((first, (_, count))) = before
+            && seq < first + count
+        {
+            return Ok(());
         }
         let position = self.next_position;
         self.next_position += 1;
