@@ -18,23 +18,23 @@
 //!   Every read and write first folds what is held, so callers see every archived
 //!   event. Other data (accounts, categories, …) is committed durably as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
-//!   an ever-growing value on every message). Each message is its own row keyed
-//!   `(conversation_id, seq, message_id)`, so appending is one small insert and
-//!   reading a conversation back is one ordered range scan, already in seq
-//!   order. A seq names one message of its conversation, so the append is
-//!   idempotent by looking for a row of that seq (one range probe of the same
-//!   table), as the reference store does. Schema version 1 kept a second table
-//!   `(conversation_id, message_id) -> seq` for that: a second B-tree entry per
-//!   message, ~90 bytes of key before page overhead, for nothing the seq did not
-//!   already give. Opening a version 1 file drops that table, compacts the file
-//!   once and marks it version 2 (a build that reads version 1 then refuses the
-//!   file with a message naming both versions, never misreads it).
+//!   an ever-growing value on every message). Since schema 3 (issue 14) each message
+//!   is a row of an append-ordered log plus a share of a per-conversation index of
+//!   runs ([`message_log`]): every insert goes to the log's rightmost leaf, so leaves
+//!   fill (a row per message keyed by conversation left them half full with many
+//!   conversations interleaved), and the append stays idempotent by seq (a seq names
+//!   one message of its conversation), as the reference store does. Schema 1 kept a
+//!   `(conversation_id, message_id) -> seq` table, schema 2 rows keyed
+//!   `(conversation_id, seq, message_id)`; opening such a file moves its messages into
+//!   the log, drops the old tables, compacts the file once and marks it version 3 (a
+//!   build that reads an older version refuses a newer file with a message naming both
+//!   versions, never misreads it).
 //! - Listings use secondary indexes keyed `(…, paired_at, conversation_id)`
 //!   and walked in reverse, so "newest first" is the natural key order and a
 //!   time range is a key range. The agent and category filters each have
 //!   their own index; any remaining filter is checked against the record.
-//! - A `messages` row's value is a compact binary record (issue 14, see
-//!   [`message_value`]); JSON in files written before, which still read.
+//! - Schema 2's `messages` row values were compact binary records (issue 14, see
+//!   [`message_value`]) or JSON in files written before; both are read when migrating.
 //! - Other values are JSON via private mirror structs: a well-kept, self-describing
 //!   format that survives adding optional fields, and the public model types
 //!   (some of which hold secrets such as password hashes) stay free of serde.
