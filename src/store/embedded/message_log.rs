@@ -1,0 +1,333 @@
+//! Archived messages laid out so that redb's B-tree leaves fill (issue 14, schema 3).
+//!
+//! Schema 2 keyed each message `(conversation id, seq, message id)`. With 100
+//! conversations appending interleaved, every insert landed in the middle of the tree,
+//! leaves split evenly and stayed about half full: ~190 B of row took ~380 B of pages
+//! (and ~670 B of file once freed pages waiting for a durable commit were counted).
+//!
+//! Now a message is two rows:
+//! - `message_log`: `global position -> [0x02][side][at: i64 LE][id length: u16 LE][id]
+//!   [text]`. Positions only grow, so every insert goes to the rightmost leaf, which redb
+//!   keeps packed and starts a new one beside when full: the leaves fill completely.
+//! - `message_index`: `(conversation number, first seq) -> (first position, count)`: one
+//!   fixed-width row per *run*, messages of one conversation with consecutive seqs at
+//!   consecutive positions (a number stands for the conversation's id, in
+//!   `conversation_numbers`). An archive batch appends each conversation's messages
+//!   together (see `apply`), so a run is about a batch's share of a conversation, and the
+//!   interleaved part of the file is a few bytes a message even half full. It also makes
+//!   the append idempotent: a seq names one message of its conversation, and a seq inside
+//!   a run is taken (replaying the journal adds nothing twice).
+//!
+//! Reading a conversation is one range scan of the index and one of the log per run.
+
+use redb::{ReadableTable, TableDefinition};
+
+use super::super::{ArchivedMessage, Side, StoreError, StoreResult};
+use super::{META, message_value, unavailable};
+
+/// Global position -> the message's record ([`encode`]).
+pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("message_log");
+/// (conversation number, first seq) -> (first position in [`LOG`], count): one run.
+pub const INDEX: TableDefinition<(u64, u64), (u64, u64)> = TableDefinition::new("message_index");
+/// Conversation id -> its number in [`INDEX`] (given when the conversation opens).
+pub const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("conversation_numbers");
+/// Schema 2's table, `(conversation id, seq, message id) -> value`; migrated, then dropped.
+pub const MESSAGES_V2: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("messages");
+
+const NEXT_POSITION: &str = "next_message_position";
+const NEXT_NUMBER: &str = "next_conversation_number";
+
+/// The first byte of a log record (schema 2's binary row value was 0x01, JSON `{`).
+const LOGGED_V1: u8 = 0x02;
+/// Bytes before the id: format, side, time, id length.
+const HEADER: usize = 1 + 1 + 8 + 2;
+
+pub fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(LOG).map_err(unavailable)?;
+    tx.open_table(INDEX).map_err(unavailable)?;
+    tx.open_table(NUMBERS).map_err(unavailable)?;
+    Ok(())
+}
+
+/// The log record of `message` (its seq lives in the index's key).
+pub fn encode(message: &ArchivedMessage) -> StoreResult<Vec<u8>> {
+    let id_len = u16::try_from(message.id.len()).map_err(|_| {
+        unavailable(format!(
+            "a message id of {} bytes is too long to store",
+            message.id.len()
+        ))
+    })?;
+    let mut out = Vec::with_capacity(HEADER + message.id.len() + message.text.len());
+    out.push(LOGGED_V1);
+    out.push(message_value::side_byte(message.from));
+    out.extend_from_slice(&message.at.to_le_bytes());
+    out.extend_from_slice(&id_len.to_le_bytes());
+    out.extend_from_slice(message.id.as_bytes());
+    out.extend_from_slice(message.text.as_bytes());
+    Ok(out)
+}
+
+/// The message at `seq` whose log record is `value`.
+pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
+    let corrupt = |why: String| StoreError::Unavailable(format!("embedded store: corrupt message record: {why}"));
+    match value.first() {
+        Some(&LOGGED_V1) if value.len() >= HEADER => {}
+        Some(other) if value.len() >= HEADER => {
+            return Err(corrupt(format!(
+                "record format {other:#04x} is not one this build reads ({LOGGED_V1:#04x})"
+            )));
+        }
+        _ => return Err(corrupt(format!("{} bytes is too short", value.len()))),
+    }
+    let from: Side =
+        message_value::side_of(value[1]).ok_or_else(|| corrupt(format!("unknown side byte {}", value[1])))?;
+    let at = i64::from_le_bytes(value[2..10].try_into().expect("8 bytes"));
+    let id_len = u16::from_le_bytes(value[10..12].try_into().expect("2 bytes")) as usize;
+    let rest = &value[HEADER..];
+    if rest.len() < id_len {
+        return Err(corrupt("the id runs past the record".into()));
+    }
+    let id = std::str::from_utf8(&rest[..id_len]).map_err(|_| corrupt("id is not UTF-8".into()))?;
+    let text = std::str::from_utf8(&rest[id_len..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
+    Ok(ArchivedMessage {
+        id: id.to_owned(),
+        seq,
+        from,
+        text: text.to_owned(),
+        at,
+    })
+}
+
+/// The tables one archive apply writes, opened once for its whole batch.
+pub struct Writer<'tx> {
+    meta: redb::Table<'tx, &'static str, u64>,
+    log: redb::Table<'tx, u64, &'static [u8]>,
+    index: redb::Table<'tx, (u64, u64), (u64, u64)>,
+    numbers: redb::Table<'tx, &'static str, u64>,
+    next_position: u64,
+    next_number: u64,
+}
+
+impl<'tx> Writer<'tx> {
+    pub fn open(tx: &'tx redb::WriteTransaction) -> StoreResult<Self> {
+        let meta = tx.open_table(META).map_err(unavailable)?;
+        let counter = |name: &str| -> StoreResult<u64> {
+            Ok(meta.get(name).map_err(unavailable)?.map(|v| v.value()).unwrap_or(0))
+        };
+        let (next_position, next_number) = (counter(NEXT_POSITION)?, counter(NEXT_NUMBER)?);
+        Ok(Self {
+            meta,
+            log: tx.open_table(LOG).map_err(unavailable)?,
+            index: tx.open_table(INDEX).map_err(unavailable)?,
+            numbers: tx.open_table(NUMBERS).map_err(unavailable)?,
+            next_position,
+            next_number,
+        })
+    }
+
+    /// Gives `conversation_id` a number if it has none.
+    pub fn number(&mut self, conversation_id: &str) -> StoreResult<u64> {
+        if let Some(number) = self.numbers.get(conversation_id).map_err(unavailable)? {
+            return Ok(number.value());
+        }
+        let number = self.next_number;
+        self.next_number += 1;
+        self.numbers.insert(conversation_id, number).map_err(unavailable)?;
+        Ok(number)
+    }
+
+    /// Appends `message` to the conversation numbered `number` unless its seq is taken
+    /// (a retry or a replay: a seq names one message). It extends the run ending just
+    /// before it when that run ends at the log's last position, else starts a run.
+    pub fn append(&mut self, number: u64, message: &ArchivedMessage) -> StoreResult<()> {
+        let seq = message.seq;
+        let before = self
+            .index
+            .range((number, 0u64)..=(number, seq))
+            .map_err(unavailable)?
+            .next_back()
+            .transpose()
+            .map_err(unavailable)?
+            .map(|(key, run)| (key.value().1, run.value()));
+        if let Some((first, (_, count))) = before
+            && seq < first + count
+        {
+            return Ok(());
+        }
+        let position = self.next_position;
+        self.next_position += 1;
+        self.log
+            .insert(position, encode(message)?.as_slice())
+            .map_err(unavailable)?;
+        match before {
+            Some((first, (start, count))) if first + count == seq && start + count == position => {
+                self.index
+                    .insert((number, first), (start, count + 1))
+                    .map_err(unavailable)?;
+            }
+            _ => {
+                self.index.insert((number, seq), (position, 1)).map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the counters back; call once the batch is applied.
+    pub fn finish(mut self) -> StoreResult<()> {
+        self.meta
+            .insert(NEXT_POSITION, self.next_position)
+            .map_err(unavailable)?;
+        self.meta.insert(NEXT_NUMBER, self.next_number).map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// The messages of `conversation_id` in seq order (none if it has no number).
+pub fn load(tx: &redb::ReadTransaction, conversation_id: &str) -> StoreResult<Vec<ArchivedMessage>> {
+    let numbers = tx.open_table(NUMBERS).map_err(unavailable)?;
+    let Some(number) = numbers.get(conversation_id).map_err(unavailable)? else {
+        return Ok(Vec::new());
+    };
+    let number = number.value();
+    let index = tx.open_table(INDEX).map_err(unavailable)?;
+    let log = tx.open_table(LOG).map_err(unavailable)?;
+    let mut out = Vec::new();
+    for run in index.range((number, 0u64)..=(number, u64::MAX)).map_err(unavailable)? {
+        let (key, run) = run.map_err(unavailable)?;
+        let (first, (start, count)) = (key.value().1, run.value());
+        let before = out.len();
+        for (offset, row) in log.range(start..start + count).map_err(unavailable)?.enumerate() {
+            let (_, record) = row.map_err(unavailable)?;
+            out.push(decode(first + offset as u64, record.value())?);
+        }
+        if (out.len() - before) as u64 != count {
+            return Err(unavailable(format!(
+                "messages {first}..{} of {conversation_id} are missing from the log",
+                first + count
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Moves schema 2's `messages` rows into the log (conversation by conversation, in seq
+/// order) and drops that table. Returns how many messages moved.
+pub fn migrate_v2(tx: &redb::WriteTransaction) -> StoreResult<u64> {
+    let mut moved = 0u64;
+    {
+        let old = tx.open_table(MESSAGES_V2).map_err(unavailable)?;
+        let mut writer = Writer::open(tx)?;
+        let mut current: Option<(String, u64)> = None;
+        for row in old.iter().map_err(unavailable)? {
+            let (key, value) = row.map_err(unavailable)?;
+            let (conversation, seq, id) = key.value();
+            let message = message_value::decode(seq, id, value.value())?;
+            let number = match &current {
+                Some((known, number)) if known == conversation => *number,
+                _ => {
+                    let number = writer.number(conversation)?;
+                    current = Some((conversation.to_owned(), number));
+                    number
+                }
+            };
+            writer.append(number, &message)?;
+            moved += 1;
+        }
+        writer.finish()?;
+    }
+    tx.delete_table(MESSAGES_V2).map_err(unavailable)?;
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_record_reads_back() {
+        for from in [Side::Customer, Side::Agent, Side::System] {
+            for (id, text) in [("", ""), ("0193a-id", "hello"), ("é", "quote \" é 🎉 {")] {
+                let m = ArchivedMessage {
+                    id: id.into(),
+                    seq: 42,
+                    from,
+                    text: text.into(),
+                    at: 1_795_279_801_122,
+                };
+                let value = encode(&m).unwrap();
+                assert_eq!(value.len(), HEADER + id.len() + text.len());
+                assert_eq!(decode(42, &value).unwrap(), m);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_format_or_a_damaged_record_is_refused_with_a_message() {
+        let m = ArchivedMessage {
+            id: "m".into(),
+            seq: 1,
+            from: Side::Agent,
+            text: "x".into(),
+            at: 3,
+        };
+        let mut future = encode(&m).unwrap();
+        future[0] = 0x07;
+        let error = decode(1, &future).unwrap_err().to_string();
+        assert!(error.contains("format 0x07"), "{error}");
+        assert!(decode(1, &[LOGGED_V1, 0]).is_err(), "short");
+        let mut long_id = encode(&m).unwrap();
+        long_id[10] = 200;
+        assert!(decode(1, &long_id).is_err(), "id past the end");
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+    use redb::ReadableDatabase;
+
+    fn message(seq: u64) -> ArchivedMessage {
+        ArchivedMessage {
+            id: format!("m{seq}"),
+            seq,
+            from: Side::Customer,
+            text: format!("text {seq}"),
+            at: seq as i64,
+        }
+    }
+
+    /// Seqs out of order, gaps filled later, retries inside and at the edges of runs, two
+    /// conversations interleaved: every seq is stored once, read back in seq order.
+    #[test]
+    fn runs_keep_every_seq_once_in_order() {
+        let path = std::env::temp_dir().join(format!("switchboard-runs-{}.redb", uuid::Uuid::new_v4().simple()));
+        let db = redb::Database::create(&path).unwrap();
+        let batches: [&[(u64, u64)]; 4] = [
+            &[(0, 1), (0, 2), (1, 1), (0, 3), (1, 2)],
+            &[(0, 5), (0, 3), (0, 6), (1, 2), (1, 4)],
+            &[(0, 4), (1, 3), (0, 1), (0, 7), (1, 4), (0, 6)],
+            &[(1, 1), (1, 5), (0, 8)],
+        ];
+        for batch in batches {
+            let tx = db.begin_write().unwrap();
+            create_tables(&tx).unwrap();
+            {
+                let mut writer = Writer::open(&tx).unwrap();
+                writer.number("a").unwrap();
+                writer.number("b").unwrap();
+                for &(conversation, seq) in batch {
+                    writer.append(conversation, &message(seq)).unwrap();
+                }
+                writer.finish().unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let tx = db.begin_read().unwrap();
+        assert_eq!(load(&tx, "a").unwrap(), (1..=8).map(message).collect::<Vec<_>>());
+        assert_eq!(load(&tx, "b").unwrap(), (1..=5).map(message).collect::<Vec<_>>());
+        assert!(load(&tx, "unknown").unwrap().is_empty());
+        drop(tx);
+        drop(db);
+        let _ = std::fs::remove_file(&path);
+    }
+}
