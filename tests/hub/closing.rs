@@ -164,7 +164,11 @@ async fn the_autobahn_cases_pass_against_an_echo_on_the_hubs_websocket_stack() {
         .expect("the Autobahn run ends")
         .expect("scripts/autobahn.py starts");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "scripts/autobahn.py failed: {stderr}");
+    assert!(
+        output.status.success(),
+        "scripts/autobahn.py failed ({}): {stderr}",
+        output.status
+    );
     eprintln!("{stderr}");
     let cases: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
         .lines()

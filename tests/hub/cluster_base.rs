@@ -332,9 +332,13 @@ async fn a_stalled_node_is_fenced_reaped_and_rejoins_with_a_higher_incarnation()
     signal(&sleepy.0, libc::SIGCONT);
     let after = eventually("sleepy rejoins", || registered(conn.clone(), "sleepy")).await;
     assert!(after > before, "incarnation {after} after {before}");
-    let said = std::fs::read_to_string(&log).unwrap();
+    // The registration is in Redis a moment before the node's log says so: wait for the line.
+    let said = eventually("the rejoin is logged", || async {
+        let said = std::fs::read_to_string(&log).unwrap();
+        said.contains("REJOINED the cluster").then_some(said)
+    })
+    .await;
     assert!(said.contains("FENCED"), "the refusal is logged:\n{said}");
-    assert!(said.contains("REJOINED the cluster"), "the rejoin is logged:\n{said}");
     let (_, health) = get(&format!("http://{bind}/healthz")).await;
     assert_eq!(health["cluster"]["incarnation"], after, "{health}");
     awake.stop().await;

@@ -418,7 +418,9 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
         .unwrap();
     use switchboard::store::Store;
     let mut texts: Vec<String> = vec![];
-    for _ in 0..300 {
+    // Up to a minute: the restarted hub replays its spool once MongoDB answers, which on a
+    // loaded machine (the store restarted a moment ago) can take a while.
+    for _ in 0..600 {
         if let Ok(record) = store.conversation(&chat).await {
             texts = record.messages.iter().map(|m| m.text.clone()).collect();
             if texts.len() == 2 {
