@@ -12,7 +12,8 @@
 # client limits are raised (a load generator's client sends far faster than a person);
 # `STORE=memory` appears only as the peers scenario's comparison row.
 #
-#   BENCH_SCENARIOS="peers idle relay routing queue archive"   which to run (default all)
+#   BENCH_SCENARIOS="peers idle relay routing queue archive"   which to run (default all but
+#                                                        `cluster`, which is long: add it by name)
 #   BENCH_QUICK=1                                        small counts, for a smoke run
 #   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
 set -euo pipefail
@@ -190,6 +191,70 @@ loadgen() {
   esac
 }
 
+# The cluster scenario's processes: redis-server, secantusdb and three nodes sharing them.
+REDIS_PID= MONGO_PID=
+NODE_PIDS=() NODE_PORTS=() CLUSTER_DATA=()
+# wait_port PORT NAME PID: waits for a cluster process to listen.
+wait_port() {
+  for _ in $(seq 1 150); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || { echo "bench: [cluster] $2 died:" >&2; tail -20 "$RUN/cluster-$2.log" >&2; return 1; }
+    sleep 0.2
+  done
+  echo "bench: [cluster] $2 did not listen on port $1" >&2
+  return 1
+}
+start_cluster() {
+  if [ ! -x .venv/bin/secantusd-py ] || ! command -v redis-server >/dev/null; then scripts/ensure-test-deps.sh; fi
+  local rport mport secret
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$RUN/cluster-redis.log" 2>&1 &
+  REDIS_PID=$!
+  wait_port "$rport" redis "$REDIS_PID" || { failures+=("cluster: redis-server did not start"); stop_cluster; return 1; }
+  mport=$(free_port)
+  .venv/bin/secantusd-py --port "$mport" --storage-path :memory: >"$RUN/cluster-mongo.log" 2>&1 &
+  MONGO_PID=$!
+  wait_port "$mport" mongo "$MONGO_PID" || { failures+=("cluster: secantusdb did not start"); stop_cluster; return 1; }
+  secret=$(head -c 32 /dev/urandom | base64 | tr -d '\n=')
+  NODE_PIDS=() NODE_PORTS=() CLUSTER_DATA=()
+  # Node 1 first: it creates the first admin and the categories in the shared store.
+  for n in 1 2 3; do
+    local port data
+    port=$(free_port)
+    data=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench-node$n.XXXXXX")
+    env -i PATH="$PATH" HOME="$HOME" BIND_ADDR="127.0.0.1:$port" ADMIN_USERNAME=admin \
+      ADMIN_PASSWORD="$LOADGEN_ADMIN_PASSWORD" RUST_LOG=warn DATA_DIR="$data" MAX_CONNECTIONS_PER_ADDRESS=1000000 \
+      MAX_CONNECTIONS=19500 STORE=mongodb MONGODB_URI="mongodb://127.0.0.1:$mport" MONGODB_DB=bench-cluster \
+      REDIS_URL="redis://127.0.0.1:$rport" NODE_ID="node$n" ROOM_TOKEN_SECRET="$secret" "${CLIENT_LIMITS[@]}" \
+      "$HUB_BIN" serve >"$RUN/cluster-node$n.log" 2>&1 &
+    NODE_PIDS+=($!) NODE_PORTS+=("$port") CLUSTER_DATA+=("$data")
+    wait_port "$port" "node$n" "$!" || { failures+=("cluster: node$n did not start"); stop_cluster; return 1; }
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  echo "bench: [cluster] redis $REDIS_PID:$rport, secantusdb $MONGO_PID:$mport, nodes ${NODE_PIDS[*]} on ${NODE_PORTS[*]}"
+  echo "- cluster: 3 nodes (STORE=mongodb on secantusdb, REDIS_URL on one redis-server $(redis-server --version | grep -o 'v=[0-9.]*')), none pinned; agents on node 1, customers on nodes 2 and 3." >>"$notes"
+}
+# stop_cluster: SIGTERM to every node, then redis-server and secantusdb; a node already gone crashed.
+stop_cluster() {
+  local i
+  for i in "${!NODE_PIDS[@]}"; do
+    if ! kill -0 "${NODE_PIDS[$i]}" 2>/dev/null; then
+      echo "bench: [cluster] node$((i + 1)) CRASHED; log tail:" >&2
+      tail -20 "$RUN/cluster-node$((i + 1)).log" >&2
+      failures+=("cluster: node$((i + 1)) crashed")
+    fi
+    kill -TERM "${NODE_PIDS[$i]}" 2>/dev/null || true
+  done
+  for i in "${!NODE_PIDS[@]}"; do
+    for _ in $(seq 1 300); do kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "${NODE_PIDS[$i]}" 2>/dev/null || true
+    wait "${NODE_PIDS[$i]}" 2>/dev/null || true
+  done
+  for pid in $REDIS_PID $MONGO_PID; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "${CLUSTER_DATA[@]}"
+  NODE_PIDS=() NODE_PORTS=() CLUSTER_DATA=() REDIS_PID= MONGO_PID=
+}
+
 q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
 for scenario in $SCENARIOS; do
@@ -304,6 +369,28 @@ for scenario in $SCENARIOS; do
         fi
         [ -n "$mongo_pid" ] && { kill "$mongo_pid" 2>/dev/null || true; wait "$mongo_pid" 2>/dev/null || true; }
       done
+      ;;
+    cluster)
+      # Issue 15: 3 nodes, one redis-server and one MongoDB-wire server (secantusdb) on this
+      # machine, none pinned (two cores for five processes and the loadgen). Agents on node 1,
+      # customers on nodes 2 and 3 in turn, so every chat crosses nodes. Then the same relay
+      # shape against one node in its default configuration, in the same run, for the ratio of
+      # CPU per message. Each row reports the CPU of every node, redis-server and secantusdb.
+      start_cluster || continue
+      watch="node1=${NODE_PIDS[0]},node2=${NODE_PIDS[1]},node3=${NODE_PIDS[2]},redis=$REDIS_PID,mongo=$MONGO_PID"
+      spread=(--agent-hubs "127.0.0.1:${NODE_PORTS[0]}" --customer-hubs "127.0.0.1:${NODE_PORTS[1]},127.0.0.1:${NODE_PORTS[2]}" --watch-pids "$watch")
+      HUB_PORT=${NODE_PORTS[0]} HUB_PID=${NODE_PIDS[0]}
+      loadgen cluster-routing any routing "${spread[@]}" --agents "$(q 125 25)" --burst "$(q 500 100)" --rounds 10 \
+        --join-rate 12000 --burst-rounds 3 --waiting "$(q 10000 1000)"
+      HUB_PORT=${NODE_PORTS[0]} HUB_PID=${NODE_PIDS[0]}
+      cluster_relay=(relay --chats 100 --step-secs "$(q 5 2)" --rates "$(q 1000,5000,10000,20000,40000 1000,5000)")
+      loadgen cluster-relay any "${cluster_relay[@]}" "${spread[@]}"
+      stop_cluster
+      # The single-node path with the same loadgen and shape, unpinned like the cluster.
+      if start_hub cluster-relay-single any "${CLIENT_LIMITS[@]}"; then
+        loadgen cluster-relay-single any "${cluster_relay[@]}"
+        stop_hub cluster-relay-single
+      fi
       ;;
     *) echo "bench: unknown scenario $scenario" >&2; failures+=("unknown scenario $scenario") ;;
   esac

@@ -27,6 +27,39 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks as f64 / clock_ticks() as f64)
 }
 
+/// The processes whose CPU a scenario reports: `name=pid` entries, or else the hub alone.
+pub fn watch_list(entries: &[String], hub_pid: Option<u32>) -> Result<Vec<(String, u32)>, String> {
+    if entries.is_empty() {
+        return Ok(hub_pid.map(|p| ("hub".to_string(), p)).into_iter().collect());
+    }
+    entries
+        .iter()
+        .map(|e| {
+            let (name, pid) = e
+                .split_once('=')
+                .ok_or_else(|| format!("--watch-pids: {e:?} is not name=pid"))?;
+            let pid = pid
+                .parse()
+                .map_err(|_| format!("--watch-pids: {e:?} has no numeric pid"))?;
+            Ok((name.to_string(), pid))
+        })
+        .collect()
+}
+
+/// CPU seconds of each watched process now (None for one that is gone).
+pub fn cpu_all(watch: &[(String, u32)]) -> Vec<Option<f64>> {
+    watch.iter().map(|(_, pid)| cpu_secs(*pid)).collect()
+}
+
+/// Each watched process's CPU seconds between two `cpu_all` readings, by name.
+pub fn cpu_between(watch: &[(String, u32)], before: &[Option<f64>], after: &[Option<f64>]) -> Vec<(String, f64)> {
+    watch
+        .iter()
+        .zip(before.iter().zip(after))
+        .filter_map(|((name, _), (b, a))| Some((name.clone(), (*a)? - (*b)?)))
+        .collect()
+}
+
 fn clock_ticks() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")

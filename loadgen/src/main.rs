@@ -8,6 +8,7 @@
 //! results. `loadgen report` turns the scenario results into the benchmark report.
 
 mod bare;
+mod cluster_report;
 mod http;
 mod hubinfo;
 mod idle;
@@ -94,6 +95,18 @@ struct RunArgs {
     /// Tokio worker threads (default: the CPUs this process may use).
     #[arg(long)]
     threads: Option<usize>,
+    /// A cluster's nodes that agents sign in and connect to, comma-separated, each agent
+    /// taking the next (default: --hub). Staff set-up over HTTP (the admin) uses --hub.
+    #[arg(long, value_delimiter = ',')]
+    agent_hubs: Vec<SocketAddr>,
+    /// A cluster's nodes that customers connect to, comma-separated, each customer taking
+    /// the next (default: --hub).
+    #[arg(long, value_delimiter = ',')]
+    customer_hubs: Vec<SocketAddr>,
+    /// relay/routing: processes whose CPU time is reported beside the traffic, as
+    /// name=pid, comma-separated (e.g. the nodes and redis-server); default: the hub's.
+    #[arg(long, value_delimiter = ',')]
+    watch_pids: Vec<String>,
     #[command(flatten)]
     knobs: Knobs,
 }
@@ -300,7 +313,18 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
         admin_user: args.admin_user.clone(),
         admin_password: args.admin_password.clone(),
         tag,
+        agent_hubs: if args.agent_hubs.is_empty() {
+            vec![args.hub]
+        } else {
+            args.agent_hubs.clone()
+        },
+        customer_hubs: if args.customer_hubs.is_empty() {
+            vec![args.hub]
+        } else {
+            args.customer_hubs.clone()
+        },
     };
+    let watch = hubinfo::watch_list(&args.watch_pids, args.hub_pid)?;
     let stats = Arc::new(Stats::new());
     let label = if shard_n > 1 {
         format!("{name}[{shard_i}/{shard_n}]")
@@ -357,6 +381,7 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 hub_pid: args.hub_pid,
                 bare: k.bare.unwrap_or(false),
                 acks: k.acks.unwrap_or(true),
+                watch: watch.clone(),
             };
             let (figures, hist) = relay::run(&target, &stats, &cfg).await?;
             RunResult::from_stats(name, &shard, &stats, Some(&hist), figures)
@@ -372,6 +397,7 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 burst_rounds: k.burst_rounds.unwrap_or(3),
                 waiting: k.waiting.unwrap_or(10_000),
                 waiting_category: "billing".into(),
+                watch: watch.clone(),
             };
             let (figures, hist) = routing::run(&target, &stats, &cfg).await?;
             RunResult::from_stats(name, &shard, &stats, Some(&hist), figures)

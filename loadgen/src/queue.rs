@@ -86,15 +86,16 @@ pub async fn join_waiting(
         let (category, mut stop) = (category.to_string(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut permit = Some(sem.acquire_owned().await.expect("semaphore open"));
-            let mut ws = match wsconn::connect(t.hub, t.source(k + src_offset), "/ws/customer", None, 2048).await {
-                Ok(ws) => ws,
-                Err((code, _)) => {
-                    s.conns_failed.fetch_add(1, Relaxed);
-                    s.error(&code);
-                    failed.fetch_add(1, Relaxed);
-                    return;
-                }
-            };
+            let mut ws =
+                match wsconn::connect(t.customer_hub(k), t.source(k + src_offset), "/ws/customer", None, 2048).await {
+                    Ok(ws) => ws,
+                    Err((code, _)) => {
+                        s.conns_failed.fetch_add(1, Relaxed);
+                        s.error(&code);
+                        failed.fetch_add(1, Relaxed);
+                        return;
+                    }
+                };
             s.conns_ok.fetch_add(1, Relaxed);
             if ws
                 .send(Message::text(proto::join(&format!("w{k}"), &category)))

@@ -55,6 +55,9 @@ pub struct Relay {
     pub bare: bool,
     /// The target sends each message back to its sender (the acknowledgement).
     pub acks: bool,
+    /// Processes (name, pid) whose CPU each step reports, summed into CPU per message:
+    /// the hub alone, or a cluster's nodes and redis-server.
+    pub watch: Vec<(String, u32)>,
 }
 
 /// What the loadgen knows of one chat, shared by its customer and agent tasks.
@@ -225,6 +228,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         let refused0 = shared.refused_total.load(Relaxed);
         let cpu0 = cfg.hub_pid.and_then(hubinfo::cpu_secs);
         let own0 = hubinfo::cpu_secs(std::process::id());
+        let watched0 = hubinfo::cpu_all(&cfg.watch);
         let start = Instant::now();
         shared.step_started_us.store(stats.now_us(), Relaxed);
         shared.step.store(i, Relaxed);
@@ -248,6 +252,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         let own = hubinfo::cpu_secs(std::process::id())
             .zip(own0)
             .map(|(b, a)| (b - a) / secs * 100.0);
+        let watched = hubinfo::cpu_between(&cfg.watch, &watched0, &hubinfo::cpu_all(&cfg.watch));
         let p = pcts(&shared.hists.lock().unwrap()[i]);
         let ack = ack_pcts(&shared.ack_hists.lock().unwrap()[i]);
         let achieved = sent as f64 / secs;
@@ -269,6 +274,22 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
             // The server's resident memory at the step's end: a long run shows whether it stays bounded.
             "hub_rss_kib": cfg.hub_pid.and_then(hubinfo::rss_kib),
         }));
+        if !watched.is_empty() {
+            let step = steps.last_mut().expect("just pushed");
+            let per_msg = |c: f64| {
+                if sent > 0 {
+                    (c * 1e6 / sent as f64 * 10.0).round() / 10.0
+                } else {
+                    0.0
+                }
+            };
+            step["procs_cpu_percent"] = watched
+                .iter()
+                .map(|(n, c)| (n.clone(), json!((c / secs * 1000.0).round() / 10.0)))
+                .collect();
+            step["procs_cpu_us_per_msg"] = watched.iter().map(|(n, c)| (n.clone(), json!(per_msg(*c)))).collect();
+            step["cpu_us_per_msg"] = json!(per_msg(watched.iter().map(|(_, c)| c).sum()));
+        }
         if held {
             highest_held = Some(rate);
         }
@@ -579,7 +600,15 @@ async fn stored_message_total(t: &Target) -> Result<(u64, u64), String> {
 /// Connects customer `k`, joins and waits for its chat to start.
 async fn customer_join(t: &Target, sh: &Shared, k: usize, category: &str) -> Result<Ws, String> {
     let s = &sh.stats;
-    let mut ws = match wsconn::connect(t.hub, t.source(k), "/ws/customer", None, wsconn::READ_BUFFER).await {
+    let mut ws = match wsconn::connect(
+        t.customer_hub(k),
+        t.source(k),
+        "/ws/customer",
+        None,
+        wsconn::READ_BUFFER,
+    )
+    .await
+    {
         Ok(ws) => ws,
         Err((code, detail)) => {
             s.conns_failed.fetch_add(1, Relaxed);

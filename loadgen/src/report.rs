@@ -72,19 +72,23 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
                 .map(move |(server, _)| format!("peers-{chats}-{server}"))
         })
         .collect();
-    let names = peers.iter().map(String::as_str).chain([
-        "idle",
-        "relay",
-        "relay-bare",
-        "relay-100",
-        "relay-100-bare",
-        "routing",
-        "queue",
-        "queue-bare",
-        "archive-embedded",
-        "archive-mongodb",
-        "archive-memory",
-    ]);
+    let names = peers
+        .iter()
+        .map(String::as_str)
+        .chain([
+            "idle",
+            "relay",
+            "relay-bare",
+            "relay-100",
+            "relay-100-bare",
+            "routing",
+            "queue",
+            "queue-bare",
+            "archive-embedded",
+            "archive-mongodb",
+            "archive-memory",
+        ])
+        .chain(crate::cluster_report::NAMES);
     let results: Vec<(String, RunResult)> = names
         .filter_map(|n| load(&args.results, n).map(|r| (n.to_string(), r)))
         .collect();
@@ -268,6 +272,9 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         }
     }
 
+    let (cluster_rows, cluster_section) = crate::cluster_report::build(&get);
+    rows.extend(cluster_rows);
+
     let date = std::process::Command::new("date")
         .arg("+%Y-%m-%d %H:%M:%S %Z")
         .output()
@@ -295,6 +302,7 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
         .collect();
     md.push_str(&format!("\nDelivery checks — {}.\n", integrity.join("; ")));
     md.push_str(&peer_sections);
+    md.push_str(&cluster_section);
     if let Some(r) = get("relay") {
         md.push_str("\n## Relay steps\n\n| target msg/s | sent msg/s | frames received/s | p50 ms | p90 ms | p99 ms | max ms | ack p50 / p99 ms | refused | hub CPU % | loadgen CPU % | held |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for s in r.figures["steps"].as_array().cloned().unwrap_or_default() {

@@ -41,6 +41,8 @@ pub struct Routing {
     /// Customers waiting meanwhile in `waiting_category`, which no agent serves.
     pub waiting: usize,
     pub waiting_category: String,
+    /// Processes (name, pid) whose CPU over the rounds is reported: the hub, or a cluster's nodes and redis-server.
+    pub watch: Vec<(String, u32)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -134,7 +136,15 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
     stats.set_phase(format!("{} routing customers connect", cfg.burst));
     let mut customers = vec![];
     for k in 0..cfg.burst {
-        let ws = match wsconn::connect(t.hub, t.source(k + 7), "/ws/customer", None, wsconn::READ_BUFFER).await {
+        let ws = match wsconn::connect(
+            t.customer_hub(k),
+            t.source(k + 7),
+            "/ws/customer",
+            None,
+            wsconn::READ_BUFFER,
+        )
+        .await
+        {
             Ok(ws) => ws,
             Err((code, d)) => {
                 stats.conns_failed.fetch_add(1, Relaxed);
@@ -160,6 +170,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
     } else {
         Duration::ZERO
     };
+    let watched0 = crate::hubinfo::cpu_all(&cfg.watch);
     for r in 0..all_rounds {
         let paced = r < cfg.rounds;
         stats.set_phase(format!(
@@ -191,6 +202,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let watched = crate::hubinfo::cpu_between(&cfg.watch, &watched0, &crate::hubinfo::cpu_all(&cfg.watch));
     let _ = phase_tx.send(Phase::Stop);
     stats.set_phase("closing");
     for c in customers {
@@ -215,7 +227,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
             0.0
         }
     };
-    let figures = json!({
+    let mut figures = json!({
         "agents": cfg.agents, "agent_max_chats": cfg.max_chats, "customers_per_round": cfg.burst,
         "paced_rounds": cfg.rounds, "join_rate_offered": cfg.join_rate, "burst_rounds": cfg.burst_rounds,
         "waiting_meanwhile": waited, "routes": totals[0].0 + totals[1].0,
@@ -225,6 +237,18 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
         "burst_join_to_both_told_p50_ms": burst.p50_ms, "burst_join_to_both_told_p99_ms": burst.p99_ms,
         "per_round": rounds,
     });
+    if !watched.is_empty() {
+        // Over all rounds: each route is a join, two chat_started, a leave and two chat_ended.
+        let routes = (totals[0].0 + totals[1].0).max(1) as f64;
+        figures["procs_cpu_ms_per_1000_routes"] = watched
+            .iter()
+            .map(|(n, c)| (n.clone(), json!((c * 1e7 / routes).round() / 10.0)))
+            .collect();
+        figures["procs_cpu_secs_rounds"] = watched
+            .iter()
+            .map(|(n, c)| (n.clone(), json!((c * 1000.0).round() / 1000.0)))
+            .collect();
+    }
     Ok((figures, hist))
 }
 

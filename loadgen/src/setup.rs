@@ -21,11 +21,31 @@ pub struct Target {
     pub admin_password: String,
     /// Distinguishes this run's accounts from earlier runs against the same hub.
     pub tag: String,
+    /// Nodes of a cluster that agents (`agent_hubs`) and customers (`customer_hubs`) connect to,
+    /// each taking the next in turn; one node alone is `[hub]` for both.
+    pub agent_hubs: Vec<SocketAddr>,
+    pub customer_hubs: Vec<SocketAddr>,
 }
 
 impl Target {
     pub fn source(&self, i: usize) -> Option<Ipv4Addr> {
         (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()])
+    }
+
+    /// The node agent `i` signs in and connects to.
+    pub fn agent_hub(&self, i: usize) -> SocketAddr {
+        self.agent_hubs
+            .get(i % self.agent_hubs.len().max(1))
+            .copied()
+            .unwrap_or(self.hub)
+    }
+
+    /// The node customer `k` connects to.
+    pub fn customer_hub(&self, k: usize) -> SocketAddr {
+        self.customer_hubs
+            .get(k % self.customer_hubs.len().max(1))
+            .copied()
+            .unwrap_or(self.hub)
     }
 }
 
@@ -53,7 +73,7 @@ pub async fn create_agents(
             if status != 201 {
                 return Err(format!("create agent {username}: HTTP {status} {resp}"));
             }
-            http::login(t.hub, &username, "loadgen-pass").await
+            http::login(t.agent_hub(i), &username, "loadgen-pass").await
         }));
     }
     let mut tokens = vec![];
@@ -65,7 +85,15 @@ pub async fn create_agents(
 
 /// Opens an agent's websocket, waits for the welcome and goes available.
 pub async fn agent_online(t: &Target, i: usize, token: &str, stats: &Stats) -> Result<Ws, String> {
-    let mut ws = match wsconn::connect(t.hub, t.source(i), "/ws/agent", Some(token), wsconn::READ_BUFFER).await {
+    let mut ws = match wsconn::connect(
+        t.agent_hub(i),
+        t.source(i),
+        "/ws/agent",
+        Some(token),
+        wsconn::READ_BUFFER,
+    )
+    .await
+    {
         Ok(ws) => ws,
         Err((code, detail)) => {
             stats.conns_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
