@@ -91,7 +91,7 @@ pub(crate) enum RouterCall {
 /// The hub's end of the link.
 pub(crate) struct Link {
     pub node: String,
-    /// Names this process's joins (`<nonce>:<connection>`): connection ids restart with
+    /// Names this process's joins (`<nonce>:<connection>:<join number>`): connection ids restart with
     /// the process, request ids must not.
     pub nonce: String,
     /// Each call with the hub's fencing generation: how many `ClusterFenced` it had

@@ -762,3 +762,33 @@ async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
         node.stop().await;
     }
 }
+
+/// A customer who leaves a chat with an agent on another node may join again on the same
+/// connection, as on one node (the cluster bench's routing rounds found the second join
+/// refused with `already_joined` and the leave after it with `not_joined`).
+#[tokio::test]
+async fn a_customer_who_leaves_a_chat_may_join_again_on_the_same_connection() {
+    let scratch = TempDir::new("cluster-leave");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_on(store.clone(), &redis, "alpha", &scratch).await;
+    let beta = node_on(store.clone(), &redis, "beta", &scratch).await;
+    let mut agent = beta.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    for round in 0..3 {
+        let started = carla.next_of("chat_started").await;
+        agent.next_of("chat_started").await;
+        carla.send(json!({"type": "leave"})).await;
+        let ended = carla.next_of("chat_ended").await;
+        assert_eq!(ended["chat_id"], started["chat_id"], "round {round}");
+        agent.next_of("chat_ended").await;
+        carla
+            .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+            .await;
+    }
+    carla.next_of("chat_started").await;
+    let errors: Vec<Value> = carla.seen.iter().filter(|f| f["type"] == "error").cloned().collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    alpha.stop().await;
+    beta.stop().await;
+}

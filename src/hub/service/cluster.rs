@@ -49,6 +49,10 @@ pub(crate) struct ClusterState {
     ahead: HashMap<ChatId, BTreeMap<u64, ChatLine>>,
     /// How many fences this hub has handled (see `cluster_link::Link::calls`).
     generation: u64,
+    /// Joins this hub has sent: numbers each join's request id, which Redis keeps a minute
+    /// to answer a *retry* of that join with its first reply. A second join on the same
+    /// connection (after a leave) is a new request, so it needs a new id.
+    joins_sent: u64,
     /// Ids of messages sent through this node and not yet recorded: their sender gets the
     /// compact `ack`. Any other line (from another node, or read from a chat's log for a
     /// side that came back here) reaches both sides whole, since the connection here never
@@ -93,6 +97,7 @@ impl ClusterState {
             filling: HashSet::new(),
             ahead: HashMap::new(),
             generation: 0,
+            joins_sent: 0,
             sent_here: HashSet::new(),
             resuming: HashMap::new(),
         }
@@ -236,7 +241,8 @@ impl HubState {
         if cluster.pending_joins.contains_key(&conn) {
             return Err(("already_joined", "this connection's join is under way".into()));
         }
-        let request = format!("{}:{}", cluster.link.nonce, conn.0);
+        cluster.joins_sent += 1;
+        let request = format!("{}:{}:{}", cluster.link.nonce, conn.0, cluster.joins_sent);
         cluster.pending_joins.insert(
             conn,
             PendingJoin {
@@ -518,7 +524,8 @@ impl HubState {
                 let ours = request
                     .strip_prefix(cluster.link.nonce.as_str())
                     .and_then(|rest| rest.strip_prefix(':'))
-                    .and_then(|conn| conn.parse().ok())
+                    .and_then(|rest| rest.split_once(':'))
+                    .and_then(|(conn, _join)| conn.parse().ok())
                     .map(ConnId)
                     .and_then(|conn| cluster.pending_joins.remove(&conn).map(|join| (conn, join)));
                 match ours {
