@@ -1,21 +1,91 @@
 // Appointments (issue 17): a customer books a free slot on the booking page (shown in
-// their own time, the desk's zone beside it), follows the confirmation's cancel link,
-// and cancels with the button; opening the link alone changes nothing, a second visit
+// their own time, the desk's zone beside it), opens the cancel link of the confirmation
+// MAIL (received by a real SMTP sink, aiosmtpd from .venv), and cancels with the button; opening the link alone changes nothing, a second visit
 // says it is cancelled, and a bad link is a plain message. On a phone-sized window.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, apiCall } from './helpers.mjs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, apiCall, ADMIN_PASSWORD } from './helpers.mjs';
+
+const PYTHON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.venv/bin/python');
+
+/** A free loopback port. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A real SMTP sink (aiosmtpd) writing every mail into a Maildir that must not exist yet. */
+async function startSmtpSink() {
+  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run scripts/ensure-test-deps.sh (make test does)`);
+  const port = await freePort();
+  const maildir = path.join(mkdtempSync(path.join(os.tmpdir(), 'switchboard-sink-')), 'maildir');
+  const child = spawn(PYTHON, ['-m', 'aiosmtpd', '-n', '-c', 'aiosmtpd.handlers.Mailbox', maildir, '-l', `127.0.0.1:${port}`],
+    { stdio: 'ignore' });
+  for (let i = 0; i < 200; i += 1) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) return { port, maildir, stop: () => { child.kill(); rmSync(path.dirname(maildir), { recursive: true, force: true }); } };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill();
+  throw new Error(`aiosmtpd did not listen on ${port}`);
+}
+
+/** Every mail the sink received, raw. */
+function mails(sink) {
+  const dir = path.join(sink.maildir, 'new');
+  return existsSync(dir) ? readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8')) : [];
+}
+
+/** The cancel link in a raw mail, whichever transfer encoding its text part got. */
+function cancelLinkIn(raw) {
+  const pattern = /https?:\/\/[^\s"<>]*\/cancel\.html\?token=[A-Za-z0-9_-]+/;
+  // Quoted-printable: soft line breaks and =XX escapes.
+  const qp = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+  const found = qp.match(pattern);
+  if (found) return found[0];
+  // Base64: each block of base64 lines, decoded.
+  for (const block of raw.split(/\r?\n\r?\n/)) {
+    const lines = block.split(/\r?\n/).filter((l) => /^[A-Za-z0-9+/=]+$/.test(l));
+    if (lines.length === 0) continue;
+    const m = Buffer.from(lines.join(''), 'base64').toString('utf8').match(pattern);
+    if (m) return m[0];
+  }
+  return null;
+}
 
 let hub;
 let browser;
+let sink;
 before(async () => {
-  hub = await startHub({ APPOINTMENT_TIME_ZONE: 'Europe/Berlin' });
+  sink = await startSmtpSink();
+  hub = await startHub({
+    APPOINTMENT_TIME_ZONE: 'Europe/Berlin',
+    SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+    MAIL_FROM: 'desk@example.com',
+    OUTBOX_POLL_SECS: '0.2',
+  });
   browser = await launchBrowser();
 });
 after(async () => {
   await browser?.close();
   await hub?.stop();
+  sink?.stop();
 });
 
 /** The local date `days` from now, YYYY-MM-DD. */
@@ -24,7 +94,7 @@ function dayIn(days) {
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
 }
 
-test('book a slot, open the cancel link, cancel it', async () => {
+test('book a slot, open the cancel link from the mail, cancel it', async () => {
   await withShots('appointments', async (pages) => {
     await createAgent(hub, { username: 'rita', display_name: 'Rita', categories: ['general'] });
     const page = await newPage(browser, { width: 375, height: 740 });
@@ -56,8 +126,18 @@ test('book a slot, open the cancel link, cancel it', async () => {
     const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(2)}`);
     assert.equal(day.data.slots.find((s) => s.start === start).free, false);
 
-    // Opening the link shows the appointment and cancels nothing.
-    await page.getByTestId('cancel-link').click();
+    // The confirmation mail arrives; opening its cancel link shows the appointment and
+    // cancels nothing.
+    let link = null;
+    for (let i = 0; i < 300 && !link; i += 1) {
+      link = mails(sink).map(cancelLinkIn).find(Boolean) ?? null;
+      if (!link) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(link, `the confirmation mail with a cancel link arrived (${mails(sink).length} mails)`);
+    assert.ok(link.startsWith(hub.url), `${link} leads to this hub`);
+    assert.equal(await page.getByTestId('cancel-link').getAttribute('href').then((h) => new URL(h, hub.url).search), new URL(link).search,
+      'the page and the mail give the same link');
+    await page.goto(link);
     await page.getByTestId('appointment').waitFor();
     assert.equal(await page.getByTestId('who').textContent(), 'Carla');
     const still = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(2)}`);
@@ -111,5 +191,47 @@ test("the representative sees the day's appointments and cancels one with a seco
     await page.getByTestId('cancelled').waitFor();
     const after = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(3)}`);
     assert.equal(after.data.slots[2].free, true, 'the slot is free again');
+  });
+});
+
+test('an admin sees every appointment and cancels one, which mails the customer', async () => {
+  await withShots('appointments-admin', async (pages) => {
+    const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(4)}`);
+    const start = day.data.slots[1].start;
+    const made = await apiCall(hub, 'POST', '/api/appointments', {
+      start, name: 'Erin', email: 'erin@example.com', comment: 'by the window',
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+
+    const page = await newPage(browser);
+    pages.push(page);
+    await page.goto(`${hub.url}/admin.html#appointments`);
+    await page.getByTestId('username').fill('admin');
+    await page.getByTestId('password').fill(ADMIN_PASSWORD);
+    await page.getByTestId('password').press('Enter');
+    await page.getByTestId('appointments-zone').filter({ hasText: 'Europe/Berlin' }).waitFor();
+    const erin = page.getByTestId('admin-appointment').filter({ hasText: 'erin@example.com' });
+    await erin.waitFor();
+    const text = await erin.textContent();
+    assert.match(text, /11:00/);
+    assert.match(text, /rita/);
+    assert.match(text, /by the window/);
+
+    const cancel = erin.getByTestId('admin-cancel-appointment');
+    await cancel.click();
+    assert.equal(await erin.getByTestId('admin-appointment-status').textContent(), 'booked', 'one press only asks');
+    await cancel.click();
+    await page.getByTestId('admin-appointment').filter({ hasText: 'erin@example.com' })
+      .getByTestId('admin-appointment-status').filter({ hasText: 'cancelled' }).waitFor();
+    const after = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(4)}`);
+    assert.equal(after.data.slots[1].free, true, 'the slot is free again');
+
+    // The customer gets the cancellation mail (METHOD:CANCEL).
+    let cancelled = null;
+    for (let i = 0; i < 300 && !cancelled; i += 1) {
+      cancelled = mails(sink).find((m) => m.includes('erin@example.com') && m.includes('METHOD:CANCEL')) ?? null;
+      if (!cancelled) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(cancelled, 'the cancellation mail reached the customer');
   });
 });
