@@ -110,6 +110,11 @@ test('book a slot, open the cancel link from the mail, cancel it', async () => {
     assert.equal(await page.getByTestId('desk-zone').textContent(), 'Europe/Berlin');
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 375, `fits a phone (scrollWidth ${width})`);
+    // The topic (a category) is optional; picking one keeps the slots its representatives hold.
+    assert.ok(await page.getByTestId('topic-select').locator('option[value="general"]').count() === 1, 'the categories are topics');
+    await page.getByTestId('topic-select').selectOption('general');
+    await slots.first().waitFor();
+    assert.equal(await slots.count(), 7, 'seven free slots with general too');
     const start = await slots.first().getAttribute('data-start');
 
     await slots.first().click();

@@ -228,6 +228,19 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
       console.log(`time to connect (from a chat): ${ms.toFixed(0)} ms from acceptance to "connected"`);
       assert.ok(await waitForFrames(customerRoom) > 0);
       await shot(agent, 'room-agent-console-after-video');
+
+      // Hung up, the call is in the agent's own call log on the console, and its
+      // "Open the chat" shows the conversation it grew out of.
+      await agentRoom.getByTestId('hang-up').click();
+      await agentRoom.getByTestId('call-state').filter({ hasText: 'ended' }).waitFor();
+      const log = agent.getByTestId('call-log').filter({ hasText: 'Carla' });
+      for (let i = 0; i < 50 && await log.count() === 0; i += 1) {
+        await agent.getByTestId('calls-refresh').click();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await log.waitFor();
+      await log.getByTestId('call-open-chat').click();
+      await agent.getByTestId('archive-detail').filter({ hasText: 'Carla' }).waitFor();
     });
   } finally {
     await hub.stop();

@@ -13,6 +13,7 @@ const POLL_MS = 2000;
 let pollTimer = null;
 let categories = [];
 let archive = null;
+let openConversationWired = false;
 let agents = null;
 let cats = null;
 
@@ -48,6 +49,11 @@ async function signedIn(account) {
   agents = agents || agentsSection({ onChange: listsChanged });
   cats = cats || categoriesSection({ onChange: listsChanged });
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
+  if (!openConversationWired) {
+    // A call log's "Open the chat" (call-logs.js) shows that conversation here.
+    document.addEventListener('open-conversation', (e) => { $('archive').scrollIntoView(); archive.open(e.detail); });
+    openConversationWired = true;
+  }
   await listsChanged();
   archive.refresh();
   poll();

@@ -17,6 +17,7 @@ let profile = { categories: [], max_chats: 1, available: false };
 let maxLen = 2000;
 let waiting = {};
 let archive = null;
+let openConversationWired = false;
 let historyTimer = null;
 let welcomed = false;
 
@@ -95,6 +96,11 @@ function signedIn(account) {
   welcomed = false;
   socket.start();
   archive = archive || createArchive($('history'), { mineFrom: 'agent' });
+  if (!openConversationWired) {
+    // A call log's "Open the chat" (call-logs.js) shows that conversation in the history.
+    document.addEventListener('open-conversation', (e) => { $('history').scrollIntoView(); archive.open(e.detail); });
+    openConversationWired = true;
+  }
   archive.refresh();
 }
 

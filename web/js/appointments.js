@@ -63,7 +63,17 @@ async function load() {
   $('empty').hidden = res.data.appointments.length > 0;
 }
 
+/** How often the list is read again, so "Start" turns on when an appointment's window
+ * opens (the server checks the window anyway). */
+const REFRESH_MS = 30000;
+
 $('day').value = isoDay(new Date());
+setInterval(() => {
+  // Not while a cancel waits for its second press (the reload would disarm it).
+  const armed = [...document.querySelectorAll('[data-testid="cancel-appointment"]')]
+    .some((b) => b.textContent !== 'Cancel');
+  if (!armed && !document.hidden) load();
+}, REFRESH_MS);
 $('day').addEventListener('change', load);
 $('earlier').addEventListener('click', () => shift(-1));
 $('later').addEventListener('click', () => shift(1));

@@ -34,7 +34,8 @@ async function loadDay() {
     $('slots-error').textContent = 'Please pick today or a later day.';
     return;
   }
-  const res = await fetch(`/api/appointments/slots?date=${encodeURIComponent(day)}`);
+  const topic = $('topic').value;
+  const res = await fetch(`/api/appointments/slots?date=${encodeURIComponent(day)}${topic ? `&category=${encodeURIComponent(topic)}` : ''}`);
   if (!res.ok) {
     $('slots-error').textContent = await errorText(res);
     return;
@@ -78,6 +79,8 @@ async function book(event) {
         name: $('name').value,
         email: $('email').value,
         comment: $('comment').value || undefined,
+        // The topic picks who may take it: a representative holding that category.
+        category: $('topic').value || undefined,
       }),
     });
     if (!res.ok) {
@@ -96,7 +99,18 @@ async function book(event) {
   }
 }
 
+/** The desk's categories as topics; `?category=<id>` in the page's address preselects one. */
+async function loadTopics() {
+  const res = await fetch('/api/categories');
+  if (!res.ok) return;
+  const wanted = new URLSearchParams(location.search).get('category');
+  for (const c of await res.json()) {
+    $('topic').append(el('option', { value: c.id, selected: c.id === wanted }, c.name));
+  }
+}
+
 $('my-zone').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local';
+$('topic').addEventListener('change', loadDay);
 $('day').min = today();
 $('day').value = today();
 $('day').addEventListener('change', loadDay);
@@ -106,4 +120,4 @@ $('back').addEventListener('click', () => {
   show($('pick'), true);
   loadDay();
 });
-loadDay();
+loadTopics().then(loadDay);

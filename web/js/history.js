@@ -111,6 +111,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
 
   return {
     refresh,
+    /** Shows one conversation's transcript (e.g. a call log's "Open the chat"). */
+    open,
     setLists({ categories: cs, agents: as }) {
       if (cs) state.categories = cs;
       if (as && state.agents) state.agents = as;

@@ -1,11 +1,23 @@
-// The admin page's call logs: every video call, newest first (GET /api/calls), read
-// when the console appears and on "Refresh". Its own module beside admin.js.
+// Call logs (GET /api/calls), newest first: on the admin page every video call, on the
+// agent console the agent's own (the server decides which). Read when the console
+// appears and on "Refresh". A call that grew out of a chat links to its conversation:
+// "Open the chat" asks the page's archive (admin.js, agent.js) to show it, through an
+// `open-conversation` event, so this module needs no handle on the archive.
 
 import { el, api, dateTime, show } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
 const duration = (secs) => `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+
+function conversationCell(c) {
+  if (!c.conversation_id) return el('td', { text: '—' });
+  const open = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'call-open-chat' } }, 'Open the chat');
+  open.addEventListener('click', () => {
+    document.dispatchEvent(new CustomEvent('open-conversation', { detail: c.conversation_id }));
+  });
+  return el('td', {}, open);
+}
 
 async function load() {
   if ($('console').hidden) return;
@@ -17,7 +29,8 @@ async function load() {
     el('td', { text: `${c.peer_name} (${c.peer})` }),
     el('td', { text: duration(c.length_secs) }),
     el('td', { text: duration(c.connected_secs) }),
-    el('td', { text: duration(c.camera_secs) })));
+    el('td', { text: duration(c.camera_secs) }),
+    conversationCell(c)));
   $('calls-body').replaceChildren(...rows);
   show($('calls-empty'), rows.length === 0);
 }
