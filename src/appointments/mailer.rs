@@ -32,6 +32,13 @@ use crate::store::{AppointmentStatus, MailOutcome, MailPurpose, OutboxMail, Shar
 const BATCH: usize = 1;
 /// How long a mail whose appointment is not (yet) as it says may wait before it is given up.
 const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+/// On MongoDB a booking's mail is written just before the booking (no transaction), so a
+/// worker may claim the mail in between. For a mail this young the appointment is looked
+/// for again every `LOOK_AGAIN` rather than leaving the claim to run out (a whole lease,
+/// which delayed such a mail by `OUTBOX_LEASE_SECS`: seen as a missing mail in the
+/// two-hub MongoDB test on a loaded machine).
+const YOUNG_MAIL: Duration = Duration::from_secs(5);
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
 
 /// Runs the worker until `shutdown`.
 pub async fn run(store: SharedStore, mail: Arc<dyn Sender>, settings: Arc<Settings>, shutdown: CancellationToken) {
@@ -96,7 +103,7 @@ impl Worker {
     }
 
     async fn handle(&self, mail: OutboxMail) -> Result<(), StoreError> {
-        if !self.appointment_agrees(&mail).await? {
+        if !self.appointment_agrees_soon(&mail).await? {
             let age = crate::hub::now_ms() - mail.created_at;
             if age >= ORPHAN_GRACE.as_millis() as i64 {
                 let error = "not sent: what it announces was never stored (the booking or cancellation \
@@ -156,6 +163,20 @@ impl Worker {
             tracing::warn!(mail = %mail.id, "the mail's claim was lost while sending it");
         }
         Ok(())
+    }
+
+    /// Whether the mail's appointment is as the mail announces, looking again for a moment
+    /// while the mail is young (its appointment may be being written right now).
+    async fn appointment_agrees_soon(&self, mail: &OutboxMail) -> Result<bool, StoreError> {
+        loop {
+            if self.appointment_agrees(mail).await? {
+                return Ok(true);
+            }
+            if crate::hub::now_ms() - mail.created_at >= YOUNG_MAIL.as_millis() as i64 {
+                return Ok(false);
+            }
+            tokio::time::sleep(LOOK_AGAIN).await;
+        }
     }
 
     /// Whether the mail's appointment is as the mail announces.
