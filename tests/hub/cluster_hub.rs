@@ -414,6 +414,63 @@ impl Drop for Running {
     }
 }
 
+/// A real hub process in the cluster at `redis`, on MongoDB (a database of its own, which
+/// in-process nodes of the test open too), its stdout written to `log` (or dropped),
+/// registered in Redis before this returns.
+struct NodeProcess {
+    running: Running,
+    bind: String,
+    uri: String,
+    db: String,
+    incarnation: u64,
+}
+
+async fn node_process(
+    redis: &RedisServer,
+    conn: &mut redis::aio::ConnectionManager,
+    scratch: &TempDir,
+    node: &str,
+    log: Option<&std::path::Path>,
+) -> NodeProcess {
+    let port = free_port();
+    let (bind, url, uri) = (format!("127.0.0.1:{port}"), redis.url(), mongo_uri());
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let (lease, renew) = (LEASE_MS.to_string(), RENEW_MS.to_string());
+    let envs = [
+        ("BIND_ADDR", bind.as_str()),
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", uri.as_str()),
+        ("MONGODB_DB", db.as_str()),
+        ("REDIS_URL", url.as_str()),
+        ("NODE_ID", node),
+        ("CLUSTER_LEASE_MS", lease.as_str()),
+        ("CLUSTER_RENEW_MS", renew.as_str()),
+    ];
+    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
+    match log {
+        Some(path) => command.stdout(std::fs::File::create(path).unwrap()),
+        None => command.stdout(std::process::Stdio::null()),
+    };
+    command.stderr(std::process::Stdio::null());
+    let running = Running(command.spawn().expect("the hub binary starts"));
+    wait_for_port(port).await;
+    let deadline = Instant::now() + WAIT;
+    let incarnation = loop {
+        if let Some(incarnation) = registered(conn, node).await {
+            break incarnation;
+        }
+        assert!(Instant::now() < deadline, "{node} never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    NodeProcess {
+        running,
+        bind,
+        uri,
+        db,
+        incarnation,
+    }
+}
+
 fn signal(child: &std::process::Child, sig: libc::c_int) {
     // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
     let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
@@ -434,35 +491,14 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
         .await
         .unwrap();
     let scratch = TempDir::new("cluster-hub-stall");
-    let port = free_port();
-    let (bind, url, uri) = (format!("127.0.0.1:{port}"), redis.url(), mongo_uri());
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
-    let (lease, renew) = (LEASE_MS.to_string(), RENEW_MS.to_string());
-    let envs = [
-        ("BIND_ADDR", bind.as_str()),
-        ("STORE", "mongodb"),
-        ("MONGODB_URI", uri.as_str()),
-        ("MONGODB_DB", db.as_str()),
-        ("REDIS_URL", url.as_str()),
-        ("NODE_ID", "sleepy"),
-        ("CLUSTER_LEASE_MS", lease.as_str()),
-        ("CLUSTER_RENEW_MS", renew.as_str()),
-    ];
     let log = scratch.0.join("sleepy.log");
-    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
-    command
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null());
-    let sleepy = Running(command.spawn().expect("the hub binary starts"));
-    wait_for_port(port).await;
-    let deadline = Instant::now() + WAIT;
-    let before = loop {
-        if let Some(incarnation) = registered(&mut conn, "sleepy").await {
-            break incarnation;
-        }
-        assert!(Instant::now() < deadline, "sleepy never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let NodeProcess {
+        running: sleepy,
+        bind,
+        uri,
+        db,
+        incarnation: before,
+    } = node_process(&redis, &mut conn, &scratch, "sleepy", Some(&log)).await;
     let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
     let awake = node_on(store, &redis, "awake", &scratch).await;
 
@@ -606,31 +642,13 @@ async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_perio
         .await
         .unwrap();
     let scratch = TempDir::new("cluster-hub-kill");
-    let port = free_port();
-    let (bind, url, uri) = (format!("127.0.0.1:{port}"), redis.url(), mongo_uri());
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
-    let (lease, renew) = (LEASE_MS.to_string(), RENEW_MS.to_string());
-    let envs = [
-        ("BIND_ADDR", bind.as_str()),
-        ("STORE", "mongodb"),
-        ("MONGODB_URI", uri.as_str()),
-        ("MONGODB_DB", db.as_str()),
-        ("REDIS_URL", url.as_str()),
-        ("NODE_ID", "doomed"),
-        ("CLUSTER_LEASE_MS", lease.as_str()),
-        ("CLUSTER_RENEW_MS", renew.as_str()),
-    ];
-    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
-    command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut doomed = Running(command.spawn().expect("the hub binary starts"));
-    wait_for_port(port).await;
-    let deadline = Instant::now() + WAIT;
-    while registered(&mut conn, "doomed").await.is_none() {
-        assert!(Instant::now() < deadline, "doomed never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let NodeProcess {
+        running: mut doomed,
+        bind,
+        uri,
+        db,
+        ..
+    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
     let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
     let live = node_on(store, &redis, "live", &scratch).await;
     let mut agent = live.agent("ann", &["general"], 1).await;
