@@ -198,23 +198,20 @@ export async function startProxy(hub) {
 export async function startMongo() {
   const server = process.env.SWITCHBOARD_TEST_MONGOD || path.resolve(here, '../../.venv/bin/secantusd-py');
   if (!existsSync(server)) throw new Error(`MongoDB-wire server not found at ${server}; run scripts/ensure-test-deps.sh`);
-  const port = await new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => { const p = probe.address().port; probe.close(() => resolve(p)); });
-  });
-  const child = spawn(server, ['--port', String(port), '--storage-path', ':memory:'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Port 0 and the server's own "listening on" line: the port is the kernel's pick and
+  // the process answering is this one, not another that happened to hold a chosen port.
+  const child = spawn(server, ['--port', '0', '--storage-path', ':memory:'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c) => { output += c; });
   child.stderr.on('data', (c) => { output += c; });
   const deadline = Date.now() + 20000;
+  let port;
   for (;;) {
+    const listening = /listening on [^\s:]+:(\d+)/.exec(output);
+    if (listening) { port = Number(listening[1]); break; }
     if (child.exitCode !== null) throw new Error(`MongoDB-wire server exited with ${child.exitCode}:\n${output}`);
-    const up = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (up) break;
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`MongoDB-wire server did not listen within 20 s:\n${output}`); }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
   }
   return {
     uri: `mongodb://127.0.0.1:${port}`,

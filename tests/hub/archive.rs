@@ -131,7 +131,8 @@ async fn three_conversations_are_archived_on_mongodb() {
     three_conversations_are_three_complete_records(mongo_store(&mongo_uri()).await).await;
 }
 
-/// A secantusd-py server of our own, on disk, that the test can stop and start.
+/// A secantusd-py server of our own, on disk, that the test can stop and start again on
+/// the same port (see `crate::mongod` for why the port is safe to come back to).
 pub struct MongoServer {
     pub port: u16,
     dir: TempDir,
@@ -140,31 +141,21 @@ pub struct MongoServer {
 
 impl MongoServer {
     pub async fn start() -> Self {
-        let mut s = MongoServer {
-            port: free_port(),
-            dir: TempDir::new("mongo"),
-            child: None,
-        };
-        s.restart().await;
-        s
+        let dir = TempDir::new("mongo");
+        let (child, port) = crate::mongod::start_restartable(&dir.0).await;
+        MongoServer {
+            port,
+            dir,
+            child: Some(child),
+        }
     }
 
     pub async fn restart(&mut self) {
-        let bin = std::env::var("SWITCHBOARD_TEST_MONGOD")
-            .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test`");
-        let child = Command::new(bin)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--storage-path",
-                self.dir.0.to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("secantusd-py starts");
+        let storage = self.dir.0.to_str().unwrap();
+        let (child, _) = crate::mongod::start(self.port, storage)
+            .await
+            .unwrap_or_else(|why| panic!("the MongoDB-wire server did not come back on its port: {why}"));
         self.child = Some(child);
-        wait_for_port(self.port).await;
     }
 
     /// Stops the server the way an operator or a crash-free outage does (SIGTERM).

@@ -32,5 +32,6 @@ mod storeops;
 mod transport;
 // issue 14 (perf)
 mod journal;
+mod mongod;
 // issue 15: a customer's resume on another node
 mod cluster_resume;

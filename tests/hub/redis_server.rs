@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::archive::{free_port, wait_for_port};
+use crate::mongod::{announced, unassigned_port};
 
 pub struct RedisServer {
     pub port: u16,
@@ -13,14 +13,27 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts `redis-server` on a free port and waits until it accepts connections.
+    /// Starts `redis-server` on a port of its own (one the kernel never hands out, so it
+    /// can come back to it after a kill) and waits until it accepts connections.
     pub async fn start() -> Self {
-        Self::start_on(free_port()).await
+        let mut last = String::new();
+        for _ in 0..20 {
+            match Self::try_start_on(unassigned_port()).await {
+                Ok(server) => return server,
+                Err(why) => last = why,
+            }
+        }
+        panic!("no port for a redis-server: {last}");
     }
 
     /// Starts `redis-server` on `port` (a new, empty one where a killed one was).
     pub async fn start_on(port: u16) -> Self {
-        let child = Command::new("redis-server")
+        Self::try_start_on(port).await.unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Started means this very process said it is ready: not another that held the port.
+    async fn try_start_on(port: u16) -> Result<Self, String> {
+        let mut child = Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -31,12 +44,17 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("redis-server must be installed for this test (scripts/ensure-test-deps.sh installs it)");
-        wait_for_port(port).await;
-        RedisServer { port, child }
+        let log = child.stdout.take().expect("stdout is piped");
+        announced(&mut child, log, move |line| {
+            line.contains("Ready to accept connections").then_some(port)
+        })
+        .await
+        .map_err(|why| format!("redis-server on port {port}: {why}"))?;
+        Ok(RedisServer { port, child })
     }
 
     /// The `REDIS_URL` a hub or client uses to reach it.

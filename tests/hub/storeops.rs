@@ -235,7 +235,8 @@ async fn get_when_answering(port: u16, path: &str) -> (u16, Value) {
 #[tokio::test]
 async fn a_hub_waiting_for_mongodb_answers_starting_then_serves() {
     let scratch = TempDir::new("starting");
-    let (port, mongo_port) = (free_port(), free_port());
+    // The server's port is named before it runs: one the kernel never hands out.
+    let (port, mongo_port) = (free_port(), crate::mongod::unassigned_port());
     let uri = format!("mongodb://127.0.0.1:{mongo_port}/?serverSelectionTimeoutMS=300");
     let bind = format!("127.0.0.1:{port}");
     let envs = [
@@ -255,15 +256,11 @@ async fn a_hub_waiting_for_mongodb_answers_starting_then_serves() {
     assert_eq!(status, 503);
 
     // The server comes up: the hub opens the store and serves on the same socket.
-    let mongod = std::env::var("SWITCHBOARD_TEST_MONGOD")
-        .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test` (scripts/with-mongo.sh)");
     let server = Running(
-        Command::new(mongod)
-            .args(["--port", &mongo_port.to_string(), "--storage-path", ":memory:"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        crate::mongod::start(mongo_port, ":memory:")
+            .await
+            .unwrap_or_else(|why| panic!("{why}"))
+            .0,
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -280,15 +277,6 @@ async fn a_hub_waiting_for_mongodb_answers_starting_then_serves() {
     assert_eq!(categories.as_array().map(Vec::len), Some(4), "{categories}");
     drop(hub);
     drop(server);
-}
-
-/// Waits until something accepts connections on `port`.
-async fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + EXIT_WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on port {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Sends a signal to a process the test started.
@@ -317,18 +305,8 @@ async fn get_json(url: &str) -> (u16, Value) {
 async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written() {
     use crate::common::{QUIET, TestHub};
     use serde_json::json;
-    let mongod = std::env::var("SWITCHBOARD_TEST_MONGOD")
-        .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test` (scripts/with-mongo.sh)");
-    let mongo_port = free_port();
-    let server = Running(
-        Command::new(mongod)
-            .args(["--port", &mongo_port.to_string(), "--storage-path", ":memory:"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(mongo_port).await;
+    let (child, mongo_port) = crate::mongod::start_in_memory().await;
+    let server = Running(child);
     let uri = format!("mongodb://127.0.0.1:{mongo_port}");
     let store = switchboard::store::MongoStore::connect(&uri, "stall").await.unwrap();
     let hub = TestHub::with_store(std::sync::Arc::new(store), |s| {
@@ -460,23 +438,9 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
     use serde_json::json;
     /// Far below the hung write's timeout (15 s), far above a spool commit.
     const ACK_WAIT: Duration = Duration::from_secs(5);
-    let mongod = std::env::var("SWITCHBOARD_TEST_MONGOD")
-        .expect("SWITCHBOARD_TEST_MONGOD is not set: run the tests with `make test` (scripts/with-mongo.sh)");
-    let mongo_port = free_port();
-    let mut server = Running(
-        Command::new(mongod)
-            .args(["--port", &mongo_port.to_string(), "--storage-path", ":memory:"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(mongo_port).await;
-    // What answers must be this server (the one frozen below), not another that took the port.
-    assert!(
-        server.0.try_wait().unwrap().is_none(),
-        "the MongoDB server exited at start"
-    );
+    let (child, mongo_port) = crate::mongod::start_in_memory().await;
+    // Started means this very process said it listens: the one frozen below.
+    let mut server = Running(child);
     let uri = format!("mongodb://127.0.0.1:{mongo_port}");
     // A long server selection: once the driver has marked the frozen server unknown, a
     // write waits for it rather than failing within the hub's 2 s default, so every retry
@@ -508,10 +472,13 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
         if health["archive_degraded"] == true {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the frozen store never showed as degraded: {health}"
-        );
+        if Instant::now() > deadline {
+            let to_customer = customer.recv_within(Duration::from_secs(1)).await;
+            panic!(
+                "the frozen store never showed as degraded: {health}; the customer got {to_customer:?}; the server: {:?}",
+                server.0.try_wait()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let acked = customer.recv_within(Duration::from_secs(30)).await;
