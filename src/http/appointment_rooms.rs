@@ -112,25 +112,19 @@ async fn start(
         Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
-    let room = Room {
-        id: id.clone(),
-        // Opened by an admin or by the representative: the room is the representative's.
-        agent_id: a.representative_id.clone(),
-        title: format!("Appointment with {}", a.name),
-        audience: Audience::Customer {
+    // Opened by an admin or by the representative: the room is the representative's.
+    // Nobody joins by password: the customer's appointment link gives a token.
+    let room = Room::new_open(
+        id.clone(),
+        a.representative_id.clone(),
+        format!("Appointment with {}", a.name),
+        Audience::Customer {
             phone: None,
             email: Some(a.email.clone()),
         },
-        // Nobody joins by password: the customer's appointment link gives a token.
-        password_hash: hash_password(crate::auth::random_token()).await?,
-        code: None,
-        wrong_attempts: vec![],
-        state: RoomState::Open,
-        created_at: now_ms(),
-        ended_at: None,
-        revision: 0,
-        conversation_id: None,
-    };
+        hash_password(crate::auth::random_token()).await?,
+        None,
+    );
     match state.store.create_room(room).await {
         Ok(()) => started(StatusCode::CREATED),
         Err(StoreError::Conflict) => match state.store.room(&id).await {

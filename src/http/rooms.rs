@@ -327,25 +327,25 @@ async fn create(
         },
         AudienceKind::Guest => Audience::Guest,
     };
-    let room = Room {
-        id: uuid::Uuid::new_v4().to_string(),
-        agent_id: account.id.clone(),
+    let room = Room::new_open(
+        uuid::Uuid::new_v4().to_string(),
+        account.id.clone(),
         title,
         audience,
-        password_hash: hash_password(body.password).await?,
-        code: None,
-        wrong_attempts: vec![],
-        state: RoomState::Open,
-        created_at: now_ms(),
-        ended_at: None,
-        revision: 0,
-        conversation_id: None,
-    };
+        hash_password(body.password).await?,
+        None,
+    );
+    create_own_room(&state, &room).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&room, None, &base_url(&state, &headers))),
+    ))
+}
+
+/// Stores a new room of an agent's; `room_open` when they have one open already.
+async fn create_own_room(state: &AppState, room: &Room) -> Result<(), ApiError> {
     match state.store.create_room(room.clone()).await {
-        Ok(()) => Ok((
-            StatusCode::CREATED,
-            Json(view(&room, None, &base_url(&state, &headers))),
-        )),
+        Ok(()) => Ok(()),
         Err(StoreError::Conflict) => Err(ApiError::Refused {
             status: StatusCode::CONFLICT,
             code: "room_open",
@@ -378,35 +378,19 @@ async fn from_chat(
         .chat_customer(&account.id, &chat_id)
         .await?
         .ok_or_else(not_yours)?;
-    let room = Room {
-        id: uuid::Uuid::new_v4().to_string(),
-        agent_id: account.id.clone(),
-        title: format!("Video call with {name}"),
-        audience: Audience::Customer {
+    // Nobody joins by password: the invitation in the chat carries a token.
+    let room = Room::new_open(
+        uuid::Uuid::new_v4().to_string(),
+        account.id.clone(),
+        format!("Video call with {name}"),
+        Audience::Customer {
             phone: None,
             email: None,
         },
-        // Nobody joins by password: the invitation in the chat carries a token.
-        password_hash: hash_password(crate::auth::random_token()).await?,
-        code: None,
-        wrong_attempts: vec![],
-        state: RoomState::Open,
-        created_at: now_ms(),
-        ended_at: None,
-        revision: 0,
-        conversation_id: Some(chat_id.clone()),
-    };
-    match state.store.create_room(room.clone()).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => {
-            return Err(ApiError::Refused {
-                status: StatusCode::CONFLICT,
-                code: "room_open",
-                message: "you already have an open room".into(),
-            });
-        }
-        Err(e) => return Err(e.into()),
-    }
+        hash_password(crate::auth::random_token()).await?,
+        Some(chat_id.clone()),
+    );
+    create_own_room(&state, &room).await?;
     let token = token_for(&state, &room.id, "customer", &name, PersonKind::Customer, None);
     let link = format!("/room.html?room={}#token={}", room.id, token.token);
     if !state.hub.video_invite(&account.id, &chat_id, &room.id, link).await? {

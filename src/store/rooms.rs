@@ -103,6 +103,33 @@ pub struct Room {
     pub conversation_id: Option<String>,
 }
 
+impl Room {
+    /// A room that opens now, with no code and no wrong attempts yet.
+    pub fn new_open(
+        id: String,
+        agent_id: String,
+        title: String,
+        audience: Audience,
+        password_hash: String,
+        conversation_id: Option<String>,
+    ) -> Self {
+        Self {
+            id,
+            agent_id,
+            title,
+            audience,
+            password_hash,
+            code: None,
+            wrong_attempts: vec![],
+            state: RoomState::Open,
+            created_at: crate::clock::now_ms(),
+            ended_at: None,
+            revision: 0,
+            conversation_id,
+        }
+    }
+}
+
 /// Someone who joined a guest room; created on first join, reused by email, else phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Guest {
