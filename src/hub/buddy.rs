@@ -464,7 +464,8 @@ impl HubState {
             BuddyAction::Invite { to } => {
                 // Agents on shift show on the staff roster from the service desk alone; an
                 // invitation must reach a buddy page (on any node), or it would wait for nobody.
-                if self.buddies.presence_ref(roster).is_online(BuddyId(to)) && !self.buddies.holders.has_page(BuddyId(to))
+                if self.buddies.presence_ref(roster).is_online(BuddyId(to))
+                    && !self.buddies.holders.has_page(BuddyId(to))
                 {
                     return Err((
                         "target_not_reachable",
@@ -618,7 +619,13 @@ impl HubState {
 
     /// The desk connection of an agent closed: one fewer connection on the staff roster.
     pub(super) fn buddy_agent_offline(&mut self, agent: &AgentId) {
-        self.buddy_submit(BuddyEvent::DeskClosed { key: staff_key(&agent.0) }, None, None);
+        self.buddy_submit(
+            BuddyEvent::DeskClosed {
+                key: staff_key(&agent.0),
+            },
+            None,
+            None,
+        );
     }
 
     /// A disabled account leaves the staff roster at once, on every connection.

@@ -29,14 +29,29 @@ pub(crate) enum BuddyEvent {
         role: Option<String>,
     },
     /// A buddy page's connection of `who` closed.
-    PageClosed { who: u64 },
+    PageClosed {
+        who: u64,
+    },
     /// An agent's desk connection opened: they show on the staff roster.
-    DeskOpened { key: String, name: String, role: String },
-    DeskClosed { key: String },
+    DeskOpened {
+        key: String,
+        name: String,
+        role: String,
+    },
+    DeskClosed {
+        key: String,
+    },
     /// `who`'s leave grace period (`epoch`) ran out on the node running its timer.
-    GraceExpired { who: u64, epoch: u64 },
+    GraceExpired {
+        who: u64,
+        epoch: u64,
+    },
     /// Something `who` did on connection `conn`; a refusal is told there.
-    Act { conn: u64, who: u64, action: BuddyAction },
+    Act {
+        conn: u64,
+        who: u64,
+        action: BuddyAction,
+    },
 }
 
 /// What a joined person asks of the buddy list.

@@ -76,7 +76,10 @@ async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
     let (mut ann, ann_welcome) = buddy(&alpha, "Ann", None).await;
     let (bob_beta, bob_welcome) = buddy(&beta, "Bob", None).await;
     let bob = id(&bob_welcome);
-    assert!(listed(&bob_welcome, id(&ann_welcome)), "Ann on alpha is on Bob's list: {bob_welcome}");
+    assert!(
+        listed(&bob_welcome, id(&ann_welcome)),
+        "Ann on alpha is on Bob's list: {bob_welcome}"
+    );
     let joined = ann.next_of("buddy_joined").await;
     assert_eq!(
         (joined["buddy"]["id"].as_u64(), joined["buddy"]["name"].as_str()),
@@ -94,7 +97,8 @@ async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
     tokio::time::sleep(GRACE * 3).await;
     let seen = ann.drain().await;
     assert!(
-        seen.iter().all(|f| f["type"] != "buddy_left" && f["type"] != "buddy_joined"),
+        seen.iter()
+            .all(|f| f["type"] != "buddy_left" && f["type"] != "buddy_joined"),
         "one device left of two is neither a leave nor a join: {seen:?}"
     );
     // His last device goes: offline for Ann after the grace period.
@@ -128,7 +132,10 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
     ann.send(json!({"type": "invite", "to": ib})).await;
     let invited = bob.next_of("invited").await;
     assert_eq!(
-        (invited["invitation"]["from"].as_u64(), invited["invitation"]["to"].as_u64()),
+        (
+            invited["invitation"]["from"].as_u64(),
+            invited["invitation"]["to"].as_u64()
+        ),
         (Some(ia), Some(ib))
     );
     let inv = invited["invitation"]["invitation_id"].as_u64().unwrap();
@@ -148,10 +155,15 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
     }
 
     let chat = start_chat(&mut ann, &mut bob, ib).await;
-    ann.send(json!({"type": "typing", "chat_id": chat, "active": true})).await;
+    ann.send(json!({"type": "typing", "chat_id": chat, "active": true}))
+        .await;
     let typing = bob.next_of("buddy_typing").await;
     assert_eq!(
-        (typing["chat_id"].as_str(), typing["from"].as_u64(), typing["active"].as_bool()),
+        (
+            typing["chat_id"].as_str(),
+            typing["from"].as_u64(),
+            typing["active"].as_bool()
+        ),
         (Some(chat.as_str()), Some(ia), Some(true))
     );
     for i in 0..5 {
@@ -181,14 +193,22 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
         assert!(m["client_id"].as_str().unwrap().starts_with("ac"), "{m}");
     }
     for m in seen_by_ann.iter().filter(|m| m["type"] == "message") {
-        assert_eq!((m["from"].as_str(), m["sender"].as_u64()), (Some("buddy"), Some(ib)), "{m}");
+        assert_eq!(
+            (m["from"].as_str(), m["sender"].as_u64()),
+            (Some("buddy"), Some(ib)),
+            "{m}"
+        );
     }
 
     bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
     for side in [&mut ann, &mut bob] {
         let ended = side.next_of("buddy_chat_ended").await;
         assert_eq!(
-            (ended["chat_id"].as_str(), ended["ended_by"].as_u64(), ended["reason"].as_str()),
+            (
+                ended["chat_id"].as_str(),
+                ended["ended_by"].as_u64(),
+                ended["reason"].as_str()
+            ),
             (Some(chat.as_str()), Some(ib), Some("ended"))
         );
     }
@@ -205,7 +225,10 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
         {
             break record;
         }
-        assert!(Instant::now() < deadline, "the buddy chat is archived with its 10 messages");
+        assert!(
+            Instant::now() < deadline,
+            "the buddy chat is archived with its 10 messages"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let archived: Vec<(u64, String)> = record.messages.iter().map(|m| (m.seq, m.id.clone())).collect();
@@ -223,7 +246,10 @@ async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
     let redis = RedisServer::start().await;
     let store: SharedStore = Arc::new(MemoryStore::new());
     let settle = Duration::from_secs(5);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, move |s| s.buddy_grace = settle).await;
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, move |s| {
+        s.buddy_grace = settle
+    })
+    .await;
     let beta = node_with(store.clone(), &redis, "beta", &scratch, move |s| s.buddy_grace = settle).await;
 
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
@@ -232,7 +258,8 @@ async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
     ann.next_of("buddy_joined").await;
     let chat = start_chat(&mut ann, &mut bob, ib).await;
     for text in ["one", "two"] {
-        ann.send(json!({"type": "message", "chat_id": chat, "text": text})).await;
+        ann.send(json!({"type": "message", "chat_id": chat, "text": text}))
+            .await;
     }
     assert_eq!(messages(&mut bob, 2).await[1]["seq"], 2);
 
@@ -304,7 +331,9 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
         ("BUDDY_GRACE_SECS", "1"),
     ];
     let mut command = hub_command(&scratch.0, &envs, &["serve"]);
-    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let mut doomed = Running(command.spawn().expect("the hub binary starts"));
     wait_for_port(port).await;
 

@@ -869,10 +869,6 @@ impl HubState {
 
     /// Sends a buddy event (JSON) to the events stream; false when the router's queue is full.
     pub(in crate::hub) fn buddy_call(&self, event: String, conn: Option<ConnId>, client_id: Option<String>) -> bool {
-        self.call(RouterCall::Buddy {
-            event,
-            conn,
-            client_id,
-        })
+        self.call(RouterCall::Buddy { event, conn, client_id })
     }
 }
