@@ -18,13 +18,15 @@ pub const BUDDY_TRANSITION: &str = "buddy";
 /// The stream's bound, as the routing scripts keep it (`lua/routing.lua`).
 const EVENTS_MAXLEN: u64 = 100_000;
 
-/// Appends one buddy event (its JSON) for `node` at `incarnation`; `Fenced` when that
-/// node is not alive, so a stale node's belief is never recorded.
+/// Appends one buddy event (its JSON) for `node` at `incarnation`, made by `process` (the
+/// entry's arguments are `[event, process]`); `Fenced` when that node is not alive, so a
+/// stale node's belief is never recorded.
 pub async fn append(
     conn: &mut ConnectionManager,
     node: &str,
     incarnation: u64,
     event: &str,
+    process: &str,
 ) -> Result<(), ClusterRoutingError> {
     let _: String = APPEND
         .key(EVENTS_KEY)
@@ -32,6 +34,7 @@ pub async fn append(
         .arg(incarnation)
         .arg(event)
         .arg(EVENTS_MAXLEN)
+        .arg(process)
         .invoke_async(conn)
         .await?;
     Ok(())

@@ -232,4 +232,71 @@ mod tests {
         assert!(h.closed(a, "n2", true));
         assert!(!h.has_page(a));
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Open { who: u64, node: usize, page: bool },
+        Close { who: u64, node: usize, page: bool },
+        Lose { node: usize, heir: usize },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (1..4u64, 0..3usize, any::<bool>()).prop_map(|(who, node, page)| Op::Open { who, node, page }),
+            (1..4u64, 0..3usize, any::<bool>()).prop_map(|(who, node, page)| Op::Close { who, node, page }),
+            (0..3usize, 0..3usize).prop_map(|(node, heir)| Op::Lose { node, heir }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Driven as the desk drives them, the holders and the presence core agree after
+        /// every step of random opens, closes (some of them stale: after their node was
+        /// lost) and node losses: each person has as many connections in the core as the
+        /// nodes hold, a close a lost node already gave up changes nothing, and once every
+        /// node is lost nobody is connected.
+        #[test]
+        fn holders_and_the_core_count_the_same_connections(ops in proptest::collection::vec(op(), 1..60)) {
+            use crate::core::presence::Presence;
+            const NODES: [&str; 3] = ["n0", "n1", "n2"];
+            let (mut h, mut p, mut out) = (Holders::default(), Presence::new(), vec![]);
+            let count = |h: &Holders, who: BuddyId| -> usize {
+                h.held.get(&who).map_or(0, |nodes| nodes.values().map(|x| (x.pages + x.desks) as usize).sum())
+            };
+            for op in ops {
+                match op {
+                    Op::Open { who, node, page } => {
+                        p.connect(BuddyId(who), "x", &mut out).unwrap();
+                        h.opened(BuddyId(who), NODES[node], page);
+                    }
+                    Op::Close { who, node, page } => {
+                        if h.closed(BuddyId(who), NODES[node], page) {
+                            p.disconnect(BuddyId(who), &mut out).unwrap();
+                        }
+                    }
+                    Op::Lose { node, heir } => {
+                        for (who, n) in h.take_node(NODES[node]) {
+                            for _ in 0..n {
+                                p.disconnect(who, &mut out).unwrap();
+                            }
+                        }
+                        h.hand_timers(NODES[node], NODES[heir]);
+                    }
+                }
+                for who in 1..4 {
+                    proptest::prop_assert_eq!(p.connections(BuddyId(who)), count(&h, BuddyId(who)));
+                }
+            }
+            for node in NODES {
+                for (who, n) in h.take_node(node) {
+                    for _ in 0..n {
+                        p.disconnect(who, &mut out).unwrap();
+                    }
+                }
+            }
+            for who in 1..4 {
+                proptest::prop_assert_eq!(p.connections(BuddyId(who)), 0);
+            }
+        }
+    }
 }

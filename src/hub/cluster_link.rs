@@ -88,10 +88,11 @@ pub(crate) enum RouterCall {
     /// A resume on `conn` with a token this node did not issue: whose is it?
     FindToken { conn: ConnId, token: String, last_seq: u64 },
     // ---- the buddy list across nodes ----
-    /// A buddy-list event (JSON) for the events stream; a refusal is told to `conn`
-    /// (with `client_id`, the message it refuses).
+    /// A buddy-list event (JSON) made by this process (`Link::nonce`) for the events
+    /// stream; a refusal is told to `conn` (with `client_id`, the message it refuses).
     Buddy {
         event: String,
+        process: String,
         conn: Option<ConnId>,
         client_id: Option<String>,
     },
@@ -379,11 +380,14 @@ async fn router(
             }
             RouterCall::Buddy {
                 event,
+                process,
                 conn: who,
                 client_id,
             } => {
                 let result = match member {
-                    Some(incarnation) => buddy_log::append(&mut conn, cluster.node_id(), incarnation, &event).await,
+                    Some(incarnation) => {
+                        buddy_log::append(&mut conn, cluster.node_id(), incarnation, &event, &process).await
+                    }
                     None => Err(ClusterRoutingError::Fenced),
                 };
                 if let Err(e) = result {

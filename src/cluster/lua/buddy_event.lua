@@ -2,7 +2,8 @@
 -- after the caller's fencing check, atomically: every node replays the stream through
 -- its replica of the buddy desk (src/hub/buddy.rs, the rules of src/core/presence.rs),
 -- so all of them apply the same events in the same order, node losses included.
--- KEYS[1]: {sb}:routing-events. ARGV: node, incarnation, the event (JSON), stream bound.
+-- KEYS[1]: {sb}:routing-events. ARGV: node, incarnation, the event (JSON), stream bound,
+-- the process that made it (a node id outlives a process: connection ids do not).
 -- Replies the entry's id, or an error FENCED when the caller is not alive.
 local P = '{sb}:'
 local t = redis.call('TIME')
@@ -17,4 +18,4 @@ if not deadline or tonumber(deadline) < now then
 end
 -- The routing entries' shape: `a` a JSON list of string arguments, `d` no decisions.
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
-  't', 'buddy', 'n', node, 'a', cjson.encode({ ARGV[3] }), 'd', '[]')
+  't', 'buddy', 'n', node, 'a', cjson.encode({ ARGV[3], ARGV[5] }), 'd', '[]')

@@ -867,8 +867,22 @@ impl HubState {
         self.cluster.as_ref().map(|c| c.link.node.as_str())
     }
 
+    /// Whether an events stream entry made by `process` on `node` was made by this process
+    /// (the one whose connection ids it names), not by an earlier one under this node's id.
+    pub(in crate::hub) fn buddy_made_here(&self, node: &str, process: &str) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.link.node == node && c.link.nonce == process)
+    }
+
     /// Sends a buddy event (JSON) to the events stream; false when the router's queue is full.
     pub(in crate::hub) fn buddy_call(&self, event: String, conn: Option<ConnId>, client_id: Option<String>) -> bool {
-        self.call(RouterCall::Buddy { event, conn, client_id })
+        let process = self.cluster.as_ref().map(|c| c.link.nonce.clone()).unwrap_or_default();
+        self.call(RouterCall::Buddy {
+            event,
+            process,
+            conn,
+            client_id,
+        })
     }
 }
