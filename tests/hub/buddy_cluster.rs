@@ -377,3 +377,61 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     assert_eq!(left["id"].as_u64(), Some(ib));
     live.stop().await;
 }
+
+/// The staff roster across nodes: agents on the desk on alpha show, with their role, on
+/// an admin's staff buddy page on beta; one on shift without a buddy page anywhere cannot
+/// be invited; another coming on shift on alpha shows up live on beta, and leaves it when
+/// their desk closes, after the grace period.
+#[tokio::test]
+async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
+    let scratch = TempDir::new("buddy-cluster-staff");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+
+    let _ann = alpha.agent("ann", &["general"], 1).await;
+    let admin = beta.admin().await;
+    let auth = format!("Bearer {}", admin.token);
+    let url = beta.ws_url("/ws/buddy");
+    // The desk's coming online reaches beta through the stream: wait for it.
+    let deadline = Instant::now() + WAIT;
+    let (mut staff, welcome) = loop {
+        let mut staff = Ws::connect(&url, &[("authorization", &auth)]).await.unwrap();
+        let welcome = staff.next_of("buddy_welcome").await;
+        let ann = welcome["buddies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["name"] == "ANN" && b["role"] == "agent");
+        if ann {
+            break (staff, welcome);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ANN never showed on beta's staff roster: {welcome}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ann_id = welcome["buddies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "ANN")
+        .unwrap()["id"]
+        .clone();
+    staff.send(json!({"type": "invite", "to": ann_id})).await;
+    assert_eq!(staff.next_of("error").await["code"], "target_not_reachable");
+
+    let bob = alpha.agent("bob", &["general"], 1).await;
+    let joined = staff.next_of("buddy_joined").await;
+    assert_eq!(
+        (joined["buddy"]["name"].as_str(), joined["buddy"]["role"].as_str()),
+        (Some("BOB"), Some("agent"))
+    );
+    drop(bob);
+    let left = staff.next_of("buddy_left").await;
+    assert_eq!(left["id"], joined["buddy"]["id"]);
+    alpha.stop().await;
+    beta.stop().await;
+}
