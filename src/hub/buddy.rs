@@ -28,7 +28,9 @@ use super::{Command, after, now_ms};
 use crate::core::presence::{BuddyChatId, BuddyId, InvitationId, Presence, Status};
 use crate::core::routing::AgentId;
 use crate::protocol::{Buddy, BuddyChatSnapshot, ClientFrame, InvitationRef, ServerFrame};
-use crate::store::{Account, ArchiveEvent, ConversationClosed, ConversationOpened, EndReason, Role, Side};
+use crate::store::{
+    Account, ArchiveEvent, ArchivedMessage, ConversationClosed, ConversationOpened, EndReason, Role, Side,
+};
 
 /// Messages kept per buddy chat for a reloading page.
 const TRANSCRIPT_LIMIT: usize = 500;
@@ -691,15 +693,39 @@ impl HubState {
             }
         }
         let mut reopened = vec![];
-        for chat in self.buddies.chats.values_mut().filter(|c| c.archiver == lost) {
-            chat.archiver = heir.to_string();
+        let desk = &mut self.buddies;
+        for ((roster, chat), log) in desk.chats.iter_mut().filter(|(_, log)| log.archiver == lost) {
+            log.archiver = heir.to_string();
             if heir == here {
-                reopened.push(chat.opened.clone());
+                let presence = match roster {
+                    Roster::Public => &desk.public,
+                    Roster::Staff => &desk.staff,
+                };
+                let inviter = presence.chat_members(*chat).map(|(a, _)| a.0);
+                reopened.push((log.opened.clone(), inviter, log.transcript.after(0)));
             }
         }
-        for opened in reopened {
-            // The lost node may not have archived the opening yet; a repeat changes nothing.
+        // The lost node may not have archived all of it: the heir archives the opening and
+        // every message kept again, which the store ignores where it has them (by seq).
+        for (opened, inviter, messages) in reopened {
+            let id = opened.id.clone();
             self.archive.push_opening(ArchiveEvent::Opened(opened));
+            for m in messages {
+                self.archive.push_message(ArchiveEvent::Message {
+                    conversation_id: id.clone(),
+                    message: ArchivedMessage {
+                        id: m.id,
+                        seq: m.seq,
+                        from: if m.sender == inviter {
+                            Side::Customer
+                        } else {
+                            Side::Agent
+                        },
+                        text: m.text,
+                        at: m.at,
+                    },
+                });
+            }
         }
     }
 }

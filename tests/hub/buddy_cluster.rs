@@ -304,17 +304,16 @@ impl Drop for Running {
     }
 }
 
-/// Part 4: a real hub process ("doomed") holding Bob, who has invited Ann (on a live
-/// node), is killed with SIGKILL: the live node reaps it, and after the grace period Bob
-/// is offline for Ann and his invitation closes (`inviter_left`), as on one node when his
-/// last connection closes.
+/// Part 4: a real hub process ("doomed") holds Bob, in a chat with Ann (on a live node)
+/// that he accepted (so doomed archives it), and Dan, who has invited Cid (live). Killed
+/// with SIGKILL: the live node reaps it, and after the grace period today's rules on a
+/// disconnect apply — Ann's chat ends (`peer_left`), Cid's invitation closes
+/// (`inviter_left`), Bob and Dan leave the list — and the live node, heir of the
+/// archive, has the chat archived once: opened, its messages, closed.
 #[tokio::test]
 async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     let scratch = TempDir::new("buddy-cluster-kill");
     let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let live = node(&store, &redis, "live", &scratch).await;
-
     let port = free_port();
     let (bind, url) = (format!("127.0.0.1:{port}"), redis.url());
     let uri = crate::archive::mongo_uri();
@@ -336,45 +335,121 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
         .stderr(std::process::Stdio::null());
     let mut doomed = Running(command.spawn().expect("the hub binary starts"));
     wait_for_port(port).await;
-
-    let (mut ann, wa) = buddy(&live, "Ann", None).await;
-    // The process joins the cluster a moment after it listens: until then it refuses.
+    // Registered in Redis once its store is open and its first admin made (the live node
+    // would otherwise race it to make the same admin).
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
     let deadline = Instant::now() + WAIT;
-    let (mut bob, wb) = loop {
-        // 503 while its store opens; a refusal while it has no lease yet.
-        let frame = match Ws::connect(&format!("ws://{bind}/ws/buddy"), &[]).await {
-            Ok(mut ws) => {
-                ws.send(json!({"type": "buddy_join", "name": "Bob"})).await;
-                let frame = ws
-                    .next_matching(|f| f["type"] == "buddy_welcome" || f["type"] == "error")
-                    .await;
-                if frame["type"] == "buddy_welcome" {
-                    break (ws, frame);
-                }
-                frame
+    loop {
+        let registered: Option<u64> = redis::cmd("HGET")
+            .arg("{sb}:nodes")
+            .arg("doomed")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if registered.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the doomed node never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The live node on the same database: the archive is one.
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let live = node(&store, &redis, "live", &scratch).await;
+
+    // The process joins the cluster a moment after it listens: until then it refuses.
+    let doomed_buddy = |name: &'static str| {
+        let url = format!("ws://{bind}/ws/buddy");
+        async move {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                // 503 while its store opens; a refusal while it has no lease yet.
+                let frame = match Ws::connect(&url, &[]).await {
+                    Ok(mut ws) => {
+                        ws.send(json!({"type": "buddy_join", "name": name})).await;
+                        let frame = ws
+                            .next_matching(|f| f["type"] == "buddy_welcome" || f["type"] == "error")
+                            .await;
+                        if frame["type"] == "buddy_welcome" {
+                            return (ws, frame);
+                        }
+                        frame
+                    }
+                    Err(e) => json!(e.to_string()),
+                };
+                assert!(Instant::now() < deadline, "the doomed node never took a buddy: {frame}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => json!(e.to_string()),
-        };
-        assert!(Instant::now() < deadline, "the doomed node never took a buddy: {frame}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     };
-    let ib = id(&wb);
-    assert_eq!(ann.next_of("buddy_joined").await["buddy"]["id"].as_u64(), Some(ib));
-    bob.send(json!({"type": "invite", "to": id(&wa)})).await;
-    let inv = ann.next_of("invited").await["invitation"]["invitation_id"]
+    let (mut ann, _) = buddy(&live, "Ann", None).await;
+    let (mut cid, wc) = buddy(&live, "Cid", None).await;
+    let (mut bob, wb) = doomed_buddy("Bob").await;
+    let (mut dan, wd) = doomed_buddy("Dan").await;
+    let (ib, id_dan) = (id(&wb), id(&wd));
+
+    let chat = start_chat(&mut ann, &mut bob, ib).await;
+    // In turn, each seen by the other before the next: one order to compare the archive with.
+    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+        let (from, to) = if i % 2 == 0 {
+            (&mut ann, &mut bob)
+        } else {
+            (&mut bob, &mut ann)
+        };
+        from.send(json!({"type": "message", "chat_id": chat, "text": text}))
+            .await;
+        assert_eq!(to.next_of("message").await["seq"], i + 1);
+    }
+    dan.send(json!({"type": "invite", "to": id(&wc)})).await;
+    let inv = cid.next_of("invited").await["invitation"]["invitation_id"]
         .as_u64()
         .unwrap();
 
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
-    drop(bob);
-    let closed = ann.next_of("invitation_closed").await;
+    drop((bob, dan));
+    let ended = ann.next_of("buddy_chat_ended").await;
+    assert_eq!(
+        (
+            ended["chat_id"].as_str(),
+            ended["ended_by"].as_u64(),
+            ended["reason"].as_str()
+        ),
+        (Some(chat.as_str()), Some(ib), Some("peer_left"))
+    );
+    let closed = cid.next_of("invitation_closed").await;
     assert_eq!(
         (closed["invitation_id"].as_u64(), closed["reason"].as_str()),
         (Some(inv), Some("inviter_left"))
     );
-    let left = ann.next_matching(|f| f["type"] == "buddy_left").await;
-    assert_eq!(left["id"].as_u64(), Some(ib));
+    let mut gone = vec![];
+    while gone.len() < 2 {
+        gone.push(
+            ann.next_matching(|f| f["type"] == "buddy_left").await["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    gone.sort_unstable();
+    assert_eq!(gone, [ib.min(id_dan), ib.max(id_dan)]);
+
+    let deadline = Instant::now() + WAIT;
+    let record = loop {
+        if let Ok(record) = store.conversation(&chat).await
+            && record.closed.is_some()
+            && record.messages.len() == 3
+        {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the buddy chat is archived, closed, with its 3 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
     live.stop().await;
 }
 
