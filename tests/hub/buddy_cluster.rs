@@ -304,16 +304,16 @@ impl Drop for Running {
     }
 }
 
-/// Part 4: a real hub process ("doomed") holds Bob, in a chat with Ann (on a live node)
-/// that he accepted (so doomed archives it), and Dan, who has invited Cid (live). Killed
-/// with SIGKILL: the live node reaps it, and after the grace period today's rules on a
-/// disconnect apply — Ann's chat ends (`peer_left`), Cid's invitation closes
-/// (`inviter_left`), Bob and Dan leave the list — and the live node, heir of the
-/// archive, has the chat archived once: opened, its messages, closed.
-#[tokio::test]
-async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
-    let scratch = TempDir::new("buddy-cluster-kill");
-    let redis = RedisServer::start().await;
+/// A real hub process in the cluster at `redis` as `node`, on a MongoDB database of its
+/// own, with `BUDDY_GRACE_SECS` = `grace_secs`; registered in Redis before this returns
+/// (its store open and its first admin made). Returns it, its address, the MongoDB URI
+/// and database.
+async fn node_process(
+    redis: &RedisServer,
+    scratch: &TempDir,
+    node: &str,
+    grace_secs: &str,
+) -> (Running, String, String, String) {
     let port = free_port();
     let (bind, url) = (format!("127.0.0.1:{port}"), redis.url());
     let uri = crate::archive::mongo_uri();
@@ -324,69 +324,86 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
         ("MONGODB_URI", uri.as_str()),
         ("MONGODB_DB", db.as_str()),
         ("REDIS_URL", url.as_str()),
-        ("NODE_ID", "doomed"),
+        ("NODE_ID", node),
         ("CLUSTER_LEASE_MS", "1000"),
         ("CLUSTER_RENEW_MS", "200"),
-        ("BUDDY_GRACE_SECS", "1"),
+        ("BUDDY_GRACE_SECS", grace_secs),
     ];
     let mut command = hub_command(&scratch.0, &envs, &["serve"]);
     command
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut doomed = Running(command.spawn().expect("the hub binary starts"));
+    let running = Running(command.spawn().expect("the hub binary starts"));
     wait_for_port(port).await;
-    // Registered in Redis once its store is open and its first admin made (the live node
-    // would otherwise race it to make the same admin).
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
+    let mut conn = redis_conn(redis).await;
     let deadline = Instant::now() + WAIT;
-    loop {
-        let registered: Option<u64> = redis::cmd("HGET")
-            .arg("{sb}:nodes")
-            .arg("doomed")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if registered.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the doomed node never registered");
+    while registered(&mut conn, node).await.is_none() {
+        assert!(Instant::now() < deadline, "{node} never registered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (running, bind, uri, db)
+}
+
+async fn redis_conn(redis: &RedisServer) -> redis::aio::ConnectionManager {
+    redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// The incarnation Redis holds for `node`, if registered.
+async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Option<u64> {
+    redis::cmd("HGET")
+        .arg("{sb}:nodes")
+        .arg(node)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// A buddy joined on the hub process at `bind`, retried while it is not yet a member of
+/// the cluster (it refuses with `cluster_unavailable` until it holds its lease).
+async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
+    let url = format!("ws://{bind}/ws/buddy");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut ws = Ws::connect(&url, &[]).await.unwrap();
+        ws.send(json!({"type": "buddy_join", "name": name, "key": key})).await;
+        let frame = ws
+            .next_matching(|f| f["type"] == "buddy_welcome" || f["type"] == "error")
+            .await;
+        if frame["type"] == "buddy_welcome" {
+            return (ws, frame);
+        }
+        assert!(Instant::now() < deadline, "{bind} never took a buddy: {frame}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
+    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(done, 0, "cannot signal process {}", child.id());
+}
+
+/// Part 4: a real hub process ("doomed") holds Bob, in a chat with Ann (on a live node)
+/// that he accepted (so doomed archives it), and Dan, who has invited Cid (live). Killed
+/// with SIGKILL: the live node reaps it, and after the grace period today's rules on a
+/// disconnect apply — Ann's chat ends (`peer_left`), Cid's invitation closes
+/// (`inviter_left`), Bob and Dan leave the list — and the live node, heir of the
+/// archive, has the chat archived once: opened, its messages, closed.
+#[tokio::test]
+async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
+    let scratch = TempDir::new("buddy-cluster-kill");
+    let redis = RedisServer::start().await;
+    let (mut doomed, bind, uri, db) = node_process(&redis, &scratch, "doomed", "1").await;
     // The live node on the same database: the archive is one.
     let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
     let live = node(&store, &redis, "live", &scratch).await;
 
-    // The process joins the cluster a moment after it listens: until then it refuses.
-    let doomed_buddy = |name: &'static str| {
-        let url = format!("ws://{bind}/ws/buddy");
-        async move {
-            let deadline = Instant::now() + WAIT;
-            loop {
-                // 503 while its store opens; a refusal while it has no lease yet.
-                let frame = match Ws::connect(&url, &[]).await {
-                    Ok(mut ws) => {
-                        ws.send(json!({"type": "buddy_join", "name": name})).await;
-                        let frame = ws
-                            .next_matching(|f| f["type"] == "buddy_welcome" || f["type"] == "error")
-                            .await;
-                        if frame["type"] == "buddy_welcome" {
-                            return (ws, frame);
-                        }
-                        frame
-                    }
-                    Err(e) => json!(e.to_string()),
-                };
-                assert!(Instant::now() < deadline, "the doomed node never took a buddy: {frame}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut cid, wc) = buddy(&live, "Cid", None).await;
-    let (mut bob, wb) = doomed_buddy("Bob").await;
-    let (mut dan, wd) = doomed_buddy("Dan").await;
+    let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
+    let (mut dan, wd) = buddy_on(&bind, "Dan", None).await;
     let (ib, id_dan) = (id(&wb), id(&wd));
 
     let chat = start_chat(&mut ann, &mut bob, ib).await;
@@ -509,4 +526,41 @@ async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
     assert_eq!(left["id"], joined["buddy"]["id"]);
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// A stalled node ("sleepy", SIGSTOP past its lease) holding Bob is reaped; woken, it is
+/// fenced and closes Bob's page (1012: reconnect, any node); Bob comes back on the live
+/// node with his key within the grace period and is the same person, and Ann, who saw
+/// him all along, is told nothing.
+#[tokio::test]
+async fn a_stalled_nodes_buddy_is_let_go_on_waking_and_comes_back_elsewhere_as_themselves() {
+    let scratch = TempDir::new("buddy-cluster-stall");
+    let redis = RedisServer::start().await;
+    let grace = Duration::from_secs(8);
+    let (sleepy, bind, uri, db) = node_process(&redis, &scratch, "sleepy", "8").await;
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let live = node_with(store, &redis, "live", &scratch, move |s| s.buddy_grace = grace).await;
+    let (mut ann, _) = buddy(&live, "Ann", None).await;
+    let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
+    let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());
+    assert_eq!(ann.next_of("buddy_joined").await["buddy"]["id"].as_u64(), Some(ib));
+
+    signal(&sleepy.0, libc::SIGSTOP);
+    let mut conn = redis_conn(&redis).await;
+    let deadline = Instant::now() + WAIT;
+    while registered(&mut conn, "sleepy").await.is_some() {
+        assert!(Instant::now() < deadline, "the stalled node was never reaped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&sleepy.0, libc::SIGCONT);
+    assert_eq!(
+        bob.closed().await.map(u16::from),
+        Some(1012),
+        "the fenced node lets go of its buddy"
+    );
+    let (_bob, back) = buddy(&live, "Bob", Some(&key)).await;
+    assert_eq!(id(&back), ib, "the same person on the live node");
+    let seen = ann.drain().await;
+    assert!(seen.iter().all(|f| f["type"] != "buddy_left"), "{seen:?}");
+    live.stop().await;
 }
