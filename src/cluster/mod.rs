@@ -16,3 +16,6 @@ pub mod routing_scripts;
 
 // ---- a customer's resume on another node ----
 pub mod resume_tokens;
+
+// ---- the buddy list across nodes ----
+pub mod buddy_log;

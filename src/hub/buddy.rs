@@ -8,22 +8,28 @@
 //!
 //! A person is identified by a key the hub issues on their first join (kept by
 //! the page and sent again from other tabs or devices), or by their account.
+//!
+//! Every change is a [`BuddyEvent`]: a frame or a timer makes one, and the desk applies
+//! it (`buddy_replay`). On one node that happens at once. In a cluster the event goes
+//! through the routing events stream first and every node applies every event in the
+//! stream's order, so each node's desk is a replica of one buddy list: the presence core
+//! decides the same everywhere, each node delivers to the connections it has, and the
+//! node that made an event answers the connection that asked (docs/cluster.md §15).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use super::buddy_events::{BuddyAction, BuddyEvent, Holders};
 use super::delivery::{ConnId, Delivery, Outbound, Recipient};
 use super::service::HubState;
 use super::transcript::{Author, Stamped, Transcript};
 use super::{Command, after, now_ms};
-use crate::core::presence::{
-    BuddyChatId, BuddyDecision, BuddyId, ChatEndReason, CloseReason, InvitationId, Presence, Status,
-};
+use crate::core::presence::{BuddyChatId, BuddyId, InvitationId, Presence, Status};
 use crate::core::routing::AgentId;
 use crate::protocol::{Buddy, BuddyChatSnapshot, ClientFrame, InvitationRef, ServerFrame};
 use crate::store::{
-    Account, ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Role, Side,
+    Account, ArchiveEvent, ArchivedMessage, ConversationClosed, ConversationOpened, EndReason, Role, Side,
 };
 
 /// Messages kept per buddy chat for a reloading page.
@@ -45,6 +51,11 @@ struct Person {
 struct BuddyChat {
     wire_id: String,
     transcript: Transcript,
+    /// The node that archives the chat (opening, messages, closing, in event order): the
+    /// one whose accept opened it, or the heir of its loss. `""` on one node.
+    archiver: String,
+    /// The opening as archived, for an heir to archive again (the store ignores a repeat).
+    opened: ConversationOpened,
 }
 
 #[derive(Default)]
@@ -57,6 +68,13 @@ pub(crate) struct BuddyDesk {
     /// Staff chats and public chats come from two counters; the roster is part of the key.
     chat_by_wire: HashMap<String, (Roster, BuddyChatId)>,
     next_id: u64,
+    // ---- the buddy list across nodes (issue 15) ----
+    /// Open connections by node, and who runs which grace timer.
+    holders: Holders,
+    /// Connections of this node whose `buddy_join` has not been applied yet.
+    pub(super) joining: HashSet<ConnId>,
+    /// The wire id of the chat the accept being applied opens.
+    opening_wire: Option<String>,
 }
 
 impl BuddyDesk {
@@ -78,8 +96,16 @@ impl BuddyDesk {
         }
     }
 
-    /// The person behind a key, creating them when the key is new or unknown.
-    fn person_for(&mut self, key: Option<&str>, name: &str, roster: Roster, role: Option<&'static str>) -> BuddyId {
+    /// The person behind a key, creating them when the key is new or unknown (a new public
+    /// person gets `new_key`).
+    fn person_for(
+        &mut self,
+        key: Option<&str>,
+        name: &str,
+        roster: Roster,
+        role: Option<&'static str>,
+        new_key: &str,
+    ) -> BuddyId {
         if let Some(id) = key.and_then(|k| self.by_key.get(k)).copied()
             && self.people.get(&id).is_some_and(|p| p.roster == roster)
         {
@@ -89,7 +115,7 @@ impl BuddyDesk {
         let id = BuddyId(self.next_id);
         let key = match (roster, key) {
             (Roster::Staff, Some(k)) => k.to_string(),
-            _ => Uuid::new_v4().simple().to_string(),
+            _ => new_key.to_string(),
         };
         self.by_key.insert(key.clone(), id);
         self.people.insert(
@@ -123,18 +149,33 @@ fn staff_key(account_id: &str) -> String {
     format!("account:{account_id}")
 }
 
+/// A role as an event carries it back to the name the roster shows.
+fn role_named(role: Option<&str>) -> Option<&'static str> {
+    match role {
+        Some("agent") => Some("agent"),
+        Some("admin") => Some("admin"),
+        _ => None,
+    }
+}
+
+type Refusal = (&'static str, String);
+
+mod decisions;
+
 impl HubState {
     /// A buddy page connected. Signed-in staff join their roster at once; others send `buddy_join`.
     pub(super) fn buddy_registered(&mut self, conn: ConnId, account: Option<Account>) {
         if let Some(account) = account {
-            let key = staff_key(&account.id);
-            let id = self.buddies.person_for(
-                Some(&key),
-                &account.display_name,
-                Roster::Staff,
-                Some(role_str(account.role)),
-            );
-            self.buddy_connect(conn, id);
+            self.buddies.joining.insert(conn);
+            let event = BuddyEvent::PageJoined {
+                conn: conn.0,
+                staff: true,
+                key: Some(staff_key(&account.id)),
+                new_key: String::new(),
+                name: account.display_name.clone(),
+                role: Some(role_str(account.role).to_string()),
+            };
+            self.buddy_submit(event, Some(conn), None);
         }
     }
 
@@ -147,12 +188,24 @@ impl HubState {
             ClientFrame::Message { client_id, .. } => client_id.clone(),
             _ => None,
         };
+        let joining = self.buddies.joining.contains(&conn);
         let result = match (me, frame) {
+            (None, ClientFrame::BuddyJoin { .. }) if joining => {
+                Err(("already_joined", "this connection has joined already".into()))
+            }
             (None, ClientFrame::BuddyJoin { name, key }) => {
                 match crate::core::names::checked_name(&name, crate::core::presence::MAX_NAME_CHARS) {
                     Ok(name) => {
-                        let id = self.buddies.person_for(key.as_deref(), &name, Roster::Public, None);
-                        self.buddy_connect(conn, id);
+                        self.buddies.joining.insert(conn);
+                        let event = BuddyEvent::PageJoined {
+                            conn: conn.0,
+                            staff: false,
+                            key,
+                            new_key: Uuid::new_v4().simple().to_string(),
+                            name,
+                            role: None,
+                        };
+                        self.buddy_submit(event, Some(conn), None);
                         Ok(())
                     }
                     Err(e) => Err((e.code(), e.to_string())),
@@ -162,24 +215,195 @@ impl HubState {
                 Err(("already_joined", "this connection has joined already".into()))
             }
             (None, other) => Err(("not_joined", format!("send buddy_join before {:?}", other.kind()))),
-            (Some(me), frame) => self.buddy_action(me, frame),
+            (Some(me), frame) => self.buddy_request(conn, me, frame, client_id.clone()),
         };
         if let Err((code, message)) = result {
             self.error_to_conn(conn, code, message, client_id);
         }
     }
 
-    fn buddy_connect(&mut self, conn: ConnId, id: BuddyId) {
-        let roster = self.buddies.people[&id].roster;
-        let name = self.buddies.people[&id].name.clone();
-        let mut out = vec![];
-        if let Err(e) = self.buddies.presence(roster).connect(id, &name, &mut out) {
-            return self.error_to_conn(conn, e.code(), e.to_string(), None);
+    /// Checks what needs no shared state (a message's length, the archive's room here)
+    /// and turns the frame into an event, drawing what must be the same on every node.
+    fn buddy_request(
+        &mut self,
+        conn: ConnId,
+        me: BuddyId,
+        frame: ClientFrame,
+        client_id: Option<String>,
+    ) -> Result<(), Refusal> {
+        let action = match frame {
+            ClientFrame::Invite { to } => BuddyAction::Invite { to },
+            ClientFrame::CancelInvite { invitation_id } => BuddyAction::Cancel {
+                invitation: invitation_id,
+            },
+            ClientFrame::Decline { invitation_id } => BuddyAction::Decline {
+                invitation: invitation_id,
+            },
+            ClientFrame::Accept { invitation_id } => {
+                // A chat the archive could not hold is not opened: the invitation stays open.
+                if self.archive.openings_available() == 0 {
+                    self.archive.refused("buddy chats are not opened");
+                    return Err((
+                        "archive_unavailable",
+                        "the archive is behind; accept again shortly".to_string(),
+                    ));
+                }
+                BuddyAction::Accept {
+                    invitation: invitation_id,
+                    wire: Uuid::now_v7().to_string(),
+                }
+            }
+            ClientFrame::EndChat { chat_id } => BuddyAction::End { chat: chat_id },
+            ClientFrame::Message { chat_id, text, .. } => {
+                self.check_message(&text)?;
+                BuddyAction::Message {
+                    chat: chat_id,
+                    id: Uuid::now_v7().to_string(),
+                    at: now_ms(),
+                    text,
+                    client_id: client_id.clone(),
+                }
+            }
+            ClientFrame::Typing { chat_id, active } => BuddyAction::Typing { chat: chat_id, active },
+            other => return Err(("not_allowed", format!("the buddy list has no {:?}", other.kind()))),
+        };
+        let event = BuddyEvent::Act {
+            conn: conn.0,
+            who: me.0,
+            action,
+        };
+        self.buddy_submit(event, Some(conn), client_id);
+        Ok(())
+    }
+
+    /// Applies an event now (one node) or sends it to the cluster's events stream, from
+    /// which every node applies it (`conn` is told if Redis refuses it).
+    fn buddy_submit(&mut self, event: BuddyEvent, conn: Option<ConnId>, client_id: Option<String>) {
+        if self.buddy_node().is_none() {
+            return self.buddy_replay("", true, event);
         }
-        self.set_who(conn, Recipient::Buddy(id));
-        let welcome = self.buddy_welcome(id);
-        self.send_to_conn(conn, &welcome);
-        self.buddy_apply(roster, out);
+        let json = serde_json::to_string(&event).expect("a buddy event is JSON");
+        if !self.buddy_call(json, conn, client_id.clone())
+            && let Some(conn) = conn
+        {
+            self.buddies.joining.remove(&conn);
+            self.error_to_conn(
+                conn,
+                crate::hub::cluster_link::UNAVAILABLE,
+                "the cluster is too busy; try again shortly",
+                client_id,
+            );
+        }
+    }
+
+    /// A buddy event from the cluster's events stream, made by `node` (arguments: the
+    /// event, and the process that made it).
+    pub(super) fn buddy_from_stream(&mut self, node: &str, args: &[String]) {
+        let mine = args.get(1).is_some_and(|process| self.buddy_made_here(node, process));
+        match args.first().map(|json| serde_json::from_str::<BuddyEvent>(json)) {
+            Some(Ok(event)) => self.buddy_replay(node, mine, event),
+            _ => tracing::error!(?args, "a buddy event this node cannot read"),
+        }
+    }
+
+    /// Applies one event made by `node` (`""`: this node, alone) to the desk; `mine`: made
+    /// by this process, which answers the connection the event names.
+    fn buddy_replay(&mut self, node: &str, mine: bool, event: BuddyEvent) {
+        match event {
+            BuddyEvent::PageJoined {
+                conn,
+                staff,
+                key,
+                new_key,
+                name,
+                role,
+            } => {
+                let conn = ConnId(conn);
+                let roster = if staff { Roster::Staff } else { Roster::Public };
+                let id = self
+                    .buddies
+                    .person_for(key.as_deref(), &name, roster, role_named(role.as_deref()), &new_key);
+                let name = self.buddies.people[&id].name.clone();
+                if mine {
+                    self.buddies.joining.remove(&conn);
+                }
+                let mut out = vec![];
+                if let Err(e) = self.buddies.presence(roster).connect(id, &name, &mut out) {
+                    if mine {
+                        self.error_to_conn(conn, e.code(), e.to_string(), None);
+                    }
+                    return;
+                }
+                self.buddies.holders.opened(id, node, true);
+                let mut closed_meanwhile = false;
+                if mine {
+                    if self.conn_role(conn).is_some() {
+                        self.set_who(conn, Recipient::Buddy(id));
+                        let welcome = self.buddy_welcome(id);
+                        self.send_to_conn(conn, &welcome);
+                    } else {
+                        closed_meanwhile = true;
+                    }
+                }
+                self.buddy_apply(roster, node, out);
+                if closed_meanwhile {
+                    // Gone before its join came back: count its close, as any other.
+                    self.buddy_submit(BuddyEvent::PageClosed { who: id.0 }, None, None);
+                }
+            }
+            BuddyEvent::PageClosed { who } => self.buddy_closed(BuddyId(who), node, true),
+            BuddyEvent::DeskOpened { key, name, role } => {
+                let id = self
+                    .buddies
+                    .person_for(Some(&key), &name, Roster::Staff, role_named(Some(&role)), "");
+                let mut out = vec![];
+                if self.buddies.staff.connect(id, &name, &mut out).is_ok() {
+                    self.buddies.holders.opened(id, node, false);
+                    self.buddy_apply(Roster::Staff, node, out);
+                }
+            }
+            BuddyEvent::DeskClosed { key } => {
+                if let Some(id) = self.buddies.by_key.get(&key).copied() {
+                    self.buddy_closed(id, node, false);
+                }
+            }
+            BuddyEvent::GraceExpired { who, epoch } => {
+                let id = BuddyId(who);
+                let Some(roster) = self.buddies.people.get(&id).map(|p| p.roster) else {
+                    return;
+                };
+                self.buddies.holders.timer_ended(id, epoch);
+                let mut out = vec![];
+                let _ = self.buddies.presence(roster).grace_expired(id, epoch, &mut out);
+                self.buddy_apply(roster, node, out);
+            }
+            BuddyEvent::Act { conn, who, action } => {
+                let client_id = match &action {
+                    BuddyAction::Message { client_id, .. } => client_id.clone(),
+                    _ => None,
+                };
+                if let Err((code, message)) = self.buddy_action(BuddyId(who), node, mine, action)
+                    && mine
+                {
+                    self.error_to_conn(ConnId(conn), code, message, client_id);
+                }
+            }
+        }
+    }
+
+    /// One of `id`'s connections on `node` closed; nothing when that node's connections
+    /// were already handed on (its loss was applied first).
+    fn buddy_closed(&mut self, id: BuddyId, node: &str, page: bool) {
+        let Some(roster) = self.buddies.people.get(&id).map(|p| p.roster) else {
+            return;
+        };
+        if !self.buddies.holders.closed(id, node, page) {
+            return;
+        }
+        let mut out = vec![];
+        if self.buddies.presence(roster).disconnect(id, &mut out).is_ok() {
+            self.buddy_apply(roster, node, out);
+        }
     }
 
     fn buddy_welcome(&self, id: BuddyId) -> ServerFrame {
@@ -231,16 +455,19 @@ impl HubState {
         }
     }
 
-    fn buddy_action(&mut self, me: BuddyId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
-        let roster = self.buddies.people[&me].roster;
+    /// What `me` asked, made on `node` (`mine`: this node, which answers the asker).
+    fn buddy_action(&mut self, me: BuddyId, node: &str, mine: bool, action: BuddyAction) -> Result<(), Refusal> {
+        let Some(roster) = self.buddies.people.get(&me).map(|p| p.roster) else {
+            return Err(("not_online", "You are not online.".to_string()));
+        };
         let mut out = vec![];
         let err = |e: crate::core::presence::BuddyError| (e.code(), e.to_string());
-        match frame {
-            ClientFrame::Invite { to } => {
+        match action {
+            BuddyAction::Invite { to } => {
                 // Agents on shift show on the staff roster from the service desk alone; an
-                // invitation must reach a buddy page, or it would wait for nobody.
+                // invitation must reach a buddy page (on any node), or it would wait for nobody.
                 if self.buddies.presence_ref(roster).is_online(BuddyId(to))
-                    && self.delivery.connections(&Recipient::Buddy(BuddyId(to))).is_empty()
+                    && !self.buddies.holders.has_page(BuddyId(to))
                 {
                     return Err((
                         "target_not_reachable",
@@ -252,47 +479,43 @@ impl HubState {
                     .invite(me, BuddyId(to), &mut out)
                     .map_err(err)?
             }
-            ClientFrame::CancelInvite { invitation_id } => self
+            BuddyAction::Cancel { invitation } => self
                 .buddies
                 .presence(roster)
-                .cancel(me, InvitationId(invitation_id), &mut out)
+                .cancel(me, InvitationId(invitation), &mut out)
                 .map_err(err)?,
-            ClientFrame::Decline { invitation_id } => self
+            BuddyAction::Decline { invitation } => self
                 .buddies
                 .presence(roster)
-                .decline(me, InvitationId(invitation_id), &mut out)
+                .decline(me, InvitationId(invitation), &mut out)
                 .map_err(err)?,
-            ClientFrame::Accept { invitation_id } => {
-                // A chat the archive could not hold is not opened: the invitation stays open.
-                if self.archive.openings_available() == 0 {
-                    self.archive.refused("buddy chats are not opened");
-                    return Err((
-                        "archive_unavailable",
-                        "the archive is behind; accept again shortly".to_string(),
-                    ));
-                }
+            BuddyAction::Accept { invitation, wire } => {
                 self.buddies
                     .presence(roster)
-                    .accept(me, InvitationId(invitation_id), &mut out)
-                    .map_err(err)?
+                    .accept(me, InvitationId(invitation), &mut out)
+                    .map_err(err)?;
+                self.buddies.opening_wire = Some(wire);
             }
-            ClientFrame::EndChat { chat_id } => {
-                let chat = self.buddy_chat(me, roster, Some(&chat_id))?;
+            BuddyAction::End { chat } => {
+                let chat = self.buddy_chat(me, roster, Some(&chat))?;
                 self.buddies
                     .presence(roster)
                     .end_chat(me, chat, &mut out)
                     .map_err(err)?
             }
-            ClientFrame::Message {
-                chat_id,
+            BuddyAction::Message {
+                chat,
+                id,
+                at,
                 text,
                 client_id,
             } => {
-                let chat = self.buddy_chat(me, roster, chat_id.as_deref())?;
-                return self.buddy_relay(me, roster, chat, text, client_id);
+                let chat = self.buddy_chat(me, roster, chat.as_deref())?;
+                self.buddy_relay(me, roster, chat, mine, (id, at, text, client_id));
+                return Ok(());
             }
-            ClientFrame::Typing { chat_id, active } => {
-                let chat = self.buddy_chat(me, roster, chat_id.as_deref())?;
+            BuddyAction::Typing { chat, active } => {
+                let chat = self.buddy_chat(me, roster, chat.as_deref())?;
                 let (a, b) = self
                     .buddies
                     .presence_ref(roster)
@@ -308,19 +531,13 @@ impl HubState {
                     .deliver(&Recipient::Buddy(peer), &Outbound::Frame(frame.encode()));
                 return Ok(());
             }
-            other => return Err(("not_allowed", format!("the buddy list has no {:?}", other.kind()))),
         }
-        self.buddy_apply(roster, out);
+        self.buddy_apply(roster, node, out);
         Ok(())
     }
 
     /// The caller's current chat; a named chat must be it.
-    fn buddy_chat(
-        &self,
-        me: BuddyId,
-        roster: Roster,
-        wire: Option<&str>,
-    ) -> Result<BuddyChatId, (&'static str, String)> {
+    fn buddy_chat(&self, me: BuddyId, roster: Roster, wire: Option<&str>) -> Result<BuddyChatId, Refusal> {
         let (chat, _) = self
             .buddies
             .presence_ref(roster)
@@ -334,15 +551,19 @@ impl HubState {
         Ok(chat)
     }
 
+    /// Records a message as its sender's node stamped it (id, time; the seq is the chat's
+    /// next, the same on every node since all apply the events in one order), delivers it
+    /// to the peer's connections here, archives it if this node archives the chat, and
+    /// acknowledges it to the sender's connections here (on the sender's node once archived).
     fn buddy_relay(
         &mut self,
         me: BuddyId,
         roster: Roster,
         chat: BuddyChatId,
-        text: String,
-        client_id: Option<String>,
-    ) -> Result<(), (&'static str, String)> {
-        self.check_message(&text)?;
+        mine: bool,
+        (id, at, text, client_id): (String, i64, String, Option<String>),
+    ) {
+        let here = self.buddy_node().unwrap_or("").to_string();
         let (a, b) = self
             .buddies
             .presence_ref(roster)
@@ -355,38 +576,34 @@ impl HubState {
             .expect("buddy chats have a log");
         // The chat's first member is the one who invited.
         let author = Author::buddy(me.0, me == a);
-        let Stamped { frame, ack, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
-        let archived = self.archive.push_message(event);
+        let seq = log.transcript.last_seq() + 1;
+        let Stamped { frame, ack, event } =
+            log.transcript
+                .record_stamped(&log.wire_id, seq, &id, at, author, text, client_id.as_deref());
+        let archived = if log.archiver == here {
+            self.archive.push_message(event)
+        } else {
+            None
+        };
         let frame = Outbound::Frame(frame);
         let peer = if me == a { b } else { a };
         self.delivery.deliver(&Recipient::Buddy(peer), &frame);
-        self.acknowledge(Recipient::Buddy(me), Outbound::Frame(ack), archived);
-        self.messages_relayed.increment(1);
-        Ok(())
+        if mine {
+            self.acknowledge(Recipient::Buddy(me), Outbound::Frame(ack), archived);
+            self.messages_relayed.increment(1);
+        } else {
+            // The sender's devices on this node see their message stamped, as on one node.
+            self.delivery.deliver(&Recipient::Buddy(me), &Outbound::Frame(ack));
+        }
     }
 
     pub(super) fn buddy_unregistered(&mut self, conn: ConnId, id: BuddyId) {
         self.delivery.detach(&Recipient::Buddy(id), conn);
-        self.buddy_disconnect(id);
-    }
-
-    fn buddy_disconnect(&mut self, id: BuddyId) {
-        let Some(roster) = self.buddies.people.get(&id).map(|p| p.roster) else {
-            return;
-        };
-        let mut out = vec![];
-        if self.buddies.presence(roster).disconnect(id, &mut out).is_ok() {
-            self.buddy_apply(roster, out);
-        }
+        self.buddy_submit(BuddyEvent::PageClosed { who: id.0 }, None, None);
     }
 
     pub(super) fn buddy_grace_expired(&mut self, id: BuddyId, epoch: u64) {
-        let Some(roster) = self.buddies.people.get(&id).map(|p| p.roster) else {
-            return;
-        };
-        let mut out = vec![];
-        let _ = self.buddies.presence(roster).grace_expired(id, epoch, &mut out);
-        self.buddy_apply(roster, out);
+        self.buddy_submit(BuddyEvent::GraceExpired { who: id.0, epoch }, None, None);
     }
 
     /// An agent on the service desk shows on the staff roster while connected.
@@ -394,24 +611,23 @@ impl HubState {
         let Some(account) = self.agent_account(agent) else {
             return;
         };
-        let key = staff_key(&account.id);
-        let id = self.buddies.person_for(
-            Some(&key),
-            &account.display_name,
-            Roster::Staff,
-            Some(role_str(account.role)),
-        );
-        let mut out = vec![];
-        if self.buddies.staff.connect(id, &account.display_name, &mut out).is_ok() {
-            self.buddy_apply(Roster::Staff, out);
-        }
+        let event = BuddyEvent::DeskOpened {
+            key: staff_key(&account.id),
+            name: account.display_name.clone(),
+            role: role_str(account.role).to_string(),
+        };
+        self.buddy_submit(event, None, None);
     }
 
     /// The desk connection of an agent closed: one fewer connection on the staff roster.
     pub(super) fn buddy_agent_offline(&mut self, agent: &AgentId) {
-        if let Some(id) = self.buddies.by_key.get(&staff_key(&agent.0)).copied() {
-            self.buddy_disconnect(id);
-        }
+        self.buddy_submit(
+            BuddyEvent::DeskClosed {
+                key: staff_key(&agent.0),
+            },
+            None,
+            None,
+        );
     }
 
     /// A disabled account leaves the staff roster at once, on every connection.
@@ -434,6 +650,10 @@ impl HubState {
     }
 
     pub(super) fn buddy_shut_down(&mut self) {
+        if self.buddy_node().is_some() {
+            // In a cluster the chats live on: this node's people are handed on with it.
+            return;
+        }
         let chats: Vec<(Roster, BuddyChatId)> = self.buddies.chat_by_wire.values().copied().collect();
         for key in chats {
             if let Some(log) = self.buddies.chats.remove(&key) {
@@ -447,164 +667,65 @@ impl HubState {
         }
     }
 
-    fn buddy_apply(&mut self, roster: Roster, out: Vec<BuddyDecision>) {
-        for decision in out {
-            self.buddy_apply_one(roster, decision);
-        }
-    }
-
-    fn roster_broadcast(&mut self, roster: Roster, except: Option<BuddyId>, frame: &ServerFrame) {
-        let frame = Outbound::Frame(frame.encode());
-        let everyone: Vec<BuddyId> = self
-            .buddies
-            .presence_ref(roster)
-            .online()
-            .map(|(id, _, _)| id)
-            .collect();
-        for id in everyone.into_iter().filter(|id| Some(*id) != except) {
-            self.delivery.deliver(&Recipient::Buddy(id), &frame);
-        }
-    }
-
-    fn send_to_pair(&mut self, ids: [BuddyId; 2], frame: &ServerFrame) {
-        let frame = Outbound::Frame(frame.encode());
-        for id in ids {
-            self.delivery.deliver(&Recipient::Buddy(id), &frame);
-        }
-    }
-
-    fn buddy_apply_one(&mut self, roster: Roster, decision: BuddyDecision) {
-        match decision {
-            BuddyDecision::Joined { who, .. } => {
-                let buddy = self.buddy_view(who, Status::Available);
-                self.roster_broadcast(roster, Some(who), &ServerFrame::BuddyJoined { buddy });
-            }
-            BuddyDecision::Left { who } => {
-                self.roster_broadcast(roster, None, &ServerFrame::BuddyLeft { id: who.0 });
-                self.delivery.close(&Recipient::Buddy(who), 1000, "left the buddy list");
-                // A public person who left is gone for good (their key with them); staff are
-                // keyed by account and bounded by the accounts.
-                if roster == Roster::Public
-                    && let Some(person) = self.buddies.people.remove(&who)
-                {
-                    self.buddies.by_key.remove(&person.key);
+    /// A node of the cluster was lost (its routing `node_lost`, made by `heir`): each of its
+    /// connections closes, as if it had closed itself; its grace timers and the chats it
+    /// archived go to `heir`.
+    pub(super) fn buddy_node_lost(&mut self, lost: &str, heir: &str) {
+        let here = self.buddy_node().unwrap_or("").to_string();
+        for (who, connections) in self.buddies.holders.take_node(lost) {
+            let Some(roster) = self.buddies.people.get(&who).map(|p| p.roster) else {
+                continue;
+            };
+            for _ in 0..connections {
+                let mut out = vec![];
+                if self.buddies.presence(roster).disconnect(who, &mut out).is_ok() {
+                    self.buddy_apply(roster, heir, out);
                 }
             }
-            BuddyDecision::StatusChanged { who, status } => {
-                self.roster_broadcast(
-                    roster,
-                    None,
-                    &ServerFrame::BuddyStatus {
-                        id: who.0,
-                        status: status_str(status),
-                    },
-                );
-            }
-            BuddyDecision::LeaveGraceStarted { who, epoch } => {
+        }
+        for (who, epoch) in self.buddies.holders.hand_timers(lost, heir) {
+            if heir == here {
                 after(
                     &self.timers,
                     self.settings.buddy_grace,
                     Command::BuddyGraceExpired { buddy: who, epoch },
                 );
             }
-            BuddyDecision::Invited { invitation, from, to } => {
-                let invitation = InvitationRef {
-                    invitation_id: invitation.0,
-                    from: from.0,
-                    to: to.0,
+        }
+        let mut reopened = vec![];
+        let desk = &mut self.buddies;
+        for ((roster, chat), log) in desk.chats.iter_mut().filter(|(_, log)| log.archiver == lost) {
+            log.archiver = heir.to_string();
+            if heir == here {
+                let presence = match roster {
+                    Roster::Public => &desk.public,
+                    Roster::Staff => &desk.staff,
                 };
-                self.send_to_pair([from, to], &ServerFrame::Invited { invitation });
-            }
-            BuddyDecision::InvitationClosed {
-                invitation,
-                from,
-                to,
-                reason,
-            } => {
-                let reason = match reason {
-                    CloseReason::Cancelled => "cancelled",
-                    CloseReason::Declined => "declined",
-                    CloseReason::Accepted => "accepted",
-                    CloseReason::InviterLeft => "inviter_left",
-                    CloseReason::InviteeLeft => "invitee_left",
-                };
-                self.send_to_pair(
-                    [from, to],
-                    &ServerFrame::InvitationClosed {
-                        invitation_id: invitation.0,
-                        reason,
-                    },
-                );
-            }
-            BuddyDecision::ChatStarted { chat, a, b } => self.buddy_chat_started(roster, chat, a, b),
-            BuddyDecision::ChatEnded {
-                chat,
-                a,
-                b,
-                ended_by,
-                reason,
-            } => {
-                let Some(log) = self.buddies.chats.remove(&(roster, chat)) else {
-                    return;
-                };
-                self.buddies.chat_by_wire.remove(&log.wire_id);
-                let (wire_reason, end) = match reason {
-                    ChatEndReason::EndedBy => ("ended", EndReason::Ended),
-                    ChatEndReason::Left => ("peer_left", EndReason::Disconnect),
-                };
-                self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
-                    id: log.wire_id.clone(),
-                    ended_at: now_ms(),
-                    ended_by: if ended_by == a { Side::Customer } else { Side::Agent },
-                    reason: end,
-                }));
-                let frame = ServerFrame::BuddyChatEnded {
-                    chat_id: log.wire_id,
-                    ended_by: Some(ended_by.0),
-                    reason: wire_reason,
-                };
-                self.send_to_pair([a, b], &frame);
+                let inviter = presence.chat_members(*chat).map(|(a, _)| a.0);
+                reopened.push((log.opened.clone(), inviter, log.transcript.after(0)));
             }
         }
-    }
-
-    fn buddy_chat_started(&mut self, roster: Roster, chat: BuddyChatId, a: BuddyId, b: BuddyId) {
-        let wire_id = Uuid::now_v7().to_string();
-        let name = |id: BuddyId| self.buddies.people.get(&id).map(|p| p.name.clone()).unwrap_or_default();
-        let (a_name, b_name) = (name(a), name(b));
-        let now = now_ms();
-        // Accepting was refused unless the archive had room for this opening and its closing.
-        self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
-            id: wire_id.clone(),
-            kind: ConversationKind::Buddy,
-            category: None,
-            customer_name: a_name.clone(),
-            agent_id: format!("buddy:{}", b.0),
-            agent_name: b_name.clone(),
-            queued_at: now,
-            paired_at: now,
-        }));
-        self.buddies.chats.insert(
-            (roster, chat),
-            BuddyChat {
-                wire_id: wire_id.clone(),
-                transcript: Transcript::new(TRANSCRIPT_LIMIT),
-            },
-        );
-        self.buddies.chat_by_wire.insert(wire_id.clone(), (roster, chat));
-        let to_a = ServerFrame::BuddyChatStarted {
-            chat_id: wire_id.clone(),
-            peer: b.0,
-            peer_name: b_name,
-        };
-        let to_b = ServerFrame::BuddyChatStarted {
-            chat_id: wire_id,
-            peer: a.0,
-            peer_name: a_name,
-        };
-        self.delivery
-            .deliver(&Recipient::Buddy(a), &Outbound::Frame(to_a.encode()));
-        self.delivery
-            .deliver(&Recipient::Buddy(b), &Outbound::Frame(to_b.encode()));
+        // The lost node may not have archived all of it: the heir archives the opening and
+        // every message kept again, which the store ignores where it has them (by seq).
+        for (opened, inviter, messages) in reopened {
+            let id = opened.id.clone();
+            self.archive.push_opening(ArchiveEvent::Opened(opened));
+            for m in messages {
+                self.archive.push_message(ArchiveEvent::Message {
+                    conversation_id: id.clone(),
+                    message: ArchivedMessage {
+                        id: m.id,
+                        seq: m.seq,
+                        from: if m.sender == inviter {
+                            Side::Customer
+                        } else {
+                            Side::Agent
+                        },
+                        text: m.text,
+                        at: m.at,
+                    },
+                });
+            }
+        }
     }
 }

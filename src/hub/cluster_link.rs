@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Command;
 use super::delivery::{ConnId, Recipient};
+use crate::cluster::buddy_log;
 use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
 use crate::cluster::lease::NodeLost;
 use crate::cluster::node::Cluster;
@@ -86,6 +87,15 @@ pub(crate) enum RouterCall {
     ForgetToken { key: String },
     /// A resume on `conn` with a token this node did not issue: whose is it?
     FindToken { conn: ConnId, token: String, last_seq: u64 },
+    // ---- the buddy list across nodes ----
+    /// A buddy-list event (JSON) made by this process (`Link::nonce`) for the events
+    /// stream; a refusal is told to `conn` (with `client_id`, the message it refuses).
+    Buddy {
+        event: String,
+        process: String,
+        conn: Option<ConnId>,
+        client_id: Option<String>,
+    },
 }
 
 /// The hub's end of the link.
@@ -367,6 +377,35 @@ async fn router(
                     ),
                 };
                 tell(&hub, command).await;
+            }
+            RouterCall::Buddy {
+                event,
+                process,
+                conn: who,
+                client_id,
+            } => {
+                let result = match member {
+                    Some(incarnation) => {
+                        buddy_log::append(&mut conn, cluster.node_id(), incarnation, &event, &process).await
+                    }
+                    None => Err(ClusterRoutingError::Fenced),
+                };
+                if let Err(e) = result {
+                    if matches!(e, ClusterRoutingError::Fenced) && member.is_some() {
+                        fences += 1;
+                        tell(&hub, Command::ClusterFenced).await;
+                    }
+                    let (code, message) = refusal(&e);
+                    let command = Command::ClusterRefused {
+                        conn: who,
+                        who: None,
+                        code,
+                        message,
+                        client_id,
+                        join: false,
+                    };
+                    tell(&hub, command).await;
+                }
             }
         }
     }

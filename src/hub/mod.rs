@@ -14,6 +14,7 @@
 
 pub mod admin_bus;
 mod buddy;
+mod buddy_events;
 pub mod cluster_link;
 pub mod delivery;
 pub mod outbox;

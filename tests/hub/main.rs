@@ -11,6 +11,8 @@ mod appointment_rooms;
 mod appointments;
 mod bad_input;
 mod buddy;
+// issue 15: the buddy list across the cluster
+mod buddy_cluster;
 mod chat;
 mod closing;
 mod cluster_base;

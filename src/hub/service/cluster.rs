@@ -459,7 +459,18 @@ impl HubState {
     pub(super) fn routing_events(&mut self, events: Vec<RoutingEvent>, agent_names: Vec<(AgentId, String)>) {
         self.cluster_mut().agent_names.extend(agent_names);
         for event in events {
+            // The buddy list's events share the stream (docs/cluster.md §15).
+            if event.transition == crate::cluster::buddy_log::BUDDY_TRANSITION {
+                self.buddy_from_stream(&event.node, &event.args);
+                continue;
+            }
+            let lost = (event.transition == "node_lost")
+                .then(|| event.args.first().cloned().map(|lost| (lost, event.node.clone())))
+                .flatten();
             self.replay(event);
+            if let Some((lost, heir)) = lost {
+                self.buddy_node_lost(&lost, &heir);
+            }
         }
     }
 
@@ -600,6 +611,7 @@ impl HubState {
             if join {
                 self.cluster_mut().pending_joins.remove(&conn);
             }
+            self.buddies.joining.remove(&conn);
             // An agent who could not come online here: the desk closes (they try again).
             let refused_agent = match self.conn_role(conn) {
                 Some((ConnRole::Agent(_), Some(Recipient::Agent(agent)))) => Some(agent.clone()),
@@ -632,13 +644,11 @@ impl HubState {
     /// node. It lets go of its customers and agents (their connections close; they resume
     /// on any node) and carries on with its replica, which the stream keeps true.
     pub(super) fn cluster_fenced(&mut self) {
-        tracing::warn!("this node lost its cluster lease: closing its customers' and agents' connections");
-        let held: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, e)| !matches!(e.role, ConnRole::Buddy { .. }))
-            .map(|(id, _)| *id)
-            .collect();
+        tracing::warn!("this node lost its cluster lease: closing its connections");
+        // Buddies too: the cluster counts their connections here as closed once this node's
+        // loss is replayed (`buddy_node_lost`), so they reconnect, to any node.
+        let held: Vec<ConnId> = self.conns.keys().copied().collect();
+        self.buddies.joining.clear();
         for conn in held {
             if let Some(who) = self.conns.get_mut(&conn).and_then(|e| e.who.take()) {
                 self.delivery.detach(&who, conn);
@@ -848,5 +858,31 @@ impl HubState {
         for (chat, last) in chats {
             self.fill(chat, last);
         }
+    }
+
+    // ---- the buddy list across nodes ----------------------------------------------------
+
+    /// This node's id in the cluster; `None` alone.
+    pub(in crate::hub) fn buddy_node(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.link.node.as_str())
+    }
+
+    /// Whether an events stream entry made by `process` on `node` was made by this process
+    /// (the one whose connection ids it names), not by an earlier one under this node's id.
+    pub(in crate::hub) fn buddy_made_here(&self, node: &str, process: &str) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.link.node == node && c.link.nonce == process)
+    }
+
+    /// Sends a buddy event (JSON) to the events stream; false when the router's queue is full.
+    pub(in crate::hub) fn buddy_call(&self, event: String, conn: Option<ConnId>, client_id: Option<String>) -> bool {
+        let process = self.cluster.as_ref().map(|c| c.link.nonce.clone()).unwrap_or_default();
+        self.call(RouterCall::Buddy {
+            event,
+            process,
+            conn,
+            client_id,
+        })
     }
 }

@@ -1,0 +1,21 @@
+-- One buddy-list event (docs/cluster.md §15), appended to the routing events stream
+-- after the caller's fencing check, atomically: every node replays the stream through
+-- its replica of the buddy desk (src/hub/buddy.rs, the rules of src/core/presence.rs),
+-- so all of them apply the same events in the same order, node losses included.
+-- KEYS[1]: {sb}:routing-events. ARGV: node, incarnation, the event (JSON), stream bound,
+-- the process that made it (a node id outlives a process: connection ids do not).
+-- Replies the entry's id, or an error FENCED when the caller is not alive.
+local P = '{sb}:'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local node, incarnation = ARGV[1], ARGV[2]
+if redis.call('HGET', P .. 'nodes', node) ~= incarnation then
+  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
+end
+local deadline = redis.call('ZSCORE', P .. 'leases', node)
+if not deadline or tonumber(deadline) < now then
+  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
+end
+-- The routing entries' shape: `a` a JSON list of string arguments, `d` no decisions.
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
+  't', 'buddy', 'n', node, 'a', cjson.encode({ ARGV[3], ARGV[5] }), 'd', '[]')

@@ -1,0 +1,566 @@
+//! The buddy list across the cluster (issue 15): buddies connected to different nodes
+//! (in-process nodes on one store and a real `redis-server`, and a real hub process for
+//! the kill) see each other come and go, invite, chat and end chats exactly as on one
+//! node; a key works on every node; a node's loss is a disconnect of its people.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::archive::{TempDir, free_port, wait_for_port};
+use crate::cluster_hub::{messages, node_with};
+use crate::common::{TestHub, Ws};
+use crate::redis_server::RedisServer;
+use crate::storeops::hub_command;
+
+/// How long a test waits for something the cluster must do.
+const WAIT: Duration = Duration::from_secs(20);
+/// The buddies' grace period in these tests (the settings' is 5 s).
+const GRACE: Duration = Duration::from_secs(1);
+
+async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &TempDir) -> TestHub {
+    node_with(store.clone(), redis, name, scratch, |s| s.buddy_grace = GRACE).await
+}
+
+async fn buddy_at(url: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
+    let mut ws = Ws::connect(url, &[]).await.unwrap();
+    ws.send(json!({"type": "buddy_join", "name": name, "key": key})).await;
+    let welcome = ws.next_of("buddy_welcome").await;
+    (ws, welcome)
+}
+
+async fn buddy(hub: &TestHub, name: &str, key: Option<&str>) -> (Ws, Value) {
+    buddy_at(&hub.ws_url("/ws/buddy"), name, key).await
+}
+
+fn id(welcome: &Value) -> u64 {
+    welcome["you"].as_u64().unwrap()
+}
+
+fn listed(welcome: &Value, who: u64) -> bool {
+    welcome["buddies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["id"].as_u64() == Some(who))
+}
+
+/// `a` invites `b` (whose id is `b_id`), `b` accepts; returns the chat's id as both see it.
+async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
+    a.send(json!({"type": "invite", "to": b_id})).await;
+    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    let chat = a.next_of("buddy_chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(b.next_of("buddy_chat_started").await["chat_id"], chat.as_str());
+    chat
+}
+
+/// Part 1: presence across nodes. Bob signing in on beta shows on Ann's list on alpha;
+/// Bob's key works on alpha (the same person, not announced twice); Bob is offline for
+/// Ann only when his last device, on either node, has been gone for the grace period.
+#[tokio::test]
+async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
+    let scratch = TempDir::new("buddy-cluster-presence");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+
+    let (mut ann, ann_welcome) = buddy(&alpha, "Ann", None).await;
+    let (bob_beta, bob_welcome) = buddy(&beta, "Bob", None).await;
+    let bob = id(&bob_welcome);
+    assert!(
+        listed(&bob_welcome, id(&ann_welcome)),
+        "Ann on alpha is on Bob's list: {bob_welcome}"
+    );
+    let joined = ann.next_of("buddy_joined").await;
+    assert_eq!(
+        (joined["buddy"]["id"].as_u64(), joined["buddy"]["name"].as_str()),
+        (Some(bob), Some("Bob"))
+    );
+
+    // Bob's key, issued by beta, is Bob on alpha too.
+    let key = bob_welcome["key"].as_str().unwrap().to_string();
+    let (bob_alpha, again) = buddy(&alpha, "Bob", Some(&key)).await;
+    assert_eq!(id(&again), bob, "the same person from a device on another node");
+    assert_eq!(again["key"], key.as_str());
+
+    // His device on beta goes: still online through alpha, past the grace period.
+    drop(bob_beta);
+    tokio::time::sleep(GRACE * 3).await;
+    let seen = ann.drain().await;
+    assert!(
+        seen.iter()
+            .all(|f| f["type"] != "buddy_left" && f["type"] != "buddy_joined"),
+        "one device left of two is neither a leave nor a join: {seen:?}"
+    );
+    // His last device goes: offline for Ann after the grace period.
+    drop(bob_alpha);
+    let left = ann.next_of("buddy_left").await;
+    assert_eq!(left["id"].as_u64(), Some(bob));
+    // A newcomer on beta no longer sees him.
+    let (_cid, cid_welcome) = buddy(&beta, "Cid", None).await;
+    assert!(!listed(&cid_welcome, bob), "{cid_welcome}");
+    assert!(listed(&cid_welcome, id(&ann_welcome)), "{cid_welcome}");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Part 2: invitations and chats between nodes, with the single node's frames and rules:
+/// busy status, a refusal by the rules, decline, accept, typing, messages with ids and one
+/// gapless seq order (the same on both sides and in the archive), the end told to both.
+#[tokio::test]
+async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
+    let scratch = TempDir::new("buddy-cluster-chat");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+
+    let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
+    let (mut bob, wb) = buddy(&beta, "Bob", None).await;
+    let (ia, ib) = (id(&wa), id(&wb));
+    ann.next_of("buddy_joined").await;
+
+    ann.send(json!({"type": "invite", "to": ib})).await;
+    let invited = bob.next_of("invited").await;
+    assert_eq!(
+        (
+            invited["invitation"]["from"].as_u64(),
+            invited["invitation"]["to"].as_u64()
+        ),
+        (Some(ia), Some(ib))
+    );
+    let inv = invited["invitation"]["invitation_id"].as_u64().unwrap();
+    assert_eq!(ann.next_of("invited").await["invitation"]["invitation_id"], inv);
+    let busy = bob.next_of("buddy_status").await;
+    assert_eq!((busy["id"].as_u64(), busy["status"].as_str()), (Some(ia), Some("busy")));
+    // The rules across nodes: an inviter cannot be invited.
+    bob.send(json!({"type": "invite", "to": ia})).await;
+    assert_eq!(bob.next_of("error").await["code"], "target_not_available");
+    bob.send(json!({"type": "decline", "invitation_id": inv})).await;
+    for side in [&mut ann, &mut bob] {
+        let closed = side.next_of("invitation_closed").await;
+        assert_eq!(
+            (closed["invitation_id"].as_u64(), closed["reason"].as_str()),
+            (Some(inv), Some("declined"))
+        );
+    }
+
+    let chat = start_chat(&mut ann, &mut bob, ib).await;
+    ann.send(json!({"type": "typing", "chat_id": chat, "active": true}))
+        .await;
+    let typing = bob.next_of("buddy_typing").await;
+    assert_eq!(
+        (
+            typing["chat_id"].as_str(),
+            typing["from"].as_u64(),
+            typing["active"].as_bool()
+        ),
+        (Some(chat.as_str()), Some(ia), Some(true))
+    );
+    for i in 0..5 {
+        ann.send(json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("ac{i}")}))
+            .await;
+        bob.send(json!({"type": "message", "chat_id": chat, "text": format!("b{i}"), "client_id": format!("bc{i}")}))
+            .await;
+    }
+    let seen_by_ann = messages(&mut ann, 10).await;
+    let seen_by_bob = messages(&mut bob, 10).await;
+    let order = |seen: &[Value]| {
+        let mut pairs: Vec<(u64, String)> = seen
+            .iter()
+            .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
+            .collect();
+        pairs.sort();
+        pairs
+    };
+    let (ann_order, bob_order) = (order(&seen_by_ann), order(&seen_by_bob));
+    assert_eq!(
+        ann_order.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>(),
+        "seq 1..10 once each: {seen_by_ann:?}"
+    );
+    assert_eq!(ann_order, bob_order, "one order, the same ids, on both sides");
+    for m in seen_by_ann.iter().filter(|m| m["type"] == "ack") {
+        assert!(m["client_id"].as_str().unwrap().starts_with("ac"), "{m}");
+    }
+    for m in seen_by_ann.iter().filter(|m| m["type"] == "message") {
+        assert_eq!(
+            (m["from"].as_str(), m["sender"].as_u64()),
+            (Some("buddy"), Some(ib)),
+            "{m}"
+        );
+    }
+
+    bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    for side in [&mut ann, &mut bob] {
+        let ended = side.next_of("buddy_chat_ended").await;
+        assert_eq!(
+            (
+                ended["chat_id"].as_str(),
+                ended["ended_by"].as_u64(),
+                ended["reason"].as_str()
+            ),
+            (Some(chat.as_str()), Some(ib), Some("ended"))
+        );
+    }
+    bob.send(json!({"type": "message", "chat_id": chat, "text": "late", "client_id": "late"}))
+        .await;
+    assert_eq!(bob.next_of("error").await["code"], "not_in_chat");
+
+    // Archived once, closed, with seq 1..10.
+    let deadline = Instant::now() + WAIT;
+    let record = loop {
+        if let Ok(record) = store.conversation(&chat).await
+            && record.closed.is_some()
+            && record.messages.len() == 10
+        {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the buddy chat is archived with its 10 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let archived: Vec<(u64, String)> = record.messages.iter().map(|m| (m.seq, m.id.clone())).collect();
+    assert_eq!(archived, ann_order);
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Part 3 (scenario 6, a buddy): Bob drops from beta and comes back on alpha within the
+/// grace period with his key: his welcome there holds the chat and its messages, Ann is
+/// told nothing, and the chat goes on in one seq order.
+#[tokio::test]
+async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
+    let scratch = TempDir::new("buddy-cluster-resume");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let settle = Duration::from_secs(5);
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, move |s| {
+        s.buddy_grace = settle
+    })
+    .await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, move |s| s.buddy_grace = settle).await;
+
+    let (mut ann, _) = buddy(&alpha, "Ann", None).await;
+    let (mut bob, wb) = buddy(&beta, "Bob", None).await;
+    let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());
+    ann.next_of("buddy_joined").await;
+    let chat = start_chat(&mut ann, &mut bob, ib).await;
+    for text in ["one", "two"] {
+        ann.send(json!({"type": "message", "chat_id": chat, "text": text}))
+            .await;
+    }
+    assert_eq!(messages(&mut bob, 2).await[1]["seq"], 2);
+
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut bob, back) = buddy(&alpha, "Bob", Some(&key)).await;
+    assert_eq!(id(&back), ib);
+    let snapshot = &back["chat"];
+    assert_eq!(snapshot["chat_id"], chat.as_str(), "{back}");
+    let texts: Vec<&str> = snapshot["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+
+    bob.send(json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "b3"}))
+        .await;
+    let got = ann.next_of("message").await;
+    assert_eq!((got["seq"].as_u64(), got["text"].as_str()), (Some(3), Some("three")));
+    assert_eq!(bob.next_of("ack").await["seq"], 3);
+    // Past the grace period of the device he left: still online, still chatting.
+    tokio::time::sleep(settle + Duration::from_secs(1)).await;
+    let seen = ann.drain().await;
+    assert!(
+        seen.iter()
+            .all(|f| f["type"] != "buddy_left" && f["type"] != "buddy_chat_ended"),
+        "{seen:?}"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A hub process killed when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real hub process in the cluster at `redis` as `node`, on a MongoDB database of its
+/// own, with `BUDDY_GRACE_SECS` = `grace_secs`; registered in Redis before this returns
+/// (its store open and its first admin made). Returns it, its address, the MongoDB URI
+/// and database.
+async fn node_process(
+    redis: &RedisServer,
+    scratch: &TempDir,
+    node: &str,
+    grace_secs: &str,
+) -> (Running, String, String, String) {
+    let port = free_port();
+    let (bind, url) = (format!("127.0.0.1:{port}"), redis.url());
+    let uri = crate::archive::mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let envs = [
+        ("BIND_ADDR", bind.as_str()),
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", uri.as_str()),
+        ("MONGODB_DB", db.as_str()),
+        ("REDIS_URL", url.as_str()),
+        ("NODE_ID", node),
+        ("CLUSTER_LEASE_MS", "1000"),
+        ("CLUSTER_RENEW_MS", "200"),
+        ("BUDDY_GRACE_SECS", grace_secs),
+    ];
+    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let running = Running(command.spawn().expect("the hub binary starts"));
+    wait_for_port(port).await;
+    let mut conn = redis_conn(redis).await;
+    let deadline = Instant::now() + WAIT;
+    while registered(&mut conn, node).await.is_none() {
+        assert!(Instant::now() < deadline, "{node} never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (running, bind, uri, db)
+}
+
+async fn redis_conn(redis: &RedisServer) -> redis::aio::ConnectionManager {
+    redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// The incarnation Redis holds for `node`, if registered.
+async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Option<u64> {
+    redis::cmd("HGET")
+        .arg("{sb}:nodes")
+        .arg(node)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// A buddy joined on the hub process at `bind`, retried while it is not yet a member of
+/// the cluster (it refuses with `cluster_unavailable` until it holds its lease).
+async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
+    let url = format!("ws://{bind}/ws/buddy");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut ws = Ws::connect(&url, &[]).await.unwrap();
+        ws.send(json!({"type": "buddy_join", "name": name, "key": key})).await;
+        let frame = ws
+            .next_matching(|f| f["type"] == "buddy_welcome" || f["type"] == "error")
+            .await;
+        if frame["type"] == "buddy_welcome" {
+            return (ws, frame);
+        }
+        assert!(Instant::now() < deadline, "{bind} never took a buddy: {frame}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
+    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(done, 0, "cannot signal process {}", child.id());
+}
+
+/// Part 4: a real hub process ("doomed") holds Bob, in a chat with Ann (on a live node)
+/// that he accepted (so doomed archives it), and Dan, who has invited Cid (live). Killed
+/// with SIGKILL: the live node reaps it, and after the grace period today's rules on a
+/// disconnect apply — Ann's chat ends (`peer_left`), Cid's invitation closes
+/// (`inviter_left`), Bob and Dan leave the list — and the live node, heir of the
+/// archive, has the chat archived once: opened, its messages, closed.
+#[tokio::test]
+async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
+    let scratch = TempDir::new("buddy-cluster-kill");
+    let redis = RedisServer::start().await;
+    let (mut doomed, bind, uri, db) = node_process(&redis, &scratch, "doomed", "1").await;
+    // The live node on the same database: the archive is one.
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let live = node(&store, &redis, "live", &scratch).await;
+
+    let (mut ann, _) = buddy(&live, "Ann", None).await;
+    let (mut cid, wc) = buddy(&live, "Cid", None).await;
+    let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
+    let (mut dan, wd) = buddy_on(&bind, "Dan", None).await;
+    let (ib, id_dan) = (id(&wb), id(&wd));
+
+    let chat = start_chat(&mut ann, &mut bob, ib).await;
+    // In turn, each seen by the other before the next: one order to compare the archive with.
+    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+        let (from, to) = if i % 2 == 0 {
+            (&mut ann, &mut bob)
+        } else {
+            (&mut bob, &mut ann)
+        };
+        from.send(json!({"type": "message", "chat_id": chat, "text": text}))
+            .await;
+        assert_eq!(to.next_of("message").await["seq"], i + 1);
+    }
+    dan.send(json!({"type": "invite", "to": id(&wc)})).await;
+    let inv = cid.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop((bob, dan));
+    let ended = ann.next_of("buddy_chat_ended").await;
+    assert_eq!(
+        (
+            ended["chat_id"].as_str(),
+            ended["ended_by"].as_u64(),
+            ended["reason"].as_str()
+        ),
+        (Some(chat.as_str()), Some(ib), Some("peer_left"))
+    );
+    let closed = cid.next_of("invitation_closed").await;
+    assert_eq!(
+        (closed["invitation_id"].as_u64(), closed["reason"].as_str()),
+        (Some(inv), Some("inviter_left"))
+    );
+    let mut gone = vec![];
+    while gone.len() < 2 {
+        gone.push(
+            ann.next_matching(|f| f["type"] == "buddy_left").await["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    gone.sort_unstable();
+    assert_eq!(gone, [ib.min(id_dan), ib.max(id_dan)]);
+
+    let deadline = Instant::now() + WAIT;
+    let record = loop {
+        if let Ok(record) = store.conversation(&chat).await
+            && record.closed.is_some()
+            && record.messages.len() == 3
+        {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the buddy chat is archived, closed, with its 3 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
+    live.stop().await;
+}
+
+/// The staff roster across nodes: agents on the desk on alpha show, with their role, on
+/// an admin's staff buddy page on beta; one on shift without a buddy page anywhere cannot
+/// be invited; another coming on shift on alpha shows up live on beta, and leaves it when
+/// their desk closes, after the grace period.
+#[tokio::test]
+async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
+    let scratch = TempDir::new("buddy-cluster-staff");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+
+    let _ann = alpha.agent("ann", &["general"], 1).await;
+    let admin = beta.admin().await;
+    let auth = format!("Bearer {}", admin.token);
+    let url = beta.ws_url("/ws/buddy");
+    // The desk's coming online reaches beta through the stream: wait for it.
+    let deadline = Instant::now() + WAIT;
+    let (mut staff, welcome) = loop {
+        let mut staff = Ws::connect(&url, &[("authorization", &auth)]).await.unwrap();
+        let welcome = staff.next_of("buddy_welcome").await;
+        let ann = welcome["buddies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["name"] == "ANN" && b["role"] == "agent");
+        if ann {
+            break (staff, welcome);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ANN never showed on beta's staff roster: {welcome}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ann_id = welcome["buddies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "ANN")
+        .unwrap()["id"]
+        .clone();
+    staff.send(json!({"type": "invite", "to": ann_id})).await;
+    assert_eq!(staff.next_of("error").await["code"], "target_not_reachable");
+
+    let bob = alpha.agent("bob", &["general"], 1).await;
+    let joined = staff.next_of("buddy_joined").await;
+    assert_eq!(
+        (joined["buddy"]["name"].as_str(), joined["buddy"]["role"].as_str()),
+        (Some("BOB"), Some("agent"))
+    );
+    drop(bob);
+    let left = staff.next_of("buddy_left").await;
+    assert_eq!(left["id"], joined["buddy"]["id"]);
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A stalled node ("sleepy", SIGSTOP past its lease) holding Bob is reaped; woken, it is
+/// fenced and closes Bob's page (1012: reconnect, any node); Bob comes back on the live
+/// node with his key within the grace period and is the same person, and Ann, who saw
+/// him all along, is told nothing.
+#[tokio::test]
+async fn a_stalled_nodes_buddy_is_let_go_on_waking_and_comes_back_elsewhere_as_themselves() {
+    let scratch = TempDir::new("buddy-cluster-stall");
+    let redis = RedisServer::start().await;
+    let grace = Duration::from_secs(8);
+    let (sleepy, bind, uri, db) = node_process(&redis, &scratch, "sleepy", "8").await;
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let live = node_with(store, &redis, "live", &scratch, move |s| s.buddy_grace = grace).await;
+    let (mut ann, _) = buddy(&live, "Ann", None).await;
+    let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
+    let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());
+    assert_eq!(ann.next_of("buddy_joined").await["buddy"]["id"].as_u64(), Some(ib));
+
+    signal(&sleepy.0, libc::SIGSTOP);
+    let mut conn = redis_conn(&redis).await;
+    let deadline = Instant::now() + WAIT;
+    while registered(&mut conn, "sleepy").await.is_some() {
+        assert!(Instant::now() < deadline, "the stalled node was never reaped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&sleepy.0, libc::SIGCONT);
+    assert_eq!(
+        bob.closed().await.map(u16::from),
+        Some(1012),
+        "the fenced node lets go of its buddy"
+    );
+    let (_bob, back) = buddy(&live, "Bob", Some(&key)).await;
+    assert_eq!(id(&back), ib, "the same person on the live node");
+    let seen = ann.drain().await;
+    assert!(seen.iter().all(|f| f["type"] != "buddy_left"), "{seen:?}");
+    live.stop().await;
+}
