@@ -28,7 +28,7 @@ use crate::cluster::lease::NodeLost;
 use crate::cluster::node::Cluster;
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
-use crate::cluster::routing_events::{RoutingEvent, follow};
+use crate::cluster::routing_events::{Followed, RoutingEvent, follow};
 use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 
@@ -46,7 +46,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 const AGENT_NAMES_KEY: &str = "{sb}:agent-names";
 /// A random id of the routing domain's life in this Redis (set once, `SET NX`): chat wire
 /// ids derive from it and the chat id, so both sides' nodes name a chat alike without
-/// asking, and a Redis that lost its data (ids start again) names chats anew.
+/// asking, and a Redis that lost its data (ids start again) names chats anew. It is also
+/// how a node notices that loss: its follower finds the id gone or changed.
 const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
 /// The code of every refusal that comes from Redis being unreachable or this node fenced.
 pub(crate) const UNAVAILABLE: &str = "cluster_unavailable";
@@ -389,22 +390,17 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
         Err(e) => return tracing::error!(error = %e, "cannot open the routing events follower's connection"),
     };
     // The cluster's id first: the hub names chats with it.
-    loop {
-        let id = uuid::Uuid::new_v4().to_string();
-        let got: Result<String, _> = async {
-            let _: Option<String> = redis::cmd("SET")
-                .arg(CLUSTER_ID_KEY)
-                .arg(&id)
-                .arg("NX")
-                .query_async(&mut conn)
-                .await?;
-            redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(&mut conn).await
-        }
-        .await;
-        match got {
+    let mut cluster_id = loop {
+        match read_cluster_id(&mut conn).await {
             Ok(cluster_id) => {
-                tell(&hub, Command::ClusterStarted { cluster_id }).await;
-                break;
+                tell(
+                    &hub,
+                    Command::ClusterStarted {
+                        cluster_id: cluster_id.clone(),
+                    },
+                )
+                .await;
+                break cluster_id;
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the cluster's id; retrying"),
         }
@@ -412,21 +408,21 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(RETRY_PAUSE) => {}
         }
-    }
+    };
     let (mut last, mut seen) = ("0-0".to_string(), 0u64);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        let pause = match follow(&mut conn, &last, seen, FOLLOW_BATCH).await {
-            Ok(Some(events)) if !events.is_empty() => {
+        let pause = match follow(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH).await {
+            Ok(Followed::Events(events)) if !events.is_empty() => {
                 last.clone_from(&events.last().expect("not empty").id);
                 seen += events.len() as u64;
                 let agent_names = agent_names(&mut conn, &events).await;
                 tell(&hub, Command::RoutingEvents { events, agent_names }).await;
                 continue;
             }
-            Ok(Some(_)) => {
+            Ok(Followed::Events(_)) => {
                 // Nothing new: wait on the stream itself (returns at the next entry).
                 let woke: Result<redis::Value, _> = redis::cmd("XREAD")
                     .arg("BLOCK")
@@ -443,10 +439,28 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
                 }
                 RETRY_PAUSE
             }
-            Ok(None) => {
+            Ok(Followed::Lost) => match read_cluster_id(&mut conn).await {
+                Ok(new_id) => {
+                    // Redis restarted empty: the routing domain starts again under a new
+                    // id, and so does the replica, from the new stream's first entry.
+                    tracing::error!(
+                        old = %cluster_id, new = %new_id,
+                        "Redis lost the cluster's data: this node's routing replica starts afresh"
+                    );
+                    cluster_id.clone_from(&new_id);
+                    (last, seen) = ("0-0".to_string(), 0);
+                    tell(&hub, Command::ClusterDataLost { cluster_id: new_id }).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the cluster's new id; retrying");
+                    RETRY_PAUSE
+                }
+            },
+            Ok(Followed::Gap) => {
                 // Not built: rebuilding the replica from a snapshot (docs/cluster.md §12).
                 tracing::error!(
-                    "the routing events this node had not read were trimmed away (or Redis lost its data): \
+                    "the routing events this node had not read were trimmed away: \
                      this node's view of the routing is stale; restart it"
                 );
                 Duration::from_secs(5)
@@ -461,6 +475,19 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
             _ = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// The routing domain's id in this Redis: the one set, or a new one set now (`SET NX`,
+/// so every node that finds it missing agrees on the first one written).
+async fn read_cluster_id(conn: &mut ConnectionManager) -> redis::RedisResult<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let _: Option<String> = redis::cmd("SET")
+        .arg(CLUSTER_ID_KEY)
+        .arg(&id)
+        .arg("NX")
+        .query_async(conn)
+        .await?;
+    redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(conn).await
 }
 
 /// The display names of the agents these events bring online.

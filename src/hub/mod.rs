@@ -196,6 +196,11 @@ pub(crate) enum Command {
     /// This node lost its lease: its people were or will be handed on; it closes their
     /// connections (they resume elsewhere) and starts afresh under its new incarnation.
     ClusterFenced,
+    /// Redis lost its data (restarted empty): the routing domain starts again under
+    /// `cluster_id`. The node lets go of its people and its replica starts afresh.
+    ClusterDataLost {
+        cluster_id: String,
+    },
     /// Stamped chat messages: this node's own (the script's reply), a peer node's (pub/sub)
     /// or read from a chat's log (`filled`: the chat whose gap fill this answers).
     ChatLines {

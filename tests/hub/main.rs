@@ -34,3 +34,5 @@ mod transport;
 mod journal;
 // issue 15: a customer's resume on another node
 mod cluster_resume;
+// issue 15: Redis killed and restarted, empty or with its data
+mod cluster_redis_restart;

@@ -633,6 +633,33 @@ impl HubState {
     /// on any node) and carries on with its replica, which the stream keeps true.
     pub(super) fn cluster_fenced(&mut self) {
         tracing::warn!("this node lost its cluster lease: closing its customers' and agents' connections");
+        self.let_go_of_everyone();
+        self.cluster_mut().generation += 1;
+    }
+
+    /// Redis lost its data (restarted empty): nothing this node's people held is there any
+    /// more, and ids start again. The node lets go of them as when fenced (they reconnect
+    /// and start over), its replica starts afresh (the follower reads the new stream from
+    /// its first entry), chats are named under the new domain's id, and the node adds the
+    /// categories it knows. Re-asserting what its people held instead is not built
+    /// (`docs/cluster.md` §9). The router fences too (the node rejoined under a new
+    /// incarnation), which keeps the fencing generation in step.
+    pub(super) fn cluster_data_lost(&mut self, cluster_id: &str) {
+        tracing::error!("Redis lost the cluster's data: closing this node's customers' and agents' connections");
+        self.let_go_of_everyone();
+        self.routing = crate::core::routing::Routing::new();
+        let cluster = self.cluster_mut();
+        cluster.wire_ns = Some(cluster_id.to_string());
+        cluster.remote_customers.clear();
+        let categories: Vec<CategoryId> = self.category_names.keys().map(|c| CategoryId(c.clone())).collect();
+        for category in categories {
+            self.route(RoutingOp::AddCategory(category), None);
+        }
+    }
+
+    /// Closes every customer's and agent's connection (1012: reconnect, any node) and
+    /// forgets them, their chats and their pending joins.
+    fn let_go_of_everyone(&mut self) {
         let held: Vec<ConnId> = self
             .conns
             .iter()
@@ -658,7 +685,6 @@ impl HubState {
         cluster.ahead.clear();
         cluster.sent_here.clear();
         cluster.resuming.clear();
-        cluster.generation += 1;
     }
 
     // ---- chat messages ------------------------------------------------------------------
