@@ -36,3 +36,5 @@ mod journal;
 mod cluster_resume;
 // issue 15: Redis killed and restarted, empty or with its data
 mod cluster_redis_restart;
+// issue 15: a graceful leave on SIGTERM
+mod cluster_leave;
