@@ -29,7 +29,7 @@ use crate::cluster::node::Cluster;
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
 use crate::cluster::routing_events::{Followed, RoutingEvent, follow};
-use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting};
+use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting, read_snapshot};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
@@ -457,14 +457,25 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
                     RETRY_PAUSE
                 }
             },
-            Ok(Followed::Gap) => {
-                // Not built: rebuilding the replica from a snapshot (docs/cluster.md §12).
-                tracing::error!(
-                    "the routing events this node had not read were trimmed away: \
-                     this node's view of the routing is stale; restart it"
-                );
-                Duration::from_secs(5)
-            }
+            Ok(Followed::Gap) => match read_snapshot(&mut conn).await {
+                // Events this node had not read were trimmed away (it joined late, or
+                // fell far behind): its replica starts again from the whole state, and
+                // it follows on from the last event the snapshot includes.
+                Ok(snapshot) => {
+                    tracing::warn!(
+                        after = %last, from = %snapshot.last_event,
+                        "routing events this node had not read were trimmed away: loading its replica from a snapshot"
+                    );
+                    last = snapshot.last_event;
+                    seen = snapshot.events_added;
+                    tell(&hub, Command::RoutingReload { state: snapshot.state }).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a snapshot of the routing; retrying");
+                    RETRY_PAUSE
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the routing events; retrying");
                 RETRY_PAUSE

@@ -201,6 +201,11 @@ pub(crate) enum Command {
     ClusterDataLost {
         cluster_id: String,
     },
+    /// The events this node had not read were trimmed away: its replica becomes this
+    /// snapshot of the routing domain, and the events after it follow.
+    RoutingReload {
+        state: crate::core::routing::RoutingState,
+    },
     /// Stamped chat messages: this node's own (the script's reply), a peer node's (pub/sub)
     /// or read from a chat's log (`filled`: the chat whose gap fill this answers).
     ChatLines {

@@ -38,3 +38,5 @@ mod cluster_resume;
 mod cluster_redis_restart;
 // issue 15: a graceful leave on SIGTERM
 mod cluster_leave;
+// issue 15: a node joining past a trimmed events stream
+mod cluster_late_node;

@@ -657,6 +657,16 @@ impl HubState {
         }
     }
 
+    /// The events this node had not read were trimmed away (it joined late, or fell far
+    /// behind): its replica becomes the snapshot's state. What the skipped events decided
+    /// for this node's own people is not carried out (`docs/cluster.md` §13).
+    pub(super) fn routing_reload(&mut self, state: crate::core::routing::RoutingState) {
+        match crate::core::routing::Routing::from_state(state) {
+            Ok(routing) => self.routing = routing,
+            Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
+        }
+    }
+
     /// Closes every customer's and agent's connection (1012: reconnect, any node) and
     /// forgets them, their chats and their pending joins.
     fn let_go_of_everyone(&mut self) {
