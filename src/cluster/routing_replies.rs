@@ -331,9 +331,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
     }
     state.customers.sort_by_key(|c| c.id);
     state.counter = id(std::slice::from_ref(field("counter")?), 0)?;
-    state.held_back = field("held_back")?
-        .as_bool()
-        .ok_or_else(|| malformed("held_back"))?;
+    state.held_back = field("held_back")?.as_bool().ok_or_else(|| malformed("held_back"))?;
     let pairing_room = match field("room")?.as_str() {
         Some("") => None,
         Some(room) => Some(room.parse().map_err(|_| malformed(format!("room {room:?}")))?),

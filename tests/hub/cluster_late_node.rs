@@ -59,7 +59,10 @@ async fn a_node_joining_after_the_events_stream_was_trimmed_starts_from_a_snapsh
         if stats["chats_active"] == 1 && stats["customers_waiting"]["general"] == 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "beta's figures never showed the cluster: {stats}");
+        assert!(
+            Instant::now() < deadline,
+            "beta's figures never showed the cluster: {stats}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     agent

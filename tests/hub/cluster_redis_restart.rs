@@ -93,8 +93,16 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
 
     redis.kill();
     let redis = RedisServer::start_with(port, None).await;
-    assert_eq!(carla.closed().await.map(u16::from), Some(1012), "alpha lets go of Carla");
-    assert_eq!(agent.closed().await.map(u16::from), Some(1012), "beta lets go of the agent");
+    assert_eq!(
+        carla.closed().await.map(u16::from),
+        Some(1012),
+        "alpha lets go of Carla"
+    );
+    assert_eq!(
+        agent.closed().await.map(u16::from),
+        Some(1012),
+        "beta lets go of the agent"
+    );
     healthy(&alpha, "alpha").await;
     healthy(&beta, "beta").await;
     assert_eq!(
@@ -166,8 +174,16 @@ async fn redis_back_with_its_data_after_ten_seconds_everything_resumes() {
         (Some("cluster_unavailable"), Some("x1")),
         "{refused}"
     );
-    assert_eq!(carla.closed().await.map(u16::from), Some(1012), "lease out: alpha lets go");
-    assert_eq!(agent.closed().await.map(u16::from), Some(1012), "lease out: beta lets go");
+    assert_eq!(
+        carla.closed().await.map(u16::from),
+        Some(1012),
+        "lease out: alpha lets go"
+    );
+    assert_eq!(
+        agent.closed().await.map(u16::from),
+        Some(1012),
+        "lease out: beta lets go"
+    );
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(killed.elapsed())).await;
     let redis = RedisServer::start_with(port, Some(&data)).await;
     healthy(&alpha, "alpha").await;
@@ -191,14 +207,13 @@ async fn redis_back_with_its_data_after_ten_seconds_everything_resumes() {
         assert_eq!(line["chat_id"], chat.as_str(), "{line}");
         seqs.push(line["seq"].as_u64().unwrap());
     }
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "one order, nothing twice: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "one order, nothing twice: {seqs:?}"
+    );
     assert_eq!(
         archived(&store, &chat, 3).await,
-        [
-            (1, "one".to_string()),
-            (2, "two".to_string()),
-            (3, "three".to_string())
-        ],
+        [(1, "one".to_string()), (2, "two".to_string()), (3, "three".to_string())],
         "every acknowledged message archived once; the refused one nowhere"
     );
     drop(redis);

@@ -121,7 +121,10 @@ impl Routing {
                 None => {
                     // Waiting in a known category (a chatting one's may have been removed).
                     let Some(queue) = queues.get_mut(&c.category) else {
-                        return bad(format!("customer {:?} waits in unknown category {:?}", c.id, c.category));
+                        return bad(format!(
+                            "customer {:?} waits in unknown category {:?}",
+                            c.id, c.category
+                        ));
                     };
                     queue.insert((c.ticket, c.id));
                     CustomerState::Waiting
