@@ -87,6 +87,10 @@ pub(crate) enum RouterCall {
     ForgetToken { key: String },
     /// A resume on `conn` with a token this node did not issue: whose is it?
     FindToken { conn: ConnId, token: String, last_seq: u64 },
+    // ---- Redis restarted empty ----
+    /// Every category the hub knows (the store's may have grown since start-up): added to
+    /// the routing domain now if this node is a member, and at every (re)join after.
+    Categories(Vec<CategoryId>),
 }
 
 /// The hub's end of the link.
@@ -152,7 +156,7 @@ async fn router(
     cluster: Cluster,
     mut calls: mpsc::Receiver<(u64, RouterCall)>,
     hub: mpsc::WeakSender<Command>,
-    categories: Vec<CategoryId>,
+    mut categories: Vec<CategoryId>,
     shutdown: CancellationToken,
 ) {
     let mut status = cluster.watch();
@@ -186,12 +190,7 @@ async fn router(
                     if let Err(e) = redis.node_lost(cluster.node_id()).await {
                         tracing::warn!(error = %e, "could not take back this node's previous people");
                     }
-                    for category in &categories {
-                        match redis.add_category(category).await {
-                            Ok(_) | Err(ClusterRoutingError::Refused(_)) => {}
-                            Err(e) => tracing::warn!(error = %e, "could not add a category to the cluster's routing"),
-                        }
-                    }
+                    add_categories(&redis, &categories).await;
                 }
                 continue;
             }
@@ -204,6 +203,12 @@ async fn router(
         // Made before the hub handled the last fence: for what the node believed then.
         let member = held.filter(|_| status.borrow().usable() && generation == fences);
         match call {
+            RouterCall::Categories(known) => {
+                categories = known;
+                if member.is_some() {
+                    add_categories(&redis, &categories).await;
+                }
+            }
             RouterCall::Op { op, conn: who } => {
                 let join = matches!(op, RoutingOp::Join { .. });
                 if member.is_none() {
@@ -369,6 +374,16 @@ async fn router(
                 };
                 tell(&hub, command).await;
             }
+        }
+    }
+}
+
+/// Adds `categories` to the routing domain (those it has already are refused, harmlessly).
+async fn add_categories(redis: &RedisRouting, categories: &[CategoryId]) {
+    for category in categories {
+        match redis.add_category(category).await {
+            Ok(_) | Err(ClusterRoutingError::Refused(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "could not add a category to the cluster's routing"),
         }
     }
 }

@@ -80,7 +80,8 @@ async fn chatting(alpha: &TestHub, beta: &TestHub) -> (Ws, Ws, String) {
 /// start their replicas afresh from the new events stream and let go of their people
 /// (1012: their chats and places lived in the lost data), and routing works again without
 /// a restart: the agent signs in again and a new customer is paired with them and chats,
-/// seq starting at 1 in a new chat. What was acknowledged before is in the archive.
+/// seq starting at 1 in a new chat, and a category made after start-up takes customers.
+/// What was acknowledged before is in the archive.
 #[tokio::test]
 async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_without_a_restart() {
     let scratch = TempDir::new("cluster-redis-empty");
@@ -90,6 +91,13 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
     let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
     let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
     let (mut carla, mut agent, chat) = chatting(&alpha, &beta).await;
+    // A category made after the nodes started: it must be in the new domain too.
+    let (status, body) = alpha
+        .admin()
+        .await
+        .post("/api/admin/categories", json!({"id": "returns", "name": "Returns"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
 
     redis.kill();
     let redis = RedisServer::start_with(port, None).await;
@@ -131,6 +139,8 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
     assert_eq!(agent.next_of("ack").await["seq"], 2);
     assert_eq!(dora.next_of("message").await["seq"], 2);
     assert_eq!(archived(&store, &new_chat, 2).await.len(), 2);
+    let mut erin = beta.customer("Erin", "returns").await;
+    assert_eq!(erin.next_of("queued").await["place"], 1, "the later category is back");
     drop(redis);
     alpha.stop().await;
     beta.stop().await;

@@ -641,7 +641,7 @@ impl HubState {
     /// more, and ids start again. The node lets go of them as when fenced (they reconnect
     /// and start over), its replica starts afresh (the follower reads the new stream from
     /// its first entry), chats are named under the new domain's id, and the node adds the
-    /// categories it knows. Re-asserting what its people held instead is not built
+    /// categories it knows (also those created since it started) now or when it rejoins. Re-asserting what its people held instead is not built
     /// (`docs/cluster.md` §9). The router fences too (the node rejoined under a new
     /// incarnation), which keeps the fencing generation in step.
     pub(super) fn cluster_data_lost(&mut self, cluster_id: &str) {
@@ -651,9 +651,10 @@ impl HubState {
         let cluster = self.cluster_mut();
         cluster.wire_ns = Some(cluster_id.to_string());
         cluster.remote_customers.clear();
+        // Now if this node is a member again, else when it rejoins.
         let categories: Vec<CategoryId> = self.category_names.keys().map(|c| CategoryId(c.clone())).collect();
-        for category in categories {
-            self.route(RoutingOp::AddCategory(category), None);
+        if !self.call(RouterCall::Categories(categories)) {
+            tracing::warn!("could not hand the router this node's categories: its queue is full");
         }
     }
 
