@@ -76,7 +76,12 @@ async fn a_node_stopped_with_sigterm_hands_its_people_over_at_once() {
     };
 
     let store: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node_with(store, &redis, "live", &scratch, |_| {}).await;
+    // The grace period runs on the live node (the reaper): long enough for the resume
+    // below on a loaded machine.
+    let live = node_with(store, &redis, "live", &scratch, |s| {
+        s.resume_grace = Duration::from_secs(20);
+    })
+    .await;
     let mut agent = live.agent("ann", &["general"], 1).await;
     let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
     carla

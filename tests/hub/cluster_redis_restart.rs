@@ -18,11 +18,13 @@ use crate::redis_server::RedisServer;
 /// How long a test waits for something the cluster must do.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A node with a lease of `lease_ms`, renewed every `lease_ms / 5`.
+/// A node with a lease of `lease_ms`, renewed every `lease_ms / 5`, and a grace period
+/// long enough for the people to come back on a loaded machine after Redis does.
 async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &TempDir, lease_ms: u64) -> TestHub {
     node_with(store.clone(), redis, name, scratch, move |s| {
         s.cluster_lease = Duration::from_millis(lease_ms);
         s.cluster_renew = Duration::from_millis(lease_ms / 5);
+        s.resume_grace = Duration::from_secs(20);
     })
     .await
 }
