@@ -18,6 +18,8 @@ use crate::http::AppState;
 use crate::hub::{Hub, now_ms};
 use crate::store::{Account, Category, Role, SharedStore, StoreError};
 
+/// How long shutdown waits for the cluster lease's release: a few Redis request timeouts.
+const LEASE_RELEASE: Duration = Duration::from_secs(3);
 /// How long shutdown waits for the archive to write what it holds: longer than one
 /// store write may take before it counts as failed, so a stop during a hung write still
 /// sees it fail and spools what the writer holds (on MongoDB) instead of abandoning it.
@@ -128,15 +130,15 @@ pub async fn run(
     let sessions = Sessions::new(store.clone(), settings.session_ttl);
     tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
     // ---- several nodes through Redis (issue 15) ----
-    let cluster = if settings.clustered() {
+    let (cluster, lease_task) = if settings.clustered() {
         // A dead node's people are handed to this node by the `node_lost` routing script.
         let hook = crate::hub::cluster_link::RoutingHandover::new();
-        let (cluster, _lease_task) = crate::cluster::node::Cluster::start(&settings, hook.clone(), shutdown.clone())
+        let (cluster, lease_task) = crate::cluster::node::Cluster::start(&settings, hook.clone(), shutdown.clone())
             .map_err(|e| RunError::Cluster(format!("REDIS_URL: {e}")))?;
         hook.attach(cluster.clone());
-        Some(cluster)
+        (Some(cluster), Some(lease_task))
     } else {
-        None
+        (None, None)
     };
     let (hub, hub_task) = Hub::start(
         settings.clone(),
@@ -202,6 +204,14 @@ pub async fn run(
     let app = crate::web::harden(app);
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;
+    // ---- several nodes through Redis (issue 15): the lease task releases the lease on
+    // its way out (a graceful leave); one Redis round trip, bounded so a Redis that does
+    // not answer cannot hold the exit up.
+    if let Some(lease_task) = lease_task
+        && tokio::time::timeout(LEASE_RELEASE, lease_task).await.is_err()
+    {
+        tracing::warn!("shutdown: the cluster lease was not released in time; the others take over when it runs out");
+    }
     // ---- rooms and 1-to-1 video (issue 16) ----
     let _ = rooms_task.await;
     if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {

@@ -66,26 +66,43 @@ pub async fn read_events(
     reply.ids.into_iter().map(event).collect()
 }
 
-/// The events after `last` (whose ordinal in the stream is `seen`), at most `count`; `None`
-/// when some the caller had not read were trimmed away (or Redis lost the stream): the
-/// caller must start again from a snapshot. A node's replica reads the stream with it.
+/// What [`follow`] found after a follower's last event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// The events after it (none: nothing new yet).
+    Events(Vec<RoutingEvent>),
+    /// Some the follower had not read were trimmed away: it must start again from a snapshot.
+    Gap,
+    /// Redis lost its data: the routing domain's id (`{sb}:cluster-id`) is gone or another
+    /// than the one the follower started under. Whatever it knew is gone from Redis.
+    Lost,
+}
+
+/// The events after `last` (whose ordinal in the stream is `seen`), at most `count`, in the
+/// routing domain whose id is `cluster_id` (see [`Followed`]). A node's replica reads the
+/// stream with it.
 pub async fn follow(
     conn: &mut ConnectionManager,
+    cluster_id: &str,
     last: &str,
     seen: u64,
     count: usize,
-) -> Result<Option<Vec<RoutingEvent>>, ClusterRoutingError> {
+) -> Result<Followed, ClusterRoutingError> {
     let (status, entries): (String, StreamRangeReply) = FOLLOW
         .key(EVENTS_KEY)
         .arg(last)
         .arg(seen)
         .arg(count)
+        .arg(cluster_id)
         .invoke_async(conn)
         .await?;
-    if status == "gap" {
-        return Ok(None);
+    match status.as_str() {
+        "gap" => Ok(Followed::Gap),
+        "lost" => Ok(Followed::Lost),
+        _ => Ok(Followed::Events(
+            entries.ids.into_iter().map(event).collect::<Result<Vec<_>, _>>()?,
+        )),
     }
-    Ok(Some(entries.ids.into_iter().map(event).collect::<Result<Vec<_>, _>>()?))
 }
 
 /// What one [`RoutingFollower::poll`] found.

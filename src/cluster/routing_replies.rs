@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::core::places::Places;
 use crate::core::routing::{
-    AgentId, AgentView, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, Ticket,
+    AgentId, AgentView, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, RoutingState, StateAgent,
+    StateChat, StateCustomer, Ticket,
 };
 
 /// A reply that is not what the scripts write: a script and this adapter disagree.
@@ -48,6 +49,9 @@ pub struct RoutingSnapshot {
     pub last_event: String,
     /// How many routing events were ever added, up to and including `last_event`.
     pub events_added: u64,
+    /// The same instant as a core's whole state, for a replica loaded from it
+    /// (`Routing::from_state`).
+    pub state: RoutingState,
 }
 
 impl RoutingSnapshot {
@@ -238,18 +242,28 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             .get(name)
             .ok_or_else(|| malformed(format!("snapshot without {name}")))
     };
+    let mut state = RoutingState::default();
     let mut queues = Vec::new();
     for entry in list(field("categories")?)? {
         let e = list(entry)?;
         let mut queue = Vec::new();
         for waiting in list(e.get(1).ok_or_else(|| malformed("queue without members"))?)? {
             let w = list(waiting)?;
-            queue.push(WaitingCustomer {
+            let customer = WaitingCustomer {
                 customer: CustomerId(id(w, 0)?),
                 ticket: Ticket(id(w, 1)?),
                 away: maybe_id(w, 2)?,
+            };
+            state.customers.push(StateCustomer {
+                id: customer.customer,
+                category: category(e, 0)?,
+                ticket: customer.ticket,
+                chat: None,
+                away_epoch: customer.away,
             });
+            queue.push(customer);
         }
+        state.categories.push(category(e, 0)?);
         queues.push((category(e, 0)?, queue));
     }
     let mut agents = Vec::new();
@@ -280,19 +294,44 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             connected: maybe_id(a, 3)?.is_none(),
             chats,
         };
+        state.agents.push(StateAgent {
+            id: agent(a, 0)?,
+            categories: view.categories.clone(),
+            limit: view.limit,
+            available: view.available,
+            away_epoch: maybe_id(a, 3)?,
+            last_assigned: id(a, 6)?,
+        });
         agents.push((agent(a, 0)?, view));
     }
     let mut chats = Vec::new();
     for entry in list(field("chats")?)? {
         let c = list(entry)?;
-        chats.push(ChatSnapshot {
+        let chat = ChatSnapshot {
             chat: ChatId(id(c, 0)?),
             customer: CustomerId(id(c, 1)?),
             agent: agent(c, 2)?,
             category: category(c, 3)?,
             customer_away: maybe_id(c, 4)?,
+        };
+        state.customers.push(StateCustomer {
+            id: chat.customer,
+            category: category(c, 6)?,
+            ticket: Ticket(id(c, 5)?),
+            chat: Some(chat.chat),
+            away_epoch: chat.customer_away,
         });
+        state.chats.push(StateChat {
+            id: chat.chat,
+            customer: chat.customer,
+            agent: chat.agent.clone(),
+            category: chat.category.clone(),
+        });
+        chats.push(chat);
     }
+    state.customers.sort_by_key(|c| c.id);
+    state.counter = id(std::slice::from_ref(field("counter")?), 0)?;
+    state.held_back = field("held_back")?.as_bool().ok_or_else(|| malformed("held_back"))?;
     let pairing_room = match field("room")?.as_str() {
         Some("") => None,
         Some(room) => Some(room.parse().map_err(|_| malformed(format!("room {room:?}")))?),
@@ -303,7 +342,9 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
         .ok_or_else(|| malformed("last_event"))?
         .to_string();
     let events_added = field("added")?.as_u64().ok_or_else(|| malformed("added"))?;
+    state.pairing_room = pairing_room;
     Ok(RoutingSnapshot {
+        state,
         events_added,
         queues,
         agents,

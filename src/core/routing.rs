@@ -879,5 +879,9 @@ impl Routing {
     }
 }
 
+// ---- the state as plain data, for a replica loaded from a snapshot (issue 15) ----
+mod state;
+pub use state::{InconsistentState, RoutingState, StateAgent, StateChat, StateCustomer};
+
 #[cfg(test)]
 mod tests;

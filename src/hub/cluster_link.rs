@@ -29,8 +29,8 @@ use crate::cluster::lease::NodeLost;
 use crate::cluster::node::Cluster;
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
-use crate::cluster::routing_events::{RoutingEvent, follow};
-use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting};
+use crate::cluster::routing_events::{Followed, RoutingEvent, follow};
+use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting, read_snapshot};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
@@ -47,7 +47,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 const AGENT_NAMES_KEY: &str = "{sb}:agent-names";
 /// A random id of the routing domain's life in this Redis (set once, `SET NX`): chat wire
 /// ids derive from it and the chat id, so both sides' nodes name a chat alike without
-/// asking, and a Redis that lost its data (ids start again) names chats anew.
+/// asking, and a Redis that lost its data (ids start again) names chats anew. It is also
+/// how a node notices that loss: its follower finds the id gone or changed.
 const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
 /// The code of every refusal that comes from Redis being unreachable or this node fenced.
 pub(crate) const UNAVAILABLE: &str = "cluster_unavailable";
@@ -96,6 +97,10 @@ pub(crate) enum RouterCall {
         conn: Option<ConnId>,
         client_id: Option<String>,
     },
+    // ---- Redis restarted empty ----
+    /// Every category the hub knows (the store's may have grown since start-up): added to
+    /// the routing domain now if this node is a member, and at every (re)join after.
+    Categories(Vec<CategoryId>),
 }
 
 /// The hub's end of the link.
@@ -161,7 +166,7 @@ async fn router(
     cluster: Cluster,
     mut calls: mpsc::Receiver<(u64, RouterCall)>,
     hub: mpsc::WeakSender<Command>,
-    categories: Vec<CategoryId>,
+    mut categories: Vec<CategoryId>,
     shutdown: CancellationToken,
 ) {
     let mut status = cluster.watch();
@@ -195,12 +200,7 @@ async fn router(
                     if let Err(e) = redis.node_lost(cluster.node_id()).await {
                         tracing::warn!(error = %e, "could not take back this node's previous people");
                     }
-                    for category in &categories {
-                        match redis.add_category(category).await {
-                            Ok(_) | Err(ClusterRoutingError::Refused(_)) => {}
-                            Err(e) => tracing::warn!(error = %e, "could not add a category to the cluster's routing"),
-                        }
-                    }
+                    add_categories(&redis, &categories).await;
                 }
                 continue;
             }
@@ -213,6 +213,12 @@ async fn router(
         // Made before the hub handled the last fence: for what the node believed then.
         let member = held.filter(|_| status.borrow().usable() && generation == fences);
         match call {
+            RouterCall::Categories(known) => {
+                categories = known;
+                if member.is_some() {
+                    add_categories(&redis, &categories).await;
+                }
+            }
             RouterCall::Op { op, conn: who } => {
                 let join = matches!(op, RoutingOp::Join { .. });
                 if member.is_none() {
@@ -411,6 +417,16 @@ async fn router(
     }
 }
 
+/// Adds `categories` to the routing domain (those it has already are refused, harmlessly).
+async fn add_categories(redis: &RedisRouting, categories: &[CategoryId]) {
+    for category in categories {
+        match redis.add_category(category).await {
+            Ok(_) | Err(ClusterRoutingError::Refused(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "could not add a category to the cluster's routing"),
+        }
+    }
+}
+
 /// A connection of the follower's own: its blocking reads must not hold up the node's
 /// shared connection, and may wait longer than its 1 s timeout.
 fn blocking_conn(cluster: &Cluster) -> redis::RedisResult<ConnectionManager> {
@@ -428,22 +444,17 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
         Err(e) => return tracing::error!(error = %e, "cannot open the routing events follower's connection"),
     };
     // The cluster's id first: the hub names chats with it.
-    loop {
-        let id = uuid::Uuid::new_v4().to_string();
-        let got: Result<String, _> = async {
-            let _: Option<String> = redis::cmd("SET")
-                .arg(CLUSTER_ID_KEY)
-                .arg(&id)
-                .arg("NX")
-                .query_async(&mut conn)
-                .await?;
-            redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(&mut conn).await
-        }
-        .await;
-        match got {
+    let mut cluster_id = loop {
+        match read_cluster_id(&mut conn).await {
             Ok(cluster_id) => {
-                tell(&hub, Command::ClusterStarted { cluster_id }).await;
-                break;
+                tell(
+                    &hub,
+                    Command::ClusterStarted {
+                        cluster_id: cluster_id.clone(),
+                    },
+                )
+                .await;
+                break cluster_id;
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the cluster's id; retrying"),
         }
@@ -451,21 +462,21 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(RETRY_PAUSE) => {}
         }
-    }
+    };
     let (mut last, mut seen) = ("0-0".to_string(), 0u64);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        let pause = match follow(&mut conn, &last, seen, FOLLOW_BATCH).await {
-            Ok(Some(events)) if !events.is_empty() => {
+        let pause = match follow(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH).await {
+            Ok(Followed::Events(events)) if !events.is_empty() => {
                 last.clone_from(&events.last().expect("not empty").id);
                 seen += events.len() as u64;
                 let agent_names = agent_names(&mut conn, &events).await;
                 tell(&hub, Command::RoutingEvents { events, agent_names }).await;
                 continue;
             }
-            Ok(Some(_)) => {
+            Ok(Followed::Events(_)) => {
                 // Nothing new: wait on the stream itself (returns at the next entry).
                 let woke: Result<redis::Value, _> = redis::cmd("XREAD")
                     .arg("BLOCK")
@@ -482,14 +493,43 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
                 }
                 RETRY_PAUSE
             }
-            Ok(None) => {
-                // Not built: rebuilding the replica from a snapshot (docs/cluster.md §12).
-                tracing::error!(
-                    "the routing events this node had not read were trimmed away (or Redis lost its data): \
-                     this node's view of the routing is stale; restart it"
-                );
-                Duration::from_secs(5)
-            }
+            Ok(Followed::Lost) => match read_cluster_id(&mut conn).await {
+                Ok(new_id) => {
+                    // Redis restarted empty: the routing domain starts again under a new
+                    // id, and so does the replica, from the new stream's first entry.
+                    tracing::error!(
+                        old = %cluster_id, new = %new_id,
+                        "Redis lost the cluster's data: this node's routing replica starts afresh"
+                    );
+                    cluster_id.clone_from(&new_id);
+                    (last, seen) = ("0-0".to_string(), 0);
+                    tell(&hub, Command::ClusterDataLost { cluster_id: new_id }).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the cluster's new id; retrying");
+                    RETRY_PAUSE
+                }
+            },
+            Ok(Followed::Gap) => match read_snapshot(&mut conn).await {
+                // Events this node had not read were trimmed away (it joined late, or
+                // fell far behind): its replica starts again from the whole state, and
+                // it follows on from the last event the snapshot includes.
+                Ok(snapshot) => {
+                    tracing::warn!(
+                        after = %last, from = %snapshot.last_event,
+                        "routing events this node had not read were trimmed away: loading its replica from a snapshot"
+                    );
+                    last = snapshot.last_event;
+                    seen = snapshot.events_added;
+                    tell(&hub, Command::RoutingReload { state: snapshot.state }).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a snapshot of the routing; retrying");
+                    RETRY_PAUSE
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the routing events; retrying");
                 RETRY_PAUSE
@@ -500,6 +540,19 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
             _ = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// The routing domain's id in this Redis: the one set, or a new one set now (`SET NX`,
+/// so every node that finds it missing agrees on the first one written).
+async fn read_cluster_id(conn: &mut ConnectionManager) -> redis::RedisResult<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let _: Option<String> = redis::cmd("SET")
+        .arg(CLUSTER_ID_KEY)
+        .arg(&id)
+        .arg("NX")
+        .query_async(conn)
+        .await?;
+    redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(conn).await
 }
 
 /// The display names of the agents these events bring online.

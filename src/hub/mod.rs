@@ -197,6 +197,16 @@ pub(crate) enum Command {
     /// This node lost its lease: its people were or will be handed on; it closes their
     /// connections (they resume elsewhere) and starts afresh under its new incarnation.
     ClusterFenced,
+    /// Redis lost its data (restarted empty): the routing domain starts again under
+    /// `cluster_id`. The node lets go of its people and its replica starts afresh.
+    ClusterDataLost {
+        cluster_id: String,
+    },
+    /// The events this node had not read were trimmed away: its replica becomes this
+    /// snapshot of the routing domain, and the events after it follow.
+    RoutingReload {
+        state: crate::core::routing::RoutingState,
+    },
     /// Stamped chat messages: this node's own (the script's reply), a peer node's (pub/sub)
     /// or read from a chat's log (`filled`: the chat whose gap fill this answers).
     ChatLines {

@@ -249,6 +249,8 @@ impl HubState {
                 join,
             } => self.cluster_refused(conn, who, (code, message), client_id, join),
             Command::ClusterFenced => self.cluster_fenced(),
+            Command::ClusterDataLost { cluster_id } => self.cluster_data_lost(&cluster_id),
+            Command::RoutingReload { state } => self.routing_reload(state),
             Command::ChatLines { lines, filled } => self.chat_lines(lines, filled),
             Command::ChatSignal(signal) => self.chat_signal(signal),
             Command::ChatResync => self.chat_resync(),

@@ -400,6 +400,8 @@ pub fn same_state(core: &Routing, snapshot: &RoutingSnapshot, places: &Places) -
         connected += usize::from(chat.customer_away.is_none());
     }
     prop_assert_eq!(core.customers_connected(), connected, "connected customers differ");
+    // The whole state, as a replica loaded from this snapshot would hold it (issue 15).
+    prop_assert_eq!(&core.state(), &snapshot.state, "the snapshot's state differs");
     Ok(())
 }
 

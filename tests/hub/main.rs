@@ -37,3 +37,9 @@ mod journal;
 mod mongod;
 // issue 15: a customer's resume on another node
 mod cluster_resume;
+// issue 15: Redis killed and restarted, empty or with its data
+mod cluster_redis_restart;
+// issue 15: a graceful leave on SIGTERM
+mod cluster_leave;
+// issue 15: a node joining past a trimmed events stream
+mod cluster_late_node;

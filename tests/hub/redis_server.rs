@@ -1,5 +1,5 @@
-//! A real `redis-server` of the test's own, on a free loopback port, with no persistence;
-//! killed when dropped. A test that needs one fails loudly when the binary is missing
+//! A real `redis-server` of the test's own, on a free loopback port, with no persistence
+//! unless asked (`start_with`); killed when dropped. A test that needs one fails loudly when the binary is missing
 //! (`make test` installs Debian's `redis-server` through `scripts/ensure-test-deps.sh`).
 
 use std::process::{Child, Command, Stdio};
@@ -28,22 +28,36 @@ impl RedisServer {
 
     /// Starts `redis-server` on `port` (a new, empty one where a killed one was).
     pub async fn start_on(port: u16) -> Self {
-        Self::try_start_on(port).await.unwrap_or_else(|why| panic!("{why}"))
+        Self::start_with(port, None).await
+    }
+
+    /// Starts `redis-server` on `port`; with `persist_in`, it keeps its data there in an
+    /// append-only file synced on every write (`--appendfsync always`), so a server killed
+    /// with SIGKILL and started again on the same directory has every write it answered.
+    pub async fn start_with(port: u16, persist_in: Option<&std::path::Path>) -> Self {
+        Self::try_start_with(port, persist_in)
+            .await
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    async fn try_start_on(port: u16) -> Result<Self, String> {
+        Self::try_start_with(port, None).await
     }
 
     /// Started means this very process said it is ready: not another that held the port.
-    async fn try_start_on(port: u16) -> Result<Self, String> {
+    async fn try_start_with(port: u16, persist_in: Option<&std::path::Path>) -> Result<Self, String> {
+        let port_arg = port.to_string();
+        let mut args = vec!["--port", &port_arg, "--bind", "127.0.0.1", "--save", ""];
+        let dir;
+        match persist_in {
+            Some(path) => {
+                dir = path.to_str().expect("a UTF-8 path").to_string();
+                args.extend(["--appendonly", "yes", "--appendfsync", "always", "--dir", &dir]);
+            }
+            None => args.extend(["--appendonly", "no"]),
+        }
         let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -645,8 +645,49 @@ impl HubState {
     /// on any node) and carries on with its replica, which the stream keeps true.
     pub(super) fn cluster_fenced(&mut self) {
         tracing::warn!("this node lost its cluster lease: closing its connections");
-        // Buddies too: the cluster counts their connections here as closed once this node's
-        // loss is replayed (`buddy_node_lost`), so they reconnect, to any node.
+        self.let_go_of_everyone();
+        self.cluster_mut().generation += 1;
+    }
+
+    /// Redis lost its data (restarted empty): nothing this node's people held is there any
+    /// more, and ids start again. The node lets go of them as when fenced (they reconnect
+    /// and start over), its replica starts afresh (the follower reads the new stream from
+    /// its first entry), chats are named under the new domain's id, and the node adds the
+    /// categories it knows (also those created since it started) now or when it rejoins. Re-asserting what its people held instead is not built
+    /// (`docs/cluster.md` §9). The router fences too (the node rejoined under a new
+    /// incarnation), which keeps the fencing generation in step.
+    pub(super) fn cluster_data_lost(&mut self, cluster_id: &str) {
+        tracing::error!("Redis lost the cluster's data: closing this node's customers' and agents' connections");
+        self.let_go_of_everyone();
+        self.routing = crate::core::routing::Routing::new();
+        // The buddy list's events went with the stream: every node starts its copy afresh
+        // (each lets go of its own buddies above, so the copies agree again).
+        self.buddies = super::BuddyDesk::default();
+        let cluster = self.cluster_mut();
+        cluster.wire_ns = Some(cluster_id.to_string());
+        cluster.remote_customers.clear();
+        // Now if this node is a member again, else when it rejoins.
+        let categories: Vec<CategoryId> = self.category_names.keys().map(|c| CategoryId(c.clone())).collect();
+        if !self.call(RouterCall::Categories(categories)) {
+            tracing::warn!("could not hand the router this node's categories: its queue is full");
+        }
+    }
+
+    /// The events this node had not read were trimmed away (it joined late, or fell far
+    /// behind): its replica becomes the snapshot's state. What the skipped events decided
+    /// for this node's own people is not carried out (`docs/cluster.md` §13).
+    pub(super) fn routing_reload(&mut self, state: crate::core::routing::RoutingState) {
+        match crate::core::routing::Routing::from_state(state) {
+            Ok(routing) => self.routing = routing,
+            Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
+        }
+    }
+
+    /// Closes every connection (1012: reconnect, any node) and forgets the customers and
+    /// agents, their chats and their pending joins. Buddies too: the cluster counts their
+    /// connections here as closed once this node's loss is replayed (`buddy_node_lost`), so
+    /// they reconnect, to any node.
+    fn let_go_of_everyone(&mut self) {
         let held: Vec<ConnId> = self.conns.keys().copied().collect();
         self.buddies.joining.clear();
         for conn in held {
@@ -668,7 +709,6 @@ impl HubState {
         cluster.ahead.clear();
         cluster.sent_here.clear();
         cluster.resuming.clear();
-        cluster.generation += 1;
     }
 
     // ---- chat messages ------------------------------------------------------------------

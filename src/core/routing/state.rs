@@ -1,0 +1,201 @@
+//! The routing state as plain data, and a `Routing` built from it: how a cluster node
+//! starts its replica from a snapshot of the routing domain in Redis when the events
+//! stream no longer holds everything it needs (a node joining late, past a trimmed stream;
+//! `docs/cluster.md` §13). No rule is restated here: the state is taken as it is, and the
+//! round trip `Routing::state` → `Routing::from_state` gives back the same `Routing`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use super::{Agent, AgentId, CategoryId, Chat, ChatId, Customer, CustomerId, CustomerState, Routing, Ticket};
+
+/// A customer waiting or chatting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCustomer {
+    pub id: CustomerId,
+    pub category: CategoryId,
+    pub ticket: Ticket,
+    /// The chat they are in; `None` while waiting.
+    pub chat: Option<ChatId>,
+    /// The epoch of their grace timer while away.
+    pub away_epoch: Option<u64>,
+}
+
+/// An online agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateAgent {
+    pub id: AgentId,
+    pub categories: Vec<CategoryId>,
+    pub limit: u8,
+    pub available: bool,
+    pub away_epoch: Option<u64>,
+    /// The stamp of their last assignment (ties between equally loaded agents).
+    pub last_assigned: u64,
+}
+
+/// A running chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChat {
+    pub id: ChatId,
+    pub customer: CustomerId,
+    pub agent: AgentId,
+    /// The chat's category (it may have been removed since: the chat runs on).
+    pub category: CategoryId,
+}
+
+/// Everything a `Routing` holds that decides anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingState {
+    pub categories: Vec<CategoryId>,
+    pub customers: Vec<StateCustomer>,
+    pub agents: Vec<StateAgent>,
+    pub chats: Vec<StateChat>,
+    /// The last id drawn: the next transition draws after it.
+    pub counter: u64,
+    pub pairing_room: Option<usize>,
+    pub held_back: bool,
+}
+
+/// Why a state cannot be a `Routing`: it names someone or something it does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("inconsistent routing state: {0}")]
+pub struct InconsistentState(pub String);
+
+impl Routing {
+    /// This routing's state as plain data.
+    pub fn state(&self) -> RoutingState {
+        let mut customers: Vec<StateCustomer> = self
+            .customers
+            .iter()
+            .map(|(id, c)| StateCustomer {
+                id: *id,
+                category: c.category.clone(),
+                ticket: c.ticket,
+                chat: match c.state {
+                    CustomerState::Waiting => None,
+                    CustomerState::Chatting(chat) => Some(chat),
+                },
+                away_epoch: c.away_epoch,
+            })
+            .collect();
+        customers.sort_by_key(|c| c.id);
+        RoutingState {
+            categories: self.queues.keys().cloned().collect(),
+            customers,
+            agents: self
+                .agents
+                .iter()
+                .map(|(id, a)| StateAgent {
+                    id: id.clone(),
+                    categories: a.categories.iter().cloned().collect(),
+                    limit: a.limit,
+                    available: a.available,
+                    away_epoch: a.away_epoch,
+                    last_assigned: a.last_assigned,
+                })
+                .collect(),
+            chats: self
+                .chats
+                .iter()
+                .map(|(id, c)| StateChat {
+                    id: *id,
+                    customer: c.customer,
+                    agent: c.agent.clone(),
+                    category: c.category.clone(),
+                })
+                .collect(),
+            counter: self.counter,
+            pairing_room: self.pairing_room,
+            held_back: self.held_back,
+        }
+    }
+
+    /// A routing holding exactly `state`. Every waiting customer counts as told their
+    /// current place (a node loading a snapshot tells only later moves).
+    pub fn from_state(state: RoutingState) -> Result<Routing, InconsistentState> {
+        let bad = |what: String| Err(InconsistentState(what));
+        let mut queues: BTreeMap<CategoryId, BTreeSet<(Ticket, CustomerId)>> =
+            state.categories.into_iter().map(|c| (c, BTreeSet::new())).collect();
+        let mut customers = HashMap::new();
+        for c in state.customers {
+            let customer_state = match c.chat {
+                None => {
+                    // Waiting in a known category (a chatting one's may have been removed).
+                    let Some(queue) = queues.get_mut(&c.category) else {
+                        return bad(format!(
+                            "customer {:?} waits in unknown category {:?}",
+                            c.id, c.category
+                        ));
+                    };
+                    queue.insert((c.ticket, c.id));
+                    CustomerState::Waiting
+                }
+                Some(chat) => CustomerState::Chatting(chat),
+            };
+            let customer = Customer {
+                category: c.category,
+                ticket: c.ticket,
+                state: customer_state,
+                away_epoch: c.away_epoch,
+                told_place: 0,
+            };
+            customers.insert(c.id, customer);
+        }
+        for queue in queues.values() {
+            for (index, (_, id)) in queue.iter().enumerate() {
+                customers.get_mut(id).expect("queued just now").told_place = index + 1;
+            }
+        }
+        let mut agents: BTreeMap<AgentId, Agent> = state
+            .agents
+            .into_iter()
+            .map(|a| {
+                let agent = Agent {
+                    categories: a.categories.into_iter().collect(),
+                    limit: a.limit,
+                    available: a.available,
+                    away_epoch: a.away_epoch,
+                    chats: BTreeSet::new(),
+                    last_assigned: a.last_assigned,
+                };
+                (a.id, agent)
+            })
+            .collect();
+        let mut chats = BTreeMap::new();
+        for chat in state.chats {
+            if !customers
+                .get(&chat.customer)
+                .is_some_and(|c| c.state == CustomerState::Chatting(chat.id))
+            {
+                return bad(format!("chat {:?} without its customer {:?}", chat.id, chat.customer));
+            }
+            let Some(agent) = agents.get_mut(&chat.agent) else {
+                return bad(format!("chat {:?} without its agent {:?}", chat.id, chat.agent));
+            };
+            agent.chats.insert(chat.id);
+            chats.insert(
+                chat.id,
+                Chat {
+                    customer: chat.customer,
+                    agent: chat.agent,
+                    category: chat.category,
+                },
+            );
+        }
+        if let Some((id, _)) = customers
+            .iter()
+            .find(|(_, c)| matches!(c.state, CustomerState::Chatting(chat) if !chats.contains_key(&chat)))
+        {
+            return bad(format!("customer {id:?} in a chat that is not running"));
+        }
+        Ok(Routing {
+            queues,
+            customers,
+            agents,
+            chats,
+            dirty: HashSet::new(),
+            counter: state.counter,
+            pairing_room: state.pairing_room,
+            held_back: state.held_back,
+        })
+    }
+}
