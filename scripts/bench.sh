@@ -78,8 +78,10 @@ start_hub() {
     ADMIN_PASSWORD="$LOADGEN_ADMIN_PASSWORD" RUST_LOG=warn DATA_DIR="$HUB_DATA" MAX_CONNECTIONS_PER_ADDRESS=1000000 "$@" \
     "${pin[@]}" "$HUB_BIN" serve >"$RUN/$name.hub.log" 2>&1 &
   HUB_PID=$!
-  for _ in $(seq 1 200); do
-    if curl -sf "http://127.0.0.1:$HUB_PORT/healthz" >/dev/null 2>&1; then
+  # /readyz, not /healthz: a hub on MongoDB answers /healthz with "starting" (200) until
+  # its store is open, and /readyz only once it serves. Up to 30 s (MongoDB's start).
+  for _ in $(seq 1 600); do
+    if curl -sf "http://127.0.0.1:$HUB_PORT/readyz" >/dev/null 2>&1; then
       echo "bench: [$name] hub pid $HUB_PID on port $HUB_PORT ($*)"
       return 0
     fi
@@ -175,6 +177,24 @@ stop_hub() {
   note_data_dir "$name"
 }
 
+# start_mongo_wire NAME: a MongoDB-wire server (secantusdb, in memory) on the port the
+# kernel picks, named by its own "listening on" line; sets MONGO_WIRE_PID and MONGO_WIRE_PORT.
+start_mongo_wire() {
+  if [ ! -x .venv/bin/secantusd-py ]; then scripts/ensure-test-deps.sh; fi
+  local log="$RUN/$1-mongo.log"
+  .venv/bin/secantusd-py --port 0 --storage-path :memory: >"$log" 2>&1 &
+  MONGO_WIRE_PID=$!
+  MONGO_WIRE_PORT=
+  for _ in $(seq 1 300); do
+    MONGO_WIRE_PORT=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$log" | head -n1)
+    [ -n "$MONGO_WIRE_PORT" ] && return 0
+    kill -0 "$MONGO_WIRE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  failures+=("$1: secantusdb did not start (see $log)")
+  return 1
+}
+
 # loadgen NAME CPU ARGS...: runs one scenario; exit 3 means delivery checks failed.
 loadgen() {
   local name=$1 cpu=$2
@@ -261,9 +281,10 @@ for scenario in $SCENARIOS; do
   case $scenario in
     peers)
       # Issue 14's shape: one chat per agent (each agent's limit 1), 100-byte messages, both sides
-      # sending, 10 s a step, at 100 and 500 chats (200 and 1,000 sockets). Four servers in turn on
+      # sending, 10 s a step, at 100 and 500 chats (200 and 1,000 sockets). Five servers in turn on
       # CPU 0, the loadgen on CPU 1: the hub as people run it (default store, durable
-      # acknowledgements), the hub with STORE=memory (a comparison only), the Node ws relay
+      # acknowledgements), the hub with STORE=memory (a comparison only), the hub with
+      # STORE=mongodb (on secantusdb, unpinned), the Node ws relay
       # (bench/ws-relay.js: forwards, acknowledges nothing) and the bare floor. The report sets
       # them side by side with the ratios hub / Node ws / floor.
       rates=$(q 1000,5000,10000,20000,40000,60000,80000,100000,120000 1000,5000,10000)
@@ -277,6 +298,17 @@ for scenario in $SCENARIOS; do
         if start_hub "$name-memory" 0 "${CLIENT_LIMITS[@]}" STORE=memory; then
           loadgen "$name-memory" 1 "${shape[@]}"
           stop_hub "$name-memory"
+        fi
+        # The hub on MongoDB (durable acknowledgements: written to the server), for its CPU
+        # per message beside the memory store's; secantusdb itself runs unpinned.
+        if start_mongo_wire "$name-mongodb"; then
+          if start_hub "$name-mongodb" 0 "${CLIENT_LIMITS[@]}" STORE=mongodb \
+            MONGODB_URI="mongodb://127.0.0.1:$MONGO_WIRE_PORT" MONGODB_DB=bench; then
+            loadgen "$name-mongodb" 1 "${shape[@]}"
+            stop_hub "$name-mongodb"
+          fi
+          kill "$MONGO_WIRE_PID" 2>/dev/null || true
+          wait "$MONGO_WIRE_PID" 2>/dev/null || true
         fi
         if start_node "$name-node" 0; then
           loadgen "$name-node" 1 "${shape[@]}" --bare true --acks false
@@ -346,15 +378,9 @@ for scenario in $SCENARIOS; do
             extra=(STORE=embedded)
             ;;
           mongodb)
-            if [ ! -x .venv/bin/secantusd-py ]; then scripts/ensure-test-deps.sh; fi
-            mport=$(free_port)
-            .venv/bin/secantusd-py --port "$mport" --storage-path :memory: >"$RUN/mongo.log" 2>&1 &
-            mongo_pid=$!
-            for _ in $(seq 1 100); do
-              python3 -c "import socket; socket.create_connection(('127.0.0.1', $mport), 0.2)" 2>/dev/null && break
-              sleep 0.1
-            done
-            extra=(STORE=mongodb MONGODB_URI="mongodb://127.0.0.1:$mport" MONGODB_DB=bench)
+            start_mongo_wire "archive" || continue
+            mongo_pid=$MONGO_WIRE_PID
+            extra=(STORE=mongodb MONGODB_URI="mongodb://127.0.0.1:$MONGO_WIRE_PORT" MONGODB_DB=bench)
             ;;
           *) extra=(STORE="$store") ;;
         esac
