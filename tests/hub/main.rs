@@ -34,3 +34,7 @@ mod transport;
 mod journal;
 // issue 15: a customer's resume on another node
 mod cluster_resume;
+// issue 15: the full-size cross-process scenarios and their checker
+mod cluster_checker;
+mod cluster_scenario_clients;
+mod cluster_scenarios;

@@ -1,0 +1,584 @@
+//! Issue 15's full-size scenarios: three REAL hub processes (the built binary, on the
+//! test MongoDB-wire server from `scripts/with-mongo.sh`, one real `redis-server`),
+//! scripted clients spread over them (`cluster_scenario_clients`), and the checker
+//! (`cluster_checker`) over everything the clients observed, the line's events as Redis
+//! committed them, and the archive read back through the store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use serde_json::{Value, json};
+use switchboard::cluster::routing_events::read_events;
+use switchboard::core::routing::Decision;
+use switchboard::store::{MongoStore, Store};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
+use crate::cluster_checker::{History, LineEvent, Msg, Seen, check};
+use crate::cluster_scenario_clients::{Ctx, Phase, Run, agent, customer};
+use crate::common::{ADMIN_PASSWORD, Api};
+use crate::redis_server::RedisServer;
+use crate::storeops::hub_command;
+
+/// How long the cluster may take for what it must do (start, reap, settle, archive).
+const WAIT: Duration = Duration::from_secs(120);
+/// A short lease, so a killed node is noticed within a couple of seconds.
+const LEASE_MS: &str = "1000";
+const RENEW_MS: &str = "200";
+
+/// A hub process, killed when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Three node processes on one MongoDB database and one Redis.
+struct Cluster {
+    _redis: RedisServer,
+    conn: ConnectionManager,
+    scratch: TempDir,
+    uri: String,
+    db: String,
+    nodes: Vec<Option<Running>>,
+    binds: Vec<String>,
+}
+
+fn node_name(i: usize) -> String {
+    format!("node{i}")
+}
+
+impl Cluster {
+    /// Starts the three nodes one after the other (the first creates the admin and the
+    /// categories), each registered before the next starts.
+    async fn start(tag: &str, resume_grace_secs: u64) -> Self {
+        let redis = RedisServer::start().await;
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut conn = ConnectionManager::new(client).await.unwrap();
+        let scratch = TempDir::new(tag);
+        let (uri, db) = (mongo_uri(), format!("t{}", uuid::Uuid::new_v4().simple()));
+        let (mut nodes, mut binds) = (vec![], vec![]);
+        let grace = resume_grace_secs.to_string();
+        for i in 0..3 {
+            let port = free_port();
+            let bind = format!("127.0.0.1:{port}");
+            let data_dir = scratch.0.join(node_name(i));
+            let (url, name) = (redis.url(), node_name(i));
+            let data_dir = data_dir.to_string_lossy().to_string();
+            let envs = [
+                ("BIND_ADDR", bind.as_str()),
+                ("STORE", "mongodb"),
+                ("MONGODB_URI", uri.as_str()),
+                ("MONGODB_DB", db.as_str()),
+                ("REDIS_URL", url.as_str()),
+                ("NODE_ID", name.as_str()),
+                ("CLUSTER_LEASE_MS", LEASE_MS),
+                ("CLUSTER_RENEW_MS", RENEW_MS),
+                ("RESUME_GRACE_SECS", grace.as_str()),
+                ("DATA_DIR", data_dir.as_str()),
+                ("RATE_LIMIT_PER_SEC", "1000"),
+                ("RATE_LIMIT_BURST", "1000"),
+                ("MAX_CONNECTIONS_PER_ADDRESS", "100000"),
+                ("RUST_LOG", "warn"),
+            ];
+            let mut command = hub_command(&scratch.0, &envs, &["serve"]);
+            let log = std::fs::File::create(scratch.0.join(format!("{name}.log"))).unwrap();
+            command.stdout(log).stderr(std::process::Stdio::null());
+            nodes.push(Some(Running(command.spawn().expect("the hub binary starts"))));
+            wait_for_port(port).await;
+            let deadline = Instant::now() + WAIT;
+            while registered(&mut conn, &name).await.is_none() {
+                assert!(Instant::now() < deadline, "{name} never joined the cluster");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            binds.push(bind);
+        }
+        Cluster {
+            _redis: redis,
+            conn,
+            scratch,
+            uri,
+            db,
+            nodes,
+            binds,
+        }
+    }
+
+    fn ws_urls(&self) -> Vec<String> {
+        self.binds.iter().map(|b| format!("ws://{b}")).collect()
+    }
+
+    async fn login(&self, username: &str, password: &str) -> Api {
+        let base = format!("http://{}", self.binds[0]);
+        let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let res = client
+            .post(format!("{base}/api/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login as {username}");
+        let body: Value = res.json().await.unwrap();
+        let token = body["token"].as_str().unwrap().to_string();
+        Api { client, base, token }
+    }
+
+    /// Creates the agent account (through node 0) and signs them in: their bearer token.
+    async fn agent_token(&self, admin: &Api, username: &str, categories: &[&str], limit: usize) -> String {
+        let (status, body) = admin
+            .post(
+                "/api/admin/agents",
+                json!({"username": username, "display_name": username.to_uppercase(), "password": "agent-password",
+                       "categories": categories, "max_chats": limit}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.login(username, "agent-password").await.token
+    }
+
+    /// `kill -9` of node `i`; returns once a live node has reaped it.
+    async fn kill_and_wait_for_the_reap(&mut self, i: usize) {
+        let mut running = self.nodes[i].take().expect("the node runs");
+        running.0.kill().unwrap();
+        let _ = running.0.wait();
+        let deadline = Instant::now() + WAIT;
+        while registered(&mut self.conn, &node_name(i)).await.is_some() {
+            assert!(Instant::now() < deadline, "the killed node was never reaped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The line's events, in the order Redis committed them, customers named.
+    async fn line(&mut self) -> Vec<LineEvent> {
+        let mut names: HashMap<u64, String> = HashMap::new();
+        let mut line = vec![];
+        let mut after = "0-0".to_string();
+        loop {
+            let events = read_events(&mut self.conn, &after, 5_000).await.unwrap();
+            let Some(last) = events.last() else { break };
+            after = last.id.clone();
+            for event in events {
+                let name = |names: &HashMap<u64, String>, id: u64| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
+                if event.transition == "customer_resumed"
+                    && let Some(id) = event.args.first().and_then(|a| a.parse::<u64>().ok())
+                {
+                    line.push(LineEvent::Back {
+                        customer: name(&names, id),
+                    });
+                }
+                let mut tickets = event.applied.queued_tickets.iter();
+                for decision in &event.applied.decisions {
+                    match decision {
+                        Decision::Queued { customer, category, .. } => {
+                            if event.transition == "join" {
+                                names.insert(customer.0, event.args[2].clone());
+                            }
+                            line.push(LineEvent::Entered {
+                                category: category.0.clone(),
+                                customer: name(&names, customer.0),
+                                ticket: tickets.next().expect("a ticket per Queued").0,
+                            });
+                        }
+                        Decision::Paired {
+                            customer,
+                            category,
+                            ticket,
+                            ..
+                        } => {
+                            if event.transition == "join" {
+                                names.insert(customer.0, event.args[2].clone());
+                            }
+                            line.push(LineEvent::Served {
+                                category: category.0.clone(),
+                                customer: name(&names, customer.0),
+                                ticket: ticket.0,
+                            });
+                        }
+                        Decision::ChatEnded { customer, .. } | Decision::ChatWithdrawn { customer, .. } => {
+                            line.push(LineEvent::ChatOver {
+                                customer: name(&names, customer.0),
+                            })
+                        }
+                        Decision::Dequeued { customer, .. } => line.push(LineEvent::Left {
+                            customer: name(&names, customer.0),
+                        }),
+                        Decision::CustomerGraceStarted { customer, .. } => line.push(LineEvent::Away {
+                            customer: name(&names, customer.0),
+                        }),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        line
+    }
+
+    /// Every chat's archived messages, read back through the store once every chat is
+    /// closed (the customer's node archives the closing after the last message), or
+    /// after [`WAIT`] with what is there; the chats still open then.
+    async fn archive(&self, chats: &BTreeSet<String>) -> (BTreeMap<String, Vec<Msg>>, Vec<String>) {
+        let store = MongoStore::connect(&self.uri, &self.db).await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        let mut archive = BTreeMap::new();
+        let mut open = chats.iter().cloned().collect::<Vec<_>>();
+        while !open.is_empty() {
+            let mut still = vec![];
+            for chat in open {
+                match store.conversation(&chat).await {
+                    Ok(record) => {
+                        let messages = record
+                            .messages
+                            .iter()
+                            .map(|m| Msg {
+                                chat: chat.clone(),
+                                seq: m.seq,
+                                id: m.id.clone(),
+                            })
+                            .collect();
+                        archive.insert(chat.clone(), messages);
+                        if record.closed.is_none() {
+                            still.push(chat);
+                        }
+                    }
+                    Err(_) => still.push(chat),
+                }
+            }
+            open = still;
+            if Instant::now() > deadline {
+                break;
+            }
+            if !open.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        (archive, open)
+    }
+
+    /// The last lines of each node's log, for a failure's message.
+    fn logs(&self) -> String {
+        (0..3)
+            .map(|i| {
+                let said = std::fs::read_to_string(self.scratch.0.join(format!("{}.log", node_name(i)))).unwrap_or_default();
+                let tail: Vec<&str> = said.lines().rev().take(15).collect();
+                format!("--- {} ---\n{}", node_name(i), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The incarnation Redis holds for `node`, if registered.
+async fn registered(conn: &mut ConnectionManager, node: &str) -> Option<u64> {
+    redis::cmd("HGET")
+        .arg("{sb}:nodes")
+        .arg(node)
+        .query_async::<Option<u64>>(conn)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Waits until every client's phase is one of `phases` (names missing count as not).
+async fn settle(ctx: &Ctx, names: &[String], phases: &[Phase], what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let behind: Vec<(String, Option<Phase>)> = {
+            let now = ctx.phases.lock().unwrap();
+            names
+                .iter()
+                .map(|n| (n.clone(), now.get(n).copied()))
+                .filter(|(_, p)| !p.is_some_and(|p| phases.contains(&p)))
+                .collect()
+        };
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} never got there, e.g. {:?}",
+            behind.len(),
+            &behind[..behind.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The scenario's shape.
+struct Shape {
+    agents: usize,
+    /// Agent `i` holds `agent_categories(i)`, limit `i % 4 + 1`.
+    agent_categories: fn(usize) -> Vec<&'static str>,
+    customers: usize,
+    /// Customer `j` joins `customer_category(j)`.
+    customer_category: fn(usize) -> &'static str,
+    /// `Some((node, comes_back))`: kill -9 that node once every chat is running and the
+    /// rest wait, then its people come back elsewhere (or not).
+    kill: Option<(usize, bool)>,
+    resume_grace_secs: u64,
+}
+
+/// What a scenario leaves for its own assertions.
+struct Outcome {
+    customers: Vec<Run>,
+    agents: Vec<Run>,
+    line: Vec<LineEvent>,
+    /// Chats whose closing never reached the archive.
+    unclosed: Vec<String>,
+    elapsed: Duration,
+}
+
+/// Runs a scenario and the checker; panics with every fault (and the nodes' logs).
+async fn run(tag: &str, shape: Shape) -> Outcome {
+    let started = Instant::now();
+    let mut cluster = Cluster::start(tag, shape.resume_grace_secs).await;
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    let (go_tx, go) = watch::channel(shape.kill.is_none());
+    let (reaped_tx, reaped) = watch::channel(false);
+    let ctx = Ctx {
+        nodes: Arc::new(cluster.ws_urls()),
+        go,
+        reaped,
+        comes_back: shape.kill.is_some_and(|(_, back)| back),
+        phases: Arc::new(Mutex::new(HashMap::new())),
+        done: CancellationToken::new(),
+    };
+
+    // The agents first, each available before any customer joins.
+    let mut agent_tasks = vec![];
+    let mut agent_names = vec![];
+    for i in 0..shape.agents {
+        let name = format!("agent{i:02}");
+        let limit = i % 4 + 1;
+        let token = cluster
+            .agent_token(&admin, &name, &(shape.agent_categories)(i), limit)
+            .await;
+        agent_tasks.push(tokio::spawn(agent(i, name.clone(), limit, token, i % 3, ctx.clone())));
+        agent_names.push(name);
+    }
+    settle(&ctx, &agent_names, &[Phase::Ready], "agents available").await;
+
+    // Every customer at once, spread over the nodes.
+    let customer_names: Vec<String> = (0..shape.customers).map(|j| format!("cust{j:03}")).collect();
+    let customer_tasks: Vec<_> = customer_names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let category = (shape.customer_category)(j).to_string();
+            tokio::spawn(customer(j, name.clone(), category, j % 3, ctx.clone()))
+        })
+        .collect();
+
+    if let Some((dead, _)) = shape.kill {
+        // Quiet: every chat running (first exchange done), everyone else in line.
+        settle(&ctx, &customer_names, &[Phase::Ready, Phase::Waiting], "chats running").await;
+        cluster.kill_and_wait_for_the_reap(dead).await;
+        reaped_tx.send(true).unwrap();
+        if ctx.comes_back {
+            // Everyone back before the conversations go on (the resumes happen at once,
+            // so their settling is what takes a moment).
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            settle(&ctx, &agent_names, &[Phase::Ready], "agents back").await;
+            settle(&ctx, &customer_names, &[Phase::Ready, Phase::Waiting], "customers back").await;
+        }
+        go_tx.send(true).unwrap();
+    }
+
+    let mut customers = vec![];
+    for task in customer_tasks {
+        customers.push(tokio::time::timeout(WAIT * 2, task).await.expect("every customer ends").unwrap());
+    }
+    // Let the last acknowledgements reach the agents.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ctx.done.cancel();
+    let mut agents = vec![];
+    for task in agent_tasks {
+        agents.push(task.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+
+    let chats: BTreeSet<String> = customers
+        .iter()
+        .chain(&agents)
+        .flat_map(|r| &r.person.seen)
+        .filter_map(|s| match s {
+            Seen::ChatStarted { chat, .. } => Some(chat.clone()),
+            _ => None,
+        })
+        .collect();
+    let (archive, unclosed) = cluster.archive(&chats).await;
+    let line = cluster.line().await;
+    let history = History {
+        people: customers.iter().chain(&agents).map(|r| r.person.clone()).collect(),
+        line: line.clone(),
+        archive,
+    };
+    let faults = check(&history);
+    assert!(
+        faults.is_empty(),
+        "{} faults, e.g. {:#?}\n{}",
+        faults.len(),
+        &faults[..faults.len().min(10)],
+        cluster.logs()
+    );
+    let errors: Vec<(&str, &Value)> = customers
+        .iter()
+        .chain(&agents)
+        .flat_map(|r| r.errors.iter().map(|e| (r.person.name.as_str(), e)))
+        .collect();
+    assert!(errors.is_empty(), "clients were refused: {errors:?}");
+    Outcome {
+        customers,
+        agents,
+        line,
+        unclosed,
+        elapsed,
+    }
+}
+
+fn chats_started(run: &Run) -> usize {
+    run.person
+        .seen
+        .iter()
+        .filter(|s| matches!(s, Seen::ChatStarted { .. }))
+        .count()
+}
+
+/// Scenario 1: 30 agents (limits 1–4, one to three of three categories) and 300
+/// customers joining at once, spread over three node processes: every customer is
+/// paired exactly once and finishes (ending their chat frees the agent for the next),
+/// and the checker finds nothing (no double pairing, no agent over their limit, no
+/// FIFO inversion, no seq gap or duplicate, every acknowledged message archived once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
+    let outcome = run(
+        "scenario-1",
+        Shape {
+            agents: 30,
+            agent_categories: |i| match i % 3 {
+                0 => vec!["general", "billing"],
+                1 => vec!["sales"],
+                _ => vec!["general", "sales", "billing"],
+            },
+            customers: 300,
+            customer_category: |j| ["general", "sales", "billing"][j % 3],
+            kill: None,
+            resume_grace_secs: 30,
+        },
+    )
+    .await;
+    for c in &outcome.customers {
+        assert!(c.finished, "{} never finished", c.person.name);
+        assert_eq!(chats_started(c), 1, "{} paired once", c.person.name);
+    }
+    let served = outcome.line.iter().filter(|e| matches!(e, LineEvent::Served { .. })).count();
+    assert_eq!(served, 300, "Redis paired each customer once");
+    assert!(outcome.unclosed.is_empty(), "archived as closed: {:?}", outcome.unclosed);
+    eprintln!("scenario 1 took {:?}", outcome.elapsed);
+}
+
+/// Scenario 2's shape: 40 agents (limits 1–4, so 100 chats at once; general, sales or
+/// both) and 150 customers (half each): 100 chats run and 50 wait when node 2 is killed.
+fn kill_shape(comes_back: bool) -> Shape {
+    Shape {
+        agents: 40,
+        agent_categories: |i| match i % 3 {
+            0 => vec!["general"],
+            1 => vec!["sales"],
+            _ => vec!["general", "sales"],
+        },
+        customers: 150,
+        customer_category: |j| ["general", "sales"][j % 2],
+        kill: Some((2, comes_back)),
+        resume_grace_secs: 10,
+    }
+}
+
+/// Scenario 2, its people coming back: node 2 is killed with SIGKILL while 100 chats run
+/// and 50 customers wait; once a live node has reaped it, everyone it held reconnects
+/// to one of the other two (customers with `resume` and their last complete seq, agents
+/// with their session) within the grace period and keeps their chat or place: the
+/// conversations go on, nobody's chat ends early, every customer finishes with the one
+/// chat they were given, and the checker finds nothing (every acknowledgement archived
+/// once, no seq gap or duplicate across the move).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_2_a_killed_nodes_people_resume_on_the_others_and_keep_chats_and_places() {
+    let dead = 2;
+    let outcome = run("scenario-2-back", kill_shape(true)).await;
+    let chatting_at_kill = |r: &Run| chats_started(r) > 0 && r.back.as_ref().is_some_and(|b| b["chat"].is_object());
+    let mut moved_chats = 0;
+    for c in &outcome.customers {
+        assert!(c.finished, "{} never finished", c.person.name);
+        assert_eq!(chats_started(c), 1, "{} paired once", c.person.name);
+        assert!(c.ended.iter().all(|r| r == "ended"), "{}: {:?}", c.person.name, c.ended);
+        if c.node == dead {
+            let back = c.back.as_ref().unwrap_or_else(|| panic!("{} came back", c.person.name));
+            assert!(
+                back["chat"].is_object() || back["place"].is_u64(),
+                "{} kept a chat or a place: {back}",
+                c.person.name
+            );
+            moved_chats += usize::from(chatting_at_kill(c));
+        }
+    }
+    assert!(moved_chats > 0, "some of the dead node's customers were chatting");
+    for a in outcome.agents.iter().filter(|a| a.node == dead) {
+        let back = a.back.as_ref().unwrap_or_else(|| panic!("{} came back", a.person.name));
+        assert!(
+            back["chats"].as_array().is_some_and(|c| !c.is_empty()),
+            "{} kept their chats: {back}",
+            a.person.name
+        );
+    }
+    assert!(outcome.agents.iter().all(|a| a.ended.iter().all(|r| r == "ended")));
+    assert!(outcome.unclosed.is_empty(), "archived as closed: {:?}", outcome.unclosed);
+    eprintln!("scenario 2 (back) took {:?}", outcome.elapsed);
+}
+
+/// Scenario 2, nobody coming back: the same kill, and none of node 2's people return.
+/// After the grace period today's rules apply: its waiting customers leave the line, its
+/// customers' chats end (`customer_gone`) and free their agents, its agents' customers
+/// go back to the front of their queue (`agent_gone`, `queued` requeued) and are paired
+/// again; every other customer finishes, and the checker finds nothing (FIFO included:
+/// away customers are skipped, requeued ones keep their ticket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() {
+    let dead = 2;
+    let outcome = run("scenario-2-gone", kill_shape(false)).await;
+    let mut requeued = 0;
+    for c in &outcome.customers {
+        if c.node == dead {
+            assert!(!c.finished, "{} was on the dead node", c.person.name);
+            if chats_started(c) == 0 {
+                let name = c.person.name.clone();
+                assert!(
+                    outcome.line.contains(&LineEvent::Left { customer: name.clone() }),
+                    "{name}, waiting on the dead node, left the line"
+                );
+            }
+            continue;
+        }
+        assert!(c.finished, "{} never finished", c.person.name);
+        if c.ended.iter().any(|r| r == "agent_gone") {
+            requeued += 1;
+            assert!(c.requeued > 0, "{} was put back in line", c.person.name);
+            assert_eq!(chats_started(c), 2, "{} was paired again", c.person.name);
+        } else {
+            assert_eq!(chats_started(c), 1, "{} paired once", c.person.name);
+        }
+    }
+    assert!(requeued > 0, "some customers had an agent on the dead node");
+    let gone: usize = outcome
+        .agents
+        .iter()
+        .filter(|a| a.node != dead)
+        .map(|a| a.ended.iter().filter(|r| *r == "customer_gone").count())
+        .sum();
+    assert!(gone > 0, "the dead node's chatting customers' chats ended customer_gone");
+    eprintln!("scenario 2 (gone) took {:?}; unclosed: {:?}", outcome.elapsed, outcome.unclosed);
+}
