@@ -269,6 +269,9 @@ pub fn fifo(line: &[LineEvent]) -> Vec<Fault> {
 
 /// Per chat: one id per seq everywhere; nobody gets a message live twice; what each
 /// person ends up with (live and from snapshots) and what the archive holds have no gap.
+/// "Twice" spans a customer's connections (a resume names the last seq they have), but
+/// only one connection of an agent's: an agent's new connection has no such seq, and on
+/// another node the chats' history follows its welcome as messages.
 fn sequences(history: &History) -> Vec<Fault> {
     let mut faults = vec![];
     let mut ids: BTreeMap<(&str, u64), BTreeSet<&str>> = BTreeMap::new();
@@ -277,6 +280,11 @@ fn sequences(history: &History) -> Vec<Fault> {
         let mut live: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         let mut have: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for seen in &person.seen {
+            if matches!(seen, Seen::Snapshot { .. }) && person.role != Role::Customer {
+                for (chat, seqs) in std::mem::take(&mut live) {
+                    faults.extend(duplicates(&person.name, chat, &seqs));
+                }
+            }
             match seen {
                 Seen::Message(m) | Seen::Ack(m) => {
                     ids.entry((&m.chat, m.seq)).or_default().insert(&m.id);
@@ -621,6 +629,26 @@ mod tests {
             who: "carla".into(),
             chat: "c1".into(),
             seq: 2
+        }));
+        // An agent's new connection may get the history again, live; one connection
+        // getting a message twice may not.
+        let mut h = good();
+        let again = [Seen::Snapshot { chats: vec![] }, Seen::Message(msg("c1", 1))];
+        h.people[0].seen.splice(4..4, again.clone());
+        assert_eq!(check(&h), vec![]);
+        h.people[0].seen.splice(4..4, [Seen::Message(msg("c1", 1))]);
+        assert!(check(&h).contains(&Fault::Duplicate {
+            who: "ann".into(),
+            chat: "c1".into(),
+            seq: 1
+        }));
+        // A customer's resume names what they have: nothing they had may come again live.
+        let mut h = good();
+        h.people[1].seen.splice(3..3, again);
+        assert!(check(&h).contains(&Fault::Duplicate {
+            who: "carla".into(),
+            chat: "c1".into(),
+            seq: 1
         }));
         // A snapshot repeating what was had is allowed (clients show it once).
         let mut h = good();

@@ -5,7 +5,7 @@
 //! node dies either comes back on another node once the dead node is reaped (a customer
 //! with `resume` and their last complete seq, an agent with their session) or stays gone.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,9 +53,26 @@ pub struct Ctx {
     pub phases: Arc<Mutex<HashMap<String, Phase>>>,
     /// Agents stop listening.
     pub done: CancellationToken,
+    /// Every client's frames in and out, for a stuck scenario's message.
+    pub trace: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl Ctx {
+    fn note(&self, name: &str, what: String) {
+        self.trace.lock().unwrap().entry(name.to_string()).or_default().push(what);
+    }
+
+    /// What `name` sent and got, and (for a customer) what their agents did.
+    pub fn story(&self, name: &str) -> String {
+        let trace = self.trace.lock().unwrap();
+        let mine = trace.get(name).cloned().unwrap_or_default();
+        let mut story = format!("== {name}:\n{}\n", mine.join("\n"));
+        for agent in trace.keys().filter(|a| mine.iter().any(|m| m.contains(&format!("\"peer_name\":\"{}\"", a.to_uppercase())))) {
+            story += &format!("== {agent}:\n{}\n", trace[agent].join("\n"));
+        }
+        story
+    }
+
     fn set(&self, name: &str, phase: Phase) {
         self.phases.lock().unwrap().insert(name.to_string(), phase);
     }
@@ -80,6 +97,8 @@ pub struct Run {
     /// The `resumed` (customer) or `agent_welcome` (agent) after coming back.
     pub back: Option<Value>,
     pub finished: bool,
+    /// The node it came back on, if it did.
+    pub moved_to: usize,
 }
 
 impl Run {
@@ -96,6 +115,7 @@ impl Run {
             requeued: 0,
             back: None,
             finished: false,
+            moved_to: node,
         }
     }
 
@@ -209,9 +229,11 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
         .await;
     let mut token = None;
     let mut chat: Option<InChat> = None;
+    // Between a `resume` and its answer nothing else may be sent (`not_joined`).
+    let mut resuming = false;
     loop {
         // Drive: the next message, or leaving once both exchanges are done.
-        if let Some(c) = chat.as_mut().filter(|c| !c.left) {
+        if let Some(c) = chat.as_mut().filter(|c| !c.left && !resuming) {
             if c.answered() {
                 c.pending = None;
                 c.done += 1;
@@ -219,11 +241,13 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
             if c.pending.is_none() {
                 if c.done == EXCHANGES {
                     send(&mut ws, json!({"type": "leave"})).await;
+                    ctx.note(&name, "SENT leave".into());
                     c.left = true;
                 } else if c.done == 0 || *go.borrow() {
                     let client_id = format!("{name}-{}-{}", c.id, c.done);
                     send(&mut ws, json!({"type": "message", "text": format!("hello {}", c.done), "client_id": client_id}))
                         .await;
+                    ctx.note(&name, format!("SENT {client_id}"));
                     c.pending = Some((client_id, None));
                     ctx.set(&name, Phase::Chatting);
                 } else {
@@ -238,6 +262,7 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
         };
         let Some(frame) = frame else {
             // The node is gone.
+            ctx.note(&name, "CLOSED".into());
             if !ctx.comes_back {
                 ctx.set(&name, Phase::Gone);
                 return run;
@@ -246,14 +271,18 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
             let mut reaped = ctx.reaped.clone();
             reaped.wait_for(|r| *r).await.unwrap();
             let other = ctx.elsewhere(node, me);
+            run.moved_to = other;
             ws = Ws::connect(&url(other), &[]).await.expect("another node takes the customer");
             let last_seq = chat.as_ref().map_or(0, |c| complete_up_to(&c.have));
             let token = token.clone().expect("welcomed before the node died");
             send(&mut ws, json!({"type": "resume", "token": token, "last_seq": last_seq}))
                 .await;
+            ctx.note(&name, format!("SENT resume to node {other}, last_seq {last_seq}"));
+            resuming = true;
             continue;
         };
         run.record(&frame);
+        ctx.note(&name, frame.to_string());
         match frame["type"].as_str().unwrap_or_default() {
             "welcome" => token = frame["resume_token"].as_str().map(String::from),
             "queued" => ctx.set(&name, Phase::Waiting),
@@ -264,6 +293,7 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                 });
             }
             "resumed" => {
+                resuming = false;
                 run.back = Some(frame.clone());
                 match frame["chat"]["chat_id"].as_str() {
                     Some(id) => {
@@ -317,20 +347,22 @@ pub async fn agent(me: usize, name: String, limit: usize, token: String, node: u
         let url = format!("{}/ws/agent", ctx.nodes[node]);
         let auth = format!("Bearer {token}");
         async move {
-            let mut ws = Ws::connect(&url, &[("authorization", &auth)])
-                .await
-                .expect("a node takes the agent");
+            let mut ws = Ws::connect(&url, &[("authorization", &auth)]).await.ok()?;
             send(&mut ws, json!({"type": "set_available", "available": true})).await;
-            ws
+            Some(ws)
         }
     };
-    let mut ws = connect(node).await;
+    let mut ws = connect(node).await.expect("a node takes the agent");
+    // Customer messages answered: on another node the history comes again after the
+    // welcome, and is not answered twice.
+    let mut answered: HashSet<String> = HashSet::new();
     loop {
         let frame = tokio::select! {
             frame = next_frame(&mut ws, &name) => frame,
             _ = ctx.done.cancelled() => return run,
         };
         let Some(frame) = frame else {
+            ctx.note(&name, "CLOSED".into());
             if !ctx.comes_back {
                 ctx.set(&name, Phase::Gone);
                 return run;
@@ -341,18 +373,25 @@ pub async fn agent(me: usize, name: String, limit: usize, token: String, node: u
                 _ = reaped.wait_for(|r| *r) => {}
                 _ = ctx.done.cancelled() => return run,
             }
-            ws = connect(ctx.elsewhere(node, me)).await;
+            run.moved_to = ctx.elsewhere(node, me);
+            match connect(run.moved_to).await {
+                Some(back) => ws = back,
+                // The scenario is over and its nodes are stopping.
+                None if ctx.done.is_cancelled() => return run,
+                None => panic!("{name}: no other node took the agent"),
+            }
             run.back = Some(json!(null));
             continue;
         };
         run.record(&frame);
+        ctx.note(&name, frame.to_string());
         match frame["type"].as_str().unwrap_or_default() {
             "agent_welcome" if run.back.is_some() => {
                 run.back = Some(frame.clone());
                 ctx.set(&name, Phase::Ready);
             }
             "profile" if frame["available"] == true => ctx.set(&name, Phase::Ready),
-            "message" => {
+            "message" if frame["from"] == "customer" && answered.insert(frame["id"].to_string()) => {
                 let chat = frame["chat_id"].as_str().unwrap_or_default();
                 let client_id = format!("{name}-re-{}", frame["id"].as_str().unwrap_or_default());
                 send(&mut ws, json!({"type": "message", "chat_id": chat, "text": "noted", "client_id": client_id}))

@@ -284,8 +284,9 @@ async fn registered(conn: &mut ConnectionManager, node: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Waits until every client's phase is one of `phases` (names missing count as not).
-async fn settle(ctx: &Ctx, names: &[String], phases: &[Phase], what: &str) {
+/// Waits until every client's phase is one of `phases` (names missing count as not);
+/// fails with who is behind and the nodes' logs.
+async fn settle(cluster: &Cluster, ctx: &Ctx, names: &[String], phases: &[Phase], what: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         let behind: Vec<(String, Option<Phase>)> = {
@@ -301,9 +302,11 @@ async fn settle(ctx: &Ctx, names: &[String], phases: &[Phase], what: &str) {
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: {} never got there, e.g. {:?}",
+            "{what}: {} never got there: {:?}\n{}\n{}",
             behind.len(),
-            &behind[..behind.len().min(5)]
+            &behind[..behind.len().min(30)],
+            behind.iter().take(3).map(|(n, _)| ctx.story(n)).collect::<String>(),
+            cluster.logs()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -347,6 +350,7 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         comes_back: shape.kill.is_some_and(|(_, back)| back),
         phases: Arc::new(Mutex::new(HashMap::new())),
         done: CancellationToken::new(),
+        trace: Arc::default(),
     };
 
     // The agents first, each available before any customer joins.
@@ -361,7 +365,7 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         agent_tasks.push(tokio::spawn(agent(i, name.clone(), limit, token, i % 3, ctx.clone())));
         agent_names.push(name);
     }
-    settle(&ctx, &agent_names, &[Phase::Ready], "agents available").await;
+    settle(&cluster, &ctx, &agent_names, &[Phase::Ready], "agents available").await;
 
     // Every customer at once, spread over the nodes.
     let customer_names: Vec<String> = (0..shape.customers).map(|j| format!("cust{j:03}")).collect();
@@ -376,19 +380,24 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
 
     if let Some((dead, _)) = shape.kill {
         // Quiet: every chat running (first exchange done), everyone else in line.
-        settle(&ctx, &customer_names, &[Phase::Ready, Phase::Waiting], "chats running").await;
+        settle(&cluster, &ctx, &customer_names, &[Phase::Ready, Phase::Waiting], "chats running").await;
+        eprintln!("{tag}: {:?} chats running, the rest waiting", started.elapsed());
+        let killed = Instant::now();
         cluster.kill_and_wait_for_the_reap(dead).await;
+        eprintln!("{tag}: node{dead} reaped {:?} after its kill", killed.elapsed());
         reaped_tx.send(true).unwrap();
         if ctx.comes_back {
             // Everyone back before the conversations go on (the resumes happen at once,
             // so their settling is what takes a moment).
             tokio::time::sleep(Duration::from_millis(200)).await;
-            settle(&ctx, &agent_names, &[Phase::Ready], "agents back").await;
-            settle(&ctx, &customer_names, &[Phase::Ready, Phase::Waiting], "customers back").await;
+            settle(&cluster, &ctx, &agent_names, &[Phase::Ready], "agents back").await;
+            settle(&cluster, &ctx, &customer_names, &[Phase::Ready, Phase::Waiting], "customers back").await;
         }
         go_tx.send(true).unwrap();
     }
 
+    settle(&cluster, &ctx, &customer_names, &[Phase::Finished, Phase::Gone], "customers done").await;
+    eprintln!("{tag}: {:?} every customer done", started.elapsed());
     let mut customers = vec![];
     for task in customer_tasks {
         customers.push(tokio::time::timeout(WAIT * 2, task).await.expect("every customer ends").unwrap());
@@ -412,6 +421,7 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         })
         .collect();
     let (archive, unclosed) = cluster.archive(&chats).await;
+    eprintln!("{tag}: {:?} archive read ({} chats, {} still open)", started.elapsed(), chats.len(), unclosed.len());
     let line = cluster.line().await;
     let history = History {
         people: customers.iter().chain(&agents).map(|r| r.person.clone()).collect(),
@@ -419,9 +429,50 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         archive,
     };
     let faults = check(&history);
+    // Where the sides of the chats with faults were: (customer's node, moved) and (agent's node, moved).
+    let sides = |chat: &str| -> Vec<(usize, Option<usize>)> {
+        customers
+            .iter()
+            .chain(&agents)
+            .filter(|r| r.person.seen.iter().any(|s| matches!(s, Seen::ChatStarted { chat: c, .. } if c == chat)))
+            .map(|r| (r.node, r.back.as_ref().map(|_| r.moved_to)))
+            .collect()
+    };
+    let mut all_moved: BTreeMap<String, usize> = BTreeMap::new();
+    for chat in &chats {
+        let s = sides(chat);
+        if s.iter().any(|(_, m)| m.is_some()) {
+            *all_moved.entry(format!("{s:?}")).or_default() += 1;
+        }
+    }
+    eprintln!("{tag}: chats with a side that moved, by (node, moved to) of customer then agent: {all_moved:?}");
+    let mut where_: BTreeMap<String, usize> = BTreeMap::new();
+    for fault in &faults {
+        if let crate::cluster_checker::Fault::LostAck { chat, .. } = fault {
+            *where_.entry(format!("{:?}", sides(chat))).or_default() += 1;
+        }
+    }
+    if !where_.is_empty() {
+        eprintln!("{tag}: lost acks by (node, came back) of customer then agent: {where_:?}");
+    }
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for fault in &faults {
+        let kind = format!("{fault:?}");
+        *kinds.entry(kind[..kind.find(' ').unwrap_or(kind.len())].to_string()).or_default() += 1;
+    }
+    let stories: String = faults
+        .iter()
+        .filter_map(|f| match f {
+            crate::cluster_checker::Fault::Duplicate { who, .. } | crate::cluster_checker::Fault::SeqGap { who, .. } => {
+                Some(ctx.story(who))
+            }
+            _ => None,
+        })
+        .take(2)
+        .collect();
     assert!(
         faults.is_empty(),
-        "{} faults, e.g. {:#?}\n{}",
+        "{} faults ({kinds:?}), e.g. {:#?}\n{stories}\n{}",
         faults.len(),
         &faults[..faults.len().min(10)],
         cluster.logs()
