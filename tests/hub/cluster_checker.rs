@@ -19,6 +19,8 @@ pub struct Msg {
 /// One thing a person observed, in arrival order over all their connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
+    /// A new connection of theirs after a drop (the first one is not marked).
+    Connected,
     /// A connection's opening snapshot: an agent's `agent_welcome` (their chats), a
     /// customer's `resumed` (their chat, if any). What it lists is what they now hold,
     /// with the messages it carries.
@@ -271,7 +273,7 @@ pub fn fifo(line: &[LineEvent]) -> Vec<Fault> {
 /// person ends up with (live and from snapshots) and what the archive holds have no gap.
 /// "Twice" spans a customer's connections (a resume names the last seq they have), but
 /// only one connection of an agent's: an agent's new connection has no such seq, and on
-/// another node the chats' history follows its welcome as messages.
+/// another node the chats' history comes as messages (around its welcome).
 fn sequences(history: &History) -> Vec<Fault> {
     let mut faults = vec![];
     let mut ids: BTreeMap<(&str, u64), BTreeSet<&str>> = BTreeMap::new();
@@ -280,7 +282,7 @@ fn sequences(history: &History) -> Vec<Fault> {
         let mut live: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         let mut have: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for seen in &person.seen {
-            if matches!(seen, Seen::Snapshot { .. }) && person.role != Role::Customer {
+            if *seen == Seen::Connected && person.role != Role::Customer {
                 for (chat, seqs) in std::mem::take(&mut live) {
                     faults.extend(duplicates(&person.name, chat, &seqs));
                 }
@@ -633,10 +635,16 @@ mod tests {
         // An agent's new connection may get the history again, live; one connection
         // getting a message twice may not.
         let mut h = good();
-        let again = [Seen::Snapshot { chats: vec![] }, Seen::Message(msg("c1", 1))];
+        let again = [
+            Seen::Connected,
+            Seen::Message(msg("c1", 1)),
+            Seen::Snapshot {
+                chats: vec![("c1".into(), vec![msg("c1", 1)])],
+            },
+        ];
         h.people[0].seen.splice(4..4, again.clone());
         assert_eq!(check(&h), vec![]);
-        h.people[0].seen.splice(4..4, [Seen::Message(msg("c1", 1))]);
+        h.people[0].seen.splice(6..6, [Seen::Message(msg("c1", 1))]);
         assert!(check(&h).contains(&Fault::Duplicate {
             who: "ann".into(),
             chat: "c1".into(),

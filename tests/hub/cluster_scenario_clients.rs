@@ -273,6 +273,7 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
             let other = ctx.elsewhere(node, me);
             run.moved_to = other;
             ws = Ws::connect(&url(other), &[]).await.expect("another node takes the customer");
+            run.person.seen.push(Seen::Connected);
             let last_seq = chat.as_ref().map_or(0, |c| complete_up_to(&c.have));
             let token = token.clone().expect("welcomed before the node died");
             send(&mut ws, json!({"type": "resume", "token": token, "last_seq": last_seq}))
@@ -375,7 +376,10 @@ pub async fn agent(me: usize, name: String, limit: usize, token: String, node: u
             }
             run.moved_to = ctx.elsewhere(node, me);
             match connect(run.moved_to).await {
-                Some(back) => ws = back,
+                Some(back) => {
+                    ws = back;
+                    run.person.seen.push(Seen::Connected);
+                }
                 // The scenario is over and its nodes are stopping.
                 None if ctx.done.is_cancelled() => return run,
                 None => panic!("{name}: no other node took the agent"),

@@ -219,15 +219,19 @@ impl Cluster {
         line
     }
 
-    /// Every chat's archived messages, read back through the store once every chat is
-    /// closed (the customer's node archives the closing after the last message), or
-    /// after [`WAIT`] with what is there; the chats still open then.
-    async fn archive(&self, chats: &BTreeSet<String>) -> (BTreeMap<String, Vec<Msg>>, Vec<String>) {
+    /// Every chat's archived messages, read back through the store once every chat of
+    /// `must_close` is closed (the customer's node archives the closing after the last
+    /// message), or after [`WAIT`] with what is there; the chats still open then.
+    async fn archive(
+        &self,
+        chats: &BTreeSet<String>,
+        must_close: &BTreeSet<String>,
+    ) -> (BTreeMap<String, Vec<Msg>>, Vec<String>) {
         let store = MongoStore::connect(&self.uri, &self.db).await.unwrap();
         let deadline = Instant::now() + WAIT;
         let mut archive = BTreeMap::new();
         let mut open = chats.iter().cloned().collect::<Vec<_>>();
-        while !open.is_empty() {
+        while open.iter().any(|chat| must_close.contains(chat)) {
             let mut still = vec![];
             for chat in open {
                 match store.conversation(&chat).await {
@@ -420,7 +424,24 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
             _ => None,
         })
         .collect();
-    let (archive, unclosed) = cluster.archive(&chats).await;
+    // Chats whose customer finished must be archived as closed; a customer whose node
+    // died and who never came back has nobody to archive their chat's closing (a known
+    // gap, see the report): those are read as they are.
+    let must_close: BTreeSet<String> = customers
+        .iter()
+        .filter(|c| c.finished)
+        .flat_map(|c| &c.person.seen)
+        .filter_map(|s| match s {
+            Seen::ChatStarted { chat, .. } => Some(chat.clone()),
+            _ => None,
+        })
+        .collect();
+    let (archive, unclosed) = cluster.archive(&chats, &must_close).await;
+    let unclosed_required: Vec<&String> = unclosed.iter().filter(|c| must_close.contains(*c)).collect();
+    assert!(
+        unclosed_required.is_empty(),
+        "chats of customers who finished, never archived as closed: {unclosed_required:?}"
+    );
     eprintln!("{tag}: {:?} archive read ({} chats, {} still open)", started.elapsed(), chats.len(), unclosed.len());
     let line = cluster.line().await;
     let history = History {
@@ -631,5 +652,9 @@ async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() 
         .map(|a| a.ended.iter().filter(|r| *r == "customer_gone").count())
         .sum();
     assert!(gone > 0, "the dead node's chatting customers' chats ended customer_gone");
-    eprintln!("scenario 2 (gone) took {:?}; unclosed: {:?}", outcome.elapsed, outcome.unclosed);
+    eprintln!(
+        "scenario 2 (gone) took {:?}; {} chats of the dead node's customers left open in the archive",
+        outcome.elapsed,
+        outcome.unclosed.len()
+    );
 }
