@@ -24,9 +24,16 @@ pub enum Seen {
     /// A connection's opening snapshot: an agent's `agent_welcome` (their chats), a
     /// customer's `resumed` (their chat, if any). What it lists is what they now hold,
     /// with the messages it carries.
-    Snapshot { chats: Vec<(String, Vec<Msg>)> },
-    ChatStarted { chat: String, peer: String },
-    ChatEnded { chat: String },
+    Snapshot {
+        chats: Vec<(String, Vec<Msg>)>,
+    },
+    ChatStarted {
+        chat: String,
+        peer: String,
+    },
+    ChatEnded {
+        chat: String,
+    },
     /// The peer's message, live.
     Message(Msg),
     /// The acknowledgement of their own message.
@@ -51,15 +58,31 @@ pub struct Person {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineEvent {
     /// Joined the line, or was put back at the front with their original ticket.
-    Entered { category: String, customer: String, ticket: u64 },
+    Entered {
+        category: String,
+        customer: String,
+        ticket: u64,
+    },
     /// Lost their connection: keeps their place, is not served meanwhile.
-    Away { customer: String },
-    Back { customer: String },
+    Away {
+        customer: String,
+    },
+    Back {
+        customer: String,
+    },
     /// Left the line (on their own, or their grace period ran out).
-    Left { customer: String },
-    Served { category: String, customer: String, ticket: u64 },
+    Left {
+        customer: String,
+    },
+    Served {
+        category: String,
+        customer: String,
+        ticket: u64,
+    },
     /// Their chat ended or was withdrawn from the agent.
-    ChatOver { customer: String },
+    ChatOver {
+        customer: String,
+    },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -75,8 +98,15 @@ pub struct History {
 pub enum Fault {
     /// A customer held two chats at once, a chat had two agents, an agent held a chat
     /// its customer never had, or the line served a customer already chatting.
-    DoublePairing { customer: String, detail: String },
-    OverLimit { agent: String, open: usize, limit: usize },
+    DoublePairing {
+        customer: String,
+        detail: String,
+    },
+    OverLimit {
+        agent: String,
+        open: usize,
+        limit: usize,
+    },
     /// `served` got an agent while `skipped`, earlier in the same category, waited present.
     FifoInversion {
         category: String,
@@ -84,13 +114,30 @@ pub enum Fault {
         skipped: String,
     },
     /// `who` (a person or "archive") has a message of `chat` after `missing` but not it.
-    SeqGap { who: String, chat: String, missing: u64 },
+    SeqGap {
+        who: String,
+        chat: String,
+        missing: u64,
+    },
     /// `who` got the message at `seq` live twice (or the archive holds it twice).
-    Duplicate { who: String, chat: String, seq: u64 },
+    Duplicate {
+        who: String,
+        chat: String,
+        seq: u64,
+    },
     /// Two different messages were given one seq.
-    SeqConflict { chat: String, seq: u64, ids: Vec<String> },
+    SeqConflict {
+        chat: String,
+        seq: u64,
+        ids: Vec<String>,
+    },
     /// An acknowledged message archived `archived` times instead of once.
-    LostAck { chat: String, seq: u64, id: String, archived: usize },
+    LostAck {
+        chat: String,
+        seq: u64,
+        id: String,
+        archived: usize,
+    },
 }
 
 /// Every broken rule in `history`, in a stable order.
@@ -133,7 +180,9 @@ fn pairings(history: &History) -> Vec<Fault> {
     let mut agent_of: BTreeMap<&str, &str> = BTreeMap::new();
     for person in history.people.iter().filter(|p| p.role != Role::Customer) {
         for seen in &person.seen {
-            let Seen::ChatStarted { chat, peer } = seen else { continue };
+            let Seen::ChatStarted { chat, peer } = seen else {
+                continue;
+            };
             if let Some(other) = agent_of.insert(chat, &person.name)
                 && other != person.name
             {

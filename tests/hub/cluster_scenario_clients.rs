@@ -59,7 +59,12 @@ pub struct Ctx {
 
 impl Ctx {
     fn note(&self, name: &str, what: String) {
-        self.trace.lock().unwrap().entry(name.to_string()).or_default().push(what);
+        self.trace
+            .lock()
+            .unwrap()
+            .entry(name.to_string())
+            .or_default()
+            .push(what);
     }
 
     /// What `name` sent and got, and (for a customer) what their agents did.
@@ -67,7 +72,10 @@ impl Ctx {
         let trace = self.trace.lock().unwrap();
         let mine = trace.get(name).cloned().unwrap_or_default();
         let mut story = format!("== {name}:\n{}\n", mine.join("\n"));
-        for agent in trace.keys().filter(|a| mine.iter().any(|m| m.contains(&format!("\"peer_name\":\"{}\"", a.to_uppercase())))) {
+        for agent in trace.keys().filter(|a| {
+            mine.iter()
+                .any(|m| m.contains(&format!("\"peer_name\":\"{}\"", a.to_uppercase())))
+        }) {
             story += &format!("== {agent}:\n{}\n", trace[agent].join("\n"));
         }
         story
@@ -99,6 +107,8 @@ pub struct Run {
     pub finished: bool,
     /// The node it came back on, if it did.
     pub moved_to: usize,
+    /// Frames refused with `cluster_unavailable` (Redis slow or away) and sent again.
+    pub refused: usize,
 }
 
 impl Run {
@@ -116,6 +126,7 @@ impl Run {
             back: None,
             finished: false,
             moved_to: node,
+            refused: 0,
         }
     }
 
@@ -125,6 +136,8 @@ impl Run {
             self.person.seen.push(seen);
         }
         match frame["type"].as_str() {
+            // Refused for now, delivered to nobody: the client sends it again (counted).
+            Some("error") if frame["code"] == "cluster_unavailable" => self.refused += 1,
             Some("error") => self.errors.push(frame.clone()),
             Some("chat_ended") => self.ended.push(frame["reason"].as_str().unwrap_or_default().into()),
             Some("queued") if frame["requeued"] == true => self.requeued += 1,
@@ -143,7 +156,9 @@ fn msg(chat: &str, m: &Value) -> Msg {
 
 fn snapshot(chat: &Value) -> (String, Vec<Msg>) {
     let id = chat["chat_id"].as_str().expect("a snapshot has a chat id");
-    let messages = chat["messages"].as_array().map_or(vec![], |all| all.iter().map(|m| msg(id, m)).collect());
+    let messages = chat["messages"]
+        .as_array()
+        .map_or(vec![], |all| all.iter().map(|m| msg(id, m)).collect());
     (id.to_string(), messages)
 }
 
@@ -159,10 +174,16 @@ pub fn seen_of(frame: &Value) -> Option<Seen> {
         },
         "chat_ended" => Seen::ChatEnded { chat: chat() },
         "agent_welcome" => Seen::Snapshot {
-            chats: frame["chats"].as_array().map_or(vec![], |c| c.iter().map(snapshot).collect()),
+            chats: frame["chats"]
+                .as_array()
+                .map_or(vec![], |c| c.iter().map(snapshot).collect()),
         },
         "resumed" => Seen::Snapshot {
-            chats: frame["chat"].as_object().map(|_| snapshot(&frame["chat"])).into_iter().collect(),
+            chats: frame["chat"]
+                .as_object()
+                .map(|_| snapshot(&frame["chat"]))
+                .into_iter()
+                .collect(),
         },
         _ => return None,
     })
@@ -225,8 +246,7 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
     let mut go = ctx.go.clone();
     let url = |node: usize| format!("{}/ws/customer", ctx.nodes[node]);
     let mut ws = Ws::connect(&url(node), &[]).await.expect("a node takes the customer");
-    send(&mut ws, json!({"type": "join", "name": name, "category": category}))
-        .await;
+    send(&mut ws, json!({"type": "join", "name": name, "category": category})).await;
     let mut token = None;
     let mut chat: Option<InChat> = None;
     // Between a `resume` and its answer nothing else may be sent (`not_joined`).
@@ -245,8 +265,11 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                     c.left = true;
                 } else if c.done == 0 || *go.borrow() {
                     let client_id = format!("{name}-{}-{}", c.id, c.done);
-                    send(&mut ws, json!({"type": "message", "text": format!("hello {}", c.done), "client_id": client_id}))
-                        .await;
+                    send(
+                        &mut ws,
+                        json!({"type": "message", "text": format!("hello {}", c.done), "client_id": client_id}),
+                    )
+                    .await;
                     ctx.note(&name, format!("SENT {client_id}"));
                     c.pending = Some((client_id, None));
                     ctx.set(&name, Phase::Chatting);
@@ -255,7 +278,9 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                 }
             }
         }
-        let holding_back = chat.as_ref().is_some_and(|c| c.pending.is_none() && !c.left && c.done > 0 && c.done < EXCHANGES);
+        let holding_back = chat
+            .as_ref()
+            .is_some_and(|c| c.pending.is_none() && !c.left && c.done > 0 && c.done < EXCHANGES);
         let frame = tokio::select! {
             frame = next_frame(&mut ws, &name) => frame,
             _ = go.changed(), if holding_back && !*go.borrow() => continue,
@@ -272,12 +297,13 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
             reaped.wait_for(|r| *r).await.unwrap();
             let other = ctx.elsewhere(node, me);
             run.moved_to = other;
-            ws = Ws::connect(&url(other), &[]).await.expect("another node takes the customer");
+            ws = Ws::connect(&url(other), &[])
+                .await
+                .expect("another node takes the customer");
             run.person.seen.push(Seen::Connected);
             let last_seq = chat.as_ref().map_or(0, |c| complete_up_to(&c.have));
             let token = token.clone().expect("welcomed before the node died");
-            send(&mut ws, json!({"type": "resume", "token": token, "last_seq": last_seq}))
-                .await;
+            send(&mut ws, json!({"type": "resume", "token": token, "last_seq": last_seq})).await;
             ctx.note(&name, format!("SENT resume to node {other}, last_seq {last_seq}"));
             resuming = true;
             continue;
@@ -325,6 +351,18 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                     }
                 }
             }
+            "error" if frame["code"] == "cluster_unavailable" => {
+                // A busy machine's Redis call timed out: the message reached nobody; the
+                // drive sends it again after a moment.
+                if let Some(c) = chat.as_mut()
+                    && c.pending
+                        .as_ref()
+                        .is_some_and(|(id, _)| frame["client_id"] == id.as_str())
+                {
+                    c.pending = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
             "chat_ended" => {
                 let left = chat.as_ref().is_some_and(|c| c.left);
                 chat = None;
@@ -357,6 +395,8 @@ pub async fn agent(me: usize, name: String, limit: usize, token: String, node: u
     // Customer messages answered: on another node the history comes again after the
     // welcome, and is not answered twice.
     let mut answered: HashSet<String> = HashSet::new();
+    // Replies sent: client id → chat, to send again one refused for now.
+    let mut replies: HashMap<String, String> = HashMap::new();
     loop {
         let frame = tokio::select! {
             frame = next_frame(&mut ws, &name) => frame,
@@ -398,8 +438,23 @@ pub async fn agent(me: usize, name: String, limit: usize, token: String, node: u
             "message" if frame["from"] == "customer" && answered.insert(frame["id"].to_string()) => {
                 let chat = frame["chat_id"].as_str().unwrap_or_default();
                 let client_id = format!("{name}-re-{}", frame["id"].as_str().unwrap_or_default());
-                send(&mut ws, json!({"type": "message", "chat_id": chat, "text": "noted", "client_id": client_id}))
+                send(
+                    &mut ws,
+                    json!({"type": "message", "chat_id": chat, "text": "noted", "client_id": client_id}),
+                )
+                .await;
+                replies.insert(client_id, chat.to_string());
+            }
+            "error" if frame["code"] == "cluster_unavailable" => {
+                let client_id = frame["client_id"].as_str().unwrap_or_default();
+                if let Some(chat) = replies.get(client_id) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    send(
+                        &mut ws,
+                        json!({"type": "message", "chat_id": chat, "text": "noted", "client_id": client_id}),
+                    )
                     .await;
+                }
             }
             _ => {}
         }

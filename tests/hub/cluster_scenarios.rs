@@ -164,7 +164,8 @@ impl Cluster {
             let Some(last) = events.last() else { break };
             after = last.id.clone();
             for event in events {
-                let name = |names: &HashMap<u64, String>, id: u64| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
+                let name =
+                    |names: &HashMap<u64, String>, id: u64| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
                 if event.transition == "customer_resumed"
                     && let Some(id) = event.args.first().and_then(|a| a.parse::<u64>().ok())
                 {
@@ -268,9 +269,14 @@ impl Cluster {
     fn logs(&self) -> String {
         (0..3)
             .map(|i| {
-                let said = std::fs::read_to_string(self.scratch.0.join(format!("{}.log", node_name(i)))).unwrap_or_default();
+                let said =
+                    std::fs::read_to_string(self.scratch.0.join(format!("{}.log", node_name(i)))).unwrap_or_default();
                 let tail: Vec<&str> = said.lines().rev().take(15).collect();
-                format!("--- {} ---\n{}", node_name(i), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                format!(
+                    "--- {} ---\n{}",
+                    node_name(i),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -384,7 +390,14 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
 
     if let Some((dead, _)) = shape.kill {
         // Quiet: every chat running (first exchange done), everyone else in line.
-        settle(&cluster, &ctx, &customer_names, &[Phase::Ready, Phase::Waiting], "chats running").await;
+        settle(
+            &cluster,
+            &ctx,
+            &customer_names,
+            &[Phase::Ready, Phase::Waiting],
+            "chats running",
+        )
+        .await;
         eprintln!("{tag}: {:?} chats running, the rest waiting", started.elapsed());
         let killed = Instant::now();
         cluster.kill_and_wait_for_the_reap(dead).await;
@@ -395,16 +408,35 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
             // so their settling is what takes a moment).
             tokio::time::sleep(Duration::from_millis(200)).await;
             settle(&cluster, &ctx, &agent_names, &[Phase::Ready], "agents back").await;
-            settle(&cluster, &ctx, &customer_names, &[Phase::Ready, Phase::Waiting], "customers back").await;
+            settle(
+                &cluster,
+                &ctx,
+                &customer_names,
+                &[Phase::Ready, Phase::Waiting],
+                "customers back",
+            )
+            .await;
         }
         go_tx.send(true).unwrap();
     }
 
-    settle(&cluster, &ctx, &customer_names, &[Phase::Finished, Phase::Gone], "customers done").await;
+    settle(
+        &cluster,
+        &ctx,
+        &customer_names,
+        &[Phase::Finished, Phase::Gone],
+        "customers done",
+    )
+    .await;
     eprintln!("{tag}: {:?} every customer done", started.elapsed());
     let mut customers = vec![];
     for task in customer_tasks {
-        customers.push(tokio::time::timeout(WAIT * 2, task).await.expect("every customer ends").unwrap());
+        customers.push(
+            tokio::time::timeout(WAIT * 2, task)
+                .await
+                .expect("every customer ends")
+                .unwrap(),
+        );
     }
     // Let the last acknowledgements reach the agents.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -442,7 +474,12 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         unclosed_required.is_empty(),
         "chats of customers who finished, never archived as closed: {unclosed_required:?}"
     );
-    eprintln!("{tag}: {:?} archive read ({} chats, {} still open)", started.elapsed(), chats.len(), unclosed.len());
+    eprintln!(
+        "{tag}: {:?} archive read ({} chats, {} still open)",
+        started.elapsed(),
+        chats.len(),
+        unclosed.len()
+    );
     let line = cluster.line().await;
     let history = History {
         people: customers.iter().chain(&agents).map(|r| r.person.clone()).collect(),
@@ -455,7 +492,12 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         customers
             .iter()
             .chain(&agents)
-            .filter(|r| r.person.seen.iter().any(|s| matches!(s, Seen::ChatStarted { chat: c, .. } if c == chat)))
+            .filter(|r| {
+                r.person
+                    .seen
+                    .iter()
+                    .any(|s| matches!(s, Seen::ChatStarted { chat: c, .. } if c == chat))
+            })
             .map(|r| (r.node, r.back.as_ref().map(|_| r.moved_to)))
             .collect()
     };
@@ -479,14 +521,15 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for fault in &faults {
         let kind = format!("{fault:?}");
-        *kinds.entry(kind[..kind.find(' ').unwrap_or(kind.len())].to_string()).or_default() += 1;
+        *kinds
+            .entry(kind[..kind.find(' ').unwrap_or(kind.len())].to_string())
+            .or_default() += 1;
     }
     let stories: String = faults
         .iter()
         .filter_map(|f| match f {
-            crate::cluster_checker::Fault::Duplicate { who, .. } | crate::cluster_checker::Fault::SeqGap { who, .. } => {
-                Some(ctx.story(who))
-            }
+            crate::cluster_checker::Fault::Duplicate { who, .. }
+            | crate::cluster_checker::Fault::SeqGap { who, .. } => Some(ctx.story(who)),
             _ => None,
         })
         .take(2)
@@ -504,6 +547,8 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         .flat_map(|r| r.errors.iter().map(|e| (r.person.name.as_str(), e)))
         .collect();
     assert!(errors.is_empty(), "clients were refused: {errors:?}");
+    let refused: usize = customers.iter().chain(&agents).map(|r| r.refused).sum();
+    eprintln!("{tag}: {refused} frames refused with cluster_unavailable (a busy machine) and sent again");
     Outcome {
         customers,
         agents,
@@ -548,9 +593,17 @@ async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
         assert!(c.finished, "{} never finished", c.person.name);
         assert_eq!(chats_started(c), 1, "{} paired once", c.person.name);
     }
-    let served = outcome.line.iter().filter(|e| matches!(e, LineEvent::Served { .. })).count();
+    let served = outcome
+        .line
+        .iter()
+        .filter(|e| matches!(e, LineEvent::Served { .. }))
+        .count();
     assert_eq!(served, 300, "Redis paired each customer once");
-    assert!(outcome.unclosed.is_empty(), "archived as closed: {:?}", outcome.unclosed);
+    assert!(
+        outcome.unclosed.is_empty(),
+        "archived as closed: {:?}",
+        outcome.unclosed
+    );
     eprintln!("scenario 1 took {:?}", outcome.elapsed);
 }
 
@@ -608,7 +661,11 @@ async fn scenario_2_a_killed_nodes_people_resume_on_the_others_and_keep_chats_an
         );
     }
     assert!(outcome.agents.iter().all(|a| a.ended.iter().all(|r| r == "ended")));
-    assert!(outcome.unclosed.is_empty(), "archived as closed: {:?}", outcome.unclosed);
+    assert!(
+        outcome.unclosed.is_empty(),
+        "archived as closed: {:?}",
+        outcome.unclosed
+    );
     eprintln!("scenario 2 (back) took {:?}", outcome.elapsed);
 }
 
@@ -651,7 +708,10 @@ async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() 
         .filter(|a| a.node != dead)
         .map(|a| a.ended.iter().filter(|r| *r == "customer_gone").count())
         .sum();
-    assert!(gone > 0, "the dead node's chatting customers' chats ended customer_gone");
+    assert!(
+        gone > 0,
+        "the dead node's chatting customers' chats ended customer_gone"
+    );
     eprintln!(
         "scenario 2 (gone) took {:?}; {} chats of the dead node's customers left open in the archive",
         outcome.elapsed,
