@@ -718,3 +718,66 @@ async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() 
         outcome.unclosed.len()
     );
 }
+
+/// Found by scenario 2: a chatting customer whose node is gone resumes on the node of
+/// their agent. That node had logged the chat without archiving it (the customer's node
+/// archives), and went on so: what was said from then on was acknowledged but never
+/// archived, and the chat never closed in the archive. Now the node archives from the
+/// customer's arrival on (again from seq 1: the store takes a message once per seq).
+#[tokio::test]
+async fn a_customer_resuming_on_the_node_of_their_agent_is_archived_there() {
+    use crate::cluster_hub::{messages, node_with};
+    use crate::common::Ws;
+    use switchboard::store::{MemoryStore, SharedStore};
+
+    let scratch = TempDir::new("cluster-resume-agent-node");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
+    let token = beta.agent_account("ann", &["general"], 1).await;
+    let mut agent = Ws::agent(&beta, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    agent.next_of("chat_started").await;
+    carla.send(json!({"type": "message", "text": "one"})).await;
+    assert_eq!(carla.next_of("ack").await["seq"], 1);
+    let resume_token = carla.token.clone().unwrap();
+    drop(carla);
+    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
+
+    let mut back = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": resume_token, "last_seq": 1}))
+        .await;
+    assert_eq!(back.next_of("resumed").await["chat"]["chat_id"], chat.as_str());
+    back.send(json!({"type": "message", "text": "two"})).await;
+    assert_eq!(back.next_of("ack").await["seq"], 2, "acknowledged, so archived");
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "three"}))
+        .await;
+    assert_eq!(messages(&mut back, 1).await[0]["seq"], 3);
+    back.send(json!({"type": "leave"})).await;
+    back.next_of("chat_ended").await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let record = store.conversation(&chat).await.ok();
+        let seqs: Vec<u64> = record.iter().flat_map(|r| r.messages.iter().map(|m| m.seq)).collect();
+        if record.as_ref().is_some_and(|r| r.closed.is_some()) && seqs == [1, 2, 3] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "archived as closed with seq 1-3 once each; found {seqs:?}, closed: {:?}",
+            record.map(|r| r.closed.is_some())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alpha.stop().await;
+    beta.stop().await;
+}
