@@ -302,7 +302,7 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                 .expect("another node takes the customer");
             run.person.seen.push(Seen::Connected);
             let last_seq = chat.as_ref().map_or(0, |c| complete_up_to(&c.have));
-            let token = token.clone().expect("welcomed before the node died");
+            let token = token.as_ref().expect("welcomed before the node died");
             send(&mut ws, json!({"type": "resume", "token": token, "last_seq": last_seq})).await;
             ctx.note(&name, format!("SENT resume to node {other}, last_seq {last_seq}"));
             resuming = true;
@@ -350,6 +350,19 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                         *acked = frame["seq"].as_u64();
                     }
                 }
+            }
+            "error" if frame["code"] == "cluster_unavailable" && (token.is_none() || resuming) => {
+                // The join or resume was refused (the node could not reach Redis in
+                // time): nothing happened; ask again after a moment.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let again = match (&token, resuming) {
+                    (Some(token), true) => {
+                        let last_seq = chat.as_ref().map_or(0, |c| complete_up_to(&c.have));
+                        json!({"type": "resume", "token": token, "last_seq": last_seq})
+                    }
+                    _ => json!({"type": "join", "name": name, "category": category}),
+                };
+                send(&mut ws, again).await;
             }
             "error" if frame["code"] == "cluster_unavailable" => {
                 // A busy machine's Redis call timed out: the message reached nobody; the

@@ -25,9 +25,10 @@ use crate::storeops::hub_command;
 
 /// How long the cluster may take for what it must do (start, reap, settle, archive).
 const WAIT: Duration = Duration::from_secs(120);
-/// A short lease, so a killed node is noticed within a couple of seconds.
-const LEASE_MS: &str = "1000";
-const RENEW_MS: &str = "200";
+/// One scenario at a time in this test binary: each runs three hub processes and
+/// hundreds of clients, and two at once on a small machine starve the nodes' lease
+/// renewals (they then refuse joins with `cluster_unavailable`, or are fenced).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A hub process, killed when dropped.
 struct Running(std::process::Child);
@@ -57,7 +58,7 @@ fn node_name(i: usize) -> String {
 impl Cluster {
     /// Starts the three nodes one after the other (the first creates the admin and the
     /// categories), each registered before the next starts.
-    async fn start(tag: &str, resume_grace_secs: u64) -> Self {
+    async fn start(tag: &str, resume_grace_secs: u64, lease_ms: u64) -> Self {
         let redis = RedisServer::start().await;
         let client = redis::Client::open(redis.url()).unwrap();
         let mut conn = ConnectionManager::new(client).await.unwrap();
@@ -65,6 +66,7 @@ impl Cluster {
         let (uri, db) = (mongo_uri(), format!("t{}", uuid::Uuid::new_v4().simple()));
         let (mut nodes, mut binds) = (vec![], vec![]);
         let grace = resume_grace_secs.to_string();
+        let (lease, renew) = (lease_ms.to_string(), (lease_ms / 5).to_string());
         for i in 0..3 {
             let port = free_port();
             let bind = format!("127.0.0.1:{port}");
@@ -78,8 +80,8 @@ impl Cluster {
                 ("MONGODB_DB", db.as_str()),
                 ("REDIS_URL", url.as_str()),
                 ("NODE_ID", name.as_str()),
-                ("CLUSTER_LEASE_MS", LEASE_MS),
-                ("CLUSTER_RENEW_MS", RENEW_MS),
+                ("CLUSTER_LEASE_MS", lease.as_str()),
+                ("CLUSTER_RENEW_MS", renew.as_str()),
                 ("RESUME_GRACE_SECS", grace.as_str()),
                 ("DATA_DIR", data_dir.as_str()),
                 ("RATE_LIMIT_PER_SEC", "1000"),
@@ -334,6 +336,9 @@ struct Shape {
     /// rest wait, then its people come back elsewhere (or not).
     kill: Option<(usize, bool)>,
     resume_grace_secs: u64,
+    /// `CLUSTER_LEASE_MS`: short where a kill must be noticed soon, long otherwise (a
+    /// loaded machine's late renewal fences a node).
+    lease_ms: u64,
 }
 
 /// What a scenario leaves for its own assertions.
@@ -348,8 +353,9 @@ struct Outcome {
 
 /// Runs a scenario and the checker; panics with every fault (and the nodes' logs).
 async fn run(tag: &str, shape: Shape) -> Outcome {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    let mut cluster = Cluster::start(tag, shape.resume_grace_secs).await;
+    let mut cluster = Cluster::start(tag, shape.resume_grace_secs, shape.lease_ms).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let (go_tx, go) = watch::channel(shape.kill.is_none());
     let (reaped_tx, reaped) = watch::channel(false);
@@ -586,6 +592,7 @@ async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
             customer_category: |j| ["general", "sales", "billing"][j % 3],
             kill: None,
             resume_grace_secs: 30,
+            lease_ms: 5_000,
         },
     )
     .await;
@@ -621,6 +628,7 @@ fn kill_shape(comes_back: bool) -> Shape {
         customer_category: |j| ["general", "sales"][j % 2],
         kill: Some((2, comes_back)),
         resume_grace_secs: 10,
+        lease_ms: 2_000,
     }
 }
 
