@@ -159,6 +159,28 @@ impl Transcript {
         stamped
     }
 
+    /// The kept messages as archive events (issue 15: a node that starts archiving a
+    /// running chat it already logged writes them again; the store applies them
+    /// idempotently by (chat, seq)).
+    pub fn archive_events(&self) -> Vec<ArchiveEvent> {
+        self.after(0)
+            .into_iter()
+            .map(|m| ArchiveEvent::Message {
+                conversation_id: m.chat_id,
+                message: ArchivedMessage {
+                    id: m.id,
+                    seq: m.seq,
+                    from: match m.from {
+                        From::Customer => Side::Customer,
+                        _ => Side::Agent,
+                    },
+                    text: m.text,
+                    at: m.at,
+                },
+            })
+            .collect()
+    }
+
     /// The kept messages after `seq`, oldest first.
     pub fn after(&self, seq: u64) -> Vec<ChatMessage> {
         let start = self.frames.partition_point(|(s, _)| *s <= seq);

@@ -43,3 +43,7 @@ mod cluster_redis_restart;
 mod cluster_leave;
 // issue 15: a node joining past a trimmed events stream
 mod cluster_late_node;
+// issue 15: the full-size cross-process scenarios and their checker
+mod cluster_checker;
+mod cluster_scenario_clients;
+mod cluster_scenarios;

@@ -386,7 +386,17 @@ impl HubState {
     /// Opens this node's log of a running chat it did not see start (its side came here
     /// from another node); its messages are read from the chat's log.
     pub(super) fn adopt_chat(&mut self, chat: ChatId) {
-        if self.chats.contains_key(&chat) {
+        if let Some(log) = self.chats.get_mut(&chat) {
+            // The customer came to the node of their agent, which logged the chat without
+            // archiving it: the customer's node archives, so from now on this one does,
+            // starting again with what it kept (what was said since the customer's old
+            // node last archived included: a killed node archived nothing after it died).
+            if !log.archived_here && self.customers.contains_key(&log.customer) {
+                log.archived_here = true;
+                for event in log.transcript.archive_events() {
+                    self.archive.push_message(event);
+                }
+            }
             return;
         }
         let Some((customer, agent)) = self.routing.chat_sides(chat).map(|(c, a)| (c, a.clone())) else {
