@@ -378,6 +378,10 @@ const PEER_SERVERS: &[(&str, &str)] = &[
         "Switchboard, `STORE=memory` (comparison only: nothing survives a restart)",
     ),
     (
+        "mongodb",
+        "Switchboard, `STORE=mongodb` (on secantusdb, a MongoDB-wire server, unpinned on this machine; its own CPU is not in the hub's figure)",
+    ),
+    (
         "node",
         "Node ws relay (`bench/ws-relay.js`: forwards, acknowledges nothing)",
     ),
@@ -505,6 +509,7 @@ fn peers_section(chats: u32, runs: &[(&str, Option<&RunResult>)]) -> String {
         ("default", "bare", "Switchboard default / bare floor"),
         ("memory", "node", "Switchboard `STORE=memory` / Node ws"),
         ("default", "memory", "Switchboard default / `STORE=memory`"),
+        ("mongodb", "memory", "Switchboard `STORE=mongodb` / `STORE=memory`"),
         ("node", "bare", "Node ws / bare floor"),
     ] {
         let (Some(a), Some(b)) = (find(a), find(b)) else {
