@@ -552,13 +552,19 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 message,
             } => {
                 let conv = conversation_id.as_str();
-                if conversations.get(conv).map_err(unavailable)?.is_none() {
-                    continue; // a message for an unknown conversation is dropped, as in the reference store
-                }
-                let group = *group_of.entry(conv).or_insert_with(|| {
-                    grouped.push((conv, Vec::new()));
-                    grouped.len() - 1
-                });
+                // Looked up once per conversation and batch, not per message: it is stored
+                // from its opening on (below, or an earlier batch) and never removed.
+                let group = match group_of.get(conv) {
+                    Some(group) => *group,
+                    None => {
+                        if conversations.get(conv).map_err(unavailable)?.is_none() {
+                            continue; // a message for an unknown conversation is dropped, as in the reference store
+                        }
+                        grouped.push((conv, Vec::new()));
+                        group_of.insert(conv, grouped.len() - 1);
+                        grouped.len() - 1
+                    }
+                };
                 grouped[group].1.push(message);
             }
             ArchiveEvent::Closed(closed) => {
@@ -578,10 +584,8 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     for (conv, mut group) in grouped {
         group.sort_by_key(|message| message.seq); // stable: of one seq, the first wins
         let number = messages.number(conv)?;
-        for message in group {
-            // Idempotent: a seq already taken is a retry (a seq names one message).
-            messages.append(number, message)?;
-        }
+        // Idempotent: a seq already taken is a retry (a seq names one message).
+        messages.append_sorted(number, &group)?;
     }
     messages.finish()
 }

@@ -21,8 +21,9 @@
 //! needed; reading stops at the first record of another generation.
 //!
 //! Record format: `[payload length: u32 LE][generation: u32 LE][first 8 bytes of
-//! SHA-256(generation, payload)][payload]`, the payload a JSON array of the batch's
-//! events (their serde form, as the spool keeps them). A crash during a write leaves a
+//! SHA-256(generation, payload)][payload]`, the payload the batch's events (see
+//! [`payload`]: chat messages in binary, since issue 14, the rest and older files' whole
+//! batches as JSON). A crash during a write leaves a
 //! torn last record: its batch was never acknowledged, so reading stops at the first
 //! record that is short, fails its checksum or belongs to another generation.
 
@@ -34,6 +35,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::ArchiveEvent;
+
+mod payload;
 
 /// The journal's file name inside the data directory.
 pub const FILE_NAME: &str = "archive-journal.log";
@@ -61,6 +64,8 @@ pub struct Journal {
     generation: u32,
     /// Where the next record goes: every byte before it belongs to a whole record.
     len: u64,
+    /// The record being written, reused: one allocation per journal, not one per batch.
+    record: Vec<u8>,
 }
 
 fn checksum(generation: u32, payload: &[u8]) -> [u8; 8] {
@@ -107,25 +112,35 @@ impl Journal {
             path,
             generation,
             len: whole as u64,
+            record: Vec::new(),
         };
         Ok((journal, events))
     }
 
     /// Writes one batch and syncs it: the batch is on disk when this returns.
     pub fn append(&mut self, events: &[ArchiveEvent]) -> Result<(), String> {
-        let payload = serde_json::to_vec(events).map_err(|e| self.error(&e))?;
-        let length = u32::try_from(payload.len()).map_err(|_| self.error(&"a batch over 4 GiB"))?;
-        let mut record = Vec::with_capacity(HEADER + payload.len());
-        record.extend_from_slice(&length.to_le_bytes());
-        record.extend_from_slice(&self.generation.to_le_bytes());
-        record.extend_from_slice(&checksum(self.generation, &payload));
-        record.extend_from_slice(&payload);
-        self.file
-            .write_all_at(&record, self.len)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| self.error(&e))?;
-        self.len += record.len() as u64;
-        Ok(())
+        // The header's place first, filled in once the payload after it is known.
+        let mut record = std::mem::take(&mut self.record);
+        record.clear();
+        record.resize(HEADER, 0);
+        let written = payload::encode_into(events, &mut record)
+            .map_err(|e| self.error(&e))
+            .and_then(|()| {
+                let length = u32::try_from(record.len() - HEADER).map_err(|_| self.error(&"a batch over 4 GiB"))?;
+                let sum = checksum(self.generation, &record[HEADER..]);
+                record[..4].copy_from_slice(&length.to_le_bytes());
+                record[4..8].copy_from_slice(&self.generation.to_le_bytes());
+                record[8..HEADER].copy_from_slice(&sum);
+                self.file
+                    .write_all_at(&record, self.len)
+                    .and_then(|()| self.file.sync_data())
+                    .map_err(|e| self.error(&e))
+            });
+        if written.is_ok() {
+            self.len += record.len() as u64;
+        }
+        self.record = record;
+        written
     }
 
     /// Bytes held.
@@ -166,8 +181,7 @@ fn parse(bytes: &[u8]) -> Result<(Vec<ArchiveEvent>, u32, usize), String> {
         if bytes[at + 8..at + HEADER] != checksum(record_generation, payload) {
             break;
         }
-        let batch: Vec<ArchiveEvent> =
-            serde_json::from_slice(payload).map_err(|e| format!("record at byte {at} is unreadable: {e}"))?;
+        let batch = payload::decode(payload).map_err(|e| format!("record at byte {at} is unreadable: {e}"))?;
         events.extend(batch);
         generation = Some(record_generation);
         at += HEADER + length;
@@ -268,6 +282,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A journal an older build left (JSON payloads) replays after an upgrade.
+    #[test]
+    fn a_journal_of_json_records_written_by_an_older_build_replays() {
+        let dir = temp_dir();
+        let json = serde_json::to_vec(&[closed("old-a"), closed("old-b")]).unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&7u32.to_le_bytes());
+        bytes.extend_from_slice(&checksum(7, &json));
+        bytes.extend_from_slice(&json);
+        std::fs::write(dir.join(FILE_NAME), &bytes).unwrap();
+        let (mut journal, events) = Journal::open(&dir).unwrap();
+        assert_eq!(events, vec![closed("old-a"), closed("old-b")]);
+        journal.append(&[closed("new")]).unwrap();
+        drop(journal);
+        let (_, events) = Journal::open(&dir).unwrap();
+        assert_eq!(events, vec![closed("old-a"), closed("old-b"), closed("new")]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_torn_last_record_is_not_read_and_a_new_generation_follows_it() {
         let dir = temp_dir();
@@ -278,7 +312,9 @@ mod tests {
         }
         let path = dir.join(FILE_NAME);
         let whole = std::fs::read(&path).unwrap();
-        let record = HEADER + serde_json::to_vec(&[closed("a")]).unwrap().len();
+        let mut one = Vec::new();
+        payload::encode_into(&[closed("a")], &mut one).unwrap();
+        let record = HEADER + one.len();
         for k in 0..record {
             // The second record short (its end never written: still zeros) from byte k on ...
             let mut torn = whole.clone();
