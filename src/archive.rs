@@ -584,8 +584,20 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEven
         }
         if !open && writer.degraded && writer.spool.is_some() && writer.backlog.all_spooled() {
             // Stopping during an outage: nothing held is lost, the next start writes it.
+            // What is held, by kind: the log then says which events the next start replays.
+            let held: Vec<&str> = writer
+                .backlog
+                .events
+                .iter()
+                .map(|e| match e {
+                    ArchiveEvent::Opened(_) => "opened",
+                    ArchiveEvent::Message { .. } => "message",
+                    ArchiveEvent::Closed(_) => "closed",
+                })
+                .collect();
             tracing::warn!(
                 spooled = writer.backlog.len(),
+                held = ?held,
                 spool = %writer.spool.as_ref().map(|s| s.path().display().to_string()).unwrap_or_default(),
                 "stopping during an archive store outage: {} events are spooled on local disk and will be replayed into the store at the next start",
                 writer.backlog.len()
