@@ -3,6 +3,7 @@
 //! the kill) see each other come and go, invite, chat and end chats exactly as on one
 //! node; a key works on every node; a node's loss is a disconnect of its people.
 
+use crate::common::signal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -377,12 +378,6 @@ async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
         assert!(Instant::now() < deadline, "{bind} never took a buddy: {frame}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn signal(child: &std::process::Child, sig: libc::c_int) {
-    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
-    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(done, 0, "cannot signal process {}", child.id());
 }
 
 /// Part 4: a real hub process ("doomed") holds Bob, in a chat with Ann (on a live node)

@@ -3,6 +3,7 @@
 //! fencing, and the admin-change bus. Real processes, a real `redis-server`, a real
 //! MongoDB-wire server (through `scripts/with-mongo.sh`).
 
+use crate::common::signal;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -268,13 +269,6 @@ async fn redis_down_is_reported_and_an_empty_redis_is_rejoined_without_a_restart
         .await;
     assert_eq!(status, 201, "admin changes work again");
     hub.stop().await;
-}
-
-/// Sends a signal to a process the test started.
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
-    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(done, 0, "cannot signal process {}", child.id());
 }
 
 /// A running hub process, killed when dropped.

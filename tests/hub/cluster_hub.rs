@@ -3,6 +3,7 @@
 //! node and an agent on another are paired and chat; concurrent joins on three nodes keep
 //! the routing rules; a node's cut chat subscription loses no message.
 
+use crate::common::signal;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::future::join_all;
@@ -469,12 +470,6 @@ async fn node_process(
         db,
         incarnation,
     }
-}
-
-fn signal(child: &std::process::Child, sig: libc::c_int) {
-    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
-    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(done, 0, "cannot signal process {}", child.id());
 }
 
 /// Issue 15's scenario 3: a customer on a real hub process ("sleepy") chats with an

@@ -343,3 +343,10 @@ impl Ws {
         found.into_iter().map(|f| f.expect("all found")).collect()
     }
 }
+
+/// Sends `sig` (SIGSTOP, SIGCONT, SIGTERM, SIGKILL) to a process the test started.
+pub fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
+    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(done, 0, "cannot signal process {}", child.id());
+}

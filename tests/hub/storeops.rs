@@ -3,6 +3,7 @@
 //! with `/healthz` saying "starting", and readiness follows the archive's backlog and
 //! write latency.
 
+use crate::common::signal;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
@@ -277,13 +278,6 @@ async fn a_hub_waiting_for_mongodb_answers_starting_then_serves() {
     assert_eq!(categories.as_array().map(Vec::len), Some(4), "{categories}");
     drop(hub);
     drop(server);
-}
-
-/// Sends a signal to a process the test started.
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
-    let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(done, 0, "cannot signal process {}", child.id());
 }
 
 async fn get_json(url: &str) -> (u16, Value) {
