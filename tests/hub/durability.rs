@@ -397,7 +397,13 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
 
     mongo.stop();
     c.send(json!({"type": "message", "text": "held by a hung write"})).await;
-    agent.next_of("message").await; // relayed: the hub holds it, its write hangs
+    // Relayed: the hub holds it and its write hangs. Waited for by its text: the agent's
+    // copy of "before" is still unread, and a SIGTERM sent on seeing that copy could
+    // reach the hub before it read this message (then only the closing is spooled, and
+    // rightly so: this message was never acknowledged, and nothing is archived of it).
+    agent
+        .next_matching(|f| f["type"] == "message" && f["text"] == "held by a hung write")
+        .await;
     let mut hub = hub;
     hub.signal("TERM");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
