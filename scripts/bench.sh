@@ -212,7 +212,7 @@ loadgen() {
 }
 
 # The cluster scenario's processes: redis-server, secantusdb and three nodes sharing them.
-REDIS_PID= MONGO_PID=
+REDIS_PID= MONGO_PID= REDIS_PORT=
 NODE_PIDS=() NODE_PORTS=() CLUSTER_DATA=()
 # wait_port PORT NAME PID: waits for a cluster process to listen.
 wait_port() {
@@ -229,7 +229,7 @@ start_cluster() {
   local rport mport secret
   rport=$(free_port)
   redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$RUN/cluster-redis.log" 2>&1 &
-  REDIS_PID=$!
+  REDIS_PID=$! REDIS_PORT=$rport
   wait_port "$rport" redis "$REDIS_PID" || { failures+=("cluster: redis-server did not start"); stop_cluster; return 1; }
   mport=$(free_port)
   .venv/bin/secantusd-py --port "$mport" --storage-path :memory: >"$RUN/cluster-mongo.log" 2>&1 &
@@ -253,6 +253,59 @@ start_cluster() {
   done
   echo "bench: [cluster] redis $REDIS_PID:$rport, secantusdb $MONGO_PID:$mport, nodes ${NODE_PIDS[*]} on ${NODE_PORTS[*]}"
   echo "- cluster: 3 nodes (STORE=mongodb on secantusdb, REDIS_URL on one redis-server $(redis-server --version | grep -o 'v=[0-9.]*')), none pinned; agents on node 1, customers on nodes 2 and 3." >>"$notes"
+}
+# redis_cpu_per_route NAME: a note line with redis-server's time per route by command (INFO
+# commandstats over the routing rounds; every script is one `evalsha` row, and the commands a
+# script runs are counted again in their own rows) and the calls per route.
+redis_cpu_per_route() {
+  python3 - "$RUN/$1.redis-commandstats.txt" "$RUN/$1.json" <<'PY'
+import json, re, sys
+stats, result = sys.argv[1], sys.argv[2]
+try:
+    routes = json.load(open(result))["figures"]["routes"]
+except Exception:
+    sys.exit(0)
+rows = []
+for line in open(stats):
+    m = re.match(r"cmdstat_(\S+):calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)", line)
+    # The sampler's own SLOWLOG and CONFIG calls are not routing's.
+    if m and not m[1].startswith(("slowlog", "config")):
+        rows.append((int(m[3]), m[1], int(m[2]), float(m[4])))
+rows.sort(reverse=True)
+total = sum(r[0] for r in rows)
+if not routes or not total:
+    sys.exit(0)
+parts = ", ".join(f"{name} {usec / routes:.0f} µs ({calls / routes:.1f} calls of {per:.0f} µs)" for usec, name, calls, per in rows[:6])
+print(f"- cluster-routing: redis-server's command time per route over the routing rounds (INFO commandstats, {routes} routes; a script's commands count in its `evalsha` row and again in their own): {parts}.")
+PY
+}
+# await_in_log NAME TEXT: waits (up to 5 min) for TEXT in NAME's loadgen log.
+await_in_log() {
+  for _ in $(seq 1 1500); do grep -q -- "$2" "$RUN/$1.loadgen.log" 2>/dev/null && return 0; sleep 0.2; done
+  return 1
+}
+# slowlog_sample NAME: logs every command redis-server runs for 2 s (SLOWLOG at threshold
+# 0) into $RUN/NAME.redis-slowlog.txt, for scripts/redis_script_costs.py to say which
+# script costs what.
+slowlog_sample() {
+  redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-max-len 1000000 >/dev/null
+  redis-cli -p "$REDIS_PORT" SLOWLOG RESET >/dev/null
+  redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-log-slower-than 0 >/dev/null
+  sleep 2
+  redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-log-slower-than 10000 >/dev/null
+  redis-cli -p "$REDIS_PORT" SLOWLOG GET 1000000 >"$RUN/$1.redis-slowlog.txt"
+}
+# sample_redis_routing NAME: follows the routing loadgen's log. Over its rounds only (from
+# the first to the closing, so the 10,000 who wait joining beforehand are left out) it keeps
+# redis-server's per-command counters (INFO commandstats) in $RUN/NAME.redis-commandstats.txt,
+# and samples the SLOWLOG from the third round.
+sample_redis_routing() {
+  await_in_log "$1" 'round 1/' || return 0
+  redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+  await_in_log "$1" 'round 3/' || return 0
+  slowlog_sample "$1"
+  await_in_log "$1" '-- closing' || return 0
+  redis-cli -p "$REDIS_PORT" INFO commandstats >"$RUN/$1.redis-commandstats.txt"
 }
 # stop_cluster: SIGTERM to every node, then redis-server and secantusdb; a node already gone crashed.
 stop_cluster() {
@@ -406,11 +459,21 @@ for scenario in $SCENARIOS; do
       watch="node1=${NODE_PIDS[0]},node2=${NODE_PIDS[1]},node3=${NODE_PIDS[2]},redis=$REDIS_PID,mongo=$MONGO_PID"
       spread=(--agent-hubs "127.0.0.1:${NODE_PORTS[0]}" --customer-hubs "127.0.0.1:${NODE_PORTS[1]},127.0.0.1:${NODE_PORTS[2]}" --watch-pids "$watch")
       HUB_PORT=${NODE_PORTS[0]} HUB_PID=${NODE_PIDS[0]}
+      # Where redis-server's CPU goes per route: its own per-command counters over the routing run only.
+      sample_redis_routing cluster-routing &
+      sampler=$!
       loadgen cluster-routing any routing "${spread[@]}" --agents "$(q 125 25)" --burst "$(q 500 100)" --rounds 10 \
         --join-rate 12000 --burst-rounds 3 --waiting "$(q 10000 1000)"
+      wait "$sampler" || true
+      [ -s "$RUN/cluster-routing.redis-commandstats.txt" ] && redis_cpu_per_route cluster-routing >>"$notes"
+      [ -s "$RUN/cluster-routing.redis-slowlog.txt" ] && python3 scripts/redis_script_costs.py cluster-routing "the paced rounds" "$RUN/cluster-routing.redis-slowlog.txt" >>"$notes"
       HUB_PORT=${NODE_PORTS[0]} HUB_PID=${NODE_PIDS[0]}
       cluster_relay=(relay --chats 100 --step-secs "$(q 5 2)" --rates "$(q 1000,5000,10000,20000,40000 1000,5000)")
+      { await_in_log cluster-relay '-- step 5000' && sleep 1 && slowlog_sample cluster-relay; } &
+      sampler=$!
       loadgen cluster-relay any "${cluster_relay[@]}" "${spread[@]}"
+      wait "$sampler" || true
+      [ -s "$RUN/cluster-relay.redis-slowlog.txt" ] && python3 scripts/redis_script_costs.py cluster-relay "the 5,000 msg/s step" "$RUN/cluster-relay.redis-slowlog.txt" >>"$notes"
       stop_cluster
       # The single-node path with the same loadgen and shape, unpinned like the cluster.
       if start_hub cluster-relay-single any "${CLIENT_LIMITS[@]}"; then
