@@ -710,22 +710,15 @@ async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_perio
 /// history from the chat's log, and the chat goes on both ways in one seq order.
 #[tokio::test]
 async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
-    let scratch = TempDir::new("cluster-hub-move");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
-    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, grace).await;
-    let token = beta.agent_account("ann", &["general"], 1).await;
-    let mut agent = Ws::agent(&beta, &token).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let crate::cluster_fixture::ChatAcrossNodes {
+        mut agent,
+        agent_token: token,
+        customer: mut carla,
+        chat,
+        nodes: [alpha, beta, gamma],
+        servers: _servers,
+        ..
+    } = crate::cluster_fixture::chat_across_nodes("cluster-hub-move", ["alpha", "beta", "gamma"]).await;
     // One after the other, so "one" is seq 1 and "two" seq 2 (sent at once, Redis may
     // stamp them either way).
     carla.send(json!({"type": "message", "text": "one"})).await;

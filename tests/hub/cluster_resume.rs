@@ -11,6 +11,7 @@ use serde_json::json;
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
+use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes};
 use crate::cluster_hub::{messages, node_with};
 use crate::common::Ws;
 use crate::redis_server::RedisServer;
@@ -22,22 +23,15 @@ use crate::redis_server::RedisServer;
 /// goes on again, and the archive holds every message once.
 #[tokio::test]
 async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
-    let scratch = TempDir::new("cluster-resume-chat");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
-    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, grace).await;
-    let token = beta.agent_account("ann", &["general"], 1).await;
-    let mut agent = Ws::agent(&beta, &token).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let ChatAcrossNodes {
+        mut agent,
+        customer: mut carla,
+        chat,
+        nodes: [alpha, beta, gamma],
+        store,
+        servers: _servers,
+        ..
+    } = chat_across_nodes("cluster-resume-chat", ["alpha", "beta", "gamma"]).await;
     carla.send(json!({"type": "message", "text": "one"})).await;
     assert_eq!(agent.next_of("message").await["seq"], 1);
     assert_eq!(carla.next_of("ack").await["seq"], 1);

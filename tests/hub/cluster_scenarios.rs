@@ -734,25 +734,19 @@ async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() 
 /// customer's arrival on (again from seq 1: the store takes a message once per seq).
 #[tokio::test]
 async fn a_customer_resuming_on_the_node_of_their_agent_is_archived_there() {
-    use crate::cluster_hub::{messages, node_with};
+    use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes};
+    use crate::cluster_hub::messages;
     use crate::common::Ws;
-    use switchboard::store::{MemoryStore, SharedStore};
 
-    let scratch = TempDir::new("cluster-resume-agent-node");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
-    let token = beta.agent_account("ann", &["general"], 1).await;
-    let mut agent = Ws::agent(&beta, &token).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let ChatAcrossNodes {
+        mut agent,
+        customer: mut carla,
+        chat,
+        nodes: [alpha, beta],
+        store,
+        servers: _servers,
+        ..
+    } = chat_across_nodes("cluster-resume-agent-node", ["alpha", "beta"]).await;
     carla.send(json!({"type": "message", "text": "one"})).await;
     assert_eq!(carla.next_of("ack").await["seq"], 1);
     let resume_token = carla.token.clone().unwrap();

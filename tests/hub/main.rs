@@ -18,6 +18,8 @@ mod closing;
 mod cluster_base;
 // issue 15: the hub on the routing scripts
 mod cluster_hub;
+// One chat across nodes, the opening several cluster tests share.
+mod cluster_fixture;
 mod common;
 mod contracts;
 mod durability;
