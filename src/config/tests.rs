@@ -1,0 +1,205 @@
+//! Tests of `config`.
+
+use super::*;
+
+fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Settings::from_lookup(move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+}
+
+#[test]
+fn defaults_need_no_configuration() {
+    let s = with(&[]).unwrap();
+    assert_eq!(s.bind, "127.0.0.1:8080".parse().unwrap());
+    assert!(s.is_whitelisted("127.0.0.1".parse().unwrap()));
+    assert!(s.is_whitelisted("::1".parse().unwrap()));
+    assert!(!s.is_whitelisted("10.0.0.1".parse().unwrap()));
+    assert_eq!(s.max_message_len, 2000);
+    assert_eq!(s.resume_grace, Duration::from_secs(30));
+    assert_eq!(s.store, StoreMode::Auto);
+}
+
+#[test]
+fn bad_values_name_their_variable() {
+    for (var, value) in [
+        ("MAX_MESSAGE_LEN", "lots"),
+        ("MAX_MESSAGE_LEN", "0"),
+        ("AGENT_WHITELIST", "10.0.0.0/33"),
+        ("TRUSTED_PROXIES", "proxy.local"),
+        ("STORE", "floppy"),
+        ("BIND_ADDR", "localhost"),
+        ("DRAFT_PREVIEW", "maybe"),
+        ("RESUME_GRACE_SECS", "-1"),
+        ("HEARTBEAT_SECS", "0"),
+        ("ALLOWED_ORIGINS", "example.com"),
+        ("MONGODB_URI", "http://x"),
+        ("MONGODB_URI", "mongodb://127.0.0.1:99999"),
+        ("MONGODB_URI", "mongodb://"),
+        ("EMBEDDED_CACHE_MB", "0"),
+        ("READY_MAX_BACKLOG", "-1"),
+        ("ARCHIVE_SLOW_WRITE_MS", "0"),
+        ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+        ("HTTP_REQUEST_TIMEOUT_SECS", "soon"),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+        ("METRICS_TOKEN", "short"),
+        ("COOKIE_SECURE", "sometimes"),
+        // ---- rooms and 1-to-1 video (issue 16) ----
+        ("SMTP_URL", "mail.example.com"),
+        ("MAIL_FROM", "not an address"),
+        ("SMS_WEBHOOK_URL", "ftp://sms.example.com/send"),
+        ("PUBLIC_URL", "example.com"),
+        ("ROOM_CODE_TTL_SECS", "0"),
+        ("ROOM_MAX_ATTEMPTS", "0"),
+        ("ROOM_TOKEN_SECRET", "short"),
+        ("ROOM_TOKEN_TTL_SECS", "3600"),
+        ("STUN_URLS", "stun.example.com:3478"),
+        ("TURN_URLS", "stun:127.0.0.1:3478"),
+        ("TURN_SECRET", "short"),
+        ("ROOM_MAX_FAILED_JOINS", "0"),
+        ("ROOM_MAX_FAILED_JOINS", "1001"),
+        // ---- the default configuration fast (issue 14) ----
+        ("ARCHIVE_GROUP_COMMIT_MS", "51"),
+        ("ARCHIVE_GROUP_COMMIT_MS", "soon"),
+    ] {
+        let err = with(&[(var, value)]).unwrap_err();
+        assert_eq!(err.var, var);
+        assert!(err.to_string().contains(var), "{err}");
+    }
+}
+
+#[test]
+fn whitelist_takes_ips_and_ranges() {
+    let s = with(&[("AGENT_WHITELIST", "10.1.0.0/16, 192.0.2.7")]).unwrap();
+    assert!(s.is_whitelisted("10.1.200.3".parse().unwrap()));
+    assert!(s.is_whitelisted("192.0.2.7".parse().unwrap()));
+    assert!(!s.is_whitelisted("192.0.2.8".parse().unwrap()));
+}
+
+// websocket closing (issue 13, item 9)
+#[test]
+fn the_echo_endpoint_is_off_and_refused_on_a_public_address() {
+    assert!(!with(&[]).unwrap().ws_echo_endpoint);
+    assert!(with(&[("WS_ECHO_ENDPOINT", "true")]).unwrap().ws_echo_endpoint);
+    let err = with(&[("WS_ECHO_ENDPOINT", "true"), ("BIND_ADDR", "0.0.0.0:8080")]).unwrap_err();
+    assert_eq!(err.var, "WS_ECHO_ENDPOINT");
+    assert!(err.to_string().contains("BIND_ADDR"), "{err}");
+}
+
+// ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+#[test]
+fn without_redis_url_nothing_is_clustered() {
+    let s = with(&[]).unwrap();
+    assert!(!s.clustered());
+    assert_eq!(s.cluster_lease, Duration::from_secs(5));
+    assert_eq!(s.cluster_renew, Duration::from_secs(1));
+    assert!(!s.node_id.is_empty());
+    assert_ne!(
+        s.node_id,
+        with(&[]).unwrap().node_id,
+        "two processes' defaults never clash"
+    );
+}
+
+#[test]
+fn redis_url_needs_a_store_every_node_shares() {
+    const URL: &str = "redis://127.0.0.1:6379/";
+    for store in [&[][..], &[("STORE", "embedded")], &[("STORE", "memory")]] {
+        let mut pairs = vec![("REDIS_URL", URL)];
+        pairs.extend_from_slice(store);
+        let err = with(&pairs).unwrap_err();
+        assert_eq!(err.var, "REDIS_URL");
+        let text = err.to_string();
+        assert!(text.contains("STORE=") && text.contains("MONGODB_URI"), "{text}");
+    }
+    // (Several nodes also need one ROOM_TOKEN_SECRET: issue 16.)
+    let secret = ("ROOM_TOKEN_SECRET", "a shared room token secret");
+    let s = with(&[("REDIS_URL", URL), ("MONGODB_URI", "mongodb://127.0.0.1:27017"), secret]).unwrap();
+    assert!(s.clustered());
+    let s = with(&[
+        ("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:6379/"),
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+        secret,
+    ])
+    .unwrap();
+    // (Field names such as `room_token_secret` contain "secret": look for the password itself.)
+    assert!(!format!("{:?}", s.redacted()).contains("hunter2-redis"));
+}
+
+#[test]
+fn bad_cluster_settings_name_their_variable() {
+    let mongo = ("MONGODB_URI", "mongodb://127.0.0.1:27017");
+    for (pairs, var) in [
+        (vec![("REDIS_URL", "http://x"), mongo], "REDIS_URL"),
+        (vec![("NODE_ID", "a b")], "NODE_ID"),
+        (vec![("CLUSTER_LEASE_MS", "10")], "CLUSTER_LEASE_MS"),
+        (
+            vec![("REDIS_URL", "redis://127.0.0.1/"), mongo, ("CLUSTER_RENEW_MS", "3000")],
+            "CLUSTER_RENEW_MS",
+        ),
+    ] {
+        let err = with(&pairs).unwrap_err();
+        assert_eq!(err.var, var, "{err}");
+    }
+}
+
+// ---- appointments (issue 17) ----
+#[test]
+fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
+    let s = with(&[]).unwrap();
+    assert_eq!(s.appointment_zone, jiff::tz::TimeZone::UTC);
+    assert_eq!(s.appointment_hours.slot_minutes(), 60);
+    assert_eq!(s.appointment_hours.open(), jiff::civil::time(10, 0, 0, 0));
+    assert_eq!(s.appointment_hours.close(), jiff::civil::time(17, 0, 0, 0));
+    assert_eq!(s.appointment_min_notice, Duration::from_secs(3600));
+    let s = with(&[
+        ("APPOINTMENT_TIME_ZONE", "Europe/Berlin"),
+        ("APPOINTMENT_HOURS", "09:30-12:00"),
+    ])
+    .unwrap();
+    assert_eq!(s.appointment_zone.iana_name(), Some("Europe/Berlin"));
+    assert_eq!(s.appointment_hours.open(), jiff::civil::time(9, 30, 0, 0));
+    for (var, value) in [
+        ("APPOINTMENT_TIME_ZONE", "Mars/Olympus"),
+        ("APPOINTMENT_HOURS", "10-17"),
+        ("APPOINTMENT_HOURS", "17:00-10:00"),
+        ("APPOINTMENT_SLOT_MINUTES", "2"),
+        ("APPOINTMENT_MIN_NOTICE_MINUTES", "soon"),
+        ("APPOINTMENT_START_WINDOW_MINUTES", "-5"),
+    ] {
+        let e = with(&[(var, value)]).unwrap_err();
+        assert_eq!(e.var, var, "{var}={value}");
+    }
+    // Hours too short for one slot name the hours variable.
+    let e = with(&[("APPOINTMENT_HOURS", "10:00-10:30")]).unwrap_err();
+    assert_eq!(e.var, "APPOINTMENT_HOURS");
+}
+
+// ---- appointment mail outbox (issue 17) ----
+#[test]
+fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
+    let s = with(&[]).unwrap();
+    assert_eq!(s.outbox_lease, Duration::from_secs(120));
+    assert_eq!(s.outbox_retry_first, Duration::from_secs(30));
+    assert_eq!(s.outbox_retry_max, Duration::from_secs(3600));
+    assert_eq!(s.outbox_max_attempts, 12);
+    assert_eq!(s.appointment_booking_burst, 5);
+    assert_eq!(s.appointment_booking_refill, Duration::from_secs(600));
+    for (vars, var) in [
+        (vec![("OUTBOX_POLL_SECS", "0")], "OUTBOX_POLL_SECS"),
+        (vec![("OUTBOX_LEASE_SECS", "5")], "OUTBOX_LEASE_SECS"),
+        (vec![("OUTBOX_RETRY_FIRST_SECS", "x")], "OUTBOX_RETRY_FIRST_SECS"),
+        (vec![("OUTBOX_MAX_ATTEMPTS", "0")], "OUTBOX_MAX_ATTEMPTS"),
+        (vec![("APPOINTMENT_BOOKING_BURST", "0")], "APPOINTMENT_BOOKING_BURST"),
+        (
+            vec![("APPOINTMENT_BOOKING_REFILL_SECS", "0")],
+            "APPOINTMENT_BOOKING_REFILL_SECS",
+        ),
+        (
+            vec![("OUTBOX_RETRY_FIRST_SECS", "60"), ("OUTBOX_RETRY_MAX_SECS", "10")],
+            "OUTBOX_RETRY_MAX_SECS",
+        ),
+    ] {
+        assert_eq!(with(&vars).unwrap_err().var, var, "{vars:?}");
+    }
+}
