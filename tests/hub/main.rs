@@ -47,3 +47,5 @@ mod cluster_late_node;
 mod cluster_checker;
 mod cluster_scenario_clients;
 mod cluster_scenarios;
+// issue 15's gaps: a node's own calls made while Redis is away
+mod cluster_own_calls;
