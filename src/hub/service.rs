@@ -14,6 +14,8 @@ use uuid::Uuid;
 // ---- several nodes through Redis (issue 15): the hub on the routing scripts ----
 mod cluster;
 mod cluster_resume;
+// issue 15's gaps: the reaper archives a dead node's customer's chat
+mod cluster_handover;
 // ---- agents; carrying out decisions ----
 mod agents;
 mod decisions;

@@ -511,6 +511,12 @@ impl HubState {
             self.apply(out);
             return self.let_go_of_customer(*customer);
         }
+        // Resumed elsewhere by a customer whose chat this node archived as their reaper.
+        if let RoutingOp::CustomerResumed(customer) = &op
+            && event.node != self.cluster_mut().link.node
+        {
+            self.hand_on_archiving(*customer);
+        }
         // Resumed here: anything published to the node they left before this call made
         // us their holder is in the chat's log.
         if let RoutingOp::CustomerResumed(customer) = &op
@@ -582,6 +588,15 @@ impl HubState {
                 self.apply(out);
                 if self.routing.agent(&agent).is_none() {
                     self.agents.remove(&agent);
+                }
+                return;
+            }
+            RoutingOp::NodeLost(..) if event.node == cluster.link.node => {
+                // The handed-over customers' chats are archived here from now on.
+                let inherited = self.inherited_chats(&out);
+                self.apply(out);
+                for chat in inherited {
+                    self.inherit_archiving(chat);
                 }
                 return;
             }
