@@ -436,6 +436,15 @@ impl HubState {
         }
     }
 
+    /// Names who a connection is without delivering them anything yet: an agent coming
+    /// online in a cluster, until their welcome (which `set_who` then follows), so no
+    /// frame about their chats reaches them before the snapshot that holds it.
+    pub(super) fn set_who_before_welcome(&mut self, conn: ConnId, who: Recipient) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.who = Some(who);
+        }
+    }
+
     pub(super) fn conn_role(&self, conn: ConnId) -> Option<(&ConnRole, Option<&Recipient>)> {
         self.conns.get(&conn).map(|e| (&e.role, e.who.as_ref()))
     }

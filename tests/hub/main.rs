@@ -51,3 +51,5 @@ mod cluster_scenarios;
 mod cluster_own_calls;
 // issue 15's gaps: a killed node's chat archived by the node that took its customer over
 mod cluster_archive_handover;
+// issue 15's gaps: an agent back where their customer resumed
+mod cluster_agent_return;
