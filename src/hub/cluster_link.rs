@@ -278,8 +278,11 @@ async fn router(
                 }
                 let mut result = op.run(&redis).await;
                 // A join whose answer was lost may have been applied: retried with the
-                // same request id, it gets the first answer and changes nothing.
-                if join && matches!(result, Err(ClusterRoutingError::Redis(_))) {
+                // same request id, it gets the first answer and changes nothing. Setting
+                // availability twice is setting it once. (A connection idle across a Redis
+                // restart fails its first call and reconnects.)
+                let repeatable = join || matches!(op, RoutingOp::SetAvailable(..));
+                if repeatable && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
                     result = op.run(&redis).await;
                 }
                 match result {
@@ -332,19 +335,28 @@ async fn router(
                     Recipient::Agent(a) => a.0.clone(),
                     Recipient::Buddy(_) => continue,
                 };
-                let stamped = chat_log::append(
-                    &mut conn,
-                    cluster.node_id(),
-                    incarnation,
-                    chat,
-                    from,
-                    &sender_id,
-                    &id,
-                    at,
-                    &text,
-                    client_id.as_deref(),
-                )
-                .await;
+                // A connection idle across a Redis restart fails its first call ("broken
+                // pipe") and reconnects: once more, safely — the script stamps a message id
+                // once (`lua/chat_message.lua`).
+                let mut stamped = Err(ClusterRoutingError::Fenced);
+                for _ in 0..2 {
+                    stamped = chat_log::append(
+                        &mut conn,
+                        cluster.node_id(),
+                        incarnation,
+                        chat,
+                        from,
+                        &sender_id,
+                        &id,
+                        at,
+                        &text,
+                        client_id.as_deref(),
+                    )
+                    .await;
+                    if !matches!(&stamped, Err(e) if cluster_outbox::unanswered(e)) {
+                        break;
+                    }
+                }
                 match stamped {
                     Ok(seq) => {
                         let line = ChatLine {
@@ -387,7 +399,12 @@ async fn router(
                 let _ = chat_log::signal(&mut conn, cluster.node_id(), chat, from, &what).await;
             }
             RouterCall::Fill { chat, after } => {
-                let lines = match chat_log::read_after(&mut conn, chat, after).await {
+                // Reads: once more after a connection error (see `Message`).
+                let mut read = chat_log::read_after(&mut conn, chat, after).await;
+                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                    read = chat_log::read_after(&mut conn, chat, after).await;
+                }
+                let lines = match read {
                     Ok(lines) => lines,
                     Err(e) => {
                         tracing::warn!(chat = chat.0, error = %e, "could not read a chat's log to fill a gap");
@@ -416,7 +433,11 @@ async fn router(
                 token,
                 last_seq,
             } => {
-                let found = resume_tokens::find(&mut conn, &resume_tokens::key(&token)).await;
+                let key = resume_tokens::key(&token);
+                let mut found = resume_tokens::find(&mut conn, &key).await;
+                if found.as_ref().is_err_and(|e| e.code().is_none()) {
+                    found = resume_tokens::find(&mut conn, &key).await;
+                }
                 let command = match found {
                     Ok(customer) => Command::TokenFound {
                         conn: who,
@@ -471,9 +492,27 @@ async fn router(
                 conn: who,
                 client_id,
             } => {
+                // Named, so that the retry after a broken connection is recorded once.
+                own_events += 1;
+                let once = format!("{once}:{own_events}");
                 let result = match member {
                     Some(incarnation) => {
-                        buddy_log::append(&mut conn, cluster.node_id(), incarnation, &event, &process, None).await
+                        let mut result = Err(ClusterRoutingError::Fenced);
+                        for _ in 0..2 {
+                            result = buddy_log::append(
+                                &mut conn,
+                                cluster.node_id(),
+                                incarnation,
+                                &event,
+                                &process,
+                                Some(&once),
+                            )
+                            .await;
+                            if !matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
+                                break;
+                            }
+                        }
+                        result
                     }
                     None => Err(ClusterRoutingError::Fenced),
                 };

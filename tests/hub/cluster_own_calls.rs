@@ -102,3 +102,73 @@ async fn pages_closed_while_redis_is_away_are_seen_gone_once_it_is_back() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// Redis killed (SIGKILL) and started again at once with its data (an append-only file),
+/// between two lease renewals: the nodes still say they are ready, and the first message
+/// each side sends is accepted — not refused with `cluster_unavailable` ("broken pipe")
+/// because the connection, idle across the restart, had not noticed it yet.
+#[tokio::test]
+async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
+    let scratch = TempDir::new("cluster-first-call");
+    let data = scratch.0.join("redis-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let port = crate::archive::free_port();
+    let mut redis = RedisServer::start_with(port, Some(&data)).await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    // Renewals 5 s apart: the restart falls between two of them.
+    let slow_renewals = |s: &mut switchboard::config::Settings| {
+        s.cluster_lease = Duration::from_secs(20);
+        s.cluster_renew = Duration::from_secs(5);
+    };
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, slow_renewals).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, slow_renewals).await;
+    let mut agent = beta.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    carla
+        .send(serde_json::json!({"type": "message", "text": "one", "client_id": "c1"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["seq"], 1);
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+
+    redis.kill();
+    let _redis = RedisServer::start_with(port, Some(&data)).await;
+    for hub in [&alpha, &beta] {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (status, ready): (u16, Value) = {
+                let r = reqwest::get(hub.url("/readyz")).await.unwrap();
+                (r.status().as_u16(), r.json().await.unwrap())
+            };
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never ready again: {ready}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    carla
+        .send(serde_json::json!({"type": "message", "text": "two", "client_id": "c2"}))
+        .await;
+    let answer = carla.next_matching(|f| f["client_id"] == "c2").await;
+    assert_eq!(
+        answer["type"], "ack",
+        "the customer's first message after the restart: {answer}"
+    );
+    assert_eq!(answer["seq"], 2);
+    agent
+        .send(serde_json::json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "a3"}))
+        .await;
+    let answer = agent.next_matching(|f| f["client_id"] == "a3").await;
+    assert_eq!(
+        answer["type"], "ack",
+        "the agent's first message after the restart: {answer}"
+    );
+    assert_eq!(answer["seq"], 3);
+    alpha.stop().await;
+    beta.stop().await;
+}
