@@ -7,7 +7,7 @@
 -- ARGV: node, incarnation, chat, from ('customer' | 'agent'), sender id, message id,
 --       time (ms), text, client id ('' for none), log bound, log lifetime (s).
 -- Replies the seq, or an error: FENCED (also: the sender is held by another node),
--- unknown_chat, not_your_chat. A message whose id was stamped within the last minute gets
+-- unknown_chat, not_your_chat. A message whose id was stamped within the last ten seconds gets
 -- that seq again and changes nothing: a call retried after an answer lost in transit (a
 -- connection that broke under it, e.g. across a Redis restart) is not stamped twice.
 local P = '{sb}:'
@@ -51,8 +51,9 @@ redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[10], '*',
 -- a late gap fill or a resume may still read it).
 redis.call('EXPIRE', seq_key, ARGV[11])
 redis.call('EXPIRE', log_key, ARGV[11])
--- A minute: a retry comes within the router's next call or not at all.
-redis.call('SET', stamped_key, seq_text, 'EX', 60)
+-- Ten seconds: the router retries at once (within a response timeout, at most 1 s), and
+-- at 10,000 messages/s this keeps ~100,000 small keys.
+redis.call('SET', stamped_key, seq_text, 'EX', 10)
 if peer_node and peer_node ~= node then
   redis.call('PUBLISH', P .. 'to:' .. peer_node, cjson.encode({
     k = 'm', chat = chat, seq = seq_text, id = ARGV[6], at = ARGV[7], from = from, text = ARGV[8], client = ARGV[9],
