@@ -20,13 +20,16 @@ const EVENTS_MAXLEN: u64 = 100_000;
 
 /// Appends one buddy event (its JSON) for `node` at `incarnation`, made by `process` (the
 /// entry's arguments are `[event, process]`); `Fenced` when that node is not alive, so a
-/// stale node's belief is never recorded.
+/// stale node's belief is never recorded. `once`, when given, is the event's own id: the
+/// same id sent again within a minute is not recorded twice (a node's own events, which
+/// its outbox may send again after an answer lost in transit).
 pub async fn append(
     conn: &mut ConnectionManager,
     node: &str,
     incarnation: u64,
     event: &str,
     process: &str,
+    once: Option<&str>,
 ) -> Result<(), ClusterRoutingError> {
     let _: String = APPEND
         .key(EVENTS_KEY)
@@ -35,6 +38,7 @@ pub async fn append(
         .arg(event)
         .arg(EVENTS_MAXLEN)
         .arg(process)
+        .arg(once.unwrap_or(""))
         .invoke_async(conn)
         .await?;
     Ok(())

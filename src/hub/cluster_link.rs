@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Command;
+use super::cluster_outbox::{self, OWN_CALLS_CAPACITY, OwnCall, Sent};
 use super::delivery::{ConnId, Recipient};
+use super::own_calls::OwnCalls;
 use crate::cluster::buddy_log;
 use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
 use crate::cluster::lease::NodeLost;
@@ -175,15 +177,31 @@ async fn router(
     let mut held: Option<u64> = None;
     // How many fences this router has told the hub of (see `Link::calls`).
     let mut fences: u64 = 0;
+    // This node's own calls Redis did not take, sent in order when it answers again
+    // (`hub::cluster_outbox`); own buddy events are named `<once>:<n>` so each is recorded once.
+    let mut own: OwnCalls<OwnCall> = OwnCalls::new(OWN_CALLS_CAPACITY);
+    let (once, mut own_events) = (uuid::Uuid::new_v4().simple().to_string(), 0u64);
     loop {
         let call = tokio::select! {
             _ = shutdown.cancelled() => return,
+            // Own calls waiting while the status says Redis answers: try them again.
+            _ = tokio::time::sleep(RETRY_PAUSE), if !own.is_empty() => {
+                if let Some(incarnation) = held.filter(|_| status.borrow().usable()) {
+                    send_own(&mut own, &redis, &mut conn, &cluster, incarnation, &hub, &mut fences).await;
+                }
+                continue;
+            }
             changed = status.changed() => {
                 if changed.is_err() {
                     return;
                 }
                 let now = status.borrow_and_update().incarnation;
                 if now == held {
+                    // Redis answers again, under the same lease: this node's own calls
+                    // kept meanwhile go first.
+                    if let Some(incarnation) = held.filter(|_| status.borrow().usable() && !own.is_empty()) {
+                        send_own(&mut own, &redis, &mut conn, &cluster, incarnation, &hub, &mut fences).await;
+                    }
                     continue;
                 }
                 if held.is_some() {
@@ -191,6 +209,7 @@ async fn router(
                     // been handed on. Its people reconnect; the node starts afresh.
                     fences += 1;
                     tell(&hub, Command::ClusterFenced).await;
+                    drop_own(&mut own);
                 }
                 held = now;
                 if let Some(incarnation) = now {
@@ -211,12 +230,43 @@ async fn router(
         };
         let (generation, call) = call;
         // Made before the hub handled the last fence: for what the node believed then.
-        let member = held.filter(|_| status.borrow().usable() && generation == fences);
+        let mut member = held.filter(|_| status.borrow().usable() && generation == fences);
+        // Still a member under the lease the call was made under, though Redis may not
+        // answer: an own call made now may wait in the outbox.
+        let keeps = held.filter(|_| generation == fences);
+        if let Some(incarnation) = member
+            && !own.is_empty()
+        {
+            // Nothing new before the own calls kept while Redis was away.
+            send_own(&mut own, &redis, &mut conn, &cluster, incarnation, &hub, &mut fences).await;
+            if !own.is_empty() || generation != fences {
+                member = None;
+            }
+        }
         match call {
             RouterCall::Categories(known) => {
                 categories = known;
                 if member.is_some() {
                     add_categories(&redis, &categories).await;
+                }
+            }
+            RouterCall::Op { op, conn: who } if who.is_none() && keeps.is_some() => {
+                // Nobody waits for it: if Redis does not take it, it waits in the outbox.
+                let result = match member {
+                    Some(_) => op.run(&redis).await.map(|_| ()),
+                    None => Err(ClusterRoutingError::Redis(redis::RedisError::from(
+                        std::io::Error::from(std::io::ErrorKind::NotConnected),
+                    ))),
+                };
+                match result {
+                    Err(e) if cluster_outbox::unanswered(&e) => keep_own(&mut own, OwnCall::Op(op)),
+                    Err(ClusterRoutingError::Fenced) => {
+                        fences += 1;
+                        tell(&hub, Command::ClusterFenced).await;
+                        drop_own(&mut own);
+                    }
+                    Err(e) => tracing::debug!(error = %e, ?op, "a routing call without a caller was refused"),
+                    Ok(()) => {}
                 }
             }
             RouterCall::Op { op, conn: who } => {
@@ -228,8 +278,11 @@ async fn router(
                 }
                 let mut result = op.run(&redis).await;
                 // A join whose answer was lost may have been applied: retried with the
-                // same request id, it gets the first answer and changes nothing.
-                if join && matches!(result, Err(ClusterRoutingError::Redis(_))) {
+                // same request id, it gets the first answer and changes nothing. Setting
+                // availability twice is setting it once. (A connection idle across a Redis
+                // restart fails its first call and reconnects.)
+                let repeatable = join || matches!(op, RoutingOp::SetAvailable(..));
+                if repeatable && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
                     result = op.run(&redis).await;
                 }
                 match result {
@@ -282,19 +335,28 @@ async fn router(
                     Recipient::Agent(a) => a.0.clone(),
                     Recipient::Buddy(_) => continue,
                 };
-                let stamped = chat_log::append(
-                    &mut conn,
-                    cluster.node_id(),
-                    incarnation,
-                    chat,
-                    from,
-                    &sender_id,
-                    &id,
-                    at,
-                    &text,
-                    client_id.as_deref(),
-                )
-                .await;
+                // A connection idle across a Redis restart fails its first call ("broken
+                // pipe") and reconnects: once more, safely — the script stamps a message id
+                // once (`lua/chat_message.lua`).
+                let mut stamped = Err(ClusterRoutingError::Fenced);
+                for _ in 0..2 {
+                    stamped = chat_log::append(
+                        &mut conn,
+                        cluster.node_id(),
+                        incarnation,
+                        chat,
+                        from,
+                        &sender_id,
+                        &id,
+                        at,
+                        &text,
+                        client_id.as_deref(),
+                    )
+                    .await;
+                    if !matches!(&stamped, Err(e) if cluster_outbox::unanswered(e)) {
+                        break;
+                    }
+                }
                 match stamped {
                     Ok(seq) => {
                         let line = ChatLine {
@@ -337,7 +399,12 @@ async fn router(
                 let _ = chat_log::signal(&mut conn, cluster.node_id(), chat, from, &what).await;
             }
             RouterCall::Fill { chat, after } => {
-                let lines = match chat_log::read_after(&mut conn, chat, after).await {
+                // Reads: once more after a connection error (see `Message`).
+                let mut read = chat_log::read_after(&mut conn, chat, after).await;
+                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                    read = chat_log::read_after(&mut conn, chat, after).await;
+                }
+                let lines = match read {
                     Ok(lines) => lines,
                     Err(e) => {
                         tracing::warn!(chat = chat.0, error = %e, "could not read a chat's log to fill a gap");
@@ -366,7 +433,11 @@ async fn router(
                 token,
                 last_seq,
             } => {
-                let found = resume_tokens::find(&mut conn, &resume_tokens::key(&token)).await;
+                let key = resume_tokens::key(&token);
+                let mut found = resume_tokens::find(&mut conn, &key).await;
+                if found.as_ref().is_err_and(|e| e.code().is_none()) {
+                    found = resume_tokens::find(&mut conn, &key).await;
+                }
                 let command = match found {
                     Ok(customer) => Command::TokenFound {
                         conn: who,
@@ -387,12 +458,61 @@ async fn router(
             RouterCall::Buddy {
                 event,
                 process,
+                conn: None,
+                ..
+            } if keeps.is_some() => {
+                // A page closing, a grace expiry: kept in the outbox if Redis does not take it.
+                own_events += 1;
+                let once = format!("{once}:{own_events}");
+                let result = match member {
+                    Some(incarnation) => {
+                        buddy_log::append(&mut conn, cluster.node_id(), incarnation, &event, &process, Some(&once))
+                            .await
+                    }
+                    None => Err(ClusterRoutingError::Redis(redis::RedisError::from(
+                        std::io::Error::from(std::io::ErrorKind::NotConnected),
+                    ))),
+                };
+                match result {
+                    Err(e) if cluster_outbox::unanswered(&e) => {
+                        keep_own(&mut own, OwnCall::Buddy { event, process, once })
+                    }
+                    Err(ClusterRoutingError::Fenced) => {
+                        fences += 1;
+                        tell(&hub, Command::ClusterFenced).await;
+                        drop_own(&mut own);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a buddy event of this node was refused"),
+                    Ok(()) => {}
+                }
+            }
+            RouterCall::Buddy {
+                event,
+                process,
                 conn: who,
                 client_id,
             } => {
+                // Named, so that the retry after a broken connection is recorded once.
+                own_events += 1;
+                let once = format!("{once}:{own_events}");
                 let result = match member {
                     Some(incarnation) => {
-                        buddy_log::append(&mut conn, cluster.node_id(), incarnation, &event, &process).await
+                        let mut result = Err(ClusterRoutingError::Fenced);
+                        for _ in 0..2 {
+                            result = buddy_log::append(
+                                &mut conn,
+                                cluster.node_id(),
+                                incarnation,
+                                &event,
+                                &process,
+                                Some(&once),
+                            )
+                            .await;
+                            if !matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
+                                break;
+                            }
+                        }
+                        result
                     }
                     None => Err(ClusterRoutingError::Fenced),
                 };
@@ -414,6 +534,48 @@ async fn router(
                 }
             }
         }
+    }
+}
+
+/// Sends the own calls kept while Redis was away (see `hub::cluster_outbox`); a fence
+/// found on the way is told to the hub and drops them all.
+async fn send_own(
+    own: &mut OwnCalls<OwnCall>,
+    redis: &RedisRouting,
+    conn: &mut ConnectionManager,
+    cluster: &Cluster,
+    incarnation: u64,
+    hub: &mpsc::WeakSender<Command>,
+    fences: &mut u64,
+) {
+    if let Sent::Fenced = cluster_outbox::send(own, redis, conn, cluster.node_id(), incarnation).await {
+        *fences += 1;
+        tell(hub, Command::ClusterFenced).await;
+        drop_own(own);
+    }
+}
+
+/// Keeps an own call Redis did not take, behind the others.
+fn keep_own(own: &mut OwnCalls<OwnCall>, call: OwnCall) {
+    if let Err(call) = own.push(call) {
+        tracing::warn!(
+            ?call,
+            "the outbox of this node's own calls is full: dropped one (its person stays as Redis last had them until this node's loss)"
+        );
+    }
+}
+
+/// This node was fenced: the reaper's `node_lost` handed its people on (a disconnect for
+/// each, grace timers on the reaper), which is what the kept calls would have done.
+fn drop_own(own: &mut OwnCalls<OwnCall>) {
+    let dropped = own.drop_all();
+    if !dropped.is_empty() {
+        let ops = dropped.iter().filter(|c| matches!(c, OwnCall::Op(_))).count();
+        tracing::warn!(
+            routing = ops,
+            buddy = dropped.len() - ops,
+            "this node was fenced: its own calls kept while Redis was away are dropped (the reaper handed its people on)"
+        );
     }
 }
 

@@ -16,8 +16,10 @@ pub mod admin_bus;
 mod buddy;
 mod buddy_events;
 pub mod cluster_link;
+mod cluster_outbox;
 pub mod delivery;
 pub mod outbox;
+mod own_calls;
 mod service;
 mod transcript;
 

@@ -14,6 +14,8 @@ use uuid::Uuid;
 // ---- several nodes through Redis (issue 15): the hub on the routing scripts ----
 mod cluster;
 mod cluster_resume;
+// issue 15's gaps: the reaper archives a dead node's customer's chat
+mod cluster_handover;
 // ---- agents; carrying out decisions ----
 mod agents;
 mod decisions;
@@ -431,6 +433,15 @@ impl HubState {
         if let Some(entry) = self.conns.get_mut(&conn) {
             entry.who = Some(who.clone());
             self.delivery.attach(who, entry.handle.clone());
+        }
+    }
+
+    /// Names who a connection is without delivering them anything yet: an agent coming
+    /// online in a cluster, until their welcome (which `set_who` then follows), so no
+    /// frame about their chats reaches them before the snapshot that holds it.
+    pub(super) fn set_who_before_welcome(&mut self, conn: ConnId, who: Recipient) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.who = Some(who);
         }
     }
 

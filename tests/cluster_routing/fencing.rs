@@ -88,3 +88,79 @@ fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
         assert_ne!(other, customer, "another request is another customer");
     });
 }
+
+/// Issue 15's gaps: a chat message sent again with the same id (the router's retry after
+/// a connection broke under the call) gets its first seq and is logged once; a buddy event
+/// sent again with the same id is recorded once.
+#[test]
+fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
+    use switchboard::cluster::{buddy_log, chat_log};
+    use switchboard::core::routing::Party;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let incarnation = register(&mut conn, "n0").await;
+        let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
+        n0.add_category(&cat("sales")).await.unwrap();
+        let (customer, _) = n0.join(&cat("sales")).await.unwrap();
+        let paired = n0.agent_online(&agent("ann"), &[cat("sales")], 1, true).await.unwrap();
+        let chat = paired
+            .decisions
+            .iter()
+            .find_map(|d| match d {
+                Decision::Paired { chat, .. } => Some(*chat),
+                _ => None,
+            })
+            .expect("paired");
+        let send = |conn: &mut redis::aio::ConnectionManager, id: &'static str| {
+            let mut conn = conn.clone();
+            let sender = customer.0.to_string();
+            async move {
+                chat_log::append(
+                    &mut conn,
+                    "n0",
+                    incarnation,
+                    chat,
+                    Party::Customer,
+                    &sender,
+                    id,
+                    1,
+                    "hi",
+                    None,
+                )
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(send(&mut conn, "m1").await, 1);
+        assert_eq!(send(&mut conn, "m1").await, 1, "the same id: the same seq");
+        assert_eq!(send(&mut conn, "m2").await, 2, "the next message follows");
+        let lines = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
+        let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, [1, 2], "logged once each");
+
+        let events = || async {
+            let n: u64 = redis::cmd("XLEN")
+                .arg("{sb}:routing-events")
+                .query_async(&mut server.connect().await)
+                .await
+                .unwrap();
+            n
+        };
+        let before = events().await;
+        for _ in 0..2 {
+            buddy_log::append(&mut conn, "n0", incarnation, "{}", "p", Some("e1"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(events().await, before + 1, "the same id: recorded once");
+        buddy_log::append(&mut conn, "n0", incarnation, "{}", "p", None)
+            .await
+            .unwrap();
+        assert_eq!(events().await, before + 2);
+    });
+}

@@ -395,7 +395,7 @@ async fn a_cut_chat_subscription_loses_no_message() {
 }
 
 /// The incarnation Redis holds for `node`, if registered.
-async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Option<u64> {
+pub(crate) async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Option<u64> {
     redis::cmd("HGET")
         .arg("{sb}:nodes")
         .arg(node)
@@ -406,7 +406,7 @@ async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Opt
 }
 
 /// A hub process the test started, killed when dropped.
-struct Running(std::process::Child);
+pub(crate) struct Running(pub std::process::Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -418,15 +418,15 @@ impl Drop for Running {
 /// A real hub process in the cluster at `redis`, on MongoDB (a database of its own, which
 /// in-process nodes of the test open too), its stdout written to `log` (or dropped),
 /// registered in Redis before this returns.
-struct NodeProcess {
-    running: Running,
-    bind: String,
-    uri: String,
-    db: String,
-    incarnation: u64,
+pub(crate) struct NodeProcess {
+    pub running: Running,
+    pub bind: String,
+    pub uri: String,
+    pub db: String,
+    pub incarnation: u64,
 }
 
-async fn node_process(
+pub(crate) async fn node_process(
     redis: &RedisServer,
     conn: &mut redis::aio::ConnectionManager,
     scratch: &TempDir,

@@ -49,3 +49,9 @@ mod cluster_late_node;
 mod cluster_checker;
 mod cluster_scenario_clients;
 mod cluster_scenarios;
+// issue 15's gaps: a node's own calls made while Redis is away
+mod cluster_own_calls;
+// issue 15's gaps: a killed node's chat archived by the node that took its customer over
+mod cluster_archive_handover;
+// issue 15's gaps: an agent back where their customer resumed
+mod cluster_agent_return;

@@ -3,8 +3,11 @@
 -- its replica of the buddy desk (src/hub/buddy.rs, the rules of src/core/presence.rs),
 -- so all of them apply the same events in the same order, node losses included.
 -- KEYS[1]: {sb}:routing-events. ARGV: node, incarnation, the event (JSON), stream bound,
--- the process that made it (a node id outlives a process: connection ids do not).
--- Replies the entry's id, or an error FENCED when the caller is not alive.
+-- the process that made it (a node id outlives a process: connection ids do not), and
+-- (may be '') the event's own id: a node's own events carry one so that one sent again
+-- after an answer lost in transit (the node's outbox) is recorded once.
+-- Replies the entry's id ('repeat' for an event already recorded), or an error FENCED
+-- when the caller is not alive.
 local P = '{sb}:'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -15,6 +18,12 @@ end
 local deadline = redis.call('ZSCORE', P .. 'leases', node)
 if not deadline or tonumber(deadline) < now then
   return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
+end
+if ARGV[6] and ARGV[6] ~= '' then
+  -- Kept a minute: an outbox replays within the lease, or is thrown away when fenced.
+  if not redis.call('SET', P .. 'buddy-once:' .. ARGV[6], '1', 'NX', 'EX', 60) then
+    return 'repeat'
+  end
 end
 -- The routing entries' shape: `a` a JSON list of string arguments, `d` no decisions.
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',

@@ -318,17 +318,18 @@ impl HubState {
                         entry.who = None;
                     }
                     self.close_conn(old, close::REPLACED, "signed in on another connection");
-                    self.set_who(conn, Recipient::Agent(id.clone()));
                     if self.routing.agent(&id).is_some() {
+                        self.set_who(conn, Recipient::Agent(id.clone()));
                         let welcome = self.agent_welcome(&id);
                         self.send_to_conn(conn, &welcome);
                         self.send_queue_stats(&id);
                     } else {
+                        self.set_who_before_welcome(conn, Recipient::Agent(id.clone()));
                         self.cluster_mut().awaiting_welcome.insert(id);
                     }
                 }
                 None => {
-                    self.set_who(conn, Recipient::Agent(id.clone()));
+                    self.set_who_before_welcome(conn, Recipient::Agent(id.clone()));
                     self.cluster_mut().awaiting_welcome.insert(id.clone());
                     self.route(RoutingOp::AgentResumed(id), Some(conn));
                 }
@@ -346,7 +347,7 @@ impl HubState {
                 conn: Some(conn),
             },
         );
-        self.set_who(conn, Recipient::Agent(id.clone()));
+        self.set_who_before_welcome(conn, Recipient::Agent(id.clone()));
         self.cluster_mut().awaiting_welcome.insert(id.clone());
         let _ = self.call(RouterCall::AgentName {
             agent: id.clone(),
@@ -378,6 +379,9 @@ impl HubState {
         }
         let welcome = self.agent_welcome(agent);
         self.send_to_conn(conn, &welcome);
+        // Only now does the connection get the agent's frames: what happened before is in
+        // the welcome (a customer back, lines of a chat already logged here).
+        self.set_who(conn, Recipient::Agent(agent.clone()));
         self.send_queue_stats(agent);
         self.apply(out);
         self.buddy_agent_online(agent);
@@ -511,6 +515,12 @@ impl HubState {
             self.apply(out);
             return self.let_go_of_customer(*customer);
         }
+        // Resumed elsewhere by a customer whose chat this node archived as their reaper.
+        if let RoutingOp::CustomerResumed(customer) = &op
+            && event.node != self.cluster_mut().link.node
+        {
+            self.hand_on_archiving(*customer);
+        }
         // Resumed here: anything published to the node they left before this call made
         // us their holder is in the chat's log.
         if let RoutingOp::CustomerResumed(customer) = &op
@@ -582,6 +592,15 @@ impl HubState {
                 self.apply(out);
                 if self.routing.agent(&agent).is_none() {
                     self.agents.remove(&agent);
+                }
+                return;
+            }
+            RoutingOp::NodeLost(..) if event.node == cluster.link.node => {
+                // The handed-over customers' chats are archived here from now on.
+                let inherited = self.inherited_chats(&out);
+                self.apply(out);
+                for chat in inherited {
+                    self.inherit_archiving(chat);
                 }
                 return;
             }

@@ -1,0 +1,128 @@
+//! The router's side of the outbox of this node's own calls (`hub::own_calls` holds the
+//! queue's rule; `docs/cluster.md` §9): which calls are kept while Redis does not answer,
+//! and sending them again, oldest first, each safe to repeat.
+//!
+//! Why a repeat is safe, call by call (the call may have reached Redis before its answer
+//! was lost):
+//! - `customer_disconnected` / `agent_disconnected` are not refused when repeated (the
+//!   script draws a new grace epoch and takes the person for the caller), so before one is
+//!   sent again the router reads the person's record: it goes only if this node still
+//!   holds them and they are not away yet — otherwise the first one went through, or the
+//!   person moved on (resumed elsewhere, handed to a reaper) and the call no longer applies.
+//! - `agent_offline` likewise only while this node still holds the agent (a repeat of an
+//!   applied one finds nobody; an agent back on another node must not be signed off).
+//! - grace expiries carry their epoch: a repeat, or one for a person who came back, is a
+//!   stale timer and changes nothing.
+//! - `end_chat` of an ended chat is `unknown_chat`; `leave` of a gone customer is
+//!   `unknown_customer`; category and agent settings (`add_category`, `set_limit`...) set
+//!   a value, and setting it twice is setting it once.
+//! - buddy events are counts (a page closed) and are not safe as such: each own event
+//!   carries an id of its own and `lua/buddy_event.lua` records an id once.
+//!
+//! The window left: a person the read finds still held here may be resumed on another
+//! node between that read and the call (milliseconds after Redis is back, for someone
+//! whose page closed during the outage); the disconnect then marks them away there, and
+//! their connection's next call there (a message) is refused until they resume again.
+
+use redis::aio::ConnectionManager;
+
+use super::own_calls::OwnCalls;
+use crate::cluster::buddy_log;
+use crate::cluster::replica::RoutingOp;
+use crate::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
+
+/// Own calls kept at most while Redis does not answer. A node holds about 20,000
+/// connections (README); during one outage each may leave a disconnect and a grace
+/// expiry, and a buddy page a close and an expiry: 100,000 covers them (a few MB). A call
+/// beyond it is dropped and logged: that person then stays as Redis last had them until
+/// this node's loss hands them on, as before the outbox.
+pub(crate) const OWN_CALLS_CAPACITY: usize = 100_000;
+
+/// A call this node made on its own, waiting for Redis.
+#[derive(Debug)]
+pub(crate) enum OwnCall {
+    Op(RoutingOp),
+    /// A buddy event (JSON) made by `process`, with its own id (`once`).
+    Buddy {
+        event: String,
+        process: String,
+        once: String,
+    },
+}
+
+/// What sending the waiting calls came to.
+pub(crate) enum Sent {
+    /// All sent (or found not to apply any more).
+    All,
+    /// Redis did not answer: the rest wait, the oldest first.
+    Stuck,
+    /// This node is fenced: the caller drops them all.
+    Fenced,
+}
+
+/// Whether a failure means the call may not have reached Redis (so it waits and goes
+/// again), rather than an answer.
+/// (`LOADING`: a Redis restarted with its data is still reading it.)
+pub(crate) fn unanswered(e: &ClusterRoutingError) -> bool {
+    matches!(e, ClusterRoutingError::Redis(e)
+        if e.code().is_none() || matches!(e.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN")))
+}
+
+/// Sends the waiting calls in order, until one finds Redis not answering.
+pub(crate) async fn send(
+    own: &mut OwnCalls<OwnCall>,
+    redis: &RedisRouting,
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+) -> Sent {
+    let total = own.len();
+    while let Some(call) = own.front() {
+        let result = match call {
+            OwnCall::Op(op) => match still_applies(conn, node, op).await {
+                Ok(true) => op.run(redis).await.map(|_| ()),
+                Ok(false) => {
+                    tracing::info!(?op, "an own call kept while Redis was away no longer applies");
+                    own.sent();
+                    continue;
+                }
+                Err(e) => Err(e.into()),
+            },
+            OwnCall::Buddy { event, process, once } => {
+                buddy_log::append(conn, node, incarnation, event, process, Some(once)).await
+            }
+        };
+        match result {
+            Err(ClusterRoutingError::Fenced) => return Sent::Fenced,
+            Err(e) if unanswered(&e) => {
+                tracing::debug!(error = %e, waiting = own.len(), "Redis does not answer yet: own calls wait");
+                return Sent::Stuck;
+            }
+            Ok(()) => {}
+            Err(e) => tracing::debug!(error = %e, ?call, "an own call sent again was refused"),
+        }
+        own.sent();
+    }
+    if total > 0 {
+        tracing::info!(sent = total, "sent this node's own calls kept while Redis was away");
+    }
+    Sent::All
+}
+
+/// Whether a disconnect or an agent's going offline still applies: this node holds the
+/// person, and (a disconnect) they are not away yet. Every other call applies.
+async fn still_applies(conn: &mut ConnectionManager, node: &str, op: &RoutingOp) -> redis::RedisResult<bool> {
+    let (key, away_matters) = match op {
+        RoutingOp::CustomerDisconnected(c) => (format!("{{sb}}:customer:{}", c.0), true),
+        RoutingOp::AgentDisconnected(a) => (format!("{{sb}}:agent:{}", a.0), true),
+        RoutingOp::AgentOffline(a) => (format!("{{sb}}:agent:{}", a.0), false),
+        _ => return Ok(true),
+    };
+    let (holder, away): (Option<String>, Option<String>) = redis::cmd("HMGET")
+        .arg(&key)
+        .arg("node")
+        .arg("away")
+        .query_async(conn)
+        .await?;
+    Ok(holder.as_deref() == Some(node) && !(away_matters && away.is_some()))
+}

@@ -1,0 +1,99 @@
+//! Issue 15's gaps: an agent coming back on the node where their customer already
+//! resumed gets `agent_welcome` first, its chat snapshot holding the history, and no line
+//! of that history a second time as a `message` frame (before or after the welcome).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::archive::TempDir;
+use crate::cluster_hub::node_with;
+use crate::common::Ws;
+use crate::redis_server::RedisServer;
+
+fn seqs(messages: &Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// Customer on alpha, agent on beta, two lines; both drop; the customer resumes on
+/// gamma, then the agent signs in on gamma: welcome first, each line once.
+#[tokio::test]
+async fn an_agent_back_where_their_customer_resumed_gets_the_welcome_first_and_each_line_once() {
+    let scratch = TempDir::new("cluster-agent-return");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(15);
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
+    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, grace).await;
+    let token = beta.agent_account("ann", &["general"], 1).await;
+    let mut agent = Ws::agent(&beta, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    agent.next_of("chat_started").await;
+    carla.send(json!({"type": "message", "text": "one"})).await;
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
+        .await;
+    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    assert_eq!(carla.next_of("message").await["seq"], 2);
+    let resume_token = carla.token.clone().unwrap();
+
+    drop(agent);
+    assert_eq!(carla.next_of("peer_away").await["chat_id"], chat.as_str());
+    drop(carla);
+    // Give alpha a moment to send the customer's disconnect before they resume elsewhere.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut back = Ws::connect(&gamma.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": resume_token, "last_seq": 2}))
+        .await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+
+    let auth = format!("Bearer {token}");
+    let mut agent = Ws::connect(&gamma.ws_url("/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let first = agent
+        .recv_within(Duration::from_secs(20))
+        .await
+        .expect("a frame for the agent");
+    assert_eq!(first["type"], "agent_welcome", "the welcome comes first: {first}");
+    let snapshot = first["chats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chat_id"] == chat.as_str())
+        .unwrap_or_else(|| panic!("the chat in the welcome: {first}"))
+        .clone();
+    assert_eq!(seqs(&snapshot["messages"]), [1, 2], "{snapshot}");
+    assert_eq!(back.next_of("peer_back").await["chat_id"], chat.as_str());
+    // The chat goes on; nothing of the history comes again as a message.
+    back.send(json!({"type": "message", "text": "three"})).await;
+    let next = agent.next_of("message").await;
+    assert_eq!(next["seq"], 3, "{next}");
+    let later = agent.drain().await;
+    let again: Vec<u64> = agent
+        .seen
+        .iter()
+        .chain(later.iter())
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["seq"].as_u64().unwrap())
+        .collect();
+    assert!(again.is_empty(), "history lines sent again: {again:?}");
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
+}

@@ -1,0 +1,128 @@
+//! Issue 15's gaps: a customer's node killed (SIGKILL) mid-chat and the customer never
+//! coming back. The customer's node archived the chat; the node that takes the customer
+//! over (the reaper, here the agent's) must archive from then on: every message acked to
+//! the agent in the archive once, and the chat's end (`customer_gone`, a disconnect)
+//! archived when the grace period runs out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard::store::{EndReason, SharedStore};
+
+use crate::archive::TempDir;
+use crate::cluster_hub::{NodeProcess, node_process, node_with};
+use crate::common::Ws;
+use crate::redis_server::RedisServer;
+
+/// How long a test waits for something the cluster must do.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The agent's frames about their message `client_id`: its ack's seq, or `None` when
+/// refused; `ended` is set when the chat's end passes by.
+async fn outcome(agent: &mut Ws, client_id: &str, ended: &mut Option<Value>) -> Option<u64> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = agent
+            .recv_within(left)
+            .await
+            .unwrap_or_else(|| panic!("no answer to {client_id}"));
+        match frame["type"].as_str() {
+            Some("ack") if frame["client_id"] == client_id => return frame["seq"].as_u64(),
+            Some("error") if frame["client_id"] == client_id => return None,
+            Some("chat_ended") => *ended = Some(frame),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_killed_nodes_customer_who_never_comes_back_has_the_chat_archived_whole_and_closed() {
+    let redis = RedisServer::start().await;
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let scratch = TempDir::new("cluster-archive-handover");
+    let NodeProcess {
+        running: mut doomed,
+        bind,
+        uri,
+        db,
+        ..
+    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    // The reaper runs the customer's grace timer: 3 s here.
+    let live = node_with(store.clone(), &redis, "live", &scratch, |s| {
+        s.resume_grace = Duration::from_secs(3)
+    })
+    .await;
+    let mut agent = live.agent("ann", &["general"], 1).await;
+    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    carla
+        .send(json!({"type": "message", "text": "c1", "client_id": "c1"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["seq"], 1);
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    // The agent keeps writing until the chat ends: before the node's loss is noticed,
+    // while the reaper holds the customer away, and (refused) after the end.
+    let mut acked: Vec<(u64, String)> = vec![(1, "c1".into())];
+    let mut ended = None;
+    for n in 2.. {
+        let text = format!("a{n}");
+        agent
+            .send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": text}))
+            .await;
+        match outcome(&mut agent, &text, &mut ended).await {
+            Some(seq) => acked.push((seq, text)),
+            None if ended.is_some() => break,
+            None => {}
+        }
+        if ended.is_some() {
+            break;
+        }
+        assert!(n < 400, "the chat never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ended = ended.expect("the chat ended");
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["reason"].as_str()),
+        (Some(chat.as_str()), Some("customer_gone"))
+    );
+    assert!(acked.len() > 3, "messages were acked after the kill: {acked:?}");
+
+    let deadline = Instant::now() + WAIT;
+    let record = loop {
+        let record = store.conversation(&chat).await.unwrap();
+        if record.closed.is_some() && record.messages.len() >= acked.len() {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chat's archive never held all acked messages and its end: {} of {} messages, closed {:?}",
+            record.messages.len(),
+            acked.len(),
+            record.closed
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let archived: Vec<(u64, String)> = record.messages.iter().map(|m| (m.seq, m.text.clone())).collect();
+    assert_eq!(archived, acked, "every acked message archived once, in seq order");
+    assert_eq!(
+        record.closed.unwrap().reason,
+        EndReason::Disconnect,
+        "closed as a disconnect"
+    );
+    live.stop().await;
+}
