@@ -18,9 +18,19 @@ pub const HELD_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The Redis key of a token: its SHA-256 (hex) under the routing domain's hash tag.
 pub fn key(token: &str) -> String {
+    digest_key("{sb}:resume:", token)
+}
+
+/// The Redis key of the chat a token's customer missed the end of while away (an ended
+/// visit, as the node that held them kept it): the same digest under another prefix.
+pub fn ended_key(token: &str) -> String {
+    digest_key("{sb}:ended:", token)
+}
+
+fn digest_key(prefix: &str, token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    let mut key = String::with_capacity(11 + 64);
-    key.push_str("{sb}:resume:");
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
     for byte in digest {
         key.push_str(&format!("{byte:02x}"));
     }
@@ -50,6 +60,41 @@ pub async fn find(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult
     Ok(id.map(CustomerId))
 }
 
+/// Keeps an ended visit (opaque JSON, [`ended_key`]) for `ttl`, the grace period: a
+/// resume on any node within it gets the chat and its ending, as on one node.
+pub async fn remember_ended(
+    conn: &mut ConnectionManager,
+    key: &str,
+    visit: &str,
+    ttl: Duration,
+) -> redis::RedisResult<()> {
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    redis::cmd("SET")
+        .arg(key)
+        .arg(visit)
+        .arg("PX")
+        .arg(ms)
+        .query_async(conn)
+        .await
+}
+
+/// The customer `key` resumes, or else the ended visit under `ended` — taken: a visit is
+/// shown once, as on one node. One round trip.
+pub async fn find_or_take_ended(
+    conn: &mut ConnectionManager,
+    key: &str,
+    ended: &str,
+) -> redis::RedisResult<(Option<CustomerId>, Option<String>)> {
+    let (id, visit): (Option<u64>, Option<String>) = redis::pipe()
+        .cmd("GET")
+        .arg(key)
+        .cmd("GETDEL")
+        .arg(ended)
+        .query_async(conn)
+        .await?;
+    Ok((id.map(CustomerId), visit))
+}
+
 /// The customer's visit is over: their token resumes nobody, anywhere.
 pub async fn forget(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<()> {
     redis::cmd("DEL").arg(key).query_async(conn).await
@@ -67,5 +112,7 @@ mod tests {
         assert!(!k.contains("secret-token"));
         assert_eq!(k, key("secret-token"), "the same on every node");
         assert_ne!(k, key("secret-token2"));
+        let e = ended_key("secret-token");
+        assert!(e.starts_with("{sb}:ended:") && e.ends_with(&k["{sb}:resume:".len()..]));
     }
 }

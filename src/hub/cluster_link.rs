@@ -90,6 +90,9 @@ pub(crate) enum RouterCall {
     ForgetToken { key: String },
     /// A resume on `conn` with a token this node did not issue: whose is it?
     FindToken { conn: ConnId, token: String, last_seq: u64 },
+    /// A customer away when their chat ended: what they get on resuming elsewhere
+    /// (JSON, kept under `resume_tokens::ended_key` for `ttl`).
+    RememberEndedVisit { key: String, visit: String, ttl: Duration },
     // ---- the buddy list across nodes ----
     /// A buddy-list event (JSON) made by this process (`Link::nonce`) for the events
     /// stream; a refusal is told to `conn` (with `client_id`, the message it refuses).
@@ -428,21 +431,27 @@ async fn router(
             RouterCall::ForgetToken { key } => {
                 let _ = resume_tokens::forget(&mut conn, &key).await;
             }
+            RouterCall::RememberEndedVisit { key, visit, ttl } => {
+                if let Err(e) = resume_tokens::remember_ended(&mut conn, &key, &visit, ttl).await {
+                    tracing::warn!(error = %e, "could not record an ended chat: a resume on another node will not show it");
+                }
+            }
             RouterCall::FindToken {
                 conn: who,
                 token,
                 last_seq,
             } => {
-                let key = resume_tokens::key(&token);
-                let mut found = resume_tokens::find(&mut conn, &key).await;
+                let (key, ended) = (resume_tokens::key(&token), resume_tokens::ended_key(&token));
+                let mut found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended).await;
                 if found.as_ref().is_err_and(|e| e.code().is_none()) {
-                    found = resume_tokens::find(&mut conn, &key).await;
+                    found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended).await;
                 }
                 let command = match found {
-                    Ok(customer) => Command::TokenFound {
+                    Ok((customer, ended_visit)) => Command::TokenFound {
                         conn: who,
                         token,
                         customer,
+                        ended_visit,
                         last_seq,
                     },
                     Err(e) => refused(

@@ -219,11 +219,13 @@ pub(crate) enum Command {
     ChatSignal(crate::cluster::chat_log::NodeMessage),
     /// The node's chat channel was cut and is back: re-read every chat's log.
     ChatResync,
-    /// Whose a resume token issued by another node is (`None`: nobody's, or expired).
+    /// Whose a resume token issued by another node is (`None`: nobody's, or expired),
+    /// and the chat its customer missed the end of, if another node kept one.
     TokenFound {
         conn: delivery::ConnId,
         token: String,
         customer: Option<crate::core::routing::CustomerId>,
+        ended_visit: Option<String>,
         last_seq: u64,
     },
 }

@@ -260,8 +260,9 @@ impl HubState {
                 conn,
                 token,
                 customer,
+                ended_visit,
                 last_seq,
-            } => self.token_found(conn, token, customer, last_seq),
+            } => self.token_found(conn, token, customer, ended_visit, last_seq),
         }
     }
 

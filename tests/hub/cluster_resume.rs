@@ -188,3 +188,68 @@ async fn past_the_grace_period_a_token_is_refused_on_every_node() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// A customer away when their agent ends the chat resumes on ANOTHER node within the
+/// grace period and gets what one node gives (`chat::a_customer_away_when_the_chat_ends_
+/// gets_it_and_the_ending_on_resume`): the whole chat after their `last_seq` and how it
+/// ended, not `resume_expired`. Once: the visit is over after that.
+#[tokio::test]
+async fn a_customer_whose_chat_ended_while_away_gets_it_on_another_node() {
+    let ChatAcrossNodes {
+        mut agent,
+        customer: mut carla,
+        chat,
+        nodes: [_alpha, _beta, gamma],
+        servers: _servers,
+        ..
+    } = chat_across_nodes("cluster-resume-ended", ["alpha", "beta", "gamma"]).await;
+    carla.send(json!({"type": "message", "text": "one"})).await;
+    assert_eq!(carla.next_of("ack").await["seq"], 1);
+    let token = carla.token.clone().unwrap();
+    drop(carla);
+    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "bye now"}))
+        .await;
+    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    agent.next_of("chat_ended").await;
+
+    let resume_on_gamma = || async {
+        let mut back = Ws::connect(&gamma.ws_url("/ws/customer"), &[]).await.unwrap();
+        back.send(json!({"type": "resume", "token": token, "last_seq": 1}))
+            .await;
+        let first = back
+            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
+            .await;
+        (back, first)
+    };
+    // The customer's node records the ended visit when it replays the ending, a moment
+    // after the agent is told: a try before that is refused, and the client tries again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut back, resumed) = loop {
+        let (back, first) = resume_on_gamma().await;
+        if first["type"] == "resumed" && first["chat"]["messages"].is_array() {
+            break (back, first);
+        }
+        assert!(Instant::now() < deadline, "no ended chat on resume elsewhere: {first}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let missed: Vec<(u64, &str)> = resumed["chat"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(missed, [(2, "bye now")], "what they missed after seq 1: {resumed}");
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str());
+    assert_eq!(resumed["place"], serde_json::Value::Null);
+    let ended = back.next_of("chat_ended").await;
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["ended_by"].as_str()),
+        (Some(chat.as_str()), Some("agent"))
+    );
+    // The visit is over: a second resume with the token is refused.
+    let (_, again) = resume_on_gamma().await;
+    assert_eq!(again["code"], "resume_expired", "{again}");
+}

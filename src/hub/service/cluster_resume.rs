@@ -7,12 +7,13 @@
 
 use std::time::Duration;
 
-use super::{CustomerInfo, HubState};
+use super::{CustomerInfo, EndedVisit, HubState};
 use crate::cluster::resume_tokens;
 use crate::core::routing::{ChatId, CustomerId};
 use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
-use crate::hub::delivery::ConnId;
+use crate::hub::delivery::{ConnId, Outbound};
 use crate::hub::now_ms;
+use crate::protocol::ServerFrame;
 
 /// A resume waiting for its chat's log to be read, before its `resumed` goes out.
 pub(super) struct PendingResume {
@@ -52,14 +53,66 @@ impl HubState {
         }
     }
 
+    /// A customer away when their chat ended may come back on another node: what they
+    /// get there (the `resumed` frame with the whole chat, then its `chat_ended`) is kept
+    /// in Redis for the grace period, beside the token's key. The frames are kept as
+    /// JSON: the node that shows them only drops the lines before the customer's `last_seq`.
+    pub(super) fn share_ended_visit(&self, token: &str, visit: &EndedVisit) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let mut chat = visit.chat.clone();
+        chat.peer_connected = false;
+        let resumed = ServerFrame::Resumed {
+            customer_name: visit.name.clone(),
+            category: chat.category.clone(),
+            place: None,
+            chat: Some(chat),
+        };
+        let json = serde_json::json!({ "resumed": resumed, "ended": visit.ended }).to_string();
+        let _ = self.call(RouterCall::RememberEndedVisit {
+            key: resume_tokens::ended_key(token),
+            visit: json,
+            ttl: self.settings.resume_grace,
+        });
+    }
+
+    /// Shows a visit another node kept ([`Self::share_ended_visit`]); `false` if it is unreadable.
+    fn resume_ended_elsewhere(&self, conn: ConnId, visit: &str, last_seq: u64) -> bool {
+        let Ok(mut visit) = serde_json::from_str::<serde_json::Value>(visit) else {
+            tracing::warn!("an ended chat kept in Redis is not JSON; the resume is refused");
+            return false;
+        };
+        if let Some(lines) = visit["resumed"]["chat"]["messages"].as_array_mut() {
+            lines.retain(|line| line["seq"].as_u64().is_some_and(|seq| seq > last_seq));
+        }
+        let Some(entry) = self.conns.get(&conn) else {
+            return true;
+        };
+        for frame in ["resumed", "ended"] {
+            entry.handle.send(Outbound::Frame(visit[frame].to_string().into()));
+        }
+        true
+    }
+
     /// Redis answered whose a token is: take the customer on here, if the routing domain
-    /// still has them.
-    pub(super) fn token_found(&mut self, conn: ConnId, token: String, customer: Option<CustomerId>, last_seq: u64) {
+    /// still has them; else show the chat they missed the end of, if a node kept it.
+    pub(super) fn token_found(
+        &mut self,
+        conn: ConnId,
+        token: String,
+        customer: Option<CustomerId>,
+        ended_visit: Option<String>,
+        last_seq: u64,
+    ) {
         if !self.conns.contains_key(&conn) {
             return; // The connection went meanwhile; the customer stays where they were.
         }
         let known = customer.filter(|c| self.routing.customer_category(*c).is_some());
         let Some(customer) = known else {
+            if ended_visit.is_some_and(|visit| self.resume_ended_elsewhere(conn, &visit, last_seq)) {
+                return;
+            }
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
         if !self.customers.contains_key(&customer) {

@@ -88,6 +88,7 @@ impl HubState {
                         chat: snapshot,
                         ended,
                     };
+                    self.share_ended_visit(&token, &visit);
                     self.ended_visits.insert(token.clone(), visit);
                     after(
                         &self.timers,
