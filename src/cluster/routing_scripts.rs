@@ -129,6 +129,10 @@ pub enum ClusterRoutingError {
     /// `node_lost` was asked about a node whose lease still runs. Nothing changed.
     #[error("that node is still alive")]
     NodeAlive,
+    /// The person a message is from is held by another node: this connection of theirs is
+    /// stale (the node itself is alive). Nothing changed.
+    #[error("the sender is held by another node")]
+    NotHeld,
     /// Redis did not answer, or failed. When the call was sent, the transition may or may
     /// not have been applied (see `docs/cluster.md`, section 9: the events stream tells).
     #[error("redis: {0}")]
@@ -142,6 +146,7 @@ impl From<redis::RedisError> for ClusterRoutingError {
         match err.code() {
             Some("FENCED") => Self::Fenced,
             Some("node_alive") => Self::NodeAlive,
+            Some("not_held") => Self::NotHeld,
             Some(code) => match routing_error(code) {
                 Some(refusal) => Self::Refused(refusal),
                 None => Self::Redis(err),

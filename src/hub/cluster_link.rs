@@ -21,10 +21,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Command;
 use super::cluster_outbox::{self, OWN_CALLS_CAPACITY, OwnCall, Sent};
 use super::delivery::{ConnId, Recipient};
 use super::own_calls::OwnCalls;
+use super::{Command, RefusedCall};
 use crate::cluster::buddy_log;
 use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
 use crate::cluster::lease::NodeLost;
@@ -147,14 +147,20 @@ async fn tell(hub: &mpsc::WeakSender<Command>, command: Command) {
     }
 }
 
-fn refused(conn: Option<ConnId>, who: Option<Recipient>, code: &'static str, message: String, join: bool) -> Command {
+fn refused(
+    conn: Option<ConnId>,
+    who: Option<Recipient>,
+    code: &'static str,
+    message: String,
+    call: RefusedCall,
+) -> Command {
     Command::ClusterRefused {
         conn,
         who,
         code,
         message,
         client_id: None,
-        join,
+        call,
     }
 }
 
@@ -163,6 +169,10 @@ fn refusal(e: &ClusterRoutingError) -> (&'static str, String) {
     match e {
         ClusterRoutingError::Refused(r) => (r.code(), r.to_string()),
         ClusterRoutingError::Fenced => (UNAVAILABLE, "this node is rejoining the cluster; try again".into()),
+        ClusterRoutingError::NotHeld => (
+            UNAVAILABLE,
+            "you are connected on another node; this page will try again".into(),
+        ),
         other => (UNAVAILABLE, format!("the cluster cannot take this now: {other}")),
     }
 }
@@ -274,9 +284,14 @@ async fn router(
             }
             RouterCall::Op { op, conn: who } => {
                 let join = matches!(op, RoutingOp::Join { .. });
+                let call = match op {
+                    RoutingOp::Join { .. } => RefusedCall::Join,
+                    RoutingOp::CustomerResumed(_) => RefusedCall::Resume,
+                    _ => RefusedCall::Other,
+                };
                 if member.is_none() {
                     let message = "the cluster (Redis) is unavailable; try again shortly".to_string();
-                    tell(&hub, refused(who, None, UNAVAILABLE, message, join)).await;
+                    tell(&hub, refused(who, None, UNAVAILABLE, message, call)).await;
                     continue;
                 }
                 let mut result = op.run(&redis).await;
@@ -299,7 +314,7 @@ async fn router(
                             tracing::debug!(error = %e, ?op, "a routing call without a caller was refused");
                         }
                         let (code, message) = refusal(&e);
-                        tell(&hub, refused(who, None, code, message, join)).await;
+                        tell(&hub, refused(who, None, code, message, call)).await;
                     }
                 }
             }
@@ -328,7 +343,7 @@ async fn router(
                         message: "the cluster (Redis) is unavailable; the message was not sent".into(),
                         // The sender matches the refusal to their message by it.
                         client_id,
-                        join: false,
+                        call: RefusedCall::Other,
                     };
                     tell(&hub, command).await;
                     continue;
@@ -392,7 +407,7 @@ async fn router(
                             code,
                             message,
                             client_id,
-                            join: false,
+                            call: RefusedCall::Other,
                         };
                         tell(&hub, command).await;
                     }
@@ -459,7 +474,7 @@ async fn router(
                         None,
                         UNAVAILABLE,
                         format!("the cluster cannot resume now: {e}"),
-                        false,
+                        RefusedCall::Other,
                     ),
                 };
                 tell(&hub, command).await;
@@ -537,7 +552,7 @@ async fn router(
                         code,
                         message,
                         client_id,
-                        join: false,
+                        call: RefusedCall::Other,
                     };
                     tell(&hub, command).await;
                 }

@@ -187,14 +187,14 @@ pub(crate) enum Command {
         agent_names: Vec<(AgentId, String)>,
     },
     /// A call of this node was refused (by the rules, or Redis is away): tell the
-    /// connection or person that made it; `join`: a join, whose pending state goes.
+    /// connection or person that made it; `call` says what more a refusal undoes.
     ClusterRefused {
         conn: Option<ConnId>,
         who: Option<delivery::Recipient>,
         code: &'static str,
         message: String,
         client_id: Option<String>,
-        join: bool,
+        call: RefusedCall,
     },
     /// This node lost its lease: its people were or will be handed on; it closes their
     /// connections (they resume elsewhere) and starts afresh under its new incarnation.
@@ -228,6 +228,17 @@ pub(crate) enum Command {
         ended_visit: Option<String>,
         last_seq: u64,
     },
+}
+
+/// What a refused cluster call was, for what its refusal must undo beyond telling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedCall {
+    /// A join: its pending state goes.
+    Join,
+    /// A customer's resume: the connection attached in hope closes (1013) and tries again.
+    Resume,
+    /// Anything else: telling is all.
+    Other,
 }
 
 /// A cheap, cloneable handle on the hub task.

@@ -172,3 +172,65 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// Found by review: a customer who reloads their page on the same node while Redis is
+/// frozen. Their close is queued (an own call); their resume cannot be recorded, so it is
+/// refused and the new connection closed with 1013 (the page tries again) instead of
+/// staying attached. Otherwise, once Redis answered, the queued close would make them
+/// away in Redis while connected here, and their chat would end after the grace period
+/// (`customer_gone`) with the customer still on the page. Here: they resume again after
+/// Redis is back and the chat goes on past the grace period.
+#[tokio::test]
+async fn a_reload_on_the_same_node_while_redis_is_away_keeps_the_chat() {
+    let scratch = TempDir::new("cluster-own-calls-reload");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+    let mut agent = beta.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    agent.next_of("chat_started").await;
+    let token = carla.token.clone().unwrap();
+
+    redis.pause();
+    redis_is(&alpha, "down").await;
+    drop(carla);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut reload = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    reload.send(serde_json::json!({"type": "resume", "token": token})).await;
+    assert_eq!(
+        reload.closed().await.map(u16::from),
+        Some(1013),
+        "a resume that cannot be recorded closes the page to try again"
+    );
+    redis.resume();
+    redis_is(&alpha, "up").await;
+    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
+
+    // The page tries again: now the resume is recorded, and the chat outlives the grace.
+    let deadline = Instant::now() + WAIT;
+    let mut back = loop {
+        let mut ws = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(serde_json::json!({"type": "resume", "token": token})).await;
+        let first = ws
+            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
+            .await;
+        if first["type"] == "resumed" && first["chat"]["chat_id"] == chat.as_str() {
+            break ws;
+        }
+        assert!(Instant::now() < deadline, "the customer never resumed: {first}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(agent.next_of("peer_back").await["chat_id"], chat.as_str());
+    tokio::time::sleep(Duration::from_secs(3)).await; // past the 2 s grace period
+    back.send(serde_json::json!({"type": "message", "text": "still here"}))
+        .await;
+    let got = agent.next_of("message").await;
+    assert_eq!(got["text"], "still here", "the chat went on: {got}");
+    alpha.stop().await;
+    beta.stop().await;
+}

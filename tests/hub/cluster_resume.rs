@@ -253,3 +253,56 @@ async fn a_customer_whose_chat_ended_while_away_gets_it_on_another_node() {
     let (_, again) = resume_on_gamma().await;
     assert_eq!(again["code"], "resume_expired", "{again}");
 }
+
+/// Found by review: a chatting customer's token used on another node while their page
+/// is still connected (a second tab) must not take that node down. The second page's
+/// resume is refused (the customer is held elsewhere and not away) and it is closed to
+/// try again later (1013); a message it sends meanwhile is refused for that sender only.
+/// The node's other people chat on (the agent there), and so does the first page.
+#[tokio::test]
+async fn a_second_page_on_another_node_is_refused_and_that_node_stays_up() {
+    let ChatAcrossNodes {
+        mut agent,
+        customer: mut carla,
+        chat,
+        nodes: [_alpha, beta],
+        servers: _servers,
+        ..
+    } = chat_across_nodes("cluster-resume-second-page", ["alpha", "beta"]).await;
+    carla.send(json!({"type": "message", "text": "one"})).await;
+    assert_eq!(carla.next_of("ack").await["seq"], 1);
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+
+    let token = carla.token.clone().unwrap();
+    let mut second = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    second
+        .send(json!({"type": "resume", "token": token, "last_seq": 1}))
+        .await;
+    second
+        .send(json!({"type": "message", "text": "from the second page", "client_id": "x"}))
+        .await;
+    let mut frames = vec![];
+    while let Some(frame) = second.recv_within(Duration::from_secs(5)).await {
+        assert_ne!(frame["type"], "ack", "the second page was acknowledged: {frames:?}");
+        frames.push(frame);
+    }
+    assert!(
+        frames.iter().any(|f| f["type"] == "error"),
+        "the second page was told no: {frames:?}"
+    );
+
+    // Beta is still up: its agent and the first page chat on, one seq order.
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
+        .await;
+    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    let got = messages(&mut carla, 1).await;
+    assert_eq!(
+        (got[0]["seq"].as_u64(), got[0]["text"].as_str()),
+        (Some(2), Some("two"))
+    );
+    carla.send(json!({"type": "message", "text": "three"})).await;
+    assert_eq!(carla.next_of("ack").await["seq"], 3);
+    let got = agent.next_of("message").await;
+    assert_eq!((got["seq"].as_u64(), got["text"].as_str()), (Some(3), Some("three")));
+}

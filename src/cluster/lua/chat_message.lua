@@ -6,8 +6,8 @@
 -- KEYS[1]: {sb}:counter (routes the call to the tag's slot).
 -- ARGV: node, incarnation, chat, from ('customer' | 'agent'), sender id, message id,
 --       time (ms), text, client id ('' for none), log bound, log lifetime (s).
--- Replies the seq, or an error: FENCED (also: the sender is held by another node),
--- unknown_chat, not_your_chat. A message whose id was stamped within the last ten seconds gets
+-- Replies the seq, or an error: FENCED, not_held (the sender is held by another node: a
+-- matter of that person, not of the calling node), unknown_chat, not_your_chat. A message whose id was stamped within the last ten seconds gets
 -- that seq again and changes nothing: a call retried after an answer lost in transit (a
 -- connection that broke under it, e.g. across a Redis restart) is not stamped twice.
 local P = '{sb}:'
@@ -37,10 +37,12 @@ else
   sender_key = P .. 'agent:' .. sender
   peer_node = redis.call('HGET', P .. 'customer:' .. sides[1], 'node')
 end
--- A node speaks only for the people it holds: after a node's loss its people are held by
--- the reaper, so a connection the lost node still believed in can say nothing more.
+-- A node speaks only for the people it holds: a connection that is not theirs (a second
+-- page of a customer held by another node) can say nothing. Not FENCED: the calling node
+-- is alive (checked above) and only this person's connection here is stale. (A lost
+-- node's own calls are refused by the checks above: its incarnation is gone.)
 if redis.call('HGET', sender_key, 'node') ~= node then
-  return redis.error_reply('FENCED node ' .. node .. ' does not hold the sender any more')
+  return redis.error_reply('not_held the sender is held by another node')
 end
 local seq_key, log_key = P .. 'chat-seq:' .. chat, P .. 'chat-log:' .. chat
 local seq = redis.call('INCR', seq_key)

@@ -24,7 +24,7 @@ use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Pa
 use crate::hub::cluster_link::{Link, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
 use crate::hub::transcript::{Author, Stamped, Transcript};
-use crate::hub::{ConnRole, now_ms};
+use crate::hub::{ConnRole, RefusedCall, now_ms};
 use crate::protocol::{From, ServerFrame};
 use crate::store::{Account, Category};
 
@@ -634,11 +634,14 @@ impl HubState {
         who: Option<Recipient>,
         (code, message): (&'static str, String),
         client_id: Option<String>,
-        join: bool,
+        call: RefusedCall,
     ) {
         if let Some(conn) = conn {
-            if join {
+            if call == RefusedCall::Join {
                 self.cluster_mut().pending_joins.remove(&conn);
+            }
+            if call == RefusedCall::Resume {
+                return self.resume_refused(conn, code, message);
             }
             self.buddies.joining.remove(&conn);
             // An agent who could not come online here: the desk closes (they try again).

@@ -11,7 +11,7 @@ use super::{CustomerInfo, EndedVisit, HubState};
 use crate::cluster::resume_tokens;
 use crate::core::routing::{ChatId, CustomerId};
 use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
-use crate::hub::delivery::{ConnId, Outbound};
+use crate::hub::delivery::{ConnId, Outbound, Recipient};
 use crate::hub::now_ms;
 use crate::protocol::ServerFrame;
 
@@ -159,6 +159,33 @@ impl HubState {
         if let Err((code, message)) = self.customer_resume(conn, token, last_seq) {
             self.error_to_conn(conn, code, message, None);
         }
+    }
+
+    /// A customer's resume the routing domain refused: they are held by another node and
+    /// not away there (a second page on this node while the first is still connected), or
+    /// Redis did not answer. The connection attached in hope is told, detached and closed
+    /// with 1013, so the page tries again later — by then the other page may have gone, or
+    /// Redis is back and this node's own disconnect of them applied. Left attached, its
+    /// messages would be refused one by one, and its presence would hide the customer's
+    /// absence from this node's grace timer.
+    pub(super) fn resume_refused(&mut self, conn: ConnId, code: &'static str, message: String) {
+        self.error_to_conn(conn, code, message, None);
+        let customer = match self.conn_role(conn) {
+            Some((_, Some(Recipient::Customer(customer)))) => Some(*customer),
+            _ => None,
+        };
+        if let Some(customer) = customer {
+            self.delivery.detach(&Recipient::Customer(customer), conn);
+            if let Some(info) = self.customers.get_mut(&customer)
+                && info.conn == Some(conn)
+            {
+                info.conn = None;
+            }
+        }
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.who = None;
+        }
+        self.close_conn(conn, 1013, "cannot resume now; try again");
     }
 
     /// A customer of ours, away, resumed on another node: held there now. This node
