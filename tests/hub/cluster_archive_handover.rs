@@ -39,6 +39,19 @@ async fn outcome(agent: &mut Ws, client_id: &str, ended: &mut Option<Value>) -> 
 
 #[tokio::test]
 async fn a_killed_nodes_customer_who_never_comes_back_has_the_chat_archived_whole_and_closed() {
+    killed_customer_node_never_back(false).await;
+}
+
+/// The same, and the agent moves from the reaper to another node once the reaper holds
+/// the customer. Found by review: the reaper let go of the chat's log with the agent
+/// (neither side connected there), so what the agent said from the other node was acked
+/// but never archived, and the chat never closed in the archive.
+#[tokio::test]
+async fn the_reaper_keeps_archiving_when_the_agent_moves_to_another_node() {
+    killed_customer_node_never_back(true).await;
+}
+
+async fn killed_customer_node_never_back(agent_moves: bool) {
     let redis = RedisServer::start().await;
     let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
         .await
@@ -57,7 +70,9 @@ async fn a_killed_nodes_customer_who_never_comes_back_has_the_chat_archived_whol
         s.resume_grace = Duration::from_secs(3)
     })
     .await;
-    let mut agent = live.agent("ann", &["general"], 1).await;
+    let token = live.agent_account("ann", &["general"], 1).await;
+    let mut agent = Ws::agent(&live, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
     let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
     carla
         .send(json!({"type": "join", "name": "Carla", "category": "general"}))
@@ -79,6 +94,20 @@ async fn a_killed_nodes_customer_who_never_comes_back_has_the_chat_archived_whol
     // while the reaper holds the customer away, and (refused) after the end.
     let mut acked: Vec<(u64, String)> = vec![(1, "c1".into())];
     let mut ended = None;
+    let other = if agent_moves {
+        // Once the reaper holds the customer (the agent is told they are away), the agent
+        // drops and signs in on another node, within their grace period.
+        agent.next_of("peer_away").await;
+        let other = node_with(store.clone(), &redis, "other", &scratch, |s| {
+            s.resume_grace = Duration::from_secs(3)
+        })
+        .await;
+        drop(agent);
+        agent = Ws::agent(&other, &token).await;
+        Some(other)
+    } else {
+        None
+    };
     for n in 2.. {
         let text = format!("a{n}");
         agent
@@ -124,5 +153,8 @@ async fn a_killed_nodes_customer_who_never_comes_back_has_the_chat_archived_whol
         EndReason::Disconnect,
         "closed as a disconnect"
     );
+    if let Some(other) = other {
+        other.stop().await;
+    }
     live.stop().await;
 }

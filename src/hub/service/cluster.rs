@@ -613,10 +613,12 @@ impl HubState {
     /// nor keeps the logs of their chats with customers it does not hold.
     fn let_go_of_agent(&mut self, agent: &AgentId) {
         self.agents.remove(agent);
+        // A chat this node archives stays: after a node's loss its reaper archives the
+        // lost customer's chat (`cluster_handover`), and must go on when the agent moves.
         let theirs: Vec<ChatId> = self
             .chats
             .iter()
-            .filter(|(_, log)| &log.agent == agent && !self.customers.contains_key(&log.customer))
+            .filter(|(_, log)| &log.agent == agent && !log.archived_here && !self.customers.contains_key(&log.customer))
             .map(|(chat, _)| *chat)
             .collect();
         for chat in theirs {
