@@ -28,6 +28,7 @@ use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
 use crate::cluster::lease::NodeLost;
 use crate::cluster::node::Cluster;
 use crate::cluster::replica::RoutingOp;
+use crate::cluster::restore;
 use crate::cluster::resume_tokens;
 use crate::cluster::routing_events::{Followed, RoutingEvent, follow};
 use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting, read_snapshot};
@@ -101,6 +102,27 @@ pub(crate) enum RouterCall {
     /// Every category the hub knows (the store's may have grown since start-up): added to
     /// the routing domain now if this node is a member, and at every (re)join after.
     Categories(Vec<CategoryId>),
+    /// What this node holds of the lost domain, once the router found Redis empty on
+    /// rejoining (`Command::ClusterDataLost`): offered, restored if the longest, claimed.
+    Reassert(Box<Reassert>),
+}
+
+/// A node's part in restoring a routing domain Redis lost (`cluster::restore`).
+pub(crate) struct Reassert {
+    /// The node's replica of the lost domain, and the last event it applied.
+    pub state: crate::core::routing::RoutingState,
+    pub last_event: String,
+    /// The people it still holds, and its chats' last recorded seqs.
+    pub claims: restore::Claims,
+}
+
+/// The lease and grace periods, which pace a suspension and a re-assertion.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Periods {
+    /// The offer and claim window of a re-assertion.
+    pub lease: Duration,
+    /// The longest a node stays suspended before letting go of its people.
+    pub grace: Duration,
 }
 
 /// The hub's end of the link.
@@ -122,11 +144,19 @@ pub(crate) fn start(
     cluster: &Cluster,
     hub: mpsc::WeakSender<Command>,
     categories: Vec<CategoryId>,
+    periods: Periods,
     shutdown: CancellationToken,
 ) -> Link {
     let (calls, rx) = mpsc::channel(ROUTER_BUFFER);
-    tokio::spawn(router(cluster.clone(), rx, hub.clone(), categories, shutdown.clone()));
-    tokio::spawn(follower(cluster.clone(), hub.clone(), shutdown.clone()));
+    tokio::spawn(router(
+        cluster.clone(),
+        rx,
+        hub.clone(),
+        categories,
+        periods,
+        shutdown.clone(),
+    ));
+    tokio::spawn(follower(cluster.clone(), hub.clone(), periods, shutdown.clone()));
     tokio::spawn(subscriber(cluster.clone(), hub, shutdown));
     Link {
         node: cluster.node_id().to_string(),
@@ -167,6 +197,7 @@ async fn router(
     mut calls: mpsc::Receiver<(u64, RouterCall)>,
     hub: mpsc::WeakSender<Command>,
     mut categories: Vec<CategoryId>,
+    periods: Periods,
     shutdown: CancellationToken,
 ) {
     let mut status = cluster.watch();
@@ -175,9 +206,28 @@ async fn router(
     let mut held: Option<u64> = None;
     // How many fences this router has told the hub of (see `Link::calls`).
     let mut fences: u64 = 0;
+    // The routing domain's id this node works under (`CLUSTER_ID_KEY`), read when it
+    // first joins: finding another (or none) on a rejoin means Redis lost its data.
+    let mut domain: Option<String> = None;
+    // *Suspended* since: the node lost its lease (or a script refused it as fenced) and
+    // cannot know yet how Redis will come back. Every call is refused, the connections
+    // are kept; the next incarnation decides (docs/cluster.md §9).
+    let mut suspended: Option<tokio::time::Instant> = None;
+    // Redis came back empty and this node's re-assertion has not run yet: every call but
+    // the hub's `Reassert` is refused (no id is drawn below the restored counter).
+    let mut reasserting = false;
     loop {
+        let let_go_at = suspended.map(|since| since + periods.grace);
         let call = tokio::select! {
             _ = shutdown.cancelled() => return,
+            _ = sleep_until(let_go_at) => {
+                // Nobody could keep anything past the grace period anyway.
+                tracing::warn!("suspended for the whole grace period: letting go of this node's people");
+                suspended = None;
+                fences += 1;
+                tell(&hub, Command::ClusterFenced).await;
+                continue;
+            }
             changed = status.changed() => {
                 if changed.is_err() {
                     return;
@@ -187,21 +237,35 @@ async fn router(
                     continue;
                 }
                 if held.is_some() {
-                    // The lease was lost: whatever this node believed it held may have
-                    // been handed on. Its people reconnect; the node starts afresh.
-                    fences += 1;
-                    tell(&hub, Command::ClusterFenced).await;
+                    suspended.get_or_insert_with(tokio::time::Instant::now);
                 }
                 held = now;
-                if let Some(incarnation) = now {
-                    redis.set_incarnation(incarnation);
-                    // A node restarted under the same id hands itself its previous
-                    // incarnation's people (their grace timers start here).
-                    if let Err(e) = redis.node_lost(cluster.node_id()).await {
-                        tracing::warn!(error = %e, "could not take back this node's previous people");
+                let Some(incarnation) = now else { continue };
+                redis.set_incarnation(incarnation);
+                match rejoined(&mut conn, &mut domain, suspended.is_some()).await {
+                    Rejoin::DataLost => {
+                        // Keep the people: the hub hands over what it holds to re-assert.
+                        suspended = None;
+                        reasserting = true;
+                        tell(&hub, Command::ClusterDataLost).await;
+                        continue;
                     }
-                    add_categories(&redis, &categories).await;
+                    Rejoin::Fenced => {
+                        // Back with its data, and this node's lease was lost meanwhile:
+                        // whatever it believed it held may have been handed on. Its people
+                        // reconnect; the node starts afresh.
+                        suspended = None;
+                        fences += 1;
+                        tell(&hub, Command::ClusterFenced).await;
+                    }
+                    Rejoin::Fresh => {}
                 }
+                // A node restarted under the same id hands itself its previous
+                // incarnation's people (their grace timers start here).
+                if let Err(e) = redis.node_lost(cluster.node_id()).await {
+                    tracing::warn!(error = %e, "could not take back this node's previous people");
+                }
+                add_categories(&redis, &categories).await;
                 continue;
             }
             call = calls.recv() => match call {
@@ -211,8 +275,32 @@ async fn router(
         };
         let (generation, call) = call;
         // Made before the hub handled the last fence: for what the node believed then.
-        let member = held.filter(|_| status.borrow().usable() && generation == fences);
+        let member =
+            held.filter(|_| status.borrow().usable() && generation == fences && suspended.is_none() && !reasserting);
         match call {
+            RouterCall::Reassert(reassert) => {
+                let Some(incarnation) = held.filter(|_| reasserting) else {
+                    continue;
+                };
+                reasserting = false;
+                let lost_id = domain.clone().unwrap_or_default();
+                match reassert_here(&cluster, &mut conn, incarnation, &reassert, &lost_id, periods.lease).await {
+                    Ok(()) => {
+                        tracing::warn!(
+                            customers = reassert.claims.customers.len(),
+                            agents = reassert.claims.agents.len(),
+                            "re-asserted this node's people in the restored routing domain"
+                        );
+                        add_categories(&redis, &categories).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not re-assert this node's people: letting go of them");
+                        fences += 1;
+                        tell(&hub, Command::ClusterFenced).await;
+                        add_categories(&redis, &categories).await;
+                    }
+                }
+            }
             RouterCall::Categories(known) => {
                 categories = known;
                 if member.is_some() {
@@ -236,8 +324,7 @@ async fn router(
                     Ok(_) | Err(ClusterRoutingError::NodeAlive) => {}
                     Err(e) => {
                         if matches!(e, ClusterRoutingError::Fenced) {
-                            fences += 1;
-                            tell(&hub, Command::ClusterFenced).await;
+                            suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
                         if who.is_none() {
                             tracing::debug!(error = %e, ?op, "a routing call without a caller was refused");
@@ -317,8 +404,7 @@ async fn router(
                     }
                     Err(e) => {
                         if matches!(e, ClusterRoutingError::Fenced) {
-                            fences += 1;
-                            tell(&hub, Command::ClusterFenced).await;
+                            suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
                         let (code, message) = refusal(&e);
                         let command = Command::ClusterRefused {
@@ -398,8 +484,7 @@ async fn router(
                 };
                 if let Err(e) = result {
                     if matches!(e, ClusterRoutingError::Fenced) && member.is_some() {
-                        fences += 1;
-                        tell(&hub, Command::ClusterFenced).await;
+                        suspended.get_or_insert_with(tokio::time::Instant::now);
                     }
                     let (code, message) = refusal(&e);
                     let command = Command::ClusterRefused {
@@ -415,6 +500,91 @@ async fn router(
             }
         }
     }
+}
+
+/// What a new incarnation finds.
+enum Rejoin {
+    /// The first membership, or one after the node let go of its people.
+    Fresh,
+    /// A suspended node finds the same routing domain: Redis kept its data, and this node
+    /// was (or will be) reaped. It lets go of its people.
+    Fenced,
+    /// The routing domain's id is gone or another: Redis lost its data.
+    DataLost,
+}
+
+async fn rejoined(conn: &mut ConnectionManager, domain: &mut Option<String>, suspended: bool) -> Rejoin {
+    let Some(known) = domain.as_deref() else {
+        match read_cluster_id(conn).await {
+            Ok(id) => *domain = Some(id),
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster's id on joining"),
+        }
+        return Rejoin::Fresh;
+    };
+    let now: redis::RedisResult<Option<String>> = redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(conn).await;
+    match now {
+        Ok(now) if now.as_deref() != Some(known) => {
+            tracing::error!(
+                known, now = ?now,
+                "Redis lost the cluster's data: this node re-asserts what its people hold"
+            );
+            Rejoin::DataLost
+        }
+        Ok(_) if !suspended => Rejoin::Fresh,
+        Ok(_) => Rejoin::Fenced,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the cluster's id on rejoining: letting go of this node's people");
+            if suspended { Rejoin::Fenced } else { Rejoin::Fresh }
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long a node waits at most for the restored domain before giving up (and letting
+/// go of its people): the offers' window, the winner's two more, and as much again.
+const REASSERT_WINDOWS: u32 = 6;
+
+/// Offers this node's replica, restores it if it is the longest (or the winner never
+/// wrote), then claims this node's people (`cluster::restore`).
+async fn reassert_here(
+    cluster: &Cluster,
+    conn: &mut ConnectionManager,
+    incarnation: u64,
+    reassert: &Reassert,
+    lost_id: &str,
+    window: Duration,
+) -> Result<(), ClusterRoutingError> {
+    let node = cluster.node_id();
+    let give_up = tokio::time::Instant::now() + window * REASSERT_WINDOWS;
+    loop {
+        if restore::is_restored(conn).await? {
+            break;
+        }
+        let offers = restore::offer(conn, node, incarnation, &reassert.last_event, window).await?;
+        if offers.closes_in_ms <= 0 {
+            match restore::restore(conn, node, incarnation, &reassert.state, lost_id, window).await? {
+                restore::Restored::Written => {
+                    tracing::warn!(last_event = %reassert.last_event, "wrote this node's replica back as the routing domain");
+                    break;
+                }
+                restore::Restored::Already => break,
+                restore::Restored::NotWinner => {}
+            }
+        }
+        if tokio::time::Instant::now() > give_up {
+            return Err(ClusterRoutingError::Fenced);
+        }
+        let pause = u64::try_from(offers.closes_in_ms).unwrap_or(0).clamp(10, 200);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    restore::claim(conn, node, incarnation, &reassert.claims, window).await
 }
 
 /// Adds `categories` to the routing domain (those it has already are refused, harmlessly).
@@ -438,7 +608,7 @@ fn blocking_conn(cluster: &Cluster) -> redis::RedisResult<ConnectionManager> {
     ConnectionManager::new_lazy_with_config(cluster.client().clone(), config)
 }
 
-async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: CancellationToken) {
+async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, periods: Periods, shutdown: CancellationToken) {
     let mut conn = match blocking_conn(&cluster) {
         Ok(conn) => conn,
         Err(e) => return tracing::error!(error = %e, "cannot open the routing events follower's connection"),
@@ -469,11 +639,36 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
             return;
         }
         let pause = match follow(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH).await {
-            Ok(Followed::Events(events)) if !events.is_empty() => {
-                last.clone_from(&events.last().expect("not empty").id);
-                seen += events.len() as u64;
-                let agent_names = agent_names(&mut conn, &events).await;
-                tell(&hub, Command::RoutingEvents { events, agent_names }).await;
+            Ok(Followed::Events(mut events)) if !events.is_empty() => {
+                // The routing domain was written back after Redis lost its data
+                // (`cluster::restore`): the replica becomes the restored state, and the
+                // events after it follow. What came before it was overwritten.
+                let restored = events.iter().rposition(|e| e.transition == restore::RESTORE_TRANSITION);
+                if let Some(at) = restored {
+                    let entry = events.drain(..=at).last().expect("found");
+                    // Counted from the entry's own ordinal: what came before it may be
+                    // entries of the lost stream (this follower's `seen`) or of the new one.
+                    seen = entry
+                        .args
+                        .get(1)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(seen + at as u64 + 1);
+                    last.clone_from(&entry.id);
+                    match entry.args.first().map(|state| restore::decode(state)) {
+                        Some(Ok(state)) => {
+                            tracing::warn!(from = %entry.id, "loading this node's routing replica from the restored domain");
+                            let last_event = entry.id;
+                            tell(&hub, Command::RoutingReload { state, last_event }).await;
+                        }
+                        _ => tracing::error!(entry = %entry.id, "a restore entry this node cannot read"),
+                    }
+                }
+                if !events.is_empty() {
+                    last.clone_from(&events.last().expect("not empty").id);
+                    seen += events.len() as u64;
+                    let agent_names = agent_names(&mut conn, &events).await;
+                    tell(&hub, Command::RoutingEvents { events, agent_names }).await;
+                }
                 continue;
             }
             Ok(Followed::Events(_)) => {
@@ -493,24 +688,50 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
                 }
                 RETRY_PAUSE
             }
-            Ok(Followed::Lost) => match read_cluster_id(&mut conn).await {
-                Ok(new_id) => {
-                    // Redis restarted empty: the routing domain starts again under a new
-                    // id, and so does the replica, from the new stream's first entry.
-                    tracing::error!(
-                        old = %cluster_id, new = %new_id,
-                        "Redis lost the cluster's data: this node's routing replica starts afresh"
-                    );
-                    cluster_id.clone_from(&new_id);
-                    (last, seen) = ("0-0".to_string(), 0);
-                    tell(&hub, Command::ClusterDataLost { cluster_id: new_id }).await;
-                    continue;
+            Ok(Followed::Lost) => {
+                // Redis restarted empty. The nodes' routers write the lost domain back
+                // (`cluster::restore`) from the longest replica, this node's perhaps: the
+                // replica stays as it is until then, and then loads what was restored.
+                // Should no node restore it (every one gave up), the domain starts again
+                // empty under a new id, and so does the replica.
+                tracing::error!(old = %cluster_id, "Redis lost the cluster's data: waiting for the nodes to restore it");
+                let give_up = tokio::time::Instant::now() + periods.lease * (REASSERT_WINDOWS + 2);
+                loop {
+                    if matches!(restore::is_restored(&mut conn).await, Ok(true)) {
+                        break;
+                    }
+                    if tokio::time::Instant::now() > give_up {
+                        tracing::error!("the routing domain was not restored: this node's replica starts afresh");
+                        break;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(RETRY_PAUSE) => {}
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the cluster's new id; retrying");
-                    RETRY_PAUSE
+                match read_cluster_id(&mut conn).await {
+                    Ok(id) => {
+                        // The new stream from its first entry: the restore's, unless a node
+                        // called before it (overwritten by it).
+                        cluster_id.clone_from(&id);
+                        (last, seen) = ("0-0".to_string(), 0);
+                        tell(&hub, Command::ClusterStarted { cluster_id: id }).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the cluster's id; retrying");
+                        RETRY_PAUSE
+                    }
                 }
-            },
+            }
+            Ok(Followed::Gap) if restored_after(&mut conn, &last).await => {
+                // Redis lost its data and the domain was restored before this follower
+                // noticed (the restore brought the domain's id back): the new stream from
+                // its first entry, the restore's.
+                tracing::error!(after = %last, "the routing domain was restored after Redis lost its data");
+                (last, seen) = ("0-0".to_string(), 0);
+                continue;
+            }
             Ok(Followed::Gap) => match read_snapshot(&mut conn).await {
                 // Events this node had not read were trimmed away (it joined late, or
                 // fell far behind): its replica starts again from the whole state, and
@@ -520,9 +741,16 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
                         after = %last, from = %snapshot.last_event,
                         "routing events this node had not read were trimmed away: loading its replica from a snapshot"
                     );
-                    last = snapshot.last_event;
+                    last.clone_from(&snapshot.last_event);
                     seen = snapshot.events_added;
-                    tell(&hub, Command::RoutingReload { state: snapshot.state }).await;
+                    tell(
+                        &hub,
+                        Command::RoutingReload {
+                            state: snapshot.state,
+                            last_event: snapshot.last_event,
+                        },
+                    )
+                    .await;
                     continue;
                 }
                 Err(e) => {
@@ -540,6 +768,36 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
             _ = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Whether the events stream holds a restore entry (`cluster::restore`) newer than `last`,
+/// the last entry this follower applied: one it has not applied. A restore is among the
+/// first entries of the stream that Redis started again after losing its data.
+async fn restored_after(conn: &mut ConnectionManager, last: &str) -> bool {
+    const LOOK_AT: usize = 1_000;
+    let entries: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XRANGE")
+        .arg(EVENTS_KEY)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(LOOK_AT)
+        .query_async(conn)
+        .await;
+    let newer = |id: &str| {
+        let parts = |s: &str| -> (u64, u64) {
+            let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
+            (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+        };
+        parts(id) > parts(last)
+    };
+    entries.is_ok_and(|reply| {
+        reply.ids.iter().any(|entry| {
+            newer(&entry.id)
+                && entry
+                    .get::<String>("t")
+                    .is_some_and(|t| t == restore::RESTORE_TRANSITION)
+        })
+    })
 }
 
 /// The routing domain's id in this Redis: the one set, or a new one set now (`SET NX`,

@@ -47,3 +47,5 @@ mod cluster_late_node;
 mod cluster_checker;
 mod cluster_scenario_clients;
 mod cluster_scenarios;
+// issue 15: Redis restarted empty, the nodes re-assert what their people hold
+mod cluster_reassert;
