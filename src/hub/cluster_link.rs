@@ -645,7 +645,7 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, periods: Per
                 // events after it follow. What came before it was overwritten.
                 let restored = events.iter().rposition(|e| e.transition == restore::RESTORE_TRANSITION);
                 if let Some(at) = restored {
-                    let entry = events.drain(..=at).last().expect("found");
+                    let entry = events.drain(..=at).next_back().expect("found");
                     // Counted from the entry's own ordinal: what came before it may be
                     // entries of the lost stream (this follower's `seen`) or of the new one.
                     seen = entry
