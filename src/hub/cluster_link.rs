@@ -695,13 +695,23 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, periods: Per
                 // Should no node restore it (every one gave up), the domain starts again
                 // empty under a new id, and so does the replica.
                 tracing::error!(old = %cluster_id, "Redis lost the cluster's data: waiting for the nodes to restore it");
-                let give_up = tokio::time::Instant::now() + periods.lease * (REASSERT_WINDOWS + 2);
+                let patience = periods.lease * (REASSERT_WINDOWS + 2);
+                let mut give_up = tokio::time::Instant::now() + patience;
                 loop {
-                    if matches!(restore::is_restored(&mut conn).await, Ok(true)) {
-                        break;
+                    match restore::is_restored(&mut conn).await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        // Redis away again: the nodes cannot restore it meanwhile.
+                        Err(_) => give_up = tokio::time::Instant::now() + patience,
                     }
                     if tokio::time::Instant::now() > give_up {
+                        // Every router gave up too, and let go of its people.
                         tracing::error!("the routing domain was not restored: this node's replica starts afresh");
+                        let command = Command::RoutingReload {
+                            state: Default::default(),
+                            last_event: "0-0".to_string(),
+                        };
+                        tell(&hub, command).await;
                         break;
                     }
                     tokio::select! {
