@@ -521,7 +521,16 @@ async fn rejoined(conn: &mut ConnectionManager, domain: &mut Option<String>, sus
         }
         return Rejoin::Fresh;
     };
-    let now: redis::RedisResult<Option<String>> = redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(conn).await;
+    // The first call after Redis came back may fail on the broken connection (the
+    // connection manager reconnects after it): a few tries before concluding anything.
+    let mut now: redis::RedisResult<Option<String>> = Ok(None);
+    for _ in 0..5 {
+        now = redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(conn).await;
+        if now.is_ok() {
+            break;
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
     match now {
         Ok(now) if now.as_deref() != Some(known) => {
             tracing::error!(
@@ -563,28 +572,47 @@ async fn reassert_here(
 ) -> Result<(), ClusterRoutingError> {
     let node = cluster.node_id();
     let give_up = tokio::time::Instant::now() + window * REASSERT_WINDOWS;
+    // A connection error (no reply: the connection manager reconnects after it) is tried
+    // again until `give_up`; any reply is final.
+    let retry = |e: &ClusterRoutingError| {
+        matches!(e, ClusterRoutingError::Redis(e) if e.code().is_none()) && tokio::time::Instant::now() < give_up
+    };
     loop {
-        if restore::is_restored(conn).await? {
-            break;
-        }
-        let offers = restore::offer(conn, node, incarnation, &reassert.last_event, window).await?;
-        if offers.closes_in_ms <= 0 {
-            match restore::restore(conn, node, incarnation, &reassert.state, lost_id, window).await? {
-                restore::Restored::Written => {
-                    tracing::warn!(last_event = %reassert.last_event, "wrote this node's replica back as the routing domain");
-                    break;
-                }
-                restore::Restored::Already => break,
-                restore::Restored::NotWinner => {}
+        let step = async {
+            if restore::is_restored(conn).await? {
+                return Ok(None);
             }
-        }
+            let offers = restore::offer(conn, node, incarnation, &reassert.last_event, window).await?;
+            if offers.closes_in_ms <= 0 {
+                match restore::restore(conn, node, incarnation, &reassert.state, lost_id, window).await? {
+                    restore::Restored::Written => {
+                        tracing::warn!(last_event = %reassert.last_event, "wrote this node's replica back as the routing domain");
+                        return Ok(None);
+                    }
+                    restore::Restored::Already => return Ok(None),
+                    restore::Restored::NotWinner => {}
+                }
+            }
+            Ok::<_, ClusterRoutingError>(Some(offers.closes_in_ms))
+        };
+        let closes_in_ms = match step.await {
+            Ok(None) => break,
+            Ok(Some(closes_in_ms)) => closes_in_ms,
+            Err(e) if retry(&e) => 0,
+            Err(e) => return Err(e),
+        };
         if tokio::time::Instant::now() > give_up {
             return Err(ClusterRoutingError::Fenced);
         }
-        let pause = u64::try_from(offers.closes_in_ms).unwrap_or(0).clamp(10, 200);
+        let pause = u64::try_from(closes_in_ms).unwrap_or(0).clamp(10, 200);
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
-    restore::claim(conn, node, incarnation, &reassert.claims, window).await
+    loop {
+        match restore::claim(conn, node, incarnation, &reassert.claims, window).await {
+            Err(e) if retry(&e) => tokio::time::sleep(RETRY_PAUSE.min(window / 4)).await,
+            claimed => return claimed,
+        }
+    }
 }
 
 /// Adds `categories` to the routing domain (those it has already are refused, harmlessly).
