@@ -215,15 +215,17 @@ async fn router(
     let mut suspended: Option<tokio::time::Instant> = None;
     // Redis came back empty and this node's re-assertion has not run yet: every call but
     // the hub's `Reassert` is refused (no id is drawn below the restored counter).
-    let mut reasserting = false;
+    // (Since when: a hub that never hands its part over is let go after the grace period.)
+    let mut reasserting: Option<tokio::time::Instant> = None;
     loop {
-        let let_go_at = suspended.map(|since| since + periods.grace);
+        let let_go_at = suspended.or(reasserting).map(|since| since + periods.grace);
         let call = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = sleep_until(let_go_at) => {
                 // Nobody could keep anything past the grace period anyway.
                 tracing::warn!("suspended for the whole grace period: letting go of this node's people");
                 suspended = None;
+                reasserting = None;
                 fences += 1;
                 tell(&hub, Command::ClusterFenced).await;
                 continue;
@@ -246,7 +248,7 @@ async fn router(
                     Rejoin::DataLost => {
                         // Keep the people: the hub hands over what it holds to re-assert.
                         suspended = None;
-                        reasserting = true;
+                        reasserting = Some(tokio::time::Instant::now());
                         tell(&hub, Command::ClusterDataLost).await;
                         continue;
                     }
@@ -275,14 +277,15 @@ async fn router(
         };
         let (generation, call) = call;
         // Made before the hub handled the last fence: for what the node believed then.
-        let member =
-            held.filter(|_| status.borrow().usable() && generation == fences && suspended.is_none() && !reasserting);
+        let member = held.filter(|_| {
+            status.borrow().usable() && generation == fences && suspended.is_none() && reasserting.is_none()
+        });
         match call {
             RouterCall::Reassert(reassert) => {
-                let Some(incarnation) = held.filter(|_| reasserting) else {
+                let Some(incarnation) = held.filter(|_| reasserting.is_some()) else {
                     continue;
                 };
-                reasserting = false;
+                reasserting = None;
                 let lost_id = domain.clone().unwrap_or_default();
                 match reassert_here(&cluster, &mut conn, incarnation, &reassert, &lost_id, periods.lease).await {
                     Ok(()) => {

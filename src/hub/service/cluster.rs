@@ -702,8 +702,8 @@ impl HubState {
             claims,
         };
         if !self.call(RouterCall::Reassert(Box::new(reassert))) {
-            tracing::error!("could not hand the router what this node holds: letting go of its people");
-            return self.cluster_fenced();
+            // The router lets go of them when its wait for this runs out (the grace period).
+            return tracing::error!("could not hand the router what this node holds: its queue is full");
         }
         // Queued behind the re-assertion, so they reach the restored domain.
         let tokens: Vec<(String, CustomerId)> = self.customers.iter().map(|(id, c)| (c.token.clone(), *id)).collect();
