@@ -16,6 +16,8 @@ pub mod admin_bus;
 mod buddy;
 mod buddy_events;
 pub mod cluster_link;
+// issue 15: Redis restarted empty, the router's and follower's part in re-asserting
+mod cluster_reassert;
 pub mod delivery;
 pub mod outbox;
 mod service;

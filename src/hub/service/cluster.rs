@@ -31,7 +31,7 @@ use crate::store::{Account, Category};
 /// What the hub keeps for the cluster besides the replica.
 pub(crate) struct ClusterState {
     link: Link,
-    /// Chat wire ids derive from it (see `cluster_link::CLUSTER_ID_KEY`).
+    /// Chat wire ids derive from it (see `cluster_reassert::CLUSTER_ID_KEY`).
     wire_ns: Option<String>,
     /// Joins sent and not yet seen in the events stream, by connection.
     pending_joins: HashMap<ConnId, PendingJoin>,
