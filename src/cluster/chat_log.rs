@@ -25,7 +25,7 @@ const ROUTING_KEY: &str = "{sb}:counter";
 pub const LOG_BOUND: usize = 1_000;
 /// How long a chat's log and seq outlive its last message, in seconds (nothing deletes
 /// them when the chat ends: a late gap fill may still read them). A day.
-const LOG_LIFETIME_SECS: u64 = 86_400;
+pub(crate) const LOG_LIFETIME_SECS: u64 = 86_400;
 
 /// The pub/sub channel of one node: chat messages, typing and drafts for its people.
 pub fn node_channel(node: &str) -> String {

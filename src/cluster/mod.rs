@@ -19,3 +19,6 @@ pub mod resume_tokens;
 
 // ---- the buddy list across nodes ----
 pub mod buddy_log;
+
+// ---- Redis restarted empty: the routing domain re-asserted from the nodes' replicas ----
+pub mod restore;

@@ -22,11 +22,12 @@ use redis::aio::ConnectionManager;
 /// The common prefix (one Redis Cluster hash tag) of every key the cluster uses.
 pub const KEY_PREFIX: &str = "{sb}:";
 /// The key every script names in KEYS, so Redis Cluster routes it to the tag's slot.
-const ROUTING_KEY: &str = "{sb}:counter";
+pub(crate) const ROUTING_KEY: &str = "{sb}:counter";
 /// The stream each transition appends its decisions to (bounded in `lua/routing.lua`).
 pub const EVENTS_KEY: &str = "{sb}:routing-events";
 
-const ROUTING_LUA: &str = include_str!("lua/routing.lua");
+/// The routing domain's scripts' shared body (also under `restore.rs`'s scripts).
+pub(crate) const ROUTING_LUA: &str = include_str!("lua/routing.lua");
 const SNAPSHOT_LUA: &str = include_str!("lua/snapshot.lua");
 
 /// The transitions, each one script: the shared body plus the line that runs it.

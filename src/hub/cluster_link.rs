@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster_outbox::{self, OWN_CALLS_CAPACITY, OwnCall, Sent};
+pub(crate) use super::cluster_reassert::Periods;
+pub(crate) use super::cluster_reassert::Reassert;
+use super::cluster_reassert::{Rejoin, read_cluster_id, reassert_here, rejoined, restored_after, wait_for_restore};
 use super::delivery::{ConnId, Recipient};
 use super::own_calls::OwnCalls;
 use super::{Command, RefusedCall};
@@ -30,6 +33,7 @@ use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
 use crate::cluster::lease::NodeLost;
 use crate::cluster::node::Cluster;
 use crate::cluster::replica::RoutingOp;
+use crate::cluster::restore;
 use crate::cluster::resume_tokens;
 use crate::cluster::routing_events::{Followed, RoutingEvent, follow};
 use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY, RedisRouting, read_snapshot};
@@ -47,11 +51,6 @@ const FOLLOW_BLOCK_MS: u64 = 1_000;
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Where the hub's display names of agents are kept, for the nodes of their customers.
 const AGENT_NAMES_KEY: &str = "{sb}:agent-names";
-/// A random id of the routing domain's life in this Redis (set once, `SET NX`): chat wire
-/// ids derive from it and the chat id, so both sides' nodes name a chat alike without
-/// asking, and a Redis that lost its data (ids start again) names chats anew. It is also
-/// how a node notices that loss: its follower finds the id gone or changed.
-const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
 /// The code of every refusal that comes from Redis being unreachable or this node fenced.
 pub(crate) const UNAVAILABLE: &str = "cluster_unavailable";
 
@@ -106,6 +105,9 @@ pub(crate) enum RouterCall {
     /// Every category the hub knows (the store's may have grown since start-up): added to
     /// the routing domain now if this node is a member, and at every (re)join after.
     Categories(Vec<CategoryId>),
+    /// What this node holds of the lost domain, once the router found Redis empty on
+    /// rejoining (`Command::ClusterDataLost`): offered, restored if the longest, claimed.
+    Reassert(Box<Reassert>),
 }
 
 /// The hub's end of the link.
@@ -127,11 +129,19 @@ pub(crate) fn start(
     cluster: &Cluster,
     hub: mpsc::WeakSender<Command>,
     categories: Vec<CategoryId>,
+    periods: Periods,
     shutdown: CancellationToken,
 ) -> Link {
     let (calls, rx) = mpsc::channel(ROUTER_BUFFER);
-    tokio::spawn(router(cluster.clone(), rx, hub.clone(), categories, shutdown.clone()));
-    tokio::spawn(follower(cluster.clone(), hub.clone(), shutdown.clone()));
+    tokio::spawn(router(
+        cluster.clone(),
+        rx,
+        hub.clone(),
+        categories,
+        periods,
+        shutdown.clone(),
+    ));
+    tokio::spawn(follower(cluster.clone(), hub.clone(), periods, shutdown.clone()));
     tokio::spawn(subscriber(cluster.clone(), hub, shutdown));
     Link {
         node: cluster.node_id().to_string(),
@@ -182,6 +192,7 @@ async fn router(
     mut calls: mpsc::Receiver<(u64, RouterCall)>,
     hub: mpsc::WeakSender<Command>,
     mut categories: Vec<CategoryId>,
+    periods: Periods,
     shutdown: CancellationToken,
 ) {
     let mut status = cluster.watch();
@@ -194,14 +205,39 @@ async fn router(
     // (`hub::cluster_outbox`); own buddy events are named `<once>:<n>` so each is recorded once.
     let mut own: OwnCalls<OwnCall> = OwnCalls::new(OWN_CALLS_CAPACITY);
     let (once, mut own_events) = (uuid::Uuid::new_v4().simple().to_string(), 0u64);
+    // The routing domain's id this node works under (`CLUSTER_ID_KEY`), read when it
+    // first joins: finding another (or none) on a rejoin means Redis lost its data.
+    let mut domain: Option<String> = None;
+    // *Suspended* since: the node lost its lease (or a script refused it as fenced) and
+    // cannot know yet how Redis will come back. Every call is refused, the connections
+    // are kept; the next incarnation decides (docs/cluster.md §9).
+    let mut suspended: Option<tokio::time::Instant> = None;
+    // Redis came back empty and this node's re-assertion has not run yet: every call but
+    // the hub's `Reassert` is refused (no id is drawn below the restored counter).
+    // (Since when: a hub that never hands its part over is let go after the grace period.)
+    let mut reasserting: Option<tokio::time::Instant> = None;
     loop {
+        let let_go_at = suspended.or(reasserting).map(|since| since + periods.grace);
         let call = tokio::select! {
             _ = shutdown.cancelled() => return,
-            // Own calls waiting while the status says Redis answers: try them again.
-            _ = tokio::time::sleep(RETRY_PAUSE), if !own.is_empty() => {
-                if let Some(incarnation) = held.filter(|_| status.borrow().usable()) {
-                    send_own(&mut own, &redis, &mut conn, &cluster, incarnation, &hub, &mut fences).await;
+            // Own calls waiting while the status says Redis answers: try them again (not
+            // while suspended or re-asserting: they wait for the node's standing).
+            _ = tokio::time::sleep(RETRY_PAUSE), if !own.is_empty() && suspended.is_none() && reasserting.is_none() => {
+                if let Some(incarnation) = held.filter(|_| status.borrow().usable())
+                    && send_own(&mut own, &redis, &mut conn, incarnation).await
+                {
+                    suspended.get_or_insert_with(tokio::time::Instant::now);
                 }
+                continue;
+            }
+            _ = sleep_until(let_go_at) => {
+                // Nobody could keep anything past the grace period anyway.
+                tracing::warn!("suspended for the whole grace period: letting go of this node's people");
+                suspended = None;
+                reasserting = None;
+                fences += 1;
+                tell(&hub, Command::ClusterFenced).await;
+                drop_own(&mut own);
                 continue;
             }
             changed = status.changed() => {
@@ -212,28 +248,45 @@ async fn router(
                 if now == held {
                     // Redis answers again, under the same lease: this node's own calls
                     // kept meanwhile go first.
-                    if let Some(incarnation) = held.filter(|_| status.borrow().usable() && !own.is_empty()) {
-                        send_own(&mut own, &redis, &mut conn, &cluster, incarnation, &hub, &mut fences).await;
+                    if let Some(incarnation) = held.filter(|_| {
+                        status.borrow().usable() && !own.is_empty() && suspended.is_none() && reasserting.is_none()
+                    }) && send_own(&mut own, &redis, &mut conn, incarnation).await
+                    {
+                        suspended.get_or_insert_with(tokio::time::Instant::now);
                     }
                     continue;
                 }
                 if held.is_some() {
-                    // The lease was lost: whatever this node believed it held may have
-                    // been handed on. Its people reconnect; the node starts afresh.
-                    fences += 1;
-                    tell(&hub, Command::ClusterFenced).await;
-                    drop_own(&mut own);
+                    suspended.get_or_insert_with(tokio::time::Instant::now);
                 }
                 held = now;
-                if let Some(incarnation) = now {
-                    redis.set_incarnation(incarnation);
-                    // A node restarted under the same id hands itself its previous
-                    // incarnation's people (their grace timers start here).
-                    if let Err(e) = redis.node_lost(cluster.node_id()).await {
-                        tracing::warn!(error = %e, "could not take back this node's previous people");
+                let Some(incarnation) = now else { continue };
+                redis.set_incarnation(incarnation);
+                match rejoined(&mut conn, &mut domain, suspended.is_some()).await {
+                    Rejoin::DataLost => {
+                        // Keep the people: the hub hands over what it holds to re-assert.
+                        suspended = None;
+                        reasserting = Some(tokio::time::Instant::now());
+                        tell(&hub, Command::ClusterDataLost).await;
+                        continue;
                     }
-                    add_categories(&redis, &categories).await;
+                    Rejoin::Fenced => {
+                        // Back with its data, and this node's lease was lost meanwhile:
+                        // whatever it believed it held may have been handed on. Its people
+                        // reconnect; the node starts afresh.
+                        suspended = None;
+                        fences += 1;
+                        tell(&hub, Command::ClusterFenced).await;
+                        drop_own(&mut own);
+                    }
+                    Rejoin::Fresh => {}
                 }
+                // A node restarted under the same id hands itself its previous
+                // incarnation's people (their grace timers start here).
+                if let Err(e) = redis.node_lost(cluster.node_id()).await {
+                    tracing::warn!(error = %e, "could not take back this node's previous people");
+                }
+                add_categories(&redis, &categories).await;
                 continue;
             }
             call = calls.recv() => match call {
@@ -243,20 +296,48 @@ async fn router(
         };
         let (generation, call) = call;
         // Made before the hub handled the last fence: for what the node believed then.
-        let mut member = held.filter(|_| status.borrow().usable() && generation == fences);
+        let mut member = held.filter(|_| {
+            status.borrow().usable() && generation == fences && suspended.is_none() && reasserting.is_none()
+        });
         // Still a member under the lease the call was made under, though Redis may not
         // answer: an own call made now may wait in the outbox.
-        let keeps = held.filter(|_| generation == fences);
+        let keeps = held.filter(|_| generation == fences && suspended.is_none() && reasserting.is_none());
         if let Some(incarnation) = member
             && !own.is_empty()
         {
             // Nothing new before the own calls kept while Redis was away.
-            send_own(&mut own, &redis, &mut conn, &cluster, incarnation, &hub, &mut fences).await;
-            if !own.is_empty() || generation != fences {
+            if send_own(&mut own, &redis, &mut conn, incarnation).await {
+                suspended.get_or_insert_with(tokio::time::Instant::now);
+            }
+            if !own.is_empty() || suspended.is_some() {
                 member = None;
             }
         }
         match call {
+            RouterCall::Reassert(reassert) => {
+                let Some(incarnation) = held.filter(|_| reasserting.is_some()) else {
+                    continue;
+                };
+                reasserting = None;
+                let lost_id = domain.clone().unwrap_or_default();
+                match reassert_here(&cluster, &mut conn, incarnation, &reassert, &lost_id, periods.lease).await {
+                    Ok(()) => {
+                        tracing::warn!(
+                            customers = reassert.claims.customers.len(),
+                            agents = reassert.claims.agents.len(),
+                            "re-asserted this node's people in the restored routing domain"
+                        );
+                        add_categories(&redis, &categories).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not re-assert this node's people: letting go of them");
+                        fences += 1;
+                        tell(&hub, Command::ClusterFenced).await;
+                        drop_own(&mut own);
+                        add_categories(&redis, &categories).await;
+                    }
+                }
+            }
             RouterCall::Categories(known) => {
                 categories = known;
                 if member.is_some() {
@@ -274,9 +355,10 @@ async fn router(
                 match result {
                     Err(e) if cluster_outbox::unanswered(&e) => keep_own(&mut own, OwnCall::Op(op)),
                     Err(ClusterRoutingError::Fenced) => {
-                        fences += 1;
-                        tell(&hub, Command::ClusterFenced).await;
-                        drop_own(&mut own);
+                        // Suspended: the next incarnation decides (dropped if fenced,
+                        // sent after a re-assertion if Redis lost its data).
+                        suspended.get_or_insert_with(tokio::time::Instant::now);
+                        keep_own(&mut own, OwnCall::Op(op));
                     }
                     Err(e) => tracing::debug!(error = %e, ?op, "a routing call without a caller was refused"),
                     Ok(()) => {}
@@ -307,8 +389,7 @@ async fn router(
                     Ok(_) | Err(ClusterRoutingError::NodeAlive) => {}
                     Err(e) => {
                         if matches!(e, ClusterRoutingError::Fenced) {
-                            fences += 1;
-                            tell(&hub, Command::ClusterFenced).await;
+                            suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
                         if who.is_none() {
                             tracing::debug!(error = %e, ?op, "a routing call without a caller was refused");
@@ -397,8 +478,7 @@ async fn router(
                     }
                     Err(e) => {
                         if matches!(e, ClusterRoutingError::Fenced) {
-                            fences += 1;
-                            tell(&hub, Command::ClusterFenced).await;
+                            suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
                         let (code, message) = refusal(&e);
                         let command = Command::ClusterRefused {
@@ -502,9 +582,8 @@ async fn router(
                         keep_own(&mut own, OwnCall::Buddy { event, process, once })
                     }
                     Err(ClusterRoutingError::Fenced) => {
-                        fences += 1;
-                        tell(&hub, Command::ClusterFenced).await;
-                        drop_own(&mut own);
+                        suspended.get_or_insert_with(tokio::time::Instant::now);
+                        keep_own(&mut own, OwnCall::Buddy { event, process, once });
                     }
                     Err(e) => tracing::warn!(error = %e, "a buddy event of this node was refused"),
                     Ok(()) => {}
@@ -542,8 +621,7 @@ async fn router(
                 };
                 if let Err(e) = result {
                     if matches!(e, ClusterRoutingError::Fenced) && member.is_some() {
-                        fences += 1;
-                        tell(&hub, Command::ClusterFenced).await;
+                        suspended.get_or_insert_with(tokio::time::Instant::now);
                     }
                     let (code, message) = refusal(&e);
                     let command = Command::ClusterRefused {
@@ -561,22 +639,13 @@ async fn router(
     }
 }
 
-/// Sends the own calls kept while Redis was away (see `hub::cluster_outbox`); a fence
-/// found on the way is told to the hub and drops them all.
-async fn send_own(
-    own: &mut OwnCalls<OwnCall>,
-    redis: &RedisRouting,
-    conn: &mut ConnectionManager,
-    cluster: &Cluster,
-    incarnation: u64,
-    hub: &mpsc::WeakSender<Command>,
-    fences: &mut u64,
-) {
-    if let Sent::Fenced = cluster_outbox::send(own, redis, conn, cluster.node_id(), incarnation).await {
-        *fences += 1;
-        tell(hub, Command::ClusterFenced).await;
-        drop_own(own);
-    }
+/// Sends the own calls kept while Redis was away (see `hub::cluster_outbox`); `true`
+/// when a script answered that this node is fenced: the caller suspends the node, and its
+/// next incarnation decides what becomes of the calls (`drop_own`, or sent after a
+/// re-assertion).
+async fn send_own(own: &mut OwnCalls<OwnCall>, redis: &RedisRouting, conn: &mut ConnectionManager, incarnation: u64) -> bool {
+    let node = redis.node().to_string();
+    matches!(cluster_outbox::send(own, redis, conn, &node, incarnation).await, Sent::Fenced)
 }
 
 /// Keeps an own call Redis did not take, behind the others.
@@ -603,6 +672,14 @@ fn drop_own(own: &mut OwnCalls<OwnCall>) {
     }
 }
 
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Adds `categories` to the routing domain (those it has already are refused, harmlessly).
 async fn add_categories(redis: &RedisRouting, categories: &[CategoryId]) {
     for category in categories {
@@ -624,7 +701,7 @@ fn blocking_conn(cluster: &Cluster) -> redis::RedisResult<ConnectionManager> {
     ConnectionManager::new_lazy_with_config(cluster.client().clone(), config)
 }
 
-async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: CancellationToken) {
+async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, periods: Periods, shutdown: CancellationToken) {
     let mut conn = match blocking_conn(&cluster) {
         Ok(conn) => conn,
         Err(e) => return tracing::error!(error = %e, "cannot open the routing events follower's connection"),
@@ -655,11 +732,36 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
             return;
         }
         let pause = match follow(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH).await {
-            Ok(Followed::Events(events)) if !events.is_empty() => {
-                last.clone_from(&events.last().expect("not empty").id);
-                seen += events.len() as u64;
-                let agent_names = agent_names(&mut conn, &events).await;
-                tell(&hub, Command::RoutingEvents { events, agent_names }).await;
+            Ok(Followed::Events(mut events)) if !events.is_empty() => {
+                // The routing domain was written back after Redis lost its data
+                // (`cluster::restore`): the replica becomes the restored state, and the
+                // events after it follow. What came before it was overwritten.
+                let restored = events.iter().rposition(|e| e.transition == restore::RESTORE_TRANSITION);
+                if let Some(at) = restored {
+                    let entry = events.drain(..=at).next_back().expect("found");
+                    // Counted from the entry's own ordinal: what came before it may be
+                    // entries of the lost stream (this follower's `seen`) or of the new one.
+                    seen = entry
+                        .args
+                        .get(1)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(seen + at as u64 + 1);
+                    last.clone_from(&entry.id);
+                    match entry.args.first().map(|state| restore::decode(state)) {
+                        Some(Ok(state)) => {
+                            tracing::warn!(from = %entry.id, "loading this node's routing replica from the restored domain");
+                            let last_event = entry.id;
+                            tell(&hub, Command::RoutingReload { state, last_event }).await;
+                        }
+                        _ => tracing::error!(entry = %entry.id, "a restore entry this node cannot read"),
+                    }
+                }
+                if !events.is_empty() {
+                    last.clone_from(&events.last().expect("not empty").id);
+                    seen += events.len() as u64;
+                    let agent_names = agent_names(&mut conn, &events).await;
+                    tell(&hub, Command::RoutingEvents { events, agent_names }).await;
+                }
                 continue;
             }
             Ok(Followed::Events(_)) => {
@@ -679,24 +781,39 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
                 }
                 RETRY_PAUSE
             }
-            Ok(Followed::Lost) => match read_cluster_id(&mut conn).await {
-                Ok(new_id) => {
-                    // Redis restarted empty: the routing domain starts again under a new
-                    // id, and so does the replica, from the new stream's first entry.
-                    tracing::error!(
-                        old = %cluster_id, new = %new_id,
-                        "Redis lost the cluster's data: this node's routing replica starts afresh"
-                    );
-                    cluster_id.clone_from(&new_id);
-                    (last, seen) = ("0-0".to_string(), 0);
-                    tell(&hub, Command::ClusterDataLost { cluster_id: new_id }).await;
-                    continue;
+            Ok(Followed::Lost) => {
+                // Redis restarted empty. The nodes' routers write the lost domain back
+                // (`cluster::restore`) from the longest replica, this node's perhaps: the
+                // replica stays as it is until then, and then loads what was restored.
+                // Should no node restore it (every one gave up), the domain starts again
+                // empty under a new id, and so does the replica.
+                tracing::error!(old = %cluster_id, "Redis lost the cluster's data: waiting for the nodes to restore it");
+                if !wait_for_restore(&mut conn, &hub, periods, &shutdown).await {
+                    return;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the cluster's new id; retrying");
-                    RETRY_PAUSE
+                match read_cluster_id(&mut conn).await {
+                    Ok(id) => {
+                        // The new stream from its first entry: the restore's, unless a node
+                        // called before it (overwritten by it).
+                        cluster_id.clone_from(&id);
+                        (last, seen) = ("0-0".to_string(), 0);
+                        tell(&hub, Command::ClusterStarted { cluster_id: id }).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the cluster's id; retrying");
+                        RETRY_PAUSE
+                    }
                 }
-            },
+            }
+            Ok(Followed::Gap) if restored_after(&mut conn, &last).await => {
+                // Redis lost its data and the domain was restored before this follower
+                // noticed (the restore brought the domain's id back): the new stream from
+                // its first entry, the restore's.
+                tracing::error!(after = %last, "the routing domain was restored after Redis lost its data");
+                (last, seen) = ("0-0".to_string(), 0);
+                continue;
+            }
             Ok(Followed::Gap) => match read_snapshot(&mut conn).await {
                 // Events this node had not read were trimmed away (it joined late, or
                 // fell far behind): its replica starts again from the whole state, and
@@ -706,9 +823,16 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
                         after = %last, from = %snapshot.last_event,
                         "routing events this node had not read were trimmed away: loading its replica from a snapshot"
                     );
-                    last = snapshot.last_event;
+                    last.clone_from(&snapshot.last_event);
                     seen = snapshot.events_added;
-                    tell(&hub, Command::RoutingReload { state: snapshot.state }).await;
+                    tell(
+                        &hub,
+                        Command::RoutingReload {
+                            state: snapshot.state,
+                            last_event: snapshot.last_event,
+                        },
+                    )
+                    .await;
                     continue;
                 }
                 Err(e) => {
@@ -726,19 +850,6 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: Ca
             _ = tokio::time::sleep(pause) => {}
         }
     }
-}
-
-/// The routing domain's id in this Redis: the one set, or a new one set now (`SET NX`,
-/// so every node that finds it missing agrees on the first one written).
-async fn read_cluster_id(conn: &mut ConnectionManager) -> redis::RedisResult<String> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let _: Option<String> = redis::cmd("SET")
-        .arg(CLUSTER_ID_KEY)
-        .arg(&id)
-        .arg("NX")
-        .query_async(conn)
-        .await?;
-    redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(conn).await
 }
 
 /// The display names of the agents these events bring online.

@@ -17,6 +17,8 @@ mod buddy;
 mod buddy_events;
 pub mod cluster_link;
 mod cluster_outbox;
+// issue 15: Redis restarted empty, the router's and follower's part in re-asserting
+mod cluster_reassert;
 pub mod delivery;
 pub mod outbox;
 mod own_calls;
@@ -199,15 +201,16 @@ pub(crate) enum Command {
     /// This node lost its lease: its people were or will be handed on; it closes their
     /// connections (they resume elsewhere) and starts afresh under its new incarnation.
     ClusterFenced,
-    /// Redis lost its data (restarted empty): the routing domain starts again under
-    /// `cluster_id`. The node lets go of its people and its replica starts afresh.
-    ClusterDataLost {
-        cluster_id: String,
-    },
-    /// The events this node had not read were trimmed away: its replica becomes this
-    /// snapshot of the routing domain, and the events after it follow.
+    /// Redis lost its data (restarted empty), found by the router on rejoining: the node
+    /// keeps its people and hands the router what it holds to re-assert
+    /// (`cluster_link::Reassert`).
+    ClusterDataLost,
+    /// The events this node had not read were trimmed away, or the routing domain was
+    /// restored after a loss: its replica becomes this snapshot of the routing domain
+    /// (up to `last_event`), and the events after it follow.
     RoutingReload {
         state: crate::core::routing::RoutingState,
+        last_event: String,
     },
     /// Stamped chat messages: this node's own (the script's reply), a peer node's (pub/sub)
     /// or read from a chat's log (`filled`: the chat whose gap fill this answers).
@@ -271,7 +274,11 @@ impl Hub {
                 .iter()
                 .map(|c| crate::core::routing::CategoryId(c.id.clone()))
                 .collect();
-            cluster_link::start(&c, tx.downgrade(), known, shutdown.clone())
+            let periods = cluster_link::Periods {
+                lease: settings.cluster_lease,
+                grace: settings.resume_grace,
+            };
+            cluster_link::start(&c, tx.downgrade(), known, periods, shutdown.clone())
         });
         let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade(), link);
         let task = tokio::spawn(run(state, rx, shutdown));

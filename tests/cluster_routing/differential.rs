@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::aio::ConnectionManager;
+use std::time::Duration;
+
 use switchboard::cluster::replica::RoutingOp;
+use switchboard::cluster::restore;
 use switchboard::cluster::routing_events::read_events;
 use switchboard::cluster::routing_replies::RoutingSnapshot;
 use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
@@ -411,6 +414,94 @@ async fn latest_event_id(conn: &mut ConnectionManager) -> String {
 }
 
 async fn run_case(conn: &ConnectionManager, steps: &[(usize, Op)]) -> Result<(), TestCaseError> {
+    run_case_restored_at(conn, steps, None).await
+}
+
+/// Redis loses its data before step `at` and the routing domain is written back from the
+/// core's state (`cluster::restore`, as the node with the longest replica does), each
+/// node claiming the people it held: the engines must go on deciding alike.
+async fn lose_and_restore(h: &mut Harness, core: &Routing) -> Result<(), TestCaseError> {
+    const WINDOW: Duration = Duration::from_millis(20);
+    let mut conn = h.conn.clone();
+    flushall(&mut conn).await;
+    for (i, name) in NODES.iter().enumerate() {
+        let incarnation = register(&mut conn, name).await;
+        h.nodes[i].set_incarnation(incarnation);
+    }
+    let fail = |e: ClusterRoutingError| TestCaseError::fail(format!("the restore scripts failed: {e}"));
+    let (n0, n1) = (&h.nodes[0], &h.nodes[1]);
+    let first = restore::offer(&mut conn, "n0", n0.incarnation(), "1-5", WINDOW)
+        .await
+        .map_err(fail)?;
+    prop_assert_eq!(first.winner.as_str(), "n0");
+    let longer = restore::offer(&mut conn, "n1", n1.incarnation(), "2-0", WINDOW)
+        .await
+        .map_err(fail)?;
+    prop_assert_eq!(longer.winner.as_str(), "n1", "the longest replica wins");
+    let state = core.state();
+    let early = restore::restore(&mut conn, "n1", n1.incarnation(), &state, "lost", WINDOW)
+        .await
+        .map_err(fail)?;
+    prop_assert_eq!(early, restore::Restored::NotWinner, "not before the offers close");
+    tokio::time::sleep(WINDOW).await;
+    let shorter = restore::restore(&mut conn, "n0", n0.incarnation(), &state, "lost", WINDOW)
+        .await
+        .map_err(fail)?;
+    prop_assert_eq!(
+        shorter,
+        restore::Restored::NotWinner,
+        "only the longest replica is written"
+    );
+    let written = restore::restore(&mut conn, "n1", n1.incarnation(), &state, "lost", WINDOW)
+        .await
+        .map_err(fail)?;
+    prop_assert_eq!(written, restore::Restored::Written);
+    let again = restore::restore(&mut conn, "n1", n1.incarnation(), &state, "lost", WINDOW)
+        .await
+        .map_err(fail)?;
+    prop_assert_eq!(again, restore::Restored::Already, "one writer, once");
+    for (i, name) in NODES.iter().enumerate() {
+        let claims = restore::Claims {
+            customers: h
+                .customer_holder
+                .iter()
+                .filter(|(_, n)| **n == i)
+                .map(|(c, _)| *c)
+                .collect(),
+            agents: h
+                .agent_holder
+                .iter()
+                .filter(|(_, n)| **n == i)
+                .map(|(a, _)| a.clone())
+                .collect(),
+            // Both sides of every chat (no message was sent: nothing to raise), so that no
+            // chat's pending mark expires between two digests.
+            chats: state
+                .chats
+                .iter()
+                .filter(|_| i == 0)
+                .flat_map(|c| [(c.id, Party::Customer, 0), (c.id, Party::Agent, 0)])
+                .collect(),
+        };
+        restore::claim(
+            &mut conn,
+            name,
+            h.nodes[i].incarnation(),
+            &claims,
+            Duration::from_secs(60),
+        )
+        .await
+        .map_err(fail)?;
+    }
+    h.last_event = latest_event_id(&mut conn).await;
+    Ok(())
+}
+
+async fn run_case_restored_at(
+    conn: &ConnectionManager,
+    steps: &[(usize, Op)],
+    restore_at: Option<usize>,
+) -> Result<(), TestCaseError> {
     let mut conn = conn.clone();
     flushall(&mut conn).await;
     let mut nodes = vec![];
@@ -443,7 +534,18 @@ async fn run_case(conn: &ConnectionManager, steps: &[(usize, Op)]) -> Result<(),
         let op = RoutingOp::from_event(&event.transition, &event.args, &event.applied.decisions).unwrap();
         op.apply(&mut replica, &mut vec![]).unwrap();
     }
-    for (n, op) in steps {
+    for (step, (n, op)) in steps.iter().enumerate() {
+        if restore_at == Some(step) {
+            lose_and_restore(&mut h, &core).await?;
+            // A replica loads the restored state from the restore entry.
+            replica = Routing::from_state(core.state()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(
+                replica == core,
+                "a replica loaded from the restored state differs from the core"
+            );
+            let snapshot = h.nodes[0].snapshot().await.unwrap();
+            same_state(&core, &snapshot, &h.places)?;
+        }
         let before = digest(&mut conn).await;
         let (core_outcome, redis_outcome) = h.apply(&mut core, *n, op).await?;
         prop_assert_eq!(
@@ -513,6 +615,33 @@ fn the_routing_scripts_decide_exactly_as_the_core() {
     });
     let result = runner.run(&prop::collection::vec(step(), 1..100), |steps| {
         runtime.block_on(run_case(&conn, &steps))
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+/// Redis loses its data at a random step and the domain is written back from the core's
+/// state (issue 15, docs/cluster.md §9): the restored domain reads back as that state,
+/// only the longest replica's restore is accepted, once, and the scripts go on deciding
+/// exactly as the core — queue order, agents' loads and idle order included.
+#[test]
+fn after_a_restore_the_routing_scripts_go_on_deciding_as_the_core() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let conn = runtime.block_on(server.connect());
+    let mut runner = TestRunner::new(Config {
+        cases: 60,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let case = (prop::collection::vec(step(), 2..80), any::<prop::sample::Index>());
+    let result = runner.run(&case, |(steps, at)| {
+        let at = at.index(steps.len());
+        runtime.block_on(run_case_restored_at(&conn, &steps, Some(at)))
     });
     if let Err(failure) = result {
         panic!("{failure}");

@@ -17,6 +17,8 @@ mod differential;
 mod fencing;
 mod follower;
 mod race;
+// Redis restarted empty: the restore scripts (issue 15)
+mod restore;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

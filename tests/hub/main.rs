@@ -55,3 +55,5 @@ mod cluster_own_calls;
 mod cluster_archive_handover;
 // issue 15's gaps: an agent back where their customer resumed
 mod cluster_agent_return;
+// issue 15: Redis restarted empty, the nodes re-assert what their people hold
+mod cluster_reassert;

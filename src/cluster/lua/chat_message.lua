@@ -7,7 +7,8 @@
 -- ARGV: node, incarnation, chat, from ('customer' | 'agent'), sender id, message id,
 --       time (ms), text, client id ('' for none), log bound, log lifetime (s).
 -- Replies the seq, or an error: FENCED, not_held (the sender is held by another node: a
--- matter of that person, not of the calling node), unknown_chat, not_your_chat. A message whose id was stamped within the last ten seconds gets
+-- matter of that person, not of the calling node), unknown_chat, not_your_chat,
+-- RESTORING. A message whose id was stamped within the last ten seconds gets
 -- that seq again and changes nothing: a call retried after an answer lost in transit (a
 -- connection that broke under it, e.g. across a Redis restart) is not stamped twice.
 local P = '{sb}:'
@@ -27,6 +28,11 @@ if stamped then return tonumber(stamped) end
 local chat, from, sender = ARGV[3], ARGV[4], ARGV[5]
 local sides = redis.call('HMGET', P .. 'chat:' .. chat, 'customer', 'agent')
 if not sides[1] then return redis.error_reply('unknown_chat the chat is over') end
+-- A chat restored after Redis lost its data goes on only once both sides' nodes raised its
+-- seq to what they recorded (restore.lua's claim): a seq stamped before would collide.
+if redis.call('EXISTS', P .. 'chat-pending:' .. chat) == 1 then
+  return redis.error_reply('RESTORING the chat is being restored after a Redis restart; try again')
+end
 local peer_node, sender_key
 if from == 'customer' then
   if sides[1] ~= sender then return redis.error_reply('not_your_chat that chat is not yours') end

@@ -31,7 +31,7 @@ use crate::store::{Account, Category};
 /// What the hub keeps for the cluster besides the replica.
 pub(crate) struct ClusterState {
     link: Link,
-    /// Chat wire ids derive from it (see `cluster_link::CLUSTER_ID_KEY`).
+    /// Chat wire ids derive from it (see `cluster_reassert::CLUSTER_ID_KEY`).
     wire_ns: Option<String>,
     /// Joins sent and not yet seen in the events stream, by connection.
     pending_joins: HashMap<ConnId, PendingJoin>,
@@ -60,6 +60,10 @@ pub(crate) struct ClusterState {
     sent_here: HashSet<String>,
     /// Resumes of another node's customers waiting for their chat's log to be read.
     pub(super) resuming: HashMap<ChatId, super::cluster_resume::PendingResume>,
+    // ---- Redis restarted empty: re-assertion ----
+    /// The last routing event the replica applied ("0-0": none): how long a prefix of the
+    /// events stream it holds, offered when Redis loses its data (`cluster::restore`).
+    last_event: String,
 }
 
 /// Ids in `sent_here` at most: one refused by a Redis outage is never recorded, so the set
@@ -100,6 +104,7 @@ impl ClusterState {
             joins_sent: 0,
             sent_here: HashSet::new(),
             resuming: HashMap::new(),
+            last_event: "0-0".to_string(),
         }
     }
 
@@ -473,6 +478,7 @@ impl HubState {
     pub(super) fn routing_events(&mut self, events: Vec<RoutingEvent>, agent_names: Vec<(AgentId, String)>) {
         self.cluster_mut().agent_names.extend(agent_names);
         for event in events {
+            self.cluster_mut().last_event.clone_from(&event.id);
             // The buddy list's events share the stream (docs/cluster.md §15).
             if event.transition == crate::cluster::buddy_log::BUDDY_TRANSITION {
                 self.buddy_from_stream(&event.node, &event.args);
@@ -683,36 +689,91 @@ impl HubState {
         self.cluster_mut().generation += 1;
     }
 
-    /// Redis lost its data (restarted empty): nothing this node's people held is there any
-    /// more, and ids start again. The node lets go of them as when fenced (they reconnect
-    /// and start over), its replica starts afresh (the follower reads the new stream from
-    /// its first entry), chats are named under the new domain's id, and the node adds the
-    /// categories it knows (also those created since it started) now or when it rejoins. Re-asserting what its people held instead is not built
-    /// (`docs/cluster.md` §9). The router fences too (the node rejoined under a new
-    /// incarnation), which keeps the fencing generation in step.
-    pub(super) fn cluster_data_lost(&mut self, cluster_id: &str) {
-        tracing::error!("Redis lost the cluster's data: closing this node's customers' and agents' connections");
-        self.let_go_of_everyone();
-        self.routing = crate::core::routing::Routing::new();
-        // The buddy list's events went with the stream: every node starts its copy afresh
-        // (each lets go of its own buddies above, so the copies agree again).
-        self.buddies = super::BuddyDesk::default();
-        let cluster = self.cluster_mut();
-        cluster.wire_ns = Some(cluster_id.to_string());
-        cluster.remote_customers.clear();
-        // Now if this node is a member again, else when it rejoins.
-        let categories: Vec<CategoryId> = self.category_names.keys().map(|c| CategoryId(c.clone())).collect();
-        if !self.call(RouterCall::Categories(categories)) {
-            tracing::warn!("could not hand the router this node's categories: its queue is full");
+    /// Redis lost its data (restarted empty; the router found it on rejoining). The node
+    /// keeps its customers and agents, their chats and its replica, and hands the router
+    /// what it holds to re-assert (`docs/cluster.md` §9): its replica and the last event it
+    /// applied (the longest replica among the nodes is written back, under the lost
+    /// domain's id, so chats keep their wire ids), and its people with their chats' last
+    /// recorded seqs. Their resume tokens and agents' names are recorded again after it.
+    /// Joins not yet in the stream may be lost with it: refused, to be tried again.
+    /// Buddies are let go of (their events went with the stream; every node starts its
+    /// copy afresh, so the copies agree again).
+    pub(super) fn cluster_data_lost(&mut self) {
+        tracing::error!("Redis lost the cluster's data: re-asserting what this node's people hold");
+        self.let_go_of_buddies();
+        let joins: Vec<ConnId> = self.cluster_mut().pending_joins.keys().copied().collect();
+        for conn in joins {
+            let words = "the cluster lost its data; join again".to_string();
+            self.cluster_refused(Some(conn), None, (UNAVAILABLE, words), None, RefusedCall::Join);
         }
+        let mut claims = crate::cluster::restore::Claims {
+            customers: self.customers.keys().copied().collect(),
+            agents: self.agents.keys().cloned().collect(),
+            chats: vec![],
+        };
+        for (chat, log) in &self.chats {
+            let last = log.transcript.last_seq();
+            if self.customers.contains_key(&log.customer) {
+                claims.chats.push((*chat, Party::Customer, last));
+            }
+            if self.agents.contains_key(&log.agent) {
+                claims.chats.push((*chat, Party::Agent, last));
+            }
+        }
+        let reassert = crate::hub::cluster_link::Reassert {
+            state: self.routing.state(),
+            last_event: self.cluster_mut().last_event.clone(),
+            claims,
+        };
+        if !self.call(RouterCall::Reassert(Box::new(reassert))) {
+            // The router lets go of them when its wait for this runs out (the grace period).
+            return tracing::error!("could not hand the router what this node holds: its queue is full");
+        }
+        // Queued behind the re-assertion, so they reach the restored domain.
+        let tokens: Vec<(String, CustomerId)> = self.customers.iter().map(|(id, c)| (c.token.clone(), *id)).collect();
+        for (token, customer) in tokens {
+            self.remember_token(&token, customer, crate::cluster::resume_tokens::HELD_FOR);
+        }
+        let names: Vec<(AgentId, String)> = self
+            .agents
+            .iter()
+            .map(|(id, a)| (id.clone(), a.account.display_name.clone()))
+            .collect();
+        for (agent, name) in names {
+            let _ = self.call(RouterCall::AgentName { agent, name });
+        }
+        let categories: Vec<CategoryId> = self.category_names.keys().map(|c| CategoryId(c.clone())).collect();
+        let _ = self.call(RouterCall::Categories(categories));
+    }
+
+    /// Closes the buddies' connections (1012: reconnect, any node) and forgets the buddy
+    /// list's copy: it starts afresh from the events stream.
+    fn let_go_of_buddies(&mut self) {
+        let buddies: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, entry)| matches!(entry.who, Some(Recipient::Buddy(_))))
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in buddies {
+            if let Some(who) = self.conns.get_mut(&conn).and_then(|e| e.who.take()) {
+                self.delivery.detach(&who, conn);
+            }
+            self.close_conn(conn, 1012, "this node is rejoining the cluster; reconnect");
+        }
+        self.buddies = super::BuddyDesk::default();
     }
 
     /// The events this node had not read were trimmed away (it joined late, or fell far
-    /// behind): its replica becomes the snapshot's state. What the skipped events decided
-    /// for this node's own people is not carried out (`docs/cluster.md` §13).
-    pub(super) fn routing_reload(&mut self, state: crate::core::routing::RoutingState) {
+    /// behind), or the routing domain was restored after Redis lost its data: the replica
+    /// becomes the snapshot's state. What the skipped events decided for this node's own
+    /// people is not carried out (`docs/cluster.md` §13).
+    pub(super) fn routing_reload(&mut self, state: crate::core::routing::RoutingState, last_event: String) {
         match crate::core::routing::Routing::from_state(state) {
-            Ok(routing) => self.routing = routing,
+            Ok(routing) => {
+                self.routing = routing;
+                self.cluster_mut().last_event = last_event;
+            }
             Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
         }
     }

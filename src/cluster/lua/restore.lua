@@ -1,0 +1,154 @@
+-- Redis restarted EMPTY while nodes still hold people (docs/cluster.md §9, "Back empty:
+-- re-assertion"): the lost routing domain is written back from the longest replica any
+-- node offers, and each node then claims the people it still holds.
+--
+-- Appended to routing.lua (its keys and helpers: hold_customer, set_agent_categories, ...),
+-- then `return R.<name>()` (see src/cluster/restore.rs). KEYS[1]: {sb}:counter (the hash
+-- tag's slot); ARGV[1], ARGV[2]: the calling node and its incarnation.
+
+local K_OFFER = P .. 'restore-offer'  -- hash: node, ms, seq (the longest replica offered), closes (ms)
+local K_RESTORED = P .. 'restored'    -- string: when the restore ran (ms, Redis clock); set once
+local K_CLUSTER_ID = P .. 'cluster-id'
+-- The pseudo-node holding every restored person until their node claims them; its lease
+-- runs one claim window, after which the usual reaping hands the unclaimed on (node_lost).
+local RESTORED_NODE = '{restored}'
+-- set of the sides ('customer', 'agent') of a restored chat not claimed yet: the chat's
+-- messages wait for both sides' seq raise (chat_message.lua); expires with the window
+local function k_pending(chat) return P .. 'chat-pending:' .. chat end
+
+local R = {}
+
+local function fenced()
+  return redis.error_reply('FENCED node ' .. ARGV[1] .. ' incarnation ' .. ARGV[2] .. ' is not alive')
+end
+
+-- ARGV[3], ARGV[4]: the two parts (ms, seq) of the last routing event the caller's replica
+-- applied; ARGV[5]: how long offers stay open after the first (ms).
+-- Replies { the node with the longest replica so far, ms until the offers close (<= 0: closed) }.
+function R.offer()
+  if not alive(ARGV[1], ARGV[2]) then return fenced() end
+  local node, ms, seq = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+  local now = now_ms()
+  local f = redis.call('HMGET', K_OFFER, 'node', 'ms', 'seq', 'closes')
+  if not f[1] then
+    local closes = now + tonumber(ARGV[5])
+    redis.call('HSET', K_OFFER, 'node', node, 'ms', ARGV[3], 'seq', ARGV[4], 'closes', string.format('%d', closes))
+    return { node, closes - now }
+  end
+  local closes = tonumber(f[4])
+  if now < closes then
+    local best_ms, best_seq = tonumber(f[2]), tonumber(f[3])
+    -- Stream ids compare as (ms, seq) pairs; a tie keeps the first offer.
+    if ms > best_ms or (ms == best_ms and seq > best_seq) then
+      redis.call('HSET', K_OFFER, 'node', node, 'ms', ARGV[3], 'seq', ARGV[4])
+      f[1] = node
+    end
+  end
+  return { f[1], closes - now }
+end
+
+-- ARGV[3]: the winner's replica state (JSON, written by src/cluster/restore.rs);
+-- ARGV[4]: the lost routing domain's id (chats keep their wire ids); ARGV[5]: the window (ms).
+-- Refused (nothing written) unless the offers are closed and the caller offered the longest
+-- replica — or the winner has had two more windows and has not written (it may be dead) —
+-- and unless nothing was restored yet: one writer, once.
+function R.restore()
+  if not alive(ARGV[1], ARGV[2]) then return fenced() end
+  local node, window = ARGV[1], tonumber(ARGV[5])
+  local now = now_ms()
+  if redis.call('EXISTS', K_RESTORED) == 1 then
+    return redis.error_reply('RESTORED the routing domain was restored already')
+  end
+  local f = redis.call('HMGET', K_OFFER, 'node', 'closes')
+  if not f[1] or now < tonumber(f[2]) then
+    return redis.error_reply('NOT_WINNER the offers are not closed yet')
+  end
+  if f[1] ~= node and now < tonumber(f[2]) + 2 * window then
+    return redis.error_reply('NOT_WINNER node ' .. f[1] .. ' offered a longer replica')
+  end
+  local s = cjson.decode(ARGV[3])
+  -- Ids drawn before the restore (a node that joined the empty Redis) stay unique.
+  local counter = redis.call('GET', K_COUNTER)
+  if not counter or tonumber(counter) < tonumber(s.counter) then redis.call('SET', K_COUNTER, s.counter) end
+  if s.room ~= '' then redis.call('SET', K_ROOM, s.room) end
+  if s.held_back then redis.call('SET', K_HELD, '1') end
+  for _, c in ipairs(s.categories) do redis.call('ZADD', K_CATEGORIES, 0, c) end
+  -- { id, category, ticket, chat or '', away epoch or '' }
+  for _, c in ipairs(s.customers) do
+    local id, category, ticket, chat, away = c[1], c[2], c[3], c[4], c[5]
+    redis.call('HSET', k_customer(id), 'cat', category, 'ticket', ticket)
+    if chat ~= '' then redis.call('HSET', k_customer(id), 'chat', chat) end
+    if away ~= '' then redis.call('HSET', k_customer(id), 'away', away) end
+    hold_customer(id, RESTORED_NODE)
+    if chat == '' then
+      redis.call('ZADD', k_queue(category), ticket, id)
+      if away == '' then redis.call('ZADD', k_ready(category), ticket, id) end
+    end
+  end
+  -- { id, limit, available, away epoch or '', last assignment stamp, categories }
+  for _, a in ipairs(s.agents) do
+    local id = a[1]
+    redis.call('HSET', k_agent(id), 'limit', a[2], 'available', a[3] and '1' or '0', 'last', a[5])
+    if a[4] ~= '' then redis.call('HSET', k_agent(id), 'away', a[4]) end
+    redis.call('ZADD', K_AGENTS, 0, id)
+    hold_agent(id, RESTORED_NODE)
+  end
+  -- { id, customer, agent, category }
+  for _, c in ipairs(s.chats) do
+    local id, agent = c[1], c[3]
+    redis.call('HSET', k_chat(id), 'customer', c[2], 'agent', agent, 'category', c[4])
+    redis.call('ZADD', K_CHATS, id, id)
+    redis.call('ZADD', k_agent_chats(agent), id, id)
+    redis.call('SADD', k_pending(id), 'customer', 'agent')
+    redis.call('PEXPIRE', k_pending(id), window)
+  end
+  -- After the chats: an agent's rank in the ready indexes depends on their load.
+  for _, a in ipairs(s.agents) do set_agent_categories(a[1], a[6]) end
+  redis.call('HSET', K_NODES, RESTORED_NODE, '0')
+  redis.call('ZADD', K_LEASES, now + window, RESTORED_NODE)
+  redis.call('SET', K_CLUSTER_ID, ARGV[4])
+  redis.call('SET', K_RESTORED, string.format('%d', now))
+  -- Replicas load the restored state from this entry and apply the events after it, so
+  -- each node carries out every decision made since. Its arguments: the state, and the
+  -- entry's ordinal in the stream (`entries-added`, which followers count on from).
+  local added = 0
+  if redis.call('EXISTS', K_EVENTS) == 1 then
+    local info = redis.call('XINFO', 'STREAM', K_EVENTS)
+    for i = 1, #info, 2 do
+      if info[i] == 'entries-added' then added = info[i + 1] end
+    end
+  end
+  return redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+    't', 'restore', 'n', node, 'a', cjson.encode({ ARGV[3], string.format('%d', added + 1) }), 'd', '[]')
+end
+
+-- ARGV[3]: { customers = ids, agents = ids, chats = { { chat, side, last seq recorded } } }
+-- (JSON); ARGV[4]: the window (ms); ARGV[5]: the lifetime of a chat's seq counter (s).
+-- Moves the caller's people from the pseudo-node to the caller and raises each of its
+-- chats' seq to the last one it recorded (only ever up). Refused as FENCED past the
+-- window: by then the unclaimed are being handed on.
+function R.claim()
+  if not alive(ARGV[1], ARGV[2]) then return fenced() end
+  local node = ARGV[1]
+  local restored = redis.call('GET', K_RESTORED)
+  if not restored then return redis.error_reply('NOT_RESTORED the routing domain is not restored yet') end
+  if now_ms() > tonumber(restored) + tonumber(ARGV[4]) then
+    return redis.error_reply('FENCED node ' .. node .. ' claimed its people after the window')
+  end
+  local c = cjson.decode(ARGV[3])
+  for _, id in ipairs(c.customers) do
+    if redis.call('HGET', k_customer(id), 'node') == RESTORED_NODE then hold_customer(id, node) end
+  end
+  for _, id in ipairs(c.agents) do
+    if redis.call('HGET', k_agent(id), 'node') == RESTORED_NODE then hold_agent(id, node) end
+  end
+  for _, x in ipairs(c.chats) do
+    local chat, side, seq = x[1], x[2], x[3]
+    local key = P .. 'chat-seq:' .. chat
+    if tonumber(seq) > tonumber(redis.call('GET', key) or '0') then
+      redis.call('SET', key, seq, 'EX', ARGV[5])
+    end
+    redis.call('SREM', k_pending(chat), side)
+  end
+  return 1
+end

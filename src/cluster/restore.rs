@@ -1,0 +1,333 @@
+//! Redis restarted EMPTY while nodes still hold people (issue 15, `docs/cluster.md` §9,
+//! "Back empty: re-assertion"): the adapter around `lua/restore.lua`.
+//!
+//! Every node's replica is a prefix of the same lost events stream, and each node has
+//! carried out what its own prefix decided; so the domain is written back from the
+//! *longest* one. Each node that finds the domain gone [`offer`]s its replica's last event
+//! id; offers close one window (a lease period: any live node reaches Redis within its
+//! renewal period) after the first; the node with the greatest id [`restore`]s its
+//! replica's state, once. Every node then [`claim`]s the people it still holds and raises
+//! its chats' seq to what it recorded; whoever nobody claims within the window is handed on
+//! by the usual reaping, with the pseudo-node that held them.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use serde_json::{Value, json};
+
+use super::chat_log::LOG_LIFETIME_SECS;
+use super::routing_replies::MalformedReply;
+use super::routing_scripts::{ClusterRoutingError, ROUTING_KEY, ROUTING_LUA};
+use crate::core::routing::{
+    AgentId, CategoryId, ChatId, CustomerId, Party, RoutingState, StateAgent, StateChat, StateCustomer, Ticket,
+};
+
+/// The `t` of the events-stream entry `restore` adds; its one argument is the state.
+pub const RESTORE_TRANSITION: &str = "restore";
+
+const RESTORE_LUA: &str = include_str!("lua/restore.lua");
+
+fn script(name: &str) -> Script {
+    Script::new(&format!("{ROUTING_LUA}\n{RESTORE_LUA}\nreturn R.{name}()\n"))
+}
+
+static OFFER: LazyLock<Script> = LazyLock::new(|| script("offer"));
+static RESTORE: LazyLock<Script> = LazyLock::new(|| script("restore"));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| script("claim"));
+
+/// Set once the domain is restored (`lua/restore.lua`).
+const RESTORED_KEY: &str = "{sb}:restored";
+
+/// What a node holds of the restored domain: the people connected to it (or whose grace
+/// timer runs here) and, per chat side held here, the last seq it recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    pub customers: Vec<CustomerId>,
+    pub agents: Vec<AgentId>,
+    pub chats: Vec<(ChatId, Party, u64)>,
+}
+
+/// Where the offers stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offers {
+    /// The node that offered the longest replica so far.
+    pub winner: String,
+    /// How long they stay open (zero or less: closed).
+    pub closes_in_ms: i64,
+}
+
+/// How a restore call ended, when Redis answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// This node wrote the domain back.
+    Written,
+    /// Someone did already.
+    Already,
+    /// Not this node's turn (another offered a longer replica, or the offers are open).
+    NotWinner,
+}
+
+/// A stream id's two parts (`ms-seq`); "0-0" for a replica that applied nothing.
+fn id_parts(event: &str) -> (u64, u64) {
+    let (ms, seq) = event.split_once('-').unwrap_or((event, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// Offers this node's replica (its last applied event `last_event`).
+pub async fn offer(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    last_event: &str,
+    window: Duration,
+) -> Result<Offers, ClusterRoutingError> {
+    let (ms, seq) = id_parts(last_event);
+    let (winner, closes_in_ms): (String, i64) = OFFER
+        .key(ROUTING_KEY)
+        .arg(node)
+        .arg(incarnation)
+        .arg(ms)
+        .arg(seq)
+        .arg(window.as_millis() as u64)
+        .invoke_async(conn)
+        .await?;
+    Ok(Offers { winner, closes_in_ms })
+}
+
+/// The state as `lua/restore.lua` reads it: ids as strings (Lua numbers are doubles).
+fn encode(state: &RoutingState) -> String {
+    let customers: Vec<_> = state
+        .customers
+        .iter()
+        .map(|c| {
+            json!([
+                c.id.0.to_string(),
+                c.category.0,
+                c.ticket.0.to_string(),
+                c.chat.map(|chat| chat.0.to_string()).unwrap_or_default(),
+                c.away_epoch.map(|e| e.to_string()).unwrap_or_default(),
+            ])
+        })
+        .collect();
+    let agents: Vec<_> = state
+        .agents
+        .iter()
+        .map(|a| {
+            let categories: Vec<&str> = a.categories.iter().map(|c| c.0.as_str()).collect();
+            json!([
+                a.id.0,
+                a.limit.to_string(),
+                a.available,
+                a.away_epoch.map(|e| e.to_string()).unwrap_or_default(),
+                a.last_assigned.to_string(),
+                categories,
+            ])
+        })
+        .collect();
+    let chats: Vec<_> = state
+        .chats
+        .iter()
+        .map(|c| json!([c.id.0.to_string(), c.customer.0.to_string(), c.agent.0, c.category.0]))
+        .collect();
+    let categories: Vec<&str> = state.categories.iter().map(|c| c.0.as_str()).collect();
+    json!({
+        "counter": state.counter.to_string(),
+        "room": state.pairing_room.map(|r| r.to_string()).unwrap_or_default(),
+        "held_back": state.held_back,
+        "categories": categories,
+        "customers": customers,
+        "agents": agents,
+        "chats": chats,
+    })
+    .to_string()
+}
+
+/// The state `restore` wrote, from the argument of its events-stream entry.
+pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
+    let bad = |what: &str| MalformedReply(format!("restored state: {what}"));
+    let value: Value = serde_json::from_str(json).map_err(|e| MalformedReply(e.to_string()))?;
+    let list = |v: &Value| -> Vec<Value> { v.as_array().cloned().unwrap_or_default() };
+    let text = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| bad("a field is not a string"))
+    };
+    let number = |v: &Value| -> Result<u64, MalformedReply> {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("a field is not an id"))
+    };
+    let maybe = |v: &Value| -> Result<Option<u64>, MalformedReply> {
+        match v.as_str() {
+            Some("") => Ok(None),
+            _ => number(v).map(Some),
+        }
+    };
+    let mut state = RoutingState {
+        counter: number(&value["counter"])?,
+        pairing_room: match value["room"].as_str() {
+            Some("") | None => None,
+            Some(room) => Some(room.parse().map_err(|_| bad("room"))?),
+        },
+        held_back: value["held_back"].as_bool().unwrap_or(false),
+        ..RoutingState::default()
+    };
+    for c in list(&value["categories"]) {
+        state.categories.push(CategoryId(text(&c)?));
+    }
+    for c in list(&value["customers"]) {
+        state.customers.push(StateCustomer {
+            id: CustomerId(number(&c[0])?),
+            category: CategoryId(text(&c[1])?),
+            ticket: Ticket(number(&c[2])?),
+            chat: maybe(&c[3])?.map(ChatId),
+            away_epoch: maybe(&c[4])?,
+        });
+    }
+    for a in list(&value["agents"]) {
+        let categories = list(&a[5])
+            .iter()
+            .map(|c| text(c).map(CategoryId))
+            .collect::<Result<_, _>>()?;
+        state.agents.push(StateAgent {
+            id: AgentId(text(&a[0])?),
+            limit: u8::try_from(number(&a[1])?).map_err(|_| bad("limit"))?,
+            available: a[2].as_bool().ok_or_else(|| bad("available"))?,
+            away_epoch: maybe(&a[3])?,
+            last_assigned: number(&a[4])?,
+            categories,
+        });
+    }
+    for c in list(&value["chats"]) {
+        state.chats.push(StateChat {
+            id: ChatId(number(&c[0])?),
+            customer: CustomerId(number(&c[1])?),
+            agent: AgentId(text(&c[2])?),
+            category: CategoryId(text(&c[3])?),
+        });
+    }
+    Ok(state)
+}
+
+/// Writes `state` back as the routing domain, under the lost domain's id `lost_id`.
+pub async fn restore(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    state: &RoutingState,
+    lost_id: &str,
+    window: Duration,
+) -> Result<Restored, ClusterRoutingError> {
+    let written: Result<String, redis::RedisError> = RESTORE
+        .key(ROUTING_KEY)
+        .arg(node)
+        .arg(incarnation)
+        .arg(encode(state))
+        .arg(lost_id)
+        .arg(window.as_millis() as u64)
+        .invoke_async(conn)
+        .await;
+    match written {
+        Ok(_) => Ok(Restored::Written),
+        Err(e) if e.code() == Some("RESTORED") => Ok(Restored::Already),
+        Err(e) if e.code() == Some("NOT_WINNER") => Ok(Restored::NotWinner),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the domain has been restored.
+pub async fn is_restored(conn: &mut ConnectionManager) -> Result<bool, ClusterRoutingError> {
+    let exists: bool = redis::cmd("EXISTS").arg(RESTORED_KEY).query_async(conn).await?;
+    Ok(exists)
+}
+
+/// Claims this node's people and raises its chats' seq (`lua/restore.lua`'s `claim`).
+pub async fn claim(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    claims: &Claims,
+    window: Duration,
+) -> Result<(), ClusterRoutingError> {
+    let side = |party: &Party| match party {
+        Party::Customer => "customer",
+        _ => "agent",
+    };
+    let body = json!({
+        "customers": claims.customers.iter().map(|c| c.0.to_string()).collect::<Vec<_>>(),
+        "agents": claims.agents.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(),
+        "chats": claims
+            .chats
+            .iter()
+            .map(|(chat, party, seq)| json!([chat.0.to_string(), side(party), seq.to_string()]))
+            .collect::<Vec<_>>(),
+    });
+    let _: i64 = CLAIM
+        .key(ROUTING_KEY)
+        .arg(node)
+        .arg(incarnation)
+        .arg(body.to_string())
+        .arg(window.as_millis() as u64)
+        .arg(LOG_LIFETIME_SECS)
+        .invoke_async(conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_written_for_the_restore_script_reads_back_the_same() {
+        let state = RoutingState {
+            categories: vec![CategoryId("general".into()), CategoryId("returns".into())],
+            customers: vec![
+                StateCustomer {
+                    id: CustomerId(3),
+                    category: CategoryId("general".into()),
+                    ticket: Ticket(4),
+                    chat: Some(ChatId(9)),
+                    away_epoch: Some(12),
+                },
+                StateCustomer {
+                    id: CustomerId(5),
+                    category: CategoryId("returns".into()),
+                    ticket: Ticket(6),
+                    chat: None,
+                    away_epoch: None,
+                },
+            ],
+            agents: vec![StateAgent {
+                id: AgentId("ann".into()),
+                categories: vec![CategoryId("general".into())],
+                limit: 2,
+                available: true,
+                away_epoch: None,
+                last_assigned: 10,
+            }],
+            chats: vec![StateChat {
+                id: ChatId(9),
+                customer: CustomerId(3),
+                agent: AgentId("ann".into()),
+                category: CategoryId("general".into()),
+            }],
+            counter: u64::MAX - 1,
+            pairing_room: Some(7),
+            held_back: true,
+        };
+        assert_eq!(decode(&encode(&state)).unwrap(), state);
+        assert_eq!(
+            decode(&encode(&RoutingState::default())).unwrap(),
+            RoutingState::default()
+        );
+    }
+
+    #[test]
+    fn stream_ids_split_into_their_two_parts() {
+        assert_eq!(id_parts("1700000000000-7"), (1_700_000_000_000, 7));
+        assert_eq!(id_parts("0-0"), (0, 0));
+    }
+}

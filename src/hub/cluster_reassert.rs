@@ -1,0 +1,230 @@
+//! The router's and the follower's part when Redis restarted EMPTY while this node still
+//! holds people (issue 15, `docs/cluster.md` §9, "Back empty: re-assertion"): telling a
+//! lost domain from a fence on rejoining, offering this node's replica, writing it back
+//! if it is the longest, claiming this node's people, and waiting for the restore.
+//! Split out of `cluster_link.rs`, whose tasks call these (this module imports nothing
+//! of it); the scripts' adapter is `cluster::restore`.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Command;
+use crate::cluster::node::Cluster;
+use crate::cluster::restore;
+use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
+
+/// Pause between two looks at Redis while waiting (as the link's tasks pause after a failure).
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// A random id of the routing domain's life in this Redis (set once, `SET NX`): chat wire
+/// ids derive from it and the chat id, so both sides' nodes name a chat alike without
+/// asking, and a Redis that lost its data (ids start again) names chats anew. It is also
+/// how a node notices that loss: its follower finds the id gone or changed.
+const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
+
+/// The lease and grace periods, which pace a suspension and a re-assertion.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Periods {
+    /// The offer and claim window of a re-assertion.
+    pub lease: Duration,
+    /// The longest a node stays suspended before letting go of its people.
+    pub grace: Duration,
+}
+
+/// A node's part in restoring a routing domain Redis lost (`cluster::restore`).
+pub(crate) struct Reassert {
+    /// The node's replica of the lost domain, and the last event it applied.
+    pub state: crate::core::routing::RoutingState,
+    pub last_event: String,
+    /// The people it still holds, and its chats' last recorded seqs.
+    pub claims: restore::Claims,
+}
+
+/// What a new incarnation finds.
+pub(super) enum Rejoin {
+    /// The first membership, or one after the node let go of its people.
+    Fresh,
+    /// A suspended node finds the same routing domain: Redis kept its data, and this node
+    /// was (or will be) reaped. It lets go of its people.
+    Fenced,
+    /// The routing domain's id is gone or another: Redis lost its data.
+    DataLost,
+}
+
+/// What the routing domain's id tells a node that just took a new incarnation; `domain`:
+/// the id it joined under (read and kept at its first membership).
+pub(super) async fn rejoined(conn: &mut ConnectionManager, domain: &mut Option<String>, suspended: bool) -> Rejoin {
+    let Some(known) = domain.as_deref() else {
+        match read_cluster_id(conn).await {
+            Ok(id) => *domain = Some(id),
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster's id on joining"),
+        }
+        return Rejoin::Fresh;
+    };
+    // The first call after Redis came back may fail on the broken connection (the
+    // connection manager reconnects after it): a few tries before concluding anything.
+    let mut now: redis::RedisResult<Option<String>> = Ok(None);
+    for _ in 0..5 {
+        now = redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(conn).await;
+        if now.is_ok() {
+            break;
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+    match now {
+        Ok(now) if now.as_deref() != Some(known) => {
+            tracing::error!(
+                known, now = ?now,
+                "Redis lost the cluster's data: this node re-asserts what its people hold"
+            );
+            Rejoin::DataLost
+        }
+        Ok(_) if !suspended => Rejoin::Fresh,
+        Ok(_) => Rejoin::Fenced,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the cluster's id on rejoining: letting go of this node's people");
+            if suspended { Rejoin::Fenced } else { Rejoin::Fresh }
+        }
+    }
+}
+
+/// How long a node waits at most for the restored domain before giving up (and letting
+/// go of its people): the offers' window, the winner's two more, and as much again.
+pub(super) const REASSERT_WINDOWS: u32 = 6;
+
+/// Offers this node's replica, restores it if it is the longest (or the winner never
+/// wrote), then claims this node's people (`cluster::restore`).
+pub(super) async fn reassert_here(
+    cluster: &Cluster,
+    conn: &mut ConnectionManager,
+    incarnation: u64,
+    reassert: &Reassert,
+    lost_id: &str,
+    window: Duration,
+) -> Result<(), ClusterRoutingError> {
+    let node = cluster.node_id();
+    let give_up = tokio::time::Instant::now() + window * REASSERT_WINDOWS;
+    // A connection error (no reply: the connection manager reconnects after it) is tried
+    // again until `give_up`; any reply is final.
+    let retry = |e: &ClusterRoutingError| {
+        matches!(e, ClusterRoutingError::Redis(e) if e.code().is_none()) && tokio::time::Instant::now() < give_up
+    };
+    loop {
+        let step = async {
+            if restore::is_restored(conn).await? {
+                return Ok(None);
+            }
+            let offers = restore::offer(conn, node, incarnation, &reassert.last_event, window).await?;
+            if offers.closes_in_ms <= 0 {
+                match restore::restore(conn, node, incarnation, &reassert.state, lost_id, window).await? {
+                    restore::Restored::Written => {
+                        tracing::warn!(last_event = %reassert.last_event, "wrote this node's replica back as the routing domain");
+                        return Ok(None);
+                    }
+                    restore::Restored::Already => return Ok(None),
+                    restore::Restored::NotWinner => {}
+                }
+            }
+            Ok::<_, ClusterRoutingError>(Some(offers.closes_in_ms))
+        };
+        let closes_in_ms = match step.await {
+            Ok(None) => break,
+            Ok(Some(closes_in_ms)) => closes_in_ms,
+            Err(e) if retry(&e) => 0,
+            Err(e) => return Err(e),
+        };
+        if tokio::time::Instant::now() > give_up {
+            return Err(ClusterRoutingError::Fenced);
+        }
+        let pause = u64::try_from(closes_in_ms).unwrap_or(0).clamp(10, 200);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    loop {
+        match restore::claim(conn, node, incarnation, &reassert.claims, window).await {
+            Err(e) if retry(&e) => tokio::time::sleep(RETRY_PAUSE.min(window / 4)).await,
+            claimed => return claimed,
+        }
+    }
+}
+
+/// Whether the events stream holds a restore entry (`cluster::restore`) newer than `last`,
+/// the last entry this follower applied: one it has not applied. A restore is among the
+/// first entries of the stream that Redis started again after losing its data.
+pub(super) async fn restored_after(conn: &mut ConnectionManager, last: &str) -> bool {
+    const LOOK_AT: usize = 1_000;
+    let entries: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XRANGE")
+        .arg(EVENTS_KEY)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(LOOK_AT)
+        .query_async(conn)
+        .await;
+    let newer = |id: &str| {
+        let parts = |s: &str| -> (u64, u64) {
+            let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
+            (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+        };
+        parts(id) > parts(last)
+    };
+    entries.is_ok_and(|reply| {
+        reply.ids.iter().any(|entry| {
+            newer(&entry.id)
+                && entry
+                    .get::<String>("t")
+                    .is_some_and(|t| t == restore::RESTORE_TRANSITION)
+        })
+    })
+}
+
+/// The follower found the domain lost: waits until the nodes have restored it (true), or
+/// until Redis has answered without a restore for eight lease periods — every router gave
+/// up too, and let go of its people — and then starts the replica afresh (true); false on
+/// shutdown.
+pub(super) async fn wait_for_restore(
+    conn: &mut ConnectionManager,
+    hub: &mpsc::WeakSender<Command>,
+    periods: Periods,
+    shutdown: &CancellationToken,
+) -> bool {
+    let patience = periods.lease * (REASSERT_WINDOWS + 2);
+    let mut give_up = tokio::time::Instant::now() + patience;
+    loop {
+        match restore::is_restored(conn).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            // Redis away again: the nodes cannot restore it meanwhile.
+            Err(_) => give_up = tokio::time::Instant::now() + patience,
+        }
+        if tokio::time::Instant::now() > give_up {
+            tracing::error!("the routing domain was not restored: this node's replica starts afresh");
+            let command = Command::RoutingReload {
+                state: Default::default(),
+                last_event: "0-0".to_string(),
+            };
+            if let Some(tx) = hub.upgrade() {
+                let _ = tx.send(command).await;
+            }
+            return true;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(RETRY_PAUSE) => {}
+        }
+    }
+}
+
+/// The routing domain's id in this Redis: the one set, or a new one set now (`SET NX`,
+/// so every node that finds it missing agrees on the first one written).
+pub(super) async fn read_cluster_id(conn: &mut ConnectionManager) -> redis::RedisResult<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let _: Option<String> = redis::cmd("SET")
+        .arg(CLUSTER_ID_KEY)
+        .arg(&id)
+        .arg("NX")
+        .query_async(conn)
+        .await?;
+    redis::cmd("GET").arg(CLUSTER_ID_KEY).query_async(conn).await
+}

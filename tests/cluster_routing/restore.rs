@@ -1,0 +1,147 @@
+//! Redis restarted empty (issue 15, docs/cluster.md §9): after the routing domain is written
+//! back, a restored chat takes no message until both sides' nodes have claimed it, and its
+//! next seq follows the greater of the two sides' last recorded seqs; a claim after the
+//! window is fenced; whoever nobody claimed is handed on by `node_lost` of the pseudo-node.
+
+use std::time::Duration;
+
+use switchboard::cluster::chat_log;
+use switchboard::cluster::restore::{self, Claims, Restored};
+use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
+use switchboard::core::routing::{Decision, Party, Routing};
+
+use crate::{RedisServer, agent, cat, register};
+
+const WINDOW: Duration = Duration::from_millis(600);
+
+#[test]
+fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        // The lost domain, as the winner's replica holds it: Ann chats with a customer,
+        // a second customer waits.
+        let mut core = Routing::new();
+        let mut out = vec![];
+        core.add_category(cat("sales")).unwrap();
+        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out).unwrap();
+        let chatting = core.join(&cat("sales"), &mut out).unwrap();
+        let waiting = core.join(&cat("sales"), &mut out).unwrap();
+        let chat = out
+            .iter()
+            .find_map(|d| match d {
+                Decision::Paired { chat, .. } => Some(*chat),
+                _ => None,
+            })
+            .expect("paired");
+        let state = core.state();
+
+        let n0 = register(&mut conn, "n0").await;
+        let n1 = register(&mut conn, "n1").await;
+        let offers = restore::offer(&mut conn, "n0", n0, "9-0", WINDOW).await.unwrap();
+        assert_eq!(offers.winner, "n0");
+        tokio::time::sleep(WINDOW).await;
+        let written = restore::restore(&mut conn, "n0", n0, &state, "lost-id", WINDOW).await.unwrap();
+        assert_eq!(written, Restored::Written);
+        let id: String = redis::cmd("GET").arg("{sb}:cluster-id").query_async(&mut conn).await.unwrap();
+        assert_eq!(id, "lost-id", "chats keep their wire ids");
+
+        let messages = conn.clone();
+        let send = |node: &'static str, incarnation: u64, from: Party, sender: String, text: &'static str| {
+            let mut conn = messages.clone();
+            async move {
+                chat_log::append(&mut conn, node, incarnation, chat, from, &sender, text, 1, text, None).await
+            }
+        };
+        let customer = chatting.0.to_string();
+        // n0 holds the customer (its node recorded seq 5), n1 the agent (seq 7: a line
+        // recorded there and still on its way to n0 when Redis died).
+        restore::claim(
+            &mut conn,
+            "n0",
+            n0,
+            &Claims {
+                customers: vec![chatting, waiting],
+                agents: vec![],
+                chats: vec![(chat, Party::Customer, 5)],
+            },
+            WINDOW,
+        )
+        .await
+        .unwrap();
+        let early = send("n0", n0, Party::Customer, customer.clone(), "too early").await;
+        assert!(
+            matches!(&early, Err(ClusterRoutingError::Redis(e)) if e.code() == Some("RESTORING")),
+            "a message before the other side's claim is refused: {early:?}"
+        );
+        restore::claim(
+            &mut conn,
+            "n1",
+            n1,
+            &Claims {
+                customers: vec![],
+                agents: vec![agent("ann")],
+                chats: vec![(chat, Party::Agent, 7)],
+            },
+            WINDOW,
+        )
+        .await
+        .unwrap();
+        let seq = send("n0", n0, Party::Customer, customer.clone(), "after").await.unwrap();
+        assert_eq!(seq, 8, "the next seq follows the greater side's");
+        let seq = send("n1", n1, Party::Agent, "ann".to_string(), "reply").await.unwrap();
+        assert_eq!(seq, 9);
+
+        // Past the window a claim is fenced; the pseudo-node's people are handed on.
+        tokio::time::sleep(WINDOW).await;
+        let late = restore::claim(&mut conn, "n1", n1, &Claims::default(), WINDOW).await;
+        assert!(matches!(late, Err(ClusterRoutingError::Fenced)), "{late:?}");
+        let reaper = RedisRouting::new(conn.clone(), "n1", n1);
+        let handed = reaper.node_lost("{restored}").await.unwrap();
+        assert!(handed.decisions.is_empty(), "everyone was claimed: {:?}", handed.decisions);
+    });
+}
+
+#[test]
+fn whoever_nobody_claims_is_handed_on_with_the_pseudo_node() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let mut core = Routing::new();
+        let mut out = vec![];
+        core.add_category(cat("sales")).unwrap();
+        let lost = core.join(&cat("sales"), &mut out).unwrap();
+        let kept = core.join(&cat("sales"), &mut out).unwrap();
+        let n0 = register(&mut conn, "n0").await;
+        restore::offer(&mut conn, "n0", n0, "0-0", WINDOW).await.unwrap();
+        tokio::time::sleep(WINDOW).await;
+        let written = restore::restore(&mut conn, "n0", n0, &core.state(), "lost-id", WINDOW).await;
+        assert_eq!(written.unwrap(), Restored::Written);
+        let claims = Claims {
+            customers: vec![kept],
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n0", n0, &claims, WINDOW).await.unwrap();
+        let reaper = RedisRouting::new(conn.clone(), "n0", n0);
+        let early = reaper.node_lost("{restored}").await;
+        assert!(matches!(early, Err(ClusterRoutingError::NodeAlive)), "{early:?}");
+        tokio::time::sleep(WINDOW).await;
+        let handed = reaper.node_lost("{restored}").await.unwrap();
+        assert!(
+            matches!(
+                handed.decisions.as_slice(),
+                [Decision::CustomerGraceStarted { customer, .. }] if *customer == lost
+            ),
+            "only the unclaimed customer goes into a grace period, on the reaper: {:?}",
+            handed.decisions
+        );
+    });
+}
