@@ -643,9 +643,17 @@ async fn router(
 /// when a script answered that this node is fenced: the caller suspends the node, and its
 /// next incarnation decides what becomes of the calls (`drop_own`, or sent after a
 /// re-assertion).
-async fn send_own(own: &mut OwnCalls<OwnCall>, redis: &RedisRouting, conn: &mut ConnectionManager, incarnation: u64) -> bool {
+async fn send_own(
+    own: &mut OwnCalls<OwnCall>,
+    redis: &RedisRouting,
+    conn: &mut ConnectionManager,
+    incarnation: u64,
+) -> bool {
     let node = redis.node().to_string();
-    matches!(cluster_outbox::send(own, redis, conn, &node, incarnation).await, Sent::Fenced)
+    matches!(
+        cluster_outbox::send(own, redis, conn, &node, incarnation).await,
+        Sent::Fenced
+    )
 }
 
 /// Keeps an own call Redis did not take, behind the others.

@@ -103,7 +103,26 @@ async fn killed_customer_node_never_back(agent_moves: bool) {
         })
         .await;
         drop(agent);
-        agent = Ws::agent(&other, &token).await;
+        // Until the live node has recorded the drop, the agent is still online there
+        // (`already_online`): the desk tries again, as the agent page does.
+        let deadline = Instant::now() + WAIT;
+        agent = loop {
+            let auth = format!("Bearer {token}");
+            let mut ws = Ws::connect(&other.ws_url("/ws/agent"), &[("authorization", &auth)])
+                .await
+                .unwrap();
+            let first = ws
+                .next_matching(|f| f["type"] == "agent_welcome" || f["type"] == "error")
+                .await;
+            if first["type"] == "agent_welcome" {
+                break ws;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent never came online elsewhere: {first}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         Some(other)
     } else {
         None
