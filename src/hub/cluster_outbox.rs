@@ -61,11 +61,16 @@ pub(crate) enum Sent {
 }
 
 /// Whether a failure means the call may not have reached Redis (so it waits and goes
-/// again), rather than an answer.
-/// (`LOADING`: a Redis restarted with its data is still reading it.)
+/// again), rather than an answer: an I/O failure (a broken or refused connection, a
+/// timeout), or a server that is not ready (`LOADING`: a Redis restarted with its data is
+/// still reading it). A reply this client could not read is an answer: sent again it
+/// would fail again, and an own call stuck on it would hold every later one.
 pub(crate) fn unanswered(e: &ClusterRoutingError) -> bool {
     matches!(e, ClusterRoutingError::Redis(e)
-        if e.code().is_none() || matches!(e.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN")))
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || matches!(e.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN")))
 }
 
 /// Sends the waiting calls in order, until one finds Redis not answering.
@@ -125,4 +130,31 @@ async fn still_applies(conn: &mut ConnectionManager, node: &str, op: &RoutingOp)
         .query_async(conn)
         .await?;
     Ok(holder.as_deref() == Some(node) && !(away_matters && away.is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis(e: redis::RedisError) -> ClusterRoutingError {
+        ClusterRoutingError::Redis(e)
+    }
+
+    #[test]
+    fn only_a_call_redis_may_not_have_had_waits_to_go_again() {
+        let io = |kind| redis(redis::RedisError::from(std::io::Error::from(kind)));
+        assert!(unanswered(&io(std::io::ErrorKind::BrokenPipe)));
+        assert!(unanswered(&io(std::io::ErrorKind::TimedOut)));
+        assert!(unanswered(&io(std::io::ErrorKind::NotConnected)));
+        // A reply this client could not read is an answer: sent again it fails again,
+        // and it would hold every later own call (review finding: a poison entry).
+        let unreadable = redis(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "not a number",
+        )));
+        assert!(!unanswered(&unreadable));
+        let parse = redis(redis::RedisError::from((redis::ErrorKind::Parse, "garbage")));
+        assert!(!unanswered(&parse));
+        assert!(!unanswered(&ClusterRoutingError::Fenced));
+    }
 }
