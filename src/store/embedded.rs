@@ -14,7 +14,8 @@
 //!   non-durable commit; every ~16,000 messages one durable redb commit makes them
 //!   permanent and the journal starts again, and opening the store replays it. Two
 //!   journals take turns so that commit runs off the acknowledgement's path (see
-//!   [`Archiving`]).
+//!   [`Archiving`]); folds and checkpoints run on a niced thread of their own
+//!   ([`background`]), so they never take the core from relaying and appends.
 //!   Every read and write first folds what is held, so callers see every archived
 //!   event. Other data (accounts, categories, …) is committed durably as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
@@ -66,6 +67,8 @@ mod outbox;
 mod message_value;
 // ---- messages in an append-ordered log (issue 14, schema 3) ----
 mod message_log;
+// ---- folds and checkpoints on a niced thread (issue 14) ----
+mod background;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -107,6 +110,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Archive batches durable in the journal and not yet in redb (see [`journal`]).
     archiving: Arc<Archiving>,
+    /// The niced thread that folds and checkpoints (see [`background`]).
+    background: Arc<background::Background>,
 }
 
 /// Archive events since redb last took them: durable in the journal, folded into redb
@@ -115,7 +120,8 @@ pub struct EmbeddedStore {
 /// batches is what makes redb cheap here: each page a commit touches is copied and
 /// checksummed once per commit. Locks, only ever taken on the blocking pool and in this
 /// order: `journal`, `spare`, `folding`, `unfolded`, then redb's write lock (a background
-/// checkpoint takes `folding`, `unfolded`, redb's, then `spare`, never `journal`).
+/// checkpoint, on the niced [`background`] thread, takes `folding`, `unfolded`, redb's,
+/// then `spare`, never `journal`).
 ///
 /// Two journal files take turns (issue 14): when the one appended to is full, appends go
 /// on in the other at once and the full one is checkpointed (one durable redb commit) on
@@ -339,19 +345,24 @@ impl EmbeddedStore {
             }
             let journals = replay_journals(&db, &dir)?;
             let (journal, spare) = journals;
+            let db = Arc::new(db);
+            let archiving = Arc::new(Archiving {
+                journal: Mutex::new(journal),
+                spare: Mutex::new(Some(Spare {
+                    journal: spare,
+                    checkpointed: true,
+                })),
+                spare_back: Condvar::new(),
+                folding: Mutex::new(()),
+                unfolded: Mutex::new(Vec::new()),
+                fold_scheduled: AtomicBool::new(false),
+            });
+            let background = background::Background::start(db.clone(), archiving.clone())
+                .map_err(|e| unavailable(format!("cannot start the archive's fold thread: {e}")))?;
             Ok(Self {
-                db: Arc::new(db),
-                archiving: Arc::new(Archiving {
-                    journal: Mutex::new(journal),
-                    spare: Mutex::new(Some(Spare {
-                        journal: spare,
-                        checkpointed: true,
-                    })),
-                    spare_back: Condvar::new(),
-                    folding: Mutex::new(()),
-                    unfolded: Mutex::new(Vec::new()),
-                    fold_scheduled: AtomicBool::new(false),
-                }),
+                db,
+                archiving,
+                background: Arc::new(background),
             })
         })
         .await
@@ -888,19 +899,13 @@ impl Store for EmbeddedStore {
             Ok((fold_now, full))
         })
         .await?;
+        // Off the acknowledgement's path (the batch is durable already), on the niced
+        // thread: appends go on in the other journal meanwhile.
         if let Some(full) = full {
-            // Off the acknowledgement's path: appends go on in the other journal meanwhile.
-            let (db, archiving) = (self.db.clone(), self.archiving.clone());
-            tokio::task::spawn_blocking(move || archiving.retire(&db, full));
+            self.background
+                .send(background::Job::Retire(full), &self.db, &self.archiving);
         } else if fold_now {
-            // Off the acknowledgement's path: the batch is durable already. A failure leaves
-            // the events held for the next fold (and in the journal for the next start).
-            let (db, archiving) = (self.db.clone(), self.archiving.clone());
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = archiving.fold(&db) {
-                    tracing::warn!(error = %e, "embedded store: folding archived events into redb failed; retrying with the next");
-                }
-            });
+            self.background.send(background::Job::Fold, &self.db, &self.archiving);
         }
         Ok(())
     }
