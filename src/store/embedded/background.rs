@@ -102,7 +102,13 @@ fn lower_priority() {
         // SAFETY: plain system calls on this thread's own id, no memory handed over.
         let done = unsafe {
             let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, FOLD_NICE)
+            // A process started niced further keeps its nice value (raising a thread's
+            // priority back would need privileges, and is not the point).
+            if libc::getpriority(libc::PRIO_PROCESS, tid) >= FOLD_NICE {
+                0
+            } else {
+                libc::setpriority(libc::PRIO_PROCESS, tid, FOLD_NICE)
+            }
         };
         if done != 0 {
             tracing::warn!(
@@ -177,7 +183,10 @@ mod tests {
             assert!(Instant::now() < deadline, "no thread named archive-fold");
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        assert_eq!(nice, i64::from(super::FOLD_NICE));
+        assert!(
+            nice >= i64::from(super::FOLD_NICE),
+            "the fold thread runs at nice {nice}"
+        );
         let read = store.conversation("c").await.unwrap();
         assert_eq!(read.messages.len(), 1_500);
         drop(store);
