@@ -14,7 +14,8 @@
 //!   non-durable commit; every ~16,000 messages one durable redb commit makes them
 //!   permanent and the journal starts again, and opening the store replays it. Two
 //!   journals take turns so that commit runs off the acknowledgement's path (see
-//!   [`Archiving`]).
+//!   [`Archiving`]); folds and checkpoints run on a niced thread of their own
+//!   ([`background`]), so they never take the core from relaying and appends.
 //!   Every read and write first folds what is held, so callers see every archived
 //!   event. Other data (accounts, categories, …) is committed durably as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
@@ -28,7 +29,9 @@
 //!   `(conversation_id, seq, message_id)`; opening such a file moves its messages into
 //!   the log, drops the old tables, compacts the file once and marks it version 3 (a
 //!   build that reads an older version refuses a newer file with a message naming both
-//!   versions, never misreads it).
+//!   versions, never misreads it). Schema 4 stores the hub's message ids (UUIDs) as 16
+//!   bytes instead of 36 characters; a version 3 file is only marked 4 on open (its
+//!   records read as they are).
 //! - Listings use secondary indexes keyed `(…, paired_at, conversation_id)`
 //!   and walked in reverse, so "newest first" is the natural key order and a
 //!   time range is a key range. The agent and category filters each have
@@ -66,10 +69,16 @@ mod outbox;
 mod message_value;
 // ---- messages in an append-ordered log (issue 14, schema 3) ----
 mod message_log;
+// ---- folds and checkpoints on a niced thread (issue 14) ----
+mod background;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
-const SCHEMA_VERSION: u64 = 3;
+const SCHEMA_VERSION: u64 = 4;
+/// The version whose message records all hold their id as text; schema 4 (issue 14)
+/// stores the hub's UUID ids as 16 bytes, and reads version 3's records as they are, so
+/// opening such a file only marks it 4 (a build reading 3 then refuses it, never misreads it).
+const SCHEMA_V3: u64 = 3;
 /// The version with one `messages` row per message keyed by conversation (see
 /// [`message_log`]); opened files of it are migrated.
 const SCHEMA_V2: u64 = 2;
@@ -107,6 +116,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Archive batches durable in the journal and not yet in redb (see [`journal`]).
     archiving: Arc<Archiving>,
+    /// The niced thread that folds and checkpoints (see [`background`]).
+    background: Arc<background::Background>,
 }
 
 /// Archive events since redb last took them: durable in the journal, folded into redb
@@ -115,7 +126,8 @@ pub struct EmbeddedStore {
 /// batches is what makes redb cheap here: each page a commit touches is copied and
 /// checksummed once per commit. Locks, only ever taken on the blocking pool and in this
 /// order: `journal`, `spare`, `folding`, `unfolded`, then redb's write lock (a background
-/// checkpoint takes `folding`, `unfolded`, redb's, then `spare`, never `journal`).
+/// checkpoint, on the niced [`background`] thread, takes `folding`, `unfolded`, redb's,
+/// then `spare`, never `journal`).
 ///
 /// Two journal files take turns (issue 14): when the one appended to is full, appends go
 /// on in the other at once and the full one is checkpointed (one durable redb commit) on
@@ -293,6 +305,13 @@ impl EmbeddedStore {
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
                     }
                     Some(SCHEMA_VERSION) => {}
+                    Some(SCHEMA_V3) => {
+                        meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
+                        tracing::info!(
+                            "{} marked schema version {SCHEMA_VERSION} (was {SCHEMA_V3}): new message ids are stored as 16 bytes",
+                            path.display()
+                        );
+                    }
                     Some(found @ (SCHEMA_V1 | SCHEMA_V2)) => {
                         // Version 2 dropped the message-id index (see the module comment),
                         // version 3 moved messages into the log.
@@ -339,19 +358,24 @@ impl EmbeddedStore {
             }
             let journals = replay_journals(&db, &dir)?;
             let (journal, spare) = journals;
+            let db = Arc::new(db);
+            let archiving = Arc::new(Archiving {
+                journal: Mutex::new(journal),
+                spare: Mutex::new(Some(Spare {
+                    journal: spare,
+                    checkpointed: true,
+                })),
+                spare_back: Condvar::new(),
+                folding: Mutex::new(()),
+                unfolded: Mutex::new(Vec::new()),
+                fold_scheduled: AtomicBool::new(false),
+            });
+            let background = background::Background::start(db.clone(), archiving.clone())
+                .map_err(|e| unavailable(format!("cannot start the archive's fold thread: {e}")))?;
             Ok(Self {
-                db: Arc::new(db),
-                archiving: Arc::new(Archiving {
-                    journal: Mutex::new(journal),
-                    spare: Mutex::new(Some(Spare {
-                        journal: spare,
-                        checkpointed: true,
-                    })),
-                    spare_back: Condvar::new(),
-                    folding: Mutex::new(()),
-                    unfolded: Mutex::new(Vec::new()),
-                    fold_scheduled: AtomicBool::new(false),
-                }),
+                db,
+                archiving,
+                background: Arc::new(background),
             })
         })
         .await
@@ -888,19 +912,13 @@ impl Store for EmbeddedStore {
             Ok((fold_now, full))
         })
         .await?;
+        // Off the acknowledgement's path (the batch is durable already), on the niced
+        // thread: appends go on in the other journal meanwhile.
         if let Some(full) = full {
-            // Off the acknowledgement's path: appends go on in the other journal meanwhile.
-            let (db, archiving) = (self.db.clone(), self.archiving.clone());
-            tokio::task::spawn_blocking(move || archiving.retire(&db, full));
+            self.background
+                .send(background::Job::Retire(full), &self.db, &self.archiving);
         } else if fold_now {
-            // Off the acknowledgement's path: the batch is durable already. A failure leaves
-            // the events held for the next fold (and in the journal for the next start).
-            let (db, archiving) = (self.db.clone(), self.archiving.clone());
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = archiving.fold(&db) {
-                    tracing::warn!(error = %e, "embedded store: folding archived events into redb failed; retrying with the next");
-                }
-            });
+            self.background.send(background::Job::Fold, &self.db, &self.archiving);
         }
         Ok(())
     }
@@ -1309,14 +1327,101 @@ mod tests {
         }
     }
 
+    /// Schema 4 stores the hub's message ids as 16 bytes (`message_log`): a version 3 file
+    /// (ids as text) is marked 4 on open and reads as before, its records unchanged, and
+    /// new messages go beside them. A build reading 4 refuses a newer file, naming both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_3_file_is_marked_4_and_a_newer_one_is_refused() {
+        let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v3-{}", uuid::Uuid::new_v4().simple())));
+        let opened = ArchiveEvent::Opened(ConversationOpened {
+            id: "c1".into(),
+            kind: ConversationKind::Service,
+            category: None,
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: 1,
+            paired_at: 2,
+        });
+        let message = |seq: u64| ArchivedMessage {
+            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            seq,
+            from: Side::Agent,
+            text: format!("text {seq}"),
+            at: 3,
+        };
+        let (first, second) = (message(1), message(2));
+        let version_of = |store: &EmbeddedStore| {
+            let tx = store.db.begin_read().unwrap();
+            let meta = tx.open_table(META).unwrap();
+            meta.get("schema_version").unwrap().unwrap().value()
+        };
+        {
+            let store = EmbeddedStore::open(&dir.0).await.unwrap();
+            store.archive(&[opened]).await.unwrap();
+            store.conversation("c1").await.unwrap();
+            // What version 3 wrote: the id as text (a 0x02 record).
+            let tx = store.db.begin_write().unwrap();
+            {
+                tx.open_table(META).unwrap().insert("schema_version", 3).unwrap();
+                let mut text_record = Vec::new();
+                text_record.push(0x02);
+                text_record.push(message_value::side_byte(first.from));
+                text_record.extend_from_slice(&first.at.to_le_bytes());
+                text_record.extend_from_slice(&(first.id.len() as u16).to_le_bytes());
+                text_record.extend_from_slice(first.id.as_bytes());
+                text_record.extend_from_slice(first.text.as_bytes());
+                let number = tx
+                    .open_table(message_log::NUMBERS)
+                    .unwrap()
+                    .get("c1")
+                    .unwrap()
+                    .unwrap()
+                    .value();
+                tx.open_table(message_log::LOG)
+                    .unwrap()
+                    .insert(0, text_record.as_slice())
+                    .unwrap();
+                tx.open_table(message_log::INDEX)
+                    .unwrap()
+                    .insert((number, 1), (0, 1))
+                    .unwrap();
+                tx.open_table(META).unwrap().insert("next_message_position", 1).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        assert_eq!(version_of(&store), 4);
+        store
+            .archive(&[ArchiveEvent::Message {
+                conversation_id: "c1".into(),
+                message: second.clone(),
+            }])
+            .await
+            .unwrap();
+        assert_eq!(store.conversation("c1").await.unwrap().messages, [first, second]);
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(META).unwrap().insert("schema_version", 5).unwrap();
+        tx.commit().unwrap();
+        drop(store);
+        let refused = EmbeddedStore::open(&dir.0)
+            .await
+            .err()
+            .expect("a newer file is refused")
+            .to_string();
+        assert!(refused.contains("schema version 5, this build reads 4"), "{refused}");
+    }
+
     /// Bytes per archived message on a run shaped like the benchmark's: 100 chats
     /// interleaved, 100-byte texts, batches as the archive writer makes them, 100,000
     /// messages, measured after a checkpoint (a reopen). With one row per message keyed by
     /// conversation (schema 2) leaves split half full: 382 B of pages and a 64 MiB file
-    /// (673 B) a message. With the log (schema 3) pages must stay within 200 B a message
-    /// (169 measured) and the file within 400 (32 MiB, 336 B: redb grows a file by doubling
-    /// it up to 4 GiB, so the file is up to twice the pages in use plus those freed since
-    /// the last durable commit). The two journals are a fixed 16 MiB beside it.
+    /// (673 B) a message. With the log (schema 3) pages took 169 B a message and the file
+    /// 336 B (32 MiB: redb grows a file by doubling it up to 4 GiB, so the file is up to
+    /// twice the pages in use plus those freed since the last durable commit). With the
+    /// UUID ids as 16 bytes (schema 4) rows take 135 B, pages 145 B and the file 168 B
+    /// (16 MiB); pages must stay within 160 B a message, rows within 150, the file within
+    /// 400. The two journals are a fixed 16 MiB beside it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_archived_message_takes_a_bounded_share_of_the_file() {
         let dir = Scratch(std::env::temp_dir().join(format!("switchboard-size-{}", uuid::Uuid::new_v4().simple())));
@@ -1404,7 +1509,9 @@ mod tests {
             "{per_message} bytes of file a message"
         );
         let rows = stats.stored_bytes() / messages;
-        assert!(rows <= 200, "{rows} bytes of rows a message");
+        assert!(rows <= 150, "{rows} bytes of rows a message");
+        let pages = stats.allocated_pages() * stats.page_size() as u64 / messages;
+        assert!(pages <= 160, "{pages} bytes of pages a message");
     }
 
     /// `EMBEDDED_CACHE_MB` bounds redb's page cache: with 1 MiB the cache gives pages back

@@ -7,7 +7,8 @@
 //!
 //! Now a message is two rows:
 //! - `message_log`: `global position -> [0x02][side][at: i64 LE][id length: u16 LE][id]
-//!   [text]`. Positions only grow, so every insert goes to the rightmost leaf, which redb
+//!   [text]`, or since schema 4, for an id that is a UUID as the hub writes them,
+//!   `[0x03][side][at: i64 LE][the UUID's 16 bytes][text]`. Positions only grow, so every insert goes to the rightmost leaf, which redb
 //!   keeps packed and starts a new one beside when full: the leaves fill completely.
 //! - `message_index`: `(conversation number, first seq) -> (first position, count)`: one
 //!   fixed-width row per *run*, messages of one conversation with consecutive seqs at
@@ -37,10 +38,30 @@ pub const MESSAGES_V2: TableDefinition<(&str, u64, &str), &[u8]> = TableDefiniti
 const NEXT_POSITION: &str = "next_message_position";
 const NEXT_NUMBER: &str = "next_conversation_number";
 
-/// The first byte of a log record (schema 2's binary row value was 0x01, JSON `{`).
+/// The first byte of a log record with its id as text (schema 2's binary row value was
+/// 0x01, JSON `{`).
 const LOGGED_V1: u8 = 0x02;
 /// Bytes before the id: format, side, time, id length.
 const HEADER: usize = 1 + 1 + 8 + 2;
+/// The first byte of a log record with its id as a UUID's 16 bytes (schema 4, issue 14):
+/// `[0x03][side][at: i64 LE][id: 16 bytes][text: UTF-8, to the end]`. The hub's ids are
+/// UUIDs written hyphenated in lower case (36 characters), so this takes 22 bytes less a
+/// message than the id as text; an id spelt any other way is stored as text
+/// ([`LOGGED_V1`]), so every id reads back exactly as it was written.
+const LOGGED_UUID: u8 = 0x03;
+/// Bytes before the text of a [`LOGGED_UUID`] record: format, side, time, id.
+const UUID_HEADER: usize = 1 + 1 + 8 + 16;
+
+/// The id's 16 bytes if it is a UUID in the hub's spelling (hyphenated, lower case),
+/// the one spelling [`decode`] gives back.
+fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    if id.len() != uuid::fmt::Hyphenated::LENGTH {
+        return None;
+    }
+    let parsed = uuid::Uuid::try_parse(id).ok()?;
+    let mut spelt = uuid::Uuid::encode_buffer();
+    (parsed.hyphenated().encode_lower(&mut spelt) == id).then(|| *parsed.as_bytes())
+}
 
 pub fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     tx.open_table(LOG).map_err(unavailable)?;
@@ -65,6 +86,15 @@ fn encode_into(message: &ArchivedMessage, out: &mut Vec<u8>) -> StoreResult<()> 
             message.id.len()
         ))
     })?;
+    if let Some(id) = uuid_bytes(&message.id) {
+        out.reserve(UUID_HEADER + message.text.len());
+        out.push(LOGGED_UUID);
+        out.push(message_value::side_byte(message.from));
+        out.extend_from_slice(&message.at.to_le_bytes());
+        out.extend_from_slice(&id);
+        out.extend_from_slice(message.text.as_bytes());
+        return Ok(());
+    }
     out.reserve(HEADER + message.id.len() + message.text.len());
     out.push(LOGGED_V1);
     out.push(message_value::side_byte(message.from));
@@ -80,9 +110,16 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
     let corrupt = |why: String| StoreError::Unavailable(format!("embedded store: corrupt message record: {why}"));
     match value.first() {
         Some(&LOGGED_V1) if value.len() >= HEADER => {}
+        Some(&LOGGED_UUID) if value.len() >= UUID_HEADER => {}
+        Some(other @ (&LOGGED_V1 | &LOGGED_UUID)) => {
+            return Err(corrupt(format!(
+                "{} bytes is too short for a record of format {other:#04x}",
+                value.len()
+            )));
+        }
         Some(other) if value.len() >= HEADER => {
             return Err(corrupt(format!(
-                "record format {other:#04x} is not one this build reads ({LOGGED_V1:#04x})"
+                "record format {other:#04x} is not one this build reads ({LOGGED_V1:#04x}, {LOGGED_UUID:#04x})"
             )));
         }
         _ => return Err(corrupt(format!("{} bytes is too short", value.len()))),
@@ -90,6 +127,17 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
     let from: Side =
         message_value::side_of(value[1]).ok_or_else(|| corrupt(format!("unknown side byte {}", value[1])))?;
     let at = i64::from_le_bytes(value[2..10].try_into().expect("8 bytes"));
+    if value[0] == LOGGED_UUID {
+        let id = uuid::Uuid::from_bytes(value[10..UUID_HEADER].try_into().expect("16 bytes"));
+        let text = std::str::from_utf8(&value[UUID_HEADER..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
+        return Ok(ArchivedMessage {
+            id: id.hyphenated().to_string(),
+            seq,
+            from,
+            text: text.to_owned(),
+            at,
+        });
+    }
     let id_len = u16::from_le_bytes(value[10..12].try_into().expect("2 bytes")) as usize;
     let rest = &value[HEADER..];
     if rest.len() < id_len {
@@ -327,6 +375,36 @@ mod tests {
                 assert_eq!(value.len(), HEADER + id.len() + text.len());
                 assert_eq!(decode(42, &value).unwrap(), m);
             }
+        }
+    }
+
+    /// A message id the hub made (a UUID, 36 characters as text) is stored as its 16
+    /// bytes; any other id as its text, and both read back exactly as written.
+    #[test]
+    fn a_uuid_message_id_takes_16_bytes_and_any_other_id_reads_back_as_written() {
+        let uuid = uuid::Uuid::now_v7();
+        let message = |id: String| ArchivedMessage {
+            id,
+            seq: 7,
+            from: Side::Customer,
+            text: "x".repeat(100),
+            at: 1_795_279_801_122,
+        };
+        let m = message(uuid.hyphenated().to_string());
+        let value = encode(&m).unwrap();
+        assert_eq!(value.len(), 1 + 1 + 8 + 16 + 100, "format, side, time, id, text");
+        assert_eq!(decode(7, &value).unwrap(), m);
+        // Not the hub's own spelling: kept as text, so it reads back unchanged.
+        for id in [
+            uuid.hyphenated().to_string().to_uppercase(),
+            uuid.simple().to_string(),
+            format!("{{{uuid}}}"),
+            "m1".to_string(),
+        ] {
+            let m = message(id.clone());
+            let value = encode(&m).unwrap();
+            assert_eq!(value.len(), HEADER + id.len() + 100, "{id}");
+            assert_eq!(decode(7, &value).unwrap(), m, "{id}");
         }
     }
 
