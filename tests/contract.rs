@@ -1559,3 +1559,38 @@ async fn mongo_write_concern_of_the_uri_wins() {
         assert_eq!(concern.get_bool("j"), Ok(false), "{concern}");
     }
 }
+
+/// "One open room per agent" on MongoDB rests on a key document per agent, written before
+/// the room. A key whose room is not there yet is another creation in progress, not a
+/// crash's leftover: taking it over let two racing creations both win (a CI run of
+/// `rooms_one_open_per_agent`). A key left behind long ago is still cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_a_room_creation_in_progress_is_not_taken_for_a_leftover() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let keys = client.database(&db).collection::<bson::Document>("open_rooms");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Ann's creation of r1 has written its key, not yet its room.
+    keys.insert_one(bson::doc! {"_id": "ann", "room_id": "r1", "created_at": now})
+        .await
+        .unwrap();
+    let second = store.create_room(room("r2", "ann")).await;
+    assert!(
+        matches!(second, Err(StoreError::Conflict)),
+        "a second room while the first is being created: {second:?}"
+    );
+    // Bo's key was left by a creation that crashed ten minutes ago: cleared.
+    keys.insert_one(bson::doc! {"_id": "bo", "room_id": "gone", "created_at": now - 600_000})
+        .await
+        .unwrap();
+    store
+        .create_room(room("r3", "bo"))
+        .await
+        .expect("a leftover key is cleared");
+    let _ = client.database(&db).drop().await;
+}

@@ -6,53 +6,15 @@
 //! limit holds, and a new customer is paired afterwards.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
-use crate::common::{TestHub, Ws, types};
+use crate::cluster_redis_restart::{archived, healthy, node};
+use crate::common::{Ws, types};
 use crate::redis_server::RedisServer;
-
-/// How long a test waits for something the cluster must do.
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &TempDir) -> TestHub {
-    node_with(store.clone(), redis, name, scratch, |s| {
-        s.cluster_lease = Duration::from_millis(1_000);
-        s.cluster_renew = Duration::from_millis(200);
-        s.resume_grace = Duration::from_secs(20);
-    })
-    .await
-}
-
-async fn healthy(hub: &TestHub, name: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["status"] == "ok" && health["cluster"]["incarnation"].is_u64() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} never recovered: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The archived seqs and texts of `chat`, once it holds `n` messages.
-async fn archived(store: &SharedStore, chat: &str, n: usize) -> Vec<(u64, String)> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(record) = store.conversation(chat).await
-            && record.messages.len() >= n
-        {
-            return record.messages.iter().map(|m| (m.seq, m.text.clone())).collect();
-        }
-        assert!(Instant::now() < deadline, "chat {chat} never held {n} messages");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// One message from `from` in its chat: acknowledged with `seq`, delivered to `to` with it.
 async fn exchange(from: &mut Ws, to: &mut Ws, chat: &str, text: &str, seq: u64) {
@@ -93,8 +55,9 @@ async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
     let mut redis = RedisServer::start().await;
     let port = redis.port;
     let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    // Leases of a second: the outage outlasts them, so the nodes are suspended meanwhile.
+    let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
+    let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
 
     // Ann (beta) chats with Carla (alpha); Bob (alpha) with Dan (beta); both at their limit.
     let mut ann = beta.agent("ann", &["general"], 1).await;

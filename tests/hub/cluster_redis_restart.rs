@@ -20,7 +20,13 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A node with a lease of `lease_ms`, renewed every `lease_ms / 5`, and a grace period
 /// long enough for the people to come back on a loaded machine after Redis does.
-async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &TempDir, lease_ms: u64) -> TestHub {
+pub(crate) async fn node(
+    store: &SharedStore,
+    redis: &RedisServer,
+    name: &str,
+    scratch: &TempDir,
+    lease_ms: u64,
+) -> TestHub {
     node_with(store.clone(), redis, name, scratch, move |s| {
         s.cluster_lease = Duration::from_millis(lease_ms);
         s.cluster_renew = Duration::from_millis(lease_ms / 5);
@@ -29,7 +35,7 @@ async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &Te
     .await
 }
 
-async fn healthy(hub: &TestHub, name: &str) {
+pub(crate) async fn healthy(hub: &TestHub, name: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
@@ -42,7 +48,7 @@ async fn healthy(hub: &TestHub, name: &str) {
 }
 
 /// The archived seqs and texts of `chat`, once it holds `n` messages.
-async fn archived(store: &SharedStore, chat: &str, n: usize) -> Vec<(u64, String)> {
+pub(crate) async fn archived(store: &SharedStore, chat: &str, n: usize) -> Vec<(u64, String)> {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Ok(record) = store.conversation(chat).await

@@ -5,7 +5,9 @@
 //! - "one open room per agent" is the `_id` of an `open_rooms` document (the agent id):
 //!   a second insert is a duplicate key. It is inserted before the room and removed
 //!   when the room ends; a key left behind by a crash between the two writes names an
-//!   ended (or missing) room and is cleared by the next creation.
+//!   ended (or missing) room and is cleared by the next creation — once it is older than
+//!   [`IN_PROGRESS_MS`]: a younger key whose room is missing is another creation between
+//!   its two writes, and taking it over let two racing creations both win.
 //! - a room update is a `replace_one` filtered on the revision it was read at.
 //! - a guest's email and phone are `_id`s in `guest_contacts`.
 
@@ -33,7 +35,17 @@ struct OpenRoomDoc {
     #[serde(rename = "_id")]
     agent_id: String,
     room_id: String,
+    /// When the key was written (ms, the writing node's clock); 0 in keys written before
+    /// it was recorded, which are old by now.
+    #[serde(default)]
+    created_at: i64,
 }
+
+/// How long a key whose room is missing counts as a creation in progress (its second
+/// write still to come) rather than a crash's leftover: far longer than two writes take,
+/// with room for clocks of different nodes; an agent whose creation crashed waits this
+/// long before opening a room again.
+const IN_PROGRESS_MS: i64 = 60_000;
 
 #[derive(Serialize, Deserialize)]
 struct GuestDoc {
@@ -106,6 +118,7 @@ impl MongoStore {
         let key = OpenRoomDoc {
             agent_id: room.agent_id.clone(),
             room_id: room.id.clone(),
+            created_at: crate::clock::now_ms(),
         };
         if let Err(e) = self.open_rooms().insert_one(&key).await {
             if !is_duplicate_key(&e) {
@@ -122,6 +135,9 @@ impl MongoStore {
             };
             match self.rooms_get(&held.room_id).await {
                 Ok(r) if r.state == RoomState::Open => return Err(StoreError::Conflict),
+                Err(StoreError::NotFound) if key.created_at - held.created_at < IN_PROGRESS_MS => {
+                    return Err(StoreError::Conflict);
+                }
                 Ok(_) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e),
             }
