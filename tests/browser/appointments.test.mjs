@@ -240,3 +240,36 @@ test('an admin sees every appointment and cancels one, which mails the customer'
     assert.ok(cancelled, 'the cancellation mail reached the customer');
   });
 });
+
+// The page's first load waits for the topics; a day picked meanwhile starts a second. A
+// CI run listed both answers side by side (14 slots where the day has 7): each free slot
+// must show once, whichever answer comes last.
+test('a day picked while the page is still loading lists its slots once', async () => {
+  await withShots('appointments-slow-topics', async (pages) => {
+    // A representative of its own, so the day has free slots whatever ran before.
+    await createAgent(hub, { username: 'sam', display_name: 'Sam', categories: ['general'] });
+    const page = await newPage(browser, { width: 375, height: 740 });
+    pages.push(page);
+    // The topics come a moment after the day is picked, and each day's answer takes a
+    // second: the two loads are in flight together, as in that CI run.
+    await page.route('**/api/categories', async (route) => {
+      await new Promise((r) => setTimeout(r, 500));
+      await route.continue();
+    });
+    await page.route('**/api/appointments/slots*', async (route) => {
+      await new Promise((r) => setTimeout(r, 1000));
+      await route.continue();
+    });
+    await page.goto(`${hub.url}/book.html`);
+    await page.locator('#day').fill(dayIn(4));
+    await page.locator('#day').dispatchEvent('change');
+    const slots = page.getByTestId('slot');
+    await slots.first().waitFor();
+    // Both answers are in by then.
+    await page.waitForTimeout(2500);
+    const day = await (await fetch(`${hub.url}/api/appointments/slots?date=${dayIn(4)}`)).json();
+    const free = day.slots.filter((s) => s.free).length;
+    assert.ok(free > 0, 'the day has free slots');
+    assert.equal(await slots.count(), free, 'each free slot listed once');
+  });
+});

@@ -24,7 +24,13 @@ async function errorText(res) {
   }
 }
 
+// Which `loadDay` call is the latest: an older one's answer (the page's first load, still
+// waiting for the topics, then a day picked meanwhile) is dropped, or both would list
+// their slots side by side.
+let loads = 0;
+
 async function loadDay() {
+  const load = ++loads;
   const day = $('day').value;
   const host = $('slots');
   host.replaceChildren();
@@ -36,11 +42,14 @@ async function loadDay() {
   }
   const topic = $('topic').value;
   const res = await fetch(`/api/appointments/slots?date=${encodeURIComponent(day)}${topic ? `&category=${encodeURIComponent(topic)}` : ''}`);
+  if (load !== loads) return;
   if (!res.ok) {
     $('slots-error').textContent = await errorText(res);
     return;
   }
   const body = await res.json();
+  if (load !== loads) return;
+  host.replaceChildren();
   $('desk-zone').textContent = body.zone;
   const free = body.slots.filter((s) => s.free);
   if (free.length === 0) {
