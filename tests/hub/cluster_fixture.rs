@@ -32,22 +32,31 @@ pub(crate) struct ChatAcrossNodes<const N: usize> {
     pub servers: Servers,
 }
 
-/// What the nodes use until they stop: the redis-server and their data directories.
+/// What the nodes use until they stop: the redis-server (a test may pause or kill it)
+/// and their data directories.
 pub(crate) struct Servers {
-    _redis: RedisServer,
+    pub redis: RedisServer,
     _scratch: TempDir,
 }
 
 /// Starts one node per name (N ≥ 2) and opens the chat: Carla on the first, Ann on the second.
 pub(crate) async fn chat_across_nodes<const N: usize>(scratch: &str, names: [&str; N]) -> ChatAcrossNodes<N> {
+    chat_across_nodes_with(scratch, names, |s| s.resume_grace = Duration::from_secs(10)).await
+}
+
+/// As [`chat_across_nodes`], every node's settings changed by `tweak` after the cluster's.
+pub(crate) async fn chat_across_nodes_with<const N: usize>(
+    scratch: &str,
+    names: [&str; N],
+    tweak: impl Fn(&mut switchboard::config::Settings) + Copy,
+) -> ChatAcrossNodes<N> {
     assert!(N >= 2, "a chat across nodes needs two of them");
     let scratch = TempDir::new(scratch);
     let redis = RedisServer::start().await;
     let store: SharedStore = Arc::new(MemoryStore::new());
     let mut nodes = Vec::with_capacity(N);
     for name in names {
-        let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
-        nodes.push(node_with(store.clone(), &redis, name, &scratch, grace).await);
+        nodes.push(node_with(store.clone(), &redis, name, &scratch, tweak).await);
     }
     let nodes: [TestHub; N] = nodes.try_into().unwrap_or_else(|_| unreachable!("one node per name"));
     let token = nodes[1].agent_account("ann", &["general"], 1).await;
@@ -67,7 +76,7 @@ pub(crate) async fn chat_across_nodes<const N: usize>(scratch: &str, names: [&st
         nodes,
         store,
         servers: Servers {
-            _redis: redis,
+            redis,
             _scratch: scratch,
         },
     }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
+use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
 use crate::cluster_hub::node_with;
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
@@ -19,14 +20,16 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// A node whose lease (8 s) outlasts the outage, renewed (and Redis probed) every 400 ms,
 /// with short grace periods so the expiries come soon after Redis is back.
-async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &TempDir) -> TestHub {
-    node_with(store.clone(), redis, name, scratch, |s| {
-        s.cluster_lease = Duration::from_millis(8_000);
-        s.cluster_renew = Duration::from_millis(400);
-        s.resume_grace = Duration::from_secs(2);
-        s.buddy_grace = Duration::from_secs(1);
-    })
-    .await
+fn outlasting_lease(s: &mut switchboard::config::Settings) {
+    s.cluster_lease = Duration::from_millis(8_000);
+    s.cluster_renew = Duration::from_millis(400);
+    s.resume_grace = Duration::from_secs(2);
+    s.buddy_grace = Duration::from_secs(1);
+}
+
+/// Carla on alpha chatting with Ann on beta, both nodes with [`outlasting_lease`].
+async fn chat_on_two_nodes(scratch: &str) -> ChatAcrossNodes<2> {
+    chat_across_nodes_with(scratch, ["alpha", "beta"], outlasting_lease).await
 }
 
 async fn redis_is(hub: &TestHub, state: &str) {
@@ -60,19 +63,15 @@ async fn buddy(hub: &TestHub, name: &str) -> (Ws, Value) {
 /// never handed those people on: beta saw them stay forever.
 #[tokio::test]
 async fn pages_closed_while_redis_is_away_are_seen_gone_once_it_is_back() {
-    let scratch = TempDir::new("cluster-own-calls");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
-
-    let mut agent = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    let ChatAcrossNodes {
+        mut agent,
+        customer: carla,
+        chat,
+        nodes: [alpha, beta],
+        servers,
+        ..
+    } = chat_on_two_nodes("cluster-own-calls").await;
+    let redis = &servers.redis;
     let (bob, bob_welcome) = buddy(&alpha, "Bob").await;
     let bob_id = bob_welcome["you"].as_u64().unwrap();
     let (mut eve, _) = buddy(&beta, "Eve").await;
@@ -182,18 +181,15 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
 /// Redis is back and the chat goes on past the grace period.
 #[tokio::test]
 async fn a_reload_on_the_same_node_while_redis_is_away_keeps_the_chat() {
-    let scratch = TempDir::new("cluster-own-calls-reload");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
-    let mut agent = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let ChatAcrossNodes {
+        mut agent,
+        customer: carla,
+        chat,
+        nodes: [alpha, beta],
+        servers,
+        ..
+    } = chat_on_two_nodes("cluster-own-calls-reload").await;
+    let redis = &servers.redis;
     let token = carla.token.clone().unwrap();
 
     redis.pause();
