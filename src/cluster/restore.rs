@@ -24,8 +24,13 @@ use crate::core::routing::{
     AgentId, CategoryId, ChatId, CustomerId, Party, RoutingState, StateAgent, StateChat, StateCustomer, Ticket,
 };
 
-/// The `t` of the events-stream entry `restore` adds; its one argument is the state.
+/// The `t` of the events-stream entry `restore` adds; its arguments: the routing state,
+/// the entry's ordinal, and the buddy list (JSON, `hub::buddy::snapshot`).
 pub const RESTORE_TRANSITION: &str = "restore";
+
+/// The pseudo-node holding every restored person until their node claims them
+/// (`lua/restore.lua`): its `node_lost` ends the claim window.
+pub const RESTORED_NODE: &str = "{restored}";
 
 const RESTORE_LUA: &str = include_str!("lua/restore.lua");
 
@@ -211,12 +216,27 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
     Ok(state)
 }
 
-/// Writes `state` back as the routing domain, under the lost domain's id `lost_id`.
+/// Writes `state` back as the routing domain, under the lost domain's id `lost_id` (with
+/// no buddy list: [`restore_with_buddies`]).
 pub async fn restore(
     conn: &mut ConnectionManager,
     node: &str,
     incarnation: u64,
     state: &RoutingState,
+    lost_id: &str,
+    window: Duration,
+) -> Result<Restored, ClusterRoutingError> {
+    restore_with_buddies(conn, node, incarnation, state, "", lost_id, window).await
+}
+
+/// Writes `state` back as the routing domain, under the lost domain's id `lost_id`, with
+/// `buddies` (the buddy list, JSON) for every node to load from the restore entry.
+pub async fn restore_with_buddies(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    state: &RoutingState,
+    buddies: &str,
     lost_id: &str,
     window: Duration,
 ) -> Result<Restored, ClusterRoutingError> {
@@ -227,6 +247,7 @@ pub async fn restore(
         .arg(encode(state))
         .arg(lost_id)
         .arg(window.as_millis() as u64)
+        .arg(buddies)
         .invoke_async(conn)
         .await;
     match written {

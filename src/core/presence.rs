@@ -584,5 +584,8 @@ fn closed(inv: Invitation, reason: CloseReason) -> BuddyDecision {
     }
 }
 
+mod state;
+pub use state::{InconsistentPresence, PresenceState, StatePerson};
+
 #[cfg(test)]
 mod tests;

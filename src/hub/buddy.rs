@@ -16,7 +16,7 @@
 //! decides the same everywhere, each node delivers to the connections it has, and the
 //! node that made an event answers the connection that asked (docs/cluster.md §15).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -75,6 +75,16 @@ pub(crate) struct BuddyDesk {
     pub(super) joining: HashSet<ConnId>,
     /// The wire id of the chat the accept being applied opens.
     opening_wire: Option<String>,
+    // ---- after Redis lost its data (docs/cluster.md §9) ----
+    /// Nodes that held connections, ran timers or archived chats in a restored buddy list
+    /// and have not claimed what they still hold: handed on when the restore's pseudo-node
+    /// is reaped. Part of the replica.
+    unclaimed: BTreeSet<String>,
+    /// This node hands its buddy list to a restore and has not had its claim applied yet:
+    /// joins wait (refused, the page tries again) so the claim counts every connection.
+    reasserting: bool,
+    /// Agents whose desk opened while `reasserting`: announced once the claim is applied.
+    deferred_desks: BTreeSet<AgentId>,
 }
 
 impl BuddyDesk {
@@ -161,10 +171,16 @@ fn role_named(role: Option<&str>) -> Option<&'static str> {
 type Refusal = (&'static str, String);
 
 mod decisions;
+mod reassert;
+pub(crate) mod snapshot;
 
 impl HubState {
     /// A buddy page connected. Signed-in staff join their roster at once; others send `buddy_join`.
     pub(super) fn buddy_registered(&mut self, conn: ConnId, account: Option<Account>) {
+        if account.is_some() && self.buddies.reasserting() {
+            // The node's claim of the restored list is on its way: the page comes back.
+            return self.close_buddy_conn_for_now(conn);
+        }
         if let Some(account) = account {
             self.buddies.joining.insert(conn);
             let event = BuddyEvent::PageJoined {
@@ -193,6 +209,10 @@ impl HubState {
             (None, ClientFrame::BuddyJoin { .. }) if joining => {
                 Err(("already_joined", "this connection has joined already".into()))
             }
+            (None, ClientFrame::BuddyJoin { .. }) if self.buddies.reasserting() => Err((
+                crate::hub::cluster_link::UNAVAILABLE,
+                "the cluster is restoring the buddy list; join again shortly".into(),
+            )),
             (None, ClientFrame::BuddyJoin { name, key }) => {
                 match crate::core::names::checked_name(&name, crate::core::presence::MAX_NAME_CHARS) {
                     Ok(name) => {
@@ -278,7 +298,7 @@ impl HubState {
 
     /// Applies an event now (one node) or sends it to the cluster's events stream, from
     /// which every node applies it (`conn` is told if Redis refuses it).
-    fn buddy_submit(&mut self, event: BuddyEvent, conn: Option<ConnId>, client_id: Option<String>) {
+    pub(in crate::hub) fn buddy_submit(&mut self, event: BuddyEvent, conn: Option<ConnId>, client_id: Option<String>) {
         if self.buddy_node().is_none() {
             return self.buddy_replay("", true, event);
         }
@@ -352,6 +372,7 @@ impl HubState {
                 }
             }
             BuddyEvent::PageClosed { who } => self.buddy_closed(BuddyId(who), node, true),
+            BuddyEvent::Claimed { pages, desks } => self.buddy_claimed(node, mine, pages, desks),
             BuddyEvent::DeskOpened { key, name, role } => {
                 let id = self
                     .buddies
@@ -406,7 +427,7 @@ impl HubState {
         }
     }
 
-    fn buddy_welcome(&self, id: BuddyId) -> ServerFrame {
+    pub(in crate::hub) fn buddy_welcome(&self, id: BuddyId) -> ServerFrame {
         let person = &self.buddies.people[&id];
         let presence = self.buddies.presence_ref(person.roster);
         let chat = presence.chat_of(id).map(|(chat, peer)| {
@@ -608,6 +629,11 @@ impl HubState {
 
     /// An agent on the service desk shows on the staff roster while connected.
     pub(super) fn buddy_agent_online(&mut self, agent: &AgentId) {
+        if self.buddies.reasserting {
+            // Announced once this node's claim of the restored list is applied.
+            self.buddies.deferred_desks.insert(agent.clone());
+            return;
+        }
         let Some(account) = self.agent_account(agent) else {
             return;
         };
@@ -621,6 +647,9 @@ impl HubState {
 
     /// The desk connection of an agent closed: one fewer connection on the staff roster.
     pub(super) fn buddy_agent_offline(&mut self, agent: &AgentId) {
+        if self.buddies.deferred_desks.remove(agent) {
+            return;
+        }
         self.buddy_submit(
             BuddyEvent::DeskClosed {
                 key: staff_key(&agent.0),

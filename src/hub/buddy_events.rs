@@ -46,6 +46,13 @@ pub(crate) enum BuddyEvent {
         who: u64,
         epoch: u64,
     },
+    /// After Redis lost its data and the buddy list was restored: what the making node
+    /// still holds — its open buddy pages per person, and the desks (key, name, role) of
+    /// its agents. The replicas set that node's counts to these (docs/cluster.md §9).
+    Claimed {
+        pages: Vec<(u64, u32)>,
+        desks: Vec<(String, String, String)>,
+    },
     /// Something `who` did on connection `conn`; a refusal is told there.
     Act {
         conn: u64,
@@ -156,6 +163,57 @@ impl Holders {
         if self.timers.get(&who).is_some_and(|(_, e)| *e == epoch) {
             self.timers.remove(&who);
         }
+    }
+
+    /// Every count and timer, in id order: what a snapshot of the desk carries.
+    #[allow(clippy::type_complexity)]
+    pub fn parts(&self) -> (Vec<(BuddyId, String, Held)>, Vec<(BuddyId, String, u64)>) {
+        let held = self
+            .held
+            .iter()
+            .flat_map(|(who, nodes)| nodes.iter().map(|(node, h)| (*who, node.clone(), *h)))
+            .collect();
+        let timers = self
+            .timers
+            .iter()
+            .map(|(who, (node, epoch))| (*who, node.clone(), *epoch))
+            .collect();
+        (held, timers)
+    }
+
+    /// Holders from [`Holders::parts`].
+    pub fn from_parts(held: Vec<(BuddyId, String, Held)>, timers: Vec<(BuddyId, String, u64)>) -> Self {
+        let mut holders = Holders::default();
+        for (who, node, h) in held.into_iter().filter(|(_, _, h)| *h != Held::default()) {
+            holders.held.entry(who).or_default().insert(node, h);
+        }
+        for (who, node, epoch) in timers {
+            holders.timers.insert(who, (node, epoch));
+        }
+        holders
+    }
+
+    /// Every node holding a connection or running a timer.
+    pub fn nodes(&self) -> impl Iterator<Item = String> + '_ {
+        let held = self.held.values().flat_map(|nodes| nodes.keys().cloned());
+        held.chain(self.timers.values().map(|(node, _)| node.clone()))
+    }
+
+    /// What `node` holds of each person, in id order.
+    pub fn held_on(&self, node: &str) -> Vec<(BuddyId, Held)> {
+        self.held
+            .iter()
+            .filter_map(|(who, nodes)| nodes.get(node).map(|h| (*who, *h)))
+            .collect()
+    }
+
+    /// The timers `node` runs: who and which epoch, in id order.
+    pub fn timers_on(&self, node: &str) -> Vec<(BuddyId, u64)> {
+        self.timers
+            .iter()
+            .filter(|(_, (n, _))| n == node)
+            .map(|(who, (_, epoch))| (*who, *epoch))
+            .collect()
     }
 
     /// `lost`'s connections, removed, each person's count (pages and desks) in id order.

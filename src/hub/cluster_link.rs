@@ -265,6 +265,9 @@ async fn router(
                 match rejoined(&mut conn, &mut domain, suspended.is_some()).await {
                     Rejoin::DataLost => {
                         // Keep the people: the hub hands over what it holds to re-assert.
+                        // Buddy closes kept through the outage may be in the restored list
+                        // already: the node's claim counts its connections as they are.
+                        cluster_outbox::drop_buddy_closes(&mut own);
                         suspended = None;
                         reasserting = Some(tokio::time::Instant::now());
                         tell(&hub, Command::ClusterDataLost).await;
@@ -300,8 +303,10 @@ async fn router(
             status.borrow().usable() && generation == fences && suspended.is_none() && reasserting.is_none()
         });
         // Still a member under the lease the call was made under, though Redis may not
-        // answer: an own call made now may wait in the outbox.
-        let keeps = held.filter(|_| generation == fences && suspended.is_none() && reasserting.is_none());
+        // answer — or suspended, or re-asserting, which the next incarnation decides: an
+        // own call made now may wait in the outbox (dropped if the node turns out fenced,
+        // sent after the re-assertion if Redis lost its data).
+        let keeps = (held.is_some() || suspended.is_some() || reasserting.is_some()) && generation == fences;
         if let Some(incarnation) = member
             && !own.is_empty()
         {
@@ -327,6 +332,11 @@ async fn router(
                             agents = reassert.claims.agents.len(),
                             "re-asserted this node's people in the restored routing domain"
                         );
+                        // Right behind the claim: the own calls kept through the outage
+                        // (a page closed while this node was suspended).
+                        if !own.is_empty() && send_own(&mut own, &redis, &mut conn, incarnation).await {
+                            suspended.get_or_insert_with(tokio::time::Instant::now);
+                        }
                         add_categories(&redis, &categories).await;
                     }
                     Err(e) => {
@@ -344,7 +354,7 @@ async fn router(
                     add_categories(&redis, &categories).await;
                 }
             }
-            RouterCall::Op { op, conn: who } if who.is_none() && keeps.is_some() => {
+            RouterCall::Op { op, conn: who } if who.is_none() && keeps => {
                 // Nobody waits for it: if Redis does not take it, it waits in the outbox.
                 let result = match member {
                     Some(_) => op.run(&redis).await.map(|_| ()),
@@ -564,7 +574,7 @@ async fn router(
                 process,
                 conn: None,
                 ..
-            } if keeps.is_some() => {
+            } if keeps => {
                 // A page closing, a grace expiry: kept in the outbox if Redis does not take it.
                 own_events += 1;
                 let once = format!("{once}:{own_events}");
@@ -758,11 +768,22 @@ async fn follower(cluster: Cluster, hub: mpsc::WeakSender<Command>, periods: Per
                     match entry.args.first().map(|state| restore::decode(state)) {
                         Some(Ok(state)) => {
                             tracing::warn!(from = %entry.id, "loading this node's routing replica from the restored domain");
-                            let last_event = entry.id;
+                            let last_event = entry.id.clone();
                             tell(&hub, Command::RoutingReload { state, last_event }).await;
                         }
                         _ => tracing::error!(entry = %entry.id, "a restore entry this node cannot read"),
                     }
+                    // The buddy list restored with it (an empty one if it cannot be read:
+                    // this node's buddies then join again).
+                    let buddies = entry.args.get(2).map(|json| serde_json::from_str(json));
+                    let buddies = match buddies {
+                        Some(Ok(buddies)) => buddies,
+                        _ => {
+                            tracing::error!(entry = %entry.id, "a restore entry's buddy list this node cannot read");
+                            Box::default()
+                        }
+                    };
+                    tell(&hub, Command::BuddiesRestored(buddies)).await;
                 }
                 if !events.is_empty() {
                     last.clone_from(&events.last().expect("not empty").id);

@@ -26,6 +26,7 @@
 
 use redis::aio::ConnectionManager;
 
+use super::buddy_events::BuddyEvent;
 use super::own_calls::OwnCalls;
 use crate::cluster::buddy_log;
 use crate::cluster::replica::RoutingOp;
@@ -48,6 +49,23 @@ pub(crate) enum OwnCall {
         process: String,
         once: String,
     },
+}
+
+/// Redis lost its data: drops the buddy closes kept through the outage. The restored
+/// list may count them already (the longest replica applied them), and a node's claim of
+/// the restored list counts its connections as they are, so a close sent after it would
+/// count one twice (their once-only ids were lost with the data).
+pub(crate) fn drop_buddy_closes(own: &mut OwnCalls<OwnCall>) {
+    let dropped = own.drop_where(|call| match call {
+        OwnCall::Buddy { event, .. } => serde_json::from_str::<BuddyEvent>(event).is_ok_and(|e| e.is_a_close()),
+        OwnCall::Op(_) => false,
+    });
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "buddy closes kept through the outage are dropped: this node's claim counts its pages"
+        );
+    }
 }
 
 /// What sending the waiting calls came to.

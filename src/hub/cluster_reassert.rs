@@ -40,6 +40,8 @@ pub(crate) struct Reassert {
     pub last_event: String,
     /// The people it still holds, and its chats' last recorded seqs.
     pub claims: restore::Claims,
+    /// Its replica of the buddy list (JSON, `hub::buddy::snapshot`).
+    pub buddies: String,
 }
 
 /// What a new incarnation finds.
@@ -118,7 +120,17 @@ pub(super) async fn reassert_here(
             }
             let offers = restore::offer(conn, node, incarnation, &reassert.last_event, window).await?;
             if offers.closes_in_ms <= 0 {
-                match restore::restore(conn, node, incarnation, &reassert.state, lost_id, window).await? {
+                match restore::restore_with_buddies(
+                    conn,
+                    node,
+                    incarnation,
+                    &reassert.state,
+                    &reassert.buddies,
+                    lost_id,
+                    window,
+                )
+                .await?
+                {
                     restore::Restored::Written => {
                         tracing::warn!(last_event = %reassert.last_event, "wrote this node's replica back as the routing domain");
                         return Ok(None);
@@ -206,6 +218,7 @@ pub(super) async fn wait_for_restore(
             };
             if let Some(tx) = hub.upgrade() {
                 let _ = tx.send(command).await;
+                let _ = tx.send(Command::BuddiesRestored(Box::default())).await;
             }
             return true;
         }

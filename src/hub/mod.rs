@@ -212,6 +212,10 @@ pub(crate) enum Command {
         state: crate::core::routing::RoutingState,
         last_event: String,
     },
+    /// The buddy list written into the restore of the routing domain after Redis lost its
+    /// data (read from the restore entry, right after its `RoutingReload`): the desk
+    /// becomes it, and this node claims the buddy connections it holds.
+    BuddiesRestored(Box<buddy::snapshot::BuddySnapshot>),
     /// Stamped chat messages: this node's own (the script's reply), a peer node's (pub/sub)
     /// or read from a chat's log (`filled`: the chat whose gap fill this answers).
     ChatLines {

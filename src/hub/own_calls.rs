@@ -49,6 +49,13 @@ impl<T> OwnCalls<T> {
         self.waiting.drain(..).collect()
     }
 
+    /// Drops the waiting calls `unwanted` picks, keeping the others in order; how many went.
+    pub fn drop_where(&mut self, mut unwanted: impl FnMut(&T) -> bool) -> usize {
+        let before = self.waiting.len();
+        self.waiting.retain(|call| !unwanted(call));
+        before - self.waiting.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }

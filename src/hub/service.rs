@@ -16,6 +16,8 @@ mod cluster;
 mod cluster_resume;
 // issue 15's gaps: the reaper archives a dead node's customer's chat
 mod cluster_handover;
+// issue 15's gaps: what a node does once the lost routing domain and buddy list are restored
+mod cluster_restored;
 // ---- agents; carrying out decisions ----
 mod agents;
 mod decisions;
@@ -253,6 +255,7 @@ impl HubState {
             Command::ClusterFenced => self.cluster_fenced(),
             Command::ClusterDataLost => self.cluster_data_lost(),
             Command::RoutingReload { state, last_event } => self.routing_reload(state, last_event),
+            Command::BuddiesRestored(snapshot) => self.restore_loaded(*snapshot),
             Command::ChatLines { lines, filled } => self.chat_lines(lines, filled),
             Command::ChatSignal(signal) => self.chat_signal(signal),
             Command::ChatResync => self.chat_resync(),

@@ -131,6 +131,30 @@ impl Transcript {
         stamped
     }
 
+    /// The last seq and the kept frames (seq, frame), oldest first: a buddy chat as a
+    /// restore of the cluster's lost data carries it (`hub::buddy::snapshot`).
+    pub fn parts(&self) -> (u64, Vec<(u64, String)>) {
+        let frames = self
+            .frames
+            .iter()
+            .map(|(seq, frame)| (*seq, frame.as_str().to_owned()))
+            .collect();
+        (self.seq, frames)
+    }
+
+    /// A transcript from [`Transcript::parts`]: the newest `limit` frames are kept.
+    pub fn from_parts(seq: u64, frames: Vec<(u64, String)>, limit: usize) -> Self {
+        let mut transcript = Self::new(limit);
+        let skip = frames.len().saturating_sub(transcript.limit);
+        transcript.frames = frames
+            .into_iter()
+            .skip(skip)
+            .map(|(seq, frame)| (seq, Utf8Bytes::from(frame)))
+            .collect();
+        transcript.seq = seq;
+        transcript
+    }
+
     /// The seq of the last message recorded (0: none yet).
     pub fn last_seq(&self) -> u64 {
         self.seq

@@ -25,22 +25,22 @@ async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &Te
     node_with(store.clone(), redis, name, scratch, |s| s.buddy_grace = GRACE).await
 }
 
-async fn buddy_at(url: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
+pub(crate) async fn buddy_at(url: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
     let mut ws = Ws::connect(url, &[]).await.unwrap();
     ws.send(json!({"type": "buddy_join", "name": name, "key": key})).await;
     let welcome = ws.next_of("buddy_welcome").await;
     (ws, welcome)
 }
 
-async fn buddy(hub: &TestHub, name: &str, key: Option<&str>) -> (Ws, Value) {
+pub(crate) async fn buddy(hub: &TestHub, name: &str, key: Option<&str>) -> (Ws, Value) {
     buddy_at(&hub.ws_url("/ws/buddy"), name, key).await
 }
 
-fn id(welcome: &Value) -> u64 {
+pub(crate) fn id(welcome: &Value) -> u64 {
     welcome["you"].as_u64().unwrap()
 }
 
-fn listed(welcome: &Value, who: u64) -> bool {
+pub(crate) fn listed(welcome: &Value, who: u64) -> bool {
     welcome["buddies"]
         .as_array()
         .unwrap()
@@ -49,7 +49,7 @@ fn listed(welcome: &Value, who: u64) -> bool {
 }
 
 /// `a` invites `b` (whose id is `b_id`), `b` accepts; returns the chat's id as both see it.
-async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
+pub(crate) async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
     a.send(json!({"type": "invite", "to": b_id})).await;
     let inv = b.next_of("invited").await["invitation"]["invitation_id"]
         .as_u64()

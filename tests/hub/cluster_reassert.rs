@@ -125,3 +125,183 @@ async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// A buddy joining, again while the cluster refuses joins (it restores the
+/// buddy list), as the page does.
+async fn buddy_joining(hub: &crate::common::TestHub, name: &str) -> (Ws, serde_json::Value) {
+    let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
+    loop {
+        ws.send(json!({"type": "buddy_join", "name": name})).await;
+        let reply = ws
+            .next_matching(|f| f["type"] == "buddy_welcome" || f["type"] == "error")
+            .await;
+        if reply["type"] == "buddy_welcome" {
+            return (ws, reply);
+        }
+        assert_eq!(reply["code"], "cluster_unavailable", "{reply}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The buddy list is re-asserted too (docs/cluster.md §9, "Back empty: the buddy list").
+/// Ann (alpha) and Bob (beta) chat; Cid (alpha) has invited Dan (beta); Gil is on gamma.
+/// Redis is SIGKILLed and started empty, and gamma stops meanwhile. Every page on alpha
+/// and beta stays open and gets its list again; the chat goes on with the next seq on both
+/// sides and in the archive; Dan accepts Cid's invitation; a newcomer sees everyone; Gil,
+/// whose node never claimed him, leaves after the claim window and the grace period; and
+/// Ann, closing her page, leaves Bob's list, her one page counted once.
+#[tokio::test]
+async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
+    use crate::buddy_cluster::{buddy, id, listed, start_chat};
+    let scratch = TempDir::new("cluster-reassert-buddies");
+    let mut redis = RedisServer::start().await;
+    let port = redis.port;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let grace = Duration::from_secs(2);
+    let node = |name: &'static str| {
+        let (store, scratch, redis) = (store.clone(), &scratch, &redis);
+        async move {
+            crate::cluster_hub::node_with(store, redis, name, scratch, move |s| {
+                s.cluster_lease = Duration::from_millis(1_000);
+                s.cluster_renew = Duration::from_millis(200);
+                s.resume_grace = Duration::from_secs(20);
+                s.buddy_grace = grace;
+            })
+            .await
+        }
+    };
+    let alpha = node("alpha").await;
+    let beta = node("beta").await;
+    let gamma = node("gamma").await;
+
+    let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
+    let (mut bob, wb) = buddy(&beta, "Bob", None).await;
+    let (mut cid, wc) = buddy(&alpha, "Cid", None).await;
+    let (mut dan, wd) = buddy(&beta, "Dan", None).await;
+    let (_gil, wg) = buddy(&gamma, "Gil", None).await;
+    let (ia, ib, ic, id_dan, ig) = (id(&wa), id(&wb), id(&wc), id(&wd), id(&wg));
+    let chat = start_chat(&mut ann, &mut bob, ib).await;
+    exchange(&mut ann, &mut bob, &chat, "one", 1).await;
+    exchange(&mut bob, &mut ann, &chat, "two", 2).await;
+    cid.send(json!({"type": "invite", "to": id_dan})).await;
+    let invitation = dan.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    cid.next_of("invited").await;
+
+    redis.kill();
+    gamma.stop().await;
+    let _redis = RedisServer::start_with(port, None).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+
+    // Each page gets its list again, from the restored one: the chat with its messages,
+    // the invitation, everyone still online.
+    for (ws, who) in [
+        (&mut ann, "Ann"),
+        (&mut bob, "Bob"),
+        (&mut cid, "Cid"),
+        (&mut dan, "Dan"),
+    ] {
+        let again = ws.next_of("buddy_welcome").await;
+        for other in [ia, ib, ic, id_dan, ig] {
+            assert!(listed(&again, other), "{who}'s list after the restore: {again}");
+        }
+        if who == "Ann" || who == "Bob" {
+            assert_eq!(again["chat"]["chat_id"], chat.as_str(), "{again}");
+            assert_eq!(again["chat"]["messages"].as_array().unwrap().len(), 2, "{again}");
+        }
+        if who == "Cid" || who == "Dan" {
+            assert_eq!(again["invitations"][0]["invitation_id"], invitation, "{again}");
+        }
+    }
+    // The chat goes on with the next seq, on the same connections.
+    exchange(&mut bob, &mut ann, &chat, "three", 3).await;
+    exchange(&mut ann, &mut bob, &chat, "four", 4).await;
+    // Dan accepts the invitation Cid sent before.
+    dan.send(json!({"type": "accept", "invitation_id": invitation})).await;
+    let cid_dan = cid.next_of("buddy_chat_started").await["chat_id"].clone();
+    assert_eq!(dan.next_of("buddy_chat_started").await["chat_id"], cid_dan);
+    // A newcomer on beta sees everyone (Gil too, until his node's people are handed on).
+    let (_eve, we) = buddy_joining(&beta, "Eve").await;
+    for other in [ia, ib, ic, id_dan] {
+        assert!(listed(&we, other), "{we}");
+    }
+    // Gamma never claimed Gil: once the restore's window is over he is handed on, and he
+    // leaves after the grace period.
+    let left = ann.next_of("buddy_left").await;
+    assert_eq!(left["id"].as_u64(), Some(ig), "{left}");
+    // Ann closes her only page: Bob's chat ends and she leaves his list (her page was
+    // counted once in the restored list).
+    drop(ann);
+    let ended = bob.next_of("buddy_chat_ended").await;
+    assert_eq!(ended["reason"], "peer_left", "{ended}");
+    bob.next_matching(|f| f["type"] == "buddy_left" && f["id"].as_u64() == Some(ia))
+        .await;
+    assert_eq!(
+        archived(&store, &chat, 4).await,
+        [(1, "one"), (2, "two"), (3, "three"), (4, "four")].map(|(s, t)| (s, t.to_string())),
+        "one gapless order in the archive, nothing twice"
+    );
+    // Cid and Dan's pages were never counted twice either: both still chatting.
+    cid.send(json!({"type": "message", "chat_id": cid_dan, "text": "hi", "client_id": "c1"}))
+        .await;
+    assert_eq!(dan.next_of("message").await["text"], "hi");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A customer who leaves while their node is suspended (Redis away past the lease): the
+/// disconnect cannot be recorded then, and the domain restored from the replicas shows
+/// them connected. Their node keeps the call and makes it right after its claim, so an
+/// agent's freed place goes to the next customer, not to the one who left.
+#[tokio::test]
+async fn a_customer_gone_while_their_node_was_suspended_is_not_paired_after_the_restore() {
+    let scratch = TempDir::new("cluster-reassert-gone");
+    let mut redis = RedisServer::start().await;
+    let port = redis.port;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
+    let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = started(&mut carla).await;
+    assert_eq!(started(&mut ann).await, chat);
+    let mut eve = alpha.customer("Eve", "general").await;
+    assert_eq!(eve.next_of("queued").await["place"], 1);
+    let mut fay = beta.customer("Fay", "general").await;
+    assert_eq!(fay.next_of("queued").await["place"], 2);
+
+    redis.kill();
+    // Past the lease: alpha is suspended, and Eve's leaving cannot be recorded.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    drop(eve);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _redis = RedisServer::start_with(port, None).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+
+    // Carla's message is taken once both sides of her chat are claimed: alpha's claim,
+    // and right behind it the calls alpha kept while suspended, Eve's disconnect among them.
+    exchange(&mut carla, &mut ann, &chat, "still here", 1).await;
+    // Ann ends her chat: her place goes to Fay, since Eve is gone.
+    loop {
+        ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+        let reply = ann
+            .next_matching(|f| f["type"] == "chat_ended" || f["type"] == "error")
+            .await;
+        if reply["type"] == "chat_ended" {
+            break;
+        }
+        assert_eq!(reply["code"], "cluster_unavailable", "{reply}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fay_chat = started(&mut fay).await;
+    assert_eq!(
+        started(&mut ann).await,
+        fay_chat,
+        "the freed place goes to Fay, not to Eve who left"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}

@@ -26,9 +26,18 @@ function save() {
   else localStorage.removeItem(KEY);
 }
 
+// A buddy_join sent on this connection and not answered yet.
+let joining = false;
+
+function sendJoin(send) {
+  joining = true;
+  send({ type: 'buddy_join', name: identity.name, key: identity.key || undefined });
+}
+
 const socket = new ReconnectingSocket('/ws/buddy', {
   onOpen(send) {
-    if (!staff && identity?.name) send({ type: 'buddy_join', name: identity.name, key: identity.key || undefined });
+    joining = false;
+    if (!staff && identity?.name) sendJoin(send);
   },
   onFrame: handle,
   onState(state) {
@@ -130,6 +139,7 @@ function endChat(text) {
 function handle(f) {
   switch (f.type) {
     case 'buddy_welcome':
+      joining = false;
       me = f.you;
       maxLen = f.max_message_len;
       if (!staff) { identity = { name: f.name, key: f.key }; save(); }
@@ -200,7 +210,13 @@ function handle(f) {
       }
       break;
     case 'error':
-      if (me === null) {
+      if (joining && f.code === 'cluster_unavailable' && identity?.name) {
+        // The cluster is restoring its data (or Redis is away): the same person joins
+        // again shortly, with the same key.
+        pageNotice('The hub is restoring; joining again shortly…');
+        setTimeout(() => { if (joining && socket.connected) sendJoin((m) => socket.send(m)); }, 1000);
+      } else if (me === null) {
+        joining = false;
         show($('join'), true);
         $('name-error').textContent = f.message;
         $('name').focus();
@@ -222,7 +238,7 @@ $('join-form').addEventListener('submit', (e) => {
   if (!name) { $('name-error').textContent = 'Enter a name (1 to 100 characters).'; return; }
   // A stored key for a different name would make us someone else: start fresh then.
   identity = { name, key: identity?.name === name ? identity.key : undefined };
-  if (socket.connected) socket.send({ type: 'buddy_join', name, key: identity.key });
+  if (socket.connected) sendJoin((m) => socket.send(m));
   else socket.start();
 });
 $('end-chat').addEventListener('click', () => { if (chat) send({ type: 'end_chat', chat_id: chat.chat_id }); });

@@ -48,7 +48,8 @@ function R.offer()
 end
 
 -- ARGV[3]: the winner's replica state (JSON, written by src/cluster/restore.rs);
--- ARGV[4]: the lost routing domain's id (chats keep their wire ids); ARGV[5]: the window (ms).
+-- ARGV[4]: the lost routing domain's id (chats keep their wire ids); ARGV[5]: the window (ms);
+-- ARGV[6]: the winner's buddy list (JSON, src/hub/buddy/snapshot.rs), carried to every node.
 -- Refused (nothing written) unless the offers are closed and the caller offered the longest
 -- replica — or the winner has had two more windows and has not written (it may be dead) —
 -- and unless nothing was restored yet: one writer, once.
@@ -110,7 +111,8 @@ function R.restore()
   redis.call('SET', K_RESTORED, string.format('%d', now))
   -- Replicas load the restored state from this entry and apply the events after it, so
   -- each node carries out every decision made since. Its arguments: the state, and the
-  -- entry's ordinal in the stream (`entries-added`, which followers count on from).
+  -- entry's ordinal in the stream (`entries-added`, which followers count on from), and
+  -- the buddy list.
   local added = 0
   if redis.call('EXISTS', K_EVENTS) == 1 then
     local info = redis.call('XINFO', 'STREAM', K_EVENTS)
@@ -119,7 +121,7 @@ function R.restore()
     end
   end
   return redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    't', 'restore', 'n', node, 'a', cjson.encode({ ARGV[3], string.format('%d', added + 1) }), 'd', '[]')
+    't', 'restore', 'n', node, 'a', cjson.encode({ ARGV[3], string.format('%d', added + 1), ARGV[6] or '' }), 'd', '[]')
 end
 
 -- ARGV[3]: { customers = ids, agents = ids, chats = { { chat, side, last seq recorded } } }

@@ -769,3 +769,56 @@ proptest! {
         prop_assert_eq!(&p.chats, &before.chats);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A replica written out and loaded back (a restore after Redis lost its data) is the
+    /// same presence, and goes on deciding as the original did.
+    #[test]
+    fn a_state_loads_back_as_the_same_presence(
+        ops in proptest::collection::vec(op(), 1..60),
+        after in proptest::collection::vec(op(), 0..20),
+    ) {
+        let mut p = Presence::new();
+        let mut m = Mirror::default();
+        for op in &ops {
+            let mut out = Vec::new();
+            if run(&mut p, &m, op, &mut out).is_ok() {
+                for d in &out {
+                    m.apply(d);
+                }
+            }
+        }
+        let mut loaded = Presence::from_state(p.state()).expect("a presence's own state is consistent");
+        prop_assert_eq!(&loaded, &p);
+        for op in &after {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = run(&mut p, &m, op, &mut a);
+            let rb = run(&mut loaded, &m, op, &mut b);
+            prop_assert_eq!(ra, rb);
+            prop_assert_eq!(&a, &b);
+            for d in &a {
+                m.apply(d);
+            }
+        }
+        prop_assert_eq!(&loaded, &p);
+    }
+}
+
+#[test]
+fn a_state_naming_someone_offline_is_refused() {
+    let mut p = Presence::new();
+    let mut out = vec![];
+    p.connect(BuddyId(1), "ann", &mut out).unwrap();
+    let mut state = p.state();
+    state.invitations.push(Invitation {
+        id: InvitationId(9),
+        from: BuddyId(1),
+        to: BuddyId(2),
+    });
+    assert!(Presence::from_state(state).is_err());
+    let mut state = p.state();
+    state.chats.push((BuddyChatId(3), BuddyId(1), BuddyId(1)));
+    assert!(Presence::from_state(state).is_err(), "one person in a chat twice");
+}

@@ -490,6 +490,11 @@ impl HubState {
             self.replay(event);
             if let Some((lost, heir)) = lost {
                 self.buddy_node_lost(&lost, &heir);
+                if lost == crate::cluster::restore::RESTORED_NODE {
+                    // A restore's claim window is over: the buddies of the nodes that did
+                    // not claim theirs are handed on too.
+                    self.buddy_unclaimed_lost(&heir);
+                }
             }
         }
     }
@@ -696,11 +701,11 @@ impl HubState {
     /// domain's id, so chats keep their wire ids), and its people with their chats' last
     /// recorded seqs. Their resume tokens and agents' names are recorded again after it.
     /// Joins not yet in the stream may be lost with it: refused, to be tried again.
-    /// Buddies are let go of (their events went with the stream; every node starts its
-    /// copy afresh, so the copies agree again).
+    /// The buddy list's replica goes with the routing one, and is restored with it
+    /// (`service::cluster_restored`).
     pub(super) fn cluster_data_lost(&mut self) {
         tracing::error!("Redis lost the cluster's data: re-asserting what this node's people hold");
-        self.let_go_of_buddies();
+        let buddies = self.buddies_data_lost();
         let joins: Vec<ConnId> = self.cluster_mut().pending_joins.keys().copied().collect();
         for conn in joins {
             let words = "the cluster lost its data; join again".to_string();
@@ -724,6 +729,7 @@ impl HubState {
             state: self.routing.state(),
             last_event: self.cluster_mut().last_event.clone(),
             claims,
+            buddies,
         };
         if !self.call(RouterCall::Reassert(Box::new(reassert))) {
             // The router lets go of them when its wait for this runs out (the grace period).
@@ -744,24 +750,6 @@ impl HubState {
         }
         let categories: Vec<CategoryId> = self.category_names.keys().map(|c| CategoryId(c.clone())).collect();
         let _ = self.call(RouterCall::Categories(categories));
-    }
-
-    /// Closes the buddies' connections (1012: reconnect, any node) and forgets the buddy
-    /// list's copy: it starts afresh from the events stream.
-    fn let_go_of_buddies(&mut self) {
-        let buddies: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, entry)| matches!(entry.who, Some(Recipient::Buddy(_))))
-            .map(|(conn, _)| *conn)
-            .collect();
-        for conn in buddies {
-            if let Some(who) = self.conns.get_mut(&conn).and_then(|e| e.who.take()) {
-                self.delivery.detach(&who, conn);
-            }
-            self.close_conn(conn, 1012, "this node is rejoining the cluster; reconnect");
-        }
-        self.buddies = super::BuddyDesk::default();
     }
 
     /// The events this node had not read were trimmed away (it joined late, or fell far
@@ -785,6 +773,7 @@ impl HubState {
     fn let_go_of_everyone(&mut self) {
         let held: Vec<ConnId> = self.conns.keys().copied().collect();
         self.buddies.joining.clear();
+        self.buddies.stop_reasserting();
         for conn in held {
             if let Some(who) = self.conns.get_mut(&conn).and_then(|e| e.who.take()) {
                 self.delivery.detach(&who, conn);

@@ -1,0 +1,182 @@
+//! The desk's part when Redis restarted EMPTY (`docs/cluster.md` §9, "Back empty: the
+//! buddy list"): loading the restored list, applying a node's claim of what it still
+//! holds, and handing on the connections, timers and chats of the nodes that never claimed
+//! (with the restore's pseudo-node, when the reaper finds its lease run out). Every replica
+//! applies these at the same point of the stream, so they decide alike; the node that made
+//! a claim also carries out its local part (timers, pages it cannot count).
+
+use super::snapshot::{BadSnapshot, BuddySnapshot};
+use super::{BuddyDesk, Roster, role_named, staff_key};
+use crate::core::presence::BuddyId;
+use crate::core::routing::AgentId;
+use crate::hub::buddy_events::BuddyEvent;
+use crate::hub::delivery::Recipient;
+use crate::hub::service::HubState;
+use crate::hub::{Command, after};
+
+impl BuddyDesk {
+    /// Replaces the replica with a restored one; this node's own bookkeeping stays.
+    pub(crate) fn load(&mut self, snapshot: BuddySnapshot) -> Result<(), BadSnapshot> {
+        let mut restored = BuddyDesk::from_snapshot(snapshot)?;
+        restored.joining = std::mem::take(&mut self.joining);
+        restored.reasserting = self.reasserting;
+        restored.deferred_desks = std::mem::take(&mut self.deferred_desks);
+        *self = restored;
+        Ok(())
+    }
+
+    pub(crate) fn start_reasserting(&mut self) {
+        self.reasserting = true;
+    }
+
+    pub(crate) fn stop_reasserting(&mut self) {
+        self.reasserting = false;
+        self.deferred_desks.clear();
+    }
+
+    /// Whether joins wait for this node's claim.
+    pub(crate) fn reasserting(&self) -> bool {
+        self.reasserting
+    }
+
+    pub(crate) fn knows(&self, id: BuddyId) -> bool {
+        self.people.contains_key(&id)
+    }
+
+    pub(crate) fn desk_deferred(&self, agent: &AgentId) -> bool {
+        self.deferred_desks.contains(agent)
+    }
+}
+
+impl HubState {
+    /// An agent's desk as a claim names it: their staff key, name and role.
+    pub(in crate::hub) fn buddy_desk(&self, agent: &AgentId) -> Option<(String, String, String)> {
+        let account = self.agent_account(agent)?;
+        Some((
+            staff_key(&account.id),
+            account.display_name.clone(),
+            super::role_str(account.role).to_string(),
+        ))
+    }
+
+    /// `node` claims what it still holds of the restored list: its count of each person's
+    /// pages and desks becomes the claimed one. A count above the claim is connections
+    /// that closed while their close was lost with the stream: closed now (the leave grace
+    /// runs on `node`). A count below it cannot be squared (the replicas do not know
+    /// those connections): `node` closes them, and they join again. A node that is not
+    /// unclaimed any more (its people were handed on already) had its claim come too late:
+    /// its pages join again.
+    pub(super) fn buddy_claimed(
+        &mut self,
+        node: &str,
+        mine: bool,
+        pages: Vec<(u64, u32)>,
+        desks: Vec<(String, String, String)>,
+    ) {
+        if !self.buddies.unclaimed.remove(node) {
+            if mine {
+                let nothing = pages.is_empty() && desks.is_empty();
+                if !nothing {
+                    tracing::warn!("this node's claim of its buddies came after they were handed on: they join again");
+                    self.let_go_of_buddy_pages();
+                }
+                // Its desks were counted closed with it: they open again.
+                for (key, name, role) in desks {
+                    self.buddy_submit(BuddyEvent::DeskOpened { key, name, role }, None, None);
+                }
+                self.buddy_claim_done();
+            }
+            return;
+        }
+        let held = self.buddies.holders.held_on(node);
+        // Before the closes below, whose timers start as they are applied.
+        let timers = self.buddies.holders.timers_on(node);
+        let claimed_pages: std::collections::BTreeMap<BuddyId, u32> =
+            pages.iter().map(|(who, n)| (BuddyId(*who), *n)).collect();
+        for (who, h) in &held {
+            let claimed = claimed_pages.get(who).copied().unwrap_or(0);
+            for _ in claimed..h.pages {
+                self.buddy_closed(*who, node, true);
+            }
+            let desk_claimed = desks.iter().any(|d| self.buddies.by_key.get(&d.0) == Some(who));
+            for _ in u32::from(desk_claimed)..h.desks {
+                self.buddy_closed(*who, node, false);
+            }
+        }
+        for (who, claimed) in &claimed_pages {
+            let counted = held.iter().find(|(w, _)| w == who).map_or(0, |(_, h)| h.pages);
+            if *claimed > counted && mine {
+                tracing::warn!(buddy = who.0, "pages the restored list does not count: they join again");
+                self.delivery.close(
+                    &Recipient::Buddy(*who),
+                    1012,
+                    "the cluster is restoring its data; reconnect",
+                );
+            }
+        }
+        for (key, name, role) in &desks {
+            let id = self.buddies.by_key.get(key).copied();
+            let counted = id
+                .and_then(|id| held.iter().find(|(w, _)| *w == id))
+                .map_or(0, |(_, h)| h.desks);
+            if counted == 0 {
+                // A desk whose opening was lost with the stream: opened now.
+                let id = self
+                    .buddies
+                    .person_for(Some(key), name, Roster::Staff, role_named(Some(role)), "");
+                let mut out = vec![];
+                if self.buddies.staff.connect(id, name, &mut out).is_ok() {
+                    self.buddies.holders.opened(id, node, false);
+                    self.buddy_apply(Roster::Staff, node, out);
+                }
+            }
+        }
+        if mine {
+            // Timers of `node` in the restored list that this node may not run (they were
+            // started by events past its own replica): run again; a repeat is a stale epoch.
+            for (who, epoch) in timers {
+                after(
+                    &self.timers,
+                    self.settings.buddy_grace,
+                    Command::BuddyGraceExpired { buddy: who, epoch },
+                );
+            }
+            self.buddy_claim_done();
+        }
+    }
+
+    /// This node's claim is applied: joins are taken again, and the desks that opened
+    /// meanwhile (the claim left them out) are announced.
+    fn buddy_claim_done(&mut self) {
+        let deferred: Vec<AgentId> = std::mem::take(&mut self.buddies.deferred_desks).into_iter().collect();
+        self.buddies.stop_reasserting();
+        for agent in deferred {
+            self.buddy_agent_online(&agent);
+        }
+    }
+
+    /// The restore's pseudo-node was reaped (its lease ran out, a window after the restore):
+    /// every node that has not claimed is lost, as if reaped itself, in name order, with
+    /// `heir` taking its timers and chats. This node among them lets its pages go.
+    pub(in crate::hub) fn buddy_unclaimed_lost(&mut self, heir: &str) {
+        let here = self.buddy_node().unwrap_or("").to_string();
+        let unclaimed = std::mem::take(&mut self.buddies.unclaimed);
+        for node in unclaimed {
+            tracing::warn!(node = %node, "a node did not claim its buddies in the restored list: handing them on");
+            if node == here {
+                self.let_go_of_buddy_pages();
+                self.buddies.stop_reasserting();
+            }
+            self.buddy_node_lost(&node, heir);
+        }
+    }
+}
+
+impl BuddyEvent {
+    /// Whether repeating this event after Redis lost its data would count a connection's
+    /// close twice: a node's claim counts its connections as they are instead
+    /// (`hub::cluster_outbox` drops these from the own calls kept through the outage).
+    pub(crate) fn is_a_close(&self) -> bool {
+        matches!(self, BuddyEvent::PageClosed { .. } | BuddyEvent::DeskClosed { .. })
+    }
+}

@@ -1,0 +1,162 @@
+//! What a node does when Redis restarted EMPTY (issue 15, `docs/cluster.md` §9, "Back
+//! empty") beyond the routing's claims: it hands its replica of the buddy list to the
+//! restore with its routing replica, loads the restored list from the restore entry and
+//! claims the buddy connections it still holds (the desk's side, applying a claim and
+//! handing on the unclaimed, is `hub::buddy::reassert`); and it disconnects again the
+//! customers and agents whose disconnect the restored domain does not have.
+
+use std::collections::BTreeMap;
+
+use super::HubState;
+use crate::cluster::replica::RoutingOp;
+use crate::core::presence::BuddyId;
+use crate::core::routing::{AgentId, CustomerId};
+use crate::hub::buddy::snapshot::BuddySnapshot;
+use crate::hub::buddy_events::BuddyEvent;
+use crate::hub::delivery::{ConnId, Recipient};
+
+/// The close a buddy page gets when this node cannot keep it through a restore: the page
+/// reconnects (to any node) and joins again with its key.
+const REJOIN: (u16, &str) = (1012, "the cluster is restoring its data; reconnect");
+
+impl HubState {
+    /// Redis lost its data: the buddy list's replica, as JSON, for the restore. Joins under
+    /// way may have been lost with the stream: their pages reconnect and join again. Until
+    /// this node's claim is applied, new joins are refused and desks wait.
+    pub(super) fn buddies_data_lost(&mut self) -> String {
+        let joining: Vec<ConnId> = self.buddies.joining.drain().collect();
+        for conn in joining {
+            self.close_conn(conn, REJOIN.0, REJOIN.1);
+        }
+        self.buddies.start_reasserting();
+        serde_json::to_string(&self.buddies.snapshot()).expect("a buddy snapshot is JSON")
+    }
+
+    /// The follower read the restore entry: the buddy list becomes the restored one (the
+    /// longest replica's, perhaps another node's), this node's pages get a fresh welcome
+    /// from it (their lists may have missed what the longer replica applied), and the node
+    /// claims what it holds: its pages per person and its agents' desks.
+    pub(in crate::hub) fn restore_loaded(&mut self, snapshot: BuddySnapshot) {
+        if self.buddy_node().is_none() {
+            return;
+        }
+        self.disconnects_lost_in_the_outage();
+        if let Err(e) = self.buddies.load(snapshot) {
+            tracing::error!(error = %e, "could not load the restored buddy list: this node's buddies reconnect");
+            self.buddies.stop_reasserting();
+            return self.let_go_of_buddy_pages();
+        }
+        self.buddies.start_reasserting();
+        // Joins under way: their events may fall either side of the claim. They join again
+        // after it.
+        let joining: Vec<ConnId> = self.buddies.joining.drain().collect();
+        for conn in joining {
+            self.close_conn(conn, REJOIN.0, REJOIN.1);
+        }
+        let mut pages: BTreeMap<BuddyId, u32> = BTreeMap::new();
+        let mut unknown = vec![];
+        let held: Vec<(ConnId, BuddyId)> = self
+            .conns
+            .iter()
+            .filter_map(|(conn, entry)| match entry.who {
+                Some(Recipient::Buddy(id)) => Some((*conn, id)),
+                _ => None,
+            })
+            .collect();
+        for (conn, id) in held {
+            if self.buddies.knows(id) {
+                *pages.entry(id).or_default() += 1;
+                let welcome = self.buddy_welcome(id);
+                self.send_to_conn(conn, &welcome);
+            } else {
+                unknown.push(conn);
+            }
+        }
+        // Someone the restored list does not have (it cannot happen: every page here was
+        // welcomed by an event the longest replica applied): they join again.
+        for conn in unknown {
+            self.let_go_of_buddy_page(conn);
+        }
+        let agents: Vec<_> = self
+            .agents
+            .iter()
+            .filter(|(_, info)| info.conn.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let desks = agents
+            .iter()
+            .filter(|agent| !self.buddies.desk_deferred(agent))
+            .filter_map(|agent| self.buddy_desk(agent))
+            .collect();
+        let claim = BuddyEvent::Claimed {
+            pages: pages.into_iter().map(|(id, n)| (id.0, n)).collect(),
+            desks,
+        };
+        tracing::warn!("claiming this node's buddy connections in the restored buddy list");
+        self.buddy_submit(claim, None, None);
+    }
+
+    /// The routing replica is the restored domain now (its `RoutingReload` came first):
+    /// a customer or agent this node holds without a connection, whom it shows connected,
+    /// closed their connection while Redis was away and their disconnect was lost (made
+    /// while this node was suspended, or with the stream). Disconnected now, behind this
+    /// node's claim in the router's queue, so their grace runs and today's rules follow.
+    fn disconnects_lost_in_the_outage(&mut self) {
+        let customers: Vec<CustomerId> = self
+            .customers
+            .iter()
+            .filter(|(id, c)| c.conn.is_none() && self.routing.customer_connected(**id) == Some(true))
+            .map(|(id, _)| *id)
+            .collect();
+        let agents: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(id, a)| a.conn.is_none() && self.routing.agent(id).is_some_and(|v| v.connected))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !customers.is_empty() || !agents.is_empty() {
+            tracing::warn!(
+                customers = customers.len(),
+                agents = agents.len(),
+                "people whose disconnect was lost while Redis was away: disconnected again"
+            );
+        }
+        for customer in customers {
+            self.route(RoutingOp::CustomerDisconnected(customer), None);
+        }
+        for agent in agents {
+            self.route(RoutingOp::AgentDisconnected(agent), None);
+        }
+    }
+
+    /// Closes this node's buddy pages without counting their closes (the replicas counted
+    /// them already, or never did): they reconnect, to any node, and join again.
+    pub(in crate::hub) fn let_go_of_buddy_pages(&mut self) {
+        let pages: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, entry)| matches!(entry.who, Some(Recipient::Buddy(_))))
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in pages {
+            self.let_go_of_buddy_page(conn);
+        }
+        let joining: Vec<ConnId> = self.buddies.joining.drain().collect();
+        for conn in joining {
+            self.close_conn(conn, REJOIN.0, REJOIN.1);
+        }
+    }
+
+    /// A staff buddy page registering while this node's claim is on its way: it comes back
+    /// (1013, try again) and registers after the claim.
+    pub(in crate::hub) fn close_buddy_conn_for_now(&mut self, conn: ConnId) {
+        self.close_conn(conn, 1013, "the cluster is restoring the buddy list; try again");
+    }
+
+    fn let_go_of_buddy_page(&mut self, conn: ConnId) {
+        if let Some(who) = self.conns.get_mut(&conn).and_then(|e| e.who.take()) {
+            self.delivery.detach(&who, conn);
+        }
+        self.close_conn(conn, REJOIN.0, REJOIN.1);
+    }
+}
