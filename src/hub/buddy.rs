@@ -85,6 +85,9 @@ pub(crate) struct BuddyDesk {
     reasserting: bool,
     /// Agents whose desk opened while `reasserting`: announced once the claim is applied.
     deferred_desks: BTreeSet<AgentId>,
+    /// Agents whose desk this node announced (`DeskOpened`) and has not closed: what its
+    /// claim names.
+    announced_desks: BTreeSet<AgentId>,
 }
 
 impl BuddyDesk {
@@ -642,6 +645,7 @@ impl HubState {
             name: account.display_name.clone(),
             role: role_str(account.role).to_string(),
         };
+        self.buddies.announced_desks.insert(agent.clone());
         self.buddy_submit(event, None, None);
     }
 
@@ -650,6 +654,7 @@ impl HubState {
         if self.buddies.deferred_desks.remove(agent) {
             return;
         }
+        self.buddies.announced_desks.remove(agent);
         self.buddy_submit(
             BuddyEvent::DeskClosed {
                 key: staff_key(&agent.0),

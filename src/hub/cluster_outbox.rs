@@ -51,13 +51,16 @@ pub(crate) enum OwnCall {
     },
 }
 
-/// Redis lost its data: drops the buddy closes kept through the outage. The restored
-/// list may count them already (the longest replica applied them), and a node's claim of
-/// the restored list counts its connections as they are, so a close sent after it would
-/// count one twice (their once-only ids were lost with the data).
+/// Redis lost its data: drops the buddy closes (and any claim of an earlier restore) kept
+/// through the outage. The restored list may count them already (the longest replica
+/// applied them), and a node's claim of the restored list counts its connections as they
+/// are, so a close sent after it would count one twice (their once-only ids were lost
+/// with the data).
 pub(crate) fn drop_buddy_closes(own: &mut OwnCalls<OwnCall>) {
     let dropped = own.drop_where(|call| match call {
-        OwnCall::Buddy { event, .. } => serde_json::from_str::<BuddyEvent>(event).is_ok_and(|e| e.is_a_close()),
+        OwnCall::Buddy { event, .. } => {
+            serde_json::from_str::<BuddyEvent>(event).is_ok_and(|e| e.is_squared_by_a_claim())
+        }
         OwnCall::Op(_) => false,
     });
     if dropped > 0 {

@@ -16,6 +16,8 @@ pub mod admin_bus;
 mod buddy;
 mod buddy_events;
 pub mod cluster_link;
+// issue 15: the follower of the routing events and the chat channel's subscriber
+mod cluster_follower;
 mod cluster_outbox;
 // issue 15: Redis restarted empty, the router's and follower's part in re-asserting
 mod cluster_reassert;

@@ -26,8 +26,10 @@ function save() {
   else localStorage.removeItem(KEY);
 }
 
-// A buddy_join sent on this connection and not answered yet.
+// A buddy_join sent on this connection and not answered yet, and the timer that sends it
+// again when the hub asked us to wait (one at a time, and none past a reconnect).
 let joining = false;
+let rejoinTimer = null;
 
 function sendJoin(send) {
   joining = true;
@@ -36,6 +38,8 @@ function sendJoin(send) {
 
 const socket = new ReconnectingSocket('/ws/buddy', {
   onOpen(send) {
+    clearTimeout(rejoinTimer);
+    rejoinTimer = null;
     joining = false;
     if (!staff && identity?.name) sendJoin(send);
   },
@@ -214,7 +218,14 @@ function handle(f) {
         // The cluster is restoring its data (or Redis is away): the same person joins
         // again shortly, with the same key.
         pageNotice('The hub is restoring; joining again shortly…');
-        setTimeout(() => { if (joining && socket.connected) sendJoin((m) => socket.send(m)); }, 1000);
+        if (rejoinTimer === null) {
+          rejoinTimer = setTimeout(() => {
+            rejoinTimer = null;
+            if (joining && socket.connected) sendJoin((m) => socket.send(m));
+          }, 1000);
+        }
+      } else if (f.code === 'already_joined') {
+        // A join sent twice on one connection: the first one stands.
       } else if (me === null) {
         joining = false;
         show($('join'), true);

@@ -21,6 +21,7 @@ impl BuddyDesk {
         restored.joining = std::mem::take(&mut self.joining);
         restored.reasserting = self.reasserting;
         restored.deferred_desks = std::mem::take(&mut self.deferred_desks);
+        restored.announced_desks = std::mem::take(&mut self.announced_desks);
         *self = restored;
         Ok(())
     }
@@ -43,8 +44,14 @@ impl BuddyDesk {
         self.people.contains_key(&id)
     }
 
-    pub(crate) fn desk_deferred(&self, agent: &AgentId) -> bool {
-        self.deferred_desks.contains(agent)
+    /// The agents whose desk this node announced (and has not closed).
+    pub(crate) fn announced_desks(&self) -> impl Iterator<Item = &AgentId> {
+        self.announced_desks.iter()
+    }
+
+    /// A load that failed: the replica starts afresh, as on every other node.
+    pub(crate) fn load_nothing(&mut self) {
+        let _ = self.load(BuddySnapshot::default());
     }
 }
 
@@ -62,10 +69,10 @@ impl HubState {
     /// `node` claims what it still holds of the restored list: its count of each person's
     /// pages and desks becomes the claimed one. A count above the claim is connections
     /// that closed while their close was lost with the stream: closed now (the leave grace
-    /// runs on `node`). A count below it cannot be squared (the replicas do not know
-    /// those connections): `node` closes them, and they join again. A node that is not
-    /// unclaimed any more (its people were handed on already) had its claim come too late:
-    /// its pages join again.
+    /// runs on `node`). A desk below it is one whose opening was lost: opened now. Pages
+    /// below it cannot be squared (the replicas do not know those connections): `node`
+    /// closes them, and they join again. A node whose people were handed on already (its
+    /// claim came after the window) holds nothing: the same rules apply to zero counts.
     pub(super) fn buddy_claimed(
         &mut self,
         node: &str,
@@ -73,21 +80,7 @@ impl HubState {
         pages: Vec<(u64, u32)>,
         desks: Vec<(String, String, String)>,
     ) {
-        if !self.buddies.unclaimed.remove(node) {
-            if mine {
-                let nothing = pages.is_empty() && desks.is_empty();
-                if !nothing {
-                    tracing::warn!("this node's claim of its buddies came after they were handed on: they join again");
-                    self.let_go_of_buddy_pages();
-                }
-                // Its desks were counted closed with it: they open again.
-                for (key, name, role) in desks {
-                    self.buddy_submit(BuddyEvent::DeskOpened { key, name, role }, None, None);
-                }
-                self.buddy_claim_done();
-            }
-            return;
-        }
+        self.buddies.unclaimed.remove(node);
         let held = self.buddies.holders.held_on(node);
         // Before the closes below, whose timers start as they are applied.
         let timers = self.buddies.holders.timers_on(node);
@@ -165,18 +158,26 @@ impl HubState {
             tracing::warn!(node = %node, "a node did not claim its buddies in the restored list: handing them on");
             if node == here {
                 self.let_go_of_buddy_pages();
-                self.buddies.stop_reasserting();
             }
             self.buddy_node_lost(&node, heir);
+        }
+        // This node's claim, if it made one, is applied or lost by now: joins are taken
+        // again either way.
+        if self.buddies.reasserting() {
+            self.buddy_claim_done();
         }
     }
 }
 
 impl BuddyEvent {
-    /// Whether repeating this event after Redis lost its data would count a connection's
-    /// close twice: a node's claim counts its connections as they are instead
+    /// Whether sending this event after Redis lost its data could count a connection
+    /// twice: a close the restored list may hold already, or a claim of an earlier
+    /// restore. The node's claim of the new one counts its connections as they are instead
     /// (`hub::cluster_outbox` drops these from the own calls kept through the outage).
-    pub(crate) fn is_a_close(&self) -> bool {
-        matches!(self, BuddyEvent::PageClosed { .. } | BuddyEvent::DeskClosed { .. })
+    pub(crate) fn is_squared_by_a_claim(&self) -> bool {
+        matches!(
+            self,
+            BuddyEvent::PageClosed { .. } | BuddyEvent::DeskClosed { .. } | BuddyEvent::Claimed { .. }
+        )
     }
 }

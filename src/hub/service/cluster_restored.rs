@@ -1,16 +1,13 @@
-//! What a node does when Redis restarted EMPTY (issue 15, `docs/cluster.md` §9, "Back
-//! empty") beyond the routing's claims: it hands its replica of the buddy list to the
-//! restore with its routing replica, loads the restored list from the restore entry and
-//! claims the buddy connections it still holds (the desk's side, applying a claim and
-//! handing on the unclaimed, is `hub::buddy::reassert`); and it disconnects again the
-//! customers and agents whose disconnect the restored domain does not have.
+//! The buddy list when Redis restarted EMPTY (issue 15, `docs/cluster.md` §9, "Back
+//! empty: the buddy list"): this node hands its replica of the buddy list to the restore
+//! with its routing replica, loads the restored list from the restore entry, and claims
+//! the buddy connections it still holds. The desk's side (applying a claim, handing on
+//! the unclaimed) is `hub::buddy::reassert`.
 
 use std::collections::BTreeMap;
 
 use super::HubState;
-use crate::cluster::replica::RoutingOp;
 use crate::core::presence::BuddyId;
-use crate::core::routing::{AgentId, CustomerId};
 use crate::hub::buddy::snapshot::BuddySnapshot;
 use crate::hub::buddy_events::BuddyEvent;
 use crate::hub::delivery::{ConnId, Recipient};
@@ -33,28 +30,34 @@ impl HubState {
     }
 
     /// The follower read the restore entry: the buddy list becomes the restored one (the
-    /// longest replica's, perhaps another node's), this node's pages get a fresh welcome
-    /// from it (their lists may have missed what the longer replica applied), and the node
-    /// claims what it holds: its pages per person and its agents' desks.
+    /// longest replica's, perhaps another node's). A node that went through the loss
+    /// (`buddies_data_lost`) sends its pages a fresh welcome from it (their lists may have
+    /// missed what the longer replica applied) and claims what it holds: its pages per
+    /// person and the desks it announced. Any other node (one that joined the empty Redis
+    /// before the restore, or replays the stream from before it) holds nothing of the
+    /// restored list: its pages, welcomed into a list the restore replaced, join again.
     pub(in crate::hub) fn restore_loaded(&mut self, snapshot: BuddySnapshot) {
         if self.buddy_node().is_none() {
             return;
         }
-        self.disconnects_lost_in_the_outage();
+        let went_through_the_loss = self.buddies.reasserting();
         if let Err(e) = self.buddies.load(snapshot) {
-            tracing::error!(error = %e, "could not load the restored buddy list: this node's buddies reconnect");
-            self.buddies.stop_reasserting();
-            return self.let_go_of_buddy_pages();
+            // Every replica loads the same entry and fails alike: all start afresh.
+            tracing::error!(error = %e, "could not load the restored buddy list: it starts afresh and this node's buddies reconnect");
+            self.buddies.load_nothing();
+            self.let_go_of_buddy_pages();
+            return self.buddies.stop_reasserting();
         }
-        self.buddies.start_reasserting();
-        // Joins under way: their events may fall either side of the claim. They join again
-        // after it.
+        // Joins under way: their events may fall either side of the claim (or before the
+        // restore entry, which drops them). They join again after it.
         let joining: Vec<ConnId> = self.buddies.joining.drain().collect();
         for conn in joining {
             self.close_conn(conn, REJOIN.0, REJOIN.1);
         }
+        if !went_through_the_loss {
+            return self.let_go_of_buddy_pages();
+        }
         let mut pages: BTreeMap<BuddyId, u32> = BTreeMap::new();
-        let mut unknown = vec![];
         let held: Vec<(ConnId, BuddyId)> = self
             .conns
             .iter()
@@ -69,23 +72,14 @@ impl HubState {
                 let welcome = self.buddy_welcome(id);
                 self.send_to_conn(conn, &welcome);
             } else {
-                unknown.push(conn);
+                // Someone the restored list does not have (it cannot happen: every page
+                // here was welcomed by an event the longest replica applied): join again.
+                self.let_go_of_buddy_page(conn);
             }
         }
-        // Someone the restored list does not have (it cannot happen: every page here was
-        // welcomed by an event the longest replica applied): they join again.
-        for conn in unknown {
-            self.let_go_of_buddy_page(conn);
-        }
-        let agents: Vec<_> = self
-            .agents
-            .iter()
-            .filter(|(_, info)| info.conn.is_some())
-            .map(|(id, _)| id.clone())
-            .collect();
-        let desks = agents
-            .iter()
-            .filter(|agent| !self.buddies.desk_deferred(agent))
+        let desks = self
+            .buddies
+            .announced_desks()
             .filter_map(|agent| self.buddy_desk(agent))
             .collect();
         let claim = BuddyEvent::Claimed {
@@ -94,39 +88,6 @@ impl HubState {
         };
         tracing::warn!("claiming this node's buddy connections in the restored buddy list");
         self.buddy_submit(claim, None, None);
-    }
-
-    /// The routing replica is the restored domain now (its `RoutingReload` came first):
-    /// a customer or agent this node holds without a connection, whom it shows connected,
-    /// closed their connection while Redis was away and their disconnect was lost (made
-    /// while this node was suspended, or with the stream). Disconnected now, behind this
-    /// node's claim in the router's queue, so their grace runs and today's rules follow.
-    fn disconnects_lost_in_the_outage(&mut self) {
-        let customers: Vec<CustomerId> = self
-            .customers
-            .iter()
-            .filter(|(id, c)| c.conn.is_none() && self.routing.customer_connected(**id) == Some(true))
-            .map(|(id, _)| *id)
-            .collect();
-        let agents: Vec<AgentId> = self
-            .agents
-            .iter()
-            .filter(|(id, a)| a.conn.is_none() && self.routing.agent(id).is_some_and(|v| v.connected))
-            .map(|(id, _)| id.clone())
-            .collect();
-        if !customers.is_empty() || !agents.is_empty() {
-            tracing::warn!(
-                customers = customers.len(),
-                agents = agents.len(),
-                "people whose disconnect was lost while Redis was away: disconnected again"
-            );
-        }
-        for customer in customers {
-            self.route(RoutingOp::CustomerDisconnected(customer), None);
-        }
-        for agent in agents {
-            self.route(RoutingOp::AgentDisconnected(agent), None);
-        }
     }
 
     /// Closes this node's buddy pages without counting their closes (the replicas counted

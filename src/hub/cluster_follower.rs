@@ -1,0 +1,290 @@
+//! What a node reads from Redis (issue 15): the **follower** reads the routing events
+//! stream in order and hands each batch to the hub, which replays it through its replica
+//! (`hub/service/cluster.rs`) — and, when Redis lost its data, waits for the restore and
+//! loads the replica and the buddy list from its entry; the **subscriber** listens on this
+//! node's channel for chat messages, typing and drafts from other nodes, and tells the hub
+//! when its subscription was cut (so it re-reads its chats' logs). Started by
+//! `cluster_link::start`, beside the router.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Command;
+use super::cluster_link::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
+use super::cluster_reassert::{Periods, read_cluster_id, restored_after, wait_for_restore};
+use crate::cluster::chat_log::{self, NodeMessage};
+use crate::cluster::node::Cluster;
+use crate::cluster::restore;
+use crate::cluster::routing_events::{Followed, RoutingEvent, follow};
+use crate::cluster::routing_scripts::{EVENTS_KEY, read_snapshot};
+use crate::core::routing::AgentId;
+
+/// Routing events handed to the hub per batch (one follow script per batch).
+const FOLLOW_BATCH: usize = 1_000;
+/// How long the follower's blocking read waits for a new event before looking again.
+const FOLLOW_BLOCK_MS: u64 = 1_000;
+
+/// A connection of the follower's own: its blocking reads must not hold up the node's
+/// shared connection, and may wait longer than its 1 s timeout.
+fn blocking_conn(cluster: &Cluster) -> redis::RedisResult<ConnectionManager> {
+    let wait = Duration::from_millis(FOLLOW_BLOCK_MS * 3);
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(wait))
+        .set_response_timeout(Some(wait))
+        .set_number_of_retries(1);
+    ConnectionManager::new_lazy_with_config(cluster.client().clone(), config)
+}
+
+pub(super) async fn follower(
+    cluster: Cluster,
+    hub: mpsc::WeakSender<Command>,
+    periods: Periods,
+    shutdown: CancellationToken,
+) {
+    let mut conn = match blocking_conn(&cluster) {
+        Ok(conn) => conn,
+        Err(e) => return tracing::error!(error = %e, "cannot open the routing events follower's connection"),
+    };
+    // The cluster's id first: the hub names chats with it.
+    let mut cluster_id = loop {
+        match read_cluster_id(&mut conn).await {
+            Ok(cluster_id) => {
+                tell(
+                    &hub,
+                    Command::ClusterStarted {
+                        cluster_id: cluster_id.clone(),
+                    },
+                )
+                .await;
+                break cluster_id;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster's id; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETRY_PAUSE) => {}
+        }
+    };
+    let (mut last, mut seen) = ("0-0".to_string(), 0u64);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let pause = match follow(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH).await {
+            Ok(Followed::Events(mut events)) if !events.is_empty() => {
+                // The routing domain was written back after Redis lost its data
+                // (`cluster::restore`): the replica becomes the restored state, and the
+                // events after it follow. What came before it was overwritten.
+                let restored = events.iter().rposition(|e| e.transition == restore::RESTORE_TRANSITION);
+                if let Some(at) = restored {
+                    let entry = events.drain(..=at).next_back().expect("found");
+                    // Counted from the entry's own ordinal: what came before it may be
+                    // entries of the lost stream (this follower's `seen`) or of the new one.
+                    seen = entry
+                        .args
+                        .get(1)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(seen + at as u64 + 1);
+                    last.clone_from(&entry.id);
+                    match entry.args.first().map(|state| restore::decode(state)) {
+                        Some(Ok(state)) => {
+                            tracing::warn!(from = %entry.id, "loading this node's routing replica from the restored domain");
+                            let last_event = entry.id.clone();
+                            tell(&hub, Command::RoutingReload { state, last_event }).await;
+                        }
+                        _ => tracing::error!(entry = %entry.id, "a restore entry this node cannot read"),
+                    }
+                    // The buddy list restored with it (an empty one if it cannot be read:
+                    // this node's buddies then join again).
+                    let buddies = entry.args.get(2).map(|json| serde_json::from_str(json));
+                    let buddies = match buddies {
+                        Some(Ok(buddies)) => buddies,
+                        _ => {
+                            tracing::error!(entry = %entry.id, "a restore entry's buddy list this node cannot read");
+                            Box::default()
+                        }
+                    };
+                    tell(&hub, Command::BuddiesRestored(buddies)).await;
+                }
+                if !events.is_empty() {
+                    last.clone_from(&events.last().expect("not empty").id);
+                    seen += events.len() as u64;
+                    let agent_names = agent_names(&mut conn, &events).await;
+                    tell(&hub, Command::RoutingEvents { events, agent_names }).await;
+                }
+                continue;
+            }
+            Ok(Followed::Events(_)) => {
+                // Nothing new: wait on the stream itself (returns at the next entry).
+                let woke: Result<redis::Value, _> = redis::cmd("XREAD")
+                    .arg("BLOCK")
+                    .arg(FOLLOW_BLOCK_MS)
+                    .arg("COUNT")
+                    .arg(1)
+                    .arg("STREAMS")
+                    .arg(EVENTS_KEY)
+                    .arg(&last)
+                    .query_async(&mut conn)
+                    .await;
+                if woke.is_ok() {
+                    continue;
+                }
+                RETRY_PAUSE
+            }
+            Ok(Followed::Lost) => {
+                // Redis restarted empty. The nodes' routers write the lost domain back
+                // (`cluster::restore`) from the longest replica, this node's perhaps: the
+                // replica stays as it is until then, and then loads what was restored.
+                // Should no node restore it (every one gave up), the domain starts again
+                // empty under a new id, and so does the replica.
+                tracing::error!(old = %cluster_id, "Redis lost the cluster's data: waiting for the nodes to restore it");
+                if !wait_for_restore(&mut conn, &hub, periods, &shutdown).await {
+                    return;
+                }
+                match read_cluster_id(&mut conn).await {
+                    Ok(id) => {
+                        // The new stream from its first entry: the restore's, unless a node
+                        // called before it (overwritten by it).
+                        cluster_id.clone_from(&id);
+                        (last, seen) = ("0-0".to_string(), 0);
+                        tell(&hub, Command::ClusterStarted { cluster_id: id }).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the cluster's id; retrying");
+                        RETRY_PAUSE
+                    }
+                }
+            }
+            Ok(Followed::Gap) if restored_after(&mut conn, &last).await => {
+                // Redis lost its data and the domain was restored before this follower
+                // noticed (the restore brought the domain's id back): the new stream from
+                // its first entry, the restore's.
+                tracing::error!(after = %last, "the routing domain was restored after Redis lost its data");
+                (last, seen) = ("0-0".to_string(), 0);
+                continue;
+            }
+            Ok(Followed::Gap) => match read_snapshot(&mut conn).await {
+                // Events this node had not read were trimmed away (it joined late, or
+                // fell far behind): its replica starts again from the whole state, and
+                // it follows on from the last event the snapshot includes.
+                Ok(snapshot) => {
+                    tracing::warn!(
+                        after = %last, from = %snapshot.last_event,
+                        "routing events this node had not read were trimmed away: loading its replica from a snapshot"
+                    );
+                    last.clone_from(&snapshot.last_event);
+                    seen = snapshot.events_added;
+                    tell(
+                        &hub,
+                        Command::RoutingReload {
+                            state: snapshot.state,
+                            last_event: snapshot.last_event,
+                        },
+                    )
+                    .await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read a snapshot of the routing; retrying");
+                    RETRY_PAUSE
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the routing events; retrying");
+                RETRY_PAUSE
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// The display names of the agents these events bring online.
+async fn agent_names(conn: &mut ConnectionManager, events: &[RoutingEvent]) -> Vec<(AgentId, String)> {
+    let agents: Vec<&String> = events
+        .iter()
+        .filter(|e| matches!(e.transition.as_str(), "agent_online" | "agent_resumed"))
+        .filter_map(|e| e.args.first())
+        .collect();
+    if agents.is_empty() {
+        return vec![];
+    }
+    let names: Vec<Option<String>> = match redis::cmd("HMGET")
+        .arg(AGENT_NAMES_KEY)
+        .arg(&agents)
+        .query_async(conn)
+        .await
+    {
+        Ok(names) => names,
+        Err(_) => return vec![],
+    };
+    agents
+        .into_iter()
+        .zip(names)
+        .filter_map(|(a, n)| Some((AgentId(a.clone()), n?)))
+        .collect()
+}
+
+pub(super) async fn subscriber(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: CancellationToken) {
+    let channel = chat_log::node_channel(cluster.node_id());
+    let mut subscribed_before = false;
+    loop {
+        let subscription = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut pubsub = cluster.client().get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        });
+        let pubsub = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = subscription => s.ok().and_then(Result::ok),
+        };
+        if let Some(mut pubsub) = pubsub {
+            if subscribed_before {
+                // Messages published while the subscription was cut are in the chats' logs.
+                tracing::info!("subscribed to this node's chat channel again; re-reading its chats' logs");
+                tell(&hub, Command::ChatResync).await;
+            }
+            subscribed_before = true;
+            let mut messages = pubsub.on_message();
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    m = messages.next() => m,
+                };
+                let Some(message) = message else {
+                    tracing::warn!("this node's chat channel subscription was cut; subscribing again");
+                    break;
+                };
+                let parsed = message
+                    .get_payload::<String>()
+                    .ok()
+                    .and_then(|p| chat_log::parse_node_message(&p));
+                match parsed {
+                    Some(NodeMessage::Line(line)) => {
+                        tell(
+                            &hub,
+                            Command::ChatLines {
+                                lines: vec![line],
+                                filled: None,
+                            },
+                        )
+                        .await
+                    }
+                    Some(signal) => tell(&hub, Command::ChatSignal(signal)).await,
+                    None => tracing::warn!("ignored a malformed message on this node's chat channel"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETRY_PAUSE) => {}
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Chat messages between nodes (issue 15, `docs/cluster.md` §7): a checked message goes
+//! to Redis to be stamped (its chat's seq drawn and logged by a fenced script); each node
+//! records every line of its chats in seq order, holding lines that come past a gap until
+//! the chat's log fills it; typing and drafts go to the peer's node only.
+
+use uuid::Uuid;
+
+use super::super::HubState;
+use super::SENT_HERE_MAX;
+use crate::cluster::chat_log::{ChatLine, LOG_BOUND, NodeMessage};
+use crate::core::routing::{ChatId, Party};
+use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
+use crate::hub::delivery::{Delivery, Outbound, Recipient};
+use crate::hub::now_ms;
+use crate::hub::transcript::{Author, Stamped};
+use crate::protocol::{From, ServerFrame};
+
+impl HubState {
+    /// Sends a checked message to be stamped by Redis; it is recorded and delivered when
+    /// the stamp comes back (`chat_lines`).
+    pub(in crate::hub::service) fn cluster_relay(
+        &mut self,
+        chat: ChatId,
+        from: Party,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        let log = self.chats.get(&chat).expect("chats in routing have a log");
+        let sender = match from {
+            Party::Customer => Recipient::Customer(log.customer),
+            _ => Recipient::Agent(log.agent.clone()),
+        };
+        let id = Uuid::now_v7().to_string();
+        let cluster = self.cluster_mut();
+        if cluster.sent_here.len() >= SENT_HERE_MAX {
+            cluster.sent_here.clear();
+        }
+        cluster.sent_here.insert(id.clone());
+        let call = RouterCall::Message {
+            chat,
+            from,
+            sender,
+            id,
+            at: now_ms(),
+            text,
+            client_id,
+        };
+        if !self.call(call) {
+            return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
+        }
+        Ok(())
+    }
+
+    pub(in crate::hub::service) fn is_filling(&self, chat: ChatId) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.filling.contains(&chat))
+    }
+
+    pub(in crate::hub::service) fn fill(&mut self, chat: ChatId, after: u64) {
+        if self.cluster_mut().filling.insert(chat) && !self.call(RouterCall::Fill { chat, after }) {
+            self.cluster_mut().filling.remove(&chat);
+        }
+    }
+
+    pub(in crate::hub::service) fn chat_lines(&mut self, lines: Vec<ChatLine>, filled: Option<ChatId>) {
+        let progressed = !lines.is_empty();
+        if let Some(chat) = filled {
+            self.cluster_mut().filling.remove(&chat);
+        }
+        for line in lines {
+            self.accept_line(line);
+        }
+        if let Some(chat) = filled {
+            self.chat_read_for_resume(chat);
+        }
+        // Still a gap after the fill (messages arrived meanwhile past it): read again.
+        if let Some(chat) = filled
+            && progressed
+            && self.cluster_mut().ahead.get(&chat).is_some_and(|held| !held.is_empty())
+            && let Some(last) = self.chats.get(&chat).map(|log| log.transcript.last_seq())
+        {
+            self.fill(chat, last);
+        }
+    }
+
+    /// Records and delivers a chat's message in seq order: the next one at once, a later
+    /// one held while the gap before it is read from the log, an old one ignored.
+    fn accept_line(&mut self, line: ChatLine) {
+        let chat = line.chat;
+        let Some(last) = self.chats.get(&chat).map(|log| log.transcript.last_seq()) else {
+            return;
+        };
+        if line.seq <= last {
+            return;
+        }
+        if line.seq > last + 1 {
+            let held = self.cluster_mut().ahead.entry(chat).or_default();
+            if held.len() < LOG_BOUND {
+                held.insert(line.seq, line);
+            }
+            return self.fill(chat, last);
+        }
+        self.record_line(line);
+        // Then whatever was held for after it.
+        loop {
+            let next = self.chats.get(&chat).map(|log| log.transcript.last_seq() + 1);
+            let cluster = self.cluster_mut();
+            let Some(held) = cluster.ahead.get_mut(&chat) else {
+                break;
+            };
+            let line = next.and_then(|n| held.remove(&n));
+            held.retain(|seq, _| next.is_some_and(|n| *seq > n));
+            if held.is_empty() {
+                cluster.ahead.remove(&chat);
+            }
+            match line {
+                Some(line) => self.record_line(line),
+                None => break,
+            }
+        }
+    }
+
+    fn record_line(&mut self, line: ChatLine) {
+        let sent_here = self.cluster_mut().sent_here.remove(&line.id);
+        let Some(log) = self.chats.get_mut(&line.chat) else {
+            return;
+        };
+        let author = match line.from {
+            Party::Customer => Author::CUSTOMER,
+            _ => Author::AGENT,
+        };
+        let Stamped { frame, ack, event } = log.transcript.record_stamped(
+            &log.wire_id,
+            line.seq,
+            &line.id,
+            line.at,
+            author,
+            line.text,
+            line.client_id.as_deref(),
+        );
+        let archived = if log.archived_here {
+            self.archive.push_message(event)
+        } else {
+            None
+        };
+        let (customer, agent) = (log.customer, log.agent.clone());
+        let (sender, peer) = match line.from {
+            Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
+            _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
+        };
+        let frame = Outbound::Frame(frame);
+        self.delivery.deliver(&peer, &frame);
+        if sent_here {
+            // The sender gets the compact acknowledgement (issue 14), as on one node.
+            self.acknowledge(sender, Outbound::Frame(ack), archived);
+        } else {
+            // Sent through another node: a sender connected here (back after a drop) has
+            // not seen it, so it goes out whole, after the archive has it if it is ours.
+            self.acknowledge(sender, frame, archived);
+        }
+        self.messages_relayed.increment(1);
+    }
+
+    pub(in crate::hub::service) fn chat_signal(&mut self, signal: NodeMessage) {
+        match signal {
+            NodeMessage::Typing { chat, from, active } => {
+                let Some(log) = self.chats.get(&chat) else { return };
+                let (to, from) = match from {
+                    Party::Customer => (Recipient::Agent(log.agent.clone()), From::Customer),
+                    _ => (Recipient::Customer(log.customer), From::Agent),
+                };
+                let frame = ServerFrame::Typing {
+                    chat_id: log.wire_id.clone(),
+                    from,
+                    active,
+                };
+                self.send(to, &frame);
+            }
+            NodeMessage::Draft { chat, text } => {
+                let Some(log) = self.chats.get(&chat) else { return };
+                if !self.settings.draft_preview {
+                    return;
+                }
+                let to = Recipient::Agent(log.agent.clone());
+                let frame = ServerFrame::Draft {
+                    chat_id: log.wire_id.clone(),
+                    text,
+                };
+                self.send(to, &frame);
+            }
+            NodeMessage::Line(line) => self.accept_line(line),
+        }
+    }
+
+    /// The chat channel was cut: whatever was published meanwhile is in the chats' logs.
+    pub(in crate::hub::service) fn chat_resync(&mut self) {
+        let chats: Vec<(ChatId, u64)> = self
+            .chats
+            .iter()
+            .map(|(chat, log)| (*chat, log.transcript.last_seq()))
+            .collect();
+        for (chat, last) in chats {
+            self.fill(chat, last);
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! This node's standing in the cluster (issue 15, `docs/cluster.md` §9): a call of its
+//! refused (told to whoever made it), its lease lost (fenced: it lets go of its people),
+//! Redis's data lost (it hands the router what it holds to re-assert), its replica
+//! reloaded from a snapshot or a restore.
+
+use super::super::HubState;
+use crate::core::routing::{AgentId, CategoryId, CustomerId, Party};
+use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
+use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
+use crate::hub::{ConnRole, RefusedCall};
+use crate::protocol::ServerFrame;
+
+impl HubState {
+    /// A call of ours was refused: tell whoever made it.
+    pub(in crate::hub::service) fn cluster_refused(
+        &mut self,
+        conn: Option<ConnId>,
+        who: Option<Recipient>,
+        (code, message): (&'static str, String),
+        client_id: Option<String>,
+        call: RefusedCall,
+    ) {
+        if let Some(conn) = conn {
+            if call == RefusedCall::Join {
+                self.cluster_mut().pending_joins.remove(&conn);
+            }
+            if call == RefusedCall::Resume {
+                return self.resume_refused(conn, code, message);
+            }
+            self.buddies.joining.remove(&conn);
+            // An agent who could not come online here: the desk closes (they try again).
+            let refused_agent = match self.conn_role(conn) {
+                Some((ConnRole::Agent(_), Some(Recipient::Agent(agent)))) => Some(agent.clone()),
+                _ => None,
+            };
+            if let Some(agent) = refused_agent
+                && self.cluster_mut().awaiting_welcome.remove(&agent)
+            {
+                self.error_to_conn(conn, code, message, None);
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    entry.who = None;
+                }
+                self.delivery.detach(&Recipient::Agent(agent.clone()), conn);
+                self.agents.remove(&agent);
+                return self.close_conn(conn, 1013, "cannot come online now; try again");
+            }
+            self.error_to_conn(conn, code, message.clone(), client_id.clone());
+        }
+        if let Some(who) = who {
+            let frame = ServerFrame::Error {
+                code,
+                message,
+                client_id,
+            };
+            self.delivery.deliver(&who, &Outbound::Frame(frame.encode()));
+        }
+    }
+
+    /// This node lost its lease: what it believed it held may have been handed to another
+    /// node. It lets go of its customers and agents (their connections close; they resume
+    /// on any node) and carries on with its replica, which the stream keeps true.
+    pub(in crate::hub::service) fn cluster_fenced(&mut self) {
+        tracing::warn!("this node lost its cluster lease: closing its connections");
+        self.let_go_of_everyone();
+        self.cluster_mut().generation += 1;
+    }
+
+    /// Redis lost its data (restarted empty; the router found it on rejoining). The node
+    /// keeps its customers and agents, their chats and its replica, and hands the router
+    /// what it holds to re-assert (`docs/cluster.md` §9): its replica and the last event it
+    /// applied (the longest replica among the nodes is written back, under the lost
+    /// domain's id, so chats keep their wire ids), and its people with their chats' last
+    /// recorded seqs. Their resume tokens and agents' names are recorded again after it.
+    /// Joins not yet in the stream may be lost with it: refused, to be tried again.
+    /// The buddy list's replica goes with the routing one, and is restored with it
+    /// (`service::cluster_restored`).
+    pub(in crate::hub::service) fn cluster_data_lost(&mut self) {
+        tracing::error!("Redis lost the cluster's data: re-asserting what this node's people hold");
+        let buddies = self.buddies_data_lost();
+        let joins: Vec<ConnId> = self.cluster_mut().pending_joins.keys().copied().collect();
+        for conn in joins {
+            let words = "the cluster lost its data; join again".to_string();
+            self.cluster_refused(Some(conn), None, (UNAVAILABLE, words), None, RefusedCall::Join);
+        }
+        let mut claims = crate::cluster::restore::Claims {
+            customers: self.customers.keys().copied().collect(),
+            agents: self.agents.keys().cloned().collect(),
+            chats: vec![],
+        };
+        for (chat, log) in &self.chats {
+            let last = log.transcript.last_seq();
+            if self.customers.contains_key(&log.customer) {
+                claims.chats.push((*chat, Party::Customer, last));
+            }
+            if self.agents.contains_key(&log.agent) {
+                claims.chats.push((*chat, Party::Agent, last));
+            }
+        }
+        let reassert = crate::hub::cluster_link::Reassert {
+            state: self.routing.state(),
+            last_event: self.cluster_mut().last_event.clone(),
+            claims,
+            buddies,
+        };
+        if !self.call(RouterCall::Reassert(Box::new(reassert))) {
+            // The router lets go of them when its wait for this runs out (the grace period).
+            return tracing::error!("could not hand the router what this node holds: its queue is full");
+        }
+        // Queued behind the re-assertion, so they reach the restored domain.
+        let tokens: Vec<(String, CustomerId)> = self.customers.iter().map(|(id, c)| (c.token.clone(), *id)).collect();
+        for (token, customer) in tokens {
+            self.remember_token(&token, customer, crate::cluster::resume_tokens::HELD_FOR);
+        }
+        let names: Vec<(AgentId, String)> = self
+            .agents
+            .iter()
+            .map(|(id, a)| (id.clone(), a.account.display_name.clone()))
+            .collect();
+        for (agent, name) in names {
+            let _ = self.call(RouterCall::AgentName { agent, name });
+        }
+        let categories: Vec<CategoryId> = self.category_names.keys().map(|c| CategoryId(c.clone())).collect();
+        let _ = self.call(RouterCall::Categories(categories));
+    }
+
+    /// The events this node had not read were trimmed away (it joined late, or fell far
+    /// behind), or the routing domain was restored after Redis lost its data: the replica
+    /// becomes the snapshot's state. What the skipped events decided for this node's own
+    /// people is not carried out (`docs/cluster.md` §13).
+    pub(in crate::hub::service) fn routing_reload(
+        &mut self,
+        state: crate::core::routing::RoutingState,
+        last_event: String,
+    ) {
+        match crate::core::routing::Routing::from_state(state) {
+            Ok(routing) => {
+                self.routing = routing;
+                self.cluster_mut().last_event = last_event;
+            }
+            Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
+        }
+    }
+
+    /// Closes every connection (1012: reconnect, any node) and forgets the customers and
+    /// agents, their chats and their pending joins. Buddies too: the cluster counts their
+    /// connections here as closed once this node's loss is replayed (`buddy_node_lost`), so
+    /// they reconnect, to any node.
+    fn let_go_of_everyone(&mut self) {
+        let held: Vec<ConnId> = self.conns.keys().copied().collect();
+        self.buddies.joining.clear();
+        self.buddies.stop_reasserting();
+        for conn in held {
+            if let Some(who) = self.conns.get_mut(&conn).and_then(|e| e.who.take()) {
+                self.delivery.detach(&who, conn);
+            }
+            self.close_conn(conn, 1012, "this node is rejoining the cluster; reconnect");
+        }
+        self.customers.clear();
+        self.tokens.clear();
+        self.agents.clear();
+        self.chats.clear();
+        self.chat_by_wire.clear();
+        self.ended_visits.clear();
+        let cluster = self.cluster_mut();
+        cluster.pending_joins.clear();
+        cluster.awaiting_welcome.clear();
+        cluster.filling.clear();
+        cluster.ahead.clear();
+        cluster.sent_here.clear();
+        cluster.resuming.clear();
+    }
+}
