@@ -88,6 +88,10 @@ pub(crate) struct BuddyDesk {
     /// Agents whose desk this node announced (`DeskOpened`) and has not closed: what its
     /// claim names.
     announced_desks: BTreeSet<AgentId>,
+    /// The staff keys of the desks whose `DeskOpened` of this process the replica has
+    /// applied (and not their close): what a restore this node did not take part in
+    /// overwrote, and this node announces again.
+    applied_desks: BTreeSet<String>,
 }
 
 impl BuddyDesk {
@@ -377,6 +381,9 @@ impl HubState {
             BuddyEvent::PageClosed { who } => self.buddy_closed(BuddyId(who), node, true),
             BuddyEvent::Claimed { pages, desks } => self.buddy_claimed(node, mine, pages, desks),
             BuddyEvent::DeskOpened { key, name, role } => {
+                if mine {
+                    self.buddies.applied_desks.insert(key.clone());
+                }
                 let id = self
                     .buddies
                     .person_for(Some(&key), &name, Roster::Staff, role_named(Some(&role)), "");
@@ -387,6 +394,9 @@ impl HubState {
                 }
             }
             BuddyEvent::DeskClosed { key } => {
+                if mine {
+                    self.buddies.applied_desks.remove(&key);
+                }
                 if let Some(id) = self.buddies.by_key.get(&key).copied() {
                     self.buddy_closed(id, node, false);
                 }

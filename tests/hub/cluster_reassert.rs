@@ -179,6 +179,8 @@ async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
     let (mut cid, wc) = buddy(&alpha, "Cid", None).await;
     let (mut dan, wd) = buddy(&beta, "Dan", None).await;
     let (_gil, wg) = buddy(&gamma, "Gil", None).await;
+    // Zed's desk on alpha shows on the staff roster.
+    let zed = alpha.agent("zed", &["general"], 1).await;
     let (ia, ib, ic, id_dan, ig) = (id(&wa), id(&wb), id(&wc), id(&wd), id(&wg));
     let chat = start_chat(&mut ann, &mut bob, ib).await;
     exchange(&mut ann, &mut bob, &chat, "one", 1).await;
@@ -227,6 +229,29 @@ async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
     for other in [ia, ib, ic, id_dan] {
         assert!(listed(&we, other), "{we}");
     }
+    // Zed's desk is still on the staff roster (a staff page registering while the
+    // cluster restores is closed with 1013 and comes back, as the page does).
+    let admin = beta.admin().await;
+    let auth = format!("Bearer {}", admin.token);
+    let (mut staff, staff_welcome) = loop {
+        let mut ws = Ws::connect(&beta.ws_url("/ws/buddy"), &[("authorization", &auth)])
+            .await
+            .unwrap();
+        match ws.recv_within(Duration::from_secs(5)).await {
+            Some(f) if f["type"] == "buddy_welcome" => break (ws, f),
+            other => {
+                assert!(other.is_none(), "{other:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let zed_id = staff_welcome["buddies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "ZED" && b["role"] == "agent")
+        .unwrap_or_else(|| panic!("Zed's desk on the staff roster after the restore: {staff_welcome}"))["id"]
+        .as_u64();
     // Gamma never claimed Gil: once the restore's window is over he is handed on, and he
     // leaves after the grace period.
     let left = ann.next_of("buddy_left").await;
@@ -243,6 +268,11 @@ async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
         [(1, "one"), (2, "two"), (3, "three"), (4, "four")].map(|(s, t)| (s, t.to_string())),
         "one gapless order in the archive, nothing twice"
     );
+    // Zed's desk closes: he leaves the staff roster (his desk was counted once).
+    drop(zed);
+    staff
+        .next_matching(|f| f["type"] == "buddy_left" && f["id"].as_u64() == zed_id)
+        .await;
     // Cid and Dan's pages were never counted twice either: both still chatting.
     cid.send(json!({"type": "message", "chat_id": cid_dan, "text": "hi", "client_id": "c1"}))
         .await;

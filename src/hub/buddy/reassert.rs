@@ -22,6 +22,7 @@ impl BuddyDesk {
         restored.reasserting = self.reasserting;
         restored.deferred_desks = std::mem::take(&mut self.deferred_desks);
         restored.announced_desks = std::mem::take(&mut self.announced_desks);
+        restored.applied_desks = std::mem::take(&mut self.applied_desks);
         *self = restored;
         Ok(())
     }
@@ -44,9 +45,11 @@ impl BuddyDesk {
         self.people.contains_key(&id)
     }
 
-    /// The agents whose desk this node announced (and has not closed).
-    pub(crate) fn announced_desks(&self) -> impl Iterator<Item = &AgentId> {
-        self.announced_desks.iter()
+    /// This node let go of its people: none of its desks is open any more.
+    pub(crate) fn forget_desks(&mut self) {
+        self.announced_desks.clear();
+        self.deferred_desks.clear();
+        self.applied_desks.clear();
     }
 
     /// A load that failed: the replica starts afresh, as on every other node.
@@ -56,6 +59,27 @@ impl BuddyDesk {
 }
 
 impl HubState {
+    /// The desks this node announced, as a claim names them.
+    pub(in crate::hub) fn claimed_desks(&self) -> Vec<(String, String, String)> {
+        self.buddies
+            .announced_desks
+            .iter()
+            .filter_map(|agent| self.buddy_desk(agent))
+            .collect()
+    }
+
+    /// A restore this node did not take part in replaced the list its desks were opened
+    /// in: the ones the replica had applied before it are announced again. (Those whose
+    /// opening comes after the restore entry are applied after it, as any event.)
+    pub(in crate::hub) fn announce_overwritten_desks(&mut self) {
+        let overwritten = std::mem::take(&mut self.buddies.applied_desks);
+        for (key, name, role) in self.claimed_desks() {
+            if overwritten.contains(&key) {
+                self.buddy_submit(BuddyEvent::DeskOpened { key, name, role }, None, None);
+            }
+        }
+    }
+
     /// An agent's desk as a claim names it: their staff key, name and role.
     pub(in crate::hub) fn buddy_desk(&self, agent: &AgentId) -> Option<(String, String, String)> {
         let account = self.agent_account(agent)?;
@@ -125,6 +149,8 @@ impl HubState {
             }
         }
         if mine {
+            // The desks open in the list for this node are the claimed ones now.
+            self.buddies.applied_desks = desks.iter().map(|(key, _, _)| key.clone()).collect();
             // Timers of `node` in the restored list that this node may not run (they were
             // started by events past its own replica): run again; a repeat is a stale epoch.
             for (who, epoch) in timers {
@@ -154,12 +180,21 @@ impl HubState {
     pub(in crate::hub) fn buddy_unclaimed_lost(&mut self, heir: &str) {
         let here = self.buddy_node().unwrap_or("").to_string();
         let unclaimed = std::mem::take(&mut self.buddies.unclaimed);
+        let mut handed_on_here = false;
         for node in unclaimed {
             tracing::warn!(node = %node, "a node did not claim its buddies in the restored list: handing them on");
             if node == here {
                 self.let_go_of_buddy_pages();
+                handed_on_here = true;
             }
             self.buddy_node_lost(&node, heir);
+        }
+        if handed_on_here {
+            // Its desks were counted closed with it, and its agents are still here: a
+            // claim of them alone opens them again (a claim sets counts, so this one is
+            // harmless should the lost one land after all).
+            let desks = self.claimed_desks();
+            self.buddy_submit(BuddyEvent::Claimed { pages: vec![], desks }, None, None);
         }
         // This node's claim, if it made one, is applied or lost by now: joins are taken
         // again either way.

@@ -42,11 +42,10 @@ impl HubState {
         }
         let went_through_the_loss = self.buddies.reasserting();
         if let Err(e) = self.buddies.load(snapshot) {
-            // Every replica loads the same entry and fails alike: all start afresh.
-            tracing::error!(error = %e, "could not load the restored buddy list: it starts afresh and this node's buddies reconnect");
+            // Every replica loads the same entry and fails alike: all start afresh (the
+            // pages, unknown to an empty list, join again; the desks are claimed).
+            tracing::error!(error = %e, "could not load the restored buddy list: it starts afresh");
             self.buddies.load_nothing();
-            self.let_go_of_buddy_pages();
-            return self.buddies.stop_reasserting();
         }
         // Joins under way: their events may fall either side of the claim (or before the
         // restore entry, which drops them). They join again after it.
@@ -55,7 +54,8 @@ impl HubState {
             self.close_conn(conn, REJOIN.0, REJOIN.1);
         }
         if !went_through_the_loss {
-            return self.let_go_of_buddy_pages();
+            self.let_go_of_buddy_pages();
+            return self.announce_overwritten_desks();
         }
         let mut pages: BTreeMap<BuddyId, u32> = BTreeMap::new();
         let held: Vec<(ConnId, BuddyId)> = self
@@ -77,11 +77,7 @@ impl HubState {
                 self.let_go_of_buddy_page(conn);
             }
         }
-        let desks = self
-            .buddies
-            .announced_desks()
-            .filter_map(|agent| self.buddy_desk(agent))
-            .collect();
+        let desks = self.claimed_desks();
         let claim = BuddyEvent::Claimed {
             pages: pages.into_iter().map(|(id, n)| (id.0, n)).collect(),
             desks,

@@ -149,6 +149,9 @@ impl HubState {
         let held: Vec<ConnId> = self.conns.keys().copied().collect();
         self.buddies.joining.clear();
         self.buddies.stop_reasserting();
+        // Their desks are counted closed with this node's loss; they are announced again
+        // when the agents come back.
+        self.buddies.forget_desks();
         for conn in held {
             if let Some(who) = self.conns.get_mut(&conn).and_then(|e| e.who.take()) {
                 self.delivery.detach(&who, conn);
