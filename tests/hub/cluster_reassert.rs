@@ -42,6 +42,46 @@ async fn exchange(from: &mut Ws, to: &mut Ws, chat: &str, text: &str, seq: u64) 
     );
 }
 
+/// Two nodes on one store and a fresh Redis, with leases of a second: an outage outlasts
+/// them, so the nodes are suspended meanwhile.
+struct TwoNodes {
+    _scratch: TempDir,
+    redis: RedisServer,
+    store: SharedStore,
+    alpha: crate::common::TestHub,
+    beta: crate::common::TestHub,
+}
+
+async fn two_nodes(name: &str) -> TwoNodes {
+    let scratch = TempDir::new(name);
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
+    let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
+    TwoNodes {
+        _scratch: scratch,
+        redis,
+        store,
+        alpha,
+        beta,
+    }
+}
+
+/// Agent `agent` on `agent_hub`, at a limit of one, chatting with customer `customer` on
+/// `customer_hub`: (agent, customer, the chat's id).
+async fn chatting(
+    agent_hub: &crate::common::TestHub,
+    agent: &str,
+    customer_hub: &crate::common::TestHub,
+    customer: &str,
+) -> (Ws, Ws, String) {
+    let mut agent = agent_hub.agent(agent, &["general"], 1).await;
+    let mut customer = customer_hub.customer(customer, "general").await;
+    let chat = started(&mut customer).await;
+    assert_eq!(started(&mut agent).await, chat);
+    (agent, customer, chat)
+}
+
 async fn started(ws: &mut Ws) -> String {
     ws.next_of("chat_started").await["chat_id"]
         .as_str()
@@ -51,23 +91,18 @@ async fn started(ws: &mut Ws) -> String {
 
 #[tokio::test]
 async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
-    let scratch = TempDir::new("cluster-reassert");
-    let mut redis = RedisServer::start().await;
+    let TwoNodes {
+        _scratch,
+        mut redis,
+        store,
+        alpha,
+        beta,
+    } = two_nodes("cluster-reassert").await;
     let port = redis.port;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    // Leases of a second: the outage outlasts them, so the nodes are suspended meanwhile.
-    let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
-    let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
 
     // Ann (beta) chats with Carla (alpha); Bob (alpha) with Dan (beta); both at their limit.
-    let mut ann = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let carla_chat = started(&mut carla).await;
-    assert_eq!(started(&mut ann).await, carla_chat);
-    let mut bob = alpha.agent("bob", &["general"], 1).await;
-    let mut dan = beta.customer("Dan", "general").await;
-    let dan_chat = started(&mut dan).await;
-    assert_eq!(started(&mut bob).await, dan_chat);
+    let (mut ann, mut carla, carla_chat) = chatting(&beta, "ann", &alpha, "Carla").await;
+    let (mut bob, mut dan, dan_chat) = chatting(&alpha, "bob", &beta, "Dan").await;
     exchange(&mut carla, &mut ann, &carla_chat, "one", 1).await;
     exchange(&mut ann, &mut carla, &carla_chat, "two", 2).await;
     exchange(&mut dan, &mut bob, &dan_chat, "d-one", 1).await;
@@ -287,16 +322,15 @@ async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
 /// agent's freed place goes to the next customer, not to the one who left.
 #[tokio::test]
 async fn a_customer_gone_while_their_node_was_suspended_is_not_paired_after_the_restore() {
-    let scratch = TempDir::new("cluster-reassert-gone");
-    let mut redis = RedisServer::start().await;
+    let TwoNodes {
+        _scratch,
+        mut redis,
+        alpha,
+        beta,
+        ..
+    } = two_nodes("cluster-reassert-gone").await;
     let port = redis.port;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
-    let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = started(&mut carla).await;
-    assert_eq!(started(&mut ann).await, chat);
+    let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
     let mut eve = alpha.customer("Eve", "general").await;
     assert_eq!(eve.next_of("queued").await["place"], 1);
     let mut fay = beta.customer("Fay", "general").await;
