@@ -794,90 +794,10 @@ impl Routing {
             }
         }
     }
-
-    // ---- queries --------------------------------------------------------------
-
-    pub fn has_category(&self, category: &CategoryId) -> bool {
-        self.queues.contains_key(category)
-    }
-
-    pub fn waiting(&self, category: &CategoryId) -> usize {
-        self.queues.get(category).map_or(0, BTreeSet::len)
-    }
-
-    /// Waiting customers per category, in category order.
-    pub fn waiting_counts(&self) -> impl Iterator<Item = (&CategoryId, usize)> {
-        self.queues.iter().map(|(c, q)| (c, q.len()))
-    }
-
-    /// The ticket of the longest-waiting customer of each category (for "longest current wait").
-    pub fn oldest_ticket(&self, category: &CategoryId) -> Option<Ticket> {
-        self.queues.get(category)?.first().map(|(t, _)| *t)
-    }
-
-    /// The customer's place in line (1-based), or `None` when not waiting.
-    pub fn place(&self, id: CustomerId) -> Option<usize> {
-        let c = self.customers.get(&id)?;
-        (c.state == CustomerState::Waiting).then(|| self.queues[&c.category].range(..(c.ticket, id)).count() + 1)
-    }
-
-    pub fn customer_chat(&self, id: CustomerId) -> Option<ChatId> {
-        match self.customers.get(&id)?.state {
-            CustomerState::Chatting(chat) => Some(chat),
-            CustomerState::Waiting => None,
-        }
-    }
-
-    pub fn customer_category(&self, id: CustomerId) -> Option<&CategoryId> {
-        self.customers.get(&id).map(|c| &c.category)
-    }
-
-    pub fn chat_sides(&self, chat: ChatId) -> Option<(CustomerId, &AgentId)> {
-        self.chats.get(&chat).map(|c| (c.customer, &c.agent))
-    }
-
-    pub fn chat_category(&self, chat: ChatId) -> Option<&CategoryId> {
-        self.chats.get(&chat).map(|c| &c.category)
-    }
-
-    pub fn agent(&self, id: &AgentId) -> Option<AgentView> {
-        self.agents.get(id).map(|a| AgentView {
-            categories: a.categories.iter().cloned().collect(),
-            limit: a.limit,
-            available: a.available,
-            connected: a.away_epoch.is_none(),
-            chats: a.chats.iter().copied().collect(),
-        })
-    }
-
-    pub fn agents(&self) -> impl Iterator<Item = (&AgentId, AgentView)> {
-        self.agents
-            .keys()
-            .map(|id| (id, self.agent(id).expect("listed agents exist")))
-    }
-
-    /// Agents (connected or away within grace) holding `category`.
-    pub fn agents_of(&self, category: &CategoryId) -> impl Iterator<Item = &AgentId> {
-        self.agents
-            .iter()
-            .filter(move |(_, a)| a.categories.contains(category))
-            .map(|(id, _)| id)
-    }
-
-    pub fn chats_active(&self) -> usize {
-        self.chats.len()
-    }
-
-    pub fn customers_connected(&self) -> usize {
-        self.customers.values().filter(|c| c.away_epoch.is_none()).count()
-    }
-
-    /// Whether a known customer is connected (`Some(false)`: away within grace). A
-    /// cluster node's replica replays a node's loss with it (`cluster::replica`).
-    pub fn customer_connected(&self, id: CustomerId) -> Option<bool> {
-        self.customers.get(&id).map(|c| c.away_epoch.is_none())
-    }
 }
+
+// ---- queries: what the adapters read of the state ----
+mod queries;
 
 // ---- the state as plain data, for a replica loaded from a snapshot (issue 15) ----
 mod state;

@@ -1,0 +1,434 @@
+//! The embedded store's own tests (the contract suite in `tests/contract` runs on every store).
+
+use super::*;
+
+/// A scratch directory removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Several journal checkpoints (each a durable redb commit, then the journal starting
+/// again in place) lose nothing, read back at once and after a reopen.
+#[tokio::test]
+async fn archive_across_journal_checkpoints_reads_back_whole() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-ckpt-{}", uuid::Uuid::new_v4().simple())));
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    let opened = ArchiveEvent::Opened(ConversationOpened {
+        id: "c".into(),
+        kind: ConversationKind::Service,
+        category: None,
+        customer_name: "Carla".into(),
+        agent_id: "ann".into(),
+        agent_name: "Ann".into(),
+        queued_at: 1,
+        paired_at: 1,
+    });
+    store.archive(&[opened]).await.unwrap();
+    // ~1.1 KB a message: 4 MiB (a checkpoint) every ~3,800.
+    let total = 12_000u64;
+    for first in (1..=total).step_by(500) {
+        let batch: Vec<ArchiveEvent> = (first..first + 500)
+            .map(|seq| ArchiveEvent::Message {
+                conversation_id: "c".into(),
+                message: ArchivedMessage {
+                    id: format!("m{seq}"),
+                    seq,
+                    from: Side::Customer,
+                    text: "x".repeat(1_000),
+                    at: seq as Millis,
+                },
+            })
+            .collect();
+        store.archive(&batch).await.unwrap();
+    }
+    assert_eq!(store.conversation("c").await.unwrap().messages.len() as u64, total);
+    drop(store);
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    let seqs: Vec<u64> = store
+        .conversation("c")
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "after a reopen");
+}
+
+/// A crash while one journal was being checkpointed leaves events in both, the
+/// conversation's opening possibly in the file that looks newer: the replay applies
+/// openings first, so no message is dropped as one of an unknown conversation.
+#[tokio::test]
+async fn both_journals_are_replayed_openings_first() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-two-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let opened = ArchiveEvent::Opened(ConversationOpened {
+        id: "c".into(),
+        kind: ConversationKind::Service,
+        category: None,
+        customer_name: "Carla".into(),
+        agent_id: "ann".into(),
+        agent_name: "Ann".into(),
+        queued_at: 1,
+        paired_at: 1,
+    });
+    let message = |seq: u64| ArchiveEvent::Message {
+        conversation_id: "c".into(),
+        message: ArchivedMessage {
+            id: format!("m{seq}"),
+            seq,
+            from: Side::Customer,
+            text: format!("text {seq}"),
+            at: seq as Millis,
+        },
+    };
+    {
+        let (mut first, _) = Journal::open(&dir.0).unwrap();
+        first.append(&[message(2)]).unwrap();
+        let (mut second, _) = Journal::open_file(&dir.0, journal::SECOND_FILE_NAME).unwrap();
+        second.append(&[opened, message(1)]).unwrap();
+    }
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    let seqs: Vec<u64> = store
+        .conversation("c")
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+}
+
+/// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it
+/// all back, and returns how many pages the cache evicted.
+async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-cache-{}", uuid::Uuid::new_v4().simple())));
+    let store = EmbeddedStore::open_with_cache(&dir.0, cache_bytes).await.unwrap();
+    for c in 0..20 {
+        let id = format!("conversation-{c}");
+        let mut batch = vec![ArchiveEvent::Opened(ConversationOpened {
+            id: id.clone(),
+            kind: ConversationKind::Service,
+            category: Some("general".into()),
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: c,
+            paired_at: c,
+        })];
+        batch.extend((1..=500).map(|seq| ArchiveEvent::Message {
+            conversation_id: id.clone(),
+            message: ArchivedMessage {
+                id: uuid::Uuid::now_v7().to_string(),
+                seq,
+                from: Side::Customer,
+                text: "x".repeat(100),
+                at: seq as Millis,
+            },
+        }));
+        store.archive(&batch).await.unwrap();
+    }
+    for c in 0..20 {
+        let read = store.conversation(&format!("conversation-{c}")).await.unwrap();
+        assert_eq!(read.messages.len(), 500);
+    }
+    store.db.cache_stats().evictions()
+}
+
+/// A version 1 file (with the message-id table) and a version 2 file (messages keyed
+/// by conversation, binary or JSON values) are migrated on open: the old tables are
+/// gone, every message reads as before, retries still do not duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_1_and_2_files_are_migrated() {
+    for old_version in [SCHEMA_V1, SCHEMA_V2] {
+        let dir =
+            Scratch(std::env::temp_dir().join(format!("switchboard-v{old_version}-{}", uuid::Uuid::new_v4().simple())));
+        let opened = ArchiveEvent::Opened(ConversationOpened {
+            id: "c1".into(),
+            kind: ConversationKind::Service,
+            category: None,
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: 1,
+            paired_at: 2,
+        });
+        let message = |seq: u64| ArchivedMessage {
+            id: format!("m{seq}"),
+            seq,
+            from: Side::Agent,
+            text: format!("text {seq}"),
+            at: 3,
+        };
+        let event = |seq: u64| ArchiveEvent::Message {
+            conversation_id: "c1".into(),
+            message: message(seq),
+        };
+        {
+            let store = EmbeddedStore::open(&dir.0).await.unwrap();
+            store.archive(&[opened]).await.unwrap();
+            store.conversation("c1").await.unwrap();
+            // Make it what that version wrote: its version number, its message rows
+            // (m1 binary, m2 JSON as before issue 14) and, for version 1, message-id rows.
+            let tx = store.db.begin_write().unwrap();
+            {
+                tx.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", old_version)
+                    .unwrap();
+                tx.delete_table(message_log::LOG).unwrap();
+                tx.delete_table(message_log::INDEX).unwrap();
+                tx.delete_table(message_log::NUMBERS).unwrap();
+                let mut rows = tx.open_table(message_log::MESSAGES_V2).unwrap();
+                rows.insert(("c1", 1, "m1"), message_value::encode(&message(1)).as_slice())
+                    .unwrap();
+                let json = serde_json::to_vec(&super::super::record::MessageRecord::from(&message(2))).unwrap();
+                rows.insert(("c1", 2, "m2"), json.as_slice()).unwrap();
+                if old_version == SCHEMA_V1 {
+                    let mut ids = tx.open_table(MESSAGE_IDS_V1).unwrap();
+                    ids.insert(("c1", "m1"), 1).unwrap();
+                    ids.insert(("c1", "m2"), 2).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let tx = store.db.begin_read().unwrap();
+        let version = tx
+            .open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(
+            tx.open_table(MESSAGE_IDS_V1).is_err(),
+            "the message-id table is dropped"
+        );
+        assert!(
+            tx.open_table(message_log::MESSAGES_V2).is_err(),
+            "the old messages table is dropped"
+        );
+        drop(tx);
+        assert_eq!(
+            store.conversation("c1").await.unwrap().messages,
+            [message(1), message(2)],
+            "version {old_version}"
+        );
+        store.archive(&[event(2), event(3), event(2)]).await.unwrap();
+        let seqs: Vec<u64> = store
+            .conversation("c1")
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3], "version {old_version}");
+    }
+}
+
+/// Schema 4 stores the hub's message ids as 16 bytes (`message_log`): a version 3 file
+/// (ids as text) is marked 4 on open and reads as before, its records unchanged, and
+/// new messages go beside them. A build reading 4 refuses a newer file, naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_file_is_marked_4_and_a_newer_one_is_refused() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v3-{}", uuid::Uuid::new_v4().simple())));
+    let opened = ArchiveEvent::Opened(ConversationOpened {
+        id: "c1".into(),
+        kind: ConversationKind::Service,
+        category: None,
+        customer_name: "Carla".into(),
+        agent_id: "ann".into(),
+        agent_name: "Ann".into(),
+        queued_at: 1,
+        paired_at: 2,
+    });
+    let message = |seq: u64| ArchivedMessage {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        seq,
+        from: Side::Agent,
+        text: format!("text {seq}"),
+        at: 3,
+    };
+    let (first, second) = (message(1), message(2));
+    let version_of = |store: &EmbeddedStore| {
+        let tx = store.db.begin_read().unwrap();
+        let meta = tx.open_table(META).unwrap();
+        meta.get("schema_version").unwrap().unwrap().value()
+    };
+    {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        store.archive(&[opened]).await.unwrap();
+        store.conversation("c1").await.unwrap();
+        // What version 3 wrote: the id as text (a 0x02 record).
+        let tx = store.db.begin_write().unwrap();
+        {
+            tx.open_table(META).unwrap().insert("schema_version", 3).unwrap();
+            let mut text_record = Vec::new();
+            text_record.push(0x02);
+            text_record.push(message_value::side_byte(first.from));
+            text_record.extend_from_slice(&first.at.to_le_bytes());
+            text_record.extend_from_slice(&(first.id.len() as u16).to_le_bytes());
+            text_record.extend_from_slice(first.id.as_bytes());
+            text_record.extend_from_slice(first.text.as_bytes());
+            let number = tx
+                .open_table(message_log::NUMBERS)
+                .unwrap()
+                .get("c1")
+                .unwrap()
+                .unwrap()
+                .value();
+            tx.open_table(message_log::LOG)
+                .unwrap()
+                .insert(0, text_record.as_slice())
+                .unwrap();
+            tx.open_table(message_log::INDEX)
+                .unwrap()
+                .insert((number, 1), (0, 1))
+                .unwrap();
+            tx.open_table(META).unwrap().insert("next_message_position", 1).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    assert_eq!(version_of(&store), 4);
+    store
+        .archive(&[ArchiveEvent::Message {
+            conversation_id: "c1".into(),
+            message: second.clone(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.conversation("c1").await.unwrap().messages, [first, second]);
+    let tx = store.db.begin_write().unwrap();
+    tx.open_table(META).unwrap().insert("schema_version", 5).unwrap();
+    tx.commit().unwrap();
+    drop(store);
+    let refused = EmbeddedStore::open(&dir.0)
+        .await
+        .err()
+        .expect("a newer file is refused")
+        .to_string();
+    assert!(refused.contains("schema version 5, this build reads 4"), "{refused}");
+}
+
+/// Bytes per archived message on a run shaped like the benchmark's: 100 chats
+/// interleaved, 100-byte texts, batches as the archive writer makes them, 100,000
+/// messages, measured after a checkpoint (a reopen). With one row per message keyed by
+/// conversation (schema 2) leaves split half full: 382 B of pages and a 64 MiB file
+/// (673 B) a message. With the log (schema 3) pages took 169 B a message and the file
+/// 336 B (32 MiB: redb grows a file by doubling it up to 4 GiB, so the file is up to
+/// twice the pages in use plus those freed since the last durable commit). With the
+/// UUID ids as 16 bytes (schema 4) rows take 135 B, pages 145 B and the file 168 B
+/// (16 MiB); pages must stay within 160 B a message, rows within 150, the file within
+/// 400. The two journals are a fixed 16 MiB beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_message_takes_a_bounded_share_of_the_file() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-size-{}", uuid::Uuid::new_v4().simple())));
+    let store = EmbeddedStore::open_with_cache(&dir.0, 16 << 20).await.unwrap();
+    let chats = 100u64;
+    let opened: Vec<ArchiveEvent> = (0..chats)
+        .map(|c| {
+            ArchiveEvent::Opened(ConversationOpened {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind: ConversationKind::Service,
+                category: Some("general".into()),
+                customer_name: format!("Customer {c}"),
+                agent_id: uuid::Uuid::now_v7().to_string(),
+                agent_name: format!("Agent {c}"),
+                queued_at: c as Millis,
+                paired_at: c as Millis,
+            })
+        })
+        .collect();
+    let ids: Vec<String> = opened
+        .iter()
+        .map(|e| match e {
+            ArchiveEvent::Opened(o) => o.id.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    store.archive(&opened).await.unwrap();
+    let per_chat = 1_000u64;
+    let mut batch = Vec::new();
+    for seq in 1..=per_chat {
+        for id in &ids {
+            batch.push(ArchiveEvent::Message {
+                conversation_id: id.clone(),
+                message: ArchivedMessage {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    seq,
+                    from: if seq % 2 == 0 { Side::Agent } else { Side::Customer },
+                    text: "x".repeat(100),
+                    at: 1_795_279_801_122 + seq as Millis,
+                },
+            });
+        }
+        if batch.len() >= 200 {
+            store.archive(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    store.archive(&batch).await.unwrap();
+    drop(store);
+    // Reopened: everything in redb, as after a stop (once a background fold let go of it).
+    let mut reopened = EmbeddedStore::open(&dir.0).await;
+    for _ in 0..100 {
+        if reopened.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        reopened = EmbeddedStore::open(&dir.0).await;
+    }
+    let store = reopened.unwrap();
+    assert_eq!(
+        store.conversation(&ids[7]).await.unwrap().messages.len() as u64,
+        per_chat
+    );
+    let stats = store.db.begin_write().unwrap().stats().unwrap();
+    drop(store);
+    let messages = chats * per_chat;
+    let file = std::fs::metadata(dir.0.join(FILE_NAME)).unwrap().len();
+    let directory: u64 = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum();
+    eprintln!(
+        "{messages} messages: rows {} B, pages {} B ({} leaf, {} branch), file {} B, directory {} B a message",
+        stats.stored_bytes() / messages,
+        stats.allocated_pages() * stats.page_size() as u64 / messages,
+        stats.leaf_pages(),
+        stats.branch_pages(),
+        file / messages,
+        directory / messages
+    );
+    const FILE_BYTES_PER_MESSAGE: u64 = 400;
+    let per_message = file / messages;
+    assert!(
+        per_message <= FILE_BYTES_PER_MESSAGE,
+        "{per_message} bytes of file a message"
+    );
+    let rows = stats.stored_bytes() / messages;
+    assert!(rows <= 150, "{rows} bytes of rows a message");
+    let pages = stats.allocated_pages() * stats.page_size() as u64 / messages;
+    assert!(pages <= 160, "{pages} bytes of pages a message");
+}
+
+/// `EMBEDDED_CACHE_MB` bounds redb's page cache: with 1 MiB the cache gives pages back
+/// while a long run writes and reads; with redb's default (1 GiB, what the hub used
+/// before the setting) it keeps every page it ever touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_cache_is_bounded_by_the_setting() {
+    assert!(
+        evictions_after_a_long_run(1 << 20).await > 0,
+        "a 1 MiB cache evicted nothing"
+    );
+    assert_eq!(evictions_after_a_long_run(DEFAULT_CACHE_BYTES).await, 0);
+}
