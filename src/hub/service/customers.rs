@@ -1,0 +1,224 @@
+//! A customer's frames: joining a queue, resuming after a drop (here, or a chat that
+//! ended while they were away), and what a joined customer sends in their chat.
+
+use super::{CustomerInfo, EndedVisit, HubState, close, new_token, not_allowed, valid_name};
+use crate::cluster::chat_log::NodeMessage;
+use crate::cluster::replica::RoutingOp;
+use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
+use crate::hub::delivery::{ConnId, Recipient};
+use crate::hub::now_ms;
+use crate::protocol::{ClientFrame, From, ServerFrame};
+
+impl HubState {
+    pub(super) fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
+        let result = match frame {
+            ClientFrame::Join { name, category, video } => self.customer_join(conn, &name, &category, video),
+            ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq),
+            other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
+        };
+        if let Err((code, message)) = result {
+            self.error_to_conn(conn, code, message, None);
+        }
+    }
+
+    pub(super) fn customer_join(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        category: &str,
+        video: bool,
+    ) -> Result<(), (&'static str, String)> {
+        let name = valid_name(name)?;
+        let category = CategoryId(category.to_string());
+        if self.cluster.is_some() {
+            return self.cluster_join(conn, name, category, video);
+        }
+        let mut out = vec![];
+        let customer = self
+            .routing
+            .join(&category, &mut out)
+            .map_err(|e| (e.code(), format!("{e}: {:?}", category.0)))?;
+        // The core queues every join before routing it. A customer it paired at once was
+        // never waiting as far as they can see: the protocol answers such a join with
+        // `chat_started` alone, so the `queued` of this same pass is not sent.
+        let paired_at_once = out
+            .iter()
+            .any(|d| matches!(d, Decision::Paired { customer: c, .. } if *c == customer));
+        if paired_at_once {
+            out.retain(|d| !matches!(d, Decision::Queued { customer: c, .. } if *c == customer));
+        }
+        let token = new_token();
+        self.tokens.insert(token.clone(), customer);
+        self.customers.insert(
+            customer,
+            CustomerInfo {
+                name: name.clone(),
+                token: token.clone(),
+                queued_at: now_ms(),
+                conn: Some(conn),
+                video,
+            },
+        );
+        self.set_who(conn, Recipient::Customer(customer));
+        self.send_to_conn(
+            conn,
+            &ServerFrame::Welcome {
+                customer_name: name,
+                resume_token: token,
+                grace_secs: self.settings.resume_grace.as_secs_f64(),
+                max_message_len: self.settings.max_message_len,
+            },
+        );
+        self.apply(out);
+        Ok(())
+    }
+
+    pub(super) fn customer_resume(
+        &mut self,
+        conn: ConnId,
+        token: &str,
+        last_seq: u64,
+    ) -> Result<(), (&'static str, String)> {
+        let expired = || ("resume_expired", "that session is over; join again".to_string());
+        if let Some(visit) = self.ended_visits.remove(token) {
+            self.resume_ended_visit(conn, visit, last_seq);
+            return Ok(());
+        }
+        let Some(customer) = self.tokens.get(token).copied() else {
+            // Maybe another node's (a cluster): Redis knows whose.
+            return match self.cluster {
+                Some(_) => self.find_token(conn, token, last_seq),
+                None => Err(expired()),
+            };
+        };
+        let category = self.routing.customer_category(customer).ok_or_else(expired)?.clone();
+        let info = self.customers.get_mut(&customer).ok_or_else(expired)?;
+        let previous = info.conn.replace(conn);
+        let name = info.name.clone();
+        if let Some(old) = previous {
+            // Taking over from a connection the hub still believes alive (a fast reload).
+            self.delivery.detach(&Recipient::Customer(customer), old);
+            if let Some(entry) = self.conns.get_mut(&old) {
+                entry.who = None;
+            }
+            self.close_conn(old, close::REPLACED, "resumed on another connection");
+        }
+        self.set_who(conn, Recipient::Customer(customer));
+        // Where they are now, before anything their return causes (such as being paired at once).
+        let chat = self
+            .routing
+            .customer_chat(customer)
+            .and_then(|chat| self.snapshot(chat, Party::Customer, last_seq));
+        let resumed = ServerFrame::Resumed {
+            customer_name: name,
+            category: category.0.clone(),
+            place: self.routing.place(customer),
+            chat,
+        };
+        self.send_to_conn(conn, &resumed);
+        let mut out = vec![];
+        if previous.is_none() {
+            if self.cluster.is_some() {
+                self.route(RoutingOp::CustomerResumed(customer), Some(conn));
+            } else {
+                let _ = self.routing.customer_resumed(customer, &mut out);
+            }
+        }
+        self.apply(out);
+        Ok(())
+    }
+
+    /// A customer back within the grace period whose chat ended while they were away:
+    /// they get the whole chat (what they missed included) and how it ended.
+    pub(super) fn resume_ended_visit(&mut self, conn: ConnId, visit: EndedVisit, last_seq: u64) {
+        let mut chat = visit.chat;
+        chat.messages.retain(|m| m.seq > last_seq);
+        chat.peer_connected = false;
+        let resumed = ServerFrame::Resumed {
+            customer_name: visit.name,
+            category: chat.category.clone(),
+            place: None,
+            chat: Some(chat),
+        };
+        self.send_to_conn(conn, &resumed);
+        self.send_to_conn(conn, &visit.ended);
+    }
+
+    pub(super) fn customer_frame(
+        &mut self,
+        conn: ConnId,
+        id: CustomerId,
+        frame: ClientFrame,
+    ) -> Result<(), (&'static str, String)> {
+        match frame {
+            ClientFrame::Message { text, client_id, .. } => {
+                let chat = self.customer_chat(id)?;
+                self.relay(chat, Party::Customer, text, client_id)
+            }
+            ClientFrame::Typing { active, .. } => {
+                let chat = self.customer_chat(id)?;
+                self.signal_peer(
+                    chat,
+                    Party::Customer,
+                    NodeMessage::Typing {
+                        chat,
+                        from: Party::Customer,
+                        active,
+                    },
+                );
+                let log = &self.chats[&chat];
+                let frame = ServerFrame::Typing {
+                    chat_id: log.wire_id.clone(),
+                    from: From::Customer,
+                    active,
+                };
+                self.send(Recipient::Agent(log.agent.clone()), &frame);
+                Ok(())
+            }
+            ClientFrame::Draft { text } => {
+                let chat = self.customer_chat(id)?;
+                if self.settings.draft_preview {
+                    let text: String = text.chars().take(self.settings.max_message_len).collect();
+                    self.signal_peer(
+                        chat,
+                        Party::Customer,
+                        NodeMessage::Draft {
+                            chat,
+                            text: text.clone(),
+                        },
+                    );
+                    let log = &self.chats[&chat];
+                    let frame = ServerFrame::Draft {
+                        chat_id: log.wire_id.clone(),
+                        text,
+                    };
+                    self.send(Recipient::Agent(log.agent.clone()), &frame);
+                }
+                Ok(())
+            }
+            ClientFrame::Leave {} if self.cluster.is_some() => {
+                self.route(RoutingOp::Leave(id), Some(conn));
+                Ok(())
+            }
+            ClientFrame::Leave {} => {
+                let mut out = vec![];
+                self.routing
+                    .leave(id, &mut out)
+                    .map_err(|e| (e.code(), e.to_string()))?;
+                self.apply(out);
+                Ok(())
+            }
+            ClientFrame::Join { .. } | ClientFrame::Resume { .. } => {
+                let _ = conn;
+                Err(("already_joined", "this connection has joined already".into()))
+            }
+            other => Err(not_allowed(&other, "customers")),
+        }
+    }
+
+    pub(super) fn customer_chat(&self, id: CustomerId) -> Result<ChatId, (&'static str, String)> {
+        self.routing
+            .customer_chat(id)
+            .ok_or_else(|| ("not_in_chat", "you are waiting in line, not in a chat yet".to_string()))
+    }
+}
