@@ -158,10 +158,19 @@ impl MongoServer {
         self.child = Some(child);
     }
 
-    /// Stops the server the way an operator or a crash-free outage does (SIGTERM).
-    pub fn stop(&mut self) {
+    /// Stops the server the way an operator or a crash-free outage does (SIGTERM), and
+    /// waits for it to exit while the hubs in this test's runtime go on (the server may
+    /// wait for its clients, a hub among them, before it exits: a blocking wait here
+    /// would stop that hub and never return). A server still running after
+    /// [`STOP_WAIT`] is killed.
+    pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = std::time::Instant::now() + STOP_WAIT;
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = child.kill();
             let _ = child.wait();
         }
     }
@@ -173,9 +182,15 @@ impl MongoServer {
 
 impl Drop for MongoServer {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
+
+/// How long a stopped MongoDB-wire server may take to exit before it is killed.
+const STOP_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn health(hub: &TestHub) -> Value {
     reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap()
@@ -208,7 +223,7 @@ async fn mongodb_stopped_mid_chat_loses_no_acknowledged_message_and_duplicates_n
     let mut acked = vec![];
     send_and_collect(&mut c, &mut agent, 0, 10, &mut acked).await;
 
-    mongo.stop();
+    mongo.stop().await;
     // The relay goes on while the store is down; the hub says it is degraded.
     send_and_collect(&mut c, &mut agent, 10, 20, &mut acked).await;
     let mut degraded = false;

@@ -88,7 +88,7 @@ async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledg
     // chat id → ids of the messages acknowledged in it
     let mut acked: HashMap<String, Vec<String>> = HashMap::new();
 
-    mongo.stop();
+    mongo.stop().await;
     let mut n = 0;
     loop {
         n += 1;
@@ -310,7 +310,7 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
         acked.push(send_one(&mut c, &format!("before {i}")).await.expect("the store is up"));
     }
 
-    mongo.stop();
+    mongo.stop().await;
     // Sent during the outage: each is acknowledged once it is on local disk.
     for i in 0..150 {
         c.send(json!({"type": "message", "text": format!("during {i}")})).await;
@@ -395,7 +395,7 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
     let (mut agent, mut c, chat) = agent_and_customer_in_a_chat(&hub).await;
     send_one(&mut c, "before").await.expect("the store is up");
 
-    mongo.stop();
+    mongo.stop().await;
     c.send(json!({"type": "message", "text": "held by a hung write"})).await;
     // Relayed: the hub holds it and its write hangs. Waited for by its text: the agent's
     // copy of "before" is still unread, and a SIGTERM sent on seeing that copy could
@@ -497,7 +497,7 @@ async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_
         .unwrap()
         .to_string();
 
-    mongo.stop();
+    mongo.stop().await;
     let mut acked = vec![];
     for n in 0.. {
         assert!(n < 1_000, "a buffer of 100 never refused a message");

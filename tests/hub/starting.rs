@@ -159,7 +159,7 @@ async fn the_starting_port_has_the_hubs_limits_and_tells_outsiders_only_the_stat
 async fn the_starting_ports_connections_end_at_the_handover() {
     let mut mongo = MongoServer::start().await;
     let mongo_port = mongo.port;
-    mongo.stop();
+    mongo.stop().await;
     let hub = StartingHub::start(mongo_port, &[("HTTP_HEADER_TIMEOUT_SECS", "300")]);
     let (status, _) = hub.get_from("127.0.0.1", "/healthz").await;
     assert_eq!(status, 200);
