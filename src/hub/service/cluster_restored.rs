@@ -21,10 +21,7 @@ impl HubState {
     /// way may have been lost with the stream: their pages reconnect and join again. Until
     /// this node's claim is applied, new joins are refused and desks wait.
     pub(super) fn buddies_data_lost(&mut self) -> String {
-        let joining: Vec<ConnId> = self.buddies.joining.drain().collect();
-        for conn in joining {
-            self.close_conn(conn, REJOIN.0, REJOIN.1);
-        }
+        self.close_buddy_joins();
         self.buddies.start_reasserting();
         serde_json::to_string(&self.buddies.snapshot()).expect("a buddy snapshot is JSON")
     }
@@ -49,10 +46,7 @@ impl HubState {
         }
         // Joins under way: their events may fall either side of the claim (or before the
         // restore entry, which drops them). They join again after it.
-        let joining: Vec<ConnId> = self.buddies.joining.drain().collect();
-        for conn in joining {
-            self.close_conn(conn, REJOIN.0, REJOIN.1);
-        }
+        self.close_buddy_joins();
         if !went_through_the_loss {
             self.let_go_of_buddy_pages();
             return self.announce_overwritten_desks();
@@ -98,6 +92,11 @@ impl HubState {
         for conn in pages {
             self.let_go_of_buddy_page(conn);
         }
+        self.close_buddy_joins();
+    }
+
+    /// Closes the pages whose `buddy_join` is under way (1012): they join again.
+    fn close_buddy_joins(&mut self) {
         let joining: Vec<ConnId> = self.buddies.joining.drain().collect();
         for conn in joining {
             self.close_conn(conn, REJOIN.0, REJOIN.1);
