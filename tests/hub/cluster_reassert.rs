@@ -16,23 +16,32 @@ use crate::cluster_redis_restart::{archived, healthy, node};
 use crate::common::{Ws, types};
 use crate::redis_server::RedisServer;
 
-/// One message from `from` in its chat: acknowledged with `seq`, delivered to `to` with it.
-async fn exchange(from: &mut Ws, to: &mut Ws, chat: &str, text: &str, seq: u64) {
-    // A node whose Redis connection broke answers its first call after the restart with
-    // `cluster_unavailable` (the connection manager reconnects after the failure): the
-    // client retries, as docs/protocol.md tells clients to.
-    let ack = loop {
-        from.send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": text}))
+/// Sends `frame` until the reply of type `taken` comes, sending it again a moment after
+/// each refusal with `cluster_unavailable`, as docs/protocol.md tells clients to: a node
+/// refuses while it restores, and a node whose Redis connection broke answers its first
+/// call after the restart so (the connection manager reconnects after the failure). Any
+/// other error fails the test (for a frame with a `client_id`, any error naming it).
+async fn until_taken(ws: &mut Ws, frame: serde_json::Value, taken: &str) -> serde_json::Value {
+    loop {
+        ws.send(frame.clone()).await;
+        let reply = ws
+            .next_matching(|f| {
+                f["type"] == taken
+                    || (f["type"] == "error" && (frame["client_id"].is_null() || f["client_id"] == frame["client_id"]))
+            })
             .await;
-        let reply = from
-            .next_matching(|f| f["type"] == "ack" || (f["type"] == "error" && f["client_id"] == text))
-            .await;
-        if reply["type"] == "ack" {
-            break reply;
+        if reply["type"] == taken {
+            return reply;
         }
         assert_eq!(reply["code"], "cluster_unavailable", "{reply}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    }
+}
+
+/// One message from `from` in its chat: acknowledged with `seq`, delivered to `to` with it.
+async fn exchange(from: &mut Ws, to: &mut Ws, chat: &str, text: &str, seq: u64) {
+    let message = json!({"type": "message", "chat_id": chat, "text": text, "client_id": text});
+    let ack = until_taken(from, message, "ack").await;
     assert_eq!(ack["seq"], seq, "{text}: {ack}");
     let line = to.next_of("message").await;
     assert_eq!(
@@ -165,17 +174,8 @@ async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
 /// buddy list), as the page does.
 async fn buddy_joining(hub: &crate::common::TestHub, name: &str) -> (Ws, serde_json::Value) {
     let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
-    loop {
-        ws.send(json!({"type": "buddy_join", "name": name})).await;
-        let reply = ws
-            .next_matching(|f| f["type"] == "buddy_welcome" || f["type"] == "error")
-            .await;
-        if reply["type"] == "buddy_welcome" {
-            return (ws, reply);
-        }
-        assert_eq!(reply["code"], "cluster_unavailable", "{reply}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let welcome = until_taken(&mut ws, json!({"type": "buddy_join", "name": name}), "buddy_welcome").await;
+    (ws, welcome)
 }
 
 /// The buddy list is re-asserted too (docs/cluster.md §9, "Back empty: the buddy list").
@@ -349,17 +349,7 @@ async fn a_customer_gone_while_their_node_was_suspended_is_not_paired_after_the_
     // and right behind it the calls alpha kept while suspended, Eve's disconnect among them.
     exchange(&mut carla, &mut ann, &chat, "still here", 1).await;
     // Ann ends her chat: her place goes to Fay, since Eve is gone.
-    loop {
-        ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
-        let reply = ann
-            .next_matching(|f| f["type"] == "chat_ended" || f["type"] == "error")
-            .await;
-        if reply["type"] == "chat_ended" {
-            break;
-        }
-        assert_eq!(reply["code"], "cluster_unavailable", "{reply}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_taken(&mut ann, json!({"type": "end_chat", "chat_id": chat}), "chat_ended").await;
     let fay_chat = started(&mut fay).await;
     assert_eq!(
         started(&mut ann).await,
