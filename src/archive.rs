@@ -267,6 +267,12 @@ impl Archive {
         self.send(event);
     }
 
+    /// This node will not write the closing of a conversation whose opening it queued:
+    /// another node archives it now. Frees the slot reserved for that closing.
+    pub fn release_closing(&self) {
+        self.room().release_closing();
+    }
+
     /// Hands an admitted event to the writer without waiting; returns its sequence number.
     fn send(&self, event: ArchiveEvent) -> Option<u64> {
         // Only the hub task pushes, so numbers enter the channel in order.

@@ -77,6 +77,14 @@ impl Room {
         true
     }
 
+    /// Gives back the slot reserved for a conversation's closing that this archive will
+    /// not write after all: another node archives the conversation from now on (a cluster
+    /// hands a chat's archiving on when its customer moves). Without it each hand-off would
+    /// keep one slot reserved for good.
+    pub fn release_closing(&mut self) {
+        self.reserved_closings = self.reserved_closings.saturating_sub(1);
+    }
+
     /// Events already held when the archive starts (replayed from the spool); they may
     /// exceed the capacity, which then refuses until they are written.
     pub fn hold_replayed(&mut self, n: usize) {
@@ -106,6 +114,8 @@ mod tests {
         Open,
         /// Closes one of the conversations still open.
         Close,
+        /// Another node archives one of the open conversations from now on.
+        HandOn,
         Write(usize),
     }
 
@@ -114,6 +124,7 @@ mod tests {
             4 => Just(Op::Message),
             2 => Just(Op::Open),
             2 => Just(Op::Close),
+            1 => Just(Op::HandOn),
             2 => (0..40usize).prop_map(Op::Write),
         ]
     }
@@ -148,6 +159,11 @@ mod tests {
                         open -= 1;
                     }
                     Op::Close => {}
+                    Op::HandOn if open > 0 => {
+                        room.release_closing();
+                        open -= 1;
+                    }
+                    Op::HandOn => {}
                     Op::Write(n) => room.written(n.min(room.held())),
                 }
                 prop_assert!(room.held + room.reserved_closings <= capacity);

@@ -27,6 +27,16 @@ pub fn ended_key(token: &str) -> String {
     digest_key("{sb}:ended:", token)
 }
 
+/// The Redis key of the chat a customer missed the end of, kept by a node that took them
+/// over without their token (the reaper of their node): found through the token's key,
+/// which names the customer, so only the token's holder can read it.
+pub fn ended_customer_key(customer: CustomerId) -> String {
+    format!("{ENDED_OF_CUSTOMER}{}", customer.0)
+}
+
+/// The prefix of [`ended_customer_key`]; `find_or_take_ended` appends the id it finds.
+const ENDED_OF_CUSTOMER: &str = "{sb}:ended-customer:";
+
 fn digest_key(prefix: &str, token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     let mut key = String::with_capacity(prefix.len() + 64);
@@ -78,19 +88,31 @@ pub async fn remember_ended(
         .await
 }
 
-/// The customer `key` resumes, or else the ended visit under `ended` — taken: a visit is
-/// shown once, as on one node. One round trip.
+/// The customer `key` resumes, and the ended visit kept for them, if any — under `ended`
+/// (the token's) or under the customer's id ([`ended_customer_key`]) — taken: a visit is
+/// shown once, as on one node. One round trip (a script: the second key needs the id).
 pub async fn find_or_take_ended(
     conn: &mut ConnectionManager,
     key: &str,
     ended: &str,
 ) -> redis::RedisResult<(Option<CustomerId>, Option<String>)> {
-    let (id, visit): (Option<u64>, Option<String>) = redis::pipe()
-        .cmd("GET")
-        .arg(key)
-        .cmd("GETDEL")
-        .arg(ended)
-        .query_async(conn)
+    static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            r"
+            local id = redis.call('GET', KEYS[1])
+            local visit = redis.call('GETDEL', KEYS[2])
+            if (not visit) and id then
+                visit = redis.call('GETDEL', ARGV[1] .. id)
+            end
+            return {id, visit}
+            ",
+        )
+    });
+    let (id, visit): (Option<u64>, Option<String>) = SCRIPT
+        .key(key)
+        .key(ended)
+        .arg(ENDED_OF_CUSTOMER)
+        .invoke_async(conn)
         .await?;
     Ok((id.map(CustomerId), visit))
 }

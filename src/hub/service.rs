@@ -105,6 +105,9 @@ struct ChatLog {
     /// This node archives the chat (its opening, messages and closing): always on one
     /// node; in a cluster, the customer's node only.
     archived_here: bool,
+    /// This node's archive queued the chat's opening and holds a slot for its closing
+    /// (`archive::room`): given back if another node archives the chat from now on.
+    closing_reserved: bool,
 }
 
 pub(crate) struct HubState {

@@ -65,6 +65,14 @@ pub(crate) struct ClusterState {
     sent_here: HashSet<String>,
     /// Resumes of another node's customers waiting for their chat's log to be read.
     pub(super) resuming: HashMap<ChatId, super::cluster_resume::PendingResume>,
+    /// Customers whose `customer_resumed` this node sent and has not seen applied: their
+    /// connection gets `resumed` only when the events stream applies it, so a refused
+    /// resume is never shown as resumed first (`cluster_resume`).
+    pub(super) awaiting_resumed: HashMap<CustomerId, super::cluster_resume::AwaitingResumed>,
+    /// When each running chat was paired: the time of the events stream entry that paired
+    /// it (Redis's clock), the same on every node, for the archive's opening by whichever
+    /// node archives the chat and for `started_at`. Forgotten when the chat ends.
+    paired_at: HashMap<ChatId, i64>,
     // ---- Redis restarted empty: re-assertion ----
     /// The last routing event the replica applied ("0-0": none): how long a prefix of the
     /// events stream it holds, offered when Redis loses its data (`cluster::restore`).
@@ -85,6 +93,8 @@ struct PendingJoin {
 struct RemoteCustomer {
     name: String,
     video: bool,
+    /// When their join entered the events stream (0 if the join was not replayed here).
+    queued_at: i64,
 }
 
 /// The customer of a chat being opened, as this node knows them.
@@ -109,6 +119,8 @@ impl ClusterState {
             joins_sent: 0,
             sent_here: HashSet::new(),
             resuming: HashMap::new(),
+            awaiting_resumed: HashMap::new(),
+            paired_at: HashMap::new(),
             last_event: "0-0".to_string(),
         }
     }
@@ -135,6 +147,19 @@ impl ClusterState {
         self.agent_names.get(agent).cloned()
     }
 
+    /// When `chat` was paired, if this node replayed its pairing.
+    pub(super) fn paired_at(&self, chat: ChatId) -> Option<i64> {
+        self.paired_at.get(&chat).copied()
+    }
+
+    /// When another node's customer joined, if this node replayed their join.
+    pub(super) fn remote_queued_at(&self, customer: CustomerId) -> Option<i64> {
+        self.remote_customers
+            .get(&customer)
+            .map(|r| r.queued_at)
+            .filter(|at| *at > 0)
+    }
+
     /// Another node's customer as their join named them (name, video), for a resume here.
     pub(super) fn remote_customer(&self, customer: CustomerId) -> (String, bool) {
         self.remote_customers
@@ -144,12 +169,28 @@ impl ClusterState {
     }
 
     /// A customer of ours who went to another node: theirs now, known by name.
-    pub(super) fn remember_remote_customer(&mut self, customer: CustomerId, name: String, video: bool) {
-        self.remote_customers.insert(customer, RemoteCustomer { name, video });
+    pub(super) fn remember_remote_customer(&mut self, customer: CustomerId, name: String, video: bool, queued_at: i64) {
+        self.remote_customers
+            .insert(customer, RemoteCustomer { name, video, queued_at });
     }
 
     pub(super) fn forget_customer(&mut self, customer: CustomerId) {
         self.remote_customers.remove(&customer);
+    }
+
+    /// Records when chats were paired (`at`: the entry's time) and forgets ended ones.
+    fn note_chat_times(&mut self, out: &[Decision], at: i64) {
+        for decision in out {
+            match decision {
+                Decision::Paired { chat, .. } => {
+                    self.paired_at.insert(*chat, at);
+                }
+                Decision::ChatEnded { chat, .. } | Decision::ChatWithdrawn { chat, .. } => {
+                    self.paired_at.remove(chat);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// A chat's log is closed here: nothing more is held or read for it.
@@ -157,6 +198,13 @@ impl ClusterState {
         self.ahead.remove(&chat);
         self.filling.remove(&chat);
     }
+}
+
+/// The time an events stream entry was added (its id is `<ms>-<n>`, Redis's clock); now if unreadable.
+fn event_time(id: &str) -> i64 {
+    id.split_once('-')
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or_else(now_ms)
 }
 
 impl HubState {
@@ -229,7 +277,7 @@ impl HubState {
         let remote = cluster.remote_customers.get(&customer);
         Some(ChatCustomer {
             name: remote.map(|r| r.name.clone()).unwrap_or_default(),
-            queued_at: 0,
+            queued_at: remote.map_or(0, |r| r.queued_at),
             video: remote.is_some_and(|r| r.video),
         })
     }
@@ -400,16 +448,14 @@ impl HubState {
     /// Opens this node's log of a running chat it did not see start (its side came here
     /// from another node); its messages are read from the chat's log.
     pub(super) fn adopt_chat(&mut self, chat: ChatId) {
-        if let Some(log) = self.chats.get_mut(&chat) {
+        if let Some(log) = self.chats.get(&chat) {
             // The customer came to the node of their agent, which logged the chat without
             // archiving it: the customer's node archives, so from now on this one does,
-            // starting again with what it kept (what was said since the customer's old
-            // node last archived included: a killed node archived nothing after it died).
+            // starting again with its opening and what it kept (what was said since the
+            // customer's old node last archived included: a killed node archived nothing
+            // after it died, a stopped one maybe not even the opening).
             if !log.archived_here && self.customers.contains_key(&log.customer) {
-                log.archived_here = true;
-                for event in log.transcript.archive_events() {
-                    self.archive.push_message(event);
-                }
+                self.archive_from_now_on(chat);
             }
             return;
         }
@@ -432,6 +478,7 @@ impl HubState {
             .map(|a| a.account.display_name.clone())
             .or_else(|| cluster.agent_name(&agent))
             .unwrap_or_default();
+        let started_at = cluster.paired_at(chat).unwrap_or_else(now_ms);
         self.chats.insert(
             chat,
             ChatLog {
@@ -441,15 +488,19 @@ impl HubState {
                 agent,
                 customer_name: info.name,
                 agent_name,
-                started_at: now_ms(),
+                started_at,
                 transcript: Transcript::new(TRANSCRIPT_LIMIT),
-                // The customer's node archives: its opening was archived where they
-                // joined; a customer who resumed here has the rest archived here (the
-                // store applies messages idempotently by (chat, seq)).
-                archived_here: self.customers.contains_key(&customer),
+                archived_here: false,
+                closing_reserved: false,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);
+        // The customer's node archives: a customer who resumed here has the chat archived
+        // here from now on, its opening included (the store applies openings by id and
+        // messages by (chat, seq), so what their old node wrote changes nothing).
+        if self.customers.contains_key(&customer) {
+            self.archive_from_now_on(chat);
+        }
         self.fill(chat, 0);
     }
 
@@ -510,6 +561,8 @@ impl HubState {
             Ok(op) => op,
             Err(e) => return tracing::error!(event = %event.id, error = %e, "a routing event this node cannot read"),
         };
+        // Our own resume: where the customer is before it applies, for their `resumed`.
+        let resumed = self.resumed_before(&op, &event.node);
         let mut out = vec![];
         let customer = match op.apply(&mut self.routing, &mut out) {
             Ok(customer) => customer,
@@ -522,6 +575,27 @@ impl HubState {
         };
         if out != event.applied.decisions {
             tracing::error!(event = %event.id, ?op, "this node's routing replica decided otherwise than Redis");
+        }
+        let at = event_time(&event.id);
+        self.cluster_mut().note_chat_times(&out, at);
+        // This node was reaped (another node's `node_lost` names it): from this point of
+        // the stream its people are the reaper's. It lets go of them now, before carrying
+        // out anything later entries decide for them, rather than when its own next call
+        // comes back `FENCED` (a node woken from a stall replays first what it missed).
+        if let RoutingOp::NodeLost(lost, _) = &op
+            && *lost == self.cluster_mut().link.node
+            && event.node != *lost
+            && self.holds_anyone()
+        {
+            tracing::warn!(event = %event.id, "this node was reaped by {}: letting go of its people", event.node);
+            self.let_go_of_everyone();
+        }
+        // Our own resume of a customer, applied: their connection gets `resumed` now, with
+        // where they were before anything their return decided (such as a pairing).
+        if let RoutingOp::CustomerResumed(customer) = &op
+            && event.node == self.cluster_mut().link.node
+        {
+            self.resume_applied(*customer, resumed);
         }
         // A customer of ours, away, resumed on another node.
         if let RoutingOp::CustomerResumed(customer) = &op
@@ -578,9 +652,14 @@ impl HubState {
                 match ours {
                     Some((conn, join)) => return self.bind_join(conn, customer, join, out),
                     None => {
-                        cluster
-                            .remote_customers
-                            .insert(customer, RemoteCustomer { name, video });
+                        cluster.remote_customers.insert(
+                            customer,
+                            RemoteCustomer {
+                                name,
+                                video,
+                                queued_at: at,
+                            },
+                        );
                     }
                 }
             }
@@ -638,10 +717,7 @@ impl HubState {
             .map(|(chat, _)| *chat)
             .collect();
         for chat in theirs {
-            if let Some(log) = self.chats.remove(&chat) {
-                self.chat_by_wire.remove(&log.wire_id);
-                self.cluster_mut().chat_closed(chat);
-            }
+            self.drop_chat_log(chat);
         }
     }
 

@@ -8,11 +8,18 @@
 //! this a killed node's customer who never came back left the chat open in the archive and
 //! the agent's last messages acked but never archived. The store applies messages by
 //! (chat, seq), so archiving again what the dead node had archived changes nothing.
+//!
+//! A node that takes a chat's archiving on (the reaper here, or the node a customer
+//! resumes on, `adopt_chat`) archives its opening first: the customer's node may never
+//! have written it — it was stopped (SIGSTOP) when the chat was paired, and woke fenced —
+//! and the stores drop the messages of a conversation never opened. Openings apply once
+//! by id (the first wins), so one written before changes nothing.
 
 use super::{ChatLog, HubState, TRANSCRIPT_LIMIT};
 use crate::core::routing::{ChatId, CustomerId, Decision};
 use crate::hub::now_ms;
 use crate::hub::transcript::Transcript;
+use crate::store::{ArchiveEvent, ConversationKind, ConversationOpened};
 
 impl HubState {
     /// The chats of the customers a `node_lost` this node made handed to it (their grace
@@ -32,17 +39,65 @@ impl HubState {
         if !self.chats.contains_key(&chat) && !self.open_log_for_archive(chat) {
             return;
         }
-        let Some(log) = self.chats.get_mut(&chat) else { return };
+        if self.chats.get(&chat).is_none_or(|log| log.archived_here) {
+            return;
+        }
+        self.archive_from_now_on(chat);
+        let last = self.chats.get(&chat).map_or(0, |log| log.transcript.last_seq());
+        // Lines published to the dead node meanwhile are only in the chat's log.
+        self.fill(chat, last);
+    }
+
+    /// This node archives `chat` from now on: its opening (which the customer's old node
+    /// may never have written), then every line it kept. The store applies both once.
+    pub(super) fn archive_from_now_on(&mut self, chat: ChatId) {
+        let Some(log) = self.chats.get(&chat) else { return };
         if log.archived_here {
             return;
         }
+        let cluster = self.cluster.as_ref();
+        let queued_at = self
+            .customers
+            .get(&log.customer)
+            .map(|info| info.queued_at)
+            .or_else(|| cluster.and_then(|c| c.remote_queued_at(log.customer)))
+            .unwrap_or(log.started_at);
+        let opened = ArchiveEvent::Opened(ConversationOpened {
+            id: log.wire_id.clone(),
+            kind: ConversationKind::Service,
+            category: Some(log.category.0.clone()),
+            customer_name: log.customer_name.clone(),
+            agent_id: log.agent.0.clone(),
+            agent_name: log.agent_name.clone(),
+            queued_at: queued_at.min(log.started_at),
+            paired_at: log.started_at,
+        });
+        let reserved = self.archive.push_opening(opened);
+        let log = self.chats.get_mut(&chat).expect("looked up above");
         log.archived_here = true;
+        log.closing_reserved = reserved;
         for event in log.transcript.archive_events() {
             self.archive.push_message(event);
         }
-        let last = log.transcript.last_seq();
-        // Lines published to the dead node meanwhile are only in the chat's log.
-        self.fill(chat, last);
+    }
+
+    /// Another node archives `chat` from now on: this one writes nothing more of it, and
+    /// gives back the room it held for the closing.
+    pub(super) fn stop_archiving(&mut self, chat: ChatId) {
+        let Some(log) = self.chats.get_mut(&chat) else { return };
+        log.archived_here = false;
+        if std::mem::take(&mut log.closing_reserved) {
+            self.archive.release_closing();
+        }
+    }
+
+    /// Closes this node's log of a chat that goes on elsewhere.
+    pub(super) fn drop_chat_log(&mut self, chat: ChatId) {
+        self.stop_archiving(chat);
+        if let Some(log) = self.chats.remove(&chat) {
+            self.chat_by_wire.remove(&log.wire_id);
+            self.cluster_mut().chat_closed(chat);
+        }
     }
 
     /// A customer this node archived for (inherited, not connected here) resumed on another
@@ -54,16 +109,14 @@ impl HubState {
         let Some(chat) = self.routing.customer_chat(customer) else {
             return;
         };
-        let Some(log) = self.chats.get_mut(&chat) else { return };
+        let Some(log) = self.chats.get(&chat) else { return };
         if !log.archived_here {
             return;
         }
-        log.archived_here = false;
-        if !self.agents.contains_key(&log.agent)
-            && let Some(log) = self.chats.remove(&chat)
-        {
-            self.chat_by_wire.remove(&log.wire_id);
-            self.cluster_mut().chat_closed(chat);
+        if self.agents.contains_key(&log.agent) {
+            self.stop_archiving(chat);
+        } else {
+            self.drop_chat_log(chat);
         }
     }
 
@@ -89,9 +142,10 @@ impl HubState {
                 agent,
                 customer_name,
                 agent_name,
-                started_at: now_ms(),
+                started_at: cluster.paired_at(chat).unwrap_or_else(now_ms),
                 transcript: Transcript::new(TRANSCRIPT_LIMIT),
                 archived_here: false,
+                closing_reserved: false,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

@@ -4,10 +4,22 @@
 //! running chat's log is read first, so the `resumed` frame carries what they missed
 //! after their `last_seq`, as on one node), then calls `customer_resumed`, which makes it
 //! the customer's holder. The node they left lets go of them when it replays that call.
+//!
+//! Every resume that needs Redis's word (the customer away, here or on another node) sends
+//! `customer_resumed` first and answers `resumed` only when the events stream applies it:
+//! Redis may refuse it (their old node still holds them connected — it is stalled and not
+//! reaped yet — or Redis is away), and a `resumed` followed by a refusal would show the
+//! client a state that does not exist. A refusal closes the connection with 1013 and no
+//! `resumed`; a customer taken on from another node for the attempt is let go again.
+//!
+//! A customer whose node died or stalled is their reaper's (`cluster_handover`); if their
+//! chat ends while they are away there, the reaper keeps what one node would show them
+//! under the customer's id (it never had their token), and a resume anywhere finds it.
 
 use std::time::Duration;
 
-use super::{CustomerInfo, EndedVisit, HubState};
+use super::{CustomerInfo, EndedVisit, HubState, close};
+use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
 use crate::core::routing::{ChatId, CustomerId};
 use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
@@ -15,11 +27,19 @@ use crate::hub::delivery::{ConnId, Outbound, Recipient};
 use crate::hub::now_ms;
 use crate::protocol::ServerFrame;
 
-/// A resume waiting for its chat's log to be read, before its `resumed` goes out.
+/// A resume waiting for its chat's log to be read, before its `customer_resumed` goes out.
 pub(super) struct PendingResume {
     pub conn: ConnId,
     pub token: String,
     pub last_seq: u64,
+}
+
+/// A resume whose `customer_resumed` went to Redis and is not applied yet.
+pub(super) struct AwaitingResumed {
+    pub conn: ConnId,
+    pub last_seq: u64,
+    /// The customer was another node's, taken on here for this resume: let go again if it is refused.
+    pub taken_on: bool,
 }
 
 impl HubState {
@@ -55,9 +75,10 @@ impl HubState {
 
     /// A customer away when their chat ended may come back on another node: what they
     /// get there (the `resumed` frame with the whole chat, then its `chat_ended`) is kept
-    /// in Redis for the grace period, beside the token's key. The frames are kept as
+    /// in Redis for the grace period under `key`: beside the token's key (their node), or
+    /// under their id (their reaper, which never had the token). The frames are kept as
     /// JSON: the node that shows them only drops the lines before the customer's `last_seq`.
-    pub(super) fn share_ended_visit(&self, token: &str, visit: &EndedVisit) {
+    pub(super) fn share_ended_visit(&self, key: String, visit: &EndedVisit) {
         if self.cluster.is_none() {
             return;
         }
@@ -71,7 +92,7 @@ impl HubState {
         };
         let json = serde_json::json!({ "resumed": resumed, "ended": visit.ended }).to_string();
         let _ = self.call(RouterCall::RememberEndedVisit {
-            key: resume_tokens::ended_key(token),
+            key,
             visit: json,
             ttl: self.settings.resume_grace,
         });
@@ -95,6 +116,90 @@ impl HubState {
         true
     }
 
+    /// The customer is away (here or, `taken_on`, on the node they left): ask Redis to make
+    /// this node their holder; `resumed` goes out when the events stream applies it.
+    pub(super) fn resume_through_cluster(
+        &mut self,
+        conn: ConnId,
+        customer: CustomerId,
+        last_seq: u64,
+        taken_on: bool,
+    ) -> Result<(), (&'static str, String)> {
+        if let Some(waiting) = self.cluster_mut().awaiting_resumed.get_mut(&customer) {
+            // A second page (a fast reload) while the first one's resume is under way: it
+            // takes the resume over; the transition is already on its way.
+            let old = std::mem::replace(&mut waiting.conn, conn);
+            waiting.last_seq = last_seq;
+            self.close_conn(old, close::REPLACED, "resumed on another connection");
+            return Ok(());
+        }
+        let waiting = AwaitingResumed {
+            conn,
+            last_seq,
+            taken_on,
+        };
+        self.cluster_mut().awaiting_resumed.insert(customer, waiting);
+        if !self.route(RoutingOp::CustomerResumed(customer), Some(conn)) {
+            // Told `cluster_unavailable` already.
+            self.abandon_resume(conn);
+        }
+        Ok(())
+    }
+
+    /// Our `customer_resumed` is applied (the events stream, in order): the waiting
+    /// connection is theirs now. `resumed` is where they were when it applied, before what
+    /// their return decided, which follows (a pairing, `peer_back` to their agent).
+    pub(super) fn resume_applied(&mut self, customer: CustomerId, resumed: Option<ServerFrame>) {
+        let Some(waiting) = self.cluster_mut().awaiting_resumed.remove(&customer) else {
+            return;
+        };
+        let (Some(resumed), true) = (resumed, self.conns.contains_key(&waiting.conn)) else {
+            // The page went while its resume was under way: they are away again.
+            if self.customers.contains_key(&customer) {
+                self.route(RoutingOp::CustomerDisconnected(customer), None);
+            }
+            return;
+        };
+        let Some(info) = self.customers.get_mut(&customer) else {
+            return;
+        };
+        info.conn = Some(waiting.conn);
+        self.set_who(waiting.conn, Recipient::Customer(customer));
+        self.send_to_conn(waiting.conn, &resumed);
+    }
+
+    /// The `resumed` frame of a resume of ours that `op` applies, built before it is
+    /// applied: `None` for any other transition.
+    pub(super) fn resumed_before(&self, op: &RoutingOp, node: &str) -> Option<ServerFrame> {
+        let RoutingOp::CustomerResumed(customer) = op else {
+            return None;
+        };
+        if self.buddy_node() != Some(node) {
+            return None;
+        }
+        let waiting = self.cluster.as_ref()?.awaiting_resumed.get(customer)?;
+        self.resumed_frame(*customer, waiting.last_seq)
+    }
+
+    /// A resume that will not happen (refused, or never sent): the connection is closed
+    /// with 1013 (try again), and a customer taken on for it goes back to being another
+    /// node's. The caller has told the connection why.
+    fn abandon_resume(&mut self, conn: ConnId) {
+        let cluster = self.cluster_mut();
+        let customer = cluster
+            .awaiting_resumed
+            .iter()
+            .find(|(_, waiting)| waiting.conn == conn)
+            .map(|(customer, _)| *customer);
+        if let Some(customer) = customer
+            && let Some(waiting) = cluster.awaiting_resumed.remove(&customer)
+            && waiting.taken_on
+        {
+            self.let_go_of_customer(customer);
+        }
+        self.close_conn(conn, 1013, "cannot resume now; try again");
+    }
+
     /// Redis answered whose a token is: take the customer on here, if the routing domain
     /// still has them; else show the chat they missed the end of, if a node kept it.
     pub(super) fn token_found(
@@ -108,23 +213,26 @@ impl HubState {
         if !self.conns.contains_key(&conn) {
             return; // The connection went meanwhile; the customer stays where they were.
         }
+        // A kept ending is the truth even if this replica has not applied the end yet.
+        if ended_visit.is_some_and(|visit| self.resume_ended_elsewhere(conn, &visit, last_seq)) {
+            return;
+        }
         let known = customer.filter(|c| self.routing.customer_category(*c).is_some());
         let Some(customer) = known else {
-            if ended_visit.is_some_and(|visit| self.resume_ended_elsewhere(conn, &visit, last_seq)) {
-                return;
-            }
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
-        if !self.customers.contains_key(&customer) {
+        let taken_on = !self.customers.contains_key(&customer);
+        if taken_on {
             let (name, video) = self.cluster_mut().remote_customer(customer);
+            let queued_at = self.cluster_mut().remote_queued_at(customer).unwrap_or_else(now_ms);
             self.tokens.insert(token.clone(), customer);
             self.customers.insert(
                 customer,
                 CustomerInfo {
                     name,
                     token: token.clone(),
-                    // Only the archive's opening reads it, and the opening was not ours.
-                    queued_at: now_ms(),
+                    // The archive's opening reads it if this node archives their chat.
+                    queued_at,
                     conn: None,
                     video,
                 },
@@ -140,24 +248,32 @@ impl HubState {
                 }
             }
         }
-        self.finish_resume(conn, &token, last_seq);
+        self.finish_resume(conn, &token, last_seq, taken_on);
     }
 
     /// A chat's log was read: a resume waiting for it goes on.
     pub(super) fn chat_read_for_resume(&mut self, chat: ChatId) {
         if let Some(pending) = self.cluster_mut().resuming.remove(&chat) {
-            self.finish_resume(pending.conn, &pending.token, pending.last_seq);
+            // Only another node's customer waits for their chat's log here.
+            self.finish_resume(pending.conn, &pending.token, pending.last_seq, true);
         }
     }
 
-    fn finish_resume(&mut self, conn: ConnId, token: &str, last_seq: u64) {
+    fn finish_resume(&mut self, conn: ConnId, token: &str, last_seq: u64, taken_on: bool) {
+        let customer = self.tokens.get(token).copied();
         if !self.conns.contains_key(&conn) {
             // Gone before it was resumed: the customer stays away (their grace runs on the
             // node they left, which still holds them in Redis).
+            if let Some(customer) = customer.filter(|_| taken_on) {
+                self.let_go_of_customer(customer);
+            }
             return;
         }
-        if let Err((code, message)) = self.customer_resume(conn, token, last_seq) {
+        if let Err((code, message)) = self.customer_resume(conn, token, last_seq, taken_on) {
             self.error_to_conn(conn, code, message, None);
+            if let Some(customer) = customer.filter(|_| taken_on) {
+                self.let_go_of_customer(customer);
+            }
         }
     }
 
@@ -169,23 +285,15 @@ impl HubState {
     /// messages would be refused one by one, and its presence would hide the customer's
     /// absence from this node's grace timer.
     pub(super) fn resume_refused(&mut self, conn: ConnId, code: &'static str, message: String) {
-        self.error_to_conn(conn, code, message, None);
-        let customer = match self.conn_role(conn) {
-            Some((_, Some(Recipient::Customer(customer)))) => Some(*customer),
-            _ => None,
+        // The routing's words (`wrong_state`: still connected on their old node) mean
+        // nothing to a customer: say what happened and what to do.
+        let message = if code == UNAVAILABLE {
+            message
+        } else {
+            format!("your session is still held elsewhere ({message}); try again in a moment")
         };
-        if let Some(customer) = customer {
-            self.delivery.detach(&Recipient::Customer(customer), conn);
-            if let Some(info) = self.customers.get_mut(&customer)
-                && info.conn == Some(conn)
-            {
-                info.conn = None;
-            }
-        }
-        if let Some(entry) = self.conns.get_mut(&conn) {
-            entry.who = None;
-        }
-        self.close_conn(conn, 1013, "cannot resume now; try again");
+        self.error_to_conn(conn, UNAVAILABLE, message, None);
+        self.abandon_resume(conn);
     }
 
     /// A customer of ours, away, resumed on another node: held there now. This node
@@ -197,7 +305,7 @@ impl HubState {
         };
         self.tokens.remove(&info.token);
         self.cluster_mut()
-            .remember_remote_customer(customer, info.name, info.video);
+            .remember_remote_customer(customer, info.name, info.video, info.queued_at);
         let theirs: Vec<ChatId> = self
             .chats
             .iter()
@@ -211,12 +319,9 @@ impl HubState {
                 .is_some_and(|log| self.agents.contains_key(&log.agent));
             if agent_here {
                 // The customer's node archives now.
-                if let Some(log) = self.chats.get_mut(&chat) {
-                    log.archived_here = false;
-                }
-            } else if let Some(log) = self.chats.remove(&chat) {
-                self.chat_by_wire.remove(&log.wire_id);
-                self.cluster_mut().chat_closed(chat);
+                self.stop_archiving(chat);
+            } else {
+                self.drop_chat_log(chat);
             }
         }
     }

@@ -13,7 +13,7 @@ impl HubState {
     pub(super) fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
         let result = match frame {
             ClientFrame::Join { name, category, video } => self.customer_join(conn, &name, &category, video),
-            ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq),
+            ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, false),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
         if let Err((code, message)) = result {
@@ -73,11 +73,14 @@ impl HubState {
         Ok(())
     }
 
+    /// `taken_on`: the customer was another node's, taken on here for this resume (a
+    /// cluster); let go again if Redis refuses it.
     pub(super) fn customer_resume(
         &mut self,
         conn: ConnId,
         token: &str,
         last_seq: u64,
+        taken_on: bool,
     ) -> Result<(), (&'static str, String)> {
         let expired = || ("resume_expired", "that session is over; join again".to_string());
         if let Some(visit) = self.ended_visits.remove(token) {
@@ -91,10 +94,14 @@ impl HubState {
                 None => Err(expired()),
             };
         };
-        let category = self.routing.customer_category(customer).ok_or_else(expired)?.clone();
+        self.routing.customer_category(customer).ok_or_else(expired)?;
         let info = self.customers.get_mut(&customer).ok_or_else(expired)?;
+        if self.cluster.is_some() && info.conn.is_none() {
+            // Redis decides whether they are back here (their old node may still hold them):
+            // `resumed` goes out once it has (`cluster_resume`), never before a refusal.
+            return self.resume_through_cluster(conn, customer, last_seq, taken_on);
+        }
         let previous = info.conn.replace(conn);
-        let name = info.name.clone();
         if let Some(old) = previous {
             // Taking over from a connection the hub still believes alive (a fast reload).
             self.delivery.detach(&Recipient::Customer(customer), old);
@@ -105,27 +112,32 @@ impl HubState {
         }
         self.set_who(conn, Recipient::Customer(customer));
         // Where they are now, before anything their return causes (such as being paired at once).
+        if let Some(resumed) = self.resumed_frame(customer, last_seq) {
+            self.send_to_conn(conn, &resumed);
+        }
+        let mut out = vec![];
+        if previous.is_none() {
+            let _ = self.routing.customer_resumed(customer, &mut out);
+        }
+        self.apply(out);
+        Ok(())
+    }
+
+    /// The `resumed` frame for a customer: their place or chat (the messages after
+    /// `last_seq`) as they are now. `None` if the routing no longer knows them.
+    pub(super) fn resumed_frame(&self, customer: CustomerId, last_seq: u64) -> Option<ServerFrame> {
+        let category = self.routing.customer_category(customer)?;
+        let name = self.customers.get(&customer)?.name.clone();
         let chat = self
             .routing
             .customer_chat(customer)
             .and_then(|chat| self.snapshot(chat, Party::Customer, last_seq));
-        let resumed = ServerFrame::Resumed {
+        Some(ServerFrame::Resumed {
             customer_name: name,
             category: category.0.clone(),
             place: self.routing.place(customer),
             chat,
-        };
-        self.send_to_conn(conn, &resumed);
-        let mut out = vec![];
-        if previous.is_none() {
-            if self.cluster.is_some() {
-                self.route(RoutingOp::CustomerResumed(customer), Some(conn));
-            } else {
-                let _ = self.routing.customer_resumed(customer, &mut out);
-            }
-        }
-        self.apply(out);
-        Ok(())
+        })
     }
 
     /// A customer back within the grace period whose chat ended while they were away:

@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use super::{ChatLog, EndedVisit, HubState, TRANSCRIPT_LIMIT};
+use crate::cluster::resume_tokens;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal};
 use crate::hub::delivery::Recipient;
 use crate::hub::transcript::Transcript;
@@ -70,31 +71,43 @@ impl HubState {
                 };
                 // A customer away (reloading) when the chat ends gets it, and how it ended, on resume.
                 let away = reason == ChatEnd::Ended && self.customers.get(&customer).is_some_and(|c| c.conn.is_none());
-                let kept = if away {
+                // A cluster: the reaper of their node (which died or stalled) archives the
+                // chat without holding their token; it keeps the ending for them too.
+                let inherited = reason == ChatEnd::Ended
+                    && !self.customers.contains_key(&customer)
+                    && self.chats.get(&chat).is_some_and(|log| log.archived_here);
+                let kept = if away || inherited {
                     self.snapshot(chat, Party::Customer, 0)
                 } else {
                     None
                 };
+                let name = self.chats.get(&chat).map(|log| log.customer_name.clone());
                 self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
-                if let (Some(snapshot), Some(info)) = (kept, self.customers.get(&customer)) {
+                if let Some(snapshot) = kept {
                     let ended = ServerFrame::ChatEnded {
                         chat_id: snapshot.chat_id.clone(),
                         ended_by: by,
                         reason: wire_reason,
                     };
-                    let token = info.token.clone();
-                    let visit = EndedVisit {
-                        name: info.name.clone(),
+                    let mut visit = EndedVisit {
+                        name: name.unwrap_or_default(),
                         chat: snapshot,
                         ended,
                     };
-                    self.share_ended_visit(&token, &visit);
-                    self.ended_visits.insert(token.clone(), visit);
-                    after(
-                        &self.timers,
-                        self.settings.resume_grace,
-                        Command::ForgetEndedVisit { token },
-                    );
+                    match self.customers.get(&customer) {
+                        Some(info) => {
+                            let token = info.token.clone();
+                            visit.name.clone_from(&info.name);
+                            self.share_ended_visit(resume_tokens::ended_key(&token), &visit);
+                            self.ended_visits.insert(token.clone(), visit);
+                            after(
+                                &self.timers,
+                                self.settings.resume_grace,
+                                Command::ForgetEndedVisit { token },
+                            );
+                        }
+                        None => self.share_ended_visit(resume_tokens::ended_customer_key(customer), &visit),
+                    }
                 }
                 self.forget_customer(customer);
             }
@@ -197,10 +210,16 @@ impl HubState {
             .map(|a| a.account.display_name.clone())
             .or_else(|| self.cluster.as_ref().and_then(|c| c.agent_name(&agent)))
             .unwrap_or_default();
-        let started_at = now_ms();
+        // In a cluster every node gives the chat the time its pairing entered the events stream.
+        let started_at = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.paired_at(chat))
+            .unwrap_or_else(now_ms);
         // Routing opens no more chats than the archive has room for (see `refresh_pairing_room`).
+        let mut closing_reserved = false;
         if archived_here {
-            self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
+            closing_reserved = self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
                 id: wire_id.clone(),
                 kind: ConversationKind::Service,
                 category: Some(category.0.clone()),
@@ -244,6 +263,7 @@ impl HubState {
                 started_at,
                 transcript: Transcript::new(TRANSCRIPT_LIMIT),
                 archived_here,
+                closing_reserved,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

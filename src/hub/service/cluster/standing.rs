@@ -145,8 +145,14 @@ impl HubState {
     /// agents, their chats and their pending joins. Buddies too: the cluster counts their
     /// connections here as closed once this node's loss is replayed (`buddy_node_lost`), so
     /// they reconnect, to any node.
-    fn let_go_of_everyone(&mut self) {
+    pub(in crate::hub::service) fn let_go_of_everyone(&mut self) {
         let held: Vec<ConnId> = self.conns.keys().copied().collect();
+        // Their chats are archived elsewhere from now on (the reaper's, or the node they
+        // resume on): the closings this node reserved room for will not be written here.
+        let reserved = self.chats.values().filter(|log| log.closing_reserved).count();
+        for _ in 0..reserved {
+            self.archive.release_closing();
+        }
         self.buddies.joining.clear();
         self.buddies.stop_reasserting();
         // Their desks are counted closed with this node's loss; they are announced again
@@ -171,5 +177,21 @@ impl HubState {
         cluster.ahead.clear();
         cluster.sent_here.clear();
         cluster.resuming.clear();
+        cluster.awaiting_resumed.clear();
+    }
+
+    /// Whether this node speaks for anyone the events stream gave it: a customer attached
+    /// to a connection, or an agent whose welcome went out.
+    pub(in crate::hub::service) fn holds_anyone(&self) -> bool {
+        let awaiting = &self
+            .cluster
+            .as_ref()
+            .expect("called in a cluster only")
+            .awaiting_welcome;
+        self.customers.values().any(|c| c.conn.is_some())
+            || self
+                .agents
+                .iter()
+                .any(|(id, a)| a.conn.is_some() && !awaiting.contains(id))
     }
 }
