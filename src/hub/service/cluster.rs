@@ -193,6 +193,11 @@ impl ClusterState {
         }
     }
 
+    /// Keeps the pairing times of the chats `routing` still runs only.
+    pub(super) fn forget_pairings_not_in(&mut self, routing: &crate::core::routing::Routing) {
+        self.paired_at.retain(|chat, _| routing.chat_sides(*chat).is_some());
+    }
+
     /// A chat's log is closed here: nothing more is held or read for it.
     pub(super) fn chat_closed(&mut self, chat: ChatId) {
         self.ahead.remove(&chat);

@@ -135,7 +135,10 @@ impl HubState {
         match crate::core::routing::Routing::from_state(state) {
             Ok(routing) => {
                 self.routing = routing;
-                self.cluster_mut().last_event = last_event;
+                let cluster = self.cluster.as_mut().expect("called in a cluster only");
+                cluster.last_event = last_event;
+                // Pairing times of chats the skipped events ended are forgotten here.
+                cluster.forget_pairings_not_in(&self.routing);
             }
             Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
         }
