@@ -74,6 +74,11 @@ pub(crate) enum RouterCall {
     },
     /// The chat's messages after `after`, from its log.
     Fill { chat: ChatId, after: u64 },
+    /// The last read of an ended chat's log by the node archiving it: every line stamped
+    /// before the end, which may have reached this node after the end's event (pub/sub and
+    /// the events stream are not ordered with each other), goes to the archive before the
+    /// closing does.
+    ClosingRead { chat: ChatId, after: u64 },
     // ---- a customer's resume on another node ----
     /// Records which customer a resume token (its key, `resume_tokens::key`) resumes, for `ttl`.
     RememberToken {
@@ -528,6 +533,17 @@ async fn router(
                     },
                 )
                 .await;
+            }
+            RouterCall::ClosingRead { chat, after } => {
+                let mut read = chat_log::read_after(&mut conn, chat, after).await;
+                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                    read = chat_log::read_after(&mut conn, chat, after).await;
+                }
+                let lines = read.unwrap_or_else(|e| {
+                    tracing::warn!(chat = chat.0, error = %e, "could not read an ended chat's log: archived as recorded");
+                    vec![]
+                });
+                tell(&hub, Command::ChatClosingLines { chat, lines }).await;
             }
             RouterCall::RememberToken { key, customer, ttl } => {
                 if let Err(e) = resume_tokens::remember(&mut conn, &key, customer, ttl).await {

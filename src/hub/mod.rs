@@ -224,6 +224,12 @@ pub(crate) enum Command {
         lines: Vec<crate::cluster::chat_log::ChatLine>,
         filled: Option<crate::core::routing::ChatId>,
     },
+    /// An ended chat's log as read after its end (`RouterCall::ClosingRead`): the lines
+    /// the archiving node had not recorded go to the archive, then the closing.
+    ChatClosingLines {
+        chat: crate::core::routing::ChatId,
+        lines: Vec<crate::cluster::chat_log::ChatLine>,
+    },
     /// Typing or a draft from another node.
     ChatSignal(crate::cluster::chat_log::NodeMessage),
     /// The node's chat channel was cut and is back: re-read every chat's log.

@@ -262,6 +262,7 @@ impl HubState {
             Command::RoutingReload { state, last_event } => self.routing_reload(state, last_event),
             Command::BuddiesRestored(snapshot) => self.restore_loaded(*snapshot),
             Command::ChatLines { lines, filled } => self.chat_lines(lines, filled),
+            Command::ChatClosingLines { chat, lines } => self.chat_closing_lines(chat, lines),
             Command::ChatSignal(signal) => self.chat_signal(signal),
             Command::ChatResync => self.chat_resync(),
             Command::TokenFound {
@@ -767,6 +768,8 @@ impl HubState {
             let mut out = vec![];
             self.routing.end_all(&mut out);
             self.apply(out);
+        } else {
+            self.flush_closings();
         }
         self.buddy_shut_down();
         let bye = Outbound::Frame(

@@ -69,6 +69,10 @@ pub(crate) struct ClusterState {
     /// connection gets `resumed` only when the events stream applies it, so a refused
     /// resume is never shown as resumed first (`cluster_resume`).
     pub(super) awaiting_resumed: HashMap<CustomerId, super::cluster_resume::AwaitingResumed>,
+    /// Ended chats this node archives, waiting for the last read of their log before their
+    /// closing (`chat::ClosingArchive`). Kept through a fence: the chats ended, and nobody
+    /// else writes their closing.
+    closing: HashMap<ChatId, chat::ClosingArchive>,
     /// When each running chat was paired: the time of the events stream entry that paired
     /// it (Redis's clock), the same on every node, for the archive's opening by whichever
     /// node archives the chat and for `started_at`. Forgotten when the chat ends.
@@ -120,6 +124,7 @@ impl ClusterState {
             sent_here: HashSet::new(),
             resuming: HashMap::new(),
             awaiting_resumed: HashMap::new(),
+            closing: HashMap::new(),
             paired_at: HashMap::new(),
             last_event: "0-0".to_string(),
         }

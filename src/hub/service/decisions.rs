@@ -292,12 +292,18 @@ impl HubState {
             cluster.chat_closed(chat);
         }
         if log.archived_here {
-            self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
+            let closed = ConversationClosed {
                 id: log.wire_id.clone(),
                 ended_at: now_ms(),
                 ended_by: side,
                 reason: end,
-            }));
+            };
+            if self.cluster.is_some() {
+                // The chat's last lines may reach this node after its end: read its log first.
+                self.close_after_last_read(chat, log.transcript.last_seq(), closed);
+            } else {
+                self.archive.push_closing(ArchiveEvent::Closed(closed));
+            }
         }
         let frame = ServerFrame::ChatEnded {
             chat_id: log.wire_id,

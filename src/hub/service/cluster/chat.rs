@@ -1,7 +1,10 @@
 //! Chat messages between nodes (issue 15, `docs/cluster.md` §7): a checked message goes
 //! to Redis to be stamped (its chat's seq drawn and logged by a fenced script); each node
 //! records every line of its chats in seq order, holding lines that come past a gap until
-//! the chat's log fills it; typing and drafts go to the peer's node only.
+//! the chat's log fills it; typing and drafts go to the peer's node only. The node that
+//! archives a chat reads its log once more after the chat ends and archives what it had
+//! not recorded before the closing: an acknowledged line may reach it (pub/sub) after
+//! the end's event (the events stream), and would otherwise be in no archive.
 
 use uuid::Uuid;
 
@@ -12,8 +15,17 @@ use crate::core::routing::{ChatId, Party};
 use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{Delivery, Outbound, Recipient};
 use crate::hub::now_ms;
-use crate::hub::transcript::{Author, Stamped};
+use crate::hub::transcript::{Author, Stamped, Transcript};
 use crate::protocol::{From, ServerFrame};
+use crate::store::{ArchiveEvent, ConversationClosed};
+
+/// An ended chat this node archives, waiting for the last read of its log before its closing.
+pub(in crate::hub::service) struct ClosingArchive {
+    wire_id: String,
+    /// Only the seq recorded so far: stamps the archive events of the lines read.
+    transcript: Transcript,
+    closed: ConversationClosed,
+}
 
 impl HubState {
     /// Sends a checked message to be stamped by Redis; it is recorded and delivered when
@@ -49,6 +61,66 @@ impl HubState {
             return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
         }
         Ok(())
+    }
+
+    /// `chat` ended and this node archives it (recorded up to `last_seq`): its closing is
+    /// written after the chat's log has been read once more.
+    pub(in crate::hub::service) fn close_after_last_read(
+        &mut self,
+        chat: ChatId,
+        last_seq: u64,
+        closed: ConversationClosed,
+    ) {
+        let entry = ClosingArchive {
+            wire_id: closed.id.clone(),
+            transcript: Transcript::from_parts(last_seq, vec![], 1),
+            closed,
+        };
+        if self.call(RouterCall::ClosingRead { chat, after: last_seq }) {
+            self.cluster_mut().closing.insert(chat, entry);
+        } else {
+            tracing::warn!(
+                chat = chat.0,
+                "the router's queue is full: an ended chat is archived as recorded"
+            );
+            self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
+        }
+    }
+
+    /// The last read of an ended chat's log: the lines after what was recorded, then the closing.
+    pub(in crate::hub::service) fn chat_closing_lines(&mut self, chat: ChatId, mut lines: Vec<ChatLine>) {
+        let Some(mut entry) = self.cluster_mut().closing.remove(&chat) else {
+            return;
+        };
+        lines.sort_by_key(|line| line.seq);
+        for line in lines {
+            if line.chat != chat || line.seq != entry.transcript.last_seq() + 1 {
+                continue; // recorded already (or past a trimmed gap: the log keeps the last thousand)
+            }
+            let author = match line.from {
+                Party::Customer => Author::CUSTOMER,
+                _ => Author::AGENT,
+            };
+            let Stamped { event, .. } = entry.transcript.record_stamped(
+                &entry.wire_id,
+                line.seq,
+                &line.id,
+                line.at,
+                author,
+                line.text,
+                line.client_id.as_deref(),
+            );
+            self.archive.push_message(event);
+        }
+        self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
+    }
+
+    /// Shutting down: the closings still waiting for their last read are written as recorded.
+    pub(in crate::hub::service) fn flush_closings(&mut self) {
+        let pending: Vec<ClosingArchive> = self.cluster_mut().closing.drain().map(|(_, entry)| entry).collect();
+        for entry in pending {
+            self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
+        }
     }
 
     pub(in crate::hub::service) fn is_filling(&self, chat: ChatId) -> bool {
