@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
-use switchboard::cluster::routing_events::read_events;
+use switchboard::cluster::routing_events::{RoutingEvent, read_events};
 use switchboard::core::routing::Decision;
 use switchboard::store::{MongoStore, Store};
 use tokio::sync::watch;
@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
 use crate::cluster_checker::{History, LineEvent, Msg, Seen, check};
+use crate::cluster_hub::{Running, registered};
 use crate::cluster_scenario_clients::{Ctx, Phase, Run, agent, customer};
-use crate::common::{ADMIN_PASSWORD, Api};
+use crate::common::{ADMIN_PASSWORD, Api, Ws, signal};
 use crate::redis_server::RedisServer;
 use crate::storeops::hub_command;
 
@@ -27,21 +28,14 @@ use crate::storeops::hub_command;
 const WAIT: Duration = Duration::from_secs(120);
 /// One scenario at a time in this test binary: each runs three hub processes and
 /// hundreds of clients, and two at once on a small machine starve the nodes' lease
-/// renewals (they then refuse joins with `cluster_unavailable`, or are fenced).
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// renewals (they then refuse joins with `cluster_unavailable`, or are fenced). The
+/// stall tests (`cluster_stall`) take it too: their leases are as short.
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A hub process, killed when dropped.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Three node processes on one MongoDB database and one Redis.
-struct Cluster {
+/// Three node processes on one MongoDB database and one Redis. A node stopped with
+/// SIGSTOP is killed all the same when the cluster is dropped (SIGKILL ends a stopped
+/// process too), so a failing test leaves nothing frozen behind.
+pub(crate) struct Cluster {
     _redis: RedisServer,
     conn: ConnectionManager,
     scratch: TempDir,
@@ -51,14 +45,14 @@ struct Cluster {
     binds: Vec<String>,
 }
 
-fn node_name(i: usize) -> String {
+pub(crate) fn node_name(i: usize) -> String {
     format!("node{i}")
 }
 
 impl Cluster {
     /// Starts the three nodes one after the other (the first creates the admin and the
     /// categories), each registered before the next starts.
-    async fn start(tag: &str, resume_grace_secs: u64, lease_ms: u64) -> Self {
+    pub(crate) async fn start(tag: &str, resume_grace_secs: u64, lease_ms: u64) -> Self {
         let redis = RedisServer::start().await;
         let client = redis::Client::open(redis.url()).unwrap();
         let mut conn = ConnectionManager::new(client).await.unwrap();
@@ -116,7 +110,7 @@ impl Cluster {
         self.binds.iter().map(|b| format!("ws://{b}")).collect()
     }
 
-    async fn login(&self, username: &str, password: &str) -> Api {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> Api {
         let base = format!("http://{}", self.binds[0]);
         let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
         let res = client
@@ -132,7 +126,7 @@ impl Cluster {
     }
 
     /// Creates the agent account (through node 0) and signs them in: their bearer token.
-    async fn agent_token(&self, admin: &Api, username: &str, categories: &[&str], limit: usize) -> String {
+    pub(crate) async fn agent_token(&self, admin: &Api, username: &str, categories: &[&str], limit: usize) -> String {
         let (status, body) = admin
             .post(
                 "/api/admin/agents",
@@ -149,73 +143,122 @@ impl Cluster {
         let mut running = self.nodes[i].take().expect("the node runs");
         running.0.kill().unwrap();
         let _ = running.0.wait();
+        self.wait_for_the_reap(i).await;
+    }
+
+    /// Returns once node `i` is no longer registered (a live node reaped it).
+    pub(crate) async fn wait_for_the_reap(&mut self, i: usize) {
         let deadline = Instant::now() + WAIT;
-        while registered(&mut self.conn, &node_name(i)).await.is_some() {
-            assert!(Instant::now() < deadline, "the killed node was never reaped");
+        while self.incarnation(i).await.is_some() {
+            assert!(Instant::now() < deadline, "{} was never reaped", node_name(i));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The incarnation Redis holds for node `i`, if it is registered.
+    pub(crate) async fn incarnation(&mut self, i: usize) -> Option<u64> {
+        registered(&mut self.conn, &node_name(i)).await
+    }
+
+    /// Sends `sig` (SIGSTOP, SIGCONT) to node `i`'s process.
+    pub(crate) fn signal(&self, i: usize, sig: libc::c_int) {
+        signal(&self.nodes[i].as_ref().expect("the node runs").0, sig);
+    }
+
+    /// `ws://…{path}` on node `i`.
+    pub(crate) fn ws_url(&self, i: usize, path: &str) -> String {
+        format!("ws://{}{path}", self.binds[i])
+    }
+
+    /// The agent signed in on node `i` with their bearer `token`, their welcome read
+    /// (not yet available).
+    pub(crate) async fn agent_on(&self, i: usize, token: &str) -> Ws {
+        let auth = format!("Bearer {token}");
+        let mut ws = Ws::connect(&self.ws_url(i, "/ws/agent"), &[("authorization", &auth)])
+            .await
+            .unwrap();
+        ws.next_of("agent_welcome").await;
+        ws
+    }
+
+    /// The node whose `node_lost` reaped node `i`, if one did.
+    pub(crate) async fn reaper_of(&mut self, i: usize) -> Option<usize> {
+        let lost = node_name(i);
+        self.events()
+            .await
+            .iter()
+            .rev()
+            .find(|e| e.transition == "node_lost" && e.args.first() == Some(&lost))
+            .and_then(|e| (0..3).find(|&n| node_name(n) == e.node))
+    }
+
+    /// Every routing event, in the order Redis committed them.
+    async fn events(&mut self) -> Vec<RoutingEvent> {
+        let mut all = vec![];
+        let mut after = "0-0".to_string();
+        loop {
+            let events = read_events(&mut self.conn, &after, 5_000).await.unwrap();
+            let Some(last) = events.last() else { break };
+            after = last.id.clone();
+            all.extend(events);
+        }
+        all
     }
 
     /// The line's events, in the order Redis committed them, customers named.
     async fn line(&mut self) -> Vec<LineEvent> {
         let mut names: HashMap<u64, String> = HashMap::new();
         let mut line = vec![];
-        let mut after = "0-0".to_string();
-        loop {
-            let events = read_events(&mut self.conn, &after, 5_000).await.unwrap();
-            let Some(last) = events.last() else { break };
-            after = last.id.clone();
-            for event in events {
-                let name =
-                    |names: &HashMap<u64, String>, id: u64| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
-                if event.transition == "customer_resumed"
-                    && let Some(id) = event.args.first().and_then(|a| a.parse::<u64>().ok())
-                {
-                    line.push(LineEvent::Back {
-                        customer: name(&names, id),
-                    });
-                }
-                let mut tickets = event.applied.queued_tickets.iter();
-                for decision in &event.applied.decisions {
-                    match decision {
-                        Decision::Queued { customer, category, .. } => {
-                            if event.transition == "join" {
-                                names.insert(customer.0, event.args[2].clone());
-                            }
-                            line.push(LineEvent::Entered {
-                                category: category.0.clone(),
-                                customer: name(&names, customer.0),
-                                ticket: tickets.next().expect("a ticket per Queued").0,
-                            });
+        for event in self.events().await {
+            let name =
+                |names: &HashMap<u64, String>, id: u64| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
+            if event.transition == "customer_resumed"
+                && let Some(id) = event.args.first().and_then(|a| a.parse::<u64>().ok())
+            {
+                line.push(LineEvent::Back {
+                    customer: name(&names, id),
+                });
+            }
+            let mut tickets = event.applied.queued_tickets.iter();
+            for decision in &event.applied.decisions {
+                match decision {
+                    Decision::Queued { customer, category, .. } => {
+                        if event.transition == "join" {
+                            names.insert(customer.0, event.args[2].clone());
                         }
-                        Decision::Paired {
-                            customer,
-                            category,
-                            ticket,
-                            ..
-                        } => {
-                            if event.transition == "join" {
-                                names.insert(customer.0, event.args[2].clone());
-                            }
-                            line.push(LineEvent::Served {
-                                category: category.0.clone(),
-                                customer: name(&names, customer.0),
-                                ticket: ticket.0,
-                            });
-                        }
-                        Decision::ChatEnded { customer, .. } | Decision::ChatWithdrawn { customer, .. } => {
-                            line.push(LineEvent::ChatOver {
-                                customer: name(&names, customer.0),
-                            })
-                        }
-                        Decision::Dequeued { customer, .. } => line.push(LineEvent::Left {
+                        line.push(LineEvent::Entered {
+                            category: category.0.clone(),
                             customer: name(&names, customer.0),
-                        }),
-                        Decision::CustomerGraceStarted { customer, .. } => line.push(LineEvent::Away {
-                            customer: name(&names, customer.0),
-                        }),
-                        _ => {}
+                            ticket: tickets.next().expect("a ticket per Queued").0,
+                        });
                     }
+                    Decision::Paired {
+                        customer,
+                        category,
+                        ticket,
+                        ..
+                    } => {
+                        if event.transition == "join" {
+                            names.insert(customer.0, event.args[2].clone());
+                        }
+                        line.push(LineEvent::Served {
+                            category: category.0.clone(),
+                            customer: name(&names, customer.0),
+                            ticket: ticket.0,
+                        });
+                    }
+                    Decision::ChatEnded { customer, .. } | Decision::ChatWithdrawn { customer, .. } => {
+                        line.push(LineEvent::ChatOver {
+                            customer: name(&names, customer.0),
+                        })
+                    }
+                    Decision::Dequeued { customer, .. } => line.push(LineEvent::Left {
+                        customer: name(&names, customer.0),
+                    }),
+                    Decision::CustomerGraceStarted { customer, .. } => line.push(LineEvent::Away {
+                        customer: name(&names, customer.0),
+                    }),
+                    _ => {}
                 }
             }
         }
@@ -268,7 +311,7 @@ impl Cluster {
     }
 
     /// The last lines of each node's log, for a failure's message.
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         (0..3)
             .map(|i| {
                 let said =
@@ -283,17 +326,6 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
-}
-
-/// The incarnation Redis holds for `node`, if registered.
-async fn registered(conn: &mut ConnectionManager, node: &str) -> Option<u64> {
-    redis::cmd("HGET")
-        .arg("{sb}:nodes")
-        .arg(node)
-        .query_async::<Option<u64>>(conn)
-        .await
-        .ok()
-        .flatten()
 }
 
 /// Waits until every client's phase is one of `phases` (names missing count as not);

@@ -253,7 +253,12 @@ impl Ws {
 
     /// The next frame `wanted` accepts, remembering the others it passed.
     pub async fn next_matching(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.next_matching_within(WAIT, wanted).await
+    }
+
+    /// As [`Ws::next_matching`], waiting up to `wait` (a cluster's reap or fence).
+    pub async fn next_matching_within(&mut self, wait: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let Some(frame) = self.recv_within(left).await else {
@@ -277,7 +282,12 @@ impl Ws {
 
     /// Waits for the server to close; returns the close code.
     pub async fn closed(&mut self) -> Option<CloseCode> {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.closed_within(WAIT).await
+    }
+
+    /// As [`Ws::closed`], waiting up to `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<CloseCode> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.inner.next()).await {

@@ -57,3 +57,5 @@ mod cluster_archive_handover;
 mod cluster_agent_return;
 // issue 15: Redis restarted empty, the nodes re-assert what their people hold
 mod cluster_reassert;
+// a node stopped (SIGSTOP) past its lease: archive, ended chats and early resumes
+mod cluster_stall;

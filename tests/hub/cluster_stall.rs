@@ -1,0 +1,679 @@
+//! A node stopped (SIGSTOP) past its lease while its customer's chat goes on elsewhere,
+//! as an operator's client written from `docs/protocol.md` alone meets it: three REAL
+//! node processes (`cluster_scenarios::Cluster`: the built binary, `STORE=mongodb` on the
+//! harness's MongoDB-wire server, one real `redis-server`), a short lease so the stall is
+//! noticed soon, and a grace period long enough for every step. The roles are fixed:
+//! the agent signs in on node 0, the customer joins on node 2 (the one stopped), node 1
+//! holds neither side; which of nodes 0 and 1 reaps node 2 is the cluster's choice, and
+//! every failure names it.
+//!
+//! What must hold: a message acknowledged to either side is archived once, in a
+//! conversation that is archived opened and closed (`GET /api/conversations/{id}`),
+//! whichever node took the customer on; a customer whose chat ended while their node
+//! was stopped gets it on `resume` elsewhere within the grace period (`resumed`, then
+//! `chat_ended`); a `resume` before the stopped node is reaped is never answered with a
+//! `resumed` that is then taken back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::cluster_scenarios::{Cluster, ONE_AT_A_TIME, node_name};
+use crate::common::{ADMIN_PASSWORD, Api, Ws};
+
+/// How long a test waits for something the cluster must do (a reap, a fence, an archive).
+const WAIT: Duration = Duration::from_secs(60);
+/// `CLUSTER_LEASE_MS`: a stall is noticed within it and a scan.
+const LEASE_MS: u64 = 2_000;
+/// `RESUME_GRACE_SECS`: long enough for every step between the reap and the resume.
+const GRACE_SECS: u64 = 30;
+
+/// The agent's node (also where the tests sign in and read the archive: never stopped).
+const AGENTS_NODE: usize = 0;
+/// The node that holds neither side.
+const THIRD_NODE: usize = 1;
+/// The customer's node, the one stopped.
+const STALLED_NODE: usize = 2;
+
+/// Every acknowledged message of the chat, either side's: seq → (who, message id).
+type Acked = BTreeMap<u64, (&'static str, String)>;
+
+/// The cluster, the admin's HTTP client, and the agent "ann" (limit 1, "general")
+/// signed in on [`AGENTS_NODE`], not yet available. The guard keeps the cluster
+/// scenarios (as short a lease) from running meanwhile.
+struct Stage {
+    cluster: Cluster,
+    admin: Api,
+    agent: Ws,
+    _alone: tokio::sync::MutexGuard<'static, ()>,
+}
+
+async fn stage(tag: &str, lease_ms: u64) -> Stage {
+    let alone = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start(tag, GRACE_SECS, lease_ms).await;
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    let token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
+    let agent = cluster.agent_on(AGENTS_NODE, &token).await;
+    Stage {
+        cluster,
+        admin,
+        agent,
+        _alone: alone,
+    }
+}
+
+/// The customer "Carla" joined "general" on [`STALLED_NODE`]: the connection and their
+/// resume token.
+async fn join(cluster: &Cluster) -> (Ws, String) {
+    let mut ws = Ws::connect(&cluster.ws_url(STALLED_NODE, "/ws/customer"), &[])
+        .await
+        .unwrap();
+    ws.send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    let welcome = ws.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
+    let token = welcome["resume_token"].as_str().unwrap().to_string();
+    (ws, token)
+}
+
+/// The agent goes available; the chat they are given (with the customer waiting).
+async fn available_and_paired(agent: &mut Ws) -> String {
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let started = agent.next_matching_within(WAIT, |f| f["type"] == "chat_started").await;
+    assert_eq!(started["peer_name"], "Carla", "{started}");
+    started["chat_id"].as_str().unwrap().to_string()
+}
+
+/// The next `type` frame about `chat` (other frames are kept in `ws.seen`).
+async fn next_about(ws: &mut Ws, kind: &str, chat: &str) -> Value {
+    ws.next_matching_within(WAIT, |f| f["type"] == kind && f["chat_id"] == chat)
+        .await
+}
+
+/// Sends a chat message (`frame` without its client id) as `who` and waits for its
+/// answer; acknowledged: records it in `acked` and returns its seq. Refused for now
+/// (`cluster_unavailable`: nothing was delivered) is sent again; any other refusal, a
+/// refusal naming no client id (the connection's state), or the socket's close fails
+/// the test, with `context` and what the connection saw.
+async fn acked_message(ws: &mut Ws, who: &'static str, mut frame: Value, acked: &mut Acked, context: &str) -> u64 {
+    let client_id = format!("{who}-{}", acked.len() + 1);
+    frame["client_id"] = json!(client_id);
+    loop {
+        ws.send(frame.clone()).await;
+        let answer = ws
+            .next_matching_within(WAIT, |f| {
+                (f["type"] == "ack" || f["type"] == "error")
+                    && (f["client_id"] == client_id.as_str() || f["client_id"].is_null())
+            })
+            .await;
+        if answer["type"] == "ack" {
+            let seq = answer["seq"].as_u64().expect("an ack has a seq");
+            let id = answer["id"].as_str().expect("an ack has an id").to_string();
+            let before = acked.insert(seq, (who, id));
+            assert!(before.is_none(), "{context}: seq {seq} acknowledged twice");
+            return seq;
+        }
+        assert!(
+            answer["code"] == "cluster_unavailable" && answer["client_id"] == client_id.as_str(),
+            "{context}: {who}'s message {client_id} refused: {answer}; the connection saw {:?}",
+            ws.seen
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What came next on a connection.
+#[derive(Debug)]
+enum Next {
+    Frame(Value),
+    /// Closed by the server, with its close code if it gave one.
+    Closed(Option<u16>),
+    /// Nothing within the wait.
+    Quiet,
+}
+
+/// The next frame on `ws`, its close, or [`Next::Quiet`] after `wait` (what
+/// [`Ws::recv_within`] folds into one `None`, told apart for a refusal's message).
+async fn next_or_close(ws: &mut Ws, wait: Duration) -> Next {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.inner.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Next::Frame(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(Message::Close(frame)))) => return Next::Closed(frame.map(|f| u16::from(f.code))),
+            Ok(Some(Ok(_))) => continue,
+            Ok(None) | Ok(Some(Err(_))) => return Next::Closed(None),
+            Err(_) => return Next::Quiet,
+        }
+    }
+}
+
+/// How a `resume` on a new connection was answered.
+enum Resume {
+    /// `resumed` came (the connection, the frame, and the frames before it).
+    Resumed(Ws, Value, Vec<Value>),
+    /// Refused: the frames that came (the error among them) and the close, if any.
+    Refused(Vec<Value>, Option<Next>),
+}
+
+/// Opens a connection to `node` and sends `resume`; reads up to its answer: `resumed`,
+/// an `error`, or the close.
+async fn resume_once(cluster: &Cluster, node: usize, token: &str, last_seq: u64) -> Resume {
+    let mut ws = Ws::connect(&cluster.ws_url(node, "/ws/customer"), &[]).await.unwrap();
+    ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
+        .await;
+    let mut frames = vec![];
+    loop {
+        match next_or_close(&mut ws, WAIT).await {
+            Next::Frame(frame) if frame["type"] == "resumed" => return Resume::Resumed(ws, frame, frames),
+            Next::Frame(frame) if frame["type"] == "error" => {
+                frames.push(frame);
+                return Resume::Refused(frames, None);
+            }
+            Next::Frame(frame) => frames.push(frame),
+            end => return Resume::Refused(frames, Some(end)),
+        }
+    }
+}
+
+/// A refusal the protocol tells the client to try again after: close 1013, or
+/// `cluster_unavailable`.
+fn try_again(frames: &[Value], close: &Option<Next>) -> bool {
+    matches!(close, Some(Next::Closed(Some(1013))))
+        || frames
+            .iter()
+            .any(|f| f["type"] == "error" && f["code"] == "cluster_unavailable")
+}
+
+/// `resume` on `node` until answered `resumed`, trying again after what the protocol
+/// says to try again after; any other answer fails with `context`.
+async fn resumed_on(cluster: &Cluster, node: usize, token: &str, last_seq: u64, context: &str) -> (Ws, Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match resume_once(cluster, node, token, last_seq).await {
+            Resume::Resumed(ws, resumed, before) => {
+                assert!(before.is_empty(), "{context}: frames before `resumed`: {before:?}");
+                return (ws, resumed);
+            }
+            Resume::Refused(frames, close) => {
+                assert!(
+                    try_again(&frames, &close) && Instant::now() < deadline,
+                    "{context}: the resume on {} (last_seq {last_seq}) was refused: frames {frames:?}, then {close:?}\n{}",
+                    node_name(node),
+                    cluster.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Reads `GET /api/conversations/{chat}` (as the admin, on the agent's node) until the
+/// conversation is archived closed with every acknowledged seq; then requires exactly
+/// the acknowledged messages, each once, and returns the record. Fails with what the
+/// archive held and which acknowledged seqs it lacked.
+async fn archived_whole(stage: &Stage, chat: &str, acked: &Acked, context: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    let record = loop {
+        let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+        let archived: Vec<u64> = archived_messages(&record).iter().map(|(seq, _)| *seq).collect();
+        let missing: Vec<u64> = acked.keys().copied().filter(|s| !archived.contains(s)).collect();
+        if status == 200 && !record["ended_at"].is_null() && missing.is_empty() {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{context}: conversation {chat} never archived whole and closed: GET answered {status} \
+             (ended_at {}, reason {}); archived seqs {archived:?}; acknowledged {:?}; \
+             acknowledged but not archived: {missing:?}\n{}",
+            record["ended_at"],
+            record["reason"],
+            acked
+                .iter()
+                .map(|(seq, (who, _))| format!("{seq} ({who})"))
+                .collect::<Vec<_>>(),
+            stage.cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let expected: Vec<(u64, String)> = acked.iter().map(|(seq, (_, id))| (*seq, id.clone())).collect();
+    assert_eq!(
+        archived_messages(&record),
+        expected,
+        "{context}: the archive holds every acknowledged message once, and nothing else"
+    );
+    assert_eq!(
+        (record["customer_name"].as_str(), record["agent_name"].as_str()),
+        (Some("Carla"), Some("ANN")),
+        "{context}: the opening archived: {record}"
+    );
+    record
+}
+
+/// The archived messages of a conversation record: (seq, id), in the record's order.
+fn archived_messages(record: &Value) -> Vec<(u64, String)> {
+    record["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap_or(0),
+                m["id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Wakes the stopped node (SIGCONT) and requires it fenced: it closes the customer's old
+/// connection with 1012 and registers again under a higher incarnation.
+async fn wake_fenced(stage: &mut Stage, old: &mut Ws, before: u64, context: &str) {
+    stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
+    assert_eq!(
+        old.closed_within(WAIT).await.map(u16::from),
+        Some(1012),
+        "{context}: the woken node lets go of its customer (reconnect elsewhere)"
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match stage.cluster.incarnation(STALLED_NODE).await {
+            Some(after) if after > before => break,
+            now => assert!(
+                Instant::now() < deadline,
+                "{context}: the woken node never registered again (incarnation {now:?}, {before} before)"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What a test says on failure: where everyone was.
+fn roles(resume_on: usize, reaper: Option<usize>) -> String {
+    format!(
+        "agent on {}, customer on {} (stopped), resumed on {}, the stopped node reaped by {}",
+        node_name(AGENTS_NODE),
+        node_name(STALLED_NODE),
+        node_name(resume_on),
+        reaper.map_or("nobody".into(), node_name)
+    )
+}
+
+/// Where the customer resumes.
+#[derive(Clone, Copy, Debug)]
+enum ResumeOn {
+    AgentsNode,
+    ThirdNode,
+    /// Whichever live node reaped the stopped one.
+    Reaper,
+    /// The live node that did not reap it.
+    NotReaper,
+}
+
+impl ResumeOn {
+    fn node(self, reaper: Option<usize>) -> usize {
+        match self {
+            ResumeOn::AgentsNode => AGENTS_NODE,
+            ResumeOn::ThirdNode => THIRD_NODE,
+            ResumeOn::Reaper => reaper.expect("a node reaped the stopped one"),
+            ResumeOn::NotReaper => {
+                let reaper = reaper.expect("a node reaped the stopped one");
+                [AGENTS_NODE, THIRD_NODE].into_iter().find(|&n| n != reaper).unwrap()
+            }
+        }
+    }
+}
+
+// ---- 1. paired while the customer's node is stopped ----
+
+/// A customer waits on node 2; node 2 is stopped; the agent goes available on node 0 and
+/// is given the chat; node 2 is reaped (the agent is told the customer is away); the
+/// customer resumes on a node holding neither side, gets the chat, and 16 messages go
+/// both ways, each acknowledged; the customer ends the chat. With node 2 still stopped,
+/// the archive must hold the conversation, closed, with every acknowledged message once;
+/// woken, node 2 is fenced and changes nothing.
+#[tokio::test]
+async fn a_customer_paired_while_their_node_is_stopped_has_every_acknowledged_message_archived() {
+    paired_while_stopped("stall-paired-third", ResumeOn::ThirdNode).await;
+}
+
+/// The same, the customer resuming on the node of their agent.
+#[tokio::test]
+async fn a_customer_paired_while_their_node_is_stopped_and_resuming_on_their_agents_node_is_archived_whole() {
+    paired_while_stopped("stall-paired-agents", ResumeOn::AgentsNode).await;
+}
+
+async fn paired_while_stopped(tag: &str, resume_on: ResumeOn) {
+    let mut stage = stage(tag, LEASE_MS).await;
+    let (mut carla, token) = join(&stage.cluster).await;
+    carla.next_matching_within(WAIT, |f| f["type"] == "queued").await;
+    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
+
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    let chat = available_and_paired(&mut stage.agent).await;
+    next_about(&mut stage.agent, "peer_away", &chat).await;
+    stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+    let reaper = stage.cluster.reaper_of(STALLED_NODE).await;
+    let node = resume_on.node(reaper);
+    let context = roles(node, reaper);
+    eprintln!("{tag}: {context}");
+
+    let (mut back, resumed) = resumed_on(&stage.cluster, node, &token, 0, &context).await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{context}: {resumed}");
+    next_about(&mut stage.agent, "peer_back", &chat).await;
+
+    let mut acked = Acked::new();
+    for n in 1..=8 {
+        let text = format!("customer {n}");
+        acked_message(
+            &mut back,
+            "customer",
+            json!({"type": "message", "text": text}),
+            &mut acked,
+            &context,
+        )
+        .await;
+        let text = format!("agent {n}");
+        let frame = json!({"type": "message", "chat_id": chat, "text": text});
+        acked_message(&mut stage.agent, "agent", frame, &mut acked, &context).await;
+    }
+    assert_eq!(
+        acked.keys().copied().collect::<Vec<_>>(),
+        (1..=16).collect::<Vec<_>>(),
+        "{context}"
+    );
+    back.send(json!({"type": "leave"})).await;
+    next_about(&mut back, "chat_ended", &chat).await;
+    next_about(&mut stage.agent, "chat_ended", &chat).await;
+
+    // Node 2 still stopped: what was acknowledged is archived without it.
+    let record = archived_whole(&stage, &chat, &acked, &context).await;
+    assert_eq!(
+        (record["reason"].as_str(), record["ended_by"].as_str()),
+        (Some("ended"), Some("customer")),
+        "{context}: {record}"
+    );
+
+    wake_fenced(&mut stage, &mut carla, before, &context).await;
+    let (_, again) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+    assert_eq!(
+        archived_messages(&again),
+        archived_messages(&record),
+        "{context}: the woken node added nothing to the archive"
+    );
+}
+
+// ---- 2. the chat ended while the customer's node was stopped ----
+
+/// A customer on node 2 chats with the agent on node 0 (one message each way); node 2 is
+/// stopped; the agent writes on (before and after the reap, each acknowledged) and ends
+/// the chat; woken, node 2 closes the customer's connection (1012); the customer resumes
+/// on the live node that did not reap node 2, within the grace period, and gets `resumed`
+/// with the chat (the agent away, the agent's messages after their `last_seq`), then
+/// `chat_ended`. The archive holds the chat closed, with every acknowledged message once.
+#[tokio::test]
+async fn a_customer_whose_chat_ended_while_their_node_was_stopped_resumes_it_elsewhere() {
+    ended_while_stopped("stall-ended-before", true, ResumeOn::NotReaper).await;
+}
+
+/// The same, the customer paired (waiting on node 2) while node 2 was stopped, and
+/// resuming on the node that reaped node 2.
+#[tokio::test]
+async fn a_customer_paired_and_ended_while_their_node_was_stopped_resumes_it_on_the_reaper() {
+    ended_while_stopped("stall-ended-during", false, ResumeOn::Reaper).await;
+}
+
+async fn ended_while_stopped(tag: &str, paired_before: bool, resume_on: ResumeOn) {
+    let mut stage = stage(tag, LEASE_MS).await;
+    let mut acked = Acked::new();
+    let context = format!("{tag}, paired before the stall: {paired_before}");
+    let (mut carla, token, chat, last_seq) = if paired_before {
+        stage
+            .agent
+            .send(json!({"type": "set_available", "available": true}))
+            .await;
+        stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+        let (mut carla, token) = join(&stage.cluster).await;
+        let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        next_about(&mut stage.agent, "chat_started", &chat).await;
+        acked_message(
+            &mut carla,
+            "customer",
+            json!({"type": "message", "text": "hello"}),
+            &mut acked,
+            &context,
+        )
+        .await;
+        let frame = json!({"type": "message", "chat_id": chat, "text": "hi"});
+        let seq = acked_message(&mut stage.agent, "agent", frame, &mut acked, &context).await;
+        let got = carla
+            .next_matching_within(WAIT, |f| f["type"] == "message" && f["seq"] == seq)
+            .await;
+        assert_eq!(got["text"], "hi");
+        (carla, token, chat, seq)
+    } else {
+        let (mut carla, token) = join(&stage.cluster).await;
+        carla.next_matching_within(WAIT, |f| f["type"] == "queued").await;
+        (carla, token, String::new(), 0)
+    };
+    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
+
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    let chat = if paired_before {
+        chat
+    } else {
+        available_and_paired(&mut stage.agent).await
+    };
+    // Acknowledged while the customer's node is stopped, before its loss is noticed.
+    let frame = json!({"type": "message", "chat_id": chat, "text": "during the stall"});
+    acked_message(&mut stage.agent, "agent", frame, &mut acked, &context).await;
+    next_about(&mut stage.agent, "peer_away", &chat).await;
+    stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+    let reaper = stage.cluster.reaper_of(STALLED_NODE).await;
+    let node = resume_on.node(reaper);
+    let context = format!("{context}; {}", roles(node, reaper));
+    eprintln!("{context}");
+    for n in 1..=3 {
+        let frame = json!({"type": "message", "chat_id": chat, "text": format!("while away {n}")});
+        acked_message(&mut stage.agent, "agent", frame, &mut acked, &context).await;
+    }
+    stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let ended = next_about(&mut stage.agent, "chat_ended", &chat).await;
+    assert_eq!(ended["reason"], "ended", "{context}: {ended}");
+
+    wake_fenced(&mut stage, &mut carla, before, &context).await;
+    let (mut back, resumed) = resumed_on(&stage.cluster, node, &token, last_seq, &context).await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{context}: {resumed}");
+    assert_eq!(resumed["chat"]["peer_connected"], false, "{context}: {resumed}");
+    let missed: Vec<u64> = resumed["chat"]["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["seq"].as_u64().unwrap_or(0))
+        .collect();
+    let expected: Vec<u64> = acked.range(last_seq + 1..).map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        missed, expected,
+        "{context}: `resumed` carries what they missed after last_seq {last_seq}: {resumed}"
+    );
+    let ended = next_about(&mut back, "chat_ended", &chat).await;
+    assert_eq!(
+        (ended["reason"].as_str(), ended["ended_by"].as_str()),
+        (Some("ended"), Some("agent")),
+        "{context}: {ended}"
+    );
+
+    let record = archived_whole(&stage, &chat, &acked, &context).await;
+    assert_eq!(
+        (record["reason"].as_str(), record["ended_by"].as_str()),
+        (Some("ended"), Some("agent")),
+        "{context}: {record}"
+    );
+}
+
+// ---- 3. a resume before the stopped node is reaped ----
+
+/// A chatting customer's node is stopped, and at once (its lease still running) the
+/// customer resumes on node 1. That connection must not get a `resumed` it then loses:
+/// either it is refused (close 1013, or an `error`) with no `resumed` first, and a
+/// resume after the reap brings the chat back; or its `resumed` holds. Either way the
+/// resumed connection works: its message is acknowledged and reaches the agent.
+#[tokio::test]
+async fn a_resume_before_the_stalled_node_is_reaped_is_refused_without_a_resumed() {
+    resume_before_the_reap("stall-early-chatting", true).await;
+}
+
+/// The same for a customer waiting in line: the resume keeps their place (1), and the
+/// connection works (the agent's chat reaches it, its message is acknowledged).
+#[tokio::test]
+async fn a_waiting_customers_resume_before_their_stalled_node_is_reaped_is_refused_without_a_resumed() {
+    resume_before_the_reap("stall-early-waiting", false).await;
+}
+
+async fn resume_before_the_reap(tag: &str, chatting: bool) {
+    // A longer lease: the early resume is answered well before the reap.
+    let mut stage = stage(tag, 2 * LEASE_MS).await;
+    let mut acked = Acked::new();
+    let context = format!("{tag}: agent on node0, customer on node2 (stopped), resume on node1");
+    let (carla, token, chat, last_seq) = if chatting {
+        stage
+            .agent
+            .send(json!({"type": "set_available", "available": true}))
+            .await;
+        stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+        let (mut carla, token) = join(&stage.cluster).await;
+        let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        next_about(&mut stage.agent, "chat_started", &chat).await;
+        let seq = acked_message(
+            &mut carla,
+            "customer",
+            json!({"type": "message", "text": "hello"}),
+            &mut acked,
+            &context,
+        )
+        .await;
+        (carla, token, Some(chat), seq)
+    } else {
+        let (mut carla, token) = join(&stage.cluster).await;
+        carla.next_matching_within(WAIT, |f| f["type"] == "queued").await;
+        (carla, token, None, 0)
+    };
+
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    let early = resume_once(&stage.cluster, THIRD_NODE, &token, last_seq).await;
+    let held_then = stage.cluster.incarnation(STALLED_NODE).await.is_some();
+    // A waiting customer paired while the early resume was being tried.
+    let mut paired_by_probe: Option<String> = None;
+    let (mut back, resumed) = match early {
+        Resume::Refused(frames, close) => {
+            eprintln!("{context}: the early resume was refused: {frames:?}, then {close:?}");
+            assert!(
+                matches!(close, Some(Next::Closed(Some(1013)))) || frames.iter().any(|f| f["type"] == "error"),
+                "{context}: refused with a close 1013 or an error, not {frames:?} then {close:?}"
+            );
+            stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+            resumed_on(&stage.cluster, THIRD_NODE, &token, last_seq, &context).await
+        }
+        Resume::Resumed(mut ws, resumed, before) => {
+            eprintln!(
+                "{context}: the early resume was answered `resumed` (node2 still registered: {held_then}): {resumed}"
+            );
+            assert!(before.is_empty(), "{context}: frames before `resumed`: {before:?}");
+            // Kept only if it holds: a probe's answer on this connection shows it (a
+            // chatting customer's message acknowledged; a waiting one given the agent,
+            // who goes available now), before any error or close.
+            let mut after: Vec<Next> = vec![];
+            if held_then {
+                if chatting {
+                    ws.send(json!({"type": "message", "text": "still here?", "client_id": "probe"}))
+                        .await;
+                } else {
+                    stage
+                        .agent
+                        .send(json!({"type": "set_available", "available": true}))
+                        .await;
+                }
+                loop {
+                    let next = next_or_close(&mut ws, WAIT).await;
+                    let over = match &next {
+                        Next::Frame(f) => {
+                            f["type"] == "error"
+                                || (f["type"] == "ack" && f["client_id"] == "probe")
+                                || f["type"] == "chat_started"
+                        }
+                        _ => true,
+                    };
+                    after.push(next);
+                    if over {
+                        break;
+                    }
+                }
+            }
+            let taken_back = after.iter().any(|next| match next {
+                Next::Frame(f) => f["type"] == "error",
+                _ => true,
+            });
+            assert!(
+                !taken_back,
+                "{context}: a resume before node2's reap was answered `resumed` ({resumed}) and then \
+                 taken back: after it came {after:?}\n{}",
+                stage.cluster.logs()
+            );
+            match after.last() {
+                Some(Next::Frame(ack)) if ack["type"] == "ack" => {
+                    let id = ack["id"].as_str().expect("an ack has an id");
+                    acked.insert(ack["seq"].as_u64().expect("an ack has a seq"), ("customer", id.into()));
+                }
+                Some(Next::Frame(started)) if started["type"] == "chat_started" => {
+                    paired_by_probe = started["chat_id"].as_str().map(String::from);
+                }
+                _ => {}
+            }
+            (ws, resumed)
+        }
+    };
+
+    let chat = match chat {
+        Some(chat) => {
+            assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{context}: {resumed}");
+            assert_eq!(resumed["place"], Value::Null, "{context}: {resumed}");
+
+            chat
+        }
+        None => {
+            assert_eq!(
+                (resumed["place"].as_u64(), &resumed["chat"]),
+                (Some(1), &Value::Null),
+                "{context}: their place kept: {resumed}"
+            );
+            match paired_by_probe {
+                Some(chat) => {
+                    next_about(&mut stage.agent, "chat_started", &chat).await;
+                    chat
+                }
+                None => {
+                    let chat = available_and_paired(&mut stage.agent).await;
+                    next_about(&mut back, "chat_started", &chat).await;
+                    chat
+                }
+            }
+        }
+    };
+    // The resumed connection works: its message is acknowledged and reaches the agent.
+    let frame = json!({"type": "message", "text": "back"});
+    let seq = acked_message(&mut back, "customer", frame, &mut acked, &context).await;
+    let got = stage
+        .agent
+        .next_matching_within(WAIT, |f| {
+            f["type"] == "message" && f["seq"] == seq && f["chat_id"] == chat.as_str()
+        })
+        .await;
+    assert_eq!(got["text"], "back", "{context}");
+    drop(carla);
+}
