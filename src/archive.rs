@@ -257,6 +257,13 @@ impl Archive {
         self.send(event).is_some()
     }
 
+    /// Queues the opening of a running conversation this node takes the archiving of over
+    /// from another node, with its closing reserved, room or not ([`Room::admit_opening_anyway`]).
+    pub fn push_handover_opening(&self, event: ArchiveEvent) -> bool {
+        self.room().admit_opening_anyway();
+        self.send(event).is_some()
+    }
+
     /// Queues a conversation's closing, in the room reserved when it opened.
     pub fn push_closing(&self, event: ArchiveEvent) {
         if !self.room().admit_closing() {

@@ -64,6 +64,15 @@ impl Room {
         ok
     }
 
+    /// Takes an opening and reserves its closing even past the capacity: a chat whose
+    /// archiving a node takes over from another (a cluster's hand-over) is running
+    /// already, and its messages are kept only after its opening. Bounded by the chats
+    /// running, not by what clients send.
+    pub fn admit_opening_anyway(&mut self) {
+        self.held += 1;
+        self.reserved_closings += 1;
+    }
+
     /// Takes a closing into the slot its opening reserved. A closing without a
     /// reservation (a conversation opened before this accounting, such as one replayed
     /// from the spool) takes a free slot; only with neither is it refused.

@@ -72,7 +72,8 @@ impl HubState {
             queued_at: queued_at.min(log.started_at),
             paired_at: log.started_at,
         });
-        let reserved = self.archive.push_opening(opened);
+        // Running already: its messages are kept only after its opening, room or not.
+        let reserved = self.archive.push_handover_opening(opened);
         let log = self.chats.get_mut(&chat).expect("looked up above");
         log.archived_here = true;
         log.closing_reserved = reserved;

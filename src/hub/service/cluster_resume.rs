@@ -32,14 +32,30 @@ pub(super) struct PendingResume {
     pub conn: ConnId,
     pub token: String,
     pub last_seq: u64,
+    pub taken_on: Option<TakenOn>,
 }
 
 /// A resume whose `customer_resumed` went to Redis and is not applied yet.
 pub(super) struct AwaitingResumed {
+    /// The connection that gets `resumed` (a second page takes the place of the first).
     pub conn: ConnId,
+    /// The connection the call was sent for: a refusal names it.
+    pub sent_for: ConnId,
     pub last_seq: u64,
-    /// The customer was another node's, taken on here for this resume: let go again if it is refused.
-    pub taken_on: bool,
+    pub taken_on: Option<TakenOn>,
+}
+
+/// What a resume attempt took on here from another node, to be undone exactly if the
+/// attempt fails — and nothing more: a reaper that already archives the customer's chat
+/// (`cluster_handover`) keeps archiving it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TakenOn {
+    pub customer: CustomerId,
+    pub chat: Option<ChatId>,
+    /// The attempt opened this node's log of the chat.
+    pub log_created: bool,
+    /// The attempt made this node the chat's archiving node.
+    pub archiving_began: bool,
 }
 
 impl HubState {
@@ -123,18 +139,21 @@ impl HubState {
         conn: ConnId,
         customer: CustomerId,
         last_seq: u64,
-        taken_on: bool,
+        taken_on: Option<TakenOn>,
     ) -> Result<(), (&'static str, String)> {
         if let Some(waiting) = self.cluster_mut().awaiting_resumed.get_mut(&customer) {
             // A second page (a fast reload) while the first one's resume is under way: it
             // takes the resume over; the transition is already on its way.
             let old = std::mem::replace(&mut waiting.conn, conn);
             waiting.last_seq = last_seq;
-            self.close_conn(old, close::REPLACED, "resumed on another connection");
+            if old != conn {
+                self.close_conn(old, close::REPLACED, "resumed on another connection");
+            }
             return Ok(());
         }
         let waiting = AwaitingResumed {
             conn,
+            sent_for: conn,
             last_seq,
             taken_on,
         };
@@ -151,6 +170,14 @@ impl HubState {
     /// their return decided, which follows (a pairing, `peer_back` to their agent).
     pub(super) fn resume_applied(&mut self, customer: CustomerId, resumed: Option<ServerFrame>) {
         let Some(waiting) = self.cluster_mut().awaiting_resumed.remove(&customer) else {
+            // Applied, though this node took it for refused (its answer was lost in
+            // transit) or settled it meanwhile: Redis holds them connected here with no
+            // page. Away again, so that their next resume is not refused as connected.
+            // (This node holds them at this point of the stream; were it lost meanwhile,
+            // the call would be refused as fenced.)
+            if self.customers.get(&customer).is_none_or(|info| info.conn.is_none()) {
+                self.route(RoutingOp::CustomerDisconnected(customer), None);
+            }
             return;
         };
         let (Some(resumed), true) = (resumed, self.conns.contains_key(&waiting.conn)) else {
@@ -189,15 +216,69 @@ impl HubState {
         let customer = cluster
             .awaiting_resumed
             .iter()
-            .find(|(_, waiting)| waiting.conn == conn)
+            .find(|(_, waiting)| waiting.conn == conn || waiting.sent_for == conn)
             .map(|(customer, _)| *customer);
+        let mut close = conn;
         if let Some(customer) = customer
             && let Some(waiting) = cluster.awaiting_resumed.remove(&customer)
-            && waiting.taken_on
         {
-            self.let_go_of_customer(customer);
+            close = waiting.conn;
+            if let Some(taken_on) = waiting.taken_on {
+                self.undo_take_on(taken_on);
+            }
         }
-        self.close_conn(conn, 1013, "cannot resume now; try again");
+        self.close_conn(close, 1013, "cannot resume now; try again");
+    }
+
+    /// Every resume under way is settled with 1013 (try again): Redis lost its data, or the
+    /// replica was reloaded past entries that may have applied them. Customers taken on
+    /// for them go back to being another node's, so this node claims only its own.
+    pub(in crate::hub::service) fn abandon_every_resume(&mut self) {
+        let waiting: Vec<ConnId> = self
+            .cluster_mut()
+            .awaiting_resumed
+            .values()
+            .map(|waiting| waiting.conn)
+            .collect();
+        for conn in waiting {
+            self.error_to_conn(
+                conn,
+                UNAVAILABLE,
+                "the cluster is recovering; resume again shortly",
+                None,
+            );
+            self.abandon_resume(conn);
+        }
+        // Those still reading their chat's log, before their call went out.
+        let reading: Vec<PendingResume> = self.cluster_mut().resuming.drain().map(|(_, p)| p).collect();
+        for pending in reading {
+            self.error_to_conn(
+                pending.conn,
+                UNAVAILABLE,
+                "the cluster is recovering; resume again shortly",
+                None,
+            );
+            if let Some(taken_on) = pending.taken_on {
+                self.undo_take_on(taken_on);
+            }
+            self.close_conn(pending.conn, 1013, "cannot resume now; try again");
+        }
+    }
+
+    /// Undoes what a failed resume attempt took on from another node (see [`TakenOn`]).
+    fn undo_take_on(&mut self, taken_on: TakenOn) {
+        if let Some(info) = self.customers.remove(&taken_on.customer) {
+            self.tokens.remove(&info.token);
+            self.cluster_mut()
+                .remember_remote_customer(taken_on.customer, info.name, info.video, info.queued_at);
+        }
+        if let Some(chat) = taken_on.chat {
+            if taken_on.log_created {
+                self.drop_chat_log(chat);
+            } else if taken_on.archiving_began {
+                self.stop_archiving(chat);
+            }
+        }
     }
 
     /// Redis answered whose a token is: take the customer on here, if the routing domain
@@ -221,8 +302,8 @@ impl HubState {
         let Some(customer) = known else {
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
-        let taken_on = !self.customers.contains_key(&customer);
-        if taken_on {
+        let mut taken_on = None;
+        if !self.customers.contains_key(&customer) {
             let (name, video) = self.cluster_mut().remote_customer(customer);
             let queued_at = self.cluster_mut().remote_queued_at(customer).unwrap_or_else(now_ms);
             self.tokens.insert(token.clone(), customer);
@@ -238,14 +319,33 @@ impl HubState {
                 },
             );
             self.remember_token(&token, customer, resume_tokens::HELD_FOR);
-            if let Some(chat) = self.routing.customer_chat(customer) {
+            let chat = self.routing.customer_chat(customer);
+            let logged = chat.and_then(|chat| self.chats.get(&chat).map(|log| log.archived_here));
+            if let Some(chat) = chat {
                 // Their chat's log first: the `resumed` frame carries what they missed.
                 self.adopt_chat(chat);
-                if self.is_filling(chat) {
-                    let pending = PendingResume { conn, token, last_seq };
-                    self.cluster_mut().resuming.insert(chat, pending);
-                    return;
-                }
+            }
+            let archived = chat
+                .and_then(|chat| self.chats.get(&chat))
+                .is_some_and(|log| log.archived_here);
+            let record = TakenOn {
+                customer,
+                chat,
+                log_created: chat.is_some() && logged.is_none(),
+                archiving_began: archived && logged != Some(true),
+            };
+            taken_on = Some(record);
+            if let Some(chat) = chat
+                && self.is_filling(chat)
+            {
+                let pending = PendingResume {
+                    conn,
+                    token,
+                    last_seq,
+                    taken_on,
+                };
+                self.cluster_mut().resuming.insert(chat, pending);
+                return;
             }
         }
         self.finish_resume(conn, &token, last_seq, taken_on);
@@ -254,25 +354,23 @@ impl HubState {
     /// A chat's log was read: a resume waiting for it goes on.
     pub(super) fn chat_read_for_resume(&mut self, chat: ChatId) {
         if let Some(pending) = self.cluster_mut().resuming.remove(&chat) {
-            // Only another node's customer waits for their chat's log here.
-            self.finish_resume(pending.conn, &pending.token, pending.last_seq, true);
+            self.finish_resume(pending.conn, &pending.token, pending.last_seq, pending.taken_on);
         }
     }
 
-    fn finish_resume(&mut self, conn: ConnId, token: &str, last_seq: u64, taken_on: bool) {
-        let customer = self.tokens.get(token).copied();
+    fn finish_resume(&mut self, conn: ConnId, token: &str, last_seq: u64, taken_on: Option<TakenOn>) {
         if !self.conns.contains_key(&conn) {
             // Gone before it was resumed: the customer stays away (their grace runs on the
             // node they left, which still holds them in Redis).
-            if let Some(customer) = customer.filter(|_| taken_on) {
-                self.let_go_of_customer(customer);
+            if let Some(taken_on) = taken_on {
+                self.undo_take_on(taken_on);
             }
             return;
         }
         if let Err((code, message)) = self.customer_resume(conn, token, last_seq, taken_on) {
             self.error_to_conn(conn, code, message, None);
-            if let Some(customer) = customer.filter(|_| taken_on) {
-                self.let_go_of_customer(customer);
+            if let Some(taken_on) = taken_on {
+                self.undo_take_on(taken_on);
             }
         }
     }
@@ -285,14 +383,26 @@ impl HubState {
     /// messages would be refused one by one, and its presence would hide the customer's
     /// absence from this node's grace timer.
     pub(super) fn resume_refused(&mut self, conn: ConnId, code: &'static str, message: String) {
-        // The routing's words (`wrong_state`: still connected on their old node) mean
-        // nothing to a customer: say what happened and what to do.
-        let message = if code == UNAVAILABLE {
-            message
-        } else {
-            format!("your session is still held elsewhere ({message}); try again in a moment")
+        // The routing's words mean nothing to a customer: say what happened and what to do.
+        let (code, message) = match code {
+            // Their grace period ran out meanwhile: the visit is over, as on one node.
+            "unknown_customer" => ("resume_expired", "that session is over; join again".to_string()),
+            UNAVAILABLE => (UNAVAILABLE, message),
+            // `wrong_state`: still connected on their old node (another page, or a node
+            // that stopped and is not taken over yet).
+            _ => (
+                UNAVAILABLE,
+                format!("your session is still held elsewhere ({message}); try again in a moment"),
+            ),
         };
-        self.error_to_conn(conn, UNAVAILABLE, message, None);
+        // Tell the page that gets the answer (a second page may have taken the first's place).
+        let current = self
+            .cluster_mut()
+            .awaiting_resumed
+            .values()
+            .find(|waiting| waiting.conn == conn || waiting.sent_for == conn)
+            .map_or(conn, |waiting| waiting.conn);
+        self.error_to_conn(current, code, message, None);
         self.abandon_resume(conn);
     }
 

@@ -13,7 +13,7 @@ impl HubState {
     pub(super) fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
         let result = match frame {
             ClientFrame::Join { name, category, video } => self.customer_join(conn, &name, &category, video),
-            ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, false),
+            ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
         if let Err((code, message)) = result {
@@ -80,7 +80,7 @@ impl HubState {
         conn: ConnId,
         token: &str,
         last_seq: u64,
-        taken_on: bool,
+        taken_on: Option<super::cluster_resume::TakenOn>,
     ) -> Result<(), (&'static str, String)> {
         let expired = || ("resume_expired", "that session is over; join again".to_string());
         if let Some(visit) = self.ended_visits.remove(token) {

@@ -82,6 +82,9 @@ impl HubState {
             let words = "the cluster lost its data; join again".to_string();
             self.cluster_refused(Some(conn), None, (UNAVAILABLE, words), None, RefusedCall::Join);
         }
+        // Resumes under way may have gone with the stream: settled (1013) before the
+        // claim, which must name only the people this node really holds.
+        self.abandon_every_resume();
         let mut claims = crate::cluster::restore::Claims {
             customers: self.customers.keys().copied().collect(),
             agents: self.agents.keys().cloned().collect(),
@@ -135,6 +138,8 @@ impl HubState {
         match crate::core::routing::Routing::from_state(state) {
             Ok(routing) => {
                 self.routing = routing;
+                // A resume applied in the skipped entries would never be answered.
+                self.abandon_every_resume();
                 let cluster = self.cluster.as_mut().expect("called in a cluster only");
                 cluster.last_event = last_event;
                 // Pairing times of chats the skipped events ended are forgotten here.
@@ -183,18 +188,15 @@ impl HubState {
         cluster.awaiting_resumed.clear();
     }
 
-    /// Whether this node speaks for anyone the events stream gave it: a customer attached
-    /// to a connection, or an agent whose welcome went out.
+    /// Whether this node holds anyone the events stream gave it: a customer (connected or
+    /// away), or an agent whose welcome went out (connected or away). Agents still waiting
+    /// for their welcome are not counted: no earlier entry can be about them.
     pub(in crate::hub::service) fn holds_anyone(&self) -> bool {
         let awaiting = &self
             .cluster
             .as_ref()
             .expect("called in a cluster only")
             .awaiting_welcome;
-        self.customers.values().any(|c| c.conn.is_some())
-            || self
-                .agents
-                .iter()
-                .any(|(id, a)| a.conn.is_some() && !awaiting.contains(id))
+        !self.customers.is_empty() || self.agents.keys().any(|id| !awaiting.contains(id))
     }
 }
