@@ -4,7 +4,8 @@
 //! returns every broken rule, so a scenario asserts the list is empty and says all that
 //! went wrong at once. Its own tests feed it hand-made bad histories (a double pairing,
 //! an agent over their limit, a FIFO inversion, a seq gap, a duplicate, a lost
-//! acknowledgement) so we know it catches each one.
+//! acknowledgement, a chat missing from the archive, a resume refused or taken back) so
+//! we know it catches each one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -38,6 +39,18 @@ pub enum Seen {
     Message(Msg),
     /// The acknowledgement of their own message.
     Ack(Msg),
+    /// Their `resume` answered `resume_expired`. These scenarios resume only within the
+    /// grace period, so it is always a refusal the protocol does not allow.
+    ResumeExpired,
+    /// An `error` naming no message of theirs (no `client_id`), other than
+    /// `cluster_unavailable`: a refusal of what the connection is in.
+    Refused {
+        code: String,
+    },
+    /// The server closed the connection, with its close code if it gave one.
+    Closed {
+        code: Option<u16>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +151,20 @@ pub enum Fault {
         id: String,
         archived: usize,
     },
+    /// A chat someone was given that the archive does not hold at all.
+    ChatNotArchived {
+        chat: String,
+    },
+    /// A customer's `resume` within the grace period was answered `resume_expired`.
+    ResumeExpired {
+        customer: String,
+    },
+    /// A customer's `resumed` was taken back on the same connection (`then`: the refusal
+    /// or the close 1013 that followed it before anything else).
+    ResumeTakenBack {
+        customer: String,
+        then: String,
+    },
 }
 
 /// Every broken rule in `history`, in a stable order.
@@ -148,6 +175,8 @@ pub fn check(history: &History) -> Vec<Fault> {
     faults.extend(fifo(&history.line));
     faults.extend(sequences(history));
     faults.extend(acks(history));
+    faults.extend(unarchived(history));
+    faults.extend(resumes(history));
     faults
 }
 
@@ -161,7 +190,11 @@ fn pairings(history: &History) -> Vec<Fault> {
         let mut open: Option<&str> = None;
         for seen in &person.seen {
             match seen {
-                Seen::Snapshot { chats: held } => open = held.first().map(|(chat, _)| chat.as_str()),
+                // A `resumed` holds the chat they were given while away.
+                Seen::Snapshot { chats: held } => {
+                    chats.extend(held.iter().map(|(chat, _)| chat.as_str()));
+                    open = held.first().map(|(chat, _)| chat.as_str());
+                }
                 Seen::ChatStarted { chat, .. } => {
                     if let Some(before) = open.filter(|before| before != chat) {
                         faults.push(Fault::DoublePairing {
@@ -421,6 +454,56 @@ fn acks(history: &History) -> Vec<Fault> {
                     archived,
                 });
             }
+        }
+    }
+    faults
+}
+
+/// Every chat anyone was given (started, or held in a snapshot) is in the archive.
+fn unarchived(history: &History) -> Vec<Fault> {
+    let given: BTreeSet<&str> = history
+        .people
+        .iter()
+        .flat_map(|p| &p.seen)
+        .flat_map(|seen| match seen {
+            Seen::ChatStarted { chat, .. } => vec![chat.as_str()],
+            Seen::Snapshot { chats } => chats.iter().map(|(chat, _)| chat.as_str()).collect(),
+            _ => vec![],
+        })
+        .collect();
+    given
+        .into_iter()
+        .filter(|chat| !history.archive.contains_key(*chat))
+        .map(|chat| Fault::ChatNotArchived { chat: chat.to_string() })
+        .collect()
+}
+
+/// A customer's `resume` within the grace period is never `resume_expired`, and a
+/// `resumed` is never taken back: the next thing on that connection is no refusal of
+/// its state and no close 1013 ("try again").
+fn resumes(history: &History) -> Vec<Fault> {
+    let mut faults = vec![];
+    for person in history.people.iter().filter(|p| p.role == Role::Customer) {
+        let mut just_resumed = false;
+        for seen in &person.seen {
+            let then = match seen {
+                Seen::ResumeExpired => {
+                    faults.push(Fault::ResumeExpired {
+                        customer: person.name.clone(),
+                    });
+                    None
+                }
+                Seen::Refused { code } => Some(format!("error {code}")),
+                Seen::Closed { code: Some(1013) } => Some("close 1013".to_string()),
+                _ => None,
+            };
+            if just_resumed && let Some(then) = then {
+                faults.push(Fault::ResumeTakenBack {
+                    customer: person.name.clone(),
+                    then,
+                });
+            }
+            just_resumed = matches!(seen, Seen::Snapshot { .. });
         }
     }
     faults
@@ -733,6 +816,56 @@ mod tests {
             seq: 2
         }));
         assert!(faults.iter().any(|f| matches!(f, Fault::LostAck { archived: 2, .. })));
+    }
+
+    #[test]
+    fn a_chat_missing_from_the_archive_is_caught_with_its_acknowledgements() {
+        let mut h = good();
+        h.archive.remove("c2");
+        let faults = check(&h);
+        assert!(
+            faults.contains(&Fault::ChatNotArchived { chat: "c2".into() }),
+            "{faults:?}"
+        );
+        let lost = faults
+            .iter()
+            .filter(|f| matches!(f, Fault::LostAck { chat, archived: 0, .. } if chat == "c2"))
+            .count();
+        assert_eq!(lost, 2, "both acknowledged messages of c2: {faults:?}");
+    }
+
+    #[test]
+    fn a_resume_expired_or_a_resumed_taken_back_is_caught() {
+        let mut h = good();
+        h.people[2].seen.push(Seen::Connected);
+        h.people[2].seen.push(Seen::ResumeExpired);
+        assert_eq!(
+            check(&h),
+            vec![Fault::ResumeExpired {
+                customer: "dora".into()
+            }]
+        );
+        // Dora's `resumed` (her snapshot) followed by a refusal of her state, or by a
+        // close 1013; a close or refusal after anything else is no taking back.
+        for then in [
+            Seen::Refused {
+                code: "wrong_state".into(),
+            },
+            Seen::Closed { code: Some(1013) },
+        ] {
+            let mut h = good();
+            h.people[2].seen.insert(2, then.clone());
+            assert!(
+                check(&h)
+                    .iter()
+                    .any(|f| matches!(f, Fault::ResumeTakenBack { customer, .. } if customer == "dora")),
+                "{then:?}: {:?}",
+                check(&h)
+            );
+            let mut h = good();
+            h.people[2].seen.push(then);
+            assert_eq!(check(&h), vec![]);
+        }
     }
 
     #[test]

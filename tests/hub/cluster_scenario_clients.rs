@@ -4,12 +4,20 @@
 //! record every frame that matters to the checker, in arrival order; a client whose
 //! node dies either comes back on another node once the dead node is reaped (a customer
 //! with `resume` and their last complete seq, an agent with their session) or stays gone.
+//!
+//! With [`Traffic`] (scenario 3) the script is drawn from a seed: how many exchanges, a
+//! pause before each message, agents ending chats themselves (after an answer, or when
+//! the customer went away), and a patience: a client whose acknowledgement does not come
+//! gives the connection up and moves to another node, as a client with a heartbeat
+//! would; a client whose connection closes moves at once.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
@@ -55,6 +63,36 @@ pub struct Ctx {
     pub done: CancellationToken,
     /// Every client's frames in and out, for a stuck scenario's message.
     pub trace: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// Scenario 3's random traffic; `None`: the fixed script.
+    pub traffic: Option<Traffic>,
+}
+
+/// Scenario 3's random traffic: each client draws its own script from `seed`.
+#[derive(Clone, Copy, Debug)]
+pub struct Traffic {
+    pub seed: u64,
+    /// A customer's exchanges: 1 to this many.
+    pub max_exchanges: usize,
+    /// A pause before each message: up to this long.
+    pub max_think: Duration,
+    /// How long a client waits for the acknowledgement of what it sent (with nothing
+    /// at all coming) before it gives the connection up and moves: drawn in this range.
+    pub patience: (Duration, Duration),
+    /// The chance an agent ends a chat after answering in it.
+    pub agent_ends: f64,
+    /// The chance an agent ends a chat when told its customer went away.
+    pub agent_ends_when_away: f64,
+}
+
+impl Traffic {
+    /// Client `me`'s own random numbers (`role` keeps customers' and agents' apart).
+    fn rng(&self, role: u64, me: usize) -> StdRng {
+        StdRng::seed_from_u64(self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (role << 32) ^ me as u64)
+    }
+
+    fn patience(&self, rng: &mut StdRng) -> Duration {
+        rng.random_range(self.patience.0..=self.patience.1)
+    }
 }
 
 impl Ctx {
@@ -67,9 +105,11 @@ impl Ctx {
             .push(what);
     }
 
-    /// What `name` sent and got, and (for a customer) what their agents did.
+    /// What `name` sent and got, and (for a customer) what their agents did. A customer
+    /// who joined again under another name (`name~n`) is traced under their first.
     pub fn story(&self, name: &str) -> String {
         let trace = self.trace.lock().unwrap();
+        let name = name.split('~').next().unwrap_or(name);
         let mine = trace.get(name).cloned().unwrap_or_default();
         let mut story = format!("== {name}:\n{}\n", mine.join("\n"));
         for agent in trace.keys().filter(|a| {
@@ -107,8 +147,12 @@ pub struct Run {
     pub finished: bool,
     /// The node it came back on, if it did.
     pub moved_to: usize,
-    /// Frames refused with `cluster_unavailable` (Redis slow or away) and sent again.
+    /// Frames refused with `cluster_unavailable` (Redis slow or away) and sent again,
+    /// and (scenario 3) an agent's desk refused while another node still holds them.
     pub refused: usize,
+    /// Scenario 3: frames that crossed their chat's end (the other side ended it
+    /// meanwhile), refused (`crossed_the_end`).
+    pub crossed_the_end: usize,
 }
 
 impl Run {
@@ -127,23 +171,39 @@ impl Run {
             finished: false,
             moved_to: node,
             refused: 0,
+            crossed_the_end: 0,
         }
     }
 
-    /// Records `frame` for the checker if it is one it reads.
-    fn record(&mut self, frame: &Value) {
+    /// Records `frame` for the checker if it is one it reads; `traffic`: scenario 3's
+    /// (where a chat's end may cross what the other side sends).
+    fn record(&mut self, frame: &Value, traffic: bool) {
         if let Some(seen) = seen_of(frame) {
             self.person.seen.push(seen);
         }
+        let crossed = traffic && crossed_the_end(frame);
         match frame["type"].as_str() {
             // Refused for now, delivered to nobody: the client sends it again (counted).
             Some("error") if frame["code"] == "cluster_unavailable" => self.refused += 1,
+            // Another node still holds the agent (it stalled): the desk tries again.
+            Some("error") if frame["code"] == "already_online" && traffic => self.refused += 1,
+            Some("error") if crossed => self.crossed_the_end += 1,
+            // Counted by the checker.
+            Some("error") if frame["code"] == "resume_expired" => {}
             Some("error") => self.errors.push(frame.clone()),
             Some("chat_ended") => self.ended.push(frame["reason"].as_str().unwrap_or_default().into()),
             Some("queued") if frame["requeued"] == true => self.requeued += 1,
             _ => {}
         }
     }
+}
+
+/// A refusal of a frame that crossed its chat's end (the other side ended it meanwhile):
+/// `unknown_chat`, `not_in_chat`, or, a customer's visit being over, `not_joined` (a
+/// message, refused without its client id) and `unknown_customer` (a `leave`).
+fn crossed_the_end(frame: &Value) -> bool {
+    let code = frame["code"].as_str().unwrap_or_default();
+    frame["type"] == "error" && ["unknown_chat", "not_in_chat", "not_joined", "unknown_customer"].contains(&code)
 }
 
 fn msg(chat: &str, m: &Value) -> Msg {
@@ -173,6 +233,10 @@ pub fn seen_of(frame: &Value) -> Option<Seen> {
             peer: frame["peer_name"].as_str().unwrap_or_default().to_string(),
         },
         "chat_ended" => Seen::ChatEnded { chat: chat() },
+        "error" if frame["code"] == "resume_expired" => Seen::ResumeExpired,
+        "error" if frame["client_id"].is_null() && frame["code"] != "cluster_unavailable" => Seen::Refused {
+            code: frame["code"].as_str().unwrap_or_default().to_string(),
+        },
         "agent_welcome" => Seen::Snapshot {
             chats: frame["chats"]
                 .as_array()
@@ -194,15 +258,35 @@ async fn send(ws: &mut Ws, frame: Value) {
     let _ = ws.inner.send(Message::Text(frame.to_string().into())).await;
 }
 
-/// The next JSON frame, or `None` once the connection is gone; stuck for [`STUCK`] panics.
-async fn next_frame(ws: &mut Ws, who: &str) -> Option<Value> {
+/// What a client's connection brought next.
+enum Next {
+    Frame(Value),
+    /// The connection is gone: the server closed it (with its close code, if it gave
+    /// one), or (`None`) it broke, or the client gave it up for want of an answer.
+    Gone(Option<u16>),
+}
+
+/// The next JSON frame, or the connection's end. With `patience`, nothing for that
+/// long gives the connection up (scenario 3: an acknowledgement is awaited); otherwise
+/// stuck for [`STUCK`] panics.
+async fn next_frame(ws: &mut Ws, who: &str, patience: Option<Duration>) -> Next {
     loop {
-        match tokio::time::timeout(STUCK, ws.inner.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
-            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+        match tokio::time::timeout(patience.unwrap_or(STUCK), ws.inner.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Next::Frame(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(Message::Close(frame)))) => return Next::Gone(frame.map(|f| u16::from(f.code))),
+            Ok(None) | Ok(Some(Err(_))) => return Next::Gone(None),
             Ok(Some(Ok(_))) => continue,
+            Err(_) if patience.is_some() => return Next::Gone(None),
             Err(_) => panic!("{who} got nothing for {STUCK:?}: the scenario is stuck"),
         }
+    }
+}
+
+/// What is noted of a connection's end: a close with its code is the checker's too.
+fn gone(run: &mut Run, ctx: &Ctx, code: Option<u16>) {
+    ctx.note(&run.person.name, format!("CLOSED {code:?}"));
+    if code.is_some() {
+        run.person.seen.push(Seen::Closed { code });
     }
 }
 
@@ -222,6 +306,9 @@ struct InChat {
     have: BTreeSet<u64>,
     agent_seqs: BTreeSet<u64>,
     left: bool,
+    /// Over (its `chat_ended` came) with their last message's ack still on the way:
+    /// the agent's answer and the end may pass it.
+    ended: bool,
 }
 
 impl InChat {
@@ -239,31 +326,50 @@ impl InChat {
     }
 }
 
-/// One customer, `me` among them: joins `category` on node `node`, two exchanges, leaves.
+/// One customer, `me` among them: joins `category` on node `node`, two exchanges (with
+/// [`Traffic`]: one to its most, each after a pause), leaves. A chat the agent ends is
+/// over for them too.
 pub async fn customer(me: usize, name: String, category: String, node: usize, ctx: Ctx) -> Run {
-    const EXCHANGES: usize = 2;
+    let traffic = ctx.traffic;
+    let mut rng = traffic.map_or_else(|| StdRng::seed_from_u64(0), |t| t.rng(0, me));
+    let exchanges = traffic.map_or(2, |t| rng.random_range(1..=t.max_exchanges));
+    let patience = traffic.map(|t| t.patience(&mut rng));
     let mut run = Run::new(&name, Role::Customer, node);
     let mut go = ctx.go.clone();
     let url = |node: usize| format!("{}/ws/customer", ctx.nodes[node]);
     let mut ws = Ws::connect(&url(node), &[]).await.expect("a node takes the customer");
     send(&mut ws, json!({"type": "join", "name": name, "category": category})).await;
-    let mut token = None;
+    let mut token: Option<String> = None;
     let mut chat: Option<InChat> = None;
     // Between a `resume` and its answer nothing else may be sent (`not_joined`).
     let mut resuming = false;
+    // Joins sent again after a connection closed before its welcome.
+    let mut rejoins = 0;
     loop {
-        // Drive: the next message, or leaving once both exchanges are done.
+        if chat
+            .as_ref()
+            .is_some_and(|c| c.ended && !matches!(c.pending, Some((_, None))))
+        {
+            // Over, and their last message answered.
+            run.finished = true;
+            ctx.set(&name, Phase::Finished);
+            return run;
+        }
+        // Drive: the next message, or leaving once every exchange is done.
         if let Some(c) = chat.as_mut().filter(|c| !c.left && !resuming) {
             if c.answered() {
                 c.pending = None;
                 c.done += 1;
             }
             if c.pending.is_none() {
-                if c.done == EXCHANGES {
+                if c.done == exchanges {
                     send(&mut ws, json!({"type": "leave"})).await;
                     ctx.note(&name, "SENT leave".into());
                     c.left = true;
                 } else if c.done == 0 || *go.borrow() {
+                    if let Some(t) = traffic {
+                        tokio::time::sleep(rng.random_range(Duration::ZERO..=t.max_think)).await;
+                    }
                     let client_id = format!("{name}-{}-{}", c.id, c.done);
                     send(
                         &mut ws,
@@ -280,35 +386,63 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
         }
         let holding_back = chat
             .as_ref()
-            .is_some_and(|c| c.pending.is_none() && !c.left && c.done > 0 && c.done < EXCHANGES);
-        let frame = tokio::select! {
-            frame = next_frame(&mut ws, &name) => frame,
+            .is_some_and(|c| c.pending.is_none() && !c.left && c.done > 0 && c.done < exchanges);
+        let awaiting_ack = chat.as_ref().is_some_and(|c| matches!(c.pending, Some((_, None))));
+        let next = tokio::select! {
+            next = next_frame(&mut ws, &name, patience.filter(|_| awaiting_ack)) => next,
             _ = go.changed(), if holding_back && !*go.borrow() => continue,
         };
-        let Some(frame) = frame else {
-            // The node is gone.
-            ctx.note(&name, "CLOSED".into());
-            if !ctx.comes_back {
-                ctx.set(&name, Phase::Gone);
-                return run;
+        let frame = match next {
+            Next::Frame(frame) => frame,
+            Next::Gone(code) => {
+                // The node is gone (or stalled, or refused the resume for now).
+                gone(&mut run, &ctx, code);
+                if chat.as_ref().is_some_and(|c| c.ended) {
+                    // They saw their chat end: nothing to come back to (the message
+                    // they sent after it was never acknowledged).
+                    run.finished = true;
+                    ctx.set(&name, Phase::Finished);
+                    return run;
+                }
+                if !ctx.comes_back {
+                    ctx.set(&name, Phase::Gone);
+                    return run;
+                }
+                ctx.set(&name, Phase::Starting);
+                let mut reaped = ctx.reaped.clone();
+                reaped.wait_for(|r| *r).await.unwrap();
+                if traffic.is_some() {
+                    // Moving at once: a refusal ("try again") is tried again after a moment.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let other = ctx.elsewhere(node, me);
+                run.moved_to = other;
+                ws = Ws::connect(&url(other), &[])
+                    .await
+                    .expect("another node takes the customer");
+                run.person.seen.push(Seen::Connected);
+                match &token {
+                    Some(token) => {
+                        let last_seq = chat.as_ref().map_or(0, |c| complete_up_to(&c.have));
+                        send(&mut ws, json!({"type": "resume", "token": token, "last_seq": last_seq})).await;
+                        ctx.note(&name, format!("SENT resume to node {other}, last_seq {last_seq}"));
+                        resuming = true;
+                    }
+                    None => {
+                        // Never welcomed: nothing to resume, join again. The join the node
+                        // took (if it did) is another visitor, never told of: the new one
+                        // goes by another name, so the checker tells them apart.
+                        rejoins += 1;
+                        run.person.name = format!("{name}~{rejoins}");
+                        let again = json!({"type": "join", "name": run.person.name, "category": category});
+                        send(&mut ws, again).await;
+                        ctx.note(&name, format!("SENT join to node {other} as {}", run.person.name));
+                    }
+                }
+                continue;
             }
-            ctx.set(&name, Phase::Starting);
-            let mut reaped = ctx.reaped.clone();
-            reaped.wait_for(|r| *r).await.unwrap();
-            let other = ctx.elsewhere(node, me);
-            run.moved_to = other;
-            ws = Ws::connect(&url(other), &[])
-                .await
-                .expect("another node takes the customer");
-            run.person.seen.push(Seen::Connected);
-            let last_seq = chat.as_ref().map_or(0, |c| complete_up_to(&c.have));
-            let token = token.as_ref().expect("welcomed before the node died");
-            send(&mut ws, json!({"type": "resume", "token": token, "last_seq": last_seq})).await;
-            ctx.note(&name, format!("SENT resume to node {other}, last_seq {last_seq}"));
-            resuming = true;
-            continue;
         };
-        run.record(&frame);
+        run.record(&frame, traffic.is_some());
         ctx.note(&name, frame.to_string());
         match frame["type"].as_str().unwrap_or_default() {
             "welcome" => token = frame["resume_token"].as_str().map(String::from),
@@ -325,10 +459,27 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                 match frame["chat"]["chat_id"].as_str() {
                     Some(id) => {
                         let c = chat.get_or_insert_with(InChat::default);
-                        c.id = id.to_string();
+                        if c.id != id {
+                            // Paired while away.
+                            *c = InChat {
+                                id: id.to_string(),
+                                ..InChat::default()
+                            };
+                        }
                         for m in frame["chat"]["messages"].as_array().into_iter().flatten() {
                             c.take(m, m["from"] == "agent");
+                            if let Some((client_id, acked @ None)) = c.pending.as_mut()
+                                && m["client_id"] == client_id.as_str()
+                            {
+                                *acked = m["seq"].as_u64();
+                            }
                         }
+                        if matches!(c.pending, Some((_, None))) {
+                            // Never stamped (its node stalled or died first): sent again.
+                            c.pending = None;
+                        }
+                        // A `leave` the chat outlived never took: sent again.
+                        c.left = false;
                     }
                     None => {
                         chat = None;
@@ -351,6 +502,12 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                     }
                 }
             }
+            "error" if frame["code"] == "resume_expired" => {
+                // Their visit is over (the checker counts it: every resume here is
+                // within the grace period).
+                ctx.set(&name, Phase::Gone);
+                return run;
+            }
             "error" if frame["code"] == "cluster_unavailable" && (token.is_none() || resuming) => {
                 // The join or resume was refused (the node could not reach Redis in
                 // time): nothing happened; ask again after a moment.
@@ -360,40 +517,69 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                         let last_seq = chat.as_ref().map_or(0, |c| complete_up_to(&c.have));
                         json!({"type": "resume", "token": token, "last_seq": last_seq})
                     }
-                    _ => json!({"type": "join", "name": name, "category": category}),
+                    _ => json!({"type": "join", "name": run.person.name, "category": category}),
                 };
                 send(&mut ws, again).await;
             }
             "error" if frame["code"] == "cluster_unavailable" => {
-                // A busy machine's Redis call timed out: the message reached nobody; the
-                // drive sends it again after a moment.
-                if let Some(c) = chat.as_mut()
-                    && c.pending
+                // A busy machine's Redis call timed out: the message (or the `leave`,
+                // which has no client id) reached nobody; the drive sends it again after
+                // a moment.
+                if let Some(c) = chat.as_mut() {
+                    if c.pending
                         .as_ref()
                         .is_some_and(|(id, _)| frame["client_id"] == id.as_str())
-                {
+                    {
+                        c.pending = None;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    } else if c.left && !c.ended && frame["client_id"].is_null() {
+                        c.left = false;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            "error" if traffic.is_some() && crossed_the_end(&frame) => {
+                // Their message crossed the chat's end (recorded): nothing more to say;
+                // its `chat_ended` is on the way, or came (then they are done).
+                if let Some(c) = chat.as_mut() {
                     c.pending = None;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    c.left = true;
                 }
             }
             "chat_ended" => {
                 let left = chat.as_ref().is_some_and(|c| c.left);
-                chat = None;
-                if left {
-                    run.finished = true;
-                    ctx.set(&name, Phase::Finished);
-                    return run;
+                if !left && frame["reason"] != "ended" {
+                    // Their agent vanished: back in line (a `queued` follows).
+                    chat = None;
+                    continue;
                 }
-                // Their agent vanished: back in line (a `queued` follows).
+                // They left, or the agent ended it: the visit is over, once their last
+                // message's answer (an ack, or its refusal) is in.
+                if let Some(c) = chat.as_mut().filter(|c| matches!(c.pending, Some((_, None)))) {
+                    c.left = true;
+                    c.ended = true;
+                    continue;
+                }
+                run.finished = true;
+                ctx.set(&name, Phase::Finished);
+                return run;
             }
             _ => {}
         }
     }
 }
 
+/// An agent's answer to a customer message, under its client id.
+fn reply(chat: &str, client_id: &str) -> Value {
+    json!({"type": "message", "chat_id": chat, "text": "noted", "client_id": client_id})
+}
+
 /// One agent, `me` among them, on node `node`: goes available and answers every
-/// customer message until the scenario is done.
+/// customer message until the scenario is done; with [`Traffic`], ends some chats.
 pub async fn agent(me: usize, name: String, limit: usize, token: String, node: usize, ctx: Ctx) -> Run {
+    let traffic = ctx.traffic;
+    let mut rng = traffic.map_or_else(|| StdRng::seed_from_u64(0), |t| t.rng(1, me));
+    let patience = traffic.map(|t| t.patience(&mut rng));
     let mut run = Run::new(&name, Role::Agent { limit }, node);
     let connect = |node: usize| {
         let url = format!("{}/ws/agent", ctx.nodes[node]);
@@ -408,66 +594,120 @@ pub async fn agent(me: usize, name: String, limit: usize, token: String, node: u
     // Customer messages answered: on another node the history comes again after the
     // welcome, and is not answered twice.
     let mut answered: HashSet<String> = HashSet::new();
-    // Replies sent: client id → chat, to send again one refused for now.
+    // Replies sent and not yet acknowledged: client id → chat, to send again one
+    // refused for now or never stamped.
     let mut replies: HashMap<String, String> = HashMap::new();
+    // The chats they hold: one is ended only while it runs.
+    let mut open: HashSet<String> = HashSet::new();
     loop {
-        let frame = tokio::select! {
-            frame = next_frame(&mut ws, &name) => frame,
+        let next = tokio::select! {
+            next = next_frame(&mut ws, &name, patience.filter(|_| !replies.is_empty())) => next,
             _ = ctx.done.cancelled() => return run,
         };
-        let Some(frame) = frame else {
-            ctx.note(&name, "CLOSED".into());
-            if !ctx.comes_back {
-                ctx.set(&name, Phase::Gone);
-                return run;
-            }
-            ctx.set(&name, Phase::Starting);
-            let mut reaped = ctx.reaped.clone();
-            tokio::select! {
-                _ = reaped.wait_for(|r| *r) => {}
-                _ = ctx.done.cancelled() => return run,
-            }
-            run.moved_to = ctx.elsewhere(node, me);
-            match connect(run.moved_to).await {
-                Some(back) => {
-                    ws = back;
-                    run.person.seen.push(Seen::Connected);
+        let frame = match next {
+            Next::Frame(frame) => frame,
+            Next::Gone(code) => {
+                gone(&mut run, &ctx, code);
+                if !ctx.comes_back {
+                    ctx.set(&name, Phase::Gone);
+                    return run;
                 }
-                // The scenario is over and its nodes are stopping.
-                None if ctx.done.is_cancelled() => return run,
-                None => panic!("{name}: no other node took the agent"),
+                ctx.set(&name, Phase::Starting);
+                let mut reaped = ctx.reaped.clone();
+                tokio::select! {
+                    _ = reaped.wait_for(|r| *r) => {}
+                    _ = ctx.done.cancelled() => return run,
+                }
+                if traffic.is_some() {
+                    // Moving at once: a desk refused for now is tried again after a moment.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                run.moved_to = ctx.elsewhere(node, me);
+                match connect(run.moved_to).await {
+                    Some(back) => {
+                        ws = back;
+                        run.person.seen.push(Seen::Connected);
+                    }
+                    // The scenario is over and its nodes are stopping.
+                    None if ctx.done.is_cancelled() => return run,
+                    None => panic!("{name}: no other node took the agent"),
+                }
+                run.back = Some(json!(null));
+                continue;
             }
-            run.back = Some(json!(null));
-            continue;
         };
-        run.record(&frame);
+        run.record(&frame, traffic.is_some());
         ctx.note(&name, frame.to_string());
+        let chat = frame["chat_id"].as_str().unwrap_or_default().to_string();
         match frame["type"].as_str().unwrap_or_default() {
-            "agent_welcome" if run.back.is_some() => {
-                run.back = Some(frame.clone());
-                ctx.set(&name, Phase::Ready);
+            "agent_welcome" => {
+                if run.back.is_some() {
+                    run.back = Some(frame.clone());
+                    ctx.set(&name, Phase::Ready);
+                }
+                // What they missed while away: customer messages not yet answered, and
+                // their own replies that were never stamped (sent again; the rest were).
+                open.clear();
+                let mut stamped = HashSet::new();
+                let mut unanswered = vec![];
+                for held in frame["chats"].as_array().into_iter().flatten() {
+                    let chat = held["chat_id"].as_str().unwrap_or_default().to_string();
+                    for m in held["messages"].as_array().into_iter().flatten() {
+                        let id = m["id"].as_str().unwrap_or_default().to_string();
+                        if m["from"] == "customer" && answered.insert(id.clone()) {
+                            unanswered.push((chat.clone(), id));
+                        } else if let Some(client_id) = m["client_id"].as_str() {
+                            stamped.insert(client_id.to_string());
+                        }
+                    }
+                    open.insert(chat);
+                }
+                replies.retain(|client_id, chat| !stamped.contains(client_id) && open.contains(chat));
+                for (client_id, chat) in &replies {
+                    send(&mut ws, reply(chat, client_id)).await;
+                }
+                for (chat, id) in unanswered {
+                    let client_id = format!("{name}-re-{id}");
+                    send(&mut ws, reply(&chat, &client_id)).await;
+                    replies.insert(client_id, chat);
+                }
             }
             "profile" if frame["available"] == true => ctx.set(&name, Phase::Ready),
-            "message" if frame["from"] == "customer" && answered.insert(frame["id"].to_string()) => {
-                let chat = frame["chat_id"].as_str().unwrap_or_default();
+            "chat_started" => {
+                open.insert(chat);
+            }
+            "chat_ended" => {
+                open.remove(&chat);
+                replies.retain(|_, of| *of != chat);
+            }
+            "message"
+                if frame["from"] == "customer" && answered.insert(frame["id"].as_str().unwrap_or_default().into()) =>
+            {
                 let client_id = format!("{name}-re-{}", frame["id"].as_str().unwrap_or_default());
-                send(
-                    &mut ws,
-                    json!({"type": "message", "chat_id": chat, "text": "noted", "client_id": client_id}),
-                )
-                .await;
-                replies.insert(client_id, chat.to_string());
+                send(&mut ws, reply(&chat, &client_id)).await;
+                replies.insert(client_id, chat.clone());
+                if traffic.is_some_and(|t| rng.random_bool(t.agent_ends)) && open.remove(&chat) {
+                    send(&mut ws, json!({"type": "end_chat", "chat_id": chat})).await;
+                    ctx.note(&name, format!("SENT end_chat {chat}"));
+                }
+            }
+            "peer_away" if traffic.is_some_and(|t| rng.random_bool(t.agent_ends_when_away)) && open.remove(&chat) => {
+                send(&mut ws, json!({"type": "end_chat", "chat_id": chat})).await;
+                ctx.note(&name, format!("SENT end_chat {chat} (customer away)"));
+            }
+            "ack" => {
+                replies.remove(frame["client_id"].as_str().unwrap_or_default());
             }
             "error" if frame["code"] == "cluster_unavailable" => {
                 let client_id = frame["client_id"].as_str().unwrap_or_default();
                 if let Some(chat) = replies.get(client_id) {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    send(
-                        &mut ws,
-                        json!({"type": "message", "chat_id": chat, "text": "noted", "client_id": client_id}),
-                    )
-                    .await;
+                    send(&mut ws, reply(chat, client_id)).await;
                 }
+            }
+            "error" => {
+                // Refused for good (a reply that crossed the chat's end): not sent again.
+                replies.remove(frame["client_id"].as_str().unwrap_or_default());
             }
             _ => {}
         }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use switchboard::cluster::routing_events::{RoutingEvent, read_events};
@@ -17,15 +19,19 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
-use crate::cluster_checker::{History, LineEvent, Msg, Seen, check};
+use crate::cluster_checker::{Fault, History, LineEvent, Msg, Seen, check};
 use crate::cluster_hub::{Running, registered};
-use crate::cluster_scenario_clients::{Ctx, Phase, Run, agent, customer};
+use crate::cluster_scenario_clients::{Ctx, Phase, Run, Traffic, agent, customer};
 use crate::common::{ADMIN_PASSWORD, Api, Ws, signal};
 use crate::redis_server::RedisServer;
 use crate::storeops::hub_command;
 
 /// How long the cluster may take for what it must do (start, reap, settle, archive).
 const WAIT: Duration = Duration::from_secs(120);
+/// How long the archive may take to hold every finished chat's closing once every client
+/// is done (it takes well under a second; a chat whose closing nobody archives would
+/// hold a failing run up for all of [`WAIT`]).
+const ARCHIVE_WAIT: Duration = Duration::from_secs(60);
 /// One scenario at a time in this test binary: each runs three hub processes and
 /// hundreds of clients, and two at once on a small machine starve the nodes' lease
 /// renewals (they then refuse joins with `cluster_unavailable`, or are fenced). The
@@ -267,14 +273,14 @@ impl Cluster {
 
     /// Every chat's archived messages, read back through the store once every chat of
     /// `must_close` is closed (the customer's node archives the closing after the last
-    /// message), or after [`WAIT`] with what is there; the chats still open then.
+    /// message), or after [`ARCHIVE_WAIT`] with what is there; the chats still open then.
     async fn archive(
         &self,
         chats: &BTreeSet<String>,
         must_close: &BTreeSet<String>,
     ) -> (BTreeMap<String, Vec<Msg>>, Vec<String>) {
         let store = MongoStore::connect(&self.uri, &self.db).await.unwrap();
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + ARCHIVE_WAIT;
         let mut archive = BTreeMap::new();
         let mut open = chats.iter().cloned().collect::<Vec<_>>();
         while open.iter().any(|chat| must_close.contains(chat)) {
@@ -371,6 +377,21 @@ struct Shape {
     /// `CLUSTER_LEASE_MS`: short where a kill must be noticed soon, long otherwise (a
     /// loaded machine's late renewal fences a node).
     lease_ms: u64,
+    /// Scenario 3: a node stopped for a while under the traffic, then woken.
+    stall: Option<Stall>,
+    /// Scenario 3: the clients' random script (and the customers' joins spread over
+    /// `join_over`); `None`: the fixed script, every customer at once.
+    traffic: Option<Traffic>,
+    join_over: Duration,
+}
+
+/// Node `node` is stopped (SIGSTOP) `after` the customers start, for `window`, then
+/// woken (SIGCONT). Its people move at once when their connection closes or an
+/// acknowledgement keeps them waiting past their patience.
+struct Stall {
+    node: usize,
+    after: Duration,
+    window: Duration,
 }
 
 /// What a scenario leaves for its own assertions.
@@ -390,15 +411,17 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
     let mut cluster = Cluster::start(tag, shape.resume_grace_secs, shape.lease_ms).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let (go_tx, go) = watch::channel(shape.kill.is_none());
-    let (reaped_tx, reaped) = watch::channel(false);
+    // Under a stall nobody waits for a reap to move (as a real client would not).
+    let (reaped_tx, reaped) = watch::channel(shape.stall.is_some());
     let ctx = Ctx {
         nodes: Arc::new(cluster.ws_urls()),
         go,
         reaped,
-        comes_back: shape.kill.is_some_and(|(_, back)| back),
+        comes_back: shape.kill.is_some_and(|(_, back)| back) || shape.stall.is_some(),
         phases: Arc::new(Mutex::new(HashMap::new())),
         done: CancellationToken::new(),
         trace: Arc::default(),
+        traffic: shape.traffic,
     };
 
     // The agents first, each available before any customer joins.
@@ -415,16 +438,33 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
     }
     settle(&cluster, &ctx, &agent_names, &[Phase::Ready], "agents available").await;
 
-    // Every customer at once, spread over the nodes.
+    // Every customer at once (or spread over `join_over`), spread over the nodes.
     let customer_names: Vec<String> = (0..shape.customers).map(|j| format!("cust{j:03}")).collect();
+    let mut joins = StdRng::seed_from_u64(shape.traffic.map_or(0, |t| t.seed));
     let customer_tasks: Vec<_> = customer_names
         .iter()
         .enumerate()
         .map(|(j, name)| {
             let category = (shape.customer_category)(j).to_string();
-            tokio::spawn(customer(j, name.clone(), category, j % 3, ctx.clone()))
+            let late = joins.random_range(Duration::ZERO..=shape.join_over);
+            let joining = customer(j, name.clone(), category, j % 3, ctx.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(late).await;
+                joining.await
+            })
         })
         .collect();
+
+    if let Some(stall) = &shape.stall {
+        tokio::time::sleep(stall.after).await;
+        cluster.signal(stall.node, libc::SIGSTOP);
+        eprintln!("{tag}: {:?} node{} stopped", started.elapsed(), stall.node);
+        tokio::time::sleep(stall.window).await;
+        // Longer than its lease: reaped (waited for on a slow machine) before it wakes.
+        cluster.wait_for_the_reap(stall.node).await;
+        cluster.signal(stall.node, libc::SIGCONT);
+        eprintln!("{tag}: {:?} node{} woken", started.elapsed(), stall.node);
+    }
 
     if let Some((dead, _)) = shape.kill {
         // Quiet: every chat running (first exchange done), everyone else in line.
@@ -485,33 +525,13 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
     }
     let elapsed = started.elapsed();
 
-    let chats: BTreeSet<String> = customers
-        .iter()
-        .chain(&agents)
-        .flat_map(|r| &r.person.seen)
-        .filter_map(|s| match s {
-            Seen::ChatStarted { chat, .. } => Some(chat.clone()),
-            _ => None,
-        })
-        .collect();
+    let chats: BTreeSet<String> = customers.iter().chain(&agents).flat_map(chats_given).collect();
     // Chats whose customer finished must be archived as closed; a customer whose node
     // died and who never came back has nobody to archive their chat's closing (a known
     // gap, see the report): those are read as they are.
-    let must_close: BTreeSet<String> = customers
-        .iter()
-        .filter(|c| c.finished)
-        .flat_map(|c| &c.person.seen)
-        .filter_map(|s| match s {
-            Seen::ChatStarted { chat, .. } => Some(chat.clone()),
-            _ => None,
-        })
-        .collect();
+    let must_close: BTreeSet<String> = customers.iter().filter(|c| c.finished).flat_map(chats_given).collect();
     let (archive, unclosed) = cluster.archive(&chats, &must_close).await;
     let unclosed_required: Vec<&String> = unclosed.iter().filter(|c| must_close.contains(*c)).collect();
-    assert!(
-        unclosed_required.is_empty(),
-        "chats of customers who finished, never archived as closed: {unclosed_required:?}"
-    );
     eprintln!(
         "{tag}: {:?} archive read ({} chats, {} still open)",
         started.elapsed(),
@@ -549,7 +569,7 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
     eprintln!("{tag}: chats with a side that moved, by (node, moved to) of customer then agent: {all_moved:?}");
     let mut where_: BTreeMap<String, usize> = BTreeMap::new();
     for fault in &faults {
-        if let crate::cluster_checker::Fault::LostAck { chat, .. } = fault {
+        if let Fault::LostAck { chat, .. } = fault {
             *where_.entry(format!("{:?}", sides(chat))).or_default() += 1;
         }
     }
@@ -563,15 +583,41 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
             .entry(kind[..kind.find(' ').unwrap_or(kind.len())].to_string())
             .or_default() += 1;
     }
+    // The first few faults' people, one story each (a chat's: its customer's).
+    let customer_of = |chat: &str| {
+        customers
+            .iter()
+            .find(|c| chats_given(c).iter().any(|given| given == chat))
+            .map(|c| c.person.name.clone())
+    };
+    let mut told = BTreeSet::new();
     let stories: String = faults
         .iter()
         .filter_map(|f| match f {
-            crate::cluster_checker::Fault::Duplicate { who, .. }
-            | crate::cluster_checker::Fault::SeqGap { who, .. } => Some(ctx.story(who)),
+            Fault::Duplicate { who, .. } | Fault::SeqGap { who, .. } => Some(who.clone()),
+            Fault::DoublePairing { customer, .. }
+            | Fault::ResumeExpired { customer }
+            | Fault::ResumeTakenBack { customer, .. } => Some(customer.clone()),
+            Fault::LostAck { chat, .. } | Fault::ChatNotArchived { chat } => customer_of(chat),
             _ => None,
         })
-        .take(2)
+        .filter(|who| told.insert(who.clone()))
+        .take(4)
+        .map(|who| ctx.story(&who))
         .collect();
+    // What scenario 3 is about, counted for every scenario (all must be 0).
+    let count = |is: fn(&Fault) -> bool| faults.iter().filter(|f| is(f)).count();
+    eprintln!(
+        "{tag}: acknowledged messages lost: {}, archived twice: {}; chats missing from the archive: {}; \
+         finished customers' chats not archived as closed: {}; resumes refused resume_expired: {}; \
+         resumed then taken back: {}",
+        count(|f| matches!(f, Fault::LostAck { archived: 0, .. })),
+        count(|f| matches!(f, Fault::LostAck { archived: 2.., .. })),
+        count(|f| matches!(f, Fault::ChatNotArchived { .. })),
+        unclosed_required.len(),
+        count(|f| matches!(f, Fault::ResumeExpired { .. })),
+        count(|f| matches!(f, Fault::ResumeTakenBack { .. })),
+    );
     assert!(
         faults.is_empty(),
         "{} faults ({kinds:?}), e.g. {:#?}\n{stories}\n{}",
@@ -579,12 +625,20 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         &faults[..faults.len().min(10)],
         cluster.logs()
     );
+    assert!(
+        unclosed_required.is_empty(),
+        "chats of customers who finished, never archived as closed: {unclosed_required:?}"
+    );
     let errors: Vec<(&str, &Value)> = customers
         .iter()
         .chain(&agents)
         .flat_map(|r| r.errors.iter().map(|e| (r.person.name.as_str(), e)))
         .collect();
-    assert!(errors.is_empty(), "clients were refused: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "clients were refused: {errors:?}\n{}",
+        errors.iter().take(2).map(|(who, _)| ctx.story(who)).collect::<String>()
+    );
     let refused: usize = customers.iter().chain(&agents).map(|r| r.refused).sum();
     eprintln!("{tag}: {refused} frames refused with cluster_unavailable (a busy machine) and sent again");
     Outcome {
@@ -594,6 +648,20 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         unclosed,
         elapsed,
     }
+}
+
+/// The chats a client was given: started, or held in a snapshot (a customer paired
+/// while away learns of their chat from `resumed`).
+fn chats_given(run: &Run) -> Vec<String> {
+    run.person
+        .seen
+        .iter()
+        .flat_map(|s| match s {
+            Seen::ChatStarted { chat, .. } => vec![chat.clone()],
+            Seen::Snapshot { chats } => chats.iter().map(|(chat, _)| chat.clone()).collect(),
+            _ => vec![],
+        })
+        .collect()
 }
 
 fn chats_started(run: &Run) -> usize {
@@ -625,6 +693,9 @@ async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
             kill: None,
             resume_grace_secs: 30,
             lease_ms: 5_000,
+            stall: None,
+            traffic: None,
+            join_over: Duration::ZERO,
         },
     )
     .await;
@@ -661,6 +732,9 @@ fn kill_shape(comes_back: bool) -> Shape {
         kill: Some((2, comes_back)),
         resume_grace_secs: 10,
         lease_ms: 2_000,
+        stall: None,
+        traffic: None,
+        join_over: Duration::ZERO,
     }
 }
 
@@ -757,6 +831,94 @@ async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() 
         outcome.elapsed,
         outcome.unclosed.len()
     );
+}
+
+/// Scenario 3: a node stopped (SIGSTOP) past its lease under random traffic. 6 agents
+/// (limits 1–4: 13 chats at once; two per node) and 75 customers joining over 8 s (so
+/// a line forms), spread over the nodes, each doing one to four exchanges with a pause
+/// (up to 400 ms) before each message; agents end some chats themselves (after an
+/// answer, or when told the customer went away). 4 s in, node `seed % 3` is stopped for twice the lease (and until reaped), then
+/// woken. Its people move as a client would: at once when their connection closes
+/// (1012 from the woken, fenced node), or when an acknowledgement keeps them waiting
+/// past their patience (1–3 s, drawn per client: some before the reap, some after),
+/// customers resuming with their token on another node, agents signing in there. When
+/// every customer is done, the checker reads everything: besides its rules, no
+/// acknowledged message lost, no chat missing from the archive, no resume within the
+/// grace period (30 s, longer than the scenario) refused `resume_expired`, no `resumed`
+/// taken back. `SCENARIO_SEED` replaces the seed.
+async fn stalled_under_traffic(seed: u64) {
+    let seed = std::env::var("SCENARIO_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(seed);
+    let lease_ms = 2_000;
+    let tag = format!("scenario-3-seed-{seed}");
+    eprintln!("{tag}: node{} stopped", seed % 3);
+    let outcome = run(
+        &tag,
+        Shape {
+            agents: 6,
+            agent_categories: |i| match i % 3 {
+                0 => vec!["general"],
+                1 => vec!["sales"],
+                _ => vec!["general", "sales"],
+            },
+            customers: 75,
+            customer_category: |j| ["general", "sales"][j % 2],
+            kill: None,
+            resume_grace_secs: 30,
+            lease_ms,
+            stall: Some(Stall {
+                node: (seed % 3) as usize,
+                after: Duration::from_secs(3),
+                window: Duration::from_millis(2 * lease_ms),
+            }),
+            traffic: Some(Traffic {
+                seed,
+                max_exchanges: 4,
+                max_think: Duration::from_millis(800),
+                patience: (Duration::from_secs(1), Duration::from_secs(3)),
+                agent_ends: 0.2,
+                agent_ends_when_away: 0.5,
+            }),
+            join_over: Duration::from_secs(6),
+        },
+    )
+    .await;
+    let moved = outcome
+        .customers
+        .iter()
+        .chain(&outcome.agents)
+        .filter(|r| r.back.is_some())
+        .count();
+    let crossed: usize = outcome
+        .customers
+        .iter()
+        .chain(&outcome.agents)
+        .map(|r| r.crossed_the_end)
+        .sum();
+    eprintln!(
+        "{tag} took {:?}; {moved} clients moved; {crossed} frames crossed their chat's end",
+        outcome.elapsed
+    );
+    for c in &outcome.customers {
+        assert!(c.finished, "{} never finished", c.person.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_1() {
+    stalled_under_traffic(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_2() {
+    stalled_under_traffic(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_3() {
+    stalled_under_traffic(3).await;
 }
 
 /// Found by scenario 2: a chatting customer whose node is gone resumes on the node of

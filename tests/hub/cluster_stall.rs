@@ -152,7 +152,7 @@ async fn next_or_close(ws: &mut Ws, wait: Duration) -> Next {
 /// How a `resume` on a new connection was answered.
 enum Resume {
     /// `resumed` came (the connection, the frame, and the frames before it).
-    Resumed(Ws, Value, Vec<Value>),
+    Resumed(Box<Ws>, Value, Vec<Value>),
     /// Refused: the frames that came (the error among them) and the close, if any.
     Refused(Vec<Value>, Option<Next>),
 }
@@ -166,7 +166,7 @@ async fn resume_once(cluster: &Cluster, node: usize, token: &str, last_seq: u64)
     let mut frames = vec![];
     loop {
         match next_or_close(&mut ws, WAIT).await {
-            Next::Frame(frame) if frame["type"] == "resumed" => return Resume::Resumed(ws, frame, frames),
+            Next::Frame(frame) if frame["type"] == "resumed" => return Resume::Resumed(Box::new(ws), frame, frames),
             Next::Frame(frame) if frame["type"] == "error" => {
                 frames.push(frame);
                 return Resume::Refused(frames, None);
@@ -194,7 +194,7 @@ async fn resumed_on(cluster: &Cluster, node: usize, token: &str, last_seq: u64, 
         match resume_once(cluster, node, token, last_seq).await {
             Resume::Resumed(ws, resumed, before) => {
                 assert!(before.is_empty(), "{context}: frames before `resumed`: {before:?}");
-                return (ws, resumed);
+                return (*ws, resumed);
             }
             Resume::Refused(frames, close) => {
                 assert!(
@@ -295,7 +295,7 @@ fn roles(resume_on: usize, reaper: Option<usize>) -> String {
         node_name(AGENTS_NODE),
         node_name(STALLED_NODE),
         node_name(resume_on),
-        reaper.map_or("nobody".into(), node_name)
+        reaper.map_or_else(|| "nobody".into(), node_name)
     )
 }
 
@@ -635,7 +635,7 @@ async fn resume_before_the_reap(tag: &str, chatting: bool) {
                 }
                 _ => {}
             }
-            (ws, resumed)
+            (*ws, resumed)
         }
     };
 

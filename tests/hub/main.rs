@@ -59,3 +59,5 @@ mod cluster_agent_return;
 mod cluster_reassert;
 // a node stopped (SIGSTOP) past its lease: archive, ended chats and early resumes
 mod cluster_stall;
+// an agent's message acknowledged right before they end the chat, archived
+mod cluster_last_word;
