@@ -668,14 +668,22 @@ impl HubState {
     /// A chat as one side sees it; `None` for a chat paired but not yet opened.
     fn snapshot(&self, chat: ChatId, for_side: Party, after_seq: u64) -> Option<ChatSnapshot> {
         let log = self.chats.get(&chat)?;
+        // In a cluster the peer may be on another node: the replica says whether they are
+        // connected (away or back as the events stream last told), not this node's sockets.
         let (peer_name, peer_connected) = match for_side {
             Party::Customer => (
                 log.agent_name.clone(),
-                self.agents.get(&log.agent).is_some_and(|a| a.conn.is_some()),
+                match &self.cluster {
+                    Some(_) => self.routing.agent(&log.agent).is_some_and(|a| a.connected),
+                    None => self.agents.get(&log.agent).is_some_and(|a| a.conn.is_some()),
+                },
             ),
             _ => (
                 log.customer_name.clone(),
-                self.customers.get(&log.customer).is_some_and(|c| c.conn.is_some()),
+                match &self.cluster {
+                    Some(_) => self.routing.customer_connected(log.customer).unwrap_or(false),
+                    None => self.customers.get(&log.customer).is_some_and(|c| c.conn.is_some()),
+                },
             ),
         };
         Some(ChatSnapshot {

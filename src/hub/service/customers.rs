@@ -11,13 +11,18 @@ use crate::protocol::{ClientFrame, From, ServerFrame};
 
 impl HubState {
     pub(super) fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
+        // A refused message names its client id, so the page can match the refusal to it.
+        let client_id = match &frame {
+            ClientFrame::Message { client_id, .. } => client_id.clone(),
+            _ => None,
+        };
         let result = match frame {
             ClientFrame::Join { name, category, video } => self.customer_join(conn, &name, &category, video),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
         if let Err((code, message)) = result {
-            self.error_to_conn(conn, code, message, None);
+            self.error_to_conn(conn, code, message, client_id);
         }
     }
 
