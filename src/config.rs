@@ -74,6 +74,9 @@ pub struct Settings {
     pub http_request_timeout: Duration,
     /// Open TCP connections (HTTP and websocket) per client address; trusted proxies are exempt.
     pub max_connections_per_address: usize,
+    /// `LISTEN_BACKLOG`: connections the kernel queues for the hub before it accepts them;
+    /// the system's limit (`net.core.somaxconn` on Linux) caps it (`http::listening`).
+    pub listen_backlog: u32,
     /// A bearer token that lets a caller outside `AGENT_WHITELIST` read `/metrics`.
     pub metrics_token: Option<String>,
     /// Always mark the session cookie `Secure`, even on requests not known to be https.
@@ -218,6 +221,8 @@ impl Settings {
             http_header_timeout: r.positive_seconds("HTTP_HEADER_TIMEOUT_SECS", 10.0)?,
             http_request_timeout: r.positive_seconds("HTTP_REQUEST_TIMEOUT_SECS", 30.0)?,
             max_connections_per_address: r.ranged("MAX_CONNECTIONS_PER_ADDRESS", 256, 1..=1_000_000)?,
+            // 65,535: the largest backlog every Linux grants (older kernels keep it in 16 bits).
+            listen_backlog: r.ranged("LISTEN_BACKLOG", 4_096, 1..=65_535)?,
             metrics_token: r.optional("METRICS_TOKEN"),
             cookie_secure: r.flag("COOKIE_SECURE", false)?,
             // ---- several nodes through Redis (issue 15, the cluster's foundations) ----

@@ -90,9 +90,9 @@ fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> Result<(), String> {
     raise_open_file_limit();
-    let listener = std::net::TcpListener::bind(settings.bind)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+    let (listener, backlog) = switchboard::http::listening::bind(settings.bind, settings.listen_backlog)
         .map_err(|e| format!("cannot listen on BIND_ADDR={}: {e}", settings.bind))?;
+    backlog.log();
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     let Some(store) = open_store_answering_probes(&listener, &settings, &shutdown).await? else {

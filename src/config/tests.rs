@@ -17,6 +17,7 @@ fn defaults_need_no_configuration() {
     assert_eq!(s.max_message_len, 2000);
     assert_eq!(s.resume_grace, Duration::from_secs(30));
     assert_eq!(s.store, StoreMode::Auto);
+    assert_eq!(s.listen_backlog, 4_096);
 }
 
 #[test]
@@ -41,6 +42,9 @@ fn bad_values_name_their_variable() {
         ("HTTP_HEADER_TIMEOUT_SECS", "0"),
         ("HTTP_REQUEST_TIMEOUT_SECS", "soon"),
         ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+        ("LISTEN_BACKLOG", "0"),
+        ("LISTEN_BACKLOG", "many"),
+        ("LISTEN_BACKLOG", "65536"),
         ("METRICS_TOKEN", "short"),
         ("COOKIE_SECURE", "sometimes"),
         // ---- rooms and 1-to-1 video (issue 16) ----

@@ -19,20 +19,28 @@
 //!   their address, and the proxy is where those clients are limited.
 //! - HTTP/1.1 only: no cleartext HTTP/2, whose idle streams the header deadline would
 //!   not cover; browsers speak HTTP/2 only over TLS, which a proxy terminates.
+//! - **Lingering close** ([`LingeringClose`]): a websocket that ends on a protocol
+//!   violation cannot read its peer's Close (tungstenite reads nothing after an error),
+//!   and a socket closed with bytes unread sends RST, which cuts the peer's write short
+//!   and can destroy the Close frame before the peer reads it. Asked by the socket's
+//!   task, the listener closes that connection gracefully instead: FIN, then whatever
+//!   the peer still sends is read and dropped until it closes or 2 s pass.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -116,10 +124,16 @@ async fn serve_connections(
         };
         // Chat frames are small and latency matters more than packet count: no Nagle delay.
         let _ = tcp.set_nodelay(true);
-        let io = TokioIo::new(CountedStream { tcp, _slot: slot });
+        let lingering = LingeringClose::default();
+        let io = TokioIo::new(CountedStream {
+            tcp: Some(tcp),
+            slot,
+            lingering: lingering.clone(),
+        });
         let router = app.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(lingering.clone());
             router.clone().oneshot(request)
         });
         let connection = http.serve_connection(io, service).with_upgrades();
@@ -205,27 +219,35 @@ impl Drop for PeerSlot {
 /// A TCP stream that holds its address's place while it lives: through an upgrade too,
 /// since hyper hands this very stream to the websocket.
 struct CountedStream {
-    tcp: TcpStream,
-    _slot: Option<PeerSlot>,
+    /// Taken only when the stream is dropped with a lingering close asked for.
+    tcp: Option<TcpStream>,
+    slot: Option<PeerSlot>,
+    lingering: LingeringClose,
+}
+
+impl CountedStream {
+    fn tcp(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(self.tcp.as_mut().expect("the stream is taken only when it is dropped"))
+    }
 }
 
 impl AsyncRead for CountedStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        self.tcp().poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for CountedStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        self.tcp().poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        self.tcp().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        self.tcp().poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -233,12 +255,62 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        self.tcp().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.tcp.as_ref().is_some_and(TcpStream::is_write_vectored)
     }
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        if !self.lingering.0.load(Ordering::Relaxed) {
+            return;
+        }
+        // Outside a runtime (it is shutting down) the stream just closes.
+        if let (Some(tcp), Ok(runtime)) = (self.tcp.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(linger(tcp, self.slot.take()));
+        }
+    }
+}
+
+/// How long a lingering close reads what the peer still sends: the closing handshake's
+/// wait for the peer's Close (docs/protocol.md).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A connection's lingering close, which whoever serves a request on it can ask for (it
+/// is in every request's extensions; one taken from a request that came another way asks
+/// nothing of anyone). Asked for, dropping the connection's stream does not close the
+/// socket at once (`linger` below).
+#[derive(Clone, Debug, Default)]
+pub struct LingeringClose(Arc<AtomicBool>);
+
+impl LingeringClose {
+    /// Closes the connection gracefully once its stream is dropped.
+    pub fn ask(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LingeringClose {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<LingeringClose>().cloned().unwrap_or_default())
+    }
+}
+
+/// Ends `tcp` without a reset: the FIN goes out after everything written (a websocket's
+/// Close frame), then what the peer still sends (the rest of a frame the hub refused, its
+/// Close) is read and dropped until the peer closes its side too or [`LINGER`] passes; a
+/// socket with nothing unread closes with a FIN. The address keeps its place meanwhile.
+async fn linger(mut tcp: TcpStream, _slot: Option<PeerSlot>) {
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let mut discard = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async { while let Ok(1..) = tcp.read(&mut discard).await {} }).await;
 }
 
 /// The pause after a failed accept. Out of descriptors or memory, accept fails at once

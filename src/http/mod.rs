@@ -14,6 +14,7 @@ pub mod appointments;
 pub mod error;
 pub mod history;
 pub mod listener;
+pub mod listening;
 pub mod metrics;
 pub mod outbox;
 pub mod public;

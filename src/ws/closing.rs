@@ -8,12 +8,22 @@
 //! the reply tungstenite queued. [`Ending::after_read_error`] names the close code each
 //! violation deserves; [`finish`] sends it, or flushes the queued reply, and then gives
 //! the peer a moment to answer before the socket goes.
+//!
+//! After a read error tungstenite reads nothing more (the stream has ended), so the
+//! peer's answer to a violation's Close cannot be read through it, and what the peer
+//! still sends — the rest of a frame refused on its header, its Close — would be unread
+//! when the socket goes, which makes the kernel reset the connection (RST) instead of
+//! closing it; the peer may then lose the Close. So a violation's Close is followed by
+//! the listener's lingering close ([`LingeringClose`]): FIN, and the peer's bytes read
+//! and dropped until it closes too or 2 s pass.
 
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tungstenite::error::{Error as WsError, ProtocolError};
+
+use crate::http::listener::LingeringClose;
 
 /// Close codes the hub sends (RFC 6455 §7.4.1); the 4000s are the hub's own, in docs/protocol.md.
 pub mod code {
@@ -23,6 +33,10 @@ pub mod code {
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
 }
+
+/// Bad frames in a row (garbage, wrong fields, too large for the protocol, binary) before a
+/// connection is closed with 1008; a good frame starts the count again.
+pub const MAX_BAD_FRAMES: u32 = 10;
 
 /// How long the hub spends on a closing handshake: writing its close frame, then waiting
 /// for the peer's. A peer that does not answer in this time is dropped (RFC 6455 §7.1.1
@@ -37,6 +51,9 @@ pub enum Ending {
     PeerClosed,
     /// The hub starts the closing handshake with this code and reason.
     Close(u16, &'static str),
+    /// The peer broke the protocol (a read error): the hub sends this Close, and the TCP
+    /// connection ends with a lingering close, since the socket reads nothing more.
+    Violation(u16, &'static str),
     /// The socket cannot carry a close frame (the peer is gone, or a write is stuck): drop it.
     Drop,
 }
@@ -48,11 +65,11 @@ impl Ending {
         match error {
             // The peer dropped the TCP connection: nobody is left to tell.
             WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ending::Drop,
-            WsError::Protocol(_) => Ending::Close(code::PROTOCOL_ERROR, "protocol error"),
-            WsError::Utf8(_) => Ending::Close(code::INVALID_PAYLOAD, "invalid UTF-8"),
+            WsError::Protocol(_) => Ending::Violation(code::PROTOCOL_ERROR, "protocol error"),
+            WsError::Utf8(_) => Ending::Violation(code::INVALID_PAYLOAD, "invalid UTF-8"),
             // A frame or a reassembled message over the library's limit.
-            WsError::Capacity(_) => Ending::Close(code::TOO_BIG, "message too big"),
-            WsError::AttackAttempt => Ending::Close(code::POLICY, "refused"),
+            WsError::Capacity(_) => Ending::Violation(code::TOO_BIG, "message too big"),
+            WsError::AttackAttempt => Ending::Violation(code::POLICY, "refused"),
             _ => Ending::Drop,
         }
     }
@@ -77,8 +94,12 @@ pub fn read_outcome(item: Option<Result<Message, axum::Error>>) -> Result<Messag
     }
 }
 
-/// Carries out `ending` on `socket`; the socket is done with afterwards.
-pub async fn finish(socket: &mut WebSocket, ending: Ending) {
+/// Carries out `ending` on `socket`, whose TCP connection is `tcp`; the socket is done with afterwards.
+pub async fn finish(socket: &mut WebSocket, ending: Ending, tcp: &LingeringClose) {
+    if matches!(ending, Ending::Violation(..)) {
+        // Asked first: a Close that cannot be written within the timeout still ends so.
+        tcp.ask();
+    }
     let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, handshake(socket, ending)).await;
 }
 
@@ -89,16 +110,15 @@ async fn handshake(socket: &mut WebSocket, ending: Ending) {
         Ending::PeerClosed => {
             let _ = socket.flush().await;
         }
+        // The stream ended at the read error: the listener reads the peer's answer.
+        Ending::Violation(code, reason) => {
+            let _ = socket.send(close_frame(code, reason)).await;
+        }
         Ending::Close(code, reason) => {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            if socket.send(Message::Close(Some(frame))).await.is_err() {
+            if socket.send(close_frame(code, reason)).await.is_err() {
                 return;
             }
-            // The peer's reply ends the stream; frames it sent before reading our close are
-            // dropped. After a read error the stream has already ended and this returns at once.
+            // The peer's reply ends the stream; frames it sent before reading our close are dropped.
             while let Some(Ok(message)) = socket.next().await {
                 if matches!(message, Message::Close(_)) {
                     break;
@@ -106,6 +126,13 @@ async fn handshake(socket: &mut WebSocket, ending: Ending) {
             }
         }
     }
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
 }
 
 #[cfg(test)]
@@ -140,7 +167,7 @@ mod tests {
         for (error, expected) in cases {
             let described = error.to_string();
             match Ending::after_axum_error(axum::Error::new(error)) {
-                Ending::Close(code, reason) => {
+                Ending::Violation(code, reason) => {
                     assert_eq!(code, expected, "{described}");
                     assert!(reason.len() <= 123, "a close reason fits a control frame");
                 }

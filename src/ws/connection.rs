@@ -35,13 +35,12 @@ use super::closing::{self, Ending, code};
 use super::max_frame_bytes;
 use crate::config::Settings;
 use crate::http::AppState;
+use crate::http::listener::LingeringClose;
 use crate::hub::delivery::{ConnHandle, ConnId};
 use crate::hub::outbox::Outbox;
 use crate::hub::{ConnRole, Hub, SessionEnd, close};
 use crate::protocol::{self, ClientFrame, ServerFrame};
 
-/// Bad frames in a row before the connection is closed with 1008.
-const MAX_STRIKES: u32 = 10;
 /// A write that takes longer than this means the peer is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connections get to receive the hub's goodbye before closing on their own.
@@ -56,6 +55,7 @@ pub(super) fn serve(
     state: AppState,
     role: ConnRole,
     permit: OwnedSemaphorePermit,
+    tcp: LingeringClose,
 ) -> impl Future<Output = ()> + Send + 'static {
     let id = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
     let session_ends = role.staff().map(|staff| Instant::from_std(staff.session_expires));
@@ -77,6 +77,7 @@ pub(super) fn serve(
         &state.settings,
         session_ends,
         permit,
+        tcp,
     ));
     run(conn, registration, state.shutdown)
 }
@@ -106,7 +107,7 @@ async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)
     conn.outbox.shut();
     // The hub forgets the connection before the handshake, which may wait on a silent peer.
     let _ = Box::pin(conn.hub.unregister(conn.id)).await;
-    Box::pin(closing::finish(&mut conn.socket, ending)).await;
+    Box::pin(closing::finish(&mut conn.socket, ending, &conn.tcp)).await;
 }
 
 /// What the connection's task must do next.
@@ -158,9 +159,13 @@ struct Connection {
     session_ends: Option<Instant>,
     /// Held for the connection's life: one of `MAX_CONNECTIONS`.
     _permit: OwnedSemaphorePermit,
+    /// Its TCP connection's lingering close, for an ending on a protocol violation.
+    tcp: LingeringClose,
 }
 
 impl Connection {
+    // Each argument is a part the connection keeps; a struct for them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         id: ConnId,
         socket: WebSocket,
@@ -169,6 +174,7 @@ impl Connection {
         settings: &Arc<Settings>,
         session_ends: Option<Instant>,
         permit: OwnedSemaphorePermit,
+        tcp: LingeringClose,
     ) -> Self {
         let per_sec = NonZeroU32::new(settings.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
@@ -197,6 +203,7 @@ impl Connection {
             goodbye_by: None,
             session_ends,
             _permit: permit,
+            tcp,
         }
     }
 
@@ -385,7 +392,7 @@ impl Connection {
     /// A bad frame: an error frame back, and the connection closed after too many in a row.
     fn strike(&mut self, code: &'static str, message: String) -> Option<Event> {
         self.strikes += 1;
-        if self.strikes >= MAX_STRIKES {
+        if self.strikes >= closing::MAX_BAD_FRAMES {
             tracing::info!(conn = self.id.0, "closing: too many bad frames");
             return Some(Event::Stop(Ending::Close(code::POLICY, "too many bad frames")));
         }

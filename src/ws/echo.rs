@@ -13,9 +13,15 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::closing::{self, Ending, code};
+use crate::http::listener::LingeringClose;
 
 /// Echoes until either side ends the connection; `_permit` is its place under `MAX_CONNECTIONS`.
-pub(super) async fn serve(mut socket: WebSocket, shutdown: CancellationToken, _permit: OwnedSemaphorePermit) {
+pub(super) async fn serve(
+    mut socket: WebSocket,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+    tcp: LingeringClose,
+) {
     let ending = loop {
         let item = tokio::select! {
             item = socket.next() => item,
@@ -34,5 +40,5 @@ pub(super) async fn serve(mut socket: WebSocket, shutdown: CancellationToken, _p
             break Ending::Drop;
         }
     };
-    closing::finish(&mut socket, ending).await;
+    closing::finish(&mut socket, ending, &tcp).await;
 }

@@ -19,6 +19,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::Settings;
 use crate::http::access::ClientIp;
+use crate::http::listener::LingeringClose;
 use crate::http::session::{Authed, session_token};
 use crate::http::{ApiError, AppState};
 use crate::hub::{ConnRole, StaffLogin};
@@ -94,13 +95,19 @@ fn configured(ws: WebSocketUpgrade) -> WebSocketUpgrade {
         .max_frame_size(LIBRARY_MAX_FRAME)
 }
 
-fn upgrade(ws: WebSocketUpgrade, state: AppState, role: ConnRole, permit: OwnedSemaphorePermit) -> Response {
+fn upgrade(
+    ws: WebSocketUpgrade,
+    tcp: LingeringClose,
+    state: AppState,
+    role: ConnRole,
+    permit: OwnedSemaphorePermit,
+) -> Response {
     configured(ws).on_upgrade({
         // One pointer in the upgrade task instead of the whole state: that task lives as long as the socket.
-        let setup = Box::new((state, role, permit));
+        let setup = Box::new((state, role, permit, tcp));
         move |socket| {
-            let (state, role, permit) = *setup;
-            connection::serve(socket, state, role, permit)
+            let (state, role, permit, tcp) = *setup;
+            connection::serve(socket, state, role, permit, tcp)
         }
     })
 }
@@ -108,16 +115,18 @@ fn upgrade(ws: WebSocketUpgrade, state: AppState, role: ConnRole, permit: OwnedS
 async fn customer(
     State(state): State<AppState>,
     headers: HeaderMap,
+    tcp: LingeringClose,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let permit = admit(&state, &headers)?;
-    Ok(upgrade(ws, state, ConnRole::Customer, permit))
+    Ok(upgrade(ws, tcp, state, ConnRole::Customer, permit))
 }
 
 async fn agent(
     State(state): State<AppState>,
     headers: HeaderMap,
     ip: ClientIp,
+    tcp: LingeringClose,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     if !ip.is_whitelisted(&state.settings) {
@@ -129,13 +138,14 @@ async fn agent(
         return Err(ApiError::Forbidden("only agent accounts take chats".into()));
     }
     let permit = admit(&state, &headers)?;
-    Ok(upgrade(ws, state, ConnRole::Agent(Box::new(staff)), permit))
+    Ok(upgrade(ws, tcp, state, ConnRole::Agent(Box::new(staff)), permit))
 }
 
 async fn buddy(
     State(state): State<AppState>,
     headers: HeaderMap,
     ip: ClientIp,
+    tcp: LingeringClose,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // Signed-in staff on a whitelisted address see the staff roster; everyone else the public one.
@@ -147,6 +157,7 @@ async fn buddy(
     let permit = admit(&state, &headers)?;
     Ok(upgrade(
         ws,
+        tcp,
         state,
         ConnRole::Buddy {
             staff: staff.map(Box::new),
@@ -157,13 +168,18 @@ async fn buddy(
 
 /// The conformance echo: off (404) unless `WS_ECHO_ENDPOINT` is on, which only a loopback
 /// `BIND_ADDR` allows. Admitted like a customer (origin, connection limit).
-async fn echo(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+async fn echo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    tcp: LingeringClose,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
     if !state.settings.ws_echo_endpoint {
         return Err(ApiError::NotFound("endpoint"));
     }
     let permit = admit(&state, &headers)?;
     let shutdown = state.shutdown.clone();
-    Ok(configured(ws).on_upgrade(move |socket| echo::serve(socket, shutdown, permit)))
+    Ok(configured(ws).on_upgrade(move |socket| echo::serve(socket, shutdown, permit, tcp)))
 }
 
 /// The signed-in account of an upgrade request and the session it came with, which the

@@ -9,12 +9,14 @@
 //! another room's token, 4409 full, 4410 ended; see docs/protocol.md). Then the socket relays:
 //! frames in are size- and rate-limited, decoded and handed to the rooms task; frames
 //! out come from the member's bounded outbox. The connection watches shutdown and a
-//! heartbeat.
+//! heartbeat. It ends as the hub's other sockets do ([`closing`]): protocol violations
+//! get their close code (1009 for a frame over 1 MiB) and a lingering close, a run of
+//! bad frames 1008, the peer's Close its answer.
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -22,7 +24,9 @@ use futures_util::{SinkExt, StreamExt};
 use governor::{Quota, RateLimiter};
 use tokio::sync::mpsc;
 
+use super::closing::{self, Ending};
 use crate::core::room::Refusal;
+use crate::http::listener::LingeringClose;
 use crate::http::{ApiError, AppState};
 use crate::rooms::cluster::{ConnectRefused, LinkDown};
 use crate::rooms::frames::{RoomClientFrame, RoomServerFrame};
@@ -61,9 +65,17 @@ enum FirstFrame {
 
 type Refused = (u16, &'static str, &'static str);
 
+/// Why a socket ends before its member is let in.
+enum NotIn {
+    /// An error frame, then a Close with the refusal's code.
+    Refused(Refused),
+    /// The socket ended or broke the protocol before its `auth` frame.
+    Ended(Ending),
+}
+
 /// Reads the `auth` frame; anything else first, or nothing within [`AUTH_DEADLINE`], is
 /// refused (4400).
-async fn read_token(socket: &mut WebSocket) -> Result<String, Refused> {
+async fn read_token(socket: &mut WebSocket) -> Result<String, NotIn> {
     const MISSING: Refused = (
         4400,
         "bad_token",
@@ -71,20 +83,22 @@ async fn read_token(socket: &mut WebSocket) -> Result<String, Refused> {
     );
     let first = tokio::time::timeout(AUTH_DEADLINE, async {
         loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(t))) => return Some(t),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                _ => return None,
+            match closing::read_outcome(socket.next().await) {
+                Ok(Message::Text(t)) => return Ok(t),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(_) => return Err(NotIn::Refused(MISSING)),
+                Err(ending) => return Err(NotIn::Ended(ending)),
             }
         }
     })
     .await;
     match first {
-        Ok(Some(text)) if text.len() <= MAX_ROOM_FRAME => match serde_json::from_str::<FirstFrame>(&text) {
+        Ok(Ok(text)) if text.len() <= MAX_ROOM_FRAME => match serde_json::from_str::<FirstFrame>(&text) {
             Ok(FirstFrame::Auth { token }) => Ok(token),
-            Err(_) => Err(MISSING),
+            Err(_) => Err(NotIn::Refused(MISSING)),
         },
-        _ => Err(MISSING),
+        Ok(Err(not_in)) => Err(not_in),
+        _ => Err(NotIn::Refused(MISSING)),
     }
 }
 
@@ -92,34 +106,21 @@ pub async fn room(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<RoomQuery>,
+    tcp: LingeringClose,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let permit = super::admit(&state, &headers)?;
     Ok(super::configured(ws).on_upgrade(move |socket| async move {
-        serve(socket, state, query).await;
+        serve(socket, state, query, tcp).await;
         drop(permit);
     }))
 }
 
-/// Sends an error frame and a Close with `code`, then ends.
-async fn refuse(mut socket: WebSocket, code: u16, error: &'static str, message: &'static str) {
+/// Sends an error frame and a Close with `code`, then ends with the closing handshake.
+async fn refuse(mut socket: WebSocket, tcp: &LingeringClose, (code, error, message): Refused) {
     let frame = RoomServerFrame::error(error, message).encode();
     let _ = socket.send(Message::Text(frame.into())).await;
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: message.into(),
-        })))
-        .await;
-    // Wait briefly for the client's Close, so the closing handshake completes.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(m)) = socket.next().await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
+    closing::finish(&mut socket, Ending::Close(code, message), tcp).await;
 }
 
 /// The checks before a member is let in: the token, its room, the stored room.
@@ -156,23 +157,23 @@ async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Resul
     }
 }
 
-async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery) {
+async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: LingeringClose) {
     if query.token.is_some() {
-        return refuse(
-            socket,
+        let refused = (
             4400,
             "token_in_url",
             "the room token belongs in the first frame, not in the URL (URLs are logged)",
-        )
-        .await;
+        );
+        return refuse(socket, &tcp, refused).await;
     }
     let token = match read_token(&mut socket).await {
         Ok(t) => t,
-        Err((code, error, message)) => return refuse(socket, code, error, message).await,
+        Err(NotIn::Refused(refused)) => return refuse(socket, &tcp, refused).await,
+        Err(NotIn::Ended(ending)) => return closing::finish(&mut socket, ending, &tcp).await,
     };
     let (claims, stored) = match admit_member(&state, &query, &token).await {
         Ok(x) => x,
-        Err((code, error, message)) => return refuse(socket, code, error, message).await,
+        Err(refused) => return refuse(socket, &tcp, refused).await,
     };
     let conn_id = state.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (out, mut outbox) = mpsc::channel(OUTBOX);
@@ -185,22 +186,20 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery) {
             Conn { id: conn_id, out },
         )
         .await;
-    let (admitted, link) = match connected {
+    let refused = match connected {
+        Ok(x) => Ok(x),
+        Err(ConnectRefused::Room(Refusal::Full)) => Err((4409, "room_full", "already two people")),
+        Err(ConnectRefused::Room(_)) => Err((4410, "room_ended", "the meeting has ended")),
+        Err(ConnectRefused::Unavailable) => Err((
+            1011,
+            "unavailable",
+            "the hub cannot reach the room's server; try again shortly",
+        )),
+        Err(ConnectRefused::Shutdown) => Err((1001, "shutdown", "the hub is shutting down")),
+    };
+    let (admitted, link) = match refused {
         Ok(x) => x,
-        Err(ConnectRefused::Room(Refusal::Full)) => {
-            return refuse(socket, 4409, "room_full", "already two people").await;
-        }
-        Err(ConnectRefused::Room(_)) => return refuse(socket, 4410, "room_ended", "the meeting has ended").await,
-        Err(ConnectRefused::Unavailable) => {
-            return refuse(
-                socket,
-                1011,
-                "unavailable",
-                "the hub cannot reach the room's server; try again shortly",
-            )
-            .await;
-        }
-        Err(ConnectRefused::Shutdown) => return refuse(socket, 1001, "shutdown", "the hub is shutting down").await,
+        Err(refused) => return refuse(socket, &tcp, refused).await,
     };
     let now_secs = (crate::hub::now_ms() / 1000) as u64;
     let (token, fresh) = state.rooms.tokens.issue(
@@ -228,101 +227,116 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery) {
         Quota::per_second(NonZeroU32::new(FRAMES_PER_SEC).expect("non-zero"))
             .allow_burst(NonZeroU32::new(FRAMES_BURST).expect("non-zero")),
     );
+    // Frames over the rate limit in a row, and bad frames in a row.
     let mut strikes = 0u32;
+    let mut bad_frames = 0u32;
     let heartbeat = state.settings.heartbeat;
     let mut ticker = tokio::time::interval(heartbeat);
     ticker.tick().await;
     let mut last_heard = Instant::now();
-    let mut close: Option<(u16, &'static str)> = None;
+    let mut ending: Option<Ending> = None;
     if sink.send(Message::Text(welcome.encode().into())).await.is_err() {
-        close = Some((1001, "gone"));
+        ending = Some(Ending::Drop);
     }
-    while close.is_none() {
+    while ending.is_none() {
         tokio::select! {
-            _ = state.shutdown.cancelled() => close = Some((1001, "the hub is shutting down")),
+            _ = state.shutdown.cancelled() => ending = Some(Ending::Close(1001, "the hub is shutting down")),
             out = outbox.recv() => match out {
                 Some(Outbound::Frame(text)) => {
                     if sink.send(Message::Text(text.as_ref().into())).await.is_err() {
-                        break;
+                        ending = Some(Ending::Drop);
                     }
                 }
-                Some(Outbound::Close(code, reason)) => close = Some((code, reason)),
-                None => close = Some((1001, "the hub is shutting down")),
+                Some(Outbound::Close(code, reason)) => ending = Some(Ending::Close(code, reason)),
+                None => ending = Some(Ending::Close(1001, "the hub is shutting down")),
             },
             _ = ticker.tick() => {
                 if last_heard.elapsed() > heartbeat * 2 {
-                    close = Some((1001, "no answer to heartbeats"));
+                    ending = Some(Ending::Close(1001, "no answer to heartbeats"));
                 } else if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
+                    ending = Some(Ending::Drop);
                 }
             }
             incoming = stream.next() => {
-                let Some(Ok(message)) = incoming else { break };
+                let message = match closing::read_outcome(incoming) {
+                    Ok(message) => message,
+                    Err(end) => {
+                        ending = Some(end);
+                        continue;
+                    }
+                };
                 last_heard = Instant::now();
-                let text = match message {
-                    Message::Text(t) => t,
-                    Message::Binary(_) => {
-                        let e = RoomServerFrame::error("binary_not_supported", "send JSON text frames");
-                        if sink.send(Message::Text(e.encode().into())).await.is_err() { break; }
-                        continue;
-                    }
-                    Message::Close(_) => break,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                };
-                let refusal = if text.len() > MAX_ROOM_FRAME {
-                    Some(RoomServerFrame::error("frame_too_large", format!("a room frame may hold {MAX_ROOM_FRAME} bytes")))
-                } else if limiter.check().is_err() {
-                    strikes += 1;
-                    if strikes >= FLOOD_STRIKES {
-                        close = Some((1008, "flooding past the rate limit"));
-                        continue;
-                    }
-                    Some(RoomServerFrame::error("rate_limited", format!("at most {FRAMES_PER_SEC} frames a second; this one was dropped")))
-                } else {
-                    strikes = 0;
-                    match serde_json::from_str::<RoomClientFrame>(&text) {
-                        // `leave` is answered by the rooms task: room_ended, then a Close 1000.
-                        Ok(frame) => match link.frame(frame, &text).await {
-                            Ok(()) => None,
-                            Err(LinkDown::Shutdown) => {
-                                close = Some((1001, "the hub is shutting down"));
-                                None
+                let refusal = match message {
+                    Message::Text(text) if text.len() > MAX_ROOM_FRAME => Some(RoomServerFrame::error(
+                        "frame_too_large",
+                        format!("a room frame may hold {MAX_ROOM_FRAME} bytes"),
+                    )),
+                    Message::Text(text) => {
+                        if limiter.check().is_err() {
+                            strikes += 1;
+                            if strikes >= FLOOD_STRIKES {
+                                ending = Some(Ending::Close(1008, "flooding past the rate limit"));
+                                continue;
                             }
-                            Err(LinkDown::Unavailable) => Some(RoomServerFrame::error(
-                                "unavailable",
-                                "the room's server could not be reached; this frame was dropped",
-                            )),
-                        },
-                        Err(e) => Some(RoomServerFrame::error("bad_frame", format!("not a room frame: {e}"))),
+                            let limited = RoomServerFrame::error(
+                                "rate_limited",
+                                format!("at most {FRAMES_PER_SEC} frames a second; this one was dropped"),
+                            );
+                            if sink.send(Message::Text(limited.encode().into())).await.is_err() {
+                                ending = Some(Ending::Drop);
+                            }
+                            continue;
+                        }
+                        strikes = 0;
+                        match serde_json::from_str::<RoomClientFrame>(&text) {
+                            Ok(frame) => {
+                                bad_frames = 0;
+                                // `leave` is answered by the rooms task: room_ended, then a Close 1000.
+                                match link.frame(frame, &text).await {
+                                    Ok(()) => {}
+                                    Err(LinkDown::Shutdown) => {
+                                        ending = Some(Ending::Close(1001, "the hub is shutting down"));
+                                    }
+                                    Err(LinkDown::Unavailable) => {
+                                        let e = RoomServerFrame::error(
+                                            "unavailable",
+                                            "the room's server could not be reached; this frame was dropped",
+                                        );
+                                        if sink.send(Message::Text(e.encode().into())).await.is_err() {
+                                            ending = Some(Ending::Drop);
+                                        }
+                                    }
+                                }
+                                continue;
+                            }
+                            Err(e) => Some(RoomServerFrame::error("bad_frame", format!("not a room frame: {e}"))),
+                        }
                     }
+                    Message::Binary(_) => Some(RoomServerFrame::error("binary_not_supported", "send JSON text frames")),
+                    // Pings and pongs only count as hearing from the peer; a Close is an ending above.
+                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) => None,
                 };
-                if let Some(e) = refusal
-                    && sink.send(Message::Text(e.encode().into())).await.is_err()
-                {
-                    break;
+                if let Some(refusal) = refusal {
+                    bad_frames += 1;
+                    if bad_frames >= closing::MAX_BAD_FRAMES {
+                        ending = Some(Ending::Close(1008, "too many bad frames"));
+                    } else if sink.send(Message::Text(refusal.encode().into())).await.is_err() {
+                        ending = Some(Ending::Drop);
+                    }
                 }
             }
         }
     }
     link.disconnect().await;
-    if let Some((code, reason)) = close {
+    let ending = ending.unwrap_or(Ending::Drop);
+    if let Ending::Close(..) = ending {
         // Frames already queued for this member go out before the Close.
         while let Ok(Outbound::Frame(text)) = outbox.try_recv() {
             let _ = sink.send(Message::Text(text.as_ref().into())).await;
         }
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(Ok(m)) = stream.next().await {
-                if matches!(m, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
     }
+    let Ok(mut socket) = sink.reunite(stream) else {
+        return;
+    };
+    closing::finish(&mut socket, ending, &tcp).await;
 }

@@ -6,13 +6,15 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::*;
+use crate::rooms;
 
 /// How long a test waits for the hub's close frame, which must come.
 const WAIT: Duration = Duration::from_secs(5);
@@ -138,6 +140,87 @@ async fn a_hub_initiated_close_waits_for_the_clients_reply() {
     hub.stop().await;
 }
 
+/// The hub refuses a frame over 1 MiB on its header, before the payload has come. It
+/// sends its Close 1009 and then must let the client finish: read and drop the rest of
+/// the frame and the client's Close, and end the TCP connection with a FIN. A socket closed
+/// with bytes unread sends a reset instead, which cuts the client's write short and can
+/// destroy the Close before the client reads it (it came ~2 ms after the Close).
+async fn an_oversized_frame_ends_with_1009_and_a_clean_tcp_close(mut raw: RawWs) {
+    let payload = vec![b'x'; (1 << 20) + 4096];
+    let (written, close) = raw.write_reading_to_close(&RawWs::masked(0x81, &payload)).await;
+    assert_eq!(close, Some(1009));
+    assert!(
+        matches!(written, Ok(Ok(()))),
+        "the hub read the rest of the refused frame: {written:?}"
+    );
+    // The client does not answer at once: the hub may have closed its side (end of file)
+    // or still be waiting, but it has not reset the connection.
+    tokio::time::sleep(QUIET).await;
+    let mut byte = [0u8; 1];
+    let meanwhile = tokio::time::timeout(QUIET, raw.tcp.read(&mut byte)).await;
+    assert!(
+        matches!(meanwhile, Err(_) | Ok(Ok(0))),
+        "after its Close the hub sends nothing and does not reset the connection: {meanwhile:?}"
+    );
+    // The client's Close completes the handshake, and the connection ends cleanly.
+    let reply = RawWs::masked(0x88, &1009u16.to_be_bytes());
+    let sent = raw.tcp.write_all(&reply).await;
+    assert!(sent.is_ok(), "the hub still takes the client's Close: {sent:?}");
+    let _ = raw.tcp.shutdown().await;
+    let mut rest = vec![];
+    let end = tokio::time::timeout(WAIT, raw.tcp.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(end, Ok(Ok(0))),
+        "the TCP connection ends with a FIN, not a reset: {end:?}"
+    );
+}
+
+#[tokio::test]
+async fn after_a_1009_the_hub_reads_the_rest_and_closes_the_tcp_connection_cleanly() {
+    let hub = TestHub::start().await;
+    let raw = RawWs::open(&hub, "/ws/customer").await;
+    an_oversized_frame_ends_with_1009_and_a_clean_tcp_close(raw).await;
+    hub.stop().await;
+}
+
+/// `/ws/room` ends the same way: it reset the TCP connection with no Close at all.
+#[tokio::test]
+async fn a_room_socket_closes_an_oversized_frame_with_1009_and_a_clean_tcp_close() {
+    let hub = TestHub::start().await;
+    let (_ann, room) = rooms::agent_with_room(&hub, "ann", rooms::customer_room("A")).await;
+    let token = rooms::token(&hub, &room, json!({"phone": rooms::PHONE, "password": rooms::PASSWORD})).await;
+    let mut raw = RawWs::open(&hub, &format!("/ws/room?room={room}")).await;
+    raw.send_frame(0x81, json!({"type": "auth", "token": token}).to_string().as_bytes())
+        .await;
+    let (opcode, welcome) = raw.next_frame().await.expect("the room's welcome");
+    assert_eq!(opcode, 0x1);
+    assert!(String::from_utf8_lossy(&welcome).contains("room_welcome"));
+    an_oversized_frame_ends_with_1009_and_a_clean_tcp_close(raw).await;
+    hub.stop().await;
+}
+
+/// `/ws/room` closes a run of bad frames like the other sockets (it took any number).
+#[tokio::test]
+async fn a_room_socket_closes_ten_bad_frames_in_a_row_with_1008() {
+    let hub = TestHub::start().await;
+    let (ann, room) = rooms::agent_with_room(&hub, "ann", rooms::customer_room("A")).await;
+    let (mut agent, _) = rooms::agent_member(&hub, &ann, &room).await;
+    // A good frame between bad ones starts the count again.
+    for _ in 0..9 {
+        agent.send_raw("not json").await;
+        assert_eq!(agent.next_of("error").await["code"], "bad_frame");
+    }
+    agent.send(json!({"type": "ping"})).await;
+    agent.next_of("pong").await;
+    for _ in 0..9 {
+        agent.send_raw("{\"type\":\"dance\"}").await;
+        assert_eq!(agent.next_of("error").await["code"], "bad_frame");
+    }
+    agent.send_raw("not json").await;
+    assert_eq!(agent.closed().await, Some(CloseCode::Policy));
+    hub.stop().await;
+}
+
 /// Autobahn cases whose messages (4, 8 and 16 MiB) are over the hub's 1 MiB limit: the hub
 /// refuses them with a clean 1009 as docs/protocol.md says, which Autobahn can only score
 /// FAILED (its cases expect every message echoed).
@@ -241,11 +324,37 @@ impl RawWs {
 
     /// Writes one masked frame; the first byte holds FIN, the reserved bits and the opcode.
     async fn send_frame(&mut self, first_byte: u8, payload: &[u8]) {
+        self.write(&Self::masked(first_byte, payload)).await;
+    }
+
+    /// One masked frame, as a client sends it.
+    fn masked(first_byte: u8, payload: &[u8]) -> Vec<u8> {
         let mut frame = Self::header(first_byte, payload.len(), true);
         let mask = [0x37, 0xfa, 0x21, 0x3d];
         frame.extend_from_slice(&mask);
         frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.write(&frame).await;
+        frame
+    }
+
+    /// Writes `bytes` while reading the hub's frames up to its Close (a hub that refuses a
+    /// frame on its header answers while the client is still writing the payload): how the
+    /// write ended (`Err` if it did not within `WAIT`) and the close code.
+    async fn write_reading_to_close(
+        &mut self,
+        bytes: &[u8],
+    ) -> (Result<std::io::Result<()>, tokio::time::error::Elapsed>, Option<u16>) {
+        let (mut reader, mut writer) = self.tcp.split();
+        let buffer = &mut self.buffer;
+        let writing = tokio::time::timeout(WAIT, writer.write_all(bytes));
+        let reading = async {
+            loop {
+                let (opcode, payload) = Self::next_frame_from(&mut reader, buffer).await?;
+                if opcode == 0x8 {
+                    return payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                }
+            }
+        };
+        tokio::join!(writing, reading)
     }
 
     async fn send_unmasked(&mut self, first_byte: u8, payload: &[u8]) {
@@ -290,15 +399,20 @@ impl RawWs {
 
     /// The next frame from the hub (servers never mask), or `None` at the end of the stream.
     async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        Self::next_frame_from(&mut self.tcp, &mut self.buffer).await
+    }
+
+    /// The next frame read from `tcp` after what `buffer` holds.
+    async fn next_frame_from(tcp: &mut (impl AsyncRead + Unpin), buffer: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
         loop {
-            if let Some((opcode, payload, used)) = Self::parse(&self.buffer) {
-                self.buffer.drain(..used);
+            if let Some((opcode, payload, used)) = Self::parse(buffer) {
+                buffer.drain(..used);
                 return Some((opcode, payload));
             }
             let mut chunk = [0u8; 4096];
-            match tokio::time::timeout(WAIT, self.tcp.read(&mut chunk)).await {
+            match tokio::time::timeout(WAIT, tcp.read(&mut chunk)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return None,
-                Ok(Ok(n)) => self.buffer.extend_from_slice(&chunk[..n]),
+                Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),
                 Err(_) => panic!("the hub neither sent a frame nor closed within {WAIT:?}"),
             }
         }

@@ -79,9 +79,9 @@ async fn a_forged_forwarded_chain_does_not_pass_the_whitelist() {
 }
 
 /// The real binary as a separate process, with its own open-file limit.
-struct HubProcess {
+pub(crate) struct HubProcess {
     child: std::process::Child,
-    addr: std::net::SocketAddr,
+    pub(crate) addr: std::net::SocketAddr,
     /// What it printed so far (the banner, then the log).
     output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -89,7 +89,7 @@ struct HubProcess {
 impl HubProcess {
     /// Starts `switchboard` with `env` on a free loopback port, its open-file limit set to
     /// `soft`/`hard` before it runs (as `prlimit --nofile=soft:hard` would).
-    fn start(env: &[(&str, &str)], soft: u64, hard: u64) -> HubProcess {
+    pub(crate) fn start(env: &[(&str, &str)], soft: u64, hard: u64) -> HubProcess {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
         let dir = std::env::temp_dir().join(format!("switchboard-edge-{}", std::process::id()));
@@ -143,7 +143,7 @@ impl HubProcess {
         format!("http://{}{}", self.addr, path)
     }
 
-    fn printed(&self) -> String {
+    pub(crate) fn printed(&self) -> String {
         self.output.lock().unwrap().join("\n")
     }
 }

@@ -24,6 +24,8 @@ mod common;
 mod contracts;
 mod durability;
 mod edge;
+// the listening socket's backlog
+mod listen_backlog;
 mod openapi;
 mod redis_server;
 mod routing;
