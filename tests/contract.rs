@@ -683,6 +683,7 @@ fn room(id: &str, agent: &str) -> Room {
         ended_at: None,
         revision: 0,
         conversation_id: Some("chat-1".into()),
+        seat: None,
     }
 }
 
