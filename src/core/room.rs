@@ -10,6 +10,10 @@
 //!   (the grace period) and freed when they are gone. The agent is the *impolite* peer of
 //!   perfect negotiation, the visitor the *polite* one: fixed by seat, so it never
 //!   changes across reconnects and both sides always disagree as the pattern needs.
+//! - **The visitor seat across joins** ([`SeatHold`]): one admission at a time; a join
+//!   reserves it for its token's lifetime ([`reserve_seat`]), refused while another
+//!   admission is live in it or holds an unexpired reservation ([`seat_held_by_other`]);
+//!   freed when its holder is gone ([`release_seat`]).
 //! - **The call** ([`Call`]): idle → ringing (one side started) → active (the other
 //!   accepted) → idle (either hung up, or a side left or was gone). Signalling (offers,
 //!   answers, ICE candidates) is allowed only in an active call and goes to the other
@@ -41,7 +45,7 @@ pub const MAX_TRACKED_ADDRESSES: usize = 1_000;
 /// slow, and hands the verdicts here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JoinFacts {
-    /// The visitor seat is held by someone else.
+    /// The visitor seat is held by another admission ([`seat_held_by_other`]).
     pub full: bool,
     /// No such room, or it ended.
     pub ended: bool,

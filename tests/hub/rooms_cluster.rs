@@ -15,7 +15,7 @@ use crate::archive::TempDir;
 use crate::common::*;
 use crate::redis_server::RedisServer;
 use crate::rooms::{
-    PASSWORD, PHONE, agent_member, agent_with_room, call, customer_room, guest_room, join, member, refused, token,
+    PASSWORD, PHONE, agent_member, agent_with_room, call, customer_room, guest_room, join, member, token,
 };
 
 /// How long a test waits for something the cluster must do (several leases' worth).
