@@ -683,6 +683,7 @@ fn room(id: &str, agent: &str) -> Room {
         ended_at: None,
         revision: 0,
         conversation_id: Some("chat-1".into()),
+        seat: None,
     }
 }
 
@@ -742,6 +743,15 @@ async fn rooms_update_is_compare_and_set(store: &dyn Store) {
     assert_eq!(stored.revision, read.revision + 1);
     assert!(matches!(store.update_room(second).await, Err(StoreError::Conflict)));
     assert_eq!(store.room("r1").await.unwrap(), stored);
+    // The visitor seat's reservation is stored with the room, under the same revision.
+    let mut reserved = stored.clone();
+    reserved.seat = Some(switchboard::store::SeatHold {
+        admission: "customer:0f3a".into(),
+        until: 42,
+    });
+    let stored = store.update_room(reserved).await.unwrap();
+    assert_eq!(store.room("r1").await.unwrap(), stored);
+    assert_eq!(stored.seat.as_ref().map(|h| h.until), Some(42));
     assert!(matches!(
         store.update_room(room("missing", "ann")).await,
         Err(StoreError::NotFound)

@@ -10,6 +10,10 @@
 //!   (the grace period) and freed when they are gone. The agent is the *impolite* peer of
 //!   perfect negotiation, the visitor the *polite* one: fixed by seat, so it never
 //!   changes across reconnects and both sides always disagree as the pattern needs.
+//! - **The visitor seat across joins** ([`SeatHold`]): one admission at a time; a join
+//!   reserves it for its token's lifetime ([`reserve_seat`]), refused while another
+//!   admission is live in it or holds an unexpired reservation ([`seat_held_by_other`]);
+//!   freed when its holder is gone ([`release_seat`]).
 //! - **The call** ([`Call`]): idle → ringing (one side started) → active (the other
 //!   accepted) → idle (either hung up, or a side left or was gone). Signalling (offers,
 //!   answers, ICE candidates) is allowed only in an active call and goes to the other
@@ -41,7 +45,7 @@ pub const MAX_TRACKED_ADDRESSES: usize = 1_000;
 /// slow, and hands the verdicts here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JoinFacts {
-    /// The visitor seat is held by someone else.
+    /// The visitor seat is held by another admission ([`seat_held_by_other`]).
     pub full: bool,
     /// No such room, or it ended.
     pub ended: bool,
@@ -61,8 +65,14 @@ pub enum JoinBy {
         has_name: bool,
         has_contact: bool,
     },
-    /// A customer room with phone and password.
-    Customer { phone_ok: bool, password_ok: bool },
+    /// A customer room with the password and the identity the room names: its phone
+    /// number and/or email address (each `_ok` is false when the room names it and the
+    /// join gave another, or none; a room naming neither admits no one this way).
+    Customer {
+        phone_ok: bool,
+        email_ok: bool,
+        password_ok: bool,
+    },
     /// A guest room with name, password and an email or phone.
     Guest {
         has_name: bool,
@@ -87,6 +97,8 @@ pub enum JoinRefusal {
     WrongCode,
     /// "phone number is incorrect"
     WrongPhone,
+    /// "email address is incorrect"
+    WrongEmail,
     /// "password is incorrect"
     WrongPassword,
 }
@@ -94,7 +106,10 @@ pub enum JoinRefusal {
 impl JoinRefusal {
     /// Does this refusal count as a wrong attempt towards the lock?
     pub fn counts_as_wrong(self) -> bool {
-        matches!(self, Self::WrongCode | Self::WrongPhone | Self::WrongPassword)
+        matches!(
+            self,
+            Self::WrongCode | Self::WrongPhone | Self::WrongEmail | Self::WrongPassword
+        )
     }
 }
 
@@ -130,9 +145,16 @@ pub fn check_join(facts: &JoinFacts) -> Result<(), JoinRefusal> {
                 return Err(JoinRefusal::WrongCode);
             }
         }
-        JoinBy::Customer { phone_ok, password_ok } => {
+        JoinBy::Customer {
+            phone_ok,
+            email_ok,
+            password_ok,
+        } => {
             if !phone_ok {
                 return Err(JoinRefusal::WrongPhone);
+            }
+            if !email_ok {
+                return Err(JoinRefusal::WrongEmail);
             }
             if !password_ok {
                 return Err(JoinRefusal::WrongPassword);
@@ -196,6 +218,58 @@ pub fn count_wrong(attempts: &mut Vec<WrongAttempts>, address: &str) {
         address: address.to_string(),
         count: 1,
     });
+}
+
+// ---------- the visitor seat across joins ----------
+
+/// The visitor seat reserved for one admission (one successful join, one opaque person
+/// id in its room token) until its token expires. Kept in the stored room, so the
+/// reservation holds on every node; the live room holds the seat once they connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatHold {
+    /// The admission's person id (the room token's `sub`).
+    pub admission: String,
+    /// Until when, in milliseconds: the expiry of the token it was given for.
+    pub until: Millis,
+}
+
+/// Is the visitor seat held by anyone other than `admission` at `now`: a live holder
+/// (connected, or away within the grace period), or another admission's unexpired
+/// reservation? A person is never refused their own seat.
+pub fn seat_held_by_other(hold: Option<&SeatHold>, live_holder: Option<&str>, admission: &str, now: Millis) -> bool {
+    live_holder.is_some_and(|p| p != admission) || hold.is_some_and(|h| h.admission != admission && h.until > now)
+}
+
+/// Reserves the visitor seat for `admission` until `until`, unless someone else holds
+/// it ([`seat_held_by_other`]); the seat stays untouched then. A reservation is never
+/// shortened: a reconnect with an older token keeps the later expiry.
+pub fn reserve_seat(
+    hold: &mut Option<SeatHold>,
+    live_holder: Option<&str>,
+    admission: &str,
+    until: Millis,
+    now: Millis,
+) -> Result<(), Refusal> {
+    if seat_held_by_other(hold.as_ref(), live_holder, admission, now) {
+        return Err(Refusal::Full);
+    }
+    let until = match hold {
+        Some(h) if h.admission == admission => h.until.max(until),
+        _ => until,
+    };
+    *hold = Some(SeatHold {
+        admission: admission.to_string(),
+        until,
+    });
+    Ok(())
+}
+
+/// Frees the reservation when `admission` holds it: they were gone past the grace
+/// period (or left). Another admission's reservation stays.
+pub fn release_seat(hold: &mut Option<SeatHold>, admission: &str) {
+    if hold.as_ref().is_some_and(|h| h.admission == admission) {
+        *hold = None;
+    }
 }
 
 // ---------- the live room ----------

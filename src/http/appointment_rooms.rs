@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::responses::{SignedIn, Unavailable};
-use super::rooms::token_for;
+use super::rooms::{admit_with_token, seat_refused};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::hash_password;
@@ -150,9 +150,10 @@ pub struct JoinAppointment {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JoinedRoom {
     pub room_id: String,
-    /// Open `/ws/room?room=<room_id>&token=<token>` with it.
+    /// Send it in the first frame of `/ws/room?room=<room_id>`,
+    /// `{"type":"auth","token":"<token>"}`; never in the URL (refused: `token_in_url`).
     pub token: String,
-    /// The room page with the token, to open.
+    /// The room page with the token (in the fragment, which never reaches a server), to open.
     pub link: String,
 }
 
@@ -163,7 +164,8 @@ pub struct JoinedRoom {
         (status = 400, description = "`bad_json`", body = ErrorBody),
         (status = 404, description = "`unknown_cancel_token`: no appointment has this token", body = ErrorBody),
         (status = 409, description = "`not_started`: the representative has not started it yet (try again); \
-            `appointment_cancelled`; `room_ended`", body = ErrorBody),
+            `appointment_cancelled`; `room_ended`; `seat_taken`: the customer's seat is held by an earlier join \
+            (another device: connected, within its grace period, or with an unexpired token)", body = ErrorBody),
         Unavailable))]
 async fn join(
     State(state): State<AppState>,
@@ -194,8 +196,12 @@ async fn join(
     let id = room_id(&a);
     match state.store.room(&id).await {
         Ok(room) if room.state == RoomState::Open => {
-            let person = format!("appointment:{}", a.id);
-            let token = token_for(&state, &id, &person, &a.name, PersonKind::Customer, None);
+            // Each join is its own admission: a second device (or a forwarded link) is
+            // refused while the first holds the seat, never let in over it.
+            let ended = refused(StatusCode::CONFLICT, "room_ended", "this appointment's call has ended");
+            let token = admit_with_token(&state, &id, &a.name, PersonKind::Customer)
+                .await
+                .map_err(|r| seat_refused(r, ended))?;
             Ok(Json(JoinedRoom {
                 link: format!("/room.html?room={id}#token={}", token.token),
                 room_id: id,

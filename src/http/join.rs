@@ -12,13 +12,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
 use super::responses::Unavailable;
-use super::rooms::{AudienceKind, RoomToken, audience_kind, optional_email, optional_phone, token_for, update};
+use super::rooms::{AudienceKind, RoomToken, audience_kind, optional_email, optional_phone, token_at, update};
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::verify_password;
 use crate::core::room::{
     JoinBy, JoinFacts, JoinRefusal, check_join, count_wrong, is_locked, is_locked_for_all, refund_wrong,
+    seat_held_by_other,
 };
 use crate::hub::now_ms;
+use crate::rooms::SeatRefused;
 use crate::rooms::token::PersonKind;
 use crate::store::{Audience, Guest, RoomState, StoreError};
 
@@ -31,8 +33,10 @@ pub struct RoomInfo {
     pub id: String,
     pub title: String,
     pub audience: AudienceKind,
-    /// A customer room asks for the phone number (and the password).
+    /// A customer room asks for the phone number (and the password) when it names one.
     pub asks_phone: bool,
+    /// A customer room asks for the email address (and the password) when it names one.
+    pub asks_email: bool,
     pub state: RoomState,
 }
 
@@ -71,13 +75,21 @@ async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
         title: room.title,
         audience: audience_kind(&room.audience),
         asks_phone: matches!(room.audience, Audience::Customer { phone: Some(_), .. }),
+        asks_email: matches!(room.audience, Audience::Customer { email: Some(_), .. }),
         state: room.state,
     }))
 }
 
-fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
+/// `guest_room`: a held seat is `room_full` in a guest room, `seat_taken` in a customer
+/// room (its one customer is in, or has a token to come in).
+fn join_refused(r: JoinRefusal, max: u32, guest_room: bool) -> ApiError {
     let (status, code, message) = match r {
-        JoinRefusal::Full => (StatusCode::CONFLICT, "room_full", "already two people".to_string()),
+        JoinRefusal::Full if guest_room => (StatusCode::CONFLICT, "room_full", "already two people".to_string()),
+        JoinRefusal::Full => (
+            StatusCode::CONFLICT,
+            "seat_taken",
+            "the customer's seat is taken: someone joined with these details already".to_string(),
+        ),
         JoinRefusal::Ended => (StatusCode::GONE, "room_ended", "the meeting has ended".to_string()),
         JoinRefusal::Locked => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -108,6 +120,11 @@ fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
             "wrong_phone",
             "phone number is incorrect".to_string(),
         ),
+        JoinRefusal::WrongEmail => (
+            StatusCode::FORBIDDEN,
+            "wrong_email",
+            "email address is incorrect".to_string(),
+        ),
         JoinRefusal::WrongPassword => (
             StatusCode::FORBIDDEN,
             "wrong_password",
@@ -117,20 +134,26 @@ fn join_refused(r: JoinRefusal, max: u32) -> ApiError {
     ApiError::Refused { status, code, message }
 }
 
-/// Join a room: with the invitation's code, or a customer room's phone and password, or
-/// a guest room's name, password and email or phone. Checked in this order, each with
-/// its own answer: full, ended, locked (too many wrong attempts from your address, or
-/// from all addresses together since the last invitation),
-/// then what you gave. Success is a room token for `/ws/room`.
+/// Join a room: with the invitation's code (reusable until the next invitation replaces
+/// it or it expires), or a customer room's password and the phone and/or email the room
+/// names, or a guest room's name, password and email or phone. Checked in this order,
+/// each with its own answer: full, ended, locked (too many wrong attempts from your
+/// address, or from all addresses together since the last invitation), then what you
+/// gave. Success is a room token for `/ws/room`, and the visitor seat is yours for the
+/// token's lifetime (then while you are connected, and for the grace period after a
+/// drop): every join is a new person, so a second join is refused while the seat is held.
 #[utoipa::path(post, path = "/api/join/{id}", tag = "public",
     params(("id" = String, Path, description = "room id")),
     request_body = JoinRequest,
     responses(
-        (status = 200, description = "joined: open the room's websocket with the token", body = RoomToken),
+        (status = 200, description = "joined: open the room's websocket and send the token in its first frame", body = RoomToken),
         (status = 400, description = "`bad_json`; `missing_name`; `missing_contact`; `invalid_phone`; `invalid_email`", body = ErrorBody),
         (status = 403, description = "`wrong_code`: the access code is incorrect or has expired; \
-            `wrong_phone`: phone number is incorrect; `wrong_password`: password is incorrect", body = ErrorBody),
-        (status = 409, description = "`room_full`: already two people", body = ErrorBody),
+            `wrong_phone`: phone number is incorrect; `wrong_email`: email address is incorrect; \
+            `wrong_password`: password is incorrect", body = ErrorBody),
+        (status = 409, description = "`room_full` (guest room): already two people, or another guest's join holds the seat; \
+            `seat_taken` (customer room): the customer's seat is held by an earlier join (connected, within its grace \
+            period, or with an unexpired token)", body = ErrorBody),
         (status = 410, description = "`room_ended`: the meeting has ended (or there is no such room)", body = ErrorBody),
         (status = 429, description = "`room_locked`: too many wrong attempts from your address, or from all addresses together (`ROOM_MAX_FAILED_JOINS`); the host's next invitation unlocks it", body = ErrorBody),
         Unavailable))]
@@ -158,24 +181,25 @@ async fn join(
         .map(|n| crate::core::names::checked_name(n, 100).map_err(|e| ApiError::invalid(e.code(), e.to_string())))
         .transpose()?;
     let guest_room = room.as_ref().is_some_and(|r| r.audience == Audience::Guest);
-    // Who this would be in the room: one customer per customer room; a guest by contact.
-    let person = if guest_room {
-        let contact = mail.as_ref().map(|m| format!("email:{}", m.to_lowercase()));
-        format!(
-            "guest:{}",
-            contact
-                .or_else(|| phone.as_ref().map(|p| format!("phone:{p}")))
-                .unwrap_or_default()
-        )
+    let refused = |r: JoinRefusal| join_refused(r, max, guest_room);
+    // Who this would be in the room: a new admission, its own person, never one of an
+    // earlier join (a second person with the code cannot pass for the first).
+    let kind = if guest_room {
+        PersonKind::Guest
     } else {
-        "customer".to_string()
+        PersonKind::Customer
     };
+    let person = crate::rooms::new_admission(kind);
     let live = state.rooms.view(&id).await;
     let mut facts = JoinFacts {
-        full: live
-            .as_ref()
-            .and_then(|l| l.visitor_person.as_ref())
-            .is_some_and(|p| *p != person),
+        // An ended room's last reservation holds nothing: it is `room_ended`.
+        full: room.as_ref().is_some_and(|r| r.state == RoomState::Open)
+            && seat_held_by_other(
+                room.as_ref().and_then(|r| r.seat.as_ref()),
+                live.as_ref().and_then(|l| l.visitor_person.as_deref()),
+                &person,
+                now_ms(),
+            ),
         ended: room.as_ref().is_none_or(|r| r.state == RoomState::Ended),
         locked: room
             .as_ref()
@@ -186,10 +210,11 @@ async fn join(
         // Everything given is right, for the checks before the credentials.
         how: JoinBy::Customer {
             phone_ok: true,
+            email_ok: true,
             password_ok: true,
         },
     };
-    check_join(&facts).map_err(|r| join_refused(r, max))?;
+    check_join(&facts).map_err(refused)?;
     // The attempt counts as wrong until it proves right, in the same stored update as the
     // lock checks: parallel guesses (a botnet's) cannot all pass the checks before any
     // of them is counted. A right one is refunded below.
@@ -207,7 +232,7 @@ async fn join(
     })
     .await?;
     if let Some(refusal) = locked {
-        return Err(join_refused(refusal, max));
+        return Err(refused(refusal));
     }
     let password_ok = |password: Option<String>| {
         let hash = room.password_hash.clone();
@@ -232,10 +257,23 @@ async fn join(
                 has_contact: mail.is_some() || phone.is_some(),
             }
         }
-        (None, Audience::Customer { phone: expected, .. }) => JoinBy::Customer {
-            phone_ok: expected.as_ref().is_none_or(|e| phone.as_ref() == Some(e)),
-            password_ok: password_ok(body.password.clone()).await?,
-        },
+        (
+            None,
+            Audience::Customer {
+                phone: expected_phone,
+                email: expected_email,
+            },
+        ) => {
+            // A room naming no one (from a chat or an appointment) admits no one by password.
+            let named = expected_phone.is_some() || expected_email.is_some();
+            JoinBy::Customer {
+                phone_ok: named && expected_phone.as_ref().is_none_or(|e| phone.as_ref() == Some(e)),
+                email_ok: expected_email
+                    .as_ref()
+                    .is_none_or(|e| mail.as_ref().is_some_and(|m| m.eq_ignore_ascii_case(e))),
+                password_ok: password_ok(body.password.clone()).await?,
+            }
+        }
         (None, Audience::Guest) => JoinBy::Guest {
             has_name: name.is_some(),
             has_contact: mail.is_some() || phone.is_some(),
@@ -247,9 +285,23 @@ async fn join(
         update(&state, &id, |r| refund_wrong(&mut r.wrong_attempts, &address)).await?;
     }
     if let Err(refusal) = verdict {
-        return Err(join_refused(refusal, max));
+        return Err(refused(refusal));
     }
-    let (kind, name, guest_id) = if guest_room {
+    // The seat is this admission's for its token's lifetime, decided by compare-and-set
+    // on the stored room: of two joins racing (on any nodes), one gets it; a join racing
+    // the room's end is refused here, never given a token the socket then refuses.
+    let now_secs = (now_ms() / 1000) as u64;
+    let until = ((now_secs + state.settings.room_token_ttl.as_secs()) * 1000) as i64;
+    match state.rooms.reserve_seat(&state.store, &id, &person, until).await {
+        Ok(_) => {}
+        Err(SeatRefused::Ended) => return Err(refused(JoinRefusal::Ended)),
+        Err(SeatRefused::Taken) => return Err(refused(JoinRefusal::Full)),
+        Err(SeatRefused::Store(StoreError::Conflict)) => {
+            return Err(ApiError::Unavailable("the room is busy; try again".into()));
+        }
+        Err(SeatRefused::Store(e)) => return Err(e.into()),
+    }
+    let (name, guest_id) = if guest_room {
         let guest = state
             .store
             .guest_for(Guest {
@@ -260,9 +312,11 @@ async fn join(
                 created_at: now_ms(),
             })
             .await?;
-        (PersonKind::Guest, guest.name, Some(guest.id))
+        (guest.name, Some(guest.id))
     } else {
-        (PersonKind::Customer, name.unwrap_or_else(|| "Customer".into()), None)
+        (name.unwrap_or_else(|| "Customer".into()), None)
     };
-    Ok(Json(token_for(&state, &room.id, &person, &name, kind, guest_id)))
+    Ok(Json(token_at(
+        &state, &room.id, &person, &name, kind, guest_id, now_secs,
+    )))
 }

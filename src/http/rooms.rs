@@ -50,7 +50,7 @@ pub fn is_staff_path(path: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AudienceKind {
-    /// One known customer, who joins with their phone number (if the room has one) and the password.
+    /// One known customer, named by phone and/or email, who joins with the password and what the room names.
     Customer,
     /// Anyone with the password, who gives a name and an email or phone.
     Guest,
@@ -117,7 +117,8 @@ pub struct InviteAnswer {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoomToken {
     pub room_id: String,
-    /// Open `/ws/room?room=<room_id>&token=<token>` with it.
+    /// Send it in the first frame of `/ws/room?room=<room_id>`,
+    /// `{"type":"auth","token":"<token>"}`; never in the URL (refused: `token_in_url`).
     pub token: String,
     /// Milliseconds since the epoch.
     pub expires_at: i64,
@@ -262,7 +263,7 @@ fn view(room: &Room, live: Option<LiveView>, base: &str) -> RoomView {
     }
 }
 
-fn ended_error() -> ApiError {
+pub(super) fn ended_error() -> ApiError {
     ApiError::Refused {
         status: StatusCode::GONE,
         code: "room_ended",
@@ -301,7 +302,7 @@ pub(super) async fn update(state: &AppState, id: &str, mut change: impl FnMut(&m
     responses(
         (status = 201, description = "the room, open", body = RoomView),
         (status = 400, description = "`bad_json`; `invalid_name` (title); `invalid_password` (4 to 200 characters); \
-            `invalid_phone`; `invalid_email`", body = ErrorBody),
+            `invalid_phone`; `invalid_email`; `missing_customer`: a customer room without a phone or an email", body = ErrorBody),
         (status = 409, description = "`room_open`: you already have an open room", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn create(
@@ -321,10 +322,18 @@ async fn create(
         ));
     }
     let audience = match body.audience {
-        AudienceKind::Customer => Audience::Customer {
-            phone: optional_phone(&body.phone)?,
-            email: optional_email(&body.email)?,
-        },
+        AudienceKind::Customer => {
+            let (phone, email) = (optional_phone(&body.phone)?, optional_email(&body.email)?);
+            if phone.is_none() && email.is_none() {
+                // The join checks who comes in against this: a room naming no one would
+                // admit anyone with the password.
+                return Err(ApiError::invalid(
+                    "missing_customer",
+                    "a customer room names its customer: give a phone number, an email address or both",
+                ));
+            }
+            Audience::Customer { phone, email }
+        }
         AudienceKind::Guest => Audience::Guest,
     };
     let room = Room::new_open(
@@ -391,7 +400,9 @@ async fn from_chat(
         Some(chat_id.clone()),
     );
     create_own_room(&state, &room).await?;
-    let token = token_for(&state, &room.id, "customer", &name, PersonKind::Customer, None);
+    let token = admit_with_token(&state, &room.id, &name, PersonKind::Customer)
+        .await
+        .map_err(|r| seat_refused(r, ended_error()))?;
     let link = format!("/room.html?room={}#token={}", room.id, token.token);
     if !state.hub.video_invite(&account.id, &chat_id, &room.id, link).await? {
         // The chat ended meanwhile: the room goes with it.
@@ -600,7 +611,55 @@ pub(super) fn token_for(
     kind: PersonKind,
     guest_id: Option<String>,
 ) -> RoomToken {
+    token_at(state, room, person, name, kind, guest_id, (now_ms() / 1000) as u64)
+}
+
+/// A new admission to `room`'s visitor seat without a join (a link that carries its
+/// token: a chat's video invitation, an appointment's room): its own person id, the
+/// seat reserved for the token's lifetime, refused while another admission holds it.
+pub(super) async fn admit_with_token(
+    state: &AppState,
+    room: &str,
+    name: &str,
+    kind: PersonKind,
+) -> Result<RoomToken, crate::rooms::SeatRefused> {
+    let person = crate::rooms::new_admission(kind);
     let now_secs = (now_ms() / 1000) as u64;
+    let until = ((now_secs + state.settings.room_token_ttl.as_secs()) * 1000) as i64;
+    state.rooms.reserve_seat(&state.store, room, &person, until).await?;
+    Ok(token_at(state, room, &person, name, kind, None, now_secs))
+}
+
+/// A seat refusal as an answer: `ended` is the room's own answer for an ended room.
+pub(super) fn seat_refused(r: crate::rooms::SeatRefused, ended: ApiError) -> ApiError {
+    match r {
+        crate::rooms::SeatRefused::Ended => ended,
+        crate::rooms::SeatRefused::Taken => seat_taken(),
+        crate::rooms::SeatRefused::Store(StoreError::Conflict) => {
+            ApiError::Unavailable("the room is busy; try again".into())
+        }
+        crate::rooms::SeatRefused::Store(e) => e.into(),
+    }
+}
+
+/// The customer's seat is held by another admission.
+pub(super) fn seat_taken() -> ApiError {
+    ApiError::Refused {
+        status: StatusCode::CONFLICT,
+        code: "seat_taken",
+        message: "the customer's seat is taken: someone joined with these details already".into(),
+    }
+}
+
+pub(super) fn token_at(
+    state: &AppState,
+    room: &str,
+    person: &str,
+    name: &str,
+    kind: PersonKind,
+    guest_id: Option<String>,
+    now_secs: u64,
+) -> RoomToken {
     let (token, claims) = state.rooms.tokens.issue(room, person, name, kind, guest_id, now_secs);
     RoomToken {
         room_id: room.to_string(),

@@ -67,10 +67,12 @@ pub enum RoomServerFrame {
         token: String,
         token_expires_at: i64,
     },
+    /// Someone took the free seat: after `peer_left`, a new visitor (another admission).
     PeerJoined {
         peer: PeerView,
     },
     PeerAway,
+    /// The same admission is back within the grace period.
     PeerBack,
     /// The peer did not come back within the grace period; their seat is free.
     PeerLeft,

@@ -420,9 +420,20 @@ impl Task {
         if entry.core.away(seat, now_ms()).is_ok() {
             entry.send(seat.other(), &RoomServerFrame::PeerAway);
         }
-        let (commands, grace, room) = (self.commands.clone(), self.grace, room.to_string());
+        // The visitor's reservation in the store goes with the grace period, before the
+        // seat is given up here: whoever hears `peer_left` may hand the seat to the next
+        // admission at once. (Were they back meanwhile, their live seat still holds it.)
+        let visitor = entry
+            .core
+            .holder(seat)
+            .filter(|_| seat == Seat::Visitor)
+            .map(|h| h.person.clone());
+        let (commands, grace, room, store) = (self.commands.clone(), self.grace, room.to_string(), self.store.clone());
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
+            if let Some(person) = visitor {
+                super::release_seat(&store, &room, &person).await;
+            }
             let _ = commands.send(Command::GraceOver { room, seat, conn_id }).await;
         });
     }

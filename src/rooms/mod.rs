@@ -90,12 +90,93 @@ impl Rooms {
         }
     }
 
+    /// Reserves `room`'s visitor seat for `admission` until `until` (ms), by
+    /// compare-and-set on the stored room (re-reading on conflict), so it holds across
+    /// nodes: refused while another admission is in the live room (connected or within
+    /// its grace period) or holds an unexpired reservation, and for an ended room.
+    pub async fn reserve_seat(
+        &self,
+        store: &SharedStore,
+        room: &str,
+        admission: &str,
+        until: i64,
+    ) -> Result<crate::store::Room, SeatRefused> {
+        for _ in 0..5 {
+            let live = self.view(room).await.and_then(|v| v.visitor_person);
+            let mut stored = match store.room(room).await {
+                Ok(r) => r,
+                Err(StoreError::NotFound) => return Err(SeatRefused::Ended),
+                Err(e) => return Err(SeatRefused::Store(e)),
+            };
+            if stored.state == RoomState::Ended {
+                return Err(SeatRefused::Ended);
+            }
+            crate::core::room::reserve_seat(&mut stored.seat, live.as_deref(), admission, until, now_ms())
+                .map_err(|_| SeatRefused::Taken)?;
+            match store.update_room(stored).await {
+                Err(StoreError::Conflict) => continue,
+                Ok(r) => return Ok(r),
+                Err(e) => return Err(SeatRefused::Store(e)),
+            }
+        }
+        Err(SeatRefused::Store(StoreError::Conflict))
+    }
+
     /// Tells the live room it ended (its store record says so already).
     pub async fn ended(&self, room: &str) {
         match &self.cluster {
             Some(c) => c.ended(room).await,
             None => {
                 let _ = self.commands.send(live::Command::End { room: room.to_string() }).await;
+            }
+        }
+    }
+}
+
+/// Why a visitor seat was not reserved.
+#[derive(Debug)]
+pub enum SeatRefused {
+    /// No such room, or it ended.
+    Ended,
+    /// Another admission holds the seat.
+    Taken,
+    Store(StoreError),
+}
+
+/// A new admission's person id: opaque and random, so no two people admitted to a
+/// room share one (a second person can never pass for the first), and no address or
+/// phone number reaches a token or a TURN server's logs. `kind` is `customer` or `guest`.
+pub fn new_admission(kind: token::PersonKind) -> String {
+    let kind = match kind {
+        token::PersonKind::Agent => "agent",
+        token::PersonKind::Customer => "customer",
+        token::PersonKind::Guest => "guest",
+    };
+    format!("{kind}:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Frees `room`'s visitor seat reservation if `admission` holds it (they did not come
+/// back within the grace period); retried on conflict, logged when the store fails.
+pub async fn release_seat(store: &SharedStore, room: &str, admission: &str) {
+    for _ in 0..5 {
+        let mut stored = match store.room(room).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => return,
+            Err(e) => {
+                tracing::warn!(room, error = %e, "could not free the visitor seat in the store");
+                return;
+            }
+        };
+        if stored.seat.as_ref().is_none_or(|h| h.admission != admission) {
+            return;
+        }
+        crate::core::room::release_seat(&mut stored.seat, admission);
+        match store.update_room(stored).await {
+            Err(StoreError::Conflict) => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(room, error = %e, "could not free the visitor seat in the store");
+                return;
             }
         }
     }

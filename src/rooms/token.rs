@@ -22,7 +22,9 @@ pub enum PersonKind {
 pub struct RoomClaims {
     /// The room id.
     pub room: String,
-    /// The person: `agent:<account id>`, `customer`, or `guest:<email or phone>`.
+    /// The person: `agent:<account id>`, or one admission's opaque random id,
+    /// `customer:<hex>` / `guest:<hex>` (`rooms::new_admission`): never an address or
+    /// a phone number, which would end up in TURN servers' logs.
     pub sub: String,
     /// Their display name.
     pub name: String,

@@ -26,7 +26,7 @@ pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use mongo::MongoStore;
 // ---- rooms and 1-to-1 video (issue 16) ----
-pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState, WrongAttempts};
+pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState, SeatHold, WrongAttempts};
 // ---- appointment mail outbox (issue 17) ----
 pub use outbox::{MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, apply_outcome};
 

@@ -19,7 +19,9 @@ use super::Millis;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Audience {
-    /// One known customer: who joins must give this phone number (when set).
+    /// One known customer, named by phone and/or email (a room from a chat or an
+    /// appointment names neither: its customer gets a token, never a password): who
+    /// joins with the password must give the phone number and the email it names.
     Customer {
         phone: Option<String>,
         email: Option<String>,
@@ -42,6 +44,37 @@ pub struct AccessCode {
 /// The rules count wrong attempts (`core::room`, which knows no serde); a room stores
 /// them as `[{address, count}]`.
 pub use crate::core::room::WrongAttempts;
+
+/// The visitor seat's reservation (`core::room`'s rules); stored as `{admission, until}`.
+pub use crate::core::room::SeatHold;
+
+mod stored_seat {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::SeatHold;
+
+    #[derive(Serialize, Deserialize)]
+    struct Stored {
+        admission: String,
+        until: i64,
+    }
+
+    pub fn serialize<S: Serializer>(hold: &Option<SeatHold>, to: S) -> Result<S::Ok, S::Error> {
+        hold.as_ref()
+            .map(|h| Stored {
+                admission: h.admission.clone(),
+                until: h.until,
+            })
+            .serialize(to)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<SeatHold>, D::Error> {
+        Ok(Option::<Stored>::deserialize(from)?.map(|s| SeatHold {
+            admission: s.admission,
+            until: s.until,
+        }))
+    }
+}
 
 mod stored_attempts {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -101,6 +134,10 @@ pub struct Room {
     /// The chat this room was opened from ("video" in the agent console), if it was.
     #[serde(default)]
     pub conversation_id: Option<String>,
+    /// The visitor seat's reservation by the last admission (a join), if any: updated by
+    /// compare-and-set like the rest, so two joins racing on two nodes cannot both get it.
+    #[serde(default, with = "stored_seat")]
+    pub seat: Option<SeatHold>,
 }
 
 impl Room {
@@ -126,6 +163,7 @@ impl Room {
             ended_at: None,
             revision: 0,
             conversation_id,
+            seat: None,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! The upgrade is always accepted (after the origin and connection-limit checks), so a
 //! browser learns *why* it is refused: a refused token or seat gets an `error` frame
 //! and then a Close with its own code (4400 bad or missing token, 4401 expired, 4403
-//! another room's token, 4409 full, 4410 ended; see docs/protocol.md). Then the socket relays:
+//! another room's token, 4409 full or seat taken, 4410 ended; see docs/protocol.md). Then the socket relays:
 //! frames in are size- and rate-limited, decoded and handed to the rooms task; frames
 //! out come from the member's bounded outbox. The connection watches shutdown and a
 //! heartbeat. It ends as the hub's other sockets do ([`closing`]): protocol violations
@@ -28,10 +28,11 @@ use super::closing::{self, Ending};
 use crate::core::room::Refusal;
 use crate::http::listener::LingeringClose;
 use crate::http::{ApiError, AppState};
+use crate::rooms::SeatRefused;
 use crate::rooms::cluster::{ConnectRefused, LinkDown};
 use crate::rooms::frames::{RoomClientFrame, RoomServerFrame};
 use crate::rooms::live::{Conn, OUTBOX, Outbound};
-use crate::rooms::token::{RoomClaims, TokenRefusal};
+use crate::rooms::token::{PersonKind, RoomClaims, TokenRefusal};
 use crate::store::{RoomState, StoreError};
 
 /// The largest room frame: an SDP offer with many codecs and candidates is ~10 KB.
@@ -131,6 +132,14 @@ struct Stored {
     conversation_id: Option<String>,
 }
 
+/// The visitor seat is another admission's: `seat_taken` in a customer room, `room_full` in a guest room.
+fn seat_refusal(kind: PersonKind) -> Refused {
+    match kind {
+        PersonKind::Customer => (4409, "seat_taken", "the customer's seat is taken by another join"),
+        _ => (4409, "room_full", "already two people"),
+    }
+}
+
 async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Result<(RoomClaims, Stored), Refused> {
     let claims = match state.rooms.tokens.verify(token) {
         Ok(c) => c,
@@ -140,7 +149,23 @@ async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Resul
     if claims.room != query.room {
         return Err((4403, "wrong_room", "the room token is for another room"));
     }
-    match state.store.room(&claims.room).await {
+    let stored = if claims.kind == PersonKind::Agent {
+        state.store.room(&claims.room).await
+    } else {
+        // The visitor seat is this admission's (its reservation, renewed), or it is refused.
+        let until = (claims.exp * 1000) as i64;
+        match state
+            .rooms
+            .reserve_seat(&state.store, &claims.room, &claims.sub, until)
+            .await
+        {
+            Ok(room) => Ok(room),
+            Err(SeatRefused::Ended) => Err(StoreError::NotFound),
+            Err(SeatRefused::Taken) => return Err(seat_refusal(claims.kind)),
+            Err(SeatRefused::Store(e)) => Err(e),
+        }
+    };
+    match stored {
         Ok(room) if room.state == RoomState::Open => Ok((
             claims,
             Stored {
@@ -188,7 +213,7 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: Li
         .await;
     let refused = match connected {
         Ok(x) => Ok(x),
-        Err(ConnectRefused::Room(Refusal::Full)) => Err((4409, "room_full", "already two people")),
+        Err(ConnectRefused::Room(Refusal::Full)) => Err(seat_refusal(claims.kind)),
         Err(ConnectRefused::Room(_)) => Err((4410, "room_ended", "the meeting has ended")),
         Err(ConnectRefused::Unavailable) => Err((
             1011,

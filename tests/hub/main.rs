@@ -33,6 +33,7 @@ mod routing;
 mod rooms;
 mod rooms_cluster;
 mod rooms_invites;
+mod rooms_seats;
 mod starting;
 mod storeops;
 mod transport;

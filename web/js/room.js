@@ -24,7 +24,7 @@ const CLOSES = {
   4400: 'Your access to this meeting is not valid. Please join again.',
   4401: 'Your access to this meeting has expired. Please join again.',
   4403: 'This access belongs to another meeting. Please join again.',
-  4409: 'There are already two people in this meeting.',
+  4409: 'The seat in this meeting is taken: someone else joined with these details, or there are already two people.',
   4410: 'The meeting has ended.',
   4503: 'The call was interrupted (a server stopped). Reconnecting…',
 };
@@ -112,7 +112,8 @@ async function showJoinForm(message) {
   }
   const guest = info.data.audience === 'guest';
   show($('name-field'), true);
-  show($('email-field'), guest);
+  // A customer room asks for what it names its customer by (phone and/or email).
+  show($('email-field'), guest || info.data.asks_email);
   show($('phone-field'), guest || info.data.asks_phone);
   setRoomState('not joined');
 }

@@ -168,11 +168,64 @@ proptest! {
         if let Ok(e) = room.end(now + 1) { check_summary(&e, now + 1); }
     }
 
+    /// The visitor seat across joins: one admission holds it at a time (a live holder,
+    /// or an unexpired reservation); a refused reservation changes nothing; a holder is
+    /// never refused their own seat; a release frees only one's own reservation.
+    #[test]
+    fn one_admission_holds_the_visitor_seat(
+        steps in proptest::collection::vec((0u8..4, 0u8..3, 0i64..2_000, any::<bool>()), 1..60),
+    ) {
+        let mut hold: Option<SeatHold> = None;
+        let mut live: Option<String> = None;
+        let mut now: Millis = 0;
+        for (what, who, dt, flag) in steps {
+            now += dt;
+            let who = format!("v{who}");
+            match what {
+                0 => {
+                    let before = hold.clone();
+                    let other = seat_held_by_other(hold.as_ref(), live.as_deref(), &who, now);
+                    let r = reserve_seat(&mut hold, live.as_deref(), &who, now + 1_000, now);
+                    prop_assert_eq!(r.is_err(), other);
+                    if other {
+                        prop_assert_eq!(&hold, &before, "a refused reservation changes nothing");
+                    } else {
+                        let h = hold.clone().unwrap();
+                        prop_assert_eq!(&h.admission, &who);
+                        prop_assert!(h.until >= now + 1_000);
+                        prop_assert!(!seat_held_by_other(hold.as_ref(), live.as_deref(), &who, now));
+                    }
+                }
+                // Connecting: the socket reserves first (refused: no seat), then the live
+                // seat (LiveRoom::join) refuses someone else.
+                1 if flag => {
+                    if reserve_seat(&mut hold, live.as_deref(), &who, now + 1_000, now).is_ok() {
+                        prop_assert!(live.as_ref().is_none_or(|p| *p == who));
+                        live = Some(who);
+                    }
+                }
+                2 => live = None,
+                _ => {
+                    let before = hold.clone();
+                    release_seat(&mut hold, &who);
+                    match &before {
+                        Some(h) if h.admission == who => prop_assert_eq!(&hold, &None),
+                        _ => prop_assert_eq!(&hold, &before),
+                    }
+                }
+            }
+            if let Some(p) = &live {
+                prop_assert!(!seat_held_by_other(hold.as_ref(), live.as_deref(), p, now), "the holder keeps the seat");
+                prop_assert!(seat_held_by_other(hold.as_ref(), live.as_deref(), "newcomer", now));
+            }
+        }
+    }
+
     /// The join checks come in the order: the first failing one is the answer.
     #[test]
     fn join_checks_come_in_order(full: bool, ended: bool, locked: bool, locked_for_all: bool, a: bool, b: bool, c: bool, kind in 0u8..3) {
         let how = match kind {
-            0 => JoinBy::Customer { phone_ok: a, password_ok: b },
+            0 => JoinBy::Customer { phone_ok: a, email_ok: c, password_ok: b },
             1 => JoinBy::Guest { has_name: a, has_contact: b, password_ok: c },
             _ => JoinBy::Code { valid: a, guest_room: b, has_name: c, has_contact: c },
         };
@@ -183,6 +236,7 @@ proptest! {
             else if locked_for_all { Err(JoinRefusal::LockedForAll) }
             else { match how {
                 JoinBy::Customer { phone_ok: false, .. } => Err(JoinRefusal::WrongPhone),
+                JoinBy::Customer { email_ok: false, .. } => Err(JoinRefusal::WrongEmail),
                 JoinBy::Customer { password_ok: false, .. } => Err(JoinRefusal::WrongPassword),
                 JoinBy::Guest { has_name: false, .. } => Err(JoinRefusal::MissingName),
                 JoinBy::Guest { has_contact: false, .. } => Err(JoinRefusal::MissingContact),
