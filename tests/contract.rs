@@ -571,6 +571,22 @@ async fn regrouped_retries(store: &dyn Store) {
     assert_eq!(listed[1], store.conversation("g1").await.unwrap());
 }
 
+/// The same messages archived again in another grouping (a write that hung and landed
+/// late, then its retry with what came meanwhile: seq 80 alone, then 80–296) come back
+/// once each, in seq order.
+async fn the_same_messages_in_another_grouping_come_back_once(store: &dyn Store) {
+    let all = |seqs: std::ops::RangeInclusive<u64>| seqs.map(|s| message("h1", s)).collect::<Vec<_>>();
+    store.archive(&[open("h1", None, "bob", 1)]).await.unwrap();
+    store.archive(&all(1..=79)).await.unwrap();
+    store.archive(&all(80..=80)).await.unwrap();
+    store.archive(&all(80..=296)).await.unwrap();
+    store.archive(&all(80..=80)).await.unwrap();
+    assert_eq!(
+        seqs(&store.conversation("h1").await.unwrap()),
+        (1..=296).collect::<Vec<_>>()
+    );
+}
+
 /// A conversation with megabytes of messages in one batch (past any per-document limit
 /// a backend may split at) comes back whole.
 async fn long_messages(store: &dyn Store) {
@@ -1323,6 +1339,7 @@ contract!(
     large_batch,
     concurrent_retries,
     regrouped_retries,
+    the_same_messages_in_another_grouping_come_back_once,
     long_messages,
     // sessions in the shared store (issue 15)
     sessions_are_created_found_and_deleted,
@@ -1432,6 +1449,127 @@ async fn mongo_second_store_continues_conversations() {
     if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
         let _ = client.database(&db).drop().await;
     }
+}
+
+/// Every (conversation, seq) the raw `message_buckets` collection holds, with how many
+/// copies of it: what an export or a migration reading the collection would see.
+async fn raw_copies(uri: &str, db: &str) -> std::collections::BTreeMap<(String, i64), usize> {
+    use futures_util::TryStreamExt;
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    let buckets: mongodb::Collection<bson::Document> = client.database(db).collection("message_buckets");
+    let docs: Vec<bson::Document> = buckets.find(bson::doc! {}).await.unwrap().try_collect().await.unwrap();
+    let mut copies = std::collections::BTreeMap::new();
+    for d in docs {
+        let conversation = d.get_str("conversation_id").unwrap().to_string();
+        for m in d.get_array("messages").unwrap() {
+            let m = m.as_document().unwrap();
+            let seq = m.get_i64("seq").or_else(|_| m.get_i32("seq").map(i64::from)).unwrap();
+            *copies.entry((conversation.clone(), seq)).or_insert(0) += 1;
+        }
+    }
+    copies
+}
+
+/// However the batches that carry a message are grouped, the RAW collection holds it once:
+/// seq 80 alone then 80–296 (a hung write landing late, then its retry with what came
+/// meanwhile), a second store on the same database that knows nothing of the first's
+/// writes (another hub, or this one restarted) overlapping them, the first again with
+/// what it believes is the end, scattered seqs, and two stores writing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let first = MongoStore::connect(&uri, &db).await.unwrap();
+    let all = |conv: &str, seqs: &mut dyn Iterator<Item = u64>| seqs.map(|s| message(conv, s)).collect::<Vec<_>>();
+    first
+        .archive(&[open("once", None, "bob", 1), open("other", None, "bob", 2)])
+        .await
+        .unwrap();
+    first.archive(&all("once", &mut (1..=79))).await.unwrap();
+    first.archive(&all("once", &mut (80..=80))).await.unwrap();
+    first.archive(&all("once", &mut (80..=296))).await.unwrap();
+    let second = MongoStore::connect(&uri, &db).await.unwrap();
+    second.archive(&all("once", &mut (250..=320))).await.unwrap();
+    first.archive(&all("once", &mut (297..=330))).await.unwrap();
+    second.archive(&all("once", &mut (1..=330).step_by(7))).await.unwrap();
+    let both: Vec<ArchiveEvent> = all("once", &mut (300..=400))
+        .into_iter()
+        .chain(all("other", &mut (1..=50)))
+        .collect();
+    let tail = all("once", &mut (390..=400));
+    let (x, y, z) = tokio::join!(first.archive(&both), second.archive(&both[50..]), second.archive(&tail));
+    x.unwrap();
+    y.unwrap();
+    z.unwrap();
+    first.archive(&all("other", &mut (40..=60))).await.unwrap();
+
+    let copies = raw_copies(&uri, &db).await;
+    let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    let stored = |conv: &str| -> Vec<i64> { copies.keys().filter(|(c, _)| c == conv).map(|(_, s)| *s).collect() };
+    assert_eq!(stored("once"), (1..=400).collect::<Vec<_>>());
+    assert_eq!(stored("other"), (1..=60).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&second.conversation("once").await.unwrap()),
+        (1..=400).collect::<Vec<_>>()
+    );
+    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
+        let _ = client.database(&db).drop().await;
+    }
+}
+
+/// A database written in the earlier layout (buckets keyed `<conversation>:<first>-<last>`,
+/// no slot), with the copy that layout could store (80 in `:80-80` and `:80-296`), reads
+/// back one message per seq, and a store writing to it stores none of those seqs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let setup = MongoStore::connect(&uri, &db).await.unwrap();
+    setup.archive(&[open("old", None, "bob", 1)]).await.unwrap();
+    let record = |seq: u64| {
+        let ArchiveEvent::Message { message, .. } = message("old", seq) else {
+            unreachable!()
+        };
+        let side = if seq % 2 == 1 { "customer" } else { "agent" };
+        bson::doc! {"id": message.id, "seq": seq as i64, "from": side, "text": message.text, "at": message.at}
+    };
+    let bucket = |first: u64, last: u64| {
+        bson::doc! {
+            "_id": format!("old:{first}-{last}"),
+            "conversation_id": "old",
+            "first_seq": first as i64,
+            "last_seq": last as i64,
+            "messages": (first..=last).map(record).collect::<Vec<_>>(),
+        }
+    };
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let raw: mongodb::Collection<bson::Document> = client.database(&db).collection("message_buckets");
+    raw.insert_many([bucket(1, 79), bucket(80, 80), bucket(80, 296)])
+        .await
+        .unwrap();
+
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let read = store.conversation("old").await.unwrap();
+    assert_eq!(seqs(&read), (1..=296).collect::<Vec<_>>());
+    assert_eq!(read.messages[79], {
+        let ArchiveEvent::Message { message, .. } = message("old", 80) else {
+            unreachable!()
+        };
+        message
+    });
+    // A replay overlapping the old buckets, with messages after them.
+    let replay: Vec<ArchiveEvent> = (250..=320).map(|s| message("old", s)).collect();
+    store.archive(&replay).await.unwrap();
+    let copies = raw_copies(&uri, &db).await;
+    let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).map(|((_, s), _)| *s).collect();
+    assert_eq!(twice, vec![80], "only the earlier layout's own copy");
+    assert_eq!(copies.len(), 320);
+    assert_eq!(
+        seqs(&store.conversation("old").await.unwrap()),
+        (1..=320).collect::<Vec<_>>()
+    );
+    let _ = client.database(&db).drop().await;
 }
 
 /// An unreachable MongoDB is reported as `Unavailable`, quickly.

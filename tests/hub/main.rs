@@ -3,6 +3,7 @@
 mod access;
 mod admin;
 mod archive;
+mod archive_once;
 mod auth;
 // appointments (issue 17)
 mod appointment_hours;

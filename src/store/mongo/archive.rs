@@ -1,8 +1,11 @@
 //! The MongoDB store's archive: conversation documents and their message buckets (the
 //! why of this layout is in `mongo.rs`'s opening comment): writing a batch of archive
-//! events, and reading conversations back whole.
+//! events, each message into exactly one bucket, and reading conversations back whole.
+
+mod chain;
 
 use super::*;
+pub(super) use chain::Chain;
 
 impl MongoStore {
     /// Writes one archive batch: openings, closings, then the messages as buckets.
@@ -49,14 +52,10 @@ impl MongoStore {
                 ArchiveEvent::Message { .. } | ArchiveEvent::Closed(_) => {}
             }
         }
-        let mut buckets = Vec::new();
-        for (id, m) in messages {
-            buckets.extend(buckets_of(id, m)?);
-        }
         // Openings first: a conversation is never left with messages but no record.
         self.open_all(&opens).await?;
         self.close_all(&closes).await?;
-        self.insert_buckets(buckets).await
+        self.store_messages(messages).await
     }
 
     fn remember<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
@@ -185,22 +184,157 @@ impl MongoStore {
             .collect())
     }
 
-    /// Stores the buckets in one unordered `insert_many` (the driver splits it only past
-    /// the server's message size). A duplicate key means that very bucket is stored already.
-    async fn insert_buckets(&self, buckets: Vec<BucketDoc>) -> StoreResult<()> {
-        if buckets.is_empty() {
+    /// Stores the messages no bucket holds yet, each conversation's in new buckets at its
+    /// next free slots (see `chain.rs`), then remembers what it learnt of the chains.
+    async fn store_messages(&self, messages: HashMap<&str, Vec<&ArchivedMessage>>) -> StoreResult<()> {
+        if messages.is_empty() {
             return Ok(());
         }
-        match self.buckets.insert_many(buckets).ordered(false).await {
-            Ok(_) => Ok(()),
-            Err(e) if only_duplicate_keys(&e) => Ok(()),
-            Err(e) => Err(unavailable(e)),
+        let mut chains = self.chains_of(messages.keys().copied()).await?;
+        let pending = messages
+            .into_iter()
+            .map(|(id, mut m)| {
+                m.sort_by_key(|m| m.seq);
+                m.dedup_by_key(|m| m.seq);
+                (id, m)
+            })
+            .collect();
+        // What was learnt is true even when a later round failed: remembered either way.
+        let written = self.fill_slots(&mut chains, pending).await;
+        self.remember_chains(chains);
+        written
+    }
+
+    /// Writes `pending` in rounds of one bucket per conversation, each at its chain's next
+    /// slot: a conversation's bucket in slot n + 1 is sent only once slot n is known, so a
+    /// write that stops half way (a timeout) leaves no bucket past a slot it never filled.
+    /// One round is one unordered `insert_many`: the whole batch, unless a conversation's
+    /// messages pass [`BUCKET_MAX_BYTES`] or another write took a slot first.
+    async fn fill_slots<'a>(
+        &self,
+        chains: &mut HashMap<&'a str, Chain>,
+        mut pending: Vec<(&'a str, Vec<&ArchivedMessage>)>,
+    ) -> StoreResult<()> {
+        loop {
+            for (id, messages) in &mut pending {
+                let chain = &chains[*id];
+                messages.retain(|m| !chain.holds(m.seq));
+            }
+            pending.retain(|(_, messages)| !messages.is_empty());
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let round = pending
+                .iter()
+                .map(|(id, messages)| bucket_at(id, chains[*id].next_slot(), messages))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let taken = match self.buckets.insert_many(&round).ordered(false).await {
+                Ok(_) => HashSet::new(),
+                Err(e) => slots_taken_first(&e).ok_or_else(|| unavailable(e))?,
+            };
+            let mut lost = Vec::new();
+            for (index, bucket) in round.iter().enumerate() {
+                if taken.contains(&index) {
+                    lost.push(bucket.id.as_str());
+                } else if let Some(chain) = chains.get_mut(bucket.conversation_id.as_str()) {
+                    chain.record(bucket.slot, bucket.messages.iter().map(|m| m.seq));
+                }
+            }
+            if !lost.is_empty() {
+                tracing::info!(
+                    buckets = lost.len(),
+                    "archive: bucket slots were taken by another write (a write that timed out and landed late, or another hub); writing only what they do not hold"
+                );
+                self.read_taken(&lost, chains).await?;
+            }
+        }
+    }
+
+    /// Reads what the buckets `ids` hold (slots another write took first) into their chains.
+    async fn read_taken(&self, ids: &[&str], chains: &mut HashMap<&str, Chain>) -> StoreResult<()> {
+        for chunk in ids.chunks(IN_CHUNK) {
+            let found = self.bucket_seqs(doc! {"_id": {"$in": chunk}}).await?;
+            if found.len() < chunk.len() {
+                // Refused as taken, yet not there: never by this store's writes; retried later.
+                return Err(unavailable(format!(
+                    "buckets {chunk:?} were refused as taken but are not all there"
+                )));
+            }
+            for bucket in found {
+                if let Some(chain) = chains.get_mut(bucket.conversation_id.as_str()) {
+                    chain.record(bucket.slot, bucket.messages.iter().map(|m| m.seq));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The chains of `ids`: remembered, or read whole (every bucket's slot and seqs, the
+    /// earlier layout's too) for those this store does not know.
+    async fn chains_of<'a>(&self, ids: impl Iterator<Item = &'a str>) -> StoreResult<HashMap<&'a str, Chain>> {
+        let mut chains = HashMap::new();
+        let mut unknown = Vec::new();
+        {
+            let memory = self.chains.lock().expect("chains lock");
+            for id in ids {
+                match memory.get(id) {
+                    Some(chain) => {
+                        chains.insert(id, chain.clone());
+                    }
+                    None => unknown.push(id),
+                }
+            }
+        }
+        for chunk in unknown.chunks(IN_CHUNK) {
+            let filter = match chunk {
+                [one] => doc! {"conversation_id": *one},
+                _ => doc! {"conversation_id": {"$in": chunk}},
+            };
+            let mut read: HashMap<&str, Chain> = chunk.iter().map(|id| (*id, Chain::default())).collect();
+            for bucket in self.bucket_seqs(filter).await? {
+                if let Some(chain) = read.get_mut(bucket.conversation_id.as_str()) {
+                    chain.record(bucket.slot, bucket.messages.iter().map(|m| m.seq));
+                }
+            }
+            chains.extend(read);
+        }
+        Ok(chains)
+    }
+
+    /// The slot and seqs of the buckets `filter` matches, without their messages' text.
+    async fn bucket_seqs(&self, filter: Document) -> StoreResult<Vec<BucketSeqs>> {
+        let cursor = self
+            .buckets
+            .clone_with_type::<BucketSeqs>()
+            .find(filter)
+            .projection(doc! {"conversation_id": 1, "slot": 1, "messages.seq": 1})
+            .await
+            .map_err(unavailable)?;
+        cursor.try_collect().await.map_err(unavailable)
+    }
+
+    /// Keeps what was learnt of `chains` for the next batches, where it is newer than
+    /// what is remembered (another write of this store may have got further meanwhile).
+    fn remember_chains(&self, chains: HashMap<&str, Chain>) {
+        let mut memory = self.chains.lock().expect("chains lock");
+        for (id, chain) in chains {
+            match memory.get_mut(id) {
+                Some(known) => *known = std::mem::take(known).newer(chain),
+                None => {
+                    if memory.len() >= KNOWN_MAX {
+                        // Forgetting costs a read of the conversation's buckets, never a wrong write.
+                        memory.clear();
+                    }
+                    memory.insert(id.to_string(), chain);
+                }
+            }
         }
     }
 
     /// Every message of each of `docs` by conversation id, in seq order, one per seq (buckets
-    /// overlap after a retry grouped differently). Messages embedded by the earlier schema
-    /// are taken out of the documents and merged in.
+    /// of the earlier layout may overlap: a retry grouped differently could store a message
+    /// twice). Messages embedded by the earlier schema are taken out of the documents and
+    /// merged in.
     async fn messages_of(&self, docs: &mut [ConversationDoc]) -> StoreResult<HashMap<String, Vec<ArchivedMessage>>> {
         let mut by_id: HashMap<String, Vec<MessageRecord>> = docs
             .iter_mut()
@@ -241,38 +375,45 @@ impl MongoStore {
     }
 }
 
-/// Cuts one conversation's messages of a batch into buckets: sorted by seq, one per seq,
-/// each bucket a run of consecutive seqs (so its key names exactly what it holds) and
-/// at most [`BUCKET_MAX_BYTES`] long.
-fn buckets_of(conversation_id: &str, mut messages: Vec<&ArchivedMessage>) -> StoreResult<Vec<BucketDoc>> {
-    messages.sort_by_key(|m| m.seq);
-    messages.dedup_by_key(|m| m.seq);
-    let mut buckets = Vec::new();
-    let mut run: Vec<MessageRecord> = Vec::new();
+/// The bucket of `conversation_id` in `slot`: the first of `messages` (sorted, one per seq,
+/// none stored yet), as many as fit in [`BUCKET_MAX_BYTES`], at least one. Gaps in the seqs
+/// do not matter: the slot, not the content, names a bucket.
+fn bucket_at(conversation_id: &str, slot: u64, messages: &[&ArchivedMessage]) -> StoreResult<BucketDoc> {
     let mut bytes = 0;
-    let mut flush = |run: &mut Vec<MessageRecord>| {
-        if let (Some(first), Some(last)) = (run.first(), run.last()) {
-            buckets.push(BucketDoc {
-                id: format!("{conversation_id}:{}-{}", first.seq, last.seq),
-                conversation_id: conversation_id.to_string(),
-                first_seq: to_i64(first.seq)?,
-                last_seq: to_i64(last.seq)?,
-                messages: std::mem::take(run),
-            });
-        }
-        Ok::<_, StoreError>(())
-    };
+    let mut taken = Vec::new();
     for m in messages {
-        let consecutive = run.last().is_some_and(|last| last.seq + 1 == m.seq);
-        if !consecutive || bytes >= BUCKET_MAX_BYTES {
-            flush(&mut run)?;
-            bytes = 0;
+        if !taken.is_empty() && bytes >= BUCKET_MAX_BYTES {
+            break;
         }
         bytes += m.text.len() + m.id.len() + 64;
-        run.push(MessageRecord::from(m));
+        taken.push(MessageRecord::from(*m));
     }
-    flush(&mut run)?;
-    Ok(buckets)
+    let (Some(first), Some(last)) = (taken.first(), taken.last()) else {
+        return Err(unavailable("a bucket without messages"));
+    };
+    Ok(BucketDoc {
+        id: format!("{conversation_id}#{slot}"),
+        conversation_id: conversation_id.to_string(),
+        slot: Some(slot),
+        first_seq: to_i64(first.seq)?,
+        last_seq: to_i64(last.seq)?,
+        messages: taken,
+    })
+}
+
+/// The indexes of the buckets an `insert_many` was refused only because their slots were
+/// taken (duplicate keys); `None` when anything else failed.
+fn slots_taken_first(e: &mongodb::error::Error) -> Option<HashSet<usize>> {
+    match e.kind.as_ref() {
+        ErrorKind::InsertMany(m) if m.write_concern_error.is_none() => {
+            let errors = m.write_errors.as_ref()?;
+            errors
+                .iter()
+                .map(|w| (w.code == DUPLICATE_KEY).then_some(w.index))
+                .collect()
+        }
+        _ => None,
+    }
 }
 
 fn to_i64(seq: u64) -> StoreResult<i64> {
@@ -330,17 +471,36 @@ impl ConversationDoc {
     }
 }
 
-/// A run of consecutive messages of one conversation, written by one archive batch.
+/// Messages of one conversation that no other bucket holds, in seq order.
 #[derive(Serialize, Deserialize)]
 pub(super) struct BucketDoc {
-    /// `<conversation_id>:<first_seq>-<last_seq>`: names exactly the messages inside.
+    /// `<conversation_id>#<slot>`; in the earlier layout `<conversation_id>:<first_seq>-<last_seq>`.
     #[serde(rename = "_id")]
     id: String,
     conversation_id: String,
-    /// Not queried today; kept so a bucket can be read, checked or expired on its own.
+    /// The bucket's place in its conversation's chain (see `archive/chain.rs`); none in the
+    /// earlier layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    slot: Option<u64>,
+    /// The lowest and highest seq inside. Not queried today; kept so a bucket can be read,
+    /// checked or expired on its own.
     first_seq: i64,
     last_seq: i64,
     messages: Vec<MessageRecord>,
+}
+
+/// What a writer reads of a bucket: its slot and its messages' seqs (see [`Chain`]).
+#[derive(Deserialize)]
+struct BucketSeqs {
+    conversation_id: String,
+    #[serde(default)]
+    slot: Option<u64>,
+    messages: Vec<SeqOnly>,
+}
+
+#[derive(Deserialize)]
+struct SeqOnly {
+    seq: u64,
 }
 
 #[cfg(test)]
@@ -357,30 +517,32 @@ mod tests {
         }
     }
 
-    fn keys(buckets: &[BucketDoc]) -> Vec<&str> {
-        buckets.iter().map(|b| b.id.as_str()).collect()
+    #[test]
+    fn a_bucket_takes_its_slot_and_the_first_messages_that_fit() {
+        let ms: Vec<ArchivedMessage> = [1, 2, 3, 5, 8].iter().map(|s| message(*s, 10)).collect();
+        let refs: Vec<&ArchivedMessage> = ms.iter().collect();
+        let b = bucket_at("c:1", 7, &refs).unwrap();
+        // Gaps stay inside: the slot names the bucket, not its first and last seq.
+        assert_eq!(b.id, "c:1#7");
+        assert_eq!(
+            (b.conversation_id.as_str(), b.slot, b.first_seq, b.last_seq),
+            ("c:1", Some(7), 1, 8)
+        );
+        assert_eq!(b.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3, 5, 8]);
+        assert!(bucket_at("c", 0, &[]).is_err());
     }
 
     #[test]
-    fn a_bucket_is_a_run_of_consecutive_seqs() {
-        let ms: Vec<ArchivedMessage> = [5, 1, 2, 2, 3, 7, 8, 5].iter().map(|s| message(*s, 10)).collect();
-        let buckets = buckets_of("c:1", ms.iter().collect()).unwrap();
-        // Sorted, one per seq, cut at every gap; the key names the run exactly.
-        assert_eq!(keys(&buckets), ["c:1:1-3", "c:1:5-5", "c:1:7-8"]);
-        let b = &buckets[0];
-        assert_eq!((b.conversation_id.as_str(), b.first_seq, b.last_seq), ("c:1", 1, 3));
-        assert_eq!(b.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        assert!(buckets_of("c", Vec::new()).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_long_run_is_cut_by_size_the_same_way_every_time() {
+    fn a_long_run_fills_several_slots_each_under_the_document_limit() {
         let ms: Vec<ArchivedMessage> = (1..=50).map(|s| message(s, 100_000)).collect();
-        let cut = || keys(&buckets_of("c", ms.iter().collect()).unwrap()).join(" ");
-        let once = cut();
-        assert!(once.split(' ').count() >= 2, "{once}");
-        assert_eq!(once, cut(), "a retry of the same batch makes the same keys");
-        let buckets = buckets_of("c", ms.iter().collect()).unwrap();
+        let mut left: Vec<&ArchivedMessage> = ms.iter().collect();
+        let mut buckets = Vec::new();
+        while !left.is_empty() {
+            let b = bucket_at("c", buckets.len() as u64, &left).unwrap();
+            left.drain(..b.messages.len());
+            buckets.push(b);
+        }
+        assert!(buckets.len() >= 2);
         assert!(buckets.iter().all(|b| bson::to_vec(b).unwrap().len() < 16 << 20));
         let seqs: Vec<u64> = buckets.iter().flat_map(|b| b.messages.iter().map(|m| m.seq)).collect();
         assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
