@@ -371,7 +371,18 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
     let mut run = Run::new(&name, Role::Customer, node);
     let mut go = ctx.go.clone();
     let url = |node: usize| format!("{}/ws/customer", ctx.nodes[node]);
-    let mut ws = Ws::connect(&url(node), &[]).await.expect("a node takes the customer");
+    // Its node may be down for now (scenario 4): another takes them.
+    let mut ws = match Ws::connect(&url(node), &[]).await {
+        Ok(ws) => ws,
+        Err(_) => {
+            let (other, ws) = ctx
+                .connect_elsewhere(node, me, "/ws/customer", &[])
+                .await
+                .expect("another node takes the customer");
+            run.moved_to = other;
+            ws
+        }
+    };
     send(&mut ws, json!({"type": "join", "name": name, "category": category})).await;
     let mut token: Option<String> = None;
     let mut chat: Option<InChat> = None;

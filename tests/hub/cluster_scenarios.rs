@@ -194,14 +194,21 @@ impl Cluster {
         let cut = |kind: &'static str| {
             let mut conn = self.conn.clone();
             async move {
-                let killed: u64 = redis::cmd("CLIENT")
-                    .arg("KILL")
-                    .arg("TYPE")
-                    .arg(kind)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                killed
+                // The test's own connection may have broken with Redis's restart: the
+                // manager reconnects.
+                for _ in 0..50 {
+                    let killed: redis::RedisResult<u64> = redis::cmd("CLIENT")
+                        .arg("KILL")
+                        .arg("TYPE")
+                        .arg(kind)
+                        .query_async(&mut conn)
+                        .await;
+                    match killed {
+                        Ok(killed) => return killed,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                panic!("CLIENT KILL TYPE {kind} never answered")
             }
         };
         let normal = cut("normal").await;
@@ -301,7 +308,19 @@ impl Cluster {
         let mut all = self.earlier_events.clone();
         let mut after = "0-0".to_string();
         loop {
-            let events = read_events(&mut self.conn, &after, 5_000).await.unwrap();
+            // Its connection may have broken with a Redis restart: the manager reconnects.
+            let mut tries = 0;
+            let events = loop {
+                match read_events(&mut self.conn, &after, 5_000).await {
+                    Ok(events) => break events,
+                    Err(why) if tries < 50 => {
+                        tries += 1;
+                        eprintln!("reading the routing events: {why}; again");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(why) => panic!("the routing events: {why}"),
+                }
+            };
             let Some(last) = events.last() else { break };
             after = last.id.clone();
             all.extend(events);
