@@ -30,6 +30,10 @@ use crate::common::Ws;
 /// whole scenario's worth (customers late in line wait for many chats before theirs).
 const STUCK: Duration = Duration::from_secs(240);
 
+/// How long a client waits for a node to take its connection before trying another (a
+/// stopped node's kernel takes the TCP connection, and nothing answers).
+const CONNECT_PATIENCE: Duration = Duration::from_secs(3);
+
 /// Where a client stands, for the scenario to know when the cluster is quiet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -128,6 +132,36 @@ impl Ctx {
     /// The node a client of `node` moves to when it dies: one of the other two.
     fn elsewhere(&self, node: usize, me: usize) -> usize {
         (node + 1 + me % 2) % self.nodes.len()
+    }
+
+    /// A connection to `path` on another node than `from` (the client was there): the
+    /// first that takes it, trying the nodes in turn a moment apart (scenario 4: one may
+    /// be down, or stopped and not answering, or restarting). With the node it is on;
+    /// `None` once the scenario is over.
+    async fn connect_elsewhere(
+        &self,
+        from: usize,
+        me: usize,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<(usize, Ws)> {
+        let deadline = tokio::time::Instant::now() + STUCK;
+        let mut node = self.elsewhere(from, me);
+        loop {
+            let url = format!("{}{path}", self.nodes[node]);
+            if let Ok(Ok(ws)) = tokio::time::timeout(CONNECT_PATIENCE, Ws::connect(&url, headers)).await {
+                return Some((node, ws));
+            }
+            if self.done.is_cancelled() {
+                return None;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no node took a connection for {STUCK:?}"
+            );
+            node = (node + 1) % self.nodes.len();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -337,7 +371,18 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
     let mut run = Run::new(&name, Role::Customer, node);
     let mut go = ctx.go.clone();
     let url = |node: usize| format!("{}/ws/customer", ctx.nodes[node]);
-    let mut ws = Ws::connect(&url(node), &[]).await.expect("a node takes the customer");
+    // Its node may be down for now (scenario 4): another takes them.
+    let mut ws = match Ws::connect(&url(node), &[]).await {
+        Ok(ws) => ws,
+        Err(_) => {
+            let (other, ws) = ctx
+                .connect_elsewhere(node, me, "/ws/customer", &[])
+                .await
+                .expect("another node takes the customer");
+            run.moved_to = other;
+            ws
+        }
+    };
     send(&mut ws, json!({"type": "join", "name": name, "category": category})).await;
     let mut token: Option<String> = None;
     let mut chat: Option<InChat> = None;
@@ -415,11 +460,12 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                     // Moving at once: a refusal ("try again") is tried again after a moment.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                let other = ctx.elsewhere(node, me);
-                run.moved_to = other;
-                ws = Ws::connect(&url(other), &[])
+                let (other, back) = ctx
+                    .connect_elsewhere(run.moved_to, me, "/ws/customer", &[])
                     .await
                     .expect("another node takes the customer");
+                run.moved_to = other;
+                ws = back;
                 run.person.seen.push(Seen::Connected);
                 match &token {
                     Some(token) => {
@@ -622,9 +668,14 @@ pub async fn agent(me: usize, name: String, limit: usize, token: String, node: u
                     // Moving at once: a desk refused for now is tried again after a moment.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                run.moved_to = ctx.elsewhere(node, me);
-                match connect(run.moved_to).await {
-                    Some(back) => {
+                let auth = format!("Bearer {token}");
+                let back = ctx
+                    .connect_elsewhere(run.moved_to, me, "/ws/agent", &[("authorization", &auth)])
+                    .await;
+                match back {
+                    Some((other, mut back)) => {
+                        send(&mut back, json!({"type": "set_available", "available": true})).await;
+                        run.moved_to = other;
                         ws = back;
                         run.person.seen.push(Seen::Connected);
                     }

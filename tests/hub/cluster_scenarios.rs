@@ -23,6 +23,7 @@ use crate::cluster_checker::{Fault, History, LineEvent, Msg, Seen, check};
 use crate::cluster_hub::{Running, registered};
 use crate::cluster_scenario_clients::{Ctx, Phase, Run, Traffic, agent, customer};
 use crate::common::{ADMIN_PASSWORD, Api, Ws, signal};
+use crate::mongod::unassigned_port;
 use crate::redis_server::RedisServer;
 use crate::storeops::hub_command;
 
@@ -42,13 +43,20 @@ pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::co
 /// SIGSTOP is killed all the same when the cluster is dropped (SIGKILL ends a stopped
 /// process too), so a failing test leaves nothing frozen behind.
 pub(crate) struct Cluster {
-    _redis: RedisServer,
+    redis: RedisServer,
+    /// Where Redis keeps its append-only file, when it persists (scenario 4).
+    redis_dir: Option<std::path::PathBuf>,
     conn: ConnectionManager,
     scratch: TempDir,
     uri: String,
     db: String,
     nodes: Vec<Option<Running>>,
     binds: Vec<String>,
+    resume_grace_secs: u64,
+    lease_ms: u64,
+    /// The routing events read just before Redis came back empty (scenario 4): the
+    /// stream starts again after it.
+    earlier_events: Vec<RoutingEvent>,
 }
 
 pub(crate) fn node_name(i: usize) -> String {
@@ -59,57 +67,153 @@ impl Cluster {
     /// Starts the three nodes one after the other (the first creates the admin and the
     /// categories), each registered before the next starts.
     pub(crate) async fn start(tag: &str, resume_grace_secs: u64, lease_ms: u64) -> Self {
-        let redis = RedisServer::start().await;
-        let client = redis::Client::open(redis.url()).unwrap();
-        let mut conn = ConnectionManager::new(client).await.unwrap();
+        Self::start_with(tag, resume_grace_secs, lease_ms, false).await
+    }
+
+    /// [`Cluster::start`]; with `persistent_redis`, Redis keeps every write it answers
+    /// (`--appendonly yes --appendfsync always`), so it can be killed and come back with
+    /// its data.
+    async fn start_with(tag: &str, resume_grace_secs: u64, lease_ms: u64, persistent_redis: bool) -> Self {
         let scratch = TempDir::new(tag);
-        let (uri, db) = (mongo_uri(), format!("t{}", uuid::Uuid::new_v4().simple()));
-        let (mut nodes, mut binds) = (vec![], vec![]);
-        let grace = resume_grace_secs.to_string();
-        let (lease, renew) = (lease_ms.to_string(), (lease_ms / 5).to_string());
-        for i in 0..3 {
-            let port = free_port();
-            let bind = format!("127.0.0.1:{port}");
-            let data_dir = scratch.0.join(node_name(i));
-            let (url, name) = (redis.url(), node_name(i));
-            let data_dir = data_dir.to_string_lossy().to_string();
-            let envs = [
-                ("BIND_ADDR", bind.as_str()),
-                ("STORE", "mongodb"),
-                ("MONGODB_URI", uri.as_str()),
-                ("MONGODB_DB", db.as_str()),
-                ("REDIS_URL", url.as_str()),
-                ("NODE_ID", name.as_str()),
-                ("CLUSTER_LEASE_MS", lease.as_str()),
-                ("CLUSTER_RENEW_MS", renew.as_str()),
-                ("RESUME_GRACE_SECS", grace.as_str()),
-                ("DATA_DIR", data_dir.as_str()),
-                ("RATE_LIMIT_PER_SEC", "1000"),
-                ("RATE_LIMIT_BURST", "1000"),
-                ("MAX_CONNECTIONS_PER_ADDRESS", "100000"),
-                ("RUST_LOG", "warn"),
-            ];
-            let mut command = hub_command(&scratch.0, &envs, &["serve"]);
-            let log = std::fs::File::create(scratch.0.join(format!("{name}.log"))).unwrap();
-            command.stdout(log).stderr(std::process::Stdio::null());
-            nodes.push(Some(Running(command.spawn().expect("the hub binary starts"))));
-            wait_for_port(port).await;
-            let deadline = Instant::now() + WAIT;
-            while registered(&mut conn, &name).await.is_none() {
-                assert!(Instant::now() < deadline, "{name} never joined the cluster");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        let redis_dir = persistent_redis.then(|| scratch.0.join("redis"));
+        let redis = match &redis_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).unwrap();
+                RedisServer::start_with(unassigned_port(), Some(dir)).await
             }
-            binds.push(bind);
-        }
-        Cluster {
-            _redis: redis,
+            None => RedisServer::start().await,
+        };
+        let client = redis::Client::open(redis.url()).unwrap();
+        let conn = ConnectionManager::new(client).await.unwrap();
+        let (uri, db) = (mongo_uri(), format!("t{}", uuid::Uuid::new_v4().simple()));
+        let binds = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let mut cluster = Cluster {
+            redis,
+            redis_dir,
             conn,
             scratch,
             uri,
             db,
-            nodes,
+            nodes: vec![],
             binds,
+            resume_grace_secs,
+            lease_ms,
+            earlier_events: vec![],
+        };
+        for i in 0..3 {
+            let node = cluster.spawn_node(i).await;
+            cluster.nodes.push(Some(node));
         }
+        cluster
+    }
+
+    /// Starts node `i`'s process (its id, port, data directory and settings are always
+    /// the same: a restart is the same node again) and returns once it is registered.
+    async fn spawn_node(&mut self, i: usize) -> Running {
+        let bind = self.binds[i].clone();
+        let port: u16 = bind.rsplit(':').next().unwrap().parse().unwrap();
+        let data_dir = self.scratch.0.join(node_name(i));
+        let (url, name) = (self.redis.url(), node_name(i));
+        let data_dir = data_dir.to_string_lossy().to_string();
+        let grace = self.resume_grace_secs.to_string();
+        let (lease, renew) = (self.lease_ms.to_string(), (self.lease_ms / 5).to_string());
+        let envs = [
+            ("BIND_ADDR", bind.as_str()),
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", self.uri.as_str()),
+            ("MONGODB_DB", self.db.as_str()),
+            ("REDIS_URL", url.as_str()),
+            ("NODE_ID", name.as_str()),
+            ("CLUSTER_LEASE_MS", lease.as_str()),
+            ("CLUSTER_RENEW_MS", renew.as_str()),
+            ("RESUME_GRACE_SECS", grace.as_str()),
+            ("DATA_DIR", data_dir.as_str()),
+            ("RATE_LIMIT_PER_SEC", "1000"),
+            ("RATE_LIMIT_BURST", "1000"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "100000"),
+            ("RUST_LOG", "warn"),
+        ];
+        let mut command = hub_command(&self.scratch.0, &envs, &["serve"]);
+        // A restarted node's log goes on after its first life's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.scratch.0.join(format!("{name}.log")))
+            .unwrap();
+        command.stdout(log).stderr(std::process::Stdio::null());
+        let running = Running(command.spawn().expect("the hub binary starts"));
+        wait_for_port(port).await;
+        let deadline = Instant::now() + WAIT;
+        while registered(&mut self.conn, &name).await.is_none() {
+            assert!(Instant::now() < deadline, "{name} never joined the cluster");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        running
+    }
+
+    /// `kill -9` of node `i`, at once (nobody waits for its reap).
+    fn kill(&mut self, i: usize) {
+        let mut running = self.nodes[i].take().expect("the node runs");
+        running.0.kill().unwrap();
+        let _ = running.0.wait();
+    }
+
+    /// Starts killed node `i` again, the same node (id, port, settings); returns once it
+    /// is registered.
+    async fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "node{i} was killed first");
+        let node = self.spawn_node(i).await;
+        self.nodes[i] = Some(node);
+    }
+
+    /// Redis killed (SIGKILL) and, after `down`, started again on its port: with its data
+    /// (`keep`: its append-only file, every answered write in it) or empty (a fresh
+    /// directory). Before an empty one, the routing events so far are read, for the checker.
+    async fn restart_redis(&mut self, keep: bool, down: Duration) {
+        let port = self.redis.port;
+        if !keep {
+            self.earlier_events = self.events().await;
+        }
+        self.redis.kill();
+        tokio::time::sleep(down).await;
+        let dir = self.redis_dir.clone().expect("a persistent Redis");
+        let dir = if keep {
+            dir
+        } else {
+            let fresh = dir.with_file_name(format!("redis-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&fresh).unwrap();
+            self.redis_dir = Some(fresh.clone());
+            fresh
+        };
+        self.redis = RedisServer::start_with(port, Some(&dir)).await;
+    }
+
+    /// `CLIENT KILL TYPE normal` then `TYPE pubsub`: every node's Redis connections cut
+    /// (the test's own is spared: SKIPME). How many were cut.
+    async fn cut_redis_connections(&mut self) -> (u64, u64) {
+        let cut = |kind: &'static str| {
+            let mut conn = self.conn.clone();
+            async move {
+                // The test's own connection may have broken with Redis's restart: the
+                // manager reconnects.
+                for _ in 0..50 {
+                    let killed: redis::RedisResult<u64> = redis::cmd("CLIENT")
+                        .arg("KILL")
+                        .arg("TYPE")
+                        .arg(kind)
+                        .query_async(&mut conn)
+                        .await;
+                    match killed {
+                        Ok(killed) => return killed,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                panic!("CLIENT KILL TYPE {kind} never answered")
+            }
+        };
+        let normal = cut("normal").await;
+        let pubsub = cut("pubsub").await;
+        (normal, pubsub)
     }
 
     fn ws_urls(&self) -> Vec<String> {
@@ -198,12 +302,25 @@ impl Cluster {
             .and_then(|e| (0..3).find(|&n| node_name(n) == e.node))
     }
 
-    /// Every routing event, in the order Redis committed them.
+    /// Every routing event, in the order Redis committed them (those read before Redis
+    /// came back empty first).
     async fn events(&mut self) -> Vec<RoutingEvent> {
-        let mut all = vec![];
+        let mut all = self.earlier_events.clone();
         let mut after = "0-0".to_string();
         loop {
-            let events = read_events(&mut self.conn, &after, 5_000).await.unwrap();
+            // Its connection may have broken with a Redis restart: the manager reconnects.
+            let mut tries = 0;
+            let events = loop {
+                match read_events(&mut self.conn, &after, 5_000).await {
+                    Ok(events) => break events,
+                    Err(why) if tries < 50 => {
+                        tries += 1;
+                        eprintln!("reading the routing events: {why}; again");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(why) => panic!("the routing events: {why}"),
+                }
+            };
             let Some(last) = events.last() else { break };
             after = last.id.clone();
             all.extend(events);
@@ -383,6 +500,23 @@ struct Shape {
     /// `join_over`); `None`: the fixed script, every customer at once.
     traffic: Option<Traffic>,
     join_over: Duration,
+    /// Scenario 4: every fault in turn under the traffic (Redis persists, to come back
+    /// with its data).
+    parade: Option<Parade>,
+}
+
+/// Scenario 4's faults, one after the other, `recovery` apart (and before the first):
+/// node `killed` gets `kill -9` and is started again (same id, port, settings)
+/// `killed_for` later; node `stopped` is stopped (SIGSTOP) for twice the lease and until
+/// reaped, then woken; Redis is killed and started again with its data, then killed and
+/// started again empty (each `redis_down` down); the nodes' Redis connections are cut
+/// (`CLIENT KILL TYPE normal`, then `TYPE pubsub`).
+struct Parade {
+    killed: usize,
+    killed_for: Duration,
+    stopped: usize,
+    redis_down: Duration,
+    recovery: Duration,
 }
 
 /// Node `node` is stopped (SIGSTOP) `after` the customers start, for `window`, then
@@ -408,16 +542,16 @@ struct Outcome {
 async fn run(tag: &str, shape: Shape) -> Outcome {
     let _alone = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    let mut cluster = Cluster::start(tag, shape.resume_grace_secs, shape.lease_ms).await;
+    let mut cluster = Cluster::start_with(tag, shape.resume_grace_secs, shape.lease_ms, shape.parade.is_some()).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let (go_tx, go) = watch::channel(shape.kill.is_none());
     // Under a stall nobody waits for a reap to move (as a real client would not).
-    let (reaped_tx, reaped) = watch::channel(shape.stall.is_some());
+    let (reaped_tx, reaped) = watch::channel(shape.stall.is_some() || shape.parade.is_some());
     let ctx = Ctx {
         nodes: Arc::new(cluster.ws_urls()),
         go,
         reaped,
-        comes_back: shape.kill.is_some_and(|(_, back)| back) || shape.stall.is_some(),
+        comes_back: shape.kill.is_some_and(|(_, back)| back) || shape.stall.is_some() || shape.parade.is_some(),
         phases: Arc::new(Mutex::new(HashMap::new())),
         done: CancellationToken::new(),
         trace: Arc::default(),
@@ -464,6 +598,32 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         cluster.wait_for_the_reap(stall.node).await;
         cluster.signal(stall.node, libc::SIGCONT);
         eprintln!("{tag}: {:?} node{} woken", started.elapsed(), stall.node);
+    }
+
+    if let Some(parade) = &shape.parade {
+        let at = |what: String| eprintln!("{tag}: {:?} {what}", started.elapsed());
+        tokio::time::sleep(parade.recovery).await;
+        cluster.kill(parade.killed);
+        at(format!("1. node{} killed (kill -9)", parade.killed));
+        tokio::time::sleep(parade.killed_for).await;
+        cluster.restart(parade.killed).await;
+        at(format!("1. node{} started again, registered", parade.killed));
+        tokio::time::sleep(parade.recovery).await;
+        cluster.signal(parade.stopped, libc::SIGSTOP);
+        at(format!("2. node{} stopped", parade.stopped));
+        tokio::time::sleep(Duration::from_millis(2 * shape.lease_ms)).await;
+        cluster.wait_for_the_reap(parade.stopped).await;
+        cluster.signal(parade.stopped, libc::SIGCONT);
+        at(format!("2. node{} woken", parade.stopped));
+        tokio::time::sleep(parade.recovery).await;
+        cluster.restart_redis(true, parade.redis_down).await;
+        at("3. Redis killed and started again with its data".into());
+        tokio::time::sleep(parade.recovery).await;
+        cluster.restart_redis(false, parade.redis_down).await;
+        at("4. Redis killed and started again empty".into());
+        tokio::time::sleep(parade.recovery).await;
+        let (normal, pubsub) = cluster.cut_redis_connections().await;
+        at(format!("5. Redis connections cut: {normal} normal, {pubsub} pubsub"));
     }
 
     if let Some((dead, _)) = shape.kill {
@@ -696,6 +856,7 @@ async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
             stall: None,
             traffic: None,
             join_over: Duration::ZERO,
+            parade: None,
         },
     )
     .await;
@@ -735,6 +896,7 @@ fn kill_shape(comes_back: bool) -> Shape {
         stall: None,
         traffic: None,
         join_over: Duration::ZERO,
+        parade: None,
     }
 }
 
@@ -882,6 +1044,7 @@ async fn stalled_under_traffic(seed: u64) {
                 agent_ends_when_away: 0.5,
             }),
             join_over: Duration::from_secs(6),
+            parade: None,
         },
     )
     .await;
@@ -919,6 +1082,72 @@ async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_2() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_3() {
     stalled_under_traffic(3).await;
+}
+
+/// Scenario 4: every fault in turn under random traffic, as an operator would run them,
+/// a few seconds of recovery before each: `kill -9` of node `seed % 3` and its restart
+/// (same id, port, settings) 3 s later; node `(seed + 1) % 3` stopped (SIGSTOP) for
+/// twice the lease and until reaped, then woken; Redis killed and started again with its
+/// data (append-only, synced on every write), then killed and started again empty; every
+/// node's Redis connections cut (`CLIENT KILL TYPE normal`, then `TYPE pubsub`). 9 agents
+/// and 110 customers joining over the whole parade, on scenario 3's random traffic; the
+/// clients move to another node when their connection closes or an acknowledgement
+/// outlasts their patience, and send again what was refused `cluster_unavailable`. When
+/// everyone is done the checker must find nothing: no acknowledged message lost, no chat
+/// missing from the archive, no `resume_expired` within the grace period, no `resumed`
+/// taken back, nor any of its other rules broken. `SCENARIO_SEED` replaces the seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_4_every_fault_in_turn_under_random_traffic() {
+    let seed = std::env::var("SCENARIO_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let tag = format!("scenario-4-seed-{seed}");
+    let node = |k: u64| ((seed + k) % 3) as usize;
+    let outcome = run(
+        &tag,
+        Shape {
+            agents: 9,
+            agent_categories: |i| match i % 3 {
+                0 => vec!["general"],
+                1 => vec!["sales"],
+                _ => vec!["general", "sales"],
+            },
+            customers: 110,
+            customer_category: |j| ["general", "sales"][j % 2],
+            kill: None,
+            resume_grace_secs: 60,
+            lease_ms: 2_000,
+            stall: None,
+            traffic: Some(Traffic {
+                seed,
+                max_exchanges: 4,
+                max_think: Duration::from_millis(800),
+                patience: (Duration::from_secs(1), Duration::from_secs(3)),
+                agent_ends: 0.2,
+                agent_ends_when_away: 0.5,
+            }),
+            join_over: Duration::from_secs(30),
+            parade: Some(Parade {
+                killed: node(0),
+                killed_for: Duration::from_secs(3),
+                stopped: node(1),
+                redis_down: Duration::from_secs(1),
+                recovery: Duration::from_secs(3),
+            }),
+        },
+    )
+    .await;
+    let moved = outcome
+        .customers
+        .iter()
+        .chain(&outcome.agents)
+        .filter(|r| r.back.is_some())
+        .count();
+    eprintln!("{tag} took {:?}; {moved} clients moved", outcome.elapsed);
+    for c in &outcome.customers {
+        assert!(c.finished, "{} never finished", c.person.name);
+    }
 }
 
 /// Found by scenario 2: a chatting customer whose node is gone resumes on the node of
