@@ -421,7 +421,10 @@ async fn run_case(conn: &ConnectionManager, steps: &[(usize, Op)]) -> Result<(),
 /// core's state (`cluster::restore`, as the node with the longest replica does), each
 /// node claiming the people it held: the engines must go on deciding alike.
 async fn lose_and_restore(h: &mut Harness, core: &Routing) -> Result<(), TestCaseError> {
-    const WINDOW: Duration = Duration::from_millis(20);
+    // The offers' window. The "early" restore below must come within it of the first
+    // offer (three round trips): 20 ms was exceeded on a loaded machine (a CI run saw the
+    // early restore `Written`), so it is wide; it costs one sleep a case.
+    const WINDOW: Duration = Duration::from_millis(250);
     let mut conn = h.conn.clone();
     flushall(&mut conn).await;
     for (i, name) in NODES.iter().enumerate() {

@@ -51,10 +51,46 @@ impl HubState {
     /// This node archives `chat` from now on: its opening (which the customer's old node
     /// may never have written), then every line it kept. The store applies both once.
     pub(super) fn archive_from_now_on(&mut self, chat: ChatId) {
-        let Some(log) = self.chats.get(&chat) else { return };
-        if log.archived_here {
+        if self.chats.get(&chat).is_none_or(|log| log.archived_here) {
             return;
         }
+        let Some(opened) = self.opening_of(chat) else { return };
+        // Running already: its messages are kept only after its opening, room or not.
+        let reserved = self.archive.push_handover_opening(opened);
+        let log = self.chats.get_mut(&chat).expect("looked up above");
+        log.archived_here = true;
+        log.closing_reserved = reserved;
+        for event in log.transcript.archive_events() {
+            self.archive.push_message(event);
+        }
+    }
+
+    /// Redis lost its data, and the chats' logs with it: a line this node recorded (and
+    /// maybe acknowledged to its sender here) may now never reach the chat's archiving
+    /// node. So this node archives what it kept of every chat it logs without archiving
+    /// it — the opening first, as a hand-over does; it writes no closing. The store keeps
+    /// each once, whichever node's copy comes first.
+    pub(in crate::hub::service) fn archive_kept_lines_of_every_chat(&mut self) {
+        let chats: Vec<ChatId> = self
+            .chats
+            .iter()
+            .filter(|(_, log)| !log.archived_here && log.transcript.last_seq() > 0)
+            .map(|(chat, _)| *chat)
+            .collect();
+        for chat in chats {
+            let Some(opened) = self.opening_of(chat) else { continue };
+            if self.archive.push_handover_opening(opened) {
+                self.archive.release_closing();
+            }
+            for event in self.chats[&chat].transcript.archive_events() {
+                self.archive.push_message(event);
+            }
+        }
+    }
+
+    /// The archive's opening of a chat this node logs, from what every replica knows.
+    fn opening_of(&self, chat: ChatId) -> Option<ArchiveEvent> {
+        let log = self.chats.get(&chat)?;
         let cluster = self.cluster.as_ref();
         let queued_at = self
             .customers
@@ -72,14 +108,7 @@ impl HubState {
             queued_at: queued_at.min(log.started_at),
             paired_at: log.started_at,
         });
-        // Running already: its messages are kept only after its opening, room or not.
-        let reserved = self.archive.push_handover_opening(opened);
-        let log = self.chats.get_mut(&chat).expect("looked up above");
-        log.archived_here = true;
-        log.closing_reserved = reserved;
-        for event in log.transcript.archive_events() {
-            self.archive.push_message(event);
-        }
+        Some(opened)
     }
 
     /// Another node archives `chat` from now on: this one writes nothing more of it, and

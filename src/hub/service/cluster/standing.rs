@@ -76,6 +76,8 @@ impl HubState {
     /// (`service::cluster_restored`).
     pub(in crate::hub::service) fn cluster_data_lost(&mut self) {
         tracing::error!("Redis lost the cluster's data: re-asserting what this node's people hold");
+        // The chats' logs went with it: what this node recorded is archived from here too.
+        self.archive_kept_lines_of_every_chat();
         let buddies = self.buddies_data_lost();
         let joins: Vec<ConnId> = self.cluster_mut().pending_joins.keys().copied().collect();
         for conn in joins {
