@@ -18,12 +18,14 @@
 /// threads. The hub's workers, its blocking pool (redb's reads and writes, the journal's
 /// appends) and its fold thread each free what another allocated (pages, frames, archive
 /// events), so over an hour of steady chat the free memory kept across 16 arenas grew
-/// while the live heap stayed flat: measured at 34 minutes of 20 chats × 10 msg/s, both
-/// processes held 21.2 MB of live blocks, glibc 29.8 MB with 16 arenas against 23.8 MB
-/// with two, and resident memory rose 1.5 MiB over the last 20 minutes against none
-/// (bench/README.md, the soak). So threads share at most two arenas, unless
-/// `MALLOC_ARENA_MAX` says otherwise (glibc reads it itself; it is left alone then).
-/// The relay's throughput with two arenas is in the same file.
+/// while the live heap stayed flat: measured at 34 minutes of 20 chats × 10 msg/s on two
+/// cores, both processes held 21.2 MB of live blocks, glibc 29.8 MB with 16 arenas against
+/// 23.8 MB with two, and resident memory rose 2.2 MiB over the last 20 minutes of 40
+/// against none (bench/README.md, the soak). So threads share one arena a core, at least
+/// two ([`arena_limit`]), unless `MALLOC_ARENA_MAX` says otherwise (glibc reads it itself;
+/// it is left alone then). One a core rather than a flat two keeps threads running at once
+/// from queueing on an arena's lock on a bigger machine (measured only on two cores, where
+/// both are two; the relay's throughput with it is in bench/README.md).
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -36,10 +38,15 @@ pub fn tune() {
         if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
             // SAFETY: as above. Called before the runtime starts its threads, so no thread
             // has taken an arena beyond the limit yet.
-            let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+            let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, arena_limit() as libc::c_int) };
             if set == 0 {
                 eprintln!("switchboard: could not limit the allocator's arenas; memory may creep under steady load");
             }
         }
     }
+}
+
+/// The most glibc arenas [`tune`] lets the process's threads use: one a core, at least two.
+pub fn arena_limit() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 64)
 }
