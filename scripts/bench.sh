@@ -13,9 +13,10 @@
 # `STORE=memory` appears only as the peers scenario's comparison row.
 #
 #   BENCH_SCENARIOS="peers idle relay routing queue archive"   which to run (default all but
-#                                                        `cluster`, which is long: add it by name)
+#                                                        `cluster` and `soak`, which are long: add them by name)
 #   BENCH_QUICK=1                                        small counts, for a smoke run
 #   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
+#   BENCH_SOAK_SECS=3600                                 the soak's seconds of traffic (BENCH_QUICK: 120)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -479,6 +480,20 @@ for scenario in $SCENARIOS; do
       if start_hub cluster-relay-single any "${CLIENT_LIMITS[@]}"; then
         loadgen cluster-relay-single any "${cluster_relay[@]}"
         stop_hub cluster-relay-single
+      fi
+      ;;
+    soak)
+      # The hub's memory over an hour of steady light traffic: 20 chats, one per agent, 10 msg/s
+      # each (both sides sending, 5 a second each: under the default rate limit, so the hub runs
+      # with no setting raised), 100-byte messages. Neither process is pinned: a hub pinned to
+      # one CPU runs tokio's current-thread runtime, and the point is the hub as people run it
+      # (a worker per core, the blocking pool, the fold thread). The loadgen reads the hub's
+      # VmRSS every 10 s; the report has the curve and the growth over the last 20 minutes.
+      soak_secs=${BENCH_SOAK_SECS:-$(q 3600 120)}
+      if start_hub soak any; then
+        loadgen soak any soak --step-secs "$soak_secs" --rss-every-secs 10
+        echo "- soak: $soak_secs s of traffic; the hub's settings are all defaults (no client limit raised)." >>"$notes"
+        stop_hub soak
       fi
       ;;
     *) echo "bench: unknown scenario $scenario" >&2; failures+=("unknown scenario $scenario") ;;

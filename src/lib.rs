@@ -1,3 +1,4 @@
+pub mod allocator;
 pub mod appointments;
 pub mod archive;
 pub mod auth;

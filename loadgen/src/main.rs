@@ -2,7 +2,7 @@
 //! over the documented websocket protocol, checks what they receive, and
 //! writes a JSON result and a Markdown table.
 //!
-//! `loadgen run <scenario>` runs one of idle, relay, routing, queue, archive;
+//! `loadgen run <scenario>` runs one of idle, relay, routing, queue, archive, soak;
 //! the scenario's knobs come from `--config FILE.json` and/or flags (flags win).
 //! `--procs N` (idle) spawns N children with `--shard i/N` and merges their
 //! results. `loadgen report` turns the scenario results into the benchmark report.
@@ -18,6 +18,7 @@ mod relay;
 mod report;
 mod routing;
 mod setup;
+mod soak;
 mod stats;
 mod wsconn;
 
@@ -62,6 +63,8 @@ enum Scenario {
     Routing,
     Queue,
     Archive,
+    /// The relay at one steady rate for a long time, the hub's memory read as it goes.
+    Soak,
 }
 
 #[derive(Args, Clone)]
@@ -179,6 +182,9 @@ struct Knobs {
     /// idle (single process): seconds to hold the connections after measuring.
     #[arg(long)]
     hold_secs: Option<f64>,
+    /// relay/soak: read the hub's VmRSS this often during the traffic (soak: every 10 s).
+    #[arg(long)]
+    rss_every_secs: Option<f64>,
 }
 
 impl Knobs {
@@ -205,7 +211,8 @@ impl Knobs {
             category,
             concurrency,
             settle_secs,
-            hold_secs
+            hold_secs,
+            rss_every_secs
         );
         self
     }
@@ -361,19 +368,30 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
             let figures = idle::run(&target, &stats, &cfg).await;
             RunResult::from_stats(name, &shard, &stats, None, figures)
         }
-        Scenario::Relay | Scenario::Archive => {
+        Scenario::Relay | Scenario::Archive | Scenario::Soak => {
             let archive = args.scenario == Scenario::Archive;
+            // The soak: 20 chats, one per agent, 10 msg/s each (5 a side, under the default
+            // rate limit), for an hour; one step, the hub's memory read every 10 s.
+            let soak = args.scenario == Scenario::Soak;
             let cfg = relay::Relay {
-                chats: k.chats.unwrap_or(500),
-                max_chats: k.max_chats.unwrap_or(4),
+                chats: k.chats.unwrap_or(if soak { 20 } else { 500 }),
+                max_chats: k.max_chats.unwrap_or(if soak { 1 } else { 4 }),
                 category: k.category.clone().unwrap_or_else(|| "sales".into()),
                 rates: if archive {
                     rates("25000")
+                } else if soak {
+                    rates("200")
                 } else {
                     rates("1000,5000,10000,20000,40000,80000,100000")
                 },
-                step_secs: k.step_secs.unwrap_or(if archive { 10.0 } else { 5.0 }),
-                msg_size: k.msg_size.unwrap_or(64),
+                step_secs: k.step_secs.unwrap_or(if archive {
+                    10.0
+                } else if soak {
+                    3600.0
+                } else {
+                    5.0
+                }),
+                msg_size: k.msg_size.unwrap_or(if soak { 100 } else { 64 }),
                 stop_p99_ms: k.stop_p99_ms.unwrap_or(50.0),
                 send_tick_ms: k.send_tick_ms.unwrap_or(1.0),
                 drain_secs: k.drain_secs.unwrap_or(10.0),
@@ -382,8 +400,12 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 bare: k.bare.unwrap_or(false),
                 acks: k.acks.unwrap_or(true),
                 watch: watch.clone(),
+                rss_every_secs: k.rss_every_secs.or(soak.then_some(10.0)),
             };
-            let (figures, hist) = relay::run(&target, &stats, &cfg).await?;
+            let (mut figures, hist) = relay::run(&target, &stats, &cfg).await?;
+            if soak {
+                figures["soak_rate"] = serde_json::json!(cfg.rates.first());
+            }
             RunResult::from_stats(name, &shard, &stats, Some(&hist), figures)
         }
         Scenario::Routing => {

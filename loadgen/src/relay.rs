@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::setup::{self, Target};
 use crate::stats::{Stats, new_hist, pcts};
 use crate::wsconn::{self, Ws};
-use crate::{hubinfo, proto};
+use crate::{hubinfo, proto, soak};
 
 /// A bare relay's answer to `hello` once the connection's chats are registered.
 pub const READY: &str = r#"{"type":"ready"}"#;
@@ -58,6 +58,8 @@ pub struct Relay {
     /// Processes (name, pid) whose CPU each step reports, summed into CPU per message:
     /// the hub alone, or a cluster's nodes and redis-server.
     pub watch: Vec<(String, u32)>,
+    /// Read the hub's VmRSS this often during the traffic (the soak scenario's curve).
+    pub rss_every_secs: Option<f64>,
 }
 
 /// What the loadgen knows of one chat, shared by its customer and agent tasks.
@@ -210,6 +212,23 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
     let mut steps = vec![];
     let mut highest_held: Option<f64> = None;
     let traffic_start = Instant::now();
+    // The soak's memory curve: the hub's VmRSS from the first message on.
+    let mut rss_samples: Vec<soak::Sample> = vec![];
+    let mut next_rss_sample = traffic_start;
+    let mut sample_rss = |samples: &mut Vec<soak::Sample>| {
+        if let (Some(every), Some(pid)) = (cfg.rss_every_secs, cfg.hub_pid)
+            && Instant::now() >= next_rss_sample
+        {
+            if let Some(rss_kib) = hubinfo::rss_kib(pid) {
+                samples.push(soak::Sample {
+                    secs: traffic_start.elapsed().as_secs_f64(),
+                    rss_kib,
+                });
+            }
+            next_rss_sample += Duration::from_secs_f64(every);
+        }
+    };
+    sample_rss(&mut rss_samples);
     if !cfg.archive_check && !cfg.rates.is_empty() {
         // Not measured: the first seconds of traffic pay once for what no later step sees
         // (buffers and tables growing to their working size).
@@ -235,6 +254,7 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         let end = start + Duration::from_secs_f64(cfg.step_secs);
         while Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(1000).min(end - Instant::now())).await;
+            sample_rss(&mut rss_samples);
             if cfg.archive_check
                 && let Ok(h) = hubinfo::health(t.hub).await
             {
@@ -353,6 +373,11 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
     });
     if let Some(backlog) = archive_backlog_at_end {
         figures["archive_backlog_at_end"] = json!(backlog);
+    }
+    if let Some(every) = cfg.rss_every_secs {
+        figures["rss_every_secs"] = json!(every);
+        figures["rss_samples"] = rss_samples.iter().map(soak::Sample::json).collect();
+        figures["rss_growth"] = soak::growth(&rss_samples).map_or(Value::Null, |g| g.json());
     }
 
     if cfg.archive_check {

@@ -87,6 +87,7 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
             "archive-embedded",
             "archive-mongodb",
             "archive-memory",
+            "soak",
         ])
         .chain(crate::cluster_report::NAMES);
     let results: Vec<(String, RunResult)> = names
@@ -274,6 +275,44 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
 
     let (cluster_rows, cluster_section) = crate::cluster_report::build(&get);
     rows.extend(cluster_rows);
+    let soak_section = get("soak").map_or(String::new(), |r| {
+        let growth = &r.figures["rss_growth"];
+        let minutes = growth["window_secs"].as_f64().map_or(0.0, |s| s / 60.0);
+        rows.push((
+            "soak: the hub's memory levels off (20 chats × 10 msg/s, default configuration)".into(),
+            "resident memory grows less than 1 MiB over the last 20 minutes of an hour".into(),
+            if growth.is_null() {
+                "too few samples".into()
+            } else {
+                format!(
+                    "over the last {minutes:.0} minutes: {} KiB (least-squares line; {} KiB a minute{}), last minus first sample {} KiB",
+                    crate::soak::number(&growth["fitted_growth_kib"]),
+                    growth["kib_per_min"],
+                    if minutes + 0.5 < crate::soak::WINDOW_SECS / 60.0 {
+                        format!(
+                            ", {} KiB carried to 20 minutes",
+                            crate::soak::number(&growth["per_twenty_minutes_kib"])
+                        )
+                    } else {
+                        String::new()
+                    },
+                    growth["end_to_end_kib"]
+                )
+            },
+            // A trial run shorter than 40 minutes is judged on its second half, and says so.
+            match growth["meets_target"].as_bool() {
+                Some(ok) if minutes + 0.5 < crate::soak::WINDOW_SECS / 60.0 => {
+                    if ok {
+                        "meets (a shortened run)"
+                    } else {
+                        "**falls short** (a shortened run)"
+                    }
+                }
+                ok => verdict(ok),
+            },
+        ));
+        crate::soak::section(&r.figures)
+    });
 
     let date = std::process::Command::new("date")
         .arg("+%Y-%m-%d %H:%M:%S %Z")
@@ -303,6 +342,7 @@ pub fn build(args: &ReportArgs) -> Result<(), String> {
     md.push_str(&format!("\nDelivery checks — {}.\n", integrity.join("; ")));
     md.push_str(&peer_sections);
     md.push_str(&cluster_section);
+    md.push_str(&soak_section);
     if let Some(r) = get("relay") {
         md.push_str("\n## Relay steps\n\n| target msg/s | sent msg/s | frames received/s | p50 ms | p90 ms | p99 ms | max ms | ack p50 / p99 ms | refused | hub CPU % | loadgen CPU % | held |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for s in r.figures["steps"].as_array().cloned().unwrap_or_default() {

@@ -34,7 +34,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    keep_big_blocks_out_of_the_heap();
+    switchboard::allocator::tune();
     // A missing .env is normal; a malformed one is worth saying.
     if let Err(e) = dotenvy::dotenv()
         && !e.not_found()
@@ -245,27 +245,4 @@ async fn create_admin(settings: Settings, username: String, password: Option<Str
         }
     }
     Ok(())
-}
-
-/// glibc serves a large block from its heap, not a mapping of its own, once a block
-/// that size has been freed (its mmap threshold rises to the largest freed, and its
-/// trim threshold to twice that). Each password hash takes a 19 MiB block, so after a
-/// burst of sign-ins those blocks stayed in the heap: creating and signing in 125
-/// agents took the hub to a peak of 204 MB resident, against 29 MB with a fixed
-/// threshold, which keeps blocks of 4 MiB and more in mappings of their own, returned
-/// whole when freed. A fixed threshold also keeps glibc's default trim threshold
-/// (128 KiB), so the heap gives back freed memory sooner. The cost: each hash maps and
-/// unmaps its block, a few thousand page faults (the 250 hashes of those 125 agents, on
-/// one core, took ~11 s instead of ~10 s). The hub's other big blocks, such as
-/// connection tables of tens of thousands and archive batches, are rarely allocated.
-fn keep_big_blocks_out_of_the_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt takes two plain integers and only sets an allocator parameter;
-        // glibc documents it as safe to call from any thread.
-        let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20) };
-        if set == 0 {
-            eprintln!("switchboard: could not fix the allocator's mmap threshold; memory after sign-ins may stay high");
-        }
-    }
 }
