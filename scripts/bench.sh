@@ -492,7 +492,7 @@ for scenario in $SCENARIOS; do
       soak_secs=${BENCH_SOAK_SECS:-$(q 3600 120)}
       if start_hub soak any; then
         loadgen soak any soak --step-secs "$soak_secs" --rss-every-secs 10
-        echo "- soak: $soak_secs s of traffic; the hub's settings are all defaults (no client limit raised)." >>"$notes"
+        echo "- soak: $soak_secs s of traffic; every hub setting its default but MAX_CONNECTIONS_PER_ADDRESS (no client limit raised)." >>"$notes"
         stop_hub soak
       fi
       ;;
