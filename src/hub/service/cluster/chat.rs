@@ -97,19 +97,7 @@ impl HubState {
             if line.chat != chat || line.seq != entry.transcript.last_seq() + 1 {
                 continue; // recorded already (or past a trimmed gap: the log keeps the last thousand)
             }
-            let author = match line.from {
-                Party::Customer => Author::CUSTOMER,
-                _ => Author::AGENT,
-            };
-            let Stamped { event, .. } = entry.transcript.record_stamped(
-                &entry.wire_id,
-                line.seq,
-                &line.id,
-                line.at,
-                author,
-                line.text,
-                line.client_id.as_deref(),
-            );
+            let Stamped { event, .. } = record(&mut entry.transcript, &entry.wire_id, line);
             self.archive.push_message(event);
         }
         self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
@@ -196,26 +184,15 @@ impl HubState {
         let Some(log) = self.chats.get_mut(&line.chat) else {
             return;
         };
-        let author = match line.from {
-            Party::Customer => Author::CUSTOMER,
-            _ => Author::AGENT,
-        };
-        let Stamped { frame, ack, event } = log.transcript.record_stamped(
-            &log.wire_id,
-            line.seq,
-            &line.id,
-            line.at,
-            author,
-            line.text,
-            line.client_id.as_deref(),
-        );
+        let from = line.from;
+        let Stamped { frame, ack, event } = record(&mut log.transcript, &log.wire_id, line);
         let archived = if log.archived_here {
             self.archive.push_message(event)
         } else {
             None
         };
         let (customer, agent) = (log.customer, log.agent.clone());
-        let (sender, peer) = match line.from {
+        let (sender, peer) = match from {
             Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
         };
@@ -274,4 +251,21 @@ impl HubState {
             self.fill(chat, last);
         }
     }
+}
+
+/// Records a line as Redis stamped it, next in `transcript` (seq order is the caller's).
+fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped {
+    let author = match line.from {
+        Party::Customer => Author::CUSTOMER,
+        _ => Author::AGENT,
+    };
+    transcript.record_stamped(
+        wire_id,
+        line.seq,
+        &line.id,
+        line.at,
+        author,
+        line.text,
+        line.client_id.as_deref(),
+    )
 }
