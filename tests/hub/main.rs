@@ -27,6 +27,7 @@ mod durability;
 mod edge;
 // the listening socket's backlog
 mod listen_backlog;
+mod logging;
 mod openapi;
 mod redis_server;
 mod routing;
