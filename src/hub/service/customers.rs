@@ -170,7 +170,7 @@ impl HubState {
         match frame {
             ClientFrame::Message { text, client_id, .. } => {
                 let chat = self.customer_chat(id)?;
-                self.relay(chat, Party::Customer, text, client_id)
+                self.relay(chat, (Party::Customer, conn), text, client_id)
             }
             ClientFrame::Typing { active, .. } => {
                 let chat = self.customer_chat(id)?;
