@@ -53,7 +53,7 @@ test('customer and agent chat with typing indicator and draft preview', async ()
     assert.equal(await received.getAttribute('data-mine'), 'false');
     await panel.getByTestId('typing-indicator').filter({ hasText: /^$/ }).waitFor();
 
-    // The agent answers; the customer sees the typing indicator, then the reply on the right.
+    // The agent answers; the customer sees the typing indicator, then the reply on the left.
     await panel.getByTestId('message-input').pressSequentially('Sure, ', { delay: 20 });
     await customer.getByTestId('typing-indicator').filter({ hasText: 'Alice is typing' }).waitFor();
     await panel.getByTestId('message-input').pressSequentially('order number?', { delay: 10 });
@@ -64,14 +64,16 @@ test('customer and agent chat with typing indicator and draft preview', async ()
     await mine.locator('[data-testid="message-time"]').waitFor();
     assert.match(await reply.getByTestId('message-time').textContent(), /\d{1,2}[:.]\d{2}/);
 
-    // Own messages on the left, the other side's on the right, on both pages.
+    // Own messages on the right, the other side's on the left, on both pages (the chat
+    // convention of every messenger).
+    const right = (box) => box.x + box.width;
     const [mineBox, replyBox] = [await mine.boundingBox(), await reply.boundingBox()];
-    assert.ok(mineBox.x < replyBox.x, 'customer: own message left of the agent reply');
+    assert.ok(mineBox.x > replyBox.x && right(mineBox) > right(replyBox), 'customer: own message right of the agent reply');
     const [agentMine, agentTheirs] = [
       await panel.getByTestId('message').filter({ hasText: 'Sure, order number?' }).boundingBox(),
       await received.boundingBox(),
     ];
-    assert.ok(agentMine.x < agentTheirs.x, 'agent: own message left of the customer message');
+    assert.ok(agentMine.x > agentTheirs.x && right(agentMine) > right(agentTheirs), 'agent: own message right of the customer message');
 
     // Over-long messages are refused before sending, with the limit shown.
     await customer.getByTestId('message-input').fill('x'.repeat(2001));

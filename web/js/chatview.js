@@ -1,5 +1,5 @@
 // One chat's transcript and message box, used by the customer, agent and buddy
-// pages alike. Own messages sit on the left and the other side's on the right
+// pages alike. Own messages sit on the right and the other side's on the left
 // on every page, so people switching roles never have to relearn the layout.
 // Messages are placed by their `seq`, never by arrival: the sender's `ack` (its
 // message's id and seq, without the text) waits for the archive, so the other
@@ -154,7 +154,7 @@ export class ChatView {
     return { type: 'message', chat_id: ack.chat_id, id: ack.id, seq: ack.seq, at: ack.at, client_id: ack.client_id, text, ...fields };
   }
 
-  /** Adds a hub message once (resume may deliver some again) at its seq position; `mine` places it on the left. */
+  /** Adds a hub message once (resume may deliver some again) at its seq position; `mine` places it on the right. */
   addMessage(msg, mine) {
     if (this.seen.has(msg.id) || this.bySeq.has(msg.seq)) return false;
     this.seen.add(msg.id);
