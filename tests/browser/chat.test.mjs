@@ -186,3 +186,49 @@ test('a customer reloads mid-chat and gets the chat back with its messages', asy
     assert.equal(await panel.getByTestId('message').count(), 4);
   });
 });
+
+test('the customer is told the agent sees their typing, links open safely, a background reply flashes the title, and ending asks first', async () => {
+  await withShots('chat-customer-cues', async (pages) => {
+    const dora = await createAgent(hub, { username: 'dora', display_name: 'Dora', categories: ['sales'] });
+    const agent = await newPage(browser);
+    const customer = await newPage(browser);
+    pages.push(agent, customer);
+    await agentSignsIn(agent, hub, dora, { available: true });
+    await customerJoins(customer, hub, 'sales', 'Eve');
+    await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Dora' }).waitFor();
+
+    // DRAFT_PREVIEW is on by default: the customer is told, beside the composer.
+    await customer.getByTestId('composer-hint').filter({ hasText: 'can see what you type' }).waitFor();
+
+    // A link from the agent is clickable, opens in a new tab, and gets no handle on the page.
+    const panel = panelOf(agent, 'Eve');
+    await panel.waitFor();
+    await panel.getByTestId('message-input').fill('See https://example.com/help. Thanks');
+    await panel.getByTestId('send-button').click();
+    const link = customer.getByTestId('message').filter({ hasText: 'See https://example.com/help' }).locator('a');
+    await link.waitFor();
+    assert.equal(await link.getAttribute('href'), 'https://example.com/help');
+    assert.equal(await link.getAttribute('target'), '_blank');
+    assert.match(await link.getAttribute('rel'), /noopener/);
+    assert.equal(await link.textContent(), 'https://example.com/help', 'the full stop is not part of the address');
+
+    // A reply while the customer's tab is in the background changes its title. (Headless
+    // Chromium keeps every page visible, so the page is told it is hidden.)
+    await customer.evaluate(() => Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }));
+    await panel.getByTestId('message-input').fill('Are you still there?');
+    await panel.getByTestId('send-button').click();
+    await customer.waitForFunction(() => document.title.includes('New reply from Dora'));
+
+    // "End chat" asks first; "Keep chatting" keeps it.
+    await customer.getByTestId('leave-button').click();
+    await customer.getByTestId('confirm-end').waitFor();
+    await shot(customer, 'customer-confirm-end');
+    await customer.getByTestId('keep-chatting-button').click();
+    await customer.getByTestId('confirm-end').waitFor({ state: 'hidden' });
+    assert.equal(await customer.getByTestId('message-input').isDisabled(), false, 'still chatting');
+    await customer.getByTestId('leave-button').click();
+    await customer.getByTestId('confirm-end-button').click();
+    await customer.getByTestId('session-title').filter({ hasText: 'Chat ended' }).waitFor();
+    await customer.getByTestId('new-chat-button').waitFor();
+  });
+});

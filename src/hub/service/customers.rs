@@ -72,6 +72,7 @@ impl HubState {
                 resume_token: token,
                 grace_secs: self.settings.resume_grace.as_secs_f64(),
                 max_message_len: self.settings.max_message_len,
+                draft_preview: self.settings.draft_preview,
             },
         );
         self.apply(out);
