@@ -24,6 +24,19 @@ after(async () => {
   await hub?.stop();
 });
 
+/** Keeps every stream the page opens (window.openedStreams), to check none is left live. */
+async function recordStreams(page) {
+  await page.addInitScript(() => {
+    window.openedStreams = [];
+    const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+    navigator.mediaDevices.getUserMedia = async (constraints) => {
+      const stream = await real(constraints);
+      window.openedStreams.push(stream);
+      return stream;
+    };
+  });
+}
+
 /** An agent (display name "Anna Berg") with an open customer room, titled as the hub titles appointments. */
 async function agentRoom(username) {
   const agent = await createAgent(hub, { username, display_name: 'Anna Berg', categories: ['general'] });
@@ -51,6 +64,7 @@ async function agentEnters(room, viewport = DESKTOP, lobby = async () => {}) {
 /** The customer through the join form, the lobby beside it. */
 async function customerEnters(room, viewport = PHONE_SIZE, lobby = async () => {}) {
   const page = await newPage(browser, viewport);
+  await recordStreams(page);
   await page.goto(`${hub.url}/room.html?room=${room.id}`);
   await page.getByTestId('lobby').waitFor();
   await lobby(page);
@@ -121,8 +135,16 @@ test('the lobby: the devices chosen are the call\'s; joining with the camera off
     assert.deepEqual(tracks.find((t) => t.kind === 'audio'), { kind: 'audio', device: chosen.mic, enabled: true, state: 'live' });
     assert.deepEqual(tracks.find((t) => t.kind === 'video'), { kind: 'video', device: chosen.cam, enabled: false, state: 'live' });
     assert.equal(await customer.getByTestId('camera').getAttribute('aria-pressed'), 'true', 'the Camera button says it is off');
-    // The lobby's preview is gone: the page holds one stream's tracks, no other.
+    // The lobby's preview is gone, and every stream it opened before the devices were
+    // chosen is stopped: the only live tracks are the call's.
     assert.equal(await customer.evaluate(() => document.getElementById('lobby-video').srcObject), null);
+    const leftover = await customer.evaluate(() => {
+      const call = new Set(document.getElementById('local').srcObject.getTracks());
+      return { opened: window.openedStreams.length,
+        live: window.openedStreams.flatMap((s) => s.getTracks()).filter((t) => !call.has(t) && t.readyState === 'live').length };
+    });
+    assert.ok(leftover.opened >= 3, `the lobby reopened the devices on each choice (${leftover.opened})`);
+    assert.equal(leftover.live, 0, 'no preview track is left live');
 
     const agent = await agentEnters(room, DESKTOP);
     pages.push(agent);
@@ -139,6 +161,7 @@ test('the lobby: the devices chosen are the call\'s; joining with the camera off
     await agent.getByTestId('peer-card').waitFor({ state: 'hidden' });
     await customer.getByTestId('mute').click();
     await agent.getByTestId('peer-muted').waitFor();
+    await shot(agent, 'room-ui-agent-peer-muted-desktop');
     await customer.getByTestId('mute').click();
     await agent.getByTestId('peer-muted').waitFor({ state: 'hidden' });
 
@@ -202,7 +225,14 @@ for (const [label, agentSize, customerSize] of [['desktop 1280×800', DESKTOP, D
         assert.match(await page.getByTestId('quality-text').textContent(), /^(Good|Fair|Poor) connection$/);
         const reading = await page.evaluate(() => window.roomDebug.quality);
         assert.ok(typeof reading.rtt === 'number', JSON.stringify(reading));
+        assert.equal(reading.level, (await page.getByTestId('quality').getAttribute('data-level')));
       }
+      // The grading itself (the loopback is always good): round trip and loss thresholds.
+      const grades = await agent.evaluate(async () => {
+        const { grade } = await import('/js/call-stats.js');
+        return [grade(40, 0), grade(200, 0), grade(40, 3), grade(450, 0), grade(40, 9), grade(null, null)];
+      });
+      assert.deepEqual(grades, ['good', 'fair', 'fair', 'poor', 'poor', null]);
       await shot(agent, `room-ui-agent-in-call-${agentSize.width}`);
       await shot(customer, `room-ui-customer-in-call-${customerSize.width}`);
       // Hung up: the caption says so, no stale "calling".

@@ -109,11 +109,15 @@ async function listDevices() {
   fill($('mic-select'), 'audioinput', 'Microphone');
 }
 
-/** (Re)opens the stream on the selected devices, replacing the preview. */
+/** (Re)opens the stream on the selected devices, replacing the preview. The old one is
+ *  stopped first: some systems will not open a second camera while one is in use. */
 async function reopen(choice) {
-  const fresh = await open(choice);
+  stopMeter();
   stopStream(stream);
-  stream = fresh;
+  stream = null;
+  $('lobby-video').srcObject = null;
+  stream = await open(choice);
+  $('lobby-error').textContent = '';
   applyOnOff();
   $('lobby-video').srcObject = stream;
   startMeter(stream);
@@ -152,6 +156,8 @@ export async function showLobby({ button }) {
   } catch (e) {
     console.error(e);
   }
+  // A headset plugged in (or out) while in the lobby shows up in the lists.
+  navigator.mediaDevices.ondevicechange = () => { if (lobbyShown) listDevices().catch(console.error); };
   if (!button) return;
   await new Promise((resolve) => {
     $('lobby-join').addEventListener('click', resolve, { once: true });
