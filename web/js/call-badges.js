@@ -47,14 +47,16 @@ export function sendMedia() {
 /**
  * The room's title as this person should see it. The titles the hub makes for
  * appointments and chats ("Appointment with Carla", "Video call with Carla") are written
- * from the agent's side: a visitor is shown the other person's name instead.
+ * from the agent's side, as may be a title the agent typed: a visitor is not shown one
+ * of those, nor one with their own name in it, but the other person's name.
  */
 function titles() {
   const peerName = state.peer?.name;
-  const generated = /^(Appointment|Video call) with /.test(state.title);
+  const fromAgentSide = /^(Appointment|Video call) with /.test(state.title)
+    || (!!state.me && state.title.includes(state.me));
   const visitor = state.kind && state.kind !== 'agent';
-  const heading = peerName ? `Video call with ${peerName}` : (visitor && generated) || !state.title ? 'Video call' : state.title;
-  const subtitle = visitor && generated ? '' : state.title;
+  const heading = peerName ? `Video call with ${peerName}` : (visitor && fromAgentSide) || !state.title ? 'Video call' : state.title;
+  const subtitle = visitor && fromAgentSide ? '' : state.title;
   $('room-title').textContent = heading;
   $('room-subtitle').textContent = subtitle && subtitle !== heading ? subtitle : '';
   document.title = `${heading} — Switchboard`;
@@ -76,7 +78,9 @@ function caption() {
     case 'calling…': return `Calling ${name}…`;
     case 'active': return state.connection === 'connected' ? '' : 'Connecting…';
     case 'ended': return 'The call has ended.';
-    default: return `${name} is here. Press Call to start the video.`;
+    case 'idle': return `${name} is here. Press Call to start the video.`;
+    // A state this module does not know (room.js may add some): no stale words.
+    default: return '';
   }
 }
 
