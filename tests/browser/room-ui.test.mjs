@@ -149,6 +149,7 @@ test('the lobby: the devices chosen are the call\'s; joining with the camera off
     const agent = await agentEnters(room, DESKTOP);
     pages.push(agent);
     await connect(agent, customer);
+    await shot(customer, 'room-ui-customer-own-camera-off-phone');
     await agent.getByTestId('peer-camera-off').waitFor();
     await agent.getByTestId('peer-tile-name').filter({ hasText: 'Carla' }).waitFor();
     assert.equal(await agent.getByTestId('peer-card').isVisible(), true, 'the name card instead of a black picture');
@@ -170,6 +171,26 @@ test('the lobby: the devices chosen are the call\'s; joining with the camera off
     assert.equal(saved.mic, chosen.mic);
     assert.equal(saved.camera, chosen.cam);
     assert.equal(saved.cameraOn, true, 'turned on again in the call');
+
+    // A reload goes straight back in (no lobby) with the remembered devices and choices.
+    await customer.getByTestId('mute').click();
+    await agent.getByTestId('peer-muted').waitFor();
+    await customer.reload();
+    await customer.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+    assert.equal(await customer.getByTestId('lobby').isVisible(), false);
+    assert.equal(await customer.getByTestId('mute').textContent(), 'Unmute');
+    const back = await customer.evaluate(() => document.getElementById('local').srcObject.getAudioTracks()[0].getSettings().deviceId);
+    assert.equal(back, chosen.mic);
+
+    // The next call in this browser: the lobby opens on the remembered microphone.
+    const next = await customer.context().newPage();
+    pages.push(next);
+    await next.goto(`${hub.url}/room.html?room=${room.id}`);
+    await next.getByTestId('lobby').waitFor();
+    await next.waitForFunction((id) => document.getElementById('lobby-video').srcObject?.getAudioTracks()[0]?.getSettings().deviceId === id, chosen.mic);
+    assert.equal(await next.getByTestId('mic-select').inputValue(), chosen.mic);
+    assert.equal(await next.getByTestId('lobby-mic-on').isChecked(), false, 'muted when last seen');
+    assert.equal(await next.getByTestId('lobby-camera-on').isChecked(), true);
   });
 });
 
