@@ -46,6 +46,8 @@ async function open({ camera, mic }) {
 let stream = null;
 let meter = null;
 let lobbyShown = false;
+/** Device changes one after another (two quick changes must not leave a stream live). */
+let pending = Promise.resolve();
 
 function applyOnOff(s = stream) {
   const { cameraOn, micOn } = remembered();
@@ -64,6 +66,13 @@ function startMeter(s) {
   const track = s.getAudioTracks()[0];
   if (!track) return;
   const context = new AudioContext();
+  // Browsers may hold an AudioContext made without a click suspended (autoplay rules):
+  // the first click or key on the page starts the meter then.
+  if (context.state === 'suspended') {
+    const wake = () => context.resume().catch(() => {});
+    wake();
+    for (const kind of ['pointerdown', 'keydown']) addEventListener(kind, wake, { once: true, capture: true });
+  }
   const source = context.createMediaStreamSource(new MediaStream([track]));
   const analyser = context.createAnalyser();
   analyser.fftSize = 512;
@@ -109,18 +118,25 @@ async function listDevices() {
   fill($('mic-select'), 'audioinput', 'Microphone');
 }
 
-/** (Re)opens the stream on the selected devices, replacing the preview. The old one is
- *  stopped first: some systems will not open a second camera while one is in use. */
-async function reopen(choice) {
-  stopMeter();
-  stopStream(stream);
-  stream = null;
-  $('lobby-video').srcObject = null;
-  stream = await open(choice);
-  $('lobby-error').textContent = '';
-  applyOnOff();
-  $('lobby-video').srcObject = stream;
-  startMeter(stream);
+/** (Re)opens the stream on the remembered devices, replacing the preview, after any change
+ *  before it. The old stream is stopped first: some systems will not open a second camera
+ *  while one is in use. */
+function reopen() {
+  pending = pending.then(async () => {
+    if (!lobbyShown) return;
+    stopMeter();
+    stopStream(stream);
+    stream = null;
+    $('lobby-video').srcObject = null;
+    const fresh = await open(remembered());
+    if (!lobbyShown) { stopStream(fresh); return; } // joined or ended meanwhile
+    stream = fresh;
+    $('lobby-error').textContent = '';
+    applyOnOff();
+    $('lobby-video').srcObject = stream;
+    startMeter(stream);
+  }).catch(failed);
+  return pending;
 }
 
 function failed(e) {
@@ -169,6 +185,7 @@ export async function showLobby({ button }) {
  * lobby was skipped, as on a reload), and closes the lobby. Null when no device can be had.
  */
 export async function takeStream() {
+  await pending;
   stopMeter();
   if (lobbyShown) {
     show($('lobby'), false);
@@ -207,13 +224,13 @@ export function rememberOnOff({ micOn, cameraOn }) {
 
 // ---------- the lobby's own controls ----------
 
-$('camera-select').addEventListener('change', async (event) => {
+$('camera-select').addEventListener('change', (event) => {
   remember({ camera: event.target.value });
-  try { await reopen(remembered()); } catch (e) { failed(e); }
+  reopen();
 });
-$('mic-select').addEventListener('change', async (event) => {
+$('mic-select').addEventListener('change', (event) => {
   remember({ mic: event.target.value });
-  try { await reopen(remembered()); } catch (e) { failed(e); }
+  reopen();
 });
 $('lobby-camera-on').addEventListener('change', (event) => {
   remember({ cameraOn: event.target.checked });
