@@ -111,11 +111,11 @@ export function welcomed(frame) {
   peerChanged(frame.peer);
 }
 
-/** The other member arrived, changed, or left (null). */
+/** The other member as the welcome names them, one who arrived (a new person), or none.
+ *  Their microphone and camera count as on until their `peer_media` says otherwise. */
 export function peerChanged(peer) {
-  const arrived = !!peer && (!state.peer || state.peer.name !== peer.name);
   state.peer = peer ? { ...peer } : null;
-  if (arrived || !peer) Object.assign(state, { mic: true, camera: true });
+  Object.assign(state, { mic: true, camera: true });
   render();
   if (peer?.present) sendMedia();
 }
