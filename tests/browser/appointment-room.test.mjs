@@ -58,6 +58,8 @@ test('the representative starts an appointment and both sides reach the call', a
     pages.push(agentRoom);
     await customer.getByTestId('join-appointment').click();
     await customer.waitForURL(/\/room\.html\?room=/);
+    // A fresh entry passes the lobby (camera preview, devices) first.
+    for (const page of [agentRoom, customer]) await page.getByTestId('lobby-join').click();
     for (const page of [agentRoom, customer]) {
       await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
     }

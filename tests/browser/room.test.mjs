@@ -220,6 +220,8 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
         customer.getByTestId('video-join').click(),
       ]);
       pages.push(customerRoom);
+      // A fresh entry passes the lobby (camera preview, devices) first.
+      for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       for (const page of [agentRoom, customerRoom]) {
         await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
       }
@@ -273,6 +275,7 @@ test('a call request: the customer asks for video in the queue, the agent\'s cha
         customer.getByTestId('video-join').click(),
       ]);
       pages.push(customerRoom);
+      for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       const ms = await callAndConnect(agentRoom, customerRoom);
       console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);
       assert.ok(await waitForFrames(agentRoom) > 0);

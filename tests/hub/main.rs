@@ -35,6 +35,8 @@ mod routing;
 mod rooms;
 mod rooms_cluster;
 mod rooms_invites;
+// the members' microphone and camera state, relayed
+mod rooms_media;
 mod rooms_seats;
 mod starting;
 mod storeops;

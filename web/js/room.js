@@ -8,6 +8,10 @@
 // `?relay=1` forces TURN relay (iceTransportPolicy "relay"), for testing a TURN server.
 
 import { api, show } from './dom.js';
+// HOOK(in-call view): lobby, badges and captions, network quality live in their own modules.
+import { showLobby, takeStream, closeLobby, rememberOnOff } from './lobby.js';
+import * as badges from './call-badges.js';
+import { watchQuality, stopQuality } from './call-stats.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -60,6 +64,7 @@ function setRoomState(text, ok = false) {
 
 function setCallState(text) {
   $('call-state').textContent = text;
+  badges.callState(text); // HOOK(in-call view): the caption follows the call
   const inCall = text === 'active' || text === 'ringing…';
   show($('hang-up'), inCall || text === 'calling…');
   show($('start-call'), !inCall && text !== 'calling…' && text !== 'incoming call');
@@ -73,17 +78,31 @@ function send(frame) {
 
 /** Camera and microphone preview; the call goes on without them if refused. */
 async function startPreview() {
-  try {
-    localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  // HOOK(lobby): the stream chosen in the lobby (devices, camera/mic off), or one opened
+  // with the remembered choices when the lobby was skipped (a reload).
+  const { stream, error } = await takeStream();
+  localStream = stream;
+  if (localStream) {
     $('local').srcObject = localStream;
-  } catch (e) {
-    notice(`Camera or microphone not available (${e.name}). You can still join; the other side will not see or hear you.`);
-    localStream = null;
+    syncToggles();
+  } else {
+    notice(`Camera or microphone not available (${error?.name}). You can still join; the other side will not see or hear you.`);
   }
+}
+
+/** The Mute and Camera buttons as the stream's tracks are (the lobby may have turned them off). */
+function syncToggles() {
+  const { mic, camera } = badges.ownMedia();
+  $('mute').setAttribute('aria-pressed', String(!mic));
+  $('mute').textContent = mic ? 'Mute' : 'Unmute';
+  $('camera').setAttribute('aria-pressed', String(!camera));
+  $('camera').textContent = camera ? 'Camera off' : 'Camera on';
+  $('local-tile').dataset.camera = camera ? 'on' : 'off';
 }
 
 function endTheMeeting(message) {
   ended = true;
+  closeLobby(); // HOOK(lobby): an unused preview must not stay live
   sessionStorage.removeItem(tokenKey);
   closePeer();
   setCallState('ended');
@@ -104,7 +123,7 @@ async function showJoinForm(message) {
     show($('join'), false);
     return;
   }
-  $('room-title').textContent = info.data.title;
+  badges.joinTitle(info.data.title); // HOOK(in-call view): a title that does not name the visitor
   if (info.data.state === 'ended') {
     endTheMeeting('The meeting has ended.');
     show($('join'), false);
@@ -116,6 +135,8 @@ async function showJoinForm(message) {
   show($('email-field'), guest || info.data.asks_email);
   show($('phone-field'), guest || info.data.asks_phone);
   setRoomState('not joined');
+  // HOOK(lobby): the preview and device choice beside the form; its Join takes them along.
+  if (!localStream) await showLobby({ button: false });
 }
 
 async function join(event) {
@@ -210,23 +231,21 @@ async function handle(frame) {
       iceServers = frame.ice_servers;
       token = frame.token;
       sessionStorage.setItem(tokenKey, token);
-      $('room-title').textContent = frame.title;
       setRoomState('in the room', true);
       notice('');
-      showPeer(frame.peer);
+      badges.welcomed(frame); // HOOK(in-call view): titles, the peer, our media state
       setCallState({ idle: 'idle', ringing_in: 'incoming call', ringing_out: 'calling…', active: 'idle' }[frame.call]);
       // An active call from before the reconnect: start over (the other side gets the end).
       if (frame.call === 'active') send({ type: 'hang_up' });
       break;
-    case 'peer_joined': showPeer(frame.peer); break;
-    case 'peer_away': $('peer-name').textContent = 'The other side lost the connection; waiting…'; break;
-    case 'peer_back': $('peer-name').textContent = 'The other side is back'; break;
-    case 'peer_left': showPeer(null); break;
+    // HOOK(in-call view): the peer's name, presence and media state on the tile.
+    case 'peer_joined': badges.peerChanged(frame.peer); break;
+    case 'peer_away': badges.peerPresence(false); break;
+    case 'peer_back': badges.peerPresence(true); break;
+    case 'peer_left': badges.peerChanged(null); break;
+    case 'peer_media': badges.peerMedia(frame); break;
     case 'call_ringing': setCallState('calling…'); break;
-    case 'call_incoming':
-      setCallState('incoming call');
-      $('peer-name').textContent = `${frame.from} is calling`;
-      break;
+    case 'call_incoming': setCallState('incoming call'); break;
     case 'call_started': startPeer(); break;
     case 'call_ended':
       closePeer();
@@ -240,10 +259,6 @@ async function handle(frame) {
     case 'error': notice(frame.message); break;
     default: break;
   }
-}
-
-function showPeer(peer) {
-  $('peer-name').textContent = peer ? `${peer.name}${peer.present ? '' : ' (connecting…)'}` : 'Waiting for the other side…';
 }
 
 // ---------- the call: perfect negotiation ----------
@@ -277,6 +292,7 @@ function startPeer() {
   };
   mine.onconnectionstatechange = () => {
     $('connection-state').textContent = mine.connectionState;
+    badges.connectionState(mine.connectionState); // HOOK(in-call view)
     if (mine.connectionState === 'connected' && window.roomDebug.connectedAt === null) {
       window.roomDebug.connectedAt = performance.now();
     }
@@ -290,6 +306,7 @@ function startPeer() {
   mediaAdded = false;
   if (!polite) addMedia(mine);
   reportTimer = setInterval(report, REPORT_MS);
+  watchQuality(mine); // HOOK(in-call view): the network-quality badge
 }
 
 /** Our camera and microphone into the call (receive-only without them). */
@@ -344,6 +361,7 @@ function report() {
 function closePeer() {
   clearInterval(reportTimer);
   reportTimer = null;
+  stopQuality(); // HOOK(in-call view)
   if (pc) {
     pc.onconnectionstatechange = null;
     pc.close();
@@ -351,6 +369,7 @@ function closePeer() {
   }
   $('remote').srcObject = null;
   $('connection-state').textContent = '—';
+  badges.connectionState('');
 }
 
 // ---------- controls ----------
@@ -377,6 +396,7 @@ $('mute').addEventListener('click', (event) => {
   for (const t of localStream?.getAudioTracks() ?? []) t.enabled = !muted;
   event.currentTarget.setAttribute('aria-pressed', String(muted));
   event.currentTarget.textContent = muted ? 'Unmute' : 'Mute';
+  mediaToggled(); // HOOK(in-call view)
 });
 $('camera').addEventListener('click', (event) => {
   const off = event.currentTarget.getAttribute('aria-pressed') !== 'true';
@@ -384,7 +404,15 @@ $('camera').addEventListener('click', (event) => {
   event.currentTarget.setAttribute('aria-pressed', String(off));
   event.currentTarget.textContent = off ? 'Camera on' : 'Camera off';
   report();
+  mediaToggled(); // HOOK(in-call view)
 });
+
+/** Mute or camera changed: the other side's badges, and the choice for the next call. */
+function mediaToggled() {
+  badges.sendMedia();
+  if (localStream) rememberOnOff({ micOn: badges.ownMedia().mic, cameraOn: badges.ownMedia().camera });
+}
+badges.initBadges({ send, stream: () => localStream });
 
 (async function start() {
   if (!roomId) {
@@ -393,11 +421,18 @@ $('camera').addEventListener('click', (event) => {
   }
   // A link from a chat's video invitation carries its token in the fragment.
   const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+  const fresh = !!fromLink || !sessionStorage.getItem(tokenKey);
   if (fromLink) {
     sessionStorage.setItem(tokenKey, fromLink);
     history.replaceState(null, '', location.pathname + location.search);
   }
   token = sessionStorage.getItem(tokenKey);
+  // HOOK(lobby): a fresh entry (the agent's link, a chat's invitation) passes the lobby
+  // first; a reload or reconnect (a token kept from before) goes straight back in.
+  if (fresh && (token || asAgent)) {
+    setRoomState('not joined');
+    await showLobby({ button: true });
+  }
   if (!token && asAgent) token = await agentToken();
   if (token) await enter();
   else await showJoinForm('');
