@@ -82,6 +82,8 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await agent.getByTestId('availability-toggle').click();
     await agent.locator('[data-testid="availability-toggle"][aria-pressed="true"]').waitFor();
     await admin.getByTestId('stat-agents-available').filter({ hasText: '1' }).waitFor();
+    const daveRow = admin.getByTestId('agent-state').filter({ hasText: 'Dave Daniels' });
+    await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'available' }).waitFor({ timeout: 6000 });
 
     await customerJoins(customer, hub, 'billing', 'Gus');
     const panel = agent.locator('[data-testid="chat-panel"][data-customer="Gus"]');
@@ -96,6 +98,12 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
 
     // The dashboard follows within its 2 s poll.
     await admin.getByTestId('stat-chats-active').filter({ hasText: '1' }).waitFor({ timeout: 6000 });
+    // Per agent, live: Dave has one chat of his limit of three.
+    await daveRow.filter({ hasText: '1 of 3' }).waitFor({ timeout: 6000 });
+    // Set away, he is shown away and no longer counted as able to take a chat.
+    await agent.getByTestId('availability-toggle').click();
+    await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'away' }).waitFor({ timeout: 6000 });
+    await admin.getByTestId('stat-agents-available').filter({ hasText: '0' }).waitFor({ timeout: 6000 });
     await admin.getByTestId('dashboard').scrollIntoViewIfNeeded();
     await shot(admin, 'admin-dashboard');
 
