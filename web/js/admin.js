@@ -7,6 +7,7 @@ import { wireLogin, currentAccount, signOut } from './login.js';
 import { createArchive } from './history.js';
 import { agentsSection } from './admin-agents.js';
 import { categoriesSection } from './admin-categories.js';
+import { openView } from './admin-views.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
@@ -53,7 +54,7 @@ async function signedIn(account) {
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {
     // A call log's "Open the chat" (call-logs.js) shows that conversation here.
-    document.addEventListener('open-conversation', (e) => { $('archive').scrollIntoView(); archive.open(e.detail); });
+    document.addEventListener('open-conversation', (e) => { openView('archive'); archive.open(e.detail); });
     openConversationWired = true;
   }
   await listsChanged();
