@@ -696,6 +696,9 @@ pub struct StaffView {
     pub status: AppointmentStatus,
     /// Within `APPOINTMENT_START_WINDOW_MINUTES` of its start (and booked): the time to start it.
     pub startable: bool,
+    /// Since when (ms) its customer waits for the call to start (their page asked to join
+    /// within the last 30 s); null when no one waits.
+    pub waiting_since: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -721,6 +724,7 @@ fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> 
             email: a.email,
             comment: a.comment,
             status: a.status,
+            waiting_since: None,
         })
         .collect();
     StaffList {
@@ -748,7 +752,17 @@ async fn agent_day(
     };
     let (from, to) = day_bounds(&calendar, day)?;
     let list = state.store.appointments(from, to, Some(&me.id)).await?;
-    Ok(Json(staff_list(&state, &calendar, list)))
+    let mut answer = staff_list(&state, &calendar, list);
+    let ids: Vec<String> = answer.appointments.iter().map(|a| a.id.clone()).collect();
+    let waiting = state
+        .rooms
+        .waiting
+        .since(state.cluster.as_ref(), &ids, crate::hub::now_ms())
+        .await;
+    for (a, since) in answer.appointments.iter_mut().zip(waiting) {
+        a.waiting_since = since;
+    }
+    Ok(Json(answer))
 }
 
 /// Every appointment of a range of local days, admins only.

@@ -353,7 +353,13 @@ async fn create(
 
 /// Stores a new room of an agent's; `room_open` when they have one open already.
 async fn create_own_room(state: &AppState, room: &Room) -> Result<(), ApiError> {
-    match state.store.create_room(room.clone()).await {
+    let mut created = state.store.create_room(room.clone()).await;
+    if matches!(created, Err(StoreError::Conflict))
+        && super::appointment_rooms::end_closed_room_of(state, &room.agent_id).await?
+    {
+        created = state.store.create_room(room.clone()).await;
+    }
+    match created {
         Ok(()) => Ok(()),
         Err(StoreError::Conflict) => Err(ApiError::Refused {
             status: StatusCode::CONFLICT,

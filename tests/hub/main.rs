@@ -34,6 +34,7 @@ mod routing;
 mod rooms;
 mod rooms_cluster;
 mod rooms_invites;
+mod rooms_leave;
 mod rooms_seats;
 mod starting;
 mod storeops;
