@@ -195,11 +195,8 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
         s.appointment_room_grace = Duration::from_secs(15 * 60);
     })
     .await;
-    let ann = Api {
-        client: reqwest::Client::new(),
-        base: hub.url(""),
-        token: hub.agent_account("ann", &[], 1).await,
-    };
+    hub.agent_account("ann", &[], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
     let rep = hub.admin().await.agent_id("ann").await;
     let soon = stored_appointment(&hub, &rep, "soon", 30, 90).await;
     let status_of = |token: &str| {
@@ -223,7 +220,7 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
     let day = |list: Value| {
         list["appointments"]
             .as_array()
-            .unwrap()
+            .unwrap_or_else(|| panic!("{list}"))
             .iter()
             .find(|a| a["id"] == "soon")
             .cloned()
@@ -232,7 +229,8 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
         .unwrap()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date();
-    let listed = day(ann.get(&format!("/api/agent/appointments?date={soon_day}")).await.1).unwrap();
+    let (_, list) = ann.get(&format!("/api/agent/appointments?date={soon_day}")).await;
+    let listed = day(list.clone()).unwrap_or_else(|| panic!("{list}"));
     assert!(listed["waiting_since"].as_i64().is_some(), "{listed}");
 
     // Started: open; the customer is let in and off the waiting list.

@@ -362,7 +362,13 @@ async fn a_reaped_member_node_is_noticed_on_both_sides() {
 /// for the members of both nodes.
 #[tokio::test]
 async fn leave_rejoin_and_end_work_across_nodes() {
-    let Pair { alpha, beta, .. } = pair().await;
+    // Redis is kept to the end (a `..` pattern would drop, and stop, it at once).
+    let Pair {
+        alpha,
+        beta,
+        redis: _redis,
+        ..
+    } = pair().await;
     let (ann, room) = agent_with_room(&alpha, "ann", customer_room("Across")).await;
     let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
