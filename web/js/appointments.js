@@ -45,11 +45,11 @@ function row(a) {
   const when = a.local_start.slice(11);
   // The waiting room: the customer opened their link and waits to be let in.
   const waiting = a.waiting_since && a.status !== 'cancelled'
-    ? el('p', { class: 'pill away', dataset: { testid: 'customer-waiting' } },
+    ? el('span', { class: 'pill away', dataset: { testid: 'customer-waiting' } },
       `${a.name} is waiting since ${new Date(a.waiting_since).toLocaleTimeString([], { timeStyle: 'short' })}`)
     : null;
   return el('li', { class: 'card', dataset: { testid: 'agent-appointment', status: a.status } },
-    el('strong', {}, when), ' ', a.name, ' · ', el('a', { href: `mailto:${a.email}` }, a.email), waiting,
+    el('strong', {}, when), ' ', a.name, ' · ', el('a', { href: `mailto:${a.email}` }, a.email), waiting ? ' ' : null, waiting,
     a.comment ? el('p', { class: 'muted' }, a.comment) : null,
     a.status === 'cancelled' ? el('p', { dataset: { testid: 'cancelled' } }, 'Cancelled') : el('p', {}, start, ' ', cancel));
 }

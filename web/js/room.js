@@ -294,7 +294,7 @@ async function handle(frame) {
       // peer connection; the other side, told `peer_back`, makes one too.
       if (frame.call === 'active') startPeer();
       break;
-    case 'peer_joined': showPeer(frame.peer); break;
+    case 'peer_joined': notice(''); showPeer(frame.peer); break;
     case 'peer_away':
       $('peer-name').textContent = `${peerName || 'The other side'} is reconnecting…`;
       setCallState(callState === 'active' ? 'reconnecting…' : callState);
@@ -304,7 +304,10 @@ async function handle(frame) {
       // Back in an active call: negotiate afresh on both sides, no click needed.
       if (callState === 'active' || callState === 'reconnecting…') startPeer();
       break;
-    case 'peer_left': showPeer(null); break;
+    case 'peer_left':
+      notice(`${peerName || 'The other side'} left the meeting. They can rejoin while it is open.`);
+      showPeer(null);
+      break;
     case 'left': showLeft(); break;
     case 'call_ringing': setCallState('calling…'); break;
     case 'call_incoming':
