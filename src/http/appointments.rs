@@ -694,7 +694,9 @@ pub struct StaffView {
     pub email: String,
     pub comment: String,
     pub status: AppointmentStatus,
-    /// Within `APPOINTMENT_START_WINDOW_MINUTES` of its start (and booked): the time to start it.
+    /// Booked, and from `APPOINTMENT_START_WINDOW_MINUTES` before its start until that long
+    /// after it or until its room closes (`APPOINTMENT_ROOM_GRACE_MINUTES` after its end),
+    /// whichever is later: the time to start it, or to go back into its room.
     pub startable: bool,
     /// Since when (ms) its customer waits for the call to start (their page asked to join
     /// within the last 30 s); null when no one waits.
@@ -710,10 +712,17 @@ pub struct StaffList {
 fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> StaffList {
     let now = crate::hub::now_ms();
     let window = state.settings.appointment_start_window.as_millis() as Millis;
+    let grace = state.settings.appointment_room_grace.as_millis() as Millis;
     let appointments = list
         .into_iter()
         .map(|a| StaffView {
-            startable: a.status == AppointmentStatus::Booked && (a.start - window..=a.start + window).contains(&now),
+            // From the window's start until the window or the room's grace after the slot
+            // ends, whichever is later: "Start" also takes the representative back into a
+            // room they left.
+            startable: a.status == AppointmentStatus::Booked
+                && (a.start - window
+                    ..=(a.start + window).max(crate::core::room::appointment_room_closes_at(a.end, grace)))
+                    .contains(&now),
             start: instant(a.start).to_string(),
             end: instant(a.end).to_string(),
             local_start: local_label(calendar, instant(a.start)),

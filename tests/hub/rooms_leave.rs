@@ -150,3 +150,41 @@ async fn the_agent_leaves_and_comes_back_to_the_open_room() {
     call(&mut agent, &mut gus).await;
     hub.stop().await;
 }
+
+/// A reload or a dropped connection within the grace period keeps the call: the
+/// welcome says `active`, the other side hears `peer_back` (also when the new connection
+/// comes before the old one is known closed, as a fast reload does) and signalling flows
+/// again at once, with no new `start_call` or `accept_call`.
+#[tokio::test]
+async fn a_reconnect_keeps_the_call_and_tells_the_other_side_even_before_the_old_socket_closes() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (mut carla, welcome) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
+    agent.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+
+    // A dropped connection: away, then back into the same call.
+    drop(carla);
+    agent.next_of("peer_away").await;
+    let (mut carla, back) = member(&hub, &room, welcome["token"].as_str().unwrap()).await;
+    assert_eq!(back["call"], "active", "{back}");
+    agent.next_of("peer_back").await;
+    carla.send(json!({"type": "signal", "data": {"offer": 1}})).await;
+    assert_eq!(agent.next_of("signal").await["data"]["offer"], 1);
+
+    // A fast reload: the new socket comes while the old one is still open. The old one is
+    // replaced (4000), the agent still hears `peer_back`, and the call goes on.
+    let (mut reloaded, again) = member(&hub, &room, back["token"].as_str().unwrap()).await;
+    assert_eq!(again["call"], "active");
+    assert_eq!(carla.closed().await, Some(CloseCode::from(4000)));
+    agent.next_of("peer_back").await;
+    agent.send(json!({"type": "signal", "data": {"answer": 1}})).await;
+    assert_eq!(reloaded.next_of("signal").await["data"]["answer"], 1);
+    hub.stop().await;
+}

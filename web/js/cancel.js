@@ -64,10 +64,10 @@ $('confirm').addEventListener('click', async () => {
 
 // The waiting room: before the representative starts the call, "Join" waits here
 // ("Your call with Anna starts at 10:00; you will be let in when Anna joins", the time in
-// this browser's zone) and asks again, every 2 s growing to 10 s, until it is let in. Each
+// this browser's zone) and asks again, every 2 s growing to 5 s, until it is let in. Each
 // ask also shows the customer as waiting on the representative's list.
 const WAIT_FIRST_MS = 2000;
-const WAIT_MAX_MS = 10000;
+const WAIT_MAX_MS = 5000;
 let waitTimer = null;
 
 async function askToJoin() {
