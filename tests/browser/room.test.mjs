@@ -7,8 +7,9 @@
 // agent console with one click on each side. Time to connect is measured and printed.
 // Leaving is not ending: a participant's Leave shows the post-call screen (devices
 // released) and "Rejoin" brings them back into the same room; only the host's "End for
-// everyone", confirmed, ends it. A reload mid-call brings the video back on both sides
-// with no click; the seconds from the reload to decoded video are measured and printed.
+// everyone", confirmed, ends it. A reload mid-call (either side), or a cut room socket,
+// brings the video back on both sides with no click; the seconds from the reload to
+// decoded video are measured and printed.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -134,14 +135,15 @@ const liveTracks = (page) => page.evaluate(() => window.roomDebug.tracks.filter(
  * video again in fresh peer connections; resolves with the seconds from the reload to
  * that on each side.
  */
-async function reloadAndMeasure(reloaded, other) {
-  await other.evaluate(() => { window.beforeReload = window.roomDebug.pc; });
+async function reloadAndMeasure(reloaded, other, interrupt = (page) => page.reload()) {
+  for (const page of [reloaded, other]) await page.evaluate(() => { window.beforeReload = window.roomDebug.pc; });
   const t0 = Date.now();
-  await reloaded.reload();
+  await interrupt(reloaded);
   const seconds = { reloaded: null, other: null };
   const deadline = t0 + 20000;
   while ((seconds.reloaded === null || seconds.other === null) && Date.now() < deadline) {
-    if (seconds.reloaded === null && await reloaded.evaluate(() => !!window.roomDebug?.pc) && await framesDecoded(reloaded) > 0) {
+    if (seconds.reloaded === null && await reloaded.evaluate(() => window.roomDebug.pc && window.roomDebug.pc !== window.beforeReload)
+      && await framesDecoded(reloaded) > 0) {
       seconds.reloaded = (Date.now() - t0) / 1000;
     }
     if (seconds.other === null && await other.evaluate(() => window.roomDebug.pc && window.roomDebug.pc !== window.beforeReload)
@@ -244,6 +246,10 @@ test('a reload mid-call, on either side, brings the video back on both with no c
 
       const byAgent = await reloadAndMeasure(agent, customer);
       console.log(`reload to video (agent reloads): agent ${byAgent.reloaded.toFixed(2)} s, customer ${byAgent.other.toFixed(2)} s`);
+
+      // A dropped connection (the room socket cut, the page stays): back by itself too.
+      const dropped = await reloadAndMeasure(customer, agent, (page) => page.evaluate(() => window.roomDebug.socket.close()));
+      console.log(`drop to video (customer's socket cut): customer ${dropped.reloaded.toFixed(2)} s, agent ${dropped.other.toFixed(2)} s`);
       for (const page of [agent, customer]) {
         assert.equal(await page.getByTestId('call-state').textContent(), 'active');
       }

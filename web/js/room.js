@@ -64,7 +64,7 @@ let callState = 'idle';
 let inbox = Promise.resolve();
 /** For tests and troubleshooting: the current peer connection. */
 window.roomDebug = {
-  get pc() { return pc; }, get polite() { return polite; }, connectedAt: null, callStartedAt: null,
+  get pc() { return pc; }, get polite() { return polite; }, get socket() { return socket; }, connectedAt: null, callStartedAt: null,
   /** Every track this page opened, to check that none stays live after leaving. */
   tracks: [],
 };
