@@ -215,6 +215,8 @@ async function enter() {
 }
 
 function connect() {
+  // A reconnect timer that fires after the person left (or the meeting ended) stays out.
+  if (ended || sessionStorage.getItem(leftKey)) return;
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   // The token goes in the first frame, never in the URL (URLs end up in access logs).
   const url = `${scheme}://${location.host}/ws/room?room=${encodeURIComponent(roomId)}`;
