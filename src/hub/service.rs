@@ -24,7 +24,7 @@ mod agents;
 mod customers;
 mod decisions;
 
-use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
+use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
 use super::transcript::{Author, Stamped, Transcript};
 use super::{CategoryNames, Command, ConnRole, SessionEnd, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
@@ -129,7 +129,7 @@ pub(crate) struct HubState {
     pub(super) buddies: BuddyDesk,
     /// Senders' copies of messages waiting for the archive to commit them, in archive order.
     /// Almost always one connection each: inline, so holding an ack allocates nothing.
-    pending_acks: VecDeque<(u64, SmallVec<[ConnHandle; 1]>, Outbound)>,
+    pending_acks: VecDeque<(u64, SmallVec<[ConnHandle; 1]>, SenderCopy)>,
     /// Open connections by role (customer, agent, buddy), for the metrics.
     conn_counts: [usize; 3],
     /// Resume token → a chat that ended while its customer was away; kept for the grace period.
@@ -496,13 +496,13 @@ impl HubState {
         };
         if let Err((code, message)) = match sender {
             Sender::Customer(id) => self.customer_frame(conn, id, frame),
-            Sender::Agent(id) => self.agent_frame(id, frame),
+            Sender::Agent(id) => self.agent_frame(conn, id, frame),
         } {
             self.error_to_conn(conn, code, message, client_id);
         }
     }
 
-    fn agent_frame(&mut self, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
+    fn agent_frame(&mut self, conn: ConnId, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
         match frame {
             ClientFrame::SetAvailable { available } if self.cluster.is_some() => {
                 // The profile goes out when the replica replays the change.
@@ -525,7 +525,7 @@ impl HubState {
                 client_id,
             } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
-                self.relay(chat, Party::Agent, text, client_id)
+                self.relay(chat, (Party::Agent, conn), text, client_id)
             }
             ClientFrame::Typing { chat_id, active } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
@@ -605,13 +605,13 @@ impl HubState {
     fn relay(
         &mut self,
         chat: ChatId,
-        from: Party,
+        (from, origin): (Party, ConnId),
         text: String,
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
         self.check_message(&text)?;
         if self.cluster.is_some() {
-            return self.cluster_relay(chat, from, text, client_id);
+            return self.cluster_relay(chat, (from, origin), text, client_id);
         }
         let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
         let author = match from {
@@ -627,23 +627,27 @@ impl HubState {
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
         };
         self.delivery.deliver(&peer, &frame);
-        self.acknowledge(sender, Outbound::Frame(ack), archived);
+        self.acknowledge(sender, SenderCopy::sent_from(origin, ack, frame), archived);
         self.messages_relayed.increment(1);
         Ok(())
     }
 
-    /// The sender's acknowledgement (a compact `ack` frame) goes out once the
-    /// message is durable — in the store, or while the store is down in the archive's
-    /// spool on local disk.
-    pub(super) fn acknowledge(&mut self, sender: Recipient, frame: Outbound, archived: Option<u64>) {
+    /// The sender's copy goes out once the message is durable — in the store, or while
+    /// the store is down in the archive's spool on local disk: the compact `ack` to the
+    /// connection it came from, the whole message to the sender's other connections.
+    pub(super) fn acknowledge(&mut self, sender: Recipient, copy: SenderCopy, archived: Option<u64>) {
         let progress = *self.archive.progress.borrow();
         match archived {
             // Held for the sender's connections of now: the chat may end (and the route go) before the commit.
             Some(seq) if seq > progress.committed => {
                 let conns = self.delivery.connections(&sender).iter().cloned().collect();
-                self.pending_acks.push_back((seq, conns, frame));
+                self.pending_acks.push_back((seq, conns, copy));
             }
-            _ => self.delivery.deliver(&sender, &frame),
+            _ => {
+                for conn in self.delivery.connections(&sender) {
+                    conn.send(copy.for_conn(conn.id).clone());
+                }
+            }
         }
     }
 
@@ -654,9 +658,9 @@ impl HubState {
             if *seq > progress.committed {
                 break;
             }
-            let (_, conns, frame) = self.pending_acks.pop_front().expect("front exists");
+            let (_, conns, copy) = self.pending_acks.pop_front().expect("front exists");
             for conn in conns {
-                conn.send(frame.clone());
+                conn.send(copy.for_conn(conn.id).clone());
             }
         }
     }

@@ -41,6 +41,12 @@ pub enum RoomClientFrame {
         connected: bool,
         camera: bool,
     },
+    /// The member's own microphone and camera, on or off: sent when either changes and
+    /// when the other member arrives or is back; relayed as `peer_media`, kept nowhere.
+    Media {
+        mic: bool,
+        camera: bool,
+    },
     Ping {},
 }
 
@@ -116,6 +122,11 @@ pub enum RoomServerFrame {
     },
     Signal {
         data: serde_json::Value,
+    },
+    /// The other member's microphone and camera, from their `media`.
+    PeerMedia {
+        mic: bool,
+        camera: bool,
     },
     /// The host ended the room for everyone; the hub closes with 1000.
     RoomEnded {

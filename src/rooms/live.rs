@@ -397,6 +397,12 @@ impl Task {
             RoomClientFrame::Report { connected, camera } => {
                 entry.core.report(seat, connected, camera, now).map(|()| None)
             }
+            // To the other member if they are connected; nobody to tell is no error (the
+            // sender tells them again when they arrive or are back).
+            RoomClientFrame::Media { mic, camera } => {
+                entry.send(seat.other(), &RoomServerFrame::PeerMedia { mic, camera });
+                Ok(None)
+            }
             RoomClientFrame::Leave {} => {
                 self.leave(room, seat, now);
                 return;

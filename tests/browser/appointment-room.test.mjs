@@ -65,6 +65,8 @@ test('the representative starts an appointment and both sides reach the call', a
     const [agentRoom] = await Promise.all([agent.context().waitForEvent('page'), startButton.click()]);
     pages.push(agentRoom);
     await customer.waitForURL(/\/room\.html\?room=/, { timeout: 15000 });
+    // A fresh entry passes the lobby (camera preview, devices) first.
+    for (const page of [agentRoom, customer]) await page.getByTestId('lobby-join').click();
     for (const page of [agentRoom, customer]) {
       await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
     }
@@ -81,6 +83,7 @@ test('the representative starts an appointment and both sides reach the call', a
     await customer.goto(`${hub.url}${made.data.cancel_url}`);
     await customer.getByTestId('join-appointment').click();
     await customer.waitForURL(/\/room\.html\?room=/);
+    await customer.getByTestId('lobby-join').click();
     await customer.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
     await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
 

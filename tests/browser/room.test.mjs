@@ -238,7 +238,7 @@ test('a reload mid-call, on either side, brings the video back on both with no c
       await waitForFrames(customer);
 
       // The other side sees "reconnecting…" while the reloaded page comes back.
-      const seen = agent.getByTestId('peer-name').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 5000 }).then(() => true, () => false);
+      const seen = agent.getByTestId('call-caption').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 5000 }).then(() => true, () => false);
       const byCustomer = await reloadAndMeasure(customer, agent);
       console.log(`reload to video (customer reloads): customer ${byCustomer.reloaded.toFixed(2)} s, agent ${byCustomer.other.toFixed(2)} s`);
       assert.ok(await seen, 'the agent saw "reconnecting…"');
@@ -309,6 +309,8 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
         customer.getByTestId('video-join').click(),
       ]);
       pages.push(customerRoom);
+      // A fresh entry passes the lobby (camera preview, devices) first.
+      for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       for (const page of [agentRoom, customerRoom]) {
         await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
       }
@@ -362,6 +364,7 @@ test('a call request: the customer asks for video in the queue, the agent\'s cha
         customer.getByTestId('video-join').click(),
       ]);
       pages.push(customerRoom);
+      for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       const ms = await callAndConnect(agentRoom, customerRoom);
       console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);
       assert.ok(await waitForFrames(agentRoom) > 0);

@@ -22,10 +22,10 @@ use crate::rooms::{
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Two nodes of one cluster, each a hub in this process.
-struct Pair {
-    alpha: TestHub,
-    beta: TestHub,
-    redis: RedisServer,
+pub(crate) struct Pair {
+    pub(crate) alpha: TestHub,
+    pub(crate) beta: TestHub,
+    pub(crate) redis: RedisServer,
     _scratch: TempDir,
 }
 
@@ -55,7 +55,7 @@ async fn node(store: SharedStore, redis: &RedisServer, id: &str, scratch: &TempD
     .await
 }
 
-async fn pair() -> Pair {
+pub(crate) async fn pair() -> Pair {
     let scratch = TempDir::new("rooms-cluster");
     let redis = RedisServer::start().await;
     let store: SharedStore = Arc::new(MemoryStore::new());

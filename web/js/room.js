@@ -14,6 +14,10 @@
 // `?relay=1` forces TURN relay (iceTransportPolicy "relay"), for testing a TURN server.
 
 import { api, show } from './dom.js';
+// HOOK(in-call view): lobby, badges and captions, network quality live in their own modules.
+import { showLobby, takeStream, closeLobby, rememberOnOff } from './lobby.js';
+import * as badges from './call-badges.js';
+import { watchQuality, stopQuality } from './call-stats.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -83,6 +87,7 @@ function setRoomState(text, ok = false) {
 function setCallState(text) {
   callState = text;
   $('call-state').textContent = text;
+  badges.callState(text); // HOOK(in-call view): the caption follows the call
   const inCall = text === 'active' || text === 'ringing…' || text === 'reconnecting…';
   show($('hang-up'), inCall || text === 'calling…');
   show($('start-call'), !inCall && text !== 'calling…' && text !== 'incoming call');
@@ -96,13 +101,16 @@ function send(frame) {
 
 /** Camera and microphone preview; the call goes on without them if refused. */
 async function startPreview() {
-  try {
-    localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  // HOOK(lobby): the stream chosen in the lobby (devices, camera/mic off), or one opened
+  // with the remembered choices when the lobby was skipped (a reload).
+  const { stream, error } = await takeStream();
+  localStream = stream;
+  if (localStream) {
     window.roomDebug.tracks.push(...localStream.getTracks());
     $('local').srcObject = localStream;
-  } catch (e) {
-    notice(`Camera or microphone not available (${e.name}). You can still join; the other side will not see or hear you.`);
-    localStream = null;
+    syncToggles();
+  } else {
+    notice(`Camera or microphone not available (${error?.name}). You can still join; the other side will not see or hear you.`);
   }
 }
 
@@ -113,8 +121,19 @@ function releaseDevices() {
   $('local').srcObject = null;
 }
 
+/** The Mute and Camera buttons as the stream's tracks are (the lobby may have turned them off). */
+function syncToggles() {
+  const { mic, camera } = badges.ownMedia();
+  $('mute').setAttribute('aria-pressed', String(!mic));
+  $('mute').textContent = mic ? 'Mute' : 'Unmute';
+  $('camera').setAttribute('aria-pressed', String(!camera));
+  $('camera').textContent = camera ? 'Camera off' : 'Camera on';
+  $('local-tile').dataset.camera = camera ? 'on' : 'off';
+}
+
 function endTheMeeting(message) {
   ended = true;
+  closeLobby(); // HOOK(lobby): an unused preview must not stay live
   sessionStorage.removeItem(tokenKey);
   sessionStorage.removeItem(leftKey);
   closePeer();
@@ -164,7 +183,7 @@ async function showJoinForm(message) {
     show($('join'), false);
     return;
   }
-  $('room-title').textContent = info.data.title;
+  badges.joinTitle(info.data.title); // HOOK(in-call view): a title that does not name the visitor
   if (info.data.state === 'ended') {
     endTheMeeting('The meeting has ended.');
     show($('join'), false);
@@ -176,6 +195,8 @@ async function showJoinForm(message) {
   show($('email-field'), guest || info.data.asks_email);
   show($('phone-field'), guest || info.data.asks_phone);
   setRoomState('not joined');
+  // HOOK(lobby): the preview and device choice beside the form; its Join takes them along.
+  if (!localStream) await showLobby({ button: false });
 }
 
 async function join(event) {
@@ -286,36 +307,40 @@ async function handle(frame) {
       sessionStorage.setItem(tokenKey, token);
       myKind = frame.kind;
       openUntil = frame.open_until ?? null;
+      peerName = frame.peer?.name || '';
       show($('end-room'), myKind === 'agent');
-      $('room-title').textContent = frame.title;
       setRoomState('in the room', true);
       notice('');
-      showPeer(frame.peer);
+      badges.welcomed(frame); // HOOK(in-call view): titles, the peer, our media state
       setCallState({ idle: 'idle', ringing_in: 'incoming call', ringing_out: 'calling…', active: 'idle' }[frame.call]);
       // An active call from before a reload or a dropped connection: it goes on. A fresh
       // peer connection; the other side, told `peer_back`, makes one too.
       if (frame.call === 'active') startPeer();
       break;
-    case 'peer_joined': notice(''); showPeer(frame.peer); break;
+    // HOOK(in-call view): the peer's name, presence and media state on the tile.
+    case 'peer_joined':
+      notice('');
+      peerName = frame.peer.name;
+      badges.peerChanged(frame.peer);
+      break;
     case 'peer_away':
-      $('peer-name').textContent = `${peerName || 'The other side'} is reconnecting…`;
-      setCallState(callState === 'active' ? 'reconnecting…' : callState);
+      badges.peerPresence(false);
+      if (callState === 'active') setCallState('reconnecting…');
       break;
     case 'peer_back':
-      $('peer-name').textContent = peerName || 'The other side is back';
+      badges.peerPresence(true);
       // Back in an active call: negotiate afresh on both sides, no click needed.
       if (callState === 'active' || callState === 'reconnecting…') startPeer();
       break;
     case 'peer_left':
       notice(`${peerName || 'The other side'} left the meeting. They can rejoin while it is open.`);
-      showPeer(null);
+      peerName = '';
+      badges.peerChanged(null);
       break;
+    case 'peer_media': badges.peerMedia(frame); break;
     case 'left': showLeft(); break;
     case 'call_ringing': setCallState('calling…'); break;
-    case 'call_incoming':
-      setCallState('incoming call');
-      $('peer-name').textContent = `${frame.from} is calling`;
-      break;
+    case 'call_incoming': setCallState('incoming call'); break;
     case 'call_started': startPeer(); break;
     case 'call_ended':
       closePeer();
@@ -329,11 +354,6 @@ async function handle(frame) {
     case 'error': notice(frame.message); break;
     default: break;
   }
-}
-
-function showPeer(peer) {
-  peerName = peer ? peer.name : '';
-  $('peer-name').textContent = peer ? `${peer.name}${peer.present ? '' : ' (connecting…)'}` : 'Waiting for the other side…';
 }
 
 // ---------- the call: perfect negotiation ----------
@@ -367,6 +387,7 @@ function startPeer() {
   };
   mine.onconnectionstatechange = () => {
     $('connection-state').textContent = mine.connectionState;
+    badges.connectionState(mine.connectionState); // HOOK(in-call view)
     if (mine.connectionState === 'connected' && window.roomDebug.connectedAt === null) {
       window.roomDebug.connectedAt = performance.now();
     }
@@ -380,6 +401,7 @@ function startPeer() {
   mediaAdded = false;
   if (!polite) addMedia(mine);
   reportTimer = setInterval(report, REPORT_MS);
+  watchQuality(mine); // HOOK(in-call view): the network-quality badge
 }
 
 /** Our camera and microphone into the call (receive-only without them). */
@@ -434,6 +456,7 @@ function report() {
 function closePeer() {
   clearInterval(reportTimer);
   reportTimer = null;
+  stopQuality(); // HOOK(in-call view)
   if (pc) {
     pc.onconnectionstatechange = null;
     pc.close();
@@ -441,6 +464,7 @@ function closePeer() {
   }
   $('remote').srcObject = null;
   $('connection-state').textContent = '—';
+  badges.connectionState('');
 }
 
 // ---------- controls ----------
@@ -490,6 +514,7 @@ $('mute').addEventListener('click', (event) => {
   for (const t of localStream?.getAudioTracks() ?? []) t.enabled = !muted;
   event.currentTarget.setAttribute('aria-pressed', String(muted));
   event.currentTarget.textContent = muted ? 'Unmute' : 'Mute';
+  mediaToggled(); // HOOK(in-call view)
 });
 $('camera').addEventListener('click', (event) => {
   const off = event.currentTarget.getAttribute('aria-pressed') !== 'true';
@@ -497,7 +522,15 @@ $('camera').addEventListener('click', (event) => {
   event.currentTarget.setAttribute('aria-pressed', String(off));
   event.currentTarget.textContent = off ? 'Camera on' : 'Camera off';
   report();
+  mediaToggled(); // HOOK(in-call view)
 });
+
+/** Mute or camera changed: the other side's badges, and the choice for the next call. */
+function mediaToggled() {
+  badges.sendMedia();
+  if (localStream) rememberOnOff({ micOn: badges.ownMedia().mic, cameraOn: badges.ownMedia().camera });
+}
+badges.initBadges({ send, stream: () => localStream });
 
 (async function start() {
   if (!roomId) {
@@ -506,6 +539,7 @@ $('camera').addEventListener('click', (event) => {
   }
   // A link from a chat's video invitation carries its token in the fragment.
   const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+  const fresh = !!fromLink || !sessionStorage.getItem(tokenKey);
   if (fromLink) {
     // A new admission from the link: whoever left before comes in again with it.
     sessionStorage.removeItem(leftKey);
@@ -513,6 +547,12 @@ $('camera').addEventListener('click', (event) => {
     history.replaceState(null, '', location.pathname + location.search);
   }
   token = sessionStorage.getItem(tokenKey);
+  // HOOK(lobby): a fresh entry (the agent's link, a chat's invitation) passes the lobby
+  // first; a reload or reconnect (a token kept from before) goes straight back in.
+  if (fresh && (token || asAgent)) {
+    setRoomState('not joined');
+    await showLobby({ button: true });
+  }
   if (!token && asAgent) token = await agentToken();
   if (token) await enter();
   else await showJoinForm('');
