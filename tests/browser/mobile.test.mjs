@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, shot, withShots } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, shot, withShots, ADMIN_PASSWORD } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -70,5 +70,25 @@ test('the customer page is usable on a phone, by keyboard alone', async () => {
     const input = await phone.getByTestId('message-input').boundingBox();
     assert.ok(input.y + input.height <= PHONE.height, 'the message box is on screen without scrolling');
     await shot(phone, 'customer-chat-phone');
+  });
+});
+
+test('the admin page fits a phone in every view', async () => {
+  await withShots('admin-phone', async (pages) => {
+    const width = 390;
+    const page = await newPage(browser, { width, height: 844 });
+    pages.push(page);
+    await page.goto(`${hub.url}/admin.html`);
+    await page.getByTestId('username').fill('admin');
+    await page.getByTestId('password').fill(ADMIN_PASSWORD);
+    await page.getByTestId('password').press('Enter');
+    await page.getByTestId('dashboard').waitFor();
+    for (const view of ['Dashboard', 'Agents', 'Categories', 'Archive', 'Calls', 'Appointments']) {
+      await page.locator('#nav').getByRole('link', { name: view, exact: true }).click();
+      await page.locator('#nav a[aria-current="page"]').filter({ hasText: view }).waitFor();
+      const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(scrollWidth <= width, `${view}: no sideways scrolling (scrollWidth ${scrollWidth})`);
+      await shot(page, `admin-phone-${view.toLowerCase()}`);
+    }
   });
 });
