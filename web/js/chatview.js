@@ -38,7 +38,9 @@ export class ChatView {
     this.pendingTexts = new Map();
     this.typingActive = false;
 
-    this.transcript = el('ol', { class: 'transcript', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', dataset: { testid: 'transcript' } });
+    // A plain list: each incoming message is announced once, by the page's live region
+    // (`announce`), so the list itself is not live (it would read every message twice).
+    this.transcript = el('ol', { class: 'transcript', 'aria-label': 'Messages', dataset: { testid: 'transcript' } });
     this.typing = el('div', { class: 'typing', 'aria-live': 'polite', dataset: { testid: 'typing-indicator' } });
     this.draft = el('div', { class: 'draft-preview', hidden: true, 'aria-live': 'off', dataset: { testid: 'draft-preview' } });
     const inputId = `msg-${Math.random().toString(36).slice(2, 9)}`;

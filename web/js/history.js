@@ -31,7 +31,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     el('div', {}, el('label', { for: 'arch-from' }, 'From'), from),
     el('div', {}, el('label', { for: 'arch-to' }, 'To'), to),
     el('div', {}, el('label', { 'aria-hidden': 'true' }, '\u00a0'), el('button', { type: 'submit', dataset: { testid: 'archive-search' } }, 'Search')));
-  const table = el('div', { class: 'table-wrap' }, el('table', {},
+  const table = el('div', { class: 'table-wrap', tabindex: '0' }, el('table', {},
     el('thead', {}, el('tr', {}, ...['Started', 'Category', 'Customer', 'Agent', 'Messages', 'Ended', ''].map((h) => el('th', { scope: 'col' }, h)))),
     body));
   host.replaceChildren(form, status, table, el('div', { class: 'row' }, prev, pageInfo, next), detail);

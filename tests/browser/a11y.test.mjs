@@ -1,0 +1,97 @@
+// An automated accessibility pass (axe-core) over every page, signed out and signed in,
+// at desktop and phone sizes: no serious or critical violation. axe checks what a
+// machine can (names, roles, contrast, landmarks); the pages' own tests cover focus and
+// keyboard use.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { startHub, launchBrowser, createAgent, agentSignsIn, customerJoins, ADMIN_PASSWORD } from './helpers.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+const SIZES = {
+  desktop: { viewport: { width: 1280, height: 860 } },
+  phone: { viewport: { width: 390, height: 844 } },
+  // Dark mode follows the system preference: its colours are checked too.
+  'desktop, dark': { viewport: { width: 1280, height: 860 }, colorScheme: 'dark' },
+};
+
+let hub;
+let browser;
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+/** A page whose context lets the test inject axe (the pages' CSP forbids inline scripts). */
+async function pageAt(size) {
+  const context = await browser.newContext({ ...SIZES[size], bypassCSP: true });
+  context.setDefaultTimeout(8000);
+  return context.newPage();
+}
+
+/** The serious and critical violations on the page as it is now, one line each. */
+async function violations(page) {
+  await page.addScriptTag({ path: AXE });
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+async function expectClean(page, what) {
+  const found = await violations(page);
+  assert.deepEqual(found, [], `${what}: ${found.length} serious accessibility violations:\n${found.join('\n')}`);
+}
+
+async function signIn(page, username, password) {
+  await page.getByTestId('username').fill(username);
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('password').press('Enter');
+}
+
+for (const size of Object.keys(SIZES)) {
+  test(`every page passes axe with no serious violation (${size})`, async () => {
+    const agent = await createAgent(hub, { username: `axe-${size.replace(/\W+/g, '-')}`, display_name: `Axe ${size}`, categories: ['general'], max_chats: 2 });
+    const page = await pageAt(size);
+    try {
+      // The customer page: topics, the join form, waiting, chatting.
+      await page.goto(`${hub.url}/`);
+      await page.getByTestId('category-general').waitFor();
+      await expectClean(page, 'customer: topics');
+      const staff = await pageAt(size);
+      await agentSignsIn(staff, hub, agent);
+      await customerJoins(page, hub, 'general', 'Ada');
+      await page.getByTestId('session-title').filter({ hasText: 'Chatting with' }).waitFor();
+      await page.getByTestId('message-input').fill('Hello');
+      await page.getByTestId('message-input').press('Enter');
+      await page.getByTestId('message-time').first().waitFor();
+      await expectClean(page, 'customer: chatting');
+      await expectClean(staff, 'agent console with a chat');
+      await staff.context().close();
+
+      for (const [path, what] of [['/agent.html', 'agent sign-in'], ['/admin.html', 'admin sign-in'], ['/buddy.html', 'buddy list'],
+        ['/book.html', 'booking'], ['/room.html?room=nope', 'room (unknown)']]) {
+        await page.goto(`${hub.url}${path}`);
+        await page.waitForLoadState('networkidle');
+        await expectClean(page, what);
+      }
+
+      // The admin's views, signed in.
+      await page.goto(`${hub.url}/admin.html`);
+      await signIn(page, 'admin', ADMIN_PASSWORD);
+      await page.getByTestId('dashboard').waitFor();
+      for (const view of ['dashboard', 'agents', 'categories', 'archive', 'calls', 'appointments']) {
+        await page.goto(`${hub.url}/admin.html#${view}`);
+        await page.waitForLoadState('networkidle');
+        await expectClean(page, `admin: ${view}`);
+      }
+    } finally {
+      await page.context().close();
+    }
+  });
+}
