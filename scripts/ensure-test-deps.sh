@@ -47,7 +47,7 @@ if ! .venv/bin/python -c 'import aiosmtpd' 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check aiosmtpd==1.4.6
 fi
 
-if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
+if [ -f tests/browser/package-lock.json ] && { [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; }; then
   echo "ensure-test-deps: installing the browser tests' npm packages"
   (cd tests/browser && npm ci --no-audit --no-fund --silent)
 fi
