@@ -211,6 +211,8 @@ test('the customer is told the agent sees their typing, links open safely, a bac
     assert.equal(await link.getAttribute('target'), '_blank');
     assert.match(await link.getAttribute('rel'), /noopener/);
     assert.equal(await link.textContent(), 'https://example.com/help', 'the full stop is not part of the address');
+    // Each message names its author beside its time.
+    assert.equal(await customer.getByTestId('message').filter({ hasText: 'See https://example.com/help' }).getByTestId('message-author').textContent(), 'Dora');
 
     // A reply while the customer's tab is in the background changes its title. (Headless
     // Chromium keeps every page visible, so the page is told it is hidden.)

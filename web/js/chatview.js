@@ -25,7 +25,9 @@ export class ChatView {
    * @param {(active:boolean)=>void} [opts.onTyping]
    * @param {boolean} [opts.showDraft] reserve a draft-preview area (agent side)
    */
-  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '' }) {
+  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '', peerName = null }) {
+    /** When given, each message names its author beside its time ("You", or the peer's name). */
+    this.peerName = peerName;
     this.maxLen = maxLen;
     this.onSend = onSend;
     this.onDraft = onDraft;
@@ -162,7 +164,9 @@ export class ChatView {
   addMessage(msg, mine) {
     if (this.seen.has(msg.id) || this.bySeq.has(msg.seq)) return false;
     this.seen.add(msg.id);
-    const meta = el('span', { class: 'meta' }, el('time', { datetime: new Date(msg.at).toISOString(), dataset: { testid: 'message-time' } }, clock(msg.at)));
+    const author = this.peerName ? el('span', { class: 'author', dataset: { testid: 'message-author' } }, mine ? 'You' : this.peerName()) : null;
+    const meta = el('span', { class: 'meta' }, author, author ? ' · ' : null,
+      el('time', { datetime: new Date(msg.at).toISOString(), dataset: { testid: 'message-time' } }, clock(msg.at)));
     const pending = msg.client_id && mine
       ? this.transcript.querySelector(`li[data-client-id="${CSS.escape(msg.client_id)}"]:not([data-seq])`) : null;
     let item;

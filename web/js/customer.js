@@ -104,6 +104,7 @@ function ensureChat() {
     onDraft: (text) => { if (inChat) socket.send({ type: 'draft', text }); },
     onTyping: (active) => { if (inChat) socket.send({ type: 'typing', active }); },
     hint: saved?.draftPreview ? 'The agent can see what you type before you send it.' : '',
+    peerName: () => saved?.peerName || 'Agent',
   });
   $('chat-host').replaceChildren(chat.root);
   for (const m of saved?.messages || []) chat.addMessage(m, m.from === 'customer');
