@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
 use crate::cluster_checker::{Fault, History, LineEvent, Msg, Seen, check};
 use crate::cluster_hub::{Running, registered};
-use crate::cluster_scenario_clients::{Ctx, Phase, Run, Traffic, agent, customer};
+use crate::cluster_scenario_clients::{Ctx, Phase, Run, Traffic, agent, clock, customer};
 use crate::common::{ADMIN_PASSWORD, Api, Ws, signal};
 use crate::mongod::unassigned_port;
 use crate::redis_server::RedisServer;
@@ -117,6 +117,8 @@ impl Cluster {
         let data_dir = data_dir.to_string_lossy().to_string();
         let grace = self.resume_grace_secs.to_string();
         let (lease, renew) = (self.lease_ms.to_string(), (self.lease_ms / 5).to_string());
+        // `SCENARIO_RUST_LOG` for a closer look at a failing run.
+        let rust_log = std::env::var("SCENARIO_RUST_LOG").unwrap_or_else(|_| "warn".into());
         let envs = [
             ("BIND_ADDR", bind.as_str()),
             ("STORE", "mongodb"),
@@ -131,7 +133,7 @@ impl Cluster {
             ("RATE_LIMIT_PER_SEC", "1000"),
             ("RATE_LIMIT_BURST", "1000"),
             ("MAX_CONNECTIONS_PER_ADDRESS", "100000"),
-            ("RUST_LOG", "warn"),
+            ("RUST_LOG", rust_log.as_str()),
         ];
         let mut command = hub_command(&self.scratch.0, &envs, &["serve"]);
         // A restarted node's log goes on after its first life's.
@@ -433,8 +435,16 @@ impl Cluster {
         (archive, open)
     }
 
-    /// The last lines of each node's log, for a failure's message.
+    /// The last lines of each node's log, for a failure's message; with `SCENARIO_LOGS`
+    /// (a directory), each whole log is copied there too.
     pub(crate) fn logs(&self) -> String {
+        if let Ok(dir) = std::env::var("SCENARIO_LOGS") {
+            let _ = std::fs::create_dir_all(&dir);
+            for i in 0..3 {
+                let name = format!("{}.log", node_name(i));
+                let _ = std::fs::copy(self.scratch.0.join(&name), std::path::Path::new(&dir).join(&name));
+            }
+        }
         (0..3)
             .map(|i| {
                 let said =
@@ -601,7 +611,7 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
     }
 
     if let Some(parade) = &shape.parade {
-        let at = |what: String| eprintln!("{tag}: {:?} {what}", started.elapsed());
+        let at = |what: String| eprintln!("{tag}: {:?} (clock {:.3}) {what}", started.elapsed(), clock());
         tokio::time::sleep(parade.recovery).await;
         cluster.kill(parade.killed);
         at(format!("1. node{} killed (kill -9)", parade.killed));
