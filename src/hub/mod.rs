@@ -213,6 +213,9 @@ pub(crate) enum Command {
     RoutingReload {
         state: crate::core::routing::RoutingState,
         last_event: String,
+        /// Read from a restore entry (`cluster::restore`), the first of the stream Redis
+        /// started again after losing its data; not a snapshot after a trimmed gap.
+        restored: bool,
     },
     /// The buddy list written into the restore of the routing domain after Redis lost its
     /// data (read from the restore entry, right after its `RoutingReload`): the desk

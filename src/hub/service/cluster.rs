@@ -36,7 +36,7 @@ mod standing;
 /// What the hub keeps for the cluster besides the replica.
 pub(crate) struct ClusterState {
     link: Link,
-    /// Chat wire ids derive from it (see `cluster_reassert::CLUSTER_ID_KEY`).
+    /// Chat wire ids derive from it (see `cluster::restore::CLUSTER_ID_KEY`).
     wire_ns: Option<String>,
     /// Joins sent and not yet seen in the events stream, by connection.
     pending_joins: HashMap<ConnId, PendingJoin>,
@@ -81,6 +81,10 @@ pub(crate) struct ClusterState {
     /// The last routing event the replica applied ("0-0": none): how long a prefix of the
     /// events stream it holds, offered when Redis loses its data (`cluster::restore`).
     last_event: String,
+    /// This node went through Redis's loss of its data (`cluster_data_lost`) and has not
+    /// loaded the restore yet: the resumes under way then were settled there, and every
+    /// resume it sends since reaches the restored domain, after the restore's entry.
+    pub(super) through_loss: bool,
 }
 
 /// Ids in `sent_here` at most: one refused by a Redis outage is never recorded, so the set
@@ -127,6 +131,7 @@ impl ClusterState {
             closing: HashMap::new(),
             paired_at: HashMap::new(),
             last_event: "0-0".to_string(),
+            through_loss: false,
         }
     }
 

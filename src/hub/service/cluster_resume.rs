@@ -178,6 +178,15 @@ impl HubState {
             if self.customers.get(&customer).is_none_or(|info| info.conn.is_none()) {
                 self.route(RoutingOp::CustomerDisconnected(customer), None);
             }
+            // Let go of meanwhile (the attempt was undone): Redis holds them here all the
+            // same, and the node they left let go of them on this very entry. So this node
+            // archives their chat from here, as a reaper does (`cluster_handover`): else
+            // what is said in it until they resume elsewhere is archived by nobody.
+            if !self.customers.contains_key(&customer)
+                && let Some(chat) = self.routing.customer_chat(customer)
+            {
+                self.inherit_archiving(chat);
+            }
             return;
         };
         let (Some(resumed), true) = (resumed, self.conns.contains_key(&waiting.conn)) else {
