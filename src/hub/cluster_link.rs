@@ -564,24 +564,38 @@ async fn router(
                 last_seq,
             } => {
                 let (key, ended) = (resume_tokens::key(&token), resume_tokens::ended_key(&token));
-                let mut found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended).await;
+                // The nodes record their customers' tokens again right behind their claims,
+                // which a restore takes for one lease period: a token not found until a
+                // period after that may be one of them.
+                let settling = periods.lease * 2;
+                let mut found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling).await;
                 if found.as_ref().is_err_and(|e| e.code().is_none()) {
-                    found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended).await;
+                    found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling).await;
                 }
+                // A refusal closes the connection with 1013, without `resumed`: the client
+                // resumes again a moment later (docs/protocol.md).
                 let command = match found {
-                    Ok((customer, ended_visit)) => Command::TokenFound {
+                    Ok(resume_tokens::Found::Known(customer, ended_visit)) => Command::TokenFound {
                         conn: who,
                         token,
                         customer,
                         ended_visit,
                         last_seq,
                     },
+                    // Not "expired": it may be recorded again in a moment.
+                    Ok(resume_tokens::Found::Restoring) => refused(
+                        Some(who),
+                        None,
+                        UNAVAILABLE,
+                        "the cluster is restoring its data; resume again shortly".into(),
+                        RefusedCall::Resume,
+                    ),
                     Err(e) => refused(
                         Some(who),
                         None,
                         UNAVAILABLE,
                         format!("the cluster cannot resume now: {e}"),
-                        RefusedCall::Other,
+                        RefusedCall::Resume,
                     ),
                 };
                 tell(&hub, command).await;

@@ -477,3 +477,46 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// A customer away from alpha resumes on beta at once after Redis came back empty, before
+/// any node restored the domain or recorded its customers' tokens again: their token is
+/// not in Redis yet. That is no proof their visit is over — it was answered
+/// `resume_expired`, which a client takes as final (found by scenario 4). Now it is
+/// refused for now (`cluster_unavailable`, then 1013), and a moment later they resume.
+#[tokio::test]
+async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_not_expired() {
+    let TwoNodes {
+        _scratch,
+        mut redis,
+        alpha,
+        beta,
+        ..
+    } = two_nodes("cluster-reassert-token").await;
+    let port = redis.port;
+    let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
+    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
+    let token = carla.token.clone().unwrap();
+    drop(carla);
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+
+    redis.kill();
+    let _redis = RedisServer::start_with(port, None).await;
+    let mut early = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    early
+        .send(json!({"type": "resume", "token": token, "last_seq": 1}))
+        .await;
+    let answer = early
+        .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
+        .await;
+    assert_eq!(answer["code"], "cluster_unavailable", "{answer}");
+    assert_eq!(
+        early.closed().await,
+        Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Again),
+        "closed 1013: try again"
+    );
+
+    let (_back, resumed) = resumed_on(&beta, &token, 1, "carla").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    alpha.stop().await;
+    beta.stop().await;
+}
