@@ -101,8 +101,9 @@ pub enum Found {
 }
 
 /// The customer `key` resumes, and the ended visit kept for them, if any — under `ended`
-/// (the token's) or under the customer's id ([`ended_customer_key`]) — taken: a visit is
-/// shown once, as on one node. One round trip (a script: the second key needs the id).
+/// (the token's) or under the customer's id ([`ended_customer_key`]) — taken, and the
+/// token's key with it: a visit is shown once, as on one node, and then the token resumes
+/// nobody. One round trip (a script: the second key needs the id).
 /// Neither found while Redis's lost data is being restored ([`Found::Restoring`]): the
 /// token may be one of those the nodes record again after their claims.
 pub async fn find_or_take_ended(
@@ -118,6 +119,10 @@ pub async fn find_or_take_ended(
             local visit = redis.call('GETDEL', KEYS[2])
             if (not visit) and id then
                 visit = redis.call('GETDEL', ARGV[1] .. id)
+            end
+            if visit and id then
+                -- Shown once: the visit is over, the token resumes nobody now.
+                redis.call('DEL', KEYS[1])
             end
             local restoring = 0
             if (not id) and (not visit) then

@@ -309,6 +309,17 @@ impl HubState {
         }
         let known = customer.filter(|c| self.routing.customer_category(*c).is_some());
         let Some(customer) = known else {
+            // Their chat ended while they were away, and the node that holds them has not
+            // kept the ending yet (it keeps it, then forgets the token, both behind the
+            // end in its own time): a moment later the ending is there to show. Expired
+            // only once this replica has not seen their chat end within the grace period.
+            let grace = self.settings.resume_grace;
+            if let Some(ended) = customer
+                && self.cluster_mut().ended_lately(ended, grace)
+            {
+                let words = "your chat has just ended; resume again shortly".to_string();
+                return self.resume_refused(conn, UNAVAILABLE, words);
+            }
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
         let mut taken_on = None;
