@@ -715,6 +715,31 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         archive,
     };
     let faults = check(&history);
+    // The counts behind "nothing lost": every acknowledgement, and what the archive holds.
+    let acked: Vec<&Msg> = history
+        .people
+        .iter()
+        .flat_map(|p| &p.seen)
+        .filter_map(|s| match s {
+            Seen::Ack(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let archived_once = acked
+        .iter()
+        .filter(|m| {
+            history
+                .archive
+                .get(&m.chat)
+                .is_some_and(|kept| kept.iter().filter(|a| a.id == m.id && a.seq == m.seq).count() == 1)
+        })
+        .count();
+    let archived_total: usize = history.archive.values().map(Vec::len).sum();
+    eprintln!(
+        "{tag}: {} messages acknowledged, {archived_once} of them archived once; {archived_total} messages archived in {} chats",
+        acked.len(),
+        history.archive.len()
+    );
     // Where the sides of the chats with faults were: (customer's node, moved) and (agent's node, moved).
     let sides = |chat: &str| -> Vec<(usize, Option<usize>)> {
         customers
