@@ -403,8 +403,22 @@ impl HubState {
     /// messages would be refused one by one, and its presence would hide the customer's
     /// absence from this node's grace timer.
     pub(super) fn resume_refused(&mut self, conn: ConnId, code: &'static str, message: String) {
+        let customer = self
+            .cluster_mut()
+            .awaiting_resumed
+            .iter()
+            .find(|(_, waiting)| waiting.conn == conn || waiting.sent_for == conn)
+            .map(|(customer, _)| *customer);
+        let grace = self.settings.resume_grace;
+        // Their chat ended (while they were away) between the token's lookup and this
+        // call: the ending is being kept for them, as in `token_found`.
+        let ended = code == "unknown_customer" && customer.is_some_and(|c| self.cluster_mut().ended_lately(c, grace));
         // The routing's words mean nothing to a customer: say what happened and what to do.
         let (code, message) = match code {
+            _ if ended => (
+                UNAVAILABLE,
+                "your chat has just ended; resume again shortly".to_string(),
+            ),
             // Their grace period ran out meanwhile: the visit is over, as on one node.
             "unknown_customer" => ("resume_expired", "that session is over; join again".to_string()),
             UNAVAILABLE => (UNAVAILABLE, message),
