@@ -279,6 +279,7 @@ pub(super) async fn subscriber(cluster: Cluster, hub: mpsc::WeakSender<Command>,
                             Command::ChatLines {
                                 lines: vec![line],
                                 filled: None,
+                                log_from: None,
                             },
                         )
                         .await

@@ -488,6 +488,7 @@ async fn router(
                             Command::ChatLines {
                                 lines: vec![line],
                                 filled: None,
+                                log_from: None,
                             },
                         )
                         .await;
@@ -518,18 +519,19 @@ async fn router(
                 if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
                     read = chat_log::read_after(&mut conn, chat, after).await;
                 }
-                let lines = match read {
-                    Ok(lines) => lines,
+                let read = match read {
+                    Ok(read) => read,
                     Err(e) => {
                         tracing::warn!(chat = chat.0, error = %e, "could not read a chat's log to fill a gap");
-                        vec![]
+                        chat_log::LogRead::default()
                     }
                 };
                 tell(
                     &hub,
                     Command::ChatLines {
-                        lines,
+                        lines: read.lines,
                         filled: Some(chat),
+                        log_from: read.first,
                     },
                 )
                 .await;
@@ -539,11 +541,12 @@ async fn router(
                 if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
                     read = chat_log::read_after(&mut conn, chat, after).await;
                 }
-                let lines = read.unwrap_or_else(|e| {
+                let read = read.unwrap_or_else(|e| {
                     tracing::warn!(chat = chat.0, error = %e, "could not read an ended chat's log: archived as recorded");
-                    vec![]
+                    chat_log::LogRead::default()
                 });
-                tell(&hub, Command::ChatClosingLines { chat, lines }).await;
+                let (lines, log_from) = (read.lines, read.first);
+                tell(&hub, Command::ChatClosingLines { chat, lines, log_from }).await;
             }
             RouterCall::RememberToken { key, customer, ttl } => {
                 if let Err(e) = resume_tokens::remember(&mut conn, &key, customer, ttl).await {
@@ -572,8 +575,8 @@ async fn router(
                 if found.as_ref().is_err_and(|e| e.code().is_none()) {
                     found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling).await;
                 }
-                // A refusal closes the connection with 1013, without `resumed`: the client
-                // resumes again a moment later (docs/protocol.md).
+                // Not looked up: the connection is told and stays open; the client sends
+                // `resume` again a moment later (docs/protocol.md).
                 let command = match found {
                     Ok(resume_tokens::Found::Known(customer, ended_visit)) => Command::TokenFound {
                         conn: who,
@@ -588,14 +591,14 @@ async fn router(
                         None,
                         UNAVAILABLE,
                         "the cluster is restoring its data; resume again shortly".into(),
-                        RefusedCall::Resume,
+                        RefusedCall::Other,
                     ),
                     Err(e) => refused(
                         Some(who),
                         None,
                         UNAVAILABLE,
                         format!("the cluster cannot resume now: {e}"),
-                        RefusedCall::Resume,
+                        RefusedCall::Other,
                     ),
                 };
                 tell(&hub, command).await;
