@@ -190,19 +190,31 @@ pub async fn signal(
     Ok(())
 }
 
-/// The messages of `chat`'s log with a seq above `after`, in seq order.
+/// What a read of a chat's log found.
+#[derive(Debug, Default)]
+pub struct LogRead {
+    /// Its messages with a seq above the read's `after`, in seq order.
+    pub lines: Vec<ChatLine>,
+    /// The seq of the log's first message, if it holds any. The log is gapless from it
+    /// (`lua/chat_message.lua` stamps and appends together), so what a node lacks below
+    /// it is in no log any more: trimmed past the bound, or lost with Redis's data (the
+    /// restored chat's log starts after the seq its nodes claimed).
+    pub first: Option<u64>,
+}
+
+/// The messages of `chat`'s log with a seq above `after`, in seq order, and where the log starts.
 pub async fn read_after(
     conn: &mut ConnectionManager,
     chat: ChatId,
     after: u64,
-) -> Result<Vec<ChatLine>, ClusterRoutingError> {
+) -> Result<LogRead, ClusterRoutingError> {
     let reply: StreamRangeReply = redis::cmd("XRANGE")
         .arg(format!("{{sb}}:chat-log:{}", chat.0))
         .arg("-")
         .arg("+")
         .query_async(conn)
         .await?;
-    let mut lines = vec![];
+    let mut read = LogRead::default();
     for entry in reply.ids {
         let field = |name: &str| entry.get::<String>(name).unwrap_or_default();
         let parsed = line(
@@ -215,11 +227,12 @@ pub async fn read_after(
             field("c"),
         )
         .ok_or_else(|| MalformedReply(format!("chat log entry {}", entry.id)))?;
+        read.first.get_or_insert(parsed.seq);
         if parsed.seq > after {
-            lines.push(parsed);
+            read.lines.push(parsed);
         }
     }
-    Ok(lines)
+    Ok(read)
 }
 
 #[cfg(test)]

@@ -42,8 +42,14 @@ static OFFER: LazyLock<Script> = LazyLock::new(|| script("offer"));
 static RESTORE: LazyLock<Script> = LazyLock::new(|| script("restore"));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| script("claim"));
 
-/// Set once the domain is restored (`lua/restore.lua`).
-const RESTORED_KEY: &str = "{sb}:restored";
+/// Set once the domain is restored (`lua/restore.lua`): when (ms, Redis's clock).
+pub(crate) const RESTORED_KEY: &str = "{sb}:restored";
+
+/// A random id of the routing domain's life in this Redis (set once, `SET NX`): chat wire
+/// ids derive from it and the chat id, so both sides' nodes name a chat alike without
+/// asking, and a Redis that lost its data (ids start again) names chats anew. It is also
+/// how a node notices that loss: its follower finds the id gone or changed.
+pub(crate) const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
 
 /// What a node holds of the restored domain: the people connected to it (or whose grace
 /// timer runs here) and, per chat side held here, the last seq it recorded.

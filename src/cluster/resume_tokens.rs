@@ -88,14 +88,30 @@ pub async fn remember_ended(
         .await
 }
 
+/// What Redis knows of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The customer it resumes, if it is still known, and the ended visit kept for them.
+    Known(Option<CustomerId>, Option<String>),
+    /// Nothing, but Redis lost its data and the nodes may not have recorded their
+    /// customers' tokens again yet: the domain is not restored, or was restored within the
+    /// last `settling` (its claim window, behind which each node records its tokens). Not
+    /// an answer: ask again.
+    Restoring,
+}
+
 /// The customer `key` resumes, and the ended visit kept for them, if any — under `ended`
-/// (the token's) or under the customer's id ([`ended_customer_key`]) — taken: a visit is
-/// shown once, as on one node. One round trip (a script: the second key needs the id).
+/// (the token's) or under the customer's id ([`ended_customer_key`]) — taken, and the
+/// token's key with it: a visit is shown once, as on one node, and then the token resumes
+/// nobody. One round trip (a script: the second key needs the id).
+/// Neither found while Redis's lost data is being restored ([`Found::Restoring`]): the
+/// token may be one of those the nodes record again after their claims.
 pub async fn find_or_take_ended(
     conn: &mut ConnectionManager,
     key: &str,
     ended: &str,
-) -> redis::RedisResult<(Option<CustomerId>, Option<String>)> {
+    settling: Duration,
+) -> redis::RedisResult<Found> {
     static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
         redis::Script::new(
             r"
@@ -104,17 +120,44 @@ pub async fn find_or_take_ended(
             if (not visit) and id then
                 visit = redis.call('GETDEL', ARGV[1] .. id)
             end
-            return {id, visit}
+            if visit and id then
+                -- Shown once: the visit is over, the token resumes nobody now.
+                redis.call('DEL', KEYS[1])
+            end
+            local restoring = 0
+            if (not id) and (not visit) then
+                if redis.call('EXISTS', KEYS[3]) == 0 then
+                    restoring = 1
+                else
+                    local restored = redis.call('GET', KEYS[4])
+                    if restored then
+                        local t = redis.call('TIME')
+                        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+                        if now <= tonumber(restored) + tonumber(ARGV[2]) then
+                            restoring = 1
+                        end
+                    end
+                end
+            end
+            return {id, visit, restoring}
             ",
         )
     });
-    let (id, visit): (Option<u64>, Option<String>) = SCRIPT
+    let settling = u64::try_from(settling.as_millis()).unwrap_or(u64::MAX);
+    let (id, visit, restoring): (Option<u64>, Option<String>, u8) = SCRIPT
         .key(key)
         .key(ended)
+        .key(super::restore::CLUSTER_ID_KEY)
+        .key(super::restore::RESTORED_KEY)
         .arg(ENDED_OF_CUSTOMER)
+        .arg(settling)
         .invoke_async(conn)
         .await?;
-    Ok((id.map(CustomerId), visit))
+    Ok(if restoring == 1 {
+        Found::Restoring
+    } else {
+        Found::Known(id.map(CustomerId), visit)
+    })
 }
 
 /// The customer's visit is over: their token resumes nobody, anywhere.

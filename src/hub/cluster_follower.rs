@@ -94,7 +94,12 @@ pub(super) async fn follower(
                         Some(Ok(state)) => {
                             tracing::warn!(from = %entry.id, "loading this node's routing replica from the restored domain");
                             let last_event = entry.id.clone();
-                            tell(&hub, Command::RoutingReload { state, last_event }).await;
+                            let command = Command::RoutingReload {
+                                state,
+                                last_event,
+                                restored: true,
+                            };
+                            tell(&hub, command).await;
                         }
                         _ => tracing::error!(entry = %entry.id, "a restore entry this node cannot read"),
                     }
@@ -184,6 +189,7 @@ pub(super) async fn follower(
                         Command::RoutingReload {
                             state: snapshot.state,
                             last_event: snapshot.last_event,
+                            restored: false,
                         },
                     )
                     .await;
@@ -273,6 +279,7 @@ pub(super) async fn subscriber(cluster: Cluster, hub: mpsc::WeakSender<Command>,
                             Command::ChatLines {
                                 lines: vec![line],
                                 filled: None,
+                                log_from: None,
                             },
                         )
                         .await

@@ -488,6 +488,7 @@ async fn router(
                             Command::ChatLines {
                                 lines: vec![line],
                                 filled: None,
+                                log_from: None,
                             },
                         )
                         .await;
@@ -518,18 +519,19 @@ async fn router(
                 if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
                     read = chat_log::read_after(&mut conn, chat, after).await;
                 }
-                let lines = match read {
-                    Ok(lines) => lines,
+                let read = match read {
+                    Ok(read) => read,
                     Err(e) => {
                         tracing::warn!(chat = chat.0, error = %e, "could not read a chat's log to fill a gap");
-                        vec![]
+                        chat_log::LogRead::default()
                     }
                 };
                 tell(
                     &hub,
                     Command::ChatLines {
-                        lines,
+                        lines: read.lines,
                         filled: Some(chat),
+                        log_from: read.first,
                     },
                 )
                 .await;
@@ -539,11 +541,12 @@ async fn router(
                 if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
                     read = chat_log::read_after(&mut conn, chat, after).await;
                 }
-                let lines = read.unwrap_or_else(|e| {
+                let read = read.unwrap_or_else(|e| {
                     tracing::warn!(chat = chat.0, error = %e, "could not read an ended chat's log: archived as recorded");
-                    vec![]
+                    chat_log::LogRead::default()
                 });
-                tell(&hub, Command::ChatClosingLines { chat, lines }).await;
+                let (lines, log_from) = (read.lines, read.first);
+                tell(&hub, Command::ChatClosingLines { chat, lines, log_from }).await;
             }
             RouterCall::RememberToken { key, customer, ttl } => {
                 if let Err(e) = resume_tokens::remember(&mut conn, &key, customer, ttl).await {
@@ -564,18 +567,32 @@ async fn router(
                 last_seq,
             } => {
                 let (key, ended) = (resume_tokens::key(&token), resume_tokens::ended_key(&token));
-                let mut found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended).await;
+                // The nodes record their customers' tokens again right behind their claims,
+                // which a restore takes for one lease period: a token not found until a
+                // period after that may be one of them.
+                let settling = periods.lease * 2;
+                let mut found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling).await;
                 if found.as_ref().is_err_and(|e| e.code().is_none()) {
-                    found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended).await;
+                    found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling).await;
                 }
+                // Not looked up: the connection is told and stays open; the client sends
+                // `resume` again a moment later (docs/protocol.md).
                 let command = match found {
-                    Ok((customer, ended_visit)) => Command::TokenFound {
+                    Ok(resume_tokens::Found::Known(customer, ended_visit)) => Command::TokenFound {
                         conn: who,
                         token,
                         customer,
                         ended_visit,
                         last_seq,
                     },
+                    // Not "expired": it may be recorded again in a moment.
+                    Ok(resume_tokens::Found::Restoring) => refused(
+                        Some(who),
+                        None,
+                        UNAVAILABLE,
+                        "the cluster is restoring its data; resume again shortly".into(),
+                        RefusedCall::Other,
+                    ),
                     Err(e) => refused(
                         Some(who),
                         None,

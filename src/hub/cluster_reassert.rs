@@ -18,11 +18,7 @@ use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
 
 /// Pause between two looks at Redis while waiting (as the link's tasks pause after a failure).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
-/// A random id of the routing domain's life in this Redis (set once, `SET NX`): chat wire
-/// ids derive from it and the chat id, so both sides' nodes name a chat alike without
-/// asking, and a Redis that lost its data (ids start again) names chats anew. It is also
-/// how a node notices that loss: its follower finds the id gone or changed.
-const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
+use crate::cluster::restore::CLUSTER_ID_KEY;
 
 /// The lease and grace periods, which pace a suspension and a re-assertion.
 #[derive(Debug, Clone, Copy)]
@@ -215,6 +211,7 @@ pub(super) async fn wait_for_restore(
             let command = Command::RoutingReload {
                 state: Default::default(),
                 last_event: "0-0".to_string(),
+                restored: false,
             };
             if let Some(tx) = hub.upgrade() {
                 let _ = tx.send(command).await;

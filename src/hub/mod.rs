@@ -213,6 +213,9 @@ pub(crate) enum Command {
     RoutingReload {
         state: crate::core::routing::RoutingState,
         last_event: String,
+        /// Read from a restore entry (`cluster::restore`), the first of the stream Redis
+        /// started again after losing its data; not a snapshot after a trimmed gap.
+        restored: bool,
     },
     /// The buddy list written into the restore of the routing domain after Redis lost its
     /// data (read from the restore entry, right after its `RoutingReload`): the desk
@@ -223,12 +226,16 @@ pub(crate) enum Command {
     ChatLines {
         lines: Vec<crate::cluster::chat_log::ChatLine>,
         filled: Option<crate::core::routing::ChatId>,
+        /// A fill's: the seq the chat's log starts at (`chat_log::LogRead::first`).
+        log_from: Option<u64>,
     },
     /// An ended chat's log as read after its end (`RouterCall::ClosingRead`): the lines
     /// the archiving node had not recorded go to the archive, then the closing.
     ChatClosingLines {
         chat: crate::core::routing::ChatId,
         lines: Vec<crate::cluster::chat_log::ChatLine>,
+        /// The seq the chat's log starts at (`chat_log::LogRead::first`).
+        log_from: Option<u64>,
     },
     /// Typing or a draft from another node.
     ChatSignal(crate::cluster::chat_log::NodeMessage),

@@ -279,10 +279,18 @@ impl HubState {
             } => self.cluster_refused(conn, who, (code, message), client_id, call),
             Command::ClusterFenced => self.cluster_fenced(),
             Command::ClusterDataLost => self.cluster_data_lost(),
-            Command::RoutingReload { state, last_event } => self.routing_reload(state, last_event),
+            Command::RoutingReload {
+                state,
+                last_event,
+                restored,
+            } => self.routing_reload(state, last_event, restored),
             Command::BuddiesRestored(snapshot) => self.restore_loaded(*snapshot),
-            Command::ChatLines { lines, filled } => self.chat_lines(lines, filled),
-            Command::ChatClosingLines { chat, lines } => self.chat_closing_lines(chat, lines),
+            Command::ChatLines {
+                lines,
+                filled,
+                log_from,
+            } => self.chat_lines(lines, filled, log_from),
+            Command::ChatClosingLines { chat, lines, log_from } => self.chat_closing_lines(chat, lines, log_from),
             Command::ChatSignal(signal) => self.chat_signal(signal),
             Command::ChatResync => self.chat_resync(),
             Command::TokenFound {

@@ -160,6 +160,12 @@ impl Transcript {
         self.seq
     }
 
+    /// Goes on after `seq` (issue 15): the messages up to it are in no chat log any more,
+    /// so this node can never record them; the kept ones stay.
+    pub fn skip_to(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
+    }
+
     /// Records the next message as another node stamped it (issue 15: in a cluster the
     /// chat's log in Redis gives seq, id and time; `seq` must be `last_seq() + 1`).
     #[allow(clippy::too_many_arguments)]

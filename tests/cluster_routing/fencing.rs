@@ -139,9 +139,10 @@ fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
         assert_eq!(send(&mut conn, "m1").await, 1);
         assert_eq!(send(&mut conn, "m1").await, 1, "the same id: the same seq");
         assert_eq!(send(&mut conn, "m2").await, 2, "the next message follows");
-        let lines = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
-        let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+        let read = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
+        let seqs: Vec<u64> = read.lines.iter().map(|l| l.seq).collect();
         assert_eq!(seqs, [1, 2], "logged once each");
+        assert_eq!(read.first, Some(1), "the log starts at the chat's first message");
 
         let events = || async {
             let n: u64 = redis::cmd("XLEN")

@@ -359,3 +359,224 @@ async fn a_customer_gone_while_their_node_was_suspended_is_not_paired_after_the_
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// A customer's `resume` on `hub` with `token`, again while it is refused
+/// `cluster_unavailable` (closed 1013, or not), as docs/protocol.md tells clients to: the
+/// connection and its `resumed`. Any other refusal (`resume_expired`) fails the test.
+async fn resumed_on(
+    hub: &crate::common::TestHub,
+    token: &str,
+    last_seq: u64,
+    context: &str,
+) -> (Ws, serde_json::Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
+            .await;
+        let answer = ws
+            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
+            .await;
+        if answer["type"] == "resumed" {
+            return (ws, answer);
+        }
+        assert_eq!(answer["code"], "cluster_unavailable", "{context}: {answer}");
+        assert!(std::time::Instant::now() < deadline, "{context}: never resumed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Found by scenario 4: a customer away from alpha resumes on beta while the nodes restore
+/// the data Redis lost. Beta's lookup of the token waited behind its re-assertion, so its
+/// `customer_resumed` reached the restored domain (after the restore's entry) — and then
+/// loading the restore settled every resume under way: the customer was told 1013
+/// ("recovering") while Redis held them on beta, alpha let go of them, and nobody
+/// archived their chat. The agent's next line was acknowledged and never archived, and
+/// once the agent ended the chat the customer's resume within grace was `resume_expired`.
+/// (A lookup before the nodes recorded the tokens again was `resume_expired` too: now
+/// `cluster_unavailable`, then 1013, and the client tries again.)
+#[tokio::test]
+async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_and_its_archive() {
+    let TwoNodes {
+        _scratch,
+        mut redis,
+        store,
+        alpha,
+        beta,
+    } = two_nodes("cluster-reassert-resume").await;
+    let port = redis.port;
+    let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
+    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
+    exchange(&mut ann, &mut carla, &chat, "two", 2).await;
+    let token = carla.token.clone().unwrap();
+    drop(carla);
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+
+    redis.kill();
+    let _redis = RedisServer::start_with(port, None).await;
+    // Once, while the nodes notice the loss and restore (beta's lookup waits behind its
+    // re-assertion, which takes a lease period).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut first = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    first
+        .send(json!({"type": "resume", "token": token, "last_seq": 2}))
+        .await;
+    let answer = first
+        .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
+        .await;
+    eprintln!("the resume during the restore: {answer}");
+    assert_ne!(
+        answer["code"], "resume_expired",
+        "a customer within grace is never told their visit expired because Redis restarted empty"
+    );
+
+    // Whatever the answer, Ann says something and ends the chat.
+    let three = json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "a3"});
+    assert_eq!(until_taken(&mut ann, three, "ack").await["seq"], 3);
+    until_taken(&mut ann, json!({"type": "end_chat", "chat_id": chat}), "chat_ended").await;
+
+    // Every acknowledged line archived once, and the closing, whoever archives the chat.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let record = store.conversation(&chat).await.ok();
+        let lines: Vec<(u64, String)> = record
+            .iter()
+            .flat_map(|r| r.messages.iter().map(|m| (m.seq, m.text.clone())))
+            .collect();
+        let closed = record.as_ref().is_some_and(|r| r.closed.is_some());
+        if closed && lines.len() == 3 {
+            assert_eq!(
+                lines,
+                [(1, "one"), (2, "two"), (3, "three")].map(|(s, t)| (s, t.to_string()))
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "archived as closed with seq 1-3; found {lines:?}, closed: {closed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    if answer["type"] == "resumed" {
+        // Resumed then and there: the line and the end came live.
+        assert_eq!(first.next_of("message").await["seq"], 3);
+        first.next_of("chat_ended").await;
+    } else {
+        // Refused for now (1013): back within grace, she gets the chat and its end.
+        let (mut back, resumed) = resumed_on(&beta, &token, 2, "carla after the end").await;
+        let seqs: Vec<u64> = resumed["chat"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [3], "{resumed}");
+        back.next_of("chat_ended").await;
+    }
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A customer away from alpha resumes on beta at once after Redis came back empty, before
+/// any node restored the domain or recorded its customers' tokens again: their token is
+/// not in Redis yet. That is no proof their visit is over — it was answered
+/// `resume_expired`, which a client takes as final (found by scenario 4). Now it is
+/// refused for now (`cluster_unavailable`, the connection kept), and a moment later they
+/// resume.
+#[tokio::test]
+async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_not_expired() {
+    let TwoNodes {
+        _scratch,
+        mut redis,
+        alpha,
+        beta,
+        ..
+    } = two_nodes("cluster-reassert-token").await;
+    let port = redis.port;
+    let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
+    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
+    let token = carla.token.clone().unwrap();
+    drop(carla);
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+
+    redis.kill();
+    let _redis = RedisServer::start_with(port, None).await;
+    let mut early = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    early
+        .send(json!({"type": "resume", "token": token, "last_seq": 1}))
+        .await;
+    let answer = early
+        .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
+        .await;
+    assert_eq!(answer["code"], "cluster_unavailable", "{answer}");
+
+    let (_back, resumed) = resumed_on(&beta, &token, 1, "carla").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Found by scenario 4: after Redis came back empty, a chat's log starts after the seq its
+/// nodes claimed — what was said before is in no log any more. A customer who then
+/// resumed on a node that had no log of the chat read it from there: that node waited
+/// for the lines before (it had none), held every later line unrecorded, and so showed
+/// the customer nothing more, acknowledged nothing they sent, and archived nothing —
+/// though the agent's lines were acknowledged on the agent's node. Now the node goes on
+/// after what no log holds (archived by the chat's archiving node of the time).
+#[tokio::test]
+async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its_lines_archived() {
+    let TwoNodes {
+        _scratch,
+        mut redis,
+        store,
+        alpha,
+        beta,
+    } = two_nodes("cluster-reassert-floor").await;
+    let port = redis.port;
+    // Both sides on alpha: beta has no log of the chat.
+    let (mut ann, mut carla, chat) = chatting(&alpha, "ann", &alpha, "Carla").await;
+    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
+    exchange(&mut ann, &mut carla, &chat, "two", 2).await;
+    redis.kill();
+    let _redis = RedisServer::start_with(port, None).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+    exchange(&mut carla, &mut ann, &chat, "three", 3).await;
+    let token = carla.token.clone().unwrap();
+    drop(carla);
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+
+    let (mut back, resumed) = resumed_on(&beta, &token, 3, "carla on beta").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    ann.next_of("peer_back").await;
+    let four = json!({"type": "message", "chat_id": chat, "text": "four", "client_id": "a4"});
+    assert_eq!(until_taken(&mut ann, four, "ack").await["seq"], 4);
+    let line = back
+        .next_matching_within(Duration::from_secs(10), |f| f["type"] == "message")
+        .await;
+    assert_eq!(
+        (line["seq"].as_u64(), line["text"].as_str()),
+        (Some(4), Some("four")),
+        "{line}"
+    );
+    let five = json!({"type": "message", "chat_id": chat, "text": "five", "client_id": "c5"});
+    assert_eq!(until_taken(&mut back, five, "ack").await["seq"], 5);
+    until_taken(&mut ann, json!({"type": "end_chat", "chat_id": chat}), "chat_ended").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let record = store.conversation(&chat).await.ok();
+        let seqs: Vec<u64> = record.iter().flat_map(|r| r.messages.iter().map(|m| m.seq)).collect();
+        let closed = record.as_ref().is_some_and(|r| r.closed.is_some());
+        if closed && seqs == [1, 2, 3, 4, 5] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "archived as closed with seq 1-5 once each; found {seqs:?}, closed: {closed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alpha.stop().await;
+    beta.stop().await;
+}

@@ -99,8 +99,17 @@ impl Traffic {
     }
 }
 
+/// Seconds since the process's first call: the time of every traced frame, and of the
+/// scenarios' faults as they print them.
+pub fn clock() -> f64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
+}
+
 impl Ctx {
     fn note(&self, name: &str, what: String) {
+        // Stamped (`clock`), to line the stories up with the faults.
+        let what = format!("{:8.3} {what}", clock());
         self.trace
             .lock()
             .unwrap()

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
 use crate::cluster_checker::{Fault, History, LineEvent, Msg, Seen, check};
 use crate::cluster_hub::{Running, registered};
-use crate::cluster_scenario_clients::{Ctx, Phase, Run, Traffic, agent, customer};
+use crate::cluster_scenario_clients::{Ctx, Phase, Run, Traffic, agent, clock, customer};
 use crate::common::{ADMIN_PASSWORD, Api, Ws, signal};
 use crate::mongod::unassigned_port;
 use crate::redis_server::RedisServer;
@@ -117,6 +117,8 @@ impl Cluster {
         let data_dir = data_dir.to_string_lossy().to_string();
         let grace = self.resume_grace_secs.to_string();
         let (lease, renew) = (self.lease_ms.to_string(), (self.lease_ms / 5).to_string());
+        // `SCENARIO_RUST_LOG` for a closer look at a failing run.
+        let rust_log = std::env::var("SCENARIO_RUST_LOG").unwrap_or_else(|_| "warn".into());
         let envs = [
             ("BIND_ADDR", bind.as_str()),
             ("STORE", "mongodb"),
@@ -131,7 +133,7 @@ impl Cluster {
             ("RATE_LIMIT_PER_SEC", "1000"),
             ("RATE_LIMIT_BURST", "1000"),
             ("MAX_CONNECTIONS_PER_ADDRESS", "100000"),
-            ("RUST_LOG", "warn"),
+            ("RUST_LOG", rust_log.as_str()),
         ];
         let mut command = hub_command(&self.scratch.0, &envs, &["serve"]);
         // A restarted node's log goes on after its first life's.
@@ -433,8 +435,16 @@ impl Cluster {
         (archive, open)
     }
 
-    /// The last lines of each node's log, for a failure's message.
+    /// The last lines of each node's log, for a failure's message; with `SCENARIO_LOGS`
+    /// (a directory), each whole log is copied there too.
     pub(crate) fn logs(&self) -> String {
+        if let Ok(dir) = std::env::var("SCENARIO_LOGS") {
+            let _ = std::fs::create_dir_all(&dir);
+            for i in 0..3 {
+                let name = format!("{}.log", node_name(i));
+                let _ = std::fs::copy(self.scratch.0.join(&name), std::path::Path::new(&dir).join(&name));
+            }
+        }
         (0..3)
             .map(|i| {
                 let said =
@@ -601,7 +611,7 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
     }
 
     if let Some(parade) = &shape.parade {
-        let at = |what: String| eprintln!("{tag}: {:?} {what}", started.elapsed());
+        let at = |what: String| eprintln!("{tag}: {:?} (clock {:.3}) {what}", started.elapsed(), clock());
         tokio::time::sleep(parade.recovery).await;
         cluster.kill(parade.killed);
         at(format!("1. node{} killed (kill -9)", parade.killed));
@@ -705,6 +715,31 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         archive,
     };
     let faults = check(&history);
+    // The counts behind "nothing lost": every acknowledgement, and what the archive holds.
+    let acked: Vec<&Msg> = history
+        .people
+        .iter()
+        .flat_map(|p| &p.seen)
+        .filter_map(|s| match s {
+            Seen::Ack(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let archived_once = acked
+        .iter()
+        .filter(|m| {
+            history
+                .archive
+                .get(&m.chat)
+                .is_some_and(|kept| kept.iter().filter(|a| a.id == m.id && a.seq == m.seq).count() == 1)
+        })
+        .count();
+    let archived_total: usize = history.archive.values().map(Vec::len).sum();
+    eprintln!(
+        "{tag}: {} messages acknowledged, {archived_once} of them archived once; {archived_total} messages archived in {} chats",
+        acked.len(),
+        history.archive.len()
+    );
     // Where the sides of the chats with faults were: (customer's node, moved) and (agent's node, moved).
     let sides = |chat: &str| -> Vec<(usize, Option<usize>)> {
         customers
@@ -1097,12 +1132,14 @@ async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_3() 
 /// missing from the archive, no `resume_expired` within the grace period, no `resumed`
 /// taken back, nor any of its other rules broken. `SCENARIO_SEED` replaces the seed.
 ///
-/// Not in `make test` yet: with `SCENARIO_SEED=5` it finds three acknowledged agent lines
-/// missing from the archive and one `resume_expired` within the grace period, all around
-/// Redis coming back empty (step 4); seeds 4 and 6 pass. It is kept as the reproducer for
-/// that fault: `cargo test --test hub scenario_4 -- --ignored`.
+/// Not in `make test` yet (`cargo test --test hub scenario_4 -- --ignored`): the faults
+/// it found around Redis coming back empty are fixed (no acknowledged line lost over seeds
+/// 1–8), but some seeds still meet the open ones docs/cluster.md §16 lists: a token not
+/// yet in Redis when its node dies right after the welcome (seeds 2, 8), a chat ended
+/// while its customer's node is stopped and not yet reaped (seed 2), a resume racing a
+/// chat's end after a restore (seed 3), a message stamped twice after a timed-out stamp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reproduces an open fault: acknowledged lines lost around Redis restarted empty (SCENARIO_SEED=5)"]
+#[ignore = "open faults on some seeds (docs/cluster.md §16): resume_expired for a token never recorded before its node died, and races around a chat's end"]
 async fn scenario_4_every_fault_in_turn_under_random_traffic() {
     let seed = std::env::var("SCENARIO_SEED")
         .ok()

@@ -677,3 +677,59 @@ async fn resume_before_the_reap(tag: &str, chatting: bool) {
     assert_eq!(got["text"], "back", "{context}");
     drop(carla);
 }
+
+/// Found by scenario 4: a customer away from node 2 whose chat the agent ends resumes on
+/// node 1 before node 2 has kept the ending for them (node 2 is slow — here stopped for a
+/// moment, well within its lease, so nobody takes it over). Node 1's replica has seen the
+/// chat end and no longer knows the customer, and Redis holds no ending yet: that was
+/// answered `resume_expired`, within the grace period. Now it is refused for now
+/// (`cluster_unavailable`, then 1013), and once node 2 has kept the ending the customer
+/// resumes elsewhere with the chat and its end, as protocol.md promises.
+#[tokio::test]
+async fn a_resume_elsewhere_before_the_customers_node_kept_their_chats_end_is_tried_again_not_expired() {
+    let tag = "stall-ending-on-its-way";
+    // A lease far longer than the stop: node 2 is never reaped.
+    let mut stage = stage(tag, 10_000).await;
+    let mut acked = Acked::new();
+    stage
+        .agent
+        .send(json!({"type": "set_available", "available": true}))
+        .await;
+    stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let (mut carla, token) = join(&stage.cluster).await;
+    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_about(&mut stage.agent, "chat_started", &chat).await;
+    let frame = json!({"type": "message", "text": "hello"});
+    let seq = acked_message(&mut carla, "customer", frame, &mut acked, tag).await;
+    drop(carla);
+    next_about(&mut stage.agent, "peer_away", &chat).await;
+
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    next_about(&mut stage.agent, "chat_ended", &chat).await;
+    // Node 1's replica applies the end meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    match resume_once(&stage.cluster, THIRD_NODE, &token, seq).await {
+        Resume::Refused(frames, close) => assert!(
+            try_again(&frames, &close),
+            "refused for good within the grace period: {frames:?}, then {close:?}"
+        ),
+        Resume::Resumed(_, resumed, _) => panic!("resumed before the ending was kept: {resumed}"),
+    }
+    stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
+
+    let (mut back, resumed) = resumed_on(&stage.cluster, THIRD_NODE, &token, 0, tag).await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    let seqs: Vec<u64> = resumed["chat"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [seq], "{resumed}");
+    assert_eq!(next_about(&mut back, "chat_ended", &chat).await["ended_by"], "agent");
+    archived_whole(&stage, &chat, &acked, tag).await;
+}

@@ -12,7 +12,8 @@
 //! and logs it; each node records every message of its chats in seq order, filling gaps
 //! from the chat's log; the customer's node archives.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -20,7 +21,7 @@ use super::{AgentInfo, ChatLog, CustomerInfo, HubState, TRANSCRIPT_LIMIT, close,
 use crate::cluster::chat_log::{ChatLine, NodeMessage};
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::routing_events::RoutingEvent;
-use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party};
+use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party};
 use crate::hub::cluster_link::{Link, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::now_ms;
@@ -36,7 +37,7 @@ mod standing;
 /// What the hub keeps for the cluster besides the replica.
 pub(crate) struct ClusterState {
     link: Link,
-    /// Chat wire ids derive from it (see `cluster_reassert::CLUSTER_ID_KEY`).
+    /// Chat wire ids derive from it (see `cluster::restore::CLUSTER_ID_KEY`).
     wire_ns: Option<String>,
     /// Joins sent and not yet seen in the events stream, by connection.
     pending_joins: HashMap<ConnId, PendingJoin>,
@@ -81,6 +82,15 @@ pub(crate) struct ClusterState {
     /// The last routing event the replica applied ("0-0": none): how long a prefix of the
     /// events stream it holds, offered when Redis loses its data (`cluster::restore`).
     last_event: String,
+    /// This node went through Redis's loss of its data (`cluster_data_lost`) and has not
+    /// loaded the restore yet: the resumes under way then were settled there, and every
+    /// resume it sends since reaches the restored domain, after the restore's entry.
+    pub(super) through_loss: bool,
+    /// Customers whose chat was ended (`ChatEnd::Ended`) when this replica applied it, oldest
+    /// first, kept for the grace period: a resume elsewhere whose token still names one of
+    /// them, with no ending kept yet, comes before their node has kept the ending for them
+    /// (it keeps it, then forgets the token) — to be tried again, not refused as expired.
+    ended_lately: VecDeque<(Instant, CustomerId)>,
 }
 
 /// Ids in `sent_here` at most: one refused by a Redis outage is never recorded, so the set
@@ -127,6 +137,8 @@ impl ClusterState {
             closing: HashMap::new(),
             paired_at: HashMap::new(),
             last_event: "0-0".to_string(),
+            through_loss: false,
+            ended_lately: VecDeque::new(),
         }
     }
 
@@ -183,18 +195,40 @@ impl ClusterState {
         self.remote_customers.remove(&customer);
     }
 
-    /// Records when chats were paired (`at`: the entry's time) and forgets ended ones.
-    fn note_chat_times(&mut self, out: &[Decision], at: i64) {
+    /// Records when chats were paired (`at`: the entry's time) and forgets ended ones;
+    /// notes the customers whose chat was ended (kept `grace`).
+    fn note_chat_times(&mut self, out: &[Decision], at: i64, grace: Duration) {
+        self.forget_endings_before(grace);
         for decision in out {
             match decision {
                 Decision::Paired { chat, .. } => {
                     self.paired_at.insert(*chat, at);
                 }
-                Decision::ChatEnded { chat, .. } | Decision::ChatWithdrawn { chat, .. } => {
+                Decision::ChatEnded {
+                    chat, customer, reason, ..
+                } => {
+                    self.paired_at.remove(chat);
+                    if *reason == ChatEnd::Ended {
+                        self.ended_lately.push_back((Instant::now(), *customer));
+                    }
+                }
+                Decision::ChatWithdrawn { chat, .. } => {
                     self.paired_at.remove(chat);
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Whether `customer`'s chat was ended within the last `grace` (forgets older endings).
+    pub(super) fn ended_lately(&mut self, customer: CustomerId, grace: Duration) -> bool {
+        self.forget_endings_before(grace);
+        self.ended_lately.iter().any(|(_, c)| *c == customer)
+    }
+
+    fn forget_endings_before(&mut self, grace: Duration) {
+        while self.ended_lately.front().is_some_and(|(at, _)| at.elapsed() > grace) {
+            self.ended_lately.pop_front();
         }
     }
 
@@ -588,7 +622,8 @@ impl HubState {
             tracing::error!(event = %event.id, ?op, "this node's routing replica decided otherwise than Redis");
         }
         let at = event_time(&event.id);
-        self.cluster_mut().note_chat_times(&out, at);
+        let grace = self.settings.resume_grace;
+        self.cluster_mut().note_chat_times(&out, at, grace);
         // This node was reaped (another node's `node_lost` names it): from this point of
         // the stream its people are the reaper's. It lets go of them now, before carrying
         // out anything later entries decide for them, rather than when its own next call

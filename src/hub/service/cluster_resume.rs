@@ -178,6 +178,15 @@ impl HubState {
             if self.customers.get(&customer).is_none_or(|info| info.conn.is_none()) {
                 self.route(RoutingOp::CustomerDisconnected(customer), None);
             }
+            // Let go of meanwhile (the attempt was undone): Redis holds them here all the
+            // same, and the node they left let go of them on this very entry. So this node
+            // archives their chat from here, as a reaper does (`cluster_handover`): else
+            // what is said in it until they resume elsewhere is archived by nobody.
+            if !self.customers.contains_key(&customer)
+                && let Some(chat) = self.routing.customer_chat(customer)
+            {
+                self.inherit_archiving(chat);
+            }
             return;
         };
         let (Some(resumed), true) = (resumed, self.conns.contains_key(&waiting.conn)) else {
@@ -300,6 +309,17 @@ impl HubState {
         }
         let known = customer.filter(|c| self.routing.customer_category(*c).is_some());
         let Some(customer) = known else {
+            // Their chat ended while they were away, and the node that holds them has not
+            // kept the ending yet (it keeps it, then forgets the token, both behind the
+            // end in its own time): a moment later the ending is there to show. Expired
+            // only once this replica has not seen their chat end within the grace period.
+            let grace = self.settings.resume_grace;
+            if let Some(ended) = customer
+                && self.cluster_mut().ended_lately(ended, grace)
+            {
+                let words = "your chat has just ended; resume again shortly".to_string();
+                return self.resume_refused(conn, UNAVAILABLE, words);
+            }
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
         let mut taken_on = None;
@@ -383,8 +403,22 @@ impl HubState {
     /// messages would be refused one by one, and its presence would hide the customer's
     /// absence from this node's grace timer.
     pub(super) fn resume_refused(&mut self, conn: ConnId, code: &'static str, message: String) {
+        let customer = self
+            .cluster_mut()
+            .awaiting_resumed
+            .iter()
+            .find(|(_, waiting)| waiting.conn == conn || waiting.sent_for == conn)
+            .map(|(customer, _)| *customer);
+        let grace = self.settings.resume_grace;
+        // Their chat ended (while they were away) between the token's lookup and this
+        // call: the ending is being kept for them, as in `token_found`.
+        let ended = code == "unknown_customer" && customer.is_some_and(|c| self.cluster_mut().ended_lately(c, grace));
         // The routing's words mean nothing to a customer: say what happened and what to do.
         let (code, message) = match code {
+            _ if ended => (
+                UNAVAILABLE,
+                "your chat has just ended; resume again shortly".to_string(),
+            ),
             // Their grace period ran out meanwhile: the visit is over, as on one node.
             "unknown_customer" => ("resume_expired", "that session is over; join again".to_string()),
             UNAVAILABLE => (UNAVAILABLE, message),

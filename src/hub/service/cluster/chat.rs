@@ -88,10 +88,19 @@ impl HubState {
     }
 
     /// The last read of an ended chat's log: the lines after what was recorded, then the closing.
-    pub(in crate::hub::service) fn chat_closing_lines(&mut self, chat: ChatId, mut lines: Vec<ChatLine>) {
+    pub(in crate::hub::service) fn chat_closing_lines(
+        &mut self,
+        chat: ChatId,
+        mut lines: Vec<ChatLine>,
+        log_from: Option<u64>,
+    ) {
         let Some(mut entry) = self.cluster_mut().closing.remove(&chat) else {
             return;
         };
+        // What no log holds any more cannot be read (see `skip_what_no_log_holds`).
+        if let Some(first) = log_from.filter(|first| *first > entry.transcript.last_seq() + 1) {
+            entry.transcript.skip_to(first - 1);
+        }
         lines.sort_by_key(|line| line.seq);
         for line in lines {
             if line.chat != chat || line.seq != entry.transcript.last_seq() + 1 {
@@ -121,10 +130,16 @@ impl HubState {
         }
     }
 
-    pub(in crate::hub::service) fn chat_lines(&mut self, lines: Vec<ChatLine>, filled: Option<ChatId>) {
+    pub(in crate::hub::service) fn chat_lines(
+        &mut self,
+        lines: Vec<ChatLine>,
+        filled: Option<ChatId>,
+        log_from: Option<u64>,
+    ) {
         let progressed = !lines.is_empty();
         if let Some(chat) = filled {
             self.cluster_mut().filling.remove(&chat);
+            self.skip_what_no_log_holds(chat, log_from);
         }
         for line in lines {
             self.accept_line(line);
@@ -139,6 +154,29 @@ impl HubState {
             && let Some(last) = self.chats.get(&chat).map(|log| log.transcript.last_seq())
         {
             self.fill(chat, last);
+        }
+    }
+
+    /// The chat's log starts past the next seq this node needs (`log_from`): the lines
+    /// between are in no log any more — trimmed, or lost with Redis's data (a node that
+    /// takes a chat on after a restore finds its log starting after the claimed seq) — so
+    /// it goes on after them instead of holding every later line, unrecorded and
+    /// unacknowledged, for a gap nothing can fill. (Found by scenario 4: a customer who
+    /// resumed on a third node after Redis came back empty got none of the chat's lines
+    /// from then on, and the agent's acknowledged lines were archived by nobody.) Those
+    /// lines were archived by the node that archived the chat then, or by every node that
+    /// held them when the data was lost (`archive_kept_lines_of_every_chat`).
+    fn skip_what_no_log_holds(&mut self, chat: ChatId, log_from: Option<u64>) {
+        let Some(first) = log_from else { return };
+        let Some(log) = self.chats.get_mut(&chat) else { return };
+        if first > log.transcript.last_seq() + 1 {
+            tracing::warn!(
+                chat = chat.0,
+                from = log.transcript.last_seq() + 1,
+                to = first - 1,
+                "lines of a chat are in no log any more (trimmed, or lost with Redis's data): going on after them"
+            );
+            log.transcript.skip_to(first - 1);
         }
     }
 

@@ -85,8 +85,11 @@ impl HubState {
             self.cluster_refused(Some(conn), None, (UNAVAILABLE, words), None, RefusedCall::Join);
         }
         // Resumes under way may have gone with the stream: settled (1013) before the
-        // claim, which must name only the people this node really holds.
+        // claim, which must name only the people this node really holds. Those sent from
+        // now on reach the restored domain (queued behind the re-assertion), after the
+        // restore's entry: loading it leaves them be (`routing_reload`).
         self.abandon_every_resume();
+        self.cluster_mut().through_loss = true;
         let mut claims = crate::cluster::restore::Claims {
             customers: self.customers.keys().copied().collect(),
             agents: self.agents.keys().cloned().collect(),
@@ -129,19 +132,27 @@ impl HubState {
     }
 
     /// The events this node had not read were trimmed away (it joined late, or fell far
-    /// behind), or the routing domain was restored after Redis lost its data: the replica
-    /// becomes the snapshot's state. What the skipped events decided for this node's own
-    /// people is not carried out (`docs/cluster.md` §13).
+    /// behind), or the routing domain was restored after Redis lost its data (`restored`):
+    /// the replica becomes the snapshot's state. What the skipped events decided for this
+    /// node's own people is not carried out (`docs/cluster.md` §13).
     pub(in crate::hub::service) fn routing_reload(
         &mut self,
         state: crate::core::routing::RoutingState,
         last_event: String,
+        restored: bool,
     ) {
         match crate::core::routing::Routing::from_state(state) {
             Ok(routing) => {
                 self.routing = routing;
-                // A resume applied in the skipped entries would never be answered.
-                self.abandon_every_resume();
+                // A resume applied in the skipped entries would never be answered. Not so
+                // after a loss this node went through: it settled the resumes under way
+                // then, and those it sent since follow the restore's entry, which is the
+                // first of the new stream. Settling them here too told the customer 1013
+                // while Redis applied their resume: held here, unknown to this node, their
+                // chat archived by nobody (found by scenario 4).
+                if !(restored && std::mem::take(&mut self.cluster_mut().through_loss)) {
+                    self.abandon_every_resume();
+                }
                 let cluster = self.cluster.as_mut().expect("called in a cluster only");
                 cluster.last_event = last_event;
                 // Pairing times of chats the skipped events ended are forgotten here.
@@ -188,6 +199,7 @@ impl HubState {
         cluster.sent_here.clear();
         cluster.resuming.clear();
         cluster.awaiting_resumed.clear();
+        cluster.through_loss = false;
     }
 
     /// Whether this node holds anyone the events stream gave it: a customer (connected or
