@@ -24,8 +24,10 @@ export class ChatView {
    * @param {(text:string)=>void} [opts.onDraft]
    * @param {(active:boolean)=>void} [opts.onTyping]
    * @param {boolean} [opts.showDraft] reserve a draft-preview area (agent side)
+   * @param {boolean} [opts.live]      false: the transcript is not a live region (the page announces
+   *                                   incoming messages itself, once, e.g. the agent inbox)
    */
-  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '' }) {
+  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '', live = true }) {
     this.maxLen = maxLen;
     this.onSend = onSend;
     this.onDraft = onDraft;
@@ -38,7 +40,7 @@ export class ChatView {
     this.pendingTexts = new Map();
     this.typingActive = false;
 
-    this.transcript = el('ol', { class: 'transcript', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', dataset: { testid: 'transcript' } });
+    this.transcript = el('ol', { class: 'transcript', role: 'log', 'aria-live': live ? 'polite' : 'off', 'aria-label': 'Messages', dataset: { testid: 'transcript' } });
     this.typing = el('div', { class: 'typing', 'aria-live': 'polite', dataset: { testid: 'typing-indicator' } });
     this.draft = el('div', { class: 'draft-preview', hidden: true, 'aria-live': 'off', dataset: { testid: 'draft-preview' } });
     const inputId = `msg-${Math.random().toString(36).slice(2, 9)}`;
