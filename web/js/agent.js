@@ -196,6 +196,9 @@ function alertAgent(chat, title, body) {
 function updateTitle() {
   const unread = [...chats.values()].reduce((n, c) => n + c.unread, 0);
   setBaseTitle(unread ? `(${unread}) ${TITLE}` : TITLE);
+  // On a phone the way back to the list says what waits there.
+  const elsewhere = [...chats.values()].filter((c) => c.id !== openId).reduce((n, c) => n + c.unread, 0);
+  $('back-to-list').textContent = elsewhere ? `← All chats (${elsewhere} unread)` : '← All chats';
 }
 
 // ---- the chat list ----
