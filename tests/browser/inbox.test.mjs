@@ -186,6 +186,9 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
     await unreadOf(agent, 'Cy').filter({ hasText: /^1$/ }).waitFor();
     const shown = await agent.evaluate(() => window.__notes.map((n) => `${n.title}: ${n.body}`));
     assert.deepEqual(shown, ['Cy: new message: Anyone there?']);
+    // Announced once to screen readers, by the page (the transcript is not a second live region).
+    await agent.locator('#sr-announcer').filter({ hasText: 'Cy, 1 unread: Anyone there?' }).waitFor({ state: 'attached' });
+    assert.equal(await panelOf(agent, 'Cy').getByTestId('transcript').getAttribute('aria-live'), 'off');
     await agent.evaluate(() => {
       delete document.visibilityState;
       delete document.hidden;
