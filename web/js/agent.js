@@ -250,6 +250,12 @@ function listItem(chat, index) {
   $('chat-list').append(item);
 }
 
+/** On a phone, the list or the conversation has the screen (the page's top card gives way to the conversation). */
+function setView(view) {
+  $('inbox').dataset.view = view;
+  document.body.dataset.inboxView = view;
+}
+
 /**
  * Shows one chat in the conversation pane (and, on a phone, switches to it).
  * focus: 'composer' | 'item' | 'heading' | undefined (leave focus where it is).
@@ -259,7 +265,7 @@ function openChat(id, { focus } = {}) {
   if (!chat) return;
   openId = id;
   for (const c of chats.values()) show(c.panel, c.id === id);
-  $('inbox').dataset.view = 'conversation';
+  setView('conversation');
   if (focus === 'composer' && !chat.ended) chat.view.focus();
   else if (focus === 'item' || (focus === 'composer' && chat.ended)) chat.button.focus();
   else if (focus === 'heading') chat.title.focus();
@@ -301,7 +307,7 @@ function closeChat(chat) {
     openId = null;
     const next = ids[at + 1] ?? ids[at - 1];
     if (next && chats.has(next)) openChat(next, { focus: 'item' });
-    else { $('inbox').dataset.view = 'list'; $('chats-title').focus(); }
+    else { setView('list'); $('chats-title').focus(); }
   }
   renderLoad();
   renderList();
@@ -373,7 +379,7 @@ function openPanel(snapshot, fresh) {
     const idle = !document.activeElement || document.activeElement === document.body;
     openChat(id, { focus: fresh && idle ? 'composer' : undefined });
     // Opening the first chat shows it; on a phone the list stays until a chat is picked after a reload.
-    if (!fresh && !wide.matches) $('inbox').dataset.view = 'list';
+    if (!fresh && !wide.matches) setView('list');
   }
   renderLoad();
   renderList();
@@ -523,7 +529,7 @@ $('sign-out').addEventListener('click', async () => {
   signedOut('You signed out.');
 });
 $('back-to-list').addEventListener('click', () => {
-  $('inbox').dataset.view = 'list';
+  setView('list');
   chats.get(openId)?.button.focus();
 });
 $('shortcuts-button').addEventListener('click', () => $('shortcuts').showModal());
@@ -533,7 +539,7 @@ const typingIn = (node) => !!node?.closest?.('input, textarea, select, [contente
 function focusComposer() {
   const chat = chats.get(openId);
   if (!chat) { $('chat-list').querySelector('button')?.focus(); return; }
-  $('inbox').dataset.view = 'conversation';
+  setView('conversation');
   if (chat.ended) chat.end.focus(); else chat.view.focus();
 }
 
