@@ -32,7 +32,7 @@ use crate::auth::Sessions;
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
-use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, Routing};
+use crate::core::routing::{AgentId, AgentStanding, CategoryId, ChatId, CustomerId, Party, Routing};
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
 use crate::store::{Account, Category};
 
@@ -54,8 +54,14 @@ pub mod close {
 /// Live figures for admins.
 #[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Figures {
+    /// Agents connected now (not those dropped and within their grace period).
     pub agents_online: usize,
+    /// Agents who can take a chat now: connected, available and below their limit.
     pub agents_available: usize,
+    /// Agents connected and available but at their limit.
+    pub agents_full: usize,
+    /// Each agent the hub holds (connected, or dropped within the grace period), by id.
+    pub agents: Vec<AgentFigure>,
     pub customers_connected: usize,
     /// Category id → customers waiting.
     pub customers_waiting: BTreeMap<String, usize>,
@@ -63,6 +69,20 @@ pub struct Figures {
     /// Seconds the longest-waiting customer has waited, 0 when nobody waits.
     pub longest_wait_secs: f64,
     pub buddies_online: usize,
+}
+
+/// One online agent, as the admin's dashboard shows them.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AgentFigure {
+    /// The account id (the admin's agent list names it).
+    pub id: String,
+    /// `available` (can take a chat now), `full` (at their limit), `away` (set away) or
+    /// `disconnected` (dropped, within the grace period).
+    pub state: &'static str,
+    /// Chats open now.
+    pub chats: usize,
+    /// Their limit of chats at once.
+    pub limit: u8,
 }
 
 struct ConnEntry {
@@ -760,15 +780,33 @@ impl HubState {
             .map(|(_, c)| now - c.queued_at)
             .max()
             .unwrap_or(0);
-        let agents: Vec<_> = self.routing.agents().map(|(_, v)| v).collect();
+        let mut agents: Vec<AgentFigure> = self
+            .routing
+            .agents()
+            .map(|(id, view)| AgentFigure {
+                id: id.0.clone(),
+                state: match view.standing() {
+                    AgentStanding::Available => "available",
+                    AgentStanding::Full => "full",
+                    AgentStanding::Away => "away",
+                    AgentStanding::Disconnected => "disconnected",
+                },
+                chats: view.chats.len(),
+                limit: view.limit,
+            })
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let counted = |state: &str| agents.iter().filter(|a| a.state == state).count();
         Figures {
-            agents_online: agents.iter().filter(|a| a.connected).count(),
-            agents_available: agents.iter().filter(|a| a.connected && a.available).count(),
+            agents_online: agents.iter().filter(|a| a.state != "disconnected").count(),
+            agents_available: counted("available"),
+            agents_full: counted("full"),
             customers_connected: self.customers.values().filter(|c| c.conn.is_some()).count(),
             customers_waiting: self.routing.waiting_counts().map(|(c, n)| (c.0.clone(), n)).collect(),
             chats_active: self.routing.chats_active(),
             longest_wait_secs: longest as f64 / 1000.0,
             buddies_online: self.buddies.online(),
+            agents,
         }
     }
 

@@ -35,6 +35,7 @@ mod routing;
 mod rooms;
 mod rooms_cluster;
 mod rooms_invites;
+mod rooms_leave;
 // the members' microphone and camera state, relayed
 mod rooms_media;
 mod rooms_seats;

@@ -481,7 +481,10 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/agent/appointments/{id}/cancel", appointment_id.clone()),
         ("/api/admin/appointments/{id}/cancel", appointment_id),
     ]);
-    let real_queries = BTreeMap::from([("/api/appointments/cancel", format!("token={cancel_token}"))]);
+    let real_queries = BTreeMap::from([
+        ("/api/appointments/cancel", format!("token={cancel_token}")),
+        ("/api/appointments/room", format!("token={started_token}")),
+    ]);
     // Bodies the documented example cannot be (a real password), tried before it.
     let extra_bodies = BTreeMap::from([
         (

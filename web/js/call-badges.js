@@ -72,7 +72,8 @@ export function joinTitle(title) {
 function caption() {
   const name = state.peer?.name;
   if (!state.peer) return 'Waiting for the other person to join…';
-  if (!state.peer.present) return `${name} lost the connection; waiting for them to come back…`;
+  // Away within the grace period: their page reconnects by itself (a reload, a drop).
+  if (!state.peer.present) return `${name} is reconnecting…`;
   switch (state.call) {
     case 'incoming call': return `${name} is calling…`;
     case 'calling…': return `Calling ${name}…`;

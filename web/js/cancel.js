@@ -62,23 +62,62 @@ $('confirm').addEventListener('click', async () => {
   }
 });
 
-$('join').addEventListener('click', async () => {
+// The waiting room: before the representative starts the call, "Join" waits here
+// ("Your call with Anna starts at 10:00; you will be let in when Anna joins", the time in
+// this browser's zone) and asks again, every 2 s growing to 5 s, until it is let in. Each
+// ask also shows the customer as waiting on the representative's list.
+const WAIT_FIRST_MS = 2000;
+const WAIT_MAX_MS = 5000;
+let waitTimer = null;
+
+async function askToJoin() {
+  return fetch('/api/appointments/join', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+}
+
+async function waitingText() {
+  const res = await fetch(`/api/appointments/room?token=${encodeURIComponent(token)}`);
+  if (!res.ok) return 'Your call has not started yet; you will be let in when your representative joins.';
+  const room = await res.json();
+  const at = new Date(room.start).toLocaleTimeString([], { timeStyle: 'short' });
+  return `Your call with ${room.representative} starts at ${at}; you will be let in when ${room.representative} joins.`;
+}
+
+function enterRoom(joined) {
+  clearTimeout(waitTimer);
+  // The room page sends a customer whose access ran out back here for a new one.
+  sessionStorage.setItem(`room-return:${joined.room_id}`, location.href);
+  location.href = joined.link;
+}
+
+async function join(delay) {
+  const res = await askToJoin();
+  if (res.ok) return enterRoom(await res.json());
+  let code = '';
+  let message = `the server answered ${res.status}`;
+  try {
+    ({ code, message } = (await res.json()).error);
+  } catch { /* not the API's shape */ }
+  if (code !== 'not_started') {
+    $('waiting').hidden = true;
+    $('join').disabled = false;
+    $('error').textContent = message;
+    return;
+  }
+  if ($('waiting').hidden) {
+    $('waiting-text').textContent = await waitingText();
+    $('waiting').hidden = false;
+  }
+  waitTimer = setTimeout(() => join(Math.min(delay * 1.5, WAIT_MAX_MS)), delay);
+}
+
+$('join').addEventListener('click', () => {
   $('error').textContent = '';
   $('join').disabled = true;
-  try {
-    const res = await fetch('/api/appointments/join', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token }),
-    });
-    if (!res.ok) {
-      $('error').textContent = await errorText(res);
-      return;
-    }
-    location.href = (await res.json()).link;
-  } finally {
-    $('join').disabled = false;
-  }
+  join(WAIT_FIRST_MS);
 });
 
 load();
