@@ -94,7 +94,7 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await agent.getByTestId('login-button').click();
     await agent.getByTestId('profile-text').filter({ hasText: 'Billing' }).waitFor();
     await agent.getByTestId('availability-toggle').click();
-    await agent.locator('[data-testid="availability-toggle"][aria-pressed="true"]').waitFor();
+    await agent.locator('[data-testid="availability-toggle"][data-available="true"]').waitFor();
     await view(admin, 'Dashboard');
     await admin.getByTestId('stat-agents-available').filter({ hasText: '1' }).waitFor();
     const daveRow = admin.getByTestId('agent-state').filter({ hasText: 'Dave Daniels' });

@@ -18,6 +18,8 @@ after(async () => {
 
 /** The panel on agent.html for the named customer. */
 const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
+/** The customer's entry in the agent's chat list; a click opens that chat. */
+const itemOf = (page, customer) => page.locator(`[data-testid="chat-list-item"][data-customer="${customer}"]`);
 
 test('customer and agent chat with typing indicator and draft preview', async () => {
   await withShots('chat', async (pages) => {
@@ -107,7 +109,9 @@ test('an agent holds two chats at once and nothing crosses', async () => {
     await danInput.click();
     await danInput.pressSequentially('Half a sent', { delay: 10 });
     await customerJoins(eve, hub, 'billing', 'Eve');
-    await panelOf(agent, 'Eve').waitFor();
+    // Eve joins the list; Dan's chat stays open.
+    await itemOf(agent, 'Eve').waitFor();
+    assert.equal(await panelOf(agent, 'Eve').isVisible(), false);
     await agent.waitForFunction(() => document.title.includes('New chat: Eve') || document.title === 'Switchboard — Agent');
     const focused = await agent.evaluate(() => document.activeElement?.closest('[data-testid="chat-panel"]')?.dataset.customer);
     assert.equal(focused, 'Dan', 'focus stays in the panel being typed in');
@@ -120,10 +124,11 @@ test('an agent holds two chats at once and nothing crosses', async () => {
     await dan.getByTestId('message-input').press('Enter');
     await eve.getByTestId('message-input').fill('I am Eve');
     await eve.getByTestId('message-input').press('Enter');
+    await itemOf(agent, 'Eve').click();
     await panelOf(agent, 'Eve').getByTestId('message-input').fill('Hello Eve');
     await panelOf(agent, 'Eve').getByTestId('message-input').press('Enter');
 
-    await panelOf(agent, 'Dan').getByTestId('message').filter({ hasText: 'I am Dan' }).waitFor();
+    await panelOf(agent, 'Dan').getByTestId('message').filter({ hasText: 'I am Dan' }).waitFor({ state: 'attached' });
     await panelOf(agent, 'Eve').getByTestId('message').filter({ hasText: 'I am Eve' }).waitFor();
     await dan.getByTestId('message').filter({ hasText: 'Half a sentence for Dan' }).waitFor();
     await eve.getByTestId('message').filter({ hasText: 'Hello Eve' }).waitFor();
@@ -139,11 +144,13 @@ test('an agent holds two chats at once and nothing crosses', async () => {
     await shot(agent, 'agent-two-chats');
 
     // Ending one chat leaves the other working.
+    await itemOf(agent, 'Dan').click();
     await panelOf(agent, 'Dan').getByTestId('end-chat').click();
     await dan.getByTestId('chat-ended').waitFor();
     await eve.getByTestId('message-input').fill('Still here');
     await eve.getByTestId('message-input').press('Enter');
-    await panelOf(agent, 'Eve').getByTestId('message').filter({ hasText: 'Still here' }).waitFor();
+    await panelOf(agent, 'Eve').getByTestId('message').filter({ hasText: 'Still here' }).waitFor({ state: 'attached' });
+    await itemOf(agent, 'Eve').getByTestId('unread-count').filter({ hasText: '1' }).waitFor();
     await agent.getByTestId('chat-load').filter({ hasText: '1 of 2' }).waitFor();
   });
 });

@@ -114,7 +114,7 @@ export async function agentSignsIn(page, hub, agent, { available = true } = {}) 
   await page.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor();
   if (available) {
     await page.getByTestId('availability-toggle').click();
-    await page.locator('[data-testid="availability-toggle"][aria-pressed="true"]').waitFor();
+    await page.locator('[data-testid="availability-toggle"][data-available="true"]').waitFor();
   }
 }
 

@@ -1,18 +1,29 @@
-// The agent console: sign in, go available, hold up to `max_chats` chats in
-// side-by-side panels, see each customer's draft before it is sent, and read
-// past conversations. The hub restores open chats in agent_welcome after a
-// reconnect within the grace period, so a dropped socket loses nothing.
+// The agent console: sign in, go available, hold up to `max_chats` chats in an
+// inbox (a list of chats with unread counts and waiting times beside the one open
+// conversation), see each customer's draft before it is sent, and read past
+// conversations. The hub restores open chats in agent_welcome after a reconnect
+// within the grace period, so a dropped socket loses nothing.
+//
+// Every chat keeps its own panel (transcript, draft, composer) in #panels; only the
+// open one is shown, so switching chats loses no half-typed text, and agent-rooms.js
+// still finds each `[data-testid="chat-panel"]` to give it its Video button.
 
-import { el, byTestId, announce, show } from './dom.js';
+import { el, api, byTestId, announce, show } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
 import { wireLogin, currentAccount, sessionStatus, signOut } from './login.js';
 import { createArchive } from './history.js';
-import { beep, flashTitle } from './notify.js';
+import { beep, flashTitle, setBaseTitle } from './notify.js';
 
 const $ = (id) => document.getElementById(id);
-/** chat_id → {panel, view, name, ended, status} */
+/** chat_id → {id, panel, view, name, ended, status, item, unread, ...}, in the list's order. */
 const chats = new Map();
+/** The chat shown in the conversation pane. */
+let openId = null;
+const TITLE = 'Switchboard — Agent';
+const SOUND_KEY = 'switchboard.agent.sound';
+const ASKED_KEY = 'switchboard.agent.notificationsAsked';
+const wide = window.matchMedia('(min-width: 760px)');
 let profile = { categories: [], max_chats: 1, available: false };
 let maxLen = 2000;
 let waiting = {};
@@ -74,7 +85,7 @@ function unreachable(delay, error) {
 function signedOut(message) {
   show($('console'), false);
   show($('login'), true);
-  for (const id of ['availability', 'sign-out', 'conn-state']) show($(id), false);
+  for (const id of ['availability', 'availability-state', 'shortcuts-button', 'sign-out', 'conn-state']) show($(id), false);
   $('who').textContent = '';
   pageNotice(message || '');
   $('username').focus();
@@ -92,6 +103,8 @@ function signedIn(account) {
   show($('console'), true);
   show($('availability'), true);
   show($('sign-out'), true);
+  show($('availability-state'), true);
+  show($('shortcuts-button'), true);
   $('who').textContent = account.display_name;
   welcomed = false;
   socket.start();
@@ -101,16 +114,24 @@ function signedIn(account) {
     document.addEventListener('open-conversation', (e) => { $('history').scrollIntoView(); archive.open(e.detail); });
     openConversationWired = true;
   }
-  archive.refresh();
+  // Every category's name, for the history's filter and rows (the agent may have left some).
+  api('GET', '/api/categories').then((res) => {
+    if (res.ok) archive.setLists({ categories: res.data });
+    archive.refresh();
+  });
 }
 
 function renderProfile() {
   const names = profile.categories.map((c) => c.name).join(', ') || 'no categories yet (ask an admin)';
   $('profile-text').textContent = `Categories: ${names} · Limit: ${profile.max_chats} chat${profile.max_chats === 1 ? '' : 's'} at once`;
+  // The button names what it does; the state is shown beside it.
   const button = $('availability');
-  button.setAttribute('aria-pressed', String(profile.available));
-  button.textContent = profile.available ? 'Available' : 'Away';
-  button.title = profile.available ? 'You are taking new chats; press to go away' : 'You take no new chats; press to become available';
+  button.dataset.available = String(profile.available);
+  button.textContent = profile.available ? 'Go away' : 'Go available';
+  button.title = profile.available ? 'Take no new chats (the ones open stay open)' : 'Start taking new chats';
+  const state = $('availability-state');
+  state.textContent = profile.available ? 'Available' : 'Away';
+  state.className = `pill ${profile.available ? 'available' : 'away'}`;
   renderLoad();
   renderQueue();
 }
@@ -119,11 +140,197 @@ function renderLoad() {
   const active = [...chats.values()].filter((c) => !c.ended).length;
   $('load').textContent = `${active} of ${profile.max_chats} chats`;
   show($('no-chats'), chats.size === 0);
+  show($('no-open-chat'), !openId);
 }
 
 function renderQueue() {
   const list = $('queue-stats');
   list.replaceChildren(...profile.categories.map((c) => el('li', { class: 'pill', dataset: { testid: `queue-${c.id}` } }, `${c.name}: ${waiting[c.id] ?? 0} waiting`)));
+}
+
+// ---- notifications: sound, title, desktop ----
+
+const soundOn = () => localStorage.getItem(SOUND_KEY) !== 'off';
+const notificationsSupported = () => 'Notification' in window;
+
+function renderNotifyControls() {
+  const sound = $('sound-toggle');
+  sound.setAttribute('aria-pressed', String(soundOn()));
+  sound.title = soundOn() ? 'A short sound for new chats and messages; press to mute' : 'Muted; press for a sound on new chats and messages';
+  const button = $('notify-button');
+  const state = $('notify-state');
+  if (!notificationsSupported()) { show(button, false); state.textContent = ''; return; }
+  const permission = Notification.permission;
+  show(button, permission === 'default' && !localStorage.getItem(ASKED_KEY));
+  state.textContent = permission === 'granted' ? 'Desktop notifications on'
+    : permission === 'denied' ? 'Desktop notifications blocked (browser site settings)'
+      : localStorage.getItem(ASKED_KEY) ? 'Desktop notifications off (browser site settings)' : '';
+}
+
+/** Asks for desktop notifications once ever (remembered), and only from a click. */
+function askNotificationsOnce() {
+  if (!notificationsSupported() || Notification.permission !== 'default' || localStorage.getItem(ASKED_KEY)) return;
+  localStorage.setItem(ASKED_KEY, String(Date.now()));
+  Promise.resolve(Notification.requestPermission()).then(renderNotifyControls, renderNotifyControls);
+  renderNotifyControls();
+}
+
+/** The agent is looking at the page. */
+const pageSeen = () => document.visibilityState === 'visible' && document.hasFocus();
+/** The agent is looking at this chat: open, on screen (not the list view of a phone), page seen. */
+const chatSeen = (chat) => chat.id === openId && pageSeen() && chat.panel.offsetParent !== null;
+
+/** Sound, title and (when the page is not looked at) a desktop notification. */
+function alertAgent(chat, title, body) {
+  if (soundOn()) beep();
+  flashTitle(title);
+  if (!notificationsSupported() || Notification.permission !== 'granted' || pageSeen()) return;
+  try {
+    const note = new Notification(title, { body, tag: `chat-${chat.id}` });
+    note.onclick = () => { window.focus(); openChat(chat.id, { focus: 'composer' }); note.close(); };
+  } catch {
+    // Some browsers only allow notifications from a service worker: sound and title still tell.
+  }
+}
+
+function updateTitle() {
+  const unread = [...chats.values()].reduce((n, c) => n + c.unread, 0);
+  setBaseTitle(unread ? `(${unread}) ${TITLE}` : TITLE);
+  // On a phone the way back to the list says what waits there.
+  const elsewhere = [...chats.values()].filter((c) => c.id !== openId).reduce((n, c) => n + c.unread, 0);
+  $('back-to-list').textContent = elsewhere ? `← All chats (${elsewhere} unread)` : '← All chats';
+}
+
+// ---- the chat list ----
+
+function waitedText(since) {
+  const mins = Math.floor((Date.now() - since) / 60000);
+  if (mins < 1) return 'waiting <1 min';
+  if (mins < 60) return `waiting ${mins} min`;
+  return `waiting ${Math.floor(mins / 60)} h ${mins % 60} min`;
+}
+
+function renderItem(chat) {
+  const { parts } = chat;
+  const open = chat.id === openId;
+  chat.button.setAttribute('aria-current', open ? 'true' : 'false');
+  chat.item.classList.toggle('open', open);
+  chat.item.classList.toggle('ended', chat.ended);
+  parts.unread.textContent = chat.unread ? String(chat.unread) : '';
+  show(parts.unread, chat.unread > 0);
+  const preview = chat.typing ? 'typing…' : chat.lastText ? `${chat.lastFrom === 'agent' ? 'You: ' : ''}${chat.lastText}` : 'No messages yet';
+  parts.preview.textContent = preview;
+  parts.preview.classList.toggle('typing-now', !!chat.typing);
+  const state = chat.ended ? 'ended' : !chat.connected ? 'disconnected' : chat.waitingSince ? waitedText(chat.waitingSince) : 'answered';
+  parts.state.textContent = state;
+  parts.state.className = `item-state ${chat.ended ? 'ended' : !chat.connected ? 'away' : chat.waitingSince && Date.now() - chat.waitingSince > 120000 ? 'late' : ''}`;
+  const unreadText = chat.unread ? `${chat.unread} unread` : 'no unread messages';
+  chat.button.setAttribute('aria-label', `${chat.name}, ${chat.category}, ${unreadText}, ${state}${open ? ', open' : ''}. ${preview}`);
+}
+
+function renderList() {
+  for (const chat of chats.values()) renderItem(chat);
+  updateTitle();
+}
+
+function listItem(chat, index) {
+  const parts = {
+    name: el('span', { class: 'item-name', dataset: { testid: 'chat-item-name' } }, chat.name),
+    category: el('span', { class: 'pill' }, chat.category),
+    unread: el('span', { class: 'unread', hidden: true, dataset: { testid: 'unread-count' } }),
+    preview: el('span', { class: 'item-preview', dataset: { testid: 'chat-item-preview' } }),
+    state: el('span', { class: 'item-state', dataset: { testid: 'chat-item-waiting' } }),
+  };
+  const button = el('button', { type: 'button', class: 'chat-item', dataset: { testid: 'chat-list-item', chatId: chat.id, customer: chat.name } },
+    el('span', { class: 'item-top' }, parts.name, parts.category, parts.unread),
+    parts.preview, parts.state);
+  button.addEventListener('click', () => openChat(chat.id, { focus: wide.matches ? 'composer' : 'heading' }));
+  const item = el('li', {}, button);
+  Object.assign(chat, { item, button, parts });
+  $('chat-list').append(item);
+}
+
+/** On a phone, the list or the conversation has the screen (the page's top card gives way to the conversation). */
+function setView(view) {
+  $('inbox').dataset.view = view;
+  document.body.dataset.inboxView = view;
+}
+
+/**
+ * Shows one chat in the conversation pane (and, on a phone, switches to it).
+ * focus: 'composer' | 'item' | 'heading' | undefined (leave focus where it is).
+ */
+function openChat(id, { focus } = {}) {
+  const chat = chats.get(id);
+  if (!chat) return;
+  openId = id;
+  for (const c of chats.values()) show(c.panel, c.id === id);
+  setView('conversation');
+  if (focus === 'composer' && !chat.ended) chat.view.focus();
+  else if (focus === 'item' || (focus === 'composer' && chat.ended)) chat.button.focus();
+  else if (focus === 'heading') chat.title.focus();
+  chat.view.scroll();
+  if (chatSeen(chat)) chat.unread = 0;
+  renderLoad();
+  renderList();
+}
+
+/** Opens the chat `delta` places down (or up) the list, keeping the kind of focus the agent had. */
+function stepChat(delta) {
+  const ids = [...chats.keys()];
+  if (!ids.length) return;
+  const at = ids.indexOf(openId);
+  const next = at < 0 ? (delta > 0 ? 0 : ids.length - 1) : (at + delta + ids.length) % ids.length;
+  openNth(next);
+}
+
+function openNth(index) {
+  const id = [...chats.keys()][index];
+  if (!id) return;
+  const inComposer = !!document.activeElement?.closest('#panels');
+  openChat(id, { focus: inComposer ? 'composer' : 'item' });
+}
+
+/** The open chat counts as read once the agent looks at it. */
+function markSeen() {
+  const chat = chats.get(openId);
+  if (chat && chat.unread && chatSeen(chat)) { chat.unread = 0; renderItem(chat); updateTitle(); }
+}
+
+function closeChat(chat) {
+  const ids = [...chats.keys()];
+  const at = ids.indexOf(chat.id);
+  chat.panel.remove();
+  chat.item.remove();
+  chats.delete(chat.id);
+  if (openId === chat.id) {
+    openId = null;
+    const next = ids[at + 1] ?? ids[at - 1];
+    if (next && chats.has(next)) openChat(next, { focus: 'item' });
+    else { setView('list'); $('chats-title').focus(); }
+  }
+  renderLoad();
+  renderList();
+}
+
+/** Who spoke last, and since when the customer has been waiting for an answer. */
+function noteMessage(chat, m) {
+  chat.lastText = m.text;
+  chat.lastFrom = m.from;
+  if (m.from === 'agent') chat.waitingSince = null;
+  else if (!chat.waitingSince) chat.waitingSince = m.at;
+}
+
+/** A customer message shown for the first time: counted unread unless seen, announced once. */
+function incoming(chat, m, { alert = true } = {}) {
+  noteMessage(chat, m);
+  chat.typing = false;
+  const seen = chatSeen(chat);
+  if (!seen) chat.unread += 1;
+  announce(seen ? `${chat.name}: ${m.text}` : `${chat.name}, ${chat.unread} unread: ${m.text}`);
+  if (alert && !seen) alertAgent(chat, `${chat.name}: new message`, m.text);
+  renderItem(chat);
+  updateTitle();
 }
 
 function openPanel(snapshot, fresh) {
@@ -137,42 +344,58 @@ function openPanel(snapshot, fresh) {
     onSend: (text, client_id) => socket.send({ type: 'message', chat_id: id, text, client_id }),
     onTyping: (active) => socket.send({ type: 'typing', chat_id: id, active }),
   });
+  const category = snapshot.category_name || snapshot.category;
   const status = el('span', { class: 'pill connected', dataset: { testid: 'customer-status' } }, 'connected');
   const end = el('button', { type: 'button', class: 'danger', dataset: { testid: 'end-chat' } }, 'End chat');
-  const title = el('h3', { class: 'grow', dataset: { testid: 'panel-customer' } }, snapshot.peer_name);
-  const panel = el('section', { class: 'panel', 'aria-label': `Chat with ${snapshot.peer_name}`, dataset: { testid: 'chat-panel', chatId: id, customer: snapshot.peer_name, videoRequest: snapshot.video_request ? 'yes' : undefined } },
-    el('header', {}, title, el('span', { class: 'pill' }, snapshot.category_name || snapshot.category), status,
+  const title = el('h3', { class: 'grow', tabindex: '-1', dataset: { testid: 'panel-customer' } }, snapshot.peer_name);
+  const panel = el('section', { class: 'panel', hidden: true, 'aria-label': `Chat with ${snapshot.peer_name}`, dataset: { testid: 'chat-panel', chatId: id, customer: snapshot.peer_name, videoRequest: snapshot.video_request ? 'yes' : undefined } },
+    el('header', {}, title, el('span', { class: 'pill' }, category), status,
       el('span', { class: 'muted' }, `since ${new Date(snapshot.started_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`), end),
     view.root);
-  const chat = { panel, view, name: snapshot.peer_name, ended: false, status, end };
+  const chat = {
+    id, panel, view, title, name: snapshot.peer_name, category, ended: false, status, end,
+    unread: 0, lastText: '', lastFrom: null, waitingSince: snapshot.started_at || Date.now(), connected: true, typing: false,
+  };
   end.addEventListener('click', () => {
-    if (chat.ended) { panel.remove(); chats.delete(id); renderLoad(); return; }
+    if (chat.ended) { closeChat(chat); return; }
     socket.send({ type: 'end_chat', chat_id: id });
   });
+  // Esc leaves the message box for the chat list (keyboard users move on from there).
+  view.input.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); chat.button.focus(); } });
   chats.set(id, chat);
   $('panels').append(panel);
-  for (const m of snapshot.messages || []) view.addMessage(m, m.from === 'agent');
+  listItem(chat);
+  const messages = [...(snapshot.messages || [])].sort((a, b) => a.seq - b.seq);
+  for (const m of messages) { view.addMessage(m, m.from === 'agent'); noteMessage(chat, m); }
   setPeer(chat, snapshot.peer_connected !== false);
   if (fresh) {
     view.addNotice(`${snapshot.peer_name} joined from ${snapshot.category_name}.`, 'chat-started');
     // Tell without taking focus from whatever the agent is typing in.
-    beep();
-    flashTitle(`New chat: ${snapshot.peer_name}`);
-    announce(`New chat with ${snapshot.peer_name} (${snapshot.category_name})`);
-    if (!document.activeElement || document.activeElement === document.body) view.focus();
+    alertAgent(chat, `New chat: ${snapshot.peer_name}`, `${snapshot.peer_name} (${category}) is waiting for you.`);
+    announce(`New chat with ${snapshot.peer_name} (${category})`);
+  }
+  if (!openId) {
+    const idle = !document.activeElement || document.activeElement === document.body;
+    openChat(id, { focus: fresh && idle ? 'composer' : undefined });
+    // Opening the first chat shows it; on a phone the list stays until a chat is picked after a reload.
+    if (!fresh && !wide.matches) setView('list');
   }
   renderLoad();
+  renderList();
   return chat;
 }
 
 function setPeer(chat, connected) {
+  chat.connected = connected;
   chat.status.textContent = connected ? 'connected' : 'disconnected';
   chat.status.className = `pill ${connected ? 'connected' : 'away'}`;
+  if (chat.item) renderItem(chat);
 }
 
 function endPanel(chat, text) {
   if (chat.ended) return;
   chat.ended = true;
+  chat.typing = false;
   chat.view.addNotice(text, 'chat-ended');
   chat.view.setTyping('');
   chat.view.setDraft('');
@@ -183,6 +406,7 @@ function endPanel(chat, text) {
   chat.end.dataset.testid = 'close-panel';
   setPeer(chat, false);
   chat.status.textContent = 'ended';
+  renderItem(chat);
   renderLoad();
   // The archive is written a moment later; refresh the history then.
   clearTimeout(historyTimer);
@@ -201,7 +425,15 @@ function handle(f) {
       for (const [id, c] of chats) if (!live.has(id)) endPanel(c, 'This chat ended while you were disconnected.');
       for (const snap of f.chats) {
         const c = chats.get(snap.chat_id);
-        if (c) { for (const m of snap.messages) c.view.addMessage(m, m.from === 'agent'); setPeer(c, snap.peer_connected); }
+        if (c) {
+          // Catching up after a reconnect: what was missed counts as unread, each message once.
+          for (const m of [...snap.messages].sort((a, b) => a.seq - b.seq)) {
+            const mine = m.from === 'agent';
+            if (!c.view.addMessage(m, mine)) continue;
+            if (mine) noteMessage(c, m); else incoming(c, m, { alert: false });
+          }
+          setPeer(c, snap.peer_connected);
+        }
         else openPanel(snap, false);
       }
       if (welcomed) pageNotice('');
@@ -223,17 +455,24 @@ function handle(f) {
     case 'ack': {
       // Our own message is durable: shown with what the hub stamped on it.
       const own = chat?.view.acked(f, { from: 'agent' });
-      if (own) chat.view.addMessage(own, true);
+      if (own) { chat.view.addMessage(own, true); noteMessage(chat, own); renderItem(chat); }
       break;
     }
     case 'message':
       if (chat) {
-        chat.view.addMessage(f, f.from === 'agent');
-        if (f.from === 'customer') { chat.view.setDraft(''); announce(`${chat.name}: ${f.text}`); }
+        const mine = f.from === 'agent';
+        if (!mine) chat.view.setDraft('');
+        // Shown (and announced) once, however often a resume delivers it.
+        if (!chat.view.addMessage(f, mine)) break;
+        if (mine) { noteMessage(chat, f); renderItem(chat); } else incoming(chat, f);
       }
       break;
     case 'typing':
-      if (chat && f.from === 'customer') chat.view.setTyping(f.active ? `${chat.name} is typing…` : '');
+      if (chat && f.from === 'customer') {
+        chat.view.setTyping(f.active ? `${chat.name} is typing…` : '');
+        chat.typing = !!f.active;
+        renderItem(chat);
+      }
       break;
     case 'draft':
       chat?.view.setDraft(f.text);
@@ -242,6 +481,7 @@ function handle(f) {
       if (chat) {
         setPeer(chat, false);
         chat.view.setTyping('');
+        chat.typing = false;
         chat.view.addNotice(`${chat.name} disconnected — they have ${Math.round(f.grace_secs)} s to come back.`, 'peer-away');
       }
       break;
@@ -268,13 +508,62 @@ function handle(f) {
 }
 
 wireLogin($('login-form'), signedIn);
-$('availability').addEventListener('click', () => socket.send({ type: 'set_available', available: !profile.available }));
+$('availability').addEventListener('click', () => {
+  // Going available is when notifications start to matter: ask then (once ever).
+  if (!profile.available) askNotificationsOnce();
+  socket.send({ type: 'set_available', available: !profile.available });
+});
+$('notify-button').addEventListener('click', askNotificationsOnce);
+$('sound-toggle').addEventListener('click', () => {
+  localStorage.setItem(SOUND_KEY, soundOn() ? 'off' : 'on');
+  renderNotifyControls();
+});
 $('sign-out').addEventListener('click', async () => {
   socket.stop();
   await signOut();
-  for (const c of chats.values()) c.panel.remove();
+  for (const c of chats.values()) { c.panel.remove(); c.item.remove(); }
   chats.clear();
+  openId = null;
+  renderList();
   signedOut('You signed out.');
 });
+$('back-to-list').addEventListener('click', () => {
+  setView('list');
+  chats.get(openId)?.button.focus();
+});
+$('shortcuts-button').addEventListener('click', () => $('shortcuts').showModal());
+
+const typingIn = (node) => !!node?.closest?.('input, textarea, select, [contenteditable=""], [contenteditable="true"]');
+
+function focusComposer() {
+  const chat = chats.get(openId);
+  if (!chat) { $('chat-list').querySelector('button')?.focus(); return; }
+  setView('conversation');
+  if (chat.ended) chat.end.focus(); else chat.view.focus();
+}
+
+// Keyboard shortcuts (listed in the "Keyboard shortcuts" dialog). Alt combinations work
+// everywhere, even while typing; single keys only when not typing in a field.
+document.addEventListener('keydown', (e) => {
+  if ($('console').hidden || e.defaultPrevented || e.isComposing || $('shortcuts').open) return;
+  if (e.altKey && !e.ctrlKey && !e.metaKey) {
+    const digit = /^Digit([1-9])$/.exec(e.code);
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') { e.preventDefault(); stepChat(e.key === 'ArrowDown' ? 1 : -1); }
+    else if (digit) { e.preventDefault(); openNth(Number(digit[1]) - 1); }
+    else if (e.code === 'KeyC') { e.preventDefault(); focusComposer(); }
+    return;
+  }
+  if (e.ctrlKey || e.metaKey || e.altKey || typingIn(e.target)) return;
+  if (e.key === '/') { e.preventDefault(); focusComposer(); }
+  else if (e.key === '?') { e.preventDefault(); $('shortcuts').showModal(); }
+});
+
+// Unread counts clear once the open chat is really looked at.
+window.addEventListener('focus', markSeen);
+document.addEventListener('visibilitychange', markSeen);
+document.addEventListener('pointerdown', () => setTimeout(markSeen, 0));
+// Waiting times move on.
+setInterval(() => { for (const c of chats.values()) renderItem(c); }, 15000);
+renderNotifyControls();
 
 currentAccount({ onRetry: unreachable }).then((account) => (account ? signedIn(account) : signedOut('')));

@@ -24,6 +24,8 @@ export class ChatView {
    * @param {(text:string)=>void} [opts.onDraft]
    * @param {(active:boolean)=>void} [opts.onTyping]
    * @param {boolean} [opts.showDraft] reserve a draft-preview area (agent side)
+   * @param {string} [opts.hint]       a standing note under the composer
+   * @param {()=>string} [opts.peerName] names each message's author beside its time
    */
   constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '', peerName = null }) {
     /** When given, each message names its author beside its time ("You", or the peer's name). */

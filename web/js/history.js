@@ -105,6 +105,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
   }
 
   form.addEventListener('submit', (e) => { e.preventDefault(); offset = 0; refresh(); });
+  // A changed filter applies at once (Search stays for keyboard users and the dates).
+  for (const input of [category, agent, from, to]) input.addEventListener('change', () => { offset = 0; refresh(); });
   prev.addEventListener('click', () => { offset = Math.max(0, offset - PAGE); refresh(); });
   next.addEventListener('click', () => { offset += PAGE; refresh(); });
   fillSelects();

@@ -4,8 +4,12 @@
 let audio = null;
 let flashTimer = null;
 let baseTitle = document.title;
+let lastBeep = 0;
 
 export function beep() {
+  // A burst of messages makes one sound, not a rattle.
+  if (Date.now() - lastBeep < 1500) return;
+  lastBeep = Date.now();
   try {
     audio = audio || new AudioContext();
     const osc = audio.createOscillator();
@@ -21,9 +25,17 @@ export function beep() {
   }
 }
 
+/**
+ * The title shown when nothing flashes (e.g. with an unread count in front); a flash
+ * running now comes back to it when it stops.
+ */
+export function setBaseTitle(text) {
+  baseTitle = text;
+  if (!flashTimer) document.title = text;
+}
+
 export function flashTitle(text) {
   stopFlash();
-  baseTitle = document.title;
   let on = true;
   document.title = `🔔 ${text}`;
   flashTimer = setInterval(() => {

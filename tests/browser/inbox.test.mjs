@@ -1,0 +1,249 @@
+// The agent inbox: a list of the agent's chats (unread counts, waiting time, last
+// message) beside one open conversation, switched by keyboard; sound, title and
+// desktop notifications with the permission asked once; a status control naming
+// its action; history with category names and a working filter; a phone layout of
+// two views.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, shot, withShots } from './helpers.mjs';
+
+let hub;
+let browser;
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+const DESKTOP = { width: 1366, height: 768 };
+const PHONE = { width: 390, height: 844 };
+
+const itemOf = (page, customer) => page.locator(`[data-testid="chat-list-item"][data-customer="${customer}"]`);
+const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
+const unreadOf = (page, customer) => itemOf(page, customer).getByTestId('unread-count');
+/** Which customer's conversation is on screen. */
+const openCustomer = (page) => page.locator('[data-testid="chat-panel"]:visible').getAttribute('data-customer');
+/** Where the keyboard focus is: the customer of the panel or list item holding it, and its testid. */
+const focusIn = (page) => page.evaluate(() => {
+  const a = document.activeElement;
+  return `${a?.closest('[data-customer]')?.dataset.customer}:${a?.dataset.testid}`;
+});
+
+/**
+ * Counts Notification.requestPermission calls across reloads (in localStorage), and
+ * every notification shown. The browser context grants the permission; until the page
+ * asks, the page is told it has not been asked yet ("default"), as a fresh browser would.
+ */
+function spyOnNotifications() {
+  const Real = window.Notification;
+  const realAsk = Real.requestPermission.bind(Real);
+  window.__notes = [];
+  class Spy extends Real {
+    constructor(title, options) { super(title, options); window.__notes.push({ title, body: options?.body }); }
+    static get permission() { return localStorage.getItem('test.asked') ? Real.permission : 'default'; }
+    static requestPermission(...args) {
+      localStorage.setItem('test.asked', String(Number(localStorage.getItem('test.asked') || 0) + 1));
+      return realAsk(...args);
+    }
+  }
+  window.Notification = Spy;
+}
+
+async function says(customer, text) {
+  await customer.getByTestId('message-input').fill(text);
+  await customer.getByTestId('message-input').press('Enter');
+  await customer.getByTestId('message').filter({ hasText: text }).locator('[data-testid="message-time"]').waitFor();
+}
+
+test('an agent with four chats switches by keyboard, with unread counts, notifications and the fourth chat in view', async () => {
+  await withShots('inbox', async (pages) => {
+    const quinn = await createAgent(hub, { username: 'quinn', display_name: 'Quinn', categories: ['sales', 'billing'], max_chats: 4 });
+    const agent = await newPage(browser, DESKTOP);
+    pages.push(agent);
+    await agent.context().grantPermissions(['notifications'], { origin: hub.url });
+    await agent.addInitScript(spyOnNotifications);
+    const asked = () => agent.evaluate(() => Number(localStorage.getItem('test.asked') || 0));
+
+    // The status control names the action; the state is shown beside it.
+    await agentSignsIn(agent, hub, quinn, { available: false });
+    const toggle = agent.getByTestId('availability-toggle');
+    assert.equal((await toggle.textContent()).trim(), 'Go available');
+    assert.equal(await agent.getByTestId('availability-state').textContent(), 'Away');
+    assert.equal(await asked(), 0, 'nothing asked before a click');
+    await toggle.click();
+    await agent.locator('[data-testid="availability-toggle"][data-available="true"]').waitFor();
+    assert.equal((await toggle.textContent()).trim(), 'Go away');
+    assert.equal(await agent.getByTestId('availability-state').textContent(), 'Available');
+
+    // Desktop notifications: asked once, from that click, and remembered.
+    await agent.getByTestId('notify-state').filter({ hasText: 'Desktop notifications on' }).waitFor();
+    assert.equal(await asked(), 1);
+    await toggle.click();
+    await agent.locator('[data-testid="availability-toggle"][data-available="false"]').waitFor();
+    await toggle.click();
+    await agent.locator('[data-testid="availability-toggle"][data-available="true"]').waitFor();
+    await agent.reload();
+    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor();
+    await agent.getByTestId('notify-state').filter({ hasText: 'Desktop notifications on' }).waitFor();
+    assert.equal(await agent.getByTestId('notify-button').isVisible(), false, 'no second offer');
+    if ((await toggle.getAttribute('data-available')) !== 'true') {
+      await toggle.click();
+      await agent.locator('[data-testid="availability-toggle"][data-available="true"]').waitFor();
+    }
+    assert.equal(await asked(), 1, 'the permission was asked once');
+
+    // Four customers; the first chat opens by itself, the others join the list.
+    const names = ['Ann', 'Ben', 'Cy', 'Dee'];
+    const customers = {};
+    for (const [i, name] of names.entries()) {
+      const page = await newPage(browser);
+      pages.push(page);
+      customers[name] = page;
+      await customerJoins(page, hub, i % 2 ? 'billing' : 'sales', name);
+      await page.getByTestId('session-title').filter({ hasText: 'Chatting with Quinn' }).waitFor();
+      await itemOf(agent, name).waitFor();
+    }
+    await agent.getByTestId('chat-load').filter({ hasText: '4 of 4' }).waitFor();
+    assert.equal(await openCustomer(agent), 'Ann', 'the first chat was opened');
+    assert.equal(await itemOf(agent, 'Ann').getAttribute('aria-current'), 'true');
+    const notes = await agent.evaluate(() => window.__notes.length);
+    assert.equal(notes, 0, 'no desktop notification while the agent looks at the page');
+
+    // Every chat of the list is on screen at 1366×768, without scrolling.
+    for (const name of names) {
+      const box = await itemOf(agent, name).boundingBox();
+      assert.ok(box && box.y >= 0 && box.y + box.height <= DESKTOP.height, `${name}'s list item is in view: ${JSON.stringify(box)}`);
+    }
+    const composer = await panelOf(agent, 'Ann').getByTestId('message-input').boundingBox();
+    assert.ok(composer.y + composer.height <= DESKTOP.height, `the open chat's message box is in view: ${JSON.stringify(composer)}`);
+
+    // Messages to chats not open raise their counts; the open chat's do not.
+    await says(customers.Ann, 'Ann here');
+    await says(customers.Ben, 'Ben one');
+    await says(customers.Ben, 'Ben two');
+    await says(customers.Dee, 'Dee one');
+    await unreadOf(agent, 'Ben').filter({ hasText: /^2$/ }).waitFor();
+    await unreadOf(agent, 'Dee').filter({ hasText: /^1$/ }).waitFor();
+    await panelOf(agent, 'Ann').getByTestId('message').filter({ hasText: 'Ann here' }).waitFor();
+    assert.equal(await unreadOf(agent, 'Ann').isVisible(), false, 'the open chat has nothing unread');
+    assert.equal(await unreadOf(agent, 'Cy').isVisible(), false);
+    assert.match(await itemOf(agent, 'Ben').getAttribute('aria-label'), /^Ben, Billing, 2 unread, waiting/);
+    await itemOf(agent, 'Ben').getByTestId('chat-item-preview').filter({ hasText: 'Ben two' }).waitFor();
+    await agent.waitForFunction(() => /^\(3\) /.test(document.title) || document.title.startsWith('🔔'));
+    await shot(agent, 'agent-inbox-desktop');
+
+    // Keyboard: "/" goes to the message box; Alt+↓ opens the next chat, clearing its count.
+    await agent.locator('body').click({ position: { x: 5, y: 300 } });
+    await agent.keyboard.press('/');
+    assert.equal(await focusIn(agent), 'Ann:message-input');
+    await agent.keyboard.type('Hi Ann / welcome');
+    assert.equal(await panelOf(agent, 'Ann').getByTestId('message-input').inputValue(), 'Hi Ann / welcome', '"/" is typed while typing');
+    await agent.keyboard.press('Alt+ArrowDown');
+    assert.equal(await openCustomer(agent), 'Ben');
+    assert.equal(await focusIn(agent), 'Ben:message-input', 'still in a message box, now Ben\'s');
+    await unreadOf(agent, 'Ben').waitFor({ state: 'hidden' });
+    assert.equal(await unreadOf(agent, 'Dee').textContent(), '1', 'other counts stay');
+    await agent.keyboard.type('Hello Ben');
+    await agent.keyboard.press('Enter');
+    await customers.Ben.getByTestId('message').filter({ hasText: 'Hello Ben' }).waitFor();
+    await itemOf(agent, 'Ben').getByTestId('chat-item-waiting').filter({ hasText: 'answered' }).waitFor();
+
+    await agent.keyboard.press('Alt+4');
+    assert.equal(await openCustomer(agent), 'Dee');
+    await unreadOf(agent, 'Dee').waitFor({ state: 'hidden' });
+    await agent.keyboard.press('Alt+ArrowUp');
+    assert.equal(await openCustomer(agent), 'Cy');
+    await agent.keyboard.press('Alt+ArrowDown');
+    await agent.keyboard.press('Alt+ArrowDown');
+    assert.equal(await openCustomer(agent), 'Ann', 'the list wraps around');
+    assert.equal(await panelOf(agent, 'Ann').getByTestId('message-input').inputValue(), 'Hi Ann / welcome', 'the draft is kept');
+    await agent.waitForFunction(() => !/^\(\d+\) /.test(document.title));
+
+    // Esc leaves the message box for the list; "?" shows the shortcuts.
+    await agent.keyboard.press('Escape');
+    assert.equal(await focusIn(agent), 'Ann:chat-list-item');
+    await agent.keyboard.press('?');
+    await agent.getByTestId('shortcuts-help').filter({ hasText: 'Next chat' }).waitFor();
+    await shot(agent, 'agent-inbox-shortcuts');
+    await agent.keyboard.press('Escape');
+    await agent.getByTestId('shortcuts-help').waitFor({ state: 'hidden' });
+
+    // A list item is a button: a click opens its chat.
+    await itemOf(agent, 'Cy').click();
+    assert.equal(await openCustomer(agent), 'Cy');
+
+    // The tab in the background: a message to the open chat counts as unread, with a
+    // desktop notification; looking again clears it.
+    await agent.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    });
+    await says(customers.Cy, 'Anyone there?');
+    await unreadOf(agent, 'Cy').filter({ hasText: /^1$/ }).waitFor();
+    const shown = await agent.evaluate(() => window.__notes.map((n) => `${n.title}: ${n.body}`));
+    assert.deepEqual(shown, ['Cy: new message: Anyone there?']);
+    // Announced once to screen readers, by the page (the transcript is not a second live region).
+    await agent.locator('#sr-announcer').filter({ hasText: 'Cy, 1 unread: Anyone there?' }).waitFor({ state: 'attached' });
+    assert.equal(await panelOf(agent, 'Cy').getByTestId('transcript').getAttribute('aria-live'), 'off');
+    await agent.evaluate(() => {
+      delete document.visibilityState;
+      delete document.hidden;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await unreadOf(agent, 'Cy').waitFor({ state: 'hidden' });
+
+    // Ended chats say so in the list; "Close" removes them and opens the next.
+    await customers.Cy.getByTestId('leave-button').click();
+    await customers.Cy.getByTestId('confirm-end-button').click();
+    await itemOf(agent, 'Cy').getByTestId('chat-item-waiting').filter({ hasText: 'ended' }).waitFor();
+    await panelOf(agent, 'Cy').getByTestId('close-panel').click();
+    await itemOf(agent, 'Cy').waitFor({ state: 'detached' });
+    assert.equal(await openCustomer(agent), 'Dee');
+    await agent.getByTestId('chat-load').filter({ hasText: '3 of 4' }).waitFor();
+
+    // History: category names, and the filter narrows the list.
+    await panelOf(agent, 'Dee').getByTestId('end-chat').click();
+    await agent.getByTestId('archive-row').filter({ hasText: 'Cy' }).filter({ hasText: 'Sales' }).waitFor({ timeout: 10000 });
+    await agent.getByTestId('archive-row').filter({ hasText: 'Dee' }).filter({ hasText: 'Billing' }).waitFor({ timeout: 10000 });
+    await agent.getByTestId('archive-category').selectOption({ label: 'Billing' });
+    await agent.getByTestId('archive-row').filter({ hasText: 'Cy' }).waitFor({ state: 'detached' });
+    const rows = await agent.getByTestId('archive-row').allTextContents();
+    assert.ok(rows.some((t) => /Dee/.test(t)) && rows.every((t) => /Billing/.test(t)), `only Billing chats: ${rows.join(' | ')}`);
+  });
+});
+
+test('on a phone the inbox is two views: the list, and one conversation with a way back', async () => {
+  await withShots('inbox-phone', async (pages) => {
+    const rae = await createAgent(hub, { username: 'rae', display_name: 'Rae', categories: ['general'], max_chats: 4 });
+    const agent = await newPage(browser, PHONE);
+    pages.push(agent);
+    await agentSignsIn(agent, hub, rae);
+    for (const name of ['Sam', 'Tia', 'Uma', 'Vic']) {
+      const page = await newPage(browser);
+      pages.push(page);
+      await customerJoins(page, hub, 'general', name);
+      await itemOf(agent, name).waitFor({ state: 'attached' });
+      if (name === 'Tia') await says(page, 'Hello from Tia');
+    }
+    // The first chat opened by itself; back to the list shows all four with Tia's count.
+    assert.equal(await openCustomer(agent), 'Sam');
+    await agent.getByTestId('back-to-list').click();
+    await unreadOf(agent, 'Tia').filter({ hasText: /^1$/ }).waitFor();
+    const width = await agent.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= PHONE.width, `no sideways scrolling (scrollWidth ${width})`);
+    await shot(agent, 'agent-inbox-phone-list');
+    await itemOf(agent, 'Tia').click();
+    await panelOf(agent, 'Tia').getByTestId('message').filter({ hasText: 'Hello from Tia' }).waitFor();
+    assert.equal(await agent.getByTestId('chat-list').isVisible(), false, 'the conversation has the screen');
+    assert.equal(await unreadOf(agent, 'Tia').evaluate((n) => n.hidden), true, 'read once opened');
+    const input = await panelOf(agent, 'Tia').getByTestId('message-input').boundingBox();
+    assert.ok(input.x >= 0 && input.x + input.width <= PHONE.width, 'the message box fits');
+    await shot(agent, 'agent-inbox-phone-chat');
+    await agent.getByTestId('back-to-list').click();
+    await itemOf(agent, 'Vic').waitFor();
+  });
+});
