@@ -131,7 +131,7 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
     await panelOf(agent, 'Ann').getByTestId('message').filter({ hasText: 'Ann here' }).waitFor();
     assert.equal(await unreadOf(agent, 'Ann').isVisible(), false, 'the open chat has nothing unread');
     assert.equal(await unreadOf(agent, 'Cy').isVisible(), false);
-    assert.match(await itemOf(agent, 'Ben').getAttribute('aria-label'), /^Ben, Billing, 2 unread, waiting/);
+    assert.match(await itemOf(agent, 'Ben').textContent(), /^Ben\s*Billing\s*2 unread, .*waiting/);
     await itemOf(agent, 'Ben').getByTestId('chat-item-preview').filter({ hasText: 'Ben two' }).waitFor();
     await agent.waitForFunction(() => /^\(3\) /.test(document.title) || document.title.startsWith('🔔'));
     await shot(agent, 'agent-inbox-desktop');
@@ -188,7 +188,7 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
     assert.deepEqual(shown, ['Cy: new message: Anyone there?']);
     // Announced once to screen readers, by the page (the transcript is not a second live region).
     await agent.locator('#sr-announcer').filter({ hasText: 'Cy, 1 unread: Anyone there?' }).waitFor({ state: 'attached' });
-    assert.equal(await panelOf(agent, 'Cy').getByTestId('transcript').getAttribute('aria-live'), 'off');
+    assert.equal(await panelOf(agent, 'Cy').getByTestId('transcript').getAttribute('aria-live'), null, 'the transcript is not live');
     await agent.evaluate(() => {
       delete document.visibilityState;
       delete document.hidden;

@@ -224,8 +224,7 @@ function renderItem(chat) {
   const state = chat.ended ? 'ended' : !chat.connected ? 'disconnected' : chat.waitingSince ? waitedText(chat.waitingSince) : 'answered';
   parts.state.textContent = state;
   parts.state.className = `item-state ${chat.ended ? 'ended' : !chat.connected ? 'away' : chat.waitingSince && Date.now() - chat.waitingSince > 120000 ? 'late' : ''}`;
-  const unreadText = chat.unread ? `${chat.unread} unread` : 'no unread messages';
-  chat.button.setAttribute('aria-label', `${chat.name}, ${chat.category}, ${unreadText}, ${state}${open ? ', open' : ''}. ${preview}`);
+  parts.unreadWord.textContent = chat.unread ? ' unread, ' : '';
 }
 
 function renderList() {
@@ -238,11 +237,14 @@ function listItem(chat, index) {
     name: el('span', { class: 'item-name', dataset: { testid: 'chat-item-name' } }, chat.name),
     category: el('span', { class: 'pill' }, chat.category),
     unread: el('span', { class: 'unread', hidden: true, dataset: { testid: 'unread-count' } }),
+    // The item's accessible name is its visible text (a screen reader reads what is seen),
+    // with the unread count's word for those who cannot see the badge.
+    unreadWord: el('span', { class: 'sr-only' }),
     preview: el('span', { class: 'item-preview', dataset: { testid: 'chat-item-preview' } }),
     state: el('span', { class: 'item-state', dataset: { testid: 'chat-item-waiting' } }),
   };
   const button = el('button', { type: 'button', class: 'chat-item', dataset: { testid: 'chat-list-item', chatId: chat.id, customer: chat.name } },
-    el('span', { class: 'item-top' }, parts.name, parts.category, parts.unread),
+    el('span', { class: 'item-top' }, parts.name, parts.category, parts.unread, parts.unreadWord),
     parts.preview, parts.state);
   button.addEventListener('click', () => openChat(chat.id, { focus: wide.matches ? 'composer' : 'heading' }));
   const item = el('li', {}, button);
