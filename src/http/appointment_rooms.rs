@@ -162,7 +162,7 @@ pub struct JoinedRoom {
     request_body(content = JoinAppointment, example = json!({"token": "the-token-of-the-appointment-link"})),
     responses((status = 200, body = JoinedRoom),
         (status = 400, description = "`bad_json`", body = ErrorBody),
-        (status = 404, description = "`unknown_cancel_token`: no appointment has this token", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
         (status = 409, description = "`not_started`: the representative has not started it yet (try again); \
             `appointment_cancelled`; `room_ended`; `seat_taken`: the customer's seat is held by an earlier join \
             (another device: connected, within its grace period, or with an unexpired token)", body = ErrorBody),
@@ -180,7 +180,7 @@ async fn join(
         Err(StoreError::NotFound) => {
             return Err(refused(
                 StatusCode::NOT_FOUND,
-                "unknown_cancel_token",
+                "unknown_token",
                 "this appointment link is not valid; check that it was copied whole",
             ));
         }
