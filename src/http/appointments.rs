@@ -800,6 +800,8 @@ pub struct CustomerView {
     pub summary: String,
     /// The representative's display name.
     pub representative: String,
+    /// The category's id, when booked for one (the slots of a move are that category's).
+    pub category: Option<String>,
     /// The category's name, when booked for one.
     pub topic: Option<String>,
     pub name: String,
@@ -864,6 +866,7 @@ pub(super) fn customer_view(
         minutes: (a.end - a.start) / 60_000,
         summary,
         representative: representative.to_string(),
+        category: a.category.clone(),
         topic: topic.map(str::to_string),
         name: a.name.clone(),
         email: a.email.clone(),

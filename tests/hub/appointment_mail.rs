@@ -578,7 +578,7 @@ async fn on_mongodb_a_mail_whose_write_never_completed_is_given_up_not_sent() {
         sent_at: None,
     };
     assert!(matches!(
-        store.cancel_appointment_with_mail("ghost", old, orphan).await,
+        store.cancel_appointment_with_mail("ghost", old, None, orphan).await,
         Err(StoreError::NotFound)
     ));
     let port = free_port();

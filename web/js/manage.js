@@ -1,0 +1,112 @@
+// The appointment's page behind the mails' link (`manage.html?token=…`): what was booked
+// (the time in the customer's zone, the desk's beside, name, email, comment), "Join the
+// video call" on its own, and apart from it: add to a calendar, reschedule (the booking
+// page in reschedule mode), and cancel, which first asks, with an optional reason.
+// Opening the page changes nothing (mail scanners follow links): only the buttons do.
+
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.search).get('token') || '';
+
+async function errorText(res) {
+  try {
+    return (await res.json()).error.message;
+  } catch {
+    return `the server answered ${res.status}`;
+  }
+}
+
+const zoneLabel = (zone) => zone.replaceAll('_', ' ');
+
+function render(a) {
+  const inTheirs = (options) => new Intl.DateTimeFormat([], { timeZone: a.customer_zone, ...options });
+  const time = (iso) => inTheirs({ hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
+  const day = inTheirs({ weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }).format(new Date(a.start));
+  $('summary').textContent = a.summary;
+  $('when').textContent = `${day}, ${time(a.start)}–${time(a.end)} (${zoneLabel(a.customer_zone)})`;
+  $('desk').textContent = `${a.local_start.slice(11)} ${zoneLabel(a.zone)}`;
+  $('length').textContent = `${a.minutes} min`;
+  $('who').textContent = a.name;
+  $('email').textContent = a.email;
+  $('comment').textContent = a.comment || '—';
+  const cancelled = a.status === 'cancelled';
+  $('status-line').textContent = cancelled ? 'This appointment is cancelled.' : 'Booked';
+  $('reason-line').hidden = !(cancelled && a.cancel_reason);
+  $('reason-line').textContent = a.cancel_reason ? `Reason: ${a.cancel_reason}` : '';
+  $('join-card').hidden = cancelled;
+  $('change-card').hidden = cancelled;
+  $('again-card').hidden = !cancelled;
+  if (a.links) {
+    $('add-google').href = a.links.calendar.google;
+    $('add-outlook').href = a.links.calendar.outlook;
+    $('add-ics').href = a.links.calendar.ics;
+    $('reschedule').href = a.links.reschedule;
+    $('book-again').href = a.links.book;
+  }
+  $('appointment').hidden = false;
+}
+
+async function load() {
+  if (!token) {
+    $('load-error').textContent = 'This link has no token; please use the whole link from your mail.';
+    return;
+  }
+  const res = await fetch(`/api/appointments/booking?token=${encodeURIComponent(token)}`);
+  if (!res.ok) {
+    $('load-error').textContent = await errorText(res);
+    return;
+  }
+  render(await res.json());
+}
+
+function askToCancel(open) {
+  $('confirm-box').hidden = !open;
+  $('ask-cancel').hidden = open;
+  if (open) $('reason').focus();
+}
+
+$('ask-cancel').addEventListener('click', () => askToCancel(true));
+$('keep').addEventListener('click', () => askToCancel(false));
+
+$('confirm').addEventListener('click', async () => {
+  $('confirm').disabled = true;
+  try {
+    const res = await fetch('/api/appointments/cancel', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token, reason: $('reason').value || undefined }),
+    });
+    if (!res.ok) {
+      $('load-error').textContent = await errorText(res);
+      return;
+    }
+    const outcome = await res.json();
+    askToCancel(false);
+    render(outcome.appointment);
+    $('status-line').textContent = outcome.outcome === 'already_cancelled'
+      ? 'This appointment was already cancelled.'
+      : 'Your appointment is cancelled. A confirmation is on its way by mail.';
+  } finally {
+    $('confirm').disabled = false;
+  }
+});
+
+$('join').addEventListener('click', async () => {
+  $('error').textContent = '';
+  $('join').disabled = true;
+  try {
+    const res = await fetch('/api/appointments/join', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
+    if (!res.ok) {
+      $('error').textContent = await errorText(res);
+      return;
+    }
+    location.href = (await res.json()).link;
+  } finally {
+    $('join').disabled = false;
+  }
+});
+
+load();
