@@ -152,10 +152,10 @@ impl MongoStore {
         let mail_id = mail.id.clone();
         self.put_mail(mail).await?;
         let done = self.move_appointment(&moved).await;
-        if !matches!(done, Ok(Rescheduling::Moved(_))) {
-            if let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await {
-                tracing::warn!(error = %e, mail = %mail_id, "the refused move's mail stays; the worker will drop it");
-            }
+        if !matches!(done, Ok(Rescheduling::Moved(_)))
+            && let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await
+        {
+            tracing::warn!(error = %e, mail = %mail_id, "the refused move's mail stays; the worker will drop it");
         }
         done
     }
