@@ -269,8 +269,8 @@ async function loadCurrent() {
   $('about-title').textContent = a.summary;
   $('current-when').textContent = `${longWhen(a.start)} (${zoneLabel(state.zone)})`;
   show($('current'), true);
-  $('topic').disabled = true;
-  if (a.topic) $('topic').replaceChildren(el('option', { value: a.category || '' }, a.topic));
+  // The move keeps the topic: its representatives' free times are offered.
+  show($('topic-field'), false);
   show($('who-fields'), false);
   $('details-title').textContent = 'Move your appointment';
   $('book-button').textContent = 'Reschedule';
