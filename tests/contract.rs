@@ -1047,7 +1047,10 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
     );
     let mut other = c1.clone();
     other.subject = "a second cancellation".to_string();
-    let again = store.cancel_appointment_with_mail("ap1", 3_000, None, other).await.unwrap();
+    let again = store
+        .cancel_appointment_with_mail("ap1", 3_000, None, other)
+        .await
+        .unwrap();
     assert!(matches!(again, Cancellation::AlreadyCancelled(_)), "{again:?}");
     assert_eq!(store.mail("ap1.cancellation").await.unwrap(), c1);
     let (all, total) = store.mails(None, Page { offset: 0, limit: 10 }).await.unwrap();
@@ -1087,7 +1090,10 @@ async fn held_slots(store: &dyn Store) -> Vec<(String, Millis)> {
 async fn a_reschedule_moves_the_slot_in_one_write_with_its_mail(store: &dyn Store) {
     let a = appointment("ap1", "ann", NINE);
     store.book_appointment(a.clone()).await.unwrap();
-    store.book_appointment(appointment("ap2", "ann", NINE + HOUR)).await.unwrap();
+    store
+        .book_appointment(appointment("ap2", "ann", NINE + HOUR))
+        .await
+        .unwrap();
     let later = NINE + 2 * HOUR;
     let to_later = moved(&a, "ann", later);
     let m = mail("ap1", MailPurpose::Reschedule, 5_000);
@@ -1120,7 +1126,10 @@ async fn a_reschedule_moves_the_slot_in_one_write_with_its_mail(store: &dyn Stor
         Err(StoreError::Conflict)
     ));
     assert_eq!(store.appointment("ap1").await.unwrap(), to_later);
-    assert!(matches!(store.mail("ap1.reschedule-2").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.mail("ap1.reschedule-2").await,
+        Err(StoreError::NotFound)
+    ));
     // Read at an older sequence: changed meanwhile, nothing written.
     let stale = moved(&a, "ann", NINE + 3 * HOUR);
     let mut m3 = mail("ap1", MailPurpose::Reschedule, 7_000);
@@ -1129,7 +1138,10 @@ async fn a_reschedule_moves_the_slot_in_one_write_with_its_mail(store: &dyn Stor
         store.reschedule_appointment_with_mail(stale, m3).await.unwrap(),
         Rescheduling::Changed(to_later.clone())
     );
-    assert!(matches!(store.mail("ap1.reschedule-stale").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.mail("ap1.reschedule-stale").await,
+        Err(StoreError::NotFound)
+    ));
     // A cancelled appointment does not move.
     store.cancel_appointment("ap1", 8_000).await.unwrap();
     let cancelled = store.appointment("ap1").await.unwrap();
@@ -1149,7 +1161,10 @@ async fn a_reschedule_moves_the_slot_in_one_write_with_its_mail(store: &dyn Stor
     m5.id = "ap5.reschedule-1".into();
     let to_ann = moved(&b, "cat", NINE);
     assert_eq!(
-        store.reschedule_appointment_with_mail(to_ann.clone(), m5).await.unwrap(),
+        store
+            .reschedule_appointment_with_mail(to_ann.clone(), m5)
+            .await
+            .unwrap(),
         Rescheduling::Moved(to_ann)
     );
 }
@@ -1174,7 +1189,10 @@ async fn twenty_concurrent_reschedules_to_one_slot_have_one_winner(store: &dyn S
         .iter()
         .filter(|o| matches!(o, Ok(Rescheduling::Moved(_))))
         .count();
-    let refused = outcomes.iter().filter(|o| matches!(o, Err(StoreError::Conflict))).count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(StoreError::Conflict)))
+        .count();
     assert_eq!((won, refused), (1, 19), "{outcomes:?}");
     let held = held_slots(store).await;
     assert_eq!(held.len(), 20, "every appointment holds exactly one slot: {held:?}");
@@ -1195,7 +1213,9 @@ async fn a_cancellation_keeps_its_reason(store: &dyn Store) {
         )
         .await
         .unwrap();
-    let Cancellation::Cancelled(a) = done else { panic!("cancelled") };
+    let Cancellation::Cancelled(a) = done else {
+        panic!("cancelled")
+    };
     assert_eq!(a.cancel_reason.as_deref(), Some("I found the answer ✓"));
     assert_eq!(store.appointment("ap1").await.unwrap(), a);
     assert_eq!(a.customer_zone.as_deref(), Some("America/New_York"), "the zone is kept");

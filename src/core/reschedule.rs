@@ -96,9 +96,15 @@ mod tests {
             "not_a_slot"
         );
         assert_eq!(
-            check_move(&calendar, true, current, at("2026-06-15T10:00:00Z"), at("2026-06-15T09:30:00Z"))
-                .unwrap_err()
-                .code(),
+            check_move(
+                &calendar,
+                true,
+                current,
+                at("2026-06-15T10:00:00Z"),
+                at("2026-06-15T09:30:00Z")
+            )
+            .unwrap_err()
+            .code(),
             "too_short_notice"
         );
     }

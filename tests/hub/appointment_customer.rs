@@ -139,14 +139,18 @@ async fn the_appointments_page_shows_what_was_booked_in_the_customers_zone() {
     let links = &booked["links"];
     assert_eq!(links["manage"], format!("/manage.html?token={token}"));
     assert_eq!(links["reschedule"], format!("/book.html?reschedule={token}"));
-    assert!(links["calendar"]["google"]
-        .as_str()
-        .unwrap()
-        .starts_with("https://calendar.google.com/calendar/render?action=TEMPLATE&text=Video+call+with+ANN"));
-    assert!(links["calendar"]["outlook"]
-        .as_str()
-        .unwrap()
-        .starts_with("https://outlook.live.com/calendar/0/deeplink/compose?"));
+    assert!(
+        links["calendar"]["google"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://calendar.google.com/calendar/render?action=TEMPLATE&text=Video+call+with+ANN")
+    );
+    assert!(
+        links["calendar"]["outlook"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://outlook.live.com/calendar/0/deeplink/compose?")
+    );
 
     let (status, shown) = get(&hub, &format!("/api/appointments/booking?token={token}")).await;
     assert_eq!(status, 200, "{shown}");
@@ -180,9 +184,18 @@ async fn the_appointments_page_shows_what_was_booked_in_the_customers_zone() {
         "attachment; filename=\"appointment.ics\""
     );
     let ics = res.text().await.unwrap().replace("\r\n ", "");
-    assert!(ics.contains("METHOD:PUBLISH") && ics.contains("SUMMARY:Video call with ANN"), "{ics}");
-    assert!(ics.contains(&format!("LOCATION:{}", hub.url(&format!("/manage.html?token={token}")))), "{ics}");
-    assert!(ics.contains(&format!("URL:{}", hub.url(&format!("/manage.html?token={token}")))), "{ics}");
+    assert!(
+        ics.contains("METHOD:PUBLISH") && ics.contains("SUMMARY:Video call with ANN"),
+        "{ics}"
+    );
+    assert!(
+        ics.contains(&format!("LOCATION:{}", hub.url(&format!("/manage.html?token={token}")))),
+        "{ics}"
+    );
+    assert!(
+        ics.contains(&format!("URL:{}", hub.url(&format!("/manage.html?token={token}")))),
+        "{ics}"
+    );
     hub.stop().await;
 }
 
@@ -290,7 +303,11 @@ async fn a_reschedule_frees_the_old_slot_and_holds_the_new_one() {
     let free = free_at(&hub, 3).await;
     assert!(!free.contains(&target));
     // The winner's old slot is free; the loser's is still held.
-    let (winner_old, loser_old) = if a.0 == 200 { (at(3, 10), at(3, 11)) } else { (at(3, 11), at(3, 10)) };
+    let (winner_old, loser_old) = if a.0 == 200 {
+        (at(3, 10), at(3, 11))
+    } else {
+        (at(3, 11), at(3, 10))
+    };
     assert!(free.contains(&winner_old), "{free:?}");
     assert!(!free.contains(&loser_old), "{free:?}");
 
@@ -398,7 +415,10 @@ async fn call_logs_name_their_agents_and_export_as_csv() {
         )),
         "{text}"
     );
-    assert!(text.contains(&format!("{ann_id},ANN,guest,Carla,90,80,70,room-0,,call-0")), "{text}");
+    assert!(
+        text.contains(&format!("{ann_id},ANN,guest,Carla,90,80,70,room-0,,call-0")),
+        "{text}"
+    );
     // Without a session: 401.
     let res = reqwest::get(hub.url("/api/calls/export")).await.unwrap();
     assert_eq!(res.status(), 401);

@@ -223,9 +223,7 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
             theirs.strftime("%A, %-d %B %Y"),
             theirs.strftime("%H:%M")
         )) && confirmation.text.contains(" (America/New_York)")
-            && confirmation
-                .text
-                .contains(&format!("{}–", desks.strftime("%H:%M")))
+            && confirmation.text.contains(&format!("{}–", desks.strftime("%H:%M")))
             && confirmation.text.contains(" Europe/Berlin at the desk"),
         "{}",
         confirmation.text
@@ -238,7 +236,10 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
         )
     );
     assert_eq!(ics_value(&confirmation.calendar, "SUMMARY"), "Video call with ANN");
-    let manage = hub.url(&format!("/manage.html?token={}", booked["cancel_token"].as_str().unwrap()));
+    let manage = hub.url(&format!(
+        "/manage.html?token={}",
+        booked["cancel_token"].as_str().unwrap()
+    ));
     assert_eq!(ics_value(&confirmation.calendar, "LOCATION"), manage);
     assert_eq!(ics_value(&confirmation.calendar, "URL"), manage);
     assert!(ics_value(&confirmation.calendar, "DESCRIPTION").contains("Video call with ANN"));
@@ -292,10 +293,16 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
     assert_eq!(ics_value(&cancellation.calendar, "METHOD"), "CANCEL");
     assert_eq!(ics_value(&cancellation.calendar, "UID"), uid);
     assert_eq!(ics_value(&cancellation.calendar, "SEQUENCE"), "1");
-    assert!(cancellation.subject.starts_with("Cancelled: Video call with ANN on "), "{}", cancellation.subject);
+    assert!(
+        cancellation.subject.starts_with("Cancelled: Video call with ANN on "),
+        "{}",
+        cancellation.subject
+    );
     assert!(cancellation.text.contains("Reason: I am ill"), "{}", cancellation.text);
     assert!(
-        cancellation.text.contains(&format!("book another one:\n{}", hub.url("/book.html"))),
+        cancellation
+            .text
+            .contains(&format!("book another one:\n{}", hub.url("/book.html"))),
         "{}",
         cancellation.text
     );
@@ -362,7 +369,10 @@ async fn a_reschedule_is_mailed_once_as_the_same_event_with_a_higher_sequence() 
         }
     );
     let statuses = [moved.unwrap().status().as_u16(), again.unwrap().status().as_u16()];
-    assert!(statuses.contains(&200) && statuses.iter().filter(|s| **s == 200).count() == 1, "{statuses:?}");
+    assert!(
+        statuses.contains(&200) && statuses.iter().filter(|s| **s == 200).count() == 1,
+        "{statuses:?}"
+    );
 
     let mails = smtp.wait_for(2).await;
     let rescheduled = parse(&mails[1]);

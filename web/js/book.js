@@ -174,7 +174,8 @@ function choose(slot) {
 function showDone(a, title) {
   $('done-title').textContent = title;
   $('done-when').textContent = `${longWhen(a.start)}–${timeIn(a.end)} (${zoneLabel(a.customer_zone)})`;
-  $('done-desk').textContent = `${a.local_start.slice(11)} ${zoneLabel(a.zone)}`;
+  const deskWhen = a.local_start.slice(0, 10) === a.customer_local_start.slice(0, 10) ? a.local_start.slice(11) : a.local_start;
+  $('done-desk').textContent = `${deskWhen} ${zoneLabel(a.zone)}`;
   $('done-length').textContent = `${a.minutes} min`;
   $('done-summary').textContent = a.summary;
   $('done-email').textContent = a.email;

@@ -23,7 +23,9 @@ function render(a) {
   const day = inTheirs({ weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }).format(new Date(a.start));
   $('summary').textContent = a.summary;
   $('when').textContent = `${day}, ${time(a.start)}–${time(a.end)} (${zoneLabel(a.customer_zone)})`;
-  $('desk').textContent = `${a.local_start.slice(11)} ${zoneLabel(a.zone)}`;
+  // The desk's date too when it is another day there.
+  const deskWhen = a.local_start.slice(0, 10) === a.customer_local_start.slice(0, 10) ? a.local_start.slice(11) : a.local_start;
+  $('desk').textContent = `${deskWhen} ${zoneLabel(a.zone)}`;
   $('length').textContent = `${a.minutes} min`;
   $('who').textContent = a.name;
   $('email').textContent = a.email;
