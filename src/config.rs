@@ -132,6 +132,9 @@ pub struct Settings {
     /// `APPOINTMENT_START_WINDOW_MINUTES`: "start" is allowed from this long before an
     /// appointment's start to this long after it.
     pub appointment_start_window: Duration,
+    /// `APPOINTMENT_ROOM_GRACE_MINUTES`: an appointment's room stays open to joins until
+    /// this long after the slot's end (a member who left or dropped out may come back).
+    pub appointment_room_grace: Duration,
     // ---- appointment mail outbox (issue 17) ----
     /// `OUTBOX_POLL_SECS`: how often each node's mail worker looks for due mail.
     pub outbox_poll: Duration,
@@ -256,6 +259,9 @@ impl Settings {
             ),
             appointment_start_window: Duration::from_secs(
                 r.ranged::<u64>("APPOINTMENT_START_WINDOW_MINUTES", 60, 0..=60 * 24)? * 60,
+            ),
+            appointment_room_grace: Duration::from_secs(
+                r.ranged::<u64>("APPOINTMENT_ROOM_GRACE_MINUTES", 15, 0..=60 * 24)? * 60,
             ),
             // ---- appointment mail outbox (issue 17) ----
             outbox_poll: r.positive_seconds("OUTBOX_POLL_SECS", 2.0)?,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod core;
 pub mod http;
 pub mod hub;
+pub mod logging;
 pub mod metrics;
 pub mod protocol;
 pub mod server;

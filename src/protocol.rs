@@ -256,6 +256,9 @@ pub enum ServerFrame {
         resume_token: String,
         grace_secs: f64,
         max_message_len: usize,
+        /// Whether the agent sees the customer's message as it is typed (`DRAFT_PREVIEW`):
+        /// the page tells the customer so.
+        draft_preview: bool,
     },
     /// Agent, on connect: who they are, their settings and chats (with history after a reconnect).
     AgentWelcome {

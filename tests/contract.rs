@@ -700,6 +700,8 @@ fn room(id: &str, agent: &str) -> Room {
         revision: 0,
         conversation_id: Some("chat-1".into()),
         seat: None,
+        // An appointment's room closes at a set time: the field survives every backend.
+        open_until: Some(1_700_000_000_000),
     }
 }
 

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard::archive::spool;
 use switchboard::config::Settings;
+use switchboard::logging::{self, LogFormat};
 use switchboard::store::{self, Role};
 
 #[derive(Parser)]
@@ -42,11 +43,14 @@ fn main() -> ExitCode {
         eprintln!("switchboard: could not read .env: {e}");
         return ExitCode::from(2);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
+    let log_format = match LogFormat::from_env() {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(log_format);
     let cli = Cli::parse();
     let settings = match Settings::from_env() {
         Ok(s) => s,
@@ -65,7 +69,7 @@ fn main() -> ExitCode {
     .expect("a tokio runtime starts");
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(settings).await,
+            Command::Serve => serve(settings, log_format).await,
             Command::CreateAdmin { username, password } => create_admin(settings, username, password).await,
             Command::CheckConfig => {
                 println!("{:#?}", settings.redacted());
@@ -88,7 +92,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings) -> Result<(), String> {
+async fn serve(settings: Settings, log_format: LogFormat) -> Result<(), String> {
     raise_open_file_limit();
     let (listener, backlog) = switchboard::http::listening::bind(settings.bind, settings.listen_backlog)
         .map_err(|e| format!("cannot listen on BIND_ADDR={}: {e}", settings.bind))?;
@@ -104,24 +108,40 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .await
         .map_err(|e| format!("bootstrap: {e}"))?;
     let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    println!("Switchboard is listening on {url} (store: {})", store.backend());
-    println!("  customers: {url}/            agents: {url}/agent.html");
-    println!("  admins:    {url}/admin.html  buddy list: {url}/buddy.html");
-    println!("  API:       {url}/api/openapi.json   websockets: {url}/ws/customer, /ws/agent, /ws/buddy");
-    match &setup.created_admin {
-        Some((user, Some(password))) => {
-            println!(
-                "  first admin created: sign in as {user:?} with password {password:?} (shown once; set ADMIN_PASSWORD to choose it)"
-            )
-        }
-        Some((user, None)) => println!("  first admin created: sign in as {user:?} with ADMIN_PASSWORD"),
-        None => println!("  sign in with an existing admin; `switchboard create-admin --username NAME` adds one"),
+    let banner = banner(&url, store.backend(), &setup.created_admin);
+    match log_format {
+        // An operator at a terminal reads this first; it is kept out of the log's format.
+        LogFormat::Text => println!("{}", banner.join("\n")),
+        // A log shipper gets JSON lines only: the banner is one event.
+        LogFormat::Json => tracing::info!(url = %url, pages = %banner[1..].join("; "), "{}", banner[0]),
     }
     switchboard::run(listener, settings, store, shutdown)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// What an operator sees at start-up: where each page is, and how to sign in.
+fn banner(url: &str, backend: &str, created_admin: &Option<(String, Option<String>)>) -> Vec<String> {
+    let mut lines = vec![
+        format!("Switchboard is listening on {url} (store: {backend})"),
+        format!("  customers:    {url}/                  agents:       {url}/agent.html"),
+        format!("  admins:       {url}/admin.html        buddy list:   {url}/buddy.html"),
+        format!("  book a call:  {url}/book.html         appointments: {url}/appointments.html (agents)"),
+        format!("  video rooms:  {url}/room.html (opened from an invitation or an appointment)"),
+        format!(
+            "  API:          {url}/api/openapi.json   websockets: {url}/ws/customer, /ws/agent, /ws/buddy, /ws/room"
+        ),
+    ];
+    lines.push(match created_admin {
+        Some((user, Some(password))) => format!(
+            "  first admin created: sign in as {user:?} with password {password:?} (shown once; set ADMIN_PASSWORD to choose it)"
+        ),
+        Some((user, None)) => format!("  first admin created: sign in as {user:?} with ADMIN_PASSWORD"),
+        None => "  sign in with an existing admin; `switchboard create-admin --username NAME` adds one".to_string(),
+    });
+    lines
 }
 
 /// Opens the store while a second handle on the listening socket answers `/healthz`

@@ -162,6 +162,7 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
     ])
     .unwrap();
     assert_eq!(s.appointment_zone.iana_name(), Some("Europe/Berlin"));
+    assert_eq!(s.appointment_room_grace, Duration::from_secs(15 * 60));
     assert_eq!(s.appointment_hours.open(), jiff::civil::time(9, 30, 0, 0));
     for (var, value) in [
         ("APPOINTMENT_TIME_ZONE", "Mars/Olympus"),
@@ -170,6 +171,8 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
         ("APPOINTMENT_SLOT_MINUTES", "2"),
         ("APPOINTMENT_MIN_NOTICE_MINUTES", "soon"),
         ("APPOINTMENT_START_WINDOW_MINUTES", "-5"),
+        ("APPOINTMENT_ROOM_GRACE_MINUTES", "later"),
+        ("APPOINTMENT_ROOM_GRACE_MINUTES", "1441"),
     ] {
         let e = with(&[(var, value)]).unwrap_err();
         assert_eq!(e.var, var, "{var}={value}");

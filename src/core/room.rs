@@ -7,7 +7,11 @@
 //!   addresses together ([`is_locked_for_all`]), both until the next invitation.
 //! - **Who is in the room** ([`LiveRoom`]): two seats, the room's agent and one visitor
 //!   (the customer, or one guest). A seat is kept while its holder's connection is away
-//!   (the grace period) and freed when they are gone. The agent is the *impolite* peer of
+//!   (the grace period) and freed when they are gone or leave ([`LiveRoom::leave`]);
+//!   leaving is not ending: the room stays open and anyone admitted may come back. Only
+//!   the host (the agent's seat) ends the room for everyone ([`LiveRoom::end_by`]). A
+//!   visitor seat taken by another admission than the one that held it last is a change
+//!   of hands ([`Seated::changed_hands`]), which the agent is told of. The agent is the *impolite* peer of
 //!   perfect negotiation, the visitor the *polite* one: fixed by seat, so it never
 //!   changes across reconnects and both sides always disagree as the pattern needs.
 //! - **The visitor seat across joins** ([`SeatHold`]): one admission at a time; a join
@@ -15,7 +19,8 @@
 //!   admission is live in it or holds an unexpired reservation ([`seat_held_by_other`]);
 //!   freed when its holder is gone ([`release_seat`]).
 //! - **The call** ([`Call`]): idle → ringing (one side started) → active (the other
-//!   accepted) → idle (either hung up, or a side left or was gone). Signalling (offers,
+//!   accepted) → idle (either hung up, or a side left or was gone). A side away within
+//!   the grace period keeps the call: coming back, both sides negotiate afresh. Signalling (offers,
 //!   answers, ICE candidates) is allowed only in an active call and goes to the other
 //!   seat only, never back to its sender.
 //! - **The call's accounting**: its length from the acceptance, the time both sides
@@ -272,6 +277,21 @@ pub fn release_seat(hold: &mut Option<SeatHold>, admission: &str) {
     }
 }
 
+// ---------- how long a room stays open ----------
+
+/// Is a room with this closing time still open to joins at `now`? A room without one
+/// (the agent's own rooms) stays open until its host ends it. A member already in the
+/// room at the closing time is not put out: the call in progress goes on.
+pub fn open_at(open_until: Option<Millis>, now: Millis) -> bool {
+    open_until.is_none_or(|until| now <= until)
+}
+
+/// When an appointment's room closes: at the slot's end plus the grace, so that anyone
+/// who leaves or drops out during the slot can come back until then.
+pub fn appointment_room_closes_at(slot_end: Millis, grace_ms: Millis) -> Millis {
+    slot_end.saturating_add(grace_ms)
+}
+
 // ---------- the live room ----------
 
 /// The two places in a room.
@@ -342,8 +362,10 @@ pub enum CallEnd {
     /// A side hung up (or cancelled its ringing, or rejected).
     HungUp(Seat),
     Rejected(Seat),
-    /// A side left the room, or the room was ended.
+    /// The host ended the room (or the hub stopped).
     RoomEnded,
+    /// A side left the room (it stays open).
+    Left(Seat),
     /// A side did not come back within the grace period.
     Gone(Seat),
 }
@@ -372,6 +394,8 @@ pub enum Refusal {
     NotRinging,
     /// No one holds this seat.
     NotInRoom,
+    /// Only the host (the agent's seat) ends the room for everyone.
+    NotHost,
 }
 
 /// How a join into a seat went.
@@ -381,6 +405,9 @@ pub struct Seated {
     pub replaced: bool,
     /// They were away and are back within the grace period.
     pub back: bool,
+    /// The visitor seat was free and another admission than the one that held it last
+    /// takes it: the seat changed hands.
+    pub changed_hands: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,6 +416,9 @@ pub struct LiveRoom {
     pub visitor: Option<Holder>,
     pub call: Call,
     pub ended: bool,
+    /// The admission that held the visitor seat last (kept after they leave or are
+    /// gone), to tell a change of hands from the same person coming back.
+    pub last_visitor: Option<String>,
 }
 
 impl Default for LiveRoom {
@@ -404,6 +434,7 @@ impl LiveRoom {
             visitor: None,
             call: Call::Idle,
             ended: false,
+            last_visitor: None,
         }
     }
 
@@ -445,12 +476,19 @@ impl LiveRoom {
         if self.taken_by_other(seat, person) {
             return Err(Refusal::Full);
         }
+        let changed_hands = seat == Seat::Visitor
+            && self.visitor.is_none()
+            && self.last_visitor.as_deref().is_some_and(|p| p != person);
+        if seat == Seat::Visitor {
+            self.last_visitor = Some(person.to_string());
+        }
         let slot = self.slot(seat);
         let seated = match slot {
             Some(h) => {
                 let seated = Seated {
                     replaced: h.here,
                     back: !h.here,
+                    changed_hands,
                 };
                 h.here = true;
                 seated
@@ -465,6 +503,7 @@ impl LiveRoom {
                 Seated {
                     replaced: false,
                     back: false,
+                    changed_hands,
                 }
             }
         };
@@ -497,7 +536,31 @@ impl LiveRoom {
         Ok(ended)
     }
 
-    /// `seat` leaves for good, or the agent ends the room: the room ends, and its call.
+    /// The holder of `seat` leaves (connected or away): the seat is free at once, a call
+    /// they were in ends, and the room stays open. Whoever was admitted may come back.
+    pub fn leave(&mut self, seat: Seat, now: Millis) -> Result<Option<Ended>, Refusal> {
+        if self.ended {
+            return Err(Refusal::RoomEnded);
+        }
+        if self.holder(seat).is_none() {
+            return Err(Refusal::NotInRoom);
+        }
+        let ended = self.stop_call(CallEnd::Left(seat), now);
+        *self.slot(seat) = None;
+        Ok(ended)
+    }
+
+    /// A member asks to end the room for everyone: only the host (the agent's seat) may.
+    pub fn end_by(&mut self, seat: Seat, now: Millis) -> Result<Option<Ended>, Refusal> {
+        self.check_member(seat)?;
+        if seat != Seat::Agent {
+            return Err(Refusal::NotHost);
+        }
+        self.end(now)
+    }
+
+    /// The room ends for everyone (the host ended it, by the socket or the API; or the hub
+    /// stops): its call ends, both seats are freed, nothing more happens in it.
     pub fn end(&mut self, now: Millis) -> Result<Option<Ended>, Refusal> {
         if self.ended {
             return Err(Refusal::RoomEnded);

@@ -285,6 +285,34 @@ pub struct AgentView {
     pub chats: Vec<ChatId>,
 }
 
+/// Where an online agent stands, as a supervisor reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentStanding {
+    /// Connected, available and below their limit: the next customer can be theirs now.
+    Available,
+    /// Connected and available, but at their limit.
+    Full,
+    /// Connected and set away.
+    Away,
+    /// Their connection dropped; they have the grace period to come back.
+    Disconnected,
+}
+
+impl AgentView {
+    /// The standing that decides whether a customer can be paired with them now.
+    pub fn standing(&self) -> AgentStanding {
+        if !self.connected {
+            AgentStanding::Disconnected
+        } else if !self.available {
+            AgentStanding::Away
+        } else if self.chats.len() >= usize::from(self.limit) {
+            AgentStanding::Full
+        } else {
+            AgentStanding::Available
+        }
+    }
+}
+
 impl Routing {
     pub fn new() -> Self {
         Self::default()

@@ -3,17 +3,23 @@
 //! room of the rooms API for the customer; the customer, holding the appointment's link
 //! (its cancel token), joins it in one click once it is open.
 //!
+//! The room stays open through the whole slot plus `APPOINTMENT_ROOM_GRACE_MINUTES`
+//! (`Room::open_until`): leaving is not ending, so "Start" and "Join" work again after a
+//! leave until then, and the representative's next room finds it closed by itself.
+//! A customer who asks to join before the start is told whom they wait for and marked
+//! waiting (`rooms::waiting`); their page asks again until they are let in.
+//!
 //! The room's id is derived from the appointment's stored token hash (SHA-256), so it is
 //! as unguessable as a random one, needs no field in the appointment, and starting twice
 //! (two presses, two nodes) finds the same room: the store's "one room per id" decides.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::responses::{SignedIn, Unavailable};
@@ -26,7 +32,51 @@ use crate::rooms::token::PersonKind;
 use crate::store::{Appointment, AppointmentStatus, Audience, Role, Room, RoomState, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(start)).routes(routes!(join))
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(join))
+        .routes(routes!(status))
+}
+
+/// When appointment `a`'s room closes to joins.
+fn closes_at(state: &AppState, a: &Appointment) -> i64 {
+    crate::core::room::appointment_room_closes_at(a.end, state.settings.appointment_room_grace.as_millis() as i64)
+}
+
+/// `a`'s start as the desk's clock shows it, e.g. `10:00 (Europe/Berlin)`.
+fn desk_time(state: &AppState, a: &Appointment) -> String {
+    let zone = &state.settings.appointment_zone;
+    match jiff::Timestamp::from_millisecond(a.start) {
+        Ok(t) => format!(
+            "{} ({})",
+            t.to_zoned(zone.clone()).strftime("%H:%M"),
+            zone.iana_name().unwrap_or("UTC")
+        ),
+        Err(_) => "its time".into(),
+    }
+}
+
+/// The name the customer knows their representative by.
+async fn representative_name(state: &AppState, a: &Appointment) -> String {
+    match state.store.account(&a.representative_id).await {
+        Ok(account) => account.display_name,
+        Err(_) => "your representative".into(),
+    }
+}
+
+/// Ends `agent_id`'s open room when its closing time has passed (an appointment's room
+/// after its slot and grace), so that it does not stand in the way of their next room.
+/// True when one was ended.
+pub(super) async fn end_closed_room_of(state: &AppState, agent_id: &str) -> Result<bool, StoreError> {
+    let Some(room) = state.store.open_room_of(agent_id).await? else {
+        return Ok(false);
+    };
+    if crate::core::room::open_at(room.open_until, now_ms()) {
+        return Ok(false);
+    }
+    crate::rooms::end_stored_room(&state.store, &room.id).await?;
+    state.rooms.ended(&room.id).await;
+    Ok(true)
 }
 
 /// The room id of appointment `a`: a UUID made of the hash of its token's hash.
@@ -58,10 +108,12 @@ pub struct StartedRoom {
     params(("id" = String, Path, description = "the appointment id")),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, description = "the room, opened now", body = StartedRoom),
-        (status = 200, description = "the room, opened before", body = StartedRoom),
+        (status = 200, description = "the room, opened before and still open (within the slot and \
+            `APPOINTMENT_ROOM_GRACE_MINUTES`, also after everyone left it, whatever the start window)", body = StartedRoom),
         (status = 404, description = "`not_found`: no such appointment of this agent", body = ErrorBody),
         (status = 409, description = "`appointment_cancelled`; `not_startable` (outside the start window); \
-            `room_ended` (its call was ended); `room_open` (you have another open room: end it first)", body = ErrorBody),
+            `room_ended` (its call was ended for everyone, or its slot and grace are over); `room_open` (you have \
+            another open room: end it first; an appointment's room past its slot and grace is ended by itself)", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn start(
     Authed(me): Authed,
@@ -82,15 +134,10 @@ async fn start(
             "this appointment was cancelled",
         ));
     }
-    let window = state.settings.appointment_start_window.as_millis() as i64;
-    if !(a.start - window..=a.start + window).contains(&now_ms()) {
-        return Err(refused(
-            StatusCode::CONFLICT,
-            "not_startable",
-            "an appointment can be started only around its time",
-        ));
-    }
     let id = room_id(&a);
+    let now = now_ms();
+    let open_until = closes_at(&state, &a);
+    let window = state.settings.appointment_start_window.as_millis() as i64;
     let started = |status| {
         Ok((
             status,
@@ -100,9 +147,17 @@ async fn start(
             }),
         ))
     };
+    // Started before and still open (someone left, or a reload): the same room, back in
+    // it whenever within the slot and its grace, in or out of the start window.
     match state.store.room(&id).await {
-        Ok(room) if room.state == RoomState::Open => return started(StatusCode::OK),
-        Ok(_) => {
+        Ok(room) if room.state == RoomState::Open && crate::core::room::open_at(room.open_until, now) => {
+            return started(StatusCode::OK);
+        }
+        Ok(room) => {
+            if room.state == RoomState::Open {
+                crate::rooms::end_stored_room(&state.store, &id).await?;
+                state.rooms.ended(&id).await;
+            }
             return Err(refused(
                 StatusCode::CONFLICT,
                 "room_ended",
@@ -112,9 +167,23 @@ async fn start(
         Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
+    if now > open_until {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "room_ended",
+            "this appointment's time is over",
+        ));
+    }
+    if !(a.start - window..=a.start + window).contains(&now) {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "not_startable",
+            "an appointment can be started only around its time",
+        ));
+    }
     // Opened by an admin or by the representative: the room is the representative's.
     // Nobody joins by password: the customer's appointment link gives a token.
-    let room = Room::new_open(
+    let mut room = Room::new_open(
         id.clone(),
         a.representative_id.clone(),
         format!("Appointment with {}", a.name),
@@ -125,19 +194,28 @@ async fn start(
         hash_password(crate::auth::random_token()).await?,
         None,
     );
-    match state.store.create_room(room).await {
-        Ok(()) => started(StatusCode::CREATED),
-        Err(StoreError::Conflict) => match state.store.room(&id).await {
-            // Started at the same moment elsewhere.
-            Ok(room) if room.state == RoomState::Open => started(StatusCode::OK),
-            _ => Err(refused(
-                StatusCode::CONFLICT,
-                "room_open",
-                "the representative has another open room; end it first",
-            )),
-        },
-        Err(e) => Err(e.into()),
+    room.open_until = Some(open_until);
+    // Twice at most: the second after ending a room of theirs that had closed by itself.
+    for _ in 0..2 {
+        match state.store.create_room(room.clone()).await {
+            Ok(()) => {
+                state.rooms.waiting.clear(state.cluster.as_ref(), &a.id).await;
+                return started(StatusCode::CREATED);
+            }
+            Err(StoreError::Conflict) => match state.store.room(&id).await {
+                // Started at the same moment elsewhere.
+                Ok(room) if room.state == RoomState::Open => return started(StatusCode::OK),
+                _ if end_closed_room_of(&state, &a.representative_id).await? => continue,
+                _ => break,
+            },
+            Err(e) => return Err(e.into()),
+        }
     }
+    Err(refused(
+        StatusCode::CONFLICT,
+        "room_open",
+        "the representative has another open room; end it first",
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -163,8 +241,11 @@ pub struct JoinedRoom {
     responses((status = 200, body = JoinedRoom),
         (status = 400, description = "`bad_json`", body = ErrorBody),
         (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        (status = 409, description = "`not_started`: the representative has not started it yet (try again); \
-            `appointment_cancelled`; `room_ended`; `seat_taken`: the customer's seat is held by an earlier join \
+        (status = 409, description = "`not_started`: the representative has not started it yet: the customer \
+            is in the waiting room (the representative sees them waiting for 30 s after each ask; ask again every few \
+            seconds to be let in as soon as the call starts); \
+            `appointment_cancelled`; `room_ended` (ended by the representative, or past the slot and \
+            `APPOINTMENT_ROOM_GRACE_MINUTES`); `seat_taken`: the customer's seat is held by an earlier join \
             (another device: connected, within its grace period, or with an unexpired token)", body = ErrorBody),
         Unavailable))]
 async fn join(
@@ -194,14 +275,16 @@ async fn join(
         ));
     }
     let id = room_id(&a);
+    let now = now_ms();
     match state.store.room(&id).await {
-        Ok(room) if room.state == RoomState::Open => {
+        Ok(room) if room.state == RoomState::Open && crate::core::room::open_at(room.open_until, now) => {
             // Each join is its own admission: a second device (or a forwarded link) is
             // refused while the first holds the seat, never let in over it.
             let ended = refused(StatusCode::CONFLICT, "room_ended", "this appointment's call has ended");
             let token = admit_with_token(&state, &id, &a.name, PersonKind::Customer)
                 .await
                 .map_err(|r| seat_refused(r, ended))?;
+            state.rooms.waiting.clear(state.cluster.as_ref(), &a.id).await;
             Ok(Json(JoinedRoom {
                 link: format!("/room.html?room={id}#token={}", token.token),
                 room_id: id,
@@ -213,11 +296,91 @@ async fn join(
             "room_ended",
             "this appointment's call has ended",
         )),
-        Err(StoreError::NotFound) => Err(refused(
+        Err(StoreError::NotFound) if now > closes_at(&state, &a) => Err(refused(
             StatusCode::CONFLICT,
-            "not_started",
-            "your representative has not started the appointment yet; try again in a moment",
+            "room_ended",
+            "this appointment's time is over",
         )),
+        Err(StoreError::NotFound) => {
+            // The waiting room: the representative sees this customer waiting while their
+            // page keeps asking.
+            state.rooms.waiting.mark(state.cluster.as_ref(), &a.id, now).await;
+            let who = representative_name(&state, &a).await;
+            Err(refused(
+                StatusCode::CONFLICT,
+                "not_started",
+                &format!(
+                    "your call with {who} starts at {}; you will be let in when {who} joins",
+                    desk_time(&state, &a)
+                ),
+            ))
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RoomStatusQuery {
+    /// The token of the appointment's link.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppointmentRoomStatus {
+    /// `waiting` (not started yet), `open` (join now) or `ended`.
+    pub state: &'static str,
+    /// The representative's name, for "Your call with … starts at …".
+    pub representative: String,
+    /// The slot, in milliseconds since the epoch.
+    pub start: i64,
+    pub end: i64,
+    /// Until when the room takes joins: the slot's end plus `APPOINTMENT_ROOM_GRACE_MINUTES`.
+    pub open_until: i64,
+}
+
+/// The appointment's room as its customer's page needs it to wait: whom they wait for,
+/// and whether the call is open. Changes nothing (mail scanners follow links): only
+/// `POST /api/appointments/join` puts the customer in the waiting room.
+#[utoipa::path(get, path = "/api/appointments/room", tag = "public", params(RoomStatusQuery),
+    responses((status = 200, body = AppointmentRoomStatus),
+        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        Unavailable))]
+async fn status(
+    State(state): State<AppState>,
+    query: Result<Query<RoomStatusQuery>, QueryRejection>,
+) -> Result<Json<AppointmentRoomStatus>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let a = match state
+        .store
+        .appointment_by_token(&crate::auth::session_id(q.token.trim()))
+        .await
+    {
+        Err(StoreError::NotFound) => {
+            return Err(refused(
+                StatusCode::NOT_FOUND,
+                "unknown_token",
+                "this appointment link is not valid; check that it was copied whole",
+            ));
+        }
+        other => other?,
+    };
+    let open_until = closes_at(&state, &a);
+    let now = now_ms();
+    let state_name = match state.store.room(&room_id(&a)).await {
+        _ if a.status == AppointmentStatus::Cancelled => "ended",
+        Ok(room) if room.state == RoomState::Open && crate::core::room::open_at(room.open_until, now) => "open",
+        Ok(_) => "ended",
+        Err(StoreError::NotFound) if now > open_until => "ended",
+        Err(StoreError::NotFound) => "waiting",
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(AppointmentRoomStatus {
+        state: state_name,
+        representative: representative_name(&state, &a).await,
+        start: a.start,
+        end: a.end,
+        open_until,
+    }))
 }

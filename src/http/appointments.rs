@@ -964,8 +964,13 @@ pub struct StaffView {
     pub customer_zone: Option<String>,
     /// Why the customer cancelled, when they said.
     pub cancel_reason: Option<String>,
-    /// Within `APPOINTMENT_START_WINDOW_MINUTES` of its start (and booked): the time to start it.
+    /// Booked, and from `APPOINTMENT_START_WINDOW_MINUTES` before its start until that long
+    /// after it or until its room closes (`APPOINTMENT_ROOM_GRACE_MINUTES` after its end),
+    /// whichever is later: the time to start it, or to go back into its room.
     pub startable: bool,
+    /// Since when (ms) its customer waits for the call to start (their page asked to join
+    /// within the last 30 s); null when no one waits.
+    pub waiting_since: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -977,10 +982,17 @@ pub struct StaffList {
 fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> StaffList {
     let now = crate::hub::now_ms();
     let window = state.settings.appointment_start_window.as_millis() as Millis;
+    let grace = state.settings.appointment_room_grace.as_millis() as Millis;
     let appointments = list
         .into_iter()
         .map(|a| StaffView {
-            startable: a.status == AppointmentStatus::Booked && (a.start - window..=a.start + window).contains(&now),
+            // From the window's start until the window or the room's grace after the slot
+            // ends, whichever is later: "Start" also takes the representative back into a
+            // room they left.
+            startable: a.status == AppointmentStatus::Booked
+                && (a.start - window
+                    ..=(a.start + window).max(crate::core::room::appointment_room_closes_at(a.end, grace)))
+                    .contains(&now),
             start: instant(a.start).to_string(),
             end: instant(a.end).to_string(),
             local_start: local_label(calendar, instant(a.start)),
@@ -993,6 +1005,7 @@ fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> 
             status: a.status,
             customer_zone: a.customer_zone,
             cancel_reason: a.cancel_reason,
+            waiting_since: None,
         })
         .collect();
     StaffList {
@@ -1020,7 +1033,17 @@ async fn agent_day(
     };
     let (from, to) = day_bounds(&calendar, day)?;
     let list = state.store.appointments(from, to, Some(&me.id)).await?;
-    Ok(Json(staff_list(&state, &calendar, list)))
+    let mut answer = staff_list(&state, &calendar, list);
+    let ids: Vec<String> = answer.appointments.iter().map(|a| a.id.clone()).collect();
+    let waiting = state
+        .rooms
+        .waiting
+        .since(state.cluster.as_ref(), &ids, crate::hub::now_ms())
+        .await;
+    for (a, since) in answer.appointments.iter_mut().zip(waiting) {
+        a.waiting_since = since;
+    }
+    Ok(Json(answer))
 }
 
 /// Every appointment of a range of local days, admins only.

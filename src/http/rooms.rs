@@ -81,6 +81,9 @@ pub struct RoomView {
     pub state: RoomState,
     pub created_at: i64,
     pub ended_at: Option<i64>,
+    /// When it stops taking joins (an appointment's room: its slot's end plus
+    /// `APPOINTMENT_ROOM_GRACE_MINUTES`); null: until its agent ends it.
+    pub open_until: Option<i64>,
     /// The current access code's invitation number (1, 2, …), if one was sent.
     pub code_version: Option<u32>,
     pub code_expires_at: Option<i64>,
@@ -201,6 +204,7 @@ fn view(room: &Room, live: Option<LiveView>, base: &str) -> RoomView {
         state: room.state,
         created_at: room.created_at,
         ended_at: room.ended_at,
+        open_until: room.open_until,
         code_version: room.code.as_ref().map(|c| c.version),
         code_expires_at: room.code.as_ref().map(|c| c.expires_at),
         live,
@@ -298,7 +302,13 @@ async fn create(
 
 /// Stores a new room of an agent's; `room_open` when they have one open already.
 async fn create_own_room(state: &AppState, room: &Room) -> Result<(), ApiError> {
-    match state.store.create_room(room.clone()).await {
+    let mut created = state.store.create_room(room.clone()).await;
+    if matches!(created, Err(StoreError::Conflict))
+        && super::appointment_rooms::end_closed_room_of(state, &room.agent_id).await?
+    {
+        created = state.store.create_room(room.clone()).await;
+    }
+    match created {
         Ok(()) => Ok(()),
         Err(StoreError::Conflict) => Err(ApiError::Refused {
             status: StatusCode::CONFLICT,

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 use super::buddy_events::{BuddyAction, BuddyEvent, Holders};
-use super::delivery::{ConnId, Delivery, Outbound, Recipient};
+use super::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use super::service::HubState;
 use super::transcript::{Author, Stamped, Transcript};
 use super::{Command, after, now_ms};
@@ -416,7 +416,8 @@ impl HubState {
                     BuddyAction::Message { client_id, .. } => client_id.clone(),
                     _ => None,
                 };
-                if let Err((code, message)) = self.buddy_action(BuddyId(who), node, mine, action)
+                if let Err((code, message)) =
+                    self.buddy_action(BuddyId(who), node, mine.then_some(ConnId(conn)), action)
                     && mine
                 {
                     self.error_to_conn(ConnId(conn), code, message, client_id);
@@ -489,8 +490,15 @@ impl HubState {
         }
     }
 
-    /// What `me` asked, made on `node` (`mine`: this node, which answers the asker).
-    fn buddy_action(&mut self, me: BuddyId, node: &str, mine: bool, action: BuddyAction) -> Result<(), Refusal> {
+    /// What `me` asked, made on `node`; `asker`: the connection that asked, when it is
+    /// this process's (which answers it).
+    fn buddy_action(
+        &mut self,
+        me: BuddyId,
+        node: &str,
+        asker: Option<ConnId>,
+        action: BuddyAction,
+    ) -> Result<(), Refusal> {
         let Some(roster) = self.buddies.people.get(&me).map(|p| p.roster) else {
             return Err(("not_online", "You are not online.".to_string()));
         };
@@ -545,7 +553,7 @@ impl HubState {
                 client_id,
             } => {
                 let chat = self.buddy_chat(me, roster, chat.as_deref())?;
-                self.buddy_relay(me, roster, chat, mine, (id, at, text, client_id));
+                self.buddy_relay(me, roster, chat, asker, (id, at, text, client_id));
                 return Ok(());
             }
             BuddyAction::Typing { chat, active } => {
@@ -588,13 +596,14 @@ impl HubState {
     /// Records a message as its sender's node stamped it (id, time; the seq is the chat's
     /// next, the same on every node since all apply the events in one order), delivers it
     /// to the peer's connections here, archives it if this node archives the chat, and
-    /// acknowledges it to the sender's connections here (on the sender's node once archived).
+    /// gives the sender's connections here their copy (`origin`: the page that sent it,
+    /// when it is this node's; the copy then waits for the archive if this node keeps it).
     fn buddy_relay(
         &mut self,
         me: BuddyId,
         roster: Roster,
         chat: BuddyChatId,
-        mine: bool,
+        origin: Option<ConnId>,
         (id, at, text, client_id): (String, i64, String, Option<String>),
     ) {
         let here = self.buddy_node().unwrap_or("").to_string();
@@ -622,12 +631,19 @@ impl HubState {
         let frame = Outbound::Frame(frame);
         let peer = if me == a { b } else { a };
         self.delivery.deliver(&Recipient::Buddy(peer), &frame);
-        if mine {
-            self.acknowledge(Recipient::Buddy(me), Outbound::Frame(ack), archived);
-            self.messages_relayed.increment(1);
-        } else {
-            // The sender's devices on this node see their message stamped, as on one node.
-            self.delivery.deliver(&Recipient::Buddy(me), &Outbound::Frame(ack));
+        match origin {
+            Some(origin) => {
+                // The sending page gets the compact `ack`; the sender's other pages here the
+                // whole message, once it is durable.
+                self.acknowledge(
+                    Recipient::Buddy(me),
+                    SenderCopy::sent_from(origin, ack, frame),
+                    archived,
+                );
+                self.messages_relayed.increment(1);
+            }
+            // Sent from a page on another node: the sender's pages here never had its text.
+            None => self.delivery.deliver(&Recipient::Buddy(me), &frame),
         }
     }
 

@@ -27,6 +27,46 @@ pub enum Outbound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+/// What the sender of a chat message gets back once the message is durable. The
+/// connection it came from has the text, so it gets the compact `ack`; the sender's other
+/// connections (another tab or device) have not seen it, so they get the whole `message`.
+#[derive(Debug, Clone)]
+pub struct SenderCopy {
+    /// The connection that sent it; `None` when it came through another node or process,
+    /// so every connection here gets it whole.
+    origin: Option<ConnId>,
+    ack: Outbound,
+    whole: Outbound,
+}
+
+impl SenderCopy {
+    /// Sent from `origin`: the compact `ack` there, the whole message elsewhere.
+    pub fn sent_from(origin: ConnId, ack: Utf8Bytes, whole: Outbound) -> Self {
+        Self {
+            origin: Some(origin),
+            ack: Outbound::Frame(ack),
+            whole,
+        }
+    }
+
+    /// Sent from no connection here: the whole message everywhere.
+    pub fn whole_everywhere(whole: Outbound) -> Self {
+        Self {
+            origin: None,
+            ack: whole.clone(),
+            whole,
+        }
+    }
+
+    pub fn for_conn(&self, conn: ConnId) -> &Outbound {
+        if self.origin == Some(conn) {
+            &self.ack
+        } else {
+            &self.whole
+        }
+    }
+}
+
 /// The hub's end of one connection: its bounded outbox, through which it can also make it stop.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {

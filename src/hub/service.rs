@@ -24,7 +24,7 @@ mod agents;
 mod customers;
 mod decisions;
 
-use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient};
+use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
 use super::transcript::{Author, Stamped, Transcript};
 use super::{CategoryNames, Command, ConnRole, SessionEnd, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
@@ -32,7 +32,7 @@ use crate::auth::Sessions;
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
-use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, Routing};
+use crate::core::routing::{AgentId, AgentStanding, CategoryId, ChatId, CustomerId, Party, Routing};
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
 use crate::store::{Account, Category};
 
@@ -54,8 +54,14 @@ pub mod close {
 /// Live figures for admins.
 #[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Figures {
+    /// Agents connected now (not those dropped and within their grace period).
     pub agents_online: usize,
+    /// Agents who can take a chat now: connected, available and below their limit.
     pub agents_available: usize,
+    /// Agents connected and available but at their limit.
+    pub agents_full: usize,
+    /// Each agent the hub holds (connected, or dropped within the grace period), by id.
+    pub agents: Vec<AgentFigure>,
     pub customers_connected: usize,
     /// Category id → customers waiting.
     pub customers_waiting: BTreeMap<String, usize>,
@@ -63,6 +69,20 @@ pub struct Figures {
     /// Seconds the longest-waiting customer has waited, 0 when nobody waits.
     pub longest_wait_secs: f64,
     pub buddies_online: usize,
+}
+
+/// One online agent, as the admin's dashboard shows them.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AgentFigure {
+    /// The account id (the admin's agent list names it).
+    pub id: String,
+    /// `available` (can take a chat now), `full` (at their limit), `away` (set away) or
+    /// `disconnected` (dropped, within the grace period).
+    pub state: &'static str,
+    /// Chats open now.
+    pub chats: usize,
+    /// Their limit of chats at once.
+    pub limit: u8,
 }
 
 struct ConnEntry {
@@ -129,7 +149,7 @@ pub(crate) struct HubState {
     pub(super) buddies: BuddyDesk,
     /// Senders' copies of messages waiting for the archive to commit them, in archive order.
     /// Almost always one connection each: inline, so holding an ack allocates nothing.
-    pending_acks: VecDeque<(u64, SmallVec<[ConnHandle; 1]>, Outbound)>,
+    pending_acks: VecDeque<(u64, SmallVec<[ConnHandle; 1]>, SenderCopy)>,
     /// Open connections by role (customer, agent, buddy), for the metrics.
     conn_counts: [usize; 3],
     /// Resume token → a chat that ended while its customer was away; kept for the grace period.
@@ -496,13 +516,13 @@ impl HubState {
         };
         if let Err((code, message)) = match sender {
             Sender::Customer(id) => self.customer_frame(conn, id, frame),
-            Sender::Agent(id) => self.agent_frame(id, frame),
+            Sender::Agent(id) => self.agent_frame(conn, id, frame),
         } {
             self.error_to_conn(conn, code, message, client_id);
         }
     }
 
-    fn agent_frame(&mut self, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
+    fn agent_frame(&mut self, conn: ConnId, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
         match frame {
             ClientFrame::SetAvailable { available } if self.cluster.is_some() => {
                 // The profile goes out when the replica replays the change.
@@ -525,7 +545,7 @@ impl HubState {
                 client_id,
             } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
-                self.relay(chat, Party::Agent, text, client_id)
+                self.relay(chat, (Party::Agent, conn), text, client_id)
             }
             ClientFrame::Typing { chat_id, active } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
@@ -605,13 +625,13 @@ impl HubState {
     fn relay(
         &mut self,
         chat: ChatId,
-        from: Party,
+        (from, origin): (Party, ConnId),
         text: String,
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
         self.check_message(&text)?;
         if self.cluster.is_some() {
-            return self.cluster_relay(chat, from, text, client_id);
+            return self.cluster_relay(chat, (from, origin), text, client_id);
         }
         let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
         let author = match from {
@@ -627,23 +647,27 @@ impl HubState {
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
         };
         self.delivery.deliver(&peer, &frame);
-        self.acknowledge(sender, Outbound::Frame(ack), archived);
+        self.acknowledge(sender, SenderCopy::sent_from(origin, ack, frame), archived);
         self.messages_relayed.increment(1);
         Ok(())
     }
 
-    /// The sender's acknowledgement (a compact `ack` frame) goes out once the
-    /// message is durable — in the store, or while the store is down in the archive's
-    /// spool on local disk.
-    pub(super) fn acknowledge(&mut self, sender: Recipient, frame: Outbound, archived: Option<u64>) {
+    /// The sender's copy goes out once the message is durable — in the store, or while
+    /// the store is down in the archive's spool on local disk: the compact `ack` to the
+    /// connection it came from, the whole message to the sender's other connections.
+    pub(super) fn acknowledge(&mut self, sender: Recipient, copy: SenderCopy, archived: Option<u64>) {
         let progress = *self.archive.progress.borrow();
         match archived {
             // Held for the sender's connections of now: the chat may end (and the route go) before the commit.
             Some(seq) if seq > progress.committed => {
                 let conns = self.delivery.connections(&sender).iter().cloned().collect();
-                self.pending_acks.push_back((seq, conns, frame));
+                self.pending_acks.push_back((seq, conns, copy));
             }
-            _ => self.delivery.deliver(&sender, &frame),
+            _ => {
+                for conn in self.delivery.connections(&sender) {
+                    conn.send(copy.for_conn(conn.id).clone());
+                }
+            }
         }
     }
 
@@ -654,9 +678,9 @@ impl HubState {
             if *seq > progress.committed {
                 break;
             }
-            let (_, conns, frame) = self.pending_acks.pop_front().expect("front exists");
+            let (_, conns, copy) = self.pending_acks.pop_front().expect("front exists");
             for conn in conns {
-                conn.send(frame.clone());
+                conn.send(copy.for_conn(conn.id).clone());
             }
         }
     }
@@ -756,15 +780,33 @@ impl HubState {
             .map(|(_, c)| now - c.queued_at)
             .max()
             .unwrap_or(0);
-        let agents: Vec<_> = self.routing.agents().map(|(_, v)| v).collect();
+        let mut agents: Vec<AgentFigure> = self
+            .routing
+            .agents()
+            .map(|(id, view)| AgentFigure {
+                id: id.0.clone(),
+                state: match view.standing() {
+                    AgentStanding::Available => "available",
+                    AgentStanding::Full => "full",
+                    AgentStanding::Away => "away",
+                    AgentStanding::Disconnected => "disconnected",
+                },
+                chats: view.chats.len(),
+                limit: view.limit,
+            })
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let counted = |state: &str| agents.iter().filter(|a| a.state == state).count();
         Figures {
-            agents_online: agents.iter().filter(|a| a.connected).count(),
-            agents_available: agents.iter().filter(|a| a.connected && a.available).count(),
+            agents_online: agents.iter().filter(|a| a.state != "disconnected").count(),
+            agents_available: counted("available"),
+            agents_full: counted("full"),
             customers_connected: self.customers.values().filter(|c| c.conn.is_some()).count(),
             customers_waiting: self.routing.waiting_counts().map(|(c, n)| (c.0.clone(), n)).collect(),
             chats_active: self.routing.chats_active(),
             longest_wait_secs: longest as f64 / 1000.0,
             buddies_online: self.buddies.online(),
+            agents,
         }
     }
 

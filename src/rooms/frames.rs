@@ -29,11 +29,22 @@ pub enum RoomClientFrame {
     },
     /// End the ringing or active call; both get `call_ended`.
     HangUp {},
-    /// Leave for good: the room ends for both.
+    /// Leave the room: your seat is free, a call you were in ends, the room stays open
+    /// and you may come back (with your token while it lasts). Answered by `left`, then
+    /// a Close 1000.
     Leave {},
+    /// The host (the agent) ends the room for everyone: both get `room_ended`. Anyone
+    /// else gets `error` `not_host`.
+    EndRoom {},
     /// Periodic report in an active call: peer connection connected, camera on.
     Report {
         connected: bool,
+        camera: bool,
+    },
+    /// The member's own microphone and camera, on or off: sent when either changes and
+    /// when the other member arrives or is back; relayed as `peer_media`, kept nowhere.
+    Media {
+        mic: bool,
         camera: bool,
     },
     Ping {},
@@ -46,6 +57,10 @@ pub struct PeerView {
     pub kind: PersonKind,
     /// Connected now (false while away within the grace period).
     pub present: bool,
+    /// The visitor's admission (an opaque id, the same for the same join, never an
+    /// email or phone), as the agent sees them; absent for the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<String>,
 }
 
 /// A frame to a room member.
@@ -66,16 +81,26 @@ pub enum RoomServerFrame {
         /// A fresh token for reconnecting (within the grace period, no code needed).
         token: String,
         token_expires_at: i64,
+        /// When the room stops taking joins (an appointment's: its slot's end plus
+        /// `APPOINTMENT_ROOM_GRACE_MINUTES`), ms; absent: until the host ends it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        open_until: Option<i64>,
     },
-    /// Someone took the free seat: after `peer_left`, a new visitor (another admission).
+    /// Someone took the free seat. `changed_hands`: the visitor seat went to another
+    /// admission than the one that held it last (a new join after the first left).
     PeerJoined {
         peer: PeerView,
+        changed_hands: bool,
     },
     PeerAway,
-    /// The same admission is back within the grace period.
+    /// The same admission is back within the grace period (or connected again before its
+    /// old connection was known closed). In an active call both sides set up a fresh peer
+    /// connection: the call goes on.
     PeerBack,
-    /// The peer did not come back within the grace period; their seat is free.
+    /// The peer left, or did not come back within the grace period; their seat is free.
     PeerLeft,
+    /// You left (your `leave`): the hub closes with 1000 next; the room stays open.
+    Left,
     /// You rang; waiting for the peer.
     CallRinging,
     /// The peer rings you: answer `accept_call` or `reject_call`.
@@ -87,7 +112,8 @@ pub enum RoomServerFrame {
         polite: bool,
     },
     /// Both sides: `by` is who ended it (`agent`, `customer`, `guest`, `system`);
-    /// `reason`: `hung_up`, `rejected`, `peer_gone`, `room_ended`, `shutdown`.
+    /// `reason`: `hung_up`, `rejected`, `peer_left`, `peer_gone`, `room_ended`,
+    /// `shutdown`, `home_lost`.
     CallEnded {
         by: &'static str,
         reason: &'static str,
@@ -97,7 +123,12 @@ pub enum RoomServerFrame {
     Signal {
         data: serde_json::Value,
     },
-    /// The room ended (someone left, or the agent ended it); the hub closes with 1000.
+    /// The other member's microphone and camera, from their `media`.
+    PeerMedia {
+        mic: bool,
+        camera: bool,
+    },
+    /// The host ended the room for everyone; the hub closes with 1000.
     RoomEnded {
         by: &'static str,
     },

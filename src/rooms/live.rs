@@ -184,6 +184,7 @@ fn refusal_frame(r: Refusal) -> RoomServerFrame {
         Refusal::NoCall => ("no_call", "there is no call"),
         Refusal::NotRinging => ("not_ringing", "nothing is ringing for you"),
         Refusal::NotInRoom => ("not_in_room", "you are not in this room"),
+        Refusal::NotHost => ("not_host", "only the host can end the meeting for everyone"),
     };
     RoomServerFrame::error(code, message)
 }
@@ -208,6 +209,9 @@ impl Entry {
             name: m.name.clone(),
             kind: m.kind,
             present: m.connected,
+            admission: (seat == Seat::Visitor)
+                .then(|| self.core.holder(seat).map(|h| h.person.clone()))
+                .flatten(),
         })
     }
 
@@ -324,12 +328,15 @@ impl Task {
         {
             deliver(&old.conn, Outbound::Close(4000, "replaced by a newer connection"));
         }
-        if !seated.replaced {
-            let frame = if seated.back {
+        {
+            // A reload can connect again before its old socket is known closed (replaced):
+            // the other side hears `peer_back` all the same, to negotiate the call afresh.
+            let frame = if seated.back || seated.replaced {
                 RoomServerFrame::PeerBack
             } else {
                 RoomServerFrame::PeerJoined {
                     peer: entry.peer_view(seat).expect("just seated"),
+                    changed_hands: seated.changed_hands,
                 }
             };
             entry.send(seat.other(), &frame);
@@ -390,12 +397,24 @@ impl Task {
             RoomClientFrame::Report { connected, camera } => {
                 entry.core.report(seat, connected, camera, now).map(|()| None)
             }
+            // To the other member if they are connected; nobody to tell is no error (the
+            // sender tells them again when they arrive or are back).
+            RoomClientFrame::Media { mic, camera } => {
+                entry.send(seat.other(), &RoomServerFrame::PeerMedia { mic, camera });
+                Ok(None)
+            }
             RoomClientFrame::Leave {} => {
-                let by = entry.who(seat);
-                self.end(room, by);
-                self.end_in_store(room);
+                self.leave(room, seat, now);
                 return;
             }
+            RoomClientFrame::EndRoom {} => match entry.core.end_by(seat, now) {
+                Ok(ended) => {
+                    self.close_ended(room, "agent", ended);
+                    self.end_in_store(room);
+                    return;
+                }
+                Err(r) => Err(r),
+            },
         };
         match result {
             Ok(Some(ended)) => self.log(room, &ended),
@@ -475,10 +494,60 @@ impl Task {
         }
     }
 
+    /// `seat` leaves: their seat is free at once (the store's reservation too, before
+    /// they hear `left`, so a join they make next finds it free), a call they were in
+    /// ends, the other side gets `peer_left`; the room stays open.
+    fn leave(&mut self, room: &str, seat: Seat, now: i64) {
+        let Some(entry) = self.rooms.get_mut(room) else { return };
+        let person = entry.core.holder(seat).map(|h| h.person.clone());
+        let ended = match entry.core.leave(seat, now) {
+            Ok(ended) => ended,
+            Err(r) => return entry.send(seat, &refusal_frame(r)),
+        };
+        if let Some(e) = &ended {
+            entry.send(
+                seat.other(),
+                &RoomServerFrame::CallEnded {
+                    by: entry.who(seat),
+                    reason: "peer_left",
+                    detail: None,
+                },
+            );
+            // Logged while the leaver is still known, for the visitor's name.
+            if let Some(log) = entry.call_log(e, room) {
+                self.save(log);
+            }
+        }
+        let Some(entry) = self.rooms.get_mut(room) else { return };
+        entry.send(seat.other(), &RoomServerFrame::PeerLeft);
+        let leaver = entry.members.remove(&seat);
+        if entry.members.is_empty() {
+            self.rooms.remove(room);
+        }
+        let Some(leaver) = leaver else { return };
+        let visitor = person.filter(|_| seat == Seat::Visitor);
+        let (store, room) = (self.store.clone(), room.to_string());
+        tokio::spawn(async move {
+            if let Some(person) = visitor {
+                super::release_seat(&store, &room, &person).await;
+            }
+            deliver(&leaver.conn, Outbound::Frame(RoomServerFrame::Left.encode().into()));
+            deliver(&leaver.conn, Outbound::Close(1000, "you left"));
+        });
+    }
+
     /// Ends the room live: the call (logged), `room_ended` to both, their sockets closed.
     fn end(&mut self, room: &str, by: &'static str) {
-        if let Some(mut entry) = self.rooms.remove(room) {
-            let ended = entry.core.end(now_ms()).ok().flatten();
+        let ended = self
+            .rooms
+            .get_mut(room)
+            .and_then(|entry| entry.core.end(now_ms()).ok().flatten());
+        self.close_ended(room, by, ended);
+    }
+
+    /// Carries out a room's end that the core decided (`ended`: the call it ended).
+    fn close_ended(&mut self, room: &str, by: &'static str, ended: Option<Ended>) {
+        if let Some(entry) = self.rooms.remove(room) {
             if let Some(e) = &ended {
                 entry.both(&RoomServerFrame::CallEnded {
                     by,
@@ -529,7 +598,8 @@ impl Task {
         }
     }
 
-    /// A member left: the stored room ends too (the agent's API does that itself).
+    /// The host ended the room from its socket: the stored room ends too (the agent's API
+    /// does that itself).
     fn end_in_store(&self, room: &str) {
         let (store, room) = (self.store.clone(), room.to_string());
         tokio::spawn(async move {

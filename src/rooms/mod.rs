@@ -6,7 +6,8 @@
 //! - [`ice`]: the STUN/TURN servers browsers get, with TURN REST credentials;
 //! - [`frames`]: the room websocket's JSON;
 //! - [`cluster`]: with several nodes, each live room's home node and the forwarding of
-//!   remote members' frames to it.
+//!   remote members' frames to it;
+//! - [`waiting`]: appointments' customers waiting for their representative to start.
 //!
 //! The HTTP side (create, invite, join, end, call logs) is `http::rooms`; the socket is
 //! `ws::room`; sending invitations is `mail`.
@@ -16,6 +17,7 @@ pub mod frames;
 pub mod ice;
 pub mod live;
 pub mod token;
+pub mod waiting;
 
 use std::sync::Arc;
 
@@ -35,6 +37,8 @@ pub struct Rooms {
     pub senders: Senders,
     /// With `REDIS_URL`: rooms live on a home node each; `None` on one node.
     pub cluster: Option<cluster::RoomsCluster>,
+    /// Customers waiting for their appointment's call to start.
+    pub waiting: waiting::Waiting,
 }
 
 impl Rooms {
@@ -53,6 +57,7 @@ impl Rooms {
             tokens: Arc::new(token::RoomTokens::new(settings)),
             senders: Senders::from_settings(settings),
             cluster,
+            waiting: waiting::Waiting::default(),
         };
         (rooms, task)
     }

@@ -138,6 +138,10 @@ pub struct Room {
     /// compare-and-set like the rest, so two joins racing on two nodes cannot both get it.
     #[serde(default, with = "stored_seat")]
     pub seat: Option<SeatHold>,
+    /// No joins after this (ms): an appointment's room closes at its slot's end plus
+    /// `APPOINTMENT_ROOM_GRACE_MINUTES`. `None`: open until its host ends it.
+    #[serde(default)]
+    pub open_until: Option<Millis>,
 }
 
 impl Room {
@@ -164,6 +168,7 @@ impl Room {
             revision: 0,
             conversation_id,
             seat: None,
+            open_until: None,
         }
     }
 }

@@ -130,6 +130,7 @@ struct Stored {
     agent_id: String,
     title: String,
     conversation_id: Option<String>,
+    open_until: Option<i64>,
 }
 
 /// The visitor seat is another admission's: `seat_taken` in a customer room, `room_full` in a guest room.
@@ -166,14 +167,19 @@ async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Resul
         }
     };
     match stored {
-        Ok(room) if room.state == RoomState::Open => Ok((
-            claims,
-            Stored {
-                agent_id: room.agent_id,
-                title: room.title,
-                conversation_id: room.conversation_id,
-            },
-        )),
+        Ok(room)
+            if room.state == RoomState::Open && crate::core::room::open_at(room.open_until, crate::hub::now_ms()) =>
+        {
+            Ok((
+                claims,
+                Stored {
+                    agent_id: room.agent_id,
+                    title: room.title,
+                    conversation_id: room.conversation_id,
+                    open_until: room.open_until,
+                },
+            ))
+        }
         Ok(_) | Err(StoreError::NotFound) => Err((4410, "room_ended", "the meeting has ended")),
         Err(e) => {
             tracing::warn!(error = %e, "room websocket: the store did not answer");
@@ -246,6 +252,7 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: Li
         ice_servers: crate::rooms::ice::ice_servers(&state.settings, &claims.sub, now_secs),
         token,
         token_expires_at: (fresh.exp * 1000) as i64,
+        open_until: stored.open_until,
     };
     let (mut sink, mut stream) = socket.split();
     let limiter = RateLimiter::direct(

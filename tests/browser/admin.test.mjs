@@ -16,6 +16,12 @@ after(async () => {
   await hub?.stop();
 });
 
+/** Opens an admin view from the header's links. */
+async function view(page, name) {
+  await page.locator('#nav').getByRole('link', { name, exact: true }).click();
+  await page.locator(`#nav a[aria-current="page"]`).filter({ hasText: name }).waitFor();
+}
+
 test('an admin creates an agent who then signs in and takes a chat', async () => {
   await withShots('admin', async (pages) => {
     const admin = await newPage(browser);
@@ -31,6 +37,11 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await admin.getByTestId('password').press('Enter');
     await admin.getByTestId('dashboard').waitFor();
     await admin.getByTestId('stat-agents-online').filter({ hasText: '0' }).waitFor();
+    // One section at a time: the header's links switch views, and the address names the view.
+    assert.equal(await admin.getByTestId('agent-username').isVisible(), false, 'the agents view is not shown with the dashboard');
+    await view(admin, 'Agents');
+    assert.equal(await admin.getByTestId('dashboard').isVisible(), false);
+    assert.match(admin.url(), /#agents$/);
 
     // Server-side validation shows next to the field it concerns.
     await admin.getByTestId('agent-username').fill('dave');
@@ -57,13 +68,16 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await row.locator('td').nth(2).filter({ hasText: /^3$/ }).waitFor();
 
     // Categories: add and rename one.
+    await view(admin, 'Categories');
     await admin.getByTestId('category-name').fill('Returns');
     await admin.getByTestId('category-add').click();
     const returns = admin.locator('[data-testid="category-row"][data-id="returns"]');
     await returns.waitFor();
     await returns.getByTestId('category-rename-input').fill('Returns & refunds');
     await returns.getByTestId('category-rename').click();
-    await admin.getByTestId('agent-category-returns').waitFor();
+    await view(admin, 'Agents');
+    await admin.getByTestId('agent-category-returns').waitFor({ state: 'attached' });
+    await view(admin, 'Categories');
     const cats = await apiCall(hub, 'GET', '/api/categories');
     assert.ok(cats.data.some((c) => c.id === 'returns' && c.name === 'Returns & refunds'));
     await returns.getByTestId('category-remove').click();
@@ -81,7 +95,10 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await agent.getByTestId('profile-text').filter({ hasText: 'Billing' }).waitFor();
     await agent.getByTestId('availability-toggle').click();
     await agent.locator('[data-testid="availability-toggle"][aria-pressed="true"]').waitFor();
+    await view(admin, 'Dashboard');
     await admin.getByTestId('stat-agents-available').filter({ hasText: '1' }).waitFor();
+    const daveRow = admin.getByTestId('agent-state').filter({ hasText: 'Dave Daniels' });
+    await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'available' }).waitFor({ timeout: 6000 });
 
     await customerJoins(customer, hub, 'billing', 'Gus');
     const panel = agent.locator('[data-testid="chat-panel"][data-customer="Gus"]');
@@ -96,6 +113,12 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
 
     // The dashboard follows within its 2 s poll.
     await admin.getByTestId('stat-chats-active').filter({ hasText: '1' }).waitFor({ timeout: 6000 });
+    // Per agent, live: Dave has one chat of his limit of three.
+    await daveRow.filter({ hasText: '1 of 3' }).waitFor({ timeout: 6000 });
+    // Set away, he is shown away and no longer counted as able to take a chat.
+    await agent.getByTestId('availability-toggle').click();
+    await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'away' }).waitFor({ timeout: 6000 });
+    await admin.getByTestId('stat-agents-available').filter({ hasText: '0' }).waitFor({ timeout: 6000 });
     await admin.getByTestId('dashboard').scrollIntoViewIfNeeded();
     await shot(admin, 'admin-dashboard');
 
@@ -106,6 +129,7 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     // The archive lists the chat, when the history API is there.
     const token = await adminToken(hub);
     const history = await apiCall(hub, 'GET', '/api/conversations?limit=5', undefined, token);
+    await view(admin, 'Archive');
     if (history.status === 404) {
       await admin.getByTestId('archive-search').click();
       await admin.getByTestId('archive-status').filter({ hasText: 'not available' }).waitFor();
@@ -119,6 +143,7 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
       await admin.getByTestId('archive-message').filter({ hasText: 'Invoice question' }).waitFor();
     }
 
+    await view(admin, 'Agents');
     await row.getByTestId('agent-toggle').click();
     await row.filter({ hasText: 'disabled' }).waitFor();
     await agent.getByTestId('login').waitFor();

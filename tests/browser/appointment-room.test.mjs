@@ -1,11 +1,13 @@
 // An appointment's video call (issue 17) in headless Chromium with fake media: a customer
 // books a slot, the representative presses "Start" on their day's list (it opens the
 // appointment's room), the customer presses "Join the video call" on the appointment's
-// page (the link of their mail), and both reach the room and a connected call.
+// page (the link of their mail), and both reach the room and a connected call. A
+// customer who comes early waits ("Your call with Rita starts at …"), shows as waiting on
+// the representative's list, and is let in by themselves once the call is started.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchMediaBrowser, newPage, createAgent, agentSignsIn, withShots, apiCall } from './helpers.mjs';
+import { startHub, launchMediaBrowser, newPage, createAgent, agentSignsIn, withShots, apiCall, SHOTS } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -52,12 +54,19 @@ test('the representative starts an appointment and both sides reach the call', a
     await customer.goto(`${hub.url}${made.data.cancel_url}`);
     await customer.getByTestId('who').filter({ hasText: 'Carla' }).waitFor();
     await customer.getByTestId('join-appointment').click();
-    await customer.getByTestId('cancel-error').filter({ hasText: 'not started' }).waitFor();
+    const waiting = customer.getByTestId('waiting-text');
+    await waiting.filter({ hasText: 'Your call with Rita starts at' }).waitFor();
+    assert.match(await waiting.textContent(), /you will be let in when Rita joins/);
+    await customer.screenshot({ path: `${SHOTS}/appointment-waiting-room-390.png`, fullPage: true });
+    await agent.getByTestId('customer-waiting').filter({ hasText: 'Carla is waiting' }).waitFor({ timeout: 10000 });
+    await agent.screenshot({ path: `${SHOTS}/appointment-agent-sees-waiting-1280.png`, fullPage: true });
 
+    // Started: the waiting customer goes in by themselves, no second click.
     const [agentRoom] = await Promise.all([agent.context().waitForEvent('page'), startButton.click()]);
     pages.push(agentRoom);
-    await customer.getByTestId('join-appointment').click();
-    await customer.waitForURL(/\/room\.html\?room=/);
+    await customer.waitForURL(/\/room\.html\?room=/, { timeout: 15000 });
+    // A fresh entry passes the lobby (camera preview, devices) first.
+    for (const page of [agentRoom, customer]) await page.getByTestId('lobby-join').click();
     for (const page of [agentRoom, customer]) {
       await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
     }
@@ -66,6 +75,24 @@ test('the representative starts an appointment and both sides reach the call', a
     await customer.getByTestId('accept-call').click();
     for (const page of [agentRoom, customer]) {
       await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+    }
+
+    // The customer leaves: the room stays open, and "Join" on her page works again.
+    await customer.getByTestId('leave').click();
+    await customer.getByTestId('post-call').waitFor();
+    await customer.goto(`${hub.url}${made.data.cancel_url}`);
+    await customer.getByTestId('join-appointment').click();
+    await customer.waitForURL(/\/room\.html\?room=/);
+    await customer.getByTestId('lobby-join').click();
+    await customer.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+    await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
+
+    // Ending early asks, naming until when the room would stay open.
+    await agentRoom.getByTestId('end-room').click();
+    await agentRoom.getByTestId('end-room-dialog').filter({ hasText: 'stays open until' }).waitFor();
+    await agentRoom.getByTestId('end-room-confirm').click();
+    for (const page of [agentRoom, customer]) {
+      await page.getByTestId('room-notice').filter({ hasText: 'The meeting has ended.' }).waitFor();
     }
   });
 });

@@ -53,7 +53,7 @@ test('customer and agent chat with typing indicator and draft preview', async ()
     assert.equal(await received.getAttribute('data-mine'), 'false');
     await panel.getByTestId('typing-indicator').filter({ hasText: /^$/ }).waitFor();
 
-    // The agent answers; the customer sees the typing indicator, then the reply on the right.
+    // The agent answers; the customer sees the typing indicator, then the reply on the left.
     await panel.getByTestId('message-input').pressSequentially('Sure, ', { delay: 20 });
     await customer.getByTestId('typing-indicator').filter({ hasText: 'Alice is typing' }).waitFor();
     await panel.getByTestId('message-input').pressSequentially('order number?', { delay: 10 });
@@ -64,14 +64,16 @@ test('customer and agent chat with typing indicator and draft preview', async ()
     await mine.locator('[data-testid="message-time"]').waitFor();
     assert.match(await reply.getByTestId('message-time').textContent(), /\d{1,2}[:.]\d{2}/);
 
-    // Own messages on the left, the other side's on the right, on both pages.
+    // Own messages on the right, the other side's on the left, on both pages (the chat
+    // convention of every messenger).
+    const right = (box) => box.x + box.width;
     const [mineBox, replyBox] = [await mine.boundingBox(), await reply.boundingBox()];
-    assert.ok(mineBox.x < replyBox.x, 'customer: own message left of the agent reply');
+    assert.ok(mineBox.x > replyBox.x && right(mineBox) > right(replyBox), 'customer: own message right of the agent reply');
     const [agentMine, agentTheirs] = [
       await panel.getByTestId('message').filter({ hasText: 'Sure, order number?' }).boundingBox(),
       await received.boundingBox(),
     ];
-    assert.ok(agentMine.x < agentTheirs.x, 'agent: own message left of the customer message');
+    assert.ok(agentMine.x > agentTheirs.x && right(agentMine) > right(agentTheirs), 'agent: own message right of the customer message');
 
     // Over-long messages are refused before sending, with the limit shown.
     await customer.getByTestId('message-input').fill('x'.repeat(2001));
@@ -182,5 +184,51 @@ test('a customer reloads mid-chat and gets the chat back with its messages', asy
     await customer.getByTestId('message-input').press('Enter');
     await panel.getByTestId('message').filter({ hasText: 'Orange, blinking' }).waitFor();
     assert.equal(await panel.getByTestId('message').count(), 4);
+  });
+});
+
+test('the customer is told the agent sees their typing, links open safely, a background reply flashes the title, and ending asks first', async () => {
+  await withShots('chat-customer-cues', async (pages) => {
+    const dora = await createAgent(hub, { username: 'dora', display_name: 'Dora', categories: ['sales'] });
+    const agent = await newPage(browser);
+    const customer = await newPage(browser);
+    pages.push(agent, customer);
+    await agentSignsIn(agent, hub, dora, { available: true });
+    await customerJoins(customer, hub, 'sales', 'Eve');
+    await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Dora' }).waitFor();
+
+    // DRAFT_PREVIEW is on by default: the customer is told, beside the composer.
+    await customer.getByTestId('composer-hint').filter({ hasText: 'can see what you type' }).waitFor();
+
+    // A link from the agent is clickable, opens in a new tab, and gets no handle on the page.
+    const panel = panelOf(agent, 'Eve');
+    await panel.waitFor();
+    await panel.getByTestId('message-input').fill('See https://example.com/help. Thanks');
+    await panel.getByTestId('send-button').click();
+    const link = customer.getByTestId('message').filter({ hasText: 'See https://example.com/help' }).locator('a');
+    await link.waitFor();
+    assert.equal(await link.getAttribute('href'), 'https://example.com/help');
+    assert.equal(await link.getAttribute('target'), '_blank');
+    assert.match(await link.getAttribute('rel'), /noopener/);
+    assert.equal(await link.textContent(), 'https://example.com/help', 'the full stop is not part of the address');
+
+    // A reply while the customer's tab is in the background changes its title. (Headless
+    // Chromium keeps every page visible, so the page is told it is hidden.)
+    await customer.evaluate(() => Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }));
+    await panel.getByTestId('message-input').fill('Are you still there?');
+    await panel.getByTestId('send-button').click();
+    await customer.waitForFunction(() => document.title.includes('New reply from Dora'));
+
+    // "End chat" asks first; "Keep chatting" keeps it.
+    await customer.getByTestId('leave-button').click();
+    await customer.getByTestId('confirm-end').waitFor();
+    await shot(customer, 'customer-confirm-end');
+    await customer.getByTestId('keep-chatting-button').click();
+    await customer.getByTestId('confirm-end').waitFor({ state: 'hidden' });
+    assert.equal(await customer.getByTestId('message-input').isDisabled(), false, 'still chatting');
+    await customer.getByTestId('leave-button').click();
+    await customer.getByTestId('confirm-end-button').click();
+    await customer.getByTestId('session-title').filter({ hasText: 'Chat ended' }).waitFor();
+    await customer.getByTestId('new-chat-button').waitFor();
   });
 });

@@ -5,6 +5,11 @@
 // coturn started with a shared secret (TURN REST credentials from the hub) and checks
 // that the selected candidate pair is a relay. A chat turns into a video call from the
 // agent console with one click on each side. Time to connect is measured and printed.
+// Leaving is not ending: a participant's Leave shows the post-call screen (devices
+// released) and "Rejoin" brings them back into the same room; only the host's "End for
+// everyone", confirmed, ends it. A reload mid-call (either side), or a cut room socket,
+// brings the video back on both sides with no click; the seconds from the reload to
+// decoded video are measured and printed.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -122,6 +127,35 @@ const selectedCandidateType = (page) => page.evaluate(async () => {
   return pair ? stats.get(pair.localCandidateId)?.candidateType : null;
 });
 
+/** The kinds of the page's own camera and microphone tracks still `live`. */
+const liveTracks = (page) => page.evaluate(() => window.roomDebug.tracks.filter((t) => t.readyState === 'live').map((t) => t.kind));
+
+/**
+ * Reloads `reloaded` mid-call and waits, with no click anywhere, until both pages decode
+ * video again in fresh peer connections; resolves with the seconds from the reload to
+ * that on each side.
+ */
+async function reloadAndMeasure(reloaded, other, interrupt = (page) => page.reload()) {
+  for (const page of [reloaded, other]) await page.evaluate(() => { window.beforeReload = window.roomDebug.pc; });
+  const t0 = Date.now();
+  await interrupt(reloaded);
+  const seconds = { reloaded: null, other: null };
+  const deadline = t0 + 20000;
+  while ((seconds.reloaded === null || seconds.other === null) && Date.now() < deadline) {
+    if (seconds.reloaded === null && await reloaded.evaluate(() => window.roomDebug.pc && window.roomDebug.pc !== window.beforeReload)
+      && await framesDecoded(reloaded) > 0) {
+      seconds.reloaded = (Date.now() - t0) / 1000;
+    }
+    if (seconds.other === null && await other.evaluate(() => window.roomDebug.pc && window.roomDebug.pc !== window.beforeReload)
+      && await framesDecoded(other) > 0) {
+      seconds.other = (Date.now() - t0) / 1000;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(seconds.reloaded !== null && seconds.other !== null, `video came back on both sides: ${JSON.stringify(seconds)}`);
+  return seconds;
+}
+
 async function waitForFrames(page) {
   for (let i = 0; i < 100; i += 1) {
     const frames = await framesDecoded(page);
@@ -159,10 +193,65 @@ test('agent and customer reach a connected call with video; hanging up ends it f
       }
       assert.equal(calls.data.total, 1);
       assert.equal(calls.data.items[0].peer_name, 'Carla');
-      // Leaving ends the meeting on both pages.
+      // The customer leaves: a post-call screen, camera and microphone released; the
+      // room goes on for the agent, and "Rejoin" brings her back into it.
       await customer.getByTestId('leave').click();
+      await customer.getByTestId('post-call').waitFor();
+      await agent.getByTestId('peer-name').filter({ hasText: 'Waiting for the other side' }).waitFor();
+      assert.deepEqual(await liveTracks(customer), [], 'no track stays live after leaving');
+      await shot(customer, 'room-customer-left');
+      await customer.getByTestId('rejoin').click();
+      await customer.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+      await callAndConnect(agent, customer);
+      assert.ok(await waitForFrames(agent) > 0, 'video again after the rejoin');
+
+      // The customer has no "End for everyone"; the host's asks first, and Cancel keeps it.
+      assert.equal(await customer.getByTestId('end-room').isVisible(), false);
+      await agent.getByTestId('end-room').click();
+      await agent.getByTestId('end-room-dialog').filter({ hasText: 'End for everyone?' }).waitFor();
+      await shot(agent, 'room-agent-end-confirm');
+      await agent.getByTestId('end-room-cancel').click();
+      assert.equal(await agent.getByTestId('connection-state').textContent(), 'connected');
+      await agent.getByTestId('end-room').click();
+      await agent.getByTestId('end-room-confirm').click();
       for (const page of [agent, customer]) {
         await page.getByTestId('room-notice').filter({ hasText: 'The meeting has ended.' }).waitFor();
+        assert.deepEqual(await liveTracks(page), [], 'no track stays live after the end');
+      }
+    });
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('a reload mid-call, on either side, brings the video back on both with no click', async () => {
+  const hub = await startHub();
+  try {
+    await withShots('room-reload', async (pages) => {
+      const room = await agentRoom(hub, 'rhea');
+      const agent = await agentEnters(hub, room);
+      pages.push(agent);
+      const customer = await customerEntersRoom(hub, room);
+      pages.push(customer);
+      await callAndConnect(agent, customer);
+      await waitForFrames(agent);
+      await waitForFrames(customer);
+
+      // The other side sees "reconnecting…" while the reloaded page comes back.
+      const seen = agent.getByTestId('call-caption').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 5000 }).then(() => true, () => false);
+      const byCustomer = await reloadAndMeasure(customer, agent);
+      console.log(`reload to video (customer reloads): customer ${byCustomer.reloaded.toFixed(2)} s, agent ${byCustomer.other.toFixed(2)} s`);
+      assert.ok(await seen, 'the agent saw "reconnecting…"');
+      await shot(customer, 'room-customer-after-reload');
+
+      const byAgent = await reloadAndMeasure(agent, customer);
+      console.log(`reload to video (agent reloads): agent ${byAgent.reloaded.toFixed(2)} s, customer ${byAgent.other.toFixed(2)} s`);
+
+      // A dropped connection (the room socket cut, the page stays): back by itself too.
+      const dropped = await reloadAndMeasure(customer, agent, (page) => page.evaluate(() => window.roomDebug.socket.close()));
+      console.log(`drop to video (customer's socket cut): customer ${dropped.reloaded.toFixed(2)} s, agent ${dropped.other.toFixed(2)} s`);
+      for (const page of [agent, customer]) {
+        assert.equal(await page.getByTestId('call-state').textContent(), 'active');
       }
     });
   } finally {
@@ -220,6 +309,8 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
         customer.getByTestId('video-join').click(),
       ]);
       pages.push(customerRoom);
+      // A fresh entry passes the lobby (camera preview, devices) first.
+      for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       for (const page of [agentRoom, customerRoom]) {
         await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
       }
@@ -273,9 +364,14 @@ test('a call request: the customer asks for video in the queue, the agent\'s cha
         customer.getByTestId('video-join').click(),
       ]);
       pages.push(customerRoom);
+      for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       const ms = await callAndConnect(agentRoom, customerRoom);
       console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);
       assert.ok(await waitForFrames(agentRoom) > 0);
+      // A reload of the customer's room (opened from the chat's link) rejoins the call:
+      // no "Call" and no "Accept" again.
+      const back = await reloadAndMeasure(customerRoom, agentRoom);
+      console.log(`reload to video (call request, customer reloads): customer ${back.reloaded.toFixed(2)} s, agent ${back.other.toFixed(2)} s`);
     });
   } finally {
     await hub.stop();

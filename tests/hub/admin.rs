@@ -234,7 +234,14 @@ async fn live_figures_count_agents_customers_and_chats() {
     c2.next_of("queued").await;
     let (_, f) = admin.get("/api/admin/stats").await;
     assert_eq!(f["agents_online"], 1);
-    assert_eq!(f["agents_available"], 1);
+    // Ann is at her limit of one while a customer waits: online, but not available.
+    assert_eq!(f["agents_available"], 0, "{f}");
+    assert_eq!(f["agents_full"], 1, "{f}");
+    assert_eq!(f["agents"][0]["state"], "full", "{f}");
+    assert_eq!(
+        (f["agents"][0]["chats"].as_u64(), f["agents"][0]["limit"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(f["customers_connected"], 2);
     assert_eq!(f["customers_waiting"]["general"], 1);
     assert_eq!(f["chats_active"], 1);

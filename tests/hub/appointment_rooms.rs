@@ -156,3 +156,148 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
     assert_eq!(code(&res.json().await.unwrap()), "appointment_cancelled");
     hub.stop().await;
 }
+
+/// An appointment of `rep`'s stored directly, from `start_min` to `end_min` minutes from
+/// now (past ones too, which booking refuses); its link's token.
+async fn stored_appointment(hub: &TestHub, rep: &str, id: &str, start_min: i64, end_min: i64) -> String {
+    let now = switchboard::clock::now_ms();
+    let token = format!("token-of-{id}");
+    hub.store
+        .book_appointment(switchboard::store::Appointment {
+            id: id.into(),
+            start: now + start_min * 60_000,
+            end: now + end_min * 60_000,
+            representative_id: rep.into(),
+            category: None,
+            name: "Carla".into(),
+            email: "carla@example.com".into(),
+            comment: String::new(),
+            status: switchboard::store::AppointmentStatus::Booked,
+            cancel_token_hash: switchboard::auth::session_id(&token),
+            created_at: now,
+            cancelled_at: None,
+            sequence: 0,
+            customer_zone: None,
+            cancel_reason: None,
+        })
+        .await
+        .unwrap();
+    token
+}
+
+/// The waiting room, then a room that outlives a leave: a customer who comes early is
+/// told whom they wait for and shows as waiting; once started, a leave does not end the
+/// room, "Start" and "Join" work again; only the host's end does. A slot that is over
+/// still takes joins for the grace; past it, the room closes by itself and does not stand
+/// in the way of the representative's next room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_and_grace() {
+    let hub = TestHub::with(|s| {
+        s.appointment_start_window = Duration::from_secs(2 * 3_600);
+        s.appointment_room_grace = Duration::from_secs(15 * 60);
+    })
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let rep = hub.admin().await.agent_id("ann").await;
+    let soon = stored_appointment(&hub, &rep, "soon", 30, 90).await;
+    let status_of = |token: &str| {
+        let url = hub.url(&format!("/api/appointments/room?token={token}"));
+        async move { reqwest::get(url).await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    // Early: waiting, told whom for; the representative sees them waiting.
+    let waiting = status_of(&soon).await;
+    assert_eq!(
+        (waiting["state"].as_str(), waiting["representative"].as_str()),
+        (Some("waiting"), Some("ANN"))
+    );
+    let (status, early) = post(&hub, "/api/appointments/join", json!({"token": soon})).await;
+    assert_eq!((status, code(&early)), (409, "not_started"), "{early}");
+    let message = early["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("your call with ANN starts at") && message.contains("let in when ANN joins"),
+        "{message}"
+    );
+    let day = |list: Value| {
+        list["appointments"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{list}"))
+            .iter()
+            .find(|a| a["id"] == "soon")
+            .cloned()
+    };
+    let soon_day = Timestamp::from_millisecond(waiting["start"].as_i64().unwrap())
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let (_, list) = ann.get(&format!("/api/agent/appointments?date={soon_day}")).await;
+    let listed = day(list.clone()).unwrap_or_else(|| panic!("{list}"));
+    assert!(listed["waiting_since"].as_i64().is_some(), "{listed}");
+
+    // Started: open; the customer is let in and off the waiting list.
+    let start = |id: &'static str| {
+        let api = &ann;
+        async move {
+            api.post(&format!("/api/agent/appointments/{id}/start"), json!({}))
+                .await
+        }
+    };
+    assert_eq!(start("soon").await.0, 201);
+    assert_eq!(status_of(&soon).await["state"], "open");
+    let (status, joined) = post(&hub, "/api/appointments/join", json!({"token": soon})).await;
+    assert_eq!(status, 200, "{joined}");
+    let listed = day(ann.get(&format!("/api/agent/appointments?date={soon_day}")).await.1).unwrap();
+    assert!(listed["waiting_since"].is_null(), "{listed}");
+    let room = joined["room_id"].as_str().unwrap().to_string();
+    let (mut customer, _) = crate::rooms::member(&hub, &room, joined["token"].as_str().unwrap()).await;
+    let (mut agent, _) = crate::rooms::agent_member(&hub, &ann, &room).await;
+
+    // Both leave: the room stays open; "Start" and "Join" work again.
+    customer.send(json!({"type": "leave"})).await;
+    customer.next_of("left").await;
+    agent.send(json!({"type": "leave"})).await;
+    agent.next_of("left").await;
+    assert_eq!(start("soon").await.0, 200);
+    let (status, again) = post(&hub, "/api/appointments/join", json!({"token": soon})).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["room_id"], room.as_str());
+
+    // The host ends it: over for good.
+    let (mut agent, _) = crate::rooms::agent_member(&hub, &ann, &room).await;
+    agent.send(json!({"type": "end_room"})).await;
+    agent.next_of("room_ended").await;
+    let mut ended = (0, Value::Null);
+    for _ in 0..100 {
+        ended = start("soon").await;
+        if code(&ended.1) == "room_ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!((ended.0, code(&ended.1)), (409, "room_ended"), "{}", ended.1);
+
+    // A slot over five minutes ago: still open for the grace, to start and to join.
+    let late = stored_appointment(&hub, &rep, "late", -50, -5).await;
+    let (status, started) = start("late").await;
+    assert_eq!(status, 201, "{started}");
+    let (status, joined) = post(&hub, "/api/appointments/join", json!({"token": late})).await;
+    assert_eq!(status, 200, "{joined}");
+    // Its grace runs out (moved into the past here): no more joins, and the room, closed
+    // by itself, lets the representative open another.
+    let late_room = joined["room_id"].as_str().unwrap().to_string();
+    let mut stored = hub.store.room(&late_room).await.unwrap();
+    stored.open_until = Some(switchboard::clock::now_ms() - 1);
+    hub.store.update_room(stored).await.unwrap();
+    let (status, refused) = post(&hub, "/api/appointments/join", json!({"token": late})).await;
+    assert_eq!((status, code(&refused)), (409, "room_ended"), "{refused}");
+    let (status, own) = ann.post("/api/rooms", crate::rooms::customer_room("Next")).await;
+    assert_eq!(status, 201, "{own}");
+
+    // A slot whose grace is over before anyone started it: it cannot be started.
+    let over = stored_appointment(&hub, &rep, "over", -140, -80).await;
+    let (status, refused) = start("over").await;
+    assert_eq!((status, code(&refused)), (409, "room_ended"), "{refused}");
+    assert_eq!(status_of(&over).await["state"], "ended");
+    hub.stop().await;
+}

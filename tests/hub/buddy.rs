@@ -399,3 +399,40 @@ async fn agents_on_the_desk_appear_to_their_colleagues_and_not_to_the_public() {
     assert_eq!(customer.next_of("error").await["code"], "not_allowed");
     hub.stop().await;
 }
+
+/// A buddy who sends from one tab sees the message on every other tab: the sending tab gets
+/// the compact `ack`, the others the whole `message` (text, seq, client_id), once durable.
+#[tokio::test]
+async fn a_message_sent_from_one_tab_reaches_the_senders_other_tabs_whole() {
+    let hub = TestHub::start().await;
+    let (mut ann, _) = buddy(&hub, "Ann").await;
+    let (mut tab1, w1) = buddy(&hub, "Multi").await;
+    let key = w1["key"].as_str().unwrap().to_string();
+    let (mut tab2, _) = buddy_with_key(&hub, "Multi", &key).await;
+    let chat = start_chat(&mut ann, &mut tab1, id(&w1)).await;
+    tab2.next_of("buddy_chat_started").await;
+
+    tab1.send(json!({"type": "message", "chat_id": chat, "text": "from tab one", "client_id": "c1"}))
+        .await;
+    let ack = tab1.next_of("ack").await;
+    let copy = tab2.next_of("message").await;
+    assert_eq!(
+        (copy["text"].as_str(), copy["seq"].as_u64(), copy["id"].as_str()),
+        (Some("from tab one"), ack["seq"].as_u64(), ack["id"].as_str()),
+        "the other tab gets the message whole: {copy}"
+    );
+    assert_eq!(copy["sender"].as_u64(), Some(id(&w1)), "{copy}");
+    assert_eq!(copy["client_id"], "c1");
+    let seen = tab2.drain().await;
+    assert!(
+        seen.iter().all(|f| f["type"] != "ack"),
+        "no text-less ack on the other tab: {seen:?}"
+    );
+    let seen = tab1.drain().await;
+    assert!(
+        seen.iter().all(|f| f["type"] != "message"),
+        "the sending tab has it once: {seen:?}"
+    );
+    assert_eq!(ann.next_of("message").await["text"], "from tab one");
+    hub.stop().await;
+}

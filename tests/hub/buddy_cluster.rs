@@ -114,6 +114,43 @@ async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
     beta.stop().await;
 }
 
+/// A buddy with a page on each of two nodes sends from one: the sending page gets the
+/// compact `ack`, the page on the other node the whole `message`, never a text-less `ack`.
+#[tokio::test]
+async fn a_message_sent_from_a_page_on_one_node_reaches_the_senders_page_on_another_whole() {
+    let scratch = TempDir::new("buddy-cluster-tabs");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+
+    let (mut ann, _) = buddy(&alpha, "Ann", None).await;
+    let (mut bob_alpha, wb) = buddy(&alpha, "Bob", None).await;
+    let key = wb["key"].as_str().unwrap().to_string();
+    let (mut bob_beta, _) = buddy(&beta, "Bob", Some(&key)).await;
+    let chat = start_chat(&mut ann, &mut bob_alpha, id(&wb)).await;
+    bob_beta.next_of("buddy_chat_started").await;
+
+    bob_alpha
+        .send(json!({"type": "message", "chat_id": chat, "text": "sent on alpha", "client_id": "b1"}))
+        .await;
+    let ack = bob_alpha.next_of("ack").await;
+    let copy = tokio::time::timeout(
+        WAIT,
+        bob_beta.next_matching(|f| f["type"] == "message" || f["type"] == "ack"),
+    )
+    .await
+    .expect("Bob's page on beta hears of his message");
+    assert_eq!(
+        (copy["type"].as_str(), copy["text"].as_str(), copy["seq"].as_u64()),
+        (Some("message"), Some("sent on alpha"), ack["seq"].as_u64()),
+        "the page on beta gets the message whole: {copy}"
+    );
+    assert_eq!(ann.next_of("message").await["text"], "sent on alpha");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
 /// Part 2: invitations and chats between nodes, with the single node's frames and rules:
 /// busy status, a refusal by the rules, decline, accept, typing, messages with ids and one
 /// gapless seq order (the same on both sides and in the archive), the end told to both.

@@ -28,6 +28,7 @@ mod durability;
 mod edge;
 // the listening socket's backlog
 mod listen_backlog;
+mod logging;
 mod openapi;
 mod redis_server;
 mod routing;
@@ -35,6 +36,9 @@ mod routing;
 mod rooms;
 mod rooms_cluster;
 mod rooms_invites;
+mod rooms_leave;
+// the members' microphone and camera state, relayed
+mod rooms_media;
 mod rooms_seats;
 mod starting;
 mod storeops;

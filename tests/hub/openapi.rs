@@ -499,6 +499,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/appointments/cancel", format!("token={cancel_token}")),
         ("/api/appointments/booking", format!("token={move_token}")),
         ("/api/appointments/ics", format!("token={move_token}")),
+        ("/api/appointments/room", format!("token={started_token}")),
     ]);
     // Bodies the documented example cannot be (a real password), tried before it.
     let extra_bodies = BTreeMap::from([

@@ -370,10 +370,10 @@ async fn call_control_and_the_call_log() {
     assert!(logged["camera_secs"].as_u64().unwrap() <= length);
     // Admins see every call; another agent none of ann's.
     assert_eq!(hub.admin().await.get("/api/calls").await.1["total"], 1);
-    // Leaving ends the room for both (closed 1000) and in the store.
-    carla.send(json!({"type": "leave"})).await;
+    // The host ends the room for both (closed 1000) and in the store.
+    agent.send(json!({"type": "end_room"})).await;
     for ws in [&mut agent, &mut carla] {
-        assert_eq!(ws.next_of("room_ended").await["by"], "customer");
+        assert_eq!(ws.next_of("room_ended").await["by"], "agent");
         assert_eq!(ws.closed().await, Some(CloseCode::Normal));
     }
     let mut state = Value::Null;

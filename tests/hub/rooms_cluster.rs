@@ -22,10 +22,10 @@ use crate::rooms::{
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Two nodes of one cluster, each a hub in this process.
-struct Pair {
-    alpha: TestHub,
-    beta: TestHub,
-    redis: RedisServer,
+pub(crate) struct Pair {
+    pub(crate) alpha: TestHub,
+    pub(crate) beta: TestHub,
+    pub(crate) redis: RedisServer,
     _scratch: TempDir,
 }
 
@@ -55,7 +55,7 @@ async fn node(store: SharedStore, redis: &RedisServer, id: &str, scratch: &TempD
     .await
 }
 
-async fn pair() -> Pair {
+pub(crate) async fn pair() -> Pair {
     let scratch = TempDir::new("rooms-cluster");
     let redis = RedisServer::start().await;
     let store: SharedStore = Arc::new(MemoryStore::new());
@@ -352,6 +352,69 @@ async fn a_reaped_member_node_is_noticed_on_both_sides() {
             break;
         }
     }
+    beta.stop().await;
+    alpha.stop().await;
+}
+
+/// Leaving is not ending across nodes too: the customer on beta leaves a room homed on
+/// alpha and comes back; a new admission through beta is a change of hands the agent on
+/// alpha is told of; the customer cannot end the room, the agent ends it from its socket
+/// for the members of both nodes.
+#[tokio::test]
+async fn leave_rejoin_and_end_work_across_nodes() {
+    // Redis is kept to the end (a `..` pattern would drop, and stop, it at once).
+    let Pair {
+        alpha,
+        beta,
+        redis: _redis,
+        ..
+    } = pair().await;
+    let (ann, room) = agent_with_room(&alpha, "ann", customer_room("Across")).await;
+    let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
+    let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials.clone()).await).await;
+    let first = agent.next_of("peer_joined").await["peer"]["admission"].clone();
+    call(&mut agent, &mut carla).await;
+
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("left").await;
+    assert_eq!(carla.closed().await, Some(CloseCode::Normal));
+    assert_eq!(agent.next_of("call_ended").await["reason"], "peer_left");
+    agent.next_of("peer_left").await;
+    // Back through beta with her own token: the same admission.
+    let (mut carla, _) = member(&beta, &room, welcome["token"].as_str().unwrap()).await;
+    let back = agent.next_of("peer_joined").await;
+    assert_eq!(
+        (back["peer"]["admission"].clone(), back["changed_hands"].clone()),
+        (first.clone(), json!(false))
+    );
+    call(&mut agent, &mut carla).await;
+
+    // She leaves again; someone joining through beta takes the seat: a change of hands.
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("left").await;
+    agent.next_of("peer_left").await;
+    let (mut other, _) = member(&beta, &room, &token(&beta, &room, credentials).await).await;
+    let joined = agent.next_of("peer_joined").await;
+    assert_eq!(joined["changed_hands"], true, "{joined}");
+    assert_ne!(joined["peer"]["admission"], first);
+
+    other.send(json!({"type": "end_room"})).await;
+    assert_eq!(other.next_of("error").await["code"], "not_host");
+    agent.send(json!({"type": "end_room"})).await;
+    for ws in [&mut agent, &mut other] {
+        assert_eq!(ws.next_of("room_ended").await["by"], "agent");
+        assert_eq!(ws.closed().await, Some(CloseCode::Normal));
+    }
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        state = ann.get(&format!("/api/rooms/{room}")).await.1["state"].clone();
+        if state == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "ended");
     beta.stop().await;
     alpha.stop().await;
 }

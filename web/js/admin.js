@@ -7,6 +7,7 @@ import { wireLogin, currentAccount, signOut } from './login.js';
 import { createArchive } from './history.js';
 import { agentsSection } from './admin-agents.js';
 import { categoriesSection } from './admin-categories.js';
+import { openView } from './admin-views.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
@@ -16,6 +17,8 @@ let archive = null;
 let openConversationWired = false;
 let agents = null;
 let cats = null;
+/** Account id → display name, for the dashboard's per-agent rows. */
+let agentNames = new Map();
 
 function pageNotice(text) {
   const bar = byTestId('page-notice');
@@ -51,7 +54,7 @@ async function signedIn(account) {
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {
     // A call log's "Open the chat" (call-logs.js) shows that conversation here.
-    document.addEventListener('open-conversation', (e) => { $('archive').scrollIntoView(); archive.open(e.detail); });
+    document.addEventListener('open-conversation', (e) => { openView('archive'); archive.open(e.detail); });
     openConversationWired = true;
   }
   await listsChanged();
@@ -66,9 +69,14 @@ async function listsChanged() {
   const res = await api('GET', '/api/categories');
   if (res.ok) categories = res.data;
   const accounts = await agents.load(categories);
+  agentNames = new Map((accounts || []).map((a) => [a.id, a.display_name]));
   cats.render(categories);
   archive.setLists({ categories, agents: accounts || [] });
 }
+
+/** How each agent state reads on the dashboard, and its pill's colour. */
+const STATE_TEXT = { available: 'available', full: 'at their limit', away: 'away', disconnected: 'reconnecting' };
+const STATE_PILL = { available: 'available', full: 'busy', away: 'away', disconnected: 'away' };
 
 function waitText(secs) {
   if (!secs) return '0:00';
@@ -88,6 +96,14 @@ async function poll() {
   byTestId('stat-agents-online').textContent = s.agents_online;
   byTestId('stat-agents-available').textContent = s.agents_available;
   byTestId('stat-chats-active').textContent = s.chats_active;
+  $('agent-states').replaceChildren(...(s.agents || []).map((a) => {
+    const name = agentNames.get(a.id) || a.id;
+    return el('tr', { dataset: { testid: 'agent-state', agent: a.id } },
+      el('td', {}, name),
+      el('td', {}, el('span', { class: `pill ${STATE_PILL[a.state] || ''}`, dataset: { testid: 'agent-state-pill' } }, STATE_TEXT[a.state] || a.state)),
+      el('td', {}, `${a.chats} of ${a.limit}`));
+  }));
+  if (!(s.agents || []).length) $('agent-states').append(el('tr', {}, el('td', { colspan: 3, class: 'muted' }, 'No agent is signed in.')));
   byTestId('stat-longest-wait').textContent = waitText(s.longest_wait_secs);
   const ids = new Set([...categories.map((c) => c.id), ...Object.keys(s.customers_waiting)]);
   $('waiting').replaceChildren(...[...ids].map((id) => el('tr', { dataset: { testid: `waiting-${id}` } },

@@ -63,8 +63,19 @@ $('room-invite').addEventListener('submit', async (event) => {
   say('', `Invitation ${answer.data.code_version} sent by ${answer.data.sent.join(' and ')}. Earlier codes no longer work.`);
 });
 
+// Ending is for everyone and for good: a second press within 5 s confirms (a blocking
+// confirm() would freeze the console's chats).
+let endArmed = null;
 $('room-end').addEventListener('click', async () => {
   if (!current) return;
+  if (!endArmed) {
+    $('room-end').textContent = 'End for everyone? Press again';
+    endArmed = setTimeout(() => { endArmed = null; $('room-end').textContent = 'End room'; }, 5000);
+    return;
+  }
+  clearTimeout(endArmed);
+  endArmed = null;
+  $('room-end').textContent = 'End room';
   const answer = await api('DELETE', `/api/rooms/${encodeURIComponent(current.id)}`);
   if (!answer.ok) return say(answer.error.message);
   say('', 'The room has ended.');

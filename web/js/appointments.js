@@ -43,8 +43,13 @@ function row(a) {
     window.open(`${res.data.link}&as=agent`, '_blank');
   });
   const when = a.local_start.slice(11);
+  // The waiting room: the customer opened their link and waits to be let in.
+  const waiting = a.waiting_since && a.status !== 'cancelled'
+    ? el('span', { class: 'pill away', dataset: { testid: 'customer-waiting' } },
+      `${a.name} is waiting since ${new Date(a.waiting_since).toLocaleTimeString([], { timeStyle: 'short' })}`)
+    : null;
   return el('li', { class: 'card', dataset: { testid: 'agent-appointment', status: a.status } },
-    el('strong', {}, when), ' ', a.name, ' · ', el('a', { href: `mailto:${a.email}` }, a.email),
+    el('strong', {}, when), ' ', a.name, ' · ', el('a', { href: `mailto:${a.email}` }, a.email), waiting ? ' ' : null, waiting,
     a.comment ? el('p', { class: 'muted' }, a.comment) : null,
     a.customer_zone ? el('p', { class: 'muted' }, `The customer's time zone: ${a.customer_zone}`) : null,
     a.status === 'cancelled'
@@ -67,8 +72,8 @@ async function load() {
 }
 
 /** How often the list is read again, so "Start" turns on when an appointment's window
- * opens (the server checks the window anyway). */
-const REFRESH_MS = 30000;
+ * opens (the server checks the window anyway) and a customer waiting shows within seconds. */
+const REFRESH_MS = 5000;
 
 $('day').value = isoDay(new Date());
 setInterval(() => {

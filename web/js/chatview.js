@@ -1,11 +1,11 @@
 // One chat's transcript and message box, used by the customer, agent and buddy
-// pages alike. Own messages sit on the left and the other side's on the right
+// pages alike. Own messages sit on the right and the other side's on the left
 // on every page, so people switching roles never have to relearn the layout.
 // Messages are placed by their `seq`, never by arrival: the sender's `ack` (its
 // message's id and seq, without the text) waits for the archive, so the other
 // side's later message can arrive first.
 
-import { el, clock, clientId as newClientId } from './dom.js';
+import { el, clock, linkified, clientId as newClientId } from './dom.js';
 
 /** Trailing throttle for draft frames: the hub coalesces too, but this keeps us well under its rate limit. */
 const DRAFT_EVERY_MS = 150;
@@ -25,7 +25,7 @@ export class ChatView {
    * @param {(active:boolean)=>void} [opts.onTyping]
    * @param {boolean} [opts.showDraft] reserve a draft-preview area (agent side)
    */
-  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false }) {
+  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '' }) {
     this.maxLen = maxLen;
     this.onSend = onSend;
     this.onDraft = onDraft;
@@ -50,7 +50,9 @@ export class ChatView {
       el('label', { for: inputId, class: 'sr-only' }, label),
       el('div', { class: 'composer' }, this.input, this.sendButton),
       this.counter, this.error);
-    this.root = el('div', { class: 'chat' }, this.transcript, showDraft ? this.draft : null, this.typing, this.form);
+    // A standing note under the composer, e.g. that the agent sees what is typed.
+    this.hint = hint ? el('p', { class: 'muted composer-hint', dataset: { testid: 'composer-hint' } }, hint) : null;
+    this.root = el('div', { class: 'chat' }, this.transcript, showDraft ? this.draft : null, this.typing, this.form, this.hint);
 
     this.form.addEventListener('submit', (e) => { e.preventDefault(); this.submit(); });
     // Enter sends; Shift+Enter makes a new line (the usual chat convention).
@@ -137,7 +139,7 @@ export class ChatView {
   addPending(text, id) {
     this.pendingTexts.set(id, text);
     const item = el('li', { class: 'msg mine pending', dataset: { testid: 'message', clientId: id, mine: 'true' } },
-      el('span', { class: 'sr-only' }, 'You: '), text, el('span', { class: 'meta' }, 'sending…'));
+      el('span', { class: 'sr-only' }, 'You: '), linkified(text), el('span', { class: 'meta' }, 'sending…'));
     this.transcript.append(item);
     this.scroll();
   }
@@ -154,7 +156,7 @@ export class ChatView {
     return { type: 'message', chat_id: ack.chat_id, id: ack.id, seq: ack.seq, at: ack.at, client_id: ack.client_id, text, ...fields };
   }
 
-  /** Adds a hub message once (resume may deliver some again) at its seq position; `mine` places it on the left. */
+  /** Adds a hub message once (resume may deliver some again) at its seq position; `mine` places it on the right. */
   addMessage(msg, mine) {
     if (this.seen.has(msg.id) || this.bySeq.has(msg.seq)) return false;
     this.seen.add(msg.id);
@@ -169,7 +171,7 @@ export class ChatView {
       item.querySelector('.meta').replaceWith(meta);
     } else {
       item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { testid: 'message', mine: String(mine) } },
-        el('span', { class: 'sr-only' }, mine ? 'You: ' : 'Them: '), msg.text, meta);
+        el('span', { class: 'sr-only' }, mine ? 'You: ' : 'Them: '), linkified(msg.text), meta);
     }
     item.dataset.id = msg.id;
     item.dataset.seq = String(msg.seq);

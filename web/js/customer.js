@@ -5,6 +5,7 @@
 import { el, api, byTestId, announce, show } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
+import { beep, flashTitle } from './notify.js';
 
 const KEY = 'switchboard.customer';
 const $ = (id) => document.getElementById(id);
@@ -102,6 +103,7 @@ function ensureChat() {
     onSend: (text, client_id) => socket.send({ type: 'message', text, client_id }),
     onDraft: (text) => { if (inChat) socket.send({ type: 'draft', text }); },
     onTyping: (active) => { if (inChat) socket.send({ type: 'typing', active }); },
+    hint: saved?.draftPreview ? 'The agent can see what you type before you send it.' : '',
   });
   $('chat-host').replaceChildren(chat.root);
   for (const m of saved?.messages || []) chat.addMessage(m, m.from === 'customer');
@@ -116,7 +118,11 @@ function showMessage(m) {
       .sort((a, b) => a.seq - b.seq).slice(-200);
   }
   if (saved) { advanceCursor(m.seq); save(); }
-  if (m.from === 'agent') announce(`${saved?.peerName || 'Agent'}: ${m.text}`);
+  if (m.from === 'agent') {
+    announce(`${saved?.peerName || 'Agent'}: ${m.text}`);
+    // A reply in a background tab: the title says so (and a short sound) until looked at.
+    if (document.hidden) { flashTitle(`New reply from ${saved?.peerName || 'the agent'}`); beep(); }
+  }
 }
 
 /** Longest run of seqs the cursor may skip ahead over: the hub keeps no more for a resume anyway. */
@@ -178,6 +184,7 @@ function finished(text) {
   show($('waiting'), false);
   show($('ended'), true);
   $('leave').disabled = true;
+  show($('confirm-end'), false);
   $('session-title').textContent = 'Chat ended';
   announce(text);
 }
@@ -186,7 +193,7 @@ function handle(f) {
   switch (f.type) {
     case 'welcome':
       maxLen = f.max_message_len;
-      saved = { token: f.resume_token, name: f.customer_name, category: pendingJoin?.category, categoryName: pendingJoin?.categoryName, lastSeq: 0, messages: [] };
+      saved = { token: f.resume_token, name: f.customer_name, category: pendingJoin?.category, categoryName: pendingJoin?.categoryName, draftPreview: !!f.draft_preview, lastSeq: 0, messages: [] };
       save();
       break;
     case 'queued':
@@ -282,7 +289,17 @@ function onError(f) {
 
 $('join-form').addEventListener('submit', submitJoin);
 $('join-back').addEventListener('click', () => screen('welcome'));
+// Ending a chat (or leaving the line) cannot be undone: it asks first, inline (a blocking
+// confirm() would freeze the page and its messages).
 $('leave').addEventListener('click', () => {
+  $('confirm-end-question').textContent = inChat ? 'End this chat? You cannot reopen it.' : 'Leave the line? You will lose your place.';
+  $('confirm-end-yes').textContent = inChat ? 'End chat' : 'Leave the line';
+  show($('confirm-end'), true);
+  $('confirm-end-no').focus();
+});
+$('confirm-end-no').addEventListener('click', () => { show($('confirm-end'), false); $('leave').focus(); });
+$('confirm-end-yes').addEventListener('click', () => {
+  show($('confirm-end'), false);
   if (!socket.send({ type: 'leave' })) finished('You left.');
 });
 $('again').addEventListener('click', () => { pageNotice(''); screen('welcome'); loadCategories(); });

@@ -20,6 +20,28 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * A message's text with its web addresses as links: text nodes and <a> elements only
+ * (never markup from the text). Only http(s) addresses become links, opened in a new tab
+ * without giving it a handle on this page (`noopener noreferrer`).
+ */
+export function linkified(text) {
+  const parts = [];
+  const pattern = /\bhttps?:\/\/[^\s<>"']+/gi;
+  let last = 0;
+  for (const match of text.matchAll(pattern)) {
+    // Trailing punctuation usually ends the sentence, not the address.
+    const url = match[0].replace(/[.,;:!?)\]]+$/, '');
+    let href;
+    try { href = new URL(url).href; } catch { continue; }
+    if (match.index > last) parts.push(text.slice(last, match.index));
+    parts.push(el('a', { href, target: '_blank', rel: 'noopener noreferrer' }, url));
+    last = match.index + url.length;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}
+
 /** Finds an element by its data-testid within `root`. */
 export const byTestId = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
 

@@ -9,7 +9,7 @@ const PAGE = 20;
 /**
  * @param {HTMLElement} host
  * @param {{categories?: {id,name}[], agents?: {id,display_name}[], mineFrom?: string}} opts
- *   agents: present → show the agent filter (admin); mineFrom: whose messages go on the left.
+ *   agents: present → show the agent filter (admin); mineFrom: whose messages go on the right.
  */
 export function createArchive(host, { categories = [], agents = null, mineFrom = 'agent' } = {}) {
   let offset = 0;

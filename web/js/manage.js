@@ -2,6 +2,8 @@
 // (the time in the customer's zone, the desk's beside, name, email, comment), "Join the
 // video call" on its own, and apart from it: add to a calendar, reschedule (the booking
 // page in reschedule mode), and cancel, which first asks, with an optional reason.
+// Before the representative starts the call, "Join" is a waiting room that lets the
+// customer in by itself once the call starts.
 // Opening the page changes nothing (mail scanners follow links): only the buttons do.
 
 const $ = (id) => document.getElementById(id);
@@ -18,6 +20,7 @@ async function errorText(res) {
 const zoneLabel = (zone) => zone.replaceAll('_', ' ');
 
 function render(a) {
+  shownZone = a.customer_zone;
   const inTheirs = (options) => new Intl.DateTimeFormat([], { timeZone: a.customer_zone, ...options });
   const time = (iso) => inTheirs({ hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
   const day = inTheirs({ weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }).format(new Date(a.start));
@@ -92,23 +95,64 @@ $('confirm').addEventListener('click', async () => {
   }
 });
 
-$('join').addEventListener('click', async () => {
+// The waiting room: before the representative starts the call, "Join" waits here
+// ("Your call with Anna starts at 10:00; you will be let in when Anna joins", the time in
+// the customer's zone) and asks again, every 2 s growing to 5 s, until it is let in. Each
+// ask also shows the customer as waiting on the representative's list.
+const WAIT_FIRST_MS = 2000;
+const WAIT_MAX_MS = 5000;
+let waitTimer = null;
+let shownZone = null;
+
+async function askToJoin() {
+  return fetch('/api/appointments/join', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+}
+
+async function waitingText() {
+  const res = await fetch(`/api/appointments/room?token=${encodeURIComponent(token)}`);
+  if (!res.ok) return 'Your call has not started yet; you will be let in when your representative joins.';
+  const room = await res.json();
+  const at = new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, timeStyle: 'short' }).format(new Date(room.start));
+  return `Your call with ${room.representative} starts at ${at}; you will be let in when ${room.representative} joins.`;
+}
+
+function enterRoom(joined) {
+  clearTimeout(waitTimer);
+  // The room page sends a customer whose access ran out back here for a new one.
+  sessionStorage.setItem(`room-return:${joined.room_id}`, location.href);
+  location.href = joined.link;
+}
+
+async function join(delay) {
+  const res = await askToJoin();
+  if (res.ok) return enterRoom(await res.json());
+  let code = '';
+  let message = `the server answered ${res.status}`;
+  try {
+    ({ code, message } = (await res.json()).error);
+  } catch { /* not the API's shape */ }
+  if (code !== 'not_started') {
+    $('waiting').hidden = true;
+    $('join').disabled = false;
+    $('error').textContent = message;
+    return undefined;
+  }
+  if ($('waiting').hidden) {
+    $('waiting-text').textContent = await waitingText();
+    $('waiting').hidden = false;
+  }
+  waitTimer = setTimeout(() => join(Math.min(delay * 1.5, WAIT_MAX_MS)), delay);
+  return undefined;
+}
+
+$('join').addEventListener('click', () => {
   $('error').textContent = '';
   $('join').disabled = true;
-  try {
-    const res = await fetch('/api/appointments/join', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token }),
-    });
-    if (!res.ok) {
-      $('error').textContent = await errorText(res);
-      return;
-    }
-    location.href = (await res.json()).link;
-  } finally {
-    $('join').disabled = false;
-  }
+  join(WAIT_FIRST_MS);
 });
 
 load();

@@ -2,12 +2,22 @@
 // room's password, then a 1-to-1 WebRTC call whose signalling goes through the hub
 // (/ws/room), following MDN's "perfect negotiation": the hub says who is polite.
 //
-// The room token is kept in sessionStorage, so a reload or a dropped connection within
-// the grace period comes back without a new code. `?as=agent` (the agent console's
+// The room token is kept in sessionStorage (never in the URL), so a reload or a dropped
+// connection within the grace period comes back by itself: an active call is set up
+// afresh (a new peer connection, negotiated through the hub's perfect-negotiation roles)
+// with no click on either side, while the other side shows "reconnecting…".
+//
+// Leaving is not ending: "Leave" frees our seat and shows a post-call screen with
+// "Rejoin"; only the host (the agent) ends the meeting for everyone, after a confirmation.
+// Camera and microphone are released (every track stopped) on leave and on end. `?as=agent` (the agent console's
 // link) takes the agent's token with the signed-in session instead of a join form.
 // `?relay=1` forces TURN relay (iceTransportPolicy "relay"), for testing a TURN server.
 
 import { api, show } from './dom.js';
+// HOOK(in-call view): lobby, badges and captions, network quality live in their own modules.
+import { showLobby, takeStream, closeLobby, rememberOnOff } from './lobby.js';
+import * as badges from './call-badges.js';
+import { watchQuality, stopQuality } from './call-stats.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -15,6 +25,10 @@ const roomId = params.get('room') || '';
 const asAgent = params.get('as') === 'agent';
 const forceRelay = params.get('relay') === '1';
 const tokenKey = `room-token:${roomId}`;
+/** Set while we have left this room (a reload then shows the post-call screen). */
+const leftKey = `room-left:${roomId}`;
+/** Where a customer came from (their appointment's page), to get a new token there. */
+const returnKey = `room-return:${roomId}`;
 /** Seconds between reports of the connection and camera to the hub during a call. */
 const REPORT_MS = 5000;
 
@@ -41,11 +55,23 @@ let mediaAdded = false;
 let ignoreOffer = false;
 let reportTimer = null;
 let ended = false;
+/** We sent `leave` and wait for the hub's `left`; then the post-call screen. */
+let leaving = false;
 let retries = 0;
+/** The welcome's `kind` (`agent` hosts the room) and `open_until` (appointments). */
+let myKind = null;
+let openUntil = null;
+let peerName = '';
+/** The call state as the hub last told it. */
+let callState = 'idle';
 /** Frames are handled one after another (see connect). */
 let inbox = Promise.resolve();
 /** For tests and troubleshooting: the current peer connection. */
-window.roomDebug = { get pc() { return pc; }, get polite() { return polite; }, connectedAt: null, callStartedAt: null };
+window.roomDebug = {
+  get pc() { return pc; }, get polite() { return polite; }, get socket() { return socket; }, connectedAt: null, callStartedAt: null,
+  /** Every track this page opened, to check that none stays live after leaving. */
+  tracks: [],
+};
 
 function notice(text) {
   $('notice').textContent = text || '';
@@ -59,8 +85,10 @@ function setRoomState(text, ok = false) {
 }
 
 function setCallState(text) {
+  callState = text;
   $('call-state').textContent = text;
-  const inCall = text === 'active' || text === 'ringing…';
+  badges.callState(text); // HOOK(in-call view): the caption follows the call
+  const inCall = text === 'active' || text === 'ringing…' || text === 'reconnecting…';
   show($('hang-up'), inCall || text === 'calling…');
   show($('start-call'), !inCall && text !== 'calling…' && text !== 'incoming call');
   show($('accept-call'), text === 'incoming call');
@@ -73,23 +101,74 @@ function send(frame) {
 
 /** Camera and microphone preview; the call goes on without them if refused. */
 async function startPreview() {
-  try {
-    localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  // HOOK(lobby): the stream chosen in the lobby (devices, camera/mic off), or one opened
+  // with the remembered choices when the lobby was skipped (a reload).
+  const { stream, error } = await takeStream();
+  localStream = stream;
+  if (localStream) {
+    window.roomDebug.tracks.push(...localStream.getTracks());
     $('local').srcObject = localStream;
-  } catch (e) {
-    notice(`Camera or microphone not available (${e.name}). You can still join; the other side will not see or hear you.`);
-    localStream = null;
+    syncToggles();
+  } else {
+    notice(`Camera or microphone not available (${error?.name}). You can still join; the other side will not see or hear you.`);
   }
+}
+
+/** Camera and microphone off for good: every track stopped, so none stays `live`. */
+function releaseDevices() {
+  for (const track of localStream?.getTracks() ?? []) track.stop();
+  localStream = null;
+  $('local').srcObject = null;
+}
+
+/** The Mute and Camera buttons as the stream's tracks are (the lobby may have turned them off). */
+function syncToggles() {
+  const { mic, camera } = badges.ownMedia();
+  $('mute').setAttribute('aria-pressed', String(!mic));
+  $('mute').textContent = mic ? 'Mute' : 'Unmute';
+  $('camera').setAttribute('aria-pressed', String(!camera));
+  $('camera').textContent = camera ? 'Camera off' : 'Camera on';
+  $('local-tile').dataset.camera = camera ? 'on' : 'off';
 }
 
 function endTheMeeting(message) {
   ended = true;
+  closeLobby(); // HOOK(lobby): an unused preview must not stay live
   sessionStorage.removeItem(tokenKey);
+  sessionStorage.removeItem(leftKey);
   closePeer();
+  releaseDevices();
   setCallState('ended');
   setRoomState('ended');
   notice(message);
-  for (const id of ['start-call', 'accept-call', 'reject-call', 'hang-up', 'leave']) show($(id), false);
+  show($('post-call'), false);
+  for (const id of ['start-call', 'accept-call', 'reject-call', 'hang-up', 'leave', 'end-room']) show($(id), false);
+}
+
+/** After our own leave: the room goes on without us; we may rejoin while it is open. */
+function showLeft() {
+  leaving = false;
+  sessionStorage.setItem(leftKey, '1');
+  closePeer();
+  releaseDevices();
+  setCallState('idle');
+  setRoomState('left');
+  notice('');
+  show($('stage'), false);
+  show($('post-call'), true);
+}
+
+async function rejoin() {
+  sessionStorage.removeItem(leftKey);
+  show($('post-call'), false);
+  token = sessionStorage.getItem(tokenKey);
+  if (sessionStorage.getItem(leftKey)) {
+    showLeft();
+    return;
+  }
+  if (!token && asAgent) token = await agentToken();
+  if (token) await enter();
+  else await showJoinForm('');
 }
 
 // ---------- joining ----------
@@ -104,7 +183,7 @@ async function showJoinForm(message) {
     show($('join'), false);
     return;
   }
-  $('room-title').textContent = info.data.title;
+  badges.joinTitle(info.data.title); // HOOK(in-call view): a title that does not name the visitor
   if (info.data.state === 'ended') {
     endTheMeeting('The meeting has ended.');
     show($('join'), false);
@@ -116,6 +195,8 @@ async function showJoinForm(message) {
   show($('email-field'), guest || info.data.asks_email);
   show($('phone-field'), guest || info.data.asks_phone);
   setRoomState('not joined');
+  // HOOK(lobby): the preview and device choice beside the form; its Join takes them along.
+  if (!localStream) await showLobby({ button: false });
 }
 
 async function join(event) {
@@ -155,6 +236,8 @@ async function enter() {
 }
 
 function connect() {
+  // A reconnect timer that fires after the person left (or the meeting ended) stays out.
+  if (ended || sessionStorage.getItem(leftKey)) return;
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   // The token goes in the first frame, never in the URL (URLs end up in access logs).
   const url = `${scheme}://${location.host}/ws/room?room=${encodeURIComponent(roomId)}`;
@@ -176,12 +259,23 @@ async function closed(code) {
   if (ended) return;
   const refusal = CLOSES[code];
   if (code === 4410) return endTheMeeting(refusal);
+  if (leaving || sessionStorage.getItem(leftKey)) return showLeft();
   if (code === 4400 || code === 4401 || code === 4403) {
     sessionStorage.removeItem(tokenKey);
     closePeer();
     if (asAgent) {
       token = await agentToken();
       if (token) connect();
+      return;
+    }
+    // An appointment's or a chat's link gave the token: a new one comes from there.
+    const back = sessionStorage.getItem(returnKey);
+    if (back) {
+      releaseDevices();
+      show($('stage'), false);
+      notice(refusal);
+      $('back-link').href = back;
+      show($('back-link'), true);
       return;
     }
     return showJoinForm(refusal);
@@ -195,7 +289,8 @@ async function closed(code) {
   if (code === 1000) return endTheMeeting('The meeting has ended.');
   // The server holding the call stopped: the call is over, the room is not; rejoin it.
   if (code === 4503) notice(CLOSES[4503]);
-  // Lost: come back with the same token (the seat waits for the grace period).
+  // Lost: come back with the same token (the seat waits for the grace period); an active
+  // call is set up again once back (see room_welcome).
   setRoomState('reconnecting…');
   closePeer();
   retries += 1;
@@ -210,23 +305,42 @@ async function handle(frame) {
       iceServers = frame.ice_servers;
       token = frame.token;
       sessionStorage.setItem(tokenKey, token);
-      $('room-title').textContent = frame.title;
+      myKind = frame.kind;
+      openUntil = frame.open_until ?? null;
+      peerName = frame.peer?.name || '';
+      show($('end-room'), myKind === 'agent');
       setRoomState('in the room', true);
       notice('');
-      showPeer(frame.peer);
+      badges.welcomed(frame); // HOOK(in-call view): titles, the peer, our media state
       setCallState({ idle: 'idle', ringing_in: 'incoming call', ringing_out: 'calling…', active: 'idle' }[frame.call]);
-      // An active call from before the reconnect: start over (the other side gets the end).
-      if (frame.call === 'active') send({ type: 'hang_up' });
+      // An active call from before a reload or a dropped connection: it goes on. A fresh
+      // peer connection; the other side, told `peer_back`, makes one too.
+      if (frame.call === 'active') startPeer();
       break;
-    case 'peer_joined': showPeer(frame.peer); break;
-    case 'peer_away': $('peer-name').textContent = 'The other side lost the connection; waiting…'; break;
-    case 'peer_back': $('peer-name').textContent = 'The other side is back'; break;
-    case 'peer_left': showPeer(null); break;
+    // HOOK(in-call view): the peer's name, presence and media state on the tile.
+    case 'peer_joined':
+      notice('');
+      peerName = frame.peer.name;
+      badges.peerChanged(frame.peer);
+      break;
+    case 'peer_away':
+      badges.peerPresence(false);
+      if (callState === 'active') setCallState('reconnecting…');
+      break;
+    case 'peer_back':
+      badges.peerPresence(true);
+      // Back in an active call: negotiate afresh on both sides, no click needed.
+      if (callState === 'active' || callState === 'reconnecting…') startPeer();
+      break;
+    case 'peer_left':
+      notice(`${peerName || 'The other side'} left the meeting. They can rejoin while it is open.`);
+      peerName = '';
+      badges.peerChanged(null);
+      break;
+    case 'peer_media': badges.peerMedia(frame); break;
+    case 'left': showLeft(); break;
     case 'call_ringing': setCallState('calling…'); break;
-    case 'call_incoming':
-      setCallState('incoming call');
-      $('peer-name').textContent = `${frame.from} is calling`;
-      break;
+    case 'call_incoming': setCallState('incoming call'); break;
     case 'call_started': startPeer(); break;
     case 'call_ended':
       closePeer();
@@ -240,10 +354,6 @@ async function handle(frame) {
     case 'error': notice(frame.message); break;
     default: break;
   }
-}
-
-function showPeer(peer) {
-  $('peer-name').textContent = peer ? `${peer.name}${peer.present ? '' : ' (connecting…)'}` : 'Waiting for the other side…';
 }
 
 // ---------- the call: perfect negotiation ----------
@@ -277,6 +387,7 @@ function startPeer() {
   };
   mine.onconnectionstatechange = () => {
     $('connection-state').textContent = mine.connectionState;
+    badges.connectionState(mine.connectionState); // HOOK(in-call view)
     if (mine.connectionState === 'connected' && window.roomDebug.connectedAt === null) {
       window.roomDebug.connectedAt = performance.now();
     }
@@ -290,6 +401,7 @@ function startPeer() {
   mediaAdded = false;
   if (!polite) addMedia(mine);
   reportTimer = setInterval(report, REPORT_MS);
+  watchQuality(mine); // HOOK(in-call view): the network-quality badge
 }
 
 /** Our camera and microphone into the call (receive-only without them). */
@@ -344,6 +456,7 @@ function report() {
 function closePeer() {
   clearInterval(reportTimer);
   reportTimer = null;
+  stopQuality(); // HOOK(in-call view)
   if (pc) {
     pc.onconnectionstatechange = null;
     pc.close();
@@ -351,6 +464,7 @@ function closePeer() {
   }
   $('remote').srcObject = null;
   $('connection-state').textContent = '—';
+  badges.connectionState('');
 }
 
 // ---------- controls ----------
@@ -371,12 +485,36 @@ $('accept-call').addEventListener('click', () => {
 });
 $('reject-call').addEventListener('click', () => send({ type: 'reject_call', reason: 'declined' }));
 $('hang-up').addEventListener('click', () => send({ type: 'hang_up' }));
-$('leave').addEventListener('click', () => send({ type: 'leave' }));
+$('leave').addEventListener('click', () => {
+  leaving = true;
+  // The hub answers `left` and closes; were the socket gone already, leave anyway.
+  if (socket && socket.readyState === WebSocket.OPEN) send({ type: 'leave' });
+  else showLeft();
+});
+$('end-room').addEventListener('click', () => {
+  const until = openUntil ? new Date(openUntil).toLocaleTimeString([], { timeStyle: 'short' }) : null;
+  $('end-room-text').textContent = until && Date.now() < openUntil
+    ? `This appointment's room stays open until ${until}. End the meeting for everyone now? No one can rejoin it.`
+    : 'End the meeting for everyone? No one can rejoin it.';
+  $('end-room-dialog').showModal();
+});
+$('end-room-confirm').addEventListener('click', () => {
+  $('end-room-dialog').close();
+  send({ type: 'end_room' });
+});
+$('end-room-cancel').addEventListener('click', () => $('end-room-dialog').close());
+$('rejoin').addEventListener('click', () => rejoin());
+// Closing the tab: the camera goes off with it; the hub sees the socket close (away, then
+// the seat freed after the grace period), which a reload within it turns into a rejoin.
+window.addEventListener('pagehide', () => {
+  for (const track of localStream?.getTracks() ?? []) track.stop();
+});
 $('mute').addEventListener('click', (event) => {
   const muted = event.currentTarget.getAttribute('aria-pressed') !== 'true';
   for (const t of localStream?.getAudioTracks() ?? []) t.enabled = !muted;
   event.currentTarget.setAttribute('aria-pressed', String(muted));
   event.currentTarget.textContent = muted ? 'Unmute' : 'Mute';
+  mediaToggled(); // HOOK(in-call view)
 });
 $('camera').addEventListener('click', (event) => {
   const off = event.currentTarget.getAttribute('aria-pressed') !== 'true';
@@ -384,7 +522,15 @@ $('camera').addEventListener('click', (event) => {
   event.currentTarget.setAttribute('aria-pressed', String(off));
   event.currentTarget.textContent = off ? 'Camera on' : 'Camera off';
   report();
+  mediaToggled(); // HOOK(in-call view)
 });
+
+/** Mute or camera changed: the other side's badges, and the choice for the next call. */
+function mediaToggled() {
+  badges.sendMedia();
+  if (localStream) rememberOnOff({ micOn: badges.ownMedia().mic, cameraOn: badges.ownMedia().camera });
+}
+badges.initBadges({ send, stream: () => localStream });
 
 (async function start() {
   if (!roomId) {
@@ -393,11 +539,20 @@ $('camera').addEventListener('click', (event) => {
   }
   // A link from a chat's video invitation carries its token in the fragment.
   const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+  const fresh = !!fromLink || !sessionStorage.getItem(tokenKey);
   if (fromLink) {
+    // A new admission from the link: whoever left before comes in again with it.
+    sessionStorage.removeItem(leftKey);
     sessionStorage.setItem(tokenKey, fromLink);
     history.replaceState(null, '', location.pathname + location.search);
   }
   token = sessionStorage.getItem(tokenKey);
+  // HOOK(lobby): a fresh entry (the agent's link, a chat's invitation) passes the lobby
+  // first; a reload or reconnect (a token kept from before) goes straight back in.
+  if (fresh && (token || asAgent)) {
+    setRoomState('not joined');
+    await showLobby({ button: true });
+  }
   if (!token && asAgent) token = await agentToken();
   if (token) await enter();
   else await showJoinForm('');

@@ -10,6 +10,8 @@ enum Op {
     Join(Seat, u8),
     Away(Seat),
     Gone(Seat),
+    Leave(Seat),
+    EndBy(Seat),
     End,
     Start(Seat),
     Accept(Seat),
@@ -29,6 +31,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (seat(), 0u8..3).prop_map(|(s, p)| Op::Join(s, p)),
         2 => seat().prop_map(Op::Away),
         1 => seat().prop_map(Op::Gone),
+        2 => seat().prop_map(Op::Leave),
+        1 => seat().prop_map(Op::EndBy),
         1 => Just(Op::End),
         3 => seat().prop_map(Op::Start),
         3 => seat().prop_map(Op::Accept),
@@ -71,6 +75,13 @@ fn invariants(room: &LiveRoom) {
     if let Some(a) = &room.agent {
         assert_eq!(a.person, "agent");
     }
+    if let Some(v) = &room.visitor {
+        assert_eq!(
+            room.last_visitor.as_ref(),
+            Some(&v.person),
+            "the seat's holder is its last holder"
+        );
+    }
     if let Call::Active(a) = &room.call {
         let both = room.agent.as_ref().unwrap().connected && room.visitor.as_ref().unwrap().connected;
         assert_eq!(a.connected_since.is_some(), both);
@@ -104,6 +115,12 @@ proptest! {
                         prop_assert_eq!(seated.replaced, was.is_some_and(|h| h.here));
                         prop_assert_eq!(seated.back, was.is_some_and(|h| !h.here));
                         prop_assert!(room.holder(s).unwrap().here);
+                        // A change of hands: a free visitor seat taken by another admission
+                        // than its last holder; never the same person coming back.
+                        let changed = s == Seat::Visitor
+                            && was.is_none()
+                            && before.last_visitor.as_ref().is_some_and(|last| *last != p);
+                        prop_assert_eq!(seated.changed_hands, changed);
                     }
                     r.err()
                 }
@@ -111,6 +128,34 @@ proptest! {
                 Op::Gone(s) => match room.gone(s, now) {
                     Ok(e) => { check_summary(&e, now); prop_assert!(room.holder(s).is_none()); None }
                     Err(r) => Some(r),
+                },
+                Op::Leave(s) => match room.leave(s, now) {
+                    Ok(e) => {
+                        check_summary(&e, now);
+                        // Leaving frees the seat, ends a call they were in, never the room.
+                        prop_assert!(room.holder(s).is_none());
+                        prop_assert!(!room.ended);
+                        prop_assert_eq!(&room.call, &Call::Idle);
+                        prop_assert_eq!(e.map(|e| e.why), (before.call != Call::Idle).then_some(CallEnd::Left(s)));
+                        prop_assert_eq!(room.holder(s.other()), before.holder(s.other()));
+                        None
+                    }
+                    Err(r) => Some(r),
+                },
+                Op::EndBy(s) => match room.end_by(s, now) {
+                    Ok(e) => {
+                        check_summary(&e, now);
+                        prop_assert_eq!(s, Seat::Agent, "only the host ends the room");
+                        prop_assert!(before.holder(s).is_some_and(|h| h.here));
+                        prop_assert!(room.ended);
+                        None
+                    }
+                    Err(r) => {
+                        if s == Seat::Visitor && !before.ended && before.holder(s).is_some_and(|h| h.here) {
+                            prop_assert_eq!(r, Refusal::NotHost);
+                        }
+                        Some(r)
+                    }
                 },
                 Op::End => match room.end(now) {
                     Ok(e) => { check_summary(&e, now); None }
@@ -332,4 +377,36 @@ fn a_whole_call_is_accounted() {
     );
     assert!(room.end(12_000).unwrap().is_none());
     assert_eq!(room.join(Seat::Agent, "agent"), Err(Refusal::RoomEnded));
+}
+
+#[test]
+fn leaving_is_not_ending() {
+    let mut room = LiveRoom::new();
+    room.join(Seat::Agent, "agent").unwrap();
+    room.join(Seat::Visitor, "v").unwrap();
+    room.start_call(Seat::Agent).unwrap();
+    room.accept(Seat::Visitor, 1_000).unwrap();
+    assert_eq!(room.end_by(Seat::Visitor, 2_000), Err(Refusal::NotHost));
+    let ended = room.leave(Seat::Visitor, 3_000).unwrap().unwrap();
+    assert_eq!(ended.why, CallEnd::Left(Seat::Visitor));
+    assert!(!room.ended && room.visitor.is_none() && room.call == Call::Idle);
+    // The same admission comes back: no change of hands.
+    let back = room.join(Seat::Visitor, "v").unwrap();
+    assert!(!back.changed_hands && !back.back && !back.replaced);
+    room.leave(Seat::Visitor, 4_000).unwrap();
+    assert!(room.join(Seat::Visitor, "w").unwrap().changed_hands);
+    room.leave(Seat::Agent, 5_000).unwrap();
+    assert_eq!(room.end_by(Seat::Agent, 6_000), Err(Refusal::NotInRoom));
+    room.join(Seat::Agent, "agent").unwrap();
+    assert!(room.end_by(Seat::Agent, 7_000).unwrap().is_none());
+    assert!(room.ended);
+    assert_eq!(room.join(Seat::Visitor, "w"), Err(Refusal::RoomEnded));
+}
+
+#[test]
+fn an_appointment_room_is_open_through_its_slot_and_grace() {
+    let closes = appointment_room_closes_at(10_000, 500);
+    assert!(open_at(Some(closes), 10_500));
+    assert!(!open_at(Some(closes), 10_501));
+    assert!(open_at(None, i64::MAX), "a room without a closing time stays open");
 }

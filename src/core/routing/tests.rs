@@ -502,6 +502,17 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
             assert!(r.chats.contains_key(chat));
         }
     }
+    // The supervisor's "available" is the routing's own eligibility: an agent shown able to
+    // take a chat now is one the next customer can be paired with.
+    for (id, a) in &r.agents {
+        let view = r.agent(id).expect("listed agents exist");
+        assert_eq!(
+            view.standing() == AgentStanding::Available,
+            a.eligible(),
+            "{id:?}: standing {:?}",
+            view.standing()
+        );
+    }
     // Work conservation: nobody connected waits while an eligible agent holds their category,
     // unless no chat may open now.
     if r.pairing_room == Some(0) {

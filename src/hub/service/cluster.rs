@@ -58,11 +58,11 @@ pub(crate) struct ClusterState {
     /// to answer a *retry* of that join with its first reply. A second join on the same
     /// connection (after a leave) is a new request, so it needs a new id.
     joins_sent: u64,
-    /// Ids of messages sent through this node and not yet recorded: their sender gets the
-    /// compact `ack`. Any other line (from another node, or read from a chat's log for a
-    /// side that came back here) reaches both sides whole, since the connection here never
-    /// had its text.
-    sent_here: HashSet<String>,
+    /// Ids of messages sent through this node and not yet recorded, with the connection
+    /// that sent each: it gets the compact `ack`, the sender's other connections the whole
+    /// message. Any other line (from another node, or read from a chat's log for a side
+    /// that came back here) reaches both sides whole, since no connection here had its text.
+    sent_here: HashMap<String, ConnId>,
     /// Resumes of another node's customers waiting for their chat's log to be read.
     pub(super) resuming: HashMap<ChatId, super::cluster_resume::PendingResume>,
     /// Customers whose `customer_resumed` this node sent and has not seen applied: their
@@ -121,7 +121,7 @@ impl ClusterState {
             ahead: HashMap::new(),
             generation: 0,
             joins_sent: 0,
-            sent_here: HashSet::new(),
+            sent_here: HashMap::new(),
             resuming: HashMap::new(),
             awaiting_resumed: HashMap::new(),
             closing: HashMap::new(),
@@ -363,6 +363,7 @@ impl HubState {
                     resume_token: token,
                     grace_secs: self.settings.resume_grace.as_secs_f64(),
                     max_message_len: self.settings.max_message_len,
+                    draft_preview: self.settings.draft_preview,
                 },
             );
         }

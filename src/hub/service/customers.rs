@@ -72,6 +72,7 @@ impl HubState {
                 resume_token: token,
                 grace_secs: self.settings.resume_grace.as_secs_f64(),
                 max_message_len: self.settings.max_message_len,
+                draft_preview: self.settings.draft_preview,
             },
         );
         self.apply(out);
@@ -170,7 +171,7 @@ impl HubState {
         match frame {
             ClientFrame::Message { text, client_id, .. } => {
                 let chat = self.customer_chat(id)?;
-                self.relay(chat, Party::Customer, text, client_id)
+                self.relay(chat, (Party::Customer, conn), text, client_id)
             }
             ClientFrame::Typing { active, .. } => {
                 let chat = self.customer_chat(id)?;

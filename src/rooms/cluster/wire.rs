@@ -159,6 +159,7 @@ pub(super) fn call_name(name: &str) -> &'static str {
 pub(super) fn close_reason(reason: &str) -> &'static str {
     match reason {
         "the room ended" => "the room ended",
+        "you left" => "you left",
         "replaced by a newer connection" => "replaced by a newer connection",
         "not reading" => "not reading",
         "the hub is shutting down" => "the hub is shutting down",

@@ -13,7 +13,7 @@ use super::SENT_HERE_MAX;
 use crate::cluster::chat_log::{ChatLine, LOG_BOUND, NodeMessage};
 use crate::core::routing::{ChatId, Party};
 use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
-use crate::hub::delivery::{Delivery, Outbound, Recipient};
+use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::now_ms;
 use crate::hub::transcript::{Author, Stamped, Transcript};
 use crate::protocol::{From, ServerFrame};
@@ -33,7 +33,7 @@ impl HubState {
     pub(in crate::hub::service) fn cluster_relay(
         &mut self,
         chat: ChatId,
-        from: Party,
+        (from, origin): (Party, ConnId),
         text: String,
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
@@ -47,7 +47,7 @@ impl HubState {
         if cluster.sent_here.len() >= SENT_HERE_MAX {
             cluster.sent_here.clear();
         }
-        cluster.sent_here.insert(id.clone());
+        cluster.sent_here.insert(id.clone(), origin);
         let call = RouterCall::Message {
             chat,
             from,
@@ -180,7 +180,7 @@ impl HubState {
     }
 
     fn record_line(&mut self, line: ChatLine) {
-        let sent_here = self.cluster_mut().sent_here.remove(&line.id);
+        let sent_from = self.cluster_mut().sent_here.remove(&line.id);
         let Some(log) = self.chats.get_mut(&line.chat) else {
             return;
         };
@@ -198,14 +198,15 @@ impl HubState {
         };
         let frame = Outbound::Frame(frame);
         self.delivery.deliver(&peer, &frame);
-        if sent_here {
-            // The sender gets the compact acknowledgement (issue 14), as on one node.
-            self.acknowledge(sender, Outbound::Frame(ack), archived);
-        } else {
-            // Sent through another node: a sender connected here (back after a drop) has
-            // not seen it, so it goes out whole, after the archive has it if it is ours.
-            self.acknowledge(sender, frame, archived);
-        }
+        let copy = match sent_from {
+            // The sending connection gets the compact acknowledgement, as on one node.
+            Some(origin) => SenderCopy::sent_from(origin, ack, frame),
+            // Sent through another node: a sender connected here (another tab, or back
+            // after a drop) has not seen it, so it goes out whole, after the archive has it
+            // if it is ours.
+            None => SenderCopy::whole_everywhere(frame),
+        };
+        self.acknowledge(sender, copy, archived);
         self.messages_relayed.increment(1);
     }
 

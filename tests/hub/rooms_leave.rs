@@ -1,0 +1,190 @@
+//! Leaving is not ending: a member who leaves frees their seat and may come back while
+//! the room is open; only the host (the agent) ends the room for everyone. A new
+//! admission taking the customer's seat after the first left is a change of hands the
+//! agent is told of, by an opaque admission id.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::common::*;
+use crate::rooms::*;
+
+/// The stored room's state (`open` or `ended`) once it is `want`, or the last one seen.
+async fn room_state(api: &Api, room: &str, want: &str) -> Value {
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        state = api.get(&format!("/api/rooms/{room}")).await.1["state"].clone();
+        if state == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    state
+}
+
+#[tokio::test]
+async fn a_member_who_leaves_can_come_back_and_the_room_stays_open() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
+    let (mut carla, welcome) = member(&hub, &room, &token(&hub, &room, credentials).await).await;
+    let joined = agent.next_of("peer_joined").await;
+    let admission = joined["peer"]["admission"].as_str().unwrap().to_string();
+    assert!(admission.starts_with("customer:"), "{joined}");
+    assert_eq!(joined["changed_hands"], false);
+    call(&mut agent, &mut carla).await;
+
+    // Carla leaves: she is told and closed (1000); the agent's call ends and her seat is
+    // free; the room is not ended.
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("left").await;
+    assert_eq!(carla.closed().await, Some(CloseCode::Normal));
+    let end = agent.next_of("call_ended").await;
+    assert_eq!(
+        (end["by"].as_str(), end["reason"].as_str()),
+        (Some("customer"), Some("peer_left"))
+    );
+    agent.next_of("peer_left").await;
+    assert_eq!(room_state(&ann, &room, "open").await, "open");
+    agent.send(json!({"type": "ping"})).await;
+    agent.next_of("pong").await;
+
+    // She comes back with her welcome's token: the same admission, no change of hands,
+    // and a call works again.
+    let (mut carla, _) = member(&hub, &room, welcome["token"].as_str().unwrap()).await;
+    let back = agent.next_of("peer_joined").await;
+    assert_eq!(back["peer"]["admission"], admission.as_str());
+    assert_eq!(back["changed_hands"], false);
+    call(&mut agent, &mut carla).await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_host_ends_the_room_for_everyone() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (mut carla, welcome) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
+    agent.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+
+    // The customer cannot end it: refused, nothing changes.
+    carla.send(json!({"type": "end_room"})).await;
+    assert_eq!(carla.next_of("error").await["code"], "not_host");
+    carla.send(json!({"type": "signal", "data": {"probe": 1}})).await;
+    assert_eq!(agent.next_of("signal").await["data"]["probe"], 1);
+    assert_eq!(room_state(&ann, &room, "open").await, "open");
+
+    // The host ends it: both get the call's end and `room_ended`, then a Close 1000; the
+    // stored room is ended, and a token for it is refused.
+    agent.send(json!({"type": "end_room"})).await;
+    for ws in [&mut agent, &mut carla] {
+        let end = ws.next_of("call_ended").await;
+        assert_eq!(end["reason"], "room_ended");
+        assert_eq!(ws.next_of("room_ended").await["by"], "agent");
+        assert_eq!(ws.closed().await, Some(CloseCode::Normal));
+    }
+    assert_eq!(room_state(&ann, &room, "ended").await, "ended");
+    let mut late = open(&hub, &room, welcome["token"].as_str().unwrap()).await;
+    refused(&mut late, "room_ended", 4410).await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_admission_after_a_leave_takes_the_seat_and_the_agent_is_told() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD});
+    let (mut carla, _) = member(&hub, &room, &token(&hub, &room, credentials.clone()).await).await;
+    let first = agent.next_of("peer_joined").await["peer"]["admission"].clone();
+
+    // While she is in, a second join is refused; once she left, it is let in at once.
+    let (status, answer) = join(&hub, &room, credentials.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("seat_taken")));
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("left").await;
+    agent.next_of("peer_left").await;
+    let (_other, _) = member(&hub, &room, &token(&hub, &room, credentials).await).await;
+    let joined = agent.next_of("peer_joined").await;
+    assert_eq!(joined["changed_hands"], true, "{joined}");
+    let second = joined["peer"]["admission"].as_str().unwrap();
+    assert_ne!(second, first.as_str().unwrap());
+    assert!(!second.contains('@') && !second.contains("4915"), "opaque: {second}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_agent_leaves_and_comes_back_to_the_open_room() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", guest_room("Open house")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (mut gus, _) = member(
+        &hub,
+        &room,
+        &token(
+            &hub,
+            &room,
+            json!({"name": "Gus", "email": "gus@example.org", "password": PASSWORD}),
+        )
+        .await,
+    )
+    .await;
+    agent.next_of("peer_joined").await;
+    agent.send(json!({"type": "leave"})).await;
+    agent.next_of("left").await;
+    assert_eq!(agent.closed().await, Some(CloseCode::Normal));
+    gus.next_of("peer_left").await;
+    assert_eq!(room_state(&ann, &room, "open").await, "open");
+    let (mut agent, welcome) = agent_member(&hub, &ann, &room).await;
+    assert_eq!(welcome["peer"]["name"], "Gus");
+    assert_eq!(gus.next_of("peer_joined").await["peer"]["kind"], "agent");
+    call(&mut agent, &mut gus).await;
+    hub.stop().await;
+}
+
+/// A reload or a dropped connection within the grace period keeps the call: the
+/// welcome says `active`, the other side hears `peer_back` (also when the new connection
+/// comes before the old one is known closed, as a fast reload does) and signalling flows
+/// again at once, with no new `start_call` or `accept_call`.
+#[tokio::test]
+async fn a_reconnect_keeps_the_call_and_tells_the_other_side_even_before_the_old_socket_closes() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
+    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (mut carla, welcome) = member(
+        &hub,
+        &room,
+        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
+    )
+    .await;
+    agent.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+
+    // A dropped connection: away, then back into the same call.
+    drop(carla);
+    agent.next_of("peer_away").await;
+    let (mut carla, back) = member(&hub, &room, welcome["token"].as_str().unwrap()).await;
+    assert_eq!(back["call"], "active", "{back}");
+    agent.next_of("peer_back").await;
+    carla.send(json!({"type": "signal", "data": {"offer": 1}})).await;
+    assert_eq!(agent.next_of("signal").await["data"]["offer"], 1);
+
+    // A fast reload: the new socket comes while the old one is still open. The old one is
+    // replaced (4000), the agent still hears `peer_back`, and the call goes on.
+    let (mut reloaded, again) = member(&hub, &room, back["token"].as_str().unwrap()).await;
+    assert_eq!(again["call"], "active");
+    assert_eq!(carla.closed().await, Some(CloseCode::from(4000)));
+    agent.next_of("peer_back").await;
+    agent.send(json!({"type": "signal", "data": {"answer": 1}})).await;
+    assert_eq!(reloaded.next_of("signal").await["data"]["answer"], 1);
+    hub.stop().await;
+}
