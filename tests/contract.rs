@@ -874,6 +874,8 @@ fn appointment(id: &str, representative: &str, start: Millis) -> Appointment {
         created_at: 1_000,
         cancelled_at: None,
         sequence: 0,
+        customer_zone: Some("America/New_York".to_string()),
+        cancel_reason: None,
     }
 }
 
@@ -988,6 +990,7 @@ fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> Outbo
     let kind = match purpose {
         MailPurpose::Confirmation => "confirmation",
         MailPurpose::Cancellation => "cancellation",
+        MailPurpose::Reschedule => "reschedule-1",
     };
     OutboxMail {
         id: format!("{appointment_id}.{kind}"),
@@ -1037,7 +1040,7 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
 
     let c1 = mail("ap1", MailPurpose::Cancellation, 2_000);
     let done = store
-        .cancel_appointment_with_mail("ap1", 2_000, c1.clone())
+        .cancel_appointment_with_mail("ap1", 2_000, None, c1.clone())
         .await
         .unwrap();
     assert!(
@@ -1046,7 +1049,10 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
     );
     let mut other = c1.clone();
     other.subject = "a second cancellation".to_string();
-    let again = store.cancel_appointment_with_mail("ap1", 3_000, other).await.unwrap();
+    let again = store
+        .cancel_appointment_with_mail("ap1", 3_000, None, other)
+        .await
+        .unwrap();
     assert!(matches!(again, Cancellation::AlreadyCancelled(_)), "{again:?}");
     assert_eq!(store.mail("ap1.cancellation").await.unwrap(), c1);
     let (all, total) = store.mails(None, Page { offset: 0, limit: 10 }).await.unwrap();
@@ -1054,6 +1060,167 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
     // Newest first.
     let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["ap1.cancellation", "ap1.confirmation"]);
+}
+
+/// `a` moved to `start` with `representative`, at the next sequence.
+fn moved(a: &Appointment, representative: &str, start: Millis) -> Appointment {
+    Appointment {
+        start,
+        end: start + HOUR,
+        representative_id: representative.to_string(),
+        sequence: a.sequence + 1,
+        ..a.clone()
+    }
+}
+
+/// Held (representative, start) keys of booked appointments in the morning.
+async fn held_slots(store: &dyn Store) -> Vec<(String, Millis)> {
+    let mut held: Vec<(String, Millis)> = store
+        .appointments(0, NINE + 24 * HOUR, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.status == AppointmentStatus::Booked)
+        .map(|a| (a.representative_id, a.start))
+        .collect();
+    held.sort();
+    held
+}
+
+/// A move frees the old slot and holds the new one in one write, with its mail; a move
+/// into a held slot, or of an appointment changed since it was read, writes nothing.
+async fn a_reschedule_moves_the_slot_in_one_write_with_its_mail(store: &dyn Store) {
+    let a = appointment("ap1", "ann", NINE);
+    store.book_appointment(a.clone()).await.unwrap();
+    store
+        .book_appointment(appointment("ap2", "ann", NINE + HOUR))
+        .await
+        .unwrap();
+    let later = NINE + 2 * HOUR;
+    let to_later = moved(&a, "ann", later);
+    let m = mail("ap1", MailPurpose::Reschedule, 5_000);
+    let done = store
+        .reschedule_appointment_with_mail(to_later.clone(), m.clone())
+        .await
+        .unwrap();
+    assert_eq!(done, Rescheduling::Moved(to_later.clone()));
+    assert_eq!(store.appointment("ap1").await.unwrap(), to_later);
+    assert_eq!(store.appointment_by_token("token-hash-of-ap1").await.unwrap(), to_later);
+    assert_eq!(store.mail("ap1.reschedule-1").await.unwrap(), m);
+    assert_eq!(
+        held_slots(store).await,
+        [("ann".to_string(), NINE + HOUR), ("ann".to_string(), later)],
+        "the old slot is free, the new one held"
+    );
+    // The old slot can be booked again; the new one cannot.
+    store.book_appointment(appointment("ap3", "ann", NINE)).await.unwrap();
+    assert!(matches!(
+        store.book_appointment(appointment("ap4", "ann", later)).await,
+        Err(StoreError::Conflict)
+    ));
+    // Into a held slot: refused whole, no mail.
+    let mut into_held = moved(&to_later, "ann", NINE + HOUR);
+    into_held.id = "ap1".into();
+    let mut m2 = mail("ap1", MailPurpose::Reschedule, 6_000);
+    m2.id = "ap1.reschedule-2".into();
+    assert!(matches!(
+        store.reschedule_appointment_with_mail(into_held, m2).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.appointment("ap1").await.unwrap(), to_later);
+    assert!(matches!(
+        store.mail("ap1.reschedule-2").await,
+        Err(StoreError::NotFound)
+    ));
+    // Read at an older sequence: changed meanwhile, nothing written.
+    let stale = moved(&a, "ann", NINE + 3 * HOUR);
+    let mut m3 = mail("ap1", MailPurpose::Reschedule, 7_000);
+    m3.id = "ap1.reschedule-stale".into();
+    assert_eq!(
+        store.reschedule_appointment_with_mail(stale, m3).await.unwrap(),
+        Rescheduling::Changed(to_later.clone())
+    );
+    assert!(matches!(
+        store.mail("ap1.reschedule-stale").await,
+        Err(StoreError::NotFound)
+    ));
+    // A cancelled appointment does not move.
+    store.cancel_appointment("ap1", 8_000).await.unwrap();
+    let cancelled = store.appointment("ap1").await.unwrap();
+    let mut m4 = mail("ap1", MailPurpose::Reschedule, 9_000);
+    m4.id = "ap1.reschedule-3".into();
+    assert!(matches!(
+        store
+            .reschedule_appointment_with_mail(moved(&cancelled, "ann", NINE + 4 * HOUR), m4)
+            .await
+            .unwrap(),
+        Rescheduling::Changed(_)
+    ));
+    // Moving to another representative's slot at the same time also works.
+    let b = appointment("ap5", "bob", NINE);
+    store.book_appointment(b.clone()).await.unwrap();
+    let mut m5 = mail("ap5", MailPurpose::Reschedule, 9_000);
+    m5.id = "ap5.reschedule-1".into();
+    let to_ann = moved(&b, "cat", NINE);
+    assert_eq!(
+        store
+            .reschedule_appointment_with_mail(to_ann.clone(), m5)
+            .await
+            .unwrap(),
+        Rescheduling::Moved(to_ann)
+    );
+}
+
+/// 20 appointments moved to one slot at once: exactly one moves, the others stay where
+/// they were, and one mail is written.
+async fn twenty_concurrent_reschedules_to_one_slot_have_one_winner(store: &dyn Store) {
+    let target = NINE + 12 * HOUR;
+    let mut originals = Vec::new();
+    for i in 0..20 {
+        let a = appointment(&format!("ap{i}"), "ann", NINE + i64::from(i) * 60_000);
+        store.book_appointment(a.clone()).await.unwrap();
+        originals.push(a);
+    }
+    let tries = originals.iter().map(|a| {
+        let mut m = mail(&a.id, MailPurpose::Reschedule, 1_000);
+        m.id = format!("{}.reschedule-1", a.id);
+        store.reschedule_appointment_with_mail(moved(a, "ann", target), m)
+    });
+    let outcomes = futures_util::future::join_all(tries).await;
+    let won = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Rescheduling::Moved(_))))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(StoreError::Conflict)))
+        .count();
+    assert_eq!((won, refused), (1, 19), "{outcomes:?}");
+    let held = held_slots(store).await;
+    assert_eq!(held.len(), 20, "every appointment holds exactly one slot: {held:?}");
+    assert_eq!(held.iter().filter(|(_, s)| *s == target).count(), 1);
+    let (_, mails) = store.mails(None, Page { offset: 0, limit: 100 }).await.unwrap();
+    assert_eq!(mails, 1, "one reschedule mail");
+}
+
+/// A cancellation stores the customer's reason.
+async fn a_cancellation_keeps_its_reason(store: &dyn Store) {
+    store.book_appointment(appointment("ap1", "ann", NINE)).await.unwrap();
+    let done = store
+        .cancel_appointment_with_mail(
+            "ap1",
+            2_000,
+            Some("I found the answer ✓".into()),
+            mail("ap1", MailPurpose::Cancellation, 2_000),
+        )
+        .await
+        .unwrap();
+    let Cancellation::Cancelled(a) = done else {
+        panic!("cancelled")
+    };
+    assert_eq!(a.cancel_reason.as_deref(), Some("I found the answer ✓"));
+    assert_eq!(store.appointment("ap1").await.unwrap(), a);
+    assert_eq!(a.customer_zone.as_deref(), Some("America/New_York"), "the zone is kept");
 }
 
 /// 20 bookings of one slot with their mails at once: one booking, one mail.
@@ -1219,7 +1386,7 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
 async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
     let early = mail("ap9", MailPurpose::Cancellation, 1_000);
     assert!(matches!(
-        store.cancel_appointment_with_mail("ap9", 1_000, early).await,
+        store.cancel_appointment_with_mail("ap9", 1_000, None, early).await,
         Err(StoreError::NotFound)
     ));
     // What the worker does with such a mail once it is old (only MongoDB kept one).
@@ -1231,7 +1398,7 @@ async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
     }
     store.book_appointment(appointment("ap9", "ann", NINE)).await.unwrap();
     let done = store
-        .cancel_appointment_with_mail("ap9", 200_000, mail("ap9", MailPurpose::Cancellation, 200_000))
+        .cancel_appointment_with_mail("ap9", 200_000, None, mail("ap9", MailPurpose::Cancellation, 200_000))
         .await
         .unwrap();
     assert!(matches!(done, Cancellation::Cancelled(_)));
@@ -1360,6 +1527,9 @@ contract!(
     // appointment mail outbox (issue 17)
     bookings_and_cancellations_write_their_mail_with_them,
     twenty_concurrent_bookings_with_mail_leave_one_mail,
+    a_reschedule_moves_the_slot_in_one_write_with_its_mail,
+    twenty_concurrent_reschedules_to_one_slot_have_one_winner,
+    a_cancellation_keeps_its_reason,
     concurrent_claimers_never_share_a_mail,
     mails_are_finished_once_by_their_claimer,
     desk_settings_are_stored_replaced_and_removed,

@@ -1,7 +1,9 @@
 //! The calendar attachment of appointment mail (RFC 5545 / iTIP RFC 5546): a
-//! `METHOD:REQUEST` invitation when booked and a `METHOD:CANCEL` with the same `UID` and a
-//! higher `SEQUENCE` when cancelled, so calendar programs update the one event they
-//! already hold instead of adding a second. Text escaping and line folding are the
+//! `METHOD:REQUEST` invitation when booked, again with the same `UID` and a higher
+//! `SEQUENCE` when moved, and a `METHOD:CANCEL` with the same `UID` and a higher
+//! `SEQUENCE` when cancelled, so calendar programs update the one event they already hold
+//! instead of adding a second. The confirmation page's download is `METHOD:PUBLISH` (an
+//! event to add, not an invitation to answer). Text escaping and line folding are the
 //! `icalendar` crate's.
 
 use icalendar::{Calendar, Component, EventLike, EventStatus};
@@ -12,6 +14,17 @@ use jiff::Timestamp;
 pub enum Method {
     Request,
     Cancel,
+    Publish,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Request => "REQUEST",
+            Method::Cancel => "CANCEL",
+            Method::Publish => "PUBLISH",
+        }
+    }
 }
 
 /// What the attachment says about one appointment.
@@ -28,7 +41,7 @@ pub struct Invitation<'a> {
     pub stamp: Timestamp,
     pub summary: &'a str,
     pub description: &'a str,
-    /// The room's link.
+    /// The appointment's page, where the customer joins the call: `URL` and `LOCATION`.
     pub url: &'a str,
     /// The desk's From address: the organizer calendar programs answer to.
     pub organizer: &'a str,
@@ -43,12 +56,9 @@ fn utc(at: Timestamp) -> String {
 
 /// The `text/calendar` body for the invitation.
 pub fn render(invitation: &Invitation<'_>) -> String {
-    let method = match invitation.method {
-        Method::Request => "REQUEST",
-        Method::Cancel => "CANCEL",
-    };
+    let method = invitation.method.name();
     let status = match invitation.method {
-        Method::Request => EventStatus::Confirmed,
+        Method::Request | Method::Publish => EventStatus::Confirmed,
         Method::Cancel => EventStatus::Cancelled,
     };
     let attendee = format!("mailto:{}", invitation.attendee_email);
@@ -84,6 +94,7 @@ pub fn content_type(method: Method) -> &'static str {
     match method {
         Method::Request => "text/calendar; charset=utf-8; method=REQUEST",
         Method::Cancel => "text/calendar; charset=utf-8; method=CANCEL",
+        Method::Publish => "text/calendar; charset=utf-8; method=PUBLISH",
     }
 }
 

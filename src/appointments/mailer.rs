@@ -106,8 +106,8 @@ impl Worker {
         if !self.appointment_agrees_soon(&mail).await? {
             let age = crate::hub::now_ms() - mail.created_at;
             if age >= ORPHAN_GRACE.as_millis() as i64 {
-                let error = "not sent: what it announces was never stored (the booking or cancellation \
-                             failed after the mail was written)"
+                let error = "not sent: what it announces was never stored (the booking, move or \
+                             cancellation failed after the mail was written) or was overtaken by a later change"
                     .to_string();
                 tracing::warn!(mail = %mail.id, "{error}");
                 self.store
@@ -185,6 +185,13 @@ impl Worker {
             Ok(a) => Ok(match mail.purpose {
                 MailPurpose::Confirmation => true,
                 MailPurpose::Cancellation => a.status == AppointmentStatus::Cancelled,
+                // Sent only while the appointment is at the sequence it announces: a move
+                // that never landed (MongoDB, module comment) or one overtaken by a later
+                // move or a cancellation is not sent.
+                MailPurpose::Reschedule => {
+                    super::mails::announced_sequence(&mail.id) == Some(a.sequence)
+                        && a.status == AppointmentStatus::Booked
+                }
             }),
             Err(StoreError::NotFound) => Ok(false),
             Err(e) => Err(e),

@@ -1,10 +1,14 @@
-//! The confirmation and cancellation mail of an appointment, as outbox entries.
+//! The confirmation, reschedule and cancellation mail of an appointment, as outbox entries.
 //!
-//! Each mail says when (on the desk's wall clock, with its zone, and in UTC), with whom,
-//! and how to cancel (the confirmation's cancel link), and carries the ICS invitation:
-//! `METHOD:REQUEST` when booked, `METHOD:CANCEL` with the same `UID` and the raised
-//! `SEQUENCE` when cancelled. A mail's id is derived from its appointment and purpose,
-//! so writing it twice is one mail and its `Message-ID` ([`message_id`]) never changes.
+//! Each mail says when in the customer's own time zone (the one their browser gave at
+//! booking), with the desk's time beside it, with whom and how long; links to the
+//! appointment's page (where the customer joins, and cancels after confirming), to
+//! rescheduling, and after a cancellation to the booking page; and carries the ICS
+//! invitation: `METHOD:REQUEST` when booked and again with a higher `SEQUENCE` when moved,
+//! `METHOD:CANCEL` with the same `UID` and the raised `SEQUENCE` when cancelled. A mail's id
+//! is derived from its appointment and purpose (and, for a move, the sequence it
+//! announces), so writing it twice is one mail and its `Message-ID` ([`message_id`]) never
+//! changes.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -19,6 +23,20 @@ pub struct Desk<'a> {
     pub organizer: String,
 }
 
+/// Who and where an appointment's mail names, gathered by the caller.
+pub struct Context<'a> {
+    /// The representative's display name.
+    pub representative: &'a str,
+    /// The category's name, when the booking named one.
+    pub topic: Option<&'a str>,
+    /// The appointment's page with its token (absolute): join, reschedule, cancel.
+    pub manage_url: &'a str,
+    /// The booking page in reschedule mode for this appointment (absolute).
+    pub reschedule_url: &'a str,
+    /// The booking page (absolute), for booking another one.
+    pub book_url: &'a str,
+}
+
 /// The address inside `MAIL_FROM` (validated at start-up as a mailbox).
 pub fn address_of(mail_from: &str) -> String {
     mail_from
@@ -27,12 +45,18 @@ pub fn address_of(mail_from: &str) -> String {
         .unwrap_or_else(|_| mail_from.to_string())
 }
 
-/// The outbox id of an appointment's mail of `purpose`.
-pub fn mail_id(appointment_id: &str, purpose: MailPurpose) -> String {
+/// The outbox id of an appointment's mail of `purpose`; a move's names the sequence it announces.
+pub fn mail_id(appointment_id: &str, purpose: MailPurpose, sequence: u32) -> String {
     match purpose {
         MailPurpose::Confirmation => format!("{appointment_id}.confirmation"),
         MailPurpose::Cancellation => format!("{appointment_id}.cancellation"),
+        MailPurpose::Reschedule => format!("{appointment_id}.reschedule-{sequence}"),
     }
+}
+
+/// The sequence a reschedule mail announces, from its id ([`mail_id`]).
+pub fn announced_sequence(mail_id: &str) -> Option<u32> {
+    mail_id.rsplit_once(".reschedule-")?.1.parse().ok()
 }
 
 /// The `Message-ID` (without angle brackets) of outbox mail `mail_id`, in the From
@@ -51,53 +75,126 @@ fn instant(ms: Millis) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// "Monday, 2030-06-17 10:00–11:00 Europe/Berlin (08:00–09:00 UTC)".
-pub fn when(desk: &Desk<'_>, a: &Appointment) -> String {
-    let (start, end) = (instant(a.start), instant(a.end));
-    let (local_start, local_end) = (start.to_zoned(desk.zone.clone()), end.to_zoned(desk.zone.clone()));
-    let zone = desk.zone.iana_name().unwrap_or("UTC");
+/// The zone the customer sees times in: theirs when known, else the desk's.
+pub fn customer_zone(desk_zone: &TimeZone, a: &Appointment) -> TimeZone {
+    a.customer_zone
+        .as_deref()
+        .and_then(|name| TimeZone::get(name).ok())
+        .unwrap_or_else(|| desk_zone.clone())
+}
+
+fn zone_name(zone: &TimeZone) -> &str {
+    zone.iana_name().unwrap_or("UTC")
+}
+
+/// "Video call with Anna Berg — Support": the event's title.
+pub fn summary(context: &Context<'_>) -> String {
+    match context.topic {
+        Some(topic) => format!("Video call with {} — {topic}", context.representative),
+        None => format!("Video call with {}", context.representative),
+    }
+}
+
+/// "Tuesday, 24 November 2026, 03:00–04:00 (America/New_York)".
+pub fn when_for_customer(desk: &Desk<'_>, a: &Appointment) -> String {
+    let zone = customer_zone(desk.zone, a);
+    let (start, end) = (
+        instant(a.start).to_zoned(zone.clone()),
+        instant(a.end).to_zoned(zone.clone()),
+    );
     format!(
-        "{} {}–{} {zone} ({}–{} UTC)",
-        local_start.strftime("%A, %Y-%m-%d"),
-        local_start.strftime("%H:%M"),
-        local_end.strftime("%H:%M"),
-        start.strftime("%Y-%m-%d %H:%M"),
+        "{}, {}–{} ({})",
+        start.strftime("%A, %-d %B %Y"),
+        start.strftime("%H:%M"),
         end.strftime("%H:%M"),
+        zone_name(&zone)
     )
+}
+
+/// "09:00–10:00 Europe/Berlin" (with the date when it differs from the customer's).
+pub fn when_at_the_desk(desk: &Desk<'_>, a: &Appointment) -> String {
+    let customer = instant(a.start).to_zoned(customer_zone(desk.zone, a));
+    let (start, end) = (
+        instant(a.start).to_zoned(desk.zone.clone()),
+        instant(a.end).to_zoned(desk.zone.clone()),
+    );
+    let day = if start.date() == customer.date() {
+        String::new()
+    } else {
+        format!("{} ", start.strftime("%a %-d %b"))
+    };
+    format!(
+        "{day}{}–{} {}",
+        start.strftime("%H:%M"),
+        end.strftime("%H:%M"),
+        zone_name(desk.zone)
+    )
+}
+
+/// "Tue 24 Nov 2026, 03:00 (America/New_York)": the start for a subject line.
+fn short_when(desk: &Desk<'_>, a: &Appointment) -> String {
+    let zone = customer_zone(desk.zone, a);
+    format!(
+        "{} ({})",
+        instant(a.start).to_zoned(zone.clone()).strftime("%a %-d %b %Y, %H:%M"),
+        zone_name(&zone)
+    )
+}
+
+fn minutes(a: &Appointment) -> i64 {
+    (a.end - a.start) / 60_000
+}
+
+/// The lines every mail shares: what, when (theirs, the desk's) and how long.
+fn facts(desk: &Desk<'_>, a: &Appointment, context: &Context<'_>, when_label: &str) -> String {
+    format!(
+        "What:   {what}\n{when_label}{when}\n        {desk_when} at the desk\nLength: {minutes} minutes\n",
+        what = summary(context),
+        when = when_for_customer(desk, a),
+        desk_when = when_at_the_desk(desk, a),
+        minutes = minutes(a),
+    )
+}
+
+/// The ICS calendar of `a` as it is now (the confirmation page's download, and each mail's part).
+pub fn calendar(
+    desk: &Desk<'_>,
+    a: &Appointment,
+    context: &Context<'_>,
+    method: Method,
+    now: Timestamp,
+    description: &str,
+) -> String {
+    let uid = uid(&a.id, &desk.organizer);
+    let summary = summary(context);
+    ics::render(&Invitation {
+        uid: &uid,
+        sequence: a.sequence,
+        method,
+        start: instant(a.start),
+        end: instant(a.end),
+        stamp: now,
+        summary: &summary,
+        description,
+        url: context.manage_url,
+        organizer: &desk.organizer,
+        attendee_name: &a.name,
+        attendee_email: &a.email,
+    })
 }
 
 fn attachment(
     desk: &Desk<'_>,
     a: &Appointment,
+    context: &Context<'_>,
     method: Method,
-    sequence: u32,
     now: Timestamp,
     text: &str,
-    url: &str,
 ) -> MailAttachment {
-    let uid = uid(&a.id, &desk.organizer);
-    let body = ics::render(&Invitation {
-        uid: &uid,
-        sequence,
-        method,
-        start: instant(a.start),
-        end: instant(a.end),
-        stamp: now,
-        summary: "Video appointment",
-        description: text,
-        url,
-        organizer: &desk.organizer,
-        attendee_name: &a.name,
-        attendee_email: &a.email,
-    });
-    let method = match method {
-        Method::Request => "REQUEST",
-        Method::Cancel => "CANCEL",
-    };
     MailAttachment {
         filename: "invite.ics".to_string(),
-        content_type: format!("text/calendar; method={method}; charset=utf-8"),
-        content: body,
+        content_type: format!("text/calendar; method={}; charset=utf-8", method.name()),
+        content: calendar(desk, a, context, method, now, text),
     }
 }
 
@@ -110,7 +207,7 @@ fn pending(
     now: Millis,
 ) -> OutboxMail {
     OutboxMail {
-        id: mail_id(&a.id, purpose),
+        id: mail_id(&a.id, purpose, a.sequence),
         appointment_id: a.id.clone(),
         purpose,
         to: a.email.clone(),
@@ -128,46 +225,70 @@ fn pending(
     }
 }
 
-/// The confirmation of booked appointment `a` with `representative`; `cancel_url` is the
-/// absolute cancel link (with its token), which is also the appointment's page.
-pub fn confirmation(
-    desk: &Desk<'_>,
-    a: &Appointment,
-    representative: &str,
-    cancel_url: &str,
-    now: Timestamp,
-) -> OutboxMail {
-    let when = when(desk, a);
+/// How to join, move and cancel: the links of a confirmation and a reschedule mail.
+fn links(context: &Context<'_>) -> String {
+    format!(
+        "Join: at the time, open your appointment's page and press \"Join the video call\":\n{manage}\n\n\
+         Need another time? Reschedule:\n{reschedule}\n\n\
+         Can't make it? Cancel on your appointment's page (you will be asked to confirm):\n{manage}\n",
+        manage = context.manage_url,
+        reschedule = context.reschedule_url,
+    )
+}
+
+/// The confirmation of booked appointment `a`.
+pub fn confirmation(desk: &Desk<'_>, a: &Appointment, context: &Context<'_>, now: Timestamp) -> OutboxMail {
     let text = format!(
-        "Hello {name},\n\nyour video appointment is booked.\n\nWhen: {when}\n\
-         Where: a video call with {representative}. At the time, open your appointment's page and \
-         press \"Join the video call\":\n{cancel_url}\n\n\
-         To cancel, open the same page and confirm there.\n",
+        "Hello {name},\n\nyour video call with {representative} is booked.\n\n{facts}\n{links}",
         name = a.name,
+        representative = context.representative,
+        facts = facts(desk, a, context, "When:   "),
+        links = links(context),
     );
-    let ics = attachment(desk, a, Method::Request, a.sequence, now, &text, cancel_url);
-    let subject = format!("Your appointment on {}", local_day(desk, a));
+    let ics = attachment(desk, a, context, Method::Request, now, &text);
+    let subject = format!("Confirmed: {} on {}", summary(context), short_when(desk, a));
     pending(a, MailPurpose::Confirmation, subject, text, ics, now.as_millisecond())
 }
 
-/// The cancellation of appointment `a` as it is once cancelled (`a.sequence` raised).
-pub fn cancellation(desk: &Desk<'_>, a: &Appointment, now: Timestamp) -> OutboxMail {
-    let when = when(desk, a);
+/// The announcement that `a` (as it is once moved, `a.sequence` raised) moved from `was`.
+pub fn reschedule(
+    desk: &Desk<'_>,
+    was: &Appointment,
+    a: &Appointment,
+    context: &Context<'_>,
+    now: Timestamp,
+) -> OutboxMail {
     let text = format!(
-        "Hello {name},\n\nyour video appointment is cancelled.\n\nWas: {when}\n\n\
-         You are welcome to book another one.\n",
+        "Hello {name},\n\nyour video call with {representative} has moved to a new time.\n\n{facts}\
+         Was:    {was}\n\n{links}",
         name = a.name,
+        representative = context.representative,
+        facts = facts(desk, a, context, "New:    "),
+        was = when_for_customer(desk, was),
+        links = links(context),
     );
-    let ics = attachment(desk, a, Method::Cancel, a.sequence, now, &text, "");
-    let subject = format!("Cancelled: your appointment on {}", local_day(desk, a));
-    pending(a, MailPurpose::Cancellation, subject, text, ics, now.as_millisecond())
+    let ics = attachment(desk, a, context, Method::Request, now, &text);
+    let subject = format!("Rescheduled: {} on {}", summary(context), short_when(desk, a));
+    pending(a, MailPurpose::Reschedule, subject, text, ics, now.as_millisecond())
 }
 
-fn local_day(desk: &Desk<'_>, a: &Appointment) -> String {
-    instant(a.start)
-        .to_zoned(desk.zone.clone())
-        .strftime("%Y-%m-%d %H:%M")
-        .to_string()
+/// The cancellation of appointment `a` as it is once cancelled (`a.sequence` raised).
+pub fn cancellation(desk: &Desk<'_>, a: &Appointment, context: &Context<'_>, now: Timestamp) -> OutboxMail {
+    let reason = match a.cancel_reason.as_deref() {
+        Some(reason) => format!("Reason: {reason}\n"),
+        None => String::new(),
+    };
+    let text = format!(
+        "Hello {name},\n\nyour video call with {representative} is cancelled.\n\n{facts}{reason}\n\
+         You are welcome to book another one:\n{book}\n",
+        name = a.name,
+        representative = context.representative,
+        facts = facts(desk, a, context, "Was:    "),
+        book = context.book_url,
+    );
+    let ics = attachment(desk, a, context, Method::Cancel, now, &text);
+    let subject = format!("Cancelled: {} on {}", summary(context), short_when(desk, a));
+    pending(a, MailPurpose::Cancellation, subject, text, ics, now.as_millisecond())
 }
 
 #[cfg(test)]
@@ -190,53 +311,112 @@ mod tests {
             created_at: 0,
             cancelled_at: None,
             sequence: 0,
+            customer_zone: Some("America/New_York".into()),
+            cancel_reason: None,
+        }
+    }
+
+    fn context() -> Context<'static> {
+        Context {
+            representative: "Anna Berg",
+            topic: Some("Support"),
+            manage_url: "https://desk.example/manage.html?token=t",
+            reschedule_url: "https://desk.example/book.html?reschedule=t",
+            book_url: "https://desk.example/book.html",
+        }
+    }
+
+    fn berlin_desk(zone: &TimeZone) -> Desk<'_> {
+        Desk {
+            zone,
+            organizer: "desk@example.org".to_string(),
         }
     }
 
     #[test]
-    fn the_confirmation_says_when_in_the_desks_zone_and_utc_and_how_to_cancel() {
+    fn the_confirmation_says_when_in_the_customers_zone_with_the_desks_beside_it() {
         let zone = TimeZone::get("Europe/Berlin").unwrap();
-        let desk = Desk {
-            zone: &zone,
-            organizer: "desk@example.org".to_string(),
-        };
-        let mail = confirmation(
-            &desk,
-            &booked(),
-            "Rita",
-            "https://desk.example/cancel.html?token=t",
-            Timestamp::now(),
-        );
+        let desk = berlin_desk(&zone);
+        let mail = confirmation(&desk, &booked(), &context(), Timestamp::now());
+        // 08:00 UTC on 31 March 2030: 04:00 EDT in New York, 10:00 CEST in Berlin.
         assert!(
             mail.text
-                .contains("10:00–11:00 Europe/Berlin (2030-03-31 08:00–09:00 UTC)"),
+                .contains("Sunday, 31 March 2030, 04:00–05:00 (America/New_York)"),
             "{}",
             mail.text
         );
-        assert!(mail.text.contains("https://desk.example/cancel.html?token=t"));
+        assert!(
+            mail.text.contains("10:00–11:00 Europe/Berlin at the desk"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.contains("Length: 60 minutes"));
+        assert_eq!(
+            mail.subject,
+            "Confirmed: Video call with Anna Berg — Support on Sun 31 Mar 2030, 04:00 (America/New_York)"
+        );
+        assert!(mail.text.contains("https://desk.example/manage.html?token=t"));
+        assert!(mail.text.contains("https://desk.example/book.html?reschedule=t"));
         assert_eq!(mail.id, "a1.confirmation");
         let ics = &mail.attachments[0].content;
         assert!(
             ics.contains("METHOD:REQUEST") && ics.contains("UID:appointment-a1@example.org"),
             "{ics}"
         );
+        assert!(ics.contains("SUMMARY:Video call with Anna Berg — Support"), "{ics}");
+        assert!(
+            ics.contains("LOCATION:https://desk.example/manage.html?token=t"),
+            "{ics}"
+        );
         assert_eq!(message_id(&mail.id, &desk.organizer), "a1.confirmation@example.org");
     }
 
     #[test]
-    fn the_cancellation_keeps_the_uid_with_a_higher_sequence() {
+    fn a_move_is_a_request_with_the_same_uid_and_a_higher_sequence() {
+        let zone = TimeZone::get("Europe/Berlin").unwrap();
+        let desk = berlin_desk(&zone);
+        let was = booked();
+        let mut moved = was.clone();
+        moved.start += 3_600_000;
+        moved.end += 3_600_000;
+        moved.sequence = 1;
+        let mail = reschedule(&desk, &was, &moved, &context(), Timestamp::now());
+        assert_eq!(mail.id, "a1.reschedule-1");
+        assert_eq!(announced_sequence(&mail.id), Some(1));
+        assert_eq!(announced_sequence("a1.confirmation"), None);
+        assert!(
+            mail.text.contains("New:    Sunday, 31 March 2030, 05:00–06:00"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.text.contains("Was:    Sunday, 31 March 2030, 04:00–05:00"),
+            "{}",
+            mail.text
+        );
+        let ics = &mail.attachments[0].content;
+        assert!(ics.contains("METHOD:REQUEST") && ics.contains("SEQUENCE:1"), "{ics}");
+        assert!(ics.contains("UID:appointment-a1@example.org"));
+    }
+
+    #[test]
+    fn the_cancellation_keeps_the_uid_with_a_higher_sequence_and_links_the_booking_page() {
         let zone = TimeZone::UTC;
-        let desk = Desk {
-            zone: &zone,
-            organizer: "desk@example.org".to_string(),
-        };
+        let desk = berlin_desk(&zone);
         let mut a = booked();
         a.status = AppointmentStatus::Cancelled;
         a.sequence = 1;
-        let mail = cancellation(&desk, &a, Timestamp::now());
+        a.cancel_reason = Some("I am ill".into());
+        let mail = cancellation(&desk, &a, &context(), Timestamp::now());
         let ics = &mail.attachments[0].content;
         assert!(ics.contains("METHOD:CANCEL") && ics.contains("SEQUENCE:1"), "{ics}");
         assert!(ics.contains("UID:appointment-a1@example.org"));
         assert_eq!(mail.id, "a1.cancellation");
+        assert!(mail.text.contains("Reason: I am ill"), "{}", mail.text);
+        assert!(
+            mail.text.contains("book another one:\nhttps://desk.example/book.html"),
+            "{}",
+            mail.text
+        );
     }
 }

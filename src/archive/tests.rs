@@ -123,8 +123,17 @@ impl Store for Small {
     async fn book_appointment_with_mail(&self, a: Appointment, m: OutboxMail) -> StoreResult<()> {
         self.inner.book_appointment_with_mail(a, m).await
     }
-    async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, m: OutboxMail) -> StoreResult<Cancellation> {
-        self.inner.cancel_appointment_with_mail(id, at, m).await
+    async fn cancel_appointment_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        m: OutboxMail,
+    ) -> StoreResult<Cancellation> {
+        self.inner.cancel_appointment_with_mail(id, at, reason, m).await
+    }
+    async fn reschedule_appointment_with_mail(&self, a: Appointment, m: OutboxMail) -> StoreResult<Rescheduling> {
+        self.inner.reschedule_appointment_with_mail(a, m).await
     }
     async fn claim_mails(&self, node: &str, now: Millis, until: Millis, n: usize) -> StoreResult<Vec<OutboxMail>> {
         self.inner.claim_mails(node, now, until, n).await

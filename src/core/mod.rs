@@ -17,5 +17,8 @@ pub mod schedule;
 pub mod room;
 // appointments (issue 17)
 pub mod representatives;
+// which slots and days are free, and moving a booking
+pub mod availability;
+pub mod reschedule;
 // appointment mail outbox (issue 17)
 pub mod mail_retry;

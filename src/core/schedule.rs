@@ -166,6 +166,26 @@ impl Calendar {
             .collect()
     }
 
+    /// The slots starting in `[from, to)`, in order, whichever of the desk's local days they
+    /// fall on: a customer's day in another zone may straddle two desk days.
+    pub fn slots_between(&self, from: Timestamp, to: Timestamp) -> Vec<Slot> {
+        if from >= to {
+            return Vec::new();
+        }
+        let last_instant = to.checked_sub(SignedDuration::from_nanos(1)).unwrap_or(to);
+        let (first, last) = (self.local_date(from), self.local_date(last_instant));
+        let mut slots = Vec::new();
+        let mut day = first;
+        while day <= last {
+            slots.extend(self.slots(day).into_iter().filter(|s| s.start >= from && s.start < to));
+            match day.tomorrow() {
+                Ok(next) => day = next,
+                Err(_) => break,
+            }
+        }
+        slots
+    }
+
     /// The instant a local start time names: none in a gap, the earlier one in a fold.
     fn instant_of(&self, local: DateTime) -> Option<Timestamp> {
         let ambiguous = self.zone.to_ambiguous_timestamp(local);
@@ -315,6 +335,30 @@ mod tests {
             "30 min ahead, 1 h notice"
         );
         assert!(calendar.check_booking(at("2026-06-15T10:00:00Z"), now).is_ok());
+    }
+
+    #[test]
+    fn a_new_york_day_takes_the_berlin_slots_that_start_in_it() {
+        let zone = TimeZone::get("America/New_York").unwrap();
+        let day = date(2026, 6, 15);
+        let from = day.to_zoned(zone.clone()).unwrap().timestamp();
+        let to = day.tomorrow().unwrap().to_zoned(zone).unwrap().timestamp();
+        let slots = berlin().slots_between(from, to);
+        // 10:00–16:00 Berlin (UTC+2) is 04:00–10:00 New York (UTC-4), all on the 15th.
+        assert_eq!(slots.len(), 7);
+        assert_eq!(slots[0].start.to_string(), "2026-06-15T08:00:00Z");
+        // Auckland (UTC+12): its 15th holds the end of Berlin's 14th and the start of its 15th.
+        let auckland = TimeZone::get("Pacific/Auckland").unwrap();
+        let from = day.to_zoned(auckland.clone()).unwrap().timestamp();
+        let to = day.tomorrow().unwrap().to_zoned(auckland).unwrap().timestamp();
+        let starts: Vec<String> = berlin()
+            .slots_between(from, to)
+            .iter()
+            .map(|s| s.start.to_string())
+            .collect();
+        assert_eq!(starts.len(), 7, "three of Berlin's 14th, four of its 15th: {starts:?}");
+        assert_eq!(starts[0], "2026-06-14T12:00:00Z", "00:00 on the 15th in Auckland");
+        assert_eq!(starts[6], "2026-06-15T11:00:00Z", "23:00 on the 15th in Auckland");
     }
 
     #[test]

@@ -240,7 +240,7 @@ pub struct JoinedRoom {
     request_body(content = JoinAppointment, example = json!({"token": "the-token-of-the-appointment-link"})),
     responses((status = 200, body = JoinedRoom),
         (status = 400, description = "`bad_json`", body = ErrorBody),
-        (status = 404, description = "`unknown_cancel_token`: no appointment has this token", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
         (status = 409, description = "`not_started`: the representative has not started it yet: the customer \
             is in the waiting room (the representative sees them waiting for 30 s after each ask; ask again every few \
             seconds to be let in as soon as the call starts); \
@@ -261,7 +261,7 @@ async fn join(
         Err(StoreError::NotFound) => {
             return Err(refused(
                 StatusCode::NOT_FOUND,
-                "unknown_cancel_token",
+                "unknown_token",
                 "this appointment link is not valid; check that it was copied whole",
             ));
         }
@@ -345,7 +345,7 @@ pub struct AppointmentRoomStatus {
 #[utoipa::path(get, path = "/api/appointments/room", tag = "public", params(RoomStatusQuery),
     responses((status = 200, body = AppointmentRoomStatus),
         (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_cancel_token`: no appointment has this token", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
         Unavailable))]
 async fn status(
     State(state): State<AppState>,
@@ -360,7 +360,7 @@ async fn status(
         Err(StoreError::NotFound) => {
             return Err(refused(
                 StatusCode::NOT_FOUND,
-                "unknown_cancel_token",
+                "unknown_token",
                 "this appointment link is not valid; check that it was copied whole",
             ));
         }

@@ -1,5 +1,7 @@
-//! The appointments API (issue 17): the public slot list, booking and cancelling by the
-//! link's token; an agent's day and an admin's range, and cancelling by staff.
+//! The appointments API: the public slot list and month of free days (in the customer's
+//! time zone), booking; an agent's day and an admin's range, and cancelling by staff. What
+//! a customer does with their appointment's token (see it, move it, cancel it, download
+//! its calendar file) is `appointment_manage`.
 //!
 //! Whether a start is a slot, in the past or too soon is `core::schedule`'s rule; who
 //! serves it is `core::representatives`'; that a slot is booked once per representative
@@ -16,6 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -26,7 +29,8 @@ use super::error::ErrorDetail;
 use super::responses::{AdminsOnly, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
-use crate::appointments::mails;
+use crate::appointments::{calendar_links, mails};
+use crate::core::availability::{self, Held, day_span, is_free};
 use crate::core::guesses::{FailedGuesses, GuessLimit};
 use crate::core::names::checked_name;
 use crate::core::representatives::{Candidate, choose};
@@ -36,8 +40,8 @@ use crate::store::{Account, Appointment, AppointmentStatus, Cancellation, Millis
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(slots))
+        .routes(routes!(free_days))
         .routes(routes!(book))
-        .routes(routes!(show_by_token, cancel_by_token))
         .routes(routes!(agent_day))
         .routes(routes!(agent_cancel))
         .routes(routes!(admin_list))
@@ -84,7 +88,7 @@ impl BookingThrottle {
 }
 
 /// An error with its own code (the shared `ApiError` codes are generic).
-enum Refusal {
+pub(super) enum Refusal {
     Api(ApiError),
     Coded(StatusCode, &'static str, String),
     /// 429 `too_many_bookings` with `Retry-After`.
@@ -92,7 +96,7 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn coded(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn coded(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Refusal::Coded(status, code, message.into())
     }
 }
@@ -132,12 +136,12 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn bad_query(e: QueryRejection) -> Refusal {
+pub(super) fn bad_query(e: QueryRejection) -> Refusal {
     Refusal::Api(ApiError::invalid("bad_query", e.body_text()))
 }
 
 /// The desk's calendar for labels and day bounds (the zone; the settings' hours).
-fn calendar(state: &AppState) -> Calendar {
+pub(super) fn calendar(state: &AppState) -> Calendar {
     calendar_with(state, state.settings.appointment_hours.clone())
 }
 
@@ -148,13 +152,13 @@ fn calendar_with(state: &AppState, hours: crate::core::schedule::Hours) -> Calen
 
 /// The calendar whose slots apply to `category`: the hours an admin set (the
 /// category's own, else the desk's), else the settings'.
-async fn calendar_for(state: &AppState, category: Option<&str>) -> Result<Calendar, Refusal> {
+pub(super) async fn calendar_for(state: &AppState, category: Option<&str>) -> Result<Calendar, Refusal> {
     let hours = super::appointment_hours::hours_for(state, category).await?;
     Ok(calendar_with(state, hours))
 }
 
 /// What the desk's mails share: its zone and its From address.
-fn desk(state: &AppState) -> mails::Desk<'_> {
+pub(super) fn desk(state: &AppState) -> mails::Desk<'_> {
     mails::Desk {
         zone: &state.settings.appointment_zone,
         organizer: mails::address_of(&state.settings.mail_from),
@@ -162,7 +166,7 @@ fn desk(state: &AppState) -> mails::Desk<'_> {
 }
 
 /// The desk's public address for links in mail: `PUBLIC_URL`, else what the request was sent to.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.settings.public_url {
         return url.clone();
     }
@@ -173,7 +177,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn zone_name(state: &AppState) -> String {
+pub(super) fn zone_name(state: &AppState) -> String {
     state.settings.appointment_zone.iana_name().unwrap_or("UTC").to_string()
 }
 
@@ -186,12 +190,71 @@ fn parse_date(raw: &str) -> Result<Date, Refusal> {
     })
 }
 
-fn millis(at: Timestamp) -> Millis {
+pub(super) fn millis(at: Timestamp) -> Millis {
     at.as_millisecond()
 }
 
-fn instant(ms: Millis) -> Timestamp {
+pub(super) fn instant(ms: Millis) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The customer's zone from a request: `None` when not given; 400 `unknown_zone` when it
+/// names no zone of the IANA time zone database (jiff's bundled copy).
+pub(super) fn customer_zone(raw: Option<&str>) -> Result<Option<TimeZone>, Refusal> {
+    let Some(raw) = raw.map(str::trim).filter(|z| !z.is_empty()) else {
+        return Ok(None);
+    };
+    let zone = TimeZone::get(raw).ok().filter(|z| z.iana_name().is_some());
+    zone.map(Some).ok_or_else(|| {
+        Refusal::Api(ApiError::invalid(
+            "unknown_zone",
+            format!("{raw:?} is not an IANA time zone such as Europe/Berlin"),
+        ))
+    })
+}
+
+/// The representative's display name and the category's name that `a`'s pages and mails show.
+pub(super) async fn names_of(state: &AppState, a: &Appointment) -> Result<(String, Option<String>), Refusal> {
+    let representative = state
+        .store
+        .accounts()
+        .await?
+        .into_iter()
+        .find(|account| account.id == a.representative_id)
+        .map_or_else(|| "the desk".to_string(), |account| account.display_name);
+    let topic = match &a.category {
+        Some(c) => state
+            .store
+            .categories()
+            .await?
+            .into_iter()
+            .find(|known| &known.id == c)
+            .map(|known| known.name),
+        None => None,
+    };
+    Ok((representative, topic))
+}
+
+/// The customer's links of an appointment, as paths (to put behind the desk's address).
+pub(super) struct CustomerLinks {
+    pub manage: String,
+    pub reschedule: String,
+    pub ics: String,
+    pub book: String,
+}
+
+impl CustomerLinks {
+    pub(super) fn of(token: &str, category: Option<&str>) -> Self {
+        CustomerLinks {
+            manage: format!("/manage.html?token={token}"),
+            reschedule: format!("/book.html?reschedule={token}"),
+            ics: format!("/api/appointments/ics?token={token}"),
+            book: match category {
+                Some(c) => format!("/book.html?category={c}"),
+                None => "/book.html".to_string(),
+            },
+        }
+    }
 }
 
 /// `[start, end)` of a local day in the desk's zone, in ms.
@@ -206,14 +269,17 @@ fn day_bounds(calendar: &Calendar, day: Date) -> Result<(Millis, Millis), Refusa
 }
 
 /// `2026-06-15 10:00`: an instant on the desk's wall clock.
-fn local_label(calendar: &Calendar, at: Timestamp) -> String {
-    at.to_zoned(calendar.zone().clone())
-        .strftime("%Y-%m-%d %H:%M")
-        .to_string()
+pub(super) fn local_label(calendar: &Calendar, at: Timestamp) -> String {
+    label_in(calendar.zone(), at)
+}
+
+/// `2026-06-15 10:00`: an instant on the wall clock of `zone`.
+pub(super) fn label_in(zone: &TimeZone, at: Timestamp) -> String {
+    at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M").to_string()
 }
 
 /// Enabled agents who may serve `category` (any agent when none is given), by id.
-async fn eligible(state: &AppState, category: Option<&str>) -> Result<Vec<Account>, Refusal> {
+pub(super) async fn eligible(state: &AppState, category: Option<&str>) -> Result<Vec<Account>, Refusal> {
     let mut agents: Vec<Account> = state
         .store
         .accounts()
@@ -243,11 +309,15 @@ async fn known_category(state: &AppState, category: Option<&str>) -> Result<(), 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SlotsQuery {
-    /// The local day in the desk's zone, `YYYY-MM-DD`.
+    /// The local day, `YYYY-MM-DD`: in `zone` when given, else in the desk's zone.
     #[param(example = "2030-06-17")]
     pub date: String,
     /// Only representatives holding this category id count.
     pub category: Option<String>,
+    /// The customer's IANA time zone (e.g. `America/New_York`): the day is theirs, and
+    /// holds the slots that start on it there, whichever desk days they fall on.
+    #[param(example = "America/New_York")]
+    pub zone: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -267,14 +337,46 @@ pub struct DaySlots {
     pub date: String,
     /// The desk's IANA time zone, which `local_start` is in.
     pub zone: String,
+    /// The zone `date` is a day of: the requested `zone`, else the desk's.
+    pub day_zone: String,
+    /// How long each slot lasts, in minutes.
+    pub slot_minutes: u16,
+    /// How many representatives may serve these slots (of the category when given). 0: no
+    /// agent serves appointments (for this category) yet, so nothing can be booked.
+    pub representatives: usize,
     pub slots: Vec<SlotView>,
 }
 
-/// A day's slots in the desk's zone, and which are free.
+/// The booked appointments starting in `[from, to)`, as availability sees them.
+async fn held_between(state: &AppState, from: Timestamp, to: Timestamp) -> Result<Vec<Appointment>, Refusal> {
+    Ok(state
+        .store
+        .appointments(millis(from), millis(to), None)
+        .await?
+        .into_iter()
+        .filter(|a| a.status == AppointmentStatus::Booked)
+        .collect())
+}
+
+fn held(booked: &[Appointment]) -> Vec<Held<'_>> {
+    booked
+        .iter()
+        .map(|a| Held {
+            representative: &a.representative_id,
+            start_ms: a.start,
+        })
+        .collect()
+}
+
+fn out_of_range(day: impl std::fmt::Display) -> Refusal {
+    Refusal::Api(ApiError::invalid("bad_date", format!("{day} is out of range")))
+}
+
+/// A day's slots (of the customer's day in their zone, or of the desk's day), and which are free.
 #[utoipa::path(get, path = "/api/appointments/slots", tag = "public", params(SlotsQuery),
     responses((status = 200, body = DaySlots),
         (status = 400, description = "`bad_query`, `bad_date`: the date is missing or not YYYY-MM-DD; \
-            `unknown_category`", body = ErrorBody),
+            `unknown_category`; `unknown_zone`: `zone` is no IANA time zone", body = ErrorBody),
         Unavailable))]
 async fn slots(
     State(state): State<AppState>,
@@ -283,35 +385,117 @@ async fn slots(
     let Query(q) = query.map_err(bad_query)?;
     let day = parse_date(&q.date)?;
     let category = q.category.as_deref().filter(|c| !c.is_empty());
+    let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointment_zone.clone());
     known_category(&state, category).await?;
     let calendar = calendar_for(&state, category).await?;
-    let (from, to) = day_bounds(&calendar, day)?;
+    let (from, to) = day_span(day, &day_zone).ok_or_else(|| out_of_range(day))?;
     let agents = eligible(&state, category).await?;
-    let booked = state.store.appointments(from, to, None).await?;
+    let representatives: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+    let booked = held_between(&state, from, to).await?;
+    let held = held(&booked);
     let now = Timestamp::now();
     let slots = calendar
-        .slots(day)
+        .slots_between(from, to)
         .into_iter()
-        .map(|slot| {
-            let someone_free = agents.iter().any(|agent| {
-                !booked.iter().any(|a| {
-                    a.status == AppointmentStatus::Booked
-                        && a.representative_id == agent.id
-                        && a.start == millis(slot.start)
-                })
-            });
-            SlotView {
-                start: slot.start.to_string(),
-                end: slot.end.to_string(),
-                local_start: slot.local_start.strftime("%Y-%m-%d %H:%M").to_string(),
-                free: someone_free && calendar.check_booking(slot.start, now).is_ok(),
-            }
+        .map(|slot| SlotView {
+            start: slot.start.to_string(),
+            end: slot.end.to_string(),
+            local_start: slot.local_start.strftime("%Y-%m-%d %H:%M").to_string(),
+            free: is_free(&calendar, &slot, &representatives, &held, now),
         })
         .collect();
     Ok(Json(DaySlots {
         date: day.to_string(),
         zone: zone_name(&state),
+        day_zone: day_zone.iana_name().unwrap_or("UTC").to_string(),
+        slot_minutes: calendar.hours().slot_minutes(),
+        representatives: agents.len(),
         slots,
+    }))
+}
+
+// ---------- the month's free days ----------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DaysQuery {
+    /// The month, `YYYY-MM`.
+    #[param(example = "2030-06")]
+    pub month: String,
+    /// The customer's IANA time zone: the days are theirs. Default: the desk's zone.
+    #[param(example = "America/New_York")]
+    pub zone: Option<String>,
+    /// Only representatives holding this category id count.
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FreeDays {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The zone the days are days of: the requested `zone`, else the desk's.
+    pub day_zone: String,
+    /// The desk's IANA time zone.
+    pub zone: String,
+    pub slot_minutes: u16,
+    /// As in the slot list: 0 when no agent serves appointments (for this category) yet.
+    pub representatives: usize,
+    /// The days of the month (`YYYY-MM-DD`, in `day_zone`) with at least one free slot.
+    pub free_days: Vec<String>,
+}
+
+fn parse_month(raw: &str) -> Result<Date, Refusal> {
+    let raw = raw.trim();
+    let first = (raw.len() == 7)
+        .then(|| format!("{raw}-01").parse::<Date>().ok())
+        .flatten();
+    first.ok_or_else(|| {
+        Refusal::Api(ApiError::invalid(
+            "bad_month",
+            format!("{raw:?} is not a month YYYY-MM"),
+        ))
+    })
+}
+
+/// The days of a month on which some slot is free, in the customer's zone: what a month
+/// view marks.
+#[utoipa::path(get, path = "/api/appointments/days", tag = "public", params(DaysQuery),
+    responses((status = 200, body = FreeDays),
+        (status = 400, description = "`bad_query`; `bad_month`: not YYYY-MM; `unknown_category`; `unknown_zone`",
+            body = ErrorBody),
+        Unavailable))]
+async fn free_days(
+    State(state): State<AppState>,
+    query: Result<Query<DaysQuery>, QueryRejection>,
+) -> Result<Json<FreeDays>, Refusal> {
+    let Query(q) = query.map_err(bad_query)?;
+    let first = parse_month(&q.month)?;
+    let last = first.last_of_month();
+    let category = q.category.as_deref().filter(|c| !c.is_empty());
+    let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointment_zone.clone());
+    known_category(&state, category).await?;
+    let calendar = calendar_for(&state, category).await?;
+    let (from, _) = day_span(first, &day_zone).ok_or_else(|| out_of_range(first))?;
+    let (_, to) = day_span(last, &day_zone).ok_or_else(|| out_of_range(last))?;
+    let agents = eligible(&state, category).await?;
+    let representatives: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+    let booked = held_between(&state, from, to).await?;
+    let days = availability::free_days(
+        &calendar,
+        &day_zone,
+        first,
+        last,
+        &representatives,
+        &held(&booked),
+        Timestamp::now(),
+    );
+    Ok(Json(FreeDays {
+        month: first.strftime("%Y-%m").to_string(),
+        day_zone: day_zone.iana_name().unwrap_or("UTC").to_string(),
+        zone: zone_name(&state),
+        slot_minutes: calendar.hours().slot_minutes(),
+        representatives: agents.len(),
+        free_days: days.iter().map(ToString::to_string).collect(),
     }))
 }
 
@@ -332,20 +516,22 @@ pub struct BookingRequest {
     pub category: Option<String>,
     /// An agent's account id, to book that representative; else one is assigned.
     pub representative: Option<String>,
+    /// The customer's IANA time zone (a browser's
+    /// `Intl.DateTimeFormat().resolvedOptions().timeZone`): their mails and pages give
+    /// times in it, with the desk's beside. Default: the desk's zone.
+    #[schema(example = "America/New_York")]
+    pub zone: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Booked {
-    pub id: String,
-    pub start: String,
-    pub end: String,
-    pub local_start: String,
-    pub zone: String,
-    /// The representative's display name.
-    pub representative: String,
-    /// The secret of the cancel link; shown once, stored only hashed.
+    /// The appointment as its customer sees it, with its links.
+    #[serde(flatten)]
+    pub appointment: CustomerView,
+    /// The secret of the appointment's links (manage, join, reschedule, cancel); shown
+    /// once, stored only hashed.
     pub cancel_token: String,
-    /// The cancel page's path with the token, to put behind the desk's public address.
+    /// The same as `links.manage` (the appointment's page), kept for older clients.
     pub cancel_url: String,
 }
 
@@ -428,6 +614,7 @@ async fn book_checked(
     let email = valid_email(&body.email)?;
     let comment = valid_comment(body.comment)?;
     let category = body.category.filter(|c| !c.is_empty());
+    let zone = customer_zone(body.zone.as_deref())?;
     known_category(state, category.as_deref()).await?;
     let calendar = calendar_for(state, category.as_deref()).await?;
     let slot = calendar
@@ -459,6 +646,13 @@ async fn book_checked(
         created_at: crate::hub::now_ms(),
         cancelled_at: None,
         sequence: 0,
+        customer_zone: zone.and_then(|z| z.iana_name().map(str::to_string)),
+        cancel_reason: None,
+    };
+    let links = CustomerLinks::of(&token, appointment.category.as_deref());
+    let topic = match &appointment.category {
+        Some(c) => names_of(state, &appointment).await?.1.or_else(|| Some(c.clone())),
+        None => None,
     };
     // Each round books the representative the store's current day says is best; a
     // refusal means someone else took that one meanwhile, so look again. Every round
@@ -468,25 +662,33 @@ async fn book_checked(
             break;
         };
         appointment.representative_id = chosen.id.clone();
-        let cancel_url = format!("{base_url}/cancel.html?token={token}");
-        let mail = mails::confirmation(
-            &desk(state),
-            &appointment,
-            &chosen.display_name,
-            &cancel_url,
-            Timestamp::now(),
+        let (manage, reschedule, book) = (
+            format!("{base_url}{}", links.manage),
+            format!("{base_url}{}", links.reschedule),
+            format!("{base_url}{}", links.book),
         );
+        let context = mails::Context {
+            representative: &chosen.display_name,
+            topic: topic.as_deref(),
+            manage_url: &manage,
+            reschedule_url: &reschedule,
+            book_url: &book,
+        };
+        let mail = mails::confirmation(&desk(state), &appointment, &context, Timestamp::now());
         match state.store.book_appointment_with_mail(appointment.clone(), mail).await {
             Ok(()) => {
                 metrics::counter!("switchboard_appointments_booked_total").increment(1);
+                let view = customer_view(
+                    state,
+                    &calendar,
+                    &appointment,
+                    &chosen.display_name,
+                    topic.as_deref(),
+                    Some((&token, base_url)),
+                );
                 let booked = Booked {
-                    id: appointment.id.clone(),
-                    start: slot.start.to_string(),
-                    end: slot.end.to_string(),
-                    local_start: local_label(&calendar, slot.start),
-                    zone: zone_name(state),
-                    representative: chosen.display_name.clone(),
-                    cancel_url: format!("/cancel.html?token={token}"),
+                    appointment: view,
+                    cancel_url: links.manage.clone(),
                     cancel_token: token,
                 };
                 return Ok((StatusCode::CREATED, Json(booked)));
@@ -511,11 +713,23 @@ fn refusal_message(code: &str) -> &'static str {
 }
 
 /// The representative the day's bookings say should take `slot`, if any is free.
-async fn pick<'a>(
+pub(super) async fn pick<'a>(
     state: &AppState,
     calendar: &Calendar,
     slot: &Slot,
     agents: &'a [Account],
+) -> Result<Option<&'a Account>, Refusal> {
+    pick_preferring(state, calendar, slot, agents, None).await
+}
+
+/// As [`pick`], but `preferred` (an appointment's representative, when it moves) when
+/// they are among `agents` and free at `slot`.
+pub(super) async fn pick_preferring<'a>(
+    state: &AppState,
+    calendar: &Calendar,
+    slot: &Slot,
+    agents: &'a [Account],
+    preferred: Option<&str>,
 ) -> Result<Option<&'a Account>, Refusal> {
     let (from, to) = day_bounds(calendar, slot.local_start.date())?;
     let booked: Vec<Appointment> = state
@@ -536,23 +750,34 @@ async fn pick<'a>(
             }
         })
         .collect();
-    Ok(choose(&candidates).and_then(|id| agents.iter().find(|a| a.id == id)))
+    let preferred = preferred.and_then(|p| candidates.iter().find(|c| c.id == p && c.free_at_slot));
+    let chosen = preferred.map(|c| c.id).or_else(|| choose(&candidates));
+    Ok(chosen.and_then(|id| agents.iter().find(|a| a.id == id)))
 }
 
-// ---------- cancelling by the link's token ----------
+// ---------- the customer's view ----------
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TokenQuery {
-    /// The token of the cancel link.
-    pub token: String,
+/// The add-to-calendar links of an appointment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarLinks {
+    /// Google Calendar's event template, filled in.
+    pub google: String,
+    /// Outlook on the web's new-event link, filled in.
+    pub outlook: String,
+    /// The ICS file (`METHOD:PUBLISH`), a path.
+    pub ics: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CancelRequest {
-    /// The token of the cancel link.
-    pub token: String,
+/// The customer's links of an appointment, as paths (to put behind the desk's address).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppointmentLinks {
+    /// The appointment's page: what was booked, "Join the video call", reschedule, cancel.
+    pub manage: String,
+    /// The booking page in reschedule mode for this appointment.
+    pub reschedule: String,
+    /// The booking page (of the same category), to book another one.
+    pub book: String,
+    pub calendar: CalendarLinks,
 }
 
 /// An appointment as its customer (the token's holder) sees it.
@@ -561,10 +786,95 @@ pub struct CustomerView {
     pub id: String,
     pub start: String,
     pub end: String,
+    /// The start on the desk's wall clock, `YYYY-MM-DD HH:MM`.
     pub local_start: String,
+    /// The desk's IANA time zone.
     pub zone: String,
+    /// The customer's IANA time zone, as given at booking (the desk's when none was).
+    pub customer_zone: String,
+    /// The start on the customer's wall clock, `YYYY-MM-DD HH:MM`.
+    pub customer_local_start: String,
+    /// How long it lasts, in minutes.
+    pub minutes: i64,
+    /// "Video call with Anna Berg — Support".
+    pub summary: String,
+    /// The representative's display name.
+    pub representative: String,
+    /// The category's id, when booked for one (the slots of a move are that category's).
+    pub category: Option<String>,
+    /// The category's name, when booked for one.
+    pub topic: Option<String>,
     pub name: String,
+    /// Where the mails go.
+    pub email: String,
+    pub comment: String,
     pub status: AppointmentStatus,
+    /// Why it was cancelled, when the customer said.
+    pub cancel_reason: Option<String>,
+    /// Only when the token is at hand (not in staff answers).
+    pub links: Option<AppointmentLinks>,
+}
+
+/// `a` as its customer sees it; `with_links` is its token and the desk's address.
+pub(super) fn customer_view(
+    state: &AppState,
+    calendar: &Calendar,
+    a: &Appointment,
+    representative: &str,
+    topic: Option<&str>,
+    with_links: Option<(&str, &str)>,
+) -> CustomerView {
+    let desk = desk(state);
+    let theirs = mails::customer_zone(desk.zone, a);
+    let summary = mails::summary(&mails::Context {
+        representative,
+        topic,
+        manage_url: "",
+        reschedule_url: "",
+        book_url: "",
+    });
+    let links = with_links.map(|(token, base)| {
+        let paths = CustomerLinks::of(token, a.category.as_deref());
+        let manage = format!("{base}{}", paths.manage);
+        let details = format!("{summary}\n\nJoin, reschedule or cancel on your appointment's page:\n{manage}");
+        let event = calendar_links::Event {
+            title: &summary,
+            start: instant(a.start),
+            end: instant(a.end),
+            details: &details,
+            location: &manage,
+        };
+        AppointmentLinks {
+            calendar: CalendarLinks {
+                google: calendar_links::google(&event),
+                outlook: calendar_links::outlook(&event),
+                ics: paths.ics,
+            },
+            manage: paths.manage,
+            reschedule: paths.reschedule,
+            book: paths.book,
+        }
+    });
+    CustomerView {
+        id: a.id.clone(),
+        start: instant(a.start).to_string(),
+        end: instant(a.end).to_string(),
+        local_start: local_label(calendar, instant(a.start)),
+        zone: zone_name(state),
+        customer_zone: theirs.iana_name().unwrap_or("UTC").to_string(),
+        customer_local_start: label_in(&theirs, instant(a.start)),
+        minutes: (a.end - a.start) / 60_000,
+        summary,
+        representative: representative.to_string(),
+        category: a.category.clone(),
+        topic: topic.map(str::to_string),
+        name: a.name.clone(),
+        email: a.email.clone(),
+        comment: a.comment.clone(),
+        status: a.status,
+        cancel_reason: a.cancel_reason.clone(),
+        links,
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -574,80 +884,36 @@ pub struct CancelOutcome {
     pub appointment: CustomerView,
 }
 
-fn customer_view(state: &AppState, calendar: &Calendar, a: &Appointment) -> CustomerView {
-    CustomerView {
-        id: a.id.clone(),
-        start: instant(a.start).to_string(),
-        end: instant(a.end).to_string(),
-        local_start: local_label(calendar, instant(a.start)),
-        zone: zone_name(state),
-        name: a.name.clone(),
-        status: a.status,
-    }
-}
-
-async fn by_token(state: &AppState, token: &str) -> Result<Appointment, Refusal> {
-    match state
-        .store
-        .appointment_by_token(&crate::auth::session_id(token.trim()))
-        .await
-    {
-        Err(StoreError::NotFound) => Err(Refusal::coded(
-            StatusCode::NOT_FOUND,
-            "unknown_cancel_token",
-            "this cancel link is not valid; check that it was copied whole",
-        )),
-        other => Ok(other?),
-    }
-}
-
-/// The appointment a cancel link names. Changes nothing, as mail scanners follow links.
-#[utoipa::path(get, path = "/api/appointments/cancel", tag = "public", params(TokenQuery),
-    responses((status = 200, body = CustomerView),
-        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_cancel_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
-async fn show_by_token(
-    State(state): State<AppState>,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerView>, Refusal> {
-    let Query(q) = query.map_err(bad_query)?;
-    let a = by_token(&state, &q.token).await?;
-    Ok(Json(customer_view(&state, &calendar(&state), &a)))
-}
-
-/// Cancels the appointment a cancel link names; a second time answers `already_cancelled`.
-#[utoipa::path(post, path = "/api/appointments/cancel", tag = "public",
-    request_body(content = CancelRequest, example = json!({"token": "the-token-of-the-cancel-link"})),
-    responses((status = 200, body = CancelOutcome),
-        (status = 400, description = "`bad_json`", body = ErrorBody),
-        (status = 404, description = "`unknown_cancel_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
-async fn cancel_by_token(
-    State(state): State<AppState>,
-    body: Result<Json<CancelRequest>, JsonRejection>,
-) -> Result<Json<CancelOutcome>, Refusal> {
-    let Json(body) = body?;
-    let a = by_token(&state, &body.token).await?;
-    let done = cancel_with_mail(&state, a).await?;
-    Ok(Json(outcome(&state, done)))
-}
-
-/// Cancels `a` (as read) and writes its cancellation mail with it.
-async fn cancel_with_mail(state: &AppState, a: Appointment) -> Result<Cancellation, Refusal> {
+/// Cancels `a` (as read) and writes its cancellation mail with it; `base_url` is the
+/// desk's address for the mail's link to the booking page.
+pub(super) async fn cancel_with_mail(
+    state: &AppState,
+    a: Appointment,
+    reason: Option<String>,
+    base_url: &str,
+) -> Result<CancelOutcome, Refusal> {
+    let (representative, topic) = names_of(state, &a).await?;
     let mut cancelled = a;
     cancelled.status = AppointmentStatus::Cancelled;
+    cancelled.cancel_reason = reason.clone();
     // The store raises the sequence by one when it cancels; the mail announces that one.
     cancelled.sequence += 1;
-    let mail = mails::cancellation(&desk(state), &cancelled, Timestamp::now());
-    Ok(state
+    let book = format!(
+        "{base_url}{}",
+        CustomerLinks::of("", cancelled.category.as_deref()).book
+    );
+    let context = mails::Context {
+        representative: &representative,
+        topic: topic.as_deref(),
+        manage_url: "",
+        reschedule_url: "",
+        book_url: &book,
+    };
+    let mail = mails::cancellation(&desk(state), &cancelled, &context, Timestamp::now());
+    let done = state
         .store
-        .cancel_appointment_with_mail(&cancelled.id, crate::hub::now_ms(), mail)
-        .await?)
-}
-
-fn outcome(state: &AppState, done: Cancellation) -> CancelOutcome {
-    let calendar = calendar(state);
+        .cancel_appointment_with_mail(&cancelled.id, crate::hub::now_ms(), reason, mail)
+        .await?;
     let (outcome, a) = match done {
         Cancellation::Cancelled(a) => {
             metrics::counter!("switchboard_appointments_cancelled_total").increment(1);
@@ -655,10 +921,10 @@ fn outcome(state: &AppState, done: Cancellation) -> CancelOutcome {
         }
         Cancellation::AlreadyCancelled(a) => ("already_cancelled", a),
     };
-    CancelOutcome {
+    Ok(CancelOutcome {
         outcome,
-        appointment: customer_view(state, &calendar, &a),
-    }
+        appointment: customer_view(state, &calendar(state), &a, &representative, topic.as_deref(), None),
+    })
 }
 
 // ---------- staff ----------
@@ -694,6 +960,10 @@ pub struct StaffView {
     pub email: String,
     pub comment: String,
     pub status: AppointmentStatus,
+    /// The customer's IANA time zone, when given at booking.
+    pub customer_zone: Option<String>,
+    /// Why the customer cancelled, when they said.
+    pub cancel_reason: Option<String>,
     /// Booked, and from `APPOINTMENT_START_WINDOW_MINUTES` before its start until that long
     /// after it or until its room closes (`APPOINTMENT_ROOM_GRACE_MINUTES` after its end),
     /// whichever is later: the time to start it, or to go back into its room.
@@ -733,6 +1003,8 @@ fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> 
             email: a.email,
             comment: a.comment,
             status: a.status,
+            customer_zone: a.customer_zone,
+            cancel_reason: a.cancel_reason,
             waiting_since: None,
         })
         .collect();
@@ -802,7 +1074,12 @@ async fn admin_list(
     Ok(Json(staff_list(&state, &calendar, list)))
 }
 
-async fn cancel_as_staff(state: &AppState, me: &Account, id: &str) -> Result<Json<CancelOutcome>, Refusal> {
+async fn cancel_as_staff(
+    state: &AppState,
+    me: &Account,
+    id: &str,
+    base_url: &str,
+) -> Result<Json<CancelOutcome>, Refusal> {
     let a = match state.store.appointment(id).await {
         Err(StoreError::NotFound) => return Err(Refusal::Api(ApiError::NotFound("appointment"))),
         other => other?,
@@ -811,8 +1088,7 @@ async fn cancel_as_staff(state: &AppState, me: &Account, id: &str) -> Result<Jso
     if me.role != Role::Admin && a.representative_id != me.id {
         return Err(Refusal::Api(ApiError::NotFound("appointment")));
     }
-    let done = cancel_with_mail(state, a).await?;
-    Ok(Json(outcome(state, done)))
+    Ok(Json(cancel_with_mail(state, a, None, base_url).await?))
 }
 
 /// Cancels one of the signed-in agent's appointments (an admin: any).
@@ -825,9 +1101,10 @@ async fn cancel_as_staff(state: &AppState, me: &Account, id: &str) -> Result<Jso
 async fn agent_cancel(
     Authed(me): Authed,
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<CancelOutcome>, Refusal> {
-    cancel_as_staff(&state, &me, &id).await
+    cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
 }
 
 /// Cancels any appointment, admins only.
@@ -840,7 +1117,8 @@ async fn agent_cancel(
 async fn admin_cancel(
     AdminOnly(me): AdminOnly,
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<CancelOutcome>, Refusal> {
-    cancel_as_staff(&state, &me, &id).await
+    cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
 }

@@ -149,9 +149,21 @@ impl From<crate::hub::HubGone> for ApiError {
     }
 }
 
-/// Turns axum's JSON body rejections into our error shape.
+/// The most a JSON request body may hold: axum's default body limit (2 MiB), which every
+/// JSON extractor applies.
+pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
+
+/// Turns axum's JSON body rejections into our error shape: a body over the limit is 413
+/// `body_too_large`; anything else that is not the expected JSON is 400 `bad_json`.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::Refused {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "body_too_large",
+                message: format!("the request body is larger than {} MiB", MAX_JSON_BODY / (1024 * 1024)),
+            };
+        }
         Self::invalid("bad_json", e.body_text())
     }
 }

@@ -9,8 +9,12 @@ pub mod admin;
 // appointments (issue 17); its hours for admins in `appointment_hours`, its rooms in
 // `appointment_rooms`, its mail outbox for admins in `outbox`
 pub mod appointment_hours;
+// a customer's own appointment: see, move, cancel, download
+pub mod appointment_manage;
 pub mod appointment_rooms;
 pub mod appointments;
+// call logs: the list (with agents' names) and its CSV export
+pub mod call_logs;
 pub mod error;
 pub mod history;
 pub mod listener;
@@ -178,9 +182,11 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(operations)
         // ---- rooms and 1-to-1 video (issue 16) ----
         .merge(rooms::router())
+        .merge(call_logs::router())
         .merge(join::router())
         // appointments (issue 17): public booking, the agent's day, admins' list
         .merge(appointments::router())
+        .merge(appointment_manage::router())
         .merge(outbox::router())
         .merge(appointment_rooms::router())
         .merge(appointment_hours::router())

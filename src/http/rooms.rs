@@ -8,10 +8,10 @@
 //! read any room's state and every call log).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::responses::{SignedIn, Unavailable};
@@ -22,10 +22,8 @@ use crate::hub::now_ms;
 use crate::mail::Outgoing;
 use crate::rooms::live::LiveView;
 use crate::rooms::token::PersonKind;
-use crate::store::{AccessCode, Account, Audience, CallLog, CallPeer, Page, Role, Room, RoomState, StoreError};
+use crate::store::{AccessCode, Account, Audience, Role, Room, RoomState, StoreError};
 
-/// The most call logs one page returns.
-const MAX_PAGE: u64 = 200;
 /// Attempts at a compare-and-set room update before giving up (each retry re-reads).
 const UPDATE_TRIES: usize = 5;
 
@@ -37,7 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(one, end))
         .routes(routes!(invite))
         .routes(routes!(agent_token))
-        .routes(routes!(calls))
 }
 
 /// Is this a staff route of rooms (whitelisted addresses only)?
@@ -127,58 +124,6 @@ pub struct RoomToken {
     pub expires_at: i64,
     pub name: String,
     pub kind: PersonKind,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CallsQuery {
-    /// Only this agent's calls (admins; agents always see only their own).
-    pub agent_id: Option<String>,
-    #[serde(default)]
-    pub offset: u64,
-    /// 1 to 200, default 50.
-    pub limit: Option<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallLogView {
-    pub id: String,
-    pub room_id: String,
-    pub agent_id: String,
-    pub peer: CallPeer,
-    pub peer_name: String,
-    pub guest_id: Option<String>,
-    pub conversation_id: Option<String>,
-    pub started_at: i64,
-    pub length_secs: u64,
-    /// Seconds both sides' peer connections were connected; never more than the length.
-    pub connected_secs: u64,
-    /// Seconds the customer's (guest's) camera was on; never more than the length.
-    pub camera_secs: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CallLogPage {
-    pub total: u64,
-    pub items: Vec<CallLogView>,
-}
-
-impl From<CallLog> for CallLogView {
-    fn from(l: CallLog) -> Self {
-        Self {
-            id: l.id,
-            room_id: l.room_id,
-            agent_id: l.agent_id,
-            peer: l.peer,
-            peer_name: l.peer_name,
-            guest_id: l.guest_id,
-            conversation_id: l.conversation_id,
-            started_at: l.started_at,
-            length_secs: l.length_secs,
-            connected_secs: l.connected_secs,
-            camera_secs: l.camera_secs,
-        }
-    }
 }
 
 // ---------- rules of input ----------
@@ -678,42 +623,4 @@ pub(super) fn token_at(
         name: claims.name,
         kind,
     }
-}
-
-/// Call logs, newest first: an agent's own, or (admins) everyone's.
-#[utoipa::path(get, path = "/api/calls", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
-    params(CallsQuery),
-    responses(
-        (status = 200, body = CallLogPage),
-        (status = 400, description = "`bad_query`: a parameter is malformed; `invalid_limit`: limit outside 1–200", body = ErrorBody),
-        SignedIn, Unavailable))]
-async fn calls(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    query: Result<Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<CallLogPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid("invalid_limit", format!("limit is 1 to {MAX_PAGE}")));
-    }
-    let agent = match account.role {
-        Role::Admin => query.agent_id,
-        Role::Agent => Some(account.id),
-    };
-    let (items, total) = state
-        .store
-        .call_logs(
-            agent.as_deref(),
-            Page {
-                offset: query.offset,
-                limit,
-            },
-        )
-        .await?;
-    Ok(Json(CallLogPage {
-        total,
-        items: items.into_iter().map(CallLogView::from).collect(),
-    }))
 }

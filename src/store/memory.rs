@@ -70,7 +70,7 @@ impl Inner {
         Ok(())
     }
 
-    fn cancel(&mut self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+    fn cancel(&mut self, id: &str, at: Millis, reason: Option<String>) -> StoreResult<Cancellation> {
         let a = self
             .appointments
             .iter_mut()
@@ -81,8 +81,37 @@ impl Inner {
         }
         a.status = AppointmentStatus::Cancelled;
         a.cancelled_at = Some(at);
+        a.cancel_reason = reason;
         a.sequence += 1;
         Ok(Cancellation::Cancelled(a.clone()))
+    }
+
+    /// The checks and the move under the caller's one lock: one decision.
+    fn reschedule(&mut self, moved: Appointment) -> StoreResult<Rescheduling> {
+        let current = self
+            .appointments
+            .iter()
+            .find(|a| a.id == moved.id)
+            .ok_or(StoreError::NotFound)?;
+        if current.status != AppointmentStatus::Booked || current.sequence + 1 != moved.sequence {
+            return Ok(Rescheduling::Changed(current.clone()));
+        }
+        let taken = self.appointments.iter().any(|a| {
+            a.id != moved.id
+                && a.status == AppointmentStatus::Booked
+                && a.representative_id == moved.representative_id
+                && a.start == moved.start
+        });
+        if taken {
+            return Err(StoreError::Conflict);
+        }
+        let slot = self
+            .appointments
+            .iter_mut()
+            .find(|a| a.id == moved.id)
+            .ok_or(StoreError::NotFound)?;
+        *slot = moved.clone();
+        Ok(Rescheduling::Moved(moved))
     }
 
     /// Stores `mail` unless one of its id is there (then it is the same mail).
@@ -416,7 +445,7 @@ impl Store for MemoryStore {
     }
 
     async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
-        self.with(|s| s.cancel(id, at))
+        self.with(|s| s.cancel(id, at, None))
     }
 
     async fn appointments(
@@ -448,10 +477,30 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
+    async fn cancel_appointment_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        mail: OutboxMail,
+    ) -> StoreResult<Cancellation> {
         self.with(|s| {
-            let done = s.cancel(id, at)?;
+            let done = s.cancel(id, at, reason)?;
             if matches!(done, Cancellation::Cancelled(_)) {
+                s.put_mail(mail);
+            }
+            Ok(done)
+        })
+    }
+
+    async fn reschedule_appointment_with_mail(
+        &self,
+        moved: Appointment,
+        mail: OutboxMail,
+    ) -> StoreResult<Rescheduling> {
+        self.with(|s| {
+            let done = s.reschedule(moved)?;
+            if matches!(done, Rescheduling::Moved(_)) {
                 s.put_mail(mail);
             }
             Ok(done)

@@ -216,8 +216,13 @@ pub struct Appointment {
     pub cancel_token_hash: String,
     pub created_at: Millis,
     pub cancelled_at: Option<Millis>,
-    /// The ICS `SEQUENCE`: 0 when booked, raised by each change (cancelling).
+    /// The ICS `SEQUENCE`: 0 when booked, raised by each change (rescheduling, cancelling).
     pub sequence: u32,
+    /// The customer's IANA time zone, as their browser gave it when booking (validated):
+    /// what their mails and pages show times in. `None` for bookings made without one.
+    pub customer_zone: Option<String>,
+    /// Why the customer cancelled, if they said.
+    pub cancel_reason: Option<String>,
 }
 
 /// What [`Store::cancel_appointment`] did.
@@ -227,6 +232,16 @@ pub enum Cancellation {
     Cancelled(Appointment),
     /// It was cancelled before; the appointment unchanged.
     AlreadyCancelled(Appointment),
+}
+
+/// What [`Store::reschedule_appointment_with_mail`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rescheduling {
+    /// This call moved it; the appointment as it is now.
+    Moved(Appointment),
+    /// It was cancelled or changed since it was read (another sequence); the appointment
+    /// as it is, unchanged. Nothing was written.
+    Changed(Appointment),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -337,8 +352,25 @@ pub trait Store: Send + Sync + 'static {
     /// booking is refused (`Conflict`) no mail stays; when it succeeds the mail is stored.
     async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()>;
     /// [`Store::cancel_appointment`] and the cancellation `mail` as one write: the mail is
-    /// stored only when this call cancelled (`Cancellation::Cancelled`).
-    async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation>;
+    /// stored only when this call cancelled (`Cancellation::Cancelled`), and so is the
+    /// customer's `reason`.
+    async fn cancel_appointment_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        mail: OutboxMail,
+    ) -> StoreResult<Cancellation>;
+    /// Moves a booked appointment to another slot, with its mail, as one decision:
+    /// `moved` is the appointment as read (same id, token, customer) with its new `start`,
+    /// `end` and `representative_id` and its `sequence` raised by one. It is moved only when
+    /// the stored one is still booked at `moved.sequence - 1` (else `Changed`, nothing
+    /// written), and only when the new (representative, start) is free (else `Conflict`,
+    /// nothing written): the old slot is freed and the new one held in the same atomic
+    /// write, so there is no moment where both or neither is held, and of concurrent moves
+    /// to one slot exactly one succeeds. `mail` is stored only when it moved.
+    async fn reschedule_appointment_with_mail(&self, moved: Appointment, mail: OutboxMail)
+    -> StoreResult<Rescheduling>;
     /// Claims up to `limit` mails claimable at `now` ([`OutboxMail::claimable`]) for
     /// `node` until `claim_until`, oldest due first, and returns them as claimed. Each
     /// mail's claim is one atomic step: of concurrent claimers exactly one gets it.

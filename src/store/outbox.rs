@@ -18,6 +18,8 @@ pub enum MailPurpose {
     Confirmation,
     /// Sent once the appointment is cancelled.
     Cancellation,
+    /// Sent once the appointment is moved to another slot (at the sequence in the mail's id).
+    Reschedule,
 }
 
 /// Where a mail is in its life.

@@ -71,9 +71,12 @@ export function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }
 
-/** A new isolated browser context (own cookies and storage) with one page. */
-export async function newPage(browser, viewport = { width: 1280, height: 860 }) {
-  const context = await browser.newContext({ viewport });
+/**
+ * A new isolated browser context (own cookies and storage) with one page; `options` are
+ * more of playwright's context options (e.g. `timezoneId`).
+ */
+export async function newPage(browser, viewport = { width: 1280, height: 860 }, options = {}) {
+  const context = await browser.newContext({ viewport, ...options });
   context.setDefaultTimeout(8000);
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));

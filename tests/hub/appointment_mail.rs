@@ -85,6 +85,7 @@ impl Drop for SmtpSink {
 /// One mail, parsed by the well-kept `mail-parser` crate: its headers, text and calendar part.
 struct Mail {
     message_id: String,
+    subject: String,
     to: String,
     text: String,
     calendar: String,
@@ -106,6 +107,7 @@ fn parse(raw: &str) -> Mail {
     let ct = calendar_part.content_type().unwrap();
     Mail {
         message_id: message.message_id().unwrap_or_default().to_string(),
+        subject: message.subject().unwrap_or_default().to_string(),
         to: message
             .to()
             .and_then(|t| t.first())
@@ -193,7 +195,9 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
         .await
         .unwrap();
     let start = day["slots"][0]["start"].as_str().unwrap().to_string();
-    let (status, booked) = book(&hub.url(""), booking(&start, "Carla")).await;
+    let mut carla = booking(&start, "Carla");
+    carla["zone"] = json!("America/New_York");
+    let (status, booked) = book(&hub.url(""), carla).await;
     assert_eq!(status, 201, "{booked}");
     let id = booked["id"].as_str().unwrap();
 
@@ -210,28 +214,50 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
         ics_value(&confirmation.calendar, "DTSTART"),
         start_ts.strftime("%Y%m%dT%H%M%SZ").to_string()
     );
-    // When, in the desk's zone and in UTC.
-    let local = start_ts.to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap());
+    // When: in the customer's zone (New York, where they booked from), the desk's beside.
+    let theirs = start_ts.to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
+    let desks = start_ts.to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").unwrap());
     assert!(
-        confirmation
-            .text
-            .contains(&format!("{}–", local.strftime("%Y-%m-%d %H:%M")))
-            && confirmation.text.contains(" Europe/Berlin (")
-            && confirmation
-                .text
-                .contains(&format!("({}–", start_ts.strftime("%Y-%m-%d %H:%M"))),
+        confirmation.text.contains(&format!(
+            "{}, {}–",
+            theirs.strftime("%A, %-d %B %Y"),
+            theirs.strftime("%H:%M")
+        )) && confirmation.text.contains(" (America/New_York)")
+            && confirmation.text.contains(&format!("{}–", desks.strftime("%H:%M")))
+            && confirmation.text.contains(" Europe/Berlin at the desk"),
         "{}",
         confirmation.text
     );
+    assert_eq!(
+        confirmation.subject,
+        format!(
+            "Confirmed: Video call with ANN on {} (America/New_York)",
+            theirs.strftime("%a %-d %b %Y, %H:%M")
+        )
+    );
+    assert_eq!(ics_value(&confirmation.calendar, "SUMMARY"), "Video call with ANN");
+    let manage = hub.url(&format!(
+        "/manage.html?token={}",
+        booked["cancel_token"].as_str().unwrap()
+    ));
+    assert_eq!(ics_value(&confirmation.calendar, "LOCATION"), manage);
+    assert_eq!(ics_value(&confirmation.calendar, "URL"), manage);
+    assert!(ics_value(&confirmation.calendar, "DESCRIPTION").contains("Video call with ANN"));
+    assert!(
+        confirmation.text.contains(&hub.url("/book.html?reschedule=")),
+        "a reschedule link: {}",
+        confirmation.text
+    );
 
-    // The mail's cancel link: GET shows (a mail scanner changes nothing), POST cancels.
+    // The mail's link to the appointment's page: GET shows (a mail scanner changes
+    // nothing), POST cancels.
     let link = confirmation
         .text
         .split_whitespace()
-        .find(|w| w.contains("/cancel.html?token="))
-        .expect("the mail has a cancel link")
+        .find(|w| w.contains("/manage.html?token="))
+        .expect("the mail has the appointment's link")
         .to_string();
-    assert!(link.starts_with(&hub.url("/cancel.html?token=")), "{link}");
+    assert!(link.starts_with(&hub.url("/manage.html?token=")), "{link}");
     let token = link.split("token=").nth(1).unwrap();
     assert_eq!(
         reqwest::get(&link).await.unwrap().status(),
@@ -251,7 +277,7 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
     );
     let done: Value = reqwest::Client::new()
         .post(hub.url("/api/appointments/cancel"))
-        .json(&json!({"token": token}))
+        .json(&json!({"token": token, "reason": "I am ill"}))
         .send()
         .await
         .unwrap()
@@ -267,6 +293,19 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
     assert_eq!(ics_value(&cancellation.calendar, "METHOD"), "CANCEL");
     assert_eq!(ics_value(&cancellation.calendar, "UID"), uid);
     assert_eq!(ics_value(&cancellation.calendar, "SEQUENCE"), "1");
+    assert!(
+        cancellation.subject.starts_with("Cancelled: Video call with ANN on "),
+        "{}",
+        cancellation.subject
+    );
+    assert!(cancellation.text.contains("Reason: I am ill"), "{}", cancellation.text);
+    assert!(
+        cancellation
+            .text
+            .contains(&format!("book another one:\n{}", hub.url("/book.html"))),
+        "{}",
+        cancellation.text
+    );
     assert_eq!(
         ics_value(&cancellation.calendar, "DTSTART"),
         ics_value(&confirmation.calendar, "DTSTART")
@@ -282,6 +321,83 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
     assert_eq!(smtp.mails().len(), 2);
     let page = outbox(&hub.admin().await, "?status=sent").await;
     assert_eq!(page["total"], 2, "{page}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reschedule_is_mailed_once_as_the_same_event_with_a_higher_sequence() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(|s| {
+        mail_settings(port)(s);
+        s.appointment_zone = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    })
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let day: Value = reqwest::get(hub.url(&format!("/api/appointments/slots?date={}", day_in(3))))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (first, later) = (
+        day["slots"][0]["start"].as_str().unwrap().to_string(),
+        day["slots"][3]["start"].as_str().unwrap().to_string(),
+    );
+    let mut carla = booking(&first, "Carla");
+    carla["zone"] = json!("Asia/Tokyo");
+    let (status, booked) = book(&hub.url(""), carla).await;
+    assert_eq!(status, 201, "{booked}");
+    let id = booked["id"].as_str().unwrap();
+    let confirmation = parse(&smtp.wait_for(1).await[0]);
+    let uid = ics_value(&confirmation.calendar, "UID");
+
+    let token = booked["cancel_token"].as_str().unwrap();
+    let (moved, again) = tokio::join!(
+        reqwest::Client::new()
+            .post(hub.url("/api/appointments/reschedule"))
+            .json(&json!({"token": token, "start": later}))
+            .send(),
+        async {
+            // The same move sent twice (a double click): one moves, the other is refused.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            reqwest::Client::new()
+                .post(hub.url("/api/appointments/reschedule"))
+                .json(&json!({"token": token, "start": later}))
+                .send()
+                .await
+        }
+    );
+    let statuses = [moved.unwrap().status().as_u16(), again.unwrap().status().as_u16()];
+    assert!(
+        statuses.contains(&200) && statuses.iter().filter(|s| **s == 200).count() == 1,
+        "{statuses:?}"
+    );
+
+    let mails = smtp.wait_for(2).await;
+    let rescheduled = parse(&mails[1]);
+    assert_eq!(rescheduled.message_id, format!("{id}.reschedule-1@example.org"));
+    assert_eq!(rescheduled.calendar_type, "text/calendar method=REQUEST");
+    assert_eq!(ics_value(&rescheduled.calendar, "UID"), uid, "the same event");
+    assert_eq!(ics_value(&rescheduled.calendar, "SEQUENCE"), "1", "a higher sequence");
+    let later_ts: Timestamp = later.parse().unwrap();
+    assert_eq!(
+        ics_value(&rescheduled.calendar, "DTSTART"),
+        later_ts.strftime("%Y%m%dT%H%M%SZ").to_string()
+    );
+    let tokyo = later_ts.to_zoned(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap());
+    assert_eq!(
+        rescheduled.subject,
+        format!(
+            "Rescheduled: Video call with ANN on {} (Asia/Tokyo)",
+            tokyo.strftime("%a %-d %b %Y, %H:%M")
+        )
+    );
+    assert!(rescheduled.text.contains("New:    "), "{}", rescheduled.text);
+    assert!(rescheduled.text.contains("Was:    "), "{}", rescheduled.text);
+    // Mailed once.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(smtp.mails().len(), 2, "one confirmation and one reschedule mail");
     hub.stop().await;
 }
 
@@ -578,7 +694,7 @@ async fn on_mongodb_a_mail_whose_write_never_completed_is_given_up_not_sent() {
         sent_at: None,
     };
     assert!(matches!(
-        store.cancel_appointment_with_mail("ghost", old, orphan).await,
+        store.cancel_appointment_with_mail("ghost", old, None, orphan).await,
         Err(StoreError::NotFound)
     ));
     let port = free_port();

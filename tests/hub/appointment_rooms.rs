@@ -83,7 +83,7 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
     let (status, early) = post(&hub, "/api/appointments/join", json!({"token": token})).await;
     assert_eq!((status, code(&early)), (409, "not_started"), "{early}");
     let (status, bad) = post(&hub, "/api/appointments/join", json!({"token": "nope"})).await;
-    assert_eq!((status, code(&bad)), (404, "unknown_cancel_token"), "{bad}");
+    assert_eq!((status, code(&bad)), (404, "unknown_token"), "{bad}");
 
     // Another agent cannot start it; its representative can, twice to the same room.
     let bob = hub.agent_account("bob", &[], 1).await;
@@ -177,6 +177,8 @@ async fn stored_appointment(hub: &TestHub, rep: &str, id: &str, start_min: i64, 
             created_at: now,
             cancelled_at: None,
             sequence: 0,
+            customer_zone: None,
+            cancel_reason: None,
         })
         .await
         .unwrap();

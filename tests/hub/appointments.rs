@@ -203,7 +203,7 @@ async fn the_cancel_link_shows_then_cancels_once_and_frees_the_slot() {
     let token = booked["cancel_token"].as_str().unwrap().to_string();
     assert_eq!(
         booked["cancel_url"].as_str().unwrap(),
-        format!("/cancel.html?token={token}")
+        format!("/manage.html?token={token}")
     );
 
     // Opening the link (what a mail scanner does too) shows the appointment and changes nothing.
@@ -228,7 +228,7 @@ async fn the_cancel_link_shows_then_cancels_once_and_frees_the_slot() {
         post(&hub, "/api/appointments/cancel", json!({"token": "not-a-token"})).await,
         get(&hub, "/api/appointments/cancel?token=not-a-token").await,
     ] {
-        assert_eq!((status, code(&body)), (404, "unknown_cancel_token"), "{body}");
+        assert_eq!((status, code(&body)), (404, "unknown_token"), "{body}");
     }
     // The slot is free again and can be booked anew.
     let (_, day) = get(&hub, &format!("/api/appointments/slots?date={}", day_in(2))).await;

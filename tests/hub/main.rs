@@ -6,6 +6,7 @@ mod archive;
 mod archive_once;
 mod auth;
 // appointments (issue 17)
+mod appointment_customer;
 mod appointment_hours;
 mod appointment_mail;
 mod appointment_rooms;

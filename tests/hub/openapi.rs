@@ -413,6 +413,20 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         .unwrap();
     let appointment_id = booked["id"].as_str().expect("booked").to_string();
     let cancel_token = booked["cancel_token"].as_str().unwrap().to_string();
+    // Another one, to be moved (the first is cancelled by the walk).
+    let to_move: Value = client
+        .post(hub.url("/api/appointments"))
+        .json(
+            &json!({"start": format!("{}T12:00:00Z", day_after(2)), "name": "Walker's third",
+                      "email": "w3@example.com"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let move_token = to_move["cancel_token"].as_str().expect("booked").to_string();
     let cookie_admin = hub.admin().await;
     // ---- rooms and 1-to-1 video (issue 16) ----
     // The agent's open room, with the phone and password of the documented join example.
@@ -483,6 +497,8 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     ]);
     let real_queries = BTreeMap::from([
         ("/api/appointments/cancel", format!("token={cancel_token}")),
+        ("/api/appointments/booking", format!("token={move_token}")),
+        ("/api/appointments/ics", format!("token={move_token}")),
         ("/api/appointments/room", format!("token={started_token}")),
     ]);
     // Bodies the documented example cannot be (a real password), tried before it.
@@ -499,6 +515,10 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         (
             "POST /api/appointments/join",
             vec![json!({"token": started_token}).to_string()],
+        ),
+        (
+            "POST /api/appointments/reschedule",
+            vec![json!({"token": move_token, "start": format!("{}T13:00:00Z", day_after(2))}).to_string()],
         ),
         (
             "POST /api/appointments",

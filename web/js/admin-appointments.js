@@ -49,7 +49,8 @@ async function load() {
     el('td', { text: a.local_start }),
     el('td', { text: names.get(a.representative_id) ?? a.representative_id }),
     el('td', { text: `${a.name} <${a.email}>` }),
-    el('td', { text: a.comment }),
+    el('td', {}, a.comment,
+      a.cancel_reason ? el('p', { class: 'muted', dataset: { testid: 'admin-cancel-reason' } }, `Cancelled because: ${a.cancel_reason}`) : null),
     el('td', { dataset: { testid: 'admin-appointment-status' }, text: a.status }),
     el('td', {}, a.status === 'booked' ? cancelButton(a) : '')));
   $('appointments-body').replaceChildren(...rows);

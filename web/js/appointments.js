@@ -51,7 +51,10 @@ function row(a) {
   return el('li', { class: 'card', dataset: { testid: 'agent-appointment', status: a.status } },
     el('strong', {}, when), ' ', a.name, ' · ', el('a', { href: `mailto:${a.email}` }, a.email), waiting ? ' ' : null, waiting,
     a.comment ? el('p', { class: 'muted' }, a.comment) : null,
-    a.status === 'cancelled' ? el('p', { dataset: { testid: 'cancelled' } }, 'Cancelled') : el('p', {}, start, ' ', cancel));
+    a.customer_zone ? el('p', { class: 'muted' }, `The customer's time zone: ${a.customer_zone}`) : null,
+    a.status === 'cancelled'
+      ? el('p', { dataset: { testid: 'cancelled' } }, a.cancel_reason ? `Cancelled: ${a.cancel_reason}` : 'Cancelled')
+      : el('p', {}, start, ' ', cancel));
 }
 
 async function load() {

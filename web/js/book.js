@@ -1,20 +1,32 @@
-// The booking page: pick a day, see its free slots in the visitor's own time zone (the
-// desk's zone shown beside), book one, and see the confirmation with the cancel link.
-// The server checks every rule; this page only shows what it answers.
+// The booking page, as Calendly has it: what is booked (length, topic) and a time-zone
+// picker beside a month view that marks the days with free times (GET
+// /api/appointments/days, in the chosen zone) and the chosen day's times (GET
+// /api/appointments/slots). Then the customer's details, and the confirmation with
+// add-to-calendar links and where the confirmation went.
+//
+// With `?reschedule=<token>` (the link in every mail and on the appointment's page) the
+// same page moves that appointment: it shows the current time, offers the same topic's
+// free times, and POSTs /api/appointments/reschedule instead of a booking.
+//
+// Times are shown in the chosen zone (the browser's by default) and the booking sends it,
+// so mails and pages give times in it; the desk's zone is shown beside. The server checks
+// every rule; this page only shows what it answers.
 
 import { el, byTestId, show } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
-let chosen = null;
+const params = new URLSearchParams(location.search);
+const rescheduleToken = params.get('reschedule');
 
-/** Today in the visitor's local calendar, YYYY-MM-DD (the date input's format). */
-function today() {
-  const d = new Date();
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
-}
-
-const mine = (iso) => new Date(iso).toLocaleString([], { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
-const myTime = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+const state = {
+  zone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC',
+  deskZone: null,
+  slotMinutes: null,
+  month: null, // { year, month } (month 1–12) in the chosen zone
+  day: null, // 'YYYY-MM-DD' in the chosen zone
+  chosen: null, // a slot
+  current: null, // the appointment being moved
+};
 
 async function errorText(res) {
   try {
@@ -24,34 +36,114 @@ async function errorText(res) {
   }
 }
 
-// Which `loadDay` call is the latest: an older one's answer (the page's first load, still
-// waiting for the topics, then a day picked meanwhile) is dropped, or both would list
-// their slots side by side.
-let loads = 0;
+const fmt = (options) => new Intl.DateTimeFormat([], { timeZone: state.zone, ...options });
+const timeIn = (iso) => fmt({ hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
+const longWhen = (iso) => fmt({ weekday: 'long', day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
+const zoneLabel = (zone) => zone.replaceAll('_', ' ');
 
-async function loadDay() {
-  const load = ++loads;
-  const day = $('day').value;
-  const host = $('slots');
-  host.replaceChildren();
-  $('slots-error').textContent = '';
-  if (!day) return;
-  if (day < today()) {
-    $('slots-error').textContent = 'Please pick today or a later day.';
-    return;
-  }
-  const topic = $('topic').value;
-  const res = await fetch(`/api/appointments/slots?date=${encodeURIComponent(day)}${topic ? `&category=${encodeURIComponent(topic)}` : ''}`);
-  if (load !== loads) return;
+/** Today's date in the chosen zone, as {year, month, day}. */
+function todayInZone() {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', { timeZone: state.zone, year: 'numeric', month: '2-digit', day: '2-digit' })
+    .formatToParts(new Date()).map((p) => [p.type, p.value]));
+  return { year: Number(parts.year), month: Number(parts.month), day: Number(parts.day) };
+}
+
+const iso = (y, m, d) => `${y}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+const topic = () => (state.current ? state.current.category || '' : $('topic').value);
+const categoryParam = () => (topic() ? `&category=${encodeURIComponent(topic())}` : '');
+
+// Which load is the latest: an older answer (the first load still waiting for the topics,
+// then a day picked meanwhile) is dropped, or both would list their slots side by side.
+let monthLoads = 0;
+let dayLoads = 0;
+
+async function loadMonth() {
+  const load = ++monthLoads;
+  const { year, month } = state.month;
+  $('month-label').textContent = new Intl.DateTimeFormat([], { month: 'long', year: 'numeric', timeZone: 'UTC' })
+    .format(new Date(Date.UTC(year, month - 1, 1)));
+  const today = todayInZone();
+  $('prev-month').disabled = year < today.year || (year === today.year && month <= today.month);
+  const res = await fetch(`/api/appointments/days?month=${year}-${String(month).padStart(2, '0')}&zone=${encodeURIComponent(state.zone)}${categoryParam()}`);
+  if (load !== monthLoads) return;
   if (!res.ok) {
     $('slots-error').textContent = await errorText(res);
     return;
   }
   const body = await res.json();
-  if (load !== loads) return;
+  if (load !== monthLoads) return;
+  state.deskZone = body.zone;
+  state.slotMinutes = body.slot_minutes;
+  $('desk-zone').textContent = zoneLabel(body.zone);
+  $('length').textContent = `${body.slot_minutes} min`;
+  const nobody = body.representatives === 0;
+  show($('nobody'), nobody);
+  show($('pick-grid'), !nobody);
+  if (nobody) return;
+  renderMonth(new Set(body.free_days));
+  // The first free day is picked for the customer, as a start.
+  if (!state.day || !state.day.startsWith(`${year}-${String(month).padStart(2, '0')}`)) {
+    state.day = body.free_days[0] || null;
+    if (state.day) {
+      renderMonth(new Set(body.free_days));
+    }
+  }
+  loadDay();
+}
+
+function renderMonth(free) {
+  const { year, month } = state.month;
+  const first = new Date(Date.UTC(year, month - 1, 1));
+  const lead = (first.getUTCDay() + 6) % 7; // Monday first
+  const count = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const today = todayInZone();
+  const cells = [];
+  for (let i = 0; i < lead; i += 1) cells.push(el('span'));
+  for (let d = 1; d <= count; d += 1) {
+    const date = iso(year, month, d);
+    const isFree = free.has(date);
+    const label = new Intl.DateTimeFormat([], { weekday: 'long', day: 'numeric', month: 'long', timeZone: 'UTC' })
+      .format(new Date(Date.UTC(year, month - 1, d)));
+    cells.push(el('button', {
+      type: 'button',
+      class: date === iso(today.year, today.month, today.day) ? 'today' : undefined,
+      disabled: !isFree,
+      'aria-pressed': String(date === state.day),
+      'aria-label': `${label}${isFree ? ', free times' : ', nothing free'}`,
+      dataset: { testid: isFree ? 'free-day' : 'day', date },
+      onclick: () => {
+        state.day = date;
+        renderMonth(free);
+        loadDay();
+      },
+    }, String(d)));
+  }
+  $('days').replaceChildren(...cells);
+}
+
+async function loadDay() {
+  const load = ++dayLoads;
+  const host = $('slots');
   host.replaceChildren();
-  $('desk-zone').textContent = body.zone;
-  const free = body.slots.filter((s) => s.free);
+  $('slots-error').textContent = '';
+  $('day-label').textContent = '';
+  if (!state.day) {
+    $('slots-error').textContent = 'No free times this month. Please look at the next one.';
+    return;
+  }
+  const [y, m, d] = state.day.split('-').map(Number);
+  $('day-label').textContent = new Intl.DateTimeFormat([], { weekday: 'long', day: 'numeric', month: 'long', timeZone: 'UTC' })
+    .format(new Date(Date.UTC(y, m - 1, d)));
+  const res = await fetch(`/api/appointments/slots?date=${state.day}&zone=${encodeURIComponent(state.zone)}${categoryParam()}`);
+  if (load !== dayLoads) return;
+  if (!res.ok) {
+    $('slots-error').textContent = await errorText(res);
+    return;
+  }
+  const body = await res.json();
+  if (load !== dayLoads) return;
+  host.replaceChildren();
+  const free = body.slots.filter((s) => s.free && (!state.current || s.start !== state.current.start));
   if (free.length === 0) {
     $('slots-error').textContent = 'No free times on this day. Please pick another.';
     return;
@@ -59,50 +151,75 @@ async function loadDay() {
   for (const slot of free) {
     host.append(el('button', {
       type: 'button', class: 'secondary', dataset: { testid: 'slot', start: slot.start },
-      title: `${slot.local_start} (${body.zone})`,
-      onclick: () => choose(slot, body.zone),
-    }, myTime(slot.start)));
+      title: `${slot.local_start} ${body.zone} at the desk`,
+      onclick: () => choose(slot),
+    }, timeIn(slot.start)));
   }
 }
 
-function choose(slot, zone) {
-  chosen = { slot, zone };
-  $('chosen').textContent = `${mine(slot.start)} — ${slot.local_start} ${zone}`;
+const deskTime = (isoStart) => new Intl.DateTimeFormat([], { timeZone: state.deskZone, hour: '2-digit', minute: '2-digit' })
+  .format(new Date(isoStart));
+
+function choose(slot) {
+  state.chosen = slot;
+  $('chosen').textContent = `${longWhen(slot.start)}–${timeIn(slot.end)} (${zoneLabel(state.zone)})`;
+  $('chosen-desk').textContent = `${deskTime(slot.start)} ${zoneLabel(state.deskZone)} at the desk · ${state.slotMinutes} min`;
   $('book-error').textContent = '';
   show($('pick'), false);
   show($('details'), true);
-  $('name').focus();
+  if (state.current) $('book-button').focus();
+  else $('name').focus();
 }
 
-async function book(event) {
+function showDone(a, title) {
+  $('done-title').textContent = title;
+  $('done-when').textContent = `${longWhen(a.start)}–${timeIn(a.end)} (${zoneLabel(a.customer_zone)})`;
+  const deskWhen = a.local_start.slice(0, 10) === a.customer_local_start.slice(0, 10) ? a.local_start.slice(11) : a.local_start;
+  $('done-desk').textContent = `${deskWhen} ${zoneLabel(a.zone)}`;
+  $('done-length').textContent = `${a.minutes} min`;
+  $('done-summary').textContent = a.summary;
+  $('done-email').textContent = a.email;
+  $('add-google').href = a.links.calendar.google;
+  $('add-outlook').href = a.links.calendar.outlook;
+  $('add-ics').href = a.links.calendar.ics;
+  $('cancel-link').href = a.links.manage;
+  show($('details'), false);
+  show($('pick'), false);
+  show($('done'), true);
+}
+
+async function submit(event) {
   event.preventDefault();
-  if (!chosen) return;
+  if (!state.chosen) return;
   const button = byTestId('book-button');
   button.disabled = true;
   try {
-    const res = await fetch('/api/appointments', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        start: chosen.slot.start,
-        name: $('name').value,
-        email: $('email').value,
-        comment: $('comment').value || undefined,
-        // The topic picks who may take it: a representative holding that category.
-        category: $('topic').value || undefined,
-      }),
-    });
+    const res = state.current
+      ? await fetch('/api/appointments/reschedule', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: rescheduleToken, start: state.chosen.start }),
+      })
+      : await fetch('/api/appointments', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          start: state.chosen.start,
+          name: $('name').value,
+          email: $('email').value,
+          comment: $('comment').value || undefined,
+          // The topic picks who may take it: a representative holding that category.
+          category: $('topic').value || undefined,
+          zone: state.zone,
+        }),
+      });
     if (!res.ok) {
       $('book-error').textContent = await errorText(res);
       return;
     }
-    const booked = await res.json();
-    $('done-when').textContent = mine(booked.start);
-    $('done-desk').textContent = `${booked.local_start} ${booked.zone}`;
-    $('done-with').textContent = booked.representative;
-    $('cancel-link').href = booked.cancel_url;
-    show($('details'), false);
-    show($('done'), true);
+    const body = await res.json();
+    if (state.current) showDone(body.appointment, 'Your appointment is moved');
+    else showDone(body, 'You are booked');
   } finally {
     button.disabled = false;
   }
@@ -112,21 +229,99 @@ async function book(event) {
 async function loadTopics() {
   const res = await fetch('/api/categories');
   if (!res.ok) return;
-  const wanted = new URLSearchParams(location.search).get('category');
+  const wanted = params.get('category');
   for (const c of await res.json()) {
     $('topic').append(el('option', { value: c.id, selected: c.id === wanted }, c.name));
   }
+  updateTitle();
 }
 
-$('my-zone').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local';
-$('topic').addEventListener('change', loadDay);
-$('day').min = today();
-$('day').value = today();
-$('day').addEventListener('change', loadDay);
-$('book-form').addEventListener('submit', book);
+function updateTitle() {
+  const select = $('topic');
+  const name = select.value ? select.options[select.selectedIndex].textContent : null;
+  if (!state.current) $('about-title').textContent = name ? `Video call — ${name}` : 'Video call with the desk';
+}
+
+/** The zone picker: every IANA zone the browser knows, the browser's own first. */
+function fillZones() {
+  const mine = state.zone;
+  const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [mine];
+  const all = zones.includes(mine) ? zones : [mine, ...zones];
+  $('zone').replaceChildren(...all.map((z) => el('option', { value: z, selected: z === mine }, zoneLabel(z))));
+}
+
+/** Reschedule mode: the appointment being moved. */
+async function loadCurrent() {
+  const res = await fetch(`/api/appointments/booking?token=${encodeURIComponent(rescheduleToken)}`);
+  if (!res.ok) {
+    show($('pick'), false);
+    $('page-title').textContent = 'Reschedule';
+    $('about').replaceChildren(el('p', { class: 'form-error', role: 'alert', dataset: { testid: 'reschedule-error' } }, await errorText(res)));
+    return false;
+  }
+  const a = await res.json();
+  state.current = a;
+  if (a.customer_zone) {
+    state.zone = a.customer_zone;
+    fillZones();
+  }
+  $('page-title').textContent = 'Reschedule your video call';
+  $('about-kind').textContent = 'Reschedule';
+  $('about-title').textContent = a.summary;
+  $('current-when').textContent = `${longWhen(a.start)} (${zoneLabel(state.zone)})`;
+  show($('current'), true);
+  // The move keeps the topic: its representatives' free times are offered.
+  show($('topic-field'), false);
+  show($('who-fields'), false);
+  $('details-title').textContent = 'Move your appointment';
+  $('book-button').textContent = 'Reschedule';
+  if (a.status !== 'booked') {
+    show($('pick'), false);
+    $('about').append(el('p', { class: 'form-error', role: 'alert', dataset: { testid: 'reschedule-error' } },
+      'This appointment is cancelled; please book a new one.'));
+    return false;
+  }
+  return true;
+}
+
+function startMonth() {
+  const today = todayInZone();
+  state.month = { year: today.year, month: today.month };
+  state.day = null;
+  loadMonth();
+}
+
+$('prev-month').addEventListener('click', () => {
+  const { year, month } = state.month;
+  state.month = month === 1 ? { year: year - 1, month: 12 } : { year, month: month - 1 };
+  state.day = null;
+  loadMonth();
+});
+$('next-month').addEventListener('click', () => {
+  const { year, month } = state.month;
+  state.month = month === 12 ? { year: year + 1, month: 1 } : { year, month: month + 1 };
+  state.day = null;
+  loadMonth();
+});
+$('topic').addEventListener('change', () => {
+  updateTitle();
+  state.day = null;
+  loadMonth();
+});
+$('zone').addEventListener('change', () => {
+  state.zone = $('zone').value;
+  startMonth();
+});
+$('book-form').addEventListener('submit', submit);
 $('back').addEventListener('click', () => {
   show($('details'), false);
   show($('pick'), true);
   loadDay();
 });
-loadTopics().then(loadDay);
+
+fillZones();
+(async () => {
+  if (rescheduleToken && !(await loadCurrent())) return;
+  if (!rescheduleToken) await loadTopics();
+  startMonth();
+})();

@@ -1,6 +1,7 @@
 // Call logs (GET /api/calls), newest first: on the admin page every video call, on the
-// agent console the agent's own (the server decides which). Read when the console
-// appears and on "Refresh". A call that grew out of a chat links to its conversation:
+// agent console the agent's own (the server decides which), each with its agent's name.
+// Read when the console appears, on "Refresh", and every 15 s while the page is shown
+// (polling: no socket carries call logs); "Export CSV" downloads /api/calls/export. A call that grew out of a chat links to its conversation:
 // "Open the chat" asks the page's archive (admin.js, agent.js) to show it, through an
 // `open-conversation` event, so this module needs no handle on the archive.
 
@@ -25,7 +26,7 @@ async function load() {
   if (!answer.ok) return;
   const rows = answer.data.items.map((c) => el('tr', { dataset: { testid: 'call-log' } },
     el('td', { text: dateTime(c.started_at) }),
-    el('td', { text: c.agent_id }),
+    el('td', { text: c.agent_name, title: c.agent_id }),
     el('td', { text: `${c.peer_name} (${c.peer})` }),
     el('td', { text: duration(c.length_secs) }),
     el('td', { text: duration(c.connected_secs) }),
@@ -35,6 +36,15 @@ async function load() {
   show($('calls-empty'), rows.length === 0);
 }
 
+/** How often the list is read again while shown. */
+const REFRESH_MS = 15000;
+
 $('calls-refresh').addEventListener('click', load);
+setInterval(() => {
+  if (document.visibilityState === 'visible') load();
+}, REFRESH_MS);
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') load();
+});
 new MutationObserver(load).observe($('console'), { attributes: true, attributeFilter: ['hidden'] });
 load();

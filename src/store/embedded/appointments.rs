@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{Appointment, AppointmentStatus, Cancellation, Millis, StoreError, StoreResult};
+use crate::store::{Appointment, AppointmentStatus, Cancellation, Millis, Rescheduling, StoreError, StoreResult};
 
 /// Appointment id → JSON [`AppointmentRec`].
 const APPOINTMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("appointments");
@@ -33,6 +33,10 @@ struct AppointmentRec {
     created_at: Millis,
     cancelled_at: Option<Millis>,
     sequence: u32,
+    #[serde(default)]
+    customer_zone: Option<String>,
+    #[serde(default)]
+    cancel_reason: Option<String>,
 }
 
 impl AppointmentRec {
@@ -50,6 +54,8 @@ impl AppointmentRec {
             created_at: a.created_at,
             cancelled_at: a.cancelled_at,
             sequence: a.sequence,
+            customer_zone: a.customer_zone.clone(),
+            cancel_reason: a.cancel_reason.clone(),
         }
     }
 
@@ -72,6 +78,8 @@ impl AppointmentRec {
             created_at: self.created_at,
             cancelled_at: self.cancelled_at,
             sequence: self.sequence,
+            customer_zone: self.customer_zone,
+            cancel_reason: self.cancel_reason,
         }
     }
 }
@@ -122,7 +130,12 @@ pub(super) fn book_in(tx: &redb::WriteTransaction, a: &Appointment) -> StoreResu
 }
 
 /// Cancels appointment `id` inside the caller's write transaction.
-pub(super) fn cancel_in(tx: &redb::WriteTransaction, id: &str, at: Millis) -> StoreResult<Cancellation> {
+pub(super) fn cancel_in(
+    tx: &redb::WriteTransaction,
+    id: &str,
+    at: Millis,
+    reason: Option<String>,
+) -> StoreResult<Cancellation> {
     let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
     let mut a = load(&appointments, id)?;
     if a.status == AppointmentStatus::Cancelled {
@@ -130,6 +143,7 @@ pub(super) fn cancel_in(tx: &redb::WriteTransaction, id: &str, at: Millis) -> St
     }
     a.status = AppointmentStatus::Cancelled;
     a.cancelled_at = Some(at);
+    a.cancel_reason = reason;
     a.sequence += 1;
     appointments
         .insert(id, encode(&AppointmentRec::of(&a))?.as_slice())
@@ -139,6 +153,40 @@ pub(super) fn cancel_in(tx: &redb::WriteTransaction, id: &str, at: Millis) -> St
         .remove((a.representative_id.as_str(), a.start))
         .map_err(unavailable)?;
     Ok(Cancellation::Cancelled(a))
+}
+
+/// Moves appointment `moved.id` to `moved`'s slot inside the caller's write transaction:
+/// the old key is removed and the new one inserted in it, so readers see one or the other.
+pub(super) fn reschedule_in(tx: &redb::WriteTransaction, moved: &Appointment) -> StoreResult<Rescheduling> {
+    let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
+    let current = load(&appointments, &moved.id)?;
+    if current.status != AppointmentStatus::Booked || current.sequence + 1 != moved.sequence {
+        return Ok(Rescheduling::Changed(current));
+    }
+    let mut slots = tx.open_table(BOOKED_SLOTS).map_err(unavailable)?;
+    let new_key = (moved.representative_id.as_str(), moved.start);
+    if slots
+        .get(new_key)
+        .map_err(unavailable)?
+        .is_some_and(|holder| holder.value() != moved.id)
+    {
+        return Err(StoreError::Conflict);
+    }
+    slots
+        .remove((current.representative_id.as_str(), current.start))
+        .map_err(unavailable)?;
+    slots.insert(new_key, moved.id.as_str()).map_err(unavailable)?;
+    let mut by_start = tx.open_table(BY_START).map_err(unavailable)?;
+    by_start
+        .remove((current.start, moved.id.as_str()))
+        .map_err(unavailable)?;
+    by_start
+        .insert((moved.start, moved.id.as_str()), ())
+        .map_err(unavailable)?;
+    appointments
+        .insert(moved.id.as_str(), encode(&AppointmentRec::of(moved))?.as_slice())
+        .map_err(unavailable)?;
+    Ok(Rescheduling::Moved(moved.clone()))
 }
 
 impl EmbeddedStore {
@@ -169,7 +217,7 @@ impl EmbeddedStore {
 
     pub(super) async fn mark_appointment_cancelled(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
         let id = id.to_string();
-        self.write(move |tx| cancel_in(tx, &id, at)).await
+        self.write(move |tx| cancel_in(tx, &id, at, None)).await
     }
 
     pub(super) async fn appointments_between(

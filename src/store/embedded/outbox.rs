@@ -7,11 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::appointments::{book_in, cancel_in};
+use super::appointments::{book_in, cancel_in, reschedule_in};
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
 use crate::store::{
     Appointment, Cancellation, MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, Page,
-    StoreError, StoreResult, apply_outcome,
+    Rescheduling, StoreError, StoreResult, apply_outcome,
 };
 
 /// Mail id → JSON [`MailRec`].
@@ -149,11 +149,28 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn cancel_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
+    pub(super) async fn cancel_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        mail: OutboxMail,
+    ) -> StoreResult<Cancellation> {
         let id = id.to_string();
         self.write(move |tx| {
-            let done = cancel_in(tx, &id, at)?;
+            let done = cancel_in(tx, &id, at, reason)?;
             if matches!(done, Cancellation::Cancelled(_)) {
+                put_in(tx, &mail)?;
+            }
+            Ok(done)
+        })
+        .await
+    }
+
+    pub(super) async fn reschedule_with_mail(&self, moved: Appointment, mail: OutboxMail) -> StoreResult<Rescheduling> {
+        self.write(move |tx| {
+            let done = reschedule_in(tx, &moved)?;
+            if matches!(done, Rescheduling::Moved(_)) {
                 put_in(tx, &mail)?;
             }
             Ok(done)

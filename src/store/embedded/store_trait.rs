@@ -367,8 +367,22 @@ impl Store for EmbeddedStore {
         self.book_with_mail(appointment, mail).await
     }
 
-    async fn cancel_appointment_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
-        self.cancel_with_mail(id, at, mail).await
+    async fn cancel_appointment_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        mail: OutboxMail,
+    ) -> StoreResult<Cancellation> {
+        self.cancel_with_mail(id, at, reason, mail).await
+    }
+
+    async fn reschedule_appointment_with_mail(
+        &self,
+        moved: Appointment,
+        mail: OutboxMail,
+    ) -> StoreResult<Rescheduling> {
+        self.reschedule_with_mail(moved, mail).await
     }
 
     async fn claim_mails(

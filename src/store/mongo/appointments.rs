@@ -13,7 +13,7 @@ use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, conflict_or_unavailable, unavailable};
-use crate::store::{Appointment, AppointmentStatus, Cancellation, Millis, StoreError, StoreResult};
+use crate::store::{Appointment, AppointmentStatus, Cancellation, Millis, Rescheduling, StoreError, StoreResult};
 
 #[derive(Serialize, Deserialize)]
 struct AppointmentDoc {
@@ -31,6 +31,10 @@ struct AppointmentDoc {
     created_at: Millis,
     cancelled_at: Option<Millis>,
     sequence: u32,
+    #[serde(default)]
+    customer_zone: Option<String>,
+    #[serde(default)]
+    cancel_reason: Option<String>,
 }
 
 impl From<Appointment> for AppointmentDoc {
@@ -49,6 +53,8 @@ impl From<Appointment> for AppointmentDoc {
             created_at: a.created_at,
             cancelled_at: a.cancelled_at,
             sequence: a.sequence,
+            customer_zone: a.customer_zone,
+            cancel_reason: a.cancel_reason,
         }
     }
 }
@@ -69,6 +75,8 @@ impl From<AppointmentDoc> for Appointment {
             created_at: d.created_at,
             cancelled_at: d.cancelled_at,
             sequence: d.sequence,
+            customer_zone: d.customer_zone,
+            cancel_reason: d.cancel_reason,
         }
     }
 }
@@ -137,12 +145,18 @@ impl MongoStore {
 
     /// One conditional update (only a booked appointment is changed), so two cancels at
     /// once raise the sequence once; the loser reads the appointment as already cancelled.
-    pub(super) async fn mark_appointment_cancelled(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+    pub(super) async fn mark_appointment_cancelled(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+    ) -> StoreResult<Cancellation> {
         let updated = self
             .appointments_collection()
             .find_one_and_update(
                 doc! {"_id": id, "status": "booked"},
-                doc! {"$set": {"status": "cancelled", "cancelled_at": at}, "$inc": {"sequence": 1}},
+                doc! {"$set": {"status": "cancelled", "cancelled_at": at, "cancel_reason": reason},
+                "$inc": {"sequence": 1}},
             )
             .with_options(
                 FindOneAndUpdateOptions::builder()
@@ -154,6 +168,31 @@ impl MongoStore {
         match updated {
             Some(d) => Ok(Cancellation::Cancelled(d.into())),
             None => Ok(Cancellation::AlreadyCancelled(self.find_appointment(id).await?)),
+        }
+    }
+
+    /// One conditional update of the one document: its (representative, start) changes in
+    /// place, so the partial unique index drops the old key and takes the new one in the
+    /// same atomic write (a duplicate key refuses it whole: `Conflict`). The filter holds
+    /// the sequence it was read at, so of two moves of one appointment one applies.
+    pub(super) async fn move_appointment(&self, moved: &Appointment) -> StoreResult<Rescheduling> {
+        let updated = self
+            .appointments_collection()
+            .find_one_and_update(
+                doc! {"_id": &moved.id, "status": "booked", "sequence": moved.sequence.saturating_sub(1)},
+                doc! {"$set": {"start": moved.start, "end": moved.end,
+                "representative_id": &moved.representative_id, "sequence": moved.sequence}},
+            )
+            .with_options(
+                FindOneAndUpdateOptions::builder()
+                    .return_document(ReturnDocument::After)
+                    .build(),
+            )
+            .await
+            .map_err(conflict_or_unavailable)?;
+        match updated {
+            Some(d) => Ok(Rescheduling::Moved(d.into())),
+            None => Ok(Rescheduling::Changed(self.find_appointment(&moved.id).await?)),
         }
     }
 

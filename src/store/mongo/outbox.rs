@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::{MongoStore, is_duplicate_key, unavailable};
 use crate::store::{
     Appointment, Cancellation, MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, Page,
-    StoreError, StoreResult,
+    Rescheduling, StoreError, StoreResult,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -145,12 +145,33 @@ impl MongoStore {
         }
     }
 
-    pub(super) async fn cancel_with_mail(&self, id: &str, at: Millis, mail: OutboxMail) -> StoreResult<Cancellation> {
+    /// The mail first, as for a booking (module comment): a move refused (the slot taken,
+    /// or the appointment changed meanwhile) deletes it again; a crash between leaves a
+    /// mail whose appointment is not at its sequence, which the worker gives up.
+    pub(super) async fn reschedule_with_mail(&self, moved: Appointment, mail: OutboxMail) -> StoreResult<Rescheduling> {
+        let mail_id = mail.id.clone();
+        self.put_mail(mail).await?;
+        let done = self.move_appointment(&moved).await;
+        if !matches!(done, Ok(Rescheduling::Moved(_)))
+            && let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await
+        {
+            tracing::warn!(error = %e, mail = %mail_id, "the refused move's mail stays; the worker will drop it");
+        }
+        done
+    }
+
+    pub(super) async fn cancel_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        mail: OutboxMail,
+    ) -> StoreResult<Cancellation> {
         // Written first even if the appointment turns out cancelled already: its id is the
         // one that earlier cancel wrote, so it is no second mail.
         let (mail_id, due_at) = (mail.id.clone(), mail.due_at);
         self.put_mail(mail).await?;
-        let done = self.mark_appointment_cancelled(id, at).await?;
+        let done = self.mark_appointment_cancelled(id, at, reason).await?;
         if matches!(done, Cancellation::Cancelled(_)) {
             // A mail of this id written by an earlier attempt whose cancellation never landed
             // may have been given up by the worker meanwhile; this cancellation is real, so

@@ -1,0 +1,341 @@
+//! What a customer does with their appointment's token (the secret of the links in its
+//! mails): see what they booked, move it to another free slot, cancel it (the page asks
+//! first; a reason is optional), and download it as an ICS file.
+//!
+//! One token serves all of these and the join (`appointment_rooms`); a token no
+//! appointment has answers 404 `unknown_token` everywhere. Opening a link changes nothing
+//! (mail scanners follow links): only the POSTs do.
+//!
+//! Whether the move is allowed is `core::reschedule`'s rule; who serves the new slot is
+//! `core::representatives`' (the same representative when free); that the old slot is
+//! freed and the new one held at once, and that one of concurrent moves to a slot wins, is
+//! the store's single write (`Store::reschedule_appointment_with_mail`), which also writes
+//! the reschedule mail (ICS `REQUEST`, same `UID`, next `SEQUENCE`) to the outbox.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::appointments::{
+    CancelOutcome, CustomerLinks, CustomerView, Refusal, bad_query, base_url, calendar, calendar_for, cancel_with_mail,
+    customer_view, desk, eligible, instant, millis, names_of, pick_preferring,
+};
+use super::responses::Unavailable;
+use super::{ApiError, AppState, ErrorBody};
+use crate::appointments::ics::Method;
+use crate::appointments::mails;
+use crate::core::reschedule::{RescheduleRefusal, check_move};
+use crate::store::{Appointment, AppointmentStatus, Rescheduling, StoreError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(show_by_cancel_link, cancel))
+        .routes(routes!(reschedule))
+        .routes(routes!(ics))
+}
+
+/// Longest cancellation reason, in characters.
+const MAX_REASON: usize = 500;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// The token of the appointment's links.
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// The token of the appointment's links.
+    pub token: String,
+    /// Why, if the customer wants to say (up to 500 characters): in the cancellation mail
+    /// and the staff's lists.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleRequest {
+    /// The token of the appointment's links.
+    pub token: String,
+    /// The new slot's start instant, RFC 3339, as the slot list gives it.
+    pub start: String,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Rescheduled {
+    /// `rescheduled`.
+    pub outcome: &'static str,
+    pub appointment: CustomerView,
+}
+
+async fn by_token(state: &AppState, token: &str) -> Result<Appointment, Refusal> {
+    match state
+        .store
+        .appointment_by_token(&crate::auth::session_id(token.trim()))
+        .await
+    {
+        Err(StoreError::NotFound) => Err(Refusal::coded(
+            StatusCode::NOT_FOUND,
+            "unknown_token",
+            "this appointment link is not valid; check that it was copied whole",
+        )),
+        other => Ok(other?),
+    }
+}
+
+async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Result<CustomerView, Refusal> {
+    let (representative, topic) = names_of(state, a).await?;
+    let calendar = calendar(state);
+    Ok(customer_view(
+        state,
+        &calendar,
+        a,
+        &representative,
+        topic.as_deref(),
+        Some((token.trim(), base)),
+    ))
+}
+
+/// The appointment a link's token names, as booked: when (in the customer's zone and the
+/// desk's), with whom, for whom (name, email, comment), its status, and its links.
+#[utoipa::path(get, path = "/api/appointments/booking", tag = "public", params(TokenQuery),
+    responses((status = 200, body = CustomerView),
+        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        Unavailable))]
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Result<Json<CustomerView>, Refusal> {
+    let Query(q) = query.map_err(bad_query)?;
+    let a = by_token(&state, &q.token).await?;
+    Ok(Json(view(&state, &a, &q.token, &base_url(&state, &headers)).await?))
+}
+
+/// The same as `GET /api/appointments/booking` (the address of older cancel links).
+#[utoipa::path(get, path = "/api/appointments/cancel", tag = "public", params(TokenQuery),
+    responses((status = 200, body = CustomerView),
+        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        Unavailable))]
+async fn show_by_cancel_link(
+    state: State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Result<Json<CustomerView>, Refusal> {
+    show(state, headers, query).await
+}
+
+/// Cancels the appointment a token names, with an optional reason; a second time answers
+/// `already_cancelled`. The cancellation mail links to the booking page.
+#[utoipa::path(post, path = "/api/appointments/cancel", tag = "public",
+    request_body(content = CancelRequest, example = json!({"token": "the-token-of-the-appointment-link",
+        "reason": "I found the answer myself"})),
+    responses((status = 200, body = CancelOutcome),
+        (status = 400, description = "`bad_json`; `reason_too_long` (over 500 characters)", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        Unavailable))]
+async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CancelRequest>, JsonRejection>,
+) -> Result<Json<CancelOutcome>, Refusal> {
+    let Json(body) = body?;
+    let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
+        return Err(Refusal::Api(ApiError::invalid(
+            "reason_too_long",
+            format!("a reason has at most {MAX_REASON} characters"),
+        )));
+    }
+    let a = by_token(&state, &body.token).await?;
+    let base = base_url(&state, &headers);
+    let mut done = cancel_with_mail(&state, a, reason, &base).await?;
+    let a = by_token(&state, &body.token).await?;
+    done.appointment = view(&state, &a, &body.token, &base).await?;
+    Ok(Json(done))
+}
+
+fn move_refused(refusal: RescheduleRefusal) -> Refusal {
+    let (status, message) = match refusal {
+        RescheduleRefusal::Cancelled => (
+            StatusCode::CONFLICT,
+            "this appointment is cancelled; please book a new one",
+        ),
+        RescheduleRefusal::AlreadyBegun => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this appointment has already begun and can no longer be moved",
+        ),
+        RescheduleRefusal::SameSlot => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the appointment is already at that time",
+        ),
+        RescheduleRefusal::Slot(r) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            match r {
+                crate::core::schedule::BookingRefusal::NotASlot => "that time is not one of the desk's slots",
+                crate::core::schedule::BookingRefusal::Past => "that slot has already begun",
+                crate::core::schedule::BookingRefusal::TooSoon => "that slot starts too soon to be booked",
+            },
+        ),
+    };
+    Refusal::coded(status, refusal.code(), message)
+}
+
+/// Moves the appointment a token names to another free slot, in one step: its old slot is
+/// free and the new one held at the same moment, and of simultaneous moves to one slot one
+/// wins. Same token, same room; the customer is mailed once, with the invitation updated
+/// (ICS `REQUEST`, same `UID`, next `SEQUENCE`).
+#[utoipa::path(post, path = "/api/appointments/reschedule", tag = "public",
+    request_body(content = RescheduleRequest, example = json!({"token": "the-token-of-the-appointment-link",
+        "start": "2030-06-18T09:00:00Z"})),
+    responses((status = 200, body = Rescheduled),
+        (status = 400, description = "`bad_json`; `bad_start` (not an RFC 3339 instant)", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        (status = 409, description = "`slot_taken`: no representative is free at that slot any more; \
+            `appointment_cancelled`; `appointment_changed`: it was moved or cancelled meanwhile (read it again)",
+            body = ErrorBody),
+        (status = 422, description = "`already_begun`; `same_slot`; `not_a_slot`, `slot_in_past`, \
+            `too_short_notice` as for booking; `no_representative`", body = ErrorBody),
+        Unavailable))]
+async fn reschedule(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RescheduleRequest>, JsonRejection>,
+) -> Result<Json<Rescheduled>, Refusal> {
+    let Json(body) = body?;
+    let requested: Timestamp = body.start.trim().parse().map_err(|_| {
+        Refusal::Api(ApiError::invalid(
+            "bad_start",
+            "start must be an RFC 3339 instant such as 2030-06-17T10:00:00Z",
+        ))
+    })?;
+    let was = by_token(&state, &body.token).await?;
+    let calendar = calendar_for(&state, was.category.as_deref()).await?;
+    let slot = check_move(
+        &calendar,
+        was.status == AppointmentStatus::Booked,
+        instant(was.start),
+        requested,
+        Timestamp::now(),
+    )
+    .map_err(move_refused)?;
+    let agents = eligible(&state, was.category.as_deref()).await?;
+    if agents.is_empty() {
+        return Err(Refusal::coded(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_representative",
+            "no agent serves appointments for this choice",
+        ));
+    }
+    let base = base_url(&state, &headers);
+    let links = CustomerLinks::of(body.token.trim(), was.category.as_deref());
+    let (manage, reschedule, book) = (
+        format!("{base}{}", links.manage),
+        format!("{base}{}", links.reschedule),
+        format!("{base}{}", links.book),
+    );
+    let topic = names_of(&state, &was).await?.1;
+    // As booking: each round moves to the representative the day says (the same one when
+    // free); a refusal means someone took that one meanwhile, so look again.
+    for _ in 0..agents.len() {
+        let Some(chosen) = pick_preferring(&state, &calendar, &slot, &agents, Some(&was.representative_id)).await?
+        else {
+            break;
+        };
+        let mut moved = was.clone();
+        moved.start = millis(slot.start);
+        moved.end = millis(slot.end);
+        moved.representative_id = chosen.id.clone();
+        moved.sequence = was.sequence + 1;
+        let context = mails::Context {
+            representative: &chosen.display_name,
+            topic: topic.as_deref(),
+            manage_url: &manage,
+            reschedule_url: &reschedule,
+            book_url: &book,
+        };
+        let mail = mails::reschedule(&desk(&state), &was, &moved, &context, Timestamp::now());
+        match state.store.reschedule_appointment_with_mail(moved, mail).await {
+            Ok(Rescheduling::Moved(now)) => {
+                metrics::counter!("switchboard_appointments_rescheduled_total").increment(1);
+                return Ok(Json(Rescheduled {
+                    outcome: "rescheduled",
+                    appointment: view(&state, &now, &body.token, &base).await?,
+                }));
+            }
+            Ok(Rescheduling::Changed(current)) => {
+                return Err(if current.status == AppointmentStatus::Cancelled {
+                    move_refused(RescheduleRefusal::Cancelled)
+                } else {
+                    Refusal::coded(
+                        StatusCode::CONFLICT,
+                        "appointment_changed",
+                        "this appointment was changed meanwhile; please look at it again",
+                    )
+                });
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Refusal::coded(
+        StatusCode::CONFLICT,
+        "slot_taken",
+        "this slot has just been booked; please pick another",
+    ))
+}
+
+/// The appointment as an ICS file to add to a calendar (`METHOD:PUBLISH`, the `UID` and
+/// `SEQUENCE` of its mails; `STATUS:CANCELLED` once cancelled).
+#[utoipa::path(get, path = "/api/appointments/ics", tag = "public", params(TokenQuery),
+    responses((status = 200, description = "`text/calendar`, as an attachment `appointment.ics`",
+            content_type = "text/calendar", body = String),
+        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
+        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        Unavailable))]
+async fn ics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Result<Response, Refusal> {
+    let Query(q) = query.map_err(bad_query)?;
+    let a = by_token(&state, &q.token).await?;
+    let (representative, topic) = names_of(&state, &a).await?;
+    let base = base_url(&state, &headers);
+    let manage = format!("{base}{}", CustomerLinks::of(q.token.trim(), None).manage);
+    let context = mails::Context {
+        representative: &representative,
+        topic: topic.as_deref(),
+        manage_url: &manage,
+        reschedule_url: "",
+        book_url: "",
+    };
+    let summary = mails::summary(&context);
+    let description = format!("{summary}\n\nJoin, reschedule or cancel on your appointment's page:\n{manage}");
+    let method = if a.status == AppointmentStatus::Cancelled {
+        Method::Cancel
+    } else {
+        Method::Publish
+    };
+    let body = mails::calendar(&desk(&state), &a, &context, method, Timestamp::now(), &description);
+    Ok((
+        [
+            (header::CONTENT_TYPE, crate::appointments::ics::content_type(method)),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"appointment.ics\""),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}

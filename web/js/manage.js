@@ -1,0 +1,158 @@
+// The appointment's page behind the mails' link (`manage.html?token=…`): what was booked
+// (the time in the customer's zone, the desk's beside, name, email, comment), "Join the
+// video call" on its own, and apart from it: add to a calendar, reschedule (the booking
+// page in reschedule mode), and cancel, which first asks, with an optional reason.
+// Before the representative starts the call, "Join" is a waiting room that lets the
+// customer in by itself once the call starts.
+// Opening the page changes nothing (mail scanners follow links): only the buttons do.
+
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.search).get('token') || '';
+
+async function errorText(res) {
+  try {
+    return (await res.json()).error.message;
+  } catch {
+    return `the server answered ${res.status}`;
+  }
+}
+
+const zoneLabel = (zone) => zone.replaceAll('_', ' ');
+
+function render(a) {
+  shownZone = a.customer_zone;
+  const inTheirs = (options) => new Intl.DateTimeFormat([], { timeZone: a.customer_zone, ...options });
+  const time = (iso) => inTheirs({ hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
+  const day = inTheirs({ weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }).format(new Date(a.start));
+  $('summary').textContent = a.summary;
+  $('when').textContent = `${day}, ${time(a.start)}–${time(a.end)} (${zoneLabel(a.customer_zone)})`;
+  // The desk's date too when it is another day there.
+  const deskWhen = a.local_start.slice(0, 10) === a.customer_local_start.slice(0, 10) ? a.local_start.slice(11) : a.local_start;
+  $('desk').textContent = `${deskWhen} ${zoneLabel(a.zone)}`;
+  $('length').textContent = `${a.minutes} min`;
+  $('who').textContent = a.name;
+  $('email').textContent = a.email;
+  $('comment').textContent = a.comment || '—';
+  const cancelled = a.status === 'cancelled';
+  $('status-line').textContent = cancelled ? 'This appointment is cancelled.' : 'Booked';
+  $('reason-line').hidden = !(cancelled && a.cancel_reason);
+  $('reason-line').textContent = a.cancel_reason ? `Reason: ${a.cancel_reason}` : '';
+  $('join-card').hidden = cancelled;
+  $('change-card').hidden = cancelled;
+  $('again-card').hidden = !cancelled;
+  if (a.links) {
+    $('add-google').href = a.links.calendar.google;
+    $('add-outlook').href = a.links.calendar.outlook;
+    $('add-ics').href = a.links.calendar.ics;
+    $('reschedule').href = a.links.reschedule;
+    $('book-again').href = a.links.book;
+  }
+  $('appointment').hidden = false;
+}
+
+async function load() {
+  if (!token) {
+    $('load-error').textContent = 'This link has no token; please use the whole link from your mail.';
+    return;
+  }
+  const res = await fetch(`/api/appointments/booking?token=${encodeURIComponent(token)}`);
+  if (!res.ok) {
+    $('load-error').textContent = await errorText(res);
+    return;
+  }
+  render(await res.json());
+}
+
+function askToCancel(open) {
+  $('confirm-box').hidden = !open;
+  $('ask-cancel').hidden = open;
+  if (open) $('reason').focus();
+}
+
+$('ask-cancel').addEventListener('click', () => askToCancel(true));
+$('keep').addEventListener('click', () => askToCancel(false));
+
+$('confirm').addEventListener('click', async () => {
+  $('confirm').disabled = true;
+  try {
+    const res = await fetch('/api/appointments/cancel', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token, reason: $('reason').value || undefined }),
+    });
+    if (!res.ok) {
+      $('load-error').textContent = await errorText(res);
+      return;
+    }
+    const outcome = await res.json();
+    askToCancel(false);
+    render(outcome.appointment);
+    $('status-line').textContent = outcome.outcome === 'already_cancelled'
+      ? 'This appointment was already cancelled.'
+      : 'Your appointment is cancelled. A confirmation is on its way by mail.';
+  } finally {
+    $('confirm').disabled = false;
+  }
+});
+
+// The waiting room: before the representative starts the call, "Join" waits here
+// ("Your call with Anna starts at 10:00; you will be let in when Anna joins", the time in
+// the customer's zone) and asks again, every 2 s growing to 5 s, until it is let in. Each
+// ask also shows the customer as waiting on the representative's list.
+const WAIT_FIRST_MS = 2000;
+const WAIT_MAX_MS = 5000;
+let waitTimer = null;
+let shownZone = null;
+
+async function askToJoin() {
+  return fetch('/api/appointments/join', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+}
+
+async function waitingText() {
+  const res = await fetch(`/api/appointments/room?token=${encodeURIComponent(token)}`);
+  if (!res.ok) return 'Your call has not started yet; you will be let in when your representative joins.';
+  const room = await res.json();
+  const at = new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, timeStyle: 'short' }).format(new Date(room.start));
+  return `Your call with ${room.representative} starts at ${at}; you will be let in when ${room.representative} joins.`;
+}
+
+function enterRoom(joined) {
+  clearTimeout(waitTimer);
+  // The room page sends a customer whose access ran out back here for a new one.
+  sessionStorage.setItem(`room-return:${joined.room_id}`, location.href);
+  location.href = joined.link;
+}
+
+async function join(delay) {
+  const res = await askToJoin();
+  if (res.ok) return enterRoom(await res.json());
+  let code = '';
+  let message = `the server answered ${res.status}`;
+  try {
+    ({ code, message } = (await res.json()).error);
+  } catch { /* not the API's shape */ }
+  if (code !== 'not_started') {
+    $('waiting').hidden = true;
+    $('join').disabled = false;
+    $('error').textContent = message;
+    return undefined;
+  }
+  if ($('waiting').hidden) {
+    $('waiting-text').textContent = await waitingText();
+    $('waiting').hidden = false;
+  }
+  waitTimer = setTimeout(() => join(Math.min(delay * 1.5, WAIT_MAX_MS)), delay);
+  return undefined;
+}
+
+$('join').addEventListener('click', () => {
+  $('error').textContent = '';
+  $('join').disabled = true;
+  join(WAIT_FIRST_MS);
+});
+
+load();
