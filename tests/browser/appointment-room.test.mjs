@@ -65,8 +65,9 @@ test('the representative starts an appointment and both sides reach the call', a
     const [agentRoom] = await Promise.all([agent.context().waitForEvent('page'), startButton.click()]);
     pages.push(agentRoom);
     await customer.waitForURL(/\/room\.html\?room=/, { timeout: 15000 });
-    // A fresh entry passes the lobby (camera preview, devices) first.
-    for (const page of [agentRoom, customer]) await page.getByTestId('lobby-join').click();
+    // The agent's fresh entry passes the lobby (camera preview, devices) first; the customer
+    // let in from the waiting room goes straight in, with no click at all.
+    await agentRoom.getByTestId('lobby-join').click();
     for (const page of [agentRoom, customer]) {
       await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
     }

@@ -120,16 +120,19 @@ async function waitingText() {
   return `Your call with ${room.representative} starts at ${at}; you will be let in when ${room.representative} joins.`;
 }
 
-function enterRoom(joined) {
+function enterRoom(joined, { waited = false } = {}) {
   clearTimeout(waitTimer);
   // The room page sends a customer whose access ran out back here for a new one.
   sessionStorage.setItem(`room-return:${joined.room_id}`, location.href);
+  // Let in from the waiting room: the room page goes straight into the call (the
+  // customer asked to join minutes ago; a lobby's second "Join" would keep them waiting).
+  if (waited) sessionStorage.setItem(`room-admitted:${joined.room_id}`, '1');
   location.href = joined.link;
 }
 
 async function join(delay) {
   const res = await askToJoin();
-  if (res.ok) return enterRoom(await res.json());
+  if (res.ok) return enterRoom(await res.json(), { waited: !$('waiting').hidden });
   let code = '';
   let message = `the server answered ${res.status}`;
   try {

@@ -547,9 +547,14 @@ badges.initBadges({ send, stream: () => localStream });
     history.replaceState(null, '', location.pathname + location.search);
   }
   token = sessionStorage.getItem(tokenKey);
+  // Let in from an appointment's waiting room: straight into the call, with the devices
+  // remembered from an earlier call or the defaults.
+  const admittedKey = `room-admitted:${roomId}`;
+  const admitted = sessionStorage.getItem(admittedKey) === '1';
+  sessionStorage.removeItem(admittedKey);
   // HOOK(lobby): a fresh entry (the agent's link, a chat's invitation) passes the lobby
   // first; a reload or reconnect (a token kept from before) goes straight back in.
-  if (fresh && (token || asAgent)) {
+  if (fresh && !admitted && (token || asAgent)) {
     setRoomState('not joined');
     await showLobby({ button: true });
   }
