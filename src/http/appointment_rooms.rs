@@ -235,6 +235,22 @@ pub struct JoinedRoom {
     pub link: String,
 }
 
+/// The appointment a customer's link names (its token), or `404 unknown_token`.
+async fn appointment_of_link(state: &AppState, token: &str) -> Result<Appointment, ApiError> {
+    match state
+        .store
+        .appointment_by_token(&crate::auth::session_id(token.trim()))
+        .await
+    {
+        Err(StoreError::NotFound) => Err(refused(
+            StatusCode::NOT_FOUND,
+            "unknown_token",
+            "this appointment link is not valid; check that it was copied whole",
+        )),
+        other => Ok(other?),
+    }
+}
+
 /// The customer joins their appointment's room once the representative has started it.
 #[utoipa::path(post, path = "/api/appointments/join", tag = "public",
     request_body(content = JoinAppointment, example = json!({"token": "the-token-of-the-appointment-link"})),
@@ -253,20 +269,7 @@ async fn join(
     body: Result<Json<JoinAppointment>, JsonRejection>,
 ) -> Result<Json<JoinedRoom>, ApiError> {
     let Json(body) = body?;
-    let a = match state
-        .store
-        .appointment_by_token(&crate::auth::session_id(body.token.trim()))
-        .await
-    {
-        Err(StoreError::NotFound) => {
-            return Err(refused(
-                StatusCode::NOT_FOUND,
-                "unknown_token",
-                "this appointment link is not valid; check that it was copied whole",
-            ));
-        }
-        other => other?,
-    };
+    let a = appointment_of_link(&state, &body.token).await?;
     if a.status == AppointmentStatus::Cancelled {
         return Err(refused(
             StatusCode::CONFLICT,
@@ -352,20 +355,7 @@ async fn status(
     query: Result<Query<RoomStatusQuery>, QueryRejection>,
 ) -> Result<Json<AppointmentRoomStatus>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
-    let a = match state
-        .store
-        .appointment_by_token(&crate::auth::session_id(q.token.trim()))
-        .await
-    {
-        Err(StoreError::NotFound) => {
-            return Err(refused(
-                StatusCode::NOT_FOUND,
-                "unknown_token",
-                "this appointment link is not valid; check that it was copied whole",
-            ));
-        }
-        other => other?,
-    };
+    let a = appointment_of_link(&state, &q.token).await?;
     let open_until = closes_at(&state, &a);
     let now = now_ms();
     let state_name = match state.store.room(&room_id(&a)).await {
