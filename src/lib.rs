@@ -21,3 +21,4 @@ pub use server::{bootstrap, run};
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub mod mail;
 pub mod rooms;
+pub mod demo_host;

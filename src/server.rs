@@ -202,6 +202,10 @@ pub async fn run(
             }),
         );
     let app = crate::web::harden(app);
+    if let Some(port) = settings.widget.demo_host_port {
+        let hub_port = listener.local_addr()?.port();
+        crate::demo_host::start(settings.bind, port, hub_port, shutdown.clone()).await?;
+    }
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;
     // ---- several nodes through Redis (issue 15): the lease task releases the lease on
