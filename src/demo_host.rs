@@ -16,8 +16,16 @@ const PAGE: &str = include_str!("../examples/widget-host/index.html");
 
 /// The demo site's pages: (path, heading, text).
 const PAGES: [(&str, &str, &str); 3] = [
-    ("", "Gear for every trail", "Tents, packs and boots, tested by people who walk a lot. Questions? The chat bubble in the corner reaches our team."),
-    ("pricing", "Pricing", "Free shipping over $50. Returns within 60 days, no questions asked."),
+    (
+        "",
+        "Gear for every trail",
+        "Tents, packs and boots, tested by people who walk a lot. Questions? The chat bubble in the corner reaches our team.",
+    ),
+    (
+        "pricing",
+        "Pricing",
+        "Free shipping over $50. Returns within 60 days, no questions asked.",
+    ),
     ("about", "About us", "A small shop run by hikers since 2009."),
 ];
 
@@ -25,7 +33,10 @@ const PAGES: [(&str, &str, &str); 3] = [
 pub async fn start(bind: SocketAddr, port: u16, hub_port: u16, shutdown: CancellationToken) -> std::io::Result<()> {
     let listener = TcpListener::bind(SocketAddr::new(bind.ip(), port)).await?;
     let app = Router::new()
-        .route("/", get(move |headers: HeaderMap| async move { render("", &headers, hub_port) }))
+        .route(
+            "/",
+            get(move |headers: HeaderMap| async move { render("", &headers, hub_port) }),
+        )
         .route(
             "/{page}",
             get(move |Path(p): Path<String>, headers: HeaderMap| async move { render(&p, &headers, hub_port) }),
@@ -49,10 +60,12 @@ fn render(path: &str, headers: &HeaderMap, hub_port: u16) -> Response {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.rsplit_once(':').map_or(Some(h), |(name, _)| Some(name)))
-        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':')))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+        })
         .unwrap_or("127.0.0.1");
     let hub = format!("http://{host}:{hub_port}");
-
 
     Html(
         PAGE.replace("{{HUB}}", &hub)

@@ -33,7 +33,11 @@ impl WidgetSettings {
         let color = r.text("WIDGET_COLOR", DEFAULT_COLOR).trim().to_ascii_lowercase();
         let hex = color.strip_prefix('#').unwrap_or("");
         if !(matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit())) {
-            return Err(Reader::error("WIDGET_COLOR", &color, "must be a colour like #2563eb or #26e"));
+            return Err(Reader::error(
+                "WIDGET_COLOR",
+                &color,
+                "must be a colour like #2563eb or #26e",
+            ));
         }
         let allowed_origins = frame_origins(r)?;
         let demo_host_port = match r.optional("DEMO_HOST_PORT") {
@@ -110,7 +114,9 @@ fn frame_origins(r: &Reader<'_>) -> Result<Vec<String>, ConfigError> {
             return Err(Reader::error(
                 VAR,
                 &value,
-                format!("{item:?} is not an origin like https://shop.example.com (scheme, host and port only; no * or path)"),
+                format!(
+                    "{item:?} is not an origin like https://shop.example.com (scheme, host and port only; no * or path)"
+                ),
             ));
         }
         let origin = item.to_ascii_lowercase();

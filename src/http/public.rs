@@ -69,9 +69,13 @@ async fn widget(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         .filter(|o| config.allowed_origins.iter().any(|a| a == o))
         .and_then(|o| HeaderValue::from_str(o).ok());
     let mut response = Json(config).into_response();
-    response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = cors {
-        response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     }
     Ok(response)
 }

@@ -166,6 +166,7 @@ function chatting(chatId, peerName, categoryName, startedFresh) {
   saved.peerName = peerName;
   save();
   inChat = true;
+  tell('chatting', { peerName });
   show($('waiting'), false);
   $('session-title').textContent = `Chatting with ${peerName}${categoryName ? ` · ${categoryName}` : ''}`;
   $('leave').textContent = 'End chat';

@@ -36,6 +36,12 @@ document.addEventListener('switchboard:session', (e) => {
   sessionActive = e.detail.active;
   post({ type: 'session', active: sessionActive });
 });
+// Someone answered: someone is online (whatever the last look at /api/widget said).
+document.addEventListener('switchboard:chatting', () => showOnline(true));
+// In a chat the transcript needs the room; the greeting belongs to the start.
+const inSession = () => document.body.classList.toggle('in-session', !$('session').hidden);
+new MutationObserver(inSession).observe($('session'), { attributes: true, attributeFilter: ['hidden'] });
+
 document.addEventListener('switchboard:reply', (e) => {
   post({ type: 'reply', name: e.detail.name });
   // customer.js sounds for a hidden page; here also for a page whose chat is minimised.
