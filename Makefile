@@ -6,9 +6,10 @@ BROWSER_DIR := tests/browser
 
 .PHONY: run cluster test test-deps test-rust test-browser bench fmt lint clean
 
-## Start the hub with zero configuration (127.0.0.1:8080, embedded store under ./data).
+## Start the hub with zero configuration (127.0.0.1:8080, embedded store under ./data),
+## and a demo shop site with the chat widget on http://localhost:8090 (DEMO_HOST_PORT).
 run:
-	$(CARGO) run --release --bin switchboard -- serve
+	DEMO_HOST_PORT=$${DEMO_HOST_PORT-8090} $(CARGO) run --release --bin switchboard -- serve
 
 ## Three nodes on 127.0.0.1:8081-8083 with a local redis-server and MongoDB-wire server
 ## (state in ./cluster-data); Ctrl-C stops them. README "Several nodes".

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub mod widget;
+
 /// Where durable data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreMode {
@@ -159,6 +161,8 @@ pub struct Settings {
     // ---- the default configuration fast (issue 14) ----
     /// `ARCHIVE_GROUP_COMMIT_MS`: the least time between the starts of two archive writes.
     pub archive_group_commit: Duration,
+    /// The embeddable chat widget (`WIDGET_*`, `DEMO_HOST_PORT`).
+    pub widget: widget::WidgetSettings,
 }
 
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -275,6 +279,7 @@ impl Settings {
             room_max_failed_joins: r.ranged("ROOM_MAX_FAILED_JOINS", 20, 1..=1_000)?,
             // ---- the default configuration fast (issue 14) ----
             archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
+            widget: widget::WidgetSettings::read(&r)?,
         };
         if settings.outbox_retry_max < settings.outbox_retry_first {
             return Err(ConfigError {

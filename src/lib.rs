@@ -19,5 +19,6 @@ pub mod ws;
 
 pub use server::{bootstrap, run};
 // ---- rooms and 1-to-1 video (issue 16) ----
+pub mod demo_host;
 pub mod mail;
 pub mod rooms;

@@ -202,6 +202,13 @@ pub async fn run(
             }),
         );
     let app = crate::web::harden(app);
+    if let Some(port) = settings.widget.demo_host_port {
+        let hub_port = listener.local_addr()?.port();
+        // A demo nicety: a port in use is logged, and the hub serves on.
+        if let Err(e) = crate::demo_host::start(settings.bind, port, hub_port, shutdown.clone()).await {
+            tracing::warn!("DEMO_HOST_PORT={port}: the demo host page is not served: {e}");
+        }
+    }
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;
     // ---- several nodes through Redis (issue 15): the lease task releases the lease on

@@ -3,7 +3,7 @@
 //! and the browser hardening headers every response carries.
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -33,11 +33,16 @@ pub fn harden(router: Router) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
-        // For browsers that predate frame-ancestors.
-        .layer(Set::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
+        // For browsers that predate frame-ancestors; not on a page that other sites may
+        // frame (the widget page), whose frame-ancestors lists them.
+        .layer(Set::if_not_present(header::X_FRAME_OPTIONS, |response: &Response| {
+            let frameable = response
+                .headers()
+                .get(header::CONTENT_SECURITY_POLICY)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|csp| !csp.contains("frame-ancestors 'none'"));
+            (!frameable).then(|| HeaderValue::from_static("DENY"))
+        }))
         .layer(Set::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -56,7 +61,22 @@ pub fn harden(router: Router) -> Router {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
+        .route("/widget.html", get(widget_page))
         .route("/{*path}", get(|Path(p): Path<String>| async move { page(&p) }))
+}
+
+/// The chat widget's page, the one page other sites may frame: those of
+/// `WIDGET_ALLOWED_ORIGINS` (and the hub's own).
+async fn widget_page(State(state): State<AppState>) -> Response {
+    let mut response = page("widget.html");
+    let csp = CONTENT_SECURITY_POLICY.replace(
+        "frame-ancestors 'none'",
+        &format!("frame-ancestors {}", state.settings.widget.frame_ancestors()),
+    );
+    if let Ok(value) = header::HeaderValue::from_str(&csp) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 fn page(path: &str) -> Response {

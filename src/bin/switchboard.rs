@@ -108,7 +108,18 @@ async fn serve(settings: Settings, log_format: LogFormat) -> Result<(), String> 
         .await
         .map_err(|e| format!("bootstrap: {e}"))?;
     let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    let banner = banner(&url, store.backend(), &setup.created_admin);
+    let mut banner = banner(&url, store.backend(), &setup.created_admin);
+    // The chat widget's tag, and the demo shop that wears it when served.
+    banner.insert(
+        banner.len() - 1,
+        format!("  chat widget:  <script src=\"{url}/widget.js\" async></script> (README \"Chat widget\")"),
+    );
+    if let Some(port) = settings.widget.demo_host_port {
+        banner.insert(
+            banner.len() - 1,
+            format!("  demo shop with the widget: http://localhost:{port}/"),
+        );
+    }
     match log_format {
         // An operator at a terminal reads this first; it is kept out of the log's format.
         LogFormat::Text => println!("{}", banner.join("\n")),

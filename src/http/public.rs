@@ -18,6 +18,7 @@ use crate::core::readiness::{Change, Signals, not_ready_because};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(categories))
+        .routes(routes!(widget))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }
@@ -28,6 +29,55 @@ async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryVi
     Ok(Json(
         state.store.categories().await?.iter().map(CategoryView::from).collect(),
     ))
+}
+
+/// What the chat widget shows: the desk's name, colour and greeting, and whether anyone is there.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WidgetConfig {
+    /// The desk's name (`WIDGET_TITLE`).
+    pub title: String,
+    /// The launcher's and header's colour, `#rgb` or `#rrggbb` (`WIDGET_COLOR`).
+    pub color: String,
+    /// The first words the chat window shows (`WIDGET_GREETING`).
+    pub greeting: String,
+    /// Whether any agent is connected now (on several nodes: to the node that answers).
+    /// When false the widget says nobody is online; a customer may still wait in line.
+    pub agents_online: bool,
+    /// The sites allowed to embed the widget (`WIDGET_ALLOWED_ORIGINS`, and the demo
+    /// host's while `DEMO_HOST_PORT` is set), besides the hub's own; the widget page
+    /// talks to its host page only when the host is one of these.
+    pub allowed_origins: Vec<String>,
+}
+
+/// The chat widget's settings. A site listed in `WIDGET_ALLOWED_ORIGINS` may read it from
+/// its own pages (CORS); the widget loader uses it to colour the launcher.
+#[utoipa::path(get, path = "/api/widget", tag = "public", responses((status = 200, body = WidgetConfig), Unavailable))]
+async fn widget(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response, ApiError> {
+    use axum::http::{HeaderValue, header};
+    let w = &state.settings.widget;
+    let allowed_origins = w.frame_origins();
+    let config = WidgetConfig {
+        title: w.title.clone(),
+        color: w.color.clone(),
+        greeting: w.greeting.clone(),
+        agents_online: state.hub.figures().await?.agents_online > 0,
+        allowed_origins,
+    };
+    let cors = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| config.allowed_origins.iter().any(|a| a == o))
+        .and_then(|o| HeaderValue::from_str(o).ok());
+    let mut response = Json(config).into_response();
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = cors {
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

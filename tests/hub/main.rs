@@ -43,6 +43,8 @@ mod rooms_seats;
 mod starting;
 mod storeops;
 mod transport;
+// the embeddable chat widget
+mod widget;
 // issue 14 (perf)
 mod journal;
 mod mongod;

@@ -23,7 +23,16 @@ function load() {
 function save() {
   if (saved) sessionStorage.setItem(KEY, JSON.stringify(saved));
   else sessionStorage.removeItem(KEY);
+  tell('session', { active: !!saved });
 }
+
+/** Tells the page around the chat (the widget's frame script) what happened. */
+function tell(what, detail) {
+  document.dispatchEvent(new CustomEvent(`switchboard:${what}`, { detail }));
+}
+
+/** A topic chosen in advance (the widget's `data-category`): offered once, on the first visit. */
+let presetCategory = new URLSearchParams(location.search).get('category');
 
 const socket = new ReconnectingSocket('/ws/customer', {
   onOpen(send) {
@@ -61,6 +70,9 @@ async function loadCategories() {
   for (const c of res.data) {
     host.append(el('button', { type: 'button', dataset: { testid: `category-${c.id}`, category: c.id }, onclick: () => chooseCategory(c) }, c.name));
   }
+  const preset = res.data.find((c) => c.id === presetCategory);
+  presetCategory = null;
+  if (preset && !saved && !$('welcome').hidden) chooseCategory(preset);
 }
 
 function chooseCategory(c) {
@@ -113,7 +125,9 @@ function ensureChat() {
 
 function showMessage(m) {
   const view = ensureChat();
-  if (view.addMessage(m, m.from === 'customer') && saved) {
+  const fresh = view.addMessage(m, m.from === 'customer');
+  if (fresh && m.from === 'agent') tell('reply', { name: saved?.peerName || 'Agent', text: m.text });
+  if (fresh && saved) {
     // Kept for a reload, in seq order (arrival order may differ); the last 200 are plenty to rebuild the screen.
     saved.messages = [...(saved.messages || []), { id: m.id, seq: m.seq, from: m.from, text: m.text, at: m.at }]
       .sort((a, b) => a.seq - b.seq).slice(-200);
@@ -153,6 +167,7 @@ function chatting(chatId, peerName, categoryName, startedFresh) {
   saved.peerName = peerName;
   save();
   inChat = true;
+  tell('chatting', { peerName });
   show($('waiting'), false);
   $('session-title').textContent = `Chatting with ${peerName}${categoryName ? ` · ${categoryName}` : ''}`;
   $('leave').textContent = 'End chat';
@@ -306,6 +321,7 @@ $('confirm-end-yes').addEventListener('click', () => {
 $('again').addEventListener('click', () => { pageNotice(''); screen('welcome'); loadCategories(); });
 
 loadCategories();
+tell('session', { active: !!saved });
 if (saved?.token) {
   // A reload or a new visit within the grace period: show what we had, then resume.
   startSession();

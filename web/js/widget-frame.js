@@ -1,0 +1,112 @@
+// The widget page's side of the chat widget: the desk's name, colour and greeting from
+// /api/widget, "nobody is online" while no agent is, and the talk with the loader
+// (widget.js) on the host page: postMessage to the host's origin only, once that origin
+// is one the hub allows; messages taken only from the parent window at that origin.
+// The chat itself is customer.js, as on the customer page.
+
+import { beep } from './notify.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const framed = window.parent !== window && params.get('embed') === '1';
+/** The host page's origin, once checked against the allowed list; until then nothing is posted. */
+let hostOrigin = null;
+const outbox = [];
+/** Whether the loader shows the chat window now (sounds only when it is not looked at). */
+let open = !framed;
+let sessionActive = false;
+
+function post(msg) {
+  const data = { source: 'switchboard-widget', ...msg };
+  if (hostOrigin) window.parent.postMessage(data, hostOrigin);
+  else if (framed) outbox.push(data);
+}
+
+window.addEventListener('message', (e) => {
+  if (!hostOrigin || e.source !== window.parent || e.origin !== hostOrigin) return;
+  const data = e.data;
+  if (!data || data.source !== 'switchboard-widget-loader') return;
+  if (data.type === 'visibility') {
+    open = !!data.open;
+    if (open && data.focus) setTimeout(() => (document.querySelector('#session:not([hidden]) textarea:not([disabled])') || $('name'))?.focus(), 50);
+  }
+});
+
+document.addEventListener('switchboard:session', (e) => {
+  sessionActive = e.detail.active;
+  post({ type: 'session', active: sessionActive });
+});
+// Someone answered: someone is online (whatever the last look at /api/widget said).
+document.addEventListener('switchboard:chatting', () => showOnline(true));
+// In a chat the transcript needs the room; the greeting belongs to the start.
+const inSession = () => document.body.classList.toggle('in-session', !$('session').hidden);
+new MutationObserver(inSession).observe($('session'), { attributes: true, attributeFilter: ['hidden'] });
+
+document.addEventListener('switchboard:reply', (e) => {
+  post({ type: 'reply', name: e.detail.name });
+  // customer.js sounds for a hidden page; here also for a page whose chat is minimised.
+  if (!open && !document.hidden) beep();
+});
+
+if (framed) {
+  $('widget-close').hidden = false;
+  $('widget-close').addEventListener('click', () => post({ type: 'close' }));
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') post({ type: 'close' }); });
+}
+
+/** White or near-black text, whichever reads better on `hex`. */
+function inkOn(hex) {
+  let h = hex.slice(1);
+  if (h.length === 3) h = [...h].map((c) => c + c).join('');
+  const [r, g, b] = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16) / 255)
+    .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  const lum = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  return (1.05 / (lum + 0.05)) >= ((lum + 0.05) / 0.05) ? '#ffffff' : '#111827';
+}
+
+function showOnline(online) {
+  $('widget-status').classList.toggle('online', online);
+  $('widget-status-text').textContent = online ? 'We are online' : 'Nobody is online right now';
+  $('widget-offline').hidden = online;
+  const waiting = $('waiting-text');
+  if (waiting) waiting.textContent = online ? 'Connecting you to an agent…' : 'Nobody is online right now — you keep your place in line until someone is back.';
+}
+
+async function config() {
+  try {
+    const res = await fetch('/api/widget', { headers: { accept: 'application/json' } });
+    return res.ok ? await res.json() : null;
+  } catch { return null; }
+}
+
+async function start() {
+  const c = await config();
+  if (c) {
+    document.body.style.setProperty('--brand', c.color);
+    document.body.style.setProperty('--brand-ink', inkOn(c.color));
+    $('widget-title').textContent = c.title;
+    $('widget-avatar').textContent = [...c.title][0]?.toUpperCase() || 'S';
+    document.title = `Chat with ${c.title}`;
+    $('widget-greeting').textContent = c.greeting;
+    showOnline(c.agents_online);
+  }
+  if (framed && c) {
+    const claimed = params.get('host');
+    const allowed = [location.origin, ...c.allowed_origins];
+    const ancestor = location.ancestorOrigins?.[0];
+    if (claimed && allowed.includes(claimed) && (!ancestor || ancestor === claimed)) {
+      hostOrigin = claimed;
+      window.parent.postMessage({ source: 'switchboard-widget', type: 'ready', title: c.title, color: c.color }, hostOrigin);
+      for (const m of outbox.splice(0)) window.parent.postMessage(m, hostOrigin);
+    }
+  }
+  // While nobody is online the status is asked again now and then, so the header turns
+  // green once an agent signs in.
+  setInterval(async () => {
+    if (document.hidden) return;
+    const again = await config();
+    if (again) showOnline(again.agents_online);
+  }, 15000);
+}
+
+start();
