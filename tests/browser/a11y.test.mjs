@@ -75,7 +75,7 @@ for (const size of Object.keys(SIZES)) {
       await staff.context().close();
 
       for (const [path, what] of [['/agent.html', 'agent sign-in'], ['/admin.html', 'admin sign-in'], ['/buddy.html', 'buddy list'],
-        ['/book.html', 'booking'], ['/room.html?room=nope', 'room (unknown)']]) {
+        ['/book.html', 'booking'], ['/room.html?room=nope', 'room (unknown)'], ['/widget.html', 'chat widget'], ['/manage.html?token=nope', 'appointment page (bad link)']]) {
         await page.goto(`${hub.url}${path}`);
         await page.waitForLoadState('networkidle');
         await expectClean(page, what);

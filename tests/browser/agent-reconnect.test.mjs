@@ -43,7 +43,7 @@ test('a network drop of a few seconds keeps the agent signed in with their chat'
     await agent.context().setOffline(true);
     proxy.cut();
     await customer.getByTestId('peer-away').waitFor({ timeout: 15000 });
-    await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor();
+    await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
     // A few seconds of failed reconnects and failed /api/me checks.
     await agent.waitForTimeout(4000);
     await shot(agent, 'agent-reconnecting');

@@ -23,7 +23,12 @@ after(async () => {
 });
 
 const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
-const texts = async (loc) => (await loc.getByTestId('message').allTextContents()).map((t) => t.replace(/^(You|Them): /, '').replace(/\d{1,2}[:.]\d{2}.*$/, '').trim());
+/** Each message's own text, without what the page puts beside it (author, time, screen-reader labels). */
+const texts = (loc) => loc.getByTestId('message').evaluateAll((items) => items.map((item) => {
+  const copy = item.cloneNode(true);
+  for (const extra of copy.querySelectorAll('.meta, .sr-only')) extra.remove();
+  return copy.textContent.trim();
+}));
 
 test('both sides send at once: each page shows the chat in seq order', async () => {
   await withShots('order', async (pages) => {
