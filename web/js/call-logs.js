@@ -1,7 +1,8 @@
 // Call logs (GET /api/calls), newest first: on the admin page every video call, on the
 // agent console the agent's own (the server decides which), each with its agent's name.
-// Read when the console appears, on "Refresh", and every 15 s while the page is shown
-// (polling: no socket carries call logs); "Export CSV" downloads /api/calls/export. A call that grew out of a chat links to its conversation:
+// Read when the console appears, on "Refresh", and every 3 s while the list is on screen
+// (the page visible, and on the admin page its "Calls" view open), so a call shows up
+// seconds after it ends (polling: no socket carries call logs); "Export CSV" downloads /api/calls/export. A call that grew out of a chat links to its conversation:
 // "Open the chat" asks the page's archive (admin.js, agent.js) to show it, through an
 // `open-conversation` event, so this module needs no handle on the archive.
 
@@ -20,8 +21,11 @@ function conversationCell(c) {
   return el('td', {}, open);
 }
 
+/** Whether the list is on screen: the console shown and, on the admin page, its view open. */
+const onScreen = () => !$('console').hidden && !$('calls').closest('[hidden]');
+
 async function load() {
-  if ($('console').hidden) return;
+  if (!onScreen()) return;
   const answer = await api('GET', '/api/calls?limit=100');
   if (!answer.ok) return;
   const rows = answer.data.items.map((c) => el('tr', { dataset: { testid: 'call-log' } },
@@ -36,8 +40,8 @@ async function load() {
   show($('calls-empty'), rows.length === 0);
 }
 
-/** How often the list is read again while shown. */
-const REFRESH_MS = 15000;
+/** How often the list is read again while on screen: one small query, newest 100 rows. */
+const REFRESH_MS = 3000;
 
 $('calls-refresh').addEventListener('click', load);
 setInterval(() => {
@@ -47,4 +51,6 @@ document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') load();
 });
 new MutationObserver(load).observe($('console'), { attributes: true, attributeFilter: ['hidden'] });
+// The admin page's "Calls" view opened.
+document.addEventListener('admin-view', (e) => { if (e.detail === 'calls') load(); });
 load();
