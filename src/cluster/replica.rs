@@ -22,6 +22,9 @@ pub enum RoutingOp {
         request: String,
         name: String,
         video: bool,
+        /// The key of the customer's resume token (`resume_tokens::key`), recorded by the
+        /// join's script with the customer's id (issue 24); empty when replayed.
+        token_key: String,
     },
     Leave(CustomerId),
     CustomerDisconnected(CustomerId),
@@ -86,6 +89,7 @@ impl RoutingOp {
                 request: a.get(1).cloned().unwrap_or_default(),
                 name: a.get(2).cloned().unwrap_or_default(),
                 video: a.get(3).is_some_and(|v| v == "1"),
+                token_key: a.get(4).cloned().unwrap_or_default(),
             },
             "leave" => Self::Leave(customer(0)?),
             "customer_disconnected" => Self::CustomerDisconnected(customer(0)?),
@@ -178,8 +182,16 @@ impl RoutingOp {
                 request,
                 name,
                 video,
+                token_key,
             } => redis
-                .join_described(category, request, name, *video)
+                .join_with_token(
+                    category,
+                    request,
+                    name,
+                    *video,
+                    token_key,
+                    crate::cluster::resume_tokens::HELD_FOR,
+                )
                 .await
                 .map(|(_, applied)| applied),
             Self::Leave(c) => redis.leave(*c).await,
@@ -223,7 +235,8 @@ mod tests {
                 category: CategoryId("sales".into()),
                 request: "n1:7".into(),
                 name: "Zoë".into(),
-                video: true
+                video: true,
+                token_key: String::new(),
             }
         );
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());

@@ -308,6 +308,30 @@ impl RedisRouting {
         self.join_with(&[&category.0, request, name, flag(video)]).await
     }
 
+    /// A [`join_described`](Self::join_described) that also records the customer's resume
+    /// token key (`resume_tokens::key`, never the token) → their id for `token_ttl`, in
+    /// the same script: the token is known cluster-wide once the join is applied, before
+    /// the node can send it in a `welcome` (issue 24). Empty `token_key`: none recorded.
+    pub async fn join_with_token(
+        &self,
+        category: &CategoryId,
+        request: &str,
+        name: &str,
+        video: bool,
+        token_key: &str,
+        token_ttl: std::time::Duration,
+    ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        if token_key.is_empty() {
+            return self.join_described(category, request, name, video).await;
+        }
+        let ms = u64::try_from(token_ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+            .to_string();
+        self.join_with(&[&category.0, request, name, flag(video), token_key, &ms])
+            .await
+    }
+
     async fn join_with(&self, args: &[&str]) -> Result<(CustomerId, Applied), ClusterRoutingError> {
         let (applied, id) = self.run(Transition::Join, args).await?;
         let id = id.parse().map_err(|_| MalformedReply(format!("customer id {id:?}")))?;

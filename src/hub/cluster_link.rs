@@ -549,6 +549,7 @@ async fn router(
                 tell(&hub, Command::ChatClosingLines { chat, lines, log_from }).await;
             }
             RouterCall::RememberToken { key, customer, ttl } => {
+                test_only_token_write_delay().await;
                 if let Err(e) = resume_tokens::remember(&mut conn, &key, customer, ttl).await {
                     tracing::warn!(error = %e, "could not record a resume token: it resumes on this node only");
                 }
@@ -779,5 +780,20 @@ impl NodeLost for RoutingHandover {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+/// TEST ONLY (read in debug builds alone; a release build never looks at it):
+/// `SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS` holds back every separate resume-token write
+/// of this link by that long, so a test can kill a node between a `welcome` and a token
+/// write that would follow it (issue 24: a join's token is written by the join's own
+/// script, so such a kill must not lose it).
+async fn test_only_token_write_delay() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }

@@ -57,6 +57,8 @@ pub(crate) struct Cluster {
     /// The routing events read just before Redis came back empty (scenario 4): the
     /// stream starts again after it.
     earlier_events: Vec<RoutingEvent>,
+    /// Further settings every node gets (a test's own, e.g. a test-only hook).
+    extra_env: Vec<(String, String)>,
 }
 
 pub(crate) fn node_name(i: usize) -> String {
@@ -74,6 +76,26 @@ impl Cluster {
     /// (`--appendonly yes --appendfsync always`), so it can be killed and come back with
     /// its data.
     async fn start_with(tag: &str, resume_grace_secs: u64, lease_ms: u64, persistent_redis: bool) -> Self {
+        Self::start_full(tag, resume_grace_secs, lease_ms, persistent_redis, &[]).await
+    }
+
+    /// [`Cluster::start`] with further settings for every node (`extra_env`).
+    pub(crate) async fn start_env(
+        tag: &str,
+        resume_grace_secs: u64,
+        lease_ms: u64,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_full(tag, resume_grace_secs, lease_ms, false, extra_env).await
+    }
+
+    async fn start_full(
+        tag: &str,
+        resume_grace_secs: u64,
+        lease_ms: u64,
+        persistent_redis: bool,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let scratch = TempDir::new(tag);
         let redis_dir = persistent_redis.then(|| scratch.0.join("redis"));
         let redis = match &redis_dir {
@@ -99,6 +121,7 @@ impl Cluster {
             resume_grace_secs,
             lease_ms,
             earlier_events: vec![],
+            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         for i in 0..3 {
             let node = cluster.spawn_node(i).await;
@@ -135,6 +158,8 @@ impl Cluster {
             ("MAX_CONNECTIONS_PER_ADDRESS", "100000"),
             ("RUST_LOG", rust_log.as_str()),
         ];
+        let mut envs = envs.to_vec();
+        envs.extend(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut command = hub_command(&self.scratch.0, &envs, &["serve"]);
         // A restarted node's log goes on after its first life's.
         let log = std::fs::OpenOptions::new()
@@ -154,7 +179,7 @@ impl Cluster {
     }
 
     /// `kill -9` of node `i`, at once (nobody waits for its reap).
-    fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         let mut running = self.nodes[i].take().expect("the node runs");
         running.0.kill().unwrap();
         let _ = running.0.wait();

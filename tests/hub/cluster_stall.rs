@@ -733,3 +733,25 @@ async fn a_resume_elsewhere_before_the_customers_node_kept_their_chats_end_is_tr
     assert_eq!(next_about(&mut back, "chat_ended", &chat).await["ended_by"], "agent");
     archived_whole(&stage, &chat, &acked, tag).await;
 }
+
+/// Issue 24 (A): a customer whose node is killed (-9) right after their `welcome` resumes
+/// on another node within the grace period. The nodes run with the test-only hook
+/// `SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS` (debug builds only), which holds back any
+/// separate resume-token write by 5 s: a token recorded behind the welcome is lost with
+/// the node (`resume_expired` elsewhere); one recorded by the join's own script is not.
+#[tokio::test]
+async fn a_customer_whose_node_is_killed_right_after_their_welcome_resumes_elsewhere() {
+    let tag = "stall-welcome-kill";
+    let alone = ONE_AT_A_TIME.lock().await;
+    let hook = [("SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS", "5000")];
+    let mut cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
+    let (carla, token) = join(&cluster).await;
+    cluster.kill(STALLED_NODE);
+    drop(carla);
+    // Tried again (1013, `cluster_unavailable`) until the killed node is reaped; any
+    // other refusal — `resume_expired` above all — fails the test.
+    let (_back, resumed) = resumed_on(&cluster, THIRD_NODE, &token, 0, tag).await;
+    assert!(resumed["chat"].is_null(), "{resumed}");
+    assert_eq!(resumed["place"], 1, "{resumed}");
+    drop(alone);
+}

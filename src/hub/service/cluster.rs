@@ -102,6 +102,10 @@ struct PendingJoin {
     name: String,
     video: bool,
     queued_at: i64,
+    /// The customer's resume token, made before the join: its key rides in the join's
+    /// script, so Redis records it with the join and it is known cluster-wide before the
+    /// `welcome` carries it (issue 24).
+    token: String,
 }
 
 struct RemoteCustomer {
@@ -345,12 +349,15 @@ impl HubState {
         }
         cluster.joins_sent += 1;
         let request = format!("{}:{}:{}", cluster.link.nonce, conn.0, cluster.joins_sent);
+        let token = new_token();
+        let token_key = crate::cluster::resume_tokens::key(&token);
         cluster.pending_joins.insert(
             conn,
             PendingJoin {
                 name: name.clone(),
                 video,
                 queued_at: now_ms(),
+                token,
             },
         );
         let op = RoutingOp::Join {
@@ -358,6 +365,7 @@ impl HubState {
             request,
             name,
             video,
+            token_key,
         };
         if !self.route(op, Some(conn)) {
             self.cluster_mut().pending_joins.remove(&conn);
@@ -374,9 +382,10 @@ impl HubState {
         if paired_at_once {
             out.retain(|d| !matches!(d, Decision::Queued { customer: c, .. } if *c == customer));
         }
-        let token = new_token();
+        // Recorded in Redis by the join's own script (its key rode in the join): a welcome
+        // only ever carries a token the cluster knows.
+        let token = join.token.clone();
         self.tokens.insert(token.clone(), customer);
-        self.remember_token(&token, customer, crate::cluster::resume_tokens::HELD_FOR);
         let connected = self.conns.contains_key(&conn);
         self.customers.insert(
             customer,
