@@ -37,7 +37,7 @@ use crate::cluster::node::Cluster;
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
 use crate::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
-use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
+use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, RoutingError};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
 /// means Redis is slow or away; the hub then refuses with `cluster_unavailable` rather
@@ -393,6 +393,20 @@ async fn router(
                     continue;
                 }
                 let mut result = op.run(&redis).await;
+                // Chosen from a replica behind Redis: the agent signing in here is already
+                // known there, away from the node they dropped from, whose disconnect this
+                // replica had not applied yet. Redis holds the truth: they come back, here.
+                // (Still connected elsewhere, they keep the `already_online` refusal.)
+                if let (
+                    RoutingOp::AgentOnline { agent, .. },
+                    Err(ClusterRoutingError::Refused(RoutingError::AlreadyOnline)),
+                ) = (&op, &result)
+                {
+                    let resumed = RoutingOp::AgentResumed(agent.clone()).run(&redis).await;
+                    if !matches!(resumed, Err(ClusterRoutingError::Refused(RoutingError::WrongState))) {
+                        result = resumed;
+                    }
+                }
                 // A join whose answer was lost may have been applied: retried with the
                 // same request id, it gets the first answer and changes nothing. Setting
                 // availability twice is setting it once. (A connection idle across a Redis
