@@ -788,33 +788,37 @@ impl HubState {
             .map(|(_, c)| now - c.queued_at)
             .max()
             .unwrap_or(0);
-        let mut agents: Vec<AgentFigure> = self
+        let mut standings: Vec<(AgentStanding, AgentFigure)> = self
             .routing
             .agents()
-            .map(|(id, view)| AgentFigure {
-                id: id.0.clone(),
-                state: match view.standing() {
-                    AgentStanding::Available => "available",
-                    AgentStanding::Full => "full",
-                    AgentStanding::Away => "away",
-                    AgentStanding::Disconnected => "disconnected",
-                },
-                chats: view.chats.len(),
-                limit: view.limit,
+            .map(|(id, view)| {
+                let standing = view.standing();
+                let figure = AgentFigure {
+                    id: id.0.clone(),
+                    state: match standing {
+                        AgentStanding::Available => "available",
+                        AgentStanding::Full => "full",
+                        AgentStanding::Away => "away",
+                        AgentStanding::Disconnected => "disconnected",
+                    },
+                    chats: view.chats.len(),
+                    limit: view.limit,
+                };
+                (standing, figure)
             })
             .collect();
-        agents.sort_by(|a, b| a.id.cmp(&b.id));
-        let counted = |state: &str| agents.iter().filter(|a| a.state == state).count();
+        standings.sort_by(|(_, a), (_, b)| a.id.cmp(&b.id));
+        let counted = |wanted: AgentStanding| standings.iter().filter(|(s, _)| *s == wanted).count();
         Figures {
-            agents_online: agents.iter().filter(|a| a.state != "disconnected").count(),
-            agents_available: counted("available"),
-            agents_full: counted("full"),
+            agents_online: standings.len() - counted(AgentStanding::Disconnected),
+            agents_available: counted(AgentStanding::Available),
+            agents_full: counted(AgentStanding::Full),
             customers_connected: self.customers.values().filter(|c| c.conn.is_some()).count(),
             customers_waiting: self.routing.waiting_counts().map(|(c, n)| (c.0.clone(), n)).collect(),
             chats_active: self.routing.chats_active(),
             longest_wait_secs: longest as f64 / 1000.0,
             buddies_online: self.buddies.online(),
-            agents,
+            agents: standings.into_iter().map(|(_, figure)| figure).collect(),
         }
     }
 
