@@ -52,6 +52,13 @@ pub enum ClientFrame {
     SetAvailable {
         available: bool,
     },
+    /// Agent: `available`, `away` (with an optional `reason`) or `busy` (no new chat until
+    /// their chats end, then available again).
+    SetStatus {
+        status: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// Agent: end one of their chats.
     EndChat {
         chat_id: String,
@@ -90,6 +97,7 @@ impl ClientFrame {
             Self::Draft { .. } => "draft",
             Self::Leave {} => "leave",
             Self::SetAvailable { .. } => "set_available",
+            Self::SetStatus { .. } => "set_status",
             Self::EndChat { .. } => "end_chat",
             Self::BuddyJoin { .. } => "buddy_join",
             Self::Invite { .. } => "invite",
@@ -267,15 +275,27 @@ pub enum ServerFrame {
         categories: Vec<CategoryRef>,
         max_chats: u8,
         available: bool,
+        /// `available`, `away` or `busy` (see `set_status`).
+        status: &'static str,
+        away_reason: Option<String>,
         max_message_len: usize,
         draft_preview: bool,
         chats: Vec<ChatSnapshot>,
     },
-    /// Agent: their categories, limit or availability changed.
+    /// Agent: their categories, limit or status changed.
     Profile {
         categories: Vec<CategoryRef>,
         max_chats: u8,
         available: bool,
+        status: &'static str,
+        away_reason: Option<String>,
+    },
+    /// Customer, while waiting: their category opened or closed, or somebody who could
+    /// answer came or went (`agents_online`: a connected agent holding it who is not away).
+    DeskStatus {
+        category: String,
+        open: bool,
+        agents_online: bool,
     },
     /// Agent: customers waiting in each of their categories.
     QueueStats {

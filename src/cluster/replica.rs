@@ -7,7 +7,9 @@
 //! places, agent views and chat sides synchronously from it.
 
 use super::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
-use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError};
+use crate::core::routing::{
+    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError,
+};
 
 /// One routing transition, as a node asks for it and as the events stream records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,10 @@ pub enum RoutingOp {
     AgentGraceExpired(AgentId, u64),
     AgentOffline(AgentId),
     SetAvailable(AgentId, bool),
+    /// The agent's status and, when away, their reason.
+    SetStatus(AgentId, AgentStatus, Option<String>),
+    /// A category opens (`true`) or closes: its hours, applied by a node's clock.
+    SetCategoryOpen(CategoryId, bool),
     SetLimit(AgentId, u8),
     SetCategories(AgentId, Vec<CategoryId>),
     EndChat(ChatId, Party),
@@ -106,6 +112,17 @@ impl RoutingOp {
             "agent_grace_expired" => Self::AgentGraceExpired(agent()?, number(1)?),
             "agent_offline" => Self::AgentOffline(agent()?),
             "set_available" => Self::SetAvailable(agent()?, arg(1)? == "1"),
+            "set_status" => Self::SetStatus(
+                agent()?,
+                match arg(1)?.as_str() {
+                    "available" => AgentStatus::Available,
+                    "away" => AgentStatus::Away,
+                    "busy" => AgentStatus::Busy,
+                    _ => return Err(bad()),
+                },
+                a.get(2).filter(|r| !r.is_empty()).cloned(),
+            ),
+            "set_category_open" => Self::SetCategoryOpen(CategoryId(arg(0)?.clone()), arg(1)? == "1"),
             "set_limit" => Self::SetLimit(agent()?, limit(1)?),
             "set_categories" => Self::SetCategories(agent()?, cats(1)),
             "end_chat" => Self::EndChat(ChatId(number(0)?), party(arg(1)?).ok_or_else(bad)?),
@@ -140,6 +157,8 @@ impl RoutingOp {
             Self::AgentGraceExpired(a, epoch) => core.agent_grace_expired(a, *epoch, out),
             Self::AgentOffline(a) => core.agent_offline(a, out),
             Self::SetAvailable(a, available) => core.set_available(a, *available, out)?,
+            Self::SetStatus(a, status, reason) => core.set_status(a, *status, reason.clone(), out)?,
+            Self::SetCategoryOpen(c, open) => core.set_category_open(c, *open, out)?,
             Self::SetLimit(a, limit) => core.set_limit(a, *limit, out)?,
             Self::SetCategories(a, categories) => core.set_categories(a, categories.iter().cloned(), out)?,
             Self::EndChat(chat, by) => core.end_chat(*chat, *by, out)?,
@@ -209,6 +228,8 @@ impl RoutingOp {
             Self::AgentGraceExpired(a, epoch) => redis.agent_grace_expired(a, *epoch).await,
             Self::AgentOffline(a) => redis.agent_offline(a).await,
             Self::SetAvailable(a, available) => redis.set_available(a, *available).await,
+            Self::SetStatus(a, status, reason) => redis.set_status(a, *status, reason.as_deref()).await,
+            Self::SetCategoryOpen(c, open) => redis.set_category_open(c, *open).await,
             Self::SetLimit(a, limit) => redis.set_limit(a, *limit).await,
             Self::SetCategories(a, categories) => redis.set_categories(a, categories).await,
             Self::EndChat(chat, by) => redis.end_chat(*chat, *by).await,

@@ -134,6 +134,8 @@ fn encode(state: &RoutingState) -> String {
                 a.away_epoch.map(|e| e.to_string()).unwrap_or_default(),
                 a.last_assigned.to_string(),
                 categories,
+                a.busy,
+                a.away_reason.clone().unwrap_or_default(),
             ])
         })
         .collect();
@@ -143,7 +145,9 @@ fn encode(state: &RoutingState) -> String {
         .map(|c| json!([c.id.0.to_string(), c.customer.0.to_string(), c.agent.0, c.category.0]))
         .collect();
     let categories: Vec<&str> = state.categories.iter().map(|c| c.0.as_str()).collect();
+    let closed: Vec<&str> = state.closed.iter().map(|c| c.0.as_str()).collect();
     json!({
+        "closed": closed,
         "counter": state.counter.to_string(),
         "room": state.pairing_room.map(|r| r.to_string()).unwrap_or_default(),
         "held_back": state.held_back,
@@ -188,6 +192,9 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
     for c in list(&value["categories"]) {
         state.categories.push(CategoryId(text(&c)?));
     }
+    for c in list(&value["closed"]) {
+        state.closed.push(CategoryId(text(&c)?));
+    }
     for c in list(&value["customers"]) {
         state.customers.push(StateCustomer {
             id: CustomerId(number(&c[0])?),
@@ -206,6 +213,8 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             id: AgentId(text(&a[0])?),
             limit: u8::try_from(number(&a[1])?).map_err(|_| bad("limit"))?,
             available: a[2].as_bool().ok_or_else(|| bad("available"))?,
+            busy: a[6].as_bool().unwrap_or(false),
+            away_reason: a[7].as_str().filter(|r| !r.is_empty()).map(str::to_string),
             away_epoch: maybe(&a[3])?,
             last_assigned: number(&a[4])?,
             categories,
@@ -327,14 +336,28 @@ mod tests {
                     away_epoch: None,
                 },
             ],
-            agents: vec![StateAgent {
-                id: AgentId("ann".into()),
-                categories: vec![CategoryId("general".into())],
-                limit: 2,
-                available: true,
-                away_epoch: None,
-                last_assigned: 10,
-            }],
+            agents: vec![
+                StateAgent {
+                    id: AgentId("ann".into()),
+                    categories: vec![CategoryId("general".into())],
+                    limit: 2,
+                    available: false,
+                    busy: true,
+                    away_reason: None,
+                    away_epoch: None,
+                    last_assigned: 10,
+                },
+                StateAgent {
+                    id: AgentId("bo".into()),
+                    categories: vec![],
+                    limit: 1,
+                    available: false,
+                    busy: false,
+                    away_reason: Some("lunch".into()),
+                    away_epoch: Some(11),
+                    last_assigned: 8,
+                },
+            ],
             chats: vec![StateChat {
                 id: ChatId(9),
                 customer: CustomerId(3),
@@ -344,6 +367,7 @@ mod tests {
             counter: u64::MAX - 1,
             pairing_room: Some(7),
             held_back: true,
+            closed: vec![CategoryId("returns".into())],
         };
         assert_eq!(decode(&encode(&state)).unwrap(), state);
         assert_eq!(

@@ -219,6 +219,11 @@ pub fn parse_decisions(json: &str) -> Result<(Vec<Decision>, Vec<Ticket>), Malfo
                 category: category(d, 1)?,
                 waiting: count(d, 2)?,
             },
+            "busy_ended" => Decision::BusyEnded { agent: agent(d, 1)? },
+            "category_open" => Decision::CategoryOpenChanged {
+                category: category(d, 1)?,
+                open: boolean(d, 2)?,
+            },
             other => return Err(malformed(format!("unknown decision {other:?}"))),
         };
         decisions.push(decision);
@@ -291,6 +296,8 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             categories,
             limit: u8::try_from(limit).map_err(malformed)?,
             available: boolean(a, 2)?,
+            busy: boolean(a, 7)?,
+            away_reason: Some(text(a, 8)?).filter(|r| !r.is_empty()).map(str::to_string),
             connected: maybe_id(a, 3)?.is_none(),
             chats,
         };
@@ -299,6 +306,8 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             categories: view.categories.clone(),
             limit: view.limit,
             available: view.available,
+            busy: view.busy,
+            away_reason: view.away_reason.clone(),
             away_epoch: maybe_id(a, 3)?,
             last_assigned: id(a, 6)?,
         });
@@ -330,6 +339,14 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
         chats.push(chat);
     }
     state.customers.sort_by_key(|c| c.id);
+    state.closed = list(field("closed")?)?
+        .iter()
+        .map(|c| {
+            c.as_str()
+                .map(|s| CategoryId(s.to_string()))
+                .ok_or_else(|| malformed("closed category"))
+        })
+        .collect::<Result<_, _>>()?;
     state.counter = id(std::slice::from_ref(field("counter")?), 0)?;
     state.held_back = field("held_back")?.as_bool().ok_or_else(|| malformed("held_back"))?;
     let pairing_room = match field("room")?.as_str() {

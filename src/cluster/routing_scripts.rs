@@ -15,7 +15,9 @@ use std::sync::LazyLock;
 
 use super::routing_replies::{MalformedReply, RoutingSnapshot, parse_decisions, parse_snapshot};
 use crate::core::places::Places;
-use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, RoutingError, Ticket};
+use crate::core::routing::{
+    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, Party, RoutingError, Ticket,
+};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
@@ -51,10 +53,12 @@ enum Transition {
     EndChat,
     SetPairingRoom,
     NodeLost,
+    SetStatus,
+    SetCategoryOpen,
 }
 
 impl Transition {
-    const ALL: [Transition; 18] = [
+    const ALL: [Transition; 20] = [
         Self::AddCategory,
         Self::RemoveCategory,
         Self::Join,
@@ -73,6 +77,8 @@ impl Transition {
         Self::EndChat,
         Self::SetPairingRoom,
         Self::NodeLost,
+        Self::SetStatus,
+        Self::SetCategoryOpen,
     ];
 
     /// The name of its function in `lua/routing.lua` (and the `t` field of its events).
@@ -96,6 +102,8 @@ impl Transition {
             Self::EndChat => "end_chat",
             Self::SetPairingRoom => "set_pairing_room",
             Self::NodeLost => "node_lost",
+            Self::SetStatus => "set_status",
+            Self::SetCategoryOpen => "set_category_open",
         }
     }
 }
@@ -170,6 +178,7 @@ fn routing_error(code: &str) -> Option<RoutingError> {
         InvalidLimit,
         AlreadyOnline,
         AlreadyExists,
+        CategoryClosed,
     ]
     .into_iter()
     .find(|e| e.code() == code)
@@ -218,6 +227,14 @@ pub struct RedisRouting {
 
 fn flag(value: bool) -> &'static str {
     if value { "1" } else { "0" }
+}
+
+fn status_word(status: AgentStatus) -> &'static str {
+    match status {
+        AgentStatus::Available => "available",
+        AgentStatus::Away => "away",
+        AgentStatus::Busy => "busy",
+    }
 }
 
 fn party(by: Party) -> &'static str {
@@ -401,6 +418,21 @@ impl RedisRouting {
         self.apply(Transition::SetAvailable, &[&agent.0, flag(available)]).await
     }
 
+    pub async fn set_status(
+        &self,
+        agent: &AgentId,
+        status: AgentStatus,
+        reason: Option<&str>,
+    ) -> Result<Applied, ClusterRoutingError> {
+        let args = [&agent.0, status_word(status), reason.unwrap_or("")];
+        self.apply(Transition::SetStatus, &args).await
+    }
+
+    pub async fn set_category_open(&self, category: &CategoryId, open: bool) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::SetCategoryOpen, &[&category.0, flag(open)])
+            .await
+    }
+
     pub async fn set_limit(&self, agent: &AgentId, limit: u8) -> Result<Applied, ClusterRoutingError> {
         self.apply(Transition::SetLimit, &[&agent.0, &limit.to_string()]).await
     }
@@ -459,6 +491,7 @@ mod tests {
             InvalidLimit,
             AlreadyOnline,
             AlreadyExists,
+            CategoryClosed,
         ] {
             assert_eq!(routing_error(e.code()), Some(e));
         }

@@ -152,6 +152,17 @@ pub enum Decision {
         category: CategoryId,
         waiting: usize,
     },
+    /// An agent who was busy until their chats ended has no chat left: they are available
+    /// again (tell them; their new status is already applied).
+    BusyEnded {
+        agent: AgentId,
+    },
+    /// A category opened or closed (business hours, or an admin). Closed: nobody is paired in
+    /// it and nobody may join it; those already waiting keep their place (tell them).
+    CategoryOpenChanged {
+        category: CategoryId,
+        open: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +179,8 @@ pub enum RoutingError {
     InvalidLimit,
     AlreadyOnline,
     AlreadyExists,
+    /// The category is closed now (outside its hours): nobody may join it.
+    CategoryClosed,
 }
 
 impl RoutingError {
@@ -183,6 +196,7 @@ impl RoutingError {
             Self::InvalidLimit => "invalid_limit",
             Self::AlreadyOnline => "already_online",
             Self::AlreadyExists => "already_exists",
+            Self::CategoryClosed => "category_closed",
         }
     }
 }
@@ -199,11 +213,44 @@ impl fmt::Display for RoutingError {
             Self::InvalidLimit => "the chat limit must be from 1 to 4",
             Self::AlreadyOnline => "this agent is already online",
             Self::AlreadyExists => "it exists already",
+            Self::CategoryClosed => "this category is closed now",
         })
     }
 }
 
 impl std::error::Error for RoutingError {}
+
+/// What an agent has chosen to do about new chats (their running chats go on in every status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentStatus {
+    /// Takes new chats up to their limit.
+    Available,
+    /// Takes no new chat.
+    Away,
+    /// Takes no new chat until their running chats have ended, then is available again
+    /// ([`Decision::BusyEnded`]); with no chat running, available at once.
+    Busy,
+}
+
+impl AgentStatus {
+    /// The word clients send and see.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Away => "away",
+            Self::Busy => "busy",
+        }
+    }
+
+    pub fn from_word(word: &str) -> Option<Self> {
+        [Self::Available, Self::Away, Self::Busy]
+            .into_iter()
+            .find(|s| s.word() == word)
+    }
+}
+
+/// The longest away reason the core keeps (characters); the adapter refuses longer ones.
+pub const AWAY_REASON_MAX_CHARS: usize = 80;
 
 /// The lowest and highest number of concurrent chats an admin may give an agent.
 pub const LIMIT_RANGE: std::ops::RangeInclusive<u8> = 1..=4;
@@ -229,7 +276,12 @@ struct Customer {
 struct Agent {
     categories: BTreeSet<CategoryId>,
     limit: u8,
+    /// Takes new chats (status available); `busy` and `available` are never both set.
     available: bool,
+    /// Takes no new chat until their chats have ended (status busy).
+    busy: bool,
+    /// Why they are away, as they said (status away only).
+    away_reason: Option<String>,
     /// `None` while connected; the epoch of the pending grace timer while away.
     away_epoch: Option<u64>,
     chats: BTreeSet<ChatId>,
@@ -273,6 +325,8 @@ pub struct Routing {
     pairing_room: Option<usize>,
     /// A pairing was possible but the room was spent: route again once it grows.
     held_back: bool,
+    /// Categories closed now (outside their hours): nobody joins or is paired in them.
+    closed: BTreeSet<CategoryId>,
 }
 
 /// A read-only view of an online agent, for the adapter's live figures.
@@ -281,6 +335,9 @@ pub struct AgentView {
     pub categories: Vec<CategoryId>,
     pub limit: u8,
     pub available: bool,
+    /// Takes no new chat until their chats have ended.
+    pub busy: bool,
+    pub away_reason: Option<String>,
     pub connected: bool,
     pub chats: Vec<ChatId>,
 }
@@ -294,15 +351,30 @@ pub enum AgentStanding {
     Full,
     /// Connected and set away.
     Away,
+    /// Connected, finishing their chats, taking no new one.
+    Busy,
     /// Their connection dropped; they have the grace period to come back.
     Disconnected,
 }
 
 impl AgentView {
+    /// The status the agent chose.
+    pub fn status(&self) -> AgentStatus {
+        if self.busy {
+            AgentStatus::Busy
+        } else if self.available {
+            AgentStatus::Available
+        } else {
+            AgentStatus::Away
+        }
+    }
+
     /// The standing that decides whether a customer can be paired with them now.
     pub fn standing(&self) -> AgentStanding {
         if !self.connected {
             AgentStanding::Disconnected
+        } else if self.busy {
+            AgentStanding::Busy
         } else if !self.available {
             AgentStanding::Away
         } else if self.chats.len() >= usize::from(self.limit) {
@@ -347,6 +419,7 @@ impl Routing {
         for agent in self.agents.values_mut() {
             agent.categories.remove(category);
         }
+        self.closed.remove(category);
         self.dirty.remove(category);
         out.push(Decision::WaitingChanged {
             category: category.clone(),
@@ -361,6 +434,9 @@ impl Routing {
     pub fn join(&mut self, category: &CategoryId, out: &mut Vec<Decision>) -> Result<CustomerId, RoutingError> {
         if !self.queues.contains_key(category) {
             return Err(RoutingError::UnknownCategory);
+        }
+        if self.closed.contains(category) {
+            return Err(RoutingError::CategoryClosed);
         }
         let id = CustomerId(self.next());
         let ticket = Ticket(self.next());
@@ -530,6 +606,8 @@ impl Routing {
                 categories,
                 limit,
                 available,
+                busy: false,
+                away_reason: None,
                 away_epoch: None,
                 chats: BTreeSet::new(),
                 last_assigned,
@@ -615,18 +693,49 @@ impl Routing {
         }
     }
 
+    /// Available or away (with no reason): [`Routing::set_status`].
     pub fn set_available(
         &mut self,
         id: &AgentId,
         available: bool,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
+        let status = if available {
+            AgentStatus::Available
+        } else {
+            AgentStatus::Away
+        };
+        self.set_status(id, status, None, out)
+    }
+
+    /// The agent chose what to do about new chats; `reason` is kept for `Away` only.
+    /// Busy with no chat running is available at once (with [`Decision::BusyEnded`]).
+    pub fn set_status(
+        &mut self,
+        id: &AgentId,
+        status: AgentStatus,
+        reason: Option<String>,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), RoutingError> {
         let agent = self.agents.get_mut(id).ok_or(RoutingError::UnknownAgent)?;
-        agent.available = available;
-        if available {
-            self.route_agent(id, out);
-        }
+        agent.available = status == AgentStatus::Available;
+        agent.busy = status == AgentStatus::Busy;
+        agent.away_reason = reason.filter(|r| status == AgentStatus::Away && !r.is_empty());
+        self.end_busy_when_free(id, out);
+        self.route_agent(id, out);
         Ok(())
+    }
+
+    /// A busy agent with no chat left is available again.
+    fn end_busy_when_free(&mut self, id: &AgentId, out: &mut Vec<Decision>) {
+        if let Some(agent) = self.agents.get_mut(id)
+            && agent.busy
+            && agent.chats.is_empty()
+        {
+            agent.busy = false;
+            agent.available = true;
+            out.push(Decision::BusyEnded { agent: id.clone() });
+        }
     }
 
     /// An admin set the agent's limit. Lowering it never ends running chats:
@@ -686,8 +795,40 @@ impl Routing {
         });
         if let Some(agent) = self.agents.get_mut(&chat.agent) {
             agent.chats.remove(&chat_id);
+            self.end_busy_when_free(&chat.agent, out);
             self.route_agent(&chat.agent, out);
         }
+    }
+
+    // ---- opening hours ------------------------------------------------------
+
+    /// Opens or closes a category (its hours, applied by the adapter's clock). Closing keeps
+    /// those waiting in line, unpaired; opening pairs them at once where agents are free.
+    /// Setting the state it already has changes nothing and decides nothing.
+    pub fn set_category_open(
+        &mut self,
+        category: &CategoryId,
+        open: bool,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), RoutingError> {
+        if !self.queues.contains_key(category) {
+            return Err(RoutingError::UnknownCategory);
+        }
+        let changed = if open {
+            self.closed.remove(category)
+        } else {
+            self.closed.insert(category.clone())
+        };
+        if changed {
+            out.push(Decision::CategoryOpenChanged {
+                category: category.clone(),
+                open,
+            });
+            if open {
+                self.route_category(category, out);
+            }
+        }
+        Ok(())
     }
 
     // ---- pairing ------------------------------------------------------------
@@ -717,6 +858,9 @@ impl Routing {
     /// Pairs the longest-waiting connected customers of `category` with the best eligible agents,
     /// until one side runs out.
     fn route_category(&mut self, category: &CategoryId, out: &mut Vec<Decision>) {
+        if self.closed.contains(category) {
+            return;
+        }
         while let Some((ticket, customer)) = self.front_connected(category) {
             let best = self
                 .agents
@@ -742,6 +886,7 @@ impl Routing {
             let best = agent
                 .categories
                 .iter()
+                .filter(|c| !self.closed.contains(*c))
                 .filter_map(|c| self.front_connected(c).map(|(t, cust)| (t, cust, c.clone())))
                 .min_by_key(|(t, _, _)| *t);
             let Some((ticket, customer, category)) = best else {

@@ -411,7 +411,11 @@ async fn router(
                 // same request id, it gets the first answer and changes nothing. Setting
                 // availability twice is setting it once. (A connection idle across a Redis
                 // restart fails its first call and reconnects.)
-                let repeatable = join || matches!(op, RoutingOp::SetAvailable(..));
+                let repeatable = join
+                    || matches!(
+                        op,
+                        RoutingOp::SetAvailable(..) | RoutingOp::SetStatus(..) | RoutingOp::SetCategoryOpen(..)
+                    );
                 if repeatable && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
                     result = op.run(&redis).await;
                 }

@@ -32,7 +32,9 @@ use crate::auth::Sessions;
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
-use crate::core::routing::{AgentId, AgentStanding, CategoryId, ChatId, CustomerId, Party, Routing};
+use crate::core::routing::{
+    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, Party, Routing,
+};
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
 use crate::store::{Account, Category};
 
@@ -146,6 +148,11 @@ pub(crate) struct HubState {
     /// Live sessions, checked when a staff connection registers.
     sessions: Sessions,
     dirty_waiting: BTreeSet<CategoryId>,
+    /// Something may have changed whether a category is open or staffed: look at the next flush.
+    desk_dirty: bool,
+    /// What this node's waiting customers of each category were last told of it (open,
+    /// someone to answer); only categories where someone waits.
+    desk_told: HashMap<CategoryId, (bool, bool)>,
     pub(super) buddies: BuddyDesk,
     /// Senders' copies of messages waiting for the archive to commit them, in archive order.
     /// Almost always one connection each: inline, so holding an ack allocates nothing.
@@ -202,6 +209,8 @@ impl HubState {
             timers,
             sessions,
             dirty_waiting: BTreeSet::new(),
+            desk_dirty: false,
+            desk_told: HashMap::new(),
             buddies: BuddyDesk::default(),
             pending_acks: VecDeque::new(),
             conn_counts: [0; 3],
@@ -538,6 +547,36 @@ impl HubState {
                 self.route(RoutingOp::SetAvailable(id, available), conn);
                 Ok(())
             }
+            ClientFrame::SetStatus { status, reason } => {
+                let status = AgentStatus::from_word(&status).ok_or_else(|| {
+                    (
+                        "invalid_status",
+                        format!("status must be available, away or busy, not {status:?}"),
+                    )
+                })?;
+                let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+                if reason
+                    .as_ref()
+                    .is_some_and(|r| r.chars().count() > AWAY_REASON_MAX_CHARS)
+                {
+                    return Err((
+                        "reason_too_long",
+                        format!("an away reason has at most {AWAY_REASON_MAX_CHARS} characters"),
+                    ));
+                }
+                if self.cluster.is_some() {
+                    let conn = self.agents.get(&id).and_then(|a| a.conn);
+                    self.route(RoutingOp::SetStatus(id, status, reason), conn);
+                    return Ok(());
+                }
+                let mut out = vec![];
+                self.routing
+                    .set_status(&id, status, reason, &mut out)
+                    .map_err(|e| (e.code(), e.to_string()))?;
+                self.send_profile(&id);
+                self.apply(out);
+                Ok(())
+            }
             ClientFrame::SetAvailable { available } => {
                 let mut out = vec![];
                 self.routing
@@ -743,6 +782,9 @@ impl HubState {
         let mut out = vec![];
         self.routing.flush_places(&mut out);
         self.apply(out);
+        if std::mem::take(&mut self.desk_dirty) {
+            self.tell_desk_changes();
+        }
         if self.dirty_waiting.is_empty() {
             return;
         }
@@ -759,7 +801,43 @@ impl HubState {
 
     /// Places or waiting counts changed since the last pass.
     pub(super) fn has_coalesced(&self) -> bool {
-        self.routing.has_unflushed_places() || !self.dirty_waiting.is_empty()
+        self.routing.has_unflushed_places() || !self.dirty_waiting.is_empty() || self.desk_dirty
+    }
+
+    /// Tells this node's waiting customers when their category closed or opened, or when
+    /// nobody is left who could answer (the offline path) or somebody came.
+    fn tell_desk_changes(&mut self) {
+        let now: HashMap<CategoryId, (bool, bool)> = self
+            .routing
+            .waiting_counts()
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, _)| (c.clone(), (self.routing.is_open(c), self.routing.staffed(c))))
+            .collect();
+        let told = std::mem::replace(&mut self.desk_told, now);
+        let changed: Vec<(CategoryId, (bool, bool))> = self
+            .desk_told
+            .iter()
+            .filter(|(c, status)| told.get(*c).is_some_and(|before| before != *status))
+            .map(|(c, status)| (c.clone(), *status))
+            .collect();
+        for (category, (open, agents_online)) in changed {
+            let waiting: Vec<CustomerId> = self
+                .customers
+                .keys()
+                .filter(|id| {
+                    self.routing.place(**id).is_some() && self.routing.customer_category(**id) == Some(&category)
+                })
+                .copied()
+                .collect();
+            let frame = ServerFrame::DeskStatus {
+                category: category.0.clone(),
+                open,
+                agents_online,
+            };
+            for id in waiting {
+                self.send(Recipient::Customer(id), &frame);
+            }
+        }
     }
 
     pub(super) fn record_gauges(&self) {
@@ -799,6 +877,7 @@ impl HubState {
                         AgentStanding::Available => "available",
                         AgentStanding::Full => "full",
                         AgentStanding::Away => "away",
+                        AgentStanding::Busy => "busy",
                         AgentStanding::Disconnected => "disconnected",
                     },
                     chats: view.chats.len(),

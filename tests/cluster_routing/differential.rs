@@ -14,7 +14,9 @@ use switchboard::cluster::routing_events::read_events;
 use switchboard::cluster::routing_replies::RoutingSnapshot;
 use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use switchboard::core::places::Places;
-use switchboard::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError};
+use switchboard::core::routing::{
+    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError,
+};
 
 use crate::{RedisServer, agent, cat, digest, expire_lease, flushall, register};
 
@@ -53,6 +55,17 @@ enum Op {
     SetPairingRoom(Option<u8>),
     /// The node stops renewing its lease; the other node reaps it; it re-joins.
     NodeLost,
+    /// 0 available, 1 away (with a reason), 2 busy until their chats end.
+    SetStatus(usize, u8),
+    SetCategoryOpen(usize, bool),
+}
+
+fn status(s: u8) -> AgentStatus {
+    match s % 3 {
+        0 => AgentStatus::Available,
+        1 => AgentStatus::Away,
+        _ => AgentStatus::Busy,
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -76,6 +89,8 @@ fn op() -> impl Strategy<Value = Op> {
         // Mostly lifting the limit: a spent room stops all pairing, which would starve the rest.
         1 => prop_oneof![2 => Just(None), 1 => (0..3u8).prop_map(Some)].prop_map(Op::SetPairingRoom),
         1 => Just(Op::NodeLost),
+        2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
+        2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
     ]
 }
 
@@ -279,6 +294,18 @@ impl Harness {
                 )
             }
             Op::NodeLost => (Ok(self.core_node_lost(core, n)), self.redis_node_lost(n).await?),
+            Op::SetStatus(a, s) => {
+                let id = agent(AGENTS[a]);
+                let reason = (status(s) == AgentStatus::Away).then(|| "lunch".to_string());
+                (
+                    Self::outcome(with_out(|out| core.set_status(&id, status(s), reason.clone(), out))),
+                    from_redis(node.set_status(&id, status(s), reason.as_deref()).await)?,
+                )
+            }
+            Op::SetCategoryOpen(c, open) => (
+                Self::outcome(with_out(|out| core.set_category_open(&cat(CATEGORIES[c]), open, out))),
+                from_redis(node.set_category_open(&cat(CATEGORIES[c]), open).await)?,
+            ),
         };
         Ok(both)
     }
@@ -690,6 +717,29 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::NodeLost),
             (1, Op::CustomerExpire(0, false)),
             (1, Op::AgentOnline(2, 2, 2, true)),
+        ],
+        // A busy agent keeps their chat and takes no new one; when it ends they are
+        // available again and take the next customer.
+        vec![
+            (0, Op::AgentOnline(0, 1, 2, true)),
+            (0, Op::Join(0)),
+            (1, Op::SetStatus(0, 2)),
+            (1, Op::Join(0)),
+            (0, Op::EndChat(0, true)),
+            (0, Op::SetStatus(0, 1)),
+            (1, Op::SetStatus(0, 2)),
+        ],
+        // A closed category refuses joins and keeps its line unpaired until it opens; it
+        // stays closed through a node's loss.
+        vec![
+            (0, Op::Join(1)),
+            (1, Op::SetCategoryOpen(1, false)),
+            (0, Op::Join(1)),
+            (1, Op::AgentOnline(1, 2, 1, true)),
+            (0, Op::NodeLost),
+            (1, Op::SetCategoryOpen(1, false)),
+            (1, Op::SetCategoryOpen(1, true)),
+            (0, Op::RemoveCategory(1)),
         ],
     ];
     for steps in sequences {

@@ -74,6 +74,7 @@ function R.restore()
   if s.room ~= '' then redis.call('SET', K_ROOM, s.room) end
   if s.held_back then redis.call('SET', K_HELD, '1') end
   for _, c in ipairs(s.categories) do redis.call('ZADD', K_CATEGORIES, 0, c) end
+  for _, c in ipairs(s.closed or {}) do redis.call('SADD', K_CLOSED, c) end
   -- { id, category, ticket, chat or '', away epoch or '' }
   for _, c in ipairs(s.customers) do
     local id, category, ticket, chat, away = c[1], c[2], c[3], c[4], c[5]
@@ -86,11 +87,13 @@ function R.restore()
       if away == '' then redis.call('ZADD', k_ready(category), ticket, id) end
     end
   end
-  -- { id, limit, available, away epoch or '', last assignment stamp, categories }
+  -- { id, limit, available, away epoch or '', last assignment stamp, categories, busy, away reason or '' }
   for _, a in ipairs(s.agents) do
     local id = a[1]
     redis.call('HSET', k_agent(id), 'limit', a[2], 'available', a[3] and '1' or '0', 'last', a[5])
     if a[4] ~= '' then redis.call('HSET', k_agent(id), 'away', a[4]) end
+    if a[7] then redis.call('HSET', k_agent(id), 'busy', '1') end
+    if a[8] and a[8] ~= '' then redis.call('HSET', k_agent(id), 'reason', a[8]) end
     redis.call('ZADD', K_AGENTS, 0, id)
     hold_agent(id, RESTORED_NODE)
   end

@@ -20,6 +20,7 @@ local K_AGENTS = P .. 'agents'          -- zset, all scores 0: online agents, by
 local K_CHATS = P .. 'chats'            -- zset chat id -> chat id: running chats
 local K_ROOM = P .. 'pairing-room'      -- string: chats that may still open; absent = no limit
 local K_HELD = P .. 'held-back'         -- string '1': a pairing waited for room
+local K_CLOSED = P .. 'closed'          -- set: categories closed now (outside their hours)
 local K_NODES = P .. 'nodes'            -- hash node id -> incarnation (shared contract)
 local K_LEASES = P .. 'leases'          -- zset node id -> lease deadline, ms, Redis clock
 local K_EVENTS = P .. 'routing-events'  -- stream of every transition's decisions
@@ -38,7 +39,8 @@ local function k_cat_agents(c) return P .. 'cat-agents:' .. c end -- set: online
 -- centuries at 10,000 transitions/s).
 local function k_cat_ready(c) return P .. 'cat-ready:' .. c end
 local function k_customer(id) return P .. 'customer:' .. id end  -- hash: cat, ticket, chat?, away?, node
-local function k_agent(id) return P .. 'agent:' .. id end        -- hash: limit, available, away?, last, node
+-- hash: limit, available, away?, last, node, busy? ('1': busy until their chats end), reason?
+local function k_agent(id) return P .. 'agent:' .. id end
 local function k_agent_cats(id) return P .. 'agent-cats:' .. id end   -- set: the agent's categories
 local function k_agent_chats(id) return P .. 'agent-chats:' .. id end -- zset chat id -> chat id
 local function k_chat(id) return P .. 'chat:' .. id end          -- hash: customer, agent, category
@@ -108,6 +110,10 @@ end
 
 local function category_exists(c)
   return redis.call('ZSCORE', K_CATEGORIES, c) ~= false
+end
+
+local function category_closed(c)
+  return redis.call('SISMEMBER', K_CLOSED, c) == 1
 end
 
 -- Puts a customer (new, or back from a vanished agent) into their queue and tells them their place.
@@ -192,6 +198,7 @@ end
 -- Pairs the longest-waiting connected customers of a category with the best eligible
 -- agents (least loaded, then longest since their last chat), until one side runs out.
 local function route_category(category)
+  if category_closed(category) then return end
   while true do
     local customer, ticket = front_connected(category)
     if not customer then return end
@@ -208,7 +215,8 @@ local function route_agent(agent)
     if not eligible(agent) then return end
     local best, best_ticket, best_category
     for _, category in ipairs(redis.call('SMEMBERS', k_agent_cats(agent))) do
-      local customer, ticket = front_connected(category)
+      local customer, ticket
+      if not category_closed(category) then customer, ticket = front_connected(category) end
       if customer and (best == nil or tonumber(ticket) < tonumber(best_ticket)) then
         best, best_ticket, best_category = customer, ticket, category
       end
@@ -244,6 +252,16 @@ local function set_agent_categories(agent, categories)
   refresh_agent(agent)
 end
 
+-- A busy agent with no chat left is available again.
+local function end_busy_when_free(agent)
+  if redis.call('HGET', k_agent(agent), 'busy') == '1' and redis.call('ZCARD', k_agent_chats(agent)) == 0 then
+    redis.call('HDEL', k_agent(agent), 'busy')
+    redis.call('HSET', k_agent(agent), 'available', '1')
+    refresh_agent(agent)
+    emit({ 'busy_ended', agent })
+  end
+end
+
 -- ---- chats --------------------------------------------------------------------------
 
 local function end_chat_inner(chat, by, reason)
@@ -256,6 +274,7 @@ local function end_chat_inner(chat, by, reason)
   if redis.call('EXISTS', k_agent(agent)) == 1 then
     redis.call('ZREM', k_agent_chats(agent), chat)
     refresh_agent(agent)
+    end_busy_when_free(agent)
     route_agent(agent)
   end
 end
@@ -349,6 +368,7 @@ function T.remove_category(_, a)
   end
   redis.call('DEL', k_cat_agents(category))
   redis.call('ZREM', K_CATEGORIES, category)
+  redis.call('SREM', K_CLOSED, category)
   emit({ 'waiting', category, 0 })
 end
 
@@ -360,6 +380,7 @@ function T.join(node, a)
     if earlier then return nil, nil, earlier end
   end
   if not category_exists(category) then return 'unknown_category' end
+  if category_closed(category) then return 'category_closed' end
   local id = next_id()
   local ticket = next_id()
   hold_customer(id, node)
@@ -461,12 +482,40 @@ function T.agent_offline(_, a)
   agent_offline(a[1])
 end
 
-function T.set_available(_, a)
-  local id, available = a[1], a[2]
+-- The agent's status: 'available', 'away' (a[3]: the reason, optional) or 'busy'.
+local function set_status(id, status, reason)
   if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
-  redis.call('HSET', k_agent(id), 'available', available)
+  redis.call('HSET', k_agent(id), 'available', status == 'available' and '1' or '0')
+  redis.call('HDEL', k_agent(id), 'busy', 'reason')
+  if status == 'busy' then redis.call('HSET', k_agent(id), 'busy', '1') end
+  if status == 'away' and reason and reason ~= '' then redis.call('HSET', k_agent(id), 'reason', reason) end
   refresh_agent(id)
-  if available == '1' then route_agent(id) end
+  end_busy_when_free(id)
+  route_agent(id)
+end
+
+function T.set_available(_, a)
+  return set_status(a[1], a[2] == '1' and 'available' or 'away', nil)
+end
+
+function T.set_status(_, a)
+  local status = a[2]
+  if status ~= 'available' and status ~= 'away' and status ~= 'busy' then return 'wrong_state' end
+  return set_status(a[1], status, a[3])
+end
+
+-- a[2]: '1' to open, '0' to close. Setting the state it has changes nothing.
+function T.set_category_open(_, a)
+  local category, open = a[1], a[2] == '1'
+  if not category_exists(category) then return 'unknown_category' end
+  if open then
+    if redis.call('SREM', K_CLOSED, category) == 1 then
+      emit({ 'category_open', category, true })
+      route_category(category)
+    end
+  elseif redis.call('SADD', K_CLOSED, category) == 1 then
+    emit({ 'category_open', category, false })
+  end
 end
 
 function T.set_limit(_, a)

@@ -25,11 +25,12 @@ for _, c in ipairs(redis.call('ZRANGE', P .. 'categories', 0, -1)) do
   s.categories[#s.categories + 1] = { c, queue }
 end
 for _, id in ipairs(redis.call('ZRANGE', P .. 'agents', 0, -1)) do
-  local f = redis.call('HMGET', P .. 'agent:' .. id, 'limit', 'available', 'away', 'last')
+  local f = redis.call('HMGET', P .. 'agent:' .. id, 'limit', 'available', 'away', 'last', 'busy', 'reason')
   local categories = redis.call('SMEMBERS', P .. 'agent-cats:' .. id)
   table.sort(categories, bytes_less)
   local chats = redis.call('ZRANGE', P .. 'agent-chats:' .. id, 0, -1)
-  s.agents[#s.agents + 1] = { id, tonumber(f[1]), f[2] == '1', f[3] or '', categories, chats, f[4] or '0' }
+  s.agents[#s.agents + 1] = { id, tonumber(f[1]), f[2] == '1', f[3] or '', categories, chats, f[4] or '0',
+    f[5] == '1', f[6] or '' }
 end
 for _, chat in ipairs(redis.call('ZRANGE', P .. 'chats', 0, -1)) do
   local f = redis.call('HMGET', P .. 'chat:' .. chat, 'customer', 'agent', 'category')
@@ -37,6 +38,8 @@ for _, chat in ipairs(redis.call('ZRANGE', P .. 'chats', 0, -1)) do
   s.chats[#s.chats + 1] = { chat, f[1], f[2], f[3], c[1] or '', c[2] or '0', c[3] or f[3] }
 end
 s.room = redis.call('GET', P .. 'pairing-room') or ''
+s.closed = redis.call('SMEMBERS', P .. 'closed')
+table.sort(s.closed, bytes_less)
 -- What a replica loaded from this snapshot also needs (`Routing::from_state`): the last
 -- id drawn (a string: ids pass Lua as strings) and whether a pairing waits for room.
 s.counter = redis.call('GET', P .. 'counter') or '0'

@@ -54,6 +54,8 @@ impl Routing {
             categories: a.categories.iter().cloned().collect(),
             limit: a.limit,
             available: a.available,
+            busy: a.busy,
+            away_reason: a.away_reason.clone(),
             connected: a.away_epoch.is_none(),
             chats: a.chats.iter().copied().collect(),
         })
@@ -71,6 +73,20 @@ impl Routing {
             .iter()
             .filter(move |(_, a)| a.categories.contains(category))
             .map(|(id, _)| id)
+    }
+
+    /// Whether a category is open now (unknown ones are not).
+    pub fn is_open(&self, category: &CategoryId) -> bool {
+        self.queues.contains_key(category) && !self.closed.contains(category)
+    }
+
+    /// Whether someone will answer in `category` soon: a connected agent holding it who is
+    /// not away (available, busy finishing their chats, or full). Customers are told when
+    /// nobody is (the offline path).
+    pub fn staffed(&self, category: &CategoryId) -> bool {
+        self.agents
+            .values()
+            .any(|a| a.away_epoch.is_none() && (a.available || a.busy) && a.categories.contains(category))
     }
 
     pub fn chats_active(&self) -> usize {

@@ -27,6 +27,9 @@ pub struct StateAgent {
     pub categories: Vec<CategoryId>,
     pub limit: u8,
     pub available: bool,
+    /// Busy until their chats end.
+    pub busy: bool,
+    pub away_reason: Option<String>,
     pub away_epoch: Option<u64>,
     /// The stamp of their last assignment (ties between equally loaded agents).
     pub last_assigned: u64,
@@ -53,6 +56,8 @@ pub struct RoutingState {
     pub counter: u64,
     pub pairing_room: Option<usize>,
     pub held_back: bool,
+    /// Categories closed now, bytewise order.
+    pub closed: Vec<CategoryId>,
 }
 
 /// Why a state cannot be a `Routing`: it names someone or something it does not hold.
@@ -89,6 +94,8 @@ impl Routing {
                     categories: a.categories.iter().cloned().collect(),
                     limit: a.limit,
                     available: a.available,
+                    busy: a.busy,
+                    away_reason: a.away_reason.clone(),
                     away_epoch: a.away_epoch,
                     last_assigned: a.last_assigned,
                 })
@@ -106,6 +113,7 @@ impl Routing {
             counter: self.counter,
             pairing_room: self.pairing_room,
             held_back: self.held_back,
+            closed: self.closed.iter().cloned().collect(),
         }
     }
 
@@ -153,6 +161,8 @@ impl Routing {
                     categories: a.categories.into_iter().collect(),
                     limit: a.limit,
                     available: a.available,
+                    busy: a.busy,
+                    away_reason: a.away_reason,
                     away_epoch: a.away_epoch,
                     chats: BTreeSet::new(),
                     last_assigned: a.last_assigned,
@@ -187,7 +197,11 @@ impl Routing {
         {
             return bad(format!("customer {id:?} in a chat that is not running"));
         }
+        if let Some(unknown) = state.closed.iter().find(|c| !queues.contains_key(*c)) {
+            return bad(format!("unknown category {unknown:?} closed"));
+        }
         Ok(Routing {
+            closed: state.closed.into_iter().collect(),
             queues,
             customers,
             agents,

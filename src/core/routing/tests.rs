@@ -281,6 +281,76 @@ fn disabling_an_agent_requeues_their_customers_to_another_agent() {
     assert_eq!(paired(&out), vec![(c, agent("b"))]);
 }
 
+#[test]
+fn a_busy_agent_keeps_their_chats_takes_no_new_one_and_is_available_when_the_last_ends() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 3, true, &mut out).unwrap();
+    let c1 = r.join(&cat("sales"), &mut out).unwrap();
+    r.set_status(&agent("a"), AgentStatus::Busy, None, &mut out).unwrap();
+    out.clear();
+    let c2 = r.join(&cat("sales"), &mut out).unwrap();
+    assert!(paired(&out).is_empty(), "a busy agent got a new chat");
+    assert_eq!(r.agent(&agent("a")).unwrap().standing(), AgentStanding::Busy);
+    out.clear();
+    r.leave(c1, &mut out).unwrap();
+    assert!(out.contains(&Decision::BusyEnded { agent: agent("a") }));
+    assert_eq!(
+        paired(&out),
+        vec![(c2, agent("a"))],
+        "available again, they take the next one"
+    );
+}
+
+#[test]
+fn busy_with_no_chat_is_available_at_once_and_away_keeps_its_reason() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, false, &mut out).unwrap();
+    r.set_status(&agent("a"), AgentStatus::Away, Some("lunch".into()), &mut out)
+        .unwrap();
+    assert_eq!(r.agent(&agent("a")).unwrap().away_reason.as_deref(), Some("lunch"));
+    assert!(
+        !r.staffed(&cat("sales")),
+        "an agent away does not staff their categories"
+    );
+    out.clear();
+    r.set_status(&agent("a"), AgentStatus::Busy, None, &mut out).unwrap();
+    assert_eq!(out, vec![Decision::BusyEnded { agent: agent("a") }]);
+    let view = r.agent(&agent("a")).unwrap();
+    assert_eq!((view.available, view.busy, view.away_reason), (true, false, None));
+    assert!(r.staffed(&cat("sales")));
+}
+
+#[test]
+fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_opens() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    let waiting = r.join(&cat("sales"), &mut out).unwrap();
+    r.set_category_open(&cat("sales"), false, &mut out).unwrap();
+    assert_eq!(r.join(&cat("sales"), &mut out), Err(RoutingError::CategoryClosed));
+    out.clear();
+    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    assert!(paired(&out).is_empty(), "paired in a closed category");
+    assert_eq!(r.place(waiting), Some(1));
+    out.clear();
+    r.set_category_open(&cat("sales"), false, &mut out).unwrap();
+    assert!(out.is_empty(), "closing a closed category decided something");
+    r.set_category_open(&cat("sales"), true, &mut out).unwrap();
+    assert_eq!(
+        out.first(),
+        Some(&Decision::CategoryOpenChanged {
+            category: cat("sales"),
+            open: true
+        })
+    );
+    assert_eq!(paired(&out), vec![(waiting, agent("a"))]);
+    assert_eq!(
+        r.set_category_open(&cat("nope"), true, &mut out),
+        Err(RoutingError::UnknownCategory)
+    );
+}
+
 // ---- property tests ---------------------------------------------------------------
 
 const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
@@ -305,6 +375,18 @@ enum Op {
     SetCategories(usize, u8),
     EndChat(usize, bool),
     SetPairingRoom(Option<u8>),
+    /// 0 available, 1 away, 2 busy until their chats end.
+    SetStatus(usize, u8),
+    SetCategoryOpen(usize, bool),
+}
+
+/// The status `SetStatus` asks for.
+fn status(s: u8) -> AgentStatus {
+    match s % 3 {
+        0 => AgentStatus::Available,
+        1 => AgentStatus::Away,
+        _ => AgentStatus::Busy,
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -326,6 +408,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..3usize, 0..8u8).prop_map(|(a, m)| Op::SetCategories(a, m)),
         4 => (any::<usize>(), any::<bool>()).prop_map(|(c, by_agent)| Op::EndChat(c, by_agent)),
         2 => prop::option::of(0..3u8).prop_map(Op::SetPairingRoom),
+        2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
+        2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
     ]
 }
 
@@ -398,6 +482,11 @@ impl Harness {
                 r.set_pairing_room(room.map(usize::from), out);
                 Ok(())
             }
+            Op::SetStatus(a, s) => {
+                let reason = (status(s) == AgentStatus::Away).then(|| "lunch".to_string());
+                r.set_status(&agent(AGENTS[a]), status(s), reason, out)
+            }
+            Op::SetCategoryOpen(c, open) => r.set_category_open(&cat(CATEGORIES[c]), open, out),
         }
     }
 
@@ -443,6 +532,8 @@ impl Harness {
                         "chat of a category the agent does not hold"
                     );
                     assert!(a.away_epoch.is_none() && a.available, "paired an ineligible agent");
+                    assert!(!after.closed.contains(category), "paired in a closed category");
+                    assert!(!a.busy, "paired a busy agent");
                     // Nobody connected and still waiting in this category was ahead of them.
                     for (t, c) in &after.queues[category] {
                         if after.customers[c].away_epoch.is_none() {
@@ -456,6 +547,16 @@ impl Harness {
                 }
                 Decision::ChatEnded { customer, .. } | Decision::ChatWithdrawn { customer, .. } => {
                     chatting.remove(customer);
+                }
+                Decision::BusyEnded { agent } => {
+                    // Busy before the event, or set busy by it with no chat running.
+                    assert!(before.agents.contains_key(agent), "{agent:?} was not online");
+                    let now = after.agents.get(agent).expect("still online");
+                    assert!(now.available && !now.busy, "{agent:?} not available after being busy");
+                }
+                Decision::CategoryOpenChanged { category, open } => {
+                    assert_eq!(before.closed.contains(category), *open, "told a change that was none");
+                    assert_eq!(after.closed.contains(category), !*open);
                 }
                 _ => {}
             }
@@ -493,6 +594,19 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
             assert!(r.customers.contains_key(c));
         }
     }
+    // Nobody may join or be paired in a closed category, and only known ones close.
+    for category in &r.closed {
+        assert!(r.queues.contains_key(category), "{category:?} closed but unknown");
+    }
+    // An agent's status is one of three; busy lasts only while they have chats.
+    for (id, a) in &r.agents {
+        assert!(!(a.available && a.busy), "{id:?} both available and busy");
+        assert!(!(a.busy && a.chats.is_empty()), "{id:?} busy with no chat");
+        assert!(
+            a.away_reason.is_none() || (!a.available && !a.busy),
+            "{id:?} has an away reason while not away"
+        );
+    }
     // Chats and agents agree.
     for (id, chat) in &r.chats {
         assert!(r.agents[&chat.agent].chats.contains(id));
@@ -518,7 +632,7 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
     if r.pairing_room == Some(0) {
         return;
     }
-    for (category, queue) in &r.queues {
+    for (category, queue) in r.queues.iter().filter(|(c, _)| !r.closed.contains(*c)) {
         let someone_waits = queue.iter().any(|(_, c)| r.customers[c].away_epoch.is_none());
         let someone_free = r
             .agents

@@ -80,6 +80,8 @@ impl HubState {
             categories: self.category_refs(&view.categories),
             max_chats: view.limit,
             available: view.available,
+            status: view.status().word(),
+            away_reason: view.away_reason.clone(),
             max_message_len: self.settings.max_message_len,
             draft_preview: self.settings.draft_preview,
             chats: view
@@ -96,6 +98,8 @@ impl HubState {
             categories: self.category_refs(&view.categories),
             max_chats: view.limit,
             available: view.available,
+            status: view.status().word(),
+            away_reason: view.away_reason.clone(),
         };
         self.send(Recipient::Agent(id.clone()), &frame);
     }

@@ -729,7 +729,10 @@ impl HubState {
                 // Back on another node within their grace period: held there now.
                 self.let_go_of_agent(&agent);
             }
-            RoutingOp::SetAvailable(agent, _) | RoutingOp::SetLimit(agent, _) | RoutingOp::SetCategories(agent, _) => {
+            RoutingOp::SetAvailable(agent, _)
+            | RoutingOp::SetStatus(agent, ..)
+            | RoutingOp::SetLimit(agent, _)
+            | RoutingOp::SetCategories(agent, _) => {
                 self.apply(out);
                 if self.agents.contains_key(&agent) {
                     self.send_profile(&agent);

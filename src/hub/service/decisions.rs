@@ -15,6 +15,9 @@ use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, Conversat
 
 impl HubState {
     pub(in crate::hub) fn apply(&mut self, out: Vec<Decision>) {
+        // Every transition may change whether a category is staffed (an agent set away
+        // decides nothing): looked at, coalesced, at the next flush.
+        self.desk_dirty = true;
         for decision in out {
             self.apply_one(decision);
         }
@@ -190,6 +193,13 @@ impl HubState {
             Decision::WaitingChanged { category, .. } => {
                 self.dirty_waiting.insert(category);
             }
+            Decision::BusyEnded { agent } => {
+                if self.agents.contains_key(&agent) {
+                    self.send_profile(&agent);
+                }
+            }
+            // Its waiting customers are told at the next flush (`tell_desk_changes`).
+            Decision::CategoryOpenChanged { .. } => {}
         }
     }
 
