@@ -20,5 +20,7 @@ pub mod ws;
 pub use server::{bootstrap, run};
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub mod demo_host;
+// chat opening hours per category and the keeper applying them
+pub mod desk_hours;
 pub mod mail;
 pub mod rooms;

@@ -306,6 +306,9 @@ pub enum ServerFrame {
         category: String,
         place: usize,
         requeued: bool,
+        /// Whether the category is open and someone is online to answer (as `desk_status`).
+        open: bool,
+        agents_online: bool,
     },
     /// Customer: their place in line changed.
     Place {

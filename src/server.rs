@@ -150,6 +150,13 @@ pub async fn run(
     );
     // ---- rooms and 1-to-1 video (issue 16) ----
     let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), cluster.clone(), shutdown.clone());
+    // Categories open and close by their chat hours (on every node: the hub applies only changes).
+    tokio::spawn(crate::desk_hours::keep(
+        store.clone(),
+        settings.clone(),
+        hub.clone(),
+        shutdown.clone(),
+    ));
     // ---- appointment mail outbox (issue 17) ----
     tokio::spawn(crate::appointments::mailer::run(
         store.clone(),

@@ -12,6 +12,8 @@ pub mod places;
 pub mod presence;
 pub mod readiness;
 pub mod routing;
+// chat opening hours per category, in the desk's zone
+pub mod opening_hours;
 pub mod schedule;
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub mod room;

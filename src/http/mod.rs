@@ -15,6 +15,7 @@ pub mod appointment_rooms;
 pub mod appointments;
 // call logs: the list (with agents' names) and its CSV export
 pub mod call_logs;
+pub mod chat_hours;
 pub mod error;
 pub mod history;
 pub mod listener;
@@ -190,6 +191,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(outbox::router())
         .merge(appointment_rooms::router())
         .merge(appointment_hours::router())
+        // chat opening hours per category
+        .merge(chat_hours::router())
         .split_for_parts()
 }
 

@@ -23,11 +23,45 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
 }
 
-/// The service categories customers can queue for.
-#[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [CategoryView]), Unavailable))]
-async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryView>>, ApiError> {
+/// A category as the customer's page shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicCategory {
+    pub id: String,
+    pub name: String,
+    /// Inside its chat hours. A closed category takes no join (`category_closed`): the page
+    /// offers to leave a message instead.
+    pub open: bool,
+    /// Some agent holding it is connected and not away (on several nodes: on any node).
+    /// When false the page says nobody is online and offers the offline path; a customer
+    /// may still wait.
+    pub agents_online: bool,
+}
+
+/// The service categories customers can queue for, and whether each is open and staffed now.
+#[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [PublicCategory]), Unavailable))]
+async fn categories(State(state): State<AppState>) -> Result<Json<Vec<PublicCategory>>, ApiError> {
+    let desk = state
+        .hub
+        .desk()
+        .await
+        .map_err(|_| ApiError::Unavailable("the hub is shutting down".into()))?;
     Ok(Json(
-        state.store.categories().await?.iter().map(CategoryView::from).collect(),
+        state
+            .store
+            .categories()
+            .await?
+            .iter()
+            .map(|c| {
+                let view = CategoryView::from(c);
+                let live = desk.iter().find(|d| d.id == view.id);
+                PublicCategory {
+                    id: view.id,
+                    name: view.name,
+                    open: live.is_none_or(|d| d.open),
+                    agents_online: live.is_some_and(|d| d.agents_online),
+                }
+            })
+            .collect(),
     ))
 }
 

@@ -158,6 +158,14 @@ pub(crate) enum Command {
     Figures {
         reply: oneshot::Sender<Figures>,
     },
+    /// Categories as their hours want them now (id, open); only real changes are applied.
+    OpenCategories {
+        wanted: Vec<(String, bool)>,
+    },
+    /// Each category: open now, and someone online who could answer.
+    Desk {
+        reply: oneshot::Sender<Vec<DeskCategory>>,
+    },
     /// These sessions ended: the connections opened with them close.
     SessionsEnded {
         tokens: Vec<String>,
@@ -263,6 +271,16 @@ pub enum RefusedCall {
     Other,
 }
 
+/// A category as a customer choosing it needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeskCategory {
+    pub id: String,
+    /// Inside its opening hours (a closed category takes no join).
+    pub open: bool,
+    /// A connected agent holding it who is not away (on several nodes: anywhere).
+    pub agents_online: bool,
+}
+
 /// A cheap, cloneable handle on the hub task.
 #[derive(Clone)]
 pub struct Hub {
@@ -343,6 +361,18 @@ impl Hub {
             return Ok(());
         }
         self.send(Command::SessionsEnded { tokens, why }).await
+    }
+
+    /// Opens and closes categories as their hours want (see `desk_hours`).
+    pub async fn open_categories(&self, wanted: Vec<(String, bool)>) -> Result<(), HubGone> {
+        self.send(Command::OpenCategories { wanted }).await
+    }
+
+    /// Whether each category is open now and has somebody online to answer.
+    pub async fn desk(&self) -> Result<Vec<DeskCategory>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Desk { reply }).await?;
+        rx.await.map_err(|_| HubGone)
     }
 
     pub async fn figures(&self) -> Result<Figures, HubGone> {

@@ -78,9 +78,12 @@ pub struct Figures {
 pub struct AgentFigure {
     /// The account id (the admin's agent list names it).
     pub id: String,
-    /// `available` (can take a chat now), `full` (at their limit), `away` (set away) or
-    /// `disconnected` (dropped, within the grace period).
+    /// `available` (can take a chat now), `full` (at their limit), `away` (set away),
+    /// `busy` (finishing their chats, taking no new one) or `disconnected` (dropped,
+    /// within the grace period).
     pub state: &'static str,
+    /// Why they are away, as they said.
+    pub away_reason: Option<String>,
     /// Chats open now.
     pub chats: usize,
     /// Their limit of chats at once.
@@ -255,6 +258,19 @@ impl HubState {
             Command::CategoriesChanged { categories, removed } => self.categories_changed(categories, removed),
             Command::Figures { reply } => {
                 let _ = reply.send(self.figures());
+            }
+            Command::OpenCategories { wanted } => self.open_categories(wanted),
+            Command::Desk { reply } => {
+                let desk = self
+                    .routing
+                    .waiting_counts()
+                    .map(|(c, _)| super::DeskCategory {
+                        id: c.0.clone(),
+                        open: self.routing.is_open(c),
+                        agents_online: self.routing.staffed(c),
+                    })
+                    .collect();
+                let _ = reply.send(desk);
             }
             Command::SessionsEnded { tokens, why } => self.sessions_ended(&tokens, why),
             // ---- rooms and 1-to-1 video (issue 16) ----
@@ -804,6 +820,26 @@ impl HubState {
         self.routing.has_unflushed_places() || !self.dirty_waiting.is_empty() || self.desk_dirty
     }
 
+    /// Applies the categories' hours: only where the routing (a cluster node's replica)
+    /// differs, so nodes that agree send nothing to Redis.
+    fn open_categories(&mut self, wanted: Vec<(String, bool)>) {
+        for (category, open) in wanted {
+            let category = CategoryId(category);
+            if !self.routing.has_category(&category) || self.routing.is_open(&category) == open {
+                continue;
+            }
+            if self.cluster.is_some() {
+                self.route(RoutingOp::SetCategoryOpen(category, open), None);
+            } else {
+                let mut out = vec![];
+                if self.routing.set_category_open(&category, open, &mut out).is_ok() {
+                    tracing::info!(category = %category.0, open, "category opened or closed by its hours");
+                    self.apply(out);
+                }
+            }
+        }
+    }
+
     /// Tells this node's waiting customers when their category closed or opened, or when
     /// nobody is left who could answer (the offline path) or somebody came.
     fn tell_desk_changes(&mut self) {
@@ -880,6 +916,7 @@ impl HubState {
                         AgentStanding::Busy => "busy",
                         AgentStanding::Disconnected => "disconnected",
                     },
+                    away_reason: view.away_reason.clone(),
                     chats: view.chats.len(),
                     limit: view.limit,
                 };

@@ -167,6 +167,10 @@ impl Api {
         self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
     /// The account id of `username`, from the admin API.
     pub async fn agent_id(&self, username: &str) -> String {
         let (_, list) = self.get("/api/admin/agents").await;

@@ -19,11 +19,13 @@ mod chat;
 mod closing;
 mod cluster_base;
 // issue 15: the hub on the routing scripts
+mod cluster_desk;
 mod cluster_hub;
 // One chat across nodes, the opening several cluster tests share.
 mod cluster_fixture;
 mod common;
 mod contracts;
+mod desk;
 mod durability;
 mod edge;
 // the listening socket's backlog

@@ -31,12 +31,18 @@ impl HubState {
                 place,
                 requeued,
             } => {
+                // What this customer is told of their category now is what later changes
+                // are measured against (`tell_desk_changes`).
+                let status = (self.routing.is_open(&category), self.routing.staffed(&category));
+                let (open, agents_online) = *self.desk_told.entry(category.clone()).or_insert(status);
                 self.send(
                     Recipient::Customer(customer),
                     &ServerFrame::Queued {
                         category: category.0,
                         place,
                         requeued,
+                        open,
+                        agents_online,
                     },
                 );
             }

@@ -1,0 +1,208 @@
+//! Chat opening hours per category: their stored form (one desk setting in the shared
+//! store, so every node reads the same), and the keeper that opens and closes categories
+//! as the desk's clock crosses their hours.
+//!
+//! The routing rules (a closed category takes no join and pairs nobody) live in
+//! `core::routing`; which categories are open *now* is `core::opening_hours` applied to the
+//! clock. The keeper of each node reads the hours every [`TICK`] and hands the hub the
+//! categories whose wanted state changed since its last reading; the hub compares with its
+//! routing (on several nodes, its replica of Redis's) and applies only real changes, so
+//! nodes agreeing cost nothing. An admin's change is applied at once by the node that took
+//! it (the same call, forced); the other nodes agree at their next tick. Every
+//! [`FORCE_EVERY`] ticks the keeper hands over every category, so a change lost on the way
+//! (Redis away at that moment) is made good.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::{Date, Time};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use crate::config::Settings;
+use crate::core::opening_hours::{DAY_NAMES, OpeningHours, Span};
+use crate::hub::Hub;
+use crate::store::{SharedStore, StoreResult};
+
+/// The store key of the hours.
+pub const KEY: &str = "chat_hours";
+
+/// How often a node's keeper reads the hours and the clock: a category opens or closes at
+/// most this late.
+pub const TICK: Duration = Duration::from_secs(5);
+
+/// Every this many ticks the keeper hands over every category, changed or not.
+const FORCE_EVERY: u32 = 12;
+
+/// One span as the API writes it: local `HH:MM`; `close` may be `24:00` (end of day).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SpanDoc {
+    pub open: String,
+    pub close: String,
+}
+
+/// A category's hours as the API and the store write them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"category": "sales",
+    "week": {"mon": [{"open": "09:00", "close": "17:00"}], "tue": [{"open": "09:00", "close": "17:00"}]},
+    "holidays": ["2026-12-25"]}))]
+pub struct CategoryHoursDoc {
+    pub category: String,
+    /// Days by name (`mon` … `sun`); a day not named is closed all day.
+    pub week: std::collections::BTreeMap<String, Vec<SpanDoc>>,
+    /// Local dates (`YYYY-MM-DD`) closed all day.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// Every category's own hours (categories not listed are always open).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct HoursDoc {
+    #[serde(default)]
+    pub categories: Vec<CategoryHoursDoc>,
+}
+
+/// Why a document of hours is refused: a message for the admin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadHours(pub String);
+
+fn time(raw: &str) -> Result<Option<Time>, BadHours> {
+    if raw.trim() == "24:00" {
+        return Ok(None);
+    }
+    Time::strptime("%H:%M", raw.trim())
+        .map(Some)
+        .map_err(|_| BadHours(format!("{raw:?} is not a local time HH:MM")))
+}
+
+impl CategoryHoursDoc {
+    /// The rules' form, checked.
+    pub fn hours(&self) -> Result<OpeningHours, BadHours> {
+        let mut week: [Vec<Span>; 7] = Default::default();
+        for (day, spans) in &self.week {
+            let Some(i) = DAY_NAMES.iter().position(|d| d == day) else {
+                return Err(BadHours(format!("{day:?} is not a day (mon, tue, … sun)")));
+            };
+            for s in spans {
+                let open = time(&s.open)?.ok_or_else(|| BadHours("a span cannot open at 24:00".into()))?;
+                week[i].push(Span {
+                    open,
+                    close: time(&s.close)?,
+                });
+            }
+        }
+        let holidays = self
+            .holidays
+            .iter()
+            .map(|d| {
+                d.trim()
+                    .parse::<Date>()
+                    .map_err(|_| BadHours(format!("{d:?} is not a date YYYY-MM-DD")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        OpeningHours::new(week, holidays).map_err(|e| BadHours(e.to_string()))
+    }
+
+    /// The same hours in canonical form (days in order, `HH:MM`, sorted dates).
+    pub fn canonical(&self) -> Result<Self, BadHours> {
+        let hours = self.hours()?;
+        let fmt = |t: Time| t.strftime("%H:%M").to_string();
+        let week = DAY_NAMES
+            .iter()
+            .zip(hours.week())
+            .filter(|(_, spans)| !spans.is_empty())
+            .map(|(day, spans)| {
+                let spans = spans
+                    .iter()
+                    .map(|s| SpanDoc {
+                        open: fmt(s.open),
+                        close: s.close.map_or_else(|| "24:00".to_string(), fmt),
+                    })
+                    .collect();
+                (day.to_string(), spans)
+            })
+            .collect();
+        Ok(Self {
+            category: self.category.clone(),
+            week,
+            holidays: hours.holidays().map(ToString::to_string).collect(),
+        })
+    }
+}
+
+/// The stored hours (none stored, or unreadable: every category always open).
+pub async fn load(store: &SharedStore) -> StoreResult<HoursDoc> {
+    let Some(raw) = store.desk_setting(KEY).await? else {
+        return Ok(HoursDoc::default());
+    };
+    Ok(serde_json::from_str(&raw).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the stored chat hours are unreadable; every category stays open");
+        HoursDoc::default()
+    }))
+}
+
+pub async fn save(store: &SharedStore, doc: &HoursDoc) -> StoreResult<()> {
+    let raw = serde_json::to_string(doc).expect("hours serialise");
+    store.set_desk_setting(KEY, Some(raw)).await
+}
+
+/// Whether each category with hours of its own is open at `now`.
+pub fn wanted(doc: &HoursDoc, settings: &Settings, now: Timestamp) -> HashMap<String, bool> {
+    doc.categories
+        .iter()
+        .filter_map(|c| c.hours().ok().map(|h| (c.category.clone(), h)))
+        .map(|(category, hours)| (category, hours.is_open_at(now, &settings.appointment_zone)))
+        .collect()
+}
+
+/// Every known category's wanted state now (open unless its hours say otherwise).
+pub async fn wanted_now(store: &SharedStore, settings: &Settings) -> StoreResult<Vec<(String, bool)>> {
+    let doc = load(store).await?;
+    let wanted = wanted(&doc, settings, Timestamp::now());
+    Ok(store
+        .categories()
+        .await?
+        .into_iter()
+        .map(|c| {
+            let open = wanted.get(&c.id).copied().unwrap_or(true);
+            (c.id, open)
+        })
+        .collect())
+}
+
+/// The keeper: each tick, the categories whose wanted state changed go to the hub.
+pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: Hub, shutdown: CancellationToken) {
+    let mut last: HashMap<String, bool> = HashMap::new();
+    let mut ticks: u32 = 0;
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let now = match wanted_now(&store, &settings).await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the chat hours; categories stay as they are");
+                continue;
+            }
+        };
+        let force = ticks % FORCE_EVERY == 0;
+        ticks = ticks.wrapping_add(1);
+        let changed: Vec<(String, bool)> = now
+            .iter()
+            .filter(|(c, open)| force || last.get(c) != Some(open))
+            .cloned()
+            .collect();
+        last = now.into_iter().collect();
+        if !changed.is_empty() && hub.open_categories(changed).await.is_err() {
+            return;
+        }
+    }
+}

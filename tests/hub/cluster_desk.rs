@@ -1,0 +1,99 @@
+//! Agents' statuses and categories' hours across nodes: an admin closing a category on one
+//! node is honoured at once by the others (their joins refused, their waiting customers
+//! told), and a busy agent on one node is available again when their chat with a customer
+//! on another node ends.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::archive::TempDir;
+use crate::cluster_hub::node_with;
+use crate::common::Ws;
+use crate::redis_server::RedisServer;
+
+#[tokio::test]
+async fn hours_changed_on_one_node_are_honoured_on_the_others_at_once() {
+    let scratch = TempDir::new("cluster-desk-hours");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+
+    let mut waiting = beta.customer("Early", "general").await;
+    waiting.next_of("queued").await;
+    let (status, body) = alpha
+        .admin()
+        .await
+        .put(
+            "/api/admin/chat-hours/general",
+            json!({"category": "general", "week": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Beta's customer is told, and beta refuses a join, well before beta's keeper ticks
+    // (`desk_hours::TICK`, 5 s): the close went through Redis.
+    let started = std::time::Instant::now();
+    let told = waiting.next_of("desk_status").await;
+    assert_eq!(told["open"], false, "{told}");
+    let mut late = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    late.send(json!({"type": "join", "name": "Late", "category": "general"}))
+        .await;
+    assert_eq!(late.next_of("error").await["code"], "category_closed");
+    let categories: serde_json::Value = reqwest::get(beta.url("/api/categories"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        categories
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "general" && c["open"] == false),
+        "{categories}"
+    );
+    eprintln!(
+        "closed on beta {:?} after the admin's change on alpha",
+        started.elapsed()
+    );
+
+    // Nobody is paired in it on any node; reopened on beta, the customer is paired.
+    let mut agent = alpha.agent("ann", &["general"], 1).await;
+    assert!(waiting.drain().await.iter().all(|f| f["type"] != "chat_started"));
+    let (status, body) = beta.admin().await.delete("/api/admin/chat-hours/general").await;
+    assert_eq!(status, 200, "{body}");
+    waiting.next_of("chat_started").await;
+    agent.next_of("chat_started").await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+#[tokio::test]
+async fn a_busy_agent_is_available_again_when_their_chat_on_another_node_ends() {
+    let scratch = TempDir::new("cluster-desk-busy");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+
+    let mut agent = alpha.agent("ann", &["general"], 2).await;
+    let mut first = beta.customer("First", "general").await;
+    first.next_of("chat_started").await;
+    agent.next_of("chat_started").await;
+    agent.send(json!({"type": "set_status", "status": "busy"})).await;
+    assert_eq!(agent.next_of("profile").await["status"], "busy");
+    let mut second = beta.customer("Second", "general").await;
+    assert_eq!(
+        second.next_of("queued").await["place"],
+        1,
+        "a busy agent got a new chat"
+    );
+    first.send(json!({"type": "leave"})).await;
+    assert_eq!(agent.next_of("profile").await["status"], "available");
+    second.next_of("chat_started").await;
+    alpha.stop().await;
+    beta.stop().await;
+}
