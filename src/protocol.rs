@@ -300,6 +300,8 @@ pub enum ServerFrame {
     /// Agent: customers waiting in each of their categories.
     QueueStats {
         waiting: std::collections::BTreeMap<String, usize>,
+        /// Category id → seconds its longest-waiting customer has waited (where someone waits).
+        longest_wait_secs: std::collections::BTreeMap<String, f64>,
     },
     /// Customer: in line at `place` (1 is next). `requeued` after their agent vanished.
     Queued {
@@ -309,10 +311,13 @@ pub enum ServerFrame {
         /// Whether the category is open and someone is online to answer (as `desk_status`).
         open: bool,
         agents_online: bool,
+        /// The likely wait, or null when unknown (`core::wait_estimate`).
+        estimate: Option<Estimate>,
     },
     /// Customer: their place in line changed.
     Place {
         place: usize,
+        estimate: Option<Estimate>,
     },
     /// Both sides: a chat began.
     ChatStarted {
@@ -461,8 +466,13 @@ impl ServerFrame {
     pub fn encode(&self) -> Utf8Bytes {
         // A long queue sends one of these per waiting customer after every route: written
         // directly, the same bytes serde would produce (a test below holds them equal).
-        if let Self::Place { place } = self {
-            return Utf8Bytes::from(format!(r#"{{"type":"place","place":{place}}}"#));
+        if let Self::Place { place, estimate } = self {
+            return Utf8Bytes::from(match estimate {
+                None => format!(r#"{{"type":"place","place":{place},"estimate":null}}"#),
+                Some(Estimate { low_mins, high_mins }) => format!(
+                    r#"{{"type":"place","place":{place},"estimate":{{"low_mins":{low_mins},"high_mins":{high_mins}}}}}"#
+                ),
+            });
         }
         // Chat messages are most frames of a busy hub: written straight into a buffer of
         // the right size, the same bytes serde produces (a test below holds them equal).
@@ -472,6 +482,13 @@ impl ServerFrame {
         // Serialising these plain structs cannot fail: no maps with non-string keys, no custom impls.
         Utf8Bytes::from(serde_json::to_string(self).expect("server frames always serialise"))
     }
+}
+
+/// A likely wait in whole minutes, `low_mins` to `high_mins`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Estimate {
+    pub low_mins: u64,
+    pub high_mins: u64,
 }
 
 /// A chat message borrowed from wherever its parts live, to encode it without copying them.
@@ -668,9 +685,24 @@ mod tests {
 
     #[test]
     fn frames_are_tagged_by_type() {
-        let text = ServerFrame::Place { place: 2 }.encode();
-        assert_eq!(text.as_str(), r#"{"type":"place","place":2}"#);
-        let place = ServerFrame::Place { place: 10_000 };
-        assert_eq!(place.encode().as_str(), serde_json::to_string(&place).unwrap());
+        let text = ServerFrame::Place {
+            place: 2,
+            estimate: None,
+        }
+        .encode();
+        assert_eq!(text.as_str(), r#"{"type":"place","place":2,"estimate":null}"#);
+        for estimate in [
+            None,
+            Some(Estimate {
+                low_mins: 3,
+                high_mins: 12,
+            }),
+        ] {
+            let place = ServerFrame::Place {
+                place: 10_000,
+                estimate,
+            };
+            assert_eq!(place.encode().as_str(), serde_json::to_string(&place).unwrap());
+        }
     }
 }

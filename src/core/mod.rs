@@ -14,7 +14,9 @@ pub mod readiness;
 pub mod routing;
 // chat opening hours per category, in the desk's zone
 pub mod opening_hours;
+// estimated wait from recent handle times
 pub mod schedule;
+pub mod wait_estimate;
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub mod room;
 // appointments (issue 17)

@@ -26,6 +26,7 @@ pub mod outbox;
 mod own_calls;
 mod service;
 mod transcript;
+mod waits;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -70,6 +70,9 @@ pub struct Figures {
     pub chats_active: usize,
     /// Seconds the longest-waiting customer has waited, 0 when nobody waits.
     pub longest_wait_secs: f64,
+    /// Category id → seconds its longest-waiting customer has waited (categories where
+    /// someone waits; on several nodes, customers on every node since this node started).
+    pub longest_wait_by_category: BTreeMap<String, f64>,
     pub buddies_online: usize,
 }
 
@@ -156,6 +159,8 @@ pub(crate) struct HubState {
     /// What this node's waiting customers of each category were last told of it (open,
     /// someone to answer); only categories where someone waits.
     desk_told: HashMap<CategoryId, (bool, bool)>,
+    /// Join and pairing times, handle times: estimates and longest waits.
+    waits: super::waits::Waits,
     pub(super) buddies: BuddyDesk,
     /// Senders' copies of messages waiting for the archive to commit them, in archive order.
     /// Almost always one connection each: inline, so holding an ack allocates nothing.
@@ -214,6 +219,7 @@ impl HubState {
             dirty_waiting: BTreeSet::new(),
             desk_dirty: false,
             desk_told: HashMap::new(),
+            waits: super::waits::Waits::default(),
             buddies: BuddyDesk::default(),
             pending_acks: VecDeque::new(),
             conn_counts: [0; 3],
@@ -820,6 +826,26 @@ impl HubState {
         self.routing.has_unflushed_places() || !self.dirty_waiting.is_empty() || self.desk_dirty
     }
 
+    /// A waiting customer's likely wait at `place` in `category`.
+    fn estimate(&self, category: &CategoryId, place: usize) -> Option<crate::protocol::Estimate> {
+        self.waits
+            .estimate(category, place, self.routing.serving_slots(category))
+    }
+
+    /// The longest current wait of each category where someone waits (seconds; on several
+    /// nodes, of customers on every node).
+    pub(super) fn longest_waits(&self) -> BTreeMap<String, f64> {
+        let now = now_ms();
+        self.routing
+            .waiting_counts()
+            .filter(|(_, n)| *n > 0)
+            .filter_map(|(c, _)| {
+                let front = self.routing.front(c)?;
+                Some((c.0.clone(), self.waits.waited_secs(front, now)?))
+            })
+            .collect()
+    }
+
     /// Applies the categories' hours: only where the routing (a cluster node's replica)
     /// differs, so nodes that agree send nothing to Redis.
     fn open_categories(&mut self, wanted: Vec<(String, bool)>) {
@@ -902,6 +928,8 @@ impl HubState {
             .map(|(_, c)| now - c.queued_at)
             .max()
             .unwrap_or(0);
+        let longest_wait_by_category = self.longest_waits();
+        let longest_anywhere = longest_wait_by_category.values().fold(0.0_f64, |a, b| a.max(*b));
         let mut standings: Vec<(AgentStanding, AgentFigure)> = self
             .routing
             .agents()
@@ -932,7 +960,8 @@ impl HubState {
             customers_connected: self.customers.values().filter(|c| c.conn.is_some()).count(),
             customers_waiting: self.routing.waiting_counts().map(|(c, n)| (c.0.clone(), n)).collect(),
             chats_active: self.routing.chats_active(),
-            longest_wait_secs: longest as f64 / 1000.0,
+            longest_wait_secs: (longest as f64 / 1000.0).max(longest_anywhere),
+            longest_wait_by_category,
             buddies_online: self.buddies.online(),
             agents: standings.into_iter().map(|(_, figure)| figure).collect(),
         }

@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, shot, withShots } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -245,5 +245,46 @@ test('on a phone the inbox is two views: the list, and one conversation with a w
     await shot(agent, 'agent-inbox-phone-chat');
     await agent.getByTestId('back-to-list').click();
     await itemOf(agent, 'Vic').waitFor();
+  });
+});
+
+test('an agent finishes their chats before taking new ones, and goes away with a reason the admin sees', async () => {
+  await withShots('agent-status', async (pages) => {
+    const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: 'support', name: 'Support' }, await adminToken(hub));
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const rosa = await createAgent(hub, { username: 'rosa', display_name: 'Rosa', categories: ['support'], max_chats: 2 });
+    const agent = await newPage(browser, DESKTOP);
+    const first = await newPage(browser, PHONE);
+    const second = await newPage(browser, PHONE);
+    pages.push(agent, first, second);
+    await agentSignsIn(agent, hub, rosa);
+    const busy = agent.getByTestId('busy-button');
+    assert.equal(await busy.isVisible(), false, 'nothing to finish without a chat');
+    await customerJoins(first, hub, 'support', 'Fay');
+    await panelOf(agent, 'Fay').waitFor();
+    await busy.click();
+    await agent.getByTestId('availability-state').filter({ hasText: 'Busy · finishing chats' }).waitFor();
+    assert.equal(await busy.isVisible(), false);
+
+    // A busy agent takes no new customer: the second waits in line.
+    await customerJoins(second, hub, 'support', 'Gus');
+    await second.getByTestId('place').filter({ hasText: '1' }).waitFor();
+    await shot(agent, 'agent-status-busy');
+
+    // The last chat ends: available again by itself, and the waiting customer comes in.
+    await panelOf(agent, 'Fay').getByTestId('end-chat').click();
+    const confirm = agent.getByTestId('confirm-end');
+    if (await confirm.isVisible().catch(() => false)) await confirm.click();
+    await agent.getByTestId('availability-state').filter({ hasText: 'Available' }).waitFor();
+    await itemOf(agent, 'Gus').waitFor();
+
+    // Away with a reason: shown beside the button and in the admin's live figures.
+    await agent.getByTestId('away-reason').selectOption('Lunch');
+    await agent.getByTestId('availability-toggle').click();
+    await agent.getByTestId('availability-state').filter({ hasText: 'Away · Lunch' }).waitFor();
+    const token = await adminToken(hub);
+    const stats = await apiCall(hub, 'GET', '/api/admin/stats', undefined, token);
+    const mine = stats.data.agents.find((a) => a.id === rosa.id);
+    assert.deepEqual([mine.state, mine.away_reason], ['away', 'Lunch']);
   });
 });

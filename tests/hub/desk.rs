@@ -206,3 +206,32 @@ async fn waiting_customers_are_told_when_nobody_is_left_to_answer_and_when_someo
     assert_eq!(told["agents_online"], true);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_estimate_is_unknown_without_history_and_a_range_with_it() {
+    let hub = TestHub::start().await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut serving = hub.customer("C0", "general").await;
+    serving.next_of("chat_started").await;
+    let mut waiting = hub.customer("Waiting", "general").await;
+    let queued = waiting.next_of("queued").await;
+    assert!(queued["estimate"].is_null(), "an estimate without history: {queued}");
+    // Agents and admins see how long the longest has waited.
+    let stats = agent
+        .next_matching(|f| f["type"] == "queue_stats" && f["longest_wait_secs"]["general"].is_number())
+        .await;
+    assert!(stats["longest_wait_secs"]["general"].as_f64().unwrap() >= 0.0);
+    let figures = hub.admin().await.get("/api/admin/stats").await.1;
+    assert!(figures["longest_wait_by_category"]["general"].is_number(), "{figures}");
+    waiting.send(json!({"type": "leave"})).await;
+    // Three chats end: a history.
+    for i in 1..=3 {
+        serving.send(json!({"type": "leave"})).await;
+        serving = hub.customer(&format!("C{i}"), "general").await;
+        serving.next_of("chat_started").await;
+    }
+    let mut later = hub.customer("Later", "general").await;
+    let queued = later.next_of("queued").await;
+    assert_eq!(queued["estimate"], json!({"low_mins": 0, "high_mins": 1}), "{queued}");
+    hub.stop().await;
+}

@@ -75,8 +75,8 @@ async function listsChanged() {
 }
 
 /** How each agent state reads on the dashboard, and its pill's colour. */
-const STATE_TEXT = { available: 'available', full: 'at their limit', away: 'away', disconnected: 'reconnecting' };
-const STATE_PILL = { available: 'available', full: 'busy', away: 'away', disconnected: 'away' };
+const STATE_TEXT = { available: 'available', full: 'at their limit', away: 'away', busy: 'finishing their chats', disconnected: 'reconnecting' };
+const STATE_PILL = { available: 'available', full: 'busy', away: 'away', busy: 'busy', disconnected: 'away' };
 
 function waitText(secs) {
   if (!secs) return '0:00';
@@ -100,14 +100,15 @@ async function poll() {
     const name = agentNames.get(a.id) || a.id;
     return el('tr', { dataset: { testid: 'agent-state', agent: a.id } },
       el('td', {}, name),
-      el('td', {}, el('span', { class: `pill ${STATE_PILL[a.state] || ''}`, dataset: { testid: 'agent-state-pill' } }, STATE_TEXT[a.state] || a.state)),
+      el('td', {}, el('span', { class: `pill ${STATE_PILL[a.state] || ''}`, dataset: { testid: 'agent-state-pill' } }, a.state === 'away' && a.away_reason ? `away · ${a.away_reason}` : STATE_TEXT[a.state] || a.state)),
       el('td', {}, `${a.chats} of ${a.limit}`));
   }));
   if (!(s.agents || []).length) $('agent-states').append(el('tr', {}, el('td', { colspan: 3, class: 'muted' }, 'No agent is signed in.')));
   byTestId('stat-longest-wait').textContent = waitText(s.longest_wait_secs);
   const ids = new Set([...categories.map((c) => c.id), ...Object.keys(s.customers_waiting)]);
   $('waiting').replaceChildren(...[...ids].map((id) => el('tr', { dataset: { testid: `waiting-${id}` } },
-    el('td', {}, categories.find((c) => c.id === id)?.name || id), el('td', {}, String(s.customers_waiting[id] ?? 0)))));
+    el('td', {}, categories.find((c) => c.id === id)?.name || id), el('td', {}, String(s.customers_waiting[id] ?? 0)),
+    el('td', { dataset: { testid: `longest-${id}` } }, s.customers_waiting[id] ? waitText((s.longest_wait_by_category || {})[id] ?? 0) : '—'))));
   $('stat-extra').textContent = `${s.customers_connected} customers connected · ${s.buddies_online} on the buddy list`;
   $('dash-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
 }

@@ -24,9 +24,11 @@ const TITLE = 'Switchboard — Agent';
 const SOUND_KEY = 'switchboard.agent.sound';
 const ASKED_KEY = 'switchboard.agent.notificationsAsked';
 const wide = window.matchMedia('(min-width: 760px)');
-let profile = { categories: [], max_chats: 1, available: false };
+let profile = { categories: [], max_chats: 1, available: false, status: 'away', away_reason: null };
 let maxLen = 2000;
 let waiting = {};
+/** Category id → seconds its longest-waiting customer has waited. */
+let longestWait = {};
 let archive = null;
 let openConversationWired = false;
 let historyTimer = null;
@@ -85,7 +87,7 @@ function unreachable(delay, error) {
 function signedOut(message) {
   show($('console'), false);
   show($('login'), true);
-  for (const id of ['availability', 'availability-state', 'shortcuts-button', 'sign-out', 'conn-state']) show($(id), false);
+  for (const id of ['availability', 'availability-state', 'away-reason-label', 'busy-button', 'shortcuts-button', 'sign-out', 'conn-state']) show($(id), false);
   $('who').textContent = '';
   pageNotice(message || '');
   $('username').focus();
@@ -130,13 +132,26 @@ function renderProfile() {
   button.textContent = profile.available ? 'Go away' : 'Go available';
   button.title = profile.available ? 'Take no new chats (the ones open stay open)' : 'Start taking new chats';
   const state = $('availability-state');
-  state.textContent = profile.available ? 'Available' : 'Away';
-  state.className = `pill ${profile.available ? 'available' : 'away'}`;
+  const busy = profile.status === 'busy';
+  state.textContent = busy
+    ? 'Busy · finishing chats'
+    : profile.available ? 'Available' : (profile.away_reason ? `Away · ${profile.away_reason}` : 'Away');
+  state.className = `pill ${profile.available ? 'available' : busy ? 'busy' : 'away'}`;
+  renderStatusControls();
   renderLoad();
   renderQueue();
 }
 
+// Going away may say why; finishing one's chats first makes sense only with chats open.
+function renderStatusControls() {
+  const signedIn = !$('availability').hidden;
+  const open = [...chats.values()].some((c) => !c.ended);
+  show($('away-reason-label'), signedIn && profile.available);
+  show($('busy-button'), signedIn && profile.available && open);
+}
+
 function renderLoad() {
+  renderStatusControls();
   const active = [...chats.values()].filter((c) => !c.ended).length;
   $('load').textContent = `${active} of ${profile.max_chats} chats`;
   show($('no-chats'), chats.size === 0);
@@ -145,7 +160,12 @@ function renderLoad() {
 
 function renderQueue() {
   const list = $('queue-stats');
-  list.replaceChildren(...profile.categories.map((c) => el('li', { class: 'pill', dataset: { testid: `queue-${c.id}` } }, `${c.name}: ${waiting[c.id] ?? 0} waiting`)));
+  const longest = (id) => {
+    const secs = longestWait[id];
+    if (!waiting[id] || secs === undefined) return '';
+    return secs < 60 ? ' · longest under a minute' : ` · longest ${Math.floor(secs / 60)} min`;
+  };
+  list.replaceChildren(...profile.categories.map((c) => el('li', { class: 'pill', dataset: { testid: `queue-${c.id}` } }, `${c.name}: ${waiting[c.id] ?? 0} waiting${longest(c.id)}`)));
 }
 
 // ---- notifications: sound, title, desktop ----
@@ -415,12 +435,22 @@ function endPanel(chat, text) {
   historyTimer = setTimeout(() => archive?.refresh(), 1200);
 }
 
+function readProfile(f) {
+  return {
+    categories: f.categories,
+    max_chats: f.max_chats,
+    available: f.available,
+    status: f.status || (f.available ? 'available' : 'away'),
+    away_reason: f.away_reason || null,
+  };
+}
+
 function handle(f) {
   const chat = f.chat_id ? chats.get(f.chat_id) : null;
   switch (f.type) {
     case 'agent_welcome': {
       maxLen = f.max_message_len;
-      profile = { categories: f.categories, max_chats: f.max_chats, available: f.available };
+      profile = readProfile(f);
       $('who').textContent = f.name;
       const live = new Set(f.chats.map((c) => c.chat_id));
       // After a reconnect: chats that ended meanwhile are marked; the rest catch up on missed messages.
@@ -444,11 +474,12 @@ function handle(f) {
       break;
     }
     case 'profile':
-      profile = { categories: f.categories, max_chats: f.max_chats, available: f.available };
+      profile = readProfile(f);
       renderProfile();
       break;
     case 'queue_stats':
       waiting = f.waiting;
+      longestWait = f.longest_wait_secs || {};
       renderQueue();
       break;
     case 'chat_started':
@@ -513,8 +544,13 @@ wireLogin($('login-form'), signedIn);
 $('availability').addEventListener('click', () => {
   // Going available is when notifications start to matter: ask then (once ever).
   if (!profile.available) askNotificationsOnce();
-  socket.send({ type: 'set_available', available: !profile.available });
+  if (profile.available) {
+    socket.send({ type: 'set_status', status: 'away', reason: $('away-reason').value || undefined });
+  } else {
+    socket.send({ type: 'set_status', status: 'available' });
+  }
 });
+$('busy-button').addEventListener('click', () => socket.send({ type: 'set_status', status: 'busy' }));
 $('notify-button').addEventListener('click', askNotificationsOnce);
 $('sound-toggle').addEventListener('click', () => {
   localStorage.setItem(SOUND_KEY, soundOn() ? 'off' : 'on');

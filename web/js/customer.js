@@ -180,6 +180,17 @@ function chatting(chatId, peerName, categoryName, startedFresh) {
   }
 }
 
+/** "About 2–5 minutes" from the hub's estimate (whole minutes), or nothing when unknown. */
+function showEstimate(estimate) {
+  const node = $('estimate');
+  if (!estimate) { node.textContent = ''; show(node, false); return; }
+  const { low_mins: low, high_mins: high } = estimate;
+  node.textContent = high <= 1 ? 'Estimated wait: under a minute'
+    : low === high ? `Estimated wait: about ${high} minutes`
+    : `Estimated wait: about ${Math.max(low, 1)}–${high} minutes`;
+  show(node, true);
+}
+
 function waiting(place, requeued) {
   inChat = false;
   show($('waiting'), true);
@@ -215,9 +226,11 @@ function handle(f) {
     case 'queued':
       if (f.requeued) ensureChat().addNotice('Your agent is no longer available — you are back in line and will be connected to the next agent.', 'requeued');
       waiting(f.place, f.requeued);
+      showEstimate(f.estimate);
       break;
     case 'place':
       $('place').textContent = f.place;
+      showEstimate(f.estimate);
       announce(`You are number ${f.place} in line`);
       break;
     case 'chat_started':

@@ -89,6 +89,21 @@ impl Routing {
             .any(|a| a.away_epoch.is_none() && (a.available || a.busy) && a.categories.contains(category))
     }
 
+    /// The chat slots of the agents who may serve `category` now or soon (connected, holding
+    /// it, available or busy finishing their chats): the estimate's `S`.
+    pub fn serving_slots(&self, category: &CategoryId) -> usize {
+        self.agents
+            .values()
+            .filter(|a| a.away_epoch.is_none() && (a.available || a.busy) && a.categories.contains(category))
+            .map(|a| usize::from(a.limit))
+            .sum()
+    }
+
+    /// The longest-waiting customer of a category (away or not).
+    pub fn front(&self, category: &CategoryId) -> Option<CustomerId> {
+        self.queues.get(category)?.first().map(|(_, c)| *c)
+    }
+
     pub fn chats_active(&self) -> usize {
         self.chats.len()
     }

@@ -111,7 +111,15 @@ impl HubState {
             .iter()
             .map(|c| (c.0.clone(), self.routing.waiting(c)))
             .collect();
-        self.send(Recipient::Agent(id.clone()), &ServerFrame::QueueStats { waiting });
+        let mut longest_wait_secs = self.longest_waits();
+        longest_wait_secs.retain(|c, _| view.categories.iter().any(|held| &held.0 == c));
+        self.send(
+            Recipient::Agent(id.clone()),
+            &ServerFrame::QueueStats {
+                waiting,
+                longest_wait_secs,
+            },
+        );
     }
 
     pub(super) fn account_changed(&mut self, account: Account) {

@@ -18,6 +18,10 @@ impl HubState {
         // Every transition may change whether a category is staffed (an agent set away
         // decides nothing): looked at, coalesced, at the next flush.
         self.desk_dirty = true;
+        let now = now_ms();
+        for decision in &out {
+            self.waits.observe(decision, now);
+        }
         for decision in out {
             self.apply_one(decision);
         }
@@ -35,6 +39,7 @@ impl HubState {
                 // are measured against (`tell_desk_changes`).
                 let status = (self.routing.is_open(&category), self.routing.staffed(&category));
                 let (open, agents_online) = *self.desk_told.entry(category.clone()).or_insert(status);
+                let estimate = self.estimate(&category, place);
                 self.send(
                     Recipient::Customer(customer),
                     &ServerFrame::Queued {
@@ -43,11 +48,17 @@ impl HubState {
                         requeued,
                         open,
                         agents_online,
+                        estimate,
                     },
                 );
             }
             Decision::PlaceChanged { customer, place } => {
-                self.send(Recipient::Customer(customer), &ServerFrame::Place { place });
+                let estimate = self
+                    .routing
+                    .customer_category(customer)
+                    .cloned()
+                    .and_then(|category| self.estimate(&category, place));
+                self.send(Recipient::Customer(customer), &ServerFrame::Place { place, estimate });
             }
             Decision::Paired {
                 chat,

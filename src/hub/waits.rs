@@ -1,0 +1,62 @@
+//! What the hub remembers to tell waiting times: when each customer began waiting, when
+//! each chat was paired, and each category's recent handle times (`core::wait_estimate`).
+//! Fed from the routing decisions, which every node of a cluster applies for every
+//! transition (its replica), so each node knows every customer's wait and every chat's
+//! handle time, whichever node holds them.
+
+use std::collections::HashMap;
+
+use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision};
+use crate::core::wait_estimate::{HandleTimes, WaitRange};
+use crate::protocol::Estimate;
+
+#[derive(Debug, Default)]
+pub struct Waits {
+    /// When each customer waiting or chatting first joined (ms); kept through a requeue,
+    /// so a customer put back keeps their original wait.
+    joined_at: HashMap<CustomerId, i64>,
+    /// Each running chat's category and pairing time (ms).
+    paired_at: HashMap<ChatId, (CategoryId, i64)>,
+    handle_times: HashMap<CategoryId, HandleTimes>,
+}
+
+impl Waits {
+    /// Learns from one decision, at `now` (ms).
+    pub fn observe(&mut self, decision: &Decision, now: i64) {
+        match decision {
+            Decision::Queued { customer, .. } => {
+                self.joined_at.entry(*customer).or_insert(now);
+            }
+            Decision::Paired { chat, category, .. } => {
+                self.paired_at.insert(*chat, (category.clone(), now));
+            }
+            Decision::ChatEnded { chat, customer, .. } => {
+                self.joined_at.remove(customer);
+                if let Some((category, at)) = self.paired_at.remove(chat) {
+                    let secs = u64::try_from((now - at) / 1000).unwrap_or(0);
+                    self.handle_times.entry(category).or_default().record(secs);
+                }
+            }
+            Decision::ChatWithdrawn { chat, .. } => {
+                self.paired_at.remove(chat);
+            }
+            Decision::Dequeued { customer, .. } => {
+                self.joined_at.remove(customer);
+            }
+            _ => {}
+        }
+    }
+
+    /// The estimate for `place` in `category` with `slots` chat slots serving it.
+    pub fn estimate(&self, category: &CategoryId, place: usize, slots: usize) -> Option<Estimate> {
+        let WaitRange { low_mins, high_mins } = self.handle_times.get(category)?.estimate(place, slots)?;
+        Some(Estimate { low_mins, high_mins })
+    }
+
+    /// How long `customer` has waited (seconds), if known.
+    pub fn waited_secs(&self, customer: CustomerId, now: i64) -> Option<f64> {
+        self.joined_at
+            .get(&customer)
+            .map(|at| (now - at).max(0) as f64 / 1000.0)
+    }
+}
