@@ -150,3 +150,44 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await agent.getByTestId('page-notice').filter({ hasText: 'disabled' }).waitFor();
   });
 });
+
+test('an admin gives a category chat hours; outside them it is closed, and always open again at one click', async () => {
+  await withShots('admin-hours', async (pages) => {
+    const admin = await newPage(browser);
+    pages.push(admin);
+    await admin.goto(`${hub.url}/admin.html#categories`);
+    await admin.getByTestId('username').fill('admin');
+    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
+    await admin.getByTestId('password').press('Enter');
+    const row = admin.locator('[data-testid="hours-row"][data-id="sales"]');
+    await row.getByTestId('hours-state').filter({ hasText: 'open now' }).waitFor();
+    assert.equal(await row.getByTestId('hours-summary').textContent(), 'Always open');
+    assert.equal(await admin.getByTestId('hours-zone').textContent(), 'UTC');
+
+    // Open no day of the week: closed now, whatever today is.
+    await row.getByTestId('hours-edit').click();
+    for (const day of ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']) await row.getByTestId(`hours-${day}-open`).uncheck();
+    await row.getByTestId('hours-holidays').fill('Christmas');
+    await row.getByTestId('hours-save').click();
+    await row.getByTestId('hours-error').filter({ hasText: 'not a date' }).waitFor();
+    await row.getByTestId('hours-holidays').fill('2026-12-25');
+    await row.getByTestId('hours-save').click();
+    await row.getByTestId('hours-state').filter({ hasText: 'closed now' }).waitFor();
+    assert.match(await row.getByTestId('hours-summary').textContent(), /Closed every day · closed on 1 holiday/);
+    await shot(admin, 'admin-hours-closed');
+    const listed = await apiCall(hub, 'GET', '/api/categories');
+    assert.equal(listed.data.find((c) => c.id === 'sales').open, false);
+
+    // Weekdays 09:00–17:00 reads back as such.
+    await row.getByTestId('hours-edit').click();
+    for (const day of ['mon', 'tue', 'wed', 'thu', 'fri']) await row.getByTestId(`hours-${day}-open`).check();
+    await row.getByTestId('hours-save').click();
+    await row.getByTestId('hours-summary').filter({ hasText: 'Mon 09:00–17:00' }).waitFor();
+
+    await row.getByTestId('hours-edit').click();
+    await row.getByTestId('hours-always').click();
+    await row.getByTestId('hours-summary').filter({ hasText: 'Always open' }).waitFor();
+    await row.getByTestId('hours-state').filter({ hasText: 'open now' }).waitFor();
+    assert.equal((await apiCall(hub, 'GET', '/api/categories')).data.find((c) => c.id === 'sales').open, true);
+  });
+});

@@ -7,6 +7,7 @@ import { wireLogin, currentAccount, signOut } from './login.js';
 import { createArchive } from './history.js';
 import { agentsSection } from './admin-agents.js';
 import { categoriesSection } from './admin-categories.js';
+import { hoursSection } from './admin-hours.js';
 import { openView } from './admin-views.js';
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +18,7 @@ let archive = null;
 let openConversationWired = false;
 let agents = null;
 let cats = null;
+let hours = null;
 /** Account id → display name, for the dashboard's per-agent rows. */
 let agentNames = new Map();
 
@@ -71,6 +73,8 @@ async function listsChanged() {
   const accounts = await agents.load(categories);
   agentNames = new Map((accounts || []).map((a) => [a.id, a.display_name]));
   cats.render(categories);
+  hours = hours || hoursSection();
+  hours.render(categories);
   archive.setLists({ categories, agents: accounts || [] });
 }
 
