@@ -26,19 +26,12 @@ pub const DEFAULT_GREETING: &str = "Hi there! Ask us anything — we usually rep
 
 impl WidgetSettings {
     pub(super) fn read(r: &Reader<'_>) -> Result<Self, ConfigError> {
-        let title = r.text("WIDGET_TITLE", DEFAULT_TITLE).trim().to_string();
-        plain_text("WIDGET_TITLE", &title, 60)?;
-        let greeting = r.text("WIDGET_GREETING", DEFAULT_GREETING).trim().to_string();
-        plain_text("WIDGET_GREETING", &greeting, 300)?;
-        let color = r.text("WIDGET_COLOR", DEFAULT_COLOR).trim().to_ascii_lowercase();
-        let hex = color.strip_prefix('#').unwrap_or("");
-        if !(matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit())) {
-            return Err(Reader::error(
-                "WIDGET_COLOR",
-                &color,
-                "must be a colour like #2563eb or #26e",
-            ));
-        }
+        let raw = r.text("WIDGET_TITLE", DEFAULT_TITLE);
+        let title = valid_title(&raw).map_err(|why| Reader::error("WIDGET_TITLE", &raw, why))?;
+        let raw = r.text("WIDGET_GREETING", DEFAULT_GREETING);
+        let greeting = valid_greeting(&raw).map_err(|why| Reader::error("WIDGET_GREETING", &raw, why))?;
+        let raw = r.text("WIDGET_COLOR", DEFAULT_COLOR);
+        let color = valid_color(&raw).map_err(|why| Reader::error("WIDGET_COLOR", &raw, why))?;
         let allowed_origins = frame_origins(r)?;
         let demo_host_port = match r.optional("DEMO_HOST_PORT") {
             None => None,
@@ -79,15 +72,38 @@ impl WidgetSettings {
     }
 }
 
-fn plain_text(var: &'static str, value: &str, max: usize) -> Result<(), ConfigError> {
+/// The desk's name as the widget shows it: trimmed, one line, 1 to 60 characters.
+/// The same rule holds for the setting and for an admin's edit.
+pub fn valid_title(raw: &str) -> Result<String, String> {
+    plain_text(raw, 60)
+}
+
+/// The widget's greeting: trimmed, one line, 1 to 300 characters.
+pub fn valid_greeting(raw: &str) -> Result<String, String> {
+    plain_text(raw, 300)
+}
+
+/// The widget's colour, `#rgb` or `#rrggbb`, lower case.
+pub fn valid_color(raw: &str) -> Result<String, String> {
+    let color = raw.trim().to_ascii_lowercase();
+    let hex = color.strip_prefix('#').unwrap_or("");
+    if matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(color)
+    } else {
+        Err("must be a colour like #2563eb or #26e".to_string())
+    }
+}
+
+fn plain_text(raw: &str, max: usize) -> Result<String, String> {
+    let value = raw.trim();
     let chars = value.chars().count();
     if chars == 0 || chars > max {
-        return Err(Reader::error(var, value, format!("must be 1 to {max} characters")));
+        return Err(format!("must be 1 to {max} characters"));
     }
     if value.chars().any(char::is_control) {
-        return Err(Reader::error(var, value, "must be one line of text"));
+        return Err("must be one line of text".to_string());
     }
-    Ok(())
+    Ok(value.to_string())
 }
 
 /// `WIDGET_ALLOWED_ORIGINS`: comma-separated `http(s)://host[:port]`, no path, no `*`

@@ -30,6 +30,7 @@ pub mod rooms;
 pub mod session;
 pub mod throttle;
 pub mod unread_body;
+pub mod widget_settings;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -193,6 +194,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(appointment_hours::router())
         // chat opening hours per category
         .merge(chat_hours::router())
+        .merge(widget_settings::router())
         .split_for_parts()
 }
 

@@ -68,7 +68,7 @@ async fn categories(State(state): State<AppState>) -> Result<Json<Vec<PublicCate
 /// What the chat widget shows: the desk's name, colour and greeting, and whether anyone is there.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WidgetConfig {
-    /// The desk's name (`WIDGET_TITLE`).
+    /// The desk's name (set on the admin page, else `WIDGET_TITLE`; likewise below).
     pub title: String,
     /// The launcher's and header's colour, `#rgb` or `#rrggbb` (`WIDGET_COLOR`).
     pub color: String,
@@ -88,12 +88,12 @@ pub struct WidgetConfig {
 #[utoipa::path(get, path = "/api/widget", tag = "public", responses((status = 200, body = WidgetConfig), Unavailable))]
 async fn widget(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response, ApiError> {
     use axum::http::{HeaderValue, header};
-    let w = &state.settings.widget;
-    let allowed_origins = w.frame_origins();
+    let allowed_origins = state.settings.widget.frame_origins();
+    let (look, _) = super::widget_settings::look(&state).await?;
     let config = WidgetConfig {
-        title: w.title.clone(),
-        color: w.color.clone(),
-        greeting: w.greeting.clone(),
+        title: look.title,
+        color: look.color,
+        greeting: look.greeting,
         agents_online: state.hub.figures().await?.agents_online > 0,
         allowed_origins,
     };

@@ -191,3 +191,37 @@ test('an admin gives a category chat hours; outside them it is closed, and alway
     assert.equal((await apiCall(hub, 'GET', '/api/categories')).data.find((c) => c.id === 'sales').open, true);
   });
 });
+
+test('an admin sets the widget look on the settings view and the widget serves it', async () => {
+  await withShots('admin-widget', async (pages) => {
+    const admin = await newPage(browser, { width: 390, height: 844 });
+    pages.push(admin);
+    await admin.goto(`${hub.url}/admin.html#settings`);
+    await admin.getByTestId('username').fill('admin');
+    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
+    await admin.getByTestId('password').press('Enter');
+    await admin.getByTestId('widget-source').filter({ hasText: "server's settings" }).waitFor();
+    assert.match(await admin.getByTestId('widget-snippet').textContent(), /<script src="http:\/\/127\.0\.0\.1:\d+\/widget\.js" async><\/script>/);
+    await admin.getByTestId('widget-title').fill('');
+    await admin.getByTestId('widget-save').click();
+    await admin.getByTestId('widget-error').filter({ hasText: 'title must be 1 to 60 characters' }).waitFor();
+    await admin.getByTestId('widget-title').fill('Acme help');
+    await admin.getByTestId('widget-color').fill('#0f766e');
+    await admin.getByTestId('widget-greeting').fill('Hello from Acme!');
+    await admin.getByTestId('widget-save').click();
+    await admin.getByTestId('widget-source').filter({ hasText: 'Saved' }).waitFor();
+    await shot(admin, 'admin-widget-settings');
+    const served = await apiCall(hub, 'GET', '/api/widget');
+    assert.deepEqual([served.data.title, served.data.color, served.data.greeting], ['Acme help', '#0f766e', 'Hello from Acme!']);
+    // The widget page itself greets with it.
+    const widget = await newPage(browser);
+    pages.push(widget);
+    await widget.goto(`${hub.url}/widget.html`);
+    await widget.getByText('Hello from Acme!').waitFor();
+    await admin.getByTestId('widget-reset').click();
+    await admin.getByTestId('widget-source').filter({ hasText: "server's settings" }).waitFor();
+    assert.equal((await apiCall(hub, 'GET', '/api/widget')).data.title, 'Switchboard');
+    const width = await admin.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `the settings view overflows a phone: ${width}px`);
+  });
+});

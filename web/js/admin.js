@@ -8,6 +8,7 @@ import { createArchive } from './history.js';
 import { agentsSection } from './admin-agents.js';
 import { categoriesSection } from './admin-categories.js';
 import { hoursSection } from './admin-hours.js';
+import { widgetSection } from './admin-widget.js';
 import { openView } from './admin-views.js';
 
 const $ = (id) => document.getElementById(id);
@@ -19,6 +20,7 @@ let openConversationWired = false;
 let agents = null;
 let cats = null;
 let hours = null;
+let widgetWired = false;
 /** Account id → display name, for the dashboard's per-agent rows. */
 let agentNames = new Map();
 
@@ -53,6 +55,7 @@ async function signedIn(account) {
   $('who').textContent = account.display_name;
   agents = agents || agentsSection({ onChange: listsChanged });
   cats = cats || categoriesSection({ onChange: listsChanged });
+  if (!widgetWired) { widgetWired = true; widgetSection(); }
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {
     // A call log's "Open the chat" (call-logs.js) shows that conversation here.

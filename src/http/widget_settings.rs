@@ -1,0 +1,110 @@
+//! The chat widget's look as an admin edits it on the admin page: the desk's name, colour
+//! and greeting. Stored as a desk setting in the shared store (so every node serves the
+//! same); without one, the `WIDGET_*` settings apply. The same rules as the settings'.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::responses::{AdminsOnly, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::config::widget::{valid_color, valid_greeting, valid_title};
+use crate::store::StoreResult;
+
+/// The store key of the admin's widget look.
+const KEY: &str = "widget";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, replace, reset))
+}
+
+/// The widget's look.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Acme help", "color": "#0f766e", "greeting": "Hello! How can we help?"}))]
+pub struct WidgetLook {
+    /// 1 to 60 characters, one line.
+    pub title: String,
+    /// `#rgb` or `#rrggbb`.
+    pub color: String,
+    /// 1 to 300 characters, one line.
+    pub greeting: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WidgetLookView {
+    #[serde(flatten)]
+    pub look: WidgetLook,
+    /// `settings` (the `WIDGET_*` settings) or `admin` (set on the admin page).
+    pub source: &'static str,
+}
+
+/// The look in force: the admin's, else the settings'.
+pub async fn look(state: &AppState) -> StoreResult<(WidgetLook, &'static str)> {
+    let w = &state.settings.widget;
+    let settings = WidgetLook {
+        title: w.title.clone(),
+        color: w.color.clone(),
+        greeting: w.greeting.clone(),
+    };
+    let Some(raw) = state.store.desk_setting(KEY).await? else {
+        return Ok((settings, "settings"));
+    };
+    match serde_json::from_str::<WidgetLook>(&raw) {
+        Ok(stored) => Ok((stored, "admin")),
+        Err(e) => {
+            tracing::error!(error = %e, "the stored widget look is unreadable; using the WIDGET_* settings");
+            Ok((settings, "settings"))
+        }
+    }
+}
+
+async fn view(state: &AppState) -> Result<WidgetLookView, ApiError> {
+    let (look, source) = look(state).await?;
+    Ok(WidgetLookView { look, source })
+}
+
+/// The widget's look in force.
+#[utoipa::path(get, path = "/api/admin/widget", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
+async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<WidgetLookView>, ApiError> {
+    Ok(Json(view(&state).await?))
+}
+
+/// Sets the widget's look for every node (pages already open keep theirs until reloaded).
+#[utoipa::path(put, path = "/api/admin/widget", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    request_body = WidgetLook,
+    responses((status = 200, body = WidgetLookView),
+        (status = 400, description = "`bad_json`; `invalid_widget` (which field breaks which rule)", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn replace(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    body: Result<Json<WidgetLook>, JsonRejection>,
+) -> Result<Json<WidgetLookView>, ApiError> {
+    let Json(raw) = body?;
+    let bad = |field: &str, why: String| ApiError::invalid("invalid_widget", format!("{field} {why}"));
+    let look = WidgetLook {
+        title: valid_title(&raw.title).map_err(|why| bad("title", why))?,
+        color: valid_color(&raw.color).map_err(|why| bad("color", why))?,
+        greeting: valid_greeting(&raw.greeting).map_err(|why| bad("greeting", why))?,
+    };
+    let stored = serde_json::to_string(&look).expect("a look serialises");
+    state.store.set_desk_setting(KEY, Some(stored)).await?;
+    Ok(Json(view(&state).await?))
+}
+
+/// Back to the `WIDGET_*` settings.
+#[utoipa::path(delete, path = "/api/admin/widget", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
+async fn reset(_: AdminOnly, State(state): State<AppState>) -> Result<Json<WidgetLookView>, ApiError> {
+    state.store.set_desk_setting(KEY, None).await?;
+    Ok(Json(view(&state).await?))
+}

@@ -1,0 +1,39 @@
+// Admin: the chat widget's look (desk name, colour, greeting) with a live preview, and
+// the snippet a site owner pastes. Saved for every node; "Use the server's settings"
+// goes back to the WIDGET_* settings.
+
+import { api } from './dom.js';
+
+const $ = (id) => document.getElementById(id);
+
+function fill(data) {
+  $('w-title').value = data.title;
+  $('w-color').value = data.color.length === 4
+    ? `#${[...data.color.slice(1)].map((c) => c + c).join('')}` : data.color;
+  $('w-greeting').value = data.greeting;
+  $('widget-source').textContent = data.source === 'admin' ? 'Set here.' : 'From the server\'s settings.';
+  preview();
+}
+
+function preview() {
+  $('widget-preview').style.background = $('w-color').value;
+}
+
+export async function widgetSection() {
+  $('widget-snippet').textContent = `<script src="${location.origin}/widget.js" async></script>`;
+  const res = await api('GET', '/api/admin/widget');
+  if (res.ok) fill(res.data);
+  $('w-color').addEventListener('input', preview);
+  $('widget-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    $('widget-error').textContent = '';
+    const put = await api('PUT', '/api/admin/widget', { title: $('w-title').value, color: $('w-color').value, greeting: $('w-greeting').value });
+    if (!put.ok) { $('widget-error').textContent = put.error.message; return; }
+    fill(put.data);
+    $('widget-source').textContent = 'Saved. New visitors see it at once.';
+  });
+  $('widget-reset').addEventListener('click', async () => {
+    const del = await api('DELETE', '/api/admin/widget');
+    if (del.ok) fill(del.data);
+  });
+}
