@@ -15,6 +15,8 @@ pub mod appointment_rooms;
 pub mod appointments;
 // call logs: the list (with agents' names) and its CSV export
 pub mod call_logs;
+// canned replies: the desk's (admins) and each agent's own
+pub mod canned;
 pub mod error;
 pub mod history;
 pub mod listener;
@@ -190,6 +192,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(outbox::router())
         .merge(appointment_rooms::router())
         .merge(appointment_hours::router())
+        .merge(canned::router())
         .split_for_parts()
 }
 
@@ -202,6 +205,7 @@ pub fn is_staff_path(path: &str) -> bool {
         || rooms::is_staff_path(path)
         // appointments (issue 17): the agent's day
         || path.starts_with("/api/agent/")
+        || canned::is_staff_path(path)
 }
 
 /// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes

@@ -15,6 +15,8 @@ mod bad_input;
 mod buddy;
 // issue 15: the buddy list across the cluster
 mod buddy_cluster;
+// canned replies: the desk's and an agent's own
+mod canned;
 mod chat;
 mod closing;
 mod cluster_base;

@@ -481,7 +481,31 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         assert_eq!(res.status(), 201);
         (id, booked["cancel_token"].as_str().unwrap().to_string())
     };
+    // Canned replies: one of the desk's, one of the walker's own.
+    let desk_reply = {
+        let (status, reply) = admin
+            .post(
+                "/api/admin/canned-replies",
+                json!({"shortcut": "walked", "title": "Walked", "text": "Walked."}),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        reply["id"].as_str().unwrap().to_string()
+    };
+    let own_reply = {
+        let walker = hub.login("walker", "agent-password").await;
+        let (status, reply) = walker
+            .post(
+                "/api/canned-replies",
+                json!({"shortcut": "walked", "title": "Walked", "text": "Walked."}),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        reply["id"].as_str().unwrap().to_string()
+    };
     let real_ids = BTreeMap::from([
+        ("/api/admin/canned-replies/{id}", desk_reply),
+        ("/api/canned-replies/{id}", own_reply),
         ("/api/agent/appointments/{id}/start", started_id),
         ("/api/chats/{id}/video", live_chat),
         ("/api/rooms/{id}", room_id.clone()),
