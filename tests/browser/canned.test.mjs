@@ -1,0 +1,119 @@
+// Canned replies in the agent console: "/" at the start of the composer opens a
+// listbox of the replies for the chat's category, filtered as the agent types; arrows
+// and Enter insert one, {customer} and {agent} filled in, into the composer WITHOUT
+// sending it; the next Enter sends the (edited) text. Escape closes the picker.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots } from './helpers.mjs';
+
+let hub;
+let browser;
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+test('"/" in the console inserts a filled canned reply into the composer, sent only on Enter', () => withShots('canned', async (pages) => {
+  const admin = await adminToken(hub);
+  for (const reply of [
+    { shortcut: 'hello', title: 'Greeting', text: 'Hello {customer}, I am {agent}. How can I help?' },
+    { shortcut: 'refund', title: 'Refund times', text: 'Refunds take 5 days.', categories: ['billing'] },
+    { shortcut: 'help', title: 'More help', text: 'Anything else, {customer}?', categories: ['sales'] },
+  ]) {
+    const res = await apiCall(hub, 'POST', '/api/admin/canned-replies', reply, admin);
+    assert.equal(res.status, 201, JSON.stringify(res.data));
+  }
+  const agent = await createAgent(hub, { username: 'cora', display_name: 'Cora', categories: ['sales', 'billing'] });
+  const agentPage = await newPage(browser);
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, { width: 390, height: 844 });
+  pages.push(customer);
+  await customerJoins(customer, hub, 'sales', 'Dana');
+  const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Dana"]');
+  await panel.waitFor();
+  const input = panel.getByTestId('message-input');
+  await input.click();
+
+  await input.pressSequentially('/');
+  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
+  await picker.waitFor();
+  assert.equal(await input.getAttribute('aria-expanded'), 'true');
+  // Only the replies for this chat's category (sales): not the billing one.
+  const options = picker.getByRole('option');
+  assert.deepEqual(await options.evaluateAll((os) => os.map((o) => o.dataset.shortcut)), ['hello', 'help']);
+  // Filtered as they type, by shortcut or title.
+  await input.pressSequentially('gree');
+  assert.deepEqual(await options.evaluateAll((os) => os.map((o) => o.dataset.shortcut)), ['hello']);
+  // Escape closes it and leaves the text.
+  await input.press('Escape');
+  await picker.waitFor({ state: 'hidden' });
+  assert.equal(await input.inputValue(), '/gree');
+  assert.equal(await input.getAttribute('aria-expanded'), 'false');
+
+  await input.fill('');
+  await input.pressSequentially('/he');
+  await picker.waitFor();
+  assert.deepEqual(await options.evaluateAll((os) => os.map((o) => o.dataset.shortcut)), ['hello', 'help']);
+  await input.press('ArrowDown');
+  assert.equal(await options.nth(1).getAttribute('aria-selected'), 'true');
+  assert.equal(await input.getAttribute('aria-activedescendant'), await options.nth(1).getAttribute('id'));
+  await input.press('ArrowUp');
+  assert.equal(await options.nth(0).getAttribute('aria-selected'), 'true');
+  await input.press('Enter');
+  await picker.waitFor({ state: 'hidden' });
+  assert.equal(await input.inputValue(), 'Hello Dana, I am Cora. How can I help?');
+  // Not sent: nothing in either transcript.
+  await agentPage.waitForTimeout(400);
+  assert.equal(await panel.getByTestId('message').count(), 0);
+  assert.equal(await customer.getByTestId('message').count(), 0);
+
+  // Edited, then sent with Enter.
+  await input.press('End');
+  await input.pressSequentially(' :)');
+  await input.press('Enter');
+  await customer.getByTestId('message').filter({ hasText: 'Hello Dana, I am Cora. How can I help? :)' }).waitFor();
+  assert.equal(await input.inputValue(), '');
+
+  // Tab inserts too.
+  await input.pressSequentially('/help');
+  await picker.waitFor();
+  await input.press('Tab');
+  assert.equal(await input.inputValue(), 'Anything else, Dana?');
+}));
+
+test('an agent keeps their own replies in "My replies" and the picker offers them', () => withShots('my-replies', async (pages) => {
+  const agent = await createAgent(hub, { username: 'milo', display_name: 'Milo', categories: ['general'] });
+  const page = await newPage(browser);
+  pages.push(page);
+  await agentSignsIn(page, hub, agent);
+  await page.getByTestId('my-replies').locator('summary').click();
+  await page.getByTestId('my-reply-shortcut').fill('bye');
+  await page.getByTestId('my-reply-title').fill('Goodbye');
+  await page.getByTestId('my-reply-text').fill('Bye {customer}, have a good day!');
+  await page.getByTestId('my-reply-save').click();
+  await page.locator('[data-testid="my-reply"][data-shortcut="bye"]').waitFor();
+  // A taken shortcut is refused with the hub's message.
+  await page.getByTestId('my-reply-shortcut').fill('bye');
+  await page.getByTestId('my-reply-title').fill('Again');
+  await page.getByTestId('my-reply-text').fill('Again');
+  await page.getByTestId('my-reply-save').click();
+  await page.getByTestId('my-reply-error').filter({ hasText: 'taken' }).waitFor();
+
+  const customer = await newPage(browser);
+  pages.push(customer);
+  await customerJoins(customer, hub, 'general', 'Ezra');
+  const panel = page.locator('[data-testid="chat-panel"][data-customer="Ezra"]');
+  await panel.waitFor();
+  const input = panel.getByTestId('message-input');
+  await input.click();
+  await input.pressSequentially('/by');
+  await panel.getByRole('option').filter({ hasText: 'Goodbye' }).waitFor();
+  await input.press('Enter');
+  assert.equal(await input.inputValue(), 'Bye Ezra, have a good day!');
+}));
