@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, ADMIN_PASSWORD } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -116,4 +116,34 @@ test('an agent keeps their own replies in "My replies" and the picker offers the
   await panel.getByRole('option').filter({ hasText: 'Goodbye' }).waitFor();
   await input.press('Enter');
   assert.equal(await input.inputValue(), 'Bye Ezra, have a good day!');
+}));
+
+test('admins manage the desk\'s canned replies in the #canned view', () => withShots('admin-canned', async (pages) => {
+  const page = await newPage(browser);
+  pages.push(page);
+  await page.goto(`${hub.url}/admin.html#canned`);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(ADMIN_PASSWORD);
+  await page.getByTestId('login-button').click();
+  await page.getByTestId('canned').waitFor();
+  await page.getByTestId('canned-shortcut').fill('wait');
+  await page.getByTestId('canned-title').fill('Please wait');
+  await page.getByTestId('canned-text').fill('One moment please, {customer}.');
+  await page.getByTestId('canned-category-billing').check();
+  await page.getByTestId('canned-save').click();
+  const row = page.locator('[data-testid="canned-row"][data-shortcut="wait"]');
+  await row.filter({ hasText: 'Billing' }).waitFor();
+  // A bad shortcut is refused with the hub's message.
+  await page.getByTestId('canned-shortcut').fill('Not OK');
+  await page.getByTestId('canned-title').fill('x');
+  await page.getByTestId('canned-text').fill('x');
+  await page.getByTestId('canned-save').click();
+  await page.getByTestId('canned-error').filter({ hasText: 'shortcut' }).waitFor();
+  // Edit: for all categories.
+  await row.getByTestId('canned-edit').click();
+  await page.getByTestId('canned-category-billing').uncheck();
+  await page.getByTestId('canned-save').click();
+  await row.filter({ hasText: 'all categories' }).waitFor();
+  await row.getByTestId('canned-delete').click();
+  await row.waitFor({ state: 'detached' });
 }));

@@ -8,6 +8,7 @@ import { createArchive } from './history.js';
 import { agentsSection } from './admin-agents.js';
 import { categoriesSection } from './admin-categories.js';
 import { openView } from './admin-views.js';
+import { cannedSection } from './admin-canned.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
@@ -17,6 +18,7 @@ let archive = null;
 let openConversationWired = false;
 let agents = null;
 let cats = null;
+let canned = null;
 /** Account id → display name, for the dashboard's per-agent rows. */
 let agentNames = new Map();
 
@@ -51,6 +53,7 @@ async function signedIn(account) {
   $('who').textContent = account.display_name;
   agents = agents || agentsSection({ onChange: listsChanged });
   cats = cats || categoriesSection({ onChange: listsChanged });
+  canned = canned || cannedSection();
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {
     // A call log's "Open the chat" (call-logs.js) shows that conversation here.
@@ -71,6 +74,7 @@ async function listsChanged() {
   const accounts = await agents.load(categories);
   agentNames = new Map((accounts || []).map((a) => [a.id, a.display_name]));
   cats.render(categories);
+  canned.setCategories(categories);
   archive.setLists({ categories, agents: accounts || [] });
 }
 
