@@ -24,6 +24,8 @@ pub mod listening;
 pub mod metrics;
 pub mod outbox;
 pub mod public;
+// customers rating a chat that ended
+pub mod ratings;
 pub mod responses;
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub mod join;
@@ -193,6 +195,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(appointment_rooms::router())
         .merge(appointment_hours::router())
         .merge(canned::router())
+        .merge(ratings::router())
         .split_for_parts()
 }
 

@@ -35,6 +35,8 @@ mod openapi;
 mod redis_server;
 mod routing;
 // ---- rooms and 1-to-1 video (issue 16) ----
+// customers rating a chat that ended
+mod ratings;
 mod rooms;
 mod rooms_cluster;
 mod rooms_invites;
