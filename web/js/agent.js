@@ -12,7 +12,7 @@ import { el, api, byTestId, announce, show } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
 import { wireLogin, currentAccount, sessionStatus, signOut } from './login.js';
-import { createArchive } from './history.js';
+import { createArchive, ratingText } from './history.js';
 import { beep, flashTitle, setBaseTitle } from './notify.js';
 import { attachPicker, loadCannedReplies, createMyReplies } from './canned.js';
 
@@ -509,6 +509,14 @@ function handle(f) {
       if (f.client_id) for (const c of chats.values()) c.view.markFailed(f.client_id, f.message);
       else pageNotice(f.message);
       break;
+    case 'chat_rated': {
+      const text = `${chat?.name || 'The customer'} rated the chat: ${ratingText(f)}${f.comment ? ` — “${f.comment}”` : ''}`;
+      if (chat) chat.view.addNotice(text, 'chat-rated');
+      announce(text);
+      clearTimeout(historyTimer);
+      historyTimer = setTimeout(() => archive?.refresh(), 300);
+      break;
+    }
     case 'shutdown':
       pageNotice('The hub is restarting; reconnecting…');
       break;
