@@ -43,7 +43,8 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   await input.pressSequentially('/');
   const picker = panel.getByRole('listbox', { name: 'Canned replies' });
   await picker.waitFor();
-  assert.equal(await input.getAttribute('aria-expanded'), 'true');
+  assert.equal(await input.getAttribute('aria-controls'), await picker.getAttribute('id'));
+  await panel.getByTestId('canned-status').filter({ hasText: '2 canned replies' }).waitFor({ state: 'attached' });
   // Only the replies for this chat's category (sales): not the billing one.
   const options = picker.getByRole('option');
   assert.deepEqual(await options.evaluateAll((os) => os.map((o) => o.dataset.shortcut)), ['hello', 'help']);
@@ -54,7 +55,7 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   await input.press('Escape');
   await picker.waitFor({ state: 'hidden' });
   assert.equal(await input.inputValue(), '/gree');
-  assert.equal(await input.getAttribute('aria-expanded'), 'false');
+  assert.equal(await input.getAttribute('aria-activedescendant'), null);
 
   await input.fill('');
   await input.pressSequentially('/he');

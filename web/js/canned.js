@@ -39,9 +39,9 @@ export function attachPicker(input, host, { category, customer, agent }) {
   const list = el('ul', { id: `${id}-list`, role: 'listbox', class: 'canned-picker', 'aria-label': 'Canned replies', dataset: { testid: 'canned-picker' }, hidden: true });
   const status = el('p', { class: 'sr-only', role: 'status', dataset: { testid: 'canned-status' } });
   host.append(list, status);
-  input.setAttribute('aria-haspopup', 'listbox');
+  // A textarea cannot be a combobox (nor take aria-expanded): it names the list it
+  // controls and the option in focus, and the status line says when the list opens.
   input.setAttribute('aria-controls', list.id);
-  input.setAttribute('aria-expanded', 'false');
   input.setAttribute('aria-autocomplete', 'list');
   let shown = [];
   let active = 0;
@@ -50,7 +50,6 @@ export function attachPicker(input, host, { category, customer, agent }) {
   function close() {
     list.hidden = true;
     shown = [];
-    input.setAttribute('aria-expanded', 'false');
     input.removeAttribute('aria-activedescendant');
   }
   function render() {
@@ -79,7 +78,6 @@ export function attachPicker(input, host, { category, customer, agent }) {
     shown.sort((a, b) => Number(!a.shortcut.startsWith(query)) - Number(!b.shortcut.startsWith(query)));
     active = Math.min(active, Math.max(shown.length - 1, 0));
     list.hidden = false;
-    input.setAttribute('aria-expanded', 'true');
     render();
     if (before !== shown.length || !status.textContent) {
       status.textContent = shown.length ? `${shown.length} canned ${shown.length === 1 ? 'reply' : 'replies'}; arrows to choose, Enter to insert` : 'No canned reply matches';
