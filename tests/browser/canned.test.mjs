@@ -5,7 +5,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, ADMIN_PASSWORD } from './helpers.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let hub;
 let browser;
@@ -29,7 +32,8 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
     assert.equal(res.status, 201, JSON.stringify(res.data));
   }
   const agent = await createAgent(hub, { username: 'cora', display_name: 'Cora', categories: ['sales', 'billing'] });
-  const agentPage = await newPage(browser);
+  // CSP bypassed so the test can inject axe.
+  const agentPage = await newPage(browser, undefined, { bypassCSP: true, colorScheme: 'dark' });
   pages.push(agentPage);
   await agentSignsIn(agentPage, hub, agent);
   const customer = await newPage(browser, { width: 390, height: 844 });
@@ -44,6 +48,11 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   const picker = panel.getByRole('listbox', { name: 'Canned replies' });
   await picker.waitFor();
   assert.equal(await input.getAttribute('aria-controls'), await picker.getAttribute('id'));
+  // The open picker passes axe (roles, names, contrast in dark mode).
+  await agentPage.addScriptTag({ path: AXE });
+  const found = await agentPage.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+  assert.deepEqual(found, []);
   await panel.getByTestId('canned-status').filter({ hasText: '2 canned replies' }).waitFor({ state: 'attached' });
   // Only the replies for this chat's category (sales): not the billing one.
   const options = picker.getByRole('option');
