@@ -8,17 +8,15 @@ import { el, api, announce } from './dom.js';
 
 /** The desk's replies that apply to the agent, then their own (GET /api/canned-replies). */
 let replies = [];
-let loaded = null;
 let nextId = 0;
 
 /** Loads (again) the agent's replies; resolves when they are there. */
 export function loadCannedReplies() {
-  loaded = api('GET', '/api/canned-replies').then((res) => {
+  return api('GET', '/api/canned-replies').then((res) => {
     if (res.ok) replies = res.data;
     document.dispatchEvent(new CustomEvent('canned-replies-changed'));
     return replies;
   });
-  return loaded;
 }
 
 /** `text` with {customer} and {agent} filled in. */
@@ -94,7 +92,9 @@ export function attachPicker(input, host, { category, customer, agent }) {
   }
 
   input.addEventListener('input', () => {
-    if (input.value.startsWith('/') && !loaded) loadCannedReplies().then(update);
+    // Opening the picker fetches the list again (an admin may have changed it); what was
+    // loaded shows meanwhile.
+    if (input.value === '/') loadCannedReplies().then(update);
     update();
   });
   input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 100));
