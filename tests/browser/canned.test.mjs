@@ -64,6 +64,10 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   await input.press('Escape');
   await picker.waitFor({ state: 'hidden' });
   assert.equal(await input.inputValue(), '/gree');
+  // It stays closed while the agent goes on typing this message.
+  await input.pressSequentially('t');
+  await agentPage.waitForTimeout(200);
+  assert.equal(await picker.isHidden(), true);
   assert.equal(await input.getAttribute('aria-activedescendant'), null);
 
   await input.fill('');
@@ -95,6 +99,13 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   await picker.waitFor();
   await input.press('Tab');
   assert.equal(await input.inputValue(), 'Anything else, Dana?');
+
+  // A message that starts with "/" and matches no reply is sent as it is.
+  await input.fill('');
+  await input.pressSequentially('/etc/hosts is the file');
+  await panel.getByTestId('canned-none').waitFor();
+  await input.press('Enter');
+  await customer.getByTestId('message').filter({ hasText: '/etc/hosts is the file' }).waitFor();
 }));
 
 test('an agent keeps their own replies in "My replies" and the picker offers them', () => withShots('my-replies', async (pages) => {

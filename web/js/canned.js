@@ -43,6 +43,7 @@ export function attachPicker(input, host, { category, customer, agent }) {
   input.setAttribute('aria-autocomplete', 'list');
   let shown = [];
   let active = 0;
+  let dismissed = false;
 
   const isOpen = () => !list.hidden;
   function close() {
@@ -67,7 +68,9 @@ export function attachPicker(input, host, { category, customer, agent }) {
   }
   function update() {
     const value = input.value;
-    if (!value.startsWith('/') || value.includes('\n')) { if (isOpen()) close(); return; }
+    if (!value.startsWith('/') || value.includes('\n')) { dismissed = false; if (isOpen()) close(); return; }
+    // Escape closed it: it stays closed for this message (a text may start with "/").
+    if (dismissed) return;
     const query = value.slice(1).toLowerCase();
     const before = shown.length;
     shown = replies.filter((r) => applies(r, category)
@@ -108,12 +111,14 @@ export function attachPicker(input, host, { category, customer, agent }) {
       active = (active + (e.key === 'ArrowDown' ? 1 : shown.length - 1)) % shown.length;
       render();
     } else if ((e.key === 'Enter' && !e.shiftKey) || (e.key === 'Tab' && !e.shiftKey)) {
-      if (!shown.length) { if (e.key === 'Enter') take(); return; }
+      // Nothing matches: the text is a message that starts with "/"; Enter sends it.
+      if (!shown.length) { close(); dismissed = true; return; }
       take();
       insert(shown[active]);
     } else if (e.key === 'Escape') {
       take();
       close();
+      dismissed = true;
     }
   }, true);
   return { close };
