@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, ADMIN_PASSWORD } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -76,6 +76,7 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   assert.deepEqual(await options.evaluateAll((os) => os.map((o) => o.dataset.shortcut)), ['hello', 'help']);
   await input.press('ArrowDown');
   assert.equal(await options.nth(1).getAttribute('aria-selected'), 'true');
+  await shot(agentPage, 'agent-canned-picker');
   assert.equal(await input.getAttribute('aria-activedescendant'), await options.nth(1).getAttribute('id'));
   await input.press('ArrowUp');
   assert.equal(await options.nth(0).getAttribute('aria-selected'), 'true');

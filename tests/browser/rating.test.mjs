@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PHONE = { width: 390, height: 844 };
@@ -68,6 +68,7 @@ test('after the chat the customer rates it with stars and a comment, once', () =
   await customer.getByRole('radio', { name: '3 stars' }).press('ArrowRight');
   assert.equal(await customer.getByRole('radio', { name: '4 stars' }).isChecked(), true);
   await customer.getByLabel('Comment (optional)').fill('Helpful, thanks');
+  await shot(customer, 'customer-rating-phone');
   await customer.getByTestId('rating-send').click();
   await customer.getByTestId('rating-thanks').filter({ hasText: 'Thanks' }).waitFor();
   assert.equal(await customer.getByTestId('rating').count(), 0);
