@@ -1,9 +1,11 @@
-//! Rating tokens (customers rating a chat that ended): what a customer's `chat_ended` frame carries so they can rate the chat
+//! Rating tokens: what a customer's `chat_ended` frame carries so they can rate the chat
 //! afterwards, by `POST /api/ratings`, on any node. A JWT (HS256, `jsonwebtoken`) naming
-//! the conversation, its agent and the desk's scale, signed with `ROOM_TOKEN_SECRET` as
-//! room tokens are (every node of a cluster shares it), valid for [`RATING_TOKEN_TTL`].
-//! Its claims carry `purpose: "rating"`, so a room token is never taken for one (nor the
-//! other way round: a room token's claims have no `conversation`).
+//! the conversation, its agent and the desk's scale (`RATING_SCALE`), signed with
+//! `ROOM_TOKEN_SECRET` as room tokens are (every node of a cluster shares it), valid for
+//! [`RATING_TOKEN_TTL`]. Its claims carry `purpose: "rating"`, so a room token is never
+//! taken for one (nor the other way round: a room token's claims have no `conversation`).
+//! The payload is signed, not secret: the customer can read it (the agent's account id
+//! included, which gives nothing without a session).
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
