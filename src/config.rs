@@ -124,6 +124,10 @@ pub struct Settings {
     pub turn_secret: Option<Secret>,
     /// How long handed-out TURN credentials work (`TURN_CREDENTIAL_TTL_SECS`).
     pub turn_credential_ttl: Duration,
+    // ---- ratings ----
+    /// `RATING_SCALE`: how customers rate a chat that ended, `stars` (1 to 5, the
+    /// default) or `thumbs` (down or up).
+    pub rating_scale: crate::store::RatingScale,
     // ---- appointments (issue 17) ----
     /// `APPOINTMENT_TIME_ZONE`: the IANA zone the desk's days and hours are in (default UTC).
     pub appointment_zone: jiff::tz::TimeZone,
@@ -255,6 +259,7 @@ impl Settings {
             turn_urls: r.ice_urls("TURN_URLS", &["turn:", "turns:"])?,
             turn_secret: r.secret("TURN_SECRET")?,
             turn_credential_ttl: Duration::from_secs(r.ranged("TURN_CREDENTIAL_TTL_SECS", 3_600, 60..=86_400)?),
+            rating_scale: r.rating_scale("RATING_SCALE")?,
             // ---- appointments (issue 17) ----
             appointment_zone: r.time_zone("APPOINTMENT_TIME_ZONE")?,
             appointment_hours: r.appointment_hours("APPOINTMENT_HOURS", "APPOINTMENT_SLOT_MINUTES")?,
@@ -705,6 +710,15 @@ impl Reader<'_> {
         let (open, close) = (time(open)?, time(close)?);
         crate::core::schedule::Hours::new(open, close, slot_minutes)
             .map_err(|e| Self::error(var, &format!("{value} with {slot_var}={slot_minutes}"), e))
+    }
+
+    fn rating_scale(&self, var: &'static str) -> Result<crate::store::RatingScale, ConfigError> {
+        let value = self.text(var, "stars");
+        match value.trim().to_ascii_lowercase().as_str() {
+            "stars" => Ok(crate::store::RatingScale::Stars),
+            "thumbs" => Ok(crate::store::RatingScale::Thumbs),
+            _ => Err(Self::error(var, &value, "must be stars or thumbs")),
+        }
     }
 
     fn store_mode(&self, var: &'static str) -> Result<StoreMode, ConfigError> {

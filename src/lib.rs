@@ -11,6 +11,7 @@ pub mod hub;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;
+pub mod ratings;
 pub mod server;
 pub mod starting;
 pub mod store;

@@ -254,6 +254,14 @@ pub struct InvitationRef {
     pub to: u64,
 }
 
+/// What a customer needs to rate a chat that ended: a signed token naming the
+/// conversation (any node accepts it, for 7 days) and the desk's scale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RatingOffer {
+    pub token: String,
+    pub scale: crate::store::RatingScale,
+}
+
 /// A frame from the hub.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -350,10 +358,22 @@ pub enum ServerFrame {
         chat_id: String,
     },
     /// Both sides: the chat is over. `ended_by` is customer, agent or system; `reason` says why.
+    /// The customer's copy of a chat that ended (`reason` `ended`) carries `rating`: how to
+    /// rate it (`POST /api/ratings` with its token).
     ChatEnded {
         chat_id: String,
         ended_by: From,
         reason: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rating: Option<RatingOffer>,
+    },
+    /// Agent: the customer rated a chat of theirs (`score` 1 to 5 on `stars`, 0 or 1 on `thumbs`).
+    ChatRated {
+        chat_id: String,
+        score: u8,
+        scale: crate::store::RatingScale,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
     },
     /// Customer: taken out of the queue by the hub (their category was removed); the connection closes.
     Removed {

@@ -1429,6 +1429,181 @@ async fn desk_settings_are_stored_replaced_and_removed(store: &dyn Store) {
     assert_eq!(store.desk_setting("other").await.unwrap().as_deref(), Some("x"));
 }
 
+// ---------- canned replies ----------
+
+fn canned(id: &str, owner: Option<&str>, shortcut: &str) -> CannedReply {
+    CannedReply {
+        id: id.into(),
+        owner: owner.map(Into::into),
+        shortcut: shortcut.into(),
+        title: format!("Title of {shortcut}"),
+        text: format!("Hello {{customer}}, {shortcut} ✓"),
+        categories: vec!["sales".into()],
+        created_at: 10,
+        updated_at: 10,
+    }
+}
+
+/// Canned replies are kept per owner (the desk's, each agent's), listed by shortcut,
+/// updated (owner and creation time kept) and deleted.
+async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
+    assert!(store.canned_replies(None).await.unwrap().is_empty());
+    store.create_canned_reply(canned("r2", None, "thanks")).await.unwrap();
+    store.create_canned_reply(canned("r1", None, "hello")).await.unwrap();
+    store
+        .create_canned_reply(canned("r3", Some("a1"), "hello"))
+        .await
+        .unwrap();
+    store
+        .create_canned_reply(canned("r4", Some("a2"), "bye"))
+        .await
+        .unwrap();
+    let desk: Vec<String> = store
+        .canned_replies(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(desk, ["r1", "r2"]);
+    assert_eq!(
+        store.canned_replies(Some("a1")).await.unwrap(),
+        vec![canned("r3", Some("a1"), "hello")]
+    );
+    assert!(store.canned_replies(Some("a3")).await.unwrap().is_empty());
+    assert_eq!(store.canned_reply("r4").await.unwrap(), canned("r4", Some("a2"), "bye"));
+    assert!(matches!(store.canned_reply("nope").await, Err(StoreError::NotFound)));
+
+    let mut edited = canned("r3", Some("someone-else"), "hi");
+    edited.title = "Hi".into();
+    edited.categories = vec![];
+    edited.created_at = 99;
+    edited.updated_at = 20;
+    store.update_canned_reply(edited).await.unwrap();
+    let stored = store.canned_reply("r3").await.unwrap();
+    assert_eq!(stored.owner.as_deref(), Some("a1"), "the owner stays");
+    assert_eq!((stored.shortcut.as_str(), stored.title.as_str()), ("hi", "Hi"));
+    assert_eq!((stored.created_at, stored.updated_at), (10, 20));
+    assert!(stored.categories.is_empty());
+    // Its old shortcut is free again for its owner.
+    store
+        .create_canned_reply(canned("r5", Some("a1"), "hello"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.update_canned_reply(canned("nope", None, "x")).await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert!(store.delete_canned_reply("r1").await.unwrap());
+    assert!(!store.delete_canned_reply("r1").await.unwrap());
+    let desk: Vec<String> = store
+        .canned_replies(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(desk, ["r2"]);
+    // The deleted reply's shortcut can be taken again.
+    store.create_canned_reply(canned("r6", None, "hello")).await.unwrap();
+}
+
+/// A shortcut is unique per owner, on creation and on update; the same shortcut under
+/// another owner is fine; of concurrent creations of one shortcut exactly one wins.
+async fn canned_shortcuts_are_unique_per_owner(store: &dyn Store) {
+    store.create_canned_reply(canned("r1", None, "hello")).await.unwrap();
+    assert!(matches!(
+        store.create_canned_reply(canned("r2", None, "hello")).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        matches!(
+            store.create_canned_reply(canned("r1", Some("a1"), "other")).await,
+            Err(StoreError::Conflict)
+        ),
+        "an id taken"
+    );
+    store
+        .create_canned_reply(canned("r3", Some("a1"), "hello"))
+        .await
+        .unwrap();
+    store.create_canned_reply(canned("r4", None, "bye")).await.unwrap();
+    assert!(matches!(
+        store.update_canned_reply(canned("r4", None, "hello")).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.canned_reply("r4").await.unwrap().shortcut,
+        "bye",
+        "a refused update changes nothing"
+    );
+    // Keeping its own shortcut is no conflict.
+    store.update_canned_reply(canned("r4", None, "bye")).await.unwrap();
+
+    let racers = (0..10).map(|i| store.create_canned_reply(canned(&format!("race{i}"), Some("a9"), "same")));
+    let results = futures_util::future::join_all(racers).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert_eq!(store.canned_replies(Some("a9")).await.unwrap().len(), 1);
+}
+
+// ---------- ratings ----------
+
+fn rating(score: u8, comment: Option<&str>) -> Rating {
+    Rating {
+        score,
+        scale: RatingScale::Stars,
+        comment: comment.map(Into::into),
+        at: 50,
+    }
+}
+
+/// A conversation is rated once: the rating comes back with it (alone and in
+/// listings), a second is refused and changes nothing, and of concurrent ratings one is
+/// kept. A rating may arrive before the archive has the conversation.
+async fn a_conversation_is_rated_once(store: &dyn Store) {
+    store
+        .archive(&[
+            open("c1", Some("sales"), "a1", 10),
+            message("c1", 1),
+            close("c1", EndReason::Ended, 20),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.conversation("c1").await.unwrap().rating, None);
+    store.rate_conversation("c1", rating(4, Some("Quick ✓"))).await.unwrap();
+    assert!(matches!(
+        store.rate_conversation("c1", rating(1, None)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.conversation("c1").await.unwrap().rating,
+        Some(rating(4, Some("Quick ✓")))
+    );
+    let (listed, _) = store
+        .conversations(&ConversationFilter::default(), Page { offset: 0, limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(listed[0].rating, Some(rating(4, Some("Quick ✓"))));
+
+    // Rated before the archive wrote it.
+    store.rate_conversation("c2", rating(5, None)).await.unwrap();
+    store.archive(&[open("c2", None, "a1", 30)]).await.unwrap();
+    assert_eq!(store.conversation("c2").await.unwrap().rating, Some(rating(5, None)));
+
+    let racers = (1..=5u8).map(|score| store.rate_conversation("c3", rating(score, None)));
+    let results = futures_util::future::join_all(racers).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict))),
+        "{results:?}"
+    );
+    store.archive(&[open("c3", None, "a1", 40)]).await.unwrap();
+    let kept = store.conversation("c3").await.unwrap().rating.unwrap();
+    let winner = results.iter().position(|r| r.is_ok()).unwrap() as u8 + 1;
+    assert_eq!(kept.score, winner);
+}
+
 // ---------- the backends ----------
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -1534,6 +1709,10 @@ contract!(
     mails_are_finished_once_by_their_claimer,
     desk_settings_are_stored_replaced_and_removed,
     a_real_cancellation_revives_its_given_up_mail,
+    // canned replies and ratings
+    canned_replies_are_kept_per_owner,
+    canned_shortcuts_are_unique_per_owner,
+    a_conversation_is_rated_once,
 );
 
 // ---------- embedded only ----------

@@ -153,6 +153,24 @@ impl Store for Small {
     async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
         self.inner.set_desk_setting(key, value).await
     }
+    async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
+        self.inner.canned_replies(owner).await
+    }
+    async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
+        self.inner.canned_reply(id).await
+    }
+    async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
+        self.inner.create_canned_reply(reply).await
+    }
+    async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
+        self.inner.update_canned_reply(reply).await
+    }
+    async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
+        self.inner.delete_canned_reply(id).await
+    }
+    async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
+        self.inner.rate_conversation(id, rating).await
+    }
 }
 
 /// Group commit: with `group_commit_ms` set, events arriving one by one soon after a

@@ -18,6 +18,11 @@ fn defaults_need_no_configuration() {
     assert_eq!(s.resume_grace, Duration::from_secs(30));
     assert_eq!(s.store, StoreMode::Auto);
     assert_eq!(s.listen_backlog, 4_096);
+    assert_eq!(s.rating_scale, crate::store::RatingScale::Stars);
+    assert_eq!(
+        with(&[("RATING_SCALE", "Thumbs")]).unwrap().rating_scale,
+        crate::store::RatingScale::Thumbs
+    );
 }
 
 #[test]
@@ -28,6 +33,7 @@ fn bad_values_name_their_variable() {
         ("AGENT_WHITELIST", "10.0.0.0/33"),
         ("TRUSTED_PROXIES", "proxy.local"),
         ("STORE", "floppy"),
+        ("RATING_SCALE", "hearts"),
         ("BIND_ADDR", "localhost"),
         ("DRAFT_PREVIEW", "maybe"),
         ("RESUME_GRACE_SECS", "-1"),

@@ -10,7 +10,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
-use crate::store::{Conversation, ConversationFilter, ConversationKind, EndReason, Page, Role, Side, StoreError};
+use crate::store::{
+    Conversation, ConversationFilter, ConversationKind, EndReason, Page, Rating, Role, Side, StoreError,
+};
 
 /// The most conversations one page returns.
 const MAX_PAGE: u64 = 200;
@@ -50,6 +52,8 @@ pub struct ConversationSummary {
     pub ended_by: Option<Side>,
     pub reason: Option<EndReason>,
     pub message_count: usize,
+    /// The customer's rating, once given (`POST /api/ratings`).
+    pub rating: Option<Rating>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +94,7 @@ fn summary(c: &Conversation) -> ConversationSummary {
         ended_by: c.closed.as_ref().map(|e| e.ended_by),
         reason: c.closed.as_ref().map(|e| e.reason),
         message_count: c.messages.len(),
+        rating: c.rating.clone(),
     }
 }
 

@@ -16,6 +16,8 @@ pub mod appointments;
 // call logs: the list (with agents' names) and its CSV export
 pub mod call_logs;
 pub mod chat_hours;
+// canned replies: the desk's (admins) and each agent's own
+pub mod canned;
 pub mod error;
 pub mod history;
 pub mod listener;
@@ -23,6 +25,8 @@ pub mod listening;
 pub mod metrics;
 pub mod outbox;
 pub mod public;
+// customers rating a chat that ended
+pub mod ratings;
 pub mod responses;
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub mod join;
@@ -195,6 +199,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         // chat opening hours per category
         .merge(chat_hours::router())
         .merge(widget_settings::router())
+        .merge(canned::router())
+        .merge(ratings::router())
         .split_for_parts()
 }
 
@@ -207,6 +213,7 @@ pub fn is_staff_path(path: &str) -> bool {
         || rooms::is_staff_path(path)
         // appointments (issue 17): the agent's day
         || path.starts_with("/api/agent/")
+        || canned::is_staff_path(path)
 }
 
 /// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes

@@ -188,6 +188,12 @@ pub(crate) enum Command {
         link: String,
         reply: oneshot::Sender<bool>,
     },
+    /// Tells `agent`, if connected to this node, that the customer rated chat `chat_id`.
+    ChatRated {
+        agent: String,
+        chat_id: String,
+        rating: crate::store::Rating,
+    },
     // ---- several nodes through Redis (issue 15, the hub on the routing scripts) ----
     /// The routing domain's id in Redis, which chat wire ids derive from.
     ClusterStarted {
@@ -393,6 +399,16 @@ impl Hub {
         })
         .await?;
         rx.await.map_err(|_| HubGone)
+    }
+
+    /// Tells the agent (when their connection is on this node) that a chat of theirs was rated.
+    pub async fn chat_rated(&self, agent: &str, chat_id: &str, rating: crate::store::Rating) -> Result<(), HubGone> {
+        self.send(Command::ChatRated {
+            agent: agent.to_string(),
+            chat_id: chat_id.to_string(),
+            rating,
+        })
+        .await
     }
 
     /// Invites the customer of the agent's live chat into a video room; false if the

@@ -297,6 +297,15 @@ impl HubState {
                 }
                 let _ = reply.send(customer.is_some());
             }
+            Command::ChatRated { agent, chat_id, rating } => {
+                let frame = ServerFrame::ChatRated {
+                    chat_id,
+                    score: rating.score,
+                    scale: rating.scale,
+                    comment: rating.comment,
+                };
+                self.send(Recipient::Agent(AgentId(agent)), &frame);
+            }
             // ---- several nodes through Redis (issue 15) ----
             Command::ClusterStarted { cluster_id } => self.cluster_started(&cluster_id),
             Command::RoutingEvents { events, agent_names } => self.routing_events(events, agent_names),

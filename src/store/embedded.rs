@@ -71,6 +71,9 @@ mod message_value;
 mod message_log;
 // ---- folds and checkpoints on a niced thread (issue 14) ----
 mod background;
+// ---- canned replies and ratings ----
+mod canned;
+mod ratings;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -339,6 +342,8 @@ impl EmbeddedStore {
                 appointments::create_tables(&tx)?;
                 outbox::create_tables(&tx)?;
                 outbox::create_desk_tables(&tx)?;
+                canned::create_tables(&tx)?;
+                ratings::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {

@@ -37,6 +37,10 @@ struct Inner {
     mails: Vec<OutboxMail>,
     // ---- desk settings (issue 17) ----
     desk_settings: HashMap<String, String>,
+    // ---- canned replies and ratings ----
+    canned: Vec<CannedReply>,
+    /// Conversation id → its rating: the unique key "one rating per conversation".
+    ratings: HashMap<String, Rating>,
 }
 
 impl MemoryStore {
@@ -131,6 +135,7 @@ impl Inner {
                         opened: opened.clone(),
                         closed: None,
                         messages: Vec::new(),
+                        rating: None,
                     });
                 }
             }
@@ -290,17 +295,24 @@ impl Store for MemoryStore {
                     .cmp(&a.opened.paired_at)
                     .then_with(|| b.opened.id.cmp(&a.opened.id))
             });
-            Ok(one_page(hits, page))
+            let (mut page, total) = one_page(hits, page);
+            for c in &mut page {
+                c.rating = s.ratings.get(&c.opened.id).cloned();
+            }
+            Ok((page, total))
         })
     }
 
     async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
         self.with(|s| {
-            s.conversations
+            let mut c = s
+                .conversations
                 .iter()
                 .find(|c| c.opened.id == id)
                 .cloned()
-                .ok_or(StoreError::NotFound)
+                .ok_or(StoreError::NotFound)?;
+            c.rating = s.ratings.get(id).cloned();
+            Ok(c)
         })
     }
 
@@ -570,6 +582,88 @@ impl Store for MemoryStore {
                 None => s.desk_settings.remove(key),
             };
             Ok(())
+        })
+    }
+
+    // ---- canned replies ----
+    async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
+        self.with(|s| {
+            let mut out: Vec<CannedReply> = s
+                .canned
+                .iter()
+                .filter(|r| r.owner.as_deref() == owner)
+                .cloned()
+                .collect();
+            out.sort_by(|a, b| a.shortcut.cmp(&b.shortcut));
+            Ok(out)
+        })
+    }
+
+    async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
+        self.with(|s| {
+            s.canned
+                .iter()
+                .find(|r| r.id == id)
+                .cloned()
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
+        self.with(|s| {
+            let taken = s
+                .canned
+                .iter()
+                .any(|r| r.id == reply.id || (r.owner_key() == reply.owner_key() && r.shortcut == reply.shortcut));
+            if taken {
+                return Err(StoreError::Conflict);
+            }
+            s.canned.push(reply);
+            Ok(())
+        })
+    }
+
+    async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
+        self.with(|s| {
+            let index = s
+                .canned
+                .iter()
+                .position(|r| r.id == reply.id)
+                .ok_or(StoreError::NotFound)?;
+            let stored = &s.canned[index];
+            let taken = s
+                .canned
+                .iter()
+                .any(|r| r.id != reply.id && r.owner_key() == stored.owner_key() && r.shortcut == reply.shortcut);
+            if taken {
+                return Err(StoreError::Conflict);
+            }
+            let stored = &mut s.canned[index];
+            *stored = CannedReply {
+                owner: stored.owner.clone(),
+                created_at: stored.created_at,
+                ..reply
+            };
+            Ok(())
+        })
+    }
+
+    async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
+        self.with(|s| {
+            let before = s.canned.len();
+            s.canned.retain(|r| r.id != id);
+            Ok(s.canned.len() != before)
+        })
+    }
+
+    // ---- ratings ----
+    async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
+        self.with(|s| match s.ratings.entry(id.to_string()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(StoreError::Conflict),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(rating);
+                Ok(())
+            }
         })
     }
 }

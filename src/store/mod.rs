@@ -21,6 +21,9 @@ mod record;
 mod rooms;
 // ---- appointment mail outbox (issue 17) ----
 mod outbox;
+// ---- canned replies and ratings ----
+mod canned;
+mod ratings;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -29,6 +32,9 @@ pub use mongo::MongoStore;
 pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState, SeatHold, WrongAttempts};
 // ---- appointment mail outbox (issue 17) ----
 pub use outbox::{MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, apply_outcome};
+// ---- canned replies and ratings ----
+pub use canned::CannedReply;
+pub use ratings::{Rating, RatingScale};
 
 use std::sync::Arc;
 
@@ -157,6 +163,8 @@ pub struct Conversation {
     pub opened: ConversationOpened,
     pub closed: Option<ConversationClosed>,
     pub messages: Vec<ArchivedMessage>,
+    /// The customer's rating, once given ([`Store::rate_conversation`]).
+    pub rating: Option<Rating>,
 }
 
 /// Which conversations to list; every field narrows the result.
@@ -397,6 +405,27 @@ pub trait Store: Send + Sync + 'static {
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Stores `value` under `key`, replacing what was there; `None` removes it.
     async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()>;
+
+    // ---- canned replies ----
+    /// The canned replies of one owner (`None`: the desk's; `Some(account id)`: that
+    /// agent's own), by shortcut.
+    async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>>;
+    /// One canned reply by id; `NotFound` when absent.
+    async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply>;
+    /// Stores a new canned reply. `Conflict` when its id is taken or its owner already
+    /// has a reply with its shortcut (a unique key of the backend decides).
+    async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()>;
+    /// Replaces the reply with `reply.id` (its owner and `created_at` are kept as stored).
+    /// `NotFound` when absent; `Conflict` when another reply of the owner has the shortcut.
+    async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()>;
+    /// Deletes one canned reply; true when it was there.
+    async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool>;
+
+    // ---- ratings ----
+    /// Stores the customer's rating of conversation `id`, once: `Conflict` when it was
+    /// rated already (nothing changed; of concurrent ratings exactly one is kept). The
+    /// conversation need not be archived yet; reading it later returns the rating.
+    async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

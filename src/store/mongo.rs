@@ -120,6 +120,9 @@ mod appointments;
 mod outbox;
 // ---- the archive: conversations and their message buckets ----
 mod archive;
+// ---- canned replies and ratings ----
+mod canned;
+mod ratings;
 use archive::{BucketDoc, Chain, ConversationDoc};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -271,6 +274,7 @@ impl MongoStore {
         self.create_room_indexes().await?;
         self.create_appointment_indexes().await?;
         self.create_outbox_indexes().await?;
+        self.create_canned_indexes().await?;
         Ok(())
     }
 }
@@ -623,6 +627,32 @@ impl Store for MongoStore {
 
     async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
         self.write_desk_setting(key, value).await
+    }
+
+    // ---- canned replies: in `mongo/canned.rs` ----
+    async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
+        self.list_canned(owner).await
+    }
+
+    async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
+        self.find_canned(id).await
+    }
+
+    async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
+        self.insert_canned(reply).await
+    }
+
+    async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
+        self.replace_canned(reply).await
+    }
+
+    async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
+        self.remove_canned(id).await
+    }
+
+    // ---- ratings: in `mongo/ratings.rs` ----
+    async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
+        self.insert_rating(id, rating).await
     }
 }
 

@@ -344,5 +344,7 @@ async fn a_customer_away_when_the_chat_ends_gets_it_and_the_ending_on_resume() {
         (ended["chat_id"].clone(), ended["ended_by"].clone()),
         (chat, json!("agent"))
     );
+    // The ending kept for them still lets them rate the chat.
+    assert!(ended["rating"]["token"].is_string(), "{ended}");
     hub.stop().await;
 }

@@ -144,6 +144,20 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client that presents `token` as a bearer token (no cookie).
+    pub fn bearer(hub: &TestHub, token: &str) -> Api {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        Api {
+            client: reqwest::Client::builder().default_headers(headers).build().unwrap(),
+            base: hub.url(""),
+            token: token.to_string(),
+        }
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(body) = body {
@@ -163,12 +177,12 @@ impl Api {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
-    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::PATCH, path, Some(body)).await
-    }
-
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
     /// The account id of `username`, from the admin API.

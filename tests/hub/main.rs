@@ -15,6 +15,8 @@ mod bad_input;
 mod buddy;
 // issue 15: the buddy list across the cluster
 mod buddy_cluster;
+// canned replies: the desk's and an agent's own
+mod canned;
 mod chat;
 mod closing;
 mod cluster_base;
@@ -35,6 +37,8 @@ mod openapi;
 mod redis_server;
 mod routing;
 // ---- rooms and 1-to-1 video (issue 16) ----
+// customers rating a chat that ended
+mod ratings;
 mod rooms;
 mod rooms_cluster;
 mod rooms_invites;

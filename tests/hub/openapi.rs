@@ -369,6 +369,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     let agent_token = hub.agent_account("walker", &["general"], 1).await;
     let admin = hub.admin().await;
     let agent_id = admin.agent_id("walker").await;
+    let rating_token;
     let chat_id = {
         let mut agent = Ws::agent(&hub, &agent_token).await;
         agent.send(json!({"type": "set_available", "available": true})).await;
@@ -381,7 +382,8 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         customer.send(json!({"type": "message", "text": "hello"})).await;
         customer.next_of("ack").await;
         customer.send(json!({"type": "leave"})).await;
-        customer.next_of("chat_ended").await;
+        let ended = customer.next_of("chat_ended").await;
+        rating_token = ended["rating"]["token"].as_str().expect("a rating offer").to_string();
         chat
     };
     let mut archived = false;
@@ -481,7 +483,31 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         assert_eq!(res.status(), 201);
         (id, booked["cancel_token"].as_str().unwrap().to_string())
     };
+    // Canned replies: one of the desk's, one of the walker's own.
+    let desk_reply = {
+        let (status, reply) = admin
+            .post(
+                "/api/admin/canned-replies",
+                json!({"shortcut": "walked", "title": "Walked", "text": "Walked."}),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        reply["id"].as_str().unwrap().to_string()
+    };
+    let own_reply = {
+        let walker = hub.login("walker", "agent-password").await;
+        let (status, reply) = walker
+            .post(
+                "/api/canned-replies",
+                json!({"shortcut": "walked", "title": "Walked", "text": "Walked."}),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+        reply["id"].as_str().unwrap().to_string()
+    };
     let real_ids = BTreeMap::from([
+        ("/api/admin/canned-replies/{id}", desk_reply),
+        ("/api/canned-replies/{id}", own_reply),
         ("/api/agent/appointments/{id}/start", started_id),
         ("/api/chats/{id}/video", live_chat),
         ("/api/rooms/{id}", room_id.clone()),
@@ -507,6 +533,10 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         (
             "POST /api/login",
             vec![json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string()],
+        ),
+        (
+            "POST /api/ratings",
+            vec![json!({"token": rating_token, "score": 5}).to_string()],
         ),
         // appointments (issue 17)
         (

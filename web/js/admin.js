@@ -10,6 +10,7 @@ import { categoriesSection } from './admin-categories.js';
 import { hoursSection } from './admin-hours.js';
 import { widgetSection } from './admin-widget.js';
 import { openView } from './admin-views.js';
+import { cannedSection } from './admin-canned.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
@@ -21,6 +22,7 @@ let agents = null;
 let cats = null;
 let hours = null;
 let widgetWired = false;
+let canned = null;
 /** Account id → display name, for the dashboard's per-agent rows. */
 let agentNames = new Map();
 
@@ -56,6 +58,7 @@ async function signedIn(account) {
   agents = agents || agentsSection({ onChange: listsChanged });
   cats = cats || categoriesSection({ onChange: listsChanged });
   if (!widgetWired) { widgetWired = true; widgetSection(); }
+  canned = canned || cannedSection();
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {
     // A call log's "Open the chat" (call-logs.js) shows that conversation here.
@@ -78,6 +81,7 @@ async function listsChanged() {
   cats.render(categories);
   hours = hours || hoursSection();
   hours.render(categories);
+  canned.setCategories(categories);
   archive.setLists({ categories, agents: accounts || [] });
 }
 

@@ -12,8 +12,9 @@ import { el, api, byTestId, announce, show } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
 import { wireLogin, currentAccount, sessionStatus, signOut } from './login.js';
-import { createArchive } from './history.js';
+import { createArchive, ratingText } from './history.js';
 import { beep, flashTitle, setBaseTitle } from './notify.js';
+import { attachPicker, loadCannedReplies, createMyReplies } from './canned.js';
 
 const $ = (id) => document.getElementById(id);
 /** chat_id → {id, panel, view, name, ended, status, item, unread, ...}, in the list's order. */
@@ -33,6 +34,7 @@ let archive = null;
 let openConversationWired = false;
 let historyTimer = null;
 let welcomed = false;
+let myRepliesMade = false;
 
 const socket = new ReconnectingSocket('/ws/agent', {
   onFrame: handle,
@@ -116,6 +118,8 @@ function signedIn(account) {
     document.addEventListener('open-conversation', (e) => { $('history').scrollIntoView(); archive.open(e.detail); });
     openConversationWired = true;
   }
+  loadCannedReplies();
+  if (!myRepliesMade) { createMyReplies($('my-replies')); myRepliesMade = true; }
   // Every category's name, for the history's filter and rows (the agent may have left some).
   api('GET', '/api/categories').then((res) => {
     if (res.ok) archive.setLists({ categories: res.data });
@@ -366,6 +370,8 @@ function openPanel(snapshot, fresh) {
     onSend: (text, client_id) => socket.send({ type: 'message', chat_id: id, text, client_id }),
     onTyping: (active) => socket.send({ type: 'typing', chat_id: id, active }),
   });
+  // "/" at the start of the message opens the canned replies for this chat's category.
+  attachPicker(view.input, view.root, { category: snapshot.category, customer: () => snapshot.peer_name, agent: () => $('who').textContent });
   const category = snapshot.category_name || snapshot.category;
   const status = el('span', { class: 'pill connected', dataset: { testid: 'customer-status' } }, 'connected');
   const end = el('button', { type: 'button', class: 'danger', dataset: { testid: 'end-chat' } }, 'End chat');
@@ -534,6 +540,14 @@ function handle(f) {
       if (f.client_id) for (const c of chats.values()) c.view.markFailed(f.client_id, f.message);
       else pageNotice(f.message);
       break;
+    case 'chat_rated': {
+      const text = `${chat?.name || 'The customer'} rated the chat: ${ratingText(f)}${f.comment ? ` — “${f.comment}”` : ''}`;
+      if (chat) chat.view.addNotice(text, 'chat-rated');
+      announce(text);
+      clearTimeout(historyTimer);
+      historyTimer = setTimeout(() => archive?.refresh(), 300);
+      break;
+    }
     case 'shutdown':
       pageNotice('The hub is restarting; reconnecting…');
       break;

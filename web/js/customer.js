@@ -6,6 +6,7 @@ import { el, api, byTestId, announce, show } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
 import { beep, flashTitle } from './notify.js';
+import { showRating, clearRating } from './rating.js';
 
 const KEY = 'switchboard.customer';
 const $ = (id) => document.getElementById(id);
@@ -98,6 +99,7 @@ function startSession() {
   screen('session');
   show($('waiting'), true);
   show($('ended'), false);
+  clearRating($('ended'));
   $('place').textContent = '…';
   $('session-title').textContent = 'Waiting for an agent';
   $('leave').textContent = 'Leave';
@@ -275,6 +277,7 @@ function handle(f) {
         : f.ended_by === 'customer' ? 'You ended the chat.'
           : f.reason === 'shutdown' ? 'The service is restarting; the chat has ended.' : 'The chat has ended.';
       finished(who);
+      if (f.rating) showRating($('ended'), f.rating);
       break;
     }
     case 'removed':
@@ -331,7 +334,7 @@ $('confirm-end-yes').addEventListener('click', () => {
   show($('confirm-end'), false);
   if (!socket.send({ type: 'leave' })) finished('You left.');
 });
-$('again').addEventListener('click', () => { pageNotice(''); screen('welcome'); loadCategories(); });
+$('again').addEventListener('click', () => { pageNotice(''); clearRating($('ended')); screen('welcome'); loadCategories(); });
 
 loadCategories();
 tell('session', { active: !!saved });

@@ -11,6 +11,13 @@ const PAGE = 20;
  * @param {{categories?: {id,name}[], agents?: {id,display_name}[], mineFrom?: string}} opts
  *   agents: present → show the agent filter (admin); mineFrom: whose messages go on the right.
  */
+/** A rating as words and signs: "4 of 5 ★★★★☆" or "👍 good" / "👎 not good"; "—" when none. */
+export function ratingText(rating) {
+  if (!rating) return '—';
+  if (rating.scale === 'thumbs') return rating.score ? '👍 good' : '👎 not good';
+  return `${rating.score} of 5 ${'★'.repeat(rating.score)}${'☆'.repeat(5 - rating.score)}`;
+}
+
 export function createArchive(host, { categories = [], agents = null, mineFrom = 'agent' } = {}) {
   let offset = 0;
   const state = { categories, agents };
@@ -32,7 +39,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     el('div', {}, el('label', { for: 'arch-to' }, 'To'), to),
     el('div', {}, el('label', { 'aria-hidden': 'true' }, '\u00a0'), el('button', { type: 'submit', dataset: { testid: 'archive-search' } }, 'Search')));
   const table = el('div', { class: 'table-wrap', tabindex: '0' }, el('table', {},
-    el('thead', {}, el('tr', {}, ...['Started', 'Category', 'Customer', 'Agent', 'Messages', 'Ended', ''].map((h) => el('th', { scope: 'col' }, h)))),
+    el('thead', {}, el('tr', {}, ...['Started', 'Category', 'Customer', 'Agent', 'Messages', 'Ended', 'Rating', ''].map((h) => el('th', { scope: 'col' }, h)))),
     body));
   host.replaceChildren(form, status, table, el('div', { class: 'row' }, prev, pageInfo, next), detail);
 
@@ -82,6 +89,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
       el('td', {}, c.agent_name),
       el('td', {}, String(c.message_count ?? '')),
       el('td', {}, ended),
+      el('td', { dataset: { testid: 'archive-rating' } }, ratingText(c.rating)),
       el('td', {}, el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-open' }, onclick: () => open(c.id) }, 'Open')));
   }
 
@@ -100,6 +108,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     detail.replaceChildren(
       el('div', { class: 'row' }, el('h3', { class: 'grow' }, `${c.customer_name} ↔ ${c.agent_name} · ${categoryName(c.category) || c.kind} · ${dateTime(c.paired_at)}`),
         el('button', { type: 'button', class: 'secondary', onclick: () => { detail.hidden = true; } }, 'Close')),
+      c.rating ? el('p', { dataset: { testid: 'archive-detail-rating' } }, `Customer's rating: ${ratingText(c.rating)}`,
+        c.rating.comment ? ` — “${c.rating.comment}”` : '') : null,
       list);
     detail.focus();
   }

@@ -10,7 +10,7 @@ use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Dec
 use crate::hub::delivery::Recipient;
 use crate::hub::transcript::Transcript;
 use crate::hub::{Command, after, now_ms};
-use crate::protocol::{From, ServerFrame};
+use crate::protocol::{From, RatingOffer, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
 
 impl HubState {
@@ -105,6 +105,7 @@ impl HubState {
                 self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
                 if let Some(snapshot) = kept {
                     let ended = ServerFrame::ChatEnded {
+                        rating: self.rating_offer(&snapshot.chat_id, &agent, wire_reason),
                         chat_id: snapshot.chat_id.clone(),
                         ended_by: by,
                         reason: wire_reason,
@@ -332,15 +333,33 @@ impl HubState {
                 self.archive.push_closing(ArchiveEvent::Closed(closed));
             }
         }
-        let frame = ServerFrame::ChatEnded {
-            chat_id: log.wire_id,
+        // The customer's copy says how to rate the chat (the agent's never does).
+        let rating = self.rating_offer(&log.wire_id, &log.agent, reason);
+        let to_customer = ServerFrame::ChatEnded {
+            chat_id: log.wire_id.clone(),
             ended_by: by,
             reason,
+            rating,
         };
-        self.send(Recipient::Customer(customer), &frame);
+        self.send(Recipient::Customer(customer), &to_customer);
         if let Some(agent) = agent {
-            self.send(Recipient::Agent(agent.clone()), &frame);
+            let to_agent = ServerFrame::ChatEnded {
+                chat_id: log.wire_id,
+                ended_by: by,
+                reason,
+                rating: None,
+            };
+            self.send(Recipient::Agent(agent.clone()), &to_agent);
         }
+    }
+
+    /// How the customer may rate the chat `chat_id` (its wire id, the conversation's id)
+    /// served by `agent`: only a chat that ended (not one whose customer or agent is gone).
+    pub(super) fn rating_offer(&self, chat_id: &str, agent: &AgentId, reason: &str) -> Option<RatingOffer> {
+        (reason == "ended").then(|| RatingOffer {
+            token: crate::ratings::issue(&self.settings, chat_id, &agent.0, crate::ratings::now_secs()),
+            scale: self.settings.rating_scale,
+        })
     }
 
     /// A customer whose visit is over: their token no longer resumes; their connection may join again.

@@ -260,10 +260,12 @@ impl Store for EmbeddedStore {
             let mut out = Vec::with_capacity(hits.len());
             for rec in hits {
                 let messages = message_log::load(tx, &rec.opened.id)?;
+                let rating = ratings::load(tx, &rec.opened.id)?;
                 out.push(Conversation {
                     opened: rec.opened(),
                     closed: rec.closed(),
                     messages,
+                    rating,
                 });
             }
             Ok((out, total))
@@ -277,10 +279,12 @@ impl Store for EmbeddedStore {
             let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
             let rec = load_record(&conversations, &id)?.ok_or(StoreError::NotFound)?;
             let messages = message_log::load(tx, &id)?;
+            let rating = ratings::load(tx, &id)?;
             Ok(Conversation {
                 opened: rec.opened(),
                 closed: rec.closed(),
                 messages,
+                rating,
             })
         })
         .await
@@ -414,5 +418,31 @@ impl Store for EmbeddedStore {
 
     async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
         self.write_desk_setting(key, value).await
+    }
+
+    // ---- canned replies: in `embedded/canned.rs` ----
+    async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
+        self.list_canned(owner).await
+    }
+
+    async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
+        self.find_canned(id).await
+    }
+
+    async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
+        self.insert_canned(reply).await
+    }
+
+    async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
+        self.replace_canned(reply).await
+    }
+
+    async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
+        self.remove_canned(id).await
+    }
+
+    // ---- ratings: in `embedded/ratings.rs` ----
+    async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
+        self.insert_rating(id, rating).await
     }
 }

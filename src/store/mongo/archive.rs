@@ -365,11 +365,14 @@ impl MongoStore {
 
     pub(super) async fn whole(&self, mut docs: Vec<ConversationDoc>) -> StoreResult<Vec<Conversation>> {
         let mut messages = self.messages_of(&mut docs).await?;
+        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        let mut ratings = self.ratings_of(&ids).await?;
         Ok(docs
             .into_iter()
             .map(|d| {
                 let m = messages.remove(&d.id).unwrap_or_default();
-                d.into_conversation(m)
+                let rating = ratings.remove(&d.id);
+                d.into_conversation(m, rating)
             })
             .collect())
     }
@@ -453,8 +456,9 @@ impl ConversationDoc {
         }
     }
 
-    fn into_conversation(self, messages: Vec<ArchivedMessage>) -> Conversation {
+    fn into_conversation(self, messages: Vec<ArchivedMessage>, rating: Option<Rating>) -> Conversation {
         Conversation {
+            rating,
             closed: self.closed.map(|c| c.of(&self.id)),
             opened: ConversationOpened {
                 id: self.id,

@@ -1,0 +1,38 @@
+//! Canned replies: short texts an agent inserts into the composer by a shortcut.
+//!
+//! The desk's list is kept by admins (`owner` is `None`) and each agent may keep their
+//! own (`owner` is their account id). A shortcut is unique per owner: a unique key of
+//! every backend decides, never a check followed by an insert. A reply applies to every
+//! category when `categories` is empty, else only to those named.
+
+use super::Millis;
+
+/// One canned reply as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CannedReply {
+    pub id: String,
+    /// `None`: the desk's (admins keep it); `Some(account id)`: that agent's own.
+    pub owner: Option<String>,
+    /// `[a-z0-9_-]{1,32}`, unique per owner.
+    pub shortcut: String,
+    pub title: String,
+    /// May name `{customer}` and `{agent}`, filled in by the console.
+    pub text: String,
+    /// Category ids it applies to; empty: all.
+    pub categories: Vec<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl CannedReply {
+    /// Does it apply to a chat in `category` (a chat with no category: only replies for all)?
+    pub fn applies_to(&self, category: Option<&str>) -> bool {
+        self.categories.is_empty() || category.is_some_and(|c| self.categories.iter().any(|x| x == c))
+    }
+
+    /// The key "one shortcut per owner" is kept on: the desk's owner is the empty string
+    /// (no account id is empty).
+    pub fn owner_key(&self) -> &str {
+        self.owner.as_deref().unwrap_or("")
+    }
+}

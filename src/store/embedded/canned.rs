@@ -1,0 +1,173 @@
+//! Canned replies in the embedded store: one table by id, and the unique key
+//! (owner, shortcut) → id (the desk's owner is the empty string), changed together in one
+//! write transaction, so a shortcut taken is refused inside the transaction that would
+//! take it again. Listing an owner's replies walks that key's range: by shortcut.
+
+use serde::{Deserialize, Serialize};
+
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use crate::store::{CannedReply, Millis, StoreError, StoreResult};
+
+/// Reply id → JSON [`CannedRec`].
+const CANNED: TableDefinition<&str, &[u8]> = TableDefinition::new("canned_replies");
+/// (owner or "", shortcut) → reply id: one shortcut per owner.
+const CANNED_BY_SHORTCUT: TableDefinition<(&str, &str), &str> = TableDefinition::new("canned_by_shortcut");
+
+#[derive(Serialize, Deserialize)]
+struct CannedRec {
+    owner: Option<String>,
+    shortcut: String,
+    title: String,
+    text: String,
+    #[serde(default)]
+    categories: Vec<String>,
+    created_at: Millis,
+    updated_at: Millis,
+}
+
+impl CannedRec {
+    fn of(r: &CannedReply) -> Self {
+        Self {
+            owner: r.owner.clone(),
+            shortcut: r.shortcut.clone(),
+            title: r.title.clone(),
+            text: r.text.clone(),
+            categories: r.categories.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+
+    fn reply(self, id: &str) -> CannedReply {
+        CannedReply {
+            id: id.to_string(),
+            owner: self.owner,
+            shortcut: self.shortcut,
+            title: self.title,
+            text: self.text,
+            categories: self.categories,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Creates the canned reply tables in a new (or older) store file, at open.
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(CANNED).map_err(unavailable)?;
+    tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
+    Ok(())
+}
+
+impl EmbeddedStore {
+    pub(super) async fn list_canned(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
+        let owner = owner.unwrap_or("").to_string();
+        self.read(move |tx| {
+            let keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
+            let replies = tx.open_table(CANNED).map_err(unavailable)?;
+            let mut out = Vec::new();
+            let range = keys.range((owner.as_str(), "")..).map_err(unavailable)?;
+            for row in range {
+                let (key, id) = row.map_err(unavailable)?;
+                if key.value().0 != owner {
+                    break;
+                }
+                let id = id.value().to_string();
+                if let Some(rec) = replies.get(id.as_str()).map_err(unavailable)? {
+                    out.push(decode::<CannedRec>(rec.value())?.reply(&id));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn find_canned(&self, id: &str) -> StoreResult<CannedReply> {
+        let id = id.to_string();
+        self.read(move |tx| {
+            let replies = tx.open_table(CANNED).map_err(unavailable)?;
+            let rec = replies
+                .get(id.as_str())
+                .map_err(unavailable)?
+                .ok_or(StoreError::NotFound)?;
+            Ok(decode::<CannedRec>(rec.value())?.reply(&id))
+        })
+        .await
+    }
+
+    pub(super) async fn insert_canned(&self, reply: CannedReply) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
+            let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
+            let key = (reply.owner_key(), reply.shortcut.as_str());
+            if replies.get(reply.id.as_str()).map_err(unavailable)?.is_some()
+                || keys.get(key).map_err(unavailable)?.is_some()
+            {
+                return Err(StoreError::Conflict);
+            }
+            keys.insert(key, reply.id.as_str()).map_err(unavailable)?;
+            replies
+                .insert(reply.id.as_str(), encode(&CannedRec::of(&reply))?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn replace_canned(&self, reply: CannedReply) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
+            let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
+            let stored: CannedRec = {
+                let guard = replies
+                    .get(reply.id.as_str())
+                    .map_err(unavailable)?
+                    .ok_or(StoreError::NotFound)?;
+                decode(guard.value())?
+            };
+            let owner = stored.owner.clone().unwrap_or_default();
+            if stored.shortcut != reply.shortcut {
+                if keys
+                    .get((owner.as_str(), reply.shortcut.as_str()))
+                    .map_err(unavailable)?
+                    .is_some()
+                {
+                    return Err(StoreError::Conflict);
+                }
+                keys.remove((owner.as_str(), stored.shortcut.as_str()))
+                    .map_err(unavailable)?;
+                keys.insert((owner.as_str(), reply.shortcut.as_str()), reply.id.as_str())
+                    .map_err(unavailable)?;
+            }
+            let rec = CannedRec {
+                owner: stored.owner,
+                created_at: stored.created_at,
+                ..CannedRec::of(&reply)
+            };
+            replies
+                .insert(reply.id.as_str(), encode(&rec)?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn remove_canned(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
+            let stored: CannedRec = {
+                let Some(guard) = replies.remove(id.as_str()).map_err(unavailable)? else {
+                    return Ok(false);
+                };
+                decode(guard.value())?
+            };
+            tx.open_table(CANNED_BY_SHORTCUT)
+                .map_err(unavailable)?
+                .remove((stored.owner.as_deref().unwrap_or(""), stored.shortcut.as_str()))
+                .map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+}

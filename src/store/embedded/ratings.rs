@@ -1,0 +1,40 @@
+//! Ratings in the embedded store: conversation id → JSON rating, checked and inserted in
+//! one write transaction (redb has one writer at a time), so a second rating is refused.
+
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use crate::store::{Rating, StoreError, StoreResult};
+
+/// Conversation id → JSON [`Rating`].
+const RATINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("ratings");
+
+/// Creates the ratings table in a new (or older) store file, at open.
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(RATINGS).map_err(unavailable)?;
+    Ok(())
+}
+
+/// The rating of conversation `id`, read in the caller's transaction.
+pub(super) fn load(tx: &redb::ReadTransaction, id: &str) -> StoreResult<Option<Rating>> {
+    let table = tx.open_table(RATINGS).map_err(unavailable)?;
+    match table.get(id).map_err(unavailable)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+impl EmbeddedStore {
+    pub(super) async fn insert_rating(&self, id: &str, rating: Rating) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut table = tx.open_table(RATINGS).map_err(unavailable)?;
+            if table.get(id.as_str()).map_err(unavailable)?.is_some() {
+                return Err(StoreError::Conflict);
+            }
+            table
+                .insert(id.as_str(), encode(&rating)?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,67 @@
+//! Ratings in MongoDB: collection `ratings`, `_id` the conversation's id, so the server
+//! refuses a second rating (duplicate key) atomically, even between nodes. Kept apart
+//! from the conversation document, which the archive writer may not have stored yet.
+
+use std::collections::HashMap;
+
+use bson::doc;
+use futures_util::TryStreamExt;
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+
+use super::{MongoStore, conflict_or_unavailable, unavailable};
+use crate::store::{Millis, Rating, RatingScale, StoreResult};
+
+#[derive(Serialize, Deserialize)]
+struct RatingDoc {
+    /// The conversation's id.
+    #[serde(rename = "_id")]
+    id: String,
+    score: i32,
+    scale: RatingScale,
+    comment: Option<String>,
+    at: Millis,
+}
+
+impl RatingDoc {
+    fn rating(self) -> Rating {
+        Rating {
+            score: self.score.clamp(0, 255) as u8,
+            scale: self.scale,
+            comment: self.comment,
+            at: self.at,
+        }
+    }
+}
+
+impl MongoStore {
+    fn ratings(&self) -> Collection<RatingDoc> {
+        self.db.collection("ratings")
+    }
+
+    pub(super) async fn insert_rating(&self, id: &str, rating: Rating) -> StoreResult<()> {
+        let doc = RatingDoc {
+            id: id.to_string(),
+            score: i32::from(rating.score),
+            scale: rating.scale,
+            comment: rating.comment,
+            at: rating.at,
+        };
+        self.ratings().insert_one(doc).await.map_err(conflict_or_unavailable)?;
+        Ok(())
+    }
+
+    /// The ratings of the conversations `ids`, by conversation id.
+    pub(super) async fn ratings_of(&self, ids: &[&str]) -> StoreResult<HashMap<String, Rating>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let cursor = self
+            .ratings()
+            .find(doc! {"_id": {"$in": ids}})
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<RatingDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok(docs.into_iter().map(|d| (d.id.clone(), d.rating())).collect())
+    }
+}

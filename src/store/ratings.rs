@@ -1,0 +1,42 @@
+//! A customer's rating of a conversation: stored once per conversation, beside it.
+//!
+//! The first rating wins and a second is refused (`Conflict`): a unique key of every
+//! backend (the conversation's id) decides, so two ratings racing cannot both be kept.
+//! A rating is kept apart from the conversation's archive record, so it may arrive before
+//! the archive writer has stored the conversation's closing; reading a conversation
+//! joins it in.
+
+use super::Millis;
+
+/// How a desk asks customers to rate (`RATING_SCALE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RatingScale {
+    /// 1 to 5 stars.
+    #[default]
+    Stars,
+    /// Thumbs down (0) or up (1).
+    Thumbs,
+}
+
+impl RatingScale {
+    /// Is `score` a score of this scale?
+    pub fn accepts(self, score: u8) -> bool {
+        match self {
+            RatingScale::Stars => (1..=5).contains(&score),
+            RatingScale::Thumbs => score <= 1,
+        }
+    }
+}
+
+/// A customer's rating of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Rating {
+    /// 1 to 5 (stars) or 0/1 (thumbs down/up).
+    pub score: u8,
+    pub scale: RatingScale,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When it was given, ms since the epoch.
+    pub at: Millis,
+}

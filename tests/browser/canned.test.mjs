@@ -1,0 +1,171 @@
+// Canned replies in the agent console: "/" at the start of the composer opens a
+// listbox of the replies for the chat's category, filtered as the agent types; arrows
+// and Enter insert one, {customer} and {agent} filled in, into the composer WITHOUT
+// sending it; the next Enter sends the (edited) text. Escape closes the picker.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+let hub;
+let browser;
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+test('"/" in the console inserts a filled canned reply into the composer, sent only on Enter', () => withShots('canned', async (pages) => {
+  const admin = await adminToken(hub);
+  for (const reply of [
+    { shortcut: 'hello', title: 'Greeting', text: 'Hello {customer}, I am {agent}. How can I help?' },
+    { shortcut: 'refund', title: 'Refund times', text: 'Refunds take 5 days.', categories: ['billing'] },
+    { shortcut: 'help', title: 'More help', text: 'Anything else, {customer}?', categories: ['sales'] },
+  ]) {
+    const res = await apiCall(hub, 'POST', '/api/admin/canned-replies', reply, admin);
+    assert.equal(res.status, 201, JSON.stringify(res.data));
+  }
+  const agent = await createAgent(hub, { username: 'cora', display_name: 'Cora', categories: ['sales', 'billing'] });
+  // CSP bypassed so the test can inject axe.
+  const agentPage = await newPage(browser, undefined, { bypassCSP: true, colorScheme: 'dark' });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, { width: 390, height: 844 });
+  pages.push(customer);
+  await customerJoins(customer, hub, 'sales', 'Dana');
+  const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Dana"]');
+  await panel.waitFor();
+  const input = panel.getByTestId('message-input');
+  await input.click();
+
+  await input.pressSequentially('/');
+  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
+  await picker.waitFor();
+  assert.equal(await input.getAttribute('aria-controls'), await picker.getAttribute('id'));
+  // The open picker passes axe (roles, names, contrast in dark mode).
+  await agentPage.addScriptTag({ path: AXE });
+  const found = await agentPage.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+  assert.deepEqual(found, []);
+  await panel.getByTestId('canned-status').filter({ hasText: '2 canned replies' }).waitFor({ state: 'attached' });
+  // Only the replies for this chat's category (sales): not the billing one.
+  const options = picker.getByRole('option');
+  assert.deepEqual(await options.evaluateAll((os) => os.map((o) => o.dataset.shortcut)), ['hello', 'help']);
+  // Filtered as they type, by shortcut or title.
+  await input.pressSequentially('gree');
+  assert.deepEqual(await options.evaluateAll((os) => os.map((o) => o.dataset.shortcut)), ['hello']);
+  // Escape closes it and leaves the text.
+  await input.press('Escape');
+  await picker.waitFor({ state: 'hidden' });
+  assert.equal(await input.inputValue(), '/gree');
+  // It stays closed while the agent goes on typing this message.
+  await input.pressSequentially('t');
+  await agentPage.waitForTimeout(200);
+  assert.equal(await picker.isHidden(), true);
+  assert.equal(await input.getAttribute('aria-activedescendant'), null);
+
+  await input.fill('');
+  await input.pressSequentially('/he');
+  await picker.waitFor();
+  assert.deepEqual(await options.evaluateAll((os) => os.map((o) => o.dataset.shortcut)), ['hello', 'help']);
+  await input.press('ArrowDown');
+  assert.equal(await options.nth(1).getAttribute('aria-selected'), 'true');
+  await shot(agentPage, 'agent-canned-picker');
+  assert.equal(await input.getAttribute('aria-activedescendant'), await options.nth(1).getAttribute('id'));
+  await input.press('ArrowUp');
+  assert.equal(await options.nth(0).getAttribute('aria-selected'), 'true');
+  await input.press('Enter');
+  await picker.waitFor({ state: 'hidden' });
+  assert.equal(await input.inputValue(), 'Hello Dana, I am Cora. How can I help?');
+  // Not sent: nothing in either transcript.
+  await agentPage.waitForTimeout(400);
+  assert.equal(await panel.getByTestId('message').count(), 0);
+  assert.equal(await customer.getByTestId('message').count(), 0);
+
+  // Edited, then sent with Enter.
+  await input.press('End');
+  await input.pressSequentially(' :)');
+  await input.press('Enter');
+  await customer.getByTestId('message').filter({ hasText: 'Hello Dana, I am Cora. How can I help? :)' }).waitFor();
+  assert.equal(await input.inputValue(), '');
+
+  // Tab inserts too.
+  await input.pressSequentially('/help');
+  await picker.waitFor();
+  await input.press('Tab');
+  assert.equal(await input.inputValue(), 'Anything else, Dana?');
+
+  // A message that starts with "/" and matches no reply is sent as it is.
+  await input.fill('');
+  await input.pressSequentially('/etc/hosts is the file');
+  await panel.getByTestId('canned-none').waitFor();
+  await input.press('Enter');
+  await customer.getByTestId('message').filter({ hasText: '/etc/hosts is the file' }).waitFor();
+}));
+
+test('an agent keeps their own replies in "My replies" and the picker offers them', () => withShots('my-replies', async (pages) => {
+  const agent = await createAgent(hub, { username: 'milo', display_name: 'Milo', categories: ['general'] });
+  const page = await newPage(browser);
+  pages.push(page);
+  await agentSignsIn(page, hub, agent);
+  await page.getByTestId('my-replies').locator('summary').click();
+  await page.getByTestId('my-reply-shortcut').fill('bye');
+  await page.getByTestId('my-reply-title').fill('Goodbye');
+  await page.getByTestId('my-reply-text').fill('Bye {customer}, have a good day!');
+  await page.getByTestId('my-reply-save').click();
+  await page.locator('[data-testid="my-reply"][data-shortcut="bye"]').waitFor();
+  // A taken shortcut is refused with the hub's message.
+  await page.getByTestId('my-reply-shortcut').fill('bye');
+  await page.getByTestId('my-reply-title').fill('Again');
+  await page.getByTestId('my-reply-text').fill('Again');
+  await page.getByTestId('my-reply-save').click();
+  await page.getByTestId('my-reply-error').filter({ hasText: 'taken' }).waitFor();
+
+  const customer = await newPage(browser);
+  pages.push(customer);
+  await customerJoins(customer, hub, 'general', 'Ezra');
+  const panel = page.locator('[data-testid="chat-panel"][data-customer="Ezra"]');
+  await panel.waitFor();
+  const input = panel.getByTestId('message-input');
+  await input.click();
+  await input.pressSequentially('/by');
+  await panel.getByRole('option').filter({ hasText: 'Goodbye' }).waitFor();
+  await input.press('Enter');
+  assert.equal(await input.inputValue(), 'Bye Ezra, have a good day!');
+}));
+
+test('admins manage the desk\'s canned replies in the #canned view', () => withShots('admin-canned', async (pages) => {
+  const page = await newPage(browser);
+  pages.push(page);
+  await page.goto(`${hub.url}/admin.html#canned`);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(ADMIN_PASSWORD);
+  await page.getByTestId('login-button').click();
+  await page.getByTestId('canned').waitFor();
+  await page.getByTestId('canned-shortcut').fill('wait');
+  await page.getByTestId('canned-title').fill('Please wait');
+  await page.getByTestId('canned-text').fill('One moment please, {customer}.');
+  await page.getByTestId('canned-category-billing').check();
+  await page.getByTestId('canned-save').click();
+  const row = page.locator('[data-testid="canned-row"][data-shortcut="wait"]');
+  await row.filter({ hasText: 'Billing' }).waitFor();
+  // A bad shortcut is refused with the hub's message.
+  await page.getByTestId('canned-shortcut').fill('Not OK');
+  await page.getByTestId('canned-title').fill('x');
+  await page.getByTestId('canned-text').fill('x');
+  await page.getByTestId('canned-save').click();
+  await page.getByTestId('canned-error').filter({ hasText: 'shortcut' }).waitFor();
+  // Edit: for all categories.
+  await row.getByTestId('canned-edit').click();
+  await page.getByTestId('canned-category-billing').uncheck();
+  await page.getByTestId('canned-save').click();
+  await row.filter({ hasText: 'all categories' }).waitFor();
+  await row.getByTestId('canned-delete').click();
+  await row.waitFor({ state: 'detached' });
+}));
