@@ -22,3 +22,5 @@ pub use server::{bootstrap, run};
 pub mod demo_host;
 pub mod mail;
 pub mod rooms;
+// ---- offline messages: what customers leave when nobody is online ----
+pub mod offline;
