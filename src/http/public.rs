@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
 use super::responses::Unavailable;
-use super::{ApiError, AppState, CategoryView};
+use super::{ApiError, AppState};
 use crate::core::readiness::{Change, Signals, not_ready_because};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -23,11 +23,33 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
 }
 
-/// The service categories customers can queue for.
-#[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [CategoryView]), Unavailable))]
-async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryView>>, ApiError> {
+/// A category as customers see it before choosing: whether anyone is there to chat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicCategory {
+    pub id: String,
+    pub name: String,
+    /// Whether some agent holding the category is connected now (on several nodes: as
+    /// the answering node's routing replica knows it). When false the pages say nobody is
+    /// online before the customer waits and offer to leave a message.
+    pub agents_online: bool,
+}
+
+/// The service categories customers can queue for, with whether anyone serving each is online.
+#[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [PublicCategory]), Unavailable))]
+async fn categories(State(state): State<AppState>) -> Result<Json<Vec<PublicCategory>>, ApiError> {
+    let online = state.hub.figures().await?.categories_online;
     Ok(Json(
-        state.store.categories().await?.iter().map(CategoryView::from).collect(),
+        state
+            .store
+            .categories()
+            .await?
+            .into_iter()
+            .map(|c| PublicCategory {
+                agents_online: online.contains(&c.id),
+                id: c.id,
+                name: c.name,
+            })
+            .collect(),
     ))
 }
 

@@ -69,6 +69,11 @@ pub struct Figures {
     /// Seconds the longest-waiting customer has waited, 0 when nobody waits.
     pub longest_wait_secs: f64,
     pub buddies_online: usize,
+    // ---- offline messages ----
+    /// Category ids held by at least one connected agent (available, full or away; not
+    /// one dropped within the grace period): the public category list's `agents_online`.
+    #[serde(skip)]
+    pub categories_online: BTreeSet<String>,
 }
 
 /// One online agent, as the admin's dashboard shows them.
@@ -808,6 +813,12 @@ impl HubState {
             })
             .collect();
         standings.sort_by(|(_, a), (_, b)| a.id.cmp(&b.id));
+        let categories_online = self
+            .routing
+            .agents()
+            .filter(|(_, view)| view.connected)
+            .flat_map(|(_, view)| view.categories.into_iter().map(|c| c.0))
+            .collect();
         let counted = |wanted: AgentStanding| standings.iter().filter(|(s, _)| *s == wanted).count();
         Figures {
             agents_online: standings.len() - counted(AgentStanding::Disconnected),
@@ -818,6 +829,7 @@ impl HubState {
             chats_active: self.routing.chats_active(),
             longest_wait_secs: longest as f64 / 1000.0,
             buddies_online: self.buddies.online(),
+            categories_online,
             agents: standings.into_iter().map(|(_, figure)| figure).collect(),
         }
     }
