@@ -125,6 +125,10 @@ export async function agentSignsIn(page, hub, agent, { available = true } = {}) 
 export async function customerJoins(page, hub, category, name) {
   await page.goto(`${hub.url}/`);
   await page.getByTestId(`category-${category}`).click();
+  // Nobody online in the category: the page says so first; the customer waits anyway.
+  const wait = page.getByTestId('wait-anyway');
+  await page.getByTestId('name-input').or(wait).first().waitFor();
+  if (await wait.isVisible()) await wait.click();
   await page.getByTestId('name-input').fill(name);
   await page.getByTestId('join-button').click();
   await page.getByTestId('session').waitFor();

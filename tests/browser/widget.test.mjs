@@ -58,12 +58,14 @@ test('the widget on another site: open, chat, carry on across pages, unread badg
     await chat(customer).getByTestId('widget-title').filter({ hasText: 'Trailhead help desk' }).waitFor();
     await chat(customer).getByTestId('widget-offline').filter({ hasText: 'Nobody is online right now' }).waitFor();
     await chat(customer).getByTestId('widget-status').filter({ hasText: 'Nobody is online' }).waitFor();
-    // data-category="sales" chose the topic: straight to the name.
-    await chat(customer).getByTestId('name-input').waitFor();
+    // data-category="sales" chose the topic: nobody is online there, said before the
+    // line, with the message form and the choice to wait anyway.
+    await chat(customer).getByTestId('offline-title').filter({ hasText: 'Nobody is online in Sales right now' }).waitFor();
     await shot(customer, 'widget-offline');
 
-    // An agent signs in; the customer joins and is connected.
+    // An agent signs in; the customer waits anyway, joins and is connected.
     await agentSignsIn(agent, hub, dana);
+    await chat(customer).getByTestId('wait-anyway').click();
     await chat(customer).getByTestId('name-input').fill('Erin');
     await chat(customer).getByTestId('join-button').click();
     await chat(customer).getByTestId('session-title').filter({ hasText: 'Chatting with Dana' }).waitFor();
