@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { mkdirSync, mkdtempSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -246,4 +246,39 @@ export function launchMediaBrowser() {
     args: [...CHROMIUM_ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection'],
   });
+}
+
+// ---- offline messages: a real SMTP sink for tests that read mail ----
+/** A real SMTP sink (aiosmtpd from the repo's .venv) on a free loopback port, writing
+ *  every mail into a fresh Maildir; `mails()` reads them raw. */
+export async function startSmtpSink() {
+  const python = path.resolve(here, '../../.venv/bin/python');
+  if (!existsSync(python)) throw new Error(`${python} is missing: run scripts/ensure-test-deps.sh (make test does)`);
+  const port = await new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => { const { port: p } = server.address(); server.close(() => resolve(p)); });
+  });
+  const maildir = path.join(mkdtempSync(path.join(os.tmpdir(), 'switchboard-sink-')), 'maildir');
+  const child = spawn(python, ['-m', 'aiosmtpd', '-n', '-c', 'aiosmtpd.handlers.Mailbox', maildir, '-l', `127.0.0.1:${port}`],
+    { stdio: 'ignore' });
+  for (let i = 0; i < 200; i += 1) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) {
+      return {
+        port,
+        mails() {
+          const dir = path.join(maildir, 'new');
+          return existsSync(dir) ? readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8')) : [];
+        },
+        stop() { child.kill(); rmSync(path.dirname(maildir), { recursive: true, force: true }); },
+      };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill();
+  throw new Error(`aiosmtpd did not listen on ${port}`);
 }
