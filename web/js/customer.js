@@ -88,7 +88,7 @@ async function chooseCategory(c) {
       onWait: () => askName(now),
     });
     const back = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'offline-back' }, onclick: () => screen('welcome') }, 'Other topics');
-    $('offline').replaceChildren(notice, el('div', { class: 'row' }, back));
+    $('offline').replaceChildren(notice, el('div', { class: 'row offline-back' }, back));
     screen('offline');
     notice.querySelector('input')?.focus();
     announce(notice.querySelector('h2').textContent);
