@@ -168,7 +168,12 @@ impl Store for Small {
     async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
         self.inner.mark_offline_message_handled(id, by).await
     }
-    async fn reply_offline_message(&self, id: &str, reply: OfflineReply, mail: OutboxMail) -> StoreResult<OfflineMessage> {
+    async fn reply_offline_message(
+        &self,
+        id: &str,
+        reply: OfflineReply,
+        mail: OutboxMail,
+    ) -> StoreResult<OfflineMessage> {
         self.inner.reply_offline_message(id, reply, mail).await
     }
 }
