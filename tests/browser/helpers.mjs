@@ -169,11 +169,14 @@ export async function startProxy(hub) {
   const server = net.createServer((client) => {
     if (cut) { client.resetAndDestroy(); return; }
     const upstream = net.connect(Number(target.port), target.hostname);
-    const pair = { client, upstream, queue: [] };
+    const pair = { client, upstream, queue: [], websocket: false };
     pairs.add(pair);
     const close = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
     client.on('data', (chunk) => upstream.write(chunk));
-    upstream.on('data', (chunk) => (held ? pair.queue.push(chunk) : client.write(chunk)));
+    upstream.on('data', (chunk) => {
+      if (chunk.subarray(0, 12).toString('latin1') === 'HTTP/1.1 101') pair.websocket = true;
+      if (held) pair.queue.push(chunk); else client.write(chunk);
+    });
     for (const s of [client, upstream]) { s.on('error', close); s.on('close', close); }
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -185,6 +188,14 @@ export async function startProxy(hub) {
       pairs.clear();
     },
     restore() { cut = false; },
+    /** Sends `frame` (JSON) to the browser on every websocket through the proxy, as if the
+     *  hub had: one unmasked text frame, written between the hub's own frames. */
+    inject(frame) {
+      const payload = Buffer.from(JSON.stringify(frame));
+      const header = payload.length < 126 ? Buffer.from([0x81, payload.length])
+        : Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff]);
+      for (const pair of pairs) if (pair.websocket) pair.client.write(Buffer.concat([header, payload]));
+    },
     hold() { held = true; },
     release() {
       held = false;

@@ -2,11 +2,13 @@
 // is online" before waiting, and leaves a message; the desk gets it by mail; an agent
 // signs in, sees it in the console's inbox with a count of new ones, takes it and answers
 // by email; the reply is read from a real SMTP sink (aiosmtpd) and the admin's #offline
-// view lists the message as handled. The form at phone size and in dark mode too.
+// view lists the message as handled. The form at phone size and in dark mode too. While
+// waiting, a `desk_status` frame (sent by hubs that know business hours; injected here
+// through a proxy) shows the same notice without losing the customer's place.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink, ADMIN_PASSWORD } from './helpers.mjs';
+import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink, ADMIN_PASSWORD } from './helpers.mjs';
 
 /** A raw mail's text, whichever transfer encoding its parts got (quoted-printable or base64). */
 function decoded(raw) {
@@ -136,4 +138,55 @@ test('the notice and form fit a phone, in dark mode too', async () => {
       await phone.getByTestId('name-input').waitFor();
     }
   });
+});
+
+test('while waiting, desk_status says nobody is online or closed; the customer keeps their place', async () => {
+  const proxy = await startProxy(hub);
+  try {
+    await withShots('offline-desk-status', async (pages) => {
+      const bea = await createAgent(hub, { username: 'bea', display_name: 'Bea', categories: ['billing'] });
+      const agent = await newPage(browser);
+      const customer = await newPage(browser, { width: 390, height: 844 });
+      pages.push(agent, customer);
+      // Bea is online but away: nobody takes the customer, who is offered the line at once.
+      await agentSignsIn(agent, hub, bea, { available: false });
+      await customer.goto(`${proxy.url}/`);
+      await customer.getByTestId('category-billing').click();
+      await customer.getByTestId('name-input').fill('Dana');
+      await customer.getByTestId('join-button').click();
+      await customer.getByTestId('place').filter({ hasText: '1' }).waitFor();
+      assert.equal(await customer.getByTestId('desk-status').isVisible(), false);
+
+      // Bea goes offline (as the hub would say it): the notice, the place kept.
+      proxy.inject({ type: 'desk_status', category: 'billing', open: true, agents_online: false });
+      const status = customer.getByTestId('desk-status');
+      await status.getByTestId('offline-title').filter({ hasText: 'Nobody is online in Billing right now' }).waitFor();
+      assert.equal(await customer.getByTestId('place').textContent(), '1');
+      assert.ok(await customer.getByTestId('waiting').isVisible(), 'still in line');
+      assert.equal(await status.getByTestId('offline-name').inputValue(), 'Dana', 'the name is filled in');
+      // Another category's status changes nothing here.
+      proxy.inject({ type: 'desk_status', category: 'sales', open: false, agents_online: false });
+      // Closed: said so, and no "Wait anyway" (they are waiting already anyway).
+      proxy.inject({ type: 'desk_status', category: 'billing', open: false, agents_online: false });
+      await status.getByTestId('offline-title').filter({ hasText: 'Billing is closed now' }).waitFor();
+      assert.equal(await status.getByTestId('wait-anyway').count(), 0);
+      await shot(customer, 'offline-desk-status-phone');
+      // Someone is back: the notice goes; the customer is still number 1.
+      proxy.inject({ type: 'desk_status', category: 'billing', open: true, agents_online: true });
+      await status.waitFor({ state: 'hidden' });
+      assert.equal(await customer.getByTestId('place').textContent(), '1');
+      // And away again: this time a message is left, and its confirmation stays.
+      proxy.inject({ type: 'desk_status', category: 'billing', agents_online: false });
+      await status.getByTestId('offline-email').fill('dana@example.com');
+      await status.getByTestId('offline-text').fill('Call me about my invoice.');
+      await status.getByTestId('offline-send').click();
+      await status.getByTestId('offline-sent').filter({ hasText: 'dana@example.com' }).waitFor();
+      // Bea takes the chat: the notice is gone, the chat is on.
+      await agent.getByTestId('availability-toggle').click();
+      await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Bea' }).waitFor();
+      assert.equal(await status.isVisible(), false);
+    });
+  } finally {
+    await proxy.close();
+  }
 });
