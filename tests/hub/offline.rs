@@ -367,3 +367,40 @@ async fn the_category_list_says_per_category_whether_an_agent_is_online() {
     }
     hub.stop().await;
 }
+
+/// On several nodes each answers from its own routing replica: an agent connected to
+/// node B makes their category online on node A too, and offline again once they leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_several_nodes_agents_online_follows_the_replica() {
+    use crate::cluster_base::{eventually, node_on, redis_conn, registered};
+    use std::sync::Arc;
+    use switchboard::store::{MongoStore, SharedStore};
+
+    let scratch = crate::archive::TempDir::new("offline-cluster");
+    let redis = crate::redis_server::RedisServer::start().await;
+    let uri = crate::archive::mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store_a: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+    let store_b: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+    let a = node_on(store_a, &redis, "node-a", &scratch).await;
+    let b = node_on(store_b, &redis, "node-b", &scratch).await;
+    let conn = redis_conn(&redis).await;
+    for node in ["node-a", "node-b"] {
+        eventually("both nodes register", || registered(conn.clone(), node)).await;
+    }
+    assert!(!online(&a, "sales").await);
+    let token = a.agent_account("sam", &["sales"], 1).await;
+    let sam_on_b = Ws::agent(&b, &token).await;
+    eventually("node A sees sam online in sales", || async {
+        online(&a, "sales").await.then_some(())
+    })
+    .await;
+    assert!(!online(&a, "general").await);
+    drop(sam_on_b);
+    eventually("node A sees sales offline again", || async {
+        (!online(&a, "sales").await).then_some(())
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
