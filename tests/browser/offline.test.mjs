@@ -115,6 +115,22 @@ test('nobody online: the customer leaves a message, an agent answers it by email
     await listed.locator('summary').click();
     await listed.getByTestId('offline-reply').filter({ hasText: 'it comes tomorrow' }).waitFor();
     await shot(admin, 'offline-admin-view');
+
+    // On a phone, in dark mode: the console's list and the admin's view fit the screen.
+    for (const [url, name] of [['/agent.html', 'console'], ['/admin.html#offline', 'admin']]) {
+      const phone = await newPage(browser, { width: 390, height: 844 }, { colorScheme: 'dark' });
+      pages.push(phone);
+      await phone.goto(`${hub.url}${url}`);
+      await phone.getByTestId('username').fill(name === 'admin' ? 'admin' : 'ann');
+      await phone.getByTestId('password').fill(name === 'admin' ? ADMIN_PASSWORD : ann.password);
+      await phone.getByTestId('password').press('Enter');
+      const mine = phone.locator('[data-testid="offline-item"][data-name="Carla"]');
+      await mine.locator('summary').click();
+      await mine.getByTestId('offline-reply').first().waitFor();
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${name}: no sideways scrolling (${overflow}px)`);
+      await shot(phone, `offline-${name}-phone-dark`);
+    }
   });
 });
 

@@ -63,7 +63,7 @@ export function offlineDesk({ category, categoryName, open = true, onWait, waiti
     el('p', { class: 'muted' }, lead), form, sent, actions);
   hasSlots(category).then((yes) => {
     if (!yes) return;
-    actions.append(el('a', { class: 'button secondary', href: `/book.html?category=${encodeURIComponent(category)}`, target: window.parent !== window ? '_blank' : null, dataset: { testid: 'book-instead' } }, 'Book a call instead'));
+    actions.append(el('a', { class: 'button secondary', href: `/book.html?category=${encodeURIComponent(category)}`, target: window.parent !== window ? '_blank' : null, rel: window.parent !== window ? 'noopener' : null, dataset: { testid: 'book-instead' } }, 'Book a call instead'));
   });
 
   form.addEventListener('submit', async (e) => {
