@@ -155,6 +155,10 @@ pub struct Settings {
     pub outbox_max_attempts: u32,
     /// `APPOINTMENT_BOOKING_BURST`: bookings one client address may make back to back.
     pub appointment_booking_burst: u32,
+    // ---- offline messages ----
+    /// `OFFLINE_MAIL_TO`: the desk's address (`a@b.example` or `Desk <a@b.example>`) each
+    /// new offline message is also mailed to, through the outbox; unset: none is mailed.
+    pub offline_mail_to: Option<String>,
     /// `APPOINTMENT_BOOKING_REFILL_SECS`: after the burst, one more booking per this long.
     pub appointment_booking_refill: Duration,
     // ---- rooms and 1-to-1 video, hardening (issue 16) ----
@@ -279,6 +283,8 @@ impl Settings {
             outbox_retry_max: r.positive_seconds("OUTBOX_RETRY_MAX_SECS", 3_600.0)?,
             outbox_max_attempts: r.ranged::<u32>("OUTBOX_MAX_ATTEMPTS", 12, 1..=100)?,
             appointment_booking_burst: r.ranged::<u32>("APPOINTMENT_BOOKING_BURST", 5, 1..=10_000)?,
+            // ---- offline messages ----
+            offline_mail_to: r.optional_mailbox("OFFLINE_MAIL_TO")?,
             appointment_booking_refill: r.positive_seconds("APPOINTMENT_BOOKING_REFILL_SECS", 600.0)?,
             // ---- rooms and 1-to-1 video, hardening (issue 16) ----
             room_max_failed_joins: r.ranged("ROOM_MAX_FAILED_JOINS", 20, 1..=1_000)?,
@@ -631,6 +637,18 @@ impl Reader<'_> {
             .parse::<lettre::message::Mailbox>()
             .map_err(|e| Self::error(var, &value, format!("not a mail address like Name <a@b.example> ({e})")))?;
         Ok(value)
+    }
+
+    // ---- offline messages ----
+    /// An optional mail address (with or without a display name); unset or empty: `None`.
+    fn optional_mailbox(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.optional(var) else {
+            return Ok(None);
+        };
+        value
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| Self::error(var, &value, format!("not a mail address like desk@example.com ({e})")))?;
+        Ok(Some(value))
     }
 
     /// An `http://` URL: the webhook client speaks plain HTTP (a TLS-terminating relay in

@@ -25,3 +25,5 @@ pub mod demo_host;
 pub mod desk_hours;
 pub mod mail;
 pub mod rooms;
+// ---- offline messages: what customers leave when nobody is online ----
+pub mod offline;

@@ -179,6 +179,7 @@ pub async fn run(
         rooms,
         // ---- appointments (issue 17) ----
         booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),
+        offline_throttle: Arc::default(),
     };
     if let Some(cluster) = cluster {
         let appliers = crate::hub::admin_bus::Appliers {

@@ -991,6 +991,8 @@ fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> Outbo
         MailPurpose::Confirmation => "confirmation",
         MailPurpose::Cancellation => "cancellation",
         MailPurpose::Reschedule => "reschedule-1",
+        MailPurpose::OfflineMessage => "desk",
+        MailPurpose::OfflineReply => "reply-r1",
     };
     OutboxMail {
         id: format!("{appointment_id}.{kind}"),
@@ -1604,6 +1606,213 @@ async fn a_conversation_is_rated_once(store: &dyn Store) {
     assert_eq!(kept.score, winner);
 }
 
+// ---------- offline messages ----------
+
+fn offline(id: &str, category: &str, created_at: Millis) -> OfflineMessage {
+    OfflineMessage {
+        id: id.to_string(),
+        category: category.to_string(),
+        name: format!("Customer {id}"),
+        email: format!("{id}@example.com"),
+        text: "Where is my order? — ünïcödé ✓".to_string(),
+        created_at,
+        state: OfflineState::New,
+        taken_by: None,
+        replies: vec![],
+    }
+}
+
+fn reply(id: &str, agent: &str, at: Millis) -> OfflineReply {
+    OfflineReply {
+        id: id.to_string(),
+        agent_id: agent.to_string(),
+        agent_name: format!("{agent} name"),
+        text: format!("Here is the answer {id}"),
+        at,
+    }
+}
+
+fn offline_ids(ms: &[OfflineMessage]) -> Vec<&str> {
+    ms.iter().map(|m| m.id.as_str()).collect()
+}
+
+/// Messages are stored once with their desk mail, listed newest first and filtered by
+/// state and category.
+async fn offline_messages_are_added_and_listed(store: &dyn Store) {
+    let all = OfflineFilter::default();
+    assert_eq!(store.offline_messages(&all, ALL).await.unwrap(), (vec![], 0));
+    let first = offline("o1", "sales", 1_000);
+    let mut desk = mail("o1", MailPurpose::OfflineMessage, 1_000);
+    desk.attachments.clear();
+    store
+        .add_offline_message(first.clone(), Some(desk.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.offline_message("o1").await.unwrap(), first);
+    assert_eq!(store.mail("o1.desk").await.unwrap(), desk);
+    // The same id again is refused, and writes no second mail.
+    assert!(matches!(
+        store.add_offline_message(offline("o1", "support", 5), None).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.offline_message("o1").await.unwrap(), first);
+    store
+        .add_offline_message(offline("o2", "support", 2_000), None)
+        .await
+        .unwrap();
+    store
+        .add_offline_message(offline("o3", "sales", 3_000), None)
+        .await
+        .unwrap();
+    assert!(matches!(store.offline_message("nope").await, Err(StoreError::NotFound)));
+
+    let (listed, total) = store.offline_messages(&all, ALL).await.unwrap();
+    assert_eq!((offline_ids(&listed), total), (vec!["o3", "o2", "o1"], 3));
+    let sales = OfflineFilter {
+        category: Some("sales".into()),
+        ..Default::default()
+    };
+    let (listed, total) = store.offline_messages(&sales, ALL).await.unwrap();
+    assert_eq!((offline_ids(&listed), total), (vec!["o3", "o1"], 2));
+    let (listed, total) = store
+        .offline_messages(&all, Page { offset: 1, limit: 1 })
+        .await
+        .unwrap();
+    assert_eq!((offline_ids(&listed), total), (vec!["o2"], 3));
+
+    store.take_offline_message("o2", "ann").await.unwrap();
+    let taken = OfflineFilter {
+        state: Some(OfflineState::Taken),
+        ..Default::default()
+    };
+    let (listed, _) = store.offline_messages(&taken, ALL).await.unwrap();
+    assert_eq!(offline_ids(&listed), vec!["o2"]);
+    let new_sales = OfflineFilter {
+        state: Some(OfflineState::New),
+        category: Some("sales".into()),
+    };
+    let (listed, total) = store.offline_messages(&new_sales, ALL).await.unwrap();
+    assert_eq!((offline_ids(&listed), total), (vec!["o3", "o1"], 2));
+}
+
+/// Taking is new → taken once: again by the taker changes nothing, by another agent or
+/// after handling it is refused; marking handled keeps the taker.
+async fn offline_messages_are_taken_once_and_handled(store: &dyn Store) {
+    store
+        .add_offline_message(offline("o1", "sales", 1_000), None)
+        .await
+        .unwrap();
+    let taken = store.take_offline_message("o1", "ann").await.unwrap();
+    assert_eq!(
+        (taken.state, taken.taken_by.as_deref()),
+        (OfflineState::Taken, Some("ann"))
+    );
+    assert_eq!(store.take_offline_message("o1", "ann").await.unwrap(), taken);
+    assert!(matches!(
+        store.take_offline_message("o1", "bob").await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store.take_offline_message("nope", "bob").await,
+        Err(StoreError::NotFound)
+    ));
+    let handled = store.mark_offline_message_handled("o1", "bob").await.unwrap();
+    assert_eq!(
+        (handled.state, handled.taken_by.as_deref()),
+        (OfflineState::Handled, Some("ann"))
+    );
+    assert_eq!(store.mark_offline_message_handled("o1", "bob").await.unwrap(), handled);
+    assert!(matches!(
+        store.take_offline_message("o1", "ann").await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.offline_message("o1").await.unwrap(), handled);
+    // Handling a new one makes its handler its taker.
+    store
+        .add_offline_message(offline("o2", "sales", 2_000), None)
+        .await
+        .unwrap();
+    let handled = store.mark_offline_message_handled("o2", "bob").await.unwrap();
+    assert_eq!(
+        (handled.state, handled.taken_by.as_deref()),
+        (OfflineState::Handled, Some("bob"))
+    );
+    assert!(matches!(
+        store.mark_offline_message_handled("nope", "bob").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Of ten agents taking one message at once, exactly one gets it.
+async fn ten_concurrent_takers_have_one_winner(store: &dyn Store) {
+    store
+        .add_offline_message(offline("o1", "sales", 1_000), None)
+        .await
+        .unwrap();
+    let agents: Vec<String> = (0..10).map(|i| format!("agent{i}")).collect();
+    let results = futures_util::future::join_all(agents.iter().map(|a| store.take_offline_message("o1", a))).await;
+    let winners: Vec<&String> = agents
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict))),
+        "{results:?}"
+    );
+    assert_eq!(
+        store.offline_message("o1").await.unwrap().taken_by.as_ref(),
+        Some(winners[0])
+    );
+}
+
+/// A reply is archived with its message, marks it handled and stores its mail, once.
+async fn replies_are_archived_with_their_mail(store: &dyn Store) {
+    store
+        .add_offline_message(offline("o1", "sales", 1_000), None)
+        .await
+        .unwrap();
+    let r1 = reply("r1", "ann", 2_000);
+    let mut m1 = mail("offline-o1", MailPurpose::OfflineReply, 2_000);
+    m1.appointment_id = "o1".into();
+    m1.attachments.clear();
+    let stored = store.reply_offline_message("o1", r1.clone(), m1.clone()).await.unwrap();
+    assert_eq!(stored.replies, vec![r1.clone()]);
+    assert_eq!(
+        (stored.state, stored.taken_by.as_deref()),
+        (OfflineState::Handled, Some("ann"))
+    );
+    assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
+    // The same reply again: one reply, one mail.
+    let mut other = m1.clone();
+    other.subject = "another".into();
+    let again = store.reply_offline_message("o1", r1.clone(), other).await.unwrap();
+    assert_eq!(again, stored);
+    assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
+    // A second reply is kept after the first.
+    let r2 = reply("r2", "bob", 3_000);
+    let mut m2 = m1.clone();
+    m2.id = "offline-o1.reply-r2".into();
+    let stored = store.reply_offline_message("o1", r2.clone(), m2).await.unwrap();
+    assert_eq!(stored.replies, vec![r1, r2]);
+    assert_eq!(store.offline_message("o1").await.unwrap(), stored);
+    // No message: nothing stored, no mail.
+    let mut m3 = m1.clone();
+    m3.id = "offline-nope.reply-r3".into();
+    assert!(matches!(
+        store.reply_offline_message("nope", reply("r3", "ann", 4_000), m3).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.mail("offline-nope.reply-r3").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 // ---------- the backends ----------
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -1713,6 +1922,11 @@ contract!(
     canned_replies_are_kept_per_owner,
     canned_shortcuts_are_unique_per_owner,
     a_conversation_is_rated_once,
+    // offline messages
+    offline_messages_are_added_and_listed,
+    offline_messages_are_taken_once_and_handled,
+    ten_concurrent_takers_have_one_winner,
+    replies_are_archived_with_their_mail,
 );
 
 // ---------- embedded only ----------

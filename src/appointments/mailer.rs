@@ -181,6 +181,18 @@ impl Worker {
 
     /// Whether the mail's appointment is as the mail announces.
     async fn appointment_agrees(&self, mail: &OutboxMail) -> Result<bool, StoreError> {
+        // ---- offline messages: the message (and for a reply, the reply) is stored ----
+        if matches!(mail.purpose, MailPurpose::OfflineMessage | MailPurpose::OfflineReply) {
+            return match self.store.offline_message(&mail.appointment_id).await {
+                Ok(m) => Ok(match mail.purpose {
+                    MailPurpose::OfflineReply => crate::offline::reply_of_mail(&mail.id)
+                        .is_some_and(|reply| m.replies.iter().any(|r| r.id == reply)),
+                    _ => true,
+                }),
+                Err(StoreError::NotFound) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
         match self.store.appointment(&mail.appointment_id).await {
             Ok(a) => Ok(match mail.purpose {
                 MailPurpose::Confirmation => true,
@@ -192,6 +204,7 @@ impl Worker {
                     super::mails::announced_sequence(&mail.id) == Some(a.sequence)
                         && a.status == AppointmentStatus::Booked
                 }
+                MailPurpose::OfflineMessage | MailPurpose::OfflineReply => false,
             }),
             Err(StoreError::NotFound) => Ok(false),
             Err(e) => Err(e),

@@ -51,6 +51,9 @@ pub fn mail_id(appointment_id: &str, purpose: MailPurpose, sequence: u32) -> Str
         MailPurpose::Confirmation => format!("{appointment_id}.confirmation"),
         MailPurpose::Cancellation => format!("{appointment_id}.cancellation"),
         MailPurpose::Reschedule => format!("{appointment_id}.reschedule-{sequence}"),
+        // Named by `offline::desk_mail_id` and `offline::reply_mail_id`; never asked of here.
+        MailPurpose::OfflineMessage => format!("offline-{appointment_id}.desk"),
+        MailPurpose::OfflineReply => format!("offline-{appointment_id}.reply-{sequence}"),
     }
 }
 

@@ -171,6 +171,29 @@ impl Store for Small {
     async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
         self.inner.rate_conversation(id, rating).await
     }
+    async fn add_offline_message(&self, message: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
+        self.inner.add_offline_message(message, mail).await
+    }
+    async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
+        self.inner.offline_message(id).await
+    }
+    async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {
+        self.inner.offline_messages(filter, page).await
+    }
+    async fn take_offline_message(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage> {
+        self.inner.take_offline_message(id, agent).await
+    }
+    async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
+        self.inner.mark_offline_message_handled(id, by).await
+    }
+    async fn reply_offline_message(
+        &self,
+        id: &str,
+        reply: OfflineReply,
+        mail: OutboxMail,
+    ) -> StoreResult<OfflineMessage> {
+        self.inner.reply_offline_message(id, reply, mail).await
+    }
 }
 
 /// Group commit: with `group_commit_ms` set, events arriving one by one soon after a

@@ -166,7 +166,7 @@ pub(super) fn desk(state: &AppState) -> mails::Desk<'_> {
 }
 
 /// The desk's public address for links in mail: `PUBLIC_URL`, else what the request was sent to.
-pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.settings.public_url {
         return url.clone();
     }

@@ -23,6 +23,8 @@ pub mod history;
 pub mod listener;
 pub mod listening;
 pub mod metrics;
+// offline messages: left when nobody is online, answered by mail
+pub mod offline;
 pub mod outbox;
 pub mod public;
 // customers rating a chat that ended
@@ -82,6 +84,9 @@ pub struct AppState {
     // ---- appointments (issue 17) ----
     /// Bookings per client address.
     pub booking_throttle: Arc<appointments::BookingThrottle>,
+    // ---- offline messages ----
+    /// Offline messages left per client address.
+    pub offline_throttle: Arc<throttle::OfflineMessageThrottle>,
 }
 
 /// An account as the API shows it (never the password hash).
@@ -201,6 +206,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(widget_settings::router())
         .merge(canned::router())
         .merge(ratings::router())
+        // offline messages: leave (public), list and answer (staff)
+        .merge(offline::router())
         .split_for_parts()
 }
 
@@ -214,6 +221,8 @@ pub fn is_staff_path(path: &str) -> bool {
         // appointments (issue 17): the agent's day
         || path.starts_with("/api/agent/")
         || canned::is_staff_path(path)
+        // offline messages: taking and answering (the listing checks the whitelist itself)
+        || offline::is_staff_path(path)
 }
 
 /// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes

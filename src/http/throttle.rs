@@ -191,6 +191,49 @@ fn account_key(username: &str) -> String {
         .collect()
 }
 
+// ---- offline messages ----
+
+/// Offline messages one address may leave back to back, then one per `refill`.
+const OFFLINE_MESSAGES: GuessLimit = GuessLimit {
+    burst: 5,
+    refill: Duration::from_secs(120),
+};
+/// Addresses the offline-message throttle remembers at most.
+const OFFLINE_CAPACITY: usize = 10_000;
+
+/// Offline messages left per client address (an IPv6 address by its /64), as a leaky
+/// bucket: 5 at once, then one per 2 minutes, so a script cannot fill the desk's inbox
+/// (and its mailbox through `OFFLINE_MAIL_TO`). Only messages stored count; addresses in
+/// `AGENT_WHITELIST` are not limited. In memory, per node.
+pub struct OfflineMessageThrottle {
+    left: Mutex<FailedGuesses<IpAddr>>,
+}
+
+impl Default for OfflineMessageThrottle {
+    fn default() -> Self {
+        Self {
+            left: Mutex::new(FailedGuesses::new(OFFLINE_MESSAGES, OFFLINE_CAPACITY)),
+        }
+    }
+}
+
+impl OfflineMessageThrottle {
+    /// Counts a message from `ip` before it is checked; `Err` is how long to wait.
+    pub fn take(&self, ip: IpAddr) -> Result<(), Duration> {
+        let key = address_key(ip);
+        self.left
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(key, Instant::now())
+    }
+
+    /// Hands back what [`Self::take`] counted, for a message that was not stored.
+    pub fn give_back(&self, ip: IpAddr) {
+        let key = address_key(ip);
+        self.left.lock().unwrap_or_else(|e| e.into_inner()).give_back(&key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,8 @@ mod rooms;
 mod appointments;
 // ---- appointment mail outbox (issue 17) ----
 mod outbox;
+// ---- offline messages ----
+mod offline;
 // ---- compact archive records (issue 14) ----
 mod message_value;
 // ---- messages in an append-ordered log (issue 14, schema 3) ----
@@ -344,6 +346,7 @@ impl EmbeddedStore {
                 outbox::create_desk_tables(&tx)?;
                 canned::create_tables(&tx)?;
                 ratings::create_tables(&tx)?;
+                offline::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {

@@ -24,6 +24,8 @@ mod outbox;
 // ---- canned replies and ratings ----
 mod canned;
 mod ratings;
+// ---- offline messages ----
+mod offline;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -35,6 +37,8 @@ pub use outbox::{MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMai
 // ---- canned replies and ratings ----
 pub use canned::CannedReply;
 pub use ratings::{Rating, RatingScale};
+// ---- offline messages ----
+pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, newest_first};
 
 use std::sync::Arc;
 
@@ -426,6 +430,31 @@ pub trait Store: Send + Sync + 'static {
     /// rated already (nothing changed; of concurrent ratings exactly one is kept). The
     /// conversation need not be archived yet; reading it later returns the rating.
     async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()>;
+    // ---- offline messages ----
+    /// Stores a new offline message, with the desk's notification `mail` when given, as
+    /// one write. `Conflict` when its id is taken (nothing written).
+    async fn add_offline_message(&self, message: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()>;
+    /// One offline message by id; `NotFound` when absent.
+    async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage>;
+    /// Offline messages matching `filter`, newest first ([`newest_first`]), and the total
+    /// count before paging.
+    async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)>;
+    /// `agent` takes the message ([`OfflineMessage::take_by`]: new → taken, one decision,
+    /// so of two agents taking it at once one wins and the other gets `Conflict`); returns
+    /// it as stored. `NotFound` when absent.
+    async fn take_offline_message(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage>;
+    /// Marks the message handled ([`OfflineMessage::mark_handled`]); returns it as stored.
+    async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage>;
+    /// Archives `reply` with the message and marks it handled
+    /// ([`OfflineMessage::add_reply`]), and stores the reply's `mail` in the same write
+    /// (once: a retried reply with the same id is one reply and one mail). Returns the
+    /// message as stored; `NotFound` when absent (nothing written).
+    async fn reply_offline_message(
+        &self,
+        id: &str,
+        reply: OfflineReply,
+        mail: OutboxMail,
+    ) -> StoreResult<OfflineMessage>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

@@ -118,6 +118,8 @@ mod rooms;
 mod appointments;
 // ---- appointment mail outbox (issue 17) ----
 mod outbox;
+// ---- offline messages ----
+mod offline;
 // ---- the archive: conversations and their message buckets ----
 mod archive;
 // ---- canned replies and ratings ----
@@ -275,6 +277,7 @@ impl MongoStore {
         self.create_appointment_indexes().await?;
         self.create_outbox_indexes().await?;
         self.create_canned_indexes().await?;
+        self.create_offline_indexes().await?;
         Ok(())
     }
 }
@@ -653,6 +656,35 @@ impl Store for MongoStore {
     // ---- ratings: in `mongo/ratings.rs` ----
     async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
         self.insert_rating(id, rating).await
+    }
+    // ---- offline messages: in `mongo/offline.rs` ----
+    async fn add_offline_message(&self, message: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
+        self.add_offline(message, mail).await
+    }
+
+    async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
+        self.find_offline(id).await
+    }
+
+    async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {
+        self.list_offline(filter, page).await
+    }
+
+    async fn take_offline_message(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage> {
+        self.take_offline(id, agent).await
+    }
+
+    async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
+        self.handle_offline(id, by).await
+    }
+
+    async fn reply_offline_message(
+        &self,
+        id: &str,
+        reply: OfflineReply,
+        mail: OutboxMail,
+    ) -> StoreResult<OfflineMessage> {
+        self.reply_offline(id, reply, mail).await
     }
 }
 

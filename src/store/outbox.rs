@@ -20,6 +20,13 @@ pub enum MailPurpose {
     Cancellation,
     /// Sent once the appointment is moved to another slot (at the sequence in the mail's id).
     Reschedule,
+    // ---- offline messages ----
+    /// A new offline message, to the desk's address (`OFFLINE_MAIL_TO`); its
+    /// `appointment_id` names the offline message.
+    OfflineMessage,
+    /// An agent's answer to an offline message, to its customer; its `appointment_id`
+    /// names the offline message, its id ends with the reply's id.
+    OfflineReply,
 }
 
 /// Where a mail is in its life.
@@ -49,6 +56,7 @@ pub struct OutboxMail {
     /// Derived from the appointment and the purpose (see `appointments::mails`), so
     /// writing it twice is one mail, and the Message-ID derived from it is stable.
     pub id: String,
+    /// The appointment it is about; for the offline purposes, the offline message.
     pub appointment_id: String,
     pub purpose: MailPurpose,
     pub to: String,

@@ -63,8 +63,22 @@ for (const size of Object.keys(SIZES)) {
       await page.goto(`${hub.url}/`);
       await page.getByTestId('category-general').waitFor();
       await expectClean(page, 'customer: topics');
+      // Nobody online in General yet: the notice and message form before the line.
+      await page.getByTestId('category-general').click();
+      await page.getByTestId('offline-form').waitFor();
+      await expectClean(page, 'customer: nobody online, the message form');
+      await page.getByTestId('offline-name').fill('Ada');
+      await page.getByTestId('offline-email').fill('ada@example.com');
+      await page.getByTestId('offline-text').fill('Please call me back.');
+      await page.getByTestId('offline-send').click();
+      await page.getByTestId('offline-sent').waitFor();
+      await expectClean(page, 'customer: message left');
       const staff = await pageAt(size);
       await agentSignsIn(staff, hub, agent);
+      // The console's offline messages, one opened with its reply composer.
+      await staff.getByTestId('offline-item').first().locator('summary').click();
+      await staff.getByTestId('offline-reply-button').first().click();
+      await expectClean(staff, 'agent console: offline messages');
       await customerJoins(page, hub, 'general', 'Ada');
       await page.getByTestId('session-title').filter({ hasText: 'Chatting with' }).waitFor();
       await page.getByTestId('message-input').fill('Hello');
@@ -85,7 +99,7 @@ for (const size of Object.keys(SIZES)) {
       await page.goto(`${hub.url}/admin.html`);
       await signIn(page, 'admin', ADMIN_PASSWORD);
       await page.getByTestId('dashboard').waitFor();
-      for (const view of ['dashboard', 'agents', 'categories', 'archive', 'calls', 'appointments']) {
+      for (const view of ['dashboard', 'agents', 'categories', 'archive', 'calls', 'appointments', 'offline']) {
         await page.goto(`${hub.url}/admin.html#${view}`);
         await page.waitForLoadState('networkidle');
         await expectClean(page, `admin: ${view}`);

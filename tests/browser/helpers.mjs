@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { mkdirSync, mkdtempSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +125,10 @@ export async function agentSignsIn(page, hub, agent, { available = true } = {}) 
 export async function customerJoins(page, hub, category, name) {
   await page.goto(`${hub.url}/`);
   await page.getByTestId(`category-${category}`).click();
+  // Nobody online in the category: the page says so first; the customer waits anyway.
+  const wait = page.getByTestId('wait-anyway');
+  await page.getByTestId('name-input').or(wait).first().waitFor();
+  if (await wait.isVisible()) await wait.click();
   await page.getByTestId('name-input').fill(name);
   await page.getByTestId('join-button').click();
   await page.getByTestId('session').waitFor();
@@ -165,11 +169,14 @@ export async function startProxy(hub) {
   const server = net.createServer((client) => {
     if (cut) { client.resetAndDestroy(); return; }
     const upstream = net.connect(Number(target.port), target.hostname);
-    const pair = { client, upstream, queue: [] };
+    const pair = { client, upstream, queue: [], websocket: false };
     pairs.add(pair);
     const close = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
     client.on('data', (chunk) => upstream.write(chunk));
-    upstream.on('data', (chunk) => (held ? pair.queue.push(chunk) : client.write(chunk)));
+    upstream.on('data', (chunk) => {
+      if (chunk.subarray(0, 12).toString('latin1') === 'HTTP/1.1 101') pair.websocket = true;
+      if (held) pair.queue.push(chunk); else client.write(chunk);
+    });
     for (const s of [client, upstream]) { s.on('error', close); s.on('close', close); }
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -181,6 +188,14 @@ export async function startProxy(hub) {
       pairs.clear();
     },
     restore() { cut = false; },
+    /** Sends `frame` (JSON) to the browser on every websocket through the proxy, as if the
+     *  hub had: one unmasked text frame, written between the hub's own frames. */
+    inject(frame) {
+      const payload = Buffer.from(JSON.stringify(frame));
+      const header = payload.length < 126 ? Buffer.from([0x81, payload.length])
+        : Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff]);
+      for (const pair of pairs) if (pair.websocket) pair.client.write(Buffer.concat([header, payload]));
+    },
     hold() { held = true; },
     release() {
       held = false;
@@ -242,4 +257,39 @@ export function launchMediaBrowser() {
     args: [...CHROMIUM_ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection'],
   });
+}
+
+// ---- offline messages: a real SMTP sink for tests that read mail ----
+/** A real SMTP sink (aiosmtpd from the repo's .venv) on a free loopback port, writing
+ *  every mail into a fresh Maildir; `mails()` reads them raw. */
+export async function startSmtpSink() {
+  const python = path.resolve(here, '../../.venv/bin/python');
+  if (!existsSync(python)) throw new Error(`${python} is missing: run scripts/ensure-test-deps.sh (make test does)`);
+  const port = await new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => { const { port: p } = server.address(); server.close(() => resolve(p)); });
+  });
+  const maildir = path.join(mkdtempSync(path.join(os.tmpdir(), 'switchboard-sink-')), 'maildir');
+  const child = spawn(python, ['-m', 'aiosmtpd', '-n', '-c', 'aiosmtpd.handlers.Mailbox', maildir, '-l', `127.0.0.1:${port}`],
+    { stdio: 'ignore' });
+  for (let i = 0; i < 200; i += 1) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) {
+      return {
+        port,
+        mails() {
+          const dir = path.join(maildir, 'new');
+          return existsSync(dir) ? readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8')) : [];
+        },
+        stop() { child.kill(); rmSync(path.dirname(maildir), { recursive: true, force: true }); },
+      };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill();
+  throw new Error(`aiosmtpd did not listen on ${port}`);
 }

@@ -46,6 +46,14 @@ test('the customer page is usable on a phone, by keyboard alone', async () => {
     await phone.keyboard.press('Tab');
     assert.equal(await phone.evaluate(() => document.activeElement?.dataset.testid), 'category-general');
     await phone.keyboard.press('Enter');
+    // Nobody is online in General: the page says so before the line, the message form
+    // first (focus on its name field); the customer chooses to wait anyway.
+    await phone.getByTestId('offline-title').filter({ hasText: 'Nobody is online in General right now' }).waitFor();
+    assert.match(await phone.evaluate(() => document.activeElement?.id), /^offline-name-/, 'focus moves to the message form');
+    await fitsWidth(phone);
+    await shot(phone, 'customer-offline-phone');
+    await phone.getByTestId('wait-anyway').focus();
+    await phone.keyboard.press('Enter');
     assert.equal(await phone.evaluate(() => document.activeElement?.id), 'name', 'focus moves to the name field');
     await phone.keyboard.type('Jo');
     await phone.keyboard.press('Enter');

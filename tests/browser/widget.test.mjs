@@ -56,14 +56,17 @@ test('the widget on another site: open, chat, carry on across pages, unread badg
     // Nobody is online yet: the widget says so.
     await launcher(customer).click();
     await chat(customer).getByTestId('widget-title').filter({ hasText: 'Trailhead help desk' }).waitFor();
-    await chat(customer).getByTestId('widget-offline').filter({ hasText: 'Nobody is online right now' }).waitFor();
     await chat(customer).getByTestId('widget-status').filter({ hasText: 'Nobody is online' }).waitFor();
-    // data-category="sales" chose the topic: straight to the name.
-    await chat(customer).getByTestId('name-input').waitFor();
+    // data-category="sales" chose the topic: nobody is online there, said before the
+    // line, with the message form and the choice to wait anyway (the widget's general
+    // "nobody is online" bar gives way to it).
+    await chat(customer).getByTestId('offline-title').filter({ hasText: 'Nobody is online in Sales right now' }).waitFor();
+    await chat(customer).getByTestId('widget-offline').waitFor({ state: 'hidden' });
     await shot(customer, 'widget-offline');
 
-    // An agent signs in; the customer joins and is connected.
+    // An agent signs in; the customer waits anyway, joins and is connected.
     await agentSignsIn(agent, hub, dana);
+    await chat(customer).getByTestId('wait-anyway').click();
     await chat(customer).getByTestId('name-input').fill('Erin');
     await chat(customer).getByTestId('join-button').click();
     await chat(customer).getByTestId('session-title').filter({ hasText: 'Chatting with Dana' }).waitFor();
@@ -118,7 +121,8 @@ test('on a phone the open chat fills the screen', async () => {
     pages.push(phone);
     await phone.goto(`${shop}/`);
     await launcher(phone).click();
-    await chat(phone).getByTestId('name-input').waitFor();
+    // Nobody is online in the preset topic: the message form shows first, full screen too.
+    await chat(phone).getByTestId('offline-form').waitFor();
     const box = await widget(phone).getByTestId('widget-frame').boundingBox();
     assert.deepEqual([box.x, box.y, box.width, box.height], [0, 0, 390, 844]);
     await shot(phone, 'widget-phone-open');

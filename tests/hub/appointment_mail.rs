@@ -17,16 +17,16 @@ use crate::common::*;
 use crate::durability::wait_until_the_store_is_open;
 
 /// How long a test waits for a mail that must come (retries, restarts: generous).
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// A real SMTP server (aiosmtpd) on a port chosen beforehand, writing to a maildir.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
     maildir: PathBuf,
 }
 
 impl SmtpSink {
-    async fn start(port: u16) -> Self {
+    pub(crate) async fn start(port: u16) -> Self {
         let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
         assert!(
             python.exists(),
@@ -52,7 +52,7 @@ impl SmtpSink {
     }
 
     /// Every mail received so far, raw, oldest first.
-    fn mails(&self) -> Vec<String> {
+    pub(crate) fn mails(&self) -> Vec<String> {
         let mut files: Vec<_> = std::fs::read_dir(self.maildir.join("new"))
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
@@ -61,7 +61,7 @@ impl SmtpSink {
     }
 
     /// Waits until at least `n` mails are there and returns them.
-    async fn wait_for(&self, n: usize) -> Vec<String> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<String> {
         let deadline = Instant::now() + WAIT;
         loop {
             let mails = self.mails();
@@ -161,7 +161,7 @@ async fn book(base: &str, body: Value) -> (u16, Value) {
 }
 
 /// Test settings for mail: SMTP on `port`, a fast worker and short, capped retries.
-fn mail_settings(port: u16) -> impl FnOnce(&mut switchboard::config::Settings) {
+pub(crate) fn mail_settings(port: u16) -> impl FnOnce(&mut switchboard::config::Settings) {
     move |s| {
         s.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
         s.mail_from = "Desk <desk@example.org>".to_string();
@@ -172,7 +172,7 @@ fn mail_settings(port: u16) -> impl FnOnce(&mut switchboard::config::Settings) {
 }
 
 /// The admins' view of the outbox.
-async fn outbox(admin: &Api, query: &str) -> Value {
+pub(crate) async fn outbox(admin: &Api, query: &str) -> Value {
     let (status, page) = admin.get(&format!("/api/admin/mails{query}")).await;
     assert_eq!(status, 200, "{page}");
     page

@@ -24,13 +24,13 @@ const WAIT: Duration = Duration::from_secs(20);
 const LEASE_MS: u64 = 1_000;
 const RENEW_MS: u64 = 200;
 
-async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(redis.url()).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
 }
 
 /// The incarnation Redis holds for `node`, if registered.
-async fn registered(mut conn: redis::aio::MultiplexedConnection, node: &str) -> Option<u64> {
+pub(crate) async fn registered(mut conn: redis::aio::MultiplexedConnection, node: &str) -> Option<u64> {
     redis::cmd("HGET")
         .arg("{sb}:nodes")
         .arg(node)
@@ -41,7 +41,10 @@ async fn registered(mut conn: redis::aio::MultiplexedConnection, node: &str) -> 
 }
 
 /// Polls `check` until it gives `Some`, failing after [`WAIT`] with `what`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(value) = check().await {
@@ -54,7 +57,7 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
 
 /// A hub in this process that joins the cluster at `redis` as `node`, on `store`, with
 /// its own `DATA_DIR` (a MongoDB hub keeps its archive spool there) inside `scratch`.
-async fn node_on(store: SharedStore, redis: &RedisServer, node: &str, scratch: &TempDir) -> TestHub {
+pub(crate) async fn node_on(store: SharedStore, redis: &RedisServer, node: &str, scratch: &TempDir) -> TestHub {
     let (url, node) = (redis.url(), node.to_string());
     let data_dir = scratch.0.join(&node);
     TestHub::with_store(store, move |s| {

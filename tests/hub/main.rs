@@ -33,6 +33,8 @@ mod edge;
 // the listening socket's backlog
 mod listen_backlog;
 mod logging;
+// offline messages: left when nobody is online, answered by mail
+mod offline;
 mod openapi;
 mod redis_server;
 mod routing;

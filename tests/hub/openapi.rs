@@ -505,9 +505,26 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         assert_eq!(status, 201, "{reply}");
         reply["id"].as_str().unwrap().to_string()
     };
+    // offline messages: one each to take, mark handled and answer (taking a handled one is refused).
+    let mut offline_ids = vec![];
+    for _ in 0..3 {
+        let left: Value = client
+            .post(hub.url("/api/offline-messages"))
+            .json(&json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Hello?"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        offline_ids.push(left["id"].as_str().expect("left").to_string());
+    }
     let real_ids = BTreeMap::from([
         ("/api/admin/canned-replies/{id}", desk_reply),
         ("/api/canned-replies/{id}", own_reply),
+        ("/api/offline-messages/{id}/take", offline_ids[0].clone()),
+        ("/api/offline-messages/{id}/handled", offline_ids[1].clone()),
+        ("/api/offline-messages/{id}/reply", offline_ids[2].clone()),
         ("/api/agent/appointments/{id}/start", started_id),
         ("/api/chats/{id}/video", live_chat),
         ("/api/rooms/{id}", room_id.clone()),

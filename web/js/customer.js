@@ -7,6 +7,7 @@ import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
 import { beep, flashTitle } from './notify.js';
 import { showRating, clearRating } from './rating.js';
+import { offlineDesk, deskUnavailable } from './offline-desk.js';
 
 const KEY = 'switchboard.customer';
 const $ = (id) => document.getElementById(id);
@@ -59,7 +60,7 @@ function pageNotice(text) {
 }
 
 function screen(name) {
-  for (const id of ['welcome', 'join', 'session']) show($(id), id === name);
+  for (const id of ['welcome', 'offline', 'join', 'session']) show($(id), id === name);
 }
 
 async function loadCategories() {
@@ -76,7 +77,28 @@ async function loadCategories() {
   if (preset && !saved && !$('welcome').hidden) chooseCategory(preset);
 }
 
-function chooseCategory(c) {
+/** A category chosen: nobody to chat with there (closed, or no agent online) is said
+ *  before the customer waits, with the message form; else on to the name. */
+async function chooseCategory(c) {
+  const res = await api('GET', '/api/categories');
+  const now = (res.ok && res.data.find((x) => x.id === c.id)) || c;
+  if (deskUnavailable(now)) {
+    pendingJoin = { category: c.id, categoryName: now.name };
+    const notice = offlineDesk({
+      category: c.id, categoryName: now.name, open: now.open !== false,
+      onWait: () => askName(now),
+    });
+    const back = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'offline-back' }, onclick: () => screen('welcome') }, 'Other topics');
+    $('offline').replaceChildren(notice, el('div', { class: 'row offline-back' }, back));
+    screen('offline');
+    notice.querySelector('input')?.focus();
+    announce(notice.querySelector('h2').textContent);
+    return;
+  }
+  askName(now);
+}
+
+function askName(c) {
   pendingJoin = { category: c.id, categoryName: c.name };
   $('join-topic').textContent = c.name;
   $('name-error').textContent = '';
@@ -95,8 +117,36 @@ function submitJoin(e) {
   else socket.start();
 }
 
+/** The hub says whether anyone can serve the customer's category now (`desk_status`):
+ *  while nobody can, the notice and message form show above the line, and the customer
+ *  keeps their place. */
+function deskStatus(f) {
+  const category = saved?.category || pendingJoin?.category;
+  if (!category || f.category !== category || inChat) return;
+  const host = $('desk-status');
+  if (!deskUnavailable(f)) {
+    // Someone is back: the notice goes, unless a message was just left (its confirmation stays).
+    if (!host.querySelector('[data-testid="offline-sent"]:not([hidden])')) host.replaceChildren();
+    show(host, host.childElementCount > 0);
+    return;
+  }
+  const open = f.open !== false;
+  const current = host.firstElementChild;
+  if (current && current.dataset.open === String(open)) return;
+  const notice = offlineDesk({
+    category, categoryName: saved?.categoryName || pendingJoin?.categoryName || category,
+    open, waiting: true, heading: 'h3', name: saved?.name || '',
+  });
+  notice.dataset.open = String(open);
+  host.replaceChildren(notice);
+  show(host, true);
+  announce(notice.querySelector('h3').textContent);
+}
+
 function startSession() {
   screen('session');
+  $('desk-status').replaceChildren();
+  show($('desk-status'), false);
   show($('waiting'), true);
   show($('ended'), false);
   clearRating($('ended'));
@@ -161,6 +211,8 @@ function advanceCursor(seq) {
 }
 
 function chatting(chatId, peerName, categoryName, startedFresh) {
+  $('desk-status').replaceChildren();
+  show($('desk-status'), false);
   if (saved.chatId !== chatId) {
     saved.chatId = chatId;
     saved.lastSeq = 0;
@@ -234,6 +286,10 @@ function handle(f) {
       $('place').textContent = f.place;
       showEstimate(f.estimate);
       announce(`You are number ${f.place} in line`);
+      break;
+    // Another engineer's hub frame: whether anyone can serve a category now.
+    case 'desk_status':
+      deskStatus(f);
       break;
     case 'chat_started':
       chatting(f.chat_id, f.peer_name, f.category_name, true);

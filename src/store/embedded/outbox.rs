@@ -119,7 +119,7 @@ fn rewrite(tx: &redb::WriteTransaction, old: &OutboxMail, new: &OutboxMail) -> S
 }
 
 /// Stores `mail` in the caller's transaction unless its id is there (the same mail).
-fn put_in(tx: &redb::WriteTransaction, mail: &OutboxMail) -> StoreResult<()> {
+pub(super) fn put_in(tx: &redb::WriteTransaction, mail: &OutboxMail) -> StoreResult<()> {
     let mut mails = tx.open_table(MAILS).map_err(unavailable)?;
     if mails.get(mail.id.as_str()).map_err(unavailable)?.is_some() {
         return Ok(());

@@ -445,4 +445,33 @@ impl Store for EmbeddedStore {
     async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
         self.insert_rating(id, rating).await
     }
+    // ---- offline messages: in `embedded/offline.rs` ----
+    async fn add_offline_message(&self, message: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
+        self.add_offline(message, mail).await
+    }
+
+    async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
+        self.find_offline(id).await
+    }
+
+    async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {
+        self.list_offline(filter, page).await
+    }
+
+    async fn take_offline_message(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage> {
+        self.take_offline(id, agent).await
+    }
+
+    async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
+        self.handle_offline(id, by).await
+    }
+
+    async fn reply_offline_message(
+        &self,
+        id: &str,
+        reply: OfflineReply,
+        mail: OutboxMail,
+    ) -> StoreResult<OfflineMessage> {
+        self.reply_offline(id, reply, mail).await
+    }
 }

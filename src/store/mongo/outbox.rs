@@ -29,7 +29,7 @@ use crate::store::{
 };
 
 #[derive(Serialize, Deserialize)]
-struct MailDoc {
+pub(super) struct MailDoc {
     #[serde(rename = "_id")]
     id: String,
     appointment_id: String,
@@ -101,7 +101,7 @@ fn status_name(status: MailStatus) -> &'static str {
 }
 
 impl MongoStore {
-    fn outbox(&self) -> Collection<MailDoc> {
+    pub(super) fn outbox(&self) -> Collection<MailDoc> {
         self.db.collection("outbox")
     }
 
@@ -122,7 +122,7 @@ impl MongoStore {
     }
 
     /// Inserts `mail`; one of its id already there is the same mail.
-    async fn put_mail(&self, mail: OutboxMail) -> StoreResult<()> {
+    pub(super) async fn put_mail(&self, mail: OutboxMail) -> StoreResult<()> {
         match self.outbox().insert_one(MailDoc::from(mail)).await {
             Ok(_) => Ok(()),
             Err(e) if is_duplicate_key(&e) => Ok(()),

@@ -1,0 +1,441 @@
+//! The offline messages API: a customer leaves a message when nobody can chat with them
+//! (public, throttled per address); agents (for the categories they hold) and admins
+//! (all) list them, take them, mark them handled, and answer them by mail.
+//!
+//! Mail goes through the durable outbox (`offline` for what the mails say, the store for
+//! writing each mail with its message or reply, `appointments::mailer` for sending): a
+//! new message is mailed to `OFFLINE_MAIL_TO` when set; a reply to the customer, sent
+//! once and retried while the relay is down, and archived with the message.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::access::ClientIp;
+use super::responses::{SignedIn, Unavailable};
+use super::session::Authed;
+use super::{ApiError, AppState, ErrorBody};
+use crate::core::names::checked_name;
+use crate::store::{Account, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, Page, Role, StoreError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(leave, list))
+        .routes(routes!(take))
+        .routes(routes!(handled))
+        .routes(routes!(reply))
+}
+
+/// Staff-only paths under this module (the collection itself is also public: leaving a
+/// message; its listing checks the whitelist itself).
+pub fn is_staff_path(path: &str) -> bool {
+    path.starts_with("/api/offline-messages/")
+}
+
+/// Longest name, in characters.
+const MAX_NAME: usize = 100;
+/// Longest email address (RFC 5321's path limit).
+const MAX_EMAIL: usize = 254;
+/// Longest reply, in characters.
+const MAX_REPLY: usize = 20_000;
+/// Most messages one listing returns.
+const MAX_LIMIT: u64 = 500;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveRequest {
+    /// The category id the customer chose.
+    pub category: String,
+    /// 1 to 100 characters, something visible.
+    pub name: String,
+    /// Where the answer goes.
+    pub email: String,
+    /// 1 character up to the hub's longest chat message (`MAX_MESSAGE_LEN`).
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Left {
+    /// The stored message's id.
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfflineReplyView {
+    pub id: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub text: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfflineMessageView {
+    pub id: String,
+    /// The category's id.
+    pub category: String,
+    /// The category's name now (its id when the category is gone).
+    pub category_name: String,
+    pub name: String,
+    pub email: String,
+    pub text: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub state: OfflineState,
+    /// The account that took it (or first handled or answered it).
+    pub taken_by: Option<String>,
+    /// That account's display name.
+    pub taken_by_name: Option<String>,
+    /// The answers sent by mail, oldest first.
+    pub replies: Vec<OfflineReplyView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfflinePage {
+    /// Newest first.
+    pub items: Vec<OfflineMessageView>,
+    /// Messages matching the query before `limit`.
+    pub total: u64,
+    /// Messages in state `new` the caller may see (whatever the query), for the inbox's count.
+    pub new_count: u64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OfflineQuery {
+    /// Only messages in this state.
+    pub state: Option<OfflineState>,
+    /// Only messages of this category id.
+    pub category: Option<String>,
+    /// At most this many (1 to 500, default 100).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyRequest {
+    /// The answer, mailed to the customer: 1 to 20000 characters.
+    pub text: String,
+}
+
+fn valid_email(raw: &str) -> Result<String, ApiError> {
+    let email = raw.trim();
+    (email.len() <= MAX_EMAIL)
+        .then(|| email.parse::<lettre::Address>().ok())
+        .flatten()
+        .filter(|a| a.domain().contains('.'))
+        .map(|a| a.to_string())
+        .ok_or_else(|| ApiError::invalid("invalid_email", "an email address like name@example.com is needed"))
+}
+
+fn unknown() -> ApiError {
+    ApiError::Refused {
+        status: StatusCode::NOT_FOUND,
+        code: "unknown_offline_message",
+        message: "there is no such offline message".into(),
+    }
+}
+
+/// Whether `account` may see and act on messages of `category`.
+fn may_see(account: &Account, category: &str) -> bool {
+    account.role == Role::Admin || account.categories.iter().any(|c| c == category)
+}
+
+/// Leaves a message for the desk when nobody can chat now.
+#[utoipa::path(post, path = "/api/offline-messages", tag = "public",
+    request_body(content = LeaveRequest, example = json!({"category": "general", "name": "Carla",
+        "email": "carla@example.com", "text": "Where is my order 1234?"})),
+    responses((status = 201, body = Left),
+        (status = 400, description = "`bad_json`, `invalid_name`, `invalid_email`, `empty_text`, `text_too_long`, \
+            `unknown_category`: which rule the body breaks", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body is over the JSON limit", body = ErrorBody),
+        (status = 429, description = "`too_many_messages`: this address left too many messages; `Retry-After` says \
+            when to try again", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
+        Unavailable))]
+async fn leave(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    body: Result<Json<LeaveRequest>, JsonRejection>,
+) -> Response {
+    let throttled = !ip.is_whitelisted(&state.settings);
+    if throttled && let Err(wait) = state.offline_throttle.take(ip.key()) {
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let refused = ApiError::Refused {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_messages",
+            message: format!("too many messages from this address; try again in {seconds} s"),
+        };
+        let retry_after = [(axum::http::header::RETRY_AFTER, seconds.to_string())];
+        return (retry_after, refused).into_response();
+    }
+    let left = leave_checked(&state, &headers, body).await;
+    if throttled && left.is_err() {
+        state.offline_throttle.give_back(ip.key());
+    }
+    left.into_response()
+}
+
+async fn leave_checked(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Json<LeaveRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Left>), ApiError> {
+    let Json(body) = body?;
+    let name = checked_name(&body.name, MAX_NAME).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+    let email = valid_email(&body.email)?;
+    let text = body.text.trim().to_string();
+    if text.is_empty() {
+        return Err(ApiError::invalid("empty_text", "the message is empty"));
+    }
+    let max = state.settings.max_message_len;
+    if text.chars().count() > max {
+        return Err(ApiError::invalid(
+            "text_too_long",
+            format!("a message has at most {max} characters"),
+        ));
+    }
+    let categories = state.store.categories().await?;
+    let Some(category) = categories.iter().find(|c| c.id == body.category.trim()) else {
+        return Err(ApiError::invalid("unknown_category", "there is no such category"));
+    };
+    let now = crate::hub::now_ms();
+    let message = OfflineMessage {
+        id: uuid::Uuid::now_v7().to_string(),
+        category: category.id.clone(),
+        name,
+        email,
+        text,
+        created_at: now,
+        state: OfflineState::New,
+        taken_by: None,
+        replies: vec![],
+    };
+    let mail = state.settings.offline_mail_to.as_ref().map(|desk| {
+        let console = format!("{}/agent.html", super::appointments::base_url(state, headers));
+        crate::offline::desk_mail(&message, &category.name, desk, &console, now)
+    });
+    let id = message.id.clone();
+    state.store.add_offline_message(message, mail).await?;
+    metrics::counter!("switchboard_offline_messages_total").increment(1);
+    Ok((StatusCode::CREATED, Json(Left { id })))
+}
+
+/// The views of `messages`, with category and account names.
+async fn views(state: &AppState, messages: Vec<OfflineMessage>) -> Result<Vec<OfflineMessageView>, ApiError> {
+    let categories = state.store.categories().await?;
+    let accounts = state.store.accounts().await?;
+    Ok(messages
+        .into_iter()
+        .map(|m| OfflineMessageView {
+            category_name: categories
+                .iter()
+                .find(|c| c.id == m.category)
+                .map_or_else(|| m.category.clone(), |c| c.name.clone()),
+            taken_by_name: m
+                .taken_by
+                .as_ref()
+                .and_then(|id| accounts.iter().find(|a| &a.id == id))
+                .map(|a| a.display_name.clone()),
+            id: m.id,
+            category: m.category,
+            name: m.name,
+            email: m.email,
+            text: m.text,
+            created_at: m.created_at,
+            state: m.state,
+            taken_by: m.taken_by,
+            replies: m
+                .replies
+                .into_iter()
+                .map(|r| OfflineReplyView {
+                    id: r.id,
+                    agent_id: r.agent_id,
+                    agent_name: r.agent_name,
+                    text: r.text,
+                    at: r.at,
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// Offline messages, newest first: an agent's of the categories they hold, all for admins.
+#[utoipa::path(get, path = "/api/offline-messages", tag = "session", params(OfflineQuery),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = OfflinePage),
+        (status = 400, description = "`bad_query`: a parameter is malformed or out of range", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn list(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    authed: Result<Authed, ApiError>,
+    query: Result<Query<OfflineQuery>, QueryRejection>,
+) -> Result<Json<OfflinePage>, ApiError> {
+    // The whitelist first, as for every staff route (this path is also the public POST's).
+    if !ip.is_whitelisted(&state.settings) {
+        return Err(ApiError::NotWhitelisted);
+    }
+    let Authed(account) = authed?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "bad_query",
+            format!("limit must be from 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let everything = Page {
+        offset: 0,
+        limit: u64::MAX,
+    };
+    // The desk's whole list is small (people write these by hand), so an agent's share is
+    // taken from it here rather than by a filter of every backend.
+    let filter = OfflineFilter {
+        state: q.state,
+        category: q.category.filter(|c| !c.is_empty()),
+    };
+    let (all, _) = state.store.offline_messages(&filter, everything).await?;
+    let visible: Vec<OfflineMessage> = all.into_iter().filter(|m| may_see(&account, &m.category)).collect();
+    let total = visible.len() as u64;
+    let new_filter = OfflineFilter {
+        state: Some(OfflineState::New),
+        category: None,
+    };
+    let (new, _) = state.store.offline_messages(&new_filter, everything).await?;
+    let new_count = new.iter().filter(|m| may_see(&account, &m.category)).count() as u64;
+    let items = views(&state, visible.into_iter().take(limit as usize).collect()).await?;
+    Ok(Json(OfflinePage {
+        items,
+        total,
+        new_count,
+    }))
+}
+
+/// The message `id` if `account` may act on it.
+async fn visible(state: &AppState, account: &Account, id: &str) -> Result<OfflineMessage, ApiError> {
+    match state.store.offline_message(id).await {
+        Ok(m) if may_see(account, &m.category) => Ok(m),
+        Ok(_) | Err(StoreError::NotFound) => Err(unknown()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn one_view(state: &AppState, m: OfflineMessage) -> Result<Json<OfflineMessageView>, ApiError> {
+    Ok(Json(views(state, vec![m]).await?.remove(0)))
+}
+
+fn store_refusal(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => unknown(),
+        StoreError::Conflict => ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "already_taken",
+            message: "another agent took this message, or it is handled already".into(),
+        },
+        e => e.into(),
+    }
+}
+
+/// Takes a new message: it is the caller's to answer.
+#[utoipa::path(post, path = "/api/offline-messages/{id}/take", tag = "session",
+    params(("id" = String, Path, description = "the message's id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = OfflineMessageView),
+        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
+        (status = 409, description = "`already_taken`: another agent took it, or it is handled", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn take(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<OfflineMessageView>, ApiError> {
+    visible(&state, &account, &id).await?;
+    let m = state
+        .store
+        .take_offline_message(&id, &account.id)
+        .await
+        .map_err(store_refusal)?;
+    one_view(&state, m).await
+}
+
+/// Marks a message handled (nothing more to do for it).
+#[utoipa::path(post, path = "/api/offline-messages/{id}/handled", tag = "session",
+    params(("id" = String, Path, description = "the message's id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = OfflineMessageView),
+        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn handled(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<OfflineMessageView>, ApiError> {
+    visible(&state, &account, &id).await?;
+    let m = state
+        .store
+        .mark_offline_message_handled(&id, &account.id)
+        .await
+        .map_err(store_refusal)?;
+    one_view(&state, m).await
+}
+
+/// Answers a message by mail: the reply goes to the customer through the mail outbox
+/// (sent once, retried while the relay is down), is archived with the message, and marks
+/// it handled.
+#[utoipa::path(post, path = "/api/offline-messages/{id}/reply", tag = "session",
+    params(("id" = String, Path, description = "the message's id")),
+    request_body(content = ReplyRequest, example = json!({"text": "Your order left our store today."})),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = OfflineMessageView, description = "the message with the reply archived; the mail is on its way"),
+        (status = 400, description = "`bad_json`, `empty_text`, `text_too_long`", body = ErrorBody),
+        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body is over the JSON limit", body = ErrorBody),
+        SignedIn, Unavailable))]
+async fn reply(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    Path(id): Path<String>,
+    body: Result<Json<ReplyRequest>, JsonRejection>,
+) -> Result<Json<OfflineMessageView>, ApiError> {
+    let m = visible(&state, &account, &id).await?;
+    let Json(body) = body?;
+    let text = body.text.trim().to_string();
+    if text.is_empty() {
+        return Err(ApiError::invalid("empty_text", "the reply is empty"));
+    }
+    if text.chars().count() > MAX_REPLY {
+        return Err(ApiError::invalid(
+            "text_too_long",
+            format!("a reply has at most {MAX_REPLY} characters"),
+        ));
+    }
+    let reply = OfflineReply {
+        id: uuid::Uuid::now_v7().simple().to_string(),
+        agent_id: account.id.clone(),
+        agent_name: account.display_name.clone(),
+        text,
+        at: crate::hub::now_ms(),
+    };
+    let category = state
+        .store
+        .categories()
+        .await?
+        .into_iter()
+        .find(|c| c.id == m.category)
+        .map_or_else(|| m.category.clone(), |c| c.name);
+    let mail = crate::offline::reply_mail(&m, &category, &reply);
+    let m = state
+        .store
+        .reply_offline_message(&id, reply, mail)
+        .await
+        .map_err(store_refusal)?;
+    metrics::counter!("switchboard_offline_replies_total").increment(1);
+    one_view(&state, m).await
+}

@@ -1,0 +1,96 @@
+//! Offline messages: the mails they cause, as outbox entries.
+//!
+//! A new offline message is mailed to the desk (`OFFLINE_MAIL_TO`, when set); an agent's
+//! answer is mailed to the customer. Both go through the durable mail outbox: the store
+//! writes the mail with the message or the reply, and the outbox worker
+//! (`appointments::mailer`) sends it once, retrying while the relay is down. Each mail's
+//! id is derived from the message (and the reply), so writing it twice is one mail and
+//! its `Message-ID` never changes. The HTTP side is `http::offline`.
+
+use crate::store::{MailPurpose, MailStatus, Millis, OfflineMessage, OfflineReply, OutboxMail};
+
+/// The outbox id of the desk's mail about message `id`.
+pub fn desk_mail_id(id: &str) -> String {
+    format!("offline-{id}.desk")
+}
+
+/// The outbox id of the mail of reply `reply` to message `id`.
+pub fn reply_mail_id(id: &str, reply: &str) -> String {
+    format!("offline-{id}.reply-{reply}")
+}
+
+/// The reply a reply's mail carries, from its id ([`reply_mail_id`]).
+pub fn reply_of_mail(mail_id: &str) -> Option<&str> {
+    mail_id.rsplit_once(".reply-").map(|(_, r)| r)
+}
+
+fn pending(
+    id: String,
+    message: &str,
+    purpose: MailPurpose,
+    to: &str,
+    subject: String,
+    text: String,
+    now: Millis,
+) -> OutboxMail {
+    OutboxMail {
+        id,
+        appointment_id: message.to_string(),
+        purpose,
+        to: to.to_string(),
+        subject,
+        text,
+        attachments: vec![],
+        status: MailStatus::Pending,
+        attempts: 0,
+        due_at: now,
+        claimed_by: None,
+        claim_until: None,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+    }
+}
+
+/// The desk's mail about a new message `m` in `category` (its name), with a link to the
+/// console (`console_url`).
+pub fn desk_mail(m: &OfflineMessage, category: &str, desk: &str, console_url: &str, now: Millis) -> OutboxMail {
+    let subject = format!("Offline message in {category} from {}", m.name);
+    let text = format!(
+        "{name} <{email}> left a message in {category} while nobody was online:\n\n{text}\n\n\
+         Answer it from the agent console: {console_url}\n",
+        name = m.name,
+        email = m.email,
+        text = m.text,
+    );
+    pending(
+        desk_mail_id(&m.id),
+        &m.id,
+        MailPurpose::OfflineMessage,
+        desk,
+        subject,
+        text,
+        now,
+    )
+}
+
+/// The customer's mail with `reply` to their message `m` in `category` (its name).
+pub fn reply_mail(m: &OfflineMessage, category: &str, reply: &OfflineReply) -> OutboxMail {
+    let subject = format!("Re: your message to {category}");
+    let quoted: String = m.text.lines().map(|l| format!("> {l}\n")).collect();
+    let text = format!(
+        "Hello {name},\n\n{answer}\n\n{agent}\n\nYou wrote:\n{quoted}",
+        name = m.name,
+        answer = reply.text,
+        agent = reply.agent_name,
+    );
+    pending(
+        reply_mail_id(&m.id, &reply.id),
+        &m.id,
+        MailPurpose::OfflineReply,
+        &m.email,
+        subject,
+        text,
+        reply.at,
+    )
+}

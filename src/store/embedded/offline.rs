@@ -1,0 +1,131 @@
+//! Offline messages in the embedded store: one table by id (JSON), and an index by
+//! creation for listing newest first. A message with its desk mail, or a reply with its
+//! mail, is one redb write transaction, so both are committed or neither; redb runs one
+//! write transaction at a time, so taking a message (read, check, rewrite) is one decision.
+
+use super::outbox::put_in;
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use crate::store::{Millis, OfflineFilter, OfflineMessage, OfflineReply, OutboxMail, Page, StoreError, StoreResult};
+
+/// Message id → JSON [`OfflineMessage`].
+const OFFLINE: TableDefinition<&str, &[u8]> = TableDefinition::new("offline_messages");
+/// (created at, message id), for listing newest first.
+const BY_CREATED: TableDefinition<(i64, &str), ()> = TableDefinition::new("offline_messages_by_created");
+
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(OFFLINE).map_err(unavailable)?;
+    tx.open_table(BY_CREATED).map_err(unavailable)?;
+    Ok(())
+}
+
+fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OfflineMessage> {
+    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+    decode(guard.value())
+}
+
+fn save(tx: &redb::WriteTransaction, m: &OfflineMessage) -> StoreResult<()> {
+    tx.open_table(OFFLINE)
+        .map_err(unavailable)?
+        .insert(m.id.as_str(), encode(m)?.as_slice())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Reads message `id` in the caller's transaction, applies `change` and stores the result.
+fn change_in<T>(
+    tx: &redb::WriteTransaction,
+    id: &str,
+    change: impl FnOnce(&mut OfflineMessage) -> StoreResult<T>,
+) -> StoreResult<(OfflineMessage, T)> {
+    let mut m = load(&tx.open_table(OFFLINE).map_err(unavailable)?, id)?;
+    let out = change(&mut m)?;
+    save(tx, &m)?;
+    Ok((m, out))
+}
+
+impl EmbeddedStore {
+    pub(super) async fn add_offline(&self, m: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
+        self.write(move |tx| {
+            if tx
+                .open_table(OFFLINE)
+                .map_err(unavailable)?
+                .get(m.id.as_str())
+                .map_err(unavailable)?
+                .is_some()
+            {
+                return Err(StoreError::Conflict);
+            }
+            save(tx, &m)?;
+            tx.open_table(BY_CREATED)
+                .map_err(unavailable)?
+                .insert((m.created_at as Millis, m.id.as_str()), ())
+                .map_err(unavailable)?;
+            if let Some(mail) = &mail {
+                put_in(tx, mail)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn find_offline(&self, id: &str) -> StoreResult<OfflineMessage> {
+        let id = id.to_string();
+        self.read(move |tx| load(&tx.open_table(OFFLINE).map_err(unavailable)?, &id))
+            .await
+    }
+
+    pub(super) async fn list_offline(
+        &self,
+        filter: &OfflineFilter,
+        page: Page,
+    ) -> StoreResult<(Vec<OfflineMessage>, u64)> {
+        let filter = filter.clone();
+        self.read(move |tx| {
+            let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
+            let table = tx.open_table(OFFLINE).map_err(unavailable)?;
+            let (mut items, mut total) = (Vec::new(), 0u64);
+            for row in by_created.iter().map_err(unavailable)?.rev() {
+                let (key, _) = row.map_err(unavailable)?;
+                let m = load(&table, key.value().1)?;
+                if !filter.matches(&m) {
+                    continue;
+                }
+                if total >= page.offset && (items.len() as u64) < page.limit {
+                    items.push(m);
+                }
+                total += 1;
+            }
+            Ok((items, total))
+        })
+        .await
+    }
+
+    pub(super) async fn take_offline(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage> {
+        let (id, agent) = (id.to_string(), agent.to_string());
+        self.write(move |tx| Ok(change_in(tx, &id, |m| m.take_by(&agent))?.0))
+            .await
+    }
+
+    pub(super) async fn handle_offline(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
+        let (id, by) = (id.to_string(), by.to_string());
+        self.write(move |tx| Ok(change_in(tx, &id, |m| Ok(m.mark_handled(&by)))?.0))
+            .await
+    }
+
+    pub(super) async fn reply_offline(
+        &self,
+        id: &str,
+        reply: OfflineReply,
+        mail: OutboxMail,
+    ) -> StoreResult<OfflineMessage> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let (m, added) = change_in(tx, &id, |m| Ok(m.add_reply(reply)))?;
+            if added {
+                put_in(tx, &mail)?;
+            }
+            Ok(m)
+        })
+        .await
+    }
+}

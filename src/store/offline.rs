@@ -1,0 +1,117 @@
+//! Offline messages: what a customer leaves when nobody can chat with them (a category
+//! closed, or no agent holding it online), as stored.
+//!
+//! A message goes `new` → `taken` (an agent said it is theirs) → `handled` (marked so, or
+//! answered by mail). Replies are archived with the message; a reply's mail is written in
+//! the same store call as the reply (the mail outbox, see `outbox.rs`), so a stored reply
+//! never lacks its mail. The rules of each change are here, so every backend applies the
+//! same ones ([`OfflineMessage::take_by`], [`OfflineMessage::mark_handled`],
+//! [`OfflineMessage::add_reply`]).
+
+use super::{Millis, StoreError, StoreResult};
+
+/// Where an offline message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineState {
+    /// Nobody has taken it yet.
+    New,
+    /// An agent took it (`taken_by`).
+    Taken,
+    /// Answered, or marked handled.
+    Handled,
+}
+
+impl OfflineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfflineState::New => "new",
+            OfflineState::Taken => "taken",
+            OfflineState::Handled => "handled",
+        }
+    }
+}
+
+/// A reply sent by mail, archived with its message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OfflineReply {
+    /// Unique within its message (a UUIDv7); names the reply's outbox mail too.
+    pub id: String,
+    /// The account that answered.
+    pub agent_id: String,
+    pub agent_name: String,
+    pub text: String,
+    pub at: Millis,
+}
+
+/// A message left while nobody was online.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OfflineMessage {
+    pub id: String,
+    /// The category id the customer chose.
+    pub category: String,
+    pub name: String,
+    pub email: String,
+    pub text: String,
+    pub created_at: Millis,
+    pub state: OfflineState,
+    /// The account that took it (or first handled or answered it).
+    pub taken_by: Option<String>,
+    /// Oldest first.
+    pub replies: Vec<OfflineReply>,
+}
+
+/// Which offline messages to list; each field narrows the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfflineFilter {
+    pub state: Option<OfflineState>,
+    pub category: Option<String>,
+}
+
+impl OfflineFilter {
+    pub fn matches(&self, m: &OfflineMessage) -> bool {
+        self.state.is_none_or(|s| s == m.state) && self.category.as_ref().is_none_or(|c| *c == m.category)
+    }
+}
+
+impl OfflineMessage {
+    /// `agent` takes it: a new message becomes theirs. Taking one already theirs changes
+    /// nothing (`Ok(false)`); one taken by another agent, or handled, is `Conflict`.
+    pub fn take_by(&mut self, agent: &str) -> StoreResult<bool> {
+        match self.state {
+            OfflineState::New => {
+                self.state = OfflineState::Taken;
+                self.taken_by = Some(agent.to_string());
+                Ok(true)
+            }
+            OfflineState::Taken if self.taken_by.as_deref() == Some(agent) => Ok(false),
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    /// Marked handled by `by` (who becomes its taker if it had none); again changes nothing.
+    pub fn mark_handled(&mut self, by: &str) -> bool {
+        let changed = self.state != OfflineState::Handled || self.taken_by.is_none();
+        self.state = OfflineState::Handled;
+        if self.taken_by.is_none() {
+            self.taken_by = Some(by.to_string());
+        }
+        changed
+    }
+
+    /// Archives `reply` (once per reply id) and marks the message handled; true when the
+    /// reply is new.
+    pub fn add_reply(&mut self, reply: OfflineReply) -> bool {
+        if self.replies.iter().any(|r| r.id == reply.id) {
+            return false;
+        }
+        self.mark_handled(&reply.agent_id);
+        self.replies.push(reply);
+        true
+    }
+}
+
+/// Newest first, then by id: the order of every listing.
+pub fn newest_first(a: &OfflineMessage, b: &OfflineMessage) -> std::cmp::Ordering {
+    b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id))
+}

@@ -1,0 +1,208 @@
+// Offline messages: a customer opens the page while no agent is online, is told "nobody
+// is online" before waiting, and leaves a message; the desk gets it by mail; an agent
+// signs in, sees it in the console's inbox with a count of new ones, takes it and answers
+// by email; the reply is read from a real SMTP sink (aiosmtpd) and the admin's #offline
+// view lists the message as handled. The form at phone size and in dark mode too. While
+// waiting, a `desk_status` frame (sent by hubs that know business hours; injected here
+// through a proxy) shows the same notice without losing the customer's place.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink, ADMIN_PASSWORD } from './helpers.mjs';
+
+/** A raw mail's text, whichever transfer encoding its parts got (quoted-printable or base64). */
+function decoded(raw) {
+  const qp = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+  const parts = [Buffer.from(qp, 'latin1').toString('utf8')];
+  for (const block of raw.split(/\r?\n\r?\n/)) {
+    const lines = block.split(/\r?\n/).filter((l) => /^[A-Za-z0-9+/=]+$/.test(l));
+    if (lines.length > 0) parts.push(Buffer.from(lines.join(''), 'base64').toString('utf8'));
+  }
+  return parts.join('\n');
+}
+
+/** Waits for a mail to `to` and returns it decoded. */
+async function mailTo(sink, to) {
+  for (let i = 0; i < 300; i += 1) {
+    const found = sink.mails().find((m) => new RegExp(`^To: .*${to.replace('.', '\\.')}`, 'mi').test(m));
+    if (found) return decoded(found);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no mail to ${to}; got ${sink.mails().length} others`);
+}
+
+let hub;
+let browser;
+let sink;
+before(async () => {
+  sink = await startSmtpSink();
+  hub = await startHub({
+    SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+    MAIL_FROM: 'Help desk <desk@example.com>',
+    OFFLINE_MAIL_TO: 'inbox@example.org',
+    OUTBOX_POLL_SECS: '0.2',
+  });
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+  sink?.stop();
+});
+
+test('nobody online: the customer leaves a message, an agent answers it by email', async () => {
+  await withShots('offline', async (pages) => {
+    const ann = await createAgent(hub, { username: 'ann', display_name: 'Ann', categories: ['general'] });
+    const customer = await newPage(browser, { width: 1280, height: 800 });
+    pages.push(customer);
+
+    // Told before waiting: nobody is online in General, with the form and the choices.
+    await customer.goto(`${hub.url}/`);
+    await customer.getByTestId('category-general').click();
+    await customer.getByTestId('offline-title').filter({ hasText: 'Nobody is online in General right now' }).waitFor();
+    assert.ok(await customer.getByTestId('wait-anyway').isVisible(), 'the category is open: waiting is offered');
+    assert.equal(await customer.getByTestId('session').isVisible(), false, 'not in line yet');
+    await customer.getByTestId('offline-name').fill('Carla');
+    // A bad address is refused by the form, by the field.
+    await customer.getByTestId('offline-email').fill('carla');
+    await customer.getByTestId('offline-text').fill('My parcel 1234 has not arrived.\nCan you check?');
+    await customer.getByTestId('offline-send').click();
+    await customer.getByTestId('offline-error').filter({ hasText: 'email address' }).waitFor();
+    await customer.getByTestId('offline-email').fill('carla@example.com');
+    await shot(customer, 'offline-form-desktop');
+    await customer.getByTestId('offline-send').click();
+    await customer.getByTestId('offline-sent').filter({ hasText: "We'll answer by email at carla@example.com" }).waitFor();
+    await shot(customer, 'offline-sent-desktop');
+
+    // The desk's address got it too.
+    const desk = await mailTo(sink, 'inbox@example.org');
+    assert.match(desk, /My parcel 1234 has not arrived/);
+
+    // The agent signs in and finds it in the inbox, counted as new.
+    const agent = await newPage(browser, { width: 1280, height: 800 });
+    pages.push(agent);
+    await agentSignsIn(agent, hub, ann, { available: false });
+    await agent.getByTestId('offline-count').filter({ hasText: '1 new' }).waitFor();
+    const item = agent.locator('[data-testid="offline-item"][data-name="Carla"]');
+    await item.locator('summary').click();
+    await item.getByTestId('offline-message-text').filter({ hasText: 'My parcel 1234' }).waitFor();
+    await item.getByTestId('offline-take').click();
+    const taken = agent.locator('[data-testid="offline-item"][data-name="Carla"][data-state="taken"]');
+    await taken.waitFor();
+    await taken.getByTestId('offline-reply-button').click();
+    await taken.getByTestId('offline-reply-input').fill('Your parcel is at the depot; it comes tomorrow.');
+    await shot(agent, 'offline-console-reply');
+    await taken.getByTestId('offline-reply-send').click();
+    const handled = agent.locator('[data-testid="offline-item"][data-name="Carla"][data-state="handled"]');
+    await handled.getByTestId('offline-reply').filter({ hasText: 'it comes tomorrow' }).waitFor();
+    assert.equal(await agent.getByTestId('offline-count').textContent(), '', 'no new ones left');
+
+    // The reply reached the customer, read from the SMTP sink.
+    const reply = await mailTo(sink, 'carla@example.com');
+    assert.match(reply, /Subject: Re: your message to General/);
+    assert.match(reply, /Your parcel is at the depot; it comes tomorrow\./);
+    assert.match(reply, /> My parcel 1234 has not arrived\./);
+
+    // The admin's #offline view lists it, handled, with the reply archived.
+    const admin = await newPage(browser, { width: 1280, height: 800 });
+    pages.push(admin);
+    await admin.goto(`${hub.url}/admin.html#offline`);
+    await admin.getByTestId('username').fill('admin');
+    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
+    await admin.getByTestId('password').press('Enter');
+    const listed = admin.locator('[data-testid="offline-item"][data-name="Carla"]');
+    await listed.getByTestId('offline-state').filter({ hasText: 'Handled' }).waitFor();
+    await listed.locator('summary').click();
+    await listed.getByTestId('offline-reply').filter({ hasText: 'it comes tomorrow' }).waitFor();
+    await shot(admin, 'offline-admin-view');
+
+    // On a phone, in dark mode: the console's list and the admin's view fit the screen.
+    for (const [url, name] of [['/agent.html', 'console'], ['/admin.html#offline', 'admin']]) {
+      const phone = await newPage(browser, { width: 390, height: 844 }, { colorScheme: 'dark' });
+      pages.push(phone);
+      await phone.goto(`${hub.url}${url}`);
+      await phone.getByTestId('username').fill(name === 'admin' ? 'admin' : 'ann');
+      await phone.getByTestId('password').fill(name === 'admin' ? ADMIN_PASSWORD : ann.password);
+      await phone.getByTestId('password').press('Enter');
+      const mine = phone.locator('[data-testid="offline-item"][data-name="Carla"]');
+      await mine.locator('summary').click();
+      await mine.getByTestId('offline-reply').first().waitFor();
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${name}: no sideways scrolling (${overflow}px)`);
+      await shot(phone, `offline-${name}-phone-dark`);
+    }
+  });
+});
+
+test('the notice and form fit a phone, in dark mode too', async () => {
+  await withShots('offline-phone', async (pages) => {
+    for (const colorScheme of ['light', 'dark']) {
+      const phone = await newPage(browser, { width: 390, height: 844 }, { colorScheme });
+      pages.push(phone);
+      await phone.goto(`${hub.url}/`);
+      await phone.getByTestId('category-sales').click();
+      await phone.getByTestId('offline-title').filter({ hasText: 'Nobody is online in Sales right now' }).waitFor();
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px)`);
+      for (const id of ['offline-name', 'offline-email', 'offline-text', 'offline-send', 'wait-anyway']) {
+        const box = await phone.getByTestId(id).boundingBox();
+        assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${id} inside the screen: ${JSON.stringify(box)}`);
+      }
+      await shot(phone, `offline-form-phone-${colorScheme}`);
+      // Waiting anyway goes on to the name, as before.
+      await phone.getByTestId('wait-anyway').click();
+      await phone.getByTestId('name-input').waitFor();
+    }
+  });
+});
+
+test('while waiting, desk_status says nobody is online or closed; the customer keeps their place', async () => {
+  const proxy = await startProxy(hub);
+  try {
+    await withShots('offline-desk-status', async (pages) => {
+      const bea = await createAgent(hub, { username: 'bea', display_name: 'Bea', categories: ['billing'] });
+      const agent = await newPage(browser);
+      const customer = await newPage(browser, { width: 390, height: 844 });
+      pages.push(agent, customer);
+      // Bea is online but away: nobody takes the customer, who is offered the line at once.
+      await agentSignsIn(agent, hub, bea, { available: false });
+      await customer.goto(`${proxy.url}/`);
+      await customer.getByTestId('category-billing').click();
+      await customer.getByTestId('name-input').fill('Dana');
+      await customer.getByTestId('join-button').click();
+      await customer.getByTestId('place').filter({ hasText: '1' }).waitFor();
+      assert.equal(await customer.getByTestId('desk-status').isVisible(), false);
+
+      // Bea goes offline (as the hub would say it): the notice, the place kept.
+      proxy.inject({ type: 'desk_status', category: 'billing', open: true, agents_online: false });
+      const status = customer.getByTestId('desk-status');
+      await status.getByTestId('offline-title').filter({ hasText: 'Nobody is online in Billing right now' }).waitFor();
+      assert.equal(await customer.getByTestId('place').textContent(), '1');
+      assert.ok(await customer.getByTestId('waiting').isVisible(), 'still in line');
+      assert.equal(await status.getByTestId('offline-name').inputValue(), 'Dana', 'the name is filled in');
+      // Another category's status changes nothing here.
+      proxy.inject({ type: 'desk_status', category: 'sales', open: false, agents_online: false });
+      // Closed: said so, and no "Wait anyway" (they are waiting already anyway).
+      proxy.inject({ type: 'desk_status', category: 'billing', open: false, agents_online: false });
+      await status.getByTestId('offline-title').filter({ hasText: 'Billing is closed now' }).waitFor();
+      assert.equal(await status.getByTestId('wait-anyway').count(), 0);
+      await shot(customer, 'offline-desk-status-phone');
+      // Someone is back: the notice goes; the customer is still number 1.
+      proxy.inject({ type: 'desk_status', category: 'billing', open: true, agents_online: true });
+      await status.waitFor({ state: 'hidden' });
+      assert.equal(await customer.getByTestId('place').textContent(), '1');
+      // And away again: this time a message is left, and its confirmation stays.
+      proxy.inject({ type: 'desk_status', category: 'billing', agents_online: false });
+      await status.getByTestId('offline-email').fill('dana@example.com');
+      await status.getByTestId('offline-text').fill('Call me about my invoice.');
+      await status.getByTestId('offline-send').click();
+      await status.getByTestId('offline-sent').filter({ hasText: 'dana@example.com' }).waitFor();
+      // Bea takes the chat: the notice is gone, the chat is on.
+      await agent.getByTestId('availability-toggle').click();
+      await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Bea' }).waitFor();
+      assert.equal(await status.isVisible(), false);
+    });
+  } finally {
+    await proxy.close();
+  }
+});

@@ -1,0 +1,406 @@
+//! Offline messages over HTTP with a real SMTP sink (aiosmtpd): a message left while
+//! nobody is online is stored, listed for agents and admins and mailed to
+//! `OFFLINE_MAIL_TO`; an agent takes it and answers by mail, the reply archived with it;
+//! a reply written while the relay is down arrives once it is up; bad input is refused
+//! with its code; the public category list says per category whether anyone is online.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::appointment_mail::{SmtpSink, WAIT, mail_settings, outbox};
+use crate::archive::free_port;
+use crate::common::*;
+
+/// One mail's recipient, subject, text and Message-ID, parsed by `mail-parser`.
+struct Mail {
+    to: String,
+    subject: String,
+    text: String,
+    message_id: String,
+}
+
+fn parse(raw: &str) -> Mail {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a parsable mail");
+    Mail {
+        to: message
+            .to()
+            .and_then(|t| t.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_string(),
+        subject: message.subject().unwrap_or_default().to_string(),
+        text: message.body_text(0).unwrap_or_default().to_string(),
+        message_id: message.message_id().unwrap_or_default().to_string(),
+    }
+}
+
+/// An agent's account, signed in over HTTP.
+async fn staff(hub: &TestHub, username: &str, categories: &[&str]) -> Api {
+    hub.agent_account(username, categories, 1).await;
+    hub.login(username, "agent-password").await
+}
+
+async fn leave(hub: &TestHub, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(hub.url("/api/offline-messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn carla(category: &str) -> Value {
+    json!({"category": category, "name": "Carla", "email": "carla@example.com",
+           "text": "Where is my order 1234?\nIt was due on Monday."})
+}
+
+/// `agents_online` of category `id` in the public list.
+async fn online(hub: &TestHub, id: &str) -> bool {
+    let list: Value = reqwest::get(hub.url("/api/categories"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no category {id} in {list}"))["agents_online"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("agents_online is a bool: {list}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_left_while_nobody_is_online_is_stored_listed_and_mailed_to_the_desk() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(|s| {
+        mail_settings(port)(s);
+        s.offline_mail_to = Some("Help desk <desk@example.org>".to_string());
+    })
+    .await;
+    let ann = staff(&hub, "ann", &["general"]).await;
+    let sam = staff(&hub, "sam", &["sales"]).await;
+    // Nobody is online in General: the page would offer the message form.
+    assert!(!online(&hub, "general").await);
+    // A customer connected to the queue sees the same (nobody to wait for).
+    let mut customer = hub.customer("Carla", "general").await;
+    let (status, left) = leave(&hub, carla("general")).await;
+    assert_eq!(status, 201, "{left}");
+    let id = left["id"].as_str().unwrap().to_string();
+    customer.send(json!({"type": "leave"})).await;
+
+    let desk = parse(&smtp.wait_for(1).await[0]);
+    assert_eq!(desk.to, "desk@example.org");
+    assert_eq!(desk.subject, "Offline message in General from Carla");
+    assert!(desk.text.contains("Carla <carla@example.com>"), "{}", desk.text);
+    assert!(desk.text.contains("Where is my order 1234?"), "{}", desk.text);
+    assert!(desk.text.contains(&hub.url("/agent.html")), "{}", desk.text);
+    assert_eq!(desk.message_id, format!("offline-{id}.desk@example.org"));
+
+    // Listed for the agent of General and for admins, with its state; not for Sales.
+    let (status, page) = ann.get("/api/offline-messages").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        (page["total"].as_u64(), page["new_count"].as_u64()),
+        (Some(1), Some(1)),
+        "{page}"
+    );
+    let m = &page["items"][0];
+    assert_eq!(
+        (
+            m["id"].as_str(),
+            m["state"].as_str(),
+            m["category"].as_str(),
+            m["category_name"].as_str()
+        ),
+        (Some(id.as_str()), Some("new"), Some("general"), Some("General"))
+    );
+    assert_eq!(
+        (m["name"].as_str(), m["email"].as_str()),
+        (Some("Carla"), Some("carla@example.com"))
+    );
+    let (_, page) = sam.get("/api/offline-messages").await;
+    assert_eq!(
+        (page["total"].as_u64(), page["new_count"].as_u64()),
+        (Some(0), Some(0)),
+        "{page}"
+    );
+    let admin = hub.admin().await;
+    let (_, page) = admin.get("/api/offline-messages?state=new&category=general").await;
+    assert_eq!(page["total"], 1, "{page}");
+    let (_, page) = admin.get("/api/offline-messages?state=handled").await;
+    assert_eq!(page["total"], 0, "{page}");
+    // Sam may not act on it either.
+    let (status, refused) = sam.post(&format!("/api/offline-messages/{id}/take"), json!({})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (404, Some("unknown_offline_message"))
+    );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_takes_a_message_and_the_reply_is_mailed_to_the_customer_and_archived() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(mail_settings(port)).await;
+    let ann = staff(&hub, "ann", &["general"]).await;
+    let bob = staff(&hub, "bob", &["general"]).await;
+    let (_, left) = leave(&hub, carla("general")).await;
+    let id = left["id"].as_str().unwrap().to_string();
+
+    let (status, taken) = ann.post(&format!("/api/offline-messages/{id}/take"), json!({})).await;
+    assert_eq!(status, 200, "{taken}");
+    assert_eq!(
+        (taken["state"].as_str(), taken["taken_by_name"].as_str()),
+        (Some("taken"), Some("ANN"))
+    );
+    let (status, refused) = bob.post(&format!("/api/offline-messages/{id}/take"), json!({})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("already_taken")),
+        "{refused}"
+    );
+
+    let (status, answered) = ann
+        .post(
+            &format!("/api/offline-messages/{id}/reply"),
+            json!({"text": "Your order left our store today."}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(answered["state"], "handled");
+    let replies = answered["replies"].as_array().unwrap();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        (replies[0]["agent_name"].as_str(), replies[0]["text"].as_str()),
+        (Some("ANN"), Some("Your order left our store today."))
+    );
+
+    let mail = parse(&smtp.wait_for(1).await[0]);
+    assert_eq!(mail.to, "carla@example.com");
+    assert_eq!(mail.subject, "Re: your message to General");
+    assert!(mail.text.contains("Your order left our store today."), "{}", mail.text);
+    assert!(mail.text.contains("> Where is my order 1234?"), "{}", mail.text);
+    let reply_id = replies[0]["id"].as_str().unwrap();
+    assert_eq!(mail.message_id, format!("offline-{id}.reply-{reply_id}@example.org"));
+    // Archived with the message, for the agent and for admins; no desk mail was set up.
+    let (_, page) = hub.admin().await.get("/api/offline-messages?state=handled").await;
+    assert_eq!(
+        page["items"][0]["replies"][0]["text"], "Your order left our store today.",
+        "{page}"
+    );
+    let (_, page) = ann.get("/api/offline-messages").await;
+    assert_eq!(page["new_count"], 0, "{page}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(smtp.mails().len(), 1, "one mail: the reply");
+
+    // Marking another one handled without an answer.
+    let (_, other) = leave(&hub, carla("general")).await;
+    let other = other["id"].as_str().unwrap();
+    let (status, handled) = bob
+        .post(&format!("/api/offline-messages/{other}/handled"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{handled}");
+    assert_eq!(
+        (handled["state"].as_str(), handled["taken_by_name"].as_str()),
+        (Some("handled"), Some("BOB"))
+    );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_written_while_the_relay_is_down_arrives_once_it_is_up() {
+    let port = free_port();
+    let hub = TestHub::with(mail_settings(port)).await;
+    let ann = staff(&hub, "ann", &["general"]).await;
+    let (_, left) = leave(&hub, carla("general")).await;
+    let id = left["id"].as_str().unwrap().to_string();
+    let (status, answered) = ann
+        .post(
+            &format!("/api/offline-messages/{id}/reply"),
+            json!({"text": "On its way."}),
+        )
+        .await;
+    assert_eq!(status, 200, "the reply does not wait for the mail: {answered}");
+    let admin = hub.admin().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let page = outbox(&admin, "?status=pending").await;
+        let mail = &page["items"][0];
+        if mail["attempts"].as_u64().unwrap_or(0) >= 2 {
+            assert_eq!(mail["purpose"], "offline_reply", "{mail}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt recorded: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let smtp = SmtpSink::start(port).await;
+    let mail = parse(&smtp.wait_for(1).await[0]);
+    assert_eq!(mail.to, "carla@example.com");
+    assert!(mail.text.contains("On its way."), "{}", mail.text);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.mails().len(), 1, "sent once");
+    assert_eq!(outbox(&admin, "?status=sent").await["total"], 1);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_offline_messages_are_refused_with_their_codes() {
+    let hub = TestHub::with(|s| {
+        // The hub's own address is a trusted proxy, so a request can come "from outside".
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.max_message_len = 50;
+    })
+    .await;
+    let ann = staff(&hub, "ann", &["general"]).await;
+    let mut cases = vec![];
+    let mut with = |field: &str, value: Value, code: &'static str| {
+        let mut body = carla("general");
+        body[field] = value;
+        cases.push((body, code));
+    };
+    with("email", json!("carla"), "invalid_email");
+    with("email", json!("carla@localhost"), "invalid_email");
+    with("name", json!("  "), "invalid_name");
+    with("name", json!("x".repeat(101)), "invalid_name");
+    with("category", json!("nope"), "unknown_category");
+    with("text", json!(" "), "empty_text");
+    with("text", json!("x".repeat(51)), "text_too_long");
+    for (body, code) in cases {
+        let (status, refused) = leave(&hub, body.clone()).await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{body}: {refused}"
+        );
+    }
+    let (status, refused) = leave(&hub, json!({"category": "general"})).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("bad_json")));
+    let big = json!({"category": "general", "name": "C", "email": "c@example.com", "text": "x".repeat(3 << 20)});
+    let (status, refused) = leave(&hub, big).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    // Nothing was stored.
+    assert_eq!(ann.get("/api/offline-messages").await.1["total"], 0);
+
+    for action in ["take", "handled"] {
+        let (status, refused) = ann
+            .post(&format!("/api/offline-messages/nope/{action}"), json!({}))
+            .await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (404, Some("unknown_offline_message"))
+        );
+    }
+    let (_, left) = leave(&hub, carla("general")).await;
+    let id = left["id"].as_str().unwrap();
+    let (status, refused) = ann
+        .post(&format!("/api/offline-messages/{id}/reply"), json!({"text": " "}))
+        .await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("empty_text")));
+    let (status, _) = ann.get("/api/offline-messages?state=lost").await;
+    assert_eq!(status, 400);
+    let (status, refused) = ann.get("/api/offline-messages?limit=0").await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("bad_query")));
+    // No session: 401; outside the whitelist: 403, even with a session.
+    let res = reqwest::get(hub.url("/api/offline-messages")).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let client = reqwest::Client::new();
+    let outside = |req: reqwest::RequestBuilder| req.header("x-forwarded-for", "203.0.113.5");
+    let res = outside(client.get(hub.url("/api/offline-messages")).bearer_auth(&ann.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = outside(
+        client
+            .post(hub.url(&format!("/api/offline-messages/{id}/take")))
+            .bearer_auth(&ann.token),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403);
+    // The public form is throttled per address outside the whitelist.
+    let mut statuses = vec![];
+    for _ in 0..7 {
+        let res = outside(client.post(hub.url("/api/offline-messages")).json(&carla("general")))
+            .send()
+            .await
+            .unwrap();
+        statuses.push((res.status().as_u16(), res.headers().contains_key("retry-after")));
+    }
+    assert_eq!(&statuses[..5], &[(201, false); 5], "{statuses:?}");
+    assert_eq!(statuses[5], (429, true), "{statuses:?}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_category_list_says_per_category_whether_an_agent_is_online() {
+    let hub = TestHub::start().await;
+    assert!(!online(&hub, "general").await && !online(&hub, "sales").await);
+    let mut sam = hub.agent("sam", &["sales"], 1).await;
+    assert!(online(&hub, "sales").await);
+    assert!(!online(&hub, "general").await, "nobody holding General is online");
+    // Away still counts as online (a customer may wait); disconnected does not.
+    sam.send(json!({"type": "set_available", "available": false})).await;
+    sam.next_of("profile").await;
+    assert!(online(&hub, "sales").await);
+    drop(sam);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while online(&hub, "sales").await {
+        assert!(
+            Instant::now() < deadline,
+            "sales still online after its only agent left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    hub.stop().await;
+}
+
+/// On several nodes each answers from its own routing replica: an agent connected to
+/// node B makes their category online on node A too, and offline again once they leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_several_nodes_agents_online_follows_the_replica() {
+    use crate::cluster_base::{eventually, node_on, redis_conn, registered};
+    use std::sync::Arc;
+    use switchboard::store::{MongoStore, SharedStore};
+
+    let scratch = crate::archive::TempDir::new("offline-cluster");
+    let redis = crate::redis_server::RedisServer::start().await;
+    let uri = crate::archive::mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store_a: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+    let store_b: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+    let a = node_on(store_a, &redis, "node-a", &scratch).await;
+    let b = node_on(store_b, &redis, "node-b", &scratch).await;
+    let conn = redis_conn(&redis).await;
+    for node in ["node-a", "node-b"] {
+        eventually("both nodes register", || registered(conn.clone(), node)).await;
+    }
+    assert!(!online(&a, "sales").await);
+    let token = a.agent_account("sam", &["sales"], 1).await;
+    let sam_on_b = Ws::agent(&b, &token).await;
+    eventually("node A sees sam online in sales", || async {
+        online(&a, "sales").await.then_some(())
+    })
+    .await;
+    assert!(!online(&a, "general").await);
+    drop(sam_on_b);
+    eventually("node A sees sales offline again", || async {
+        (!online(&a, "sales").await).then_some(())
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
