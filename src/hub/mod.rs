@@ -292,7 +292,14 @@ pub struct DeskCategory {
 #[derive(Clone)]
 pub struct Hub {
     tx: mpsc::Sender<Command>,
+    /// The last answer of [`Hub::desk`] and when it was taken: the public category list
+    /// asks on every request, and a flood of those must not queue commands before the
+    /// hub's chat traffic.
+    desk_cache: Arc<std::sync::Mutex<Option<(std::time::Instant, Vec<DeskCategory>)>>>,
 }
+
+/// How long an answer of [`Hub::desk`] is reused.
+const DESK_CACHE_FOR: Duration = Duration::from_millis(500);
 
 /// Why the hub could not take a command.
 #[derive(Debug, thiserror::Error)]
@@ -310,7 +317,10 @@ impl Hub {
         shutdown: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(COMMAND_BUFFER);
-        let hub = Self { tx: tx.clone() };
+        let hub = Self {
+            tx: tx.clone(),
+            desk_cache: Arc::default(),
+        };
         // ---- several nodes through Redis (issue 15): routing through the scripts ----
         let link = cluster.map(|c| {
             // Re-asserted on every (re)join: a Redis that lost its data learns them again.
@@ -376,10 +386,18 @@ impl Hub {
     }
 
     /// Whether each category is open now and has somebody online to answer.
+    /// Reused for [`DESK_CACHE_FOR`]: at most two commands a second, however many ask.
     pub async fn desk(&self) -> Result<Vec<DeskCategory>, HubGone> {
+        if let Some((at, desk)) = self.desk_cache.lock().expect("not poisoned").as_ref()
+            && at.elapsed() < DESK_CACHE_FOR
+        {
+            return Ok(desk.clone());
+        }
         let (reply, rx) = oneshot::channel();
         self.send(Command::Desk { reply }).await?;
-        rx.await.map_err(|_| HubGone)
+        let desk = rx.await.map_err(|_| HubGone)?;
+        *self.desk_cache.lock().expect("not poisoned") = Some((std::time::Instant::now(), desk.clone()));
+        Ok(desk)
     }
 
     pub async fn figures(&self) -> Result<Figures, HubGone> {
