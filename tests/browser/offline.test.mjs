@@ -8,7 +8,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink, ADMIN_PASSWORD } from './helpers.mjs';
+import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink, ADMIN_PASSWORD, adminToken, apiCall } from './helpers.mjs';
 
 /** A raw mail's text, whichever transfer encoding its parts got (quoted-printable or base64). */
 function decoded(raw) {
@@ -164,10 +164,11 @@ test('while waiting, desk_status says nobody is online or closed; the customer k
       const agent = await newPage(browser);
       const customer = await newPage(browser, { width: 390, height: 844 });
       pages.push(agent, customer);
-      // Bea is online but away: nobody takes the customer, who is offered the line at once.
+      // Bea is online but away: nobody will answer, so the customer is told first, and waits anyway.
       await agentSignsIn(agent, hub, bea, { available: false });
       await customer.goto(`${proxy.url}/`);
       await customer.getByTestId('category-billing').click();
+      await customer.getByTestId('wait-anyway').click();
       await customer.getByTestId('name-input').fill('Dana');
       await customer.getByTestId('join-button').click();
       await customer.getByTestId('place').filter({ hasText: '1' }).waitFor();
@@ -205,4 +206,54 @@ test('while waiting, desk_status says nobody is online or closed; the customer k
   } finally {
     await proxy.close();
   }
+});
+
+test('a category outside its chat hours: told before waiting, and a customer already waiting is told by the hub', async () => {
+  await withShots('offline-closed', async (pages) => {
+    const token = await adminToken(hub);
+    const close = (category) => apiCall(hub, 'PUT', `/api/admin/chat-hours/${category}`, { category, week: {} }, token);
+    const cy = await createAgent(hub, { username: 'cyd', display_name: 'Cy', categories: ['general'] });
+    const agent = await newPage(browser);
+    const early = await newPage(browser, { width: 390, height: 844 });
+    const late = await newPage(browser);
+    pages.push(agent, early, late);
+    // Cy is available but busy with another customer: the early one waits in line.
+    await agentSignsIn(agent, hub, cy);
+    const first = await newPage(browser);
+    pages.push(first);
+    await first.goto(`${hub.url}/`);
+    await first.getByTestId('category-general').click();
+    await first.getByTestId('name-input').fill('First');
+    await first.getByTestId('join-button').click();
+    await agent.locator('[data-testid="chat-list-item"][data-customer="First"]').waitFor();
+    await early.goto(`${hub.url}/`);
+    await early.getByTestId('category-general').click();
+    await early.getByTestId('name-input').fill('Early');
+    await early.getByTestId('join-button').click();
+    await early.getByTestId('place').filter({ hasText: '1' }).waitFor();
+
+    // The admin closes General: the waiting customer is told by the hub and keeps their place.
+    assert.equal((await close('general')).status, 200);
+    const status = early.getByTestId('desk-status');
+    await status.getByTestId('offline-title').filter({ hasText: 'General is closed now' }).waitFor();
+    assert.equal(await early.getByTestId('place').textContent(), '1');
+    await shot(early, 'offline-closed-while-waiting-phone');
+
+    // A new customer is told before waiting: no "Wait anyway", a message instead.
+    await late.goto(`${hub.url}/`);
+    await late.getByTestId('category-general').click();
+    const notice = late.getByTestId('offline-desk');
+    await notice.getByTestId('offline-title').filter({ hasText: 'General is closed now' }).waitFor();
+    assert.equal(await notice.getByTestId('wait-anyway').count(), 0);
+    await notice.getByTestId('offline-name').fill('Lou');
+    await notice.getByTestId('offline-email').fill('lou@example.com');
+    await notice.getByTestId('offline-text').fill('When do you open?');
+    await notice.getByTestId('offline-send').click();
+    await notice.getByTestId('offline-sent').filter({ hasText: 'lou@example.com' }).waitFor();
+
+    // Open again: the early customer is served as soon as Cy is free.
+    assert.equal((await apiCall(hub, 'DELETE', '/api/admin/chat-hours/general', undefined, token)).status, 200);
+    await status.waitFor({ state: 'hidden' });
+    assert.equal(await early.getByTestId('place').textContent(), '1');
+  });
 });

@@ -82,20 +82,22 @@ async function loadCategories() {
 async function chooseCategory(c) {
   const res = await api('GET', '/api/categories');
   const now = (res.ok && res.data.find((x) => x.id === c.id)) || c;
-  if (deskUnavailable(now)) {
-    pendingJoin = { category: c.id, categoryName: now.name };
-    const notice = offlineDesk({
-      category: c.id, categoryName: now.name, open: now.open !== false,
-      onWait: () => askName(now),
-    });
-    const back = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'offline-back' }, onclick: () => screen('welcome') }, 'Other topics');
-    $('offline').replaceChildren(notice, el('div', { class: 'row offline-back' }, back));
-    screen('offline');
-    notice.querySelector('input')?.focus();
-    announce(notice.querySelector('h2').textContent);
-    return;
-  }
-  askName(now);
+  if (deskUnavailable(now)) showOffline(now);
+  else askName(now);
+}
+
+/** Nobody can chat in category `c` now (closed, or nobody online): say so, with the form. */
+function showOffline(c) {
+  pendingJoin = { category: c.id, categoryName: c.name };
+  const notice = offlineDesk({
+    category: c.id, categoryName: c.name, open: c.open !== false,
+    onWait: () => askName(c),
+  });
+  const back = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'offline-back' }, onclick: () => screen('welcome') }, 'Other topics');
+  $('offline').replaceChildren(notice, el('div', { class: 'row offline-back' }, back));
+  screen('offline');
+  notice.querySelector('input')?.focus();
+  announce(notice.querySelector('h2').textContent);
 }
 
 function askName(c) {
@@ -287,7 +289,7 @@ function handle(f) {
       showEstimate(f.estimate);
       announce(`You are number ${f.place} in line`);
       break;
-    // Another engineer's hub frame: whether anyone can serve a category now.
+    // Whether anyone can serve the customer's category now (see deskStatus).
     case 'desk_status':
       deskStatus(f);
       break;
@@ -363,6 +365,11 @@ function onError(f) {
     $('chat-host').replaceChildren();
     pageNotice('Your previous chat has ended. You can start a new one.');
     screen('welcome');
+    return;
+  }
+  // The category closed between the list and the join: the offline path, as if listed closed.
+  if (f.code === 'category_closed' && pendingJoin && !saved) {
+    showOffline({ id: pendingJoin.category, name: pendingJoin.categoryName, open: false, agents_online: false });
     return;
   }
   if (f.code === 'invalid_name' || f.code === 'unknown_category' || (!saved && pendingJoin)) {
