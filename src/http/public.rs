@@ -74,6 +74,8 @@ pub struct WidgetConfig {
     pub color: String,
     /// The first words the chat window shows (`WIDGET_GREETING`).
     pub greeting: String,
+    /// The topics (category ids) the widget offers, in order; empty: every category.
+    pub categories: Vec<String>,
     /// Whether any agent is connected now (on several nodes: to the node that answers).
     /// When false the widget says nobody is online; a customer may still wait in line.
     pub agents_online: bool,
@@ -94,6 +96,7 @@ async fn widget(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         title: look.title,
         color: look.color,
         greeting: look.greeting,
+        categories: look.categories,
         agents_online: state.hub.figures().await?.agents_online > 0,
         allowed_origins,
     };

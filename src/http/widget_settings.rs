@@ -25,7 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The widget's look.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"title": "Acme help", "color": "#0f766e", "greeting": "Hello! How can we help?"}))]
+#[schema(example = json!({"title": "Acme help", "color": "#0f766e", "greeting": "Hello! How can we help?",
+    "categories": ["sales"]}))]
 pub struct WidgetLook {
     /// 1 to 60 characters, one line.
     pub title: String,
@@ -33,6 +34,9 @@ pub struct WidgetLook {
     pub color: String,
     /// 1 to 300 characters, one line.
     pub greeting: String,
+    /// The topics (category ids) the widget offers, in this order; empty: every category.
+    #[serde(default)]
+    pub categories: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,6 +54,7 @@ pub async fn look(state: &AppState) -> StoreResult<(WidgetLook, &'static str)> {
         title: w.title.clone(),
         color: w.color.clone(),
         greeting: w.greeting.clone(),
+        categories: Vec::new(),
     };
     let Some(raw) = state.store.desk_setting(KEY).await? else {
         return Ok((settings, "settings"));
@@ -81,7 +86,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Widget
     security(("bearer" = []), ("session_cookie" = [])),
     request_body = WidgetLook,
     responses((status = 200, body = WidgetLookView),
-        (status = 400, description = "`bad_json`; `invalid_widget` (which field breaks which rule)", body = ErrorBody),
+        (status = 400, description = "`bad_json`; `invalid_widget` (which field breaks which rule); `unknown_category`", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn replace(
     _: AdminOnly,
@@ -90,10 +95,21 @@ async fn replace(
 ) -> Result<Json<WidgetLookView>, ApiError> {
     let Json(raw) = body?;
     let bad = |field: &str, why: String| ApiError::invalid("invalid_widget", format!("{field} {why}"));
+    let known = state.store.categories().await?;
+    let mut categories: Vec<String> = Vec::new();
+    for id in raw.categories {
+        if !known.iter().any(|c| c.id == id) {
+            return Err(ApiError::invalid("unknown_category", format!("no category {id:?}")));
+        }
+        if !categories.contains(&id) {
+            categories.push(id);
+        }
+    }
     let look = WidgetLook {
         title: valid_title(&raw.title).map_err(|why| bad("title", why))?,
         color: valid_color(&raw.color).map_err(|why| bad("color", why))?,
         greeting: valid_greeting(&raw.greeting).map_err(|why| bad("greeting", why))?,
+        categories,
     };
     let stored = serde_json::to_string(&look).expect("a look serialises");
     state.store.set_desk_setting(KEY, Some(stored)).await?;

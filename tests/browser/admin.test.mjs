@@ -208,16 +208,20 @@ test('an admin sets the widget look on the settings view and the widget serves i
     await admin.getByTestId('widget-title').fill('Acme help');
     await admin.getByTestId('widget-color').fill('#0f766e');
     await admin.getByTestId('widget-greeting').fill('Hello from Acme!');
+    await admin.getByTestId('widget-topic-billing').check();
     await admin.getByTestId('widget-save').click();
     await admin.getByTestId('widget-source').filter({ hasText: 'Saved' }).waitFor();
     await shot(admin, 'admin-widget-settings');
     const served = await apiCall(hub, 'GET', '/api/widget');
-    assert.deepEqual([served.data.title, served.data.color, served.data.greeting], ['Acme help', '#0f766e', 'Hello from Acme!']);
+    assert.deepEqual([served.data.title, served.data.color, served.data.greeting, served.data.categories], ['Acme help', '#0f766e', 'Hello from Acme!', ['billing']]);
     // The widget page itself greets with it.
     const widget = await newPage(browser);
     pages.push(widget);
     await widget.goto(`${hub.url}/widget.html`);
     await widget.getByText('Hello from Acme!').waitFor();
+    // Only the topic the admin chose is offered.
+    await widget.getByTestId('category-billing').waitFor();
+    assert.equal(await widget.getByTestId('category-sales').count(), 0);
     await admin.getByTestId('widget-reset').click();
     await admin.getByTestId('widget-source').filter({ hasText: "server's settings" }).waitFor();
     assert.equal((await apiCall(hub, 'GET', '/api/widget')).data.title, 'Switchboard');

@@ -2,11 +2,26 @@
 // the snippet a site owner pastes. Saved for every node; "Use the server's settings"
 // goes back to the WIDGET_* settings.
 
-import { api } from './dom.js';
+import { api, el } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
+let chosen = [];
+
+/** The category checkboxes, ticked for the widget's topics. */
+async function topics() {
+  const res = await api('GET', '/api/categories');
+  const list = res.ok ? res.data : [];
+  $('w-topics').replaceChildren(...list.map((c) => {
+    const box = el('input', { type: 'checkbox', id: `w-topic-${c.id}`, value: c.id, dataset: { testid: `widget-topic-${c.id}` } });
+    box.checked = chosen.includes(c.id);
+    return el('label', { for: box.id, class: 'check' }, box, ` ${c.name}`);
+  }));
+}
+
 function fill(data) {
+  chosen = data.categories || [];
+  topics();
   $('w-title').value = data.title;
   $('w-color').value = data.color.length === 4
     ? `#${[...data.color.slice(1)].map((c) => c + c).join('')}` : data.color;
@@ -27,7 +42,8 @@ export async function widgetSection() {
   $('widget-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     $('widget-error').textContent = '';
-    const put = await api('PUT', '/api/admin/widget', { title: $('w-title').value, color: $('w-color').value, greeting: $('w-greeting').value });
+    const categories = [...document.querySelectorAll('#w-topics input:checked')].map((b) => b.value);
+    const put = await api('PUT', '/api/admin/widget', { title: $('w-title').value, color: $('w-color').value, greeting: $('w-greeting').value, categories });
     if (!put.ok) { $('widget-error').textContent = put.error.message; return; }
     fill(put.data);
     $('widget-source').textContent = 'Saved. New visitors see it at once.';

@@ -68,8 +68,15 @@ async function loadCategories() {
   const host = $('categories');
   host.replaceChildren();
   if (!res.ok) { $('categories-error').textContent = res.error.message; return; }
-  if (res.data.length === 0) host.append(el('p', {}, 'No topics are open right now. Please try again later.'));
-  for (const c of res.data) {
+  // The widget offers the topics its admin chose (all when none), in their order.
+  let topics = res.data;
+  if (document.body.classList.contains('widget')) {
+    const look = await api('GET', '/api/widget');
+    const chosen = look.ok ? look.data.categories || [] : [];
+    if (chosen.length) topics = chosen.map((id) => res.data.find((c) => c.id === id)).filter(Boolean);
+  }
+  if (topics.length === 0) host.append(el('p', {}, 'No topics are open right now. Please try again later.'));
+  for (const c of topics) {
     host.append(el('button', { type: 'button', dataset: { testid: `category-${c.id}`, category: c.id }, onclick: () => chooseCategory(c) }, c.name));
   }
   const preset = res.data.find((c) => c.id === presetCategory);
