@@ -99,11 +99,16 @@ for (const size of Object.keys(SIZES)) {
       await page.goto(`${hub.url}/admin.html`);
       await signIn(page, 'admin', ADMIN_PASSWORD);
       await page.getByTestId('dashboard').waitFor();
-      for (const view of ['dashboard', 'agents', 'categories', 'archive', 'calls', 'appointments', 'offline']) {
+      for (const view of ['dashboard', 'agents', 'categories', 'canned', 'archive', 'calls', 'appointments', 'offline', 'settings']) {
         await page.goto(`${hub.url}/admin.html#${view}`);
         await page.waitForLoadState('networkidle');
         await expectClean(page, `admin: ${view}`);
       }
+      // A category's chat hours editor, open.
+      await page.goto(`${hub.url}/admin.html#categories`);
+      await page.getByTestId('hours-edit').first().click();
+      await page.getByTestId('hours-editor').waitFor();
+      await expectClean(page, 'admin: chat hours editor');
     } finally {
       await page.context().close();
     }
