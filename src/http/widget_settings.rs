@@ -41,8 +41,11 @@ pub struct WidgetLook {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WidgetLookView {
-    #[serde(flatten)]
-    pub look: WidgetLook,
+    pub title: String,
+    pub color: String,
+    pub greeting: String,
+    /// The topics the widget offers, in order; empty: every category.
+    pub categories: Vec<String>,
     /// `settings` (the `WIDGET_*` settings) or `admin` (set on the admin page).
     pub source: &'static str,
 }
@@ -70,7 +73,13 @@ pub async fn look(state: &AppState) -> StoreResult<(WidgetLook, &'static str)> {
 
 async fn view(state: &AppState) -> Result<WidgetLookView, ApiError> {
     let (look, source) = look(state).await?;
-    Ok(WidgetLookView { look, source })
+    Ok(WidgetLookView {
+        title: look.title,
+        color: look.color,
+        greeting: look.greeting,
+        categories: look.categories,
+        source,
+    })
 }
 
 /// The widget's look in force.

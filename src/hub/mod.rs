@@ -292,14 +292,12 @@ pub struct DeskCategory {
 #[derive(Clone)]
 pub struct Hub {
     tx: mpsc::Sender<Command>,
-    /// The last answer of [`Hub::desk`] and when it was taken: the public category list
-    /// asks on every request, and a flood of those must not queue commands before the
-    /// hub's chat traffic.
-    desk_cache: Arc<std::sync::Mutex<Option<(std::time::Instant, Vec<DeskCategory>)>>>,
+    /// The last answer of [`Hub::desk`] and when its command was sent. The public category
+    /// list asks on every request: one command at a time, whose answer every caller who
+    /// arrived before it was sent shares, so a flood never queues commands before the
+    /// hub's chat traffic and nobody gets an answer older than their request.
+    desk_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, Vec<DeskCategory>)>>>,
 }
-
-/// How long an answer of [`Hub::desk`] is reused.
-const DESK_CACHE_FOR: Duration = Duration::from_millis(500);
 
 /// Why the hub could not take a command.
 #[derive(Debug, thiserror::Error)]
@@ -386,17 +384,20 @@ impl Hub {
     }
 
     /// Whether each category is open now and has somebody online to answer.
-    /// Reused for [`DESK_CACHE_FOR`]: at most two commands a second, however many ask.
+    /// Single-flight: see `desk_cache`.
     pub async fn desk(&self) -> Result<Vec<DeskCategory>, HubGone> {
-        if let Some((at, desk)) = self.desk_cache.lock().expect("not poisoned").as_ref()
-            && at.elapsed() < DESK_CACHE_FOR
+        let asked = std::time::Instant::now();
+        let mut cache = self.desk_cache.lock().await;
+        if let Some((sent, desk)) = cache.as_ref()
+            && *sent >= asked
         {
             return Ok(desk.clone());
         }
+        let sent = std::time::Instant::now();
         let (reply, rx) = oneshot::channel();
         self.send(Command::Desk { reply }).await?;
         let desk = rx.await.map_err(|_| HubGone)?;
-        *self.desk_cache.lock().expect("not poisoned") = Some((std::time::Instant::now(), desk.clone()));
+        *cache = Some((sent, desk.clone()));
         Ok(desk)
     }
 

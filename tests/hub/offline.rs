@@ -352,8 +352,11 @@ async fn the_category_list_says_per_category_whether_an_agent_is_online() {
     let mut sam = hub.agent("sam", &["sales"], 1).await;
     assert!(online(&hub, "sales").await);
     assert!(!online(&hub, "general").await, "nobody holding General is online");
-    // Away still counts as online (a customer may wait); disconnected does not.
+    // Away does not count (nobody would answer); busy finishing their chats does.
     sam.send(json!({"type": "set_available", "available": false})).await;
+    sam.next_of("profile").await;
+    assert!(!online(&hub, "sales").await, "an agent away counted as online");
+    sam.send(json!({"type": "set_status", "status": "available"})).await;
     sam.next_of("profile").await;
     assert!(online(&hub, "sales").await);
     drop(sam);
@@ -390,7 +393,9 @@ async fn on_several_nodes_agents_online_follows_the_replica() {
     }
     assert!(!online(&a, "sales").await);
     let token = a.agent_account("sam", &["sales"], 1).await;
-    let sam_on_b = Ws::agent(&b, &token).await;
+    let mut sam_on_b = Ws::agent(&b, &token).await;
+    sam_on_b.send(json!({"type": "set_available", "available": true})).await;
+    sam_on_b.next_of("profile").await;
     eventually("node A sees sam online in sales", || async {
         online(&a, "sales").await.then_some(())
     })
