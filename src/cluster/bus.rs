@@ -38,6 +38,12 @@ pub enum AdminChange {
     Categories { removed: Option<String> },
     /// These sessions (by id, `auth::session_id`) were revoked: their sockets close with 4001.
     SessionsEnded { ids: Vec<String> },
+    /// A customer rated a chat (stored already): its agent's console is told wherever it is.
+    Rated {
+        agent: String,
+        conversation: String,
+        rating: crate::store::Rating,
+    },
 }
 
 /// One message on the channel.

@@ -2,8 +2,8 @@
 //! `chat_ended` frame carried (`crate::ratings`), a score on the desk's scale and an
 //! optional comment. Stored with the conversation once: a second rating is 409
 //! `already_rated`. Public (customers have no session); the token is the authority.
-//! The agent hears of it by a `chat_rated` frame when their connection is on this node,
-//! and sees it in their history in any case.
+//! The agent hears of it by a `chat_rated` frame on whichever node their connection is
+//! (through the admin bus on several nodes), and sees it in their history in any case.
 
 use axum::Json;
 use axum::extract::State;
@@ -96,10 +96,20 @@ async fn rate(
         }
         Err(e) => return Err(e.into()),
     }
-    // Best effort: the agent's console, if they are on this node.
+    // Best effort: the agent's console, on this node or (through the admin bus) another.
     let _ = state
         .hub
         .chat_rated(&claims.agent, &claims.conversation, rating.clone())
         .await;
+    if let Some(cluster) = &state.cluster {
+        let change = crate::cluster::bus::AdminChange::Rated {
+            agent: claims.agent.clone(),
+            conversation: claims.conversation.clone(),
+            rating: rating.clone(),
+        };
+        if let Err(e) = cluster.publish(change).await {
+            tracing::warn!(error = %e, "the other nodes were not told of a rating; its agent sees it in their history");
+        }
+    }
     Ok((StatusCode::CREATED, Json(rating)))
 }

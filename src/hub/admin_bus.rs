@@ -31,6 +31,15 @@ impl ApplyAdminChanges for Appliers {
                     .await
                     .map_err(|e| e.to_string())
             }
+            AdminChange::Rated {
+                agent,
+                conversation,
+                rating,
+            } => self
+                .hub
+                .chat_rated(&agent, &conversation, rating)
+                .await
+                .map_err(|e| e.to_string()),
             AdminChange::SessionsEnded { ids } => {
                 self.sessions.forget(&ids);
                 self.hub

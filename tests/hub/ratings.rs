@@ -165,9 +165,9 @@ async fn a_chat_the_agent_ends_offers_the_customer_a_rating() {
     hub.stop().await;
 }
 
-/// Several nodes (Redis): a customer on one node rates on another (the token is signed
-/// with the shared `ROOM_TOKEN_SECRET`); the agent's node tells the agent; a second
-/// rating on the first node is refused by the shared store.
+/// Several nodes (Redis): a customer rates on their node (the token is signed with the
+/// shared `ROOM_TOKEN_SECRET`); the agent, on the other node, is told through the admin
+/// bus; a second rating on the agent's node is refused by the shared store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_takes_a_rating_once() {
     let crate::cluster_fixture::ChatAcrossNodes {
@@ -185,15 +185,15 @@ async fn any_node_takes_a_rating_once() {
     customer.send(json!({"type": "leave"})).await;
     let ended = customer.next_of("chat_ended").await;
     let token = ended["rating"]["token"].as_str().expect("a rating offer").to_string();
-    // Rated on the agent's node, not the customer's.
-    let (got, answer) = rate(&nodes[1], json!({"token": token, "score": 5})).await;
+    // Rated on the customer's node: the agent, on the other, is told through the admin bus.
+    let (got, answer) = rate(&nodes[0], json!({"token": token, "score": 5})).await;
     assert_eq!(got, 201, "{answer}");
     let rated = agent.next_of("chat_rated").await;
     assert_eq!(
         (rated["chat_id"].as_str(), rated["score"].as_u64()),
         (Some(chat.as_str()), Some(5))
     );
-    let (got, answer) = rate(&nodes[0], json!({"token": token, "score": 1})).await;
+    let (got, answer) = rate(&nodes[1], json!({"token": token, "score": 1})).await;
     assert_eq!((got, code(&answer)), (409, Some("already_rated")), "{answer}");
     for node in nodes {
         node.stop().await;
