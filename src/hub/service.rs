@@ -586,6 +586,9 @@ impl HubState {
                     )
                 })?;
                 let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+                if reason.as_ref().is_some_and(|r| r.chars().any(char::is_control)) {
+                    return Err(("invalid_reason", "an away reason is one line of text".to_string()));
+                }
                 if reason
                     .as_ref()
                     .is_some_and(|r| r.chars().count() > AWAY_REASON_MAX_CHARS)

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision};
+use crate::core::routing::{CategoryId, ChatEnd, ChatId, CustomerId, Decision};
 use crate::core::wait_estimate::{HandleTimes, WaitRange};
 use crate::protocol::Estimate;
 
@@ -30,9 +30,15 @@ impl Waits {
             Decision::Paired { chat, category, .. } => {
                 self.paired_at.insert(*chat, (category.clone(), now));
             }
-            Decision::ChatEnded { chat, customer, .. } => {
+            Decision::ChatEnded {
+                chat, customer, reason, ..
+            } => {
                 self.joined_at.remove(customer);
-                if let Some((category, at)) = self.paired_at.remove(chat) {
+                // Only chats a side ended are handle times: a customer gone (with the grace
+                // period in it) or a shutdown would inflate the estimates.
+                if let Some((category, at)) = self.paired_at.remove(chat)
+                    && *reason == ChatEnd::Ended
+                {
                     let secs = u64::try_from((now - at) / 1000).unwrap_or(0);
                     self.handle_times.entry(category).or_default().record(secs);
                 }
@@ -45,6 +51,13 @@ impl Waits {
             }
             _ => {}
         }
+    }
+
+    /// Forgets customers and chats the routing no longer holds: after a cluster node
+    /// reloaded its replica (events it skipped ended some without a decision seen here).
+    pub fn retain(&mut self, customer_known: impl Fn(CustomerId) -> bool, chat_known: impl Fn(ChatId) -> bool) {
+        self.joined_at.retain(|c, _| customer_known(*c));
+        self.paired_at.retain(|chat, _| chat_known(*chat));
     }
 
     /// The estimate for `place` in `category` with `slots` chat slots serving it.

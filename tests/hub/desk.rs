@@ -235,3 +235,43 @@ async fn the_estimate_is_unknown_without_history_and_a_range_with_it() {
     assert_eq!(queued["estimate"], json!({"low_mins": 0, "high_mins": 1}), "{queued}");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_waiting_customer_back_after_a_reload_is_told_their_category_closed_meanwhile() {
+    let hub = TestHub::start().await;
+    let mut waiting = hub.customer("Early", "general").await;
+    waiting.next_of("queued").await;
+    let token = waiting.token.clone().expect("a resume token");
+    drop(waiting);
+    let (status, body) = hub
+        .admin()
+        .await
+        .put(
+            "/api/admin/chat-hours/general",
+            json!({"category": "general", "week": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The close came while they were away; back, they are told at once, with their place.
+    let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token})).await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(resumed["place"], 1, "{resumed}");
+    let told = back.next_of("desk_status").await;
+    assert_eq!(
+        (told["open"].as_bool(), told["agents_online"].as_bool()),
+        (Some(false), Some(false))
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_away_reason_on_several_lines_is_refused() {
+    let hub = TestHub::start().await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    agent
+        .send(json!({"type": "set_status", "status": "away", "reason": "lunch\nthen gym"}))
+        .await;
+    assert_eq!(agent.next_of("error").await["code"], "invalid_reason");
+    hub.stop().await;
+}

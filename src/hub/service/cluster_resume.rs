@@ -202,6 +202,9 @@ impl HubState {
         info.conn = Some(waiting.conn);
         self.set_who(waiting.conn, Recipient::Customer(customer));
         self.send_to_conn(waiting.conn, &resumed);
+        if let Some(status) = self.desk_status_of(customer) {
+            self.send_to_conn(waiting.conn, &status);
+        }
     }
 
     /// The `resumed` frame of a resume of ours that `op` applies, built before it is

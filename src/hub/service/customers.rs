@@ -121,12 +121,28 @@ impl HubState {
         if let Some(resumed) = self.resumed_frame(customer, last_seq) {
             self.send_to_conn(conn, &resumed);
         }
+        if let Some(status) = self.desk_status_of(customer) {
+            self.send_to_conn(conn, &status);
+        }
         let mut out = vec![];
         if previous.is_none() {
             let _ = self.routing.customer_resumed(customer, &mut out);
         }
         self.apply(out);
         Ok(())
+    }
+
+    /// For a waiting customer back after a reload, whose category is closed or has nobody
+    /// to answer now: the `desk_status` that says so (one sent while they were away is lost).
+    pub(super) fn desk_status_of(&self, customer: CustomerId) -> Option<ServerFrame> {
+        self.routing.place(customer)?;
+        let category = self.routing.customer_category(customer)?;
+        let (open, agents_online) = (self.routing.is_open(category), self.routing.staffed(category));
+        (!open || !agents_online).then(|| ServerFrame::DeskStatus {
+            category: category.0.clone(),
+            open,
+            agents_online,
+        })
     }
 
     /// The `resumed` frame for a customer: their place or chat (the messages after

@@ -157,6 +157,11 @@ impl HubState {
                 cluster.last_event = last_event;
                 // Pairing times of chats the skipped events ended are forgotten here.
                 cluster.forget_pairings_not_in(&self.routing);
+                // So are the join and pairing times kept for waiting times.
+                self.waits.retain(
+                    |c| self.routing.customer_category(c).is_some(),
+                    |chat| self.routing.chat_sides(chat).is_some(),
+                );
             }
             Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
         }
