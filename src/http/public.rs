@@ -76,8 +76,9 @@ pub struct WidgetConfig {
     pub greeting: String,
     /// The topics (category ids) the widget offers, in order; empty: every category.
     pub categories: Vec<String>,
-    /// Whether any agent is connected now (on several nodes: to the node that answers).
-    /// When false the widget says nobody is online; a customer may still wait in line.
+    /// Whether any agent who would answer is connected now (not away; on several nodes,
+    /// on any node). When false the widget says nobody is online; a customer may still
+    /// wait in line.
     pub agents_online: bool,
     /// The sites allowed to embed the widget (`WIDGET_ALLOWED_ORIGINS`, and the demo
     /// host's while `DEMO_HOST_PORT` is set), besides the hub's own; the widget page
@@ -97,7 +98,15 @@ async fn widget(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         color: look.color,
         greeting: look.greeting,
         categories: look.categories,
-        agents_online: state.hub.figures().await?.agents_online > 0,
+        // From the single-flight desk query: a flood of widget loads costs the hub one
+        // command at a time.
+        agents_online: state
+            .hub
+            .desk()
+            .await
+            .map_err(|_| ApiError::Unavailable("the hub is shutting down".into()))?
+            .iter()
+            .any(|d| d.agents_online),
         allowed_origins,
     };
     let cors = headers
