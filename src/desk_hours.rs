@@ -193,7 +193,7 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
                 continue;
             }
         };
-        let force = ticks % FORCE_EVERY == 0;
+        let force = ticks.is_multiple_of(FORCE_EVERY);
         ticks = ticks.wrapping_add(1);
         let changed: Vec<(String, bool)> = now
             .iter()

@@ -296,8 +296,11 @@ pub struct Hub {
     /// list asks on every request: one command at a time, whose answer every caller who
     /// arrived before it was sent shares, so a flood never queues commands before the
     /// hub's chat traffic and nobody gets an answer older than their request.
-    desk_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, Vec<DeskCategory>)>>>,
+    desk_cache: Arc<tokio::sync::Mutex<Option<DeskAnswer>>>,
 }
+
+/// An answer of [`Hub::desk`] and when its command was sent.
+type DeskAnswer = (std::time::Instant, Vec<DeskCategory>);
 
 /// Why the hub could not take a command.
 #[derive(Debug, thiserror::Error)]
