@@ -40,11 +40,7 @@ pub struct PublicCategory {
 /// The service categories customers can queue for, and whether each is open and staffed now.
 #[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [PublicCategory]), Unavailable))]
 async fn categories(State(state): State<AppState>) -> Result<Json<Vec<PublicCategory>>, ApiError> {
-    let desk = state
-        .hub
-        .desk()
-        .await
-        .map_err(|_| ApiError::Unavailable("the hub is shutting down".into()))?;
+    let desk = state.hub.desk().await?;
     Ok(Json(
         state
             .store
@@ -100,13 +96,7 @@ async fn widget(State(state): State<AppState>, headers: axum::http::HeaderMap) -
         categories: look.categories,
         // From the single-flight desk query: a flood of widget loads costs the hub one
         // command at a time.
-        agents_online: state
-            .hub
-            .desk()
-            .await
-            .map_err(|_| ApiError::Unavailable("the hub is shutting down".into()))?
-            .iter()
-            .any(|d| d.agents_online),
+        agents_online: state.hub.desk().await?.iter().any(|d| d.agents_online),
         allowed_origins,
     };
     let cors = headers

@@ -270,10 +270,13 @@ impl HubState {
                 let desk = self
                     .routing
                     .waiting_counts()
-                    .map(|(c, _)| super::DeskCategory {
-                        id: c.0.clone(),
-                        open: self.routing.is_open(c),
-                        agents_online: self.routing.staffed(c),
+                    .map(|(c, _)| {
+                        let (open, agents_online) = self.desk_of(c);
+                        super::DeskCategory {
+                            id: c.0.clone(),
+                            open,
+                            agents_online,
+                        }
                     })
                     .collect();
                 let _ = reply.send(desk);
@@ -878,6 +881,11 @@ impl HubState {
         }
     }
 
+    /// Whether `category` is open now, and whether someone who would answer is online.
+    pub(super) fn desk_of(&self, category: &CategoryId) -> (bool, bool) {
+        (self.routing.is_open(category), self.routing.staffed(category))
+    }
+
     /// Tells this node's waiting customers when their category closed or opened, or when
     /// nobody is left who could answer (the offline path) or somebody came.
     fn tell_desk_changes(&mut self) {
@@ -885,7 +893,7 @@ impl HubState {
             .routing
             .waiting_counts()
             .filter(|(_, n)| *n > 0)
-            .map(|(c, _)| (c.clone(), (self.routing.is_open(c), self.routing.staffed(c))))
+            .map(|(c, _)| (c.clone(), self.desk_of(c)))
             .collect();
         let told = std::mem::replace(&mut self.desk_told, now);
         let changed: Vec<(CategoryId, (bool, bool))> = self

@@ -137,7 +137,7 @@ impl HubState {
     pub(super) fn desk_status_of(&self, customer: CustomerId) -> Option<ServerFrame> {
         self.routing.place(customer)?;
         let category = self.routing.customer_category(customer)?;
-        let (open, agents_online) = (self.routing.is_open(category), self.routing.staffed(category));
+        let (open, agents_online) = self.desk_of(category);
         (!open || !agents_online).then(|| ServerFrame::DeskStatus {
             category: category.0.clone(),
             open,

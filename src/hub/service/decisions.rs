@@ -37,7 +37,7 @@ impl HubState {
             } => {
                 // What this customer is told of their category now is what later changes
                 // are measured against (`tell_desk_changes`).
-                let status = (self.routing.is_open(&category), self.routing.staffed(&category));
+                let status = self.desk_of(&category);
                 let (open, agents_online) = *self.desk_told.entry(category.clone()).or_insert(status);
                 let estimate = self.estimate(&category, place);
                 self.send(
