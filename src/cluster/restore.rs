@@ -202,6 +202,7 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             ticket: Ticket(number(&c[2])?),
             chat: maybe(&c[3])?.map(ChatId),
             away_epoch: maybe(&c[4])?,
+            passed: vec![],
         });
     }
     for a in list(&value["agents"]) {
@@ -217,6 +218,7 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             away_reason: a[7].as_str().filter(|r| !r.is_empty()).map(str::to_string),
             away_epoch: maybe(&a[3])?,
             last_assigned: number(&a[4])?,
+            lapses: 0,
             categories,
         });
     }
@@ -327,6 +329,7 @@ mod tests {
                     ticket: Ticket(4),
                     chat: Some(ChatId(9)),
                     away_epoch: Some(12),
+                    passed: vec![],
                 },
                 StateCustomer {
                     id: CustomerId(5),
@@ -334,6 +337,7 @@ mod tests {
                     ticket: Ticket(6),
                     chat: None,
                     away_epoch: None,
+                    passed: vec![],
                 },
             ],
             agents: vec![
@@ -346,6 +350,7 @@ mod tests {
                     away_reason: None,
                     away_epoch: None,
                     last_assigned: 10,
+                    lapses: 0,
                 },
                 StateAgent {
                     id: AgentId("bo".into()),
@@ -356,6 +361,7 @@ mod tests {
                     away_reason: Some("lunch".into()),
                     away_epoch: Some(11),
                     last_assigned: 8,
+                    lapses: 0,
                 },
             ],
             chats: vec![StateChat {
@@ -368,6 +374,7 @@ mod tests {
             pairing_room: Some(7),
             held_back: true,
             closed: vec![CategoryId("returns".into())],
+            ..RoutingState::default()
         };
         assert_eq!(decode(&encode(&state)).unwrap(), state);
         assert_eq!(

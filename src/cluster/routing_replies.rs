@@ -265,6 +265,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
                 ticket: customer.ticket,
                 chat: None,
                 away_epoch: customer.away,
+                passed: vec![],
             });
             queue.push(customer);
         }
@@ -300,6 +301,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             away_reason: Some(text(a, 8)?).filter(|r| !r.is_empty()).map(str::to_string),
             connected: maybe_id(a, 3)?.is_none(),
             chats,
+            offers: vec![],
         };
         state.agents.push(StateAgent {
             id: agent(a, 0)?,
@@ -310,6 +312,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             away_reason: view.away_reason.clone(),
             away_epoch: maybe_id(a, 3)?,
             last_assigned: id(a, 6)?,
+            lapses: 0,
         });
         agents.push((agent(a, 0)?, view));
     }
@@ -329,6 +332,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             ticket: Ticket(id(c, 5)?),
             chat: Some(chat.chat),
             away_epoch: chat.customer_away,
+            passed: vec![],
         });
         state.chats.push(StateChat {
             id: chat.chat,

@@ -42,6 +42,64 @@ pub struct AgentId(pub String);
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CategoryId(pub String);
 
+/// An offer of a waiting customer to one agent (a category in offer mode), allocated when made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OfferId(pub u64);
+
+/// How a category's customers reach agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingMode {
+    /// The chosen agent gets the chat at once.
+    Assign,
+    /// The chosen agent is offered the customer and accepts or declines; the customer keeps
+    /// their place until an agent accepts.
+    Offer,
+}
+
+impl RoutingMode {
+    /// The word clients send and see.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Assign => "assign",
+            Self::Offer => "offer",
+        }
+    }
+
+    pub fn from_word(word: &str) -> Option<Self> {
+        [Self::Assign, Self::Offer].into_iter().find(|m| m.word() == word)
+    }
+}
+
+/// Why an offer ended without a chat (an accepted one ends in [`Decision::Paired`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferEnd {
+    /// The agent declined it.
+    Declined,
+    /// Nobody answered it in time ([`Routing::offer_expired`]).
+    Lapsed,
+    /// It no longer stands: the customer left or dropped, the agent dropped, went away or
+    /// busy, lost the category or the room under their limit, or the category closed, was
+    /// removed or left offer mode.
+    Withdrawn,
+}
+
+impl OfferEnd {
+    /// The word clients see.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Declined => "declined",
+            Self::Lapsed => "lapsed",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// How many offers in a row an agent may let lapse before they are set away.
+pub const LAPSES_BEFORE_AWAY: u8 = 2;
+
+/// The away reason of an agent set away for letting offers lapse.
+pub const MISSED_OFFERS_REASON: &str = "Missed two chat offers";
+
 /// Order of arrival in a queue: lower waited longer. Kept when a customer is
 /// put back after their agent vanished, so they keep their original wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,6 +221,28 @@ pub enum Decision {
         category: CategoryId,
         open: bool,
     },
+    /// A waiting customer is offered to an agent (a category in offer mode): tell the agent,
+    /// and start the offer's timer (call [`Routing::offer_expired`] when it fires). The
+    /// customer keeps their place meanwhile.
+    Offered {
+        offer: OfferId,
+        customer: CustomerId,
+        agent: AgentId,
+        category: CategoryId,
+        ticket: Ticket,
+    },
+    /// An offer ended without a chat; tell the agent. The customer waits on, in their place.
+    OfferEnded {
+        offer: OfferId,
+        customer: CustomerId,
+        agent: AgentId,
+        why: OfferEnd,
+    },
+    /// The agent let [`LAPSES_BEFORE_AWAY`] offers in a row lapse and is now away (reason
+    /// [`MISSED_OFFERS_REASON`]); tell them why.
+    AwayAfterMissedOffers {
+        agent: AgentId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +261,8 @@ pub enum RoutingError {
     AlreadyExists,
     /// The category is closed now (outside its hours): nobody may join it.
     CategoryClosed,
+    /// No such offer stands for this agent (it ended, or was never theirs).
+    UnknownOffer,
 }
 
 impl RoutingError {
@@ -197,6 +279,7 @@ impl RoutingError {
             Self::AlreadyOnline => "already_online",
             Self::AlreadyExists => "already_exists",
             Self::CategoryClosed => "category_closed",
+            Self::UnknownOffer => "unknown_offer",
         }
     }
 }
@@ -214,6 +297,7 @@ impl fmt::Display for RoutingError {
             Self::AlreadyOnline => "this agent is already online",
             Self::AlreadyExists => "it exists already",
             Self::CategoryClosed => "this category is closed now",
+            Self::UnknownOffer => "no such offer is open for you (it was taken back or timed out)",
         })
     }
 }
@@ -270,6 +354,19 @@ struct Customer {
     away_epoch: Option<u64>,
     /// The place this customer was last told; 0 when not waiting.
     told_place: usize,
+    /// The offer of this waiting customer to an agent, while one stands.
+    offer: Option<OfferId>,
+    /// The agents who declined this customer or let their offer lapse, since the last time
+    /// every eligible agent had: the next offer goes to someone else while anyone else can
+    /// take it (a round over the agents, not one agent rung over and over).
+    passed: BTreeSet<AgentId>,
+}
+
+impl Customer {
+    /// Can be offered or paired now: connected, and no offer stands for them.
+    fn ready(&self) -> bool {
+        self.away_epoch.is_none() && self.offer.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,14 +382,23 @@ struct Agent {
     /// `None` while connected; the epoch of the pending grace timer while away.
     away_epoch: Option<u64>,
     chats: BTreeSet<ChatId>,
+    /// The offers standing for this agent: each counts against their limit.
+    offers: BTreeSet<OfferId>,
+    /// Offers they let lapse in a row (an answer, yes or no, resets it).
+    lapses: u8,
     /// When this agent last got a chat (or came online): ties between equally
     /// loaded agents go to the one who has waited longest.
     last_assigned: u64,
 }
 
 impl Agent {
+    /// Chats running and offers standing: what the limit bounds.
+    fn load(&self) -> usize {
+        self.chats.len() + self.offers.len()
+    }
+
     fn has_capacity(&self) -> bool {
-        self.chats.len() < usize::from(self.limit)
+        self.load() < usize::from(self.limit)
     }
 
     fn eligible(&self) -> bool {
@@ -302,6 +408,13 @@ impl Agent {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Chat {
+    customer: CustomerId,
+    agent: AgentId,
+    category: CategoryId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Offer {
     customer: CustomerId,
     agent: AgentId,
     category: CategoryId,
@@ -327,6 +440,10 @@ pub struct Routing {
     held_back: bool,
     /// Categories closed now (outside their hours): nobody joins or is paired in them.
     closed: BTreeSet<CategoryId>,
+    /// Categories in offer mode (the others assign).
+    offer_mode: BTreeSet<CategoryId>,
+    /// The offers standing, each of one waiting customer to one agent.
+    offers: BTreeMap<OfferId, Offer>,
 }
 
 /// A read-only view of an online agent, for the adapter's live figures.
@@ -340,6 +457,8 @@ pub struct AgentView {
     pub away_reason: Option<String>,
     pub connected: bool,
     pub chats: Vec<ChatId>,
+    /// Offers standing for them (they count against the limit).
+    pub offers: Vec<OfferId>,
 }
 
 /// Where an online agent stands, as a supervisor reads it.
@@ -377,7 +496,7 @@ impl AgentView {
             AgentStanding::Busy
         } else if !self.available {
             AgentStanding::Away
-        } else if self.chats.len() >= usize::from(self.limit) {
+        } else if self.chats.len() + self.offers.len() >= usize::from(self.limit) {
             AgentStanding::Full
         } else {
             AgentStanding::Available
@@ -408,7 +527,11 @@ impl Routing {
     /// Removes a category: its waiting customers are dequeued (the adapter closes
     /// them), agents stop holding it. Running chats of it go on to their end.
     pub fn remove_category(&mut self, category: &CategoryId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
-        let queue = self.queues.remove(category).ok_or(RoutingError::UnknownCategory)?;
+        if !self.queues.contains_key(category) {
+            return Err(RoutingError::UnknownCategory);
+        }
+        let freed = self.withdraw_offers_in(category, out);
+        let queue = self.queues.remove(category).expect("checked above");
         for (_, customer) in queue {
             self.customers.remove(&customer);
             out.push(Decision::Dequeued {
@@ -420,11 +543,15 @@ impl Routing {
             agent.categories.remove(category);
         }
         self.closed.remove(category);
+        self.offer_mode.remove(category);
         self.dirty.remove(category);
         out.push(Decision::WaitingChanged {
             category: category.clone(),
             waiting: 0,
         });
+        for agent in freed {
+            self.route_agent(&agent, out);
+        }
         Ok(())
     }
 
@@ -470,9 +597,12 @@ impl Routing {
             state: CustomerState::Waiting,
             away_epoch: None,
             told_place: 0,
+            offer: None,
+            passed: BTreeSet::new(),
         });
         customer.state = CustomerState::Waiting;
         customer.told_place = place;
+        customer.passed.clear();
         if place < waiting {
             // Someone was put in front of others: their places moved.
             self.dirty.insert(category.clone());
@@ -509,12 +639,16 @@ impl Routing {
             .clone();
         match state {
             CustomerState::Waiting => {
+                let offered_to = self.withdraw_customer_offer(id, out);
                 self.dequeue(id, out);
                 self.customers.remove(&id);
                 out.push(Decision::Dequeued {
                     customer: id,
                     reason: Removal::Left,
                 });
+                if let Some(agent) = offered_to {
+                    self.route_agent(&agent, out);
+                }
             }
             CustomerState::Chatting(chat) => {
                 self.end_chat_inner(chat, Party::Customer, ChatEnd::Ended, out);
@@ -537,6 +671,10 @@ impl Routing {
             out.push(Decision::CustomerAway { chat, agent });
         }
         out.push(Decision::CustomerGraceStarted { customer: id, epoch });
+        // Nobody can accept a customer who is not there: their offer goes back.
+        if let Some(agent) = self.withdraw_customer_offer(id, out) {
+            self.route_agent(&agent, out);
+        }
         Ok(())
     }
 
@@ -610,6 +748,8 @@ impl Routing {
                 away_reason: None,
                 away_epoch: None,
                 chats: BTreeSet::new(),
+                offers: BTreeSet::new(),
+                lapses: 0,
                 last_assigned,
             },
         );
@@ -635,6 +775,9 @@ impl Routing {
             agent: id.clone(),
             epoch,
         });
+        // Their offers go to someone who is there.
+        let touched = self.release_unfit_offers(id, out);
+        self.route_categories(touched, out);
         Ok(())
     }
 
@@ -665,8 +808,15 @@ impl Routing {
 
     /// The agent goes offline at once (disabled, or logged out): chats are withdrawn and customers re-queued.
     pub fn agent_offline(&mut self, id: &AgentId, out: &mut Vec<Decision>) {
-        let Some(agent) = self.agents.remove(id) else { return };
+        if !self.agents.contains_key(id) {
+            return;
+        }
+        let offers: Vec<OfferId> = self.agents[id].offers.iter().copied().collect();
         let mut touched = BTreeSet::new();
+        for offer in offers {
+            touched.insert(self.withdraw_offer(offer, OfferEnd::Withdrawn, out).category);
+        }
+        let agent = self.agents.remove(id).expect("checked above");
         for chat_id in agent.chats {
             let chat = self.chats.remove(&chat_id).expect("agent chats exist");
             out.push(Decision::ChatWithdrawn {
@@ -688,9 +838,7 @@ impl Routing {
                 });
             }
         }
-        for category in touched {
-            self.route_category(&category, out);
-        }
+        self.route_categories(touched, out);
     }
 
     /// Available or away (with no reason): [`Routing::set_status`].
@@ -722,6 +870,8 @@ impl Routing {
         agent.busy = status == AgentStatus::Busy;
         agent.away_reason = reason.filter(|r| status == AgentStatus::Away && !r.is_empty());
         self.end_busy_when_free(id, out);
+        let touched = self.release_unfit_offers(id, out);
+        self.route_categories(touched, out);
         self.route_agent(id, out);
         Ok(())
     }
@@ -746,6 +896,8 @@ impl Routing {
         }
         let agent = self.agents.get_mut(id).ok_or(RoutingError::UnknownAgent)?;
         agent.limit = limit;
+        let touched = self.release_unfit_offers(id, out);
+        self.route_categories(touched, out);
         self.route_agent(id, out);
         Ok(())
     }
@@ -760,6 +912,8 @@ impl Routing {
         let categories = categories.into_iter().filter(|c| self.queues.contains_key(c)).collect();
         let agent = self.agents.get_mut(id).ok_or(RoutingError::UnknownAgent)?;
         agent.categories = categories;
+        let touched = self.release_unfit_offers(id, out);
+        self.route_categories(touched, out);
         self.route_agent(id, out);
         Ok(())
     }
@@ -826,6 +980,11 @@ impl Routing {
             });
             if open {
                 self.route_category(category, out);
+            } else {
+                // Nobody is paired in a closed category: its offers go back (the customers keep their place).
+                for agent in self.withdraw_offers_in(category, out) {
+                    self.route_agent(&agent, out);
+                }
             }
         }
         Ok(())
@@ -861,18 +1020,46 @@ impl Routing {
         if self.closed.contains(category) {
             return;
         }
-        while let Some((ticket, customer)) = self.front_connected(category) {
-            let best = self
-                .agents
-                .iter()
-                .filter(|(_, a)| a.eligible() && a.categories.contains(category))
-                .min_by_key(|(_, a)| (a.chats.len(), a.last_assigned))
-                .map(|(id, _)| id.clone());
-            let Some(agent) = best else { break };
+        let offering = self.offer_mode.contains(category);
+        while let Some((ticket, customer)) = self.front_ready(category) {
+            let choice = if offering {
+                self.choose_for_offer(customer, category)
+            } else {
+                self.best_eligible(category).map(|agent| (agent, false))
+            };
+            let Some((agent, new_round)) = choice else { break };
             if !self.may_pair() {
                 break;
             }
-            self.pair(customer, ticket, category.clone(), agent, out);
+            if offering {
+                self.make_offer(customer, ticket, category.clone(), agent, new_round, out);
+            } else {
+                self.pair(customer, ticket, category.clone(), agent, out);
+            }
+        }
+    }
+
+    /// The eligible agent holding `category` who should get its next customer: the least
+    /// loaded, then the one idle longest.
+    fn best_eligible(&self, category: &CategoryId) -> Option<AgentId> {
+        self.eligible_for(category).next()
+    }
+
+    /// The eligible agents holding `category`, best first (see [`Routing::best_eligible`]).
+    fn eligible_for<'a>(&'a self, category: &'a CategoryId) -> impl Iterator<Item = AgentId> + 'a {
+        let mut agents: Vec<(&AgentId, &Agent)> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.eligible() && a.categories.contains(category))
+            .collect();
+        agents.sort_by_key(|(_, a)| (a.load(), a.last_assigned));
+        agents.into_iter().map(|(id, _)| id.clone())
+    }
+
+    /// Routes each of `categories`, in order.
+    fn route_categories(&mut self, categories: BTreeSet<CategoryId>, out: &mut Vec<Decision>) {
+        for category in &categories {
+            self.route_category(category, out);
         }
     }
 
@@ -887,7 +1074,7 @@ impl Routing {
                 .categories
                 .iter()
                 .filter(|c| !self.closed.contains(*c))
-                .filter_map(|c| self.front_connected(c).map(|(t, cust)| (t, cust, c.clone())))
+                .filter_map(|c| self.front_ready(c).map(|(t, cust)| (t, cust, c.clone())))
                 .min_by_key(|(t, _, _)| *t);
             let Some((ticket, customer, category)) = best else {
                 return;
@@ -895,16 +1082,25 @@ impl Routing {
             if !self.may_pair() {
                 return;
             }
-            self.pair(customer, ticket, category, id.clone(), out);
+            if self.offer_mode.contains(&category) {
+                // Offered to whoever's turn it is for this customer (this agent, unless they passed).
+                let (to, new_round) = self
+                    .choose_for_offer(customer, &category)
+                    .expect("this agent is eligible for the category");
+                self.make_offer(customer, ticket, category, to, new_round, out);
+            } else {
+                self.pair(customer, ticket, category, id.clone(), out);
+            }
         }
     }
 
-    /// The longest-waiting customer of a queue who is connected (away customers keep their place but are skipped).
-    fn front_connected(&self, category: &CategoryId) -> Option<(Ticket, CustomerId)> {
+    /// The longest-waiting customer of a queue who can be offered or paired now (away
+    /// customers, and those with an offer standing, keep their place but are skipped).
+    fn front_ready(&self, category: &CategoryId) -> Option<(Ticket, CustomerId)> {
         self.queues
             .get(category)?
             .iter()
-            .find(|(_, c)| self.customers[c].away_epoch.is_none())
+            .find(|(_, c)| self.customers[c].ready())
             .copied()
     }
 
@@ -916,19 +1112,30 @@ impl Routing {
         agent: AgentId,
         out: &mut Vec<Decision>,
     ) {
-        self.dequeue(customer, out);
         if let Some(room) = &mut self.pairing_room {
             *room -= 1;
         }
+        self.open_chat(customer, ticket, category, agent, out);
+    }
+
+    /// Opens the chat of a waiting customer with an agent (the room was counted by the caller).
+    fn open_chat(
+        &mut self,
+        customer: CustomerId,
+        ticket: Ticket,
+        category: CategoryId,
+        agent: AgentId,
+        out: &mut Vec<Decision>,
+    ) {
+        self.dequeue(customer, out);
         let chat = ChatId(self.next());
         let stamp = self.next();
         let a = self.agents.get_mut(&agent).expect("pairing an online agent");
         a.chats.insert(chat);
         a.last_assigned = stamp;
-        self.customers
-            .get_mut(&customer)
-            .expect("pairing a known customer")
-            .state = CustomerState::Chatting(chat);
+        let c = self.customers.get_mut(&customer).expect("pairing a known customer");
+        c.state = CustomerState::Chatting(chat);
+        c.passed.clear();
         self.chats.insert(
             chat,
             Chat {
@@ -969,12 +1176,15 @@ impl Routing {
     }
 }
 
+// ---- offers with a timeout: the offer mode's events ----
+mod offers;
+
 // ---- queries: what the adapters read of the state ----
 mod queries;
 
 // ---- the state as plain data, for a replica loaded from a snapshot (issue 15) ----
 mod state;
-pub use state::{InconsistentState, RoutingState, StateAgent, StateChat, StateCustomer};
+pub use state::{InconsistentState, RoutingState, StateAgent, StateChat, StateCustomer, StateOffer};
 
 #[cfg(test)]
 mod tests;

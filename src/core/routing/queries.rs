@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{AgentId, AgentView, CategoryId, ChatId, CustomerId, CustomerState, Routing, Ticket};
+use super::{AgentId, AgentView, CategoryId, ChatId, CustomerId, CustomerState, OfferId, Routing, RoutingMode, Ticket};
 
 impl Routing {
     pub fn has_category(&self, category: &CategoryId) -> bool {
@@ -58,6 +58,7 @@ impl Routing {
             away_reason: a.away_reason.clone(),
             connected: a.away_epoch.is_none(),
             chats: a.chats.iter().copied().collect(),
+            offers: a.offers.iter().copied().collect(),
         })
     }
 
@@ -102,6 +103,25 @@ impl Routing {
     /// The longest-waiting customer of a category (away or not).
     pub fn front(&self, category: &CategoryId) -> Option<CustomerId> {
         self.queues.get(category)?.first().map(|(_, c)| *c)
+    }
+
+    /// How `category`'s customers reach agents (unknown ones assign).
+    pub fn routing_mode(&self, category: &CategoryId) -> RoutingMode {
+        if self.offer_mode.contains(category) {
+            RoutingMode::Offer
+        } else {
+            RoutingMode::Assign
+        }
+    }
+
+    /// A standing offer: its customer, agent and category.
+    pub fn offer(&self, id: OfferId) -> Option<(CustomerId, &AgentId, &CategoryId)> {
+        self.offers.get(&id).map(|o| (o.customer, &o.agent, &o.category))
+    }
+
+    /// The offers standing (each holds a chat's room in the archive until it ends).
+    pub fn offers_standing(&self) -> usize {
+        self.offers.len()
     }
 
     pub fn chats_active(&self) -> usize {

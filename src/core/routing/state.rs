@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::{Agent, AgentId, CategoryId, Chat, ChatId, Customer, CustomerId, CustomerState, Routing, Ticket};
+use super::{
+    Agent, AgentId, CategoryId, Chat, ChatId, Customer, CustomerId, CustomerState, Offer, OfferId, Routing, Ticket,
+};
 
 /// A customer waiting or chatting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,8 @@ pub struct StateCustomer {
     pub chat: Option<ChatId>,
     /// The epoch of their grace timer while away.
     pub away_epoch: Option<u64>,
+    /// The agents who passed them this round (offer mode), bytewise order.
+    pub passed: Vec<AgentId>,
 }
 
 /// An online agent.
@@ -33,6 +37,8 @@ pub struct StateAgent {
     pub away_epoch: Option<u64>,
     /// The stamp of their last assignment (ties between equally loaded agents).
     pub last_assigned: u64,
+    /// Offers they let lapse in a row.
+    pub lapses: u8,
 }
 
 /// A running chat.
@@ -42,6 +48,15 @@ pub struct StateChat {
     pub customer: CustomerId,
     pub agent: AgentId,
     /// The chat's category (it may have been removed since: the chat runs on).
+    pub category: CategoryId,
+}
+
+/// An offer standing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateOffer {
+    pub id: OfferId,
+    pub customer: CustomerId,
+    pub agent: AgentId,
     pub category: CategoryId,
 }
 
@@ -58,6 +73,10 @@ pub struct RoutingState {
     pub held_back: bool,
     /// Categories closed now, bytewise order.
     pub closed: Vec<CategoryId>,
+    /// Categories in offer mode, bytewise order.
+    pub offer_mode: Vec<CategoryId>,
+    /// Offers standing, by id.
+    pub offers: Vec<StateOffer>,
 }
 
 /// Why a state cannot be a `Routing`: it names someone or something it does not hold.
@@ -80,6 +99,7 @@ impl Routing {
                     CustomerState::Chatting(chat) => Some(chat),
                 },
                 away_epoch: c.away_epoch,
+                passed: c.passed.iter().cloned().collect(),
             })
             .collect();
         customers.sort_by_key(|c| c.id);
@@ -98,6 +118,7 @@ impl Routing {
                     away_reason: a.away_reason.clone(),
                     away_epoch: a.away_epoch,
                     last_assigned: a.last_assigned,
+                    lapses: a.lapses,
                 })
                 .collect(),
             chats: self
@@ -114,6 +135,17 @@ impl Routing {
             pairing_room: self.pairing_room,
             held_back: self.held_back,
             closed: self.closed.iter().cloned().collect(),
+            offer_mode: self.offer_mode.iter().cloned().collect(),
+            offers: self
+                .offers
+                .iter()
+                .map(|(id, o)| StateOffer {
+                    id: *id,
+                    customer: o.customer,
+                    agent: o.agent.clone(),
+                    category: o.category.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -145,6 +177,8 @@ impl Routing {
                 state: customer_state,
                 away_epoch: c.away_epoch,
                 told_place: 0,
+                offer: None,
+                passed: c.passed.into_iter().collect(),
             };
             customers.insert(c.id, customer);
         }
@@ -165,6 +199,8 @@ impl Routing {
                     away_reason: a.away_reason,
                     away_epoch: a.away_epoch,
                     chats: BTreeSet::new(),
+                    offers: BTreeSet::new(),
+                    lapses: a.lapses,
                     last_assigned: a.last_assigned,
                 };
                 (a.id, agent)
@@ -200,8 +236,35 @@ impl Routing {
         if let Some(unknown) = state.closed.iter().find(|c| !queues.contains_key(*c)) {
             return bad(format!("unknown category {unknown:?} closed"));
         }
+        if let Some(unknown) = state.offer_mode.iter().find(|c| !queues.contains_key(*c)) {
+            return bad(format!("unknown category {unknown:?} in offer mode"));
+        }
+        let mut offers = BTreeMap::new();
+        for o in state.offers {
+            let Some(customer) = customers
+                .get_mut(&o.customer)
+                .filter(|c| c.state == CustomerState::Waiting && c.offer.is_none() && c.category == o.category)
+            else {
+                return bad(format!("offer {:?} of a customer not waiting for one", o.id));
+            };
+            customer.offer = Some(o.id);
+            let Some(agent) = agents.get_mut(&o.agent) else {
+                return bad(format!("offer {:?} to an agent not online", o.id));
+            };
+            agent.offers.insert(o.id);
+            offers.insert(
+                o.id,
+                Offer {
+                    customer: o.customer,
+                    agent: o.agent,
+                    category: o.category,
+                },
+            );
+        }
         Ok(Routing {
             closed: state.closed.into_iter().collect(),
+            offer_mode: state.offer_mode.into_iter().collect(),
+            offers,
             queues,
             customers,
             agents,

@@ -351,6 +351,172 @@ fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_
     );
 }
 
+fn offers(out: &[Decision]) -> Vec<(OfferId, CustomerId, AgentId)> {
+    out.iter()
+        .filter_map(|d| match d {
+            Decision::Offered {
+                offer, customer, agent, ..
+            } => Some((*offer, *customer, agent.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn offer_mode(categories: &[&str]) -> Routing {
+    let mut r = routing(categories);
+    for c in categories {
+        r.set_category_mode(&cat(c), RoutingMode::Offer, &mut vec![]).unwrap();
+    }
+    r
+}
+
+#[test]
+fn in_offer_mode_the_customer_keeps_their_place_until_the_agent_accepts() {
+    let mut r = offer_mode(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    let made = offers(&out);
+    let [(offer, customer, to)] = &made[..] else { panic!("one offer: {out:?}") };
+    let offer = *offer;
+    assert_eq!((*customer, to.clone()), (c, agent("a")));
+    assert!(paired(&out).is_empty());
+    assert_eq!(r.place(c), Some(1), "the customer keeps their place while offered");
+    assert_eq!(r.agent(&agent("a")).unwrap().offers, vec![offer]);
+    out.clear();
+    assert_eq!(r.accept_offer(&agent("b"), offer, &mut out), Err(RoutingError::UnknownOffer));
+    r.accept_offer(&agent("a"), offer, &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(c, agent("a"))]);
+    assert_eq!(r.place(c), None);
+    assert_eq!(r.accept_offer(&agent("a"), offer, &mut out), Err(RoutingError::UnknownOffer));
+}
+
+#[test]
+fn a_pending_offer_counts_against_the_limit_and_a_customer_is_offered_to_one_agent() {
+    let mut r = offer_mode(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let first = r.join(&cat("sales"), &mut out).unwrap();
+    let second = r.join(&cat("sales"), &mut out).unwrap();
+    assert_eq!(offers(&out).len(), 1, "agent a is full with one offer: {out:?}");
+    assert_eq!(offers(&out)[0].1, first);
+    out.clear();
+    r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
+    let made = offers(&out);
+    assert_eq!(made.len(), 1);
+    assert_eq!((made[0].1, made[0].2.clone()), (second, agent("b")), "the next customer, not the offered one");
+}
+
+#[test]
+fn a_declined_customer_goes_to_the_next_agent_and_back_only_when_everyone_passed() {
+    let mut r = offer_mode(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    let (offer, _, first) = offers(&out)[0].clone();
+    out.clear();
+    r.decline_offer(&first, offer, &mut out).unwrap();
+    assert!(out.contains(&Decision::OfferEnded {
+        offer,
+        customer: c,
+        agent: first.clone(),
+        why: OfferEnd::Declined
+    }));
+    let (offer, _, second) = offers(&out)[0].clone();
+    assert_ne!(second, first, "offered to the other agent");
+    out.clear();
+    r.decline_offer(&second, offer, &mut out).unwrap();
+    // Both passed: a new round, from the best of them.
+    assert_eq!(offers(&out).len(), 1);
+    assert_eq!(r.place(c), Some(1));
+}
+
+#[test]
+fn two_lapses_in_a_row_set_the_agent_away_and_the_customer_goes_on() {
+    let mut r = offer_mode(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    let (offer, ..) = offers(&out)[0].clone();
+    out.clear();
+    r.offer_expired(offer, &mut out);
+    assert!(out.iter().any(|d| matches!(d, Decision::OfferEnded { why: OfferEnd::Lapsed, .. })));
+    // Nobody else: offered to the same agent again, who lets it lapse too.
+    let (offer, ..) = offers(&out)[0].clone();
+    out.clear();
+    r.offer_expired(offer, &mut out);
+    assert!(out.contains(&Decision::AwayAfterMissedOffers { agent: agent("a") }));
+    let view = r.agent(&agent("a")).unwrap();
+    assert_eq!(view.status(), AgentStatus::Away);
+    assert_eq!(view.away_reason.as_deref(), Some(MISSED_OFFERS_REASON));
+    assert!(offers(&out).is_empty(), "an away agent is offered nothing");
+    assert_eq!(r.place(c), Some(1), "the customer keeps their place");
+    // A stale timer changes nothing.
+    out.clear();
+    r.offer_expired(offer, &mut out);
+    assert!(out.is_empty());
+    // Another agent gets the customer.
+    r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
+    assert_eq!(offers(&out)[0].2, agent("b"));
+}
+
+#[test]
+fn an_answer_between_lapses_keeps_the_agent_available() {
+    let mut r = offer_mode(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    r.join(&cat("sales"), &mut out).unwrap();
+    let (offer, ..) = offers(&out)[0].clone();
+    out.clear();
+    r.offer_expired(offer, &mut out);
+    let (offer, ..) = offers(&out)[0].clone();
+    out.clear();
+    r.decline_offer(&agent("a"), offer, &mut out).unwrap();
+    let (offer, ..) = offers(&out)[0].clone();
+    out.clear();
+    r.offer_expired(offer, &mut out);
+    assert!(!out.contains(&Decision::AwayAfterMissedOffers { agent: agent("a") }));
+    assert_eq!(r.agent(&agent("a")).unwrap().status(), AgentStatus::Available);
+}
+
+#[test]
+fn an_offer_is_withdrawn_when_its_agent_or_customer_drops_and_routed_on() {
+    let mut r = offer_mode(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
+    out.clear();
+    r.agent_disconnected(&agent("a"), &mut out).unwrap();
+    assert!(out.iter().any(|d| matches!(d, Decision::OfferEnded { why: OfferEnd::Withdrawn, .. })));
+    let (offer, customer, to) = offers(&out)[0].clone();
+    assert_eq!((customer, to), (c, agent("b")));
+    out.clear();
+    r.customer_disconnected(c, &mut out).unwrap();
+    assert!(out.contains(&Decision::OfferEnded {
+        offer,
+        customer: c,
+        agent: agent("b"),
+        why: OfferEnd::Withdrawn
+    }));
+    assert!(r.agent(&agent("b")).unwrap().offers.is_empty());
+    out.clear();
+    r.customer_resumed(c, &mut out).unwrap();
+    assert_eq!(offers(&out)[0].2, agent("b"), "offered again once back");
+}
+
+#[test]
+fn leaving_offer_mode_assigns_the_offered_customers() {
+    let mut r = offer_mode(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    out.clear();
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(c, agent("a"))]);
+}
+
 // ---- property tests ---------------------------------------------------------------
 
 const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
@@ -378,6 +544,13 @@ enum Op {
     /// 0 available, 1 away, 2 busy until their chats end.
     SetStatus(usize, u8),
     SetCategoryOpen(usize, bool),
+    /// A category to offer mode (`true`) or back to assign.
+    SetMode(usize, bool),
+    /// An offer seen (index into those seen), answered by its own agent (`true`) or another.
+    Accept(usize, bool),
+    Decline(usize, bool),
+    /// An offer's timer fires (whether it still stands or not).
+    OfferExpire(usize),
 }
 
 /// The status `SetStatus` asks for.
@@ -410,6 +583,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::option::of(0..3u8).prop_map(Op::SetPairingRoom),
         2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
+        2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
+        3 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
+        2 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
+        3 => any::<usize>().prop_map(Op::OfferExpire),
     ]
 }
 
@@ -429,6 +606,8 @@ struct Harness {
     told: HashMap<CustomerId, usize>,
     /// The room the last event set, if it set one (`Some(None)`: it lifted the limit).
     last_room: Option<Option<usize>>,
+    /// Every offer made, with the agent it was made to.
+    offers: Vec<(OfferId, AgentId)>,
 }
 
 impl Harness {
@@ -437,6 +616,20 @@ impl Harness {
             CustomerId(u64::MAX)
         } else {
             self.customers[i % self.customers.len()]
+        }
+    }
+
+    /// An offer seen, and who answers it: its own agent, or another one.
+    fn offer(&self, i: usize, own: bool) -> (OfferId, AgentId) {
+        if self.offers.is_empty() {
+            return (OfferId(u64::MAX), agent(AGENTS[0]));
+        }
+        let (offer, to) = self.offers[i % self.offers.len()].clone();
+        if own {
+            (offer, to)
+        } else {
+            let other = AGENTS.iter().find(|a| agent(a) != to).expect("several agents");
+            (offer, agent(other))
         }
     }
 
@@ -487,12 +680,40 @@ impl Harness {
                 r.set_status(&agent(AGENTS[a]), status(s), reason, out)
             }
             Op::SetCategoryOpen(c, open) => r.set_category_open(&cat(CATEGORIES[c]), open, out),
+            Op::SetMode(c, offer) => {
+                let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
+                r.set_category_mode(&cat(CATEGORIES[c]), mode, out)
+            }
+            Op::Accept(i, own) => {
+                let (offer, by) = self.offer(i, own);
+                r.accept_offer(&by, offer, out)
+            }
+            Op::Decline(i, own) => {
+                let (offer, by) = self.offer(i, own);
+                r.decline_offer(&by, offer, out)
+            }
+            Op::OfferExpire(i) => {
+                let (offer, _) = self.offer(i, true);
+                r.offer_expired(offer, out);
+                Ok(())
+            }
         }
     }
 
     /// Learns epochs and places from the decisions, checking what can only be checked on them.
     fn observe(&mut self, before: &Routing, after: &Routing, out: &[Decision]) {
-        let pairings = out.iter().filter(|d| matches!(d, Decision::Paired { .. })).count();
+        // Room is spent by a chat opened directly or by an offer, given back by an offer
+        // ended without a chat; an accepted offer opens its chat in the room it reserved.
+        let spent = out
+            .iter()
+            .filter(|d| match d {
+                Decision::Paired { customer, .. } => before.customers.get(customer).is_none_or(|c| c.offer.is_none()),
+                Decision::Offered { .. } => true,
+                _ => false,
+            })
+            .count();
+        let given_back = out.iter().filter(|d| matches!(d, Decision::OfferEnded { .. })).count();
+        let pairings = spent.saturating_sub(given_back);
         // The room in force during the event: the one it set, or the one before it.
         let room = match self.last_room {
             Some(room) => room,
@@ -526,7 +747,15 @@ impl Harness {
                 } => {
                     self.told.remove(customer);
                     let a = &after.agents.get(agent).expect("paired agents are online");
-                    assert!(a.chats.len() <= usize::from(a.limit), "agent above their limit");
+                    assert!(a.load() <= usize::from(a.limit), "agent above their limit");
+                    let accepted = before.customers.get(customer).and_then(|c| c.offer);
+                    if let Some(offer) = accepted {
+                        // An accepted offer: the customer was chosen in order when it was made.
+                        assert_eq!(&before.offers[&offer].agent, agent, "accepted by another agent");
+                        assert!(chatting.insert(*customer), "customer paired while in a chat");
+                        continue;
+                    }
+                    assert!(!after.offer_mode.contains(category), "assigned in a category in offer mode");
                     assert!(
                         a.categories.contains(category),
                         "chat of a category the agent does not hold"
@@ -534,9 +763,9 @@ impl Harness {
                     assert!(a.away_epoch.is_none() && a.available, "paired an ineligible agent");
                     assert!(!after.closed.contains(category), "paired in a closed category");
                     assert!(!a.busy, "paired a busy agent");
-                    // Nobody connected and still waiting in this category was ahead of them.
+                    // Nobody ready and still waiting in this category was ahead of them.
                     for (t, c) in &after.queues[category] {
-                        if after.customers[c].away_epoch.is_none() {
+                        if after.customers[c].ready() {
                             assert!(t > ticket, "{c:?} waited longer than the paired {customer:?}");
                         }
                     }
@@ -553,6 +782,35 @@ impl Harness {
                     assert!(before.agents.contains_key(agent), "{agent:?} was not online");
                     let now = after.agents.get(agent).expect("still online");
                     assert!(now.available && !now.busy, "{agent:?} not available after being busy");
+                }
+                Decision::Offered {
+                    offer,
+                    customer,
+                    agent,
+                    category,
+                    ticket,
+                } => {
+                    self.offers.push((*offer, agent.clone()));
+                    assert!(after.offer_mode.contains(category), "an offer in a category that assigns");
+                    assert!(!after.closed.contains(category), "an offer in a closed category");
+                    let a = &after.agents[agent];
+                    assert!(a.categories.contains(category), "an offer of a category the agent does not hold");
+                    assert!(a.load() <= usize::from(a.limit), "an offer above the agent's limit");
+                    // Offers go in order: nobody ready in the category waited longer.
+                    for (t, c) in &after.queues[category] {
+                        if after.customers[c].ready() {
+                            assert!(t > ticket, "{c:?} waited longer than the offered {customer:?}");
+                        }
+                    }
+                    assert!(!chatting.contains(customer), "offered a customer in a chat");
+                }
+                Decision::OfferEnded { offer, agent, .. } => {
+                    assert_eq!(&before.offers.get(offer).expect("an offer that stood").agent, agent);
+                }
+                Decision::AwayAfterMissedOffers { agent } => {
+                    let a = &after.agents[agent];
+                    assert!(!a.available && !a.busy, "{agent:?} not away after missing offers");
+                    assert_eq!(a.away_reason.as_deref(), Some(MISSED_OFFERS_REASON));
                 }
                 Decision::CategoryOpenChanged { category, open } => {
                     assert_eq!(before.closed.contains(category), *open, "told a change that was none");
@@ -607,6 +865,32 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
             "{id:?} has an away reason while not away"
         );
     }
+    // Offers: one per customer at most, and each stands only while it could be accepted.
+    for (id, offer) in &r.offers {
+        let c = &r.customers[&offer.customer];
+        assert_eq!(c.offer, Some(*id), "{id:?} and its customer disagree");
+        assert_eq!(c.state, CustomerState::Waiting, "{id:?} of a customer not waiting");
+        assert!(c.away_epoch.is_none(), "{id:?} of a customer who is away");
+        assert_eq!(c.category, offer.category);
+        let a = &r.agents[&offer.agent];
+        assert!(a.offers.contains(id), "{id:?} and its agent disagree");
+        assert!(a.away_epoch.is_none() && a.available, "{id:?} to an agent who cannot accept");
+        assert!(a.categories.contains(&offer.category), "{id:?} of a category the agent dropped");
+        assert!(a.load() <= usize::from(a.limit), "{id:?} beyond the agent's limit");
+        assert!(r.offer_mode.contains(&offer.category), "{id:?} in a category that assigns");
+        assert!(!r.closed.contains(&offer.category), "{id:?} in a closed category");
+    }
+    for (id, c) in &r.customers {
+        if let Some(offer) = c.offer {
+            assert_eq!(r.offers.get(&offer).map(|o| o.customer), Some(*id));
+        }
+    }
+    for a in r.agents.values() {
+        for offer in &a.offers {
+            assert!(r.offers.contains_key(offer));
+        }
+        assert!(a.lapses < LAPSES_BEFORE_AWAY);
+    }
     // Chats and agents agree.
     for (id, chat) in &r.chats {
         assert!(r.agents[&chat.agent].chats.contains(id));
@@ -633,7 +917,7 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
         return;
     }
     for (category, queue) in r.queues.iter().filter(|(c, _)| !r.closed.contains(*c)) {
-        let someone_waits = queue.iter().any(|(_, c)| r.customers[c].away_epoch.is_none());
+        let someone_waits = queue.iter().any(|(_, c)| r.customers[c].ready());
         let someone_free = r
             .agents
             .values()

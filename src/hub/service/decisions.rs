@@ -218,6 +218,7 @@ impl HubState {
             }
             // Its waiting customers are told at the next flush (`tell_desk_changes`).
             Decision::CategoryOpenChanged { .. } => {}
+            Decision::Offered { .. } | Decision::OfferEnded { .. } | Decision::AwayAfterMissedOffers { .. } => {}
         }
     }
 
