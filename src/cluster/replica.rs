@@ -8,7 +8,7 @@
 
 use super::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use crate::core::routing::{
-    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError,
+    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, Routing, RoutingError, RoutingMode,
 };
 
 /// One routing transition, as a node asks for it and as the events stream records it.
@@ -47,6 +47,12 @@ pub enum RoutingOp {
     SetStatus(AgentId, AgentStatus, Option<String>),
     /// A category opens (`true`) or closes: its hours, applied by a node's clock.
     SetCategoryOpen(CategoryId, bool),
+    /// How a category's customers reach agents.
+    SetCategoryMode(CategoryId, RoutingMode),
+    AcceptOffer(AgentId, OfferId),
+    DeclineOffer(AgentId, OfferId),
+    /// An offer's timer fired.
+    OfferExpired(OfferId),
     SetLimit(AgentId, u8),
     SetCategories(AgentId, Vec<CategoryId>),
     EndChat(ChatId, Party),
@@ -123,6 +129,13 @@ impl RoutingOp {
                 a.get(2).filter(|r| !r.is_empty()).cloned(),
             ),
             "set_category_open" => Self::SetCategoryOpen(CategoryId(arg(0)?.clone()), arg(1)? == "1"),
+            "set_category_mode" => Self::SetCategoryMode(
+                CategoryId(arg(0)?.clone()),
+                RoutingMode::from_word(arg(1)?).ok_or_else(bad)?,
+            ),
+            "accept_offer" => Self::AcceptOffer(agent()?, OfferId(number(1)?)),
+            "decline_offer" => Self::DeclineOffer(agent()?, OfferId(number(1)?)),
+            "offer_expired" => Self::OfferExpired(OfferId(number(0)?)),
             "set_limit" => Self::SetLimit(agent()?, limit(1)?),
             "set_categories" => Self::SetCategories(agent()?, cats(1)),
             "end_chat" => Self::EndChat(ChatId(number(0)?), party(arg(1)?).ok_or_else(bad)?),
@@ -159,6 +172,10 @@ impl RoutingOp {
             Self::SetAvailable(a, available) => core.set_available(a, *available, out)?,
             Self::SetStatus(a, status, reason) => core.set_status(a, *status, reason.clone(), out)?,
             Self::SetCategoryOpen(c, open) => core.set_category_open(c, *open, out)?,
+            Self::SetCategoryMode(c, mode) => core.set_category_mode(c, *mode, out)?,
+            Self::AcceptOffer(a, offer) => core.accept_offer(a, *offer, out)?,
+            Self::DeclineOffer(a, offer) => core.decline_offer(a, *offer, out)?,
+            Self::OfferExpired(offer) => core.offer_expired(*offer, out),
             Self::SetLimit(a, limit) => core.set_limit(a, *limit, out)?,
             Self::SetCategories(a, categories) => core.set_categories(a, categories.iter().cloned(), out)?,
             Self::EndChat(chat, by) => core.end_chat(*chat, *by, out)?,
@@ -230,6 +247,10 @@ impl RoutingOp {
             Self::SetAvailable(a, available) => redis.set_available(a, *available).await,
             Self::SetStatus(a, status, reason) => redis.set_status(a, *status, reason.as_deref()).await,
             Self::SetCategoryOpen(c, open) => redis.set_category_open(c, *open).await,
+            Self::SetCategoryMode(c, mode) => redis.set_category_mode(c, *mode).await,
+            Self::AcceptOffer(a, offer) => redis.accept_offer(a, *offer).await,
+            Self::DeclineOffer(a, offer) => redis.decline_offer(a, *offer).await,
+            Self::OfferExpired(offer) => redis.offer_expired(*offer).await,
             Self::SetLimit(a, limit) => redis.set_limit(a, *limit).await,
             Self::SetCategories(a, categories) => redis.set_categories(a, categories).await,
             Self::EndChat(chat, by) => redis.end_chat(*chat, *by).await,

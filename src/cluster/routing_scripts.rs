@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use super::routing_replies::{MalformedReply, RoutingSnapshot, parse_decisions, parse_snapshot};
 use crate::core::places::Places;
 use crate::core::routing::{
-    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, Party, RoutingError, Ticket,
+    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, RoutingError, RoutingMode, Ticket,
 };
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -55,10 +55,14 @@ enum Transition {
     NodeLost,
     SetStatus,
     SetCategoryOpen,
+    SetCategoryMode,
+    AcceptOffer,
+    DeclineOffer,
+    OfferExpired,
 }
 
 impl Transition {
-    const ALL: [Transition; 20] = [
+    const ALL: [Transition; 24] = [
         Self::AddCategory,
         Self::RemoveCategory,
         Self::Join,
@@ -79,6 +83,10 @@ impl Transition {
         Self::NodeLost,
         Self::SetStatus,
         Self::SetCategoryOpen,
+        Self::SetCategoryMode,
+        Self::AcceptOffer,
+        Self::DeclineOffer,
+        Self::OfferExpired,
     ];
 
     /// The name of its function in `lua/routing.lua` (and the `t` field of its events).
@@ -104,6 +112,10 @@ impl Transition {
             Self::NodeLost => "node_lost",
             Self::SetStatus => "set_status",
             Self::SetCategoryOpen => "set_category_open",
+            Self::SetCategoryMode => "set_category_mode",
+            Self::AcceptOffer => "accept_offer",
+            Self::DeclineOffer => "decline_offer",
+            Self::OfferExpired => "offer_expired",
         }
     }
 }
@@ -179,6 +191,7 @@ fn routing_error(code: &str) -> Option<RoutingError> {
         AlreadyOnline,
         AlreadyExists,
         CategoryClosed,
+        UnknownOffer,
     ]
     .into_iter()
     .find(|e| e.code() == code)
@@ -433,6 +446,31 @@ impl RedisRouting {
             .await
     }
 
+    /// How `category`'s customers reach agents: `assign` or `offer`.
+    pub async fn set_category_mode(
+        &self,
+        category: &CategoryId,
+        mode: RoutingMode,
+    ) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::SetCategoryMode, &[&category.0, mode.word()])
+            .await
+    }
+
+    pub async fn accept_offer(&self, agent: &AgentId, offer: OfferId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AcceptOffer, &[&agent.0, &offer.0.to_string()])
+            .await
+    }
+
+    pub async fn decline_offer(&self, agent: &AgentId, offer: OfferId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::DeclineOffer, &[&agent.0, &offer.0.to_string()])
+            .await
+    }
+
+    /// An offer's timer fired (on any node: an offer no longer standing is ignored).
+    pub async fn offer_expired(&self, offer: OfferId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::OfferExpired, &[&offer.0.to_string()]).await
+    }
+
     pub async fn set_limit(&self, agent: &AgentId, limit: u8) -> Result<Applied, ClusterRoutingError> {
         self.apply(Transition::SetLimit, &[&agent.0, &limit.to_string()]).await
     }
@@ -492,6 +530,7 @@ mod tests {
             AlreadyOnline,
             AlreadyExists,
             CategoryClosed,
+            UnknownOffer,
         ] {
             assert_eq!(routing_error(e.code()), Some(e));
         }

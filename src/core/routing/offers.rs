@@ -22,8 +22,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    AgentId, CategoryId, CustomerId, Decision, LAPSES_BEFORE_AWAY, MISSED_OFFERS_REASON, Offer, OfferEnd,
-    OfferId, Routing, RoutingError, RoutingMode, Ticket,
+    AgentId, CategoryId, CustomerId, Decision, LAPSES_BEFORE_AWAY, MISSED_OFFERS_REASON, Offer, OfferEnd, OfferId,
+    Routing, RoutingError, RoutingMode, Ticket,
 };
 
 impl Routing {
@@ -57,14 +57,17 @@ impl Routing {
     }
 
     /// The agent accepts an offer made to them: the chat opens.
-    pub fn accept_offer(&mut self, agent: &AgentId, offer: OfferId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+    pub fn accept_offer(
+        &mut self,
+        agent: &AgentId,
+        offer: OfferId,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), RoutingError> {
         match self.offers.get(&offer) {
             Some(o) if &o.agent == agent => {}
             _ => return Err(RoutingError::UnknownOffer),
         }
-        let Offer {
-            customer, category, ..
-        } = self.offers.remove(&offer).expect("checked above");
+        let Offer { customer, category, .. } = self.offers.remove(&offer).expect("checked above");
         let a = self.agents.get_mut(agent).expect("an offer's agent is online");
         a.offers.remove(&offer);
         a.lapses = 0;

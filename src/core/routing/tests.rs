@@ -377,18 +377,26 @@ fn in_offer_mode_the_customer_keeps_their_place_until_the_agent_accepts() {
     r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
     let c = r.join(&cat("sales"), &mut out).unwrap();
     let made = offers(&out);
-    let [(offer, customer, to)] = &made[..] else { panic!("one offer: {out:?}") };
+    let [(offer, customer, to)] = &made[..] else {
+        panic!("one offer: {out:?}")
+    };
     let offer = *offer;
     assert_eq!((*customer, to.clone()), (c, agent("a")));
     assert!(paired(&out).is_empty());
     assert_eq!(r.place(c), Some(1), "the customer keeps their place while offered");
     assert_eq!(r.agent(&agent("a")).unwrap().offers, vec![offer]);
     out.clear();
-    assert_eq!(r.accept_offer(&agent("b"), offer, &mut out), Err(RoutingError::UnknownOffer));
+    assert_eq!(
+        r.accept_offer(&agent("b"), offer, &mut out),
+        Err(RoutingError::UnknownOffer)
+    );
     r.accept_offer(&agent("a"), offer, &mut out).unwrap();
     assert_eq!(paired(&out), vec![(c, agent("a"))]);
     assert_eq!(r.place(c), None);
-    assert_eq!(r.accept_offer(&agent("a"), offer, &mut out), Err(RoutingError::UnknownOffer));
+    assert_eq!(
+        r.accept_offer(&agent("a"), offer, &mut out),
+        Err(RoutingError::UnknownOffer)
+    );
 }
 
 #[test]
@@ -404,7 +412,11 @@ fn a_pending_offer_counts_against_the_limit_and_a_customer_is_offered_to_one_age
     r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
     let made = offers(&out);
     assert_eq!(made.len(), 1);
-    assert_eq!((made[0].1, made[0].2.clone()), (second, agent("b")), "the next customer, not the offered one");
+    assert_eq!(
+        (made[0].1, made[0].2.clone()),
+        (second, agent("b")),
+        "the next customer, not the offered one"
+    );
 }
 
 #[test]
@@ -441,7 +453,13 @@ fn two_lapses_in_a_row_set_the_agent_away_and_the_customer_goes_on() {
     let (offer, ..) = offers(&out)[0].clone();
     out.clear();
     r.offer_expired(offer, &mut out);
-    assert!(out.iter().any(|d| matches!(d, Decision::OfferEnded { why: OfferEnd::Lapsed, .. })));
+    assert!(out.iter().any(|d| matches!(
+        d,
+        Decision::OfferEnded {
+            why: OfferEnd::Lapsed,
+            ..
+        }
+    )));
     // Nobody else: offered to the same agent again, who lets it lapse too.
     let (offer, ..) = offers(&out)[0].clone();
     out.clear();
@@ -489,7 +507,13 @@ fn an_offer_is_withdrawn_when_its_agent_or_customer_drops_and_routed_on() {
     r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
     out.clear();
     r.agent_disconnected(&agent("a"), &mut out).unwrap();
-    assert!(out.iter().any(|d| matches!(d, Decision::OfferEnded { why: OfferEnd::Withdrawn, .. })));
+    assert!(out.iter().any(|d| matches!(
+        d,
+        Decision::OfferEnded {
+            why: OfferEnd::Withdrawn,
+            ..
+        }
+    )));
     let (offer, customer, to) = offers(&out)[0].clone();
     assert_eq!((customer, to), (c, agent("b")));
     out.clear();
@@ -513,7 +537,8 @@ fn leaving_offer_mode_assigns_the_offered_customers() {
     r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
     let c = r.join(&cat("sales"), &mut out).unwrap();
     out.clear();
-    r.set_category_mode(&cat("sales"), RoutingMode::Assign, &mut out).unwrap();
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, &mut out)
+        .unwrap();
     assert_eq!(paired(&out), vec![(c, agent("a"))]);
 }
 
@@ -755,7 +780,10 @@ impl Harness {
                         assert!(chatting.insert(*customer), "customer paired while in a chat");
                         continue;
                     }
-                    assert!(!after.offer_mode.contains(category), "assigned in a category in offer mode");
+                    assert!(
+                        !after.offer_mode.contains(category),
+                        "assigned in a category in offer mode"
+                    );
                     assert!(
                         a.categories.contains(category),
                         "chat of a category the agent does not hold"
@@ -791,10 +819,16 @@ impl Harness {
                     ticket,
                 } => {
                     self.offers.push((*offer, agent.clone()));
-                    assert!(after.offer_mode.contains(category), "an offer in a category that assigns");
+                    assert!(
+                        after.offer_mode.contains(category),
+                        "an offer in a category that assigns"
+                    );
                     assert!(!after.closed.contains(category), "an offer in a closed category");
                     let a = &after.agents[agent];
-                    assert!(a.categories.contains(category), "an offer of a category the agent does not hold");
+                    assert!(
+                        a.categories.contains(category),
+                        "an offer of a category the agent does not hold"
+                    );
                     assert!(a.load() <= usize::from(a.limit), "an offer above the agent's limit");
                     // Offers go in order: nobody ready in the category waited longer.
                     for (t, c) in &after.queues[category] {
@@ -874,10 +908,19 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
         assert_eq!(c.category, offer.category);
         let a = &r.agents[&offer.agent];
         assert!(a.offers.contains(id), "{id:?} and its agent disagree");
-        assert!(a.away_epoch.is_none() && a.available, "{id:?} to an agent who cannot accept");
-        assert!(a.categories.contains(&offer.category), "{id:?} of a category the agent dropped");
+        assert!(
+            a.away_epoch.is_none() && a.available,
+            "{id:?} to an agent who cannot accept"
+        );
+        assert!(
+            a.categories.contains(&offer.category),
+            "{id:?} of a category the agent dropped"
+        );
         assert!(a.load() <= usize::from(a.limit), "{id:?} beyond the agent's limit");
-        assert!(r.offer_mode.contains(&offer.category), "{id:?} in a category that assigns");
+        assert!(
+            r.offer_mode.contains(&offer.category),
+            "{id:?} in a category that assigns"
+        );
         assert!(!r.closed.contains(&offer.category), "{id:?} in a closed category");
     }
     for (id, c) in &r.customers {
