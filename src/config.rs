@@ -39,6 +39,8 @@ pub struct Settings {
     /// The shortest gap between two draft previews forwarded for one chat.
     pub draft_interval: Duration,
     pub resume_grace: Duration,
+    /// How long an agent has to answer an offer (a category in offer mode) before it lapses.
+    pub offer_timeout: Duration,
     /// How long a buddy whose last connection closed stays online (a reload is not a leave).
     pub buddy_grace: Duration,
     pub heartbeat: Duration,
@@ -211,6 +213,7 @@ impl Settings {
             draft_preview: r.flag("DRAFT_PREVIEW", true)?,
             draft_interval: Duration::from_millis(r.ranged("DRAFT_INTERVAL_MS", 150, 0..=10_000)?),
             resume_grace: r.seconds("RESUME_GRACE_SECS", 30.0)?,
+            offer_timeout: r.positive_seconds("OFFER_TIMEOUT_SECS", 20.0)?,
             buddy_grace: r.seconds("BUDDY_GRACE_SECS", 5.0)?,
             heartbeat: r.positive_seconds("HEARTBEAT_SECS", 20.0)?,
             max_connections: r.ranged("MAX_CONNECTIONS", 16_384, 1..=1_000_000)?,

@@ -175,9 +175,11 @@ pub async fn wanted_now(store: &SharedStore, settings: &Settings) -> StoreResult
         .collect())
 }
 
-/// The keeper: each tick, the categories whose wanted state changed go to the hub.
+/// The keeper: each tick, the categories whose wanted state (open or closed, and routing
+/// mode, `routing_modes`) changed go to the hub.
 pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: Hub, shutdown: CancellationToken) {
     let mut last: HashMap<String, bool> = HashMap::new();
+    let mut last_modes: HashMap<String, crate::core::routing::RoutingMode> = HashMap::new();
     let mut ticks: u32 = 0;
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -195,6 +197,20 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
         };
         let force = ticks.is_multiple_of(FORCE_EVERY);
         ticks = ticks.wrapping_add(1);
+        match crate::routing_modes::wanted_now(&store).await {
+            Ok(modes) => {
+                let changed: Vec<_> = modes
+                    .iter()
+                    .filter(|(c, mode)| force || last_modes.get(c) != Some(mode))
+                    .cloned()
+                    .collect();
+                last_modes = modes.into_iter().collect();
+                if !changed.is_empty() && hub.set_category_modes(changed).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the routing modes; categories keep theirs"),
+        }
         let changed: Vec<(String, bool)> = now
             .iter()
             .filter(|(c, open)| force || last.get(c) != Some(open))

@@ -25,5 +25,6 @@ pub mod demo_host;
 pub mod desk_hours;
 pub mod mail;
 pub mod rooms;
+pub mod routing_modes;
 // ---- offline messages: what customers leave when nobody is online ----
 pub mod offline;

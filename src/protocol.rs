@@ -21,6 +21,11 @@ pub enum ClientFrame {
         /// they are paired with sees `video_request` and opens a room for them.
         #[serde(default)]
         video: bool,
+        /// What they came about (at most [`FIRST_MESSAGE_MAX_CHARS`] characters): shown to
+        /// an agent offered this customer. It is not a chat message: the customer page sends
+        /// it as their first message once the chat starts.
+        #[serde(default)]
+        message: Option<String>,
     },
     /// Customer: come back within the grace period; `last_seq` is the last message seen.
     Resume {
@@ -63,6 +68,14 @@ pub enum ClientFrame {
     EndChat {
         chat_id: String,
     },
+    /// Agent: take the customer of an `offer` made to them (the chat starts).
+    AcceptOffer {
+        offer_id: String,
+    },
+    /// Agent: pass on an `offer` made to them (the customer goes to the next agent).
+    DeclineOffer {
+        offer_id: String,
+    },
     /// Buddy: join the buddy list under a display name; `key` (from an earlier
     /// `buddy_welcome`) makes another tab or device the same person.
     BuddyJoin {
@@ -99,6 +112,8 @@ impl ClientFrame {
             Self::SetAvailable { .. } => "set_available",
             Self::SetStatus { .. } => "set_status",
             Self::EndChat { .. } => "end_chat",
+            Self::AcceptOffer { .. } => "accept_offer",
+            Self::DeclineOffer { .. } => "decline_offer",
             Self::BuddyJoin { .. } => "buddy_join",
             Self::Invite { .. } => "invite",
             Self::CancelInvite { .. } => "cancel_invite",
@@ -186,6 +201,9 @@ pub fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
         }
     })
 }
+
+/// The longest `join.message` (characters).
+pub const FIRST_MESSAGE_MAX_CHARS: usize = 1000;
 
 /// Which side of a conversation a message or event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +322,29 @@ pub enum ServerFrame {
         category: String,
         open: bool,
         agents_online: bool,
+    },
+    /// Agent: a waiting customer is offered to them (a category in offer mode). Accept or
+    /// decline within `expires_in_secs`; unanswered, it lapses as a decline, and a second
+    /// lapse in a row sets the agent away. The customer keeps their place meanwhile.
+    Offer {
+        offer_id: String,
+        category: String,
+        category_name: String,
+        customer_name: String,
+        /// Seconds the customer has waited so far.
+        waited_secs: f64,
+        /// What the customer said they came about, when they did (`join.message`).
+        first_message: Option<String>,
+        /// The customer asked for a video call.
+        video_request: bool,
+        expires_in_secs: f64,
+    },
+    /// Agent: an offer ended without a chat: `declined` (by them), `lapsed` (not answered in
+    /// time) or `withdrawn` (the customer left or dropped, the category closed, the agent
+    /// went away...). An accepted offer ends with `chat_started` instead.
+    OfferEnded {
+        offer_id: String,
+        reason: &'static str,
     },
     /// Agent: customers waiting in each of their categories.
     QueueStats {

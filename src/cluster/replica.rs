@@ -27,6 +27,9 @@ pub enum RoutingOp {
         /// The key of the customer's resume token (`resume_tokens::key`), recorded by the
         /// join's script with the customer's id (issue 24); empty when replayed.
         token_key: String,
+        /// What the customer came about (`join.message`; empty: nothing), for an agent
+        /// offered them on any node. The script ignores it.
+        message: String,
     },
     Leave(CustomerId),
     CustomerDisconnected(CustomerId),
@@ -102,6 +105,7 @@ impl RoutingOp {
                 name: a.get(2).cloned().unwrap_or_default(),
                 video: a.get(3).is_some_and(|v| v == "1"),
                 token_key: a.get(4).cloned().unwrap_or_default(),
+                message: a.get(6).cloned().unwrap_or_default(),
             },
             "leave" => Self::Leave(customer(0)?),
             "customer_disconnected" => Self::CustomerDisconnected(customer(0)?),
@@ -219,6 +223,7 @@ impl RoutingOp {
                 name,
                 video,
                 token_key,
+                message,
             } => redis
                 .join_with_token(
                     category,
@@ -227,6 +232,7 @@ impl RoutingOp {
                     *video,
                     token_key,
                     crate::cluster::resume_tokens::HELD_FOR,
+                    message,
                 )
                 .await
                 .map(|(_, applied)| applied),
@@ -279,6 +285,7 @@ mod tests {
                 name: "Zoë".into(),
                 video: true,
                 token_key: String::new(),
+                message: String::new(),
             }
         );
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());

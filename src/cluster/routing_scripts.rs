@@ -350,15 +350,17 @@ impl RedisRouting {
         video: bool,
         token_key: &str,
         token_ttl: std::time::Duration,
+        message: &str,
     ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
-        if token_key.is_empty() {
+        if token_key.is_empty() && message.is_empty() {
             return self.join_described(category, request, name, video).await;
         }
         let ms = u64::try_from(token_ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1)
             .to_string();
-        self.join_with(&[&category.0, request, name, flag(video), token_key, &ms])
+        // The message rides last (the script ignores it; the events stream carries it).
+        self.join_with(&[&category.0, request, name, flag(video), token_key, &ms, message])
             .await
     }
 

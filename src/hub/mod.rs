@@ -41,7 +41,7 @@ use crate::archive::Archive;
 use crate::auth::Sessions;
 use crate::config::Settings;
 use crate::core::presence::BuddyId;
-use crate::core::routing::{AgentId, CustomerId};
+use crate::core::routing::{AgentId, CustomerId, OfferId, RoutingMode};
 use crate::protocol::ClientFrame;
 use crate::store::{Account, Category};
 use delivery::{ConnHandle, ConnId};
@@ -144,6 +144,14 @@ pub(crate) enum Command {
     BuddyGraceExpired {
         buddy: BuddyId,
         epoch: u64,
+    },
+    /// An offer's timer fired (it lapses if still standing).
+    OfferExpired {
+        offer: OfferId,
+    },
+    /// Categories' routing modes as the desk setting wants them; only real changes are applied.
+    CategoryModes {
+        wanted: Vec<(String, RoutingMode)>,
     },
     /// The grace period of a chat that ended while its customer was away is over.
     ForgetEndedVisit {
@@ -379,6 +387,11 @@ impl Hub {
             return Ok(());
         }
         self.send(Command::SessionsEnded { tokens, why }).await
+    }
+
+    /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
+    pub async fn set_category_modes(&self, wanted: Vec<(String, RoutingMode)>) -> Result<(), HubGone> {
+        self.send(Command::CategoryModes { wanted }).await
     }
 
     /// Opens and closes categories as their hours want (see `desk_hours`).

@@ -33,7 +33,8 @@ use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
 use crate::core::routing::{
-    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, Party, Routing,
+    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, OfferId, Party,
+    Routing, RoutingMode,
 };
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
 use crate::store::{Account, Category};
@@ -107,6 +108,8 @@ struct CustomerInfo {
     conn: Option<ConnId>,
     /// Asked for a video call (issue 16): their agent's `chat_started` says so.
     video: bool,
+    /// What they said they came about (`join.message`), for an agent offered them.
+    first_message: Option<String>,
 }
 
 /// What a customer whose chat ended while they were away gets on resume.
@@ -256,6 +259,15 @@ impl HubState {
                     self.agents.remove(&agent);
                 }
             }
+            Command::OfferExpired { offer } if self.cluster.is_some() => {
+                self.route(RoutingOp::OfferExpired(offer), None);
+            }
+            Command::OfferExpired { offer } => {
+                let mut out = vec![];
+                self.routing.offer_expired(offer, &mut out);
+                self.apply(out);
+            }
+            Command::CategoryModes { wanted } => self.set_category_modes(wanted),
             Command::BuddyGraceExpired { buddy, epoch } => self.buddy_grace_expired(buddy, epoch),
             Command::ForgetEndedVisit { token } => {
                 self.ended_visits.remove(&token);
@@ -360,7 +372,11 @@ impl HubState {
         if self.cluster.is_some() {
             return;
         }
-        let room = self.archive.openings_available();
+        // A standing offer holds the room of the chat it opens when accepted.
+        let room = self
+            .archive
+            .openings_available()
+            .saturating_sub(self.routing.offers_standing());
         let mut out = vec![];
         self.routing.set_pairing_room(Some(room), &mut out);
         self.apply(out);
@@ -574,6 +590,7 @@ impl HubState {
     }
 
     fn agent_frame(&mut self, conn: ConnId, id: AgentId, frame: ClientFrame) -> Result<(), (&'static str, String)> {
+        let frame_kind = frame.kind();
         match frame {
             ClientFrame::SetAvailable { available } if self.cluster.is_some() => {
                 // The profile goes out when the replica replays the change.
@@ -611,6 +628,32 @@ impl HubState {
                     .set_status(&id, status, reason, &mut out)
                     .map_err(|e| (e.code(), e.to_string()))?;
                 self.send_profile(&id);
+                self.apply(out);
+                Ok(())
+            }
+            ClientFrame::AcceptOffer { offer_id } | ClientFrame::DeclineOffer { offer_id } => {
+                let accept = matches!(frame_kind, "accept_offer");
+                let offer = offer_id
+                    .parse()
+                    .map(OfferId)
+                    .map_err(|_| ("unknown_offer", format!("no offer {offer_id:?} is open for you")))?;
+                if self.cluster.is_some() {
+                    let conn = self.agents.get(&id).and_then(|a| a.conn);
+                    let op = if accept {
+                        RoutingOp::AcceptOffer(id, offer)
+                    } else {
+                        RoutingOp::DeclineOffer(id, offer)
+                    };
+                    self.route(op, conn);
+                    return Ok(());
+                }
+                let mut out = vec![];
+                let answered = if accept {
+                    self.routing.accept_offer(&id, offer, &mut out)
+                } else {
+                    self.routing.decline_offer(&id, offer, &mut out)
+                };
+                answered.map_err(|e| (e.code(), e.to_string()))?;
                 self.apply(out);
                 Ok(())
             }
@@ -875,6 +918,25 @@ impl HubState {
                 let mut out = vec![];
                 if self.routing.set_category_open(&category, open, &mut out).is_ok() {
                     tracing::info!(category = %category.0, open, "category opened or closed by its hours");
+                    self.apply(out);
+                }
+            }
+        }
+    }
+
+    /// Puts categories in the routing mode the desk setting wants, where they differ.
+    fn set_category_modes(&mut self, wanted: Vec<(String, RoutingMode)>) {
+        for (category, mode) in wanted {
+            let category = CategoryId(category);
+            if !self.routing.has_category(&category) || self.routing.routing_mode(&category) == mode {
+                continue;
+            }
+            if self.cluster.is_some() {
+                self.route(RoutingOp::SetCategoryMode(category, mode), None);
+            } else {
+                let mut out = vec![];
+                if self.routing.set_category_mode(&category, mode, &mut out).is_ok() {
+                    tracing::info!(category = %category.0, mode = mode.word(), "routing mode set");
                     self.apply(out);
                 }
             }

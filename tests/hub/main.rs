@@ -35,6 +35,8 @@ mod listen_backlog;
 mod logging;
 // offline messages: left when nobody is online, answered by mail
 mod offline;
+// offers with a timeout, on one node and across nodes
+mod offers;
 mod openapi;
 mod redis_server;
 mod routing;

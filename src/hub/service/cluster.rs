@@ -101,6 +101,7 @@ pub(super) const SENT_HERE_MAX: usize = 65_536;
 struct PendingJoin {
     name: String,
     video: bool,
+    first_message: Option<String>,
     queued_at: i64,
     /// The customer's resume token, made before the join: its key rides in the join's
     /// script, so Redis records it with the join and it is known cluster-wide before the
@@ -113,6 +114,7 @@ struct RemoteCustomer {
     video: bool,
     /// When their join entered the events stream (0 if the join was not replayed here).
     queued_at: i64,
+    first_message: Option<String>,
 }
 
 /// The customer of a chat being opened, as this node knows them.
@@ -120,6 +122,7 @@ pub(super) struct ChatCustomer {
     pub name: String,
     pub queued_at: i64,
     pub video: bool,
+    pub first_message: Option<String>,
 }
 
 impl ClusterState {
@@ -189,10 +192,29 @@ impl ClusterState {
             .unwrap_or_default()
     }
 
+    /// What a remote customer said they came about (`join.message`).
+    pub(super) fn remote_first_message(&self, customer: CustomerId) -> Option<String> {
+        self.remote_customers.get(&customer)?.first_message.clone()
+    }
+
     /// A customer of ours who went to another node: theirs now, known by name.
-    pub(super) fn remember_remote_customer(&mut self, customer: CustomerId, name: String, video: bool, queued_at: i64) {
-        self.remote_customers
-            .insert(customer, RemoteCustomer { name, video, queued_at });
+    pub(super) fn remember_remote_customer(
+        &mut self,
+        customer: CustomerId,
+        name: String,
+        video: bool,
+        queued_at: i64,
+        first_message: Option<String>,
+    ) {
+        self.remote_customers.insert(
+            customer,
+            RemoteCustomer {
+                name,
+                video,
+                queued_at,
+                first_message,
+            },
+        );
     }
 
     pub(super) fn forget_customer(&mut self, customer: CustomerId) {
@@ -316,6 +338,7 @@ impl HubState {
                 name: info.name.clone(),
                 queued_at: info.queued_at,
                 video: info.video,
+                first_message: info.first_message.clone(),
             });
         }
         let cluster = self.cluster.as_ref()?;
@@ -327,6 +350,7 @@ impl HubState {
             name: remote.map(|r| r.name.clone()).unwrap_or_default(),
             queued_at: remote.map_or(0, |r| r.queued_at),
             video: remote.is_some_and(|r| r.video),
+            first_message: remote.and_then(|r| r.first_message.clone()),
         })
     }
 
@@ -342,6 +366,7 @@ impl HubState {
         name: String,
         category: CategoryId,
         video: bool,
+        first_message: Option<String>,
     ) -> Result<(), (&'static str, String)> {
         let cluster = self.cluster_mut();
         if cluster.pending_joins.contains_key(&conn) {
@@ -356,6 +381,7 @@ impl HubState {
             PendingJoin {
                 name: name.clone(),
                 video,
+                first_message: first_message.clone(),
                 queued_at: now_ms(),
                 token,
             },
@@ -366,6 +392,7 @@ impl HubState {
             name,
             video,
             token_key,
+            message: first_message.unwrap_or_default(),
         };
         if !self.route(op, Some(conn)) {
             self.cluster_mut().pending_joins.remove(&conn);
@@ -395,6 +422,7 @@ impl HubState {
                 queued_at: join.queued_at,
                 conn: connected.then_some(conn),
                 video: join.video,
+                first_message: join.first_message.clone(),
             },
         );
         if connected {
@@ -694,7 +722,11 @@ impl HubState {
         }
         match op {
             RoutingOp::Join {
-                request, name, video, ..
+                request,
+                name,
+                video,
+                message,
+                ..
             } => {
                 let customer = customer.expect("a join names its customer");
                 let ours = request
@@ -713,6 +745,7 @@ impl HubState {
                                 name,
                                 video,
                                 queued_at: at,
+                                first_message: Some(message).filter(|m| !m.is_empty()),
                             },
                         );
                     }

@@ -281,8 +281,13 @@ impl HubState {
     fn undo_take_on(&mut self, taken_on: TakenOn) {
         if let Some(info) = self.customers.remove(&taken_on.customer) {
             self.tokens.remove(&info.token);
-            self.cluster_mut()
-                .remember_remote_customer(taken_on.customer, info.name, info.video, info.queued_at);
+            self.cluster_mut().remember_remote_customer(
+                taken_on.customer,
+                info.name,
+                info.video,
+                info.queued_at,
+                info.first_message,
+            );
         }
         if let Some(chat) = taken_on.chat {
             if taken_on.log_created {
@@ -329,6 +334,7 @@ impl HubState {
         if !self.customers.contains_key(&customer) {
             let (name, video) = self.cluster_mut().remote_customer(customer);
             let queued_at = self.cluster_mut().remote_queued_at(customer).unwrap_or_else(now_ms);
+            let first_message = self.cluster_mut().remote_first_message(customer);
             self.tokens.insert(token.clone(), customer);
             self.customers.insert(
                 customer,
@@ -339,6 +345,7 @@ impl HubState {
                     queued_at,
                     conn: None,
                     video,
+                    first_message,
                 },
             );
             self.remember_token(&token, customer, resume_tokens::HELD_FOR);
@@ -451,8 +458,13 @@ impl HubState {
             return;
         };
         self.tokens.remove(&info.token);
-        self.cluster_mut()
-            .remember_remote_customer(customer, info.name, info.video, info.queued_at);
+        self.cluster_mut().remember_remote_customer(
+            customer,
+            info.name,
+            info.video,
+            info.queued_at,
+            info.first_message,
+        );
         let theirs: Vec<ChatId> = self
             .chats
             .iter()

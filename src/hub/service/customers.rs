@@ -7,7 +7,7 @@ use crate::cluster::replica::RoutingOp;
 use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::now_ms;
-use crate::protocol::{ClientFrame, From, ServerFrame};
+use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, ServerFrame};
 
 impl HubState {
     pub(super) fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
@@ -17,7 +17,12 @@ impl HubState {
             _ => None,
         };
         let result = match frame {
-            ClientFrame::Join { name, category, video } => self.customer_join(conn, &name, &category, video),
+            ClientFrame::Join {
+                name,
+                category,
+                video,
+                message,
+            } => self.customer_join(conn, &name, &category, video, message),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
@@ -32,11 +37,13 @@ impl HubState {
         name: &str,
         category: &str,
         video: bool,
+        message: Option<String>,
     ) -> Result<(), (&'static str, String)> {
         let name = valid_name(name)?;
+        let first_message = valid_first_message(message)?;
         let category = CategoryId(category.to_string());
         if self.cluster.is_some() {
-            return self.cluster_join(conn, name, category, video);
+            return self.cluster_join(conn, name, category, video, first_message);
         }
         let mut out = vec![];
         let customer = self
@@ -62,6 +69,7 @@ impl HubState {
                 queued_at: now_ms(),
                 conn: Some(conn),
                 video,
+                first_message,
             },
         );
         self.set_who(conn, Recipient::Customer(customer));
@@ -255,4 +263,18 @@ impl HubState {
             .customer_chat(id)
             .ok_or_else(|| ("not_in_chat", "you are waiting in line, not in a chat yet".to_string()))
     }
+}
+
+/// A `join.message`, trimmed (blank: none), refused when over [`FIRST_MESSAGE_MAX_CHARS`].
+fn valid_first_message(message: Option<String>) -> Result<Option<String>, (&'static str, String)> {
+    let Some(message) = message.map(|m| m.trim().to_string()).filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    if message.chars().count() > FIRST_MESSAGE_MAX_CHARS {
+        return Err((
+            "message_too_long",
+            format!("a join message has at most {FIRST_MESSAGE_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(Some(message))
 }

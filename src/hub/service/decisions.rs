@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{ChatLog, EndedVisit, HubState, TRANSCRIPT_LIMIT};
 use crate::cluster::resume_tokens;
-use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal};
+use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, OfferId, Party, Removal};
 use crate::hub::delivery::Recipient;
 use crate::hub::transcript::Transcript;
 use crate::hub::{Command, after, now_ms};
@@ -218,8 +218,59 @@ impl HubState {
             }
             // Its waiting customers are told at the next flush (`tell_desk_changes`).
             Decision::CategoryOpenChanged { .. } => {}
-            Decision::Offered { .. } | Decision::OfferEnded { .. } | Decision::AwayAfterMissedOffers { .. } => {}
+            Decision::Offered {
+                offer,
+                customer,
+                agent,
+                category,
+                ..
+            } => self.tell_offer(offer, customer, agent, category),
+            Decision::OfferEnded { offer, agent, why, .. } => {
+                let frame = ServerFrame::OfferEnded {
+                    offer_id: offer.0.to_string(),
+                    reason: why.word(),
+                };
+                self.send(Recipient::Agent(agent), &frame);
+            }
+            Decision::AwayAfterMissedOffers { agent } => {
+                tracing::info!(agent = %agent.0, "set away after letting two offers lapse");
+                if self.agents.contains_key(&agent) {
+                    self.send_profile(&agent);
+                }
+            }
         }
+    }
+
+    /// Tells the agent (where this node holds them) of an offer, and runs its timer here:
+    /// a node runs the timers of the people it holds. An agent who drops has their offers
+    /// withdrawn (`core::routing`), so an offer never outlives the node that times it.
+    fn tell_offer(&mut self, offer: OfferId, customer: CustomerId, agent: AgentId, category: CategoryId) {
+        if self.agents.get(&agent).is_none_or(|a| a.conn.is_none()) {
+            return;
+        }
+        after(
+            &self.timers,
+            self.settings.offer_timeout,
+            Command::OfferExpired { offer },
+        );
+        let info = self.chat_customer_info(customer, &agent);
+        let waited_ms = info.as_ref().map_or(0, |i| (now_ms() - i.queued_at).max(0));
+        let category_name = self
+            .category_names
+            .get(&category.0)
+            .cloned()
+            .unwrap_or_else(|| category.0.clone());
+        let frame = ServerFrame::Offer {
+            offer_id: offer.0.to_string(),
+            category: category.0,
+            category_name,
+            customer_name: info.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
+            waited_secs: waited_ms as f64 / 1000.0,
+            first_message: info.as_ref().and_then(|i| i.first_message.clone()),
+            video_request: info.is_some_and(|i| i.video),
+            expires_in_secs: self.settings.offer_timeout.as_secs_f64(),
+        };
+        self.send(Recipient::Agent(agent), &frame);
     }
 
     pub(super) fn open_chat(&mut self, chat: ChatId, customer: CustomerId, agent: AgentId, category: CategoryId) {

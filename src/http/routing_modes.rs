@@ -1,0 +1,105 @@
+//! The categories' routing modes through the admin API: `assign` (the chosen agent gets
+//! the chat at once) or `offer` (the agent is offered the customer and accepts or
+//! declines within `OFFER_TIMEOUT_SECS`). Stored in the shared store (`routing_modes`);
+//! the node that takes the change applies it at once, the others at their keeper's next
+//! tick (`desk_hours::TICK`).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::responses::{AdminsOnly, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::core::routing::RoutingMode;
+use crate::routing_modes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show)).routes(routes!(set))
+}
+
+/// Every category's routing mode, and how long an offer waits for its answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoutingView {
+    /// Seconds an agent has to answer an offer (`OFFER_TIMEOUT_SECS`).
+    pub offer_timeout_secs: f64,
+    pub categories: Vec<CategoryMode>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryMode {
+    pub category: String,
+    /// `assign` or `offer`.
+    pub mode: &'static str,
+}
+
+/// A category's new routing mode.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"mode": "offer"}))]
+pub struct SetMode {
+    /// `assign` or `offer`.
+    pub mode: String,
+}
+
+async fn view(state: &AppState) -> Result<RoutingView, ApiError> {
+    let categories = routing_modes::wanted_now(&state.store)
+        .await?
+        .into_iter()
+        .map(|(category, mode)| CategoryMode {
+            category,
+            mode: mode.word(),
+        })
+        .collect();
+    Ok(RoutingView {
+        offer_timeout_secs: state.settings.offer_timeout.as_secs_f64(),
+        categories,
+    })
+}
+
+/// Every category's routing mode.
+#[utoipa::path(get, path = "/api/admin/routing", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = RoutingView), AdminsOnly, Unavailable))]
+async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<RoutingView>, ApiError> {
+    Ok(Json(view(&state).await?))
+}
+
+/// Sets a category's routing mode. Back to `assign`, the offers standing in it are
+/// withdrawn and their customers assigned at once.
+#[utoipa::path(put, path = "/api/admin/routing/{category}", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("category" = String, Path, description = "the category's id")),
+    request_body = SetMode,
+    responses((status = 200, body = RoutingView),
+        (status = 400, description = "`bad_json`; `invalid_mode` (not `assign` or `offer`); `unknown_category`",
+            body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn set(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(category): Path<String>,
+    body: Result<Json<SetMode>, JsonRejection>,
+) -> Result<Json<RoutingView>, ApiError> {
+    let Json(SetMode { mode }) = body?;
+    let mode = RoutingMode::from_word(&mode)
+        .ok_or_else(|| ApiError::invalid("invalid_mode", format!("mode must be assign or offer, not {mode:?}")))?;
+    if !state.store.categories().await?.iter().any(|c| c.id == category) {
+        return Err(ApiError::invalid(
+            "unknown_category",
+            format!("no category {category:?}"),
+        ));
+    }
+    let mut doc = routing_modes::load(&state.store).await?;
+    doc.offer.retain(|c| *c != category);
+    if mode == RoutingMode::Offer {
+        doc.offer.push(category.clone());
+        doc.offer.sort();
+    }
+    routing_modes::save(&state.store, &doc).await?;
+    state.hub.set_category_modes(vec![(category, mode)]).await?;
+    Ok(Json(view(&state).await?))
+}

@@ -1,0 +1,298 @@
+//! Offers with a timeout over the websocket and the admin API: a category in offer mode
+//! offers each customer to one agent, who accepts or declines; an offer nobody answers
+//! lapses and goes on; two lapses in a row set the agent away; a standing offer counts
+//! against the agent's limit. Then across nodes: accepted on another node than the
+//! customer's, and an offer whose agent's node is killed (a real process) going on to an
+//! agent on a live node long before its timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::archive::TempDir;
+use crate::cluster_hub::{NodeProcess, node_process, node_with};
+use crate::common::*;
+use crate::redis_server::RedisServer;
+
+/// Puts `category` in offer mode through the admin API.
+async fn offer_mode(hub: &TestHub, category: &str) {
+    let (status, body) = hub
+        .admin()
+        .await
+        .put(&format!("/api/admin/routing/{category}"), json!({"mode": "offer"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["category"] == category && c["mode"] == "offer"),
+        "{body}"
+    );
+}
+
+/// A customer who joins `category` saying what they came about.
+async fn customer_saying(hub: &TestHub, name: &str, category: &str, message: &str) -> Ws {
+    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    ws.send(json!({"type": "join", "name": name, "category": category, "message": message}))
+        .await;
+    ws.next_of("welcome").await;
+    ws
+}
+
+fn offer_id(offer: &Value) -> String {
+    offer["offer_id"].as_str().expect("an offer id").to_string()
+}
+
+#[tokio::test]
+async fn an_offer_shows_the_customer_and_their_question_and_accepting_starts_the_chat() {
+    let hub = TestHub::start().await;
+    offer_mode(&hub, "general").await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let mut carla = customer_saying(&hub, "Carla", "general", "  Where is my parcel?  ").await;
+    let queued = carla.next_of("queued").await;
+    assert_eq!(queued["place"], 1, "{queued}");
+    let offer = agent.next_of("offer").await;
+    assert_eq!(
+        (
+            offer["customer_name"].as_str(),
+            offer["category"].as_str(),
+            offer["first_message"].as_str(),
+            offer["video_request"].as_bool(),
+        ),
+        (Some("Carla"), Some("general"), Some("Where is my parcel?"), Some(false)),
+        "{offer}"
+    );
+    assert!(offer["expires_in_secs"].as_f64().unwrap() > 0.0, "{offer}");
+    assert!(offer["waited_secs"].as_f64().unwrap() >= 0.0, "{offer}");
+    // Offered, not paired: the customer still waits, in their place.
+    assert!(carla.drain().await.iter().all(|f| f["type"] != "chat_started"));
+
+    // Someone else's offer, or nonsense: refused, and the connection lives on.
+    agent
+        .send(json!({"type": "accept_offer", "offer_id": "not-an-offer"}))
+        .await;
+    assert_eq!(agent.next_of("error").await["code"], "unknown_offer");
+    agent
+        .send(json!({"type": "accept_offer", "offer_id": offer_id(&offer)}))
+        .await;
+    let started = agent.next_of("chat_started").await;
+    assert_eq!(started["peer_name"], "Carla");
+    carla.next_of("chat_started").await;
+    // An offer answered twice: the second answer finds nothing.
+    agent
+        .send(json!({"type": "decline_offer", "offer_id": offer_id(&offer)}))
+        .await;
+    assert_eq!(agent.next_of("error").await["code"], "unknown_offer");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_declined_customer_is_offered_to_the_next_agent() {
+    let hub = TestHub::start().await;
+    offer_mode(&hub, "general").await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let offer = ann.next_of("offer").await;
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    // Carla has an offer standing: Bob, free, is offered nobody.
+    assert!(bob.drain().await.iter().all(|f| f["type"] != "offer"));
+    ann.send(json!({"type": "decline_offer", "offer_id": offer_id(&offer)}))
+        .await;
+    let ended = ann.next_of("offer_ended").await;
+    assert_eq!(
+        (ended["offer_id"].as_str(), ended["reason"].as_str()),
+        (offer["offer_id"].as_str(), Some("declined"))
+    );
+    let second = bob.next_of("offer").await;
+    assert_eq!(second["customer_name"], "Carla");
+    bob.send(json!({"type": "accept_offer", "offer_id": offer_id(&second)}))
+        .await;
+    assert_eq!(carla.next_of("chat_started").await["peer_name"], "BOB");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_offer_ignored_twice_sets_the_agent_away_and_the_customer_goes_on() {
+    let hub = TestHub::with(|s| s.offer_timeout = Duration::from_millis(400)).await;
+    offer_mode(&hub, "general").await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    carla.next_of("queued").await;
+    for round in 1..=2 {
+        let offer = ann.next_of("offer").await;
+        let ended = ann.next_of("offer_ended").await;
+        assert_eq!(
+            (ended["offer_id"].as_str(), ended["reason"].as_str()),
+            (offer["offer_id"].as_str(), Some("lapsed")),
+            "round {round}"
+        );
+    }
+    let profile = ann.next_of("profile").await;
+    assert_eq!(
+        (profile["status"].as_str(), profile["away_reason"].as_str()),
+        (Some("away"), Some("Missed two chat offers")),
+        "{profile}"
+    );
+    // Away: rung no more. Carla keeps her place.
+    assert!(ann.drain().await.iter().all(|f| f["type"] != "offer"));
+    assert!(carla.drain().await.iter().all(|f| f["type"] != "chat_started"));
+    let figures = hub.admin().await.get("/api/admin/stats").await.1;
+    assert_eq!(
+        figures["agents"][0]["away_reason"], "Missed two chat offers",
+        "{figures}"
+    );
+    // Another agent gets her.
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let offer = bob.next_of("offer").await;
+    bob.send(json!({"type": "accept_offer", "offer_id": offer_id(&offer)}))
+        .await;
+    carla.next_of("chat_started").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_standing_offer_counts_against_the_limit_and_is_withdrawn_when_the_customer_leaves() {
+    let hub = TestHub::start().await;
+    offer_mode(&hub, "general").await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let offer = ann.next_of("offer").await;
+    let mut dan = hub.customer("Dan", "general").await;
+    assert_eq!(dan.next_of("queued").await["place"], 2);
+    // Ann's one slot is held by the offer: Dan is not offered to her.
+    assert!(ann.drain().await.iter().all(|f| f["type"] != "offer"));
+    carla.send(json!({"type": "leave"})).await;
+    let ended = ann.next_of("offer_ended").await;
+    assert_eq!(
+        (ended["offer_id"].as_str(), ended["reason"].as_str()),
+        (offer["offer_id"].as_str(), Some("withdrawn"))
+    );
+    let next = ann.next_of("offer").await;
+    assert_eq!(next["customer_name"], "Dan");
+    // Back to assigning: the offer is withdrawn and Dan is paired at once.
+    let (status, body) = hub
+        .admin()
+        .await
+        .put("/api/admin/routing/general", json!({"mode": "assign"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ann.next_of("offer_ended").await["reason"], "withdrawn");
+    dan.next_of("chat_started").await;
+    // A bad mode, or an unknown category: refused.
+    let admin = hub.admin().await;
+    let (status, body) = admin.put("/api/admin/routing/general", json!({"mode": "ring"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_mode")),
+        "{body}"
+    );
+    let (status, body) = admin.put("/api/admin/routing/nope", json!({"mode": "offer"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unknown_category")),
+        "{body}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_join_message_too_long_is_refused_with_a_clear_error() {
+    let hub = TestHub::start().await;
+    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    ws.send(json!({"type": "join", "name": "Carla", "category": "general", "message": "x".repeat(1001)}))
+        .await;
+    assert_eq!(ws.next_of("error").await["code"], "message_too_long");
+    ws.send(json!({"type": "join", "name": "Carla", "category": "general", "message": "hello"}))
+        .await;
+    ws.next_of("welcome").await;
+    hub.stop().await;
+}
+
+// ---- across nodes ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_offer_made_for_a_customer_on_one_node_is_accepted_on_another() {
+    let scratch = TempDir::new("cluster-offers");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    offer_mode(&alpha, "general").await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let mut carla = customer_saying(&alpha, "Carla", "general", "Refund please").await;
+    carla.next_of("queued").await;
+    let offer = ann.next_of("offer").await;
+    assert_eq!(
+        (offer["customer_name"].as_str(), offer["first_message"].as_str()),
+        (Some("Carla"), Some("Refund please")),
+        "{offer}"
+    );
+    ann.send(json!({"type": "accept_offer", "offer_id": offer_id(&offer)}))
+        .await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    assert_eq!(ann.next_of("chat_started").await["chat_id"], chat);
+    carla.send(json!({"type": "message", "text": "hello"})).await;
+    assert_eq!(ann.next_of("message").await["text"], "hello");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// The node holding the offered agent is killed (SIGKILL, a real process on MongoDB) long
+/// before the offer's timeout: the survivors reap it within the lease, the offer is
+/// withdrawn with the agent's connection, and the customer is offered to an agent on a
+/// live node at once — not left waiting on a timer that died with its node.
+#[tokio::test]
+async fn an_offer_whose_agents_node_is_killed_goes_to_an_agent_on_a_live_node() {
+    let redis = RedisServer::start().await;
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let scratch = TempDir::new("cluster-offers-kill");
+    let NodeProcess {
+        running: doomed,
+        bind,
+        uri,
+        db,
+        ..
+    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let beta = node_with(store, &redis, "beta", &scratch, |_| {}).await;
+    offer_mode(&alpha, "general").await;
+
+    let ann_token = alpha.agent_account("ann", &["general"], 1).await;
+    let auth = format!("Bearer {ann_token}");
+    let mut ann = Ws::connect(&format!("ws://{bind}/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    ann.next_of("agent_welcome").await;
+    ann.send(json!({"type": "set_available", "available": true})).await;
+    ann.next_of("profile").await;
+    let mut carla = beta.customer("Carla", "general").await;
+    carla.next_of("queued").await;
+    let first = ann.next_of("offer").await;
+    assert_eq!(first["customer_name"], "Carla");
+    let mut bob = alpha.agent("bob", &["general"], 1).await;
+    assert!(bob.drain().await.iter().all(|f| f["type"] != "offer"));
+
+    let killed = std::time::Instant::now();
+    let mut doomed = doomed;
+    doomed.0.kill().unwrap();
+    doomed.0.wait().unwrap();
+    // Within the lease and the reap, well before the 20 s an offer waits by default.
+    let second = bob
+        .next_matching_within(Duration::from_secs(15), |f| f["type"] == "offer")
+        .await;
+    eprintln!("offered to the live node's agent {:?} after the kill", killed.elapsed());
+    assert_eq!(second["customer_name"], "Carla");
+    assert_ne!(second["offer_id"], first["offer_id"]);
+    bob.send(json!({"type": "accept_offer", "offer_id": offer_id(&second)}))
+        .await;
+    assert_eq!(carla.next_of("chat_started").await["peer_name"], "BOB");
+    alpha.stop().await;
+    beta.stop().await;
+}
