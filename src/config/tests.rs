@@ -16,6 +16,7 @@ fn defaults_need_no_configuration() {
     assert!(!s.is_whitelisted("10.0.0.1".parse().unwrap()));
     assert_eq!(s.max_message_len, 2000);
     assert_eq!(s.resume_grace, Duration::from_secs(30));
+    assert_eq!(s.offer_timeout, Duration::from_secs(20));
     assert_eq!(s.store, StoreMode::Auto);
     assert_eq!(s.listen_backlog, 4_096);
     assert_eq!(s.rating_scale, crate::store::RatingScale::Stars);
@@ -37,6 +38,8 @@ fn bad_values_name_their_variable() {
         ("BIND_ADDR", "localhost"),
         ("DRAFT_PREVIEW", "maybe"),
         ("RESUME_GRACE_SECS", "-1"),
+        ("OFFER_TIMEOUT_SECS", "0"),
+        ("OFFER_TIMEOUT_SECS", "soon"),
         ("HEARTBEAT_SECS", "0"),
         ("ALLOWED_ORIGINS", "example.com"),
         ("MONGODB_URI", "http://x"),

@@ -13,9 +13,12 @@
 //!   applied one finds nobody; an agent back on another node must not be signed off).
 //! - grace expiries carry their epoch: a repeat, or one for a person who came back, is a
 //!   stale timer and changes nothing.
+//! - an offer's expiry names the offer: a repeat, or one for an offer answered or
+//!   withdrawn since, finds no standing offer and changes nothing.
 //! - `end_chat` of an ended chat is `unknown_chat`; `leave` of a gone customer is
 //!   `unknown_customer`; category and agent settings (`add_category`, `set_limit`...) set
-//!   a value, and setting it twice is setting it once.
+//!   a value, and setting it twice is setting it once (`set_category_mode` and
+//!   `set_category_open` too).
 //! - buddy events are counts (a page closed) and are not safe as such: each own event
 //!   carries an id of its own and `lua/buddy_event.lua` records an id once.
 //!
