@@ -667,6 +667,7 @@ mod tests {
                 name: "Ann".into(),
                 category: "sales".into(),
                 video: false,
+                message: None,
             }
         );
         assert_eq!(
