@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, createAgent, agentSignsIn, customerJoins, ADMIN_PASSWORD } from './helpers.mjs';
+import { startHub, launchBrowser, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, ADMIN_PASSWORD } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const SIZES = {
@@ -86,6 +86,23 @@ for (const size of Object.keys(SIZES)) {
       await page.getByTestId('message-time').first().waitFor();
       await expectClean(page, 'customer: chatting');
       await expectClean(staff, 'agent console with a chat');
+      // General in offer mode: a second customer (with what they came about) is offered
+      // to the agent, who has room for one more chat.
+      const token = await adminToken(hub);
+      await apiCall(hub, 'PUT', '/api/admin/routing/general', { mode: 'offer' }, token);
+      const second = await pageAt(size);
+      await second.goto(`${hub.url}/`);
+      await second.getByTestId('category-general').click();
+      await second.getByTestId('name-input').fill('Bea');
+      await second.getByTestId('first-message-input').fill('Where is my parcel?');
+      await expectClean(second, 'customer: the join form with a first message');
+      await second.getByTestId('join-button').click();
+      await staff.getByTestId('offer-card').waitFor();
+      await expectClean(staff, 'agent console with a chat offer');
+      // Back to assign: the offer is withdrawn and Bea assigned at once.
+      await apiCall(hub, 'PUT', '/api/admin/routing/general', { mode: 'assign' }, token);
+      await staff.getByTestId('offer-card').waitFor({ state: 'detached' });
+      await second.context().close();
       await staff.context().close();
 
       for (const [path, what] of [['/agent.html', 'agent sign-in'], ['/admin.html', 'admin sign-in'], ['/buddy.html', 'buddy list'],

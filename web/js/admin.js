@@ -8,6 +8,7 @@ import { createArchive } from './history.js';
 import { agentsSection } from './admin-agents.js';
 import { categoriesSection } from './admin-categories.js';
 import { hoursSection } from './admin-hours.js';
+import { routingSection } from './admin-routing.js';
 import { widgetSection } from './admin-widget.js';
 import { openView } from './admin-views.js';
 import { cannedSection } from './admin-canned.js';
@@ -21,6 +22,7 @@ let openConversationWired = false;
 let agents = null;
 let cats = null;
 let hours = null;
+let routing = null;
 let widgetWired = false;
 let canned = null;
 /** Account id → display name, for the dashboard's per-agent rows. */
@@ -81,6 +83,8 @@ async function listsChanged() {
   cats.render(categories);
   hours = hours || hoursSection();
   hours.render(categories);
+  routing = routing || routingSection();
+  routing.render(categories);
   canned.setCategories(categories);
   archive.setLists({ categories, agents: accounts || [] });
 }

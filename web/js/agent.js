@@ -15,6 +15,7 @@ import { wireLogin, currentAccount, sessionStatus, signOut } from './login.js';
 import { createArchive, ratingText } from './history.js';
 import { beep, flashTitle, setBaseTitle } from './notify.js';
 import { attachPicker, loadCannedReplies, createMyReplies } from './canned.js';
+import { createOffers } from './agent-offers.js';
 
 const $ = (id) => document.getElementById(id);
 /** chat_id → {id, panel, view, name, ended, status, item, unread, ...}, in the list's order. */
@@ -45,6 +46,8 @@ const socket = new ReconnectingSocket('/ws/agent', {
     pill.textContent = state === 'open' ? 'online' : welcomed && state !== 'closed' ? 'reconnecting…' : state;
     pill.className = `pill ${state === 'open' ? 'connected' : 'away'}`;
     $('availability').disabled = state !== 'open';
+    // Offers do not survive a dropped connection: the hub passes them on.
+    if (state !== 'open') offers.clear('The connection dropped; the offers you had were passed on.');
     if (state === 'reconnecting') {
       for (const c of chats.values()) c.view.failPending('not confirmed: connection lost');
       if (welcomed) pageNotice('Connection lost — reconnecting… Your chats stay open; customers are told you will be back.');
@@ -58,6 +61,15 @@ const socket = new ReconnectingSocket('/ws/agent', {
 });
 
 let checkingSession = false;
+
+/** Chat offers (categories in offer mode): cards above the inbox. */
+const offers = createOffers({
+  host: $('offers'),
+  send: (frame) => socket.send(frame),
+  alert: alertOffer,
+  changed: () => updateTitle(),
+  focusElsewhere: () => $('chats-title').focus(),
+});
 
 /**
  * A socket refused at the upgrade (session expired or revoked, account disabled)
@@ -217,9 +229,24 @@ function alertAgent(chat, title, body) {
   }
 }
 
+/** A new offer: sound, title and (when the page is not looked at) a desktop notification. */
+function alertOffer(offer) {
+  if (soundOn()) beep();
+  flashTitle(`Chat offer: ${offer.name}`);
+  if (!notificationsSupported() || Notification.permission !== 'granted' || pageSeen()) return;
+  try {
+    const note = new Notification(`Chat offer: ${offer.name}`, { body: `${offer.category}${offer.message ? ` — ${offer.message}` : ''}`, tag: `offer-${offer.id}`, requireInteraction: true });
+    note.onclick = () => { window.focus(); if (offer.accept.isConnected) offer.accept.focus(); note.close(); };
+  } catch {
+    // Some browsers only allow notifications from a service worker: sound and title still tell.
+  }
+}
+
 function updateTitle() {
   const unread = [...chats.values()].reduce((n, c) => n + c.unread, 0);
-  setBaseTitle(unread ? `(${unread}) ${TITLE}` : TITLE);
+  const offered = offers?.size || 0;
+  const prefix = `${offered ? `(${offered} offer${offered === 1 ? '' : 's'}) ` : ''}${unread ? `(${unread}) ` : ''}`;
+  setBaseTitle(`${prefix}${TITLE}`);
   // On a phone the way back to the list says what waits there.
   const elsewhere = [...chats.values()].filter((c) => c.id !== openId).reduce((n, c) => n + c.unread, 0);
   $('back-to-list').textContent = elsewhere ? `← All chats (${elsewhere} unread)` : '← All chats';
@@ -359,7 +386,7 @@ function incoming(chat, m, { alert = true } = {}) {
   updateTitle();
 }
 
-function openPanel(snapshot, fresh) {
+function openPanel(snapshot, fresh, { accepted = false } = {}) {
   const existing = chats.get(snapshot.chat_id);
   if (existing) return existing;
   const id = snapshot.chat_id;
@@ -398,11 +425,15 @@ function openPanel(snapshot, fresh) {
   setPeer(chat, snapshot.peer_connected !== false);
   if (fresh) {
     view.addNotice(`${snapshot.peer_name} joined from ${snapshot.category_name}.`, 'chat-started');
-    // Tell without taking focus from whatever the agent is typing in.
-    alertAgent(chat, `New chat: ${snapshot.peer_name}`, `${snapshot.peer_name} (${category}) is waiting for you.`);
+    // Tell without taking focus from whatever the agent is typing in (an accepted offer
+    // needs no alert: the agent just asked for it).
+    if (!accepted) alertAgent(chat, `New chat: ${snapshot.peer_name}`, `${snapshot.peer_name} (${category}) is waiting for you.`);
     announce(`New chat with ${snapshot.peer_name} (${category})`);
   }
-  if (!openId) {
+  if (accepted) {
+    // The agent pressed Accept: the chat is theirs to write in now.
+    openChat(id, { focus: 'composer' });
+  } else if (!openId) {
     const idle = !document.activeElement || document.activeElement === document.body;
     openChat(id, { focus: fresh && idle ? 'composer' : undefined });
     // Opening the first chat shows it; on a phone the list stays until a chat is picked after a reload.
@@ -456,6 +487,8 @@ function handle(f) {
   switch (f.type) {
     case 'agent_welcome': {
       maxLen = f.max_message_len;
+      // A new connection: any offer shown belonged to the old one.
+      offers.clear('The connection dropped; the offers you had were passed on.');
       profile = readProfile(f);
       $('who').textContent = f.name;
       const live = new Set(f.chats.map((c) => c.chat_id));
@@ -488,8 +521,16 @@ function handle(f) {
       longestWait = f.longest_wait_secs || {};
       renderQueue();
       break;
-    case 'chat_started':
-      openPanel({ ...f, peer_connected: true, messages: [] }, true);
+    case 'chat_started': {
+      const accepted = offers.chatStarted(f);
+      openPanel({ ...f, peer_connected: true, messages: [] }, true, { accepted });
+      break;
+    }
+    case 'offer':
+      offers.offer(f);
+      break;
+    case 'offer_ended':
+      offers.ended(f);
       break;
     case 'ack': {
       // Our own message is durable: shown with what the hub stamped on it.
@@ -537,7 +578,8 @@ function handle(f) {
       }
       break;
     case 'error':
-      if (f.client_id) for (const c of chats.values()) c.view.markFailed(f.client_id, f.message);
+      if (f.code === 'unknown_offer') offers.refused();
+      else if (f.client_id) for (const c of chats.values()) c.view.markFailed(f.client_id, f.message);
       else pageNotice(f.message);
       break;
     case 'chat_rated': {
@@ -575,6 +617,7 @@ $('sign-out').addEventListener('click', async () => {
   await signOut();
   for (const c of chats.values()) { c.panel.remove(); c.item.remove(); }
   chats.clear();
+  offers.clear();
   openId = null;
   renderList();
   signedOut('You signed out.');

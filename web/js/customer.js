@@ -2,7 +2,7 @@
 // token, last seen seq and the transcript live in sessionStorage, so a reload or
 // a dropped connection within the hub's grace period carries on the same chat.
 
-import { el, api, byTestId, announce, show } from './dom.js';
+import { el, api, byTestId, announce, show, clientId } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
 import { beep, flashTitle } from './notify.js';
@@ -12,7 +12,9 @@ import { offlineDesk, deskUnavailable } from './offline-desk.js';
 const KEY = 'switchboard.customer';
 const $ = (id) => document.getElementById(id);
 
-/** What survives a reload: {token, name, category, categoryName, chatId, peerName, lastSeq, seqsAhead, messages}. */
+/** What survives a reload: {token, name, category, categoryName, chatId, peerName, lastSeq, seqsAhead, messages,
+ *  firstMessage, firstMessageSent}: what the customer came about (`join.message`) is sent as their
+ *  first chat message once, when the chat starts; the flag keeps a reload or resume from sending it again. */
 let saved = load();
 let pendingJoin = null;
 let chat = null;
@@ -39,7 +41,7 @@ let presetCategory = new URLSearchParams(location.search).get('category');
 const socket = new ReconnectingSocket('/ws/customer', {
   onOpen(send) {
     if (saved?.token) send({ type: 'resume', token: saved.token, last_seq: saved.lastSeq || 0 });
-    else if (pendingJoin) send({ type: 'join', name: pendingJoin.name, category: pendingJoin.category, video: !!pendingJoin.video });
+    else if (pendingJoin) send(joinFrame());
   },
   onFrame: handle,
   onState(state, delay) {
@@ -115,14 +117,32 @@ function askName(c) {
   $('name').focus();
 }
 
+function joinFrame() {
+  const frame = { type: 'join', name: pendingJoin.name, category: pendingJoin.category, video: !!pendingJoin.video };
+  if (pendingJoin.message) frame.message = pendingJoin.message;
+  return frame;
+}
+
+/** What the customer came about, sent as their first message once the chat has started (once per visit). */
+function sendFirstMessage() {
+  if (!saved?.firstMessage || saved.firstMessageSent || !chat) return;
+  const text = saved.firstMessage;
+  const id = clientId();
+  saved.firstMessageSent = true;
+  save();
+  if (socket.send({ type: 'message', text, client_id: id })) chat.addPending(text, id);
+}
+
 function submitJoin(e) {
   e.preventDefault();
   const name = $('name').value.trim();
   if (!name) { $('name-error').textContent = 'Please tell us your name (1 to 100 characters).'; $('name').focus(); return; }
-  pendingJoin = { ...pendingJoin, name, video: $('video-request').checked };
+  // At most 1000 characters: the field's maxlength counts UTF-16 units, never fewer than the hub's characters.
+  const message = $('first-message').value.trim();
+  pendingJoin = { ...pendingJoin, name, video: $('video-request').checked, message: message || undefined };
   pageNotice('');
   startSession();
-  if (socket.connected) socket.send({ type: 'join', name, category: pendingJoin.category, video: pendingJoin.video });
+  if (socket.connected) socket.send(joinFrame());
   else socket.start();
 }
 
@@ -241,6 +261,7 @@ function chatting(chatId, peerName, categoryName, startedFresh) {
     announce(`${peerName} joined the chat`);
     view.focus();
   }
+  sendFirstMessage();
 }
 
 /** "About 2–5 minutes" from the hub's estimate (whole minutes), or nothing when unknown. */
@@ -283,8 +304,11 @@ function handle(f) {
   switch (f.type) {
     case 'welcome':
       maxLen = f.max_message_len;
-      saved = { token: f.resume_token, name: f.customer_name, category: pendingJoin?.category, categoryName: pendingJoin?.categoryName, draftPreview: !!f.draft_preview, lastSeq: 0, messages: [] };
+      saved = { token: f.resume_token, name: f.customer_name, category: pendingJoin?.category, categoryName: pendingJoin?.categoryName, draftPreview: !!f.draft_preview, lastSeq: 0, messages: [],
+        firstMessage: pendingJoin?.message || undefined, firstMessageSent: false };
       save();
+      // Joined: the next chat's form starts empty.
+      $('first-message').value = '';
       break;
     case 'queued':
       if (f.requeued) ensureChat().addNotice('Your agent is no longer available — you are back in line and will be connected to the next agent.', 'requeued');
