@@ -378,6 +378,9 @@ pub enum ServerFrame {
         /// Agent: the customer asked for a video call (issue 16); absent when not.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         video_request: bool,
+        /// Agent: the offer this chat answers (they accepted it); absent when assigned.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offer_id: Option<String>,
     },
     Message(ChatMessage),
     Typing {

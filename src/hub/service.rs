@@ -162,6 +162,10 @@ pub(crate) struct HubState {
     /// What this node's waiting customers of each category were last told of it (open,
     /// someone to answer); only categories where someone waits.
     desk_told: HashMap<CategoryId, (bool, bool)>,
+    /// The `offer` frames this node sent for offers standing, with their deadlines: a
+    /// connection that takes over from another tab gets them again (`resend_offers`).
+    /// (The customer offered, the frame, its deadline.)
+    offers_told: HashMap<OfferId, (CustomerId, ServerFrame, tokio::time::Instant)>,
     /// Join and pairing times, handle times: estimates and longest waits.
     waits: super::waits::Waits,
     pub(super) buddies: BuddyDesk,
@@ -222,6 +226,7 @@ impl HubState {
             dirty_waiting: BTreeSet::new(),
             desk_dirty: false,
             desk_told: HashMap::new(),
+            offers_told: HashMap::new(),
             waits: super::waits::Waits::default(),
             buddies: BuddyDesk::default(),
             pending_acks: VecDeque::new(),

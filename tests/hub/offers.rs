@@ -81,6 +81,10 @@ async fn an_offer_shows_the_customer_and_their_question_and_accepting_starts_the
         .await;
     let started = agent.next_of("chat_started").await;
     assert_eq!(started["peer_name"], "Carla");
+    assert_eq!(
+        started["offer_id"], offer["offer_id"],
+        "the chat names the offer it answers"
+    );
     carla.next_of("chat_started").await;
     // An offer answered twice: the second answer finds nothing.
     agent
@@ -196,6 +200,28 @@ async fn a_standing_offer_counts_against_the_limit_and_is_withdrawn_when_the_cus
         (400, Some("unknown_category")),
         "{body}"
     );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_tab_taking_over_gets_the_standing_offer_again_with_the_time_left() {
+    let hub = TestHub::start().await;
+    offer_mode(&hub, "general").await;
+    let token = hub.agent_account("ann", &["general"], 1).await;
+    let mut first = Ws::agent(&hub, &token).await;
+    first.send(json!({"type": "set_available", "available": true})).await;
+    let _carla = hub.customer("Carla", "general").await;
+    let offer = first.next_of("offer").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = Ws::agent(&hub, &token).await;
+    let again = second.next_of("offer").await;
+    assert_eq!(again["offer_id"], offer["offer_id"]);
+    let left = again["expires_in_secs"].as_f64().unwrap();
+    assert!(left < offer["expires_in_secs"].as_f64().unwrap(), "{again}");
+    second
+        .send(json!({"type": "accept_offer", "offer_id": offer_id(&again)}))
+        .await;
+    assert_eq!(second.next_of("chat_started").await["offer_id"], offer["offer_id"]);
     hub.stop().await;
 }
 

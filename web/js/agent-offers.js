@@ -141,12 +141,11 @@ export function createOffers({ host, send, alert, changed, focusElsewhere }) {
       else if (f.reason === 'withdrawn') say(`The offer of ${o.name} was withdrawn.`);
     },
     /**
-     * A chat started: the offer of that customer (same name and category) is over.
-     * Returns whether the agent had accepted it (the chat is then theirs to open).
+     * A chat started: the offer it answers (`offer_id`) is over. Returns whether the agent
+     * had accepted it (the chat is then theirs to open).
      */
     chatStarted(f) {
-      const same = [...offers.values()].filter((o) => o.name === f.peer_name && o.category === f.category);
-      const o = same.find((x) => x.answering === 'accept') || same[0];
+      const o = f.offer_id != null ? offers.get(String(f.offer_id)) : undefined;
       if (!o) return false;
       remove(o.id);
       return o.answering === 'accept';

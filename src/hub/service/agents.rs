@@ -57,6 +57,9 @@ impl HubState {
         let welcome = self.agent_welcome(&id);
         self.send_to_conn(conn, &welcome);
         self.send_queue_stats(&id);
+        if replaced {
+            self.resend_offers(&id, conn);
+        }
         if back_from_grace {
             let _ = self.routing.agent_resumed(&id, &mut out);
         }

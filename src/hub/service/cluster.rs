@@ -463,6 +463,7 @@ impl HubState {
                         let welcome = self.agent_welcome(&id);
                         self.send_to_conn(conn, &welcome);
                         self.send_queue_stats(&id);
+                        self.resend_offers(&id, conn);
                     } else {
                         self.set_who_before_welcome(conn, Recipient::Agent(id.clone()));
                         self.cluster_mut().awaiting_welcome.insert(id);

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{ChatLog, EndedVisit, HubState, TRANSCRIPT_LIMIT};
 use crate::cluster::resume_tokens;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, OfferId, Party, Removal};
-use crate::hub::delivery::Recipient;
+use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::transcript::Transcript;
 use crate::hub::{Command, after, now_ms};
 use crate::protocol::{From, RatingOffer, ServerFrame};
@@ -226,6 +226,7 @@ impl HubState {
                 ..
             } => self.tell_offer(offer, customer, agent, category),
             Decision::OfferEnded { offer, agent, why, .. } => {
+                self.offers_told.remove(&offer);
                 let frame = ServerFrame::OfferEnded {
                     offer_id: offer.0.to_string(),
                     reason: why.word(),
@@ -253,6 +254,8 @@ impl HubState {
             self.settings.offer_timeout,
             Command::OfferExpired { offer },
         );
+        // Offers accepted since (a chat, not an `OfferEnded`) are forgotten here.
+        self.offers_told.retain(|id, _| self.routing.offer(*id).is_some());
         let info = self.chat_customer_info(customer, &agent);
         let waited_ms = info.as_ref().map_or(0, |i| (now_ms() - i.queued_at).max(0));
         let category_name = self
@@ -271,6 +274,25 @@ impl HubState {
             expires_in_secs: self.settings.offer_timeout.as_secs_f64(),
         };
         self.send(Recipient::Agent(agent), &frame);
+        let deadline = tokio::time::Instant::now() + self.settings.offer_timeout;
+        self.offers_told.insert(offer, (customer, frame, deadline));
+    }
+
+    /// Sends a connection that took over from another of the agent's (a second tab, a fast
+    /// reload) the offers standing for them, each with the time it has left.
+    pub(super) fn resend_offers(&mut self, agent: &AgentId, conn: ConnId) {
+        let Some(view) = self.routing.agent(agent) else { return };
+        let now = tokio::time::Instant::now();
+        for offer in view.offers {
+            let Some((_, frame, deadline)) = self.offers_told.get(&offer) else {
+                continue;
+            };
+            let mut frame = frame.clone();
+            if let ServerFrame::Offer { expires_in_secs, .. } = &mut frame {
+                *expires_in_secs = deadline.saturating_duration_since(now).as_secs_f64();
+            }
+            self.send_to_conn(conn, &frame);
+        }
     }
 
     pub(super) fn open_chat(&mut self, chat: ChatId, customer: CustomerId, agent: AgentId, category: CategoryId) {
@@ -322,7 +344,17 @@ impl HubState {
             peer_name: agent_name.clone(),
             started_at,
             video_request: false,
+            offer_id: None,
         };
+        // An accepted offer: the agent's page matches the chat to its offer card.
+        let offer_id = self
+            .offers_told
+            .iter()
+            .find(|(_, (offered, ..))| *offered == customer)
+            .map(|(id, _)| *id);
+        if let Some(id) = offer_id {
+            self.offers_told.remove(&id);
+        }
         let to_agent = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
             category: category.0.clone(),
@@ -330,6 +362,7 @@ impl HubState {
             peer_name: info.name.clone(),
             started_at,
             video_request: info.video,
+            offer_id: offer_id.map(|id| id.0.to_string()),
         };
         self.chats.insert(
             chat,
