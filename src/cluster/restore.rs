@@ -21,7 +21,8 @@ use super::chat_log::LOG_LIFETIME_SECS;
 use super::routing_replies::MalformedReply;
 use super::routing_scripts::{ClusterRoutingError, ROUTING_KEY, ROUTING_LUA};
 use crate::core::routing::{
-    AgentId, CategoryId, ChatId, CustomerId, Party, RoutingState, StateAgent, StateChat, StateCustomer, Ticket,
+    AgentId, CategoryId, ChatId, CustomerId, OfferId, Party, RoutingState, StateAgent, StateChat, StateCustomer,
+    StateOffer, Ticket,
 };
 
 /// The `t` of the events-stream entry `restore` adds; its arguments: the routing state,
@@ -113,12 +114,14 @@ fn encode(state: &RoutingState) -> String {
         .customers
         .iter()
         .map(|c| {
+            let passed: Vec<&str> = c.passed.iter().map(|a| a.0.as_str()).collect();
             json!([
                 c.id.0.to_string(),
                 c.category.0,
                 c.ticket.0.to_string(),
                 c.chat.map(|chat| chat.0.to_string()).unwrap_or_default(),
                 c.away_epoch.map(|e| e.to_string()).unwrap_or_default(),
+                passed,
             ])
         })
         .collect();
@@ -136,6 +139,7 @@ fn encode(state: &RoutingState) -> String {
                 categories,
                 a.busy,
                 a.away_reason.clone().unwrap_or_default(),
+                a.lapses.to_string(),
             ])
         })
         .collect();
@@ -144,10 +148,18 @@ fn encode(state: &RoutingState) -> String {
         .iter()
         .map(|c| json!([c.id.0.to_string(), c.customer.0.to_string(), c.agent.0, c.category.0]))
         .collect();
+    let offers: Vec<_> = state
+        .offers
+        .iter()
+        .map(|o| json!([o.id.0.to_string(), o.customer.0.to_string(), o.agent.0, o.category.0]))
+        .collect();
     let categories: Vec<&str> = state.categories.iter().map(|c| c.0.as_str()).collect();
     let closed: Vec<&str> = state.closed.iter().map(|c| c.0.as_str()).collect();
+    let offer_mode: Vec<&str> = state.offer_mode.iter().map(|c| c.0.as_str()).collect();
     json!({
         "closed": closed,
+        "offer_mode": offer_mode,
+        "offers": offers,
         "counter": state.counter.to_string(),
         "room": state.pairing_room.map(|r| r.to_string()).unwrap_or_default(),
         "held_back": state.held_back,
@@ -195,6 +207,9 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
     for c in list(&value["closed"]) {
         state.closed.push(CategoryId(text(&c)?));
     }
+    for c in list(&value["offer_mode"]) {
+        state.offer_mode.push(CategoryId(text(&c)?));
+    }
     for c in list(&value["customers"]) {
         state.customers.push(StateCustomer {
             id: CustomerId(number(&c[0])?),
@@ -202,7 +217,10 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             ticket: Ticket(number(&c[2])?),
             chat: maybe(&c[3])?.map(ChatId),
             away_epoch: maybe(&c[4])?,
-            passed: vec![],
+            passed: list(&c[5])
+                .iter()
+                .map(|a| text(a).map(AgentId))
+                .collect::<Result<_, _>>()?,
         });
     }
     for a in list(&value["agents"]) {
@@ -218,7 +236,10 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             away_reason: a[7].as_str().filter(|r| !r.is_empty()).map(str::to_string),
             away_epoch: maybe(&a[3])?,
             last_assigned: number(&a[4])?,
-            lapses: 0,
+            lapses: match a[8].as_str() {
+                None => 0,
+                Some(_) => u8::try_from(number(&a[8])?).map_err(|_| bad("lapses"))?,
+            },
             categories,
         });
     }
@@ -228,6 +249,14 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             customer: CustomerId(number(&c[1])?),
             agent: AgentId(text(&c[2])?),
             category: CategoryId(text(&c[3])?),
+        });
+    }
+    for o in list(&value["offers"]) {
+        state.offers.push(StateOffer {
+            id: OfferId(number(&o[0])?),
+            customer: CustomerId(number(&o[1])?),
+            agent: AgentId(text(&o[2])?),
+            category: CategoryId(text(&o[3])?),
         });
     }
     Ok(state)
@@ -337,7 +366,15 @@ mod tests {
                     ticket: Ticket(6),
                     chat: None,
                     away_epoch: None,
-                    passed: vec![],
+                    passed: vec![AgentId("bo".into()), AgentId("cy".into())],
+                },
+                StateCustomer {
+                    id: CustomerId(13),
+                    category: CategoryId("general".into()),
+                    ticket: Ticket(14),
+                    chat: None,
+                    away_epoch: None,
+                    passed: vec![AgentId("bo".into())],
                 },
             ],
             agents: vec![
@@ -350,7 +387,7 @@ mod tests {
                     away_reason: None,
                     away_epoch: None,
                     last_assigned: 10,
-                    lapses: 0,
+                    lapses: 1,
                 },
                 StateAgent {
                     id: AgentId("bo".into()),
@@ -374,7 +411,13 @@ mod tests {
             pairing_room: Some(7),
             held_back: true,
             closed: vec![CategoryId("returns".into())],
-            ..RoutingState::default()
+            offer_mode: vec![CategoryId("general".into()), CategoryId("returns".into())],
+            offers: vec![StateOffer {
+                id: OfferId(15),
+                customer: CustomerId(13),
+                agent: AgentId("ann".into()),
+                category: CategoryId("general".into()),
+            }],
         };
         assert_eq!(decode(&encode(&state)).unwrap(), state);
         assert_eq!(

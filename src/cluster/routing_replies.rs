@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::core::places::Places;
 use crate::core::routing::{
-    AgentId, AgentView, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party, Removal, RoutingState, StateAgent,
-    StateChat, StateCustomer, Ticket,
+    AgentId, AgentView, CategoryId, ChatEnd, ChatId, CustomerId, Decision, OfferEnd, OfferId, Party, Removal,
+    RoutingState, StateAgent, StateChat, StateCustomer, StateOffer, Ticket,
 };
 
 /// A reply that is not what the scripts write: a script and this adapter disagree.
@@ -142,6 +142,38 @@ fn parse_chat_end(s: &str) -> Result<ChatEnd, MalformedReply> {
     }
 }
 
+fn parse_offer_end(s: &str) -> Result<OfferEnd, MalformedReply> {
+    match s {
+        "declined" => Ok(OfferEnd::Declined),
+        "lapsed" => Ok(OfferEnd::Lapsed),
+        "withdrawn" => Ok(OfferEnd::Withdrawn),
+        other => Err(malformed(format!("offer end {other:?}"))),
+    }
+}
+
+/// A list of strings (field `i` of `items`; absent: empty).
+fn strings(items: &[Value], i: usize) -> Result<Vec<String>, MalformedReply> {
+    let Some(value) = items.get(i) else {
+        return Ok(vec![]);
+    };
+    list(value)?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| malformed(format!("field {i} of {items:?} is not a list of strings")))
+        })
+        .collect()
+}
+
+/// A list of decimal ids (field `i` of `items`; absent: empty).
+fn ids(items: &[Value], i: usize) -> Result<Vec<u64>, MalformedReply> {
+    strings(items, i)?
+        .into_iter()
+        .map(|s| s.parse().map_err(|_| malformed(format!("{s:?} is not an id"))))
+        .collect()
+}
+
 fn parse_removal(s: &str) -> Result<Removal, MalformedReply> {
     match s {
         "left" => Ok(Removal::Left),
@@ -224,6 +256,20 @@ pub fn parse_decisions(json: &str) -> Result<(Vec<Decision>, Vec<Ticket>), Malfo
                 category: category(d, 1)?,
                 open: boolean(d, 2)?,
             },
+            "offered" => Decision::Offered {
+                offer: OfferId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+                agent: agent(d, 3)?,
+                category: category(d, 4)?,
+                ticket: Ticket(id(d, 5)?),
+            },
+            "offer_ended" => Decision::OfferEnded {
+                offer: OfferId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+                agent: agent(d, 3)?,
+                why: parse_offer_end(text(d, 4)?)?,
+            },
+            "away_missed_offers" => Decision::AwayAfterMissedOffers { agent: agent(d, 1)? },
             other => return Err(malformed(format!("unknown decision {other:?}"))),
         };
         decisions.push(decision);
@@ -265,7 +311,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
                 ticket: customer.ticket,
                 chat: None,
                 away_epoch: customer.away,
-                passed: vec![],
+                passed: strings(w, 3)?.into_iter().map(AgentId).collect(),
             });
             queue.push(customer);
         }
@@ -301,7 +347,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             away_reason: Some(text(a, 8)?).filter(|r| !r.is_empty()).map(str::to_string),
             connected: maybe_id(a, 3)?.is_none(),
             chats,
-            offers: vec![],
+            offers: ids(a, 10)?.into_iter().map(OfferId).collect(),
         };
         state.agents.push(StateAgent {
             id: agent(a, 0)?,
@@ -312,7 +358,11 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             away_reason: view.away_reason.clone(),
             away_epoch: maybe_id(a, 3)?,
             last_assigned: id(a, 6)?,
-            lapses: 0,
+            lapses: a
+                .get(9)
+                .and_then(Value::as_u64)
+                .and_then(|n| u8::try_from(n).ok())
+                .ok_or_else(|| malformed("agent without lapses"))?,
         });
         agents.push((agent(a, 0)?, view));
     }
@@ -332,7 +382,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             ticket: Ticket(id(c, 5)?),
             chat: Some(chat.chat),
             away_epoch: chat.customer_away,
-            passed: vec![],
+            passed: strings(c, 7)?.into_iter().map(AgentId).collect(),
         });
         state.chats.push(StateChat {
             id: chat.chat,
@@ -351,6 +401,19 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
                 .ok_or_else(|| malformed("closed category"))
         })
         .collect::<Result<_, _>>()?;
+    state.offer_mode = strings(std::slice::from_ref(field("offer_mode")?), 0)?
+        .into_iter()
+        .map(CategoryId)
+        .collect();
+    for entry in list(field("offers")?)? {
+        let o = list(entry)?;
+        state.offers.push(StateOffer {
+            id: OfferId(id(o, 0)?),
+            customer: CustomerId(id(o, 1)?),
+            agent: agent(o, 2)?,
+            category: category(o, 3)?,
+        });
+    }
     state.counter = id(std::slice::from_ref(field("counter")?), 0)?;
     state.held_back = field("held_back")?.as_bool().ok_or_else(|| malformed("held_back"))?;
     let pairing_room = match field("room")?.as_str() {
@@ -384,7 +447,9 @@ mod tests {
         assert_eq!(parse_decisions("{}").unwrap(), (vec![], vec![]));
         let (decisions, tickets) = parse_decisions(
             r#"[["queued","7","sales",2,false,"8"],["waiting","sales",2],
-                ["paired","9","7","ann","sales","8"],["agent_grace","ann","10"]]"#,
+                ["paired","9","7","ann","sales","8"],["agent_grace","ann","10"],
+                ["offered","11","7","ann","sales","8"],["offer_ended","11","7","ann","lapsed"],
+                ["away_missed_offers","ann"]]"#,
         )
         .unwrap();
         assert_eq!(tickets, vec![Ticket(8)]);
@@ -411,6 +476,22 @@ mod tests {
                 Decision::AgentGraceStarted {
                     agent: AgentId("ann".into()),
                     epoch: 10
+                },
+                Decision::Offered {
+                    offer: OfferId(11),
+                    customer: CustomerId(7),
+                    agent: AgentId("ann".into()),
+                    category: CategoryId("sales".into()),
+                    ticket: Ticket(8)
+                },
+                Decision::OfferEnded {
+                    offer: OfferId(11),
+                    customer: CustomerId(7),
+                    agent: AgentId("ann".into()),
+                    why: OfferEnd::Lapsed
+                },
+                Decision::AwayAfterMissedOffers {
+                    agent: AgentId("ann".into())
                 },
             ]
         );

@@ -15,7 +15,7 @@ use switchboard::cluster::routing_replies::RoutingSnapshot;
 use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use switchboard::core::places::Places;
 use switchboard::core::routing::{
-    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, Party, Routing, RoutingError,
+    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, Routing, RoutingError, RoutingMode,
 };
 
 use crate::{RedisServer, agent, cat, digest, expire_lease, flushall, register};
@@ -58,6 +58,13 @@ enum Op {
     /// 0 available, 1 away (with a reason), 2 busy until their chats end.
     SetStatus(usize, u8),
     SetCategoryOpen(usize, bool),
+    /// A category to offer mode (`true`) or back to assign.
+    SetMode(usize, bool),
+    /// An offer seen (index into those seen), answered by its own agent (`true`) or another.
+    Accept(usize, bool),
+    Decline(usize, bool),
+    /// An offer's timer fires (whether it still stands or not).
+    OfferExpire(usize),
 }
 
 fn status(s: u8) -> AgentStatus {
@@ -91,12 +98,77 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::NodeLost),
         2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
+        2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
+        3 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
+        2 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
+        3 => offer_index().prop_map(Op::OfferExpire),
     ]
+}
+
+/// Events weighted towards offers (categories c0 and c1, which such cases put in offer mode
+/// first): agents and customers coming, going and dropping, and the offers answered, declined
+/// and lapsing; the rest of the events less often.
+fn offers_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..2usize).prop_map(Op::Join),
+        2 => any::<usize>().prop_map(Op::Leave),
+        2 => any::<usize>().prop_map(Op::CustomerDisconnect),
+        2 => any::<usize>().prop_map(Op::CustomerResume),
+        4 => (0..3usize, offered_mask(), 1..4u8, prop::bool::weighted(0.8))
+            .prop_map(|(a, m, l, v)| Op::AgentOnline(a, m, l, v)),
+        1 => (0..3usize).prop_map(Op::AgentDisconnect),
+        2 => (0..3usize).prop_map(Op::AgentResume),
+        1 => (0..3usize, any::<bool>()).prop_map(|(a, s)| Op::AgentExpire(a, s)),
+        1 => (0..3usize).prop_map(Op::AgentOffline),
+        2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
+        1 => (0..3usize, 1..5u8).prop_map(|(a, l)| Op::SetLimit(a, l)),
+        1 => (0..3usize, offered_mask()).prop_map(|(a, m)| Op::SetCategories(a, m)),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(c, by_agent)| Op::EndChat(c, by_agent)),
+        1 => prop_oneof![2 => Just(None), 1 => (0..3u8).prop_map(Some)].prop_map(Op::SetPairingRoom),
+        1 => Just(Op::NodeLost),
+        1 => (0..2usize, prop::bool::weighted(0.7)).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
+        1 => (0..3usize, prop::bool::weighted(0.7)).prop_map(|(c, offer)| Op::SetMode(c, offer)),
+        1 => (0..3usize).prop_map(Op::RemoveCategory),
+        1 => (0..3usize).prop_map(Op::AddCategory),
+        5 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
+        4 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
+        5 => offer_index().prop_map(Op::OfferExpire),
+    ]
+}
+
+/// An agent's categories for [`offers_op`]: mostly some of c0 and c1 (in offer mode).
+fn offered_mask() -> impl Strategy<Value = u8> {
+    prop_oneof![3 => 1..4u8, 1 => 0..8u8]
+}
+
+/// Steps of [`offers_op`], after putting both initial categories in offer mode.
+fn offer_steps(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<(usize, Op)>> {
+    prop::collection::vec((0..NODES.len(), offers_op()), len).prop_map(|mut steps| {
+        steps.splice(0..0, [(0, Op::SetMode(0, true)), (1, Op::SetMode(1, true))]);
+        steps
+    })
+}
+
+/// Which offer an answer or a timer is about, counted from the newest made: mostly one of
+/// the last few (likely still standing), sometimes any (likely long gone).
+fn offer_index() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 0..3usize, 1 => any::<usize>()]
 }
 
 /// An event and the node it happens on (for `NodeLost`: the node that is lost).
 fn step() -> impl Strategy<Value = (usize, Op)> {
     (0..NODES.len(), op())
+}
+
+/// Random steps. Half the cases start with both initial categories in offer mode: left to
+/// `SetMode` alone, offers would be rare.
+fn steps(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<(usize, Op)>> {
+    (any::<bool>(), prop::collection::vec(step(), len)).prop_map(|(offering, mut steps)| {
+        if offering {
+            steps.splice(0..0, [(0, Op::SetMode(0, true)), (1, Op::SetMode(1, true))]);
+        }
+        steps
+    })
 }
 
 // ---- running both --------------------------------------------------------------------------
@@ -116,6 +188,8 @@ struct Harness {
     /// The node mirror of the places, fed from the events stream only.
     places: Places,
     last_event: String,
+    /// Every offer made, with the agent it was made to, as the core's decisions tell.
+    offers: Vec<(OfferId, AgentId)>,
 }
 
 /// The outcome of one event on one engine: its decisions, or the rule that refused it.
@@ -143,6 +217,20 @@ impl Harness {
             CustomerId(u64::MAX)
         } else {
             self.customers[i % self.customers.len()]
+        }
+    }
+
+    /// An offer seen (the `i`th newest, wrapping), and who answers it: its own agent, or another one.
+    fn offer(&self, i: usize, own: bool) -> (OfferId, AgentId) {
+        if self.offers.is_empty() {
+            return (OfferId(u64::MAX), agent(AGENTS[0]));
+        }
+        let (offer, to) = self.offers[self.offers.len() - 1 - i % self.offers.len()].clone();
+        if own {
+            (offer, to)
+        } else {
+            let other = AGENTS.iter().find(|a| agent(a) != to).expect("several agents");
+            (offer, agent(other))
         }
     }
 
@@ -306,6 +394,37 @@ impl Harness {
                 Self::outcome(with_out(|out| core.set_category_open(&cat(CATEGORIES[c]), open, out))),
                 from_redis(node.set_category_open(&cat(CATEGORIES[c]), open).await)?,
             ),
+            Op::SetMode(c, offer) => {
+                let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
+                (
+                    Self::outcome(with_out(|out| core.set_category_mode(&cat(CATEGORIES[c]), mode, out))),
+                    from_redis(node.set_category_mode(&cat(CATEGORIES[c]), mode).await)?,
+                )
+            }
+            Op::Accept(i, own) => {
+                let (offer, by) = self.offer(i, own);
+                (
+                    Self::outcome(with_out(|out| core.accept_offer(&by, offer, out))),
+                    from_redis(node.accept_offer(&by, offer).await)?,
+                )
+            }
+            Op::Decline(i, own) => {
+                let (offer, by) = self.offer(i, own);
+                (
+                    Self::outcome(with_out(|out| core.decline_offer(&by, offer, out))),
+                    from_redis(node.decline_offer(&by, offer).await)?,
+                )
+            }
+            Op::OfferExpire(i) => {
+                let (offer, _) = self.offer(i, true);
+                (
+                    Self::outcome(with_out(|out| {
+                        core.offer_expired(offer, out);
+                        Ok(())
+                    })),
+                    from_redis(node.offer_expired(offer).await)?,
+                )
+            }
         };
         Ok(both)
     }
@@ -383,6 +502,7 @@ impl Harness {
                 Decision::AgentGraceStarted { agent, epoch } => {
                     self.agent_epochs.insert(agent.clone(), *epoch);
                 }
+                Decision::Offered { offer, agent, .. } => self.offers.push((*offer, agent.clone())),
                 _ => {}
             }
         }
@@ -556,6 +676,7 @@ async fn run_case_restored_at(
         places: Places::new(),
         // After the two categories' events.
         last_event: latest_event_id(&mut conn).await,
+        offers: vec![],
     };
     // A cluster node's replica (issue 15): only the events stream, replayed through
     // `RoutingOp`, must keep it equal to the core, node losses included.
@@ -643,9 +764,29 @@ fn the_routing_scripts_decide_exactly_as_the_core() {
         failure_persistence: None,
         ..Config::default()
     });
-    let result = runner.run(&prop::collection::vec(step(), 1..100), |steps| {
-        runtime.block_on(run_case(&conn, &steps))
+    let result = runner.run(&steps(1..100), |steps| runtime.block_on(run_case(&conn, &steps)));
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+/// The same comparison on sequences made mostly of offers (the random sequences above reach
+/// the offer rules only now and then): withdrawals, rounds of declines, lapses and the agent
+/// set away, the room an offer holds, node losses with offers standing.
+#[test]
+fn with_offers_the_routing_scripts_decide_exactly_as_the_core() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let conn = runtime.block_on(server.connect());
+    let mut runner = TestRunner::new(Config {
+        cases: 100,
+        failure_persistence: None,
+        ..Config::default()
     });
+    let result = runner.run(&offer_steps(1..80), |steps| runtime.block_on(run_case(&conn, &steps)));
     if let Err(failure) = result {
         panic!("{failure}");
     }
@@ -668,7 +809,11 @@ fn after_a_restore_the_routing_scripts_go_on_deciding_as_the_core() {
         failure_persistence: None,
         ..Config::default()
     });
-    let case = (prop::collection::vec(step(), 2..80), any::<prop::sample::Index>());
+    // Half the cases mostly offers, so that restored states hold offers, passes and lapses.
+    let case = (
+        prop_oneof![steps(2..80), offer_steps(2..60)],
+        any::<prop::sample::Index>(),
+    );
     let result = runner.run(&case, |(steps, at)| {
         let at = at.index(steps.len());
         runtime.block_on(run_case_restored_at(&conn, &steps, Some(at)))
@@ -741,10 +886,108 @@ fn known_sequences_decide_exactly_as_the_core() {
             (1, Op::SetCategoryOpen(1, true)),
             (0, Op::RemoveCategory(1)),
         ],
+        // Offers (named by their index among those made so far, 0 the newest). Two lapses in
+        // a row set the agent away; a stale timer and a stale accept change nothing; when
+        // every eligible agent has passed, a new round starts with all of them.
+        vec![
+            (0, Op::SetMode(0, true)),
+            (0, Op::AgentOnline(0, 1, 2, true)),
+            (1, Op::Join(0)),
+            (1, Op::OfferExpire(0)),
+            (0, Op::Accept(1, true)),
+            (0, Op::OfferExpire(1)),
+            (0, Op::OfferExpire(0)),
+            (1, Op::AgentOnline(1, 1, 1, true)),
+            (1, Op::SetStatus(0, 0)),
+            (1, Op::OfferExpire(0)),
+            (0, Op::Decline(0, true)),
+            (1, Op::Accept(0, false)),
+            (1, Op::Accept(0, true)),
+        ],
+        // A round of declines over two agents; an offer withdrawn when its agent drops the
+        // category goes to the other; leaving offer mode assigns the customers offered.
+        vec![
+            (0, Op::AgentOnline(0, 1, 2, true)),
+            (1, Op::AgentOnline(1, 1, 2, true)),
+            (0, Op::SetMode(0, true)),
+            (1, Op::Join(0)),
+            (1, Op::Join(0)),
+            (0, Op::Decline(1, true)),
+            (1, Op::Decline(1, true)),
+            (1, Op::Decline(1, true)),
+            (0, Op::SetLimit(1, 1)),
+            (0, Op::SetCategories(1, 0)),
+            (0, Op::Join(0)),
+            (1, Op::SetCategories(1, 1)),
+            (1, Op::SetMode(0, false)),
+        ],
+        // An agent's disconnect withdraws their offer, which goes to another agent; a
+        // customer who leaves while offered frees that agent for the next one.
+        vec![
+            (0, Op::SetMode(1, true)),
+            (0, Op::AgentOnline(0, 2, 1, true)),
+            (1, Op::Join(1)),
+            (1, Op::AgentOnline(1, 2, 1, true)),
+            (0, Op::AgentDisconnect(0)),
+            (1, Op::Join(1)),
+            (0, Op::AgentResume(0)),
+            (1, Op::Leave(0)),
+            (0, Op::CustomerDisconnect(1)),
+            (0, Op::CustomerResume(1)),
+            (1, Op::SetCategoryOpen(1, false)),
+            (1, Op::SetCategoryOpen(1, true)),
+            (0, Op::RemoveCategory(1)),
+        ],
+        // The node holding an offered agent is lost: the offer goes back; then the node
+        // holding the offered customers is lost, with their offers withdrawn one by one.
+        vec![
+            (0, Op::SetMode(0, true)),
+            (1, Op::AgentOnline(0, 1, 2, true)),
+            (0, Op::AgentOnline(1, 1, 1, true)),
+            (0, Op::Join(0)),
+            (0, Op::Join(0)),
+            (1, Op::NodeLost),
+            (0, Op::Decline(0, true)),
+            (0, Op::AgentExpire(0, false)),
+            (0, Op::NodeLost),
+            (1, Op::CustomerResume(0)),
+            (1, Op::AgentResume(1)),
+        ],
+        // The pairing room is spent by an offer and given back when it ends without a chat;
+        // an accepted offer opens its chat in the room it reserved.
+        vec![
+            (0, Op::SetPairingRoom(Some(1))),
+            (0, Op::SetMode(0, true)),
+            (0, Op::AgentOnline(0, 1, 2, true)),
+            (1, Op::Join(0)),
+            (1, Op::Join(0)),
+            (0, Op::Decline(0, true)),
+            (0, Op::Accept(0, true)),
+            (0, Op::SetPairingRoom(Some(2))),
+            (1, Op::SetMode(0, false)),
+        ],
     ];
     for steps in sequences {
         if let Err(failure) = runtime.block_on(run_case(&conn, &steps)) {
             panic!("{steps:?}: {failure}");
         }
+    }
+    // Redis loses its data with offers standing (two to one agent, who has let one lapse),
+    // and a customer passed by an agent: restored, the second lapse sets the agent away and
+    // the customers are offered on as the core offers them.
+    let steps = vec![
+        (0, Op::SetMode(0, true)),
+        (0, Op::AgentOnline(0, 1, 2, true)),
+        (1, Op::AgentOnline(1, 1, 1, true)),
+        (0, Op::Join(0)),
+        (1, Op::Join(0)),
+        (0, Op::OfferExpire(1)),
+        (1, Op::Decline(1, true)),
+        (0, Op::OfferExpire(0)),
+        (1, Op::Accept(0, true)),
+        (0, Op::SetStatus(0, 0)),
+    ];
+    if let Err(failure) = runtime.block_on(run_case_restored_at(&conn, &steps, Some(7))) {
+        panic!("{steps:?} restored at 7: {failure}");
     }
 }

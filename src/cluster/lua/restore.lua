@@ -75,10 +75,12 @@ function R.restore()
   if s.held_back then redis.call('SET', K_HELD, '1') end
   for _, c in ipairs(s.categories) do redis.call('ZADD', K_CATEGORIES, 0, c) end
   for _, c in ipairs(s.closed or {}) do redis.call('SADD', K_CLOSED, c) end
-  -- { id, category, ticket, chat or '', away epoch or '' }
+  for _, c in ipairs(s.offer_mode or {}) do redis.call('SADD', K_OFFER_MODE, c) end
+  -- { id, category, ticket, chat or '', away epoch or '', agents who passed them }
   for _, c in ipairs(s.customers) do
     local id, category, ticket, chat, away = c[1], c[2], c[3], c[4], c[5]
     redis.call('HSET', k_customer(id), 'cat', category, 'ticket', ticket)
+    for _, agent in ipairs(c[6] or {}) do redis.call('SADD', k_passed(id), agent) end
     if chat ~= '' then redis.call('HSET', k_customer(id), 'chat', chat) end
     if away ~= '' then redis.call('HSET', k_customer(id), 'away', away) end
     hold_customer(id, RESTORED_NODE)
@@ -87,11 +89,13 @@ function R.restore()
       if away == '' then redis.call('ZADD', k_ready(category), ticket, id) end
     end
   end
-  -- { id, limit, available, away epoch or '', last assignment stamp, categories, busy, away reason or '' }
+  -- { id, limit, available, away epoch or '', last assignment stamp, categories, busy,
+  --   away reason or '', lapses }
   for _, a in ipairs(s.agents) do
     local id = a[1]
     redis.call('HSET', k_agent(id), 'limit', a[2], 'available', a[3] and '1' or '0', 'last', a[5])
     if a[4] ~= '' then redis.call('HSET', k_agent(id), 'away', a[4]) end
+    if a[9] and a[9] ~= '0' then redis.call('HSET', k_agent(id), 'lapses', a[9]) end
     if a[7] then redis.call('HSET', k_agent(id), 'busy', '1') end
     if a[8] and a[8] ~= '' then redis.call('HSET', k_agent(id), 'reason', a[8]) end
     redis.call('ZADD', K_AGENTS, 0, id)
@@ -106,7 +110,16 @@ function R.restore()
     redis.call('SADD', k_pending(id), 'customer', 'agent')
     redis.call('PEXPIRE', k_pending(id), window)
   end
-  -- After the chats: an agent's rank in the ready indexes depends on their load.
+  -- { id, customer, agent, category }: an offered customer keeps their place but is not ready.
+  for _, o in ipairs(s.offers or {}) do
+    local id, customer, agent, category = o[1], o[2], o[3], o[4]
+    redis.call('HSET', k_offer(id), 'customer', customer, 'agent', agent, 'category', category)
+    redis.call('ZADD', K_OFFERS, id, id)
+    redis.call('ZADD', k_agent_offers(agent), id, id)
+    redis.call('HSET', k_customer(customer), 'offer', id)
+    redis.call('ZREM', k_ready(category), customer)
+  end
+  -- After the chats and offers: an agent's rank in the ready indexes depends on their load.
   for _, a in ipairs(s.agents) do set_agent_categories(a[1], a[6]) end
   redis.call('HSET', K_NODES, RESTORED_NODE, '0')
   redis.call('ZADD', K_LEASES, now + window, RESTORED_NODE)

@@ -11,7 +11,8 @@
 -- Every check comes before the first write, so a refused transition changes nothing,
 -- as in the core. Ids are decimal strings throughout; ids and orderings come from one
 -- counter, drawn in the same order as the core draws its own, so both hand out the same
--- ids for the same events.
+-- ids for the same events. Decisions are emitted, and routing happens, in the core's order
+-- (offers included: src/core/routing/offers.rs), so both emit the same list.
 
 local P = '{sb}:'
 local K_COUNTER = P .. 'counter'        -- string: the one counter for ids, tickets, epochs, stamps
@@ -21,6 +22,8 @@ local K_CHATS = P .. 'chats'            -- zset chat id -> chat id: running chat
 local K_ROOM = P .. 'pairing-room'      -- string: chats that may still open; absent = no limit
 local K_HELD = P .. 'held-back'         -- string '1': a pairing waited for room
 local K_CLOSED = P .. 'closed'          -- set: categories closed now (outside their hours)
+local K_OFFER_MODE = P .. 'offer-mode'  -- set: categories in offer mode (the others assign)
+local K_OFFERS = P .. 'offers'          -- zset offer id -> offer id: offers standing
 local K_NODES = P .. 'nodes'            -- hash node id -> incarnation (shared contract)
 local K_LEASES = P .. 'leases'          -- zset node id -> lease deadline, ms, Redis clock
 local K_EVENTS = P .. 'routing-events'  -- stream of every transition's decisions
@@ -31,25 +34,37 @@ local K_EVENTS = P .. 'routing-events'  -- stream of every transition's decision
 local EVENTS_MAXLEN = '100000'
 
 local function k_queue(c) return P .. 'q:' .. c end              -- zset ticket -> customer: all waiting
-local function k_ready(c) return P .. 'qready:' .. c end         -- zset ticket -> customer: waiting and connected
+-- zset ticket -> customer: waiting, connected and not offered (who routing may take next)
+local function k_ready(c) return P .. 'qready:' .. c end
 local function k_cat_agents(c) return P .. 'cat-agents:' .. c end -- set: online agents holding c
--- zset agent -> load * 2^48 + last assignment stamp: the agents holding c who may take a
--- chat now, best first (least loaded, then idle longest), so pairing reads one member
--- instead of scanning every agent. Exact while stamps stay below 2^48 (docs/cluster.md:
+-- zset agent -> load * 2^48 + last assignment stamp (load: chats running plus offers
+-- standing): the agents holding c who may take a chat now, best first (least loaded, then
+-- idle longest), so pairing reads one member instead of scanning every agent. Exact while stamps stay below 2^48 (docs/cluster.md:
 -- centuries at 10,000 transitions/s).
 local function k_cat_ready(c) return P .. 'cat-ready:' .. c end
-local function k_customer(id) return P .. 'customer:' .. id end  -- hash: cat, ticket, chat?, away?, node
--- hash: limit, available, away?, last, node, busy? ('1': busy until their chats end), reason?
+-- hash: cat, ticket, chat?, away?, node, offer? (the offer standing for this waiting customer)
+local function k_customer(id) return P .. 'customer:' .. id end
+-- set: the agents who declined this customer or let their offer lapse, this round
+local function k_passed(id) return P .. 'passed:' .. id end
+-- hash: limit, available, away?, last, node, busy? ('1': busy until their chats end), reason?,
+-- lapses? (offers they let lapse in a row; absent: none)
 local function k_agent(id) return P .. 'agent:' .. id end
 local function k_agent_cats(id) return P .. 'agent-cats:' .. id end   -- set: the agent's categories
 local function k_agent_chats(id) return P .. 'agent-chats:' .. id end -- zset chat id -> chat id
+local function k_agent_offers(id) return P .. 'agent-offers:' .. id end -- zset offer id -> offer id
 local function k_chat(id) return P .. 'chat:' .. id end          -- hash: customer, agent, category
+local function k_offer(id) return P .. 'offer:' .. id end        -- hash: customer, agent, category
 local function k_node_customers(n) return P .. 'node-customers:' .. n end -- zset id -> id
 local function k_node_agents(n) return P .. 'node-agents:' .. n end       -- zset, scores 0
 -- string: the reply to a join with this request id, kept a minute so a retry after a lost
 -- answer gets the same customer instead of a second place in line
 local function k_request(id) return P .. 'request:' .. id end
 local REQUEST_TTL_SECONDS = 60
+
+-- Offers (src/core/routing/offers.rs): an agent who lets this many offers in a row lapse
+-- is set away, with this reason.
+local LAPSES_BEFORE_AWAY = 2
+local MISSED_OFFERS_REASON = 'Missed two chat offers'
 
 -- The decisions of this call, in order; encoded once for the reply and the stream.
 local out = {}
@@ -96,7 +111,7 @@ end
 local function forget_customer(id)
   local node = redis.call('HGET', k_customer(id), 'node')
   if node then redis.call('ZREM', k_node_customers(node), id) end
-  redis.call('DEL', k_customer(id))
+  redis.call('DEL', k_customer(id), k_passed(id))
 end
 
 local function hold_agent(id, node)
@@ -124,6 +139,7 @@ local function enqueue(id, category, ticket, requeued)
   local place = redis.call('ZRANK', q, id) + 1
   redis.call('HSET', k_customer(id), 'cat', category, 'ticket', ticket)
   redis.call('HDEL', k_customer(id), 'chat')
+  redis.call('DEL', k_passed(id))
   if redis.call('HEXISTS', k_customer(id), 'away') == 0 then
     redis.call('ZADD', k_ready(category), ticket, id)
   end
@@ -139,8 +155,9 @@ local function dequeue(id)
   emit({ 'waiting', category, redis.call('ZCARD', q) })
 end
 
--- The longest-waiting connected customer of a category: id and ticket, or nil.
-local function front_connected(category)
+-- The longest-waiting customer of a category who can be offered or paired now (connected,
+-- no offer standing): id and ticket, or nil.
+local function front_ready(category)
   local front = redis.call('ZRANGE', k_ready(category), 0, 0)
   if #front == 0 then return nil end
   return front[1], redis.call('HGET', k_customer(front[1]), 'ticket')
@@ -148,11 +165,16 @@ end
 
 -- ---- agents -------------------------------------------------------------------------
 
+-- Chats running and offers standing: what the limit bounds.
+local function load_of(agent)
+  return redis.call('ZCARD', k_agent_chats(agent)) + redis.call('ZCARD', k_agent_offers(agent))
+end
+
 -- The agent's load and last assignment stamp when they may take a chat now, else nil.
 local function eligible(agent)
   local f = redis.call('HMGET', k_agent(agent), 'limit', 'available', 'away', 'last')
   if f[1] == false or f[2] ~= '1' or f[3] ~= false then return nil end
-  local load = redis.call('ZCARD', k_agent_chats(agent))
+  local load = load_of(agent)
   if load >= tonumber(f[1]) then return nil end
   return load, tonumber(f[4])
 end
@@ -181,31 +203,163 @@ local function may_pair()
   return true
 end
 
-local function pair(customer, ticket, category, agent)
+-- Opens the chat of a waiting customer with an agent (the room was counted by the caller).
+local function open_chat(customer, ticket, category, agent)
   dequeue(customer)
-  if redis.call('EXISTS', K_ROOM) == 1 then redis.call('DECR', K_ROOM) end
   local chat = next_id()
   local stamp = next_id()
   redis.call('ZADD', k_agent_chats(agent), chat, chat)
   redis.call('HSET', k_agent(agent), 'last', stamp)
   redis.call('HSET', k_customer(customer), 'chat', chat)
+  redis.call('DEL', k_passed(customer))
   redis.call('HSET', k_chat(chat), 'customer', customer, 'agent', agent, 'category', category)
   redis.call('ZADD', K_CHATS, chat, chat)
   refresh_agent(agent)
   emit({ 'paired', chat, customer, agent, category, ticket })
 end
 
--- Pairs the longest-waiting connected customers of a category with the best eligible
--- agents (least loaded, then longest since their last chat), until one side runs out.
+local function pair(customer, ticket, category, agent)
+  if redis.call('EXISTS', K_ROOM) == 1 then redis.call('DECR', K_ROOM) end
+  open_chat(customer, ticket, category, agent)
+end
+
+-- ---- offers (src/core/routing/offers.rs) ----------------------------------------------
+
+local function in_offer_mode(category)
+  return redis.call('SISMEMBER', K_OFFER_MODE, category) == 1
+end
+
+-- The agent whose turn it is to be offered `customer`: the best eligible agent holding
+-- `category` who has not passed them; when all have, the best of them, with true (a new
+-- round: make_offer forgets who passed). nil: nobody eligible.
+local function choose_for_offer(customer, category)
+  local first
+  for _, agent in ipairs(redis.call('ZRANGE', k_cat_ready(category), 0, -1)) do
+    if redis.call('SISMEMBER', k_passed(customer), agent) == 0 then return agent, false end
+    first = first or agent
+  end
+  if first then return first, true end
+  return nil
+end
+
+-- Offers a ready customer to an agent (chosen by choose_for_offer).
+local function make_offer(customer, ticket, category, agent, new_round)
+  if redis.call('EXISTS', K_ROOM) == 1 then redis.call('DECR', K_ROOM) end
+  local offer = next_id()
+  if new_round then redis.call('DEL', k_passed(customer)) end
+  redis.call('HSET', k_customer(customer), 'offer', offer)
+  redis.call('ZREM', k_ready(category), customer)
+  redis.call('ZADD', k_agent_offers(agent), offer, offer)
+  redis.call('HSET', k_offer(offer), 'customer', customer, 'agent', agent, 'category', category)
+  redis.call('ZADD', K_OFFERS, offer, offer)
+  refresh_agent(agent)
+  emit({ 'offered', offer, customer, agent, category, ticket })
+end
+
+-- Ends a standing offer without a chat ('declined', 'lapsed' or 'withdrawn'): the customer
+-- is ready again if connected (routing them is the caller's), the room it reserved is free,
+-- the agent is told. Returns the offer's customer, agent and category.
+local function withdraw_offer(offer, why)
+  local f = redis.call('HMGET', k_offer(offer), 'customer', 'agent', 'category')
+  local customer, agent, category = f[1], f[2], f[3]
+  redis.call('DEL', k_offer(offer))
+  redis.call('ZREM', K_OFFERS, offer)
+  redis.call('ZREM', k_agent_offers(agent), offer)
+  if redis.call('EXISTS', k_agent(agent)) == 1 then refresh_agent(agent) end
+  local c = redis.call('HMGET', k_customer(customer), 'cat', 'ticket', 'away', 'chat')
+  if c[1] then
+    redis.call('HDEL', k_customer(customer), 'offer')
+    if c[3] == false and c[4] == false then redis.call('ZADD', k_ready(c[1]), c[2], customer) end
+  end
+  if redis.call('EXISTS', K_ROOM) == 1 then redis.call('INCR', K_ROOM) end
+  emit({ 'offer_ended', offer, customer, agent, why })
+  return customer, agent, category
+end
+
+-- Withdraws the offer standing for a customer, if any; the agent it was made to.
+local function withdraw_customer_offer(customer)
+  local offer = redis.call('HGET', k_customer(customer), 'offer')
+  if not offer then return nil end
+  local _, agent = withdraw_offer(offer, 'withdrawn')
+  return agent
+end
+
+-- Withdraws every offer standing in `category`, oldest first; the agents it freed, without
+-- repeats, bytewise order (the core's BTreeSet).
+local function withdraw_offers_in(category)
+  local seen, freed = {}, {}
+  for _, offer in ipairs(redis.call('ZRANGE', K_OFFERS, 0, -1)) do
+    if redis.call('HGET', k_offer(offer), 'category') == category then
+      local _, agent = withdraw_offer(offer, 'withdrawn')
+      if not seen[agent] then
+        seen[agent] = true
+        freed[#freed + 1] = agent
+      end
+    end
+  end
+  table.sort(freed, bytes_less)
+  return freed
+end
+
+-- Withdraws the agent's offers that no longer stand after a change to them: all of them
+-- when they are disconnected or not available, those of a category they no longer hold,
+-- then the newest while chats and offers exceed their limit. The categories of the
+-- customers this made ready, possibly repeated (route_categories sorts them out).
+local function release_unfit_offers(agent)
+  local touched = {}
+  if redis.call('EXISTS', k_agent(agent)) == 0 then return touched end
+  local f = redis.call('HMGET', k_agent(agent), 'available', 'away', 'limit')
+  local absent = f[2] ~= false or f[1] ~= '1'
+  for _, offer in ipairs(redis.call('ZRANGE', k_agent_offers(agent), 0, -1)) do
+    local category = redis.call('HGET', k_offer(offer), 'category')
+    if absent or redis.call('SISMEMBER', k_agent_cats(agent), category) == 0 then
+      local _, _, c = withdraw_offer(offer, 'withdrawn')
+      touched[#touched + 1] = c
+    end
+  end
+  while load_of(agent) > tonumber(f[3]) do
+    local newest = redis.call('ZRANGE', k_agent_offers(agent), -1, -1)
+    if #newest == 0 then break end
+    local _, _, c = withdraw_offer(newest[1], 'withdrawn')
+    touched[#touched + 1] = c
+  end
+  return touched
+end
+
+-- ---- routing ------------------------------------------------------------------------
+
+-- Pairs (or, in offer mode, offers) the longest-waiting ready customers of a category to
+-- the best eligible agents (least loaded, then longest since their last chat), until one
+-- side runs out.
 local function route_category(category)
   if category_closed(category) then return end
+  local offering = in_offer_mode(category)
   while true do
-    local customer, ticket = front_connected(category)
+    local customer, ticket = front_ready(category)
     if not customer then return end
-    local best = redis.call('ZRANGE', k_cat_ready(category), 0, 0)
-    if #best == 0 then return end
+    local agent, new_round
+    if offering then
+      agent, new_round = choose_for_offer(customer, category)
+    else
+      agent = redis.call('ZRANGE', k_cat_ready(category), 0, 0)[1]
+    end
+    if not agent then return end
     if not may_pair() then return end
-    pair(customer, ticket, category, best[1])
+    if offering then
+      make_offer(customer, ticket, category, agent, new_round)
+    else
+      pair(customer, ticket, category, agent)
+    end
+  end
+end
+
+-- Routes each of a list of categories once, in bytewise order (the core's BTreeSet).
+local function route_categories(list)
+  table.sort(list, bytes_less)
+  local last
+  for _, category in ipairs(list) do
+    if category ~= last then route_category(category) end
+    last = category
   end
 end
 
@@ -216,15 +370,32 @@ local function route_agent(agent)
     local best, best_ticket, best_category
     for _, category in ipairs(redis.call('SMEMBERS', k_agent_cats(agent))) do
       local customer, ticket
-      if not category_closed(category) then customer, ticket = front_connected(category) end
+      if not category_closed(category) then customer, ticket = front_ready(category) end
       if customer and (best == nil or tonumber(ticket) < tonumber(best_ticket)) then
         best, best_ticket, best_category = customer, ticket, category
       end
     end
     if not best then return end
     if not may_pair() then return end
-    pair(best, best_ticket, best_category, agent)
+    if in_offer_mode(best_category) then
+      -- Offered to whoever's turn it is for this customer (this agent, unless they passed).
+      local to, new_round = choose_for_offer(best, best_category)
+      make_offer(best, best_ticket, best_category, to, new_round)
+    else
+      pair(best, best_ticket, best_category, agent)
+    end
   end
+end
+
+-- An offer declined or lapsed: the agent has passed the customer; whatever else of the
+-- agent's no longer stands goes back too (they were set away); then routes.
+local function pass(offer, why)
+  local customer, agent, category = withdraw_offer(offer, why)
+  redis.call('SADD', k_passed(customer), agent)
+  local touched = release_unfit_offers(agent)
+  touched[#touched + 1] = category
+  route_categories(touched)
+  route_agent(agent)
 end
 
 -- The known ones of a list of categories, without repeats.
@@ -279,17 +450,22 @@ local function end_chat_inner(chat, by, reason)
   end
 end
 
--- The agent goes offline at once: chats are withdrawn and customers re-queued at the
--- front with their original wait (or dropped when their category is gone).
+-- The agent goes offline at once: their offers are withdrawn, chats are withdrawn and
+-- customers re-queued at the front with their original wait (or dropped when their
+-- category is gone).
 local function agent_offline(agent)
   if redis.call('EXISTS', k_agent(agent)) == 0 then return end
+  local touched = {}
+  for _, offer in ipairs(redis.call('ZRANGE', k_agent_offers(agent), 0, -1)) do
+    local _, _, category = withdraw_offer(offer, 'withdrawn')
+    touched[#touched + 1] = category
+  end
   local node = redis.call('HGET', k_agent(agent), 'node')
   if node then redis.call('ZREM', k_node_agents(node), agent) end
   set_agent_categories(agent, {})
   local chats = redis.call('ZRANGE', k_agent_chats(agent), 0, -1)
-  redis.call('DEL', k_agent(agent), k_agent_chats(agent))
+  redis.call('DEL', k_agent(agent), k_agent_chats(agent), k_agent_offers(agent))
   redis.call('ZREM', K_AGENTS, agent)
-  local touched, touched_list = {}, {}
   for _, chat in ipairs(chats) do
     local f = redis.call('HMGET', k_chat(chat), 'customer', 'category')
     local customer, category = f[1], f[2]
@@ -298,18 +474,14 @@ local function agent_offline(agent)
     emit({ 'chat_withdrawn', chat, customer, agent })
     if category_exists(category) then
       enqueue(customer, category, redis.call('HGET', k_customer(customer), 'ticket'), true)
-      if not touched[category] then
-        touched[category] = true
-        touched_list[#touched_list + 1] = category
-      end
+      touched[#touched + 1] = category
     else
       -- Their category was removed while they chatted: nowhere to go back to.
       forget_customer(customer)
       emit({ 'dequeued', customer, 'category_removed' })
     end
   end
-  table.sort(touched_list, bytes_less)
-  for _, category in ipairs(touched_list) do route_category(category) end
+  route_categories(touched)
 end
 
 -- ---- customers ----------------------------------------------------------------------
@@ -325,6 +497,9 @@ local function customer_disconnected(id, node)
     redis.call('ZREM', k_ready(f[1]), id)
   end
   emit({ 'customer_grace', id, epoch })
+  -- Nobody can accept a customer who is not there: their offer goes back.
+  local offered_to = withdraw_customer_offer(id)
+  if offered_to then route_agent(offered_to) end
 end
 
 local function agent_disconnected(id, node)
@@ -336,6 +511,8 @@ local function agent_disconnected(id, node)
     emit({ 'agent_away', chat, redis.call('HGET', k_chat(chat), 'customer') })
   end
   emit({ 'agent_grace', id, epoch })
+  -- Their offers go to someone who is there.
+  route_categories(release_unfit_offers(id))
 end
 
 local function valid_limit(s)
@@ -358,6 +535,7 @@ end
 function T.remove_category(_, a)
   local category = a[1]
   if not category_exists(category) then return 'unknown_category' end
+  local freed = withdraw_offers_in(category)
   for _, customer in ipairs(redis.call('ZRANGE', k_queue(category), 0, -1)) do
     forget_customer(customer)
     emit({ 'dequeued', customer, 'category_removed' })
@@ -369,7 +547,9 @@ function T.remove_category(_, a)
   redis.call('DEL', k_cat_agents(category))
   redis.call('ZREM', K_CATEGORIES, category)
   redis.call('SREM', K_CLOSED, category)
+  redis.call('SREM', K_OFFER_MODE, category)
   emit({ 'waiting', category, 0 })
+  for _, agent in ipairs(freed) do route_agent(agent) end
 end
 
 -- a[2], optional: the caller's request id (see k_request).
@@ -403,9 +583,11 @@ function T.leave(_, a)
   if f[2] then
     end_chat_inner(f[2], 'customer', 'ended')
   else
+    local offered_to = withdraw_customer_offer(id)
     dequeue(id)
     forget_customer(id)
     emit({ 'dequeued', id, 'left' })
+    if offered_to then route_agent(offered_to) end
   end
 end
 
@@ -491,6 +673,7 @@ local function set_status(id, status, reason)
   if status == 'away' and reason and reason ~= '' then redis.call('HSET', k_agent(id), 'reason', reason) end
   refresh_agent(id)
   end_busy_when_free(id)
+  route_categories(release_unfit_offers(id))
   route_agent(id)
 end
 
@@ -515,6 +698,8 @@ function T.set_category_open(_, a)
     end
   elseif redis.call('SADD', K_CLOSED, category) == 1 then
     emit({ 'category_open', category, false })
+    -- Nobody is paired in a closed category: its offers go back (the customers keep their place).
+    for _, agent in ipairs(withdraw_offers_in(category)) do route_agent(agent) end
   end
 end
 
@@ -524,6 +709,7 @@ function T.set_limit(_, a)
   if redis.call('EXISTS', k_agent(id)) == 0 then return 'unknown_agent' end
   redis.call('HSET', k_agent(id), 'limit', limit)
   refresh_agent(id)
+  route_categories(release_unfit_offers(id))
   route_agent(id)
 end
 
@@ -533,7 +719,69 @@ function T.set_categories(_, a)
   local categories = {}
   for i = 2, #a do categories[#categories + 1] = a[i] end
   set_agent_categories(id, known_categories(categories))
+  route_categories(release_unfit_offers(id))
   route_agent(id)
+end
+
+-- a[2]: 'assign' or 'offer'. Leaving offer mode takes back its offers (the customers are
+-- then assigned); setting the mode it has changes nothing.
+function T.set_category_mode(_, a)
+  local category, mode = a[1], a[2]
+  if not category_exists(category) then return 'unknown_category' end
+  if mode ~= 'assign' and mode ~= 'offer' then return 'wrong_state' end
+  if mode == 'offer' then
+    -- Assigning left nobody ready beside an eligible agent: nothing to route.
+    redis.call('SADD', K_OFFER_MODE, category)
+  elseif redis.call('SREM', K_OFFER_MODE, category) == 1 then
+    local freed = withdraw_offers_in(category)
+    route_category(category)
+    for _, agent in ipairs(freed) do route_agent(agent) end
+  end
+end
+
+-- The offer a[2], if it stands for the agent a[1]: its customer and category, else nil.
+local function offer_of(agent, offer)
+  local f = redis.call('HMGET', k_offer(offer), 'customer', 'agent', 'category')
+  if f[1] == false or f[2] ~= agent then return nil end
+  return f[1], f[3]
+end
+
+-- The agent accepts an offer made to them: the chat opens, in the room the offer reserved.
+function T.accept_offer(_, a)
+  local agent, offer = a[1], a[2]
+  local customer, category = offer_of(agent, offer)
+  if not customer then return 'unknown_offer' end
+  redis.call('DEL', k_offer(offer))
+  redis.call('ZREM', K_OFFERS, offer)
+  redis.call('ZREM', k_agent_offers(agent), offer)
+  redis.call('HDEL', k_agent(agent), 'lapses')
+  redis.call('HDEL', k_customer(customer), 'offer')
+  open_chat(customer, redis.call('HGET', k_customer(customer), 'ticket'), category, agent)
+end
+
+-- The agent declines an offer made to them: the customer is offered to the next eligible
+-- agent (to this one again only once every eligible agent has passed).
+function T.decline_offer(_, a)
+  local agent, offer = a[1], a[2]
+  if not offer_of(agent, offer) then return 'unknown_offer' end
+  redis.call('HDEL', k_agent(agent), 'lapses')
+  pass(offer, 'declined')
+end
+
+-- An offer's timer fired. Unanswered, it lapses as a decline; the agent's second lapse in
+-- a row sets them away. An offer no longer standing is ignored.
+function T.offer_expired(_, a)
+  local offer = a[1]
+  local agent = redis.call('HGET', k_offer(offer), 'agent')
+  if not agent then return end
+  local set_away = redis.call('HINCRBY', k_agent(agent), 'lapses', 1) >= LAPSES_BEFORE_AWAY
+  if set_away then
+    redis.call('HDEL', k_agent(agent), 'lapses', 'busy')
+    redis.call('HSET', k_agent(agent), 'available', '0', 'reason', MISSED_OFFERS_REASON)
+    refresh_agent(agent)
+  end
+  pass(offer, 'lapsed')
+  if set_away then emit({ 'away_missed_offers', agent }) end
 end
 
 function T.end_chat(_, a)
@@ -556,7 +804,8 @@ end
 -- previous incarnation's people are still on record). Everyone it held is handed to the
 -- caller: connected customers, then agents, are disconnected as by
 -- `customer_disconnected`/`agent_disconnected` (the grace period starts now, on the
--- caller's timers); those already away get their grace timer started again on the caller,
+-- caller's timers; their offers are withdrawn and routed on, one person at a time, as the
+-- core's disconnects do); those already away get their grace timer started again on the caller,
 -- with their current epoch. The dead node is removed from the registry.
 function T.node_lost(node, a)
   local lost = a[1]

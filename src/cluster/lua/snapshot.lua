@@ -1,5 +1,5 @@
 -- A consistent read of the whole routing domain (src/cluster/lua/routing.lua), as JSON:
--- the queues in order with tickets, agents, chats, the pairing room, and the id of the
+-- the queues in order with tickets, agents, chats, offers, the pairing room, and the id of the
 -- last routing event it includes. A node loads its place mirror from it and then reads
 -- the events stream after that id; the differential test compares it with the core.
 -- Read-only; no fencing (reading changes nothing).
@@ -15,28 +15,42 @@ local function bytes_less(a, b)
   return #a < #b
 end
 
-local s = { categories = {}, agents = {}, chats = {} }
+-- The agents who passed a customer this round (offer mode), bytewise order.
+local function passed(customer)
+  local agents = redis.call('SMEMBERS', P .. 'passed:' .. customer)
+  table.sort(agents, bytes_less)
+  return agents
+end
+
+local s = { categories = {}, agents = {}, chats = {}, offers = {} }
 for _, c in ipairs(redis.call('ZRANGE', P .. 'categories', 0, -1)) do
   local queue = {}
   for _, id in ipairs(redis.call('ZRANGE', P .. 'q:' .. c, 0, -1)) do
     local f = redis.call('HMGET', P .. 'customer:' .. id, 'ticket', 'away')
-    queue[#queue + 1] = { id, f[1], f[2] or '' }
+    queue[#queue + 1] = { id, f[1], f[2] or '', passed(id) }
   end
   s.categories[#s.categories + 1] = { c, queue }
 end
 for _, id in ipairs(redis.call('ZRANGE', P .. 'agents', 0, -1)) do
-  local f = redis.call('HMGET', P .. 'agent:' .. id, 'limit', 'available', 'away', 'last', 'busy', 'reason')
+  local f = redis.call('HMGET', P .. 'agent:' .. id, 'limit', 'available', 'away', 'last', 'busy', 'reason', 'lapses')
   local categories = redis.call('SMEMBERS', P .. 'agent-cats:' .. id)
   table.sort(categories, bytes_less)
   local chats = redis.call('ZRANGE', P .. 'agent-chats:' .. id, 0, -1)
+  local offers = redis.call('ZRANGE', P .. 'agent-offers:' .. id, 0, -1)
   s.agents[#s.agents + 1] = { id, tonumber(f[1]), f[2] == '1', f[3] or '', categories, chats, f[4] or '0',
-    f[5] == '1', f[6] or '' }
+    f[5] == '1', f[6] or '', tonumber(f[7] or '0'), offers }
 end
 for _, chat in ipairs(redis.call('ZRANGE', P .. 'chats', 0, -1)) do
   local f = redis.call('HMGET', P .. 'chat:' .. chat, 'customer', 'agent', 'category')
   local c = redis.call('HMGET', P .. 'customer:' .. f[1], 'away', 'ticket', 'cat')
-  s.chats[#s.chats + 1] = { chat, f[1], f[2], f[3], c[1] or '', c[2] or '0', c[3] or f[3] }
+  s.chats[#s.chats + 1] = { chat, f[1], f[2], f[3], c[1] or '', c[2] or '0', c[3] or f[3], passed(f[1]) }
 end
+for _, offer in ipairs(redis.call('ZRANGE', P .. 'offers', 0, -1)) do
+  local f = redis.call('HMGET', P .. 'offer:' .. offer, 'customer', 'agent', 'category')
+  s.offers[#s.offers + 1] = { offer, f[1], f[2], f[3] }
+end
+s.offer_mode = redis.call('SMEMBERS', P .. 'offer-mode')
+table.sort(s.offer_mode, bytes_less)
 s.room = redis.call('GET', P .. 'pairing-room') or ''
 s.closed = redis.call('SMEMBERS', P .. 'closed')
 table.sort(s.closed, bytes_less)
