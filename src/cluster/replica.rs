@@ -230,8 +230,7 @@ impl RoutingOp {
                     request,
                     name,
                     *video,
-                    token_key,
-                    crate::cluster::resume_tokens::HELD_FOR,
+                    (token_key, crate::cluster::resume_tokens::HELD_FOR),
                     message,
                 )
                 .await

@@ -342,14 +342,15 @@ impl RedisRouting {
     /// token key (`resume_tokens::key`, never the token) → their id for `token_ttl`, in
     /// the same script: the token is known cluster-wide once the join is applied, before
     /// the node can send it in a `welcome` (issue 24). Empty `token_key`: none recorded.
+    /// `message`, what the customer came about, rides in the event for the nodes that
+    /// offer them to an agent.
     pub async fn join_with_token(
         &self,
         category: &CategoryId,
         request: &str,
         name: &str,
         video: bool,
-        token_key: &str,
-        token_ttl: std::time::Duration,
+        (token_key, token_ttl): (&str, std::time::Duration),
         message: &str,
     ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
         if token_key.is_empty() && message.is_empty() {
