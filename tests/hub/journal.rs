@@ -113,17 +113,14 @@ async fn sigkill_of_a_hub_on_the_embedded_store_loses_no_acknowledged_message() 
     }
     let mut acked = vec![];
     while acked.len() < total {
-        let frame = c
-            .recv_within(Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|| {
-                let log = std::fs::read_to_string(dir.0.join("hub.log")).unwrap_or_default();
-                panic!(
-                    "{} of {total} messages acknowledged, then nothing; saw {:?}; the hub's log:\n{log}",
-                    acked.len(),
-                    c.seen
-                )
-            });
+        let frame = c.recv_within(Duration::from_secs(30)).await.unwrap_or_else(|| {
+            let log = std::fs::read_to_string(dir.0.join("hub.log")).unwrap_or_default();
+            panic!(
+                "{} of {total} messages acknowledged, then nothing; saw {:?}; the hub's log:\n{log}",
+                acked.len(),
+                c.seen
+            )
+        });
         match frame["type"].as_str() {
             Some("message") | Some("ack") if frame["client_id"].is_string() => {
                 acked.push(frame["id"].as_str().unwrap().to_string())
