@@ -331,8 +331,9 @@ pub enum ServerFrame {
         category: String,
         category_name: String,
         customer_name: String,
-        /// Seconds the customer has waited so far.
-        waited_secs: f64,
+        /// Seconds the customer has waited so far (null when this node does not know: it
+        /// started after they joined).
+        waited_secs: Option<f64>,
         /// What the customer said they came about, when they did (`join.message`).
         first_message: Option<String>,
         /// The customer asked for a video call.

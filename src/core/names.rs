@@ -70,6 +70,13 @@ pub fn checked_name(raw: &str, max_chars: usize) -> Result<String, NameError> {
     Ok(name.to_owned())
 }
 
+/// Whether `text` holds a character no free text of a person may (line breaks and tabs
+/// aside): a control character, a line or paragraph separator, or a bidirectional control
+/// that could make it read as something else.
+pub fn has_forbidden_text_char(text: &str) -> bool {
+    text.chars().any(|c| !matches!(c, '\n' | '\t') && is_forbidden(c))
+}
+
 /// Bidirectional controls: the Arabic letter mark, the left-to-right and right-to-left
 /// marks, embeddings and overrides (U+202A–202E) and isolates (U+2066–2069).
 fn is_bidi_control(c: char) -> bool {

@@ -26,7 +26,7 @@ mod decisions;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
 use super::transcript::{Author, Stamped, Transcript};
-use super::{CategoryNames, Command, ConnRole, SessionEnd, buddy::BuddyDesk, now_ms};
+use super::{CategoryNames, Command, ConnRole, SessionEnd, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
 use crate::auth::Sessions;
 use crate::cluster::chat_log::NodeMessage;
@@ -265,7 +265,16 @@ impl HubState {
                 }
             }
             Command::OfferExpired { offer } if self.cluster.is_some() => {
-                self.route(RoutingOp::OfferExpired(offer), None);
+                // The replica lags Redis only: an offer gone here is gone there (ids are
+                // never reused), and its expiry would only add an event.
+                if self.routing.offer(offer).is_some() && !self.route(RoutingOp::OfferExpired(offer), None) {
+                    // The router's queue is full: try again shortly, or the offer would stand untimed.
+                    after(
+                        &self.timers,
+                        std::time::Duration::from_secs(1),
+                        Command::OfferExpired { offer },
+                    );
+                }
             }
             Command::OfferExpired { offer } => {
                 let mut out = vec![];

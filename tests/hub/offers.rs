@@ -226,12 +226,15 @@ async fn a_second_tab_taking_over_gets_the_standing_offer_again_with_the_time_le
 }
 
 #[tokio::test]
-async fn a_join_message_too_long_is_refused_with_a_clear_error() {
+async fn a_join_message_too_long_or_with_control_characters_is_refused_with_a_clear_error() {
     let hub = TestHub::start().await;
     let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
     ws.send(json!({"type": "join", "name": "Carla", "category": "general", "message": "x".repeat(1001)}))
         .await;
     assert_eq!(ws.next_of("error").await["code"], "message_too_long");
+    ws.send(json!({"type": "join", "name": "Carla", "category": "general", "message": "pay \u{202E}gnp.exe"}))
+        .await;
+    assert_eq!(ws.next_of("error").await["code"], "invalid_message");
     ws.send(json!({"type": "join", "name": "Carla", "category": "general", "message": "hello"}))
         .await;
     ws.next_of("welcome").await;

@@ -48,7 +48,8 @@ export function createOffers({ host, send, alert, changed, focusElsewhere }) {
     const now = performance.now();
     for (const o of offers.values()) {
       const left = Math.max(0, (o.deadline - now) / 1000);
-      o.parts.waited.textContent = `Waiting ${minSec((now - o.waitedFrom) / 1000)}`;
+      // Unknown (null) when the hub did not see the customer join: nothing rather than a guess.
+      o.parts.waited.textContent = o.waitedFrom == null ? '' : `Waiting ${minSec((now - o.waitedFrom) / 1000)}`;
       o.parts.countdown.textContent = left > 0 ? `${Math.ceil(left)} s to answer` : 'Time is up';
       o.parts.bar.style.transform = `scaleX(${o.total > 0 ? left / o.total : 0})`;
       o.card.classList.toggle('urgent', left <= 5);
@@ -118,7 +119,7 @@ export function createOffers({ host, send, alert, changed, focusElsewhere }) {
       id, name, category: f.category, card, parts, answering: null,
       total: Math.max(0, f.expires_in_secs || 0),
       deadline: now + Math.max(0, f.expires_in_secs || 0) * 1000,
-      waitedFrom: now - Math.max(0, f.waited_secs || 0) * 1000,
+      waitedFrom: f.waited_secs == null ? null : now - Math.max(0, f.waited_secs) * 1000,
     };
     parts.accept.addEventListener('click', () => answer(o, true));
     parts.decline.addEventListener('click', () => answer(o, false));

@@ -270,6 +270,12 @@ fn valid_first_message(message: Option<String>) -> Result<Option<String>, (&'sta
     let Some(message) = message.map(|m| m.trim().to_string()).filter(|m| !m.is_empty()) else {
         return Ok(None);
     };
+    if crate::core::names::has_forbidden_text_char(&message) {
+        return Err((
+            "invalid_message",
+            "a join message may hold line breaks but no other control or text-direction character".to_string(),
+        ));
+    }
     if message.chars().count() > FIRST_MESSAGE_MAX_CHARS {
         return Err((
             "message_too_long",

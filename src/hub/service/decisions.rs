@@ -13,6 +13,9 @@ use crate::hub::{Command, after, now_ms};
 use crate::protocol::{From, RatingOffer, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
 
+/// How much longer than it tells the agent the hub waits for an answer to an offer.
+const OFFER_ANSWER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl HubState {
     pub(in crate::hub) fn apply(&mut self, out: Vec<Decision>) {
         // Every transition may change whether a category is staffed (an agent set away
@@ -245,19 +248,26 @@ impl HubState {
     /// Tells the agent (where this node holds them) of an offer, and runs its timer here:
     /// a node runs the timers of the people it holds. An agent who drops has their offers
     /// withdrawn (`core::routing`), so an offer never outlives the node that times it.
-    fn tell_offer(&mut self, offer: OfferId, customer: CustomerId, agent: AgentId, category: CategoryId) {
-        if self.agents.get(&agent).is_none_or(|a| a.conn.is_none()) {
+    pub(super) fn tell_offer(&mut self, offer: OfferId, customer: CustomerId, agent: AgentId, category: CategoryId) {
+        // Held here, connected or not (a disconnect not yet applied in Redis): the timer is
+        // this node's either way. A second more than the agent is told: their answer may
+        // be in flight as the countdown on their page ends.
+        if !self.agents.contains_key(&agent) {
             return;
         }
         after(
             &self.timers,
-            self.settings.offer_timeout,
+            self.settings.offer_timeout + OFFER_ANSWER_GRACE,
             Command::OfferExpired { offer },
         );
         // Offers accepted since (a chat, not an `OfferEnded`) are forgotten here.
         self.offers_told.retain(|id, _| self.routing.offer(*id).is_some());
         let info = self.chat_customer_info(customer, &agent);
-        let waited_ms = info.as_ref().map_or(0, |i| (now_ms() - i.queued_at).max(0));
+        // Unknown (0) when this node never saw the join (it started after it).
+        let waited_secs = info
+            .as_ref()
+            .filter(|i| i.queued_at > 0)
+            .map(|i| (now_ms() - i.queued_at).max(0) as f64 / 1000.0);
         let category_name = self
             .category_names
             .get(&category.0)
@@ -268,7 +278,7 @@ impl HubState {
             category: category.0,
             category_name,
             customer_name: info.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
-            waited_secs: waited_ms as f64 / 1000.0,
+            waited_secs,
             first_message: info.as_ref().and_then(|i| i.first_message.clone()),
             video_request: info.is_some_and(|i| i.video),
             expires_in_secs: self.settings.offer_timeout.as_secs_f64(),
@@ -276,6 +286,27 @@ impl HubState {
         self.send(Recipient::Agent(agent), &frame);
         let deadline = tokio::time::Instant::now() + self.settings.offer_timeout;
         self.offers_told.insert(offer, (customer, frame, deadline));
+    }
+
+    /// After the replica was reloaded from a snapshot or a restore, whose skipped events no
+    /// node carried out here: tells this node's agents of the offers standing for them that
+    /// it has not told, and runs their timers.
+    pub(super) fn tell_untold_offers(&mut self) {
+        let untold: Vec<(OfferId, CustomerId, AgentId, CategoryId)> = self
+            .routing
+            .agents()
+            .filter(|(agent, _)| self.agents.contains_key(*agent))
+            .flat_map(|(_, view)| view.offers)
+            .filter(|offer| !self.offers_told.contains_key(offer))
+            .filter_map(|offer| {
+                let (customer, agent, category) = self.routing.offer(offer)?;
+                Some((offer, customer, agent.clone(), category.clone()))
+            })
+            .collect();
+        self.offers_told.retain(|id, _| self.routing.offer(*id).is_some());
+        for (offer, customer, agent, category) in untold {
+            self.tell_offer(offer, customer, agent, category);
+        }
     }
 
     /// Sends a connection that took over from another of the agent's (a second tab, a fast

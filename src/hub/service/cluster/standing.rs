@@ -162,6 +162,8 @@ impl HubState {
                     |c| self.routing.customer_category(c).is_some(),
                     |chat| self.routing.chat_sides(chat).is_some(),
                 );
+                // Offers the skipped events made to this node's agents: told, and timed, now.
+                self.tell_untold_offers();
             }
             Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
         }
