@@ -125,7 +125,8 @@ export function createOffers({ host, send, alert, changed, focusElsewhere }) {
     parts.decline.addEventListener('click', () => answer(o, false));
     offers.set(id, o);
     list.append(card);
-    if (notice.textContent) say('');
+    // A notice stays (it goes by itself): "You missed an offer from Dana" above Dana's new
+    // offer is what the agent should read, and clearing it here hid it at once.
     tick();
     render();
     announce(`Chat offer: ${name} (${category})${f.video_request ? ', asks for a video call' : ''}. ${Math.round(o.total)} seconds to accept.`);
