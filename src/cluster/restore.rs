@@ -203,6 +203,7 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             chat: maybe(&c[3])?.map(ChatId),
             away_epoch: maybe(&c[4])?,
             passed: vec![],
+            continuing: None,
         });
     }
     for a in list(&value["agents"]) {
@@ -330,6 +331,7 @@ mod tests {
                     chat: Some(ChatId(9)),
                     away_epoch: Some(12),
                     passed: vec![],
+                    continuing: None,
                 },
                 StateCustomer {
                     id: CustomerId(5),
@@ -338,6 +340,7 @@ mod tests {
                     chat: None,
                     away_epoch: None,
                     passed: vec![],
+                    continuing: None,
                 },
             ],
             agents: vec![

@@ -266,6 +266,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
                 chat: None,
                 away_epoch: customer.away,
                 passed: vec![],
+                continuing: None,
             });
             queue.push(customer);
         }
@@ -333,6 +334,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             chat: Some(chat.chat),
             away_epoch: chat.customer_away,
             passed: vec![],
+            continuing: None,
         });
         state.chats.push(StateChat {
             id: chat.chat,

@@ -232,6 +232,7 @@ impl HubState {
                 };
                 self.send(Recipient::Agent(agent), &frame);
             }
+            Decision::ChatTransferred { .. } | Decision::ChatToCategory { .. } => {}
             Decision::AwayAfterMissedOffers { agent } => {
                 tracing::info!(agent = %agent.0, "set away after letting two offers lapse");
                 if self.agents.contains_key(&agent) {
