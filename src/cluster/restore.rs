@@ -221,6 +221,7 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
                 .iter()
                 .map(|a| text(a).map(AgentId))
                 .collect::<Result<_, _>>()?,
+            continuing: None,
         });
     }
     for a in list(&value["agents"]) {
@@ -359,6 +360,7 @@ mod tests {
                     chat: Some(ChatId(9)),
                     away_epoch: Some(12),
                     passed: vec![],
+                    continuing: None,
                 },
                 StateCustomer {
                     id: CustomerId(5),
@@ -367,6 +369,7 @@ mod tests {
                     chat: None,
                     away_epoch: None,
                     passed: vec![AgentId("bo".into()), AgentId("cy".into())],
+                    continuing: None,
                 },
                 StateCustomer {
                     id: CustomerId(13),
@@ -375,6 +378,7 @@ mod tests {
                     chat: None,
                     away_epoch: None,
                     passed: vec![AgentId("bo".into())],
+                    continuing: None,
                 },
             ],
             agents: vec![

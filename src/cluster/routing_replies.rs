@@ -312,6 +312,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
                 chat: None,
                 away_epoch: customer.away,
                 passed: strings(w, 3)?.into_iter().map(AgentId).collect(),
+                continuing: None,
             });
             queue.push(customer);
         }
@@ -383,6 +384,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             chat: Some(chat.chat),
             away_epoch: chat.customer_away,
             passed: strings(c, 7)?.into_iter().map(AgentId).collect(),
+            continuing: None,
         });
         state.chats.push(StateChat {
             id: chat.chat,

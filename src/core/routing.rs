@@ -238,6 +238,23 @@ pub enum Decision {
         agent: AgentId,
         why: OfferEnd,
     },
+    /// An agent handed a running chat to another agent (same chat, same seq): tell the
+    /// customer who they are with now, give the new agent the transcript.
+    ChatTransferred {
+        chat: ChatId,
+        customer: CustomerId,
+        from: AgentId,
+        to: AgentId,
+    },
+    /// An agent handed a running chat to a category: the customer waits in its line again
+    /// with their original ticket (ahead of everyone who joined it later), and the chat goes
+    /// on, same id, with the agent they are paired with next (a `Queued` follows).
+    ChatToCategory {
+        chat: ChatId,
+        customer: CustomerId,
+        from: AgentId,
+        category: CategoryId,
+    },
     /// The agent let [`LAPSES_BEFORE_AWAY`] offers in a row lapse and is now away (reason
     /// [`MISSED_OFFERS_REASON`]); tell them why.
     AwayAfterMissedOffers {
@@ -263,6 +280,9 @@ pub enum RoutingError {
     CategoryClosed,
     /// No such offer stands for this agent (it ended, or was never theirs).
     UnknownOffer,
+    /// A transfer's target agent cannot take the chat now (offline, away, busy, without
+    /// its category, at their limit, or the transferring agent themselves).
+    AgentNotEligible,
 }
 
 impl RoutingError {
@@ -280,6 +300,7 @@ impl RoutingError {
             Self::AlreadyExists => "already_exists",
             Self::CategoryClosed => "category_closed",
             Self::UnknownOffer => "unknown_offer",
+            Self::AgentNotEligible => "agent_not_eligible",
         }
     }
 }
@@ -298,6 +319,9 @@ impl fmt::Display for RoutingError {
             Self::AlreadyExists => "it exists already",
             Self::CategoryClosed => "this category is closed now",
             Self::UnknownOffer => "no such offer is open for you (it was taken back or timed out)",
+            Self::AgentNotEligible => {
+                "that agent cannot take this chat now (offline, away, busy, without its category, or at their limit)"
+            }
         })
     }
 }
@@ -356,10 +380,14 @@ struct Customer {
     told_place: usize,
     /// The offer of this waiting customer to an agent, while one stands.
     offer: Option<OfferId>,
-    /// The agents who declined this customer or let their offer lapse, since the last time
-    /// every eligible agent had: the next offer goes to someone else while anyone else can
-    /// take it (a round over the agents, not one agent rung over and over).
+    /// The agents who declined this customer, let their offer lapse or transferred them to
+    /// a category, since the last time every eligible agent had: the next offer or pairing
+    /// goes to someone else while anyone else can take it (a round over the agents, not one
+    /// agent rung over and over, nor a transfer bouncing back).
     passed: BTreeSet<AgentId>,
+    /// The chat this waiting customer continues once paired (they were transferred to a
+    /// category): paired again, it keeps its id (and its seq).
+    continuing: Option<ChatId>,
 }
 
 impl Customer {
@@ -599,6 +627,7 @@ impl Routing {
             told_place: 0,
             offer: None,
             passed: BTreeSet::new(),
+            continuing: None,
         });
         customer.state = CustomerState::Waiting;
         customer.told_place = place;
@@ -1022,11 +1051,7 @@ impl Routing {
         }
         let offering = self.offer_mode.contains(category);
         while let Some((ticket, customer)) = self.front_ready(category) {
-            let choice = if offering {
-                self.choose_for_offer(customer, category)
-            } else {
-                self.best_eligible(category).map(|agent| (agent, false))
-            };
+            let choice = self.choose_agent(customer, category);
             let Some((agent, new_round)) = choice else { break };
             if !self.may_pair() {
                 break;
@@ -1039,13 +1064,8 @@ impl Routing {
         }
     }
 
-    /// The eligible agent holding `category` who should get its next customer: the least
-    /// loaded, then the one idle longest.
-    fn best_eligible(&self, category: &CategoryId) -> Option<AgentId> {
-        self.eligible_for(category).next()
-    }
-
-    /// The eligible agents holding `category`, best first (see [`Routing::best_eligible`]).
+    /// The eligible agents holding `category`, best first: the least loaded, then the one
+    /// idle longest.
     fn eligible_for<'a>(&'a self, category: &'a CategoryId) -> impl Iterator<Item = AgentId> + 'a {
         let mut agents: Vec<(&AgentId, &Agent)> = self
             .agents
@@ -1082,14 +1102,14 @@ impl Routing {
             if !self.may_pair() {
                 return;
             }
+            // Whoever's turn it is for this customer: this agent, unless they passed them.
+            let (to, new_round) = self
+                .choose_agent(customer, &category)
+                .expect("this agent is eligible for the category");
             if self.offer_mode.contains(&category) {
-                // Offered to whoever's turn it is for this customer (this agent, unless they passed).
-                let (to, new_round) = self
-                    .choose_for_offer(customer, &category)
-                    .expect("this agent is eligible for the category");
                 self.make_offer(customer, ticket, category, to, new_round, out);
             } else {
-                self.pair(customer, ticket, category, id.clone(), out);
+                self.pair(customer, ticket, category, to, out);
             }
         }
     }
@@ -1128,7 +1148,8 @@ impl Routing {
         out: &mut Vec<Decision>,
     ) {
         self.dequeue(customer, out);
-        let chat = ChatId(self.next());
+        let continuing = self.customers.get_mut(&customer).and_then(|c| c.continuing.take());
+        let chat = continuing.unwrap_or_else(|| ChatId(self.next()));
         let stamp = self.next();
         let a = self.agents.get_mut(&agent).expect("pairing an online agent");
         a.chats.insert(chat);
@@ -1178,6 +1199,9 @@ impl Routing {
 
 // ---- offers with a timeout: the offer mode's events ----
 mod offers;
+
+// ---- transfers of a running chat to another agent or a category ----
+mod transfers;
 
 // ---- queries: what the adapters read of the state ----
 mod queries;

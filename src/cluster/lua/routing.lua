@@ -229,10 +229,16 @@ local function in_offer_mode(category)
   return redis.call('SISMEMBER', K_OFFER_MODE, category) == 1
 end
 
--- The agent whose turn it is to be offered `customer`: the best eligible agent holding
+-- The agent whose turn it is to be offered or given `customer`: the best eligible agent holding
 -- `category` who has not passed them; when all have, the best of them, with true (a new
 -- round: make_offer forgets who passed). nil: nobody eligible.
-local function choose_for_offer(customer, category)
+local function choose_agent(customer, category)
+  -- Nobody passed this customer (the common case): the best ready agent, one read.
+  if redis.call('EXISTS', k_passed(customer)) == 0 then
+    local best = redis.call('ZRANGE', k_cat_ready(category), 0, 0)[1]
+    if best then return best, false end
+    return nil
+  end
   local first
   for _, agent in ipairs(redis.call('ZRANGE', k_cat_ready(category), 0, -1)) do
     if redis.call('SISMEMBER', k_passed(customer), agent) == 0 then return agent, false end
@@ -242,7 +248,7 @@ local function choose_for_offer(customer, category)
   return nil
 end
 
--- Offers a ready customer to an agent (chosen by choose_for_offer).
+-- Offers a ready customer to an agent (chosen by choose_agent).
 local function make_offer(customer, ticket, category, agent, new_round)
   if redis.call('EXISTS', K_ROOM) == 1 then redis.call('DECR', K_ROOM) end
   local offer = next_id()
@@ -337,12 +343,7 @@ local function route_category(category)
   while true do
     local customer, ticket = front_ready(category)
     if not customer then return end
-    local agent, new_round
-    if offering then
-      agent, new_round = choose_for_offer(customer, category)
-    else
-      agent = redis.call('ZRANGE', k_cat_ready(category), 0, 0)[1]
-    end
+    local agent, new_round = choose_agent(customer, category)
     if not agent then return end
     if not may_pair() then return end
     if offering then
@@ -377,12 +378,12 @@ local function route_agent(agent)
     end
     if not best then return end
     if not may_pair() then return end
+    -- Whoever's turn it is for this customer: this agent, unless they passed them.
+    local to, new_round = choose_agent(best, best_category)
     if in_offer_mode(best_category) then
-      -- Offered to whoever's turn it is for this customer (this agent, unless they passed).
-      local to, new_round = choose_for_offer(best, best_category)
       make_offer(best, best_ticket, best_category, to, new_round)
     else
-      pair(best, best_ticket, best_category, agent)
+      pair(best, best_ticket, best_category, to)
     end
   end
 end

@@ -131,10 +131,10 @@ impl Routing {
         self.route_agent(&ended.agent, out);
     }
 
-    /// The agent whose turn it is to be offered `customer`: the best eligible agent holding
-    /// `category` who has not passed them; when all have, the best of them, with `true`
-    /// (a new round: [`Routing::make_offer`] forgets who passed). `None`: nobody eligible.
-    pub(super) fn choose_for_offer(&self, customer: CustomerId, category: &CategoryId) -> Option<(AgentId, bool)> {
+    /// The agent whose turn it is to be offered or given `customer`: the best eligible agent
+    /// holding `category` who has not passed them; when all have, the best of them, with
+    /// `true` (a new round: who passed is forgotten). `None`: nobody eligible.
+    pub(super) fn choose_agent(&self, customer: CustomerId, category: &CategoryId) -> Option<(AgentId, bool)> {
         let passed = &self.customers[&customer].passed;
         let mut first = None;
         for agent in self.eligible_for(category) {
@@ -146,7 +146,7 @@ impl Routing {
         first.map(|agent| (agent, true))
     }
 
-    /// Offers a ready customer to an agent (chosen by [`Routing::choose_for_offer`]).
+    /// Offers a ready customer to an agent (chosen by [`Routing::choose_agent`]).
     pub(super) fn make_offer(
         &mut self,
         customer: CustomerId,

@@ -20,8 +20,10 @@ pub struct StateCustomer {
     pub chat: Option<ChatId>,
     /// The epoch of their grace timer while away.
     pub away_epoch: Option<u64>,
-    /// The agents who passed them this round (offer mode), bytewise order.
+    /// The agents who passed them this round (declined, let lapse, transferred), bytewise order.
     pub passed: Vec<AgentId>,
+    /// The chat a waiting customer continues once paired (transferred to a category).
+    pub continuing: Option<ChatId>,
 }
 
 /// An online agent.
@@ -100,6 +102,7 @@ impl Routing {
                 },
                 away_epoch: c.away_epoch,
                 passed: c.passed.iter().cloned().collect(),
+                continuing: c.continuing,
             })
             .collect();
         customers.sort_by_key(|c| c.id);
@@ -179,6 +182,7 @@ impl Routing {
                 told_place: 0,
                 offer: None,
                 passed: c.passed.into_iter().collect(),
+                continuing: c.continuing,
             };
             customers.insert(c.id, customer);
         }
@@ -226,6 +230,14 @@ impl Routing {
                     category: chat.category,
                 },
             );
+        }
+        if let Some((id, _)) = customers.iter().find(|(_, c)| {
+            c.continuing
+                .is_some_and(|chat| c.state != CustomerState::Waiting || chats.contains_key(&chat))
+        }) {
+            return bad(format!(
+                "customer {id:?} continues a chat that is running, or is not waiting"
+            ));
         }
         if let Some((id, _)) = customers
             .iter()

@@ -542,6 +542,102 @@ fn leaving_offer_mode_assigns_the_offered_customers() {
     assert_eq!(paired(&out), vec![(c, agent("a"))]);
 }
 
+#[test]
+fn a_chat_transferred_to_an_eligible_agent_goes_on_and_to_an_ineligible_one_stays() {
+    let mut r = routing(&["sales", "billing"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    let chat = r.customer_chat(c).unwrap();
+    r.agent_online(agent("b"), [cat("billing")], 1, true, &mut out).unwrap();
+    r.agent_online(agent("full"), [cat("sales")], 1, true, &mut out)
+        .unwrap();
+    r.join(&cat("sales"), &mut out).unwrap(); // goes to "full" (a has one chat already)
+    out.clear();
+    let before = r.clone();
+    for (to, why) in [
+        ("b", "lacks the category"),
+        ("full", "at their limit"),
+        ("a", "themselves"),
+        ("nobody", "offline"),
+    ] {
+        assert_eq!(
+            r.transfer_to_agent(chat, &agent("a"), &agent(to), &mut out),
+            Err(RoutingError::AgentNotEligible),
+            "{why}"
+        );
+    }
+    assert_eq!(r, before, "a refused transfer changed something");
+    assert_eq!(
+        r.transfer_to_agent(chat, &agent("b"), &agent("a"), &mut out),
+        Err(RoutingError::NotYourChat)
+    );
+    r.set_categories(&agent("b"), [cat("sales"), cat("billing")], &mut out)
+        .unwrap();
+    out.clear();
+    r.transfer_to_agent(chat, &agent("a"), &agent("b"), &mut out).unwrap();
+    assert_eq!(
+        out[0],
+        Decision::ChatTransferred {
+            chat,
+            customer: c,
+            from: agent("a"),
+            to: agent("b")
+        }
+    );
+    assert_eq!(r.chat_sides(chat), Some((c, &agent("b"))), "same chat, new agent");
+}
+
+#[test]
+fn a_customer_transferred_to_a_category_is_served_before_those_who_joined_it_later_in_the_same_chat() {
+    let mut r = routing(&["sales", "billing"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let early = r.join(&cat("sales"), &mut out).unwrap();
+    let chat = r.customer_chat(early).unwrap();
+    let later = r.join(&cat("billing"), &mut out).unwrap();
+    out.clear();
+    assert_eq!(
+        r.transfer_to_category(chat, &agent("a"), &cat("nope"), &mut out),
+        Err(RoutingError::UnknownCategory)
+    );
+    r.transfer_to_category(chat, &agent("a"), &cat("billing"), &mut out)
+        .unwrap();
+    assert_eq!(
+        r.place(early),
+        Some(1),
+        "ahead of the customer who joined billing later"
+    );
+    assert_eq!(r.place(later), Some(2));
+    out.clear();
+    r.agent_online(agent("b"), [cat("billing")], 1, true, &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(early, agent("b"))]);
+    assert_eq!(r.customer_chat(early), Some(chat), "the chat goes on under its id");
+}
+
+#[test]
+fn a_customer_transferred_back_to_the_agents_own_category_goes_to_someone_else_first() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    let chat = r.customer_chat(c).unwrap();
+    r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
+    out.clear();
+    r.transfer_to_category(chat, &agent("a"), &cat("sales"), &mut out)
+        .unwrap();
+    assert_eq!(paired(&out), vec![(c, agent("b"))], "not bounced back to a");
+    // With nobody else, it comes back to the only agent there is.
+    let mut r = routing(&["sales"]);
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    let chat = r.customer_chat(c).unwrap();
+    out.clear();
+    r.transfer_to_category(chat, &agent("a"), &cat("sales"), &mut out)
+        .unwrap();
+    assert_eq!(paired(&out), vec![(c, agent("a"))]);
+}
+
 // ---- property tests ---------------------------------------------------------------
 
 const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
@@ -576,6 +672,9 @@ enum Op {
     Decline(usize, bool),
     /// An offer's timer fires (whether it still stands or not).
     OfferExpire(usize),
+    /// A customer's chat (if any) handed to an agent, by its own agent (`true`) or another.
+    TransferToAgent(usize, usize, bool),
+    TransferToCategory(usize, usize, bool),
 }
 
 /// The status `SetStatus` asks for.
@@ -612,6 +711,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => any::<usize>().prop_map(Op::OfferExpire),
+        3 => (any::<usize>(), 0..3usize, prop::bool::weighted(0.9)).prop_map(|(c, a, own)| Op::TransferToAgent(c, a, own)),
+        3 => (any::<usize>(), 0..3usize, prop::bool::weighted(0.9)).prop_map(|(c, k, own)| Op::TransferToCategory(c, k, own)),
     ]
 }
 
@@ -655,6 +756,20 @@ impl Harness {
         } else {
             let other = AGENTS.iter().find(|a| agent(a) != to).expect("several agents");
             (offer, agent(other))
+        }
+    }
+
+    /// A customer's chat and who asks to transfer it: its agent, or another one.
+    fn chat_of(r: &Routing, customer: CustomerId, own: bool) -> (ChatId, AgentId) {
+        let Some(chat) = r.customer_chat(customer) else {
+            return (ChatId(u64::MAX), agent(AGENTS[0]));
+        };
+        let (_, runs) = r.chat_sides(chat).expect("a running chat");
+        if own {
+            (chat, runs.clone())
+        } else {
+            let other = AGENTS.iter().find(|a| agent(a) != *runs).expect("several agents");
+            (chat, agent(other))
         }
     }
 
@@ -722,6 +837,14 @@ impl Harness {
                 r.offer_expired(offer, out);
                 Ok(())
             }
+            Op::TransferToAgent(i, a, own) => {
+                let (chat, by) = Self::chat_of(r, self.customer(i), own);
+                r.transfer_to_agent(chat, &by, &agent(AGENTS[a]), out)
+            }
+            Op::TransferToCategory(i, k, own) => {
+                let (chat, by) = Self::chat_of(r, self.customer(i), own);
+                r.transfer_to_category(chat, &by, &cat(CATEGORIES[k]), out)
+            }
         }
     }
 
@@ -764,15 +887,19 @@ impl Harness {
                     assert_ne!(previous, Some(*place), "told a place that did not change");
                 }
                 Decision::Paired {
+                    chat,
                     customer,
                     agent,
                     category,
                     ticket,
-                    ..
                 } => {
                     self.told.remove(customer);
                     let a = &after.agents.get(agent).expect("paired agents are online");
                     assert!(a.load() <= usize::from(a.limit), "agent above their limit");
+                    // A customer transferred to a category goes on in the chat they had.
+                    if let Some(continued) = before.customers.get(customer).and_then(|c| c.continuing) {
+                        assert_eq!(continued, *chat, "a transferred customer's chat did not go on");
+                    }
                     let accepted = before.customers.get(customer).and_then(|c| c.offer);
                     if let Some(offer) = accepted {
                         // An accepted offer: the customer was chosen in order when it was made.
@@ -840,6 +967,37 @@ impl Harness {
                 }
                 Decision::OfferEnded { offer, agent, .. } => {
                     assert_eq!(&before.offers.get(offer).expect("an offer that stood").agent, agent);
+                }
+                Decision::ChatTransferred {
+                    chat,
+                    customer,
+                    from,
+                    to,
+                } => {
+                    assert_eq!(before.chats[chat].agent, *from);
+                    assert_eq!(after.chats[chat].agent, *to, "the chat did not move");
+                    assert_eq!(after.chats[chat].customer, *customer);
+                    let a = &after.agents[to];
+                    assert!(a.load() <= usize::from(a.limit), "transferred beyond the limit");
+                    assert!(a.categories.contains(&after.chats[chat].category));
+                    assert!(!after.agents.get(from).is_some_and(|f| f.chats.contains(chat)));
+                }
+                Decision::ChatToCategory {
+                    chat,
+                    customer,
+                    category,
+                    ..
+                } => {
+                    assert!(before.chats.contains_key(chat));
+                    assert!(chatting.remove(customer), "transferred a customer not in a chat");
+                    let c = &after.customers[customer];
+                    assert_eq!(&c.category, category);
+                    // Waiting again (or paired at once in this same event, in the same chat).
+                    match c.state {
+                        CustomerState::Waiting => assert_eq!(c.continuing, Some(*chat)),
+                        CustomerState::Chatting(now) => assert_eq!(now, *chat),
+                    }
+                    assert_eq!(c.ticket, before.customers[customer].ticket, "a transfer lost the wait");
                 }
                 Decision::AwayAfterMissedOffers { agent } => {
                     let a = &after.agents[agent];
@@ -933,6 +1091,17 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
             assert!(r.offers.contains_key(offer));
         }
         assert!(a.lapses < LAPSES_BEFORE_AWAY);
+    }
+    // A customer continuing a chat (transferred to a category) waits, and that chat is not running.
+    for (id, c) in &r.customers {
+        if let Some(chat) = c.continuing {
+            assert_eq!(
+                c.state,
+                CustomerState::Waiting,
+                "{id:?} continues a chat while not waiting"
+            );
+            assert!(!r.chats.contains_key(&chat), "{id:?} continues a running chat");
+        }
     }
     // Chats and agents agree.
     for (id, chat) in &r.chats {

@@ -236,6 +236,9 @@ impl HubState {
                 };
                 self.send(Recipient::Agent(agent), &frame);
             }
+            // The core's transfers (`core::routing::transfers`) are not asked for by any
+            // frame yet: no event makes these decisions.
+            Decision::ChatTransferred { .. } | Decision::ChatToCategory { .. } => {}
             Decision::AwayAfterMissedOffers { agent } => {
                 tracing::info!(agent = %agent.0, "set away after letting two offers lapse");
                 if self.agents.contains_key(&agent) {
