@@ -750,24 +750,30 @@ async fn run_case_restored_at(
     Ok(())
 }
 
-#[test]
-fn the_routing_scripts_decide_exactly_as_the_core() {
+/// Runs `cases` random sequences from `strategy` through the scripts (a fresh Redis) and
+/// the core, comparing them step by step.
+fn compare_random_sequences(cases: u32, strategy: impl Strategy<Value = Vec<(usize, Op)>>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let server = RedisServer::start();
     let conn = runtime.block_on(server.connect());
-    // Each case is up to 100 events, four or five Redis round trips each: about 20 s here.
     let mut runner = TestRunner::new(Config {
-        cases: 200,
+        cases,
         failure_persistence: None,
         ..Config::default()
     });
-    let result = runner.run(&steps(1..100), |steps| runtime.block_on(run_case(&conn, &steps)));
+    let result = runner.run(&strategy, |steps| runtime.block_on(run_case(&conn, &steps)));
     if let Err(failure) = result {
         panic!("{failure}");
     }
+}
+
+#[test]
+fn the_routing_scripts_decide_exactly_as_the_core() {
+    // Each case is up to 100 events, four or five Redis round trips each: about 20 s here.
+    compare_random_sequences(200, steps(1..100));
 }
 
 /// The same comparison on sequences made mostly of offers (the random sequences above reach
@@ -775,21 +781,7 @@ fn the_routing_scripts_decide_exactly_as_the_core() {
 /// set away, the room an offer holds, node losses with offers standing.
 #[test]
 fn with_offers_the_routing_scripts_decide_exactly_as_the_core() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    let conn = runtime.block_on(server.connect());
-    let mut runner = TestRunner::new(Config {
-        cases: 100,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&offer_steps(1..80), |steps| runtime.block_on(run_case(&conn, &steps)));
-    if let Err(failure) = result {
-        panic!("{failure}");
-    }
+    compare_random_sequences(100, offer_steps(1..80));
 }
 
 /// Redis loses its data at a random step and the domain is written back from the core's

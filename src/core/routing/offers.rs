@@ -63,10 +63,7 @@ impl Routing {
         offer: OfferId,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
-        match self.offers.get(&offer) {
-            Some(o) if &o.agent == agent => {}
-            _ => return Err(RoutingError::UnknownOffer),
-        }
+        self.check_own_offer(agent, offer)?;
         let Offer { customer, category, .. } = self.offers.remove(&offer).expect("checked above");
         let a = self.agents.get_mut(agent).expect("an offer's agent is online");
         a.offers.remove(&offer);
@@ -86,13 +83,18 @@ impl Routing {
         offer: OfferId,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
-        match self.offers.get(&offer) {
-            Some(o) if &o.agent == agent => {}
-            _ => return Err(RoutingError::UnknownOffer),
-        }
+        self.check_own_offer(agent, offer)?;
         self.agents.get_mut(agent).expect("an offer's agent is online").lapses = 0;
         self.pass(offer, OfferEnd::Declined, out);
         Ok(())
+    }
+
+    /// Refuses an answer to an offer that does not stand, or stands for another agent.
+    fn check_own_offer(&self, agent: &AgentId, offer: OfferId) -> Result<(), RoutingError> {
+        match self.offers.get(&offer) {
+            Some(o) if &o.agent == agent => Ok(()),
+            _ => Err(RoutingError::UnknownOffer),
+        }
     }
 
     /// An offer's timer fired. Unanswered, it lapses as a decline; the agent's second lapse

@@ -14,9 +14,18 @@
 //! A transfer never leaves a customer in two chats or in none: they are in the chat (now
 //! another agent's) or in exactly one queue (the property tests check it after every event).
 
-use super::{AgentId, CategoryId, ChatId, CustomerState, Decision, Routing, RoutingError};
+use super::{AgentId, CategoryId, Chat, ChatId, CustomerState, Decision, Routing, RoutingError};
 
 impl Routing {
+    /// The running `chat`, if `by` is its agent.
+    fn chat_run_by(&self, chat: ChatId, by: &AgentId) -> Result<&Chat, RoutingError> {
+        let running = self.chats.get(&chat).ok_or(RoutingError::UnknownChat)?;
+        if &running.agent != by {
+            return Err(RoutingError::NotYourChat);
+        }
+        Ok(running)
+    }
+
     /// Hands `chat`, run by `by`, to the agent `to`.
     pub fn transfer_to_agent(
         &mut self,
@@ -25,10 +34,7 @@ impl Routing {
         to: &AgentId,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
-        let running = self.chats.get(&chat).ok_or(RoutingError::UnknownChat)?;
-        if &running.agent != by {
-            return Err(RoutingError::NotYourChat);
-        }
+        let running = self.chat_run_by(chat, by)?;
         let category = running.category.clone();
         let customer = running.customer;
         match self.agents.get(to) {
@@ -64,10 +70,7 @@ impl Routing {
         category: &CategoryId,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
-        let running = self.chats.get(&chat).ok_or(RoutingError::UnknownChat)?;
-        if &running.agent != by {
-            return Err(RoutingError::NotYourChat);
-        }
+        self.chat_run_by(chat, by)?;
         if !self.queues.contains_key(category) {
             return Err(RoutingError::UnknownCategory);
         }

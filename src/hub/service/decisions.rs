@@ -271,11 +271,7 @@ impl HubState {
             .as_ref()
             .filter(|i| i.queued_at > 0)
             .map(|i| (now_ms() - i.queued_at).max(0) as f64 / 1000.0);
-        let category_name = self
-            .category_names
-            .get(&category.0)
-            .cloned()
-            .unwrap_or_else(|| category.0.clone());
+        let category_name = self.category_name(&category);
         let frame = ServerFrame::Offer {
             offer_id: offer.0.to_string(),
             category: category.0,
@@ -310,6 +306,14 @@ impl HubState {
         for (offer, customer, agent, category) in untold {
             self.tell_offer(offer, customer, agent, category);
         }
+    }
+
+    /// A category's display name (its id when it has none, as for a removed category).
+    fn category_name(&self, category: &CategoryId) -> String {
+        self.category_names
+            .get(&category.0)
+            .cloned()
+            .unwrap_or_else(|| category.0.clone())
     }
 
     /// Sends a connection that took over from another of the agent's (a second tab, a fast
@@ -366,11 +370,7 @@ impl HubState {
                 paired_at: started_at,
             }));
         }
-        let category_name = self
-            .category_names
-            .get(&category.0)
-            .cloned()
-            .unwrap_or_else(|| category.0.clone());
+        let category_name = self.category_name(&category);
         let to_customer = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
             category: category.0.clone(),
