@@ -57,6 +57,21 @@ pub enum RoutingOp {
     /// An offer's timer fired.
     OfferExpired(OfferId),
     SetLimit(AgentId, u8),
+    /// The agent `by` hands `chat` to the agent `to`; `note` (for the new agent) rides
+    /// in the event's arguments, which the script does not read.
+    TransferToAgent {
+        chat: ChatId,
+        by: AgentId,
+        to: AgentId,
+        note: String,
+    },
+    /// The agent `by` hands `chat` to `category`'s line; `note` as above.
+    TransferToCategory {
+        chat: ChatId,
+        by: AgentId,
+        category: CategoryId,
+        note: String,
+    },
     SetCategories(AgentId, Vec<CategoryId>),
     EndChat(ChatId, Party),
     SetPairingRoom(Option<usize>),
@@ -140,6 +155,18 @@ impl RoutingOp {
             "accept_offer" => Self::AcceptOffer(agent()?, OfferId(number(1)?)),
             "decline_offer" => Self::DeclineOffer(agent()?, OfferId(number(1)?)),
             "offer_expired" => Self::OfferExpired(OfferId(number(0)?)),
+            "transfer_to_agent" => Self::TransferToAgent {
+                chat: ChatId(number(0)?),
+                by: AgentId(arg(1)?.clone()),
+                to: AgentId(arg(2)?.clone()),
+                note: a.get(3).cloned().unwrap_or_default(),
+            },
+            "transfer_to_category" => Self::TransferToCategory {
+                chat: ChatId(number(0)?),
+                by: AgentId(arg(1)?.clone()),
+                category: CategoryId(arg(2)?.clone()),
+                note: a.get(3).cloned().unwrap_or_default(),
+            },
             "set_limit" => Self::SetLimit(agent()?, limit(1)?),
             "set_categories" => Self::SetCategories(agent()?, cats(1)),
             "end_chat" => Self::EndChat(ChatId(number(0)?), party(arg(1)?).ok_or_else(bad)?),
@@ -180,6 +207,10 @@ impl RoutingOp {
             Self::AcceptOffer(a, offer) => core.accept_offer(a, *offer, out)?,
             Self::DeclineOffer(a, offer) => core.decline_offer(a, *offer, out)?,
             Self::OfferExpired(offer) => core.offer_expired(*offer, out),
+            Self::TransferToAgent { chat, by, to, .. } => core.transfer_to_agent(*chat, by, to, out)?,
+            Self::TransferToCategory { chat, by, category, .. } => {
+                core.transfer_to_category(*chat, by, category, out)?
+            }
             Self::SetLimit(a, limit) => core.set_limit(a, *limit, out)?,
             Self::SetCategories(a, categories) => core.set_categories(a, categories.iter().cloned(), out)?,
             Self::EndChat(chat, by) => core.end_chat(*chat, *by, out)?,
@@ -256,6 +287,13 @@ impl RoutingOp {
             Self::AcceptOffer(a, offer) => redis.accept_offer(a, *offer).await,
             Self::DeclineOffer(a, offer) => redis.decline_offer(a, *offer).await,
             Self::OfferExpired(offer) => redis.offer_expired(*offer).await,
+            Self::TransferToAgent { chat, by, to, note } => redis.transfer_to_agent(*chat, by, to, note).await,
+            Self::TransferToCategory {
+                chat,
+                by,
+                category,
+                note,
+            } => redis.transfer_to_category(*chat, by, category, note).await,
             Self::SetLimit(a, limit) => redis.set_limit(a, *limit).await,
             Self::SetCategories(a, categories) => redis.set_categories(a, categories).await,
             Self::EndChat(chat, by) => redis.end_chat(*chat, *by).await,

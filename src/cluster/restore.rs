@@ -122,6 +122,7 @@ fn encode(state: &RoutingState) -> String {
                 c.chat.map(|chat| chat.0.to_string()).unwrap_or_default(),
                 c.away_epoch.map(|e| e.to_string()).unwrap_or_default(),
                 passed,
+                c.continuing.map(|chat| chat.0.to_string()).unwrap_or_default(),
             ])
         })
         .collect();
@@ -221,7 +222,10 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
                 .iter()
                 .map(|a| text(a).map(AgentId))
                 .collect::<Result<_, _>>()?,
-            continuing: None,
+            continuing: match c.get(6) {
+                Some(v) => maybe(v)?.map(ChatId),
+                None => None,
+            },
         });
     }
     for a in list(&value["agents"]) {
@@ -369,7 +373,7 @@ mod tests {
                     chat: None,
                     away_epoch: None,
                     passed: vec![AgentId("bo".into()), AgentId("cy".into())],
-                    continuing: None,
+                    continuing: Some(ChatId(11)),
                 },
                 StateCustomer {
                     id: CustomerId(13),

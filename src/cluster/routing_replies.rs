@@ -270,6 +270,18 @@ pub fn parse_decisions(json: &str) -> Result<(Vec<Decision>, Vec<Ticket>), Malfo
                 why: parse_offer_end(text(d, 4)?)?,
             },
             "away_missed_offers" => Decision::AwayAfterMissedOffers { agent: agent(d, 1)? },
+            "chat_transferred" => Decision::ChatTransferred {
+                chat: ChatId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+                from: agent(d, 3)?,
+                to: agent(d, 4)?,
+            },
+            "chat_to_category" => Decision::ChatToCategory {
+                chat: ChatId(id(d, 1)?),
+                customer: CustomerId(id(d, 2)?),
+                from: agent(d, 3)?,
+                category: category(d, 4)?,
+            },
             other => return Err(malformed(format!("unknown decision {other:?}"))),
         };
         decisions.push(decision);
@@ -312,7 +324,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
                 chat: None,
                 away_epoch: customer.away,
                 passed: strings(w, 3)?.into_iter().map(AgentId).collect(),
-                continuing: None,
+                continuing: maybe_id(w, 4)?.map(ChatId),
             });
             queue.push(customer);
         }

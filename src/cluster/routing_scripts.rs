@@ -59,10 +59,12 @@ enum Transition {
     AcceptOffer,
     DeclineOffer,
     OfferExpired,
+    TransferToAgent,
+    TransferToCategory,
 }
 
 impl Transition {
-    const ALL: [Transition; 24] = [
+    const ALL: [Transition; 26] = [
         Self::AddCategory,
         Self::RemoveCategory,
         Self::Join,
@@ -87,6 +89,8 @@ impl Transition {
         Self::AcceptOffer,
         Self::DeclineOffer,
         Self::OfferExpired,
+        Self::TransferToAgent,
+        Self::TransferToCategory,
     ];
 
     /// The name of its function in `lua/routing.lua` (and the `t` field of its events).
@@ -116,6 +120,8 @@ impl Transition {
             Self::AcceptOffer => "accept_offer",
             Self::DeclineOffer => "decline_offer",
             Self::OfferExpired => "offer_expired",
+            Self::TransferToAgent => "transfer_to_agent",
+            Self::TransferToCategory => "transfer_to_category",
         }
     }
 }
@@ -192,6 +198,7 @@ fn routing_error(code: &str) -> Option<RoutingError> {
         AlreadyExists,
         CategoryClosed,
         UnknownOffer,
+        AgentNotEligible,
     ]
     .into_iter()
     .find(|e| e.code() == code)
@@ -472,6 +479,34 @@ impl RedisRouting {
     /// An offer's timer fired (on any node: an offer no longer standing is ignored).
     pub async fn offer_expired(&self, offer: OfferId) -> Result<Applied, ClusterRoutingError> {
         self.apply(Transition::OfferExpired, &[&offer.0.to_string()]).await
+    }
+
+    /// Hands `chat`, run by `by`, to the agent `to`. The transferring agent's `note` rides
+    /// in the event's arguments for the new agent's node (the script does not read it).
+    pub async fn transfer_to_agent(
+        &self,
+        chat: ChatId,
+        by: &AgentId,
+        to: &AgentId,
+        note: &str,
+    ) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::TransferToAgent, &[&chat.0.to_string(), &by.0, &to.0, note])
+            .await
+    }
+
+    /// Hands `chat`, run by `by`, to `category`'s line (`note` as for an agent).
+    pub async fn transfer_to_category(
+        &self,
+        chat: ChatId,
+        by: &AgentId,
+        category: &CategoryId,
+        note: &str,
+    ) -> Result<Applied, ClusterRoutingError> {
+        self.apply(
+            Transition::TransferToCategory,
+            &[&chat.0.to_string(), &by.0, &category.0, note],
+        )
+        .await
     }
 
     pub async fn set_limit(&self, agent: &AgentId, limit: u8) -> Result<Applied, ClusterRoutingError> {

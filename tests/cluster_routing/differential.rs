@@ -65,6 +65,10 @@ enum Op {
     Decline(usize, bool),
     /// An offer's timer fires (whether it still stands or not).
     OfferExpire(usize),
+    /// A customer's chat (their index) handed by its agent (`true`) or another to an agent.
+    TransferToAgent(usize, bool, usize),
+    /// A customer's chat handed by its agent (`true`) or another to a category's line.
+    TransferToCategory(usize, bool, usize),
 }
 
 fn status(s: u8) -> AgentStatus {
@@ -102,6 +106,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => offer_index().prop_map(Op::OfferExpire),
+        2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, a)| Op::TransferToAgent(c, own, a)),
+        2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, k)| Op::TransferToCategory(c, own, k)),
     ]
 }
 
@@ -133,6 +139,8 @@ fn offers_op() -> impl Strategy<Value = Op> {
         5 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         4 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         5 => offer_index().prop_map(Op::OfferExpire),
+        1 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, a)| Op::TransferToAgent(c, own, a)),
+        1 => (any::<usize>(), prop::bool::weighted(0.9), 0..2usize).prop_map(|(c, own, k)| Op::TransferToCategory(c, own, k)),
     ]
 }
 
@@ -231,6 +239,22 @@ impl Harness {
         } else {
             let other = AGENTS.iter().find(|a| agent(a) != to).expect("several agents");
             (offer, agent(other))
+        }
+    }
+
+    /// The chat of customer `i` (a chat id no one has when they have none) and who hands
+    /// it on: its agent (`own`) or another.
+    fn chat_and_agent(&self, core: &Routing, i: usize, own: bool) -> (ChatId, AgentId) {
+        let chat = core.customer_chat(self.customer(i)).unwrap_or(ChatId(u64::MAX));
+        let runner = core
+            .chat_sides(chat)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| agent(AGENTS[0]));
+        if own {
+            (chat, runner)
+        } else {
+            let other = AGENTS.iter().find(|a| agent(a) != runner).expect("several agents");
+            (chat, agent(other))
         }
     }
 
@@ -423,6 +447,22 @@ impl Harness {
                         Ok(())
                     })),
                     from_redis(node.offer_expired(offer).await)?,
+                )
+            }
+            Op::TransferToAgent(i, own, a) => {
+                let (chat, by) = self.chat_and_agent(core, i, own);
+                let to = agent(AGENTS[a]);
+                (
+                    Self::outcome(with_out(|out| core.transfer_to_agent(chat, &by, &to, out))),
+                    from_redis(node.transfer_to_agent(chat, &by, &to, "a note").await)?,
+                )
+            }
+            Op::TransferToCategory(i, own, k) => {
+                let (chat, by) = self.chat_and_agent(core, i, own);
+                let to = cat(CATEGORIES[k]);
+                (
+                    Self::outcome(with_out(|out| core.transfer_to_category(chat, &by, &to, out))),
+                    from_redis(node.transfer_to_category(chat, &by, &to, "").await)?,
                 )
             }
         };
@@ -958,6 +998,37 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::SetPairingRoom(Some(2))),
             (1, Op::SetMode(0, false)),
         ],
+        // Transfers: to an agent (refused when full, to themselves, or by another agent),
+        // to a category's line (the customer ahead of a later join, passed by the agent who
+        // handed them on, and back in the same chat when paired again); restored below.
+        vec![
+            (0, Op::AgentOnline(0, 3, 1, true)),
+            (1, Op::AgentOnline(1, 1, 1, true)),
+            (0, Op::Join(0)),
+            (1, Op::Join(0)),
+            (0, Op::TransferToAgent(1, true, 1)),
+            (0, Op::TransferToAgent(1, true, 0)),
+            (1, Op::TransferToAgent(1, false, 1)),
+            (1, Op::EndChat(0, true)),
+            (0, Op::TransferToAgent(1, true, 1)),
+            (1, Op::Join(1)),
+            (0, Op::TransferToCategory(1, true, 1)),
+            (1, Op::AgentOnline(2, 2, 1, true)),
+            (0, Op::TransferToCategory(1, true, 2)),
+            (1, Op::TransferToCategory(1, true, 1)),
+            (0, Op::SetCategories(0, 3)),
+            (0, Op::EndChat(1, false)),
+        ],
+        // Handed to a category and taken there: the same chat; withdrawn from that agent
+        // later, the customer is paired again in a new chat.
+        vec![
+            (0, Op::AgentOnline(0, 3, 1, true)),
+            (1, Op::AgentOnline(1, 2, 1, true)),
+            (0, Op::Join(0)),
+            (0, Op::TransferToCategory(0, true, 1)),
+            (1, Op::AgentOffline(1)),
+            (1, Op::EndChat(0, true)),
+        ],
     ];
     for steps in sequences {
         if let Err(failure) = runtime.block_on(run_case(&conn, &steps)) {
@@ -981,5 +1052,19 @@ fn known_sequences_decide_exactly_as_the_core() {
     ];
     if let Err(failure) = runtime.block_on(run_case_restored_at(&conn, &steps, Some(7))) {
         panic!("{steps:?} restored at 7: {failure}");
+    }
+    // Redis loses its data while a customer handed to a category waits: restored, they go
+    // on in their chat when paired again.
+    let steps = vec![
+        (0, Op::AgentOnline(0, 3, 1, true)),
+        (1, Op::AgentOnline(1, 2, 1, true)),
+        (0, Op::Join(0)),
+        (1, Op::SetStatus(1, 1)),
+        (0, Op::TransferToCategory(0, true, 1)),
+        (1, Op::SetStatus(1, 0)),
+        (0, Op::EndChat(0, true)),
+    ];
+    if let Err(failure) = runtime.block_on(run_case_restored_at(&conn, &steps, Some(5))) {
+        panic!("{steps:?} restored at 5: {failure}");
     }
 }

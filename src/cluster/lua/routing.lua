@@ -206,7 +206,13 @@ end
 -- Opens the chat of a waiting customer with an agent (the room was counted by the caller).
 local function open_chat(customer, ticket, category, agent)
   dequeue(customer)
-  local chat = next_id()
+  -- A customer transferred to a category goes on in the chat they were in (its seq too).
+  local chat = redis.call('HGET', k_customer(customer), 'continuing')
+  if chat then
+    redis.call('HDEL', k_customer(customer), 'continuing')
+  else
+    chat = next_id()
+  end
   local stamp = next_id()
   redis.call('ZADD', k_agent_chats(agent), chat, chat)
   redis.call('HSET', k_agent(agent), 'last', stamp)
@@ -788,6 +794,62 @@ end
 function T.end_chat(_, a)
   if redis.call('EXISTS', k_chat(a[1])) == 0 then return 'unknown_chat' end
   end_chat_inner(a[1], a[2], 'ended')
+end
+
+-- ---- transfers (src/core/routing/transfers.rs) -----------------------------------------
+
+-- The running chat a[1]'s customer, agent and category, if the agent `by` runs it; else
+-- nil and the refusal.
+local function chat_run_by(chat, by)
+  local f = redis.call('HMGET', k_chat(chat), 'customer', 'agent', 'category')
+  if not f[1] then return nil, 'unknown_chat' end
+  if f[2] ~= by then return nil, 'not_your_chat' end
+  return f
+end
+
+-- a: chat, by, to. The chat goes on with the agent `to`, who could take a customer of its
+-- category now (never `by` themselves); its id and seq stay.
+function T.transfer_to_agent(_, a)
+  local chat, by, to = a[1], a[2], a[3]
+  local f, refused = chat_run_by(chat, by)
+  if not f then return refused end
+  local customer, category = f[1], f[3]
+  if to == by or not eligible(to) or redis.call('SISMEMBER', k_agent_cats(to), category) == 0 then
+    return 'agent_not_eligible'
+  end
+  local stamp = next_id()
+  redis.call('ZREM', k_agent_chats(by), chat)
+  refresh_agent(by)
+  redis.call('ZADD', k_agent_chats(to), chat, chat)
+  redis.call('HSET', k_agent(to), 'last', stamp)
+  refresh_agent(to)
+  redis.call('HSET', k_chat(chat), 'agent', to)
+  emit({ 'chat_transferred', chat, customer, by, to })
+  end_busy_when_free(by)
+  route_agent(by)
+end
+
+-- a: chat, by, category. The customer waits in the category's line again with their
+-- original ticket (ahead of everyone who joined it later), `by` having passed them;
+-- paired again, they go on in the same chat (open_chat reads `continuing`).
+function T.transfer_to_category(_, a)
+  local chat, by, category = a[1], a[2], a[3]
+  local f, refused = chat_run_by(chat, by)
+  if not f then return refused end
+  if not category_exists(category) then return 'unknown_category' end
+  if category_closed(category) then return 'category_closed' end
+  local customer = f[1]
+  redis.call('DEL', k_chat(chat))
+  redis.call('ZREM', K_CHATS, chat)
+  redis.call('ZREM', k_agent_chats(by), chat)
+  refresh_agent(by)
+  redis.call('HSET', k_customer(customer), 'continuing', chat)
+  emit({ 'chat_to_category', chat, customer, by, category })
+  enqueue(customer, category, redis.call('HGET', k_customer(customer), 'ticket'), true)
+  redis.call('SADD', k_passed(customer), by)
+  route_category(category)
+  end_busy_when_free(by)
+  route_agent(by)
 end
 
 -- a[1]: the room, or '' for no limit.

@@ -26,8 +26,8 @@ local s = { categories = {}, agents = {}, chats = {}, offers = {} }
 for _, c in ipairs(redis.call('ZRANGE', P .. 'categories', 0, -1)) do
   local queue = {}
   for _, id in ipairs(redis.call('ZRANGE', P .. 'q:' .. c, 0, -1)) do
-    local f = redis.call('HMGET', P .. 'customer:' .. id, 'ticket', 'away')
-    queue[#queue + 1] = { id, f[1], f[2] or '', passed(id) }
+    local f = redis.call('HMGET', P .. 'customer:' .. id, 'ticket', 'away', 'continuing')
+    queue[#queue + 1] = { id, f[1], f[2] or '', passed(id), f[3] or '' }
   end
   s.categories[#s.categories + 1] = { c, queue }
 end
