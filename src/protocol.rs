@@ -76,6 +76,21 @@ pub enum ClientFrame {
     DeclineOffer {
         offer_id: String,
     },
+    /// Agent: hand one of their chats to another agent (`to_agent`, an agent id) or to a
+    /// category's line (`to_category`), with a note for whoever takes it next.
+    Transfer {
+        chat_id: String,
+        #[serde(default)]
+        to_agent: Option<String>,
+        #[serde(default)]
+        to_category: Option<String>,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Agent: who and where one of their chats could be handed to now.
+    TransferTargets {
+        chat_id: String,
+    },
     /// Buddy: join the buddy list under a display name; `key` (from an earlier
     /// `buddy_welcome`) makes another tab or device the same person.
     BuddyJoin {
@@ -114,6 +129,8 @@ impl ClientFrame {
             Self::EndChat { .. } => "end_chat",
             Self::AcceptOffer { .. } => "accept_offer",
             Self::DeclineOffer { .. } => "decline_offer",
+            Self::Transfer { .. } => "transfer",
+            Self::TransferTargets { .. } => "transfer_targets",
             Self::BuddyJoin { .. } => "buddy_join",
             Self::Invite { .. } => "invite",
             Self::CancelInvite { .. } => "cancel_invite",
@@ -245,6 +262,43 @@ pub struct ChatSnapshot {
     pub peer_connected: bool,
     pub started_at: i64,
     pub messages: Vec<ChatMessage>,
+}
+
+/// Who handed a chat on, and what they wrote for whoever takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferNote {
+    pub from_name: String,
+    /// "" when they wrote none.
+    pub note: String,
+    /// The category whose line the chat waited in, when it went to a category.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// An agent a chat could be handed to: online and holding its category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferAgent {
+    pub id: String,
+    pub name: String,
+    /// Could take it now (available and below their limit): a transfer to them succeeds.
+    pub can_take: bool,
+    /// Their status (`available`, `away`, `busy`).
+    pub status: &'static str,
+    pub chats: usize,
+    pub max_chats: u8,
+}
+
+/// A category whose line a chat could be handed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferCategory {
+    pub id: String,
+    pub name: String,
+    /// Inside its hours: a closed category refuses the transfer.
+    pub open: bool,
+    /// How many wait in it now.
+    pub waiting: usize,
+    /// Whether an agent who holds it is online.
+    pub agents_online: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -382,6 +436,30 @@ pub enum ServerFrame {
         /// Agent: the offer this chat answers (they accepted it); absent when assigned.
         #[serde(skip_serializing_if = "Option::is_none")]
         offer_id: Option<String>,
+        /// Agent: the chat was handed to them; who handed it on, and their note.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transfer: Option<TransferNote>,
+        /// Agent, a chat handed to them: the chat so far as this hub has it (more of it
+        /// may follow as `message` frames: place each at its seq, show it once).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        messages: Option<Vec<ChatMessage>>,
+    },
+    /// Customer: their chat was handed on, to another agent (`peer_name`) or to a
+    /// category's line (`category`, `category_name`; a `queued` follows).
+    Transferred {
+        chat_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        category: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        category_name: Option<String>,
+    },
+    /// Agent: who and where a chat could be handed to now (the answer to `transfer_targets`).
+    TransferTargets {
+        chat_id: String,
+        agents: Vec<TransferAgent>,
+        categories: Vec<TransferCategory>,
     },
     Message(ChatMessage),
     Typing {

@@ -23,6 +23,8 @@ mod agents;
 // ---- customers' frames: joining, resuming, chatting ----
 mod customers;
 mod decisions;
+// ---- transfers: an agent hands a chat on ----
+mod transfers;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
 use super::transcript::{Author, Stamped, Transcript};
@@ -166,6 +168,13 @@ pub(crate) struct HubState {
     /// connection that takes over from another tab gets them again (`resend_offers`).
     /// (The customer offered, the frame, its deadline.)
     offers_told: HashMap<OfferId, (CustomerId, ServerFrame, tokio::time::Instant)>,
+    /// The note of the transfer whose decisions are being carried out (they do not carry it).
+    transfer_note_now: Option<(ChatId, String)>,
+    /// Chats handed to a category's line, until paired again: who handed them on, the note.
+    transfer_notes: HashMap<ChatId, transfers::PendingTransfer>,
+    /// The logs of chats whose customer waits in a line after a transfer to a category,
+    /// kept by the node that archives them until they are paired again or leave.
+    continuing: HashMap<ChatId, ChatLog>,
     /// Join and pairing times, handle times: estimates and longest waits.
     waits: super::waits::Waits,
     pub(super) buddies: BuddyDesk,
@@ -227,6 +236,9 @@ impl HubState {
             desk_dirty: false,
             desk_told: HashMap::new(),
             offers_told: HashMap::new(),
+            transfer_note_now: None,
+            transfer_notes: HashMap::new(),
+            continuing: HashMap::new(),
             waits: super::waits::Waits::default(),
             buddies: BuddyDesk::default(),
             pending_acks: VecDeque::new(),
@@ -671,6 +683,21 @@ impl HubState {
                 self.apply(out);
                 Ok(())
             }
+            ClientFrame::Transfer {
+                chat_id,
+                to_agent,
+                to_category,
+                note,
+            } => {
+                let chat = self.agent_chat(&id, Some(&chat_id))?;
+                self.transfer_frame(id, chat, to_agent, to_category, note)
+            }
+            ClientFrame::TransferTargets { chat_id } => {
+                let chat = self.agent_chat(&id, Some(&chat_id))?;
+                let frame = self.transfer_targets(&id, chat);
+                self.send_to_conn(conn, &frame);
+                Ok(())
+            }
             ClientFrame::SetAvailable { available } => {
                 let mut out = vec![];
                 self.routing
@@ -1071,6 +1098,7 @@ impl HubState {
             let mut out = vec![];
             self.routing.end_all(&mut out);
             self.apply(out);
+            self.end_all_continuing();
         } else {
             self.flush_closings();
         }

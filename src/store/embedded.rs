@@ -559,6 +559,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut group_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for event in batch {
         match event {
+            ArchiveEvent::Transferred(_) => {}
             ArchiveEvent::Opened(opened) => {
                 if conversations.get(opened.id.as_str()).map_err(unavailable)?.is_some() {
                     continue; // first opening wins, as in the reference store
@@ -641,6 +642,7 @@ fn replay_journals(db: &Database, dir: &Path) -> StoreResult<(Journal, Journal)>
         ArchiveEvent::Opened(_) => 0,
         ArchiveEvent::Message { .. } => 1,
         ArchiveEvent::Closed(_) => 2,
+        ArchiveEvent::Transferred(_) => 1,
     });
     if !events.is_empty() {
         tracing::info!(

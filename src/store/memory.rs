@@ -130,6 +130,7 @@ impl Inner {
     /// Applies one archive event; applying it again changes nothing.
     fn apply(&mut self, event: &ArchiveEvent) {
         match event {
+            ArchiveEvent::Transferred(_) => {}
             ArchiveEvent::Opened(opened) => {
                 if !self.by_id.contains_key(&opened.id) {
                     self.by_id.insert(opened.id.clone(), self.conversations.len());

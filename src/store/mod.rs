@@ -159,6 +159,26 @@ pub enum ArchiveEvent {
         message: ArchivedMessage,
     },
     Closed(ConversationClosed),
+    Transferred(ConversationTransferred),
+}
+
+/// A running service conversation handed on by its agent: to another agent, to a
+/// category's line, or taken from that line by an agent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConversationTransferred {
+    pub id: String,
+    pub at: Millis,
+    /// The highest seq said before the transfer.
+    pub after_seq: u64,
+    pub from_agent_id: String,
+    pub from_agent_name: String,
+    /// The agent who has it now; None while it waits in `to_category`'s line.
+    pub to_agent_id: Option<String>,
+    pub to_agent_name: Option<String>,
+    /// The category's line it was put in (with to_agent: the line it was taken from).
+    pub to_category: Option<String>,
+    /// The transferring agent's note for whoever takes it next ("" for none).
+    pub note: String,
 }
 
 /// A whole archived conversation, as the history API returns it.

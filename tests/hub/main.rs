@@ -52,6 +52,7 @@ mod rooms_media;
 mod rooms_seats;
 mod starting;
 mod storeops;
+mod transfers;
 mod transport;
 // the embeddable chat widget
 mod widget;

@@ -711,6 +711,10 @@ impl HubState {
             }
             _ => false,
         };
+        // A transfer's note rides in its event's arguments, not in its decisions.
+        if let RoutingOp::TransferToAgent { chat, note, .. } | RoutingOp::TransferToCategory { chat, note, .. } = &op {
+            self.note_transfer(*chat, note.clone());
+        }
         let cluster = self.cluster_mut();
         if event.node != cluster.link.node {
             // Timers run on the node that holds the person (the caller).

@@ -11,7 +11,9 @@ use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::transcript::Transcript;
 use crate::hub::{Command, after, now_ms};
 use crate::protocol::{From, RatingOffer, ServerFrame};
-use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
+use crate::store::{
+    ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, ConversationTransferred, EndReason, Side,
+};
 
 /// How much longer than it tells the agent the hub waits for an answer to an offer.
 const OFFER_ANSWER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -165,6 +167,12 @@ impl HubState {
                     self.delivery
                         .close(&Recipient::Customer(customer), 1000, "category removed");
                 }
+                // A chat handed to a category's line ends with the customer's wait there.
+                let (side, end) = match reason {
+                    Removal::Left => (Side::Customer, EndReason::Ended),
+                    Removal::CategoryRemoved => (Side::System, EndReason::Expiry),
+                };
+                self.end_continuing(customer, side, end);
                 self.forget_customer(customer);
             }
             Decision::CustomerAway { chat, agent } => {
@@ -236,9 +244,18 @@ impl HubState {
                 };
                 self.send(Recipient::Agent(agent), &frame);
             }
-            // The core's transfers (`core::routing::transfers`) are not asked for by any
-            // frame yet: no event makes these decisions.
-            Decision::ChatTransferred { .. } | Decision::ChatToCategory { .. } => {}
+            Decision::ChatTransferred {
+                chat,
+                customer,
+                from,
+                to,
+            } => self.chat_transferred(chat, customer, from, to),
+            Decision::ChatToCategory {
+                chat,
+                customer,
+                from,
+                category,
+            } => self.chat_to_category(chat, customer, from, category),
             Decision::AwayAfterMissedOffers { agent } => {
                 tracing::info!(agent = %agent.0, "set away after letting two offers lapse");
                 if self.agents.contains_key(&agent) {
@@ -309,7 +326,7 @@ impl HubState {
     }
 
     /// A category's display name (its id when it has none, as for a removed category).
-    fn category_name(&self, category: &CategoryId) -> String {
+    pub(super) fn category_name(&self, category: &CategoryId) -> String {
         self.category_names
             .get(&category.0)
             .cloned()
@@ -334,6 +351,26 @@ impl HubState {
     }
 
     pub(super) fn open_chat(&mut self, chat: ChatId, customer: CustomerId, agent: AgentId, category: CategoryId) {
+        // A chat handed to a category's line, paired again: it goes on.
+        let continued = self.resume_continuing(chat, &agent);
+        if let Some(pending) = &continued
+            && let Some(log) = self.chats.get(&chat)
+        {
+            let to_customer = ServerFrame::ChatStarted {
+                chat_id: log.wire_id.clone(),
+                category: category.0.clone(),
+                category_name: self.category_name(&category),
+                peer_name: log.agent_name.clone(),
+                started_at: log.started_at,
+                video_request: false,
+                offer_id: None,
+                transfer: None,
+                messages: None,
+            };
+            self.send(Recipient::Customer(customer), &to_customer);
+            self.give_to_new_agent(chat, &agent, pending.note_for_agent());
+            return;
+        }
         // In a cluster a node opens only chats one of whose sides it holds; the other
         // side's name comes from the events stream (`cluster::ClusterState`).
         let Some(info) = self.chat_customer_info(customer, &agent) else {
@@ -370,6 +407,22 @@ impl HubState {
                 paired_at: started_at,
             }));
         }
+        if archived_here && let Some(pending) = &continued {
+            // The customer came to this node while they waited: the log went with the
+            // node that kept it; the archive applies the opening and the lines by id.
+            self.archive
+                .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                    id: wire_id.clone(),
+                    at: now_ms(),
+                    after_seq: 0,
+                    from_agent_id: pending.from.0.clone(),
+                    from_agent_name: pending.from_name.clone(),
+                    to_agent_id: Some(agent.0.clone()),
+                    to_agent_name: Some(agent_name.clone()),
+                    to_category: pending.category.as_ref().map(|c| c.0.clone()),
+                    note: pending.note.clone(),
+                }));
+        }
         let category_name = self.category_name(&category);
         let to_customer = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
@@ -379,6 +432,8 @@ impl HubState {
             started_at,
             video_request: false,
             offer_id: None,
+            transfer: None,
+            messages: None,
         };
         // An accepted offer: the agent's page matches the chat to its offer card.
         let offer_id = self
@@ -395,8 +450,12 @@ impl HubState {
             category_name,
             peer_name: info.name.clone(),
             started_at,
-            video_request: info.video,
+            video_request: info.video && continued.is_none(),
             offer_id: offer_id.map(|id| id.0.to_string()),
+            // A chat handed to a category's line and paired on a node that kept no log of
+            // it: its lines come from the chat's log (`fill` below) as `message` frames.
+            messages: continued.as_ref().map(|_| vec![]),
+            transfer: continued.as_ref().map(|pending| pending.note_for_agent()),
         };
         self.chats.insert(
             chat,

@@ -23,6 +23,7 @@ impl MongoStore {
                 }
                 ArchiveEvent::Message { conversation_id, .. } => conversation_id,
                 ArchiveEvent::Closed(c) => &c.id,
+                ArchiveEvent::Transferred(t) => &t.id,
             };
             if !opened_here.contains(id.as_str()) {
                 unsure.insert(id);
@@ -49,7 +50,7 @@ impl MongoStore {
                     messages.entry(conversation_id).or_default().push(message);
                 }
                 ArchiveEvent::Closed(c) if present.contains(c.id.as_str()) => closes.push(c),
-                ArchiveEvent::Message { .. } | ArchiveEvent::Closed(_) => {}
+                ArchiveEvent::Message { .. } | ArchiveEvent::Closed(_) | ArchiveEvent::Transferred(_) => {}
             }
         }
         // Openings first: a conversation is never left with messages but no record.

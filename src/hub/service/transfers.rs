@@ -1,0 +1,401 @@
+//! Transfers at the edge (the rules are `core::routing::transfers`): an agent's `transfer`
+//! and `transfer_targets` frames, and carrying out a transfer the routing decided — the
+//! customer told who they are with now, the old agent's chat ended (`transferred`), the new
+//! agent given the chat with its transcript and the note, the archive's record of it.
+//!
+//! A chat handed to a category's line keeps its log on the node that archives it while
+//! the customer waits (`continuing`), and goes on with it when they are paired again (the
+//! same chat id and seq). Every node keeps the note until that pairing (`transfer_notes`):
+//! the new agent may be on any of them.
+
+use super::{ChatLog, HubState};
+use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
+use crate::hub::delivery::Recipient;
+use crate::hub::now_ms;
+use crate::protocol::{From, ServerFrame, TransferAgent, TransferCategory, TransferNote};
+use crate::store::{ArchiveEvent, ConversationClosed, ConversationTransferred, EndReason, Side};
+
+/// Longest transfer note, in characters (after trimming).
+pub(super) const NOTE_MAX_CHARS: usize = 1_000;
+
+/// A transfer the node carries out: who handed the chat on and their note; for a chat
+/// handed to a category, kept until it is paired again.
+#[derive(Debug, Clone)]
+pub(super) struct PendingTransfer {
+    pub(super) customer: CustomerId,
+    pub(super) from: AgentId,
+    pub(super) from_name: String,
+    pub(super) note: String,
+    /// The category's line it waits in (a transfer to a category).
+    pub(super) category: Option<CategoryId>,
+}
+
+impl PendingTransfer {
+    /// What the agent it goes to is told of it.
+    pub(super) fn note_for_agent(&self) -> TransferNote {
+        TransferNote {
+            from_name: self.from_name.clone(),
+            note: self.note.clone(),
+            category: self.category.as_ref().map(|c| c.0.clone()),
+        }
+    }
+}
+
+impl HubState {
+    /// An agent's `transfer`: checked here (the note), decided by the routing.
+    pub(super) fn transfer_frame(
+        &mut self,
+        id: AgentId,
+        chat: ChatId,
+        to_agent: Option<String>,
+        to_category: Option<String>,
+        note: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        let note = valid_note(note)?;
+        if !self.archive.has_room_for_message() {
+            return Err((
+                "archive_unavailable",
+                "the archive is behind; try again shortly".to_string(),
+            ));
+        }
+        let target = match (to_agent, to_category) {
+            (Some(agent), None) => Ok(AgentId(agent)),
+            (None, Some(category)) => Err(CategoryId(category)),
+            _ => {
+                return Err((
+                    "invalid_transfer",
+                    "name exactly one of to_agent and to_category".to_string(),
+                ));
+            }
+        };
+        if self.cluster.is_some() {
+            let conn = self.agents.get(&id).and_then(|a| a.conn);
+            let op = match target {
+                Ok(to) => crate::cluster::replica::RoutingOp::TransferToAgent { chat, by: id, to, note },
+                Err(category) => crate::cluster::replica::RoutingOp::TransferToCategory {
+                    chat,
+                    by: id,
+                    category,
+                    note,
+                },
+            };
+            self.route(op, conn);
+            return Ok(());
+        }
+        let mut out = vec![];
+        match &target {
+            Ok(to) => self.routing.transfer_to_agent(chat, &id, to, &mut out),
+            Err(category) => self.routing.transfer_to_category(chat, &id, category, &mut out),
+        }
+        .map_err(|e| (e.code(), e.to_string()))?;
+        self.note_transfer(chat, note);
+        self.apply(out);
+        Ok(())
+    }
+
+    /// The note of a transfer about to be carried out (its decisions do not carry it).
+    pub(super) fn note_transfer(&mut self, chat: ChatId, note: String) {
+        self.transfer_note_now = Some((chat, note));
+    }
+
+    /// Who and where the agent's `chat` could be handed to now.
+    pub(super) fn transfer_targets(&self, by: &AgentId, chat: ChatId) -> ServerFrame {
+        let category = self.routing.chat_category(chat).cloned();
+        let agents = self
+            .routing
+            .agents()
+            .filter(|(agent, view)| {
+                *agent != by && view.connected && category.as_ref().is_some_and(|c| view.categories.contains(c))
+            })
+            .map(|(agent, view)| {
+                let load = view.chats.len() + view.offers.len();
+                TransferAgent {
+                    id: agent.0.clone(),
+                    name: self.agent_display_name(agent),
+                    can_take: view.available && load < usize::from(view.limit),
+                    status: if view.busy {
+                        "busy"
+                    } else if view.available {
+                        "available"
+                    } else {
+                        "away"
+                    },
+                    chats: view.chats.len(),
+                    max_chats: view.limit,
+                }
+            })
+            .collect();
+        let categories = self
+            .category_names
+            .iter()
+            .map(|(id, name)| {
+                let category = CategoryId(id.clone());
+                let (open, agents_online) = self.desk_of(&category);
+                TransferCategory {
+                    id: id.clone(),
+                    name: name.clone(),
+                    open,
+                    waiting: self.routing.waiting(&category),
+                    agents_online,
+                }
+            })
+            .collect();
+        ServerFrame::TransferTargets {
+            chat_id: self.wire(chat),
+            agents,
+            categories,
+        }
+    }
+
+    /// An agent's name as people see it (their id when this node does not know it).
+    pub(super) fn agent_display_name(&self, agent: &AgentId) -> String {
+        self.agents
+            .get(agent)
+            .map(|a| a.account.display_name.clone())
+            .or_else(|| self.cluster.as_ref().and_then(|c| c.agent_name(agent)))
+            .unwrap_or_else(|| agent.0.clone())
+    }
+
+    fn take_note(&mut self, chat: ChatId) -> String {
+        match self.transfer_note_now.take() {
+            Some((noted, note)) if noted == chat => note,
+            _ => String::new(),
+        }
+    }
+
+    /// `chat` goes on with the agent `to` (the routing moved it).
+    pub(super) fn chat_transferred(&mut self, chat: ChatId, customer: CustomerId, from: AgentId, to: AgentId) {
+        let note = self.take_note(chat);
+        let from_name = self.agent_display_name(&from);
+        let to_name = self.agent_display_name(&to);
+        let held_here = self.chats.contains_key(&chat);
+        if !held_here {
+            // This node kept no log of the chat: in a cluster, the new agent may be ours.
+            if self.cluster.is_some() && self.agents.contains_key(&to) {
+                self.adopt_chat(chat);
+            }
+        }
+        let Some(log) = self.chats.get_mut(&chat) else { return };
+        let after_seq = log.transcript.last_seq();
+        log.agent = to.clone();
+        log.agent_name.clone_from(&to_name);
+        let wire_id = log.wire_id.clone();
+        if log.archived_here {
+            self.archive
+                .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                    id: wire_id.clone(),
+                    at: now_ms(),
+                    after_seq,
+                    from_agent_id: from.0.clone(),
+                    from_agent_name: from_name.clone(),
+                    to_agent_id: Some(to.0.clone()),
+                    to_agent_name: Some(to_name.clone()),
+                    to_category: None,
+                    note: note.clone(),
+                }));
+        }
+        self.send(
+            Recipient::Customer(customer),
+            &ServerFrame::Transferred {
+                chat_id: wire_id.clone(),
+                peer_name: Some(to_name),
+                category: None,
+                category_name: None,
+            },
+        );
+        self.tell_old_agent(&from, &wire_id);
+        let transfer = TransferNote {
+            from_name,
+            note,
+            category: None,
+        };
+        self.give_to_new_agent(chat, &to, transfer);
+        self.keep_log_only_if_held(chat);
+    }
+
+    /// `chat` was handed to `category`'s line: its customer waits there (a `Queued`
+    /// follows); the log waits with them where it is archived.
+    pub(super) fn chat_to_category(&mut self, chat: ChatId, customer: CustomerId, from: AgentId, category: CategoryId) {
+        let note = self.take_note(chat);
+        let from_name = self.agent_display_name(&from);
+        self.transfer_notes.insert(
+            chat,
+            PendingTransfer {
+                customer,
+                from: from.clone(),
+                from_name: from_name.clone(),
+                note: note.clone(),
+                category: Some(category.clone()),
+            },
+        );
+        let Some(log) = self.chats.remove(&chat) else { return };
+        self.chat_by_wire.remove(&log.wire_id);
+        if let Some(cluster) = &mut self.cluster {
+            cluster.chat_closed(chat);
+        }
+        let wire_id = log.wire_id.clone();
+        if log.archived_here {
+            self.archive
+                .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                    id: wire_id.clone(),
+                    at: now_ms(),
+                    after_seq: log.transcript.last_seq(),
+                    from_agent_id: from.0.clone(),
+                    from_agent_name: from_name,
+                    to_agent_id: None,
+                    to_agent_name: None,
+                    to_category: Some(category.0.clone()),
+                    note,
+                }));
+        }
+        let category_name = self.category_name(&category);
+        self.send(
+            Recipient::Customer(customer),
+            &ServerFrame::Transferred {
+                chat_id: wire_id.clone(),
+                peer_name: None,
+                category: Some(category.0.clone()),
+                category_name: Some(category_name),
+            },
+        );
+        self.tell_old_agent(&from, &wire_id);
+        if log.archived_here || self.customers.contains_key(&customer) {
+            self.continuing.insert(chat, log);
+        } else if log.closing_reserved {
+            self.archive.release_closing();
+        }
+    }
+
+    /// A pairing that continues a chat handed to a category: the log it waited with, if
+    /// this node kept it, back among the running chats (with the new agent); the transfer
+    /// recorded. `None` when the pairing is not such a one, or this node kept no log.
+    pub(super) fn resume_continuing(&mut self, chat: ChatId, agent: &AgentId) -> Option<PendingTransfer> {
+        let pending = self.transfer_notes.remove(&chat)?;
+        let agent_name = self.agent_display_name(agent);
+        if let Some(mut log) = self.continuing.remove(&chat) {
+            log.agent = agent.clone();
+            log.agent_name.clone_from(&agent_name);
+            if log.archived_here {
+                self.archive
+                    .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                        id: log.wire_id.clone(),
+                        at: now_ms(),
+                        after_seq: log.transcript.last_seq(),
+                        from_agent_id: pending.from.0.clone(),
+                        from_agent_name: pending.from_name.clone(),
+                        to_agent_id: Some(agent.0.clone()),
+                        to_agent_name: Some(agent_name),
+                        to_category: pending.category.as_ref().map(|c| c.0.clone()),
+                        note: pending.note.clone(),
+                    }));
+            }
+            self.chat_by_wire.insert(log.wire_id.clone(), chat);
+            let last = log.transcript.last_seq();
+            self.chats.insert(chat, log);
+            if self.cluster.is_some() {
+                // Lines published before the transfer may have come after it.
+                self.fill(chat, last);
+            }
+        }
+        Some(pending)
+    }
+
+    /// The chat as the agent it was handed to gets it: `chat_started` with the transcript
+    /// this node has and who handed it on.
+    pub(super) fn give_to_new_agent(&mut self, chat: ChatId, to: &AgentId, transfer: TransferNote) {
+        if !self.agents.contains_key(to) {
+            return;
+        }
+        let Some(log) = self.chats.get(&chat) else { return };
+        let frame = ServerFrame::ChatStarted {
+            chat_id: log.wire_id.clone(),
+            category: log.category.0.clone(),
+            category_name: self.category_name(&log.category),
+            peer_name: log.customer_name.clone(),
+            started_at: log.started_at,
+            video_request: false,
+            offer_id: None,
+            transfer: Some(transfer),
+            messages: Some(log.transcript.after(0)),
+        };
+        self.send(Recipient::Agent(to.clone()), &frame);
+    }
+
+    fn tell_old_agent(&mut self, from: &AgentId, wire_id: &str) {
+        let frame = ServerFrame::ChatEnded {
+            chat_id: wire_id.to_string(),
+            ended_by: From::Agent,
+            reason: "transferred",
+            rating: None,
+        };
+        self.send(Recipient::Agent(from.clone()), &frame);
+    }
+
+    /// In a cluster a node keeps a chat's log only while it holds one of its sides or
+    /// archives it.
+    fn keep_log_only_if_held(&mut self, chat: ChatId) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let Some(log) = self.chats.get(&chat) else { return };
+        if !log.archived_here && !self.customers.contains_key(&log.customer) && !self.agents.contains_key(&log.agent) {
+            self.drop_chat_log(chat);
+        }
+    }
+
+    /// A customer who waited in a line with a chat handed there left it (or was removed):
+    /// that chat is over; the node that archives it closes it.
+    pub(super) fn end_continuing(&mut self, customer: CustomerId, side: Side, reason: EndReason) {
+        self.transfer_notes.retain(|_, pending| pending.customer != customer);
+        let Some(chat) = self
+            .continuing
+            .iter()
+            .find(|(_, log)| log.customer == customer)
+            .map(|(chat, _)| *chat)
+        else {
+            return;
+        };
+        let log: ChatLog = self.continuing.remove(&chat).expect("found above");
+        if !log.archived_here {
+            return;
+        }
+        let closed = ConversationClosed {
+            id: log.wire_id.clone(),
+            ended_at: now_ms(),
+            ended_by: side,
+            reason,
+        };
+        if self.cluster.is_some() {
+            self.close_after_last_read(chat, log.transcript.last_seq(), closed);
+        } else {
+            self.archive.push_closing(ArchiveEvent::Closed(closed));
+        }
+    }
+
+    /// The hub stops: the chats waiting in a line after a transfer are closed as shut down.
+    pub(super) fn end_all_continuing(&mut self) {
+        let customers: Vec<CustomerId> = self.continuing.values().map(|log| log.customer).collect();
+        for customer in customers {
+            self.end_continuing(customer, Side::System, EndReason::Shutdown);
+        }
+    }
+}
+
+/// A transfer note, trimmed (blank: ""), refused when over [`NOTE_MAX_CHARS`] or holding
+/// control characters other than line breaks.
+fn valid_note(note: Option<String>) -> Result<String, (&'static str, String)> {
+    let note = note.map(|n| n.trim().to_string()).unwrap_or_default();
+    if crate::core::names::has_forbidden_text_char(&note) {
+        return Err((
+            "invalid_note",
+            "a note may hold line breaks but no other control or text-direction character".to_string(),
+        ));
+    }
+    if note.chars().count() > NOTE_MAX_CHARS {
+        return Err((
+            "note_too_long",
+            format!("a transfer note has at most {NOTE_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(note)
+}

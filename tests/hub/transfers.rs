@@ -1,0 +1,410 @@
+//! Transfers over the websocket: an agent hands a chat to another agent (refused, with the
+//! chat staying, when that agent could not take it now) or to a category's line (the
+//! customer ahead of those who joined it later, and back in the same chat with the next
+//! agent). The customer is told who they are with; the new agent gets the transcript and
+//! the note; seq goes on; the archive records each transfer. Then across nodes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::archive::TempDir;
+use crate::cluster_hub::node_with;
+use crate::common::*;
+use crate::redis_server::RedisServer;
+
+/// Sends `text` from `from` in `chat` and waits for its acknowledgement; its seq.
+async fn say(from: &mut Ws, chat: &Value, text: &str) -> u64 {
+    from.send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": text}))
+        .await;
+    let ack = from
+        .next_matching(|f| f["type"] == "ack" && f["client_id"] == text)
+        .await;
+    ack["seq"].as_u64().unwrap()
+}
+
+/// The archived conversation `id` (as an admin reads it), once it has `transfers` records.
+async fn archived_with_transfers(hub: &TestHub, id: &str, transfers: usize) -> Value {
+    let admin = hub.admin().await;
+    for _ in 0..100 {
+        let (status, body) = admin.get(&format!("/api/conversations/{id}")).await;
+        if status == 200 && body["transfers"].as_array().is_some_and(|t| t.len() >= transfers) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("conversation {id} never had {transfers} transfers in the archive");
+}
+
+#[tokio::test]
+async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
+    let hub = TestHub::start().await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    assert_eq!(say(&mut carla, &chat, "my invoice is wrong").await, 1);
+    ann.next_of("message").await;
+    assert_eq!(say(&mut ann, &chat, "let me find billing").await, 2);
+    carla.next_of("message").await;
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let bob_id = hub.admin().await.agent_id("bob").await;
+
+    // Ann asks whom she could hand the chat to: Bob, who could take it now.
+    ann.send(json!({"type": "transfer_targets", "chat_id": chat})).await;
+    let targets = ann.next_of("transfer_targets").await;
+    let bob_target = targets["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == bob_id.as_str())
+        .unwrap_or_else(|| panic!("Bob among the targets: {targets}"));
+    assert_eq!(
+        (bob_target["name"].as_str(), bob_target["can_take"].as_bool()),
+        (Some("BOB"), Some(true))
+    );
+    assert!(
+        targets["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "billing"),
+        "{targets}"
+    );
+
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": "Invoice 42, wants a refund"}))
+        .await;
+    let ended = ann.next_of("chat_ended").await;
+    assert_eq!(
+        (ended["chat_id"].clone(), ended["reason"].as_str(), ended.get("rating")),
+        (chat.clone(), Some("transferred"), None),
+        "{ended}"
+    );
+    let started = bob.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], chat, "the same chat: {started}");
+    assert_eq!(started["peer_name"], "Carla");
+    assert_eq!(started["transfer"]["from_name"], "ANN");
+    assert_eq!(started["transfer"]["note"], "Invoice 42, wants a refund");
+    let texts: Vec<(u64, String)> = started["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            (1, "my invoice is wrong".to_string()),
+            (2, "let me find billing".to_string())
+        ]
+    );
+    let told = carla.next_of("transferred").await;
+    assert_eq!(
+        (told["chat_id"].clone(), told["peer_name"].as_str()),
+        (chat.clone(), Some("BOB"))
+    );
+
+    // The chat goes on with Bob, seq after seq; Ann can no longer speak in it.
+    assert_eq!(say(&mut bob, &chat, "Hi Carla, Bob from billing").await, 3);
+    assert_eq!(carla.next_of("message").await["seq"], 3);
+    assert_eq!(say(&mut carla, &chat, "thanks").await, 4);
+    assert_eq!(bob.next_of("message").await["text"], "thanks");
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "still here?"}))
+        .await;
+    assert!(
+        matches!(
+            ann.next_of("error").await["code"].as_str(),
+            Some("not_your_chat" | "unknown_chat")
+        ),
+        "the old agent is out of the chat"
+    );
+
+    let record = archived_with_transfers(&hub, chat.as_str().unwrap(), 1).await;
+    let transfer = &record["transfers"][0];
+    assert_eq!(
+        (
+            transfer["from_agent_name"].as_str(),
+            transfer["to_agent_name"].as_str(),
+            transfer["note"].as_str(),
+            transfer["after_seq"].as_u64(),
+            transfer["to_category"].is_null(),
+        ),
+        (
+            Some("ANN"),
+            Some("BOB"),
+            Some("Invoice 42, wants a refund"),
+            Some(2),
+            true
+        ),
+        "{record}"
+    );
+    assert_eq!(record["agent_name"], "BOB", "the conversation is Bob's now: {record}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat_stays() {
+    let hub = TestHub::start().await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    // Bob is full (one chat, limit 1); Cy does not hold the category; Dan is away.
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let mut dora = hub.customer("Dora", "general").await;
+    dora.next_of("chat_started").await;
+    bob.next_of("chat_started").await;
+    let _cy = hub.agent("cyd", &["billing"], 2).await;
+    let dan_token = hub.agent_account("dan", &["general"], 2).await;
+    let mut dan = Ws::agent(&hub, &dan_token).await;
+    let admin = hub.admin().await;
+    for (who, code) in [
+        (admin.agent_id("bob").await, "agent_not_eligible"),
+        (admin.agent_id("cyd").await, "agent_not_eligible"),
+        (admin.agent_id("dan").await, "agent_not_eligible"),
+        (admin.agent_id("ann").await, "agent_not_eligible"),
+        ("nobody".to_string(), "agent_not_eligible"),
+    ] {
+        ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": who}))
+            .await;
+        let error = ann.next_of("error").await;
+        assert_eq!(error["code"], code, "transfer to {who}: {error}");
+    }
+    // Malformed asks: both targets, neither, a note too long, someone else's chat.
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": "x", "to_category": "billing"}))
+        .await;
+    assert_eq!(ann.next_of("error").await["code"], "invalid_transfer");
+    ann.send(json!({"type": "transfer", "chat_id": chat})).await;
+    assert_eq!(ann.next_of("error").await["code"], "invalid_transfer");
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "x".repeat(1001)}))
+        .await;
+    assert_eq!(ann.next_of("error").await["code"], "note_too_long");
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "no-such"}))
+        .await;
+    assert_eq!(ann.next_of("error").await["code"], "unknown_category");
+    let dora_chat = bob.drain().await;
+    drop(dora_chat);
+    dan.drain().await;
+
+    // Nothing changed: the chat is Ann's, both sides still talk.
+    assert_eq!(say(&mut carla, &chat, "still there?").await, 1);
+    assert_eq!(ann.next_of("message").await["text"], "still there?");
+    assert!(
+        carla.drain().await.iter().all(|f| f["type"] != "transferred"),
+        "the customer was told of no transfer"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_the_next_agent() {
+    let hub = TestHub::start().await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    assert_eq!(say(&mut carla, &chat, "I was double charged").await, 1);
+    // Someone joined billing later than Carla came: Carla goes before them.
+    let mut later = hub.customer("Lee", "billing").await;
+    assert_eq!(later.next_of("queued").await["place"], 1);
+
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "double charge"}))
+        .await;
+    assert_eq!(ann.next_of("chat_ended").await["reason"], "transferred");
+    let told = carla.next_of("transferred").await;
+    assert_eq!(
+        (
+            told["category"].as_str(),
+            told["category_name"].as_str(),
+            told.get("peer_name")
+        ),
+        (Some("billing"), Some("Billing"), None),
+        "{told}"
+    );
+    let queued = carla.next_of("queued").await;
+    assert_eq!(
+        (queued["place"].as_u64(), queued["category"].as_str()),
+        (Some(1), Some("billing"))
+    );
+    assert_eq!(later.next_of("place").await["place"], 2, "Lee moved behind Carla");
+    // Waiting, Carla is in no chat.
+    carla.send(json!({"type": "message", "text": "hello?"})).await;
+    assert_eq!(carla.next_of("error").await["code"], "not_in_chat");
+
+    let mut bill = hub.agent("bill", &["billing"], 1).await;
+    let started = bill.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], chat, "the same chat goes on: {started}");
+    assert_eq!(
+        (
+            started["transfer"]["from_name"].as_str(),
+            started["transfer"]["note"].as_str(),
+            started["transfer"]["category"].as_str()
+        ),
+        (Some("ANN"), Some("double charge"), Some("billing"))
+    );
+    assert_eq!(started["messages"][0]["text"], "I was double charged");
+    let again = carla.next_of("chat_started").await;
+    assert_eq!(
+        (again["chat_id"].clone(), again["peer_name"].as_str()),
+        (chat.clone(), Some("BILL"))
+    );
+    assert_eq!(say(&mut bill, &chat, "I see two charges").await, 2);
+    assert_eq!(carla.next_of("message").await["seq"], 2);
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("chat_ended").await;
+
+    let record = archived_with_transfers(&hub, chat.as_str().unwrap(), 2).await;
+    let transfers = record["transfers"].as_array().unwrap();
+    assert_eq!(
+        (
+            transfers[0]["to_category"].as_str(),
+            transfers[0]["to_agent_id"].is_null()
+        ),
+        (Some("billing"), true),
+        "{record}"
+    );
+    assert_eq!(
+        (
+            transfers[1]["to_category"].as_str(),
+            transfers[1]["to_agent_name"].as_str()
+        ),
+        (Some("billing"), Some("BILL")),
+        "{record}"
+    );
+    // Both agents read the conversation they served; messages are there once each.
+    for who in ["ann", "bill"] {
+        let api = hub.login(who, "agent-password").await;
+        let (status, body) = api.get(&format!("/api/conversations/{}", chat.as_str().unwrap())).await;
+        assert_eq!(status, 200, "{who}: {body}");
+    }
+    let seqs: Vec<u64> = record["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2]);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_who_leaves_the_line_after_a_transfer_ends_the_archived_chat() {
+    let hub = TestHub::start().await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    say(&mut carla, &chat, "hi").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
+        .await;
+    carla.next_of("queued").await;
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("removed").await;
+    let admin = hub.admin().await;
+    for _ in 0..100 {
+        let (_, body) = admin
+            .get(&format!("/api/conversations/{}", chat.as_str().unwrap()))
+            .await;
+        if !body["ended_at"].is_null() {
+            assert_eq!(body["transfers"].as_array().map(Vec::len), Some(1), "{body}");
+            return hub.stop().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the chat was never closed in the archive");
+}
+
+/// Across nodes: Ann on alpha hands Carla (on alpha) to Bob on beta while both sides keep
+/// sending; every acknowledged message is in the archive once, seq has no gap and no
+/// repeat, and Bob sees every line.
+#[tokio::test]
+async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
+    let scratch = TempDir::new("cluster-transfers");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let mut ann = alpha.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    let bob_token = beta.agent_account("bob", &["general"], 2).await;
+    let mut bob = Ws::agent(&beta, &bob_token).await;
+    bob.send(json!({"type": "set_available", "available": true})).await;
+    bob.next_of("profile").await;
+    let bob_id = beta.admin().await.agent_id("bob").await;
+
+    // Carla sends a burst; Ann hands the chat on in the middle of it.
+    for i in 0..20 {
+        carla
+            .send(json!({"type": "message", "text": format!("c{i}"), "client_id": format!("c{i}")}))
+            .await;
+        if i == 10 {
+            ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": "over to you"}))
+                .await;
+        }
+    }
+    let mut acked = vec![];
+    let mut told = None;
+    while acked.len() < 20 || told.is_none() {
+        let frame = carla
+            .next_matching(|f| ["ack", "error", "transferred"].contains(&f["type"].as_str().unwrap_or("")))
+            .await;
+        match frame["type"].as_str() {
+            Some("ack") => acked.push(frame["seq"].as_u64().unwrap()),
+            Some("transferred") => told = Some(frame),
+            _ => panic!("a customer's message refused: {frame}"),
+        }
+    }
+    assert_eq!(told.unwrap()["peer_name"], "BOB");
+    let started = bob.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], chat);
+    assert_eq!(started["transfer"]["note"], "over to you");
+    let mut seen: std::collections::BTreeSet<u64> = started["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    while seen.len() < 20 {
+        let frame = bob.next_of("message").await;
+        seen.insert(frame["seq"].as_u64().unwrap());
+    }
+    assert_eq!(seen, (1..=20).collect(), "Bob has every line");
+    assert_eq!(say(&mut bob, &chat, "hello from beta").await, 21);
+    assert_eq!(carla.next_of("message").await["seq"], 21);
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("chat_ended").await;
+
+    acked.sort_unstable();
+    assert_eq!(
+        acked,
+        (1..=20).collect::<Vec<_>>(),
+        "every message acknowledged once, no gap"
+    );
+    let record = archived_with_transfers(&alpha, chat.as_str().unwrap(), 1).await;
+    let mut archived: Vec<u64> = vec![];
+    for _ in 0..100 {
+        let (_, body) = alpha
+            .admin()
+            .await
+            .get(&format!("/api/conversations/{}", chat.as_str().unwrap()))
+            .await;
+        archived = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect();
+        if archived.len() >= 21 && !body["ended_at"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(archived, (1..=21).collect::<Vec<_>>(), "archived once each, in order");
+    assert_eq!(record["transfers"][0]["to_agent_name"], "BOB");
+    alpha.stop().await;
+    beta.stop().await;
+}
