@@ -4,14 +4,15 @@
 //! agent). The customer is told who they are with; the new agent gets the transcript and
 //! the note; seq goes on; the archive records each transfer. Then across nodes.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
+use switchboard::store::SharedStore;
 
 use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
+use crate::cluster_hub::{NodeProcess, node_process, node_with};
 use crate::common::*;
 use crate::redis_server::RedisServer;
 
@@ -316,18 +317,33 @@ async fn a_customer_who_leaves_the_line_after_a_transfer_ends_the_archived_chat(
     panic!("the chat was never closed in the archive");
 }
 
-/// Across nodes: Ann on alpha hands Carla (on alpha) to Bob on beta while both sides keep
-/// sending; every acknowledged message is in the archive once, seq has no gap and no
-/// repeat, and Bob sees every line.
+/// Across nodes and processes: Carla on a real hub process archiving to MongoDB, Ann on a
+/// second node, Bob on a third. Ann hands the chat to Bob while Carla and Ann both keep
+/// sending: seq has no gap and no repeat, Bob sees every line, and every acknowledged
+/// message is archived exactly once (a line Ann sent as the transfer applied may be
+/// refused or go unacknowledged; if stamped, it is in the chat and the archive too).
 #[tokio::test]
 async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
-    let scratch = TempDir::new("cluster-transfers");
     let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let scratch = TempDir::new("cluster-transfers");
+    let NodeProcess {
+        running: _process,
+        bind,
+        uri,
+        db,
+        ..
+    } = node_process(&redis, &mut conn, &scratch, "customers", None).await;
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
     let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
     let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
+    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     let bob_token = beta.agent_account("bob", &["general"], 2).await;
@@ -336,17 +352,23 @@ async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
     bob.next_of("profile").await;
     let bob_id = beta.admin().await.agent_id("bob").await;
 
-    // Carla sends a burst; Ann hands the chat on in the middle of it.
+    // Both send a burst; Ann hands the chat on in the middle of it.
     for i in 0..20 {
         carla
             .send(json!({"type": "message", "text": format!("c{i}"), "client_id": format!("c{i}")}))
             .await;
+        if i % 2 == 0 {
+            ann.send(
+                json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("a{i}")}),
+            )
+            .await;
+        }
         if i == 10 {
             ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": "over to you"}))
                 .await;
         }
     }
-    let mut acked = vec![];
+    let mut acked: Vec<u64> = vec![];
     let mut told = None;
     while acked.len() < 20 || told.is_none() {
         let frame = carla
@@ -359,52 +381,146 @@ async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
         }
     }
     assert_eq!(told.unwrap()["peer_name"], "BOB");
+    // Ann: acknowledgements of what was stamped while she had the chat, then its end.
+    let mut ann_frames = vec![];
+    loop {
+        let frame = ann
+            .next_matching(|f| ["ack", "error", "chat_ended"].contains(&f["type"].as_str().unwrap_or("")))
+            .await;
+        let ended = frame["type"] == "chat_ended";
+        ann_frames.push(frame);
+        if ended {
+            break;
+        }
+    }
+    assert_eq!(ann_frames.last().unwrap()["reason"], "transferred");
+    ann_frames.extend(ann.drain().await);
+    for frame in &ann_frames {
+        if frame["type"] == "ack" {
+            acked.push(frame["seq"].as_u64().unwrap());
+        } else if frame["type"] == "error" {
+            assert!(
+                matches!(frame["code"].as_str(), Some("not_your_chat" | "unknown_chat")),
+                "only refusals for a chat no longer hers: {frame}"
+            );
+        }
+    }
+
     let started = bob.next_of("chat_started").await;
     assert_eq!(started["chat_id"], chat);
     assert_eq!(started["transfer"]["note"], "over to you");
-    let mut seen: std::collections::BTreeSet<u64> = started["messages"]
+    let mut seen: BTreeMap<u64, String> = started["messages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["seq"].as_u64().unwrap())
+        .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
         .collect();
-    while seen.len() < 20 {
+    // Bob reads every line up to the last one stamped; a line seen twice has one id.
+    let highest = *acked.iter().max().unwrap();
+    while seen.len() < highest as usize || seen.keys().next_back() < Some(&highest) {
         let frame = bob.next_of("message").await;
-        seen.insert(frame["seq"].as_u64().unwrap());
+        let (seq, id) = (
+            frame["seq"].as_u64().unwrap(),
+            frame["id"].as_str().unwrap().to_string(),
+        );
+        if let Some(before) = seen.insert(seq, id.clone()) {
+            assert_eq!(before, id, "seq {seq} named two messages");
+        }
     }
-    assert_eq!(seen, (1..=20).collect(), "Bob has every line");
-    assert_eq!(say(&mut bob, &chat, "hello from beta").await, 21);
-    assert_eq!(carla.next_of("message").await["seq"], 21);
+    let stamped = seen.len() as u64;
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (1..=stamped).collect::<Vec<_>>(),
+        "no gap"
+    );
+    let next = say(&mut bob, &chat, "hello from beta").await;
+    assert_eq!(next, stamped + 1, "seq goes on after the transfer");
+    assert_eq!(carla.next_of("message").await["seq"], next);
     carla.send(json!({"type": "leave"})).await;
     carla.next_of("chat_ended").await;
 
     acked.sort_unstable();
-    assert_eq!(
-        acked,
-        (1..=20).collect::<Vec<_>>(),
-        "every message acknowledged once, no gap"
-    );
-    let record = archived_with_transfers(&alpha, chat.as_str().unwrap(), 1).await;
+    let unique: BTreeSet<u64> = acked.iter().copied().collect();
+    assert_eq!(unique.len(), acked.len(), "nothing acknowledged twice: {acked:?}");
+    let id = chat.as_str().unwrap().to_string();
     let mut archived: Vec<u64> = vec![];
-    for _ in 0..100 {
-        let (_, body) = alpha
-            .admin()
-            .await
-            .get(&format!("/api/conversations/{}", chat.as_str().unwrap()))
-            .await;
-        archived = body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["seq"].as_u64().unwrap())
-            .collect();
-        if archived.len() >= 21 && !body["ended_at"].is_null() {
-            break;
+    let mut record = None;
+    for _ in 0..200 {
+        if let Ok(c) = store.conversation(&id).await {
+            archived = c.messages.iter().map(|m| m.seq).collect();
+            if c.closed.is_some() && archived.len() as u64 >= next {
+                record = Some(c);
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(archived, (1..=21).collect::<Vec<_>>(), "archived once each, in order");
-    assert_eq!(record["transfers"][0]["to_agent_name"], "BOB");
+    let record = record.unwrap_or_else(|| panic!("the conversation was not archived whole: {archived:?}"));
+    assert_eq!(archived, (1..=next).collect::<Vec<_>>(), "archived once each, in order");
+    assert!(
+        unique.iter().all(|seq| archived.contains(seq)),
+        "every acknowledged message archived"
+    );
+    let record = serde_json::to_value(format!("{record:?}")).unwrap();
+    assert!(record.as_str().unwrap().contains("BOB"), "{record}");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Across nodes: Ann (alpha) hands Carla (alpha) to billing's line; Bill, on beta, takes
+/// her from there and the same chat goes on, its seq included.
+#[tokio::test]
+async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
+    let scratch = TempDir::new("cluster-transfers-category");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(switchboard::store::MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let mut ann = alpha.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    assert_eq!(say(&mut carla, &chat, "refund?").await, 1);
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "refund"}))
+        .await;
+    assert_eq!(ann.next_of("chat_ended").await["reason"], "transferred");
+    assert_eq!(carla.next_of("transferred").await["category"], "billing");
+    assert_eq!(carla.next_of("queued").await["place"], 1);
+
+    let bill_token = beta.agent_account("bill", &["billing"], 1).await;
+    let mut bill = Ws::agent(&beta, &bill_token).await;
+    bill.send(json!({"type": "set_available", "available": true})).await;
+    let started = bill.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], chat);
+    assert_eq!(
+        (
+            started["transfer"]["from_name"].as_str(),
+            started["transfer"]["note"].as_str()
+        ),
+        (Some("ANN"), Some("refund"))
+    );
+    // The line said before the transfer reaches Bill: in the snapshot or from the chat's log.
+    let mut texts: Vec<String> = started["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    if texts.is_empty() {
+        texts.push(bill.next_of("message").await["text"].as_str().unwrap().to_string());
+    }
+    assert_eq!(texts, vec!["refund?".to_string()]);
+    let again = carla.next_of("chat_started").await;
+    assert_eq!(
+        (again["chat_id"].clone(), again["peer_name"].as_str()),
+        (chat.clone(), Some("BILL"))
+    );
+    assert_eq!(say(&mut bill, &chat, "on it").await, 2);
+    assert_eq!(carla.next_of("message").await["text"], "on it");
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("chat_ended").await;
+    let record = archived_with_transfers(&alpha, chat.as_str().unwrap(), 2).await;
+    assert_eq!(record["agent_name"], "BILL", "{record}");
     alpha.stop().await;
     beta.stop().await;
 }
