@@ -605,6 +605,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEven
                 .map(|e| match e {
                     ArchiveEvent::Opened(_) => "opened",
                     ArchiveEvent::Message { .. } => "message",
+                    ArchiveEvent::Transferred(_) => "transferred",
                     ArchiveEvent::Closed(_) => "closed",
                 })
                 .collect();
