@@ -605,8 +605,8 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEven
                 .map(|e| match e {
                     ArchiveEvent::Opened(_) => "opened",
                     ArchiveEvent::Message { .. } => "message",
-                    ArchiveEvent::Closed(_) => "closed",
                     ArchiveEvent::Transferred(_) => "transferred",
+                    ArchiveEvent::Closed(_) => "closed",
                 })
                 .collect();
             tracing::warn!(

@@ -477,6 +477,203 @@ async fn filters_and_paging(store: &dyn Store) {
     assert_eq!(seqs(&page[0]), vec![1]);
 }
 
+fn transfer(
+    conv: &str,
+    at: Millis,
+    after_seq: u64,
+    from: &str,
+    to: Option<&str>,
+    category: Option<&str>,
+) -> ConversationTransferred {
+    ConversationTransferred {
+        id: conv.to_string(),
+        at,
+        after_seq,
+        from_agent_id: from.to_string(),
+        from_agent_name: format!("{from} name"),
+        to_agent_id: to.map(str::to_string),
+        to_agent_name: to.map(|a| format!("{a} name")),
+        to_category: category.map(str::to_string),
+        note: format!("note at {at} — ünïcödé"),
+    }
+}
+
+fn transferred(t: &ConversationTransferred) -> ArchiveEvent {
+    ArchiveEvent::Transferred(t.clone())
+}
+
+/// Transfers are kept once each, in time order; the agent who has the conversation now is
+/// its agent; every agent who served it reads and lists it, and no one else does.
+async fn transfers_are_kept_once_and_listed_for_every_agent_who_served(store: &dyn Store) {
+    // a1 hands it to a2, a2 puts it in the sales line, a3 takes it from there.
+    let to_agent = transfer("t", 2_000, 2, "a1", Some("a2"), None);
+    let to_line = transfer("t", 3_000, 3, "a2", None, Some("sales"));
+    let taken = transfer("t", 4_000, 3, "a2", Some("a3"), Some("sales"));
+    store
+        .archive(&[
+            open("t", Some("sales"), "a1", 1_000),
+            message("t", 1),
+            message("t", 2),
+            transferred(&to_agent),
+            message("t", 3),
+            open("mine", Some("support"), "a1", 500),
+            open("theirs", Some("sales"), "a9", 5_000),
+        ])
+        .await
+        .unwrap();
+    let once = store.conversation("t").await.unwrap();
+    assert_eq!(once.transfers, vec![to_agent.clone()]);
+    assert_eq!(
+        (once.opened.agent_id.as_str(), once.opened.agent_name.as_str()),
+        ("a2", "a2 name")
+    );
+    // The same transfer again (a retried batch, another node): kept once.
+    store
+        .archive(&[transferred(&to_agent), transferred(&to_line)])
+        .await
+        .unwrap();
+    store.archive(&[transferred(&to_agent)]).await.unwrap();
+    let waiting = store.conversation("t").await.unwrap();
+    assert_eq!(waiting.transfers, vec![to_agent.clone(), to_line.clone()]);
+    assert_eq!(waiting.opened.agent_id, "a2", "waiting in a line changes no agent");
+    store
+        .archive(&[
+            transferred(&taken),
+            message("t", 4),
+            transferred(&to_line),
+            close("t", EndReason::Ended, 9_000),
+        ])
+        .await
+        .unwrap();
+
+    let t = store.conversation("t").await.unwrap();
+    assert_eq!(t.transfers, vec![to_agent, to_line, taken]);
+    assert_eq!(
+        t.opened,
+        ConversationOpened {
+            agent_id: "a3".into(),
+            agent_name: "a3 name".into(),
+            ..opened("t", Some("sales"), "a1", 1_000)
+        }
+    );
+    assert_eq!(seqs(&t), vec![1, 2, 3, 4]);
+    assert_eq!(t.closed.as_ref().unwrap().reason, EndReason::Ended);
+    for agent in ["a1", "a2", "a3"] {
+        assert!(t.served_by(agent), "{agent}");
+    }
+    assert!(!t.served_by("a9"));
+
+    let list = |agent: &str, category: Option<&str>, page: Page| {
+        let filter = ConversationFilter {
+            agent_id: Some(agent.to_string()),
+            category: category.map(str::to_string),
+            ..ConversationFilter::default()
+        };
+        async move {
+            let (cs, total) = store.conversations(&filter, page).await.unwrap();
+            (cs.iter().map(|c| c.opened.id.clone()).collect::<Vec<_>>(), total)
+        }
+    };
+    // Every agent who served it finds it, whole; the one who has it now once.
+    assert_eq!(list("a1", None, ALL).await, (vec!["t".into(), "mine".into()], 2));
+    assert_eq!(list("a2", None, ALL).await, (vec!["t".into()], 1));
+    assert_eq!(list("a3", None, ALL).await, (vec!["t".into()], 1));
+    assert_eq!(list("a9", None, ALL).await, (vec!["theirs".into()], 1));
+    assert_eq!(list("a4", None, ALL).await, (vec![], 0), "an agent who never served it");
+    let (found, _) = store
+        .conversations(
+            &ConversationFilter {
+                agent_id: Some("a2".into()),
+                ..ConversationFilter::default()
+            },
+            ALL,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, vec![t.clone()]);
+    // With the other filters and paging.
+    assert_eq!(list("a1", Some("sales"), ALL).await, (vec!["t".into()], 1));
+    assert_eq!(list("a1", Some("support"), ALL).await, (vec!["mine".into()], 1));
+    assert_eq!(list("a2", Some("support"), ALL).await, (vec![], 0));
+    assert_eq!(
+        list("a1", None, Page { offset: 1, limit: 1 }).await,
+        (vec!["mine".into()], 2)
+    );
+    assert_eq!(
+        list("a1", None, Page { offset: 0, limit: 1 }).await,
+        (vec!["t".into()], 2)
+    );
+    assert_eq!(list("a1", None, Page { offset: 2, limit: 5 }).await, (vec![], 2));
+    let since = ConversationFilter {
+        agent_id: Some("a1".into()),
+        from: Some(1_000),
+        to: Some(5_000),
+        ..ConversationFilter::default()
+    };
+    assert_eq!(store.conversations(&since, ALL).await.unwrap().1, 1);
+    // Everyone's listing holds each conversation once.
+    assert_eq!(
+        store
+            .conversations(&ConversationFilter::default(), ALL)
+            .await
+            .unwrap()
+            .1,
+        3
+    );
+}
+
+/// Transfers arriving out of time order read back in time order, and the agent is the one
+/// of the latest transfer to an agent; of one time, in arrival order. A transfer of a
+/// conversation whose opening is not stored is dropped, as a message is.
+async fn transfers_out_of_order_and_of_unknown_conversations(store: &dyn Store) {
+    let first = transfer("u", 2_000, 1, "a1", Some("a2"), None);
+    let second = transfer("u", 3_000, 1, "a2", Some("a3"), None);
+    let same_time = transfer("u", 3_000, 1, "a2", None, Some("sales"));
+    store.archive(&[open("u", Some("sales"), "a1", 1_000)]).await.unwrap();
+    store.archive(&[transferred(&second)]).await.unwrap();
+    store
+        .archive(&[transferred(&first), transferred(&same_time)])
+        .await
+        .unwrap();
+    let u = store.conversation("u").await.unwrap();
+    assert_eq!(u.transfers, vec![first.clone(), second, same_time]);
+    assert_eq!(u.opened.agent_id, "a3", "the latest transfer to an agent wins");
+    for agent in ["a1", "a2", "a3"] {
+        let filter = ConversationFilter {
+            agent_id: Some(agent.into()),
+            ..ConversationFilter::default()
+        };
+        assert_eq!(store.conversations(&filter, ALL).await.unwrap().1, 1, "{agent}");
+    }
+
+    // The same transfer by two writers at once (two nodes): kept once.
+    let again = transfer("u", 5_000, 2, "a3", Some("a4"), None);
+    let batch = [transferred(&again), transferred(&first)];
+    let (one, other) = tokio::join!(store.archive(&batch), store.archive(&batch));
+    one.unwrap();
+    other.unwrap();
+    let u = store.conversation("u").await.unwrap();
+    assert_eq!(u.transfers.len(), 4);
+    assert_eq!((u.transfers[3].clone(), u.opened.agent_id.as_str()), (again, "a4"));
+
+    // Unknown, or before its opening in the batch: dropped, creating nothing.
+    let ghost = transfer("ghost", 1, 0, "a1", Some("a2"), None);
+    store.archive(&[transferred(&ghost)]).await.unwrap();
+    assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
+    let early = transfer("early", 9, 0, "a1", Some("a2"), None);
+    store
+        .archive(&[transferred(&early), open("early", None, "a1", 8)])
+        .await
+        .unwrap();
+    let e = store.conversation("early").await.unwrap();
+    assert_eq!((e.transfers, e.opened.agent_id.as_str()), (vec![], "a1"));
+    let a2 = ConversationFilter {
+        agent_id: Some("a2".into()),
+        ..ConversationFilter::default()
+    };
+    assert_eq!(ids(&store.conversations(&a2, ALL).await.unwrap().0), vec!["u"]);
+}
+
 /// Two writers retrying the same work at the same time still store everything exactly once.
 async fn concurrent_retries(store: &dyn Store) {
     let mut batch = vec![open("r1", Some("sales"), "a1", 1), open("r2", None, "bob", 2)];
@@ -1894,6 +2091,8 @@ contract!(
     regrouped_retries,
     the_same_messages_in_another_grouping_come_back_once,
     long_messages,
+    transfers_are_kept_once_and_listed_for_every_agent_who_served,
+    transfers_out_of_order_and_of_unknown_conversations,
     // sessions in the shared store (issue 15)
     sessions_are_created_found_and_deleted,
     sessions_of_an_account_are_revoked_together,

@@ -143,7 +143,7 @@ pub fn encode(event: &ArchiveEvent) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ConversationClosed, EndReason, Side};
+    use crate::store::{ConversationClosed, ConversationTransferred, EndReason, Side};
 
     fn closed(id: &str) -> ArchiveEvent {
         ArchiveEvent::Closed(ConversationClosed {
@@ -152,6 +152,42 @@ mod tests {
             ended_by: Side::Agent,
             reason: EndReason::Ended,
         })
+    }
+
+    /// A transfer (JSON like every spooled event) comes back as it went in, nulls included.
+    #[test]
+    fn a_transfer_comes_back_whole() {
+        let dir = std::env::temp_dir().join(format!("switchboard-spool-{}", uuid::Uuid::new_v4().simple()));
+        let to_line = ArchiveEvent::Transferred(ConversationTransferred {
+            id: "c".into(),
+            at: 10,
+            after_seq: 4,
+            from_agent_id: "ann".into(),
+            from_agent_name: "Ann".into(),
+            to_agent_id: None,
+            to_agent_name: None,
+            to_category: Some("sales".into()),
+            note: "wants a refund — ✓".into(),
+        });
+        let taken = ArchiveEvent::Transferred(ConversationTransferred {
+            id: "c".into(),
+            at: 20,
+            after_seq: 4,
+            from_agent_id: "ann".into(),
+            from_agent_name: "Ann".into(),
+            to_agent_id: Some("bob".into()),
+            to_agent_name: Some("Bob".into()),
+            to_category: Some("sales".into()),
+            note: String::new(),
+        });
+        {
+            let spool = Spool::open(&dir).unwrap();
+            spool.append(&[encode(&to_line), encode(&taken)]).unwrap();
+        }
+        let spool = Spool::open(&dir).unwrap();
+        assert_eq!(spool.load().unwrap(), vec![(1, to_line), (2, taken)]);
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The conversation archive over HTTP: agents read their own past
-//! conversations, admins all of them; filtered, paged, newest first.
+//! The conversation archive over HTTP: agents read the past conversations they
+//! served (at any point: transfers included), admins all of them; filtered, paged,
+//! newest first.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -26,7 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct HistoryQuery {
     /// Only this category id.
     pub category: Option<String>,
-    /// Only this agent's conversations (admins; agents always see only their own).
+    /// Only conversations this agent served at any point: their agent now, or one who
+    /// handed them on or took them (admins; agents always see only their own).
     pub agent_id: Option<String>,
     /// Paired at or after this time (ms since the Unix epoch).
     pub from: Option<i64>,
@@ -44,6 +46,7 @@ pub struct ConversationSummary {
     pub kind: ConversationKind,
     pub category: Option<String>,
     pub customer_name: String,
+    /// The agent who has it now (after transfers, the last one it was handed to).
     pub agent_id: String,
     pub agent_name: String,
     pub queued_at: i64,
@@ -65,11 +68,32 @@ pub struct MessageView {
     pub at: i64,
 }
 
+/// A running service chat handed on by its agent: to another agent, to a category's
+/// line, or taken from that line by an agent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferView {
+    /// When (ms since the Unix epoch).
+    pub at: i64,
+    /// The highest `seq` said before the transfer.
+    pub after_seq: u64,
+    pub from_agent_id: String,
+    pub from_agent_name: String,
+    /// The agent who has it now; null while it waits in `to_category`'s line.
+    pub to_agent_id: Option<String>,
+    pub to_agent_name: Option<String>,
+    /// The category's line it was put in (with `to_agent_id`: the line it was taken from).
+    pub to_category: Option<String>,
+    /// The transferring agent's note for whoever takes it next ("" for none).
+    pub note: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationDetail {
     #[serde(flatten)]
     pub summary: ConversationSummary,
     pub messages: Vec<MessageView>,
+    /// Its transfers, oldest first; empty when it was never transferred.
+    pub transfers: Vec<TransferView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,7 +122,7 @@ fn summary(c: &Conversation) -> ConversationSummary {
     }
 }
 
-/// Past conversations, newest first. Agents see only their own.
+/// Past conversations, newest first. Agents see only those they served (transfers included).
 #[utoipa::path(get, path = "/api/conversations", tag = "history", params(HistoryQuery),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationPage),
@@ -143,12 +167,13 @@ async fn list(
     }))
 }
 
-/// One conversation with every message. Agents may only open their own.
+/// One conversation with every message and transfer. Agents may only open those they
+/// served at any point (its agent now, or one who handed it on or took it).
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationDetail),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one of theirs", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn one(
     Authed(me): Authed,
@@ -161,7 +186,7 @@ async fn one(
         Err(e) => return Err(e.into()),
     };
     // Someone else's conversation looks exactly like a missing one to an agent.
-    if me.role == Role::Agent && c.opened.agent_id != me.id {
+    if me.role == Role::Agent && !c.served_by(&me.id) {
         return Err(ApiError::NotFound("conversation"));
     }
     let messages = c
@@ -175,8 +200,23 @@ async fn one(
             at: m.at,
         })
         .collect();
+    let transfers = c
+        .transfers
+        .iter()
+        .map(|t| TransferView {
+            at: t.at,
+            after_seq: t.after_seq,
+            from_agent_id: t.from_agent_id.clone(),
+            from_agent_name: t.from_agent_name.clone(),
+            to_agent_id: t.to_agent_id.clone(),
+            to_agent_name: t.to_agent_name.clone(),
+            to_category: t.to_category.clone(),
+            note: t.note.clone(),
+        })
+        .collect();
     Ok(Json(ConversationDetail {
         summary: summary(&c),
         messages,
+        transfers,
     }))
 }

@@ -35,7 +35,10 @@
 //! - Listings use secondary indexes keyed `(…, paired_at, conversation_id)`
 //!   and walked in reverse, so "newest first" is the natural key order and a
 //!   time range is a key range. The agent and category filters each have
-//!   their own index; any remaining filter is checked against the record.
+//!   their own index; any remaining filter is checked against the record. The
+//!   agent index has a row for every agent who served a conversation: its first
+//!   agent, and each agent a transfer names (from or to), so an agent's listing
+//!   finds the conversations they handed on as well as those they took.
 //! - Schema 2's `messages` row values were compact binary records (issue 14, see
 //!   [`message_value`]) or JSON in files written before; both are read when migrating.
 //! - Other values are JSON via private mirror structs: a well-kept, self-describing
@@ -54,7 +57,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use serde::{Deserialize, Serialize};
 
 use super::journal::{self, Journal};
-use super::record::{AccountRecord, ClosedRecord};
+use super::record::{AccountRecord, ClosedRecord, TransferRecord};
 use super::*;
 
 // ---- sessions in the shared store (issue 15) ----
@@ -102,13 +105,14 @@ const ACCOUNTS_BY_USERNAME: TableDefinition<&str, &str> = TableDefinition::new("
 const CATEGORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("categories");
 /// Creation position -> category id; iterating gives creation order.
 const CATEGORY_ORDER: TableDefinition<u64, &str> = TableDefinition::new("category_order");
-/// Conversation id -> JSON {opened, closed}.
+/// Conversation id -> JSON {opened, closed, transfers?}.
 const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
 /// (conversation id, message id) -> seq: schema version 1 only, dropped by the migration.
 const MESSAGE_IDS_V1: TableDefinition<(&str, &str), u64> = TableDefinition::new("message_ids");
 /// (paired_at, conversation id) -> (); every conversation.
 const BY_PAIRED: TableDefinition<(i64, &str), ()> = TableDefinition::new("conversations_by_paired");
-/// (agent id, paired_at, conversation id) -> ().
+/// (agent id, paired_at, conversation id) -> (): a row for each agent who served the
+/// conversation (its first agent, and the from and to agents of its transfers).
 const BY_AGENT: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("conversations_by_agent");
 /// (category id, paired_at, conversation id) -> (); only conversations with a category.
 const BY_CATEGORY: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("conversations_by_category");
@@ -488,8 +492,13 @@ struct OpenedRec {
 
 #[derive(Serialize, Deserialize)]
 struct ConversationRec {
+    /// Its agent is the one who has it now (see [`add_transfer`]).
     opened: OpenedRec,
     closed: Option<ClosedRecord>,
+    /// In `at` order, then arrival order. Absent when empty (and in records written
+    /// before transfers existed, which read as they are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    transfers: Vec<TransferRecord>,
 }
 
 impl ConversationRec {
@@ -506,6 +515,7 @@ impl ConversationRec {
                 paired_at: o.paired_at,
             },
             closed: None,
+            transfers: Vec::new(),
         }
     }
 
@@ -525,6 +535,33 @@ impl ConversationRec {
 
     fn closed(&self) -> Option<ConversationClosed> {
         self.closed.as_ref().map(|c| c.of(&self.opened.id))
+    }
+
+    fn transfers(&self) -> Vec<ConversationTransferred> {
+        self.transfers.iter().map(|t| t.of(&self.opened.id)).collect()
+    }
+
+    /// Applies `transfer` by the reference rule ([`add_transfer`]); true when it was new.
+    fn add_transfer(&mut self, transfer: &ConversationTransferred) -> bool {
+        let (mut opened, mut transfers) = (self.opened(), self.transfers());
+        if !add_transfer(&mut opened, &mut transfers, transfer) {
+            return false;
+        }
+        self.opened.agent_id = opened.agent_id;
+        self.opened.agent_name = opened.agent_name;
+        self.transfers = transfers.iter().map(TransferRecord::from).collect();
+        true
+    }
+
+    /// The whole conversation, with the messages and rating read apart.
+    fn into_conversation(self, messages: Vec<ArchivedMessage>, rating: Option<Rating>) -> Conversation {
+        Conversation {
+            opened: self.opened(),
+            closed: self.closed(),
+            transfers: self.transfers(),
+            messages,
+            rating,
+        }
     }
 }
 
@@ -559,7 +596,6 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut group_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for event in batch {
         match event {
-            ArchiveEvent::Transferred(_) => {}
             ArchiveEvent::Opened(opened) => {
                 if conversations.get(opened.id.as_str()).map_err(unavailable)?.is_some() {
                     continue; // first opening wins, as in the reference store
@@ -600,6 +636,24 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 };
                 grouped[group].1.push(message);
             }
+            ArchiveEvent::Transferred(transfer) => {
+                let Some(mut rec) = load_record(&conversations, &transfer.id)? else {
+                    continue; // a transfer of an unknown conversation is dropped, as a message is
+                };
+                if !rec.add_transfer(transfer) {
+                    continue; // kept once
+                }
+                conversations
+                    .insert(transfer.id.as_str(), encode(&rec)?.as_slice())
+                    .map_err(unavailable)?;
+                // The agents it names served it: listed for each (a set, so once each).
+                let (id, paired_at) = (transfer.id.as_str(), rec.opened.paired_at);
+                for agent in std::iter::once(&transfer.from_agent_id).chain(&transfer.to_agent_id) {
+                    by_agent
+                        .insert((agent.as_str(), paired_at, id), ())
+                        .map_err(unavailable)?;
+                }
+            }
             ArchiveEvent::Closed(closed) => {
                 let Some(mut rec) = load_record(&conversations, &closed.id)? else {
                     continue;
@@ -632,8 +686,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Opens the two archive journals in `dir` and applies what a previous process left in
 /// them (it stopped or crashed before redb's next durable commit) in one durable commit.
 /// Which journal is older is not recorded, so their events are applied openings first,
-/// then messages, then closings: a message is never met before its conversation, and
-/// within each kind the order does not matter (events apply idempotently by their ids).
+/// then messages, transfers, then closings: a message or a transfer is never met before
+/// its conversation, and within each kind the order does not matter (events apply
+/// idempotently by their ids, and transfers by their time whatever their arrival).
 fn replay_journals(db: &Database, dir: &Path) -> StoreResult<(Journal, Journal)> {
     let (mut journal, mut events) = Journal::open(dir).map_err(unavailable)?;
     let (mut second, more) = Journal::open_file(dir, journal::SECOND_FILE_NAME).map_err(unavailable)?;
@@ -641,8 +696,8 @@ fn replay_journals(db: &Database, dir: &Path) -> StoreResult<(Journal, Journal)>
     events.sort_by_key(|event| match event {
         ArchiveEvent::Opened(_) => 0,
         ArchiveEvent::Message { .. } => 1,
-        ArchiveEvent::Closed(_) => 2,
-        ArchiveEvent::Transferred(_) => 1,
+        ArchiveEvent::Transferred(_) => 2,
+        ArchiveEvent::Closed(_) => 3,
     });
     if !events.is_empty() {
         tracing::info!(

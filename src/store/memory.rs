@@ -130,7 +130,6 @@ impl Inner {
     /// Applies one archive event; applying it again changes nothing.
     fn apply(&mut self, event: &ArchiveEvent) {
         match event {
-            ArchiveEvent::Transferred(_) => {}
             ArchiveEvent::Opened(opened) => {
                 if !self.by_id.contains_key(&opened.id) {
                     self.by_id.insert(opened.id.clone(), self.conversations.len());
@@ -139,6 +138,7 @@ impl Inner {
                         closed: None,
                         messages: Vec::new(),
                         rating: None,
+                        transfers: Vec::new(),
                     });
                 }
             }
@@ -161,6 +161,13 @@ impl Inner {
                     }
                 }
             }
+            ArchiveEvent::Transferred(transfer) => {
+                // Dropped for an unknown conversation, as a message is.
+                if let Some(&index) = self.by_id.get(&transfer.id) {
+                    let c = &mut self.conversations[index];
+                    add_transfer(&mut c.opened, &mut c.transfers, transfer);
+                }
+            }
             ArchiveEvent::Closed(closed) => {
                 if let Some(&index) = self.by_id.get(&closed.id) {
                     self.conversations[index].closed.get_or_insert_with(|| closed.clone());
@@ -170,13 +177,18 @@ impl Inner {
     }
 }
 
-/// Does `c` pass `filter`? Shared by backends that filter in process.
-pub(crate) fn matches(filter: &ConversationFilter, c: &ConversationOpened) -> bool {
+/// Does the conversation `c` with `transfers` pass `filter`? Shared by backends that
+/// filter in process. The agent filter takes every agent who served it ([`served_by`]).
+pub(crate) fn matches(
+    filter: &ConversationFilter,
+    c: &ConversationOpened,
+    transfers: &[ConversationTransferred],
+) -> bool {
     filter
         .category
         .as_ref()
         .is_none_or(|cat| c.category.as_ref() == Some(cat))
-        && filter.agent_id.as_ref().is_none_or(|a| &c.agent_id == a)
+        && filter.agent_id.as_ref().is_none_or(|a| served_by(c, transfers, a))
         && filter.from.is_none_or(|from| c.paired_at >= from)
         && filter.to.is_none_or(|to| c.paired_at < to)
 }
@@ -291,7 +303,11 @@ impl Store for MemoryStore {
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
         self.with(|s| {
-            let mut hits: Vec<&Conversation> = s.conversations.iter().filter(|c| matches(filter, &c.opened)).collect();
+            let mut hits: Vec<&Conversation> = s
+                .conversations
+                .iter()
+                .filter(|c| matches(filter, &c.opened, &c.transfers))
+                .collect();
             hits.sort_by(|a, b| {
                 b.opened
                     .paired_at

@@ -9,7 +9,8 @@
 //! Invariants every implementation keeps:
 //! - writes are idempotent on natural keys (a retried archive batch never
 //!   duplicates a message or a conversation): a conversation is named by its
-//!   id, a message by its id or, equally, by its seq within its conversation;
+//!   id, a message by its id or, equally, by its seq within its conversation, a
+//!   transfer by its conversation, time, from agent, to agent and to category;
 //! - no method holds a lock across an `.await` of the caller.
 
 mod embedded;
@@ -150,22 +151,11 @@ pub struct ConversationClosed {
     pub reason: EndReason,
 }
 
-/// One unit of archive work. Applying the same event twice has the effect of applying it once.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ArchiveEvent {
-    Opened(ConversationOpened),
-    Message {
-        conversation_id: String,
-        message: ArchivedMessage,
-    },
-    Closed(ConversationClosed),
-    Transferred(ConversationTransferred),
-}
-
 /// A running service conversation handed on by its agent: to another agent, to a
 /// category's line, or taken from that line by an agent.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConversationTransferred {
+    /// The conversation id.
     pub id: String,
     pub at: Millis,
     /// The highest seq said before the transfer.
@@ -181,14 +171,85 @@ pub struct ConversationTransferred {
     pub note: String,
 }
 
+impl ConversationTransferred {
+    /// Is `other` the same transfer (a retry, or the same record from another node)? A
+    /// transfer is named by its conversation, `at`, `from_agent_id`, `to_agent_id` and
+    /// `to_category`.
+    pub fn same_as(&self, other: &ConversationTransferred) -> bool {
+        self.id == other.id
+            && self.at == other.at
+            && self.from_agent_id == other.from_agent_id
+            && self.to_agent_id == other.to_agent_id
+            && self.to_category == other.to_category
+    }
+}
+
+/// One unit of archive work. Applying the same event twice has the effect of applying it once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ArchiveEvent {
+    Opened(ConversationOpened),
+    Message {
+        conversation_id: String,
+        message: ArchivedMessage,
+    },
+    /// Kept once per transfer ([`ConversationTransferred::same_as`]); one with a
+    /// `to_agent_id` makes that agent the conversation's agent (`opened.agent_id`/`agent_name`)
+    /// unless a later one (by `at`) already did. Like a message or a closing, it is
+    /// dropped when its conversation's opening is not stored (yet).
+    Transferred(ConversationTransferred),
+    Closed(ConversationClosed),
+}
+
 /// A whole archived conversation, as the history API returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
+    /// Its agent is the one who has it now (the last transfer to an agent, else the first).
     pub opened: ConversationOpened,
     pub closed: Option<ConversationClosed>,
     pub messages: Vec<ArchivedMessage>,
     /// The customer's rating, once given ([`Store::rate_conversation`]).
     pub rating: Option<Rating>,
+    /// Its transfers in `at` order, then arrival order; each kept once.
+    pub transfers: Vec<ConversationTransferred>,
+}
+
+impl Conversation {
+    /// Did `agent_id` serve this conversation at any point: its agent now, or an agent
+    /// who handed it on or took it? They may read it, and it is listed for them.
+    pub fn served_by(&self, agent_id: &str) -> bool {
+        served_by(&self.opened, &self.transfers, agent_id)
+    }
+}
+
+/// [`Conversation::served_by`] over a conversation's parts.
+pub(crate) fn served_by(opened: &ConversationOpened, transfers: &[ConversationTransferred], agent_id: &str) -> bool {
+    opened.agent_id == agent_id
+        || transfers
+            .iter()
+            .any(|t| t.from_agent_id == agent_id || t.to_agent_id.as_deref() == Some(agent_id))
+}
+
+/// Applies a transfer to a conversation's parts (the reference rule every store follows):
+/// keeps it once, in `at` order after those of the same `at`, and makes its `to_agent`
+/// the conversation's agent unless a transfer later by `at` went to an agent (so the
+/// outcome does not depend on the order transfers arrive in). True when it was new.
+pub(crate) fn add_transfer(
+    opened: &mut ConversationOpened,
+    transfers: &mut Vec<ConversationTransferred>,
+    transfer: &ConversationTransferred,
+) -> bool {
+    if transfers.iter().any(|t| t.same_as(transfer)) {
+        return false;
+    }
+    let place = transfers.partition_point(|t| t.at <= transfer.at);
+    transfers.insert(place, transfer.clone());
+    if let Some(to) = &transfer.to_agent_id
+        && !transfers[place + 1..].iter().any(|t| t.to_agent_id.is_some())
+    {
+        opened.agent_id = to.clone();
+        opened.agent_name = transfer.to_agent_name.clone().unwrap_or_default();
+    }
+    true
 }
 
 /// Which conversations to list; every field narrows the result.

@@ -78,6 +78,15 @@
 //! - Indexes are created at start-up for each listing query; listing is
 //!   filter + sort `paired_at` desc (`_id` desc breaks ties, as in the
 //!   reference store) + skip/limit, with `count_documents` for the total.
+//! - Transfers (`ArchiveEvent::Transferred`) are pushed into the conversation
+//!   document with a conditional update (idempotent, see `transfer_all`), and
+//!   every agent they name is added to its `served_by` array. An agent's listing
+//!   is the conversations whose `agent_id` (the agent now) is theirs OR whose
+//!   `served_by` holds them; not one `$or` query, which SecantusDB answers with a
+//!   collection scan, but each side by its own index (`agent_paired`, and the
+//!   multikey `served_paired`), merged here (see `list_of_agent`). A database of
+//!   an earlier version needs nothing: a document without `served_by` was never
+//!   transferred, and `agent_id` alone finds it.
 //!   The indexes are ASCENDING (`{agent_id: 1, paired_at: 1, _id: 1}` …):
 //!   MongoDB walks them backwards for the descending sort, so they serve
 //!   exactly as well as descending ones, and SecantusDB mishandles range
@@ -107,7 +116,7 @@ use mongodb::options::{Acknowledgment, ClientOptions, DatabaseOptions, IndexOpti
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::record::{AccountRecord, ClosedRecord, MessageRecord};
+use super::record::{AccountRecord, ClosedRecord, MessageRecord, TransferRecord};
 use super::*;
 
 // ---- sessions in the shared store (issue 15) ----
@@ -125,7 +134,7 @@ mod archive;
 // ---- canned replies and ratings ----
 mod canned;
 mod ratings;
-use archive::{BucketDoc, Chain, ConversationDoc};
+use archive::{BucketDoc, Chain, ConversationDoc, SERVED_BY};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
@@ -261,6 +270,8 @@ impl MongoStore {
             .create_indexes([
                 // Ascending on purpose (see the module comment); walked backwards for newest first.
                 named(doc! {"agent_id": 1, "paired_at": 1, "_id": 1}, "agent_paired", false),
+                // Multikey: every agent a transfer names (see `list_of_agent`).
+                named(doc! {SERVED_BY: 1, "paired_at": 1, "_id": 1}, "served_paired", false),
                 named(doc! {"category": 1, "paired_at": 1, "_id": 1}, "category_paired", false),
                 named(doc! {"paired_at": 1, "_id": 1}, "paired", false),
             ])
@@ -470,26 +481,10 @@ impl Store for MongoStore {
     }
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
-        let query = filter_doc(filter);
-        let total = self
-            .conversations
-            .count_documents(query.clone())
-            .await
-            .map_err(unavailable)?;
-        // Mongo reads limit 0 as "no limit", so an empty page never reaches the server.
-        if page.limit == 0 || page.offset >= total {
-            return Ok((Vec::new(), total));
+        match &filter.agent_id {
+            Some(agent) => self.list_of_agent(filter, agent, page).await,
+            None => self.list(filter_doc(filter), page).await,
         }
-        let cursor = self
-            .conversations
-            .find(query)
-            .sort(doc! {"paired_at": -1, "_id": -1})
-            .skip(page.offset)
-            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<ConversationDoc> = cursor.try_collect().await.map_err(unavailable)?;
-        Ok((self.whole(docs).await?, total))
     }
 
     async fn conversation(&self, id: &str) -> StoreResult<Conversation> {

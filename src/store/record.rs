@@ -1,5 +1,5 @@
 //! The stored shapes shared by the backends that serialise: an account, an
-//! archived message, the end of a conversation.
+//! archived message, the end of a conversation, a transfer.
 //!
 //! The public model types have no serde on purpose (an account's password hash
 //! cannot be serialised into a response by accident); the stores convert
@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Account, ArchivedMessage, ConversationClosed, EndReason, Millis, Role, Side};
+use super::{Account, ArchivedMessage, ConversationClosed, ConversationTransferred, EndReason, Millis, Role, Side};
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct AccountRecord {
@@ -114,6 +114,51 @@ impl ClosedRecord {
             ended_at: self.ended_at,
             ended_by: self.ended_by,
             reason: self.reason,
+        }
+    }
+}
+
+/// A transfer of a conversation; stored inside its conversation, so without the id.
+/// Every field is written, `None` as null (MongoDB's store matches a retry on them).
+#[derive(Serialize, Deserialize)]
+pub(super) struct TransferRecord {
+    pub at: Millis,
+    pub after_seq: u64,
+    pub from_agent_id: String,
+    pub from_agent_name: String,
+    pub to_agent_id: Option<String>,
+    pub to_agent_name: Option<String>,
+    pub to_category: Option<String>,
+    pub note: String,
+}
+
+impl From<&ConversationTransferred> for TransferRecord {
+    fn from(t: &ConversationTransferred) -> Self {
+        Self {
+            at: t.at,
+            after_seq: t.after_seq,
+            from_agent_id: t.from_agent_id.clone(),
+            from_agent_name: t.from_agent_name.clone(),
+            to_agent_id: t.to_agent_id.clone(),
+            to_agent_name: t.to_agent_name.clone(),
+            to_category: t.to_category.clone(),
+            note: t.note.clone(),
+        }
+    }
+}
+
+impl TransferRecord {
+    pub fn of(&self, conversation_id: &str) -> ConversationTransferred {
+        ConversationTransferred {
+            id: conversation_id.to_string(),
+            at: self.at,
+            after_seq: self.after_seq,
+            from_agent_id: self.from_agent_id.clone(),
+            from_agent_name: self.from_agent_name.clone(),
+            to_agent_id: self.to_agent_id.clone(),
+            to_agent_name: self.to_agent_name.clone(),
+            to_category: self.to_category.clone(),
+            note: self.note.clone(),
         }
     }
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use switchboard::store::{ConversationFilter, EmbeddedStore, MongoStore, Page, SharedStore, Side};
+use switchboard::store::{
+    ArchiveEvent, ArchivedMessage, ConversationFilter, ConversationKind, ConversationOpened, ConversationTransferred,
+    EmbeddedStore, MongoStore, Page, SharedStore, Side,
+};
 
 use crate::common::*;
 
@@ -459,6 +462,98 @@ async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
     let (status, full) = ann_api.get(&format!("/api/conversations/{}", ids[0])).await;
     assert_eq!((status, full["messages"][0]["text"].as_str()), (200, Some("hello")));
     assert_eq!(full["reason"], "ended");
+    hub.stop().await;
+}
+
+/// A transferred conversation: every agent who served it lists and reads it, with its
+/// transfers (every field, nulls as null); an agent who did not gets 404.
+#[tokio::test]
+async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    for name in ["ann", "bob", "cid", "dan"] {
+        hub.agent_account(name, &["general"], 1).await;
+    }
+    let id = |name: &'static str| {
+        let admin = &admin;
+        async move { admin.agent_id(name).await }
+    };
+    let (ann, bob, cid) = (id("ann").await, id("bob").await, id("cid").await);
+    let transfer = |at: i64, from: (&str, &str), to: Option<(&str, &str)>, category: Option<&str>, note: &str| {
+        ArchiveEvent::Transferred(ConversationTransferred {
+            id: "chat-1".into(),
+            at,
+            after_seq: 1,
+            from_agent_id: from.0.into(),
+            from_agent_name: from.1.into(),
+            to_agent_id: to.map(|t| t.0.into()),
+            to_agent_name: to.map(|t| t.1.into()),
+            to_category: category.map(str::to_string),
+            note: note.into(),
+        })
+    };
+    let batch = vec![
+        ArchiveEvent::Opened(ConversationOpened {
+            id: "chat-1".into(),
+            kind: ConversationKind::Service,
+            category: Some("general".into()),
+            customer_name: "Carla".into(),
+            agent_id: ann.clone(),
+            agent_name: "ANN".into(),
+            queued_at: 1_000,
+            paired_at: 1_001,
+        }),
+        ArchiveEvent::Message {
+            conversation_id: "chat-1".into(),
+            message: ArchivedMessage {
+                id: "m1".into(),
+                seq: 1,
+                from: Side::Customer,
+                text: "hello".into(),
+                at: 1_002,
+            },
+        },
+        transfer(2_000, (&ann, "ANN"), Some((&bob, "BOB")), None, "wants a refund"),
+        transfer(3_000, (&bob, "BOB"), None, Some("general"), ""),
+        transfer(4_000, (&bob, "BOB"), Some((&cid, "CID")), Some("general"), ""),
+    ];
+    hub.store.archive(&batch).await.unwrap();
+
+    for name in ["ann", "bob", "cid"] {
+        let api = hub.login(name, "agent-password").await;
+        let (_, list) = api.get("/api/conversations").await;
+        assert_eq!(
+            (list["total"].as_u64(), list["items"][0]["id"].as_str()),
+            (Some(1), Some("chat-1")),
+            "{name}"
+        );
+        assert!(list["items"][0].get("transfers").is_none(), "not in the list");
+        let (status, c) = api.get("/api/conversations/chat-1").await;
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(
+            (c["agent_id"].as_str(), c["agent_name"].as_str()),
+            (Some(cid.as_str()), Some("CID"))
+        );
+        assert_eq!(c["transfers"].as_array().unwrap().len(), 3);
+    }
+    let (_, c) = admin.get("/api/conversations/chat-1").await;
+    assert_eq!(
+        c["transfers"][0],
+        json!({"at": 2_000, "after_seq": 1, "from_agent_id": ann, "from_agent_name": "ANN",
+               "to_agent_id": bob, "to_agent_name": "BOB", "to_category": null, "note": "wants a refund"})
+    );
+    assert_eq!(
+        c["transfers"][1],
+        json!({"at": 3_000, "after_seq": 1, "from_agent_id": bob, "from_agent_name": "BOB",
+               "to_agent_id": null, "to_agent_name": null, "to_category": "general", "note": ""})
+    );
+    assert_eq!(c["transfers"][2]["to_agent_id"], json!(cid));
+    let (_, by_ann) = admin.get(&format!("/api/conversations?agent_id={ann}")).await;
+    assert_eq!(by_ann["total"], 1);
+
+    let dan = hub.login("dan", "agent-password").await;
+    assert_eq!(dan.get("/api/conversations/chat-1").await.0, 404);
+    assert_eq!(dan.get("/api/conversations").await.1["total"], 0);
     hub.stop().await;
 }
 

@@ -461,8 +461,9 @@ async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
         unique.iter().all(|seq| archived.contains(seq)),
         "every acknowledged message archived"
     );
-    let record = serde_json::to_value(format!("{record:?}")).unwrap();
-    assert!(record.as_str().unwrap().contains("BOB"), "{record}");
+    assert_eq!(record.transfers.len(), 1, "{record:?}");
+    assert_eq!(record.transfers[0].to_agent_name.as_deref(), Some("BOB"));
+    assert_eq!(record.opened.agent_name, "BOB");
     alpha.stop().await;
     beta.stop().await;
 }

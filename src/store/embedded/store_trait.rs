@@ -240,6 +240,12 @@ impl Store for EmbeddedStore {
         let filter = filter.clone();
         self.read(move |tx| {
             let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+            // The index walked covers the agent (every agent who served it) and the time;
+            // a recheck is for the category only.
+            let rest = ConversationFilter {
+                agent_id: None,
+                ..filter.clone()
+            };
             let mut total = 0u64;
             let mut hits = Vec::new();
             for (id, recheck) in list_ids(tx, &filter)? {
@@ -248,7 +254,7 @@ impl Store for EmbeddedStore {
                     let Some(rec) = load_record(&conversations, &id)? else {
                         continue;
                     };
-                    if recheck && !super::memory::matches(&filter, &rec.opened()) {
+                    if recheck && !super::memory::matches(&rest, &rec.opened(), &[]) {
                         continue;
                     }
                     if in_page {
@@ -261,12 +267,7 @@ impl Store for EmbeddedStore {
             for rec in hits {
                 let messages = message_log::load(tx, &rec.opened.id)?;
                 let rating = ratings::load(tx, &rec.opened.id)?;
-                out.push(Conversation {
-                    opened: rec.opened(),
-                    closed: rec.closed(),
-                    messages,
-                    rating,
-                });
+                out.push(rec.into_conversation(messages, rating));
             }
             Ok((out, total))
         })
@@ -280,12 +281,7 @@ impl Store for EmbeddedStore {
             let rec = load_record(&conversations, &id)?.ok_or(StoreError::NotFound)?;
             let messages = message_log::load(tx, &id)?;
             let rating = ratings::load(tx, &id)?;
-            Ok(Conversation {
-                opened: rec.opened(),
-                closed: rec.closed(),
-                messages,
-                rating,
-            })
+            Ok(rec.into_conversation(messages, rating))
         })
         .await
     }

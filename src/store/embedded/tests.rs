@@ -104,6 +104,82 @@ async fn both_journals_are_replayed_openings_first() {
     assert_eq!(seqs, [1, 2]);
 }
 
+/// Transfers left in the journals are replayed after the openings and messages, before
+/// the closings, whichever file they are in: a transfer is never dropped as one of an
+/// unknown conversation, and its agents find the conversation after a reopen.
+#[tokio::test]
+async fn transfers_are_replayed_from_the_journals_and_indexed_by_agent() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-transfer-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let opened = ArchiveEvent::Opened(ConversationOpened {
+        id: "c".into(),
+        kind: ConversationKind::Service,
+        category: Some("sales".into()),
+        customer_name: "Carla".into(),
+        agent_id: "ann".into(),
+        agent_name: "Ann".into(),
+        queued_at: 1,
+        paired_at: 5,
+    });
+    let message = ArchiveEvent::Message {
+        conversation_id: "c".into(),
+        message: ArchivedMessage {
+            id: "m1".into(),
+            seq: 1,
+            from: Side::Customer,
+            text: "hello".into(),
+            at: 6,
+        },
+    };
+    let to_bob = ConversationTransferred {
+        id: "c".into(),
+        at: 7,
+        after_seq: 1,
+        from_agent_id: "ann".into(),
+        from_agent_name: "Ann".into(),
+        to_agent_id: Some("bob".into()),
+        to_agent_name: Some("Bob".into()),
+        to_category: None,
+        note: "a refund".into(),
+    };
+    let closed = ArchiveEvent::Closed(ConversationClosed {
+        id: "c".into(),
+        ended_at: 9,
+        ended_by: Side::Agent,
+        reason: EndReason::Ended,
+    });
+    {
+        let (mut first, _) = Journal::open(&dir.0).unwrap();
+        first
+            .append(&[ArchiveEvent::Transferred(to_bob.clone()), closed])
+            .unwrap();
+        let (mut second, _) = Journal::open_file(&dir.0, journal::SECOND_FILE_NAME).unwrap();
+        second
+            .append(&[opened, message, ArchiveEvent::Transferred(to_bob.clone())])
+            .unwrap();
+    }
+    let by = |agent: &str| ConversationFilter {
+        agent_id: Some(agent.into()),
+        ..ConversationFilter::default()
+    };
+    let page = Page { offset: 0, limit: 10 };
+    for round in ["replayed", "after a reopen"] {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let c = store.conversation("c").await.unwrap();
+        assert_eq!(c.transfers, vec![to_bob.clone()], "{round}");
+        assert_eq!(
+            (c.opened.agent_id.as_str(), c.opened.agent_name.as_str()),
+            ("bob", "Bob")
+        );
+        assert!(c.closed.is_some(), "{round}");
+        for agent in ["ann", "bob"] {
+            let (found, total) = store.conversations(&by(agent), page).await.unwrap();
+            assert_eq!((found, total), (vec![c.clone()], 1), "{agent}, {round}");
+        }
+        assert_eq!(store.conversations(&by("cid"), page).await.unwrap().1, 0);
+    }
+}
+
 /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it
 /// all back, and returns how many pages the cache evicted.
 async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {

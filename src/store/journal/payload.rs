@@ -8,7 +8,8 @@
 //! Layout: `[format: 0xB1]` then per event either
 //! `[0x01][conversation id length: u16 LE][conversation id][message id length: u16 LE]
 //! [message id][seq: u64 LE][side: u8][at: i64 LE][text length: u32 LE][text]` (a chat
-//! message) or `[0x02][length: u32 LE][the event as JSON]` (anything else). A payload
+//! message) or `[0x02][length: u32 LE][the event as JSON]` (anything else: openings,
+//! transfers, closings). A payload
 //! written before (a JSON array) starts with `[`, so the first byte tells the two apart
 //! and a journal left by an older build still replays.
 
@@ -154,7 +155,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::store::{ConversationClosed, EndReason};
+    use crate::store::{ConversationClosed, ConversationTransferred, EndReason};
 
     fn side() -> impl Strategy<Value = Side> {
         prop_oneof![Just(Side::Customer), Just(Side::Agent), Just(Side::System)]
@@ -180,6 +181,36 @@ mod tests {
                 ended_by: Side::Agent,
                 reason: EndReason::Ended,
             })),
+            (
+                (".{0,12}", any::<i64>(), any::<u64>()),
+                (".{0,12}", ".{0,12}"),
+                (
+                    proptest::option::of(".{0,12}"),
+                    proptest::option::of(".{0,12}"),
+                    proptest::option::of(".{0,12}"),
+                ),
+                ".{0,40}",
+            )
+                .prop_map(
+                    |(
+                        (id, at, after_seq),
+                        (from_agent_id, from_agent_name),
+                        (to_agent_id, to_agent_name, to_category),
+                        note,
+                    )| {
+                        ArchiveEvent::Transferred(ConversationTransferred {
+                            id,
+                            at,
+                            after_seq,
+                            from_agent_id,
+                            from_agent_name,
+                            to_agent_id,
+                            to_agent_name,
+                            to_category,
+                            note,
+                        })
+                    }
+                ),
         ]
     }
 

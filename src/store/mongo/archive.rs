@@ -8,7 +8,7 @@ use super::*;
 pub(super) use chain::Chain;
 
 impl MongoStore {
-    /// Writes one archive batch: openings, closings, then the messages as buckets.
+    /// Writes one archive batch: openings, transfers, closings, then the messages as buckets.
     pub(super) async fn archive_batch(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
         // Which conversations does the batch touch before (or without) opening them? Applied
         // one by one, an event for a conversation not opened yet is dropped, so those must
@@ -22,8 +22,8 @@ impl MongoStore {
                     continue;
                 }
                 ArchiveEvent::Message { conversation_id, .. } => conversation_id,
-                ArchiveEvent::Closed(c) => &c.id,
                 ArchiveEvent::Transferred(t) => &t.id,
+                ArchiveEvent::Closed(c) => &c.id,
             };
             if !opened_here.contains(id.as_str()) {
                 unsure.insert(id);
@@ -33,6 +33,7 @@ impl MongoStore {
 
         // Keep what one-by-one application would keep, grouping messages per conversation.
         let mut opens: Vec<&ConversationOpened> = Vec::new();
+        let mut transfers: Vec<&ConversationTransferred> = Vec::new();
         let mut closes: Vec<&ConversationClosed> = Vec::new();
         let mut messages: HashMap<&str, Vec<&ArchivedMessage>> = HashMap::new();
         for event in batch {
@@ -49,12 +50,14 @@ impl MongoStore {
                 } if present.contains(conversation_id.as_str()) => {
                     messages.entry(conversation_id).or_default().push(message);
                 }
+                ArchiveEvent::Transferred(t) if present.contains(t.id.as_str()) => transfers.push(t),
                 ArchiveEvent::Closed(c) if present.contains(c.id.as_str()) => closes.push(c),
-                ArchiveEvent::Message { .. } | ArchiveEvent::Closed(_) | ArchiveEvent::Transferred(_) => {}
+                ArchiveEvent::Message { .. } | ArchiveEvent::Transferred(_) | ArchiveEvent::Closed(_) => {}
             }
         }
         // Openings first: a conversation is never left with messages but no record.
         self.open_all(&opens).await?;
+        self.transfer_all(&transfers).await?;
         self.close_all(&closes).await?;
         self.store_messages(messages).await
     }
@@ -146,6 +149,54 @@ impl MongoStore {
                 .collect::<StoreResult<Vec<_>>>()?;
             if let Some((_, code, message)) = self.update_command(statements, true).await?.into_iter().next() {
                 return Err(unavailable(format!("closing a conversation: {message} ({code})")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the transfers, each once, in one ordered `update` command per
+    /// [`UPDATE_CHUNK`] of them. Each is one or two statements, each an atomic check and
+    /// write on its conversation's document, so a retry or another hub applying the same
+    /// transfer at the same time adds nothing:
+    /// 1. (to an agent) where it is not stored and no transfer later by `at` went to an
+    ///    agent: push it, add its agents to `served_by`, and make `to_agent` the agent;
+    /// 2. where it is not stored (still): push it and add its agents to `served_by`.
+    ///
+    /// Stored in arrival order; readers sort them by `at` (stably).
+    async fn transfer_all(&self, transfers: &[&ConversationTransferred]) -> StoreResult<()> {
+        for chunk in transfers.chunks(UPDATE_CHUNK) {
+            let mut statements = Vec::with_capacity(chunk.len() * 2);
+            for t in chunk {
+                let record = bson::to_bson(&TransferRecord::from(*t)).map_err(unavailable)?;
+                let stored = doc! {"transfers": {"$elemMatch": {
+                    "at": t.at,
+                    "from_agent_id": &t.from_agent_id,
+                    "to_agent_id": t.to_agent_id.as_deref(),
+                    "to_category": t.to_category.as_deref(),
+                }}};
+                let agents: Vec<&str> = std::iter::once(t.from_agent_id.as_str())
+                    .chain(t.to_agent_id.as_deref())
+                    .collect();
+                let add = doc! {
+                    "$push": {"transfers": record},
+                    "$addToSet": {SERVED_BY: {"$each": agents}},
+                };
+                if let Some(to) = &t.to_agent_id {
+                    let later = doc! {"transfers": {"$elemMatch": {
+                        "at": {"$gt": t.at},
+                        "to_agent_id": {"$ne": Bson::Null},
+                    }}};
+                    let mut and_take = add.clone();
+                    and_take.insert(
+                        "$set",
+                        doc! {"agent_id": to, "agent_name": t.to_agent_name.as_deref().unwrap_or_default()},
+                    );
+                    statements.push(doc! {"q": {"_id": &t.id, "$nor": [stored.clone(), later]}, "u": and_take});
+                }
+                statements.push(doc! {"q": {"_id": &t.id, "$nor": [stored]}, "u": add});
+            }
+            if let Some((_, code, message)) = self.update_command(statements, true).await?.into_iter().next() {
+                return Err(unavailable(format!("recording a transfer: {message} ({code})")));
             }
         }
         Ok(())
@@ -364,6 +415,111 @@ impl MongoStore {
             .collect())
     }
 
+    /// One page of the conversations `query` matches, newest paired first, and how many
+    /// match in all.
+    pub(super) async fn list(&self, query: Document, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
+        let total = self
+            .conversations
+            .count_documents(query.clone())
+            .await
+            .map_err(unavailable)?;
+        // Mongo reads limit 0 as "no limit", so an empty page never reaches the server.
+        if page.limit == 0 || page.offset >= total {
+            return Ok((Vec::new(), total));
+        }
+        let cursor = self
+            .conversations
+            .find(query)
+            .sort(doc! {"paired_at": -1, "_id": -1})
+            .skip(page.offset)
+            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<ConversationDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok((self.whole(docs).await?, total))
+    }
+
+    /// One page of the conversations `agent` served that pass the rest of `filter`: those
+    /// whose `agent_id` is theirs and those whose [`SERVED_BY`] holds them, each side
+    /// found by its own index and the two merged here (see the module comment). While no
+    /// transfer names the agent (the usual case) it is the plain listing and one count more.
+    pub(super) async fn list_of_agent(
+        &self,
+        filter: &ConversationFilter,
+        agent: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<Conversation>, u64)> {
+        let rest = filter_doc(&ConversationFilter {
+            agent_id: None,
+            ..filter.clone()
+        });
+        let with = |mut query: Document, field: &str| {
+            query.insert(field, agent);
+            query
+        };
+        let now = with(rest.clone(), "agent_id");
+        let named = with(rest, SERVED_BY);
+        let count =
+            |query: Document| async move { self.conversations.count_documents(query).await.map_err(unavailable) };
+        let named_total = count(named.clone()).await?;
+        if named_total == 0 {
+            return self.list(now, page).await;
+        }
+        // Those on both sides (transferred, and the agent's now) are counted once.
+        let total = count(now.clone()).await? + named_total - count(with(now.clone(), SERVED_BY)).await?;
+        if page.limit == 0 || page.offset >= total {
+            return Ok((Vec::new(), total));
+        }
+        // The page is among the first `offset + limit` of each side.
+        let wanted = page.offset.saturating_add(page.limit);
+        let mut keys = self.newest_keys(now, wanted).await?;
+        keys.extend(self.newest_keys(named, wanted).await?);
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        keys.dedup();
+        let ids: Vec<String> = keys
+            .into_iter()
+            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+            .map(|(_, id)| id)
+            .collect();
+        let mut found: HashMap<String, ConversationDoc> = HashMap::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let cursor = self
+                .conversations
+                .find(doc! {"_id": {"$in": chunk}})
+                .await
+                .map_err(unavailable)?;
+            let docs: Vec<ConversationDoc> = cursor.try_collect().await.map_err(unavailable)?;
+            found.extend(docs.into_iter().map(|d| (d.id.clone(), d)));
+        }
+        let docs = ids.iter().filter_map(|id| found.remove(id)).collect();
+        Ok((self.whole(docs).await?, total))
+    }
+
+    /// (paired_at, id) of the first `limit` conversations `query` matches, newest first.
+    async fn newest_keys(&self, query: Document, limit: u64) -> StoreResult<Vec<(Millis, String)>> {
+        let raw: Collection<Document> = self.conversations.clone_with_type();
+        let cursor = raw
+            .find(query)
+            .sort(doc! {"paired_at": -1, "_id": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .projection(doc! {"_id": 1, "paired_at": 1})
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+        docs.iter()
+            .map(|d| {
+                let paired_at = match d.get("paired_at") {
+                    Some(Bson::Int64(t)) => *t,
+                    Some(Bson::Int32(t)) => i64::from(*t),
+                    _ => return Err(unavailable("a conversation without paired_at")),
+                };
+                let id = d.get_str("_id").map_err(unavailable)?;
+                Ok((paired_at, id.to_string()))
+            })
+            .collect()
+    }
+
     pub(super) async fn whole(&self, mut docs: Vec<ConversationDoc>) -> StoreResult<Vec<Conversation>> {
         let mut messages = self.messages_of(&mut docs).await?;
         let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
@@ -424,6 +580,11 @@ fn to_i64(seq: u64) -> StoreResult<i64> {
     i64::try_from(seq).map_err(|_| unavailable(format!("seq {seq} does not fit a BSON int64")))
 }
 
+/// The conversation document's field listing every agent a transfer names (from or
+/// to): with `agent_id` (the agent now), every agent who served the conversation. Absent
+/// from conversations never transferred (and from documents written before transfers).
+pub(super) const SERVED_BY: &str = "served_by";
+
 #[derive(Serialize, Deserialize)]
 pub(super) struct ConversationDoc {
     #[serde(rename = "_id")]
@@ -436,6 +597,12 @@ pub(super) struct ConversationDoc {
     queued_at: Millis,
     paired_at: Millis,
     closed: Option<ClosedRecord>,
+    /// In arrival order (see [`MongoStore::transfer_all`]); absent until the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    transfers: Vec<TransferRecord>,
+    /// See [`SERVED_BY`]; only read by queries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    served_by: Vec<String>,
     /// Only in documents of the earlier schema, which embedded the messages; read, never written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     messages: Vec<MessageRecord>,
@@ -453,13 +620,19 @@ impl ConversationDoc {
             queued_at: o.queued_at,
             paired_at: o.paired_at,
             closed: None,
+            transfers: Vec::new(),
+            served_by: Vec::new(),
             messages: Vec::new(),
         }
     }
 
     fn into_conversation(self, messages: Vec<ArchivedMessage>, rating: Option<Rating>) -> Conversation {
+        let mut transfers: Vec<ConversationTransferred> = self.transfers.iter().map(|t| t.of(&self.id)).collect();
+        // Stable: of one `at`, arrival order.
+        transfers.sort_by_key(|t| t.at);
         Conversation {
             rating,
+            transfers,
             closed: self.closed.map(|c| c.of(&self.id)),
             opened: ConversationOpened {
                 id: self.id,
