@@ -126,6 +126,9 @@ pub struct Archive {
     room: Arc<Mutex<Room>>,
     pub status: Arc<ArchiveStatus>,
     pub progress: watch::Receiver<Progress>,
+    /// The store it writes to, for the reads the hub makes of what it archived (a chat's
+    /// notes for an agent who takes the chat over).
+    store: SharedStore,
 }
 
 impl Archive {
@@ -163,7 +166,7 @@ impl Archive {
         let room = Arc::new(Mutex::new(room));
         let (progress_tx, progress) = watch::channel(Progress::default());
         let writer = Writer {
-            store,
+            store: store.clone(),
             spool: spool.map(Arc::new),
             status: status.clone(),
             room: room.clone(),
@@ -179,9 +182,15 @@ impl Archive {
                 room,
                 status,
                 progress,
+                store,
             },
             task,
         ))
+    }
+
+    /// The store this archive writes to.
+    pub fn store(&self) -> SharedStore {
+        self.store.clone()
     }
 
     /// The store is down and the spool cannot hold what would be acknowledged: refuse,

@@ -91,6 +91,13 @@ pub enum ClientFrame {
     TransferTargets {
         chat_id: String,
     },
+    /// Agent: an internal note on one of their chats (never shown to the customer).
+    Note {
+        chat_id: String,
+        text: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
     /// Buddy: join the buddy list under a display name; `key` (from an earlier
     /// `buddy_welcome`) makes another tab or device the same person.
     BuddyJoin {
@@ -131,6 +138,7 @@ impl ClientFrame {
             Self::DeclineOffer { .. } => "decline_offer",
             Self::Transfer { .. } => "transfer",
             Self::TransferTargets { .. } => "transfer_targets",
+            Self::Note { .. } => "note",
             Self::BuddyJoin { .. } => "buddy_join",
             Self::Invite { .. } => "invite",
             Self::CancelInvite { .. } => "cancel_invite",
@@ -262,6 +270,15 @@ pub struct ChatSnapshot {
     pub peer_connected: bool,
     pub started_at: i64,
     pub messages: Vec<ChatMessage>,
+}
+
+/// An internal note as agents see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoteView {
+    pub id: String,
+    pub at: i64,
+    pub agent_name: String,
+    pub text: String,
 }
 
 /// Who handed a chat on, and what they wrote for whoever takes it.
@@ -454,6 +471,21 @@ pub enum ServerFrame {
         category: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         category_name: Option<String>,
+    },
+    /// Agent: an internal note on one of their chats, once the archive has it (to every
+    /// connection of theirs; `client_id` as the sender gave it).
+    Note {
+        chat_id: String,
+        #[serde(flatten)]
+        note: NoteView,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Agent: the internal notes of a chat they were given (handed to them, or theirs
+    /// again after a reconnect), as the archive has them.
+    Notes {
+        chat_id: String,
+        notes: Vec<NoteView>,
     },
     /// Agent: who and where a chat could be handed to now (the answer to `transfer_targets`).
     TransferTargets {

@@ -149,6 +149,12 @@ pub(crate) enum Command {
     OfferExpired {
         offer: OfferId,
     },
+    /// A chat's internal notes, read from the archive for an agent given the chat.
+    NotesLoaded {
+        agent: AgentId,
+        chat_id: String,
+        notes: Vec<crate::store::ConversationNote>,
+    },
     /// Categories' routing modes as the desk setting wants them; only real changes are applied.
     CategoryModes {
         wanted: Vec<(String, RoutingMode)>,

@@ -25,6 +25,8 @@ mod customers;
 mod decisions;
 // ---- transfers: an agent hands a chat on ----
 mod transfers;
+// ---- internal notes on a chat, for agents only ----
+mod notes;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
 use super::transcript::{Author, Stamped, Transcript};
@@ -293,6 +295,7 @@ impl HubState {
                 self.routing.offer_expired(offer, &mut out);
                 self.apply(out);
             }
+            Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
             Command::CategoryModes { wanted } => self.set_category_modes(wanted),
             Command::BuddyGraceExpired { buddy, epoch } => self.buddy_grace_expired(buddy, epoch),
             Command::ForgetEndedVisit { token } => {
@@ -604,7 +607,7 @@ impl HubState {
             }
         };
         let client_id = match &frame {
-            ClientFrame::Message { client_id, .. } => client_id.clone(),
+            ClientFrame::Message { client_id, .. } | ClientFrame::Note { client_id, .. } => client_id.clone(),
             _ => None,
         };
         if let Err((code, message)) = match sender {
@@ -691,6 +694,14 @@ impl HubState {
             } => {
                 let chat = self.agent_chat(&id, Some(&chat_id))?;
                 self.transfer_frame(id, chat, to_agent, to_category, note)
+            }
+            ClientFrame::Note {
+                chat_id,
+                text,
+                client_id,
+            } => {
+                let chat = self.agent_chat(&id, Some(&chat_id))?;
+                self.note_frame(id, chat, text, client_id)
             }
             ClientFrame::TransferTargets { chat_id } => {
                 let chat = self.agent_chat(&id, Some(&chat_id))?;

@@ -34,6 +34,7 @@ mod edge;
 mod listen_backlog;
 mod logging;
 // offline messages: left when nobody is online, answered by mail
+mod notes;
 mod offline;
 // offers with a timeout, on one node and across nodes
 mod offers;

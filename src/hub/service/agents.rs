@@ -56,6 +56,7 @@ impl HubState {
         // Their chats as they stand; whatever their return causes (new pairings) follows as frames.
         let welcome = self.agent_welcome(&id);
         self.send_to_conn(conn, &welcome);
+        self.send_notes_of_chats(&id);
         self.send_queue_stats(&id);
         if replaced {
             self.resend_offers(&id, conn);

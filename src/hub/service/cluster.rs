@@ -462,6 +462,7 @@ impl HubState {
                         self.set_who(conn, Recipient::Agent(id.clone()));
                         let welcome = self.agent_welcome(&id);
                         self.send_to_conn(conn, &welcome);
+                        self.send_notes_of_chats(&id);
                         self.send_queue_stats(&id);
                         self.resend_offers(&id, conn);
                     } else {
@@ -523,6 +524,7 @@ impl HubState {
         // Only now does the connection get the agent's frames: what happened before is in
         // the welcome (a customer back, lines of a chat already logged here).
         self.set_who(conn, Recipient::Agent(agent.clone()));
+        self.send_notes_of_chats(agent);
         self.send_queue_stats(agent);
         self.apply(out);
         self.buddy_agent_online(agent);

@@ -474,7 +474,10 @@ impl HubState {
         );
         self.chat_by_wire.insert(wire_id, chat);
         self.send(Recipient::Customer(customer), &to_customer);
-        self.send(Recipient::Agent(agent), &to_agent);
+        self.send(Recipient::Agent(agent.clone()), &to_agent);
+        if continued.is_some() {
+            self.send_notes(&agent, chat);
+        }
         if self.cluster.is_some() {
             // A first message may have been published before this node saw the pairing.
             self.fill(chat, 0);

@@ -319,6 +319,7 @@ impl HubState {
             messages: Some(log.transcript.after(0)),
         };
         self.send(Recipient::Agent(to.clone()), &frame);
+        self.send_notes(to, chat);
     }
 
     fn tell_old_agent(&mut self, from: &AgentId, wire_id: &str) {

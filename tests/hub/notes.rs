@@ -1,0 +1,246 @@
+//! Internal notes over the websocket: an agent's note reaches their own connections once
+//! archived and never the customer's socket, nor the chat the customer resumes; the archive
+//! keeps it, marked as a note; an agent handed the chat gets its notes, on one node and
+//! across nodes. A property over random chats: whatever agents and customers do, no frame
+//! a customer receives holds a note's text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::archive::TempDir;
+use crate::cluster_hub::node_with;
+use crate::common::*;
+use crate::redis_server::RedisServer;
+
+/// Sends a note from `agent` in `chat` and waits for it to come back (archived).
+async fn note(agent: &mut Ws, chat: &Value, text: &str) -> Value {
+    agent
+        .send(json!({"type": "note", "chat_id": chat, "text": text, "client_id": text}))
+        .await;
+    agent
+        .next_matching(|f| (f["type"] == "note" || f["type"] == "error") && f["client_id"] == text)
+        .await
+}
+
+#[tokio::test]
+async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
+    let hub = TestHub::start().await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    carla
+        .send(json!({"type": "message", "text": "hello", "client_id": "m1"}))
+        .await;
+    ann.next_of("message").await;
+
+    let noted = note(&mut ann, &chat, "VIP: refund without asking").await;
+    assert_eq!(noted["type"], "note", "{noted}");
+    assert_eq!(
+        (noted["chat_id"].clone(), noted["agent_name"].as_str(), noted["text"].as_str()),
+        (chat.clone(), Some("ANN"), Some("VIP: refund without asking"))
+    );
+    assert!(noted["id"].is_string() && noted["at"].is_i64(), "{noted}");
+    // Bad notes are refused like bad messages, and the connection lives on.
+    let refused = note(&mut ann, &chat, "   ").await;
+    assert_eq!(refused["code"], "empty_message");
+    ann.send(json!({"type": "note", "chat_id": "nope", "text": "x"})).await;
+    assert_eq!(ann.next_of("error").await["code"], "unknown_chat");
+    // A customer may not write notes.
+    carla.send(json!({"type": "note", "chat_id": chat, "text": "x"})).await;
+    assert_eq!(carla.next_of("error").await["code"], "not_allowed");
+
+    // Nothing of it reached the customer, live or when they come back.
+    let frames = carla.drain().await;
+    assert!(
+        frames.iter().all(|f| !f.to_string().contains("VIP")),
+        "the customer saw a note: {frames:?}"
+    );
+    let token = carla.token.clone().unwrap();
+    drop(carla);
+    let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token, "last_seq": 0})).await;
+    let resumed = back.next_of("resumed").await;
+    assert!(!resumed.to_string().contains("VIP"), "{resumed}");
+    assert_eq!(resumed["chat"]["messages"].as_array().map(Vec::len), Some(1));
+
+    // The archive has it, marked as a note, apart from the messages.
+    let admin = hub.admin().await;
+    let (status, record) = admin
+        .get(&format!("/api/conversations/{}", chat.as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(record["notes"][0]["text"], "VIP: refund without asking", "{record}");
+    assert_eq!(record["notes"][0]["agent_name"], "ANN");
+    assert!(
+        record["messages"].as_array().unwrap().iter().all(|m| m["text"] != "VIP: refund without asking"),
+        "{record}"
+    );
+
+    // Ann reloads: her chat comes back with its note.
+    let ann_token = hub.login("ann", "agent-password").await.token;
+    let mut again = Ws::agent(&hub, &ann_token).await;
+    let notes = again.next_of("notes").await;
+    assert_eq!((notes["chat_id"].clone(), notes["notes"][0]["text"].as_str()), (chat, Some("VIP: refund without asking")));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_handed_a_chat_gets_its_notes() {
+    let hub = TestHub::start().await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    note(&mut ann, &chat, "asked twice already").await;
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let bob_id = hub.admin().await.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id})).await;
+    bob.next_of("chat_started").await;
+    let notes = bob.next_of("notes").await;
+    assert_eq!(notes["notes"][0]["text"], "asked twice already");
+    assert_eq!(notes["notes"][0]["agent_name"], "ANN");
+    let from_bob = note(&mut bob, &chat, "Bob: sent the refund").await;
+    assert_eq!(from_bob["type"], "note");
+    assert!(carla.drain().await.iter().all(|f| !f.to_string().contains("asked twice")));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn across_nodes_an_agent_handed_a_chat_gets_the_notes_written_on_another_node() {
+    let scratch = TempDir::new("cluster-notes");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let mut ann = alpha.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    assert_eq!(note(&mut ann, &chat, "needs a callback").await["type"], "note");
+    let bob_token = beta.agent_account("bob", &["general"], 1).await;
+    let mut bob = Ws::agent(&beta, &bob_token).await;
+    bob.send(json!({"type": "set_available", "available": true})).await;
+    bob.next_of("profile").await;
+    let bob_id = beta.admin().await.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id})).await;
+    bob.next_of("chat_started").await;
+    let notes = bob.next_of("notes").await;
+    assert_eq!(notes["notes"][0]["text"], "needs a callback");
+    assert!(carla.drain().await.iter().all(|f| !f.to_string().contains("callback")));
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// One step of a random chat: who does what.
+#[derive(Debug, Clone)]
+enum Step {
+    CustomerSays(usize),
+    AgentSays(usize),
+    AgentNotes(usize),
+    CustomerReloads(usize),
+    Transfer(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0..3usize).prop_map(Step::CustomerSays),
+        3 => (0..3usize).prop_map(Step::AgentSays),
+        4 => (0..3usize).prop_map(Step::AgentNotes),
+        1 => (0..3usize).prop_map(Step::CustomerReloads),
+        1 => (0..3usize).prop_map(Step::Transfer),
+    ]
+}
+
+/// Three customers with two agents: after any steps, no frame a customer received (live,
+/// or in a resume) holds a note's text, and every note came back to the agent who wrote it.
+async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let hub = TestHub::start().await;
+    let mut agents = vec![hub.agent("ann", &["general"], 3).await, hub.agent("bob", &["general"], 3).await];
+    let ids = [hub.admin().await.agent_id("ann").await, hub.admin().await.agent_id("bob").await];
+    let mut customers = vec![];
+    let mut chats = vec![];
+    // Who has each chat (index into agents).
+    let mut holder = vec![];
+    for i in 0..3 {
+        let mut c = hub.customer(&format!("C{i}"), "general").await;
+        let started = c.next_of("chat_started").await;
+        chats.push(started["chat_id"].clone());
+        customers.push(c);
+    }
+    for (a, agent) in agents.iter_mut().enumerate() {
+        for f in agent.drain().await {
+            if f["type"] == "chat_started" {
+                let i = chats.iter().position(|c| *c == f["chat_id"]).unwrap();
+                holder.push((i, a));
+            }
+        }
+    }
+    holder.sort_unstable();
+    let mut holder: Vec<usize> = holder.into_iter().map(|(_, a)| a).collect();
+    prop_assert_eq!(holder.len(), 3);
+    let mut received: Vec<Value> = vec![];
+    for (n, s) in steps.iter().enumerate() {
+        match *s {
+            Step::CustomerSays(i) => {
+                customers[i]
+                    .send(json!({"type": "message", "text": format!("hello {n}")}))
+                    .await;
+            }
+            Step::AgentSays(i) => {
+                agents[holder[i]]
+                    .send(json!({"type": "message", "chat_id": chats[i], "text": format!("answer {n}")}))
+                    .await;
+            }
+            Step::AgentNotes(i) => {
+                let text = format!("SECRET-{n}");
+                let back = note(&mut agents[holder[i]], &chats[i], &text).await;
+                prop_assert_eq!(&back["type"], "note", "{}", back);
+            }
+            Step::CustomerReloads(i) => {
+                let token = customers[i].token.clone().unwrap();
+                received.extend(customers[i].drain().await);
+                let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+                back.send(json!({"type": "resume", "token": token, "last_seq": 0})).await;
+                received.push(back.next_of("resumed").await);
+                back.token = Some(token);
+                customers[i] = back;
+            }
+            Step::Transfer(i) => {
+                let to = 1 - holder[i];
+                agents[holder[i]]
+                    .send(json!({"type": "transfer", "chat_id": chats[i], "to_agent": ids[to], "note": "t"}))
+                    .await;
+                let answer = agents[holder[i]]
+                    .next_matching(|f| f["type"] == "chat_ended" || f["type"] == "error")
+                    .await;
+                if answer["type"] == "chat_ended" {
+                    holder[i] = to;
+                }
+            }
+        }
+    }
+    for c in &mut customers {
+        received.extend(c.drain().await);
+        received.extend(c.seen.drain(..));
+    }
+    for frame in &received {
+        prop_assert!(!frame.to_string().contains("SECRET"), "a customer received a note: {}", frame);
+    }
+    hub.stop().await;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
+    #[test]
+    fn no_note_ever_reaches_a_customer(steps in prop::collection::vec(step(), 1..25)) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(no_note_reaches_a_customer(steps))?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
