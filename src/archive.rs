@@ -615,6 +615,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEven
                     ArchiveEvent::Opened(_) => "opened",
                     ArchiveEvent::Message { .. } => "message",
                     ArchiveEvent::Transferred(_) => "transferred",
+                    ArchiveEvent::Note(_) => "note",
                     ArchiveEvent::Closed(_) => "closed",
                 })
                 .collect();

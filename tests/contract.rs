@@ -674,6 +674,129 @@ async fn transfers_out_of_order_and_of_unknown_conversations(store: &dyn Store) 
     assert_eq!(ids(&store.conversations(&a2, ALL).await.unwrap().0), vec!["u"]);
 }
 
+fn note_of(conv: &str, id: &str, at: Millis, agent: &str) -> ConversationNote {
+    ConversationNote {
+        conversation_id: conv.to_string(),
+        id: id.to_string(),
+        at,
+        agent_id: agent.to_string(),
+        agent_name: format!("{agent} name"),
+        text: format!("note {id} of {conv} — ünïcödé ✓\n\"quoted\""),
+    }
+}
+
+fn noted(n: &ConversationNote) -> ArchiveEvent {
+    ArchiveEvent::Note(n.clone())
+}
+
+/// Agents' notes are kept once by id (the same note again in a batch, in a later batch,
+/// and from two writers at once), read back by `at` then id, with the conversation and
+/// alone; listings leave them out; a conversation's notes are its own, not another's.
+async fn notes_are_kept_once_by_id_in_time_order(store: &dyn Store) {
+    let first = note_of("n", "n-01", 2_000, "a1");
+    let second = note_of("n", "n-02", 3_000, "a1");
+    // Of one time, by id: "n-00" before "n-03" whatever their arrival.
+    let same_time_late_id = note_of("n", "n-03", 2_500, "a2");
+    let same_time_early_id = note_of("n", "n-00", 2_500, "a2");
+    let other = note_of("n2", "n-01", 1_000, "a9");
+    store
+        .archive(&[
+            open("n", Some("sales"), "a1", 1_000),
+            message("n", 1),
+            noted(&second),
+            noted(&first),
+            noted(&second),
+            message("n", 2),
+            open("n2", Some("sales"), "a9", 1_500),
+            noted(&other),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.conversation_notes("n").await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    // A retried batch: kept once, and a second writer of the same id changes nothing.
+    let rewritten = ConversationNote {
+        text: "another text under the same id".into(),
+        ..first.clone()
+    };
+    store
+        .archive(&[noted(&first), noted(&rewritten), noted(&same_time_late_id)])
+        .await
+        .unwrap();
+    // Two writers with the same batch at once (two nodes, or a retry racing its original).
+    let batch = [noted(&same_time_early_id), noted(&second), message("n", 3)];
+    let (one, two) = tokio::join!(store.archive(&batch), store.archive(&batch));
+    one.unwrap();
+    two.unwrap();
+
+    let want = vec![first, same_time_early_id, same_time_late_id, second];
+    assert_eq!(store.conversation_notes("n").await.unwrap(), want);
+    let n = store.conversation("n").await.unwrap();
+    assert_eq!(n.notes, want);
+    assert_eq!(seqs(&n), vec![1, 2, 3], "notes are not messages");
+    assert_eq!(n.opened.agent_id, "a1", "a note changes no agent");
+    assert_eq!(store.conversation("n2").await.unwrap().notes, vec![other.clone()]);
+    assert_eq!(store.conversation_notes("n2").await.unwrap(), vec![other]);
+
+    // Listings leave the notes out (the conversation read whole has them).
+    let (all, total) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
+    assert_eq!((ids(&all), total), (vec!["n2", "n"], 2));
+    assert!(all.iter().all(|c| c.notes.is_empty()));
+    assert_eq!(all[1], Conversation { notes: vec![], ..n });
+}
+
+/// A note needs no opening: one of a conversation not stored (yet) is kept, read alone at
+/// once and with its conversation once it is opened (in a later batch or later in the
+/// same one); a conversation with no notes, or none at all, has an empty list.
+async fn notes_are_kept_before_their_opening(store: &dyn Store) {
+    assert_eq!(store.conversation_notes("nobody").await.unwrap(), vec![]);
+    store.archive(&[open("plain", None, "a1", 10)]).await.unwrap();
+    assert_eq!(store.conversation_notes("plain").await.unwrap(), vec![]);
+    assert_eq!(store.conversation("plain").await.unwrap().notes, vec![]);
+
+    let early = note_of("later", "l-1", 50, "a1");
+    store.archive(&[noted(&early)]).await.unwrap();
+    assert_eq!(store.conversation_notes("later").await.unwrap(), vec![early.clone()]);
+    assert!(
+        matches!(store.conversation("later").await, Err(StoreError::NotFound)),
+        "a note creates no conversation"
+    );
+    assert_eq!(
+        store
+            .conversations(&ConversationFilter::default(), ALL)
+            .await
+            .unwrap()
+            .1,
+        1,
+        "nor a listed one"
+    );
+    let after = note_of("later", "l-2", 60, "a2");
+    store
+        .archive(&[open("later", Some("support"), "a1", 40), noted(&after), noted(&early)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.conversation("later").await.unwrap().notes,
+        vec![early.clone(), after.clone()]
+    );
+
+    // Before its opening within one batch: kept as well.
+    let first_in_batch = note_of("same", "s-1", 70, "a1");
+    store
+        .archive(&[
+            noted(&first_in_batch),
+            open("same", Some("support"), "a1", 65),
+            message("same", 1),
+        ])
+        .await
+        .unwrap();
+    let same = store.conversation("same").await.unwrap();
+    assert_eq!((seqs(&same), same.notes), (vec![1], vec![first_in_batch]));
+    assert_eq!(store.conversation_notes("later").await.unwrap(), vec![early, after]);
+}
+
 /// Two writers retrying the same work at the same time still store everything exactly once.
 async fn concurrent_retries(store: &dyn Store) {
     let mut batch = vec![open("r1", Some("sales"), "a1", 1), open("r2", None, "bob", 2)];
@@ -2093,6 +2216,8 @@ contract!(
     long_messages,
     transfers_are_kept_once_and_listed_for_every_agent_who_served,
     transfers_out_of_order_and_of_unknown_conversations,
+    notes_are_kept_once_by_id_in_time_order,
+    notes_are_kept_before_their_opening,
     // sessions in the shared store (issue 15)
     sessions_are_created_found_and_deleted,
     sessions_of_an_account_are_revoked_together,

@@ -143,7 +143,7 @@ pub fn encode(event: &ArchiveEvent) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ConversationClosed, ConversationTransferred, EndReason, Side};
+    use crate::store::{ConversationClosed, ConversationNote, ConversationTransferred, EndReason, Side};
 
     fn closed(id: &str) -> ArchiveEvent {
         ArchiveEvent::Closed(ConversationClosed {
@@ -186,6 +186,31 @@ mod tests {
         }
         let spool = Spool::open(&dir).unwrap();
         assert_eq!(spool.load().unwrap(), vec![(1, to_line), (2, taken)]);
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An agent's note (JSON like every spooled event) comes back as it went in.
+    #[test]
+    fn a_note_comes_back_whole() {
+        let dir = std::env::temp_dir().join(format!("switchboard-spool-{}", uuid::Uuid::new_v4().simple()));
+        let note = |id: &str, text: &str| {
+            ArchiveEvent::Note(ConversationNote {
+                conversation_id: "c".into(),
+                id: id.into(),
+                at: 10,
+                agent_id: "ann".into(),
+                agent_name: "Ann \"the\" agent".into(),
+                text: text.into(),
+            })
+        };
+        let (first, empty) = (note("n1", "VIP — ünïcödé ✓\nsecond line"), note("n2", ""));
+        {
+            let spool = Spool::open(&dir).unwrap();
+            spool.append(&[encode(&first), encode(&empty)]).unwrap();
+        }
+        let spool = Spool::open(&dir).unwrap();
+        assert_eq!(spool.load().unwrap(), vec![(1, first), (2, empty)]);
         drop(spool);
         let _ = std::fs::remove_dir_all(&dir);
     }

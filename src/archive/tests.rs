@@ -62,6 +62,9 @@ impl Store for Small {
     async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
         self.inner.conversation(id).await
     }
+    async fn conversation_notes(&self, id: &str) -> StoreResult<Vec<ConversationNote>> {
+        self.inner.conversation_notes(id).await
+    }
     // ---- sessions in the shared store (issue 15) ----
     async fn create_session(&self, s: StoredSession) -> StoreResult<()> {
         self.inner.create_session(s).await

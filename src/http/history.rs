@@ -87,6 +87,19 @@ pub struct TransferView {
     pub note: String,
 }
 
+/// An agent's internal note on a service chat: never shown to the customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoteView {
+    /// Names the note (a UUIDv7).
+    pub id: String,
+    /// When it was written (ms since the Unix epoch).
+    pub at: i64,
+    /// The agent who wrote it.
+    pub agent_id: String,
+    pub agent_name: String,
+    pub text: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationDetail {
     #[serde(flatten)]
@@ -94,6 +107,8 @@ pub struct ConversationDetail {
     pub messages: Vec<MessageView>,
     /// Its transfers, oldest first; empty when it was never transferred.
     pub transfers: Vec<TransferView>,
+    /// Its agents' internal notes, oldest first (by `at`, then `id`); empty when none.
+    pub notes: Vec<NoteView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,8 +182,8 @@ async fn list(
     }))
 }
 
-/// One conversation with every message and transfer. Agents may only open those they
-/// served at any point (its agent now, or one who handed it on or took it).
+/// One conversation with every message, transfer and agent's note. Agents may only open
+/// those they served at any point (its agent now, or one who handed it on or took it).
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -214,9 +229,21 @@ async fn one(
             note: t.note.clone(),
         })
         .collect();
+    let notes = c
+        .notes
+        .iter()
+        .map(|n| NoteView {
+            id: n.id.clone(),
+            at: n.at,
+            agent_id: n.agent_id.clone(),
+            agent_name: n.agent_name.clone(),
+            text: n.text.clone(),
+        })
+        .collect();
     Ok(Json(ConversationDetail {
         summary: summary(&c),
         messages,
         transfers,
+        notes,
     }))
 }

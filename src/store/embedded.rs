@@ -39,6 +39,9 @@
 //!   agent index has a row for every agent who served a conversation: its first
 //!   agent, and each agent a transfer names (from or to), so an agent's listing
 //!   finds the conversations they handed on as well as those they took.
+//! - Agents' notes on conversations have a table of their own keyed (conversation
+//!   id, note id) ([`notes`]), not a place in the conversation record: a note is kept
+//!   before its conversation's opening is stored, and a retry finds its key taken.
 //! - Schema 2's `messages` row values were compact binary records (issue 14, see
 //!   [`message_value`]) or JSON in files written before; both are read when migrating.
 //! - Other values are JSON via private mirror structs: a well-kept, self-describing
@@ -79,6 +82,8 @@ mod background;
 // ---- canned replies and ratings ----
 mod canned;
 mod ratings;
+// ---- agents' notes on conversations ----
+mod notes;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -351,6 +356,7 @@ impl EmbeddedStore {
                 canned::create_tables(&tx)?;
                 ratings::create_tables(&tx)?;
                 offline::create_tables(&tx)?;
+                notes::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {
@@ -553,14 +559,20 @@ impl ConversationRec {
         true
     }
 
-    /// The whole conversation, with the messages and rating read apart.
-    fn into_conversation(self, messages: Vec<ArchivedMessage>, rating: Option<Rating>) -> Conversation {
+    /// The whole conversation, with the messages, rating and notes read apart.
+    fn into_conversation(
+        self,
+        messages: Vec<ArchivedMessage>,
+        rating: Option<Rating>,
+        notes: Vec<ConversationNote>,
+    ) -> Conversation {
         Conversation {
             opened: self.opened(),
             closed: self.closed(),
             transfers: self.transfers(),
             messages,
             rating,
+            notes,
         }
     }
 }
@@ -588,6 +600,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
     let mut by_agent = tx.open_table(BY_AGENT).map_err(unavailable)?;
     let mut by_category = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
+    let mut note_table = notes::open(tx)?;
     // Each conversation's kept messages of the batch, appended together after the batch's
     // openings and closings, in seq order: they take consecutive log positions, one index
     // run (see [`message_log`]). Only the order across conversations changes, which
@@ -654,6 +667,10 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                         .map_err(unavailable)?;
                 }
             }
+            ArchiveEvent::Note(note) => {
+                // Kept whether or not its conversation is stored (yet); once by its key.
+                notes::insert(&mut note_table, note)?;
+            }
             ArchiveEvent::Closed(closed) => {
                 let Some(mut rec) = load_record(&conversations, &closed.id)? else {
                     continue;
@@ -686,16 +703,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Opens the two archive journals in `dir` and applies what a previous process left in
 /// them (it stopped or crashed before redb's next durable commit) in one durable commit.
 /// Which journal is older is not recorded, so their events are applied openings first,
-/// then messages, transfers, then closings: a message or a transfer is never met before
-/// its conversation, and within each kind the order does not matter (events apply
-/// idempotently by their ids, and transfers by their time whatever their arrival).
+/// then messages and notes, transfers, then closings: a message or a transfer is never
+/// met before its conversation, and within each kind the order does not matter (events
+/// apply idempotently by their ids, and transfers by their time whatever their arrival).
+/// A note needs no opening and nothing needs it, so any rank would do; it ranks with the
+/// messages, the other thing said during the chat, and so before the transfer or closing
+/// the hub recorded after it, as it was produced.
 fn replay_journals(db: &Database, dir: &Path) -> StoreResult<(Journal, Journal)> {
     let (mut journal, mut events) = Journal::open(dir).map_err(unavailable)?;
     let (mut second, more) = Journal::open_file(dir, journal::SECOND_FILE_NAME).map_err(unavailable)?;
     events.extend(more);
     events.sort_by_key(|event| match event {
         ArchiveEvent::Opened(_) => 0,
-        ArchiveEvent::Message { .. } => 1,
+        ArchiveEvent::Message { .. } | ArchiveEvent::Note(_) => 1,
         ArchiveEvent::Transferred(_) => 2,
         ArchiveEvent::Closed(_) => 3,
     });

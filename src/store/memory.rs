@@ -21,6 +21,9 @@ struct Inner {
     conversations: Vec<Conversation>,
     /// Conversation id → index in `conversations`, so archiving a message costs O(1), not a scan.
     by_id: HashMap<String, usize>,
+    /// Conversation id → its notes (in [`note_order`]): apart from `conversations`, as a
+    /// note is kept before its conversation's opening too.
+    notes: HashMap<String, Vec<ConversationNote>>,
     // ---- sessions in the shared store (issue 15) ----
     sessions: HashMap<String, StoredSession>,
     // ---- rooms and 1-to-1 video (issue 16) ----
@@ -139,6 +142,7 @@ impl Inner {
                         messages: Vec::new(),
                         rating: None,
                         transfers: Vec::new(),
+                        notes: Vec::new(),
                     });
                 }
             }
@@ -167,6 +171,10 @@ impl Inner {
                     let c = &mut self.conversations[index];
                     add_transfer(&mut c.opened, &mut c.transfers, transfer);
                 }
+            }
+            ArchiveEvent::Note(note) => {
+                // Kept whether or not its conversation is opened (yet).
+                add_note(self.notes.entry(note.conversation_id.clone()).or_default(), note);
             }
             ArchiveEvent::Closed(closed) => {
                 if let Some(&index) = self.by_id.get(&closed.id) {
@@ -331,8 +339,13 @@ impl Store for MemoryStore {
                 .cloned()
                 .ok_or(StoreError::NotFound)?;
             c.rating = s.ratings.get(id).cloned();
+            c.notes = s.notes.get(id).cloned().unwrap_or_default();
             Ok(c)
         })
+    }
+
+    async fn conversation_notes(&self, conversation_id: &str) -> StoreResult<Vec<ConversationNote>> {
+        self.with(|s| Ok(s.notes.get(conversation_id).cloned().unwrap_or_default()))
     }
 
     // ---- sessions in the shared store (issue 15) ----

@@ -10,7 +10,8 @@
 //! - writes are idempotent on natural keys (a retried archive batch never
 //!   duplicates a message or a conversation): a conversation is named by its
 //!   id, a message by its id or, equally, by its seq within its conversation, a
-//!   transfer by its conversation, time, from agent, to agent and to category;
+//!   transfer by its conversation, time, from agent, to agent and to category, an
+//!   agent's note by its conversation and its id;
 //! - no method holds a lock across an `.await` of the caller.
 
 mod embedded;
@@ -184,6 +185,18 @@ impl ConversationTransferred {
     }
 }
 
+/// An agent's internal note on a service conversation: never shown to the customer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConversationNote {
+    pub conversation_id: String,
+    /// Globally unique, time-ordered (UUIDv7): names the note for retries.
+    pub id: String,
+    pub at: Millis,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub text: String,
+}
+
 /// One unit of archive work. Applying the same event twice has the effect of applying it once.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ArchiveEvent {
@@ -197,6 +210,11 @@ pub enum ArchiveEvent {
     /// unless a later one (by `at`) already did. Like a message or a closing, it is
     /// dropped when its conversation's opening is not stored (yet).
     Transferred(ConversationTransferred),
+    /// Kept once per (conversation, note id): a retry or a second writer adds nothing.
+    /// Unlike the other events it does not need its conversation's opening: a note is
+    /// kept even when the opening is not stored (yet), and read once it is
+    /// ([`Store::conversation`]; [`Store::conversation_notes`] at once).
+    Note(ConversationNote),
     Closed(ConversationClosed),
 }
 
@@ -211,6 +229,9 @@ pub struct Conversation {
     pub rating: Option<Rating>,
     /// Its transfers in `at` order, then arrival order; each kept once.
     pub transfers: Vec<ConversationTransferred>,
+    /// Its agents' internal notes in `at` order, then by id; each kept once. Filled by
+    /// [`Store::conversation`]; listings ([`Store::conversations`]) leave it empty.
+    pub notes: Vec<ConversationNote>,
 }
 
 impl Conversation {
@@ -250,6 +271,23 @@ pub(crate) fn add_transfer(
         opened.agent_name = transfer.to_agent_name.clone().unwrap_or_default();
     }
     true
+}
+
+/// Adds `note` to a conversation's notes, kept in the order every store reads them in
+/// ([`note_order`]), unless one with its id is there (the reference rule every store
+/// follows: the first wins). True when it was new.
+pub(crate) fn add_note(notes: &mut Vec<ConversationNote>, note: &ConversationNote) -> bool {
+    if notes.iter().any(|n| n.id == note.id) {
+        return false;
+    }
+    let place = notes.partition_point(|n| note_order(n, note).is_le());
+    notes.insert(place, note.clone());
+    true
+}
+
+/// The order of a conversation's notes: by `at`, then by id.
+pub(crate) fn note_order(a: &ConversationNote, b: &ConversationNote) -> std::cmp::Ordering {
+    a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id))
 }
 
 /// Which conversations to list; every field narrows the result.
@@ -383,7 +421,12 @@ pub trait Store: Send + Sync + 'static {
     async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()>;
     /// Conversations matching `filter`, newest paired first, and the total count before paging.
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)>;
+    /// One conversation, whole: its messages, transfers, rating and notes.
     async fn conversation(&self, id: &str) -> StoreResult<Conversation>;
+    /// The agents' notes on conversation `conversation_id`, in `at` order, then by id:
+    /// kept even when the conversation's opening is not stored (yet). An unknown
+    /// conversation has none (an empty list, not `NotFound`).
+    async fn conversation_notes(&self, conversation_id: &str) -> StoreResult<Vec<ConversationNote>>;
 
     // ---- sessions in the shared store (issue 15) ----
     /// Stores a new session; `Conflict` if its id is taken.

@@ -93,6 +93,11 @@
 //!   bounds on descending index fields (an inclusive `$gte` on the boundary
 //!   value drops it, for finds and counts alike), while ascending ones match
 //!   MongoDB's results.
+//! - Agents' notes (`ArchiveEvent::Note`) are documents of their own in
+//!   `conversation_notes`, `_id` {conversation_id, id}: kept before their
+//!   conversation's opening, and once, by the server's `_id` uniqueness alone (one
+//!   unordered insert per batch, a duplicate key taken as "kept already"; see
+//!   `mongo/notes.rs`). Only reading one conversation gathers them.
 //! - Short server-selection and connect timeouts (2 s unless the URI sets its
 //!   own) so an outage surfaces quickly as `StoreError::Unavailable`.
 //! - Every write asks for a durable write concern (see [`durable_write_concern`]):
@@ -134,6 +139,8 @@ mod archive;
 // ---- canned replies and ratings ----
 mod canned;
 mod ratings;
+// ---- agents' notes on conversations ----
+mod notes;
 use archive::{BucketDoc, Chain, ConversationDoc, SERVED_BY};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -289,6 +296,7 @@ impl MongoStore {
         self.create_outbox_indexes().await?;
         self.create_canned_indexes().await?;
         self.create_offline_indexes().await?;
+        self.create_note_indexes().await?;
         Ok(())
     }
 }
@@ -494,7 +502,13 @@ impl Store for MongoStore {
             .await
             .map_err(unavailable)?;
         let found = found.ok_or(StoreError::NotFound)?;
-        Ok(self.whole(vec![found]).await?.remove(0))
+        let mut conversation = self.whole(vec![found]).await?.remove(0);
+        conversation.notes = self.notes_of(id).await?;
+        Ok(conversation)
+    }
+
+    async fn conversation_notes(&self, conversation_id: &str) -> StoreResult<Vec<ConversationNote>> {
+        self.notes_of(conversation_id).await
     }
 
     // ---- sessions in the shared store (issue 15): in `mongo/sessions.rs` ----

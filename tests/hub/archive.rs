@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use switchboard::store::{
-    ArchiveEvent, ArchivedMessage, ConversationFilter, ConversationKind, ConversationOpened, ConversationTransferred,
-    EmbeddedStore, MongoStore, Page, SharedStore, Side,
+    ArchiveEvent, ArchivedMessage, ConversationFilter, ConversationKind, ConversationNote, ConversationOpened,
+    ConversationTransferred, EmbeddedStore, MongoStore, Page, SharedStore, Side,
 };
 
 use crate::common::*;
@@ -554,6 +554,81 @@ async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
     let dan = hub.login("dan", "agent-password").await;
     assert_eq!(dan.get("/api/conversations/chat-1").await.0, 404);
     assert_eq!(dan.get("/api/conversations").await.1["total"], 0);
+    hub.stop().await;
+}
+
+/// Agents' notes: in the conversation (oldest first, every field), not in the list; read
+/// with the conversation's access rules (an agent who served it, admins), 404 for others.
+#[tokio::test]
+async fn a_conversations_notes_are_read_with_it() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    for name in ["ann", "bob"] {
+        hub.agent_account(name, &["general"], 1).await;
+    }
+    let ann = admin.agent_id("ann").await;
+    let note = |id: &str, at: i64, text: &str| {
+        ArchiveEvent::Note(ConversationNote {
+            conversation_id: "chat-n".into(),
+            id: id.into(),
+            at,
+            agent_id: ann.clone(),
+            agent_name: "ANN".into(),
+            text: text.into(),
+        })
+    };
+    // The later note first, and one before the opening: both kept, in time order.
+    let batch = vec![
+        note("note-2", 3_000, "second"),
+        ArchiveEvent::Opened(ConversationOpened {
+            id: "chat-n".into(),
+            kind: ConversationKind::Service,
+            category: Some("general".into()),
+            customer_name: "Carla".into(),
+            agent_id: ann.clone(),
+            agent_name: "ANN".into(),
+            queued_at: 1_000,
+            paired_at: 1_001,
+        }),
+        note("note-1", 2_000, "VIP — ✓"),
+        note("note-2", 3_000, "second"),
+    ];
+    hub.store.archive(&batch).await.unwrap();
+
+    let api = hub.login("ann", "agent-password").await;
+    let (_, list) = api.get("/api/conversations").await;
+    assert_eq!(list["items"][0]["id"], "chat-n");
+    assert!(list["items"][0].get("notes").is_none(), "not in the list");
+    let (status, c) = api.get("/api/conversations/chat-n").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        c["notes"],
+        json!([
+            {"id": "note-1", "at": 2_000, "agent_id": ann, "agent_name": "ANN", "text": "VIP — ✓"},
+            {"id": "note-2", "at": 3_000, "agent_id": ann, "agent_name": "ANN", "text": "second"},
+        ])
+    );
+    assert_eq!(c["message_count"], 0, "notes are not messages");
+    let (_, by_admin) = admin.get("/api/conversations/chat-n").await;
+    assert_eq!(by_admin["notes"], c["notes"]);
+
+    let bob = hub.login("bob", "agent-password").await;
+    assert_eq!(bob.get("/api/conversations/chat-n").await.0, 404);
+    // A chat with none has an empty list.
+    hub.store
+        .archive(&[ArchiveEvent::Opened(ConversationOpened {
+            id: "chat-plain".into(),
+            kind: ConversationKind::Service,
+            category: Some("general".into()),
+            customer_name: "Cleo".into(),
+            agent_id: ann.clone(),
+            agent_name: "ANN".into(),
+            queued_at: 4_000,
+            paired_at: 4_001,
+        })])
+        .await
+        .unwrap();
+    assert_eq!(api.get("/api/conversations/chat-plain").await.1["notes"], json!([]));
     hub.stop().await;
 }
 

@@ -267,7 +267,8 @@ impl Store for EmbeddedStore {
             for rec in hits {
                 let messages = message_log::load(tx, &rec.opened.id)?;
                 let rating = ratings::load(tx, &rec.opened.id)?;
-                out.push(rec.into_conversation(messages, rating));
+                // Listings leave the notes out (see `Conversation::notes`).
+                out.push(rec.into_conversation(messages, rating, Vec::new()));
             }
             Ok((out, total))
         })
@@ -281,9 +282,15 @@ impl Store for EmbeddedStore {
             let rec = load_record(&conversations, &id)?.ok_or(StoreError::NotFound)?;
             let messages = message_log::load(tx, &id)?;
             let rating = ratings::load(tx, &id)?;
-            Ok(rec.into_conversation(messages, rating))
+            let notes = notes::load(tx, &id)?;
+            Ok(rec.into_conversation(messages, rating, notes))
         })
         .await
+    }
+
+    async fn conversation_notes(&self, conversation_id: &str) -> StoreResult<Vec<ConversationNote>> {
+        let id = conversation_id.to_string();
+        self.read(move |tx| notes::load(tx, &id)).await
     }
 
     // ---- sessions in the shared store (issue 15): in `embedded/sessions.rs` ----

@@ -180,6 +180,74 @@ async fn transfers_are_replayed_from_the_journals_and_indexed_by_agent() {
     }
 }
 
+/// Agents' notes left in the journals are replayed whichever file they are in, before or
+/// after their conversation's opening, each kept once (one is in both files), and stay
+/// after a reopen; a note of a conversation never opened is kept and read alone.
+#[tokio::test]
+async fn notes_are_replayed_from_the_journals_once_each() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-notes-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let opened = ArchiveEvent::Opened(ConversationOpened {
+        id: "c".into(),
+        kind: ConversationKind::Service,
+        category: Some("sales".into()),
+        customer_name: "Carla".into(),
+        agent_id: "ann".into(),
+        agent_name: "Ann".into(),
+        queued_at: 1,
+        paired_at: 5,
+    });
+    let note = |conversation_id: &str, id: &str, at: Millis| ConversationNote {
+        conversation_id: conversation_id.into(),
+        id: id.into(),
+        at,
+        agent_id: "ann".into(),
+        agent_name: "Ann".into(),
+        text: format!("{id}: wants a refund — ✓"),
+    };
+    let (early, late, orphan) = (note("c", "n1", 6), note("c", "n2", 8), note("gone", "n3", 7));
+    let closed = ArchiveEvent::Closed(ConversationClosed {
+        id: "c".into(),
+        ended_at: 9,
+        ended_by: Side::Agent,
+        reason: EndReason::Ended,
+    });
+    {
+        let (mut first, _) = Journal::open(&dir.0).unwrap();
+        first
+            .append(&[
+                ArchiveEvent::Note(late.clone()),
+                closed,
+                ArchiveEvent::Note(orphan.clone()),
+            ])
+            .unwrap();
+        let (mut second, _) = Journal::open_file(&dir.0, journal::SECOND_FILE_NAME).unwrap();
+        second
+            .append(&[
+                ArchiveEvent::Note(early.clone()),
+                opened,
+                ArchiveEvent::Note(late.clone()),
+            ])
+            .unwrap();
+    }
+    for round in ["replayed", "after a reopen"] {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        let c = store.conversation("c").await.unwrap();
+        assert_eq!(c.notes, vec![early.clone(), late.clone()], "{round}");
+        assert!(c.closed.is_some(), "{round}");
+        assert_eq!(store.conversation_notes("c").await.unwrap(), c.notes, "{round}");
+        assert_eq!(
+            store.conversation_notes("gone").await.unwrap(),
+            vec![orphan.clone()],
+            "{round}"
+        );
+        assert!(
+            matches!(store.conversation("gone").await, Err(StoreError::NotFound)),
+            "{round}"
+        );
+    }
+}
+
 /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it
 /// all back, and returns how many pages the cache evicted.
 async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {

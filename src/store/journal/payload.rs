@@ -9,7 +9,7 @@
 //! `[0x01][conversation id length: u16 LE][conversation id][message id length: u16 LE]
 //! [message id][seq: u64 LE][side: u8][at: i64 LE][text length: u32 LE][text]` (a chat
 //! message) or `[0x02][length: u32 LE][the event as JSON]` (anything else: openings,
-//! transfers, closings). A payload
+//! transfers, agents' notes, closings). A payload
 //! written before (a JSON array) starts with `[`, so the first byte tells the two apart
 //! and a journal left by an older build still replays.
 
@@ -155,7 +155,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::store::{ConversationClosed, ConversationTransferred, EndReason};
+    use crate::store::{ConversationClosed, ConversationNote, ConversationTransferred, EndReason};
 
     fn side() -> impl Strategy<Value = Side> {
         prop_oneof![Just(Side::Customer), Just(Side::Agent), Just(Side::System)]
@@ -211,6 +211,18 @@ mod tests {
                         })
                     }
                 ),
+            ((".{0,12}", ".{0,12}", any::<i64>()), (".{0,12}", ".{0,12}", ".{0,40}")).prop_map(
+                |((conversation_id, id, at), (agent_id, agent_name, text))| {
+                    ArchiveEvent::Note(ConversationNote {
+                        conversation_id,
+                        id,
+                        at,
+                        agent_id,
+                        agent_name,
+                        text,
+                    })
+                }
+            ),
         ]
     }
 

@@ -8,7 +8,8 @@ use super::*;
 pub(super) use chain::Chain;
 
 impl MongoStore {
-    /// Writes one archive batch: openings, transfers, closings, then the messages as buckets.
+    /// Writes one archive batch: openings, transfers, closings, notes, then the messages as
+    /// buckets.
     pub(super) async fn archive_batch(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
         // Which conversations does the batch touch before (or without) opening them? Applied
         // one by one, an event for a conversation not opened yet is dropped, so those must
@@ -24,6 +25,8 @@ impl MongoStore {
                 ArchiveEvent::Message { conversation_id, .. } => conversation_id,
                 ArchiveEvent::Transferred(t) => &t.id,
                 ArchiveEvent::Closed(c) => &c.id,
+                // Kept whether or not its conversation is there: nothing to ask.
+                ArchiveEvent::Note(_) => continue,
             };
             if !opened_here.contains(id.as_str()) {
                 unsure.insert(id);
@@ -35,6 +38,7 @@ impl MongoStore {
         let mut opens: Vec<&ConversationOpened> = Vec::new();
         let mut transfers: Vec<&ConversationTransferred> = Vec::new();
         let mut closes: Vec<&ConversationClosed> = Vec::new();
+        let mut notes: Vec<&ConversationNote> = Vec::new();
         let mut messages: HashMap<&str, Vec<&ArchivedMessage>> = HashMap::new();
         for event in batch {
             match event {
@@ -52,6 +56,7 @@ impl MongoStore {
                 }
                 ArchiveEvent::Transferred(t) if present.contains(t.id.as_str()) => transfers.push(t),
                 ArchiveEvent::Closed(c) if present.contains(c.id.as_str()) => closes.push(c),
+                ArchiveEvent::Note(n) => notes.push(n),
                 ArchiveEvent::Message { .. } | ArchiveEvent::Transferred(_) | ArchiveEvent::Closed(_) => {}
             }
         }
@@ -59,6 +64,7 @@ impl MongoStore {
         self.open_all(&opens).await?;
         self.transfer_all(&transfers).await?;
         self.close_all(&closes).await?;
+        self.note_all(&notes).await?;
         self.store_messages(messages).await
     }
 
@@ -633,6 +639,8 @@ impl ConversationDoc {
         Conversation {
             rating,
             transfers,
+            // Read apart, for one conversation only (see `MongoStore::notes_of`).
+            notes: Vec::new(),
             closed: self.closed.map(|c| c.of(&self.id)),
             opened: ConversationOpened {
                 id: self.id,
