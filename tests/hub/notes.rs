@@ -41,7 +41,11 @@ async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
     let noted = note(&mut ann, &chat, "VIP: refund without asking").await;
     assert_eq!(noted["type"], "note", "{noted}");
     assert_eq!(
-        (noted["chat_id"].clone(), noted["agent_name"].as_str(), noted["text"].as_str()),
+        (
+            noted["chat_id"].clone(),
+            noted["agent_name"].as_str(),
+            noted["text"].as_str()
+        ),
         (chat.clone(), Some("ANN"), Some("VIP: refund without asking"))
     );
     assert!(noted["id"].is_string() && noted["at"].is_i64(), "{noted}");
@@ -63,7 +67,8 @@ async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
     let token = carla.token.clone().unwrap();
     drop(carla);
     let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-    back.send(json!({"type": "resume", "token": token, "last_seq": 0})).await;
+    back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
     let resumed = back.next_of("resumed").await;
     assert!(!resumed.to_string().contains("VIP"), "{resumed}");
     assert_eq!(resumed["chat"]["messages"].as_array().map(Vec::len), Some(1));
@@ -77,7 +82,11 @@ async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
     assert_eq!(record["notes"][0]["text"], "VIP: refund without asking", "{record}");
     assert_eq!(record["notes"][0]["agent_name"], "ANN");
     assert!(
-        record["messages"].as_array().unwrap().iter().all(|m| m["text"] != "VIP: refund without asking"),
+        record["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["text"] != "VIP: refund without asking"),
         "{record}"
     );
 
@@ -85,7 +94,10 @@ async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
     let ann_token = hub.login("ann", "agent-password").await.token;
     let mut again = Ws::agent(&hub, &ann_token).await;
     let notes = again.next_of("notes").await;
-    assert_eq!((notes["chat_id"].clone(), notes["notes"][0]["text"].as_str()), (chat, Some("VIP: refund without asking")));
+    assert_eq!(
+        (notes["chat_id"].clone(), notes["notes"][0]["text"].as_str()),
+        (chat, Some("VIP: refund without asking"))
+    );
     hub.stop().await;
 }
 
@@ -99,14 +111,21 @@ async fn an_agent_handed_a_chat_gets_its_notes() {
     note(&mut ann, &chat, "asked twice already").await;
     let mut bob = hub.agent("bob", &["general"], 1).await;
     let bob_id = hub.admin().await.agent_id("bob").await;
-    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id})).await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
+        .await;
     bob.next_of("chat_started").await;
     let notes = bob.next_of("notes").await;
     assert_eq!(notes["notes"][0]["text"], "asked twice already");
     assert_eq!(notes["notes"][0]["agent_name"], "ANN");
     let from_bob = note(&mut bob, &chat, "Bob: sent the refund").await;
     assert_eq!(from_bob["type"], "note");
-    assert!(carla.drain().await.iter().all(|f| !f.to_string().contains("asked twice")));
+    assert!(
+        carla
+            .drain()
+            .await
+            .iter()
+            .all(|f| !f.to_string().contains("asked twice"))
+    );
     hub.stop().await;
 }
 
@@ -127,7 +146,8 @@ async fn across_nodes_an_agent_handed_a_chat_gets_the_notes_written_on_another_n
     bob.send(json!({"type": "set_available", "available": true})).await;
     bob.next_of("profile").await;
     let bob_id = beta.admin().await.agent_id("bob").await;
-    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id})).await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
+        .await;
     bob.next_of("chat_started").await;
     let notes = bob.next_of("notes").await;
     assert_eq!(notes["notes"][0]["text"], "needs a callback");
@@ -160,8 +180,14 @@ fn step() -> impl Strategy<Value = Step> {
 /// or in a resume) holds a note's text, and every note came back to the agent who wrote it.
 async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let hub = TestHub::start().await;
-    let mut agents = vec![hub.agent("ann", &["general"], 3).await, hub.agent("bob", &["general"], 3).await];
-    let ids = [hub.admin().await.agent_id("ann").await, hub.admin().await.agent_id("bob").await];
+    let mut agents = vec![
+        hub.agent("ann", &["general"], 3).await,
+        hub.agent("bob", &["general"], 3).await,
+    ];
+    let ids = [
+        hub.admin().await.agent_id("ann").await,
+        hub.admin().await.agent_id("bob").await,
+    ];
     let mut customers = vec![];
     let mut chats = vec![];
     // Who has each chat (index into agents).
@@ -205,7 +231,8 @@ async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseErro
                 let token = customers[i].token.clone().unwrap();
                 received.extend(customers[i].drain().await);
                 let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-                back.send(json!({"type": "resume", "token": token, "last_seq": 0})).await;
+                back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+                    .await;
                 received.push(back.next_of("resumed").await);
                 back.token = Some(token);
                 customers[i] = back;
@@ -229,7 +256,11 @@ async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseErro
         received.extend(c.seen.drain(..));
     }
     for frame in &received {
-        prop_assert!(!frame.to_string().contains("SECRET"), "a customer received a note: {}", frame);
+        prop_assert!(
+            !frame.to_string().contains("SECRET"),
+            "a customer received a note: {}",
+            frame
+        );
     }
     hub.stop().await;
     Ok(())
