@@ -180,7 +180,7 @@ fn step() -> impl Strategy<Value = Step> {
 /// or in a resume) holds a note's text, and every note came back to the agent who wrote it.
 async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let hub = TestHub::start().await;
-    let mut agents = vec![
+    let mut agents = [
         hub.agent("ann", &["general"], 3).await,
         hub.agent("bob", &["general"], 3).await,
     ];
@@ -253,7 +253,7 @@ async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseErro
     }
     for c in &mut customers {
         received.extend(c.drain().await);
-        received.extend(c.seen.drain(..));
+        received.append(&mut c.seen);
     }
     for frame in &received {
         prop_assert!(
