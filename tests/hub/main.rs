@@ -54,6 +54,8 @@ mod rooms_seats;
 mod starting;
 mod storeops;
 mod transfers;
+// review of transfers: faults found, and what held
+mod transfers_attack;
 mod transport;
 // the embeddable chat widget
 mod widget;
