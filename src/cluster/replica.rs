@@ -74,6 +74,8 @@ pub enum RoutingOp {
     },
     SetCategories(AgentId, Vec<CategoryId>),
     EndChat(ChatId, Party),
+    /// An agent ends their own chat (refused when it is not theirs).
+    AgentEndsChat(ChatId, AgentId),
     SetPairingRoom(Option<usize>),
     /// Everyone `node` held, handed to the caller. Replayed from the event's own decisions
     /// (the replica does not know who a node held; the decisions name them in order).
@@ -169,7 +171,10 @@ impl RoutingOp {
             },
             "set_limit" => Self::SetLimit(agent()?, limit(1)?),
             "set_categories" => Self::SetCategories(agent()?, cats(1)),
-            "end_chat" => Self::EndChat(ChatId(number(0)?), party(arg(1)?).ok_or_else(bad)?),
+            "end_chat" => match a.get(2).filter(|agent| !agent.is_empty()) {
+                Some(agent) => Self::AgentEndsChat(ChatId(number(0)?), AgentId(agent.clone())),
+                None => Self::EndChat(ChatId(number(0)?), party(arg(1)?).ok_or_else(bad)?),
+            },
             "set_pairing_room" => Self::SetPairingRoom(match arg(0)?.as_str() {
                 "" => None,
                 n => Some(n.parse().map_err(|_| bad())?),
@@ -214,6 +219,7 @@ impl RoutingOp {
             Self::SetLimit(a, limit) => core.set_limit(a, *limit, out)?,
             Self::SetCategories(a, categories) => core.set_categories(a, categories.iter().cloned(), out)?,
             Self::EndChat(chat, by) => core.end_chat(*chat, *by, out)?,
+            Self::AgentEndsChat(chat, agent) => core.agent_ends_chat(*chat, agent, out)?,
             Self::SetPairingRoom(room) => core.set_pairing_room(*room, out),
             Self::NodeLost(_, decisions) => {
                 // The script's order: each person the lost node held, connected ones
@@ -297,6 +303,7 @@ impl RoutingOp {
             Self::SetLimit(a, limit) => redis.set_limit(a, *limit).await,
             Self::SetCategories(a, categories) => redis.set_categories(a, categories).await,
             Self::EndChat(chat, by) => redis.end_chat(*chat, *by).await,
+            Self::AgentEndsChat(chat, agent) => redis.agent_ends_chat(*chat, agent).await,
             Self::SetPairingRoom(room) => redis.set_pairing_room(*room).await,
             Self::NodeLost(node, _) => redis.node_lost(node).await,
         }

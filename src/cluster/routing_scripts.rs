@@ -527,6 +527,15 @@ impl RedisRouting {
         self.apply(Transition::EndChat, &[&chat.0.to_string(), party(by)]).await
     }
 
+    /// The agent `agent` ends their chat: refused `not_your_chat` when it is not theirs.
+    pub async fn agent_ends_chat(&self, chat: ChatId, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {
+        self.apply(
+            Transition::EndChat,
+            &[&chat.0.to_string(), party(Party::Agent), &agent.0],
+        )
+        .await
+    }
+
     pub async fn set_pairing_room(&self, room: Option<usize>) -> Result<Applied, ClusterRoutingError> {
         let room = room.map(|r| r.to_string()).unwrap_or_default();
         self.apply(Transition::SetPairingRoom, &[&room]).await

@@ -171,7 +171,9 @@ pub(crate) struct HubState {
     /// (The customer offered, the frame, its deadline.)
     offers_told: HashMap<OfferId, (CustomerId, ServerFrame, tokio::time::Instant)>,
     /// The note of the transfer whose decisions are being carried out (they do not carry it).
-    transfer_note_now: Option<(ChatId, String)>,
+    /// (The chat, the note, when the transfer was applied: the stream's time on several
+    /// nodes, so that every node that records it records the same `at`, kept once.)
+    transfer_note_now: Option<(ChatId, String, i64)>,
     /// Chats handed to a category's line, until paired again: who handed them on, the note.
     transfer_notes: HashMap<ChatId, transfers::PendingTransfer>,
     /// The logs of chats whose customer waits in a line after a transfer to a category,
@@ -750,12 +752,12 @@ impl HubState {
                 let chat = self.agent_chat(&id, Some(&chat_id))?;
                 if self.cluster.is_some() {
                     let conn = self.agents.get(&id).and_then(|a| a.conn);
-                    self.route(RoutingOp::EndChat(chat, Party::Agent), conn);
+                    self.route(RoutingOp::AgentEndsChat(chat, id), conn);
                     return Ok(());
                 }
                 let mut out = vec![];
                 self.routing
-                    .end_chat(chat, Party::Agent, &mut out)
+                    .agent_ends_chat(chat, &id, &mut out)
                     .map_err(|e| (e.code(), e.to_string()))?;
                 self.apply(out);
                 Ok(())
@@ -1107,6 +1109,9 @@ impl HubState {
         // reaper takes them over when this node's lease runs out.
         if self.cluster.is_none() {
             let mut out = vec![];
+            // Nobody is paired while the hub stops: an agent freed by an ending chat must
+            // not be given a waiting customer whose chat nothing would then end.
+            self.routing.set_pairing_room(Some(0), &mut out);
             self.routing.end_all(&mut out);
             self.apply(out);
             self.end_all_continuing();

@@ -43,7 +43,8 @@ impl Waits {
                     self.handle_times.entry(category).or_default().record(secs);
                 }
             }
-            Decision::ChatWithdrawn { chat, .. } => {
+            // Handed to a category's line: no handle time (it goes on with someone else).
+            Decision::ChatWithdrawn { chat, .. } | Decision::ChatToCategory { chat, .. } => {
                 self.paired_at.remove(chat);
             }
             Decision::Dequeued { customer, .. } => {

@@ -69,6 +69,8 @@ enum Op {
     TransferToAgent(usize, bool, usize),
     /// A customer's chat handed by its agent (`true`) or another to a category's line.
     TransferToCategory(usize, bool, usize),
+    /// A customer's chat ended by its agent (`true`) or another, naming themselves.
+    AgentEnds(usize, bool),
 }
 
 fn status(s: u8) -> AgentStatus {
@@ -108,6 +110,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => offer_index().prop_map(Op::OfferExpire),
         2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, a)| Op::TransferToAgent(c, own, a)),
         2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, k)| Op::TransferToCategory(c, own, k)),
+        2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(c, own)| Op::AgentEnds(c, own)),
     ]
 }
 
@@ -455,6 +458,13 @@ impl Harness {
                 (
                     Self::outcome(with_out(|out| core.transfer_to_agent(chat, &by, &to, out))),
                     from_redis(node.transfer_to_agent(chat, &by, &to, "a note").await)?,
+                )
+            }
+            Op::AgentEnds(i, own) => {
+                let (chat, by) = self.chat_and_agent(core, i, own);
+                (
+                    Self::outcome(with_out(|out| core.agent_ends_chat(chat, &by, out))),
+                    from_redis(node.agent_ends_chat(chat, &by).await)?,
                 )
             }
             Op::TransferToCategory(i, own, k) => {
@@ -1017,7 +1027,9 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::TransferToCategory(1, true, 2)),
             (1, Op::TransferToCategory(1, true, 1)),
             (0, Op::SetCategories(0, 3)),
+            (0, Op::AgentEnds(1, false)),
             (0, Op::EndChat(1, false)),
+            (1, Op::AgentEnds(0, true)),
         ],
         // Handed to a category and taken there: the same chat; withdrawn from that agent
         // later, the customer is paired again in a new chat.

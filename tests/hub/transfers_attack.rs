@@ -382,19 +382,23 @@ async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_
         .expect("closed");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let record = store.conversation(id).await.unwrap();
-    let transfers: Vec<(Option<String>, Option<String>, u64)> = record
+    let transfers: Vec<(Option<String>, Option<String>)> = record
         .transfers
         .iter()
-        .map(|t| (t.to_agent_name.clone(), t.to_category.clone(), t.after_seq))
+        .map(|t| (t.to_agent_name.clone(), t.to_category.clone()))
         .collect();
     assert_eq!(
         transfers,
         vec![
-            (None, Some("billing".to_string()), 1),
-            (Some("BILL".to_string()), Some("billing".to_string()), 1),
+            (None, Some("billing".to_string())),
+            (Some("BILL".to_string()), Some("billing".to_string()))
         ],
         "to billing's line, then taken there by Bill: each once"
     );
+    // Where it was put in the line: after seq 1. Taken by a node that had none of the chat
+    // yet, the record says what that node had (docs: `after_seq`), at most seq 1.
+    assert_eq!(record.transfers[0].after_seq, 1);
+    assert!(record.transfers[1].after_seq <= 1);
     beta.stop().await;
 }
 

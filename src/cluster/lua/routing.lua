@@ -791,8 +791,13 @@ function T.offer_expired(_, a)
   if set_away then emit({ 'away_missed_offers', agent }) end
 end
 
+-- a: chat, by ('customer' | 'agent' | 'system'), and for an agent who ends their own chat,
+-- their id: refused unless the chat is theirs (a transfer of theirs may have applied first).
 function T.end_chat(_, a)
   if redis.call('EXISTS', k_chat(a[1])) == 0 then return 'unknown_chat' end
+  if a[3] and a[3] ~= '' and redis.call('HGET', k_chat(a[1]), 'agent') ~= a[3] then
+    return 'not_your_chat'
+  end
   end_chat_inner(a[1], a[2], 'ended')
 end
 

@@ -37,6 +37,11 @@ impl Routing {
         }
     }
 
+    /// The chat a waiting customer goes on in when paired (they were handed to a category).
+    pub fn customer_continuing(&self, id: CustomerId) -> Option<ChatId> {
+        self.customers.get(&id)?.continuing
+    }
+
     pub fn customer_category(&self, id: CustomerId) -> Option<&CategoryId> {
         self.customers.get(&id).map(|c| &c.category)
     }

@@ -26,6 +26,13 @@ impl Routing {
         Ok(running)
     }
 
+    /// The agent `by` ends their running `chat`: refused `NotYourChat` when it is not theirs
+    /// (any more: on several nodes a transfer of theirs may apply before it).
+    pub fn agent_ends_chat(&mut self, chat: ChatId, by: &AgentId, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
+        self.chat_run_by(chat, by)?;
+        self.end_chat(chat, super::Party::Agent, out)
+    }
+
     /// Hands `chat`, run by `by`, to the agent `to`.
     pub fn transfer_to_agent(
         &mut self,

@@ -715,7 +715,7 @@ impl HubState {
         };
         // A transfer's note rides in its event's arguments, not in its decisions.
         if let RoutingOp::TransferToAgent { chat, note, .. } | RoutingOp::TransferToCategory { chat, note, .. } = &op {
-            self.note_transfer(*chat, note.clone());
+            self.note_transfer(*chat, note.clone(), at);
         }
         let cluster = self.cluster_mut();
         if event.node != cluster.link.node {
@@ -791,9 +791,14 @@ impl HubState {
             RoutingOp::NodeLost(..) if event.node == cluster.link.node => {
                 // The handed-over customers' chats are archived here from now on.
                 let inherited = self.inherited_chats(&out);
+                let waiting = self.inherited_waiting(&out);
                 self.apply(out);
                 for chat in inherited {
                     self.inherit_archiving(chat);
+                }
+                // And the chats its waiting customers go on in (handed to a category).
+                for customer in waiting {
+                    self.inherit_continuing(customer);
                 }
                 return;
             }

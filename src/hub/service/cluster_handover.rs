@@ -33,6 +33,18 @@ impl HubState {
             .collect()
     }
 
+    /// The waiting customers a `node_lost` this node made handed to it.
+    pub(super) fn inherited_waiting(&self, out: &[Decision]) -> Vec<CustomerId> {
+        out.iter()
+            .filter_map(|d| match d {
+                Decision::CustomerGraceStarted { customer, .. } if self.routing.customer_chat(*customer).is_none() => {
+                    Some(*customer)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// This node archives `chat` from now on: opens its log of it if neither side is here
     /// (read from the chat's log in Redis), and archives what it already kept.
     pub(super) fn inherit_archiving(&mut self, chat: ChatId) {

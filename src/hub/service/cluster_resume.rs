@@ -205,6 +205,9 @@ impl HubState {
         if let Some(status) = self.desk_status_of(customer) {
             self.send_to_conn(waiting.conn, &status);
         }
+        for frame in self.continuing_frames(customer, waiting.last_seq) {
+            self.send_to_conn(waiting.conn, &frame);
+        }
     }
 
     /// The `resumed` frame of a resume of ours that `op` applies, built before it is
@@ -471,6 +474,9 @@ impl HubState {
             .filter(|(_, log)| log.customer == customer)
             .map(|(chat, _)| *chat)
             .collect();
+        // A chat they wait to go on in (handed to a category's line) is archived by the
+        // node they went to from now on.
+        self.let_go_of_continuing(customer);
         for chat in theirs {
             let agent_here = self
                 .chats

@@ -132,6 +132,9 @@ impl HubState {
         if let Some(status) = self.desk_status_of(customer) {
             self.send_to_conn(conn, &status);
         }
+        for frame in self.continuing_frames(customer, last_seq) {
+            self.send_to_conn(conn, &frame);
+        }
         let mut out = vec![];
         if previous.is_none() {
             let _ = self.routing.customer_resumed(customer, &mut out);

@@ -167,8 +167,11 @@ impl HubState {
                     self.delivery
                         .close(&Recipient::Customer(customer), 1000, "category removed");
                 }
-                // A chat handed to a category's line ends with the customer's wait there.
+                // A chat handed to a category's line ends with the customer's wait there:
+                // left by them, or gone (away past their grace: nobody held their page).
+                let away = self.customers.get(&customer).is_none_or(|c| c.conn.is_none());
                 let (side, end) = match reason {
+                    Removal::Left if away => (Side::System, EndReason::Disconnect),
                     Removal::Left => (Side::Customer, EndReason::Ended),
                     Removal::CategoryRemoved => (Side::System, EndReason::Expiry),
                 };
@@ -304,6 +307,18 @@ impl HubState {
         self.offers_told.insert(offer, (customer, frame, deadline));
     }
 
+    /// The offer this node told an agent of for `customer`, now answered by a chat: its
+    /// id (for the agent's `chat_started`), forgotten here.
+    pub(super) fn take_offer_told(&mut self, customer: CustomerId) -> Option<String> {
+        let id = self
+            .offers_told
+            .iter()
+            .find(|(_, (offered, ..))| *offered == customer)
+            .map(|(id, _)| *id)?;
+        self.offers_told.remove(&id);
+        Some(id.0.to_string())
+    }
+
     /// After the replica was reloaded from a snapshot or a restore, whose skipped events no
     /// node carried out here: tells this node's agents of the offers standing for them that
     /// it has not told, and runs their timers.
@@ -352,7 +367,7 @@ impl HubState {
 
     pub(super) fn open_chat(&mut self, chat: ChatId, customer: CustomerId, agent: AgentId, category: CategoryId) {
         // A chat handed to a category's line, paired again: it goes on.
-        let continued = self.resume_continuing(chat, &agent);
+        let continued = self.resume_continuing(chat, &agent, &category);
         if let Some(pending) = &continued
             && let Some(log) = self.chats.get(&chat)
         {
@@ -413,7 +428,7 @@ impl HubState {
             self.archive
                 .push_message(ArchiveEvent::Transferred(ConversationTransferred {
                     id: wire_id.clone(),
-                    at: now_ms(),
+                    at: started_at,
                     after_seq: 0,
                     from_agent_id: pending.from.0.clone(),
                     from_agent_name: pending.from_name.clone(),
@@ -436,14 +451,7 @@ impl HubState {
             messages: None,
         };
         // An accepted offer: the agent's page matches the chat to its offer card.
-        let offer_id = self
-            .offers_told
-            .iter()
-            .find(|(_, (offered, ..))| *offered == customer)
-            .map(|(id, _)| *id);
-        if let Some(id) = offer_id {
-            self.offers_told.remove(&id);
-        }
+        let offer_id = self.take_offer_told(customer);
         let to_agent = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
             category: category.0.clone(),
@@ -451,7 +459,7 @@ impl HubState {
             peer_name: info.name.clone(),
             started_at,
             video_request: info.video && continued.is_none(),
-            offer_id: offer_id.map(|id| id.0.to_string()),
+            offer_id,
             // A chat handed to a category's line and paired on a node that kept no log of
             // it: its lines come from the chat's log (`fill` below) as `message` frames.
             messages: continued.as_ref().map(|_| vec![]),

@@ -28,6 +28,8 @@ pub(super) struct PendingTransfer {
     pub(super) note: String,
     /// The category's line it waits in (a transfer to a category).
     pub(super) category: Option<CategoryId>,
+    /// When the transfer applied (the record's `at`).
+    pub(super) at: i64,
 }
 
 impl PendingTransfer {
@@ -88,14 +90,15 @@ impl HubState {
             Err(category) => self.routing.transfer_to_category(chat, &id, category, &mut out),
         }
         .map_err(|e| (e.code(), e.to_string()))?;
-        self.note_transfer(chat, note);
+        self.note_transfer(chat, note, now_ms());
         self.apply(out);
         Ok(())
     }
 
-    /// The note of a transfer about to be carried out (its decisions do not carry it).
-    pub(super) fn note_transfer(&mut self, chat: ChatId, note: String) {
-        self.transfer_note_now = Some((chat, note));
+    /// The note of a transfer about to be carried out (its decisions do not carry it), and
+    /// when it was applied.
+    pub(super) fn note_transfer(&mut self, chat: ChatId, note: String, at: i64) {
+        self.transfer_note_now = Some((chat, note, at));
     }
 
     /// Who and where the agent's `chat` could be handed to now.
@@ -156,16 +159,26 @@ impl HubState {
             .unwrap_or_else(|| agent.0.clone())
     }
 
-    fn take_note(&mut self, chat: ChatId) -> String {
+    /// The note of the transfer of `chat` being carried out, and when it applied.
+    fn take_note(&mut self, chat: ChatId) -> (String, i64) {
         match self.transfer_note_now.take() {
-            Some((noted, note)) if noted == chat => note,
-            _ => String::new(),
+            Some((noted, note, at)) if noted == chat => (note, at),
+            _ => (String::new(), now_ms()),
         }
+    }
+
+    /// When `chat` was paired (again): the stream's time on several nodes, so that every
+    /// node that records its taking from a line records the same `at`.
+    fn paired_time(&self, chat: ChatId) -> i64 {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.paired_at(chat))
+            .unwrap_or_else(now_ms)
     }
 
     /// `chat` goes on with the agent `to` (the routing moved it).
     pub(super) fn chat_transferred(&mut self, chat: ChatId, customer: CustomerId, from: AgentId, to: AgentId) {
-        let note = self.take_note(chat);
+        let (note, at) = self.take_note(chat);
         let from_name = self.agent_display_name(&from);
         let to_name = self.agent_display_name(&to);
         let held_here = self.chats.contains_key(&chat);
@@ -184,7 +197,7 @@ impl HubState {
             self.archive
                 .push_message(ArchiveEvent::Transferred(ConversationTransferred {
                     id: wire_id.clone(),
-                    at: now_ms(),
+                    at,
                     after_seq,
                     from_agent_id: from.0.clone(),
                     from_agent_name: from_name.clone(),
@@ -216,7 +229,7 @@ impl HubState {
     /// `chat` was handed to `category`'s line: its customer waits there (a `Queued`
     /// follows); the log waits with them where it is archived.
     pub(super) fn chat_to_category(&mut self, chat: ChatId, customer: CustomerId, from: AgentId, category: CategoryId) {
-        let note = self.take_note(chat);
+        let (note, at) = self.take_note(chat);
         let from_name = self.agent_display_name(&from);
         self.transfer_notes.insert(
             chat,
@@ -226,19 +239,23 @@ impl HubState {
                 from_name: from_name.clone(),
                 note: note.clone(),
                 category: Some(category.clone()),
+                at,
             },
         );
-        let Some(log) = self.chats.remove(&chat) else { return };
-        self.chat_by_wire.remove(&log.wire_id);
+        let Some(mut log) = self.chats.remove(&chat) else {
+            return;
+        };
         if let Some(cluster) = &mut self.cluster {
             cluster.chat_closed(chat);
         }
+        // The chat is in that category's line now (and taken there, in that category).
+        log.category = category.clone();
         let wire_id = log.wire_id.clone();
         if log.archived_here {
             self.archive
                 .push_message(ArchiveEvent::Transferred(ConversationTransferred {
                     id: wire_id.clone(),
-                    at: now_ms(),
+                    at,
                     after_seq: log.transcript.last_seq(),
                     from_agent_id: from.0.clone(),
                     from_agent_name: from_name,
@@ -260,26 +277,37 @@ impl HubState {
         );
         self.tell_old_agent(&from, &wire_id);
         if log.archived_here || self.customers.contains_key(&customer) {
+            // Its id still names it, so that the old agent is told it is not theirs.
             self.continuing.insert(chat, log);
-        } else if log.closing_reserved {
-            self.archive.release_closing();
+        } else {
+            self.chat_by_wire.remove(&wire_id);
+            if log.closing_reserved {
+                self.archive.release_closing();
+            }
         }
     }
 
     /// A pairing that continues a chat handed to a category: the log it waited with, if
     /// this node kept it, back among the running chats (with the new agent); the transfer
     /// recorded. `None` when the pairing is not such a one, or this node kept no log.
-    pub(super) fn resume_continuing(&mut self, chat: ChatId, agent: &AgentId) -> Option<PendingTransfer> {
+    pub(super) fn resume_continuing(
+        &mut self,
+        chat: ChatId,
+        agent: &AgentId,
+        category: &CategoryId,
+    ) -> Option<PendingTransfer> {
         let pending = self.transfer_notes.remove(&chat)?;
         let agent_name = self.agent_display_name(agent);
+        let at = self.paired_time(chat);
         if let Some(mut log) = self.continuing.remove(&chat) {
             log.agent = agent.clone();
+            log.category = category.clone();
             log.agent_name.clone_from(&agent_name);
             if log.archived_here {
                 self.archive
                     .push_message(ArchiveEvent::Transferred(ConversationTransferred {
                         id: log.wire_id.clone(),
-                        at: now_ms(),
+                        at,
                         after_seq: log.transcript.last_seq(),
                         from_agent_id: pending.from.0.clone(),
                         from_agent_name: pending.from_name.clone(),
@@ -300,12 +328,34 @@ impl HubState {
         Some(pending)
     }
 
+    /// What a customer back while they wait in a line after a transfer (`resumed` says
+    /// only their place) is told of the chat they go on in: that it was handed on, and
+    /// the lines said after `last_seq` (the agent's last words included).
+    pub(super) fn continuing_frames(&self, customer: CustomerId, last_seq: u64) -> Vec<ServerFrame> {
+        let Some(log) = self.continuing.values().find(|log| log.customer == customer) else {
+            return vec![];
+        };
+        let mut frames = vec![ServerFrame::Transferred {
+            chat_id: log.wire_id.clone(),
+            peer_name: None,
+            category: Some(log.category.0.clone()),
+            category_name: Some(self.category_name(&log.category)),
+        }];
+        frames.extend(log.transcript.after(last_seq).into_iter().map(ServerFrame::Message));
+        frames
+    }
+
     /// The chat as the agent it was handed to gets it: `chat_started` with the transcript
     /// this node has and who handed it on.
     pub(super) fn give_to_new_agent(&mut self, chat: ChatId, to: &AgentId, transfer: TransferNote) {
         if !self.agents.contains_key(to) {
             return;
         }
+        let Some(customer) = self.chats.get(&chat).map(|log| log.customer) else {
+            return;
+        };
+        // Taken from the line by accepting an offer: the page matches the chat to its card.
+        let offer_id = self.take_offer_told(customer);
         let Some(log) = self.chats.get(&chat) else { return };
         let frame = ServerFrame::ChatStarted {
             chat_id: log.wire_id.clone(),
@@ -314,7 +364,7 @@ impl HubState {
             peer_name: log.customer_name.clone(),
             started_at: log.started_at,
             video_request: false,
-            offer_id: None,
+            offer_id,
             transfer: Some(transfer),
             messages: Some(log.transcript.after(0)),
         };
@@ -357,7 +407,11 @@ impl HubState {
             return;
         };
         let log: ChatLog = self.continuing.remove(&chat).expect("found above");
+        self.chat_by_wire.remove(&log.wire_id);
         if !log.archived_here {
+            if log.closing_reserved {
+                self.archive.release_closing();
+            }
             return;
         }
         let closed = ConversationClosed {
@@ -370,6 +424,105 @@ impl HubState {
             self.close_after_last_read(chat, log.transcript.last_seq(), closed);
         } else {
             self.archive.push_closing(ArchiveEvent::Closed(closed));
+        }
+    }
+
+    /// A waiting customer handed to this node by a `node_lost` (their node is gone) whose
+    /// wait continues a chat handed to a category: this node archives that chat from now
+    /// on — its opening and the transfer record again (kept once: the same id and `at`),
+    /// its lines when they are paired again or its closing when they leave — so that it
+    /// is never left open in the archive, nor its transfer unrecorded.
+    pub(super) fn inherit_continuing(&mut self, customer: CustomerId) {
+        let Some(chat) = self.routing.customer_continuing(customer) else {
+            return;
+        };
+        if self.continuing.contains_key(&chat) {
+            return;
+        }
+        let Some(pending) = self.transfer_notes.get(&chat).cloned() else {
+            return;
+        };
+        let Some(category) = self.routing.customer_category(customer).cloned() else {
+            return;
+        };
+        let Some(cluster) = self.cluster.as_ref() else { return };
+        let wire_id = cluster.wire_id(chat);
+        let (customer_name, _) = cluster.remote_customer(customer);
+        let queued_at = cluster.remote_queued_at(customer).unwrap_or(pending.at);
+        let reserved = self
+            .archive
+            .push_handover_opening(ArchiveEvent::Opened(crate::store::ConversationOpened {
+                id: wire_id.clone(),
+                kind: crate::store::ConversationKind::Service,
+                category: Some(category.0.clone()),
+                customer_name: customer_name.clone(),
+                agent_id: pending.from.0.clone(),
+                agent_name: pending.from_name.clone(),
+                queued_at: queued_at.min(pending.at),
+                paired_at: pending.at,
+            }));
+        self.archive
+            .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                id: wire_id.clone(),
+                at: pending.at,
+                after_seq: 0,
+                from_agent_id: pending.from.0.clone(),
+                from_agent_name: pending.from_name.clone(),
+                to_agent_id: None,
+                to_agent_name: None,
+                to_category: Some(category.0.clone()),
+                note: pending.note.clone(),
+            }));
+        self.chat_by_wire.insert(wire_id.clone(), chat);
+        self.continuing.insert(
+            chat,
+            ChatLog {
+                wire_id,
+                category,
+                customer,
+                agent: pending.from.clone(),
+                customer_name,
+                agent_name: pending.from_name,
+                started_at: pending.at,
+                transcript: crate::hub::transcript::Transcript::new(super::TRANSCRIPT_LIMIT),
+                archived_here: true,
+                closing_reserved: reserved,
+            },
+        );
+    }
+
+    /// Keeps, after the replica was reloaded, only the notes and logs of chats whose
+    /// customer still waits to go on in them.
+    pub(super) fn forget_transfers_not_in_routing(&mut self) {
+        let routing = &self.routing;
+        self.transfer_notes
+            .retain(|chat, pending| routing.customer_continuing(pending.customer) == Some(*chat));
+        let gone: Vec<CustomerId> = self
+            .continuing
+            .iter()
+            .filter(|(chat, log)| self.routing.customer_continuing(log.customer) != Some(**chat))
+            .map(|(_, log)| log.customer)
+            .collect();
+        for customer in gone {
+            self.let_go_of_continuing(customer);
+        }
+    }
+
+    /// A customer waiting after a transfer went to another node: the log of the chat they
+    /// wait to go on in goes (the other node archives it; their pairing there reads it).
+    pub(super) fn let_go_of_continuing(&mut self, customer: CustomerId) {
+        let Some(chat) = self
+            .continuing
+            .iter()
+            .find(|(_, log)| log.customer == customer)
+            .map(|(chat, _)| *chat)
+        else {
+            return;
+        };
+        let log = self.continuing.remove(&chat).expect("found above");
+        self.chat_by_wire.remove(&log.wire_id);
+        if log.closing_reserved {
+            self.archive.release_closing();
         }
     }
 

@@ -162,6 +162,8 @@ impl HubState {
                     |c| self.routing.customer_category(c).is_some(),
                     |chat| self.routing.chat_sides(chat).is_some(),
                 );
+                // Transfers the skipped events ended (the customer paired or gone).
+                self.forget_transfers_not_in_routing();
                 // Offers the skipped events made to this node's agents: told, and timed, now.
                 self.tell_untold_offers();
             }
@@ -177,7 +179,12 @@ impl HubState {
         let held: Vec<ConnId> = self.conns.keys().copied().collect();
         // Their chats are archived elsewhere from now on (the reaper's, or the node they
         // resume on): the closings this node reserved room for will not be written here.
-        let reserved = self.chats.values().filter(|log| log.closing_reserved).count();
+        let reserved = self
+            .chats
+            .values()
+            .chain(self.continuing.values())
+            .filter(|log| log.closing_reserved)
+            .count();
         for _ in 0..reserved {
             self.archive.release_closing();
         }
@@ -196,6 +203,7 @@ impl HubState {
         self.tokens.clear();
         self.agents.clear();
         self.chats.clear();
+        self.continuing.clear();
         self.chat_by_wire.clear();
         self.ended_visits.clear();
         let cluster = self.cluster_mut();
