@@ -1,6 +1,6 @@
 //! The categories' routing modes through the admin API: `assign` (the chosen agent gets
 //! the chat at once) or `offer` (the agent is offered the customer and accepts or
-//! declines within `OFFER_TIMEOUT_SECS`). Stored in the shared store (`routing_modes`);
+//! declines within `OFFER_TIMEOUT_SECS`). Stored in the shared store (a setting per category);
 //! the node that takes the change applies it at once, the others at their keeper's next
 //! tick (`desk_hours::TICK`).
 
@@ -93,13 +93,7 @@ async fn set(
             format!("no category {category:?}"),
         ));
     }
-    let mut doc = routing_modes::load(&state.store).await?;
-    doc.offer.retain(|c| *c != category);
-    if mode == RoutingMode::Offer {
-        doc.offer.push(category.clone());
-        doc.offer.sort();
-    }
-    routing_modes::save(&state.store, &doc).await?;
+    routing_modes::set(&state.store, &category, mode).await?;
     state.hub.set_category_modes(vec![(category, mode)]).await?;
     Ok(Json(view(&state).await?))
 }

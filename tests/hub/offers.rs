@@ -325,3 +325,41 @@ async fn an_offer_whose_agents_node_is_killed_goes_to_an_agent_on_a_live_node() 
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// Two admins on two nodes put different categories in offer mode at the same moment:
+/// neither change undoes the other (each category's mode is its own setting).
+#[tokio::test]
+async fn modes_set_at_once_on_two_nodes_all_hold() {
+    let scratch = TempDir::new("cluster-modes-race");
+    let redis = RedisServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store: SharedStore = Arc::new(
+        switchboard::store::MongoStore::connect(&crate::archive::mongo_uri(), &db)
+            .await
+            .unwrap(),
+    );
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let (on_alpha, on_beta) = (alpha.admin().await, beta.admin().await);
+    let puts = ["general", "sales", "billing", "technical"].map(|category| {
+        let api = if category.len() % 2 == 0 { &on_alpha } else { &on_beta };
+        async move {
+            api.put(&format!("/api/admin/routing/{category}"), json!({"mode": "offer"}))
+                .await
+        }
+    });
+    for (status, body) in futures_util::future::join_all(puts).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, body) = on_alpha.get("/api/admin/routing").await;
+    let offered: Vec<&str> = body["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["mode"] == "offer")
+        .map(|c| c["category"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered.len(), 4, "every change holds: {body}");
+    alpha.stop().await;
+    beta.stop().await;
+}
