@@ -363,6 +363,12 @@ async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_
     drop(carla);
     let (mut back, resumed) = resume(&beta, &token, 1).await;
     assert_eq!(resumed["place"], 1, "{resumed}");
+    // Told, on the node they came to, that their chat was handed to billing's line.
+    let told = back.next_of("transferred").await;
+    assert_eq!(
+        (told["chat_id"].clone(), told["category"].as_str()),
+        (chat.clone(), Some("billing"))
+    );
     // Bill takes her on beta while alpha is stopped for a moment.
     let bill_token = beta.agent_account("bill", &["billing"], 1).await;
     signal(&alpha.0, libc::SIGSTOP);

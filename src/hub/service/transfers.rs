@@ -333,7 +333,23 @@ impl HubState {
     /// the lines said after `last_seq` (the agent's last words included).
     pub(super) fn continuing_frames(&self, customer: CustomerId, last_seq: u64) -> Vec<ServerFrame> {
         let Some(log) = self.continuing.values().find(|log| log.customer == customer) else {
-            return vec![];
+            // Back on a node that kept no log of it (they came from another): told of the
+            // transfer; the chat's lines come from its log when they are paired again.
+            return self
+                .transfer_notes
+                .iter()
+                .find(|(_, pending)| pending.customer == customer)
+                .zip(self.cluster.as_ref())
+                .map(|((chat, pending), cluster)| {
+                    let category = pending.category.clone().unwrap_or_else(|| CategoryId(String::new()));
+                    vec![ServerFrame::Transferred {
+                        chat_id: cluster.wire_id(*chat),
+                        peer_name: None,
+                        category_name: Some(self.category_name(&category)),
+                        category: Some(category.0),
+                    }]
+                })
+                .unwrap_or_default();
         };
         let mut frames = vec![ServerFrame::Transferred {
             chat_id: log.wire_id.clone(),
