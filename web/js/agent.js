@@ -16,6 +16,7 @@ import { createArchive, ratingText } from './history.js';
 import { beep, flashTitle, setBaseTitle } from './notify.js';
 import { attachPicker, loadCannedReplies, createMyReplies } from './canned.js';
 import { createOffers } from './agent-offers.js';
+import { createNotes } from './agent-notes.js';
 
 const $ = (id) => document.getElementById(id);
 /** chat_id → {id, panel, view, name, ended, status, item, unread, ...}, in the list's order. */
@@ -70,6 +71,9 @@ const offers = createOffers({
   changed: () => updateTitle(),
   focusElsewhere: () => $('chats-title').focus(),
 });
+
+/** Internal notes on chats: for agents only. */
+const notes = createNotes({ send: (frame) => socket.send(frame), maxLen: () => maxLen });
 
 /**
  * A socket refused at the upgrade (session expired or revoked, account disabled)
@@ -356,6 +360,7 @@ function closeChat(chat) {
   chat.panel.remove();
   chat.item.remove();
   chats.delete(chat.id);
+  notes.forget(chat.id);
   if (openId === chat.id) {
     openId = null;
     const next = ids[at + 1] ?? ids[at - 1];
@@ -418,6 +423,7 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
   // Esc leaves the message box for the chat list (keyboard users move on from there).
   view.input.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); chat.button.focus(); } });
   chats.set(id, chat);
+  notes.attach(chat);
   $('panels').append(panel);
   listItem(chat);
   const messages = [...(snapshot.messages || [])].sort((a, b) => a.seq - b.seq);
@@ -483,6 +489,7 @@ function readProfile(f) {
 }
 
 function handle(f) {
+  if (notes.handle(f)) return;
   const chat = f.chat_id ? chats.get(f.chat_id) : null;
   switch (f.type) {
     case 'agent_welcome': {

@@ -1,0 +1,67 @@
+// Internal notes in the agent console: an agent adds a note to a chat; it shows as an
+// "Internal note" card in their transcript (and again after a reload), and never on the
+// customer's page.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots, shot } from './helpers.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+let hub;
+let browser;
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+test('a note shows for the agent, survives a reload, and never reaches the customer', () => withShots('notes', async (pages) => {
+  const agent = await createAgent(hub, { username: 'nora', display_name: 'Nora', categories: ['general'] });
+  const agentPage = await newPage(browser, undefined, { bypassCSP: true });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, { width: 390, height: 844 });
+  pages.push(customer);
+  await customerJoins(customer, hub, 'general', 'Omar');
+  const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Omar"]');
+  await panel.waitFor();
+
+  const noteInput = panel.getByRole('textbox', { name: 'Internal note' });
+  await noteInput.fill('Omar is a VIP: <b>refund</b> at once');
+  await noteInput.press('Enter');
+  const card = panel.getByTestId('note');
+  await card.waitFor();
+  assert.match(await card.innerText(), /Internal note/);
+  assert.match(await card.innerText(), /Nora/);
+  // Text, never HTML.
+  assert.match(await card.innerText(), /<b>refund<\/b>/);
+  assert.equal(await noteInput.inputValue(), '', 'the note box is cleared once sent');
+  await shot(agentPage, 'notes-agent');
+
+  // The customer and agent keep chatting; nothing of the note on the customer's page.
+  await customer.getByTestId('message-input').fill('hello?');
+  await customer.getByTestId('message-input').press('Enter');
+  await panel.getByTestId('transcript').getByText('hello?').waitFor();
+  const customerText = await customer.locator('body').innerText();
+  assert.doesNotMatch(customerText, /VIP|Internal note/);
+
+  // A blank note is not sent; the page passes axe with a note shown.
+  await noteInput.fill('   ');
+  await noteInput.press('Enter');
+  assert.equal(await panel.getByTestId('note').count(), 1);
+  await agentPage.addScriptTag({ path: AXE });
+  const found = await agentPage.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+  assert.deepEqual(found, []);
+
+  // Reloaded, the console reads the chat's notes back.
+  await agentPage.reload();
+  const again = agentPage.locator('[data-testid="chat-panel"][data-customer="Omar"]');
+  await again.getByTestId('note').waitFor();
+  assert.match(await again.getByTestId('note').innerText(), /VIP/);
+}));
