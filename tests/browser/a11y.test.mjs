@@ -86,6 +86,12 @@ for (const size of Object.keys(SIZES)) {
       await page.getByTestId('message-time').first().waitFor();
       await expectClean(page, 'customer: chatting');
       await expectClean(staff, 'agent console with a chat');
+      // The Transfer dialog, its lists filled in.
+      await staff.getByTestId('transfer-button').click();
+      await staff.getByTestId('transfer-category').first().waitFor();
+      await expectClean(staff, 'agent console: the transfer dialog');
+      await staff.keyboard.press('Escape');
+      await staff.getByTestId('transfer-dialog').waitFor({ state: 'hidden' });
       // General in offer mode: a second customer (with what they came about) is offered
       // to the agent, who has room for one more chat.
       const token = await adminToken(hub);
@@ -102,6 +108,17 @@ for (const size of Object.keys(SIZES)) {
       // Back to assign: the offer is withdrawn and Bea assigned at once.
       await apiCall(hub, 'PUT', '/api/admin/routing/general', { mode: 'assign' }, token);
       await staff.getByTestId('offer-card').waitFor({ state: 'detached' });
+      // Ada's chat handed to Technical support's queue (nobody there): she waits with her transcript.
+      // (On a phone the open conversation has the screen: back to the list first.)
+      if (await staff.getByTestId('back-to-list').isVisible()) await staff.getByTestId('back-to-list').click();
+      await staff.locator('[data-testid="chat-list-item"][data-customer="Ada"]').click();
+      await staff.locator('[data-testid="chat-panel"][data-customer="Ada"] [data-testid="transfer-button"]').click();
+      await staff.locator('[data-testid="transfer-category"][data-id="technical"]').click();
+      await staff.getByTestId('transfer-submit').click();
+      await page.getByTestId('transferred').waitFor();
+      await page.getByTestId('place').filter({ hasText: /\d/ }).waitFor();
+      await expectClean(page, 'customer: transferred, waiting in the new line');
+      await expectClean(staff, 'agent console: a chat transferred away');
       await second.context().close();
       await staff.context().close();
 

@@ -17,6 +17,7 @@ import { beep, flashTitle, setBaseTitle } from './notify.js';
 import { attachPicker, loadCannedReplies, createMyReplies } from './canned.js';
 import { createOffers } from './agent-offers.js';
 import { createNotes } from './agent-notes.js';
+import { createTransfer } from './agent-transfer.js';
 
 const $ = (id) => document.getElementById(id);
 /** chat_id → {id, panel, view, name, ended, status, item, unread, ...}, in the list's order. */
@@ -26,6 +27,8 @@ let openId = null;
 const TITLE = 'Switchboard — Agent';
 const SOUND_KEY = 'switchboard.agent.sound';
 const ASKED_KEY = 'switchboard.agent.notificationsAsked';
+/** Chats handed to this agent: chat_id → {from_name, note, category, seq}, kept for a reload (this tab only). */
+const TRANSFERS_KEY = 'switchboard.agent.transfers';
 const wide = window.matchMedia('(min-width: 760px)');
 let profile = { categories: [], max_chats: 1, available: false, status: 'away', away_reason: null };
 let maxLen = 2000;
@@ -49,6 +52,7 @@ const socket = new ReconnectingSocket('/ws/agent', {
     $('availability').disabled = state !== 'open';
     // Offers do not survive a dropped connection: the hub passes them on.
     if (state !== 'open') offers.clear('The connection dropped; the offers you had were passed on.');
+    if (state !== 'open') transfer.disconnected();
     if (state === 'reconnecting') {
       for (const c of chats.values()) c.view.failPending('not confirmed: connection lost');
       if (welcomed) pageNotice('Connection lost — reconnecting… Your chats stay open; customers are told you will be back.');
@@ -74,6 +78,9 @@ const offers = createOffers({
 
 /** Internal notes on chats: for agents only. */
 const notes = createNotes({ send: (frame) => socket.send(frame), maxLen: () => maxLen });
+
+/** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
+const transfer = createTransfer({ send: (frame) => socket.send(frame) });
 
 /**
  * A socket refused at the upgrade (session expired or revoked, account disabled)
@@ -273,10 +280,10 @@ function renderItem(chat) {
   chat.item.classList.toggle('ended', chat.ended);
   parts.unread.textContent = chat.unread ? String(chat.unread) : '';
   show(parts.unread, chat.unread > 0);
-  const preview = chat.typing ? 'typing…' : chat.lastText ? `${chat.lastFrom === 'agent' ? 'You: ' : ''}${chat.lastText}` : 'No messages yet';
+  const preview = chat.typing ? 'typing…' : chat.lastText ? `${chat.lastFrom === 'agent' ? `${chat.lastAuthor || 'You'}: ` : ''}${chat.lastText}` : 'No messages yet';
   parts.preview.textContent = preview;
   parts.preview.classList.toggle('typing-now', !!chat.typing);
-  const state = chat.ended ? 'ended' : !chat.connected ? 'disconnected' : chat.waitingSince ? waitedText(chat.waitingSince) : 'answered';
+  const state = chat.ended ? chat.endState || 'ended' : !chat.connected ? 'disconnected' : chat.waitingSince ? waitedText(chat.waitingSince) : 'answered';
   parts.state.textContent = state;
   parts.state.className = `item-state ${chat.ended ? 'ended' : !chat.connected ? 'away' : chat.waitingSince && Date.now() - chat.waitingSince > 120000 ? 'late' : ''}`;
   parts.unreadWord.textContent = chat.unread ? ' unread, ' : '';
@@ -354,15 +361,23 @@ function markSeen() {
   if (chat && chat.unread && chatSeen(chat)) { chat.unread = 0; renderItem(chat); updateTitle(); }
 }
 
-function closeChat(chat) {
-  const ids = [...chats.keys()];
-  const at = ids.indexOf(chat.id);
+/** Takes a chat off the page (no focus moves): its panel, its list item, a note kept for it. */
+function dropChat(chat) {
   chat.panel.remove();
   chat.item.remove();
   chats.delete(chat.id);
   notes.forget(chat.id);
-  if (openId === chat.id) {
-    openId = null;
+  if (openId === chat.id) openId = null;
+  const stored = savedTransfers();
+  if (stored[chat.id]) { delete stored[chat.id]; keepTransfers(stored); }
+}
+
+function closeChat(chat) {
+  const ids = [...chats.keys()];
+  const at = ids.indexOf(chat.id);
+  const wasOpen = openId === chat.id;
+  dropChat(chat);
+  if (wasOpen) {
     const next = ids[at + 1] ?? ids[at - 1];
     if (next && chats.has(next)) openChat(next, { focus: 'item' });
     else { setView('list'); $('chats-title').focus(); }
@@ -371,10 +386,11 @@ function closeChat(chat) {
   renderList();
 }
 
-/** Who spoke last, and since when the customer has been waiting for an answer. */
-function noteMessage(chat, m) {
+/** Who spoke last (`author`: an agent who had the chat before), and since when the customer has been waiting for an answer. */
+function noteMessage(chat, m, author = null) {
   chat.lastText = m.text;
   chat.lastFrom = m.from;
+  chat.lastAuthor = author;
   if (m.from === 'agent') chat.waitingSince = null;
   else if (!chat.waitingSince) chat.waitingSince = m.at;
 }
@@ -391,9 +407,46 @@ function incoming(chat, m, { alert = true } = {}) {
   updateTitle();
 }
 
+/** Chats handed to this agent (for a reload of this tab): chat_id → {from_name, note, category, seq}. */
+function savedTransfers() {
+  try { return JSON.parse(sessionStorage.getItem(TRANSFERS_KEY)) || {}; } catch { return {}; }
+}
+function keepTransfers(map) {
+  if (Object.keys(map).length) sessionStorage.setItem(TRANSFERS_KEY, JSON.stringify(map));
+  else sessionStorage.removeItem(TRANSFERS_KEY);
+}
+
+/**
+ * A chat handed to this agent: the note of whoever handed it on, on top of the chat
+ * (text only, never markup), and which agent lines came before (shown as theirs).
+ */
+function transferNote(transfer, categoryName) {
+  const via = transfer.category ? ` via the ${categoryName(transfer.category)} queue` : '';
+  return el('div', { class: 'transfer-note', role: 'note', 'aria-label': 'Transfer note', dataset: { testid: 'transfer-note' } },
+    el('p', { class: 'transfer-note-head' }, el('strong', { dataset: { testid: 'transfer-from' } }, `Transferred by ${transfer.from_name}`), via),
+    transfer.note
+      // Focusable: a long note scrolls within its box, by keyboard too.
+      ? el('p', { class: 'transfer-note-text', tabindex: '0', dataset: { testid: 'transfer-note-text' } }, transfer.note)
+      : el('p', { class: 'muted transfer-note-text none', dataset: { testid: 'transfer-note-text' } }, 'No note.'));
+}
+
+/** The author of an agent line in a chat handed to this agent: whoever had it before, or null (this agent). */
+function earlierAuthor(chat, m) {
+  const t = chat.transfer;
+  if (!t || m.from !== 'agent') return null;
+  const before = m.seq <= t.seq
+    // Lines of the chat so far may also come as `message` frames after the chat_started:
+    // anything not this agent's own (their first acknowledged line marks where theirs begin).
+    || (chat.firstOwnSeq == null ? !(m.client_id && chat.view.pendingTexts.has(m.client_id)) : m.seq < chat.firstOwnSeq);
+  // Not necessarily the agent who handed it on: the chat may have passed through several.
+  return before ? 'Earlier agent' : null;
+}
+
 function openPanel(snapshot, fresh, { accepted = false } = {}) {
   const existing = chats.get(snapshot.chat_id);
-  if (existing) return existing;
+  // A chat this agent handed on (still listed as ended) may come back to them: a new panel.
+  if (existing && existing.ended) dropChat(existing);
+  else if (existing) return existing;
   const id = snapshot.chat_id;
   const view = new ChatView({
     label: `Message to ${snapshot.peer_name}`,
@@ -402,23 +455,44 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
     onSend: (text, client_id) => socket.send({ type: 'message', chat_id: id, text, client_id }),
     onTyping: (active) => socket.send({ type: 'typing', chat_id: id, active }),
   });
+  // Handed to this agent: the note (from the frame, or kept from before a reload).
+  const stored = savedTransfers();
+  const given = snapshot.transfer
+    ? { ...snapshot.transfer, seq: Math.max(0, ...(snapshot.messages || []).map((m) => m.seq)) }
+    : stored[id] || null;
+  if (snapshot.transfer) { stored[id] = given; keepTransfers(stored); }
+  const names = new Map(profile.categories.map((c) => [c.id, c.name]));
+  // A chat that came through a topic's queue is that topic's now (the hub's chat_started
+  // still names the topic it started in).
+  const categoryId = given?.category || snapshot.category;
+  const category = categoryId === snapshot.category ? snapshot.category_name || snapshot.category : names.get(categoryId) || categoryId;
+  const categoryName = (cid) => (cid === categoryId ? category : cid === snapshot.category ? snapshot.category_name || cid : names.get(cid) || cid);
   // "/" at the start of the message opens the canned replies for this chat's category.
-  attachPicker(view.input, view.root, { category: snapshot.category, customer: () => snapshot.peer_name, agent: () => $('who').textContent });
-  const category = snapshot.category_name || snapshot.category;
+  attachPicker(view.input, view.root, { category: categoryId, customer: () => snapshot.peer_name, agent: () => $('who').textContent });
   const status = el('span', { class: 'pill connected', dataset: { testid: 'customer-status' } }, 'connected');
   const end = el('button', { type: 'button', class: 'danger', dataset: { testid: 'end-chat' } }, 'End chat');
+  const handOn = el('button', { type: 'button', class: 'secondary', 'aria-haspopup': 'dialog', 'aria-label': `Transfer the chat with ${snapshot.peer_name}`, dataset: { testid: 'transfer-button' } }, 'Transfer');
   const title = el('h3', { class: 'grow', tabindex: '-1', dataset: { testid: 'panel-customer' } }, snapshot.peer_name);
-  const panel = el('section', { class: 'panel', hidden: true, 'aria-label': `Chat with ${snapshot.peer_name}`, dataset: { testid: 'chat-panel', chatId: id, customer: snapshot.peer_name, videoRequest: snapshot.video_request ? 'yes' : undefined } },
+  const panel = el('section', { class: 'panel', hidden: true, 'aria-label': `Chat with ${snapshot.peer_name}`, dataset: { testid: 'chat-panel', chatId: id, customer: snapshot.peer_name, videoRequest: snapshot.video_request ? 'yes' : undefined, transferred: given ? 'yes' : undefined } },
     el('header', {}, title, el('span', { class: 'pill' }, category), status,
-      el('span', { class: 'muted' }, `since ${new Date(snapshot.started_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`), end),
+      el('span', { class: 'muted' }, `since ${new Date(snapshot.started_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`), handOn, end),
+    given ? transferNote(given, categoryName) : null,
     view.root);
   const chat = {
-    id, panel, view, title, name: snapshot.peer_name, category, ended: false, status, end,
-    unread: 0, lastText: '', lastFrom: null, waitingSince: snapshot.started_at || Date.now(), connected: true, typing: false,
+    id, panel, view, title, name: snapshot.peer_name, category, ended: false, status, end, handOn, transfer: given, firstOwnSeq: null,
+    unread: 0, lastText: '', lastFrom: null, lastAuthor: null, waitingSince: snapshot.started_at || Date.now(), connected: true, typing: false,
   };
   end.addEventListener('click', () => {
     if (chat.ended) { closeChat(chat); return; }
     socket.send({ type: 'end_chat', chat_id: id });
+  });
+  handOn.addEventListener('click', () => {
+    if (chat.ended) return;
+    transfer.open({
+      id, name: chat.name, category, categoryId, opener: handOn,
+      // The chat ended while the dialog was open: its Close button, or the list.
+      fallback: () => (chats.get(id) === chat ? chat.end : $('chats-title')),
+    });
   });
   // Esc leaves the message box for the chat list (keyboard users move on from there).
   view.input.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); chat.button.focus(); } });
@@ -427,9 +501,18 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
   $('panels').append(panel);
   listItem(chat);
   const messages = [...(snapshot.messages || [])].sort((a, b) => a.seq - b.seq);
-  for (const m of messages) { view.addMessage(m, m.from === 'agent'); noteMessage(chat, m); }
+  for (const m of messages) {
+    const author = earlierAuthor(chat, m);
+    view.addMessage(m, m.from === 'agent', { author });
+    noteMessage(chat, m, author);
+  }
   setPeer(chat, snapshot.peer_connected !== false);
-  if (fresh) {
+  if (fresh && snapshot.transfer) {
+    const via = snapshot.transfer.category ? ` through the ${categoryName(snapshot.transfer.category)} queue` : '';
+    view.addNotice(`${snapshot.transfer.from_name} transferred this chat to you${via}.`, 'chat-transferred');
+    alertAgent(chat, `Transferred chat: ${snapshot.peer_name}`, `${snapshot.transfer.from_name} transferred ${snapshot.peer_name} (${category}) to you.`);
+    announce(`${snapshot.transfer.from_name} transferred the chat with ${snapshot.peer_name} (${category}) to you${snapshot.transfer.note ? `. Note: ${snapshot.transfer.note}` : ''}`);
+  } else if (fresh) {
     view.addNotice(`${snapshot.peer_name} joined from ${snapshot.category_name}.`, 'chat-started');
     // Tell without taking focus from whatever the agent is typing in (an accepted offer
     // needs no alert: the agent just asked for it).
@@ -457,9 +540,12 @@ function setPeer(chat, connected) {
   if (chat.item) renderItem(chat);
 }
 
-function endPanel(chat, text) {
+/** The chat is over for this agent (`state`: what its list item says instead of "ended"). */
+function endPanel(chat, text, state = 'ended') {
   if (chat.ended) return;
   chat.ended = true;
+  chat.endState = state;
+  show(chat.handOn, false);
   chat.typing = false;
   chat.view.addNotice(text, 'chat-ended');
   chat.view.setTyping('');
@@ -470,7 +556,7 @@ function endPanel(chat, text) {
   chat.end.className = 'secondary';
   chat.end.dataset.testid = 'close-panel';
   setPeer(chat, false);
-  chat.status.textContent = 'ended';
+  chat.status.textContent = state === 'ended' ? 'ended' : 'transferred';
   renderItem(chat);
   renderLoad();
   // The archive is written a moment later; refresh the history then.
@@ -500,15 +586,26 @@ function handle(f) {
       $('who').textContent = f.name;
       const live = new Set(f.chats.map((c) => c.chat_id));
       // After a reconnect: chats that ended meanwhile are marked; the rest catch up on missed messages.
-      for (const [id, c] of chats) if (!live.has(id)) endPanel(c, 'This chat ended while you were disconnected.');
+      for (const [id, c] of chats) {
+        if (live.has(id)) continue;
+        // A transfer asked for just before the connection dropped went through.
+        const to = transfer.sentWhileAway(id);
+        if (to) endPanel(c, `Transferred to ${to}.`, `Transferred to ${to}`);
+        else endPanel(c, 'This chat ended while you were disconnected.');
+      }
+      // Notes kept for a reload: only for the chats still running.
+      const stored = savedTransfers();
+      for (const id of Object.keys(stored)) if (!live.has(id)) delete stored[id];
+      keepTransfers(stored);
       for (const snap of f.chats) {
         const c = chats.get(snap.chat_id);
-        if (c) {
+        if (c && !c.ended) {
           // Catching up after a reconnect: what was missed counts as unread, each message once.
           for (const m of [...snap.messages].sort((a, b) => a.seq - b.seq)) {
             const mine = m.from === 'agent';
-            if (!c.view.addMessage(m, mine)) continue;
-            if (mine) noteMessage(c, m); else incoming(c, m, { alert: false });
+            const author = earlierAuthor(c, m);
+            if (!c.view.addMessage(m, mine, { author })) continue;
+            if (mine) noteMessage(c, m, author); else incoming(c, m, { alert: false });
           }
           setPeer(c, snap.peer_connected);
         }
@@ -530,7 +627,8 @@ function handle(f) {
       break;
     case 'chat_started': {
       const accepted = offers.chatStarted(f);
-      openPanel({ ...f, peer_connected: true, messages: [] }, true, { accepted });
+      // A chat handed to this agent comes with the transcript so far (more may follow as `message` frames).
+      openPanel({ ...f, peer_connected: true, messages: f.messages || [] }, true, { accepted });
       break;
     }
     case 'offer':
@@ -542,16 +640,23 @@ function handle(f) {
     case 'ack': {
       // Our own message is durable: shown with what the hub stamped on it.
       const own = chat?.view.acked(f, { from: 'agent' });
-      if (own) { chat.view.addMessage(own, true); noteMessage(chat, own); renderItem(chat); }
+      if (own) {
+        // In a chat handed to this agent, their own lines start here.
+        if (chat.transfer && chat.firstOwnSeq == null) chat.firstOwnSeq = own.seq;
+        chat.view.addMessage(own, true);
+        noteMessage(chat, own);
+        renderItem(chat);
+      }
       break;
     }
     case 'message':
       if (chat) {
         const mine = f.from === 'agent';
         if (!mine) chat.view.setDraft('');
+        const author = earlierAuthor(chat, f);
         // Shown (and announced) once, however often a resume delivers it.
-        if (!chat.view.addMessage(f, mine)) break;
-        if (mine) { noteMessage(chat, f); renderItem(chat); } else incoming(chat, f);
+        if (!chat.view.addMessage(f, mine, { author })) break;
+        if (mine) { noteMessage(chat, f, author); renderItem(chat); } else incoming(chat, f);
       }
       break;
     case 'typing':
@@ -575,8 +680,15 @@ function handle(f) {
     case 'peer_back':
       if (chat) { setPeer(chat, true); chat.view.addNotice(`${chat.name} is back.`, 'peer-back'); }
       break;
-    case 'chat_ended':
-      if (chat) {
+    case 'chat_ended': {
+      // Where this page asked to send it (the hub does not say), when it was a transfer.
+      const to = transfer.ended(f.chat_id, f.reason);
+      if (chat && f.reason === 'transferred') {
+        endPanel(chat, to ? `Transferred to ${to}.` : 'The chat was transferred.', to ? `Transferred to ${to}` : 'Transferred');
+        announce(to ? `The chat with ${chat.name} was transferred to ${to}` : `The chat with ${chat.name} was transferred`);
+        // Out of the dialog: on the chat's Close button (the Transfer button is gone).
+        if (openId === chat.id && (document.activeElement === document.body || !document.activeElement)) chat.end.focus();
+      } else if (chat) {
         const text = f.ended_by === 'agent' ? 'You ended the chat.'
           : f.ended_by === 'customer' ? `${chat.name} ended the chat.`
             : f.reason === 'customer_gone' ? `${chat.name} did not come back; the chat has ended.`
@@ -584,10 +696,18 @@ function handle(f) {
         endPanel(chat, text);
       }
       break;
+    }
+    case 'transfer_targets':
+      transfer.targets(f);
+      break;
     case 'error':
       if (f.code === 'unknown_offer') offers.refused();
       else if (f.client_id) for (const c of chats.values()) c.view.markFailed(f.client_id, f.message);
-      else pageNotice(f.message);
+      else {
+        // The answer to a transfer (or to the dialog's lists) when one is awaited.
+        const mine = transfer.refused(f);
+        if (mine !== true) pageNotice(mine || f.message);
+      }
       break;
     case 'chat_rated': {
       const text = `${chat?.name || 'The customer'} rated the chat: ${ratingText(f)}${f.comment ? ` — “${f.comment}”` : ''}`;
@@ -621,8 +741,10 @@ $('sound-toggle').addEventListener('click', () => {
 });
 $('sign-out').addEventListener('click', async () => {
   socket.stop();
+  transfer.close();
   await signOut();
   for (const c of chats.values()) { c.panel.remove(); c.item.remove(); }
+  keepTransfers({});
   chats.clear();
   offers.clear();
   openId = null;
@@ -647,7 +769,7 @@ function focusComposer() {
 // Keyboard shortcuts (listed in the "Keyboard shortcuts" dialog). Alt combinations work
 // everywhere, even while typing; single keys only when not typing in a field.
 document.addEventListener('keydown', (e) => {
-  if ($('console').hidden || e.defaultPrevented || e.isComposing || $('shortcuts').open) return;
+  if ($('console').hidden || e.defaultPrevented || e.isComposing || $('shortcuts').open || transfer.isOpen) return;
   if (e.altKey && !e.ctrlKey && !e.metaKey) {
     const digit = /^Digit([1-9])$/.exec(e.code);
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') { e.preventDefault(); stepChat(e.key === 'ArrowDown' ? 1 : -1); }

@@ -162,11 +162,16 @@ export class ChatView {
     return { type: 'message', chat_id: ack.chat_id, id: ack.id, seq: ack.seq, at: ack.at, client_id: ack.client_id, text, ...fields };
   }
 
-  /** Adds a hub message once (resume may deliver some again) at its seq position; `mine` places it on the right. */
-  addMessage(msg, mine) {
+  /**
+   * Adds a hub message once (resume may deliver some again) at its seq position; `mine`
+   * places it on the right. `author` names someone else on that side (an agent who had
+   * the chat before a transfer): shown beside the time and read instead of "You".
+   */
+  addMessage(msg, mine, { author: by } = {}) {
     if (this.seen.has(msg.id) || this.bySeq.has(msg.seq)) return false;
     this.seen.add(msg.id);
-    const author = this.peerName ? el('span', { class: 'author', dataset: { testid: 'message-author' } }, mine ? 'You' : this.peerName()) : null;
+    const name = by || (this.peerName ? (mine ? 'You' : this.peerName()) : null);
+    const author = name ? el('span', { class: 'author', dataset: { testid: 'message-author' } }, name) : null;
     const meta = el('span', { class: 'meta' }, author, author ? ' · ' : null,
       el('time', { datetime: new Date(msg.at).toISOString(), dataset: { testid: 'message-time' } }, clock(msg.at)));
     const pending = msg.client_id && mine
@@ -178,8 +183,8 @@ export class ChatView {
       item.classList.remove('pending', 'failed');
       item.querySelector('.meta').replaceWith(meta);
     } else {
-      item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}`, dataset: { testid: 'message', mine: String(mine) } },
-        el('span', { class: 'sr-only' }, mine ? 'You: ' : 'Them: '), linkified(msg.text), meta);
+      item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}${by ? ' other-author' : ''}`, dataset: { testid: 'message', mine: String(mine && !by), author: by || undefined } },
+        el('span', { class: 'sr-only' }, by ? `${by}: ` : mine ? 'You: ' : 'Them: '), linkified(msg.text), meta);
     }
     item.dataset.id = msg.id;
     item.dataset.seq = String(msg.seq);

@@ -12,8 +12,9 @@ import { offlineDesk, deskUnavailable } from './offline-desk.js';
 const KEY = 'switchboard.customer';
 const $ = (id) => document.getElementById(id);
 
-/** What survives a reload: {token, name, category, categoryName, chatId, peerName, lastSeq, seqsAhead, messages,
- *  firstMessage, firstMessageSent}: what the customer came about (`join.message`) is sent as their
+/** What survives a reload: {token, name, category, categoryName, chatId, peerName, chatCategoryName, lastSeq, seqsAhead, messages,
+ *  firstMessage, firstMessageSent, transferred}: `transferred` while the chat waits in a topic's line after a transfer
+ *  (it goes on, the same chat, with the next agent); what the customer came about (`join.message`) is sent as their
  *  first chat message once, when the chat starts; the flag keeps a reload or resume from sending it again. */
 let saved = load();
 let pendingJoin = null;
@@ -165,6 +166,8 @@ function deskStatus(f) {
   const notice = offlineDesk({
     category, categoryName: saved?.categoryName || pendingJoin?.categoryName || category,
     open, waiting: true, heading: 'h3', name: saved?.name || '',
+    // After a transfer the transcript is on screen: the form stays folded until asked for.
+    compact: !!saved?.transferred,
   });
   notice.dataset.open = String(open);
   host.replaceChildren(notice);
@@ -200,7 +203,14 @@ function ensureChat() {
     peerName: () => saved?.peerName || 'Agent',
   });
   $('chat-host').replaceChildren(chat.root);
-  for (const m of saved?.messages || []) chat.addMessage(m, m.from === 'customer');
+  // An agent's line names the agent who wrote it (the chat may have been transferred since);
+  // the transfer lines go back where they were said (after the message they followed).
+  const notices = [...(saved?.notices || [])];
+  for (const m of saved?.messages || []) {
+    while (notices.length && notices[0].afterSeq < m.seq) { const n = notices.shift(); chat.addNotice(n.text, n.testid); }
+    chat.addMessage(m, m.from === 'customer', { author: m.by });
+  }
+  for (const n of notices) chat.addNotice(n.text, n.testid);
   return chat;
 }
 
@@ -210,7 +220,9 @@ function showMessage(m) {
   if (fresh && m.from === 'agent') tell('reply', { name: saved?.peerName || 'Agent', text: m.text });
   if (fresh && saved) {
     // Kept for a reload, in seq order (arrival order may differ); the last 200 are plenty to rebuild the screen.
-    saved.messages = [...(saved.messages || []), { id: m.id, seq: m.seq, from: m.from, text: m.text, at: m.at }]
+    // An agent's line keeps who wrote it: after a transfer the chat goes on with someone else.
+    const by = m.from === 'agent' ? saved.peerName || undefined : undefined;
+    saved.messages = [...(saved.messages || []), { id: m.id, seq: m.seq, from: m.from, text: m.text, at: m.at, by }]
       .sort((a, b) => a.seq - b.seq).slice(-200);
   }
   if (saved) { advanceCursor(m.seq); save(); }
@@ -248,25 +260,85 @@ function chatting(chatId, peerName, categoryName, startedFresh) {
     saved.seqsAhead = [];
   }
   saved.peerName = peerName;
+  saved.chatCategoryName = categoryName || saved.chatCategoryName;
+  // The chat handed to a topic's line goes on here, with its transcript (never cleared).
+  const continued = !!saved.transferred;
+  delete saved.transferred;
   save();
   inChat = true;
   tell('chatting', { peerName });
   show($('waiting'), false);
-  $('session-title').textContent = `Chatting with ${peerName}${categoryName ? ` · ${categoryName}` : ''}`;
+  showTitle();
   $('leave').textContent = 'End chat';
   const view = ensureChat();
   view.setEnabled(true);
   if (startedFresh) {
-    view.addNotice(`${peerName} joined the chat.`, 'chat-started');
-    announce(`${peerName} joined the chat`);
+    const text = continued ? `You're now chatting with ${peerName}.` : `${peerName} joined the chat.`;
+    if (continued) keptNotice(text, 'transfer-joined'); else view.addNotice(text, 'chat-started');
+    announce(text);
     view.focus();
   }
   sendFirstMessage();
 }
 
+function showTitle() {
+  const category = saved?.chatCategoryName;
+  $('session-title').textContent = `Chatting with ${saved?.peerName || 'an agent'}${category ? ` · ${category}` : ''}`;
+}
+
+/** A line about the chat (a transfer) shown now and kept for a reload, after the latest message. */
+function keptNotice(text, testid) {
+  ensureChat().addNotice(text, testid);
+  if (!saved) return;
+  const afterSeq = Math.max(0, ...(saved.messages || []).map((m) => m.seq));
+  saved.notices = [...(saved.notices || []), { afterSeq, text, testid }].slice(-20);
+  save();
+}
+
+/**
+ * The agent handed the chat on (`transferred`): to another agent (the chat goes on with
+ * them), or to a topic's line (the customer waits, the transcript stays; `queued` follows,
+ * and `chat_started` with the same chat id when the next agent takes it).
+ */
+function transferred(f) {
+  if (!saved || (saved.chatId && f.chat_id !== saved.chatId)) return;
+  const view = ensureChat();
+  view.setTyping('');
+  if (f.peer_name) {
+    saved.peerName = f.peer_name;
+    save();
+    showTitle();
+    tell('chatting', { peerName: f.peer_name });
+    const text = `You're now chatting with ${f.peer_name}.`;
+    keptNotice(text, 'transferred');
+    announce(text);
+    return;
+  }
+  const name = f.category_name || f.category;
+  inChat = false;
+  // The line they wait in now: "nobody online" and the estimate are about it.
+  saved.category = f.category;
+  saved.categoryName = name;
+  saved.chatCategoryName = name;
+  saved.transferred = true;
+  save();
+  view.setEnabled(false);
+  $('desk-status').replaceChildren();
+  show($('desk-status'), false);
+  const text = `You've been transferred to ${name}. Please wait for the next agent.`;
+  keptNotice(text, 'transferred');
+  announce(text);
+  $('session-title').textContent = 'Waiting for the next agent';
+  $('leave').textContent = 'Leave';
+  $('place').textContent = '…';
+  show($('waiting'), true);
+}
+
 /** "About 2–5 minutes" from the hub's estimate (whole minutes), or nothing when unknown. */
 function showEstimate(estimate) {
   const node = $('estimate');
+  // The widget's waiting block has no estimate line.
+  if (!node) return;
   if (!estimate) { node.textContent = ''; show(node, false); return; }
   const { low_mins: low, high_mins: high } = estimate;
   node.textContent = high <= 1 ? 'Estimated wait: under a minute'
@@ -278,7 +350,7 @@ function showEstimate(estimate) {
 function waiting(place, requeued) {
   inChat = false;
   show($('waiting'), true);
-  $('session-title').textContent = requeued ? 'Back in line' : 'Waiting for an agent';
+  $('session-title').textContent = requeued ? 'Back in line' : saved?.transferred ? 'Waiting for the next agent' : 'Waiting for an agent';
   $('leave').textContent = 'Leave';
   $('place').textContent = place;
   announce(`You are number ${place} in line`);
@@ -310,11 +382,18 @@ function handle(f) {
       // Joined: the next chat's form starts empty.
       $('first-message').value = '';
       break;
-    case 'queued':
-      if (f.requeued) ensureChat().addNotice('Your agent is no longer available — you are back in line and will be connected to the next agent.', 'requeued');
-      waiting(f.place, f.requeued);
+    case 'queued': {
+      // After a transfer to a topic the hub re-queues with the original ticket (`requeued`
+      // is true then too); the transfer's own line has said why already.
+      const requeued = f.requeued && !saved?.transferred;
+      if (requeued) ensureChat().addNotice('Your agent is no longer available — you are back in line and will be connected to the next agent.', 'requeued');
+      waiting(f.place, requeued);
       showEstimate(f.estimate);
+      // Handed to a topic they did not choose: whether anyone there can answer now (the
+      // `queued` says it; a `desk_status` follows only when that changes).
+      if (saved?.transferred && 'agents_online' in f) deskStatus(f);
       break;
+    }
     case 'place':
       $('place').textContent = f.place;
       showEstimate(f.estimate);
@@ -326,6 +405,9 @@ function handle(f) {
       break;
     case 'chat_started':
       chatting(f.chat_id, f.peer_name, f.category_name, true);
+      break;
+    case 'transferred':
+      transferred(f);
       break;
     case 'resumed':
       saved.name = f.customer_name;

@@ -32,9 +32,10 @@ export async function hasSlots(category) {
  * The notice with its form. `status`: {category, categoryName, open}; `onWait` (shown
  * only while the category is open) goes on to the line; `waiting`: the customer is in
  * line already and keeps their place; `heading`: 'h2' or 'h3'; `name`: a name to
- * prefill.
+ * prefill; `compact`: the form folded away behind "Leave a message instead" (a customer
+ * with a transcript on screen, after a transfer, keeps it in view).
  */
-export function offlineDesk({ category, categoryName, open = true, onWait, waiting = false, heading = 'h2', name = '' }) {
+export function offlineDesk({ category, categoryName, open = true, onWait, waiting = false, heading = 'h2', name = '', compact = false }) {
   const n = ++formCount;
   const id = (what) => `offline-${what}-${n}`;
   const title = open === false ? `${categoryName} is closed now` : `Nobody is online in ${categoryName} right now`;
@@ -58,9 +59,12 @@ export function offlineDesk({ category, categoryName, open = true, onWait, waiti
   if (open !== false && onWait) {
     actions.append(el('button', { type: 'button', class: 'secondary', dataset: { testid: 'wait-anyway' }, onclick: onWait }, 'Wait anyway'));
   }
-  const root = el('div', { class: 'offline-desk', role: 'region', 'aria-labelledby': id('title'), dataset: { testid: 'offline-desk', category } },
+  const body = compact
+    ? el('details', { class: 'offline-fold', dataset: { testid: 'offline-fold' } }, el('summary', {}, 'Leave a message instead'), form)
+    : form;
+  const root = el('div', { class: `offline-desk${compact ? ' compact' : ''}`, role: 'region', 'aria-labelledby': id('title'), dataset: { testid: 'offline-desk', category } },
     el(heading, { id: id('title'), dataset: { testid: 'offline-title' } }, title),
-    el('p', { class: 'muted' }, lead), form, sent, actions);
+    el('p', { class: 'muted' }, lead), body, sent, actions);
   hasSlots(category).then((yes) => {
     if (!yes) return;
     actions.append(el('a', { class: 'button secondary', href: `/book.html?category=${encodeURIComponent(category)}`, target: window.parent !== window ? '_blank' : null, rel: window.parent !== window ? 'noopener' : null, dataset: { testid: 'book-instead' } }, 'Book a call instead'));
@@ -82,6 +86,7 @@ export function offlineDesk({ category, categoryName, open = true, onWait, waiti
       return;
     }
     form.hidden = true;
+    if (compact) body.hidden = true;
     sent.textContent = `Thank you — your message is with us. We'll answer by email at ${body.email}.`;
     sent.hidden = false;
     announce(sent.textContent);
