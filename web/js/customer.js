@@ -315,6 +315,9 @@ function transferred(f) {
     return;
   }
   const name = f.category_name || f.category;
+  // Told again after a reload while waiting (the hub repeats it after `resumed`, which
+  // gave the place): the page already says so.
+  if (saved.transferred && saved.category === f.category && !inChat) return;
   inChat = false;
   // The line they wait in now: "nobody online" and the estimate are about it.
   saved.category = f.category;
