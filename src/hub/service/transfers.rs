@@ -414,12 +414,7 @@ impl HubState {
     /// that chat is over; the node that archives it closes it.
     pub(super) fn end_continuing(&mut self, customer: CustomerId, side: Side, reason: EndReason) {
         self.transfer_notes.retain(|_, pending| pending.customer != customer);
-        let Some(chat) = self
-            .continuing
-            .iter()
-            .find(|(_, log)| log.customer == customer)
-            .map(|(chat, _)| *chat)
-        else {
+        let Some(chat) = self.continuing_chat_of(customer) else {
             return;
         };
         let log: ChatLog = self.continuing.remove(&chat).expect("found above");
@@ -527,12 +522,7 @@ impl HubState {
     /// A customer waiting after a transfer went to another node: the log of the chat they
     /// wait to go on in goes (the other node archives it; their pairing there reads it).
     pub(super) fn let_go_of_continuing(&mut self, customer: CustomerId) {
-        let Some(chat) = self
-            .continuing
-            .iter()
-            .find(|(_, log)| log.customer == customer)
-            .map(|(chat, _)| *chat)
-        else {
+        let Some(chat) = self.continuing_chat_of(customer) else {
             return;
         };
         let log = self.continuing.remove(&chat).expect("found above");
@@ -540,6 +530,14 @@ impl HubState {
         if log.closing_reserved {
             self.archive.release_closing();
         }
+    }
+
+    /// The chat whose log this node keeps while `customer` waits in a line after a transfer.
+    fn continuing_chat_of(&self, customer: CustomerId) -> Option<ChatId> {
+        self.continuing
+            .iter()
+            .find(|(_, log)| log.customer == customer)
+            .map(|(chat, _)| *chat)
     }
 
     /// The hub stops: the chats waiting in a line after a transfer are closed as shut down.
