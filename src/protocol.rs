@@ -26,6 +26,17 @@ pub enum ClientFrame {
         /// it as their first message once the chat starts.
         #[serde(default)]
         message: Option<String>,
+        /// What the customer tells about themselves (each optional): an email address,
+        /// the browser's returning-visitor key, the page they came from, their IANA time
+        /// zone. Kept with their conversations (`store::CustomerProfile`).
+        #[serde(default)]
+        email: Option<String>,
+        #[serde(default)]
+        visitor: Option<String>,
+        #[serde(default)]
+        page: Option<String>,
+        #[serde(default)]
+        zone: Option<String>,
     },
     /// Customer: come back within the grace period; `last_seq` is the last message seen.
     Resume {
@@ -782,6 +793,10 @@ mod tests {
                 category: "sales".into(),
                 video: false,
                 message: None,
+                email: None,
+                visitor: None,
+                page: None,
+                zone: None,
             }
         );
         assert_eq!(

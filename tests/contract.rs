@@ -49,6 +49,7 @@ fn opened(id: &str, category: Option<&str>, agent: &str, paired_at: Millis) -> C
         agent_name: format!("{agent} name"),
         queued_at: paired_at - 5,
         paired_at,
+        customer: Default::default(),
     }
 }
 
@@ -745,6 +746,81 @@ async fn notes_are_kept_once_by_id_in_time_order(store: &dyn Store) {
     assert_eq!((ids(&all), total), (vec!["n2", "n"], 2));
     assert!(all.iter().all(|c| c.notes.is_empty()));
     assert_eq!(all[1], Conversation { notes: vec![], ..n });
+}
+
+fn opened_by(id: &str, paired_at: Millis, email: Option<&str>, visitor: Option<&str>) -> ArchiveEvent {
+    let mut o = opened(id, Some("sales"), "a1", paired_at);
+    o.customer = CustomerProfile {
+        email: email.map(str::to_string),
+        visitor: visitor.map(str::to_string),
+        page: Some("https://shop.example/cart".into()),
+        zone: Some("Europe/Berlin".into()),
+    };
+    ArchiveEvent::Opened(o)
+}
+
+/// A customer's details are kept with the opening (the first opening's win) and read back
+/// whole; their conversations are found by email (any case) where given, else by visitor
+/// key, newest first, at most the limit; an email given later is found by from then on,
+/// and one given for an unknown conversation is `NotFound`.
+async fn customers_are_found_by_email_else_visitor_key(store: &dyn Store) {
+    const V1: &str = "visitor-key-000001";
+    const V2: &str = "visitor-key-000002";
+    store
+        .archive(&[
+            opened_by("c1", 1_000, None, Some(V1)),
+            opened_by("c2", 2_000, Some("Ann@Example.com"), Some(V1)),
+            opened_by("c3", 3_000, Some("ann@example.com"), Some(V2)),
+            opened_by("c4", 4_000, None, Some(V2)),
+            open("plain", Some("sales"), "a1", 5_000),
+            // A second opening of c1 with other details changes nothing.
+            opened_by("c1", 1_000, Some("other@example.com"), None),
+        ])
+        .await
+        .unwrap();
+    let c2 = store.conversation("c2").await.unwrap();
+    assert_eq!(c2.opened.customer.email.as_deref(), Some("Ann@Example.com"));
+    assert_eq!(c2.opened.customer.page.as_deref(), Some("https://shop.example/cart"));
+    assert_eq!(c2.opened.customer.zone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(
+        store.conversation("plain").await.unwrap().opened.customer,
+        CustomerProfile::default()
+    );
+    let found = |key: CustomerKey, limit| async move {
+        let list = store.customer_conversations(&key, limit).await.unwrap();
+        list.iter().map(|c| c.opened.id.clone()).collect::<Vec<_>>()
+    };
+    let by_email = CustomerKey::Email("ann@example.com".into());
+    assert_eq!(found(by_email.clone(), 10).await, vec!["c3", "c2"]);
+    assert_eq!(found(by_email.clone(), 1).await, vec!["c3"]);
+    assert_eq!(found(CustomerKey::Visitor(V1.into()), 10).await, vec!["c2", "c1"]);
+    assert_eq!(
+        found(CustomerKey::Email("other@example.com".into()), 10).await,
+        Vec::<String>::new()
+    );
+    // Listed as the listing lists them: with their messages.
+    store.archive(&[message("c3", 1)]).await.unwrap();
+    let listed = store.customer_conversations(&by_email, 1).await.unwrap();
+    assert_eq!(seqs(&listed[0]), vec![1]);
+
+    // c4's customer gives their email during the chat.
+    store.set_customer_email("c4", "Ann@example.com").await.unwrap();
+    assert_eq!(found(by_email.clone(), 10).await, vec!["c4", "c3", "c2"]);
+    assert_eq!(found(CustomerKey::Visitor(V2.into()), 10).await, vec!["c4", "c3"]);
+    // And corrects it: found by the new one only.
+    store.set_customer_email("c4", "bob@example.com").await.unwrap();
+    assert_eq!(found(by_email, 10).await, vec!["c3", "c2"]);
+    assert_eq!(
+        found(CustomerKey::Email("bob@example.com".into()), 10).await,
+        vec!["c4"]
+    );
+    let c4 = store.conversation("c4").await.unwrap();
+    assert_eq!(c4.opened.customer.email.as_deref(), Some("bob@example.com"));
+    assert_eq!(c4.opened.customer.visitor.as_deref(), Some(V2));
+    assert!(matches!(
+        store.set_customer_email("nobody", "a@b.io").await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// A note needs no opening: one of a conversation not stored (yet) is kept, read alone at
@@ -2218,6 +2294,7 @@ contract!(
     transfers_out_of_order_and_of_unknown_conversations,
     notes_are_kept_once_by_id_in_time_order,
     notes_are_kept_before_their_opening,
+    customers_are_found_by_email_else_visitor_key,
     // sessions in the shared store (issue 15)
     sessions_are_created_found_and_deleted,
     sessions_of_an_account_are_revoked_together,

@@ -30,6 +30,9 @@ pub enum RoutingOp {
         /// What the customer came about (`join.message`; empty: nothing), for an agent
         /// offered them on any node. The script ignores it.
         message: String,
+        /// What the customer told about themselves, for whichever node archives their chat
+        /// (JSON in the event's arguments; absent: nothing). The script ignores it.
+        profile: crate::store::CustomerProfile,
     },
     Leave(CustomerId),
     CustomerDisconnected(CustomerId),
@@ -123,6 +126,8 @@ impl RoutingOp {
                 video: a.get(3).is_some_and(|v| v == "1"),
                 token_key: a.get(4).cloned().unwrap_or_default(),
                 message: a.get(6).cloned().unwrap_or_default(),
+                // A profile that does not read back is dropped, not the event.
+                profile: a.get(7).and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default(),
             },
             "leave" => Self::Leave(customer(0)?),
             "customer_disconnected" => Self::CustomerDisconnected(customer(0)?),
@@ -261,6 +266,7 @@ impl RoutingOp {
                 video,
                 token_key,
                 message,
+                profile,
             } => redis
                 .join_with_token(
                     category,
@@ -269,6 +275,7 @@ impl RoutingOp {
                     *video,
                     (token_key, crate::cluster::resume_tokens::HELD_FOR),
                     message,
+                    profile,
                 )
                 .await
                 .map(|(_, applied)| applied),
@@ -330,6 +337,7 @@ mod tests {
                 video: true,
                 token_key: String::new(),
                 message: String::new(),
+                profile: Default::default(),
             }
         );
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());

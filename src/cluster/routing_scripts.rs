@@ -350,7 +350,9 @@ impl RedisRouting {
     /// the same script: the token is known cluster-wide once the join is applied, before
     /// the node can send it in a `welcome` (issue 24). Empty `token_key`: none recorded.
     /// `message`, what the customer came about, rides in the event for the nodes that
-    /// offer them to an agent.
+    /// offer them to an agent, and so does `profile` (as JSON; none when empty) for the
+    /// node that archives their chat.
+    #[allow(clippy::too_many_arguments)]
     pub async fn join_with_token(
         &self,
         category: &CategoryId,
@@ -359,17 +361,32 @@ impl RedisRouting {
         video: bool,
         (token_key, token_ttl): (&str, std::time::Duration),
         message: &str,
+        profile: &crate::store::CustomerProfile,
     ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
-        if token_key.is_empty() && message.is_empty() {
+        if token_key.is_empty() && message.is_empty() && profile.is_empty() {
             return self.join_described(category, request, name, video).await;
         }
         let ms = u64::try_from(token_ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1)
             .to_string();
-        // The message rides last (the script ignores it; the events stream carries it).
-        self.join_with(&[&category.0, request, name, flag(video), token_key, &ms, message])
-            .await
+        // The message and the profile ride last (the script ignores them; the events
+        // stream carries them).
+        let profile = match profile.is_empty() {
+            true => String::new(),
+            false => serde_json::to_string(profile).unwrap_or_default(),
+        };
+        self.join_with(&[
+            &category.0,
+            request,
+            name,
+            flag(video),
+            token_key,
+            &ms,
+            message,
+            &profile,
+        ])
+        .await
     }
 
     async fn join_with(&self, args: &[&str]) -> Result<(CustomerId, Applied), ClusterRoutingError> {

@@ -4,6 +4,8 @@
 //! out the decisions they return, so every rule can be tested exhaustively without
 //! a network or a runtime.
 
+// what a customer may tell about themselves
+pub mod customer_details;
 pub mod guesses;
 // several nodes through Redis (issue 15)
 pub mod lease;

@@ -114,6 +114,8 @@ struct CustomerInfo {
     video: bool,
     /// What they said they came about (`join.message`), for an agent offered them.
     first_message: Option<String>,
+    /// What they told about themselves when joining (kept with their conversations).
+    profile: crate::store::CustomerProfile,
 }
 
 /// What a customer whose chat ended while they were away gets on resume.

@@ -84,6 +84,8 @@ mod canned;
 mod ratings;
 // ---- agents' notes on conversations ----
 mod notes;
+// ---- customers: their details, earlier conversations ----
+mod customers;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -357,6 +359,7 @@ impl EmbeddedStore {
                 ratings::create_tables(&tx)?;
                 offline::create_tables(&tx)?;
                 notes::create_tables(&tx)?;
+                customers::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {
@@ -494,6 +497,9 @@ struct OpenedRec {
     agent_name: String,
     queued_at: Millis,
     paired_at: Millis,
+    /// Absent in records written before customers' details were kept.
+    #[serde(default, skip_serializing_if = "CustomerProfile::is_empty")]
+    customer: CustomerProfile,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -519,6 +525,7 @@ impl ConversationRec {
                 agent_name: o.agent_name.clone(),
                 queued_at: o.queued_at,
                 paired_at: o.paired_at,
+                customer: o.customer.clone(),
             },
             closed: None,
             transfers: Vec::new(),
@@ -536,6 +543,7 @@ impl ConversationRec {
             agent_name: o.agent_name.clone(),
             queued_at: o.queued_at,
             paired_at: o.paired_at,
+            customer: o.customer.clone(),
         }
     }
 
@@ -601,6 +609,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut by_agent = tx.open_table(BY_AGENT).map_err(unavailable)?;
     let mut by_category = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
     let mut note_table = notes::open(tx)?;
+    let mut by_customer = customers::open(tx)?;
     // Each conversation's kept messages of the batch, appended together after the batch's
     // openings and closings, in seq order: they take consecutive log positions, one index
     // run (see [`message_log`]). Only the order across conversations changes, which
@@ -628,6 +637,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                         .insert((category.as_str(), opened.paired_at, id), ())
                         .map_err(unavailable)?;
                 }
+                customers::index(&mut by_customer, &opened.customer, opened.paired_at, id)?;
             }
             ArchiveEvent::Message {
                 conversation_id,

@@ -751,6 +751,36 @@ impl Store for MemoryStore {
             Ok(m)
         })
     }
+
+    // ---- customers: their details, earlier conversations ----
+    async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
+        self.with(|s| {
+            let mut hits: Vec<&Conversation> = s
+                .conversations
+                .iter()
+                .filter(|c| key.matches(&c.opened.customer))
+                .collect();
+            hits.sort_by(|a, b| {
+                b.opened
+                    .paired_at
+                    .cmp(&a.opened.paired_at)
+                    .then_with(|| b.opened.id.cmp(&a.opened.id))
+            });
+            let (mut page, _) = one_page(hits, Page { offset: 0, limit });
+            for c in &mut page {
+                c.rating = s.ratings.get(&c.opened.id).cloned();
+            }
+            Ok(page)
+        })
+    }
+
+    async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()> {
+        self.with(|s| {
+            let index = *s.by_id.get(id).ok_or(StoreError::NotFound)?;
+            s.conversations[index].opened.customer.email = Some(email.to_string());
+            Ok(())
+        })
+    }
 }
 
 // ---- offline messages ----

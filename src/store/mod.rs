@@ -19,6 +19,8 @@ mod journal;
 mod memory;
 mod mongo;
 mod record;
+// ---- what customers tell about themselves ----
+mod customer;
 // ---- rooms and 1-to-1 video (issue 16) ----
 mod rooms;
 // ---- appointment mail outbox (issue 17) ----
@@ -29,6 +31,7 @@ mod ratings;
 // ---- offline messages ----
 mod offline;
 
+pub use customer::{CustomerKey, CustomerProfile};
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use mongo::MongoStore;
@@ -141,6 +144,9 @@ pub struct ConversationOpened {
     pub agent_name: String,
     pub queued_at: Millis,
     pub paired_at: Millis,
+    /// What the customer told about themselves (service chats; empty for buddy chats).
+    #[serde(default, skip_serializing_if = "CustomerProfile::is_empty")]
+    pub customer: CustomerProfile,
 }
 
 /// The closing facts of a conversation.
@@ -579,6 +585,14 @@ pub trait Store: Send + Sync + 'static {
         reply: OfflineReply,
         mail: OutboxMail,
     ) -> StoreResult<OfflineMessage>;
+
+    // ---- customers: their details, earlier conversations ----
+    /// The conversations of the customer `key` names ([`CustomerKey::matches`]), newest
+    /// paired first, at most `limit`, as [`Store::conversations`] lists them. Indexed.
+    async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>>;
+    /// Sets the email of conversation `id`'s customer (given during or after their chat),
+    /// so it is found by it from now on. `NotFound` when the conversation is not stored.
+    async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

@@ -141,7 +141,9 @@ mod canned;
 mod ratings;
 // ---- agents' notes on conversations ----
 mod notes;
-use archive::{BucketDoc, Chain, ConversationDoc, SERVED_BY};
+// ---- customers: their details, earlier conversations ----
+mod customers;
+use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SERVED_BY};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
@@ -281,6 +283,12 @@ impl MongoStore {
                 named(doc! {SERVED_BY: 1, "paired_at": 1, "_id": 1}, "served_paired", false),
                 named(doc! {"category": 1, "paired_at": 1, "_id": 1}, "category_paired", false),
                 named(doc! {"paired_at": 1, "_id": 1}, "paired", false),
+                // Multikey: a customer's email and visitor key (see `mongo/customers.rs`).
+                named(
+                    doc! {CUSTOMER_KEYS: 1, "paired_at": 1, "_id": 1},
+                    "customer_paired",
+                    false,
+                ),
             ])
             .await
             .map_err(unavailable)?;
@@ -694,6 +702,15 @@ impl Store for MongoStore {
         mail: OutboxMail,
     ) -> StoreResult<OfflineMessage> {
         self.reply_offline(id, reply, mail).await
+    }
+
+    // ---- customers: their details, earlier conversations: in `mongo/customers.rs` ----
+    async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
+        self.list_customer(key, limit).await
+    }
+
+    async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()> {
+        self.set_email(id, email).await
     }
 }
 

@@ -502,6 +502,7 @@ async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
             agent_name: "ANN".into(),
             queued_at: 1_000,
             paired_at: 1_001,
+            customer: Default::default(),
         }),
         ArchiveEvent::Message {
             conversation_id: "chat-1".into(),
@@ -589,6 +590,7 @@ async fn a_conversations_notes_are_read_with_it() {
             agent_name: "ANN".into(),
             queued_at: 1_000,
             paired_at: 1_001,
+            customer: Default::default(),
         }),
         note("note-1", 2_000, "VIP — ✓"),
         note("note-2", 3_000, "second"),
@@ -625,6 +627,7 @@ async fn a_conversations_notes_are_read_with_it() {
             agent_name: "ANN".into(),
             queued_at: 4_000,
             paired_at: 4_001,
+            customer: Default::default(),
         })])
         .await
         .unwrap();

@@ -164,6 +164,7 @@ impl HubState {
             agent_name: b_name.clone(),
             queued_at: now,
             paired_at: now,
+            customer: Default::default(),
         };
         // The accepting node archives the chat; it checked the archive had room for this
         // opening and its closing before it sent the accept.

@@ -299,6 +299,7 @@ mod tests {
                     agent_name: "Bob".into(),
                     queued_at: 1,
                     paired_at: 2,
+                    customer: Default::default(),
                 },
             },
         );

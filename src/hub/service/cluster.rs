@@ -27,6 +27,7 @@ use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::now_ms;
 use crate::hub::transcript::Transcript;
 use crate::protocol::ServerFrame;
+use crate::store::CustomerProfile;
 use crate::store::{Account, Category};
 
 // Chat messages between nodes: stamped by Redis, recorded in seq order, gaps filled.
@@ -102,6 +103,7 @@ struct PendingJoin {
     name: String,
     video: bool,
     first_message: Option<String>,
+    profile: CustomerProfile,
     queued_at: i64,
     /// The customer's resume token, made before the join: its key rides in the join's
     /// script, so Redis records it with the join and it is known cluster-wide before the
@@ -115,6 +117,7 @@ struct RemoteCustomer {
     /// When their join entered the events stream (0 if the join was not replayed here).
     queued_at: i64,
     first_message: Option<String>,
+    profile: CustomerProfile,
 }
 
 /// The customer of a chat being opened, as this node knows them.
@@ -123,6 +126,7 @@ pub(super) struct ChatCustomer {
     pub queued_at: i64,
     pub video: bool,
     pub first_message: Option<String>,
+    pub profile: CustomerProfile,
 }
 
 impl ClusterState {
@@ -197,6 +201,14 @@ impl ClusterState {
         self.remote_customers.get(&customer)?.first_message.clone()
     }
 
+    /// What a remote customer told about themselves when joining.
+    pub(super) fn remote_profile(&self, customer: CustomerId) -> CustomerProfile {
+        self.remote_customers
+            .get(&customer)
+            .map(|r| r.profile.clone())
+            .unwrap_or_default()
+    }
+
     /// A customer of ours who went to another node: theirs now, known by name.
     pub(super) fn remember_remote_customer(
         &mut self,
@@ -205,6 +217,7 @@ impl ClusterState {
         video: bool,
         queued_at: i64,
         first_message: Option<String>,
+        profile: CustomerProfile,
     ) {
         self.remote_customers.insert(
             customer,
@@ -213,6 +226,7 @@ impl ClusterState {
                 video,
                 queued_at,
                 first_message,
+                profile,
             },
         );
     }
@@ -339,6 +353,7 @@ impl HubState {
                 queued_at: info.queued_at,
                 video: info.video,
                 first_message: info.first_message.clone(),
+                profile: info.profile.clone(),
             });
         }
         let cluster = self.cluster.as_ref()?;
@@ -351,6 +366,7 @@ impl HubState {
             queued_at: remote.map_or(0, |r| r.queued_at),
             video: remote.is_some_and(|r| r.video),
             first_message: remote.and_then(|r| r.first_message.clone()),
+            profile: remote.map(|r| r.profile.clone()).unwrap_or_default(),
         })
     }
 
@@ -367,6 +383,7 @@ impl HubState {
         category: CategoryId,
         video: bool,
         first_message: Option<String>,
+        profile: CustomerProfile,
     ) -> Result<(), (&'static str, String)> {
         let cluster = self.cluster_mut();
         if cluster.pending_joins.contains_key(&conn) {
@@ -382,6 +399,7 @@ impl HubState {
                 name: name.clone(),
                 video,
                 first_message: first_message.clone(),
+                profile: profile.clone(),
                 queued_at: now_ms(),
                 token,
             },
@@ -393,6 +411,7 @@ impl HubState {
             video,
             token_key,
             message: first_message.unwrap_or_default(),
+            profile,
         };
         if !self.route(op, Some(conn)) {
             self.cluster_mut().pending_joins.remove(&conn);
@@ -423,6 +442,7 @@ impl HubState {
                 conn: connected.then_some(conn),
                 video: join.video,
                 first_message: join.first_message.clone(),
+                profile: join.profile.clone(),
             },
         );
         if connected {
@@ -733,6 +753,7 @@ impl HubState {
                 name,
                 video,
                 message,
+                profile,
                 ..
             } => {
                 let customer = customer.expect("a join names its customer");
@@ -753,6 +774,7 @@ impl HubState {
                                 video,
                                 queued_at: at,
                                 first_message: Some(message).filter(|m| !m.is_empty()),
+                                profile,
                             },
                         );
                     }

@@ -110,6 +110,12 @@ impl HubState {
             .map(|info| info.queued_at)
             .or_else(|| cluster.and_then(|c| c.remote_queued_at(log.customer)))
             .unwrap_or(log.started_at);
+        let customer = self
+            .customers
+            .get(&log.customer)
+            .map(|info| info.profile.clone())
+            .or_else(|| cluster.map(|c| c.remote_profile(log.customer)))
+            .unwrap_or_default();
         let opened = ArchiveEvent::Opened(ConversationOpened {
             id: log.wire_id.clone(),
             kind: ConversationKind::Service,
@@ -119,6 +125,7 @@ impl HubState {
             agent_name: log.agent_name.clone(),
             queued_at: queued_at.min(log.started_at),
             paired_at: log.started_at,
+            customer,
         });
         Some(opened)
     }

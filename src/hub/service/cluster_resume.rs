@@ -290,6 +290,7 @@ impl HubState {
                 info.video,
                 info.queued_at,
                 info.first_message,
+                info.profile,
             );
         }
         if let Some(chat) = taken_on.chat {
@@ -338,6 +339,7 @@ impl HubState {
             let (name, video) = self.cluster_mut().remote_customer(customer);
             let queued_at = self.cluster_mut().remote_queued_at(customer).unwrap_or_else(now_ms);
             let first_message = self.cluster_mut().remote_first_message(customer);
+            let profile = self.cluster_mut().remote_profile(customer);
             self.tokens.insert(token.clone(), customer);
             self.customers.insert(
                 customer,
@@ -349,6 +351,7 @@ impl HubState {
                     conn: None,
                     video,
                     first_message,
+                    profile,
                 },
             );
             self.remember_token(&token, customer, resume_tokens::HELD_FOR);
@@ -467,6 +470,7 @@ impl HubState {
             info.video,
             info.queued_at,
             info.first_message,
+            info.profile,
         );
         let theirs: Vec<ChatId> = self
             .chats

@@ -8,6 +8,7 @@ use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::now_ms;
 use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, ServerFrame};
+use crate::store::CustomerProfile;
 
 impl HubState {
     pub(super) fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
@@ -22,7 +23,12 @@ impl HubState {
                 category,
                 video,
                 message,
-            } => self.customer_join(conn, &name, &category, video, message),
+                email,
+                visitor,
+                page,
+                zone,
+            } => valid_profile(email, visitor, page, zone)
+                .and_then(|profile| self.customer_join(conn, &name, &category, video, message, profile)),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
@@ -38,12 +44,13 @@ impl HubState {
         category: &str,
         video: bool,
         message: Option<String>,
+        profile: CustomerProfile,
     ) -> Result<(), (&'static str, String)> {
         let name = valid_name(name)?;
         let first_message = valid_first_message(message)?;
         let category = CategoryId(category.to_string());
         if self.cluster.is_some() {
-            return self.cluster_join(conn, name, category, video, first_message);
+            return self.cluster_join(conn, name, category, video, first_message, profile);
         }
         let mut out = vec![];
         let customer = self
@@ -70,6 +77,7 @@ impl HubState {
                 conn: Some(conn),
                 video,
                 first_message,
+                profile,
             },
         );
         self.set_who(conn, Recipient::Customer(customer));
@@ -269,6 +277,23 @@ impl HubState {
 }
 
 /// A `join.message`, trimmed (blank: none), refused when over [`FIRST_MESSAGE_MAX_CHARS`].
+/// The details a joining customer gave, each checked by `core::customer_details`.
+fn valid_profile(
+    email: Option<String>,
+    visitor: Option<String>,
+    page: Option<String>,
+    zone: Option<String>,
+) -> Result<CustomerProfile, (&'static str, String)> {
+    use crate::core::customer_details as details;
+    let refused = |e: details::Invalid| (e.code, e.message);
+    Ok(CustomerProfile {
+        email: details::optional_email(email.as_deref()).map_err(refused)?,
+        visitor: details::visitor(visitor.as_deref()).map_err(refused)?,
+        page: details::page(page.as_deref()).map_err(refused)?,
+        zone: details::zone(zone.as_deref()).map_err(refused)?,
+    })
+}
+
 fn valid_first_message(message: Option<String>) -> Result<Option<String>, (&'static str, String)> {
     let Some(message) = message.map(|m| m.trim().to_string()).filter(|m| !m.is_empty()) else {
         return Ok(None);

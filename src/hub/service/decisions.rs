@@ -420,6 +420,7 @@ impl HubState {
                 agent_name: agent_name.clone(),
                 queued_at: info.queued_at,
                 paired_at: started_at,
+                customer: info.profile.clone(),
             }));
         }
         if archived_here && let Some(pending) = &continued {

@@ -471,6 +471,7 @@ impl HubState {
                 agent_name: pending.from_name.clone(),
                 queued_at: queued_at.min(pending.at),
                 paired_at: pending.at,
+                customer: cluster.remote_profile(customer),
             }));
         self.archive
             .push_message(ArchiveEvent::Transferred(ConversationTransferred {

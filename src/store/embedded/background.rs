@@ -158,6 +158,7 @@ mod tests {
                 agent_name: "Ann".into(),
                 queued_at: 1,
                 paired_at: 1,
+                customer: Default::default(),
             })])
             .await
             .unwrap();

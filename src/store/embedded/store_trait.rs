@@ -477,4 +477,13 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<OfflineMessage> {
         self.reply_offline(id, reply, mail).await
     }
+
+    // ---- customers: their details, earlier conversations: in `embedded/customers.rs` ----
+    async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
+        self.list_customer(key, limit).await
+    }
+
+    async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()> {
+        self.set_email(id, email).await
+    }
 }

@@ -26,6 +26,7 @@ async fn archive_across_journal_checkpoints_reads_back_whole() {
         agent_name: "Ann".into(),
         queued_at: 1,
         paired_at: 1,
+        customer: Default::default(),
     });
     store.archive(&[opened]).await.unwrap();
     // ~1.1 KB a message: 4 MiB (a checkpoint) every ~3,800.
@@ -75,6 +76,7 @@ async fn both_journals_are_replayed_openings_first() {
         agent_name: "Ann".into(),
         queued_at: 1,
         paired_at: 1,
+        customer: Default::default(),
     });
     let message = |seq: u64| ArchiveEvent::Message {
         conversation_id: "c".into(),
@@ -120,6 +122,7 @@ async fn transfers_are_replayed_from_the_journals_and_indexed_by_agent() {
         agent_name: "Ann".into(),
         queued_at: 1,
         paired_at: 5,
+        customer: Default::default(),
     });
     let message = ArchiveEvent::Message {
         conversation_id: "c".into(),
@@ -196,6 +199,7 @@ async fn notes_are_replayed_from_the_journals_once_each() {
         agent_name: "Ann".into(),
         queued_at: 1,
         paired_at: 5,
+        customer: Default::default(),
     });
     let note = |conversation_id: &str, id: &str, at: Millis| ConversationNote {
         conversation_id: conversation_id.into(),
@@ -264,6 +268,7 @@ async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {
             agent_name: "Ann".into(),
             queued_at: c,
             paired_at: c,
+            customer: Default::default(),
         })];
         batch.extend((1..=500).map(|seq| ArchiveEvent::Message {
             conversation_id: id.clone(),
@@ -301,6 +306,7 @@ async fn version_1_and_2_files_are_migrated() {
             agent_name: "Ann".into(),
             queued_at: 1,
             paired_at: 2,
+            customer: Default::default(),
         });
         let message = |seq: u64| ArchivedMessage {
             id: format!("m{seq}"),
@@ -393,6 +399,7 @@ async fn a_version_3_file_is_marked_4_and_a_newer_one_is_refused() {
         agent_name: "Ann".into(),
         queued_at: 1,
         paired_at: 2,
+        customer: Default::default(),
     });
     let message = |seq: u64| ArchivedMessage {
         id: uuid::Uuid::now_v7().hyphenated().to_string(),
@@ -489,6 +496,7 @@ async fn an_archived_message_takes_a_bounded_share_of_the_file() {
                 agent_name: format!("Agent {c}"),
                 queued_at: c as Millis,
                 paired_at: c as Millis,
+                customer: Default::default(),
             })
         })
         .collect();

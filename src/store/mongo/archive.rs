@@ -591,6 +591,10 @@ fn to_i64(seq: u64) -> StoreResult<i64> {
 /// from conversations never transferred (and from documents written before transfers).
 pub(super) const SERVED_BY: &str = "served_by";
 
+/// The keys the conversation's customer is found by ([`CustomerProfile::indexed_keys`]),
+/// multikey-indexed with the paired time; absent when none.
+pub(super) const CUSTOMER_KEYS: &str = "customer_keys";
+
 #[derive(Serialize, Deserialize)]
 pub(super) struct ConversationDoc {
     #[serde(rename = "_id")]
@@ -602,6 +606,13 @@ pub(super) struct ConversationDoc {
     agent_name: String,
     queued_at: Millis,
     paired_at: Millis,
+    /// Absent in documents written before customers' details were kept. Its `email`
+    /// (lower-cased in `customer_key`) and `visitor` are indexed.
+    #[serde(default, skip_serializing_if = "CustomerProfile::is_empty")]
+    customer: CustomerProfile,
+    /// See [`CUSTOMER_KEYS`]; only read by queries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    customer_keys: Vec<String>,
     closed: Option<ClosedRecord>,
     /// In arrival order (see [`MongoStore::transfer_all`]); absent until the first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -625,6 +636,8 @@ impl ConversationDoc {
             agent_name: o.agent_name.clone(),
             queued_at: o.queued_at,
             paired_at: o.paired_at,
+            customer: o.customer.clone(),
+            customer_keys: o.customer.indexed_keys(),
             closed: None,
             transfers: Vec::new(),
             served_by: Vec::new(),
@@ -651,6 +664,7 @@ impl ConversationDoc {
                 agent_name: self.agent_name,
                 queued_at: self.queued_at,
                 paired_at: self.paired_at,
+                customer: self.customer,
             },
             messages,
         }

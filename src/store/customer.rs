@@ -1,0 +1,77 @@
+//! What a customer told the hub about themselves, kept with each of their conversations:
+//! the agent's customer panel shows it, their earlier conversations are found by it, and
+//! an erasure on request finds everything of theirs by it.
+
+use serde::{Deserialize, Serialize};
+
+/// A customer's details as given (each optional, each validated at the edge before it is
+/// kept). Stored with the conversation's opening; absent in records written before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerProfile {
+    /// Their email address, trimmed, as given (matched without regard to case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The browser's returning-visitor key: an opaque id the customer page and the widget
+    /// keep in the browser, the same on every visit from it. Never shown to agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor: Option<String>,
+    /// The page they came from (the widget's host page, or the page that linked to the
+    /// customer page): an http(s) URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    /// Their IANA time zone, as their browser gave it: what mails to them show times in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+}
+
+impl CustomerProfile {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Every key this conversation is found by ([`CustomerKey::indexed`]): its email's and
+    /// its visitor key's, where given.
+    pub fn indexed_keys(&self) -> Vec<String> {
+        let email = self.email.as_ref().map(|e| CustomerKey::Email(e.to_lowercase()));
+        let visitor = self.visitor.as_ref().map(|v| CustomerKey::Visitor(v.clone()));
+        email.into_iter().chain(visitor).map(|k| k.indexed()).collect()
+    }
+
+    /// The key their conversations are matched by: the email (lower-cased) where given,
+    /// otherwise the returning-visitor key. `None`: nothing to match by.
+    pub fn match_key(&self) -> Option<CustomerKey> {
+        match (&self.email, &self.visitor) {
+            (Some(email), _) => Some(CustomerKey::Email(email.to_lowercase())),
+            (None, Some(visitor)) => Some(CustomerKey::Visitor(visitor.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How a customer is recognised across conversations.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CustomerKey {
+    /// An email address, lower-cased.
+    Email(String),
+    /// A browser's returning-visitor key.
+    Visitor(String),
+}
+
+impl CustomerKey {
+    /// The key as the stores index it: `e:` and the lower-cased email, or `v:` and the
+    /// visitor key (the two never collide).
+    pub fn indexed(&self) -> String {
+        match self {
+            Self::Email(email) => format!("e:{email}"),
+            Self::Visitor(visitor) => format!("v:{visitor}"),
+        }
+    }
+
+    /// Does a conversation with `profile` belong to this customer?
+    pub fn matches(&self, profile: &CustomerProfile) -> bool {
+        match self {
+            Self::Email(email) => profile.email.as_ref().is_some_and(|e| e.to_lowercase() == *email),
+            Self::Visitor(visitor) => profile.visitor.as_deref() == Some(visitor.as_str()),
+        }
+    }
+}

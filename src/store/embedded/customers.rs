@@ -1,0 +1,84 @@
+//! Customers in the embedded store: an index (customer key, paired time, conversation id)
+//! written with each opening, so a customer's earlier conversations are found without a
+//! scan, and the email a customer gives during or after their chat.
+
+use std::ops::Bound;
+
+use super::{CONVERSATIONS, ConversationRec, TableDefinition, encode, load_record, unavailable};
+use crate::store::{Conversation, CustomerKey, CustomerProfile, Millis, StoreError, StoreResult};
+
+/// (indexed customer key ([`CustomerKey::indexed`]), paired time, conversation id).
+const BY_CUSTOMER: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("conversations_by_customer");
+
+/// The index, opened for writing in the caller's transaction.
+pub(super) type Table<'tx> = redb::Table<'tx, (&'static str, i64, &'static str), ()>;
+
+/// Creates the index in a new (or older) store file, at open.
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) fn open(tx: &redb::WriteTransaction) -> StoreResult<Table<'_>> {
+    tx.open_table(BY_CUSTOMER).map_err(unavailable)
+}
+
+/// Indexes conversation `id` under every key of `profile` (a set: idempotent).
+pub(super) fn index(table: &mut Table<'_>, profile: &CustomerProfile, paired_at: Millis, id: &str) -> StoreResult<()> {
+    for key in profile.indexed_keys() {
+        table.insert((key.as_str(), paired_at, id), ()).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+impl super::EmbeddedStore {
+    pub(super) async fn list_customer(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
+        let key = key.indexed();
+        self.read(move |tx| {
+            let table = tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
+            let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+            let range = (
+                Bound::Included((key.as_str(), i64::MIN, "")),
+                Bound::Included((key.as_str(), i64::MAX, "\u{10FFFF}")),
+            );
+            let mut out = Vec::new();
+            for row in table.range::<(&str, i64, &str)>(range).map_err(unavailable)?.rev() {
+                if out.len() as u64 >= limit {
+                    break;
+                }
+                let (row, _) = row.map_err(unavailable)?;
+                let Some(rec) = load_record(&conversations, row.value().2)? else {
+                    continue;
+                };
+                let id = rec.opened.id.clone();
+                let messages = super::message_log::load(tx, &id)?;
+                let rating = super::ratings::load(tx, &id)?;
+                out.push(rec.into_conversation(messages, rating, Vec::new()));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(super) async fn set_email(&self, id: &str, email: &str) -> StoreResult<()> {
+        let (id, email) = (id.to_string(), email.to_string());
+        self.write(move |tx| {
+            let mut conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+            let mut rec: ConversationRec = load_record(&conversations, &id)?.ok_or(StoreError::NotFound)?;
+            let mut by_customer = open(tx)?;
+            let paired_at = rec.opened.paired_at;
+            for key in rec.opened.customer.indexed_keys() {
+                by_customer
+                    .remove((key.as_str(), paired_at, id.as_str()))
+                    .map_err(unavailable)?;
+            }
+            rec.opened.customer.email = Some(email);
+            index(&mut by_customer, &rec.opened.customer, paired_at, &id)?;
+            conversations
+                .insert(id.as_str(), encode(&rec)?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
