@@ -100,10 +100,23 @@ pub struct NoteView {
     pub text: String,
 }
 
+/// What the customer told about themselves when joining (each null when not given).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    /// Their email address, as given (when joining, or later).
+    pub email: Option<String>,
+    /// The page they came from (an http(s) URL).
+    pub page: Option<String>,
+    /// Their IANA time zone.
+    pub zone: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationDetail {
     #[serde(flatten)]
     pub summary: ConversationSummary,
+    /// What the customer told about themselves (service conversations).
+    pub customer: CustomerView,
     pub messages: Vec<MessageView>,
     /// Its transfers, oldest first; empty when it was never transferred.
     pub transfers: Vec<TransferView>,
@@ -118,7 +131,7 @@ pub struct ConversationPage {
     pub items: Vec<ConversationSummary>,
 }
 
-fn summary(c: &Conversation) -> ConversationSummary {
+pub(super) fn summary(c: &Conversation) -> ConversationSummary {
     let o = &c.opened;
     ConversationSummary {
         id: o.id.clone(),
@@ -204,6 +217,11 @@ async fn one(
     if me.role == Role::Agent && !c.served_by(&me.id) {
         return Err(ApiError::NotFound("conversation"));
     }
+    Ok(Json(detail(&c)))
+}
+
+/// A conversation whole, as staff read it (the visitor key left out).
+pub(super) fn detail(c: &Conversation) -> ConversationDetail {
     let messages = c
         .messages
         .iter()
@@ -240,10 +258,16 @@ async fn one(
             text: n.text.clone(),
         })
         .collect();
-    Ok(Json(ConversationDetail {
-        summary: summary(&c),
+    let customer = &c.opened.customer;
+    ConversationDetail {
+        summary: summary(c),
+        customer: CustomerView {
+            email: customer.email.clone(),
+            page: customer.page.clone(),
+            zone: customer.zone.clone(),
+        },
         messages,
         transfers,
         notes,
-    }))
+    }
 }

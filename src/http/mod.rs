@@ -21,6 +21,8 @@ pub mod routing_modes;
 pub mod canned;
 pub mod error;
 pub mod history;
+// the agent's customer panel
+pub mod customer_panel;
 pub mod listener;
 pub mod listening;
 pub mod metrics;
@@ -187,7 +189,10 @@ struct ApiDoc;
 /// The whole HTTP API with its OpenAPI document; `operations` are documented routes of
 /// other modules (`/metrics`), passed in so that this module need not import them.
 pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let staff = session::router().merge(admin::router()).merge(history::router());
+    let staff = session::router()
+        .merge(admin::router())
+        .merge(history::router())
+        .merge(customer_panel::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public::router())
         .merge(staff)

@@ -27,6 +27,7 @@ mod cluster_hub;
 mod cluster_fixture;
 mod common;
 mod contracts;
+mod customer_panel;
 mod desk;
 mod durability;
 mod edge;
