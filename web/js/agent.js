@@ -17,6 +17,7 @@ import { beep, flashTitle, setBaseTitle } from './notify.js';
 import { attachPicker, loadCannedReplies, createMyReplies } from './canned.js';
 import { createOffers } from './agent-offers.js';
 import { createNotes } from './agent-notes.js';
+import { createCustomerPanel } from './agent-customer.js';
 import { createTransfer } from './agent-transfer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -77,6 +78,7 @@ const offers = createOffers({
 });
 
 /** Internal notes on chats: for agents only. */
+const customerPanel = createCustomerPanel();
 const notes = createNotes({ send: (frame) => socket.send(frame), maxLen: () => maxLen });
 
 /** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
@@ -498,6 +500,7 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
   view.input.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); chat.button.focus(); } });
   chats.set(id, chat);
   notes.attach(chat);
+  customerPanel.attach(chat);
   $('panels').append(panel);
   listItem(chat);
   const messages = [...(snapshot.messages || [])].sort((a, b) => a.seq - b.seq);

@@ -1,0 +1,122 @@
+// The customer panel beside each chat in the agent console: who the customer is (name,
+// email, the page they came from, their local time, how long they waited) and their
+// earlier conversations, each openable in place to read its transcript and notes.
+// Read from `GET /api/conversations/{id}/customer` (the chat's opening is archived as the
+// chat starts; until it is, the panel retries a few times). Text only, never markup: a
+// page address becomes a link only when it is http(s), and opens without a handle on the
+// console (`noopener noreferrer`).
+
+import { el, api, clock, dateTime } from './dom.js';
+
+/** How often and how long to retry a panel whose conversation is not archived yet. */
+const RETRY_MS = [500, 1000, 2000, 4000];
+
+const duration = (secs) => {
+  if (secs < 60) return `${Math.round(secs)} s`;
+  const mins = Math.round(secs / 60);
+  return mins < 60 ? `${mins} min` : `${Math.floor(mins / 60)} h ${mins % 60} min`;
+};
+
+/** Their local time now in `zone` ("14:05 (Europe/Berlin)"), or null. */
+function localTime(zone) {
+  if (!zone) return null;
+  try {
+    const time = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', timeZone: zone }).format(new Date());
+    return `${time} (${zone.replaceAll('_', ' ')})`;
+  } catch { return null; }
+}
+
+/** The page as a link when it is a web address; its host and path, shortened. */
+function pageLink(page) {
+  let url;
+  try { url = new URL(page); } catch { return null; }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+  const shown = `${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  return el('a', { href: url.href, target: '_blank', rel: 'noopener noreferrer', title: url.href, dataset: { testid: 'customer-page' } },
+    shown.length > 48 ? `${shown.slice(0, 47)}…` : shown);
+}
+
+function fact(term, value, testid) {
+  if (value === null || value === undefined || value === '') return null;
+  return [el('dt', {}, term), el('dd', { dataset: { testid } }, value)];
+}
+
+export function createCustomerPanel() {
+  /** An earlier conversation's transcript, read when first opened. */
+  async function fillEarlier(chatId, summary, body) {
+    body.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
+    const r = await api('GET', `/api/conversations/${encodeURIComponent(chatId)}/customer/conversations/${encodeURIComponent(summary.id)}`);
+    if (!r.ok) {
+      body.replaceChildren(el('p', { class: 'form-error', role: 'alert' }, r.error?.message || 'Could not load it.'));
+      return false;
+    }
+    const c = r.data;
+    const lines = [
+      ...c.messages.map((m) => ({ at: m.at, node: el('li', { class: `earlier-line ${m.from}` },
+        el('span', { class: 'earlier-meta' }, `${m.from === 'customer' ? c.customer_name : m.from === 'agent' ? c.agent_name : 'Switchboard'} · ${clock(m.at)}`),
+        el('span', { class: 'earlier-text' }, m.text)) })),
+      ...c.notes.map((n) => ({ at: n.at, node: el('li', { class: 'earlier-line note', dataset: { testid: 'earlier-note' } },
+        el('span', { class: 'earlier-meta' }, `Internal note · ${n.agent_name} · ${clock(n.at)}`),
+        el('span', { class: 'earlier-text' }, n.text)) })),
+    ].sort((a, b) => a.at - b.at);
+    body.replaceChildren(lines.length
+      ? el('ol', { class: 'earlier-transcript plain-list', dataset: { testid: 'earlier-transcript' } }, lines.map((l) => l.node))
+      : el('p', { class: 'muted' }, 'No messages.'));
+    return true;
+  }
+
+  function earlierItem(chatId, summary) {
+    const body = el('div', { class: 'earlier-body' });
+    const rating = summary.rating ? ` · ${summary.rating.scale === 'thumbs' ? (summary.rating.score >= 2 ? '👍' : '👎') : `${'★'.repeat(summary.rating.score)}`}` : '';
+    const details = el('details', { class: 'earlier', dataset: { testid: 'earlier-conversation', conversationId: summary.id } },
+      el('summary', {},
+        el('span', { class: 'earlier-when' }, dateTime(summary.paired_at)),
+        el('span', { class: 'muted' }, ` · ${summary.agent_name} · ${summary.message_count} message${summary.message_count === 1 ? '' : 's'}${rating}`)),
+      body);
+    let loaded = false;
+    details.addEventListener('toggle', async () => {
+      if (details.open && !loaded) loaded = await fillEarlier(chatId, summary, body);
+    });
+    return el('li', {}, details);
+  }
+
+  function render(box, chatId, p) {
+    const recognised = p.recognised_by === 'email' ? 'by their email' : p.recognised_by === 'visitor' ? 'by this browser' : null;
+    const earlier = p.earlier.length
+      ? el('ul', { class: 'plain-list earlier-list', dataset: { testid: 'earlier-list' } }, p.earlier.map((s) => earlierItem(chatId, s)))
+      : el('p', { class: 'muted', dataset: { testid: 'no-earlier' } }, recognised ? 'No earlier conversations.' : 'First visit, as far as we can tell.');
+    box.replaceChildren(
+      el('dl', { class: 'customer-facts' },
+        fact('Name', p.customer_name, 'customer-name'),
+        fact('Email', p.email ? el('a', { href: `mailto:${p.email}` }, p.email) : null, 'customer-email'),
+        fact('Came from', p.page ? pageLink(p.page) : null, 'customer-came-from'),
+        fact('Local time', localTime(p.zone), 'customer-local-time'),
+        fact('Waited', duration(p.waited_secs), 'customer-waited')),
+      el('h4', {}, 'Earlier conversations', recognised ? el('span', { class: 'muted' }, ` (found ${recognised})`) : null),
+      earlier);
+  }
+
+  async function load(box, chatId, attempt = 0) {
+    const r = await api('GET', `/api/conversations/${encodeURIComponent(chatId)}/customer`);
+    if (r.ok) { render(box, chatId, r.data); return; }
+    // Not archived yet (the chat has only just started), or the network: retry a little.
+    if ((r.status === 404 || r.status === 0 || r.status === 503) && attempt < RETRY_MS.length) {
+      setTimeout(() => { if (box.isConnected) load(box, chatId, attempt + 1); }, RETRY_MS[attempt]);
+      return;
+    }
+    box.replaceChildren(el('p', { class: 'muted' }, 'The customer’s details are not available.'));
+  }
+
+  /** Adds the customer panel to a chat's panel and loads it. */
+  function attach(chat) {
+    const box = el('div', { class: 'customer-box', dataset: { testid: 'customer-details' } }, el('p', { class: 'muted' }, 'Loading…'));
+    const aside = el('details', { class: 'customer-panel', open: window.matchMedia('(min-width: 70rem)').matches, dataset: { testid: 'customer-panel' } },
+      el('summary', {}, el('h4', { class: 'inline' }, 'Customer')),
+      box);
+    chat.panel.classList.add('with-customer');
+    chat.panel.append(aside);
+    load(box, chat.id);
+  }
+
+  return { attach };
+}
