@@ -823,6 +823,114 @@ async fn customers_are_found_by_email_else_visitor_key(store: &dyn Store) {
     ));
 }
 
+/// An erasure removes whole conversations (messages, notes, rating, listing and customer
+/// indexes), leaves the others alone, and tombstones the ids: a late opening, message, note
+/// or rating of an erased conversation is dropped or refused. The customer's offline
+/// messages go by email (any case). The log keeps its records, newest first.
+async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(store: &dyn Store) {
+    const V: &str = "visitor-key-erase-01";
+    let keep_note = note_of("keep", "k-1", 2_500, "a1");
+    let gone_note = note_of("gone", "g-1", 1_500, "a1");
+    let batch = [
+        opened_by("gone", 1_000, Some("Eve@Example.com"), Some(V)),
+        message("gone", 1),
+        message("gone", 2),
+        noted(&gone_note),
+        opened_by("keep", 2_000, Some("other@example.com"), None),
+        message("keep", 1),
+        noted(&keep_note),
+    ];
+    store.archive(&batch).await.unwrap();
+    store.rate_conversation("gone", rating(5, None)).await.unwrap();
+    let mut eve = offline("eve-1", "sales", 10);
+    eve.email = "EVE@example.com".into();
+    store.add_offline_message(eve, None).await.unwrap();
+    store
+        .add_offline_message(offline("bob-1", "sales", 11), None)
+        .await
+        .unwrap();
+
+    let erased = store
+        .erase_conversations(&["gone".to_string(), "never-stored".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        (erased.conversations, erased.messages, erased.notes, erased.ratings),
+        (1, 2, 1, 1)
+    );
+    assert_eq!(store.erase_offline_messages_of("eve@example.com").await.unwrap(), 1);
+    assert!(matches!(store.conversation("gone").await, Err(StoreError::NotFound)));
+    assert_eq!(store.conversation_notes("gone").await.unwrap(), vec![]);
+    let (all, total) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
+    assert_eq!((ids(&all), total), (vec!["keep"], 1));
+    let by_agent = ConversationFilter {
+        agent_id: Some("a1".into()),
+        category: Some("sales".into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(&store.conversations(&by_agent, ALL).await.unwrap().0), vec!["keep"]);
+    for key in [
+        CustomerKey::Email("eve@example.com".into()),
+        CustomerKey::Visitor(V.into()),
+    ] {
+        assert!(store.customer_conversations(&key, 10).await.unwrap().is_empty());
+    }
+    let (left, _) = store.offline_messages(&OfflineFilter::default(), ALL).await.unwrap();
+    assert_eq!(offline_ids(&left), vec!["bob-1"]);
+    // The other conversation is whole.
+    let keep = store.conversation("keep").await.unwrap();
+    assert_eq!((seqs(&keep), keep.notes), (vec![1], vec![keep_note]));
+
+    // A late replay of everything (a spool, a journal, another node) brings nothing back.
+    store.archive(&batch).await.unwrap();
+    store
+        .archive(&[
+            open("never-stored", Some("sales"), "a1", 3_000),
+            message("never-stored", 1),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(store.conversation("gone").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.conversation("never-stored").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.conversation_notes("gone").await.unwrap(), vec![]);
+    assert!(matches!(
+        store.rate_conversation("gone", rating(1, None)).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .conversations(&ConversationFilter::default(), ALL)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    // Again: idempotent.
+    assert_eq!(
+        store.erase_conversations(&["gone".to_string()]).await.unwrap(),
+        Erased::default()
+    );
+
+    for (at, id) in [(100, "e1"), (300, "e3"), (200, "e2")] {
+        let record = ErasureRecord {
+            id: id.into(),
+            at,
+            by: "admin".into(),
+            found_by: "email".into(),
+            key_sha256: "ab".repeat(32),
+            erased,
+        };
+        store.add_erasure_record(record).await.unwrap();
+    }
+    let (log, total) = store.erasure_records(Page { offset: 0, limit: 2 }).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(log.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["e3", "e2"]);
+    assert_eq!(log[0].erased, erased);
+}
+
 /// A note needs no opening: one of a conversation not stored (yet) is kept, read alone at
 /// once and with its conversation once it is opened (in a later batch or later in the
 /// same one); a conversation with no notes, or none at all, has an empty list.
@@ -2295,6 +2403,7 @@ contract!(
     notes_are_kept_once_by_id_in_time_order,
     notes_are_kept_before_their_opening,
     customers_are_found_by_email_else_visitor_key,
+    erasure_removes_everything_of_the_conversations_and_nothing_comes_back,
     // sessions in the shared store (issue 15)
     sessions_are_created_found_and_deleted,
     sessions_of_an_account_are_revoked_together,

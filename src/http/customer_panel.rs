@@ -135,6 +135,9 @@ async fn earlier(
     Path((id, other)): Path<(String, String)>,
 ) -> Result<Json<ConversationDetail>, ApiError> {
     let c = readable(&state, &me, &id).await?;
+    if other == id {
+        return Ok(Json(detail(&c)));
+    }
     let key = c
         .opened
         .customer

@@ -23,6 +23,8 @@ pub mod error;
 pub mod history;
 // the agent's customer panel
 pub mod customer_panel;
+// a customer's data erased on request
+pub mod erasure;
 pub mod listener;
 pub mod listening;
 pub mod metrics;
@@ -192,7 +194,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
     let staff = session::router()
         .merge(admin::router())
         .merge(history::router())
-        .merge(customer_panel::router());
+        .merge(customer_panel::router())
+        .merge(erasure::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public::router())
         .merge(staff)

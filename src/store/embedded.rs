@@ -86,6 +86,8 @@ mod ratings;
 mod notes;
 // ---- customers: their details, earlier conversations ----
 mod customers;
+// ---- a customer's data erased on request ----
+mod erasure;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -360,6 +362,7 @@ impl EmbeddedStore {
                 offline::create_tables(&tx)?;
                 notes::create_tables(&tx)?;
                 customers::create_tables(&tx)?;
+                erasure::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {
@@ -610,6 +613,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut by_category = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
     let mut note_table = notes::open(tx)?;
     let mut by_customer = customers::open(tx)?;
+    let erased = erasure::tombstones(tx)?;
     // Each conversation's kept messages of the batch, appended together after the batch's
     // openings and closings, in seq order: they take consecutive log positions, one index
     // run (see [`message_log`]). Only the order across conversations changes, which
@@ -618,6 +622,10 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut group_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for event in batch {
         match event {
+            // Erased on request: nothing of it is kept again (it needs no more checks: a
+            // message, transfer or closing needs its opening, which is never stored again).
+            ArchiveEvent::Opened(opened) if erasure::is_erased(&erased, &opened.id)? => {}
+            ArchiveEvent::Note(note) if erasure::is_erased(&erased, &note.conversation_id)? => {}
             ArchiveEvent::Opened(opened) => {
                 if conversations.get(opened.id.as_str()).map_err(unavailable)?.is_some() {
                     continue; // first opening wins, as in the reference store

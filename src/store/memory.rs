@@ -46,6 +46,10 @@ struct Inner {
     ratings: HashMap<String, Rating>,
     // ---- offline messages ----
     offline: HashMap<String, OfflineMessage>,
+    // ---- a customer's data erased on request ----
+    /// Erased conversations' ids: nothing of them is archived again.
+    erased: std::collections::HashSet<String>,
+    erasures: Vec<ErasureRecord>,
 }
 
 impl MemoryStore {
@@ -132,6 +136,16 @@ impl Inner {
 
     /// Applies one archive event; applying it again changes nothing.
     fn apply(&mut self, event: &ArchiveEvent) {
+        let conversation = match event {
+            ArchiveEvent::Opened(o) => &o.id,
+            ArchiveEvent::Message { conversation_id, .. } => conversation_id,
+            ArchiveEvent::Transferred(t) => &t.id,
+            ArchiveEvent::Note(n) => &n.conversation_id,
+            ArchiveEvent::Closed(c) => &c.id,
+        };
+        if self.erased.contains(conversation) {
+            return; // erased on request: a late event of it is dropped
+        }
         match event {
             ArchiveEvent::Opened(opened) => {
                 if !self.by_id.contains_key(&opened.id) {
@@ -691,6 +705,7 @@ impl Store for MemoryStore {
     // ---- ratings ----
     async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
         self.with(|s| match s.ratings.entry(id.to_string()) {
+            _ if s.erased.contains(id) => Err(StoreError::NotFound),
             std::collections::hash_map::Entry::Occupied(_) => Err(StoreError::Conflict),
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(rating);
@@ -779,6 +794,51 @@ impl Store for MemoryStore {
             let index = *s.by_id.get(id).ok_or(StoreError::NotFound)?;
             s.conversations[index].opened.customer.email = Some(email.to_string());
             Ok(())
+        })
+    }
+
+    // ---- a customer's data erased on request ----
+    async fn erase_conversations(&self, ids: &[String]) -> StoreResult<Erased> {
+        self.with(|s| {
+            let mut erased = Erased::default();
+            for id in ids {
+                s.erased.insert(id.clone());
+                erased.notes += s.notes.remove(id).map_or(0, |n| n.len() as u64);
+                erased.ratings += u64::from(s.ratings.remove(id).is_some());
+                if let Some(index) = s.by_id.remove(id) {
+                    let gone = s.conversations.remove(index);
+                    erased.conversations += 1;
+                    erased.messages += gone.messages.len() as u64;
+                    for i in s.by_id.values_mut() {
+                        if *i > index {
+                            *i -= 1;
+                        }
+                    }
+                }
+            }
+            Ok(erased)
+        })
+    }
+
+    async fn erase_offline_messages_of(&self, email: &str) -> StoreResult<u64> {
+        let email = email.to_lowercase();
+        self.with(|s| {
+            let before = s.offline.len();
+            s.offline.retain(|_, m| m.email.to_lowercase() != email);
+            Ok((before - s.offline.len()) as u64)
+        })
+    }
+
+    async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()> {
+        self.with(|s| s.erasures.push(record));
+        Ok(())
+    }
+
+    async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
+        self.with(|s| {
+            let mut all: Vec<&ErasureRecord> = s.erasures.iter().collect();
+            all.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
+            Ok(one_page(all, page))
         })
     }
 }

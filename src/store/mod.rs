@@ -21,6 +21,8 @@ mod mongo;
 mod record;
 // ---- what customers tell about themselves ----
 mod customer;
+// ---- a customer's data erased on request ----
+mod erasure;
 // ---- rooms and 1-to-1 video (issue 16) ----
 mod rooms;
 // ---- appointment mail outbox (issue 17) ----
@@ -33,6 +35,7 @@ mod offline;
 
 pub use customer::{CustomerKey, CustomerProfile};
 pub use embedded::EmbeddedStore;
+pub use erasure::{Erased, ErasureRecord};
 pub use memory::MemoryStore;
 pub use mongo::MongoStore;
 // ---- rooms and 1-to-1 video (issue 16) ----
@@ -593,6 +596,18 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the email of conversation `id`'s customer (given during or after their chat),
     /// so it is found by it from now on. `NotFound` when the conversation is not stored.
     async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()>;
+
+    // ---- a customer's data erased on request ----
+    /// Erases the conversations `ids` whole (messages, notes, rating, transfers, the
+    /// customer's details) and keeps their ids as tombstones: from now on any archive
+    /// event of them (an opening, a message, a note) is dropped and a rating refused
+    /// (`NotFound`). Ids not stored are tombstoned too. Idempotent.
+    async fn erase_conversations(&self, ids: &[String]) -> StoreResult<Erased>;
+    /// Erases the offline messages left with `email` (any case), their replies included.
+    async fn erase_offline_messages_of(&self, email: &str) -> StoreResult<u64>;
+    async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()>;
+    /// The erasure log, newest first.
+    async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

@@ -31,6 +31,7 @@ mod customer_panel;
 mod desk;
 mod durability;
 mod edge;
+mod erasure;
 // the listening socket's backlog
 mod listen_backlog;
 mod logging;

@@ -535,6 +535,12 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/admin/categories/{id}", "sales".to_string()),
         ("/api/admin/chat-hours/{category}", "sales".to_string()),
         ("/api/admin/routing/{category}", "sales".to_string()),
+        ("/api/conversations/{id}/customer", chat_id.clone()),
+        // The conversation is its own customer's (both ids the same).
+        (
+            "/api/conversations/{id}/customer/conversations/{other}",
+            chat_id.clone(),
+        ),
         ("/api/conversations/{id}", chat_id),
         // appointments (issue 17)
         ("/api/agent/appointments/{id}/cancel", appointment_id.clone()),

@@ -327,6 +327,30 @@ pub fn load(tx: &redb::ReadTransaction, conversation_id: &str) -> StoreResult<Ve
     Ok(out)
 }
 
+/// Removes every message of `conversation_id` (its runs, their log records and its
+/// number; an erasure on request). Returns how many messages it held.
+pub fn erase(tx: &redb::WriteTransaction, conversation_id: &str) -> StoreResult<u64> {
+    let mut numbers = tx.open_table(NUMBERS).map_err(unavailable)?;
+    let Some(number) = numbers.remove(conversation_id).map_err(unavailable)?.map(|n| n.value()) else {
+        return Ok(0);
+    };
+    let mut index = tx.open_table(INDEX).map_err(unavailable)?;
+    let mut log = tx.open_table(LOG).map_err(unavailable)?;
+    let runs: Vec<((u64, u64), (u64, u64))> = index
+        .range((number, 0u64)..=(number, u64::MAX))
+        .map_err(unavailable)?
+        .map(|row| row.map(|(k, v)| (k.value(), v.value())).map_err(unavailable))
+        .collect::<StoreResult<_>>()?;
+    let mut erased = 0;
+    for (key, (start, count)) in runs {
+        index.remove(key).map_err(unavailable)?;
+        for position in start..start + count {
+            erased += u64::from(log.remove(position).map_err(unavailable)?.is_some());
+        }
+    }
+    Ok(erased)
+}
+
 /// Moves schema 2's `messages` rows into the log (conversation by conversation, in seq
 /// order) and drops that table. Returns how many messages moved.
 pub fn migrate_v2(tx: &redb::WriteTransaction) -> StoreResult<u64> {

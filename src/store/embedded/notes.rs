@@ -74,3 +74,22 @@ pub(super) fn load(tx: &redb::ReadTransaction, id: &str) -> StoreResult<Vec<Conv
     notes.sort_by(note_order);
     Ok(notes)
 }
+
+/// Removes every note of `conversation_id` (an erasure on request); how many there were.
+pub(super) fn erase(tx: &redb::WriteTransaction, conversation_id: &str) -> StoreResult<u64> {
+    let mut table = open(tx)?;
+    let keys: Vec<String> = table
+        .range((conversation_id, "")..)
+        .map_err(unavailable)?
+        .map(|row| {
+            row.map(|(k, _)| (k.value().0.to_string(), k.value().1.to_string()))
+                .map_err(unavailable)
+        })
+        .take_while(|r| r.as_ref().map_or(true, |(c, _)| c == conversation_id))
+        .map(|r| r.map(|(_, note)| note))
+        .collect::<StoreResult<_>>()?;
+    for note in &keys {
+        table.remove((conversation_id, note.as_str())).map_err(unavailable)?;
+    }
+    Ok(keys.len() as u64)
+}

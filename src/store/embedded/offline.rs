@@ -129,3 +129,26 @@ impl EmbeddedStore {
         .await
     }
 }
+
+/// Every offline message (an erasure looks for a customer's; they are few).
+pub(super) fn all(tx: &redb::WriteTransaction) -> StoreResult<Vec<OfflineMessage>> {
+    let table = tx.open_table(OFFLINE).map_err(unavailable)?;
+    table
+        .iter()
+        .map_err(unavailable)?
+        .map(|row| row.map_err(unavailable).and_then(|(_, v)| decode(v.value())))
+        .collect()
+}
+
+/// Removes message `m` and its listing entry (an erasure on request).
+pub(super) fn remove(tx: &redb::WriteTransaction, m: &OfflineMessage) -> StoreResult<()> {
+    tx.open_table(OFFLINE)
+        .map_err(unavailable)?
+        .remove(m.id.as_str())
+        .map_err(unavailable)?;
+    tx.open_table(BY_CREATED)
+        .map_err(unavailable)?
+        .remove((m.created_at, m.id.as_str()))
+        .map_err(unavailable)?;
+    Ok(())
+}

@@ -26,6 +26,9 @@ impl EmbeddedStore {
     pub(super) async fn insert_rating(&self, id: &str, rating: Rating) -> StoreResult<()> {
         let id = id.to_string();
         self.write(move |tx| {
+            if super::erasure::is_erased(&super::erasure::tombstones(tx)?, &id)? {
+                return Err(StoreError::NotFound); // erased on request
+            }
             let mut table = tx.open_table(RATINGS).map_err(unavailable)?;
             if table.get(id.as_str()).map_err(unavailable)?.is_some() {
                 return Err(StoreError::Conflict);
@@ -37,4 +40,10 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// Removes the rating of `id` (an erasure on request); 1 if there was one.
+pub(super) fn erase(tx: &redb::WriteTransaction, id: &str) -> StoreResult<u64> {
+    let mut table = tx.open_table(RATINGS).map_err(unavailable)?;
+    Ok(u64::from(table.remove(id).map_err(unavailable)?.is_some()))
 }

@@ -486,4 +486,21 @@ impl Store for EmbeddedStore {
     async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()> {
         self.set_email(id, email).await
     }
+
+    // ---- a customer's data erased on request: in `embedded/erasure.rs` ----
+    async fn erase_conversations(&self, ids: &[String]) -> StoreResult<Erased> {
+        self.erase_all(ids).await
+    }
+
+    async fn erase_offline_messages_of(&self, email: &str) -> StoreResult<u64> {
+        self.erase_offline_of(email).await
+    }
+
+    async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()> {
+        self.insert_erasure(record).await
+    }
+
+    async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
+        self.list_erasures(page).await
+    }
 }

@@ -60,6 +60,21 @@ impl MongoStore {
                 ArchiveEvent::Message { .. } | ArchiveEvent::Transferred(_) | ArchiveEvent::Closed(_) => {}
             }
         }
+        // Erased on request: neither opened again nor noted (its messages, transfers and
+        // closing need the opening, so they follow).
+        let mut candidates: Vec<&str> = opens.iter().map(|o| o.id.as_str()).collect();
+        candidates.extend(notes.iter().map(|n| n.conversation_id.as_str()));
+        let erased = self.erased_among(&candidates).await?;
+        if !erased.is_empty() {
+            opens.retain(|o| !erased.contains(&o.id));
+            notes.retain(|n| !erased.contains(&n.conversation_id));
+            for id in &erased {
+                present.remove(id.as_str());
+            }
+            messages.retain(|id, _| present.contains(id));
+            transfers.retain(|t| present.contains(t.id.as_str()));
+            closes.retain(|c| present.contains(c.id.as_str()));
+        }
         // Openings first: a conversation is never left with messages but no record.
         self.open_all(&opens).await?;
         self.transfer_all(&transfers).await?;

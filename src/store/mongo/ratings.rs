@@ -40,6 +40,9 @@ impl MongoStore {
     }
 
     pub(super) async fn insert_rating(&self, id: &str, rating: Rating) -> StoreResult<()> {
+        if !self.erased_among(&[id]).await?.is_empty() {
+            return Err(crate::store::StoreError::NotFound); // erased on request
+        }
         let doc = RatingDoc {
             id: id.to_string(),
             score: i32::from(rating.score),

@@ -1,0 +1,224 @@
+//! A customer's data erased on request (a GDPR erasure), by admins: found by their email
+//! (any case), their returning-visitor key, or one conversation of theirs (then, when that
+//! conversation names an email or a visitor key, every conversation found by it), every
+//! conversation of theirs is erased whole (messages, notes, rating, transfers, details)
+//! with their offline messages, in every store and against late writes (tombstones, see
+//! `store::Erased`), and the erasure is logged (who, when, counts, a hash of the key).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::responses::{AdminsOnly, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::core::customer_details;
+use crate::store::{CustomerKey, Erased, ErasureRecord, Page, StoreError};
+
+/// The most conversations one erasure request takes; a customer with more is erased by
+/// repeating the request (each answers how many it erased; 0 when none are left).
+const MAX_CONVERSATIONS: u64 = 10_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(erase, log))
+}
+
+/// Whose data to erase: exactly one of the three.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "carla@example.com"}))]
+pub struct ErasureRequest {
+    /// Their email address (matched in any case).
+    pub email: Option<String>,
+    /// Their browser's returning-visitor key.
+    pub visitor: Option<String>,
+    /// One conversation of theirs (the customer is then found by its email, else its
+    /// visitor key; with neither, that conversation alone).
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasedView {
+    pub conversations: u64,
+    pub messages: u64,
+    pub notes: u64,
+    pub ratings: u64,
+    pub offline_messages: u64,
+}
+
+impl From<Erased> for ErasedView {
+    fn from(e: Erased) -> Self {
+        Self {
+            conversations: e.conversations,
+            messages: e.messages,
+            notes: e.notes,
+            ratings: e.ratings,
+            offline_messages: e.offline_messages,
+        }
+    }
+}
+
+/// One erasure, as logged.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureView {
+    pub id: String,
+    /// When (ms since the Unix epoch).
+    pub at: i64,
+    /// The admin account id who asked.
+    pub by: String,
+    /// `email`, `visitor` or `conversation`.
+    pub found_by: String,
+    /// Hex SHA-256 of what the customer was found by (the lower-cased email, the visitor
+    /// key, or the conversation id): the log keeps nothing of theirs.
+    pub key_sha256: String,
+    pub erased: ErasedView,
+}
+
+impl From<ErasureRecord> for ErasureView {
+    fn from(r: ErasureRecord) -> Self {
+        Self {
+            id: r.id,
+            at: r.at,
+            by: r.by,
+            found_by: r.found_by,
+            key_sha256: r.key_sha256,
+            erased: r.erased.into(),
+        }
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Erases everything of one customer.
+#[utoipa::path(post, path = "/api/admin/erasures", tag = "admin", request_body = ErasureRequest,
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "erased (counts may be 0: nothing of theirs was kept)", body = ErasureView),
+        (status = 400, description = "`bad_request`: not exactly one of `email`, `visitor`, `conversation_id`; `invalid_email`, `invalid_visitor`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn erase(
+    AdminOnly(me): AdminOnly,
+    State(state): State<AppState>,
+    body: Result<Json<ErasureRequest>, JsonRejection>,
+) -> Result<Json<ErasureView>, ApiError> {
+    let Json(body) = body?;
+    let refused = |e: customer_details::Invalid| ApiError::invalid(e.code, e.message);
+    let given = [&body.email, &body.visitor, &body.conversation_id];
+    if given
+        .iter()
+        .filter(|g| g.as_deref().is_some_and(|v| !v.trim().is_empty()))
+        .count()
+        != 1
+    {
+        return Err(ApiError::invalid(
+            "bad_request",
+            "give exactly one of email, visitor, conversation_id",
+        ));
+    }
+    let (key, lone) = if let Some(email) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
+        (
+            Some(CustomerKey::Email(
+                customer_details::email(email).map_err(refused)?.to_lowercase(),
+            )),
+            None,
+        )
+    } else if let Some(visitor) = customer_details::visitor(body.visitor.as_deref()).map_err(refused)? {
+        (Some(CustomerKey::Visitor(visitor)), None)
+    } else {
+        let id = body.conversation_id.unwrap_or_default().trim().to_string();
+        let c = match state.store.conversation(&id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
+            Err(e) => return Err(e.into()),
+        };
+        match c.opened.customer.match_key() {
+            Some(key) => (Some(key), None),
+            None => (None, Some(id)),
+        }
+    };
+    let mut ids: Vec<String> = lone.iter().cloned().collect();
+    if let Some(key) = &key {
+        let found = state.store.customer_conversations(key, MAX_CONVERSATIONS).await?;
+        ids.extend(found.into_iter().map(|c| c.opened.id));
+        // Found by email: the visitor keys of those conversations may hold more of
+        // theirs (visits before they gave the email) — not erased: a browser key may be
+        // shared (a family computer); an admin erases by it on its own request.
+    }
+    let mut erased = state.store.erase_conversations(&ids).await?;
+    if let Some(CustomerKey::Email(email)) = &key {
+        erased.offline_messages = state.store.erase_offline_messages_of(email).await?;
+    }
+    let (found_by, hashed) = match (&key, &lone) {
+        (Some(CustomerKey::Email(e)), _) => ("email", sha256_hex(e)),
+        (Some(CustomerKey::Visitor(v)), _) => ("visitor", sha256_hex(v)),
+        (None, Some(id)) => ("conversation", sha256_hex(id)),
+        (None, None) => unreachable!("a key or a lone conversation"),
+    };
+    let record = ErasureRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: crate::hub::now_ms(),
+        by: me.id.clone(),
+        found_by: found_by.to_string(),
+        key_sha256: hashed,
+        erased,
+    };
+    state.store.add_erasure_record(record.clone()).await?;
+    tracing::info!(
+        erasure = %record.id, by = %me.username, found_by, conversations = erased.conversations,
+        messages = erased.messages, notes = erased.notes, ratings = erased.ratings,
+        offline_messages = erased.offline_messages, "a customer's data erased on request"
+    );
+    Ok(Json(record.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    #[serde(default)]
+    pub offset: u64,
+    /// 1 to 200, default 50.
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureLog {
+    pub total: u64,
+    pub items: Vec<ErasureView>,
+}
+
+/// The erasure log, newest first.
+#[utoipa::path(get, path = "/api/admin/erasures", tag = "admin", params(LogQuery),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = ErasureLog),
+        (status = 400, description = "`bad_query`", body = ErrorBody), AdminsOnly, Unavailable))]
+async fn log(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ErasureLog>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("bad_query", "limit must be from 1 to 200"));
+    }
+    let (items, total) = state
+        .store
+        .erasure_records(Page {
+            offset: q.offset,
+            limit,
+        })
+        .await?;
+    Ok(Json(ErasureLog {
+        total,
+        items: items.into_iter().map(Into::into).collect(),
+    }))
+}

@@ -1,0 +1,47 @@
+//! Erasing a customer's data on request (a GDPR erasure): what each store removes, and the
+//! log that says it was done. The stores remove whole conversations — messages, agents'
+//! notes, rating, transfers, the customer's details — and keep each erased conversation's
+//! id as a tombstone, so that nothing of it is archived again: an event still in a node's
+//! spool or journal, or a late writer on another node, finds the tombstone and is dropped.
+
+use serde::{Deserialize, Serialize};
+
+use super::Millis;
+
+/// What one erasure removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    pub conversations: u64,
+    pub messages: u64,
+    pub notes: u64,
+    pub ratings: u64,
+    /// Offline messages left with the customer's email.
+    pub offline_messages: u64,
+}
+
+impl Erased {
+    pub fn add(&mut self, other: Erased) {
+        self.conversations += other.conversations;
+        self.messages += other.messages;
+        self.notes += other.notes;
+        self.ratings += other.ratings;
+        self.offline_messages += other.offline_messages;
+    }
+}
+
+/// The log's record of one erasure. It names the customer only by a SHA-256 of the key
+/// they were found by, so the log itself keeps nothing of theirs, yet a second request
+/// for the same person can be matched to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureRecord {
+    pub id: String,
+    pub at: Millis,
+    /// The admin account who asked.
+    pub by: String,
+    /// `email`, `visitor` or `conversation` (one conversation of a customer who gave neither).
+    pub found_by: String,
+    /// Hex SHA-256 of what they were found by (the lower-cased email, the visitor key or
+    /// the conversation id).
+    pub key_sha256: String,
+    pub erased: Erased,
+}

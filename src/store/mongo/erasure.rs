@@ -1,0 +1,166 @@
+//! Erasure on request in MongoDB: a conversation's document, message buckets, notes and
+//! rating are deleted, and its id kept in `erased_conversations`; the archive writer drops
+//! any opening or note of a tombstoned id (`dropping_erased`), so an event still in a
+//! node's spool, or a late writer on another node, does not bring it back. The writer's
+//! memory of known conversations forgets the erased ones.
+
+use std::collections::HashSet;
+
+use bson::{Document, doc};
+use futures_util::TryStreamExt;
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+
+use super::{MongoStore, unavailable};
+use crate::store::{Erased, ErasureRecord, Page, StoreResult};
+
+#[derive(Serialize, Deserialize)]
+struct Tombstone {
+    #[serde(rename = "_id")]
+    id: String,
+}
+
+impl MongoStore {
+    fn tombstones(&self) -> Collection<Tombstone> {
+        self.db.collection("erased_conversations")
+    }
+
+    fn erasure_log(&self) -> Collection<ErasureRecord> {
+        self.db.collection("erasure_log")
+    }
+
+    /// Which of `ids` were erased on request (one query; none asked for when empty).
+    pub(super) async fn erased_among(&self, ids: &[&str]) -> StoreResult<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let cursor = self
+            .tombstones()
+            .find(doc! {"_id": {"$in": ids}})
+            .await
+            .map_err(unavailable)?;
+        let found: Vec<Tombstone> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok(found.into_iter().map(|t| t.id).collect())
+    }
+
+    pub(super) async fn erase_all(&self, ids: &[String]) -> StoreResult<Erased> {
+        if ids.is_empty() {
+            return Ok(Erased::default());
+        }
+        // The tombstones first: from here on nothing of these is written again.
+        for id in ids {
+            self.tombstones()
+                .update_one(doc! {"_id": id}, doc! {"$setOnInsert": {"_id": id}})
+                .upsert(true)
+                .await
+                .map_err(unavailable)?;
+        }
+        {
+            let mut known = self.known.lock().expect("known-ids lock");
+            let mut chains = self.chains.lock().expect("chains lock");
+            for id in ids {
+                known.remove(id);
+                chains.remove(id);
+            }
+        }
+        let raw_buckets: Collection<Document> = self.buckets.clone_with_type();
+        let cursor = raw_buckets
+            .find(doc! {"conversation_id": {"$in": ids}})
+            .projection(doc! {"messages.seq": 1})
+            .await
+            .map_err(unavailable)?;
+        let buckets: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+        let messages: HashSet<(String, i64)> = buckets
+            .iter()
+            .flat_map(|b| {
+                let conversation = b.get_str("conversation_id").unwrap_or_default().to_string();
+                b.get_array("messages")
+                    .map(|ms| {
+                        ms.iter()
+                            .filter_map(|m| {
+                                let seq = m.as_document()?.get("seq")?;
+                                seq.as_i64().or_else(|| seq.as_i32().map(i64::from))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |seq| (conversation.clone(), seq))
+            })
+            .collect();
+        let erased = Erased {
+            messages: messages.len() as u64,
+            conversations: self
+                .conversations
+                .delete_many(doc! {"_id": {"$in": ids}})
+                .await
+                .map_err(unavailable)?
+                .deleted_count,
+            notes: self
+                .db
+                .collection::<Document>("conversation_notes")
+                .delete_many(doc! {"conversation_id": {"$in": ids}})
+                .await
+                .map_err(unavailable)?
+                .deleted_count,
+            ratings: self
+                .db
+                .collection::<Document>("ratings")
+                .delete_many(doc! {"_id": {"$in": ids}})
+                .await
+                .map_err(unavailable)?
+                .deleted_count,
+            offline_messages: 0,
+        };
+        raw_buckets
+            .delete_many(doc! {"conversation_id": {"$in": ids}})
+            .await
+            .map_err(unavailable)?;
+        Ok(erased)
+    }
+
+    pub(super) async fn erase_offline_of(&self, email: &str) -> StoreResult<u64> {
+        let email = email.to_lowercase();
+        let offline: Collection<Document> = self.db.collection("offline_messages");
+        let cursor = offline
+            .find(doc! {})
+            .projection(doc! {"_id": 1, "email": 1})
+            .await
+            .map_err(unavailable)?;
+        let all: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+        let doomed: Vec<&str> = all
+            .iter()
+            .filter(|d| d.get_str("email").is_ok_and(|e| e.to_lowercase() == email))
+            .filter_map(|d| d.get_str("_id").ok())
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let gone = offline
+            .delete_many(doc! {"_id": {"$in": doomed}})
+            .await
+            .map_err(unavailable)?;
+        Ok(gone.deleted_count)
+    }
+
+    pub(super) async fn insert_erasure(&self, record: ErasureRecord) -> StoreResult<()> {
+        self.erasure_log().insert_one(record).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(super) async fn list_erasures(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
+        let total = self.erasure_log().count_documents(doc! {}).await.map_err(unavailable)?;
+        if page.limit == 0 || page.offset >= total {
+            return Ok((Vec::new(), total));
+        }
+        let cursor = self
+            .erasure_log()
+            .find(doc! {})
+            .sort(doc! {"at": -1, "id": -1})
+            .skip(page.offset)
+            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)?;
+        Ok((cursor.try_collect().await.map_err(unavailable)?, total))
+    }
+}
