@@ -68,7 +68,7 @@ pub struct ErasureView {
     pub id: String,
     /// When (ms since the Unix epoch).
     pub at: i64,
-    /// The admin account id who asked.
+    /// The username of the admin who asked.
     pub by: String,
     /// `email`, `visitor` or `conversation`.
     pub found_by: String,
@@ -166,7 +166,7 @@ async fn erase(
     let record = ErasureRecord {
         id: uuid::Uuid::now_v7().to_string(),
         at: crate::hub::now_ms(),
-        by: me.id.clone(),
+        by: me.username.clone(),
         found_by: found_by.to_string(),
         key_sha256: hashed,
         erased,

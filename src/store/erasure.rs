@@ -36,7 +36,7 @@ impl Erased {
 pub struct ErasureRecord {
     pub id: String,
     pub at: Millis,
-    /// The admin account who asked.
+    /// The username of the admin who asked.
     pub by: String,
     /// `email`, `visitor` or `conversation` (one conversation of a customer who gave neither).
     pub found_by: String,

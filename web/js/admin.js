@@ -12,12 +12,14 @@ import { routingSection } from './admin-routing.js';
 import { widgetSection } from './admin-widget.js';
 import { openView } from './admin-views.js';
 import { cannedSection } from './admin-canned.js';
+import { erasureSection } from './admin-erasure.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
 let pollTimer = null;
 let categories = [];
 let archive = null;
+let erasure = null;
 let openConversationWired = false;
 let agents = null;
 let cats = null;
@@ -61,6 +63,7 @@ async function signedIn(account) {
   cats = cats || categoriesSection({ onChange: listsChanged });
   if (!widgetWired) { widgetWired = true; widgetSection(); }
   canned = canned || cannedSection();
+  erasure = erasure || erasureSection({ afterErasure: () => archive.refresh() });
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {
     // A call log's "Open the chat" (call-logs.js) shows that conversation here.

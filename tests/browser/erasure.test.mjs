@@ -1,0 +1,60 @@
+// Erasing a customer's data from the admin page's Archive view: the admin finds the
+// customer by email, presses Erase twice (the second press confirms), sees what went,
+// the conversation leaves the archive, and the log lists the erasure without the email.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
+
+let hub;
+let browser;
+before(async () => {
+  hub = await startHub();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+test('an admin erases a customer by email from the archive view', () => withShots('erasure', async (pages) => {
+  const agent = await createAgent(hub, { username: 'lee', display_name: 'Lee', categories: ['general'] });
+  const agentPage = await newPage(browser);
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser);
+  pages.push(customer);
+  await customer.goto(`${hub.url}/healthz`);
+  await customer.evaluate((url) => new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    window.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'join', name: 'Erin', category: 'general', email: 'erin@example.com' }));
+    ws.onmessage = (e) => {
+      const f = JSON.parse(e.data);
+      if (f.type === 'chat_started') ws.send(JSON.stringify({ type: 'message', text: 'please forget me', client_id: 'c1' }));
+      if (f.type === 'ack') resolve();
+    };
+  }), `${hub.url.replace('http', 'ws')}/ws/customer`);
+
+  const admin = await newPage(browser);
+  pages.push(admin);
+  await admin.goto(`${hub.url}/admin.html#archive`);
+  await admin.getByTestId('username').fill('admin');
+  await admin.getByTestId('password').fill(ADMIN_PASSWORD);
+  await admin.getByTestId('login-button').click();
+  await admin.getByTestId('archive-row').filter({ hasText: 'Erin' }).waitFor();
+
+  await admin.getByTestId('erasure').locator('summary').click();
+  await admin.getByTestId('erasure-key').fill('ERIN@example.com');
+  await admin.getByTestId('erasure-button').click();
+  assert.match(await admin.getByTestId('erasure-button').innerText(), /Press again/);
+  assert.equal(await admin.getByTestId('erasure-row').count(), 0, 'nothing erased on the first press');
+  await admin.getByTestId('erasure-button').click();
+  await admin.getByTestId('erasure-result').filter({ hasText: 'Erased 1 conversation' }).waitFor();
+  await admin.getByTestId('erasure-row').waitFor();
+  assert.doesNotMatch(await admin.getByTestId('erasure-log').innerText(), /erin/i);
+  await admin.getByTestId('archive-search').click();
+  await admin.getByTestId('archive-status').or(admin.getByTestId('archive-row')).first().waitFor();
+  await admin.waitForFunction(() => ![...document.querySelectorAll('[data-testid="archive-row"]')].some((r) => r.textContent.includes('Erin')));
+  await shot(admin, 'erasure-admin');
+}));
