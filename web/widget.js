@@ -110,7 +110,9 @@
     frame.title = 'Chat with ' + desk.title;
     frame.setAttribute('data-testid', 'widget-frame');
     frame.allow = 'autoplay';
-    var q = 'embed=1&host=' + encodeURIComponent(location.origin) + (category ? '&category=' + encodeURIComponent(category) : '');
+    // The host page (without its query or fragment) is where the customer came from.
+    var q = 'embed=1&host=' + encodeURIComponent(location.origin) + '&page=' + encodeURIComponent(location.origin + location.pathname) +
+      (category ? '&category=' + encodeURIComponent(category) : '');
     frame.src = hub + '/widget.html?' + q;
     panel.appendChild(frame);
   }

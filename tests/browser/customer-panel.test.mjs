@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots, shot } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const DETAILS = { email: 'omar@example.com', visitor: 'visitor-key-omar-0001', page: 'https://shop.example/checkout?step=2', zone: 'Asia/Tokyo' };
@@ -103,4 +103,26 @@ test('the panel shows the customer and opens an earlier conversation, at desktop
   const [phoneChat, phoneSide] = await Promise.all([phonePanel.getByTestId('transcript').boundingBox(), folded.boundingBox()]);
   assert.ok(phoneSide.y >= phoneChat.y + phoneChat.height - 1, 'under the chat on a phone');
   await shot(agentPage, 'customer-panel-phone');
+}));
+
+test('the customer page tells the hub the browser and its time zone: a returning customer is recognised', () => withShots('customer-panel-return', async (pages) => {
+  const agent = await createAgent(hub, { username: 'ida', display_name: 'Ida', categories: ['general'] });
+  const agentPage = await newPage(browser, { width: 1440, height: 900 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  // One browser (one context: its storage kept), in Chicago, visits twice.
+  const customer = await newPage(browser, { width: 390, height: 844 }, { timezoneId: 'America/Chicago' });
+  pages.push(customer);
+  await customerJoins(customer, hub, 'general', 'Quinn');
+  let panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Quinn"]');
+  await panel.getByTestId('customer-local-time').filter({ hasText: 'America/Chicago' }).waitFor();
+  await panel.getByTestId('no-earlier').waitFor();
+  await panel.getByTestId('end-chat').click();
+  await panel.getByTestId('close-panel').click();
+  const again = await customer.context().newPage();
+  await customerJoins(again, hub, 'general', 'Quinn');
+  panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Quinn"]');
+  const earlier = panel.getByTestId('earlier-conversation');
+  await earlier.waitFor();
+  assert.match(await panel.getByTestId('customer-panel').innerText(), /found by this browser/);
 }));

@@ -76,6 +76,8 @@ test('the widget on another site: open, chat, carry on across pages, unread badg
     await chat(customer).getByTestId('message-input').fill('Do you ship to Canada?');
     await chat(customer).getByTestId('message-input').press('Enter');
     await panel.getByTestId('message').filter({ hasText: 'Do you ship to Canada?' }).waitFor();
+    // The agent's customer panel says where the customer came from: the shop's page.
+    await panel.getByTestId('customer-page').filter({ hasText: `localhost:${new URL(shop).port}` }).waitFor();
     await panel.getByTestId('message-input').fill('We do, in 3 to 5 days.');
     await panel.getByTestId('send-button').click();
     await chat(customer).getByTestId('message').filter({ hasText: 'We do, in 3 to 5 days.' }).waitFor();

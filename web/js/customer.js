@@ -8,6 +8,7 @@ import { ChatView } from './chatview.js';
 import { beep, flashTitle } from './notify.js';
 import { showRating, clearRating } from './rating.js';
 import { offlineDesk, deskUnavailable } from './offline-desk.js';
+import { joinDetails } from './visitor.js';
 
 const KEY = 'switchboard.customer';
 const $ = (id) => document.getElementById(id);
@@ -119,7 +120,8 @@ function askName(c) {
 }
 
 function joinFrame() {
-  const frame = { type: 'join', name: pendingJoin.name, category: pendingJoin.category, video: !!pendingJoin.video };
+  const frame = { type: 'join', name: pendingJoin.name, category: pendingJoin.category, video: !!pendingJoin.video,
+    ...joinDetails(new URLSearchParams(location.search)) };
   if (pendingJoin.message) frame.message = pendingJoin.message;
   return frame;
 }

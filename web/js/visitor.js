@@ -1,0 +1,52 @@
+// What the customer page and the widget tell the hub about the customer besides their
+// name (see docs/protocol.md, "Customer details"): a returning-visitor key made once per
+// browser and kept, so an agent sees their earlier conversations; their time zone; and
+// the page they came from (the widget's host page, or the page that linked here), without
+// its query or fragment, which may hold someone's tokens.
+
+const VISITOR_KEY = 'switchboard.visitor';
+
+/** This browser's returning-visitor key (made and kept on first use), or null without storage. */
+export function visitorKey() {
+  try {
+    let key = localStorage.getItem(VISITOR_KEY);
+    if (!key || !/^[A-Za-z0-9_-]{16,64}$/.test(key)) {
+      key = crypto.randomUUID ? crypto.randomUUID().replaceAll('-', '') : `${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`.padEnd(16, '0');
+      localStorage.setItem(VISITOR_KEY, key);
+    }
+    return key;
+  } catch {
+    return null; // storage blocked (a private window's iframe): nothing to recognise them by
+  }
+}
+
+/** The browser's IANA time zone, or null. */
+export function timeZone() {
+  try { return Intl.DateTimeFormat().resolvedOptions().timeZone || null; } catch { return null; }
+}
+
+/** An http(s) address without its query and fragment, or null. */
+function bare(address) {
+  try {
+    const url = new URL(address);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+    return `${url.origin}${url.pathname}`;
+  } catch { return null; }
+}
+
+/** The page the customer came from: the widget's host page (`page` in the frame's address), else the referrer. */
+export function cameFrom(params) {
+  return bare(params.get('page') || '') || bare(document.referrer || '');
+}
+
+/** The details to add to a `join` frame (only those known). */
+export function joinDetails(params) {
+  const details = {};
+  const visitor = visitorKey();
+  const zone = timeZone();
+  const page = cameFrom(params);
+  if (visitor) details.visitor = visitor;
+  if (zone) details.zone = zone;
+  if (page) details.page = page;
+  return details;
+}
