@@ -42,7 +42,10 @@ test('an admin erases a customer by email from the archive view', () => withShot
   await admin.getByTestId('username').fill('admin');
   await admin.getByTestId('password').fill(ADMIN_PASSWORD);
   await admin.getByTestId('login-button').click();
-  await admin.getByTestId('archive-row').filter({ hasText: 'Erin' }).waitFor();
+  await admin.getByTestId('archive-row').filter({ hasText: 'Erin' }).getByTestId('archive-open').click();
+  // The conversation shows the customer's details with its transcript.
+  await admin.getByTestId('archive-customer').filter({ hasText: 'Email: erin@example.com' }).waitFor();
+  await admin.getByTestId('archive-message').filter({ hasText: 'please forget me' }).waitFor();
 
   await admin.getByTestId('erasure').locator('summary').click();
   await admin.getByTestId('erasure-key').fill('ERIN@example.com');

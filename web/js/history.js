@@ -101,15 +101,26 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
     if (!res.ok) { detail.replaceChildren(el('p', { class: 'form-error' }, res.error.message)); return; }
     const c = res.data;
-    const list = el('ol', { class: 'transcript', 'aria-label': 'Transcript' },
-      ...(c.messages || []).map((m) => el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },
-        el('span', { class: 'sr-only' }, `${m.from}: `), m.text, el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`))));
+    // Messages, agents' notes and transfers in time order (a note or a transfer has no seq).
+    const lines = [
+      ...(c.messages || []).map((m) => ({ at: m.at, node: el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },
+        el('span', { class: 'sr-only' }, `${m.from}: `), m.text, el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`)) })),
+      ...(c.notes || []).map((n) => ({ at: n.at, node: el('li', { class: 'note-card', dataset: { testid: 'archive-note' } },
+        el('div', { class: 'note-head' }, el('strong', {}, 'Internal note'), el('span', { class: 'note-meta' }, ` · ${n.agent_name} · ${clock(n.at)}`)),
+        el('div', { class: 'note-text' }, n.text)) })),
+      ...(c.transfers || []).map((t) => ({ at: t.at, node: el('li', { class: 'notice', dataset: { testid: 'archive-transfer' } },
+        `${t.from_agent_name} transferred it ${t.to_agent_name ? `to ${t.to_agent_name}` : `to the ${categoryName(t.to_category)} queue`} · ${clock(t.at)}${t.note ? ` — “${t.note}”` : ''}`) })),
+    ].sort((a, b) => a.at - b.at);
+    const list = el('ol', { class: 'transcript', 'aria-label': 'Transcript' }, ...lines.map((l) => l.node));
     if (!c.messages?.length) list.append(el('li', { class: 'notice' }, 'No messages.'));
+    const who = c.customer || {};
+    const facts = [who.email ? `Email: ${who.email}` : null, who.page ? `Came from: ${who.page}` : null, who.zone ? `Time zone: ${who.zone}` : null].filter(Boolean);
     detail.replaceChildren(
       el('div', { class: 'row' }, el('h3', { class: 'grow' }, `${c.customer_name} ↔ ${c.agent_name} · ${categoryName(c.category) || c.kind} · ${dateTime(c.paired_at)}`),
         el('button', { type: 'button', class: 'secondary', onclick: () => { detail.hidden = true; } }, 'Close')),
       c.rating ? el('p', { dataset: { testid: 'archive-detail-rating' } }, `Customer's rating: ${ratingText(c.rating)}`,
         c.rating.comment ? ` — “${c.rating.comment}”` : '') : null,
+      facts.length ? el('p', { class: 'muted', dataset: { testid: 'archive-customer' } }, facts.join(' · ')) : null,
       list);
     detail.focus();
   }
