@@ -197,6 +197,24 @@ impl Store for Small {
     ) -> StoreResult<OfflineMessage> {
         self.inner.reply_offline_message(id, reply, mail).await
     }
+    async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
+        self.inner.customer_conversations(key, limit).await
+    }
+    async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()> {
+        self.inner.set_customer_email(id, email).await
+    }
+    async fn erase_conversations(&self, ids: &[String]) -> StoreResult<Erased> {
+        self.inner.erase_conversations(ids).await
+    }
+    async fn erase_offline_messages_of(&self, email: &str) -> StoreResult<u64> {
+        self.inner.erase_offline_messages_of(email).await
+    }
+    async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()> {
+        self.inner.add_erasure_record(record).await
+    }
+    async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
+        self.inner.erasure_records(page).await
+    }
 }
 
 /// Group commit: with `group_commit_ms` set, events arriving one by one soon after a
