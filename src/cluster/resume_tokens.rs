@@ -160,9 +160,34 @@ pub async fn find_or_take_ended(
     })
 }
 
-/// The customer's visit is over: their token resumes nobody, anywhere.
-pub async fn forget(conn: &mut ConnectionManager, key: &str) -> redis::RedisResult<()> {
-    redis::cmd("DEL").arg(key).query_async(conn).await
+/// The customer's visit is over: their token resumes nobody, anywhere — said by `node`
+/// (incarnation `incarnation`) only while it is alive. A node stopped past its lease and
+/// woken (fenced: reaped, or about to be) replays what happened meanwhile as if its
+/// customers had seen it live, and would take the tokens of customers whose chat ended
+/// while they counted as connected there: the very key through which they find, on
+/// another node, the ending kept for them (`ended_customer_key`). Refused, it is left to
+/// its lifetime. True when this node may forget it (the key is gone).
+pub async fn forget(conn: &mut ConnectionManager, key: &str, node: &str, incarnation: u64) -> redis::RedisResult<bool> {
+    static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            r"
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            if redis.call('HGET', '{sb}:nodes', ARGV[1]) ~= ARGV[2] then return 0 end
+            local deadline = redis.call('ZSCORE', '{sb}:leases', ARGV[1])
+            if not deadline or tonumber(deadline) < now then return 0 end
+            redis.call('DEL', KEYS[1])
+            return 1
+            ",
+        )
+    });
+    let done: u8 = SCRIPT
+        .key(key)
+        .arg(node)
+        .arg(incarnation.to_string())
+        .invoke_async(conn)
+        .await?;
+    Ok(done == 1)
 }
 
 #[cfg(test)]

@@ -573,7 +573,10 @@ async fn router(
                 }
             }
             RouterCall::ForgetToken { key } => {
-                let _ = resume_tokens::forget(&mut conn, &key).await;
+                // Not while this node is no member (fenced, suspended): see `forget`.
+                if let Some(incarnation) = member {
+                    let _ = resume_tokens::forget(&mut conn, &key, cluster.node_id(), incarnation).await;
+                }
             }
             RouterCall::RememberEndedVisit { key, visit, ttl } => {
                 if let Err(e) = resume_tokens::remember_ended(&mut conn, &key, &visit, ttl).await {

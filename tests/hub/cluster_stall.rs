@@ -416,6 +416,14 @@ async fn a_customer_whose_chat_ended_while_their_node_was_stopped_resumes_it_els
     ended_while_stopped("stall-ended-before", true, ResumeOn::NotReaper).await;
 }
 
+/// The same, the chat ended at once, while the stopped node's lease still ran (the
+/// customer still counted as connected there): the agent's node keeps the ending for
+/// them, so their resume elsewhere within the grace period gets it.
+#[tokio::test]
+async fn a_customer_whose_chat_ended_before_their_stopped_node_was_reaped_resumes_it_elsewhere() {
+    ended_while_stopped_when("stall-ended-unreaped", true, ResumeOn::NotReaper, EndAt::BeforeTheReap).await;
+}
+
 /// The same, the customer paired (waiting on node 2) while node 2 was stopped, and
 /// resuming on the node that reaped node 2.
 #[tokio::test]
@@ -423,7 +431,20 @@ async fn a_customer_paired_and_ended_while_their_node_was_stopped_resumes_it_on_
     ended_while_stopped("stall-ended-during", false, ResumeOn::Reaper).await;
 }
 
+/// When the agent ends the chat of the stopped node's customer.
+#[derive(Clone, Copy, PartialEq)]
+enum EndAt {
+    /// Once the stopped node is reaped (the customer away, held by the reaper).
+    AfterTheReap,
+    /// At once, its lease still running (the customer counted as connected there).
+    BeforeTheReap,
+}
+
 async fn ended_while_stopped(tag: &str, paired_before: bool, resume_on: ResumeOn) {
+    ended_while_stopped_when(tag, paired_before, resume_on, EndAt::AfterTheReap).await;
+}
+
+async fn ended_while_stopped_when(tag: &str, paired_before: bool, resume_on: ResumeOn, end_at: EndAt) {
     let mut stage = stage(tag, LEASE_MS).await;
     let mut acked = Acked::new();
     let context = format!("{tag}, paired before the stall: {paired_before}");
@@ -470,19 +491,28 @@ async fn ended_while_stopped(tag: &str, paired_before: bool, resume_on: ResumeOn
     // Acknowledged while the customer's node is stopped, before its loss is noticed.
     let frame = json!({"type": "message", "chat_id": chat, "text": "during the stall"});
     acked_message(&mut stage.agent, "agent", frame, &mut acked, &context).await;
-    next_about(&mut stage.agent, "peer_away", &chat).await;
+    if end_at == EndAt::BeforeTheReap {
+        stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+        let ended = next_about(&mut stage.agent, "chat_ended", &chat).await;
+        assert_eq!(ended["reason"], "ended", "{context}: {ended}");
+    }
+    if end_at == EndAt::AfterTheReap {
+        next_about(&mut stage.agent, "peer_away", &chat).await;
+    }
     stage.cluster.wait_for_the_reap(STALLED_NODE).await;
     let reaper = stage.cluster.reaper_of(STALLED_NODE).await;
     let node = resume_on.node(reaper);
     let context = format!("{context}; {}", roles(node, reaper));
     eprintln!("{context}");
-    for n in 1..=3 {
-        let frame = json!({"type": "message", "chat_id": chat, "text": format!("while away {n}")});
-        acked_message(&mut stage.agent, "agent", frame, &mut acked, &context).await;
+    if end_at == EndAt::AfterTheReap {
+        for n in 1..=3 {
+            let frame = json!({"type": "message", "chat_id": chat, "text": format!("while away {n}")});
+            acked_message(&mut stage.agent, "agent", frame, &mut acked, &context).await;
+        }
+        stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+        let ended = next_about(&mut stage.agent, "chat_ended", &chat).await;
+        assert_eq!(ended["reason"], "ended", "{context}: {ended}");
     }
-    stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
-    let ended = next_about(&mut stage.agent, "chat_ended", &chat).await;
-    assert_eq!(ended["reason"], "ended", "{context}: {ended}");
 
     wake_fenced(&mut stage, &mut carla, before, &context).await;
     let (mut back, resumed) = resumed_on(&stage.cluster, node, &token, last_seq, &context).await;
@@ -682,9 +712,10 @@ async fn resume_before_the_reap(tag: &str, chatting: bool) {
 /// node 1 before node 2 has kept the ending for them (node 2 is slow — here stopped for a
 /// moment, well within its lease, so nobody takes it over). Node 1's replica has seen the
 /// chat end and no longer knows the customer, and Redis holds no ending yet: that was
-/// answered `resume_expired`, within the grace period. Now it is refused for now
-/// (`cluster_unavailable`, then 1013), and once node 2 has kept the ending the customer
-/// resumes elsewhere with the chat and its end, as protocol.md promises.
+/// answered `resume_expired`, within the grace period. The agent's node keeps the ending
+/// for another node's customer too, so the resume gets the chat and its end at once, as
+/// protocol.md promises; should it come before even that (the agent's node slow), it is
+/// refused for now (`cluster_unavailable`, then 1013), never for good.
 #[tokio::test]
 async fn a_resume_elsewhere_before_the_customers_node_kept_their_chats_end_is_tried_again_not_expired() {
     let tag = "stall-ending-on-its-way";
@@ -712,16 +743,25 @@ async fn a_resume_elsewhere_before_the_customers_node_kept_their_chats_end_is_tr
     next_about(&mut stage.agent, "chat_ended", &chat).await;
     // Node 1's replica applies the end meanwhile.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    match resume_once(&stage.cluster, THIRD_NODE, &token, seq).await {
-        Resume::Refused(frames, close) => assert!(
-            try_again(&frames, &close),
-            "refused for good within the grace period: {frames:?}, then {close:?}"
-        ),
-        Resume::Resumed(_, resumed, _) => panic!("resumed before the ending was kept: {resumed}"),
-    }
+    let early = match resume_once(&stage.cluster, THIRD_NODE, &token, 0).await {
+        Resume::Refused(frames, close) => {
+            assert!(
+                try_again(&frames, &close),
+                "refused for good within the grace period: {frames:?}, then {close:?}"
+            );
+            None
+        }
+        Resume::Resumed(back, resumed, before) => {
+            assert!(before.is_empty(), "frames before `resumed`: {before:?}");
+            Some((*back, resumed))
+        }
+    };
     stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
 
-    let (mut back, resumed) = resumed_on(&stage.cluster, THIRD_NODE, &token, 0, tag).await;
+    let (mut back, resumed) = match early {
+        Some(answer) => answer,
+        None => resumed_on(&stage.cluster, THIRD_NODE, &token, 0, tag).await,
+    };
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
     let seqs: Vec<u64> = resumed["chat"]["messages"]
         .as_array()

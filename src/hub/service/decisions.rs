@@ -96,12 +96,17 @@ impl HubState {
                 };
                 // A customer away (reloading) when the chat ends gets it, and how it ended, on resume.
                 let away = reason == ChatEnd::Ended && self.customers.get(&customer).is_some_and(|c| c.conn.is_none());
-                // A cluster: the reaper of their node (which died or stalled) archives the
-                // chat without holding their token; it keeps the ending for them too.
-                let inherited = reason == ChatEnd::Ended
+                // A cluster: another node's customer whose chat this node logs (its agent's,
+                // or the reaper's of their node). Their node may be unable to keep the
+                // ending for them: dead, or stopped with its lease still running (it counts
+                // them connected until it is reaped, and is fenced when it wakes). So this
+                // node keeps it too, under their id; read only through their token's key,
+                // which their node takes when it forgets them after a chat they saw end.
+                let elsewhere = self.cluster.is_some()
+                    && reason == ChatEnd::Ended
                     && !self.customers.contains_key(&customer)
-                    && self.chats.get(&chat).is_some_and(|log| log.archived_here);
-                let kept = if away || inherited {
+                    && self.chats.contains_key(&chat);
+                let kept = if away || elsewhere {
                     self.snapshot(chat, Party::Customer, 0)
                 } else {
                     None
