@@ -28,3 +28,5 @@ pub mod rooms;
 pub mod routing_modes;
 // ---- offline messages: what customers leave when nobody is online ----
 pub mod offline;
+// ---- transcripts by mail: a customer's chat mailed to them ----
+pub mod transcripts;

@@ -130,6 +130,13 @@ pub enum ClientFrame {
     },
     /// Application-level liveness check for clients that cannot see websocket pings.
     Ping {},
+    // ---- transcripts by mail ----
+    /// Customer, in a chat: mail me this chat's transcript once it has ended, to `email`
+    /// (else the address given when joining).
+    Transcript {
+        #[serde(default)]
+        email: Option<String>,
+    },
 }
 
 impl ClientFrame {
@@ -156,6 +163,7 @@ impl ClientFrame {
             Self::Decline { .. } => "decline",
             Self::Accept { .. } => "accept",
             Self::Ping {} => "ping",
+            Self::Transcript { .. } => "transcript",
         }
     }
 }
@@ -540,6 +548,14 @@ pub enum ServerFrame {
         scale: crate::store::RatingScale,
         #[serde(skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
+    },
+    // ---- transcripts by mail ----
+    /// Customer: their `transcript` ask is kept: the transcript of `chat_id` goes to `email`
+    /// once the chat has ended (`already`: this address was asked for before; one mail).
+    TranscriptRequested {
+        chat_id: String,
+        email: String,
+        already: bool,
     },
     /// Customer: taken out of the queue by the hub (their category was removed); the connection closes.
     Removed {

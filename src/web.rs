@@ -62,6 +62,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
         .route("/widget.html", get(widget_page))
+        // The rating link of a transcript mail (`/rate?token=…`).
+        .route("/rate", get(|| async { page("rate.html") }))
         .route("/{*path}", get(|Path(p): Path<String>| async move { page(&p) }))
 }
 

@@ -1497,6 +1497,7 @@ fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> Outbo
         MailPurpose::Reschedule => "reschedule-1",
         MailPurpose::OfflineMessage => "desk",
         MailPurpose::OfflineReply => "reply-r1",
+        MailPurpose::Transcript => "transcript-1",
     };
     OutboxMail {
         id: format!("{appointment_id}.{kind}"),
@@ -2385,6 +2386,112 @@ macro_rules! contract {
     };
 }
 
+// ---------- transcripts by mail ----------
+
+/// A transcript is the conversation without its notes; the store reads it whole, rating
+/// included, and says `NotFound` for an unknown or erased conversation.
+async fn a_customer_transcript_holds_the_chat_and_never_its_notes(store: &dyn Store) {
+    store
+        .archive(&[
+            opened_by("t1", 10, Some("carla@example.com"), None),
+            message("t1", 1),
+            noted(&note_of("t1", "n1", 11, "a1")),
+            message("t1", 2),
+            close("t1", EndReason::Ended, 20),
+        ])
+        .await
+        .unwrap();
+    let whole = store.conversation("t1").await.unwrap();
+    assert_eq!(whole.notes.len(), 1, "the note is archived");
+    let rating = Rating {
+        score: 5,
+        scale: RatingScale::Stars,
+        comment: None,
+        at: 30,
+    };
+    store.rate_conversation("t1", rating.clone()).await.unwrap();
+    let transcript = store.customer_transcript("t1").await.unwrap();
+    assert_eq!(transcript.opened, whole.opened);
+    assert_eq!(transcript.closed, whole.closed);
+    assert_eq!(transcript.messages, whole.messages);
+    assert_eq!(transcript.rating, Some(rating));
+    assert_eq!(transcript.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(matches!(
+        store.customer_transcript("nope").await,
+        Err(StoreError::NotFound)
+    ));
+    store.erase_conversations(&["t1".to_string()]).await.unwrap();
+    assert!(matches!(
+        store.customer_transcript("t1").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// A mail is added only under a new id (of twenty racing adders of one id, one wins), and
+/// mails are found by the start of their id, and only those.
+async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
+    let at = |id: &str, to: &str| OutboxMail {
+        id: id.to_string(),
+        to: to.to_string(),
+        attachments: vec![],
+        ..mail("c1", MailPurpose::Transcript, 5)
+    };
+    store.add_mail(at("transcript:c1:1", "a@example.com")).await.unwrap();
+    assert!(matches!(
+        store.add_mail(at("transcript:c1:1", "b@example.com")).await,
+        Err(StoreError::Conflict)
+    ));
+    store.add_mail(at("transcript:c1:2", "b@example.com")).await.unwrap();
+    store.add_mail(at("transcript:c10:1", "c@example.com")).await.unwrap();
+    store.add_mail(at("transcript:c0:1", "d@example.com")).await.unwrap();
+    let found = store.mails_by_id_prefix("transcript:c1:").await.unwrap();
+    assert_eq!(
+        found.iter().map(|m| (m.id.as_str(), m.to.as_str())).collect::<Vec<_>>(),
+        [
+            ("transcript:c1:1", "a@example.com"),
+            ("transcript:c1:2", "b@example.com")
+        ]
+    );
+    assert_eq!(found[0].purpose, MailPurpose::Transcript);
+    assert!(store.mails_by_id_prefix("transcript:zz:").await.unwrap().is_empty());
+    // A regex's metacharacters in a prefix are taken literally.
+    assert!(store.mails_by_id_prefix("transcript:c.:").await.unwrap().is_empty());
+    let adders = (0..20).map(|i| store.add_mail(at("transcript:race:1", &format!("r{i}@example.com"))));
+    let results = futures_util::future::join_all(adders).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict))));
+    // A mail that is not sent yet waits without a failed attempt being counted.
+    let claimed = store.claim_mails("n1", 10, 1_000, 10).await.unwrap();
+    let first = claimed.iter().find(|m| m.id == "transcript:c1:1").expect("claimed");
+    assert!(
+        store
+            .finish_mail(&first.id, "n1", MailOutcome::Later { until: 500 })
+            .await
+            .unwrap()
+    );
+    let waiting = store.mail("transcript:c1:1").await.unwrap();
+    assert_eq!(
+        (waiting.status, waiting.attempts, waiting.due_at, waiting.claim_until),
+        (MailStatus::Pending, 0, 500, None)
+    );
+    assert!(
+        store
+            .claim_mails("n2", 499, 2_000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.id != "transcript:c1:1")
+    );
+    assert!(
+        store
+            .claim_mails("n2", 500, 2_000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.id == "transcript:c1:1")
+    );
+}
+
 contract!(
     ping_and_name,
     accounts,
@@ -2437,6 +2544,9 @@ contract!(
     offline_messages_are_taken_once_and_handled,
     ten_concurrent_takers_have_one_winner,
     replies_are_archived_with_their_mail,
+    // transcripts by mail
+    a_customer_transcript_holds_the_chat_and_never_its_notes,
+    mails_are_added_once_by_id_and_found_by_prefix,
 );
 
 // ---------- embedded only ----------

@@ -24,7 +24,9 @@ use super::mails::message_id;
 use crate::config::Settings;
 use crate::core::mail_retry::{AfterFailure, RetryPolicy};
 use crate::mail::{Attachment, Outgoing, Sender};
-use crate::store::{AppointmentStatus, MailOutcome, MailPurpose, OutboxMail, SharedStore, StoreError};
+use crate::store::{
+    AppointmentStatus, ConversationKind, EndReason, MailOutcome, MailPurpose, OutboxMail, SharedStore, StoreError,
+};
 
 /// Mails claimed per round. One: a claimed mail is then sent within one SMTP timeout
 /// (15 s), well inside the shortest lease (30 s), so its claim never runs out mid-send; a
@@ -53,6 +55,7 @@ pub async fn run(store: SharedStore, mail: Arc<dyn Sender>, settings: Arc<Settin
             max_ms: settings.outbox_retry_max.as_millis() as i64,
             max_attempts: settings.outbox_max_attempts,
         },
+        settings: settings.clone(),
     };
     tracing::info!(node = %worker.node, "appointment mail worker started");
     loop {
@@ -83,6 +86,8 @@ struct Worker {
     organizer: String,
     lease: Duration,
     policy: RetryPolicy,
+    /// For transcript mails: the rating token's secret, the desk's name, zone and address.
+    settings: Arc<Settings>,
 }
 
 impl Worker {
@@ -103,6 +108,13 @@ impl Worker {
     }
 
     async fn handle(&self, mail: OutboxMail) -> Result<(), StoreError> {
+        // ---- transcripts by mail: made from the archive now, once the chat is closed ----
+        if mail.purpose == MailPurpose::Transcript {
+            return match self.transcript_of(&mail).await? {
+                Some(outgoing) => self.send(&mail, outgoing).await,
+                None => Ok(()),
+            };
+        }
         if !self.appointment_agrees_soon(&mail).await? {
             let age = crate::hub::now_ms() - mail.created_at;
             if age >= ORPHAN_GRACE.as_millis() as i64 {
@@ -130,8 +142,14 @@ impl Worker {
                     content: a.content.clone(),
                 })
                 .collect(),
+            html: None,
             message_id: Some(message_id(&mail.id, &self.organizer)),
         };
+        self.send(&mail, outgoing).await
+    }
+
+    /// Sends `outgoing`, the content of `mail`, and records how it went under the claim.
+    async fn send(&self, mail: &OutboxMail, outgoing: Outgoing) -> Result<(), StoreError> {
         let now = || crate::hub::now_ms();
         let outcome = match self.mail.send(&outgoing).await {
             Ok(()) => {
@@ -163,6 +181,71 @@ impl Worker {
             tracing::warn!(mail = %mail.id, "the mail's claim was lost while sending it");
         }
         Ok(())
+    }
+
+    /// A transcript mail's content made from the archive, when its chat is archived closed;
+    /// `None` when it is not sent now (it waits, recorded as `Later`, or is given up).
+    async fn transcript_of(&self, mail: &OutboxMail) -> Result<Option<Outgoing>, StoreError> {
+        use crate::core::transcript_requests::{WhenToSend, when_to_send};
+        let conversation = &mail.appointment_id;
+        let transcript = match self.store.customer_transcript(conversation).await {
+            Ok(t) => Some(t),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let closed = transcript.as_ref().and_then(|t| t.closed.as_ref());
+        let now = crate::hub::now_ms();
+        let wait = match when_to_send(transcript.is_some(), closed.is_some(), mail.created_at, now) {
+            WhenToSend::Now => None,
+            WhenToSend::LookAgainAt(until) => Some(MailOutcome::Later { until }),
+            WhenToSend::GiveUp => {
+                let error = if transcript.is_some() {
+                    "not sent: the chat was not archived closed within a day"
+                } else {
+                    "not sent: the chat is not in the archive (erased, or never archived)"
+                };
+                tracing::warn!(mail = %mail.id, "{error}");
+                Some(MailOutcome::Dead { error: error.into() })
+            }
+        };
+        if let Some(outcome) = wait {
+            self.store.finish_mail(&mail.id, &self.node, outcome).await?;
+            return Ok(None);
+        }
+        let Some(transcript) = transcript else { return Ok(None) };
+        if transcript.opened.customer.email.is_none() {
+            crate::transcripts::keep_email(self.store.as_ref(), conversation, &mail.to).await;
+        }
+        // A link to rate it while it is not rated: a fresh token, valid 7 days from this mail.
+        let may_rate = transcript.rating.is_none()
+            && transcript.closed.as_ref().is_some_and(|c| c.reason == EndReason::Ended)
+            && transcript.opened.kind == ConversationKind::Service;
+        let token = may_rate.then(|| {
+            crate::ratings::issue(
+                &self.settings,
+                conversation,
+                &transcript.opened.agent_id,
+                crate::ratings::now_secs(),
+            )
+        });
+        let base_url = match &self.settings.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://localhost:{}", self.settings.bind.port()),
+        };
+        let desk = crate::transcripts::mail::Desk {
+            name: &self.settings.widget.title,
+            zone: &self.settings.appointment_zone,
+            base_url: &base_url,
+        };
+        let made = crate::transcripts::mail::make(&transcript, &desk, token.as_deref());
+        Ok(Some(Outgoing {
+            to: mail.to.clone(),
+            subject: made.subject,
+            text: made.text,
+            attachments: vec![],
+            html: Some(made.html),
+            message_id: Some(message_id(&mail.id, &self.organizer)),
+        }))
     }
 
     /// Whether the mail's appointment is as the mail announces, looking again for a moment
@@ -204,7 +287,7 @@ impl Worker {
                     super::mails::announced_sequence(&mail.id) == Some(a.sequence)
                         && a.status == AppointmentStatus::Booked
                 }
-                MailPurpose::OfflineMessage | MailPurpose::OfflineReply => false,
+                MailPurpose::OfflineMessage | MailPurpose::OfflineReply | MailPurpose::Transcript => false,
             }),
             Err(StoreError::NotFound) => Ok(false),
             Err(e) => Err(e),

@@ -54,6 +54,8 @@ pub fn mail_id(appointment_id: &str, purpose: MailPurpose, sequence: u32) -> Str
         // Named by `offline::desk_mail_id` and `offline::reply_mail_id`; never asked of here.
         MailPurpose::OfflineMessage => format!("offline-{appointment_id}.desk"),
         MailPurpose::OfflineReply => format!("offline-{appointment_id}.reply-{sequence}"),
+        // Named by `transcripts::mail_id`; never asked of here.
+        MailPurpose::Transcript => format!("transcript:{appointment_id}:{sequence}"),
     }
 }
 

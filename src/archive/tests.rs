@@ -215,6 +215,15 @@ impl Store for Small {
     async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
         self.inner.erasure_records(page).await
     }
+    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript> {
+        self.inner.customer_transcript(id).await
+    }
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
+        self.inner.add_mail(mail).await
+    }
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
+        self.inner.mails_by_id_prefix(prefix).await
+    }
 }
 
 /// Group commit: with `group_commit_ms` set, events arriving one by one soon after a

@@ -28,3 +28,5 @@ pub mod availability;
 pub mod reschedule;
 // appointment mail outbox (issue 17)
 pub mod mail_retry;
+// ---- transcripts by mail ----
+pub mod transcript_requests;

@@ -42,6 +42,8 @@ pub mod session;
 pub mod throttle;
 pub mod unread_body;
 pub mod widget_settings;
+// ---- transcripts by mail: asked after the chat with its rating token ----
+pub mod transcripts;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -218,6 +220,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(ratings::router())
         // offline messages: leave (public), list and answer (staff)
         .merge(offline::router())
+        // transcripts by mail, asked after the chat with its rating token
+        .merge(transcripts::router())
         .split_for_parts()
 }
 

@@ -27,6 +27,8 @@ mod decisions;
 mod transfers;
 // ---- internal notes on a chat, for agents only ----
 mod notes;
+// ---- transcripts by mail: a customer's ask in their chat ----
+mod transcripts;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
 use super::transcript::{Author, Stamped, Transcript};

@@ -39,6 +39,9 @@ pub struct Outgoing {
     /// one mail so a receiver that got it twice (a resend after a crash) can tell;
     /// `None` lets the transport make one.
     pub message_id: Option<String>,
+    // ---- transcripts by mail ----
+    /// Mail only: an HTML version of `text`, sent beside it as `multipart/alternative`.
+    pub html: Option<String>,
 }
 
 /// A text file sent with a mail.

@@ -45,7 +45,10 @@ impl Sender for Smtp {
             .to(to)
             .subject(message.subject.clone())
             .message_id(message.message_id.as_ref().map(|id| format!("<{id}>")));
-        let built = if message.attachments.is_empty() {
+        let built = if let Some(html) = &message.html {
+            // Attachments are not sent with an HTML part (no mail has both).
+            builder.multipart(MultiPart::alternative_plain_html(message.text.clone(), html.clone()))
+        } else if message.attachments.is_empty() {
             builder.body(message.text.clone())
         } else {
             let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(message.text.clone()));

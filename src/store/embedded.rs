@@ -88,6 +88,8 @@ mod notes;
 mod customers;
 // ---- a customer's data erased on request ----
 mod erasure;
+// ---- transcripts by mail ----
+mod transcripts;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";

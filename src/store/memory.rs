@@ -841,6 +841,39 @@ impl Store for MemoryStore {
             Ok(one_page(all, page))
         })
     }
+
+    // ---- transcripts by mail ----
+    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript> {
+        self.with(|s| {
+            let index = *s.by_id.get(id).ok_or(StoreError::NotFound)?;
+            // The notes live in `s.notes`, which this never reads.
+            let c = &s.conversations[index];
+            Ok(CustomerTranscript {
+                opened: c.opened.clone(),
+                closed: c.closed.clone(),
+                messages: c.messages.clone(),
+                rating: s.ratings.get(id).cloned(),
+            })
+        })
+    }
+
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
+        self.with(|s| {
+            if s.mails.iter().any(|m| m.id == mail.id) {
+                return Err(StoreError::Conflict);
+            }
+            s.mails.push(mail);
+            Ok(())
+        })
+    }
+
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
+        self.with(|s| {
+            let mut hits: Vec<OutboxMail> = s.mails.iter().filter(|m| m.id.starts_with(prefix)).cloned().collect();
+            hits.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(hits)
+        })
+    }
 }
 
 // ---- offline messages ----

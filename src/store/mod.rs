@@ -32,6 +32,8 @@ mod canned;
 mod ratings;
 // ---- offline messages ----
 mod offline;
+// ---- transcripts by mail ----
+mod transcripts;
 
 pub use customer::{CustomerKey, CustomerProfile};
 pub use embedded::EmbeddedStore;
@@ -47,6 +49,8 @@ pub use canned::CannedReply;
 pub use ratings::{Rating, RatingScale};
 // ---- offline messages ----
 pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, newest_first};
+// ---- transcripts by mail ----
+pub use transcripts::CustomerTranscript;
 
 use std::sync::Arc;
 
@@ -608,6 +612,17 @@ pub trait Store: Send + Sync + 'static {
     async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()>;
     /// The erasure log, newest first.
     async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)>;
+
+    // ---- transcripts by mail ----
+    /// Conversation `id` as its customer may be mailed it: its opening, closing, messages
+    /// and rating, never its notes ([`CustomerTranscript`]: the notes' table is not read).
+    /// `NotFound` when its opening is not stored (yet), or it was erased.
+    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript>;
+    /// Stores `mail` unless a mail with its id is stored: then `Conflict`, nothing written
+    /// (a unique key decides, so of two racing writers of one id exactly one succeeds).
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()>;
+    /// The mails whose id starts with `prefix`, by id.
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

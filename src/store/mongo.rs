@@ -145,6 +145,8 @@ mod notes;
 mod customers;
 // ---- a customer's data erased on request ----
 mod erasure;
+// ---- transcripts by mail ----
+mod transcripts;
 use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SERVED_BY};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -730,6 +732,19 @@ impl Store for MongoStore {
 
     async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
         self.list_erasures(page).await
+    }
+
+    // ---- transcripts by mail: in `mongo/transcripts.rs` ----
+    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript> {
+        self.read_transcript(id).await
+    }
+
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
+        self.add_new_mail(mail).await
+    }
+
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
+        self.mails_with_prefix(prefix).await
     }
 }
 

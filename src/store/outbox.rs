@@ -27,6 +27,11 @@ pub enum MailPurpose {
     /// An agent's answer to an offline message, to its customer; its `appointment_id`
     /// names the offline message, its id ends with the reply's id.
     OfflineReply,
+    // ---- transcripts by mail ----
+    /// A chat's transcript, to its customer; its `appointment_id` names the conversation.
+    /// Its body is made from the archive when it is sent, once the chat is archived closed
+    /// (`transcripts::mail`); until then the stored `text` only says so.
+    Transcript,
 }
 
 /// Where a mail is in its life.
@@ -99,6 +104,12 @@ pub enum MailOutcome {
     Dead {
         error: String,
     },
+    // ---- transcripts by mail ----
+    /// Not sent, and not a failure: what it waits for is not there yet (a transcript's
+    /// chat still running). Claimable again at `until`; `attempts` unchanged.
+    Later {
+        until: Millis,
+    },
 }
 
 /// `outcome` applied to a pending, claimed mail: the claim ends, and the mail is sent,
@@ -119,6 +130,9 @@ pub fn apply_outcome(mail: &mut OutboxMail, outcome: MailOutcome) {
             mail.attempts += 1;
             mail.status = MailStatus::Dead;
             mail.last_error = Some(error);
+        }
+        MailOutcome::Later { until } => {
+            mail.due_at = until;
         }
     }
 }

@@ -123,7 +123,7 @@ for (const size of Object.keys(SIZES)) {
       await staff.context().close();
 
       for (const [path, what] of [['/agent.html', 'agent sign-in'], ['/admin.html', 'admin sign-in'], ['/buddy.html', 'buddy list'],
-        ['/book.html', 'booking'], ['/room.html?room=nope', 'room (unknown)'], ['/widget.html', 'chat widget'], ['/manage.html?token=nope', 'appointment page (bad link)']]) {
+        ['/book.html', 'booking'], ['/room.html?room=nope', 'room (unknown)'], ['/widget.html', 'chat widget'], ['/manage.html?token=nope', 'appointment page (bad link)'], ['/rate?token=nope', 'rating page (bad link)']]) {
         await page.goto(`${hub.url}${path}`);
         await page.waitForLoadState('networkidle');
         await expectClean(page, what);

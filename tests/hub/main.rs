@@ -56,6 +56,8 @@ mod rooms_seats;
 mod starting;
 mod storeops;
 mod transfers;
+// ---- transcripts by mail ----
+mod transcript_mail;
 // review of transfers: faults found, and what held
 mod transfers_attack;
 mod transport;

@@ -2,7 +2,7 @@
 //! archived and never the customer's socket, nor the chat the customer resumes; the archive
 //! keeps it, marked as a note; an agent handed the chat gets its notes, on one node and
 //! across nodes. A property over random chats: whatever agents and customers do, no frame
-//! a customer receives holds a note's text.
+//! a customer receives holds a note's text, nor does the transcript mailed to them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +11,12 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use switchboard::store::{MemoryStore, SharedStore};
 
+use crate::appointment_mail::SmtpSink;
 use crate::archive::TempDir;
 use crate::cluster_hub::node_with;
 use crate::common::*;
 use crate::redis_server::RedisServer;
+use crate::transcript_mail::{ask, parse, transcript_settings};
 
 /// Sends a note from `agent` in `chat` and waits for it to come back (archived).
 async fn note(agent: &mut Ws, chat: &Value, text: &str) -> Value {
@@ -177,9 +179,12 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 /// Three customers with two agents: after any steps, no frame a customer received (live,
-/// or in a resume) holds a note's text, and every note came back to the agent who wrote it.
+/// or in a resume) holds a note's text, and every note came back to the agent who wrote it;
+/// then each customer asks for their transcript and their chat ends: no mail holds a note.
 async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let hub = TestHub::start().await;
+    let port = crate::archive::free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(transcript_settings(port)).await;
     let mut agents = [
         hub.agent("ann", &["general"], 3).await,
         hub.agent("bob", &["general"], 3).await,
@@ -251,6 +256,17 @@ async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseErro
             }
         }
     }
+    // Each customer asks for their transcript; their chat ends; one mail each.
+    for (i, c) in customers.iter_mut().enumerate() {
+        let asked = ask(c, Some(&format!("c{i}@example.com"))).await;
+        prop_assert_eq!(&asked["type"], "transcript_requested", "{}", asked);
+    }
+    for (i, chat) in chats.iter().enumerate() {
+        agents[holder[i]]
+            .send(json!({"type": "end_chat", "chat_id": chat}))
+            .await;
+        customers[i].next_of("chat_ended").await;
+    }
     for c in &mut customers {
         received.extend(c.drain().await);
         received.append(&mut c.seen);
@@ -262,6 +278,20 @@ async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseErro
             frame
         );
     }
+    let mut to: Vec<String> = vec![];
+    for raw in smtp.wait_for(3).await {
+        let mail = parse(&raw);
+        prop_assert!(
+            !raw.contains("SECRET") && !mail.text.contains("SECRET") && !mail.html.contains("SECRET"),
+            "a transcript mail holds a note: {}",
+            mail.text
+        );
+        let i = mail.to.trim_start_matches('c').chars().next().unwrap();
+        prop_assert!(mail.text.contains(&format!("C{i}")), "{}", mail.text);
+        to.push(mail.to);
+    }
+    to.sort();
+    prop_assert_eq!(to, ["c0@example.com", "c1@example.com", "c2@example.com"]);
     hub.stop().await;
     Ok(())
 }

@@ -562,6 +562,11 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             "POST /api/ratings",
             vec![json!({"token": rating_token, "score": 5}).to_string()],
         ),
+        // transcripts by mail
+        (
+            "POST /api/transcripts",
+            vec![json!({"token": rating_token, "email": "carla@example.com"}).to_string()],
+        ),
         // appointments (issue 17)
         (
             "POST /api/appointments/cancel",

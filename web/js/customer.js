@@ -9,6 +9,7 @@ import { beep, flashTitle } from './notify.js';
 import { showRating, clearRating } from './rating.js';
 import { offlineDesk, deskUnavailable } from './offline-desk.js';
 import { joinDetails } from './visitor.js';
+import { transcriptOffer, askByToken } from './transcript-mail.js';
 
 const KEY = 'switchboard.customer';
 const $ = (id) => document.getElementById(id);
@@ -22,6 +23,9 @@ let pendingJoin = null;
 let chat = null;
 let inChat = false;
 let maxLen = 2000;
+/** "Email me this transcript" of the current chat, and the socket ask waiting for its answer. */
+let transcript = null;
+let transcriptAnswer = null;
 
 function load() {
   try { return JSON.parse(sessionStorage.getItem(KEY)) || null; } catch { return null; }
@@ -123,6 +127,7 @@ function joinFrame() {
   const frame = { type: 'join', name: pendingJoin.name, category: pendingJoin.category, video: !!pendingJoin.video,
     ...joinDetails(new URLSearchParams(location.search)) };
   if (pendingJoin.message) frame.message = pendingJoin.message;
+  if (pendingJoin.email) frame.email = pendingJoin.email;
   return frame;
 }
 
@@ -142,7 +147,10 @@ function submitJoin(e) {
   if (!name) { $('name-error').textContent = 'Please tell us your name (1 to 100 characters).'; $('name').focus(); return; }
   // At most 1000 characters: the field's maxlength counts UTF-16 units, never fewer than the hub's characters.
   const message = $('first-message').value.trim();
-  pendingJoin = { ...pendingJoin, name, video: $('video-request').checked, message: message || undefined };
+  const email = $('email').value.trim();
+  $('email-error').textContent = '';
+  if (email && !$('email').checkValidity()) { $('email-error').textContent = 'Please enter a valid email address, or leave it empty.'; $('email').focus(); return; }
+  pendingJoin = { ...pendingJoin, name, video: $('video-request').checked, message: message || undefined, email: email || undefined };
   pageNotice('');
   startSession();
   if (socket.connected) socket.send(joinFrame());
@@ -189,8 +197,33 @@ function startSession() {
   $('leave').textContent = 'Leave';
   $('leave').disabled = false;
   $('chat-host').replaceChildren();
+  $('transcript').replaceChildren();
+  show($('transcript'), false);
+  transcript = null;
   chat = null;
   inChat = false;
+}
+
+/** The transcript offer of the running chat: asked on the socket, mailed when it ends. */
+function offerTranscript(fresh) {
+  if (transcript && !fresh) return;
+  transcript = transcriptOffer($('transcript'), { email: saved?.email || '', ask: askBySocket, during: true });
+  if (saved?.transcriptEmail) transcript.setAsked(saved.transcriptEmail);
+  show($('transcript'), true);
+}
+
+/** Asks for the transcript on the socket; resolves with `transcript_requested` or the refusal. */
+function askBySocket(email) {
+  if (!socket.send({ type: 'transcript', email })) {
+    return Promise.resolve({ error: { code: 'offline', message: 'Not connected right now; please try again in a moment.' } });
+  }
+  return new Promise((resolve) => {
+    transcriptAnswer = (answer) => {
+      transcriptAnswer = null;
+      if (answer.email && saved) { saved.transcriptEmail = answer.email; save(); }
+      resolve(answer);
+    };
+  });
 }
 
 function ensureChat() {
@@ -256,10 +289,12 @@ function advanceCursor(seq) {
 function chatting(chatId, peerName, categoryName, startedFresh) {
   $('desk-status').replaceChildren();
   show($('desk-status'), false);
-  if (saved.chatId !== chatId) {
+  const newChat = saved.chatId !== chatId;
+  if (newChat) {
     saved.chatId = chatId;
     saved.lastSeq = 0;
     saved.seqsAhead = [];
+    delete saved.transcriptEmail;
   }
   saved.peerName = peerName;
   saved.chatCategoryName = categoryName || saved.chatCategoryName;
@@ -274,6 +309,7 @@ function chatting(chatId, peerName, categoryName, startedFresh) {
   $('leave').textContent = 'End chat';
   const view = ensureChat();
   view.setEnabled(true);
+  offerTranscript(newChat && !!transcript);
   if (startedFresh) {
     const text = continued ? `You're now chatting with ${peerName}.` : `${peerName} joined the chat.`;
     if (continued) keptNotice(text, 'transfer-joined'); else view.addNotice(text, 'chat-started');
@@ -382,7 +418,7 @@ function handle(f) {
     case 'welcome':
       maxLen = f.max_message_len;
       saved = { token: f.resume_token, name: f.customer_name, category: pendingJoin?.category, categoryName: pendingJoin?.categoryName, draftPreview: !!f.draft_preview, lastSeq: 0, messages: [],
-        firstMessage: pendingJoin?.message || undefined, firstMessageSent: false };
+        firstMessage: pendingJoin?.message || undefined, firstMessageSent: false, email: pendingJoin?.email };
       save();
       // Joined: the next chat's form starts empty.
       $('first-message').value = '';
@@ -454,8 +490,13 @@ function handle(f) {
           : f.reason === 'shutdown' ? 'The service is restarting; the chat has ended.' : 'The chat has ended.';
       finished(who);
       if (f.rating) showRating($('ended'), f.rating);
+      // After the chat, the transcript is asked for with the chat's rating token.
+      if (transcript) transcript.setMode(f.rating ? askByToken(f.rating.token) : null, false);
       break;
     }
+    case 'transcript_requested':
+      transcriptAnswer?.({ email: f.email, already: f.already });
+      break;
     case 'removed':
       finished(f.message || 'You left the queue.');
       break;
@@ -474,7 +515,19 @@ function handle(f) {
   }
 }
 
+const TRANSCRIPT_REFUSALS = ['invalid_email', 'email_required', 'too_many_transcripts', 'not_in_chat', 'archive_unavailable'];
+
 function onError(f) {
+  if (transcriptAnswer && TRANSCRIPT_REFUSALS.includes(f.code)) {
+    transcriptAnswer({ error: f });
+    return;
+  }
+  if (f.code === 'invalid_email' && !saved && pendingJoin) {
+    screen('join');
+    $('email-error').textContent = f.message;
+    $('email').focus();
+    return;
+  }
   if (f.code === 'resume_expired') {
     saved = null;
     save();

@@ -261,6 +261,10 @@ impl HubState {
                 self.apply(out);
                 Ok(())
             }
+            ClientFrame::Transcript { email } => {
+                let chat = self.customer_chat(id)?;
+                self.transcript_frame(conn, id, chat, email)
+            }
             ClientFrame::Join { .. } | ClientFrame::Resume { .. } => {
                 let _ = conn;
                 Err(("already_joined", "this connection has joined already".into()))

@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 /// Mail id → JSON [`MailRec`].
-const MAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_mails");
+pub(super) const MAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_mails");
 /// (ready at, mail id) for pending mails only; ready at = the later of `due_at` and the
 /// claim's end, so a claimed mail reappears when its lease runs out.
 const READY: TableDefinition<(i64, &str), ()> = TableDefinition::new("outbox_ready");
@@ -94,7 +94,7 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     Ok(())
 }
 
-fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OutboxMail> {
+pub(super) fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OutboxMail> {
     let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
     let rec: MailRec = decode(guard.value())?;
     Ok(rec.into_model(id.to_string()))

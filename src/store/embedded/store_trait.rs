@@ -503,4 +503,17 @@ impl Store for EmbeddedStore {
     async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
         self.list_erasures(page).await
     }
+
+    // ---- transcripts by mail: in `embedded/transcripts.rs` ----
+    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript> {
+        self.read_transcript(id).await
+    }
+
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
+        self.add_new_mail(mail).await
+    }
+
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
+        self.mails_with_prefix(prefix).await
+    }
 }

@@ -234,6 +234,7 @@ impl MongoStore {
                 "$set": {"status": "dead", "last_error": error, "claim_until": null},
                 "$inc": {"attempts": 1},
             },
+            MailOutcome::Later { until } => doc! {"$set": {"due_at": until, "claim_until": null}},
         };
         let done = self
             .outbox()

@@ -1,0 +1,93 @@
+//! A customer asking for their chat's transcript by mail after the chat:
+//! `POST /api/transcripts` with the chat's rating token (from `chat_ended`, or the
+//! transcript mail's own rating link) and an optional address (else the one they gave
+//! before). Public; the token is the authority and names the conversation, so nobody can
+//! ask for another's chat. One mail per address, at most three addresses per chat
+//! (`core::transcript_requests`); the mail goes out through the outbox once the chat is
+//! archived closed (`transcripts`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::responses::Unavailable;
+use super::{ApiError, AppState, ErrorBody};
+use crate::rooms::token::TokenRefusal;
+use crate::transcripts::{Refused, Requested};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ask))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptAsk {
+    /// The chat's rating token: `rating.token` of the customer's `chat_ended` frame, or the
+    /// `token` of the transcript mail's rating link (valid 7 days).
+    pub token: String,
+    /// Where to send it (at most 254 characters); absent or blank: the address given when
+    /// joining or asking before.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TranscriptAsked {
+    /// The chat (conversation) id.
+    pub conversation_id: String,
+    /// Where it goes.
+    pub email: String,
+    /// This address was asked for before: that mail, no second one.
+    pub already: bool,
+}
+
+#[utoipa::path(post, path = "/api/transcripts", tag = "public",
+    request_body(content = TranscriptAsk, example = json!({"token": "eyJ…", "email": "carla@example.com"})),
+    responses((status = 202, description = "the transcript will be mailed once the chat is archived closed (at once \
+            when it is)", body = TranscriptAsked),
+        (status = 400, description = "`bad_json`; `invalid_token`: not a rating token of this desk; `invalid_email`; \
+            `email_required`: no address given now nor before", body = ErrorBody),
+        (status = 401, description = "`token_expired`: the token is older than 7 days", body = ErrorBody),
+        (status = 404, description = "`not_found`: the chat is not in the archive (erased)", body = ErrorBody),
+        (status = 429, description = "`too_many_transcripts`: this chat's transcript was asked for three \
+            addresses already", body = ErrorBody),
+        Unavailable))]
+async fn ask(
+    State(state): State<AppState>,
+    body: Result<Json<TranscriptAsk>, JsonRejection>,
+) -> Result<(StatusCode, Json<TranscriptAsked>), ApiError> {
+    let Json(input) = body?;
+    let claims = crate::ratings::verify(&state.settings, &input.token).map_err(|refusal| match refusal {
+        TokenRefusal::Expired => ApiError::Refused {
+            status: StatusCode::UNAUTHORIZED,
+            code: "token_expired",
+            message: "this chat's link has expired".into(),
+        },
+        TokenRefusal::Invalid => ApiError::invalid("invalid_token", "this is not a chat token of this desk"),
+    })?;
+    let email = crate::core::customer_details::optional_email(input.email.as_deref())
+        .map_err(|e| ApiError::invalid(e.code, e.message))?;
+    let conversation = claims.conversation;
+    match crate::transcripts::request(state.store.as_ref(), &conversation, email, true, crate::hub::now_ms()).await {
+        Ok((done, email)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(TranscriptAsked {
+                conversation_id: conversation,
+                email,
+                already: done == Requested::AlreadyAsked,
+            }),
+        )),
+        Err(Refused::EmailRequired) => Err(ApiError::invalid("email_required", Refused::EmailRequired.to_string())),
+        Err(Refused::TooMany) => Err(ApiError::Refused {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_transcripts",
+            message: Refused::TooMany.to_string(),
+        }),
+        Err(Refused::NotFound) => Err(ApiError::NotFound("no such chat")),
+        Err(Refused::Store(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,378 @@
+//! Transcripts by mail through a real SMTP sink (aiosmtpd): asked in the chat while the
+//! relay is down, the transcript arrives once after it is back (the outbox retries), with
+//! the customer's times, both parts, escaped text and a rating link that rates once; a
+//! second ask for the address sends nothing more; a bad address is an error frame and the
+//! connection lives; an ask after the chat with the rating token, a corrected address and
+//! the cap; nobody asks for another's chat; and across nodes, the mail made from the shared
+//! archive whichever node the customer and the agent are on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::appointment_mail::{SmtpSink, mail_settings, outbox};
+use crate::archive::{TempDir, free_port};
+use crate::cluster_hub::node_with;
+use crate::common::*;
+use crate::redis_server::RedisServer;
+
+/// One received mail, parsed by `mail-parser`.
+pub(crate) struct Mail {
+    pub(crate) to: String,
+    pub(crate) subject: String,
+    pub(crate) message_id: String,
+    pub(crate) text: String,
+    pub(crate) html: String,
+}
+
+pub(crate) fn parse(raw: &str) -> Mail {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a parsable mail");
+    Mail {
+        to: message
+            .to()
+            .and_then(|t| t.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_string(),
+        subject: message.subject().unwrap_or_default().to_string(),
+        message_id: message.message_id().unwrap_or_default().to_string(),
+        text: message.body_text(0).unwrap_or_default().to_string(),
+        html: message.body_html(0).unwrap_or_default().to_string(),
+    }
+}
+
+/// Mail settings with the rating link's address.
+pub(crate) fn transcript_settings(port: u16) -> impl FnOnce(&mut switchboard::config::Settings) {
+    move |s| {
+        mail_settings(port)(s);
+        s.public_url = Some("https://help.example".into());
+    }
+}
+
+async fn customer_with(hub: &TestHub, name: &str, details: Value) -> Ws {
+    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    let mut join = json!({"type": "join", "name": name, "category": "general"});
+    join.as_object_mut()
+        .unwrap()
+        .extend(details.as_object().unwrap().clone());
+    ws.send(join).await;
+    let welcome = ws.next_of("welcome").await;
+    ws.token = welcome["resume_token"].as_str().map(String::from);
+    ws
+}
+
+/// Sends `transcript` and returns the answer (`transcript_requested` or `error`).
+pub(crate) async fn ask(customer: &mut Ws, email: Option<&str>) -> Value {
+    let frame = match email {
+        Some(e) => json!({"type": "transcript", "email": e}),
+        None => json!({"type": "transcript"}),
+    };
+    customer.send(frame).await;
+    customer
+        .next_matching(|f| f["type"] == "transcript_requested" || f["type"] == "error")
+        .await
+}
+
+async fn post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(hub.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The token of the mail's rating link.
+fn link_token(text: &str) -> String {
+    let at = text.find("https://help.example/rate?token=").expect("a rating link");
+    text[at + "https://help.example/rate?token=".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() {
+    let port = free_port();
+    let hub = TestHub::with(transcript_settings(port)).await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut carla = customer_with(
+        &hub,
+        "Carla <b>",
+        json!({"email": "carla@example.com", "zone": "America/New_York"}),
+    )
+    .await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    carla
+        .send(json!({"type": "message", "text": "my invoice <script>alert(1)</script> is wrong"}))
+        .await;
+    carla.next_of("ack").await;
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "Fixed & refunded"}))
+        .await;
+    ann.next_of("ack").await;
+    ann.send(json!({"type": "note", "chat_id": chat, "text": "SECRET-NOTE refund without asking", "client_id": "n"}))
+        .await;
+    ann.next_of("note").await;
+
+    // A bad address: an error frame, and the connection lives on.
+    let refused = ask(&mut carla, Some("not an address")).await;
+    assert_eq!(refused["code"], "invalid_email", "{refused}");
+    // Another chat's id cannot be named: the frame has no such field.
+    carla
+        .send(json!({"type": "transcript", "chat_id": "someone-else"}))
+        .await;
+    assert_eq!(carla.next_of("error").await["code"], "bad_frame");
+    // No address given now: the one given when joining. Asked twice: one mail.
+    let asked = ask(&mut carla, None).await;
+    assert_eq!(
+        (
+            asked["type"].as_str(),
+            asked["email"].as_str(),
+            asked["already"].as_bool()
+        ),
+        (Some("transcript_requested"), Some("carla@example.com"), Some(false)),
+        "{asked}"
+    );
+    assert_eq!(asked["chat_id"], chat);
+    let again = ask(&mut carla, Some("CARLA@example.com")).await;
+    assert_eq!(again["already"], true, "{again}");
+    carla.send(json!({"type": "message", "text": "thanks!"})).await;
+    carla.next_of("ack").await;
+
+    // The chat ends while the relay is down: the mail is tried and waits.
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let ended = carla.next_of("chat_ended").await;
+    let rating_token = ended["rating"]["token"].as_str().unwrap().to_string();
+    let admin = hub.admin().await;
+    let deadline = std::time::Instant::now() + crate::appointment_mail::WAIT;
+    loop {
+        let page = outbox(&admin, "?status=pending").await;
+        let tried = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["purpose"] == "transcript" && m["attempts"].as_u64() >= Some(1));
+        if tried {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never tried: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let smtp = SmtpSink::start(port).await;
+    let mails = smtp.wait_for(1).await;
+    let mail = parse(&mails[0]);
+    assert_eq!(mail.to, "carla@example.com");
+    assert!(mail.subject.starts_with("Your chat with ANN"), "{}", mail.subject);
+    assert!(mail.text.contains("(times in America/New_York)"), "{}", mail.text);
+    assert!(
+        mail.text
+            .contains("Carla <b>: my invoice <script>alert(1)</script> is wrong"),
+        "{}",
+        mail.text
+    );
+    assert!(mail.text.contains("ANN: Fixed & refunded"), "{}", mail.text);
+    assert!(mail.text.contains("thanks!"), "{}", mail.text);
+    assert!(
+        mail.html
+            .contains("my invoice &lt;script&gt;alert(1)&lt;/script&gt; is wrong"),
+        "{}",
+        mail.html
+    );
+    assert!(
+        !mail.html.contains("<script>") && !mail.html.contains("<b>"),
+        "{}",
+        mail.html
+    );
+    for part in [&mail.text, &mail.html] {
+        assert!(!part.contains("SECRET-NOTE"), "a note in the mail: {part}");
+    }
+    // The times are New York's: the chat's minute there, as the hub's clock saw it.
+    let now_ny = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
+    let hour = now_ny.strftime("[%H:").to_string();
+    let hour_before = (now_ny.clone() - jiff::Span::new().minutes(5))
+        .strftime("[%H:")
+        .to_string();
+    assert!(
+        mail.text.contains(&hour) || mail.text.contains(&hour_before),
+        "{hour}: {}",
+        mail.text
+    );
+
+    // The mail's link rates the chat once, like the chat's own token.
+    let token = link_token(&mail.text);
+    let (status, rated) = post(&hub, "/api/ratings", json!({"token": token, "score": 4})).await;
+    assert_eq!(status, 201, "{rated}");
+    let (status, twice) = post(&hub, "/api/ratings", json!({"token": rating_token, "score": 1})).await;
+    assert_eq!((status, twice["error"]["code"].as_str()), (409, Some("already_rated")));
+
+    // After the chat, over HTTP with the rating token: the same address is the same mail; a
+    // corrected one gets its own (without a rating link now: it is rated); at most three.
+    let (status, same) = post(
+        &hub,
+        "/api/transcripts",
+        json!({"token": rating_token, "email": "carla@example.com"}),
+    )
+    .await;
+    assert_eq!((status, same["already"].as_bool()), (202, Some(true)), "{same}");
+    let (status, other) = post(
+        &hub,
+        "/api/transcripts",
+        json!({"token": rating_token, "email": "carla@work.example"}),
+    )
+    .await;
+    assert_eq!((status, other["already"].as_bool()), (202, Some(false)), "{other}");
+    let mails = smtp.wait_for(2).await;
+    let second = parse(&mails[1]);
+    assert_eq!(second.to, "carla@work.example");
+    assert!(!second.text.contains("/rate?token="), "rated already: {}", second.text);
+    assert_ne!(second.message_id, mail.message_id);
+    let (status, third) = post(
+        &hub,
+        "/api/transcripts",
+        json!({"token": rating_token, "email": "c3@example.com"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{third}");
+    let (status, fourth) = post(
+        &hub,
+        "/api/transcripts",
+        json!({"token": rating_token, "email": "c4@example.com"}),
+    )
+    .await;
+    assert_eq!(
+        (status, fourth["error"]["code"].as_str()),
+        (429, Some("too_many_transcripts"))
+    );
+    for (body, code) in [
+        (
+            json!({"token": "forged.token.here", "email": "x@example.com"}),
+            "invalid_token",
+        ),
+        (json!({"token": rating_token, "email": "bad"}), "invalid_email"),
+        (json!({"email": "x@example.com"}), "bad_json"),
+    ] {
+        let (status, refused) = post(&hub, "/api/transcripts", body).await;
+        assert_eq!((status, refused["error"]["code"].as_str()), (400, Some(code)));
+    }
+    // Every transcript mail was sent once: three mails, three addresses, nothing twice.
+    let mails = smtp.wait_for(3).await;
+    let page = outbox(&admin, "?status=sent").await;
+    assert_eq!(page["total"], 3, "{page}");
+    let mut ids: Vec<String> = mails.iter().map(|m| parse(m).message_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), mails.len(), "a mail went out twice");
+    // The address given last (a correction) is the one kept with the conversation.
+    let (_, record) = admin
+        .get(&format!("/api/conversations/{}", chat.as_str().unwrap()))
+        .await;
+    assert_eq!(record["customer"]["email"], "c3@example.com", "{record}");
+    drop(smtp);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_needs_a_chat_and_an_address_and_only_ever_mails_the_askers_own_chat() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(transcript_settings(port)).await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    // Waiting or not joined: no chat to mail.
+    let mut nobody = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    assert_eq!(ask(&mut nobody, Some("x@example.com")).await["code"], "not_joined");
+    let mut carla = hub.customer("Carla", "general").await;
+    let carla_chat = carla.next_of("chat_started").await["chat_id"].clone();
+    let mut dora = hub.customer("Dora", "general").await;
+    let dora_chat = dora.next_of("chat_started").await["chat_id"].clone();
+    let mut erik = hub.customer("Erik", "general").await;
+    assert_eq!(ask(&mut erik, Some("e@example.com")).await["code"], "not_in_chat");
+    // Joined without an email and asking without one: say where.
+    assert_eq!(ask(&mut carla, None).await["code"], "email_required");
+    carla.send(json!({"type": "message", "text": "Carla's line"})).await;
+    dora.send(json!({"type": "message", "text": "Dora's line"})).await;
+    carla.next_of("ack").await;
+    dora.next_of("ack").await;
+    let asked = ask(&mut dora, Some("dora@example.com")).await;
+    assert_eq!(asked["chat_id"], dora_chat, "{asked}");
+    for chat in [&carla_chat, &dora_chat] {
+        ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    }
+    let mail = parse(&smtp.wait_for(1).await[0]);
+    assert_eq!(mail.to, "dora@example.com");
+    assert!(
+        mail.text.contains("Dora's line") && !mail.text.contains("Carla"),
+        "{}",
+        mail.text
+    );
+    // The email is kept with Dora's conversation, not Carla's.
+    let admin = hub.admin().await;
+    let (_, record) = admin
+        .get(&format!("/api/conversations/{}", dora_chat.as_str().unwrap()))
+        .await;
+    assert_eq!(record["customer"]["email"], "dora@example.com");
+    let (_, record) = admin
+        .get(&format!("/api/conversations/{}", carla_chat.as_str().unwrap()))
+        .await;
+    assert!(record["customer"]["email"].is_null(), "{record}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let scratch = TempDir::new("cluster-transcripts");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, transcript_settings(port)).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, transcript_settings(port)).await;
+    let ann_token = beta.agent_account("ann", &["general"], 1).await;
+    let mut ann = Ws::agent(&beta, &ann_token).await;
+    ann.send(json!({"type": "set_available", "available": true})).await;
+    ann.next_of("profile").await;
+    let mut carla = customer_with(&alpha, "Carla", json!({"email": "carla@example.com"})).await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    carla.send(json!({"type": "message", "text": "from alpha"})).await;
+    carla.next_of("ack").await;
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "from beta"}))
+        .await;
+    ann.next_of("ack").await;
+    ann.send(json!({"type": "note", "chat_id": chat, "text": "SECRET-NOTE on beta", "client_id": "n"}))
+        .await;
+    ann.next_of("note").await;
+    let asked = ask(&mut carla, None).await;
+    assert_eq!(asked["type"], "transcript_requested", "{asked}");
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+    let mail = parse(&smtp.wait_for(1).await[0]);
+    assert!(
+        mail.text.contains("from alpha") && mail.text.contains("from beta"),
+        "{}",
+        mail.text
+    );
+    assert!(!mail.text.contains("SECRET") && !mail.html.contains("SECRET"));
+    // Both nodes run the outbox worker; the mail is sent by one of them, once.
+    let admin = alpha.admin().await;
+    let deadline = std::time::Instant::now() + crate::appointment_mail::WAIT;
+    loop {
+        let page = outbox(&admin, "?status=sent").await;
+        if page["total"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(smtp.mails().len(), 1);
+    alpha.stop().await;
+    beta.stop().await;
+}
