@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots, shot } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, customerSocket, withShots, shot } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const DETAILS = { email: 'omar@example.com', visitor: 'visitor-key-omar-0001', page: 'https://shop.example/checkout?step=2', zone: 'Asia/Tokyo' };
@@ -23,20 +23,7 @@ after(async () => {
 });
 
 /** A customer client on its own page's socket (as a third-party client would join). */
-async function customerSocket(page, name, text) {
-  await page.goto(`${hub.url}/healthz`);
-  await page.evaluate(({ url, name, details, text }) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    window.customer = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'join', name, category: 'general', ...details }));
-    ws.onmessage = (e) => {
-      const f = JSON.parse(e.data);
-      if (f.type === 'chat_started') { ws.send(JSON.stringify({ type: 'message', text, client_id: 'c1' })); }
-      if (f.type === 'ack') resolve();
-      if (f.type === 'error') reject(new Error(e.data));
-    };
-  }), { url: `${hub.url.replace('http', 'ws')}/ws/customer`, name, details: DETAILS, text });
-}
+const joinAs = (page, name, text) => customerSocket(page, hub, { name, category: 'general', ...DETAILS }, text);
 
 test('the panel shows the customer and opens an earlier conversation, at desktop and phone sizes', () => withShots('customer-panel', async (pages) => {
   const agent = await createAgent(hub, { username: 'kim', display_name: 'Kim', categories: ['general'] });
@@ -47,7 +34,7 @@ test('the panel shows the customer and opens an earlier conversation, at desktop
   // A first visit, with a note, ended by the agent.
   const first = await newPage(browser);
   pages.push(first);
-  await customerSocket(first, 'Omar', 'my parcel never came');
+  await joinAs(first, 'Omar', 'my parcel never came');
   const panel1 = agentPage.locator('[data-testid="chat-panel"][data-customer="Omar"]');
   await panel1.getByTestId('transcript').getByText('my parcel never came').waitFor();
   const noteInput = panel1.getByRole('textbox', { name: 'Internal note' });
@@ -62,7 +49,7 @@ test('the panel shows the customer and opens an earlier conversation, at desktop
   // The same customer comes back: the panel knows them.
   const second = await newPage(browser);
   pages.push(second);
-  await customerSocket(second, 'Omar', 'still nothing');
+  await joinAs(second, 'Omar', 'still nothing');
   const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Omar"]').last();
   await panel.getByTestId('transcript').getByText('still nothing').waitFor();
   const details = panel.getByTestId('customer-panel');

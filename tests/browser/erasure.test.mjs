@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerSocket, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -24,17 +24,7 @@ test('an admin erases a customer by email from the archive view', () => withShot
   await agentSignsIn(agentPage, hub, agent);
   const customer = await newPage(browser);
   pages.push(customer);
-  await customer.goto(`${hub.url}/healthz`);
-  await customer.evaluate((url) => new Promise((resolve) => {
-    const ws = new WebSocket(url);
-    window.ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'join', name: 'Erin', category: 'general', email: 'erin@example.com' }));
-    ws.onmessage = (e) => {
-      const f = JSON.parse(e.data);
-      if (f.type === 'chat_started') ws.send(JSON.stringify({ type: 'message', text: 'please forget me', client_id: 'c1' }));
-      if (f.type === 'ack') resolve();
-    };
-  }), `${hub.url.replace('http', 'ws')}/ws/customer`);
+  await customerSocket(customer, hub, { name: 'Erin', category: 'general', email: 'erin@example.com' }, 'please forget me');
 
   const admin = await newPage(browser);
   pages.push(admin);

@@ -293,3 +293,23 @@ export async function startSmtpSink() {
   child.kill();
   throw new Error(`aiosmtpd did not listen on ${port}`);
 }
+
+/**
+ * A customer as a third-party client: on `page` (any page of the hub), a websocket that
+ * sends `join` (the given fields: name, category, details) and, once paired, `text` as a
+ * message; resolves once it is acknowledged. The socket stays open as `window.customer`.
+ */
+export async function customerSocket(page, hub, join, text) {
+  await page.goto(`${hub.url}/healthz`);
+  await page.evaluate(({ url, join, text }) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    window.customer = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'join', ...join }));
+    ws.onmessage = (e) => {
+      const f = JSON.parse(e.data);
+      if (f.type === 'chat_started') ws.send(JSON.stringify({ type: 'message', text, client_id: 'c1' }));
+      if (f.type === 'ack') resolve();
+      if (f.type === 'error') reject(new Error(e.data));
+    };
+  }), { url: `${hub.url.replace('http', 'ws')}/ws/customer`, join, text });
+}
