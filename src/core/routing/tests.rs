@@ -850,12 +850,28 @@ impl Harness {
 
     /// Learns epochs and places from the decisions, checking what can only be checked on them.
     fn observe(&mut self, before: &Routing, after: &Routing, out: &[Decision]) {
+        // Offers ended by this event: a customer whose offer was taken back (leaving offer
+        // mode) and then paired was assigned, not accepted.
+        let ended: HashSet<OfferId> = out
+            .iter()
+            .filter_map(|d| match d {
+                Decision::OfferEnded { offer, .. } => Some(*offer),
+                _ => None,
+            })
+            .collect();
+        let accepted_offer = |customer: &CustomerId| {
+            before
+                .customers
+                .get(customer)
+                .and_then(|c| c.offer)
+                .filter(|offer| !ended.contains(offer))
+        };
         // Room is spent by a chat opened directly or by an offer, given back by an offer
         // ended without a chat; an accepted offer opens its chat in the room it reserved.
         let spent = out
             .iter()
             .filter(|d| match d {
-                Decision::Paired { customer, .. } => before.customers.get(customer).is_none_or(|c| c.offer.is_none()),
+                Decision::Paired { customer, .. } => accepted_offer(customer).is_none(),
                 Decision::Offered { .. } => true,
                 _ => false,
             })
@@ -900,8 +916,7 @@ impl Harness {
                     if let Some(continued) = before.customers.get(customer).and_then(|c| c.continuing) {
                         assert_eq!(continued, *chat, "a transferred customer's chat did not go on");
                     }
-                    let accepted = before.customers.get(customer).and_then(|c| c.offer);
-                    if let Some(offer) = accepted {
+                    if let Some(offer) = accepted_offer(customer) {
                         // An accepted offer: the customer was chosen in order when it was made.
                         assert_eq!(&before.offers[&offer].agent, agent, "accepted by another agent");
                         assert!(chatting.insert(*customer), "customer paired while in a chat");
