@@ -372,9 +372,31 @@ impl Ws {
     }
 }
 
-/// Sends `sig` (SIGSTOP, SIGCONT, SIGTERM, SIGKILL) to a process the test started.
+/// Sends `sig` (SIGSTOP, SIGCONT, SIGTERM, SIGKILL) to a process the test started. A
+/// SIGSTOP returns once the process is stopped (`T` in `/proc/<pid>/stat`): `kill` only
+/// sends it, and on a loaded machine the process may still answer a request it had
+/// before it is next scheduled and stopped — which a test would count as done while
+/// "frozen".
 pub fn signal(child: &std::process::Child, sig: libc::c_int) {
     // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
     let done = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
     assert_eq!(done, 0, "cannot signal process {}", child.id());
+    if sig == libc::SIGSTOP {
+        let stat = format!("/proc/{}/stat", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            // The state follows the command name, which is in parentheses.
+            let state = text.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            if matches!(state, Some('T') | Some('t')) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {} never stopped: {text}",
+                child.id()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
