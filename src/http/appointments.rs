@@ -50,8 +50,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Longest comment a booking may carry, in characters.
 const MAX_COMMENT: usize = 2_000;
-/// Longest email address (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
 /// Most local days one admin listing may span.
 const MAX_RANGE_DAYS: i32 = 92;
 
@@ -536,17 +534,7 @@ pub struct Booked {
 }
 
 fn valid_email(raw: &str) -> Result<String, Refusal> {
-    let email = raw.trim();
-    let parsed = (email.len() <= MAX_EMAIL)
-        .then(|| email.parse::<lettre::Address>().ok())
-        .flatten()
-        .filter(|a| a.domain().contains('.'));
-    parsed.map(|a| a.to_string()).ok_or_else(|| {
-        Refusal::Api(ApiError::invalid(
-            "invalid_email",
-            "an email address like name@example.com is needed",
-        ))
-    })
+    crate::core::customer_details::email(raw).map_err(|e| Refusal::Api(ApiError::invalid(e.code, e.message)))
 }
 
 fn valid_comment(raw: Option<String>) -> Result<String, Refusal> {

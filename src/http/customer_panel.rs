@@ -15,11 +15,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::history::{ConversationDetail, ConversationSummary, detail, summary};
+use super::history::{ConversationDetail, ConversationSummary, detail, readable, summary};
 use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
-use crate::store::{Account, Conversation, CustomerKey, Role, StoreError};
+use crate::store::{CustomerKey, StoreError};
 
 /// The most earlier conversations the panel lists (newest first).
 const EARLIER_MAX: u64 = 20;
@@ -59,19 +59,6 @@ pub struct CustomerPanel {
     pub recognised_by: Option<RecognisedBy>,
     /// Their earlier conversations (this one left out), newest first, at most 20.
     pub earlier: Vec<ConversationSummary>,
-}
-
-/// Conversation `id` if `me` may read it; someone else's looks exactly like a missing one.
-async fn readable(state: &AppState, me: &Account, id: &str) -> Result<Conversation, ApiError> {
-    let c = match state.store.conversation(id).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
-        Err(e) => return Err(e.into()),
-    };
-    if me.role == Role::Agent && !c.served_by(&me.id) {
-        return Err(ApiError::NotFound("conversation"));
-    }
-    Ok(c)
 }
 
 /// The customer of conversation `id`: who they are and their earlier conversations.

@@ -12,7 +12,7 @@ use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::{
-    Conversation, ConversationFilter, ConversationKind, EndReason, Page, Rating, Role, Side, StoreError,
+    Account, Conversation, ConversationFilter, ConversationKind, EndReason, Page, Rating, Role, Side, StoreError,
 };
 
 /// The most conversations one page returns.
@@ -208,16 +208,21 @@ async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationDetail>, ApiError> {
-    let c = match state.store.conversation(&id).await {
+    Ok(Json(detail(&readable(&state, &me, &id).await?)))
+}
+
+/// Conversation `id` if `me` may read it: admins any, agents those they served at any
+/// point. Someone else's conversation looks exactly like a missing one to an agent.
+pub(super) async fn readable(state: &AppState, me: &Account, id: &str) -> Result<Conversation, ApiError> {
+    let c = match state.store.conversation(id).await {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
         Err(e) => return Err(e.into()),
     };
-    // Someone else's conversation looks exactly like a missing one to an agent.
     if me.role == Role::Agent && !c.served_by(&me.id) {
         return Err(ApiError::NotFound("conversation"));
     }
-    Ok(Json(detail(&c)))
+    Ok(c)
 }
 
 /// A conversation whole, as staff read it (the visitor key left out).

@@ -39,8 +39,6 @@ pub fn is_staff_path(path: &str) -> bool {
 
 /// Longest name, in characters.
 const MAX_NAME: usize = 100;
-/// Longest email address (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
 /// Longest reply, in characters.
 const MAX_REPLY: usize = 20_000;
 /// Most messages one listing returns.
@@ -125,13 +123,7 @@ pub struct ReplyRequest {
 }
 
 fn valid_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim();
-    (email.len() <= MAX_EMAIL)
-        .then(|| email.parse::<lettre::Address>().ok())
-        .flatten()
-        .filter(|a| a.domain().contains('.'))
-        .map(|a| a.to_string())
-        .ok_or_else(|| ApiError::invalid("invalid_email", "an email address like name@example.com is needed"))
+    crate::core::customer_details::email(raw).map_err(|e| ApiError::invalid(e.code, e.message))
 }
 
 fn unknown() -> ApiError {
