@@ -254,6 +254,17 @@ impl Archive {
         self.send(event)
     }
 
+    /// Queues the record of a customer who left the line unserved (for the reports), as
+    /// a message is: refused (counted and logged) when the buffer has no room. Nobody was
+    /// told it is kept, so nothing acknowledged is lost then.
+    pub fn push_abandoned(&self, abandoned: crate::store::QueueAbandoned) {
+        if !self.room().admit_message() {
+            self.refused("a record of a customer who left the line is dropped");
+            return;
+        }
+        self.send(ArchiveEvent::Abandoned(abandoned));
+    }
+
     /// Queues a conversation's opening and reserves room for its closing. The hub opens
     /// a conversation only after [`Archive::openings_available`] said there is room, so
     /// `false` (logged) means a fault in that accounting.
@@ -617,6 +628,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEven
                     ArchiveEvent::Transferred(_) => "transferred",
                     ArchiveEvent::Note(_) => "note",
                     ArchiveEvent::Closed(_) => "closed",
+                    ArchiveEvent::Abandoned(_) => "abandoned",
                 })
                 .collect();
             tracing::warn!(

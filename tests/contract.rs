@@ -2124,6 +2124,7 @@ fn offline(id: &str, category: &str, created_at: Millis) -> OfflineMessage {
         state: OfflineState::New,
         taken_by: None,
         replies: vec![],
+        handled_at: None,
     }
 }
 
@@ -2492,6 +2493,200 @@ async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
     );
 }
 
+// ---------- the facts the reports read ----------
+
+fn said(conv: &str, seq: u64, from: Side, at: Millis) -> ArchiveEvent {
+    ArchiveEvent::Message {
+        conversation_id: conv.to_string(),
+        message: ArchivedMessage {
+            id: msg_id(conv, seq),
+            seq,
+            from,
+            text: format!("line {seq}"),
+            at,
+        },
+    }
+}
+
+fn left(id: &str, category: &str, queued_at: Millis, left_at: Millis) -> ArchiveEvent {
+    ArchiveEvent::Abandoned(QueueAbandoned {
+        id: id.to_string(),
+        category: category.to_string(),
+        queued_at,
+        left_at,
+    })
+}
+
+/// The reports' facts: service conversations paired in the range (never buddy chats),
+/// each with its agent now, its first agent line (the earliest, whatever the order the
+/// lines were archived in), its end and rating; customers who left unserved by the time
+/// they left, once each; offline messages by the time they were left, with who handled
+/// them and when. A second read sees what was written since the first (a cache, where a
+/// backend keeps one, never hides a change), and an erased conversation is gone.
+async fn report_facts_are_the_archives_times(store: &dyn Store) {
+    const DAY: Millis = 86_400_000;
+    let t0 = 20_000 * DAY; // a day boundary (UTC)
+    store
+        .archive(&[
+            // r1: waited 30 s, agent's first line 5 s after pairing (the later line archived first).
+            open("r1", Some("sales"), "a1", t0 + 1_000),
+            said("r1", 1, Side::Customer, t0 + 2_000),
+            said("r1", 3, Side::Agent, t0 + 9_000),
+            // r2: never answered, still open.
+            open("r2", Some("billing"), "a2", t0 + 3_000),
+            said("r2", 1, Side::Customer, t0 + 4_000),
+            // a buddy chat: never a report's.
+            open("b1", None, "bob", t0 + 5_000),
+            said("b1", 1, Side::Agent, t0 + 6_000),
+            // out of the range (the day after).
+            open("r9", Some("sales"), "a1", t0 + DAY + 10),
+            left("q1", "sales", t0 - 5_000, t0 + 100),
+            left("q2", "billing", t0 + 200, t0 + DAY + 300),
+        ])
+        .await
+        .unwrap();
+    store
+        .archive(&[
+            said("r1", 2, Side::Agent, t0 + 6_000),
+            close("r1", EndReason::Ended, t0 + 61_000),
+            left("q1", "sales", t0 - 5_000, t0 + 100), // a retry: kept once
+        ])
+        .await
+        .unwrap();
+    store
+        .rate_conversation(
+            "r1",
+            Rating {
+                score: 4,
+                scale: RatingScale::Stars,
+                comment: None,
+                at: t0 + 70_000,
+            },
+        )
+        .await
+        .unwrap();
+    let mut handled = offline("o1", "sales", t0 + 500);
+    handled.email = "o1@example.com".into();
+    store.add_offline_message(handled, None).await.unwrap();
+    store
+        .add_offline_message(offline("o2", "billing", t0 + 600), None)
+        .await
+        .unwrap();
+    store
+        .add_offline_message(offline("o3", "billing", t0 - 1), None)
+        .await
+        .unwrap();
+    store
+        .reply_offline_message(
+            "o1",
+            reply("o1r1", "a2", t0 + 3_600_500),
+            mail("o1", MailPurpose::OfflineReply, t0),
+        )
+        .await
+        .unwrap();
+
+    let facts = store.report_facts(t0, t0 + DAY).await.unwrap().sorted();
+    let r1 = ConversationFacts {
+        id: "r1".into(),
+        category: Some("sales".into()),
+        agent_id: "a1".into(),
+        agent_name: "a1 name".into(),
+        queued_at: t0 + 1_000 - 5,
+        paired_at: t0 + 1_000,
+        first_agent_at: Some(t0 + 6_000),
+        ended_at: Some(t0 + 61_000),
+        rating: Some((RatingScale::Stars, 4)),
+    };
+    let r2 = ConversationFacts {
+        id: "r2".into(),
+        category: Some("billing".into()),
+        agent_id: "a2".into(),
+        agent_name: "a2 name".into(),
+        queued_at: t0 + 3_000 - 5,
+        paired_at: t0 + 3_000,
+        first_agent_at: None,
+        ended_at: None,
+        rating: None,
+    };
+    assert_eq!(facts.conversations, [r1.clone(), r2.clone()]);
+    assert_eq!(
+        facts.abandoned,
+        [QueueAbandoned {
+            id: "q1".into(),
+            category: "sales".into(),
+            queued_at: t0 - 5_000,
+            left_at: t0 + 100,
+        }]
+    );
+    assert_eq!(
+        facts.offline,
+        [
+            OfflineFacts {
+                category: "sales".into(),
+                created_at: t0 + 500,
+                handled: Some(("a2".into(), t0 + 3_600_500)),
+            },
+            OfflineFacts {
+                category: "billing".into(),
+                created_at: t0 + 600,
+                handled: None,
+            },
+        ]
+    );
+
+    // Written since: r2 handed to a3, answered, ended and rated; a new conversation.
+    store
+        .archive(&[
+            transferred(&transfer("r2", t0 + 10_000, 1, "a2", Some("a3"), None)),
+            said("r2", 2, Side::Agent, t0 + 12_000),
+            close("r2", EndReason::Disconnect, t0 + 20_000),
+            open("r3", Some("sales"), "a3", t0 + 30_000),
+        ])
+        .await
+        .unwrap();
+    store
+        .rate_conversation(
+            "r2",
+            Rating {
+                score: 0,
+                scale: RatingScale::Thumbs,
+                comment: None,
+                at: t0 + 21_000,
+            },
+        )
+        .await
+        .unwrap();
+    let again = store.report_facts(t0, t0 + DAY).await.unwrap().sorted();
+    let ids: Vec<&str> = again.conversations.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r2", "r3"]);
+    assert_eq!(again.conversations[0], r1);
+    let r2_now = &again.conversations[1];
+    assert_eq!(
+        (r2_now.agent_id.as_str(), r2_now.agent_name.as_str()),
+        ("a3", "a3 name")
+    );
+    assert_eq!(r2_now.first_agent_at, Some(t0 + 12_000));
+    assert_eq!(r2_now.ended_at, Some(t0 + 20_000));
+    assert_eq!(r2_now.rating, Some((RatingScale::Thumbs, 0)));
+
+    // A range inside the day, and the day after.
+    let early = store.report_facts(t0, t0 + 2_000).await.unwrap();
+    assert_eq!(early.conversations.len(), 1);
+    let next = store.report_facts(t0 + DAY, t0 + 2 * DAY).await.unwrap().sorted();
+    assert_eq!(
+        next.conversations.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["r9"]
+    );
+    assert_eq!(next.abandoned.len(), 1);
+
+    store.erase_conversations(&["r1".to_string()]).await.unwrap();
+    let erased = store.report_facts(t0, t0 + DAY).await.unwrap().sorted();
+    assert_eq!(
+        erased.conversations.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["r2", "r3"]
+    );
+}
+
 contract!(
     ping_and_name,
     accounts,
@@ -2547,6 +2742,8 @@ contract!(
     // transcripts by mail
     a_customer_transcript_holds_the_chat_and_never_its_notes,
     mails_are_added_once_by_id_and_found_by_prefix,
+    // the facts the reports read
+    report_facts_are_the_archives_times,
 );
 
 // ---------- embedded only ----------

@@ -224,6 +224,9 @@ impl Store for Small {
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
         self.inner.mails_by_id_prefix(prefix).await
     }
+    async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<crate::store::ReportFacts> {
+        self.inner.report_facts(from, to).await
+    }
 }
 
 /// Group commit: with `group_commit_ms` set, events arriving one by one soon after a

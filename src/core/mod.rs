@@ -13,6 +13,8 @@ pub mod names;
 pub mod places;
 pub mod presence;
 pub mod readiness;
+// the manager's numbers over the archive
+pub mod reports;
 pub mod routing;
 // chat opening hours per category, in the desk's zone
 pub mod opening_hours;

@@ -34,6 +34,8 @@ pub mod outbox;
 pub mod public;
 // customers rating a chat that ended
 pub mod ratings;
+// the manager's reports
+pub mod reports;
 pub mod responses;
 // ---- rooms and 1-to-1 video (issue 16) ----
 pub mod join;
@@ -197,7 +199,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(admin::router())
         .merge(history::router())
         .merge(customer_panel::router())
-        .merge(erasure::router());
+        .merge(erasure::router())
+        .merge(reports::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public::router())
         .merge(staff)

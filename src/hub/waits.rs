@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::core::routing::{CategoryId, ChatEnd, ChatId, CustomerId, Decision};
+use crate::core::routing::{CategoryId, ChatEnd, ChatId, CustomerId, Decision, Removal};
 use crate::core::wait_estimate::{HandleTimes, WaitRange};
 use crate::protocol::Estimate;
 
@@ -18,22 +18,43 @@ pub struct Waits {
     /// Each running chat's category and pairing time (ms).
     paired_at: HashMap<ChatId, (CategoryId, i64)>,
     handle_times: HashMap<CategoryId, HandleTimes>,
+    /// Each waiting or chatting customer's category now, and whether an agent served them
+    /// in this visit: one who leaves the line never served abandoned it (the reports).
+    visits: HashMap<CustomerId, (CategoryId, bool)>,
+}
+
+/// A customer who left the line before any agent served them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftUnserved {
+    pub customer: CustomerId,
+    pub category: CategoryId,
+    pub joined_at: i64,
 }
 
 impl Waits {
-    /// Learns from one decision, at `now` (ms).
-    pub fn observe(&mut self, decision: &Decision, now: i64) {
+    /// Learns from one decision, at `now` (ms); says so when it is a customer leaving the
+    /// line unserved.
+    pub fn observe(&mut self, decision: &Decision, now: i64) -> Option<LeftUnserved> {
         match decision {
-            Decision::Queued { customer, .. } => {
+            Decision::Queued { customer, category, .. } => {
                 self.joined_at.entry(*customer).or_insert(now);
+                let served = self.visits.get(customer).is_some_and(|(_, served)| *served);
+                self.visits.insert(*customer, (category.clone(), served));
             }
-            Decision::Paired { chat, category, .. } => {
+            Decision::Paired {
+                chat,
+                category,
+                customer,
+                ..
+            } => {
                 self.paired_at.insert(*chat, (category.clone(), now));
+                self.visits.insert(*customer, (category.clone(), true));
             }
             Decision::ChatEnded {
                 chat, customer, reason, ..
             } => {
                 self.joined_at.remove(customer);
+                self.visits.remove(customer);
                 // Only chats a side ended are handle times: a customer gone (with the grace
                 // period in it) or a shutdown would inflate the estimates.
                 if let Some((category, at)) = self.paired_at.remove(chat)
@@ -47,17 +68,27 @@ impl Waits {
             Decision::ChatWithdrawn { chat, .. } | Decision::ChatToCategory { chat, .. } => {
                 self.paired_at.remove(chat);
             }
-            Decision::Dequeued { customer, .. } => {
-                self.joined_at.remove(customer);
+            Decision::Dequeued { customer, reason } => {
+                let joined_at = self.joined_at.remove(customer);
+                let visit = self.visits.remove(customer);
+                if let (Removal::Left, Some(joined_at), Some((category, false))) = (reason, joined_at, visit) {
+                    return Some(LeftUnserved {
+                        customer: *customer,
+                        category,
+                        joined_at,
+                    });
+                }
             }
             _ => {}
         }
+        None
     }
 
     /// Forgets customers and chats the routing no longer holds: after a cluster node
     /// reloaded its replica (events it skipped ended some without a decision seen here).
     pub fn retain(&mut self, customer_known: impl Fn(CustomerId) -> bool, chat_known: impl Fn(ChatId) -> bool) {
         self.joined_at.retain(|c, _| customer_known(*c));
+        self.visits.retain(|c, _| customer_known(*c));
         self.paired_at.retain(|chat, _| chat_known(*chat));
     }
 

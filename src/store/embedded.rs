@@ -90,6 +90,8 @@ mod customers;
 mod erasure;
 // ---- transcripts by mail ----
 mod transcripts;
+// ---- the facts the reports read ----
+mod reports;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -363,6 +365,7 @@ impl EmbeddedStore {
                 ratings::create_tables(&tx)?;
                 offline::create_tables(&tx)?;
                 notes::create_tables(&tx)?;
+                reports::create_tables(&tx)?;
                 customers::create_tables(&tx)?;
                 erasure::create_tables(&tx)?;
             }
@@ -615,6 +618,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut by_category = tx.open_table(BY_CATEGORY).map_err(unavailable)?;
     let mut note_table = notes::open(tx)?;
     let mut by_customer = customers::open(tx)?;
+    let mut report_tables = reports::Writer::open(tx)?;
     let erased = erasure::tombstones(tx)?;
     // Each conversation's kept messages of the batch, appended together after the batch's
     // openings and closings, in seq order: they take consecutive log positions, one index
@@ -691,6 +695,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 // Kept whether or not its conversation is stored (yet); once by its key.
                 notes::insert(&mut note_table, note)?;
             }
+            ArchiveEvent::Abandoned(abandoned) => report_tables.abandoned(abandoned)?,
             ArchiveEvent::Closed(closed) => {
                 let Some(mut rec) = load_record(&conversations, &closed.id)? else {
                     continue;
@@ -707,6 +712,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     }
     for (conv, mut group) in grouped {
         group.sort_by_key(|message| message.seq); // stable: of one seq, the first wins
+        report_tables.agent_lines(conv, &group)?;
         let number = messages.number(conv)?;
         // Idempotent: a seq already taken is a retry (a seq names one message).
         messages.append_sorted(number, &group)?;
@@ -735,7 +741,7 @@ fn replay_journals(db: &Database, dir: &Path) -> StoreResult<(Journal, Journal)>
     events.extend(more);
     events.sort_by_key(|event| match event {
         ArchiveEvent::Opened(_) => 0,
-        ArchiveEvent::Message { .. } | ArchiveEvent::Note(_) => 1,
+        ArchiveEvent::Message { .. } | ArchiveEvent::Note(_) | ArchiveEvent::Abandoned(_) => 1,
         ArchiveEvent::Transferred(_) => 2,
         ArchiveEvent::Closed(_) => 3,
     });

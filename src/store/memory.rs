@@ -50,6 +50,9 @@ struct Inner {
     /// Erased conversations' ids: nothing of them is archived again.
     erased: std::collections::HashSet<String>,
     erasures: Vec<ErasureRecord>,
+    // ---- the facts the reports read ----
+    /// Customers who left the line unserved, in arrival order, once by id.
+    abandoned: Vec<QueueAbandoned>,
 }
 
 impl MemoryStore {
@@ -142,6 +145,12 @@ impl Inner {
             ArchiveEvent::Transferred(t) => &t.id,
             ArchiveEvent::Note(n) => &n.conversation_id,
             ArchiveEvent::Closed(c) => &c.id,
+            ArchiveEvent::Abandoned(a) => {
+                if !self.abandoned.iter().any(|kept| kept.id == a.id) {
+                    self.abandoned.push(a.clone());
+                }
+                return;
+            }
         };
         if self.erased.contains(conversation) {
             return; // erased on request: a late event of it is dropped
@@ -195,6 +204,7 @@ impl Inner {
                     self.conversations[index].closed.get_or_insert_with(|| closed.clone());
                 }
             }
+            ArchiveEvent::Abandoned(_) => {}
         }
     }
 }
@@ -745,7 +755,7 @@ impl Store for MemoryStore {
     }
 
     async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
-        self.with(|s| s.change_offline(id, |m| Ok(m.mark_handled(by))))
+        self.with(|s| s.change_offline(id, |m| Ok(m.mark_handled(by, crate::clock::now_ms()))))
     }
 
     async fn reply_offline_message(
@@ -872,6 +882,41 @@ impl Store for MemoryStore {
             let mut hits: Vec<OutboxMail> = s.mails.iter().filter(|m| m.id.starts_with(prefix)).cloned().collect();
             hits.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(hits)
+        })
+    }
+
+    // ---- the facts the reports read ----
+    async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
+        self.with(|s| {
+            let within = |at: Millis| from <= at && at < to;
+            let conversations = s
+                .conversations
+                .iter()
+                .filter(|c| c.opened.kind == ConversationKind::Service && within(c.opened.paired_at))
+                .map(|c| ConversationFacts {
+                    id: c.opened.id.clone(),
+                    category: c.opened.category.clone(),
+                    agent_id: c.opened.agent_id.clone(),
+                    agent_name: c.opened.agent_name.clone(),
+                    queued_at: c.opened.queued_at,
+                    paired_at: c.opened.paired_at,
+                    first_agent_at: reports::first_agent_at(None, &c.messages),
+                    ended_at: c.closed.as_ref().map(|closed| closed.ended_at),
+                    rating: s.ratings.get(&c.opened.id).map(|r| (r.scale, r.score)),
+                })
+                .collect();
+            let abandoned = s.abandoned.iter().filter(|a| within(a.left_at)).cloned().collect();
+            let offline = s
+                .offline
+                .values()
+                .filter(|m| within(m.created_at))
+                .map(reports::offline_facts)
+                .collect();
+            Ok(ReportFacts {
+                conversations,
+                abandoned,
+                offline,
+            })
         })
     }
 }

@@ -34,6 +34,8 @@ mod ratings;
 mod offline;
 // ---- transcripts by mail ----
 mod transcripts;
+// ---- the facts the reports read ----
+mod reports;
 
 pub use customer::{CustomerKey, CustomerProfile};
 pub use embedded::EmbeddedStore;
@@ -51,6 +53,8 @@ pub use ratings::{Rating, RatingScale};
 pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, newest_first};
 // ---- transcripts by mail ----
 pub use transcripts::CustomerTranscript;
+// ---- the facts the reports read ----
+pub use reports::{ConversationFacts, OfflineFacts, QueueAbandoned, ReportFacts};
 
 use std::sync::Arc;
 
@@ -229,6 +233,8 @@ pub enum ArchiveEvent {
     /// ([`Store::conversation`]; [`Store::conversation_notes`] at once).
     Note(ConversationNote),
     Closed(ConversationClosed),
+    /// A customer who left the line unserved; kept once by its id. Needs no conversation.
+    Abandoned(QueueAbandoned),
 }
 
 /// A whole archived conversation, as the history API returns it.
@@ -623,6 +629,11 @@ pub trait Store: Send + Sync + 'static {
     async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()>;
     /// The mails whose id starts with `prefix`, by id.
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>>;
+
+    // ---- the facts the reports read ----
+    /// Service conversations paired, customers who left the line unserved (by `left_at`),
+    /// and offline messages left (by `created_at`), in `[from, to)`; in any order.
+    async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts>;
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

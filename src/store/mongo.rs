@@ -134,6 +134,8 @@ mod appointments;
 mod outbox;
 // ---- offline messages ----
 mod offline;
+// ---- the facts the reports read, and their cache ----
+mod reports;
 // ---- the archive: conversations and their message buckets ----
 mod archive;
 // ---- canned replies and ratings ----
@@ -189,6 +191,10 @@ pub struct MongoStore {
     known: Arc<Mutex<HashSet<String>>>,
     /// What this store knows of conversations' buckets: slots taken, seqs stored.
     chains: Arc<Mutex<HashMap<String, Chain>>>,
+    /// The first agent line's time this store wrote for each conversation (reports):
+    /// later agent lines cost no write. Bounded as `known`; forgetting costs a `$min`
+    /// that changes nothing.
+    first_agent_known: Arc<Mutex<HashMap<String, Millis>>>,
     /// What every write asks of the server (see [`durable_write_concern`]).
     write_concern: WriteConcern,
 }
@@ -246,6 +252,7 @@ impl MongoStore {
             buckets: db.collection("message_buckets"),
             known: Arc::default(),
             chains: Arc::default(),
+            first_agent_known: Arc::default(),
             write_concern,
             db,
         };
@@ -309,6 +316,7 @@ impl MongoStore {
         self.create_canned_indexes().await?;
         self.create_offline_indexes().await?;
         self.create_note_indexes().await?;
+        self.create_report_indexes().await?;
         Ok(())
     }
 }
@@ -745,6 +753,11 @@ impl Store for MongoStore {
 
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
         self.mails_with_prefix(prefix).await
+    }
+
+    // ---- the facts the reports read: in `mongo/reports.rs` ----
+    async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
+        self.facts(from, to).await
     }
 }
 

@@ -59,6 +59,10 @@ pub struct OfflineMessage {
     pub taken_by: Option<String>,
     /// Oldest first.
     pub replies: Vec<OfflineReply>,
+    /// When it was first marked handled or answered (absent in messages stored before
+    /// this was kept, and while it is not handled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_at: Option<Millis>,
 }
 
 /// Which offline messages to list; each field narrows the result.
@@ -89,10 +93,12 @@ impl OfflineMessage {
         }
     }
 
-    /// Marked handled by `by` (who becomes its taker if it had none); again changes nothing.
-    pub fn mark_handled(&mut self, by: &str) -> bool {
+    /// Marked handled by `by` at `at` (who becomes its taker if it had none); again changes
+    /// nothing (the first time handled stays).
+    pub fn mark_handled(&mut self, by: &str, at: Millis) -> bool {
         let changed = self.state != OfflineState::Handled || self.taken_by.is_none();
         self.state = OfflineState::Handled;
+        self.handled_at.get_or_insert(at);
         if self.taken_by.is_none() {
             self.taken_by = Some(by.to_string());
         }
@@ -105,7 +111,7 @@ impl OfflineMessage {
         if self.replies.iter().any(|r| r.id == reply.id) {
             return false;
         }
-        self.mark_handled(&reply.agent_id);
+        self.mark_handled(&reply.agent_id, reply.at);
         self.replies.push(reply);
         true
     }

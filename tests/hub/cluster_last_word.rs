@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes};
+use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
 
 /// How many chats end on the agent's message: the race is lost now and then, so a few
 /// hundred of them (about 10 s) show it: on the code it was written against, 3 and 5 of
@@ -33,7 +33,15 @@ async fn an_agents_message_right_before_the_end_of_the_chat_is_archived() {
         store,
         servers: _servers,
         ..
-    } = chat_across_nodes("cluster-last-word", ["alpha", "beta"]).await;
+    } = chat_across_nodes_with("cluster-last-word", ["alpha", "beta"], |s| {
+        s.resume_grace = Duration::from_secs(10);
+        // Ann's desk answers and ends a chat in two frames per round, as fast as the
+        // rounds go: on a fast machine over 200 frames a second, the test hubs' limit.
+        // The limit is not what this test is about.
+        s.rate_limit_per_sec = 100_000;
+        s.rate_limit_burst = 100_000;
+    })
+    .await;
     // Each chat's acknowledged seqs, both sides'.
     let mut acked: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for round in 0..ROUNDS {

@@ -25,11 +25,28 @@ impl HubState {
         self.desk_dirty = true;
         let now = now_ms();
         for decision in &out {
-            self.waits.observe(decision, now);
+            if let Some(left) = self.waits.observe(decision, now) {
+                self.archive_left_unserved(left, now);
+            }
         }
         for decision in out {
             self.apply_one(decision);
         }
+    }
+
+    /// Keeps, for the reports, a customer who left the line before any agent served them.
+    /// The node holding the customer (connected, or within their grace period) keeps it, so
+    /// one node of a cluster does; one whose node died meanwhile is not kept.
+    fn archive_left_unserved(&mut self, left: crate::hub::waits::LeftUnserved, now: i64) {
+        if !self.customers.contains_key(&left.customer) {
+            return;
+        }
+        self.archive.push_abandoned(crate::store::QueueAbandoned {
+            id: Uuid::now_v7().to_string(),
+            category: left.category.0,
+            queued_at: left.joined_at,
+            left_at: now,
+        });
     }
 
     fn apply_one(&mut self, decision: Decision) {

@@ -68,6 +68,21 @@ impl EmbeddedStore {
         .await
     }
 
+    /// The reports' facts of the messages left in `[from, to)`.
+    pub(super) async fn offline_in(&self, from: Millis, to: Millis) -> StoreResult<Vec<crate::store::OfflineFacts>> {
+        self.read(move |tx| {
+            let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
+            let table = tx.open_table(OFFLINE).map_err(unavailable)?;
+            let mut facts = Vec::new();
+            for row in by_created.range((from, "")..(to, "")).map_err(unavailable)? {
+                let (key, _) = row.map_err(unavailable)?;
+                facts.push(crate::store::reports::offline_facts(&load(&table, key.value().1)?));
+            }
+            Ok(facts)
+        })
+        .await
+    }
+
     pub(super) async fn find_offline(&self, id: &str) -> StoreResult<OfflineMessage> {
         let id = id.to_string();
         self.read(move |tx| load(&tx.open_table(OFFLINE).map_err(unavailable)?, &id))
@@ -108,7 +123,7 @@ impl EmbeddedStore {
 
     pub(super) async fn handle_offline(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
         let (id, by) = (id.to_string(), by.to_string());
-        self.write(move |tx| Ok(change_in(tx, &id, |m| Ok(m.mark_handled(&by)))?.0))
+        self.write(move |tx| Ok(change_in(tx, &id, |m| Ok(m.mark_handled(&by, crate::clock::now_ms())))?.0))
             .await
     }
 

@@ -516,4 +516,9 @@ impl Store for EmbeddedStore {
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
         self.mails_with_prefix(prefix).await
     }
+
+    // ---- the facts the reports read ----
+    async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
+        self.facts(from, to).await
+    }
 }

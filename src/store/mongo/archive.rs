@@ -26,7 +26,7 @@ impl MongoStore {
                 ArchiveEvent::Transferred(t) => &t.id,
                 ArchiveEvent::Closed(c) => &c.id,
                 // Kept whether or not its conversation is there: nothing to ask.
-                ArchiveEvent::Note(_) => continue,
+                ArchiveEvent::Note(_) | ArchiveEvent::Abandoned(_) => continue,
             };
             if !opened_here.contains(id.as_str()) {
                 unsure.insert(id);
@@ -39,6 +39,7 @@ impl MongoStore {
         let mut transfers: Vec<&ConversationTransferred> = Vec::new();
         let mut closes: Vec<&ConversationClosed> = Vec::new();
         let mut notes: Vec<&ConversationNote> = Vec::new();
+        let mut abandoned: Vec<&QueueAbandoned> = Vec::new();
         let mut messages: HashMap<&str, Vec<&ArchivedMessage>> = HashMap::new();
         for event in batch {
             match event {
@@ -57,6 +58,7 @@ impl MongoStore {
                 ArchiveEvent::Transferred(t) if present.contains(t.id.as_str()) => transfers.push(t),
                 ArchiveEvent::Closed(c) if present.contains(c.id.as_str()) => closes.push(c),
                 ArchiveEvent::Note(n) => notes.push(n),
+                ArchiveEvent::Abandoned(a) => abandoned.push(a),
                 ArchiveEvent::Message { .. } | ArchiveEvent::Transferred(_) | ArchiveEvent::Closed(_) => {}
             }
         }
@@ -80,7 +82,45 @@ impl MongoStore {
         self.transfer_all(&transfers).await?;
         self.close_all(&closes).await?;
         self.note_all(&notes).await?;
-        self.store_messages(messages).await
+        self.keep_abandoned(&abandoned).await?;
+        let firsts = first_agent_lines(&messages);
+        self.store_messages(messages).await?;
+        self.note_first_agent_lines(firsts).await
+    }
+
+    /// Keeps each conversation's first agent line's time (`$min`, so any order and any
+    /// retry keep the earliest) and marks the conversation touched for the reports' cache;
+    /// only for conversations not known to have one already.
+    async fn note_first_agent_lines(&self, firsts: Vec<(String, Millis)>) -> StoreResult<()> {
+        let fresh: Vec<(String, Millis)> = {
+            let known = self.first_agent_known.lock().expect("first-agent lock");
+            firsts
+                .into_iter()
+                .filter(|(id, at)| known.get(id).is_none_or(|first| at < first))
+                .collect()
+        };
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let now = crate::clock::now_ms();
+        for chunk in fresh.chunks(UPDATE_CHUNK) {
+            let statements = chunk
+                .iter()
+                .map(|(id, at)| doc! {"q": {"_id": id}, "u": {"$min": {"first_agent_at": at}, "$max": {"touched_at": now}}})
+                .collect();
+            if let Some((_, code, message)) = self.update_command(statements, false).await?.into_iter().next() {
+                return Err(unavailable(format!("noting a first agent line: {message} ({code})")));
+            }
+        }
+        let mut known = self.first_agent_known.lock().expect("first-agent lock");
+        for (id, at) in fresh {
+            if known.len() >= KNOWN_MAX {
+                known.clear();
+            }
+            let first = known.entry(id).or_insert(at);
+            *first = (*first).min(at);
+        }
+        Ok(())
     }
 
     fn remember<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
@@ -165,7 +205,7 @@ impl MongoStore {
                 .iter()
                 .map(|c| {
                     let closed = bson::to_bson(&ClosedRecord::from(*c)).map_err(unavailable)?;
-                    Ok(doc! {"q": {"_id": &c.id, "closed": Bson::Null}, "u": {"$set": {"closed": closed}}})
+                    Ok(doc! {"q": {"_id": &c.id, "closed": Bson::Null}, "u": {"$set": {"closed": closed, "touched_at": crate::clock::now_ms()}}})
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             if let Some((_, code, message)) = self.update_command(statements, true).await?.into_iter().next() {
@@ -201,6 +241,7 @@ impl MongoStore {
                 let add = doc! {
                     "$push": {"transfers": record},
                     "$addToSet": {SERVED_BY: {"$each": agents}},
+                    "$max": {"touched_at": crate::clock::now_ms()},
                 };
                 if let Some(to) = &t.to_agent_id {
                     let later = doc! {"transfers": {"$elemMatch": {
@@ -638,6 +679,12 @@ pub(super) struct ConversationDoc {
     /// Only in documents of the earlier schema, which embedded the messages; read, never written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     messages: Vec<MessageRecord>,
+    /// When an agent first wrote (kept with `$min`); for the reports. Absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_agent_at: Option<Millis>,
+    /// When the writer last changed what the reports read (see `mongo/reports.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    touched_at: Option<Millis>,
 }
 
 impl ConversationDoc {
@@ -657,6 +704,8 @@ impl ConversationDoc {
             transfers: Vec::new(),
             served_by: Vec::new(),
             messages: Vec::new(),
+            first_agent_at: None,
+            touched_at: Some(crate::clock::now_ms()),
         }
     }
 
@@ -684,6 +733,16 @@ impl ConversationDoc {
             messages,
         }
     }
+}
+
+/// Each conversation's earliest agent line among `messages`.
+fn first_agent_lines(messages: &HashMap<&str, Vec<&ArchivedMessage>>) -> Vec<(String, Millis)> {
+    messages
+        .iter()
+        .filter_map(|(id, m)| {
+            crate::store::reports::first_agent_at(None, m.iter().copied()).map(|at| (id.to_string(), at))
+        })
+        .collect()
 }
 
 /// Messages of one conversation that no other bucket holds, in seq order.

@@ -116,6 +116,8 @@ impl MongoStore {
             .delete_many(doc! {"conversation_id": {"$in": ids}})
             .await
             .map_err(unavailable)?;
+        // The reports' cache holds their agents' names and times: rebuilt without them.
+        self.drop_report_cache().await?;
         Ok(erased)
     }
 

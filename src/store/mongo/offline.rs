@@ -34,6 +34,8 @@ struct OfflineDoc {
     state: OfflineState,
     taken_by: Option<String>,
     replies: Vec<OfflineReply>,
+    #[serde(default)]
+    handled_at: Option<Millis>,
 }
 
 impl OfflineDoc {
@@ -49,6 +51,7 @@ impl OfflineDoc {
             state: m.state,
             taken_by: m.taken_by,
             replies: m.replies,
+            handled_at: m.handled_at,
         }
     }
 
@@ -64,6 +67,7 @@ impl OfflineDoc {
                 state: self.state,
                 taken_by: self.taken_by,
                 replies: self.replies,
+                handled_at: self.handled_at,
             },
             self.revision,
         )
@@ -77,6 +81,24 @@ const MAX_ROUNDS: usize = 50;
 impl MongoStore {
     fn offline(&self) -> Collection<OfflineDoc> {
         self.db.collection("offline_messages")
+    }
+
+    /// The reports' facts of the messages left in `[from, to)`.
+    pub(super) async fn offline_facts_in(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> StoreResult<Vec<crate::store::OfflineFacts>> {
+        let cursor = self
+            .offline()
+            .find(doc! {"created_at": {"$gte": from, "$lt": to}})
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<OfflineDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok(docs
+            .into_iter()
+            .map(|d| crate::store::reports::offline_facts(&d.into_model().0))
+            .collect())
     }
 
     pub(super) async fn create_offline_indexes(&self) -> StoreResult<()> {
@@ -195,7 +217,10 @@ impl MongoStore {
     }
 
     pub(super) async fn handle_offline(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
-        Ok(self.change_offline(id, |m| Ok(m.mark_handled(by))).await?.0)
+        Ok(self
+            .change_offline(id, |m| Ok(m.mark_handled(by, crate::clock::now_ms())))
+            .await?
+            .0)
     }
 
     pub(super) async fn reply_offline(

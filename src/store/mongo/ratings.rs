@@ -51,6 +51,12 @@ impl MongoStore {
             at: rating.at,
         };
         self.ratings().insert_one(doc).await.map_err(conflict_or_unavailable)?;
+        // The reports' cache patches what was touched (see `mongo/reports.rs`). A rating
+        // before its conversation's opening needs nothing: the opening is touched itself.
+        self.conversations
+            .update_one(doc! {"_id": id}, doc! {"$max": {"touched_at": crate::clock::now_ms()}})
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 

@@ -1,0 +1,384 @@
+//! The support manager's reports over HTTP, for admins: per day and category, per agent,
+//! and in total, as JSON or CSV (`GET /api/reports`). The store gives the facts of the
+//! range, this adapter gives each its day in the report's time zone, and
+//! `core::reports` computes the numbers (its module comment defines each).
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::responses::{AdminsOnly, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::core::reports::{self, AbandonFact, ConversationFact, Figures, OfflineFact, Score};
+use crate::store::{RatingScale, ReportFacts};
+
+/// The longest range one report covers (days).
+const MAX_DAYS: i64 = 366;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(report))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// The first day, `YYYY-MM-DD`, in `zone`.
+    pub from: String,
+    /// The last day (included), `YYYY-MM-DD`, at most 366 days after `from`.
+    pub to: String,
+    /// An IANA time zone the days are counted in; default the desk's
+    /// (`APPOINTMENT_TIME_ZONE`).
+    pub zone: Option<String>,
+    /// Only this category id.
+    pub category: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// The numbers of one row; durations in milliseconds, `null` where nothing was measured.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FiguresView {
+    /// Service conversations paired (served).
+    pub conversations: u64,
+    /// Customers who left the line before any agent served them.
+    pub abandoned: u64,
+    pub wait_median_ms: Option<i64>,
+    pub wait_p90_ms: Option<i64>,
+    pub first_response_median_ms: Option<i64>,
+    pub first_response_p90_ms: Option<i64>,
+    /// Conversations in which no agent wrote.
+    pub unanswered: u64,
+    pub handle_median_ms: Option<i64>,
+    pub handle_p90_ms: Option<i64>,
+    /// Star ratings given, and their average (1 to 5).
+    pub rating_count: u64,
+    pub rating_average: Option<f64>,
+    pub thumbs_up: u64,
+    pub thumbs_down: u64,
+    /// Offline messages left, handled, and the time from left to handled.
+    pub offline_messages: u64,
+    pub offline_handled: u64,
+    pub offline_handle_median_ms: Option<i64>,
+    pub offline_handle_p90_ms: Option<i64>,
+}
+
+impl From<&Figures> for FiguresView {
+    fn from(f: &Figures) -> Self {
+        Self {
+            conversations: f.conversations,
+            abandoned: f.abandoned,
+            wait_median_ms: f.wait.median_ms,
+            wait_p90_ms: f.wait.p90_ms,
+            first_response_median_ms: f.first_response.median_ms,
+            first_response_p90_ms: f.first_response.p90_ms,
+            unanswered: f.unanswered,
+            handle_median_ms: f.handle.median_ms,
+            handle_p90_ms: f.handle.p90_ms,
+            rating_count: f.stars_count,
+            rating_average: f.stars_average.map(|a| (a * 100.0).round() / 100.0),
+            thumbs_up: f.thumbs_up,
+            thumbs_down: f.thumbs_down,
+            offline_messages: f.offline_messages,
+            offline_handled: f.offline_handled,
+            offline_handle_median_ms: f.offline_handle.median_ms,
+            offline_handle_p90_ms: f.offline_handle.p90_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DayRowView {
+    /// `YYYY-MM-DD` in the report's zone.
+    pub day: String,
+    pub category: String,
+    /// Its name now (the id when it was removed since).
+    pub category_name: String,
+    #[serde(flatten)]
+    pub figures: FiguresView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentRowView {
+    pub agent_id: String,
+    pub agent_name: String,
+    #[serde(flatten)]
+    pub figures: FiguresView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportView {
+    pub from: String,
+    pub to: String,
+    pub zone: String,
+    /// A row per day and category with anything in it, by day then category id.
+    pub days: Vec<DayRowView>,
+    /// A row per agent with a conversation or a handled offline message, by agent id.
+    pub agents: Vec<AgentRowView>,
+    pub totals: FiguresView,
+}
+
+/// Reports of the desk: conversations, customers who left unserved, waits (median and
+/// 90th percentile), first response and handle times, ratings and offline messages, per
+/// day and category, per agent and in total. Computed from the archive.
+#[utoipa::path(get, path = "/api/reports", tag = "admin", params(ReportQuery),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "the report (`format=csv`: `text/csv` as an attachment `report.csv`, \
+            a row per day and category (`scope` day), per agent (`scope` agent) and the totals (`scope` total), \
+            the columns of `FiguresView` after scope, day, category, category_name, agent_id, agent_name)",
+            body = ReportView),
+        (status = 400, description = "`bad_query`, `invalid_date`, `invalid_range` (to before from, or over 366 days), \
+            `invalid_zone`, `invalid_format`", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn report(
+    AdminOnly(_me): AdminOnly,
+    State(state): State<AppState>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let csv = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid("invalid_format", "format is json or csv")),
+    };
+    let zone = match query.zone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+        Some(name) => jiff::tz::TimeZone::get(name)
+            .map_err(|_| ApiError::invalid("invalid_zone", "zone is not an IANA time zone name"))?,
+        None => state.settings.appointment_zone.clone(),
+    };
+    let date = |s: &str| {
+        s.trim()
+            .parse::<jiff::civil::Date>()
+            .map_err(|_| ApiError::invalid("invalid_date", "from and to are dates, YYYY-MM-DD"))
+    };
+    let (first, last) = (date(&query.from)?, date(&query.to)?);
+    let days = (last - first).get_days();
+    if days < 0 || (days as i64) >= MAX_DAYS {
+        return Err(ApiError::invalid(
+            "invalid_range",
+            "to is from or a later day, at most 366 days on",
+        ));
+    }
+    let start = |d: jiff::civil::Date| {
+        d.to_zoned(zone.clone())
+            .map(|z| z.timestamp().as_millisecond())
+            .map_err(|_| ApiError::invalid("invalid_date", "that day does not exist in the zone"))
+    };
+    let from_ms = start(first)?;
+    let after = last
+        .tomorrow()
+        .map_err(|_| ApiError::invalid("invalid_date", "to is out of range"))?;
+    let to_ms = start(after)?;
+    let facts = state.store.report_facts(from_ms, to_ms).await?;
+    let names: HashMap<String, String> = state
+        .store
+        .accounts()
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.display_name))
+        .collect();
+    let category_names: HashMap<String, String> = state
+        .store
+        .categories()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let computed = compute(facts, &zone, query.category.as_deref(), &names);
+    let view = ReportView {
+        from: first.to_string(),
+        to: last.to_string(),
+        zone: zone.iana_name().unwrap_or("UTC").to_string(),
+        days: computed
+            .days
+            .iter()
+            .map(|d| DayRowView {
+                category_name: category_names
+                    .get(&d.category)
+                    .cloned()
+                    .unwrap_or_else(|| d.category.clone()),
+                day: d.day.clone(),
+                category: d.category.clone(),
+                figures: (&d.figures).into(),
+            })
+            .collect(),
+        agents: computed
+            .agents
+            .iter()
+            .map(|a| AgentRowView {
+                agent_id: a.agent_id.clone(),
+                agent_name: a.agent_name.clone(),
+                figures: (&a.figures).into(),
+            })
+            .collect(),
+        totals: (&computed.totals).into(),
+    };
+    if csv {
+        let name = format!("attachment; filename=\"report-{}-{}.csv\"", view.from, view.to);
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (header::CONTENT_DISPOSITION, name),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+            ],
+            csv_of(&view)?,
+        )
+            .into_response());
+    }
+    Ok(axum::Json(view).into_response())
+}
+
+/// The report of `facts`, each given its day in `zone`; only `category` when given.
+fn compute(
+    facts: ReportFacts,
+    zone: &jiff::tz::TimeZone,
+    category: Option<&str>,
+    names: &HashMap<String, String>,
+) -> reports::Report {
+    let day = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_zoned(zone.clone()).date().to_string())
+            .unwrap_or_default()
+    };
+    let wanted = |c: &str| category.is_none_or(|want| want == c);
+    let conversations: Vec<ConversationFact> = facts
+        .conversations
+        .into_iter()
+        .filter_map(|c| {
+            let cat = c.category.clone().unwrap_or_default();
+            wanted(&cat).then(|| ConversationFact {
+                day: day(c.paired_at),
+                category: cat,
+                wait_ms: c.paired_at - c.queued_at,
+                first_response_ms: c.first_agent_at.map(|at| at - c.paired_at),
+                handle_ms: c.ended_at.map(|at| at - c.paired_at),
+                score: c.rating.map(|(scale, score)| match scale {
+                    RatingScale::Stars => Score::Stars(score),
+                    RatingScale::Thumbs if score >= 1 => Score::ThumbUp,
+                    RatingScale::Thumbs => Score::ThumbDown,
+                }),
+                agent_name: names.get(&c.agent_id).cloned().unwrap_or(c.agent_name),
+                agent_id: c.agent_id,
+            })
+        })
+        .collect();
+    let abandoned: Vec<AbandonFact> = facts
+        .abandoned
+        .into_iter()
+        .filter(|a| wanted(&a.category))
+        .map(|a| AbandonFact {
+            day: day(a.left_at),
+            category: a.category,
+        })
+        .collect();
+    let offline: Vec<OfflineFact> = facts
+        .offline
+        .into_iter()
+        .filter(|o| wanted(&o.category))
+        .map(|o| OfflineFact {
+            day: day(o.created_at),
+            handled: o.handled.map(|(agent, at)| {
+                let name = names.get(&agent).cloned().unwrap_or_else(|| agent.clone());
+                (agent, name, at - o.created_at)
+            }),
+            category: o.category,
+        })
+        .collect();
+    reports::report(&conversations, &abandoned, &offline)
+}
+
+/// A cell a spreadsheet would not run as a formula: one starting with `=`, `+`, `-`, `@`
+/// (or a tab or carriage return) gets a leading `'`.
+fn cell(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_string(),
+    }
+}
+
+const FIGURE_COLUMNS: [&str; 17] = [
+    "conversations",
+    "abandoned",
+    "wait_median_ms",
+    "wait_p90_ms",
+    "first_response_median_ms",
+    "first_response_p90_ms",
+    "unanswered",
+    "handle_median_ms",
+    "handle_p90_ms",
+    "rating_count",
+    "rating_average",
+    "thumbs_up",
+    "thumbs_down",
+    "offline_messages",
+    "offline_handled",
+    "offline_handle_median_ms",
+    "offline_handle_p90_ms",
+];
+
+fn figure_cells(f: &FiguresView) -> Vec<String> {
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    vec![
+        f.conversations.to_string(),
+        f.abandoned.to_string(),
+        opt(f.wait_median_ms),
+        opt(f.wait_p90_ms),
+        opt(f.first_response_median_ms),
+        opt(f.first_response_p90_ms),
+        f.unanswered.to_string(),
+        opt(f.handle_median_ms),
+        opt(f.handle_p90_ms),
+        f.rating_count.to_string(),
+        f.rating_average.map(|a| a.to_string()).unwrap_or_default(),
+        f.thumbs_up.to_string(),
+        f.thumbs_down.to_string(),
+        f.offline_messages.to_string(),
+        f.offline_handled.to_string(),
+        opt(f.offline_handle_median_ms),
+        opt(f.offline_handle_p90_ms),
+    ]
+}
+
+fn csv_of(view: &ReportView) -> Result<Vec<u8>, ApiError> {
+    let internal = |e: csv::Error| ApiError::Internal(format!("writing the report CSV: {e}"));
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["scope", "day", "category", "category_name", "agent_id", "agent_name"];
+    header.extend(FIGURE_COLUMNS);
+    out.write_record(&header).map_err(internal)?;
+    for d in &view.days {
+        let mut row = vec![
+            "day".to_string(),
+            d.day.clone(),
+            cell(&d.category),
+            cell(&d.category_name),
+            String::new(),
+            String::new(),
+        ];
+        row.extend(figure_cells(&d.figures));
+        out.write_record(&row).map_err(internal)?;
+    }
+    for a in &view.agents {
+        let mut row = vec![
+            "agent".to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            cell(&a.agent_id),
+            cell(&a.agent_name),
+        ];
+        row.extend(figure_cells(&a.figures));
+        out.write_record(&row).map_err(internal)?;
+    }
+    let mut row = vec!["total".to_string(); 1];
+    row.extend(std::iter::repeat_n(String::new(), 5));
+    row.extend(figure_cells(&view.totals));
+    out.write_record(&row).map_err(internal)?;
+    out.into_inner()
+        .map_err(|e| ApiError::Internal(format!("writing the report CSV: {e}")))
+}

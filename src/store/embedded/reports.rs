@@ -1,0 +1,127 @@
+//! The reports' facts in the embedded store: two small tables kept by the archive fold,
+//! and a read that walks the conversations paired in the range.
+//!
+//! - `first_agent_at`: conversation id → the time of its first agent message. Kept apart
+//!   from the conversation record so the fold, which sees each message once, pays a point
+//!   lookup per conversation and batch with agent lines (and a write only when it is the
+//!   first), never a rewrite of the JSON record.
+//! - `abandoned`: (left at, id) → JSON [`QueueAbandoned`]: a time range is a key range.
+//!
+//! A report over 100,000 conversations reads each one's record once (the index by pairing
+//! time gives the range), so it stays a single scan of the range with point lookups.
+
+use super::{
+    BY_PAIRED, CONVERSATIONS, ConversationRec, EmbeddedStore, ReadableTable, TableDefinition, decode, encode,
+    unavailable,
+};
+use crate::store::{
+    ArchivedMessage, ConversationFacts, ConversationKind, Millis, QueueAbandoned, Rating, ReportFacts, StoreResult,
+    reports,
+};
+
+const FIRST_AGENT_AT: TableDefinition<&str, i64> = TableDefinition::new("first_agent_at");
+const ABANDONED: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("abandoned");
+/// Conversation id → JSON rating; the ratings module's table, read here as a join.
+const RATINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("ratings");
+
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(FIRST_AGENT_AT).map_err(unavailable)?;
+    tx.open_table(ABANDONED).map_err(unavailable)?;
+    Ok(())
+}
+
+/// The fold's writers of the two tables, opened once per batch.
+pub(super) struct Writer<'tx> {
+    first_agent_at: redb::Table<'tx, &'static str, i64>,
+    abandoned: redb::Table<'tx, (i64, &'static str), &'static [u8]>,
+}
+
+impl<'tx> Writer<'tx> {
+    pub(super) fn open(tx: &'tx redb::WriteTransaction) -> StoreResult<Self> {
+        Ok(Self {
+            first_agent_at: tx.open_table(FIRST_AGENT_AT).map_err(unavailable)?,
+            abandoned: tx.open_table(ABANDONED).map_err(unavailable)?,
+        })
+    }
+
+    /// Notes the earliest agent line of `messages` (one conversation's, of one batch).
+    pub(super) fn agent_lines(&mut self, conversation: &str, messages: &[&ArchivedMessage]) -> StoreResult<()> {
+        let Some(first) = reports::first_agent_at(None, messages.iter().copied()) else {
+            return Ok(());
+        };
+        let known = self
+            .first_agent_at
+            .get(conversation)
+            .map_err(unavailable)?
+            .map(|v| v.value());
+        if known.is_none_or(|known| first < known) {
+            self.first_agent_at.insert(conversation, first).map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `abandoned` once (its key is its time and id).
+    pub(super) fn abandoned(&mut self, abandoned: &QueueAbandoned) -> StoreResult<()> {
+        self.abandoned
+            .insert(
+                (abandoned.left_at, abandoned.id.as_str()),
+                encode(abandoned)?.as_slice(),
+            )
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    pub(super) async fn facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
+        let offline = self.offline_in(from, to).await?;
+        let mut facts = self
+            .read(move |tx| {
+                let by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
+                let records = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+                let first_agent = tx.open_table(FIRST_AGENT_AT).map_err(unavailable)?;
+                let ratings = tx.open_table(RATINGS).map_err(unavailable)?;
+                let mut conversations = Vec::new();
+                for row in by_paired.range((from, "")..(to, "")).map_err(unavailable)? {
+                    let (key, _) = row.map_err(unavailable)?;
+                    let id = key.value().1;
+                    let Some(record) = records.get(id).map_err(unavailable)? else {
+                        continue;
+                    };
+                    let rec: ConversationRec = decode(record.value())?;
+                    if rec.opened.kind != ConversationKind::Service {
+                        continue;
+                    }
+                    let rating = match ratings.get(id).map_err(unavailable)? {
+                        Some(v) => Some(decode::<Rating>(v.value())?),
+                        None => None,
+                    };
+                    conversations.push(ConversationFacts {
+                        id: id.to_string(),
+                        first_agent_at: first_agent.get(id).map_err(unavailable)?.map(|v| v.value()),
+                        ended_at: rec.closed.as_ref().map(|c| c.ended_at),
+                        rating: rating.map(|r| (r.scale, r.score)),
+                        category: rec.opened.category,
+                        agent_id: rec.opened.agent_id,
+                        agent_name: rec.opened.agent_name,
+                        queued_at: rec.opened.queued_at,
+                        paired_at: rec.opened.paired_at,
+                    });
+                }
+                let abandoned_table = tx.open_table(ABANDONED).map_err(unavailable)?;
+                let mut abandoned = Vec::new();
+                for row in abandoned_table.range((from, "")..(to, "")).map_err(unavailable)? {
+                    let (_, value) = row.map_err(unavailable)?;
+                    abandoned.push(decode::<QueueAbandoned>(value.value())?);
+                }
+                Ok(ReportFacts {
+                    conversations,
+                    abandoned,
+                    offline: Vec::new(),
+                })
+            })
+            .await?;
+        facts.offline = offline;
+        Ok(facts)
+    }
+}

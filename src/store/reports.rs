@@ -1,0 +1,96 @@
+//! What the reports read from the archive ([`Store::report_facts`](super::Store::report_facts)):
+//! each service conversation's times, its agent now and its rating; each customer who left
+//! the line unserved; each offline message. The numbers themselves are computed from these
+//! by `core::reports`, the same for every backend.
+//!
+//! A customer who left the line unserved is archived as [`QueueAbandoned`]
+//! (`ArchiveEvent::Abandoned`), once by its id: there is no conversation to count them by.
+//! It holds nothing personal (no name, no address), so an erasure has nothing to find in it.
+
+use super::{Millis, RatingScale};
+
+/// A customer who left a category's line (or did not come back within the grace period)
+/// before any agent served them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueAbandoned {
+    /// Names the record for retries (a UUIDv7 made when they left).
+    pub id: String,
+    pub category: String,
+    pub queued_at: Millis,
+    pub left_at: Millis,
+}
+
+/// One service conversation as the reports need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationFacts {
+    pub id: String,
+    /// `None` only for service conversations archived without one (none are).
+    pub category: Option<String>,
+    /// The agent who has it now (after transfers, the last one it was handed to).
+    pub agent_id: String,
+    pub agent_name: String,
+    pub queued_at: Millis,
+    pub paired_at: Millis,
+    /// When its agent (any agent of it) first wrote.
+    pub first_agent_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    pub rating: Option<(RatingScale, u8)>,
+}
+
+/// One offline message as the reports need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineFacts {
+    pub category: String,
+    pub created_at: Millis,
+    /// The account that handled it and when, once handled.
+    pub handled: Option<(String, Millis)>,
+}
+
+/// Everything in one report's time range: conversations paired, customers who left
+/// unserved, and offline messages left in `[from, to)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportFacts {
+    pub conversations: Vec<ConversationFacts>,
+    pub abandoned: Vec<QueueAbandoned>,
+    pub offline: Vec<OfflineFacts>,
+}
+
+impl ReportFacts {
+    /// Sorted the same whatever the backend (contract tests compare them).
+    pub fn sorted(mut self) -> Self {
+        self.conversations.sort_by(|a, b| a.id.cmp(&b.id));
+        self.abandoned.sort_by(|a, b| a.id.cmp(&b.id));
+        self.offline.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.category.cmp(&b.category))
+        });
+        self
+    }
+}
+
+/// The first agent message's time among `messages`, and an earlier one already known.
+pub(crate) fn first_agent_at<'a>(
+    known: Option<Millis>,
+    messages: impl IntoIterator<Item = &'a super::ArchivedMessage>,
+) -> Option<Millis> {
+    messages
+        .into_iter()
+        .filter(|m| m.from == super::Side::Agent)
+        .map(|m| m.at)
+        .chain(known)
+        .min()
+}
+
+/// Facts of an offline message.
+pub(crate) fn offline_facts(m: &super::OfflineMessage) -> OfflineFacts {
+    let handled_at = m.handled_at.or_else(|| m.replies.iter().map(|r| r.at).min());
+    OfflineFacts {
+        category: m.category.clone(),
+        created_at: m.created_at,
+        handled: match (m.state, &m.taken_by, handled_at) {
+            (super::OfflineState::Handled, Some(by), Some(at)) => Some((by.clone(), at)),
+            _ => None,
+        },
+    }
+}
