@@ -46,6 +46,8 @@ mod routing;
 // ---- rooms and 1-to-1 video (issue 16) ----
 // customers rating a chat that ended
 mod ratings;
+// the manager's reports
+mod reports;
 mod rooms;
 mod rooms_cluster;
 mod rooms_invites;
