@@ -133,7 +133,7 @@ for (const size of Object.keys(SIZES)) {
       await page.goto(`${hub.url}/admin.html`);
       await signIn(page, 'admin', ADMIN_PASSWORD);
       await page.getByTestId('dashboard').waitFor();
-      for (const view of ['dashboard', 'agents', 'categories', 'canned', 'archive', 'calls', 'appointments', 'offline', 'settings']) {
+      for (const view of ['dashboard', 'agents', 'categories', 'canned', 'archive', 'reports', 'calls', 'appointments', 'offline', 'settings']) {
         await page.goto(`${hub.url}/admin.html#${view}`);
         await page.waitForLoadState('networkidle');
         await expectClean(page, `admin: ${view}`);

@@ -1,0 +1,184 @@
+// The admin page's Reports view (GET /api/reports): a range of days in a time zone (the
+// browser's by default), one topic or all; tiles with the range's totals, two charts
+// (conversations and abandoned per day; median and 90th-percentile wait per day) drawn
+// with Chart.js (served by the hub from /vendor, never a CDN), and the tables per day and
+// topic and per agent. "Export CSV" downloads the same report as a file. Read when the view
+// opens and on "Show"; every figure is the server's (the page computes nothing).
+
+import { el, api } from './dom.js';
+
+const $ = (id) => document.getElementById(id);
+
+let volumeChart = null;
+let waitsChart = null;
+let loadedTopics = false;
+
+/** `YYYY-MM-DD` of today plus `days`, in the browser's zone. */
+function dayIn(days) {
+  const d = new Date();
+  d.setDate(d.getDate() + days);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+/** A duration for people: "45 s", "3 min 20 s", "2 h 05 min"; "—" when unknown. */
+export function duration(ms) {
+  if (ms === null || ms === undefined) return '—';
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  const secs = Math.round(ms / 1000);
+  if (secs < 60) return `${secs} s`;
+  const mins = Math.floor(secs / 60);
+  if (mins < 60) return secs % 60 ? `${mins} min ${secs % 60} s` : `${mins} min`;
+  return `${Math.floor(mins / 60)} h ${String(mins % 60).padStart(2, '0')} min`;
+}
+
+function rating(f) {
+  const parts = [];
+  if (f.rating_count) parts.push(`${f.rating_average.toFixed(1)} ★ (${f.rating_count})`);
+  if (f.thumbs_up || f.thumbs_down) parts.push(`👍 ${f.thumbs_up} · 👎 ${f.thumbs_down}`);
+  return parts.join(' · ') || '—';
+}
+
+function query() {
+  const params = new URLSearchParams({
+    from: $('reports-from').value,
+    to: $('reports-to').value,
+    zone: $('reports-zone').value.trim(),
+  });
+  if ($('reports-category').value) params.set('category', $('reports-category').value);
+  return params;
+}
+
+async function loadTopics() {
+  if (loadedTopics) return;
+  const answer = await api('GET', '/api/categories');
+  if (!answer.ok) return;
+  loadedTopics = true;
+  for (const c of answer.data) $('reports-category').append(el('option', { value: c.id, text: c.name }));
+}
+
+function tile(label, value, testid) {
+  return el('div', { class: 'stat', dataset: { testid } }, el('span', { class: 'value', text: value }), el('span', { class: 'muted', text: label }));
+}
+
+function tiles(t) {
+  const offered = t.conversations + t.abandoned;
+  const share = offered ? ` (${Math.round((100 * t.abandoned) / offered)} %)` : '';
+  $('reports-tiles').replaceChildren(
+    tile('Conversations', String(t.conversations), 'report-conversations'),
+    tile('Abandoned', `${t.abandoned}${share}`, 'report-abandoned'),
+    tile('Median wait', duration(t.wait_median_ms), 'report-wait'),
+    tile('90th percentile wait', duration(t.wait_p90_ms), 'report-wait-p90'),
+    tile('Median first response', duration(t.first_response_median_ms), 'report-first-response'),
+    tile('Median handle time', duration(t.handle_median_ms), 'report-handle'),
+    tile('Rating', rating(t), 'report-rating'),
+    tile('Offline messages (handled)', `${t.offline_messages} (${t.offline_handled})`, 'report-offline'),
+  );
+}
+
+/** Per day (every day of the range, empty ones too), summed over the topics shown. */
+function perDay(report) {
+  const days = [];
+  const from = new Date(`${report.from}T12:00:00Z`);
+  const to = new Date(`${report.to}T12:00:00Z`);
+  for (let d = from; d <= to; d = new Date(d.getTime() + 86_400_000)) days.push(d.toISOString().slice(0, 10));
+  const rows = new Map(days.map((d) => [d, { conversations: 0, abandoned: 0, wait: null, p90: null }]));
+  for (const r of report.days) {
+    const row = rows.get(r.day);
+    if (!row) continue;
+    row.conversations += r.conversations;
+    row.abandoned += r.abandoned;
+    // The busiest topic's waits stand for the day when several are shown (medians do not add).
+    if (r.wait_median_ms !== null && (row.wait === null || r.conversations > row.weight)) {
+      row.wait = r.wait_median_ms;
+      row.p90 = r.wait_p90_ms;
+      row.weight = r.conversations;
+    }
+  }
+  return { days, rows };
+}
+
+function draw(report) {
+  if (!window.Chart) return; // the library did not load: the tables still say it all
+  const { days, rows } = perDay(report);
+  const minutes = (ms) => (ms === null ? null : Math.round(ms / 600) / 100);
+  const css = getComputedStyle(document.documentElement);
+  const accent = css.getPropertyValue('--accent').trim() || '#1f5fbf';
+  const common = { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: 'bottom' } } };
+  volumeChart?.destroy();
+  waitsChart?.destroy();
+  volumeChart = new window.Chart($('reports-volume'), {
+    type: 'bar',
+    data: {
+      labels: days,
+      datasets: [
+        { label: 'Conversations', data: days.map((d) => rows.get(d).conversations), backgroundColor: accent, stack: 'all' },
+        { label: 'Abandoned', data: days.map((d) => rows.get(d).abandoned), backgroundColor: '#c2410c', stack: 'all' },
+      ],
+    },
+    options: { ...common, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } },
+  });
+  waitsChart = new window.Chart($('reports-waits'), {
+    type: 'line',
+    data: {
+      labels: days,
+      datasets: [
+        { label: 'Median', data: days.map((d) => minutes(rows.get(d).wait)), borderColor: accent, backgroundColor: accent, spanGaps: true },
+        { label: '90th percentile', data: days.map((d) => minutes(rows.get(d).p90)), borderColor: '#7c3aed', backgroundColor: '#7c3aed', borderDash: [6, 4], spanGaps: true },
+      ],
+    },
+    options: { ...common, scales: { y: { beginAtZero: true, title: { display: true, text: 'minutes' } } } },
+  });
+}
+
+function tables(report) {
+  $('reports-days').replaceChildren(...report.days.map((r) => el('tr', { dataset: { testid: 'report-day' } },
+    el('td', { text: r.day }),
+    el('td', { text: r.category_name }),
+    el('td', { text: String(r.conversations) }),
+    el('td', { text: String(r.abandoned) }),
+    el('td', { text: `${duration(r.wait_median_ms)} / ${duration(r.wait_p90_ms)}` }),
+    el('td', { text: duration(r.first_response_median_ms) }),
+    el('td', { text: duration(r.handle_median_ms) }),
+    el('td', { text: rating(r) }),
+    el('td', { text: `${r.offline_messages} (${r.offline_handled})` }))));
+  $('reports-agents').replaceChildren(...report.agents.map((a) => el('tr', { dataset: { testid: 'report-agent' } },
+    el('td', { text: a.agent_name }),
+    el('td', { text: String(a.conversations) }),
+    el('td', { text: `${duration(a.first_response_median_ms)} / ${duration(a.first_response_p90_ms)}` }),
+    el('td', { text: `${duration(a.handle_median_ms)} / ${duration(a.handle_p90_ms)}` }),
+    el('td', { text: String(a.unanswered) }),
+    el('td', { text: rating(a) }),
+    el('td', { text: String(a.offline_handled) }))));
+  $('reports-empty').hidden = report.days.length > 0;
+}
+
+async function load() {
+  if ($('console').hidden || $('reports').hidden) return;
+  if (!$('reports-from').value) $('reports-from').value = dayIn(-6);
+  if (!$('reports-to').value) $('reports-to').value = dayIn(0);
+  if (!$('reports-zone').value) $('reports-zone').value = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  loadTopics();
+  const params = query();
+  $('reports-csv').href = `/api/reports?${params}&format=csv`;
+  $('reports-error').textContent = '';
+  const answer = await api('GET', `/api/reports?${params}`);
+  if (!answer.ok) {
+    $('reports-error').textContent = answer.error.message;
+    return;
+  }
+  tiles(answer.data.totals);
+  tables(answer.data);
+  draw(answer.data);
+  document.body.dataset.reportShown = `${answer.data.from}..${answer.data.to}`;
+}
+
+$('reports-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  load();
+});
+for (const id of ['reports-from', 'reports-to', 'reports-category', 'reports-zone']) {
+  $(id).addEventListener('change', () => { $('reports-csv').href = `/api/reports?${query()}&format=csv`; });
+}
+document.addEventListener('admin-view', (e) => { if (e.detail === 'reports') load(); });
+// Signed in on the Reports view (a reload, a link): read once the console appears.
+new MutationObserver(load).observe($('console'), { attributes: true, attributeFilter: ['hidden'] });
