@@ -24,7 +24,9 @@ async fn fill(store: &SharedStore, conversations: usize) -> Duration {
     let mut batch: Vec<ArchiveEvent> = Vec::with_capacity(2_000);
     let mut rng: u64 = 1;
     let mut next = |below: u64| {
-        rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (rng >> 33) % below
     };
     let spacing = DAYS * DAY / conversations as i64;
@@ -143,7 +145,10 @@ async fn main() {
 
     let whole = format!("{base}/api/reports?from=2026-01-01&to=2026-01-30&zone=UTC");
     let (first, body) = timed(&client, &whole).await;
-    assert_eq!(body["totals"]["conversations"], conversations, "every conversation counted");
+    assert_eq!(
+        body["totals"]["conversations"], conversations,
+        "every conversation counted"
+    );
     let mut warm = Vec::new();
     for _ in 0..5 {
         warm.push(timed(&client, &whole).await.0);

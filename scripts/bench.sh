@@ -12,7 +12,7 @@
 # client limits are raised (a load generator's client sends far faster than a person);
 # `STORE=memory` appears only as the peers scenario's comparison row.
 #
-#   BENCH_SCENARIOS="peers idle relay routing queue archive"   which to run (default all but
+#   BENCH_SCENARIOS="peers idle relay routing queue archive reports"   which to run (default all but
 #                                                        `cluster` and `soak`, which are long: add them by name)
 #   BENCH_QUICK=1                                        small counts, for a smoke run
 #   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive"}
+SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive reports"}
 ARCHIVE_STORES=${BENCH_ARCHIVE_STORES:-"embedded mongodb"}
 QUICK=${BENCH_QUICK:-0}
 RESULTS=$ROOT/bench/results
@@ -481,6 +481,34 @@ for scenario in $SCENARIOS; do
         loadgen cluster-relay-single any "${cluster_relay[@]}"
         stop_hub cluster-relay-single
       fi
+      ;;
+    reports)
+      # The manager's report (GET /api/reports, JSON) over 100,000 generated conversations,
+      # end to end through a hub in the example's process: on the default embedded store and
+      # on MongoDB (secantusdb). The first report on MongoDB builds its per-day cache.
+      cargo build --release --example reports_bench
+      for store in embedded mongodb; do
+        env_extra=()
+        mongo_pid=
+        if [ "$store" = mongodb ]; then
+          start_mongo_wire reports || continue
+          mongo_pid=$MONGO_WIRE_PID
+          env_extra=(SWITCHBOARD_TEST_MONGODB_URI="mongodb://127.0.0.1:$MONGO_WIRE_PORT")
+        fi
+        if env "${env_extra[@]}" "$ROOT/target/release/examples/reports_bench" "$store" "$(q 100000 10000)" \
+          >"$RUN/reports-$store.json" 2>"$RUN/reports-$store.log"; then
+          python3 - "$RUN/reports-$store.json" >>"$notes" <<'PY'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+print(f"- reports ({r['store']}): {r['conversations']:,} conversations over 30 days (filled in {r['fill_s']} s); "
+      f"GET /api/reports of the 30 days: first {r['report_30_days_first_ms']} ms, then median {r['report_30_days_median_ms']} ms; "
+      f"of 7 days: median {r['report_7_days_median_ms']} ms.")
+PY
+        else
+          failures+=("reports-$store: the example failed (see $RUN/reports-$store.log)")
+        fi
+        [ -n "$mongo_pid" ] && { kill "$mongo_pid" 2>/dev/null || true; wait "$mongo_pid" 2>/dev/null || true; }
+      done
       ;;
     soak)
       # The hub's memory over an hour of steady light traffic: 20 chats, one per agent, 10 msg/s

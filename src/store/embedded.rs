@@ -386,6 +386,7 @@ impl EmbeddedStore {
                 );
             }
             let journals = replay_journals(&db, &dir)?;
+            reports::backfill(&db)?;
             let (journal, spare) = journals;
             let db = Arc::new(db);
             let archiving = Arc::new(Archiving {

@@ -21,7 +21,10 @@ const T0: i64 = 1_772_409_600_000;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % below
     }
 }
@@ -176,8 +179,14 @@ async fn report_matches_the_hand_computed_numbers(store: SharedStore) {
     // The expectation, by hand: days 2026-03-02 and -03 in New York are
     // [T0 + 5 h, T0 + 2 days + 5 h).
     let (from, to) = (T0 + 5 * 3_600_000, T0 + 2 * DAY + 5 * 3_600_000);
-    let inside: Vec<&Made> = made.iter().filter(|m| from <= m.paired_at && m.paired_at < to).collect();
-    assert!(inside.len() > 50 && inside.len() < made.len(), "the range cuts the archive");
+    let inside: Vec<&Made> = made
+        .iter()
+        .filter(|m| from <= m.paired_at && m.paired_at < to)
+        .collect();
+    assert!(
+        inside.len() > 50 && inside.len() < made.len(),
+        "the range cuts the archive"
+    );
     let mut rows: BTreeMap<(String, &str), Vec<&Made>> = BTreeMap::new();
     for m in &inside {
         rows.entry((new_york_day(m.paired_at), m.category)).or_default().push(m);
@@ -189,7 +198,10 @@ async fn report_matches_the_hand_computed_numbers(store: SharedStore) {
             .find(|r| r["day"] == day.as_str() && r["category"] == *category)
             .unwrap_or_else(|| panic!("a row for {day} {category}: {report}"));
         let waits: Vec<i64> = ms.iter().map(|m| m.paired_at - m.queued_at).collect();
-        let firsts: Vec<i64> = ms.iter().filter_map(|m| m.first_agent_at.map(|f| f - m.paired_at)).collect();
+        let firsts: Vec<i64> = ms
+            .iter()
+            .filter_map(|m| m.first_agent_at.map(|f| f - m.paired_at))
+            .collect();
         let handles: Vec<i64> = ms.iter().filter_map(|m| m.ended_at.map(|e| e - m.paired_at)).collect();
         let stars: Vec<u8> = ms.iter().filter_map(|m| m.stars).collect();
         let abandoned = left
@@ -224,7 +236,10 @@ async fn report_matches_the_hand_computed_numbers(store: SharedStore) {
             .find(|r| r["agent_id"] == agent)
             .unwrap();
         assert_eq!(row["conversations"], theirs.len());
-        let handles: Vec<i64> = theirs.iter().filter_map(|m| m.ended_at.map(|e| e - m.paired_at)).collect();
+        let handles: Vec<i64> = theirs
+            .iter()
+            .filter_map(|m| m.ended_at.map(|e| e - m.paired_at))
+            .collect();
         assert_eq!(row["handle_median_ms"], nearest_rank(&handles, 50));
     }
     let waits: Vec<i64> = inside.iter().map(|m| m.paired_at - m.queued_at).collect();
@@ -252,7 +267,10 @@ async fn report_matches_the_hand_computed_numbers(store: SharedStore) {
     let body = csv.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
     assert!(lines[0].starts_with("scope,day,category,category_name,agent_id,agent_name,conversations,abandoned"));
-    assert_eq!(lines.len(), 1 + days.len() + report["agents"].as_array().unwrap().len() + 1);
+    assert_eq!(
+        lines.len(),
+        1 + days.len() + report["agents"].as_array().unwrap().len() + 1
+    );
     let total = lines.last().unwrap();
     assert!(total.starts_with(&format!("total,,,,,,{},", inside.len())), "{total}");
     hub.stop().await;
@@ -289,7 +307,11 @@ async fn bad_report_queries_are_refused_by_name_and_agents_are_refused() {
         ("from=2026-03-02&to=2026-03-02&format=xlsx", "invalid_format"),
     ] {
         let (status, body) = admin.get(&format!("/api/reports?{query}")).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{query}: {body}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{query}: {body}"
+        );
     }
     let token = hub.agent_account("ann", &["general"], 1).await;
     let (status, _) = Api::bearer(&hub, &token)
@@ -306,7 +328,10 @@ async fn bad_report_queries_are_refused_by_name_and_agents_are_refused() {
 
 /// Today's report, by the hub's API, in UTC.
 async fn today(admin: &Api) -> Value {
-    let day = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+    let day = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
     let (status, report) = admin.get(&format!("/api/reports?from={day}&to={day}&zone=UTC")).await;
     assert_eq!(status, 200, "{report}");
     report
@@ -333,7 +358,10 @@ async fn customers_who_leave_the_line_unserved_are_counted_abandoned() {
     let mut agent = hub.agent("ann", &["general"], 1).await;
     agent.send(json!({"type": "set_available", "available": true})).await;
     let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let chat = carla.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     agent.next_of("chat_started").await;
     let mut dan = hub.customer("Dan", "general").await;
     dan.next_of("queued").await;

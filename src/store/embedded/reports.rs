@@ -11,18 +11,74 @@
 //! time gives the range), so it stays a single scan of the range with point lookups.
 
 use super::{
-    BY_PAIRED, CONVERSATIONS, ConversationRec, EmbeddedStore, ReadableTable, TableDefinition, decode, encode,
-    unavailable,
+    BY_PAIRED, CONVERSATIONS, ConversationRec, EmbeddedStore, META, ReadableDatabase, ReadableTable, TableDefinition,
+    decode, encode, message_log, unavailable,
 };
 use crate::store::{
     ArchivedMessage, ConversationFacts, ConversationKind, Millis, QueueAbandoned, Rating, ReportFacts, StoreResult,
     reports,
 };
 
-const FIRST_AGENT_AT: TableDefinition<&str, i64> = TableDefinition::new("first_agent_at");
+pub(super) const FIRST_AGENT_AT: TableDefinition<&str, i64> = TableDefinition::new("first_agent_at");
 const ABANDONED: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("abandoned");
 /// Conversation id → JSON rating; the ratings module's table, read here as a join.
 const RATINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("ratings");
+
+/// Set in `meta` once every conversation archived before the reports existed has its
+/// first agent line noted ([`backfill`]).
+pub(super) const BACKFILLED: &str = "reports_first_agent_backfilled";
+
+/// Once per file: notes the first agent line of every conversation archived before this
+/// table existed (a file written by an older build), from its messages, so its reports
+/// do not count those conversations unanswered. A new file has none to read.
+pub(super) fn backfill(db: &redb::Database) -> StoreResult<()> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    if tx
+        .open_table(META)
+        .map_err(unavailable)?
+        .get(BACKFILLED)
+        .map_err(unavailable)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut firsts = Vec::new();
+    for row in tx
+        .open_table(CONVERSATIONS)
+        .map_err(unavailable)?
+        .iter()
+        .map_err(unavailable)?
+    {
+        let (id, _) = row.map_err(unavailable)?;
+        let messages = message_log::load(&tx, id.value())?;
+        if let Some(at) = reports::first_agent_at(None, &messages) {
+            firsts.push((id.value().to_string(), at));
+        }
+    }
+    drop(tx);
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut table = tx.open_table(FIRST_AGENT_AT).map_err(unavailable)?;
+        for (id, at) in &firsts {
+            let known = table.get(id.as_str()).map_err(unavailable)?.map(|v| v.value());
+            if known.is_none_or(|known| *at < known) {
+                table.insert(id.as_str(), *at).map_err(unavailable)?;
+            }
+        }
+        tx.open_table(META)
+            .map_err(unavailable)?
+            .insert(BACKFILLED, 1)
+            .map_err(unavailable)?;
+    }
+    tx.commit().map_err(unavailable)?;
+    if !firsts.is_empty() {
+        tracing::info!(
+            conversations = firsts.len(),
+            "noted the first agent line of conversations archived before the reports"
+        );
+    }
+    Ok(())
+}
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     tx.open_table(FIRST_AGENT_AT).map_err(unavailable)?;

@@ -584,3 +584,54 @@ async fn the_page_cache_is_bounded_by_the_setting() {
     );
     assert_eq!(evictions_after_a_long_run(DEFAULT_CACHE_BYTES).await, 0);
 }
+
+/// A file archived by a build before the reports (no first-agent-line rows, no backfill
+/// mark) gets every conversation's first agent line noted once when opened, so its old
+/// conversations do not count as unanswered.
+#[tokio::test]
+async fn a_file_from_before_the_reports_has_its_first_agent_lines_backfilled_once() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-backfill-{}", uuid::Uuid::new_v4().simple())));
+    let line = |seq: u64, from: Side, at: Millis| ArchiveEvent::Message {
+        conversation_id: "old".into(),
+        message: ArchivedMessage {
+            id: format!("m{seq}"),
+            seq,
+            from,
+            text: "x".into(),
+            at,
+        },
+    };
+    {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        store
+            .archive(&[
+                ArchiveEvent::Opened(ConversationOpened {
+                    id: "old".into(),
+                    kind: ConversationKind::Service,
+                    category: Some("sales".into()),
+                    customer_name: "Carla".into(),
+                    agent_id: "ann".into(),
+                    agent_name: "Ann".into(),
+                    queued_at: 1_000,
+                    paired_at: 2_000,
+                    customer: Default::default(),
+                }),
+                line(1, Side::Customer, 2_100),
+                line(2, Side::Agent, 2_500),
+                line(3, Side::Agent, 2_900),
+            ])
+            .await
+            .unwrap();
+    }
+    {
+        // As an older build left it: neither the rows nor the mark.
+        let db = redb::Database::open(dir.0.join(FILE_NAME)).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.delete_table(reports::FIRST_AGENT_AT).unwrap();
+        tx.open_table(META).unwrap().remove(reports::BACKFILLED).unwrap();
+        tx.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    let facts = store.report_facts(0, 10_000).await.unwrap();
+    assert_eq!(facts.conversations[0].first_agent_at, Some(2_500));
+}
