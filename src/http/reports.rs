@@ -29,11 +29,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// The first day, `YYYY-MM-DD`, in `zone`.
+    #[param(example = "2026-03-02")]
     pub from: String,
     /// The last day (included), `YYYY-MM-DD`, at most 366 days after `from`.
+    #[param(example = "2026-03-08")]
     pub to: String,
     /// An IANA time zone the days are counted in; default the desk's
     /// (`APPOINTMENT_TIME_ZONE`).
+    #[param(example = "Europe/Paris")]
     pub zone: Option<String>,
     /// Only this category id.
     pub category: Option<String>,
