@@ -2125,6 +2125,7 @@ fn offline(id: &str, category: &str, created_at: Millis) -> OfflineMessage {
         taken_by: None,
         replies: vec![],
         handled_at: None,
+        handled_by: None,
     }
 }
 
@@ -2624,7 +2625,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
             OfflineFacts {
                 category: "sales".into(),
                 created_at: t0 + 500,
-                handled: Some(("a2".into(), t0 + 3_600_500)),
+                handled: Some(("a2".into(), Some(t0 + 3_600_500))),
             },
             OfflineFacts {
                 category: "billing".into(),

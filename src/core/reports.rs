@@ -60,8 +60,8 @@ pub struct AbandonFact {
 pub struct OfflineFact {
     pub day: Day,
     pub category: String,
-    /// Who handled it and how long after it was left, once handled.
-    pub handled: Option<(String, String, i64)>,
+    /// Once handled: who handled it (id, name) and how long after it was left, when known.
+    pub handled: Option<(String, String, Option<i64>)>,
 }
 
 /// The middle and the 90th percentile of a set of durations (ms); `None` when empty.
@@ -88,6 +88,7 @@ pub struct Figures {
     pub thumbs_down: u64,
     pub offline_messages: u64,
     pub offline_handled: u64,
+    /// From left to handled, of the handled ones whose time is known.
     pub offline_handle: Spread,
 }
 
@@ -107,9 +108,17 @@ pub struct AgentRow {
     pub figures: Figures,
 }
 
+/// A row per day with anything in it, every category together, in day order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayTotal {
+    pub day: Day,
+    pub figures: Figures,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub days: Vec<DayRow>,
+    pub day_totals: Vec<DayTotal>,
     pub agents: Vec<AgentRow>,
     pub totals: Figures,
 }
@@ -145,6 +154,7 @@ struct Tally {
     thumbs_up: u64,
     thumbs_down: u64,
     offline_messages: u64,
+    offline_handled: u64,
     offline_handles: Vec<i64>,
 }
 
@@ -167,8 +177,11 @@ impl Tally {
         }
     }
 
-    fn offline_handled(&mut self, ms: i64) {
-        self.offline_handles.push(ms.max(0));
+    fn offline_handled(&mut self, ms: Option<i64>) {
+        self.offline_handled += 1;
+        if let Some(ms) = ms {
+            self.offline_handles.push(ms.max(0));
+        }
     }
 
     fn figures(self) -> Figures {
@@ -187,7 +200,7 @@ impl Tally {
             thumbs_up: self.thumbs_up,
             thumbs_down: self.thumbs_down,
             offline_messages: self.offline_messages,
-            offline_handled: self.offline_handles.len() as u64,
+            offline_handled: self.offline_handled,
             offline_handle: spread(self.offline_handles),
         }
     }
@@ -196,12 +209,14 @@ impl Tally {
 /// The report over the given facts.
 pub fn report(conversations: &[ConversationFact], abandoned: &[AbandonFact], offline: &[OfflineFact]) -> Report {
     let mut days: BTreeMap<(Day, String), Tally> = BTreeMap::new();
+    let mut whole_days: BTreeMap<Day, Tally> = BTreeMap::new();
     let mut agents: BTreeMap<String, (String, Tally)> = BTreeMap::new();
     let mut totals = Tally::default();
     for c in conversations {
         days.entry((c.day.clone(), c.category.clone()))
             .or_default()
             .conversation(c);
+        whole_days.entry(c.day.clone()).or_default().conversation(c);
         let agent = agents
             .entry(c.agent_id.clone())
             .or_insert_with(|| (c.agent_name.clone(), Tally::default()));
@@ -210,14 +225,18 @@ pub fn report(conversations: &[ConversationFact], abandoned: &[AbandonFact], off
     }
     for a in abandoned {
         days.entry((a.day.clone(), a.category.clone())).or_default().abandoned += 1;
+        whole_days.entry(a.day.clone()).or_default().abandoned += 1;
         totals.abandoned += 1;
     }
     for o in offline {
         let day = days.entry((o.day.clone(), o.category.clone())).or_default();
+        let whole_day = whole_days.entry(o.day.clone()).or_default();
         day.offline_messages += 1;
+        whole_day.offline_messages += 1;
         totals.offline_messages += 1;
         if let Some((agent_id, agent_name, ms)) = &o.handled {
             day.offline_handled(*ms);
+            whole_day.offline_handled(*ms);
             totals.offline_handled(*ms);
             agents
                 .entry(agent_id.clone())
@@ -232,6 +251,13 @@ pub fn report(conversations: &[ConversationFact], abandoned: &[AbandonFact], off
             .map(|((day, category), tally)| DayRow {
                 day,
                 category,
+                figures: tally.figures(),
+            })
+            .collect(),
+        day_totals: whole_days
+            .into_iter()
+            .map(|(day, tally)| DayTotal {
+                day,
                 figures: tally.figures(),
             })
             .collect(),

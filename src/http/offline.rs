@@ -209,6 +209,7 @@ async fn leave_checked(
         taken_by: None,
         replies: vec![],
         handled_at: None,
+        handled_by: None,
     };
     let mail = state.settings.offline_mail_to.as_ref().map(|desk| {
         let console = format!("{}/agent.html", super::appointments::base_url(state, headers));

@@ -31,7 +31,8 @@ pub struct ReportQuery {
     /// The first day, `YYYY-MM-DD`, in `zone`.
     #[param(example = "2026-03-02")]
     pub from: String,
-    /// The last day (included), `YYYY-MM-DD`, at most 366 days after `from`.
+    /// The last day (included), `YYYY-MM-DD`: at most 366 days from `from` to `to`, both
+    /// counted.
     #[param(example = "2026-03-08")]
     pub to: String,
     /// An IANA time zone the days are counted in; default the desk's
@@ -107,6 +108,14 @@ pub struct DayRowView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct DayTotalView {
+    /// `YYYY-MM-DD` in the report's zone.
+    pub day: String,
+    #[serde(flatten)]
+    pub figures: FiguresView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AgentRowView {
     pub agent_id: String,
     pub agent_name: String,
@@ -121,6 +130,8 @@ pub struct ReportView {
     pub zone: String,
     /// A row per day and category with anything in it, by day then category id.
     pub days: Vec<DayRowView>,
+    /// A row per day with anything in it, every category (of the report) together.
+    pub day_totals: Vec<DayTotalView>,
     /// A row per agent with a conversation or a handled offline message, by agent id.
     pub agents: Vec<AgentRowView>,
     pub totals: FiguresView,
@@ -132,11 +143,11 @@ pub struct ReportView {
 #[utoipa::path(get, path = "/api/reports", tag = "admin", params(ReportQuery),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
-        (status = 200, description = "the report (`format=csv`: `text/csv` as an attachment `report.csv`, \
+        (status = 200, description = "the report (`format=csv`: `text/csv` as an attachment `report-<from>-<to>.csv`, \
             a row per day and category (`scope` day), per agent (`scope` agent) and the totals (`scope` total), \
             the columns of `FiguresView` after scope, day, category, category_name, agent_id, agent_name)",
             body = ReportView),
-        (status = 400, description = "`bad_query`, `invalid_date`, `invalid_range` (to before from, or over 366 days), \
+        (status = 400, description = "`bad_query`, `invalid_date`, `invalid_range` (to before from, or over 366 days from from to to, both counted), \
             `invalid_zone`, `invalid_format`", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn report(
@@ -197,7 +208,7 @@ async fn report(
     let view = ReportView {
         from: first.to_string(),
         to: last.to_string(),
-        zone: zone.iana_name().unwrap_or("UTC").to_string(),
+        zone: zone_name(&zone),
         days: computed
             .days
             .iter()
@@ -208,6 +219,14 @@ async fn report(
                     .unwrap_or_else(|| d.category.clone()),
                 day: d.day.clone(),
                 category: d.category.clone(),
+                figures: (&d.figures).into(),
+            })
+            .collect(),
+        day_totals: computed
+            .day_totals
+            .iter()
+            .map(|d| DayTotalView {
+                day: d.day.clone(),
                 figures: (&d.figures).into(),
             })
             .collect(),
@@ -235,6 +254,15 @@ async fn report(
             .into_response());
     }
     Ok(axum::Json(view).into_response())
+}
+
+/// The zone's IANA name, else its fixed offset ("UTC+05:30").
+fn zone_name(zone: &jiff::tz::TimeZone) -> String {
+    match (zone.iana_name(), zone.to_fixed_offset()) {
+        (Some(name), _) => name.to_string(),
+        (None, Ok(offset)) => format!("UTC{offset}"),
+        (None, Err(_)) => "UTC".to_string(),
+    }
 }
 
 /// The report of `facts`, each given its day in `zone`; only `category` when given.
@@ -288,7 +316,7 @@ fn compute(
             day: day(o.created_at),
             handled: o.handled.map(|(agent, at)| {
                 let name = names.get(&agent).cloned().unwrap_or_else(|| agent.clone());
-                (agent, name, at - o.created_at)
+                (agent, name, at.map(|at| at - o.created_at))
             }),
             category: o.category,
         })

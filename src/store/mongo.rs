@@ -258,6 +258,16 @@ impl MongoStore {
         };
         store.ping().await.map_err(ConnectFailure::Unreachable)?;
         store.create_indexes().await.map_err(ConnectFailure::Unreachable)?;
+        // Conversations archived by a build before the reports get their first agent line
+        // noted, once per database, without holding up the start.
+        tokio::spawn({
+            let store = store.clone();
+            async move {
+                if let Err(e) = store.backfill_first_agent_lines().await {
+                    tracing::warn!(error = %e, "noting old conversations' first agent lines failed; tried again at the next start");
+                }
+            }
+        });
         Ok(store)
     }
 

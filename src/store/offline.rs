@@ -63,6 +63,9 @@ pub struct OfflineMessage {
     /// this was kept, and while it is not handled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_at: Option<Millis>,
+    /// The account that first marked it handled or answered it (absent likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_by: Option<String>,
 }
 
 /// Which offline messages to list; each field narrows the result.
@@ -98,7 +101,10 @@ impl OfflineMessage {
     pub fn mark_handled(&mut self, by: &str, at: Millis) -> bool {
         let changed = self.state != OfflineState::Handled || self.taken_by.is_none();
         self.state = OfflineState::Handled;
-        self.handled_at.get_or_insert(at);
+        if self.handled_at.is_none() {
+            self.handled_at = Some(at);
+            self.handled_by = Some(by.to_string());
+        }
         if self.taken_by.is_none() {
             self.taken_by = Some(by.to_string());
         }

@@ -42,8 +42,9 @@ pub struct ConversationFacts {
 pub struct OfflineFacts {
     pub category: String,
     pub created_at: Millis,
-    /// The account that handled it and when, once handled.
-    pub handled: Option<(String, Millis)>,
+    /// Once handled: the account that handled it, and when (unknown for messages handled
+    /// before the time was kept).
+    pub handled: Option<(String, Option<Millis>)>,
 }
 
 /// Everything in one report's time range: conversations paired, customers who left
@@ -82,15 +83,14 @@ pub(crate) fn first_agent_at<'a>(
         .min()
 }
 
-/// Facts of an offline message.
+/// Facts of an offline message: handled when its state says so, by who first handled it
+/// (else who took it), at the time kept (else its first reply's).
 pub(crate) fn offline_facts(m: &super::OfflineMessage) -> OfflineFacts {
     let handled_at = m.handled_at.or_else(|| m.replies.iter().map(|r| r.at).min());
+    let by = m.handled_by.clone().or_else(|| m.taken_by.clone()).unwrap_or_default();
     OfflineFacts {
         category: m.category.clone(),
         created_at: m.created_at,
-        handled: match (m.state, &m.taken_by, handled_at) {
-            (super::OfflineState::Handled, Some(by), Some(at)) => Some((by.clone(), at)),
-            _ => None,
-        },
+        handled: (m.state == super::OfflineState::Handled).then_some((by, handled_at)),
     }
 }

@@ -415,3 +415,75 @@ async fn across_nodes_each_customer_who_leaves_unserved_is_counted_once() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// A MongoDB archive written before the reports (conversations without
+/// `first_agent_at`, no backfill mark): a store connecting to it notes every
+/// conversation's first agent line from its message buckets, once, in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mongodb_archive_from_before_the_reports_gets_its_first_agent_lines() {
+    let uri = mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let line = |seq: u64, from: Side, at: i64| ArchiveEvent::Message {
+        conversation_id: "old".into(),
+        message: ArchivedMessage {
+            id: format!("old-{seq}"),
+            seq,
+            from,
+            text: "x".into(),
+            at,
+        },
+    };
+    store
+        .archive(&[
+            ArchiveEvent::Opened(ConversationOpened {
+                id: "old".into(),
+                kind: ConversationKind::Service,
+                category: Some("sales".into()),
+                customer_name: "Carla".into(),
+                agent_id: "ann".into(),
+                agent_name: "Ann".into(),
+                queued_at: T0,
+                paired_at: T0 + 1_000,
+                customer: Default::default(),
+            }),
+            line(1, Side::Customer, T0 + 2_000),
+            line(2, Side::Agent, T0 + 7_000),
+            line(3, Side::Agent, T0 + 9_000),
+        ])
+        .await
+        .unwrap();
+    // As an older build left it.
+    let raw = mongodb::Client::with_uri_str(&uri).await.unwrap().database(&db);
+    raw.collection::<bson::Document>("conversations")
+        .update_many(
+            bson::doc! {},
+            bson::doc! {"$unset": {"first_agent_at": "", "touched_at": ""}},
+        )
+        .await
+        .unwrap();
+    raw.collection::<bson::Document>("meta")
+        .delete_many(bson::doc! {})
+        .await
+        .unwrap();
+    drop(store);
+
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let mut first = None;
+    for _ in 0..100 {
+        first = store.report_facts(T0, T0 + DAY).await.unwrap().conversations[0].first_agent_at;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(first, Some(T0 + 7_000));
+    assert_eq!(
+        raw.collection::<bson::Document>("meta")
+            .count_documents(bson::doc! {})
+            .await
+            .unwrap(),
+        1
+    );
+    raw.drop().await.unwrap();
+}

@@ -75,25 +75,15 @@ function tiles(t) {
   );
 }
 
-/** Per day (every day of the range, empty ones too), summed over the topics shown. */
+/** Per day (every day of the range, empty ones too), every topic shown together. */
 function perDay(report) {
   const days = [];
   const from = new Date(`${report.from}T12:00:00Z`);
   const to = new Date(`${report.to}T12:00:00Z`);
   for (let d = from; d <= to; d = new Date(d.getTime() + 86_400_000)) days.push(d.toISOString().slice(0, 10));
-  const rows = new Map(days.map((d) => [d, { conversations: 0, abandoned: 0, wait: null, p90: null }]));
-  for (const r of report.days) {
-    const row = rows.get(r.day);
-    if (!row) continue;
-    row.conversations += r.conversations;
-    row.abandoned += r.abandoned;
-    // The busiest topic's waits stand for the day when several are shown (medians do not add).
-    if (r.wait_median_ms !== null && (row.wait === null || r.conversations > row.weight)) {
-      row.wait = r.wait_median_ms;
-      row.p90 = r.wait_p90_ms;
-      row.weight = r.conversations;
-    }
-  }
+  const empty = { conversations: 0, abandoned: 0, wait_median_ms: null, wait_p90_ms: null };
+  const rows = new Map(days.map((d) => [d, empty]));
+  for (const r of report.day_totals) if (rows.has(r.day)) rows.set(r.day, r);
   return { days, rows };
 }
 
@@ -122,8 +112,8 @@ function draw(report) {
     data: {
       labels: days,
       datasets: [
-        { label: 'Median', data: days.map((d) => minutes(rows.get(d).wait)), borderColor: accent, backgroundColor: accent, spanGaps: true },
-        { label: '90th percentile', data: days.map((d) => minutes(rows.get(d).p90)), borderColor: '#7c3aed', backgroundColor: '#7c3aed', borderDash: [6, 4], spanGaps: true },
+        { label: 'Median', data: days.map((d) => minutes(rows.get(d).wait_median_ms)), borderColor: accent, backgroundColor: accent, spanGaps: true },
+        { label: '90th percentile', data: days.map((d) => minutes(rows.get(d).wait_p90_ms)), borderColor: '#7c3aed', backgroundColor: '#7c3aed', borderDash: [6, 4], spanGaps: true },
       ],
     },
     options: { ...common, scales: { y: { beginAtZero: true, title: { display: true, text: 'minutes' } } } },

@@ -63,7 +63,7 @@ fn a_small_desk_by_hand() {
         OfflineFact {
             day: "2026-11-03".into(),
             category: "billing".into(),
-            handled: Some(("bob".into(), "BOB".into(), 3_600_000)),
+            handled: Some(("bob".into(), "BOB".into(), Some(3_600_000))),
         },
         OfflineFact {
             day: "2026-11-03".into(),
@@ -103,6 +103,15 @@ fn a_small_desk_by_hand() {
     assert_eq!(billing.offline_handled, 1);
     assert_eq!(billing.offline_handle.median_ms, Some(3_600_000));
     assert_eq!(r.days[2].figures.abandoned, 1);
+    let whole: Vec<(&str, u64, u64)> = r
+        .day_totals
+        .iter()
+        .map(|d| (d.day.as_str(), d.figures.conversations, d.figures.abandoned))
+        .collect();
+    assert_eq!(
+        whole,
+        [("2026-11-02", 3, 1), ("2026-11-03", 1, 0), ("2026-11-04", 0, 1)]
+    );
     assert_eq!(r.days[2].figures.conversations, 0);
 
     let agents: Vec<&str> = r.agents.iter().map(|a| a.agent_id.as_str()).collect();
@@ -164,6 +173,8 @@ proptest! {
     fn rows_partition_the_facts(facts in proptest::collection::vec(any_fact(), 0..60)) {
         let r = report(&facts, &[], &[]);
         let by_days: u64 = r.days.iter().map(|d| d.figures.conversations).sum();
+        let by_whole_days: u64 = r.day_totals.iter().map(|d| d.figures.conversations).sum();
+        prop_assert_eq!(by_whole_days, facts.len() as u64);
         let by_agents: u64 = r.agents.iter().map(|a| a.figures.conversations).sum();
         prop_assert_eq!(by_days, facts.len() as u64);
         prop_assert_eq!(by_agents, facts.len() as u64);

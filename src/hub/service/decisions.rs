@@ -37,12 +37,23 @@ impl HubState {
     /// Keeps, for the reports, a customer who left the line before any agent served them.
     /// The node holding the customer (connected, or within their grace period) keeps it, so
     /// one node of a cluster does; one whose node died meanwhile is not kept.
+    ///
+    /// Its id is made from the customer's resume token (hashed: the token is a secret), one
+    /// per visit, so two nodes that both held the customer for a moment (a resume racing
+    /// the end of their grace period) keep one record.
     fn archive_left_unserved(&mut self, left: crate::hub::waits::LeftUnserved, now: i64) {
-        if !self.customers.contains_key(&left.customer) {
+        let Some(info) = self.customers.get(&left.customer) else {
             return;
-        }
+        };
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"abandoned/")
+            .chain_update(info.token.as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
         self.archive.push_abandoned(crate::store::QueueAbandoned {
-            id: Uuid::now_v7().to_string(),
+            id: uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string(),
             category: left.category.0,
             queued_at: left.joined_at,
             left_at: now,

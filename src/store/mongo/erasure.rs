@@ -88,6 +88,8 @@ impl MongoStore {
                     .map(move |seq| (conversation.clone(), seq))
             })
             .collect();
+        // The reports' cache holds their agents' names and times: those days are rebuilt.
+        let report_days = self.report_days_of(ids).await?;
         let erased = Erased {
             messages: messages.len() as u64,
             conversations: self
@@ -116,8 +118,7 @@ impl MongoStore {
             .delete_many(doc! {"conversation_id": {"$in": ids}})
             .await
             .map_err(unavailable)?;
-        // The reports' cache holds their agents' names and times: rebuilt without them.
-        self.drop_report_cache().await?;
+        self.forget_report_days(&report_days).await?;
         Ok(erased)
     }
 

@@ -36,6 +36,8 @@ struct OfflineDoc {
     replies: Vec<OfflineReply>,
     #[serde(default)]
     handled_at: Option<Millis>,
+    #[serde(default)]
+    handled_by: Option<String>,
 }
 
 impl OfflineDoc {
@@ -52,6 +54,7 @@ impl OfflineDoc {
             taken_by: m.taken_by,
             replies: m.replies,
             handled_at: m.handled_at,
+            handled_by: m.handled_by,
         }
     }
 
@@ -68,6 +71,7 @@ impl OfflineDoc {
                 taken_by: self.taken_by,
                 replies: self.replies,
                 handled_at: self.handled_at,
+                handled_by: self.handled_by,
             },
             self.revision,
         )

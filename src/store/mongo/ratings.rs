@@ -50,14 +50,18 @@ impl MongoStore {
             comment: rating.comment,
             at: rating.at,
         };
-        self.ratings().insert_one(doc).await.map_err(conflict_or_unavailable)?;
-        // The reports' cache patches what was touched (see `mongo/reports.rs`). A rating
-        // before its conversation's opening needs nothing: the opening is touched itself.
-        self.conversations
-            .update_one(doc! {"_id": id}, doc! {"$max": {"touched_at": crate::clock::now_ms()}})
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let inserted = self.ratings().insert_one(doc).await.map_err(conflict_or_unavailable);
+        // The reports' cache patches what was touched (see `mongo/reports.rs`): after the
+        // rating is stored, and again when a retry finds it stored (the touch after the
+        // first try may have failed). A rating before its conversation's opening needs
+        // nothing: the opening is touched itself.
+        if matches!(inserted, Ok(_) | Err(crate::store::StoreError::Conflict)) {
+            self.conversations
+                .update_one(doc! {"_id": id}, doc! {"$max": {"touched_at": crate::clock::now_ms()}})
+                .await
+                .map_err(unavailable)?;
+        }
+        inserted.map(|_| ())
     }
 
     /// The ratings of the conversations `ids`, by conversation id.

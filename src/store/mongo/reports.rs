@@ -9,21 +9,31 @@
 //!   `abandoned` (customers who left unserved, `_id` their record's id) and the offline
 //!   messages;
 //! - every write of the archive that changes a conversation's facts also raises its
-//!   `touched_at` (the writer's clock), and so does a rating;
-//! - `report_days` holds, per UTC day of pairing, the facts of that day's service
-//!   conversations and `built_at`, the time its reader started. A report reads the days
-//!   it covers, builds the missing ones from the conversations, then patches them with
-//!   every conversation touched since the oldest `built_at` less
-//!   [`CLOCK_MARGIN`] (nodes' clocks differ), with their ratings, and saves the patched
-//!   days. A write that
-//!   lands while a day is read has a `touched_at` after that read's start, so the next
-//!   report patches it in: a report is never older than the writes done before it began.
-//! - An erasure drops the whole cache (it is rebuilt on the next report).
+//!   `touched_at` (the writer's clock), and so does a rating (after it is stored, and
+//!   again when a retry finds it stored);
+//! - per UTC day of pairing, `report_days` holds a small pointer document `{_id: day,
+//!   generation, built_at, version, chunks}` and `report_chunks` the facts of that day's service
+//!   conversations in chunks of at most [`CHUNK`] entries (`_id` `day:version:n`: no day,
+//!   however busy, nears the 16 MB document limit). `built_at` is when the reader that
+//!   wrote it started;
+//! - a report reads the pointers of its days and the chunks of their versions, builds the
+//!   missing days from the conversations (one ranged query per run of missing days), then
+//!   patches in every conversation of its days touched since the oldest `built_at` less
+//!   [`CLOCK_MARGIN`] (nodes' clocks differ), with their ratings. It saves a changed day
+//!   by writing new chunks, then swapping the pointer only if it still holds the `generation`
+//!   and `version` it read (else its chunks are removed: another reader or an erasure
+//!   came first), then removing the old chunks; an unchanged day only gets the new
+//!   `built_at`, so a quiet day never drags `since` back. A write that lands while a day
+//!   is read has a `touched_at` after that read's start, so the next report patches it
+//!   in: a report is never older than the writes done before it began.
+//! - An erasure raises the `generation` of the erased conversations' days and takes their
+//!   version away: they are rebuilt from the truth, and a report that read them before
+//!   cannot save them back.
 //!
 //! Customers who left unserved and offline messages are read by their own time indexes:
 //! they are one small document each, and far fewer than conversations.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bson::{Document, doc};
 use futures_util::TryStreamExt;
@@ -38,6 +48,10 @@ const DAY_MS: i64 = 86_400_000;
 /// How far apart the nodes' clocks may be: writes this much older than a cached day's
 /// read are patched in again (harmless: a patch replaces a conversation's facts whole).
 const CLOCK_MARGIN: i64 = 5 * 60 * 1000;
+/// The `meta` document marking [`MongoStore::backfill_first_agent_lines`] done.
+const BACKFILLED: &str = "reports_first_agent_backfilled";
+/// Entries per cached chunk: ~200 bytes each, so a chunk stays near 2 MB.
+const CHUNK: usize = 10_000;
 
 /// One conversation's facts in a cached day (short names: a day holds thousands).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,12 +69,27 @@ struct Entry {
     r: Option<i32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A cached day's pointer: which chunks hold its facts now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct DayDoc {
     /// Days since the Unix epoch (UTC).
     #[serde(rename = "_id")]
     day: i64,
+    /// Raised by an erasure of one of its conversations.
+    generation: i64,
     built_at: Millis,
+    /// `None` after an erasure: rebuilt on the next report.
+    version: Option<String>,
+    chunks: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ChunkDoc {
+    /// `day:version:n`.
+    #[serde(rename = "_id")]
+    id: String,
+    day: i64,
+    version: String,
     entries: Vec<Entry>,
 }
 
@@ -116,9 +145,28 @@ impl FactsDoc {
     }
 }
 
+/// A day as one report holds it.
+struct Held {
+    /// The pointer read (`None`: the day had none).
+    pointer: Option<DayDoc>,
+    entries: HashMap<String, Entry>,
+    /// Read whole from the cache (else built from the conversations by this report).
+    cached: bool,
+    /// To be saved: built, or patched.
+    changed: bool,
+}
+
+fn chunk_id(day: i64, version: &str, n: u32) -> String {
+    format!("{day}:{version}:{n}")
+}
+
 impl MongoStore {
     fn report_days(&self) -> Collection<DayDoc> {
         self.db.collection("report_days")
+    }
+
+    fn report_chunks(&self) -> Collection<ChunkDoc> {
+        self.db.collection("report_chunks")
     }
 
     fn abandoned(&self) -> Collection<AbandonedDoc> {
@@ -133,13 +181,80 @@ impl MongoStore {
                 .build()
         };
         self.conversations
-            .create_index(index(doc! {"touched_at": 1}, "touched"))
+            .create_index(index(doc! {"touched_at": 1, "paired_at": 1}, "touched_paired"))
             .await
             .map_err(unavailable)?;
         self.abandoned()
             .create_index(index(doc! {"left_at": 1}, "left_at"))
             .await
             .map_err(unavailable)?;
+        self.report_chunks()
+            .create_index(index(doc! {"day": 1, "version": 1}, "day_version"))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Once per database: notes the first agent line of every conversation archived before
+    /// the reports existed (by an older build), from its message buckets, so its reports do
+    /// not count those conversations unanswered; then marks it done in `meta`. Safe to run
+    /// twice or on two nodes at once (`$min`). Run in the background at connect.
+    pub(super) async fn backfill_first_agent_lines(&self) -> StoreResult<()> {
+        let meta = self.db.collection::<Document>("meta");
+        if meta
+            .find_one(doc! {"_id": BACKFILLED})
+            .await
+            .map_err(unavailable)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let cursor = self
+            .db
+            .collection::<Document>("message_buckets")
+            .find(doc! {"messages.from": "agent"})
+            .projection(doc! {"conversation_id": 1, "messages.from": 1, "messages.at": 1})
+            .await
+            .map_err(unavailable)?;
+        let buckets: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+        let mut firsts: HashMap<String, Millis> = HashMap::new();
+        for bucket in &buckets {
+            let Ok(conversation) = bucket.get_str("conversation_id") else {
+                continue;
+            };
+            let agent_lines = bucket.get_array("messages").map(|m| m.as_slice()).unwrap_or_default();
+            let first = agent_lines
+                .iter()
+                .filter_map(bson::Bson::as_document)
+                .filter(|m| m.get_str("from") == Ok("agent"))
+                .filter_map(|m| m.get_i64("at").ok())
+                .min();
+            if let Some(at) = first {
+                let known = firsts.entry(conversation.to_string()).or_insert(at);
+                *known = (*known).min(at);
+            }
+        }
+        let now = crate::clock::now_ms();
+        for (id, at) in &firsts {
+            self.conversations
+                .update_one(
+                    doc! {"_id": id},
+                    doc! {"$min": {"first_agent_at": at}, "$max": {"touched_at": now}},
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        let marked = meta.insert_one(doc! {"_id": BACKFILLED, "at": now}).await;
+        match marked {
+            Err(e) if !super::is_duplicate_key(&e) => return Err(unavailable(e)),
+            _ => {}
+        }
+        if !firsts.is_empty() {
+            tracing::info!(
+                conversations = firsts.len(),
+                "noted the first agent line of conversations archived before the reports"
+            );
+        }
         Ok(())
     }
 
@@ -161,9 +276,45 @@ impl MongoStore {
         Ok(())
     }
 
-    /// Forgets every cached day (after an erasure): they are rebuilt from the truth.
-    pub(super) async fn drop_report_cache(&self) -> StoreResult<()> {
-        self.report_days().delete_many(doc! {}).await.map_err(unavailable)?;
+    /// The days (UTC) these conversations were paired on, read before an erasure removes
+    /// them, so it can take those days' cached facts away after ([`Self::forget_report_days`]).
+    pub(super) async fn report_days_of(&self, ids: &[String]) -> StoreResult<BTreeSet<i64>> {
+        let mut days = BTreeSet::new();
+        for chunk in ids.chunks(IN_CHUNK * 32) {
+            let cursor = self
+                .conversations
+                .clone_with_type::<Document>()
+                .find(doc! {"_id": {"$in": chunk}})
+                .projection(doc! {"paired_at": 1})
+                .await
+                .map_err(unavailable)?;
+            let docs: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+            days.extend(
+                docs.iter()
+                    .filter_map(|d| d.get_i64("paired_at").ok())
+                    .map(|p| p.div_euclid(DAY_MS)),
+            );
+        }
+        Ok(days)
+    }
+
+    /// Takes the cached facts of `days` away (after an erasure): their `generation` is raised, so a
+    /// report that read them before cannot save them back, and they are rebuilt.
+    pub(super) async fn forget_report_days(&self, days: &BTreeSet<i64>) -> StoreResult<()> {
+        for day in days {
+            self.report_days()
+                .update_one(
+                    doc! {"_id": day},
+                    doc! {"$inc": {"generation": 1}, "$set": {"version": bson::Bson::Null, "built_at": 0_i64, "chunks": 0}},
+                )
+                .upsert(true)
+                .await
+                .map_err(unavailable)?;
+            self.report_chunks()
+                .delete_many(doc! {"day": day})
+                .await
+                .map_err(unavailable)?;
+        }
         Ok(())
     }
 
@@ -191,76 +342,124 @@ impl MongoStore {
         Ok(facts)
     }
 
+    /// The cached days among `first..=last` whose chunks are all there, by day.
+    async fn cached_days(&self, first: i64, last: i64) -> StoreResult<HashMap<i64, Held>> {
+        let cursor = self
+            .report_days()
+            .find(doc! {"_id": {"$gte": first, "$lte": last}})
+            .await
+            .map_err(unavailable)?;
+        let pointers: Vec<DayDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let wanted: Vec<String> = pointers
+            .iter()
+            .filter_map(|p| p.version.as_ref().map(|v| (p, v)))
+            .flat_map(|(p, v)| (0..p.chunks).map(move |n| chunk_id(p.day, v, n)))
+            .collect();
+        let mut chunks: HashMap<String, ChunkDoc> = HashMap::new();
+        for ids in wanted.chunks(IN_CHUNK * 32) {
+            let cursor = self
+                .report_chunks()
+                .find(doc! {"_id": {"$in": ids}})
+                .await
+                .map_err(unavailable)?;
+            let found: Vec<ChunkDoc> = cursor.try_collect().await.map_err(unavailable)?;
+            chunks.extend(found.into_iter().map(|c| (c.id.clone(), c)));
+        }
+        let mut days = HashMap::new();
+        for pointer in pointers {
+            let mut entries = HashMap::new();
+            let whole = match &pointer.version {
+                Some(version) => (0..pointer.chunks).all(|n| match chunks.remove(&chunk_id(pointer.day, version, n)) {
+                    Some(chunk) => {
+                        entries.extend(chunk.entries.into_iter().map(|e| (e.i.clone(), e)));
+                        true
+                    }
+                    None => false,
+                }),
+                None => false,
+            };
+            // A day without a version (erased), or whose chunks were replaced meanwhile, is
+            // rebuilt; its pointer is kept for the swap's check.
+            days.insert(
+                pointer.day,
+                Held {
+                    entries: if whole { entries } else { HashMap::new() },
+                    cached: whole,
+                    changed: !whole,
+                    pointer: Some(pointer),
+                },
+            );
+        }
+        Ok(days)
+    }
+
     async fn conversation_facts(&self, from: Millis, to: Millis) -> StoreResult<Vec<ConversationFacts>> {
         if from >= to {
             return Ok(Vec::new());
         }
         let (first_day, last_day) = (from.div_euclid(DAY_MS), (to - 1).div_euclid(DAY_MS));
         let started = crate::clock::now_ms();
-        let cursor = self
-            .report_days()
-            .find(doc! {"_id": {"$gte": first_day, "$lte": last_day}})
-            .await
-            .map_err(unavailable)?;
-        let cached: Vec<DayDoc> = cursor.try_collect().await.map_err(unavailable)?;
-        let mut days: HashMap<i64, (Millis, HashMap<String, Entry>, bool)> = cached
-            .into_iter()
-            .map(|d| {
-                (
-                    d.day,
-                    (
-                        d.built_at,
-                        d.entries.into_iter().map(|e| (e.i.clone(), e)).collect(),
-                        false,
-                    ),
-                )
-            })
-            .collect();
+        let mut days = self.cached_days(first_day, last_day).await?;
         // The oldest cached day's read start decides what must be patched in.
-        let since = days.values().map(|(built, _, _)| *built).min().unwrap_or(started) - CLOCK_MARGIN;
-        for day in first_day..=last_day {
-            if !days.contains_key(&day) {
-                let entries = self.build_day(day).await?;
-                days.insert(day, (started, entries, true));
+        let since = days
+            .values()
+            .filter(|h| h.cached)
+            .filter_map(|h| h.pointer.as_ref().map(|p| p.built_at))
+            .min()
+            .unwrap_or(started)
+            - CLOCK_MARGIN;
+        // Build what is missing, one ranged query per run of missing days.
+        let mut missing: Vec<i64> = (first_day..=last_day)
+            .filter(|d| days.get(d).is_none_or(|h| !h.cached))
+            .collect();
+        missing.sort_unstable();
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for day in missing {
+            match runs.last_mut() {
+                Some((_, end)) if *end + 1 == day => *end = day,
+                _ => runs.push((day, day)),
             }
         }
-        // Patch what changed since: conversations touched, then ratings given.
-        let range = doc! {"$gte": first_day * DAY_MS, "$lt": (last_day + 1) * DAY_MS};
-        let cursor = self
-            .conversations
-            .clone_with_type::<FactsDoc>()
-            .find(doc! {"touched_at": {"$gte": since}, "paired_at": range.clone(), "kind": "service"})
-            .projection(projection())
-            .await
-            .map_err(unavailable)?;
-        let touched: Vec<FactsDoc> = cursor.try_collect().await.map_err(unavailable)?;
-        let mut patches: HashMap<String, Entry> = touched.into_iter().map(|d| (d.id.clone(), d.entry())).collect();
-        self.join_ratings(&mut patches).await?;
+        for (start, end) in runs {
+            let built = self
+                .read_facts(doc! {"paired_at": {"$gte": start * DAY_MS, "$lt": (end + 1) * DAY_MS}})
+                .await?;
+            for day in start..=end {
+                let held = days.entry(day).or_insert_with(|| Held {
+                    pointer: None,
+                    entries: HashMap::new(),
+                    cached: false,
+                    changed: true,
+                });
+                held.entries.clear();
+                held.changed = true;
+            }
+            for (id, entry) in built {
+                if let Some(held) = days.get_mut(&entry.p.div_euclid(DAY_MS)) {
+                    held.entries.insert(id, entry);
+                }
+            }
+        }
+        // Patch what changed since in the days that were cached.
+        let patches = self
+            .read_facts(doc! {
+                "touched_at": {"$gte": since},
+                "paired_at": {"$gte": first_day * DAY_MS, "$lt": (last_day + 1) * DAY_MS},
+            })
+            .await?;
         for (id, entry) in patches {
-            let day = entry.p.div_euclid(DAY_MS);
-            if let Some((_, entries, changed)) = days.get_mut(&day) {
-                entries.insert(id, entry);
-                *changed = true;
+            // Only days read from the cache: a day built just now holds these already.
+            if let Some(held) = days.get_mut(&entry.p.div_euclid(DAY_MS))
+                && held.cached
+            {
+                held.entries.insert(id, entry);
+                held.changed = true;
             }
         }
-        // Save what was built or patched, as read from `started` on.
-        for (day, (_, entries, changed)) in &days {
-            if *changed {
-                let doc = DayDoc {
-                    day: *day,
-                    built_at: started,
-                    entries: entries.values().cloned().collect(),
-                };
-                self.report_days()
-                    .replace_one(doc! {"_id": day}, &doc)
-                    .upsert(true)
-                    .await
-                    .map_err(unavailable)?;
-            }
-        }
+        self.save_days(&days, started).await?;
         Ok(days
             .into_values()
-            .flat_map(|(_, entries, _)| entries.into_values())
+            .flat_map(|h| h.entries.into_values())
             .filter(|e| from <= e.p && e.p < to)
             .map(|e| ConversationFacts {
                 rating: e.s.zip(e.r.map(|r| r.clamp(0, 255) as u8)),
@@ -276,23 +475,94 @@ impl MongoStore {
             .collect())
     }
 
-    /// A day's entries, read from the conversations and their ratings.
-    async fn build_day(&self, day: i64) -> StoreResult<HashMap<String, Entry>> {
+    /// Saves the changed days (new chunks, then the pointer swapped if nobody came first),
+    /// and gives the unchanged ones the new `built_at`.
+    async fn save_days(&self, days: &HashMap<i64, Held>, started: Millis) -> StoreResult<()> {
+        let mut unchanged = Vec::new();
+        for (day, held) in days {
+            if !held.changed {
+                unchanged.push(*day);
+                continue;
+            }
+            let version = uuid::Uuid::new_v4().simple().to_string();
+            let entries: Vec<&Entry> = held.entries.values().collect();
+            let chunks: Vec<ChunkDoc> = entries
+                .chunks(CHUNK)
+                .enumerate()
+                .map(|(n, part)| ChunkDoc {
+                    id: chunk_id(*day, &version, n as u32),
+                    day: *day,
+                    version: version.clone(),
+                    entries: part.iter().map(|e| (*e).clone()).collect(),
+                })
+                .collect();
+            let count = chunks.len() as u32;
+            if !chunks.is_empty() {
+                self.report_chunks().insert_many(chunks).await.map_err(unavailable)?;
+            }
+            let swapped = match &held.pointer {
+                Some(read) => {
+                    let fields = doc! {"built_at": started, "version": &version, "chunks": count};
+                    let old = read.version.clone();
+                    self.report_days()
+                        .update_one(
+                            doc! {"_id": day, "generation": read.generation, "version": old.as_deref()},
+                            doc! {"$set": fields},
+                        )
+                        .await
+                        .map_err(unavailable)?
+                        .matched_count
+                        == 1
+                }
+                None => {
+                    let fresh = DayDoc {
+                        day: *day,
+                        generation: 0,
+                        built_at: started,
+                        version: Some(version.clone()),
+                        chunks: count,
+                    };
+                    match self.report_days().insert_one(&fresh).await {
+                        Ok(_) => true,
+                        Err(e) if super::is_duplicate_key(&e) => false,
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                }
+            };
+            // Lost the swap: our chunks go. Won it: the chunks of the version read go.
+            let stale = if swapped {
+                held.pointer.as_ref().and_then(|p| p.version.clone())
+            } else {
+                Some(version)
+            };
+            if let Some(stale) = stale {
+                self.report_chunks()
+                    .delete_many(doc! {"day": day, "version": stale})
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        if !unchanged.is_empty() {
+            self.report_days()
+                .update_many(doc! {"_id": {"$in": unchanged}}, doc! {"$max": {"built_at": started}})
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// The service conversations matching `filter`, as entries with their ratings.
+    async fn read_facts(&self, mut filter: Document) -> StoreResult<HashMap<String, Entry>> {
+        filter.insert("kind", "service");
         let cursor = self
             .conversations
             .clone_with_type::<FactsDoc>()
-            .find(doc! {"paired_at": {"$gte": day * DAY_MS, "$lt": (day + 1) * DAY_MS}, "kind": "service"})
+            .find(filter)
             .projection(projection())
             .await
             .map_err(unavailable)?;
         let docs: Vec<FactsDoc> = cursor.try_collect().await.map_err(unavailable)?;
         let mut entries: HashMap<String, Entry> = docs.into_iter().map(|d| (d.id.clone(), d.entry())).collect();
-        self.join_ratings(&mut entries).await?;
-        Ok(entries)
-    }
-
-    /// Fills in the ratings of `entries` (by conversation id).
-    async fn join_ratings(&self, entries: &mut HashMap<String, Entry>) -> StoreResult<()> {
         let ids: Vec<String> = entries.keys().cloned().collect();
         for chunk in ids.chunks(IN_CHUNK * 32) {
             let cursor = self
@@ -310,7 +580,7 @@ impl MongoStore {
                 }
             }
         }
-        Ok(())
+        Ok(entries)
     }
 }
 
