@@ -93,6 +93,9 @@ function draw(report) {
   const minutes = (ms) => (ms === null ? null : Math.round(ms / 600) / 100);
   const css = getComputedStyle(document.documentElement);
   const accent = css.getPropertyValue('--accent').trim() || '#1f5fbf';
+  // Axis labels and legends in the page's own muted ink, light or dark.
+  window.Chart.defaults.color = css.getPropertyValue('--muted').trim() || '#5b6475';
+  window.Chart.defaults.borderColor = css.getPropertyValue('--line').trim() || '#d9dee7';
   const common = { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: 'bottom' } } };
   volumeChart?.destroy();
   waitsChart?.destroy();
