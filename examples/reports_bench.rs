@@ -1,6 +1,6 @@
 //! A measure (not a test) of the manager's reports over a large archive: fills a store
 //! with generated service conversations (each opened, a customer and an agent line,
-//! closed; a third rated), customers who left unserved and offline messages, then times
+//! closed; a tenth rated), customers who left unserved and offline messages, then times
 //! `GET /api/reports` end to end (HTTP, JSON) over a hub in this process.
 //!
 //! `cargo run --release --example reports_bench -- <embedded|mongodb> [conversations]`
@@ -72,7 +72,7 @@ async fn fill(store: &SharedStore, conversations: usize) -> Duration {
                 left_at: paired_at,
             }));
         }
-        if i % 3 == 0 {
+        if i % 10 == 5 {
             rated.push((id, (next(5) + 1) as u8));
         }
         if batch.len() >= store.max_batch() - 8 {

@@ -458,7 +458,7 @@ async fn a_mongodb_archive_from_before_the_reports_gets_its_first_agent_lines() 
     raw.collection::<bson::Document>("conversations")
         .update_many(
             bson::doc! {},
-            bson::doc! {"$unset": {"first_agent_at": "", "touched_at": ""}},
+            bson::doc! {"$unset": {"first_agent_at": "", "touched": ""}},
         )
         .await
         .unwrap();

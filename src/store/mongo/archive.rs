@@ -102,11 +102,10 @@ impl MongoStore {
         if fresh.is_empty() {
             return Ok(());
         }
-        let now = crate::clock::now_ms();
         for chunk in fresh.chunks(UPDATE_CHUNK) {
             let statements = chunk
                 .iter()
-                .map(|(id, at)| doc! {"q": {"_id": id}, "u": {"$min": {"first_agent_at": at}, "$max": {"touched_at": now}}})
+                .map(|(id, at)| doc! {"q": {"_id": id}, "u": {"$min": {"first_agent_at": at}, "$currentDate": {TOUCHED: true}}})
                 .collect();
             if let Some((_, code, message)) = self.update_command(statements, false).await?.into_iter().next() {
                 return Err(unavailable(format!("noting a first agent line: {message} ({code})")));
@@ -164,7 +163,7 @@ impl MongoStore {
                 .map(|o| {
                     let mut set = bson::to_document(&ConversationDoc::new(o)).map_err(unavailable)?;
                     set.remove("_id");
-                    Ok(doc! {"q": {"_id": &o.id}, "u": {"$setOnInsert": set}, "upsert": true})
+                    Ok(doc! {"q": {"_id": &o.id}, "u": {"$setOnInsert": set, "$currentDate": {TOUCHED: true}}, "upsert": true})
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             let errors = self.update_command(statements, false).await?;
@@ -186,7 +185,10 @@ impl MongoStore {
         set.remove("_id");
         let upsert = || {
             self.conversations
-                .update_one(doc! {"_id": &o.id}, doc! {"$setOnInsert": set.clone()})
+                .update_one(
+                    doc! {"_id": &o.id},
+                    doc! {"$setOnInsert": set.clone(), "$currentDate": {TOUCHED: true}},
+                )
                 .upsert(true)
         };
         match upsert().await {
@@ -205,7 +207,7 @@ impl MongoStore {
                 .iter()
                 .map(|c| {
                     let closed = bson::to_bson(&ClosedRecord::from(*c)).map_err(unavailable)?;
-                    Ok(doc! {"q": {"_id": &c.id, "closed": Bson::Null}, "u": {"$set": {"closed": closed, "touched_at": crate::clock::now_ms()}}})
+                    Ok(doc! {"q": {"_id": &c.id, "closed": Bson::Null}, "u": {"$set": {"closed": closed}, "$currentDate": {TOUCHED: true}}})
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             if let Some((_, code, message)) = self.update_command(statements, true).await?.into_iter().next() {
@@ -241,7 +243,7 @@ impl MongoStore {
                 let add = doc! {
                     "$push": {"transfers": record},
                     "$addToSet": {SERVED_BY: {"$each": agents}},
-                    "$max": {"touched_at": crate::clock::now_ms()},
+                    "$currentDate": {TOUCHED: true},
                 };
                 if let Some(to) = &t.to_agent_id {
                     let later = doc! {"transfers": {"$elemMatch": {
@@ -267,12 +269,23 @@ impl MongoStore {
     /// Runs one `update` command on the conversations; returns its write errors as
     /// (statement index, code, message). A command-level failure is an `Err`.
     async fn update_command(&self, updates: Vec<Document>, ordered: bool) -> StoreResult<Vec<(usize, i32, String)>> {
+        self.update_command_on(self.conversations.name(), updates, ordered)
+            .await
+    }
+
+    /// [`Self::update_command`] on the collection `collection`.
+    pub(super) async fn update_command_on(
+        &self,
+        collection: &str,
+        updates: Vec<Document>,
+        ordered: bool,
+    ) -> StoreResult<Vec<(usize, i32, String)>> {
         // A hand-built command gets no write concern from the database's options: add it.
         let concern = bson::to_bson(&self.write_concern).map_err(unavailable)?;
         let reply = self
             .db
             .run_command(doc! {
-                "update": self.conversations.name(),
+                "update": collection,
                 "updates": updates,
                 "ordered": ordered,
                 "writeConcern": concern,
@@ -642,6 +655,10 @@ fn to_i64(seq: u64) -> StoreResult<i64> {
     i64::try_from(seq).map_err(|_| unavailable(format!("seq {seq} does not fit a BSON int64")))
 }
 
+/// When the server last changed what the reports read of a conversation (a BSON date,
+/// by the server's one clock: `$currentDate`); see `mongo/reports.rs`.
+pub(super) const TOUCHED: &str = "touched";
+
 /// The conversation document's field listing every agent a transfer names (from or
 /// to): with `agent_id` (the agent now), every agent who served the conversation. Absent
 /// from conversations never transferred (and from documents written before transfers).
@@ -682,9 +699,6 @@ pub(super) struct ConversationDoc {
     /// When an agent first wrote (kept with `$min`); for the reports. Absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     first_agent_at: Option<Millis>,
-    /// When the writer last changed what the reports read (see `mongo/reports.rs`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    touched_at: Option<Millis>,
 }
 
 impl ConversationDoc {
@@ -705,7 +719,6 @@ impl ConversationDoc {
             served_by: Vec::new(),
             messages: Vec::new(),
             first_agent_at: None,
-            touched_at: Some(crate::clock::now_ms()),
         }
     }
 

@@ -57,7 +57,7 @@ impl MongoStore {
         // nothing: the opening is touched itself.
         if matches!(inserted, Ok(_) | Err(crate::store::StoreError::Conflict)) {
             self.conversations
-                .update_one(doc! {"_id": id}, doc! {"$max": {"touched_at": crate::clock::now_ms()}})
+                .update_one(doc! {"_id": id}, doc! {"$currentDate": {super::archive::TOUCHED: true}})
                 .await
                 .map_err(unavailable)?;
         }

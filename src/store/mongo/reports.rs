@@ -8,24 +8,26 @@
 //!   `first_agent_at`, kept by the archive writer with `$min`), the `ratings` collection,
 //!   `abandoned` (customers who left unserved, `_id` their record's id) and the offline
 //!   messages;
-//! - every write of the archive that changes a conversation's facts also raises its
-//!   `touched_at` (the writer's clock), and so does a rating (after it is stored, and
-//!   again when a retry finds it stored);
+//! - every write of the archive that changes a conversation's facts also sets its
+//!   `touched` to the server's time (`$currentDate`: one clock, whatever the nodes'
+//!   clocks say), and so does a rating (after it is stored, and again when a retry finds
+//!   it stored);
 //! - per UTC day of pairing, `report_days` holds a small pointer document `{_id: day,
 //!   generation, built_at, version, chunks}` and `report_chunks` the facts of that day's service
 //!   conversations in chunks of at most [`CHUNK`] entries (`_id` `day:version:n`: no day,
-//!   however busy, nears the 16 MB document limit). `built_at` is when the reader that
-//!   wrote it started;
+//!   however busy, nears the 16 MB document limit). `built_at` is the server's time when the reader that
+//!   wrote it started (`hello`'s `localTime`);
 //! - a report reads the pointers of its days and the chunks of their versions, builds the
 //!   missing days from the conversations (one ranged query per run of missing days), then
 //!   patches in every conversation of its days touched since the oldest `built_at` less
-//!   [`CLOCK_MARGIN`] (nodes' clocks differ), with their ratings. It saves a changed day
+//!   [`IN_FLIGHT_MARGIN`] (a write stamped just before the read began may commit just
+//!   after it), with their ratings. It saves a changed day
 //!   by writing new chunks, then swapping the pointer only if it still holds the `generation`
 //!   and `version` it read (else its chunks are removed: another reader or an erasure
 //!   came first), then removing the old chunks; an unchanged day only gets the new
 //!   `built_at`, so a quiet day never drags `since` back. A write that lands while a day
-//!   is read has a `touched_at` after that read's start, so the next report patches it
-//!   in: a report is never older than the writes done before it began.
+//!   is read is stamped after that read's start (less the margin), so the next report
+//!   patches it in: a report is never older than the writes done before it began.
 //! - An erasure raises the `generation` of the erased conversations' days and takes their
 //!   version away: they are rebuilt from the truth, and a report that read them before
 //!   cannot save them back.
@@ -45,9 +47,10 @@ use super::{IN_CHUNK, MongoStore, unavailable};
 use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, StoreResult};
 
 const DAY_MS: i64 = 86_400_000;
-/// How far apart the nodes' clocks may be: writes this much older than a cached day's
-/// read are patched in again (harmless: a patch replaces a conversation's facts whole).
-const CLOCK_MARGIN: i64 = 5 * 60 * 1000;
+/// Writes stamped this much before a cached day's read began are patched in again: a
+/// write's stamp is taken as the server applies it, a moment before it is visible
+/// (harmless: a patch replaces a conversation's facts whole).
+const IN_FLIGHT_MARGIN: i64 = 5_000;
 /// The `meta` document marking [`MongoStore::backfill_first_agent_lines`] done.
 const BACKFILLED: &str = "reports_first_agent_backfilled";
 /// Entries per cached chunk: ~200 bytes each, so a chunk stays near 2 MB.
@@ -181,7 +184,10 @@ impl MongoStore {
                 .build()
         };
         self.conversations
-            .create_index(index(doc! {"touched_at": 1, "paired_at": 1}, "touched_paired"))
+            .create_index(index(
+                doc! {super::archive::TOUCHED: 1, "paired_at": 1},
+                "touched_paired",
+            ))
             .await
             .map_err(unavailable)?;
         self.abandoned()
@@ -239,7 +245,7 @@ impl MongoStore {
             self.conversations
                 .update_one(
                     doc! {"_id": id},
-                    doc! {"$min": {"first_agent_at": at}, "$max": {"touched_at": now}},
+                    doc! {"$min": {"first_agent_at": at}, "$currentDate": {super::archive::TOUCHED: true}},
                 )
                 .await
                 .map_err(unavailable)?;
@@ -258,19 +264,23 @@ impl MongoStore {
         Ok(())
     }
 
-    /// Keeps the customers who left unserved, once each by id.
+    /// Keeps the customers who left unserved, once each by id: one unordered `update`
+    /// command of upserts per [`super::UPDATE_CHUNK`] of them.
     pub(super) async fn keep_abandoned(&self, abandoned: &[&QueueAbandoned]) -> StoreResult<()> {
-        for a in abandoned {
-            let set = doc! {"category": &a.category, "queued_at": a.queued_at, "left_at": a.left_at};
-            let written = self
-                .abandoned()
-                .update_one(doc! {"_id": &a.id}, doc! {"$setOnInsert": set})
-                .upsert(true)
-                .await;
-            match written {
-                // Two writers upserted the same new id at once: it is kept, once.
-                Err(e) if !super::is_duplicate_key(&e) => return Err(unavailable(e)),
-                _ => {}
+        for chunk in abandoned.chunks(super::UPDATE_CHUNK) {
+            let statements = chunk
+                .iter()
+                .map(|a| {
+                    let set = doc! {"category": &a.category, "queued_at": a.queued_at, "left_at": a.left_at};
+                    doc! {"q": {"_id": &a.id}, "u": {"$setOnInsert": set}, "upsert": true}
+                })
+                .collect();
+            let errors = self.update_command_on("abandoned", statements, false).await?;
+            // Two writers upserting the same new id at once: it is kept, once.
+            if let Some((_, code, message)) = errors.into_iter().find(|(_, code, _)| *code != super::DUPLICATE_KEY) {
+                return Err(unavailable(format!(
+                    "keeping a customer who left unserved: {message} ({code})"
+                )));
             }
         }
         Ok(())
@@ -398,7 +408,7 @@ impl MongoStore {
             return Ok(Vec::new());
         }
         let (first_day, last_day) = (from.div_euclid(DAY_MS), (to - 1).div_euclid(DAY_MS));
-        let started = crate::clock::now_ms();
+        let started = self.server_time().await?;
         let mut days = self.cached_days(first_day, last_day).await?;
         // The oldest cached day's read start decides what must be patched in.
         let since = days
@@ -407,7 +417,7 @@ impl MongoStore {
             .filter_map(|h| h.pointer.as_ref().map(|p| p.built_at))
             .min()
             .unwrap_or(started)
-            - CLOCK_MARGIN;
+            - IN_FLIGHT_MARGIN;
         // Build what is missing, one ranged query per run of missing days.
         let mut missing: Vec<i64> = (first_day..=last_day)
             .filter(|d| days.get(d).is_none_or(|h| !h.cached))
@@ -443,7 +453,7 @@ impl MongoStore {
         // Patch what changed since in the days that were cached.
         let patches = self
             .read_facts(doc! {
-                "touched_at": {"$gte": since},
+                super::archive::TOUCHED: {"$gte": bson::DateTime::from_millis(since)},
                 "paired_at": {"$gte": first_day * DAY_MS, "$lt": (last_day + 1) * DAY_MS},
             })
             .await?;
@@ -473,6 +483,15 @@ impl MongoStore {
                 ended_at: e.e,
             })
             .collect())
+    }
+
+    /// The server's clock now (ms), the one clock `touched` is stamped by.
+    async fn server_time(&self) -> StoreResult<Millis> {
+        let hello = self.db.run_command(doc! {"hello": 1}).await.map_err(unavailable)?;
+        hello
+            .get_datetime("localTime")
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| unavailable("the server's hello has no localTime"))
     }
 
     /// Saves the changed days (new chunks, then the pointer swapped if nobody came first),
