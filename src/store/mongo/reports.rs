@@ -432,7 +432,10 @@ impl MongoStore {
         }
         for (start, end) in runs {
             let built = self
-                .read_facts(doc! {"paired_at": {"$gte": start * DAY_MS, "$lt": (end + 1) * DAY_MS}})
+                .read_facts(
+                    doc! {"paired_at": {"$gte": start * DAY_MS, "$lt": (end + 1) * DAY_MS}},
+                    "paired",
+                )
                 .await?;
             for day in start..=end {
                 let held = days.entry(day).or_insert_with(|| Held {
@@ -452,10 +455,13 @@ impl MongoStore {
         }
         // Patch what changed since in the days that were cached.
         let patches = self
-            .read_facts(doc! {
-                super::archive::TOUCHED: {"$gte": bson::DateTime::from_millis(since)},
-                "paired_at": {"$gte": first_day * DAY_MS, "$lt": (last_day + 1) * DAY_MS},
-            })
+            .read_facts(
+                doc! {
+                    super::archive::TOUCHED: {"$gte": bson::DateTime::from_millis(since)},
+                    "paired_at": {"$gte": first_day * DAY_MS, "$lt": (last_day + 1) * DAY_MS},
+                },
+                "touched_paired",
+            )
             .await?;
         for (id, entry) in patches {
             // Only days read from the cache: a day built just now holds these already.
@@ -570,14 +576,18 @@ impl MongoStore {
         Ok(())
     }
 
-    /// The service conversations matching `filter`, as entries with their ratings.
-    async fn read_facts(&self, mut filter: Document) -> StoreResult<HashMap<String, Entry>> {
+    /// The service conversations matching `filter` (read by the index named `index`), as
+    /// entries with their ratings.
+    async fn read_facts(&self, mut filter: Document, index: &str) -> StoreResult<HashMap<String, Entry>> {
         filter.insert("kind", "service");
         let cursor = self
             .conversations
             .clone_with_type::<FactsDoc>()
             .find(filter)
             .projection(projection())
+            // Named: a planner that picked the pairing index for a patch would read every
+            // conversation of the range to find the few touched.
+            .hint(mongodb::options::Hint::Name(index.to_string()))
             .await
             .map_err(unavailable)?;
         let docs: Vec<FactsDoc> = cursor.try_collect().await.map_err(unavailable)?;
