@@ -34,6 +34,8 @@ mod ratings;
 mod offline;
 // ---- transcripts by mail ----
 mod transcripts;
+// ---- archive search ----
+pub mod search;
 
 pub use customer::{CustomerKey, CustomerProfile};
 pub use embedded::EmbeddedStore;
@@ -51,6 +53,8 @@ pub use ratings::{Rating, RatingScale};
 pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, newest_first};
 // ---- transcripts by mail ----
 pub use transcripts::CustomerTranscript;
+// ---- archive search ----
+pub use search::SearchQuery;
 
 use std::sync::Arc;
 
@@ -312,6 +316,9 @@ pub struct ConversationFilter {
     pub from: Option<Millis>,
     /// Only conversations paired before this time.
     pub to: Option<Millis>,
+    /// Only conversations whose names, or one of whose messages, hold every word of this
+    /// query ([`search`]).
+    pub text: Option<search::SearchQuery>,
 }
 
 /// A page of a listing, newest first.

@@ -302,12 +302,29 @@ impl<'tx> Writer<'tx> {
 /// The messages of `conversation_id` in seq order (none if it has no number).
 pub fn load(tx: &redb::ReadTransaction, conversation_id: &str) -> StoreResult<Vec<ArchivedMessage>> {
     let numbers = tx.open_table(NUMBERS).map_err(unavailable)?;
+    let index = tx.open_table(INDEX).map_err(unavailable)?;
+    let log = tx.open_table(LOG).map_err(unavailable)?;
+    load_from(&numbers, &index, &log, conversation_id)
+}
+
+/// As [`load`], inside a write transaction (erasure, the search index's backfill).
+pub fn load_for_write(tx: &redb::WriteTransaction, conversation_id: &str) -> StoreResult<Vec<ArchivedMessage>> {
+    let numbers = tx.open_table(NUMBERS).map_err(unavailable)?;
+    let index = tx.open_table(INDEX).map_err(unavailable)?;
+    let log = tx.open_table(LOG).map_err(unavailable)?;
+    load_from(&numbers, &index, &log, conversation_id)
+}
+
+fn load_from(
+    numbers: &impl ReadableTable<&'static str, u64>,
+    index: &impl ReadableTable<(u64, u64), (u64, u64)>,
+    log: &impl ReadableTable<u64, &'static [u8]>,
+    conversation_id: &str,
+) -> StoreResult<Vec<ArchivedMessage>> {
     let Some(number) = numbers.get(conversation_id).map_err(unavailable)? else {
         return Ok(Vec::new());
     };
     let number = number.value();
-    let index = tx.open_table(INDEX).map_err(unavailable)?;
-    let log = tx.open_table(LOG).map_err(unavailable)?;
     let mut out = Vec::new();
     for run in index.range((number, 0u64)..=(number, u64::MAX)).map_err(unavailable)? {
         let (key, run) = run.map_err(unavailable)?;
