@@ -882,8 +882,14 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
         text: Some(SearchQuery::parse(typed).unwrap()),
         ..Default::default()
     };
-    assert_eq!(ids(&store.conversations(&by_word("gone"), ALL).await.unwrap().0), Vec::<&str>::new());
-    assert_eq!(ids(&store.conversations(&by_word("message unicode"), ALL).await.unwrap().0), vec!["keep"]);
+    assert_eq!(
+        ids(&store.conversations(&by_word("gone"), ALL).await.unwrap().0),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        ids(&store.conversations(&by_word("message unicode"), ALL).await.unwrap().0),
+        vec!["keep"]
+    );
     // The other conversation is whole.
     let keep = store.conversation("keep").await.unwrap();
     assert_eq!((seqs(&keep), keep.notes), (vec![1], vec![keep_note]));
@@ -2499,7 +2505,6 @@ async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
     );
 }
 
-
 // ---------- archive search ----------
 
 fn said(conv: &str, seq: u64, text: &str) -> ArchiveEvent {
@@ -2548,13 +2553,20 @@ async fn search_finds_words_in_names_or_one_message(store: &dyn Store) {
     ];
     store.archive(&batch).await.unwrap();
     // A later batch's message is found too, and a retry of everything adds nothing.
-    store.archive(&[said("c2", 2, "Anything else? Refunds take 3 days")]).await.unwrap();
+    store
+        .archive(&[said("c2", 2, "Anything else? Refunds take 3 days")])
+        .await
+        .unwrap();
     store.archive(&batch).await.unwrap();
 
     let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(found(store, &searched("refund")).await, (ids(&["c2", "c1"]), 2));
     assert_eq!(found(store, &searched("Réfund")).await, (ids(&["c2", "c1"]), 2));
-    assert_eq!(found(store, &searched("refunds")).await, (ids(&["c2"]), 1), "whole words");
+    assert_eq!(
+        found(store, &searched("refunds")).await,
+        (ids(&["c2"]), 1),
+        "whole words"
+    );
     assert_eq!(found(store, &searched("ref")).await, (ids(&[]), 0), "no prefixes");
     // Both words in one message: c2; c1 has them in two messages.
     assert_eq!(found(store, &searched("parcel refund")).await, (ids(&["c2"]), 1));

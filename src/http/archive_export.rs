@@ -119,9 +119,9 @@ fn exported(c: &Conversation, summary: ConversationSummary) -> ExportedConversat
             first. CSV (`text/csv`, UTF-8, RFC 4180, a header row): one row per message with the columns \
             conversation_id, kind, category, customer_name, customer_email, agent_id, agent_name, paired_at, \
             ended_at, end_reason, rating, seq, message_id, from, at, text (times RFC 3339 UTC; a cell starting \
-            with = + - @, a tab or a carriage return has a ' put in front). Agents' notes are never exported.",
-            content_type = "text/csv", body = String),
-        (status = 200, description = "The JSON form (`format=json`)", content_type = "application/json", body = ArchiveExport),
+            with = + - @, a tab or a carriage return has a ' put in front). JSON (`format=json`, \
+            `application/json`): the conversations whole. Agents' notes are never exported.",
+            content((String = "text/csv"), (ArchiveExport = "application/json"))),
         (status = 400, description = "`bad_query`: a parameter is malformed, `q` refused (as for the listing), \
             or `format` not csv or json; `export_too_large`: more than 1,000 conversations match", body = ErrorBody),
         SignedIn, Unavailable))]
@@ -141,7 +141,9 @@ async fn export_listing(
     if total > MAX_EXPORT {
         return Err(ApiError::invalid(
             "export_too_large",
-            format!("{total} conversations match; an export holds at most {MAX_EXPORT}: narrow the filters or the search"),
+            format!(
+                "{total} conversations match; an export holds at most {MAX_EXPORT}: narrow the filters or the search"
+            ),
         ));
     }
     let conversations = found_ones
@@ -157,8 +159,8 @@ async fn export_listing(
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "An attachment, `conversation-<id>.csv` or `.json`: the CSV and JSON of \
-            `GET /api/conversations/export` for this one conversation", content_type = "text/csv", body = String),
-        (status = 200, description = "The JSON form (`format=json`)", content_type = "application/json", body = ArchiveExport),
+            `GET /api/conversations/export` for this one conversation",
+            content((String = "text/csv"), (ArchiveExport = "application/json"))),
         (status = 400, description = "`bad_query`: `format` not csv or json", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
         SignedIn, Unavailable))]
@@ -179,7 +181,13 @@ async fn export_one(
 fn file_safe(id: &str) -> String {
     id.chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

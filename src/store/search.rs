@@ -29,9 +29,11 @@ pub fn names<'a>(
 ) -> impl Iterator<Item = &'a str> + 'a {
     [opened.customer_name.as_str(), opened.agent_name.as_str()]
         .into_iter()
-        .chain(transfers.iter().flat_map(|t| {
-            std::iter::once(t.from_agent_name.as_str()).chain(t.to_agent_name.as_deref())
-        }))
+        .chain(
+            transfers
+                .iter()
+                .flat_map(|t| std::iter::once(t.from_agent_name.as_str()).chain(t.to_agent_name.as_deref())),
+        )
 }
 
 /// The terms of a conversation's names.

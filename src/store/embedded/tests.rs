@@ -618,7 +618,12 @@ async fn erasure_leaves_no_search_postings() {
         },
     };
     store
-        .archive(&[opened("c1"), said("c1", 1, "passport 1234"), opened("c2"), said("c2", 1, "visa")])
+        .archive(&[
+            opened("c1"),
+            said("c1", 1, "passport 1234"),
+            opened("c2"),
+            said("c2", 1, "visa"),
+        ])
         .await
         .unwrap();
     store
@@ -688,7 +693,10 @@ async fn a_version_4_file_is_indexed_for_search_when_opened() {
         store.ping().await.unwrap();
         // Make it what schema 4 wrote: no postings.
         let tx = store.db.begin_write().unwrap();
-        tx.open_table(META).unwrap().insert("schema_version", SCHEMA_V4).unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .insert("schema_version", SCHEMA_V4)
+            .unwrap();
         tx.delete_table(redb::TableDefinition::<(&str, &str), ()>::new("search_terms"))
             .unwrap();
         tx.commit().unwrap();
@@ -696,7 +704,12 @@ async fn a_version_4_file_is_indexed_for_search_when_opened() {
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
     let version = {
         let tx = store.db.begin_read().unwrap();
-        tx.open_table(META).unwrap().get("schema_version").unwrap().unwrap().value()
+        tx.open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value()
     };
     assert_eq!(version, SCHEMA_VERSION);
     for typed in ["invoice", "olga", "where is my invoice"] {
@@ -704,7 +717,10 @@ async fn a_version_4_file_is_indexed_for_search_when_opened() {
             text: Some(SearchQuery::parse(typed).unwrap()),
             ..Default::default()
         };
-        let (found, total) = store.conversations(&filter, Page { offset: 0, limit: 10 }).await.unwrap();
+        let (found, total) = store
+            .conversations(&filter, Page { offset: 0, limit: 10 })
+            .await
+            .unwrap();
         assert_eq!((found.len(), total), (1, 1), "{typed}");
     }
 }

@@ -154,8 +154,9 @@ impl MongoStore {
                 .map(ArchivedMessage::from)
                 .collect();
             let c = d.into_conversation(Vec::new(), None);
-            let terms: Vec<String> =
-                crate::store::search::conversation_terms(&c.opened, &c.transfers, &embedded).into_iter().collect();
+            let terms: Vec<String> = crate::store::search::conversation_terms(&c.opened, &c.transfers, &embedded)
+                .into_iter()
+                .collect();
             self.conversations
                 .update_one(doc! {"_id": &c.opened.id}, doc! {"$set": {SEARCH_TERMS: terms}})
                 .await
@@ -189,7 +190,11 @@ impl MongoStore {
             buckets += 1;
         }
         if conversations + buckets > 0 {
-            tracing::info!(conversations, buckets, "indexed the archive's older documents for search");
+            tracing::info!(
+                conversations,
+                buckets,
+                "indexed the archive's older documents for search"
+            );
         }
         match migrations
             .insert_one(doc! {"_id": INDEXED_MARKER, "at": crate::clock::now_ms()})
