@@ -96,7 +96,7 @@ fn conversation_events(i: usize, rng: &mut StdRng) -> Vec<ArchiveEvent> {
             (Side::Agent, AGENT_LINES.choose(rng).unwrap().to_string())
         };
         // The order number in about one conversation in three; a rare word in 1 of 10,000.
-        if seq == 1 && i % 3 == 0 {
+        if seq == 1 && i.is_multiple_of(3) {
             text.push_str(&format!(" (order {})", 100_000 + i));
         }
         if seq == 1 && i % 10_000 == 7 {
