@@ -727,11 +727,12 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     for (conv, mut group) in grouped {
         group.sort_by_key(|message| message.seq); // stable: of one seq, the first wins
         let number = messages.number(conv)?;
-        // Each distinct term of the group once (a retry's rows are there already: no change).
-        let terms = crate::core::search::term_set(group.iter().map(|m| m.text.as_str()));
-        search_index::add(&mut postings, &terms, conv)?;
         // Idempotent: a seq already taken is a retry (a seq names one message).
-        messages.append_sorted(number, &group)?;
+        let appended = messages.append_sorted(number, &group)?;
+        // The search terms of what was stored, and only of that (erasure finds them again
+        // from the stored text): each distinct term of the group once.
+        let terms = crate::core::search::term_set(appended.iter().map(|m| m.text.as_str()));
+        search_index::add(&mut postings, &terms, conv)?;
     }
     messages.finish()
 }

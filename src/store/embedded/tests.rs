@@ -588,8 +588,8 @@ async fn the_page_cache_is_bounded_by_the_setting() {
     assert_eq!(evictions_after_a_long_run(DEFAULT_CACHE_BYTES).await, 0);
 }
 
-/// The search postings hold nothing of an erased conversation: erasing every conversation
-/// leaves the table empty.
+/// The search postings hold nothing of an erased conversation (nor of a retry's text that
+/// was never stored): erasing every conversation leaves the table empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_leaves_no_search_postings() {
     let dir = Scratch(std::env::temp_dir().join(format!("switchboard-postings-{}", uuid::Uuid::new_v4().simple())));
@@ -641,6 +641,20 @@ async fn erasure_leaves_no_search_postings() {
         .await
         .unwrap();
     store.archive(&[said("c1", 2, "another word")]).await.unwrap();
+    // A seq taken already is a retry: its text (here another) is neither stored nor posted.
+    store.archive(&[said("c2", 1, "strangers elsewhere")]).await.unwrap();
+    let strangers = ConversationFilter {
+        text: Some(SearchQuery::parse("strangers").unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .conversations(&strangers, Page { offset: 0, limit: 10 })
+            .await
+            .unwrap()
+            .1,
+        0
+    );
     let postings = |store: &EmbeddedStore| {
         let tx = store.db.begin_read().unwrap();
         tx.open_table(redb::TableDefinition::<(&str, &str), ()>::new("search_terms"))
