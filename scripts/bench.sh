@@ -12,16 +12,17 @@
 # client limits are raised (a load generator's client sends far faster than a person);
 # `STORE=memory` appears only as the peers scenario's comparison row.
 #
-#   BENCH_SCENARIOS="peers idle relay routing queue archive reports"   which to run (default all but
+#   BENCH_SCENARIOS="peers idle relay routing queue archive reports queries"   which to run (default all but
 #                                                        `cluster` and `soak`, which are long: add them by name)
 #   BENCH_QUICK=1                                        small counts, for a smoke run
 #   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
 #   BENCH_SOAK_SECS=3600                                 the soak's seconds of traffic (BENCH_QUICK: 120)
+#   BENCH_QUERIES_CONVERSATIONS=100000                   the archive the queries scenario searches (BENCH_QUICK: 5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive reports"}
+SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive reports queries"}
 ARCHIVE_STORES=${BENCH_ARCHIVE_STORES:-"embedded mongodb"}
 QUICK=${BENCH_QUICK:-0}
 RESULTS=$ROOT/bench/results
@@ -449,6 +450,24 @@ for scenario in $SCENARIOS; do
         fi
         [ -n "$mongo_pid" ] && { kill "$mongo_pid" 2>/dev/null || true; wait "$mongo_pid" 2>/dev/null || true; }
       done
+      ;;
+    queries)
+      # Searches (and, later, reports) over a large archive, straight through the Store API:
+      # examples/archive_queries_bench.rs archives the generated conversations into the
+      # embedded store and into a MongoDB-wire server (secantusdb), then times each query
+      # kind (median of 5); its Markdown section goes into the report's notes.
+      cargo build --release --example archive_queries_bench
+      if start_mongo_wire queries; then
+        if ! "$ROOT/target/release/examples/archive_queries_bench" \
+          --conversations "${BENCH_QUERIES_CONVERSATIONS:-$(q 100000 5000)}" \
+          --mongodb-uri "mongodb://127.0.0.1:$MONGO_WIRE_PORT" --out "$RUN/queries.md" \
+          2> >(tee "$RUN/queries.log" >&2); then
+          failures+=("queries: the archive queries bench failed")
+        fi
+        kill "$MONGO_WIRE_PID" 2>/dev/null || true
+        wait "$MONGO_WIRE_PID" 2>/dev/null || true
+        [ -s "$RUN/queries.md" ] && cat "$RUN/queries.md" >>"$notes"
+      fi
       ;;
     cluster)
       # Issue 15: 3 nodes, one redis-server and one MongoDB-wire server (secantusdb) on this

@@ -877,6 +877,19 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
     }
     let (left, _) = store.offline_messages(&OfflineFilter::default(), ALL).await.unwrap();
     assert_eq!(offline_ids(&left), vec!["bob-1"]);
+    // Nor is it found by search: by a word of its messages, or of its names.
+    let by_word = |typed: &str| ConversationFilter {
+        text: Some(SearchQuery::parse(typed).unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.conversations(&by_word("gone"), ALL).await.unwrap().0),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        ids(&store.conversations(&by_word("message unicode"), ALL).await.unwrap().0),
+        vec!["keep"]
+    );
     // The other conversation is whole.
     let keep = store.conversation("keep").await.unwrap();
     assert_eq!((seqs(&keep), keep.notes), (vec![1], vec![keep_note]));
@@ -2494,9 +2507,159 @@ async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
     );
 }
 
+// ---------- archive search ----------
+
+fn said(conv: &str, seq: u64, text: &str) -> ArchiveEvent {
+    ArchiveEvent::Message {
+        conversation_id: conv.to_string(),
+        message: ArchivedMessage {
+            id: msg_id(conv, seq),
+            seq,
+            from: Side::Customer,
+            text: text.to_string(),
+            at: 1_000 + seq as Millis,
+        },
+    }
+}
+
+fn searched(typed: &str) -> ConversationFilter {
+    ConversationFilter {
+        text: Some(SearchQuery::parse(typed).unwrap()),
+        ..Default::default()
+    }
+}
+
+async fn found(store: &dyn Store, filter: &ConversationFilter) -> (Vec<String>, u64) {
+    let (cs, total) = store.conversations(filter, ALL).await.unwrap();
+    (cs.iter().map(|c| c.opened.id.clone()).collect(), total)
+}
+
+/// Search finds a conversation when its names, or one of its messages, hold every word
+/// (whole words, any case, accents ignored), newest first, with the listing's filters and
+/// paging; words spread over two messages are not a match; a retry changes nothing.
+async fn search_finds_words_in_names_or_one_message(store: &dyn Store) {
+    let mut zoe = opened("c1", Some("sales"), "a1", 1_000);
+    zoe.customer_name = "Zoë Müller".into();
+    let mut bob = opened("c2", Some("support"), "a2", 2_000);
+    bob.customer_name = "Bob".into();
+    let mut cafe = opened("c3", None, "a1", 3_000);
+    cafe.customer_name = "Café Ünïcode".into();
+    let batch = [
+        ArchiveEvent::Opened(zoe),
+        said("c1", 1, "I want a REFUND for my order #1234."),
+        said("c1", 2, "The parcel never arrived"),
+        ArchiveEvent::Opened(bob),
+        said("c2", 1, "refund please: parcel lost!"),
+        ArchiveEvent::Opened(cafe),
+        said("c3", 1, "你好世界 =HYPERLINK(\"x\")"),
+    ];
+    store.archive(&batch).await.unwrap();
+    // A later batch's message is found too, and a retry of everything adds nothing.
+    store
+        .archive(&[said("c2", 2, "Anything else? Refunds take 3 days")])
+        .await
+        .unwrap();
+    store.archive(&batch).await.unwrap();
+
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(found(store, &searched("refund")).await, (ids(&["c2", "c1"]), 2));
+    assert_eq!(found(store, &searched("Réfund")).await, (ids(&["c2", "c1"]), 2));
+    assert_eq!(
+        found(store, &searched("refunds")).await,
+        (ids(&["c2"]), 1),
+        "whole words"
+    );
+    assert_eq!(found(store, &searched("ref")).await, (ids(&[]), 0), "no prefixes");
+    // Both words in one message: c2; c1 has them in two messages.
+    assert_eq!(found(store, &searched("parcel refund")).await, (ids(&["c2"]), 1));
+    assert_eq!(found(store, &searched("order 1234")).await, (ids(&["c1"]), 1));
+    // Names: the customer's and the agent's, without accents.
+    assert_eq!(found(store, &searched("zoe MULLER")).await, (ids(&["c1"]), 1));
+    assert_eq!(found(store, &searched("cafe unicode")).await, (ids(&["c3"]), 1));
+    assert_eq!(found(store, &searched("a2 name")).await, (ids(&["c2"]), 1));
+    assert_eq!(found(store, &searched("名 name")).await, (ids(&[]), 0));
+    // Words of the names and of a message together are not a match (one or the other).
+    assert_eq!(found(store, &searched("zoe refund")).await, (ids(&[]), 0));
+    // Ideographs are words each; punctuation is not a word.
+    assert_eq!(found(store, &searched("世界")).await, (ids(&["c3"]), 1));
+    assert_eq!(found(store, &searched("hyperlink")).await, (ids(&["c3"]), 1));
+    assert_eq!(found(store, &searched("nothing-here")).await, (ids(&[]), 0));
+
+    // With the listing's filters and paging.
+    let with = |f: ConversationFilter| ConversationFilter {
+        text: searched("refund").text,
+        ..f
+    };
+    let sales = with(ConversationFilter {
+        category: Some("sales".into()),
+        ..Default::default()
+    });
+    assert_eq!(found(store, &sales).await, (ids(&["c1"]), 1));
+    let of_a2 = with(ConversationFilter {
+        agent_id: Some("a2".into()),
+        ..Default::default()
+    });
+    assert_eq!(found(store, &of_a2).await, (ids(&["c2"]), 1));
+    let early = with(ConversationFilter {
+        from: Some(500),
+        to: Some(2_000),
+        ..Default::default()
+    });
+    assert_eq!(found(store, &early).await, (ids(&["c1"]), 1));
+    let (page, total) = store
+        .conversations(&searched("refund"), Page { offset: 1, limit: 1 })
+        .await
+        .unwrap();
+    assert_eq!((ids_of(&page), total), (vec!["c1".to_string()], 2));
+    // A found conversation comes whole.
+    let (page, _) = store.conversations(&searched("parcel refund"), ALL).await.unwrap();
+    assert_eq!(seqs(&page[0]), vec![1, 2]);
+
+    // A transfer: the agent taking it is found by name, and the agent who handed it on
+    // still finds it among theirs.
+    store
+        .archive(&[transferred(&transfer("c1", 1_500, 2, "a1", Some("a7"), None))])
+        .await
+        .unwrap();
+    assert_eq!(found(store, &searched("a7 name")).await, (ids(&["c1"]), 1));
+    let of_a1 = with(ConversationFilter {
+        agent_id: Some("a1".into()),
+        ..Default::default()
+    });
+    assert_eq!(found(store, &of_a1).await, (ids(&["c1"]), 1));
+    let of_a7 = with(ConversationFilter {
+        agent_id: Some("a7".into()),
+        ..Default::default()
+    });
+    assert_eq!(found(store, &of_a7).await, (ids(&["c1"]), 1));
+}
+
+fn ids_of(cs: &[Conversation]) -> Vec<String> {
+    cs.iter().map(|c| c.opened.id.clone()).collect()
+}
+
+/// Erasing a conversation takes it out of search (nothing derived from its text stays
+/// findable), and a late replay of its events does not bring it back.
+async fn erased_conversations_are_not_found_by_search(store: &dyn Store) {
+    let batch = [
+        open("gone", Some("sales"), "a1", 1_000),
+        said("gone", 1, "my secret passport number"),
+        open("kept", Some("sales"), "a1", 2_000),
+        said("kept", 1, "my passport expired"),
+    ];
+    store.archive(&batch).await.unwrap();
+    assert_eq!(found(store, &searched("passport")).await.1, 2);
+    store.erase_conversations(&["gone".to_string()]).await.unwrap();
+    assert_eq!(found(store, &searched("passport")).await, (vec!["kept".to_string()], 1));
+    assert_eq!(found(store, &searched("secret")).await.1, 0);
+    assert_eq!(found(store, &searched("gone")).await.1, 0, "nor by its names");
+    store.archive(&batch).await.unwrap();
+    assert_eq!(found(store, &searched("secret passport")).await.1, 0);
+}
+
 // ---------- the facts the reports read ----------
 
-fn said(conv: &str, seq: u64, from: Side, at: Millis) -> ArchiveEvent {
+fn said_at(conv: &str, seq: u64, from: Side, at: Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
@@ -2531,14 +2694,14 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
         .archive(&[
             // r1: waited 30 s, agent's first line 5 s after pairing (the later line archived first).
             open("r1", Some("sales"), "a1", t0 + 1_000),
-            said("r1", 1, Side::Customer, t0 + 2_000),
-            said("r1", 3, Side::Agent, t0 + 9_000),
+            said_at("r1", 1, Side::Customer, t0 + 2_000),
+            said_at("r1", 3, Side::Agent, t0 + 9_000),
             // r2: never answered, still open.
             open("r2", Some("billing"), "a2", t0 + 3_000),
-            said("r2", 1, Side::Customer, t0 + 4_000),
+            said_at("r2", 1, Side::Customer, t0 + 4_000),
             // a buddy chat: never a report's.
             open("b1", None, "bob", t0 + 5_000),
-            said("b1", 1, Side::Agent, t0 + 6_000),
+            said_at("b1", 1, Side::Agent, t0 + 6_000),
             // out of the range (the day after).
             open("r9", Some("sales"), "a1", t0 + DAY + 10),
             left("q1", "sales", t0 - 5_000, t0 + 100),
@@ -2548,7 +2711,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
         .unwrap();
     store
         .archive(&[
-            said("r1", 2, Side::Agent, t0 + 6_000),
+            said_at("r1", 2, Side::Agent, t0 + 6_000),
             close("r1", EndReason::Ended, t0 + 61_000),
             left("q1", "sales", t0 - 5_000, t0 + 100), // a retry: kept once
         ])
@@ -2639,7 +2802,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
     store
         .archive(&[
             transferred(&transfer("r2", t0 + 10_000, 1, "a2", Some("a3"), None)),
-            said("r2", 2, Side::Agent, t0 + 12_000),
+            said_at("r2", 2, Side::Agent, t0 + 12_000),
             close("r2", EndReason::Disconnect, t0 + 20_000),
             open("r3", Some("sales"), "a3", t0 + 30_000),
         ])
@@ -2745,6 +2908,9 @@ contract!(
     mails_are_added_once_by_id_and_found_by_prefix,
     // the facts the reports read
     report_facts_are_the_archives_times,
+    // archive search
+    search_finds_words_in_names_or_one_message,
+    erased_conversations_are_not_found_by_search,
 );
 
 // ---------- embedded only ----------

@@ -32,3 +32,5 @@ pub mod reschedule;
 pub mod mail_retry;
 // ---- transcripts by mail ----
 pub mod transcript_requests;
+// ---- archive search: words, queries, matching ----
+pub mod search;

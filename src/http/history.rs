@@ -1,6 +1,7 @@
 //! The conversation archive over HTTP: agents read the past conversations they
-//! served (at any point: transfers included), admins all of them; filtered, paged,
-//! newest first.
+//! served (at any point: transfers included), admins all of them; filtered, searched
+//! (`q`: words in the names or in one message, [`crate::store::search`]), paged, newest
+//! first. Exports of the same listing are in `archive_export.rs`.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,6 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
+use crate::store::search::{SearchQuery, first_hit};
 use crate::store::{
     Account, Conversation, ConversationFilter, ConversationKind, EndReason, Page, Rating, Role, Side, StoreError,
 };
@@ -34,6 +36,10 @@ pub struct HistoryQuery {
     pub from: Option<i64>,
     /// Paired before this time (ms since the Unix epoch).
     pub to: Option<i64>,
+    /// Search: only conversations whose names (the customer's, their agents') or one of
+    /// whose messages hold every word of `q`; whole words, any case, accents ignored.
+    /// At most 200 characters and 8 different words; empty means no search.
+    pub q: Option<String>,
     #[serde(default)]
     pub offset: u64,
     /// 1 to 200, default 50.
@@ -57,9 +63,12 @@ pub struct ConversationSummary {
     pub message_count: usize,
     /// The customer's rating, once given (`POST /api/ratings`).
     pub rating: Option<Rating>,
+    /// With `q`: the first message holding every word of it (null when the names matched,
+    /// or without `q`).
+    pub hit: Option<MessageView>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MessageView {
     pub id: String,
     pub seq: u64,
@@ -147,14 +156,59 @@ pub(super) fn summary(c: &Conversation) -> ConversationSummary {
         reason: c.closed.as_ref().map(|e| e.reason),
         message_count: c.messages.len(),
         rating: c.rating.clone(),
+        hit: None,
     }
+}
+
+/// A listing's summary with its search hit.
+pub(super) fn found(c: &Conversation, query: Option<&SearchQuery>) -> ConversationSummary {
+    let hit = query.and_then(|q| first_hit(q, &c.messages)).map(message_view);
+    ConversationSummary { hit, ..summary(c) }
+}
+
+fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
+    MessageView {
+        id: m.id.clone(),
+        seq: m.seq,
+        from: m.from,
+        text: m.text.clone(),
+        at: m.at,
+    }
+}
+
+/// The listing's filter for `me`: agents only ever get the conversations they served;
+/// `q` is read by [`SearchQuery::parse`] (empty: no search), its refusals `bad_query`.
+pub(super) fn filter_for(
+    me: &Account,
+    category: Option<String>,
+    agent_id: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    q: Option<&str>,
+) -> Result<ConversationFilter, ApiError> {
+    let text = match q.map(str::trim) {
+        None | Some("") => None,
+        Some(typed) => Some(SearchQuery::parse(typed).map_err(|e| ApiError::invalid("bad_query", format!("q: {e}")))?),
+    };
+    let agent_id = match me.role {
+        Role::Admin => agent_id.filter(|a| !a.is_empty()),
+        Role::Agent => Some(me.id.clone()),
+    };
+    Ok(ConversationFilter {
+        category: category.filter(|c| !c.is_empty()),
+        agent_id,
+        from,
+        to,
+        text,
+    })
 }
 
 /// Past conversations, newest first. Agents see only those they served (transfers included).
 #[utoipa::path(get, path = "/api/conversations", tag = "history", params(HistoryQuery),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationPage),
-        (status = 400, description = "`bad_query`: a parameter is malformed or out of range", body = ErrorBody),
+        (status = 400, description = "`bad_query`: a parameter is malformed or out of range, or `q` is \
+            longer than 200 characters, has more than 8 different words, or no word at all", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn list(
     Authed(me): Authed,
@@ -169,16 +223,7 @@ async fn list(
             format!("limit must be from 1 to {MAX_PAGE}"),
         ));
     }
-    let agent_id = match me.role {
-        Role::Admin => q.agent_id,
-        Role::Agent => Some(me.id.clone()),
-    };
-    let filter = ConversationFilter {
-        category: q.category,
-        agent_id,
-        from: q.from,
-        to: q.to,
-    };
+    let filter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
     let (items, total) = state
         .store
         .conversations(
@@ -191,7 +236,7 @@ async fn list(
         .await?;
     Ok(Json(ConversationPage {
         total,
-        items: items.iter().map(summary).collect(),
+        items: items.iter().map(|c| found(c, filter.text.as_ref())).collect(),
     }))
 }
 
@@ -227,17 +272,7 @@ pub(super) async fn readable(state: &AppState, me: &Account, id: &str) -> Result
 
 /// A conversation whole, as staff read it (the visitor key left out).
 pub(super) fn detail(c: &Conversation) -> ConversationDetail {
-    let messages = c
-        .messages
-        .iter()
-        .map(|m| MessageView {
-            id: m.id.clone(),
-            seq: m.seq,
-            from: m.from,
-            text: m.text.clone(),
-            at: m.at,
-        })
-        .collect();
+    let messages = c.messages.iter().map(message_view).collect();
     let transfers = c
         .transfers
         .iter()

@@ -21,6 +21,8 @@ pub mod routing_modes;
 pub mod canned;
 pub mod error;
 pub mod history;
+// ---- archive search and export ----
+pub mod archive_export;
 // the agent's customer panel
 pub mod customer_panel;
 // a customer's data erased on request
@@ -198,6 +200,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
     let staff = session::router()
         .merge(admin::router())
         .merge(history::router())
+        .merge(archive_export::router())
         .merge(customer_panel::router())
         .merge(erasure::router())
         .merge(reports::router());

@@ -92,10 +92,15 @@ mod erasure;
 mod transcripts;
 // ---- the facts the reports read ----
 mod reports;
+// ---- archive search: postings ----
+mod search_index;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
-const SCHEMA_VERSION: u64 = 4;
+const SCHEMA_VERSION: u64 = 5;
+/// The version before the search postings ([`search_index`]): opening such a file (or an
+/// older one) indexes its conversations once and marks it 5.
+const SCHEMA_V4: u64 = 4;
 /// The version whose message records all hold their id as text; schema 4 (issue 14)
 /// stores the hub's UUID ids as 16 bytes, and reads version 3's records as they are, so
 /// opening such a file only marks it 4 (a build reading 3 then refuses it, never misreads it).
@@ -309,6 +314,8 @@ impl EmbeddedStore {
             .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
             let mut db = db;
             let mut migrated_from = None;
+            // Written before search existed: its conversations are indexed once, below.
+            let mut backfill = false;
             let tx = db.begin_write().map_err(unavailable)?;
             {
                 // A file with tables but no schema version was written by something else.
@@ -327,10 +334,11 @@ impl EmbeddedStore {
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
                     }
                     Some(SCHEMA_VERSION) => {}
-                    Some(SCHEMA_V3) => {
+                    Some(found @ (SCHEMA_V3 | SCHEMA_V4)) => {
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
+                        backfill = true;
                         tracing::info!(
-                            "{} marked schema version {SCHEMA_VERSION} (was {SCHEMA_V3}): new message ids are stored as 16 bytes",
+                            "{} marked schema version {SCHEMA_VERSION} (was {found}): new message ids are stored as 16 bytes, and the archive is indexed for search",
                             path.display()
                         );
                     }
@@ -339,6 +347,7 @@ impl EmbeddedStore {
                         // version 3 moved messages into the log.
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
                         migrated_from = Some(found);
+                        backfill = true;
                     }
                     Some(other) => {
                         return Err(unavailable(format!(
@@ -368,6 +377,7 @@ impl EmbeddedStore {
                 reports::create_tables(&tx)?;
                 customers::create_tables(&tx)?;
                 erasure::create_tables(&tx)?;
+                search_index::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {
@@ -375,6 +385,10 @@ impl EmbeddedStore {
                 }
                 let moved = message_log::migrate_v2(&tx)?;
                 tracing::info!(messages = moved, "moved archived messages into the message log");
+            }
+            if backfill {
+                let indexed = search_index::backfill(&tx)?;
+                tracing::info!(conversations = indexed, "indexed the archive for search");
             }
             tx.commit().map_err(unavailable)?;
             if let Some(found) = migrated_from {
@@ -621,6 +635,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut by_customer = customers::open(tx)?;
     let mut report_tables = reports::Writer::open(tx)?;
     let erased = erasure::tombstones(tx)?;
+    let mut postings = search_index::open(tx)?;
     // Each conversation's kept messages of the batch, appended together after the batch's
     // openings and closings, in seq order: they take consecutive log positions, one index
     // run (see [`message_log`]). Only the order across conversations changes, which
@@ -653,6 +668,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                         .map_err(unavailable)?;
                 }
                 customers::index(&mut by_customer, &opened.customer, opened.paired_at, id)?;
+                search_index::add(&mut postings, &search::name_terms(opened, &[]), id)?;
             }
             ArchiveEvent::Message {
                 conversation_id,
@@ -691,6 +707,9 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                         .insert((agent.as_str(), paired_at, id), ())
                         .map_err(unavailable)?;
                 }
+                // The agents it names are found by their names from now on.
+                let names = std::iter::once(transfer.from_agent_name.as_str()).chain(transfer.to_agent_name.as_deref());
+                search_index::add(&mut postings, &crate::core::search::term_set(names), id)?;
             }
             ArchiveEvent::Note(note) => {
                 // Kept whether or not its conversation is stored (yet); once by its key.
@@ -716,7 +735,11 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
         report_tables.agent_lines(conv, &group)?;
         let number = messages.number(conv)?;
         // Idempotent: a seq already taken is a retry (a seq names one message).
-        messages.append_sorted(number, &group)?;
+        let appended = messages.append_sorted(number, &group)?;
+        // The search terms of what was stored, and only of that (erasure finds them again
+        // from the stored text): each distinct term of the group once.
+        let terms = crate::core::search::term_set(appended.iter().map(|m| m.text.as_str()));
+        search_index::add(&mut postings, &terms, conv)?;
     }
     messages.finish()
 }

@@ -211,6 +211,7 @@ impl Inner {
 
 /// Does the conversation `c` with `transfers` pass `filter`? Shared by backends that
 /// filter in process. The agent filter takes every agent who served it ([`served_by`]).
+/// The text is not read here: it needs the messages ([`search::matches`]).
 pub(crate) fn matches(
     filter: &ConversationFilter,
     c: &ConversationOpened,
@@ -339,6 +340,8 @@ impl Store for MemoryStore {
                 .conversations
                 .iter()
                 .filter(|c| matches(filter, &c.opened, &c.transfers))
+                // The reference store scans: every conversation's text, checked by the shared rule.
+                .filter(|c| filter.text.as_ref().is_none_or(|q| search::matches(q, c)))
                 .collect();
             hits.sort_by(|a, b| {
                 b.opened

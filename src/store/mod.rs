@@ -36,6 +36,8 @@ mod offline;
 mod transcripts;
 // ---- the facts the reports read ----
 mod reports;
+// ---- archive search ----
+pub mod search;
 
 pub use customer::{CustomerKey, CustomerProfile};
 pub use embedded::EmbeddedStore;
@@ -55,6 +57,8 @@ pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, new
 pub use transcripts::CustomerTranscript;
 // ---- the facts the reports read ----
 pub use reports::{ConversationFacts, OfflineFacts, QueueAbandoned, ReportFacts};
+// ---- archive search ----
+pub use search::SearchQuery;
 
 use std::sync::Arc;
 
@@ -318,6 +322,9 @@ pub struct ConversationFilter {
     pub from: Option<Millis>,
     /// Only conversations paired before this time.
     pub to: Option<Millis>,
+    /// Only conversations whose names, or one of whose messages, hold every word of this
+    /// query ([`search`]).
+    pub text: Option<search::SearchQuery>,
 }
 
 /// A page of a listing, newest first.

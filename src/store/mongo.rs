@@ -149,7 +149,7 @@ mod customers;
 mod erasure;
 // ---- transcripts by mail ----
 mod transcripts;
-use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SERVED_BY};
+use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SEARCH_TERMS, SERVED_BY};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const DUPLICATE_KEY: i32 = 11000;
@@ -310,12 +310,18 @@ impl MongoStore {
                     "customer_paired",
                     false,
                 ),
+                // Multikey: the names' search terms (see `mongo/archive/search.rs`).
+                named(doc! {SEARCH_TERMS: 1}, "search_terms", false),
             ])
             .await
             .map_err(unavailable)?;
         // One field only: the reader sorts the gathered messages itself (see the module comment).
         self.buckets
-            .create_index(named(doc! {"conversation_id": 1}, "conversation", false))
+            .create_indexes([
+                named(doc! {"conversation_id": 1}, "conversation", false),
+                // Multikey: the messages' search terms (see `mongo/archive/search.rs`).
+                named(doc! {SEARCH_TERMS: 1}, "search_terms", false),
+            ])
             .await
             .map_err(unavailable)?;
         self.create_session_indexes().await?;
@@ -327,6 +333,7 @@ impl MongoStore {
         self.create_offline_indexes().await?;
         self.create_note_indexes().await?;
         self.create_report_indexes().await?;
+        self.index_old_documents().await?;
         Ok(())
     }
 }
@@ -519,6 +526,9 @@ impl Store for MongoStore {
     }
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
+        if let Some(query) = &filter.text {
+            return self.search(filter, query, page).await;
+        }
         match &filter.agent_id {
             Some(agent) => self.list_of_agent(filter, agent, page).await,
             None => self.list(filter_doc(filter), page).await,

@@ -43,6 +43,8 @@ mod offers;
 mod openapi;
 mod redis_server;
 mod routing;
+// archive search and export
+mod search;
 // ---- rooms and 1-to-1 video (issue 16) ----
 // customers rating a chat that ended
 mod ratings;

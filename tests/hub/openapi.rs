@@ -168,13 +168,21 @@ fn check_answer(doc: &Value, op: &Operation, caller: &Caller, call: &Call, answe
             None => problems.push(format!("{what}: an error without a JSON body")),
         }
     }
+    let content_type = answer
+        .headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // A response declared in several media types (an export: CSV or JSON) may answer any
+    // of them; JSON is checked against its schema when it is JSON.
+    let other_declared = declared["content"].as_object().is_some_and(|types| {
+        types
+            .keys()
+            .any(|t| t != "application/json" && content_type.split(';').next() == Some(t.as_str()))
+    });
     match declared.pointer("/content/application~1json/schema") {
+        Some(_) if other_declared => {}
         Some(schema) => {
-            let content_type = answer
-                .headers
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
             if !content_type.starts_with("application/json") {
                 problems.push(format!("{what}: content type {content_type:?}, declared JSON"));
             }
@@ -541,6 +549,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             "/api/conversations/{id}/customer/conversations/{other}",
             chat_id.clone(),
         ),
+        ("/api/conversations/{id}/export", chat_id.clone()),
         ("/api/conversations/{id}", chat_id),
         // appointments (issue 17)
         ("/api/agent/appointments/{id}/cancel", appointment_id.clone()),

@@ -1,6 +1,8 @@
-// The conversation archive (GET /api/conversations): a filterable, paged list
-// and one conversation's transcript. Agents see their own chats; admins see all
-// and get the agent filter.
+// The conversation archive (GET /api/conversations): a filterable, searchable, paged
+// list and one conversation's transcript, each exportable as CSV or JSON
+// (/api/conversations/export, /api/conversations/{id}/export). Agents see their own
+// chats; admins see all and get the agent filter. A search shows the message it found,
+// its words marked.
 
 import { el, api, clock, dateTime } from './dom.js';
 
@@ -18,9 +20,44 @@ export function ratingText(rating) {
   return `${rating.score} of 5 ${'★'.repeat(rating.score)}${'☆'.repeat(5 - rating.score)}`;
 }
 
+/** A word as the hub's search reads it (core::search): decomposed, lower-cased, no accents. */
+const fold = (word) => word.normalize('NFKD').toLowerCase().replace(/\p{Mn}/gu, '');
+
+/** `text` as nodes, the words of `query` marked (whole words, any case, accents ignored). */
+export function marked(text, query) {
+  const segmenter = new Intl.Segmenter(undefined, { granularity: 'word' });
+  const wanted = new Set([...segmenter.segment(query)].filter((s) => s.isWordLike).map((s) => fold(s.segment)));
+  return [...segmenter.segment(text)].map((s) => (s.isWordLike && wanted.has(fold(s.segment))
+    ? el('mark', {}, s.segment) : s.segment));
+}
+
+/** Downloads `path` (an export) as the file the hub names; an error message, or null. */
+async function download(path) {
+  let response;
+  try {
+    response = await fetch(path, { credentials: 'same-origin' });
+  } catch {
+    return 'The hub cannot be reached; try again.';
+  }
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    return body?.error?.message || `The export failed (${response.status}).`;
+  }
+  const name = /filename="([^"]+)"/.exec(response.headers.get('content-disposition') || '')?.[1] || 'export';
+  const url = URL.createObjectURL(await response.blob());
+  const link = el('a', { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return null;
+}
+
 export function createArchive(host, { categories = [], agents = null, mineFrom = 'agent' } = {}) {
   let offset = 0;
   const state = { categories, agents };
+  const words = el('input', { id: 'arch-q', type: 'search', maxlength: '200', autocomplete: 'off', dataset: { testid: 'archive-q' },
+    'aria-describedby': 'arch-q-help' });
   const category = el('select', { id: 'arch-category', dataset: { testid: 'archive-category' } });
   const agent = el('select', { id: 'arch-agent', dataset: { testid: 'archive-agent' } });
   const from = el('input', { id: 'arch-from', type: 'date', dataset: { testid: 'archive-from' } });
@@ -33,6 +70,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
   const detail = el('div', { class: 'card', hidden: true, dataset: { testid: 'archive-detail' }, tabindex: '-1' });
 
   const form = el('form', { class: 'row', 'aria-label': 'Filter conversations' },
+    el('div', {}, el('label', { for: 'arch-q' }, 'Words'), words,
+      el('span', { id: 'arch-q-help', class: 'sr-only' }, 'Whole words in a message or in the names; any case, accents ignored.')),
     el('div', {}, el('label', { for: 'arch-category' }, 'Category'), category),
     agents ? el('div', {}, el('label', { for: 'arch-agent' }, 'Agent'), agent) : null,
     el('div', {}, el('label', { for: 'arch-from' }, 'From'), from),
@@ -41,7 +80,17 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
   const table = el('div', { class: 'table-wrap', tabindex: '0' }, el('table', {},
     el('thead', {}, el('tr', {}, ...['Started', 'Category', 'Customer', 'Agent', 'Messages', 'Ended', 'Rating', ''].map((h) => el('th', { scope: 'col' }, h)))),
     body));
-  host.replaceChildren(form, status, table, el('div', { class: 'row' }, prev, pageInfo, next), detail);
+  const exportStatus = el('p', { class: 'muted', role: 'status', dataset: { testid: 'archive-export-status' } });
+  const exportButton = (format) => el('button', { type: 'button', class: 'secondary', dataset: { testid: `archive-export-${format}` },
+    onclick: () => exportFile(`/api/conversations/export?${filters({ format })}`) }, `Export ${format.toUpperCase()}`);
+  host.replaceChildren(form, status, table,
+    el('div', { class: 'row' }, prev, pageInfo, next, el('span', { class: 'grow' }), exportButton('csv'), exportButton('json')),
+    exportStatus, detail);
+
+  async function exportFile(path) {
+    exportStatus.textContent = 'Preparing the file…';
+    exportStatus.textContent = (await download(path)) || 'Downloaded.';
+  }
 
   function fillSelects() {
     const keep = [category.value, agent.value];
@@ -57,12 +106,21 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     return endOfDay ? new Date(y, m - 1, d, 23, 59, 59, 999).getTime() : new Date(y, m - 1, d).getTime();
   };
 
-  async function refresh() {
-    const q = new URLSearchParams({ offset, limit: PAGE });
+  /** The listing's filters (and `extra`) as a query string. */
+  function filters(extra) {
+    const q = new URLSearchParams(extra);
+    if (words.value.trim()) q.set('q', words.value.trim());
     if (category.value) q.set('category', category.value);
     if (agents && agent.value) q.set('agent_id', agent.value);
     if (dayMs(from, false) !== null) q.set('from', dayMs(from, false));
     if (dayMs(to, true) !== null) q.set('to', dayMs(to, true));
+    return q;
+  }
+
+  let searched = '';
+  async function refresh() {
+    const q = filters({ offset, limit: PAGE });
+    searched = q.get('q') || '';
     status.textContent = 'Loading…';
     const res = await api('GET', `/api/conversations?${q}`);
     if (!res.ok) {
@@ -85,7 +143,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     return el('tr', { dataset: { testid: 'archive-row', id: c.id } },
       el('td', {}, dateTime(c.paired_at || c.queued_at)),
       el('td', {}, categoryName(c.category) || c.kind),
-      el('td', {}, c.customer_name),
+      el('td', {}, c.customer_name,
+        c.hit && searched ? el('div', { class: 'muted search-hit', dataset: { testid: 'archive-hit' } }, ...marked(c.hit.text, searched)) : null),
       el('td', {}, c.agent_name),
       el('td', {}, String(c.message_count ?? '')),
       el('td', {}, ended),
@@ -117,6 +176,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     const facts = [who.email ? `Email: ${who.email}` : null, who.page ? `Came from: ${who.page}` : null, who.zone ? `Time zone: ${who.zone}` : null].filter(Boolean);
     detail.replaceChildren(
       el('div', { class: 'row' }, el('h3', { class: 'grow' }, `${c.customer_name} ↔ ${c.agent_name} · ${categoryName(c.category) || c.kind} · ${dateTime(c.paired_at)}`),
+        ...['csv', 'json'].map((format) => el('button', { type: 'button', class: 'secondary', dataset: { testid: `archive-detail-export-${format}` },
+          onclick: () => exportFile(`/api/conversations/${encodeURIComponent(id)}/export?format=${format}`) }, `Export ${format.toUpperCase()}`)),
         el('button', { type: 'button', class: 'secondary', onclick: () => { detail.hidden = true; } }, 'Close')),
       c.rating ? el('p', { dataset: { testid: 'archive-detail-rating' } }, `Customer's rating: ${ratingText(c.rating)}`,
         c.rating.comment ? ` — “${c.rating.comment}”` : '') : null,

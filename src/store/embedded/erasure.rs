@@ -1,5 +1,5 @@
 //! Erasure on request in the embedded store: a conversation is removed from every table
-//! that holds it (its record, the listing indexes, its messages, notes and rating) in one
+//! that holds it (its record, the listing and search indexes, its messages, notes and rating) in one
 //! write transaction, and its id kept in `erased_conversations`, which `apply` consults so
 //! that an event of it still in a journal or arriving late is dropped. Freed pages are
 //! reused by redb; the bytes leave the file as pages are rewritten (the store compacts
@@ -71,6 +71,8 @@ fn erase_one(tx: &redb::WriteTransaction, id: &str) -> StoreResult<Erased> {
         for key in opened.customer.indexed_keys() {
             by_customer.remove((key.as_str(), paired_at, id)).map_err(unavailable)?;
         }
+        // Its search terms, found from its text: before its messages go.
+        super::search_index::erase(tx, &rec)?;
         conversations.remove(id).map_err(unavailable)?;
         erased.conversations = 1;
     }

@@ -197,8 +197,9 @@ impl<'tx> Writer<'tx> {
 
     /// Appends `message` to the conversation numbered `number` unless its seq is taken
     /// (a retry or a replay: a seq names one message). It extends the run ending just
-    /// before it when that run ends at the log's last position, else starts a run.
-    pub fn append(&mut self, number: u64, message: &ArchivedMessage) -> StoreResult<()> {
+    /// before it when that run ends at the log's last position, else starts a run. True
+    /// when it was appended.
+    pub fn append(&mut self, number: u64, message: &ArchivedMessage) -> StoreResult<bool> {
         let seq = message.seq;
         let before = self
             .index
@@ -211,7 +212,7 @@ impl<'tx> Writer<'tx> {
         if let Some((first, (_, count))) = before
             && seq < first + count
         {
-            return Ok(());
+            return Ok(false);
         }
         let position = self.next_position;
         self.next_position += 1;
@@ -228,7 +229,7 @@ impl<'tx> Writer<'tx> {
                 self.index.insert((number, seq), (position, 1)).map_err(unavailable)?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Appends one conversation's messages of a batch, `messages` sorted by seq (of one
@@ -236,9 +237,15 @@ impl<'tx> Writer<'tx> {
     /// The usual case, every seq beyond the conversation's last run (nothing is a retry),
     /// costs one index lookup and one index write per run, not three B-tree operations
     /// per message (issue 14: that was most of a fold's CPU); otherwise message by message.
-    pub fn append_sorted(&mut self, number: u64, messages: &[&ArchivedMessage]) -> StoreResult<()> {
+    /// Returns the messages it appended (not those whose seq was taken): what the search
+    /// index posts.
+    pub fn append_sorted<'m>(
+        &mut self,
+        number: u64,
+        messages: &[&'m ArchivedMessage],
+    ) -> StoreResult<Vec<&'m ArchivedMessage>> {
         let Some(lowest) = messages.first() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         // Runs of one conversation are disjoint, so the last by first seq ends highest.
         let last_run = self
@@ -250,21 +257,26 @@ impl<'tx> Writer<'tx> {
             .map_err(unavailable)?
             .map(|(key, run)| (key.value().1, run.value()));
         if last_run.is_some_and(|(first, (_, count))| lowest.seq < first + count) {
+            let mut appended = Vec::new();
             for message in messages {
-                self.append(number, message)?;
+                if self.append(number, message)? {
+                    appended.push(*message);
+                }
             }
-            return Ok(());
+            return Ok(appended);
         }
         // The run being extended, `(first seq, (first position, count))`, and whether
         // its index row is to be written.
         let mut run = last_run;
         let mut run_changed = false;
         let mut previous_seq = None;
+        let mut appended = Vec::with_capacity(messages.len());
         for message in messages {
             if previous_seq == Some(message.seq) {
                 continue; // the first of one seq wins, as in `append`
             }
             previous_seq = Some(message.seq);
+            appended.push(*message);
             let position = self.next_position;
             self.next_position += 1;
             self.record.clear();
@@ -286,7 +298,7 @@ impl<'tx> Writer<'tx> {
         if let (true, Some((first, value))) = (run_changed, run) {
             self.index.insert((number, first), value).map_err(unavailable)?;
         }
-        Ok(())
+        Ok(appended)
     }
 
     /// Writes the counters back; call once the batch is applied.
@@ -302,12 +314,29 @@ impl<'tx> Writer<'tx> {
 /// The messages of `conversation_id` in seq order (none if it has no number).
 pub fn load(tx: &redb::ReadTransaction, conversation_id: &str) -> StoreResult<Vec<ArchivedMessage>> {
     let numbers = tx.open_table(NUMBERS).map_err(unavailable)?;
+    let index = tx.open_table(INDEX).map_err(unavailable)?;
+    let log = tx.open_table(LOG).map_err(unavailable)?;
+    load_from(&numbers, &index, &log, conversation_id)
+}
+
+/// As [`load`], inside a write transaction (erasure, the search index's backfill).
+pub fn load_for_write(tx: &redb::WriteTransaction, conversation_id: &str) -> StoreResult<Vec<ArchivedMessage>> {
+    let numbers = tx.open_table(NUMBERS).map_err(unavailable)?;
+    let index = tx.open_table(INDEX).map_err(unavailable)?;
+    let log = tx.open_table(LOG).map_err(unavailable)?;
+    load_from(&numbers, &index, &log, conversation_id)
+}
+
+fn load_from(
+    numbers: &impl ReadableTable<&'static str, u64>,
+    index: &impl ReadableTable<(u64, u64), (u64, u64)>,
+    log: &impl ReadableTable<u64, &'static [u8]>,
+    conversation_id: &str,
+) -> StoreResult<Vec<ArchivedMessage>> {
     let Some(number) = numbers.get(conversation_id).map_err(unavailable)? else {
         return Ok(Vec::new());
     };
     let number = number.value();
-    let index = tx.open_table(INDEX).map_err(unavailable)?;
-    let log = tx.open_table(LOG).map_err(unavailable)?;
     let mut out = Vec::new();
     for run in index.range((number, 0u64)..=(number, u64::MAX)).map_err(unavailable)? {
         let (key, run) = run.map_err(unavailable)?;

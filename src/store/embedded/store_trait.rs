@@ -237,6 +237,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
+        if let Some(query) = &filter.text {
+            // The postings, not a listing index, choose the candidates (`embedded/search_index.rs`).
+            return self.search(filter, query.clone(), page).await;
+        }
         let filter = filter.clone();
         self.read(move |tx| {
             let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;

@@ -388,7 +388,7 @@ async fn version_1_and_2_files_are_migrated() {
 /// (ids as text) is marked 4 on open and reads as before, its records unchanged, and
 /// new messages go beside them. A build reading 4 refuses a newer file, naming both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_version_3_file_is_marked_4_and_a_newer_one_is_refused() {
+async fn a_version_3_file_is_marked_current_and_a_newer_one_is_refused() {
     let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v3-{}", uuid::Uuid::new_v4().simple())));
     let opened = ArchiveEvent::Opened(ConversationOpened {
         id: "c1".into(),
@@ -449,7 +449,7 @@ async fn a_version_3_file_is_marked_4_and_a_newer_one_is_refused() {
         tx.commit().unwrap();
     }
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
-    assert_eq!(version_of(&store), 4);
+    assert_eq!(version_of(&store), SCHEMA_VERSION);
     store
         .archive(&[ArchiveEvent::Message {
             conversation_id: "c1".into(),
@@ -459,7 +459,10 @@ async fn a_version_3_file_is_marked_4_and_a_newer_one_is_refused() {
         .unwrap();
     assert_eq!(store.conversation("c1").await.unwrap().messages, [first, second]);
     let tx = store.db.begin_write().unwrap();
-    tx.open_table(META).unwrap().insert("schema_version", 5).unwrap();
+    tx.open_table(META)
+        .unwrap()
+        .insert("schema_version", SCHEMA_VERSION + 1)
+        .unwrap();
     tx.commit().unwrap();
     drop(store);
     let refused = EmbeddedStore::open(&dir.0)
@@ -467,7 +470,7 @@ async fn a_version_3_file_is_marked_4_and_a_newer_one_is_refused() {
         .err()
         .expect("a newer file is refused")
         .to_string();
-    assert!(refused.contains("schema version 5, this build reads 4"), "{refused}");
+    assert!(refused.contains("schema version 6, this build reads 5"), "{refused}");
 }
 
 /// Bytes per archived message on a run shaped like the benchmark's: 100 chats
@@ -583,6 +586,157 @@ async fn the_page_cache_is_bounded_by_the_setting() {
         "a 1 MiB cache evicted nothing"
     );
     assert_eq!(evictions_after_a_long_run(DEFAULT_CACHE_BYTES).await, 0);
+}
+
+/// The search postings hold nothing of an erased conversation (nor of a retry's text that
+/// was never stored): erasing every conversation leaves the table empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_leaves_no_search_postings() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-postings-{}", uuid::Uuid::new_v4().simple())));
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    let opened = |id: &str| {
+        ArchiveEvent::Opened(ConversationOpened {
+            id: id.into(),
+            kind: ConversationKind::Service,
+            category: None,
+            customer_name: "Carla Ünïcode".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: 1,
+            paired_at: 2,
+            customer: Default::default(),
+        })
+    };
+    let said = |id: &str, seq: u64, text: &str| ArchiveEvent::Message {
+        conversation_id: id.into(),
+        message: ArchivedMessage {
+            id: format!("{id}-{seq}"),
+            seq,
+            from: Side::Customer,
+            text: text.into(),
+            at: 3,
+        },
+    };
+    store
+        .archive(&[
+            opened("c1"),
+            said("c1", 1, "passport 1234"),
+            opened("c2"),
+            said("c2", 1, "visa"),
+        ])
+        .await
+        .unwrap();
+    store
+        .archive(&[ArchiveEvent::Transferred(ConversationTransferred {
+            id: "c1".into(),
+            at: 5,
+            after_seq: 1,
+            from_agent_id: "ann".into(),
+            from_agent_name: "Ann".into(),
+            to_agent_id: Some("bo".into()),
+            to_agent_name: Some("Bo Ærø".into()),
+            to_category: None,
+            note: "over to you".into(),
+        })])
+        .await
+        .unwrap();
+    store.archive(&[said("c1", 2, "another word")]).await.unwrap();
+    // A seq taken already is a retry: its text (here another) is neither stored nor posted.
+    store.archive(&[said("c2", 1, "strangers elsewhere")]).await.unwrap();
+    let strangers = ConversationFilter {
+        text: Some(SearchQuery::parse("strangers").unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .conversations(&strangers, Page { offset: 0, limit: 10 })
+            .await
+            .unwrap()
+            .1,
+        0
+    );
+    let postings = |store: &EmbeddedStore| {
+        let tx = store.db.begin_read().unwrap();
+        tx.open_table(redb::TableDefinition::<(&str, &str), ()>::new("search_terms"))
+            .unwrap()
+            .len()
+            .unwrap()
+    };
+    store.ping().await.unwrap(); // folds what is held
+    assert!(postings(&store) > 0);
+    store
+        .erase_conversations(&["c1".to_string(), "c2".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(postings(&store), 0);
+}
+
+/// A file written before search existed (schema 4, no postings) is indexed when opened
+/// and marked schema 5: its old conversations are found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_4_file_is_indexed_for_search_when_opened() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v4-{}", uuid::Uuid::new_v4().simple())));
+    {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        store
+            .archive(&[
+                ArchiveEvent::Opened(ConversationOpened {
+                    id: "old".into(),
+                    kind: ConversationKind::Service,
+                    category: None,
+                    customer_name: "Olga".into(),
+                    agent_id: "ann".into(),
+                    agent_name: "Ann".into(),
+                    queued_at: 1,
+                    paired_at: 2,
+                    customer: Default::default(),
+                }),
+                ArchiveEvent::Message {
+                    conversation_id: "old".into(),
+                    message: ArchivedMessage {
+                        id: "m1".into(),
+                        seq: 1,
+                        from: Side::Customer,
+                        text: "Where is my invoice?".into(),
+                        at: 3,
+                    },
+                },
+            ])
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        // Make it what schema 4 wrote: no postings.
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .insert("schema_version", SCHEMA_V4)
+            .unwrap();
+        tx.delete_table(redb::TableDefinition::<(&str, &str), ()>::new("search_terms"))
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    let version = {
+        let tx = store.db.begin_read().unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value()
+    };
+    assert_eq!(version, SCHEMA_VERSION);
+    for typed in ["invoice", "olga", "where is my invoice"] {
+        let filter = ConversationFilter {
+            text: Some(SearchQuery::parse(typed).unwrap()),
+            ..Default::default()
+        };
+        let (found, total) = store
+            .conversations(&filter, Page { offset: 0, limit: 10 })
+            .await
+            .unwrap();
+        assert_eq!((found.len(), total), (1, 1), "{typed}");
+    }
 }
 
 /// A file archived by a build before the reports (no first-agent-line rows, no backfill

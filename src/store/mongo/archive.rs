@@ -3,6 +3,8 @@
 //! events, each message into exactly one bucket, and reading conversations back whole.
 
 mod chain;
+// ---- archive search: terms on the documents ----
+mod search;
 
 use super::*;
 pub(super) use chain::Chain;
@@ -240,9 +242,12 @@ impl MongoStore {
                 let agents: Vec<&str> = std::iter::once(t.from_agent_id.as_str())
                     .chain(t.to_agent_id.as_deref())
                     .collect();
+                // The agents it names are found by their names from now on.
+                let names = std::iter::once(t.from_agent_name.as_str()).chain(t.to_agent_name.as_deref());
+                let terms: Vec<String> = crate::core::search::term_set(names).into_iter().collect();
                 let add = doc! {
                     "$push": {"transfers": record},
-                    "$addToSet": {SERVED_BY: {"$each": agents}},
+                    "$addToSet": {SERVED_BY: {"$each": agents}, SEARCH_TERMS: {"$each": terms}},
                     "$currentDate": {TOUCHED: true},
                 };
                 if let Some(to) = &t.to_agent_id {
@@ -626,7 +631,9 @@ fn bucket_at(conversation_id: &str, slot: u64, messages: &[&ArchivedMessage]) ->
     let (Some(first), Some(last)) = (taken.first(), taken.last()) else {
         return Err(unavailable("a bucket without messages"));
     };
+    let terms = crate::core::search::term_set(taken.iter().map(|m| m.text.as_str()));
     Ok(BucketDoc {
+        terms: terms.into_iter().collect(),
         id: format!("{conversation_id}#{slot}"),
         conversation_id: conversation_id.to_string(),
         slot: Some(slot),
@@ -664,6 +671,10 @@ pub(super) const TOUCHED: &str = "touched";
 /// from conversations never transferred (and from documents written before transfers).
 pub(super) const SERVED_BY: &str = "served_by";
 
+/// The search terms ([`crate::core::search`]) of a conversation document's names and of a
+/// bucket's messages, each distinct, multikey-indexed (see `mongo/search.rs`).
+pub(super) const SEARCH_TERMS: &str = "terms";
+
 /// The keys the conversation's customer is found by ([`CustomerProfile::indexed_keys`]),
 /// multikey-indexed with the paired time; absent when none.
 pub(super) const CUSTOMER_KEYS: &str = "customer_keys";
@@ -693,6 +704,9 @@ pub(super) struct ConversationDoc {
     /// See [`SERVED_BY`]; only read by queries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     served_by: Vec<String>,
+    /// See [`SEARCH_TERMS`]: its names' terms; only read by queries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    terms: Vec<String>,
     /// Only in documents of the earlier schema, which embedded the messages; read, never written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     messages: Vec<MessageRecord>,
@@ -717,6 +731,7 @@ impl ConversationDoc {
             closed: None,
             transfers: Vec::new(),
             served_by: Vec::new(),
+            terms: crate::store::search::name_terms(o, &[]).into_iter().collect(),
             messages: Vec::new(),
             first_agent_at: None,
         }
@@ -774,6 +789,10 @@ pub(super) struct BucketDoc {
     first_seq: i64,
     last_seq: i64,
     messages: Vec<MessageRecord>,
+    /// See [`SEARCH_TERMS`]: every distinct term of its messages. Absent in buckets written
+    /// before search (indexed once at start-up, see `mongo/search.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    terms: Vec<String>,
 }
 
 /// What a writer reads of a bucket: its slot and its messages' seqs (see [`Chain`]).
