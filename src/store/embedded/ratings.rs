@@ -5,7 +5,7 @@ use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unava
 use crate::store::{Rating, StoreError, StoreResult};
 
 /// Conversation id → JSON [`Rating`].
-const RATINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("ratings");
+pub(super) const RATINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("ratings");
 
 /// Creates the ratings table in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {

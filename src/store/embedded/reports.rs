@@ -21,8 +21,6 @@ use crate::store::{
 
 pub(super) const FIRST_AGENT_AT: TableDefinition<&str, i64> = TableDefinition::new("first_agent_at");
 const ABANDONED: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("abandoned");
-/// Conversation id → JSON rating; the ratings module's table, read here as a join.
-const RATINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("ratings");
 
 /// Set in `meta` once every conversation archived before the reports existed has its
 /// first agent line noted ([`backfill`]).
@@ -136,7 +134,7 @@ impl EmbeddedStore {
                 let by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
                 let records = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
                 let first_agent = tx.open_table(FIRST_AGENT_AT).map_err(unavailable)?;
-                let ratings = tx.open_table(RATINGS).map_err(unavailable)?;
+                let ratings = tx.open_table(super::ratings::RATINGS).map_err(unavailable)?;
                 let mut conversations = Vec::new();
                 for row in by_paired.range((from, "")..(to, "")).map_err(unavailable)? {
                     let (key, _) = row.map_err(unavailable)?;

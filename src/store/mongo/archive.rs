@@ -556,6 +556,12 @@ impl MongoStore {
         keys.extend(self.newest_keys(named, wanted).await?);
         keys.sort_unstable_by(|a, b| b.cmp(a));
         keys.dedup();
+        Ok((self.page_whole(keys, page).await?, total))
+    }
+
+    /// `page` of `keys` ((paired_at, id), newest first), each conversation read whole, in
+    /// that order: what a listing and a search return.
+    pub(super) async fn page_whole(&self, keys: Vec<(Millis, String)>, page: Page) -> StoreResult<Vec<Conversation>> {
         let ids: Vec<String> = keys
             .into_iter()
             .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
@@ -573,7 +579,7 @@ impl MongoStore {
             found.extend(docs.into_iter().map(|d| (d.id.clone(), d)));
         }
         let docs = ids.iter().filter_map(|id| found.remove(id)).collect();
-        Ok((self.whole(docs).await?, total))
+        self.whole(docs).await
     }
 
     /// (paired_at, id) of the first `limit` conversations `query` matches, newest first.

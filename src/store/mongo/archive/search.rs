@@ -165,24 +165,7 @@ impl MongoStore {
         let mut ordered: Vec<(Millis, String)> = hits.into_iter().map(|(id, at)| (at, id)).collect();
         ordered.sort_unstable_by(|a, b| b.cmp(a));
         let total = ordered.len() as u64;
-        let wanted: Vec<String> = ordered
-            .into_iter()
-            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
-            .map(|(_, id)| id)
-            .collect();
-        let mut found: HashMap<String, ConversationDoc> = HashMap::new();
-        for chunk in wanted.chunks(IN_CHUNK) {
-            let cursor = self
-                .conversations
-                .find(doc! {"_id": {"$in": chunk}})
-                .await
-                .map_err(unavailable)?;
-            let docs: Vec<ConversationDoc> = cursor.try_collect().await.map_err(unavailable)?;
-            found.extend(docs.into_iter().map(|d| (d.id.clone(), d)));
-        }
-        let docs = wanted.iter().filter_map(|id| found.remove(id)).collect();
-        Ok((self.whole(docs).await?, total))
+        Ok((self.page_whole(ordered, page).await?, total))
     }
 
     /// Gives documents written before search existed their `terms`, once per database
