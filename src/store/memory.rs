@@ -903,7 +903,7 @@ impl Store for MemoryStore {
                     agent_name: c.opened.agent_name.clone(),
                     queued_at: c.opened.queued_at,
                     paired_at: c.opened.paired_at,
-                    first_agent_at: reports::first_agent_at(None, &c.messages),
+                    first_agent_at: reports::first_agent_at(&c.messages),
                     ended_at: c.closed.as_ref().map(|closed| closed.ended_at),
                     rating: s.ratings.get(&c.opened.id).map(|r| (r.scale, r.score)),
                 })

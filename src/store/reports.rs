@@ -70,16 +70,12 @@ impl ReportFacts {
     }
 }
 
-/// The first agent message's time among `messages`, and an earlier one already known.
-pub(crate) fn first_agent_at<'a>(
-    known: Option<Millis>,
-    messages: impl IntoIterator<Item = &'a super::ArchivedMessage>,
-) -> Option<Millis> {
+/// The first agent message's time among `messages`.
+pub(crate) fn first_agent_at<'a>(messages: impl IntoIterator<Item = &'a super::ArchivedMessage>) -> Option<Millis> {
     messages
         .into_iter()
         .filter(|m| m.from == super::Side::Agent)
         .map(|m| m.at)
-        .chain(known)
         .min()
 }
 

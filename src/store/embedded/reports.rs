@@ -49,7 +49,7 @@ pub(super) fn backfill(db: &redb::Database) -> StoreResult<()> {
     {
         let (id, _) = row.map_err(unavailable)?;
         let messages = message_log::load(&tx, id.value())?;
-        if let Some(at) = reports::first_agent_at(None, &messages) {
+        if let Some(at) = reports::first_agent_at(&messages) {
             firsts.push((id.value().to_string(), at));
         }
     }
@@ -58,10 +58,7 @@ pub(super) fn backfill(db: &redb::Database) -> StoreResult<()> {
     {
         let mut table = tx.open_table(FIRST_AGENT_AT).map_err(unavailable)?;
         for (id, at) in &firsts {
-            let known = table.get(id.as_str()).map_err(unavailable)?.map(|v| v.value());
-            if known.is_none_or(|known| *at < known) {
-                table.insert(id.as_str(), *at).map_err(unavailable)?;
-            }
+            keep_earliest(&mut table, id, *at)?;
         }
         tx.open_table(META)
             .map_err(unavailable)?
@@ -74,6 +71,15 @@ pub(super) fn backfill(db: &redb::Database) -> StoreResult<()> {
             conversations = firsts.len(),
             "noted the first agent line of conversations archived before the reports"
         );
+    }
+    Ok(())
+}
+
+/// Keeps `at` as the first agent line of `conversation` unless an earlier one is kept.
+fn keep_earliest(table: &mut redb::Table<'_, &'static str, i64>, conversation: &str, at: Millis) -> StoreResult<()> {
+    let known = table.get(conversation).map_err(unavailable)?.map(|v| v.value());
+    if known.is_none_or(|known| at < known) {
+        table.insert(conversation, at).map_err(unavailable)?;
     }
     Ok(())
 }
@@ -100,18 +106,10 @@ impl<'tx> Writer<'tx> {
 
     /// Notes the earliest agent line of `messages` (one conversation's, of one batch).
     pub(super) fn agent_lines(&mut self, conversation: &str, messages: &[&ArchivedMessage]) -> StoreResult<()> {
-        let Some(first) = reports::first_agent_at(None, messages.iter().copied()) else {
+        let Some(first) = reports::first_agent_at(messages.iter().copied()) else {
             return Ok(());
         };
-        let known = self
-            .first_agent_at
-            .get(conversation)
-            .map_err(unavailable)?
-            .map(|v| v.value());
-        if known.is_none_or(|known| first < known) {
-            self.first_agent_at.insert(conversation, first).map_err(unavailable)?;
-        }
-        Ok(())
+        keep_earliest(&mut self.first_agent_at, conversation, first)
     }
 
     /// Keeps `abandoned` once (its key is its time and id).
