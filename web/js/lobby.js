@@ -154,6 +154,11 @@ export async function showLobby({ button }) {
   lobbyShown = true;
   show($('lobby'), true);
   show($('lobby-join'), button);
+  // Listened for from the moment the button shows: a click while the camera is still
+  // opening counts (it used to be lost, leaving the user in the lobby).
+  const pressed = button
+    ? new Promise((resolve) => $('lobby-join').addEventListener('click', resolve, { once: true }))
+    : null;
   $('lobby-error').textContent = '';
   const choice = remembered();
   if (!stream) {
@@ -174,10 +179,7 @@ export async function showLobby({ button }) {
   }
   // A headset plugged in (or out) while in the lobby shows up in the lists.
   navigator.mediaDevices.ondevicechange = () => { if (lobbyShown) listDevices().catch(console.error); };
-  if (!button) return;
-  await new Promise((resolve) => {
-    $('lobby-join').addEventListener('click', resolve, { once: true });
-  });
+  if (pressed) await pressed;
 }
 
 /**
