@@ -263,3 +263,24 @@ for (const [label, agentSize, customerSize] of [['desktop 1280×800', DESKTOP, D
     });
   });
 }
+
+test('"Join now" pressed while the camera is still opening takes the user in once it opens', async () => {
+  await withShots('room-lobby-early-join', async (pages) => {
+    const room = await agentRoom('early-joiner');
+    const page = await newPage(browser, DESKTOP);
+    pages.push(page);
+    // A camera that takes 1.5 s to open, as a real one often does.
+    await page.addInitScript(() => {
+      const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+      navigator.mediaDevices.getUserMedia = async (constraints) => {
+        await new Promise((r) => setTimeout(r, 1500));
+        return real(constraints);
+      };
+    });
+    const login = await page.request.post(`${hub.url}/api/login`, { data: { username: room.username, password: room.password } });
+    assert.equal(login.status(), 200);
+    await page.goto(`${hub.url}/room.html?room=${room.id}&as=agent`);
+    await page.getByTestId('lobby-join').click();
+    await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor({ timeout: 10000 });
+  });
+});
