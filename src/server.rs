@@ -129,6 +129,7 @@ pub async fn run(
         .store(group_commit, std::sync::atomic::Ordering::Relaxed);
     let sessions = Sessions::new(store.clone(), settings.session_ttl);
     tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
+    tokio::spawn(crate::store::keep_reports_ready(store.clone(), shutdown.clone()));
     // ---- several nodes through Redis (issue 15) ----
     let (cluster, lease_task) = if settings.clustered() {
         // A dead node's people are handed to this node by the `node_lost` routing script.

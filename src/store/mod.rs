@@ -641,6 +641,35 @@ pub trait Store: Send + Sync + 'static {
     /// Service conversations paired, customers who left the line unserved (by `left_at`),
     /// and offline messages left (by `created_at`), in `[from, to)`; in any order.
     async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts>;
+    /// Readies what the reports of the last [`REPORTS_KEPT_READY_DAYS`] will read, so the
+    /// next one answers quickly, run every [`REPORTS_READY_EVERY`] on each node
+    /// ([`keep_reports_ready`]). MongoDB builds and refreshes its per-day cache; the other
+    /// stores read their own indexes and have nothing to ready.
+    async fn ready_reports(&self, _now: Millis) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// The days back [`Store::ready_reports`] readies: a month's report and a little more.
+pub const REPORTS_KEPT_READY_DAYS: i64 = 35;
+/// How often [`Store::ready_reports`] runs: often enough that a report's patch of the
+/// conversations written since (MongoDB) stays a few minutes' worth.
+pub const REPORTS_READY_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Readies the reports at start and every [`REPORTS_READY_EVERY`] until `shutdown`.
+pub async fn keep_reports_ready(store: SharedStore, shutdown: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(REPORTS_READY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                if let Err(e) = store.ready_reports(crate::clock::now_ms()).await {
+                    tracing::warn!(error = %e, "could not ready the reports' cache; reports build what they miss themselves");
+                }
+            }
+        }
+    }
 }
 
 /// First and longest pause between attempts to reach the store at start-up.

@@ -779,6 +779,10 @@ impl Store for MongoStore {
     async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
         self.facts(from, to).await
     }
+
+    async fn ready_reports(&self, now: Millis) -> StoreResult<()> {
+        self.ready_days(now).await
+    }
 }
 
 #[cfg(test)]

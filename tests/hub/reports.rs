@@ -487,3 +487,74 @@ async fn a_mongodb_archive_from_before_the_reports_gets_its_first_agent_lines() 
     );
     raw.drop().await.unwrap();
 }
+
+/// MongoDB's per-day cache of the reports' facts: a day cached by an older build (its
+/// chunks held sub-documents) is rebuilt from the truth, not misread; the background
+/// readying builds the recent days, and a conversation archived after it still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache_stays_true() {
+    let uri = mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let conversation = |id: &str, paired_at: i64| {
+        vec![
+            ArchiveEvent::Opened(ConversationOpened {
+                id: id.into(),
+                kind: ConversationKind::Service,
+                category: Some("sales".into()),
+                customer_name: "Carla".into(),
+                agent_id: "ann".into(),
+                agent_name: "Ann".into(),
+                queued_at: paired_at - 4_000,
+                paired_at,
+                customer: Default::default(),
+            }),
+            ArchiveEvent::Message {
+                conversation_id: id.into(),
+                message: ArchivedMessage {
+                    id: format!("{id}-1"),
+                    seq: 1,
+                    from: Side::Agent,
+                    text: "hello".into(),
+                    at: paired_at + 3_000,
+                },
+            },
+        ]
+    };
+    store.archive(&conversation("first", T0 + 1_000)).await.unwrap();
+    let facts = store.report_facts(T0, T0 + DAY).await.unwrap();
+    assert_eq!(facts.conversations.len(), 1, "the day is cached now");
+
+    // As an older build left the day's chunks: the entries as sub-documents, a wrong one.
+    let raw = mongodb::Client::with_uri_str(&uri).await.unwrap().database(&db);
+    let chunks = raw.collection::<bson::Document>("report_chunks");
+    let old = chunks
+        .update_many(
+            bson::doc! {},
+            bson::doc! {"$unset": {"packed": ""}, "$set": {"entries": [{"i": "ghost", "a": "x", "n": "X", "q": T0, "p": T0}]}},
+        )
+        .await
+        .unwrap();
+    assert_eq!(old.modified_count, 1);
+    let facts = store.report_facts(T0, T0 + DAY).await.unwrap();
+    let ids: Vec<&str> = facts.conversations.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["first"], "rebuilt from the conversations");
+    assert_eq!(facts.conversations[0].first_agent_at, Some(T0 + 4_000));
+
+    // Readied as the background task does (today = the next day): the days are cached, and
+    // a conversation archived after that is patched in by the next report.
+    raw.collection::<bson::Document>("report_days").delete_many(bson::doc! {}).await.unwrap();
+    chunks.delete_many(bson::doc! {}).await.unwrap();
+    store.ready_reports(T0 + DAY + 60_000).await.unwrap();
+    assert_eq!(
+        chunks.count_documents(bson::doc! {}).await.unwrap(),
+        1,
+        "the day with a conversation is cached"
+    );
+    store.archive(&conversation("second", T0 + 50_000)).await.unwrap();
+    let facts = store.report_facts(T0, T0 + DAY).await.unwrap();
+    let mut ids: Vec<&str> = facts.conversations.iter().map(|c| c.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["first", "second"]);
+    raw.drop().await.unwrap();
+}
