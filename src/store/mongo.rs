@@ -197,6 +197,8 @@ pub struct MongoStore {
     first_agent_known: Arc<Mutex<HashMap<String, Millis>>>,
     /// What every write asks of the server (see [`durable_write_concern`]).
     write_concern: WriteConcern,
+    /// Entries per chunk of the reports' per-day cache (`mongo/reports.rs`).
+    report_chunk_entries: usize,
 }
 
 impl MongoStore {
@@ -254,6 +256,7 @@ impl MongoStore {
             chains: Arc::default(),
             first_agent_known: Arc::default(),
             write_concern,
+            report_chunk_entries: reports::CHUNK,
             db,
         };
         store.ping().await.map_err(ConnectFailure::Unreachable)?;
@@ -269,6 +272,14 @@ impl MongoStore {
             }
         });
         Ok(store)
+    }
+
+    /// Splits each day of the reports' cache into chunks of `entries` (tests: a day over
+    /// one chunk without 10,000 conversations).
+    #[doc(hidden)]
+    pub fn with_report_chunk_entries(mut self, entries: usize) -> Self {
+        self.report_chunk_entries = entries.max(1);
+        self
     }
 
     /// The write concern every write of this store carries.

@@ -543,7 +543,10 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
 
     // Readied as the background task does (today = the next day): the days are cached, and
     // a conversation archived after that is patched in by the next report.
-    raw.collection::<bson::Document>("report_days").delete_many(bson::doc! {}).await.unwrap();
+    raw.collection::<bson::Document>("report_days")
+        .delete_many(bson::doc! {})
+        .await
+        .unwrap();
     chunks.delete_many(bson::doc! {}).await.unwrap();
     store.ready_reports(T0 + DAY + 60_000).await.unwrap();
     assert_eq!(
@@ -556,5 +559,100 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
     let mut ids: Vec<&str> = facts.conversations.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["first", "second"]);
+    raw.drop().await.unwrap();
+}
+
+/// A day whose facts fill several chunks of MongoDB's cache (here 3 entries a chunk, as
+/// 10,000 do in production): read whole, patched whole after a late closing and a rating,
+/// and rebuilt without an erased conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_report_cache_days_over_several_chunks_stay_whole() {
+    let uri = mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store = MongoStore::connect(&uri, &db)
+        .await
+        .unwrap()
+        .with_report_chunk_entries(3);
+    let ids: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    let events: Vec<ArchiveEvent> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            ArchiveEvent::Opened(ConversationOpened {
+                id: id.clone(),
+                kind: ConversationKind::Service,
+                category: Some("sales".into()),
+                customer_name: format!("Customer {i}"),
+                agent_id: "ann".into(),
+                agent_name: "Ann".into(),
+                queued_at: T0 + i as i64 * 60_000,
+                paired_at: T0 + i as i64 * 60_000 + 5_000,
+                customer: Default::default(),
+            })
+        })
+        .collect();
+    store.archive(&events).await.unwrap();
+    let read = |facts: ReportFacts| {
+        let mut ids: Vec<String> = facts.conversations.into_iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(read(store.report_facts(T0, T0 + DAY).await.unwrap()), ids);
+    let raw = mongodb::Client::with_uri_str(&uri).await.unwrap().database(&db);
+    let chunks = raw.collection::<bson::Document>("report_chunks");
+    assert_eq!(
+        chunks.count_documents(bson::doc! {}).await.unwrap(),
+        4,
+        "10 entries in chunks of 3"
+    );
+    assert_eq!(
+        read(store.report_facts(T0, T0 + DAY).await.unwrap()),
+        ids,
+        "read whole from 4 chunks"
+    );
+
+    // A late closing and a rating: the day is patched, still whole, with both.
+    store
+        .archive(&[ArchiveEvent::Closed(ConversationClosed {
+            id: "c7".into(),
+            ended_at: T0 + DAY / 2,
+            ended_by: Side::Customer,
+            reason: EndReason::Ended,
+        })])
+        .await
+        .unwrap();
+    store
+        .rate_conversation(
+            "c2",
+            Rating {
+                score: 4,
+                scale: RatingScale::Stars,
+                comment: None,
+                at: T0 + DAY / 2,
+            },
+        )
+        .await
+        .unwrap();
+    let facts = store.report_facts(T0, T0 + DAY).await.unwrap();
+    let by_id: BTreeMap<&str, &ConversationFacts> = facts.conversations.iter().map(|c| (c.id.as_str(), c)).collect();
+    assert_eq!(by_id.len(), 10);
+    assert_eq!(by_id["c7"].ended_at, Some(T0 + DAY / 2));
+    assert_eq!(by_id["c2"].rating, Some((RatingScale::Stars, 4)));
+    assert_eq!(
+        chunks.count_documents(bson::doc! {}).await.unwrap(),
+        4,
+        "the old version's chunks went"
+    );
+
+    // Erased: rebuilt without it.
+    store.erase_conversations(&["c4".to_string()]).await.unwrap();
+    let left = read(store.report_facts(T0, T0 + DAY).await.unwrap());
+    assert_eq!(left.len(), 9);
+    assert!(!left.contains(&"c4".to_string()));
+    assert_eq!(
+        chunks.count_documents(bson::doc! {}).await.unwrap(),
+        3,
+        "9 entries in chunks of 3"
+    );
     raw.drop().await.unwrap();
 }
