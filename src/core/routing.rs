@@ -1026,10 +1026,19 @@ impl Routing {
     /// grows they are paired at once.
     pub fn set_pairing_room(&mut self, room: Option<usize>, out: &mut Vec<Decision>) {
         self.pairing_room = room;
-        if room != Some(0) && std::mem::take(&mut self.held_back) {
+        self.route_held_back(out);
+    }
+
+    /// Routes every category once if a pairing was held back for want of room and room has
+    /// come back since: raised by [`Routing::set_pairing_room`], or given back by an offer
+    /// withdrawn in another category (whose own routing would not reach the held-back
+    /// customer). Every routing pass ends with it, so no event leaves room idle while a
+    /// customer waits beside an eligible agent.
+    fn route_held_back(&mut self, out: &mut Vec<Decision>) {
+        if self.pairing_room != Some(0) && std::mem::take(&mut self.held_back) {
             let categories: Vec<CategoryId> = self.queues.keys().cloned().collect();
             for category in &categories {
-                self.route_category(category, out);
+                self.route_one_category(category, out);
             }
         }
     }
@@ -1046,6 +1055,12 @@ impl Routing {
     /// Pairs the longest-waiting connected customers of `category` with the best eligible agents,
     /// until one side runs out.
     fn route_category(&mut self, category: &CategoryId, out: &mut Vec<Decision>) {
+        self.route_one_category(category, out);
+        self.route_held_back(out);
+    }
+
+    /// [`Routing::route_category`] without the held-back pass.
+    fn route_one_category(&mut self, category: &CategoryId, out: &mut Vec<Decision>) {
         if self.closed.contains(category) {
             return;
         }
@@ -1085,6 +1100,12 @@ impl Routing {
 
     /// Gives an agent the longest-waiting connected customer across their categories, until full.
     fn route_agent(&mut self, id: &AgentId, out: &mut Vec<Decision>) {
+        self.fill_agent(id, out);
+        self.route_held_back(out);
+    }
+
+    /// [`Routing::route_agent`] without the held-back pass.
+    fn fill_agent(&mut self, id: &AgentId, out: &mut Vec<Decision>) {
         loop {
             let Some(agent) = self.agents.get(id) else { return };
             if !agent.eligible() {

@@ -1008,6 +1008,20 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::SetPairingRoom(Some(2))),
             (1, Op::SetMode(0, false)),
         ],
+        // The room an offer gives back when its agent goes offline reaches a customer held
+        // back for want of room in another category, beside an agent now available there.
+        vec![
+            (0, Op::AgentOnline(0, 6, 1, true)),
+            (0, Op::SetMode(1, true)),
+            (1, Op::AgentOnline(1, 0, 1, false)),
+            (1, Op::Join(1)),
+            (0, Op::Join(0)),
+            (1, Op::SetCategories(1, 5)),
+            (0, Op::SetPairingRoom(Some(0))),
+            (1, Op::Join(0)),
+            (1, Op::SetAvailable(1, true)),
+            (0, Op::AgentOffline(0)),
+        ],
         // Transfers: to an agent (refused when full, to themselves, or by another agent),
         // to a category's line (the customer ahead of a later join, passed by the agent who
         // handed them on, and back in the same chat when paired again); restored below.

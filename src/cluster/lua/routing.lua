@@ -343,7 +343,7 @@ end
 -- Pairs (or, in offer mode, offers) the longest-waiting ready customers of a category to
 -- the best eligible agents (least loaded, then longest since their last chat), until one
 -- side runs out.
-local function route_category(category)
+local function route_one_category(category)
   if category_closed(category) then return end
   local offering = in_offer_mode(category)
   while true do
@@ -360,6 +360,22 @@ local function route_category(category)
   end
 end
 
+-- Routes every category once if a pairing was held back for want of room and room has
+-- come back since: raised by `set_pairing_room`, or given back by an offer withdrawn in
+-- another category (the core's `route_held_back`). Every routing pass ends with it.
+local function route_held_back()
+  if redis.call('GET', K_ROOM) ~= '0' and redis.call('GETDEL', K_HELD) then
+    for _, category in ipairs(redis.call('ZRANGE', K_CATEGORIES, 0, -1)) do
+      route_one_category(category)
+    end
+  end
+end
+
+local function route_category(category)
+  route_one_category(category)
+  route_held_back()
+end
+
 -- Routes each of a list of categories once, in bytewise order (the core's BTreeSet).
 local function route_categories(list)
   table.sort(list, bytes_less)
@@ -371,7 +387,7 @@ local function route_categories(list)
 end
 
 -- Gives an agent the longest-waiting connected customer across their categories, until full.
-local function route_agent(agent)
+local function fill_agent(agent)
   while true do
     if not eligible(agent) then return end
     local best, best_ticket, best_category
@@ -392,6 +408,11 @@ local function route_agent(agent)
       pair(best, best_ticket, best_category, to)
     end
   end
+end
+
+local function route_agent(agent)
+  fill_agent(agent)
+  route_held_back()
 end
 
 -- An offer declined or lapsed: the agent has passed the customer; whatever else of the
@@ -861,11 +882,7 @@ end
 function T.set_pairing_room(_, a)
   local room = a[1]
   if room == '' then redis.call('DEL', K_ROOM) else redis.call('SET', K_ROOM, room) end
-  if room ~= '0' and redis.call('GETDEL', K_HELD) then
-    for _, category in ipairs(redis.call('ZRANGE', K_CATEGORIES, 0, -1)) do
-      route_category(category)
-    end
-  end
+  route_held_back()
 end
 
 -- A node is gone (its lease ran out; or it is the caller itself, just restarted, whose
