@@ -358,13 +358,16 @@ fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_
 fn room_given_back_by_a_withdrawn_offer_pairs_a_customer_held_back_in_another_category() {
     let mut r = routing(&["offered", "direct"]);
     let mut out = vec![];
-    r.set_category_mode(&cat("offered"), RoutingMode::Offer, &mut out).unwrap();
-    r.agent_online(agent("ringing"), [cat("offered")], 1, true, &mut out).unwrap();
+    r.set_category_mode(&cat("offered"), RoutingMode::Offer, &mut out)
+        .unwrap();
+    r.agent_online(agent("ringing"), [cat("offered")], 1, true, &mut out)
+        .unwrap();
     r.join(&cat("offered"), &mut out).unwrap();
     assert_eq!(offers(&out).len(), 1);
     r.set_pairing_room(Some(0), &mut out);
     let held = r.join(&cat("direct"), &mut out).unwrap();
-    r.agent_online(agent("free"), [cat("direct")], 1, true, &mut out).unwrap();
+    r.agent_online(agent("free"), [cat("direct")], 1, true, &mut out)
+        .unwrap();
     assert!(paired(&out).is_empty(), "paired with no room");
     out.clear();
     r.agent_offline(&agent("ringing"), &mut out);
