@@ -125,8 +125,18 @@ pub fn parse_node_message(payload: &str) -> Option<NodeMessage> {
     }
 }
 
+/// What stamping a message gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub seq: u64,
+    /// The id and time of the message first stamped with this seq when the client sent it
+    /// again (same client id and text, within the script's `CLIENT_RESEND_SECS`): it is
+    /// that message, acknowledged as it was stamped. `None` for a message stamped now.
+    pub first: Option<(String, i64)>,
+}
+
 /// Stamps a message of `chat` sent by `sender` (its customer id or agent id, the `from`
-/// side): fenced by `(node, incarnation)`. Returns its seq once it is in the chat's log.
+/// side): fenced by `(node, incarnation)`. Returns its stamp once it is in the chat's log.
 #[allow(clippy::too_many_arguments)]
 pub async fn append(
     conn: &mut ConnectionManager,
@@ -139,8 +149,8 @@ pub async fn append(
     at: i64,
     text: &str,
     client_id: Option<&str>,
-) -> Result<u64, ClusterRoutingError> {
-    let seq: u64 = MESSAGE
+) -> Result<Stamp, ClusterRoutingError> {
+    let reply: redis::Value = MESSAGE
         .key(ROUTING_KEY)
         .arg(node)
         .arg(incarnation)
@@ -155,7 +165,27 @@ pub async fn append(
         .arg(LOG_LIFETIME_SECS)
         .invoke_async(conn)
         .await?;
-    Ok(seq)
+    stamp_of(reply).ok_or_else(|| MalformedReply("a message's stamp".into()).into())
+}
+
+/// The script's reply: a seq, or `{seq, id, time}` of the message sent again.
+fn stamp_of(reply: redis::Value) -> Option<Stamp> {
+    use redis::FromRedisValue;
+    match reply {
+        redis::Value::Int(seq) => Some(Stamp {
+            seq: u64::try_from(seq).ok()?,
+            first: None,
+        }),
+        redis::Value::Array(items) => {
+            let (seq, id, at): (u64, String, String) =
+                FromRedisValue::from_redis_value(redis::Value::Array(items)).ok()?;
+            Some(Stamp {
+                seq,
+                first: Some((id, at.parse().ok()?)),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Publishes a typing flag or a draft to the other side's node, if another node.

@@ -491,10 +491,13 @@ async fn router(
                     }
                 }
                 match stamped {
-                    Ok(seq) => {
+                    Ok(stamp) => {
+                        // Sent again after a refusal whose call Redis applied late: it is
+                        // the message first stamped, acknowledged and archived as that one.
+                        let (id, at) = stamp.first.unwrap_or((id, at));
                         let line = ChatLine {
                             chat,
-                            seq,
+                            seq: stamp.seq,
                             id,
                             at,
                             from,

@@ -90,8 +90,10 @@ fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
 }
 
 /// Issue 15's gaps: a chat message sent again with the same id (the router's retry after
-/// a connection broke under the call) gets its first seq and is logged once; a buddy event
-/// sent again with the same id is recorded once.
+/// a connection broke under the call) gets its first seq and is logged once; so does one
+/// the client sends again with its client id and text (a refusal whose call Redis applied
+/// late), while another text under that client id, or the other side's, is a message of
+/// its own; a buddy event sent again with the same id is recorded once.
 #[test]
 fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
     use switchboard::cluster::{buddy_log, chat_log};
@@ -116,25 +118,36 @@ fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
                 _ => None,
             })
             .expect("paired");
-        let send = |conn: &mut redis::aio::ConnectionManager, id: &'static str| {
+        let stamp = |conn: &mut redis::aio::ConnectionManager,
+                     from: Party,
+                     id: &'static str,
+                     text: &'static str,
+                     client_id: Option<&'static str>| {
             let mut conn = conn.clone();
-            let sender = customer.0.to_string();
+            let sender = match from {
+                Party::Customer => customer.0.to_string(),
+                _ => "ann".to_string(),
+            };
             async move {
                 chat_log::append(
                     &mut conn,
                     "n0",
                     incarnation,
                     chat,
-                    Party::Customer,
+                    from,
                     &sender,
                     id,
-                    1,
-                    "hi",
-                    None,
+                    i64::from(id.as_bytes()[1]),
+                    text,
+                    client_id,
                 )
                 .await
                 .unwrap()
             }
+        };
+        let send = |conn: &mut redis::aio::ConnectionManager, id: &'static str| {
+            let stamped = stamp(conn, Party::Customer, id, "hi", None);
+            async move { stamped.await.seq }
         };
         assert_eq!(send(&mut conn, "m1").await, 1);
         assert_eq!(send(&mut conn, "m1").await, 1, "the same id: the same seq");
@@ -143,6 +156,26 @@ fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
         let seqs: Vec<u64> = read.lines.iter().map(|l| l.seq).collect();
         assert_eq!(seqs, [1, 2], "logged once each");
         assert_eq!(read.first, Some(1), "the log starts at the chat's first message");
+
+        // Sent again by the client (a new id: another call, maybe on another node) with its
+        // client id and text: the first message's stamp, logged once.
+        let first = stamp(&mut conn, Party::Customer, "m3", "refund?", Some("c-1")).await;
+        assert_eq!((first.seq, &first.first), (3, &None));
+        let again = stamp(&mut conn, Party::Customer, "m4", "refund?", Some("c-1")).await;
+        assert_eq!(
+            (again.seq, again.first),
+            (3, Some(("m3".to_string(), i64::from(b'3')))),
+            "sent again: the first's seq, id and time"
+        );
+        // Another text under a client id used again (a reloaded page counting from 1), or
+        // the other side's message with the same client id and text: messages of their own.
+        let reused = stamp(&mut conn, Party::Customer, "m5", "thanks", Some("c-1")).await;
+        assert_eq!((reused.seq, reused.first), (4, None));
+        let other_side = stamp(&mut conn, Party::Agent, "m6", "refund?", Some("c-1")).await;
+        assert_eq!((other_side.seq, other_side.first), (5, None));
+        let read = chat_log::read_after(&mut conn, chat, 2).await.unwrap();
+        let ids: Vec<&str> = read.lines.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["m3", "m5", "m6"], "logged once each");
 
         let events = || async {
             let n: u64 = redis::cmd("XLEN")

@@ -28,7 +28,8 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
         let mut core = Routing::new();
         let mut out = vec![];
         core.add_category(cat("sales")).unwrap();
-        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out).unwrap();
+        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
+            .unwrap();
         let chatting = core.join(&cat("sales"), &mut out).unwrap();
         let waiting = core.join(&cat("sales"), &mut out).unwrap();
         let chat = out
@@ -45,16 +46,24 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
         let offers = restore::offer(&mut conn, "n0", n0, "9-0", WINDOW).await.unwrap();
         assert_eq!(offers.winner, "n0");
         tokio::time::sleep(WINDOW).await;
-        let written = restore::restore(&mut conn, "n0", n0, &state, "lost-id", WINDOW).await.unwrap();
+        let written = restore::restore(&mut conn, "n0", n0, &state, "lost-id", WINDOW)
+            .await
+            .unwrap();
         assert_eq!(written, Restored::Written);
-        let id: String = redis::cmd("GET").arg("{sb}:cluster-id").query_async(&mut conn).await.unwrap();
+        let id: String = redis::cmd("GET")
+            .arg("{sb}:cluster-id")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         assert_eq!(id, "lost-id", "chats keep their wire ids");
 
         let messages = conn.clone();
         let send = |node: &'static str, incarnation: u64, from: Party, sender: String, text: &'static str| {
             let mut conn = messages.clone();
             async move {
-                chat_log::append(&mut conn, node, incarnation, chat, from, &sender, text, 1, text, None).await
+                chat_log::append(&mut conn, node, incarnation, chat, from, &sender, text, 1, text, None)
+                    .await
+                    .map(|stamp| stamp.seq)
             }
         };
         let customer = chatting.0.to_string();
@@ -91,7 +100,9 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
         )
         .await
         .unwrap();
-        let seq = send("n0", n0, Party::Customer, customer.clone(), "after").await.unwrap();
+        let seq = send("n0", n0, Party::Customer, customer.clone(), "after")
+            .await
+            .unwrap();
         assert_eq!(seq, 8, "the next seq follows the greater side's");
         let seq = send("n1", n1, Party::Agent, "ann".to_string(), "reply").await.unwrap();
         assert_eq!(seq, 9);
@@ -102,7 +113,11 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
         assert!(matches!(late, Err(ClusterRoutingError::Fenced)), "{late:?}");
         let reaper = RedisRouting::new(conn.clone(), "n1", n1);
         let handed = reaper.node_lost("{restored}").await.unwrap();
-        assert!(handed.decisions.is_empty(), "everyone was claimed: {:?}", handed.decisions);
+        assert!(
+            handed.decisions.is_empty(),
+            "everyone was claimed: {:?}",
+            handed.decisions
+        );
     });
 }
 

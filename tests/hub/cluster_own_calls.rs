@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
@@ -229,4 +229,125 @@ async fn a_reload_on_the_same_node_while_redis_is_away_keeps_the_chat() {
     assert_eq!(got["text"], "still here", "the chat went on: {got}");
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// Redis frozen (SIGSTOP) while a customer sends a message: alpha's calls time out and it
+/// refuses the message `cluster_unavailable` with its client id, though the call waits in
+/// Redis's socket and is applied when Redis wakes (the agent gets it). The customer sends
+/// it again with the same client id, as the protocol asks: it is that message, stamped
+/// once — acknowledged with the seq and id the agent saw, archived once — and the next
+/// message follows it. Before, the second sending was stamped again: the agent saw the
+/// text twice under two seqs, and the archive held it twice.
+#[tokio::test]
+async fn a_message_refused_while_redis_was_slow_and_sent_again_is_stamped_once() {
+    let ChatAcrossNodes {
+        mut agent,
+        mut customer,
+        chat,
+        nodes: [alpha, beta],
+        servers,
+        ..
+    } = chat_on_two_nodes("cluster-resent-message").await;
+    let redis = &servers.redis;
+    let message = |text: &str, client_id: &str| json!({"type": "message", "text": text, "client_id": client_id});
+
+    customer.send(message("hello", "c-0")).await;
+    assert_eq!(customer.next_of("ack").await["seq"], 1);
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+
+    let busy = busy_for(redis, Duration::from_millis(1_500));
+    customer.send(message("is my refund on its way?", "c-1")).await;
+    let refused = customer.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("cluster_unavailable"), Some("c-1")),
+        "{refused}"
+    );
+    busy.join().unwrap();
+    let late = agent.next_of("message").await;
+    assert_eq!(
+        (late["seq"].as_u64(), late["text"].as_str()),
+        (Some(2), Some("is my refund on its way?")),
+        "Redis applied the refused call when it woke: {late}"
+    );
+
+    // Sent again until taken, as a client does (alpha refuses it while it has not seen
+    // Redis answer again).
+    let ack = loop {
+        customer.send(message("is my refund on its way?", "c-1")).await;
+        let answer = customer
+            .next_matching(|f| f["type"] == "ack" || f["type"] == "error")
+            .await;
+        if answer["type"] == "ack" {
+            break answer;
+        }
+        assert_eq!(answer["code"], "cluster_unavailable", "{answer}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (ack["seq"].as_u64(), ack["id"].as_str(), ack["client_id"].as_str()),
+        (Some(2), late["id"].as_str(), Some("c-1")),
+        "sent again: the message the agent has, acknowledged"
+    );
+    customer.send(message("thanks", "c-2")).await;
+    assert_eq!(customer.next_of("ack").await["seq"], 3);
+    let next = agent.next_of("message").await;
+    assert_eq!(
+        (next["seq"].as_u64(), next["text"].as_str()),
+        (Some(3), Some("thanks")),
+        "the agent gets no second copy: {next}"
+    );
+
+    customer.send(json!({"type": "leave"})).await;
+    agent.next_of("chat_ended").await;
+    let admin = beta.admin().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, record) = admin.get(&format!("/api/conversations/{chat}")).await;
+        if status == 200 && !record["ended_at"].is_null() {
+            let archived: Vec<(Option<u64>, Option<&str>)> = record["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| (m["seq"].as_u64(), m["text"].as_str()))
+                .collect();
+            assert_eq!(
+                archived,
+                [
+                    (Some(1), Some("hello")),
+                    (Some(2), Some("is my refund on its way?")),
+                    (Some(3), Some("thanks"))
+                ],
+                "archived once each: {record}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never archived closed: {status} {record}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Keeps `redis` busy for `how_long` (a script that spins; Redis answers nobody meanwhile,
+/// then goes through what queued up), as a loaded machine does; returns once it runs.
+fn busy_for(redis: &RedisServer, how_long: Duration) -> std::thread::JoinHandle<()> {
+    let url = redis.url();
+    let millis = how_long.as_millis() as u64;
+    let (started, running) = std::sync::mpsc::channel();
+    let spinning = std::thread::spawn(move || {
+        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let script = "local t = redis.call('TIME') local start = t[1] * 1000 + t[2] / 1000 \
+             repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 - start >= tonumber(ARGV[1])";
+        started.send(()).unwrap();
+        let _: () = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .arg(millis)
+            .query(&mut conn)
+            .unwrap();
+    });
+    running.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    spinning
 }

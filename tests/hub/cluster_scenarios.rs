@@ -1161,8 +1161,8 @@ async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_3() 
 /// it found around Redis coming back empty are fixed (no acknowledged line lost over seeds
 /// 1–8), but some seeds still meet the open ones docs/cluster.md §16 lists: a token not
 /// yet in Redis when its node dies right after the welcome (seeds 2, 8), a chat ended
-/// while its customer's node is stopped and not yet reaped (seed 2), a resume racing a
-/// chat's end after a restore (seed 3), a message stamped twice after a timed-out stamp.
+/// while its customer's node is stopped and not yet reaped (seed 2), and a resume racing a
+/// chat's end after a restore (seed 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "open faults on some seeds (docs/cluster.md §16): resume_expired for a token never recorded before its node died, and races around a chat's end"]
 async fn scenario_4_every_fault_in_turn_under_random_traffic() {

@@ -11,6 +11,12 @@
 -- RESTORING. A message whose id was stamped within the last ten seconds gets
 -- that seq again and changes nothing: a call retried after an answer lost in transit (a
 -- connection that broke under it, e.g. across a Redis restart) is not stamped twice.
+-- A message the client sends again with the same client id and text, from the same side
+-- of the chat, within CLIENT_RESEND_SECS of its stamping, is not stamped again either: it
+-- replies {seq, id, time} of the first, which its node acknowledges. (A node refuses a
+-- message `cluster_unavailable` when its calls time out; the call may still have been
+-- applied, late, by a Redis that was only slow, and the client sends the message again,
+-- on any node, as the protocol asks.)
 local P = '{sb}:'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -50,6 +56,20 @@ end
 if redis.call('HGET', sender_key, 'node') ~= node then
   return redis.error_reply('not_held the sender is held by another node')
 end
+-- Thirty seconds: a client sends a refused message again at once or after moving to
+-- another node (a few seconds); at 1,000 messages/s with client ids this keeps ~30,000
+-- small keys. Keyed by a digest of the client id and the text, so a client that reuses
+-- its ids (a reloaded page counting from 1 again) loses no different message.
+local CLIENT_RESEND_SECS = 30
+local client_key
+if ARGV[9] ~= '' then
+  client_key = P .. 'chat-client:' .. chat .. ':' .. from .. ':' .. sender .. ':' .. redis.sha1hex(ARGV[9] .. '\n' .. ARGV[8])
+  local first = redis.call('GET', client_key)
+  if first then
+    local seq_text, id, at = string.match(first, '^(%d+) (%S+) (%-?%d+)$')
+    if seq_text then return {tonumber(seq_text), id, at} end
+  end
+end
 local seq_key, log_key = P .. 'chat-seq:' .. chat, P .. 'chat-log:' .. chat
 local seq = redis.call('INCR', seq_key)
 local seq_text = string.format('%d', seq)
@@ -62,6 +82,9 @@ redis.call('EXPIRE', log_key, ARGV[11])
 -- Ten seconds: the router retries at once (within a response timeout, at most 1 s), and
 -- at 10,000 messages/s this keeps ~100,000 small keys.
 redis.call('SET', stamped_key, seq_text, 'EX', 10)
+if client_key then
+  redis.call('SET', client_key, seq_text .. ' ' .. ARGV[6] .. ' ' .. ARGV[7], 'EX', CLIENT_RESEND_SECS)
+end
 if peer_node and peer_node ~= node then
   redis.call('PUBLISH', P .. 'to:' .. peer_node, cjson.encode({
     k = 'm', chat = chat, seq = seq_text, id = ARGV[6], at = ARGV[7], from = from, text = ARGV[8], client = ARGV[9],
