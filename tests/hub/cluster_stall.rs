@@ -424,6 +424,24 @@ async fn a_customer_whose_chat_ended_before_their_stopped_node_was_reaped_resume
     ended_while_stopped_when("stall-ended-unreaped", true, ResumeOn::NotReaper, EndAt::BeforeTheReap).await;
 }
 
+/// The same, node 2 never woken but killed once reaped: it never replays the end, so
+/// neither the agent's line acknowledged during the stall nor the closing would be
+/// archived by it; the agent's node archives them (before, the conversation stayed
+/// without its last line and never closed).
+#[tokio::test]
+async fn a_chat_ended_while_its_customers_node_was_stopped_is_archived_whole_though_that_node_dies() {
+    let mut stage = stage("stall-ended-dead", LEASE_MS).await;
+    ended_while_stopped_on(
+        &mut stage,
+        "stall-ended-dead",
+        true,
+        ResumeOn::NotReaper,
+        EndAt::BeforeTheReap,
+        Wake::Never,
+    )
+    .await;
+}
+
 /// The same, the customer paired (waiting on node 2) while node 2 was stopped, and
 /// resuming on the node that reaped node 2.
 #[tokio::test]
@@ -444,8 +462,28 @@ async fn ended_while_stopped(tag: &str, paired_before: bool, resume_on: ResumeOn
     ended_while_stopped_when(tag, paired_before, resume_on, EndAt::AfterTheReap).await;
 }
 
+/// What becomes of the stopped node.
+#[derive(Clone, Copy, PartialEq)]
+enum Wake {
+    /// Woken once reaped: fenced, it closes its customers' connections (1012).
+    Fenced,
+    /// Killed (SIGKILL) once reaped, never woken.
+    Never,
+}
+
 async fn ended_while_stopped_when(tag: &str, paired_before: bool, resume_on: ResumeOn, end_at: EndAt) {
     let mut stage = stage(tag, LEASE_MS).await;
+    ended_while_stopped_on(&mut stage, tag, paired_before, resume_on, end_at, Wake::Fenced).await;
+}
+
+async fn ended_while_stopped_on(
+    stage: &mut Stage,
+    tag: &str,
+    paired_before: bool,
+    resume_on: ResumeOn,
+    end_at: EndAt,
+    wake: Wake,
+) {
     let mut acked = Acked::new();
     let context = format!("{tag}, paired before the stall: {paired_before}");
     let (mut carla, token, chat, last_seq) = if paired_before {
@@ -514,7 +552,13 @@ async fn ended_while_stopped_when(tag: &str, paired_before: bool, resume_on: Res
         assert_eq!(ended["reason"], "ended", "{context}: {ended}");
     }
 
-    wake_fenced(&mut stage, &mut carla, before, &context).await;
+    match wake {
+        Wake::Fenced => wake_fenced(stage, &mut carla, before, &context).await,
+        Wake::Never => {
+            stage.cluster.kill(STALLED_NODE);
+            drop(carla);
+        }
+    }
     let (mut back, resumed) = resumed_on(&stage.cluster, node, &token, last_seq, &context).await;
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{context}: {resumed}");
     assert_eq!(resumed["chat"]["peer_connected"], false, "{context}: {resumed}");
@@ -536,7 +580,7 @@ async fn ended_while_stopped_when(tag: &str, paired_before: bool, resume_on: Res
         "{context}: {ended}"
     );
 
-    let record = archived_whole(&stage, &chat, &acked, &context).await;
+    let record = archived_whole(stage, &chat, &acked, &context).await;
     assert_eq!(
         (record["reason"].as_str(), record["ended_by"].as_str()),
         (Some("ended"), Some("agent")),

@@ -140,6 +140,14 @@ impl HubState {
                     None
                 };
                 let name = self.chats.get(&chat).map(|log| log.customer_name.clone());
+                // For the same reason this node archives the chat too, closing included: its
+                // archiving node may be stopped now and fenced (or dead) before it replays
+                // the end, and nobody else would write the lines acknowledged since nor the
+                // closing (a node taking the stopped one over inherits running chats only).
+                // The store keeps each event once, whichever copy comes first.
+                if elsewhere {
+                    self.archive_from_now_on(chat);
+                }
                 self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
                 if let Some(snapshot) = kept {
                     let ended = ServerFrame::ChatEnded {
