@@ -78,15 +78,26 @@ pub async fn remember_ended(
     visit: &str,
     ttl: Duration,
 ) -> redis::RedisResult<()> {
+    // Not over the mark of a visit already shown (`find_or_take_ended`): the customer's
+    // node may replay the ending after a resume elsewhere showed the agent's node's copy.
+    static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            r"
+            if redis.call('GET', KEYS[1]) == ARGV[3] then return 0 end
+            redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+            return 1
+            ",
+        )
+    });
     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-    redis::cmd("SET")
-        .arg(key)
-        .arg(visit)
-        .arg("PX")
-        .arg(ms)
-        .query_async(conn)
-        .await
+    let _: i64 = SCRIPT.key(key).arg(visit).arg(ms).arg(SHOWN).invoke_async(conn).await?;
+    Ok(())
 }
+
+/// What a token's ended-visit key holds once its visit was shown: two nodes keep the
+/// same ending (the customer's, under the token; the agent's, under the customer's id),
+/// and a copy written after the other was shown must not show the visit twice.
+const SHOWN: &str = "shown";
 
 /// What Redis knows of a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,13 +127,26 @@ pub async fn find_or_take_ended(
         redis::Script::new(
             r"
             local id = redis.call('GET', KEYS[1])
-            local visit = redis.call('GETDEL', KEYS[2])
-            if (not visit) and id then
-                visit = redis.call('GETDEL', ARGV[1] .. id)
+            local visit = redis.call('GET', KEYS[2])
+            local life = redis.call('PTTL', KEYS[2])
+            if visit == ARGV[3] then
+                visit = false
+            elseif visit then
+                redis.call('DEL', KEYS[2])
             end
-            if visit and id then
-                -- Shown once: the visit is over, the token resumes nobody now.
-                redis.call('DEL', KEYS[1])
+            if (not visit) and id then
+                local of_customer = ARGV[1] .. id
+                visit = redis.call('GET', of_customer)
+                if visit then
+                    life = redis.call('PTTL', of_customer)
+                    redis.call('DEL', of_customer)
+                end
+            end
+            if visit then
+                -- Shown once: the other node's copy, kept under the token later, is not shown.
+                if life > 0 then redis.call('SET', KEYS[2], ARGV[3], 'PX', life) end
+                -- The visit is over, the token resumes nobody now.
+                if id then redis.call('DEL', KEYS[1]) end
             end
             local restoring = 0
             if (not id) and (not visit) then
@@ -151,6 +175,7 @@ pub async fn find_or_take_ended(
         .key(super::restore::RESTORED_KEY)
         .arg(ENDED_OF_CUSTOMER)
         .arg(settling)
+        .arg(SHOWN)
         .invoke_async(conn)
         .await?;
     Ok(if restoring == 1 {
