@@ -103,7 +103,14 @@ const SHOWN: &str = "shown";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     /// The customer it resumes, if it is still known, and the ended visit kept for them.
-    Known(Option<CustomerId>, Option<String>),
+    Known {
+        customer: Option<CustomerId>,
+        ended_visit: Option<String>,
+        /// The id of the routing events stream's newest entry at the lookup: a replica
+        /// that has not applied it yet may not know the customer yet (their join, or the
+        /// restore that brought them back, is in the stream after what it applied).
+        stream_at: Option<String>,
+    },
     /// Nothing, but Redis lost its data and the nodes may not have recorded their
     /// customers' tokens again yet: the domain is not restored, or was restored within the
     /// last `settling` (its claim window, behind which each node records its tokens). Not
@@ -163,16 +170,20 @@ pub async fn find_or_take_ended(
                     end
                 end
             end
-            return {id, visit, restoring}
+            local newest = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
+            local stream_at = false
+            if newest[1] then stream_at = newest[1][1] end
+            return {id, visit, restoring, stream_at}
             ",
         )
     });
     let settling = u64::try_from(settling.as_millis()).unwrap_or(u64::MAX);
-    let (id, visit, restoring): (Option<u64>, Option<String>, u8) = SCRIPT
+    let (id, visit, restoring, stream_at): (Option<u64>, Option<String>, u8, Option<String>) = SCRIPT
         .key(key)
         .key(ended)
         .key(super::restore::CLUSTER_ID_KEY)
         .key(super::restore::RESTORED_KEY)
+        .key(super::routing_scripts::EVENTS_KEY)
         .arg(ENDED_OF_CUSTOMER)
         .arg(settling)
         .arg(SHOWN)
@@ -181,7 +192,11 @@ pub async fn find_or_take_ended(
     Ok(if restoring == 1 {
         Found::Restoring
     } else {
-        Found::Known(id.map(CustomerId), visit)
+        Found::Known {
+            customer: id.map(CustomerId),
+            ended_visit: visit,
+            stream_at,
+        }
     })
 }
 

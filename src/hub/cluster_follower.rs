@@ -118,6 +118,7 @@ pub(super) async fn follower(
                 if !events.is_empty() {
                     last.clone_from(&events.last().expect("not empty").id);
                     seen += events.len() as u64;
+                    test_only_follower_lag(&cluster).await;
                     let agent_names = agent_names(&mut conn, &events).await;
                     tell(&hub, Command::RoutingEvents { events, agent_names }).await;
                 }
@@ -294,4 +295,22 @@ pub(super) async fn subscriber(cluster: Cluster, hub: mpsc::WeakSender<Command>,
             _ = tokio::time::sleep(RETRY_PAUSE) => {}
         }
     }
+}
+
+/// Debug builds only: `SWITCHBOARD_TEST_FOLLOWER_LAG=<node id>:<ms>` holds every batch of
+/// events that node's follower read back for that long before its hub applies them, so a
+/// test can stage a replica behind the stream (a resume on a node that has not applied the
+/// customer's join yet).
+async fn test_only_follower_lag(cluster: &Cluster) {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FOLLOWER_LAG")
+        .ok()
+        .and_then(|v| v.split_once(':').map(|(node, ms)| (node.to_string(), ms.to_string())))
+        .filter(|(node, _)| node == cluster.node_id())
+        .and_then(|(_, ms)| ms.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = cluster;
 }

@@ -571,6 +571,7 @@ async fn router(
             }
             RouterCall::RememberToken { key, customer, ttl } => {
                 test_only_token_write_delay().await;
+                tracing::debug!(key = %key, customer = customer.0, ?ttl, "recording a resume token");
                 if let Err(e) = resume_tokens::remember(&mut conn, &key, customer, ttl).await {
                     tracing::warn!(error = %e, "could not record a resume token: it resumes on this node only");
                 }
@@ -578,7 +579,8 @@ async fn router(
             RouterCall::ForgetToken { key } => {
                 // Not while this node is no member (fenced, suspended): see `forget`.
                 if let Some(incarnation) = member {
-                    let _ = resume_tokens::forget(&mut conn, &key, cluster.node_id(), incarnation).await;
+                    let forgot = resume_tokens::forget(&mut conn, &key, cluster.node_id(), incarnation).await;
+                    tracing::debug!(key = %key, ?forgot, "forgetting a resume token");
                 }
             }
             RouterCall::RememberEndedVisit { key, visit, ttl } => {
@@ -602,13 +604,19 @@ async fn router(
                 }
                 // Not looked up: the connection is told and stays open; the client sends
                 // `resume` again a moment later (docs/protocol.md).
+                tracing::debug!(key = %key, ?found, "looked a resume token up");
                 let command = match found {
-                    Ok(resume_tokens::Found::Known(customer, ended_visit)) => Command::TokenFound {
+                    Ok(resume_tokens::Found::Known {
+                        customer,
+                        ended_visit,
+                        stream_at,
+                    }) => Command::TokenFound {
                         conn: who,
                         token,
                         customer,
                         ended_visit,
                         last_seq,
+                        stream_at,
                     },
                     // Not "expired": it may be recorded again in a moment.
                     Ok(resume_tokens::Found::Restoring) => refused(

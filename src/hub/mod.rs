@@ -278,6 +278,8 @@ pub(crate) enum Command {
         customer: Option<crate::core::routing::CustomerId>,
         ended_visit: Option<String>,
         last_seq: u64,
+        /// The events stream's newest entry at the lookup (`resume_tokens::Found`).
+        stream_at: Option<String>,
     },
 }
 
@@ -510,7 +512,11 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
                     state.handle(command);
                 }
             }
-            _ = gauges.tick() => state.record_gauges(),
+            _ = gauges.tick() => {
+                state.record_gauges();
+                // Resumes that waited too long for this node's replica are told to retry.
+                state.settle_awaiting_replica();
+            }
         }
     }
     state.shut_down();

@@ -389,7 +389,17 @@ impl HubState {
                 customer,
                 ended_visit,
                 last_seq,
-            } => self.token_found(conn, token, customer, ended_visit, last_seq),
+                stream_at,
+            } => {
+                let found = cluster_resume::FoundToken {
+                    conn,
+                    token,
+                    customer,
+                    ended_visit,
+                    last_seq,
+                };
+                self.token_found(found, stream_at)
+            }
         }
     }
 

@@ -54,9 +54,18 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Whether something listens on the loopback port: a connection made and its local port
+/// not the one asked for (a connection to a free ephemeral port may connect to itself).
+pub async fn port_open(port: u16) -> bool {
+    match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(stream) => stream.local_addr().is_ok_and(|local| local.port() != port),
+        Err(_) => false,
+    }
+}
+
 pub async fn wait_for_port(port: u16) {
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if port_open(port).await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

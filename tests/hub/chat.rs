@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -335,10 +335,17 @@ async fn a_customer_away_when_the_chat_ends_gets_it_and_the_ending_on_resume() {
         .await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     agent.next_of("chat_ended").await;
+    resume_shows_the_ending(&hub, &token, chat, "bye now").await;
+    hub.stop().await;
+}
+
+/// A `resume` with `token` gets `resumed` with the chat (its first line `first_line`),
+/// then the agent's `chat_ended` of `chat`, with a rating token.
+async fn resume_shows_the_ending(hub: &TestHub, token: &str, chat: Value, first_line: &str) {
     let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
     back.send(json!({"type": "resume", "token": token})).await;
     let resumed = back.next_of("resumed").await;
-    assert_eq!(resumed["chat"]["messages"][0]["text"], "bye now");
+    assert_eq!(resumed["chat"]["messages"][0]["text"], first_line);
     let ended = back.next_of("chat_ended").await;
     assert_eq!(
         (ended["chat_id"].clone(), ended["ended_by"].clone()),
@@ -346,5 +353,27 @@ async fn a_customer_away_when_the_chat_ends_gets_it_and_the_ending_on_resume() {
     );
     // The ending kept for them still lets them rate the chat.
     assert!(ended["rating"]["token"].is_string(), "{ended}");
+}
+
+/// The hub may send `chat_ended` into a connection that is already going (the page closed
+/// as the agent ended the chat, a phone's network gone before the heartbeat tells): the
+/// customer never sees it. Their token shows the ending on a resume within the grace
+/// period as it does for a customer away (found by the cluster's scenario 4: a customer
+/// whose page went 0.1 s before the end was told `resume_expired` on another node).
+#[tokio::test]
+async fn a_customer_connected_when_the_chat_ends_gets_the_ending_on_resume_too() {
+    let hub = TestHub::start().await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut c = hub.customer("Carla", "general").await;
+    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    let token = c.token.clone().unwrap();
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "bye now"}))
+        .await;
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    agent.next_of("chat_ended").await;
+    // Sent on the customer's connection, which the page is not reading any more.
+    drop(c);
+    resume_shows_the_ending(&hub, &token, chat, "bye now").await;
     hub.stop().await;
 }

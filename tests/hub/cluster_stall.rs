@@ -839,3 +839,84 @@ async fn a_customer_whose_node_is_killed_right_after_their_welcome_resumes_elsew
     assert_eq!(resumed["place"], 1, "{resumed}");
     drop(alone);
 }
+
+/// Issue 24: a customer who resumes on a node whose replica has not applied their join
+/// yet (its follower behind the events stream: a busy node, or one that loads a restore
+/// after Redis lost its data) is resumed once it has, not told `resume_expired` — the
+/// token is in Redis, so the customer is not gone. The test-only hook
+/// `SWITCHBOARD_TEST_FOLLOWER_LAG` (debug builds only) holds the third node's follower
+/// 2.5 s behind. On the code before, the resume there was refused `resume_expired` at once
+/// (found by scenario 4, seed 4: a customer who joined just before Redis came back empty).
+#[tokio::test]
+async fn a_resume_on_a_node_whose_replica_lags_behind_the_join_waits_for_it() {
+    let tag = "stall-replica-lag";
+    let alone = ONE_AT_A_TIME.lock().await;
+    let lag = format!("{}:2500", node_name(THIRD_NODE));
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
+    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
+    let (mut carla, token) = join(&cluster).await;
+    assert_eq!(
+        carla.next_matching_within(WAIT, |f| f["type"] == "queued").await["place"],
+        1
+    );
+    drop(carla);
+    // Their node records them away (no agent online: they keep their place).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_back, resumed) = resumed_on(&cluster, THIRD_NODE, &token, 0, tag).await;
+    assert!(resumed["chat"].is_null(), "{resumed}");
+    assert_eq!(resumed["place"], 1, "{resumed}");
+    drop(alone);
+}
+
+/// Issue 24: a customer whose resume elsewhere crosses the end of their chat — looked up
+/// while the chat ran, `customer_resumed` refused because the agent ended it meanwhile —
+/// is told to resume again, and the next resume shows the ending, as for a customer away
+/// when it ended. The resuming node's follower hands each batch of events over 1.5 s after
+/// reading it (`SWITCHBOARD_TEST_FOLLOWER_LAG`), so: it reads the join at once and applies
+/// it 1.5 s later (the resume, looked up meanwhile, waits for it); it then reads the
+/// customer's drop, the agent ends the chat, and it applies the drop 1.5 s after reading
+/// it — the resume goes on, and Redis refuses it while this replica has not applied the
+/// end. On the code before, that refusal was `resume_expired` (found by scenario 4, seed 5).
+#[tokio::test]
+async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
+    let tag = "stall-resume-crosses-end";
+    let alone = ONE_AT_A_TIME.lock().await;
+    let lag = format!("{}:1500", node_name(THIRD_NODE));
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
+    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    let agent_token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
+    let mut agent = cluster.agent_on(AGENTS_NODE, &agent_token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    // The lagging follower done with what came so far: it reads the join at once.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let started = Instant::now();
+    let (carla, token) = join(&cluster).await;
+    let chat = agent.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(carla);
+    next_about(&mut agent, "peer_away", &chat).await;
+    let mut back = Ws::connect(&cluster.ws_url(THIRD_NODE, "/ws/customer"), &[])
+        .await
+        .unwrap();
+    back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    // After the follower read the drop (1.5 s after the join), before it applies it (3 s).
+    tokio::time::sleep(Duration::from_millis(2_100).saturating_sub(started.elapsed())).await;
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    next_about(&mut agent, "chat_ended", &chat).await;
+    // Told to resume again (never `resume_expired`), then shown the ending.
+    match next_or_close(&mut back, WAIT).await {
+        Next::Frame(frame) => {
+            assert_eq!(frame["type"], "error", "{frame}");
+            assert_eq!(frame["code"], "cluster_unavailable", "{frame}\n{}", cluster.logs());
+        }
+        other => panic!("expected a refusal to try again, got {other:?}"),
+    }
+    let (mut again, resumed) = resumed_on(&cluster, THIRD_NODE, &token, 0, tag).await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    assert_eq!(next_about(&mut again, "chat_ended", &chat).await["ended_by"], "agent");
+    drop(alone);
+}

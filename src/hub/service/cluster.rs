@@ -92,6 +92,9 @@ pub(crate) struct ClusterState {
     /// them, with no ending kept yet, comes before their node has kept the ending for them
     /// (it keeps it, then forgets the token) — to be tried again, not refused as expired.
     ended_lately: VecDeque<(Instant, CustomerId)>,
+    /// Resumes whose token names a customer this replica does not know yet, waiting for
+    /// it to apply the events stream up to the newest entry at their lookup.
+    pub(super) awaiting_replica: Vec<super::cluster_resume::AwaitingReplica>,
 }
 
 /// Ids in `sent_here` at most: one refused by a Redis outage is never recorded, so the set
@@ -150,6 +153,15 @@ impl ClusterState {
             last_event: "0-0".to_string(),
             through_loss: false,
             ended_lately: VecDeque::new(),
+            awaiting_replica: Vec::new(),
+        }
+    }
+
+    /// Whether this replica has not applied the events stream's entry `id` yet.
+    pub(super) fn behind(&self, id: &str) -> bool {
+        match (stream_position(&self.last_event), stream_position(id)) {
+            (Some(applied), Some(wanted)) => applied < wanted,
+            _ => false,
         }
     }
 
@@ -285,6 +297,12 @@ impl ClusterState {
 }
 
 /// The time an events stream entry was added (its id is `<ms>-<n>`, Redis's clock); now if unreadable.
+/// An events stream id (`<ms>-<seq>`) as a pair that orders as Redis orders them.
+fn stream_position(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
 fn event_time(id: &str) -> i64 {
     id.split_once('-')
         .and_then(|(ms, _)| ms.parse().ok())
@@ -658,6 +676,7 @@ impl HubState {
                 }
             }
         }
+        self.settle_awaiting_replica();
     }
 
     /// Applies one event to the replica and carries out its decisions for our people.

@@ -27,6 +27,32 @@ use crate::hub::delivery::{ConnId, Outbound, Recipient};
 use crate::hub::now_ms;
 use crate::protocol::ServerFrame;
 
+/// Redis's answer to a resume with a token this node did not issue (`token_found`).
+pub(super) struct FoundToken {
+    pub conn: ConnId,
+    pub token: String,
+    pub customer: Option<CustomerId>,
+    pub ended_visit: Option<String>,
+    pub last_seq: u64,
+}
+
+/// A resume whose token names a customer this replica does not know yet: decided once the
+/// replica has applied the events stream up to `until` (the newest entry at the lookup),
+/// or told to resume again if that takes longer than [`REPLICA_WAIT`].
+pub(super) struct AwaitingReplica {
+    pub found: FoundToken,
+    pub until: String,
+    pub since: std::time::Instant,
+}
+
+/// How long a resume waits for this node's replica to catch up with the events stream
+/// before the client is told to resume again (`cluster_unavailable`, the connection open).
+const REPLICA_WAIT: Duration = Duration::from_secs(5);
+
+/// Resumes waiting for the replica at most; more are told to resume again at once. Each
+/// needs a connection, and connections are bounded; this bounds the list's scans.
+const AWAITING_REPLICA_MAX: usize = 1_024;
+
 /// A resume waiting for its chat's log to be read, before its `customer_resumed` goes out.
 pub(super) struct PendingResume {
     pub conn: ConnId,
@@ -304,14 +330,18 @@ impl HubState {
 
     /// Redis answered whose a token is: take the customer on here, if the routing domain
     /// still has them; else show the chat they missed the end of, if a node kept it.
-    pub(super) fn token_found(
-        &mut self,
-        conn: ConnId,
-        token: String,
-        customer: Option<CustomerId>,
-        ended_visit: Option<String>,
-        last_seq: u64,
-    ) {
+    /// `stream_at` is the events stream's newest entry at the lookup: a customer this
+    /// replica does not know while it has not applied that entry yet (their join, or the
+    /// restore that brought them back after Redis lost its data, is still ahead of it) is
+    /// decided once it has, not refused as expired.
+    pub(super) fn token_found(&mut self, found: FoundToken, stream_at: Option<String>) {
+        let FoundToken {
+            conn,
+            token,
+            customer,
+            ended_visit,
+            last_seq,
+        } = found;
         if !self.conns.contains_key(&conn) {
             return; // The connection went meanwhile; the customer stays where they were.
         }
@@ -321,6 +351,16 @@ impl HubState {
         }
         let known = customer.filter(|c| self.routing.customer_category(*c).is_some());
         let Some(customer) = known else {
+            if let Some(stream_at) = stream_at.filter(|at| customer.is_some() && self.cluster_mut().behind(at)) {
+                let found = FoundToken {
+                    conn,
+                    token,
+                    customer,
+                    ended_visit: None,
+                    last_seq,
+                };
+                return self.await_replica(found, stream_at);
+            }
             // Their chat ended while they were away, and the node that holds them has not
             // kept the ending yet (it keeps it, then forgets the token, both behind the
             // end in its own time): a moment later the ending is there to show. Expired
@@ -387,6 +427,41 @@ impl HubState {
         self.finish_resume(conn, &token, last_seq, taken_on);
     }
 
+    /// Parks a resume until this replica has applied the events stream up to `until`.
+    fn await_replica(&mut self, found: FoundToken, until: String) {
+        let cluster = self.cluster_mut();
+        if cluster.awaiting_replica.len() >= AWAITING_REPLICA_MAX {
+            // As a lookup Redis could not answer: the connection stays open, the client
+            // sends `resume` again a moment later (docs/protocol.md).
+            let words = "the cluster is busy; resume again shortly".to_string();
+            return self.error_to_conn(found.conn, UNAVAILABLE, words, None);
+        }
+        let since = std::time::Instant::now();
+        cluster.awaiting_replica.push(AwaitingReplica { found, until, since });
+    }
+
+    /// Decides the resumes whose replica has caught up (after events applied, or a
+    /// snapshot or restore loaded), and tells those that waited too long to resume again.
+    pub(crate) fn settle_awaiting_replica(&mut self) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        if cluster.awaiting_replica.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut cluster.awaiting_replica);
+        for parked in waiting {
+            let cluster = self.cluster_mut();
+            if !cluster.behind(&parked.until) {
+                // Decided on what the replica holds now: no further wait.
+                self.token_found(parked.found, None);
+            } else if parked.since.elapsed() >= REPLICA_WAIT {
+                let words = "this node has not caught up with the cluster yet; resume again shortly".to_string();
+                self.error_to_conn(parked.found.conn, UNAVAILABLE, words, None);
+            } else {
+                cluster.awaiting_replica.push(parked);
+            }
+        }
+    }
+
     /// A chat's log was read: a resume waiting for it goes on.
     pub(super) fn chat_read_for_resume(&mut self, chat: ChatId) {
         if let Some(pending) = self.cluster_mut().resuming.remove(&chat) {
@@ -435,8 +510,16 @@ impl HubState {
                 UNAVAILABLE,
                 "your chat has just ended; resume again shortly".to_string(),
             ),
-            // Their grace period ran out meanwhile: the visit is over, as on one node.
-            "unknown_customer" => ("resume_expired", "that session is over; join again".to_string()),
+            // Redis no longer has them, though the lookup a moment ago found their token:
+            // their chat ended meanwhile (their node keeps the ending under the token, and
+            // this replica may not have applied the end yet) or their grace ran out. The
+            // next lookup tells which — the ending shown, or `resume_expired` — so it is
+            // asked for, rather than an expiry this node cannot be sure of (scenario 4,
+            // seed 5: an agent ended the chat as the customer resumed elsewhere).
+            "unknown_customer" => (
+                UNAVAILABLE,
+                "your session changed as you resumed; resume again".to_string(),
+            ),
             UNAVAILABLE => (UNAVAILABLE, message),
             // `wrong_state`: still connected on their old node (another page, or a node
             // that stopped and is not taken over yet).

@@ -122,8 +122,12 @@ impl HubState {
                     From::Agent => Side::Agent,
                     _ => Side::System,
                 };
-                // A customer away (reloading) when the chat ends gets it, and how it ended, on resume.
-                let away = reason == ChatEnd::Ended && self.customers.get(&customer).is_some_and(|c| c.conn.is_none());
+                // A customer of this node gets the chat, and how it ended, on a resume within
+                // the grace period: away (reloading) when it ends, and connected too — the
+                // `chat_ended` may go into a connection that is already going (the page
+                // closed as the agent ended it, a phone's network gone before the heartbeat
+                // tells), and then the customer never saw it.
+                let away = reason == ChatEnd::Ended && self.customers.contains_key(&customer);
                 // A cluster: another node's customer whose chat this node logs (its agent's,
                 // or the reaper's of their node). Their node may be unable to keep the
                 // ending for them: dead, or stopped with its lease still running (it counts

@@ -166,6 +166,8 @@ impl HubState {
                 self.forget_transfers_not_in_routing();
                 // Offers the skipped events made to this node's agents: told, and timed, now.
                 self.tell_untold_offers();
+                // Resumes waiting for this replica to know their customer.
+                self.settle_awaiting_replica();
             }
             Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
         }
@@ -213,6 +215,7 @@ impl HubState {
         cluster.ahead.clear();
         cluster.sent_here.clear();
         cluster.resuming.clear();
+        cluster.awaiting_replica.clear();
         cluster.awaiting_resumed.clear();
         cluster.through_loss = false;
     }
