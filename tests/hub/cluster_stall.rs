@@ -920,3 +920,54 @@ async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
     assert_eq!(next_about(&mut again, "chat_ended", &chat).await["ended_by"], "agent");
     drop(alone);
 }
+
+/// Issue 28: a customer waiting in line on a node that is killed, and not back within the
+/// grace period, left the line unserved: the node that reaped theirs (their grace period
+/// ran there) counts them abandoned in the reports, once. Before, nobody did: their node
+/// was dead, and the reaper never had their token.
+#[tokio::test]
+async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned() {
+    let tag = "stall-abandoned-reaped";
+    let alone = ONE_AT_A_TIME.lock().await;
+    let mut cluster = Cluster::start(tag, 3, LEASE_MS).await;
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    let agent_token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
+    let mut agent = cluster.agent_on(AGENTS_NODE, &agent_token).await;
+    // Ann (limit 1) chats with Carla, so Dan, on the node about to die, waits.
+    let (carla, _) = join(&cluster).await;
+    let chat = available_and_paired(&mut agent).await;
+    let mut dan = Ws::connect(&cluster.ws_url(STALLED_NODE, "/ws/customer"), &[])
+        .await
+        .unwrap();
+    dan.send(json!({"type": "join", "name": "Dan", "category": "general"}))
+        .await;
+    dan.next_matching_within(WAIT, |f| f["type"] == "queued").await;
+    cluster.kill(STALLED_NODE);
+    drop((carla, dan));
+    next_about(&mut agent, "peer_away", &chat).await;
+    let day = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
+    // Reaped within ~3 s, gone 3 s later: 30 s is plenty.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let abandoned = |report: &Value| report["totals"]["abandoned"].as_i64().unwrap_or(0);
+    loop {
+        let (status, report) = admin.get(&format!("/api/reports?from={day}&to={day}&zone=UTC")).await;
+        assert_eq!(status, 200, "{report}");
+        if abandoned(&report) >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{tag}: never counted abandoned: {report}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Once, whatever else the reaper does.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, report) = admin.get(&format!("/api/reports?from={day}&to={day}&zone=UTC")).await;
+    assert_eq!(abandoned(&report), 1, "{report}");
+    drop(alone);
+}

@@ -95,6 +95,10 @@ pub(crate) struct ClusterState {
     /// Resumes whose token names a customer this replica does not know yet, waiting for
     /// it to apply the events stream up to the newest entry at their lookup.
     pub(super) awaiting_replica: Vec<super::cluster_resume::AwaitingReplica>,
+    /// Waiting customers of a dead or stalled node that this node reaped: their grace
+    /// period runs here, so this node keeps, for the reports, one who leaves the line
+    /// unserved (gone for good). Forgotten when they resume elsewhere, are paired, or go.
+    pub(super) inherited_waiting: HashSet<CustomerId>,
 }
 
 /// Ids in `sent_here` at most: one refused by a Redis outage is never recorded, so the set
@@ -154,7 +158,13 @@ impl ClusterState {
             through_loss: false,
             ended_lately: VecDeque::new(),
             awaiting_replica: Vec::new(),
+            inherited_waiting: HashSet::new(),
         }
+    }
+
+    /// The routing domain's id chat wire ids are made from (`None` before it is read).
+    pub(super) fn wire_id_namespace(&self) -> Option<&str> {
+        self.wire_ns.as_deref()
     }
 
     /// Whether this replica has not applied the events stream's entry `id` yet.
@@ -245,6 +255,7 @@ impl ClusterState {
 
     pub(super) fn forget_customer(&mut self, customer: CustomerId) {
         self.remote_customers.remove(&customer);
+        self.inherited_waiting.remove(&customer);
     }
 
     /// Records when chats were paired (`at`: the entry's time) and forgets ended ones;
@@ -734,6 +745,7 @@ impl HubState {
         if let RoutingOp::CustomerResumed(customer) = &op
             && event.node != self.cluster_mut().link.node
         {
+            self.cluster_mut().inherited_waiting.remove(customer);
             self.hand_on_archiving(*customer);
         }
         // Resumed here: anything published to the node they left before this call made
@@ -840,6 +852,7 @@ impl HubState {
                 // And the chats its waiting customers go on in (handed to a category).
                 for customer in waiting {
                     self.inherit_continuing(customer);
+                    self.cluster_mut().inherited_waiting.insert(customer);
                 }
                 return;
             }

@@ -36,19 +36,29 @@ impl HubState {
 
     /// Keeps, for the reports, a customer who left the line before any agent served them.
     /// The node holding the customer (connected, or within their grace period) keeps it, so
-    /// one node of a cluster does; one whose node died meanwhile is not kept.
+    /// one node of a cluster does: their own node, or the node that reaped it when it died
+    /// or stalled while they waited (their grace period runs there).
     ///
     /// Its id is made from the customer's resume token (hashed: the token is a secret), one
     /// per visit, so two nodes that both held the customer for a moment (a resume racing
-    /// the end of their grace period) keep one record.
+    /// the end of their grace period) keep one record. The reaper never had the token: it
+    /// names the record by the routing domain and the customer's id, unique in the cluster.
     fn archive_left_unserved(&mut self, left: crate::hub::waits::LeftUnserved, now: i64) {
-        let Some(info) = self.customers.get(&left.customer) else {
+        use sha2::Digest;
+        let held = self.customers.get(&left.customer).map(|info| info.token.clone());
+        let inherited = || {
+            let cluster = self.cluster.as_mut()?;
+            cluster.inherited_waiting.remove(&left.customer).then(|| {
+                let domain = cluster.wire_id_namespace().unwrap_or_default();
+                format!("reaped/{domain}/{}", left.customer.0)
+            })
+        };
+        let Some(name) = held.or_else(inherited) else {
             return;
         };
-        use sha2::Digest;
         let digest = sha2::Sha256::new()
             .chain_update(b"abandoned/")
-            .chain_update(info.token.as_bytes())
+            .chain_update(name.as_bytes())
             .finalize();
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&digest[..16]);

@@ -216,6 +216,7 @@ impl HubState {
         cluster.sent_here.clear();
         cluster.resuming.clear();
         cluster.awaiting_replica.clear();
+        cluster.inherited_waiting.clear();
         cluster.awaiting_resumed.clear();
         cluster.through_loss = false;
     }
