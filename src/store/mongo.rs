@@ -199,6 +199,9 @@ pub struct MongoStore {
     write_concern: WriteConcern,
     /// Entries per chunk of the reports' per-day cache (`mongo/reports.rs`).
     report_chunk_entries: usize,
+    /// Every day older than the ones readied each time has been readied once by this
+    /// process (`mongo/reports.rs`, `ready_days`).
+    older_days_readied: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MongoStore {
@@ -257,6 +260,7 @@ impl MongoStore {
             first_agent_known: Arc::default(),
             write_concern,
             report_chunk_entries: reports::CHUNK,
+            older_days_readied: Arc::default(),
             db,
         };
         store.ping().await.map_err(ConnectFailure::Unreachable)?;

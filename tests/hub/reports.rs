@@ -562,6 +562,57 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
     raw.drop().await.unwrap();
 }
 
+/// MongoDB's background readying covers every day with conversations, not only the last
+/// month: its first pass walks back to the first conversation, so a report over a quarter
+/// ago reads the cache instead of building its days (~12 s for 100,000 conversations).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_readying_caches_days_older_than_the_last_month_too() {
+    let uri = mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let opened = |id: &str, paired_at: i64| {
+        ArchiveEvent::Opened(ConversationOpened {
+            id: id.into(),
+            kind: ConversationKind::Service,
+            category: Some("sales".into()),
+            customer_name: "Carla".into(),
+            agent_id: "ann".into(),
+            agent_name: "Ann".into(),
+            queued_at: paired_at - 4_000,
+            paired_at,
+            customer: Default::default(),
+        })
+    };
+    let now = T0 + DAY + 60_000;
+    let days_ago = |n: i64| T0 - n * DAY + 1_000;
+    for (id, at) in [
+        ("recent", T0 + 1_000),
+        ("quarter", days_ago(90)),
+        ("year", days_ago(365)),
+    ] {
+        store.archive(&[opened(id, at)]).await.unwrap();
+    }
+    store.ready_reports(now).await.unwrap();
+    let raw = mongodb::Client::with_uri_str(&uri).await.unwrap().database(&db);
+    let chunks = raw.collection::<bson::Document>("report_chunks");
+    assert_eq!(
+        chunks.count_documents(bson::doc! {}).await.unwrap(),
+        3,
+        "each day with a conversation is cached, a year back included"
+    );
+    // Read from the cache: a conversation deleted behind the store's back (no erasure,
+    // which would take the day's version away) is still in it; built from the
+    // conversations, the day would be empty.
+    raw.collection::<bson::Document>("conversations")
+        .delete_one(bson::doc! {"_id": "quarter"})
+        .await
+        .unwrap();
+    let facts = store.report_facts(days_ago(90) - 1_000, days_ago(89)).await.unwrap();
+    let ids: Vec<&str> = facts.conversations.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["quarter"], "read from the readied cache");
+    raw.drop().await.unwrap();
+}
+
 /// A day whose facts fill several chunks of MongoDB's cache (here 3 entries a chunk, as
 /// 10,000 do in production): read whole, patched whole after a late closing and a rating,
 /// and rebuilt without an erased conversation.

@@ -37,6 +37,9 @@
 //!   them, its facts unused), so the first report of the month after a start reads the
 //!   cache (100,000 conversations: ~0.4 s against ~12 s built from the conversations, on
 //!   the tests' MongoDB-wire server), and a report's patch is minutes' worth of writes.
+//!   Its first pass also readies every older day back to the first conversation, window
+//!   by window, newest first: a day is built once (the cache outlives the process), so
+//!   a report over any range reads the cache, not only one of the last month.
 //!
 //! Customers who left unserved and offline messages are read by their own time indexes:
 //! they are one small document each, and far fewer than conversations.
@@ -373,12 +376,42 @@ impl MongoStore {
     /// Builds the cached days of the last [`crate::store::REPORTS_KEPT_READY_DAYS`] that are
     /// missing and patches the others, as a report over them would (its facts unused): the
     /// first report of a month after a start, or after a quiet week, reads the cache only.
+    /// The first pass of this process then readies every older day with conversations,
+    /// [`crate::store::REPORTS_KEPT_READY_DAYS`] at a time, newest first (built the first
+    /// time only: the cache is in the database); a pass that fails is tried again next time.
     pub(super) async fn ready_days(&self, now: Millis) -> StoreResult<()> {
+        use std::sync::atomic::Ordering;
+        let window = crate::store::REPORTS_KEPT_READY_DAYS;
         let today = now.div_euclid(DAY_MS);
-        let first = today - crate::store::REPORTS_KEPT_READY_DAYS + 1;
-        self.conversation_facts(first * DAY_MS, (today + 1) * DAY_MS)
+        let first = today - window + 1;
+        self.conversation_facts(first * DAY_MS, (today + 1) * DAY_MS).await?;
+        if self.older_days_readied.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Some(earliest) = self.first_paired_day().await? {
+            let mut last = first - 1;
+            while last >= earliest {
+                let from = (last - window + 1).max(earliest);
+                self.conversation_facts(from * DAY_MS, (last + 1) * DAY_MS).await?;
+                last = from - 1;
+            }
+        }
+        self.older_days_readied.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The day of the first conversation ever paired, by the `paired` index.
+    async fn first_paired_day(&self) -> StoreResult<Option<i64>> {
+        let raw: Collection<Document> = self.conversations.clone_with_type();
+        let first = raw
+            .find_one(doc! {})
+            .sort(doc! {"paired_at": 1, "_id": 1})
+            .projection(doc! {"paired_at": 1})
             .await
-            .map(drop)
+            .map_err(unavailable)?;
+        Ok(first
+            .and_then(|d| d.get_i64("paired_at").ok())
+            .map(|at| at.div_euclid(DAY_MS)))
     }
 
     /// The cached days among `first..=last` whose chunks are all there, by day.
