@@ -64,9 +64,11 @@ function decoded(raw) {
   return parts.join('\n');
 }
 
-/** The appointment's link (manage page) in a raw mail. */
-function manageLinkIn(raw) {
-  const found = decoded(raw).match(/https?:\/\/[^\s"<>]*\/manage\.html\?token=[A-Za-z0-9_-]+/);
+/** The appointment's link (manage page) in a mail `waitForMails` decoded already. (Decoding it
+ *  again read a token's `=BC…` as a quoted-printable byte: a token starting with two
+ *  upper-case hex digits, one in 16, failed the test.) */
+function manageLinkIn(text) {
+  const found = text.match(/https?:\/\/[^\s"<>]*\/manage\.html\?token=[A-Za-z0-9_-]+/);
   return found ? found[0] : null;
 }
 

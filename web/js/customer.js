@@ -26,6 +26,10 @@ let maxLen = 2000;
 /** "Email me this transcript" of the current chat, and the socket ask waiting for its answer. */
 let transcript = null;
 let transcriptAnswer = null;
+/** A `resume` sent on this connection and not answered yet: a `cluster_unavailable` for it
+ *  (the cluster restoring its data, or the node catching up) asks for it again. */
+let resuming = false;
+let resumeRetry = null;
 
 function load() {
   try { return JSON.parse(sessionStorage.getItem(KEY)) || null; } catch { return null; }
@@ -46,6 +50,8 @@ let presetCategory = new URLSearchParams(location.search).get('category');
 
 const socket = new ReconnectingSocket('/ws/customer', {
   onOpen(send) {
+    clearTimeout(resumeRetry);
+    resuming = !!saved?.token;
     if (saved?.token) send({ type: 'resume', token: saved.token, last_seq: saved.lastSeq || 0 });
     else if (pendingJoin) send(joinFrame());
   },
@@ -451,6 +457,7 @@ function handle(f) {
       transferred(f);
       break;
     case 'resumed':
+      resuming = false;
       saved.name = f.customer_name;
       if (f.chat) {
         chatting(f.chat.chat_id, f.chat.peer_name, f.chat.category_name, false);
@@ -528,7 +535,16 @@ function onError(f) {
     $('email').focus();
     return;
   }
+  // The resume could not be looked up or decided yet; the connection stays open: ask again.
+  if (f.code === 'cluster_unavailable' && resuming && !f.client_id) {
+    clearTimeout(resumeRetry);
+    resumeRetry = setTimeout(() => {
+      if (resuming && saved?.token) socket.send({ type: 'resume', token: saved.token, last_seq: saved.lastSeq || 0 });
+    }, 500 + Math.random() * 500);
+    return;
+  }
   if (f.code === 'resume_expired') {
+    resuming = false;
     saved = null;
     save();
     socket.stop();

@@ -99,12 +99,20 @@ pub(crate) struct ClusterState {
     /// period runs here, so this node keeps, for the reports, one who leaves the line
     /// unserved (gone for good). Forgotten when they resume elsewhere, are paired, or go.
     pub(super) inherited_waiting: HashSet<CustomerId>,
+    /// Customers whose resume here Redis refused `unknown_customer`, oldest first, kept
+    /// for the grace period: the first such refusal asks the page to resume again, a
+    /// second is final (`cluster_resume::resume_refused`).
+    refused_unknown: VecDeque<(Instant, CustomerId)>,
 }
 
 /// Ids in `sent_here` at most: one refused by a Redis outage is never recorded, so the set
 /// is cleared past this (a later own line then goes out whole instead of as an ack —
 /// harmless). Far above what the router's queue (8,192 calls) can hold in flight.
 pub(super) const SENT_HERE_MAX: usize = 65_536;
+
+/// Refusals `unknown_customer` remembered at most (`ClusterState::refused_unknown`): each
+/// is a resume of a customer who just went, rare; the oldest goes first past this.
+const REFUSED_UNKNOWN_MAX: usize = 4_096;
 
 struct PendingJoin {
     name: String,
@@ -159,12 +167,34 @@ impl ClusterState {
             ended_lately: VecDeque::new(),
             awaiting_replica: Vec::new(),
             inherited_waiting: HashSet::new(),
+            refused_unknown: VecDeque::new(),
         }
     }
 
     /// The routing domain's id chat wire ids are made from (`None` before it is read).
     pub(super) fn wire_id_namespace(&self) -> Option<&str> {
         self.wire_ns.as_deref()
+    }
+
+    /// Whether `conn` sent a join that is not applied yet.
+    pub(super) fn is_joining(&self, conn: ConnId) -> bool {
+        self.pending_joins.contains_key(&conn)
+    }
+
+    /// Whether a resume of `customer` was refused `unknown_customer` within `grace`; notes
+    /// this refusal either way. Bounded: one entry per refusal, kept `grace`, at most
+    /// [`REFUSED_UNKNOWN_MAX`].
+    pub(super) fn refused_unknown_lately(&mut self, customer: CustomerId, grace: Duration) -> bool {
+        while self
+            .refused_unknown
+            .front()
+            .is_some_and(|(at, _)| at.elapsed() > grace || self.refused_unknown.len() >= REFUSED_UNKNOWN_MAX)
+        {
+            self.refused_unknown.pop_front();
+        }
+        let before = self.refused_unknown.iter().any(|(_, c)| *c == customer);
+        self.refused_unknown.push_back((Instant::now(), customer));
+        before
     }
 
     /// Whether this replica has not applied the events stream's entry `id` yet.

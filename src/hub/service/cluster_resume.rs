@@ -342,9 +342,17 @@ impl HubState {
             ended_visit,
             last_seq,
         } = found;
-        if !self.conns.contains_key(&conn) {
-            return; // The connection went meanwhile; the customer stays where they were.
+        // The connection went meanwhile (the customer stays where they were), or it joined
+        // since (an answer that waited for the replica comes late): nothing to decide.
+        let unjoined =
+            self.conns.get(&conn).is_some_and(|entry| entry.who.is_none()) && !self.cluster_mut().is_joining(conn);
+        if !unjoined {
+            return;
         }
+        // A later answer decides for the connection: an earlier one waiting is dropped.
+        self.cluster_mut()
+            .awaiting_replica
+            .retain(|parked| parked.found.conn != conn);
         // A kept ending is the truth even if this replica has not applied the end yet.
         if ended_visit.is_some_and(|visit| self.resume_ended_elsewhere(conn, &visit, last_seq)) {
             return;
@@ -437,6 +445,9 @@ impl HubState {
             return self.error_to_conn(found.conn, UNAVAILABLE, words, None);
         }
         let since = std::time::Instant::now();
+        cluster
+            .awaiting_replica
+            .retain(|parked| parked.found.conn != found.conn);
         cluster.awaiting_replica.push(AwaitingReplica { found, until, since });
     }
 
@@ -516,6 +527,12 @@ impl HubState {
             // next lookup tells which — the ending shown, or `resume_expired` — so it is
             // asked for, rather than an expiry this node cannot be sure of (scenario 4,
             // seed 5: an agent ended the chat as the customer resumed elsewhere).
+            // Once: a second such refusal for them within the grace period is final (a
+            // replica that keeps a customer Redis no longer has would otherwise send the
+            // page round for ever).
+            "unknown_customer" if customer.is_some_and(|c| self.cluster_mut().refused_unknown_lately(c, grace)) => {
+                ("resume_expired", "that session is over; join again".to_string())
+            }
             "unknown_customer" => (
                 UNAVAILABLE,
                 "your session changed as you resumed; resume again".to_string(),

@@ -45,6 +45,15 @@ impl HubState {
     /// names the record by the routing domain and the customer's id, unique in the cluster.
     fn archive_left_unserved(&mut self, left: crate::hub::waits::LeftUnserved, now: i64) {
         use sha2::Digest;
+        // Being taken on here while Redis still had them elsewhere (their resume not
+        // applied yet): their holder there keeps it — their node, or the reaper of it.
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|cluster| cluster.awaiting_resumed.contains_key(&left.customer))
+        {
+            return;
+        }
         let held = self.customers.get(&left.customer).map(|info| info.token.clone());
         let inherited = || {
             let cluster = self.cluster.as_mut()?;

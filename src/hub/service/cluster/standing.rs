@@ -164,6 +164,13 @@ impl HubState {
                 );
                 // Transfers the skipped events ended (the customer paired or gone).
                 self.forget_transfers_not_in_routing();
+                // Inherited waiting customers the skipped events paired or let go.
+                if let Some(cluster) = self.cluster.as_mut() {
+                    let routing = &self.routing;
+                    cluster
+                        .inherited_waiting
+                        .retain(|customer| routing.customer_category(*customer).is_some());
+                }
                 // Offers the skipped events made to this node's agents: told, and timed, now.
                 self.tell_untold_offers();
                 // Resumes waiting for this replica to know their customer.
