@@ -419,8 +419,20 @@ async fn router(
                 if repeatable && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
                     result = op.run(&redis).await;
                 }
+                // A customer's `leave` that crossed the end of their visit (the agent ended
+                // their chat, their grace ran out): the events stream tells them how it
+                // ended, and this refusal would reach them first and say nothing they
+                // could act on (scenario 4, seed 5: `resumed`, `leave`, `unknown_customer`).
+                let left_already = matches!(
+                    (&op, &result),
+                    (
+                        RoutingOp::Leave(_),
+                        Err(ClusterRoutingError::Refused(RoutingError::UnknownCustomer))
+                    )
+                );
                 match result {
                     Ok(_) | Err(ClusterRoutingError::NodeAlive) => {}
+                    Err(_) if left_already => {}
                     Err(e) => {
                         if matches!(e, ClusterRoutingError::Fenced) {
                             suspended.get_or_insert_with(tokio::time::Instant::now);

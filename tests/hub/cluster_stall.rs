@@ -971,3 +971,42 @@ async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned
     assert_eq!(abandoned(&report), 1, "{report}");
     drop(alone);
 }
+
+/// A customer's `leave` that crosses the agent's end of their chat: Redis refuses it (the
+/// customer is gone there), and the customer gets the chat's end — not a refusal naming
+/// the routing's `unknown_customer`, which reached them before the end did (found by
+/// scenario 4, seed 5). The customer's node hands its events over 1.5 s late
+/// (`SWITCHBOARD_TEST_FOLLOWER_LAG`), so their `leave` goes out after the end applied and
+/// before they are told of it.
+#[tokio::test]
+async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
+    let tag = "stall-leave-crosses-end";
+    let alone = ONE_AT_A_TIME.lock().await;
+    let lag = format!("{}:1500", node_name(THIRD_NODE));
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
+    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    let agent_token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
+    let mut agent = cluster.agent_on(AGENTS_NODE, &agent_token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    let mut carla = Ws::connect(&cluster.ws_url(THIRD_NODE, "/ws/customer"), &[])
+        .await
+        .unwrap();
+    carla
+        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_about(&mut agent, "chat_started", &chat).await;
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    next_about(&mut agent, "chat_ended", &chat).await;
+    carla.send(json!({"type": "leave"})).await;
+    let next = carla
+        .next_matching_within(WAIT, |f| f["type"] == "chat_ended" || f["type"] == "error")
+        .await;
+    assert_eq!(next["type"], "chat_ended", "{next}\n{}", cluster.logs());
+    assert_eq!(next["ended_by"], "agent", "{next}");
+    drop(alone);
+}
