@@ -66,20 +66,16 @@ pub(crate) fn node_name(i: usize) -> String {
 }
 
 impl Cluster {
-    /// Starts the three nodes one after the other (the first creates the admin and the
-    /// categories), each registered before the next starts.
-    pub(crate) async fn start(tag: &str, resume_grace_secs: u64, lease_ms: u64) -> Self {
-        Self::start_with(tag, resume_grace_secs, lease_ms, false).await
-    }
-
-    /// [`Cluster::start`]; with `persistent_redis`, Redis keeps every write it answers
+    /// [`Cluster::start_env`] without further settings; with `persistent_redis`, Redis keeps every write it answers
     /// (`--appendonly yes --appendfsync always`), so it can be killed and come back with
     /// its data.
     async fn start_with(tag: &str, resume_grace_secs: u64, lease_ms: u64, persistent_redis: bool) -> Self {
         Self::start_full(tag, resume_grace_secs, lease_ms, persistent_redis, &[]).await
     }
 
-    /// [`Cluster::start`] with further settings for every node (`extra_env`).
+    /// Starts the three nodes one after the other (the first creates the admin and the
+    /// categories), each registered before the next starts, with further settings for
+    /// every node (`extra_env`).
     pub(crate) async fn start_env(
         tag: &str,
         resume_grace_secs: u64,

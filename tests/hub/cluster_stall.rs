@@ -52,8 +52,14 @@ struct Stage {
 }
 
 async fn stage(tag: &str, lease_ms: u64) -> Stage {
+    stage_with(tag, GRACE_SECS, lease_ms, &[]).await
+}
+
+/// [`stage`] with a grace period and further settings for every node (`env`: a test-only
+/// hook such as `SWITCHBOARD_TEST_FOLLOWER_LAG`).
+async fn stage_with(tag: &str, grace_secs: u64, lease_ms: u64, env: &[(&str, &str)]) -> Stage {
     let alone = ONE_AT_A_TIME.lock().await;
-    let cluster = Cluster::start(tag, GRACE_SECS, lease_ms).await;
+    let cluster = Cluster::start_env(tag, grace_secs, lease_ms, env).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
     let agent = cluster.agent_on(AGENTS_NODE, &token).await;
@@ -880,13 +886,15 @@ async fn a_resume_on_a_node_whose_replica_lags_behind_the_join_waits_for_it() {
 #[tokio::test]
 async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
     let tag = "stall-resume-crosses-end";
-    let alone = ONE_AT_A_TIME.lock().await;
     let lag = format!("{}:1500", node_name(THIRD_NODE));
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
-    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
-    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
-    let agent_token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
-    let mut agent = cluster.agent_on(AGENTS_NODE, &agent_token).await;
+    // The guard kept to the end (a pattern's `..` would drop it here).
+    let Stage {
+        cluster,
+        mut agent,
+        _alone: alone,
+        ..
+    } = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
     agent.send(json!({"type": "set_available", "available": true})).await;
     // The lagging follower done with what came so far: it reads the join at once.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -928,11 +936,12 @@ async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
 #[tokio::test]
 async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned() {
     let tag = "stall-abandoned-reaped";
-    let alone = ONE_AT_A_TIME.lock().await;
-    let mut cluster = Cluster::start(tag, 3, LEASE_MS).await;
-    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
-    let agent_token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
-    let mut agent = cluster.agent_on(AGENTS_NODE, &agent_token).await;
+    let Stage {
+        mut cluster,
+        admin,
+        mut agent,
+        _alone: alone,
+    } = stage_with(tag, 3, LEASE_MS, &[]).await;
     // Ann (limit 1) chats with Carla, so Dan, on the node about to die, waits.
     let (carla, _) = join(&cluster).await;
     let chat = available_and_paired(&mut agent).await;
@@ -981,13 +990,15 @@ async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned
 #[tokio::test]
 async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
     let tag = "stall-leave-crosses-end";
-    let alone = ONE_AT_A_TIME.lock().await;
     let lag = format!("{}:1500", node_name(THIRD_NODE));
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
-    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
-    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
-    let agent_token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
-    let mut agent = cluster.agent_on(AGENTS_NODE, &agent_token).await;
+    // The guard kept to the end (a pattern's `..` would drop it here).
+    let Stage {
+        cluster,
+        mut agent,
+        _alone: alone,
+        ..
+    } = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
     agent.send(json!({"type": "set_available", "available": true})).await;
     let mut carla = Ws::connect(&cluster.ws_url(THIRD_NODE, "/ws/customer"), &[])
         .await

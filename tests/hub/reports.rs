@@ -488,6 +488,22 @@ async fn a_mongodb_archive_from_before_the_reports_gets_its_first_agent_lines() 
     raw.drop().await.unwrap();
 }
 
+/// The opening of a "sales" conversation of Carla's served by Ann, paired at `paired_at`
+/// after 4 s in line.
+fn sales_opened(id: &str, paired_at: i64) -> ArchiveEvent {
+    ArchiveEvent::Opened(ConversationOpened {
+        id: id.into(),
+        kind: ConversationKind::Service,
+        category: Some("sales".into()),
+        customer_name: "Carla".into(),
+        agent_id: "ann".into(),
+        agent_name: "Ann".into(),
+        queued_at: paired_at - 4_000,
+        paired_at,
+        customer: Default::default(),
+    })
+}
+
 /// MongoDB's per-day cache of the reports' facts: a day cached by an older build (its
 /// chunks held sub-documents) is rebuilt from the truth, not misread; the background
 /// readying builds the recent days, and a conversation archived after it still counts.
@@ -498,17 +514,7 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
     let store = MongoStore::connect(&uri, &db).await.unwrap();
     let conversation = |id: &str, paired_at: i64| {
         vec![
-            ArchiveEvent::Opened(ConversationOpened {
-                id: id.into(),
-                kind: ConversationKind::Service,
-                category: Some("sales".into()),
-                customer_name: "Carla".into(),
-                agent_id: "ann".into(),
-                agent_name: "Ann".into(),
-                queued_at: paired_at - 4_000,
-                paired_at,
-                customer: Default::default(),
-            }),
+            sales_opened(id, paired_at),
             ArchiveEvent::Message {
                 conversation_id: id.into(),
                 message: ArchivedMessage {
@@ -570,19 +576,6 @@ async fn mongodb_readying_caches_days_older_than_the_last_month_too() {
     let uri = mongo_uri();
     let db = format!("t{}", uuid::Uuid::new_v4().simple());
     let store = MongoStore::connect(&uri, &db).await.unwrap();
-    let opened = |id: &str, paired_at: i64| {
-        ArchiveEvent::Opened(ConversationOpened {
-            id: id.into(),
-            kind: ConversationKind::Service,
-            category: Some("sales".into()),
-            customer_name: "Carla".into(),
-            agent_id: "ann".into(),
-            agent_name: "Ann".into(),
-            queued_at: paired_at - 4_000,
-            paired_at,
-            customer: Default::default(),
-        })
-    };
     let now = T0 + DAY + 60_000;
     let days_ago = |n: i64| T0 - n * DAY + 1_000;
     for (id, at) in [
@@ -590,7 +583,7 @@ async fn mongodb_readying_caches_days_older_than_the_last_month_too() {
         ("quarter", days_ago(90)),
         ("year", days_ago(365)),
     ] {
-        store.archive(&[opened(id, at)]).await.unwrap();
+        store.archive(&[sales_opened(id, at)]).await.unwrap();
     }
     store.ready_reports(now).await.unwrap();
     let raw = mongodb::Client::with_uri_str(&uri).await.unwrap().database(&db);
