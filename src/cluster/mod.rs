@@ -11,6 +11,7 @@ pub mod node;
 pub mod chat_log;
 pub mod replica;
 pub mod routing_events;
+pub mod routing_library;
 pub mod routing_replies;
 pub mod routing_scripts;
 

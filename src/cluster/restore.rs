@@ -10,16 +10,15 @@
 //! its chats' seq to what it recorded; whoever nobody claims within the window is handed on
 //! by the usual reaping, with the pseudo-node that held them.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::Script;
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
 use super::chat_log::LOG_LIFETIME_SECS;
 use super::routing_replies::MalformedReply;
-use super::routing_scripts::{ClusterRoutingError, ROUTING_KEY, ROUTING_LUA};
+use super::routing_library::LIBRARY;
+use super::routing_scripts::{ClusterRoutingError, ROUTING_KEY};
 use crate::core::routing::{
     AgentId, CategoryId, ChatId, CustomerId, OfferId, Party, RoutingState, StateAgent, StateChat, StateCustomer,
     StateOffer, Ticket,
@@ -33,15 +32,6 @@ pub const RESTORE_TRANSITION: &str = "restore";
 /// (`lua/restore.lua`): its `node_lost` ends the claim window.
 pub const RESTORED_NODE: &str = "{restored}";
 
-const RESTORE_LUA: &str = include_str!("lua/restore.lua");
-
-fn script(name: &str) -> Script {
-    Script::new(&format!("{ROUTING_LUA}\n{RESTORE_LUA}\nreturn R.{name}()\n"))
-}
-
-static OFFER: LazyLock<Script> = LazyLock::new(|| script("offer"));
-static RESTORE: LazyLock<Script> = LazyLock::new(|| script("restore"));
-static CLAIM: LazyLock<Script> = LazyLock::new(|| script("claim"));
 
 /// Set once the domain is restored (`lua/restore.lua`): when (ms, Redis's clock).
 pub(crate) const RESTORED_KEY: &str = "{sb}:restored";
@@ -96,15 +86,13 @@ pub async fn offer(
     window: Duration,
 ) -> Result<Offers, ClusterRoutingError> {
     let (ms, seq) = id_parts(last_event);
-    let (winner, closes_in_ms): (String, i64) = OFFER
-        .key(ROUTING_KEY)
-        .arg(node)
+    let mut call = LIBRARY.restore("offer", ROUTING_KEY);
+    call.arg(node)
         .arg(incarnation)
         .arg(ms)
         .arg(seq)
-        .arg(window.as_millis() as u64)
-        .invoke_async(conn)
-        .await?;
+        .arg(window.as_millis() as u64);
+    let (winner, closes_in_ms): (String, i64) = LIBRARY.invoke(&call, conn).await?;
     Ok(Offers { winner, closes_in_ms })
 }
 
@@ -291,16 +279,14 @@ pub async fn restore_with_buddies(
     lost_id: &str,
     window: Duration,
 ) -> Result<Restored, ClusterRoutingError> {
-    let written: Result<String, redis::RedisError> = RESTORE
-        .key(ROUTING_KEY)
-        .arg(node)
+    let mut call = LIBRARY.restore("restore", ROUTING_KEY);
+    call.arg(node)
         .arg(incarnation)
         .arg(encode(state))
         .arg(lost_id)
         .arg(window.as_millis() as u64)
-        .arg(buddies)
-        .invoke_async(conn)
-        .await;
+        .arg(buddies);
+    let written: Result<String, redis::RedisError> = LIBRARY.invoke(&call, conn).await;
     match written {
         Ok(_) => Ok(Restored::Written),
         Err(e) if e.code() == Some("RESTORED") => Ok(Restored::Already),
@@ -336,15 +322,13 @@ pub async fn claim(
             .map(|(chat, party, seq)| json!([chat.0.to_string(), side(party), seq.to_string()]))
             .collect::<Vec<_>>(),
     });
-    let _: i64 = CLAIM
-        .key(ROUTING_KEY)
-        .arg(node)
+    let mut call = LIBRARY.restore("claim", ROUTING_KEY);
+    call.arg(node)
         .arg(incarnation)
         .arg(body.to_string())
         .arg(window.as_millis() as u64)
-        .arg(LOG_LIFETIME_SECS)
-        .invoke_async(conn)
-        .await?;
+        .arg(LOG_LIFETIME_SECS);
+    let _: i64 = LIBRARY.invoke(&call, conn).await?;
     Ok(())
 }
 

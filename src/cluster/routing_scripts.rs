@@ -13,6 +13,7 @@
 
 use std::sync::LazyLock;
 
+use super::routing_library::LIBRARY;
 use super::routing_replies::{MalformedReply, RoutingSnapshot, parse_decisions, parse_snapshot};
 use crate::core::places::Places;
 use crate::core::routing::{
@@ -28,11 +29,11 @@ pub(crate) const ROUTING_KEY: &str = "{sb}:counter";
 /// The stream each transition appends its decisions to (bounded in `lua/routing.lua`).
 pub const EVENTS_KEY: &str = "{sb}:routing-events";
 
-/// The routing domain's scripts' shared body (also under `restore.rs`'s scripts).
+/// The routing rules, loaded as one Functions library with `restore.rs`'s (`routing_library.rs`).
 pub(crate) const ROUTING_LUA: &str = include_str!("lua/routing.lua");
 const SNAPSHOT_LUA: &str = include_str!("lua/snapshot.lua");
 
-/// The transitions, each one script: the shared body plus the line that runs it.
+/// The transitions, each one function of the routing library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Transition {
     AddCategory,
@@ -94,7 +95,7 @@ impl Transition {
     ];
 
     /// The name of its function in `lua/routing.lua` (and the `t` field of its events).
-    fn name(self) -> &'static str {
+    const fn name(self) -> &'static str {
         match self {
             Self::AddCategory => "add_category",
             Self::RemoveCategory => "remove_category",
@@ -126,22 +127,18 @@ impl Transition {
     }
 }
 
-/// The scripts, hashed once; `redis::Script` sends EVALSHA and loads a script the server lacks.
-static SCRIPTS: LazyLock<Vec<Script>> = LazyLock::new(|| {
-    Transition::ALL
-        .iter()
-        .map(|t| Script::new(&format!("{ROUTING_LUA}\nreturn run('{}')\n", t.name())))
-        .collect()
-});
-static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(SNAPSHOT_LUA));
+/// Every transition's name, as the routing library registers them (`routing_library.rs`).
+pub(crate) static TRANSITION_NAMES: &[&str] = &{
+    let mut names = [""; Transition::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Transition::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
-fn script(transition: Transition) -> &'static Script {
-    let index = Transition::ALL
-        .iter()
-        .position(|t| *t == transition)
-        .expect("every transition is listed in ALL");
-    &SCRIPTS[index]
-}
+static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(SNAPSHOT_LUA));
 
 /// Why a transition did not apply.
 #[derive(Debug, thiserror::Error)]
@@ -288,13 +285,13 @@ impl RedisRouting {
     }
 
     async fn run(&self, transition: Transition, args: &[&str]) -> Result<(Applied, String), ClusterRoutingError> {
-        let mut invocation = script(transition).key(ROUTING_KEY);
-        invocation.arg(&self.node).arg(self.incarnation);
+        let mut call = LIBRARY.transition(transition.name(), ROUTING_KEY);
+        call.arg(&self.node).arg(self.incarnation);
         for arg in args {
-            invocation.arg(*arg);
+            call.arg(*arg);
         }
         let mut conn = self.conn.clone();
-        let (decisions, event_id, extra): (String, String, String) = invocation.invoke_async(&mut conn).await?;
+        let (decisions, event_id, extra): (String, String, String) = LIBRARY.invoke(&call, &mut conn).await?;
         let (decisions, queued_tickets) = parse_decisions(&decisions)?;
         let applied = Applied {
             decisions,

@@ -198,3 +198,26 @@ fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
         assert_eq!(events().await, before + 2);
     });
 }
+
+/// The routing rules are a Functions library: a Redis that lost its functions (restarted
+/// without its data) gets it again from the first call, which goes on as asked; the next
+/// call of a node finds it loaded.
+#[test]
+fn a_redis_without_the_routing_library_is_given_it_by_the_first_call() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let incarnation = register(&mut conn, "n0").await;
+        let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
+        n0.add_category(&cat("sales")).await.unwrap();
+        let _: () = redis::cmd("FUNCTION").arg("FLUSH").query_async(&mut conn).await.unwrap();
+        let (customer, _) = n0.join(&cat("sales")).await.unwrap();
+        let libraries: Vec<redis::Value> = redis::cmd("FUNCTION").arg("LIST").query_async(&mut conn).await.unwrap();
+        assert_eq!(libraries.len(), 1, "one library, loaded again");
+        n0.leave(customer).await.unwrap();
+    });
+}
