@@ -12,8 +12,8 @@
 # client limits are raised (a load generator's client sends far faster than a person);
 # `STORE=memory` appears only as the peers scenario's comparison row.
 #
-#   BENCH_SCENARIOS="peers idle relay routing queue archive reports queries"   which to run (default all but
-#                                                        `cluster` and `soak`, which are long: add them by name)
+#   BENCH_SCENARIOS="peers idle relay routing queue archive reports queries cluster"   which to run (default all but
+#                                                        `soak`, which is an hour long: add it by name)
 #   BENCH_QUICK=1                                        small counts, for a smoke run
 #   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
 #   BENCH_SOAK_SECS=3600                                 the soak's seconds of traffic (BENCH_QUICK: 120)
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive reports queries"}
+SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive reports queries cluster"}
 ARCHIVE_STORES=${BENCH_ARCHIVE_STORES:-"embedded mongodb"}
 QUICK=${BENCH_QUICK:-0}
 RESULTS=$ROOT/bench/results

@@ -16,8 +16,8 @@ use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
 use super::chat_log::LOG_LIFETIME_SECS;
-use super::routing_replies::MalformedReply;
 use super::routing_library::LIBRARY;
+use super::routing_replies::MalformedReply;
 use super::routing_scripts::{ClusterRoutingError, ROUTING_KEY};
 use crate::core::routing::{
     AgentId, CategoryId, ChatId, CustomerId, OfferId, Party, RoutingState, StateAgent, StateChat, StateCustomer,
@@ -31,7 +31,6 @@ pub const RESTORE_TRANSITION: &str = "restore";
 /// The pseudo-node holding every restored person until their node claims them
 /// (`lua/restore.lua`): its `node_lost` ends the claim window.
 pub const RESTORED_NODE: &str = "{restored}";
-
 
 /// Set once the domain is restored (`lua/restore.lua`): when (ms, Redis's clock).
 pub(crate) const RESTORED_KEY: &str = "{sb}:restored";

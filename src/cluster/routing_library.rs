@@ -58,7 +58,9 @@ impl Library {
                end)\n\
              end\n",
         );
-        let hash = hex_prefix(&Sha256::digest(format!("{body}{transitions:?}{RESTORE_ENTRIES:?}").as_bytes()));
+        let hash = hex_prefix(&Sha256::digest(
+            format!("{body}{transitions:?}{RESTORE_ENTRIES:?}").as_bytes(),
+        ));
         let prefix = format!("sb_{hash}_");
         for name in transitions {
             let _ = writeln!(body, "register('{prefix}{name}', function() return run('{name}') end)");
@@ -100,7 +102,11 @@ impl Library {
 
     /// Loads the library; one another node loaded meanwhile is as good.
     pub async fn load(&self, conn: &mut ConnectionManager) -> RedisResult<()> {
-        let loaded: RedisResult<String> = redis::cmd("FUNCTION").arg("LOAD").arg(&self.code).query_async(conn).await;
+        let loaded: RedisResult<String> = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(&self.code)
+            .query_async(conn)
+            .await;
         match loaded {
             Ok(_) => Ok(()),
             Err(e) if e.to_string().contains("already exists") => Ok(()),
@@ -130,7 +136,10 @@ mod tests {
         let library = Library::build(&["join", "leave"]);
         assert!(library.code.starts_with("#!lua name=sb_routing_"));
         for name in ["join", "leave", "restore_offer", "restore_restore", "restore_claim"] {
-            assert!(library.code.contains(&format!("register('{}{name}'", library.prefix)), "{name}");
+            assert!(
+                library.code.contains(&format!("register('{}{name}'", library.prefix)),
+                "{name}"
+            );
         }
         // Another build (other code) gets other names, so two builds never collide.
         let other = Library::build(&["join"]);

@@ -214,7 +214,11 @@ fn a_redis_without_the_routing_library_is_given_it_by_the_first_call() {
         let incarnation = register(&mut conn, "n0").await;
         let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
         n0.add_category(&cat("sales")).await.unwrap();
-        let _: () = redis::cmd("FUNCTION").arg("FLUSH").query_async(&mut conn).await.unwrap();
+        let _: () = redis::cmd("FUNCTION")
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let (customer, _) = n0.join(&cat("sales")).await.unwrap();
         let libraries: Vec<redis::Value> = redis::cmd("FUNCTION").arg("LIST").query_async(&mut conn).await.unwrap();
         assert_eq!(libraries.len(), 1, "one library, loaded again");
