@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamId, StreamRangeReply};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 
 use super::routing_replies::{MalformedReply, parse_args, parse_decisions};
 use super::routing_scripts::{Applied, ClusterRoutingError, EVENTS_KEY, read_snapshot};
@@ -103,6 +103,74 @@ pub async fn follow(
             entries.ids.into_iter().map(event).collect::<Result<Vec<_>, _>>()?,
         )),
     }
+}
+
+/// The checks of `lua/follow.lua` without its read: `{ 'lost' | 'gap' | 'ok' }` for a
+/// follower whose last entry has ordinal ARGV[1], in the domain whose id is ARGV[2].
+const FOLLOW_CHECK_LUA: &str = r#"
+local key, seen = KEYS[1], tonumber(ARGV[1])
+if redis.call('GET', '{sb}:cluster-id') ~= ARGV[2] then return 'lost' end
+if redis.call('EXISTS', key) == 0 then
+  if seen > 0 then return 'gap' end
+  return 'ok'
+end
+local info = redis.call('XINFO', 'STREAM', key)
+local added, length = 0, 0
+for i = 1, #info, 2 do
+  if info[i] == 'entries-added' then added = info[i + 1] end
+  if info[i] == 'length' then length = info[i + 1] end
+end
+if added < seen or seen < added - length then return 'gap' end
+return 'ok'
+"#;
+
+/// [`follow`], waiting up to `block_ms` for the first event after `last` when there is
+/// none yet: one round trip, the checks of `lua/follow.lua` then a blocking `XREAD`, so a
+/// node woken by a new event reads it in the same call (no script reading it again).
+///
+/// Why the checks may come before the read rather than with it, atomically: the two are
+/// one pipeline on one connection, so a Redis restarted between them (empty, or back with
+/// its last writes lost) cut the connection and the read fails; and entries this follower
+/// has not read can only be trimmed once the stream holds more than its bound after them,
+/// so a read that returns fewer than `count` entries had none trimmed before it. A full
+/// batch is read again by [`follow`] itself, atomically.
+pub async fn follow_blocking(
+    conn: &mut ConnectionManager,
+    cluster_id: &str,
+    last: &str,
+    seen: u64,
+    count: usize,
+    block_ms: u64,
+) -> Result<Followed, ClusterRoutingError> {
+    let (status, read): (String, Option<StreamReadReply>) = redis::pipe()
+        .cmd("EVAL")
+        .arg(FOLLOW_CHECK_LUA)
+        .arg(1)
+        .arg(EVENTS_KEY)
+        .arg(seen)
+        .arg(cluster_id)
+        .cmd("XREAD")
+        .arg("COUNT")
+        .arg(count)
+        .arg("BLOCK")
+        .arg(block_ms)
+        .arg("STREAMS")
+        .arg(EVENTS_KEY)
+        .arg(last)
+        .query_async(conn)
+        .await?;
+    match status.as_str() {
+        "lost" => return Ok(Followed::Lost),
+        "gap" => return Ok(Followed::Gap),
+        _ => {}
+    }
+    let entries: Vec<StreamId> = read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
+    if entries.len() >= count {
+        return follow(conn, cluster_id, last, seen, count).await;
+    }
+    Ok(Followed::Events(
+        entries.into_iter().map(event).collect::<Result<Vec<_>, _>>()?,
+    ))
 }
 
 /// What one [`RoutingFollower::poll`] found.

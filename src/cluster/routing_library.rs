@@ -96,6 +96,7 @@ impl Library {
                 self.load(conn).await?;
                 cmd.query_async(conn).await
             }
+            Err(e) if is_too_old(&e) => Err(too_old(e)),
             other => other,
         }
     }
@@ -110,6 +111,7 @@ impl Library {
         match loaded {
             Ok(_) => Ok(()),
             Err(e) if e.to_string().contains("already exists") => Ok(()),
+            Err(e) if is_too_old(&e) => Err(too_old(e)),
             Err(e) => Err(e),
         }
     }
@@ -118,6 +120,21 @@ impl Library {
 /// Redis's answer to an `FCALL` of a function it does not have.
 fn is_not_loaded(e: &redis::RedisError) -> bool {
     e.to_string().contains("Function not found")
+}
+
+/// Redis's answer to `FCALL` or `FUNCTION` before 7.0, which has no Functions.
+fn is_too_old(e: &redis::RedisError) -> bool {
+    let text = e.to_string();
+    text.contains("unknown command") && (text.contains("FCALL") || text.contains("FUNCTION") || text.contains("fcall"))
+}
+
+/// What the logs say of a Redis older than 7.0: the setting to change, not just the command.
+fn too_old(e: redis::RedisError) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "REDIS_URL names a Redis older than 7.0",
+        format!("the routing rules need Redis Functions (Redis 7.0 or later): {e}"),
+    ))
 }
 
 fn hex_prefix(digest: &[u8]) -> String {

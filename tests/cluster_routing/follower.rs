@@ -103,3 +103,102 @@ fn a_follower_tells_every_place_from_the_stream_and_reloads_past_a_trimmed_gap()
         }
     });
 }
+
+/// The hub's follower reads with one pipeline (`follow_blocking`: the checks, then a
+/// blocking `XREAD`) where `follow.lua` did it atomically: over random transitions, trims
+/// past the follower and a domain replaced under it, both answer alike every time.
+#[test]
+fn the_blocking_read_finds_what_the_follow_script_finds() {
+    use switchboard::cluster::routing_events::{Followed, follow, follow_blocking};
+    use switchboard::cluster::routing_scripts::read_snapshot;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let mut rng = StdRng::seed_from_u64(29);
+        let _: () = redis::cmd("SET")
+            .arg("{sb}:cluster-id")
+            .arg("d1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let node = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
+        node.add_category(&cat("c0")).await.unwrap();
+        let (mut last, mut seen) = ("0-0".to_string(), 0u64);
+        let (mut reads, mut gaps, mut full) = (0, 0, 0);
+        for _ in 0..300 {
+            for _ in 0..rng.random_range(0..40) {
+                let agent = AgentId(format!("a{}", rng.random_range(0..3)));
+                let _ = match rng.random_range(0..3) {
+                    0 => node.join(&cat("c0")).await.map(|(_, a)| a),
+                    1 => node.agent_online(&agent, &[cat("c0")], 1, true).await,
+                    _ => node.agent_offline(&agent).await,
+                };
+            }
+            if rng.random_bool(0.05) {
+                let _: u64 = redis::cmd("XTRIM")
+                    .arg("{sb}:routing-events")
+                    .arg("MAXLEN")
+                    .arg(0)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            let count = 30;
+            let atomic = follow(&mut conn, "d1", &last, seen, count).await.unwrap();
+            let piped = follow_blocking(&mut conn, "d1", &last, seen, count, 1).await.unwrap();
+            assert_eq!(atomic, piped, "after {last} (ordinal {seen})");
+            assert_eq!(
+                follow_blocking(&mut conn, "d0", &last, seen, count, 1).await.unwrap(),
+                Followed::Lost
+            );
+            match piped {
+                Followed::Events(events) => {
+                    reads += 1;
+                    full += usize::from(events.len() == count);
+                    if let Some(e) = events.last() {
+                        last.clone_from(&e.id);
+                    }
+                    seen += events.len() as u64;
+                }
+                Followed::Gap => {
+                    gaps += 1;
+                    let snapshot = read_snapshot(&mut conn).await.unwrap();
+                    last = snapshot.last_event;
+                    seen = snapshot.events_added;
+                }
+                Followed::Lost => unreachable!(),
+            }
+        }
+        assert!(
+            reads > 100 && gaps > 3 && full > 3,
+            "reads {reads}, gaps {gaps}, full batches {full}"
+        );
+
+        // A read with nothing new waits for the next event and returns it.
+        let (mut caught_up, mut at) = (last.clone(), seen);
+        while let Followed::Events(events) = follow(&mut conn, "d1", &caught_up, at, 1_000).await.unwrap() {
+            let Some(e) = events.last() else { break };
+            caught_up.clone_from(&e.id);
+            at += events.len() as u64;
+        }
+        let later = node.clone();
+        let joining = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            later.join(&cat("c0")).await.unwrap();
+        });
+        // On a connection of its own, as the hub's follower has: a blocked read holds up
+        // whatever else is sent on its connection. (Under its 1 s response timeout.)
+        let mut own = server.connect().await;
+        let woke = follow_blocking(&mut own, "d1", &caught_up, at, 30, 800).await.unwrap();
+        joining.await.unwrap();
+        assert!(
+            matches!(&woke, Followed::Events(events) if events.len() == 1 && events[0].transition == "join"),
+            "{woke:?}"
+        );
+    });
+}
