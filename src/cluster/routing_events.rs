@@ -124,16 +124,28 @@ if added < seen or seen < added - length then return 'gap' end
 return 'ok'
 "#;
 
+/// The most entries [`follow_blocking`] reads at once: far below the events stream's
+/// bound (100,000 entries, `lua/routing.lua` and `buddy_log.rs`), which its reasoning needs.
+pub const FOLLOW_MAX_BATCH: usize = 10_000;
+
 /// [`follow`], waiting up to `block_ms` for the first event after `last` when there is
-/// none yet: one round trip, the checks of `lua/follow.lua` then a blocking `XREAD`, so a
-/// node woken by a new event reads it in the same call (no script reading it again).
+/// none yet: one round trip, `lua/follow.lua`'s checks, a blocking `XREAD`, and the
+/// checks again, so a node woken by a new event reads it in the same call (no script
+/// reading it again).
 ///
-/// Why the checks may come before the read rather than with it, atomically: the two are
-/// one pipeline on one connection, so a Redis restarted between them (empty, or back with
-/// its last writes lost) cut the connection and the read fails; and entries this follower
-/// has not read can only be trimmed once the stream holds more than its bound after them,
-/// so a read that returns fewer than `count` entries had none trimmed before it. A full
-/// batch is read again by [`follow`] itself, atomically.
+/// Why the entries may be taken from a read between two checks rather than with them,
+/// atomically:
+/// - The three go on one connection as one pipeline, so a Redis restarted among them cut
+///   it and the call fails.
+/// - A domain emptied under a parked read (the data flushed without a restart) or
+///   restored meanwhile fails the second check (`lost`, or `gap`: fewer entries were ever
+///   added than this follower read), so the entries are not taken.
+/// - An entry this follower has not read is trimmed only once the stream holds more than
+///   its bound after it, so a read of fewer than `count` entries had none trimmed before
+///   it. A full batch is read again by [`follow`] itself, atomically.
+///
+/// Either check failing answers `lost` or `gap` (the second, when only it fails: what the
+/// read saw may already be gone); the entries read are then dropped.
 pub async fn follow_blocking(
     conn: &mut ConnectionManager,
     cluster_id: &str,
@@ -142,27 +154,36 @@ pub async fn follow_blocking(
     count: usize,
     block_ms: u64,
 ) -> Result<Followed, ClusterRoutingError> {
-    let (status, read): (String, Option<StreamReadReply>) = redis::pipe()
-        .cmd("EVAL")
-        .arg(FOLLOW_CHECK_LUA)
-        .arg(1)
-        .arg(EVENTS_KEY)
-        .arg(seen)
-        .arg(cluster_id)
-        .cmd("XREAD")
+    let count = count.clamp(1, FOLLOW_MAX_BATCH);
+    let check = |pipe: &mut redis::Pipeline, seen: u64| {
+        pipe.cmd("EVAL")
+            .arg(FOLLOW_CHECK_LUA)
+            .arg(1)
+            .arg(EVENTS_KEY)
+            .arg(seen)
+            .arg(cluster_id);
+    };
+    let mut pipe = redis::pipe();
+    check(&mut pipe, seen);
+    pipe.cmd("XREAD")
         .arg("COUNT")
         .arg(count)
         .arg("BLOCK")
         .arg(block_ms)
         .arg("STREAMS")
         .arg(EVENTS_KEY)
-        .arg(last)
-        .query_async(conn)
-        .await?;
-    match status.as_str() {
-        "lost" => return Ok(Followed::Lost),
-        "gap" => return Ok(Followed::Gap),
-        _ => {}
+        .arg(last);
+    // After the read, the follower will have read what it returned: the second check
+    // counts those too, known only once the read is done, so it checks `seen` itself
+    // (a flushed or restarted stream holds fewer than that).
+    check(&mut pipe, seen);
+    let (before, read, after): (String, Option<StreamReadReply>, String) = pipe.query_async(conn).await?;
+    for status in [before.as_str(), after.as_str()] {
+        match status {
+            "lost" => return Ok(Followed::Lost),
+            "gap" => return Ok(Followed::Gap),
+            _ => {}
+        }
     }
     let entries: Vec<StreamId> = read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
     if entries.len() >= count {

@@ -200,5 +200,44 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
             matches!(&woke, Followed::Events(events) if events.len() == 1 && events[0].transition == "join"),
             "{woke:?}"
         );
+
+        // The data flushed under a parked read (no restart, so the connection stays) and a
+        // new domain's first event wakes it: those entries are not taken as the old
+        // domain's next ones. Once with the domain's id gone (lost), once with it written
+        // back as a restore does (the stream holds fewer than the follower read: a gap).
+        for (id_after, expected) in [(None, Followed::Lost), (Some("d1"), Followed::Gap)] {
+            // Caught up with the domain "d1" as it is now (the previous round flushed it),
+            // past a few events: more than the new domain will hold when the read wakes.
+            let _: () = redis::cmd("SET")
+                .arg("{sb}:cluster-id")
+                .arg("d1")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let here = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
+            for name in ["x1", "x2", "x3"] {
+                here.add_category(&cat(name)).await.unwrap();
+            }
+            let now = read_snapshot(&mut conn).await.unwrap();
+            let (caught_up, at) = (now.last_event, now.events_added);
+            let mut writer = server.connect().await;
+            let flushing = tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                flushall(&mut writer).await;
+                if let Some(id) = id_after {
+                    let _: () = redis::cmd("SET")
+                        .arg("{sb}:cluster-id")
+                        .arg(id)
+                        .query_async(&mut writer)
+                        .await
+                        .unwrap();
+                }
+                let again = RedisRouting::new(writer.clone(), "n0", register(&mut writer, "n0").await);
+                again.add_category(&cat("c9")).await.unwrap();
+            });
+            let woke = follow_blocking(&mut own, "d1", &caught_up, at, 30, 800).await.unwrap();
+            flushing.await.unwrap();
+            assert_eq!(woke, expected);
+        }
     });
 }
