@@ -14,7 +14,15 @@ use super::routing_scripts::{Applied, ClusterRoutingError, EVENTS_KEY, read_snap
 use crate::core::places::Places;
 use crate::core::routing::Decision;
 
-static FOLLOW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/follow.lua")));
+/// The checks a follower's read must pass (`lua/follow_check.lua`), before each script's own lines.
+const FOLLOW_CHECK_LUA: &str = include_str!("lua/follow_check.lua");
+/// The checks and the read, atomically.
+static FOLLOW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{FOLLOW_CHECK_LUA}\n{}", include_str!("lua/follow.lua"))));
+/// The checks alone, for the pipelined read (`follow_blocking`): KEYS[1] the stream, ARGV[1]
+/// the follower's ordinal, ARGV[2] the domain's id.
+static FOLLOW_CHECK: LazyLock<String> =
+    LazyLock::new(|| format!("{FOLLOW_CHECK_LUA}\nreturn follow_check(KEYS[1], tonumber(ARGV[1]), ARGV[2])\n"));
 
 /// One entry of the events stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,31 +113,12 @@ pub async fn follow(
     }
 }
 
-/// The checks of `lua/follow.lua` without its read: `{ 'lost' | 'gap' | 'ok' }` for a
-/// follower whose last entry has ordinal ARGV[1], in the domain whose id is ARGV[2].
-const FOLLOW_CHECK_LUA: &str = r#"
-local key, seen = KEYS[1], tonumber(ARGV[1])
-if redis.call('GET', '{sb}:cluster-id') ~= ARGV[2] then return 'lost' end
-if redis.call('EXISTS', key) == 0 then
-  if seen > 0 then return 'gap' end
-  return 'ok'
-end
-local info = redis.call('XINFO', 'STREAM', key)
-local added, length = 0, 0
-for i = 1, #info, 2 do
-  if info[i] == 'entries-added' then added = info[i + 1] end
-  if info[i] == 'length' then length = info[i + 1] end
-end
-if added < seen or seen < added - length then return 'gap' end
-return 'ok'
-"#;
-
 /// The most entries [`follow_blocking`] reads at once: far below the events stream's
 /// bound (100,000 entries, `lua/routing.lua` and `buddy_log.rs`), which its reasoning needs.
 pub const FOLLOW_MAX_BATCH: usize = 10_000;
 
 /// [`follow`], waiting up to `block_ms` for the first event after `last` when there is
-/// none yet: one round trip, `lua/follow.lua`'s checks, a blocking `XREAD`, and the
+/// none yet: one round trip, the checks (`lua/follow_check.lua`), a blocking `XREAD`, and the
 /// checks again, so a node woken by a new event reads it in the same call (no script
 /// reading it again).
 ///
@@ -157,7 +146,7 @@ pub async fn follow_blocking(
     let count = count.clamp(1, FOLLOW_MAX_BATCH);
     let check = |pipe: &mut redis::Pipeline, seen: u64| {
         pipe.cmd("EVAL")
-            .arg(FOLLOW_CHECK_LUA)
+            .arg(FOLLOW_CHECK.as_str())
             .arg(1)
             .arg(EVENTS_KEY)
             .arg(seen)
