@@ -31,7 +31,8 @@
 //!   build that reads an older version refuses a newer file with a message naming both
 //!   versions, never misreads it). Schema 4 stores the hub's message ids (UUIDs) as 16
 //!   bytes instead of 36 characters; a version 3 file is only marked 4 on open (its
-//!   records read as they are).
+//!   records read as they are). Schema 6 writes a conversation's consecutive messages
+//!   of one fold as one block row; a version 5 file is only marked 6.
 //! - Listings use secondary indexes keyed `(…, paired_at, conversation_id)`
 //!   and walked in reverse, so "newest first" is the natural key order and a
 //!   time range is a key range. The agent and category filters each have
@@ -97,7 +98,11 @@ mod search_index;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
-const SCHEMA_VERSION: u64 = 5;
+const SCHEMA_VERSION: u64 = 6;
+/// The version before message blocks (see [`message_log`]): its rows read as they are,
+/// so opening such a file only marks it 6 (a build reading 5 then refuses it, never
+/// misreads a block).
+const SCHEMA_V5: u64 = 5;
 /// The version before the search postings ([`search_index`]): opening such a file (or an
 /// older one) indexes its conversations once and marks it 5.
 const SCHEMA_V4: u64 = 4;
@@ -177,7 +182,7 @@ struct Archiving {
 
 /// Events held before they are folded into redb: bounds the memory they take (~300 KB of
 /// short messages) and the work of the read that folds them.
-const FOLD_EVENTS: usize = 1_000;
+const FOLD_EVENTS: usize = 4_000;
 
 /// The journal not appended to.
 struct Spare {
@@ -334,6 +339,13 @@ impl EmbeddedStore {
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
                     }
                     Some(SCHEMA_VERSION) => {}
+                    Some(SCHEMA_V5) => {
+                        meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
+                        tracing::info!(
+                            "{} marked schema version {SCHEMA_VERSION} (was {SCHEMA_V5}): new messages are stored in blocks",
+                            path.display()
+                        );
+                    }
                     Some(found @ (SCHEMA_V3 | SCHEMA_V4)) => {
                         meta.insert("schema_version", SCHEMA_VERSION).map_err(unavailable)?;
                         backfill = true;

@@ -19,6 +19,14 @@
 //!   the append idempotent: a seq names one message of its conversation, and a seq inside
 //!   a run is taken (replaying the journal adds nothing twice).
 //!
+//! Since schema 6 (issue 29) a fold writes a conversation's consecutive messages of one
+//! batch as one *block* row, `[0x04][count: u32 LE]` then each message's record as
+//! `[length: u32 LE][record]`, at the first of the `count` positions they stand for (the
+//! rest stay empty). Position arithmetic is unchanged, so a run may hold single records
+//! and blocks, and a schema 5 file reads as it is; what changed is one B-tree insert per
+//! conversation and fold instead of one per message (redb rebuilds the leaf it inserts
+//! into, so that insert was most of a fold's cost with many conversations).
+//!
 //! Reading a conversation is one range scan of the index and one of the log per run.
 
 use redb::{ReadableTable, TableDefinition};
@@ -51,6 +59,25 @@ const HEADER: usize = 1 + 1 + 8 + 2;
 const LOGGED_UUID: u8 = 0x03;
 /// Bytes before the text of a [`LOGGED_UUID`] record: format, side, time, id.
 const UUID_HEADER: usize = 1 + 1 + 8 + 16;
+/// The first byte of a block (schema 6): several messages of consecutive seqs in one row,
+/// `[0x04][count: u32 LE]` then `count` times `[length: u32 LE][record]`, each record a
+/// [`LOGGED_V1`] or [`LOGGED_UUID`] one. The row stands for `count` positions.
+const LOGGED_BLOCK: u8 = 0x04;
+/// Bytes before a block's first record: format, count.
+const BLOCK_HEADER: usize = 1 + 4;
+/// The most messages one block holds.
+const BLOCK_MAX: usize = 256;
+/// The most bytes a block's records take (a message longer than this is a row of its
+/// own). redb keeps whole values in its leaves, 4 KiB pages: rows of a quarter page fill
+/// them as single records did (`an_archived_message_takes_a_bounded_share_of_the_file`:
+/// 145 B of pages a message, as before blocks); blocks of ten 130-byte messages left a
+/// part of each leaf empty (164 B, and twice the file).
+const BLOCK_BYTES: usize = 1024;
+
+/// At most the bytes `message` takes in a block: its record and its length.
+fn stored_bytes(message: &ArchivedMessage) -> usize {
+    4 + HEADER + message.id.len() + message.text.len()
+}
 
 /// The id's 16 bytes if it is a UUID in the hub's spelling (hyphenated, lower case),
 /// the one spelling [`decode`] gives back.
@@ -152,6 +179,64 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
         text: text.to_owned(),
         at,
     })
+}
+
+/// Appends the block of `messages` (consecutive seqs, at most [`BLOCK_MAX`]) to `out`.
+fn encode_block_into(messages: &[&ArchivedMessage], out: &mut Vec<u8>) -> StoreResult<()> {
+    out.push(LOGGED_BLOCK);
+    out.extend_from_slice(&(messages.len() as u32).to_le_bytes());
+    for message in messages {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        encode_into(message, out)?;
+        let length = u32::try_from(out.len() - at - 4)
+            .map_err(|_| unavailable("a message too long to store in a block".to_string()))?;
+        out[at..at + 4].copy_from_slice(&length.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// How many messages the log row `value` holds (a block's count, else one), without
+/// decoding them.
+fn messages_in_row(value: &[u8]) -> u64 {
+    match value {
+        [LOGGED_BLOCK, a, b, c, d, ..] => u64::from(u32::from_le_bytes([*a, *b, *c, *d])),
+        _ => 1,
+    }
+}
+
+/// Decodes the log row `value` (one record or a block), its first message at `seq`,
+/// onto `out`; returns how many messages it held.
+pub fn decode_row(seq: u64, value: &[u8], out: &mut Vec<ArchivedMessage>) -> StoreResult<u64> {
+    if value.first() != Some(&LOGGED_BLOCK) {
+        out.push(decode(seq, value)?);
+        return Ok(1);
+    }
+    let corrupt = |why: &str| StoreError::Unavailable(format!("embedded store: corrupt message block: {why}"));
+    if value.len() < BLOCK_HEADER {
+        return Err(corrupt("too short for its count"));
+    }
+    let count = messages_in_row(value);
+    let mut rest = &value[BLOCK_HEADER..];
+    for offset in 0..count {
+        let Some((length, after)) = rest.split_first_chunk::<4>() else {
+            return Err(corrupt("a record's length runs past the block"));
+        };
+        let length = u32::from_le_bytes(*length) as usize;
+        if after.len() < length {
+            return Err(corrupt("a record runs past the block"));
+        }
+        let (record, next) = after.split_at(length);
+        if record.first() == Some(&LOGGED_BLOCK) {
+            return Err(corrupt("a block inside a block"));
+        }
+        out.push(decode(seq + offset, record)?);
+        rest = next;
+    }
+    if !rest.is_empty() {
+        return Err(corrupt("bytes after its last record"));
+    }
+    Ok(count)
 }
 
 /// The tables one archive apply writes, opened once for its whole batch.
@@ -269,28 +354,48 @@ impl<'tx> Writer<'tx> {
         // its index row is to be written.
         let mut run = last_run;
         let mut run_changed = false;
-        let mut previous_seq = None;
-        let mut appended = Vec::with_capacity(messages.len());
+        let mut appended: Vec<&'m ArchivedMessage> = Vec::with_capacity(messages.len());
         for message in messages {
-            if previous_seq == Some(message.seq) {
+            if appended.last().is_some_and(|last| last.seq == message.seq) {
                 continue; // the first of one seq wins, as in `append`
             }
-            previous_seq = Some(message.seq);
             appended.push(*message);
+        }
+        // Consecutive seqs go into one row (a block when there are several), which takes
+        // as many positions as it holds messages, so a run's arithmetic is a message's.
+        let mut rest = appended.as_slice();
+        while let Some(first) = rest.first() {
+            let mut length = 1;
+            let mut bytes = stored_bytes(first);
+            while let Some(next) = rest.get(length)
+                && length < BLOCK_MAX
+                && next.seq == rest[length - 1].seq + 1
+                && bytes + stored_bytes(next) <= BLOCK_BYTES
+            {
+                bytes += stored_bytes(next);
+                length += 1;
+            }
+            let (row, after) = rest.split_at(length);
+            rest = after;
             let position = self.next_position;
-            self.next_position += 1;
+            self.next_position += length as u64;
             self.record.clear();
-            encode_into(message, &mut self.record)?;
+            match row {
+                [single] => encode_into(single, &mut self.record)?,
+                several => encode_block_into(several, &mut self.record)?,
+            }
             self.log.insert(position, self.record.as_slice()).map_err(unavailable)?;
             match &mut run {
-                Some((first, (start, count))) if *first + *count == message.seq && *start + *count == position => {
-                    *count += 1;
+                Some((first_seq, (start, count)))
+                    if *first_seq + *count == first.seq && *start + *count == position =>
+                {
+                    *count += length as u64;
                 }
                 _ => {
-                    if let (true, Some((first, value))) = (run_changed, run) {
-                        self.index.insert((number, first), value).map_err(unavailable)?;
+                    if let (true, Some((first_seq, value))) = (run_changed, run) {
+                        self.index.insert((number, first_seq), value).map_err(unavailable)?;
                     }
-                    run = Some((message.seq, (position, 1)));
+                    run = Some((first.seq, (position, length as u64)));
                 }
             }
             run_changed = true;
@@ -341,12 +446,12 @@ fn load_from(
     for run in index.range((number, 0u64)..=(number, u64::MAX)).map_err(unavailable)? {
         let (key, run) = run.map_err(unavailable)?;
         let (first, (start, count)) = (key.value().1, run.value());
-        let before = out.len();
-        for (offset, row) in log.range(start..start + count).map_err(unavailable)?.enumerate() {
+        let mut read = 0;
+        for row in log.range(start..start + count).map_err(unavailable)? {
             let (_, record) = row.map_err(unavailable)?;
-            out.push(decode(first + offset as u64, record.value())?);
+            read += decode_row(first + read, record.value(), &mut out)?;
         }
-        if (out.len() - before) as u64 != count {
+        if read != count {
             return Err(unavailable(format!(
                 "messages {first}..{} of {conversation_id} are missing from the log",
                 first + count
@@ -373,8 +478,11 @@ pub fn erase(tx: &redb::WriteTransaction, conversation_id: &str) -> StoreResult<
     let mut erased = 0;
     for (key, (start, count)) in runs {
         index.remove(key).map_err(unavailable)?;
+        // A block stands for the positions after its own, which hold nothing.
         for position in start..start + count {
-            erased += u64::from(log.remove(position).map_err(unavailable)?.is_some());
+            if let Some(row) = log.remove(position).map_err(unavailable)? {
+                erased += messages_in_row(row.value());
+            }
         }
     }
     Ok(erased)
@@ -550,6 +658,79 @@ mod run_tests {
             let _ = std::fs::remove_file(&one_path);
             let _ = std::fs::remove_file(&group_path);
         }
+    }
+
+    /// A fold's consecutive messages of one conversation take one row (a block) and as
+    /// many positions as messages; a gap starts another row; a single message stays a
+    /// plain record. They read back in order, and erasing the conversation removes them
+    /// all and counts them.
+    #[test]
+    fn a_folds_consecutive_messages_take_one_row_and_erase_counts_them() {
+        let path = std::env::temp_dir().join(format!("switchboard-blocks-{}.redb", uuid::Uuid::new_v4().simple()));
+        let db = redb::Database::create(&path).unwrap();
+        let all: Vec<ArchivedMessage> = (1..=600).chain([700]).map(message).collect();
+        let tx = db.begin_write().unwrap();
+        create_tables(&tx).unwrap();
+        {
+            let mut writer = Writer::open(&tx).unwrap();
+            let number = writer.number("a").unwrap();
+            let refs: Vec<&ArchivedMessage> = all.iter().collect();
+            assert_eq!(writer.append_sorted(number, &refs).unwrap().len(), all.len());
+            writer.finish().unwrap();
+        }
+        {
+            let log = tx.open_table(LOG).unwrap();
+            let rows: Vec<(u64, u64)> = log
+                .iter()
+                .unwrap()
+                .map(|row| {
+                    let (key, value) = row.unwrap();
+                    (key.value(), messages_in_row(value.value()))
+                })
+                .collect();
+            // 600 consecutive: blocks of at most BLOCK_BYTES, each taking the positions of
+            // its messages; then 700 alone.
+            assert_eq!(rows.last(), Some(&(600, 1)));
+            let blocks = &rows[..rows.len() - 1];
+            assert!(blocks.len() <= 600 / (BLOCK_BYTES / 30), "{blocks:?}");
+            let mut position = 0;
+            for &(at, count) in blocks {
+                assert_eq!(at, position, "{blocks:?}");
+                assert!(count > 1 && count as usize * 20 <= BLOCK_BYTES, "{blocks:?}");
+                position += count;
+            }
+            assert_eq!(position, 600);
+        }
+        tx.commit().unwrap();
+        assert_eq!(load(&db.begin_read().unwrap(), "a").unwrap(), all);
+        let tx = db.begin_write().unwrap();
+        assert_eq!(erase(&tx, "a").unwrap(), all.len() as u64);
+        assert!(redb::ReadableTableMetadata::is_empty(&tx.open_table(LOG).unwrap()).unwrap());
+        tx.commit().unwrap();
+        drop(db);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A block whose lengths or count disagree with its bytes is refused with a message,
+    /// never read as other messages.
+    #[test]
+    fn a_damaged_block_is_refused() {
+        let (a, b) = (message(1), message(2));
+        let mut block = Vec::new();
+        encode_block_into(&[&a, &b], &mut block).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(decode_row(1, &block, &mut out).unwrap(), 2);
+        assert_eq!(out, [a.clone(), b.clone()]);
+        let mut more = block.clone();
+        more[1] = 3; // a count beyond its records
+        assert!(decode_row(1, &more, &mut Vec::new()).is_err());
+        let mut fewer = block.clone();
+        fewer[1] = 1; // bytes left after its last record
+        assert!(decode_row(1, &fewer, &mut Vec::new()).is_err());
+        let mut long = block.clone();
+        long[5] = 0xff; // the first record's length past the end
+        assert!(decode_row(1, &long, &mut Vec::new()).is_err());
+        assert!(decode_row(1, &block[..3], &mut Vec::new()).is_err());
     }
 
     /// Seqs out of order, gaps filled later, retries inside and at the edges of runs, two

@@ -470,7 +470,7 @@ async fn a_version_3_file_is_marked_current_and_a_newer_one_is_refused() {
         .err()
         .expect("a newer file is refused")
         .to_string();
-    assert!(refused.contains("schema version 6, this build reads 5"), "{refused}");
+    assert!(refused.contains("schema version 7, this build reads 6"), "{refused}");
 }
 
 /// Bytes per archived message on a run shaped like the benchmark's: 100 chats
@@ -788,4 +788,71 @@ async fn a_file_from_before_the_reports_has_its_first_agent_lines_backfilled_onc
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
     let facts = store.report_facts(0, 10_000).await.unwrap();
     assert_eq!(facts.conversations[0].first_agent_at, Some(2_500));
+}
+
+/// Schema 6 writes a fold's consecutive messages as one block (`message_log`): a version
+/// 5 file (a record per message) is marked 6 on open, its messages read as they are, and
+/// new ones, stored in a block, follow them in the same conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_5_file_is_marked_current_and_its_messages_read_beside_blocks() {
+    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v5-{}", uuid::Uuid::new_v4().simple())));
+    let message = |seq: u64| ArchivedMessage {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        seq,
+        from: Side::Customer,
+        text: format!("text {seq}"),
+        at: 3,
+    };
+    let written: Vec<ArchivedMessage> = (1..=6).map(message).collect();
+    let event = |m: &ArchivedMessage| ArchiveEvent::Message {
+        conversation_id: "c1".into(),
+        message: m.clone(),
+    };
+    {
+        let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        store
+            .archive(&[ArchiveEvent::Opened(ConversationOpened {
+                id: "c1".into(),
+                kind: ConversationKind::Service,
+                category: None,
+                customer_name: "Carla".into(),
+                agent_id: "ann".into(),
+                agent_name: "Ann".into(),
+                queued_at: 1,
+                paired_at: 2,
+                customer: Default::default(),
+            })])
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        // What version 5 wrote: a record per message, as `append` still writes them.
+        let tx = store.db.begin_write().unwrap();
+        {
+            let mut writer = message_log::Writer::open(&tx).unwrap();
+            let number = writer.number("c1").unwrap();
+            for m in &written[..3] {
+                writer.append(number, m).unwrap();
+            }
+            writer.finish().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("schema_version", SCHEMA_V5)
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    let version = {
+        let tx = store.db.begin_read().unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value()
+    };
+    assert_eq!(version, SCHEMA_VERSION);
+    let later: Vec<ArchiveEvent> = written[3..].iter().map(event).collect();
+    store.archive(&later).await.unwrap();
+    assert_eq!(store.conversation("c1").await.unwrap().messages, written);
 }
