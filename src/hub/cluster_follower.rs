@@ -19,11 +19,11 @@ use super::cluster_reassert::{Periods, read_cluster_id, restored_after, wait_for
 use crate::cluster::chat_log::{self, NodeMessage};
 use crate::cluster::node::Cluster;
 use crate::cluster::restore;
-use crate::cluster::routing_events::{Followed, RoutingEvent, follow};
-use crate::cluster::routing_scripts::{EVENTS_KEY, read_snapshot};
+use crate::cluster::routing_events::{Followed, RoutingEvent, follow_blocking};
+use crate::cluster::routing_scripts::read_snapshot;
 use crate::core::routing::AgentId;
 
-/// Routing events handed to the hub per batch (one follow script per batch).
+/// Routing events handed to the hub per batch (one read per batch).
 const FOLLOW_BATCH: usize = 1_000;
 /// How long the follower's blocking read waits for a new event before looking again.
 const FOLLOW_BLOCK_MS: u64 = 1_000;
@@ -74,7 +74,8 @@ pub(super) async fn follower(
         if shutdown.is_cancelled() {
             return;
         }
-        let pause = match follow(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH).await {
+        let followed = follow_blocking(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH, FOLLOW_BLOCK_MS).await;
+        let pause = match followed {
             Ok(Followed::Events(mut events)) if !events.is_empty() => {
                 // The routing domain was written back after Redis lost its data
                 // (`cluster::restore`): the replica becomes the restored state, and the
@@ -124,23 +125,8 @@ pub(super) async fn follower(
                 }
                 continue;
             }
-            Ok(Followed::Events(_)) => {
-                // Nothing new: wait on the stream itself (returns at the next entry).
-                let woke: Result<redis::Value, _> = redis::cmd("XREAD")
-                    .arg("BLOCK")
-                    .arg(FOLLOW_BLOCK_MS)
-                    .arg("COUNT")
-                    .arg(1)
-                    .arg("STREAMS")
-                    .arg(EVENTS_KEY)
-                    .arg(&last)
-                    .query_async(&mut conn)
-                    .await;
-                if woke.is_ok() {
-                    continue;
-                }
-                RETRY_PAUSE
-            }
+            // Nothing new within the read's wait: read again (it waits on the stream itself).
+            Ok(Followed::Events(_)) => continue,
             Ok(Followed::Lost) => {
                 // Redis restarted empty. The nodes' routers write the lost domain back
                 // (`cluster::restore`) from the longest replica, this node's perhaps: the

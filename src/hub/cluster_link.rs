@@ -29,6 +29,7 @@ pub(crate) use super::cluster_reassert::Reassert;
 use super::cluster_reassert::{Rejoin, reassert_here, rejoined};
 use super::delivery::{ConnId, Recipient};
 use super::own_calls::OwnCalls;
+use super::transcript::{Author, Transcript};
 use super::{Command, RefusedCall};
 use crate::cluster::buddy_log;
 use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
@@ -91,8 +92,18 @@ pub(crate) enum RouterCall {
     /// A resume on `conn` with a token this node did not issue: whose is it?
     FindToken { conn: ConnId, token: String, last_seq: u64 },
     /// A customer away when their chat ended: what they get on resuming elsewhere
-    /// (JSON, kept under `resume_tokens::ended_key` for `ttl`).
-    RememberEndedVisit { key: String, visit: String, ttl: Duration },
+    /// (JSON, kept under `resume_tokens::ended_key` for `ttl`). The chat's log is read
+    /// once more first, and its lines after `recorded` (the seq this node had recorded at
+    /// the end) join the visit's chat: stamped before the end, they may reach this node
+    /// after the end's event (pub/sub and the events stream are not ordered with each
+    /// other; a node stopped and woken has both waiting and takes either first).
+    RememberEndedVisit {
+        key: String,
+        visit: serde_json::Value,
+        ttl: Duration,
+        chat: ChatId,
+        recorded: u64,
+    },
     // ---- the buddy list across nodes ----
     /// A buddy-list event (JSON) made by this process (`Link::nonce`) for the events
     /// stream; a refusal is told to `conn` (with `client_id`, the message it refuses).
@@ -595,7 +606,24 @@ async fn router(
                     tracing::debug!(key = %key, ?forgot, "forgetting a resume token");
                 }
             }
-            RouterCall::RememberEndedVisit { key, visit, ttl } => {
+            RouterCall::RememberEndedVisit {
+                key,
+                mut visit,
+                ttl,
+                chat,
+                recorded,
+            } => {
+                let mut read = chat_log::read_after(&mut conn, chat, recorded).await;
+                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                    read = chat_log::read_after(&mut conn, chat, recorded).await;
+                }
+                match read {
+                    Ok(read) => add_late_lines(&mut visit, recorded, read),
+                    Err(e) => {
+                        tracing::warn!(chat = chat.0, error = %e, "could not read an ended chat's log: its visit is kept as recorded")
+                    }
+                }
+                let visit = visit.to_string();
                 if let Err(e) = resume_tokens::remember_ended(&mut conn, &key, &visit, ttl).await {
                     tracing::warn!(error = %e, "could not record an ended chat: a resume on another node will not show it");
                 }
@@ -726,6 +754,43 @@ async fn router(
             }
         }
     }
+}
+
+/// Adds to a kept visit's chat (`visit["resumed"]["chat"]`, recorded up to `recorded`) the
+/// lines of its log after that seq, as the hub records them (`hub/service/cluster/chat.rs`):
+/// in seq order, after what no log holds any more, the newest `LOG_BOUND` kept.
+fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::LogRead) {
+    let chat = &mut visit["resumed"]["chat"];
+    let Some(wire_id) = chat["chat_id"].as_str().map(str::to_owned) else {
+        return;
+    };
+    let mut late = Transcript::from_parts(recorded, vec![], chat_log::LOG_BOUND);
+    if let Some(first) = read.first.filter(|first| *first > recorded + 1) {
+        late.skip_to(first - 1);
+    }
+    let mut lines = read.lines;
+    lines.sort_by_key(|line| line.seq);
+    for line in lines {
+        if line.seq != late.last_seq() + 1 {
+            continue;
+        }
+        let author = match line.from {
+            Party::Customer => Author::CUSTOMER,
+            _ => Author::AGENT,
+        };
+        let client_id = line.client_id.as_deref();
+        late.record_stamped(&wire_id, line.seq, &line.id, line.at, author, line.text, client_id);
+    }
+    let Some(messages) = chat["messages"].as_array_mut() else {
+        return;
+    };
+    let late = late
+        .after(recorded)
+        .into_iter()
+        .filter_map(|m| serde_json::to_value(m).ok());
+    messages.extend(late);
+    let over = messages.len().saturating_sub(chat_log::LOG_BOUND);
+    messages.drain(..over);
 }
 
 /// Sends the own calls kept while Redis was away (see `hub::cluster_outbox`); `true`

@@ -120,7 +120,10 @@ impl HubState {
     /// in Redis for the grace period under `key`: beside the token's key (their node), or
     /// under their id (their reaper, which never had the token). The frames are kept as
     /// JSON: the node that shows them only drops the lines before the customer's `last_seq`.
-    pub(super) fn share_ended_visit(&self, key: String, visit: &EndedVisit) {
+    /// The chat (`chat_id`) was recorded here up to `recorded`: the router reads its log once
+    /// more before keeping the visit, and adds the lines after that seq
+    /// (`RouterCall::RememberEndedVisit`).
+    pub(super) fn share_ended_visit(&self, key: String, visit: &EndedVisit, chat_id: ChatId, recorded: u64) {
         if self.cluster.is_none() {
             return;
         }
@@ -132,11 +135,13 @@ impl HubState {
             place: None,
             chat: Some(chat),
         };
-        let json = serde_json::json!({ "resumed": resumed, "ended": visit.ended }).to_string();
+        let json = serde_json::json!({ "resumed": resumed, "ended": visit.ended });
         let _ = self.call(RouterCall::RememberEndedVisit {
             key,
             visit: json,
             ttl: self.settings.resume_grace,
+            chat: chat_id,
+            recorded,
         });
     }
 

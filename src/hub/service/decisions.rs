@@ -163,6 +163,7 @@ impl HubState {
                     None
                 };
                 let name = self.chats.get(&chat).map(|log| log.customer_name.clone());
+                let recorded = self.chats.get(&chat).map_or(0, |log| log.transcript.last_seq());
                 // For the same reason this node archives the chat too, closing included: its
                 // archiving node may be stopped now and fenced (or dead) before it replays
                 // the end, and nobody else would write the lines acknowledged since nor the
@@ -188,7 +189,7 @@ impl HubState {
                         Some(info) => {
                             let token = info.token.clone();
                             visit.name.clone_from(&info.name);
-                            self.share_ended_visit(resume_tokens::ended_key(&token), &visit);
+                            self.share_ended_visit(resume_tokens::ended_key(&token), &visit, chat, recorded);
                             self.ended_visits.insert(token.clone(), visit);
                             after(
                                 &self.timers,
@@ -196,7 +197,10 @@ impl HubState {
                                 Command::ForgetEndedVisit { token },
                             );
                         }
-                        None => self.share_ended_visit(resume_tokens::ended_customer_key(customer), &visit),
+                        None => {
+                            let key = resume_tokens::ended_customer_key(customer);
+                            self.share_ended_visit(key, &visit, chat, recorded);
+                        }
                     }
                 }
                 self.forget_customer(customer);
