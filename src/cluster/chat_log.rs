@@ -150,22 +150,84 @@ pub async fn append(
     text: &str,
     client_id: Option<&str>,
 ) -> Result<Stamp, ClusterRoutingError> {
-    let reply: redis::Value = MESSAGE
-        .key(ROUTING_KEY)
-        .arg(node)
-        .arg(incarnation)
-        .arg(chat.0)
-        .arg(side(from))
-        .arg(sender)
-        .arg(id)
-        .arg(at)
-        .arg(text)
-        .arg(client_id.unwrap_or(""))
-        .arg(LOG_BOUND)
-        .arg(LOG_LIFETIME_SECS)
-        .invoke_async(conn)
-        .await?;
-    stamp_of(reply).ok_or_else(|| MalformedReply("a message's stamp".into()).into())
+    let message = Outgoing {
+        chat,
+        from,
+        sender,
+        id,
+        at,
+        text,
+        client_id,
+    };
+    let mut answers = append_many(conn, node, incarnation, &[message]).await?;
+    answers.pop().expect("one answer to one message")
+}
+
+/// One message of [`append_many`]: what [`append`] takes after the node.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub chat: ChatId,
+    pub from: Party,
+    pub sender: &'a str,
+    pub id: &'a str,
+    pub at: i64,
+    pub text: &'a str,
+    pub client_id: Option<&'a str>,
+}
+
+/// The most messages [`append_many`] sends in one pipeline: a node's messages waiting
+/// while the previous round trip was out (a few at a time unless it is busy), bounded so
+/// one reply stays small and the first message of a burst is not held behind the rest.
+pub const APPEND_BATCH: usize = 64;
+
+/// [`append`] for several messages in one round trip: one pipeline of the script's calls,
+/// run by Redis in order (so in the order given, as one call after another would be), and
+/// each message's own answer. `Err` when the pipeline itself failed (a connection error):
+/// none, some or all may have been stamped, and sending them all again is safe (the script
+/// stamps a message id once). A Redis without the script (restarted) is given it and
+/// asked again.
+pub async fn append_many(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    messages: &[Outgoing<'_>],
+) -> Result<Vec<Result<Stamp, ClusterRoutingError>>, ClusterRoutingError> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for m in messages {
+        pipe.cmd("EVALSHA")
+            .arg(MESSAGE.get_hash())
+            .arg(1)
+            .arg(ROUTING_KEY)
+            .arg(node)
+            .arg(incarnation)
+            .arg(m.chat.0)
+            .arg(side(m.from))
+            .arg(m.sender)
+            .arg(m.id)
+            .arg(m.at)
+            .arg(m.text)
+            .arg(m.client_id.unwrap_or(""))
+            .arg(LOG_BOUND)
+            .arg(LOG_LIFETIME_SECS);
+    }
+    let no_script = |replies: &[redis::RedisResult<redis::Value>]| {
+        replies
+            .iter()
+            .any(|r| matches!(r, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)))
+    };
+    let mut replies: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(conn).await?;
+    if no_script(&replies) {
+        MESSAGE.prepare_invoke().load_async(conn).await?;
+        replies = pipe.query_async(conn).await?;
+    }
+    if replies.len() != messages.len() {
+        return Err(MalformedReply(format!("{} answers to {} messages", replies.len(), messages.len())).into());
+    }
+    Ok(replies
+        .into_iter()
+        .map(|reply| stamp_of(reply?).ok_or_else(|| MalformedReply("a message's stamp".into()).into()))
+        .collect())
 }
 
 /// The script's reply: a seq, or `{seq, id, time}` of the message sent again.

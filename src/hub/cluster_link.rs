@@ -233,86 +233,93 @@ async fn router(
     // the hub's `Reassert` is refused (no id is drawn below the restored counter).
     // (Since when: a hub that never hands its part over is let go after the grace period.)
     let mut reasserting: Option<tokio::time::Instant> = None;
+    // A call taken from the channel behind a batch of messages it did not belong to: the
+    // next one handled.
+    let mut next: Option<(u64, RouterCall)> = None;
     loop {
         let let_go_at = suspended.or(reasserting).map(|since| since + periods.grace);
-        let call = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            // Own calls waiting while the status says Redis answers: try them again (not
-            // while suspended or re-asserting: they wait for the node's standing).
-            _ = tokio::time::sleep(RETRY_PAUSE), if !own.is_empty() && suspended.is_none() && reasserting.is_none() => {
-                if let Some(incarnation) = held.filter(|_| status.borrow().usable())
-                    && send_own(&mut own, &redis, &mut conn, incarnation).await
-                {
-                    suspended.get_or_insert_with(tokio::time::Instant::now);
-                }
-                continue;
-            }
-            _ = sleep_until(let_go_at) => {
-                // Nobody could keep anything past the grace period anyway.
-                tracing::warn!("suspended for the whole grace period: letting go of this node's people");
-                suspended = None;
-                reasserting = None;
-                fences += 1;
-                tell(&hub, Command::ClusterFenced).await;
-                drop_own(&mut own);
-                continue;
-            }
-            changed = status.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let now = status.borrow_and_update().incarnation;
-                if now == held {
-                    // Redis answers again, under the same lease: this node's own calls
-                    // kept meanwhile go first.
-                    if let Some(incarnation) = held.filter(|_| {
-                        status.borrow().usable() && !own.is_empty() && suspended.is_none() && reasserting.is_none()
-                    }) && send_own(&mut own, &redis, &mut conn, incarnation).await
+        let call = if let Some(call) = next.take() {
+            call
+        } else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                // Own calls waiting while the status says Redis answers: try them again (not
+                // while suspended or re-asserting: they wait for the node's standing).
+                _ = tokio::time::sleep(RETRY_PAUSE), if !own.is_empty() && suspended.is_none() && reasserting.is_none() => {
+                    if let Some(incarnation) = held.filter(|_| status.borrow().usable())
+                        && send_own(&mut own, &redis, &mut conn, incarnation).await
                     {
                         suspended.get_or_insert_with(tokio::time::Instant::now);
                     }
                     continue;
                 }
-                if held.is_some() {
-                    suspended.get_or_insert_with(tokio::time::Instant::now);
+                _ = sleep_until(let_go_at) => {
+                    // Nobody could keep anything past the grace period anyway.
+                    tracing::warn!("suspended for the whole grace period: letting go of this node's people");
+                    suspended = None;
+                    reasserting = None;
+                    fences += 1;
+                    tell(&hub, Command::ClusterFenced).await;
+                    drop_own(&mut own);
+                    continue;
                 }
-                held = now;
-                let Some(incarnation) = now else { continue };
-                redis.set_incarnation(incarnation);
-                match rejoined(&mut conn, &mut domain, suspended.is_some()).await {
-                    Rejoin::DataLost => {
-                        // Keep the people: the hub hands over what it holds to re-assert.
-                        // Buddy closes kept through the outage may be in the restored list
-                        // already: the node's claim counts its connections as they are.
-                        cluster_outbox::drop_buddy_closes(&mut own);
-                        suspended = None;
-                        reasserting = Some(tokio::time::Instant::now());
-                        tell(&hub, Command::ClusterDataLost).await;
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = status.borrow_and_update().incarnation;
+                    if now == held {
+                        // Redis answers again, under the same lease: this node's own calls
+                        // kept meanwhile go first.
+                        if let Some(incarnation) = held.filter(|_| {
+                            status.borrow().usable() && !own.is_empty() && suspended.is_none() && reasserting.is_none()
+                        }) && send_own(&mut own, &redis, &mut conn, incarnation).await
+                        {
+                            suspended.get_or_insert_with(tokio::time::Instant::now);
+                        }
                         continue;
                     }
-                    Rejoin::Fenced => {
-                        // Back with its data, and this node's lease was lost meanwhile:
-                        // whatever it believed it held may have been handed on. Its people
-                        // reconnect; the node starts afresh.
-                        suspended = None;
-                        fences += 1;
-                        tell(&hub, Command::ClusterFenced).await;
-                        drop_own(&mut own);
+                    if held.is_some() {
+                        suspended.get_or_insert_with(tokio::time::Instant::now);
                     }
-                    Rejoin::Fresh => {}
+                    held = now;
+                    let Some(incarnation) = now else { continue };
+                    redis.set_incarnation(incarnation);
+                    match rejoined(&mut conn, &mut domain, suspended.is_some()).await {
+                        Rejoin::DataLost => {
+                            // Keep the people: the hub hands over what it holds to re-assert.
+                            // Buddy closes kept through the outage may be in the restored list
+                            // already: the node's claim counts its connections as they are.
+                            cluster_outbox::drop_buddy_closes(&mut own);
+                            suspended = None;
+                            reasserting = Some(tokio::time::Instant::now());
+                            tell(&hub, Command::ClusterDataLost).await;
+                            continue;
+                        }
+                        Rejoin::Fenced => {
+                            // Back with its data, and this node's lease was lost meanwhile:
+                            // whatever it believed it held may have been handed on. Its people
+                            // reconnect; the node starts afresh.
+                            suspended = None;
+                            fences += 1;
+                            tell(&hub, Command::ClusterFenced).await;
+                            drop_own(&mut own);
+                        }
+                        Rejoin::Fresh => {}
+                    }
+                    // A node restarted under the same id hands itself its previous
+                    // incarnation's people (their grace timers start here).
+                    if let Err(e) = redis.node_lost(cluster.node_id()).await {
+                        tracing::warn!(error = %e, "could not take back this node's previous people");
+                    }
+                    add_categories(&redis, &categories).await;
+                    continue;
                 }
-                // A node restarted under the same id hands itself its previous
-                // incarnation's people (their grace timers start here).
-                if let Err(e) = redis.node_lost(cluster.node_id()).await {
-                    tracing::warn!(error = %e, "could not take back this node's previous people");
-                }
-                add_categories(&redis, &categories).await;
-                continue;
+                call = calls.recv() => match call {
+                    Some(call) => call,
+                    None => return,
+                },
             }
-            call = calls.recv() => match call {
-                Some(call) => call,
-                None => return,
-            },
         };
         let (generation, call) = call;
         // Made before the hub handled the last fence: for what the node believed then.
@@ -486,72 +493,48 @@ async fn router(
                     tell(&hub, command).await;
                     continue;
                 };
-                let sender_id = match &sender {
-                    Recipient::Customer(c) => c.0.to_string(),
-                    Recipient::Agent(a) => a.0.clone(),
-                    Recipient::Buddy(_) => continue,
-                };
-                // A connection idle across a Redis restart fails its first call ("broken
-                // pipe") and reconnects: once more, safely — the script stamps a message id
-                // once (`lua/chat_message.lua`).
-                let mut stamped = Err(ClusterRoutingError::Fenced);
-                for _ in 0..2 {
-                    stamped = chat_log::append(
-                        &mut conn,
-                        cluster.node_id(),
-                        incarnation,
-                        chat,
-                        from,
-                        &sender_id,
-                        &id,
-                        at,
-                        &text,
-                        client_id.as_deref(),
-                    )
-                    .await;
-                    if !matches!(&stamped, Err(e) if cluster_outbox::unanswered(e)) {
-                        break;
-                    }
-                }
-                match stamped {
-                    Ok(stamp) => {
-                        // Sent again after a refusal whose call Redis applied late: it is
-                        // the message first stamped, acknowledged and archived as that one.
-                        let (id, at) = stamp.first.unwrap_or((id, at));
-                        let line = ChatLine {
+                // Messages waiting behind it, made under the same standing, go in the same
+                // round trip (one pipeline, stamped in this order).
+                let mut batch = vec![QueuedMessage {
+                    chat,
+                    from,
+                    sender,
+                    id,
+                    at,
+                    text,
+                    client_id,
+                }];
+                while batch.len() < chat_log::APPEND_BATCH {
+                    match calls.try_recv() {
+                        Ok((
+                            made,
+                            RouterCall::Message {
+                                chat,
+                                from,
+                                sender,
+                                id,
+                                at,
+                                text,
+                                client_id,
+                            },
+                        )) if made == generation => batch.push(QueuedMessage {
                             chat,
-                            seq: stamp.seq,
+                            from,
+                            sender,
                             id,
                             at,
-                            from,
                             text,
                             client_id,
-                        };
-                        tell(
-                            &hub,
-                            Command::ChatLines {
-                                lines: vec![line],
-                                filled: None,
-                                log_from: None,
-                            },
-                        )
-                        .await;
-                    }
-                    Err(e) => {
-                        if matches!(e, ClusterRoutingError::Fenced) {
-                            suspended.get_or_insert_with(tokio::time::Instant::now);
+                        }),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
                         }
-                        let (code, message) = refusal(&e);
-                        let command = Command::ClusterRefused {
-                            conn: None,
-                            who: Some(sender),
-                            code,
-                            message,
-                            client_id,
-                            call: RefusedCall::Other,
-                        };
-                        tell(&hub, command).await;
+                        Err(_) => break,
                     }
+                }
+                if stamp_messages(&mut conn, &hub, cluster.node_id(), incarnation, batch).await {
+                    suspended.get_or_insert_with(tokio::time::Instant::now);
                 }
             }
             RouterCall::Signal { chat, from, what } => {
@@ -753,6 +736,122 @@ async fn router(
                 }
             }
         }
+    }
+}
+
+/// A chat message on its way to be stamped (`RouterCall::Message`).
+struct QueuedMessage {
+    chat: ChatId,
+    from: Party,
+    sender: Recipient,
+    id: String,
+    at: i64,
+    text: String,
+    client_id: Option<String>,
+}
+
+/// Stamps `batch` in one round trip (`chat_log::append_many`) and tells the hub each
+/// message's fate in order: its line, or its refusal to the sender. A connection error
+/// (one idle across a Redis restart fails its first call, "broken pipe", and reconnects)
+/// sends the batch once more, safely: the script stamps a message id once. True when
+/// Redis answered that this node is fenced.
+async fn stamp_messages(
+    conn: &mut ConnectionManager,
+    hub: &mpsc::WeakSender<Command>,
+    node: &str,
+    incarnation: u64,
+    batch: Vec<QueuedMessage>,
+) -> bool {
+    let batch: Vec<(QueuedMessage, String)> = batch
+        .into_iter()
+        .filter_map(|m| {
+            let sender = match &m.sender {
+                Recipient::Customer(c) => c.0.to_string(),
+                Recipient::Agent(a) => a.0.clone(),
+                Recipient::Buddy(_) => return None,
+            };
+            Some((m, sender))
+        })
+        .collect();
+    let outgoing: Vec<chat_log::Outgoing> = batch
+        .iter()
+        .map(|(m, sender)| chat_log::Outgoing {
+            chat: m.chat,
+            from: m.from,
+            sender,
+            id: &m.id,
+            at: m.at,
+            text: &m.text,
+            client_id: m.client_id.as_deref(),
+        })
+        .collect();
+    let mut stamped = Err(ClusterRoutingError::Fenced);
+    for _ in 0..2 {
+        stamped = chat_log::append_many(conn, node, incarnation, &outgoing).await;
+        if !matches!(&stamped, Err(e) if cluster_outbox::unanswered(e)) {
+            break;
+        }
+    }
+    drop(outgoing);
+    let (stamps, failed) = match stamped {
+        Ok(stamps) => (stamps, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let mut fenced = matches!(failed, Some(ClusterRoutingError::Fenced));
+    let failed = failed.as_ref().map(refusal);
+    let mut stamps = stamps.into_iter();
+    let mut lines = Vec::new();
+    for (m, _) in batch {
+        let refused = match (stamps.next(), &failed) {
+            (Some(Ok(stamp)), _) => {
+                // Sent again after a refusal whose call Redis applied late: it is the
+                // message first stamped, acknowledged and archived as that one.
+                let (id, at) = stamp.first.unwrap_or((m.id, m.at));
+                lines.push(ChatLine {
+                    chat: m.chat,
+                    seq: stamp.seq,
+                    id,
+                    at,
+                    from: m.from,
+                    text: m.text,
+                    client_id: m.client_id,
+                });
+                continue;
+            }
+            (Some(Err(e)), _) => {
+                fenced |= matches!(e, ClusterRoutingError::Fenced);
+                refusal(&e)
+            }
+            (None, Some(refused)) => refused.clone(),
+            (None, None) => (UNAVAILABLE, "the cluster did not answer for this message".to_string()),
+        };
+        // The lines before it first, so the hub hears of each message in order.
+        tell_lines(hub, std::mem::take(&mut lines)).await;
+        let (code, message) = refused;
+        let command = Command::ClusterRefused {
+            conn: None,
+            who: Some(m.sender),
+            code,
+            message,
+            // The sender matches the refusal to their message by it.
+            client_id: m.client_id,
+            call: RefusedCall::Other,
+        };
+        tell(hub, command).await;
+    }
+    tell_lines(hub, lines).await;
+    fenced
+}
+
+/// Tells the hub of stamped messages, if any.
+async fn tell_lines(hub: &mpsc::WeakSender<Command>, lines: Vec<ChatLine>) {
+    if !lines.is_empty() {
+        let command = Command::ChatLines {
+            lines,
+            filled: None,
+            log_from: None,
+        };
+        tell(hub, command).await;
     }
 }
 

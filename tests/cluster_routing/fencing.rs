@@ -105,19 +105,7 @@ fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
     let server = RedisServer::start();
     runtime.block_on(async {
         let mut conn = server.connect().await;
-        let incarnation = register(&mut conn, "n0").await;
-        let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
-        n0.add_category(&cat("sales")).await.unwrap();
-        let (customer, _) = n0.join(&cat("sales")).await.unwrap();
-        let paired = n0.agent_online(&agent("ann"), &[cat("sales")], 1, true).await.unwrap();
-        let chat = paired
-            .decisions
-            .iter()
-            .find_map(|d| match d {
-                Decision::Paired { chat, .. } => Some(*chat),
-                _ => None,
-            })
-            .expect("paired");
+        let (incarnation, customer, chat) = one_chat(&mut conn).await;
         let stamp = |conn: &mut redis::aio::ConnectionManager,
                      from: Party,
                      id: &'static str,
@@ -224,4 +212,83 @@ fn a_redis_without_the_routing_library_is_given_it_by_the_first_call() {
         assert_eq!(libraries.len(), 1, "one library, loaded again");
         n0.leave(customer).await.unwrap();
     });
+}
+
+/// A node's waiting messages go to Redis in one pipeline (`chat_log::append_many`): each is
+/// stamped in the order given, a refused one (not the sender's chat) takes no seq and
+/// leaves the others alone, a message id sent again in the same batch gets its first seq,
+/// and a Redis without the script (flushed, as after a restart) is given it by the call.
+#[test]
+fn a_batch_of_messages_is_stamped_in_order_each_with_its_own_answer() {
+    use switchboard::cluster::chat_log::{self, Outgoing};
+    use switchboard::cluster::routing_scripts::ClusterRoutingError;
+    use switchboard::core::routing::{ChatId, Party, RoutingError};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let (incarnation, customer, chat) = one_chat(&mut conn).await;
+        let customer = customer.0.to_string();
+        let customer = customer.as_str();
+        fn message<'a>(chat: ChatId, from: Party, sender: &'a str, id: &'a str) -> Outgoing<'a> {
+            Outgoing {
+                chat,
+                from,
+                sender,
+                id,
+                at: 7,
+                text: id,
+                client_id: None,
+            }
+        }
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+        let batch = [
+            message(chat, Party::Customer, customer, "m1"),
+            message(chat, Party::Agent, "ann", "m2"),
+            message(chat, Party::Agent, "bob", "m3"),
+            message(chat, Party::Customer, customer, "m4"),
+            message(chat, Party::Customer, customer, "m1"),
+        ];
+        let answers = chat_log::append_many(&mut conn, "n0", incarnation, &batch)
+            .await
+            .unwrap();
+        let seqs: Vec<Option<u64>> = answers.iter().map(|a| a.as_ref().ok().map(|s| s.seq)).collect();
+        assert_eq!(seqs, [Some(1), Some(2), None, Some(3), Some(1)]);
+        assert!(
+            matches!(answers[2], Err(ClusterRoutingError::Refused(RoutingError::NotYourChat))),
+            "{:?}",
+            answers[2]
+        );
+        let read = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
+        let logged: Vec<(u64, &str)> = read.lines.iter().map(|l| (l.seq, l.id.as_str())).collect();
+        assert_eq!(logged, [(1, "m1"), (2, "m2"), (3, "m4")], "logged once each, in order");
+    });
+}
+
+/// Node `n0` registered, customer and agent `ann` paired in `sales`: its incarnation, the
+/// customer and their chat.
+async fn one_chat(
+    conn: &mut redis::aio::ConnectionManager,
+) -> (
+    u64,
+    switchboard::core::routing::CustomerId,
+    switchboard::core::routing::ChatId,
+) {
+    let incarnation = register(conn, "n0").await;
+    let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
+    n0.add_category(&cat("sales")).await.unwrap();
+    let (customer, _) = n0.join(&cat("sales")).await.unwrap();
+    let paired = n0.agent_online(&agent("ann"), &[cat("sales")], 1, true).await.unwrap();
+    let chat = paired
+        .decisions
+        .iter()
+        .find_map(|d| match d {
+            Decision::Paired { chat, .. } => Some(*chat),
+            _ => None,
+        })
+        .expect("paired");
+    (incarnation, customer, chat)
 }
