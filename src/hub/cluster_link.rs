@@ -400,8 +400,10 @@ async fn router(
             }
             RouterCall::Op { op, conn: who } => {
                 let join = matches!(op, RoutingOp::Join { .. });
-                let call = match op {
-                    RoutingOp::Join { .. } => RefusedCall::Join,
+                let call = match &op {
+                    RoutingOp::Join { request, .. } => RefusedCall::Join {
+                        request: request.clone(),
+                    },
                     RoutingOp::CustomerResumed(_) => RefusedCall::Resume,
                     _ => RefusedCall::Other,
                 };

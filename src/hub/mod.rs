@@ -284,10 +284,12 @@ pub(crate) enum Command {
 }
 
 /// What a refused cluster call was, for what its refusal must undo beyond telling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefusedCall {
-    /// A join: its pending state goes.
-    Join,
+    /// The join of this request id: its pending state goes, if it is the connection's
+    /// join under way. A refusal of an earlier join (already answered: refused when Redis
+    /// lost its data, then refused again by the router) changes and tells nothing.
+    Join { request: String },
     /// A customer's resume: the connection attached in hope closes (1013) and tries again.
     Resume,
     /// Anything else: telling is all.

@@ -120,6 +120,8 @@ struct PendingJoin {
     first_message: Option<String>,
     profile: CustomerProfile,
     queued_at: i64,
+    /// The join's request id (`RoutingOp::Join`): a refusal names it.
+    request: String,
     /// The customer's resume token, made before the join: its key rides in the join's
     /// script, so Redis records it with the join and it is known cluster-wide before the
     /// `welcome` carries it (issue 24).
@@ -460,6 +462,7 @@ impl HubState {
                 first_message: first_message.clone(),
                 profile: profile.clone(),
                 queued_at: now_ms(),
+                request: request.clone(),
                 token,
             },
         );

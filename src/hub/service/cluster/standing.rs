@@ -21,7 +21,11 @@ impl HubState {
         call: RefusedCall,
     ) {
         if let Some(conn) = conn {
-            if call == RefusedCall::Join {
+            if let RefusedCall::Join { request } = &call {
+                let pending = self.cluster_mut().pending_joins.get(&conn);
+                if !pending.is_some_and(|join| join.request == *request) {
+                    return;
+                }
                 self.cluster_mut().pending_joins.remove(&conn);
             }
             if call == RefusedCall::Resume {
@@ -79,10 +83,21 @@ impl HubState {
         // The chats' logs went with it: what this node recorded is archived from here too.
         self.archive_kept_lines_of_every_chat();
         let buddies = self.buddies_data_lost();
-        let joins: Vec<ConnId> = self.cluster_mut().pending_joins.keys().copied().collect();
-        for conn in joins {
+        let joins: Vec<(ConnId, String)> = self
+            .cluster_mut()
+            .pending_joins
+            .iter()
+            .map(|(conn, join)| (*conn, join.request.clone()))
+            .collect();
+        for (conn, request) in joins {
             let words = "the cluster lost its data; join again".to_string();
-            self.cluster_refused(Some(conn), None, (UNAVAILABLE, words), None, RefusedCall::Join);
+            self.cluster_refused(
+                Some(conn),
+                None,
+                (UNAVAILABLE, words),
+                None,
+                RefusedCall::Join { request },
+            );
         }
         // Resumes under way may have gone with the stream: settled (1013) before the
         // claim, which must name only the people this node really holds. Those sent from
