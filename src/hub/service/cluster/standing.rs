@@ -23,7 +23,7 @@ impl HubState {
         if let Some(conn) = conn {
             if let RefusedCall::Join { request } = &call {
                 let pending = self.cluster_mut().pending_joins.get(&conn);
-                if !pending.is_some_and(|join| join.request == *request) {
+                if pending.is_none_or(|join| join.request != *request) {
                     return;
                 }
                 self.cluster_mut().pending_joins.remove(&conn);
