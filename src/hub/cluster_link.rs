@@ -58,15 +58,7 @@ pub(crate) enum RouterCall {
     /// Before an agent's `agent_online`: their display name, for their customers' nodes.
     AgentName { agent: AgentId, name: String },
     /// A chat message to stamp; `sender` is told a refusal.
-    Message {
-        chat: ChatId,
-        from: Party,
-        sender: Recipient,
-        id: String,
-        at: i64,
-        text: String,
-        client_id: Option<String>,
-    },
+    Message(QueuedMessage),
     /// Typing or a draft for the chat's other side, if on another node.
     Signal {
         chat: ChatId,
@@ -473,23 +465,15 @@ async fn router(
                     .query_async(&mut conn)
                     .await;
             }
-            RouterCall::Message {
-                chat,
-                from,
-                sender,
-                id,
-                at,
-                text,
-                client_id,
-            } => {
+            RouterCall::Message(message) => {
                 let Some(incarnation) = member else {
                     let command = Command::ClusterRefused {
                         conn: None,
-                        who: Some(sender),
+                        who: Some(message.sender),
                         code: UNAVAILABLE,
                         message: "the cluster (Redis) is unavailable; the message was not sent".into(),
                         // The sender matches the refusal to their message by it.
-                        client_id,
+                        client_id: message.client_id,
                         call: RefusedCall::Other,
                     };
                     tell(&hub, command).await;
@@ -497,37 +481,10 @@ async fn router(
                 };
                 // Messages waiting behind it, made under the same standing, go in the same
                 // round trip (one pipeline, stamped in this order).
-                let mut batch = vec![QueuedMessage {
-                    chat,
-                    from,
-                    sender,
-                    id,
-                    at,
-                    text,
-                    client_id,
-                }];
+                let mut batch = vec![message];
                 while batch.len() < chat_log::APPEND_BATCH {
                     match calls.try_recv() {
-                        Ok((
-                            made,
-                            RouterCall::Message {
-                                chat,
-                                from,
-                                sender,
-                                id,
-                                at,
-                                text,
-                                client_id,
-                            },
-                        )) if made == generation => batch.push(QueuedMessage {
-                            chat,
-                            from,
-                            sender,
-                            id,
-                            at,
-                            text,
-                            client_id,
-                        }),
+                        Ok((made, RouterCall::Message(message))) if made == generation => batch.push(message),
                         Ok(other) => {
                             next = Some(other);
                             break;
@@ -742,14 +699,14 @@ async fn router(
 }
 
 /// A chat message on its way to be stamped (`RouterCall::Message`).
-struct QueuedMessage {
-    chat: ChatId,
-    from: Party,
-    sender: Recipient,
-    id: String,
-    at: i64,
-    text: String,
-    client_id: Option<String>,
+pub(crate) struct QueuedMessage {
+    pub chat: ChatId,
+    pub from: Party,
+    pub sender: Recipient,
+    pub id: String,
+    pub at: i64,
+    pub text: String,
+    pub client_id: Option<String>,
 }
 
 /// Stamps `batch` in one round trip (`chat_log::append_many`) and tells the hub each

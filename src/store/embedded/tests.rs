@@ -348,15 +348,8 @@ async fn version_1_and_2_files_are_migrated() {
             tx.commit().unwrap();
         }
         let store = EmbeddedStore::open(&dir.0).await.unwrap();
+        assert_eq!(schema_version(&store), SCHEMA_VERSION);
         let tx = store.db.begin_read().unwrap();
-        let version = tx
-            .open_table(META)
-            .unwrap()
-            .get("schema_version")
-            .unwrap()
-            .unwrap()
-            .value();
-        assert_eq!(version, SCHEMA_VERSION);
         assert!(
             tx.open_table(MESSAGE_IDS_V1).is_err(),
             "the message-id table is dropped"
@@ -409,11 +402,6 @@ async fn a_version_3_file_is_marked_current_and_a_newer_one_is_refused() {
         at: 3,
     };
     let (first, second) = (message(1), message(2));
-    let version_of = |store: &EmbeddedStore| {
-        let tx = store.db.begin_read().unwrap();
-        let meta = tx.open_table(META).unwrap();
-        meta.get("schema_version").unwrap().unwrap().value()
-    };
     {
         let store = EmbeddedStore::open(&dir.0).await.unwrap();
         store.archive(&[opened]).await.unwrap();
@@ -449,7 +437,7 @@ async fn a_version_3_file_is_marked_current_and_a_newer_one_is_refused() {
         tx.commit().unwrap();
     }
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
-    assert_eq!(version_of(&store), SCHEMA_VERSION);
+    assert_eq!(schema_version(&store), SCHEMA_VERSION);
     store
         .archive(&[ArchiveEvent::Message {
             conversation_id: "c1".into(),
@@ -716,16 +704,7 @@ async fn a_version_4_file_is_indexed_for_search_when_opened() {
         tx.commit().unwrap();
     }
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
-    let version = {
-        let tx = store.db.begin_read().unwrap();
-        tx.open_table(META)
-            .unwrap()
-            .get("schema_version")
-            .unwrap()
-            .unwrap()
-            .value()
-    };
-    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(schema_version(&store), SCHEMA_VERSION);
     for typed in ["invoice", "olga", "where is my invoice"] {
         let filter = ConversationFilter {
             text: Some(SearchQuery::parse(typed).unwrap()),
@@ -842,17 +821,15 @@ async fn a_version_5_file_is_marked_current_and_its_messages_read_beside_blocks(
         tx.commit().unwrap();
     }
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
-    let version = {
-        let tx = store.db.begin_read().unwrap();
-        tx.open_table(META)
-            .unwrap()
-            .get("schema_version")
-            .unwrap()
-            .unwrap()
-            .value()
-    };
-    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(schema_version(&store), SCHEMA_VERSION);
     let later: Vec<ArchiveEvent> = written[3..].iter().map(event).collect();
     store.archive(&later).await.unwrap();
     assert_eq!(store.conversation("c1").await.unwrap().messages, written);
+}
+
+/// The schema version `store`'s file is marked with.
+fn schema_version(store: &EmbeddedStore) -> u64 {
+    let tx = store.db.begin_read().unwrap();
+    let meta = tx.open_table(META).unwrap();
+    meta.get("schema_version").unwrap().unwrap().value()
 }

@@ -12,7 +12,7 @@ use super::super::HubState;
 use super::SENT_HERE_MAX;
 use crate::cluster::chat_log::{ChatLine, LOG_BOUND, NodeMessage};
 use crate::core::routing::{ChatId, Party};
-use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
+use crate::hub::cluster_link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::now_ms;
 use crate::hub::transcript::{Author, Stamped, Transcript};
@@ -48,7 +48,7 @@ impl HubState {
             cluster.sent_here.clear();
         }
         cluster.sent_here.insert(id.clone(), origin);
-        let call = RouterCall::Message {
+        let call = RouterCall::Message(QueuedMessage {
             chat,
             from,
             sender,
@@ -56,7 +56,7 @@ impl HubState {
             at: now_ms(),
             text,
             client_id,
-        };
+        });
         if !self.call(call) {
             return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
         }
