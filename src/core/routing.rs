@@ -453,7 +453,9 @@ struct Offer {
 pub struct Routing {
     /// Known categories, each with its queue ordered by ticket.
     queues: BTreeMap<CategoryId, BTreeSet<(Ticket, CustomerId)>>,
-    customers: HashMap<CustomerId, Customer>,
+    /// Boxed: a hash table keeps up to twice the slots it fills, and a hub full of waiting
+    /// customers paid more for the empty slots than for the entries.
+    customers: HashMap<CustomerId, Box<Customer>>,
     /// Online agents (connected, or away within their grace period).
     agents: BTreeMap<AgentId, Agent>,
     chats: BTreeMap<ChatId, Chat>,
@@ -619,15 +621,17 @@ impl Routing {
         } else {
             queue.range(..(ticket, id)).count() + 1
         };
-        let customer = self.customers.entry(id).or_insert_with(|| Customer {
-            category: category.clone(),
-            ticket,
-            state: CustomerState::Waiting,
-            away_epoch: None,
-            told_place: 0,
-            offer: None,
-            passed: BTreeSet::new(),
-            continuing: None,
+        let customer = self.customers.entry(id).or_insert_with(|| {
+            Box::new(Customer {
+                category: category.clone(),
+                ticket,
+                state: CustomerState::Waiting,
+                away_epoch: None,
+                told_place: 0,
+                offer: None,
+                passed: BTreeSet::new(),
+                continuing: None,
+            })
         });
         customer.state = CustomerState::Waiting;
         customer.told_place = place;

@@ -5,10 +5,10 @@
 //! deployment implements to reach people connected to other nodes.
 
 use std::collections::HashMap;
-
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
+use smallvec::SmallVec;
 
 use crate::core::presence::BuddyId;
 use crate::core::routing::{AgentId, CustomerId};
@@ -109,7 +109,8 @@ pub trait Delivery: Send {
 /// Every recipient connected to this process, each with one or more connections.
 #[derive(Default)]
 pub struct LocalDelivery {
-    routes: HashMap<Recipient, Vec<ConnHandle>>,
+    /// Inline for one connection, nearly everyone's count: no allocation per recipient.
+    routes: HashMap<Recipient, SmallVec<[ConnHandle; 1]>>,
 }
 
 impl LocalDelivery {
@@ -136,7 +137,7 @@ impl LocalDelivery {
     }
 
     pub fn connections(&self, to: &Recipient) -> &[ConnHandle] {
-        self.routes.get(to).map_or(&[], Vec::as_slice)
+        self.routes.get(to).map_or(&[], |conns| conns.as_slice())
     }
 
     pub fn all(&self) -> impl Iterator<Item = &ConnHandle> {

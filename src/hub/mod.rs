@@ -320,6 +320,14 @@ pub struct Hub {
 /// An answer of [`Hub::desk`] and when its command was sent.
 type DeskAnswer = (std::time::Instant, Vec<DeskCategory>);
 
+/// A frame handed to the hub ([`Hub::frame`]).
+pub enum FrameTaken {
+    /// It is in the hub's queue.
+    Now,
+    /// The queue is full: the frame is in once this completes.
+    Once(std::pin::Pin<Box<dyn Future<Output = Result<(), HubGone>> + Send>>),
+}
+
 /// Why the hub could not take a command.
 #[derive(Debug, thiserror::Error)]
 #[error("the hub is shutting down")]
@@ -366,13 +374,17 @@ impl Hub {
         self.send(Command::Register { conn, role }).await
     }
 
-    /// Hands a connection's frame to the hub, waiting only while the hub's queue is full.
-    pub async fn frame(&self, conn: ConnId, frame: ClientFrame) -> Result<(), HubGone> {
+    /// Hands a connection's frame to the hub, or the wait for room in its queue when full.
+    ///
+    /// Not an `async fn`: its future would hold the frame and the command (~450 bytes) and
+    /// sit in every connection's task, used or not; the rare wait is boxed instead.
+    pub fn frame(&self, conn: ConnId, frame: ClientFrame) -> Result<FrameTaken, HubGone> {
         match self.tx.try_send(Command::Frame { conn, frame }) {
-            Ok(()) => Ok(()),
-            // Boxed: the waiting future is ~700 bytes and would otherwise sit in every
-            // connection's task, used or not.
-            Err(mpsc::error::TrySendError::Full(command)) => Box::pin(self.send(command)).await,
+            Ok(()) => Ok(FrameTaken::Now),
+            Err(mpsc::error::TrySendError::Full(command)) => {
+                let hub = self.clone();
+                Ok(FrameTaken::Once(Box::pin(async move { hub.send(command).await })))
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(HubGone),
         }
     }

@@ -154,7 +154,9 @@ pub(crate) struct HubState {
     routing: Routing,
     pub(super) delivery: LocalDelivery,
     conns: HashMap<ConnId, ConnEntry>,
-    customers: HashMap<CustomerId, CustomerInfo>,
+    /// Boxed: an entry is ~200 bytes and the table keeps up to twice the slots it fills,
+    /// which for a hub full of waiting customers cost more than the entries themselves.
+    customers: HashMap<CustomerId, Box<CustomerInfo>>,
     tokens: HashMap<String, CustomerId>,
     agents: HashMap<AgentId, AgentInfo>,
     chats: HashMap<ChatId, ChatLog>,

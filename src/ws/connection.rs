@@ -38,7 +38,7 @@ use crate::http::AppState;
 use crate::http::listener::LingeringClose;
 use crate::hub::delivery::{ConnHandle, ConnId};
 use crate::hub::outbox::Outbox;
-use crate::hub::{ConnRole, Hub, SessionEnd, close};
+use crate::hub::{ConnRole, FrameTaken, Hub, SessionEnd, close};
 use crate::protocol::{self, ClientFrame, ServerFrame};
 
 /// A write that takes longer than this means the peer is not reading.
@@ -83,7 +83,11 @@ pub(super) fn serve(
 }
 
 async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)>, shutdown: CancellationToken) {
-    let (handle, role) = *registration;
+    // Unboxed in a block: the box itself is freed now, not when the task ends.
+    let (handle, role) = {
+        let registration = registration;
+        *registration
+    };
     // Boxed: registration is rare and its future large; the connection's own future stays small.
     if Box::pin(conn.hub.register(handle, role)).await.is_err() {
         return;
@@ -93,15 +97,21 @@ async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)
     let shutting_down = shutdown.cancelled();
     tokio::pin!(shutting_down);
 
+    // Nothing is held across an await here but the connection's pointer, its timers and
+    // (rarely) a boxed wait: this future is most of every connection's task.
     let ending = loop {
-        match poll_fn(|cx| conn.poll_event(cx, timer.as_mut(), shutting_down.as_mut())).await {
-            Event::ToHub(frame) => {
-                if conn.hub.frame(conn.id, frame).await.is_err() {
-                    // The hub is gone: the process is stopping.
-                    break Ending::Close(code::GOING_AWAY, "server shutting down");
-                }
-            }
+        let frame = match poll_fn(|cx| conn.poll_event(cx, timer.as_mut(), shutting_down.as_mut())).await {
+            Event::ToHub(frame) => frame,
             Event::Stop(ending) => break ending,
+        };
+        let taken = match conn.hub.frame(conn.id, frame) {
+            Ok(FrameTaken::Now) => Ok(()),
+            Ok(FrameTaken::Once(wait)) => wait.await,
+            Err(gone) => Err(gone),
+        };
+        if taken.is_err() {
+            // The hub is gone: the process is stopping.
+            break Ending::Close(code::GOING_AWAY, "server shutting down");
         }
     };
     conn.outbox.shut();
@@ -149,7 +159,8 @@ struct Connection {
     next_beat: Instant,
 
     /// The newest draft preview held back by the throttle, and when the next may go.
-    draft: Option<ClientFrame>,
+    /// Boxed: a frame is ~180 bytes, and held back only while someone types fast.
+    draft: Option<Box<ClientFrame>>,
     draft_at: Instant,
 
     goodbye_by: Option<Instant>,
@@ -381,7 +392,7 @@ impl Connection {
             let now = Instant::now();
             if now < self.draft_at {
                 // The newest text replaces what was held; it goes out when the interval is over.
-                self.draft = Some(frame);
+                self.draft = Some(Box::new(frame));
                 return None;
             }
             self.draft_at = now + self.settings.draft_interval;
@@ -434,7 +445,7 @@ impl Connection {
         }
         if self.draft.is_some() && now >= self.draft_at {
             self.draft_at = now + self.settings.draft_interval;
-            return self.draft.take().map(Event::ToHub);
+            return self.draft.take().map(|draft| Event::ToHub(*draft));
         }
         None
     }

@@ -184,7 +184,7 @@ impl Routing {
                 passed: c.passed.into_iter().collect(),
                 continuing: c.continuing,
             };
-            customers.insert(c.id, customer);
+            customers.insert(c.id, Box::new(customer));
         }
         for queue in queues.values() {
             for (index, (_, id)) in queue.iter().enumerate() {

@@ -497,7 +497,7 @@ impl HubState {
         let connected = self.conns.contains_key(&conn);
         self.customers.insert(
             customer,
-            CustomerInfo {
+            Box::new(CustomerInfo {
                 name: join.name.clone(),
                 token: token.clone(),
                 queued_at: join.queued_at,
@@ -505,7 +505,7 @@ impl HubState {
                 video: join.video,
                 first_message: join.first_message.clone(),
                 profile: join.profile.clone(),
-            },
+            }),
         );
         if connected {
             self.set_who(conn, Recipient::Customer(customer));

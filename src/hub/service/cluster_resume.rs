@@ -396,7 +396,7 @@ impl HubState {
             self.tokens.insert(token.clone(), customer);
             self.customers.insert(
                 customer,
-                CustomerInfo {
+                Box::new(CustomerInfo {
                     name,
                     token: token.clone(),
                     // The archive's opening reads it if this node archives their chat.
@@ -405,7 +405,7 @@ impl HubState {
                     video,
                     first_message,
                     profile,
-                },
+                }),
             );
             self.remember_token(&token, customer, resume_tokens::HELD_FOR);
             let chat = self.routing.customer_chat(customer);

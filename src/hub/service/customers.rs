@@ -70,7 +70,7 @@ impl HubState {
         self.tokens.insert(token.clone(), customer);
         self.customers.insert(
             customer,
-            CustomerInfo {
+            Box::new(CustomerInfo {
                 name: name.clone(),
                 token: token.clone(),
                 queued_at: now_ms(),
@@ -78,7 +78,7 @@ impl HubState {
                 video,
                 first_message,
                 profile,
-            },
+            }),
         );
         self.set_who(conn, Recipient::Customer(customer));
         self.send_to_conn(
