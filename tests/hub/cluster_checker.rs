@@ -15,6 +15,8 @@ pub struct Msg {
     pub chat: String,
     pub seq: u64,
     pub id: String,
+    /// The sender's `client_id`, where the frame carried one (the archive's copy has none).
+    pub client_id: Option<String>,
 }
 
 /// One thing a person observed, in arrival order over all their connections.
@@ -39,6 +41,15 @@ pub enum Seen {
     Message(Msg),
     /// The acknowledgement of their own message.
     Ack(Msg),
+    /// They finished with their own message in `chat` unanswered: their chat ended and its
+    /// `ack` had not come when they gave the connection up (its node stalled meanwhile).
+    /// The protocol tells a sender its message's `seq` only in that `ack` (or a later
+    /// snapshot), and lets the other side's later messages come before it, so the seq the
+    /// message took is not a gap in what they hold.
+    Unanswered {
+        chat: String,
+        client_id: String,
+    },
     /// Their `resume` answered `resume_expired`. These scenarios resume only within the
     /// grace period, so it is always a refusal the protocol does not allow.
     ResumeExpired,
@@ -360,10 +371,25 @@ fn sequences(history: &History) -> Vec<Fault> {
     let mut faults = vec![];
     let mut ids: BTreeMap<(&str, u64), BTreeSet<&str>> = BTreeMap::new();
     let mut holdings: Vec<(String, BTreeMap<&str, Vec<u64>>)> = vec![];
+    // Each unanswered message's seq, from whoever got it with its client id.
+    let mut by_client_id: HashMap<(&str, &str), u64> = HashMap::new();
+    for seen in history.people.iter().flat_map(|p| &p.seen) {
+        if let Seen::Message(m) | Seen::Ack(m) = seen
+            && let Some(client_id) = &m.client_id
+        {
+            by_client_id.insert((&m.chat, client_id), m.seq);
+        }
+    }
     for person in &history.people {
         let mut live: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         let mut have: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for seen in &person.seen {
+            if let Seen::Unanswered { chat, client_id } = seen
+                && let Some(seq) = by_client_id.get(&(chat.as_str(), client_id.as_str()))
+            {
+                // Not live: a copy of it arriving after all would still be counted once.
+                have.entry(chat).or_default().push(*seq);
+            }
             if *seen == Seen::Connected && person.role != Role::Customer {
                 for (chat, seqs) in std::mem::take(&mut live) {
                     faults.extend(duplicates(&person.name, chat, &seqs));
@@ -518,6 +544,7 @@ mod tests {
             chat: chat.into(),
             seq,
             id: format!("{chat}-m{seq}"),
+            client_id: None,
         }
     }
 
@@ -753,6 +780,45 @@ mod tests {
                 "{who}: {faults:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_own_message_whose_ack_never_came_is_no_gap_but_any_other_missing_seq_is() {
+        // Carla's message took seq 1 (Ann got it, with its client id), Ann answered (seq 2)
+        // and ended the chat; Carla's node stalled before her `ack`, and she gave up.
+        let sent = Msg {
+            client_id: Some("carla-c1-0".into()),
+            ..msg("c1", 1)
+        };
+        let mut h = good();
+        h.people[0].seen[2] = Seen::Message(sent.clone());
+        h.people[1].seen = vec![
+            started("c1", "ANN"),
+            Seen::Message(msg("c1", 2)),
+            ended("c1"),
+            Seen::Unanswered {
+                chat: "c1".into(),
+                client_id: "carla-c1-0".into(),
+            },
+        ];
+        assert_eq!(check(&h), vec![]);
+        // Without the unanswered message, seq 1 is a gap for her.
+        h.people[1].seen.pop();
+        assert!(check(&h).contains(&Fault::SeqGap {
+            who: "carla".into(),
+            chat: "c1".into(),
+            missing: 1
+        }));
+        // An unanswered message nobody got (never stamped) covers nothing.
+        h.people[1].seen.push(Seen::Unanswered {
+            chat: "c1".into(),
+            client_id: "carla-c1-1".into(),
+        });
+        assert!(check(&h).contains(&Fault::SeqGap {
+            who: "carla".into(),
+            chat: "c1".into(),
+            missing: 1
+        }));
     }
 
     #[test]

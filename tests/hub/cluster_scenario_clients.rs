@@ -254,6 +254,7 @@ fn msg(chat: &str, m: &Value) -> Msg {
         chat: chat.to_string(),
         seq: m["seq"].as_u64().expect("a message has a seq"),
         id: m["id"].as_str().expect("a message has an id").to_string(),
+        client_id: m["client_id"].as_str().map(String::from),
     }
 }
 
@@ -451,9 +452,16 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
             Next::Gone(code) => {
                 // The node is gone (or stalled, or refused the resume for now).
                 gone(&mut run, &ctx, code);
-                if chat.as_ref().is_some_and(|c| c.ended) {
-                    // They saw their chat end: nothing to come back to (the message
-                    // they sent after it was never acknowledged).
+                if let Some(c) = chat.as_ref().filter(|c| c.ended) {
+                    // They saw their chat end: nothing to come back to. Their last
+                    // message was never acknowledged: sent after the end (refused), or
+                    // before it, its `ack` held by a node that stalled right after.
+                    if let Some((client_id, None)) = &c.pending {
+                        run.person.seen.push(Seen::Unanswered {
+                            chat: c.id.clone(),
+                            client_id: client_id.clone(),
+                        });
+                    }
                     run.finished = true;
                     ctx.set(&name, Phase::Finished);
                     return run;

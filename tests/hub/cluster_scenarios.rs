@@ -470,6 +470,7 @@ impl Cluster {
                                 chat: chat.clone(),
                                 seq: m.seq,
                                 id: m.id.clone(),
+                                client_id: None,
                             })
                             .collect();
                         archive.insert(chat.clone(), messages);
