@@ -116,6 +116,12 @@ pub enum Found {
     /// last `settling` (its claim window, behind which each node records its tokens). Not
     /// an answer: ask again.
     Restoring,
+    /// Not looked up: the asking node is no member under its incarnation (reaped while
+    /// stopped and not yet aware of it, or its lease ran out). Taking an ended visit is
+    /// showing it: a node about to close its connections (fenced) would take the ending
+    /// kept for a customer and never show it, and the node they resume on next would find
+    /// nothing. Not an answer: ask again (elsewhere, once this node closes).
+    NotMember,
 }
 
 /// The customer `key` resumes, and the ended visit kept for them, if any — under `ended`
@@ -123,16 +129,24 @@ pub enum Found {
 /// token's key with it: a visit is shown once, as on one node, and then the token resumes
 /// nobody. One round trip (a script: the second key needs the id).
 /// Neither found while Redis's lost data is being restored ([`Found::Restoring`]): the
-/// token may be one of those the nodes record again after their claims.
+/// token may be one of those the nodes record again after their claims. Asked by `node`
+/// (incarnation `incarnation`) only while it is alive ([`Found::NotMember`]).
 pub async fn find_or_take_ended(
     conn: &mut ConnectionManager,
     key: &str,
     ended: &str,
     settling: Duration,
+    node: &str,
+    incarnation: u64,
 ) -> redis::RedisResult<Found> {
     static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
         redis::Script::new(
             r"
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            if redis.call('HGET', '{sb}:nodes', ARGV[4]) ~= ARGV[5] then return {false, false, 2, false} end
+            local deadline = redis.call('ZSCORE', '{sb}:leases', ARGV[4])
+            if not deadline or tonumber(deadline) < now then return {false, false, 2, false} end
             local id = redis.call('GET', KEYS[1])
             local visit = redis.call('GET', KEYS[2])
             local life = redis.call('PTTL', KEYS[2])
@@ -162,8 +176,6 @@ pub async fn find_or_take_ended(
                 else
                     local restored = redis.call('GET', KEYS[4])
                     if restored then
-                        local t = redis.call('TIME')
-                        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
                         if now <= tonumber(restored) + tonumber(ARGV[2]) then
                             restoring = 1
                         end
@@ -187,9 +199,13 @@ pub async fn find_or_take_ended(
         .arg(ENDED_OF_CUSTOMER)
         .arg(settling)
         .arg(SHOWN)
+        .arg(node)
+        .arg(incarnation.to_string())
         .invoke_async(conn)
         .await?;
-    Ok(if restoring == 1 {
+    Ok(if restoring == 2 {
+        Found::NotMember
+    } else if restoring == 1 {
         Found::Restoring
     } else {
         Found::Known {

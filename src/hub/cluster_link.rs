@@ -580,9 +580,16 @@ async fn router(
                 // which a restore takes for one lease period: a token not found until a
                 // period after that may be one of them.
                 let settling = periods.lease * 2;
-                let mut found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling).await;
-                if found.as_ref().is_err_and(|e| e.code().is_none()) {
-                    found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling).await;
+                // Only as a member: a lookup takes the ended visit it finds (see `Found::NotMember`).
+                let mut found = Ok(resume_tokens::Found::NotMember);
+                if let Some(incarnation) = member {
+                    let node = cluster.node_id();
+                    found =
+                        resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling, node, incarnation).await;
+                    if found.as_ref().is_err_and(|e| e.code().is_none()) {
+                        found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling, node, incarnation)
+                            .await;
+                    }
                 }
                 // Not looked up: the connection is told and stays open; the client sends
                 // `resume` again a moment later (docs/protocol.md).
@@ -600,6 +607,13 @@ async fn router(
                         last_seq,
                         stream_at,
                     },
+                    Ok(resume_tokens::Found::NotMember) => refused(
+                        Some(who),
+                        None,
+                        UNAVAILABLE,
+                        "this node cannot resume now; resume again shortly".into(),
+                        RefusedCall::Other,
+                    ),
                     // Not "expired": it may be recorded again in a moment.
                     Ok(resume_tokens::Found::Restoring) => refused(
                         Some(who),

@@ -292,3 +292,94 @@ async fn one_chat(
         .expect("paired");
     (incarnation, customer, chat)
 }
+
+/// A lookup of a resume token takes the ended visit it finds (a visit is shown once). A
+/// node reaped while stopped, woken with a customer's `resume` in its socket, looked the
+/// token up before it knew it was fenced, took the ending kept for them and closed every
+/// connection (1012) without showing it: the node they resumed on next found nothing and
+/// answered `resume_expired` (scenario 3 on CI). Only a live member may take it now.
+#[test]
+fn a_node_that_is_not_alive_cannot_take_an_ended_visit() {
+    use std::time::Duration;
+    use switchboard::cluster::resume_tokens::{self, Found};
+    use switchboard::core::routing::CustomerId;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    runtime.block_on(async {
+        let mut conn = server.connect().await;
+        let incarnation = register(&mut conn, "n0").await;
+        let customer = CustomerId(7);
+        let (key, ended) = (
+            resume_tokens::key("their-token"),
+            resume_tokens::ended_key("their-token"),
+        );
+        let minute = Duration::from_secs(60);
+        resume_tokens::remember(&mut conn, &key, customer, minute)
+            .await
+            .unwrap();
+        let kept = r#"{"resumed":{},"ended":{}}"#;
+        let of_customer = resume_tokens::ended_customer_key(customer);
+        resume_tokens::remember_ended(&mut conn, &of_customer, kept, minute)
+            .await
+            .unwrap();
+        let ask = async |conn: &mut redis::aio::ConnectionManager, node: &str, incarnation: u64| {
+            resume_tokens::find_or_take_ended(conn, &key, &ended, Duration::ZERO, node, incarnation)
+                .await
+                .unwrap()
+        };
+
+        let before = digest(&mut conn).await;
+        assert_eq!(
+            ask(&mut conn, "n0", incarnation - 1).await,
+            Found::NotMember,
+            "a stale incarnation"
+        );
+        assert_eq!(
+            ask(&mut conn, "n9", incarnation).await,
+            Found::NotMember,
+            "a node nobody registered"
+        );
+        expire_lease(&mut conn, "n0").await;
+        let expired = digest(&mut conn).await;
+        assert_ne!(before, expired);
+        assert_eq!(
+            ask(&mut conn, "n0", incarnation).await,
+            Found::NotMember,
+            "a lease run out"
+        );
+        assert_eq!(
+            expired,
+            digest(&mut conn).await,
+            "a node that is no member took something"
+        );
+
+        // A live node takes it, once.
+        let n1 = register(&mut conn, "n1").await;
+        match ask(&mut conn, "n1", n1).await {
+            Found::Known {
+                customer: Some(c),
+                ended_visit: Some(visit),
+                ..
+            } => {
+                assert_eq!(c, customer);
+                assert_eq!(visit, kept);
+            }
+            other => panic!("a live node finds the kept ending: {other:?}"),
+        }
+        let again = ask(&mut conn, "n1", n1).await;
+        assert!(
+            !matches!(
+                again,
+                Found::Known {
+                    ended_visit: Some(_),
+                    ..
+                }
+            ),
+            "shown twice: {again:?}"
+        );
+    });
+}
