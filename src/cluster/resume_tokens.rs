@@ -94,6 +94,19 @@ pub async fn remember_ended(
     Ok(())
 }
 
+/// The Lua function the scripts below open with: whether `node` is registered under
+/// `incarnation` with its lease running (Redis's clock). A node reaped while stopped, or
+/// whose lease ran out, may neither take an ended visit nor forget a token.
+const IS_MEMBER: &str = r"
+local function is_member(node, incarnation)
+    if redis.call('HGET', '{sb}:nodes', node) ~= incarnation then return false end
+    local deadline = redis.call('ZSCORE', '{sb}:leases', node)
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    return deadline ~= false and tonumber(deadline) >= now
+end
+";
+
 /// What a token's ended-visit key holds once its visit was shown: two nodes keep the
 /// same ending (the customer's, under the token; the agent's, under the customer's id),
 /// and a copy written after the other was shown must not show the visit twice.
@@ -140,13 +153,10 @@ pub async fn find_or_take_ended(
     incarnation: u64,
 ) -> redis::RedisResult<Found> {
     static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-        redis::Script::new(
+        redis::Script::new(&format!(
+            "{IS_MEMBER}{}",
             r"
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-            if redis.call('HGET', '{sb}:nodes', ARGV[4]) ~= ARGV[5] then return {false, false, 2, false} end
-            local deadline = redis.call('ZSCORE', '{sb}:leases', ARGV[4])
-            if not deadline or tonumber(deadline) < now then return {false, false, 2, false} end
+            if not is_member(ARGV[4], ARGV[5]) then return {false, false, 2, false} end
             local id = redis.call('GET', KEYS[1])
             local visit = redis.call('GET', KEYS[2])
             local life = redis.call('PTTL', KEYS[2])
@@ -176,6 +186,8 @@ pub async fn find_or_take_ended(
                 else
                     local restored = redis.call('GET', KEYS[4])
                     if restored then
+                        local t = redis.call('TIME')
+                        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
                         if now <= tonumber(restored) + tonumber(ARGV[2]) then
                             restoring = 1
                         end
@@ -187,7 +199,7 @@ pub async fn find_or_take_ended(
             if newest[1] then stream_at = newest[1][1] end
             return {id, visit, restoring, stream_at}
             ",
-        )
+        ))
     });
     let settling = u64::try_from(settling.as_millis()).unwrap_or(u64::MAX);
     let (id, visit, restoring, stream_at): (Option<u64>, Option<String>, u8, Option<String>) = SCRIPT
@@ -225,17 +237,14 @@ pub async fn find_or_take_ended(
 /// its lifetime. True when this node may forget it (the key is gone).
 pub async fn forget(conn: &mut ConnectionManager, key: &str, node: &str, incarnation: u64) -> redis::RedisResult<bool> {
     static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-        redis::Script::new(
+        redis::Script::new(&format!(
+            "{IS_MEMBER}{}",
             r"
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-            if redis.call('HGET', '{sb}:nodes', ARGV[1]) ~= ARGV[2] then return 0 end
-            local deadline = redis.call('ZSCORE', '{sb}:leases', ARGV[1])
-            if not deadline or tonumber(deadline) < now then return 0 end
+            if not is_member(ARGV[1], ARGV[2]) then return 0 end
             redis.call('DEL', KEYS[1])
             return 1
             ",
-        )
+        ))
     });
     let done: u8 = SCRIPT
         .key(key)

@@ -583,12 +583,14 @@ async fn router(
                 // Only as a member: a lookup takes the ended visit it finds (see `Found::NotMember`).
                 let mut found = Ok(resume_tokens::Found::NotMember);
                 if let Some(incarnation) = member {
-                    let node = cluster.node_id();
-                    found =
-                        resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling, node, incarnation).await;
-                    if found.as_ref().is_err_and(|e| e.code().is_none()) {
+                    // Once more after a broken connection (no error code from Redis).
+                    for _ in 0..2 {
+                        let node = cluster.node_id();
                         found = resume_tokens::find_or_take_ended(&mut conn, &key, &ended, settling, node, incarnation)
                             .await;
+                        if !found.as_ref().is_err_and(|e| e.code().is_none()) {
+                            break;
+                        }
                     }
                 }
                 // Not looked up: the connection is told and stays open; the client sends
