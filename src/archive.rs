@@ -247,51 +247,60 @@ impl Archive {
     /// Queues a chat message the hub checked room for; returns its sequence number,
     /// or `None` (counted and logged) if there was no room after all.
     pub fn push_message(&self, event: ArchiveEvent) -> Option<u64> {
-        if !self.room().admit_message() {
+        let mut room = self.room();
+        if !room.admit_message() {
+            drop(room);
             self.refused("new chat messages are refused");
             return None;
         }
-        self.send(event)
+        self.send(room, event)
     }
 
     /// Queues the record of a customer who left the line unserved (for the reports), as
     /// a message is: refused (counted and logged) when the buffer has no room. Nobody was
     /// told it is kept, so nothing acknowledged is lost then.
     pub fn push_abandoned(&self, abandoned: crate::store::QueueAbandoned) {
-        if !self.room().admit_message() {
+        let mut room = self.room();
+        if !room.admit_message() {
+            drop(room);
             self.refused("a record of a customer who left the line is dropped");
             return;
         }
-        self.send(ArchiveEvent::Abandoned(abandoned));
+        self.send(room, ArchiveEvent::Abandoned(abandoned));
     }
 
     /// Queues a conversation's opening and reserves room for its closing. The hub opens
     /// a conversation only after [`Archive::openings_available`] said there is room, so
     /// `false` (logged) means a fault in that accounting.
     pub fn push_opening(&self, event: ArchiveEvent) -> bool {
-        if !self.room().admit_opening() {
+        let mut room = self.room();
+        if !room.admit_opening() {
+            drop(room);
             self.refused("a conversation opened without room for it");
             tracing::error!("archive: a conversation's opening was refused although room was checked");
             return false;
         }
-        self.send(event).is_some()
+        self.send(room, event).is_some()
     }
 
     /// Queues the opening of a running conversation this node takes the archiving of over
     /// from another node, with its closing reserved, room or not ([`Room::admit_opening_anyway`]).
     pub fn push_handover_opening(&self, event: ArchiveEvent) -> bool {
-        self.room().admit_opening_anyway();
-        self.send(event).is_some()
+        let mut room = self.room();
+        room.admit_opening_anyway();
+        self.send(room, event).is_some()
     }
 
     /// Queues a conversation's closing, in the room reserved when it opened.
     pub fn push_closing(&self, event: ArchiveEvent) {
-        if !self.room().admit_closing() {
+        let mut room = self.room();
+        if !room.admit_closing() {
+            drop(room);
             self.refused("a closing found no room");
             tracing::error!("archive: a conversation's closing found no room reserved for it");
             return;
         }
-        self.send(event);
+        self.send(room, event);
     }
 
     /// This node will not write the closing of a conversation whose opening it queued:
@@ -301,8 +310,11 @@ impl Archive {
     }
 
     /// Hands an admitted event to the writer without waiting; returns its sequence number.
-    fn send(&self, event: ArchiveEvent) -> Option<u64> {
-        // Only the hub task pushes, so numbers enter the channel in order.
+    ///
+    /// Called under the room's lock, held until the event is in the channel: the hub task
+    /// and connections' tasks (chat messages on the direct path) both push, and numbers
+    /// must enter the channel in order.
+    fn send(&self, mut room: std::sync::MutexGuard<'_, Room>, event: ArchiveEvent) -> Option<u64> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send((seq, event)) {
             Ok(()) => {
@@ -312,7 +324,7 @@ impl Archive {
             Err(_) => {
                 // The room admitted it, so the channel has space unless the writer is gone
                 // (the hub is shutting down after a writer panic).
-                self.room().written(1);
+                room.written(1);
                 tracing::error!("archive: the writer is gone; an event could not be queued");
                 None
             }

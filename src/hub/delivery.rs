@@ -118,10 +118,17 @@ impl LocalDelivery {
         self.routes.entry(to).or_default().push(conn);
     }
 
-    /// Forgets one connection of a recipient; returns how many they still have.
+    /// Forgets one connection of a recipient; returns how many they still have. The chats
+    /// it was a side of are suspended (`live_chat`): it relays nothing directly any more.
     pub fn detach(&mut self, to: &Recipient, conn: ConnId) -> usize {
         let Some(conns) = self.routes.get_mut(to) else { return 0 };
-        conns.retain(|c| c.id != conn);
+        conns.retain(|c| {
+            let gone = c.id == conn;
+            if gone {
+                suspend_chats_of(c);
+            }
+            !gone
+        });
         let left = conns.len();
         if left == 0 {
             self.routes.remove(to);
@@ -132,6 +139,7 @@ impl LocalDelivery {
     /// Closes and forgets every connection of a recipient.
     pub fn close(&mut self, to: &Recipient, code: u16, reason: &'static str) {
         for conn in self.routes.remove(to).unwrap_or_default() {
+            suspend_chats_of(&conn);
             conn.send(Outbound::Close(code, reason));
         }
     }
@@ -142,6 +150,13 @@ impl LocalDelivery {
 
     pub fn all(&self) -> impl Iterator<Item = &ConnHandle> {
         self.routes.values().flatten()
+    }
+}
+
+/// A connection leaves its chats' direct path: they wait for the hub to resume them.
+fn suspend_chats_of(conn: &ConnHandle) {
+    for chat in conn.outbox.take_chats() {
+        chat.suspend();
     }
 }
 

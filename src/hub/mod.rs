@@ -5,8 +5,10 @@
 //! and presence cores, then carries out their decisions: it encodes frames
 //! (through `protocol`), delivers them (through [`delivery::Delivery`]),
 //! starts grace timers and hands conversation events to the archive. Owning
-//! the state in one task means no locks, and total order: both sides of a
-//! chat see its messages in the same order.
+//! the state in one task means no locks, and total order. The exception is a
+//! running chat's messages on a single node: the sending connection's task
+//! relays them itself under the chat's lock (`live_chat`, the direct path),
+//! while the hub is not working on that chat; both sides still see one order.
 //!
 //! Queue places and waiting counts are not sent after every event: a pass sends
 //! them once the hub has applied what it was given, and passes are spaced by
@@ -22,6 +24,7 @@ mod cluster_outbox;
 // issue 15: Redis restarted empty, the router's and follower's part in re-asserting
 mod cluster_reassert;
 pub mod delivery;
+pub mod live_chat;
 pub mod outbox;
 mod own_calls;
 mod service;
@@ -379,7 +382,11 @@ impl Hub {
     /// Not an `async fn`: its future would hold the frame and the command (~450 bytes) and
     /// sit in every connection's task, used or not; the rare wait is boxed instead.
     pub fn frame(&self, conn: ConnId, frame: ClientFrame) -> Result<FrameTaken, HubGone> {
-        match self.tx.try_send(Command::Frame { conn, frame }) {
+        self.take(Command::Frame { conn, frame })
+    }
+
+    fn take(&self, command: Command) -> Result<FrameTaken, HubGone> {
+        match self.tx.try_send(command) {
             Ok(()) => Ok(FrameTaken::Now),
             Err(mpsc::error::TrySendError::Full(command)) => {
                 let hub = self.clone();
@@ -495,6 +502,8 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
     let mut pass_armed = false;
     let mut next_pass_earliest = Instant::now();
     loop {
+        // What the hub did to running chats is done: they go back to the direct path.
+        state.resume_direct();
         if !pass_armed && state.has_coalesced() {
             pass_timer.as_mut().reset(next_pass_earliest);
             pass_armed = true;

@@ -11,12 +11,15 @@
 //! slots up front). A waker is stored only while the connection's task waits.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
+
+use super::live_chat::LiveChat;
+use crate::protocol::ClientFrame;
 
 /// One connection's outbox; shared by the hub (which pushes) and the connection (which takes).
 #[derive(Debug)]
@@ -24,6 +27,9 @@ pub struct Outbox {
     queue: Mutex<Queue>,
     /// Set once the outbox overflowed; checked without the lock on every wake-up.
     kicked: AtomicBool,
+    /// The connection's frames handed to the hub and not yet handled by it: while any
+    /// waits, its messages do not take the direct path (`live_chat::may_relay`).
+    at_hub: AtomicU32,
     waker: AtomicWaker,
     /// Frames held at most before the connection is kicked (`OUTBOUND_BUFFER`).
     capacity: usize,
@@ -37,6 +43,9 @@ struct Queue {
     closing: bool,
     /// The connection's task has ended: pushes are dropped.
     gone: bool,
+    /// The running chats this connection is a side of, as the hub last resumed them
+    /// (`live_chat`): its messages to them take the direct path. Empty for nearly all.
+    chats: Vec<Arc<LiveChat>>,
 }
 
 /// What a push did.
@@ -62,6 +71,7 @@ impl Outbox {
         Self {
             queue: Mutex::default(),
             kicked: AtomicBool::new(false),
+            at_hub: AtomicU32::new(0),
             waker: AtomicWaker::new(),
             capacity: capacity.max(1),
         }
@@ -107,6 +117,56 @@ impl Outbox {
         self.waker.wake();
     }
 
+    /// The connection hands the hub a frame.
+    pub fn sent_to_hub(&self) {
+        self.at_hub.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The hub handled one of the connection's frames.
+    pub fn handled_by_hub(&self) {
+        self.at_hub.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// How many of the connection's frames wait in the hub's queue.
+    pub fn frames_at_hub(&self) -> u32 {
+        self.at_hub.load(Ordering::Acquire)
+    }
+
+    /// The connection is now a side of `chat` (called under the chat's lock).
+    pub fn know_chat(&self, chat: &Arc<LiveChat>) {
+        let mut queue = self.lock();
+        if !queue.gone && !queue.chats.iter().any(|c| Arc::ptr_eq(c, chat)) {
+            queue.chats.push(chat.clone());
+        }
+    }
+
+    /// The connection is no longer a side of `chat` (called under the chat's lock).
+    pub fn forget_chat(&self, chat: &LiveChat) {
+        self.lock().chats.retain(|c| !std::ptr::eq(&**c, chat));
+    }
+
+    /// The chats this connection was a side of, forgotten (it is detached from them).
+    pub fn take_chats(&self) -> Vec<Arc<LiveChat>> {
+        std::mem::take(&mut self.lock().chats)
+    }
+
+    /// The running chat a message is for, if the connection is a side of it: the one named
+    /// by `chat_id`, else the connection's only chat (a customer's frames need not name
+    /// it; an agent's that do not name it are refused by the hub, through `LiveChat::relay`).
+    pub fn chat_for(&self, frame: &ClientFrame) -> Option<Arc<LiveChat>> {
+        let ClientFrame::Message { chat_id, .. } = frame else {
+            return None;
+        };
+        let named = chat_id.as_deref();
+        let queue = self.lock();
+        let named = named.and_then(|wire| queue.chats.iter().find(|c| c.wire_id == wire));
+        match named {
+            Some(chat) => Some(chat.clone()),
+            None if queue.chats.len() == 1 => queue.chats.first().cloned(),
+            None => None,
+        }
+    }
+
     pub fn is_kicked(&self) -> bool {
         self.kicked.load(Ordering::Acquire)
     }
@@ -133,6 +193,7 @@ impl Outbox {
         let mut queue = self.lock();
         queue.gone = true;
         queue.frames = VecDeque::new();
+        queue.chats = Vec::new();
     }
 }
 

@@ -4,10 +4,9 @@
 //! into frames, timers and archive events. It holds what the core leaves out:
 //! names, resume tokens, chat transcripts for resume, wire ids.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use smallvec::SmallVec;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -31,6 +30,7 @@ mod notes;
 mod transcripts;
 
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
+use super::live_chat::{self, LiveChat};
 use super::transcript::{Author, Stamped, Transcript};
 use super::{CategoryNames, Command, ConnRole, SessionEnd, after, buddy::BuddyDesk, now_ms};
 use crate::archive::Archive;
@@ -140,7 +140,9 @@ struct ChatLog {
     customer_name: String,
     agent_name: String,
     started_at: i64,
-    transcript: Transcript,
+    /// Its transcript, and its connections while its messages take the direct path: read
+    /// and changed through [`LiveChat::line`], which makes the hub the chat's owner again.
+    live: Arc<LiveChat>,
     /// This node archives the chat (its opening, messages and closing): always on one
     /// node; in a cluster, the customer's node only.
     archived_here: bool,
@@ -188,9 +190,9 @@ pub(crate) struct HubState {
     /// Join and pairing times, handle times: estimates and longest waits.
     waits: super::waits::Waits,
     pub(super) buddies: BuddyDesk,
-    /// Senders' copies of messages waiting for the archive to commit them, in archive order.
-    /// Almost always one connection each: inline, so holding an ack allocates nothing.
-    pending_acks: VecDeque<(u64, SmallVec<[ConnHandle; 1]>, SenderCopy)>,
+    /// What the direct path shares (`live_chat`): the acknowledgements waiting on the
+    /// archive (the hub's too), and the chats the hub suspended during its batch.
+    pub(super) direct: Arc<live_chat::Shared>,
     /// Open connections by role (customer, agent, buddy), for the metrics.
     conn_counts: [usize; 3],
     /// Resume token → a chat that ended while its customer was away; kept for the grace period.
@@ -228,6 +230,11 @@ impl HubState {
             }
             category_names.insert(c.id, c.name);
         }
+        let direct = live_chat::Shared::new(
+            archive.clone(),
+            settings.max_message_len,
+            metrics::counter!(crate::metrics::MESSAGES_RELAYED),
+        );
         Self {
             settings,
             routing,
@@ -251,7 +258,7 @@ impl HubState {
             continuing: HashMap::new(),
             waits: super::waits::Waits::default(),
             buddies: BuddyDesk::default(),
-            pending_acks: VecDeque::new(),
+            direct,
             conn_counts: [0; 3],
             ended_visits: HashMap::new(),
             messages_relayed: metrics::counter!(crate::metrics::MESSAGES_RELAYED),
@@ -264,7 +271,13 @@ impl HubState {
         self.refresh_pairing_room();
         match command {
             Command::Register { conn, role } => self.register(conn, role),
-            Command::Frame { conn, frame } => self.frame(conn, frame),
+            Command::Frame { conn, frame } => {
+                self.frame(conn, frame);
+                // Its next messages may take the direct path again (`live_chat::may_relay`).
+                if let Some(entry) = self.conns.get(&conn) {
+                    entry.handle.outbox.handled_by_hub();
+                }
+            }
             Command::Unregister { conn } => self.unregister(conn),
             Command::CustomerGraceExpired { customer, epoch } if self.cluster.is_some() => {
                 self.route(RoutingOp::CustomerGraceExpired(customer, epoch), None);
@@ -576,7 +589,26 @@ impl HubState {
     pub(super) fn set_who(&mut self, conn: ConnId, who: Recipient) {
         if let Some(entry) = self.conns.get_mut(&conn) {
             entry.who = Some(who.clone());
-            self.delivery.attach(who, entry.handle.clone());
+            self.delivery.attach(who.clone(), entry.handle.clone());
+            self.suspend_chats_of(&who);
+        }
+    }
+
+    /// `who` has a new connection: their chats leave the direct path until the hub's
+    /// batch is done, when it joins them there.
+    fn suspend_chats_of(&self, who: &Recipient) {
+        match who {
+            Recipient::Customer(id) => {
+                if let Some(log) = self.routing.customer_chat(*id).and_then(|chat| self.chats.get(&chat)) {
+                    log.live.suspend();
+                }
+            }
+            Recipient::Agent(id) => {
+                for log in self.chats.values().filter(|log| log.agent == *id) {
+                    log.live.suspend();
+                }
+            }
+            Recipient::Buddy(_) => {}
         }
     }
 
@@ -798,16 +830,8 @@ impl HubState {
     /// The rules every chat message meets before it is stamped: length, content,
     /// and room in the archive (a message that could not be archived is refused, not lost).
     pub(super) fn check_message(&self, text: &str) -> Result<(), (&'static str, String)> {
-        let max = self.settings.max_message_len;
-        let length = text.chars().count();
-        if length > max {
-            return Err((
-                "message_too_long",
-                format!("messages are limited to {max} characters; this one has {length}"),
-            ));
-        }
-        if text.trim().is_empty() {
-            return Err(("empty_message", "a message needs some text".to_string()));
+        if let Some(refusal) = live_chat::text_refusal(text, self.settings.max_message_len) {
+            return Err(refusal);
         }
         if !self.archive.has_room_for_message() {
             return Err((
@@ -830,12 +854,14 @@ impl HubState {
         if self.cluster.is_some() {
             return self.cluster_relay(chat, (from, origin), text, client_id);
         }
-        let log = self.chats.get_mut(&chat).expect("chats in routing have a log");
+        let log = self.chats.get(&chat).expect("chats in routing have a log");
         let author = match from {
             Party::Customer => Author::CUSTOMER,
             _ => Author::AGENT,
         };
-        let Stamped { frame, ack, event } = log.transcript.record(&log.wire_id, author, text, client_id.as_deref());
+        // Under the chat's lock, as the direct path stamps: one order for both.
+        let mut line = log.live.line_for_relay();
+        let Stamped { frame, ack, event } = line.transcript.record(&log.wire_id, author, text, client_id.as_deref());
         let archived = self.archive.push_message(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
@@ -845,6 +871,7 @@ impl HubState {
         };
         self.delivery.deliver(&peer, &frame);
         self.acknowledge(sender, SenderCopy::sent_from(origin, ack, frame), archived);
+        drop(line);
         self.messages_relayed.increment(1);
         Ok(())
     }
@@ -852,34 +879,56 @@ impl HubState {
     /// The sender's copy goes out once the message is durable — in the store, or while
     /// the store is down in the archive's spool on local disk: the compact `ack` to the
     /// connection it came from, the whole message to the sender's other connections.
-    pub(super) fn acknowledge(&mut self, sender: Recipient, copy: SenderCopy, archived: Option<u64>) {
-        let progress = *self.archive.progress.borrow();
-        match archived {
-            // Held for the sender's connections of now: the chat may end (and the route go) before the commit.
-            Some(seq) if seq > progress.committed => {
-                let conns = self.delivery.connections(&sender).iter().cloned().collect();
-                self.pending_acks.push_back((seq, conns, copy));
-            }
-            _ => {
-                for conn in self.delivery.connections(&sender) {
-                    conn.send(copy.for_conn(conn.id).clone());
-                }
-            }
-        }
+    pub(super) fn acknowledge(&self, sender: Recipient, copy: SenderCopy, archived: Option<u64>) {
+        self.direct
+            .acks
+            .acknowledge(archived, self.delivery.connections(&sender), copy);
     }
 
     /// Sends the acknowledgements the archive's progress now allows.
-    pub(super) fn release_acks(&mut self) {
-        let progress = *self.archive.progress.borrow();
-        while let Some((seq, _, _)) = self.pending_acks.front() {
-            if *seq > progress.committed {
-                break;
+    pub(super) fn release_acks(&self) {
+        self.direct.acks.release();
+    }
+
+    /// Gives the direct path back the chats this batch suspended, between their sides'
+    /// connections of now (single node only: a cluster's messages take the router).
+    pub(super) fn resume_direct(&mut self) {
+        for live in self.direct.take_suspended() {
+            let Some(log) = self.chats.get(&live.chat) else {
+                continue;
+            };
+            if self.cluster.is_some() || !Arc::ptr_eq(&log.live, &live) {
+                continue;
             }
-            let (_, conns, copy) = self.pending_acks.pop_front().expect("front exists");
-            for conn in conns {
-                conn.send(copy.for_conn(conn.id).clone());
-            }
+            let customer = self.delivery.connections(&Recipient::Customer(log.customer));
+            let agent = self.delivery.connections(&Recipient::Agent(log.agent.clone()));
+            live.resume(customer, agent);
         }
+    }
+
+    /// A chat's log for the running chats: its line comes back to the direct path once
+    /// the hub's batch is done.
+    fn insert_chat(&mut self, chat: ChatId, log: ChatLog) {
+        log.live.resume_later();
+        self.chats.insert(chat, log);
+    }
+
+    /// A chat's log out of the running chats (ended, handed to a line or to another node):
+    /// its messages go through the hub from now on.
+    fn remove_chat(&mut self, chat: ChatId) -> Option<ChatLog> {
+        let log = self.chats.remove(&chat)?;
+        log.live.withdraw();
+        Some(log)
+    }
+
+    /// A new chat's line: suspended until the hub's batch is done.
+    fn new_line(&self, chat: ChatId, wire_id: &str) -> Arc<LiveChat> {
+        LiveChat::new(
+            chat,
+            wire_id.to_string(),
+            Transcript::new(TRANSCRIPT_LIMIT),
+            &self.direct,
+        )
     }
 
     fn wire(&self, chat: ChatId) -> String {
@@ -914,7 +963,7 @@ impl HubState {
             peer_name,
             peer_connected,
             started_at: log.started_at,
-            messages: log.transcript.after(after_seq),
+            messages: log.live.after(after_seq),
         })
     }
 

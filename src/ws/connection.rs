@@ -37,6 +37,7 @@ use crate::config::Settings;
 use crate::http::AppState;
 use crate::http::listener::LingeringClose;
 use crate::hub::delivery::{ConnHandle, ConnId};
+use crate::hub::live_chat::Relayed;
 use crate::hub::outbox::Outbox;
 use crate::hub::{ConnRole, FrameTaken, Hub, SessionEnd, close};
 use crate::protocol::{self, ClientFrame, ServerFrame};
@@ -104,6 +105,15 @@ async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)
             Event::ToHub(frame) => frame,
             Event::Stop(ending) => break ending,
         };
+        // A running chat's message is relayed right here when it can be (`live_chat`).
+        let frame = match conn.outbox.chat_for(&frame) {
+            Some(chat) => match chat.relay(conn.id, &conn.outbox, frame) {
+                Relayed::Done => continue,
+                Relayed::ToHub(frame) => frame,
+            },
+            None => frame,
+        };
+        conn.outbox.sent_to_hub();
         let taken = match conn.hub.frame(conn.id, frame) {
             Ok(FrameTaken::Now) => Ok(()),
             Ok(FrameTaken::Once(wait)) => wait.await,

@@ -20,6 +20,7 @@ mod canned;
 mod chat;
 mod closing;
 mod cluster_base;
+mod direct_path;
 // issue 15: the hub on the routing scripts
 mod cluster_desk;
 mod cluster_hub;

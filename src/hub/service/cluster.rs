@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{AgentInfo, ChatLog, CustomerInfo, HubState, TRANSCRIPT_LIMIT, close, new_token};
+use super::{AgentInfo, ChatLog, CustomerInfo, HubState, close, new_token};
 use crate::cluster::chat_log::{ChatLine, NodeMessage};
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::routing_events::RoutingEvent;
@@ -25,7 +25,6 @@ use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Dec
 use crate::hub::cluster_link::{Link, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::now_ms;
-use crate::hub::transcript::Transcript;
 use crate::protocol::ServerFrame;
 use crate::store::CustomerProfile;
 use crate::store::{Account, Category};
@@ -646,7 +645,8 @@ impl HubState {
             .or_else(|| cluster.agent_name(&agent))
             .unwrap_or_default();
         let started_at = cluster.paired_at(chat).unwrap_or_else(now_ms);
-        self.chats.insert(
+        let live = self.new_line(chat, &wire_id);
+        self.insert_chat(
             chat,
             ChatLog {
                 wire_id: wire_id.clone(),
@@ -656,7 +656,7 @@ impl HubState {
                 customer_name: info.name,
                 agent_name,
                 started_at,
-                transcript: Transcript::new(TRANSCRIPT_LIMIT),
+                live,
                 archived_here: false,
                 closing_reserved: false,
             },
@@ -786,7 +786,7 @@ impl HubState {
         if let RoutingOp::CustomerResumed(customer) = &op
             && event.node == self.cluster_mut().link.node
             && let Some(chat) = self.routing.customer_chat(*customer)
-            && let Some(last) = self.chats.get(&chat).map(|log| log.transcript.last_seq())
+            && let Some(last) = self.chats.get(&chat).map(|log| log.live.last_seq())
         {
             self.fill(chat, last);
         }

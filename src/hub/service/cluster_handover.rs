@@ -15,10 +15,9 @@
 //! and the stores drop the messages of a conversation never opened. Openings apply once
 //! by id (the first wins), so one written before changes nothing.
 
-use super::{ChatLog, HubState, TRANSCRIPT_LIMIT};
+use super::{ChatLog, HubState};
 use crate::core::routing::{ChatId, CustomerId, Decision};
 use crate::hub::now_ms;
-use crate::hub::transcript::Transcript;
 use crate::store::{ArchiveEvent, ConversationKind, ConversationOpened};
 
 impl HubState {
@@ -55,7 +54,7 @@ impl HubState {
             return;
         }
         self.archive_from_now_on(chat);
-        let last = self.chats.get(&chat).map_or(0, |log| log.transcript.last_seq());
+        let last = self.chats.get(&chat).map_or(0, |log| log.live.last_seq());
         // Lines published to the dead node meanwhile are only in the chat's log.
         self.fill(chat, last);
     }
@@ -72,7 +71,7 @@ impl HubState {
         let log = self.chats.get_mut(&chat).expect("looked up above");
         log.archived_here = true;
         log.closing_reserved = reserved;
-        for event in log.transcript.archive_events() {
+        for event in log.live.archive_events() {
             self.archive.push_message(event);
         }
     }
@@ -86,7 +85,7 @@ impl HubState {
         let chats: Vec<ChatId> = self
             .chats
             .iter()
-            .filter(|(_, log)| !log.archived_here && log.transcript.last_seq() > 0)
+            .filter(|(_, log)| !log.archived_here && log.live.last_seq() > 0)
             .map(|(chat, _)| *chat)
             .collect();
         for chat in chats {
@@ -94,7 +93,7 @@ impl HubState {
             if self.archive.push_handover_opening(opened) {
                 self.archive.release_closing();
             }
-            for event in self.chats[&chat].transcript.archive_events() {
+            for event in self.chats[&chat].live.archive_events() {
                 self.archive.push_message(event);
             }
         }
@@ -143,7 +142,7 @@ impl HubState {
     /// Closes this node's log of a chat that goes on elsewhere.
     pub(super) fn drop_chat_log(&mut self, chat: ChatId) {
         self.stop_archiving(chat);
-        if let Some(log) = self.chats.remove(&chat) {
+        if let Some(log) = self.remove_chat(chat) {
             self.chat_by_wire.remove(&log.wire_id);
             self.cluster_mut().chat_closed(chat);
         }
@@ -182,7 +181,8 @@ impl HubState {
         let wire_id = cluster.wire_id(chat);
         let (customer_name, _) = cluster.remote_customer(customer);
         let agent_name = cluster.agent_name(&agent).unwrap_or_default();
-        self.chats.insert(
+        let live = self.new_line(chat, &wire_id);
+        self.insert_chat(
             chat,
             ChatLog {
                 wire_id: wire_id.clone(),
@@ -192,7 +192,7 @@ impl HubState {
                 customer_name,
                 agent_name,
                 started_at: cluster.paired_at(chat).unwrap_or_else(now_ms),
-                transcript: Transcript::new(TRANSCRIPT_LIMIT),
+                live,
                 archived_here: false,
                 closing_reserved: false,
             },

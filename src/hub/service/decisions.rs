@@ -4,11 +4,10 @@
 
 use uuid::Uuid;
 
-use super::{ChatLog, EndedVisit, HubState, TRANSCRIPT_LIMIT};
+use super::{ChatLog, EndedVisit, HubState};
 use crate::cluster::resume_tokens;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, OfferId, Party, Removal};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::hub::transcript::Transcript;
 use crate::hub::{Command, after, now_ms};
 use crate::protocol::{From, RatingOffer, ServerFrame};
 use crate::store::{
@@ -163,7 +162,7 @@ impl HubState {
                     None
                 };
                 let name = self.chats.get(&chat).map(|log| log.customer_name.clone());
-                let recorded = self.chats.get(&chat).map_or(0, |log| log.transcript.last_seq());
+                let recorded = self.chats.get(&chat).map_or(0, |log| log.live.last_seq());
                 // For the same reason this node archives the chat too, closing included: its
                 // archiving node may be stopped now and fenced (or dead) before it replays
                 // the end, and nobody else would write the lines acknowledged since nor the
@@ -534,7 +533,8 @@ impl HubState {
             messages: continued.as_ref().map(|_| vec![]),
             transfer: continued.as_ref().map(|pending| pending.note_for_agent()),
         };
-        self.chats.insert(
+        let live = self.new_line(chat, &wire_id);
+        self.insert_chat(
             chat,
             ChatLog {
                 wire_id: wire_id.clone(),
@@ -544,7 +544,7 @@ impl HubState {
                 customer_name: info.name.clone(),
                 agent_name,
                 started_at,
-                transcript: Transcript::new(TRANSCRIPT_LIMIT),
+                live,
                 archived_here,
                 closing_reserved,
             },
@@ -572,7 +572,7 @@ impl HubState {
         side: Side,
         end: EndReason,
     ) {
-        let Some(log) = self.chats.remove(&chat) else { return };
+        let Some(log) = self.remove_chat(chat) else { return };
         self.chat_by_wire.remove(&log.wire_id);
         if let Some(cluster) = &mut self.cluster {
             cluster.chat_closed(chat);
@@ -586,7 +586,7 @@ impl HubState {
             };
             if self.cluster.is_some() {
                 // The chat's last lines may reach this node after its end: read its log first.
-                self.close_after_last_read(chat, log.transcript.last_seq(), closed);
+                self.close_after_last_read(chat, log.live.last_seq(), closed);
             } else {
                 self.archive.push_closing(ArchiveEvent::Closed(closed));
             }

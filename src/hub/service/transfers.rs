@@ -189,7 +189,7 @@ impl HubState {
             }
         }
         let Some(log) = self.chats.get_mut(&chat) else { return };
-        let after_seq = log.transcript.last_seq();
+        let after_seq = log.live.last_seq();
         log.agent = to.clone();
         log.agent_name.clone_from(&to_name);
         let wire_id = log.wire_id.clone();
@@ -242,7 +242,7 @@ impl HubState {
                 at,
             },
         );
-        let Some(mut log) = self.chats.remove(&chat) else {
+        let Some(mut log) = self.remove_chat(chat) else {
             return;
         };
         if let Some(cluster) = &mut self.cluster {
@@ -256,7 +256,7 @@ impl HubState {
                 .push_message(ArchiveEvent::Transferred(ConversationTransferred {
                     id: wire_id.clone(),
                     at,
-                    after_seq: log.transcript.last_seq(),
+                    after_seq: log.live.last_seq(),
                     from_agent_id: from.0.clone(),
                     from_agent_name: from_name,
                     to_agent_id: None,
@@ -308,7 +308,7 @@ impl HubState {
                     .push_message(ArchiveEvent::Transferred(ConversationTransferred {
                         id: log.wire_id.clone(),
                         at,
-                        after_seq: log.transcript.last_seq(),
+                        after_seq: log.live.last_seq(),
                         from_agent_id: pending.from.0.clone(),
                         from_agent_name: pending.from_name.clone(),
                         to_agent_id: Some(agent.0.clone()),
@@ -318,8 +318,8 @@ impl HubState {
                     }));
             }
             self.chat_by_wire.insert(log.wire_id.clone(), chat);
-            let last = log.transcript.last_seq();
-            self.chats.insert(chat, log);
+            let last = log.live.last_seq();
+            self.insert_chat(chat, log);
             if self.cluster.is_some() {
                 // Lines published before the transfer may have come after it.
                 self.fill(chat, last);
@@ -357,7 +357,7 @@ impl HubState {
             category: Some(log.category.0.clone()),
             category_name: Some(self.category_name(&log.category)),
         }];
-        frames.extend(log.transcript.after(last_seq).into_iter().map(ServerFrame::Message));
+        frames.extend(log.live.after(last_seq).into_iter().map(ServerFrame::Message));
         frames
     }
 
@@ -382,7 +382,7 @@ impl HubState {
             video_request: false,
             offer_id,
             transfer: Some(transfer),
-            messages: Some(log.transcript.after(0)),
+            messages: Some(log.live.after(0)),
         };
         self.send(Recipient::Agent(to.clone()), &frame);
         self.send_notes(to, chat);
@@ -432,7 +432,7 @@ impl HubState {
             reason,
         };
         if self.cluster.is_some() {
-            self.close_after_last_read(chat, log.transcript.last_seq(), closed);
+            self.close_after_last_read(chat, log.live.last_seq(), closed);
         } else {
             self.archive.push_closing(ArchiveEvent::Closed(closed));
         }
@@ -486,6 +486,7 @@ impl HubState {
                 note: pending.note.clone(),
             }));
         self.chat_by_wire.insert(wire_id.clone(), chat);
+        let live = self.new_line(chat, &wire_id);
         self.continuing.insert(
             chat,
             ChatLog {
@@ -496,7 +497,7 @@ impl HubState {
                 customer_name,
                 agent_name: pending.from_name,
                 started_at: pending.at,
-                transcript: crate::hub::transcript::Transcript::new(super::TRANSCRIPT_LIMIT),
+                live,
                 archived_here: true,
                 closing_reserved: reserved,
             },

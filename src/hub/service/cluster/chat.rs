@@ -151,7 +151,7 @@ impl HubState {
         if let Some(chat) = filled
             && progressed
             && self.cluster_mut().ahead.get(&chat).is_some_and(|held| !held.is_empty())
-            && let Some(last) = self.chats.get(&chat).map(|log| log.transcript.last_seq())
+            && let Some(last) = self.chats.get(&chat).map(|log| log.live.last_seq())
         {
             self.fill(chat, last);
         }
@@ -169,14 +169,14 @@ impl HubState {
     fn skip_what_no_log_holds(&mut self, chat: ChatId, log_from: Option<u64>) {
         let Some(first) = log_from else { return };
         let Some(log) = self.chats.get_mut(&chat) else { return };
-        if first > log.transcript.last_seq() + 1 {
+        if first > log.live.last_seq() + 1 {
             tracing::warn!(
                 chat = chat.0,
-                from = log.transcript.last_seq() + 1,
+                from = log.live.last_seq() + 1,
                 to = first - 1,
                 "lines of a chat are in no log any more (trimmed, or lost with Redis's data): going on after them"
             );
-            log.transcript.skip_to(first - 1);
+            log.live.skip_to(first - 1);
         }
     }
 
@@ -184,7 +184,7 @@ impl HubState {
     /// one held while the gap before it is read from the log, an old one ignored.
     fn accept_line(&mut self, line: ChatLine) {
         let chat = line.chat;
-        let Some(last) = self.chats.get(&chat).map(|log| log.transcript.last_seq()) else {
+        let Some(last) = self.chats.get(&chat).map(|log| log.live.last_seq()) else {
             return;
         };
         if line.seq <= last {
@@ -200,7 +200,7 @@ impl HubState {
         self.record_line(line);
         // Then whatever was held for after it.
         loop {
-            let next = self.chats.get(&chat).map(|log| log.transcript.last_seq() + 1);
+            let next = self.chats.get(&chat).map(|log| log.live.last_seq() + 1);
             let cluster = self.cluster_mut();
             let Some(held) = cluster.ahead.get_mut(&chat) else {
                 break;
@@ -223,7 +223,7 @@ impl HubState {
             return;
         };
         let from = line.from;
-        let Stamped { frame, ack, event } = record(&mut log.transcript, &log.wire_id, line);
+        let Stamped { frame, ack, event } = record(&mut log.live.line().transcript, &log.wire_id, line);
         let archived = if log.archived_here {
             self.archive.push_message(event)
         } else {
@@ -284,7 +284,7 @@ impl HubState {
         let chats: Vec<(ChatId, u64)> = self
             .chats
             .iter()
-            .map(|(chat, log)| (*chat, log.transcript.last_seq()))
+            .map(|(chat, log)| (*chat, log.live.last_seq()))
             .collect();
         for (chat, last) in chats {
             self.fill(chat, last);

@@ -111,7 +111,7 @@ impl HubState {
             chats: vec![],
         };
         for (chat, log) in &self.chats {
-            let last = log.transcript.last_seq();
+            let last = log.live.last_seq();
             if self.customers.contains_key(&log.customer) {
                 claims.chats.push((*chat, Party::Customer, last));
             }

@@ -1,0 +1,398 @@
+//! The direct path: a running chat's messages stamped, relayed, archived and
+//! acknowledged on the sending connection's own task, not on the hub task.
+//!
+//! Each customer–agent chat of a single node has a [`LiveChat`]: its transcript (so
+//! its seq) and, while the chat is *direct*, the connections of its two sides, all
+//! under one lock. A connection that knows the chat (its outbox lists it) and is one
+//! of a side's connections takes the lock, stamps its message, hands it to the archive
+//! and to the other side's outboxes, and queues its own acknowledgement in the
+//! [`AckQueue`] — never waiting for the hub task, so a node's chats use all its cores.
+//!
+//! The hub task stays the owner of everything else. Whenever it must see or change a
+//! chat (a snapshot for a welcome or resume, a connection attached or gone, a transfer,
+//! the end) it *suspends* the chat first ([`LiveChat::line`]): under the lock, so every
+//! message stamped before is already in the transcript and the outboxes, and every
+//! later one goes through the hub's queue, behind what the hub is doing. At the end of
+//! its batch the hub [`resumes`](LiveChat::resume) the chat with the sides' connections
+//! as its delivery table then says.
+//!
+//! Invariants (see [`may_relay`], the rule, and its property test):
+//! - one chat's messages are stamped in one order (one lock), which both sides see;
+//! - one connection's frames keep their order: while any of them waits in the hub's
+//!   queue (its outbox counts them), its messages go there too;
+//! - only a connection the hub counted as a side's at the last resume may relay
+//!   (a connection taken over or detached falls back to the hub, which refuses it).
+//!
+//! Not here: clusters (a chat's seq comes from its log in Redis, so every message goes
+//! through the hub task's router), buddy chats, typing and drafts (always the hub's).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use smallvec::SmallVec;
+use tokio::sync::watch;
+
+use super::delivery::{ConnHandle, ConnId, Outbound, SenderCopy};
+use super::outbox::Outbox;
+use super::transcript::{Author, Stamped, Transcript};
+use crate::archive::{Archive, Progress};
+use crate::core::routing::ChatId;
+use crate::protocol::ClientFrame;
+
+/// Why a message's text is refused before it is stamped (length, blank), if it is.
+pub fn text_refusal(text: &str, max_chars: usize) -> Option<(&'static str, String)> {
+    let length = text.chars().count();
+    if length > max_chars {
+        return Some((
+            "message_too_long",
+            format!("messages are limited to {max_chars} characters; this one has {length}"),
+        ));
+    }
+    if text.trim().is_empty() {
+        return Some(("empty_message", "a message needs some text".to_string()));
+    }
+    None
+}
+
+/// The rule of the direct path, pure: a message may skip the hub when its chat is direct
+/// and none of its connection's earlier frames waits in the hub's queue (so a
+/// connection's frames are handled in the order it sent them, whichever way each goes).
+pub fn may_relay(chat_direct: bool, frames_at_hub: u32) -> bool {
+    chat_direct && frames_at_hub == 0
+}
+
+/// What the direct path shares across chats: the archive, the acknowledgements waiting
+/// on it, the chats the hub suspended since its last batch. One per hub.
+pub struct Shared {
+    archive: Archive,
+    pub acks: AckQueue,
+    max_message_chars: usize,
+    relayed: metrics::Counter,
+    /// Chats suspended since the hub last resumed them (pushed when one stops being direct).
+    /// Weak: a chat holds this, and the archive handle here must go when the hub does.
+    suspended: Mutex<Vec<Weak<LiveChat>>>,
+}
+
+impl Shared {
+    pub fn new(archive: Archive, max_message_chars: usize, relayed: metrics::Counter) -> Arc<Self> {
+        Arc::new(Self {
+            acks: AckQueue::new(archive.progress.clone()),
+            archive,
+            max_message_chars,
+            relayed,
+            suspended: Mutex::default(),
+        })
+    }
+
+    /// The chats suspended since the last call, for the hub to resume.
+    pub fn take_suspended(&self) -> Vec<Arc<LiveChat>> {
+        let suspended = std::mem::take(&mut *lock(&self.suspended));
+        suspended.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// A chat as the direct path sees it.
+pub struct LiveChat {
+    pub chat: ChatId,
+    pub wire_id: String,
+    shared: Arc<Shared>,
+    line: Mutex<Line>,
+}
+
+/// A chat's state under its lock.
+pub struct Line {
+    pub transcript: Transcript,
+    /// The hub resumed the chat and has not suspended it since.
+    direct: bool,
+    /// Each side's connections as of the last resume; used only while the chat is direct.
+    customer: SmallVec<[ConnHandle; 1]>,
+    agent: SmallVec<[ConnHandle; 1]>,
+}
+
+/// What the direct path did with a frame.
+pub enum Relayed {
+    Done,
+    /// Hand it to the hub.
+    ToHub(ClientFrame),
+}
+
+impl LiveChat {
+    /// A chat just recorded by the hub: suspended until the hub's batch ends.
+    pub fn new(chat: ChatId, wire_id: String, transcript: Transcript, shared: &Arc<Shared>) -> Arc<Self> {
+        let live = Arc::new(Self {
+            chat,
+            wire_id,
+            shared: shared.clone(),
+            line: Mutex::new(Line {
+                transcript,
+                direct: false,
+                customer: SmallVec::new(),
+                agent: SmallVec::new(),
+            }),
+        });
+        lock(&shared.suspended).push(Arc::downgrade(&live));
+        live
+    }
+
+    /// The chat's line for the hub task, which now owns it: suspended until the batch ends.
+    pub fn line(self: &Arc<Self>) -> MutexGuard<'_, Line> {
+        let mut line = lock(&self.line);
+        if std::mem::replace(&mut line.direct, false) {
+            lock(&self.shared.suspended).push(Arc::downgrade(self));
+        }
+        line
+    }
+
+    /// The seq of the chat's last message (the hub owns the chat now).
+    pub fn last_seq(self: &Arc<Self>) -> u64 {
+        self.line().transcript.last_seq()
+    }
+
+    /// The kept messages after `seq` (the hub owns the chat now).
+    pub fn after(self: &Arc<Self>, seq: u64) -> Vec<crate::protocol::ChatMessage> {
+        self.line().transcript.after(seq)
+    }
+
+    /// The kept messages as archive events (the hub owns the chat now).
+    pub fn archive_events(self: &Arc<Self>) -> Vec<crate::store::ArchiveEvent> {
+        self.line().transcript.archive_events()
+    }
+
+    /// Goes on after `seq` (`Transcript::skip_to`; the hub owns the chat now).
+    pub fn skip_to(self: &Arc<Self>, seq: u64) {
+        self.line().transcript.skip_to(seq);
+    }
+
+    /// The chat's line for the hub's own relay of a message, which changes nobody's
+    /// connections: the chat stays direct if it was.
+    pub fn line_for_relay(&self) -> MutexGuard<'_, Line> {
+        lock(&self.line)
+    }
+
+    /// Suspends the chat (a side's connection came or went).
+    pub fn suspend(self: &Arc<Self>) {
+        drop(self.line());
+    }
+
+    /// Asks the hub to resume the chat at the end of its batch (it is among the running
+    /// chats again).
+    pub fn resume_later(self: &Arc<Self>) {
+        lock(&self.shared.suspended).push(Arc::downgrade(self));
+    }
+
+    /// The hub is done with the chat for now: it is direct again, between these connections.
+    pub fn resume(self: &Arc<Self>, customer: &[ConnHandle], agent: &[ConnHandle]) {
+        let mut line = lock(&self.line);
+        let line = &mut *line;
+        let before: SmallVec<[ConnHandle; 2]> = line.customer.drain(..).chain(line.agent.drain(..)).collect();
+        line.customer.extend(customer.iter().cloned());
+        line.agent.extend(agent.iter().cloned());
+        for gone in before
+            .iter()
+            .filter(|c| !customer.iter().chain(agent).any(|n| n.id == c.id))
+        {
+            gone.outbox.forget_chat(self);
+        }
+        for new in customer.iter().chain(agent) {
+            new.outbox.know_chat(self);
+        }
+        line.direct = true;
+    }
+
+    /// The chat left this node's running chats (it ended, or waits in a line after a
+    /// transfer): its messages go through the hub, and its connections forget it. Only
+    /// the hub resumes it, if it is running again.
+    pub fn withdraw(&self) {
+        let mut guard = lock(&self.line);
+        let line = &mut *guard;
+        line.direct = false;
+        for conn in line.customer.drain(..).chain(line.agent.drain(..)) {
+            conn.outbox.forget_chat(self);
+        }
+    }
+
+    /// A frame from connection `from` (its `outbox`) for this chat: a message relayed here
+    /// if [`may_relay`] and `from` is one of a side's connections, else handed back for the hub.
+    pub fn relay(&self, from: ConnId, outbox: &Outbox, frame: ClientFrame) -> Relayed {
+        let mut line = lock(&self.line);
+        // The side `from` speaks for: the customer (true) or the agent (false).
+        let from_customer = if line.customer.iter().any(|c| c.id == from) {
+            Some(true)
+        } else if line.agent.iter().any(|c| c.id == from) {
+            Some(false)
+        } else {
+            None
+        };
+        let text_ok = |text: &str| text_refusal(text, self.shared.max_message_chars).is_none();
+        // An agent names the chat; a customer's frame is for their only chat, named or not.
+        let named_here =
+            |chat_id: &Option<String>| from_customer == Some(true) || chat_id.as_deref() == Some(&*self.wire_id);
+        let (from_customer, text, client_id) = match (from_customer, frame) {
+            (
+                Some(from_customer),
+                ClientFrame::Message {
+                    chat_id,
+                    text,
+                    client_id,
+                },
+            ) if may_relay(line.direct, outbox.frames_at_hub())
+                && named_here(&chat_id)
+                && text_ok(&text)
+                && self.shared.archive.has_room_for_message() =>
+            {
+                (from_customer, text, client_id)
+            }
+            // Anything else, or a refusal, is the hub's to answer, in order.
+            (_, frame) => return Relayed::ToHub(frame),
+        };
+        let author = if from_customer { Author::CUSTOMER } else { Author::AGENT };
+        let Stamped { frame, ack, event } = line
+            .transcript
+            .record(&self.wire_id, author, text, client_id.as_deref());
+        let archived = self.shared.archive.push_message(event);
+        let line = &*line;
+        let (senders, peers) = if from_customer {
+            (&line.customer, &line.agent)
+        } else {
+            (&line.agent, &line.customer)
+        };
+        let frame = Outbound::Frame(frame);
+        for peer in peers {
+            peer.send(frame.clone());
+        }
+        self.shared
+            .acks
+            .acknowledge(archived, senders, SenderCopy::sent_from(from, ack, frame));
+        self.shared.relayed.increment(1);
+        Relayed::Done
+    }
+}
+
+impl std::fmt::Debug for LiveChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveChat")
+            .field("chat", &self.chat.0)
+            .field("wire_id", &self.wire_id)
+            .finish()
+    }
+}
+
+/// A sender's copy held for the archive, and the connections it goes to.
+type HeldAck = (SmallVec<[ConnHandle; 1]>, SenderCopy);
+
+/// Senders' copies of messages waiting for the archive to commit them, by archive seq.
+/// Pushed by the hub and by connections; released by the hub when the archive moves on.
+pub struct AckQueue {
+    progress: watch::Receiver<Progress>,
+    /// Almost always one connection each: inline, so holding an ack allocates nothing.
+    pending: Mutex<BTreeMap<u64, HeldAck>>,
+}
+
+impl AckQueue {
+    fn new(progress: watch::Receiver<Progress>) -> Self {
+        Self {
+            progress,
+            pending: Mutex::default(),
+        }
+    }
+
+    /// The sender's copy goes out once the message is durable (archive seq `archived`;
+    /// `None`: nothing to wait for), to the sender's connections of now: the chat may end
+    /// (and its connections go) before the commit.
+    pub fn acknowledge(&self, archived: Option<u64>, conns: &[ConnHandle], copy: SenderCopy) {
+        // Under the queue's lock: a release that read an older progress is either before
+        // this (and this sees the newer one) or after (and sends what this queues).
+        let mut pending = lock(&self.pending);
+        match archived {
+            Some(seq) if seq > self.progress.borrow().committed => {
+                pending.insert(seq, (conns.iter().cloned().collect(), copy));
+            }
+            _ => {
+                drop(pending);
+                for conn in conns {
+                    conn.send(copy.for_conn(conn.id).clone());
+                }
+            }
+        }
+    }
+
+    /// Sends the acknowledgements the archive's progress now allows.
+    pub fn release(&self) {
+        let released = {
+            let mut pending = lock(&self.pending);
+            let committed = self.progress.borrow().committed;
+            let later = pending.split_off(&(committed + 1));
+            std::mem::replace(&mut *pending, later)
+        };
+        for (conns, copy) in released.into_values() {
+            for conn in conns {
+                conn.send(copy.for_conn(conn.id).clone());
+            }
+        }
+    }
+}
+
+/// The locks here guard plain data; a panic while holding one leaves it consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The connection sends a frame: a message (relayed here if the rule allows) or
+        /// another frame (always the hub's).
+        Send {
+            message: bool,
+        },
+        /// The hub takes the oldest frame it was handed.
+        HubTakes,
+        /// The hub suspends the chat (it works on it) or resumes it (its batch is done).
+        Suspend,
+        Resume,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => any::<bool>().prop_map(|message| Step::Send { message }),
+            3 => Just(Step::HubTakes),
+            1 => Just(Step::Suspend),
+            2 => Just(Step::Resume),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the hub does, a connection's frames are handled in the order it sent
+        /// them (the direct path never overtakes a frame waiting in the hub's queue),
+        /// nothing relays directly while the chat is suspended, and each frame is handled once.
+        #[test]
+        fn a_connections_frames_are_handled_in_the_order_sent(steps in prop::collection::vec(step(), 1..200)) {
+            let mut direct = false;
+            let mut hub_queue = std::collections::VecDeque::new();
+            let mut handled = vec![];
+            let mut sent = 0u32;
+            for step in steps {
+                match step {
+                    Step::Send { message } => {
+                        sent += 1;
+                        if message && may_relay(direct, hub_queue.len() as u32) {
+                            prop_assert!(direct);
+                            handled.push(sent);
+                        } else {
+                            hub_queue.push_back(sent);
+                        }
+                    }
+                    Step::HubTakes => handled.extend(hub_queue.pop_front()),
+                    Step::Suspend => direct = false,
+                    Step::Resume => direct = true,
+                }
+            }
+            handled.extend(hub_queue.drain(..));
+            prop_assert_eq!(handled, (1..=sent).collect::<Vec<_>>());
+        }
+    }
+}
