@@ -27,6 +27,7 @@
 //! through the hub task's router), buddy chats, typing and drafts (always the hub's).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use smallvec::SmallVec;
@@ -68,26 +69,62 @@ pub struct Shared {
     pub acks: AckQueue,
     max_message_chars: usize,
     relayed: metrics::Counter,
+    /// Changes of who may speak for whom (a session revoked, an account changed) asked of
+    /// the hub and not yet applied: while any is, every message goes through the hub.
+    pauses: Arc<AtomicU32>,
     /// Chats suspended since the hub last resumed them (pushed when one stops being direct).
     /// Weak: a chat holds this, and the archive handle here must go when the hub does.
     suspended: Mutex<Vec<Weak<LiveChat>>>,
 }
 
 impl Shared {
-    pub fn new(archive: Archive, max_message_chars: usize, relayed: metrics::Counter) -> Arc<Self> {
+    pub fn new(
+        archive: Archive,
+        max_message_chars: usize,
+        relayed: metrics::Counter,
+        pauses: Arc<AtomicU32>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             acks: AckQueue::new(archive.progress.clone()),
             archive,
             max_message_chars,
             relayed,
+            pauses,
             suspended: Mutex::default(),
         })
+    }
+
+    fn paused(&self) -> bool {
+        self.pauses.load(Ordering::Acquire) > 0
     }
 
     /// The chats suspended since the last call, for the hub to resume.
     pub fn take_suspended(&self) -> Vec<Arc<LiveChat>> {
         let suspended = std::mem::take(&mut *lock(&self.suspended));
         suspended.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// The direct path paused while it lives: carried by a command that changes who may
+/// speak for whom, dropped once the hub applied it (or if it was never sent).
+pub struct DirectPause(Arc<AtomicU32>);
+
+impl DirectPause {
+    pub fn new(pauses: &Arc<AtomicU32>) -> Self {
+        pauses.fetch_add(1, Ordering::AcqRel);
+        Self(pauses.clone())
+    }
+}
+
+impl Drop for DirectPause {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl std::fmt::Debug for DirectPause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirectPause")
     }
 }
 
@@ -227,7 +264,7 @@ impl LiveChat {
         // An agent names the chat; a customer's frame is for their only chat, named or not.
         let named_here =
             |chat_id: &Option<String>| from_customer == Some(true) || chat_id.as_deref() == Some(&*self.wire_id);
-        let (from_customer, text, client_id) = match (from_customer, frame) {
+        let (from_customer, chat_id, text, client_id) = match (from_customer, frame) {
             (
                 Some(from_customer),
                 ClientFrame::Message {
@@ -235,21 +272,28 @@ impl LiveChat {
                     text,
                     client_id,
                 },
-            ) if may_relay(line.direct, outbox.frames_at_hub())
+            ) if may_relay(line.direct && !self.shared.paused(), outbox.frames_at_hub())
                 && named_here(&chat_id)
-                && text_ok(&text)
-                && self.shared.archive.has_room_for_message() =>
+                && text_ok(&text) =>
             {
-                (from_customer, text, client_id)
+                (from_customer, chat_id, text, client_id)
             }
             // Anything else, or a refusal, is the hub's to answer, in order.
             (_, frame) => return Relayed::ToHub(frame),
+        };
+        // Room in the archive is taken before the stamp: a stamped message is queued.
+        let Some(room) = self.shared.archive.try_reserve_message() else {
+            return Relayed::ToHub(ClientFrame::Message {
+                chat_id,
+                text,
+                client_id,
+            });
         };
         let author = if from_customer { Author::CUSTOMER } else { Author::AGENT };
         let Stamped { frame, ack, event } = line
             .transcript
             .record(&self.wire_id, author, text, client_id.as_deref());
-        let archived = self.shared.archive.push_message(event);
+        let archived = room.push(event);
         let line = &*line;
         let (senders, peers) = if from_customer {
             (&line.customer, &line.agent)
@@ -340,7 +384,78 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryStore;
     use proptest::prelude::*;
+
+    fn conn(id: u64) -> ConnHandle {
+        ConnHandle {
+            id: ConnId(id),
+            outbox: Arc::new(Outbox::new(64)),
+        }
+    }
+
+    fn message(text: &str) -> ClientFrame {
+        ClientFrame::Message {
+            chat_id: Some("w1".into()),
+            text: text.into(),
+            client_id: None,
+        }
+    }
+
+    /// A direct chat between customer connection 1 and agent connection 2, over an
+    /// archive of `capacity` events.
+    fn direct_chat(capacity: usize) -> (Arc<LiveChat>, ConnHandle, ConnHandle, Arc<AtomicU32>, Archive) {
+        let (archive, _writer) = Archive::start(Arc::new(MemoryStore::new()), capacity, None).expect("no spool");
+        let pauses = Arc::new(AtomicU32::new(0));
+        let shared = Shared::new(archive.clone(), 100, metrics::Counter::noop(), pauses.clone());
+        let live = LiveChat::new(ChatId(1), "w1".into(), Transcript::new(10), &shared);
+        let (customer, agent) = (conn(1), conn(2));
+        live.resume(std::slice::from_ref(&customer), std::slice::from_ref(&agent));
+        (live, customer, agent, pauses, archive)
+    }
+
+    fn relayed(live: &LiveChat, from: &ConnHandle, text: &str) -> bool {
+        matches!(live.relay(from.id, &from.outbox, message(text)), Relayed::Done)
+    }
+
+    /// Only a side's connection of the last resume relays, and not while the chat is
+    /// suspended, a change of who may speak for whom is pending, or the connection has
+    /// frames waiting in the hub's queue.
+    #[tokio::test]
+    async fn only_a_sides_connection_relays_and_only_while_nothing_is_pending() {
+        let (live, customer, agent, pauses, _archive) = direct_chat(100);
+        assert!(relayed(&live, &customer, "hi"));
+        assert!(relayed(&live, &agent, "hello"));
+        assert_eq!(live.last_seq(), 2, "stamped; and `last_seq` suspends the chat");
+        assert!(!relayed(&live, &customer, "suspended"));
+        live.resume(std::slice::from_ref(&customer), std::slice::from_ref(&agent));
+        assert!(!relayed(&live, &conn(3), "a stranger"));
+        let pause = DirectPause::new(&pauses);
+        assert!(!relayed(&live, &agent, "a revoked session's?"));
+        drop(pause);
+        assert!(relayed(&live, &agent, "applied"));
+        customer.outbox.sent_to_hub();
+        assert!(!relayed(&live, &customer, "behind an earlier frame"));
+        customer.outbox.handled_by_hub();
+        assert!(relayed(&live, &customer, "in order"));
+        // Withdrawn (ended): never again, and the connections forget the chat.
+        live.withdraw();
+        assert!(!relayed(&live, &customer, "after the end"));
+        assert!(customer.outbox.chat_for(&message("x")).is_none());
+    }
+
+    /// Room in the archive is taken before the stamp: when there is none, the message is
+    /// handed to the hub unstamped, and a reservation not used is given back.
+    #[tokio::test]
+    async fn a_message_is_stamped_only_with_room_taken_for_it() {
+        let (live, customer, _agent, _pauses, archive) = direct_chat(1);
+        let taken = archive.try_reserve_message().expect("one slot");
+        assert!(!relayed(&live, &customer, "no room"));
+        assert_eq!(lock(&live.line).transcript.last_seq(), 0, "nothing stamped");
+        drop(taken);
+        assert!(relayed(&live, &customer, "room again"));
+        assert_eq!(lock(&live.line).transcript.last_seq(), 1);
+    }
 
     #[derive(Debug, Clone)]
     enum Step {

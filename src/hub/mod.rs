@@ -33,6 +33,7 @@ mod waits;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -166,8 +167,11 @@ pub(crate) enum Command {
     ForgetEndedVisit {
         token: String,
     },
+    /// Carries a pause of the direct path: a disabled account's connections relay
+    /// nothing more once the change is asked for, though the hub applies it later.
     AccountChanged {
         account: Account,
+        pause: live_chat::DirectPause,
     },
     CategoriesChanged {
         categories: Vec<Category>,
@@ -188,6 +192,8 @@ pub(crate) enum Command {
     SessionsEnded {
         tokens: Vec<String>,
         why: SessionEnd,
+        /// As `AccountChanged`'s: a revoked session's connections relay nothing more.
+        pause: live_chat::DirectPause,
     },
     // ---- rooms and 1-to-1 video (issue 16) ----
     /// The customer's name in `agent`'s live chat `chat_id`, if it is one.
@@ -317,7 +323,16 @@ pub struct Hub {
     /// list asks on every request: one command at a time, whose answer every caller who
     /// arrived before it was sent shares, so a flood never queues commands before the
     /// hub's chat traffic and nobody gets an answer older than their request.
-    desk_cache: Arc<tokio::sync::Mutex<Option<DeskAnswer>>>,
+    desk_cache: Arc<DeskCache>,
+}
+
+/// [`Hub::desk`]'s single flight, and the direct path's pauses (`live_chat`: a change of
+/// who may speak for whom pauses it until the hub has applied the change). One pointer
+/// in every handle: each connection keeps one.
+#[derive(Default)]
+struct DeskCache {
+    answer: tokio::sync::Mutex<Option<DeskAnswer>>,
+    pauses: Arc<AtomicU32>,
 }
 
 /// An answer of [`Hub::desk`] and when its command was sent.
@@ -347,9 +362,16 @@ impl Hub {
         shutdown: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(COMMAND_BUFFER);
+        let desk_cache = Arc::new(DeskCache::default());
+        let direct = live_chat::Shared::new(
+            archive.clone(),
+            settings.max_message_len,
+            metrics::counter!(crate::metrics::MESSAGES_RELAYED),
+            desk_cache.pauses.clone(),
+        );
         let hub = Self {
             tx: tx.clone(),
-            desk_cache: Arc::default(),
+            desk_cache,
         };
         // ---- several nodes through Redis (issue 15): routing through the scripts ----
         let link = cluster.map(|c| {
@@ -364,7 +386,7 @@ impl Hub {
             };
             cluster_link::start(&c, tx.downgrade(), known, periods, shutdown.clone())
         });
-        let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade(), link);
+        let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade(), link, direct);
         let task = tokio::spawn(run(state, rx, shutdown));
         (hub, task)
     }
@@ -402,7 +424,8 @@ impl Hub {
 
     /// An admin changed an account: its categories, limit, name or enabled flag apply at once.
     pub async fn account_changed(&self, account: Account) -> Result<(), HubGone> {
-        self.send(Command::AccountChanged { account }).await
+        let pause = live_chat::DirectPause::new(&self.desk_cache.pauses);
+        self.send(Command::AccountChanged { account, pause }).await
     }
 
     /// The category list changed; `removed` names a category that is gone.
@@ -415,7 +438,8 @@ impl Hub {
         if tokens.is_empty() {
             return Ok(());
         }
-        self.send(Command::SessionsEnded { tokens, why }).await
+        let pause = live_chat::DirectPause::new(&self.desk_cache.pauses);
+        self.send(Command::SessionsEnded { tokens, why, pause }).await
     }
 
     /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
@@ -432,7 +456,7 @@ impl Hub {
     /// Single-flight: see `desk_cache`.
     pub async fn desk(&self) -> Result<Vec<DeskCategory>, HubGone> {
         let asked = std::time::Instant::now();
-        let mut cache = self.desk_cache.lock().await;
+        let mut cache = self.desk_cache.answer.lock().await;
         if let Some((sent, desk)) = cache.as_ref()
             && *sent >= asked
         {

@@ -205,6 +205,16 @@ pub(crate) struct HubState {
     cluster: Option<cluster::ClusterState>,
 }
 
+impl Drop for HubState {
+    /// The direct path ends with the hub, even one that panicked: no connection relays a
+    /// message nobody would acknowledge, and no chat keeps the archive's handle alive.
+    fn drop(&mut self) {
+        for log in self.chats.values().chain(self.continuing.values()) {
+            log.live.withdraw();
+        }
+    }
+}
+
 /// Who sent a frame, once the connection is known.
 enum Sender {
     Customer(CustomerId),
@@ -219,6 +229,7 @@ impl HubState {
         sessions: Sessions,
         timers: mpsc::WeakSender<Command>,
         link: Option<super::cluster_link::Link>,
+        direct: Arc<live_chat::Shared>,
     ) -> Self {
         let mut routing = Routing::new();
         let mut category_names = CategoryNames::new();
@@ -230,11 +241,6 @@ impl HubState {
             }
             category_names.insert(c.id, c.name);
         }
-        let direct = live_chat::Shared::new(
-            archive.clone(),
-            settings.max_message_len,
-            metrics::counter!(crate::metrics::MESSAGES_RELAYED),
-        );
         Self {
             settings,
             routing,
@@ -322,7 +328,8 @@ impl HubState {
             Command::ForgetEndedVisit { token } => {
                 self.ended_visits.remove(&token);
             }
-            Command::AccountChanged { account } => self.account_changed(account),
+            // The pause ends (dropped) once the change is applied.
+            Command::AccountChanged { account, pause: _pause } => self.account_changed(account),
             Command::CategoriesChanged { categories, removed } => self.categories_changed(categories, removed),
             Command::Figures { reply } => {
                 let _ = reply.send(self.figures());
@@ -343,7 +350,11 @@ impl HubState {
                     .collect();
                 let _ = reply.send(desk);
             }
-            Command::SessionsEnded { tokens, why } => self.sessions_ended(&tokens, why),
+            Command::SessionsEnded {
+                tokens,
+                why,
+                pause: _pause,
+            } => self.sessions_ended(&tokens, why),
             // ---- rooms and 1-to-1 video (issue 16) ----
             Command::ChatCustomer { agent, chat_id, reply } => {
                 let _ = reply.send(self.chat_of(&agent, &chat_id).map(|(_, name)| name));
@@ -861,8 +872,16 @@ impl HubState {
         };
         // Under the chat's lock, as the direct path stamps: one order for both.
         let mut line = log.live.line_for_relay();
+        // Room taken before the stamp: connections' tasks take room too since the check.
+        let Some(room) = self.archive.try_reserve_message() else {
+            self.archive.refused("new chat messages are refused");
+            return Err((
+                "archive_unavailable",
+                "the archive is behind; try again shortly".to_string(),
+            ));
+        };
         let Stamped { frame, ack, event } = line.transcript.record(&log.wire_id, author, text, client_id.as_deref());
-        let archived = self.archive.push_message(event);
+        let archived = room.push(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
         let (sender, peer) = match from {
