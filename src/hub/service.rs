@@ -845,10 +845,7 @@ impl HubState {
             return Err(refusal);
         }
         if !self.archive.has_room_for_message() {
-            return Err((
-                "archive_unavailable",
-                "the archive is behind; try again shortly".to_string(),
-            ));
+            return Err(archive_behind());
         }
         Ok(())
     }
@@ -875,10 +872,7 @@ impl HubState {
         // Room taken before the stamp: connections' tasks take room too since the check.
         let Some(room) = self.archive.try_reserve_message() else {
             self.archive.refused("new chat messages are refused");
-            return Err((
-                "archive_unavailable",
-                "the archive is behind; try again shortly".to_string(),
-            ));
+            return Err(archive_behind());
         };
         let Stamped { frame, ack, event } = line.transcript.record(&log.wire_id, author, text, client_id.as_deref());
         let archived = room.push(event);
@@ -1214,6 +1208,14 @@ impl HubState {
             entry.handle.send(Outbound::Close(1001, "server shutting down"));
         }
     }
+}
+
+/// A chat message refused for want of room in the archive (nothing was stamped).
+fn archive_behind() -> (&'static str, String) {
+    (
+        "archive_unavailable",
+        "the archive is behind; try again shortly".to_string(),
+    )
 }
 
 fn valid_name(raw: &str) -> Result<String, (&'static str, String)> {
