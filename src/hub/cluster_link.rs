@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster_follower;
-use super::cluster_outbox::{self, OWN_CALLS_CAPACITY, OwnCall, Sent};
+use super::cluster_outbox::{self, OWN_CALLS_CAPACITY, OwnCall, RefusedJoin, Sent};
 pub(crate) use super::cluster_reassert::Periods;
 pub(crate) use super::cluster_reassert::Reassert;
 use super::cluster_reassert::{Rejoin, reassert_here, rejoined};
@@ -239,7 +239,7 @@ async fn router(
                 // while suspended or re-asserting: they wait for the node's standing).
                 _ = tokio::time::sleep(RETRY_PAUSE), if !own.is_empty() && suspended.is_none() && reasserting.is_none() => {
                     if let Some(incarnation) = held.filter(|_| status.borrow().usable())
-                        && send_own(&mut own, &redis, &mut conn, incarnation).await
+                        && send_own(&mut own, &redis, &mut conn, incarnation, &hub).await
                     {
                         suspended.get_or_insert_with(tokio::time::Instant::now);
                     }
@@ -265,7 +265,7 @@ async fn router(
                         // kept meanwhile go first.
                         if let Some(incarnation) = held.filter(|_| {
                             status.borrow().usable() && !own.is_empty() && suspended.is_none() && reasserting.is_none()
-                        }) && send_own(&mut own, &redis, &mut conn, incarnation).await
+                        }) && send_own(&mut own, &redis, &mut conn, incarnation, &hub).await
                         {
                             suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
@@ -283,6 +283,7 @@ async fn router(
                             // Buddy closes kept through the outage may be in the restored list
                             // already: the node's claim counts its connections as they are.
                             cluster_outbox::drop_buddy_closes(&mut own);
+                            cluster_outbox::drop_joins(&mut own);
                             suspended = None;
                             reasserting = Some(tokio::time::Instant::now());
                             tell(&hub, Command::ClusterDataLost).await;
@@ -327,7 +328,7 @@ async fn router(
             && !own.is_empty()
         {
             // Nothing new before the own calls kept while Redis was away.
-            if send_own(&mut own, &redis, &mut conn, incarnation).await {
+            if send_own(&mut own, &redis, &mut conn, incarnation, &hub).await {
                 suspended.get_or_insert_with(tokio::time::Instant::now);
             }
             if !own.is_empty() || suspended.is_some() {
@@ -350,7 +351,7 @@ async fn router(
                         );
                         // Right behind the claim: the own calls kept through the outage
                         // (a page closed while this node was suspended).
-                        if !own.is_empty() && send_own(&mut own, &redis, &mut conn, incarnation).await {
+                        if !own.is_empty() && send_own(&mut own, &redis, &mut conn, incarnation, &hub).await {
                             suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
                         add_categories(&redis, &categories).await;
@@ -431,6 +432,23 @@ async fn router(
                 if repeatable && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
                     result = op.run(&redis).await;
                 }
+                // Still unanswered, the join may stand in Redis: refused, the customer
+                // would join again and be paired twice, the first customer held by nobody
+                // (an agent's chat with no one). They wait for the answer instead; its
+                // repeat goes first when Redis answers again (the outbox).
+                let op = match (op, who) {
+                    (op @ RoutingOp::Join { .. }, Some(conn))
+                        if keeps && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) =>
+                    {
+                        let since = tokio::time::Instant::now();
+                        match own.push(OwnCall::Join { op, conn, since }) {
+                            Ok(()) => continue,
+                            Err(OwnCall::Join { op, .. }) => op,
+                            Err(_) => unreachable!("the outbox gives back the call it could not keep"),
+                        }
+                    }
+                    (op, _) => op,
+                };
                 // A customer's `leave` that crossed the end of their visit (the agent ended
                 // their chat, their grace ran out): the events stream tells them how it
                 // ended, and this refusal would reach them first and say nothing they
@@ -876,12 +894,20 @@ async fn send_own(
     redis: &RedisRouting,
     conn: &mut ConnectionManager,
     incarnation: u64,
+    hub: &mpsc::WeakSender<Command>,
 ) -> bool {
     let node = redis.node().to_string();
-    matches!(
-        cluster_outbox::send(own, redis, conn, &node, incarnation).await,
-        Sent::Fenced
-    )
+    let mut joins_refused = vec![];
+    let sent = cluster_outbox::send(own, redis, conn, (&node, incarnation), &mut joins_refused).await;
+    for RefusedJoin { conn, request, error } in joins_refused {
+        let (code, message) = refusal(&error);
+        tell(
+            hub,
+            refused(Some(conn), None, code, message, RefusedCall::Join { request }),
+        )
+        .await;
+    }
+    matches!(sent, Sent::Fenced)
 }
 
 /// Keeps an own call Redis did not take, behind the others.
@@ -899,7 +925,7 @@ fn keep_own(own: &mut OwnCalls<OwnCall>, call: OwnCall) {
 fn drop_own(own: &mut OwnCalls<OwnCall>) {
     let dropped = own.drop_all();
     if !dropped.is_empty() {
-        let ops = dropped.iter().filter(|c| matches!(c, OwnCall::Op(_))).count();
+        let ops = dropped.iter().filter(|c| !matches!(c, OwnCall::Buddy { .. })).count();
         tracing::warn!(
             routing = ops,
             buddy = dropped.len() - ops,

@@ -21,15 +21,22 @@
 //!   `set_category_open` too).
 //! - buddy events are counts (a page closed) and are not safe as such: each own event
 //!   carries an id of its own and `lua/buddy_event.lua` records an id once.
+//! - a customer's join whose answer was lost (it may stand in Redis) carries its request
+//!   id: the script answers a repeat with the first reply for a minute
+//!   ([`JOIN_KEPT_MAX`] stays inside it), and a join it never had is applied once.
 //!
 //! The window left: a person the read finds still held here may be resumed on another
 //! node between that read and the call (milliseconds after Redis is back, for someone
 //! whose page closed during the outage); the disconnect then marks them away there, and
 //! their connection's next call there (a message) is refused until they resume again.
 
+use std::time::Duration;
+
 use redis::aio::ConnectionManager;
+use tokio::time::Instant;
 
 use super::buddy_events::BuddyEvent;
+use super::delivery::ConnId;
 use super::own_calls::OwnCalls;
 use crate::cluster::buddy_log;
 use crate::cluster::replica::RoutingOp;
@@ -42,10 +49,25 @@ use crate::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
 /// this node's loss hands them on, as before the outbox.
 pub(crate) const OWN_CALLS_CAPACITY: usize = 100_000;
 
+/// How long a join whose answer was lost is sent again at most: inside the minute for
+/// which `lua/routing.lua` keeps a join's reply under its request id
+/// (`REQUEST_TTL_SECONDS`), past which a repeat would be a second join. Reached only when
+/// the grace period is set above ~45 s (a node is suspended for at most that long).
+pub(crate) const JOIN_KEPT_MAX: Duration = Duration::from_secs(50);
+
 /// A call this node made on its own, waiting for Redis.
 #[derive(Debug)]
 pub(crate) enum OwnCall {
     Op(RoutingOp),
+    /// A customer's join whose calls all failed unanswered: Redis may have applied it, so
+    /// the customer is not refused (they would join again and be paired twice, the first
+    /// customer held by nobody) but waits for the answer of its repeat. `conn` is told a
+    /// refusal; a join applied binds to it through the events stream, as any join does.
+    Join {
+        op: RoutingOp,
+        conn: ConnId,
+        since: Instant,
+    },
     /// A buddy event (JSON) made by `process`, with its own id (`once`).
     Buddy {
         event: String,
@@ -64,7 +86,7 @@ pub(crate) fn drop_buddy_closes(own: &mut OwnCalls<OwnCall>) {
         OwnCall::Buddy { event, .. } => {
             serde_json::from_str::<BuddyEvent>(event).is_ok_and(|e| e.is_squared_by_a_claim())
         }
-        OwnCall::Op(_) => false,
+        OwnCall::Op(_) | OwnCall::Join { .. } => false,
     });
     if dropped > 0 {
         tracing::warn!(
@@ -72,6 +94,23 @@ pub(crate) fn drop_buddy_closes(own: &mut OwnCalls<OwnCall>) {
             "buddy closes kept through the outage are dropped: this node's claim counts its pages"
         );
     }
+}
+
+/// Redis lost its data: drops the joins waiting for an answer. The hub refuses every join
+/// not yet in the stream (`cluster_data_lost`: join again); sent after the restore, one
+/// would make a customer nobody holds.
+pub(crate) fn drop_joins(own: &mut OwnCalls<OwnCall>) {
+    let dropped = own.drop_where(|call| matches!(call, OwnCall::Join { .. }));
+    if dropped > 0 {
+        tracing::warn!(dropped, "joins waiting for Redis's answer are dropped with its data");
+    }
+}
+
+/// A kept join Redis refused when sent again, or kept too long: its connection is told.
+pub(crate) struct RefusedJoin {
+    pub conn: ConnId,
+    pub request: String,
+    pub error: ClusterRoutingError,
 }
 
 /// What sending the waiting calls came to.
@@ -97,17 +136,36 @@ pub(crate) fn unanswered(e: &ClusterRoutingError) -> bool {
             || matches!(e.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN")))
 }
 
-/// Sends the waiting calls in order, until one finds Redis not answering.
+/// Sends the waiting calls in order, until one finds Redis not answering. Kept joins it
+/// refuses go to `refused`.
 pub(crate) async fn send(
     own: &mut OwnCalls<OwnCall>,
     redis: &RedisRouting,
     conn: &mut ConnectionManager,
-    node: &str,
-    incarnation: u64,
+    (node, incarnation): (&str, u64),
+    refused: &mut Vec<RefusedJoin>,
 ) -> Sent {
     let total = own.len();
     while let Some(call) = own.front() {
+        if let OwnCall::Join {
+            op: RoutingOp::Join { request, .. },
+            conn,
+            since,
+        } = call
+            && since.elapsed() > JOIN_KEPT_MAX
+        {
+            tracing::warn!(?request, "a join kept too long without Redis's answer is refused");
+            let error = std::io::Error::from(std::io::ErrorKind::TimedOut);
+            refused.push(RefusedJoin {
+                conn: *conn,
+                request: request.clone(),
+                error: ClusterRoutingError::Redis(error.into()),
+            });
+            own.sent();
+            continue;
+        }
         let result = match call {
+            OwnCall::Join { op, .. } => op.run(redis).await.map(|_| ()),
             OwnCall::Op(op) => match still_applies(conn, node, op).await {
                 Ok(true) => op.run(redis).await.map(|_| ()),
                 Ok(false) => {
@@ -128,7 +186,18 @@ pub(crate) async fn send(
                 return Sent::Stuck;
             }
             Ok(()) => {}
-            Err(e) => tracing::debug!(error = %e, ?call, "an own call sent again was refused"),
+            Err(e) => match call {
+                OwnCall::Join {
+                    op: RoutingOp::Join { request, .. },
+                    conn,
+                    ..
+                } => refused.push(RefusedJoin {
+                    conn: *conn,
+                    request: request.clone(),
+                    error: e,
+                }),
+                _ => tracing::debug!(error = %e, ?call, "an own call sent again was refused"),
+            },
         }
         own.sent();
     }

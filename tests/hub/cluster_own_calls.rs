@@ -351,3 +351,48 @@ fn busy_for(redis: &RedisServer, how_long: Duration) -> std::thread::JoinHandle<
     std::thread::sleep(Duration::from_millis(100));
     spinning
 }
+
+/// Redis busy (a long script) while a customer joins: alpha's call and its one retry time
+/// out, though both wait in Redis's socket and the join is applied when Redis is free
+/// (the retry, under the same request id, changes nothing). The customer is not refused
+/// while their join may stand: it waits for Redis's answer and they are welcomed into the
+/// chat the agent was given. Before, they were refused `cluster_unavailable` while the
+/// agent got a chat with a customer nobody held; a customer who joined again was paired a
+/// second time (the checker's scenario 4, seed 4: a Redis restarted with its data).
+#[tokio::test]
+async fn a_join_whose_answer_was_lost_is_answered_not_refused() {
+    let scratch = TempDir::new("cluster-join-unanswered");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, outlasting_lease).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, outlasting_lease).await;
+    let mut agent = beta.agent("ann", &["general"], 1).await;
+
+    let busy = busy_for(&redis, Duration::from_millis(2_000));
+    let mut carla = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    // Both calls time out (400 ms each) while Redis spins; it applies them once free.
+    let given = agent.next_of("chat_started").await;
+    busy.join().unwrap();
+    let answer = carla
+        .next_matching(|f| f["type"] == "welcome" || f["type"] == "error")
+        .await;
+    assert_eq!(
+        answer["type"], "welcome",
+        "the join Redis applied is answered, not refused: {answer}"
+    );
+    let started = carla.next_of("chat_started").await;
+    assert_eq!(
+        started["chat_id"], given["chat_id"],
+        "the customer has the chat the agent was given"
+    );
+    carla
+        .send(json!({"type": "message", "text": "hello", "client_id": "c-1"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["seq"], 1);
+    assert_eq!(agent.next_of("message").await["text"], "hello");
+    alpha.stop().await;
+    beta.stop().await;
+}

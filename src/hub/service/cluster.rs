@@ -801,6 +801,7 @@ impl HubState {
         if let RoutingOp::TransferToAgent { chat, note, .. } | RoutingOp::TransferToCategory { chat, note, .. } = &op {
             self.note_transfer(*chat, note.clone(), at);
         }
+        let mut orphan = None;
         let cluster = self.cluster_mut();
         if event.node != cluster.link.node {
             // Timers run on the node that holds the person (the caller).
@@ -821,12 +822,20 @@ impl HubState {
                 ..
             } => {
                 let customer = customer.expect("a join names its customer");
-                let ours = request
+                let made_here = request
                     .strip_prefix(cluster.link.nonce.as_str())
                     .and_then(|rest| rest.strip_prefix(':'))
                     .and_then(|rest| rest.split_once(':'))
                     .and_then(|(conn, _join)| conn.parse().ok())
-                    .map(ConnId)
+                    .map(ConnId);
+                let ours = made_here
+                    // Not the join of a later request of that connection.
+                    .filter(|conn| {
+                        cluster
+                            .pending_joins
+                            .get(conn)
+                            .is_some_and(|join| join.request == request)
+                    })
                     .and_then(|conn| cluster.pending_joins.remove(&conn).map(|join| (conn, join)));
                 match ours {
                     Some((conn, join)) => return self.bind_join(conn, customer, join, out),
@@ -841,6 +850,13 @@ impl HubState {
                                 profile,
                             },
                         );
+                        // A join of this process it had already refused (Redis lost its
+                        // data, or its answer never came within `JOIN_KEPT_MAX`): a
+                        // customer nobody holds, who would keep an agent's chat with no
+                        // one. They leave at once.
+                        if made_here.is_some() && event.node == cluster.link.node {
+                            orphan = Some(customer);
+                        }
                     }
                 }
             }
@@ -892,6 +908,13 @@ impl HubState {
             _ => {}
         }
         self.apply(out);
+        if let Some(customer) = orphan {
+            tracing::warn!(
+                customer = customer.0,
+                "a join refused here was applied: its customer leaves"
+            );
+            self.route(RoutingOp::Leave(customer), None);
+        }
     }
 
     /// An agent away from this node came back on another: this node no longer holds them,
