@@ -396,3 +396,62 @@ async fn a_join_whose_answer_was_lost_is_answered_not_refused() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// As [`a_join_whose_answer_was_lost_is_answered_not_refused`] for three customers joining
+/// one after the other as Redis stops answering: the first join's calls go unanswered and
+/// it waits for Redis; the others reach the router once it knows Redis is away and are
+/// refused `cluster_unavailable` without being sent (or, had it not known yet, wait
+/// likewise). A refused customer joins again, as a page does. Whatever each was told, each
+/// is in the routing once: the first paired with the agent (limit 1), the two others in
+/// line at places 1 and 2 — a refusal of a join that stood would put a customer nobody
+/// holds ahead of them.
+#[tokio::test]
+async fn customers_joining_as_redis_stops_answering_are_each_in_line_once() {
+    let scratch = TempDir::new("cluster-joins-unanswered");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, outlasting_lease).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, outlasting_lease).await;
+    let mut agent = beta.agent("ann", &["general"], 1).await;
+    let join = |name: &str| json!({"type": "join", "name": name, "category": "general"});
+
+    let busy = busy_for(&redis, Duration::from_millis(2_500));
+    let names = ["Carla", "Dora", "Emil"];
+    let mut customers = vec![];
+    for name in names {
+        let mut ws = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(join(name)).await;
+        customers.push(ws);
+    }
+    let given = agent.next_of("chat_started").await;
+    busy.join().unwrap();
+    let mut places = vec![];
+    for (ws, name) in customers.iter_mut().zip(names) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let answer = ws
+                .next_matching(|f| f["type"] == "welcome" || f["type"] == "error")
+                .await;
+            if answer["type"] == "welcome" {
+                break;
+            }
+            assert_eq!(answer["code"], "cluster_unavailable", "{name}: {answer}");
+            assert!(Instant::now() < deadline, "{name} was never welcomed: {answer}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            ws.send(join(name)).await;
+        }
+        let next = ws
+            .next_matching(|f| f["type"] == "chat_started" || f["type"] == "queued")
+            .await;
+        places.push(match next["type"].as_str() {
+            Some("chat_started") => {
+                assert_eq!(next["chat_id"], given["chat_id"], "{name} has the agent's chat");
+                0
+            }
+            _ => next["place"].as_u64().unwrap(),
+        });
+    }
+    assert_eq!(places, [0, 1, 2], "paired, then in line once each");
+    alpha.stop().await;
+    beta.stop().await;
+}
