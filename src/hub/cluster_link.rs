@@ -37,13 +37,17 @@ use crate::cluster::lease::NodeLost;
 use crate::cluster::node::Cluster;
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
-use crate::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
+use crate::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, RoutingError};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
 /// means Redis is slow or away; the hub then refuses with `cluster_unavailable` rather
 /// than queueing without bound.
 pub(crate) const ROUTER_BUFFER: usize = 8_192;
+/// Customers' joins sent together at most: a burst's joins queued behind the first go
+/// with it (30 of ~75 µs of Redis each: ~2 ms, far within a call's 1 s timeout; and a list
+/// `join_all` polls in order, so they are sent, and applied, in the order made).
+const JOIN_BATCH: usize = 30;
 /// Pause after a failed exchange with Redis before the next try.
 pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Where the hub's display names of agents are kept, for the nodes of their customers.
@@ -392,87 +396,52 @@ async fn router(
                 }
             }
             RouterCall::Op { op, conn: who } => {
-                let join = matches!(op, RoutingOp::Join { .. });
-                let call = match &op {
-                    RoutingOp::Join { request, .. } => RefusedCall::Join {
-                        request: request.clone(),
-                    },
-                    RoutingOp::CustomerResumed(_) => RefusedCall::Resume,
-                    _ => RefusedCall::Other,
-                };
                 if member.is_none() {
                     let message = "the cluster (Redis) is unavailable; try again shortly".to_string();
-                    tell(&hub, refused(who, None, UNAVAILABLE, message, call)).await;
+                    tell(&hub, refused(who, None, UNAVAILABLE, message, refused_call(&op))).await;
                     continue;
                 }
-                let mut result = op.run(&redis).await;
-                // Chosen from a replica behind Redis: the agent signing in here is already
-                // known there, away from the node they dropped from, whose disconnect this
-                // replica had not applied yet. Redis holds the truth: they come back, here.
-                // (Still connected elsewhere, they keep the `already_online` refusal.)
-                if let (
-                    RoutingOp::AgentOnline { agent, .. },
-                    Err(ClusterRoutingError::Refused(RoutingError::AlreadyOnline)),
-                ) = (&op, &result)
-                {
-                    let resumed = RoutingOp::AgentResumed(agent.clone()).run(&redis).await;
-                    if !matches!(resumed, Err(ClusterRoutingError::Refused(RoutingError::WrongState))) {
-                        result = resumed;
+                // Customers' joins waiting behind a join, made under the same standing, go
+                // together: sent at once on the shared connection, which pipelines them
+                // (one round trip, not one each), and applied by Redis in this order.
+                let mut batch = vec![(op, who)];
+                if matches!(batch[0], (RoutingOp::Join { .. }, Some(_))) {
+                    while batch.len() < JOIN_BATCH {
+                        match calls.try_recv() {
+                            Ok((
+                                made,
+                                RouterCall::Op {
+                                    op: op @ RoutingOp::Join { .. },
+                                    conn: Some(conn),
+                                },
+                            )) if made == generation => {
+                                batch.push((op, Some(conn)));
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
                     }
                 }
-                // A join whose answer was lost may have been applied: retried with the
-                // same request id, it gets the first answer and changes nothing. Setting
-                // availability twice is setting it once. (A connection idle across a Redis
-                // restart fails its first call and reconnects.)
-                let repeatable = join
-                    || matches!(
-                        op,
-                        RoutingOp::SetAvailable(..) | RoutingOp::SetStatus(..) | RoutingOp::SetCategoryOpen(..)
-                    );
-                if repeatable && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
-                    result = op.run(&redis).await;
-                }
-                // Still unanswered, the join may stand in Redis: refused, the customer
-                // would join again and be paired twice, the first customer held by nobody
-                // (an agent's chat with no one). They wait for the answer instead; its
-                // repeat goes first when Redis answers again (the outbox).
-                let op = match (op, who) {
-                    (op @ RoutingOp::Join { .. }, Some(conn))
-                        if keeps && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) =>
-                    {
-                        let since = tokio::time::Instant::now();
-                        match own.push(OwnCall::Join { op, conn, since }) {
-                            Ok(()) => continue,
-                            Err(OwnCall::Join { op, .. }) => op,
-                            Err(_) => unreachable!("the outbox gives back the call it could not keep"),
-                        }
+                let firsts = futures_util::future::join_all(batch.iter().map(|(op, _)| op.run(&redis))).await;
+                // Once a second try went unanswered, the batch's other calls are not tried
+                // again one by one (a timeout each): the joins wait in the outbox.
+                let mut retry = true;
+                for ((op, who), first) in batch.into_iter().zip(firsts) {
+                    let settle = Settle {
+                        redis: &redis,
+                        own: &mut own,
+                        keeps,
+                        retry,
+                        hub: &hub,
+                    };
+                    let settled = settle.call(op, who, first).await;
+                    if settled.fenced {
+                        suspended.get_or_insert_with(tokio::time::Instant::now);
                     }
-                    (op, _) => op,
-                };
-                // A customer's `leave` that crossed the end of their visit (the agent ended
-                // their chat, their grace ran out): the events stream tells them how it
-                // ended, and this refusal would reach them first and say nothing they
-                // could act on (scenario 4, seed 5: `resumed`, `leave`, `unknown_customer`).
-                let left_already = matches!(
-                    (&op, &result),
-                    (
-                        RoutingOp::Leave(_),
-                        Err(ClusterRoutingError::Refused(RoutingError::UnknownCustomer))
-                    )
-                );
-                match result {
-                    Ok(_) | Err(ClusterRoutingError::NodeAlive) => {}
-                    Err(_) if left_already => {}
-                    Err(e) => {
-                        if matches!(e, ClusterRoutingError::Fenced) {
-                            suspended.get_or_insert_with(tokio::time::Instant::now);
-                        }
-                        if who.is_none() {
-                            tracing::debug!(error = %e, ?op, "a routing call without a caller was refused");
-                        }
-                        let (code, message) = refusal(&e);
-                        tell(&hub, refused(who, None, code, message, call)).await;
-                    }
+                    retry &= !settled.unanswered;
                 }
             }
             RouterCall::AgentName { agent, name } => {
@@ -883,6 +852,116 @@ fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::
     messages.extend(late);
     let over = messages.len().saturating_sub(chat_log::LOG_BOUND);
     messages.drain(..over);
+}
+
+/// What a routing call's caller is told of it.
+fn refused_call(op: &RoutingOp) -> RefusedCall {
+    match op {
+        RoutingOp::Join { request, .. } => RefusedCall::Join {
+            request: request.clone(),
+        },
+        RoutingOp::CustomerResumed(_) => RefusedCall::Resume,
+        _ => RefusedCall::Other,
+    }
+}
+
+/// What the router needs to settle a routing call once Redis answered its first try (or
+/// did not).
+struct Settle<'a> {
+    redis: &'a RedisRouting,
+    own: &'a mut OwnCalls<OwnCall>,
+    /// Whether an own call (or a join whose answer was lost) may wait in the outbox.
+    keeps: bool,
+    /// Whether a call safe to repeat is tried again when its answer was lost.
+    retry: bool,
+    hub: &'a mpsc::WeakSender<Command>,
+}
+
+/// What settling a call came to.
+struct Settled {
+    /// Redis found this node fenced: the router suspends.
+    fenced: bool,
+    /// Redis did not answer it, tried again or not.
+    unanswered: bool,
+}
+
+impl Settle<'_> {
+    /// Tries again what is safe to, keeps a join whose answer was lost, tells the caller a
+    /// refusal.
+    async fn call(
+        self,
+        op: RoutingOp,
+        who: Option<ConnId>,
+        mut result: Result<Applied, ClusterRoutingError>,
+    ) -> Settled {
+        let redis = self.redis;
+        // Chosen from a replica behind Redis: the agent signing in here is already
+        // known there, away from the node they dropped from, whose disconnect this
+        // replica had not applied yet. Redis holds the truth: they come back, here.
+        // (Still connected elsewhere, they keep the `already_online` refusal.)
+        if let (RoutingOp::AgentOnline { agent, .. }, Err(ClusterRoutingError::Refused(RoutingError::AlreadyOnline))) =
+            (&op, &result)
+        {
+            let resumed = RoutingOp::AgentResumed(agent.clone()).run(redis).await;
+            if !matches!(resumed, Err(ClusterRoutingError::Refused(RoutingError::WrongState))) {
+                result = resumed;
+            }
+        }
+        // A join whose answer was lost may have been applied: retried with the
+        // same request id, it gets the first answer and changes nothing. Setting
+        // availability twice is setting it once. (A connection idle across a Redis
+        // restart fails its first call and reconnects.)
+        let repeatable = matches!(
+            op,
+            RoutingOp::Join { .. }
+                | RoutingOp::SetAvailable(..)
+                | RoutingOp::SetStatus(..)
+                | RoutingOp::SetCategoryOpen(..)
+        );
+        if self.retry && repeatable && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
+            result = op.run(redis).await;
+        }
+        let unanswered = matches!(&result, Err(e) if cluster_outbox::unanswered(e));
+        let settled = |fenced| Settled { fenced, unanswered };
+        // Still unanswered, the join may stand in Redis: refused, the customer
+        // would join again and be paired twice, the first customer held by nobody
+        // (an agent's chat with no one). They wait for the answer instead; its
+        // repeat goes first when Redis answers again (the outbox).
+        let op = match (op, who) {
+            (op @ RoutingOp::Join { .. }, Some(conn)) if self.keeps && unanswered => {
+                let since = tokio::time::Instant::now();
+                match self.own.push(OwnCall::Join { op, conn, since }) {
+                    Ok(()) => return settled(false),
+                    Err(OwnCall::Join { op, .. }) => op,
+                    Err(_) => unreachable!("the outbox gives back the call it could not keep"),
+                }
+            }
+            (op, _) => op,
+        };
+        // A customer's `leave` that crossed the end of their visit (the agent ended
+        // their chat, their grace ran out): the events stream tells them how it
+        // ended, and this refusal would reach them first and say nothing they
+        // could act on (scenario 4, seed 5: `resumed`, `leave`, `unknown_customer`).
+        let left_already = matches!(
+            (&op, &result),
+            (
+                RoutingOp::Leave(_),
+                Err(ClusterRoutingError::Refused(RoutingError::UnknownCustomer))
+            )
+        );
+        match result {
+            Ok(_) | Err(ClusterRoutingError::NodeAlive) => settled(false),
+            Err(_) if left_already => settled(false),
+            Err(e) => {
+                if who.is_none() {
+                    tracing::debug!(error = %e, ?op, "a routing call without a caller was refused");
+                }
+                let (code, message) = refusal(&e);
+                tell(self.hub, refused(who, None, code, message, refused_call(&op))).await;
+                settled(matches!(e, ClusterRoutingError::Fenced))
+            }
+        }
+    }
 }
 
 /// Sends the own calls kept while Redis was away (see `hub::cluster_outbox`); `true`
