@@ -425,6 +425,9 @@ async fn router(
                         }
                     }
                 }
+                // (A first try refused as Redis was not ready, `LOADING` or `BUSY`, is tried
+                // again after the others' first tries: two joins of one millisecond may then
+                // be applied in the other order.)
                 let firsts = futures_util::future::join_all(batch.iter().map(|(op, _)| op.run(&redis))).await;
                 // Once a second try went unanswered, the batch's other calls are not tried
                 // again one by one (a timeout each): the joins wait in the outbox.

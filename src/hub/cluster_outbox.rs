@@ -51,8 +51,10 @@ pub(crate) const OWN_CALLS_CAPACITY: usize = 100_000;
 
 /// How long a join whose answer was lost is sent again at most: inside the minute for
 /// which `lua/routing.lua` keeps a join's reply under its request id
-/// (`REQUEST_TTL_SECONDS`), past which a repeat would be a second join. Reached only when
-/// the grace period is set above ~45 s (a node is suspended for at most that long).
+/// (`REQUEST_TTL_SECONDS`), past which a repeat would be a second join. A bound besides:
+/// kept calls go again only while the node holds its lease (a suspended node ends fenced,
+/// its outbox dropped, or re-asserting, its joins dropped), so a kept join is answered or
+/// dropped within about a lease period.
 pub(crate) const JOIN_KEPT_MAX: Duration = Duration::from_secs(50);
 
 /// A call this node made on its own, waiting for Redis.

@@ -455,3 +455,39 @@ async fn customers_joining_as_redis_stops_answering_are_each_in_line_once() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// A page closed while its join waits for Redis's answer (a page that reconnects sends a
+/// new `join`: it has no token yet). When the join is applied it is paired at once, and
+/// the customer leaves at once: nobody holds their token, so nobody can come back as
+/// them. Before, they were only marked away, and the agent (limit 1) kept a chat with no
+/// one for the whole grace period (30 s here), the customers behind them waiting.
+#[tokio::test]
+async fn a_join_whose_page_closed_while_it_waited_for_redis_leaves_at_once() {
+    let scratch = TempDir::new("cluster-join-page-closed");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let long_grace = |s: &mut switchboard::config::Settings| {
+        outlasting_lease(s);
+        s.resume_grace = Duration::from_secs(30);
+    };
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, long_grace).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, long_grace).await;
+    let mut agent = beta.agent("ann", &["general"], 1).await;
+
+    let busy = busy_for(&redis, Duration::from_millis(2_000));
+    let mut carla = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(carla);
+    let given = agent.next_of("chat_started").await;
+    busy.join().unwrap();
+    let ended = agent.next_of("chat_ended").await;
+    assert_eq!(
+        ended["chat_id"], given["chat_id"],
+        "the chat with a customer nobody can resume ends within the grace period: {ended}"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}

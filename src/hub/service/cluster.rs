@@ -521,8 +521,11 @@ impl HubState {
         }
         self.apply(out);
         if !connected {
-            // The connection went while the join was under way.
-            self.route(RoutingOp::CustomerDisconnected(customer), None);
+            // The connection went while the join was under way: nobody has this customer's
+            // token (it travels in the welcome alone), so nobody can resume them, and a
+            // page that reconnects joins again. They leave now rather than hold a place
+            // in line, or an agent's chat, for the grace period.
+            self.route(RoutingOp::Leave(customer), None);
         }
     }
 
