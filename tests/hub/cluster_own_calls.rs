@@ -352,6 +352,45 @@ fn busy_for(redis: &RedisServer, how_long: Duration) -> std::thread::JoinHandle<
     spinning
 }
 
+/// Alpha and beta on one redis-server, each with [`outlasting_lease`] then `tweak`, and Ann
+/// signed in on beta, available (limit 1, "general"), with no chat yet. The fields drop
+/// in order: the agent, the nodes, then Redis and the scratch directory they use.
+struct AnnOnBeta {
+    agent: Ws,
+    alpha: TestHub,
+    beta: TestHub,
+    redis: RedisServer,
+    _scratch: TempDir,
+}
+
+async fn ann_on_beta(scratch: &str, tweak: impl Fn(&mut switchboard::config::Settings) + Copy) -> AnnOnBeta {
+    let scratch = TempDir::new(scratch);
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let settings = move |s: &mut switchboard::config::Settings| {
+        outlasting_lease(s);
+        tweak(s);
+    };
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, settings).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, settings).await;
+    let agent = beta.agent("ann", &["general"], 1).await;
+    AnnOnBeta {
+        agent,
+        alpha,
+        beta,
+        redis,
+        _scratch: scratch,
+    }
+}
+
+/// A customer page on `hub` that sent its `join` (its answer not read yet).
+async fn joining(hub: &TestHub, name: &str) -> Ws {
+    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    ws.send(json!({"type": "join", "name": name, "category": "general"}))
+        .await;
+    ws
+}
+
 /// Redis busy (a long script) while a customer joins: alpha's call and its one retry time
 /// out, though both wait in Redis's socket and the join is applied when Redis is free
 /// (the retry, under the same request id, changes nothing). The customer is not refused
@@ -361,18 +400,16 @@ fn busy_for(redis: &RedisServer, how_long: Duration) -> std::thread::JoinHandle<
 /// second time (the checker's scenario 4, seed 4: a Redis restarted with its data).
 #[tokio::test]
 async fn a_join_whose_answer_was_lost_is_answered_not_refused() {
-    let scratch = TempDir::new("cluster-join-unanswered");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, outlasting_lease).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, outlasting_lease).await;
-    let mut agent = beta.agent("ann", &["general"], 1).await;
+    let AnnOnBeta {
+        mut agent,
+        alpha,
+        beta,
+        redis,
+        _scratch,
+    } = ann_on_beta("cluster-join-unanswered", |_| {}).await;
 
     let busy = busy_for(&redis, Duration::from_millis(2_000));
-    let mut carla = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
+    let mut carla = joining(&alpha, "Carla").await;
     // Both calls time out (400 ms each) while Redis spins; it applies them once free.
     let given = agent.next_of("chat_started").await;
     busy.join().unwrap();
@@ -407,21 +444,19 @@ async fn a_join_whose_answer_was_lost_is_answered_not_refused() {
 /// holds ahead of them.
 #[tokio::test]
 async fn customers_joining_as_redis_stops_answering_are_each_in_line_once() {
-    let scratch = TempDir::new("cluster-joins-unanswered");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, outlasting_lease).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, outlasting_lease).await;
-    let mut agent = beta.agent("ann", &["general"], 1).await;
-    let join = |name: &str| json!({"type": "join", "name": name, "category": "general"});
+    let AnnOnBeta {
+        mut agent,
+        alpha,
+        beta,
+        redis,
+        _scratch,
+    } = ann_on_beta("cluster-joins-unanswered", |_| {}).await;
 
     let busy = busy_for(&redis, Duration::from_millis(2_500));
     let names = ["Carla", "Dora", "Emil"];
     let mut customers = vec![];
     for name in names {
-        let mut ws = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(join(name)).await;
-        customers.push(ws);
+        customers.push(joining(&alpha, name).await);
     }
     let given = agent.next_of("chat_started").await;
     busy.join().unwrap();
@@ -438,7 +473,8 @@ async fn customers_joining_as_redis_stops_answering_are_each_in_line_once() {
             assert_eq!(answer["code"], "cluster_unavailable", "{name}: {answer}");
             assert!(Instant::now() < deadline, "{name} was never welcomed: {answer}");
             tokio::time::sleep(Duration::from_millis(200)).await;
-            ws.send(join(name)).await;
+            ws.send(json!({"type": "join", "name": name, "category": "general"}))
+                .await;
         }
         let next = ws
             .next_matching(|f| f["type"] == "chat_started" || f["type"] == "queued")
@@ -463,22 +499,17 @@ async fn customers_joining_as_redis_stops_answering_are_each_in_line_once() {
 /// one for the whole grace period (30 s here), the customers behind them waiting.
 #[tokio::test]
 async fn a_join_whose_page_closed_while_it_waited_for_redis_leaves_at_once() {
-    let scratch = TempDir::new("cluster-join-page-closed");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let long_grace = |s: &mut switchboard::config::Settings| {
-        outlasting_lease(s);
-        s.resume_grace = Duration::from_secs(30);
-    };
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, long_grace).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, long_grace).await;
-    let mut agent = beta.agent("ann", &["general"], 1).await;
+    let long_grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(30);
+    let AnnOnBeta {
+        mut agent,
+        alpha,
+        beta,
+        redis,
+        _scratch,
+    } = ann_on_beta("cluster-join-page-closed", long_grace).await;
 
     let busy = busy_for(&redis, Duration::from_millis(2_000));
-    let mut carla = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
+    let carla = joining(&alpha, "Carla").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(carla);
     let given = agent.next_of("chat_started").await;
