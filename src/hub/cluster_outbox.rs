@@ -78,6 +78,25 @@ pub(crate) enum OwnCall {
     },
 }
 
+impl OwnCall {
+    /// What a kept join's connection is told of its refusal; another call (nobody waits
+    /// for it) gives the error back.
+    fn refusal_for_caller(&self, error: ClusterRoutingError) -> Result<RefusedJoin, ClusterRoutingError> {
+        match self {
+            OwnCall::Join {
+                op: RoutingOp::Join { request, .. },
+                conn,
+                ..
+            } => Ok(RefusedJoin {
+                conn: *conn,
+                request: request.clone(),
+                error,
+            }),
+            _ => Err(error),
+        }
+    }
+}
+
 /// Redis lost its data: drops the buddy closes (and any claim of an earlier restore) kept
 /// through the outage. The restored list may count them already (the longest replica
 /// applied them), and a node's claim of the restored list counts its connections as they
@@ -149,20 +168,12 @@ pub(crate) async fn send(
 ) -> Sent {
     let total = own.len();
     while let Some(call) = own.front() {
-        if let OwnCall::Join {
-            op: RoutingOp::Join { request, .. },
-            conn,
-            since,
-        } = call
+        if let OwnCall::Join { since, .. } = call
             && since.elapsed() > JOIN_KEPT_MAX
         {
-            tracing::warn!(?request, "a join kept too long without Redis's answer is refused");
+            tracing::warn!(?call, "a join kept too long without Redis's answer is refused");
             let error = std::io::Error::from(std::io::ErrorKind::TimedOut);
-            refused.push(RefusedJoin {
-                conn: *conn,
-                request: request.clone(),
-                error: ClusterRoutingError::Redis(error.into()),
-            });
+            refused.extend(call.refusal_for_caller(ClusterRoutingError::Redis(error.into())).ok());
             own.sent();
             continue;
         }
@@ -188,17 +199,9 @@ pub(crate) async fn send(
                 return Sent::Stuck;
             }
             Ok(()) => {}
-            Err(e) => match call {
-                OwnCall::Join {
-                    op: RoutingOp::Join { request, .. },
-                    conn,
-                    ..
-                } => refused.push(RefusedJoin {
-                    conn: *conn,
-                    request: request.clone(),
-                    error: e,
-                }),
-                _ => tracing::debug!(error = %e, ?call, "an own call sent again was refused"),
+            Err(e) => match call.refusal_for_caller(e) {
+                Ok(join) => refused.push(join),
+                Err(e) => tracing::debug!(error = %e, ?call, "an own call sent again was refused"),
             },
         }
         own.sent();
