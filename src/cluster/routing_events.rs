@@ -118,23 +118,28 @@ pub async fn follow(
 pub const FOLLOW_MAX_BATCH: usize = 10_000;
 
 /// [`follow`], waiting up to `block_ms` for the first event after `last` when there is
-/// none yet: one round trip, the checks (`lua/follow_check.lua`), a blocking `XREAD`, and the
-/// checks again, so a node woken by a new event reads it in the same call (no script
-/// reading it again).
+/// none yet: one round trip, a blocking `XREAD` and then the checks
+/// (`lua/follow_check.lua`), so a node woken by a new event reads it in the same call (no
+/// script reading it again).
 ///
-/// Why the entries may be taken from a read between two checks rather than with them,
+/// Why the entries may be taken from a read checked after it rather than with it,
 /// atomically:
-/// - The three go on one connection as one pipeline, so a Redis restarted among them cut
+/// - The two go on one connection as one pipeline, so a Redis restarted between them cut
 ///   it and the call fails.
-/// - A domain emptied under a parked read (the data flushed without a restart) or
-///   restored meanwhile fails the second check (`lost`, or `gap`: fewer entries were ever
-///   added than this follower read), so the entries are not taken.
+/// - A domain emptied before or under the read (the data flushed without a restart), or
+///   restored meanwhile, fails the check (`lost`: the domain's id is gone; or `gap`: fewer
+///   entries were ever added than this follower had read before it), so the entries are
+///   not taken. What the check finds after the read is what counts: a domain that was
+///   whole when the read began but is lost when it ends fails it, and one lost before the
+///   read can only be lost still, or written back younger (a gap). So a check before the
+///   read would refuse nothing this one lets through.
 /// - An entry this follower has not read is trimmed only once the stream holds more than
 ///   its bound after it, so a read of fewer than `count` entries had none trimmed before
-///   it. A full batch is read again by [`follow`] itself, atomically.
+///   it; and trimming only moves forward, so one trimmed before the read is still
+///   missing at the check (a gap). A full batch is read again by [`follow`] itself,
+///   atomically.
 ///
-/// Either check failing answers `lost` or `gap` (the second, when only it fails: what the
-/// read saw may already be gone); the entries read are then dropped.
+/// A failing check answers `lost` or `gap`; the entries read are then dropped.
 pub async fn follow_blocking(
     conn: &mut ConnectionManager,
     cluster_id: &str,
@@ -144,16 +149,7 @@ pub async fn follow_blocking(
     block_ms: u64,
 ) -> Result<Followed, ClusterRoutingError> {
     let count = count.clamp(1, FOLLOW_MAX_BATCH);
-    let check = |pipe: &mut redis::Pipeline, seen: u64| {
-        pipe.cmd("EVAL")
-            .arg(FOLLOW_CHECK.as_str())
-            .arg(1)
-            .arg(EVENTS_KEY)
-            .arg(seen)
-            .arg(cluster_id);
-    };
     let mut pipe = redis::pipe();
-    check(&mut pipe, seen);
     pipe.cmd("XREAD")
         .arg("COUNT")
         .arg(count)
@@ -162,17 +158,20 @@ pub async fn follow_blocking(
         .arg("STREAMS")
         .arg(EVENTS_KEY)
         .arg(last);
-    // After the read, the follower will have read what it returned: the second check
-    // counts those too, known only once the read is done, so it checks `seen` itself
-    // (a flushed or restarted stream holds fewer than that).
-    check(&mut pipe, seen);
-    let (before, read, after): (String, Option<StreamReadReply>, String) = pipe.query_async(conn).await?;
-    for status in [before.as_str(), after.as_str()] {
-        match status {
-            "lost" => return Ok(Followed::Lost),
-            "gap" => return Ok(Followed::Gap),
-            _ => {}
-        }
+    // After the read, the follower will have read what it returned: the check counts
+    // those too, known only once the read is done, so it checks `seen` itself (a flushed
+    // or restarted stream holds fewer than that).
+    pipe.cmd("EVAL")
+        .arg(FOLLOW_CHECK.as_str())
+        .arg(1)
+        .arg(EVENTS_KEY)
+        .arg(seen)
+        .arg(cluster_id);
+    let (read, status): (Option<StreamReadReply>, String) = pipe.query_async(conn).await?;
+    match status.as_str() {
+        "lost" => return Ok(Followed::Lost),
+        "gap" => return Ok(Followed::Gap),
+        _ => {}
     }
     let entries: Vec<StreamId> = read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
     if entries.len() >= count {

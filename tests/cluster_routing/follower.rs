@@ -205,7 +205,15 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
         // new domain's first event wakes it: those entries are not taken as the old
         // domain's next ones. Once with the domain's id gone (lost), once with it written
         // back as a restore does (the stream holds fewer than the follower read: a gap).
-        for (id_after, expected) in [(None, Followed::Lost), (Some("d1"), Followed::Gap)] {
+        // And each again with the data flushed before the read is sent: the read checks
+        // the domain after it has read, not before, so only what it finds then counts.
+        let cases = [
+            (false, None, Followed::Lost),
+            (false, Some("d1"), Followed::Gap),
+            (true, None, Followed::Lost),
+            (true, Some("d1"), Followed::Gap),
+        ];
+        for (flushed_before_the_read, id_after, expected) in cases {
             // Caught up with the domain "d1" as it is now (the previous round flushed it),
             // past a few events: more than the new domain will hold when the read wakes.
             let _: () = redis::cmd("SET")
@@ -221,9 +229,14 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
             let now = read_snapshot(&mut conn).await.unwrap();
             let (caught_up, at) = (now.last_event, now.events_added);
             let mut writer = server.connect().await;
+            if flushed_before_the_read {
+                flushall(&mut writer).await;
+            }
             let flushing = tokio::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                flushall(&mut writer).await;
+                if !flushed_before_the_read {
+                    flushall(&mut writer).await;
+                }
                 if let Some(id) = id_after {
                     let _: () = redis::cmd("SET")
                         .arg("{sb}:cluster-id")
@@ -237,7 +250,7 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
             });
             let woke = follow_blocking(&mut own, "d1", &caught_up, at, 30, 800).await.unwrap();
             flushing.await.unwrap();
-            assert_eq!(woke, expected);
+            assert_eq!(woke, expected, "flushed before the read: {flushed_before_the_read}, id after: {id_after:?}");
         }
     });
 }
