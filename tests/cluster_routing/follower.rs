@@ -250,7 +250,10 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
             });
             let woke = follow_blocking(&mut own, "d1", &caught_up, at, 30, 800).await.unwrap();
             flushing.await.unwrap();
-            assert_eq!(woke, expected, "flushed before the read: {flushed_before_the_read}, id after: {id_after:?}");
+            assert_eq!(
+                woke, expected,
+                "flushed before the read: {flushed_before_the_read}, id after: {id_after:?}"
+            );
         }
     });
 }
