@@ -133,7 +133,6 @@ struct AgentInfo {
 }
 
 struct ChatLog {
-    wire_id: String,
     category: CategoryId,
     customer: CustomerId,
     agent: AgentId,
@@ -149,6 +148,13 @@ struct ChatLog {
     /// This node's archive queued the chat's opening and holds a slot for its closing
     /// (`archive::room`): given back if another node archives the chat from now on.
     closing_reserved: bool,
+}
+
+impl ChatLog {
+    /// The chat's id on the wire (its `LiveChat`'s, the one copy).
+    fn wire_id(&self) -> &str {
+        &self.live.wire_id
+    }
 }
 
 pub(crate) struct HubState {
@@ -800,7 +806,7 @@ impl HubState {
                 );
                 let log = &self.chats[&chat];
                 let frame = ServerFrame::Typing {
-                    chat_id: log.wire_id.clone(),
+                    chat_id: log.wire_id().to_string(),
                     from: From::Agent,
                     active,
                 };
@@ -874,7 +880,9 @@ impl HubState {
             self.archive.refused("new chat messages are refused");
             return Err(archive_behind());
         };
-        let Stamped { frame, ack, event } = line.transcript.record(&log.wire_id, author, text, client_id.as_deref());
+        let Stamped { frame, ack, event } = line
+            .transcript
+            .record(log.wire_id(), author, text, client_id.as_deref());
         let archived = room.push(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
@@ -945,7 +953,10 @@ impl HubState {
     }
 
     fn wire(&self, chat: ChatId) -> String {
-        self.chats.get(&chat).map(|c| c.wire_id.clone()).unwrap_or_default()
+        self.chats
+            .get(&chat)
+            .map(|c| c.wire_id().to_string())
+            .unwrap_or_default()
     }
 
     /// A chat as one side sees it; `None` for a chat paired but not yet opened.
@@ -970,7 +981,7 @@ impl HubState {
             ),
         };
         Some(ChatSnapshot {
-            chat_id: log.wire_id.clone(),
+            chat_id: log.wire_id().to_string(),
             category: log.category.0.clone(),
             category_name: self.category_names.get(&log.category.0).cloned().unwrap_or_default(),
             peer_name,

@@ -652,7 +652,6 @@ impl HubState {
         self.insert_chat(
             chat,
             ChatLog {
-                wire_id: wire_id.clone(),
                 category,
                 customer,
                 agent,

@@ -116,7 +116,7 @@ impl HubState {
             .or_else(|| cluster.map(|c| c.remote_profile(log.customer)))
             .unwrap_or_default();
         let opened = ArchiveEvent::Opened(ConversationOpened {
-            id: log.wire_id.clone(),
+            id: log.wire_id().to_string(),
             kind: ConversationKind::Service,
             category: Some(log.category.0.clone()),
             customer_name: log.customer_name.clone(),
@@ -143,7 +143,7 @@ impl HubState {
     pub(super) fn drop_chat_log(&mut self, chat: ChatId) {
         self.stop_archiving(chat);
         if let Some(log) = self.remove_chat(chat) {
-            self.chat_by_wire.remove(&log.wire_id);
+            self.chat_by_wire.remove(log.wire_id());
             self.cluster_mut().chat_closed(chat);
         }
     }
@@ -185,7 +185,6 @@ impl HubState {
         self.insert_chat(
             chat,
             ChatLog {
-                wire_id: wire_id.clone(),
                 category,
                 customer,
                 agent,

@@ -221,7 +221,7 @@ impl HubState {
                 );
                 let log = &self.chats[&chat];
                 let frame = ServerFrame::Typing {
-                    chat_id: log.wire_id.clone(),
+                    chat_id: log.wire_id().to_string(),
                     from: From::Customer,
                     active,
                 };
@@ -242,7 +242,7 @@ impl HubState {
                     );
                     let log = &self.chats[&chat];
                     let frame = ServerFrame::Draft {
-                        chat_id: log.wire_id.clone(),
+                        chat_id: log.wire_id().to_string(),
                         text,
                     };
                     self.send(Recipient::Agent(log.agent.clone()), &frame);

@@ -439,7 +439,7 @@ impl HubState {
             && let Some(log) = self.chats.get(&chat)
         {
             let to_customer = ServerFrame::ChatStarted {
-                chat_id: log.wire_id.clone(),
+                chat_id: log.wire_id().to_string(),
                 category: category.0.clone(),
                 category_name: self.category_name(&category),
                 peer_name: log.agent_name.clone(),
@@ -537,7 +537,6 @@ impl HubState {
         self.insert_chat(
             chat,
             ChatLog {
-                wire_id: wire_id.clone(),
                 category,
                 customer,
                 agent: agent.clone(),
@@ -573,13 +572,13 @@ impl HubState {
         end: EndReason,
     ) {
         let Some(log) = self.remove_chat(chat) else { return };
-        self.chat_by_wire.remove(&log.wire_id);
+        self.chat_by_wire.remove(log.wire_id());
         if let Some(cluster) = &mut self.cluster {
             cluster.chat_closed(chat);
         }
         if log.archived_here {
             let closed = ConversationClosed {
-                id: log.wire_id.clone(),
+                id: log.wire_id().to_string(),
                 ended_at: now_ms(),
                 ended_by: side,
                 reason: end,
@@ -592,9 +591,9 @@ impl HubState {
             }
         }
         // The customer's copy says how to rate the chat (the agent's never does).
-        let rating = self.rating_offer(&log.wire_id, &log.agent, reason);
+        let rating = self.rating_offer(log.wire_id(), &log.agent, reason);
         let to_customer = ServerFrame::ChatEnded {
-            chat_id: log.wire_id.clone(),
+            chat_id: log.wire_id().to_string(),
             ended_by: by,
             reason,
             rating,
@@ -602,7 +601,7 @@ impl HubState {
         self.send(Recipient::Customer(customer), &to_customer);
         if let Some(agent) = agent {
             let to_agent = ServerFrame::ChatEnded {
-                chat_id: log.wire_id,
+                chat_id: log.wire_id().to_string(),
                 ended_by: by,
                 reason,
                 rating: None,

@@ -55,7 +55,7 @@ impl HubState {
     pub(super) fn send_notes(&self, agent: &AgentId, chat: ChatId) {
         let Some(log) = self.chats.get(&chat) else { return };
         let (store, timers) = (self.archive.store(), self.timers.clone());
-        let (agent, chat_id) = (agent.clone(), log.wire_id.clone());
+        let (agent, chat_id) = (agent.clone(), log.wire_id().to_string());
         tokio::spawn(async move {
             let notes = match store.conversation_notes(&chat_id).await {
                 Ok(notes) => notes,

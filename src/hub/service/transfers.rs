@@ -192,7 +192,7 @@ impl HubState {
         let after_seq = log.live.last_seq();
         log.agent = to.clone();
         log.agent_name.clone_from(&to_name);
-        let wire_id = log.wire_id.clone();
+        let wire_id = log.wire_id().to_string();
         if log.archived_here {
             self.archive
                 .push_message(ArchiveEvent::Transferred(ConversationTransferred {
@@ -250,7 +250,7 @@ impl HubState {
         }
         // The chat is in that category's line now (and taken there, in that category).
         log.category = category.clone();
-        let wire_id = log.wire_id.clone();
+        let wire_id = log.wire_id().to_string();
         if log.archived_here {
             self.archive
                 .push_message(ArchiveEvent::Transferred(ConversationTransferred {
@@ -306,7 +306,7 @@ impl HubState {
             if log.archived_here {
                 self.archive
                     .push_message(ArchiveEvent::Transferred(ConversationTransferred {
-                        id: log.wire_id.clone(),
+                        id: log.wire_id().to_string(),
                         at,
                         after_seq: log.live.last_seq(),
                         from_agent_id: pending.from.0.clone(),
@@ -317,7 +317,7 @@ impl HubState {
                         note: pending.note.clone(),
                     }));
             }
-            self.chat_by_wire.insert(log.wire_id.clone(), chat);
+            self.chat_by_wire.insert(log.wire_id().to_string(), chat);
             let last = log.live.last_seq();
             self.insert_chat(chat, log);
             if self.cluster.is_some() {
@@ -352,7 +352,7 @@ impl HubState {
                 .unwrap_or_default();
         };
         let mut frames = vec![ServerFrame::Transferred {
-            chat_id: log.wire_id.clone(),
+            chat_id: log.wire_id().to_string(),
             peer_name: None,
             category: Some(log.category.0.clone()),
             category_name: Some(self.category_name(&log.category)),
@@ -374,7 +374,7 @@ impl HubState {
         let offer_id = self.take_offer_told(customer);
         let Some(log) = self.chats.get(&chat) else { return };
         let frame = ServerFrame::ChatStarted {
-            chat_id: log.wire_id.clone(),
+            chat_id: log.wire_id().to_string(),
             category: log.category.0.clone(),
             category_name: self.category_name(&log.category),
             peer_name: log.customer_name.clone(),
@@ -418,7 +418,7 @@ impl HubState {
             return;
         };
         let log: ChatLog = self.continuing.remove(&chat).expect("found above");
-        self.chat_by_wire.remove(&log.wire_id);
+        self.chat_by_wire.remove(log.wire_id());
         if !log.archived_here {
             if log.closing_reserved {
                 self.archive.release_closing();
@@ -426,7 +426,7 @@ impl HubState {
             return;
         }
         let closed = ConversationClosed {
-            id: log.wire_id.clone(),
+            id: log.wire_id().to_string(),
             ended_at: now_ms(),
             ended_by: side,
             reason,
@@ -490,7 +490,6 @@ impl HubState {
         self.continuing.insert(
             chat,
             ChatLog {
-                wire_id,
                 category,
                 customer,
                 agent: pending.from.clone(),
@@ -528,7 +527,7 @@ impl HubState {
             return;
         };
         let log = self.continuing.remove(&chat).expect("found above");
-        self.chat_by_wire.remove(&log.wire_id);
+        self.chat_by_wire.remove(log.wire_id());
         if log.closing_reserved {
             self.archive.release_closing();
         }

@@ -223,7 +223,7 @@ impl HubState {
             return;
         };
         let from = line.from;
-        let Stamped { frame, ack, event } = record(&mut log.live.line().transcript, &log.wire_id, line);
+        let Stamped { frame, ack, event } = record(&mut log.live.line().transcript, log.wire_id(), line);
         let archived = if log.archived_here {
             self.archive.push_message(event)
         } else {
@@ -257,7 +257,7 @@ impl HubState {
                     _ => (Recipient::Customer(log.customer), From::Agent),
                 };
                 let frame = ServerFrame::Typing {
-                    chat_id: log.wire_id.clone(),
+                    chat_id: log.wire_id().to_string(),
                     from,
                     active,
                 };
@@ -270,7 +270,7 @@ impl HubState {
                 }
                 let to = Recipient::Agent(log.agent.clone());
                 let frame = ServerFrame::Draft {
-                    chat_id: log.wire_id.clone(),
+                    chat_id: log.wire_id().to_string(),
                     text,
                 };
                 self.send(to, &frame);
