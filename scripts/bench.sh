@@ -18,6 +18,9 @@
 #   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
 #   BENCH_SOAK_SECS=3600                                 the soak's seconds of traffic (BENCH_QUICK: 120)
 #   BENCH_QUERIES_CONVERSATIONS=100000                   the archive the queries scenario searches (BENCH_QUICK: 5000)
+#   BENCH_PEERS_SERVERS="default memory mongodb node bare"  the peers scenario's servers (the headline
+#                                                        comparison is "default node bare")
+#   BENCH_PEERS_STEP_SECS=10                             the peers scenario's seconds a step (BENCH_QUICK: 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,9 +28,11 @@ ROOT=$PWD
 SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive reports queries cluster"}
 ARCHIVE_STORES=${BENCH_ARCHIVE_STORES:-"embedded mongodb"}
 QUICK=${BENCH_QUICK:-0}
+PEERS_SERVERS=" ${BENCH_PEERS_SERVERS:-default memory mongodb node bare} "
 RESULTS=$ROOT/bench/results
 RUN=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
-HUB_BIN=$ROOT/target/release/switchboard
+# BENCH_HUB_BIN: another build of the hub to run instead (an A/B of two binaries in one sitting).
+HUB_BIN=${BENCH_HUB_BIN:-$ROOT/target/release/switchboard}
 LG_BIN=$ROOT/target/release/loadgen
 export LOADGEN_ADMIN_PASSWORD=bench-admin-pass
 failures=()
@@ -344,19 +349,19 @@ for scenario in $SCENARIOS; do
       # them side by side with the ratios hub / Node ws / floor.
       rates=$(q 1000,5000,10000,20000,40000,60000,80000,100000,120000 1000,5000,10000)
       for chats in $(q "100 500" 100); do
-        shape=(relay --chats "$chats" --max-chats 1 --msg-size 100 --step-secs "$(q 10 2)" --rates "$rates")
+        shape=(relay --chats "$chats" --max-chats 1 --msg-size 100 --step-secs "${BENCH_PEERS_STEP_SECS:-$(q 10 2)}" --rates "$rates")
         name=peers-$chats
-        if start_hub "$name-default" 0 "${CLIENT_LIMITS[@]}"; then
+        if [[ $PEERS_SERVERS == *" default "* ]] && start_hub "$name-default" 0 "${CLIENT_LIMITS[@]}"; then
           loadgen "$name-default" 1 "${shape[@]}"
           stop_hub "$name-default"
         fi
-        if start_hub "$name-memory" 0 "${CLIENT_LIMITS[@]}" STORE=memory; then
+        if [[ $PEERS_SERVERS == *" memory "* ]] && start_hub "$name-memory" 0 "${CLIENT_LIMITS[@]}" STORE=memory; then
           loadgen "$name-memory" 1 "${shape[@]}"
           stop_hub "$name-memory"
         fi
         # The hub on MongoDB (durable acknowledgements: written to the server), for its CPU
         # per message beside the memory store's; secantusdb itself runs unpinned.
-        if start_mongo_wire "$name-mongodb"; then
+        if [[ $PEERS_SERVERS == *" mongodb "* ]] && start_mongo_wire "$name-mongodb"; then
           if start_hub "$name-mongodb" 0 "${CLIENT_LIMITS[@]}" STORE=mongodb \
             MONGODB_URI="mongodb://127.0.0.1:$MONGO_WIRE_PORT" MONGODB_DB=bench; then
             loadgen "$name-mongodb" 1 "${shape[@]}"
@@ -365,11 +370,11 @@ for scenario in $SCENARIOS; do
           kill "$MONGO_WIRE_PID" 2>/dev/null || true
           wait "$MONGO_WIRE_PID" 2>/dev/null || true
         fi
-        if start_node "$name-node" 0; then
+        if [[ $PEERS_SERVERS == *" node "* ]] && start_node "$name-node" 0; then
           loadgen "$name-node" 1 "${shape[@]}" --bare true --acks false
           stop_hub "$name-node"
         fi
-        if start_bare "$name-bare" 0; then
+        if [[ $PEERS_SERVERS == *" bare "* ]] && start_bare "$name-bare" 0; then
           loadgen "$name-bare" 1 "${shape[@]}" --bare true
           stop_hub "$name-bare"
         fi
@@ -494,6 +499,12 @@ for scenario in $SCENARIOS; do
       loadgen cluster-relay any "${cluster_relay[@]}" "${spread[@]}"
       wait "$sampler" || true
       [ -s "$RUN/cluster-relay.redis-slowlog.txt" ] && python3 scripts/redis_script_costs.py cluster-relay "the 5,000 msg/s step" "$RUN/cluster-relay.redis-slowlog.txt" >>"$notes"
+      # The routing shape again with joins paced at the target rate (3,000/s) and no burst:
+      # the latency a customer sees while the cluster keeps up, where the first run (joins
+      # offered four times faster than routed) measures capacity, its latency mostly the wait
+      # behind a round. Last, so the archive it writes does not load the relay's steps.
+      loadgen cluster-routing-target any routing "${spread[@]}" --agents "$(q 125 25)" --burst "$(q 500 100)" --rounds 10 \
+        --join-rate 3000 --burst-rounds 0 --waiting "$(q 10000 1000)"
       stop_cluster
       # The single-node path with the same loadgen and shape, unpinned like the cluster.
       if start_hub cluster-relay-single any "${CLIENT_LIMITS[@]}"; then

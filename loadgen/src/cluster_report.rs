@@ -14,7 +14,19 @@ use crate::stats::RunResult;
 pub type Row = (String, String, String, &'static str);
 
 /// The result files of the cluster scenario.
-pub const NAMES: [&str; 3] = ["cluster-routing", "cluster-relay", "cluster-relay-single"];
+pub const NAMES: [&str; 4] = [
+    "cluster-routing",
+    "cluster-routing-target",
+    "cluster-relay",
+    "cluster-relay-single",
+];
+
+/// The cluster's targets: redis-server's CPU a route, routes a second kept up with at a
+/// latency, and the cross-node relay's CPU per message against one node's.
+const REDIS_US_PER_ROUTE: f64 = 150.0;
+const ROUTES_TARGET: f64 = 3_000.0;
+const ROUTES_P99_MS: f64 = 100.0;
+const RELAY_RATIO: f64 = 1.5;
 
 /// Processes of the cluster whose CPU counts per message (secantusdb is reported apart).
 const COUNTED: [&str; 4] = ["node1", "node2", "node3", "redis"];
@@ -59,21 +71,48 @@ pub fn build<'r>(get: &dyn Fn(&str) -> Option<&'r RunResult>) -> (Vec<Row>, Stri
     if let Some(r) = get("cluster-routing") {
         let f = &r.figures;
         let rate = num(&f["routes_per_sec"]).unwrap_or(0.0);
-        let p99 = num(&f["join_to_both_told_p99_ms"]).unwrap_or(f64::MAX);
+        let redis_us = num(&f["procs_cpu_ms_per_1000_routes"]["redis"]);
         rows.push((
-            "cluster routing (3 nodes, agents on node 1, customers on nodes 2–3)".into(),
-            "≥10k customers/s cluster-wide, p99 < 20 ms, while 10k wait".into(),
+            "cluster routing capacity (3 nodes, agents on node 1, customers on nodes 2–3, joins offered faster than routed)".into(),
+            format!("redis-server's CPU ≤ {REDIS_US_PER_ROUTE} µs a route, while 10k wait"),
             format!(
-                "{rate:.0} routes/s (joins offered at {}/s), join→both told p50 {} ms p99 {p99} ms, {} waiting \
-                 meanwhile; all joins at once: {} routes/s (p99 {} ms); CPU ms per 1,000 routes {}",
+                "redis-server {} µs a route; {rate:.0} routes/s (joins offered at {}/s), join→both told p50 {} ms p99 {} ms, \
+                 {} waiting meanwhile; all joins at once: {} routes/s (p99 {} ms); CPU ms per 1,000 routes {}",
+                text(redis_us),
                 f["join_rate_offered"],
                 f["join_to_both_told_p50_ms"],
+                f["join_to_both_told_p99_ms"],
                 f["waiting_meanwhile"],
                 f["burst_routes_per_sec"],
                 f["burst_join_to_both_told_p99_ms"],
                 f["procs_cpu_ms_per_1000_routes"]
             ),
-            crate_verdict(Some(rate >= 10_000.0 && p99 < 20.0)),
+            crate_verdict(redis_us.map(|us| us <= REDIS_US_PER_ROUTE)),
+        ));
+    }
+    if let Some(r) = get("cluster-routing-target") {
+        let f = &r.figures;
+        let offered = num(&f["join_rate_offered"]).unwrap_or(0.0);
+        let rate = num(&f["routes_per_sec"]).unwrap_or(0.0);
+        let p99 = num(&f["join_to_both_told_p99_ms"]);
+        let joins = num(&f["paced_rounds"]).unwrap_or(0.0) * num(&f["customers_per_round"]).unwrap_or(0.0);
+        let routed = num(&f["routes"]).unwrap_or(0.0);
+        // Kept up: every join offered at the pace was routed, within the latency. (Its
+        // routes/s, a round's customers over first join → last pair told, stays under the
+        // pace by the last pair's latency, so it is shown, not judged.)
+        let kept_up = offered >= ROUTES_TARGET && joins > 0.0 && routed >= joins;
+        rows.push((
+            format!("cluster routing at {offered:.0} joins/s (3 nodes, agents on node 1, customers on nodes 2–3)"),
+            format!("≥ {ROUTES_TARGET:.0} routes/s with 10k waiting, join→both told p99 ≤ {ROUTES_P99_MS:.0} ms"),
+            format!(
+                "{routed:.0} of {joins:.0} joins routed ({rate:.0} routes/s from each round's first join to its last pair told), \
+                 join→both told p50 {} ms p99 {} ms, {} waiting meanwhile; CPU ms per 1,000 routes {}",
+                f["join_to_both_told_p50_ms"],
+                f["join_to_both_told_p99_ms"],
+                f["waiting_meanwhile"],
+                f["procs_cpu_ms_per_1000_routes"]
+            ),
+            crate_verdict(p99.map(|p| kept_up && p <= ROUTES_P99_MS)),
         ));
     }
     let (Some(c), Some(s)) = (get("cluster-relay"), get("cluster-relay-single")) else {
@@ -96,7 +135,7 @@ pub fn build<'r>(get: &dyn Fn(&str) -> Option<&'r RunResult>) -> (Vec<Row>, Stri
         .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
     rows.push((
         "cluster relay: CPU per message, 100 chats with sides on different nodes".into(),
-        "at most twice the single-node path's CPU per message (same run)".into(),
+        format!("at most {RELAY_RATIO}× the single-node path's CPU per message (same run)"),
         format!(
             "nodes + redis-server against one node, per step: {} (secantusdb apart, see the section)",
             pairs
@@ -110,7 +149,7 @@ pub fn build<'r>(get: &dyn Fn(&str) -> Option<&'r RunResult>) -> (Vec<Row>, Stri
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
-        crate_verdict(worst.map(|w| w <= 2.0)),
+        crate_verdict(worst.map(|w| w <= RELAY_RATIO)),
     ));
     md.push_str(
         "\n## Cluster relay against one node\n\n100 chats, agents on node 1 and customers on nodes 2–3 (every message crosses \
