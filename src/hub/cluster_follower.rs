@@ -30,8 +30,9 @@ const FOLLOW_BLOCK_MS: u64 = 1_000;
 /// After a read that found events, how long the follower lets the stream fill before it
 /// reads again: on a busy stream each read then takes what a few milliseconds brought
 /// instead of the one or two events since the last, so Redis runs fewer reads and checks
-/// and wakes each node less often, for at most this much more delay. An idle stream's
-/// first event still wakes the blocking read at once.
+/// and wakes each node less often, for about this much more delay (the timer counts whole
+/// milliseconds). An idle stream's first event still wakes the blocking read at once, and
+/// a full batch is followed by the next read at once: the follower is behind.
 const FOLLOW_PACE: Duration = Duration::from_millis(2);
 
 /// A connection of the follower's own: its blocking reads must not hold up the node's
@@ -83,6 +84,7 @@ pub(super) async fn follower(
         let followed = follow_blocking(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH, FOLLOW_BLOCK_MS).await;
         let pause = match followed {
             Ok(Followed::Events(mut events)) if !events.is_empty() => {
+                let behind = events.len() >= FOLLOW_BATCH;
                 // The routing domain was written back after Redis lost its data
                 // (`cluster::restore`): the replica becomes the restored state, and the
                 // events after it follow. What came before it was overwritten.
@@ -128,6 +130,9 @@ pub(super) async fn follower(
                     test_only_follower_lag(&cluster).await;
                     let agent_names = agent_names(&mut conn, &events).await;
                     tell(&hub, Command::RoutingEvents { events, agent_names }).await;
+                }
+                if behind {
+                    continue;
                 }
                 FOLLOW_PACE
             }
