@@ -21,6 +21,7 @@
 #   BENCH_PEERS_SERVERS="default memory mongodb node bare"  the peers scenario's servers (the headline
 #                                                        comparison is "default node bare")
 #   BENCH_PEERS_STEP_SECS=10                             the peers scenario's seconds a step (BENCH_QUICK: 2)
+#   BENCH_HUB_BIN=target/release/switchboard             the hub to run (another build: an A/B in one sitting)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,8 +32,9 @@ QUICK=${BENCH_QUICK:-0}
 PEERS_SERVERS=" ${BENCH_PEERS_SERVERS:-default memory mongodb node bare} "
 RESULTS=$ROOT/bench/results
 RUN=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
-# BENCH_HUB_BIN: another build of the hub to run instead (an A/B of two binaries in one sitting).
-HUB_BIN=${BENCH_HUB_BIN:-$ROOT/target/release/switchboard}
+# BENCH_HUB_BIN: another build of the hub to run instead (an A/B of two binaries in one sitting),
+# relative to the repository's root or absolute.
+HUB_BIN=$(realpath -m "${BENCH_HUB_BIN:-$ROOT/target/release/switchboard}")
 LG_BIN=$ROOT/target/release/loadgen
 export LOADGEN_ADMIN_PASSWORD=bench-admin-pass
 failures=()
@@ -47,6 +49,8 @@ echo "bench: somaxconn=$(cat /proc/sys/net/core/somaxconn) ephemeral ports=$(tr 
 
 echo "bench: building release binaries"
 cargo build --release --workspace
+# Which hub ran, so the reports of an A/B can be told apart.
+echo "- hub: \`${HUB_BIN#"$ROOT"/}\`, sha256 $(sha256sum "$HUB_BIN" | cut -c1-16)." >>"$notes"
 
 # The peers scenario's Node ws relay (bench/ws-relay.js): its one npm package, from the committed lock.
 if [[ " $SCENARIOS " == *" peers "* ]]; then
@@ -314,6 +318,20 @@ sample_redis_routing() {
   await_in_log "$1" '-- closing' || return 0
   redis-cli -p "$REDIS_PORT" INFO commandstats >"$RUN/$1.redis-commandstats.txt"
 }
+# await_archives PORT...: waits (up to 60 s) until each hub on these ports reports an empty
+# archive backlog on /healthz, so what the last run left to archive does not load the next.
+await_archives() {
+  local port backlog
+  for _ in $(seq 1 300); do
+    backlog=0
+    for port in "$@"; do
+      backlog=$((backlog + $(curl -sf "http://127.0.0.1:$port/healthz" | python3 -c 'import json,sys; print(int(json.load(sys.stdin).get("archive_backlog") or 0))' 2>/dev/null || echo 1)))
+    done
+    [ "$backlog" = 0 ] && return 0
+    sleep 0.2
+  done
+  echo "- cluster: the nodes' archives still held $backlog events after 60 s." >>"$notes"
+}
 # stop_cluster: SIGTERM to every node, then redis-server and secantusdb; a node already gone crashed.
 stop_cluster() {
   local i
@@ -502,7 +520,9 @@ for scenario in $SCENARIOS; do
       # The routing shape again with joins paced at the target rate (3,000/s) and no burst:
       # the latency a customer sees while the cluster keeps up, where the first run (joins
       # offered four times faster than routed) measures capacity, its latency mostly the wait
-      # behind a round. Last, so the archive it writes does not load the relay's steps.
+      # behind a round. Last, so the archive it writes does not load the relay's steps, and
+      # once every node's archive has caught up with the relay's (up to a minute).
+      await_archives "${NODE_PORTS[@]}"
       loadgen cluster-routing-target any routing "${spread[@]}" --agents "$(q 125 25)" --burst "$(q 500 100)" --rounds 10 \
         --join-rate 3000 --burst-rounds 0 --waiting "$(q 10000 1000)"
       stop_cluster
