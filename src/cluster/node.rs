@@ -25,6 +25,8 @@ pub struct Cluster {
     client: redis::Client,
     conn: ConnectionManager,
     status: watch::Receiver<Status>,
+    /// The lease task's status, for [`Cluster::redis_answered`] to say Redis is up.
+    status_tx: watch::Sender<Status>,
 }
 
 impl Cluster {
@@ -52,7 +54,7 @@ impl Cluster {
             node_id: settings.node_id.clone(),
             lease: settings.cluster_lease,
             renew: settings.cluster_renew,
-            status: status_tx,
+            status: status_tx.clone(),
             hook,
         };
         let handle = tokio::spawn(task.run(shutdown));
@@ -62,6 +64,7 @@ impl Cluster {
                 client,
                 conn,
                 status,
+                status_tx,
             },
             handle,
         ))
@@ -84,6 +87,18 @@ impl Cluster {
     /// The node's standing now.
     pub fn status(&self) -> Status {
         *self.status.borrow()
+    }
+
+    /// Another task of this node got an answer from Redis: the status says Redis is up
+    /// (the lease task's next answer, or the lack of one, says what it says then; whether
+    /// the node is a member stays the lease's to say). Otherwise it stayed "down" until the
+    /// lease task's renewal came back, which after Redis was busy could be a few
+    /// milliseconds after the follower delivered what Redis did meanwhile: a customer
+    /// welcomed by it who wrote at once had their first message refused
+    /// `cluster_unavailable` by the router, which refuses while Redis is down.
+    pub fn redis_answered(&self) {
+        self.status_tx
+            .send_if_modified(|status| !std::mem::replace(&mut status.redis_up, true));
     }
 
     /// Changes of the node's standing (a new incarnation after a rejoin, Redis down or up).

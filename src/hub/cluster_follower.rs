@@ -82,6 +82,11 @@ pub(super) async fn follower(
             return;
         }
         let followed = follow_blocking(&mut conn, &cluster_id, &last, seen, FOLLOW_BATCH, FOLLOW_BLOCK_MS).await;
+        if followed.is_ok() {
+            // Redis answers: the node's status says so at once, before the hub hears what
+            // was read (a customer welcomed by it may write straight away).
+            cluster.redis_answered();
+        }
         let pause = match followed {
             Ok(Followed::Events(mut events)) if !events.is_empty() => {
                 let behind = events.len() >= FOLLOW_BATCH;
