@@ -1,6 +1,8 @@
 //! What this node knows of its place in the cluster, for `/healthz`, `/readyz` and logs:
 //! whether Redis answers and whether the node holds its lease. The lease task writes it
-//! (every renewal is also a probe of Redis); everyone else reads it through a watch.
+//! (every renewal is also a probe of Redis), and the events follower says Redis is up
+//! whenever it gets an answer (`Cluster::redis_answered`); everyone else reads it through
+//! a watch.
 
 /// The node's standing in the cluster, as of the lease task's last exchange with Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
