@@ -30,6 +30,8 @@ SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive reports que
 ARCHIVE_STORES=${BENCH_ARCHIVE_STORES:-"embedded mongodb"}
 QUICK=${BENCH_QUICK:-0}
 PEERS_SERVERS=" ${BENCH_PEERS_SERVERS:-default memory mongodb node bare} "
+# peer_wanted SERVER: whether the peers scenario runs that server this time.
+peer_wanted() { [[ $PEERS_SERVERS == *" $1 "* ]]; }
 RESULTS=$ROOT/bench/results
 RUN=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
 # BENCH_HUB_BIN: another build of the hub to run instead (an A/B of two binaries in one sitting),
@@ -369,17 +371,17 @@ for scenario in $SCENARIOS; do
       for chats in $(q "100 500" 100); do
         shape=(relay --chats "$chats" --max-chats 1 --msg-size 100 --step-secs "${BENCH_PEERS_STEP_SECS:-$(q 10 2)}" --rates "$rates")
         name=peers-$chats
-        if [[ $PEERS_SERVERS == *" default "* ]] && start_hub "$name-default" 0 "${CLIENT_LIMITS[@]}"; then
+        if peer_wanted default && start_hub "$name-default" 0 "${CLIENT_LIMITS[@]}"; then
           loadgen "$name-default" 1 "${shape[@]}"
           stop_hub "$name-default"
         fi
-        if [[ $PEERS_SERVERS == *" memory "* ]] && start_hub "$name-memory" 0 "${CLIENT_LIMITS[@]}" STORE=memory; then
+        if peer_wanted memory && start_hub "$name-memory" 0 "${CLIENT_LIMITS[@]}" STORE=memory; then
           loadgen "$name-memory" 1 "${shape[@]}"
           stop_hub "$name-memory"
         fi
         # The hub on MongoDB (durable acknowledgements: written to the server), for its CPU
         # per message beside the memory store's; secantusdb itself runs unpinned.
-        if [[ $PEERS_SERVERS == *" mongodb "* ]] && start_mongo_wire "$name-mongodb"; then
+        if peer_wanted mongodb && start_mongo_wire "$name-mongodb"; then
           if start_hub "$name-mongodb" 0 "${CLIENT_LIMITS[@]}" STORE=mongodb \
             MONGODB_URI="mongodb://127.0.0.1:$MONGO_WIRE_PORT" MONGODB_DB=bench; then
             loadgen "$name-mongodb" 1 "${shape[@]}"
@@ -388,11 +390,11 @@ for scenario in $SCENARIOS; do
           kill "$MONGO_WIRE_PID" 2>/dev/null || true
           wait "$MONGO_WIRE_PID" 2>/dev/null || true
         fi
-        if [[ $PEERS_SERVERS == *" node "* ]] && start_node "$name-node" 0; then
+        if peer_wanted node && start_node "$name-node" 0; then
           loadgen "$name-node" 1 "${shape[@]}" --bare true --acks false
           stop_hub "$name-node"
         fi
-        if [[ $PEERS_SERVERS == *" bare "* ]] && start_bare "$name-bare" 0; then
+        if peer_wanted bare && start_bare "$name-bare" 0; then
           loadgen "$name-bare" 1 "${shape[@]}" --bare true
           stop_hub "$name-bare"
         fi

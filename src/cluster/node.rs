@@ -97,8 +97,12 @@ impl Cluster {
     /// welcomed by it who wrote at once had their first message refused
     /// `cluster_unavailable` by the router, which refuses while Redis is down.
     pub fn redis_answered(&self) {
-        self.status_tx
-            .send_if_modified(|status| !std::mem::replace(&mut status.redis_up, true));
+        // Read first: the follower calls this after every read, and Redis is nearly always
+        // up already, so the write lock (which the router's reads wait on) is rarely taken.
+        if !self.status.borrow().redis_up {
+            self.status_tx
+                .send_if_modified(|status| !std::mem::replace(&mut status.redis_up, true));
+        }
     }
 
     /// Changes of the node's standing (a new incarnation after a rejoin, Redis down or up).
