@@ -48,8 +48,22 @@ pub struct ChatLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeMessage {
     Line(ChatLine),
-    Typing { chat: ChatId, from: Party, active: bool },
-    Draft { chat: ChatId, text: String },
+    Typing {
+        chat: ChatId,
+        from: Party,
+        active: bool,
+    },
+    Draft {
+        chat: ChatId,
+        text: String,
+    },
+    /// Typing in a buddy chat (its wire id), by buddy `from`: published by the typist's
+    /// node to the nodes holding the peer's pages (docs/cluster.md §15).
+    BuddyTyping {
+        chat: String,
+        from: u64,
+        active: bool,
+    },
 }
 
 /// The JSON on a node's channel (`k` tells the kind; the message's fields are strings, as
@@ -71,6 +85,8 @@ enum Wire {
     Typing { chat: String, from: String, active: bool },
     #[serde(rename = "draft")]
     Draft { chat: String, text: String },
+    #[serde(rename = "btyping")]
+    BuddyTyping { chat: String, from: String, active: bool },
 }
 
 fn side(from: Party) -> &'static str {
@@ -121,6 +137,11 @@ pub fn parse_node_message(payload: &str) -> Option<NodeMessage> {
         Wire::Draft { chat, text } => Some(NodeMessage::Draft {
             chat: ChatId(chat.parse().ok()?),
             text,
+        }),
+        Wire::BuddyTyping { chat, from, active } => Some(NodeMessage::BuddyTyping {
+            chat,
+            from: from.parse().ok()?,
+            active,
         }),
     }
 }
@@ -268,7 +289,7 @@ pub async fn signal(
             chat: chat.0.to_string(),
             text: text.clone(),
         },
-        NodeMessage::Line(_) => return Ok(()),
+        NodeMessage::Line(_) | NodeMessage::BuddyTyping { .. } => return Ok(()),
     };
     let payload = serde_json::to_string(&wire).map_err(|e| MalformedReply(e.to_string()))?;
     let _: i64 = SIGNAL
@@ -280,6 +301,29 @@ pub async fn signal(
         .invoke_async(conn)
         .await?;
     Ok(())
+}
+
+/// Publishes a buddy chat's typing flag to `nodes` (their channels, one pipeline): no
+/// script, since Redis knows nothing of buddies; the caller's replica of the buddy list
+/// names the nodes holding the peer. Losing one is harmless, as for every typing flag.
+pub async fn publish_buddy_typing(
+    conn: &mut ConnectionManager,
+    nodes: &[String],
+    chat: &str,
+    from: u64,
+    active: bool,
+) -> redis::RedisResult<()> {
+    let wire = Wire::BuddyTyping {
+        chat: chat.to_string(),
+        from: from.to_string(),
+        active,
+    };
+    let payload = serde_json::to_string(&wire).expect("a typing flag is JSON");
+    let mut pipe = redis::pipe();
+    for node in nodes {
+        pipe.cmd("PUBLISH").arg(node_channel(node)).arg(&payload).ignore();
+    }
+    pipe.query_async::<()>(conn).await
 }
 
 /// What a read of a chat's log found.
@@ -357,6 +401,19 @@ mod tests {
                 from: Party::Customer,
                 active: true
             })
+        );
+        let buddy = r#"{"k":"btyping","chat":"01a2-c","from":"7","active":false}"#;
+        assert_eq!(
+            parse_node_message(buddy),
+            Some(NodeMessage::BuddyTyping {
+                chat: "01a2-c".into(),
+                from: 7,
+                active: false
+            })
+        );
+        assert_eq!(
+            parse_node_message(r#"{"k":"btyping","chat":"c","from":"x","active":true}"#),
+            None
         );
     }
 }

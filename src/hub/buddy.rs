@@ -291,6 +291,11 @@ impl HubState {
                     client_id: client_id.clone(),
                 }
             }
+            // Across nodes typing skips the events stream: nothing it changes needs the
+            // stream's one order, and only the peer's nodes need it.
+            ClientFrame::Typing { chat_id, active } if self.buddy_node().is_some() => {
+                return self.buddy_typing_across(me, chat_id.as_deref(), active);
+            }
             ClientFrame::Typing { chat_id, active } => BuddyAction::Typing { chat: chat_id, active },
             other => return Err(("not_allowed", format!("the buddy list has no {:?}", other.kind()))),
         };
@@ -564,18 +569,72 @@ impl HubState {
                     .chat_members(chat)
                     .expect("checked chat");
                 let peer = if a == me { b } else { a };
-                let frame = ServerFrame::BuddyTyping {
-                    chat_id: self.buddies.chats[&(roster, chat)].wire_id.clone(),
-                    from: me.0,
-                    active,
-                };
-                self.delivery
-                    .deliver(&Recipient::Buddy(peer), &Outbound::Frame(frame.encode()));
+                let wire = self.buddies.chats[&(roster, chat)].wire_id.clone();
+                self.buddy_typing_to(peer, &wire, me, active);
                 return Ok(());
             }
         }
         self.buddy_apply(roster, node, out);
         Ok(())
+    }
+
+    /// `me` typing in their chat, in a cluster: checked against this node's replica, told
+    /// to the peer's pages here and published to the other nodes holding a page of the
+    /// peer (their count is part of the replica). A node whose replica is a moment behind
+    /// may name a node that just closed the peer's last page (the flag is dropped there) or
+    /// miss one that just opened it (that page sees the next flag): typing is never kept.
+    fn buddy_typing_across(&mut self, me: BuddyId, chat: Option<&str>, active: bool) -> Result<(), Refusal> {
+        let Some(roster) = self.buddies.people.get(&me).map(|p| p.roster) else {
+            return Err(("not_online", "You are not online.".to_string()));
+        };
+        let chat = self.buddy_chat(me, roster, chat)?;
+        let (a, b) = self
+            .buddies
+            .presence_ref(roster)
+            .chat_members(chat)
+            .expect("checked chat");
+        let peer = if a == me { b } else { a };
+        let wire = self.buddies.chats[&(roster, chat)].wire_id.clone();
+        self.buddy_typing_to(peer, &wire, me, active);
+        let here = self.buddy_node().unwrap_or("");
+        let nodes: Vec<String> = self
+            .buddies
+            .holders
+            .page_nodes(peer)
+            .into_iter()
+            .filter(|node| node != here)
+            .collect();
+        if !nodes.is_empty() {
+            let _ = self.buddy_typing_call(nodes, wire, me.0, active);
+        }
+        Ok(())
+    }
+
+    /// Typing published by another node (`buddy_typing_across`): told to the peer's pages
+    /// here if the chat still runs here with `from` in it.
+    pub(in crate::hub) fn buddy_typing_arrived(&mut self, wire: &str, from: u64, active: bool) {
+        let Some(&(roster, chat)) = self.buddies.chat_by_wire.get(wire) else {
+            return;
+        };
+        let Some((a, b)) = self.buddies.presence_ref(roster).chat_members(chat) else {
+            return;
+        };
+        let peer = match BuddyId(from) {
+            from if from == a => b,
+            from if from == b => a,
+            _ => return,
+        };
+        self.buddy_typing_to(peer, wire, BuddyId(from), active);
+    }
+
+    fn buddy_typing_to(&mut self, peer: BuddyId, wire: &str, from: BuddyId, active: bool) {
+        let frame = ServerFrame::BuddyTyping {
+            chat_id: wire.to_string(),
+            from: from.0,
+            active,
+        };
+        self.delivery
+            .deliver(&Recipient::Buddy(peer), &Outbound::Frame(frame.encode()));
     }
 
     /// The caller's current chat; a named chat must be it.

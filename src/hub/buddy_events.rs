@@ -168,6 +168,17 @@ impl Holders {
             .is_some_and(|nodes| nodes.values().any(|h| h.pages > 0))
     }
 
+    /// The nodes where `who` has a buddy page open, in name order.
+    pub fn page_nodes(&self, who: BuddyId) -> Vec<String> {
+        self.held.get(&who).map_or_else(Vec::new, |nodes| {
+            nodes
+                .iter()
+                .filter(|(_, h)| h.pages > 0)
+                .map(|(node, _)| node.clone())
+                .collect()
+        })
+    }
+
     pub fn timer_started(&mut self, who: BuddyId, node: &str, epoch: u64) {
         self.timers.insert(who, (node.to_string(), epoch));
     }
@@ -300,8 +311,10 @@ mod tests {
         assert!(!h.closed(a, "n1", true), "already handed on");
         assert!(h.has_page(a));
         assert_eq!(h.hand_timers("n1", "n3"), vec![(b, 7)]);
+        assert_eq!(h.page_nodes(a), ["n2"]);
         assert!(h.closed(a, "n2", true));
         assert!(!h.has_page(a));
+        assert!(h.page_nodes(a).is_empty());
     }
 
     #[derive(Debug, Clone)]

@@ -69,6 +69,13 @@ pub(crate) enum RouterCall {
         from: Party,
         what: NodeMessage,
     },
+    /// Typing in a buddy chat (its wire id), for the nodes holding the peer's pages.
+    BuddyTyping {
+        nodes: Vec<String>,
+        chat: String,
+        from: u64,
+        active: bool,
+    },
     /// The chat's messages after `after`, from its log.
     Fill { chat: ChatId, after: u64 },
     /// The last read of an ended chat's log by the node archiving it: every line stamped
@@ -488,6 +495,14 @@ async fn router(
             }
             RouterCall::Signal { chat, from, what } => {
                 let _ = chat_log::signal(&mut conn, cluster.node_id(), chat, from, &what).await;
+            }
+            RouterCall::BuddyTyping {
+                nodes,
+                chat,
+                from,
+                active,
+            } => {
+                let _ = chat_log::publish_buddy_typing(&mut conn, &nodes, &chat, from, active).await;
             }
             RouterCall::Fill { chat, after } => {
                 // Reads: once more after a connection error (see `Message`).

@@ -275,6 +275,76 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
     beta.stop().await;
 }
 
+/// Typing in a buddy chat goes to the nodes holding the peer, not through the routing
+/// events stream that every node reads (docs/cluster.md §15): Bob on beta and on gamma
+/// (the same key) sees Ann's typing from alpha on both devices; Ann's own typing reaches
+/// no device of hers; the stream holds no typing entry.
+#[tokio::test]
+async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
+    let scratch = TempDir::new("buddy-cluster-typing");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+    let gamma = node(&store, &redis, "gamma", &scratch).await;
+
+    let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
+    let (mut bob, wb) = buddy(&beta, "Bob", None).await;
+    let (ia, ib, key) = (id(&wa), id(&wb), wb["key"].as_str().unwrap().to_string());
+    ann.next_of("buddy_joined").await;
+    let chat = start_chat(&mut ann, &mut bob, ib).await;
+    let (mut bob2, back) = buddy(&gamma, "Bob", Some(&key)).await;
+    assert_eq!(back["chat"]["chat_id"], chat.as_str(), "{back}");
+    // Gamma's replica has applied Bob's second page once a message sent after it arrives there.
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "hi"}))
+        .await;
+    bob2.next_of("message").await;
+
+    for active in [true, false] {
+        ann.send(json!({"type": "typing", "chat_id": chat, "active": active}))
+            .await;
+        for device in [&mut bob, &mut bob2] {
+            let typing = device.next_of("buddy_typing").await;
+            assert_eq!(
+                (
+                    typing["chat_id"].as_str(),
+                    typing["from"].as_u64(),
+                    typing["active"].as_bool()
+                ),
+                (Some(chat.as_str()), Some(ia), Some(active))
+            );
+        }
+    }
+    bob.send(json!({"type": "typing", "chat_id": chat, "active": true}))
+        .await;
+    assert_eq!(ann.next_of("buddy_typing").await["from"], ib);
+    let seen = bob.drain().await;
+    assert!(
+        seen.iter().all(|f| f["type"] != "buddy_typing"),
+        "Bob's own typing came back: {seen:?}"
+    );
+
+    let mut conn = redis_conn(&redis).await;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("{sb}:routing-events")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let typing_entries: Vec<_> = entries
+        .iter()
+        .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "a" && v.contains("typing")))
+        .collect();
+    assert!(
+        typing_entries.is_empty(),
+        "typing in the events stream: {typing_entries:?}"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+    gamma.stop().await;
+}
+
 /// Part 3 (scenario 6, a buddy): Bob drops from beta and comes back on alpha within the
 /// grace period with his key: his welcome there holds the chat and its messages, Ann is
 /// told nothing, and the chat goes on in one seq order.

@@ -951,6 +951,17 @@ impl HubState {
             .is_some_and(|c| c.link.node == node && c.link.nonce == process)
     }
 
+    /// Publishes typing in the buddy chat `chat` (wire id) to `nodes`; false when the
+    /// router's queue is full (the flag is dropped, as a lost one would be).
+    pub(in crate::hub) fn buddy_typing_call(&self, nodes: Vec<String>, chat: String, from: u64, active: bool) -> bool {
+        self.call(RouterCall::BuddyTyping {
+            nodes,
+            chat,
+            from,
+            active,
+        })
+    }
+
     /// Sends a buddy event (JSON) to the events stream; false when the router's queue is full.
     pub(in crate::hub) fn buddy_call(&self, event: String, conn: Option<ConnId>, client_id: Option<String>) -> bool {
         let process = self.cluster.as_ref().map(|c| c.link.nonce.clone()).unwrap_or_default();

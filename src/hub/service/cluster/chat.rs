@@ -276,6 +276,7 @@ impl HubState {
                 self.send(to, &frame);
             }
             NodeMessage::Line(line) => self.accept_line(line),
+            NodeMessage::BuddyTyping { chat, from, active } => self.buddy_typing_arrived(&chat, from, active),
         }
     }
 
