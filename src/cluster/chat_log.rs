@@ -64,6 +64,9 @@ pub enum NodeMessage {
         from: u64,
         active: bool,
     },
+    /// A buddy chat message, published by its sender's node once kept there
+    /// (`cluster::buddy_chat_log`).
+    BuddyLine(super::buddy_chat_log::BuddyLine),
 }
 
 /// The JSON on a node's channel (`k` tells the kind; the message's fields are strings, as
@@ -87,6 +90,13 @@ enum Wire {
     Draft { chat: String, text: String },
     #[serde(rename = "btyping")]
     BuddyTyping { chat: String, from: String, active: bool },
+    #[serde(rename = "bm")]
+    BuddyLine(super::buddy_chat_log::BuddyLine),
+}
+
+/// A buddy chat message as a node's channel carries it.
+pub(super) fn buddy_line_payload(line: &super::buddy_chat_log::BuddyLine) -> String {
+    serde_json::to_string(&Wire::BuddyLine(line.clone())).expect("a buddy line is JSON")
 }
 
 fn side(from: Party) -> &'static str {
@@ -143,6 +153,7 @@ pub fn parse_node_message(payload: &str) -> Option<NodeMessage> {
             from: from.parse().ok()?,
             active,
         }),
+        Wire::BuddyLine(line) => Some(NodeMessage::BuddyLine(line)),
     }
 }
 
@@ -289,7 +300,7 @@ pub async fn signal(
             chat: chat.0.to_string(),
             text: text.clone(),
         },
-        NodeMessage::Line(_) | NodeMessage::BuddyTyping { .. } => return Ok(()),
+        NodeMessage::Line(_) | NodeMessage::BuddyTyping { .. } | NodeMessage::BuddyLine(_) => return Ok(()),
     };
     let payload = serde_json::to_string(&wire).map_err(|e| MalformedReply(e.to_string()))?;
     let _: i64 = SIGNAL

@@ -19,6 +19,7 @@ pub mod routing_scripts;
 pub mod resume_tokens;
 
 // ---- the buddy list across nodes ----
+pub mod buddy_chat_log;
 pub mod buddy_log;
 
 // ---- Redis restarted empty: the routing domain re-asserted from the nodes' replicas ----

@@ -584,6 +584,7 @@ fn closed(inv: Invitation, reason: CloseReason) -> BuddyDecision {
     }
 }
 
+pub mod stamps;
 mod state;
 pub use state::{InconsistentPresence, PresenceState, StatePerson};
 

@@ -75,6 +75,8 @@ pub(crate) struct BuddyDesk {
     pub(super) joining: HashSet<ConnId>,
     /// The wire id of the chat the accept being applied opens.
     opening_wire: Option<String>,
+    /// Buddy chat messages across nodes, off the events stream (`lines`).
+    lines: lines::BuddyLines,
     // ---- after Redis lost its data (docs/cluster.md §9) ----
     /// Nodes that held connections, ran timers or archived chats in a restored buddy list
     /// and have not claimed what they still hold: handed on when the restore's pseudo-node
@@ -178,6 +180,7 @@ fn role_named(role: Option<&str>) -> Option<&'static str> {
 type Refusal = (&'static str, String);
 
 mod decisions;
+mod lines;
 mod reassert;
 pub(crate) mod snapshot;
 
@@ -283,6 +286,16 @@ impl HubState {
             ClientFrame::EndChat { chat_id } => BuddyAction::End { chat: chat_id },
             ClientFrame::Message { chat_id, text, .. } => {
                 self.check_message(&text)?;
+                if self.buddy_node().is_some() {
+                    // Across nodes a message skips the events stream: stamped in its chat's
+                    // own log, to the nodes that need it only (`buddy::lines`).
+                    let roster = self.buddies.people.get(&me).map(|p| p.roster);
+                    let Some(roster) = roster else {
+                        return Err(("not_online", "You are not online.".to_string()));
+                    };
+                    let message = (Uuid::now_v7().to_string(), now_ms(), text, client_id.clone());
+                    return self.buddy_send_across(conn, me, roster, chat_id.as_deref(), message);
+                }
                 BuddyAction::Message {
                     chat: chat_id,
                     id: Uuid::now_v7().to_string(),
@@ -356,19 +369,28 @@ impl HubState {
                     .buddies
                     .person_for(key.as_deref(), &name, roster, role_named(role.as_deref()), &new_key);
                 let name = self.buddies.people[&id].name.clone();
-                if mine {
-                    self.buddies.joining.remove(&conn);
-                }
+                // In a running chat, whose lines this node may not all have (it may have held
+                // no page of either member): the welcome waits for a read of the chat's log,
+                // the page still `joining` meanwhile.
+                let welcome_after_read = if mine && self.conn_role(conn).is_some() {
+                    self.buddy_chat_to_read(id)
+                } else {
+                    None
+                };
                 let mut out = vec![];
                 if let Err(e) = self.buddies.presence(roster).connect(id, &name, &mut out) {
                     if mine {
+                        self.buddies.joining.remove(&conn);
                         self.error_to_conn(conn, e.code(), e.to_string(), None);
                     }
                     return;
                 }
+                if mine && welcome_after_read.is_none() {
+                    self.buddies.joining.remove(&conn);
+                }
                 self.buddies.holders.opened(id, node, true);
                 let mut closed_meanwhile = false;
-                if mine {
+                if mine && welcome_after_read.is_none() {
                     if self.conn_role(conn).is_some() {
                         self.set_who(conn, Recipient::Buddy(id));
                         let welcome = self.buddy_welcome(id);
@@ -378,6 +400,9 @@ impl HubState {
                     }
                 }
                 self.buddy_apply(roster, node, out);
+                if let Some((wire, last)) = welcome_after_read {
+                    self.buddy_read(&wire, last, vec![lines::AfterRead::Welcome { conn, who: id }]);
+                }
                 if closed_meanwhile {
                     // Gone before its join came back: count its close, as any other.
                     self.buddy_submit(BuddyEvent::PageClosed { who: id.0 }, None, None);
@@ -444,6 +469,16 @@ impl HubState {
         if self.buddies.presence(roster).disconnect(id, &mut out).is_ok() {
             self.buddy_apply(roster, node, out);
         }
+    }
+
+    /// In a cluster, `id`'s running chat (wire id, last seq recorded here), whose log a
+    /// page of theirs joining here reads before its welcome.
+    fn buddy_chat_to_read(&self, id: BuddyId) -> Option<(String, u64)> {
+        self.buddy_node()?;
+        let roster = self.buddies.people.get(&id)?.roster;
+        let (chat, _) = self.buddies.presence_ref(roster).chat_of(id)?;
+        let log = self.buddies.chats.get(&(roster, chat))?;
+        Some((log.wire_id.clone(), log.transcript.last_seq()))
     }
 
     pub(in crate::hub) fn buddy_welcome(&self, id: BuddyId) -> ServerFrame {
@@ -824,6 +859,12 @@ impl HubState {
                 reopened.push((log.opened.clone(), inviter, log.transcript.after(0)));
             }
         }
+        // Its lines are in the chat's log, not all in this replica (it may hold neither
+        // member): the log's go to the archive again too, once read.
+        for (opened, _, _) in &reopened {
+            self.buddy_read(&opened.id, 0, vec![lines::AfterRead::Rearchive]);
+        }
+        self.buddy_lines_node_lost(lost, heir);
         // The lost node may not have archived all of it: the heir archives the opening and
         // every message kept again, which the store ignores where it has them (by seq).
         for (opened, inviter, messages) in reopened {

@@ -31,6 +31,7 @@ use super::delivery::{ConnId, Recipient};
 use super::own_calls::OwnCalls;
 use super::transcript::{Author, Transcript};
 use super::{Command, RefusedCall};
+use crate::cluster::buddy_chat_log::{self, BuddyLine};
 use crate::cluster::buddy_log;
 use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
 use crate::cluster::lease::NodeLost;
@@ -76,6 +77,14 @@ pub(crate) enum RouterCall {
         from: u64,
         active: bool,
     },
+    /// A buddy chat message to stamp in its chat's log (docs/cluster.md §15).
+    BuddyStamp(Box<BuddyOutgoing>),
+    /// A buddy line kept here, for the other nodes that need it.
+    BuddyPublish { nodes: Vec<String>, line: BuddyLine },
+    /// A buddy chat's log after `after` (`Command::BuddyLogRead`).
+    BuddyRead { chat: String, after: u64 },
+    /// A buddy chat over and archived: its log and seq counter expire a day later.
+    BuddyExpire { chat: String },
     /// The chat's messages after `after`, from its log.
     Fill { chat: ChatId, after: u64 },
     /// The last read of an ended chat's log by the node archiving it: every line stamped
@@ -504,6 +513,97 @@ async fn router(
             } => {
                 let _ = chat_log::publish_buddy_typing(&mut conn, &nodes, &chat, from, active).await;
             }
+            RouterCall::BuddyStamp(message) => {
+                let outgoing = buddy_chat_log::Outgoing {
+                    chat: &message.chat,
+                    sender: message.sender,
+                    id: &message.id,
+                    at: message.at,
+                    text: &message.text,
+                    client_id: message.client_id.as_deref(),
+                    floor: message.floor,
+                };
+                let result = match member {
+                    Some(incarnation) => {
+                        let mut result = Err(ClusterRoutingError::Fenced);
+                        // Once more after a connection error: the script stamps an id once.
+                        for _ in 0..2 {
+                            result = buddy_chat_log::stamp(&mut conn, cluster.node_id(), incarnation, &outgoing).await;
+                            if !matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
+                                break;
+                            }
+                        }
+                        result
+                    }
+                    None => Err(ClusterRoutingError::Fenced),
+                };
+                let command = match result {
+                    Ok(stamp) => {
+                        let BuddyOutgoing {
+                            conn: who,
+                            chat,
+                            sender,
+                            text,
+                            client_id,
+                            ..
+                        } = *message;
+                        Command::BuddyStamped {
+                            conn: who,
+                            line: BuddyLine {
+                                chat,
+                                seq: stamp.seq,
+                                p: stamp.p,
+                                sender,
+                                id: stamp.id,
+                                at: stamp.at,
+                                text,
+                                client_id,
+                            },
+                        }
+                    }
+                    Err(e) => {
+                        if matches!(e, ClusterRoutingError::Fenced) && member.is_some() {
+                            suspended.get_or_insert_with(tokio::time::Instant::now);
+                        }
+                        let (code, text) = refusal(&e);
+                        Command::ClusterRefused {
+                            conn: Some(message.conn),
+                            who: None,
+                            code,
+                            message: text,
+                            client_id: message.client_id,
+                            call: RefusedCall::Other,
+                        }
+                    }
+                };
+                tell(&hub, command).await;
+            }
+            RouterCall::BuddyPublish { nodes, line } => {
+                let mut published = buddy_chat_log::publish(&mut conn, &nodes, &line).await;
+                if published.is_err() {
+                    published = buddy_chat_log::publish(&mut conn, &nodes, &line).await;
+                }
+                if let Err(e) = published {
+                    // The receivers find the gap at the chat's next line, their read at its
+                    // end, or their read after their channel comes back.
+                    tracing::warn!(error = %e, "a buddy line was not published");
+                }
+            }
+            RouterCall::BuddyExpire { chat } => {
+                if let Err(e) = buddy_chat_log::expire(&mut conn, &chat).await {
+                    tracing::warn!(chat, error = %e, "a buddy chat's log was left without its expiry");
+                }
+            }
+            RouterCall::BuddyRead { chat, after } => {
+                let mut read = buddy_chat_log::read_after(&mut conn, &chat, after).await;
+                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                    read = buddy_chat_log::read_after(&mut conn, &chat, after).await;
+                }
+                let read = read
+                    .inspect_err(|e| tracing::warn!(chat, error = %e, "could not read a buddy chat's log"))
+                    .ok();
+                tell(&hub, Command::BuddyLogRead { chat, read }).await;
+            }
             RouterCall::Fill { chat, after } => {
                 // Reads: once more after a connection error (see `Message`).
                 let mut read = chat_log::read_after(&mut conn, chat, after).await;
@@ -717,6 +817,21 @@ async fn router(
             }
         }
     }
+}
+
+/// A buddy chat message on its way to be stamped (`RouterCall::BuddyStamp`).
+pub(crate) struct BuddyOutgoing {
+    /// The page that sent it, told the refusal or, later, acknowledged.
+    pub conn: ConnId,
+    /// The chat's wire id.
+    pub chat: String,
+    pub sender: u64,
+    pub id: String,
+    pub at: i64,
+    pub text: String,
+    pub client_id: Option<String>,
+    /// The highest seq of the chat this node has.
+    pub floor: u64,
 }
 
 /// A chat message on its way to be stamped (`RouterCall::Message`).

@@ -275,6 +275,16 @@ pub(crate) enum Command {
         /// The seq the chat's log starts at (`chat_log::LogRead::first`).
         log_from: Option<u64>,
     },
+    /// A buddy chat message this node sent, stamped in its chat's log; `conn` sent it.
+    BuddyStamped {
+        conn: delivery::ConnId,
+        line: crate::cluster::buddy_chat_log::BuddyLine,
+    },
+    /// A buddy chat's log as read (`None`: it could not be read).
+    BuddyLogRead {
+        chat: String,
+        read: Option<crate::cluster::buddy_chat_log::LogRead>,
+    },
     /// Typing or a draft from another node.
     ChatSignal(crate::cluster::chat_log::NodeMessage),
     /// The node's chat channel was cut and is back: re-read every chat's log.

@@ -331,6 +331,8 @@ impl HubState {
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
             Command::CategoryModes { wanted } => self.set_category_modes(wanted),
             Command::BuddyGraceExpired { buddy, epoch } => self.buddy_grace_expired(buddy, epoch),
+            Command::BuddyStamped { conn, line } => self.buddy_stamped(conn, line),
+            Command::BuddyLogRead { chat, read } => self.buddy_log_read(chat, read),
             Command::ForgetEndedVisit { token } => {
                 self.ended_visits.remove(&token);
             }
@@ -405,8 +407,14 @@ impl HubState {
                 state,
                 last_event,
                 restored,
-            } => self.routing_reload(state, last_event, restored),
-            Command::BuddiesRestored(snapshot) => self.restore_loaded(*snapshot),
+            } => {
+                self.routing_reload(state, last_event, restored);
+                self.buddy_lines_caught_up();
+            }
+            Command::BuddiesRestored(snapshot) => {
+                self.restore_loaded(*snapshot);
+                self.buddy_lines_caught_up();
+            }
             Command::ChatLines {
                 lines,
                 filled,
@@ -582,6 +590,13 @@ impl HubState {
         }
     }
 
+    /// A frame encoded already, to one connection.
+    pub(super) fn send_encoded_to_conn(&self, conn: ConnId, frame: Outbound) {
+        if let Some(entry) = self.conns.get(&conn) {
+            entry.handle.send(frame);
+        }
+    }
+
     pub(super) fn error_to_conn(
         &self,
         conn: ConnId,
@@ -643,7 +658,7 @@ impl HubState {
     }
 
     /// Closes a connection now, with a close frame.
-    fn close_conn(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+    pub(super) fn close_conn(&mut self, conn: ConnId, code: u16, reason: &'static str) {
         if let Some(entry) = self.conns.get(&conn) {
             entry.handle.send(Outbound::Close(code, reason));
         }

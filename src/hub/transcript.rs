@@ -66,7 +66,7 @@ fn stamp(chat_id: &str, seq: u64, author: Author, text: String, client_id: Optio
 }
 
 /// Message `seq` of chat `chat_id` with the id and time it was given.
-fn stamped(
+pub(crate) fn stamped(
     chat_id: &str,
     seq: u64,
     id: &str,

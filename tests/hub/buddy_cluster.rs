@@ -345,6 +345,210 @@ async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
     gamma.stop().await;
 }
 
+/// Buddy chat messages take the chat's own path, not the routing events stream every
+/// node reads (docs/cluster.md §15): Ann on alpha and Bob on beta chat while Cid, on
+/// gamma, holds only his own page: gamma's channel carries none of their lines and the
+/// stream holds no message entry; both sides see one gapless order and the archive holds
+/// it once. Then Bob opens a page on gamma: its welcome has every line so far (read from
+/// the chat's log) and the next lines reach it there.
+#[tokio::test]
+async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream() {
+    use futures_util::StreamExt;
+    let scratch = TempDir::new("buddy-cluster-per-chat");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let alpha = node(&store, &redis, "alpha", &scratch).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+    let gamma = node(&store, &redis, "gamma", &scratch).await;
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut to_gamma = client.get_async_pubsub().await.unwrap();
+    to_gamma.subscribe("{sb}:to:gamma").await.unwrap();
+    let mut to_alpha = client.get_async_pubsub().await.unwrap();
+    to_alpha.subscribe("{sb}:to:alpha").await.unwrap();
+
+    let (mut ann, _) = buddy(&alpha, "Ann", None).await;
+    let (mut bob, wb) = buddy(&beta, "Bob", None).await;
+    let (_cid, _) = buddy(&gamma, "Cid", None).await;
+    let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());
+    ann.next_of("buddy_joined").await;
+    let chat = start_chat(&mut ann, &mut bob, ib).await;
+    for i in 0..5 {
+        ann.send(json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("ac{i}")}))
+            .await;
+        bob.send(json!({"type": "message", "chat_id": chat, "text": format!("b{i}"), "client_id": format!("bc{i}")}))
+            .await;
+    }
+    let seen_by_ann = messages(&mut ann, 10).await;
+    let seen_by_bob = messages(&mut bob, 10).await;
+    let order = |seen: &[Value]| {
+        let mut pairs: Vec<(u64, String)> = seen
+            .iter()
+            .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
+            .collect();
+        pairs.sort();
+        pairs
+    };
+    let ann_order = order(&seen_by_ann);
+    assert_eq!(
+        ann_order.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>(),
+        "{seen_by_ann:?}"
+    );
+    assert_eq!(ann_order, order(&seen_by_bob), "one order, the same ids, on both sides");
+
+    // Bob's lines reached alpha by its channel; gamma's carried none.
+    let published = |pubsub: &mut redis::aio::PubSub| {
+        let mut lines = 0;
+        let mut stream = pubsub.on_message();
+        let mut payloads = vec![];
+        while let Some(Some(m)) = futures_util::FutureExt::now_or_never(stream.next()) {
+            payloads.push(m.get_payload::<String>().unwrap());
+        }
+        for p in &payloads {
+            if p.contains("\"k\":\"bm\"") {
+                lines += 1;
+            }
+        }
+        (lines, payloads)
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (to_alpha_lines, _) = published(&mut to_alpha);
+    assert_eq!(to_alpha_lines, 5, "Bob's five lines, published to Ann's node");
+    let (to_gamma_lines, payloads) = published(&mut to_gamma);
+    assert_eq!(to_gamma_lines, 0, "gamma holds neither member: {payloads:?}");
+    let mut conn = redis_conn(&redis).await;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("{sb}:routing-events")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let message_entries: Vec<_> = entries
+        .iter()
+        .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "a" && v.contains("message")))
+        .collect();
+    assert!(
+        message_entries.is_empty(),
+        "messages in the events stream: {message_entries:?}"
+    );
+
+    // Bob's second page, on gamma: the whole chat in its welcome, and the next line.
+    let (mut bob2, back) = buddy(&gamma, "Bob", Some(&key)).await;
+    let texts: Vec<&str> = back["chat"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 10, "{back}");
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "to both devices"}))
+        .await;
+    let got = bob2.next_of("message").await;
+    assert_eq!(
+        (got["seq"].as_u64(), got["text"].as_str()),
+        (Some(11), Some("to both devices"))
+    );
+    assert_eq!(bob.next_of("message").await["seq"], 11);
+
+    bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    ann.next_of("buddy_chat_ended").await;
+    let deadline = Instant::now() + WAIT;
+    let record = loop {
+        if let Ok(record) = store.conversation(&chat).await
+            && record.closed.is_some()
+            && record.messages.len() == 11
+        {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the buddy chat is archived with its 11 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(archived, (1..=11).collect::<Vec<_>>());
+    alpha.stop().await;
+    beta.stop().await;
+    gamma.stop().await;
+}
+
+/// A buddy line's place in the events stream decides whether it belongs to its chat, on
+/// every node alike, whatever reaches a node first (docs/cluster.md §15). Ann's node (a
+/// process) hands each batch of events to its hub 1.5 s after reading it
+/// (`SWITCHBOARD_TEST_FOLLOWER_LAG`, debug builds). Ann writes a line after an entry her
+/// replica has not applied: it waits for her replica; Bob ends the chat on beta meanwhile,
+/// so beta, which archives the chat, gets her line only from its last read of the log
+/// after the end: it goes to Bob (after the end) and to the archive before the closing,
+/// and Ann's `ack` comes once her replica reaches its place. Ann's next line, written
+/// while her replica still shows the chat running, is stamped after the end: refused
+/// `not_in_chat`, and nobody keeps it.
+#[tokio::test]
+async fn a_line_stamped_before_the_end_is_kept_everywhere_and_one_after_it_nowhere() {
+    let scratch = TempDir::new("buddy-cluster-late-line");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "laggard:1500")];
+    let (_laggard, bind, _, _) = node_process_with(&redis, &scratch, "laggard", "5", &hook).await;
+    let beta = node(&store, &redis, "beta", &scratch).await;
+
+    let (mut ann, _) = buddy_on(&bind, "Ann", None).await;
+    let (mut bob, wb) = buddy(&beta, "Bob", None).await;
+    let ib = id(&wb);
+    ann.next_matching_within(WAIT, |f| f["type"] == "buddy_joined").await;
+    ann.send(json!({"type": "invite", "to": ib})).await;
+    let inv = bob.next_of("invited").await["invitation"]["invitation_id"]
+        .as_u64()
+        .unwrap();
+    bob.send(json!({"type": "accept", "invitation_id": inv})).await;
+    let chat = bob.next_of("buddy_chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ann.next_matching_within(WAIT, |f| f["type"] == "buddy_chat_started")
+        .await;
+    // An entry Ann's replica will apply 1.5 s after reading it; her line comes after it.
+    let (_cid, _) = buddy(&beta, "Cid", None).await;
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "before the end", "client_id": "m1"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    bob.next_of("buddy_chat_ended").await;
+    let late = bob.next_of("message").await;
+    assert_eq!(
+        (late["seq"].as_u64(), late["text"].as_str()),
+        (Some(1), Some("before the end")),
+        "{late}"
+    );
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "after the end", "client_id": "m2"}))
+        .await;
+    let ack = ann.next_matching_within(WAIT, |f| f["type"] == "ack").await;
+    assert_eq!((ack["client_id"].as_str(), ack["seq"].as_u64()), (Some("m1"), Some(1)));
+    let refused = ann.next_matching_within(WAIT, |f| f["type"] == "error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("not_in_chat"), Some("m2")),
+        "{refused}"
+    );
+    let deadline = Instant::now() + WAIT;
+    let record = loop {
+        if let Ok(record) = store.conversation(&chat).await
+            && record.closed.is_some()
+        {
+            break record;
+        }
+        assert!(Instant::now() < deadline, "the buddy chat is archived as closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(archived, [(1, "before the end")]);
+    let seen = bob.drain().await;
+    assert!(seen.iter().all(|f| f["text"] != "after the end"), "{seen:?}");
+    beta.stop().await;
+}
+
 /// Part 3 (scenario 6, a buddy): Bob drops from beta and comes back on alpha within the
 /// grace period with his key: his welcome there holds the chat and its messages, Ann is
 /// told nothing, and the chat goes on in one seq order.
@@ -422,6 +626,17 @@ async fn node_process(
     node: &str,
     grace_secs: &str,
 ) -> (Running, String, String, String) {
+    node_process_with(redis, scratch, node, grace_secs, &[]).await
+}
+
+/// [`node_process`] with more settings (test hooks).
+async fn node_process_with(
+    redis: &RedisServer,
+    scratch: &TempDir,
+    node: &str,
+    grace_secs: &str,
+    more: &[(&str, &str)],
+) -> (Running, String, String, String) {
     let port = free_port();
     let (bind, url) = (format!("127.0.0.1:{port}"), redis.url());
     let uri = crate::archive::mongo_uri();
@@ -437,6 +652,7 @@ async fn node_process(
         ("CLUSTER_RENEW_MS", "200"),
         ("BUDDY_GRACE_SECS", grace_secs),
     ];
+    let envs: Vec<(&str, &str)> = envs.iter().chain(more).copied().collect();
     let mut command = hub_command(&scratch.0, &envs, &["serve"]);
     command
         .stdout(std::process::Stdio::null())

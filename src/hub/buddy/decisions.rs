@@ -128,13 +128,18 @@ impl HubState {
                     ChatEndReason::EndedBy => ("ended", EndReason::Ended),
                     ChatEndReason::Left => ("peer_left", EndReason::Disconnect),
                 };
-                if log.archiver == here {
-                    self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
-                        id: log.wire_id.clone(),
-                        ended_at: now_ms(),
-                        ended_by: if ended_by == a { Side::Customer } else { Side::Agent },
-                        reason: end,
-                    }));
+                let closing = ConversationClosed {
+                    id: log.wire_id.clone(),
+                    ended_at: now_ms(),
+                    ended_by: if ended_by == a { Side::Customer } else { Side::Agent },
+                    reason: end,
+                };
+                if self.buddy_node().is_some() {
+                    // Lines stamped before the end may reach this node after it: the end is
+                    // kept for them, and the closing waits for the log (`buddy::lines`).
+                    self.buddy_chat_over((a, b), &log, closing);
+                } else if log.archiver == here {
+                    self.archive.push_closing(ArchiveEvent::Closed(closing));
                 }
                 let frame = ServerFrame::BuddyChatEnded {
                     chat_id: log.wire_id,

@@ -23,6 +23,22 @@ impl BuddyDesk {
         restored.deferred_desks = std::mem::take(&mut self.deferred_desks);
         restored.announced_desks = std::mem::take(&mut self.announced_desks);
         restored.applied_desks = std::mem::take(&mut self.applied_desks);
+        // Buddy lines are not in the stream the restore replaced: what this node recorded
+        // of a chat beyond the restoring node's replica stays (a seq counter Redis lost
+        // starts from the highest a node has, `lua/buddy_message.lua`), and the lines
+        // under way go on.
+        for chat in restored.chats.values_mut() {
+            let ours = self
+                .chat_by_wire
+                .get(&chat.wire_id)
+                .and_then(|key| self.chats.remove(key));
+            if let Some(ours) = ours
+                && ours.transcript.last_seq() > chat.transcript.last_seq()
+            {
+                chat.transcript = ours.transcript;
+            }
+        }
+        restored.lines = std::mem::take(&mut self.lines);
         *self = restored;
         Ok(())
     }

@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{AgentInfo, ChatLog, CustomerInfo, HubState, close, new_token};
+use crate::cluster::buddy_chat_log::BuddyLine;
 use crate::cluster::chat_log::{ChatLine, NodeMessage};
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::routing_events::RoutingEvent;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party};
+use crate::hub::cluster_link::BuddyOutgoing;
 use crate::hub::cluster_link::{Link, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::now_ms;
@@ -723,6 +725,8 @@ impl HubState {
             }
         }
         self.settle_awaiting_replica();
+        // Buddy lines that waited for the replica to reach their place in the stream.
+        self.buddy_lines_caught_up();
     }
 
     /// Applies one event to the replica and carries out its decisions for our people.
@@ -960,6 +964,35 @@ impl HubState {
             from,
             active,
         })
+    }
+
+    /// The routing events stream's entry this node's replica has applied last.
+    pub(in crate::hub) fn buddy_applied(&self) -> crate::core::presence::stamps::EntryId {
+        self.cluster
+            .as_ref()
+            .and_then(|c| crate::core::presence::stamps::EntryId::parse(&c.last_event))
+            .unwrap_or_default()
+    }
+
+    /// Sends a buddy chat message to be stamped in its chat's log; false when the router's
+    /// queue is full.
+    pub(in crate::hub) fn buddy_stamp_call(&self, message: BuddyOutgoing) -> bool {
+        self.call(RouterCall::BuddyStamp(Box::new(message)))
+    }
+
+    /// Publishes a kept buddy line to `nodes`.
+    pub(in crate::hub) fn buddy_publish_call(&self, nodes: Vec<String>, line: BuddyLine) -> bool {
+        self.call(RouterCall::BuddyPublish { nodes, line })
+    }
+
+    /// A buddy chat is over and archived: its log and seq counter go a day later.
+    pub(in crate::hub) fn buddy_expire_call(&self, chat: String) -> bool {
+        self.call(RouterCall::BuddyExpire { chat })
+    }
+
+    /// Reads a buddy chat's log after `after`; the answer comes as `Command::BuddyLogRead`.
+    pub(in crate::hub) fn buddy_read_call(&self, chat: String, after: u64) -> bool {
+        self.call(RouterCall::BuddyRead { chat, after })
     }
 
     /// Sends a buddy event (JSON) to the events stream; false when the router's queue is full.

@@ -277,11 +277,13 @@ impl HubState {
             }
             NodeMessage::Line(line) => self.accept_line(line),
             NodeMessage::BuddyTyping { chat, from, active } => self.buddy_typing_arrived(&chat, from, active),
+            NodeMessage::BuddyLine(line) => self.buddy_line_arrived(line),
         }
     }
 
     /// The chat channel was cut: whatever was published meanwhile is in the chats' logs.
     pub(in crate::hub::service) fn chat_resync(&mut self) {
+        self.buddy_lines_resync();
         let chats: Vec<(ChatId, u64)> = self
             .chats
             .iter()

@@ -1,0 +1,165 @@
+//! Buddy chat messages between nodes (docs/cluster.md §15): each buddy chat has a log of
+//! its own, like a customer chat's (§7), and a message is stamped there by one fenced
+//! script (`lua/buddy_message.lua`) with its seq and `p`, the routing events stream's
+//! newest entry when it was stamped, which places it in the stream's one order. Redis
+//! decides nothing about buddies: each node's replica keeps or drops a line by where `p`
+//! falls against its chat's end ([`crate::core::presence::stamps`]), and the sender's node
+//! publishes a kept line to the nodes holding either member or archiving the chat. A node
+//! that starts needing a chat, or finds a gap, reads its log ([`read_after`]).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use redis::streams::StreamRangeReply;
+
+use super::chat_log::node_channel;
+use super::routing_replies::MalformedReply;
+use super::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
+
+static STAMP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/buddy_message.lua")));
+
+/// Messages a buddy chat's log keeps: more than the transcript a node keeps (500), so a
+/// node that reads the log for a welcome finds at least what a welcome shows.
+pub const LOG_BOUND: usize = 1_000;
+/// How long a buddy chat's log and seq outlive its last message, in seconds (a day, as a
+/// customer chat's).
+const LOG_LIFETIME_SECS: u64 = super::chat_log::LOG_LIFETIME_SECS;
+
+/// One buddy chat message as stamped: what its log holds and what nodes publish.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BuddyLine {
+    /// The chat's wire id.
+    pub chat: String,
+    pub seq: u64,
+    /// The routing events stream's newest entry id when it was stamped.
+    pub p: String,
+    /// The sender's buddy id.
+    pub sender: u64,
+    pub id: String,
+    pub at: i64,
+    pub text: String,
+    pub client_id: Option<String>,
+}
+
+/// A message to stamp.
+pub struct Outgoing<'a> {
+    pub chat: &'a str,
+    pub sender: u64,
+    pub id: &'a str,
+    pub at: i64,
+    pub text: &'a str,
+    pub client_id: Option<&'a str>,
+    /// The highest seq of the chat this node has (the counter's floor).
+    pub floor: u64,
+}
+
+/// What stamping gave a message: its seq and place, and its id and time (the first
+/// one's, for a message sent again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub seq: u64,
+    pub p: String,
+    pub id: String,
+    pub at: i64,
+}
+
+/// Stamps `m` for `node` at `incarnation`; `Fenced` when that node is not alive.
+pub async fn stamp(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    m: &Outgoing<'_>,
+) -> Result<Stamp, ClusterRoutingError> {
+    let (seq, p, id, at): (String, String, String, String) = STAMP
+        .key(EVENTS_KEY)
+        .arg(node)
+        .arg(incarnation)
+        .arg(m.chat)
+        .arg(m.sender)
+        .arg(m.id)
+        .arg(m.at)
+        .arg(m.text)
+        .arg(m.client_id.unwrap_or(""))
+        .arg(m.floor)
+        .arg(LOG_BOUND)
+        .arg(LOG_LIFETIME_SECS)
+        .invoke_async(conn)
+        .await?;
+    let bad = |what: &str| MalformedReply(format!("a buddy message's stamp: {what}"));
+    Ok(Stamp {
+        seq: seq.parse().map_err(|_| bad("seq"))?,
+        p,
+        id,
+        at: at.parse().map_err(|_| bad("time"))?,
+    })
+}
+
+/// Publishes a kept line to `nodes` (their channels, one pipeline).
+pub async fn publish(conn: &mut ConnectionManager, nodes: &[String], line: &BuddyLine) -> redis::RedisResult<()> {
+    let payload = super::chat_log::buddy_line_payload(line);
+    let mut pipe = redis::pipe();
+    for node in nodes {
+        pipe.cmd("PUBLISH").arg(node_channel(node)).arg(&payload).ignore();
+    }
+    pipe.query_async::<()>(conn).await
+}
+
+/// A chat over and archived: its log and seq counter go [`LOG_LIFETIME_SECS`] later. (While
+/// the chat runs the counter never expires: a counter started again from a node's `floor`
+/// could give a seq the chat has.)
+pub async fn expire(conn: &mut ConnectionManager, chat: &str) -> redis::RedisResult<()> {
+    redis::pipe()
+        .cmd("EXPIRE")
+        .arg(format!("{{sb}}:bchat-seq:{chat}"))
+        .arg(LOG_LIFETIME_SECS)
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(format!("{{sb}}:bchat-log:{chat}"))
+        .arg(LOG_LIFETIME_SECS)
+        .ignore()
+        .query_async::<()>(conn)
+        .await
+}
+
+/// What a read of a buddy chat's log found.
+#[derive(Debug, Default)]
+pub struct LogRead {
+    /// Its lines with a seq above the read's `after`, in seq order.
+    pub lines: Vec<BuddyLine>,
+    /// The seq of the log's first line, if it holds any: what a node lacks below it is in
+    /// no log any more (trimmed, or lost with Redis's data).
+    pub first: Option<u64>,
+}
+
+/// The lines of `chat`'s log with a seq above `after`, and where the log starts.
+pub async fn read_after(conn: &mut ConnectionManager, chat: &str, after: u64) -> Result<LogRead, ClusterRoutingError> {
+    let reply: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{{sb}}:bchat-log:{chat}"))
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await?;
+    let mut read = LogRead::default();
+    for entry in reply.ids {
+        let field = |name: &str| entry.get::<String>(name).unwrap_or_default();
+        let (Ok(seq), Ok(sender), Ok(at)) = (field("s").parse(), field("w").parse(), field("t").parse()) else {
+            return Err(MalformedReply(format!("buddy chat log entry {}", entry.id)).into());
+        };
+        read.first.get_or_insert(seq);
+        if seq > after {
+            let client = field("c");
+            read.lines.push(BuddyLine {
+                chat: chat.to_string(),
+                seq,
+                p: field("p"),
+                sender,
+                id: field("i"),
+                at,
+                text: field("x"),
+                client_id: (!client.is_empty()).then_some(client),
+            });
+        }
+    }
+    Ok(read)
+}

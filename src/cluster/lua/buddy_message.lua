@@ -1,0 +1,59 @@
+-- One buddy chat message (docs/cluster.md §15), atomically: the caller's fencing, the
+-- chat's next seq, and the message appended to the chat's own log (a stream, bounded)
+-- with `p`, the id of the routing events stream's newest entry at this moment. Scripts
+-- run one at a time, so `p` places the message exactly in the stream's order: after
+-- every entry up to `p`, before every later one. Redis knows nothing of buddies: every
+-- node's replica decides alike whether the message belongs to its chat (the chat was
+-- running once the stream up to `p` was applied), and the sender's node publishes it to
+-- the nodes that need it once its own replica has reached `p`.
+-- KEYS[1]: {sb}:routing-events.
+-- ARGV: node, incarnation, chat (its wire id), sender (buddy id), message id, time (ms),
+--       text, client id ('' for none), floor (the highest seq of the chat the calling
+--       node has: the counter starts there if Redis has none, after Redis lost its data),
+--       log bound, the log's lifetime after its last line (s).
+-- Replies {seq, p, id, time}, or an error FENCED. A message id stamped within the last ten
+-- seconds gets its first reply again (the router's retry of a call whose answer was lost);
+-- the same client id and text from the same sender within CLIENT_RESEND_SECS gets the
+-- first one's reply too (a client sending again what a slow Redis applied late).
+local P = '{sb}:'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local node, incarnation = ARGV[1], ARGV[2]
+if redis.call('HGET', P .. 'nodes', node) ~= incarnation then
+  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
+end
+local deadline = redis.call('ZSCORE', P .. 'leases', node)
+if not deadline or tonumber(deadline) < now then
+  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
+end
+local chat, sender, id, at, text, client = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local stamped_key = P .. 'bchat-msg:' .. id
+local stamped = redis.call('GET', stamped_key)
+if stamped then return cjson.decode(stamped) end
+local CLIENT_RESEND_SECS = 30
+local client_key
+if client ~= '' then
+  client_key = P .. 'bchat-client:' .. chat .. ':' .. sender .. ':' .. redis.sha1hex(client .. '\n' .. text)
+  local first = redis.call('GET', client_key)
+  if first then return cjson.decode(first) end
+end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local p = '0-0'
+if #newest > 0 then p = newest[1][1] end
+local seq_key, log_key = P .. 'bchat-seq:' .. chat, P .. 'bchat-log:' .. chat
+-- Never below what a node has seen: after Redis lost its data the counter starts again
+-- from the caller's highest seq, not from 1 (which would stamp seqs the chat has).
+local floor = tonumber(ARGV[9])
+local current = tonumber(redis.call('GET', seq_key) or '0')
+if current < floor then redis.call('SET', seq_key, string.format('%d', floor)) end
+local seq_text = string.format('%d', redis.call('INCR', seq_key))
+redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[10], '*',
+  's', seq_text, 'p', p, 'w', sender, 'i', id, 't', at, 'x', text, 'c', client)
+-- The log goes a day after its last line; the counter only once the chat is over and
+-- archived (its archiving node expires both then): restarted from a node's floor while the
+-- chat runs, it could give a seq the chat has.
+redis.call('EXPIRE', log_key, ARGV[11])
+local reply = cjson.encode({ seq_text, p, id, at })
+redis.call('SET', stamped_key, reply, 'EX', 10)
+if client_key then redis.call('SET', client_key, reply, 'EX', CLIENT_RESEND_SECS) end
+return { seq_text, p, id, at }
