@@ -147,8 +147,23 @@ local function enqueue(id, category, ticket, requeued)
   emit({ 'waiting', category, waiting })
 end
 
-local function dequeue(id)
-  local category = redis.call('HGET', k_customer(id), 'cat')
+-- `category`, when the caller knows it, saves reading it.
+-- A customer who just joined: held by `node`, at the back of the line (their ticket is the
+-- newest id, above every ticket waiting), with nothing to clear (no chat, no passes, not
+-- away); `enqueue`'s decisions, from fewer calls.
+local function enqueue_new(id, category, ticket, node)
+  local q = k_queue(category)
+  redis.call('HSET', k_customer(id), 'node', node, 'cat', category, 'ticket', ticket)
+  redis.call('ZADD', k_node_customers(node), id, id)
+  redis.call('ZADD', q, ticket, id)
+  local waiting = redis.call('ZCARD', q)
+  redis.call('ZADD', k_ready(category), ticket, id)
+  emit({ 'queued', id, category, waiting, false, ticket })
+  emit({ 'waiting', category, waiting })
+end
+
+local function dequeue(id, category)
+  category = category or redis.call('HGET', k_customer(id), 'cat')
   local q = k_queue(category)
   redis.call('ZREM', q, id)
   redis.call('ZREM', k_ready(category), id)
@@ -194,18 +209,20 @@ local function refresh_agent(agent)
   end
 end
 
--- Whether one more chat may open now; remembers a pairing held back for want of room.
+-- Whether one more chat may open now, and whether the room is counted (a limit is set);
+-- remembers a pairing held back for want of room.
 local function may_pair()
-  if redis.call('GET', K_ROOM) == '0' then
+  local room = redis.call('GET', K_ROOM)
+  if room == '0' then
     redis.call('SET', K_HELD, '1')
     return false
   end
-  return true
+  return true, room ~= false
 end
 
 -- Opens the chat of a waiting customer with an agent (the room was counted by the caller).
 local function open_chat(customer, ticket, category, agent)
-  dequeue(customer)
+  dequeue(customer, category)
   -- A customer transferred to a category goes on in the chat they were in (its seq too).
   local chat = redis.call('HGET', k_customer(customer), 'continuing')
   if chat then
@@ -224,8 +241,9 @@ local function open_chat(customer, ticket, category, agent)
   emit({ 'paired', chat, customer, agent, category, ticket })
 end
 
-local function pair(customer, ticket, category, agent)
-  if redis.call('EXISTS', K_ROOM) == 1 then redis.call('DECR', K_ROOM) end
+-- `counted`: the room is limited (may_pair's answer), so this chat takes one.
+local function pair(customer, ticket, category, agent, counted)
+  if counted then redis.call('DECR', K_ROOM) end
   open_chat(customer, ticket, category, agent)
 end
 
@@ -255,8 +273,8 @@ local function choose_agent(customer, category)
 end
 
 -- Offers a ready customer to an agent (chosen by choose_agent).
-local function make_offer(customer, ticket, category, agent, new_round)
-  if redis.call('EXISTS', K_ROOM) == 1 then redis.call('DECR', K_ROOM) end
+local function make_offer(customer, ticket, category, agent, new_round, counted)
+  if counted then redis.call('DECR', K_ROOM) end
   local offer = next_id()
   if new_round then redis.call('DEL', k_passed(customer)) end
   redis.call('HSET', k_customer(customer), 'offer', offer)
@@ -344,6 +362,9 @@ end
 -- the best eligible agents (least loaded, then longest since their last chat), until one
 -- side runs out.
 local function route_one_category(category)
+  -- Nobody ready to take a customer of it (the common case under load): nothing to pair,
+  -- and nothing below changes anything before it finds that out.
+  if redis.call('EXISTS', k_cat_ready(category)) == 0 then return end
   if category_closed(category) then return end
   local offering = in_offer_mode(category)
   while true do
@@ -351,11 +372,12 @@ local function route_one_category(category)
     if not customer then return end
     local agent, new_round = choose_agent(customer, category)
     if not agent then return end
-    if not may_pair() then return end
+    local may, counted = may_pair()
+    if not may then return end
     if offering then
-      make_offer(customer, ticket, category, agent, new_round)
+      make_offer(customer, ticket, category, agent, new_round, counted)
     else
-      pair(customer, ticket, category, agent)
+      pair(customer, ticket, category, agent, counted)
     end
   end
 end
@@ -364,7 +386,9 @@ end
 -- come back since: raised by `set_pairing_room`, or given back by an offer withdrawn in
 -- another category (the core's `route_held_back`). Every routing pass ends with it.
 local function route_held_back()
-  if redis.call('GET', K_ROOM) ~= '0' and redis.call('GETDEL', K_HELD) then
+  local f = redis.call('MGET', K_ROOM, K_HELD)
+  if f[1] ~= '0' and f[2] then
+    redis.call('DEL', K_HELD)
     for _, category in ipairs(redis.call('ZRANGE', K_CATEGORIES, 0, -1)) do
       route_one_category(category)
     end
@@ -399,13 +423,14 @@ local function fill_agent(agent)
       end
     end
     if not best then return end
-    if not may_pair() then return end
+    local may, counted = may_pair()
+    if not may then return end
     -- Whoever's turn it is for this customer: this agent, unless they passed them.
     local to, new_round = choose_agent(best, best_category)
     if in_offer_mode(best_category) then
-      make_offer(best, best_ticket, best_category, to, new_round)
+      make_offer(best, best_ticket, best_category, to, new_round, counted)
     else
-      pair(best, best_ticket, best_category, to)
+      pair(best, best_ticket, best_category, to, counted)
     end
   end
 end
@@ -589,9 +614,9 @@ function T.join(node, a)
   end
   if not category_exists(category) then return 'unknown_category' end
   if category_closed(category) then return 'category_closed' end
-  local id = next_id()
-  local ticket = next_id()
-  hold_customer(id, node)
+  -- Two ids at once: the customer's, then their ticket (as two next_id() would give).
+  local last = redis.call('INCRBY', K_COUNTER, 2)
+  local id, ticket = string.format('%d', last - 1), string.format('%d', last)
   -- a[5], a[6], optional: the key of the customer's resume token and its lifetime (ms).
   -- Recorded with the join itself, so a token the node sends in its `welcome` is known
   -- cluster-wide before the customer can see it (issue 24).
@@ -599,7 +624,7 @@ function T.join(node, a)
   if token_key and string.sub(token_key, 1, 12) == '{sb}:resume:' and token_ms then
     redis.call('SET', token_key, id, 'PX', token_ms)
   end
-  enqueue(id, category, ticket, false)
+  enqueue_new(id, category, ticket, node)
   route_category(category)
   return nil, id
 end
