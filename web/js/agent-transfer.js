@@ -174,6 +174,9 @@ export function createTransfer({ send }) {
 
   // Escape (the dialog's cancel), Cancel, or the chat going: focus goes back where it was.
   dialog.addEventListener('close', () => {
+    // The close event is delivered as a task of its own: a dialog opened again before it
+    // came (Escape, then Enter at once) is the new one's, whose state must stay.
+    if (dialog.open) return;
     stopWaiting();
     const opener = current?.opener;
     const fallback = current?.fallback;
