@@ -597,14 +597,7 @@ impl HubState {
                 return Ok(());
             }
             BuddyAction::Typing { chat, active } => {
-                let chat = self.buddy_chat(me, roster, chat.as_deref())?;
-                let (a, b) = self
-                    .buddies
-                    .presence_ref(roster)
-                    .chat_members(chat)
-                    .expect("checked chat");
-                let peer = if a == me { b } else { a };
-                let wire = self.buddies.chats[&(roster, chat)].wire_id.clone();
+                let (peer, wire) = self.buddy_peer_in(me, roster, chat.as_deref())?;
                 self.buddy_typing_to(peer, &wire, me, active);
                 return Ok(());
             }
@@ -622,14 +615,7 @@ impl HubState {
         let Some(roster) = self.buddies.people.get(&me).map(|p| p.roster) else {
             return Err(("not_online", "You are not online.".to_string()));
         };
-        let chat = self.buddy_chat(me, roster, chat)?;
-        let (a, b) = self
-            .buddies
-            .presence_ref(roster)
-            .chat_members(chat)
-            .expect("checked chat");
-        let peer = if a == me { b } else { a };
-        let wire = self.buddies.chats[&(roster, chat)].wire_id.clone();
+        let (peer, wire) = self.buddy_peer_in(me, roster, chat)?;
         self.buddy_typing_to(peer, &wire, me, active);
         let here = self.buddy_node().unwrap_or("");
         let nodes: Vec<String> = self
@@ -670,6 +656,19 @@ impl HubState {
         };
         self.delivery
             .deliver(&Recipient::Buddy(peer), &Outbound::Frame(frame.encode()));
+    }
+
+    /// The other member of the caller's current chat (a named chat must be it), and the
+    /// chat's wire id.
+    fn buddy_peer_in(&self, me: BuddyId, roster: Roster, wire: Option<&str>) -> Result<(BuddyId, String), Refusal> {
+        let chat = self.buddy_chat(me, roster, wire)?;
+        let (a, b) = self
+            .buddies
+            .presence_ref(roster)
+            .chat_members(chat)
+            .expect("checked chat");
+        let peer = if a == me { b } else { a };
+        Ok((peer, self.buddies.chats[&(roster, chat)].wire_id.clone()))
     }
 
     /// The caller's current chat; a named chat must be it.

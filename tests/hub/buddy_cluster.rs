@@ -324,18 +324,7 @@ async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
         "Bob's own typing came back: {seen:?}"
     );
 
-    let mut conn = redis_conn(&redis).await;
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg("{sb}:routing-events")
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let typing_entries: Vec<_> = entries
-        .iter()
-        .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "a" && v.contains("typing")))
-        .collect();
+    let typing_entries = events_naming(&redis, "typing").await;
     assert!(
         typing_entries.is_empty(),
         "typing in the events stream: {typing_entries:?}"
@@ -417,18 +406,7 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
     assert_eq!(to_alpha_lines, 5, "Bob's five lines, published to Ann's node");
     let (to_gamma_lines, payloads) = published(&mut to_gamma);
     assert_eq!(to_gamma_lines, 0, "gamma holds neither member: {payloads:?}");
-    let mut conn = redis_conn(&redis).await;
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg("{sb}:routing-events")
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let message_entries: Vec<_> = entries
-        .iter()
-        .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "a" && v.contains("message")))
-        .collect();
+    let message_entries = events_naming(&redis, "message").await;
     assert!(
         message_entries.is_empty(),
         "messages in the events stream: {message_entries:?}"
@@ -666,6 +644,22 @@ async fn node_process_with(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (running, bind, uri, db)
+}
+
+/// The routing events stream's entries whose arguments contain `word`.
+async fn events_naming(redis: &RedisServer, word: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut conn = redis_conn(redis).await;
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("{sb}:routing-events")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "a" && v.contains(word)))
+        .collect()
 }
 
 async fn redis_conn(redis: &RedisServer) -> redis::aio::ConnectionManager {
