@@ -17,7 +17,18 @@ use super::chat_log::node_channel;
 use super::routing_replies::MalformedReply;
 use super::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
 
-static STAMP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/buddy_message.lua")));
+static STAMP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/fencing.lua"),
+        include_str!("lua/buddy_message.lua")
+    ))
+});
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/fencing.lua"),
+        include_str!("lua/buddy_claim.lua")
+    ))
+});
 
 /// Messages a buddy chat's log keeps: more than the transcript a node keeps (500), so a
 /// node that reads the log for a welcome finds at least what a welcome shows.
@@ -105,6 +116,67 @@ pub async fn publish(conn: &mut ConnectionManager, nodes: &[String], line: &Budd
     pipe.query_async::<()>(conn).await
 }
 
+/// What a node holds of one running buddy chat when Redis lost its data, claimed in the
+/// emptied Redis ([`claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuddyClaim {
+    /// The chat's wire id.
+    pub chat: String,
+    /// The highest seq of it this node holds (kept, or held waiting).
+    pub highest: u64,
+    /// Its latest lines here, in seq order: written back to the log above the counter.
+    pub lines: Vec<BuddyLine>,
+}
+
+/// Chats one claim call carries at most: a node holding many chats claims them in several
+/// calls, none of which holds Redis long (each line written back is one `XADD`).
+pub const CLAIM_CHATS_PER_CALL: usize = 200;
+
+/// Claims `chats` for `node` at `incarnation` after Redis lost its data
+/// (`lua/buddy_claim.lua`): each chat's seq counter goes up to the highest a node holds,
+/// and the lines above it are written back to its log. `last`: this node's last call (its
+/// claim is complete; stamps wait for every node's).
+pub async fn claim(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    chats: &[BuddyClaim],
+    last: bool,
+) -> Result<(), ClusterRoutingError> {
+    let body: Vec<serde_json::Value> = chats
+        .iter()
+        .map(|c| {
+            let lines: Vec<serde_json::Value> = c
+                .lines
+                .iter()
+                .map(|l| {
+                    serde_json::json!([
+                        l.seq,
+                        l.p,
+                        l.sender.to_string(),
+                        l.id,
+                        l.at.to_string(),
+                        l.text,
+                        l.client_id.as_deref().unwrap_or("")
+                    ])
+                })
+                .collect();
+            serde_json::json!([c.chat, c.highest, lines])
+        })
+        .collect();
+    let _: i64 = CLAIM
+        .key(EVENTS_KEY)
+        .arg(node)
+        .arg(incarnation)
+        .arg(serde_json::Value::Array(body).to_string())
+        .arg(if last { "1" } else { "0" })
+        .arg(LOG_BOUND)
+        .arg(LOG_LIFETIME_SECS)
+        .invoke_async(conn)
+        .await?;
+    Ok(())
+}
+
 /// A chat over and archived: its log and seq counter go [`LOG_LIFETIME_SECS`] later. (While
 /// the chat runs the counter never expires: a counter started again from a node's `floor`
 /// could give a seq the chat has.)
@@ -146,7 +218,9 @@ pub async fn read_after(conn: &mut ConnectionManager, chat: &str, after: u64) ->
         let (Ok(seq), Ok(sender), Ok(at)) = (field("s").parse(), field("w").parse(), field("t").parse()) else {
             return Err(MalformedReply(format!("buddy chat log entry {}", entry.id)).into());
         };
-        read.first.get_or_insert(seq);
+        // A log is in seq order (lines written back after Redis lost its data go only
+        // above its counter); sorted below all the same.
+        read.first = Some(read.first.map_or(seq, |first| first.min(seq)));
         if seq > after {
             let client = field("c");
             read.lines.push(BuddyLine {
@@ -161,5 +235,7 @@ pub async fn read_after(conn: &mut ConnectionManager, chat: &str, after: u64) ->
             });
         }
     }
+    read.lines.sort_by_key(|line| line.seq);
+    read.lines.dedup_by_key(|line| line.seq);
     Ok(read)
 }

@@ -11,7 +11,12 @@ use redis::aio::ConnectionManager;
 
 use super::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
 
-static APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/buddy_event.lua")));
+static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/fencing.lua"),
+        include_str!("lua/buddy_event.lua")
+    ))
+});
 
 /// The transition name buddy events carry in the routing events stream.
 pub const BUDDY_TRANSITION: &str = "buddy";

@@ -16,7 +16,12 @@ use super::routing_replies::MalformedReply;
 use super::routing_scripts::ClusterRoutingError;
 use crate::core::routing::{ChatId, Party};
 
-static MESSAGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/chat_message.lua")));
+static MESSAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/fencing.lua"),
+        include_str!("lua/chat_message.lua")
+    ))
+});
 static SIGNAL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/chat_signal.lua")));
 
 /// The key every script names, routing it to the `{sb}` slot.

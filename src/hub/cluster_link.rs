@@ -375,6 +375,7 @@ async fn router(
                             suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
                         add_categories(&redis, &categories).await;
+                        tell(&hub, Command::BuddiesClaimed).await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "could not re-assert this node's people: letting go of them");

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Command;
 use crate::cluster::node::Cluster;
-use crate::cluster::restore;
 use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
+use crate::cluster::{buddy_chat_log, restore};
 
 /// Pause between two looks at Redis while waiting (as the link's tasks pause after a failure).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -38,6 +38,8 @@ pub(crate) struct Reassert {
     pub claims: restore::Claims,
     /// Its replica of the buddy list (JSON, `hub::buddy::snapshot`).
     pub buddies: String,
+    /// The running buddy chats it holds lines of: their highest seqs and latest lines.
+    pub buddy_chats: Vec<buddy_chat_log::BuddyClaim>,
 }
 
 /// What a new incarnation finds.
@@ -152,7 +154,41 @@ pub(super) async fn reassert_here(
     loop {
         match restore::claim(conn, node, incarnation, &reassert.claims, window).await {
             Err(e) if retry(&e) => tokio::time::sleep(RETRY_PAUSE.min(window / 4)).await,
-            claimed => return claimed,
+            Err(e) => return Err(e),
+            Ok(()) => break,
+        }
+    }
+    claim_buddy_chats(conn, node, incarnation, &reassert.buddy_chats, give_up).await;
+    Ok(())
+}
+
+/// Claims this node's buddy chats in the restored domain (`cluster::buddy_chat_log::claim`),
+/// a few hundred a call, the last call saying it is complete. A claim Redis does not take
+/// by `give_up` is left: buddy stamps go on when the restore's window is over, and the
+/// `floor` each stamp carries still keeps a node's own seqs.
+async fn claim_buddy_chats(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    chats: &[buddy_chat_log::BuddyClaim],
+    give_up: tokio::time::Instant,
+) {
+    let mut calls: Vec<&[buddy_chat_log::BuddyClaim]> = chats.chunks(buddy_chat_log::CLAIM_CHATS_PER_CALL).collect();
+    if calls.is_empty() {
+        calls.push(&[]);
+    }
+    let count = calls.len();
+    for (i, part) in calls.into_iter().enumerate() {
+        loop {
+            match buddy_chat_log::claim(conn, node, incarnation, part, i + 1 == count).await {
+                Ok(()) => break,
+                Err(ClusterRoutingError::Redis(e)) if e.code().is_none() && tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => {
+                    return tracing::error!(error = %e, "could not claim this node's buddy chats in the restored domain");
+                }
+            }
         }
     }
 }

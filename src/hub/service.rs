@@ -409,12 +409,18 @@ impl HubState {
                 restored,
             } => {
                 self.routing_reload(state, last_event, restored);
-                self.buddy_lines_caught_up();
+                if restored {
+                    // Its buddy list comes next (`BuddiesRestored`).
+                    self.buddy_lines_await_restore();
+                } else {
+                    self.buddy_lines_caught_up();
+                }
             }
             Command::BuddiesRestored(snapshot) => {
                 self.restore_loaded(*snapshot);
-                self.buddy_lines_caught_up();
+                self.buddy_lines_restored();
             }
+            Command::BuddiesClaimed => self.buddy_lines_resync(),
             Command::ChatLines {
                 lines,
                 filled,

@@ -255,20 +255,7 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
     assert_eq!(bob.next_of("error").await["code"], "not_in_chat");
 
     // Archived once, closed, with seq 1..10.
-    let deadline = Instant::now() + WAIT;
-    let record = loop {
-        if let Ok(record) = store.conversation(&chat).await
-            && record.closed.is_some()
-            && record.messages.len() == 10
-        {
-            break record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the buddy chat is archived with its 10 messages"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let record = archived_closed(&store, &chat, 10).await;
     let archived: Vec<(u64, String)> = record.messages.iter().map(|m| (m.seq, m.id.clone())).collect();
     assert_eq!(archived, ann_order);
     alpha.stop().await;
@@ -432,20 +419,7 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
 
     bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
     ann.next_of("buddy_chat_ended").await;
-    let deadline = Instant::now() + WAIT;
-    let record = loop {
-        if let Ok(record) = store.conversation(&chat).await
-            && record.closed.is_some()
-            && record.messages.len() == 11
-        {
-            break record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the buddy chat is archived with its 11 messages"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let record = archived_closed(&store, &chat, 11).await;
     let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
     assert_eq!(archived, (1..=11).collect::<Vec<_>>());
     alpha.stop().await;
@@ -585,7 +559,7 @@ async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
 }
 
 /// A hub process killed when dropped.
-struct Running(std::process::Child);
+pub(crate) struct Running(std::process::Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -608,7 +582,7 @@ async fn node_process(
 }
 
 /// [`node_process`] with more settings (test hooks).
-async fn node_process_with(
+pub(crate) async fn node_process_with(
     redis: &RedisServer,
     scratch: &TempDir,
     node: &str,
@@ -680,7 +654,7 @@ async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Opt
 
 /// A buddy joined on the hub process at `bind`, retried while it is not yet a member of
 /// the cluster (it refuses with `cluster_unavailable` until it holds its lease).
-async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
+pub(crate) async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
     let url = format!("ws://{bind}/ws/buddy");
     let deadline = Instant::now() + WAIT;
     loop {
@@ -697,6 +671,50 @@ async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
     }
 }
 
+/// `chat`'s archive once it is closed with at least `messages` messages.
+async fn archived_closed(store: &SharedStore, chat: &str, messages: usize) -> switchboard::store::Conversation {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let record = store.conversation(chat).await;
+        if let Ok(record) = &record
+            && record.closed.is_some()
+            && record.messages.len() >= messages
+        {
+            return record.clone();
+        }
+        let seen = record.map(|r| (r.closed.is_some(), r.messages.len()));
+        assert!(
+            Instant::now() < deadline,
+            "chat {chat} never archived as closed with {messages} messages (closed, messages: {seen:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A real hub process ("doomed", grace 1 s) and an in-process node ("live") on the same
+/// MongoDB database, so the archive is one: the process, its address, the store, the node.
+async fn doomed_and_live(redis: &RedisServer, scratch: &TempDir) -> (Running, String, SharedStore, TestHub) {
+    let (doomed, bind, uri, db) = node_process(redis, scratch, "doomed", "1").await;
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let live = node(&store, redis, "live", scratch).await;
+    (doomed, bind, store, live)
+}
+
+/// `texts` sent in turn, `a` first, each seen by the other before the next (seq 1, 2, …):
+/// one order to compare the archive with.
+async fn in_turn(a: &mut Ws, b: &mut Ws, chat: &str, texts: &[&str]) {
+    for (i, text) in texts.iter().enumerate() {
+        let (from, to) = if i % 2 == 0 {
+            (&mut *a, &mut *b)
+        } else {
+            (&mut *b, &mut *a)
+        };
+        from.send(json!({"type": "message", "chat_id": chat, "text": text}))
+            .await;
+        assert_eq!(to.next_of("message").await["seq"], i + 1);
+    }
+}
+
 /// Part 4: a real hub process ("doomed") holds Bob, in a chat with Ann (on a live node)
 /// that he accepted (so doomed archives it), and Dan, who has invited Cid (live). Killed
 /// with SIGKILL: the live node reaps it, and after the grace period today's rules on a
@@ -707,10 +725,7 @@ async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
 async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     let scratch = TempDir::new("buddy-cluster-kill");
     let redis = RedisServer::start().await;
-    let (mut doomed, bind, uri, db) = node_process(&redis, &scratch, "doomed", "1").await;
-    // The live node on the same database: the archive is one.
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node(&store, &redis, "live", &scratch).await;
+    let (mut doomed, bind, store, live) = doomed_and_live(&redis, &scratch).await;
 
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut cid, wc) = buddy(&live, "Cid", None).await;
@@ -719,17 +734,7 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     let (ib, id_dan) = (id(&wb), id(&wd));
 
     let chat = start_chat(&mut ann, &mut bob, ib).await;
-    // In turn, each seen by the other before the next: one order to compare the archive with.
-    for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
-        let (from, to) = if i % 2 == 0 {
-            (&mut ann, &mut bob)
-        } else {
-            (&mut bob, &mut ann)
-        };
-        from.send(json!({"type": "message", "chat_id": chat, "text": text}))
-            .await;
-        assert_eq!(to.next_of("message").await["seq"], i + 1);
-    }
+    in_turn(&mut ann, &mut bob, &chat, &["one", "two", "three"]).await;
     dan.send(json!({"type": "invite", "to": id(&wc)})).await;
     let inv = cid.next_of("invited").await["invitation"]["invitation_id"]
         .as_u64()
@@ -763,20 +768,102 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     gone.sort_unstable();
     assert_eq!(gone, [ib.min(id_dan), ib.max(id_dan)]);
 
-    let deadline = Instant::now() + WAIT;
-    let record = loop {
-        if let Ok(record) = store.conversation(&chat).await
-            && record.closed.is_some()
-            && record.messages.len() == 3
-        {
-            break record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the buddy chat is archived, closed, with its 3 messages"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let record = archived_closed(&store, &chat, 3).await;
+    let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
+    live.stop().await;
+}
+
+/// A page opened in a running chat while its lines flow: Ann on alpha sends 200 lines as
+/// fast as her page can, and Bob, chatting on beta, opens a second page on gamma (a node
+/// holding no page of either) once 20 have reached him. Gamma reads the chat's log before
+/// that page's welcome, and lines published while the other nodes did not know gamma
+/// needed them are found at the next gap: the new page has every line exactly once and in
+/// order, the welcome's and the live ones together.
+#[tokio::test]
+async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
+    let scratch = TempDir::new("buddy-cluster-welcome-race");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let fast = |s: &mut switchboard::config::Settings| {
+        s.buddy_grace = GRACE;
+        s.rate_limit_per_sec = 100_000;
+        s.rate_limit_burst = 100_000;
     };
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, fast).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, fast).await;
+    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, fast).await;
+    let (mut ann, _) = buddy(&alpha, "Ann", None).await;
+    let (mut bob, wb) = buddy(&beta, "Bob", None).await;
+    let key = wb["key"].as_str().unwrap().to_string();
+    let chat = start_chat(&mut ann, &mut bob, id(&wb)).await;
+
+    const LINES: u64 = 200;
+    let flow = {
+        let chat = chat.clone();
+        tokio::spawn(async move {
+            for i in 1..=LINES {
+                ann.send(json!({"type": "message", "chat_id": chat, "text": format!("line {i}"), "client_id": format!("c{i}")}))
+                    .await;
+            }
+            ann
+        })
+    };
+    bob.next_matching(|f| f["type"] == "message" && f["seq"].as_u64() >= Some(20))
+        .await;
+    let (mut bob_on_gamma, welcome) = buddy(&gamma, "Bob", Some(&key)).await;
+    let mut seqs: Vec<u64> = welcome["chat"]["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the welcome shows the running chat: {welcome}"))
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    let in_welcome = seqs.len();
+    while seqs.last().copied().unwrap_or(0) < LINES {
+        let line = bob_on_gamma.next_of("message").await;
+        seqs.push(line["seq"].as_u64().unwrap());
+    }
+    assert_eq!(
+        seqs,
+        (1..=LINES).collect::<Vec<_>>(),
+        "every line once, in order ({in_welcome} in the welcome)"
+    );
+    let _ann = flow.await.unwrap();
+    for hub in [alpha, beta, gamma] {
+        hub.stop().await;
+    }
+}
+
+/// The heir of an ended chat's archive: "doomed", a real hub process, archives Bob's chat
+/// with Ann (Bob accepted there). Doomed is stopped (SIGSTOP); Ann sends a line (stamped in
+/// the chat's log and acknowledged by her node, but never received by doomed) and ends
+/// the chat, so doomed neither archives the line nor the chat's closing. Doomed is then
+/// killed (SIGKILL). The live node, reaping it, inherits the archive of the chat it ended
+/// minutes ago at most: the archive holds every line, Ann's last one included, and the
+/// closing. (On code whose heir took over only running chats, it stayed open for ever.)
+#[tokio::test]
+async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was_stopped() {
+    let scratch = TempDir::new("buddy-cluster-heir-ended");
+    let redis = RedisServer::start().await;
+    let (mut doomed, bind, store, live) = doomed_and_live(&redis, &scratch).await;
+
+    let (mut ann, _) = buddy(&live, "Ann", None).await;
+    let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
+    let chat = start_chat(&mut ann, &mut bob, id(&wb)).await;
+    in_turn(&mut ann, &mut bob, &chat, &["one", "two"]).await;
+
+    signal(&doomed.0, libc::SIGSTOP);
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "c3"}))
+        .await;
+    let ack = ann.next_of("ack").await;
+    assert_eq!((ack["client_id"].as_str(), ack["seq"].as_u64()), (Some("c3"), Some(3)));
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    assert_eq!(ann.next_of("buddy_chat_ended").await["chat_id"], chat.as_str());
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop(bob);
+
+    let record = archived_closed(&store, &chat, 3).await;
     let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
     assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
     live.stop().await;

@@ -316,6 +316,106 @@ async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
     beta.stop().await;
 }
 
+/// A buddy line in flight when Redis lost its data (docs/cluster.md §15, "Redis back
+/// empty"). Ann's node is a hub process whose follower applies each batch 1.5 s late: her
+/// line "three" waits there for an entry her replica has not applied, and is stamped seq 3
+/// in Redis, which is killed before her node keeps it; her node then keeps it and
+/// acknowledges it, but cannot publish it, so Bob's node has only 1 and 2. Redis comes
+/// back empty. Bob's next line takes seq 4, not a 3 of its own; Bob gets "three" (his node
+/// reads it from the log Ann's node wrote it back to), Ann gets "four", and the archive
+/// holds 1-4 once each.
+#[tokio::test]
+async fn a_buddy_line_in_flight_when_redis_lost_its_data_keeps_its_seq_everywhere() {
+    use crate::buddy_cluster::{buddy, buddy_on, id, node_process_with, start_chat};
+    let scratch = TempDir::new("cluster-reassert-buddy-in-flight");
+    let mut redis = RedisServer::start().await;
+    let port = redis.port;
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "alpha:1500")];
+    let (_alpha, bind, _, _) = node_process_with(&redis, &scratch, "alpha", "20", &hook).await;
+    let beta = crate::cluster_hub::node_with(store.clone(), &redis, "beta", &scratch, |s| {
+        s.cluster_lease = Duration::from_millis(1_000);
+        s.cluster_renew = Duration::from_millis(200);
+        s.buddy_grace = Duration::from_secs(20);
+        s.resume_grace = Duration::from_secs(20);
+    })
+    .await;
+
+    let (mut ann, _) = buddy_on(&bind, "Ann", None).await;
+    let (mut bob, wb) = buddy(&beta, "Bob", None).await;
+    ann.next_matching(|f| f["type"] == "buddy_joined").await;
+    // Bob accepts: beta archives the chat.
+    let chat = start_chat(&mut ann, &mut bob, id(&wb)).await;
+    exchange(&mut ann, &mut bob, &chat, "one", 1).await;
+    exchange(&mut bob, &mut ann, &chat, "two", 2).await;
+
+    // An entry Ann's replica applies 1.5 s after reading it; "three" is stamped after it.
+    let (_cid, _) = buddy(&beta, "Cid", None).await;
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "three"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    let ack = ann.next_matching(|f| f["type"] == "ack").await;
+    assert_eq!(
+        (ack["client_id"].as_str(), ack["seq"].as_u64()),
+        (Some("three"), Some(3)),
+        "{ack}"
+    );
+    // Redis stays away a moment longer: Ann's node tries to publish "three" meanwhile.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let _redis = RedisServer::start_with(port, None).await;
+    healthy(&beta, "beta").await;
+
+    // Bob's next line, sent again while the cluster restores (as the protocol asks), is
+    // acknowledged with seq 4. "three" reaches him before or after: in the list his node
+    // sends his page again from the restored one (when Ann's node's replica was the one
+    // restored), or as a line his node read from the chat's log.
+    let four = json!({"type": "message", "chat_id": chat, "text": "four", "client_id": "four"});
+    let (mut ack, mut three) = (None, None);
+    bob.send(four.clone()).await;
+    while ack.is_none() || three.is_none() {
+        let frame = bob
+            .next_matching(|f| ["ack", "message", "error", "buddy_welcome"].contains(&f["type"].as_str().unwrap_or("")))
+            .await;
+        match frame["type"].as_str() {
+            Some("ack") => ack = Some(frame),
+            Some("message") => three = Some(frame),
+            Some("buddy_welcome") => {
+                let lines = frame["chat"]["messages"].as_array().cloned().unwrap_or_default();
+                three = three.or_else(|| lines.into_iter().find(|m| m["seq"] == 3));
+            }
+            _ => {
+                assert_eq!(frame["code"], "cluster_unavailable", "{frame}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                bob.send(four.clone()).await;
+            }
+        }
+    }
+    let (ack, three) = (ack.unwrap(), three.unwrap());
+    assert_eq!(
+        ack["seq"].as_u64(),
+        Some(4),
+        "Bob's line after the loss takes the next seq: {ack}"
+    );
+    assert_eq!(
+        (three["seq"].as_u64(), three["text"].as_str()),
+        (Some(3), Some("three")),
+        "{three}"
+    );
+    let four = ann.next_matching(|f| f["type"] == "message").await;
+    assert_eq!(
+        (four["seq"].as_u64(), four["text"].as_str()),
+        (Some(4), Some("four")),
+        "{four}"
+    );
+    assert_eq!(
+        archived(&store, &chat, 4).await,
+        [(1, "one"), (2, "two"), (3, "three"), (4, "four")].map(|(s, t)| (s, t.to_string())),
+        "one gapless order in the archive, nothing twice"
+    );
+    beta.stop().await;
+}
+
 /// A customer who leaves while their node is suspended (Redis away past the lease): the
 /// disconnect cannot be recorded then, and the domain restored from the replicas shows
 /// them connected. Their node keeps the call and makes it right after its claim, so an

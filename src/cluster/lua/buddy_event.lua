@@ -8,17 +8,7 @@
 -- after an answer lost in transit (the node's outbox) is recorded once.
 -- Replies the entry's id ('repeat' for an event already recorded), or an error FENCED
 -- when the caller is not alive.
-local P = '{sb}:'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local node, incarnation = ARGV[1], ARGV[2]
-if redis.call('HGET', P .. 'nodes', node) ~= incarnation then
-  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
-end
-local deadline = redis.call('ZSCORE', P .. 'leases', node)
-if not deadline or tonumber(deadline) < now then
-  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
-end
+-- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
 if ARGV[6] and ARGV[6] ~= '' then
   -- Kept a minute: an outbox replays within the lease, or is thrown away when fenced.
   if not redis.call('SET', P .. 'buddy-once:' .. ARGV[6], '1', 'NX', 'EX', 60) then

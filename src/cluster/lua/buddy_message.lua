@@ -11,20 +11,16 @@
 --       text, client id ('' for none), floor (the highest seq of the chat the calling
 --       node has: the counter starts there if Redis has none, after Redis lost its data),
 --       log bound, the log's lifetime after its last line (s).
--- Replies {seq, p, id, time}, or an error FENCED. A message id stamped within the last ten
--- seconds gets its first reply again (the router's retry of a call whose answer was lost);
--- the same client id and text from the same sender within CLIENT_RESEND_SECS gets the
--- first one's reply too (a client sending again what a slow Redis applied late).
-local P = '{sb}:'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local node, incarnation = ARGV[1], ARGV[2]
-if redis.call('HGET', P .. 'nodes', node) ~= incarnation then
-  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
-end
-local deadline = redis.call('ZSCORE', P .. 'leases', node)
-if not deadline or tonumber(deadline) < now then
-  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
+-- Replies {seq, p, id, time}, or an error FENCED or RESTORING. A message id stamped within
+-- the last ten seconds gets its first reply again (the router's retry of a call whose
+-- answer was lost); the same client id and text from the same sender within
+-- CLIENT_RESEND_SECS gets the first one's reply too (a client sending again what a slow
+-- Redis applied late).
+-- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
+-- After Redis lost its data, stamps wait for every node's claim of its buddy chats
+-- (buddy_claim.lua): before it, a chat's counter may be below a seq some node holds.
+if redis.call('EXISTS', P .. 'bchat-pending') == 1 then
+  return redis.error_reply('RESTORING the buddy chats are being restored after a Redis restart; try again')
 end
 local chat, sender, id, at, text, client = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local stamped_key = P .. 'bchat-msg:' .. id

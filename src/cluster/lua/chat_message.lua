@@ -17,17 +17,7 @@
 -- message `cluster_unavailable` when its calls time out; the call may still have been
 -- applied, late, by a Redis that was only slow, and the client sends the message again,
 -- on any node, as the protocol asks.)
-local P = '{sb}:'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local node, incarnation = ARGV[1], ARGV[2]
-if redis.call('HGET', P .. 'nodes', node) ~= incarnation then
-  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
-end
-local deadline = redis.call('ZSCORE', P .. 'leases', node)
-if not deadline or tonumber(deadline) < now then
-  return redis.error_reply('FENCED node ' .. node .. ' incarnation ' .. incarnation .. ' is not alive')
-end
+-- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
 local stamped_key = P .. 'chat-msg:' .. ARGV[6]
 local stamped = redis.call('GET', stamped_key)
 if stamped then return tonumber(stamped) end

@@ -15,6 +15,9 @@ local RESTORED_NODE = '{restored}'
 -- set of the sides ('customer', 'agent') of a restored chat not claimed yet: the chat's
 -- messages wait for both sides' seq raise (chat_message.lua); expires with the window
 local function k_pending(chat) return P .. 'chat-pending:' .. chat end
+-- set of the nodes alive at the restore that have not claimed their buddy chats yet: buddy
+-- stamps wait for it (buddy_message.lua); expires with the window
+local K_BUDDY_PENDING = P .. 'bchat-pending'
 
 local R = {}
 
@@ -123,6 +126,16 @@ function R.restore()
   end
   -- After the chats and offers: an agent's rank in the ready indexes depends on their load.
   for _, a in ipairs(s.agents) do set_agent_categories(a[1], a[6]) end
+  -- Buddy chats stamp again once every node alive now has claimed its buddy chats (their
+  -- seqs and the lines it holds: buddy_claim.lua), or the window is over.
+  local pending = {}
+  for _, n in ipairs(redis.call('HKEYS', K_NODES)) do
+    if n ~= RESTORED_NODE then pending[#pending + 1] = n end
+  end
+  if #pending > 0 then
+    redis.call('SADD', K_BUDDY_PENDING, unpack(pending))
+    redis.call('PEXPIRE', K_BUDDY_PENDING, window)
+  end
   redis.call('HSET', K_NODES, RESTORED_NODE, '0')
   redis.call('ZADD', K_LEASES, now + window, RESTORED_NODE)
   redis.call('SET', K_CLUSTER_ID, ARGV[4])

@@ -16,13 +16,13 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::{BuddyEvent, Refusal, Roster};
-use crate::cluster::buddy_chat_log::{BuddyLine, LogRead};
+use crate::cluster::buddy_chat_log::{BuddyClaim, BuddyLine, LogRead};
 use crate::core::presence::stamps::{ChatAt, EntryId, Verdict, verdict};
 use crate::core::presence::{BuddyChatId, BuddyId};
 use crate::hub::cluster_link::BuddyOutgoing;
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::service::HubState;
-use crate::hub::transcript::{Author, Stamped, stamped};
+use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
 use crate::store::{ArchiveEvent, ArchivedMessage, ConversationClosed, ConversationOpened, Side};
 
 /// Ended chats whose end a node keeps, for lines that reach it after the end: the most
@@ -37,6 +37,10 @@ const PENDING_PER_CHAT: usize = crate::cluster::buddy_chat_log::LOG_BOUND;
 /// was cut, or for the heir of a lost archiving node to archive it again: the lines and
 /// the closing of an older end were handled long before (milliseconds after it).
 const RECENT_END_MS: u64 = 5 * 60 * 1_000;
+/// A running chat's latest kept lines a node writes back to its log after Redis lost its
+/// data: more than a chat has in flight at the moment of a loss (stamped, not yet
+/// published), which is a line or two per member.
+const CLAIM_TAIL: u64 = 16;
 
 /// A chat this node saw end, as far as late lines and the archive need it.
 pub(super) struct Ended {
@@ -76,6 +80,9 @@ pub(crate) struct BuddyLines {
     ended_order: VecDeque<String>,
     /// The reads of each chat's log under way, oldest first, with what waits for each.
     reading: HashMap<String, VecDeque<Vec<AfterRead>>>,
+    /// The replica loaded a restore's routing state and not yet its buddy list (the next
+    /// command): no line is judged meanwhile, against a list the restore replaces.
+    restore_due: bool,
 }
 
 /// Where a chat stands for the lines of it.
@@ -224,6 +231,17 @@ impl HubState {
         }
     }
 
+    /// The replica loaded a restore's routing state: lines wait for its buddy list.
+    pub(in crate::hub) fn buddy_lines_await_restore(&mut self) {
+        self.buddies.lines.restore_due = true;
+    }
+
+    /// The restore's buddy list is loaded: lines are judged against it.
+    pub(in crate::hub) fn buddy_lines_restored(&mut self) {
+        self.buddies.lines.restore_due = false;
+        self.buddy_lines_caught_up();
+    }
+
     /// Reads `chat`'s log after `after`; `then` waits for the read. A gap's read (`then`
     /// empty) joins a read under way.
     pub(super) fn buddy_read(&mut self, chat: &str, after: u64, then: Vec<AfterRead>) {
@@ -269,6 +287,52 @@ impl HubState {
         }
         for (chat, last) in chats {
             self.buddy_read(&chat, last, vec![AfterRead::CatchUp]);
+        }
+    }
+
+    /// What this node holds of each running buddy chat, for its claim after Redis lost its
+    /// data (`cluster::buddy_chat_log::claim`): the highest seq, and the latest lines (the
+    /// last [`CLAIM_TAIL`] kept and every one held waiting), so that a line stamped just
+    /// before the loss, which only some nodes got, is written back to the chat's log.
+    pub(in crate::hub) fn buddy_claims(&self) -> Vec<BuddyClaim> {
+        let mut claims = vec![];
+        for log in self.buddies.chats.values() {
+            let chat = &log.wire_id;
+            let kept = log.transcript.last_seq();
+            let mut lines = kept_lines(chat, &log.transcript, kept.saturating_sub(CLAIM_TAIL));
+            if let Some(held) = self.buddies.lines.pending.get(chat) {
+                lines.extend(held.values().filter(|l| l.seq > kept).cloned());
+            }
+            let highest = lines.last().map_or(kept, |l| l.seq.max(kept));
+            if highest > 0 {
+                claims.push(BuddyClaim {
+                    chat: chat.clone(),
+                    highest,
+                    lines,
+                });
+            }
+        }
+        claims
+    }
+
+    /// The restored buddy list had more of these chats than this node (`BuddyDesk::load`:
+    /// each with the last seq this node had): where this node archives one, the lines it
+    /// had not kept go to the archive (which holds each seq once, and would otherwise
+    /// wait for them before the chat's next line).
+    pub(in crate::hub) fn buddy_archive_gained(&mut self, gained: Vec<(String, u64)>) {
+        let here = self.buddy_node().unwrap_or("").to_string();
+        for (wire, after) in gained {
+            let Some(log) = self
+                .buddies
+                .chat_by_wire
+                .get(&wire)
+                .and_then(|key| self.buddies.chats.get(key))
+                .filter(|log| log.archiver == here)
+            else {
+                continue;
+            };
+            let lines = kept_lines(&wire, &log.transcript, after);
+            self.buddy_archive_again(&wire, &lines);
         }
     }
 
@@ -373,6 +437,9 @@ impl HubState {
     /// Keeps or drops `chat`'s held lines in seq order while the replica can judge them;
     /// at a gap, reads the log if `may_read`.
     fn buddy_drain(&mut self, chat: &str, may_read: bool) {
+        if self.buddies.lines.restore_due {
+            return;
+        }
         let applied = self.buddy_applied();
         loop {
             let standing = self.buddy_standing(chat);
@@ -623,6 +690,25 @@ impl HubState {
 }
 
 /// A line's place in the events stream; `None` if unreadable (then nobody keeps it).
+/// The lines a transcript keeps of chat `chat` after `after`, as lines of its log. Kept by a
+/// replica, each belongs to its chat whatever the stream holds: `p` is the stream's start.
+fn kept_lines(chat: &str, transcript: &Transcript, after: u64) -> Vec<BuddyLine> {
+    transcript
+        .after(after)
+        .into_iter()
+        .map(|m| BuddyLine {
+            chat: chat.to_string(),
+            seq: m.seq,
+            p: "0-0".to_string(),
+            sender: m.sender.unwrap_or_default(),
+            id: m.id,
+            at: m.at,
+            text: m.text,
+            client_id: m.client_id,
+        })
+        .collect()
+}
+
 fn entry(line: &BuddyLine) -> Option<EntryId> {
     EntryId::parse(&line.p)
 }

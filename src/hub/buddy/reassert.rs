@@ -15,8 +15,10 @@ use crate::hub::service::HubState;
 use crate::hub::{Command, after};
 
 impl BuddyDesk {
-    /// Replaces the replica with a restored one; this node's own bookkeeping stays.
-    pub(crate) fn load(&mut self, snapshot: BuddySnapshot) -> Result<(), BadSnapshot> {
+    /// Replaces the replica with a restored one; this node's own bookkeeping stays. Returns
+    /// the running chats the restored list has more lines of than this node had, each with
+    /// the last seq this node had (0: it did not know the chat).
+    pub(crate) fn load(&mut self, snapshot: BuddySnapshot) -> Result<Vec<(String, u64)>, BadSnapshot> {
         let mut restored = BuddyDesk::from_snapshot(snapshot)?;
         restored.joining = std::mem::take(&mut self.joining);
         restored.reasserting = self.reasserting;
@@ -27,20 +29,21 @@ impl BuddyDesk {
         // of a chat beyond the restoring node's replica stays (a seq counter Redis lost
         // starts from the highest a node has, `lua/buddy_message.lua`), and the lines
         // under way go on.
+        let mut gained = vec![];
         for chat in restored.chats.values_mut() {
             let ours = self
                 .chat_by_wire
                 .get(&chat.wire_id)
                 .and_then(|key| self.chats.remove(key));
-            if let Some(ours) = ours
-                && ours.transcript.last_seq() > chat.transcript.last_seq()
-            {
-                chat.transcript = ours.transcript;
+            let our_last = ours.as_ref().map_or(0, |ours| ours.transcript.last_seq());
+            match ours {
+                Some(ours) if our_last >= chat.transcript.last_seq() => chat.transcript = ours.transcript,
+                _ => gained.push((chat.wire_id.clone(), our_last)),
             }
         }
         restored.lines = std::mem::take(&mut self.lines);
         *self = restored;
-        Ok(())
+        Ok(gained)
     }
 
     pub(crate) fn start_reasserting(&mut self) {

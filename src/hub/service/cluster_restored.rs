@@ -38,11 +38,14 @@ impl HubState {
             return;
         }
         let went_through_the_loss = self.buddies.reasserting();
-        if let Err(e) = self.buddies.load(snapshot) {
-            // Every replica loads the same entry and fails alike: all start afresh (the
-            // pages, unknown to an empty list, join again; the desks are claimed).
-            tracing::error!(error = %e, "could not load the restored buddy list: it starts afresh");
-            self.buddies.load_nothing();
+        match self.buddies.load(snapshot) {
+            Ok(gained) => self.buddy_archive_gained(gained),
+            Err(e) => {
+                // Every replica loads the same entry and fails alike: all start afresh (the
+                // pages, unknown to an empty list, join again; the desks are claimed).
+                tracing::error!(error = %e, "could not load the restored buddy list: it starts afresh");
+                self.buddies.load_nothing();
+            }
         }
         // Joins under way: their events may fall either side of the claim (or before the
         // restore entry, which drops them). They join again after it.

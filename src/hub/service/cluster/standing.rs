@@ -124,6 +124,7 @@ impl HubState {
             last_event: self.cluster_mut().last_event.clone(),
             claims,
             buddies,
+            buddy_chats: self.buddy_claims(),
         };
         if !self.call(RouterCall::Reassert(Box::new(reassert))) {
             // The router lets go of them when its wait for this runs out (the grace period).
