@@ -128,9 +128,30 @@ pub struct BuddyClaim {
     pub lines: Vec<BuddyLine>,
 }
 
-/// Chats one claim call carries at most: a node holding many chats claims them in several
-/// calls, none of which holds Redis long (each line written back is one `XADD`).
-pub const CLAIM_CHATS_PER_CALL: usize = 200;
+/// Chats one claim call carries at most, and about how many bytes of lines: a node holding
+/// many chats claims them in several calls, none of which holds Redis long (each line
+/// written back is one `XADD`) or sends it a huge argument.
+const CLAIM_CHATS_PER_CALL: usize = 200;
+const CLAIM_BYTES_PER_CALL: usize = 1 << 20;
+
+/// The set of the nodes whose buddy claims the restored domain waits for (`lua/restore.lua`).
+pub const CLAIMS_PENDING_KEY: &str = "{sb}:bchat-pending";
+
+/// `chats` in claim calls (at least one, the last marking the claim complete).
+pub fn claim_calls(chats: &[BuddyClaim]) -> Vec<&[BuddyClaim]> {
+    let mut calls = vec![];
+    let (mut start, mut bytes) = (0, 0);
+    for (i, chat) in chats.iter().enumerate() {
+        let size: usize = chat.lines.iter().map(|l| l.text.len() + l.id.len() + 64).sum::<usize>() + 64;
+        if i > start && (i - start == CLAIM_CHATS_PER_CALL || bytes + size > CLAIM_BYTES_PER_CALL) {
+            calls.push(&chats[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    calls.push(&chats[start..]);
+    calls
+}
 
 /// Claims `chats` for `node` at `incarnation` after Redis lost its data
 /// (`lua/buddy_claim.lua`): each chat's seq counter goes up to the highest a node holds,
@@ -202,6 +223,9 @@ pub struct LogRead {
     /// The seq of the log's first line, if it holds any: what a node lacks below it is in
     /// no log any more (trimmed, or lost with Redis's data).
     pub first: Option<u64>,
+    /// The seq of its newest line: a seq below it the log lacks is in no log either (a
+    /// line lost with Redis's data that no node's claim wrote back).
+    pub newest: Option<u64>,
 }
 
 /// The lines of `chat`'s log with a seq above `after`, and where the log starts.
@@ -218,9 +242,10 @@ pub async fn read_after(conn: &mut ConnectionManager, chat: &str, after: u64) ->
         let (Ok(seq), Ok(sender), Ok(at)) = (field("s").parse(), field("w").parse(), field("t").parse()) else {
             return Err(MalformedReply(format!("buddy chat log entry {}", entry.id)).into());
         };
-        // A log is in seq order (lines written back after Redis lost its data go only
-        // above its counter); sorted below all the same.
+        // In seq order but for the lines nodes wrote back after Redis lost its data
+        // (each node its own, in turn): sorted below.
         read.first = Some(read.first.map_or(seq, |first| first.min(seq)));
+        read.newest = Some(read.newest.map_or(seq, |newest| newest.max(seq)));
         if seq > after {
             let client = field("c");
             read.lines.push(BuddyLine {
@@ -238,4 +263,39 @@ pub async fn read_after(conn: &mut ConnectionManager, chat: &str, after: u64) ->
     read.lines.sort_by_key(|line| line.seq);
     read.lines.dedup_by_key(|line| line.seq);
     Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(text_len: usize) -> BuddyClaim {
+        BuddyClaim {
+            chat: "c".into(),
+            highest: 1,
+            lines: vec![BuddyLine {
+                chat: "c".into(),
+                seq: 1,
+                p: "0-0".into(),
+                sender: 1,
+                id: "i".into(),
+                at: 0,
+                text: "x".repeat(text_len),
+                client_id: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn claims_go_in_calls_of_at_most_200_chats_or_about_a_megabyte_and_at_least_one() {
+        let sizes = |chats: &[BuddyClaim]| claim_calls(chats).iter().map(|c| c.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(&[]), [0], "one call, marking the claim complete");
+        assert_eq!(sizes(&vec![claim(10); 450]), [200, 200, 50]);
+        assert_eq!(sizes(&vec![claim(600_000); 3]), [1, 1, 1]);
+        assert_eq!(
+            sizes(&vec![claim(2_000_000); 2]),
+            [1, 1],
+            "a chat bigger than a call goes alone"
+        );
+    }
 }

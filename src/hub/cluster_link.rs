@@ -26,7 +26,7 @@ use super::cluster_follower;
 use super::cluster_outbox::{self, OWN_CALLS_CAPACITY, OwnCall, RefusedJoin, Sent};
 pub(crate) use super::cluster_reassert::Periods;
 pub(crate) use super::cluster_reassert::Reassert;
-use super::cluster_reassert::{Rejoin, reassert_here, rejoined};
+use super::cluster_reassert::{Rejoin, after_the_buddy_claims, reassert_here, rejoined};
 use super::delivery::{ConnId, Recipient};
 use super::own_calls::OwnCalls;
 use super::transcript::{Author, Transcript};
@@ -375,7 +375,7 @@ async fn router(
                             suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
                         add_categories(&redis, &categories).await;
-                        tell(&hub, Command::BuddiesClaimed).await;
+                        after_the_buddy_claims(conn.clone(), hub.clone(), periods.lease);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "could not re-assert this node's people: letting go of them");

@@ -162,6 +162,28 @@ pub(super) async fn reassert_here(
     Ok(())
 }
 
+/// Once every node that offered has claimed its buddy chats (`{sb}:bchat-pending` gone),
+/// or the claim window is over, tells the hub to read its chats' logs: the lines other
+/// nodes wrote back are there then. A task of its own, so the router goes on meanwhile.
+pub(super) fn after_the_buddy_claims(mut conn: ConnectionManager, hub: mpsc::WeakSender<Command>, window: Duration) {
+    tokio::spawn(async move {
+        let give_up = tokio::time::Instant::now() + window;
+        while tokio::time::Instant::now() < give_up {
+            let pending: redis::RedisResult<bool> = redis::cmd("EXISTS")
+                .arg(buddy_chat_log::CLAIMS_PENDING_KEY)
+                .query_async(&mut conn)
+                .await;
+            if matches!(pending, Ok(false)) {
+                break;
+            }
+            tokio::time::sleep(RETRY_PAUSE / 2).await;
+        }
+        if let Some(tx) = hub.upgrade() {
+            let _ = tx.send(Command::BuddiesClaimed).await;
+        }
+    });
+}
+
 /// Claims this node's buddy chats in the restored domain (`cluster::buddy_chat_log::claim`),
 /// a few hundred a call, the last call saying it is complete. A claim Redis does not take
 /// by `give_up` is left: buddy stamps go on when the restore's window is over, and the
@@ -173,16 +195,17 @@ async fn claim_buddy_chats(
     chats: &[buddy_chat_log::BuddyClaim],
     give_up: tokio::time::Instant,
 ) {
-    let mut calls: Vec<&[buddy_chat_log::BuddyClaim]> = chats.chunks(buddy_chat_log::CLAIM_CHATS_PER_CALL).collect();
-    if calls.is_empty() {
-        calls.push(&[]);
-    }
+    let calls = buddy_chat_log::claim_calls(chats);
     let count = calls.len();
     for (i, part) in calls.into_iter().enumerate() {
         loop {
             match buddy_chat_log::claim(conn, node, incarnation, part, i + 1 == count).await {
                 Ok(()) => break,
-                Err(ClusterRoutingError::Redis(e)) if e.code().is_none() && tokio::time::Instant::now() < give_up => {
+                // No answer (the connection manager reconnects after it), or Redis busy
+                // with a long script: the same call again.
+                Err(ClusterRoutingError::Redis(e))
+                    if matches!(e.code(), None | Some("BUSY")) && tokio::time::Instant::now() < give_up =>
+                {
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 Err(e) => {

@@ -620,6 +620,16 @@ pub(crate) async fn node_process_with(
     (running, bind, uri, db)
 }
 
+/// The nodes registered in Redis now.
+async fn registered_nodes(redis: &RedisServer) -> Vec<String> {
+    let mut conn = redis_conn(redis).await;
+    redis::cmd("HKEYS")
+        .arg("{sb}:nodes")
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
 /// The routing events stream's entries whose arguments contain `word`.
 async fn events_naming(redis: &RedisServer, word: &str) -> Vec<(String, Vec<(String, String)>)> {
     let mut conn = redis_conn(redis).await;
@@ -671,14 +681,14 @@ pub(crate) async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, 
     }
 }
 
-/// `chat`'s archive once it is closed with at least `messages` messages.
+/// `chat`'s archive once it is closed with `messages` messages.
 async fn archived_closed(store: &SharedStore, chat: &str, messages: usize) -> switchboard::store::Conversation {
     let deadline = Instant::now() + WAIT;
     loop {
         let record = store.conversation(chat).await;
         if let Ok(record) = &record
             && record.closed.is_some()
-            && record.messages.len() >= messages
+            && record.messages.len() == messages
         {
             return record.clone();
         }
@@ -774,8 +784,8 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     live.stop().await;
 }
 
-/// A page opened in a running chat while its lines flow: Ann on alpha sends 200 lines as
-/// fast as her page can, and Bob, chatting on beta, opens a second page on gamma (a node
+/// A page opened in a running chat while its lines flow: Ann on alpha sends 300 lines,
+/// one every 2 ms or so, and Bob, chatting on beta, opens a second page on gamma (a node
 /// holding no page of either) once 20 have reached him. Gamma reads the chat's log before
 /// that page's welcome, and lines published while the other nodes did not know gamma
 /// needed them are found at the next gap: the new page has every line exactly once and in
@@ -798,13 +808,16 @@ async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
     let key = wb["key"].as_str().unwrap().to_string();
     let chat = start_chat(&mut ann, &mut bob, id(&wb)).await;
 
-    const LINES: u64 = 200;
+    const LINES: u64 = 300;
     let flow = {
         let chat = chat.clone();
         tokio::spawn(async move {
             for i in 1..=LINES {
                 ann.send(json!({"type": "message", "chat_id": chat, "text": format!("line {i}"), "client_id": format!("c{i}")}))
                     .await;
+                // Paced, so the flow outlasts the page's opening (a welcome shows at most
+                // the chat's last 500 lines, more than these).
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             ann
         })
@@ -819,6 +832,10 @@ async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
         .map(|m| m["seq"].as_u64().unwrap())
         .collect();
     let in_welcome = seqs.len();
+    assert!(
+        (in_welcome as u64) < LINES,
+        "the page opened while the lines flowed (all {LINES} were in its welcome)"
+    );
     while seqs.last().copied().unwrap_or(0) < LINES {
         let line = bob_on_gamma.next_of("message").await;
         seqs.push(line["seq"].as_u64().unwrap());
@@ -859,6 +876,13 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
     assert_eq!((ack["client_id"].as_str(), ack["seq"].as_u64()), (Some("c3"), Some(3)));
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     assert_eq!(ann.next_of("buddy_chat_ended").await["chat_id"], chat.as_str());
+    // The chat ended with doomed still a member (not reaped yet): its heir inherits an
+    // ended chat, not a running one.
+    let ended = registered_nodes(&redis).await;
+    assert!(
+        ended.contains(&"doomed".to_string()),
+        "doomed was reaped before the end: {ended:?}"
+    );
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
     drop(bob);

@@ -317,15 +317,30 @@ async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
 }
 
 /// A buddy line in flight when Redis lost its data (docs/cluster.md §15, "Redis back
-/// empty"). Ann's node is a hub process whose follower applies each batch 1.5 s late: her
-/// line "three" waits there for an entry her replica has not applied, and is stamped seq 3
-/// in Redis, which is killed before her node keeps it; her node then keeps it and
-/// acknowledges it, but cannot publish it, so Bob's node has only 1 and 2. Redis comes
-/// back empty. Bob's next line takes seq 4, not a 3 of its own; Bob gets "three" (his node
-/// reads it from the log Ann's node wrote it back to), Ann gets "four", and the archive
-/// holds 1-4 once each.
+/// empty"), Bob's node's replica being the one restored. Ann's node is a hub process whose
+/// follower applies each batch 1.5 s late: her line "three" waits there for an entry her
+/// replica has not applied, and is stamped seq 3 in Redis, which is killed before her node
+/// keeps it; her node then keeps and acknowledges it, but cannot publish it, so Bob's node
+/// has only 1 and 2 (and a later entry Ann's node never read, so Bob's node's replica is
+/// the longer one, the one restored). Redis comes back empty. Bob's next line takes seq 4,
+/// not a 3 of its own; Bob gets "three" once, as a line his node read from the log Ann's
+/// node's claim wrote it back to, before his ack; Ann gets "four"; the archive holds 1-4
+/// once each.
 #[tokio::test]
 async fn a_buddy_line_in_flight_when_redis_lost_its_data_keeps_its_seq_everywhere() {
+    line_in_flight_when_redis_lost_its_data(true).await;
+}
+
+/// The same with no later entry: whichever node's replica is restored (the first to offer,
+/// as both applied the same entries), Bob gets "three" once (from the restored list's
+/// welcome, or from the log), and the archive holds 1-4 once (Bob's node, archiving the
+/// chat, archives the lines a longer restored list gives it).
+#[tokio::test]
+async fn a_buddy_line_in_flight_keeps_its_seq_whichever_replica_is_restored() {
+    line_in_flight_when_redis_lost_its_data(false).await;
+}
+
+async fn line_in_flight_when_redis_lost_its_data(bobs_node_restored: bool) {
     use crate::buddy_cluster::{buddy, buddy_on, id, node_process_with, start_chat};
     let scratch = TempDir::new("cluster-reassert-buddy-in-flight");
     let mut redis = RedisServer::start().await;
@@ -353,7 +368,28 @@ async fn a_buddy_line_in_flight_when_redis_lost_its_data_keeps_its_seq_everywher
     let (_cid, _) = buddy(&beta, "Cid", None).await;
     ann.send(json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "three"}))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let len: u64 = redis::cmd("XLEN")
+            .arg(format!("{{sb}}:bchat-log:{chat}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if len == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Ann's line was never stamped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Ann's node is still sleeping over Cid's entry: Dan's, after it, it never reads.
+    let _dan = if bobs_node_restored {
+        Some(buddy(&beta, "Dan", None).await)
+    } else {
+        None
+    };
     redis.kill();
     let ack = ann.next_matching(|f| f["type"] == "ack").await;
     assert_eq!(
@@ -367,22 +403,31 @@ async fn a_buddy_line_in_flight_when_redis_lost_its_data_keeps_its_seq_everywher
     healthy(&beta, "beta").await;
 
     // Bob's next line, sent again while the cluster restores (as the protocol asks), is
-    // acknowledged with seq 4. "three" reaches him before or after: in the list his node
-    // sends his page again from the restored one (when Ann's node's replica was the one
-    // restored), or as a line his node read from the chat's log.
+    // acknowledged with seq 4. "three" reaches him first: as a line his node read from
+    // the chat's log, or in the list his node sends his page again from the restored one
+    // (when Ann's node's replica was the one restored).
     let four = json!({"type": "message", "chat_id": chat, "text": "four", "client_id": "four"});
-    let (mut ack, mut three) = (None, None);
+    let mut three = None;
     bob.send(four.clone()).await;
-    while ack.is_none() || three.is_none() {
+    let ack = loop {
         let frame = bob
             .next_matching(|f| ["ack", "message", "error", "buddy_welcome"].contains(&f["type"].as_str().unwrap_or("")))
             .await;
         match frame["type"].as_str() {
-            Some("ack") => ack = Some(frame),
-            Some("message") => three = Some(frame),
+            Some("ack") => break frame,
+            Some("message") => {
+                assert!(three.is_none(), "\"three\" reaches Bob once: {frame}");
+                three = Some(frame);
+            }
             Some("buddy_welcome") => {
                 let lines = frame["chat"]["messages"].as_array().cloned().unwrap_or_default();
-                three = three.or_else(|| lines.into_iter().find(|m| m["seq"] == 3));
+                // (A list Bob's node sends after it kept "three" shows it again, as a list.)
+                if let Some(line) = lines.into_iter().find(|m| m["seq"] == 3)
+                    && three.is_none()
+                {
+                    assert!(!bobs_node_restored, "Bob's node's own list has no \"three\": {line}");
+                    three = Some(line);
+                }
             }
             _ => {
                 assert_eq!(frame["code"], "cluster_unavailable", "{frame}");
@@ -390,13 +435,13 @@ async fn a_buddy_line_in_flight_when_redis_lost_its_data_keeps_its_seq_everywher
                 bob.send(four.clone()).await;
             }
         }
-    }
-    let (ack, three) = (ack.unwrap(), three.unwrap());
+    };
     assert_eq!(
         ack["seq"].as_u64(),
         Some(4),
         "Bob's line after the loss takes the next seq: {ack}"
     );
+    let three = three.expect("\"three\" reached Bob before his line's ack");
     assert_eq!(
         (three["seq"].as_u64(), three["text"].as_str()),
         (Some(3), Some("three")),
@@ -413,6 +458,8 @@ async fn a_buddy_line_in_flight_when_redis_lost_its_data_keeps_its_seq_everywher
         [(1, "one"), (2, "two"), (3, "three"), (4, "four")].map(|(s, t)| (s, t.to_string())),
         "one gapless order in the archive, nothing twice"
     );
+    let later = bob.drain().await;
+    assert!(later.iter().all(|f| f["type"] != "message"), "{later:?}");
     beta.stop().await;
 }
 

@@ -15,8 +15,10 @@ local RESTORED_NODE = '{restored}'
 -- set of the sides ('customer', 'agent') of a restored chat not claimed yet: the chat's
 -- messages wait for both sides' seq raise (chat_message.lua); expires with the window
 local function k_pending(chat) return P .. 'chat-pending:' .. chat end
--- set of the nodes alive at the restore that have not claimed their buddy chats yet: buddy
--- stamps wait for it (buddy_message.lua); expires with the window
+-- set of the nodes that offered their replica (each went through the loss and claims)
+local K_OFFERED = P .. 'restore-offered'
+-- set of those nodes that have not claimed their buddy chats yet: buddy stamps wait for
+-- it (buddy_message.lua, buddy_claim.lua); expires with the window
 local K_BUDDY_PENDING = P .. 'bchat-pending'
 
 local R = {}
@@ -32,6 +34,7 @@ function R.offer()
   if not alive(ARGV[1], ARGV[2]) then return fenced() end
   local node, ms, seq = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
   local now = now_ms()
+  if redis.call('EXISTS', K_RESTORED) == 0 then redis.call('SADD', K_OFFERED, node) end
   local f = redis.call('HMGET', K_OFFER, 'node', 'ms', 'seq', 'closes')
   if not f[1] then
     local closes = now + tonumber(ARGV[5])
@@ -126,14 +129,11 @@ function R.restore()
   end
   -- After the chats and offers: an agent's rank in the ready indexes depends on their load.
   for _, a in ipairs(s.agents) do set_agent_categories(a[1], a[6]) end
-  -- Buddy chats stamp again once every node alive now has claimed its buddy chats (their
-  -- seqs and the lines it holds: buddy_claim.lua), or the window is over.
-  local pending = {}
-  for _, n in ipairs(redis.call('HKEYS', K_NODES)) do
-    if n ~= RESTORED_NODE then pending[#pending + 1] = n end
-  end
-  if #pending > 0 then
-    redis.call('SADD', K_BUDDY_PENDING, unpack(pending))
+  -- Buddy chats stamp again once every node that offered has claimed its buddy chats
+  -- (their seqs and the lines it holds: buddy_claim.lua), or the window is over. (A node
+  -- that joined the empty Redis afresh holds no buddy chat and offers nothing.)
+  if redis.call('EXISTS', K_OFFERED) == 1 then
+    redis.call('RENAME', K_OFFERED, K_BUDDY_PENDING)
     redis.call('PEXPIRE', K_BUDDY_PENDING, window)
   end
   redis.call('HSET', K_NODES, RESTORED_NODE, '0')

@@ -204,6 +204,21 @@ impl HubState {
         {
             self.buddy_skip_to(chat, lowest - 1);
         }
+        // A hole in the log below its newest line (a line lost with Redis's data that no
+        // claim wrote back) is in no log either: go on from the next line held.
+        let next = match self.buddy_standing(chat) {
+            Standing::Running { last_seq, .. } | Standing::Ended { last_seq, .. } => last_seq + 1,
+            Standing::Unknown => return,
+        };
+        let Some(pending) = self.buddies.lines.pending.get(chat) else {
+            return;
+        };
+        if read.newest.is_some_and(|newest| next < newest)
+            && !pending.contains_key(&next)
+            && let Some(held) = pending.range(next..).next().map(|(seq, _)| *seq)
+        {
+            self.buddy_skip_to(chat, held - 1);
+        }
     }
 
     fn buddy_after_read(&mut self, actions: Vec<AfterRead>) {
@@ -689,7 +704,6 @@ impl HubState {
     }
 }
 
-/// A line's place in the events stream; `None` if unreadable (then nobody keeps it).
 /// The lines a transcript keeps of chat `chat` after `after`, as lines of its log. Kept by a
 /// replica, each belongs to its chat whatever the stream holds: `p` is the stream's start.
 fn kept_lines(chat: &str, transcript: &Transcript, after: u64) -> Vec<BuddyLine> {
@@ -709,6 +723,7 @@ fn kept_lines(chat: &str, transcript: &Transcript, after: u64) -> Vec<BuddyLine>
         .collect()
 }
 
+/// A line's place in the events stream; `None` if unreadable (then nobody keeps it).
 fn entry(line: &BuddyLine) -> Option<EntryId> {
     EntryId::parse(&line.p)
 }
