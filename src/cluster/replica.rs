@@ -115,12 +115,17 @@ impl RoutingOp {
         let number = |i: usize| arg(i)?.parse::<u64>().map_err(|_| bad());
         let limit = |i: usize| number(i).and_then(|n| u8::try_from(n).map_err(|_| bad()));
         let agent = || arg(0).map(|a| AgentId(a.clone()));
-        let cats = |from: usize| a.iter().skip(from).map(|c| CategoryId(c.clone())).collect::<Vec<_>>();
+        let cats = |from: usize| {
+            a.iter()
+                .skip(from)
+                .map(|c| CategoryId::from(c.as_str()))
+                .collect::<Vec<_>>()
+        };
         Ok(match transition {
-            "add_category" => Self::AddCategory(CategoryId(arg(0)?.clone())),
-            "remove_category" => Self::RemoveCategory(CategoryId(arg(0)?.clone())),
+            "add_category" => Self::AddCategory(CategoryId::from(arg(0)?.as_str())),
+            "remove_category" => Self::RemoveCategory(CategoryId::from(arg(0)?.as_str())),
             "join" => Self::Join {
-                category: CategoryId(arg(0)?.clone()),
+                category: CategoryId::from(arg(0)?.as_str()),
                 request: a.get(1).cloned().unwrap_or_default(),
                 name: a.get(2).cloned().unwrap_or_default(),
                 video: a.get(3).is_some_and(|v| v == "1"),
@@ -154,9 +159,9 @@ impl RoutingOp {
                 },
                 a.get(2).filter(|r| !r.is_empty()).cloned(),
             ),
-            "set_category_open" => Self::SetCategoryOpen(CategoryId(arg(0)?.clone()), arg(1)? == "1"),
+            "set_category_open" => Self::SetCategoryOpen(CategoryId::from(arg(0)?.as_str()), arg(1)? == "1"),
             "set_category_mode" => Self::SetCategoryMode(
-                CategoryId(arg(0)?.clone()),
+                CategoryId::from(arg(0)?.as_str()),
                 RoutingMode::from_word(arg(1)?).ok_or_else(bad)?,
             ),
             "accept_offer" => Self::AcceptOffer(agent()?, OfferId(number(1)?)),
@@ -171,7 +176,7 @@ impl RoutingOp {
             "transfer_to_category" => Self::TransferToCategory {
                 chat: ChatId(number(0)?),
                 by: AgentId(arg(1)?.clone()),
-                category: CategoryId(arg(2)?.clone()),
+                category: CategoryId::from(arg(2)?.as_str()),
                 note: a.get(3).cloned().unwrap_or_default(),
             },
             "set_limit" => Self::SetLimit(agent()?, limit(1)?),

@@ -117,7 +117,7 @@ fn encode(state: &RoutingState) -> String {
         .agents
         .iter()
         .map(|a| {
-            let categories: Vec<&str> = a.categories.iter().map(|c| c.0.as_str()).collect();
+            let categories: Vec<&str> = a.categories.iter().map(|c| c.as_str()).collect();
             json!([
                 a.id.0,
                 a.limit.to_string(),
@@ -141,9 +141,9 @@ fn encode(state: &RoutingState) -> String {
         .iter()
         .map(|o| json!([o.id.0.to_string(), o.customer.0.to_string(), o.agent.0, o.category.0]))
         .collect();
-    let categories: Vec<&str> = state.categories.iter().map(|c| c.0.as_str()).collect();
-    let closed: Vec<&str> = state.closed.iter().map(|c| c.0.as_str()).collect();
-    let offer_mode: Vec<&str> = state.offer_mode.iter().map(|c| c.0.as_str()).collect();
+    let categories: Vec<&str> = state.categories.iter().map(|c| c.as_str()).collect();
+    let closed: Vec<&str> = state.closed.iter().map(|c| c.as_str()).collect();
+    let offer_mode: Vec<&str> = state.offer_mode.iter().map(|c| c.as_str()).collect();
     json!({
         "closed": closed,
         "offer_mode": offer_mode,
@@ -190,18 +190,18 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
         ..RoutingState::default()
     };
     for c in list(&value["categories"]) {
-        state.categories.push(CategoryId(text(&c)?));
+        state.categories.push(CategoryId::from(text(&c)?));
     }
     for c in list(&value["closed"]) {
-        state.closed.push(CategoryId(text(&c)?));
+        state.closed.push(CategoryId::from(text(&c)?));
     }
     for c in list(&value["offer_mode"]) {
-        state.offer_mode.push(CategoryId(text(&c)?));
+        state.offer_mode.push(CategoryId::from(text(&c)?));
     }
     for c in list(&value["customers"]) {
         state.customers.push(StateCustomer {
             id: CustomerId(number(&c[0])?),
-            category: CategoryId(text(&c[1])?),
+            category: CategoryId::from(text(&c[1])?),
             ticket: Ticket(number(&c[2])?),
             chat: maybe(&c[3])?.map(ChatId),
             away_epoch: maybe(&c[4])?,
@@ -218,7 +218,7 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
     for a in list(&value["agents"]) {
         let categories = list(&a[5])
             .iter()
-            .map(|c| text(c).map(CategoryId))
+            .map(|c| text(c).map(CategoryId::from))
             .collect::<Result<_, _>>()?;
         state.agents.push(StateAgent {
             id: AgentId(text(&a[0])?),
@@ -240,7 +240,7 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             id: ChatId(number(&c[0])?),
             customer: CustomerId(number(&c[1])?),
             agent: AgentId(text(&c[2])?),
-            category: CategoryId(text(&c[3])?),
+            category: CategoryId::from(text(&c[3])?),
         });
     }
     for o in list(&value["offers"]) {
@@ -248,7 +248,7 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
             id: OfferId(number(&o[0])?),
             customer: CustomerId(number(&o[1])?),
             agent: AgentId(text(&o[2])?),
-            category: CategoryId(text(&o[3])?),
+            category: CategoryId::from(text(&o[3])?),
         });
     }
     Ok(state)

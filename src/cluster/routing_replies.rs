@@ -117,7 +117,7 @@ fn boolean(items: &[Value], i: usize) -> Result<bool, MalformedReply> {
 }
 
 fn category(items: &[Value], i: usize) -> Result<CategoryId, MalformedReply> {
-    text(items, i).map(|s| CategoryId(s.to_string()))
+    text(items, i).map(|s| CategoryId::from(s.to_string()))
 }
 
 fn agent(items: &[Value], i: usize) -> Result<AgentId, MalformedReply> {
@@ -339,7 +339,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             .iter()
             .map(|c| {
                 c.as_str()
-                    .map(|s| CategoryId(s.to_string()))
+                    .map(|s| CategoryId::from(s.to_string()))
                     .ok_or_else(|| malformed("category"))
             })
             .collect::<Result<_, _>>()?;
@@ -411,13 +411,13 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
         .iter()
         .map(|c| {
             c.as_str()
-                .map(|s| CategoryId(s.to_string()))
+                .map(|s| CategoryId::from(s.to_string()))
                 .ok_or_else(|| malformed("closed category"))
         })
         .collect::<Result<_, _>>()?;
     state.offer_mode = strings(std::slice::from_ref(field("offer_mode")?), 0)?
         .into_iter()
-        .map(CategoryId)
+        .map(CategoryId::from)
         .collect();
     for entry in list(field("offers")?)? {
         let o = list(entry)?;

@@ -430,7 +430,7 @@ impl RedisRouting {
     ) -> Result<Applied, ClusterRoutingError> {
         let limit = limit.to_string();
         let mut args = vec![agent.0.as_str(), limit.as_str(), flag(available)];
-        args.extend(categories.iter().map(|c| c.0.as_str()));
+        args.extend(categories.iter().map(|c| c.as_str()));
         self.apply(Transition::AgentOnline, &args).await
     }
 
@@ -533,7 +533,7 @@ impl RedisRouting {
         categories: &[CategoryId],
     ) -> Result<Applied, ClusterRoutingError> {
         let mut args = vec![agent.0.as_str()];
-        args.extend(categories.iter().map(|c| c.0.as_str()));
+        args.extend(categories.iter().map(|c| c.as_str()));
         self.apply(Transition::SetCategories, &args).await
     }
 

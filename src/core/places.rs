@@ -132,7 +132,7 @@ mod tests {
     use super::*;
 
     fn cat(name: &str) -> CategoryId {
-        CategoryId(name.to_string())
+        CategoryId::from(name.to_string())
     }
 
     #[test]

@@ -38,9 +38,33 @@ pub struct ChatId(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AgentId(pub String);
 
-/// A category id, as the store knows it.
+/// A category id, as the store knows it. Shared, not copied: every waiting customer's
+/// entry in the routing core, the places and the waits names their category, and a copy
+/// each was a heap block each (an idle customer's memory is a target).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CategoryId(pub String);
+pub struct CategoryId(pub std::sync::Arc<str>);
+
+impl CategoryId {
+    pub fn new(name: &str) -> Self {
+        Self(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for CategoryId {
+    fn from(name: String) -> Self {
+        Self(name.into())
+    }
+}
+
+impl From<&str> for CategoryId {
+    fn from(name: &str) -> Self {
+        Self(name.into())
+    }
+}
 
 /// An offer of a waiting customer to one agent (a category in offer mode), allocated when made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -589,16 +613,19 @@ impl Routing {
 
     /// A new customer joins `category`'s queue; paired at once when an agent is eligible.
     pub fn join(&mut self, category: &CategoryId, out: &mut Vec<Decision>) -> Result<CustomerId, RoutingError> {
-        if !self.queues.contains_key(category) {
+        // The core's own id of the category: the customer's entries here and in what
+        // their decisions feed (places, waits) share its one allocation.
+        let Some((category, _)) = self.queues.get_key_value(category) else {
             return Err(RoutingError::UnknownCategory);
-        }
-        if self.closed.contains(category) {
+        };
+        let category = category.clone();
+        if self.closed.contains(&category) {
             return Err(RoutingError::CategoryClosed);
         }
         let id = CustomerId(self.next());
         let ticket = Ticket(self.next());
         self.enqueue(id, category.clone(), ticket, false, out);
-        self.route_category(category, out);
+        self.route_category(&category, out);
         Ok(id)
     }
 

@@ -392,7 +392,7 @@ impl Hub {
             // Re-asserted on every (re)join: a Redis that lost its data learns them again.
             let known = categories
                 .iter()
-                .map(|c| crate::core::routing::CategoryId(c.id.clone()))
+                .map(|c| crate::core::routing::CategoryId::from(c.id.as_str()))
                 .collect();
             let periods = cluster_link::Periods {
                 lease: settings.cluster_lease,

@@ -243,7 +243,7 @@ impl HubState {
         for c in categories {
             // A cluster's replica learns categories from the events stream, like everything else.
             if cluster.is_none() {
-                let _ = routing.add_category(CategoryId(c.id.clone()));
+                let _ = routing.add_category(CategoryId::from(c.id.as_str()));
             }
             category_names.insert(c.id, c.name);
         }
@@ -350,7 +350,7 @@ impl HubState {
                     .map(|(c, _)| {
                         let (open, agents_online) = self.desk_of(c);
                         super::DeskCategory {
-                            id: c.0.clone(),
+                            id: c.0.to_string(),
                             open,
                             agents_online,
                         }
@@ -1003,8 +1003,12 @@ impl HubState {
         };
         Some(ChatSnapshot {
             chat_id: log.wire_id().to_string(),
-            category: log.category.0.clone(),
-            category_name: self.category_names.get(&log.category.0).cloned().unwrap_or_default(),
+            category: log.category.0.to_string(),
+            category_name: self
+                .category_names
+                .get(&log.category.0.to_string())
+                .cloned()
+                .unwrap_or_default(),
             peer_name,
             peer_connected,
             started_at: log.started_at,
@@ -1015,8 +1019,8 @@ impl HubState {
     fn category_refs(&self, ids: &[CategoryId]) -> Vec<CategoryRef> {
         ids.iter()
             .map(|c| CategoryRef {
-                id: c.0.clone(),
-                name: self.category_names.get(&c.0).cloned().unwrap_or_default(),
+                id: c.0.to_string(),
+                name: self.category_names.get(c.as_str()).cloned().unwrap_or_default(),
             })
             .collect()
     }
@@ -1063,7 +1067,7 @@ impl HubState {
             .filter(|(_, n)| *n > 0)
             .filter_map(|(c, _)| {
                 let front = self.routing.front(c)?;
-                Some((c.0.clone(), self.waits.waited_secs(front, now)?))
+                Some((c.0.to_string(), self.waits.waited_secs(front, now)?))
             })
             .collect()
     }
@@ -1072,7 +1076,7 @@ impl HubState {
     /// differs, so nodes that agree send nothing to Redis.
     fn open_categories(&mut self, wanted: Vec<(String, bool)>) {
         for (category, open) in wanted {
-            let category = CategoryId(category);
+            let category = CategoryId::from(category);
             if !self.routing.has_category(&category) || self.routing.is_open(&category) == open {
                 continue;
             }
@@ -1091,7 +1095,7 @@ impl HubState {
     /// Puts categories in the routing mode the desk setting wants, where they differ.
     fn set_category_modes(&mut self, wanted: Vec<(String, RoutingMode)>) {
         for (category, mode) in wanted {
-            let category = CategoryId(category);
+            let category = CategoryId::from(category);
             if !self.routing.has_category(&category) || self.routing.routing_mode(&category) == mode {
                 continue;
             }
@@ -1138,7 +1142,7 @@ impl HubState {
                 .copied()
                 .collect();
             let frame = ServerFrame::DeskStatus {
-                category: category.0.clone(),
+                category: category.0.to_string(),
                 open,
                 agents_online,
             };
@@ -1204,7 +1208,11 @@ impl HubState {
             agents_available: counted(AgentStanding::Available),
             agents_full: counted(AgentStanding::Full),
             customers_connected: self.customers.values().filter(|c| c.conn.is_some()).count(),
-            customers_waiting: self.routing.waiting_counts().map(|(c, n)| (c.0.clone(), n)).collect(),
+            customers_waiting: self
+                .routing
+                .waiting_counts()
+                .map(|(c, n)| (c.0.to_string(), n))
+                .collect(),
             chats_active: self.routing.chats_active(),
             longest_wait_secs: (longest as f64 / 1000.0).max(longest_anywhere),
             longest_wait_by_category,

@@ -132,7 +132,7 @@ pub async fn flushall(conn: &mut ConnectionManager) {
 }
 
 pub fn cat(name: &str) -> CategoryId {
-    CategoryId(name.to_string())
+    CategoryId::from(name.to_string())
 }
 
 pub fn agent(name: &str) -> AgentId {

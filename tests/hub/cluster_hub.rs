@@ -295,13 +295,15 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
     for event in read_events(&mut conn, "0-0", 100_000).await.unwrap() {
         for d in &event.applied.decisions {
             if let Decision::Paired { category, ticket, .. } = d {
-                paired_tickets.entry(category.0.clone()).or_default().push(ticket.0);
+                paired_tickets.entry(category.0.to_string()).or_default().push(ticket.0);
             }
         }
     }
     let snapshot = read_snapshot(&mut conn).await.unwrap();
     for (category, waiting) in &snapshot.queues {
-        let last_paired = paired_tickets.get(&category.0).and_then(|t| t.iter().max().copied());
+        let last_paired = paired_tickets
+            .get(category.as_str())
+            .and_then(|t| t.iter().max().copied());
         let first_waiting = waiting.iter().map(|w| w.ticket.0).min();
         if let (Some(p), Some(w)) = (last_paired, first_waiting) {
             assert!(p < w, "{}: ticket {p} was paired while {w} still waits", category.0);

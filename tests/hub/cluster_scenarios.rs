@@ -408,7 +408,7 @@ impl Cluster {
                             names.insert(customer.0, event.args[2].clone());
                         }
                         line.push(LineEvent::Entered {
-                            category: category.0.clone(),
+                            category: category.0.to_string(),
                             customer: name(&names, customer.0),
                             ticket: tickets.next().expect("a ticket per Queued").0,
                         });
@@ -423,7 +423,7 @@ impl Cluster {
                             names.insert(customer.0, event.args[2].clone());
                         }
                         line.push(LineEvent::Served {
-                            category: category.0.clone(),
+                            category: category.0.to_string(),
                             customer: name(&names, customer.0),
                             ticket: ticket.0,
                         });

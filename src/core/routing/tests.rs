@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::*;
 
 fn cat(name: &str) -> CategoryId {
-    CategoryId(name.to_string())
+    CategoryId::from(name.to_string())
 }
 
 fn agent(name: &str) -> AgentId {

@@ -34,7 +34,7 @@ impl HubState {
                 None => back_from_grace = true,
             }
         } else {
-            let categories = account.categories.iter().cloned().map(CategoryId);
+            let categories = account.categories.iter().cloned().map(CategoryId::from);
             // Fresh agents start away, so coming online pairs nobody before the welcome.
             if let Err(e) = self
                 .routing
@@ -113,10 +113,10 @@ impl HubState {
         let waiting = view
             .categories
             .iter()
-            .map(|c| (c.0.clone(), self.routing.waiting(c)))
+            .map(|c| (c.0.to_string(), self.routing.waiting(c)))
             .collect();
         let mut longest_wait_secs = self.longest_waits();
-        longest_wait_secs.retain(|c, _| view.categories.iter().any(|held| &held.0 == c));
+        longest_wait_secs.retain(|c, _| view.categories.iter().any(|held| held.as_str() == c));
         self.send(
             Recipient::Agent(id.clone()),
             &ServerFrame::QueueStats {
@@ -151,11 +151,11 @@ impl HubState {
             }
         } else if self.cluster.is_some() {
             // Profile and queue figures go out when the replica replays the changes.
-            let categories = account.categories.iter().cloned().map(CategoryId).collect();
+            let categories = account.categories.iter().cloned().map(CategoryId::from).collect();
             self.route(RoutingOp::SetCategories(id.clone(), categories), None);
             self.route(RoutingOp::SetLimit(id.clone(), account.max_chats), None);
         } else {
-            let categories = account.categories.iter().cloned().map(CategoryId);
+            let categories = account.categories.iter().cloned().map(CategoryId::from);
             let _ = self.routing.set_categories(&id, categories, &mut out);
             let _ = self.routing.set_limit(&id, account.max_chats, &mut out);
             self.send_profile(&id);
@@ -170,18 +170,23 @@ impl HubState {
         }
         let mut out = vec![];
         if let Some(removed) = removed {
-            let _ = self.routing.remove_category(&CategoryId(removed), &mut out);
+            let _ = self.routing.remove_category(&CategoryId::from(removed), &mut out);
         }
         self.category_names.clear();
         for c in categories {
-            let _ = self.routing.add_category(CategoryId(c.id.clone()));
+            let _ = self.routing.add_category(CategoryId::from(c.id.as_str()));
             self.category_names.insert(c.id, c.name);
         }
         self.apply(out);
         // Categories that now exist again (or anew) may be held by online agents' accounts.
         let online: Vec<AgentId> = self.agents.keys().cloned().collect();
         for id in online {
-            let held = self.agents[&id].account.categories.iter().cloned().map(CategoryId);
+            let held = self.agents[&id]
+                .account
+                .categories
+                .iter()
+                .cloned()
+                .map(CategoryId::from);
             let mut out = vec![];
             let _ = self.routing.set_categories(&id, held, &mut out);
             self.send_profile(&id);

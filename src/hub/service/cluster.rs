@@ -566,7 +566,7 @@ impl HubState {
         }
         let held_elsewhere = self.routing.agent(&id);
         let name = account.display_name.clone();
-        let categories = account.categories.iter().cloned().map(CategoryId).collect();
+        let categories = account.categories.iter().cloned().map(CategoryId::from).collect();
         let limit = account.max_chats;
         self.agents.insert(
             id.clone(),
@@ -677,11 +677,11 @@ impl HubState {
 
     pub(super) fn cluster_categories_changed(&mut self, categories: Vec<Category>, removed: Option<String>) {
         if let Some(removed) = removed {
-            self.route(RoutingOp::RemoveCategory(CategoryId(removed)), None);
+            self.route(RoutingOp::RemoveCategory(CategoryId::from(removed)), None);
         }
         self.category_names.clear();
         for c in categories {
-            self.route(RoutingOp::AddCategory(CategoryId(c.id.clone())), None);
+            self.route(RoutingOp::AddCategory(CategoryId::from(c.id.as_str())), None);
             self.category_names.insert(c.id, c.name);
         }
         // Categories that now exist again (or anew) may be held by our agents' accounts.
@@ -691,7 +691,7 @@ impl HubState {
             .map(|(id, a)| {
                 (
                     id.clone(),
-                    a.account.categories.iter().cloned().map(CategoryId).collect(),
+                    a.account.categories.iter().cloned().map(CategoryId::from).collect(),
                 )
             })
             .collect();

@@ -118,7 +118,7 @@ impl HubState {
         let opened = ArchiveEvent::Opened(ConversationOpened {
             id: log.wire_id().to_string(),
             kind: ConversationKind::Service,
-            category: Some(log.category.0.clone()),
+            category: Some(log.category.0.to_string()),
             customer_name: log.customer_name.clone(),
             agent_id: log.agent.0.clone(),
             agent_name: log.agent_name.clone(),

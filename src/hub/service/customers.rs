@@ -48,7 +48,7 @@ impl HubState {
     ) -> Result<(), (&'static str, String)> {
         let name = valid_name(name)?;
         let first_message = valid_first_message(message)?;
-        let category = CategoryId(category.to_string());
+        let category = CategoryId::from(category.to_string());
         if self.cluster.is_some() {
             return self.cluster_join(conn, name, category, video, first_message, profile);
         }
@@ -158,7 +158,7 @@ impl HubState {
         let category = self.routing.customer_category(customer)?;
         let (open, agents_online) = self.desk_of(category);
         (!open || !agents_online).then(|| ServerFrame::DeskStatus {
-            category: category.0.clone(),
+            category: category.0.to_string(),
             open,
             agents_online,
         })
@@ -175,7 +175,7 @@ impl HubState {
             .and_then(|chat| self.snapshot(chat, Party::Customer, last_seq));
         Some(ServerFrame::Resumed {
             customer_name: name,
-            category: category.0.clone(),
+            category: category.0.to_string(),
             place: self.routing.place(customer),
             chat,
         })

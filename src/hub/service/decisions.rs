@@ -72,7 +72,7 @@ impl HubState {
         bytes.copy_from_slice(&digest[..16]);
         self.archive.push_abandoned(crate::store::QueueAbandoned {
             id: uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string(),
-            category: left.category.0,
+            category: left.category.0.to_string(),
             queued_at: left.joined_at,
             left_at: now,
         });
@@ -94,7 +94,7 @@ impl HubState {
                 self.send(
                     Recipient::Customer(customer),
                     &ServerFrame::Queued {
-                        category: category.0,
+                        category: category.0.to_string(),
                         place,
                         requeued,
                         open,
@@ -361,7 +361,7 @@ impl HubState {
         let category_name = self.category_name(&category);
         let frame = ServerFrame::Offer {
             offer_id: offer.0.to_string(),
-            category: category.0,
+            category: category.0.to_string(),
             category_name,
             customer_name: info.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
             waited_secs,
@@ -410,9 +410,9 @@ impl HubState {
     /// A category's display name (its id when it has none, as for a removed category).
     pub(super) fn category_name(&self, category: &CategoryId) -> String {
         self.category_names
-            .get(&category.0)
+            .get(&category.0.to_string())
             .cloned()
-            .unwrap_or_else(|| category.0.clone())
+            .unwrap_or_else(|| category.0.to_string())
     }
 
     /// Sends a connection that took over from another of the agent's (a second tab, a fast
@@ -440,7 +440,7 @@ impl HubState {
         {
             let to_customer = ServerFrame::ChatStarted {
                 chat_id: log.wire_id().to_string(),
-                category: category.0.clone(),
+                category: category.0.to_string(),
                 category_name: self.category_name(&category),
                 peer_name: log.agent_name.clone(),
                 started_at: log.started_at,
@@ -481,7 +481,7 @@ impl HubState {
             closing_reserved = self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
                 id: wire_id.clone(),
                 kind: ConversationKind::Service,
-                category: Some(category.0.clone()),
+                category: Some(category.0.to_string()),
                 customer_name: info.name.clone(),
                 agent_id: agent.0.clone(),
                 agent_name: agent_name.clone(),
@@ -502,14 +502,14 @@ impl HubState {
                     from_agent_name: pending.from_name.clone(),
                     to_agent_id: Some(agent.0.clone()),
                     to_agent_name: Some(agent_name.clone()),
-                    to_category: pending.category.as_ref().map(|c| c.0.clone()),
+                    to_category: pending.category.as_ref().map(|c| c.0.to_string()),
                     note: pending.note.clone(),
                 }));
         }
         let category_name = self.category_name(&category);
         let to_customer = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
-            category: category.0.clone(),
+            category: category.0.to_string(),
             category_name: category_name.clone(),
             peer_name: agent_name.clone(),
             started_at,
@@ -522,7 +522,7 @@ impl HubState {
         let offer_id = self.take_offer_told(customer);
         let to_agent = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
-            category: category.0.clone(),
+            category: category.0.to_string(),
             category_name,
             peer_name: info.name.clone(),
             started_at,

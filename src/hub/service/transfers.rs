@@ -38,7 +38,7 @@ impl PendingTransfer {
         TransferNote {
             from_name: self.from_name.clone(),
             note: self.note.clone(),
-            category: self.category.as_ref().map(|c| c.0.clone()),
+            category: self.category.as_ref().map(|c| c.0.to_string()),
         }
     }
 }
@@ -62,7 +62,7 @@ impl HubState {
         }
         let target = match (to_agent, to_category) {
             (Some(agent), None) => Ok(AgentId(agent)),
-            (None, Some(category)) => Err(CategoryId(category)),
+            (None, Some(category)) => Err(CategoryId::from(category)),
             _ => {
                 return Err((
                     "invalid_transfer",
@@ -132,7 +132,7 @@ impl HubState {
             .category_names
             .iter()
             .map(|(id, name)| {
-                let category = CategoryId(id.clone());
+                let category = CategoryId::from(id.as_str());
                 let (open, agents_online) = self.desk_of(&category);
                 TransferCategory {
                     id: id.clone(),
@@ -261,7 +261,7 @@ impl HubState {
                     from_agent_name: from_name,
                     to_agent_id: None,
                     to_agent_name: None,
-                    to_category: Some(category.0.clone()),
+                    to_category: Some(category.0.to_string()),
                     note,
                 }));
         }
@@ -271,7 +271,7 @@ impl HubState {
             &ServerFrame::Transferred {
                 chat_id: wire_id.clone(),
                 peer_name: None,
-                category: Some(category.0.clone()),
+                category: Some(category.0.to_string()),
                 category_name: Some(category_name),
             },
         );
@@ -313,7 +313,7 @@ impl HubState {
                         from_agent_name: pending.from_name.clone(),
                         to_agent_id: Some(agent.0.clone()),
                         to_agent_name: Some(agent_name),
-                        to_category: pending.category.as_ref().map(|c| c.0.clone()),
+                        to_category: pending.category.as_ref().map(|c| c.0.to_string()),
                         note: pending.note.clone(),
                     }));
             }
@@ -341,12 +341,15 @@ impl HubState {
                 .find(|(_, pending)| pending.customer == customer)
                 .zip(self.cluster.as_ref())
                 .map(|((chat, pending), cluster)| {
-                    let category = pending.category.clone().unwrap_or_else(|| CategoryId(String::new()));
+                    let category = pending
+                        .category
+                        .clone()
+                        .unwrap_or_else(|| CategoryId::from(String::new()));
                     vec![ServerFrame::Transferred {
                         chat_id: cluster.wire_id(*chat),
                         peer_name: None,
                         category_name: Some(self.category_name(&category)),
-                        category: Some(category.0),
+                        category: Some(category.0.to_string()),
                     }]
                 })
                 .unwrap_or_default();
@@ -354,7 +357,7 @@ impl HubState {
         let mut frames = vec![ServerFrame::Transferred {
             chat_id: log.wire_id().to_string(),
             peer_name: None,
-            category: Some(log.category.0.clone()),
+            category: Some(log.category.0.to_string()),
             category_name: Some(self.category_name(&log.category)),
         }];
         frames.extend(log.live.after(last_seq).into_iter().map(ServerFrame::Message));
@@ -375,7 +378,7 @@ impl HubState {
         let Some(log) = self.chats.get(&chat) else { return };
         let frame = ServerFrame::ChatStarted {
             chat_id: log.wire_id().to_string(),
-            category: log.category.0.clone(),
+            category: log.category.0.to_string(),
             category_name: self.category_name(&log.category),
             peer_name: log.customer_name.clone(),
             started_at: log.started_at,
@@ -465,7 +468,7 @@ impl HubState {
             .push_handover_opening(ArchiveEvent::Opened(crate::store::ConversationOpened {
                 id: wire_id.clone(),
                 kind: crate::store::ConversationKind::Service,
-                category: Some(category.0.clone()),
+                category: Some(category.0.to_string()),
                 customer_name: customer_name.clone(),
                 agent_id: pending.from.0.clone(),
                 agent_name: pending.from_name.clone(),
@@ -482,7 +485,7 @@ impl HubState {
                 from_agent_name: pending.from_name.clone(),
                 to_agent_id: None,
                 to_agent_name: None,
-                to_category: Some(category.0.clone()),
+                to_category: Some(category.0.to_string()),
                 note: pending.note.clone(),
             }));
         self.chat_by_wire.insert(wire_id.clone(), chat);

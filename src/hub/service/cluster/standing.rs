@@ -143,7 +143,11 @@ impl HubState {
         for (agent, name) in names {
             let _ = self.call(RouterCall::AgentName { agent, name });
         }
-        let categories: Vec<CategoryId> = self.category_names.keys().map(|c| CategoryId(c.clone())).collect();
+        let categories: Vec<CategoryId> = self
+            .category_names
+            .keys()
+            .map(|c| CategoryId::from(c.as_str()))
+            .collect();
         let _ = self.call(RouterCall::Categories(categories));
     }
 
