@@ -109,7 +109,7 @@ struct ConnEntry {
 
 struct CustomerInfo {
     name: String,
-    token: String,
+    token: Token,
     queued_at: i64,
     conn: Option<ConnId>,
     /// Asked for a video call (issue 16): their agent's `chat_started` says so.
@@ -165,7 +165,7 @@ pub(crate) struct HubState {
     /// Boxed: an entry is ~200 bytes and the table keeps up to twice the slots it fills,
     /// which for a hub full of waiting customers cost more than the entries themselves.
     customers: HashMap<CustomerId, Box<CustomerInfo>>,
-    tokens: HashMap<String, CustomerId>,
+    tokens: HashMap<Token, CustomerId>,
     agents: HashMap<AgentId, AgentInfo>,
     chats: HashMap<ChatId, ChatLog>,
     chat_by_wire: HashMap<String, ChatId>,
@@ -562,7 +562,7 @@ impl HubState {
                     info.conn = None;
                     if self.cluster.is_some() {
                         // Their token lives on for the grace period, on every node.
-                        let token = info.token.clone();
+                        let token = info.token.to_string();
                         self.remember_token(&token, customer, self.settings.resume_grace);
                         self.route(RoutingOp::CustomerDisconnected(customer), None);
                     } else {
@@ -1267,6 +1267,55 @@ fn not_allowed(frame: &ClientFrame, role: &str) -> (&'static str, String) {
 }
 
 /// A resume token: 128 random bits, unguessable, from the UUID v4 generator (a CSPRNG).
-fn new_token() -> String {
-    Uuid::new_v4().simple().to_string()
+/// Kept as its bits (every customer's token is in two of the hub's tables: a string each
+/// was two heap blocks a customer), written as 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Token(u128);
+
+impl Token {
+    fn new() -> Self {
+        Self(Uuid::new_v4().as_u128())
+    }
+
+    /// A token as a client sends it back: `None` for any text this hub never writes.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let bits = u128::from_str_radix(text, 16).ok()?;
+        let token = Self(bits);
+        (text.len() == 32 && token.to_string() == text).then_some(token)
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+fn new_token() -> Token {
+    Token::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Token;
+
+    #[test]
+    fn a_token_reads_back_only_as_this_hub_writes_it() {
+        let token = Token::new();
+        let text = token.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(Token::parse(&text), Some(token));
+        assert_eq!(Token::parse(&format!("{:032x}", 1u128)), Some(Token(1)));
+        for other in [
+            text.to_uppercase(),
+            text[1..].to_string(),
+            format!("{text}0"),
+            format!("+{}", &text[1..]),
+            uuid::Uuid::from_u128(token.0).hyphenated().to_string(),
+            "g".repeat(32),
+            String::new(),
+        ] {
+            assert_eq!(Token::parse(&other), None, "{other}");
+        }
+    }
 }

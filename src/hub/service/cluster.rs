@@ -126,7 +126,7 @@ struct PendingJoin {
     /// The customer's resume token, made before the join: its key rides in the join's
     /// script, so Redis records it with the join and it is known cluster-wide before the
     /// `welcome` carries it (issue 24).
-    token: String,
+    token: super::Token,
 }
 
 struct RemoteCustomer {
@@ -454,7 +454,7 @@ impl HubState {
         cluster.joins_sent += 1;
         let request = format!("{}:{}:{}", cluster.link.nonce, conn.0, cluster.joins_sent);
         let token = new_token();
-        let token_key = crate::cluster::resume_tokens::key(&token);
+        let token_key = crate::cluster::resume_tokens::key(&token.to_string());
         cluster.pending_joins.insert(
             conn,
             PendingJoin {
@@ -493,14 +493,14 @@ impl HubState {
         }
         // Recorded in Redis by the join's own script (its key rode in the join): a welcome
         // only ever carries a token the cluster knows.
-        let token = join.token.clone();
-        self.tokens.insert(token.clone(), customer);
+        let token = join.token;
+        self.tokens.insert(token, customer);
         let connected = self.conns.contains_key(&conn);
         self.customers.insert(
             customer,
             Box::new(CustomerInfo {
                 name: join.name.clone(),
-                token: token.clone(),
+                token,
                 queued_at: join.queued_at,
                 conn: connected.then_some(conn),
                 video: join.video,
@@ -514,7 +514,7 @@ impl HubState {
                 conn,
                 &ServerFrame::Welcome {
                     customer_name: join.name,
-                    resume_token: token,
+                    resume_token: token.to_string(),
                     grace_secs: self.settings.resume_grace.as_secs_f64(),
                     max_message_len: self.settings.max_message_len,
                     draft_preview: self.settings.draft_preview,

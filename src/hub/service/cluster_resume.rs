@@ -387,18 +387,22 @@ impl HubState {
             }
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
+        // A token Redis found is one a node issued (this hub's form): anything else is no session.
+        let Some(bits) = super::Token::parse(&token) else {
+            return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
+        };
         let mut taken_on = None;
         if !self.customers.contains_key(&customer) {
             let (name, video) = self.cluster_mut().remote_customer(customer);
             let queued_at = self.cluster_mut().remote_queued_at(customer).unwrap_or_else(now_ms);
             let first_message = self.cluster_mut().remote_first_message(customer);
             let profile = self.cluster_mut().remote_profile(customer);
-            self.tokens.insert(token.clone(), customer);
+            self.tokens.insert(bits, customer);
             self.customers.insert(
                 customer,
                 Box::new(CustomerInfo {
                     name,
-                    token: token.clone(),
+                    token: bits,
                     // The archive's opening reads it if this node archives their chat.
                     queued_at,
                     conn: None,

@@ -67,12 +67,12 @@ impl HubState {
             out.retain(|d| !matches!(d, Decision::Queued { customer: c, .. } if *c == customer));
         }
         let token = new_token();
-        self.tokens.insert(token.clone(), customer);
+        self.tokens.insert(token, customer);
         self.customers.insert(
             customer,
             Box::new(CustomerInfo {
                 name: name.clone(),
-                token: token.clone(),
+                token,
                 queued_at: now_ms(),
                 conn: Some(conn),
                 video,
@@ -85,7 +85,7 @@ impl HubState {
             conn,
             &ServerFrame::Welcome {
                 customer_name: name,
-                resume_token: token,
+                resume_token: token.to_string(),
                 grace_secs: self.settings.resume_grace.as_secs_f64(),
                 max_message_len: self.settings.max_message_len,
                 draft_preview: self.settings.draft_preview,
@@ -109,7 +109,7 @@ impl HubState {
             self.resume_ended_visit(conn, visit, last_seq);
             return Ok(());
         }
-        let Some(customer) = self.tokens.get(token).copied() else {
+        let Some(customer) = super::Token::parse(token).and_then(|t| self.tokens.get(&t)).copied() else {
             // Maybe another node's (a cluster): Redis knows whose.
             return match self.cluster {
                 Some(_) => self.find_token(conn, token, last_seq),

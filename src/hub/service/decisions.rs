@@ -53,7 +53,7 @@ impl HubState {
         {
             return;
         }
-        let held = self.customers.get(&left.customer).map(|info| info.token.clone());
+        let held = self.customers.get(&left.customer).map(|info| info.token.to_string());
         let inherited = || {
             let cluster = self.cluster.as_mut()?;
             cluster.inherited_waiting.remove(&left.customer).then(|| {
@@ -186,7 +186,7 @@ impl HubState {
                     };
                     match self.customers.get(&customer) {
                         Some(info) => {
-                            let token = info.token.clone();
+                            let token = info.token.to_string();
                             visit.name.clone_from(&info.name);
                             self.share_ended_visit(resume_tokens::ended_key(&token), &visit, chat, recorded);
                             self.ended_visits.insert(token.clone(), visit);
@@ -626,7 +626,7 @@ impl HubState {
         }
         if let Some(info) = self.customers.remove(&customer) {
             self.tokens.remove(&info.token);
-            self.forget_token(&info.token);
+            self.forget_token(&info.token.to_string());
             if let Some(conn) = info.conn {
                 self.delivery.detach(&Recipient::Customer(customer), conn);
                 if let Some(entry) = self.conns.get_mut(&conn) {

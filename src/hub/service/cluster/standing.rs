@@ -131,7 +131,11 @@ impl HubState {
             return tracing::error!("could not hand the router what this node holds: its queue is full");
         }
         // Queued behind the re-assertion, so they reach the restored domain.
-        let tokens: Vec<(String, CustomerId)> = self.customers.iter().map(|(id, c)| (c.token.clone(), *id)).collect();
+        let tokens: Vec<(String, CustomerId)> = self
+            .customers
+            .iter()
+            .map(|(id, c)| (c.token.to_string(), *id))
+            .collect();
         for (token, customer) in tokens {
             self.remember_token(&token, customer, crate::cluster::resume_tokens::HELD_FOR);
         }
