@@ -1006,7 +1006,7 @@ impl HubState {
             category: log.category.0.to_string(),
             category_name: self
                 .category_names
-                .get(&log.category.0.to_string())
+                .get(log.category.as_str())
                 .cloned()
                 .unwrap_or_default(),
             peer_name,
@@ -1273,7 +1273,7 @@ fn not_allowed(frame: &ClientFrame, role: &str) -> (&'static str, String) {
 pub(crate) struct Token(u128);
 
 impl Token {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(Uuid::new_v4().as_u128())
     }
 
@@ -1289,10 +1289,6 @@ impl std::fmt::Display for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:032x}", self.0)
     }
-}
-
-fn new_token() -> Token {
-    Token::new()
 }
 
 #[cfg(test)]

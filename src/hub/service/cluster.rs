@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{AgentInfo, ChatLog, CustomerInfo, HubState, close, new_token};
+use super::{AgentInfo, ChatLog, CustomerInfo, HubState, Token, close};
 use crate::cluster::buddy_chat_log::BuddyLine;
 use crate::cluster::chat_log::{ChatLine, NodeMessage};
 use crate::cluster::replica::RoutingOp;
@@ -126,7 +126,7 @@ struct PendingJoin {
     /// The customer's resume token, made before the join: its key rides in the join's
     /// script, so Redis records it with the join and it is known cluster-wide before the
     /// `welcome` carries it (issue 24).
-    token: super::Token,
+    token: Token,
 }
 
 struct RemoteCustomer {
@@ -453,7 +453,7 @@ impl HubState {
         }
         cluster.joins_sent += 1;
         let request = format!("{}:{}:{}", cluster.link.nonce, conn.0, cluster.joins_sent);
-        let token = new_token();
+        let token = Token::new();
         let token_key = crate::cluster::resume_tokens::key(&token.to_string());
         cluster.pending_joins.insert(
             conn,

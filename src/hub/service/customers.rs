@@ -1,7 +1,7 @@
 //! A customer's frames: joining a queue, resuming after a drop (here, or a chat that
 //! ended while they were away), and what a joined customer sends in their chat.
 
-use super::{CustomerInfo, EndedVisit, HubState, close, new_token, not_allowed, valid_name};
+use super::{CustomerInfo, EndedVisit, HubState, Token, close, not_allowed, valid_name};
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
@@ -66,7 +66,7 @@ impl HubState {
         if paired_at_once {
             out.retain(|d| !matches!(d, Decision::Queued { customer: c, .. } if *c == customer));
         }
-        let token = new_token();
+        let token = Token::new();
         self.tokens.insert(token, customer);
         self.customers.insert(
             customer,
@@ -109,7 +109,7 @@ impl HubState {
             self.resume_ended_visit(conn, visit, last_seq);
             return Ok(());
         }
-        let Some(customer) = super::Token::parse(token).and_then(|t| self.tokens.get(&t)).copied() else {
+        let Some(customer) = Token::parse(token).and_then(|t| self.tokens.get(&t)).copied() else {
             // Maybe another node's (a cluster): Redis knows whose.
             return match self.cluster {
                 Some(_) => self.find_token(conn, token, last_seq),

@@ -410,7 +410,7 @@ impl HubState {
     /// A category's display name (its id when it has none, as for a removed category).
     pub(super) fn category_name(&self, category: &CategoryId) -> String {
         self.category_names
-            .get(&category.0.to_string())
+            .get(category.as_str())
             .cloned()
             .unwrap_or_else(|| category.0.to_string())
     }
