@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV  := .venv
 BROWSER_DIR := tests/browser
 
-.PHONY: run cluster test test-deps test-rust test-browser bench fmt lint clean
+.PHONY: run cluster test check-imports test-deps test-rust test-browser bench fmt lint clean
 
 ## Start the hub with zero configuration (127.0.0.1:8080, embedded store under ./data),
 ## and a demo shop site with the chat widget on http://localhost:8090 (DEMO_HOST_PORT).
@@ -17,7 +17,12 @@ cluster:
 	scripts/cluster.sh
 
 ## Every test: unit, property, websocket/HTTP integration (real MongoDB-wire server), browser.
-test: test-deps test-rust test-browser
+test: check-imports test-deps test-rust test-browser
+
+## The files of src/ import each other without circles: each circle is printed with the
+## imports that make it, then one `check-imports:` line; fails when there is one.
+check-imports:
+	python3 scripts/import-circles.py src
 
 ## Installs what the tests need: a Python venv with secantusdb, npm packages, Debian chromium.
 test-deps:

@@ -360,7 +360,7 @@ q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 for scenario in $SCENARIOS; do
   case $scenario in
     peers)
-      # Issue 14's shape: one chat per agent (each agent's limit 1), 100-byte messages, both sides
+      # The shape: one chat per agent (each agent's limit 1), 100-byte messages, both sides
       # sending, 10 s a step, at 100 and 500 chats (200 and 1,000 sockets). Five servers in turn on
       # CPU 0, the loadgen on CPU 1: the hub as people run it (default store, durable
       # acknowledgements), the hub with STORE=memory (a comparison only), the hub with
@@ -495,7 +495,7 @@ for scenario in $SCENARIOS; do
       fi
       ;;
     cluster)
-      # Issue 15: 3 nodes, one redis-server and one MongoDB-wire server (secantusdb) on this
+      # Several nodes through Redis: 3 nodes, one redis-server and one MongoDB-wire server (secantusdb) on this
       # machine, none pinned (two cores for five processes and the loadgen). Agents on node 1,
       # customers on nodes 2 and 3 in turn, so every chat crosses nodes. Then the same relay
       # shape against one node in its default configuration, in the same run, for the ratio of

@@ -71,7 +71,7 @@ pub struct ArchiveStatus {
     pub slow_after_ms: AtomicU64,
     /// The last write was slow and events were waiting behind it.
     pub last_write_slow: AtomicBool,
-    // ---- the default configuration fast (issue 14) ----
+    // ---- the default configuration fast ----
     /// The least time in ms between the starts of two writes (`ARCHIVE_GROUP_COMMIT_MS`),
     /// set by the caller; 0: each write starts once the last ended.
     pub group_commit_ms: AtomicU64,
@@ -211,6 +211,16 @@ impl Archive {
             },
             task,
         ))
+    }
+
+    /// Waits until every event handed to the archive before this call is written (in the
+    /// store, or spooled during an outage), or until `deadline`: what the hub has told
+    /// anyone is then readable from the store. Usually one group commit.
+    pub async fn written_through_now(&self, deadline: Instant) {
+        let target = self.next_seq.load(Ordering::Relaxed).saturating_sub(1);
+        let mut progress = self.progress.clone();
+        let caught_up = progress.wait_for(|p| p.committed >= target);
+        let _ = tokio::time::timeout_at(deadline, caught_up).await;
     }
 
     /// The store this archive writes to.

@@ -59,18 +59,18 @@ pub struct Settings {
     /// Archive events held in memory while the store is unreachable.
     pub archive_buffer: usize,
 
-    // websocket closing (issue 13, item 9)
+    // websocket closing
     /// Serve `/ws/echo`, an echo on the hub's websocket stack for conformance runs
     /// (`WS_ECHO_ENDPOINT`, off). Refused unless `BIND_ADDR` is a loopback address.
     pub ws_echo_endpoint: bool,
-    // ---- the stores under operation (issue 13, items 13-15) ----
+    // ---- the stores under operation ----
     /// redb's page cache for the embedded store, in bytes (`EMBEDDED_CACHE_MB`).
     pub embedded_cache_bytes: usize,
     /// `/readyz` answers 503 while more archive events than this wait to be written.
     pub ready_max_backlog: usize,
     /// An archive write taking longer than this shows the hub as "slow".
     pub archive_slow_write: Duration,
-    // --- The HTTP edge (issue 13, items 2, 6, 7) ---
+    // --- The HTTP edge ---
     /// How long a connection has to send a whole request head, from when it opens or
     /// its previous response ended (so also how long a kept-alive connection may idle).
     pub http_header_timeout: Duration,
@@ -85,7 +85,7 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// Always mark the session cookie `Secure`, even on requests not known to be https.
     pub cookie_secure: bool,
-    // ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+    // ---- several nodes through Redis: the cluster's foundations ----
     /// `REDIS_URL`: unset, the hub is one process as always; set, this node joins the
     /// cluster that shares this Redis (and one MongoDB).
     pub redis_url: Option<String>,
@@ -97,7 +97,7 @@ pub struct Settings {
     pub cluster_lease: Duration,
     /// `CLUSTER_RENEW_MS`: how often a node renews its lease (at most half the lease).
     pub cluster_renew: Duration,
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// Where invitation mail goes out (`SMTP_URL`, e.g. `smtp://127.0.0.1:25`,
     /// `smtps://user:pass@mail.example.com`); unset: mail is only logged.
     pub smtp_url: Option<String>,
@@ -129,8 +129,8 @@ pub struct Settings {
     // ---- ratings ----
     /// `RATING_SCALE`: how customers rate a chat that ended, `stars` (1 to 5, the
     /// default) or `thumbs` (down or up).
-    pub rating_scale: crate::store::RatingScale,
-    // ---- appointments (issue 17) ----
+    pub rating_scale: crate::rating_scale::RatingScale,
+    // ---- appointments ----
     /// `APPOINTMENT_TIME_ZONE`: the IANA zone the desk's days and hours are in (default UTC).
     pub appointment_zone: jiff::tz::TimeZone,
     /// `APPOINTMENT_HOURS` and `APPOINTMENT_SLOT_MINUTES`: the bookable local hours, in slots.
@@ -143,7 +143,7 @@ pub struct Settings {
     /// `APPOINTMENT_ROOM_GRACE_MINUTES`: an appointment's room stays open to joins until
     /// this long after the slot's end (a member who left or dropped out may come back).
     pub appointment_room_grace: Duration,
-    // ---- appointment mail outbox (issue 17) ----
+    // ---- appointment mail outbox ----
     /// `OUTBOX_POLL_SECS`: how often each node's mail worker looks for due mail.
     pub outbox_poll: Duration,
     /// `OUTBOX_LEASE_SECS`: how long a claimed mail is this node's alone; longer than one
@@ -163,19 +163,19 @@ pub struct Settings {
     pub offline_mail_to: Option<String>,
     /// `APPOINTMENT_BOOKING_REFILL_SECS`: after the burst, one more booking per this long.
     pub appointment_booking_refill: Duration,
-    // ---- rooms and 1-to-1 video, hardening (issue 16) ----
+    // ---- rooms and 1-to-1 video, hardening ----
     /// `ROOM_MAX_FAILED_JOINS`: wrong codes or passwords a room takes from all addresses
     /// together before it refuses everyone until the host's next invitation (a botnet
     /// cannot guess a 5-digit code from many addresses).
     pub room_max_failed_joins: u32,
-    // ---- the default configuration fast (issue 14) ----
+    // ---- the default configuration fast ----
     /// `ARCHIVE_GROUP_COMMIT_MS`: the least time between the starts of two archive writes.
     pub archive_group_commit: Duration,
     /// The embeddable chat widget (`WIDGET_*`, `DEMO_HOST_PORT`).
     pub widget: widget::WidgetSettings,
 }
 
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 /// A secret setting: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub Vec<u8>);
@@ -229,13 +229,13 @@ impl Settings {
             mongodb_db: r.text("MONGODB_DB", "switchboard"),
             archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
 
-            // websocket closing (issue 13, item 9)
+            // websocket closing
             ws_echo_endpoint: r.flag("WS_ECHO_ENDPOINT", false)?,
-            // ---- the stores under operation (issue 13, items 13-15) ----
+            // ---- the stores under operation ----
             embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 8, 1..=65_536)? << 20,
             ready_max_backlog: r.ranged("READY_MAX_BACKLOG", 1_000, 0..=10_000_000)?,
             archive_slow_write: Duration::from_millis(r.ranged("ARCHIVE_SLOW_WRITE_MS", 1_000, 1..=600_000)?),
-            // --- The HTTP edge (issue 13, items 2, 6, 7) ---
+            // --- The HTTP edge ---
             http_header_timeout: r.positive_seconds("HTTP_HEADER_TIMEOUT_SECS", 10.0)?,
             http_request_timeout: r.positive_seconds("HTTP_REQUEST_TIMEOUT_SECS", 30.0)?,
             max_connections_per_address: r.ranged("MAX_CONNECTIONS_PER_ADDRESS", 256, 1..=1_000_000)?,
@@ -243,12 +243,12 @@ impl Settings {
             listen_backlog: r.ranged("LISTEN_BACKLOG", 4_096, 1..=65_535)?,
             metrics_token: r.optional("METRICS_TOKEN"),
             cookie_secure: r.flag("COOKIE_SECURE", false)?,
-            // ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+            // ---- several nodes through Redis: the cluster's foundations ----
             redis_url: r.optional("REDIS_URL"),
             node_id: r.node_id("NODE_ID")?,
             cluster_lease: Duration::from_millis(r.ranged("CLUSTER_LEASE_MS", 5_000, 1_000..=600_000)?),
             cluster_renew: Duration::from_millis(r.ranged("CLUSTER_RENEW_MS", 1_000, 100..=300_000)?),
-            // ---- rooms and 1-to-1 video (issue 16) ----
+            // ---- rooms and 1-to-1 video ----
             smtp_url: r.smtp_url("SMTP_URL")?,
             mail_from: r.mailbox("MAIL_FROM", "Switchboard <switchboard@localhost>")?,
             sms_webhook_url: r.http_url("SMS_WEBHOOK_URL")?,
@@ -267,7 +267,7 @@ impl Settings {
             turn_secret: r.secret("TURN_SECRET")?,
             turn_credential_ttl: Duration::from_secs(r.ranged("TURN_CREDENTIAL_TTL_SECS", 3_600, 60..=86_400)?),
             rating_scale: r.rating_scale("RATING_SCALE")?,
-            // ---- appointments (issue 17) ----
+            // ---- appointments ----
             appointment_zone: r.time_zone("APPOINTMENT_TIME_ZONE")?,
             appointment_hours: r.appointment_hours("APPOINTMENT_HOURS", "APPOINTMENT_SLOT_MINUTES")?,
             appointment_min_notice: Duration::from_secs(
@@ -279,7 +279,7 @@ impl Settings {
             appointment_room_grace: Duration::from_secs(
                 r.ranged::<u64>("APPOINTMENT_ROOM_GRACE_MINUTES", 15, 0..=60 * 24)? * 60,
             ),
-            // ---- appointment mail outbox (issue 17) ----
+            // ---- appointment mail outbox ----
             outbox_poll: r.positive_seconds("OUTBOX_POLL_SECS", 2.0)?,
             outbox_lease: Duration::from_secs(r.ranged::<u64>("OUTBOX_LEASE_SECS", 120, 30..=3_600)?),
             outbox_retry_first: r.positive_seconds("OUTBOX_RETRY_FIRST_SECS", 30.0)?,
@@ -289,9 +289,9 @@ impl Settings {
             // ---- offline messages ----
             offline_mail_to: r.optional_mailbox("OFFLINE_MAIL_TO")?,
             appointment_booking_refill: r.positive_seconds("APPOINTMENT_BOOKING_REFILL_SECS", 600.0)?,
-            // ---- rooms and 1-to-1 video, hardening (issue 16) ----
+            // ---- rooms and 1-to-1 video, hardening ----
             room_max_failed_joins: r.ranged("ROOM_MAX_FAILED_JOINS", 20, 1..=1_000)?,
-            // ---- the default configuration fast (issue 14) ----
+            // ---- the default configuration fast ----
             archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
             widget: widget::WidgetSettings::read(&r)?,
         };
@@ -303,7 +303,7 @@ impl Settings {
             });
         }
         settings.check_cluster()?;
-        // ---- rooms and 1-to-1 video (issue 16) ----
+        // ---- rooms and 1-to-1 video ----
         // A room token made on one node must open the room's socket on any other: a random
         // secret per process would refuse every member who lands on another node.
         if settings.clustered() && r.optional("ROOM_TOKEN_SECRET").is_none() {
@@ -394,7 +394,7 @@ impl Settings {
         {
             shown.redis_url = Some(format!("{}***{}", &url[..scheme_end + 3], &url[at..]));
         }
-        // ---- rooms and 1-to-1 video (issue 16) ----
+        // ---- rooms and 1-to-1 video ----
         if let Some(url) = &shown.smtp_url
             && let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@'))
         {
@@ -410,7 +410,7 @@ impl Settings {
     }
 }
 
-// ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+// ---- several nodes through Redis: the cluster's foundations ----
 impl Settings {
     /// Is this node one of several sharing a Redis?
     pub fn clustered(&self) -> bool {
@@ -623,7 +623,7 @@ impl Reader<'_> {
         Ok(value)
     }
 
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// An SMTP URL lettre accepts (`smtp://`, `smtps://`, with `?tls=required|opportunistic`).
     fn smtp_url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
         let Some(value) = self.optional(var) else {
@@ -696,7 +696,7 @@ impl Reader<'_> {
             .collect()
     }
 
-    // ---- appointments (issue 17) ----
+    // ---- appointments ----
     /// An IANA time zone name (default UTC), looked up in jiff's zone database.
     fn time_zone(&self, var: &'static str) -> Result<jiff::tz::TimeZone, ConfigError> {
         let Some(name) = self.optional(var) else {
@@ -733,11 +733,11 @@ impl Reader<'_> {
             .map_err(|e| Self::error(var, &format!("{value} with {slot_var}={slot_minutes}"), e))
     }
 
-    fn rating_scale(&self, var: &'static str) -> Result<crate::store::RatingScale, ConfigError> {
+    fn rating_scale(&self, var: &'static str) -> Result<crate::rating_scale::RatingScale, ConfigError> {
         let value = self.text(var, "stars");
         match value.trim().to_ascii_lowercase().as_str() {
-            "stars" => Ok(crate::store::RatingScale::Stars),
-            "thumbs" => Ok(crate::store::RatingScale::Thumbs),
+            "stars" => Ok(crate::rating_scale::RatingScale::Stars),
+            "thumbs" => Ok(crate::rating_scale::RatingScale::Thumbs),
             _ => Err(Self::error(var, &value, "must be stars or thumbs")),
         }
     }

@@ -11,6 +11,7 @@ pub mod hub;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;
+pub mod rating_scale;
 pub mod ratings;
 pub mod server;
 pub mod starting;
@@ -19,10 +20,11 @@ pub mod web;
 pub mod ws;
 
 pub use server::{bootstrap, run};
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 pub mod demo_host;
 // chat opening hours per category and the keeper applying them
 pub mod desk_hours;
+pub mod desk_name;
 pub mod mail;
 pub mod rooms;
 pub mod routing_modes;

@@ -16,6 +16,8 @@ pub const ARCHIVE_BACKLOG: &str = "switchboard_archive_backlog";
 pub const ARCHIVE_WRITE_ERRORS: &str = "switchboard_archive_write_errors_total";
 pub const ARCHIVE_EVENTS_WRITTEN: &str = "switchboard_archive_events_written_total";
 pub const ARCHIVE_REFUSED: &str = "switchboard_archive_refused_total";
+/// Connections closed before their first request because descriptors ran short.
+pub const CONNECTIONS_SHED: &str = "switchboard_connections_shed_total";
 
 /// Installs the process-wide recorder once and returns its handle.
 pub fn handle() -> &'static PrometheusHandle {

@@ -87,7 +87,8 @@ pub enum ClientFrame {
     DeclineOffer {
         offer_id: String,
     },
-    /// Agent: hand one of their chats to another agent (`to_agent`, an agent id) or to a
+    /// Agent: hand one of their chats to another agent (`to_agent`, an agent id; with
+    /// `category`, one of theirs the chat moves into, else it keeps its own) or to a
     /// category's line (`to_category`), with a note for whoever takes it next.
     Transfer {
         chat_id: String,
@@ -95,6 +96,8 @@ pub enum ClientFrame {
         to_agent: Option<String>,
         #[serde(default)]
         to_category: Option<String>,
+        #[serde(default)]
+        category: Option<String>,
         #[serde(default)]
         note: Option<String>,
     },
@@ -309,13 +312,26 @@ pub struct TransferNote {
     /// The category whose line the chat waited in, when it went to a category.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The agents who had the chat before, oldest first, each with the last seq said
+    /// while they had it: an agent line at or below an entry's `through_seq` (and above
+    /// the one before) is that agent's. Only the transfers this hub saw.
+    pub earlier_agents: Vec<EarlierAgent>,
 }
 
-/// An agent a chat could be handed to: online and holding its category.
+/// An agent who had a chat before it was handed on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EarlierAgent {
+    pub name: String,
+    pub through_seq: u64,
+}
+
+/// An agent a chat could be handed to: any connected colleague.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TransferAgent {
     pub id: String,
     pub name: String,
+    /// The categories they hold (ids): the chat may move into one of them.
+    pub categories: Vec<String>,
     /// Could take it now (available and below their limit): a transfer to them succeeds.
     pub can_take: bool,
     /// Their status (`available`, `away`, `busy`).

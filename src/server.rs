@@ -121,7 +121,7 @@ pub async fn run(
         .status
         .slow_after_ms
         .store(slow_after, std::sync::atomic::Ordering::Relaxed);
-    // ---- the default configuration fast (issue 14) ----
+    // ---- the default configuration fast ----
     let group_commit = u64::try_from(settings.archive_group_commit.as_millis()).unwrap_or(u64::MAX);
     archive
         .status
@@ -130,7 +130,7 @@ pub async fn run(
     let sessions = Sessions::new(store.clone(), settings.session_ttl);
     tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
     tokio::spawn(crate::store::keep_reports_ready(store.clone(), shutdown.clone()));
-    // ---- several nodes through Redis (issue 15) ----
+    // ---- several nodes through Redis ----
     let (cluster, lease_task) = if settings.clustered() {
         // A dead node's people are handed to this node by the `node_lost` routing script.
         let hook = crate::hub::cluster_link::RoutingHandover::new();
@@ -149,7 +149,7 @@ pub async fn run(
         cluster.clone(),
         shutdown.clone(),
     );
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), cluster.clone(), shutdown.clone());
     // Categories open and close by their chat hours (on every node: the hub applies only changes).
     tokio::spawn(crate::desk_hours::keep(
@@ -158,7 +158,7 @@ pub async fn run(
         hub.clone(),
         shutdown.clone(),
     ));
-    // ---- appointment mail outbox (issue 17) ----
+    // ---- appointment mail outbox ----
     tokio::spawn(crate::appointments::mailer::run(
         store.clone(),
         rooms.senders.mail.clone(),
@@ -178,7 +178,7 @@ pub async fn run(
         sign_in_throttle: Arc::default(),
         cluster: cluster.clone(),
         rooms,
-        // ---- appointments (issue 17) ----
+        // ---- appointments ----
         booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),
         offline_throttle: Arc::default(),
     };
@@ -220,7 +220,7 @@ pub async fn run(
     }
     crate::http::listener::serve(listener, app, settings.clone(), shutdown.clone()).await?;
     let _ = hub_task.await;
-    // ---- several nodes through Redis (issue 15): the lease task releases the lease on
+    // ---- several nodes through Redis: the lease task releases the lease on
     // its way out (a graceful leave); one Redis round trip, bounded so a Redis that does
     // not answer cannot hold the exit up.
     if let Some(lease_task) = lease_task
@@ -228,7 +228,7 @@ pub async fn run(
     {
         tracing::warn!("shutdown: the cluster lease was not released in time; the others take over when it runs out");
     }
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     let _ = rooms_task.await;
     if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {
         tracing::error!(

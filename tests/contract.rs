@@ -1130,7 +1130,7 @@ async fn long_messages(store: &dyn Store) {
     assert!(long.messages.iter().all(|m| m.text == text(m.seq)));
 }
 
-// ---------- sessions in the shared store (issue 15) ----------
+// ---------- sessions in the shared store ----------
 
 fn session(id: &str, account_id: &str, expires_at: Millis) -> StoredSession {
     StoredSession {
@@ -1197,7 +1197,7 @@ async fn expired_sessions_are_swept(store: &dyn Store) {
     );
 }
 
-// ---------- rooms and 1-to-1 video (issue 16) ----------
+// ---------- rooms and 1-to-1 video ----------
 
 fn room(id: &str, agent: &str) -> Room {
     Room {
@@ -1370,7 +1370,7 @@ async fn call_logs_listing(store: &dyn Store) {
     assert_eq!((second[0].id.as_str(), total), ("c1", 2));
 }
 
-// ---------- appointments (issue 17) ----------
+// ---------- appointments ----------
 
 const HOUR: Millis = 3_600_000;
 /// 2030-06-17T08:00:00Z, a slot start.
@@ -1392,6 +1392,7 @@ fn appointment(id: &str, representative: &str, start: Millis) -> Appointment {
         cancelled_at: None,
         sequence: 0,
         customer_zone: Some("America/New_York".to_string()),
+        customer_hour12: true,
         cancel_reason: None,
     }
 }
@@ -1501,7 +1502,7 @@ async fn twenty_concurrent_bookings_of_one_slot_have_one_winner(store: &dyn Stor
     assert_eq!(stored[0].status, AppointmentStatus::Booked);
 }
 
-// ---------- appointment mail outbox (issue 17) ----------
+// ---------- appointment mail outbox ----------
 
 fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> OutboxMail {
     let kind = match purpose {
@@ -1741,6 +1742,7 @@ async fn a_cancellation_keeps_its_reason(store: &dyn Store) {
     assert_eq!(a.cancel_reason.as_deref(), Some("I found the answer ✓"));
     assert_eq!(store.appointment("ap1").await.unwrap(), a);
     assert_eq!(a.customer_zone.as_deref(), Some("America/New_York"), "the zone is kept");
+    assert!(a.customer_hour12, "so is the customer's clock");
 }
 
 /// 20 bookings of one slot with their mails at once: one booking, one mail.
@@ -2870,21 +2872,21 @@ contract!(
     notes_are_kept_before_their_opening,
     customers_are_found_by_email_else_visitor_key,
     erasure_removes_everything_of_the_conversations_and_nothing_comes_back,
-    // sessions in the shared store (issue 15)
+    // sessions in the shared store
     sessions_are_created_found_and_deleted,
     sessions_of_an_account_are_revoked_together,
     expired_sessions_are_swept,
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     rooms_one_open_per_agent,
     rooms_update_is_compare_and_set,
     guests_are_reused_by_email_then_phone,
     call_logs_listing,
-    // appointments (issue 17)
+    // appointments
     appointments_are_booked_once_per_representative_and_slot,
     cancelling_frees_the_slot_once,
     appointments_are_listed_by_range_and_representative,
     twenty_concurrent_bookings_of_one_slot_have_one_winner,
-    // appointment mail outbox (issue 17)
+    // appointment mail outbox
     bookings_and_cancellations_write_their_mail_with_them,
     twenty_concurrent_bookings_with_mail_leave_one_mail,
     a_reschedule_moves_the_slot_in_one_write_with_its_mail,
@@ -3139,7 +3141,7 @@ async fn mongo_unreachable_is_unavailable() {
     );
 }
 
-/// Appointments and their unique key survive closing and reopening the store file (issue 17).
+/// Appointments and their unique key survive closing and reopening the store file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_appointments_survive_reopen() {
     let dir = TempDir::new("appointments-reopen");
@@ -3168,7 +3170,7 @@ async fn embedded_appointments_survive_reopen() {
     );
 }
 
-// ---------- MongoDB write concern (issue 13, item 12) ----------
+// ---------- MongoDB write concern ----------
 
 /// Every write command the store sent to database `db`, as the server's profiler logged it
 /// (`system.profile`, level 2: every command).

@@ -232,8 +232,9 @@ impl Worker {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://localhost:{}", self.settings.bind.port()),
         };
+        let name = crate::desk_name::desk_name(self.store.as_ref(), &self.settings).await;
         let desk = crate::transcripts::mail::Desk {
-            name: &self.settings.widget.title,
+            name: &name,
             zone: &self.settings.appointment_zone,
             base_url: &base_url,
         };

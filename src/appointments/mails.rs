@@ -100,6 +100,12 @@ pub fn summary(context: &Context<'_>) -> String {
     }
 }
 
+/// How the customer's clock reads a time: "03:00 PM" or "15:00", as their booking page
+/// showed it (one format per locale, in the page and every mail).
+fn clock(a: &Appointment) -> &'static str {
+    if a.customer_hour12 { "%I:%M %p" } else { "%H:%M" }
+}
+
 /// "Tuesday, 24 November 2026, 03:00–04:00 (America/New_York)".
 pub fn when_for_customer(desk: &Desk<'_>, a: &Appointment) -> String {
     let zone = customer_zone(desk.zone, a);
@@ -110,8 +116,8 @@ pub fn when_for_customer(desk: &Desk<'_>, a: &Appointment) -> String {
     format!(
         "{}, {}–{} ({})",
         start.strftime("%A, %-d %B %Y"),
-        start.strftime("%H:%M"),
-        end.strftime("%H:%M"),
+        start.strftime(clock(a)),
+        end.strftime(clock(a)),
         zone_name(&zone)
     )
 }
@@ -130,8 +136,8 @@ pub fn when_at_the_desk(desk: &Desk<'_>, a: &Appointment) -> String {
     };
     format!(
         "{day}{}–{} {}",
-        start.strftime("%H:%M"),
-        end.strftime("%H:%M"),
+        start.strftime(clock(a)),
+        end.strftime(clock(a)),
         zone_name(desk.zone)
     )
 }
@@ -139,9 +145,11 @@ pub fn when_at_the_desk(desk: &Desk<'_>, a: &Appointment) -> String {
 /// "Tue 24 Nov 2026, 03:00 (America/New_York)": the start for a subject line.
 fn short_when(desk: &Desk<'_>, a: &Appointment) -> String {
     let zone = customer_zone(desk.zone, a);
+    let start = instant(a.start).to_zoned(zone.clone());
     format!(
-        "{} ({})",
-        instant(a.start).to_zoned(zone.clone()).strftime("%a %-d %b %Y, %H:%M"),
+        "{}, {} ({})",
+        start.strftime("%a %-d %b %Y"),
+        start.strftime(clock(a)),
         zone_name(&zone)
     )
 }
@@ -317,8 +325,35 @@ mod tests {
             cancelled_at: None,
             sequence: 0,
             customer_zone: Some("America/New_York".into()),
+            customer_hour12: false,
             cancel_reason: None,
         }
+    }
+
+    #[test]
+    fn a_customer_whose_clock_shows_12_hours_gets_times_so_in_every_line() {
+        let zone = TimeZone::get("Europe/Berlin").unwrap();
+        let desk = berlin_desk(&zone);
+        let a = Appointment {
+            customer_hour12: true,
+            ..booked()
+        };
+        let mail = confirmation(&desk, &a, &context(), Timestamp::now());
+        // 08:00Z is 04:00 AM in New York and 10:00 AM in Berlin.
+        assert!(
+            mail.text.contains("04:00 AM–05:00 AM (America/New_York)"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.text.contains("10:00 AM–11:00 AM Europe/Berlin at the desk"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.subject.contains("04:00 AM (America/New_York)"), "{}", mail.subject);
+        let mail = confirmation(&desk, &booked(), &context(), Timestamp::now());
+        assert!(mail.text.contains("04:00–05:00 (America/New_York)"), "{}", mail.text);
+        assert!(!mail.text.contains(" AM"), "{}", mail.text);
     }
 
     fn context() -> Context<'static> {

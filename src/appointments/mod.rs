@@ -1,4 +1,4 @@
-//! Appointments (issue 17): a customer books a slot of the desk's calendar and gets a
+//! Appointments: a customer books a slot of the desk's calendar and gets a
 //! confirmation mail with a calendar invitation; cancelling sends its cancellation.
 //! The slot rules are pure (`core::schedule`); this module holds what surrounds them.
 

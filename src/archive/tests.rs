@@ -65,7 +65,7 @@ impl Store for Small {
     async fn conversation_notes(&self, id: &str) -> StoreResult<Vec<ConversationNote>> {
         self.inner.conversation_notes(id).await
     }
-    // ---- sessions in the shared store (issue 15) ----
+    // ---- sessions in the shared store ----
     async fn create_session(&self, s: StoredSession) -> StoreResult<()> {
         self.inner.create_session(s).await
     }
@@ -82,7 +82,7 @@ impl Store for Small {
         self.inner.sweep_sessions(now).await
     }
 
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     async fn create_room(&self, r: crate::store::Room) -> StoreResult<()> {
         self.inner.create_room(r).await
     }
@@ -105,7 +105,7 @@ impl Store for Small {
         self.inner.call_logs(agent, p).await
     }
 
-    // appointments (issue 17)
+    // appointments
     async fn book_appointment(&self, a: Appointment) -> StoreResult<()> {
         self.inner.book_appointment(a).await
     }
@@ -122,7 +122,7 @@ impl Store for Small {
         self.inner.appointments(from, to, who).await
     }
 
-    // appointment mail outbox (issue 17)
+    // appointment mail outbox
     async fn book_appointment_with_mail(&self, a: Appointment, m: OutboxMail) -> StoreResult<()> {
         self.inner.book_appointment_with_mail(a, m).await
     }

@@ -13,6 +13,7 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
 
+use super::buddy_line::BuddyLine;
 use super::chat_log::node_channel;
 use super::routing_replies::MalformedReply;
 use super::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
@@ -36,22 +37,6 @@ pub const LOG_BOUND: usize = 1_000;
 /// How long a buddy chat's log and seq outlive its last message, in seconds (a day, as a
 /// customer chat's).
 const LOG_LIFETIME_SECS: u64 = super::chat_log::LOG_LIFETIME_SECS;
-
-/// One buddy chat message as stamped: what its log holds and what nodes publish.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BuddyLine {
-    /// The chat's wire id.
-    pub chat: String,
-    pub seq: u64,
-    /// The routing events stream's newest entry id when it was stamped.
-    pub p: String,
-    /// The sender's buddy id.
-    pub sender: u64,
-    pub id: String,
-    pub at: i64,
-    pub text: String,
-    pub client_id: Option<String>,
-}
 
 /// A message to stamp.
 pub struct Outgoing<'a> {

@@ -12,6 +12,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
 use serde::{Deserialize, Serialize};
 
+use super::buddy_line::BuddyLine;
 use super::routing_replies::MalformedReply;
 use super::routing_scripts::ClusterRoutingError;
 use crate::core::routing::{ChatId, Party};
@@ -71,7 +72,7 @@ pub enum NodeMessage {
     },
     /// A buddy chat message, published by its sender's node once kept there
     /// (`cluster::buddy_chat_log`).
-    BuddyLine(super::buddy_chat_log::BuddyLine),
+    BuddyLine(BuddyLine),
 }
 
 /// The JSON on a node's channel (`k` tells the kind; the message's fields are strings, as
@@ -96,11 +97,11 @@ enum Wire {
     #[serde(rename = "btyping")]
     BuddyTyping { chat: String, from: String, active: bool },
     #[serde(rename = "bm")]
-    BuddyLine(super::buddy_chat_log::BuddyLine),
+    BuddyLine(BuddyLine),
 }
 
 /// A buddy chat message as a node's channel carries it.
-pub(super) fn buddy_line_payload(line: &super::buddy_chat_log::BuddyLine) -> String {
+pub(super) fn buddy_line_payload(line: &BuddyLine) -> String {
     serde_json::to_string(&Wire::BuddyLine(line.clone())).expect("a buddy line is JSON")
 }
 

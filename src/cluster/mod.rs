@@ -14,12 +14,14 @@ pub mod routing_events;
 pub mod routing_library;
 pub mod routing_replies;
 pub mod routing_scripts;
+pub mod routing_transitions;
 
 // ---- a customer's resume on another node ----
 pub mod resume_tokens;
 
 // ---- the buddy list across nodes ----
 pub mod buddy_chat_log;
+pub mod buddy_line;
 pub mod buddy_log;
 
 // ---- Redis restarted empty: the routing domain re-asserted from the nodes' replicas ----

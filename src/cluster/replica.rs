@@ -60,12 +60,14 @@ pub enum RoutingOp {
     /// An offer's timer fired.
     OfferExpired(OfferId),
     SetLimit(AgentId, u8),
-    /// The agent `by` hands `chat` to the agent `to`; `note` (for the new agent) rides
-    /// in the event's arguments, which the script does not read.
+    /// The agent `by` hands `chat` to the agent `to`, moving it into `category` when
+    /// named; `note` (for the new agent) rides in the event's arguments, which the script
+    /// does not read.
     TransferToAgent {
         chat: ChatId,
         by: AgentId,
         to: AgentId,
+        category: Option<CategoryId>,
         note: String,
     },
     /// The agent `by` hands `chat` to `category`'s line; `note` as above.
@@ -172,6 +174,7 @@ impl RoutingOp {
                 by: AgentId(arg(1)?.clone()),
                 to: AgentId(arg(2)?.clone()),
                 note: a.get(3).cloned().unwrap_or_default(),
+                category: a.get(4).filter(|c| !c.is_empty()).map(|c| CategoryId::from(c.as_str())),
             },
             "transfer_to_category" => Self::TransferToCategory {
                 chat: ChatId(number(0)?),
@@ -222,7 +225,9 @@ impl RoutingOp {
             Self::AcceptOffer(a, offer) => core.accept_offer(a, *offer, out)?,
             Self::DeclineOffer(a, offer) => core.decline_offer(a, *offer, out)?,
             Self::OfferExpired(offer) => core.offer_expired(*offer, out),
-            Self::TransferToAgent { chat, by, to, .. } => core.transfer_to_agent(*chat, by, to, out)?,
+            Self::TransferToAgent {
+                chat, by, to, category, ..
+            } => core.transfer_to_agent(*chat, by, to, category.as_ref(), out)?,
             Self::TransferToCategory { chat, by, category, .. } => {
                 core.transfer_to_category(*chat, by, category, out)?
             }
@@ -305,7 +310,13 @@ impl RoutingOp {
             Self::AcceptOffer(a, offer) => redis.accept_offer(a, *offer).await,
             Self::DeclineOffer(a, offer) => redis.decline_offer(a, *offer).await,
             Self::OfferExpired(offer) => redis.offer_expired(*offer).await,
-            Self::TransferToAgent { chat, by, to, note } => redis.transfer_to_agent(*chat, by, to, note).await,
+            Self::TransferToAgent {
+                chat,
+                by,
+                to,
+                category,
+                note,
+            } => redis.transfer_to_agent(*chat, by, to, category.as_ref(), note).await,
             Self::TransferToCategory {
                 chat,
                 by,

@@ -23,7 +23,7 @@ use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, RedisResult};
 use sha2::{Digest, Sha256};
 
-use super::routing_scripts::ROUTING_LUA;
+use super::routing_transitions::{ROUTING_LUA, TRANSITION_NAMES};
 
 const RESTORE_LUA: &str = include_str!("lua/restore.lua");
 
@@ -37,7 +37,7 @@ pub struct Library {
 }
 
 /// The routing library of this build.
-pub static LIBRARY: LazyLock<Library> = LazyLock::new(|| Library::build(super::routing_scripts::TRANSITION_NAMES));
+pub static LIBRARY: LazyLock<Library> = LazyLock::new(|| Library::build(TRANSITION_NAMES));
 
 impl Library {
     /// The library registering `routing.lua`'s `run(<transition>)` for each of `transitions`

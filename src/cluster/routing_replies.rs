@@ -275,6 +275,11 @@ pub fn parse_decisions(json: &str) -> Result<(Vec<Decision>, Vec<Ticket>), Malfo
                 customer: CustomerId(id(d, 2)?),
                 from: agent(d, 3)?,
                 to: agent(d, 4)?,
+                // Absent from an entry written before a chat could move category.
+                category: match d.get(5) {
+                    Some(_) if !text(d, 5)?.is_empty() => Some(category(d, 5)?),
+                    _ => None,
+                },
             },
             "chat_to_category" => Decision::ChatToCategory {
                 chat: ChatId(id(d, 1)?),

@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 
 use super::routing_library::LIBRARY;
 use super::routing_replies::{MalformedReply, RoutingSnapshot, parse_decisions, parse_snapshot};
+use super::routing_transitions::Transition;
 use crate::core::places::Places;
 use crate::core::routing::{
     AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, RoutingError, RoutingMode, Ticket,
@@ -29,114 +30,7 @@ pub(crate) const ROUTING_KEY: &str = "{sb}:counter";
 /// The stream each transition appends its decisions to (bounded in `lua/routing.lua`).
 pub const EVENTS_KEY: &str = "{sb}:routing-events";
 
-/// The routing rules, loaded as one Functions library with `restore.rs`'s (`routing_library.rs`).
-pub(crate) const ROUTING_LUA: &str = include_str!("lua/routing.lua");
 const SNAPSHOT_LUA: &str = include_str!("lua/snapshot.lua");
-
-/// The transitions, each one function of the routing library.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transition {
-    AddCategory,
-    RemoveCategory,
-    Join,
-    Leave,
-    CustomerDisconnected,
-    CustomerResumed,
-    CustomerGraceExpired,
-    AgentOnline,
-    AgentDisconnected,
-    AgentResumed,
-    AgentGraceExpired,
-    AgentOffline,
-    SetAvailable,
-    SetLimit,
-    SetCategories,
-    EndChat,
-    SetPairingRoom,
-    NodeLost,
-    SetStatus,
-    SetCategoryOpen,
-    SetCategoryMode,
-    AcceptOffer,
-    DeclineOffer,
-    OfferExpired,
-    TransferToAgent,
-    TransferToCategory,
-}
-
-impl Transition {
-    const ALL: [Transition; 26] = [
-        Self::AddCategory,
-        Self::RemoveCategory,
-        Self::Join,
-        Self::Leave,
-        Self::CustomerDisconnected,
-        Self::CustomerResumed,
-        Self::CustomerGraceExpired,
-        Self::AgentOnline,
-        Self::AgentDisconnected,
-        Self::AgentResumed,
-        Self::AgentGraceExpired,
-        Self::AgentOffline,
-        Self::SetAvailable,
-        Self::SetLimit,
-        Self::SetCategories,
-        Self::EndChat,
-        Self::SetPairingRoom,
-        Self::NodeLost,
-        Self::SetStatus,
-        Self::SetCategoryOpen,
-        Self::SetCategoryMode,
-        Self::AcceptOffer,
-        Self::DeclineOffer,
-        Self::OfferExpired,
-        Self::TransferToAgent,
-        Self::TransferToCategory,
-    ];
-
-    /// The name of its function in `lua/routing.lua` (and the `t` field of its events).
-    const fn name(self) -> &'static str {
-        match self {
-            Self::AddCategory => "add_category",
-            Self::RemoveCategory => "remove_category",
-            Self::Join => "join",
-            Self::Leave => "leave",
-            Self::CustomerDisconnected => "customer_disconnected",
-            Self::CustomerResumed => "customer_resumed",
-            Self::CustomerGraceExpired => "customer_grace_expired",
-            Self::AgentOnline => "agent_online",
-            Self::AgentDisconnected => "agent_disconnected",
-            Self::AgentResumed => "agent_resumed",
-            Self::AgentGraceExpired => "agent_grace_expired",
-            Self::AgentOffline => "agent_offline",
-            Self::SetAvailable => "set_available",
-            Self::SetLimit => "set_limit",
-            Self::SetCategories => "set_categories",
-            Self::EndChat => "end_chat",
-            Self::SetPairingRoom => "set_pairing_room",
-            Self::NodeLost => "node_lost",
-            Self::SetStatus => "set_status",
-            Self::SetCategoryOpen => "set_category_open",
-            Self::SetCategoryMode => "set_category_mode",
-            Self::AcceptOffer => "accept_offer",
-            Self::DeclineOffer => "decline_offer",
-            Self::OfferExpired => "offer_expired",
-            Self::TransferToAgent => "transfer_to_agent",
-            Self::TransferToCategory => "transfer_to_category",
-        }
-    }
-}
-
-/// Every transition's name, as the routing library registers them (`routing_library.rs`).
-pub(crate) static TRANSITION_NAMES: &[&str] = &{
-    let mut names = [""; Transition::ALL.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = Transition::ALL[i].name();
-        i += 1;
-    }
-    names
-};
 
 static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(SNAPSHOT_LUA));
 
@@ -495,17 +389,23 @@ impl RedisRouting {
         self.apply(Transition::OfferExpired, &[&offer.0.to_string()]).await
     }
 
-    /// Hands `chat`, run by `by`, to the agent `to`. The transferring agent's `note` rides
-    /// in the event's arguments for the new agent's node (the script does not read it).
+    /// Hands `chat`, run by `by`, to the agent `to`, moving it into `category` when named
+    /// (one `to` holds). The transferring agent's `note` rides in the event's arguments for
+    /// the new agent's node (the script does not read it).
     pub async fn transfer_to_agent(
         &self,
         chat: ChatId,
         by: &AgentId,
         to: &AgentId,
+        category: Option<&CategoryId>,
         note: &str,
     ) -> Result<Applied, ClusterRoutingError> {
-        self.apply(Transition::TransferToAgent, &[&chat.0.to_string(), &by.0, &to.0, note])
-            .await
+        let category = category.map_or("", |c| &*c.0);
+        self.apply(
+            Transition::TransferToAgent,
+            &[&chat.0.to_string(), &by.0, &to.0, note, category],
+        )
+        .await
     }
 
     /// Hands `chat`, run by `by`, to `category`'s line (`note` as for an agent).
@@ -576,6 +476,7 @@ pub async fn read_snapshot(conn: &mut ConnectionManager) -> Result<RoutingSnapsh
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::routing_transitions::ROUTING_LUA;
 
     #[test]
     fn every_refusal_code_maps_back_to_the_core_error() {

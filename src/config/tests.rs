@@ -56,7 +56,7 @@ fn bad_values_name_their_variable() {
         ("LISTEN_BACKLOG", "65536"),
         ("METRICS_TOKEN", "short"),
         ("COOKIE_SECURE", "sometimes"),
-        // ---- rooms and 1-to-1 video (issue 16) ----
+        // ---- rooms and 1-to-1 video ----
         ("SMTP_URL", "mail.example.com"),
         ("MAIL_FROM", "not an address"),
         ("OFFLINE_MAIL_TO", "not an address"),
@@ -71,7 +71,7 @@ fn bad_values_name_their_variable() {
         ("TURN_SECRET", "short"),
         ("ROOM_MAX_FAILED_JOINS", "0"),
         ("ROOM_MAX_FAILED_JOINS", "1001"),
-        // ---- the default configuration fast (issue 14) ----
+        // ---- the default configuration fast ----
         ("ARCHIVE_GROUP_COMMIT_MS", "51"),
         ("ARCHIVE_GROUP_COMMIT_MS", "soon"),
     ] {
@@ -89,7 +89,7 @@ fn whitelist_takes_ips_and_ranges() {
     assert!(!s.is_whitelisted("192.0.2.8".parse().unwrap()));
 }
 
-// websocket closing (issue 13, item 9)
+// websocket closing
 #[test]
 fn the_echo_endpoint_is_off_and_refused_on_a_public_address() {
     assert!(!with(&[]).unwrap().ws_echo_endpoint);
@@ -99,7 +99,7 @@ fn the_echo_endpoint_is_off_and_refused_on_a_public_address() {
     assert!(err.to_string().contains("BIND_ADDR"), "{err}");
 }
 
-// ---- several nodes through Redis (issue 15, the cluster's foundations) ----
+// ---- several nodes through Redis: the cluster's foundations ----
 #[test]
 fn without_redis_url_nothing_is_clustered() {
     let s = with(&[]).unwrap();
@@ -125,7 +125,7 @@ fn redis_url_needs_a_store_every_node_shares() {
         let text = err.to_string();
         assert!(text.contains("STORE=") && text.contains("MONGODB_URI"), "{text}");
     }
-    // (Several nodes also need one ROOM_TOKEN_SECRET: issue 16.)
+    // (Several nodes also need one ROOM_TOKEN_SECRET, for rooms.)
     let secret = ("ROOM_TOKEN_SECRET", "a shared room token secret");
     let s = with(&[("REDIS_URL", URL), ("MONGODB_URI", "mongodb://127.0.0.1:27017"), secret]).unwrap();
     assert!(s.clustered());
@@ -157,7 +157,7 @@ fn bad_cluster_settings_name_their_variable() {
     }
 }
 
-// ---- appointments (issue 17) ----
+// ---- appointments ----
 #[test]
 fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
     let s = with(&[]).unwrap();
@@ -192,7 +192,7 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
     assert_eq!(e.var, "APPOINTMENT_HOURS");
 }
 
-// ---- appointment mail outbox (issue 17) ----
+// ---- appointment mail outbox ----
 #[test]
 fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
     let s = with(&[]).unwrap();

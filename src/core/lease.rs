@@ -1,4 +1,4 @@
-//! A node's lease on its cluster membership (issue 15), as a pure state machine.
+//! A node's lease on its cluster membership, as a pure state machine.
 //!
 //! A node is a member while Redis holds `{sb}:nodes[id] == incarnation` and a lease
 //! deadline not yet passed by Redis's clock; every shared change is refused (`FENCED`)

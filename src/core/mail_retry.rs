@@ -1,4 +1,4 @@
-//! When a failed appointment mail is tried again, and when it is given up (issue 17).
+//! When a failed appointment mail is tried again, and when it is given up.
 //!
 //! Exponential backoff, capped: the pause after the n-th failed attempt is
 //! `first · 2^(n-1)`, never more than `max`; after `max_attempts` failures the mail is

@@ -7,7 +7,7 @@
 // what a customer may tell about themselves
 pub mod customer_details;
 pub mod guesses;
-// several nodes through Redis (issue 15)
+// several nodes through Redis
 pub mod lease;
 pub mod names;
 pub mod places;
@@ -21,14 +21,14 @@ pub mod opening_hours;
 // estimated wait from recent handle times
 pub mod schedule;
 pub mod wait_estimate;
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 pub mod room;
-// appointments (issue 17)
+// appointments
 pub mod representatives;
 // which slots and days are free, and moving a booking
 pub mod availability;
 pub mod reschedule;
-// appointment mail outbox (issue 17)
+// appointment mail outbox
 pub mod mail_retry;
 // ---- transcripts by mail ----
 pub mod transcript_requests;

@@ -121,6 +121,46 @@ impl OpeningHours {
             .iter()
             .any(|span| span.contains(local.time()))
     }
+
+    /// The first instant from `from` on at which the category is open (`from` itself when
+    /// open then), read on the desk's clock in `zone`: what a closed category's customers
+    /// are told ("opens again at …"). `None` when it opens on none of the next
+    /// [`LOOK_AHEAD_DAYS`] days (no spans at all, or holidays throughout).
+    pub fn next_open(&self, from: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+        if self.is_open_at(from, zone) {
+            return Some(from);
+        }
+        let now = from.to_zoned(zone.clone()).datetime();
+        let mut date = now.date();
+        for _ in 0..LOOK_AHEAD_DAYS {
+            if !self.holidays.contains(&date) {
+                for span in &self.week[day_index(date.weekday())] {
+                    let opening = first_instant(zone, date.to_datetime(span.open))?;
+                    // Today's spans that opened already are over: it is closed now.
+                    if opening > from {
+                        return Some(opening);
+                    }
+                }
+            }
+            date = date.tomorrow().ok()?;
+        }
+        None
+    }
+}
+
+/// How far [`OpeningHours::next_open`] looks: a year of holidays and a week beyond.
+pub const LOOK_AHEAD_DAYS: usize = MAX_HOLIDAYS + 8;
+
+/// The first instant the desk's clock reads `local` or, when the clock jumps over it (a
+/// spring-forward gap), the first instant after the jump (as `is_open_at` reads it).
+fn first_instant(zone: &TimeZone, local: jiff::civil::DateTime) -> Option<Timestamp> {
+    let ambiguous = zone.to_ambiguous_timestamp(local);
+    // The earlier reading: a repeated hour's first pass; in a gap, the instant just before it.
+    let earlier = ambiguous.earlier().ok()?;
+    match ambiguous.offset() {
+        jiff::tz::AmbiguousOffset::Gap { .. } => zone.following(earlier).next().map(|t| t.timestamp()),
+        _ => Some(earlier),
+    }
 }
 
 /// The days as the API names them, Monday first.
@@ -222,5 +262,51 @@ mod tests {
         assert!(hours.is_open_at(at(&zone, date(2026, 11, 23), 23, 59), &zone));
         assert!(!hours.is_open_at(at(&zone, date(2026, 11, 24), 0, 0), &zone));
         assert!(OpeningHours::always().is_open_at(at(&zone, date(2026, 11, 28), 3, 0), &zone));
+    }
+
+    #[test]
+    fn next_open_is_the_next_span_start_past_closed_days_and_holidays() {
+        let zone = TimeZone::get("Europe/Berlin").unwrap();
+        // Monday 2026-11-23; Tuesday the 24th a holiday.
+        let hours = office(vec![date(2026, 11, 24)]);
+        let monday = date(2026, 11, 23);
+        let open_now = at(&zone, monday, 10, 0);
+        assert_eq!(hours.next_open(open_now, &zone), Some(open_now), "open now: now");
+        assert_eq!(
+            hours.next_open(at(&zone, monday, 7, 30), &zone),
+            Some(at(&zone, monday, 9, 0)),
+            "later today"
+        );
+        assert_eq!(
+            hours.next_open(at(&zone, monday, 17, 0), &zone),
+            Some(at(&zone, date(2026, 11, 25), 9, 0)),
+            "past the holiday"
+        );
+        assert_eq!(
+            hours.next_open(at(&zone, date(2026, 11, 27), 18, 0), &zone),
+            Some(at(&zone, date(2026, 11, 30), 9, 0)),
+            "Friday evening: Monday"
+        );
+        let never = OpeningHours::new(Default::default(), []).unwrap();
+        assert_eq!(never.next_open(open_now, &zone), None);
+    }
+
+    #[test]
+    fn next_open_in_a_spring_forward_gap_is_the_first_instant_after_the_jump() {
+        let zone = TimeZone::get("America/New_York").unwrap();
+        // 2026-03-08: 02:00 jumps to 03:00. A Sunday span from 02:30 opens at 03:00 EDT.
+        let mut week: [Vec<Span>; 7] = Default::default();
+        week[6] = vec![span((2, 30), Some((5, 0)))];
+        let hours = OpeningHours::new(week, []).unwrap();
+        let utc = |h: i8, m: i8| {
+            date(2026, 3, 8)
+                .at(h, m, 0, 0)
+                .to_zoned(TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+        };
+        let opens = hours.next_open(utc(5, 0), &zone).unwrap();
+        assert_eq!(opens, utc(7, 0));
+        assert!(hours.is_open_at(opens, &zone));
     }
 }

@@ -20,7 +20,7 @@ pub struct Signals {
     pub archive_slow: bool,
     pub backlog: usize,
     pub max_backlog: usize,
-    // ---- several nodes through Redis (issue 15); both true on a single process ----
+    // ---- several nodes through Redis; both true on a single process ----
     /// Redis answered the lease task's last request.
     pub redis_answers: bool,
     /// The node holds its cluster lease (it may change shared state).

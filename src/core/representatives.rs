@@ -1,4 +1,4 @@
-//! Which agent serves an appointment (issue 17). Pure: the caller gathers the eligible
+//! Which agent serves an appointment. Pure: the caller gathers the eligible
 //! agents and that day's bookings from the store and hands them in.
 //!
 //! The model: each slot can be booked once **per representative**. A booking either

@@ -1,4 +1,4 @@
-//! The rules of a video room (issue 16). Pure: no async, no I/O, no clock (time comes
+//! The rules of a video room. Pure: no async, no I/O, no clock (time comes
 //! in as milliseconds), no serde.
 //!
 //! - **Who may join** ([`check_join`]): the checks in the order the issue gives, each with
@@ -121,11 +121,12 @@ impl JoinRefusal {
 /// The join checks, in order: full, ended, locked (for this address, then for all), then
 /// the credentials.
 pub fn check_join(facts: &JoinFacts) -> Result<(), JoinRefusal> {
-    if facts.full {
-        return Err(JoinRefusal::Full);
-    }
+    // An ended room is ended whoever held its seat: a join sent as it ends is told so.
     if facts.ended {
         return Err(JoinRefusal::Ended);
+    }
+    if facts.full {
+        return Err(JoinRefusal::Full);
     }
     if facts.locked {
         return Err(JoinRefusal::Locked);
@@ -290,6 +291,15 @@ pub fn open_at(open_until: Option<Millis>, now: Millis) -> bool {
 /// who leaves or drops out during the slot can come back until then.
 pub fn appointment_room_closes_at(slot_end: Millis, grace_ms: Millis) -> Millis {
     slot_end.saturating_add(grace_ms)
+}
+
+/// Whether a booked appointment (`start`..`end`) may be started at `now`: from `window`
+/// before its start until `window` after it or until its room would close (`grace` after
+/// its end), whichever is later. A representative running late still starts it during the
+/// slot; the same rule marks it `startable` in their list and lets them back into its room.
+pub fn appointment_startable(start: Millis, end: Millis, window: Millis, grace: Millis, now: Millis) -> bool {
+    let last = start.saturating_add(window).max(appointment_room_closes_at(end, grace));
+    (start.saturating_sub(window)..=last).contains(&now)
 }
 
 // ---------- the live room ----------

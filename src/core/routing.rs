@@ -263,12 +263,14 @@ pub enum Decision {
         why: OfferEnd,
     },
     /// An agent handed a running chat to another agent (same chat, same seq): tell the
-    /// customer who they are with now, give the new agent the transcript.
+    /// customer who they are with now, give the new agent the transcript. `category`: the
+    /// category the chat moved into, when the transferring agent moved it (else it kept its own).
     ChatTransferred {
         chat: ChatId,
         customer: CustomerId,
         from: AgentId,
         to: AgentId,
+        category: Option<CategoryId>,
     },
     /// An agent handed a running chat to a category: the customer waits in its line again
     /// with their original ticket (ahead of everyone who joined it later), and the chat goes
@@ -304,8 +306,9 @@ pub enum RoutingError {
     CategoryClosed,
     /// No such offer stands for this agent (it ended, or was never theirs).
     UnknownOffer,
-    /// A transfer's target agent cannot take the chat now (offline, away, busy, without
-    /// its category, at their limit, or the transferring agent themselves).
+    /// A transfer's target agent cannot take the chat now (offline, away, busy, at their
+    /// limit, or the transferring agent themselves), or does not hold the category the chat
+    /// was to move into.
     AgentNotEligible,
 }
 

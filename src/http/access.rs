@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(client_ip(&s, peer, &HeaderMap::new()), ip("10.0.0.9"));
     }
 
-    /// The bypass of issue 13: garbage left of the real client used to make the whole
+    /// The bypass this guards against: garbage left of the real client used to make the whole
     /// chain fall back to the (whitelisted) proxy.
     #[test]
     fn garbage_left_of_the_client_is_never_read() {

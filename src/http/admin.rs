@@ -301,7 +301,7 @@ async fn announce_categories(state: &AppState, removed: Option<String>) -> Resul
     tell_other_nodes(state, AdminChange::Categories { removed }).await
 }
 
-// ---- several nodes through Redis (issue 15) ----
+// ---- several nodes through Redis ----
 
 /// Refuses an admin change (before anything changes) while this node cannot tell the
 /// other nodes of it: they would go on with the old accounts or categories.

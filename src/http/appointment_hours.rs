@@ -1,4 +1,4 @@
-//! The desk's appointment hours through the admin API (issue 17): an admin may replace
+//! The desk's appointment hours through the admin API: an admin may replace
 //! the `APPOINTMENT_HOURS` of the settings (which stay the default) and give categories
 //! hours of their own. Stored in the shared store, so every node applies them.
 //!

@@ -23,8 +23,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::appointments::{
-    CancelOutcome, CustomerLinks, CustomerView, Refusal, bad_query, base_url, calendar, calendar_for, cancel_with_mail,
-    customer_view, desk, eligible, instant, millis, names_of, pick_preferring,
+    CancelOutcome, CustomerAppointment, CustomerLinks, Refusal, bad_query, base_url, calendar, calendar_for,
+    cancel_with_mail, customer_view, desk, eligible, instant, millis, names_of, pick_preferring,
 };
 use super::responses::Unavailable;
 use super::{ApiError, AppState, ErrorBody};
@@ -74,7 +74,7 @@ pub struct RescheduleRequest {
 pub struct Rescheduled {
     /// `rescheduled`.
     pub outcome: &'static str,
-    pub appointment: CustomerView,
+    pub appointment: CustomerAppointment,
 }
 
 async fn by_token(state: &AppState, token: &str) -> Result<Appointment, Refusal> {
@@ -92,7 +92,7 @@ async fn by_token(state: &AppState, token: &str) -> Result<Appointment, Refusal>
     }
 }
 
-async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Result<CustomerView, Refusal> {
+async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Result<CustomerAppointment, Refusal> {
     let (representative, topic) = names_of(state, a).await?;
     let calendar = calendar(state);
     Ok(customer_view(
@@ -108,7 +108,7 @@ async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Res
 /// The appointment a link's token names, as booked: when (in the customer's zone and the
 /// desk's), with whom, for whom (name, email, comment), its status, and its links.
 #[utoipa::path(get, path = "/api/appointments/booking", tag = "public", params(TokenQuery),
-    responses((status = 200, body = CustomerView),
+    responses((status = 200, body = CustomerAppointment),
         (status = 400, description = "`bad_query`: no token", body = ErrorBody),
         (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
         Unavailable))]
@@ -116,7 +116,7 @@ async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerView>, Refusal> {
+) -> Result<Json<CustomerAppointment>, Refusal> {
     let Query(q) = query.map_err(bad_query)?;
     let a = by_token(&state, &q.token).await?;
     Ok(Json(view(&state, &a, &q.token, &base_url(&state, &headers)).await?))
@@ -124,7 +124,7 @@ async fn show(
 
 /// The same as `GET /api/appointments/booking` (the address of older cancel links).
 #[utoipa::path(get, path = "/api/appointments/cancel", tag = "public", params(TokenQuery),
-    responses((status = 200, body = CustomerView),
+    responses((status = 200, body = CustomerAppointment),
         (status = 400, description = "`bad_query`: no token", body = ErrorBody),
         (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
         Unavailable))]
@@ -132,7 +132,7 @@ async fn show_by_cancel_link(
     state: State<AppState>,
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerView>, Refusal> {
+) -> Result<Json<CustomerAppointment>, Refusal> {
     show(state, headers, query).await
 }
 

@@ -1,4 +1,4 @@
-//! An appointment's video room (issue 17): the representative starts it (from
+//! An appointment's video room: the representative starts it (from
 //! `APPOINTMENT_START_WINDOW_MINUTES` before the start to as long after), which opens a
 //! room of the rooms API for the customer; the customer, holding the appointment's link
 //! (its cancel token), joins it in one click once it is open.
@@ -23,7 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::responses::{SignedIn, Unavailable};
-use super::rooms::{admit_with_token, seat_refused};
+use super::rooms::{admit_with_token, end_closed_room_of, seat_refused};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::hash_password;
@@ -64,21 +64,6 @@ async fn representative_name(state: &AppState, a: &Appointment) -> String {
     }
 }
 
-/// Ends `agent_id`'s open room when its closing time has passed (an appointment's room
-/// after its slot and grace), so that it does not stand in the way of their next room.
-/// True when one was ended.
-pub(super) async fn end_closed_room_of(state: &AppState, agent_id: &str) -> Result<bool, StoreError> {
-    let Some(room) = state.store.open_room_of(agent_id).await? else {
-        return Ok(false);
-    };
-    if crate::core::room::open_at(room.open_until, now_ms()) {
-        return Ok(false);
-    }
-    crate::rooms::end_stored_room(&state.store, &room.id).await?;
-    state.rooms.ended(&room.id).await;
-    Ok(true)
-}
-
 /// The room id of appointment `a`: a UUID made of the hash of its token's hash.
 pub fn room_id(a: &Appointment) -> String {
     let digest = Sha256::digest(format!("appointment-room\0{}", a.cancel_token_hash));
@@ -111,7 +96,8 @@ pub struct StartedRoom {
         (status = 200, description = "the room, opened before and still open (within the slot and \
             `APPOINTMENT_ROOM_GRACE_MINUTES`, also after everyone left it, whatever the start window)", body = StartedRoom),
         (status = 404, description = "`not_found`: no such appointment of this agent", body = ErrorBody),
-        (status = 409, description = "`appointment_cancelled`; `not_startable` (outside the start window); \
+        (status = 409, description = "`appointment_cancelled`; `not_startable` (more than `APPOINTMENT_START_WINDOW_MINUTES` before its start, the only time \
+            it is not `startable` while booked and before its room would close); \
             `room_ended` (its call was ended for everyone, or its slot and grace are over); `room_open` (you have \
             another open room: end it first; an appointment's room past its slot and grace is ended by itself)", body = ErrorBody),
         SignedIn, Unavailable))]
@@ -174,7 +160,8 @@ async fn start(
             "this appointment's time is over",
         ));
     }
-    if !(a.start - window..=a.start + window).contains(&now) {
+    let grace = state.settings.appointment_room_grace.as_millis() as i64;
+    if !crate::core::room::appointment_startable(a.start, a.end, window, grace, now) {
         return Err(refused(
             StatusCode::CONFLICT,
             "not_startable",

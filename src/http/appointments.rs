@@ -519,13 +519,18 @@ pub struct BookingRequest {
     /// times in it, with the desk's beside. Default: the desk's zone.
     #[schema(example = "America/New_York")]
     pub zone: Option<String>,
+    /// Whether the customer's clock shows 12 hours (a browser's
+    /// `Intl.DateTimeFormat([], {hour: 'numeric'}).resolvedOptions().hour12`): their mails
+    /// give times as their page does ("10:00 AM" or "10:00"). Default: 24 hours.
+    #[serde(default)]
+    pub hour12: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Booked {
     /// The appointment as its customer sees it, with its links.
     #[serde(flatten)]
-    pub appointment: CustomerView,
+    pub appointment: CustomerAppointment,
     /// The secret of the appointment's links (manage, join, reschedule, cancel); shown
     /// once, stored only hashed.
     pub cancel_token: String,
@@ -635,6 +640,7 @@ async fn book_checked(
         cancelled_at: None,
         sequence: 0,
         customer_zone: zone.and_then(|z| z.iana_name().map(str::to_string)),
+        customer_hour12: body.hour12,
         cancel_reason: None,
     };
     let links = CustomerLinks::of(&token, appointment.category.as_deref());
@@ -770,7 +776,7 @@ pub struct AppointmentLinks {
 
 /// An appointment as its customer (the token's holder) sees it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CustomerView {
+pub struct CustomerAppointment {
     pub id: String,
     pub start: String,
     pub end: String,
@@ -811,7 +817,7 @@ pub(super) fn customer_view(
     representative: &str,
     topic: Option<&str>,
     with_links: Option<(&str, &str)>,
-) -> CustomerView {
+) -> CustomerAppointment {
     let desk = desk(state);
     let theirs = mails::customer_zone(desk.zone, a);
     let summary = mails::summary(&mails::Context {
@@ -843,7 +849,7 @@ pub(super) fn customer_view(
             book: paths.book,
         }
     });
-    CustomerView {
+    CustomerAppointment {
         id: a.id.clone(),
         start: instant(a.start).to_string(),
         end: instant(a.end).to_string(),
@@ -869,7 +875,7 @@ pub(super) fn customer_view(
 pub struct CancelOutcome {
     /// `cancelled` by this request, or `already_cancelled` before it (nothing changed).
     pub outcome: &'static str,
-    pub appointment: CustomerView,
+    pub appointment: CustomerAppointment,
 }
 
 /// Cancels `a` (as read) and writes its cancellation mail with it; `base_url` is the
@@ -978,9 +984,7 @@ fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> 
             // ends, whichever is later: "Start" also takes the representative back into a
             // room they left.
             startable: a.status == AppointmentStatus::Booked
-                && (a.start - window
-                    ..=(a.start + window).max(crate::core::room::appointment_room_closes_at(a.end, grace)))
-                    .contains(&now),
+                && crate::core::room::appointment_startable(a.start, a.end, window, grace, now),
             start: instant(a.start).to_string(),
             end: instant(a.end).to_string(),
             local_start: local_label(calendar, instant(a.start)),

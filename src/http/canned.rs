@@ -41,7 +41,7 @@ pub struct CannedReplyInput {
     pub shortcut: String,
     /// 1 to 100 characters.
     pub title: String,
-    /// 1 to `MAX_MESSAGE_LEN` characters; `{customer}` and `{agent}` are filled in by the console.
+    /// 1 to `MAX_MESSAGE_LEN` characters; `{customer}`, `{customer_first_name}` and `{agent}` are filled in by the console.
     pub text: String,
     /// Category ids it applies to; empty or absent: all.
     #[serde(default)]

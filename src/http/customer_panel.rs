@@ -66,7 +66,7 @@ pub struct CustomerPanel {
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CustomerPanel),
-        (status = 404, description = "`not_found`: no such conversation (not archived yet: a chat's opening is archived as it starts; retry), or (for an agent) not one they served", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn panel(
     Authed(me): Authed,

@@ -135,7 +135,8 @@ async fn erase(
         (Some(CustomerKey::Visitor(visitor)), None)
     } else {
         let id = body.conversation_id.unwrap_or_default().trim().to_string();
-        let c = match state.store.conversation(&id).await {
+        let found = super::fresh::until_found(&state, super::fresh::not_found, || state.store.conversation(&id)).await;
+        let c = match found {
             Ok(c) => c,
             Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
             Err(e) => return Err(e.into()),

@@ -31,11 +31,11 @@ pub enum ApiError {
     Internal(String),
     /// Too many failed sign-ins from this address or for this account: 429 with `Retry-After`.
     TooManyAttempts(crate::http::throttle::TooManyAttempts),
-    // ---- several nodes through Redis (issue 15) ----
+    // ---- several nodes through Redis ----
     /// The change needs the cluster (Redis, and this node's lease), which is unavailable:
     /// 503 `cluster_unavailable`.
     ClusterUnavailable(String),
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// A refusal with its own status and code (a room that is full, ended or locked, a
     /// sender that failed).
     Refused {

@@ -259,7 +259,8 @@ async fn one(
 /// Conversation `id` if `me` may read it: admins any, agents those they served at any
 /// point. Someone else's conversation looks exactly like a missing one to an agent.
 pub(super) async fn readable(state: &AppState, me: &Account, id: &str) -> Result<Conversation, ApiError> {
-    let c = match state.store.conversation(id).await {
+    let found = super::fresh::until_found(state, super::fresh::not_found, || state.store.conversation(id)).await;
+    let c = match found {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
         Err(e) => return Err(e.into()),

@@ -1,4 +1,4 @@
-//! Joining a room over HTTP (issue 16), public: what a room asks for (`GET
+//! Joining a room over HTTP, public: what a room asks for (`GET
 //! /api/join/{id}`) and the join itself (`POST /api/join/{id}`) with the checks in the
 //! issue's order and the per-address lock; success is a room token for `/ws/room`.
 //! The staff side of rooms is `http::rooms`.
@@ -137,7 +137,7 @@ fn join_refused(r: JoinRefusal, max: u32, guest_room: bool) -> ApiError {
 /// Join a room: with the invitation's code (reusable until the next invitation replaces
 /// it or it expires), or a customer room's password and the phone and/or email the room
 /// names, or a guest room's name, password and email or phone. Checked in this order,
-/// each with its own answer: full, ended, locked (too many wrong attempts from your
+/// each with its own answer: ended, full, locked (too many wrong attempts from your
 /// address, or from all addresses together since the last invitation), then what you
 /// gave. Success is a room token for `/ws/room`, and the visitor seat is yours for the
 /// token's lifetime (then while you are connected, and for the grace period after a

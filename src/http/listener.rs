@@ -25,6 +25,8 @@
 //!   and can destroy the Close frame before the peer reads it. Asked by the socket's
 //!   task, the listener closes that connection gracefully instead: FIN, then whatever
 //!   the peer still sends is read and dropped until it closes or 2 s pass.
+//! - **Shedding** ([`super::shedding`]): near the open-file limit, connections that have
+//!   sent no request head yet are closed first, oldest first, so a newcomer gets in at once.
 
 use std::collections::HashMap;
 use std::io;
@@ -46,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::shedding::{Shedder, is_out_of_descriptors};
 use crate::config::Settings;
 use crate::http::access::address_key;
 
@@ -89,6 +92,7 @@ async fn serve_connections(
     // Every connection's task, so shutdown can wait for the requests under way.
     let connections = TaskTracker::new();
     let peers = PeerCounts::new(settings.max_connections_per_address);
+    let shedder = Shedder::new(super::shedding::open_file_limit());
     let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
@@ -101,6 +105,11 @@ async fn serve_connections(
                 accepted
             }
             Err(error) => {
+                if is_out_of_descriptors(&error) && shedder.out_of_descriptors() {
+                    // The shed connections' tasks close their streams once they run.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 if let Some(pause) = backoff.after(&error) {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
@@ -122,6 +131,8 @@ async fn serve_connections(
                 }
             }
         };
+        shedder.before_serving(connections.len());
+        let silent = shedder.silent.enter();
         // Chat frames are small and latency matters more than packet count: no Nagle delay.
         let _ = tcp.set_nodelay(true);
         let lingering = LingeringClose::default();
@@ -131,7 +142,9 @@ async fn serve_connections(
             lingering: lingering.clone(),
         });
         let router = app.clone();
+        let shed = silent.shed.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            silent.spoke();
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(lingering.clone());
             router.clone().oneshot(request)
@@ -142,6 +155,8 @@ async fn serve_connections(
             let mut connection = std::pin::pin!(connection);
             let ended = tokio::select! {
                 ended = connection.as_mut() => ended,
+                // Descriptors run short and this one has sent nothing yet: dropping it closes it.
+                _ = shed.cancelled() => Ok(()),
                 _ = shutdown.cancelled() => {
                     // Finish the response under way, then close; an idle connection closes now.
                     connection.as_mut().graceful_shutdown();
@@ -368,7 +383,7 @@ mod tests {
         assert!(counts.take(a).is_some(), "a closed connection frees its place");
     }
 
-    /// Issue 13 round 2, finding 6: one host holds a whole IPv6 /64, so counting each
+    /// One host holds a whole IPv6 /64, so counting each
     /// full address let it open the cap's worth of connections from every one of them.
     #[test]
     fn ipv6_addresses_of_one_slash_64_share_a_cap() {

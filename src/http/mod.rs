@@ -6,7 +6,7 @@
 
 pub mod access;
 pub mod admin;
-// appointments (issue 17); its hours for admins in `appointment_hours`, its rooms in
+// appointments; its hours for admins in `appointment_hours`, its rooms in
 // `appointment_rooms`, its mail outbox for admins in `outbox`
 pub mod appointment_hours;
 // a customer's own appointment: see, move, cancel, download
@@ -27,6 +27,7 @@ pub mod archive_export;
 pub mod customer_panel;
 // a customer's data erased on request
 pub mod erasure;
+mod fresh;
 pub mod listener;
 pub mod listening;
 pub mod metrics;
@@ -39,10 +40,11 @@ pub mod ratings;
 // the manager's reports
 pub mod reports;
 pub mod responses;
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 pub mod join;
 pub mod rooms;
 pub mod session;
+mod shedding;
 pub mod throttle;
 pub mod unread_body;
 pub mod widget_settings;
@@ -83,16 +85,16 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The last readiness verdict, so only its changes are logged.
     pub readiness: Arc<std::sync::Mutex<crate::core::readiness::ReadinessWatch>>,
-    // -- sign-in and identity (issue 13) --
+    // -- sign-in and identity --
     /// Failed sign-ins per address and per account.
     pub sign_in_throttle: Arc<throttle::SignInThrottle>,
-    // ---- several nodes through Redis (issue 15) ----
+    // ---- several nodes through Redis ----
     /// This node's membership, when `REDIS_URL` is set.
     pub cluster: Option<crate::cluster::node::Cluster>,
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// The rooms task, room tokens and the invitation senders.
     pub rooms: crate::rooms::Rooms,
-    // ---- appointments (issue 17) ----
+    // ---- appointments ----
     /// Bookings per client address.
     pub booking_throttle: Arc<appointments::BookingThrottle>,
     // ---- offline messages ----
@@ -208,11 +210,11 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(public::router())
         .merge(staff)
         .merge(operations)
-        // ---- rooms and 1-to-1 video (issue 16) ----
+        // ---- rooms and 1-to-1 video ----
         .merge(rooms::router())
         .merge(call_logs::router())
         .merge(join::router())
-        // appointments (issue 17): public booking, the agent's day, admins' list
+        // appointments: public booking, the agent's day, admins' list
         .merge(appointments::router())
         .merge(appointment_manage::router())
         .merge(outbox::router())
@@ -236,9 +238,9 @@ pub fn is_staff_path(path: &str) -> bool {
     path.starts_with("/api/admin")
         || path.starts_with("/api/conversations")
         || matches!(path, "/api/login" | "/api/logout" | "/api/me")
-        // ---- rooms and 1-to-1 video (issue 16) ----
+        // ---- rooms and 1-to-1 video ----
         || rooms::is_staff_path(path)
-        // appointments (issue 17): the agent's day
+        // appointments: the agent's day
         || path.starts_with("/api/agent/")
         || canned::is_staff_path(path)
         // offline messages: taking and answering (the listing checks the whitelist itself)

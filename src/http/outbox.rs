@@ -1,4 +1,4 @@
-//! The appointment mail outbox for admins (issue 17): what was sent, what waits for a
+//! The appointment mail outbox for admins: what was sent, what waits for a
 //! retry and what was given up (dead), with the last error, so a broken relay or a
 //! refused address is seen, not lost.
 

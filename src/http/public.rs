@@ -35,12 +35,23 @@ pub struct PublicCategory {
     /// When false the page says nobody is online and offers the offline path; a customer
     /// may still wait.
     pub agents_online: bool,
+    /// When a closed category opens again by its chat hours (milliseconds since the epoch),
+    /// so the page can say so; absent while it is open, and when its hours never open it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<i64>,
 }
 
 /// The service categories customers can queue for, and whether each is open and staffed now.
 #[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [PublicCategory]), Unavailable))]
 async fn categories(State(state): State<AppState>) -> Result<Json<Vec<PublicCategory>>, ApiError> {
     let desk = state.hub.desk().await?;
+    // The hours are read only while some category is closed (the usual answer needs none).
+    let hours = if desk.iter().any(|d| !d.open) {
+        Some(crate::desk_hours::load(&state.store).await?)
+    } else {
+        None
+    };
+    let now = jiff::Timestamp::now();
     Ok(Json(
         state
             .store
@@ -50,11 +61,20 @@ async fn categories(State(state): State<AppState>) -> Result<Json<Vec<PublicCate
             .map(|c| {
                 let view = CategoryView::from(c);
                 let live = desk.iter().find(|d| d.id == view.id);
+                let open = live.is_none_or(|d| d.open);
+                let opens_at = hours
+                    .as_ref()
+                    .filter(|_| !open)
+                    .and_then(|doc| doc.categories.iter().find(|h| h.category == view.id))
+                    .and_then(|h| h.hours().ok())
+                    .and_then(|h| h.next_open(now, &state.settings.appointment_zone))
+                    .map(|at| at.as_millisecond());
                 PublicCategory {
                     id: view.id,
                     name: view.name,
-                    open: live.is_none_or(|d| d.open),
+                    open,
                     agents_online: live.is_some_and(|d| d.agents_online),
+                    opens_at,
                 }
             })
             .collect(),
@@ -132,7 +152,7 @@ pub struct Health {
     pub archive_write_errors: u64,
     /// Archive writes take longer than `ARCHIVE_SLOW_WRITE_MS`.
     pub archive_slow: bool,
-    // ---- several nodes through Redis (issue 15); absent on a single process ----
+    // ---- several nodes through Redis; absent on a single process ----
     /// This node's standing in the cluster, when `REDIS_URL` is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterHealth>,

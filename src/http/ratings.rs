@@ -81,11 +81,11 @@ async fn rate(
         comment,
         at: crate::hub::now_ms(),
     };
-    match state
-        .store
-        .rate_conversation(&claims.conversation, rating.clone())
-        .await
-    {
+    let rated = super::fresh::until_found(&state, super::fresh::not_found, || {
+        state.store.rate_conversation(&claims.conversation, rating.clone())
+    })
+    .await;
+    match rated {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             return Err(ApiError::Refused {

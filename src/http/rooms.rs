@@ -1,4 +1,4 @@
-//! Rooms over HTTP for staff (issue 16): create a room (or one from a live chat), invite
+//! Rooms over HTTP for staff: create a room (or one from a live chat), invite
 //! to it by mail and/or SMS, see its state, take a token for its websocket, end it, and
 //! read call logs. Joining, which is public, is `http::join`.
 //!
@@ -303,9 +303,7 @@ async fn create(
 /// Stores a new room of an agent's; `room_open` when they have one open already.
 async fn create_own_room(state: &AppState, room: &Room) -> Result<(), ApiError> {
     let mut created = state.store.create_room(room.clone()).await;
-    if matches!(created, Err(StoreError::Conflict))
-        && super::appointment_rooms::end_closed_room_of(state, &room.agent_id).await?
-    {
+    if matches!(created, Err(StoreError::Conflict)) && end_closed_room_of(state, &room.agent_id).await? {
         created = state.store.create_room(room.clone()).await;
     }
     match created {
@@ -317,6 +315,21 @@ async fn create_own_room(state: &AppState, room: &Room) -> Result<(), ApiError> 
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Ends `agent_id`'s open room when its closing time has passed (an appointment's room
+/// after its slot and grace), so that it does not stand in the way of their next room.
+/// True when one was ended.
+pub(super) async fn end_closed_room_of(state: &AppState, agent_id: &str) -> Result<bool, StoreError> {
+    let Some(room) = state.store.open_room_of(agent_id).await? else {
+        return Ok(false);
+    };
+    if crate::core::room::open_at(room.open_until, now_ms()) {
+        return Ok(false);
+    }
+    crate::rooms::end_stored_room(&state.store, &room.id).await?;
+    state.rooms.ended(&room.id).await;
+    Ok(true)
 }
 
 /// Turn one of your live chats into a video call: a room for its customer (no code or

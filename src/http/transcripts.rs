@@ -72,7 +72,14 @@ async fn ask(
     let email = crate::core::customer_details::optional_email(input.email.as_deref())
         .map_err(|e| ApiError::invalid(e.code, e.message))?;
     let conversation = claims.conversation;
-    match crate::transcripts::request(state.store.as_ref(), &conversation, email, true, crate::hub::now_ms()).await {
+    let now = crate::hub::now_ms();
+    let asked = super::fresh::until_found(
+        &state,
+        |r| matches!(r, Err(Refused::NotFound)),
+        || crate::transcripts::request(state.store.as_ref(), &conversation, email.clone(), true, now),
+    )
+    .await;
+    match asked {
         Ok((done, email)) => Ok((
             StatusCode::ACCEPTED,
             Json(TranscriptAsked {
@@ -87,7 +94,7 @@ async fn ask(
             code: "too_many_transcripts",
             message: Refused::TooMany.to_string(),
         }),
-        Err(Refused::NotFound) => Err(ApiError::NotFound("no such chat")),
+        Err(Refused::NotFound) => Err(ApiError::NotFound("chat")),
         Err(Refused::Store(e)) => Err(e.into()),
     }
 }

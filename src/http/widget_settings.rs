@@ -16,7 +16,7 @@ use crate::config::widget::{valid_color, valid_greeting, valid_title};
 use crate::store::StoreResult;
 
 /// The store key of the admin's widget look.
-const KEY: &str = "widget";
+const KEY: &str = crate::desk_name::WIDGET_LOOK_KEY;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show, replace, reset))
@@ -48,6 +48,9 @@ pub struct WidgetLookView {
     pub categories: Vec<String>,
     /// `settings` (the `WIDGET_*` settings) or `admin` (set on the admin page).
     pub source: &'static str,
+    /// The hub's public address (`PUBLIC_URL`, no trailing slash) for the snippet a site
+    /// pastes; null when unset (the page then shows the address it was opened at).
+    pub public_url: Option<String>,
 }
 
 /// The look in force: the admin's, else the settings'.
@@ -79,6 +82,7 @@ async fn view(state: &AppState) -> Result<WidgetLookView, ApiError> {
         greeting: look.greeting,
         categories: look.categories,
         source,
+        public_url: state.settings.public_url.clone(),
     })
 }
 

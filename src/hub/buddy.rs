@@ -1,9 +1,9 @@
 //! The buddy-list adapter: people, their connections and 1-to-1 chats, around
 //! the presence core.
 //!
-//! There are two rosters, each its own [`Presence`]: the public one, for
-//! people who join with a display name, and the staff one, for signed-in
-//! agents and admins. Agents on the service desk appear on the staff roster so
+//! There are two rosters, each its own [`Presence`](crate::core::presence::Presence):
+//! the public one, for people who join with a display name, and the staff one, for
+//! signed-in agents and admins. Agents on the service desk appear on the staff roster so
 //! their team sees who is on shift; customers never see either roster.
 //!
 //! A person is identified by a key the hub issues on their first join (kept by
@@ -15,174 +15,28 @@
 //! stream's order, so each node's desk is a replica of one buddy list: the presence core
 //! decides the same everywhere, each node delivers to the connections it has, and the
 //! node that made an event answers the connection that asked (docs/cluster.md §15).
-
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-use uuid::Uuid;
-
-use super::buddy_events::{BuddyAction, BuddyEvent, Holders};
-use super::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
-use super::service::HubState;
-use super::transcript::{Author, Stamped, Transcript};
-use super::{Command, after, now_ms};
-use crate::core::presence::{BuddyChatId, BuddyId, InvitationId, Presence, Status};
-use crate::core::routing::AgentId;
-use crate::protocol::{Buddy, BuddyChatSnapshot, ClientFrame, InvitationRef, ServerFrame};
-use crate::store::{
-    Account, ArchiveEvent, ArchivedMessage, ConversationClosed, ConversationOpened, EndReason, Role, Side,
-};
-
-/// Messages kept per buddy chat for a reloading page.
-const TRANSCRIPT_LIMIT: usize = 500;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Roster {
-    Public,
-    Staff,
-}
-
-struct Person {
-    name: String,
-    roster: Roster,
-    role: Option<&'static str>,
-    key: String,
-}
-
-struct BuddyChat {
-    wire_id: String,
-    transcript: Transcript,
-    /// The node that archives the chat (opening, messages, closing, in event order): the
-    /// one whose accept opened it, or the heir of its loss. `""` on one node.
-    archiver: String,
-    /// The opening as archived, for an heir to archive again (the store ignores a repeat).
-    opened: ConversationOpened,
-}
-
-#[derive(Default)]
-pub(crate) struct BuddyDesk {
-    public: Presence,
-    staff: Presence,
-    people: HashMap<BuddyId, Person>,
-    by_key: HashMap<String, BuddyId>,
-    chats: HashMap<(Roster, BuddyChatId), BuddyChat>,
-    /// Staff chats and public chats come from two counters; the roster is part of the key.
-    chat_by_wire: HashMap<String, (Roster, BuddyChatId)>,
-    next_id: u64,
-    // ---- the buddy list across nodes (issue 15) ----
-    /// Open connections by node, and who runs which grace timer.
-    holders: Holders,
-    /// Connections of this node whose `buddy_join` has not been applied yet.
-    pub(super) joining: HashSet<ConnId>,
-    /// The wire id of the chat the accept being applied opens.
-    opening_wire: Option<String>,
-    /// Buddy chat messages across nodes, off the events stream (`lines`).
-    lines: lines::BuddyLines,
-    // ---- after Redis lost its data (docs/cluster.md §9) ----
-    /// Nodes that held connections, ran timers or archived chats in a restored buddy list
-    /// and have not claimed what they still hold: handed on when the restore's pseudo-node
-    /// is reaped. Part of the replica.
-    unclaimed: BTreeSet<String>,
-    /// This node hands its buddy list to a restore and has not had its claim applied yet:
-    /// joins wait (refused, the page tries again) so the claim counts every connection.
-    reasserting: bool,
-    /// Agents whose desk opened while `reasserting`: announced once the claim is applied.
-    deferred_desks: BTreeSet<AgentId>,
-    /// Agents whose desk this node announced (`DeskOpened`) and has not closed: what its
-    /// claim names.
-    announced_desks: BTreeSet<AgentId>,
-    /// The staff keys of the desks whose `DeskOpened` of this process the replica has
-    /// applied (and not their close): what a restore this node did not take part in
-    /// overwrote, and this node announces again.
-    applied_desks: BTreeSet<String>,
-}
-
-impl BuddyDesk {
-    pub(crate) fn online(&self) -> usize {
-        self.public.online().count() + self.staff.online().count()
-    }
-
-    fn presence(&mut self, roster: Roster) -> &mut Presence {
-        match roster {
-            Roster::Public => &mut self.public,
-            Roster::Staff => &mut self.staff,
-        }
-    }
-
-    fn presence_ref(&self, roster: Roster) -> &Presence {
-        match roster {
-            Roster::Public => &self.public,
-            Roster::Staff => &self.staff,
-        }
-    }
-
-    /// The person behind a key, creating them when the key is new or unknown (a new public
-    /// person gets `new_key`).
-    fn person_for(
-        &mut self,
-        key: Option<&str>,
-        name: &str,
-        roster: Roster,
-        role: Option<&'static str>,
-        new_key: &str,
-    ) -> BuddyId {
-        if let Some(id) = key.and_then(|k| self.by_key.get(k)).copied()
-            && self.people.get(&id).is_some_and(|p| p.roster == roster)
-        {
-            return id;
-        }
-        self.next_id += 1;
-        let id = BuddyId(self.next_id);
-        let key = match (roster, key) {
-            (Roster::Staff, Some(k)) => k.to_string(),
-            _ => new_key.to_string(),
-        };
-        self.by_key.insert(key.clone(), id);
-        self.people.insert(
-            id,
-            Person {
-                name: name.to_string(),
-                roster,
-                role,
-                key,
-            },
-        );
-        id
-    }
-}
-
-fn status_str(status: Status) -> &'static str {
-    match status {
-        Status::Available => "available",
-        Status::Busy => "busy",
-    }
-}
-
-fn role_str(role: Role) -> &'static str {
-    match role {
-        Role::Agent => "agent",
-        Role::Admin => "admin",
-    }
-}
-
-fn staff_key(account_id: &str) -> String {
-    format!("account:{account_id}")
-}
-
-/// A role as an event carries it back to the name the roster shows.
-fn role_named(role: Option<&str>) -> Option<&'static str> {
-    match role {
-        Some("agent") => Some("agent"),
-        Some("admin") => Some("admin"),
-        _ => None,
-    }
-}
-
-type Refusal = (&'static str, String);
+//!
+//! The desk's data (the rosters, the people, the chats) is in `desk`; this module and the
+//! others beside `desk` are what the hub does with it.
 
 mod decisions;
+pub(super) mod desk;
 mod lines;
 mod reassert;
 pub(crate) mod snapshot;
+
+use uuid::Uuid;
+
+use self::desk::{Refusal, Roster, role_named, role_str, staff_key, status_str};
+use super::buddy_events::{BuddyAction, BuddyEvent};
+use super::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
+use super::service::HubState;
+use super::transcript::{Author, Stamped};
+use super::{Command, after, now_ms};
+use crate::core::presence::{BuddyChatId, BuddyId, InvitationId, Status};
+use crate::core::routing::AgentId;
+use crate::protocol::{Buddy, BuddyChatSnapshot, ClientFrame, InvitationRef, ServerFrame};
+use crate::store::{Account, ArchiveEvent, ArchivedMessage, ConversationClosed, EndReason, Side};
 
 impl HubState {
     /// A buddy page connected. Signed-in staff join their roster at once; others send `buddy_join`.
@@ -401,7 +255,7 @@ impl HubState {
                 }
                 self.buddy_apply(roster, node, out);
                 if let Some((wire, last)) = welcome_after_read {
-                    self.buddy_read(&wire, last, vec![lines::AfterRead::Welcome { conn, who: id }]);
+                    self.buddy_read(&wire, last, vec![lines::state::AfterRead::Welcome { conn, who: id }]);
                 }
                 if closed_meanwhile {
                     // Gone before its join came back: count its close, as any other.
@@ -861,7 +715,7 @@ impl HubState {
         // Its lines are in the chat's log, not all in this replica (it may hold neither
         // member): the log's go to the archive again too, once read.
         for (opened, _, _) in &reopened {
-            self.buddy_read(&opened.id, 0, vec![lines::AfterRead::Rearchive]);
+            self.buddy_read(&opened.id, 0, vec![lines::state::AfterRead::Rearchive]);
         }
         self.buddy_lines_node_lost(lost, heir);
         // The lost node may not have archived all of it: the heir archives the opening and

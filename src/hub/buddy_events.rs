@@ -1,5 +1,5 @@
 //! The buddy list's events: every change to the buddy desk, as one record the desk
-//! applies in order (issue 15).
+//! applies in order.
 //!
 //! On one node an event is applied as soon as it is made. In a cluster it goes to the
 //! routing events stream first (`cluster::buddy_log`), and every node applies every

@@ -1,4 +1,4 @@
-//! What a node reads from Redis (issue 15): the **follower** reads the routing events
+//! What a node reads from Redis: the **follower** reads the routing events
 //! stream in order and hands each batch to the hub, which replays it through its replica
 //! (`hub/service/cluster.rs`) — and, when Redis lost its data, waits for the restore and
 //! loads the replica and the buddy list from its entry; the **subscriber** listens on this
@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Command;
-use super::cluster_link::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
 use super::cluster_reassert::{Periods, read_cluster_id, restored_after, wait_for_restore};
+use super::cluster_tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
 use crate::cluster::chat_log::{self, NodeMessage};
 use crate::cluster::node::Cluster;
 use crate::cluster::restore;

@@ -1,4 +1,4 @@
-//! The hub's link to the cluster (issue 15), when `REDIS_URL` is set: three tasks beside
+//! The hub's link to the cluster, when `REDIS_URL` is set: three tasks beside
 //! the hub task, which stays the one owner of this node's connections.
 //!
 //! - The **router** serialises this node's calls to Redis (routing transitions as their
@@ -27,11 +27,13 @@ use super::cluster_outbox::{self, OWN_CALLS_CAPACITY, OwnCall, RefusedJoin, Sent
 pub(crate) use super::cluster_reassert::Periods;
 pub(crate) use super::cluster_reassert::Reassert;
 use super::cluster_reassert::{Rejoin, after_the_buddy_claims, reassert_here, rejoined};
+use super::cluster_tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
 use super::delivery::{ConnId, Recipient};
 use super::own_calls::OwnCalls;
 use super::transcript::{Author, Transcript};
 use super::{Command, RefusedCall};
-use crate::cluster::buddy_chat_log::{self, BuddyLine};
+use crate::cluster::buddy_chat_log;
+use crate::cluster::buddy_line::BuddyLine;
 use crate::cluster::buddy_log;
 use crate::cluster::chat_log::{self, ChatLine, NodeMessage};
 use crate::cluster::lease::NodeLost;
@@ -49,10 +51,6 @@ pub(crate) const ROUTER_BUFFER: usize = 8_192;
 /// with it (30 of ~75 µs of Redis each: ~2 ms, far within a call's 1 s timeout; and a list
 /// `join_all` polls in order, so they are sent, and applied, in the order made).
 const JOIN_BATCH: usize = 30;
-/// Pause after a failed exchange with Redis before the next try.
-pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(200);
-/// Where the hub's display names of agents are kept, for the nodes of their customers.
-pub(super) const AGENT_NAMES_KEY: &str = "{sb}:agent-names";
 /// The code of every refusal that comes from Redis being unreachable or this node fenced.
 pub(crate) const UNAVAILABLE: &str = "cluster_unavailable";
 
@@ -176,13 +174,6 @@ pub(crate) fn start(
         node: cluster.node_id().to_string(),
         nonce: uuid::Uuid::new_v4().simple().to_string(),
         calls,
-    }
-}
-
-/// Hands a command to the hub, unless it is gone.
-pub(super) async fn tell(hub: &mpsc::WeakSender<Command>, command: Command) {
-    if let Some(tx) = hub.upgrade() {
-        let _ = tx.send(command).await;
     }
 }
 
@@ -1208,7 +1199,7 @@ impl NodeLost for RoutingHandover {
 /// TEST ONLY (read in debug builds alone; a release build never looks at it):
 /// `SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS` holds back every separate resume-token write
 /// of this link by that long, so a test can kill a node between a `welcome` and a token
-/// write that would follow it (issue 24: a join's token is written by the join's own
+/// write that would follow it (a join's token is written by the join's own
 /// script, so such a kill must not lose it).
 async fn test_only_token_write_delay() {
     #[cfg(debug_assertions)]

@@ -1,5 +1,5 @@
 //! The router's and the follower's part when Redis restarted EMPTY while this node still
-//! holds people (issue 15, `docs/cluster.md` §9, "Back empty: re-assertion"): telling a
+//! holds people (`docs/cluster.md` §9, "Back empty: re-assertion"): telling a
 //! lost domain from a fence on rejoining, offering this node's replica, writing it back
 //! if it is the longest, claiming this node's people, and waiting for the restore.
 //! Split out of `cluster_link.rs`, whose tasks call these (this module imports nothing

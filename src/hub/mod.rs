@@ -18,11 +18,12 @@ pub mod admin_bus;
 mod buddy;
 mod buddy_events;
 pub mod cluster_link;
-// issue 15: the follower of the routing events and the chat channel's subscriber
+// the follower of the routing events and the chat channel's subscriber
 mod cluster_follower;
 mod cluster_outbox;
-// issue 15: Redis restarted empty, the router's and follower's part in re-asserting
+// Redis restarted empty, the router's and follower's part in re-asserting
 mod cluster_reassert;
+mod cluster_tasks;
 pub mod delivery;
 pub mod live_chat;
 pub mod outbox;
@@ -195,7 +196,7 @@ pub(crate) enum Command {
         /// As `AccountChanged`'s: a revoked session's connections relay nothing more.
         pause: live_chat::DirectPause,
     },
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// The customer's name in `agent`'s live chat `chat_id`, if it is one.
     ChatCustomer {
         agent: String,
@@ -217,7 +218,7 @@ pub(crate) enum Command {
         chat_id: String,
         rating: crate::store::Rating,
     },
-    // ---- several nodes through Redis (issue 15, the hub on the routing scripts) ----
+    // ---- several nodes through Redis: the hub on the routing scripts ----
     /// The routing domain's id in Redis, which chat wire ids derive from.
     ClusterStarted {
         cluster_id: String,
@@ -282,7 +283,7 @@ pub(crate) enum Command {
     /// A buddy chat message this node sent, stamped in its chat's log; `conn` sent it.
     BuddyStamped {
         conn: delivery::ConnId,
-        line: crate::cluster::buddy_chat_log::BuddyLine,
+        line: crate::cluster::buddy_line::BuddyLine,
     },
     /// A buddy chat's log as read (`None`: it could not be read).
     BuddyLogRead {
@@ -387,7 +388,7 @@ impl Hub {
             tx: tx.clone(),
             desk_cache,
         };
-        // ---- several nodes through Redis (issue 15): routing through the scripts ----
+        // ---- several nodes through Redis: routing through the scripts ----
         let link = cluster.map(|c| {
             // Re-asserted on every (re)join: a Redis that lost its data learns them again.
             let known = categories
@@ -490,7 +491,7 @@ impl Hub {
         rx.await.map_err(|_| HubGone)
     }
 
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// The customer's name in the agent's live chat, `None` if it is not one.
     pub async fn chat_customer(&self, agent: &str, chat_id: &str) -> Result<Option<String>, HubGone> {
         let (reply, rx) = oneshot::channel();

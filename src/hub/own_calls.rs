@@ -1,4 +1,4 @@
-//! The outbox of a node's own calls to the cluster (issue 15, `docs/cluster.md` §9): the
+//! The outbox of a node's own calls to the cluster (`docs/cluster.md` §9): the
 //! routing and buddy calls nobody waits for — a page closing, a grace timer running out —
 //! that Redis could not take. Without it they were lost, and the person stayed as Redis
 //! last had them ("online", "connected") until this node's loss handed them on, which an

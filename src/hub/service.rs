@@ -29,10 +29,11 @@ mod notes;
 // ---- transcripts by mail: a customer's ask in their chat ----
 mod transcripts;
 
+use super::buddy::desk::BuddyDesk;
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
 use super::live_chat::{self, LiveChat};
 use super::transcript::{Author, Stamped, Transcript};
-use super::{CategoryNames, Command, ConnRole, SessionEnd, after, buddy::BuddyDesk, now_ms};
+use super::{CategoryNames, Command, ConnRole, SessionEnd, after, now_ms};
 use crate::archive::Archive;
 use crate::auth::Sessions;
 use crate::cluster::chat_log::NodeMessage;
@@ -148,6 +149,9 @@ struct ChatLog {
     /// This node's archive queued the chat's opening and holds a slot for its closing
     /// (`archive::room`): given back if another node archives the chat from now on.
     closing_reserved: bool,
+    /// The agents who had the chat before its agent now, as this node saw it handed on
+    /// (each with the last seq said then): the new agent's page names their lines.
+    earlier_agents: Vec<crate::protocol::EarlierAgent>,
 }
 
 impl ChatLog {
@@ -778,10 +782,11 @@ impl HubState {
                 chat_id,
                 to_agent,
                 to_category,
+                category,
                 note,
             } => {
                 let chat = self.agent_chat(&id, Some(&chat_id))?;
-                self.transfer_frame(id, chat, to_agent, to_category, note)
+                self.transfer_frame(id, chat, to_agent, to_category, category, note)
             }
             ClientFrame::Note {
                 chat_id,

@@ -160,13 +160,13 @@ impl Transcript {
         self.seq
     }
 
-    /// Goes on after `seq` (issue 15): the messages up to it are in no chat log any more,
+    /// Goes on after `seq`: the messages up to it are in no chat log any more,
     /// so this node can never record them; the kept ones stay.
     pub fn skip_to(&mut self, seq: u64) {
         self.seq = self.seq.max(seq);
     }
 
-    /// Records the next message as another node stamped it (issue 15: in a cluster the
+    /// Records the next message as another node stamped it (in a cluster the
     /// chat's log in Redis gives seq, id and time; `seq` must be `last_seq() + 1`).
     #[allow(clippy::too_many_arguments)]
     pub fn record_stamped(
@@ -189,7 +189,7 @@ impl Transcript {
         stamped
     }
 
-    /// The kept messages as archive events (issue 15: a node that starts archiving a
+    /// The kept messages as archive events (in a cluster, a node that starts archiving a
     /// running chat it already logged writes them again; the store applies them
     /// idempotently by (chat, seq)).
     pub fn archive_events(&self) -> Vec<ArchiveEvent> {

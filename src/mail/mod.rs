@@ -1,7 +1,8 @@
-//! Sending invitations: mail and SMS behind one [`Sender`] trait (issue 16; issue 17's
-//! appointments reuse it).
+//! Sending mail and SMS behind one [`Sender`] trait (room invitations, appointments,
+//! offline messages, transcripts).
 //!
-//! - mail goes through real SMTP (`lettre`) when `SMTP_URL` is set;
+//! - mail goes through real SMTP (`lettre`) when `SMTP_URL` is set, every mail built by
+//!   [`compose`] the same way (MIME, UTF-8);
 //! - SMS go to an HTTP webhook (`SMS_WEBHOOK_URL`, a JSON body `{"to","text"}`), so any
 //!   SMS gateway can be plugged in behind a small adapter;
 //! - otherwise each channel falls back to [`LogOnly`], the zero-config default, which
@@ -10,6 +11,7 @@
 //! A sender that fails returns [`SendError`] with a message meant for the person who
 //! asked for the sending: nothing is dropped silently.
 
+mod compose;
 mod log_only;
 mod smtp;
 mod webhook;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use compose::compose;
 pub use log_only::LogOnly;
 pub use smtp::Smtp;
 pub use webhook::SmsWebhook;
@@ -32,14 +35,12 @@ pub struct Outgoing {
     /// Mail only; SMS have none.
     pub subject: String,
     pub text: String,
-    // ---- appointment mail (issue 17) ----
     /// Mail only: files sent beside the text (the calendar invitation).
     pub attachments: Vec<Attachment>,
     /// Mail only: the `Message-ID` (without angle brackets), stable across retries of
     /// one mail so a receiver that got it twice (a resend after a crash) can tell;
     /// `None` lets the transport make one.
     pub message_id: Option<String>,
-    // ---- transcripts by mail ----
     /// Mail only: an HTML version of `text`, sent beside it as `multipart/alternative`.
     pub html: Option<String>,
 }

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment as LettreAttachment, Mailbox, MultiPart, SinglePart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+use super::compose::compose;
 use super::{Outgoing, SendError, Sender};
 
 /// How long one delivery to the relay may take before it counts as failed: an agent
@@ -36,30 +36,7 @@ impl Sender for Smtp {
     }
 
     async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
-        let to: Mailbox = message
-            .to
-            .parse()
-            .map_err(|_| SendError(format!("{:?} is not a mail address", message.to)))?;
-        let builder = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(message.subject.clone())
-            .message_id(message.message_id.as_ref().map(|id| format!("<{id}>")));
-        let built = if let Some(html) = &message.html {
-            // Attachments are not sent with an HTML part (no mail has both).
-            builder.multipart(MultiPart::alternative_plain_html(message.text.clone(), html.clone()))
-        } else if message.attachments.is_empty() {
-            builder.body(message.text.clone())
-        } else {
-            let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(message.text.clone()));
-            for a in &message.attachments {
-                let kind = ContentType::parse(&a.content_type)
-                    .map_err(|e| SendError(format!("attachment {:?}: bad content type: {e}", a.filename)))?;
-                parts = parts.singlepart(LettreAttachment::new(a.filename.clone()).body(a.content.clone(), kind));
-            }
-            builder.multipart(parts)
-        };
-        let mail = built.map_err(|e| SendError(format!("the mail could not be built: {e}")))?;
+        let mail = compose(&self.from, message)?;
         match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(mail)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {

@@ -77,6 +77,10 @@ pub enum RoomServerFrame {
         peer: Option<PeerView>,
         /// `idle`, `ringing_in` (rung by the peer), `ringing_out` (ringing the peer), `active`.
         call: &'static str,
+        /// `auto`: a meeting, whose call starts by itself while both are in it (no
+        /// ringing); `ring`: a room opened from a chat, where one side rings
+        /// (`start_call`) and the other accepts (`live::rings`).
+        call_mode: &'static str,
         ice_servers: Vec<IceServer>,
         /// A fresh token for reconnecting (within the grace period, no code needed).
         token: String,
@@ -137,6 +141,21 @@ pub enum RoomServerFrame {
         message: String,
     },
     Pong,
+    /// The answer to a `peek` first frame (a lobby asking who is inside, without
+    /// joining): the other seat's holder, if any, and whether the asker is in the room
+    /// already on another connection (another tab or device). Then a Close 1000.
+    RoomInside {
+        peer: Option<InsideView>,
+        elsewhere: bool,
+    },
+}
+
+/// Who holds the other seat, as a lobby shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InsideView {
+    pub name: String,
+    /// Connected now (false while away within the grace period).
+    pub present: bool,
 }
 
 impl RoomServerFrame {

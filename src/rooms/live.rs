@@ -53,6 +53,10 @@ pub struct Admitted {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct LiveView {
     pub agent_present: bool,
+    /// The agent's name while they hold their seat, for a lobby's "who is inside"
+    /// (`ws::room`'s `peek`); not in the API's answer (the agent knows their own name).
+    #[serde(skip)]
+    pub agent: Option<String>,
     /// The visitor's name and whether they are connected now, if a visitor holds the seat.
     pub visitor: Option<String>,
     pub visitor_present: bool,
@@ -92,6 +96,12 @@ pub enum Command {
     End {
         room: String,
     },
+    /// The host's `end_room`, once the store says the room ended: close it live.
+    EndedInStore {
+        room: String,
+        /// The call the end stopped, for its log.
+        ended: Option<Ended>,
+    },
     View {
         room: String,
         reply: oneshot::Sender<Option<LiveView>>,
@@ -119,6 +129,19 @@ struct Entry {
     agent_id: String,
     conversation_id: Option<String>,
     members: HashMap<Seat, Member>,
+}
+
+/// A room opened from a chat (`POST /api/chats/{id}/video`: the agent's "Video", or a
+/// customer's call request) is a phone-like call: one side rings, the other accepts.
+/// Every other room (the agent's own rooms, appointments) is a meeting: being in it is
+/// being in the call, which starts by itself once both seats are here.
+pub fn rings(conversation_id: Option<&str>) -> bool {
+    conversation_id.is_some()
+}
+
+/// `call_mode` in the welcome: `ring` or `auto`.
+pub fn call_mode(conversation_id: Option<&str>) -> &'static str {
+    if rings(conversation_id) { "ring" } else { "auto" }
 }
 
 struct Task {
@@ -189,6 +212,14 @@ fn refusal_frame(r: Refusal) -> RoomServerFrame {
     RoomServerFrame::error(code, message)
 }
 
+/// Call control in a meeting room, where nothing rings.
+fn automatic_call() -> RoomServerFrame {
+    RoomServerFrame::error(
+        "automatic_call",
+        "in this room the call runs by itself while both are in it; leave to end your part",
+    )
+}
+
 impl Entry {
     fn send(&self, seat: Seat, frame: &RoomServerFrame) {
         if let Some(m) = self.members.get(&seat).filter(|m| m.connected) {
@@ -213,6 +244,31 @@ impl Entry {
                 .then(|| self.core.holder(seat).map(|h| h.person.clone()))
                 .flatten(),
         })
+    }
+
+    fn rings(&self) -> bool {
+        rings(self.conversation_id.as_deref())
+    }
+
+    /// A meeting room with both seats here and no call yet: the call starts now, as if
+    /// rung and accepted, and both get `call_started` (a member who has just arrived gets
+    /// it right after their welcome). The agent's page offers (the impolite side), so the
+    /// two never offer at once, whoever came first.
+    fn start_when_both_in(&mut self, now: i64) {
+        if self.rings() || self.core.call != Call::Idle {
+            return;
+        }
+        // Refused, untouched, unless both are connected.
+        if self.core.start_call(Seat::Agent).is_err() {
+            return;
+        }
+        if self.core.accept(Seat::Visitor, now).is_err() {
+            let _ = self.core.hang_up(Seat::Agent, now);
+            return;
+        }
+        for s in [Seat::Agent, Seat::Visitor] {
+            self.send(s, &RoomServerFrame::CallStarted { polite: s.polite() });
+        }
     }
 
     fn who(&self, seat: Seat) -> &'static str {
@@ -276,10 +332,12 @@ impl Task {
             Command::Disconnect { room, seat, conn_id } => self.disconnect(&room, seat, conn_id),
             Command::GraceOver { room, seat, conn_id } => self.grace_over(&room, seat, conn_id),
             Command::End { room } => self.end(&room, "agent"),
+            Command::EndedInStore { room, ended } => self.close_ended(&room, "agent", ended),
             Command::Lost { room } => self.lost(&room),
             Command::View { room, reply } => {
                 let view = self.rooms.get(&room).map(|e| LiveView {
                     agent_present: e.core.holder(Seat::Agent).is_some_and(|h| h.here),
+                    agent: e.members.get(&Seat::Agent).map(|m| m.name.clone()),
                     visitor: e.members.get(&Seat::Visitor).map(|m| m.name.clone()),
                     visitor_present: e.core.holder(Seat::Visitor).is_some_and(|h| h.here),
                     call: match e.core.call {
@@ -341,10 +399,14 @@ impl Task {
             };
             entry.send(seat.other(), &frame);
         }
+        // The call as the member finds it; a meeting's call that starts with their arrival
+        // comes as `call_started` right after the welcome.
+        let call = call_name(&entry.core.call, seat);
+        entry.start_when_both_in(now_ms());
         Ok(Admitted {
             seat,
             peer: entry.peer_view(seat.other()),
-            call: call_name(&entry.core.call, seat),
+            call,
         })
     }
 
@@ -359,6 +421,18 @@ impl Task {
             return;
         }
         let now = now_ms();
+        if !entry.rings()
+            && matches!(
+                frame,
+                RoomClientFrame::StartCall {}
+                    | RoomClientFrame::AcceptCall {}
+                    | RoomClientFrame::RejectCall { .. }
+                    | RoomClientFrame::HangUp {}
+            )
+        {
+            entry.send(seat, &automatic_call());
+            return;
+        }
         let result: Result<Option<Ended>, Refusal> = match frame {
             RoomClientFrame::Ping {} => {
                 entry.send(seat, &RoomServerFrame::Pong);
@@ -409,8 +483,7 @@ impl Task {
             }
             RoomClientFrame::EndRoom {} => match entry.core.end_by(seat, now) {
                 Ok(ended) => {
-                    self.close_ended(room, "agent", ended);
-                    self.end_in_store(room);
+                    self.end_in_store_then_close(room, ended);
                     return;
                 }
                 Err(r) => Err(r),
@@ -600,12 +673,16 @@ impl Task {
 
     /// The host ended the room from its socket: the stored room ends too (the agent's API
     /// does that itself).
-    fn end_in_store(&self, room: &str) {
-        let (store, room) = (self.store.clone(), room.to_string());
+    /// Ends the room in the store first, then live, as `DELETE /api/rooms/{id}` does:
+    /// whoever is told `room_ended` and joins again at once finds the room ended, never
+    /// its old seat still held (`409 seat_taken`).
+    fn end_in_store_then_close(&self, room: &str, ended: Option<Ended>) {
+        let (store, commands, room) = (self.store.clone(), self.commands.clone(), room.to_string());
         tokio::spawn(async move {
             if let Err(e) = super::end_stored_room(&store, &room).await {
                 tracing::warn!(room, error = %e, "could not mark the room ended in the store");
             }
+            let _ = commands.send(Command::EndedInStore { room, ended }).await;
         });
     }
 

@@ -1,4 +1,4 @@
-//! Rooms and 1-to-1 video (issue 16): the live side of rooms.
+//! Rooms and 1-to-1 video: the live side of rooms.
 //!
 //! - [`live`]: the rooms task, sole owner of who is in which room and of each call;
 //!   it applies `core::room` and sends frames to the members' sockets;

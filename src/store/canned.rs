@@ -16,7 +16,7 @@ pub struct CannedReply {
     /// `[a-z0-9_-]{1,32}`, unique per owner.
     pub shortcut: String,
     pub title: String,
-    /// May name `{customer}` and `{agent}`, filled in by the console.
+    /// May name `{customer}`, `{customer_first_name}` and `{agent}`, filled in by the console.
     pub text: String,
     /// Category ids it applies to; empty: all.
     pub categories: Vec<String>,

@@ -19,7 +19,7 @@
 //!   Every read and write first folds what is held, so callers see every archived
 //!   event. Other data (accounts, categories, …) is committed durably as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
-//!   an ever-growing value on every message). Since schema 3 (issue 14) each message
+//!   an ever-growing value on every message). Since schema 3 each message
 //!   is a row of an append-ordered log plus a share of a per-conversation index of
 //!   runs ([`message_log`]): every insert goes to the log's rightmost leaf, so leaves
 //!   fill (a row per message keyed by conversation left them half full with many
@@ -43,7 +43,7 @@
 //! - Agents' notes on conversations have a table of their own keyed (conversation
 //!   id, note id) ([`notes`]), not a place in the conversation record: a note is kept
 //!   before its conversation's opening is stored, and a retry finds its key taken.
-//! - Schema 2's `messages` row values were compact binary records (issue 14, see
+//! - Schema 2's `messages` row values were compact binary records (see
 //!   [`message_value`]) or JSON in files written before; both are read when migrating.
 //! - Other values are JSON via private mirror structs: a well-kept, self-describing
 //!   format that survives adding optional fields, and the public model types
@@ -64,21 +64,21 @@ use super::journal::{self, Journal};
 use super::record::{AccountRecord, ClosedRecord, TransferRecord};
 use super::*;
 
-// ---- sessions in the shared store (issue 15) ----
+// ---- sessions in the shared store ----
 mod sessions;
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 mod rooms;
-// ---- appointments (issue 17) ----
+// ---- appointments ----
 mod appointments;
-// ---- appointment mail outbox (issue 17) ----
+// ---- appointment mail outbox ----
 mod outbox;
 // ---- offline messages ----
 mod offline;
-// ---- compact archive records (issue 14) ----
+// ---- compact archive records ----
 mod message_value;
-// ---- messages in an append-ordered log (issue 14, schema 3) ----
+// ---- messages in an append-ordered log (schema 3) ----
 mod message_log;
-// ---- folds and checkpoints on a niced thread (issue 14) ----
+// ---- folds and checkpoints on a niced thread ----
 mod background;
 // ---- canned replies and ratings ----
 mod canned;
@@ -88,6 +88,7 @@ mod notes;
 // ---- customers: their details, earlier conversations ----
 mod customers;
 // ---- a customer's data erased on request ----
+mod erased;
 mod erasure;
 // ---- transcripts by mail ----
 mod transcripts;
@@ -106,7 +107,7 @@ const SCHEMA_V5: u64 = 5;
 /// The version before the search postings ([`search_index`]): opening such a file (or an
 /// older one) indexes its conversations once and marks it 5.
 const SCHEMA_V4: u64 = 4;
-/// The version whose message records all hold their id as text; schema 4 (issue 14)
+/// The version whose message records all hold their id as text; schema 4
 /// stores the hub's UUID ids as 16 bytes, and reads version 3's records as they are, so
 /// opening such a file only marks it 4 (a build reading 3 then refuses it, never misreads it).
 const SCHEMA_V3: u64 = 3;
@@ -161,7 +162,7 @@ pub struct EmbeddedStore {
 /// checkpoint, on the niced [`background`] thread, takes `folding`, `unfolded`, redb's,
 /// then `spare`, never `journal`).
 ///
-/// Two journal files take turns (issue 14): when the one appended to is full, appends go
+/// Two journal files take turns: when the one appended to is full, appends go
 /// on in the other at once and the full one is checkpointed (one durable redb commit) on
 /// another thread, off the acknowledgement's path; it is the spare again once that commit
 /// is done. Only if the second fills before the first's checkpoint ends does an append wait.
@@ -380,7 +381,7 @@ impl EmbeddedStore {
                 tx.open_table(BY_AGENT).map_err(unavailable)?;
                 tx.open_table(BY_CATEGORY).map_err(unavailable)?;
                 sessions::create_tables(&tx)?;
-                // ---- rooms and 1-to-1 video (issue 16) ----
+                // ---- rooms and 1-to-1 video ----
                 rooms::create_tables(&tx)?;
                 appointments::create_tables(&tx)?;
                 outbox::create_tables(&tx)?;
@@ -649,7 +650,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     let mut note_table = notes::open(tx)?;
     let mut by_customer = customers::open(tx)?;
     let mut report_tables = reports::Writer::open(tx)?;
-    let erased = erasure::tombstones(tx)?;
+    let erased = erased::tombstones(tx)?;
     let mut postings = search_index::open(tx)?;
     // Each conversation's kept messages of the batch, appended together after the batch's
     // openings and closings, in seq order: they take consecutive log positions, one index
@@ -661,8 +662,8 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
         match event {
             // Erased on request: nothing of it is kept again (it needs no more checks: a
             // message, transfer or closing needs its opening, which is never stored again).
-            ArchiveEvent::Opened(opened) if erasure::is_erased(&erased, &opened.id)? => {}
-            ArchiveEvent::Note(note) if erasure::is_erased(&erased, &note.conversation_id)? => {}
+            ArchiveEvent::Opened(opened) if erased::is_erased(&erased, &opened.id)? => {}
+            ArchiveEvent::Note(note) if erased::is_erased(&erased, &note.conversation_id)? => {}
             ArchiveEvent::Opened(opened) => {
                 if conversations.get(opened.id.as_str()).map_err(unavailable)?.is_some() {
                     continue; // first opening wins, as in the reference store

@@ -22,7 +22,7 @@
 //!
 //! Record format: `[payload length: u32 LE][generation: u32 LE][first 8 bytes of
 //! SHA-256(generation, payload)][payload]`, the payload the batch's events (see
-//! [`payload`]: chat messages in binary, since issue 14, the rest and older files' whole
+//! [`payload`]: chat messages in binary, the rest and older files' whole
 //! batches as JSON). A crash during a write leaves a
 //! torn last record: its batch was never acknowledged, so reading stops at the first
 //! record that is short, fails its checksum or belongs to another generation.

@@ -24,21 +24,21 @@ struct Inner {
     /// Conversation id → its notes (in [`note_order`]): apart from `conversations`, as a
     /// note is kept before its conversation's opening too.
     notes: HashMap<String, Vec<ConversationNote>>,
-    // ---- sessions in the shared store (issue 15) ----
+    // ---- sessions in the shared store ----
     sessions: HashMap<String, StoredSession>,
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     rooms: HashMap<String, Room>,
     /// Agent id → their open room's id: the unique key "one open room per agent".
     open_rooms: HashMap<String, String>,
     guests: Vec<Guest>,
     /// In order of first saving.
     call_logs: Vec<CallLog>,
-    // ---- appointments (issue 17) ----
+    // ---- appointments ----
     appointments: Vec<Appointment>,
-    // ---- appointment mail outbox (issue 17) ----
+    // ---- appointment mail outbox ----
     /// In order of writing.
     mails: Vec<OutboxMail>,
-    // ---- desk settings (issue 17) ----
+    // ---- desk settings ----
     desk_settings: HashMap<String, String>,
     // ---- canned replies and ratings ----
     canned: Vec<CannedReply>,
@@ -68,7 +68,7 @@ impl MemoryStore {
 }
 
 impl Inner {
-    // ---- appointments (issue 17) ----
+    // ---- appointments ----
     /// The unique key checked and the appointment stored under the caller's one lock.
     fn book(&mut self, appointment: Appointment) -> StoreResult<()> {
         let taken = self.appointments.iter().any(|a| {
@@ -375,7 +375,7 @@ impl Store for MemoryStore {
         self.with(|s| Ok(s.notes.get(conversation_id).cloned().unwrap_or_default()))
     }
 
-    // ---- sessions in the shared store (issue 15) ----
+    // ---- sessions in the shared store ----
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
         self.with(|s| {
             if s.sessions.contains_key(&session.id) {
@@ -386,7 +386,7 @@ impl Store for MemoryStore {
         })
     }
 
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     async fn create_room(&self, room: Room) -> StoreResult<()> {
         self.with(|s| {
             if s.rooms.contains_key(&room.id) || s.open_rooms.contains_key(&room.agent_id) {
@@ -477,7 +477,7 @@ impl Store for MemoryStore {
         })
     }
 
-    // ---- appointments (issue 17) ----
+    // ---- appointments ----
     /// The unique key is checked and the appointment stored under one lock: one decision.
     async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
         self.with(|s| s.book(appointment))
@@ -538,7 +538,7 @@ impl Store for MemoryStore {
         })
     }
 
-    // ---- appointment mail outbox (issue 17) ----
+    // ---- appointment mail outbox ----
     /// Booking and mail under one lock: one decision.
     async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()> {
         self.with(|s| {
@@ -629,7 +629,7 @@ impl Store for MemoryStore {
         })
     }
 
-    // ---- desk settings (issue 17) ----
+    // ---- desk settings ----
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.with(|s| Ok(s.desk_settings.get(key).cloned()))
     }

@@ -23,9 +23,9 @@ mod record;
 mod customer;
 // ---- a customer's data erased on request ----
 mod erasure;
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 mod rooms;
-// ---- appointment mail outbox (issue 17) ----
+// ---- appointment mail outbox ----
 mod outbox;
 // ---- canned replies and ratings ----
 mod canned;
@@ -44,13 +44,14 @@ pub use embedded::EmbeddedStore;
 pub use erasure::{Erased, ErasureRecord};
 pub use memory::MemoryStore;
 pub use mongo::MongoStore;
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState, SeatHold, WrongAttempts};
-// ---- appointment mail outbox (issue 17) ----
+// ---- appointment mail outbox ----
 pub use outbox::{MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, apply_outcome};
 // ---- canned replies and ratings ----
+pub use crate::rating_scale::RatingScale;
 pub use canned::CannedReply;
-pub use ratings::{Rating, RatingScale};
+pub use ratings::Rating;
 // ---- offline messages ----
 pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, newest_first};
 // ---- transcripts by mail ----
@@ -334,7 +335,7 @@ pub struct Page {
     pub limit: u64,
 }
 
-/// A signed-in session as stored (issue 15): shared by every node, so a restart or a
+/// A signed-in session as stored: shared by every node, so a restart or a
 /// reconnect to another node keeps staff signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
@@ -344,7 +345,7 @@ pub struct StoredSession {
     pub expires_at: Millis,
 }
 
-// ---- appointments (issue 17) ----
+// ---- appointments ----
 
 /// Whether an appointment still holds its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -378,6 +379,10 @@ pub struct Appointment {
     /// The customer's IANA time zone, as their browser gave it when booking (validated):
     /// what their mails and pages show times in. `None` for bookings made without one.
     pub customer_zone: Option<String>,
+    /// The customer's clock shows 12 hours (10:00 AM), as their browser's locale said when
+    /// booking: their mails give times as the booking page showed them. `false` (24 hours)
+    /// for bookings made without one.
+    pub customer_hour12: bool,
     /// Why the customer cancelled, if they said.
     pub cancel_reason: Option<String>,
 }
@@ -454,7 +459,7 @@ pub trait Store: Send + Sync + 'static {
     /// conversation has none (an empty list, not `NotFound`).
     async fn conversation_notes(&self, conversation_id: &str) -> StoreResult<Vec<ConversationNote>>;
 
-    // ---- sessions in the shared store (issue 15) ----
+    // ---- sessions in the shared store ----
     /// Stores a new session; `Conflict` if its id is taken.
     async fn create_session(&self, session: StoredSession) -> StoreResult<()>;
     /// A session by id, as stored (expired or not: the caller compares `expires_at`, as an
@@ -466,7 +471,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>>;
     /// Deletes the sessions expired at `now` (`expires_at <= now`); returns how many.
     async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64>;
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// Stores a new open room (its `revision` as given). `Conflict` when its agent already
     /// has an open room: a unique key of the backend decides, so two creations racing
     /// cannot both win.
@@ -487,7 +492,7 @@ pub trait Store: Send + Sync + 'static {
     /// Call logs newest first (of one agent when given) and the total count before paging.
     async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)>;
 
-    // ---- appointments (issue 17) ----
+    // ---- appointments ----
     /// Stores a new booked appointment. `Conflict` when its representative already has a
     /// booked appointment starting at the same instant (or its id or token hash is
     /// taken): decided by a unique key inside the store, so of any number of concurrent
@@ -509,7 +514,7 @@ pub trait Store: Send + Sync + 'static {
         representative: Option<&str>,
     ) -> StoreResult<Vec<Appointment>>;
 
-    // ---- appointment mail outbox (issue 17) ----
+    // ---- appointment mail outbox ----
     /// [`Store::book_appointment`] and the confirmation `mail` as one write: when the
     /// booking is refused (`Conflict`) no mail stays; when it succeeds the mail is stored.
     async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()>;
@@ -553,7 +558,7 @@ pub trait Store: Send + Sync + 'static {
     /// before paging.
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)>;
 
-    // ---- desk settings set through the admin API (issue 17: appointment hours) ----
+    // ---- desk settings set through the admin API (appointment hours) ----
     /// The value an admin stored under `key` (an opaque text, JSON by convention); `None`
     /// when none is stored (the settings' default applies).
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>>;

@@ -124,13 +124,13 @@ use serde::{Deserialize, Serialize};
 use super::record::{AccountRecord, ClosedRecord, MessageRecord, TransferRecord};
 use super::*;
 
-// ---- sessions in the shared store (issue 15) ----
+// ---- sessions in the shared store ----
 mod sessions;
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 mod rooms;
-// ---- appointments (issue 17) ----
+// ---- appointments ----
 mod appointments;
-// ---- appointment mail outbox (issue 17) ----
+// ---- appointment mail outbox ----
 mod outbox;
 // ---- offline messages ----
 mod offline;
@@ -340,7 +340,7 @@ impl MongoStore {
             .await
             .map_err(unavailable)?;
         self.create_session_indexes().await?;
-        // ---- rooms and 1-to-1 video (issue 16) ----
+        // ---- rooms and 1-to-1 video ----
         self.create_room_indexes().await?;
         self.create_appointment_indexes().await?;
         self.create_outbox_indexes().await?;
@@ -566,7 +566,7 @@ impl Store for MongoStore {
         self.notes_of(conversation_id).await
     }
 
-    // ---- sessions in the shared store (issue 15): in `mongo/sessions.rs` ----
+    // ---- sessions in the shared store: in `mongo/sessions.rs` ----
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
         self.insert_session(session).await
     }
@@ -587,7 +587,7 @@ impl Store for MongoStore {
         self.sweep_expired_sessions(now).await
     }
 
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     async fn create_room(&self, room: Room) -> StoreResult<()> {
         self.rooms_create(room).await
     }
@@ -616,7 +616,7 @@ impl Store for MongoStore {
         self.rooms_call_logs(agent_id, page).await
     }
 
-    // ---- appointments (issue 17): in `mongo/appointments.rs` ----
+    // ---- appointments: in `mongo/appointments.rs` ----
     async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
         self.insert_appointment(appointment).await
     }
@@ -642,7 +642,7 @@ impl Store for MongoStore {
         self.appointments_between(from, to, representative).await
     }
 
-    // ---- appointment mail outbox (issue 17): in `mongo/outbox.rs` ----
+    // ---- appointment mail outbox: in `mongo/outbox.rs` ----
     async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()> {
         self.book_with_mail(appointment, mail).await
     }
@@ -687,7 +687,7 @@ impl Store for MongoStore {
         self.list_mails(status, page).await
     }
 
-    // ---- desk settings (issue 17): in `mongo/outbox.rs` ----
+    // ---- desk settings: in `mongo/outbox.rs` ----
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.read_desk_setting(key).await
     }

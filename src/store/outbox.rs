@@ -1,4 +1,4 @@
-//! The mail outbox (issue 17): appointment mail waiting to be sent, as stored.
+//! The mail outbox: appointment mail waiting to be sent, as stored.
 //!
 //! A mail is written by the same store call that books or cancels its appointment, so a
 //! booking never exists without its confirmation waiting somewhere (see each backend for

@@ -7,27 +7,7 @@
 //! joins it in.
 
 use super::Millis;
-
-/// How a desk asks customers to rate (`RATING_SCALE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RatingScale {
-    /// 1 to 5 stars.
-    #[default]
-    Stars,
-    /// Thumbs down (0) or up (1).
-    Thumbs,
-}
-
-impl RatingScale {
-    /// Is `score` a score of this scale?
-    pub fn accepts(self, score: u8) -> bool {
-        match self {
-            RatingScale::Stars => (1..=5).contains(&score),
-            RatingScale::Thumbs => score <= 1,
-        }
-    }
-}
+use crate::rating_scale::RatingScale;
 
 /// A customer's rating of one conversation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

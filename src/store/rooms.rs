@@ -1,4 +1,4 @@
-//! Video rooms, their guests and call logs: what is stored of them (issue 16).
+//! Video rooms, their guests and call logs: what is stored of them.
 //!
 //! A room belongs to one agent and is either for one known customer (named by an
 //! E.164 phone number and/or an email address) or for any guest who knows its

@@ -6,7 +6,7 @@
 mod closing;
 mod connection;
 mod echo;
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 mod room;
 
 use axum::Router;
@@ -41,7 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/ws/agent", get(agent))
         .route("/ws/buddy", get(buddy))
         .route("/ws/echo", get(echo))
-        // ---- rooms and 1-to-1 video (issue 16) ----
+        // ---- rooms and 1-to-1 video ----
         .route("/ws/room", get(room::room))
 }
 

@@ -1,4 +1,4 @@
-//! `/ws/room?room=<id>`: one room member's socket (issue 16). The room token comes in
+//! `/ws/room?room=<id>`: one room member's socket. The room token comes in
 //! the first frame, `{"type":"auth","token":"…"}`, never in the URL: URLs end up in
 //! access logs (a proxy's, the browser's history), frames do not. A token in the query
 //! is refused (`token_in_url`), so no client keeps leaking it.
@@ -12,6 +12,11 @@
 //! heartbeat. It ends as the hub's other sockets do ([`closing`]): protocol violations
 //! get their close code (1009 for a frame over 1 MiB) and a lingering close, a run of
 //! bad frames 1008, the peer's Close its answer.
+//!
+//! A lobby may send `{"type":"peek","token":"…"}` as the first frame instead: the same
+//! checks of the token (none of the seat), answered `room_inside` (who holds the other
+//! seat) and a Close 1000. It takes no seat and no one in the room hears of it; the
+//! names go only to someone the room admitted (the token is the proof).
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -30,7 +35,7 @@ use crate::http::listener::LingeringClose;
 use crate::http::{ApiError, AppState};
 use crate::rooms::SeatRefused;
 use crate::rooms::cluster::{ConnectRefused, LinkDown};
-use crate::rooms::frames::{RoomClientFrame, RoomServerFrame};
+use crate::rooms::frames::{InsideView, RoomClientFrame, RoomServerFrame};
 use crate::rooms::live::{Conn, OUTBOX, Outbound};
 use crate::rooms::token::{PersonKind, RoomClaims, TokenRefusal};
 use crate::store::{RoomState, StoreError};
@@ -61,7 +66,13 @@ pub struct RoomQuery {
 #[derive(Debug, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum FirstFrame {
-    Auth { token: String },
+    Auth {
+        token: String,
+    },
+    /// Who is inside, without joining (a lobby).
+    Peek {
+        token: String,
+    },
 }
 
 type Refused = (u16, &'static str, &'static str);
@@ -74,9 +85,9 @@ enum NotIn {
     Ended(Ending),
 }
 
-/// Reads the `auth` frame; anything else first, or nothing within [`AUTH_DEADLINE`], is
-/// refused (4400).
-async fn read_token(socket: &mut WebSocket) -> Result<String, NotIn> {
+/// Reads the `auth` (or `peek`) frame; anything else first, or nothing within
+/// [`AUTH_DEADLINE`], is refused (4400).
+async fn read_token(socket: &mut WebSocket) -> Result<FirstFrame, NotIn> {
     const MISSING: Refused = (
         4400,
         "bad_token",
@@ -94,10 +105,9 @@ async fn read_token(socket: &mut WebSocket) -> Result<String, NotIn> {
     })
     .await;
     match first {
-        Ok(Ok(text)) if text.len() <= MAX_ROOM_FRAME => match serde_json::from_str::<FirstFrame>(&text) {
-            Ok(FirstFrame::Auth { token }) => Ok(token),
-            Err(_) => Err(NotIn::Refused(MISSING)),
-        },
+        Ok(Ok(text)) if text.len() <= MAX_ROOM_FRAME => {
+            serde_json::from_str::<FirstFrame>(&text).map_err(|_| NotIn::Refused(MISSING))
+        }
         Ok(Err(not_in)) => Err(not_in),
         _ => Err(NotIn::Refused(MISSING)),
     }
@@ -141,7 +151,8 @@ fn seat_refusal(kind: PersonKind) -> Refused {
     }
 }
 
-async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Result<(RoomClaims, Stored), Refused> {
+/// The token's claims, for this socket's room.
+fn check_token(state: &AppState, query: &RoomQuery, token: &str) -> Result<RoomClaims, Refused> {
     let claims = match state.rooms.tokens.verify(token) {
         Ok(c) => c,
         Err(TokenRefusal::Expired) => return Err((4401, "token_expired", "the room token has expired; join again")),
@@ -150,6 +161,49 @@ async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Resul
     if claims.room != query.room {
         return Err((4403, "wrong_room", "the room token is for another room"));
     }
+    Ok(claims)
+}
+
+/// A stored room that takes members now: open, and (an appointment's) not past its end.
+fn still_open(room: &crate::store::Room) -> bool {
+    room.state == RoomState::Open && crate::core::room::open_at(room.open_until, crate::hub::now_ms())
+}
+
+/// The store did not answer.
+fn store_down(e: StoreError) -> Refused {
+    tracing::warn!(error = %e, "room websocket: the store did not answer");
+    (1011, "unavailable", "the hub cannot reach its store; try again shortly")
+}
+
+/// A lobby's `peek`: who holds the other seat now (and whether the asker is in the room
+/// on another connection), then a Close 1000. Takes no seat and reserves none.
+async fn peek(state: &AppState, query: &RoomQuery, token: &str) -> Result<RoomServerFrame, Refused> {
+    let claims = check_token(state, query, token)?;
+    match state.store.room(&claims.room).await {
+        Ok(room) if still_open(&room) => {}
+        Ok(_) | Err(StoreError::NotFound) => return Err((4410, "room_ended", "the meeting has ended")),
+        Err(e) => return Err(store_down(e)),
+    }
+    let view = state.rooms.view(&claims.room).await;
+    let inside = |name: Option<String>, present: bool| name.map(|name| InsideView { name, present });
+    Ok(match (view, claims.kind) {
+        (None, _) => RoomServerFrame::RoomInside {
+            peer: None,
+            elsewhere: false,
+        },
+        (Some(v), PersonKind::Agent) => RoomServerFrame::RoomInside {
+            peer: inside(v.visitor, v.visitor_present),
+            elsewhere: v.agent_present,
+        },
+        (Some(v), _) => RoomServerFrame::RoomInside {
+            peer: inside(v.agent, v.agent_present),
+            elsewhere: v.visitor_present && v.visitor_person.as_deref() == Some(claims.sub.as_str()),
+        },
+    })
+}
+
+async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Result<(RoomClaims, Stored), Refused> {
+    let claims = check_token(state, query, token)?;
     let stored = if claims.kind == PersonKind::Agent {
         state.store.room(&claims.room).await
     } else {
@@ -167,24 +221,17 @@ async fn admit_member(state: &AppState, query: &RoomQuery, token: &str) -> Resul
         }
     };
     match stored {
-        Ok(room)
-            if room.state == RoomState::Open && crate::core::room::open_at(room.open_until, crate::hub::now_ms()) =>
-        {
-            Ok((
-                claims,
-                Stored {
-                    agent_id: room.agent_id,
-                    title: room.title,
-                    conversation_id: room.conversation_id,
-                    open_until: room.open_until,
-                },
-            ))
-        }
+        Ok(room) if still_open(&room) => Ok((
+            claims,
+            Stored {
+                agent_id: room.agent_id,
+                title: room.title,
+                conversation_id: room.conversation_id,
+                open_until: room.open_until,
+            },
+        )),
         Ok(_) | Err(StoreError::NotFound) => Err((4410, "room_ended", "the meeting has ended")),
-        Err(e) => {
-            tracing::warn!(error = %e, "room websocket: the store did not answer");
-            Err((1011, "unavailable", "the hub cannot reach its store; try again shortly"))
-        }
+        Err(e) => Err(store_down(e)),
     }
 }
 
@@ -198,7 +245,16 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: Li
         return refuse(socket, &tcp, refused).await;
     }
     let token = match read_token(&mut socket).await {
-        Ok(t) => t,
+        Ok(FirstFrame::Auth { token }) => token,
+        Ok(FirstFrame::Peek { token }) => {
+            return match peek(&state, &query, &token).await {
+                Ok(inside) => {
+                    let _ = socket.send(Message::Text(inside.encode().into())).await;
+                    closing::finish(&mut socket, Ending::Close(1000, "that is who is inside"), &tcp).await
+                }
+                Err(refused) => refuse(socket, &tcp, refused).await,
+            };
+        }
         Err(NotIn::Refused(refused)) => return refuse(socket, &tcp, refused).await,
         Err(NotIn::Ended(ending)) => return closing::finish(&mut socket, ending, &tcp).await,
     };
@@ -206,6 +262,7 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: Li
         Ok(x) => x,
         Err(refused) => return refuse(socket, &tcp, refused).await,
     };
+    let call_mode = crate::rooms::live::call_mode(stored.conversation_id.as_deref());
     let conn_id = state.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (out, mut outbox) = mpsc::channel(OUTBOX);
     let connected = state
@@ -249,6 +306,7 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: Li
         polite: admitted.seat.polite(),
         peer: admitted.peer,
         call: admitted.call,
+        call_mode,
         ice_servers: crate::rooms::ice::ice_servers(&state.settings, &claims.sub, now_secs),
         token,
         token_expires_at: (fresh.exp * 1000) as i64,

@@ -148,3 +148,101 @@ for (const size of Object.keys(SIZES)) {
     }
   });
 }
+
+/** The scrolled box of `transcript`: whether it overflows, and its scrollTop. */
+const scrollState = (transcript) => transcript.evaluate((t) => ({ overflows: t.scrollHeight > t.clientHeight + 1, top: t.scrollTop }));
+
+/**
+ * A long chat overflows its transcript: a keyboard user must be able to scroll back
+ * through it (axe: scrollable-region-focusable), in the widget, on the customer page and
+ * in the agent console. The short chats above never overflow.
+ */
+for (const size of Object.keys(SIZES)) {
+  test(`a long transcript scrolls by keyboard: widget, customer page and agent console (${size})`, async () => {
+    const slug = `long-${size.replace(/\W+/g, '-')}`;
+    const admin = await adminToken(hub);
+    await apiCall(hub, 'POST', '/api/admin/categories', { id: slug, name: `Long chat ${size}` }, admin);
+    const agent = await createAgent(hub, { username: `axe-${slug}`, display_name: 'Lena', categories: [slug] });
+    const staff = await pageAt(size);
+    const customer = await pageAt(size);
+    try {
+      await agentSignsIn(staff, hub, agent);
+      // The widget's page on its own (a site frames it): the topic chosen in advance.
+      await customer.goto(`${hub.url}/widget.html?category=${slug}`);
+      await customer.getByTestId('name-input').fill('Max');
+      await customer.getByTestId('join-button').click();
+      await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Lena' }).waitFor();
+      const panel = staff.locator('[data-testid="chat-panel"][data-customer="Max"]');
+      await panel.waitFor({ state: 'attached' });
+      if (!(await panel.isVisible())) await staff.locator('[data-testid="chat-list-item"][data-customer="Max"]').click();
+      for (let i = 1; i <= 14; i += 1) {
+        await customer.getByTestId('message-input').fill(`Question ${i}: does the blue tent fit two people and their packs?`);
+        await customer.getByTestId('message-input').press('Enter');
+        await panel.getByTestId('message-input').fill(`Answer ${i}: it does, with room for boots in the porch.`);
+        await panel.getByTestId('message-input').press('Enter');
+      }
+      await customer.getByTestId('message').filter({ hasText: 'Answer 14:' }).getByTestId('message-time').waitFor();
+      await panel.getByTestId('message').filter({ hasText: 'Answer 14:' }).getByTestId('message-time').waitFor();
+
+      // Every page's violations first, then one verdict: each page is reported.
+      const found = [];
+      const check = async (page, what, transcript) => {
+        assert.ok((await scrollState(transcript)).overflows, `${what}: the transcript overflows`);
+        found.push(...(await violations(page)).map((v) => `${what}: ${v}`));
+      };
+      await check(customer, 'widget', customer.getByTestId('transcript'));
+      const consoleTranscript = panel.getByTestId('transcript');
+      await check(staff, 'agent console', consoleTranscript);
+      // The customer page in the same tab carries the chat on, its transcript rebuilt.
+      await customer.goto(`${hub.url}/`);
+      await customer.getByTestId('message').filter({ hasText: 'Answer 14:' }).waitFor();
+      await customer.getByTestId('connection-state').filter({ hasText: 'connected' }).waitFor();
+      const pageTranscript = customer.getByTestId('transcript');
+      await check(customer, 'customer page', pageTranscript);
+      assert.deepEqual(found, [], `a long chat: ${found.length} serious accessibility violations:\n${found.join('\n')}`);
+
+      // By keyboard: the transcript takes focus and scrolls back with Home.
+      for (const [page, transcript] of [[staff, consoleTranscript], [customer, pageTranscript]]) {
+        await transcript.focus();
+        assert.equal(await transcript.evaluate((t) => t === document.activeElement), true, 'the transcript takes focus');
+        await page.keyboard.press('Home');
+        await page.waitForFunction((t) => t.scrollTop === 0, await transcript.elementHandle());
+      }
+    } finally {
+      await customer.context().close();
+      await staff.context().close();
+    }
+  });
+}
+
+test("the representative's appointments page passes axe, empty and with an appointment", async () => {
+  // A topic only Rosa serves: a booking of it is hers.
+  const admin = await adminToken(hub);
+  await apiCall(hub, 'POST', '/api/admin/categories', { id: 'axe-bookings', name: 'Bookings' }, admin);
+  const agent = await createAgent(hub, { username: 'axe-appointments', display_name: 'Rosa', categories: ['axe-bookings'] });
+  const freeDay = async (monthsAhead) => {
+    const d = new Date();
+    const month = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + monthsAhead, 1)).toISOString().slice(0, 7);
+    const days = await apiCall(hub, 'GET', `/api/appointments/days?month=${month}&zone=UTC&category=axe-bookings`);
+    return days.data.free_days[0];
+  };
+  const date = (await freeDay(0)) ?? (await freeDay(1));
+  const slots = await apiCall(hub, 'GET', `/api/appointments/slots?date=${date}&zone=UTC&category=axe-bookings`);
+  const start = slots.data.slots.find((s) => s.free).start;
+  const made = await apiCall(hub, 'POST', '/api/appointments', { start, name: 'Nia', email: 'nia@example.com', comment: 'The return label', category: 'axe-bookings' });
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+  for (const size of Object.keys(SIZES)) {
+    const page = await pageAt(size);
+    try {
+      await agentSignsIn(page, hub, agent, { available: false });
+      await page.goto(`${hub.url}/appointments.html`);
+      await page.getByTestId('agent-zone').filter({ hasNotText: '…' }).waitFor();
+      await expectClean(page, `appointments (${size})`);
+      await page.getByTestId('agent-day').fill(date);
+      await page.getByTestId('agent-appointment').filter({ hasText: 'Nia' }).waitFor();
+      await expectClean(page, `appointments of ${date} (${size})`);
+    } finally {
+      await page.context().close();
+    }
+  }
+});

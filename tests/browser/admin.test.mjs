@@ -182,7 +182,18 @@ test('an admin gives a category chat hours; outside them it is closed, and alway
     await row.getByTestId('hours-edit').click();
     for (const day of ['mon', 'tue', 'wed', 'thu', 'fri']) await row.getByTestId(`hours-${day}-open`).check();
     await row.getByTestId('hours-save').click();
-    await row.getByTestId('hours-summary').filter({ hasText: 'Mon 09:00–17:00' }).waitFor();
+    await row.getByTestId('hours-summary').filter({ hasText: '09:00–17:00' }).waitFor();
+    assert.equal(await row.getByTestId('hours-summary').textContent(), 'Mon–Fri 09:00–17:00 · closed on 1 holiday');
+    // Days with other hours, and a day apart, read as such.
+    await row.getByTestId('hours-edit').click();
+    await row.getByTestId('hours-wed-open').uncheck();
+    await row.getByTestId('hours-sat-open').check();
+    await row.getByTestId('hours-sat-from').fill('10:00');
+    await row.getByTestId('hours-sat-to').fill('14:00');
+    await row.getByTestId('hours-save').click();
+    await row.getByTestId('hours-summary').filter({ hasText: 'Sat' }).waitFor();
+    assert.equal(await row.getByTestId('hours-summary').textContent(), 'Mon–Tue, Thu–Fri 09:00–17:00 · Sat 10:00–14:00 · closed on 1 holiday');
+    await shot(admin, 'admin-hours-week');
 
     await row.getByTestId('hours-edit').click();
     await row.getByTestId('hours-always').click();
@@ -214,11 +225,11 @@ test('an admin sets the widget look on the settings view and the widget serves i
     await shot(admin, 'admin-widget-settings');
     const served = await apiCall(hub, 'GET', '/api/widget');
     assert.deepEqual([served.data.title, served.data.color, served.data.greeting, served.data.categories], ['Acme help', '#0f766e', 'Hello from Acme!', ['billing']]);
-    // The widget page itself greets with it.
+    // The widget page itself greets with it (shown while someone is online to answer).
     const widget = await newPage(browser);
     pages.push(widget);
     await widget.goto(`${hub.url}/widget.html`);
-    await widget.getByText('Hello from Acme!').waitFor();
+    await widget.getByTestId('widget-greeting').filter({ hasText: 'Hello from Acme!' }).waitFor({ state: 'attached' });
     // Only the topic the admin chose is offered.
     await widget.getByTestId('category-billing').waitFor();
     assert.equal(await widget.getByTestId('category-sales').count(), 0);
@@ -227,5 +238,103 @@ test('an admin sets the widget look on the settings view and the widget serves i
     assert.equal((await apiCall(hub, 'GET', '/api/widget')).data.title, 'Switchboard');
     const width = await admin.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `the settings view overflows a phone: ${width}px`);
+  });
+});
+
+/** Signs in on admin.html at `view`. */
+async function adminSignsIn(page, at, viewName = 'dashboard') {
+  await page.goto(`${at.url}/admin.html#${viewName}`);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(ADMIN_PASSWORD);
+  await page.getByTestId('password').press('Enter');
+  await page.locator('#nav:not([hidden])').waitFor();
+}
+
+test('on a phone the admin\'s sections are one row of tabs that scrolls, not half the screen', async () => {
+  await withShots('admin-phone-nav', async (pages) => {
+    const admin = await newPage(browser, { width: 390, height: 844 });
+    pages.push(admin);
+    await adminSignsIn(admin, hub);
+    const nav = await admin.evaluate(() => {
+      const links = [...document.querySelectorAll('#nav a')];
+      const tops = new Set(links.map((a) => Math.round(a.getBoundingClientRect().top)));
+      return { rows: tops.size, header: document.querySelector('header.app').getBoundingClientRect().height, pageWidth: document.documentElement.scrollWidth };
+    });
+    assert.equal(nav.rows, 1, `the tabs are one row: ${JSON.stringify(nav)}`);
+    assert.ok(nav.header <= 120, `the header is at most two short rows: ${nav.header}px`);
+    assert.ok(nav.pageWidth <= 390, `the page does not scroll sideways: ${nav.pageWidth}px`);
+    await shot(admin, 'admin-phone-nav');
+    // A tab off the edge is reached by scrolling the row, and once chosen it is in view.
+    await view(admin, 'Settings');
+    await admin.getByTestId('widget-snippet').waitFor();
+    const current = await admin.locator('#nav a[aria-current="page"]').boundingBox();
+    assert.ok(current.x >= 0 && current.x + current.width <= 390, `the current tab is in view: ${JSON.stringify(current)}`);
+    await admin.reload();
+    await admin.locator('#nav a[aria-current="page"]').filter({ hasText: 'Settings' }).waitFor();
+    await admin.waitForFunction(() => {
+      const r = document.querySelector('#nav a[aria-current="page"]').getBoundingClientRect();
+      return r.left >= 0 && r.right <= 390;
+    });
+    await admin.getByTestId('sign-out').waitFor();
+  });
+});
+
+test('the widget snippet names the hub\'s PUBLIC_URL, not the address the admin came from', async () => {
+  await withShots('admin-public-url', async (pages) => {
+    const own = await startHub({ PUBLIC_URL: 'https://help.example.com/' });
+    try {
+      const admin = await newPage(browser);
+      pages.push(admin);
+      await adminSignsIn(admin, own, 'settings');
+      await admin.getByTestId('widget-snippet').filter({ hasText: 'widget.js' }).waitFor();
+      assert.equal(await admin.getByTestId('widget-snippet').textContent(), '<script src="https://help.example.com/widget.js" async></script>');
+      await shot(admin, 'admin-widget-public-url');
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
+test('a fresh desk shows the admin how to start: a category, an agent, the widget', async () => {
+  await withShots('admin-first-run', async (pages) => {
+    const fresh = await startHub();
+    try {
+      const admin = await newPage(browser);
+      pages.push(admin);
+      await adminSignsIn(admin, fresh);
+      const guide = admin.getByTestId('first-run');
+      await guide.waitFor();
+      const step = (name) => guide.locator(`[data-testid="first-run-step"][data-step="${name}"]`);
+      // The desk starts with categories; no agent yet; the widget not placed.
+      assert.equal(await step('categories').getAttribute('data-done'), 'true');
+      assert.equal(await step('agents').getAttribute('data-done'), 'false');
+      assert.equal(await step('widget').getAttribute('data-done'), 'false');
+      assert.match(await step('categories').textContent(), /General/);
+      await shot(admin, 'admin-first-run');
+      // Each step leads to its view.
+      await step('agents').getByRole('link').click();
+      await admin.locator('#nav a[aria-current="page"]').filter({ hasText: 'Agents' }).waitFor();
+      await admin.getByTestId('agent-username').fill('una');
+      await admin.getByTestId('agent-display-name').fill('Una');
+      await admin.getByTestId('agent-password').fill('una-password');
+      await admin.getByTestId('agent-category-general').check();
+      await admin.getByTestId('agent-submit').click();
+      await admin.locator('[data-testid="agent-row"][data-username="una"]').waitFor();
+      await view(admin, 'Dashboard');
+      await step('agents').and(admin.locator('[data-done="true"]')).waitFor();
+      await step('widget').getByRole('link').click();
+      await admin.locator('#nav a[aria-current="page"]').filter({ hasText: 'Settings' }).waitFor();
+      await admin.getByTestId('widget-copy').click();
+      await view(admin, 'Dashboard');
+      await step('widget').and(admin.locator('[data-done="true"]')).waitFor();
+      // Every step done: the guide says so and can be put away for good.
+      await guide.getByTestId('first-run-hide').click();
+      await guide.waitFor({ state: 'hidden' });
+      await admin.reload();
+      await admin.getByTestId('stat-agents-online').waitFor();
+      assert.equal(await guide.isVisible(), false, 'put away for good');
+    } finally {
+      await fresh.stop();
+    }
   });
 });

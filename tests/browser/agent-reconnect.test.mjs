@@ -1,5 +1,5 @@
 // An agent whose network drops for a few seconds stays signed in with their
-// chats (issue 13, item 21): only a 401/403 from /api/me means "signed out";
+// chats: only a 401/403 from /api/me means "signed out";
 // a network error retries. The agent's page goes through a TCP proxy the test
 // cuts, because Chromium's offline mode alone leaves an open websocket up.
 

@@ -1,7 +1,8 @@
-// An appointment's video call (issue 17) in headless Chromium with fake media: a customer
+// An appointment's video call in headless Chromium with fake media: a customer
 // books a slot, the representative presses "Start" on their day's list (it opens the
 // appointment's room), the customer presses "Join the video call" on the appointment's
-// page (the link of their mail), and both reach the room and a connected call. A
+// page (the link of their mail), and both reach the room and a connected call (a meeting:
+// no ring, no accept). A
 // customer who comes early waits ("Your call with Rita starts at …"), shows as waiting on
 // the representative's list, and is let in by themselves once the call is started.
 
@@ -72,8 +73,7 @@ test('the representative starts an appointment and both sides reach the call', a
       await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
     }
     await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
-    await agentRoom.getByTestId('start-call').click();
-    await customer.getByTestId('accept-call').click();
+    // A meeting: in the room is in the call, nothing to ring or accept.
     for (const page of [agentRoom, customer]) {
       await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
     }
@@ -93,7 +93,9 @@ test('the representative starts an appointment and both sides reach the call', a
     await agentRoom.getByTestId('end-room-dialog').filter({ hasText: 'stays open until' }).waitFor();
     await agentRoom.getByTestId('end-room-confirm').click();
     for (const page of [agentRoom, customer]) {
-      await page.getByTestId('room-notice').filter({ hasText: 'The meeting has ended.' }).waitFor();
+      await page.getByTestId('ended').filter({ hasText: 'The meeting has ended' }).waitFor();
     }
+    // The customer's way back is her appointment's page.
+    assert.equal(await customer.getByTestId('ended-back').textContent(), 'Back to your appointment');
   });
 });

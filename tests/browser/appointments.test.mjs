@@ -82,9 +82,6 @@ async function waitForMails(sink, pick, n = 1) {
   throw new Error(`fewer than ${n} matching mails arrived (${mails(sink).length} mails in all)`);
 }
 
-/** `iso` on the wall clock of `zone`, as HH:MM. */
-const hhmm = (iso, zone) => new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
-
 /** `iso` as the page shows a time in `zone` (the browser's locale: 12 or 24 hours). */
 const shownTime = (page, iso, zone) => page.evaluate(([at, z]) => new Intl.DateTimeFormat([], { timeZone: z, hour: '2-digit', minute: '2-digit' })
   .format(new Date(at)), [iso, zone]);
@@ -176,12 +173,16 @@ test('a customer in New York books from the month view; page and mail give New Y
     assert.match(await ics.text(), /SUMMARY:Video call with Rita Berg/);
     await shot(page, 'booking-done-desktop');
 
-    // The slot is held; the mail gives New York's time, the desk's beside it.
+    // The slot is held; the mail gives New York's time, the desk's beside it, each written
+    // as this page wrote it (this browser's locale: 12 or 24 hours).
     const held = await apiCall(hub, 'GET', `/api/appointments/slots?date=${start.slice(0, 10)}&zone=UTC`);
     assert.equal(held.data.slots.find((s) => s.start === start).free, false);
     const [confirmation] = await waitForMails(sink, (m) => m.includes('carla@example.com') && m.includes('METHOD:REQUEST'));
-    assert.match(confirmation, new RegExp(`${hhmm(start, NY)}–\\d\\d:\\d\\d \\(America/New_York\\)`), 'the time in New York');
-    assert.match(confirmation, new RegExp(`${hhmm(start, 'Europe/Berlin')}–\\d\\d:\\d\\d Europe/Berlin at the desk`));
+    const deskStart = await shownTime(page, start, 'Europe/Berlin');
+    assert.ok(confirmation.includes(`${nyStart}–`) && confirmation.includes('(America/New_York)'),
+      `the time in New York as the page gave it (${nyStart}):\n${confirmation}`);
+    assert.ok(confirmation.includes(`${deskStart}–`) && confirmation.includes('Europe/Berlin at the desk'),
+      `the desk's time as the page gave it (${deskStart}):\n${confirmation}`);
     // (Header lines folded by the mail library are unfolded first.)
     assert.match(confirmation.replace(/\r?\n(?=[ \t])/g, ''), /Subject: Confirmed: Video call with Rita Berg on .*\(America\/New_York\)/);
     const link = manageLinkIn(confirmation);
@@ -216,7 +217,7 @@ test('a customer in New York books from the month view; page and mail give New Y
     assert.equal(after.data.slots.find((s) => s.start === later).free, false, 'the new slot is held');
     const [moved] = await waitForMails(sink, (m) => m.includes('carla@example.com') && m.includes('Subject: Rescheduled:'));
     assert.match(moved, /SEQUENCE:1/);
-    assert.match(moved, new RegExp(`New: +.*${hhmm(later, NY)}–`));
+    assert.ok(moved.includes(`${await shownTime(page, later, NY)}–`), `the new time as the page gives it:\n${moved}`);
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(mails(sink).map(decoded).filter((m) => m.includes('carla@example.com') && m.includes('Subject: Rescheduled:')).length, 1,
       'mailed once');
@@ -403,5 +404,41 @@ test('a day picked while the page is still loading lists its slots once', async 
     const free = day.slots.filter((s) => s.free).length;
     assert.ok(free > 0, 'the day has free slots');
     assert.equal(await slots.count(), free, 'each free slot listed once');
+  });
+});
+
+// On a phone the month view fills the screen and the times come below it: a tapped day
+// must bring its times into view, with focus on them (the day's button is drawn anew, and
+// focus fell back to the page). On a desktop the times sit beside the month: focus stays
+// on the day.
+test('tapping a day on a phone brings its times into view and focus to them; on a desktop focus stays on the day', async () => {
+  await withShots('appointments-day-tap', async (pages) => {
+    for (const [size, viewport] of [['phone', { width: 390, height: 844 }], ['desktop', { width: 1280, height: 860 }]]) {
+      const page = await newPage(browser, viewport, { timezoneId: 'UTC', hasTouch: size === 'phone', isMobile: size === 'phone' });
+      pages.push(page);
+      await page.goto(`${hub.url}/book.html`);
+      const date = dateIn(9, 'UTC');
+      await pickDay(page, date);
+      // The chosen day's times (in UTC, the page's zone here, a slot starts on that date).
+      const first = page.locator(`[data-testid="slot"][data-start^="${date}"]`).first();
+      await first.waitFor();
+      // Scrolling to the times is smooth (unless reduced motion is asked for): let it end.
+      await page.waitForFunction(() => new Promise((resolve) => {
+        let last = window.scrollY;
+        setTimeout(() => resolve(window.scrollY === last), 150);
+      }));
+      const focused = await page.evaluate(() => ({ testid: document.activeElement?.dataset.testid, date: document.activeElement?.dataset.date }));
+      if (size === 'phone') {
+        const box = await first.boundingBox();
+        assert.ok(box.y >= 0 && box.y + box.height <= viewport.height, `the first time is on screen: ${JSON.stringify(box)} in ${viewport.height} px`);
+        assert.equal(focused.testid, 'slot', 'focus is on the times');
+        const label = page.getByTestId('day-label');
+        const heading = await label.boundingBox();
+        assert.ok(heading.y >= 0, `the day's heading is on screen above them: ${JSON.stringify(heading)}`);
+      } else {
+        assert.deepEqual(focused, { testid: 'free-day', date }, 'focus stays on the chosen day');
+      }
+      await shot(page, `booking-day-tapped-${size}`);
+    }
   });
 });

@@ -6,7 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
+import path from 'node:path';
+import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot, ADMIN_PASSWORD, SHOTS } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -138,6 +139,62 @@ test('an agent keeps their own replies in "My replies" and the picker offers the
   await panel.getByRole('option').filter({ hasText: 'Goodbye' }).waitFor();
   await input.press('Enter');
   assert.equal(await input.inputValue(), 'Bye Ezra, have a good day!');
+}));
+
+test('at 1366×768 the "/" picker opens above the message box with the replies in view, and fills a first name', () => withShots('canned-fit', async (pages) => {
+  const admin = await adminToken(hub);
+  const replies = [
+    { shortcut: 'tgreet', title: 'Greeting by first name', text: 'Hi {customer_first_name}, {agent} here. How can I help?' },
+    { shortcut: 'treboot', title: 'Restart the router', text: 'Please restart your router.' },
+    { shortcut: 'tcable', title: 'Check the cable', text: 'Is the cable plugged in?' },
+    { shortcut: 'tlights', title: 'Which lights are on', text: 'Which lights are on?' },
+    { shortcut: 'tticket', title: 'Ticket opened', text: 'I opened a ticket for you.' },
+    { shortcut: 'tengineer', title: 'Engineer visit', text: 'An engineer will call you.' },
+    { shortcut: 'tthanks', title: 'Thanks for waiting', text: 'Thanks for waiting, {customer}.' },
+  ];
+  for (const reply of replies) {
+    const res = await apiCall(hub, 'POST', '/api/admin/canned-replies', { ...reply, categories: ['technical'] }, admin);
+    assert.equal(res.status, 201, JSON.stringify(res.data));
+  }
+  const agent = await createAgent(hub, { username: 'tess', display_name: 'Tess', categories: ['technical'] });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser);
+  pages.push(customer);
+  await customerJoins(customer, hub, 'technical', 'Dana Maria Scully');
+  const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Dana Maria Scully"]');
+  await panel.waitFor();
+  const input = panel.getByTestId('message-input');
+  await input.click();
+  await input.pressSequentially('/t');
+  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
+  await picker.waitFor();
+  await panel.getByRole('option').nth(6).waitFor();
+  // The list opens upwards, over the transcript, with every reply readable at once: none
+  // below the message box, none cut off by the window.
+  const fit = await agentPage.evaluate(() => {
+    const box = document.querySelector('[data-testid="chat-panel"]:not([hidden]) [data-testid="message-input"]').getBoundingClientRect();
+    const list = document.querySelector('[data-testid="chat-panel"]:not([hidden]) [data-testid="canned-picker"]');
+    const l = list.getBoundingClientRect();
+    const options = [...list.querySelectorAll('[role="option"]')];
+    const whole = options.filter((o) => {
+      const r = o.getBoundingClientRect();
+      return r.top >= Math.max(0, l.top) - 0.5 && r.bottom <= Math.min(window.innerHeight, l.bottom) + 0.5;
+    });
+    return { listBottom: l.bottom, boxTop: box.top, boxBottom: box.bottom, options: options.length, whole: whole.length, height: window.innerHeight, scrolled: window.scrollY };
+  });
+  assert.ok(fit.options >= 7, JSON.stringify(fit));
+  assert.ok(fit.listBottom <= fit.boxTop + 1, `the picker opens above the message box: ${JSON.stringify(fit)}`);
+  assert.ok(fit.whole >= 6, `at least six replies in view at once: ${JSON.stringify(fit)}`);
+  assert.ok(fit.boxBottom <= fit.height, `the message box stays in view: ${JSON.stringify(fit)}`);
+  await agentPage.screenshot({ path: path.join(SHOTS, 'agent-canned-picker-1366.png') });
+  await input.pressSequentially('greet');
+  await input.press('Enter');
+  assert.equal(await input.inputValue(), 'Hi Dana, Tess here. How can I help?');
+  // The hints name the placeholder.
+  await agentPage.getByTestId('my-replies').locator('summary').click();
+  assert.match(await agentPage.locator('#my-reply-hint').textContent(), /\{customer_first_name\}/);
 }));
 
 test('admins manage the desk\'s canned replies in the #canned view', () => withShots('admin-canned', async (pages) => {

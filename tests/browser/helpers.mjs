@@ -247,7 +247,7 @@ export async function startMongo() {
   };
 }
 
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 /** Chromium with a fake camera and microphone (granted without asking), whose peer
  *  connections may use loopback addresses, the only network the tests have. */
 export function launchMediaBrowser() {

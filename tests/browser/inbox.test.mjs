@@ -248,6 +248,74 @@ test('on a phone the inbox is two views: the list, and one conversation with a w
   });
 });
 
+test('on a phone the console header is one bar and the open chat keeps its message box in view', async () => {
+  await withShots('console-phone-fit', async (pages) => {
+    const wes = await createAgent(hub, { username: 'wes', display_name: 'Wes Moreno', categories: ['sales'], max_chats: 2 });
+    const agent = await newPage(browser, PHONE);
+    pages.push(agent);
+    await agentSignsIn(agent, hub, wes);
+    const customer = await newPage(browser);
+    pages.push(customer);
+    await customerJoins(customer, hub, 'sales', 'Yara');
+    const panel = panelOf(agent, 'Yara');
+    await panel.getByTestId('message-input').waitFor();
+    await says(customer, 'Do you ship to Norway?');
+    await panel.getByTestId('message').filter({ hasText: 'Norway' }).waitFor();
+    const at = await agent.evaluate(() => {
+      const box = (el) => el.getBoundingClientRect();
+      const panelEl = document.querySelector('[data-testid="chat-panel"]:not([hidden])');
+      return {
+        header: box(document.querySelector('header.app')).height,
+        input: box(panelEl.querySelector('[data-testid="message-input"]')),
+        send: box(panelEl.querySelector('[data-testid="send-button"]')),
+        transcript: box(panelEl.querySelector('[data-testid="transcript"]')).height,
+        scrollY: window.scrollY,
+      };
+    });
+    assert.ok(at.header <= 64, `the header is one bar: ${at.header}px`);
+    assert.ok(at.input.bottom <= 844 && at.send.bottom <= 844, `the message box and Send are on screen: ${JSON.stringify(at)}`);
+    assert.ok(at.input.top <= 700, `the message box starts well above the bottom: ${at.input.top}px`);
+    assert.ok(at.transcript >= 300, `the transcript keeps room: ${at.transcript}px`);
+    // Availability stays one tap away; the rest is behind the menu button.
+    assert.equal(await agent.getByTestId('availability-toggle').isVisible(), true);
+    assert.equal(await agent.getByTestId('sign-out').isVisible(), false);
+    const menu = agent.getByTestId('header-menu');
+    assert.equal(await menu.getAttribute('aria-expanded'), 'false');
+    await shot(agent, 'agent-console-phone-chat');
+    await menu.click();
+    assert.equal(await menu.getAttribute('aria-expanded'), 'true');
+    await agent.getByTestId('sign-out').waitFor();
+    assert.equal(await agent.getByTestId('appointments-link').isVisible(), true);
+    assert.equal(await agent.getByTestId('agent-name').textContent(), 'Wes Moreno');
+    assert.ok(await agent.evaluate(() => document.documentElement.scrollWidth) <= PHONE.width, 'no sideways scrolling with the menu open');
+    await shot(agent, 'agent-console-phone-menu');
+    await menu.press('Escape');
+    assert.equal(await menu.getAttribute('aria-expanded'), 'false');
+    assert.equal(await agent.getByTestId('sign-out').isVisible(), false);
+  });
+});
+
+test('at 1366×768 the console header is one row', async () => {
+  await withShots('console-desktop-header', async (pages) => {
+    const xia = await createAgent(hub, { username: 'xia', display_name: 'Xia', categories: ['sales'] });
+    const agent = await newPage(browser, DESKTOP);
+    pages.push(agent);
+    await agentSignsIn(agent, hub, xia);
+    // With a chat open every control is there (going away with a reason, finishing first).
+    const customer = await newPage(browser);
+    pages.push(customer);
+    await customerJoins(customer, hub, 'sales', 'Zed');
+    await panelOf(agent, 'Zed').waitFor();
+    await agent.getByTestId('busy-button').waitFor();
+    const tops = await agent.evaluate(() => [...document.querySelectorAll('header.app > *, header.app .header-more > *')]
+      .filter((e) => e.offsetParent !== null && e.getBoundingClientRect().height > 0 && !e.classList.contains('header-more'))
+      .map((e) => Math.round(e.getBoundingClientRect().top + e.getBoundingClientRect().height / 2)));
+    assert.ok(Math.max(...tops) - Math.min(...tops) <= 4, `one row: ${tops}`);
+    assert.equal(await agent.getByTestId('header-menu').isVisible(), false, 'no menu button on a wide screen');
+    assert.equal(await agent.getByTestId('sign-out').isVisible(), true);
+  });
+});
+
 test('an agent finishes their chats before taking new ones, and goes away with a reason the admin sees', async () => {
   await withShots('agent-status', async (pages) => {
     const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: 'support', name: 'Support' }, await adminToken(hub));

@@ -1,4 +1,4 @@
-// Messages are shown in `seq` order, not arrival order (issue 13, item 16).
+// Messages are shown in `seq` order, not arrival order.
 // Both sides send at once: the agent's page gets the customer's earlier
 // message only after it showed its own later one (the hub's frames to the
 // agent are held in a proxy meanwhile, like a slow network), and must still

@@ -92,10 +92,10 @@ test('an admin reads the day in numbers and charts, and exports it as CSV', () =
   assert.ok(csv.some((line) => line.startsWith('agent,,,,') && line.includes(',Rita Report,1,0,')), csv.join('\n'));
   assert.match(csv[csv.length - 1], /^total,,,,,,1,1,/);
 
-  // A bad zone is refused by name and the view says so.
-  await admin.getByTestId('reports-zone').fill('Mars/Olympus');
+  // The zone is chosen from a list, and goes with the export.
+  await admin.getByTestId('reports-zone').selectOption('Asia/Tokyo');
   await admin.getByTestId('reports-show').click();
-  await admin.getByTestId('reports-error').filter({ hasText: 'IANA' }).waitFor();
+  assert.match(await admin.getByTestId('reports-csv').getAttribute('href'), /zone=Asia%2FTokyo/);
 
   // Phone width: the view fits (no sideways scrolling of the page).
   const phone = await newPage(browser, { width: 390, height: 844 });
@@ -105,4 +105,28 @@ test('an admin reads the day in numbers and charts, and exports it as CSV', () =
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 1, `the page scrolls sideways by ${overflow}px at phone width`);
   await shot(phone, 'admin-reports-phone');
+}));
+
+test('the reports\' time zone is a list of zones that starts at the desk\'s, whatever the browser\'s', () => withShots('reports-zone', async (pages) => {
+  const desk = await startHub({ APPOINTMENT_TIME_ZONE: 'Europe/Berlin' });
+  try {
+    const admin = await newPage(browser, { width: 1366, height: 768 }, { timezoneId: 'America/New_York' });
+    pages.push(admin);
+    await admin.goto(`${desk.url}/admin.html#reports`);
+    await admin.getByTestId('username').fill('admin');
+    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
+    await admin.getByTestId('login-button').click();
+    await admin.getByTestId('reports-tiles').getByTestId('report-conversations').waitFor();
+    const zone = admin.getByTestId('reports-zone');
+    assert.equal(await zone.evaluate((z) => z.tagName), 'SELECT');
+    assert.equal(await zone.inputValue(), 'Europe/Berlin', 'the desk\'s zone, not the browser\'s');
+    assert.match(await zone.locator('option:checked').textContent(), /desk/i);
+    const values = await zone.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    for (const z of ['UTC', 'America/New_York', 'Asia/Tokyo', 'Australia/Sydney']) assert.ok(values.includes(z), `${z} is offered`);
+    assert.ok(values.length > 100, `every IANA zone: ${values.length}`);
+    assert.match(await admin.getByTestId('reports-csv').getAttribute('href'), /zone=Europe%2FBerlin/);
+    await shot(admin, 'admin-reports-zone');
+  } finally {
+    await desk.stop();
+  }
 }));

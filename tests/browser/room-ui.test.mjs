@@ -2,7 +2,8 @@
 // devices chosen there are the call's, joining with the camera off), the other side's
 // badges (muted, camera off with their name on the tile), the toolbar always inside the
 // screen at desktop and phone sizes, the remote video uncropped, the network-quality
-// indicator, captions that follow the call and titles that name the other person.
+// indicator, captions that follow the call (a meeting's connects by itself) and titles
+// that name the other person.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,10 +77,9 @@ async function customerEnters(room, viewport = PHONE_SIZE, lobby = async () => {
   return page;
 }
 
+/** A meeting: both in, the call connects by itself. */
 async function connect(agent, customer) {
   await agent.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
-  await agent.getByTestId('start-call').click();
-  await customer.getByTestId('accept-call').click();
   for (const page of [agent, customer]) {
     await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
   }
@@ -216,17 +216,12 @@ for (const [label, agentSize, customerSize] of [['desktop 1280×800', DESKTOP, D
       await customer.getByTestId('room-title').filter({ hasText: 'Video call with Anna Berg' }).waitFor();
       assert.doesNotMatch(await customer.locator('header').textContent(), /Carla/);
       assert.doesNotMatch(await customer.title(), /Carla/);
-      // Ringing: "Calling Carla…" / "Anna Berg is calling…", gone once connected.
-      await agent.getByTestId('start-call').click();
-      await agent.getByTestId('call-caption').filter({ hasText: 'Calling Carla' }).waitFor();
-      await customer.getByTestId('call-caption').filter({ hasText: 'Anna Berg is calling' }).waitFor();
-      await toolbarInside(customer);
-      await shot(customer, `room-ui-customer-ringing-${customerSize.width}`);
-      await customer.getByTestId('accept-call').click();
+      // A meeting: nothing rings, the call connects by itself and the caption goes.
       for (const page of [agent, customer]) {
         await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
         await page.getByTestId('call-caption').waitFor({ state: 'hidden' });
-        assert.doesNotMatch(await page.locator('body').innerText(), /is calling|Calling /);
+        assert.doesNotMatch(await page.locator('body').innerText(), /is calling|Calling |Press Call/);
+        for (const id of ['start-call', 'accept-call', 'hang-up']) assert.equal(await page.getByTestId(id).isVisible(), false, id);
         await toolbarInside(page);
         assert.equal(await page.getByTestId('remote-video').evaluate((v) => getComputedStyle(v).objectFit), 'contain');
         // The remote picture is shown, and the local preview sits inside its tile.
@@ -256,10 +251,12 @@ for (const [label, agentSize, customerSize] of [['desktop 1280×800', DESKTOP, D
       assert.deepEqual(grades, ['good', 'fair', 'fair', 'poor', 'poor', null]);
       await shot(agent, `room-ui-agent-in-call-${agentSize.width}`);
       await shot(customer, `room-ui-customer-in-call-${customerSize.width}`);
-      // Hung up: the caption says so, no stale "calling".
-      await agent.getByTestId('hang-up').click();
-      await customer.getByTestId('call-caption').filter({ hasText: 'The call has ended' }).waitFor();
+      // The customer leaves: the agent waits for her again, no stale picture or quality.
+      await customer.getByTestId('leave').click();
+      await agent.getByTestId('call-caption').filter({ hasText: 'Waiting for the other person' }).waitFor();
       await agent.getByTestId('quality').waitFor({ state: 'hidden' });
+      await agent.getByTestId('peer-card').waitFor();
+      await toolbarInside(agent);
     });
   });
 }

@@ -1,7 +1,8 @@
-// Rooms and 1-to-1 video (issue 16) in headless Chromium with fake media: an agent and
+// Rooms and 1-to-1 video in headless Chromium with fake media: an agent and
 // a customer in two browser contexts join one room (the customer through the join
-// form), call, reach connectionState "connected" with decoded video frames on the
-// receiver, and hang up (both see the end). A variant forces relay through a real
+// form) and, a meeting, are in the call at once: connectionState "connected" with
+// decoded video frames on the receiver; the customer's leave ends that call (logged).
+// A room from a chat rings: Call, Accept, and Hang up end it. A variant forces relay through a real
 // coturn started with a shared secret (TURN REST credentials from the hub) and checks
 // that the selected candidate pair is a relay. A chat turns into a video call from the
 // agent console with one click on each side. Time to connect is measured and printed.
@@ -89,11 +90,17 @@ async function customerEntersRoom(hub, room, query = '') {
   return page;
 }
 
-/** The agent calls, the customer accepts; resolves with the ms from acceptance to connected. */
-async function callAndConnect(agent, customer) {
+/**
+ * Both in the call, "connected": in a meeting by itself, in a chat's room (`ring`) once
+ * the agent called and the customer accepted. Resolves with the ms from the call's start
+ * (both in, or the acceptance) to connected.
+ */
+async function callAndConnect(agent, customer, { ring = false } = {}) {
   await agent.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
-  await agent.getByTestId('start-call').click();
-  await customer.getByTestId('accept-call').click();
+  if (ring) {
+    await agent.getByTestId('start-call').click();
+    await customer.getByTestId('accept-call').click();
+  }
   try {
     for (const page of [agent, customer]) {
       await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
@@ -165,7 +172,7 @@ async function waitForFrames(page) {
   throw new Error('no video frame was decoded');
 }
 
-test('agent and customer reach a connected call with video; hanging up ends it for both', async () => {
+test('agent and customer are in a connected call with video as soon as both are in; a leave ends it, a rejoin resumes it', async () => {
   const hub = await startHub();
   try {
     await withShots('room-call', async (pages) => {
@@ -175,15 +182,18 @@ test('agent and customer reach a connected call with video; hanging up ends it f
       const customer = await customerEntersRoom(hub, room);
       pages.push(customer);
       const ms = await callAndConnect(agent, customer);
-      console.log(`time to connect (host candidates): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+      console.log(`time to connect (host candidates): ${ms.toFixed(0)} ms from both in to "connected"`);
       assert.ok(await waitForFrames(customer) > 0, 'the customer decodes the agent\'s video');
       assert.ok(await waitForFrames(agent) > 0, 'the agent decodes the customer\'s video');
       await shot(customer, 'room-customer-in-call');
-      await agent.getByTestId('hang-up').click();
-      for (const page of [agent, customer]) {
-        await page.getByTestId('call-state').filter({ hasText: 'ended' }).waitFor();
-        await page.getByTestId('connection-state').filter({ hasText: '—' }).waitFor();
-      }
+      // The customer leaves: a post-call screen, camera and microphone released; the
+      // room goes on for the agent, whose call ends and is logged.
+      await customer.getByTestId('leave').click();
+      await customer.getByTestId('post-call').waitFor();
+      await agent.getByTestId('call-caption').filter({ hasText: 'Waiting for the other person' }).waitFor();
+      await agent.getByTestId('connection-state').filter({ hasText: '—' }).waitFor();
+      assert.deepEqual(await liveTracks(customer), [], 'no track stays live after leaving');
+      await shot(customer, 'room-customer-left');
       // The call is in the agent's call log.
       let calls;
       for (let i = 0; i < 50; i += 1) {
@@ -193,13 +203,7 @@ test('agent and customer reach a connected call with video; hanging up ends it f
       }
       assert.equal(calls.data.total, 1);
       assert.equal(calls.data.items[0].peer_name, 'Carla');
-      // The customer leaves: a post-call screen, camera and microphone released; the
-      // room goes on for the agent, and "Rejoin" brings her back into it.
-      await customer.getByTestId('leave').click();
-      await customer.getByTestId('post-call').waitFor();
-      await agent.getByTestId('peer-name').filter({ hasText: 'Waiting for the other side' }).waitFor();
-      assert.deepEqual(await liveTracks(customer), [], 'no track stays live after leaving');
-      await shot(customer, 'room-customer-left');
+      // "Rejoin" brings her back into the room, and into the call.
       await customer.getByTestId('rejoin').click();
       await customer.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
       await callAndConnect(agent, customer);
@@ -215,7 +219,7 @@ test('agent and customer reach a connected call with video; hanging up ends it f
       await agent.getByTestId('end-room').click();
       await agent.getByTestId('end-room-confirm').click();
       for (const page of [agent, customer]) {
-        await page.getByTestId('room-notice').filter({ hasText: 'The meeting has ended.' }).waitFor();
+        await page.getByTestId('ended').filter({ hasText: 'The meeting has ended' }).waitFor();
         assert.deepEqual(await liveTracks(page), [], 'no track stays live after the end');
       }
     });
@@ -273,7 +277,7 @@ test('forced relay through a real coturn selects a relay candidate', async () =>
       const customer = await customerEntersRoom(hub, room, '&relay=1');
       pages.push(customer);
       const ms = await callAndConnect(agent, customer);
-      console.log(`time to connect (relay through coturn): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+      console.log(`time to connect (relay through coturn): ${ms.toFixed(0)} ms from both in to "connected"`);
       assert.equal(await selectedCandidateType(customer), 'relay');
       assert.equal(await selectedCandidateType(agent), 'relay');
       assert.ok(await waitForFrames(customer) > 0);
@@ -315,7 +319,7 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
         await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
       }
       await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
-      const ms = await callAndConnect(agentRoom, customerRoom);
+      const ms = await callAndConnect(agentRoom, customerRoom, { ring: true });
       console.log(`time to connect (from a chat): ${ms.toFixed(0)} ms from acceptance to "connected"`);
       assert.ok(await waitForFrames(customerRoom) > 0);
       await shot(agent, 'room-agent-console-after-video');
@@ -362,7 +366,7 @@ test('a call request: the customer asks for video in the queue, the agent\'s cha
       ]);
       pages.push(customerRoom);
       for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
-      const ms = await callAndConnect(agentRoom, customerRoom);
+      const ms = await callAndConnect(agentRoom, customerRoom, { ring: true });
       console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);
       assert.ok(await waitForFrames(agentRoom) > 0);
       // A reload of the customer's room (opened from the chat's link) rejoins the call:

@@ -130,10 +130,10 @@ test('a chat transferred to another agent, with a note: the transcript goes alon
     await bobPanel.getByTestId('message').filter({ hasText: 'My invoice is wrong' }).waitFor();
     const earlier = bobPanel.getByTestId('message').filter({ hasText: 'Let me look — one moment.' });
     await earlier.waitFor();
-    // Ann's line is an agent line, not Bob's own.
+    // Ann's line is an agent line, not Bob's own, and says it is hers.
     assert.equal(await earlier.getAttribute('data-mine'), 'false');
     assert.match(await earlier.getAttribute('class'), /\bmine\b/);
-    assert.equal(await earlier.getByTestId('message-author').textContent(), 'Earlier agent');
+    assert.equal(await earlier.getByTestId('message-author').textContent(), 'Ann');
     const block = bobPanel.getByTestId('transfer-note');
     await block.waitFor();
     assert.equal(await block.getByTestId('transfer-from').textContent(), 'Transferred by Ann');
@@ -142,7 +142,7 @@ test('a chat transferred to another agent, with a note: the transcript goes alon
     await bobPanel.getByTestId('chat-transferred').filter({ hasText: 'Ann transferred this chat to you' }).waitFor();
     // Each line once.
     assert.equal(await bobPanel.getByTestId('message').count(), 2);
-    assert.equal(await itemOf(bob, 'Carla').getByTestId('chat-item-preview').textContent(), 'Earlier agent: Let me look — one moment.');
+    assert.equal(await itemOf(bob, 'Carla').getByTestId('chat-item-preview').textContent(), 'Ann: Let me look — one moment.');
 
     // The customer: told, with the header's name changed and the transcript kept.
     await customer.getByTestId('transferred').filter({ hasText: "You're now chatting with Bob" }).waitFor();
@@ -162,7 +162,7 @@ test('a chat transferred to another agent, with a note: the transcript goes alon
     // A reload keeps it all: Bob's note and earlier lines, the customer's names on lines.
     await bob.reload();
     await bobPanel.getByTestId('transfer-note').waitFor();
-    assert.equal(await bobPanel.getByTestId('message').filter({ hasText: 'Let me look' }).getByTestId('message-author').textContent(), 'Earlier agent');
+    assert.equal(await bobPanel.getByTestId('message').filter({ hasText: 'Let me look' }).getByTestId('message-author').textContent(), 'Ann');
     await customer.reload();
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Bob' }).waitFor();
     await customer.getByTestId('message').filter({ hasText: 'Refund confirmed.' }).waitFor();
@@ -333,5 +333,77 @@ test('the transfer dialog fits a phone and works there; the chat widget tells it
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Lou with a rather long display name' }).waitFor();
     assert.ok(await customer.evaluate(() => document.documentElement.scrollWidth) <= PHONE.width, 'widget: no sideways scrolling');
     await shot(customer, 'transfer-widget-phone');
+  });
+});
+
+test('a chat goes to any colleague free to take it: in its own topic, or moved into theirs', async () => {
+  await withShots('transfer-any-colleague', async (pages) => {
+    const gilAccount = await createAgent(hub, { username: 'gil', display_name: 'Gil', categories: ['general'] });
+    const niaAccount = await createAgent(hub, { username: 'nia', display_name: 'Nia', categories: ['billing'], max_chats: 2 });
+    const oriAccount = await createAgent(hub, { username: 'ori', display_name: 'Ori', categories: ['sales', 'technical'], max_chats: 2 });
+    const gil = await newPage(browser, DESKTOP);
+    const nia = await newPage(browser, DESKTOP);
+    const ori = await newPage(browser, DESKTOP);
+    const customer = await newPage(browser, DESKTOP);
+    pages.push(gil, nia, ori, customer);
+    await agentSignsIn(gil, hub, gilAccount);
+    await customerJoins(customer, hub, 'general', 'Kit');
+    await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Gil' }).waitFor();
+    await agentSignsIn(nia, hub, niaAccount);
+    await agentSignsIn(ori, hub, oriAccount);
+    const gilPanel = panelOf(gil, 'Kit');
+    await gilPanel.waitFor();
+    await customerSays(customer, gilPanel, 'My parcel never came');
+    await agentSays(gilPanel, customer, 'Gil here, let me look.');
+
+    // Nia holds Billing only, not the chat's General: she can take it all the same.
+    await gilPanel.getByTestId('transfer-button').click();
+    const dialog = gil.getByTestId('transfer-dialog');
+    await agentOption(gil, 'Nia').locator('input:enabled').waitFor();
+    assert.match(await agentOption(gil, 'Nia').textContent(), /Billing/);
+    await agentOption(gil, 'Nia').click();
+    // Where the chat goes on: its own topic unless Gil moves it into one of Nia's.
+    const topics = dialog.getByTestId('transfer-topics');
+    await topics.waitFor();
+    const topicChoice = (name) => topics.locator(`[data-testid="transfer-topic"][data-name="${name}"] input`);
+    assert.equal(await topicChoice('General').isChecked(), true, 'kept in its topic unless moved');
+    assert.equal(await topicChoice('Billing').isChecked(), false);
+    await screenShot(gil, 'transfer-dialog-topic-desktop');
+    await dialog.getByTestId('transfer-submit').click();
+    await gilPanel.getByTestId('chat-ended').filter({ hasText: 'Transferred to Nia' }).waitFor();
+    const niaPanel = panelOf(nia, 'Kit');
+    await niaPanel.waitFor();
+    assert.equal(await niaPanel.getByTestId('panel-category').textContent(), 'General');
+    await niaPanel.getByTestId('message').filter({ hasText: 'Gil here' }).getByTestId('message-author').filter({ hasText: /^Gil$/ }).waitFor();
+    await agentSays(niaPanel, customer, 'Nia from billing: not a billing matter.');
+
+    // Nia hands it to Ori, moving it into Technical support (one of Ori's).
+    await niaPanel.getByTestId('transfer-button').click();
+    const niaDialog = nia.getByTestId('transfer-dialog');
+    await agentOption(nia, 'Ori').locator('input:enabled').waitFor();
+    await agentOption(nia, 'Ori').click();
+    const niaTopics = niaDialog.getByTestId('transfer-topics');
+    await niaTopics.waitFor();
+    const names = await niaTopics.locator('[data-testid="transfer-topic"]').evaluateAll((ls) => ls.map((l) => l.dataset.name));
+    assert.deepEqual(names, ['General', 'Sales', 'Technical support'], 'its own topic, then each of Ori\'s');
+    await niaTopics.locator('[data-testid="transfer-topic"][data-name="Technical support"]').click();
+    assert.match(await niaDialog.getByTestId('transfer-submit').textContent(), /Ori/);
+    await niaDialog.getByTestId('transfer-note').fill('Courier problem, needs tracking.');
+    await niaDialog.getByTestId('transfer-submit').click();
+    await niaPanel.getByTestId('chat-ended').filter({ hasText: 'Transferred to Ori' }).waitFor();
+
+    // Ori: the chat, now in Technical support, each earlier agent's line under their name.
+    const oriPanel = panelOf(ori, 'Kit');
+    await oriPanel.waitFor();
+    assert.equal(await oriPanel.getByTestId('panel-category').textContent(), 'Technical support');
+    const author = (text) => oriPanel.getByTestId('message').filter({ hasText: text }).getByTestId('message-author');
+    await author('Gil here').waitFor();
+    assert.equal(await author('Gil here').textContent(), 'Gil');
+    assert.equal(await author('Nia from billing').textContent(), 'Nia');
+    assert.equal(await oriPanel.getByTestId('transfer-from').textContent(), 'Transferred by Nia');
+    await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Ori' }).waitFor();
+    await agentSays(oriPanel, customer, 'Ori: tracking it now.');
+    assert.equal(await author('Ori: tracking').count(), 0, 'his own line has no other author');
+    await screenShot(ori, 'transfer-received-moved-desktop');
   });
 });

@@ -65,8 +65,9 @@ enum Op {
     Decline(usize, bool),
     /// An offer's timer fires (whether it still stands or not).
     OfferExpire(usize),
-    /// A customer's chat (their index) handed by its agent (`true`) or another to an agent.
-    TransferToAgent(usize, bool, usize),
+    /// A customer's chat (their index) handed by its agent (`true`) or another to an agent,
+    /// keeping its category or moving into the one named (which that agent may not hold).
+    TransferToAgent(usize, bool, usize, Option<usize>),
     /// A customer's chat handed by its agent (`true`) or another to a category's line.
     TransferToCategory(usize, bool, usize),
     /// A customer's chat ended by its agent (`true`) or another, naming themselves.
@@ -108,7 +109,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => offer_index().prop_map(Op::OfferExpire),
-        2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, a)| Op::TransferToAgent(c, own, a)),
+        2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize, prop::option::of(0..3usize))
+            .prop_map(|(c, own, a, k)| Op::TransferToAgent(c, own, a, k)),
         2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, k)| Op::TransferToCategory(c, own, k)),
         2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(c, own)| Op::AgentEnds(c, own)),
     ]
@@ -142,7 +144,8 @@ fn offers_op() -> impl Strategy<Value = Op> {
         5 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         4 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         5 => offer_index().prop_map(Op::OfferExpire),
-        1 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, a)| Op::TransferToAgent(c, own, a)),
+        1 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize, prop::option::of(0..3usize))
+            .prop_map(|(c, own, a, k)| Op::TransferToAgent(c, own, a, k)),
         1 => (any::<usize>(), prop::bool::weighted(0.9), 0..2usize).prop_map(|(c, own, k)| Op::TransferToCategory(c, own, k)),
     ]
 }
@@ -452,12 +455,15 @@ impl Harness {
                     from_redis(node.offer_expired(offer).await)?,
                 )
             }
-            Op::TransferToAgent(i, own, a) => {
+            Op::TransferToAgent(i, own, a, k) => {
                 let (chat, by) = self.chat_and_agent(core, i, own);
                 let to = agent(AGENTS[a]);
+                let into = k.map(|k| cat(CATEGORIES[k]));
                 (
-                    Self::outcome(with_out(|out| core.transfer_to_agent(chat, &by, &to, out))),
-                    from_redis(node.transfer_to_agent(chat, &by, &to, "a note").await)?,
+                    Self::outcome(with_out(|out| {
+                        core.transfer_to_agent(chat, &by, &to, into.as_ref(), out)
+                    })),
+                    from_redis(node.transfer_to_agent(chat, &by, &to, into.as_ref(), "a note").await)?,
                 )
             }
             Op::AgentEnds(i, own) => {
@@ -600,7 +606,7 @@ pub fn same_state(core: &Routing, snapshot: &RoutingSnapshot, places: &Places) -
         connected += usize::from(chat.customer_away.is_none());
     }
     prop_assert_eq!(core.customers_connected(), connected, "connected customers differ");
-    // The whole state, as a replica loaded from this snapshot would hold it (issue 15).
+    // The whole state, as a replica loaded from this snapshot would hold it.
     prop_assert_eq!(&core.state(), &snapshot.state, "the snapshot's state differs");
     Ok(())
 }
@@ -728,7 +734,7 @@ async fn run_case_restored_at(
         last_event: latest_event_id(&mut conn).await,
         offers: vec![],
     };
-    // A cluster node's replica (issue 15): only the events stream, replayed through
+    // A cluster node's replica: only the events stream, replayed through
     // `RoutingOp`, must keep it equal to the core, node losses included.
     let mut replica = Routing::new();
     for event in read_events(&mut conn, "0-0", 10_000).await.unwrap() {
@@ -835,7 +841,7 @@ fn with_offers_the_routing_scripts_decide_exactly_as_the_core() {
 }
 
 /// Redis loses its data at a random step and the domain is written back from the core's
-/// state (issue 15, docs/cluster.md §9): the restored domain reads back as that state,
+/// state (docs/cluster.md §9): the restored domain reads back as that state,
 /// only the longest replica's restore is accepted, once, and the scripts go on deciding
 /// exactly as the core — queue order, agents' loads and idle order included.
 #[test]
@@ -1030,11 +1036,11 @@ fn known_sequences_decide_exactly_as_the_core() {
             (1, Op::AgentOnline(1, 1, 1, true)),
             (0, Op::Join(0)),
             (1, Op::Join(0)),
-            (0, Op::TransferToAgent(1, true, 1)),
-            (0, Op::TransferToAgent(1, true, 0)),
-            (1, Op::TransferToAgent(1, false, 1)),
+            (0, Op::TransferToAgent(1, true, 1, None)),
+            (0, Op::TransferToAgent(1, true, 0, None)),
+            (1, Op::TransferToAgent(1, false, 1, None)),
             (1, Op::EndChat(0, true)),
-            (0, Op::TransferToAgent(1, true, 1)),
+            (0, Op::TransferToAgent(1, true, 1, None)),
             (1, Op::Join(1)),
             (0, Op::TransferToCategory(1, true, 1)),
             (1, Op::AgentOnline(2, 2, 1, true)),
@@ -1044,6 +1050,25 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::AgentEnds(1, false)),
             (0, Op::EndChat(1, false)),
             (1, Op::AgentEnds(0, true)),
+        ],
+        // Transfers to a colleague who does not hold the chat's category: refused into a
+        // category they do not hold, or one removed; kept in its category, or moved into
+        // theirs (naming the one it is in moves nothing); its agent gone, the customer
+        // waits in the line of the category it moved into.
+        vec![
+            (0, Op::AgentOnline(0, 1, 2, true)),
+            (1, Op::AgentOnline(1, 2, 2, true)),
+            (0, Op::Join(0)),
+            (0, Op::TransferToAgent(0, true, 1, Some(2))),
+            (0, Op::TransferToAgent(0, true, 1, None)),
+            (1, Op::Join(1)),
+            (1, Op::TransferToAgent(0, true, 0, Some(0))),
+            (0, Op::TransferToAgent(0, true, 1, Some(1))),
+            (1, Op::RemoveCategory(2)),
+            (1, Op::TransferToAgent(0, true, 0, Some(2))),
+            (1, Op::AgentOffline(1)),
+            (0, Op::SetCategories(0, 3)),
+            (0, Op::EndChat(1, true)),
         ],
         // Handed to a category and taken there: the same chat; withdrawn from that agent
         // later, the customer is paired again in a new chat.

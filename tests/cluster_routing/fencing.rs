@@ -89,7 +89,7 @@ fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
     });
 }
 
-/// Issue 15's gaps: a chat message sent again with the same id (the router's retry after
+/// A chat message sent again with the same id (the router's retry after
 /// a connection broke under the call) gets its first seq and is logged once; so does one
 /// the client sends again with its client id and text (a refusal whose call Redis applied
 /// late), while another text under that client id, or the other side's, is a message of

@@ -1,4 +1,4 @@
-//! Issue 15, scenario 7: the routing scripts (`src/cluster/lua/routing.lua`) on a real
+//! Cluster scenario 7: the routing scripts (`src/cluster/lua/routing.lua`) on a real
 //! `redis-server` decide exactly as the pure core (`core::routing`), the oracle.
 //!
 //! A property test drives random event sequences from two nodes through both and requires,
@@ -17,7 +17,7 @@ mod differential;
 mod fencing;
 mod follower;
 mod race;
-// Redis restarted empty: the restore scripts (issue 15)
+// Redis restarted empty: the restore scripts
 mod restore;
 
 use std::net::TcpListener;

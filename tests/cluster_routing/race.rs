@@ -50,7 +50,7 @@ fn replay(core: &mut Routing, transition: &str, a: &[String]) -> Vec<Decision> {
     out
 }
 
-/// Issue 15's pairing race at the scripts' level: 30 agents and 300 customers on three
+/// The cluster's pairing race at the scripts' level: 30 agents and 300 customers on three
 /// nodes (three connections) acting at once. Whatever order Redis ran the scripts in, the
 /// events stream records it, and the core applying that order makes exactly the decisions
 /// the scripts made, and ends in the same state: the race is equivalent to one hub, so the

@@ -1,4 +1,4 @@
-//! Redis restarted empty (issue 15, docs/cluster.md §9): after the routing domain is written
+//! Redis restarted empty (docs/cluster.md §9): after the routing domain is written
 //! back, a restored chat takes no message until both sides' nodes have claimed it, and its
 //! next seq follows the greater of the two sides' last recorded seqs; a claim after the
 //! window is fenced; whoever nobody claimed is handed on by `node_lost` of the pseudo-node.

@@ -20,17 +20,6 @@ fn at(days: i64, hour: u8) -> String {
     format!("{}T{hour:02}:00:00Z", day_in(days))
 }
 
-async fn post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(hub.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 async fn get(hub: &TestHub, path: &str) -> (u16, Value) {
     let res = reqwest::get(hub.url(path)).await.unwrap();
     let status = res.status().as_u16();

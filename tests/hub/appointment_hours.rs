@@ -1,4 +1,4 @@
-//! The desk's appointment hours through the admin API (issue 17): replacing the settings'
+//! The desk's appointment hours through the admin API: replacing the settings'
 //! hours, a category's own hours on the slot grid, the refusals, and back to the settings.
 
 use jiff::{Timestamp, ToSpan};

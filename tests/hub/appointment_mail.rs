@@ -1,4 +1,4 @@
-//! Appointment mail (issue 17) through a real SMTP sink (aiosmtpd): the confirmation and
+//! Appointment mail through a real SMTP sink (aiosmtpd): the confirmation and
 //! the cancellation with their calendar parts and the cancel link followed; the relay down
 //! at booking time; the hub binary killed (SIGKILL) between booking and sending; two hubs on
 //! one store both running the outbox worker; two nodes booking one slot at once.

@@ -1,4 +1,4 @@
-//! An appointment's room (issue 17): the representative starts it within the window, the
+//! An appointment's room: the representative starts it within the window, the
 //! customer joins it with the appointment link's token, and both reach the room and a call.
 
 use std::time::Duration;
@@ -10,17 +10,6 @@ use crate::common::*;
 
 fn day_in(days: i64) -> String {
     (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()).to_string()
-}
-
-async fn post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(hub.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 /// Books the first free slot `days` from today for `name`; the answer.
@@ -129,9 +118,7 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
     agent.next_of("room_welcome").await;
     let mut customer = crate::rooms::open(&hub, &room, joined["token"].as_str().unwrap()).await;
     customer.next_of("room_welcome").await;
-    agent.send(json!({"type": "start_call"})).await;
-    customer.next_of("call_incoming").await;
-    customer.send(json!({"type": "accept_call"})).await;
+    // A meeting: in the room is in the call, nothing rings.
     agent.next_of("call_started").await;
     customer.next_of("call_started").await;
 
@@ -178,6 +165,7 @@ async fn stored_appointment(hub: &TestHub, rep: &str, id: &str, start_min: i64, 
             cancelled_at: None,
             sequence: 0,
             customer_zone: None,
+            customer_hour12: false,
             cancel_reason: None,
         })
         .await
@@ -299,5 +287,41 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
     let (status, refused) = start("over").await;
     assert_eq!((status, code(&refused)), (409, "room_ended"), "{refused}");
     assert_eq!(status_of(&over).await["state"], "ended");
+    hub.stop().await;
+}
+
+/// One rule for `startable` and for starting: an appointment its representative is late
+/// for (past the start window, still within its slot and the room's grace) is listed
+/// `startable` and starts; one too early is neither.
+#[tokio::test]
+async fn an_appointment_listed_startable_can_be_started() {
+    let hub = TestHub::with(|s| {
+        s.appointment_start_window = Duration::from_secs(10 * 60);
+        s.appointment_room_grace = Duration::from_secs(15 * 60);
+    })
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let rep = hub.admin().await.agent_id("ann").await;
+    // Began 40 minutes ago, ends in 20: late, past the 10-minute window, never started.
+    stored_appointment(&hub, &rep, "late", -40, 20).await;
+    stored_appointment(&hub, &rep, "early", 30, 90).await;
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let mut listed = std::collections::HashMap::new();
+    for day in [today, today.tomorrow().unwrap()] {
+        let (_, list) = ann.get(&format!("/api/agent/appointments?date={day}")).await;
+        for a in list["appointments"].as_array().unwrap_or_else(|| panic!("{list}")) {
+            listed.insert(a["id"].as_str().unwrap().to_string(), a["startable"].as_bool().unwrap());
+        }
+    }
+    assert_eq!(
+        (listed.get("late"), listed.get("early")),
+        (Some(&true), Some(&false)),
+        "{listed:?}"
+    );
+    let (status, started) = ann.post("/api/agent/appointments/late/start", json!({})).await;
+    assert_eq!(status, 201, "{started}");
+    let (status, refused) = ann.post("/api/agent/appointments/early/start", json!({})).await;
+    assert_eq!((status, code(&refused)), (409, "not_startable"), "{refused}");
     hub.stop().await;
 }

@@ -1,4 +1,4 @@
-//! Appointments (issue 17) over real HTTP: the day's slots, booking and its refusals,
+//! Appointments over real HTTP: the day's slots, booking and its refusals,
 //! 20 simultaneous bookings of one slot (memory, embedded and MongoDB stores), the cancel
 //! link, the choice between two representatives, and the staff views.
 
@@ -24,17 +24,6 @@ fn at(days: i64, hour: u8) -> String {
 fn booking(start: &str, name: &str) -> Value {
     json!({"start": start, "name": name, "email": format!("{}@example.com", name.to_lowercase()),
            "comment": "about my order"})
-}
-
-async fn post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(hub.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 async fn get(hub: &TestHub, path: &str) -> (u16, Value) {

@@ -1,4 +1,4 @@
-//! The buddy list across the cluster (issue 15): buddies connected to different nodes
+//! The buddy list across the cluster: buddies connected to different nodes
 //! (in-process nodes on one store and a real `redis-server`, and a real hub process for
 //! the kill) see each other come and go, invite, chat and end chats exactly as on one
 //! node; a key works on every node; a node's loss is a disconnect of its people.

@@ -1,4 +1,4 @@
-//! Issue 15's gaps: an agent coming back on the node where their customer already
+//! An agent coming back on the node where their customer already
 //! resumed gets `agent_welcome` first, its chat snapshot holding the history, and no line
 //! of that history a second time as a `message` frame (before or after the welcome).
 

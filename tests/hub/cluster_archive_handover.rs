@@ -1,4 +1,4 @@
-//! Issue 15's gaps: a customer's node killed (SIGKILL) mid-chat and the customer never
+//! A customer's node killed (SIGKILL) mid-chat and the customer never
 //! coming back. The customer's node archived the chat; the node that takes the customer
 //! over (the reaper, here the agent's) must archive from then on: every message acked to
 //! the agent in the archive once, and the chat's end (`customer_gone`, a disconnect)

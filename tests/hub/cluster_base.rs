@@ -1,4 +1,4 @@
-//! The cluster's foundations (issue 15): the settings that make a node join a cluster,
+//! The cluster's foundations: the settings that make a node join a cluster,
 //! sessions in the shared store, the Redis connection and its health, node leases with
 //! fencing, and the admin-change bus. Real processes, a real `redis-server`, a real
 //! MongoDB-wire server (through `scripts/with-mongo.sh`).

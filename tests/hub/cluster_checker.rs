@@ -1,4 +1,4 @@
-//! The checker of issue 15's cross-process scenarios: pure functions over what every
+//! The checker of the cluster's cross-process scenarios: pure functions over what every
 //! client observed (each person's frames, in the order they arrived), the line's events
 //! in the order Redis committed them, and the archive read back through the store. It
 //! returns every broken rule, so a scenario asserts the list is empty and says all that

@@ -1,4 +1,4 @@
-//! The hub on the cluster's routing scripts (issue 15): several in-process nodes on one
+//! The hub on the cluster's routing scripts: several in-process nodes on one
 //! shared store and a real `redis-server`, each with its own clients. A customer on one
 //! node and an agent on another are paired and chat; concurrent joins on three nodes keep
 //! the routing rules; a node's cut chat subscription loses no message.
@@ -205,7 +205,7 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
     beta.stop().await;
 }
 
-/// Issue 15's scenario 1, smaller: 6 agents (limits 1–3, one or both of two categories)
+/// Cluster scenario 1, smaller: 6 agents (limits 1–3, one or both of two categories)
 /// spread over 3 nodes, and 60 customers joining at once through the 3 nodes while the
 /// agents turn available. Checked over what the clients saw and what Redis recorded:
 /// every customer paired at most once, every agent given exactly their limit (work
@@ -335,7 +335,7 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
     }
 }
 
-/// Issue 15's scenario 4: the chat subscriptions are cut (`CLIENT KILL TYPE pubsub`) while
+/// Cluster scenario 4: the chat subscriptions are cut (`CLIENT KILL TYPE pubsub`) while
 /// an agent on beta sends a burst to a customer on alpha. The messages published while
 /// alpha was not subscribed are in the chat's log: alpha re-reads it when it is back (and
 /// fills any gap a later message shows), so the customer gets every message, in seq
@@ -474,7 +474,7 @@ pub(crate) async fn node_process(
     }
 }
 
-/// Issue 15's scenario 3: a customer on a real hub process ("sleepy") chats with an
+/// Cluster scenario 3: a customer on a real hub process ("sleepy") chats with an
 /// agent on a live node; sleepy is stopped (SIGSTOP) past its lease, and the customer
 /// sends a message into the frozen socket. The live node reaps sleepy and takes the
 /// customer over (the agent is told the customer is away). Woken (SIGCONT), sleepy
@@ -567,7 +567,7 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
     drop(sleepy);
 }
 
-/// Issue 15's scenario 5, the refusing half: Redis killed while a customer on alpha
+/// Cluster scenario 5, the refusing half: Redis killed while a customer on alpha
 /// chats with an agent on beta. Alpha stays up, and refuses what needs Redis with
 /// `cluster_unavailable` — a message (with its client id; the agent gets nothing) and a
 /// new customer's join — instead of acknowledging what it could not record. Once its
@@ -626,7 +626,7 @@ async fn with_redis_down_a_node_refuses_what_needs_it() {
     beta.stop().await;
 }
 
-/// Issue 15's scenario 2, small: a real hub process ("doomed") holds a chatting customer
+/// Cluster scenario 2, small: a real hub process ("doomed") holds a chatting customer
 /// and a waiting one; the agent is on a live node. `kill -9` doomed: the live node reaps
 /// it within the lease, takes its people over (the agent is told the customer is away),
 /// and when they do not come back within the grace period today's rules apply — the chat
@@ -706,7 +706,7 @@ async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_perio
     live.stop().await;
 }
 
-/// Issue 15's scenario 6, the agent's half: an agent on beta chatting with a customer on
+/// Cluster scenario 6, the agent's half: an agent on beta chatting with a customer on
 /// alpha drops and comes back on gamma within the grace period. The customer is told the
 /// agent went and came back; gamma welcomes the agent with the running chat, reads its
 /// history from the chat's log, and the chat goes on both ways in one seq order.

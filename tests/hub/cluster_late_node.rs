@@ -1,4 +1,4 @@
-//! A node joining late (issue 15): the routing events stream has been trimmed past what
+//! A node joining late: the routing events stream has been trimmed past what
 //! the new node needs (`MAXLEN ~` keeps the last 100,000 entries), so it cannot replay
 //! the domain from the first event: its replica starts from a snapshot of the routing
 //! domain (`Routing::from_state`) and follows the events after it.

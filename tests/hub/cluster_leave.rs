@@ -1,4 +1,4 @@
-//! A graceful leave (issue 15): a real node process stopped with SIGTERM releases its
+//! A graceful leave: a real node process stopped with SIGTERM releases its
 //! lease on the way out, so a live node reaps it at its next scan and takes its people
 //! over at once (their grace period starts now) instead of after the lease runs out.
 

@@ -1,4 +1,4 @@
-//! Issue 15's gaps: the calls a node makes on its own — a page closing, a grace timer
+//! The calls a node makes on its own — a page closing, a grace timer
 //! running out — while Redis does not answer are kept in order and sent when it answers
 //! again, so the other nodes see those people go without waiting for this node's loss
 //! (which never comes: the outage is shorter than its lease).

@@ -1,4 +1,4 @@
-//! Issue 15, Redis restarted EMPTY with people connected: the nodes re-assert what their
+//! Redis restarted EMPTY with people connected: the nodes re-assert what their
 //! connected people hold (docs/cluster.md §9, "Back empty: re-assertion"). Two nodes,
 //! agents with chats and customers waiting on both; Redis is SIGKILLed and started again
 //! without its data. The connections stay open, the running chats go on with the next seq

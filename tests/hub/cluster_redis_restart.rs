@@ -1,4 +1,4 @@
-//! Issue 15's scenario 5: the one `redis-server` of a two-node cluster killed with SIGKILL
+//! Cluster scenario 5: the one `redis-server` of a two-node cluster killed with SIGKILL
 //! and started again on the same port — empty (no persistence), or after 10 s with its
 //! data (an append-only file synced on every write). Meanwhile clear refusals; after,
 //! the nodes recover by themselves, without a restart, and nothing acknowledged is lost

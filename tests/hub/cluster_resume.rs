@@ -1,4 +1,4 @@
-//! Issue 15's scenario 6, the customer's half: a customer's resume token works on every
+//! Cluster scenario 6, the customer's half: a customer's resume token works on every
 //! node of the cluster. A chatting customer who drops from one node resumes on another
 //! and gets the chat back (what they missed from the chat's log) in one seq order; a
 //! waiting customer keeps their place in line (and its updates); past the grace period

@@ -1,4 +1,4 @@
-//! The scripted clients of issue 15's cross-process scenarios. Each customer joins on
+//! The scripted clients of the cluster's cross-process scenarios. Each customer joins on
 //! one node, exchanges two messages with the agent (each waits for its acknowledgement
 //! and the agent's reply), then leaves; each agent answers every customer message. Both
 //! record every frame that matters to the checker, in arrival order; a client whose

@@ -1,4 +1,4 @@
-//! Issue 15's full-size scenarios: three REAL hub processes (the built binary, on the
+//! The cluster's full-size scenarios: three REAL hub processes (the built binary, on the
 //! test MongoDB-wire server from `scripts/with-mongo.sh`, one real `redis-server`),
 //! scripted clients spread over them (`cluster_scenario_clients`), and the checker
 //! (`cluster_checker`) over everything the clients observed, the line's events as Redis

@@ -824,7 +824,7 @@ async fn a_resume_elsewhere_before_the_customers_node_kept_their_chats_end_is_tr
     archived_whole(&stage, &chat, &acked, tag).await;
 }
 
-/// Issue 24 (A): a customer whose node is killed (-9) right after their `welcome` resumes
+/// A customer whose node is killed (-9) right after their `welcome` resumes
 /// on another node within the grace period. The nodes run with the test-only hook
 /// `SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS` (debug builds only), which holds back any
 /// separate resume-token write by 5 s: a token recorded behind the welcome is lost with
@@ -846,7 +846,7 @@ async fn a_customer_whose_node_is_killed_right_after_their_welcome_resumes_elsew
     drop(alone);
 }
 
-/// Issue 24: a customer who resumes on a node whose replica has not applied their join
+/// A customer who resumes on a node whose replica has not applied their join
 /// yet (its follower behind the events stream: a busy node, or one that loads a restore
 /// after Redis lost its data) is resumed once it has, not told `resume_expired` — the
 /// token is in Redis, so the customer is not gone. The test-only hook
@@ -874,7 +874,7 @@ async fn a_resume_on_a_node_whose_replica_lags_behind_the_join_waits_for_it() {
     drop(alone);
 }
 
-/// Issue 24: a customer whose resume elsewhere crosses the end of their chat — looked up
+/// A customer whose resume elsewhere crosses the end of their chat — looked up
 /// while the chat ran, `customer_resumed` refused because the agent ended it meanwhile —
 /// is told to resume again, and the next resume shows the ending, as for a customer away
 /// when it ended. The resuming node's follower hands each batch of events over 1.5 s after
@@ -929,7 +929,7 @@ async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
     drop(alone);
 }
 
-/// Issue 28: a customer waiting in line on a node that is killed, and not back within the
+/// A customer waiting in line on a node that is killed, and not back within the
 /// grace period, left the line unserved: the node that reaped theirs (their grace period
 /// ran there) counts them abandoned in the reports, once. Before, nobody did: their node
 /// was dead, and the reaper never had their token.

@@ -319,6 +319,18 @@ impl Ws {
 }
 
 /// Types of the frames in `frames`.
+/// An anonymous POST of `body` as JSON (no session, no token): its status and answer.
+pub async fn post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(hub.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
 pub fn types(frames: &[Value]) -> Vec<String> {
     frames
         .iter()
@@ -351,7 +363,7 @@ impl Ws {
     }
 }
 
-// ---- compact acknowledgement (issue 14) ----
+// ---- compact acknowledgement ----
 impl Ws {
     /// One frame of each of `kinds`, in the order of `kinds`, whatever order they arrive in:
     /// a sender's `ack` (sent after the commit) and the peer's reply race.

@@ -58,7 +58,7 @@ async fn chat_started_within(c: &mut Ws, wait: Duration) -> Option<String> {
     }
 }
 
-/// Issue 13, item 10: a tiny archive buffer, MongoDB stopped, one agent with a limit of
+/// A tiny archive buffer, MongoDB stopped, one agent with a limit of
 /// one chat and nine customers waiting. Messages are sent until the buffer refuses them,
 /// then the agent ends chat after chat (each end and the next pairing need room in the
 /// archive). Once MongoDB is back every conversation that started is archived, opened and
@@ -296,7 +296,7 @@ async fn login(client: &reqwest::Client, hub: &MongoHub, user: &str, password: &
         .to_string()
 }
 
-/// Issue 13, item 11: MongoDB stops, messages go on and are acknowledged, then the hub
+/// MongoDB stops, messages go on and are acknowledged, then the hub
 /// is stopped with `signal` (TERM or KILL). MongoDB comes back, the hub starts again on
 /// the same DATA_DIR, and every acknowledged message ends up archived exactly once.
 async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &str) {

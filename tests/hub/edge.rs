@@ -19,7 +19,7 @@ fn through_proxy() -> reqwest::Client {
         .unwrap()
 }
 
-/// Issue 13, item 1: one unparsable hop made the whole chain fall back to the
+/// One unparsable hop made the whole chain fall back to the
 /// proxy's own, whitelisted, address; the client's entries must never be read past
 /// the rightmost untrusted one.
 #[tokio::test]
@@ -179,7 +179,7 @@ pub(crate) async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std:
     }
 }
 
-/// Issue 13, item 2: 600 idle or half-sent connections against a hub whose open-file
+/// 600 idle or half-sent connections against a hub whose open-file
 /// limit is 512 made `/healthz` and every websocket upgrade time out, and a half-sent
 /// request line stayed open for 70 s.
 #[tokio::test]
@@ -275,7 +275,7 @@ fn request_with_body(method: &str, path: &str, extra: &str, body: &[u8]) -> Vec<
     r
 }
 
-/// Issue 13, item 19: a refused request whose body the hub did not read was followed by
+/// A refused request whose body the hub did not read was followed by
 /// the hub closing the connection without saying so, and a pooled client's next request
 /// on it got no answer. Either every request is answered, or the refusal says
 /// `Connection: close`.
@@ -313,7 +313,7 @@ async fn a_refused_request_with_an_unread_body_does_not_strand_the_next_one() {
     hub.stop().await;
 }
 
-/// Issue 13, item 7: `/metrics` (live figures per category) and the details of
+/// `/metrics` (live figures per category) and the details of
 /// `/healthz` and `/readyz` answered any address.
 #[tokio::test]
 async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
@@ -373,7 +373,7 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
     res.headers().get(name).map(|v| v.to_str().unwrap()).unwrap_or_default()
 }
 
-/// Issue 13, item 6: no browser hardening headers on the pages, the token of a login
+/// No browser hardening headers on the pages, the token of a login
 /// cacheable, and a session cookie never `Secure` and without a lifetime.
 #[tokio::test]
 async fn pages_and_api_carry_hardening_headers_and_the_cookie_its_attributes() {
@@ -500,7 +500,7 @@ async fn open_websockets_count_against_their_address_until_they_close() {
     hub.stop().await;
 }
 
-/// Issue 13 round 2, finding 8: every refused scrape was logged at INFO, so an outsider
+/// Every refused scrape was logged at INFO, so an outsider
 /// could fill the log at request rate. Refusals are logged at DEBUG now.
 #[tokio::test]
 async fn refused_scrapes_do_not_flood_the_log() {
@@ -532,4 +532,56 @@ async fn refused_scrapes_do_not_flood_the_log() {
     let printed = hub.printed();
     let scrape_lines = printed.lines().filter(|l| l.contains("/metrics")).count();
     assert_eq!(scrape_lines, 0, "refused scrapes were logged at INFO:\n{printed}");
+}
+
+/// When file descriptors run short, the connections that never sent a request go first:
+/// 600 silent connections from three addresses, each address under its cap, against an
+/// open-file limit of 512, and a newcomer is still served at once, not after the header
+/// timeout (30 s here) frees a descriptor. The connections that did send requests stay.
+#[tokio::test]
+async fn silent_connections_are_shed_first_when_descriptors_run_short() {
+    let hub = HubProcess::start(
+        &[
+            ("HTTP_HEADER_TIMEOUT_SECS", "30"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "250"),
+        ],
+        512,
+        512,
+    );
+    // A client that spoke before the flood keeps its keep-alive connection.
+    let regular = reqwest::Client::builder()
+        .local_address("127.0.0.9".parse::<IpAddr>().unwrap())
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    assert_eq!(regular.get(hub.url("/healthz")).send().await.unwrap().status(), 200);
+    let mut silent = Vec::new();
+    for i in 0..600 {
+        let from = ["127.0.0.6", "127.0.0.7", "127.0.0.8"][i % 3];
+        silent.push(tcp_from(from, hub.addr).await);
+    }
+    let newcomer = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let res = newcomer
+            .get(hub.url("/healthz"))
+            .send()
+            .await
+            .expect("a newcomer gets /healthz while silent connections hold the descriptors");
+        assert_eq!(res.status(), 200);
+    }
+    let ws_url = format!("ws://{}/ws/customer", hub.addr);
+    let mut ws = tokio::time::timeout(std::time::Duration::from_secs(5), Ws::connect(&ws_url, &[]))
+        .await
+        .expect("the websocket upgrade answers")
+        .unwrap();
+    ws.send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    ws.next_of("welcome").await;
+    assert_eq!(regular.get(hub.url("/healthz")).send().await.unwrap().status(), 200);
+    let printed = hub.printed();
+    assert!(printed.contains("shed"), "the shedding is logged: {printed}");
+    drop(silent);
 }

@@ -1,4 +1,4 @@
-//! Issue 14: the embedded store acknowledges a batch once its archive journal is synced and
+//! The embedded store acknowledges a batch once its archive journal is synced and
 //! lets redb commit it for good later. A hub killed (SIGKILL) before that later commit loses
 //! no acknowledged message: opening the store replays the journal.
 

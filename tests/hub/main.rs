@@ -5,7 +5,7 @@ mod admin;
 mod archive;
 mod archive_once;
 mod auth;
-// appointments (issue 17)
+// appointments
 mod appointment_customer;
 mod appointment_hours;
 mod appointment_mail;
@@ -13,7 +13,7 @@ mod appointment_rooms;
 mod appointments;
 mod bad_input;
 mod buddy;
-// issue 15: the buddy list across the cluster
+// the buddy list across the cluster
 mod buddy_cluster;
 // canned replies: the desk's and an agent's own
 mod canned;
@@ -21,7 +21,7 @@ mod chat;
 mod closing;
 mod cluster_base;
 mod direct_path;
-// issue 15: the hub on the routing scripts
+// the hub on the routing scripts
 mod cluster_desk;
 mod cluster_hub;
 // One chat across nodes, the opening several cluster tests share.
@@ -34,6 +34,7 @@ mod durability;
 mod edge;
 mod erasure;
 // the listening socket's backlog
+mod leave_token;
 mod listen_backlog;
 mod logging;
 // offline messages: left when nobody is online, answered by mail
@@ -46,9 +47,10 @@ mod redis_server;
 mod routing;
 // archive search and export
 mod search;
-// ---- rooms and 1-to-1 video (issue 16) ----
+// ---- rooms and 1-to-1 video ----
 // customers rating a chat that ended
 mod ratings;
+mod read_your_writes;
 // the manager's reports
 mod reports;
 mod rooms;
@@ -68,28 +70,28 @@ mod transfers_attack;
 mod transport;
 // the embeddable chat widget
 mod widget;
-// issue 14 (perf)
+// the embedded store's archive journal, replayed after a kill
 mod journal;
 mod mongod;
-// issue 15: a customer's resume on another node
+// a customer's resume on another node
 mod cluster_resume;
-// issue 15: Redis killed and restarted, empty or with its data
+// Redis killed and restarted, empty or with its data
 mod cluster_redis_restart;
-// issue 15: a graceful leave on SIGTERM
+// a graceful leave on SIGTERM
 mod cluster_leave;
-// issue 15: a node joining past a trimmed events stream
+// a node joining past a trimmed events stream
 mod cluster_late_node;
-// issue 15: the full-size cross-process scenarios and their checker
+// the cluster's full-size cross-process scenarios and their checker
 mod cluster_checker;
 mod cluster_scenario_clients;
 mod cluster_scenarios;
-// issue 15's gaps: a node's own calls made while Redis is away
+// a node's own calls made while Redis is away
 mod cluster_own_calls;
-// issue 15's gaps: a killed node's chat archived by the node that took its customer over
+// a killed node's chat archived by the node that took its customer over
 mod cluster_archive_handover;
-// issue 15's gaps: an agent back where their customer resumed
+// an agent back where their customer resumed
 mod cluster_agent_return;
-// issue 15: Redis restarted empty, the nodes re-assert what their people hold
+// Redis restarted empty, the nodes re-assert what their people hold
 mod cluster_reassert;
 // a node stopped (SIGSTOP) past its lease: archive, ended chats and early resumes
 mod cluster_stall;

@@ -409,3 +409,75 @@ async fn on_several_nodes_agents_online_follows_the_replica() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The MIME headers a mail client reads before it decodes a byte: without `MIME-Version`
+/// and a charset it shows UTF-8 as Latin-1 or as replacement characters.
+fn assert_declares_utf8(raw: &str) {
+    let head = raw
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or(raw)
+        .split("\n\n")
+        .next()
+        .unwrap_or(raw);
+    assert!(head.contains("MIME-Version: 1.0"), "no MIME-Version in:\n{raw}");
+    let lower = raw.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: text/plain; charset=utf-8"),
+        "no text part declared as UTF-8 in:\n{raw}"
+    );
+    assert!(raw.is_ascii(), "a header or body sent as raw 8-bit bytes:\n{raw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_mails_carry_non_ascii_names_and_text_intact() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(|s| {
+        mail_settings(port)(s);
+        s.offline_mail_to = Some("Kundendienst Köln <desk@example.org>".to_string());
+    })
+    .await;
+    let ann = staff(&hub, "ann", &["general"]).await;
+    let (status, left) = leave(
+        &hub,
+        json!({"category": "general", "name": "Jörg Müller", "email": "joerg@example.com",
+               "text": "Grüße aus Köln — wo bleibt meine Bestellung? 🙂"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{left}");
+    let id = left["id"].as_str().unwrap().to_string();
+
+    let raw = smtp.wait_for(1).await[0].clone();
+    assert_declares_utf8(&raw);
+    let desk = parse(&raw);
+    assert_eq!(desk.subject, "Offline message in General from Jörg Müller");
+    assert!(desk.text.contains("Jörg Müller <joerg@example.com>"), "{}", desk.text);
+    assert!(
+        desk.text.contains("Grüße aus Köln — wo bleibt meine Bestellung? 🙂"),
+        "{}",
+        desk.text
+    );
+
+    ann.post(&format!("/api/offline-messages/{id}/take"), json!({})).await;
+    let (status, answered) = ann
+        .post(
+            &format!("/api/offline-messages/{id}/reply"),
+            json!({"text": "Liebe Grüße, Ihre Bestellung ist unterwegs. Jürgen"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answered}");
+    let raw = smtp.wait_for(2).await[1].clone();
+    assert_declares_utf8(&raw);
+    let reply = parse(&raw);
+    assert_eq!(reply.to, "joerg@example.com");
+    assert!(
+        reply
+            .text
+            .contains("Liebe Grüße, Ihre Bestellung ist unterwegs. Jürgen"),
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains("> Grüße aus Köln"), "{}", reply.text);
+    hub.stop().await;
+}

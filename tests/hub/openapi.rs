@@ -331,7 +331,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     let hub = TestHub::with(|s| {
         // The hub's own address is a trusted proxy, so a request can come "from outside" through it.
         s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        // appointments (issue 17): the walk's appointment, two days ahead, can be started.
+        // appointments: the walk's appointment, two days ahead, can be started.
         s.appointment_start_window = std::time::Duration::from_secs(3 * 86_400);
     })
     .await;
@@ -403,7 +403,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(archived, "the conversation reached the archive");
-    // appointments (issue 17): one booked with the walker, for its cancel link and id, on
+    // appointments: one booked with the walker, for its cancel link and id, on
     // days computed from today (the documented example names a fixed day, which passes).
     let day_after = |days: i64| {
         use jiff::ToSpan;
@@ -438,7 +438,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         .unwrap();
     let move_token = to_move["cancel_token"].as_str().expect("booked").to_string();
     let cookie_admin = hub.admin().await;
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     // The agent's open room, with the phone and password of the documented join example.
     let room_id = {
         let walker = hub.login("walker", "agent-password").await;
@@ -464,7 +464,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         .as_str()
         .unwrap()
         .to_string();
-    // appointments (issue 17): an appointment of an agent without an open room, started
+    // appointments: an appointment of an agent without an open room, started
     // already (starting again answers the same room), for the start and the customer's join.
     let (started_id, started_token) = {
         let starter = hub.agent_account("starter", &[], 1).await;
@@ -551,7 +551,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ),
         ("/api/conversations/{id}/export", chat_id.clone()),
         ("/api/conversations/{id}", chat_id),
-        // appointments (issue 17)
+        // appointments
         ("/api/agent/appointments/{id}/cancel", appointment_id.clone()),
         ("/api/admin/appointments/{id}/cancel", appointment_id),
     ]);
@@ -576,7 +576,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             "POST /api/transcripts",
             vec![json!({"token": rating_token, "email": "carla@example.com"}).to_string()],
         ),
-        // appointments (issue 17)
+        // appointments
         (
             "POST /api/appointments/cancel",
             vec![json!({"token": cancel_token}).to_string()],
@@ -619,7 +619,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             name: "an agent",
             headers: vec![("authorization", format!("Bearer {agent_token}"))],
         },
-        // ---- rooms and 1-to-1 video (issue 16) ----
+        // ---- rooms and 1-to-1 video ----
         Caller {
             name: "an agent in a live chat",
             headers: vec![("authorization", format!("Bearer {video_token}"))],
@@ -707,5 +707,47 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         problems.len(),
         problems.join("\n")
     );
+    hub.stop().await;
+}
+
+/// The appointment answers name the appointment's own schema (a start, an end, links), not
+/// the chat panel's customer, which once shared its name and took its place in the document.
+#[tokio::test]
+async fn appointment_answers_point_at_the_appointments_schema() {
+    let hub = TestHub::start().await;
+    let doc: Value = reqwest::get(hub.url("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &doc["components"]["schemas"];
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.rsplit('/').next().unwrap().to_string());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    for answer in ["Booked", "Rescheduled", "CancelOutcome"] {
+        let mut named = Vec::new();
+        refs(&schemas[answer], &mut named);
+        let appointment = named
+            .iter()
+            .find(|n| schemas[n.as_str()]["properties"].get("start").is_some())
+            .unwrap_or_else(|| panic!("{answer} names no appointment schema: {named:?}"));
+        let properties = &schemas[appointment.as_str()]["properties"];
+        for field in ["start", "end", "status", "links"] {
+            assert!(
+                properties.get(field).is_some(),
+                "{answer} → {appointment} lacks {field}: {properties}"
+            );
+        }
+    }
     hub.stop().await;
 }

@@ -82,7 +82,7 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    // ---- issue 15's gaps: an outage the server comes back from with every key ----
+    // ---- an outage the server comes back from with every key ----
     /// Freezes the server (SIGSTOP): it answers nothing, its connections stay open.
     pub fn pause(&self) {
         crate::common::signal(&self.child, libc::SIGSTOP);

@@ -1,4 +1,4 @@
-//! Rooms and 1-to-1 video (issue 16) end to end: rooms over HTTP, joining with its
+//! Rooms and 1-to-1 video end to end: rooms over HTTP, joining with its
 //! ordered checks, invitations through a real SMTP sink (aiosmtpd) and a real HTTP
 //! webhook, room tokens, and the room websocket's signalling and call control.
 
@@ -83,14 +83,49 @@ pub(crate) async fn agent_member(hub: &TestHub, api: &Api, room: &str) -> (Ws, V
     member(hub, room, answer["token"].as_str().unwrap()).await
 }
 
-/// The agent rings, the customer accepts: both get `call_started`.
+/// A meeting's call, which the hub starts once both are in (or back after a leave):
+/// both get `call_started`, with their roles.
 pub(crate) async fn call(agent: &mut Ws, customer: &mut Ws) {
+    assert_eq!(agent.next_of("call_started").await["polite"], false);
+    assert_eq!(customer.next_of("call_started").await["polite"], true);
+}
+
+/// A room opened from a chat rings: the agent rings, the customer accepts; both get
+/// `call_started`.
+pub(crate) async fn ring_and_accept(agent: &mut Ws, customer: &mut Ws) {
     agent.send(json!({"type": "start_call"})).await;
     agent.next_of("call_ringing").await;
     customer.next_of("call_incoming").await;
     customer.send(json!({"type": "accept_call"})).await;
     assert_eq!(agent.next_of("call_started").await["polite"], false);
     assert_eq!(customer.next_of("call_started").await["polite"], true);
+}
+
+/// A room opened from one of `username`'s chats (`POST /api/chats/{id}/video`): the
+/// signed-in agent, the room, the customer's token from the chat's invitation, and the
+/// agent's desk and the customer's chat sockets (kept open: the chat goes on).
+pub(crate) async fn chat_room(hub: &TestHub, username: &str, customer: &str) -> (Api, String, String, Ws, Ws) {
+    let mut desk = hub.agent(username, &["general"], 1).await;
+    let api = hub.login(username, "agent-password").await;
+    let mut chat = hub.customer(customer, "general").await;
+    let chat_id = chat.next_of("chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    desk.next_of("chat_started").await;
+    let (status, room) = api.post(&format!("/api/chats/{chat_id}/video"), json!({})).await;
+    assert_eq!(status, 201, "{room}");
+    let link = chat.next_of("video_invite").await["link"].as_str().unwrap().to_string();
+    let token = link.split("#token=").nth(1).unwrap().to_string();
+    (api, room["id"].as_str().unwrap().to_string(), token, desk, chat)
+}
+
+/// A lobby's `peek`: the `room_inside` answer, and the Close after it.
+pub(crate) async fn peek(hub: &TestHub, room: &str, token: &str) -> (Value, Option<CloseCode>) {
+    let mut ws = Ws::connect(&room_url(hub, room), &[]).await.unwrap();
+    ws.send(json!({"type": "peek", "token": token})).await;
+    let frame = ws.recv_within(Duration::from_secs(5)).await.expect("an answer to peek");
+    (frame, ws.closed().await)
 }
 
 /// An error frame with `code`, then a Close with `close`.
@@ -111,6 +146,9 @@ async fn two_rooms_side_by_side_never_cross_and_never_echo() {
         (json!(false), Value::Null)
     );
     let (mut agent_b, _) = agent_member(&hub, &bob, &room_b).await;
+    // Signalling with no call (nobody else is in yet) is refused, and goes nowhere.
+    agent_a.send(json!({"type": "signal", "data": {"early": true}})).await;
+    assert_eq!(agent_a.next_of("error").await["code"], "no_call");
     let credentials = json!({"phone": PHONE, "password": PASSWORD});
     let (mut carla, welcome) = member(&hub, &room_a, &token(&hub, &room_a, credentials.clone()).await).await;
     assert_eq!(welcome["polite"], true);
@@ -118,10 +156,6 @@ async fn two_rooms_side_by_side_never_cross_and_never_echo() {
     assert_eq!(agent_a.next_of("peer_joined").await["peer"]["kind"], "customer");
     let (mut dora, _) = member(&hub, &room_b, &token(&hub, &room_b, credentials).await).await;
     agent_b.next_of("peer_joined").await;
-
-    // Signalling before a call is refused, and goes nowhere.
-    agent_a.send(json!({"type": "signal", "data": {"early": true}})).await;
-    assert_eq!(agent_a.next_of("error").await["code"], "no_call");
 
     call(&mut agent_a, &mut carla).await;
     call(&mut agent_b, &mut dora).await;
@@ -304,23 +338,28 @@ async fn reconnecting_within_the_grace_period_needs_no_new_code() {
     hub.stop().await;
 }
 
+/// A room opened from a chat rings: nothing starts when both are in; one side rings,
+/// the other accepts or declines.
 #[tokio::test]
 async fn call_control_and_the_call_log() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
-    let (mut carla, _) = member(
-        &hub,
-        &room,
-        &token(
-            &hub,
-            &room,
-            json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"}),
-        )
-        .await,
-    )
-    .await;
+    let (ann, room, carla_token, _desk, _chat) = chat_room(&hub, "ann", "Carla").await;
+    let (mut agent, welcome) = agent_member(&hub, &ann, &room).await;
+    assert_eq!(
+        (welcome["call_mode"].as_str(), welcome["call"].as_str()),
+        (Some("ring"), Some("idle"))
+    );
+    let (mut carla, welcome) = member(&hub, &room, &carla_token).await;
+    assert_eq!(
+        (welcome["call_mode"].as_str(), welcome["call"].as_str()),
+        (Some("ring"), Some("idle"))
+    );
     agent.next_of("peer_joined").await;
+    // Both are in, and no call starts by itself.
+    for ws in [&mut agent, &mut carla] {
+        let frames = ws.drain().await;
+        assert!(frames.iter().all(|f| f["type"] != "call_started"), "{frames:?}");
+    }
     // Rejected: media not ready. Both get the end.
     carla.send(json!({"type": "start_call"})).await;
     agent.next_of("call_incoming").await;
@@ -335,7 +374,7 @@ async fn call_control_and_the_call_log() {
         );
     }
     // Accepted, reported, hung up: both get the end, and the call is logged.
-    call(&mut agent, &mut carla).await;
+    ring_and_accept(&mut agent, &mut carla).await;
     agent
         .send(json!({"type": "report", "connected": true, "camera": true}))
         .await;
@@ -561,7 +600,7 @@ async fn a_chat_turns_into_a_video_call_and_its_log_links_the_conversation() {
         (Some("Carla"), Some("customer"))
     );
     let (mut agent, _) = agent_member(&hub, &ann, room_id).await;
-    call(&mut agent, &mut video).await;
+    ring_and_accept(&mut agent, &mut video).await;
     agent.send(json!({"type": "hang_up"})).await;
     video.next_of("call_ended").await;
     let mut logged = Value::Null;
@@ -671,5 +710,61 @@ async fn signalling_floods_are_rate_limited_and_the_connection_lives_on() {
     // Still open: a ping is answered.
     agent.send(json!({"type": "ping"})).await;
     agent.next_of("pong").await;
+    hub.stop().await;
+}
+
+/// The lobby asks who is inside with its room token (`peek` as the first frame): the
+/// other seat's holder, by name, and whether the asker is in already elsewhere; then a
+/// Close 1000. No seat is taken and no one in the room hears of it; a socket without a
+/// valid token for the room learns nothing.
+#[tokio::test]
+async fn the_lobby_learns_who_is_inside_without_taking_a_seat() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
+    let (status, answer) = ann.post(&format!("/api/rooms/{room}/token"), json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    let agent_token = answer["token"].as_str().unwrap().to_string();
+    let carla_token = token(
+        &hub,
+        &room,
+        json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"}),
+    )
+    .await;
+    // Nobody in yet.
+    let (inside, close) = peek(&hub, &room, &carla_token).await;
+    assert_eq!(inside, json!({"type": "room_inside", "peer": null, "elsewhere": false}));
+    assert_eq!(close, Some(CloseCode::Normal));
+    // The agent is in: the customer's lobby names them.
+    let (mut agent, _) = member(&hub, &room, &agent_token).await;
+    let (inside, _) = peek(&hub, &room, &carla_token).await;
+    assert_eq!(inside["peer"], json!({"name": "ANN", "present": true}), "{inside}");
+    assert_eq!(inside["elsewhere"], false);
+    // The agent's own second lobby (another tab): they are in already, nobody else is.
+    let (inside, _) = peek(&hub, &room, &agent_token).await;
+    assert_eq!(
+        (inside["peer"].clone(), inside["elsewhere"].clone()),
+        (Value::Null, json!(true))
+    );
+    // Peeking took no seat and told no one: the agent heard nothing, and the customer
+    // still comes in with the same token.
+    assert!(agent.drain().await.is_empty(), "the agent heard of a peek");
+    let (_carla, welcome) = member(&hub, &room, &carla_token).await;
+    assert_eq!(welcome["kind"], "customer");
+    agent.next_of("peer_joined").await;
+    let (inside, _) = peek(&hub, &room, &agent_token).await;
+    assert_eq!(inside["peer"], json!({"name": "Carla", "present": true}), "{inside}");
+    // No valid token for this room, no names.
+    let mut forged = Ws::connect(&room_url(&hub, &room), &[]).await.unwrap();
+    forged.send(json!({"type": "peek", "token": "not.a.token"})).await;
+    refused(&mut forged, "bad_token", 4400).await;
+    let (_bob, other_room) = agent_with_room(&hub, "bob", customer_room("Other")).await;
+    let mut wrong = Ws::connect(&room_url(&hub, &other_room), &[]).await.unwrap();
+    wrong.send(json!({"type": "peek", "token": carla_token})).await;
+    refused(&mut wrong, "wrong_room", 4403).await;
+    // Ended: the lobby is told so.
+    assert_eq!(ann.delete(&format!("/api/rooms/{room}")).await.0, 200);
+    let mut late = Ws::connect(&room_url(&hub, &room), &[]).await.unwrap();
+    late.send(json!({"type": "peek", "token": carla_token})).await;
+    refused(&mut late, "room_ended", 4410).await;
     hub.stop().await;
 }

@@ -1,4 +1,4 @@
-//! Rooms across nodes (issue 16 on issue 15's cluster): two hubs in this process on one
+//! Rooms across nodes: two hubs in this process on one
 //! shared store and a real `redis-server`, the two members of a room on different nodes.
 //! Signalling, call control, "room full" and the call log behave as on one node; a node
 //! that dies or stops gives the other member a clear message.
@@ -130,6 +130,7 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
         (welcome["polite"].clone(), welcome["kind"].clone()),
         (json!(true), json!("guest"))
     );
+    let welcome_token = welcome["token"].as_str().unwrap().to_string();
     assert_eq!(welcome["peer"]["kind"], "agent", "{welcome}");
     assert_eq!(agent.next_of("peer_joined").await["peer"]["name"], "Gus");
 
@@ -141,26 +142,13 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
         "{answer}"
     );
 
-    // Signalling before a call: refused to the remote sender, nothing reaches the agent.
-    gus.send(json!({"type": "signal", "data": {"early": true}})).await;
-    assert_eq!(gus.next_of("error").await["code"], "no_call");
-
-    // Call control both ways: the remote member rings and is rejected, the agent rings
-    // and is accepted.
-    gus.send(json!({"type": "start_call"})).await;
-    gus.next_of("call_ringing").await;
-    assert_eq!(agent.next_of("call_incoming").await["from"], "Gus");
-    agent
-        .send(json!({"type": "reject_call", "reason": "media_not_ready"}))
-        .await;
-    for ws in [&mut agent, &mut gus] {
-        let end = ws.next_of("call_ended").await;
-        assert_eq!(
-            (end["reason"].as_str(), end["by"].as_str()),
-            (Some("rejected"), Some("agent"))
-        );
-    }
+    // A meeting: the call started as Gus came in, across nodes as on one; nothing rings
+    // or hangs up there, for the remote member either.
     call(&mut agent, &mut gus).await;
+    for frame in ["start_call", "hang_up"] {
+        gus.send(json!({"type": frame})).await;
+        assert_eq!(gus.next_of("error").await["code"], "automatic_call", "{frame}");
+    }
 
     // Offer, answer and candidates go to the other member only, never back.
     let offer = json!({"description": {"type": "offer", "sdp": "v=0 across"}});
@@ -195,20 +183,20 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
         assert!(of_type(&stray, "signal").is_empty(), "{who} got {stray:?}");
     }
 
-    // Reports, a second of call, then the remote member hangs up: both get the end.
+    // Reports, a second of call, then the remote member leaves: the agent's call ends.
     for ws in [&mut agent, &mut gus] {
         ws.send(json!({"type": "report", "connected": true, "camera": true}))
             .await;
     }
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    gus.send(json!({"type": "hang_up"})).await;
-    for ws in [&mut agent, &mut gus] {
-        let end = ws.next_of("call_ended").await;
-        assert_eq!(
-            (end["by"].as_str(), end["reason"].as_str()),
-            (Some("guest"), Some("hung_up"))
-        );
-    }
+    gus.send(json!({"type": "leave"})).await;
+    gus.next_of("left").await;
+    let end = agent.next_of("call_ended").await;
+    assert_eq!(
+        (end["by"].as_str(), end["reason"].as_str()),
+        (Some("guest"), Some("peer_left"))
+    );
+    agent.next_of("peer_left").await;
     // The call log, written once (by the home), seen from both nodes.
     let page = calls_reach(&beta.admin().await, 1).await;
     let logged = &page["items"][0];
@@ -220,10 +208,15 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
     assert!(logged["connected_secs"].as_u64() <= logged["length_secs"].as_u64());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(alpha.admin().await.get("/api/calls").await.1["total"], 1, "logged once");
+    // Back through beta with his welcome's token: straight into a new call.
+    let (mut gus, _) = member(&beta, &room, welcome_token.as_str()).await;
+    agent.next_of("peer_joined").await;
+    call(&mut agent, &mut gus).await;
 
     // The member's node stops: the agent on the home sees them away, then gone.
     beta.stop().await;
     agent.next_of("peer_away").await;
+    assert_eq!(agent.next_of("call_ended").await["reason"], "peer_gone");
     agent.next_of("peer_left").await;
     alpha.stop().await;
 }

@@ -1,4 +1,4 @@
-//! Rooms' invitations (issue 16) through real senders: a real SMTP sink (aiosmtpd)
+//! Rooms' invitations through real senders: a real SMTP sink (aiosmtpd)
 //! whose mail the tests read for the code and link, a real HTTP webhook, and a real
 //! HTTPS gateway behind a throw-away CA.
 

@@ -1,7 +1,8 @@
 //! Leaving is not ending: a member who leaves frees their seat and may come back while
 //! the room is open; only the host (the agent) ends the room for everyone. A new
 //! admission taking the customer's seat after the first left is a change of hands the
-//! agent is told of, by an opaque admission id.
+//! agent is told of, by an opaque admission id. Being in a meeting is being in its call:
+//! it starts when both are in and again after a leave, with nothing to ring or accept.
 
 use std::time::Duration;
 
@@ -186,5 +187,99 @@ async fn a_reconnect_keeps_the_call_and_tells_the_other_side_even_before_the_old
     agent.next_of("peer_back").await;
     agent.send(json!({"type": "signal", "data": {"answer": 1}})).await;
     assert_eq!(reloaded.next_of("signal").await["data"]["answer"], 1);
+    hub.stop().await;
+}
+
+/// A meeting (a room not opened from a chat) starts its call by itself once both are in,
+/// and again each time one comes back after leaving, with no `start_call` or
+/// `accept_call`; ringing, accepting, declining and hanging up are refused there
+/// (`automatic_call`). Each stretch with both in is a call in the log.
+#[tokio::test]
+async fn a_meeting_is_in_its_call_as_soon_as_both_are_in_and_again_after_a_leave() {
+    let hub = TestHub::start().await;
+    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
+    let (mut agent, welcome) = agent_member(&hub, &ann, &room).await;
+    assert_eq!(
+        (welcome["call_mode"].as_str(), welcome["call"].as_str()),
+        (Some("auto"), Some("idle"))
+    );
+    // Alone, nothing starts.
+    assert!(agent.drain().await.iter().all(|f| f["type"] != "call_started"));
+    let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
+    let mut carla = open(&hub, &room, &token(&hub, &room, credentials).await).await;
+    // Carla finds no call in her welcome, and the call starts right after it.
+    let welcome = carla.recv_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["call"].as_str()),
+        (Some("room_welcome"), Some("idle"))
+    );
+    assert_eq!(welcome["call_mode"], "auto");
+    let next = carla.recv_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        (next["type"].as_str(), next["polite"].as_bool()),
+        (Some("call_started"), Some(true)),
+        "{next}"
+    );
+    // The agent hears who came, then the call.
+    let joined = agent.recv_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(joined["type"], "peer_joined");
+    let started = agent.recv_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        (started["type"].as_str(), started["polite"].as_bool()),
+        (Some("call_started"), Some(false))
+    );
+    // Signalling flows at once; nothing here rings or hangs up.
+    agent.send(json!({"type": "signal", "data": {"offer": 1}})).await;
+    assert_eq!(carla.next_of("signal").await["data"]["offer"], 1);
+    for frame in ["start_call", "accept_call", "reject_call", "hang_up"] {
+        carla.send(json!({"type": frame})).await;
+        assert_eq!(carla.next_of("error").await["code"], "automatic_call", "{frame}");
+    }
+    agent.send(json!({"type": "hang_up"})).await;
+    assert_eq!(agent.next_of("error").await["code"], "automatic_call");
+    for ws in [&mut agent, &mut carla] {
+        ws.send(json!({"type": "report", "connected": true, "camera": true}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    // Carla leaves: the agent's call ends, and comes back with her, unasked.
+    carla.send(json!({"type": "leave"})).await;
+    let welcome_token = welcome["token"].as_str().unwrap().to_string();
+    carla.next_of("left").await;
+    assert_eq!(agent.next_of("call_ended").await["reason"], "peer_left");
+    agent.next_of("peer_left").await;
+    let (mut carla, _) = member(&hub, &room, &welcome_token).await;
+    agent.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+    carla.send(json!({"type": "signal", "data": {"answer": 1}})).await;
+    assert_eq!(agent.next_of("signal").await["data"]["answer"], 1);
+
+    // The agent leaves and comes back: the same.
+    agent.send(json!({"type": "leave"})).await;
+    agent.next_of("left").await;
+    assert_eq!(carla.next_of("call_ended").await["reason"], "peer_left");
+    carla.next_of("peer_left").await;
+    let (mut agent, welcome) = agent_member(&hub, &ann, &room).await;
+    assert_eq!(welcome["call"], "idle");
+    carla.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+
+    // Two calls ended (one at each leave) are in the log, the first one reported.
+    let mut page = Value::Null;
+    for _ in 0..100 {
+        page = ann.get("/api/calls").await.1;
+        if page["total"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(page["total"], 2, "{page}");
+    let first = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["length_secs"].as_u64() >= Some(1));
+    assert!(first.is_some(), "{page}");
     hub.stop().await;
 }

@@ -1,6 +1,6 @@
 //! `media` / `peer_media`: a member's microphone and camera state reaches the other
-//! member as it changes, in a call or not, on one node and across nodes; the hub keeps
-//! none of it and never echoes it.
+//! member as it changes, on one node and across nodes; the hub keeps none of it and
+//! never echoes it.
 
 use serde_json::{Value, json};
 
@@ -17,7 +17,7 @@ fn state(frame: &Value) -> (Value, Value) {
 }
 
 #[tokio::test]
-async fn each_members_mic_and_camera_reach_the_other_in_and_out_of_a_call() {
+async fn each_members_mic_and_camera_reach_the_other_and_never_come_back() {
     let hub = TestHub::start().await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("Media")).await;
     let (mut agent, _) = agent_member(&hub, &ann, &room).await;
@@ -33,13 +33,13 @@ async fn each_members_mic_and_camera_reach_the_other_in_and_out_of_a_call() {
     .await;
     let (mut carla, _) = member(&hub, &room, &carla_token).await;
     agent.next_of("peer_joined").await;
-    // Before any call: the customer joined with the camera off.
+    // The customer joined with the camera off (a meeting's call starts as she comes in).
+    call(&mut agent, &mut carla).await;
     carla.send(media(true, false)).await;
     let got = agent.next_of("peer_media").await;
     assert_eq!(state(&got), (json!(true), json!(false)), "{got}");
     assert_eq!(got.as_object().unwrap().len(), 3, "type, mic, camera only: {got}");
-    // In a call: the agent mutes; the customer turns the camera on.
-    call(&mut agent, &mut carla).await;
+    // In the call: the agent mutes; the customer turns the camera on.
     agent.send(media(false, true)).await;
     assert_eq!(state(&carla.next_of("peer_media").await), (json!(false), json!(true)));
     carla.send(media(true, true)).await;

@@ -236,3 +236,28 @@ async fn the_openapi_puts_the_room_token_in_the_first_frame_not_the_url() {
     }
     hub.stop().await;
 }
+
+/// The visitor is told `room_ended` and joins again at once: the answer is the room's end,
+/// never its seat (the seat's holder is gone with the room). On MongoDB, whose writes take
+/// longer than the frame takes to arrive, so the store lags the live room if it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_sent_as_the_room_ends_is_told_the_room_ended() {
+    let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
+    let hub = TestHub::with_store(store, |_| {}).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD});
+    for i in 0..5 {
+        let (ann, room) = agent_with_room(&hub, &format!("ann{i}"), customer_room(&format!("Contract {i}"))).await;
+        let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+        let (mut carla, _) = member(&hub, &room, &token(&hub, &room, credentials.clone()).await).await;
+        agent.next_of("peer_joined").await;
+        agent.send(json!({"type": "end_room"})).await;
+        carla.next_of("room_ended").await;
+        let (status, answer) = join(&hub, &room, credentials.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (410, Some("room_ended")),
+            "try {i}: {answer}"
+        );
+    }
+    hub.stop().await;
+}

@@ -90,7 +90,7 @@ async fn answer_on_new_connection(from: &str, to: SocketAddr) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// Issue 13 round 2, finding 1: the starting server was plain `axum::serve`: a half-sent
+/// The starting server was plain `axum::serve`: a half-sent
 /// request line stayed open for as long as the client liked, one address could open any
 /// number of connections, and outsiders were told which store the hub waits for.
 #[tokio::test]
@@ -151,7 +151,7 @@ async fn the_starting_port_has_the_hubs_limits_and_tells_outsiders_only_the_stat
     assert_eq!((status, body["status"].as_str()), (200, Some("starting")), "{body}");
 }
 
-/// Issue 13 round 2, finding 1: when the store opened, the starting server's connections
+/// When the store opened, the starting server's connections
 /// that had not finished a request were left running, answering 503 "starting" beside
 /// the real routes. Now they are closed at the handover, well before the (long) header
 /// deadline would close them.

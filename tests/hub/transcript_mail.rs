@@ -77,17 +77,6 @@ pub(crate) async fn ask(customer: &mut Ws, email: Option<&str>) -> Value {
         .await
 }
 
-async fn post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(hub.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 /// The token of the mail's rating link.
 fn link_token(text: &str) -> String {
     let at = text.find("https://help.example/rate?token=").expect("a rating link");
@@ -375,4 +364,36 @@ async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
     assert_eq!(smtp.mails().len(), 1);
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// The transcript is signed with the desk's name as the admin set it for the widget, not
+/// with the software's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transcript_is_signed_with_the_desks_name() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(transcript_settings(port)).await;
+    let (status, look) = hub
+        .admin()
+        .await
+        .put(
+            "/api/admin/widget",
+            json!({"title": "Acme Hilfe", "color": "#0f766e", "greeting": "Hallo!"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{look}");
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut carla = customer_with(&hub, "Carla", json!({"email": "carla@example.com"})).await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    carla.send(json!({"type": "message", "text": "hello"})).await;
+    carla.next_of("ack").await;
+    assert_eq!(ask(&mut carla, None).await["type"], "transcript_requested");
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+    let mail = parse(&smtp.wait_for(1).await[0]);
+    assert!(mail.text.trim_end().ends_with("— Acme Hilfe"), "{}", mail.text);
+    assert!(mail.html.contains("— Acme Hilfe"), "{}", mail.html);
+    assert!(!mail.text.contains("Switchboard"), "{}", mail.text);
+    hub.stop().await;
 }

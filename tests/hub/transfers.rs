@@ -152,7 +152,8 @@ async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat
     let mut carla = hub.customer("Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
-    // Bob is full (one chat, limit 1); Cy does not hold the category; Dan is away.
+    // Bob is full (one chat, limit 1); Cy does not hold the category the chat was to move
+    // into, nor does anyone hold a category that does not exist; Dan is away.
     let mut bob = hub.agent("bob", &["general"], 1).await;
     let mut dora = hub.customer("Dora", "general").await;
     dora.next_of("chat_started").await;
@@ -161,18 +162,23 @@ async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat
     let dan_token = hub.agent_account("dan", &["general"], 2).await;
     let mut dan = Ws::agent(&hub, &dan_token).await;
     let admin = hub.admin().await;
-    for (who, code) in [
-        (admin.agent_id("bob").await, "agent_not_eligible"),
-        (admin.agent_id("cyd").await, "agent_not_eligible"),
-        (admin.agent_id("dan").await, "agent_not_eligible"),
-        (admin.agent_id("ann").await, "agent_not_eligible"),
-        ("nobody".to_string(), "agent_not_eligible"),
+    let cyd = admin.agent_id("cyd").await;
+    for (who, category, code) in [
+        (admin.agent_id("bob").await, None, "agent_not_eligible"),
+        (cyd.clone(), Some("general"), "agent_not_eligible"),
+        (cyd.clone(), Some("no-such"), "unknown_category"),
+        (admin.agent_id("dan").await, None, "agent_not_eligible"),
+        (admin.agent_id("ann").await, None, "agent_not_eligible"),
+        ("nobody".to_string(), None, "agent_not_eligible"),
     ] {
-        ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": who}))
+        ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": who, "category": category}))
             .await;
         let error = ann.next_of("error").await;
-        assert_eq!(error["code"], code, "transfer to {who}: {error}");
+        assert_eq!(error["code"], code, "transfer to {who} into {category:?}: {error}");
     }
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "category": "billing"}))
+        .await;
+    assert_eq!(ann.next_of("error").await["code"], "invalid_transfer");
     // Malformed asks: both targets, neither, a note too long, someone else's chat.
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": "x", "to_category": "billing"}))
         .await;
@@ -196,6 +202,104 @@ async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat
         carla.drain().await.iter().all(|f| f["type"] != "transferred"),
         "the customer was told of no transfer"
     );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_chat_goes_to_a_colleague_without_its_category_keeping_it_or_moving_into_theirs() {
+    let hub = TestHub::start().await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    assert_eq!(say(&mut carla, &chat, "I need a refund").await, 1);
+    ann.next_of("message").await;
+    assert_eq!(say(&mut ann, &chat, "Ann here, one moment").await, 2);
+    carla.next_of("message").await;
+    // Neither Bob nor Cy holds the chat's category.
+    let mut bob = hub.agent("bob", &["billing"], 2).await;
+    let mut cy = hub.agent("cyd", &["technical", "billing"], 2).await;
+    let admin = hub.admin().await;
+    let (bob_id, cy_id) = (admin.agent_id("bob").await, admin.agent_id("cyd").await);
+
+    // Ann's choices: every colleague online, with the categories they hold.
+    ann.send(json!({"type": "transfer_targets", "chat_id": chat})).await;
+    let targets = ann.next_of("transfer_targets").await;
+    let listed: BTreeMap<&str, (bool, Vec<&str>)> = targets["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let cats = a["categories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            (a["name"].as_str().unwrap(), (a["can_take"].as_bool().unwrap(), cats))
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        BTreeMap::from([
+            ("BOB", (true, vec!["billing"])),
+            ("CYD", (true, vec!["billing", "technical"]))
+        ]),
+        "{targets}"
+    );
+
+    // To Bob, keeping its category.
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
+        .await;
+    assert_eq!(ann.next_of("chat_ended").await["reason"], "transferred");
+    let started = bob.next_of("chat_started").await;
+    assert_eq!(
+        (started["chat_id"].clone(), started["category"].as_str()),
+        (chat.clone(), Some("general")),
+        "{started}"
+    );
+    assert_eq!(
+        started["transfer"]["earlier_agents"],
+        json!([{"name": "ANN", "through_seq": 2}]),
+        "{started}"
+    );
+    assert_eq!(carla.next_of("transferred").await["peer_name"], "BOB");
+    assert_eq!(say(&mut bob, &chat, "Bob in billing").await, 3);
+    carla.next_of("message").await;
+
+    // Bob hands it on to Cy, moving it into technical support: the chat goes on there.
+    bob.send(json!({"type": "transfer", "chat_id": chat, "to_agent": cy_id, "category": "technical", "note": "tech"}))
+        .await;
+    assert_eq!(bob.next_of("chat_ended").await["reason"], "transferred");
+    let started = cy.next_of("chat_started").await;
+    assert_eq!(
+        (
+            started["chat_id"].clone(),
+            started["category"].as_str(),
+            started["category_name"].as_str()
+        ),
+        (chat.clone(), Some("technical"), Some("Technical support")),
+        "{started}"
+    );
+    assert_eq!(
+        started["transfer"]["earlier_agents"],
+        json!([{"name": "ANN", "through_seq": 2}, {"name": "BOB", "through_seq": 3}]),
+        "{started}"
+    );
+    assert_eq!(started["messages"].as_array().map(Vec::len), Some(3));
+    assert_eq!(carla.next_of("transferred").await["peer_name"], "CYD");
+    assert_eq!(say(&mut carla, &chat, "thanks").await, 4);
+    assert_eq!(cy.next_of("message").await["seq"], 4);
+
+    // The archive: kept, then moved.
+    let record = archived_with_transfers(&hub, chat.as_str().unwrap(), 2).await;
+    let moves: Vec<(Option<&str>, Option<&str>)> = record["transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["to_agent_name"].as_str(), t["to_category"].as_str()))
+        .collect();
+    assert_eq!(moves, vec![(Some("BOB"), None), (Some("CYD"), Some("technical"))]);
     hub.stop().await;
 }
 

@@ -130,3 +130,22 @@ fn bad_widget_settings_stop_start_up_naming_the_variable() {
         }
     }
 }
+
+/// The admin's widget settings name the hub's public address for the snippet a site pastes:
+/// `PUBLIC_URL` when set, else null (the page then uses the address it was opened at).
+#[tokio::test]
+async fn the_admin_widget_settings_name_the_public_url_for_the_snippet() {
+    let hub = TestHub::start().await;
+    let (status, shown) = hub.admin().await.get("/api/admin/widget").await;
+    assert_eq!((status, shown["public_url"].clone()), (200, Value::Null), "{shown}");
+    hub.stop().await;
+
+    let hub = TestHub::with(|s| s.public_url = Some("https://help.example.com".into())).await;
+    let (status, shown) = hub.admin().await.get("/api/admin/widget").await;
+    assert_eq!(
+        (status, shown["public_url"].as_str()),
+        (200, Some("https://help.example.com")),
+        "{shown}"
+    );
+    hub.stop().await;
+}

@@ -7,11 +7,29 @@ import { el, api } from './dom.js';
 const $ = (id) => document.getElementById(id);
 const DAYS = [['mon', 'Monday'], ['tue', 'Tuesday'], ['wed', 'Wednesday'], ['thu', 'Thursday'], ['fri', 'Friday'], ['sat', 'Saturday'], ['sun', 'Sunday']];
 
-/** "Mon–Fri 09:00–17:00, Sat 10:00–14:00" from a week of spans. */
-function summary(own) {
+/**
+ * "Mon–Fri 09:00–17:00 · Sat 10:00–14:00" from a week of spans: days in a row with the
+ * same hours make one range ("Mon–Tue, Thu–Fri" when a day between differs).
+ */
+export function summary(own) {
   if (!own) return 'Always open';
-  const parts = DAYS.filter(([d]) => own.week[d]?.length)
-    .map(([d, name]) => `${name.slice(0, 3)} ${own.week[d].map((s) => `${s.open}–${s.close}`).join(', ')}`);
+  const hoursOf = (d) => (own.week[d] || []).map((s) => `${s.open}–${s.close}`).join(', ');
+  // Runs of consecutive days with the same hours, in week order.
+  const runs = [];
+  for (const [i, [d]] of DAYS.entries()) {
+    const hours = hoursOf(d);
+    if (!hours) continue;
+    const last = runs[runs.length - 1];
+    if (last && last.hours === hours && last.to === i - 1) last.to = i; else runs.push({ hours, from: i, to: i });
+  }
+  // Runs with the same hours together, in the order of their first day.
+  const groups = new Map();
+  for (const run of runs) {
+    const short = (i) => DAYS[i][1].slice(0, 3);
+    const days = run.from === run.to ? short(run.from) : `${short(run.from)}–${short(run.to)}`;
+    groups.set(run.hours, [...(groups.get(run.hours) || []), days]);
+  }
+  const parts = [...groups].map(([hours, days]) => `${days.join(', ')} ${hours}`);
   const holidays = own.holidays.length ? ` · closed on ${own.holidays.length} holiday${own.holidays.length === 1 ? '' : 's'}` : '';
   return (parts.length ? parts.join(' · ') : 'Closed every day') + holidays;
 }

@@ -1,5 +1,5 @@
 // The admin page's Reports view (GET /api/reports): a range of days in a time zone (the
-// browser's by default), one topic or all; tiles with the range's totals, two charts
+// desk's by default, chosen from the IANA zones), one topic or all; tiles with the range's totals, two charts
 // (conversations and abandoned per day; median and 90th-percentile wait per day) drawn
 // with Chart.js (served by the hub from /vendor, never a CDN), and the tables per day and
 // topic and per agent. "Export CSV" downloads the same report as a file. Read when the view
@@ -13,11 +13,44 @@ let volumeChart = null;
 let waitsChart = null;
 let loadedTopics = false;
 
-/** `YYYY-MM-DD` of today plus `days`, in the browser's zone. */
-function dayIn(days) {
-  const d = new Date();
-  d.setDate(d.getDate() + days);
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+/** `YYYY-MM-DD` of today plus `days`, in `zone` (the browser's when it is not given). */
+function dayIn(days, zone) {
+  const d = new Date(Date.now() + days * 86_400_000);
+  try {
+    // en-CA writes dates as YYYY-MM-DD.
+    return new Intl.DateTimeFormat('en-CA', { timeZone: zone || undefined, year: 'numeric', month: '2-digit', day: '2-digit' }).format(d);
+  } catch {
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  }
+}
+
+/** The desk's zone (the one its chat hours and appointments are in), once read. */
+let deskZone = null;
+
+/** The IANA zones this browser knows, UTC included. */
+function allZones() {
+  let zones = [];
+  try { zones = Intl.supportedValuesOf('timeZone'); } catch { zones = []; }
+  return [...new Set(['UTC', ...zones])];
+}
+
+/**
+ * Fills the zone list once: the desk's zone first (the default), the browser's next when it
+ * differs, then every zone A to Z.
+ */
+async function loadZones() {
+  const select = $('reports-zone');
+  if (select.options.length) return;
+  const hours = await api('GET', '/api/admin/chat-hours');
+  deskZone = (hours.ok && hours.data.time_zone) || 'UTC';
+  const mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const option = (value, text) => el('option', { value, text });
+  const first = [option(deskZone, `${deskZone} (the desk's)`)];
+  if (mine && mine !== deskZone) first.push(option(mine, `${mine} (this browser's)`));
+  const rest = allZones().filter((z) => z !== deskZone).map((z) => option(z, z));
+  if (select.options.length) return; // filled meanwhile
+  select.append(...first, el('hr'), ...rest);
+  select.value = deskZone;
 }
 
 /** A duration for people: "45 s", "3 min 20 s", "2 h 05 min"; "—" when unknown. */
@@ -42,7 +75,7 @@ function query() {
   const params = new URLSearchParams({
     from: $('reports-from').value,
     to: $('reports-to').value,
-    zone: $('reports-zone').value.trim(),
+    zone: $('reports-zone').value,
   });
   if ($('reports-category').value) params.set('category', $('reports-category').value);
   return params;
@@ -147,9 +180,10 @@ function tables(report) {
 
 async function load() {
   if ($('console').hidden || $('reports').hidden) return;
-  if (!$('reports-from').value) $('reports-from').value = dayIn(-6);
-  if (!$('reports-to').value) $('reports-to').value = dayIn(0);
-  if (!$('reports-zone').value) $('reports-zone').value = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  await loadZones();
+  // The days are the desk's (its today), as the report counts them.
+  if (!$('reports-from').value) $('reports-from').value = dayIn(-6, $('reports-zone').value);
+  if (!$('reports-to').value) $('reports-to').value = dayIn(0, $('reports-zone').value);
   loadTopics();
   const params = query();
   $('reports-csv').href = `/api/reports?${params}&format=csv`;

@@ -1,6 +1,7 @@
 // Admin: the chat widget's look (desk name, colour, greeting) with a live preview, and
-// the snippet a site owner pastes. Saved for every node; "Use the server's settings"
-// goes back to the WIDGET_* settings.
+// the snippet a site owner pastes, naming the hub's public address (PUBLIC_URL) when it
+// has one, else the address this page was opened at. Saved for every node; "Use the
+// server's settings" goes back to the WIDGET_* settings.
 
 import { api, el } from './dom.js';
 
@@ -19,7 +20,34 @@ async function topics() {
   }));
 }
 
+/** Set once the admin copied the snippet (the first-run guide's last step). */
+export const COPIED_KEY = 'switchboard.admin.widgetCopied';
+
+function snippet(publicUrl) {
+  $('widget-snippet').textContent = `<script src="${publicUrl || location.origin}/widget.js" async></script>`;
+}
+
+/** Copies the snippet (or, where the clipboard is refused, selects it for Ctrl+C). */
+async function copySnippet() {
+  const text = $('widget-snippet').textContent;
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    copied = true;
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents($('widget-snippet'));
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+  $('widget-copy-status').textContent = copied ? 'Copied. Paste it into your site\'s pages.' : 'Selected: press Ctrl+C (⌘C) to copy it.';
+  localStorage.setItem(COPIED_KEY, '1');
+  document.dispatchEvent(new CustomEvent('first-run-changed'));
+}
+
 function fill(data) {
+  if ('public_url' in data) snippet(data.public_url);
   chosen = data.categories || [];
   topics();
   $('w-title').value = data.title;
@@ -35,8 +63,9 @@ function preview() {
 }
 
 export async function widgetSection() {
-  $('widget-snippet').textContent = `<script src="${location.origin}/widget.js" async></script>`;
+  $('widget-copy').addEventListener('click', copySnippet);
   const res = await api('GET', '/api/admin/widget');
+  if (!res.ok) snippet(null);
   if (res.ok) fill(res.data);
   $('w-color').addEventListener('input', preview);
   $('widget-form').addEventListener('submit', async (e) => {

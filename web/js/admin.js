@@ -13,6 +13,7 @@ import { widgetSection } from './admin-widget.js';
 import { openView } from './admin-views.js';
 import { cannedSection } from './admin-canned.js';
 import { erasureSection } from './admin-erasure.js';
+import { firstRunSection } from './admin-first-run.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
@@ -27,6 +28,7 @@ let hours = null;
 let routing = null;
 let widgetWired = false;
 let canned = null;
+let firstRun = null;
 /** Account id → display name, for the dashboard's per-agent rows. */
 let agentNames = new Map();
 
@@ -90,6 +92,9 @@ async function listsChanged() {
   routing.render(categories);
   canned.setCategories(categories);
   archive.setLists({ categories, agents: accounts || [] });
+  firstRun = firstRun || firstRunSection();
+  // Only when the agents could be read: a desk whose list failed is not taken for a fresh one.
+  if (accounts) firstRun.render({ categories, agents: accounts.filter((a) => a.role === 'agent') });
 }
 
 /** How each agent state reads on the dashboard, and its pill's colour. */

@@ -1,10 +1,13 @@
 // The agent console's "Transfer" dialog: hand one of your running chats to another agent
-// or to a category's queue. Opening it asks the hub who and where (`transfer_targets`);
-// agents who cannot take the chat now and closed categories are listed but disabled, with
-// the reason. Sending (`transfer`) waits for the hub: a refusal (an `error`) is shown in
-// the dialog and the chat stays; success is the chat's `chat_ended` (reason
-// `transferred`), after which the console ends the chat with "Transferred to …", the name
-// this module remembers (the hub does not say where it went).
+// or to a category's queue. Opening it asks the hub who and where (`transfer_targets`):
+// every colleague online, whatever topics they hold; agents who cannot take the chat now
+// and closed categories are listed but disabled, with the reason. Handing it to an agent,
+// the chat keeps its topic unless the agent moves it into one of that colleague's (the
+// "Topic after the transfer" choice, shown once an agent is chosen). Sending (`transfer`)
+// waits for the hub: a refusal (an `error`) is shown in the dialog and the chat stays;
+// success is the chat's `chat_ended` (reason `transferred`), after which the console ends
+// the chat with "Transferred to …", the name this module remembers (the hub does not say
+// where it went).
 
 import { el, show } from './dom.js';
 import { charCount } from './chatview.js';
@@ -16,7 +19,7 @@ const ANSWER_TIMEOUT_MS = 10000;
 
 /** What each refusal means, in plain words (the chat stays with the agent in every case). */
 const REFUSALS = {
-  agent_not_eligible: 'That agent cannot take this chat right now (away, at their limit, or no longer in this topic). The list is updated — choose again.',
+  agent_not_eligible: 'That agent cannot take this chat right now (away, at their limit, or no longer in the topic chosen). The list is updated — choose again.',
   invalid_transfer: 'Choose one agent or one topic.',
   note_too_long: `The note is too long: at most ${NOTE_MAX} characters.`,
   invalid_note: 'The note holds a character that cannot be sent (a control or text-direction character). Remove it and try again.',
@@ -49,6 +52,7 @@ export function createTransfer({ send }) {
     customer: el('span', { dataset: { testid: 'transfer-customer' } }),
     status: el('p', { class: 'muted transfer-status', id: ids.status, role: 'status', dataset: { testid: 'transfer-status' } }),
     agents: el('div', { class: 'transfer-options', dataset: { testid: 'transfer-agents' } }),
+    topics: el('div', { class: 'transfer-options transfer-topics-list' }),
     categories: el('div', { class: 'transfer-options', dataset: { testid: 'transfer-categories' } }),
     refresh: el('button', { type: 'button', class: 'secondary small', dataset: { testid: 'transfer-refresh' } }, 'Refresh'),
     note: el('textarea', { id: ids.note, rows: 3, maxlength: NOTE_MAX, 'aria-describedby': ids.count, dataset: { testid: 'transfer-note' } }),
@@ -58,6 +62,9 @@ export function createTransfer({ send }) {
     cancel: el('button', { type: 'button', class: 'secondary', dataset: { testid: 'transfer-cancel' } }, 'Cancel'),
   };
   const agentsSet = el('fieldset', { class: 'transfer-group' }, el('legend', {}, 'To an agent'), parts.agents);
+  // Shown once an agent is chosen: the topic the chat goes on in with them.
+  const topicsSet = el('fieldset', { class: 'transfer-group transfer-topics', hidden: true, dataset: { testid: 'transfer-topics' } },
+    el('legend', {}, 'Topic after the transfer'), parts.topics);
   const categoriesSet = el('fieldset', { class: 'transfer-group' }, el('legend', {}, 'To a topic’s queue'), parts.categories);
   const form = el('form', { class: 'transfer-form', novalidate: true },
     el('div', { class: 'transfer-head' },
@@ -65,6 +72,7 @@ export function createTransfer({ send }) {
       parts.refresh),
     parts.status,
     agentsSet,
+    topicsSet,
     categoriesSet,
     el('label', { for: ids.note }, 'Note for whoever takes it ', el('span', { class: 'muted' }, '(optional)')),
     parts.note,
@@ -80,6 +88,9 @@ export function createTransfer({ send }) {
   let pending = null;
   /** Chats handed on, and where: chat_id → the name of the agent or category. */
   const sentTo = new Map();
+  /** From the last lists: category id → name, and agent id → the category ids they hold. */
+  let categoryNames = new Map();
+  let agentTopics = new Map();
   let loading = false;
   let timer = null;
 
@@ -90,15 +101,52 @@ export function createTransfer({ send }) {
   }
 
   const chosen = () => form.querySelector('input[name="transfer-target"]:checked');
+  /** The topic chosen for the chat with the agent chosen: a category id, or '' to keep its own. */
+  const chosenTopic = () => form.querySelector('input[name="transfer-topic"]:checked')?.value || '';
+
+  const topicName = (id) => categoryNames.get(id) || (id === current?.categoryId ? current.category : id);
+
+  /** The topic choice for the agent chosen: keep the chat's topic, or move it into one of theirs. */
+  function renderTopics() {
+    const choice = chosen();
+    const theirs = choice?.dataset.kind === 'agent' ? (agentTopics.get(choice.dataset.id) || []) : [];
+    const others = theirs.filter((c) => c !== current?.categoryId);
+    if (!choice || choice.dataset.kind !== 'agent' || !others.length) {
+      topicsSet.hidden = true;
+      parts.topics.replaceChildren();
+      return;
+    }
+    const keep = chosenTopic();
+    const holds = theirs.includes(current.categoryId);
+    const radio = (value, name, details) => {
+      const id = `transfer-topic-${value || 'keep'}`;
+      const input = el('input', { type: 'radio', name: 'transfer-topic', id, value, dataset: { name } });
+      input.checked = value === (others.includes(keep) ? keep : '');
+      input.disabled = !!pending;
+      input.addEventListener('change', () => { parts.error.textContent = ''; render(); });
+      return el('label', { class: 'transfer-option', for: id, dataset: { testid: 'transfer-topic', id: value, name } },
+        input,
+        el('span', { class: 'transfer-option-body' },
+          el('span', { class: 'transfer-option-name' }, name),
+          el('span', { class: 'transfer-option-details' }, details)));
+    };
+    parts.topics.replaceChildren(
+      radio('', current.category, holds ? 'Keep this chat’s topic' : `Keep this chat’s topic (${choice.dataset.name} does not hold it)`),
+      ...others.map((c) => radio(c, topicName(c), `Move the chat into ${choice.dataset.name}’s topic`)));
+    topicsSet.hidden = false;
+  }
 
   function render() {
     const choice = chosen();
     const busy = !!pending;
+    const topic = choice?.dataset.kind === 'agent' ? chosenTopic() : '';
     parts.submit.disabled = busy || !choice;
-    parts.submit.textContent = busy ? 'Transferring…' : choice ? `Transfer to ${choice.dataset.name}` : 'Transfer';
+    parts.submit.textContent = busy ? 'Transferring…'
+      : choice ? `Transfer to ${choice.dataset.name}${topic ? ` · ${topicName(topic)}` : ''}` : 'Transfer';
     parts.note.readOnly = busy;
     parts.refresh.disabled = busy || loading;
     for (const input of form.querySelectorAll('input[name="transfer-target"]')) input.disabled = busy || input.dataset.unavailable === 'true';
+    for (const input of form.querySelectorAll('input[name="transfer-topic"]')) input.disabled = busy;
   }
 
   /** One choice: a radio with its name and what is known of it. */
@@ -111,7 +159,7 @@ export function createTransfer({ send }) {
       dataset: { kind, id, name, unavailable: String(!!reason) },
     });
     input.disabled = !!reason;
-    input.addEventListener('change', () => { parts.error.textContent = ''; render(); });
+    input.addEventListener('change', () => { parts.error.textContent = ''; renderTopics(); render(); });
     return el('label', { class: `transfer-option${reason ? ' unavailable' : ''}`, for: inputId, dataset: { testid: `transfer-${kind}`, id, name } },
       input,
       el('span', { class: 'transfer-option-body' },
@@ -123,16 +171,23 @@ export function createTransfer({ send }) {
 
   function fill(f) {
     const keep = chosen()?.value;
-    const agents = [...f.agents].sort((a, b) => Number(b.can_take) - Number(a.can_take) || a.name.localeCompare(b.name));
+    categoryNames = new Map(f.categories.map((c) => [c.id, c.name]));
+    agentTopics = new Map(f.agents.map((a) => [a.id, a.categories || []]));
+    const holds = (a) => (a.categories || []).includes(current.categoryId);
+    // Who can take it first; among them, those who hold the chat's topic.
+    const agents = [...f.agents].sort((a, b) => Number(b.can_take) - Number(a.can_take)
+      || Number(holds(b)) - Number(holds(a)) || a.name.localeCompare(b.name));
     parts.agents.replaceChildren(...agents.map((a) => option({
       kind: 'agent', id: a.id, name: a.name,
       details: [
         el('span', { class: `pill ${a.status}` }, a.status),
         el('span', {}, `${a.chats} of ${a.max_chats} chat${a.max_chats === 1 ? '' : 's'}`),
+        el('span', { class: 'transfer-agent-topics', dataset: { testid: 'transfer-agent-topics' } },
+          (a.categories || []).map((c) => categoryNames.get(c) || c).join(', ') || 'no topics'),
       ],
       reason: a.can_take ? null : `Unavailable: ${agentReason(a)}`,
     })));
-    if (!agents.length) parts.agents.append(el('p', { class: 'muted', dataset: { testid: 'transfer-no-agents' } }, `No other agent with ${current.category} is online.`));
+    if (!agents.length) parts.agents.append(el('p', { class: 'muted', dataset: { testid: 'transfer-no-agents' } }, 'No other agent is online.'));
     parts.categories.replaceChildren(...f.categories.map((c) => option({
       kind: 'category', id: c.id, name: c.name,
       details: [
@@ -146,6 +201,7 @@ export function createTransfer({ send }) {
       const again = form.querySelector(`input[name="transfer-target"][value="${CSS.escape(keep)}"]`);
       if (again && again.dataset.unavailable !== 'true') again.checked = true;
     }
+    renderTopics();
     parts.status.textContent = '';
     show(parts.status, false);
   }
@@ -197,11 +253,17 @@ export function createTransfer({ send }) {
     const note = parts.note.value.trim();
     if (charCount(note) > NOTE_MAX) { parts.error.textContent = REFUSALS.note_too_long; parts.note.focus(); return; }
     const frame = { type: 'transfer', chat_id: current.id };
-    if (choice.dataset.kind === 'agent') frame.to_agent = choice.dataset.id; else frame.to_category = choice.dataset.id;
+    if (choice.dataset.kind === 'agent') {
+      frame.to_agent = choice.dataset.id;
+      const topic = chosenTopic();
+      if (topic) frame.category = topic;
+    } else frame.to_category = choice.dataset.id;
     if (note) frame.note = note;
     if (!send(frame)) { parts.error.textContent = 'Not connected — the chat was not transferred. Reconnecting…'; return; }
     parts.error.textContent = '';
-    pending = { chatId: current.id, name: current.name, to: choice.dataset.name };
+    // "Transferred to Ori (Technical support)" when the chat moved into another topic.
+    const moved = frame.category ? ` (${topicName(frame.category)})` : '';
+    pending = { chatId: current.id, name: current.name, to: `${choice.dataset.name}${moved}` };
     render();
     timer = setTimeout(() => {
       if (!pending) return;
@@ -224,6 +286,8 @@ export function createTransfer({ send }) {
       parts.customer.textContent = name;
       parts.agents.replaceChildren();
       parts.categories.replaceChildren();
+      parts.topics.replaceChildren();
+      topicsSet.hidden = true;
       parts.note.value = '';
       parts.error.textContent = '';
       updateCount();

@@ -114,7 +114,8 @@ function unreachable(delay, error) {
 function signedOut(message) {
   show($('console'), false);
   show($('login'), true);
-  for (const id of ['availability', 'availability-state', 'away-reason-label', 'busy-button', 'shortcuts-button', 'sign-out', 'conn-state']) show($(id), false);
+  for (const id of ['availability', 'availability-state', 'away-reason-label', 'busy-button', 'shortcuts-button', 'sign-out', 'conn-state', 'header-menu']) show($(id), false);
+  setMenu(false);
   $('who').textContent = '';
   pageNotice(message || '');
   $('username').focus();
@@ -134,6 +135,7 @@ function signedIn(account) {
   show($('sign-out'), true);
   show($('availability-state'), true);
   show($('shortcuts-button'), true);
+  show($('header-menu'), true);
   $('who').textContent = account.display_name;
   welcomed = false;
   socket.start();
@@ -432,6 +434,18 @@ function transferNote(transfer, categoryName) {
       : el('p', { class: 'muted transfer-note-text none', dataset: { testid: 'transfer-note-text' } }, 'No note.'));
 }
 
+/**
+ * Which earlier agent said an agent line at `seq`: the hub lists who had the chat, oldest
+ * first, each with the last seq said while they had it. A line past every entry (on several
+ * nodes a line may arrive after the transfer) is the last one's; without the list (a page
+ * kept from before it was sent), whoever handed the chat on.
+ */
+function earlierName(t, seq) {
+  const list = t.earlier_agents || [];
+  const by = list.find((e) => seq <= e.through_seq) || list[list.length - 1];
+  return by?.name || t.from_name || 'Earlier agent';
+}
+
 /** The author of an agent line in a chat handed to this agent: whoever had it before, or null (this agent). */
 function earlierAuthor(chat, m) {
   const t = chat.transfer;
@@ -441,7 +455,7 @@ function earlierAuthor(chat, m) {
     // anything not this agent's own (their first acknowledged line marks where theirs begin).
     || (chat.firstOwnSeq == null ? !(m.client_id && chat.view.pendingTexts.has(m.client_id)) : m.seq < chat.firstOwnSeq);
   // Not necessarily the agent who handed it on: the chat may have passed through several.
-  return before ? 'Earlier agent' : null;
+  return before ? earlierName(t, m.seq) : null;
 }
 
 function openPanel(snapshot, fresh, { accepted = false } = {}) {
@@ -476,8 +490,8 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
   const handOn = el('button', { type: 'button', class: 'secondary', 'aria-haspopup': 'dialog', 'aria-label': `Transfer the chat with ${snapshot.peer_name}`, dataset: { testid: 'transfer-button' } }, 'Transfer');
   const title = el('h3', { class: 'grow', tabindex: '-1', dataset: { testid: 'panel-customer' } }, snapshot.peer_name);
   const panel = el('section', { class: 'panel', hidden: true, 'aria-label': `Chat with ${snapshot.peer_name}`, dataset: { testid: 'chat-panel', chatId: id, customer: snapshot.peer_name, videoRequest: snapshot.video_request ? 'yes' : undefined, transferred: given ? 'yes' : undefined } },
-    el('header', {}, title, el('span', { class: 'pill' }, category), status,
-      el('span', { class: 'muted' }, `since ${new Date(snapshot.started_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`), handOn, end),
+    el('header', {}, title, el('span', { class: 'pill', dataset: { testid: 'panel-category' } }, category), status,
+      el('span', { class: 'muted panel-since' }, `since ${new Date(snapshot.started_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`), handOn, end),
     given ? transferNote(given, categoryName) : null,
     view.root);
   const chat = {
@@ -759,6 +773,24 @@ $('back-to-list').addEventListener('click', () => {
   chats.get(openId)?.button.focus();
 });
 $('shortcuts-button').addEventListener('click', () => $('shortcuts').showModal());
+
+// On a phone the header is one bar: availability in it, the rest (away reason, finishing
+// first, appointments, signing out) behind "Menu". On a wide screen all is in the row and
+// the button is not shown.
+function setMenu(open) {
+  $('header-menu').setAttribute('aria-expanded', String(open));
+  $('app-header').classList.toggle('menu-open', open);
+}
+$('header-menu').addEventListener('click', () => setMenu($('header-menu').getAttribute('aria-expanded') !== 'true'));
+$('app-header').addEventListener('keydown', (e) => {
+  if (e.key !== 'Escape' || $('header-menu').getAttribute('aria-expanded') !== 'true') return;
+  e.preventDefault();
+  setMenu(false);
+  $('header-menu').focus();
+});
+document.addEventListener('pointerdown', (e) => {
+  if (!$('app-header').contains(e.target)) setMenu(false);
+});
 
 const typingIn = (node) => !!node?.closest?.('input, textarea, select, [contenteditable=""], [contenteditable="true"]');
 

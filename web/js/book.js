@@ -114,14 +114,31 @@ function renderMonth(free) {
       onclick: () => {
         state.day = date;
         renderMonth(free);
-        loadDay();
+        // The month is drawn anew: focus stays on the chosen day, not on the page.
+        $('days').querySelector(`[data-date="${date}"]`)?.focus();
+        loadDay({ picked: true });
       },
     }, String(d)));
   }
   $('days').replaceChildren(...cells);
 }
 
-async function loadDay() {
+/**
+ * A day picked on a phone: its times are below the month, out of sight. They are brought
+ * into view under the day's heading, and focus goes to the first (the group is named by
+ * the heading, so a screen reader says which day). Side by side (a desktop), the times
+ * are in view already and focus stays on the day.
+ */
+function showTimes() {
+  const first = $('slots').querySelector('button');
+  if (!first || $('slots').getBoundingClientRect().top < $('days').getBoundingClientRect().bottom) return;
+  const smooth = !matchMedia('(prefers-reduced-motion: reduce)').matches;
+  $('day-label').scrollIntoView({ block: 'start', behavior: smooth ? 'smooth' : 'auto' });
+  first.focus({ preventScroll: true });
+}
+
+/** The chosen day's free times; `picked`: the customer chose the day (see showTimes). */
+async function loadDay({ picked = false } = {}) {
   const load = ++dayLoads;
   const host = $('slots');
   host.replaceChildren();
@@ -155,6 +172,7 @@ async function loadDay() {
       onclick: () => choose(slot),
     }, timeIn(slot.start)));
   }
+  if (picked) showTimes();
 }
 
 const deskTime = (isoStart) => new Intl.DateTimeFormat([], { timeZone: state.deskZone, hour: '2-digit', minute: '2-digit' })
@@ -211,6 +229,8 @@ async function submit(event) {
           // The topic picks who may take it: a representative holding that category.
           category: $('topic').value || undefined,
           zone: state.zone,
+          // The mails then give times as this page does ("10:00 AM" or "10:00").
+          hour12: new Intl.DateTimeFormat([], { hour: 'numeric' }).resolvedOptions().hour12 === true,
         }),
       });
     if (!res.ok) {

@@ -17,6 +17,8 @@ const state = {
   /** Their microphone and camera, as last told (`peer_media`); on until told otherwise. */
   mic: true,
   camera: true,
+  /** A meeting (`auto`: the call runs while both are in) or a call that rings (`ring`). */
+  mode: 'ring',
   /** The page's call state words (room.js setCallState) and the connection's state. */
   call: 'idle',
   connection: '',
@@ -79,7 +81,8 @@ function caption() {
     case 'calling…': return `Calling ${name}…`;
     case 'active': return state.connection === 'connected' ? '' : 'Connecting…';
     case 'ended': return 'The call has ended.';
-    case 'idle': return `${name} is here. Press Call to start the video.`;
+    // A meeting starts its call by itself: a moment between their arrival and the call.
+    case 'idle': return state.mode === 'auto' ? 'Connecting…' : `${name} is here. Press Call to start the video.`;
     // A state this module does not know (room.js may add some): no stale words.
     default: return '';
   }
@@ -88,7 +91,8 @@ function caption() {
 function render() {
   const tile = $('remote-tile');
   const name = state.peer?.name || '';
-  $('peer-name').textContent = name ? `${name}${state.peer.present ? '' : ' (connecting…)'}` : 'Waiting for the other side…';
+  // Nobody there: the caption says we wait; the corner label stays empty (and hidden).
+  $('peer-name').textContent = name ? `${name}${state.peer.present ? '' : ' (connecting…)'}` : '';
   $('peer-tile-name').textContent = name || 'Nobody here yet';
   $('peer-initial').textContent = name ? name.trim().charAt(0).toUpperCase() : '…';
   const inCall = state.call === 'active';
@@ -104,8 +108,9 @@ function render() {
   titles();
 }
 
-/** `room_welcome`: the room's title, who I am, who is there. */
+/** `room_welcome`: the room's title, who I am, who is there, whether the call rings. */
 export function welcomed(frame) {
+  state.mode = frame.call_mode === 'auto' ? 'auto' : 'ring';
   state.title = frame.title;
   state.me = frame.name;
   state.kind = frame.kind;

@@ -1,8 +1,10 @@
 // Canned replies in the agent console: the picker that typing "/" at the start of a
 // chat's composer opens (a listbox filtered by shortcut and title as the agent types,
 // only the replies for that chat's category; arrows move, Enter or Tab inserts, Escape
-// closes), filling {customer} and {agent}; the reply goes into the composer, never sent,
-// so it can be edited first. Also the small "My replies" manager (the agent's own).
+// closes), filling {customer}, {customer_first_name} and {agent}; the reply goes into the
+// composer, never sent, so it can be edited first. The list opens upwards from the
+// message box, over the transcript (the message box sits low on the screen: below it
+// there is room for one line). Also the small "My replies" manager (the agent's own).
 
 import { el, api, announce } from './dom.js';
 
@@ -19,9 +21,17 @@ export function loadCannedReplies() {
   });
 }
 
-/** `text` with {customer} and {agent} filled in. */
+/** A name's first word ("Dana" of "Dana Maria Scully"); the name itself when it has one word. */
+export function firstName(name) {
+  return (name || '').trim().split(/\s+/)[0] || '';
+}
+
+/** `text` with {customer}, {customer_first_name} and {agent} filled in. */
 export function fill(text, { customer, agent }) {
-  return text.replaceAll('{customer}', customer || '').replaceAll('{agent}', agent || '');
+  return text
+    .replaceAll('{customer_first_name}', firstName(customer))
+    .replaceAll('{customer}', customer || '')
+    .replaceAll('{agent}', agent || '');
 }
 
 function applies(reply, category) {
@@ -36,7 +46,11 @@ export function attachPicker(input, host, { category, customer, agent }) {
   const id = `canned-${++nextId}`;
   const list = el('ul', { id: `${id}-list`, role: 'listbox', class: 'canned-picker', 'aria-label': 'Canned replies', dataset: { testid: 'canned-picker' }, hidden: true });
   const status = el('p', { class: 'sr-only', role: 'status', dataset: { testid: 'canned-status' } });
-  host.append(list, status);
+  // Anchored to the message box's row, opening upwards (see the stylesheet).
+  const anchor = input.closest('.composer') || host;
+  anchor.classList.add('canned-anchor');
+  anchor.append(list);
+  host.append(status);
   // A textarea cannot be a combobox (nor take aria-expanded): it names the list it
   // controls and the option in focus, and the status line says when the list opens.
   input.setAttribute('aria-controls', list.id);
@@ -139,7 +153,7 @@ export function createMyReplies(root) {
       el('label', { for: shortcut.id }, 'Shortcut'), shortcut,
       el('label', { for: title.id }, 'Title'), title),
     el('label', { for: text.id }, 'Text'), text,
-    el('p', { class: 'muted', id: 'my-reply-hint' }, 'Type / in a chat to use it. {customer} and {agent} are filled in with the names.'),
+    el('p', { class: 'muted', id: 'my-reply-hint' }, 'Type / in a chat to use it. {customer}, {customer_first_name} and {agent} are filled in with the names.'),
     error, el('div', { class: 'row' }, save, cancel));
   root.append(list, form);
 

@@ -44,7 +44,9 @@ export class ChatView {
 
     // A plain list: each incoming message is announced once, by the page's live region
     // (`announce`), so the list itself is not live (it would read every message twice).
-    this.transcript = el('ol', { class: 'transcript', 'aria-label': 'Messages', dataset: { testid: 'transcript' } });
+    // Focusable (tabindex 0): a long chat scrolls inside it, and keyboard users scroll
+    // back with the arrow keys, Page Up and Home only once it can take focus.
+    this.transcript = el('ol', { class: 'transcript', 'aria-label': 'Messages', tabindex: '0', dataset: { testid: 'transcript' } });
     this.typing = el('div', { class: 'typing', 'aria-live': 'polite', dataset: { testid: 'typing-indicator' } });
     this.draft = el('div', { class: 'draft-preview', hidden: true, 'aria-live': 'off', dataset: { testid: 'draft-preview' } });
     const inputId = `msg-${Math.random().toString(36).slice(2, 9)}`;
@@ -59,6 +61,16 @@ export class ChatView {
     // A standing note under the composer, e.g. that the agent sees what is typed.
     this.hint = hint ? el('p', { class: 'muted composer-hint', dataset: { testid: 'composer-hint' } }, hint) : null;
     this.root = el('div', { class: 'chat' }, this.transcript, showDraft ? this.draft : null, this.typing, this.form, this.hint);
+
+    // The newest line stays in view while the box changes size (the composer goes when a
+    // chat ends and what follows shows below, a phone's keyboard opens, a hidden panel is
+    // shown); someone who scrolled back to read is left where they are.
+    this.atEnd = true;
+    this.transcript.addEventListener('scroll', () => {
+      const t = this.transcript;
+      this.atEnd = t.scrollHeight - t.scrollTop - t.clientHeight < 24;
+    });
+    if (typeof ResizeObserver === 'function') new ResizeObserver(() => { if (this.atEnd) this.scroll(); }).observe(this.transcript);
 
     this.form.addEventListener('submit', (e) => { e.preventDefault(); this.submit(); });
     // Enter sends; Shift+Enter makes a new line (the usual chat convention).
@@ -81,6 +93,21 @@ export class ChatView {
   }
 
   focus() { this.input.focus(); }
+
+  /**
+   * The chat is over and takes no more messages: the composer, its hint and an unsent
+   * draft go (a disabled box with text in it reads as if it could still be sent).
+   */
+  end() {
+    this.setEnabled(false);
+    this.input.value = '';
+    this.updateCounter();
+    this.setTyping('');
+    this.setDraft('');
+    this.typing.hidden = true;
+    this.form.hidden = true;
+    if (this.hint) this.hint.hidden = true;
+  }
 
   updateCounter() {
     const n = charCount(this.input.value);
@@ -254,5 +281,8 @@ export class ChatView {
     this.draft.hidden = !text;
   }
 
-  scroll() { this.transcript.scrollTop = this.transcript.scrollHeight; }
+  scroll() {
+    this.transcript.scrollTop = this.transcript.scrollHeight;
+    this.atEnd = true;
+  }
 }

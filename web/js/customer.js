@@ -118,7 +118,40 @@ function showOffline(c) {
   $('offline').replaceChildren(notice, el('div', { class: 'row offline-back' }, back));
   screen('offline');
   notice.querySelector('input')?.focus();
-  announce(notice.querySelector('h2').textContent);
+  const title = notice.querySelector('h2').textContent;
+  if (c.open === false) opensAgain(notice, c.id, c.name, c.opens_at).then((line) => announce(line ? `${title} ${line}` : title));
+  else announce(title);
+}
+
+/** When `at` (ms) falls on this browser's clock: "today at 09:00", "tomorrow at 09:00",
+ *  "on Monday at 09:00", or further off "on 24 December at 09:00". */
+function whenAgain(at) {
+  const when = new Date(at);
+  const time = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit' }).format(when);
+  const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate());
+  const days = Math.round((midnight(when) - midnight(new Date())) / 86400000);
+  if (days <= 0) return `today at ${time}`;
+  if (days === 1) return `tomorrow at ${time}`;
+  if (days < 7) return `on ${new Intl.DateTimeFormat([], { weekday: 'long' }).format(when)} at ${time}`;
+  return `on ${new Intl.DateTimeFormat([], { day: 'numeric', month: 'long' }).format(when)} at ${time}`;
+}
+
+/**
+ * Under a closed category's heading in `notice` (on the page already), when it opens
+ * again by its chat hours: `opensAt` as /api/categories gave it, else asked for. Resolves
+ * with the line's text, or '' when its hours name no opening.
+ */
+async function opensAgain(notice, category, name, opensAt) {
+  let at = opensAt;
+  if (at === undefined) {
+    const res = await api('GET', '/api/categories');
+    at = res.ok ? res.data.find((c) => c.id === category)?.opens_at : undefined;
+  }
+  if (!at || !notice.isConnected) return '';
+  const text = `${name} opens again ${whenAgain(at)}.`;
+  notice.querySelector('[data-testid="offline-title"]')
+    .after(el('p', { class: 'opens-at', dataset: { testid: 'opens-at' } }, text));
+  return text;
 }
 
 function askName(c) {
@@ -179,8 +212,9 @@ function deskStatus(f) {
   const open = f.open !== false;
   const current = host.firstElementChild;
   if (current && current.dataset.open === String(open)) return;
+  const categoryName = saved?.categoryName || pendingJoin?.categoryName || category;
   const notice = offlineDesk({
-    category, categoryName: saved?.categoryName || pendingJoin?.categoryName || category,
+    category, categoryName,
     open, waiting: true, heading: 'h3', name: saved?.name || '',
     // After a transfer the transcript is on screen: the form stays folded until asked for.
     compact: !!saved?.transferred,
@@ -188,7 +222,9 @@ function deskStatus(f) {
   notice.dataset.open = String(open);
   host.replaceChildren(notice);
   show(host, true);
-  announce(notice.querySelector('h3').textContent);
+  const title = notice.querySelector('h3').textContent;
+  if (!open) opensAgain(notice, category, categoryName, undefined).then((line) => announce(line ? `${title} ${line}` : title));
+  else announce(title);
 }
 
 function startSession() {
@@ -202,6 +238,8 @@ function startSession() {
   $('session-title').textContent = 'Waiting for an agent';
   $('leave').textContent = 'Leave';
   $('leave').disabled = false;
+  show($('leave'), true);
+  show($('conn-state'), true);
   $('chat-host').replaceChildren();
   $('transcript').replaceChildren();
   show($('transcript'), false);
@@ -384,8 +422,6 @@ function transferred(f) {
 /** "About 2–5 minutes" from the hub's estimate (whole minutes), or nothing when unknown. */
 function showEstimate(estimate) {
   const node = $('estimate');
-  // The widget's waiting block has no estimate line.
-  if (!node) return;
   if (!estimate) { node.textContent = ''; show(node, false); return; }
   const { low_mins: low, high_mins: high } = estimate;
   node.textContent = high <= 1 ? 'Estimated wait: under a minute'
@@ -409,11 +445,15 @@ function finished(text) {
   saved = null;
   save();
   socket.stop();
-  if (chat) { chat.setEnabled(false); chat.setTyping(''); chat.addNotice(text, 'chat-ended'); }
+  // Nothing more can be sent: the composer goes, and the last lines stay in view.
+  if (chat) { chat.end(); chat.addNotice(text, 'chat-ended'); }
   else pageNotice(text);
   show($('waiting'), false);
   show($('ended'), true);
+  // Nothing left to end, and no connection to speak of.
   $('leave').disabled = true;
+  show($('leave'), false);
+  show($('conn-state'), false);
   show($('confirm-end'), false);
   $('session-title').textContent = 'Chat ended';
   announce(text);
@@ -513,7 +553,7 @@ function handle(f) {
     case 'shutdown':
       pageNotice('The service is restarting; we will reconnect you.');
       break;
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     case 'video_invite':
       ensureChat().addNotice(el('span', {}, `${saved?.peerName || 'Your agent'} invites you to a video call. `,
         el('a', { href: f.link, target: '_blank', rel: 'noopener', dataset: { testid: 'video-join' } }, 'Join the video call')), 'video-invite');

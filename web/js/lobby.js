@@ -219,6 +219,29 @@ export function closeLobby() {
   }
 }
 
+/**
+ * Who is in the room already, as the hub's `room_inside` says (room.js asks it while the
+ * lobby is open): the other person's name, or nobody yet. `null` hides the line (no
+ * answer, or no token to ask with: nobody is named before the access code is given).
+ */
+export function showInside(inside) {
+  const line = $('lobby-inside');
+  if (!inside) {
+    show(line, false);
+    return;
+  }
+  const { peer, elsewhere } = inside;
+  let text;
+  if (elsewhere) text = 'You are in this meeting in another tab or on another device. Joining here moves you to this one.';
+  else if (peer?.present) text = `${peer.name} is in the room.`;
+  else if (peer) text = `${peer.name} is in the room, reconnecting.`;
+  else text = 'No one else is in the room yet.';
+  $('lobby-inside-text').textContent = text;
+  $('lobby-inside-initial').textContent = peer && !elsewhere ? peer.name.trim().charAt(0).toUpperCase() : '';
+  line.dataset.state = elsewhere ? 'elsewhere' : peer ? 'someone' : 'empty';
+  show(line, true);
+}
+
 /** The remembered on/off choice changed during the call (mute, camera buttons). */
 export function rememberOnOff({ micOn, cameraOn }) {
   remember({ micOn, cameraOn });

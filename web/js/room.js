@@ -2,6 +2,14 @@
 // room's password, then a 1-to-1 WebRTC call whose signalling goes through the hub
 // (/ws/room), following MDN's "perfect negotiation": the hub says who is polite.
 //
+// Being in a meeting is being in the call (the welcome's `call_mode` "auto"): the hub
+// starts the call as soon as both are in, and again whenever one comes back, with no
+// ring; the agent's page makes the offer. Only a room opened from a chat rings (`ring`):
+// one side presses Call, the other Accept. The lobby says who is inside already (a
+// `peek` with the room token, which takes no seat). When the meeting ends, or goes on in
+// another tab, the call's view and controls give way to a card with a way back (to the
+// chat, the console or the appointment).
+//
 // The room token is kept in sessionStorage (never in the URL), so a reload or a dropped
 // connection within the grace period comes back by itself: an active call is set up
 // afresh (a new peer connection, negotiated through the hub's perfect-negotiation roles)
@@ -15,7 +23,7 @@
 
 import { api, show } from './dom.js';
 // HOOK(in-call view): lobby, badges and captions, network quality live in their own modules.
-import { showLobby, takeStream, closeLobby, rememberOnOff } from './lobby.js';
+import { showLobby, takeStream, closeLobby, rememberOnOff, showInside } from './lobby.js';
 import * as badges from './call-badges.js';
 import { watchQuality, stopQuality } from './call-stats.js';
 
@@ -29,8 +37,13 @@ const tokenKey = `room-token:${roomId}`;
 const leftKey = `room-left:${roomId}`;
 /** Where a customer came from (their appointment's page), to get a new token there. */
 const returnKey = `room-return:${roomId}`;
+/** Where a customer who came from a chat's invitation goes back to (the chat's page). */
+const chatKey = `room-chat:${roomId}`;
 /** Seconds between reports of the connection and camera to the hub during a call. */
 const REPORT_MS = 5000;
+/** How often the lobby asks who is inside. */
+const PEEK_MS = 3000;
+const ENDED = 'The meeting has ended.';
 
 /** Close codes of /ws/room (docs/protocol.md) and what the page says for each. */
 const CLOSES = {
@@ -64,6 +77,11 @@ let openUntil = null;
 let peerName = '';
 /** The call state as the hub last told it. */
 let callState = 'idle';
+/** `auto`: a meeting, whose call runs while both are in; `ring`: Call and Accept (a chat's
+ *  room); null until the first welcome says which. */
+let callMode = null;
+/** We pressed "End for everyone". */
+let endedByMe = false;
 /** Frames are handled one after another (see connect). */
 let inbox = Promise.resolve();
 /** For tests and troubleshooting: the current peer connection. */
@@ -88,11 +106,13 @@ function setCallState(text) {
   callState = text;
   $('call-state').textContent = text;
   badges.callState(text); // HOOK(in-call view): the caption follows the call
+  // A meeting has nothing to ring, accept or hang up: Leave is the way out.
+  const rings = callMode === 'ring' && !ended;
   const inCall = text === 'active' || text === 'ringing…' || text === 'reconnecting…';
-  show($('hang-up'), inCall || text === 'calling…');
-  show($('start-call'), !inCall && text !== 'calling…' && text !== 'incoming call');
-  show($('accept-call'), text === 'incoming call');
-  show($('reject-call'), text === 'incoming call');
+  show($('hang-up'), rings && (inCall || text === 'calling…'));
+  show($('start-call'), rings && !inCall && text !== 'calling…' && text !== 'incoming call');
+  show($('accept-call'), rings && text === 'incoming call');
+  show($('reject-call'), rings && text === 'incoming call');
 }
 
 function send(frame) {
@@ -131,18 +151,59 @@ function syncToggles() {
   $('local-tile').dataset.camera = camera ? 'on' : 'off';
 }
 
-function endTheMeeting(message) {
-  ended = true;
+/** Where "back" leads from here: the appointment's page, the agent console, or the chat
+ *  whose invitation opened the room; null when the room was opened on its own. */
+function backTarget() {
+  const appointment = sessionStorage.getItem(returnKey);
+  if (appointment) return { href: appointment, text: 'Back to your appointment' };
+  if (asAgent || myKind === 'agent') return { href: '/agent.html', text: 'Back to the console' };
+  // A room opened from a chat is one that rings (the welcome's `call_mode`).
+  const chat = sessionStorage.getItem(chatKey);
+  if (chat && callMode !== 'auto') return { href: chat, text: 'Back to the chat' };
+  return null;
+}
+
+function fillBack(link) {
+  const target = backTarget();
+  show(link, !!target);
+  if (!target) return;
+  link.href = target.href;
+  link.textContent = target.text;
+}
+
+/**
+ * The call's view gives way to a card (the meeting ended, cannot be opened, or goes on
+ * in another tab): no video, no toolbar, so no button is left that does nothing.
+ */
+function showOutcome(title, text, { joinHere = false } = {}) {
   closeLobby(); // HOOK(lobby): an unused preview must not stay live
-  sessionStorage.removeItem(tokenKey);
-  sessionStorage.removeItem(leftKey);
   closePeer();
   releaseDevices();
+  notice('');
+  for (const id of ['stage', 'post-call', 'join', 'back-link']) show($(id), false);
+  $('ended-title').textContent = title;
+  $('ended-text').textContent = text;
+  show($('ended-text'), !!text);
+  show($('join-here'), joinHere);
+  const back = document.querySelector('[data-testid="ended-back"]');
+  back.classList.toggle('secondary', joinHere);
+  fillBack(back);
+  show($('ended'), true);
+}
+
+function endTheMeeting(message) {
+  ended = true;
+  sessionStorage.removeItem(tokenKey);
+  sessionStorage.removeItem(leftKey);
   setCallState('ended');
   setRoomState('ended');
-  notice(message);
-  show($('post-call'), false);
-  for (const id of ['start-call', 'accept-call', 'reject-call', 'hang-up', 'leave', 'end-room']) show($(id), false);
+  if (message === ENDED) {
+    const by = endedByMe ? 'You ended it for everyone.' : peerName && myKind !== 'agent' ? `${peerName} ended it.` : '';
+    const close = backTarget() ? '' : ' You can close this page now.';
+    showOutcome(callMode === 'ring' ? 'The call has ended' : 'The meeting has ended', `${by} No one can rejoin it.${close}`.trim());
+  } else {
+    showOutcome('This meeting cannot be opened', message);
+  }
 }
 
 /** After our own leave: the room goes on without us; we may rejoin while it is open. */
@@ -155,12 +216,14 @@ function showLeft() {
   setRoomState('left');
   notice('');
   show($('stage'), false);
+  fillBack(document.querySelector('[data-testid="left-back"]'));
   show($('post-call'), true);
 }
 
 async function rejoin() {
   sessionStorage.removeItem(leftKey);
   show($('post-call'), false);
+  show($('ended'), false);
   token = sessionStorage.getItem(tokenKey);
   if (sessionStorage.getItem(leftKey)) {
     showLeft();
@@ -230,6 +293,7 @@ async function agentToken() {
 // ---------- the room socket ----------
 
 async function enter() {
+  show($('ended'), false);
   show($('stage'), true);
   if (!localStream) await startPreview();
   connect();
@@ -280,10 +344,19 @@ async function closed(code) {
     }
     return showJoinForm(refusal);
   }
-  if (code === 4409 || code === 4000) {
-    closePeer();
+  if (code === 4000) {
+    // This person went on in another tab or device: this page lets go of the camera and
+    // may take the meeting back ("Join here" replaces the other connection in turn).
+    setRoomState('in another tab');
+    setCallState('idle');
+    showOutcome('You are in this meeting elsewhere',
+      'You joined it from another tab or device. "Join here" brings you back to this one.', { joinHere: true });
+    return;
+  }
+  if (code === 4409) {
     setRoomState('not connected');
-    notice(refusal);
+    setCallState('idle');
+    showOutcome('You cannot join this meeting', refusal);
     return;
   }
   if (code === 1000) return endTheMeeting('The meeting has ended.');
@@ -306,6 +379,7 @@ async function handle(frame) {
       token = frame.token;
       sessionStorage.setItem(tokenKey, token);
       myKind = frame.kind;
+      callMode = frame.call_mode === 'auto' ? 'auto' : 'ring';
       openUntil = frame.open_until ?? null;
       peerName = frame.peer?.name || '';
       show($('end-room'), myKind === 'agent');
@@ -314,7 +388,8 @@ async function handle(frame) {
       badges.welcomed(frame); // HOOK(in-call view): titles, the peer, our media state
       setCallState({ idle: 'idle', ringing_in: 'incoming call', ringing_out: 'calling…', active: 'idle' }[frame.call]);
       // An active call from before a reload or a dropped connection: it goes on. A fresh
-      // peer connection; the other side, told `peer_back`, makes one too.
+      // peer connection; the other side, told `peer_back`, makes one too. (A meeting's
+      // call that starts with our arrival comes as `call_started` next.)
       if (frame.call === 'active') startPeer();
       break;
     // HOOK(in-call view): the peer's name, presence and media state on the tile.
@@ -344,6 +419,13 @@ async function handle(frame) {
     case 'call_started': startPeer(); break;
     case 'call_ended':
       closePeer();
+      // A meeting's call ends only with someone's leaving (or the room's end): the room
+      // waits for them, and the call starts again when they are back.
+      if (callMode === 'auto') {
+        setCallState('idle');
+        if (frame.reason === 'peer_gone') notice('The other side did not come back. They can rejoin while the meeting is open.');
+        break;
+      }
       setCallState('ended');
       notice(frame.reason === 'rejected'
         ? (frame.detail === 'media_not_ready' ? 'The call was declined: the other side has no camera or microphone ready.' : 'The call was declined.')
@@ -500,10 +582,26 @@ $('end-room').addEventListener('click', () => {
 });
 $('end-room-confirm').addEventListener('click', () => {
   $('end-room-dialog').close();
+  endedByMe = true;
   send({ type: 'end_room' });
 });
 $('end-room-cancel').addEventListener('click', () => $('end-room-dialog').close());
 $('rejoin').addEventListener('click', () => rejoin());
+$('join-here').addEventListener('click', () => {
+  show($('ended'), false);
+  enter();
+});
+// The room mostly has a tab of its own, opened from the chat or the console, which is
+// still open behind it: "back" closes this tab, and where the browser does not let a page
+// close its tab (it has a history), follows the link.
+for (const link of document.querySelectorAll('a.back')) {
+  link.addEventListener('click', (event) => {
+    if (history.length > 1) return;
+    event.preventDefault();
+    window.close();
+    setTimeout(() => { location.href = link.href; }, 300);
+  });
+}
 // Closing the tab: the camera goes off with it; the hub sees the socket close (away, then
 // the seat freed after the grace period), which a reload within it turns into a rejoin.
 window.addEventListener('pagehide', () => {
@@ -545,6 +643,12 @@ badges.initBadges({ send, stream: () => localStream });
     sessionStorage.removeItem(leftKey);
     sessionStorage.setItem(tokenKey, fromLink);
     history.replaceState(null, '', location.pathname + location.search);
+    // Not an appointment's link (its page says where it came from): a chat's invitation,
+    // whose page is where "back" leads.
+    if (!sessionStorage.getItem(returnKey)) {
+      const from = document.referrer && new URL(document.referrer).origin === location.origin ? document.referrer : '/';
+      sessionStorage.setItem(chatKey, from);
+    }
   }
   token = sessionStorage.getItem(tokenKey);
   // Let in from an appointment's waiting room: straight into the call, with the devices
@@ -556,9 +660,59 @@ badges.initBadges({ send, stream: () => localStream });
   // first; a reload or reconnect (a token kept from before) goes straight back in.
   if (fresh && !admitted && (token || asAgent)) {
     setRoomState('not joined');
+    // The agent's token first, so the lobby can say who is inside.
+    if (!token && asAgent) token = await agentToken();
+    if (ended) return;
+    const watching = watchInside();
     await showLobby({ button: true });
+    watching.stop();
   }
   if (!token && asAgent) token = await agentToken();
   if (token) await enter();
   else await showJoinForm('');
 })();
+
+// ---------- the lobby: who is inside ----------
+
+/** One `peek`: the hub's `room_inside`, or the Close code it refused with. */
+function peek() {
+  return new Promise((resolve) => {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/room?room=${encodeURIComponent(roomId)}`);
+    let inside = null;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'peek', token }));
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type === 'room_inside') inside = frame;
+    };
+    ws.onerror = () => {};
+    ws.onclose = (event) => resolve({ inside, code: event.code });
+  });
+}
+
+/** Asks who is inside every few seconds while the lobby is open; `stop()` ends it. */
+function watchInside() {
+  let stopped = false;
+  let timer = null;
+  const round = async () => {
+    if (stopped || !token) return;
+    const { inside, code } = await peek();
+    if (stopped) return;
+    if (code === 4410) {
+      stopped = true;
+      endTheMeeting(ENDED);
+      return;
+    }
+    showInside(inside);
+    // An expired or refused token: nothing more to ask with; joining will say why.
+    if (inside) timer = setTimeout(round, PEEK_MS);
+  };
+  round();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+      showInside(null);
+    },
+  };
+}

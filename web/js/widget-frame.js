@@ -28,7 +28,10 @@ window.addEventListener('message', (e) => {
   if (!data || data.source !== 'switchboard-widget-loader') return;
   if (data.type === 'visibility') {
     open = !!data.open;
-    if (open && data.focus) setTimeout(() => (document.querySelector('#session:not([hidden]) textarea:not([disabled])') || $('name'))?.focus(), 50);
+    if (open) toEndOfChat();
+    // The message box when a chat takes messages (not the rating's comment box after one:
+    // it would scroll the window away from the last lines and open a phone's keyboard).
+    if (open && data.focus) setTimeout(() => (document.querySelector('#session:not([hidden]) [data-testid="message-input"]:not([disabled])') || $('name'))?.focus(), 50);
   }
 });
 
@@ -41,6 +44,16 @@ document.addEventListener('switchboard:chatting', () => showOnline(true));
 // In a chat the transcript needs the room; the greeting belongs to the start.
 const inSession = () => document.body.classList.toggle('in-session', !$('session').hidden);
 new MutationObserver(inSession).observe($('session'), { attributes: true, attributeFilter: ['hidden'] });
+
+/** A chat that ended reads as a page (widget.css): the window goes to its end, where the
+ *  last lines (a code sent while the chat was minimised) meet the rating and "Start a new
+ *  chat". After the task that ended it, which adds the rating too; a timer, not an
+ *  animation frame, which a minimised (hidden) frame may never get. */
+function toEndOfChat() {
+  if ($('ended').hidden || $('session').hidden) return;
+  setTimeout(() => { const main = document.querySelector('main'); main.scrollTop = main.scrollHeight; }, 0);
+}
+new MutationObserver(toEndOfChat).observe($('ended'), { attributes: true, attributeFilter: ['hidden'] });
 
 document.addEventListener('switchboard:reply', (e) => {
   post({ type: 'reply', name: e.detail.name });
@@ -65,6 +78,9 @@ function inkOn(hex) {
 }
 
 function showOnline(online) {
+  // The desk's greeting may promise a quick reply ("within 2 minutes"): not while nobody
+  // is there to give it; the "nobody is online" notice speaks instead.
+  $('widget-greeting').hidden = !online || !$('widget-greeting').textContent;
   $('widget-status').classList.toggle('online', online);
   $('widget-status-text').textContent = online ? 'We are online' : 'Nobody is online right now';
   $('widget-offline').hidden = online;

@@ -858,16 +858,23 @@ local function chat_run_by(chat, by)
   return f
 end
 
--- a: chat, by, to. The chat goes on with the agent `to`, who could take a customer of its
--- category now (never `by` themselves); its id and seq stay.
+-- a: chat, by, to, note (not read here), category ('' or absent: none). The chat goes on
+-- with the agent `to`, who could take a chat now (never `by` themselves), whether or not
+-- they hold its category; with `category` (one `to` holds) it moves into that category.
+-- Its id and seq stay.
 function T.transfer_to_agent(_, a)
   local chat, by, to = a[1], a[2], a[3]
+  local into = a[5]
+  if into == '' then into = nil end
   local f, refused = chat_run_by(chat, by)
   if not f then return refused end
   local customer, category = f[1], f[3]
-  if to == by or not eligible(to) or redis.call('SISMEMBER', k_agent_cats(to), category) == 0 then
+  if into and not category_exists(into) then return 'unknown_category' end
+  if to == by or not eligible(to)
+    or (into and redis.call('SISMEMBER', k_agent_cats(to), into) == 0) then
     return 'agent_not_eligible'
   end
+  if into == category then into = nil end
   local stamp = next_id()
   redis.call('ZREM', k_agent_chats(by), chat)
   refresh_agent(by)
@@ -875,7 +882,11 @@ function T.transfer_to_agent(_, a)
   redis.call('HSET', k_agent(to), 'last', stamp)
   refresh_agent(to)
   redis.call('HSET', k_chat(chat), 'agent', to)
-  emit({ 'chat_transferred', chat, customer, by, to })
+  if into then
+    redis.call('HSET', k_chat(chat), 'category', into)
+    redis.call('HSET', k_customer(customer), 'cat', into)
+  end
+  emit({ 'chat_transferred', chat, customer, by, to, into or '' })
   end_busy_when_free(by)
   route_agent(by)
 end

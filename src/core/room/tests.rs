@@ -266,7 +266,8 @@ proptest! {
         }
     }
 
-    /// The join checks come in the order: the first failing one is the answer.
+    /// The join checks come in the documented order (ended, full, locked, …): the first
+    /// failing one is the answer.
     #[test]
     fn join_checks_come_in_order(full: bool, ended: bool, locked: bool, locked_for_all: bool, a: bool, b: bool, c: bool, kind in 0u8..3) {
         let how = match kind {
@@ -275,8 +276,8 @@ proptest! {
             _ => JoinBy::Code { valid: a, guest_room: b, has_name: c, has_contact: c },
         };
         let r = check_join(&JoinFacts { full, ended, locked, locked_for_all, how });
-        let expected = if full { Err(JoinRefusal::Full) }
-            else if ended { Err(JoinRefusal::Ended) }
+        let expected = if ended { Err(JoinRefusal::Ended) }
+            else if full { Err(JoinRefusal::Full) }
             else if locked { Err(JoinRefusal::Locked) }
             else if locked_for_all { Err(JoinRefusal::LockedForAll) }
             else { match how {

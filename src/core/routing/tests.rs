@@ -573,43 +573,120 @@ fn a_chat_transferred_to_an_eligible_agent_goes_on_and_to_an_ineligible_one_stay
     r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
     let c = r.join(&cat("sales"), &mut out).unwrap();
     let chat = r.customer_chat(c).unwrap();
-    r.agent_online(agent("b"), [cat("billing")], 1, true, &mut out).unwrap();
+    r.agent_online(agent("b"), [cat("sales")], 1, false, &mut out).unwrap();
     r.agent_online(agent("full"), [cat("sales")], 1, true, &mut out)
         .unwrap();
     r.join(&cat("sales"), &mut out).unwrap(); // goes to "full" (a has one chat already)
     out.clear();
     let before = r.clone();
     for (to, why) in [
-        ("b", "lacks the category"),
+        ("b", "away"),
         ("full", "at their limit"),
         ("a", "themselves"),
         ("nobody", "offline"),
     ] {
         assert_eq!(
-            r.transfer_to_agent(chat, &agent("a"), &agent(to), &mut out),
+            r.transfer_to_agent(chat, &agent("a"), &agent(to), None, &mut out),
             Err(RoutingError::AgentNotEligible),
             "{why}"
         );
     }
     assert_eq!(r, before, "a refused transfer changed something");
     assert_eq!(
-        r.transfer_to_agent(chat, &agent("b"), &agent("a"), &mut out),
+        r.transfer_to_agent(chat, &agent("b"), &agent("a"), None, &mut out),
         Err(RoutingError::NotYourChat)
     );
-    r.set_categories(&agent("b"), [cat("sales"), cat("billing")], &mut out)
-        .unwrap();
+    r.set_available(&agent("b"), true, &mut out).unwrap();
     out.clear();
-    r.transfer_to_agent(chat, &agent("a"), &agent("b"), &mut out).unwrap();
+    r.transfer_to_agent(chat, &agent("a"), &agent("b"), None, &mut out)
+        .unwrap();
     assert_eq!(
         out[0],
         Decision::ChatTransferred {
             chat,
             customer: c,
             from: agent("a"),
-            to: agent("b")
+            to: agent("b"),
+            category: None,
         }
     );
     assert_eq!(r.chat_sides(chat), Some((c, &agent("b"))), "same chat, new agent");
+}
+
+#[test]
+fn a_chat_goes_to_any_available_colleague_keeping_its_category_or_moving_into_theirs() {
+    let mut r = routing(&["sales", "billing", "support"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    let c = r.join(&cat("sales"), &mut out).unwrap();
+    let chat = r.customer_chat(c).unwrap();
+    // Bob holds billing only, Cy support only: neither holds the chat's category.
+    r.agent_online(agent("b"), [cat("billing")], 2, true, &mut out).unwrap();
+    r.agent_online(agent("cy"), [cat("support")], 2, true, &mut out)
+        .unwrap();
+    out.clear();
+    let before = r.clone();
+    assert_eq!(
+        r.transfer_to_agent(chat, &agent("a"), &agent("b"), Some(&cat("support")), &mut out),
+        Err(RoutingError::AgentNotEligible),
+        "into a category Bob does not hold"
+    );
+    assert_eq!(
+        r.transfer_to_agent(chat, &agent("a"), &agent("b"), Some(&cat("nope")), &mut out),
+        Err(RoutingError::UnknownCategory)
+    );
+    assert_eq!(r, before, "a refused transfer changed something");
+
+    // To Bob, keeping its category: still a sales chat, now his.
+    r.transfer_to_agent(chat, &agent("a"), &agent("b"), None, &mut out)
+        .unwrap();
+    assert_eq!(
+        out[0],
+        Decision::ChatTransferred {
+            chat,
+            customer: c,
+            from: agent("a"),
+            to: agent("b"),
+            category: None,
+        }
+    );
+    assert_eq!(r.chat_category(chat), Some(&cat("sales")));
+    assert_eq!(r.chat_sides(chat), Some((c, &agent("b"))));
+
+    // On to Cy, moving it into his category.
+    out.clear();
+    r.transfer_to_agent(chat, &agent("b"), &agent("cy"), Some(&cat("support")), &mut out)
+        .unwrap();
+    assert_eq!(
+        out[0],
+        Decision::ChatTransferred {
+            chat,
+            customer: c,
+            from: agent("b"),
+            to: agent("cy"),
+            category: Some(cat("support")),
+        }
+    );
+    assert_eq!(r.chat_category(chat), Some(&cat("support")));
+    assert_eq!(r.customer_category(c), Some(&cat("support")));
+    // Naming the category it is in already moves nothing.
+    r.agent_online(agent("dee"), [cat("support")], 1, true, &mut out)
+        .unwrap();
+    out.clear();
+    r.transfer_to_agent(chat, &agent("cy"), &agent("dee"), Some(&cat("support")), &mut out)
+        .unwrap();
+    assert!(
+        matches!(out[0], Decision::ChatTransferred { category: None, .. }),
+        "{out:?}"
+    );
+    // Cy's agent gone, the customer goes back to the line of the category the chat is in.
+    out.clear();
+    r.agent_offline(&agent("dee"), &mut out);
+    assert_eq!(r.customer_category(c), Some(&cat("support")));
+    assert_eq!(
+        r.waiting(&cat("support")) + usize::from(r.customer_chat(c).is_some()),
+        1
+    );
 }
 
 #[test]
@@ -696,8 +773,9 @@ enum Op {
     Decline(usize, bool),
     /// An offer's timer fires (whether it still stands or not).
     OfferExpire(usize),
-    /// A customer's chat (if any) handed to an agent, by its own agent (`true`) or another.
-    TransferToAgent(usize, usize, bool),
+    /// A customer's chat (if any) handed to an agent, by its own agent (`true`) or another,
+    /// keeping its category or moving into one (which the agent may not hold).
+    TransferToAgent(usize, usize, bool, Option<usize>),
     TransferToCategory(usize, usize, bool),
 }
 
@@ -735,7 +813,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => any::<usize>().prop_map(Op::OfferExpire),
-        3 => (any::<usize>(), 0..3usize, prop::bool::weighted(0.9)).prop_map(|(c, a, own)| Op::TransferToAgent(c, a, own)),
+        3 => (any::<usize>(), 0..3usize, prop::bool::weighted(0.9), prop::option::of(0..3usize))
+            .prop_map(|(c, a, own, k)| Op::TransferToAgent(c, a, own, k)),
         3 => (any::<usize>(), 0..3usize, prop::bool::weighted(0.9)).prop_map(|(c, k, own)| Op::TransferToCategory(c, k, own)),
     ]
 }
@@ -861,9 +940,10 @@ impl Harness {
                 r.offer_expired(offer, out);
                 Ok(())
             }
-            Op::TransferToAgent(i, a, own) => {
+            Op::TransferToAgent(i, a, own, k) => {
                 let (chat, by) = Self::chat_of(r, self.customer(i), own);
-                r.transfer_to_agent(chat, &by, &agent(AGENTS[a]), out)
+                let category = k.map(|k| cat(CATEGORIES[k]));
+                r.transfer_to_agent(chat, &by, &agent(AGENTS[a]), category.as_ref(), out)
             }
             Op::TransferToCategory(i, k, own) => {
                 let (chat, by) = Self::chat_of(r, self.customer(i), own);
@@ -1012,13 +1092,23 @@ impl Harness {
                     customer,
                     from,
                     to,
+                    category,
                 } => {
                     assert_eq!(before.chats[chat].agent, *from);
                     assert_eq!(after.chats[chat].agent, *to, "the chat did not move");
                     assert_eq!(after.chats[chat].customer, *customer);
                     let a = &after.agents[to];
                     assert!(a.load() <= usize::from(a.limit), "transferred beyond the limit");
-                    assert!(a.categories.contains(&after.chats[chat].category));
+                    match category {
+                        // Moved: into a category the new agent holds, the customer's with it.
+                        Some(category) => {
+                            assert_ne!(&before.chats[chat].category, category, "a move to where it was");
+                            assert_eq!(&after.chats[chat].category, category);
+                            assert!(a.categories.contains(category), "moved into a category not theirs");
+                            assert_eq!(&after.customers[customer].category, category);
+                        }
+                        None => assert_eq!(after.chats[chat].category, before.chats[chat].category),
+                    }
                     assert!(!after.agents.get(from).is_some_and(|f| f.chats.contains(chat)));
                 }
                 Decision::ChatToCategory {

@@ -1,9 +1,12 @@
 //! Transfers: an agent hands a running chat to another agent, or to a category.
 //!
-//! - To an agent: only one who could be given a customer of the chat's category now
-//!   (connected, available, holding it, below their limit; never the agent themselves),
-//!   else [`RoutingError::AgentNotEligible`] and nothing changes. The chat keeps its id,
-//!   so its seq goes on; the new agent's load grows by one, the old one's shrinks.
+//! - To an agent: any colleague who could take a chat now (connected, available, below
+//!   their limit; never the agent themselves), whether or not they hold the chat's
+//!   category, else [`RoutingError::AgentNotEligible`] and nothing changes. The chat keeps
+//!   its category, or moves into one the new agent holds when the transferring agent names
+//!   it (one they do not hold: `AgentNotEligible`; no such category: `UnknownCategory`).
+//!   The chat keeps its id, so its seq goes on; the new agent's load grows by one, the old
+//!   one's shrinks.
 //! - To a category (the chat's own or another; open): the customer waits in its line again
 //!   with their original ticket, so they are served before everyone who joined it later,
 //!   and the transferring agent has passed them (they are paired with someone else while
@@ -33,19 +36,25 @@ impl Routing {
         self.end_chat(chat, super::Party::Agent, out)
     }
 
-    /// Hands `chat`, run by `by`, to the agent `to`.
+    /// Hands `chat`, run by `by`, to the agent `to`; with `category`, the chat goes on in
+    /// that category (one `to` holds), else in its own.
     pub fn transfer_to_agent(
         &mut self,
         chat: ChatId,
         by: &AgentId,
         to: &AgentId,
+        category: Option<&CategoryId>,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
         let running = self.chat_run_by(chat, by)?;
-        let category = running.category.clone();
         let customer = running.customer;
+        let moved = category.filter(|c| **c != running.category).cloned();
+        if category.is_some_and(|c| !self.queues.contains_key(c)) {
+            return Err(RoutingError::UnknownCategory);
+        }
         match self.agents.get(to) {
-            Some(target) if to != by && target.eligible() && target.categories.contains(&category) => {}
+            Some(target) if to != by && target.eligible() && category.is_none_or(|c| target.categories.contains(c)) => {
+            }
             _ => return Err(RoutingError::AgentNotEligible),
         }
         let stamp = self.next();
@@ -57,12 +66,21 @@ impl Routing {
         let target = self.agents.get_mut(to).expect("checked above");
         target.chats.insert(chat);
         target.last_assigned = stamp;
-        self.chats.get_mut(&chat).expect("checked above").agent = to.clone();
+        let running = self.chats.get_mut(&chat).expect("checked above");
+        running.agent = to.clone();
+        if let Some(category) = &moved {
+            running.category = category.clone();
+            self.customers
+                .get_mut(&customer)
+                .expect("a chat's customer exists")
+                .category = category.clone();
+        }
         out.push(Decision::ChatTransferred {
             chat,
             customer,
             from: by.clone(),
             to: to.clone(),
+            category: moved,
         });
         self.end_busy_when_free(by, out);
         self.route_agent(by, out);

@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use super::{BuddyChat, Roster, TRANSCRIPT_LIMIT, status_str};
+use super::desk::{BuddyChat, Roster, TRANSCRIPT_LIMIT, status_str};
 use crate::core::presence::{BuddyChatId, BuddyDecision, BuddyId, ChatEndReason, CloseReason, Status};
 use crate::hub::delivery::{Delivery, Outbound, Recipient};
 use crate::hub::service::HubState;

@@ -13,17 +13,22 @@
 //! archive, when its channel was cut, and when a chat it holds a member of or archives
 //! ends (the archiving node's closing waits for the lines stamped before the end).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+pub(super) mod state;
 
-use super::{BuddyEvent, Refusal, Roster};
-use crate::cluster::buddy_chat_log::{BuddyClaim, BuddyLine, LogRead};
+use std::collections::VecDeque;
+
+use self::state::{AfterRead, Ended};
+use super::desk::{BuddyChat, Refusal, Roster};
+use crate::cluster::buddy_chat_log::{BuddyClaim, LogRead};
+use crate::cluster::buddy_line::BuddyLine;
 use crate::core::presence::stamps::{ChatAt, EntryId, Verdict, verdict};
 use crate::core::presence::{BuddyChatId, BuddyId};
+use crate::hub::buddy_events::BuddyEvent;
 use crate::hub::cluster_link::BuddyOutgoing;
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::service::HubState;
 use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
-use crate::store::{ArchiveEvent, ArchivedMessage, ConversationClosed, ConversationOpened, Side};
+use crate::store::{ArchiveEvent, ArchivedMessage, ConversationClosed, Side};
 
 /// Ended chats whose end a node keeps, for lines that reach it after the end: the most
 /// recent 10,000 (under a kilobyte each: the end, the archive's opening and closing).
@@ -41,49 +46,6 @@ const RECENT_END_MS: u64 = 5 * 60 * 1_000;
 /// data: more than a chat has in flight at the moment of a loss (stamped, not yet
 /// published), which is a line or two per member.
 const CLAIM_TAIL: u64 = 16;
-
-/// A chat this node saw end, as far as late lines and the archive need it.
-pub(super) struct Ended {
-    /// Inviter first.
-    members: (BuddyId, BuddyId),
-    /// The events stream entry that ended it.
-    at: EntryId,
-    /// The last seq kept or dropped.
-    last_seq: u64,
-    archiver: String,
-    /// For an heir that archives it again.
-    opened: ConversationOpened,
-    closing: ConversationClosed,
-}
-
-/// What waits for a read of a chat's log.
-pub(super) enum AfterRead {
-    /// A page of `who` joined here while `who` is in the chat: its welcome.
-    Welcome { conn: ConnId, who: BuddyId },
-    /// This node inherited the chat's archive: the log's lines of the chat go to the
-    /// archive again (the store ignores what it has).
-    Rearchive,
-    /// This node archives the chat, which ended: the closing, after the late lines.
-    Close(ConversationClosed),
-    /// Nothing: a read that must not join one under way (after a cut, or at the end).
-    CatchUp,
-}
-
-/// The lines under way on this node.
-#[derive(Default)]
-pub(crate) struct BuddyLines {
-    /// Lines not yet next in their chat's order, or that the replica cannot judge yet.
-    pending: HashMap<String, BTreeMap<u64, BuddyLine>>,
-    /// Lines this node stamped and has not kept or dropped: the page that sent each.
-    awaiting: HashMap<(String, u64), (ConnId, Option<String>)>,
-    ended: HashMap<String, Ended>,
-    ended_order: VecDeque<String>,
-    /// The reads of each chat's log under way, oldest first, with what waits for each.
-    reading: HashMap<String, VecDeque<Vec<AfterRead>>>,
-    /// The replica loaded a restore's routing state and not yet its buddy list (the next
-    /// command): no line is judged meanwhile, against a list the restore replaces.
-    restore_due: bool,
-}
 
 /// Where a chat stands for the lines of it.
 enum Standing {
@@ -363,7 +325,7 @@ impl HubState {
     pub(super) fn buddy_chat_over(
         &mut self,
         members: (BuddyId, BuddyId),
-        chat: &super::BuddyChat,
+        chat: &BuddyChat,
         closing: ConversationClosed,
     ) {
         let here = self.buddy_node().unwrap_or("").to_string();

@@ -5,8 +5,8 @@
 //! applies these at the same point of the stream, so they decide alike; the node that made
 //! a claim also carries out its local part (timers, pages it cannot count).
 
+use super::desk::{BuddyDesk, Roster, role_named, role_str, staff_key};
 use super::snapshot::{BadSnapshot, BuddySnapshot};
-use super::{BuddyDesk, Roster, role_named, staff_key};
 use crate::core::presence::BuddyId;
 use crate::core::routing::AgentId;
 use crate::hub::buddy_events::BuddyEvent;
@@ -105,7 +105,7 @@ impl HubState {
         Some((
             staff_key(&account.id),
             account.display_name.clone(),
-            super::role_str(account.role).to_string(),
+            role_str(account.role).to_string(),
         ))
     }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BuddyChat, BuddyDesk, Person, Roster, TRANSCRIPT_LIMIT, role_named};
+use super::desk::{BuddyChat, BuddyDesk, Person, Roster, TRANSCRIPT_LIMIT, role_named};
 use crate::core::presence::{
     BuddyChatId, BuddyId, InconsistentPresence, Invitation, InvitationId, Presence, PresenceState, StatePerson,
 };

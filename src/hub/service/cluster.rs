@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{AgentInfo, ChatLog, CustomerInfo, HubState, Token, close};
-use crate::cluster::buddy_chat_log::BuddyLine;
+use crate::cluster::buddy_line::BuddyLine;
 use crate::cluster::chat_log::{ChatLine, NodeMessage};
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::routing_events::RoutingEvent;
@@ -663,6 +663,7 @@ impl HubState {
                 live,
                 archived_here: false,
                 closing_reserved: false,
+                earlier_agents: Vec::new(),
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

@@ -194,6 +194,7 @@ impl HubState {
                 live,
                 archived_here: false,
                 closing_reserved: false,
+                earlier_agents: Vec::new(),
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

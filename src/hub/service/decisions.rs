@@ -144,7 +144,10 @@ impl HubState {
                 // the grace period: away (reloading) when it ends, and connected too — the
                 // `chat_ended` may go into a connection that is already going (the page
                 // closed as the agent ended it, a phone's network gone before the heartbeat
-                // tells), and then the customer never saw it.
+                // tells), and then the customer never saw it. Not after their own `leave`:
+                // their token dies with it (on a shared computer the next person must not
+                // get the chat back by resuming).
+                let their_own_leave = ended_by == Party::Customer;
                 let away = reason == ChatEnd::Ended && self.customers.contains_key(&customer);
                 // A cluster: another node's customer whose chat this node logs (its agent's,
                 // or the reaper's of their node). Their node may be unable to keep the
@@ -156,7 +159,7 @@ impl HubState {
                     && reason == ChatEnd::Ended
                     && !self.customers.contains_key(&customer)
                     && self.chats.contains_key(&chat);
-                let kept = if away || elsewhere {
+                let kept = if (away || elsewhere) && !their_own_leave {
                     self.snapshot(chat, Party::Customer, 0)
                 } else {
                     None
@@ -319,7 +322,8 @@ impl HubState {
                 customer,
                 from,
                 to,
-            } => self.chat_transferred(chat, customer, from, to),
+                category,
+            } => self.chat_transferred(chat, customer, from, to, category),
             Decision::ChatToCategory {
                 chat,
                 customer,
@@ -546,6 +550,7 @@ impl HubState {
                 live,
                 archived_here,
                 closing_reserved,
+                earlier_agents: Vec::new(),
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

@@ -12,7 +12,7 @@ use super::{ChatLog, HubState};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
 use crate::hub::delivery::Recipient;
 use crate::hub::now_ms;
-use crate::protocol::{From, ServerFrame, TransferAgent, TransferCategory, TransferNote};
+use crate::protocol::{EarlierAgent, From, ServerFrame, TransferAgent, TransferCategory, TransferNote};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationTransferred, EndReason, Side};
 
 /// Longest transfer note, in characters (after trimming).
@@ -39,18 +39,22 @@ impl PendingTransfer {
             from_name: self.from_name.clone(),
             note: self.note.clone(),
             category: self.category.as_ref().map(|c| c.0.to_string()),
+            // Filled from the chat's log where it is given (`give_to_new_agent`).
+            earlier_agents: Vec::new(),
         }
     }
 }
 
 impl HubState {
     /// An agent's `transfer`: checked here (the note), decided by the routing.
+    /// `category`, with `to_agent` only: the category the chat moves into.
     pub(super) fn transfer_frame(
         &mut self,
         id: AgentId,
         chat: ChatId,
         to_agent: Option<String>,
         to_category: Option<String>,
+        category: Option<String>,
         note: Option<String>,
     ) -> Result<(), (&'static str, String)> {
         let note = valid_note(note)?;
@@ -60,9 +64,15 @@ impl HubState {
                 "the archive is behind; try again shortly".to_string(),
             ));
         }
-        let target = match (to_agent, to_category) {
-            (Some(agent), None) => Ok(AgentId(agent)),
-            (None, Some(category)) => Err(CategoryId::from(category)),
+        let target = match (to_agent, to_category, category) {
+            (Some(agent), None, category) => Ok((AgentId(agent), category.map(CategoryId::from))),
+            (None, Some(category), None) => Err(CategoryId::from(category)),
+            (None, Some(_), Some(_)) => {
+                return Err((
+                    "invalid_transfer",
+                    "category goes with to_agent (the category the chat moves into)".to_string(),
+                ));
+            }
             _ => {
                 return Err((
                     "invalid_transfer",
@@ -73,7 +83,13 @@ impl HubState {
         if self.cluster.is_some() {
             let conn = self.agents.get(&id).and_then(|a| a.conn);
             let op = match target {
-                Ok(to) => crate::cluster::replica::RoutingOp::TransferToAgent { chat, by: id, to, note },
+                Ok((to, category)) => crate::cluster::replica::RoutingOp::TransferToAgent {
+                    chat,
+                    by: id,
+                    to,
+                    category,
+                    note,
+                },
                 Err(category) => crate::cluster::replica::RoutingOp::TransferToCategory {
                     chat,
                     by: id,
@@ -86,7 +102,9 @@ impl HubState {
         }
         let mut out = vec![];
         match &target {
-            Ok(to) => self.routing.transfer_to_agent(chat, &id, to, &mut out),
+            Ok((to, category)) => self
+                .routing
+                .transfer_to_agent(chat, &id, to, category.as_ref(), &mut out),
             Err(category) => self.routing.transfer_to_category(chat, &id, category, &mut out),
         }
         .map_err(|e| (e.code(), e.to_string()))?;
@@ -101,20 +119,19 @@ impl HubState {
         self.transfer_note_now = Some((chat, note, at));
     }
 
-    /// Who and where the agent's `chat` could be handed to now.
+    /// Who and where the agent's `chat` could be handed to now: every connected colleague
+    /// (whatever categories they hold), and every category.
     pub(super) fn transfer_targets(&self, by: &AgentId, chat: ChatId) -> ServerFrame {
-        let category = self.routing.chat_category(chat).cloned();
         let agents = self
             .routing
             .agents()
-            .filter(|(agent, view)| {
-                *agent != by && view.connected && category.as_ref().is_some_and(|c| view.categories.contains(c))
-            })
+            .filter(|(agent, view)| *agent != by && view.connected)
             .map(|(agent, view)| {
                 let load = view.chats.len() + view.offers.len();
                 TransferAgent {
                     id: agent.0.clone(),
                     name: self.agent_display_name(agent),
+                    categories: view.categories.iter().map(|c| c.0.to_string()).collect(),
                     can_take: view.available && load < usize::from(view.limit),
                     status: if view.busy {
                         "busy"
@@ -176,8 +193,16 @@ impl HubState {
             .unwrap_or_else(now_ms)
     }
 
-    /// `chat` goes on with the agent `to` (the routing moved it).
-    pub(super) fn chat_transferred(&mut self, chat: ChatId, customer: CustomerId, from: AgentId, to: AgentId) {
+    /// `chat` goes on with the agent `to` (the routing moved it), in `category` when it
+    /// moved into one.
+    pub(super) fn chat_transferred(
+        &mut self,
+        chat: ChatId,
+        customer: CustomerId,
+        from: AgentId,
+        to: AgentId,
+        category: Option<CategoryId>,
+    ) {
         let (note, at) = self.take_note(chat);
         let from_name = self.agent_display_name(&from);
         let to_name = self.agent_display_name(&to);
@@ -192,6 +217,13 @@ impl HubState {
         let after_seq = log.live.last_seq();
         log.agent = to.clone();
         log.agent_name.clone_from(&to_name);
+        log.earlier_agents.push(EarlierAgent {
+            name: from_name.clone(),
+            through_seq: after_seq,
+        });
+        if let Some(category) = &category {
+            log.category = category.clone();
+        }
         let wire_id = log.wire_id().to_string();
         if log.archived_here {
             self.archive
@@ -203,7 +235,8 @@ impl HubState {
                     from_agent_name: from_name.clone(),
                     to_agent_id: Some(to.0.clone()),
                     to_agent_name: Some(to_name.clone()),
-                    to_category: None,
+                    // The category it goes on in, when the transferring agent moved it.
+                    to_category: category.map(|c| c.0.to_string()),
                     note: note.clone(),
                 }));
         }
@@ -221,6 +254,7 @@ impl HubState {
             from_name,
             note,
             category: None,
+            earlier_agents: Vec::new(),
         };
         self.give_to_new_agent(chat, &to, transfer);
         self.keep_log_only_if_held(chat);
@@ -250,6 +284,10 @@ impl HubState {
         }
         // The chat is in that category's line now (and taken there, in that category).
         log.category = category.clone();
+        log.earlier_agents.push(EarlierAgent {
+            name: from_name.clone(),
+            through_seq: log.live.last_seq(),
+        });
         let wire_id = log.wire_id().to_string();
         if log.archived_here {
             self.archive
@@ -366,7 +404,7 @@ impl HubState {
 
     /// The chat as the agent it was handed to gets it: `chat_started` with the transcript
     /// this node has and who handed it on.
-    pub(super) fn give_to_new_agent(&mut self, chat: ChatId, to: &AgentId, transfer: TransferNote) {
+    pub(super) fn give_to_new_agent(&mut self, chat: ChatId, to: &AgentId, mut transfer: TransferNote) {
         if !self.agents.contains_key(to) {
             return;
         }
@@ -376,6 +414,7 @@ impl HubState {
         // Taken from the line by accepting an offer: the page matches the chat to its card.
         let offer_id = self.take_offer_told(customer);
         let Some(log) = self.chats.get(&chat) else { return };
+        transfer.earlier_agents.clone_from(&log.earlier_agents);
         let frame = ServerFrame::ChatStarted {
             chat_id: log.wire_id().to_string(),
             category: log.category.0.to_string(),
@@ -502,6 +541,7 @@ impl HubState {
                 live,
                 archived_here: true,
                 closing_reserved: reserved,
+                earlier_agents: Vec::new(),
             },
         );
     }

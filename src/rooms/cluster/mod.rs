@@ -1,4 +1,4 @@
-//! Rooms across nodes (issue 16 on the cluster of issue 15); `docs/cluster.md`, section
+//! Rooms across nodes; `docs/cluster.md`, section
 //! "Rooms across nodes", is the design.
 //!
 //! Each live room has one **home**: the node whose rooms task (`rooms::live`) owns the
@@ -402,6 +402,7 @@ impl RoomsCluster {
         match self.ask(split_node(&home).0, req, wire).await {
             Some(Wire::Viewed { view: Some(v), .. }) => Some(LiveView {
                 agent_present: v.agent_present,
+                agent: v.agent,
                 visitor: v.visitor,
                 visitor_present: v.visitor_present,
                 call: call_name(&v.call),

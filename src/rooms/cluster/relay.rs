@@ -160,6 +160,7 @@ impl RoomsCluster {
                 tokio::spawn(async move {
                     let view = local_view(&rooms.0.commands, &room).await.map(|v| WireView {
                         agent_present: v.agent_present,
+                        agent: v.agent,
                         visitor: v.visitor,
                         visitor_present: v.visitor_present,
                         call: v.call.to_string(),

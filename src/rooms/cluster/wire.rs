@@ -138,6 +138,9 @@ pub(super) struct WireAdmitted {
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct WireView {
     pub(super) agent_present: bool,
+    /// Absent from a node of an older version.
+    #[serde(default)]
+    pub(super) agent: Option<String>,
     pub(super) visitor: Option<String>,
     pub(super) visitor_present: bool,
     pub(super) call: String,

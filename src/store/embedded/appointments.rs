@@ -1,4 +1,4 @@
-//! Appointments in the embedded store (issue 17): one table by id and, for booked
+//! Appointments in the embedded store: one table by id and, for booked
 //! appointments only, the unique key (representative, start) → id. A booking checks the
 //! key and writes both rows inside one redb write transaction, and redb runs one write
 //! transaction at a time, so two bookings of one slot cannot both see it free.
@@ -36,6 +36,8 @@ struct AppointmentRec {
     #[serde(default)]
     customer_zone: Option<String>,
     #[serde(default)]
+    customer_hour12: bool,
+    #[serde(default)]
     cancel_reason: Option<String>,
 }
 
@@ -55,6 +57,7 @@ impl AppointmentRec {
             cancelled_at: a.cancelled_at,
             sequence: a.sequence,
             customer_zone: a.customer_zone.clone(),
+            customer_hour12: a.customer_hour12,
             cancel_reason: a.cancel_reason.clone(),
         }
     }
@@ -79,6 +82,7 @@ impl AppointmentRec {
             cancelled_at: self.cancelled_at,
             sequence: self.sequence,
             customer_zone: self.customer_zone,
+            customer_hour12: self.customer_hour12,
             cancel_reason: self.cancel_reason,
         }
     }

@@ -1,4 +1,4 @@
-//! The embedded store's deferred archive work (issue 14): folding held events into redb
+//! The embedded store's deferred archive work: folding held events into redb
 //! and checkpointing a full journal, on one thread of its own at a lower CPU priority.
 //!
 //! Why: an archive batch is durable (and acknowledged) once it is in the journal; the

@@ -9,14 +9,13 @@ use std::ops::Bound;
 
 use redb::ReadableTableMetadata;
 
+use super::erased::ERASED;
 use super::{
-    BY_AGENT, BY_CATEGORY, BY_PAIRED, CONVERSATIONS, EmbeddedStore, ReadableTable, TableDefinition, decode, encode,
-    load_record, message_log, unavailable,
+    BY_AGENT, BY_CATEGORY, BY_PAIRED, CONVERSATIONS, EmbeddedStore, TableDefinition, decode, encode, load_record,
+    message_log, unavailable,
 };
 use crate::store::{Erased, ErasureRecord, OfflineMessage, Page, StoreResult};
 
-/// Erased conversation id → ().
-const ERASED: TableDefinition<&str, ()> = TableDefinition::new("erased_conversations");
 /// (at, record id) → JSON [`ErasureRecord`].
 const ERASURES: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("erasure_log");
 
@@ -24,17 +23,6 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     tx.open_table(ERASED).map_err(unavailable)?;
     tx.open_table(ERASURES).map_err(unavailable)?;
     Ok(())
-}
-
-/// The tombstones, opened for reading in a write transaction (`apply`).
-pub(super) type Tombstones<'tx> = redb::Table<'tx, &'static str, ()>;
-
-pub(super) fn tombstones(tx: &redb::WriteTransaction) -> StoreResult<Tombstones<'_>> {
-    tx.open_table(ERASED).map_err(unavailable)
-}
-
-pub(super) fn is_erased(table: &Tombstones<'_>, id: &str) -> StoreResult<bool> {
-    Ok(table.get(id).map_err(unavailable)?.is_some())
 }
 
 /// Erases conversation `id` in the caller's transaction.

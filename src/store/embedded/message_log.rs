@@ -1,4 +1,4 @@
-//! Archived messages laid out so that redb's B-tree leaves fill (issue 14, schema 3).
+//! Archived messages laid out so that redb's B-tree leaves fill (schema 3).
 //!
 //! Schema 2 keyed each message `(conversation id, seq, message id)`. With 100
 //! conversations appending interleaved, every insert landed in the middle of the tree,
@@ -19,7 +19,7 @@
 //!   the append idempotent: a seq names one message of its conversation, and a seq inside
 //!   a run is taken (replaying the journal adds nothing twice).
 //!
-//! Since schema 6 (issue 29) a fold writes a conversation's consecutive messages of one
+//! Since schema 6 a fold writes a conversation's consecutive messages of one
 //! batch as one *block* row, `[0x04][count: u32 LE]` then each message's record as
 //! `[length: u32 LE][record]`, at the first of the `count` positions they stand for (the
 //! rest stay empty). Position arithmetic is unchanged, so a run may hold single records
@@ -51,7 +51,7 @@ const NEXT_NUMBER: &str = "next_conversation_number";
 const LOGGED_V1: u8 = 0x02;
 /// Bytes before the id: format, side, time, id length.
 const HEADER: usize = 1 + 1 + 8 + 2;
-/// The first byte of a log record with its id as a UUID's 16 bytes (schema 4, issue 14):
+/// The first byte of a log record with its id as a UUID's 16 bytes (schema 4):
 /// `[0x03][side][at: i64 LE][id: 16 bytes][text: UTF-8, to the end]`. The hub's ids are
 /// UUIDs written hyphenated in lower case (36 characters), so this takes 22 bytes less a
 /// message than the id as text; an id spelt any other way is stored as text
@@ -321,7 +321,7 @@ impl<'tx> Writer<'tx> {
     /// seq, the first is kept), with the effect of [`Writer::append`] on each in turn.
     /// The usual case, every seq beyond the conversation's last run (nothing is a retry),
     /// costs one index lookup and one index write per run, not three B-tree operations
-    /// per message (issue 14: that was most of a fold's CPU); otherwise message by message.
+    /// per message (that was most of a fold's CPU); otherwise message by message.
     /// Returns the messages it appended (not those whose seq was taken): what the search
     /// index posts.
     pub fn append_sorted<'m>(

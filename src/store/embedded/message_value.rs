@@ -1,4 +1,4 @@
-//! The value of a `messages` row: a compact binary record (issue 14), read beside the
+//! The value of a `messages` row: a compact binary record, read beside the
 //! JSON that files written before it hold.
 //!
 //! A row's key is `(conversation id, seq, message id)`, so the value need not repeat

@@ -1,4 +1,4 @@
-//! The mail outbox in the embedded store (issue 17): one table by id, an index of the
+//! The mail outbox in the embedded store: one table by id, an index of the
 //! pending mails by the instant they may next be claimed, and one by creation for the
 //! admins' listing. A booking or cancellation writes its mail in the same redb write
 //! transaction, so both are committed or neither. redb runs one write transaction at a
@@ -266,7 +266,7 @@ impl EmbeddedStore {
     }
 }
 
-// ---- desk settings set through the admin API (issue 17) ----
+// ---- desk settings set through the admin API ----
 
 /// Key → the value an admin stored (appointment hours, as JSON).
 const DESK_SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("desk_settings");

@@ -26,7 +26,7 @@ impl EmbeddedStore {
     pub(super) async fn insert_rating(&self, id: &str, rating: Rating) -> StoreResult<()> {
         let id = id.to_string();
         self.write(move |tx| {
-            if super::erasure::is_erased(&super::erasure::tombstones(tx)?, &id)? {
+            if super::erased::is_erased(&super::erased::tombstones(tx)?, &id)? {
                 return Err(StoreError::NotFound); // erased on request
             }
             let mut table = tx.open_table(RATINGS).map_err(unavailable)?;

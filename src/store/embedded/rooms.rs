@@ -1,4 +1,4 @@
-//! Rooms, guests and call logs in the embedded store (issue 16): JSON values keyed by
+//! Rooms, guests and call logs in the embedded store: JSON values keyed by
 //! id, plus the unique keys and the time index the store's rules need.
 
 use redb::{ReadableTable, TableDefinition};

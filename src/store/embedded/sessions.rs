@@ -1,4 +1,4 @@
-//! Sessions in the embedded store (issue 15): one table by id, with an index by
+//! Sessions in the embedded store: one table by id, with an index by
 //! account (revoking all of an account's sessions) and one by expiry (sweeping
 //! without reading every session). The three change together in one transaction.
 

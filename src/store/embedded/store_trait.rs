@@ -297,7 +297,7 @@ impl Store for EmbeddedStore {
         self.read(move |tx| notes::load(tx, &id)).await
     }
 
-    // ---- sessions in the shared store (issue 15): in `embedded/sessions.rs` ----
+    // ---- sessions in the shared store: in `embedded/sessions.rs` ----
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
         self.insert_session(session).await
     }
@@ -318,7 +318,7 @@ impl Store for EmbeddedStore {
         self.sweep_expired_sessions(now).await
     }
 
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     async fn create_room(&self, room: Room) -> StoreResult<()> {
         self.rooms_create(room).await
     }
@@ -347,7 +347,7 @@ impl Store for EmbeddedStore {
         self.rooms_call_logs(agent_id, page).await
     }
 
-    // ---- appointments (issue 17): in `embedded/appointments.rs` ----
+    // ---- appointments: in `embedded/appointments.rs` ----
     async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()> {
         self.insert_appointment(appointment).await
     }
@@ -373,7 +373,7 @@ impl Store for EmbeddedStore {
         self.appointments_between(from, to, representative).await
     }
 
-    // ---- appointment mail outbox (issue 17): in `embedded/outbox.rs` ----
+    // ---- appointment mail outbox: in `embedded/outbox.rs` ----
     async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()> {
         self.book_with_mail(appointment, mail).await
     }
@@ -418,7 +418,7 @@ impl Store for EmbeddedStore {
         self.list_mails(status, page).await
     }
 
-    // ---- desk settings (issue 17): in `embedded/outbox.rs` ----
+    // ---- desk settings: in `embedded/outbox.rs` ----
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.read_desk_setting(key).await
     }

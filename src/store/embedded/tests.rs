@@ -324,7 +324,7 @@ async fn version_1_and_2_files_are_migrated() {
             store.archive(&[opened]).await.unwrap();
             store.conversation("c1").await.unwrap();
             // Make it what that version wrote: its version number, its message rows
-            // (m1 binary, m2 JSON as before issue 14) and, for version 1, message-id rows.
+            // (m1 binary, m2 JSON as before the binary records) and, for version 1, message-id rows.
             let tx = store.db.begin_write().unwrap();
             {
                 tx.open_table(META)

@@ -1,4 +1,4 @@
-//! Appointments in MongoDB (issue 17): collection `appointments`, `_id` the appointment's
+//! Appointments in MongoDB: collection `appointments`, `_id` the appointment's
 //! id. A unique index on (representative_id, start) that only covers documents with
 //! `status: "booked"` (a partial index) is the booking's one decision: of concurrent
 //! inserts for one slot the server accepts one and answers the others with a
@@ -34,6 +34,8 @@ struct AppointmentDoc {
     #[serde(default)]
     customer_zone: Option<String>,
     #[serde(default)]
+    customer_hour12: bool,
+    #[serde(default)]
     cancel_reason: Option<String>,
 }
 
@@ -54,6 +56,7 @@ impl From<Appointment> for AppointmentDoc {
             cancelled_at: a.cancelled_at,
             sequence: a.sequence,
             customer_zone: a.customer_zone,
+            customer_hour12: a.customer_hour12,
             cancel_reason: a.cancel_reason,
         }
     }
@@ -76,6 +79,7 @@ impl From<AppointmentDoc> for Appointment {
             cancelled_at: d.cancelled_at,
             sequence: d.sequence,
             customer_zone: d.customer_zone,
+            customer_hour12: d.customer_hour12,
             cancel_reason: d.cancel_reason,
         }
     }

@@ -1,4 +1,4 @@
-//! The mail outbox in MongoDB (issue 17): collection `outbox`, `_id` the mail's id.
+//! The mail outbox in MongoDB: collection `outbox`, `_id` the mail's id.
 //!
 //! Why no multi-document transaction: this store works on a standalone MongoDB server
 //! (transactions need a replica set), as every other rule of it does (see
@@ -289,7 +289,7 @@ impl MongoStore {
     }
 }
 
-// ---- desk settings set through the admin API (issue 17) ----
+// ---- desk settings set through the admin API ----
 
 #[derive(Serialize, Deserialize)]
 struct DeskSettingDoc {

@@ -1,4 +1,4 @@
-//! Rooms, guests and call logs in MongoDB (issue 16).
+//! Rooms, guests and call logs in MongoDB.
 //!
 //! No transactions (a standalone server must work), so every rule rests on a single
 //! document write the server does atomically:

@@ -1,4 +1,4 @@
-//! Sessions in MongoDB (issue 15): collection `sessions`, `_id` the SHA-256 of the
+//! Sessions in MongoDB: collection `sessions`, `_id` the SHA-256 of the
 //! token. `expires_at` is a BSON date so a TTL index lets the server delete expired
 //! sessions itself (its monitor runs about once a minute, so a lookup still compares
 //! the expiry); an index on `account_id` serves revoking all of an account's sessions.

@@ -1,0 +1,18 @@
+//! One buddy chat message as stamped, the one shape of it everywhere: what its chat's log
+//! holds (`buddy_chat_log`) and what a node's channel carries to the others (`chat_log`).
+
+/// One buddy chat message as stamped: what its log holds and what nodes publish.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BuddyLine {
+    /// The chat's wire id.
+    pub chat: String,
+    pub seq: u64,
+    /// The routing events stream's newest entry id when it was stamped.
+    pub p: String,
+    /// The sender's buddy id.
+    pub sender: u64,
+    pub id: String,
+    pub at: i64,
+    pub text: String,
+    pub client_id: Option<String>,
+}

@@ -1,0 +1,132 @@
+//! The one way a mail is built, whatever sends it (offline messages and their replies,
+//! transcripts, bookings, room invitations): always MIME 1.0 with UTF-8 text parts, so a
+//! name like "Jörg Müller" reads the same in every mail client.
+//!
+//! - text only: one `text/plain; charset=utf-8` part;
+//! - text and HTML: `multipart/alternative` of the two;
+//! - text and files: `multipart/mixed`, the text first.
+//!
+//! Headers with non-ASCII words (the subject, display names) are RFC 2047 encoded by
+//! `lettre`; bodies are sent 7-bit, quoted-printable or base64, never as raw 8-bit bytes.
+//! Every mail has a `Message-ID` on the desk's own domain (the domain of `MAIL_FROM`).
+
+use lettre::Message;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment as LettreAttachment, Mailbox, MultiPart, SinglePart};
+
+use super::{Outgoing, SendError};
+
+/// Builds `outgoing` as a mail from `from`.
+pub fn compose(from: &Mailbox, outgoing: &Outgoing) -> Result<Message, SendError> {
+    let to: Mailbox = outgoing
+        .to
+        .parse()
+        .map_err(|_| SendError(format!("{:?} is not a mail address", outgoing.to)))?;
+    let message_id = match &outgoing.message_id {
+        Some(id) => id.clone(),
+        None => format!("{}@{}", uuid::Uuid::new_v4().simple(), from.email.domain()),
+    };
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(outgoing.subject.clone())
+        .message_id(Some(format!("<{message_id}>")));
+    let text = SinglePart::plain(outgoing.text.clone());
+    let alternative = |html: &String| {
+        MultiPart::alternative()
+            .singlepart(text.clone())
+            .singlepart(SinglePart::html(html.clone()))
+    };
+    let mut body = match (&outgoing.html, outgoing.attachments.is_empty()) {
+        (None, true) => return builder.singlepart(text).map_err(unbuildable),
+        (Some(html), true) => return builder.multipart(alternative(html)).map_err(unbuildable),
+        (None, false) => MultiPart::mixed().singlepart(text.clone()),
+        (Some(html), false) => MultiPart::mixed().multipart(alternative(html)),
+    };
+    for file in &outgoing.attachments {
+        let kind = ContentType::parse(&file.content_type)
+            .map_err(|e| SendError(format!("attachment {:?}: bad content type: {e}", file.filename)))?;
+        body = body.singlepart(LettreAttachment::new(file.filename.clone()).body(file.content.clone(), kind));
+    }
+    builder.multipart(body).map_err(unbuildable)
+}
+
+fn unbuildable(e: lettre::error::Error) -> SendError {
+    SendError(format!("the mail could not be built: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::Attachment;
+
+    fn from() -> Mailbox {
+        "Kundendienst Köln <desk@shop.example>".parse().unwrap()
+    }
+
+    fn raw(outgoing: &Outgoing) -> String {
+        String::from_utf8(compose(&from(), outgoing).unwrap().formatted()).unwrap()
+    }
+
+    fn mail(text: &str) -> Outgoing {
+        Outgoing {
+            to: "Jörg Müller <joerg@example.com>".into(),
+            subject: "Grüße aus Köln".into(),
+            text: text.into(),
+            ..Outgoing::default()
+        }
+    }
+
+    #[test]
+    fn a_text_mail_declares_mime_and_utf8_and_sends_no_raw_8bit_byte() {
+        let raw = raw(&mail("Liebe Grüße, Jürgen"));
+        assert!(raw.contains("MIME-Version: 1.0"), "{raw}");
+        assert!(raw.contains("Content-Type: text/plain; charset=utf-8"), "{raw}");
+        assert!(raw.is_ascii(), "{raw}");
+        assert!(
+            raw.contains("Subject: =?utf-8?"),
+            "the subject is RFC 2047 encoded: {raw}"
+        );
+        assert!(!raw.contains("Köln"), "no raw non-ASCII header: {raw}");
+    }
+
+    #[test]
+    fn a_mail_without_an_id_gets_one_on_the_desks_domain() {
+        let made = raw(&mail("hello"));
+        assert!(made.contains("@shop.example>"), "{made}");
+        let given = Outgoing {
+            message_id: Some("offline-1.desk@shop.example".into()),
+            ..mail("hi")
+        };
+        assert!(raw(&given).contains("Message-ID: <offline-1.desk@shop.example>"));
+    }
+
+    #[test]
+    fn html_and_files_are_parts_of_one_mime_tree() {
+        let both = Outgoing {
+            html: Some("<p>Grüße</p>".into()),
+            attachments: vec![Attachment {
+                filename: "invite.ics".into(),
+                content_type: "text/calendar; method=REQUEST; charset=utf-8".into(),
+                content: "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".into(),
+            }],
+            ..mail("Grüße")
+        };
+        let raw = raw(&both);
+        assert!(raw.contains("multipart/mixed"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(raw.contains("text/html; charset=utf-8"), "{raw}");
+        assert!(raw.contains("text/calendar"), "{raw}");
+        assert!(raw.is_ascii(), "{raw}");
+    }
+
+    #[test]
+    fn a_bad_address_is_named() {
+        let bad = Outgoing {
+            to: "not an address".into(),
+            ..mail("x")
+        };
+        let e = compose(&from(), &bad).unwrap_err();
+        assert!(e.0.contains("not an address"), "{e}");
+    }
+}

@@ -1,0 +1,136 @@
+//! HTTP reads and writes that name a conversation see what the hub has already told its
+//! participants: a rating token from `chat_ended` works at once for the transcript and the
+//! rating, and an admin can erase a conversation by the id an agent was just shown, however
+//! fast they are and whichever node they ask. The archive writer commits in groups and, in
+//! a cluster, another node may archive the chat: each race is run many times.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use switchboard::store::{EmbeddedStore, SharedStore};
+
+use crate::archive::TempDir;
+use crate::cluster_hub::node_with;
+use crate::common::*;
+use crate::redis_server::RedisServer;
+
+const TRIES: usize = 10;
+
+/// A hub on the default store (the embedded one, with its group commit), or on MongoDB,
+/// whose writes take longer than a frame takes to arrive.
+async fn embedded_hub(dir: &TempDir) -> TestHub {
+    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    TestHub::with_store(store, |s| s.data_dir = dir.0.clone()).await
+}
+
+async fn mongo_hub(dir: &TempDir) -> TestHub {
+    let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
+    TestHub::with_store(store, |s| s.data_dir = dir.0.clone()).await
+}
+
+/// A chat without a message, ended by the agent at once; the customer's rating token.
+async fn ended_at_once(customers: &TestHub, agent: &mut Ws, name: &str) -> String {
+    let mut customer = customers.customer(name, "general").await;
+    let chat = customer.next_of("chat_started").await["chat_id"].clone();
+    agent.next_of("chat_started").await;
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let ended = customer.next_of("chat_ended").await;
+    ended["rating"]["token"].as_str().expect("a rating token").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcript_and_a_rating_asked_the_moment_a_chat_ends_find_it() {
+    for mongo in [false, true] {
+        let dir = TempDir::new("ryw-transcript");
+        let hub = if mongo {
+            mongo_hub(&dir).await
+        } else {
+            embedded_hub(&dir).await
+        };
+        transcript_and_rating_at_the_end(hub).await;
+    }
+}
+
+async fn transcript_and_rating_at_the_end(hub: TestHub) {
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    for i in 0..TRIES {
+        let token = ended_at_once(&hub, &mut ann, &format!("Carla {i}")).await;
+        let (status, body) = post(
+            &hub,
+            "/api/transcripts",
+            json!({"token": token, "email": "carla@example.com"}),
+        )
+        .await;
+        assert_eq!(status, 202, "try {i}: {body}");
+        let token = ended_at_once(&hub, &mut ann, &format!("Dora {i}")).await;
+        let (status, body) = post(&hub, "/api/ratings", json!({"token": token, "score": 5})).await;
+        assert_eq!(status, 201, "try {i}: {body}");
+    }
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_by_the_id_an_agent_was_just_shown_finds_the_conversation() {
+    let dir = TempDir::new("ryw-erasure");
+    let hub = embedded_hub(&dir).await;
+    let admin = hub.admin().await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    for i in 0..TRIES {
+        let mut customer = hub.customer(&format!("Erin {i}"), "general").await;
+        customer.next_of("chat_started").await;
+        let started = ann.next_of("chat_started").await;
+        let id = started["chat_id"].as_str().unwrap().to_string();
+        let (status, body) = admin.post("/api/admin/erasures", json!({"conversation_id": id})).await;
+        assert_eq!(status, 200, "try {i}: {body}");
+        ann.send(json!({"type": "end_chat", "chat_id": id})).await;
+        ann.next_of("chat_ended").await;
+    }
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_the_node_asked_finds_a_chat_another_node_archives() {
+    let scratch = TempDir::new("ryw-cluster");
+    let redis = RedisServer::start().await;
+    let store: SharedStore = Arc::new(switchboard::store::MemoryStore::new());
+    // Several nodes share their token secret (REDIS_URL requires ROOM_TOKEN_SECRET).
+    let shared = |s: &mut switchboard::config::Settings| {
+        s.room_token_secret = switchboard::config::Secret(b"one secret for every node".to_vec())
+    };
+    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, shared).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, shared).await;
+    let ann_token = beta.agent_account("ann", &["general"], 1).await;
+    let mut ann = Ws::agent(&beta, &ann_token).await;
+    ann.send(json!({"type": "set_available", "available": true})).await;
+    ann.next_of("profile").await;
+    for i in 0..TRIES {
+        let token = ended_at_once(&alpha, &mut ann, &format!("Carla {i}")).await;
+        // Asked of the node the customer is not on.
+        let (status, body) = post(
+            &beta,
+            "/api/transcripts",
+            json!({"token": token, "email": "carla@example.com"}),
+        )
+        .await;
+        assert_eq!(status, 202, "try {i}: {body}");
+    }
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_conversation_is_one_not_found_in_plain_words() {
+    let hub = TestHub::start().await;
+    let (status, body) = hub
+        .admin()
+        .await
+        .post("/api/admin/erasures", json!({"conversation_id": "no-such-id"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    assert_eq!(body["error"]["message"], "no such conversation", "{body}");
+    hub.stop().await;
+}
