@@ -17,7 +17,7 @@ pub enum ClientFrame {
     Join {
         name: String,
         category: String,
-        /// A call request (issue 16): this customer would rather talk by video; the agent
+        /// A call request: this customer would rather talk by video; the agent
         /// they are paired with sees `video_request` and opens a room for them.
         #[serde(default)]
         video: bool,
@@ -482,7 +482,7 @@ pub enum ServerFrame {
         category_name: String,
         peer_name: String,
         started_at: i64,
-        /// Agent: the customer asked for a video call (issue 16); absent when not.
+        /// Agent: the customer asked for a video call; absent when not.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         video_request: bool,
         /// Agent: the offer this chat answers (they accepted it); absent when assigned.
@@ -640,7 +640,7 @@ pub enum ServerFrame {
     Shutdown {
         message: String,
     },
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// Customer: their agent invites them from the chat into a video room. `link` opens it
     /// and carries a room token (valid `ROOM_TOKEN_TTL_SECS`): no code is needed.
     VideoInvite {
@@ -648,7 +648,7 @@ pub enum ServerFrame {
         room_id: String,
         link: String,
     },
-    // ---- compact acknowledgement (issue 14) ----
+    // ---- compact acknowledgement ----
     /// The sender's acknowledgement of its own message, once it is durable: what the hub
     /// stamped on it (`id`, `seq`, `at`) and the sender's `client_id`, without the text the
     /// sender already has (half the bytes of echoing the message back).

@@ -1,4 +1,4 @@
-//! The buddy list's events in Redis (issue 15, `docs/cluster.md` §15): a buddy-list
+//! The buddy list's events in Redis (`docs/cluster.md` §15): a buddy-list
 //! event is appended, after the caller's fencing check, to the routing events stream
 //! (transition `buddy`), so every node reads the buddy events in one order with the
 //! routing's own, `node_lost` included, and replays them through its replica of the

@@ -1,4 +1,4 @@
-//! Chat messages between nodes (issue 15, `docs/cluster.md` §7): each chat's messages are
+//! Chat messages between nodes (`docs/cluster.md` §7): each chat's messages are
 //! stamped by one fenced script (`lua/chat_message.lua`) that draws the chat's next seq,
 //! appends the message to the chat's log (a bounded stream) and publishes it to the node
 //! of the other side; a receiver that finds a gap in seq reads the log. Typing and draft

@@ -1,4 +1,4 @@
-//! The cluster (issue 15): several Switchboard processes acting as one hub through Redis.
+//! The cluster: several Switchboard processes acting as one hub through Redis.
 //! Everything shared lives under the `{sb}:` hash tag; `docs/cluster.md` is the design.
 
 // ---- the foundations: connection, health, leases, reaping, the admin bus ----

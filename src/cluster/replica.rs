@@ -1,4 +1,4 @@
-//! A node's replica of the routing domain (issue 15): every routing transition as one
+//! A node's replica of the routing domain: every routing transition as one
 //! value, [`RoutingOp`], that either runs as its fenced script on Redis (the authority)
 //! or is applied to a local `core::routing::Routing`. A node replays the events stream
 //! (`{sb}:routing-events`, every applied transition with its arguments, in Redis's order)
@@ -25,7 +25,7 @@ pub enum RoutingOp {
         name: String,
         video: bool,
         /// The key of the customer's resume token (`resume_tokens::key`), recorded by the
-        /// join's script with the customer's id (issue 24); empty when replayed.
+        /// join's script with the customer's id; empty when replayed.
         token_key: String,
         /// What the customer came about (`join.message`; empty: nothing), for an agent
         /// offered them on any node. The script ignores it.

@@ -1,4 +1,4 @@
-//! Redis restarted EMPTY while nodes still hold people (issue 15, `docs/cluster.md` §9,
+//! Redis restarted EMPTY while nodes still hold people (`docs/cluster.md` §9,
 //! "Back empty: re-assertion"): the adapter around `lua/restore.lua`.
 //!
 //! Every node's replica is a prefix of the same lost events stream, and each node has

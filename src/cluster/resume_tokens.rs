@@ -1,4 +1,4 @@
-//! Customers' resume tokens known cluster-wide (issue 15, `docs/cluster.md` §13): the node
+//! Customers' resume tokens known cluster-wide (`docs/cluster.md` §13): the node
 //! that issues a token records `{sb}:resume:<SHA-256 of the token, hex>` → the customer's
 //! id, so a customer who drops from one node can resume on any other. Redis never holds
 //! the token itself: whoever reads Redis cannot resume anyone. The key's lifetime follows

@@ -239,7 +239,7 @@ impl RedisRouting {
     /// A [`join_described`](Self::join_described) that also records the customer's resume
     /// token key (`resume_tokens::key`, never the token) → their id for `token_ttl`, in
     /// the same script: the token is known cluster-wide once the join is applied, before
-    /// the node can send it in a `welcome` (issue 24). Empty `token_key`: none recorded.
+    /// the node can send it in a `welcome`. Empty `token_key`: none recorded.
     /// `message`, what the customer came about, rides in the event for the nodes that
     /// offer them to an agent, and so does `profile` (as JSON; none when empty) for the
     /// node that archives their chat.

@@ -1261,7 +1261,7 @@ mod transfers;
 // ---- queries: what the adapters read of the state ----
 mod queries;
 
-// ---- the state as plain data, for a replica loaded from a snapshot (issue 15) ----
+// ---- the state as plain data, for a replica loaded from a snapshot ----
 mod state;
 pub use state::{InconsistentState, RoutingState, StateAgent, StateChat, StateCustomer, StateOffer};
 

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-// ---- several nodes through Redis (issue 15): the hub on the routing scripts ----
+// ---- several nodes through Redis: the hub on the routing scripts ----
 mod cluster;
 mod cluster_resume;
-// issue 15's gaps: the reaper archives a dead node's customer's chat
+// the reaper archives a dead node's customer's chat
 mod cluster_handover;
-// issue 15's gaps: what a node does once the lost routing domain and buddy list are restored
+// what a node does once the lost routing domain and buddy list are restored
 mod cluster_restored;
 // ---- agents; carrying out decisions ----
 mod agents;
@@ -113,7 +113,7 @@ struct CustomerInfo {
     token: Token,
     queued_at: i64,
     conn: Option<ConnId>,
-    /// Asked for a video call (issue 16): their agent's `chat_started` says so.
+    /// Asked for a video call: their agent's `chat_started` says so.
     video: bool,
     /// What they said they came about (`join.message`), for an agent offered them.
     first_message: Option<String>,
@@ -210,7 +210,7 @@ pub(crate) struct HubState {
     /// Counted once per message: a handle resolved once, not a registry lookup each time.
     pub(super) messages_relayed: metrics::Counter,
     routes_counter: metrics::Counter,
-    // ---- several nodes through Redis (issue 15) ----
+    // ---- several nodes through Redis ----
     /// With `REDIS_URL`: routing runs as Redis scripts and `routing` is this node's replica.
     cluster: Option<cluster::ClusterState>,
 }
@@ -367,7 +367,7 @@ impl HubState {
                 why,
                 pause: _pause,
             } => self.sessions_ended(&tokens, why),
-            // ---- rooms and 1-to-1 video (issue 16) ----
+            // ---- rooms and 1-to-1 video ----
             Command::ChatCustomer { agent, chat_id, reply } => {
                 let _ = reply.send(self.chat_of(&agent, &chat_id).map(|(_, name)| name));
             }
@@ -394,7 +394,7 @@ impl HubState {
                 };
                 self.send(Recipient::Agent(AgentId(agent)), &frame);
             }
-            // ---- several nodes through Redis (issue 15) ----
+            // ---- several nodes through Redis ----
             Command::ClusterStarted { cluster_id } => self.cluster_started(&cluster_id),
             Command::RoutingEvents { events, agent_names } => self.routing_events(events, agent_names),
             Command::ClusterRefused {
@@ -453,7 +453,7 @@ impl HubState {
         }
     }
 
-    // ---- rooms and 1-to-1 video (issue 16) ----
+    // ---- rooms and 1-to-1 video ----
     /// The customer and their name of `agent`'s live chat `chat_id` (its wire id).
     fn chat_of(&self, agent: &str, chat_id: &str) -> Option<(CustomerId, String)> {
         let log = self.chats.get(self.chat_by_wire.get(chat_id)?)?;

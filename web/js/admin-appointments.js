@@ -1,4 +1,4 @@
-// The admin page's appointments (issue 17): every representative's appointments over a
+// The admin page's appointments: every representative's appointments over a
 // range of days (GET /api/admin/appointments, today and the next 13 by default), each
 // booked one cancellable with a second press to confirm (the customer gets the
 // cancellation mail). Its own module beside admin.js.

@@ -619,7 +619,7 @@ function T.join(node, a)
   local id, ticket = string.format('%d', last - 1), string.format('%d', last)
   -- a[5], a[6], optional: the key of the customer's resume token and its lifetime (ms).
   -- Recorded with the join itself, so a token the node sends in its `welcome` is known
-  -- cluster-wide before the customer can see it (issue 24).
+  -- cluster-wide before the customer can see it.
   local token_key, token_ms = a[5], tonumber(a[6])
   if token_key and string.sub(token_key, 1, 12) == '{sb}:resume:' and token_ms then
     redis.call('SET', token_key, id, 'PX', token_ms)

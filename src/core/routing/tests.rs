@@ -1294,7 +1294,7 @@ proptest! {
         }
     }
 
-    /// A replica loaded from a snapshot (issue 15) is the routing it was taken from: the
+    /// A replica loaded from a snapshot is the routing it was taken from: the
     /// state round trip changes nothing, after any events.
     #[test]
     fn the_state_round_trip_gives_back_the_same_routing(ops in prop::collection::vec(op(), 1..80)) {

@@ -1,4 +1,4 @@
-//! The hub on the cluster's routing scripts (issue 15, `docs/cluster.md` §12): with
+//! The hub on the cluster's routing scripts (`docs/cluster.md` §12): with
 //! `REDIS_URL` set, routing transitions go to Redis through the router
 //! (`hub::cluster_link`), and `HubState::routing` is this node's **replica** of the
 //! routing domain, fed only by replaying the events stream in Redis's order. The scripts
@@ -125,7 +125,7 @@ struct PendingJoin {
     request: String,
     /// The customer's resume token, made before the join: its key rides in the join's
     /// script, so Redis records it with the join and it is known cluster-wide before the
-    /// `welcome` carries it (issue 24).
+    /// `welcome` carries it.
     token: Token,
 }
 

@@ -1,4 +1,4 @@
-//! Who archives a chat once its customer's node is gone (issue 15, `docs/cluster.md` §13).
+//! Who archives a chat once its customer's node is gone (`docs/cluster.md` §13).
 //!
 //! The customer's node archives a chat (opening, messages, closing); the agent's node
 //! archives nothing. When the customer's node dies, the reaper's `node_lost` hands the

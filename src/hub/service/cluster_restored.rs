@@ -1,4 +1,4 @@
-//! The buddy list when Redis restarted EMPTY (issue 15, `docs/cluster.md` §9, "Back
+//! The buddy list when Redis restarted EMPTY (`docs/cluster.md` §9, "Back
 //! empty: the buddy list"): this node hands its replica of the buddy list to the restore
 //! with its routing replica, loads the restored list from the restore entry, and claims
 //! the buddy connections it still holds. The desk's side (applying a claim, handing on

@@ -1,4 +1,4 @@
-//! A customer's resume on another node (issue 15, `docs/cluster.md` §13): the node that
+//! A customer's resume on another node (`docs/cluster.md` §13): the node that
 //! issues a resume token records its digest in Redis (`cluster::resume_tokens`); a node
 //! asked to resume with a token it did not issue looks it up, takes the customer on (a
 //! running chat's log is read first, so the `resumed` frame carries what they missed

@@ -1,4 +1,4 @@
-//! Chat messages between nodes (issue 15, `docs/cluster.md` §7): a checked message goes
+//! Chat messages between nodes (`docs/cluster.md` §7): a checked message goes
 //! to Redis to be stamped (its chat's seq drawn and logged by a fenced script); each node
 //! records every line of its chats in seq order, holding lines that come past a gap until
 //! the chat's log fills it; typing and drafts go to the peer's node only. The node that

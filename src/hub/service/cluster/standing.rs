@@ -1,4 +1,4 @@
-//! This node's standing in the cluster (issue 15, `docs/cluster.md` §9): a call of its
+//! This node's standing in the cluster (`docs/cluster.md` §9): a call of its
 //! refused (told to whoever made it), its lease lost (fenced: it lets go of its people),
 //! Redis's data lost (it hands the router what it holds to re-assert), its replica
 //! reloaded from a snapshot or a restore.
