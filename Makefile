@@ -12,7 +12,7 @@ run:
 	DEMO_HOST_PORT=$${DEMO_HOST_PORT-8090} $(CARGO) run --release --bin switchboard -- serve
 
 ## Three nodes on 127.0.0.1:8081-8083 with a local redis-server and MongoDB-wire server
-## (state in ./cluster-data); Ctrl-C stops them. README "Several nodes".
+## (state in ./cluster-data); Ctrl-C stops them. docs/operations.md "Several nodes (Redis)".
 cluster:
 	scripts/cluster.sh
 

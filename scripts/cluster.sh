@@ -3,7 +3,7 @@
 # server (secantusdb) and three nodes on 127.0.0.1:8081-8083 sharing them, each with its
 # own log under cluster-data/. Runs in the foreground; Ctrl-C (or SIGTERM) stops
 # everything. State (accounts, archive) persists in cluster-data/ between runs;
-# `rm -rf cluster-data` starts afresh. README "Several nodes" says how to put a load
+# `rm -rf cluster-data` starts afresh. docs/operations.md "Behind a load balancer" says how to put a load
 # balancer in front.
 set -euo pipefail
 cd "$(dirname "$0")/.."
