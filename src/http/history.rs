@@ -259,7 +259,14 @@ async fn one(
 /// Conversation `id` if `me` may read it: admins any, agents those they served at any
 /// point. Someone else's conversation looks exactly like a missing one to an agent.
 pub(super) async fn readable(state: &AppState, me: &Account, id: &str) -> Result<Conversation, ApiError> {
-    let found = super::fresh::until_found(state, super::fresh::not_found, || state.store.conversation(id)).await;
+    // Someone else's conversation waits as a missing one does, so the time of the 404
+    // tells an agent nothing either.
+    let hidden = |found: &Result<Conversation, StoreError>| match found {
+        Err(StoreError::NotFound) => true,
+        Ok(c) => me.role == Role::Agent && !c.served_by(&me.id),
+        Err(_) => false,
+    };
+    let found = super::fresh::until_found(state, hidden, || state.store.conversation(id)).await;
     let c = match found {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),

@@ -106,8 +106,9 @@ async fn serve_connections(
             }
             Err(error) => {
                 if is_out_of_descriptors(&error) && shedder.out_of_descriptors() {
-                    // The shed connections' tasks close their streams once they run.
-                    tokio::task::yield_now().await;
+                    // The shed connections' tasks close their streams once they run: a tick
+                    // for them, so one burst of errors does not shed the whole list.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
                 if let Some(pause) = backoff.after(&error) {
@@ -131,7 +132,8 @@ async fn serve_connections(
                 }
             }
         };
-        shedder.before_serving(connections.len());
+        shedder.before_serving();
+        let counted = shedder.opened();
         let silent = shedder.silent.enter();
         // Chat frames are small and latency matters more than packet count: no Nagle delay.
         let _ = tcp.set_nodelay(true);
@@ -139,10 +141,11 @@ async fn serve_connections(
         let io = TokioIo::new(CountedStream {
             tcp: Some(tcp),
             slot,
+            _counted: counted,
             lingering: lingering.clone(),
         });
         let router = app.clone();
-        let shed = silent.shed.clone();
+        let ticket = silent.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             silent.spoke();
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -156,7 +159,10 @@ async fn serve_connections(
             let ended = tokio::select! {
                 ended = connection.as_mut() => ended,
                 // Descriptors run short and this one has sent nothing yet: dropping it closes it.
-                _ = shed.cancelled() => Ok(()),
+                _ = ticket.shed.cancelled() => {
+                    // A request that arrived as it was shed is served: only silence is shed.
+                    if ticket.has_spoken() { connection.as_mut().await } else { Ok(()) }
+                }
                 _ = shutdown.cancelled() => {
                     // Finish the response under way, then close; an idle connection closes now.
                     connection.as_mut().graceful_shutdown();
@@ -237,6 +243,8 @@ struct CountedStream {
     /// Taken only when the stream is dropped with a lingering close asked for.
     tcp: Option<TcpStream>,
     slot: Option<PeerSlot>,
+    /// Counts the connection toward the open-file limit's shedding while it lives.
+    _counted: super::shedding::OpenConnection,
     lingering: LingeringClose,
 }
 

@@ -81,11 +81,13 @@ async fn rate(
         comment,
         at: crate::hub::now_ms(),
     };
-    let rated = super::fresh::until_found(&state, super::fresh::not_found, || {
-        state.store.rate_conversation(&claims.conversation, rating.clone())
-    })
-    .await;
-    match rated {
+    // A rating is kept even before its conversation's opening is stored: `NotFound` here
+    // means the conversation was erased, which no wait undoes.
+    match state
+        .store
+        .rate_conversation(&claims.conversation, rating.clone())
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             return Err(ApiError::Refused {

@@ -10,8 +10,9 @@
 //! here.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,10 @@ const RESERVE_MIN: u64 = 32;
 const RESERVE_MAX: u64 = 1024;
 /// How many silent connections one `accept` failing for want of descriptors sheds.
 const SHED_ON_EMFILE: usize = 16;
+/// A silent connection younger than this is never shed: a real client needs a round trip
+/// before its first request, and an attacker churning connections must not get newcomers
+/// shed ahead of their own. Newcomers are still served within about this long.
+const SHED_MIN_AGE: Duration = Duration::from_millis(500);
 
 /// When to shed: the number of open connections past which each new one sheds the oldest
 /// silent connection, from the process's open-file limit (`None`: no limit to speak of).
@@ -28,7 +33,10 @@ pub fn connection_ceiling(open_file_limit: u64) -> Option<usize> {
     if open_file_limit == u64::MAX || open_file_limit > usize::MAX as u64 {
         return None;
     }
-    let reserve = (open_file_limit / 8).clamp(RESERVE_MIN, RESERVE_MAX);
+    // At most half the limit, so a tiny limit still leaves room for connections.
+    let reserve = (open_file_limit / 8)
+        .clamp(RESERVE_MIN, RESERVE_MAX)
+        .min(open_file_limit / 2);
     Some(open_file_limit.saturating_sub(reserve) as usize)
 }
 
@@ -47,7 +55,8 @@ pub struct Silent {
 #[derive(Default)]
 struct Inner {
     next: u64,
-    waiting: BTreeMap<u64, CancellationToken>,
+    /// Arrival number → when it was accepted, and how to shed it.
+    waiting: BTreeMap<u64, (Instant, CancellationToken)>,
 }
 
 /// One accepted connection's place in the list: cancelled when it is shed.
@@ -71,7 +80,7 @@ impl Silent {
         let mut inner = self.inner();
         let id = inner.next;
         inner.next += 1;
-        inner.waiting.insert(id, shed.clone());
+        inner.waiting.insert(id, (Instant::now(), shed.clone()));
         Arc::new(Ticket {
             silent: self.clone(),
             id,
@@ -80,15 +89,20 @@ impl Silent {
         })
     }
 
-    /// Closes the `n` oldest silent connections; returns how many there were to close.
-    pub fn shed_oldest(&self, n: usize) -> usize {
+    /// Closes the `n` oldest silent connections accepted at least `min_age` ago; returns
+    /// how many it closed.
+    pub fn shed_oldest(&self, n: usize, min_age: Duration) -> usize {
         let mut inner = self.inner();
         let mut shed = 0;
         while shed < n {
-            let Some((_, token)) = inner.waiting.pop_first() else {
+            // In arrival order: once the oldest is too young, all are.
+            let Some(entry) = inner.waiting.first_entry() else {
                 break;
             };
-            token.cancel();
+            if entry.get().0.elapsed() < min_age {
+                break;
+            }
+            entry.remove().1.cancel();
             shed += 1;
         }
         shed
@@ -96,6 +110,11 @@ impl Silent {
 }
 
 impl Ticket {
+    /// Whether the connection sent a request head (a shed that crossed it is then ignored).
+    pub fn has_spoken(&self) -> bool {
+        self.spoken.load(Ordering::Relaxed)
+    }
+
     /// The connection sent a request head: it leaves the list for good (a lock only the first time).
     pub fn spoke(&self) {
         if !self.spoken.swap(true, Ordering::Relaxed) {
@@ -115,6 +134,8 @@ impl Drop for Ticket {
 /// What the listener does about descriptors before serving a connection it accepted.
 pub struct Shedder {
     pub silent: Silent,
+    /// Connections open now, websockets included: each [`OpenConnection`] counts while it lives.
+    open: Arc<AtomicUsize>,
     ceiling: Option<usize>,
     /// Shedding near the limit now: logged once as it starts, once as it stops.
     shedding: AtomicBool,
@@ -125,13 +146,22 @@ impl Shedder {
         Self {
             silent: Silent::default(),
             ceiling: connection_ceiling(open_file_limit),
+            open: Arc::default(),
             shedding: AtomicBool::new(false),
         }
     }
 
-    /// With `open` connections already served: near the limit, the oldest silent one goes.
-    pub fn before_serving(&self, open: usize) {
+    /// Counts a newly accepted connection for as long as the returned guard lives (the
+    /// listener keeps it in the stream, which lives through a websocket upgrade).
+    pub fn opened(&self) -> OpenConnection {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.open.clone())
+    }
+
+    /// Before serving a new connection: near the limit, the oldest silent one goes.
+    pub fn before_serving(&self) {
         let Some(ceiling) = self.ceiling else { return };
+        let open = self.open.load(Ordering::Relaxed);
         if open < ceiling {
             if self.shedding.swap(false, Ordering::Relaxed) {
                 tracing::info!(
@@ -141,7 +171,7 @@ impl Shedder {
             }
             return;
         }
-        if self.silent.shed_oldest(1) == 1 {
+        if self.silent.shed_oldest(1, SHED_MIN_AGE) == 1 {
             shed_counter().increment(1);
             if !self.shedding.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -156,7 +186,7 @@ impl Shedder {
     /// `accept` failed for want of descriptors: sheds a batch of silent connections;
     /// returns whether any went (then accepting again at once is worth it).
     pub fn out_of_descriptors(&self) -> bool {
-        let shed = self.silent.shed_oldest(SHED_ON_EMFILE);
+        let shed = self.silent.shed_oldest(SHED_ON_EMFILE, SHED_MIN_AGE);
         if shed > 0 {
             tracing::warn!(
                 shed,
@@ -165,6 +195,15 @@ impl Shedder {
             shed_counter().increment(shed as u64);
         }
         shed > 0
+    }
+}
+
+/// One open connection, counted until dropped.
+pub struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -189,11 +228,19 @@ mod tests {
         let c = silent.enter();
         b.spoke();
         assert_eq!(silent.inner().waiting.len(), 2);
-        assert_eq!(silent.shed_oldest(1), 1);
+        assert_eq!(silent.shed_oldest(1, Duration::ZERO), 1);
         assert!(a.shed.is_cancelled() && !b.shed.is_cancelled() && !c.shed.is_cancelled());
-        assert_eq!(silent.shed_oldest(5), 1);
+        assert_eq!(silent.shed_oldest(5, Duration::ZERO), 1);
         assert!(c.shed.is_cancelled() && !b.shed.is_cancelled());
-        assert_eq!(silent.shed_oldest(5), 0);
+        assert_eq!(silent.shed_oldest(5, Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn a_newcomer_is_not_shed_before_it_could_speak() {
+        let silent = Silent::default();
+        let young = silent.enter();
+        assert_eq!(silent.shed_oldest(5, Duration::from_secs(60)), 0);
+        assert!(!young.shed.is_cancelled());
     }
 
     #[test]
@@ -210,5 +257,10 @@ mod tests {
         assert_eq!(connection_ceiling(100), Some(68));
         assert_eq!(connection_ceiling(1 << 20), Some((1 << 20) - 1024));
         assert_eq!(connection_ceiling(u64::MAX), None);
+        assert_eq!(
+            connection_ceiling(32),
+            Some(16),
+            "a tiny limit keeps half for connections"
+        );
     }
 }

@@ -123,8 +123,49 @@ pub async fn expire_lease(conn: &mut ConnectionManager, node: &str) {
         .unwrap();
 }
 
-pub async fn digest(conn: &mut ConnectionManager) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query_async(conn).await.unwrap()
+/// What Redis holds, key by key, to tell whether a call changed it: each key's value digest
+/// and whether it has an expiry. Two looks are equal when every key is, except a key with
+/// an expiry that one look has and the other does not: it expired in between (a restore's
+/// pending marks live 250 ms; a slow machine's step can outlast them), which no call did.
+#[derive(Debug)]
+pub struct Digest(std::collections::BTreeMap<String, (String, bool)>);
+
+impl PartialEq for Digest {
+    fn eq(&self, other: &Self) -> bool {
+        let expired = |a: &Self, b: &Self| a.0.iter().all(|(k, (_, volatile))| *volatile || b.0.contains_key(k));
+        expired(self, other)
+            && expired(other, self)
+            && self
+                .0
+                .iter()
+                .filter_map(|(k, v)| other.0.get(k).map(|w| (v, w)))
+                .all(|(v, w)| v.0 == w.0)
+    }
+}
+
+pub async fn digest(conn: &mut ConnectionManager) -> Digest {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(conn).await.unwrap();
+    keys.sort();
+    let mut found = std::collections::BTreeMap::new();
+    if keys.is_empty() {
+        return Digest(found);
+    }
+    // One round trip: every key's expiry, then every key's value digest.
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("PTTL").arg(key);
+    }
+    pipe.cmd("DEBUG").arg("DIGEST-VALUE").arg(&keys);
+    let mut answers: Vec<redis::Value> = pipe.query_async(conn).await.unwrap();
+    let values: Vec<Option<String>> = redis::from_redis_value(answers.pop().unwrap()).unwrap();
+    for ((key, ttl), value) in keys.into_iter().zip(answers).zip(values) {
+        let ttl: i64 = redis::from_redis_value(ttl).unwrap();
+        if ttl == -2 {
+            continue; // expired since KEYS
+        }
+        found.insert(key, (value.unwrap_or_default(), ttl >= 0));
+    }
+    Digest(found)
 }
 
 pub async fn flushall(conn: &mut ConnectionManager) {
