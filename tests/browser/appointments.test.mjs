@@ -417,7 +417,10 @@ test('tapping a day on a phone brings its times into view and focus to them; on 
       const page = await newPage(browser, viewport, { timezoneId: 'UTC', hasTouch: size === 'phone', isMobile: size === 'phone' });
       pages.push(page);
       await page.goto(`${hub.url}/book.html`);
-      const date = dateIn(9, 'UTC');
+      // Any free day of the month shown: which days are free depends on the weekday and on
+      // what the tests before booked.
+      await page.getByTestId('free-day').first().waitFor();
+      const date = await page.getByTestId('free-day').last().getAttribute('data-date');
       await pickDay(page, date);
       // The chosen day's times (in UTC, the page's zone here, a slot starts on that date).
       const first = page.locator(`[data-testid="slot"][data-start^="${date}"]`).first();
