@@ -224,10 +224,10 @@ mod tests {
         assert!(hours.is_open_at(utc(date(2026, 10, 26), 8), &zone));
     }
 
-    #[test]
-    fn an_opening_in_a_spring_forward_gap_opens_at_the_first_time_after_it() {
+    /// New York's spring-forward Sunday (2026-03-08, 02:00 jumps to 03:00) with one span
+    /// from 02:30 to 05:00, and that day's UTC instants by hour and minute.
+    fn spring_forward_sunday() -> (TimeZone, OpeningHours, impl Fn(i8, i8) -> Timestamp) {
         let zone = TimeZone::get("America/New_York").unwrap();
-        // 2026-03-08: 02:00 jumps to 03:00. A Sunday span from 02:30.
         let mut week: [Vec<Span>; 7] = Default::default();
         week[6] = vec![span((2, 30), Some((5, 0)))];
         let hours = OpeningHours::new(week, []).unwrap();
@@ -238,6 +238,13 @@ mod tests {
                 .unwrap()
                 .timestamp()
         };
+        (zone, hours, utc)
+    }
+
+    #[test]
+    fn an_opening_in_a_spring_forward_gap_opens_at_the_first_time_after_it() {
+        // 2026-03-08: 02:00 jumps to 03:00. A Sunday span from 02:30.
+        let (zone, hours, utc) = spring_forward_sunday();
         // 06:59 UTC is 01:59 EST: closed; 07:00 UTC is 03:00 EDT: open.
         assert!(!hours.is_open_at(utc(6, 59), &zone));
         assert!(hours.is_open_at(utc(7, 0), &zone));
@@ -293,18 +300,8 @@ mod tests {
 
     #[test]
     fn next_open_in_a_spring_forward_gap_is_the_first_instant_after_the_jump() {
-        let zone = TimeZone::get("America/New_York").unwrap();
         // 2026-03-08: 02:00 jumps to 03:00. A Sunday span from 02:30 opens at 03:00 EDT.
-        let mut week: [Vec<Span>; 7] = Default::default();
-        week[6] = vec![span((2, 30), Some((5, 0)))];
-        let hours = OpeningHours::new(week, []).unwrap();
-        let utc = |h: i8, m: i8| {
-            date(2026, 3, 8)
-                .at(h, m, 0, 0)
-                .to_zoned(TimeZone::UTC)
-                .unwrap()
-                .timestamp()
-        };
+        let (zone, hours, utc) = spring_forward_sunday();
         let opens = hours.next_open(utc(5, 0), &zone).unwrap();
         assert_eq!(opens, utc(7, 0));
         assert!(hours.is_open_at(opens, &zone));
