@@ -15,7 +15,8 @@ use crate::archive::spool::Spool;
 use crate::auth::{Sessions, hash_password, random_token};
 use crate::config::Settings;
 use crate::http::AppState;
-use crate::hub::{Hub, now_ms};
+use crate::clock::now_ms;
+use crate::hub::Hub;
 use crate::store::{Account, Category, Role, SharedStore, StoreError};
 
 /// How long shutdown waits for the cluster lease's release: a few Redis request timeouts.

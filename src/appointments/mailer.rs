@@ -93,7 +93,7 @@ struct Worker {
 impl Worker {
     /// Claims and handles one batch; returns how many mails were claimed.
     async fn round(&self, shutdown: &CancellationToken) -> Result<usize, StoreError> {
-        let now = crate::hub::now_ms();
+        let now = crate::clock::now_ms();
         let until = now + self.lease.as_millis() as i64;
         let claimed = self.store.claim_mails(&self.node, now, until, BATCH).await?;
         let count = claimed.len();
@@ -116,7 +116,7 @@ impl Worker {
             };
         }
         if !self.appointment_agrees_soon(&mail).await? {
-            let age = crate::hub::now_ms() - mail.created_at;
+            let age = crate::clock::now_ms() - mail.created_at;
             if age >= ORPHAN_GRACE.as_millis() as i64 {
                 let error = "not sent: what it announces was never stored (the booking, move or \
                              cancellation failed after the mail was written) or was overtaken by a later change"
@@ -150,7 +150,7 @@ impl Worker {
 
     /// Sends `outgoing`, the content of `mail`, and records how it went under the claim.
     async fn send(&self, mail: &OutboxMail, outgoing: Outgoing) -> Result<(), StoreError> {
-        let now = || crate::hub::now_ms();
+        let now = || crate::clock::now_ms();
         let outcome = match self.mail.send(&outgoing).await {
             Ok(()) => {
                 metrics::counter!("switchboard_outbox_sent_total").increment(1);
@@ -194,7 +194,7 @@ impl Worker {
             Err(e) => return Err(e),
         };
         let closed = transcript.as_ref().and_then(|t| t.closed.as_ref());
-        let now = crate::hub::now_ms();
+        let now = crate::clock::now_ms();
         let wait = match when_to_send(transcript.is_some(), closed.is_some(), mail.created_at, now) {
             WhenToSend::Now => None,
             WhenToSend::LookAgainAt(until) => Some(MailOutcome::Later { until }),
@@ -256,7 +256,7 @@ impl Worker {
             if self.appointment_agrees(mail).await? {
                 return Ok(true);
             }
-            if crate::hub::now_ms() - mail.created_at >= YOUNG_MAIL.as_millis() as i64 {
+            if crate::clock::now_ms() - mail.created_at >= YOUNG_MAIL.as_millis() as i64 {
                 return Ok(false);
             }
             tokio::time::sleep(LOOK_AGAIN).await;

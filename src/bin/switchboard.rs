@@ -269,7 +269,7 @@ async fn create_admin(settings: Settings, username: String, password: Option<Str
                 categories: vec![],
                 max_chats: 1,
                 enabled: true,
-                created_at: switchboard::hub::now_ms(),
+                created_at: switchboard::clock::now_ms(),
             };
             store.create_account(account).await.map_err(|e| e.to_string())?;
             println!("created admin {username:?}");

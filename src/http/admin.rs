@@ -185,7 +185,7 @@ async fn create_agent(
         categories,
         max_chats,
         enabled: true,
-        created_at: crate::hub::now_ms(),
+        created_at: crate::clock::now_ms(),
     };
     match state.store.create_account(account.clone()).await {
         Err(StoreError::Conflict) => Err(ApiError::Conflict(format!(

@@ -27,7 +27,7 @@ use super::rooms::{admit_with_token, end_closed_room_of, seat_refused};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::hash_password;
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::rooms::token::PersonKind;
 use crate::store::{Appointment, AppointmentStatus, Audience, Role, Room, RoomState, StoreError};
 

@@ -636,7 +636,7 @@ async fn book_checked(
         comment,
         status: AppointmentStatus::Booked,
         cancel_token_hash: crate::auth::session_id(&token),
-        created_at: crate::hub::now_ms(),
+        created_at: crate::clock::now_ms(),
         cancelled_at: None,
         sequence: 0,
         customer_zone: zone.and_then(|z| z.iana_name().map(str::to_string)),
@@ -906,7 +906,7 @@ pub(super) async fn cancel_with_mail(
     let mail = mails::cancellation(&desk(state), &cancelled, &context, Timestamp::now());
     let done = state
         .store
-        .cancel_appointment_with_mail(&cancelled.id, crate::hub::now_ms(), reason, mail)
+        .cancel_appointment_with_mail(&cancelled.id, crate::clock::now_ms(), reason, mail)
         .await?;
     let (outcome, a) = match done {
         Cancellation::Cancelled(a) => {
@@ -974,7 +974,7 @@ pub struct StaffList {
 }
 
 fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> StaffList {
-    let now = crate::hub::now_ms();
+    let now = crate::clock::now_ms();
     let window = state.settings.appointment_start_window.as_millis() as Millis;
     let grace = state.settings.appointment_room_grace.as_millis() as Millis;
     let appointments = list
@@ -1030,7 +1030,7 @@ async fn agent_day(
     let waiting = state
         .rooms
         .waiting
-        .since(state.cluster.as_ref(), &ids, crate::hub::now_ms())
+        .since(state.cluster.as_ref(), &ids, crate::clock::now_ms())
         .await;
     for (a, since) in answer.appointments.iter_mut().zip(waiting) {
         a.waiting_since = since;

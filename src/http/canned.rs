@@ -127,7 +127,7 @@ async fn checked(
             categories.push(c);
         }
     }
-    let now = crate::hub::now_ms();
+    let now = crate::clock::now_ms();
     Ok(CannedReply {
         id,
         owner,

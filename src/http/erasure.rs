@@ -166,7 +166,7 @@ async fn erase(
     };
     let record = ErasureRecord {
         id: uuid::Uuid::now_v7().to_string(),
-        at: crate::hub::now_ms(),
+        at: crate::clock::now_ms(),
         by: me.username.clone(),
         found_by: found_by.to_string(),
         key_sha256: hashed,

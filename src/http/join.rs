@@ -19,7 +19,7 @@ use crate::core::room::{
     JoinBy, JoinFacts, JoinRefusal, check_join, count_wrong, is_locked, is_locked_for_all, refund_wrong,
     seat_held_by_other,
 };
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::rooms::SeatRefused;
 use crate::rooms::token::PersonKind;
 use crate::store::{Audience, Guest, RoomState, StoreError};

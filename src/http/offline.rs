@@ -197,7 +197,7 @@ async fn leave_checked(
     let Some(category) = categories.iter().find(|c| c.id == body.category.trim()) else {
         return Err(ApiError::invalid("unknown_category", "there is no such category"));
     };
-    let now = crate::hub::now_ms();
+    let now = crate::clock::now_ms();
     let message = OfflineMessage {
         id: uuid::Uuid::now_v7().to_string(),
         category: category.id.clone(),
@@ -415,7 +415,7 @@ async fn reply(
         agent_id: account.id.clone(),
         agent_name: account.display_name.clone(),
         text,
-        at: crate::hub::now_ms(),
+        at: crate::clock::now_ms(),
     };
     let category = state
         .store

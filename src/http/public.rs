@@ -190,7 +190,7 @@ fn health(state: &AppState) -> Health {
     let s = &state.archive.status;
     let degraded = s.degraded.load(Ordering::Relaxed);
     let overflowing = s.overflowing.load(Ordering::Relaxed);
-    let slow = s.is_slow(crate::hub::now_ms() as u64);
+    let slow = s.is_slow(crate::clock::now_ms() as u64);
     let cluster = state.cluster.as_ref().map(|c| {
         let now = c.status();
         ClusterHealth {

@@ -79,7 +79,7 @@ async fn rate(
         score: input.score,
         scale: claims.scale,
         comment,
-        at: crate::hub::now_ms(),
+        at: crate::clock::now_ms(),
     };
     // A rating is kept even before its conversation's opening is stored: `NotFound` here
     // means the conversation was erased, which no wait undoes.

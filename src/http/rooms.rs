@@ -18,7 +18,7 @@ use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::hash_password;
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::mail::Outgoing;
 use crate::rooms::live::LiveView;
 use crate::rooms::token::PersonKind;

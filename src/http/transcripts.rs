@@ -72,7 +72,7 @@ async fn ask(
     let email = crate::core::customer_details::optional_email(input.email.as_deref())
         .map_err(|e| ApiError::invalid(e.code, e.message))?;
     let conversation = claims.conversation;
-    let now = crate::hub::now_ms();
+    let now = crate::clock::now_ms();
     let asked = super::fresh::until_found(
         &state,
         |r| matches!(r, Err(Refused::NotFound)),

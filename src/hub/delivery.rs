@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 use crate::core::presence::BuddyId;
 use crate::core::routing::{AgentId, CustomerId};
 
+pub use super::outbox::ConnId;
 use super::outbox::{Outbox, Pushed};
 
 /// What a connection's writer is asked to do.
@@ -23,9 +24,6 @@ pub enum Outbound {
     Close(u16, &'static str),
 }
 
-/// Identifies one websocket connection for the life of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
 
 /// What the sender of a chat message gets back once the message is durable. The
 /// connection it came from has the text, so it gets the compact `ack`; the sender's other
@@ -156,7 +154,7 @@ impl LocalDelivery {
 /// A connection leaves its chats' direct path: they wait for the hub to resume them.
 fn suspend_chats_of(conn: &ConnHandle) {
     for chat in conn.outbox.take_chats() {
-        chat.suspend();
+        chat.connection_gone();
     }
 }
 

@@ -33,8 +33,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use smallvec::SmallVec;
 use tokio::sync::watch;
 
-use super::delivery::{ConnHandle, ConnId, Outbound, SenderCopy};
-use super::outbox::Outbox;
+use super::delivery::{ConnHandle, Outbound, SenderCopy};
+use super::outbox::{ConnId, DirectChat, Outbox, Relayed};
 use super::transcript::{Author, Stamped, Transcript};
 use crate::archive::{Archive, Progress};
 use crate::core::routing::ChatId;
@@ -146,13 +146,6 @@ pub struct Line {
     agent: SmallVec<[ConnHandle; 1]>,
 }
 
-/// What the direct path did with a frame.
-pub enum Relayed {
-    Done,
-    /// Hand it to the hub.
-    ToHub(ClientFrame),
-}
-
 impl LiveChat {
     /// A chat just recorded by the hub: suspended until the hub's batch ends.
     pub fn new(chat: ChatId, wire_id: String, transcript: Transcript, shared: &Arc<Shared>) -> Arc<Self> {
@@ -228,10 +221,10 @@ impl LiveChat {
             .iter()
             .filter(|c| !customer.iter().chain(agent).any(|n| n.id == c.id))
         {
-            gone.outbox.forget_chat(self);
+            gone.outbox.forget_chat(&**self);
         }
         for new in customer.iter().chain(agent) {
-            new.outbox.know_chat(self);
+            new.outbox.know_chat(self.clone());
         }
         line.direct = true;
     }
@@ -247,10 +240,21 @@ impl LiveChat {
             conn.outbox.forget_chat(self);
         }
     }
+}
+
+/// The direct path: a side's connection relays a message itself, under the chat's lock.
+impl DirectChat for LiveChat {
+    fn wire_id(&self) -> &str {
+        &self.wire_id
+    }
+
+    fn connection_gone(self: Arc<Self>) {
+        self.suspend();
+    }
 
     /// A frame from connection `from` (its `outbox`) for this chat: a message relayed here
     /// if [`may_relay`] and `from` is one of a side's connections, else handed back for the hub.
-    pub fn relay(&self, from: ConnId, outbox: &Outbox, frame: ClientFrame) -> Relayed {
+    fn relay(&self, from: ConnId, outbox: &Outbox, frame: ClientFrame) -> Relayed {
         let mut line = lock(&self.line);
         // The side `from` speaks for: the customer (true) or the agent (false).
         let from_customer = if line.customer.iter().any(|c| c.id == from) {

@@ -73,7 +73,6 @@ const PASS_SPACING_FACTOR: u32 = 10;
 const GAUGE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The hub's clock is the crate's (re-exported: handlers and rooms read it from here).
-pub use crate::clock::now_ms;
 
 /// Who a connection speaks for, fixed when it registers.
 #[derive(Debug, Clone)]

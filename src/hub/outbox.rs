@@ -18,8 +18,32 @@ use std::task::Waker;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 
-use super::live_chat::LiveChat;
 use crate::protocol::ClientFrame;
+
+/// Identifies one websocket connection for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A running chat as the outbox of one of its sides' connections knows it: what the
+/// connection needs to relay a message itself (the direct path). The live chat
+/// (`live_chat::LiveChat`) is the one implementation; the outbox holds it as this trait
+/// because the chat, in turn, holds its sides' outboxes.
+pub trait DirectChat: Send + Sync + std::fmt::Debug {
+    /// The id frames name the chat by.
+    fn wire_id(&self) -> &str;
+    /// A side's connection went: the chat is suspended until the hub resumes it.
+    fn connection_gone(self: Arc<Self>);
+    /// A frame from connection `from` (this `outbox`'s) for the chat: relayed here when
+    /// the chat allows it, else handed back for the hub.
+    fn relay(&self, from: ConnId, outbox: &Outbox, frame: ClientFrame) -> Relayed;
+}
+
+/// What the direct path did with a frame.
+pub enum Relayed {
+    Done,
+    /// Hand it to the hub.
+    ToHub(ClientFrame),
+}
 
 /// One connection's outbox; shared by the hub (which pushes) and the connection (which takes).
 #[derive(Debug)]
@@ -45,7 +69,7 @@ struct Queue {
     gone: bool,
     /// The running chats this connection is a side of, as the hub last resumed them
     /// (`live_chat`): its messages to them take the direct path. Empty for nearly all.
-    chats: Vec<Arc<LiveChat>>,
+    chats: Vec<Arc<dyn DirectChat>>,
 }
 
 /// What a push did.
@@ -133,33 +157,33 @@ impl Outbox {
     }
 
     /// The connection is now a side of `chat` (called under the chat's lock).
-    pub fn know_chat(&self, chat: &Arc<LiveChat>) {
+    pub fn know_chat(&self, chat: Arc<dyn DirectChat>) {
         let mut queue = self.lock();
-        if !queue.gone && !queue.chats.iter().any(|c| Arc::ptr_eq(c, chat)) {
-            queue.chats.push(chat.clone());
+        if !queue.gone && !queue.chats.iter().any(|c| same_chat(c, &*chat)) {
+            queue.chats.push(chat);
         }
     }
 
     /// The connection is no longer a side of `chat` (called under the chat's lock).
-    pub fn forget_chat(&self, chat: &LiveChat) {
-        self.lock().chats.retain(|c| !std::ptr::eq(&**c, chat));
+    pub fn forget_chat(&self, chat: &dyn DirectChat) {
+        self.lock().chats.retain(|c| !same_chat(c, chat));
     }
 
     /// The chats this connection was a side of, forgotten (it is detached from them).
-    pub fn take_chats(&self) -> Vec<Arc<LiveChat>> {
+    pub fn take_chats(&self) -> Vec<Arc<dyn DirectChat>> {
         std::mem::take(&mut self.lock().chats)
     }
 
     /// The running chat a message is for, if the connection is a side of it: the one named
     /// by `chat_id`, else the connection's only chat (a customer's frames need not name
     /// it; an agent's that do not name it are refused by the hub, through `LiveChat::relay`).
-    pub fn chat_for(&self, frame: &ClientFrame) -> Option<Arc<LiveChat>> {
+    pub fn chat_for(&self, frame: &ClientFrame) -> Option<Arc<dyn DirectChat>> {
         let ClientFrame::Message { chat_id, .. } = frame else {
             return None;
         };
         let named = chat_id.as_deref();
         let queue = self.lock();
-        let named = named.and_then(|wire| queue.chats.iter().find(|c| c.wire_id == wire));
+        let named = named.and_then(|wire| queue.chats.iter().find(|c| c.wire_id() == wire));
         match named {
             Some(chat) => Some(chat.clone()),
             None if queue.chats.len() == 1 => queue.chats.first().cloned(),
@@ -195,6 +219,11 @@ impl Outbox {
         queue.frames = VecDeque::new();
         queue.chats = Vec::new();
     }
+}
+
+/// The same chat: compared by address (the data part; vtables may differ between codegen units).
+fn same_chat(known: &Arc<dyn DirectChat>, chat: &dyn DirectChat) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(known), chat as *const dyn DirectChat)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use axum::extract::ws::Utf8Bytes;
 use uuid::Uuid;
 
-use super::now_ms;
+use crate::clock::now_ms;
 use crate::protocol::{self, ChatMessage, From, MessageRef};
 use crate::store::{ArchiveEvent, ArchivedMessage, Side};
 

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::mail::Senders;
 use crate::store::{RoomState, SharedStore, StoreError, StoreResult};
 

@@ -166,7 +166,7 @@ fn check_token(state: &AppState, query: &RoomQuery, token: &str) -> Result<RoomC
 
 /// A stored room that takes members now: open, and (an appointment's) not past its end.
 fn still_open(room: &crate::store::Room) -> bool {
-    room.state == RoomState::Open && crate::core::room::open_at(room.open_until, crate::hub::now_ms())
+    room.state == RoomState::Open && crate::core::room::open_at(room.open_until, crate::clock::now_ms())
 }
 
 /// The store did not answer.
@@ -289,7 +289,7 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: Li
         Ok(x) => x,
         Err(refused) => return refuse(socket, &tcp, refused).await,
     };
-    let now_secs = (crate::hub::now_ms() / 1000) as u64;
+    let now_secs = (crate::clock::now_ms() / 1000) as u64;
     let (token, fresh) = state.rooms.tokens.issue(
         &claims.room,
         &claims.sub,

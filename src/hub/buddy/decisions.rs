@@ -10,7 +10,8 @@ use crate::core::presence::{BuddyChatId, BuddyDecision, BuddyId, ChatEndReason, 
 use crate::hub::delivery::{Delivery, Outbound, Recipient};
 use crate::hub::service::HubState;
 use crate::hub::transcript::Transcript;
-use crate::hub::{Command, after, now_ms};
+use crate::clock::now_ms;
+use crate::hub::{Command, after};
 use crate::protocol::{InvitationRef, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
 

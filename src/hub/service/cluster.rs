@@ -26,7 +26,7 @@ use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Dec
 use crate::hub::cluster_link::BuddyOutgoing;
 use crate::hub::cluster_link::{Link, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::protocol::ServerFrame;
 use crate::store::CustomerProfile;
 use crate::store::{Account, Category};

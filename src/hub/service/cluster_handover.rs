@@ -17,7 +17,7 @@
 
 use super::{ChatLog, HubState};
 use crate::core::routing::{ChatId, CustomerId, Decision};
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::store::{ArchiveEvent, ConversationKind, ConversationOpened};
 
 impl HubState {

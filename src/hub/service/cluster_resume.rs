@@ -24,7 +24,7 @@ use crate::cluster::resume_tokens;
 use crate::core::routing::{ChatId, CustomerId};
 use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient};
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::protocol::ServerFrame;
 
 /// Redis's answer to a resume with a token this node did not issue (`token_found`).

@@ -6,7 +6,7 @@ use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, ServerFrame};
 use crate::store::CustomerProfile;
 

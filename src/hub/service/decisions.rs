@@ -8,7 +8,8 @@ use super::{ChatLog, EndedVisit, HubState};
 use crate::cluster::resume_tokens;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, OfferId, Party, Removal};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::hub::{Command, after, now_ms};
+use crate::clock::now_ms;
+use crate::hub::{Command, after};
 use crate::protocol::{From, RatingOffer, ServerFrame};
 use crate::store::{
     ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, ConversationTransferred, EndReason, Side,

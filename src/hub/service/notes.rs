@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::HubState;
 use crate::core::routing::{AgentId, ChatId};
 use crate::hub::delivery::{Outbound, Recipient, SenderCopy};
-use crate::hub::{Command, now_ms};
+use crate::clock::now_ms;
+use crate::hub::Command;
 use crate::protocol::{NoteView, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationNote};
 

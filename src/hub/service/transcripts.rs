@@ -7,7 +7,7 @@
 use super::HubState;
 use crate::core::routing::{ChatId, CustomerId};
 use crate::hub::delivery::{ConnId, Outbound};
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::protocol::ServerFrame;
 use crate::transcripts::{self, Refused, Requested};
 

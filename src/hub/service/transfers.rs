@@ -11,7 +11,7 @@
 use super::{ChatLog, HubState};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
 use crate::hub::delivery::Recipient;
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::protocol::{EarlierAgent, From, ServerFrame, TransferAgent, TransferCategory, TransferNote};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationTransferred, EndReason, Side};
 

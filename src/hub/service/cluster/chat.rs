@@ -14,7 +14,7 @@ use crate::cluster::chat_log::{ChatLine, LOG_BOUND, NodeMessage};
 use crate::core::routing::{ChatId, Party};
 use crate::hub::cluster_link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
-use crate::hub::now_ms;
+use crate::clock::now_ms;
 use crate::hub::transcript::{Author, Stamped, Transcript};
 use crate::protocol::{From, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed};
