@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV  := .venv
 BROWSER_DIR := tests/browser
 
-.PHONY: run cluster test check-imports test-deps test-rust test-browser bench fmt lint clean
+.PHONY: run cluster test check-imports test-deps test-build test-rust test-browser bench fmt lint clean
 
 ## Start the hub with zero configuration (127.0.0.1:8080, embedded store under ./data),
 ## and a demo shop site with the chat widget on http://localhost:8090 (DEMO_HOST_PORT).
@@ -17,7 +17,12 @@ cluster:
 	scripts/cluster.sh
 
 ## Every test: unit, property, websocket/HTTP integration (real MongoDB-wire server), browser.
-test: check-imports test-deps test-rust test-browser
+## The build and the installing of the test dependencies (downloads, mostly) run side by side;
+## the tests run after both, one phase at a time.
+test: check-imports
+	$(MAKE) -j2 test-deps test-build
+	$(MAKE) test-rust
+	$(MAKE) test-browser
 
 ## The files of src/ import each other without circles: each circle is printed with the
 ## imports that make it, then one `check-imports:` line; fails when there is one.
@@ -27,6 +32,10 @@ check-imports:
 ## Installs what the tests need: a Python venv with secantusdb, npm packages, Debian chromium.
 test-deps:
 	scripts/ensure-test-deps.sh
+
+## Every test binary, and the hub binary the browser tests start.
+test-build:
+	$(CARGO) test --workspace --all-targets --no-run
 
 ## The full-size cluster scenarios and the stalled-node cases (three node processes, Redis and
 ## the MongoDB-wire server each, under faults) run after the rest, one at a time: with other
@@ -38,8 +47,12 @@ test-rust:
 	scripts/with-mongo.sh $(CARGO) test --workspace --all-targets -- $(addprefix --skip ,$(ALONE))
 	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=1 $(ALONE)
 
+## The hub binary as `cargo test` builds it for the integration tests (tests/allocator.rs is
+## the smallest of them): after test-rust nothing is rebuilt. `cargo build` would build it
+## again, and half the dependencies with it: without the dev-dependencies' features
+## (serde_json's preserve_order, redb's cache metrics, reqwest's cookies) they differ.
 test-browser:
-	$(CARGO) build --bin switchboard
+	$(CARGO) test --no-run --test allocator
 	cd $(BROWSER_DIR) && npm test
 
 ## Release-build benchmarks of the default configuration (embedded store), beside the memory
