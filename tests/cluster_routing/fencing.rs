@@ -6,15 +6,11 @@ use std::collections::HashMap;
 use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use switchboard::core::routing::Decision;
 
-use crate::{RedisServer, agent, cat, digest, expire_lease, register};
+use crate::{agent, cat, digest, expire_lease, register, runtime_and_redis};
 
 #[test]
 fn a_node_that_is_not_alive_is_fenced_and_changes_nothing() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let incarnation = register(&mut conn, "n0").await;
@@ -68,11 +64,7 @@ fn a_node_that_is_not_alive_is_fenced_and_changes_nothing() {
 
 #[test]
 fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let n0 = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
@@ -98,11 +90,7 @@ fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
 fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
     use switchboard::cluster::{buddy_log, chat_log};
     use switchboard::core::routing::Party;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let (incarnation, customer, chat) = one_chat(&mut conn).await;
@@ -192,11 +180,7 @@ fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
 /// call of a node finds it loaded.
 #[test]
 fn a_redis_without_the_routing_library_is_given_it_by_the_first_call() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let incarnation = register(&mut conn, "n0").await;
@@ -223,11 +207,7 @@ fn a_batch_of_messages_is_stamped_in_order_each_with_its_own_answer() {
     use switchboard::cluster::chat_log::{self, Outgoing};
     use switchboard::cluster::routing_scripts::ClusterRoutingError;
     use switchboard::core::routing::{ChatId, Party, RoutingError};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let (incarnation, customer, chat) = one_chat(&mut conn).await;
@@ -304,11 +284,7 @@ fn a_node_that_is_not_alive_cannot_take_an_ended_visit() {
     use switchboard::cluster::resume_tokens::{self, Found};
     use switchboard::core::routing::CustomerId;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let incarnation = register(&mut conn, "n0").await;

@@ -7,15 +7,11 @@ use switchboard::cluster::routing_events::{Polled, RoutingFollower};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
 use switchboard::core::routing::{AgentId, CustomerId, Decision};
 
-use crate::{RedisServer, cat, flushall, register};
+use crate::{cat, flushall, register, runtime_and_redis};
 
 #[test]
 fn a_follower_tells_every_place_from_the_stream_and_reloads_past_a_trimmed_gap() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         for seed in 0..4 {
@@ -112,11 +108,7 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
     use switchboard::cluster::routing_events::{Followed, follow, follow_blocking};
     use switchboard::cluster::routing_scripts::read_snapshot;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let mut rng = StdRng::seed_from_u64(29);

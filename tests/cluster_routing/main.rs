@@ -37,6 +37,15 @@ pub struct RedisServer {
     child: Child,
 }
 
+/// A current-thread runtime for a test and a redis-server of its own.
+pub fn runtime_and_redis() -> (tokio::runtime::Runtime, RedisServer) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (runtime, RedisServer::start())
+}
+
 impl RedisServer {
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -10,17 +10,13 @@ use switchboard::cluster::restore::{self, Claims, Restored};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
 use switchboard::core::routing::{Decision, Party, Routing};
 
-use crate::{RedisServer, agent, cat, register};
+use crate::{agent, cat, register, runtime_and_redis};
 
 const WINDOW: Duration = Duration::from_millis(600);
 
 #[test]
 fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         // The lost domain, as the winner's replica holds it: Ann chats with a customer,
@@ -123,11 +119,7 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
 
 #[test]
 fn whoever_nobody_claims_is_handed_on_with_the_pseudo_node() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let mut core = Routing::new();

@@ -8,21 +8,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchboard::config::Settings;
 use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::{TempDir, free_port, wait_for_port};
-use crate::cluster_hub::{messages, node_with};
+use crate::archive::TempDir;
+use crate::cluster_fixture::{
+    Nodes, Process, ProcessAndNodes, Servers, nodes, process_and_nodes, redis_conn, until_reaped,
+};
+use crate::cluster_hub::{NodeProcess, messages, node_process_with, node_with};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
-use crate::storeops::hub_command;
 
 /// How long a test waits for something the cluster must do.
 const WAIT: Duration = Duration::from_secs(20);
 /// The buddies' grace period in these tests (the settings' is 5 s).
 const GRACE: Duration = Duration::from_secs(1);
 
-async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &TempDir) -> TestHub {
-    node_with(store.clone(), redis, name, scratch, |s| s.buddy_grace = GRACE).await
+fn buddy_grace(s: &mut Settings) {
+    s.buddy_grace = GRACE;
 }
 
 pub(crate) async fn buddy_at(url: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
@@ -68,11 +71,11 @@ pub(crate) async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
 /// Ann only when his last device, on either node, has been gone for the grace period.
 #[tokio::test]
 async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
-    let scratch = TempDir::new("buddy-cluster-presence");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let Nodes {
+        nodes: [alpha, beta],
+        servers: _servers,
+        ..
+    } = nodes("buddy-cluster-presence", ["alpha", "beta"], buddy_grace).await;
 
     let (mut ann, ann_welcome) = buddy(&alpha, "Ann", None).await;
     let (bob_beta, bob_welcome) = buddy(&beta, "Bob", None).await;
@@ -118,11 +121,11 @@ async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
 /// compact `ack`, the page on the other node the whole `message`, never a text-less `ack`.
 #[tokio::test]
 async fn a_message_sent_from_a_page_on_one_node_reaches_the_senders_page_on_another_whole() {
-    let scratch = TempDir::new("buddy-cluster-tabs");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let Nodes {
+        nodes: [alpha, beta],
+        servers: _servers,
+        ..
+    } = nodes("buddy-cluster-tabs", ["alpha", "beta"], buddy_grace).await;
 
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
     let (mut bob_alpha, wb) = buddy(&alpha, "Bob", None).await;
@@ -156,11 +159,11 @@ async fn a_message_sent_from_a_page_on_one_node_reaches_the_senders_page_on_anot
 /// gapless seq order (the same on both sides and in the archive), the end told to both.
 #[tokio::test]
 async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
-    let scratch = TempDir::new("buddy-cluster-chat");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let Nodes {
+        nodes: [alpha, beta],
+        store,
+        servers: _servers,
+    } = nodes("buddy-cluster-chat", ["alpha", "beta"], buddy_grace).await;
 
     let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -268,12 +271,14 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
 /// no device of hers; the stream holds no typing entry.
 #[tokio::test]
 async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
-    let scratch = TempDir::new("buddy-cluster-typing");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
-    let gamma = node(&store, &redis, "gamma", &scratch).await;
+    let Nodes {
+        nodes: [alpha, beta, gamma],
+        servers: Servers {
+            redis,
+            scratch: _scratch,
+        },
+        ..
+    } = nodes("buddy-cluster-typing", ["alpha", "beta", "gamma"], buddy_grace).await;
 
     let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -330,12 +335,14 @@ async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
 #[tokio::test]
 async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream() {
     use futures_util::StreamExt;
-    let scratch = TempDir::new("buddy-cluster-per-chat");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
-    let gamma = node(&store, &redis, "gamma", &scratch).await;
+    let Nodes {
+        nodes: [alpha, beta, gamma],
+        store,
+        servers: Servers {
+            redis,
+            scratch: _scratch,
+        },
+    } = nodes("buddy-cluster-per-chat", ["alpha", "beta", "gamma"], buddy_grace).await;
 
     let client = redis::Client::open(redis.url()).unwrap();
     let mut to_gamma = client.get_async_pubsub().await.unwrap();
@@ -442,9 +449,16 @@ async fn a_line_stamped_before_the_end_is_kept_everywhere_and_one_after_it_nowhe
     let scratch = TempDir::new("buddy-cluster-late-line");
     let redis = RedisServer::start().await;
     let store: SharedStore = Arc::new(MemoryStore::new());
-    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "laggard:1500")];
-    let (_laggard, bind, _, _) = node_process_with(&redis, &scratch, "laggard", "5", &hook).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let hook = [
+        ("BUDDY_GRACE_SECS", "5"),
+        ("SWITCHBOARD_TEST_FOLLOWER_LAG", "laggard:1500"),
+    ];
+    let NodeProcess {
+        running: _laggard,
+        bind,
+        ..
+    } = node_process_with(&redis, &mut redis_conn(&redis).await, &scratch, "laggard", None, &hook).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, buddy_grace).await;
 
     let (mut ann, _) = buddy_on(&bind, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -506,15 +520,15 @@ async fn a_line_stamped_before_the_end_is_kept_everywhere_and_one_after_it_nowhe
 /// told nothing, and the chat goes on in one seq order.
 #[tokio::test]
 async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
-    let scratch = TempDir::new("buddy-cluster-resume");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
     let settle = Duration::from_secs(5);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, move |s| {
+    let Nodes {
+        nodes: [alpha, beta],
+        servers: _servers,
+        ..
+    } = nodes("buddy-cluster-resume", ["alpha", "beta"], move |s| {
         s.buddy_grace = settle
     })
     .await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, move |s| s.buddy_grace = settle).await;
 
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -558,68 +572,6 @@ async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
     beta.stop().await;
 }
 
-/// A hub process killed when dropped.
-pub(crate) struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A real hub process in the cluster at `redis` as `node`, on a MongoDB database of its
-/// own, with `BUDDY_GRACE_SECS` = `grace_secs`; registered in Redis before this returns
-/// (its store open and its first admin made). Returns it, its address, the MongoDB URI
-/// and database.
-async fn node_process(
-    redis: &RedisServer,
-    scratch: &TempDir,
-    node: &str,
-    grace_secs: &str,
-) -> (Running, String, String, String) {
-    node_process_with(redis, scratch, node, grace_secs, &[]).await
-}
-
-/// [`node_process`] with more settings (test hooks).
-pub(crate) async fn node_process_with(
-    redis: &RedisServer,
-    scratch: &TempDir,
-    node: &str,
-    grace_secs: &str,
-    more: &[(&str, &str)],
-) -> (Running, String, String, String) {
-    let port = free_port();
-    let (bind, url) = (format!("127.0.0.1:{port}"), redis.url());
-    let uri = crate::archive::mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
-    let envs = [
-        ("BIND_ADDR", bind.as_str()),
-        ("STORE", "mongodb"),
-        ("MONGODB_URI", uri.as_str()),
-        ("MONGODB_DB", db.as_str()),
-        ("REDIS_URL", url.as_str()),
-        ("NODE_ID", node),
-        ("CLUSTER_LEASE_MS", "1000"),
-        ("CLUSTER_RENEW_MS", "200"),
-        ("BUDDY_GRACE_SECS", grace_secs),
-    ];
-    let envs: Vec<(&str, &str)> = envs.iter().chain(more).copied().collect();
-    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
-    command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let running = Running(command.spawn().expect("the hub binary starts"));
-    wait_for_port(port).await;
-    let mut conn = redis_conn(redis).await;
-    let deadline = Instant::now() + WAIT;
-    while registered(&mut conn, node).await.is_none() {
-        assert!(Instant::now() < deadline, "{node} never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (running, bind, uri, db)
-}
-
 /// The nodes registered in Redis now.
 async fn registered_nodes(redis: &RedisServer) -> Vec<String> {
     let mut conn = redis_conn(redis).await;
@@ -644,22 +596,6 @@ async fn events_naming(redis: &RedisServer, word: &str) -> Vec<(String, Vec<(Str
         .into_iter()
         .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "a" && v.contains(word)))
         .collect()
-}
-
-async fn redis_conn(redis: &RedisServer) -> redis::aio::ConnectionManager {
-    redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap()
-}
-
-/// The incarnation Redis holds for `node`, if registered.
-async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Option<u64> {
-    redis::cmd("HGET")
-        .arg("{sb}:nodes")
-        .arg(node)
-        .query_async(conn)
-        .await
-        .unwrap()
 }
 
 /// A buddy joined on the hub process at `bind`, retried while it is not yet a member of
@@ -702,12 +638,10 @@ async fn archived_closed(store: &SharedStore, chat: &str, messages: usize) -> sw
 }
 
 /// A real hub process ("doomed", grace 1 s) and an in-process node ("live") on the same
-/// MongoDB database, so the archive is one: the process, its address, the store, the node.
-async fn doomed_and_live(redis: &RedisServer, scratch: &TempDir) -> (Running, String, SharedStore, TestHub) {
-    let (doomed, bind, uri, db) = node_process(redis, scratch, "doomed", "1").await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node(&store, redis, "live", scratch).await;
-    (doomed, bind, store, live)
+/// MongoDB database, so the archive is one.
+async fn doomed_and_live(scratch: &str) -> ProcessAndNodes<1> {
+    let grace = [("BUDDY_GRACE_SECS", "1")];
+    process_and_nodes(scratch, Process::named("doomed").env(&grace), ["live"], buddy_grace).await
 }
 
 /// `texts` sent in turn, `a` first, each seen by the other before the next (seq 1, 2, …):
@@ -733,9 +667,14 @@ async fn in_turn(a: &mut Ws, b: &mut Ws, chat: &str, texts: &[&str]) {
 /// archive, has the chat archived once: opened, its messages, closed.
 #[tokio::test]
 async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
-    let scratch = TempDir::new("buddy-cluster-kill");
-    let redis = RedisServer::start().await;
-    let (mut doomed, bind, store, live) = doomed_and_live(&redis, &scratch).await;
+    let ProcessAndNodes {
+        process: mut doomed,
+        bind,
+        nodes: [live],
+        store,
+        servers: _servers,
+        ..
+    } = doomed_and_live("buddy-cluster-kill").await;
 
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut cid, wc) = buddy(&live, "Cid", None).await;
@@ -792,17 +731,16 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
 /// order, the welcome's and the live ones together.
 #[tokio::test]
 async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
-    let scratch = TempDir::new("buddy-cluster-welcome-race");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let fast = |s: &mut switchboard::config::Settings| {
+    let fast = |s: &mut Settings| {
         s.buddy_grace = GRACE;
         s.rate_limit_per_sec = 100_000;
         s.rate_limit_burst = 100_000;
     };
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, fast).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, fast).await;
-    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, fast).await;
+    let Nodes {
+        nodes: [alpha, beta, gamma],
+        servers: _servers,
+        ..
+    } = nodes("buddy-cluster-welcome-race", ["alpha", "beta", "gamma"], fast).await;
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
     let key = wb["key"].as_str().unwrap().to_string();
@@ -860,9 +798,17 @@ async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
 /// closing. (On code whose heir took over only running chats, it stayed open for ever.)
 #[tokio::test]
 async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was_stopped() {
-    let scratch = TempDir::new("buddy-cluster-heir-ended");
-    let redis = RedisServer::start().await;
-    let (mut doomed, bind, store, live) = doomed_and_live(&redis, &scratch).await;
+    let ProcessAndNodes {
+        process: mut doomed,
+        bind,
+        nodes: [live],
+        store,
+        servers: Servers {
+            redis,
+            scratch: _scratch,
+        },
+        ..
+    } = doomed_and_live("buddy-cluster-heir-ended").await;
 
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
@@ -899,11 +845,11 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
 /// their desk closes, after the grace period.
 #[tokio::test]
 async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
-    let scratch = TempDir::new("buddy-cluster-staff");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let Nodes {
+        nodes: [alpha, beta],
+        servers: _servers,
+        ..
+    } = nodes("buddy-cluster-staff", ["alpha", "beta"], buddy_grace).await;
 
     let _ann = alpha.agent("ann", &["general"], 1).await;
     let admin = beta.admin().await;
@@ -957,24 +903,28 @@ async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
 /// him all along, is told nothing.
 #[tokio::test]
 async fn a_stalled_nodes_buddy_is_let_go_on_waking_and_comes_back_elsewhere_as_themselves() {
-    let scratch = TempDir::new("buddy-cluster-stall");
-    let redis = RedisServer::start().await;
     let grace = Duration::from_secs(8);
-    let (sleepy, bind, uri, db) = node_process(&redis, &scratch, "sleepy", "8").await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node_with(store, &redis, "live", &scratch, move |s| s.buddy_grace = grace).await;
+    let ProcessAndNodes {
+        process: sleepy,
+        bind,
+        nodes: [live],
+        mut conn,
+        servers: _servers,
+        ..
+    } = process_and_nodes(
+        "buddy-cluster-stall",
+        Process::named("sleepy").env(&[("BUDDY_GRACE_SECS", "8")]),
+        ["live"],
+        move |s| s.buddy_grace = grace,
+    )
+    .await;
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
     let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());
     assert_eq!(ann.next_of("buddy_joined").await["buddy"]["id"].as_u64(), Some(ib));
 
     signal(&sleepy.0, libc::SIGSTOP);
-    let mut conn = redis_conn(&redis).await;
-    let deadline = Instant::now() + WAIT;
-    while registered(&mut conn, "sleepy").await.is_some() {
-        assert!(Instant::now() < deadline, "the stalled node was never reaped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_reaped(&mut conn, "sleepy").await;
     signal(&sleepy.0, libc::SIGCONT);
     assert_eq!(
         bob.closed().await.map(u16::from),

@@ -3,17 +3,10 @@
 //! the domain from the first event: its replica starts from a snapshot of the routing
 //! domain (`Routing::from_state`) and follows the events after it.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use serde_json::json;
-use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::TempDir;
+use crate::cluster_fixture::{Nodes, Servers, nodes, redis_conn, stats_showing};
 use crate::cluster_hub::node_with;
-use crate::redis_server::RedisServer;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// Two customers wait on alpha; every routing event so far is trimmed away; beta starts
 /// and an agent signs in there: beta's welcome comes (its replica replays the agent's
@@ -22,17 +15,17 @@ const WAIT: Duration = Duration::from_secs(20);
 /// message crosses.
 #[tokio::test]
 async fn a_node_joining_after_the_events_stream_was_trimmed_starts_from_a_snapshot() {
-    let scratch = TempDir::new("cluster-late");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
+    let Nodes {
+        nodes: [alpha],
+        store,
+        servers: Servers { redis, scratch },
+    } = nodes("cluster-late", ["alpha"], |_| {}).await;
     let mut carla = alpha.customer("Carla", "general").await;
     assert_eq!(carla.next_of("queued").await["place"], 1);
     let mut dora = alpha.customer("Dora", "general").await;
     assert_eq!(dora.next_of("queued").await["place"], 2);
 
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let mut conn = redis_conn(&redis).await;
     let left: u64 = redis::cmd("XTRIM")
         .arg("{sb}:routing-events")
         .arg("MAXLEN")
@@ -52,19 +45,10 @@ async fn a_node_joining_after_the_events_stream_was_trimmed_starts_from_a_snapsh
     let chat = started["chat_id"].as_str().unwrap().to_string();
     assert_eq!(carla.next_of("chat_started").await["chat_id"], chat.as_str());
     assert_eq!(dora.next_of("place").await["place"], 1);
-    let admin = beta.admin().await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, stats) = admin.get("/api/admin/stats").await;
-        if stats["chats_active"] == 1 && stats["customers_waiting"]["general"] == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "beta's figures never showed the cluster: {stats}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stats_showing(&beta.admin().await, "beta's figures showing the cluster", |stats| {
+        stats["chats_active"] == 1 && stats["customers_waiting"]["general"] == 1
+    })
+    .await;
     agent
         .send(json!({"type": "message", "chat_id": chat, "text": "hello", "client_id": "a1"}))
         .await;

@@ -3,15 +3,12 @@
 //! again, so the other nodes see those people go without waiting for this node's loss
 //! (which never comes: the outage is shorter than its lease).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
-use crate::cluster_hub::node_with;
+use crate::cluster_fixture::{ChatAcrossNodes, Nodes, Servers, chat_across_nodes_with, nodes, nodes_at, redis_shows};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 
@@ -32,20 +29,13 @@ async fn chat_on_two_nodes(scratch: &str) -> ChatAcrossNodes<2> {
     chat_across_nodes_with(scratch, ["alpha", "beta"], outlasting_lease).await
 }
 
+/// Waits for `hub` to show its Redis connection `state`, its lease kept.
 async fn redis_is(hub: &TestHub, state: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["cluster"]["redis"] == state {
-            assert!(
-                health["cluster"]["incarnation"].is_u64(),
-                "the node kept its lease: {health}"
-            );
-            return;
-        }
-        assert!(Instant::now() < deadline, "Redis never showed {state}: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let health = redis_shows(hub, state).await;
+    assert!(
+        health["cluster"]["incarnation"].is_u64(),
+        "the node kept its lease: {health}"
+    );
 }
 
 async fn buddy(hub: &TestHub, name: &str) -> (Ws, Value) {
@@ -112,15 +102,20 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
     let data = scratch.0.join("redis-data");
     std::fs::create_dir_all(&data).unwrap();
     let port = crate::archive::free_port();
-    let mut redis = RedisServer::start_with(port, Some(&data)).await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
+    let redis = RedisServer::start_with(port, Some(&data)).await;
     // Renewals 5 s apart: the restart falls between two of them.
     let slow_renewals = |s: &mut switchboard::config::Settings| {
         s.cluster_lease = Duration::from_secs(20);
         s.cluster_renew = Duration::from_secs(5);
     };
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, slow_renewals).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, slow_renewals).await;
+    let Nodes {
+        nodes: [alpha, beta],
+        servers: Servers {
+            mut redis,
+            scratch: _scratch,
+        },
+        ..
+    } = nodes_at(redis, scratch, ["alpha", "beta"], slow_renewals).await;
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"]
@@ -364,15 +359,15 @@ struct AnnOnBeta {
 }
 
 async fn ann_on_beta(scratch: &str, tweak: impl Fn(&mut switchboard::config::Settings) + Copy) -> AnnOnBeta {
-    let scratch = TempDir::new(scratch);
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let settings = move |s: &mut switchboard::config::Settings| {
+    let Nodes {
+        nodes: [alpha, beta],
+        servers: Servers { redis, scratch },
+        ..
+    } = nodes(scratch, ["alpha", "beta"], move |s| {
         outlasting_lease(s);
         tweak(s);
-    };
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, settings).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, settings).await;
+    })
+    .await;
     let agent = beta.agent("ann", &["general"], 1).await;
     AnnOnBeta {
         agent,

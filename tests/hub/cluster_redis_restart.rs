@@ -4,35 +4,29 @@
 //! the nodes recover by themselves, without a restart, and nothing acknowledged is lost
 //! (every acknowledged seq is in the archive, once; nothing refused is).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
+use switchboard::config::Settings;
+use switchboard::store::SharedStore;
 
 use crate::archive::{TempDir, free_port};
-use crate::cluster_hub::node_with;
+use crate::cluster_fixture::{Nodes, Servers, nodes, nodes_at, redis_shows};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A node with a lease of `lease_ms`, renewed every `lease_ms / 5`, and a grace period
-/// long enough for the people to come back on a loaded machine after Redis does.
-pub(crate) async fn node(
-    store: &SharedStore,
-    redis: &RedisServer,
-    name: &str,
-    scratch: &TempDir,
-    lease_ms: u64,
-) -> TestHub {
-    node_with(store.clone(), redis, name, scratch, move |s| {
+/// A node's settings with a lease of `lease_ms`, renewed every `lease_ms / 5`, and a
+/// grace period long enough for the people to come back on a loaded machine after Redis
+/// does.
+pub(crate) fn lease_of(lease_ms: u64) -> impl Fn(&mut Settings) + Copy {
+    move |s| {
         s.cluster_lease = Duration::from_millis(lease_ms);
         s.cluster_renew = Duration::from_millis(lease_ms / 5);
         s.resume_grace = Duration::from_secs(20);
-    })
-    .await
+    }
 }
 
 pub(crate) async fn healthy(hub: &TestHub, name: &str) {
@@ -111,12 +105,15 @@ async fn sent(ws: &mut Ws, chat: &str, text: &str) -> Value {
 /// (Before re-assertion was built, the nodes let go of their people here: 1012.)
 #[tokio::test]
 async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_without_a_restart() {
-    let scratch = TempDir::new("cluster-redis-empty");
-    let mut redis = RedisServer::start().await;
+    let Nodes {
+        nodes: [alpha, beta],
+        store,
+        servers: Servers {
+            mut redis,
+            scratch: _scratch,
+        },
+    } = nodes("cluster-redis-empty", ["alpha", "beta"], lease_of(1_000)).await;
     let port = redis.port;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
-    let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
     let (mut carla, mut agent, chat) = chatting(&alpha, &beta).await;
     // A category made after the nodes started: it must be in the new domain too.
     let (status, body) = alpha
@@ -172,24 +169,21 @@ async fn redis_back_with_its_data_after_ten_seconds_everything_resumes() {
     let data = scratch.0.join("redis-data");
     std::fs::create_dir_all(&data).unwrap();
     let port = free_port();
-    let mut redis = RedisServer::start_with(port, Some(&data)).await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch, 3_000).await;
-    let beta = node(&store, &redis, "beta", &scratch, 3_000).await;
+    let redis = RedisServer::start_with(port, Some(&data)).await;
+    let Nodes {
+        nodes: [alpha, beta],
+        store,
+        servers: Servers {
+            mut redis,
+            scratch: _scratch,
+        },
+    } = nodes_at(redis, scratch, ["alpha", "beta"], lease_of(3_000)).await;
     let (mut carla, mut agent, chat) = chatting(&alpha, &beta).await;
     let token = carla.token.clone().expect("a resume token");
 
     let killed = Instant::now();
     redis.kill();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(alpha.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["cluster"]["redis"] == "down" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "alpha never saw Redis go: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    redis_shows(&alpha, "down").await;
     carla
         .send(json!({"type": "message", "text": "refused", "client_id": "x1"}))
         .await;

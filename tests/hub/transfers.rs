@@ -5,16 +5,12 @@
 //! the note; seq goes on; the archive records each transfer. Then across nodes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::store::SharedStore;
 
-use crate::archive::TempDir;
-use crate::cluster_hub::{NodeProcess, node_process, node_with};
+use crate::cluster_fixture::{Nodes, Process, ProcessAndNodes, available_agent, customer_on, nodes, process_and_nodes};
 use crate::common::*;
-use crate::redis_server::RedisServer;
 
 /// Sends `text` from `from` in `chat` and waits for its acknowledgement; its seq.
 async fn say(from: &mut Ws, chat: &Value, text: &str) -> u64 {
@@ -428,31 +424,25 @@ async fn a_customer_who_leaves_the_line_after_a_transfer_ends_the_archived_chat(
 /// refused or go unacknowledged; if stamped, it is in the chat and the archive too).
 #[tokio::test]
 async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("cluster-transfers");
-    let NodeProcess {
-        running: _process,
+    let ProcessAndNodes {
+        process: _process,
         bind,
-        uri,
-        db,
+        nodes: [alpha, beta],
+        store,
+        servers: _servers,
         ..
-    } = node_process(&redis, &mut conn, &scratch, "customers", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    } = process_and_nodes(
+        "cluster-transfers",
+        Process::named("customers"),
+        ["alpha", "beta"],
+        |_| {},
+    )
+    .await;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
-    let bob_token = beta.agent_account("bob", &["general"], 2).await;
-    let mut bob = Ws::agent(&beta, &bob_token).await;
-    bob.send(json!({"type": "set_available", "available": true})).await;
+    let (mut bob, _) = available_agent(&beta, "bob", &["general"], 2).await;
     bob.next_of("profile").await;
     let bob_id = beta.admin().await.agent_id("bob").await;
 
@@ -576,11 +566,11 @@ async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
 /// her from there and the same chat goes on, its seq included.
 #[tokio::test]
 async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
-    let scratch = TempDir::new("cluster-transfers-category");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(switchboard::store::MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let Nodes {
+        nodes: [alpha, beta],
+        servers: _servers,
+        ..
+    } = nodes("cluster-transfers-category", ["alpha", "beta"], |_| {}).await;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
@@ -592,9 +582,7 @@ async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
     assert_eq!(carla.next_of("transferred").await["category"], "billing");
     assert_eq!(carla.next_of("queued").await["place"], 1);
 
-    let bill_token = beta.agent_account("bill", &["billing"], 1).await;
-    let mut bill = Ws::agent(&beta, &bill_token).await;
-    bill.send(json!({"type": "set_available", "available": true})).await;
+    let (mut bill, _) = available_agent(&beta, "bill", &["billing"], 1).await;
     let started = bill.next_of("chat_started").await;
     assert_eq!(started["chat_id"], chat);
     assert_eq!(

@@ -3,16 +3,15 @@
 //! (the faults and the fixes proposed are in the review's report). A few at the end pin
 //! down what held (they pass).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::store::{EndReason, MemoryStore, SharedStore, Side};
+use switchboard::store::{EndReason, SharedStore, Side};
 
-use crate::archive::TempDir;
-use crate::cluster_hub::{NodeProcess, node_process, node_with};
+use crate::cluster_fixture::{
+    Nodes, Process, ProcessAndNodes, Servers, available_agent, customer_on, nodes, process_and_nodes,
+};
 use crate::common::*;
-use crate::redis_server::RedisServer;
 
 /// Sends `text` from `from` in `chat` and waits for its acknowledgement; its seq.
 async fn say(from: &mut Ws, chat: &Value, text: &str) -> u64 {
@@ -277,18 +276,19 @@ async fn a_hub_stopping_while_a_transferred_customer_waits_closes_their_archived
 /// that the chat exists. On one node the same two frames are refused `not_your_chat`.
 #[tokio::test]
 async fn an_end_chat_crossing_the_agents_own_transfer_does_not_end_the_new_agents_chat() {
-    let scratch = TempDir::new("transfer-review-end-race");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let Nodes {
+        nodes: [alpha, beta],
+        servers: Servers {
+            redis,
+            scratch: _scratch,
+        },
+        ..
+    } = nodes("transfer-review-end-race", ["alpha", "beta"], |_| {}).await;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
-    let bob_token = beta.agent_account("bob", &["general"], 1).await;
-    let mut bob = Ws::agent(&beta, &bob_token).await;
-    bob.send(json!({"type": "set_available", "available": true})).await;
+    let (mut bob, _) = available_agent(&beta, "bob", &["general"], 1).await;
     bob.next_of("profile").await;
     let bob_id = beta.admin().await.agent_id("bob").await;
 
@@ -325,32 +325,20 @@ async fn an_end_chat_crossing_the_agents_own_transfer_does_not_end_the_new_agent
 /// whichever came first: on one process the fault shows only as after_seq 0 half the time.)
 #[tokio::test]
 async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_recorded_once() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("transfer-review-resume-wait");
-    let NodeProcess {
-        running: alpha,
+    let ProcessAndNodes {
+        process: alpha,
         bind,
-        uri,
-        db,
+        nodes: [beta],
+        store,
+        servers: _servers,
         ..
-    } = node_process(&redis, &mut conn, &scratch, "alpha", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |s| {
+    } = process_and_nodes("transfer-review-resume-wait", Process::named("alpha"), ["beta"], |s| {
         s.resume_grace = Duration::from_secs(10)
     })
     .await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    let token = carla.next_of("welcome").await["resume_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let token = carla.token.clone().unwrap();
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     assert_eq!(say(&mut carla, &chat, "refund?").await, 1);
@@ -415,28 +403,19 @@ async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_
 /// archived conversation, which stays open (`ended_at` null) for ever.
 #[tokio::test]
 async fn a_killed_nodes_customer_waiting_after_a_transfer_has_the_archived_chat_closed() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("transfer-review-killed");
-    let NodeProcess {
-        running: mut doomed,
+    let ProcessAndNodes {
+        process: mut doomed,
         bind,
-        uri,
-        db,
+        nodes: [live],
+        store,
+        servers: _servers,
         ..
-    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node_with(store.clone(), &redis, "live", &scratch, |s| {
+    } = process_and_nodes("transfer-review-killed", Process::named("doomed"), ["live"], |s| {
         s.resume_grace = Duration::from_secs(1)
     })
     .await;
     let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     assert_eq!(say(&mut carla, &chat, "hello").await, 1);
@@ -612,32 +591,23 @@ async fn held_removing_the_category_a_transferred_customer_waits_in_closes_their
 /// (every node keeps it).
 #[tokio::test]
 async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recorded() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("transfer-review-killed-resume");
-    let NodeProcess {
-        running: mut doomed,
+    let ProcessAndNodes {
+        process: mut doomed,
         bind,
-        uri,
-        db,
+        nodes: [live],
+        store,
+        servers: _servers,
         ..
-    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node_with(store.clone(), &redis, "live", &scratch, |s| {
-        s.resume_grace = Duration::from_secs(8)
-    })
+    } = process_and_nodes(
+        "transfer-review-killed-resume",
+        Process::named("doomed"),
+        ["live"],
+        |s| s.resume_grace = Duration::from_secs(8),
+    )
     .await;
     let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    let token = carla.next_of("welcome").await["resume_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let token = carla.token.clone().unwrap();
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     assert_eq!(say(&mut carla, &chat, "hello").await, 1);
@@ -658,9 +628,7 @@ async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recor
 
     let (mut back, resumed) = resume(&live, &token, 1).await;
     assert_eq!(resumed["place"], 1, "{resumed}");
-    let bill_token = live.agent_account("bill", &["billing"], 1).await;
-    let mut bill = Ws::agent(&live, &bill_token).await;
-    bill.send(json!({"type": "set_available", "available": true})).await;
+    let (mut bill, _) = available_agent(&live, "bill", &["billing"], 1).await;
     let started = bill.next_of("chat_started").await;
     assert_eq!(started["chat_id"], chat, "{started}");
     assert_eq!(
