@@ -12,9 +12,7 @@ use switchboard::config::Settings;
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_fixture::{
-    Nodes, Process, ProcessAndNodes, Servers, nodes, process_and_nodes, redis_conn, until_reaped,
-};
+use crate::cluster_fixture::{Process, ProcessAndNodes, nodes, process_and_nodes, redis_conn, until_reaped};
 use crate::cluster_hub::{NodeProcess, messages, node_process_with, node_with};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
@@ -66,16 +64,34 @@ pub(crate) async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
     chat
 }
 
+/// Ann and Bob each send five lines at once in `chat` ("a0"…"a4" and "b0"…"b4", client ids
+/// "ac…" and "bc…"): the ten chat frames each then gets (their own as acks).
+async fn five_lines_each(ann: &mut Ws, bob: &mut Ws, chat: &str) -> (Vec<Value>, Vec<Value>) {
+    for i in 0..5 {
+        ann.send(json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("ac{i}")}))
+            .await;
+        bob.send(json!({"type": "message", "chat_id": chat, "text": format!("b{i}"), "client_id": format!("bc{i}")}))
+            .await;
+    }
+    (messages(ann, 10).await, messages(bob, 10).await)
+}
+
+/// `seen`'s (seq, message id) pairs in seq order.
+fn by_seq(seen: &[Value]) -> Vec<(u64, String)> {
+    let mut pairs: Vec<(u64, String)> = seen
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
 /// Part 1: presence across nodes. Bob signing in on beta shows on Ann's list on alpha;
 /// Bob's key works on alpha (the same person, not announced twice); Bob is offline for
 /// Ann only when his last device, on either node, has been gone for the grace period.
 #[tokio::test]
 async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("buddy-cluster-presence", ["alpha", "beta"], buddy_grace).await;
+    let ([alpha, beta], _servers) = nodes("buddy-cluster-presence", ["alpha", "beta"], buddy_grace).await;
 
     let (mut ann, ann_welcome) = buddy(&alpha, "Ann", None).await;
     let (bob_beta, bob_welcome) = buddy(&beta, "Bob", None).await;
@@ -121,11 +137,7 @@ async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
 /// compact `ack`, the page on the other node the whole `message`, never a text-less `ack`.
 #[tokio::test]
 async fn a_message_sent_from_a_page_on_one_node_reaches_the_senders_page_on_another_whole() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("buddy-cluster-tabs", ["alpha", "beta"], buddy_grace).await;
+    let ([alpha, beta], _servers) = nodes("buddy-cluster-tabs", ["alpha", "beta"], buddy_grace).await;
 
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
     let (mut bob_alpha, wb) = buddy(&alpha, "Bob", None).await;
@@ -159,11 +171,8 @@ async fn a_message_sent_from_a_page_on_one_node_reaches_the_senders_page_on_anot
 /// gapless seq order (the same on both sides and in the archive), the end told to both.
 #[tokio::test]
 async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
-    let Nodes {
-        nodes: [alpha, beta],
-        store,
-        servers: _servers,
-    } = nodes("buddy-cluster-chat", ["alpha", "beta"], buddy_grace).await;
+    let ([alpha, beta], servers) = nodes("buddy-cluster-chat", ["alpha", "beta"], buddy_grace).await;
+    let store = &servers.store;
 
     let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -207,23 +216,8 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
         ),
         (Some(chat.as_str()), Some(ia), Some(true))
     );
-    for i in 0..5 {
-        ann.send(json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("ac{i}")}))
-            .await;
-        bob.send(json!({"type": "message", "chat_id": chat, "text": format!("b{i}"), "client_id": format!("bc{i}")}))
-            .await;
-    }
-    let seen_by_ann = messages(&mut ann, 10).await;
-    let seen_by_bob = messages(&mut bob, 10).await;
-    let order = |seen: &[Value]| {
-        let mut pairs: Vec<(u64, String)> = seen
-            .iter()
-            .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
-            .collect();
-        pairs.sort();
-        pairs
-    };
-    let (ann_order, bob_order) = (order(&seen_by_ann), order(&seen_by_bob));
+    let (seen_by_ann, seen_by_bob) = five_lines_each(&mut ann, &mut bob, &chat).await;
+    let (ann_order, bob_order) = (by_seq(&seen_by_ann), by_seq(&seen_by_bob));
     assert_eq!(
         ann_order.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         (1..=10).collect::<Vec<_>>(),
@@ -258,7 +252,7 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
     assert_eq!(bob.next_of("error").await["code"], "not_in_chat");
 
     // Archived once, closed, with seq 1..10.
-    let record = archived_closed(&store, &chat, 10).await;
+    let record = archived_closed(store, &chat, 10).await;
     let archived: Vec<(u64, String)> = record.messages.iter().map(|m| (m.seq, m.id.clone())).collect();
     assert_eq!(archived, ann_order);
     alpha.stop().await;
@@ -271,14 +265,8 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
 /// no device of hers; the stream holds no typing entry.
 #[tokio::test]
 async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
-    let Nodes {
-        nodes: [alpha, beta, gamma],
-        servers: Servers {
-            redis,
-            scratch: _scratch,
-        },
-        ..
-    } = nodes("buddy-cluster-typing", ["alpha", "beta", "gamma"], buddy_grace).await;
+    let ([alpha, beta, gamma], servers) = nodes("buddy-cluster-typing", ["alpha", "beta", "gamma"], buddy_grace).await;
+    let redis = &servers.redis;
 
     let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -316,7 +304,7 @@ async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
         "Bob's own typing came back: {seen:?}"
     );
 
-    let typing_entries = events_naming(&redis, "typing").await;
+    let typing_entries = events_naming(redis, "typing").await;
     assert!(
         typing_entries.is_empty(),
         "typing in the events stream: {typing_entries:?}"
@@ -335,14 +323,10 @@ async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
 #[tokio::test]
 async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream() {
     use futures_util::StreamExt;
-    let Nodes {
-        nodes: [alpha, beta, gamma],
-        store,
-        servers: Servers {
-            redis,
-            scratch: _scratch,
-        },
-    } = nodes("buddy-cluster-per-chat", ["alpha", "beta", "gamma"], buddy_grace).await;
+    let ([alpha, beta, gamma], servers) =
+        nodes("buddy-cluster-per-chat", ["alpha", "beta", "gamma"], buddy_grace).await;
+    let store = &servers.store;
+    let redis = &servers.redis;
 
     let client = redis::Client::open(redis.url()).unwrap();
     let mut to_gamma = client.get_async_pubsub().await.unwrap();
@@ -356,29 +340,18 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
     let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());
     ann.next_of("buddy_joined").await;
     let chat = start_chat(&mut ann, &mut bob, ib).await;
-    for i in 0..5 {
-        ann.send(json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("ac{i}")}))
-            .await;
-        bob.send(json!({"type": "message", "chat_id": chat, "text": format!("b{i}"), "client_id": format!("bc{i}")}))
-            .await;
-    }
-    let seen_by_ann = messages(&mut ann, 10).await;
-    let seen_by_bob = messages(&mut bob, 10).await;
-    let order = |seen: &[Value]| {
-        let mut pairs: Vec<(u64, String)> = seen
-            .iter()
-            .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
-            .collect();
-        pairs.sort();
-        pairs
-    };
-    let ann_order = order(&seen_by_ann);
+    let (seen_by_ann, seen_by_bob) = five_lines_each(&mut ann, &mut bob, &chat).await;
+    let ann_order = by_seq(&seen_by_ann);
     assert_eq!(
         ann_order.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         (1..=10).collect::<Vec<_>>(),
         "{seen_by_ann:?}"
     );
-    assert_eq!(ann_order, order(&seen_by_bob), "one order, the same ids, on both sides");
+    assert_eq!(
+        ann_order,
+        by_seq(&seen_by_bob),
+        "one order, the same ids, on both sides"
+    );
 
     // Bob's lines reached alpha by its channel; gamma's carried none.
     let published = |pubsub: &mut redis::aio::PubSub| {
@@ -400,7 +373,7 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
     assert_eq!(to_alpha_lines, 5, "Bob's five lines, published to Ann's node");
     let (to_gamma_lines, payloads) = published(&mut to_gamma);
     assert_eq!(to_gamma_lines, 0, "gamma holds neither member: {payloads:?}");
-    let message_entries = events_naming(&redis, "message").await;
+    let message_entries = events_naming(redis, "message").await;
     assert!(
         message_entries.is_empty(),
         "messages in the events stream: {message_entries:?}"
@@ -426,7 +399,7 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
 
     bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
     ann.next_of("buddy_chat_ended").await;
-    let record = archived_closed(&store, &chat, 11).await;
+    let record = archived_closed(store, &chat, 11).await;
     let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
     assert_eq!(archived, (1..=11).collect::<Vec<_>>());
     alpha.stop().await;
@@ -521,11 +494,7 @@ async fn a_line_stamped_before_the_end_is_kept_everywhere_and_one_after_it_nowhe
 #[tokio::test]
 async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
     let settle = Duration::from_secs(5);
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("buddy-cluster-resume", ["alpha", "beta"], move |s| {
+    let ([alpha, beta], _servers) = nodes("buddy-cluster-resume", ["alpha", "beta"], move |s| {
         s.buddy_grace = settle
     })
     .await;
@@ -667,14 +636,8 @@ async fn in_turn(a: &mut Ws, b: &mut Ws, chat: &str, texts: &[&str]) {
 /// archive, has the chat archived once: opened, its messages, closed.
 #[tokio::test]
 async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
-    let ProcessAndNodes {
-        process: mut doomed,
-        bind,
-        nodes: [live],
-        store,
-        servers: _servers,
-        ..
-    } = doomed_and_live("buddy-cluster-kill").await;
+    let (mut doomed, bind, [live], servers) = doomed_and_live("buddy-cluster-kill").await;
+    let store = &servers.store;
 
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut cid, wc) = buddy(&live, "Cid", None).await;
@@ -717,7 +680,7 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     gone.sort_unstable();
     assert_eq!(gone, [ib.min(id_dan), ib.max(id_dan)]);
 
-    let record = archived_closed(&store, &chat, 3).await;
+    let record = archived_closed(store, &chat, 3).await;
     let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
     assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
     live.stop().await;
@@ -736,11 +699,7 @@ async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
         s.rate_limit_per_sec = 100_000;
         s.rate_limit_burst = 100_000;
     };
-    let Nodes {
-        nodes: [alpha, beta, gamma],
-        servers: _servers,
-        ..
-    } = nodes("buddy-cluster-welcome-race", ["alpha", "beta", "gamma"], fast).await;
+    let ([alpha, beta, gamma], _servers) = nodes("buddy-cluster-welcome-race", ["alpha", "beta", "gamma"], fast).await;
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
     let key = wb["key"].as_str().unwrap().to_string();
@@ -798,17 +757,9 @@ async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
 /// closing. (On code whose heir took over only running chats, it stayed open for ever.)
 #[tokio::test]
 async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was_stopped() {
-    let ProcessAndNodes {
-        process: mut doomed,
-        bind,
-        nodes: [live],
-        store,
-        servers: Servers {
-            redis,
-            scratch: _scratch,
-        },
-        ..
-    } = doomed_and_live("buddy-cluster-heir-ended").await;
+    let (mut doomed, bind, [live], servers) = doomed_and_live("buddy-cluster-heir-ended").await;
+    let store = &servers.store;
+    let redis = &servers.redis;
 
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
@@ -824,7 +775,7 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
     assert_eq!(ann.next_of("buddy_chat_ended").await["chat_id"], chat.as_str());
     // The chat ended with doomed still a member (not reaped yet): its heir inherits an
     // ended chat, not a running one.
-    let ended = registered_nodes(&redis).await;
+    let ended = registered_nodes(redis).await;
     assert!(
         ended.contains(&"doomed".to_string()),
         "doomed was reaped before the end: {ended:?}"
@@ -833,7 +784,7 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
     let _ = doomed.0.wait();
     drop(bob);
 
-    let record = archived_closed(&store, &chat, 3).await;
+    let record = archived_closed(store, &chat, 3).await;
     let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
     assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
     live.stop().await;
@@ -845,11 +796,7 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
 /// their desk closes, after the grace period.
 #[tokio::test]
 async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("buddy-cluster-staff", ["alpha", "beta"], buddy_grace).await;
+    let ([alpha, beta], _servers) = nodes("buddy-cluster-staff", ["alpha", "beta"], buddy_grace).await;
 
     let _ann = alpha.agent("ann", &["general"], 1).await;
     let admin = beta.admin().await;
@@ -904,20 +851,14 @@ async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
 #[tokio::test]
 async fn a_stalled_nodes_buddy_is_let_go_on_waking_and_comes_back_elsewhere_as_themselves() {
     let grace = Duration::from_secs(8);
-    let ProcessAndNodes {
-        process: sleepy,
-        bind,
-        nodes: [live],
-        mut conn,
-        servers: _servers,
-        ..
-    } = process_and_nodes(
+    let (sleepy, bind, [live], servers) = process_and_nodes(
         "buddy-cluster-stall",
         Process::named("sleepy").env(&[("BUDDY_GRACE_SECS", "8")]),
         ["live"],
         move |s| s.buddy_grace = grace,
     )
     .await;
+    let mut conn = redis_conn(&servers.redis).await;
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
     let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());

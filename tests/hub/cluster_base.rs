@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
 use crate::archive::{TempDir, mongo_uri};
-use crate::cluster_fixture::{Process, ProcessAndNodes, process_and_nodes};
+use crate::cluster_fixture::{Process, process_and_nodes};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 use crate::storeops::{hub_command, refuses};
@@ -112,13 +112,12 @@ async fn a_session_survives_a_hub_restart_on_the_same_store() {
 
     let second = TestHub::with_store(store.clone(), |_| {}).await;
     let client = reqwest::Client::new();
-    let me = client
-        .get(second.url("/api/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200, "the session made before the restart still signs in");
+    let me = |client: &reqwest::Client| client.get(second.url("/api/me")).bearer_auth(&token).send();
+    assert_eq!(
+        me(&client).await.unwrap().status(),
+        200,
+        "the session made before the restart still signs in"
+    );
     let mut ann = Ws::agent(&second, &token).await;
     let out = client
         .post(second.url("/api/logout"))
@@ -128,13 +127,7 @@ async fn a_session_survives_a_hub_restart_on_the_same_store() {
         .unwrap();
     assert_eq!(out.status(), 204);
     assert_eq!(ann.closed().await.map(u16::from), Some(4001));
-    let me = client
-        .get(second.url("/api/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 401, "signed out");
+    assert_eq!(me(&client).await.unwrap().status(), 401, "signed out");
     second.stop().await;
 }
 
@@ -277,17 +270,11 @@ async fn redis_down_is_reported_and_an_empty_redis_is_rejoined_without_a_restart
 async fn a_stalled_node_is_fenced_reaped_and_rejoins_with_a_higher_incarnation() {
     // The real binary, its log kept (tracing writes to standard output), and a live node
     // beside it, in this process, on the same MongoDB.
-    let cluster = process_and_nodes("cluster-stall", Process::named("sleepy").logged(), ["awake"], |_| {}).await;
-    let log = cluster.log("sleepy");
-    let ProcessAndNodes {
-        process: sleepy,
-        bind,
-        incarnation: before,
-        nodes: [awake],
-        servers,
-        ..
-    } = cluster;
+    let (sleepy, bind, [awake], servers) =
+        process_and_nodes("cluster-stall", Process::named("sleepy").logged(), ["awake"], |_| {}).await;
+    let log = servers.scratch.0.join("sleepy.log");
     let conn = redis_conn(&servers.redis).await;
+    let before = eventually("sleepy registers", || registered(conn.clone(), "sleepy")).await;
     eventually("awake registers", || registered(conn.clone(), "awake")).await;
 
     signal(&sleepy.0, libc::SIGSTOP);

@@ -5,16 +5,12 @@
 
 use serde_json::json;
 
-use crate::cluster_fixture::{Nodes, nodes};
+use crate::cluster_fixture::nodes;
 use crate::common::Ws;
 
 #[tokio::test]
 async fn hours_changed_on_one_node_are_honoured_on_the_others_at_once() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("cluster-desk-hours", ["alpha", "beta"], |_| {}).await;
+    let ([alpha, beta], _servers) = nodes("cluster-desk-hours", ["alpha", "beta"], |_| {}).await;
 
     let mut waiting = beta.customer("Early", "general").await;
     waiting.next_of("queued").await;
@@ -68,11 +64,7 @@ async fn hours_changed_on_one_node_are_honoured_on_the_others_at_once() {
 
 #[tokio::test]
 async fn a_busy_agent_is_available_again_when_their_chat_on_another_node_ends() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("cluster-desk-busy", ["alpha", "beta"], |_| {}).await;
+    let ([alpha, beta], _servers) = nodes("cluster-desk-busy", ["alpha", "beta"], |_| {}).await;
 
     let mut agent = alpha.agent("ann", &["general"], 2).await;
     let mut first = beta.customer("First", "general").await;

@@ -2,7 +2,7 @@
 //! memory store and one real `redis-server` ([`nodes`]); a real hub process on MongoDB
 //! with in-process nodes beside it on the same database ([`process_and_nodes`]); a chat
 //! whose two sides are on different nodes ([`chat_across_nodes`]); the people in them
-//! ([`available_agent`], [`customer_on`]) and the waits on Redis they repeat ([`until_registered`],
+//! ([`available_agent`], [`customer_on`], a chat on one node or two: [`paired`]) and the waits on Redis they repeat ([`until_registered`],
 //! [`until_reaped`], [`redis_shows`]).
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use switchboard::config::Settings;
 use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
-use crate::archive::TempDir;
+use crate::archive::{TempDir, free_port};
 use crate::cluster_hub::{Running, node_process_with, node_with, registered};
 use crate::common::{Api, TestHub, Ws};
 use crate::redis_server::RedisServer;
@@ -21,22 +21,14 @@ use crate::redis_server::RedisServer;
 /// How long a test waits for something the cluster must do (several leases' worth).
 const WAIT: Duration = Duration::from_secs(20);
 
-/// What the nodes use until they stop: the redis-server (a test may pause, kill or
-/// restart it) and the scratch directory their data directories are in (a test may start
-/// another node there).
+/// What the nodes share and use until they stop: the redis-server (a test may pause,
+/// kill or restart it), the scratch directory their data directories are in (a test may
+/// start another node there) and their store. Bind it to a name (`_servers`) until the
+/// end of the test: dropped (`_`), it would stop Redis under the nodes.
 pub(crate) struct Servers {
     pub redis: RedisServer,
     pub scratch: TempDir,
-}
-
-/// Nodes in this process, as [`nodes`] started them. The fields drop in order: the nodes,
-/// then the store, then Redis and the scratch directory. A test that takes it apart binds
-/// `servers` to a name (`servers: _servers`): a field left to `..` would be dropped at
-/// once, stopping Redis under the nodes.
-pub(crate) struct Nodes<const N: usize> {
-    pub nodes: [TestHub; N],
     pub store: SharedStore,
-    pub servers: Servers,
 }
 
 /// Starts a redis-server and one node per name on one memory store, each node's
@@ -45,27 +37,37 @@ pub(crate) async fn nodes<const N: usize>(
     scratch: &str,
     names: [&str; N],
     tweak: impl Fn(&mut Settings) + Copy,
-) -> Nodes<N> {
+) -> ([TestHub; N], Servers) {
     let scratch = TempDir::new(scratch);
     let redis = RedisServer::start().await;
     nodes_at(redis, scratch, names, tweak).await
 }
 
-/// As [`nodes`], on a redis-server the test started itself (on a port of its choosing, or
-/// with its data in `scratch`).
-pub(crate) async fn nodes_at<const N: usize>(
+/// As [`nodes`], Redis keeping its data (an append-only file, synced on every write) in
+/// the returned directory, so that a test may start it again with its data
+/// (`RedisServer::start_with(servers.redis.port, Some(&data))`).
+pub(crate) async fn nodes_with_redis_data<const N: usize>(
+    scratch: &str,
+    names: [&str; N],
+    tweak: impl Fn(&mut Settings) + Copy,
+) -> ([TestHub; N], Servers, PathBuf) {
+    let scratch = TempDir::new(scratch);
+    let data = scratch.0.join("redis-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let redis = RedisServer::start_with(free_port(), Some(&data)).await;
+    let (nodes, servers) = nodes_at(redis, scratch, names, tweak).await;
+    (nodes, servers, data)
+}
+
+async fn nodes_at<const N: usize>(
     redis: RedisServer,
     scratch: TempDir,
     names: [&str; N],
     tweak: impl Fn(&mut Settings) + Copy,
-) -> Nodes<N> {
+) -> ([TestHub; N], Servers) {
     let store: SharedStore = Arc::new(MemoryStore::new());
     let nodes = nodes_on(&store, &redis, &scratch, names, tweak).await;
-    Nodes {
-        nodes,
-        store,
-        servers: Servers { redis, scratch },
-    }
+    (nodes, Servers { redis, scratch, store })
 }
 
 /// One node per name on `store`, in the cluster at `redis`, one after the other.
@@ -111,31 +113,15 @@ impl<'a> Process<'a> {
 }
 
 /// A real hub process and nodes in this process beside it, as [`process_and_nodes`]
-/// started them. Bind `process` and `servers` to names: left to `..`, the process would
-/// be killed, or Redis stopped, at once.
-pub(crate) struct ProcessAndNodes<const N: usize> {
-    /// The process (killed when dropped), its address (`127.0.0.1:port`) and the
-    /// incarnation it registered with.
-    pub process: Running,
-    pub bind: String,
-    pub incarnation: u64,
-    pub nodes: [TestHub; N],
-    /// The process's MongoDB database, which the nodes use too (one archive).
-    pub store: SharedStore,
-    pub conn: redis::aio::ConnectionManager,
-    pub servers: Servers,
-}
-
-impl<const N: usize> ProcessAndNodes<N> {
-    /// The process's log, if it was started [`Process::logged`].
-    pub(crate) fn log(&self, process: &str) -> PathBuf {
-        self.servers.scratch.0.join(format!("{process}.log"))
-    }
-}
+/// started them: the process (killed when dropped: bind it to a name), its address
+/// (`127.0.0.1:port`), the nodes, and what they share (the store is the process's MongoDB
+/// database, one archive for all).
+pub(crate) type ProcessAndNodes<const N: usize> = (Running, String, [TestHub; N], Servers);
 
 /// Starts a redis-server, the real hub process `process` on a MongoDB database of its
-/// own (registered on return), then one node in this process per name on that database,
-/// each node's settings changed by `tweak` after the cluster's.
+/// own (registered on return; its log, if kept, is `<name>.log` in `servers.scratch`),
+/// then one node in this process per name on that database, each node's settings changed
+/// by `tweak` after the cluster's.
 pub(crate) async fn process_and_nodes<const N: usize>(
     scratch: &str,
     process: Process<'_>,
@@ -149,15 +135,7 @@ pub(crate) async fn process_and_nodes<const N: usize>(
     let started = node_process_with(&redis, &mut conn, &scratch, process.name, log.as_deref(), process.env).await;
     let store: SharedStore = Arc::new(MongoStore::connect(&started.uri, &started.db).await.unwrap());
     let nodes = nodes_on(&store, &redis, &scratch, names, tweak).await;
-    ProcessAndNodes {
-        process: started.running,
-        bind: started.bind,
-        incarnation: started.incarnation,
-        nodes,
-        store,
-        conn,
-        servers: Servers { redis, scratch },
-    }
+    (started.running, started.bind, nodes, Servers { redis, scratch, store })
 }
 
 /// Kills `redis` (SIGKILL) and starts an empty one on its port at once: a crash without
@@ -231,6 +209,45 @@ pub(crate) async fn available_agent(hub: &TestHub, name: &str, categories: &[&st
     (agent, token)
 }
 
+/// The agent `agent` (limit `limit`, category "general") signed in on `agent_hub` and
+/// available (their profile read), and the customer `customer`, who joined "general" on
+/// `customer_hub` (the same hub or another node), paired and both told: the agent's and
+/// the customer's sockets and the chat's id.
+pub(crate) async fn paired(
+    agent_hub: &TestHub,
+    agent: &str,
+    limit: u8,
+    customer_hub: &TestHub,
+    customer: &str,
+) -> (Ws, Ws, Value) {
+    let mut agent = agent_hub.agent(agent, &["general"], limit).await;
+    let mut customer = customer_hub.customer(customer, "general").await;
+    let chat = customer.next_of("chat_started").await["chat_id"].clone();
+    agent.next_of("chat_started").await;
+    (agent, customer, chat)
+}
+
+/// `frame` (a chat message) sent by `from`: acknowledged with `seq`, and delivered to `to`
+/// with it.
+pub(crate) async fn sent_and_seen(from: &mut Ws, to: &mut Ws, frame: Value, seq: u64) {
+    from.send(frame).await;
+    assert_eq!(from.next_of("ack").await["seq"], seq);
+    assert_eq!(to.next_of("message").await["seq"], seq);
+}
+
+/// `text` sent by the customer `ws` with `client_id` while Redis is away: refused
+/// `cluster_unavailable`, naming the client id.
+pub(crate) async fn refused_for_now(ws: &mut Ws, text: &str, client_id: &str) {
+    ws.send(json!({"type": "message", "text": text, "client_id": client_id}))
+        .await;
+    let refused = ws.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("cluster_unavailable"), Some(client_id)),
+        "{refused}"
+    );
+}
+
 /// A customer who joined `category` on the hub process at `bind`, their welcome read
 /// (as [`TestHub::customer`] on a node in this process).
 pub(crate) async fn customer_on(bind: &str, name: &str, category: &str) -> Ws {
@@ -244,7 +261,7 @@ pub(crate) async fn customer_on(bind: &str, name: &str, category: &str) -> Ws {
 
 /// A chat across nodes, as [`chat_across_nodes`] opened it. The fields drop in order:
 /// the clients, then the nodes, then Redis and the scratch directory they use (bind
-/// `servers` to a name when taking it apart, as for [`Nodes`]).
+/// `servers` to a name when taking it apart: a field left to `..` is dropped at once).
 pub(crate) struct ChatAcrossNodes<const N: usize> {
     /// Ann, on `nodes[1]`, and her session token (to sign in again elsewhere).
     pub agent: Ws,
@@ -273,7 +290,8 @@ pub(crate) async fn chat_across_nodes_with<const N: usize>(
     tweak: impl Fn(&mut Settings) + Copy,
 ) -> ChatAcrossNodes<N> {
     assert!(N >= 2, "a chat across nodes needs two of them");
-    let Nodes { nodes, store, servers } = nodes(scratch, names, tweak).await;
+    let (nodes, servers) = nodes(scratch, names, tweak).await;
+    let store = servers.store.clone();
     let (mut agent, agent_token) = available_agent(&nodes[1], "ann", &["general"], 1).await;
     let mut customer = nodes[0].customer("Carla", "general").await;
     let chat = customer.next_of("chat_started").await["chat_id"]

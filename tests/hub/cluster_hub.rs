@@ -17,8 +17,8 @@ use switchboard::store::SharedStore;
 
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
 use crate::cluster_fixture::{
-    Nodes, Process, ProcessAndNodes, Servers, customer_on, nodes, process_and_nodes, redis_conn, redis_shows,
-    stats_showing, until_reaped, until_registered,
+    Process, customer_on, nodes, paired, process_and_nodes, redis_conn, redis_shows, refused_for_now, stats_showing,
+    until_reaped, until_registered,
 };
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
@@ -80,11 +80,8 @@ pub(crate) async fn messages(ws: &mut Ws, n: usize) -> Vec<Value> {
 /// customer waiting on alpha.
 #[tokio::test]
 async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
-    let Nodes {
-        nodes: [alpha, beta],
-        store,
-        servers: _servers,
-    } = nodes("cluster-hub", ["alpha", "beta"], |_| {}).await;
+    let ([alpha, beta], servers) = nodes("cluster-hub", ["alpha", "beta"], |_| {}).await;
+    let store = &servers.store;
 
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
@@ -198,14 +195,8 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
 /// cluster (each node's replica agrees with Redis).
 #[tokio::test]
 async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
-    let Nodes {
-        nodes,
-        servers: Servers {
-            redis,
-            scratch: _scratch,
-        },
-        ..
-    } = nodes("cluster-hub-race", ["n0", "n1", "n2"], |_| {}).await;
+    let (nodes, servers) = nodes("cluster-hub-race", ["n0", "n1", "n2"], |_| {}).await;
+    let redis = &servers.redis;
     let categories = ["general", "sales"];
     let mut agents = vec![];
     let mut limits = vec![];
@@ -273,7 +264,7 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
     );
 
     // FIFO within each category: everyone paired came before everyone still waiting.
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = redis_conn(redis).await;
     let mut paired_tickets: HashMap<String, Vec<u64>> = HashMap::new();
     for event in read_events(&mut conn, "0-0", 100_000).await.unwrap() {
         for d in &event.applied.decisions {
@@ -317,23 +308,11 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
 /// order, none twice.
 #[tokio::test]
 async fn a_cut_chat_subscription_loses_no_message() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: Servers {
-            redis,
-            scratch: _scratch,
-        },
-        ..
-    } = nodes("cluster-hub-cut", ["alpha", "beta"], |_| {}).await;
-    let mut agent = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let ([alpha, beta], servers) = nodes("cluster-hub-cut", ["alpha", "beta"], |_| {}).await;
+    let redis = &servers.redis;
+    let (mut agent, mut carla, chat) = paired(&beta, "ann", 1, &alpha, "Carla").await;
 
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = redis_conn(redis).await;
     const SENT: u64 = 40;
     for i in 0..SENT {
         if i == SENT / 4 {
@@ -401,7 +380,6 @@ pub(crate) struct NodeProcess {
     pub bind: String,
     pub uri: String,
     pub db: String,
-    pub incarnation: u64,
 }
 
 pub(crate) async fn node_process(
@@ -447,14 +425,8 @@ pub(crate) async fn node_process_with(
     command.stderr(std::process::Stdio::null());
     let running = Running(command.spawn().expect("the hub binary starts"));
     wait_for_port(port).await;
-    let incarnation = until_registered(conn, node).await;
-    NodeProcess {
-        running,
-        bind,
-        uri,
-        db,
-        incarnation,
-    }
+    until_registered(conn, node).await;
+    NodeProcess { running, bind, uri, db }
 }
 
 /// Cluster scenario 3: a customer on a real hub process ("sleepy") chats with an
@@ -466,23 +438,16 @@ pub(crate) async fn node_process_with(
 /// incarnation; the agent's chat ends after the grace period, and nothing was doubled.
 #[tokio::test]
 async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
-    let cluster = process_and_nodes(
+    let (sleepy, bind, [awake], servers) = process_and_nodes(
         "cluster-hub-stall",
         Process::named("sleepy").logged(),
         ["awake"],
         |_| {},
     )
     .await;
-    let log = cluster.log("sleepy");
-    let ProcessAndNodes {
-        process: sleepy,
-        bind,
-        incarnation: before,
-        nodes: [awake],
-        mut conn,
-        servers: _servers,
-        ..
-    } = cluster;
+    let log = servers.scratch.0.join("sleepy.log");
+    let mut conn = redis_conn(&servers.redis).await;
+    let before = until_registered(&mut conn, "sleepy").await;
 
     let mut agent = awake.agent("ann", &["general"], 1).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
@@ -549,30 +514,13 @@ async fn with_redis_down_a_node_refuses_what_needs_it() {
         s.cluster_lease = Duration::from_millis(4_000);
         s.cluster_renew = Duration::from_millis(300);
     };
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: Servers {
-            mut redis,
-            scratch: _scratch,
-        },
-        ..
-    } = nodes("cluster-hub-down", ["alpha", "beta"], longer_lease).await;
-    let mut agent = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    carla.next_of("chat_started").await;
-    agent.next_of("chat_started").await;
+    let ([alpha, beta], mut servers) = nodes("cluster-hub-down", ["alpha", "beta"], longer_lease).await;
+    let redis = &mut servers.redis;
+    let (mut agent, mut carla, _) = paired(&beta, "ann", 1, &alpha, "Carla").await;
 
     redis.kill();
     redis_shows(&alpha, "down").await;
-    carla
-        .send(json!({"type": "message", "text": "lost?", "client_id": "x1"}))
-        .await;
-    let refused = carla.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("cluster_unavailable"), Some("x1")),
-        "{refused}"
-    );
+    refused_for_now(&mut carla, "lost?", "x1").await;
     let mut dora = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
     dora.send(json!({"type": "join", "name": "Dora", "category": "general"}))
         .await;
@@ -603,14 +551,9 @@ async fn with_redis_down_a_node_refuses_what_needs_it() {
 /// capacity goes to a customer joining on the live node.
 #[tokio::test]
 async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_period() {
-    let ProcessAndNodes {
-        process: mut doomed,
-        bind,
-        nodes: [live],
-        mut conn,
-        servers: _servers,
-        ..
-    } = process_and_nodes("cluster-hub-kill", Process::named("doomed"), ["live"], |_| {}).await;
+    let (mut doomed, bind, [live], servers) =
+        process_and_nodes("cluster-hub-kill", Process::named("doomed"), ["live"], |_| {}).await;
+    let mut conn = redis_conn(&servers.redis).await;
     let mut agent = live.agent("ann", &["general"], 1).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"]
@@ -718,11 +661,7 @@ async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
 /// refused with `already_joined` and the leave after it with `not_joined`).
 #[tokio::test]
 async fn a_customer_who_leaves_a_chat_may_join_again_on_the_same_connection() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("cluster-leave", ["alpha", "beta"], |_| {}).await;
+    let ([alpha, beta], _servers) = nodes("cluster-leave", ["alpha", "beta"], |_| {}).await;
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     for round in 0..3 {

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::cluster_fixture::{Nodes, Servers, nodes, redis_conn, stats_showing};
+use crate::cluster_fixture::{nodes, redis_conn, sent_and_seen, stats_showing};
 use crate::cluster_hub::node_with;
 
 /// Two customers wait on alpha; every routing event so far is trimmed away; beta starts
@@ -15,17 +15,16 @@ use crate::cluster_hub::node_with;
 /// message crosses.
 #[tokio::test]
 async fn a_node_joining_after_the_events_stream_was_trimmed_starts_from_a_snapshot() {
-    let Nodes {
-        nodes: [alpha],
-        store,
-        servers: Servers { redis, scratch },
-    } = nodes("cluster-late", ["alpha"], |_| {}).await;
+    let ([alpha], servers) = nodes("cluster-late", ["alpha"], |_| {}).await;
+    let store = &servers.store;
+    let redis = &servers.redis;
+    let scratch = &servers.scratch;
     let mut carla = alpha.customer("Carla", "general").await;
     assert_eq!(carla.next_of("queued").await["place"], 1);
     let mut dora = alpha.customer("Dora", "general").await;
     assert_eq!(dora.next_of("queued").await["place"], 2);
 
-    let mut conn = redis_conn(&redis).await;
+    let mut conn = redis_conn(redis).await;
     let left: u64 = redis::cmd("XTRIM")
         .arg("{sb}:routing-events")
         .arg("MAXLEN")
@@ -35,7 +34,7 @@ async fn a_node_joining_after_the_events_stream_was_trimmed_starts_from_a_snapsh
         .unwrap();
     assert!(left > 0, "the joins' events were in the stream and are trimmed now");
 
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let beta = node_with(store.clone(), redis, "beta", scratch, |_| {}).await;
     let mut agent = beta.agent("ann", &["general"], 1).await;
     // The pairing may come before the answer to the agent turning available.
     let started = match agent.seen.iter().find(|f| f["type"] == "chat_started") {
@@ -49,11 +48,8 @@ async fn a_node_joining_after_the_events_stream_was_trimmed_starts_from_a_snapsh
         stats["chats_active"] == 1 && stats["customers_waiting"]["general"] == 1
     })
     .await;
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "hello", "client_id": "a1"}))
-        .await;
-    assert_eq!(agent.next_of("ack").await["seq"], 1);
-    assert_eq!(carla.next_of("message").await["seq"], 1);
+    let hello = json!({"type": "message", "chat_id": chat, "text": "hello", "client_id": "a1"});
+    sent_and_seen(&mut agent, &mut carla, hello, 1).await;
     alpha.stop().await;
     beta.stop().await;
 }

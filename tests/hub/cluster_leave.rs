@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::cluster_fixture::{Process, ProcessAndNodes, customer_on, process_and_nodes, until_reaped};
+use crate::cluster_fixture::{Process, customer_on, process_and_nodes, redis_conn, until_reaped};
 use crate::common::Ws;
 
 /// The leaving node's lease: far longer than the test waits for the handover, so the
@@ -40,20 +40,14 @@ async fn a_node_stopped_with_sigterm_hands_its_people_over_at_once() {
     let long_lease = [("CLUSTER_LEASE_MS", lease.as_str()), ("CLUSTER_RENEW_MS", "1000")];
     // The grace period runs on the live node (the reaper): long enough for the resume
     // below on a loaded machine.
-    let ProcessAndNodes {
-        process: mut leaving,
-        bind,
-        nodes: [live],
-        mut conn,
-        servers: _servers,
-        ..
-    } = process_and_nodes(
+    let (mut leaving, bind, [live], servers) = process_and_nodes(
         "cluster-leave",
         Process::named("leaving").env(&long_lease),
         ["live"],
         |s| s.resume_grace = Duration::from_secs(20),
     )
     .await;
+    let mut conn = redis_conn(&servers.redis).await;
     let lease_ends = lease_deadline(&mut conn, "leaving")
         .await
         .expect("leaving holds a lease");

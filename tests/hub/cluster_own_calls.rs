@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::archive::TempDir;
-use crate::cluster_fixture::{ChatAcrossNodes, Nodes, Servers, chat_across_nodes_with, nodes, nodes_at, redis_shows};
+use crate::cluster_fixture::{
+    ChatAcrossNodes, chat_across_nodes_with, nodes, nodes_with_redis_data, redis_shows, sent_and_seen,
+};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 
@@ -98,24 +100,15 @@ async fn pages_closed_while_redis_is_away_are_seen_gone_once_it_is_back() {
 /// because the connection, idle across the restart, had not noticed it yet.
 #[tokio::test]
 async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
-    let scratch = TempDir::new("cluster-first-call");
-    let data = scratch.0.join("redis-data");
-    std::fs::create_dir_all(&data).unwrap();
-    let port = crate::archive::free_port();
-    let redis = RedisServer::start_with(port, Some(&data)).await;
     // Renewals 5 s apart: the restart falls between two of them.
     let slow_renewals = |s: &mut switchboard::config::Settings| {
         s.cluster_lease = Duration::from_secs(20);
         s.cluster_renew = Duration::from_secs(5);
     };
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: Servers {
-            mut redis,
-            scratch: _scratch,
-        },
-        ..
-    } = nodes_at(redis, scratch, ["alpha", "beta"], slow_renewals).await;
+    let ([alpha, beta], mut servers, data) =
+        nodes_with_redis_data("cluster-first-call", ["alpha", "beta"], slow_renewals).await;
+    let redis = &mut servers.redis;
+    let port = redis.port;
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"]
@@ -123,11 +116,8 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
         .unwrap()
         .to_string();
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
-    carla
-        .send(serde_json::json!({"type": "message", "text": "one", "client_id": "c1"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
+    let one = json!({"type": "message", "text": "one", "client_id": "c1"});
+    sent_and_seen(&mut carla, &mut agent, one, 1).await;
 
     redis.kill();
     let _redis = RedisServer::start_with(port, Some(&data)).await;
@@ -246,9 +236,7 @@ async fn a_message_refused_while_redis_was_slow_and_sent_again_is_stamped_once()
     let redis = &servers.redis;
     let message = |text: &str, client_id: &str| json!({"type": "message", "text": text, "client_id": client_id});
 
-    customer.send(message("hello", "c-0")).await;
-    assert_eq!(customer.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
+    sent_and_seen(&mut customer, &mut agent, message("hello", "c-0"), 1).await;
 
     let busy = busy_for(redis, Duration::from_millis(1_500));
     customer.send(message("is my refund on its way?", "c-1")).await;
@@ -359,11 +347,7 @@ struct AnnOnBeta {
 }
 
 async fn ann_on_beta(scratch: &str, tweak: impl Fn(&mut switchboard::config::Settings) + Copy) -> AnnOnBeta {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: Servers { redis, scratch },
-        ..
-    } = nodes(scratch, ["alpha", "beta"], move |s| {
+    let ([alpha, beta], servers) = nodes(scratch, ["alpha", "beta"], move |s| {
         outlasting_lease(s);
         tweak(s);
     })
@@ -373,8 +357,8 @@ async fn ann_on_beta(scratch: &str, tweak: impl Fn(&mut switchboard::config::Set
         agent,
         alpha,
         beta,
-        redis,
-        _scratch: scratch,
+        redis: servers.redis,
+        _scratch: servers.scratch,
     }
 }
 

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use switchboard::config::Settings;
 use switchboard::store::SharedStore;
 
-use crate::archive::{TempDir, free_port};
-use crate::cluster_fixture::{Nodes, Servers, nodes, nodes_at, redis_shows};
+use crate::cluster_fixture::{nodes, nodes_with_redis_data, redis_shows, refused_for_now, sent_and_seen};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 
@@ -65,16 +64,10 @@ async fn chatting(alpha: &TestHub, beta: &TestHub) -> (Ws, Ws, String) {
         .unwrap()
         .to_string();
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
-    carla
-        .send(json!({"type": "message", "text": "one", "client_id": "c1"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "two", "client_id": "a2"}))
-        .await;
-    assert_eq!(agent.next_of("ack").await["seq"], 2);
-    assert_eq!(carla.next_of("message").await["seq"], 2);
+    let one = json!({"type": "message", "text": "one", "client_id": "c1"});
+    sent_and_seen(&mut carla, &mut agent, one, 1).await;
+    let two = json!({"type": "message", "chat_id": chat, "text": "two", "client_id": "a2"});
+    sent_and_seen(&mut agent, &mut carla, two, 2).await;
     (carla, agent, chat)
 }
 
@@ -105,14 +98,9 @@ async fn sent(ws: &mut Ws, chat: &str, text: &str) -> Value {
 /// (Before re-assertion was built, the nodes let go of their people here: 1012.)
 #[tokio::test]
 async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_without_a_restart() {
-    let Nodes {
-        nodes: [alpha, beta],
-        store,
-        servers: Servers {
-            mut redis,
-            scratch: _scratch,
-        },
-    } = nodes("cluster-redis-empty", ["alpha", "beta"], lease_of(1_000)).await;
+    let ([alpha, beta], mut servers) = nodes("cluster-redis-empty", ["alpha", "beta"], lease_of(1_000)).await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
     let port = redis.port;
     let (mut carla, mut agent, chat) = chatting(&alpha, &beta).await;
     // A category made after the nodes started: it must be in the new domain too.
@@ -130,7 +118,7 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
     assert_eq!(sent(&mut carla, &chat, "three").await["seq"], 3);
     assert_eq!(agent.next_of("message").await["seq"], 3);
     assert_eq!(
-        archived(&store, &chat, 3).await,
+        archived(store, &chat, 3).await,
         [(1, "one".to_string()), (2, "two".to_string()), (3, "three".to_string())],
         "one order in the archive, nothing twice"
     );
@@ -150,7 +138,7 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
     assert_eq!(agent.next_of("message").await["seq"], 1);
     assert_eq!(sent(&mut agent, &new_chat, "welcome back").await["seq"], 2);
     assert_eq!(dora.next_of("message").await["seq"], 2);
-    assert_eq!(archived(&store, &new_chat, 2).await.len(), 2);
+    assert_eq!(archived(store, &new_chat, 2).await.len(), 2);
     drop(redis);
     alpha.stop().await;
     beta.stop().await;
@@ -165,34 +153,18 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
 /// archive holds exactly the acknowledged messages, once each.
 #[tokio::test]
 async fn redis_back_with_its_data_after_ten_seconds_everything_resumes() {
-    let scratch = TempDir::new("cluster-redis-back");
-    let data = scratch.0.join("redis-data");
-    std::fs::create_dir_all(&data).unwrap();
-    let port = free_port();
-    let redis = RedisServer::start_with(port, Some(&data)).await;
-    let Nodes {
-        nodes: [alpha, beta],
-        store,
-        servers: Servers {
-            mut redis,
-            scratch: _scratch,
-        },
-    } = nodes_at(redis, scratch, ["alpha", "beta"], lease_of(3_000)).await;
+    let ([alpha, beta], mut servers, data) =
+        nodes_with_redis_data("cluster-redis-back", ["alpha", "beta"], lease_of(3_000)).await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
+    let port = redis.port;
     let (mut carla, mut agent, chat) = chatting(&alpha, &beta).await;
     let token = carla.token.clone().expect("a resume token");
 
     let killed = Instant::now();
     redis.kill();
     redis_shows(&alpha, "down").await;
-    carla
-        .send(json!({"type": "message", "text": "refused", "client_id": "x1"}))
-        .await;
-    let refused = carla.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("cluster_unavailable"), Some("x1")),
-        "{refused}"
-    );
+    refused_for_now(&mut carla, "refused", "x1").await;
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(killed.elapsed())).await;
     let redis = RedisServer::start_with(port, Some(&data)).await;
     assert_eq!(
@@ -231,7 +203,7 @@ async fn redis_back_with_its_data_after_ten_seconds_everything_resumes() {
         "one order, nothing twice: {seqs:?}"
     );
     assert_eq!(
-        archived(&store, &chat, 3).await,
+        archived(store, &chat, 3).await,
         [(1, "one".to_string()), (2, "two".to_string()), (3, "three".to_string())],
         "every acknowledged message archived once; the refused one nowhere"
     );

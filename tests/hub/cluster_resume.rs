@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cluster_fixture::{ChatAcrossNodes, Nodes, chat_across_nodes, nodes};
+use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes, nodes, sent_and_seen};
 use crate::cluster_hub::messages;
 use crate::common::Ws;
 
@@ -111,11 +111,7 @@ async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
 /// second in line, told when they move up, and paired before the one behind them.
 #[tokio::test]
 async fn a_waiting_customer_resumes_on_another_node_and_keeps_their_place() {
-    let Nodes {
-        nodes: [alpha, beta, gamma],
-        servers: _servers,
-        ..
-    } = nodes("cluster-resume-wait", ["alpha", "beta", "gamma"], |s| {
+    let ([alpha, beta, gamma], _servers) = nodes("cluster-resume-wait", ["alpha", "beta", "gamma"], |s| {
         s.resume_grace = Duration::from_secs(10)
     })
     .await;
@@ -161,11 +157,7 @@ async fn a_waiting_customer_resumes_on_another_node_and_keeps_their_place() {
 /// the one that issued it included.
 #[tokio::test]
 async fn past_the_grace_period_a_token_is_refused_on_every_node() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("cluster-resume-expired", ["alpha", "beta"], |s| {
+    let ([alpha, beta], _servers) = nodes("cluster-resume-expired", ["alpha", "beta"], |s| {
         s.resume_grace = Duration::from_millis(500)
     })
     .await;
@@ -268,9 +260,7 @@ async fn a_second_page_on_another_node_is_refused_and_that_node_stays_up() {
         servers: _servers,
         ..
     } = chat_across_nodes("cluster-resume-second-page", ["alpha", "beta"]).await;
-    carla.send(json!({"type": "message", "text": "one"})).await;
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
+    sent_and_seen(&mut carla, &mut agent, json!({"type": "message", "text": "one"}), 1).await;
 
     let token = carla.token.clone().unwrap();
     let mut second = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();

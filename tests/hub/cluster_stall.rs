@@ -72,16 +72,14 @@ async fn stage_with(tag: &str, grace_secs: u64, lease_ms: u64, env: &[(&str, &st
 }
 
 /// [`stage_with`] where [`THIRD_NODE`]'s follower hands each batch of events over `lag_ms`
-/// after reading it (`SWITCHBOARD_TEST_FOLLOWER_LAG`).
+/// after reading it (`SWITCHBOARD_TEST_FOLLOWER_LAG`), and the agent has gone available.
 async fn stage_lagging(tag: &str, lag_ms: u64) -> Stage {
     let lag = format!("{}:{lag_ms}", node_name(THIRD_NODE));
-    stage_with(
-        tag,
-        GRACE_SECS,
-        LEASE_MS,
-        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
-    )
-    .await
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
+    let mut stage = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
+    let available = json!({"type": "set_available", "available": true});
+    stage.agent.send(available).await;
+    stage
 }
 
 /// A customer's connection to `node` that sent its join to "general" (its answer not
@@ -911,7 +909,6 @@ async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
         _alone: alone,
         ..
     } = stage_lagging(tag, 1_500).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
     // The lagging follower done with what came so far: it reads the join at once.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let started = Instant::now();
@@ -1009,7 +1006,6 @@ async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
         _alone: alone,
         ..
     } = stage_lagging(tag, 1_500).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
     let mut carla = joining(&cluster, THIRD_NODE, "Carla").await;
     let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
         .as_str()

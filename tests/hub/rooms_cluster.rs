@@ -10,7 +10,7 @@ use switchboard::config::Secret;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::archive::TempDir;
-use crate::cluster_fixture::{Nodes, Servers, nodes};
+use crate::cluster_fixture::nodes;
 use crate::common::*;
 use crate::redis_server::RedisServer;
 use crate::rooms::{
@@ -30,11 +30,7 @@ pub(crate) struct Pair {
 
 /// Alpha and beta, each registered in the cluster.
 pub(crate) async fn pair() -> Pair {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: Servers { redis, scratch },
-        ..
-    } = nodes("rooms-cluster", ["alpha", "beta"], |s| {
+    let ([alpha, beta], servers) = nodes("rooms-cluster", ["alpha", "beta"], |s| {
         // Every node of a cluster shares the secret, so a token from one opens a socket on another.
         s.room_token_secret = Secret(b"one secret for the whole cluster, 32+ bytes".to_vec());
     })
@@ -42,8 +38,8 @@ pub(crate) async fn pair() -> Pair {
     Pair {
         alpha,
         beta,
-        redis,
-        _scratch: scratch,
+        redis: servers.redis,
+        _scratch: servers.scratch,
     }
 }
 

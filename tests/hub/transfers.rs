@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cluster_fixture::{Nodes, Process, ProcessAndNodes, available_agent, customer_on, nodes, process_and_nodes};
+use crate::cluster_fixture::{Process, available_agent, customer_on, nodes, paired, process_and_nodes};
 use crate::common::*;
 
 /// Sends `text` from `from` in `chat` and waits for its acknowledgement; its seq.
@@ -38,10 +38,7 @@ async fn archived_with_transfers(hub: &TestHub, id: &str, transfers: usize) -> V
 #[tokio::test]
 async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 2, &hub, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "my invoice is wrong").await, 1);
     ann.next_of("message").await;
     assert_eq!(say(&mut ann, &chat, "let me find billing").await, 2);
@@ -144,10 +141,7 @@ async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
 #[tokio::test]
 async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat_stays() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 2, &hub, "Carla").await;
     // Bob is full (one chat, limit 1); Cy does not hold the category the chat was to move
     // into, nor does anyone hold a category that does not exist; Dan is away.
     let mut bob = hub.agent("bob", &["general"], 1).await;
@@ -204,10 +198,7 @@ async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat
 #[tokio::test]
 async fn a_chat_goes_to_a_colleague_without_its_category_keeping_it_or_moving_into_theirs() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 2, &hub, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "I need a refund").await, 1);
     ann.next_of("message").await;
     assert_eq!(say(&mut ann, &chat, "Ann here, one moment").await, 2);
@@ -302,10 +293,7 @@ async fn a_chat_goes_to_a_colleague_without_its_category_keeping_it_or_moving_in
 #[tokio::test]
 async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_the_next_agent() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "I was double charged").await, 1);
     // Someone joined billing later than Carla came: Carla goes before them.
     let mut later = hub.customer("Lee", "billing").await;
@@ -393,10 +381,7 @@ async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_th
 #[tokio::test]
 async fn a_customer_who_leaves_the_line_after_a_transfer_ends_the_archived_chat() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     say(&mut carla, &chat, "hi").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
@@ -424,20 +409,14 @@ async fn a_customer_who_leaves_the_line_after_a_transfer_ends_the_archived_chat(
 /// refused or go unacknowledged; if stamped, it is in the chat and the archive too).
 #[tokio::test]
 async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
-    let ProcessAndNodes {
-        process: _process,
-        bind,
-        nodes: [alpha, beta],
-        store,
-        servers: _servers,
-        ..
-    } = process_and_nodes(
+    let (_process, bind, [alpha, beta], servers) = process_and_nodes(
         "cluster-transfers",
         Process::named("customers"),
         ["alpha", "beta"],
         |_| {},
     )
     .await;
+    let store = &servers.store;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
@@ -566,15 +545,8 @@ async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
 /// her from there and the same chat goes on, its seq included.
 #[tokio::test]
 async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
-    let Nodes {
-        nodes: [alpha, beta],
-        servers: _servers,
-        ..
-    } = nodes("cluster-transfers-category", ["alpha", "beta"], |_| {}).await;
-    let mut ann = alpha.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let ([alpha, beta], _servers) = nodes("cluster-transfers-category", ["alpha", "beta"], |_| {}).await;
+    let (mut ann, mut carla, chat) = paired(&alpha, "ann", 1, &alpha, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "refund?").await, 1);
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "refund"}))
         .await;
