@@ -18,7 +18,7 @@ use switchboard::core::routing::{
     AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, Routing, RoutingError, RoutingMode,
 };
 
-use crate::{RedisServer, agent, cat, digest, expire_lease, flushall, register};
+use crate::{agent, cat, digest, expire_lease, flushall, register, runtime_and_redis};
 
 // ---- random events -----------------------------------------------------------------------
 
@@ -809,11 +809,7 @@ async fn run_case_restored_at(
 /// Runs `cases` random sequences from `strategy` through the scripts (a fresh Redis) and
 /// the core, comparing them step by step.
 fn compare_random_sequences(cases: u32, strategy: impl Strategy<Value = Vec<(usize, Op)>>) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     let conn = runtime.block_on(server.connect());
     let mut runner = TestRunner::new(Config {
         cases,
@@ -846,11 +842,7 @@ fn with_offers_the_routing_scripts_decide_exactly_as_the_core() {
 /// exactly as the core — queue order, agents' loads and idle order included.
 #[test]
 fn after_a_restore_the_routing_scripts_go_on_deciding_as_the_core() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     let conn = runtime.block_on(server.connect());
     let mut runner = TestRunner::new(Config {
         cases: 60,
@@ -874,11 +866,7 @@ fn after_a_restore_the_routing_scripts_go_on_deciding_as_the_core() {
 /// Fixed sequences through the same comparison: the rules a random search might reach only rarely.
 #[test]
 fn known_sequences_decide_exactly_as_the_core() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     let conn = runtime.block_on(server.connect());
     let sequences: Vec<Vec<(usize, Op)>> = vec![
         // Ties between equally loaded agents go to the one idle longest.

@@ -6,20 +6,21 @@ use std::collections::HashMap;
 use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use switchboard::core::routing::Decision;
 
-use crate::{RedisServer, agent, cat, digest, expire_lease, register};
+use crate::{agent, cat, digest, expire_lease, register, runtime_and_redis, with_redis};
+
+/// Node "n0" registered on `conn`, and category "sales" added through it: the node and its
+/// incarnation.
+async fn n0_with_sales(conn: &mut redis::aio::ConnectionManager) -> (RedisRouting, u64) {
+    let incarnation = register(conn, "n0").await;
+    let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
+    n0.add_category(&cat("sales")).await.unwrap();
+    (n0, incarnation)
+}
 
 #[test]
 fn a_node_that_is_not_alive_is_fenced_and_changes_nothing() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
-        let incarnation = register(&mut conn, "n0").await;
-        let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
-        n0.add_category(&cat("sales")).await.unwrap();
+    with_redis(|mut conn| async move {
+        let (n0, incarnation) = n0_with_sales(&mut conn).await;
         let (customer, _) = n0.join(&cat("sales")).await.unwrap();
 
         let fenced = |result: Result<Applied, ClusterRoutingError>| matches!(result, Err(ClusterRoutingError::Fenced));
@@ -68,13 +69,7 @@ fn a_node_that_is_not_alive_is_fenced_and_changes_nothing() {
 
 #[test]
 fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
+    with_redis(|mut conn| async move {
         let n0 = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
         n0.add_category(&cat("sales")).await.unwrap();
         n0.agent_online(&agent("ann"), &[cat("sales")], 1, true).await.unwrap();
@@ -98,11 +93,7 @@ fn a_retried_join_gets_the_first_reply_and_changes_nothing() {
 fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
     use switchboard::cluster::{buddy_log, chat_log};
     use switchboard::core::routing::Party;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let (incarnation, customer, chat) = one_chat(&mut conn).await;
@@ -192,16 +183,8 @@ fn a_message_or_buddy_event_sent_again_with_its_id_is_recorded_once() {
 /// call of a node finds it loaded.
 #[test]
 fn a_redis_without_the_routing_library_is_given_it_by_the_first_call() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
-        let incarnation = register(&mut conn, "n0").await;
-        let n0 = RedisRouting::new(conn.clone(), "n0", incarnation);
-        n0.add_category(&cat("sales")).await.unwrap();
+    with_redis(|mut conn| async move {
+        let (n0, _) = n0_with_sales(&mut conn).await;
         let _: () = redis::cmd("FUNCTION")
             .arg("FLUSH")
             .query_async(&mut conn)
@@ -223,13 +206,7 @@ fn a_batch_of_messages_is_stamped_in_order_each_with_its_own_answer() {
     use switchboard::cluster::chat_log::{self, Outgoing};
     use switchboard::cluster::routing_scripts::ClusterRoutingError;
     use switchboard::core::routing::{ChatId, Party, RoutingError};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
+    with_redis(|mut conn| async move {
         let (incarnation, customer, chat) = one_chat(&mut conn).await;
         let customer = customer.0.to_string();
         let customer = customer.as_str();
@@ -304,13 +281,7 @@ fn a_node_that_is_not_alive_cannot_take_an_ended_visit() {
     use switchboard::cluster::resume_tokens::{self, Found};
     use switchboard::core::routing::CustomerId;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
+    with_redis(|mut conn| async move {
         let incarnation = register(&mut conn, "n0").await;
         let customer = CustomerId(7);
         let (key, ended) = (

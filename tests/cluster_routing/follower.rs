@@ -7,17 +7,23 @@ use switchboard::cluster::routing_events::{Polled, RoutingFollower};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
 use switchboard::core::routing::{AgentId, CustomerId, Decision};
 
-use crate::{RedisServer, cat, flushall, register};
+use crate::{cat, flushall, register, runtime_and_redis, with_redis};
+
+/// Trims the routing events stream to nothing, as a follower lagging past its trimmed head
+/// finds it.
+async fn trim_events(conn: &mut redis::aio::ConnectionManager) {
+    let _: u64 = redis::cmd("XTRIM")
+        .arg("{sb}:routing-events")
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
 
 #[test]
 fn a_follower_tells_every_place_from_the_stream_and_reloads_past_a_trimmed_gap() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
+    with_redis(|mut conn| async move {
         for seed in 0..4 {
             flushall(&mut conn).await;
             let node = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
@@ -57,13 +63,7 @@ fn a_follower_tells_every_place_from_the_stream_and_reloads_past_a_trimmed_gap()
                 }
                 // Now and then the follower lags past the stream's trimmed head.
                 if rng.random_bool(0.2) {
-                    let _: u64 = redis::cmd("XTRIM")
-                        .arg("{sb}:routing-events")
-                        .arg("MAXLEN")
-                        .arg(0)
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap();
+                    trim_events(&mut conn).await;
                 }
                 match follower.poll(10_000).await.unwrap() {
                     Polled::Events(_) => polls += 1,
@@ -112,11 +112,7 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
     use switchboard::cluster::routing_events::{Followed, follow, follow_blocking};
     use switchboard::cluster::routing_scripts::read_snapshot;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
+    let (runtime, server) = runtime_and_redis();
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let mut rng = StdRng::seed_from_u64(29);
@@ -140,13 +136,7 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
                 };
             }
             if rng.random_bool(0.05) {
-                let _: u64 = redis::cmd("XTRIM")
-                    .arg("{sb}:routing-events")
-                    .arg("MAXLEN")
-                    .arg(0)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                trim_events(&mut conn).await;
             }
             let count = 30;
             let atomic = follow(&mut conn, "d1", &last, seen, count).await.unwrap();

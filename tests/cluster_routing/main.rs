@@ -37,6 +37,21 @@ pub struct RedisServer {
     child: Child,
 }
 
+/// A current-thread runtime for a test and a redis-server of its own.
+pub fn runtime_and_redis() -> (tokio::runtime::Runtime, RedisServer) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (runtime, RedisServer::start())
+}
+
+/// Runs `test` on a runtime of its own, given a connection to a redis-server of its own.
+pub fn with_redis<F: std::future::Future<Output = ()>>(test: impl FnOnce(ConnectionManager) -> F) {
+    let (runtime, server) = runtime_and_redis();
+    runtime.block_on(async { test(server.connect().await).await });
+}
+
 impl RedisServer {
     pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -10,24 +10,23 @@ use switchboard::cluster::restore::{self, Claims, Restored};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
 use switchboard::core::routing::{Decision, Party, Routing};
 
-use crate::{RedisServer, agent, cat, register};
+use crate::{agent, cat, register, with_redis};
 
 const WINDOW: Duration = Duration::from_millis(600);
 
+/// The core with category "sales", and the decisions it makes from here on.
+fn core_with_sales() -> (Routing, Vec<Decision>) {
+    let mut core = Routing::new();
+    core.add_category(cat("sales")).unwrap();
+    (core, vec![])
+}
+
 #[test]
 fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
+    with_redis(|mut conn| async move {
         // The lost domain, as the winner's replica holds it: Ann chats with a customer,
         // a second customer waits.
-        let mut core = Routing::new();
-        let mut out = vec![];
-        core.add_category(cat("sales")).unwrap();
+        let (mut core, mut out) = core_with_sales();
         core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
             .unwrap();
         let chatting = core.join(&cat("sales"), &mut out).unwrap();
@@ -123,16 +122,8 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
 
 #[test]
 fn whoever_nobody_claims_is_handed_on_with_the_pseudo_node() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = RedisServer::start();
-    runtime.block_on(async {
-        let mut conn = server.connect().await;
-        let mut core = Routing::new();
-        let mut out = vec![];
-        core.add_category(cat("sales")).unwrap();
+    with_redis(|mut conn| async move {
+        let (mut core, mut out) = core_with_sales();
         let lost = core.join(&cat("sales"), &mut out).unwrap();
         let kept = core.join(&cat("sales"), &mut out).unwrap();
         let n0 = register(&mut conn, "n0").await;

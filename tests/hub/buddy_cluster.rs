@@ -8,21 +8,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchboard::config::Settings;
 use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::{TempDir, free_port, wait_for_port};
-use crate::cluster_hub::{messages, node_with};
+use crate::archive::TempDir;
+use crate::cluster_fixture::{Process, ProcessAndNodes, nodes, process_and_nodes, redis_conn, until_reaped};
+use crate::cluster_hub::{NodeProcess, messages, node_process_with, node_with};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
-use crate::storeops::hub_command;
 
 /// How long a test waits for something the cluster must do.
 const WAIT: Duration = Duration::from_secs(20);
 /// The buddies' grace period in these tests (the settings' is 5 s).
 const GRACE: Duration = Duration::from_secs(1);
 
-async fn node(store: &SharedStore, redis: &RedisServer, name: &str, scratch: &TempDir) -> TestHub {
-    node_with(store.clone(), redis, name, scratch, |s| s.buddy_grace = GRACE).await
+fn buddy_grace(s: &mut Settings) {
+    s.buddy_grace = GRACE;
 }
 
 pub(crate) async fn buddy_at(url: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
@@ -63,16 +64,34 @@ pub(crate) async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
     chat
 }
 
+/// Ann and Bob each send five lines at once in `chat` ("a0"…"a4" and "b0"…"b4", client ids
+/// "ac…" and "bc…"): the ten chat frames each then gets (their own as acks).
+async fn five_lines_each(ann: &mut Ws, bob: &mut Ws, chat: &str) -> (Vec<Value>, Vec<Value>) {
+    for i in 0..5 {
+        ann.send(json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("ac{i}")}))
+            .await;
+        bob.send(json!({"type": "message", "chat_id": chat, "text": format!("b{i}"), "client_id": format!("bc{i}")}))
+            .await;
+    }
+    (messages(ann, 10).await, messages(bob, 10).await)
+}
+
+/// `seen`'s (seq, message id) pairs in seq order.
+fn by_seq(seen: &[Value]) -> Vec<(u64, String)> {
+    let mut pairs: Vec<(u64, String)> = seen
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
 /// Part 1: presence across nodes. Bob signing in on beta shows on Ann's list on alpha;
 /// Bob's key works on alpha (the same person, not announced twice); Bob is offline for
 /// Ann only when his last device, on either node, has been gone for the grace period.
 #[tokio::test]
 async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
-    let scratch = TempDir::new("buddy-cluster-presence");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let ([alpha, beta], _servers) = nodes("buddy-cluster-presence", ["alpha", "beta"], buddy_grace).await;
 
     let (mut ann, ann_welcome) = buddy(&alpha, "Ann", None).await;
     let (bob_beta, bob_welcome) = buddy(&beta, "Bob", None).await;
@@ -118,11 +137,7 @@ async fn buddies_on_two_nodes_see_each_other_and_a_key_works_on_every_node() {
 /// compact `ack`, the page on the other node the whole `message`, never a text-less `ack`.
 #[tokio::test]
 async fn a_message_sent_from_a_page_on_one_node_reaches_the_senders_page_on_another_whole() {
-    let scratch = TempDir::new("buddy-cluster-tabs");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let ([alpha, beta], _servers) = nodes("buddy-cluster-tabs", ["alpha", "beta"], buddy_grace).await;
 
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
     let (mut bob_alpha, wb) = buddy(&alpha, "Bob", None).await;
@@ -156,11 +171,8 @@ async fn a_message_sent_from_a_page_on_one_node_reaches_the_senders_page_on_anot
 /// gapless seq order (the same on both sides and in the archive), the end told to both.
 #[tokio::test]
 async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
-    let scratch = TempDir::new("buddy-cluster-chat");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let ([alpha, beta], servers) = nodes("buddy-cluster-chat", ["alpha", "beta"], buddy_grace).await;
+    let store = &servers.store;
 
     let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -204,23 +216,8 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
         ),
         (Some(chat.as_str()), Some(ia), Some(true))
     );
-    for i in 0..5 {
-        ann.send(json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("ac{i}")}))
-            .await;
-        bob.send(json!({"type": "message", "chat_id": chat, "text": format!("b{i}"), "client_id": format!("bc{i}")}))
-            .await;
-    }
-    let seen_by_ann = messages(&mut ann, 10).await;
-    let seen_by_bob = messages(&mut bob, 10).await;
-    let order = |seen: &[Value]| {
-        let mut pairs: Vec<(u64, String)> = seen
-            .iter()
-            .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
-            .collect();
-        pairs.sort();
-        pairs
-    };
-    let (ann_order, bob_order) = (order(&seen_by_ann), order(&seen_by_bob));
+    let (seen_by_ann, seen_by_bob) = five_lines_each(&mut ann, &mut bob, &chat).await;
+    let (ann_order, bob_order) = (by_seq(&seen_by_ann), by_seq(&seen_by_bob));
     assert_eq!(
         ann_order.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         (1..=10).collect::<Vec<_>>(),
@@ -255,7 +252,7 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
     assert_eq!(bob.next_of("error").await["code"], "not_in_chat");
 
     // Archived once, closed, with seq 1..10.
-    let record = archived_closed(&store, &chat, 10).await;
+    let record = archived_closed(store, &chat, 10).await;
     let archived: Vec<(u64, String)> = record.messages.iter().map(|m| (m.seq, m.id.clone())).collect();
     assert_eq!(archived, ann_order);
     alpha.stop().await;
@@ -268,12 +265,8 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
 /// no device of hers; the stream holds no typing entry.
 #[tokio::test]
 async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
-    let scratch = TempDir::new("buddy-cluster-typing");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
-    let gamma = node(&store, &redis, "gamma", &scratch).await;
+    let ([alpha, beta, gamma], servers) = nodes("buddy-cluster-typing", ["alpha", "beta", "gamma"], buddy_grace).await;
+    let redis = &servers.redis;
 
     let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -311,7 +304,7 @@ async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
         "Bob's own typing came back: {seen:?}"
     );
 
-    let typing_entries = events_naming(&redis, "typing").await;
+    let typing_entries = events_naming(redis, "typing").await;
     assert!(
         typing_entries.is_empty(),
         "typing in the events stream: {typing_entries:?}"
@@ -330,12 +323,10 @@ async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
 #[tokio::test]
 async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream() {
     use futures_util::StreamExt;
-    let scratch = TempDir::new("buddy-cluster-per-chat");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
-    let gamma = node(&store, &redis, "gamma", &scratch).await;
+    let ([alpha, beta, gamma], servers) =
+        nodes("buddy-cluster-per-chat", ["alpha", "beta", "gamma"], buddy_grace).await;
+    let store = &servers.store;
+    let redis = &servers.redis;
 
     let client = redis::Client::open(redis.url()).unwrap();
     let mut to_gamma = client.get_async_pubsub().await.unwrap();
@@ -349,29 +340,18 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
     let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());
     ann.next_of("buddy_joined").await;
     let chat = start_chat(&mut ann, &mut bob, ib).await;
-    for i in 0..5 {
-        ann.send(json!({"type": "message", "chat_id": chat, "text": format!("a{i}"), "client_id": format!("ac{i}")}))
-            .await;
-        bob.send(json!({"type": "message", "chat_id": chat, "text": format!("b{i}"), "client_id": format!("bc{i}")}))
-            .await;
-    }
-    let seen_by_ann = messages(&mut ann, 10).await;
-    let seen_by_bob = messages(&mut bob, 10).await;
-    let order = |seen: &[Value]| {
-        let mut pairs: Vec<(u64, String)> = seen
-            .iter()
-            .map(|m| (m["seq"].as_u64().unwrap(), m["id"].as_str().unwrap().to_string()))
-            .collect();
-        pairs.sort();
-        pairs
-    };
-    let ann_order = order(&seen_by_ann);
+    let (seen_by_ann, seen_by_bob) = five_lines_each(&mut ann, &mut bob, &chat).await;
+    let ann_order = by_seq(&seen_by_ann);
     assert_eq!(
         ann_order.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         (1..=10).collect::<Vec<_>>(),
         "{seen_by_ann:?}"
     );
-    assert_eq!(ann_order, order(&seen_by_bob), "one order, the same ids, on both sides");
+    assert_eq!(
+        ann_order,
+        by_seq(&seen_by_bob),
+        "one order, the same ids, on both sides"
+    );
 
     // Bob's lines reached alpha by its channel; gamma's carried none.
     let published = |pubsub: &mut redis::aio::PubSub| {
@@ -393,7 +373,7 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
     assert_eq!(to_alpha_lines, 5, "Bob's five lines, published to Ann's node");
     let (to_gamma_lines, payloads) = published(&mut to_gamma);
     assert_eq!(to_gamma_lines, 0, "gamma holds neither member: {payloads:?}");
-    let message_entries = events_naming(&redis, "message").await;
+    let message_entries = events_naming(redis, "message").await;
     assert!(
         message_entries.is_empty(),
         "messages in the events stream: {message_entries:?}"
@@ -419,7 +399,7 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
 
     bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
     ann.next_of("buddy_chat_ended").await;
-    let record = archived_closed(&store, &chat, 11).await;
+    let record = archived_closed(store, &chat, 11).await;
     let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
     assert_eq!(archived, (1..=11).collect::<Vec<_>>());
     alpha.stop().await;
@@ -442,9 +422,16 @@ async fn a_line_stamped_before_the_end_is_kept_everywhere_and_one_after_it_nowhe
     let scratch = TempDir::new("buddy-cluster-late-line");
     let redis = RedisServer::start().await;
     let store: SharedStore = Arc::new(MemoryStore::new());
-    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "laggard:1500")];
-    let (_laggard, bind, _, _) = node_process_with(&redis, &scratch, "laggard", "5", &hook).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let hook = [
+        ("BUDDY_GRACE_SECS", "5"),
+        ("SWITCHBOARD_TEST_FOLLOWER_LAG", "laggard:1500"),
+    ];
+    let NodeProcess {
+        running: _laggard,
+        bind,
+        ..
+    } = node_process_with(&redis, &mut redis_conn(&redis).await, &scratch, "laggard", None, &hook).await;
+    let beta = node_with(store.clone(), &redis, "beta", &scratch, buddy_grace).await;
 
     let (mut ann, _) = buddy_on(&bind, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -506,15 +493,11 @@ async fn a_line_stamped_before_the_end_is_kept_everywhere_and_one_after_it_nowhe
 /// told nothing, and the chat goes on in one seq order.
 #[tokio::test]
 async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
-    let scratch = TempDir::new("buddy-cluster-resume");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
     let settle = Duration::from_secs(5);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, move |s| {
+    let ([alpha, beta], _servers) = nodes("buddy-cluster-resume", ["alpha", "beta"], move |s| {
         s.buddy_grace = settle
     })
     .await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, move |s| s.buddy_grace = settle).await;
 
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -558,68 +541,6 @@ async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
     beta.stop().await;
 }
 
-/// A hub process killed when dropped.
-pub(crate) struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A real hub process in the cluster at `redis` as `node`, on a MongoDB database of its
-/// own, with `BUDDY_GRACE_SECS` = `grace_secs`; registered in Redis before this returns
-/// (its store open and its first admin made). Returns it, its address, the MongoDB URI
-/// and database.
-async fn node_process(
-    redis: &RedisServer,
-    scratch: &TempDir,
-    node: &str,
-    grace_secs: &str,
-) -> (Running, String, String, String) {
-    node_process_with(redis, scratch, node, grace_secs, &[]).await
-}
-
-/// [`node_process`] with more settings (test hooks).
-pub(crate) async fn node_process_with(
-    redis: &RedisServer,
-    scratch: &TempDir,
-    node: &str,
-    grace_secs: &str,
-    more: &[(&str, &str)],
-) -> (Running, String, String, String) {
-    let port = free_port();
-    let (bind, url) = (format!("127.0.0.1:{port}"), redis.url());
-    let uri = crate::archive::mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
-    let envs = [
-        ("BIND_ADDR", bind.as_str()),
-        ("STORE", "mongodb"),
-        ("MONGODB_URI", uri.as_str()),
-        ("MONGODB_DB", db.as_str()),
-        ("REDIS_URL", url.as_str()),
-        ("NODE_ID", node),
-        ("CLUSTER_LEASE_MS", "1000"),
-        ("CLUSTER_RENEW_MS", "200"),
-        ("BUDDY_GRACE_SECS", grace_secs),
-    ];
-    let envs: Vec<(&str, &str)> = envs.iter().chain(more).copied().collect();
-    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
-    command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let running = Running(command.spawn().expect("the hub binary starts"));
-    wait_for_port(port).await;
-    let mut conn = redis_conn(redis).await;
-    let deadline = Instant::now() + WAIT;
-    while registered(&mut conn, node).await.is_none() {
-        assert!(Instant::now() < deadline, "{node} never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (running, bind, uri, db)
-}
-
 /// The nodes registered in Redis now.
 async fn registered_nodes(redis: &RedisServer) -> Vec<String> {
     let mut conn = redis_conn(redis).await;
@@ -644,22 +565,6 @@ async fn events_naming(redis: &RedisServer, word: &str) -> Vec<(String, Vec<(Str
         .into_iter()
         .filter(|(_, fields)| fields.iter().any(|(k, v)| k == "a" && v.contains(word)))
         .collect()
-}
-
-async fn redis_conn(redis: &RedisServer) -> redis::aio::ConnectionManager {
-    redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap()
-}
-
-/// The incarnation Redis holds for `node`, if registered.
-async fn registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> Option<u64> {
-    redis::cmd("HGET")
-        .arg("{sb}:nodes")
-        .arg(node)
-        .query_async(conn)
-        .await
-        .unwrap()
 }
 
 /// A buddy joined on the hub process at `bind`, retried while it is not yet a member of
@@ -702,12 +607,10 @@ async fn archived_closed(store: &SharedStore, chat: &str, messages: usize) -> sw
 }
 
 /// A real hub process ("doomed", grace 1 s) and an in-process node ("live") on the same
-/// MongoDB database, so the archive is one: the process, its address, the store, the node.
-async fn doomed_and_live(redis: &RedisServer, scratch: &TempDir) -> (Running, String, SharedStore, TestHub) {
-    let (doomed, bind, uri, db) = node_process(redis, scratch, "doomed", "1").await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node(&store, redis, "live", scratch).await;
-    (doomed, bind, store, live)
+/// MongoDB database, so the archive is one.
+async fn doomed_and_live(scratch: &str) -> ProcessAndNodes<1> {
+    let grace = [("BUDDY_GRACE_SECS", "1")];
+    process_and_nodes(scratch, Process::named("doomed").env(&grace), ["live"], buddy_grace).await
 }
 
 /// `texts` sent in turn, `a` first, each seen by the other before the next (seq 1, 2, …):
@@ -733,9 +636,8 @@ async fn in_turn(a: &mut Ws, b: &mut Ws, chat: &str, texts: &[&str]) {
 /// archive, has the chat archived once: opened, its messages, closed.
 #[tokio::test]
 async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
-    let scratch = TempDir::new("buddy-cluster-kill");
-    let redis = RedisServer::start().await;
-    let (mut doomed, bind, store, live) = doomed_and_live(&redis, &scratch).await;
+    let (mut doomed, bind, [live], servers) = doomed_and_live("buddy-cluster-kill").await;
+    let store = &servers.store;
 
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut cid, wc) = buddy(&live, "Cid", None).await;
@@ -778,7 +680,7 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     gone.sort_unstable();
     assert_eq!(gone, [ib.min(id_dan), ib.max(id_dan)]);
 
-    let record = archived_closed(&store, &chat, 3).await;
+    let record = archived_closed(store, &chat, 3).await;
     let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
     assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
     live.stop().await;
@@ -792,17 +694,12 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
 /// order, the welcome's and the live ones together.
 #[tokio::test]
 async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
-    let scratch = TempDir::new("buddy-cluster-welcome-race");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let fast = |s: &mut switchboard::config::Settings| {
+    let fast = |s: &mut Settings| {
         s.buddy_grace = GRACE;
         s.rate_limit_per_sec = 100_000;
         s.rate_limit_burst = 100_000;
     };
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, fast).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, fast).await;
-    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, fast).await;
+    let ([alpha, beta, gamma], _servers) = nodes("buddy-cluster-welcome-race", ["alpha", "beta", "gamma"], fast).await;
     let (mut ann, _) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
     let key = wb["key"].as_str().unwrap().to_string();
@@ -860,9 +757,9 @@ async fn a_page_opened_in_a_running_chat_mid_flow_gets_every_line_once() {
 /// closing. (On code whose heir took over only running chats, it stayed open for ever.)
 #[tokio::test]
 async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was_stopped() {
-    let scratch = TempDir::new("buddy-cluster-heir-ended");
-    let redis = RedisServer::start().await;
-    let (mut doomed, bind, store, live) = doomed_and_live(&redis, &scratch).await;
+    let (mut doomed, bind, [live], servers) = doomed_and_live("buddy-cluster-heir-ended").await;
+    let store = &servers.store;
+    let redis = &servers.redis;
 
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
@@ -878,7 +775,7 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
     assert_eq!(ann.next_of("buddy_chat_ended").await["chat_id"], chat.as_str());
     // The chat ended with doomed still a member (not reaped yet): its heir inherits an
     // ended chat, not a running one.
-    let ended = registered_nodes(&redis).await;
+    let ended = registered_nodes(redis).await;
     assert!(
         ended.contains(&"doomed".to_string()),
         "doomed was reaped before the end: {ended:?}"
@@ -887,7 +784,7 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
     let _ = doomed.0.wait();
     drop(bob);
 
-    let record = archived_closed(&store, &chat, 3).await;
+    let record = archived_closed(store, &chat, 3).await;
     let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
     assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
     live.stop().await;
@@ -899,11 +796,7 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
 /// their desk closes, after the grace period.
 #[tokio::test]
 async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
-    let scratch = TempDir::new("buddy-cluster-staff");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch).await;
-    let beta = node(&store, &redis, "beta", &scratch).await;
+    let ([alpha, beta], _servers) = nodes("buddy-cluster-staff", ["alpha", "beta"], buddy_grace).await;
 
     let _ann = alpha.agent("ann", &["general"], 1).await;
     let admin = beta.admin().await;
@@ -957,24 +850,22 @@ async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
 /// him all along, is told nothing.
 #[tokio::test]
 async fn a_stalled_nodes_buddy_is_let_go_on_waking_and_comes_back_elsewhere_as_themselves() {
-    let scratch = TempDir::new("buddy-cluster-stall");
-    let redis = RedisServer::start().await;
     let grace = Duration::from_secs(8);
-    let (sleepy, bind, uri, db) = node_process(&redis, &scratch, "sleepy", "8").await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node_with(store, &redis, "live", &scratch, move |s| s.buddy_grace = grace).await;
+    let (sleepy, bind, [live], servers) = process_and_nodes(
+        "buddy-cluster-stall",
+        Process::named("sleepy").env(&[("BUDDY_GRACE_SECS", "8")]),
+        ["live"],
+        move |s| s.buddy_grace = grace,
+    )
+    .await;
+    let mut conn = redis_conn(&servers.redis).await;
     let (mut ann, _) = buddy(&live, "Ann", None).await;
     let (mut bob, wb) = buddy_on(&bind, "Bob", None).await;
     let (ib, key) = (id(&wb), wb["key"].as_str().unwrap().to_string());
     assert_eq!(ann.next_of("buddy_joined").await["buddy"]["id"].as_u64(), Some(ib));
 
     signal(&sleepy.0, libc::SIGSTOP);
-    let mut conn = redis_conn(&redis).await;
-    let deadline = Instant::now() + WAIT;
-    while registered(&mut conn, "sleepy").await.is_some() {
-        assert!(Instant::now() < deadline, "the stalled node was never reaped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_reaped(&mut conn, "sleepy").await;
     signal(&sleepy.0, libc::SIGCONT);
     assert_eq!(
         bob.closed().await.map(u16::from),

@@ -2,16 +2,12 @@
 //! resumed gets `agent_welcome` first, its chat snapshot holding the history, and no line
 //! of that history a second time as a `message` frame (before or after the welcome).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
+use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
 use crate::common::Ws;
-use crate::redis_server::RedisServer;
 
 fn seqs(messages: &Value) -> Vec<u64> {
     messages
@@ -26,22 +22,18 @@ fn seqs(messages: &Value) -> Vec<u64> {
 /// gamma, then the agent signs in on gamma: welcome first, each line once.
 #[tokio::test]
 async fn an_agent_back_where_their_customer_resumed_gets_the_welcome_first_and_each_line_once() {
-    let scratch = TempDir::new("cluster-agent-return");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(15);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
-    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, grace).await;
-    let token = beta.agent_account("ann", &["general"], 1).await;
-    let mut agent = Ws::agent(&beta, &token).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let ChatAcrossNodes {
+        mut agent,
+        agent_token: token,
+        customer: mut carla,
+        chat,
+        nodes: [alpha, beta, gamma],
+        servers: _servers,
+        ..
+    } = chat_across_nodes_with("cluster-agent-return", ["alpha", "beta", "gamma"], |s| {
+        s.resume_grace = Duration::from_secs(15)
+    })
+    .await;
     carla.send(json!({"type": "message", "text": "one"})).await;
     assert_eq!(agent.next_of("message").await["seq"], 1);
     agent

@@ -4,16 +4,14 @@
 //! the agent in the archive once, and the chat's end (`customer_gone`, a disconnect)
 //! archived when the grace period runs out.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::store::{EndReason, SharedStore};
+use switchboard::store::EndReason;
 
-use crate::archive::TempDir;
-use crate::cluster_hub::{NodeProcess, node_process, node_with};
+use crate::cluster_fixture::{Process, available_agent, customer_on, process_and_nodes, sent_and_seen};
+use crate::cluster_hub::node_with;
 use crate::common::Ws;
-use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
 const WAIT: Duration = Duration::from_secs(30);
@@ -52,41 +50,22 @@ async fn the_reaper_keeps_archiving_when_the_agent_moves_to_another_node() {
 }
 
 async fn killed_customer_node_never_back(agent_moves: bool) {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("cluster-archive-handover");
-    let NodeProcess {
-        running: mut doomed,
-        bind,
-        uri,
-        db,
-        ..
-    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
     // The reaper runs the customer's grace timer: 3 s here.
-    let live = node_with(store.clone(), &redis, "live", &scratch, |s| {
-        s.resume_grace = Duration::from_secs(3)
-    })
-    .await;
-    let token = live.agent_account("ann", &["general"], 1).await;
-    let mut agent = Ws::agent(&live, &token).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
+    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(3);
+    let (mut doomed, bind, [live], servers) =
+        process_and_nodes("cluster-archive-handover", Process::named("doomed"), ["live"], grace).await;
+    let store = &servers.store;
+    let redis = &servers.redis;
+    let scratch = &servers.scratch;
+    let (mut agent, token) = available_agent(&live, "ann", &["general"], 1).await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
-    carla
-        .send(json!({"type": "message", "text": "c1", "client_id": "c1"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
+    let c1 = json!({"type": "message", "text": "c1", "client_id": "c1"});
+    sent_and_seen(&mut carla, &mut agent, c1, 1).await;
 
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
@@ -98,10 +77,7 @@ async fn killed_customer_node_never_back(agent_moves: bool) {
         // Once the reaper holds the customer (the agent is told they are away), the agent
         // drops and signs in on another node, within their grace period.
         agent.next_of("peer_away").await;
-        let other = node_with(store.clone(), &redis, "other", &scratch, |s| {
-            s.resume_grace = Duration::from_secs(3)
-        })
-        .await;
+        let other = node_with(store.clone(), redis, "other", scratch, grace).await;
         drop(agent);
         // Until the live node has recorded the drop, the agent is still online there
         // (`already_online`): the desk tries again, as the agent page does.

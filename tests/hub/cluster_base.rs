@@ -4,7 +4,6 @@
 //! MongoDB-wire server (through `scripts/with-mongo.sh`).
 
 use crate::common::signal;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,8 @@ use futures_util::FutureExt;
 use serde_json::{Value, json};
 use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
-use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
+use crate::archive::{TempDir, mongo_uri};
+use crate::cluster_fixture::{Process, process_and_nodes};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 use crate::storeops::{hub_command, refuses};
@@ -58,16 +58,24 @@ pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 /// A hub in this process that joins the cluster at `redis` as `node`, on `store`, with
 /// its own `DATA_DIR` (a MongoDB hub keeps its archive spool there) inside `scratch`.
 pub(crate) async fn node_on(store: SharedStore, redis: &RedisServer, node: &str, scratch: &TempDir) -> TestHub {
-    let (url, node) = (redis.url(), node.to_string());
-    let data_dir = scratch.0.join(&node);
-    TestHub::with_store(store, move |s| {
-        s.data_dir = data_dir;
-        s.redis_url = Some(url);
-        s.node_id = node;
-        s.cluster_lease = Duration::from_millis(LEASE_MS);
-        s.cluster_renew = Duration::from_millis(RENEW_MS);
-    })
-    .await
+    crate::cluster_hub::node_with(store, redis, node, scratch, |_| {}).await
+}
+
+/// Registers "ghost" (incarnation 3) as a node that registered long ago and never
+/// renewed: its lease deadline long past.
+async fn ghost(mut conn: redis::aio::MultiplexedConnection) {
+    redis::pipe()
+        .cmd("HSET")
+        .arg("{sb}:nodes")
+        .arg("ghost")
+        .arg(3)
+        .cmd("ZADD")
+        .arg("{sb}:leases")
+        .arg(1_000)
+        .arg("ghost")
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 async fn get(url: &str) -> (u16, Value) {
@@ -104,13 +112,12 @@ async fn a_session_survives_a_hub_restart_on_the_same_store() {
 
     let second = TestHub::with_store(store.clone(), |_| {}).await;
     let client = reqwest::Client::new();
-    let me = client
-        .get(second.url("/api/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200, "the session made before the restart still signs in");
+    let me = |client: &reqwest::Client| client.get(second.url("/api/me")).bearer_auth(&token).send();
+    assert_eq!(
+        me(&client).await.unwrap().status(),
+        200,
+        "the session made before the restart still signs in"
+    );
     let mut ann = Ws::agent(&second, &token).await;
     let out = client
         .post(second.url("/api/logout"))
@@ -120,13 +127,7 @@ async fn a_session_survives_a_hub_restart_on_the_same_store() {
         .unwrap();
     assert_eq!(out.status(), 204);
     assert_eq!(ann.closed().await.map(u16::from), Some(4001));
-    let me = client
-        .get(second.url("/api/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 401, "signed out");
+    assert_eq!(me(&client).await.unwrap().status(), 401, "signed out");
     second.stop().await;
 }
 
@@ -175,19 +176,7 @@ async fn a_live_node_reaps_a_dead_one() {
     let scratch = TempDir::new("cluster");
     let redis = RedisServer::start().await;
     let conn = redis_conn(&redis).await;
-    // A node that registered long ago and never renewed.
-    redis::pipe()
-        .cmd("HSET")
-        .arg("{sb}:nodes")
-        .arg("ghost")
-        .arg(3)
-        .cmd("ZADD")
-        .arg("{sb}:leases")
-        .arg(1_000)
-        .arg("ghost")
-        .exec_async(&mut conn.clone())
-        .await
-        .unwrap();
+    ghost(conn.clone()).await;
     let hub = node_on(Arc::new(MemoryStore::new()), &redis, "alpha", &scratch).await;
     eventually("alpha registers", || registered(conn.clone(), "alpha")).await;
     eventually("the ghost is reaped", || async {
@@ -274,51 +263,18 @@ async fn redis_down_is_reported_and_an_empty_redis_is_rejoined_without_a_restart
     hub.stop().await;
 }
 
-/// A running hub process, killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A node stalled (SIGSTOP) past its lease is reaped by a live node; woken (SIGCONT), its
 /// next renewal is refused (`FENCED`) and it rejoins with a higher incarnation, as its
 /// log says. The real binary, on MongoDB (which `REDIS_URL` requires).
 #[tokio::test]
 async fn a_stalled_node_is_fenced_reaped_and_rejoins_with_a_higher_incarnation() {
-    let redis = RedisServer::start().await;
-    let conn = redis_conn(&redis).await;
-    let scratch = TempDir::new("cluster-stall");
-    let port = free_port();
-    let (bind, url, uri) = (format!("127.0.0.1:{port}"), redis.url(), mongo_uri());
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
-    let (lease, renew) = (LEASE_MS.to_string(), RENEW_MS.to_string());
-    let envs = [
-        ("BIND_ADDR", bind.as_str()),
-        ("STORE", "mongodb"),
-        ("MONGODB_URI", uri.as_str()),
-        ("MONGODB_DB", db.as_str()),
-        ("REDIS_URL", url.as_str()),
-        ("NODE_ID", "sleepy"),
-        ("CLUSTER_LEASE_MS", lease.as_str()),
-        ("CLUSTER_RENEW_MS", renew.as_str()),
-    ];
-    let log = scratch.0.join("sleepy.log");
-    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
-    // The log goes to standard output (tracing's default).
-    command
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null());
-    let sleepy = Running(command.spawn().expect("the hub binary starts"));
-    wait_for_port(port).await;
+    // The real binary, its log kept (tracing writes to standard output), and a live node
+    // beside it, in this process, on the same MongoDB.
+    let (sleepy, bind, [awake], servers) =
+        process_and_nodes("cluster-stall", Process::named("sleepy").logged(), ["awake"], |_| {}).await;
+    let log = servers.scratch.0.join("sleepy.log");
+    let conn = redis_conn(&servers.redis).await;
     let before = eventually("sleepy registers", || registered(conn.clone(), "sleepy")).await;
-
-    // A live node beside it, in this process, on the same MongoDB.
-    let store: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
-    let awake = node_on(store, &redis, "awake", &scratch).await;
     eventually("awake registers", || registered(conn.clone(), "awake")).await;
 
     signal(&sleepy.0, libc::SIGSTOP);
@@ -454,18 +410,7 @@ impl switchboard::cluster::lease::NodeLost for RecordingHook {
 async fn a_dead_node_is_handed_over_before_it_is_removed() {
     let redis = RedisServer::start().await;
     let conn = redis_conn(&redis).await;
-    redis::pipe()
-        .cmd("HSET")
-        .arg("{sb}:nodes")
-        .arg("ghost")
-        .arg(3)
-        .cmd("ZADD")
-        .arg("{sb}:leases")
-        .arg(1_000)
-        .arg("ghost")
-        .exec_async(&mut conn.clone())
-        .await
-        .unwrap();
+    ghost(conn.clone()).await;
     let mut settings = switchboard::config::Settings::for_tests();
     settings.redis_url = Some(redis.url());
     settings.node_id = "alpha".into();

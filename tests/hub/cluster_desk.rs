@@ -3,23 +3,14 @@
 //! told), and a busy agent on one node is available again when their chat with a customer
 //! on another node ends.
 
-use std::sync::Arc;
-
 use serde_json::json;
-use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
+use crate::cluster_fixture::nodes;
 use crate::common::Ws;
-use crate::redis_server::RedisServer;
 
 #[tokio::test]
 async fn hours_changed_on_one_node_are_honoured_on_the_others_at_once() {
-    let scratch = TempDir::new("cluster-desk-hours");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let ([alpha, beta], _servers) = nodes("cluster-desk-hours", ["alpha", "beta"], |_| {}).await;
 
     let mut waiting = beta.customer("Early", "general").await;
     waiting.next_of("queued").await;
@@ -73,11 +64,7 @@ async fn hours_changed_on_one_node_are_honoured_on_the_others_at_once() {
 
 #[tokio::test]
 async fn a_busy_agent_is_available_again_when_their_chat_on_another_node_ends() {
-    let scratch = TempDir::new("cluster-desk-busy");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let ([alpha, beta], _servers) = nodes("cluster-desk-busy", ["alpha", "beta"], |_| {}).await;
 
     let mut agent = alpha.agent("ann", &["general"], 2).await;
     let mut first = beta.customer("First", "general").await;

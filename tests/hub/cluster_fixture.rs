@@ -1,24 +1,267 @@
-//! The opening several cluster tests share: one chat whose two sides are on different
-//! nodes. A memory store and one real `redis-server` shared by in-process nodes (resume
-//! grace 10 s, so a side may move to another node and come back in time); the agent
-//! "ann" (limit 1, category "general") signs in on the second node and is available;
-//! the customer "Carla" joins on the first and both are told of the chat.
+//! The openings cluster tests share, each written once: nodes in this process on one
+//! memory store and one real `redis-server` ([`nodes`]); a real hub process on MongoDB
+//! with in-process nodes beside it on the same database ([`process_and_nodes`]); a chat
+//! whose two sides are on different nodes ([`chat_across_nodes`]); the people in them
+//! ([`available_agent`], [`customer_on`], a chat on one node or two: [`paired`]) and the waits on Redis they repeat ([`until_registered`],
+//! [`until_reaped`], [`redis_shows`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
-use switchboard::store::{MemoryStore, SharedStore};
+use serde_json::{Value, json};
+use switchboard::config::Settings;
+use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
-use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
-use crate::common::{TestHub, Ws};
+use crate::archive::{TempDir, free_port};
+use crate::cluster_hub::{Running, node_process_with, node_with, registered};
+use crate::common::{Api, TestHub, Ws};
 use crate::redis_server::RedisServer;
 
+/// How long a test waits for something the cluster must do (several leases' worth).
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What the nodes share and use until they stop: the redis-server (a test may pause,
+/// kill or restart it), the scratch directory their data directories are in (a test may
+/// start another node there) and their store. Bind it to a name (`_servers`) until the
+/// end of the test: dropped (`_`), it would stop Redis under the nodes.
+pub(crate) struct Servers {
+    pub redis: RedisServer,
+    pub scratch: TempDir,
+    pub store: SharedStore,
+}
+
+/// Starts a redis-server and one node per name on one memory store, each node's
+/// settings changed by `tweak` after the cluster's; each holds its lease on return.
+pub(crate) async fn nodes<const N: usize>(
+    scratch: &str,
+    names: [&str; N],
+    tweak: impl Fn(&mut Settings) + Copy,
+) -> ([TestHub; N], Servers) {
+    let scratch = TempDir::new(scratch);
+    let redis = RedisServer::start().await;
+    nodes_at(redis, scratch, names, tweak).await
+}
+
+/// As [`nodes`], Redis keeping its data (an append-only file, synced on every write) in
+/// the returned directory, so that a test may start it again with its data
+/// (`RedisServer::start_with(servers.redis.port, Some(&data))`).
+pub(crate) async fn nodes_with_redis_data<const N: usize>(
+    scratch: &str,
+    names: [&str; N],
+    tweak: impl Fn(&mut Settings) + Copy,
+) -> ([TestHub; N], Servers, PathBuf) {
+    let scratch = TempDir::new(scratch);
+    let data = scratch.0.join("redis-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let redis = RedisServer::start_with(free_port(), Some(&data)).await;
+    let (nodes, servers) = nodes_at(redis, scratch, names, tweak).await;
+    (nodes, servers, data)
+}
+
+async fn nodes_at<const N: usize>(
+    redis: RedisServer,
+    scratch: TempDir,
+    names: [&str; N],
+    tweak: impl Fn(&mut Settings) + Copy,
+) -> ([TestHub; N], Servers) {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let nodes = nodes_on(&store, &redis, &scratch, names, tweak).await;
+    (nodes, Servers { redis, scratch, store })
+}
+
+/// One node per name on `store`, in the cluster at `redis`, one after the other.
+pub(crate) async fn nodes_on<const N: usize>(
+    store: &SharedStore,
+    redis: &RedisServer,
+    scratch: &TempDir,
+    names: [&str; N],
+    tweak: impl Fn(&mut Settings) + Copy,
+) -> [TestHub; N] {
+    let mut nodes = Vec::with_capacity(N);
+    for name in names {
+        nodes.push(node_with(store.clone(), redis, name, scratch, tweak).await);
+    }
+    nodes.try_into().unwrap_or_else(|_| unreachable!("one node per name"))
+}
+
+/// The real hub process [`process_and_nodes`] starts: its node id, whether its standard
+/// output (its log) is kept in the scratch directory as `<name>.log`, and settings of its
+/// own (environment variables, after and over the cluster's).
+pub(crate) struct Process<'a> {
+    pub name: &'a str,
+    pub log: bool,
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> Process<'a> {
+    pub(crate) fn named(name: &'a str) -> Self {
+        Process {
+            name,
+            log: false,
+            env: &[],
+        }
+    }
+
+    pub(crate) fn logged(self) -> Self {
+        Process { log: true, ..self }
+    }
+
+    pub(crate) fn env(self, env: &'a [(&'a str, &'a str)]) -> Self {
+        Process { env, ..self }
+    }
+}
+
+/// A real hub process and nodes in this process beside it, as [`process_and_nodes`]
+/// started them: the process (killed when dropped: bind it to a name), its address
+/// (`127.0.0.1:port`), the nodes, and what they share (the store is the process's MongoDB
+/// database, one archive for all).
+pub(crate) type ProcessAndNodes<const N: usize> = (Running, String, [TestHub; N], Servers);
+
+/// Starts a redis-server, the real hub process `process` on a MongoDB database of its
+/// own (registered on return; its log, if kept, is `<name>.log` in `servers.scratch`),
+/// then one node in this process per name on that database, each node's settings changed
+/// by `tweak` after the cluster's.
+pub(crate) async fn process_and_nodes<const N: usize>(
+    scratch: &str,
+    process: Process<'_>,
+    names: [&str; N],
+    tweak: impl Fn(&mut Settings) + Copy,
+) -> ProcessAndNodes<N> {
+    let redis = RedisServer::start().await;
+    let mut conn = redis_conn(&redis).await;
+    let scratch = TempDir::new(scratch);
+    let log = process.log.then(|| scratch.0.join(format!("{}.log", process.name)));
+    let started = node_process_with(&redis, &mut conn, &scratch, process.name, log.as_deref(), process.env).await;
+    let store: SharedStore = Arc::new(MongoStore::connect(&started.uri, &started.db).await.unwrap());
+    let nodes = nodes_on(&store, &redis, &scratch, names, tweak).await;
+    (started.running, started.bind, nodes, Servers { redis, scratch, store })
+}
+
+/// Kills `redis` (SIGKILL) and starts an empty one on its port at once: a crash without
+/// persistence.
+pub(crate) async fn killed_and_back_empty(redis: &mut RedisServer) -> RedisServer {
+    let port = redis.port;
+    redis.kill();
+    RedisServer::start_with(port, None).await
+}
+
+/// A connection to `redis` that reconnects by itself.
+pub(crate) async fn redis_conn(redis: &RedisServer) -> redis::aio::ConnectionManager {
+    redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// The incarnation `node` registers with, waiting for it.
+pub(crate) async fn until_registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(incarnation) = registered(conn, node).await {
+            return incarnation;
+        }
+        assert!(Instant::now() < deadline, "{node} never registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `node` is no longer registered (reaped, or gone of itself).
+pub(crate) async fn until_reaped(conn: &mut redis::aio::ConnectionManager, node: &str) {
+    let deadline = Instant::now() + WAIT;
+    while registered(conn, node).await.is_some() {
+        assert!(Instant::now() < deadline, "{node} was never reaped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `hub`'s health once it shows its Redis connection `state` ("up" or "down").
+pub(crate) async fn redis_shows(hub: &TestHub, state: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
+        if health["cluster"]["redis"] == state {
+            return health;
+        }
+        assert!(Instant::now() < deadline, "Redis never showed {state}: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The live figures `admin` reads (`/api/admin/stats`) once `shown` accepts them.
+pub(crate) async fn stats_showing(admin: &Api, what: &str, shown: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, stats) = admin.get("/api/admin/stats").await;
+        if shown(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "never happened: {what}: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An agent account made on `hub`, signed in there and set available (their profile
+/// not read yet); the socket and the session token (to sign in again elsewhere).
+pub(crate) async fn available_agent(hub: &TestHub, name: &str, categories: &[&str], limit: u8) -> (Ws, String) {
+    let token = hub.agent_account(name, categories, limit).await;
+    let mut agent = Ws::agent(hub, &token).await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    (agent, token)
+}
+
+/// The agent `agent` (limit `limit`, category "general") signed in on `agent_hub` and
+/// available (their profile read), and the customer `customer`, who joined "general" on
+/// `customer_hub` (the same hub or another node), paired and both told: the agent's and
+/// the customer's sockets and the chat's id.
+pub(crate) async fn paired(
+    agent_hub: &TestHub,
+    agent: &str,
+    limit: u8,
+    customer_hub: &TestHub,
+    customer: &str,
+) -> (Ws, Ws, Value) {
+    let mut agent = agent_hub.agent(agent, &["general"], limit).await;
+    let mut customer = customer_hub.customer(customer, "general").await;
+    let chat = customer.next_of("chat_started").await["chat_id"].clone();
+    agent.next_of("chat_started").await;
+    (agent, customer, chat)
+}
+
+/// `frame` (a chat message) sent by `from`: acknowledged with `seq`, and delivered to `to`
+/// with it.
+pub(crate) async fn sent_and_seen(from: &mut Ws, to: &mut Ws, frame: Value, seq: u64) {
+    from.send(frame).await;
+    assert_eq!(from.next_of("ack").await["seq"], seq);
+    assert_eq!(to.next_of("message").await["seq"], seq);
+}
+
+/// `text` sent by the customer `ws` with `client_id` while Redis is away: refused
+/// `cluster_unavailable`, naming the client id.
+pub(crate) async fn refused_for_now(ws: &mut Ws, text: &str, client_id: &str) {
+    ws.send(json!({"type": "message", "text": text, "client_id": client_id}))
+        .await;
+    let refused = ws.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("cluster_unavailable"), Some(client_id)),
+        "{refused}"
+    );
+}
+
+/// A customer who joined `category` on the hub process at `bind`, their welcome read
+/// (as [`TestHub::customer`] on a node in this process).
+pub(crate) async fn customer_on(bind: &str, name: &str, category: &str) -> Ws {
+    let mut ws = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
+    ws.send(json!({"type": "join", "name": name, "category": category}))
+        .await;
+    let welcome = ws.next_of("welcome").await;
+    ws.token = welcome["resume_token"].as_str().map(String::from);
+    ws
+}
+
 /// A chat across nodes, as [`chat_across_nodes`] opened it. The fields drop in order:
-/// the clients, then the nodes, then Redis and the scratch directory they use. A test
-/// that takes it apart binds `servers` to a name (`servers: _servers`): a field left to
-/// `..` would be dropped at once, stopping Redis under the nodes.
+/// the clients, then the nodes, then Redis and the scratch directory they use (bind
+/// `servers` to a name when taking it apart: a field left to `..` is dropped at once).
 pub(crate) struct ChatAcrossNodes<const N: usize> {
     /// Ann, on `nodes[1]`, and her session token (to sign in again elsewhere).
     pub agent: Ws,
@@ -32,14 +275,10 @@ pub(crate) struct ChatAcrossNodes<const N: usize> {
     pub servers: Servers,
 }
 
-/// What the nodes use until they stop: the redis-server (a test may pause or kill it)
-/// and their data directories.
-pub(crate) struct Servers {
-    pub redis: RedisServer,
-    _scratch: TempDir,
-}
-
-/// Starts one node per name (N ≥ 2) and opens the chat: Carla on the first, Ann on the second.
+/// Starts one node per name (N ≥ 2, resume grace 10 s, so a side may move to another
+/// node and come back in time) and opens a chat: the agent "ann" (limit 1, category
+/// "general") signs in on the second node and is available; the customer "Carla" joins
+/// on the first and both are told of the chat.
 pub(crate) async fn chat_across_nodes<const N: usize>(scratch: &str, names: [&str; N]) -> ChatAcrossNodes<N> {
     chat_across_nodes_with(scratch, names, |s| s.resume_grace = Duration::from_secs(10)).await
 }
@@ -48,20 +287,12 @@ pub(crate) async fn chat_across_nodes<const N: usize>(scratch: &str, names: [&st
 pub(crate) async fn chat_across_nodes_with<const N: usize>(
     scratch: &str,
     names: [&str; N],
-    tweak: impl Fn(&mut switchboard::config::Settings) + Copy,
+    tweak: impl Fn(&mut Settings) + Copy,
 ) -> ChatAcrossNodes<N> {
     assert!(N >= 2, "a chat across nodes needs two of them");
-    let scratch = TempDir::new(scratch);
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let mut nodes = Vec::with_capacity(N);
-    for name in names {
-        nodes.push(node_with(store.clone(), &redis, name, &scratch, tweak).await);
-    }
-    let nodes: [TestHub; N] = nodes.try_into().unwrap_or_else(|_| unreachable!("one node per name"));
-    let token = nodes[1].agent_account("ann", &["general"], 1).await;
-    let mut agent = Ws::agent(&nodes[1], &token).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
+    let (nodes, servers) = nodes(scratch, names, tweak).await;
+    let store = servers.store.clone();
+    let (mut agent, agent_token) = available_agent(&nodes[1], "ann", &["general"], 1).await;
     let mut customer = nodes[0].customer("Carla", "general").await;
     let chat = customer.next_of("chat_started").await["chat_id"]
         .as_str()
@@ -70,14 +301,11 @@ pub(crate) async fn chat_across_nodes_with<const N: usize>(
     agent.next_of("chat_started").await;
     ChatAcrossNodes {
         agent,
-        agent_token: token,
+        agent_token,
         customer,
         chat,
         nodes,
         store,
-        servers: Servers {
-            redis,
-            _scratch: scratch,
-        },
+        servers,
     }
 }

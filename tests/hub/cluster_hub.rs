@@ -7,16 +7,19 @@ use crate::common::signal;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::future::join_all;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::cluster::routing_events::read_events;
 use switchboard::cluster::routing_scripts::read_snapshot;
 use switchboard::core::routing::Decision;
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
+use switchboard::store::SharedStore;
 
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
+use crate::cluster_fixture::{
+    Process, customer_on, nodes, paired, process_and_nodes, redis_conn, redis_shows, refused_for_now, stats_showing,
+    until_reaped, until_registered,
+};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 use crate::storeops::hub_command;
@@ -27,28 +30,9 @@ const WAIT: Duration = Duration::from_secs(20);
 const LEASE_MS: u64 = 1_000;
 const RENEW_MS: u64 = 200;
 
-/// A hub in this process that joins the cluster at `redis` as `node`, on `store`; returns
-/// once it holds its lease (before, every routing call would be refused).
-async fn node_on(store: SharedStore, redis: &RedisServer, node: &str, scratch: &TempDir) -> TestHub {
-    node_with(store, redis, node, scratch, |_| {}).await
-}
-
-async fn node_with_lease(
-    store: SharedStore,
-    redis: &RedisServer,
-    node: &str,
-    scratch: &TempDir,
-    lease_ms: u64,
-    renew_ms: u64,
-) -> TestHub {
-    node_with(store, redis, node, scratch, move |s| {
-        s.cluster_lease = Duration::from_millis(lease_ms);
-        s.cluster_renew = Duration::from_millis(renew_ms);
-    })
-    .await
-}
-
-/// As [`node_on`], with the settings changed by `tweak` after the cluster's.
+/// A hub in this process that joins the cluster at `redis` as `node`, on `store`, with
+/// the settings changed by `tweak` after the cluster's; returns once it holds its lease
+/// (before, every routing call would be refused).
 pub(crate) async fn node_with(
     store: SharedStore,
     redis: &RedisServer,
@@ -96,11 +80,8 @@ pub(crate) async fn messages(ws: &mut Ws, n: usize) -> Vec<Value> {
 /// customer waiting on alpha.
 #[tokio::test]
 async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
-    let scratch = TempDir::new("cluster-hub");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_on(store.clone(), &redis, "alpha", &scratch).await;
-    let beta = node_on(store.clone(), &redis, "beta", &scratch).await;
+    let ([alpha, beta], servers) = nodes("cluster-hub", ["alpha", "beta"], |_| {}).await;
+    let store = &servers.store;
 
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
@@ -214,13 +195,8 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
 /// cluster (each node's replica agrees with Redis).
 #[tokio::test]
 async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
-    let scratch = TempDir::new("cluster-hub-race");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let mut nodes = vec![];
-    for name in ["n0", "n1", "n2"] {
-        nodes.push(node_on(store.clone(), &redis, name, &scratch).await);
-    }
+    let (nodes, servers) = nodes("cluster-hub-race", ["n0", "n1", "n2"], |_| {}).await;
+    let redis = &servers.redis;
     let categories = ["general", "sales"];
     let mut agents = vec![];
     let mut limits = vec![];
@@ -288,9 +264,7 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
     );
 
     // FIFO within each category: everyone paired came before everyone still waiting.
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
+    let mut conn = redis_conn(redis).await;
     let mut paired_tickets: HashMap<String, Vec<u64>> = HashMap::new();
     for event in read_events(&mut conn, "0-0", 100_000).await.unwrap() {
         for d in &event.applied.decisions {
@@ -312,23 +286,15 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
 
     // Every node's figures are the cluster's (its replica agrees with Redis).
     for (n, node) in nodes.iter().enumerate() {
-        let admin = node.admin().await;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (_, stats) = admin.get("/api/admin/stats").await;
+        let what = format!("node n{n}'s figures showing the cluster");
+        stats_showing(&node.admin().await, &what, |stats| {
             let waiting: u64 = stats["customers_waiting"]
                 .as_object()
                 .map(|m| m.values().filter_map(Value::as_u64).sum())
                 .unwrap_or(0);
-            if stats["chats_active"] == capacity && stats["agents_online"] == 6 && waiting == (60 - capacity) as u64 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node n{n}'s figures never showed the cluster: {stats}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            stats["chats_active"] == capacity && stats["agents_online"] == 6 && waiting == (60 - capacity) as u64
+        })
+        .await;
     }
     for node in nodes {
         node.stop().await;
@@ -342,22 +308,11 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
 /// order, none twice.
 #[tokio::test]
 async fn a_cut_chat_subscription_loses_no_message() {
-    let scratch = TempDir::new("cluster-hub-cut");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_on(store.clone(), &redis, "alpha", &scratch).await;
-    let beta = node_on(store.clone(), &redis, "beta", &scratch).await;
-    let mut agent = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let ([alpha, beta], servers) = nodes("cluster-hub-cut", ["alpha", "beta"], |_| {}).await;
+    let redis = &servers.redis;
+    let (mut agent, mut carla, chat) = paired(&beta, "ann", 1, &alpha, "Carla").await;
 
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
+    let mut conn = redis_conn(redis).await;
     const SENT: u64 = 40;
     for i in 0..SENT {
         if i == SENT / 4 {
@@ -425,7 +380,6 @@ pub(crate) struct NodeProcess {
     pub bind: String,
     pub uri: String,
     pub db: String,
-    pub incarnation: u64,
 }
 
 pub(crate) async fn node_process(
@@ -434,6 +388,19 @@ pub(crate) async fn node_process(
     scratch: &TempDir,
     node: &str,
     log: Option<&std::path::Path>,
+) -> NodeProcess {
+    node_process_with(redis, conn, scratch, node, log, &[]).await
+}
+
+/// As [`node_process`], with settings of its own (`more`: environment variables, after
+/// and over the cluster's, such as a longer lease or a test hook).
+pub(crate) async fn node_process_with(
+    redis: &RedisServer,
+    conn: &mut redis::aio::ConnectionManager,
+    scratch: &TempDir,
+    node: &str,
+    log: Option<&std::path::Path>,
+    more: &[(&str, &str)],
 ) -> NodeProcess {
     let port = free_port();
     let (bind, url, uri) = (format!("127.0.0.1:{port}"), redis.url(), mongo_uri());
@@ -449,6 +416,7 @@ pub(crate) async fn node_process(
         ("CLUSTER_LEASE_MS", lease.as_str()),
         ("CLUSTER_RENEW_MS", renew.as_str()),
     ];
+    let envs: Vec<(&str, &str)> = envs.iter().chain(more).copied().collect();
     let mut command = hub_command(&scratch.0, &envs, &["serve"]);
     match log {
         Some(path) => command.stdout(std::fs::File::create(path).unwrap()),
@@ -457,21 +425,8 @@ pub(crate) async fn node_process(
     command.stderr(std::process::Stdio::null());
     let running = Running(command.spawn().expect("the hub binary starts"));
     wait_for_port(port).await;
-    let deadline = Instant::now() + WAIT;
-    let incarnation = loop {
-        if let Some(incarnation) = registered(conn, node).await {
-            break incarnation;
-        }
-        assert!(Instant::now() < deadline, "{node} never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    NodeProcess {
-        running,
-        bind,
-        uri,
-        db,
-        incarnation,
-    }
+    until_registered(conn, node).await;
+    NodeProcess { running, bind, uri, db }
 }
 
 /// Cluster scenario 3: a customer on a real hub process ("sleepy") chats with an
@@ -483,28 +438,19 @@ pub(crate) async fn node_process(
 /// incarnation; the agent's chat ends after the grace period, and nothing was doubled.
 #[tokio::test]
 async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("cluster-hub-stall");
-    let log = scratch.0.join("sleepy.log");
-    let NodeProcess {
-        running: sleepy,
-        bind,
-        uri,
-        db,
-        incarnation: before,
-    } = node_process(&redis, &mut conn, &scratch, "sleepy", Some(&log)).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let awake = node_on(store, &redis, "awake", &scratch).await;
+    let (sleepy, bind, [awake], servers) = process_and_nodes(
+        "cluster-hub-stall",
+        Process::named("sleepy").logged(),
+        ["awake"],
+        |_| {},
+    )
+    .await;
+    let log = servers.scratch.0.join("sleepy.log");
+    let mut conn = redis_conn(&servers.redis).await;
+    let before = until_registered(&mut conn, "sleepy").await;
 
     let mut agent = awake.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    carla.next_of("welcome").await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"]
         .as_str()
         .unwrap()
@@ -519,11 +465,7 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
 
     signal(&sleepy.0, libc::SIGSTOP);
     carla.send(json!({"type": "message", "text": "during the stall"})).await;
-    let deadline = Instant::now() + WAIT;
-    while registered(&mut conn, "sleepy").await.is_some() {
-        assert!(Instant::now() < deadline, "the stalled node was never reaped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_reaped(&mut conn, "sleepy").await;
     assert_eq!(
         agent.next_of("peer_away").await["chat_id"],
         chat.as_str(),
@@ -536,14 +478,7 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
         Some(1012),
         "the fenced node lets go of its customer"
     );
-    let deadline = Instant::now() + WAIT;
-    let after = loop {
-        if let Some(incarnation) = registered(&mut conn, "sleepy").await {
-            break incarnation;
-        }
-        assert!(Instant::now() < deadline, "sleepy never rejoined");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let after = until_registered(&mut conn, "sleepy").await;
     assert!(after > before, "incarnation {after} after {before}");
     // The customer did not come back within the grace period: the live node ends the chat.
     let ended = agent.next_of("chat_ended").await;
@@ -574,36 +509,18 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
 /// lease has run out it lets go of its people (1012: reconnect).
 #[tokio::test]
 async fn with_redis_down_a_node_refuses_what_needs_it() {
-    let scratch = TempDir::new("cluster-hub-down");
-    let mut redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
     // A longer lease: the refusals are checked while the node still holds it.
-    let alpha = node_with_lease(store.clone(), &redis, "alpha", &scratch, 4_000, 300).await;
-    let beta = node_with_lease(store.clone(), &redis, "beta", &scratch, 4_000, 300).await;
-    let mut agent = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    carla.next_of("chat_started").await;
-    agent.next_of("chat_started").await;
+    let longer_lease = |s: &mut switchboard::config::Settings| {
+        s.cluster_lease = Duration::from_millis(4_000);
+        s.cluster_renew = Duration::from_millis(300);
+    };
+    let ([alpha, beta], mut servers) = nodes("cluster-hub-down", ["alpha", "beta"], longer_lease).await;
+    let redis = &mut servers.redis;
+    let (mut agent, mut carla, _) = paired(&beta, "ann", 1, &alpha, "Carla").await;
 
     redis.kill();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(alpha.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["cluster"]["redis"] == "down" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "alpha never saw Redis go: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    carla
-        .send(json!({"type": "message", "text": "lost?", "client_id": "x1"}))
-        .await;
-    let refused = carla.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("cluster_unavailable"), Some("x1")),
-        "{refused}"
-    );
+    redis_shows(&alpha, "down").await;
+    refused_for_now(&mut carla, "lost?", "x1").await;
     let mut dora = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
     dora.send(json!({"type": "join", "name": "Dora", "category": "general"}))
         .await;
@@ -634,38 +551,17 @@ async fn with_redis_down_a_node_refuses_what_needs_it() {
 /// capacity goes to a customer joining on the live node.
 #[tokio::test]
 async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_period() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("cluster-hub-kill");
-    let NodeProcess {
-        running: mut doomed,
-        bind,
-        uri,
-        db,
-        ..
-    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node_on(store, &redis, "live", &scratch).await;
+    let (mut doomed, bind, [live], servers) =
+        process_and_nodes("cluster-hub-kill", Process::named("doomed"), ["live"], |_| {}).await;
+    let mut conn = redis_conn(&servers.redis).await;
     let mut agent = live.agent("ann", &["general"], 1).await;
-    let join = |name: &'static str| {
-        let url = format!("ws://{bind}/ws/customer");
-        async move {
-            let mut ws = Ws::connect(&url, &[]).await.unwrap();
-            ws.send(json!({"type": "join", "name": name, "category": "general"}))
-                .await;
-            ws.next_of("welcome").await;
-            ws
-        }
-    };
-    let mut carla = join("Carla").await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
-    let mut dora = join("Dora").await;
+    let mut dora = customer_on(&bind, "Dora", "general").await;
     assert_eq!(dora.next_of("queued").await["place"], 1);
 
     doomed.0.kill().unwrap();
@@ -675,11 +571,7 @@ async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_perio
         chat.as_str(),
         "taken over by the live node"
     );
-    let deadline = Instant::now() + WAIT;
-    while registered(&mut conn, "doomed").await.is_some() {
-        assert!(Instant::now() < deadline, "the killed node was never reaped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_reaped(&mut conn, "doomed").await;
     let ended = agent.next_of("chat_ended").await;
     assert_eq!(
         (ended["chat_id"].as_str(), ended["reason"].as_str()),
@@ -690,19 +582,12 @@ async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_perio
     assert_eq!(erin.next_of("chat_started").await["peer_name"], "ANN");
     assert_eq!(agent.next_of("chat_started").await["peer_name"], "Erin");
     // The waiting customer left the line when their grace period ran out.
-    let admin = live.admin().await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, stats) = admin.get("/api/admin/stats").await;
-        if stats["chats_active"] == 1 && stats["customers_waiting"]["general"] == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the dead node's waiting customer never left: {stats}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stats_showing(
+        &live.admin().await,
+        "the dead node's waiting customer leaving",
+        |stats| stats["chats_active"] == 1 && stats["customers_waiting"]["general"] == 0,
+    )
+    .await;
     live.stop().await;
 }
 
@@ -776,11 +661,7 @@ async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
 /// refused with `already_joined` and the leave after it with `not_joined`).
 #[tokio::test]
 async fn a_customer_who_leaves_a_chat_may_join_again_on_the_same_connection() {
-    let scratch = TempDir::new("cluster-leave");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_on(store.clone(), &redis, "alpha", &scratch).await;
-    let beta = node_on(store.clone(), &redis, "beta", &scratch).await;
+    let ([alpha, beta], _servers) = nodes("cluster-leave", ["alpha", "beta"], |_| {}).await;
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     for round in 0..3 {

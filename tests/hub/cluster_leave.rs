@@ -2,19 +2,13 @@
 //! lease on the way out, so a live node reaps it at its next scan and takes its people
 //! over at once (their grace period starts now) instead of after the lease runs out.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use switchboard::store::{MongoStore, SharedStore};
 
-use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
-use crate::cluster_hub::node_with;
+use crate::cluster_fixture::{Process, customer_on, process_and_nodes, redis_conn, until_reaped};
 use crate::common::Ws;
-use crate::redis_server::RedisServer;
-use crate::storeops::hub_command;
 
-const WAIT: Duration = Duration::from_secs(20);
 /// The leaving node's lease: far longer than the test waits for the handover, so the
 /// handover can only come from the release, not from the lease running out.
 const LONG_LEASE_MS: u64 = 120_000;
@@ -42,55 +36,24 @@ async fn lease_deadline(conn: &mut redis::aio::ConnectionManager, node: &str) ->
 /// grace period on the live node with their token.
 #[tokio::test]
 async fn a_node_stopped_with_sigterm_hands_its_people_over_at_once() {
-    let redis = RedisServer::start().await;
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = redis::aio::ConnectionManager::new(client).await.unwrap();
-    let scratch = TempDir::new("cluster-leave");
-    let port = free_port();
-    let (bind, url, uri) = (format!("127.0.0.1:{port}"), redis.url(), mongo_uri());
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
     let lease = LONG_LEASE_MS.to_string();
-    let envs = [
-        ("BIND_ADDR", bind.as_str()),
-        ("STORE", "mongodb"),
-        ("MONGODB_URI", uri.as_str()),
-        ("MONGODB_DB", db.as_str()),
-        ("REDIS_URL", url.as_str()),
-        ("NODE_ID", "leaving"),
-        ("CLUSTER_LEASE_MS", lease.as_str()),
-        ("CLUSTER_RENEW_MS", "1000"),
-    ];
-    let mut command = hub_command(&scratch.0, &envs, &["serve"]);
-    command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut leaving = command.spawn().expect("the hub binary starts");
-    wait_for_port(port).await;
-    let deadline = Instant::now() + WAIT;
-    let lease_ends = loop {
-        if let Some(deadline) = lease_deadline(&mut conn, "leaving").await {
-            break deadline;
-        }
-        assert!(Instant::now() < deadline, "leaving never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-
-    let store: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+    let long_lease = [("CLUSTER_LEASE_MS", lease.as_str()), ("CLUSTER_RENEW_MS", "1000")];
     // The grace period runs on the live node (the reaper): long enough for the resume
     // below on a loaded machine.
-    let live = node_with(store, &redis, "live", &scratch, |s| {
-        s.resume_grace = Duration::from_secs(20);
-    })
+    let (mut leaving, bind, [live], servers) = process_and_nodes(
+        "cluster-leave",
+        Process::named("leaving").env(&long_lease),
+        ["live"],
+        |s| s.resume_grace = Duration::from_secs(20),
+    )
     .await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let lease_ends = lease_deadline(&mut conn, "leaving")
+        .await
+        .expect("leaving holds a lease");
     let mut agent = live.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    let token = carla.next_of("welcome").await["resume_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let token = carla.token.clone().unwrap();
     let chat = carla.next_of("chat_started").await["chat_id"]
         .as_str()
         .unwrap()
@@ -98,19 +61,15 @@ async fn a_node_stopped_with_sigterm_hands_its_people_over_at_once() {
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
 
     // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
-    assert_eq!(unsafe { libc::kill(leaving.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let status = leaving.wait().unwrap();
+    assert_eq!(unsafe { libc::kill(leaving.0.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let status = leaving.0.wait().unwrap();
     assert!(status.success(), "a SIGTERM stops the node cleanly: {status}");
     assert_eq!(
         agent.next_of("peer_away").await["chat_id"],
         chat.as_str(),
         "taken over by the live node"
     );
-    let deadline = Instant::now() + WAIT;
-    while lease_deadline(&mut conn, "leaving").await.is_some() {
-        assert!(Instant::now() < deadline, "the leaving node was never reaped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_reaped(&mut conn, "leaving").await;
     let now = redis_now_ms(&mut conn).await;
     assert!(
         now < lease_ends,

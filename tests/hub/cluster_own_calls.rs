@@ -3,15 +3,14 @@
 //! again, so the other nodes see those people go without waiting for this node's loss
 //! (which never comes: the outage is shorter than its lease).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
-use crate::cluster_hub::node_with;
+use crate::cluster_fixture::{
+    ChatAcrossNodes, chat_across_nodes_with, nodes, nodes_with_redis_data, redis_shows, sent_and_seen,
+};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 
@@ -32,20 +31,13 @@ async fn chat_on_two_nodes(scratch: &str) -> ChatAcrossNodes<2> {
     chat_across_nodes_with(scratch, ["alpha", "beta"], outlasting_lease).await
 }
 
+/// Waits for `hub` to show its Redis connection `state`, its lease kept.
 async fn redis_is(hub: &TestHub, state: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["cluster"]["redis"] == state {
-            assert!(
-                health["cluster"]["incarnation"].is_u64(),
-                "the node kept its lease: {health}"
-            );
-            return;
-        }
-        assert!(Instant::now() < deadline, "Redis never showed {state}: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let health = redis_shows(hub, state).await;
+    assert!(
+        health["cluster"]["incarnation"].is_u64(),
+        "the node kept its lease: {health}"
+    );
 }
 
 async fn buddy(hub: &TestHub, name: &str) -> (Ws, Value) {
@@ -108,19 +100,15 @@ async fn pages_closed_while_redis_is_away_are_seen_gone_once_it_is_back() {
 /// because the connection, idle across the restart, had not noticed it yet.
 #[tokio::test]
 async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
-    let scratch = TempDir::new("cluster-first-call");
-    let data = scratch.0.join("redis-data");
-    std::fs::create_dir_all(&data).unwrap();
-    let port = crate::archive::free_port();
-    let mut redis = RedisServer::start_with(port, Some(&data)).await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
     // Renewals 5 s apart: the restart falls between two of them.
     let slow_renewals = |s: &mut switchboard::config::Settings| {
         s.cluster_lease = Duration::from_secs(20);
         s.cluster_renew = Duration::from_secs(5);
     };
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, slow_renewals).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, slow_renewals).await;
+    let ([alpha, beta], mut servers, data) =
+        nodes_with_redis_data("cluster-first-call", ["alpha", "beta"], slow_renewals).await;
+    let redis = &mut servers.redis;
+    let port = redis.port;
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"]
@@ -128,11 +116,8 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
         .unwrap()
         .to_string();
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
-    carla
-        .send(serde_json::json!({"type": "message", "text": "one", "client_id": "c1"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
+    let one = json!({"type": "message", "text": "one", "client_id": "c1"});
+    sent_and_seen(&mut carla, &mut agent, one, 1).await;
 
     redis.kill();
     let _redis = RedisServer::start_with(port, Some(&data)).await;
@@ -251,9 +236,7 @@ async fn a_message_refused_while_redis_was_slow_and_sent_again_is_stamped_once()
     let redis = &servers.redis;
     let message = |text: &str, client_id: &str| json!({"type": "message", "text": text, "client_id": client_id});
 
-    customer.send(message("hello", "c-0")).await;
-    assert_eq!(customer.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
+    sent_and_seen(&mut customer, &mut agent, message("hello", "c-0"), 1).await;
 
     let busy = busy_for(redis, Duration::from_millis(1_500));
     customer.send(message("is my refund on its way?", "c-1")).await;
@@ -364,22 +347,18 @@ struct AnnOnBeta {
 }
 
 async fn ann_on_beta(scratch: &str, tweak: impl Fn(&mut switchboard::config::Settings) + Copy) -> AnnOnBeta {
-    let scratch = TempDir::new(scratch);
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let settings = move |s: &mut switchboard::config::Settings| {
+    let ([alpha, beta], servers) = nodes(scratch, ["alpha", "beta"], move |s| {
         outlasting_lease(s);
         tweak(s);
-    };
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, settings).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, settings).await;
+    })
+    .await;
     let agent = beta.agent("ann", &["general"], 1).await;
     AnnOnBeta {
         agent,
         alpha,
         beta,
-        redis,
-        _scratch: scratch,
+        redis: servers.redis,
+        _scratch: servers.scratch,
     }
 }
 

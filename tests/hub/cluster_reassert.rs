@@ -12,7 +12,8 @@ use serde_json::json;
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_redis_restart::{archived, healthy, node};
+use crate::cluster_fixture::{Servers, killed_and_back_empty, nodes, redis_conn};
+use crate::cluster_redis_restart::{archived, healthy, lease_of};
 use crate::common::{Ws, types};
 use crate::redis_server::RedisServer;
 
@@ -53,27 +54,8 @@ async fn exchange(from: &mut Ws, to: &mut Ws, chat: &str, text: &str, seq: u64) 
 
 /// Two nodes on one store and a fresh Redis, with leases of a second: an outage outlasts
 /// them, so the nodes are suspended meanwhile.
-struct TwoNodes {
-    _scratch: TempDir,
-    redis: RedisServer,
-    store: SharedStore,
-    alpha: crate::common::TestHub,
-    beta: crate::common::TestHub,
-}
-
-async fn two_nodes(name: &str) -> TwoNodes {
-    let scratch = TempDir::new(name);
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
-    let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
-    TwoNodes {
-        _scratch: scratch,
-        redis,
-        store,
-        alpha,
-        beta,
-    }
+async fn two_nodes(name: &str) -> ([crate::common::TestHub; 2], Servers) {
+    nodes(name, ["alpha", "beta"], lease_of(1_000)).await
 }
 
 /// Agent `agent` on `agent_hub`, at a limit of one, chatting with customer `customer` on
@@ -100,14 +82,9 @@ async fn started(ws: &mut Ws) -> String {
 
 #[tokio::test]
 async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
-    let TwoNodes {
-        _scratch,
-        mut redis,
-        store,
-        alpha,
-        beta,
-    } = two_nodes("cluster-reassert").await;
-    let port = redis.port;
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert").await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
 
     // Ann (beta) chats with Carla (alpha); Bob (alpha) with Dan (beta); both at their limit.
     let (mut ann, mut carla, carla_chat) = chatting(&beta, "ann", &alpha, "Carla").await;
@@ -123,8 +100,7 @@ async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
     let mut gus = alpha.customer("Gus", "general").await;
     assert_eq!(gus.next_of("queued").await["place"], 3);
 
-    redis.kill();
-    let _redis = RedisServer::start_with(port, None).await;
+    let _redis = killed_and_back_empty(redis).await;
     healthy(&alpha, "alpha").await;
     healthy(&beta, "beta").await;
 
@@ -133,11 +109,11 @@ async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
     exchange(&mut ann, &mut carla, &carla_chat, "four", 4).await;
     exchange(&mut bob, &mut dan, &dan_chat, "d-two", 2).await;
     assert_eq!(
-        archived(&store, &carla_chat, 4).await,
+        archived(store, &carla_chat, 4).await,
         [(1, "one"), (2, "two"), (3, "three"), (4, "four")].map(|(s, t)| (s, t.to_string())),
         "one gapless order in the archive, nothing twice"
     );
-    assert_eq!(archived(&store, &dan_chat, 2).await.len(), 2);
+    assert_eq!(archived(store, &dan_chat, 2).await.len(), 2);
 
     // Ann's freed place goes to Eve, the longest waiting; Fay and Gus move up.
     ann.send(json!({"type": "end_chat", "chat_id": carla_chat})).await;
@@ -188,26 +164,15 @@ async fn buddy_joining(hub: &crate::common::TestHub, name: &str) -> (Ws, serde_j
 #[tokio::test]
 async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
     use crate::buddy_cluster::{buddy, id, listed, start_chat};
-    let scratch = TempDir::new("cluster-reassert-buddies");
-    let mut redis = RedisServer::start().await;
-    let port = redis.port;
-    let store: SharedStore = Arc::new(MemoryStore::new());
     let grace = Duration::from_secs(2);
-    let node = |name: &'static str| {
-        let (store, scratch, redis) = (store.clone(), &scratch, &redis);
-        async move {
-            crate::cluster_hub::node_with(store, redis, name, scratch, move |s| {
-                s.cluster_lease = Duration::from_millis(1_000);
-                s.cluster_renew = Duration::from_millis(200);
-                s.resume_grace = Duration::from_secs(20);
-                s.buddy_grace = grace;
-            })
-            .await
-        }
-    };
-    let alpha = node("alpha").await;
-    let beta = node("beta").await;
-    let gamma = node("gamma").await;
+    let ([alpha, beta, gamma], mut servers) = nodes("cluster-reassert-buddies", ["alpha", "beta", "gamma"], move |s| {
+        lease_of(1_000)(s);
+        s.buddy_grace = grace;
+    })
+    .await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
+    let port = redis.port;
 
     let (mut ann, wa) = buddy(&alpha, "Ann", None).await;
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
@@ -299,7 +264,7 @@ async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
     bob.next_matching(|f| f["type"] == "buddy_left" && f["id"].as_u64() == Some(ia))
         .await;
     assert_eq!(
-        archived(&store, &chat, 4).await,
+        archived(store, &chat, 4).await,
         [(1, "one"), (2, "two"), (3, "three"), (4, "four")].map(|(s, t)| (s, t.to_string())),
         "one gapless order in the archive, nothing twice"
     );
@@ -341,18 +306,22 @@ async fn a_buddy_line_in_flight_keeps_its_seq_whichever_replica_is_restored() {
 }
 
 async fn line_in_flight_when_redis_lost_its_data(bobs_node_restored: bool) {
-    use crate::buddy_cluster::{buddy, buddy_on, id, node_process_with, start_chat};
+    use crate::buddy_cluster::{buddy, buddy_on, id, start_chat};
+    use crate::cluster_hub::{NodeProcess, node_process_with};
     let scratch = TempDir::new("cluster-reassert-buddy-in-flight");
     let mut redis = RedisServer::start().await;
     let port = redis.port;
     let store: SharedStore = Arc::new(MemoryStore::new());
-    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "alpha:1500")];
-    let (_alpha, bind, _, _) = node_process_with(&redis, &scratch, "alpha", "20", &hook).await;
+    let hook = [
+        ("BUDDY_GRACE_SECS", "20"),
+        ("SWITCHBOARD_TEST_FOLLOWER_LAG", "alpha:1500"),
+    ];
+    let NodeProcess {
+        running: _alpha, bind, ..
+    } = node_process_with(&redis, &mut redis_conn(&redis).await, &scratch, "alpha", None, &hook).await;
     let beta = crate::cluster_hub::node_with(store.clone(), &redis, "beta", &scratch, |s| {
-        s.cluster_lease = Duration::from_millis(1_000);
-        s.cluster_renew = Duration::from_millis(200);
+        lease_of(1_000)(s);
         s.buddy_grace = Duration::from_secs(20);
-        s.resume_grace = Duration::from_secs(20);
     })
     .await;
 
@@ -469,13 +438,8 @@ async fn line_in_flight_when_redis_lost_its_data(bobs_node_restored: bool) {
 /// agent's freed place goes to the next customer, not to the one who left.
 #[tokio::test]
 async fn a_customer_gone_while_their_node_was_suspended_is_not_paired_after_the_restore() {
-    let TwoNodes {
-        _scratch,
-        mut redis,
-        alpha,
-        beta,
-        ..
-    } = two_nodes("cluster-reassert-gone").await;
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-gone").await;
+    let redis = &mut servers.redis;
     let port = redis.port;
     let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
     let mut eve = alpha.customer("Eve", "general").await;
@@ -544,14 +508,9 @@ async fn resumed_on(
 /// `cluster_unavailable`, then 1013, and the client tries again.)
 #[tokio::test]
 async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_and_its_archive() {
-    let TwoNodes {
-        _scratch,
-        mut redis,
-        store,
-        alpha,
-        beta,
-    } = two_nodes("cluster-reassert-resume").await;
-    let port = redis.port;
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-resume").await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
     let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
     exchange(&mut carla, &mut ann, &chat, "one", 1).await;
     exchange(&mut ann, &mut carla, &chat, "two", 2).await;
@@ -559,8 +518,7 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
     drop(carla);
     assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
 
-    redis.kill();
-    let _redis = RedisServer::start_with(port, None).await;
+    let _redis = killed_and_back_empty(redis).await;
     // Once, while the nodes notice the loss and restore (beta's lookup waits behind its
     // re-assertion, which takes a lease period).
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -633,22 +591,15 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
 /// resume.
 #[tokio::test]
 async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_not_expired() {
-    let TwoNodes {
-        _scratch,
-        mut redis,
-        alpha,
-        beta,
-        ..
-    } = two_nodes("cluster-reassert-token").await;
-    let port = redis.port;
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-token").await;
+    let redis = &mut servers.redis;
     let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
     exchange(&mut carla, &mut ann, &chat, "one", 1).await;
     let token = carla.token.clone().unwrap();
     drop(carla);
     assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
 
-    redis.kill();
-    let _redis = RedisServer::start_with(port, None).await;
+    let _redis = killed_and_back_empty(redis).await;
     let mut early = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
     early
         .send(json!({"type": "resume", "token": token, "last_seq": 1}))
@@ -673,20 +624,14 @@ async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_
 /// after what no log holds (archived by the chat's archiving node of the time).
 #[tokio::test]
 async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its_lines_archived() {
-    let TwoNodes {
-        _scratch,
-        mut redis,
-        store,
-        alpha,
-        beta,
-    } = two_nodes("cluster-reassert-floor").await;
-    let port = redis.port;
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-floor").await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
     // Both sides on alpha: beta has no log of the chat.
     let (mut ann, mut carla, chat) = chatting(&alpha, "ann", &alpha, "Carla").await;
     exchange(&mut carla, &mut ann, &chat, "one", 1).await;
     exchange(&mut ann, &mut carla, &chat, "two", 2).await;
-    redis.kill();
-    let _redis = RedisServer::start_with(port, None).await;
+    let _redis = killed_and_back_empty(redis).await;
     healthy(&alpha, "alpha").await;
     healthy(&beta, "beta").await;
     exchange(&mut carla, &mut ann, &chat, "three", 3).await;

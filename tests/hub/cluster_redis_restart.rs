@@ -4,35 +4,28 @@
 //! the nodes recover by themselves, without a restart, and nothing acknowledged is lost
 //! (every acknowledged seq is in the archive, once; nothing refused is).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
+use switchboard::config::Settings;
+use switchboard::store::SharedStore;
 
-use crate::archive::{TempDir, free_port};
-use crate::cluster_hub::node_with;
+use crate::cluster_fixture::{nodes, nodes_with_redis_data, redis_shows, refused_for_now, sent_and_seen};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A node with a lease of `lease_ms`, renewed every `lease_ms / 5`, and a grace period
-/// long enough for the people to come back on a loaded machine after Redis does.
-pub(crate) async fn node(
-    store: &SharedStore,
-    redis: &RedisServer,
-    name: &str,
-    scratch: &TempDir,
-    lease_ms: u64,
-) -> TestHub {
-    node_with(store.clone(), redis, name, scratch, move |s| {
+/// A node's settings with a lease of `lease_ms`, renewed every `lease_ms / 5`, and a
+/// grace period long enough for the people to come back on a loaded machine after Redis
+/// does.
+pub(crate) fn lease_of(lease_ms: u64) -> impl Fn(&mut Settings) + Copy {
+    move |s| {
         s.cluster_lease = Duration::from_millis(lease_ms);
         s.cluster_renew = Duration::from_millis(lease_ms / 5);
         s.resume_grace = Duration::from_secs(20);
-    })
-    .await
+    }
 }
 
 pub(crate) async fn healthy(hub: &TestHub, name: &str) {
@@ -71,16 +64,10 @@ async fn chatting(alpha: &TestHub, beta: &TestHub) -> (Ws, Ws, String) {
         .unwrap()
         .to_string();
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
-    carla
-        .send(json!({"type": "message", "text": "one", "client_id": "c1"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "two", "client_id": "a2"}))
-        .await;
-    assert_eq!(agent.next_of("ack").await["seq"], 2);
-    assert_eq!(carla.next_of("message").await["seq"], 2);
+    let one = json!({"type": "message", "text": "one", "client_id": "c1"});
+    sent_and_seen(&mut carla, &mut agent, one, 1).await;
+    let two = json!({"type": "message", "chat_id": chat, "text": "two", "client_id": "a2"});
+    sent_and_seen(&mut agent, &mut carla, two, 2).await;
     (carla, agent, chat)
 }
 
@@ -111,12 +98,10 @@ async fn sent(ws: &mut Ws, chat: &str, text: &str) -> Value {
 /// (Before re-assertion was built, the nodes let go of their people here: 1012.)
 #[tokio::test]
 async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_without_a_restart() {
-    let scratch = TempDir::new("cluster-redis-empty");
-    let mut redis = RedisServer::start().await;
+    let ([alpha, beta], mut servers) = nodes("cluster-redis-empty", ["alpha", "beta"], lease_of(1_000)).await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
     let port = redis.port;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch, 1_000).await;
-    let beta = node(&store, &redis, "beta", &scratch, 1_000).await;
     let (mut carla, mut agent, chat) = chatting(&alpha, &beta).await;
     // A category made after the nodes started: it must be in the new domain too.
     let (status, body) = alpha
@@ -133,7 +118,7 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
     assert_eq!(sent(&mut carla, &chat, "three").await["seq"], 3);
     assert_eq!(agent.next_of("message").await["seq"], 3);
     assert_eq!(
-        archived(&store, &chat, 3).await,
+        archived(store, &chat, 3).await,
         [(1, "one".to_string()), (2, "two".to_string()), (3, "three".to_string())],
         "one order in the archive, nothing twice"
     );
@@ -153,7 +138,7 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
     assert_eq!(agent.next_of("message").await["seq"], 1);
     assert_eq!(sent(&mut agent, &new_chat, "welcome back").await["seq"], 2);
     assert_eq!(dora.next_of("message").await["seq"], 2);
-    assert_eq!(archived(&store, &new_chat, 2).await.len(), 2);
+    assert_eq!(archived(store, &new_chat, 2).await.len(), 2);
     drop(redis);
     alpha.stop().await;
     beta.stop().await;
@@ -168,37 +153,18 @@ async fn an_empty_redis_after_a_crash_is_detected_and_routing_works_again_withou
 /// archive holds exactly the acknowledged messages, once each.
 #[tokio::test]
 async fn redis_back_with_its_data_after_ten_seconds_everything_resumes() {
-    let scratch = TempDir::new("cluster-redis-back");
-    let data = scratch.0.join("redis-data");
-    std::fs::create_dir_all(&data).unwrap();
-    let port = free_port();
-    let mut redis = RedisServer::start_with(port, Some(&data)).await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(&store, &redis, "alpha", &scratch, 3_000).await;
-    let beta = node(&store, &redis, "beta", &scratch, 3_000).await;
+    let ([alpha, beta], mut servers, data) =
+        nodes_with_redis_data("cluster-redis-back", ["alpha", "beta"], lease_of(3_000)).await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
+    let port = redis.port;
     let (mut carla, mut agent, chat) = chatting(&alpha, &beta).await;
     let token = carla.token.clone().expect("a resume token");
 
     let killed = Instant::now();
     redis.kill();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(alpha.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["cluster"]["redis"] == "down" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "alpha never saw Redis go: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    carla
-        .send(json!({"type": "message", "text": "refused", "client_id": "x1"}))
-        .await;
-    let refused = carla.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("cluster_unavailable"), Some("x1")),
-        "{refused}"
-    );
+    redis_shows(&alpha, "down").await;
+    refused_for_now(&mut carla, "refused", "x1").await;
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(killed.elapsed())).await;
     let redis = RedisServer::start_with(port, Some(&data)).await;
     assert_eq!(
@@ -237,7 +203,7 @@ async fn redis_back_with_its_data_after_ten_seconds_everything_resumes() {
         "one order, nothing twice: {seqs:?}"
     );
     assert_eq!(
-        archived(&store, &chat, 3).await,
+        archived(store, &chat, 3).await,
         [(1, "one".to_string()), (2, "two".to_string()), (3, "three".to_string())],
         "every acknowledged message archived once; the refused one nowhere"
     );

@@ -4,17 +4,13 @@
 //! waiting customer keeps their place in line (and its updates); past the grace period
 //! the token is refused everywhere.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::TempDir;
-use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes};
-use crate::cluster_hub::{messages, node_with};
+use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes, nodes, sent_and_seen};
+use crate::cluster_hub::messages;
 use crate::common::Ws;
-use crate::redis_server::RedisServer;
 
 /// The customer on alpha chats with an agent on beta, drops, and resumes on gamma within
 /// the grace period: gamma's `resumed` carries the chat with the messages after their
@@ -115,13 +111,10 @@ async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
 /// second in line, told when they move up, and paired before the one behind them.
 #[tokio::test]
 async fn a_waiting_customer_resumes_on_another_node_and_keeps_their_place() {
-    let scratch = TempDir::new("cluster-resume-wait");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(10);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
-    let gamma = node_with(store.clone(), &redis, "gamma", &scratch, grace).await;
+    let ([alpha, beta, gamma], _servers) = nodes("cluster-resume-wait", ["alpha", "beta", "gamma"], |s| {
+        s.resume_grace = Duration::from_secs(10)
+    })
+    .await;
     // The category exists once an agent's account names it.
     let token = beta.agent_account("ann", &["general"], 1).await;
     let mut first = alpha.customer("First", "general").await;
@@ -164,12 +157,10 @@ async fn a_waiting_customer_resumes_on_another_node_and_keeps_their_place() {
 /// the one that issued it included.
 #[tokio::test]
 async fn past_the_grace_period_a_token_is_refused_on_every_node() {
-    let scratch = TempDir::new("cluster-resume-expired");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_millis(500);
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, grace).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, grace).await;
+    let ([alpha, beta], _servers) = nodes("cluster-resume-expired", ["alpha", "beta"], |s| {
+        s.resume_grace = Duration::from_millis(500)
+    })
+    .await;
     beta.agent_account("ann", &["general"], 1).await;
     let mut gone = alpha.customer("Gone", "general").await;
     gone.next_of("queued").await;
@@ -269,9 +260,7 @@ async fn a_second_page_on_another_node_is_refused_and_that_node_stays_up() {
         servers: _servers,
         ..
     } = chat_across_nodes("cluster-resume-second-page", ["alpha", "beta"]).await;
-    carla.send(json!({"type": "message", "text": "one"})).await;
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    assert_eq!(agent.next_of("message").await["seq"], 1);
+    sent_and_seen(&mut carla, &mut agent, json!({"type": "message", "text": "one"}), 1).await;
 
     let token = carla.token.clone().unwrap();
     let mut second = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();

@@ -605,6 +605,51 @@ struct Outcome {
     elapsed: Duration,
 }
 
+impl Outcome {
+    /// How many clients moved to another node.
+    fn moved(&self) -> usize {
+        self.customers
+            .iter()
+            .chain(&self.agents)
+            .filter(|r| r.back.is_some())
+            .count()
+    }
+}
+
+/// Agent `i` of scenarios 2 to 4: general, sales, or both, in turn.
+fn general_sales_or_both(i: usize) -> Vec<&'static str> {
+    match i % 3 {
+        0 => vec!["general"],
+        1 => vec!["sales"],
+        _ => vec!["general", "sales"],
+    }
+}
+
+/// Customer `j` of scenarios 2 to 4: general and sales in turn.
+fn general_or_sales(j: usize) -> &'static str {
+    ["general", "sales"][j % 2]
+}
+
+/// Scenarios 3 and 4's random script, drawn from `seed`.
+fn random_traffic(seed: u64) -> Traffic {
+    Traffic {
+        seed,
+        max_exchanges: 4,
+        max_think: Duration::from_millis(800),
+        patience: (Duration::from_secs(1), Duration::from_secs(3)),
+        agent_ends: 0.2,
+        agent_ends_when_away: 0.5,
+    }
+}
+
+/// `SCENARIO_SEED` if set, else `seed`.
+fn seed_or_env(seed: u64) -> u64 {
+    std::env::var("SCENARIO_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(seed)
+}
+
 /// Runs a scenario and the checker; panics with every fault (and the nodes' logs).
 async fn run(tag: &str, shape: Shape) -> Outcome {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -975,13 +1020,9 @@ async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
 fn kill_shape(comes_back: bool) -> Shape {
     Shape {
         agents: 40,
-        agent_categories: |i| match i % 3 {
-            0 => vec!["general"],
-            1 => vec!["sales"],
-            _ => vec!["general", "sales"],
-        },
+        agent_categories: general_sales_or_both,
         customers: 150,
-        customer_category: |j| ["general", "sales"][j % 2],
+        customer_category: general_or_sales,
         kill: Some((2, comes_back)),
         resume_grace_secs: 10,
         lease_ms: 2_000,
@@ -1101,10 +1142,7 @@ async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() 
 /// grace period (30 s, longer than the scenario) refused `resume_expired`, no `resumed`
 /// taken back. `SCENARIO_SEED` replaces the seed.
 async fn stalled_under_traffic(seed: u64) {
-    let seed = std::env::var("SCENARIO_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(seed);
+    let seed = seed_or_env(seed);
     let lease_ms = 2_000;
     let tag = format!("scenario-3-seed-{seed}");
     eprintln!("{tag}: node{} stopped", seed % 3);
@@ -1112,13 +1150,9 @@ async fn stalled_under_traffic(seed: u64) {
         &tag,
         Shape {
             agents: 6,
-            agent_categories: |i| match i % 3 {
-                0 => vec!["general"],
-                1 => vec!["sales"],
-                _ => vec!["general", "sales"],
-            },
+            agent_categories: general_sales_or_both,
             customers: 75,
-            customer_category: |j| ["general", "sales"][j % 2],
+            customer_category: general_or_sales,
             kill: None,
             resume_grace_secs: 30,
             lease_ms,
@@ -1127,25 +1161,13 @@ async fn stalled_under_traffic(seed: u64) {
                 after: Duration::from_secs(3),
                 window: Duration::from_millis(2 * lease_ms),
             }),
-            traffic: Some(Traffic {
-                seed,
-                max_exchanges: 4,
-                max_think: Duration::from_millis(800),
-                patience: (Duration::from_secs(1), Duration::from_secs(3)),
-                agent_ends: 0.2,
-                agent_ends_when_away: 0.5,
-            }),
+            traffic: Some(random_traffic(seed)),
             join_over: Duration::from_secs(6),
             parade: None,
         },
     )
     .await;
-    let moved = outcome
-        .customers
-        .iter()
-        .chain(&outcome.agents)
-        .filter(|r| r.back.is_some())
-        .count();
+    let moved = outcome.moved();
     let crossed: usize = outcome
         .customers
         .iter()
@@ -1208,35 +1230,21 @@ async fn scenario_4_seed_5_every_fault_in_turn_under_random_traffic() {
 }
 
 async fn every_fault_in_turn(seed: u64) {
-    let seed = std::env::var("SCENARIO_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(seed);
+    let seed = seed_or_env(seed);
     let tag = format!("scenario-4-seed-{seed}");
     let node = |k: u64| ((seed + k) % 3) as usize;
     let outcome = run(
         &tag,
         Shape {
             agents: 9,
-            agent_categories: |i| match i % 3 {
-                0 => vec!["general"],
-                1 => vec!["sales"],
-                _ => vec!["general", "sales"],
-            },
+            agent_categories: general_sales_or_both,
             customers: 110,
-            customer_category: |j| ["general", "sales"][j % 2],
+            customer_category: general_or_sales,
             kill: None,
             resume_grace_secs: 60,
             lease_ms: 2_000,
             stall: None,
-            traffic: Some(Traffic {
-                seed,
-                max_exchanges: 4,
-                max_think: Duration::from_millis(800),
-                patience: (Duration::from_secs(1), Duration::from_secs(3)),
-                agent_ends: 0.2,
-                agent_ends_when_away: 0.5,
-            }),
+            traffic: Some(random_traffic(seed)),
             join_over: Duration::from_secs(30),
             parade: Some(Parade {
                 killed: node(0),
@@ -1248,12 +1256,7 @@ async fn every_fault_in_turn(seed: u64) {
         },
     )
     .await;
-    let moved = outcome
-        .customers
-        .iter()
-        .chain(&outcome.agents)
-        .filter(|r| r.back.is_some())
-        .count();
+    let moved = outcome.moved();
     eprintln!("{tag} took {:?}; {moved} clients moved", outcome.elapsed);
     for c in &outcome.customers {
         assert!(c.finished, "{} never finished", c.person.name);

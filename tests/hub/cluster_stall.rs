@@ -71,14 +71,30 @@ async fn stage_with(tag: &str, grace_secs: u64, lease_ms: u64, env: &[(&str, &st
     }
 }
 
+/// [`stage_with`] where [`THIRD_NODE`]'s follower hands each batch of events over `lag_ms`
+/// after reading it (`SWITCHBOARD_TEST_FOLLOWER_LAG`), and the agent has gone available.
+async fn stage_lagging(tag: &str, lag_ms: u64) -> Stage {
+    let lag = format!("{}:{lag_ms}", node_name(THIRD_NODE));
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
+    let mut stage = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
+    let available = json!({"type": "set_available", "available": true});
+    stage.agent.send(available).await;
+    stage
+}
+
+/// A customer's connection to `node` that sent its join to "general" (its answer not
+/// read yet).
+async fn joining(cluster: &Cluster, node: usize, name: &str) -> Ws {
+    let mut ws = Ws::connect(&cluster.ws_url(node, "/ws/customer"), &[]).await.unwrap();
+    ws.send(json!({"type": "join", "name": name, "category": "general"}))
+        .await;
+    ws
+}
+
 /// The customer "Carla" joined "general" on [`STALLED_NODE`]: the connection and their
 /// resume token.
 async fn join(cluster: &Cluster) -> (Ws, String) {
-    let mut ws = Ws::connect(&cluster.ws_url(STALLED_NODE, "/ws/customer"), &[])
-        .await
-        .unwrap();
-    ws.send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
+    let mut ws = joining(cluster, STALLED_NODE, "Carla").await;
     let welcome = ws.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
     let token = welcome["resume_token"].as_str().unwrap().to_string();
     (ws, token)
@@ -886,16 +902,13 @@ async fn a_resume_on_a_node_whose_replica_lags_behind_the_join_waits_for_it() {
 #[tokio::test]
 async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
     let tag = "stall-resume-crosses-end";
-    let lag = format!("{}:1500", node_name(THIRD_NODE));
-    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
     // The guard kept to the end (a pattern's `..` would drop it here).
     let Stage {
         cluster,
         mut agent,
         _alone: alone,
         ..
-    } = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
+    } = stage_lagging(tag, 1_500).await;
     // The lagging follower done with what came so far: it reads the join at once.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let started = Instant::now();
@@ -945,11 +958,7 @@ async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned
     // Ann (limit 1) chats with Carla, so Dan, on the node about to die, waits.
     let (carla, _) = join(&cluster).await;
     let chat = available_and_paired(&mut agent).await;
-    let mut dan = Ws::connect(&cluster.ws_url(STALLED_NODE, "/ws/customer"), &[])
-        .await
-        .unwrap();
-    dan.send(json!({"type": "join", "name": "Dan", "category": "general"}))
-        .await;
+    let mut dan = joining(&cluster, STALLED_NODE, "Dan").await;
     dan.next_matching_within(WAIT, |f| f["type"] == "queued").await;
     cluster.kill(STALLED_NODE);
     drop((carla, dan));
@@ -990,22 +999,14 @@ async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned
 #[tokio::test]
 async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
     let tag = "stall-leave-crosses-end";
-    let lag = format!("{}:1500", node_name(THIRD_NODE));
-    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
     // The guard kept to the end (a pattern's `..` would drop it here).
     let Stage {
         cluster,
         mut agent,
         _alone: alone,
         ..
-    } = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = Ws::connect(&cluster.ws_url(THIRD_NODE, "/ws/customer"), &[])
-        .await
-        .unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
+    } = stage_lagging(tag, 1_500).await;
+    let mut carla = joining(&cluster, THIRD_NODE, "Carla").await;
     let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
         .as_str()
         .unwrap()

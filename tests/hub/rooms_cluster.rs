@@ -3,15 +3,14 @@
 //! Signalling, call control, "room full" and the call log behave as on one node; a node
 //! that dies or stops gives the other member a clear message.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard::config::Secret;
-use switchboard::store::{MemoryStore, SharedStore};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::archive::TempDir;
+use crate::cluster_fixture::nodes;
 use crate::common::*;
 use crate::redis_server::RedisServer;
 use crate::rooms::{
@@ -29,48 +28,18 @@ pub(crate) struct Pair {
     _scratch: TempDir,
 }
 
-async fn registered(redis: &RedisServer, node: &str) -> Option<u64> {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("HGET")
-        .arg("{sb}:nodes")
-        .arg(node)
-        .query_async::<Option<u64>>(&mut conn)
-        .await
-        .unwrap()
-}
-
-async fn node(store: SharedStore, redis: &RedisServer, id: &str, scratch: &TempDir) -> TestHub {
-    let (url, id) = (redis.url(), id.to_string());
-    let data_dir = scratch.0.join(&id);
-    TestHub::with_store(store, move |s| {
-        s.data_dir = data_dir;
-        s.redis_url = Some(url);
-        s.node_id = id;
-        s.cluster_lease = Duration::from_millis(1_000);
-        s.cluster_renew = Duration::from_millis(200);
+/// Alpha and beta, each registered in the cluster.
+pub(crate) async fn pair() -> Pair {
+    let ([alpha, beta], servers) = nodes("rooms-cluster", ["alpha", "beta"], |s| {
         // Every node of a cluster shares the secret, so a token from one opens a socket on another.
         s.room_token_secret = Secret(b"one secret for the whole cluster, 32+ bytes".to_vec());
     })
-    .await
-}
-
-pub(crate) async fn pair() -> Pair {
-    let scratch = TempDir::new("rooms-cluster");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node(store.clone(), &redis, "alpha", &scratch).await;
-    let beta = node(store, &redis, "beta", &scratch).await;
-    let deadline = Instant::now() + WAIT;
-    while registered(&redis, "alpha").await.is_none() || registered(&redis, "beta").await.is_none() {
-        assert!(Instant::now() < deadline, "the nodes never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    .await;
     Pair {
         alpha,
         beta,
-        redis,
-        _scratch: scratch,
+        redis: servers.redis,
+        _scratch: servers.scratch,
     }
 }
 

@@ -5,16 +5,12 @@
 //! the note; seq goes on; the archive records each transfer. Then across nodes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::store::SharedStore;
 
-use crate::archive::TempDir;
-use crate::cluster_hub::{NodeProcess, node_process, node_with};
+use crate::cluster_fixture::{Process, available_agent, customer_on, nodes, paired, process_and_nodes};
 use crate::common::*;
-use crate::redis_server::RedisServer;
 
 /// Sends `text` from `from` in `chat` and waits for its acknowledgement; its seq.
 async fn say(from: &mut Ws, chat: &Value, text: &str) -> u64 {
@@ -42,10 +38,7 @@ async fn archived_with_transfers(hub: &TestHub, id: &str, transfers: usize) -> V
 #[tokio::test]
 async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 2, &hub, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "my invoice is wrong").await, 1);
     ann.next_of("message").await;
     assert_eq!(say(&mut ann, &chat, "let me find billing").await, 2);
@@ -148,10 +141,7 @@ async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
 #[tokio::test]
 async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat_stays() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 2, &hub, "Carla").await;
     // Bob is full (one chat, limit 1); Cy does not hold the category the chat was to move
     // into, nor does anyone hold a category that does not exist; Dan is away.
     let mut bob = hub.agent("bob", &["general"], 1).await;
@@ -208,10 +198,7 @@ async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat
 #[tokio::test]
 async fn a_chat_goes_to_a_colleague_without_its_category_keeping_it_or_moving_into_theirs() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 2, &hub, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "I need a refund").await, 1);
     ann.next_of("message").await;
     assert_eq!(say(&mut ann, &chat, "Ann here, one moment").await, 2);
@@ -306,10 +293,7 @@ async fn a_chat_goes_to_a_colleague_without_its_category_keeping_it_or_moving_in
 #[tokio::test]
 async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_the_next_agent() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "I was double charged").await, 1);
     // Someone joined billing later than Carla came: Carla goes before them.
     let mut later = hub.customer("Lee", "billing").await;
@@ -397,10 +381,7 @@ async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_th
 #[tokio::test]
 async fn a_customer_who_leaves_the_line_after_a_transfer_ends_the_archived_chat() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     say(&mut carla, &chat, "hi").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
@@ -428,31 +409,19 @@ async fn a_customer_who_leaves_the_line_after_a_transfer_ends_the_archived_chat(
 /// refused or go unacknowledged; if stamped, it is in the chat and the archive too).
 #[tokio::test]
 async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("cluster-transfers");
-    let NodeProcess {
-        running: _process,
-        bind,
-        uri,
-        db,
-        ..
-    } = node_process(&redis, &mut conn, &scratch, "customers", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let (_process, bind, [alpha, beta], servers) = process_and_nodes(
+        "cluster-transfers",
+        Process::named("customers"),
+        ["alpha", "beta"],
+        |_| {},
+    )
+    .await;
+    let store = &servers.store;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
-    let bob_token = beta.agent_account("bob", &["general"], 2).await;
-    let mut bob = Ws::agent(&beta, &bob_token).await;
-    bob.send(json!({"type": "set_available", "available": true})).await;
+    let (mut bob, _) = available_agent(&beta, "bob", &["general"], 2).await;
     bob.next_of("profile").await;
     let bob_id = beta.admin().await.agent_id("bob").await;
 
@@ -576,15 +545,8 @@ async fn a_chat_handed_to_an_agent_on_another_node_loses_nothing_in_flight() {
 /// her from there and the same chat goes on, its seq included.
 #[tokio::test]
 async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
-    let scratch = TempDir::new("cluster-transfers-category");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(switchboard::store::MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
-    let mut ann = alpha.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let ([alpha, beta], _servers) = nodes("cluster-transfers-category", ["alpha", "beta"], |_| {}).await;
+    let (mut ann, mut carla, chat) = paired(&alpha, "ann", 1, &alpha, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "refund?").await, 1);
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "refund"}))
         .await;
@@ -592,9 +554,7 @@ async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
     assert_eq!(carla.next_of("transferred").await["category"], "billing");
     assert_eq!(carla.next_of("queued").await["place"], 1);
 
-    let bill_token = beta.agent_account("bill", &["billing"], 1).await;
-    let mut bill = Ws::agent(&beta, &bill_token).await;
-    bill.send(json!({"type": "set_available", "available": true})).await;
+    let (mut bill, _) = available_agent(&beta, "bill", &["billing"], 1).await;
     let started = bill.next_of("chat_started").await;
     assert_eq!(started["chat_id"], chat);
     assert_eq!(

@@ -3,16 +3,13 @@
 //! (the faults and the fixes proposed are in the review's report). A few at the end pin
 //! down what held (they pass).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::store::{EndReason, MemoryStore, SharedStore, Side};
+use switchboard::store::{EndReason, SharedStore, Side};
 
-use crate::archive::TempDir;
-use crate::cluster_hub::{NodeProcess, node_process, node_with};
+use crate::cluster_fixture::{Process, available_agent, customer_on, nodes, paired, process_and_nodes};
 use crate::common::*;
-use crate::redis_server::RedisServer;
 
 /// Sends `text` from `from` in `chat` and waits for its acknowledgement; its seq.
 async fn say(from: &mut Ws, chat: &Value, text: &str) -> u64 {
@@ -92,11 +89,8 @@ async fn resume(hub: &TestHub, token: &str, last_seq: u64) -> (Ws, Value) {
 #[tokio::test]
 async fn a_customer_away_during_a_transfer_to_a_category_never_gets_the_agents_last_line() {
     let hub = TestHub::with(|s| s.resume_grace = Duration::from_secs(5)).await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     let token = carla.token.clone().unwrap();
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
     assert_eq!(say(&mut carla, &chat, "I want a refund").await, 1);
     ann.next_of("message").await;
 
@@ -131,10 +125,7 @@ async fn a_customer_away_during_a_transfer_to_a_category_never_gets_the_agents_l
 #[tokio::test]
 async fn a_customer_gone_while_waiting_after_a_transfer_is_archived_as_a_disconnect() {
     let hub = TestHub::start().await; // grace 800 ms
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     say(&mut carla, &chat, "hello").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
@@ -161,10 +152,7 @@ async fn a_customer_gone_while_waiting_after_a_transfer_is_archived_as_a_disconn
 #[tokio::test]
 async fn a_chat_taken_from_another_categorys_line_is_given_in_that_category() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
     carla.next_of("queued").await;
@@ -190,10 +178,7 @@ async fn a_chat_taken_from_another_categorys_line_is_given_in_that_category() {
 async fn accepting_the_offer_of_a_transferred_customer_names_the_offer() {
     let hub = TestHub::start().await;
     offer_mode(&hub, "billing").await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, _carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     let mut bill = hub.agent("bill", &["billing"], 1).await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
@@ -216,10 +201,7 @@ async fn accepting_the_offer_of_a_transferred_customer_names_the_offer() {
 #[tokio::test]
 async fn the_old_agent_of_a_chat_handed_to_a_category_is_told_it_is_not_theirs() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, _carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
     assert_eq!(ann.next_of("chat_ended").await["reason"], "transferred");
@@ -241,10 +223,7 @@ async fn a_hub_stopping_while_a_transferred_customer_waits_closes_their_archived
     let hub = TestHub::start().await;
     let store = hub.store.clone();
     // Ann serves general and is full with Dora.
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut dora = hub.customer("Dora", "general").await;
-    let dora_chat = dora.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (_ann, _dora, dora_chat) = paired(&hub, "ann", 1, &hub, "Dora").await;
     // Bob (billing) hands Carla to general, where she waits for Ann.
     let mut bob = hub.agent("bob", &["billing"], 1).await;
     let mut carla = hub.customer("Carla", "billing").await;
@@ -277,18 +256,10 @@ async fn a_hub_stopping_while_a_transferred_customer_waits_closes_their_archived
 /// that the chat exists. On one node the same two frames are refused `not_your_chat`.
 #[tokio::test]
 async fn an_end_chat_crossing_the_agents_own_transfer_does_not_end_the_new_agents_chat() {
-    let scratch = TempDir::new("transfer-review-end-race");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
-    let mut ann = alpha.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    let bob_token = beta.agent_account("bob", &["general"], 1).await;
-    let mut bob = Ws::agent(&beta, &bob_token).await;
-    bob.send(json!({"type": "set_available", "available": true})).await;
+    let ([alpha, beta], servers) = nodes("transfer-review-end-race", ["alpha", "beta"], |_| {}).await;
+    let redis = &servers.redis;
+    let (mut ann, mut carla, chat) = paired(&alpha, "ann", 1, &alpha, "Carla").await;
+    let (mut bob, _) = available_agent(&beta, "bob", &["general"], 1).await;
     bob.next_of("profile").await;
     let bob_id = beta.admin().await.agent_id("bob").await;
 
@@ -325,32 +296,15 @@ async fn an_end_chat_crossing_the_agents_own_transfer_does_not_end_the_new_agent
 /// whichever came first: on one process the fault shows only as after_seq 0 half the time.)
 #[tokio::test]
 async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_recorded_once() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("transfer-review-resume-wait");
-    let NodeProcess {
-        running: alpha,
-        bind,
-        uri,
-        db,
-        ..
-    } = node_process(&redis, &mut conn, &scratch, "alpha", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |s| {
-        s.resume_grace = Duration::from_secs(10)
-    })
-    .await;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+    let (alpha, bind, [beta], servers) =
+        process_and_nodes("transfer-review-resume-wait", Process::named("alpha"), ["beta"], |s| {
+            s.resume_grace = Duration::from_secs(10)
+        })
         .await;
-    let token = carla.next_of("welcome").await["resume_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let store = &servers.store;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let token = carla.token.clone().unwrap();
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     assert_eq!(say(&mut carla, &chat, "refund?").await, 1);
@@ -383,7 +337,7 @@ async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_
     back.next_of("chat_ended").await;
 
     let id = chat.as_str().unwrap();
-    closed_conversation(&store, id, Duration::from_secs(5))
+    closed_conversation(store, id, Duration::from_secs(5))
         .await
         .expect("closed");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -415,28 +369,14 @@ async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_
 /// archived conversation, which stays open (`ended_at` null) for ever.
 #[tokio::test]
 async fn a_killed_nodes_customer_waiting_after_a_transfer_has_the_archived_chat_closed() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("transfer-review-killed");
-    let NodeProcess {
-        running: mut doomed,
-        bind,
-        uri,
-        db,
-        ..
-    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node_with(store.clone(), &redis, "live", &scratch, |s| {
-        s.resume_grace = Duration::from_secs(1)
-    })
-    .await;
-    let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+    let (mut doomed, bind, [live], servers) =
+        process_and_nodes("transfer-review-killed", Process::named("doomed"), ["live"], |s| {
+            s.resume_grace = Duration::from_secs(1)
+        })
         .await;
+    let store = &servers.store;
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     assert_eq!(say(&mut carla, &chat, "hello").await, 1);
@@ -454,7 +394,7 @@ async fn a_killed_nodes_customer_waiting_after_a_transfer_has_the_archived_chat_
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
     // Reaped within ~1.2 s, then 1 s of grace: 5 s is plenty.
-    let record = closed_conversation(&store, &id, Duration::from_secs(5)).await;
+    let record = closed_conversation(store, &id, Duration::from_secs(5)).await;
     assert!(
         record.is_some(),
         "the conversation was never closed after its customer's node died and they never came back: {:?}",
@@ -470,11 +410,8 @@ async fn a_killed_nodes_customer_waiting_after_a_transfer_has_the_archived_chat_
 #[tokio::test]
 async fn held_a_customer_away_during_a_transfer_to_an_agent_resumes_with_the_new_agent() {
     let hub = TestHub::with(|s| s.resume_grace = Duration::from_secs(5)).await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
+    let (mut ann, carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     let token = carla.token.clone().unwrap();
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
     let mut bob = hub.agent("bob", &["general"], 1).await;
     let bob_id = hub.admin().await.agent_id("bob").await;
     drop(carla);
@@ -499,14 +436,8 @@ async fn held_a_customer_away_during_a_transfer_to_an_agent_resumes_with_the_new
 #[tokio::test]
 async fn held_hostile_transfers_are_refused_and_change_nothing() {
     let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    let mut bob = hub.agent("bob", &["general"], 1).await;
-    let mut dora = hub.customer("Dora", "general").await;
-    let dora_chat = dora.next_of("chat_started").await["chat_id"].clone();
-    bob.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
+    let (mut bob, mut dora, dora_chat) = paired(&hub, "bob", 1, &hub, "Dora").await;
     let ann_id = hub.admin().await.agent_id("ann").await;
     for (ask, code) in [
         (
@@ -557,10 +488,7 @@ async fn held_hostile_transfers_are_refused_and_change_nothing() {
 async fn held_a_hub_stopping_closes_the_chat_of_a_transferred_customer_nobody_takes() {
     let hub = TestHub::start().await;
     let store = hub.store.clone();
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     say(&mut carla, &chat, "hello").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
@@ -583,10 +511,7 @@ async fn held_removing_the_category_a_transferred_customer_waits_in_closes_their
         .post("/api/admin/categories", json!({"id": "returns", "name": "Returns"}))
         .await;
     assert!(status == 200 || status == 201, "{body}");
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     say(&mut carla, &chat, "hello").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "returns"}))
         .await;
@@ -612,32 +537,17 @@ async fn held_removing_the_category_a_transferred_customer_waits_in_closes_their
 /// (every node keeps it).
 #[tokio::test]
 async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recorded() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("transfer-review-killed-resume");
-    let NodeProcess {
-        running: mut doomed,
-        bind,
-        uri,
-        db,
-        ..
-    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let live = node_with(store.clone(), &redis, "live", &scratch, |s| {
-        s.resume_grace = Duration::from_secs(8)
-    })
+    let (mut doomed, bind, [live], servers) = process_and_nodes(
+        "transfer-review-killed-resume",
+        Process::named("doomed"),
+        ["live"],
+        |s| s.resume_grace = Duration::from_secs(8),
+    )
     .await;
+    let store = &servers.store;
     let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = Ws::connect(&format!("ws://{bind}/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    let token = carla.next_of("welcome").await["resume_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let token = carla.token.clone().unwrap();
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     assert_eq!(say(&mut carla, &chat, "hello").await, 1);
@@ -658,9 +568,7 @@ async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recor
 
     let (mut back, resumed) = resume(&live, &token, 1).await;
     assert_eq!(resumed["place"], 1, "{resumed}");
-    let bill_token = live.agent_account("bill", &["billing"], 1).await;
-    let mut bill = Ws::agent(&live, &bill_token).await;
-    bill.send(json!({"type": "set_available", "available": true})).await;
+    let (mut bill, _) = available_agent(&live, "bill", &["billing"], 1).await;
     let started = bill.next_of("chat_started").await;
     assert_eq!(started["chat_id"], chat, "{started}");
     assert_eq!(
@@ -676,7 +584,7 @@ async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recor
     back.send(json!({"type": "leave"})).await;
     back.next_of("chat_ended").await;
 
-    let record = closed_conversation(&store, &id, Duration::from_secs(5))
+    let record = closed_conversation(store, &id, Duration::from_secs(5))
         .await
         .expect("closed");
     assert!(
