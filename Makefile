@@ -4,7 +4,7 @@ CARGO ?= cargo
 VENV  := .venv
 BROWSER_DIR := tests/browser
 
-.PHONY: run cluster test check-imports test-deps test-build test-rust test-browser bench fmt lint clean
+.PHONY: run cluster test check-imports test-deps test-build test-rust test-rust-shared test-alone test-browser bench fmt lint clean
 
 ## Start the hub with zero configuration (127.0.0.1:8080, embedded store under ./data),
 ## and a demo shop site with the chat widget on http://localhost:8090 (DEMO_HOST_PORT).
@@ -18,11 +18,12 @@ cluster:
 
 ## Every test: unit, property, websocket/HTTP integration (real MongoDB-wire server), browser.
 ## The build and the installing of the test dependencies (downloads, mostly) run side by side;
-## the tests run after both, one phase at a time.
+## then the Rust tests beside the browser tests (both spend most of their time waiting on
+## sockets and timers, not on the CPU), then the cluster tests that must run alone.
 test: check-imports
 	$(MAKE) -j2 test-deps test-build
-	$(MAKE) test-rust
-	$(MAKE) test-browser
+	$(MAKE) -j2 --output-sync=line test-rust-shared test-browser
+	$(MAKE) test-alone
 
 ## The files of src/ import each other without circles: each circle is printed with the
 ## imports that make it, then one `check-imports:` line; fails when there is one.
@@ -43,8 +44,12 @@ test-build:
 ## different fault from the one each of them injects.
 ALONE := cluster_scenarios:: cluster_stall::
 
-test-rust:
+test-rust: test-rust-shared test-alone
+
+test-rust-shared:
 	scripts/with-mongo.sh $(CARGO) test --workspace --all-targets -- $(addprefix --skip ,$(ALONE))
+
+test-alone:
 	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=1 $(ALONE)
 
 ## The hub binary as `cargo test` builds it for the integration tests (tests/allocator.rs is
