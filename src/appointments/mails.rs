@@ -37,6 +37,19 @@ pub struct Context<'a> {
     pub book_url: &'a str,
 }
 
+impl<'a> Context<'a> {
+    /// Who and what, with no links (a summary line, or a mail that sets the links it needs).
+    pub fn bare(representative: &'a str, topic: Option<&'a str>) -> Self {
+        Context {
+            representative,
+            topic,
+            manage_url: "",
+            reschedule_url: "",
+            book_url: "",
+        }
+    }
+}
+
 /// The address inside `MAIL_FROM` (validated at start-up as a mailbox).
 pub fn address_of(mail_from: &str) -> String {
     mail_from
