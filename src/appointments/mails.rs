@@ -14,7 +14,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::ics::{self, Invitation, Method};
-use crate::store::{Appointment, MailAttachment, MailPurpose, MailStatus, Millis, OutboxMail};
+use crate::mail::QueuedMail;
+use crate::store::{Appointment, MailAttachment, MailPurpose, Millis, OutboxMail};
 
 /// What the mails of one desk share.
 pub struct Desk<'a> {
@@ -232,23 +233,16 @@ fn pending(
     ics: MailAttachment,
     now: Millis,
 ) -> OutboxMail {
-    OutboxMail {
+    QueuedMail {
         id: mail_id(&a.id, purpose, a.sequence),
-        appointment_id: a.id.clone(),
+        about: a.id.clone(),
         purpose,
         to: a.email.clone(),
         subject,
         text,
         attachments: vec![ics],
-        status: MailStatus::Pending,
-        attempts: 0,
-        due_at: now,
-        claimed_by: None,
-        claim_until: None,
-        last_error: None,
-        created_at: now,
-        sent_at: None,
     }
+    .due(now)
 }
 
 /// How to join, move and cancel: the links of a confirmation and a reschedule mail.
