@@ -7,7 +7,8 @@
 //! id is derived from the message (and the reply), so writing it twice is one mail and
 //! its `Message-ID` never changes. The HTTP side is `http::offline`.
 
-use crate::store::{MailPurpose, MailStatus, Millis, OfflineMessage, OfflineReply, OutboxMail};
+use crate::mail::QueuedMail;
+use crate::store::{MailPurpose, Millis, OfflineMessage, OfflineReply, OutboxMail};
 
 /// The outbox id of the desk's mail about message `id`.
 pub fn desk_mail_id(id: &str) -> String {
@@ -24,34 +25,6 @@ pub fn reply_of_mail(mail_id: &str) -> Option<&str> {
     mail_id.rsplit_once(".reply-").map(|(_, r)| r)
 }
 
-fn pending(
-    id: String,
-    message: &str,
-    purpose: MailPurpose,
-    to: &str,
-    subject: String,
-    text: String,
-    now: Millis,
-) -> OutboxMail {
-    OutboxMail {
-        id,
-        appointment_id: message.to_string(),
-        purpose,
-        to: to.to_string(),
-        subject,
-        text,
-        attachments: vec![],
-        status: MailStatus::Pending,
-        attempts: 0,
-        due_at: now,
-        claimed_by: None,
-        claim_until: None,
-        last_error: None,
-        created_at: now,
-        sent_at: None,
-    }
-}
-
 /// The desk's mail about a new message `m` in `category` (its name), with a link to the
 /// console (`console_url`).
 pub fn desk_mail(m: &OfflineMessage, category: &str, desk: &str, console_url: &str, now: Millis) -> OutboxMail {
@@ -63,15 +36,16 @@ pub fn desk_mail(m: &OfflineMessage, category: &str, desk: &str, console_url: &s
         email = m.email,
         text = m.text,
     );
-    pending(
-        desk_mail_id(&m.id),
-        &m.id,
-        MailPurpose::OfflineMessage,
-        desk,
+    QueuedMail {
+        id: desk_mail_id(&m.id),
+        about: m.id.clone(),
+        purpose: MailPurpose::OfflineMessage,
+        to: desk.to_string(),
         subject,
         text,
-        now,
-    )
+        attachments: vec![],
+    }
+    .due(now)
 }
 
 /// The customer's mail with `reply` to their message `m` in `category` (its name).
@@ -84,13 +58,14 @@ pub fn reply_mail(m: &OfflineMessage, category: &str, reply: &OfflineReply) -> O
         answer = reply.text,
         agent = reply.agent_name,
     );
-    pending(
-        reply_mail_id(&m.id, &reply.id),
-        &m.id,
-        MailPurpose::OfflineReply,
-        &m.email,
+    QueuedMail {
+        id: reply_mail_id(&m.id, &reply.id),
+        about: m.id.clone(),
+        purpose: MailPurpose::OfflineReply,
+        to: m.email.clone(),
         subject,
         text,
-        reply.at,
-    )
+        attachments: vec![],
+    }
+    .due(reply.at)
 }

@@ -14,7 +14,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::ics::{self, Invitation, Method};
-use crate::store::{Appointment, MailAttachment, MailPurpose, MailStatus, Millis, OutboxMail};
+use crate::mail::QueuedMail;
+use crate::store::{Appointment, MailAttachment, MailPurpose, Millis, OutboxMail};
 
 /// What the mails of one desk share.
 pub struct Desk<'a> {
@@ -35,6 +36,19 @@ pub struct Context<'a> {
     pub reschedule_url: &'a str,
     /// The booking page (absolute), for booking another one.
     pub book_url: &'a str,
+}
+
+impl<'a> Context<'a> {
+    /// Who and what, with no links (a summary line, or a mail that sets the links it needs).
+    pub fn bare(representative: &'a str, topic: Option<&'a str>) -> Self {
+        Context {
+            representative,
+            topic,
+            manage_url: "",
+            reschedule_url: "",
+            book_url: "",
+        }
+    }
 }
 
 /// The address inside `MAIL_FROM` (validated at start-up as a mailbox).
@@ -219,23 +233,16 @@ fn pending(
     ics: MailAttachment,
     now: Millis,
 ) -> OutboxMail {
-    OutboxMail {
+    QueuedMail {
         id: mail_id(&a.id, purpose, a.sequence),
-        appointment_id: a.id.clone(),
+        about: a.id.clone(),
         purpose,
         to: a.email.clone(),
         subject,
         text,
         attachments: vec![ics],
-        status: MailStatus::Pending,
-        attempts: 0,
-        due_at: now,
-        claimed_by: None,
-        claim_until: None,
-        last_error: None,
-        created_at: now,
-        sent_at: None,
     }
+    .due(now)
 }
 
 /// How to join, move and cancel: the links of a confirmation and a reschedule mail.

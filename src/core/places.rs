@@ -135,6 +135,17 @@ mod tests {
         CategoryId::from(name.to_string())
     }
 
+    /// The decisions that tell each `(customer, place)` their new place, in this order.
+    fn told(places: &[(u64, usize)]) -> Vec<Decision> {
+        places
+            .iter()
+            .map(|&(customer, place)| Decision::PlaceChanged {
+                customer: CustomerId(customer),
+                place,
+            })
+            .collect()
+    }
+
     #[test]
     fn places_move_up_when_someone_ahead_leaves_and_only_changes_are_told() {
         let mut p = Places::new();
@@ -146,19 +157,7 @@ mod tests {
         assert!(out.is_empty(), "everyone was told their place on joining");
         p.removed(CustomerId(1));
         p.flush(&mut out);
-        assert_eq!(
-            out,
-            vec![
-                Decision::PlaceChanged {
-                    customer: CustomerId(2),
-                    place: 1
-                },
-                Decision::PlaceChanged {
-                    customer: CustomerId(3),
-                    place: 2
-                },
-            ]
-        );
+        assert_eq!(out, told(&[(2, 1), (3, 2)]));
         assert_eq!(p.place(CustomerId(3)), Some(2));
         assert_eq!(p.place(CustomerId(1)), None);
     }
@@ -180,23 +179,7 @@ mod tests {
         )]);
         let mut out = vec![];
         p.flush(&mut out);
-        assert_eq!(
-            out,
-            vec![
-                Decision::PlaceChanged {
-                    customer: CustomerId(2),
-                    place: 1
-                },
-                Decision::PlaceChanged {
-                    customer: CustomerId(3),
-                    place: 2
-                },
-                Decision::PlaceChanged {
-                    customer: CustomerId(4),
-                    place: 3
-                },
-            ]
-        );
+        assert_eq!(out, told(&[(2, 1), (3, 2), (4, 3)]));
         assert_eq!(p.place(CustomerId(1)), None);
     }
 
@@ -207,12 +190,6 @@ mod tests {
         p.queued(CustomerId(1), cat("sales"), Ticket(1), 1);
         let mut out = vec![];
         p.flush(&mut out);
-        assert_eq!(
-            out,
-            vec![Decision::PlaceChanged {
-                customer: CustomerId(5),
-                place: 2
-            }]
-        );
+        assert_eq!(out, told(&[(5, 2)]));
     }
 }

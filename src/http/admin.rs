@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::StoreAnswer;
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
@@ -208,11 +209,8 @@ async fn get_agent(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>, ApiError> {
-    match state.store.account(&id).await {
-        Ok(a) => Ok(Json(AccountView::from(&a))),
-        Err(StoreError::NotFound) => Err(ApiError::NotFound("agent")),
-        Err(e) => Err(e.into()),
-    }
+    let account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
+    Ok(Json(AccountView::from(&account)))
 }
 
 /// Change an account; categories, limit and disabling apply to routing at once.
@@ -235,11 +233,7 @@ async fn update_agent(
 ) -> Result<Json<AccountView>, ApiError> {
     let Json(body) = body?;
     cluster_ready(&state)?;
-    let mut account = match state.store.account(&id).await {
-        Ok(a) => a,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("agent")),
-        Err(e) => return Err(e.into()),
-    };
+    let mut account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
     if let Some(name) = body.display_name {
         account.display_name = valid_display_name(&name)?;
     }
@@ -378,10 +372,11 @@ async fn rename_category(
     let Json(body) = body?;
     cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
-    match state.store.rename_category(&id, &name).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("category")),
-        other => other?,
-    }
+    state
+        .store
+        .rename_category(&id, &name)
+        .await
+        .missing_as(ApiError::NotFound("category"))?;
     announce_categories(&state, None).await?;
     Ok(Json(CategoryView { id, name }))
 }
@@ -398,10 +393,11 @@ async fn delete_category(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     cluster_ready(&state)?;
-    match state.store.delete_category(&id).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("category")),
-        other => other?,
-    }
+    state
+        .store
+        .delete_category(&id)
+        .await
+        .missing_as(ApiError::NotFound("category"))?;
     // Accounts keep no dangling category, and online agents drop it at once.
     for mut account in state.store.accounts().await? {
         if account.categories.contains(&id) {

@@ -23,8 +23,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::appointments::{
-    CancelOutcome, CustomerAppointment, CustomerLinks, Refusal, bad_query, base_url, calendar, calendar_for,
-    cancel_with_mail, customer_view, desk, eligible, instant, millis, names_of, pick_preferring,
+    CancelOutcome, CustomerAppointment, CustomerLinks, appointment_of_link, base_url, calendar, calendar_for,
+    cancel_with_mail, customer_view, desk, eligible, instant, millis, names_of, pick_preferring, slot_taken,
 };
 use super::responses::Unavailable;
 use super::{ApiError, AppState, ErrorBody};
@@ -77,22 +77,7 @@ pub struct Rescheduled {
     pub appointment: CustomerAppointment,
 }
 
-async fn by_token(state: &AppState, token: &str) -> Result<Appointment, Refusal> {
-    match state
-        .store
-        .appointment_by_token(&crate::auth::session_id(token.trim()))
-        .await
-    {
-        Err(StoreError::NotFound) => Err(Refusal::coded(
-            StatusCode::NOT_FOUND,
-            "unknown_token",
-            "this appointment link is not valid; check that it was copied whole",
-        )),
-        other => Ok(other?),
-    }
-}
-
-async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Result<CustomerAppointment, Refusal> {
+async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Result<CustomerAppointment, ApiError> {
     let (representative, topic) = names_of(state, a).await?;
     let calendar = calendar(state);
     Ok(customer_view(
@@ -116,9 +101,9 @@ async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerAppointment>, Refusal> {
-    let Query(q) = query.map_err(bad_query)?;
-    let a = by_token(&state, &q.token).await?;
+) -> Result<Json<CustomerAppointment>, ApiError> {
+    let Query(q) = query?;
+    let a = appointment_of_link(&state, &q.token).await?;
     Ok(Json(view(&state, &a, &q.token, &base_url(&state, &headers)).await?))
 }
 
@@ -132,7 +117,7 @@ async fn show_by_cancel_link(
     state: State<AppState>,
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerAppointment>, Refusal> {
+) -> Result<Json<CustomerAppointment>, ApiError> {
     show(state, headers, query).await
 }
 
@@ -149,24 +134,24 @@ async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<CancelRequest>, JsonRejection>,
-) -> Result<Json<CancelOutcome>, Refusal> {
+) -> Result<Json<CancelOutcome>, ApiError> {
     let Json(body) = body?;
     let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
-        return Err(Refusal::Api(ApiError::invalid(
+        return Err(ApiError::invalid(
             "reason_too_long",
             format!("a reason has at most {MAX_REASON} characters"),
-        )));
+        ));
     }
-    let a = by_token(&state, &body.token).await?;
+    let a = appointment_of_link(&state, &body.token).await?;
     let base = base_url(&state, &headers);
     let mut done = cancel_with_mail(&state, a, reason, &base).await?;
-    let a = by_token(&state, &body.token).await?;
+    let a = appointment_of_link(&state, &body.token).await?;
     done.appointment = view(&state, &a, &body.token, &base).await?;
     Ok(Json(done))
 }
 
-fn move_refused(refusal: RescheduleRefusal) -> Refusal {
+fn move_refused(refusal: RescheduleRefusal) -> ApiError {
     let (status, message) = match refusal {
         RescheduleRefusal::Cancelled => (
             StatusCode::CONFLICT,
@@ -189,7 +174,7 @@ fn move_refused(refusal: RescheduleRefusal) -> Refusal {
             },
         ),
     };
-    Refusal::coded(status, refusal.code(), message)
+    ApiError::refused(status, refusal.code(), message)
 }
 
 /// Moves the appointment a token names to another free slot, in one step: its old slot is
@@ -212,15 +197,15 @@ async fn reschedule(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<RescheduleRequest>, JsonRejection>,
-) -> Result<Json<Rescheduled>, Refusal> {
+) -> Result<Json<Rescheduled>, ApiError> {
     let Json(body) = body?;
     let requested: Timestamp = body.start.trim().parse().map_err(|_| {
-        Refusal::Api(ApiError::invalid(
+        ApiError::invalid(
             "bad_start",
             "start must be an RFC 3339 instant such as 2030-06-17T10:00:00Z",
-        ))
+        )
     })?;
-    let was = by_token(&state, &body.token).await?;
+    let was = appointment_of_link(&state, &body.token).await?;
     let calendar = calendar_for(&state, was.category.as_deref()).await?;
     let slot = check_move(
         &calendar,
@@ -232,19 +217,14 @@ async fn reschedule(
     .map_err(move_refused)?;
     let agents = eligible(&state, was.category.as_deref()).await?;
     if agents.is_empty() {
-        return Err(Refusal::coded(
+        return Err(ApiError::refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_representative",
             "no agent serves appointments for this choice",
         ));
     }
     let base = base_url(&state, &headers);
-    let links = CustomerLinks::of(body.token.trim(), was.category.as_deref());
-    let (manage, reschedule, book) = (
-        format!("{base}{}", links.manage),
-        format!("{base}{}", links.reschedule),
-        format!("{base}{}", links.book),
-    );
+    let links = CustomerLinks::of(body.token.trim(), was.category.as_deref()).behind(&base);
     let topic = names_of(&state, &was).await?.1;
     // As booking: each round moves to the representative the day says (the same one when
     // free); a refusal means someone took that one meanwhile, so look again.
@@ -258,13 +238,7 @@ async fn reschedule(
         moved.end = millis(slot.end);
         moved.representative_id = chosen.id.clone();
         moved.sequence = was.sequence + 1;
-        let context = mails::Context {
-            representative: &chosen.display_name,
-            topic: topic.as_deref(),
-            manage_url: &manage,
-            reschedule_url: &reschedule,
-            book_url: &book,
-        };
+        let context = links.mail_context(&chosen.display_name, topic.as_deref());
         let mail = mails::reschedule(&desk(&state), &was, &moved, &context, Timestamp::now());
         match state.store.reschedule_appointment_with_mail(moved, mail).await {
             Ok(Rescheduling::Moved(now)) => {
@@ -278,7 +252,7 @@ async fn reschedule(
                 return Err(if current.status == AppointmentStatus::Cancelled {
                     move_refused(RescheduleRefusal::Cancelled)
                 } else {
-                    Refusal::coded(
+                    ApiError::refused(
                         StatusCode::CONFLICT,
                         "appointment_changed",
                         "this appointment was changed meanwhile; please look at it again",
@@ -289,11 +263,7 @@ async fn reschedule(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Refusal::coded(
-        StatusCode::CONFLICT,
-        "slot_taken",
-        "this slot has just been booked; please pick another",
-    ))
+    Err(slot_taken())
 }
 
 /// The appointment as an ICS file to add to a calendar (`METHOD:PUBLISH`, the `UID` and
@@ -308,18 +278,15 @@ async fn ics(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Response, Refusal> {
-    let Query(q) = query.map_err(bad_query)?;
-    let a = by_token(&state, &q.token).await?;
+) -> Result<Response, ApiError> {
+    let Query(q) = query?;
+    let a = appointment_of_link(&state, &q.token).await?;
     let (representative, topic) = names_of(&state, &a).await?;
     let base = base_url(&state, &headers);
     let manage = format!("{base}{}", CustomerLinks::of(q.token.trim(), None).manage);
     let context = mails::Context {
-        representative: &representative,
-        topic: topic.as_deref(),
         manage_url: &manage,
-        reschedule_url: "",
-        book_url: "",
+        ..mails::Context::bare(&representative, topic.as_deref())
     };
     let summary = mails::summary(&context);
     let description = format!("{summary}\n\nJoin, reschedule or cancel on your appointment's page:\n{manage}");

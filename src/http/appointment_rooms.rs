@@ -22,6 +22,8 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::appointments::appointment_of_link;
+use super::error::StoreAnswer;
 use super::responses::{SignedIn, Unavailable};
 use super::rooms::{admit_with_token, end_closed_room_of, seat_refused};
 use super::session::Authed;
@@ -72,12 +74,22 @@ pub fn room_id(a: &Appointment) -> String {
     uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
-fn refused(status: StatusCode, code: &'static str, message: &str) -> ApiError {
-    ApiError::Refused {
-        status,
-        code,
-        message: message.to_string(),
-    }
+fn cancelled() -> ApiError {
+    ApiError::refused(
+        StatusCode::CONFLICT,
+        "appointment_cancelled",
+        "this appointment was cancelled",
+    )
+}
+
+/// The appointment's call was ended (by its representative, or by its closing time).
+fn call_ended() -> ApiError {
+    ApiError::refused(StatusCode::CONFLICT, "room_ended", "this appointment's call has ended")
+}
+
+/// The appointment's slot and grace are over, and its room was never opened.
+fn time_over() -> ApiError {
+    ApiError::refused(StatusCode::CONFLICT, "room_ended", "this appointment's time is over")
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -106,19 +118,12 @@ async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<StartedRoom>), ApiError> {
-    let a = match state.store.appointment(&id).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("appointment")),
-        other => other?,
-    };
-    if a.representative_id != me.id && me.role != Role::Admin {
-        return Err(ApiError::NotFound("appointment"));
-    }
+    let a = state.store.appointment(&id).await.found_if(
+        |a| a.representative_id == me.id || me.role == Role::Admin,
+        ApiError::NotFound("appointment"),
+    )?;
     if a.status == AppointmentStatus::Cancelled {
-        return Err(refused(
-            StatusCode::CONFLICT,
-            "appointment_cancelled",
-            "this appointment was cancelled",
-        ));
+        return Err(cancelled());
     }
     let id = room_id(&a);
     let now = now_ms();
@@ -144,25 +149,17 @@ async fn start(
                 crate::rooms::end_stored_room(&state.store, &id).await?;
                 state.rooms.ended(&id).await;
             }
-            return Err(refused(
-                StatusCode::CONFLICT,
-                "room_ended",
-                "this appointment's call has ended",
-            ));
+            return Err(call_ended());
         }
         Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
     if now > open_until {
-        return Err(refused(
-            StatusCode::CONFLICT,
-            "room_ended",
-            "this appointment's time is over",
-        ));
+        return Err(time_over());
     }
     let grace = state.settings.appointment_room_grace.as_millis() as i64;
     if !crate::core::room::appointment_startable(a.start, a.end, window, grace, now) {
-        return Err(refused(
+        return Err(ApiError::refused(
             StatusCode::CONFLICT,
             "not_startable",
             "an appointment can be started only around its time",
@@ -198,7 +195,7 @@ async fn start(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(refused(
+    Err(ApiError::refused(
         StatusCode::CONFLICT,
         "room_open",
         "the representative has another open room; end it first",
@@ -222,22 +219,6 @@ pub struct JoinedRoom {
     pub link: String,
 }
 
-/// The appointment a customer's link names (its token), or `404 unknown_token`.
-async fn appointment_of_link(state: &AppState, token: &str) -> Result<Appointment, ApiError> {
-    match state
-        .store
-        .appointment_by_token(&crate::auth::session_id(token.trim()))
-        .await
-    {
-        Err(StoreError::NotFound) => Err(refused(
-            StatusCode::NOT_FOUND,
-            "unknown_token",
-            "this appointment link is not valid; check that it was copied whole",
-        )),
-        other => Ok(other?),
-    }
-}
-
 /// The customer joins their appointment's room once the representative has started it.
 #[utoipa::path(post, path = "/api/appointments/join", tag = "public",
     request_body(content = JoinAppointment, example = json!({"token": "the-token-of-the-appointment-link"})),
@@ -258,11 +239,7 @@ async fn join(
     let Json(body) = body?;
     let a = appointment_of_link(&state, &body.token).await?;
     if a.status == AppointmentStatus::Cancelled {
-        return Err(refused(
-            StatusCode::CONFLICT,
-            "appointment_cancelled",
-            "this appointment was cancelled",
-        ));
+        return Err(cancelled());
     }
     let id = room_id(&a);
     let now = now_ms();
@@ -270,10 +247,9 @@ async fn join(
         Ok(room) if room.state == RoomState::Open && crate::core::room::open_at(room.open_until, now) => {
             // Each join is its own admission: a second device (or a forwarded link) is
             // refused while the first holds the seat, never let in over it.
-            let ended = refused(StatusCode::CONFLICT, "room_ended", "this appointment's call has ended");
             let token = admit_with_token(&state, &id, &a.name, PersonKind::Customer)
                 .await
-                .map_err(|r| seat_refused(r, ended))?;
+                .map_err(|r| seat_refused(r, call_ended()))?;
             state.rooms.waiting.clear(state.cluster.as_ref(), &a.id).await;
             Ok(Json(JoinedRoom {
                 link: format!("/room.html?room={id}#token={}", token.token),
@@ -281,25 +257,17 @@ async fn join(
                 token: token.token,
             }))
         }
-        Ok(_) => Err(refused(
-            StatusCode::CONFLICT,
-            "room_ended",
-            "this appointment's call has ended",
-        )),
-        Err(StoreError::NotFound) if now > closes_at(&state, &a) => Err(refused(
-            StatusCode::CONFLICT,
-            "room_ended",
-            "this appointment's time is over",
-        )),
+        Ok(_) => Err(call_ended()),
+        Err(StoreError::NotFound) if now > closes_at(&state, &a) => Err(time_over()),
         Err(StoreError::NotFound) => {
             // The waiting room: the representative sees this customer waiting while their
             // page keeps asking.
             state.rooms.waiting.mark(state.cluster.as_ref(), &a.id, now).await;
             let who = representative_name(&state, &a).await;
-            Err(refused(
+            Err(ApiError::refused(
                 StatusCode::CONFLICT,
                 "not_started",
-                &format!(
+                format!(
                     "your call with {who} starts at {}; you will be let in when {who} joins",
                     desk_time(&state, &a)
                 ),
@@ -341,7 +309,7 @@ async fn status(
     State(state): State<AppState>,
     query: Result<Query<RoomStatusQuery>, QueryRejection>,
 ) -> Result<Json<AppointmentRoomStatus>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let Query(q) = query?;
     let a = appointment_of_link(&state, &q.token).await?;
     let open_until = closes_at(&state, &a);
     let now = now_ms();

@@ -16,7 +16,6 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -25,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::ErrorDetail;
+use super::error::StoreAnswer;
 use super::responses::{AdminsOnly, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
@@ -85,59 +84,6 @@ impl BookingThrottle {
     }
 }
 
-/// An error with its own code (the shared `ApiError` codes are generic).
-pub(super) enum Refusal {
-    Api(ApiError),
-    Coded(StatusCode, &'static str, String),
-    /// 429 `too_many_bookings` with `Retry-After`.
-    Throttled(std::time::Duration),
-}
-
-impl Refusal {
-    pub(super) fn coded(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Refusal::Coded(status, code, message.into())
-    }
-}
-
-impl<E: Into<ApiError>> From<E> for Refusal {
-    fn from(e: E) -> Self {
-        Refusal::Api(e.into())
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        match self {
-            Refusal::Api(e) => e.into_response(),
-            Refusal::Throttled(wait) => {
-                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let body = ErrorBody {
-                    error: ErrorDetail {
-                        code: "too_many_bookings".to_string(),
-                        message: format!("too many bookings from this address; try again in {seconds} s"),
-                    },
-                };
-                let retry_after = [(axum::http::header::RETRY_AFTER, seconds.max(1).to_string())];
-                (StatusCode::TOO_MANY_REQUESTS, retry_after, Json(body)).into_response()
-            }
-            Refusal::Coded(status, code, message) => (
-                status,
-                Json(ErrorBody {
-                    error: ErrorDetail {
-                        code: code.to_string(),
-                        message,
-                    },
-                }),
-            )
-                .into_response(),
-        }
-    }
-}
-
-pub(super) fn bad_query(e: QueryRejection) -> Refusal {
-    Refusal::Api(ApiError::invalid("bad_query", e.body_text()))
-}
-
 /// The desk's calendar for labels and day bounds (the zone; the settings' hours).
 pub(super) fn calendar(state: &AppState) -> Calendar {
     calendar_with(state, state.settings.appointment_hours.clone())
@@ -150,7 +96,7 @@ fn calendar_with(state: &AppState, hours: crate::core::schedule::Hours) -> Calen
 
 /// The calendar whose slots apply to `category`: the hours an admin set (the
 /// category's own, else the desk's), else the settings'.
-pub(super) async fn calendar_for(state: &AppState, category: Option<&str>) -> Result<Calendar, Refusal> {
+pub(super) async fn calendar_for(state: &AppState, category: Option<&str>) -> Result<Calendar, ApiError> {
     let hours = super::appointment_hours::hours_for(state, category).await?;
     Ok(calendar_with(state, hours))
 }
@@ -179,13 +125,10 @@ pub(super) fn zone_name(state: &AppState) -> String {
     state.settings.appointment_zone.iana_name().unwrap_or("UTC").to_string()
 }
 
-fn parse_date(raw: &str) -> Result<Date, Refusal> {
-    raw.trim().parse::<Date>().map_err(|_| {
-        Refusal::Api(ApiError::invalid(
-            "bad_date",
-            format!("{raw:?} is not a date YYYY-MM-DD"),
-        ))
-    })
+fn parse_date(raw: &str) -> Result<Date, ApiError> {
+    raw.trim()
+        .parse::<Date>()
+        .map_err(|_| ApiError::invalid("bad_date", format!("{raw:?} is not a date YYYY-MM-DD")))
 }
 
 pub(super) fn millis(at: Timestamp) -> Millis {
@@ -198,21 +141,21 @@ pub(super) fn instant(ms: Millis) -> Timestamp {
 
 /// The customer's zone from a request: `None` when not given; 400 `unknown_zone` when it
 /// names no zone of the IANA time zone database (jiff's bundled copy).
-pub(super) fn customer_zone(raw: Option<&str>) -> Result<Option<TimeZone>, Refusal> {
+pub(super) fn customer_zone(raw: Option<&str>) -> Result<Option<TimeZone>, ApiError> {
     let Some(raw) = raw.map(str::trim).filter(|z| !z.is_empty()) else {
         return Ok(None);
     };
     let zone = TimeZone::get(raw).ok().filter(|z| z.iana_name().is_some());
     zone.map(Some).ok_or_else(|| {
-        Refusal::Api(ApiError::invalid(
+        ApiError::invalid(
             "unknown_zone",
             format!("{raw:?} is not an IANA time zone such as Europe/Berlin"),
-        ))
+        )
     })
 }
 
 /// The representative's display name and the category's name that `a`'s pages and mails show.
-pub(super) async fn names_of(state: &AppState, a: &Appointment) -> Result<(String, Option<String>), Refusal> {
+pub(super) async fn names_of(state: &AppState, a: &Appointment) -> Result<(String, Option<String>), ApiError> {
     let representative = state
         .store
         .accounts()
@@ -253,11 +196,54 @@ impl CustomerLinks {
             },
         }
     }
+
+    /// The same links behind the desk's address `base`, as mails and calendars carry them.
+    pub(super) fn behind(&self, base: &str) -> Self {
+        CustomerLinks {
+            manage: format!("{base}{}", self.manage),
+            reschedule: format!("{base}{}", self.reschedule),
+            ics: format!("{base}{}", self.ics),
+            book: format!("{base}{}", self.book),
+        }
+    }
+
+    /// A mail's context with every link of these (absolute ones: see [`Self::behind`]).
+    pub(super) fn mail_context<'a>(&'a self, representative: &'a str, topic: Option<&'a str>) -> mails::Context<'a> {
+        mails::Context {
+            manage_url: &self.manage,
+            reschedule_url: &self.reschedule,
+            book_url: &self.book,
+            ..mails::Context::bare(representative, topic)
+        }
+    }
+}
+
+/// The appointment a customer's link names (its token), or `404 unknown_token`.
+pub(super) async fn appointment_of_link(state: &AppState, token: &str) -> Result<Appointment, ApiError> {
+    let missing = ApiError::refused(
+        StatusCode::NOT_FOUND,
+        "unknown_token",
+        "this appointment link is not valid; check that it was copied whole",
+    );
+    state
+        .store
+        .appointment_by_token(&crate::auth::session_id(token.trim()))
+        .await
+        .missing_as(missing)
+}
+
+/// No representative was free any more at the slot, after every round of looking.
+pub(super) fn slot_taken() -> ApiError {
+    ApiError::refused(
+        StatusCode::CONFLICT,
+        "slot_taken",
+        "this slot has just been booked; please pick another",
+    )
 }
 
 /// `[start, end)` of a local day in the desk's zone, in ms.
-fn day_bounds(calendar: &Calendar, day: Date) -> Result<(Millis, Millis), Refusal> {
-    let out_of_range = || Refusal::Api(ApiError::invalid("bad_date", format!("{day} is out of range")));
+fn day_bounds(calendar: &Calendar, day: Date) -> Result<(Millis, Millis), ApiError> {
+    let out_of_range = || ApiError::invalid("bad_date", format!("{day} is out of range"));
     let start = day.to_zoned(calendar.zone().clone()).map_err(|_| out_of_range())?;
     let end = day
         .tomorrow()
@@ -277,7 +263,7 @@ pub(super) fn label_in(zone: &TimeZone, at: Timestamp) -> String {
 }
 
 /// Enabled agents who may serve `category` (any agent when none is given), by id.
-pub(super) async fn eligible(state: &AppState, category: Option<&str>) -> Result<Vec<Account>, Refusal> {
+pub(super) async fn eligible(state: &AppState, category: Option<&str>) -> Result<Vec<Account>, ApiError> {
     let mut agents: Vec<Account> = state
         .store
         .accounts()
@@ -290,14 +276,11 @@ pub(super) async fn eligible(state: &AppState, category: Option<&str>) -> Result
     Ok(agents)
 }
 
-async fn known_category(state: &AppState, category: Option<&str>) -> Result<(), Refusal> {
+async fn known_category(state: &AppState, category: Option<&str>) -> Result<(), ApiError> {
     if let Some(c) = category
         && !state.store.categories().await?.iter().any(|known| known.id == c)
     {
-        return Err(Refusal::Api(ApiError::invalid(
-            "unknown_category",
-            format!("no category {c:?}"),
-        )));
+        return Err(ApiError::invalid("unknown_category", format!("no category {c:?}")));
     }
     Ok(())
 }
@@ -346,7 +329,7 @@ pub struct DaySlots {
 }
 
 /// The booked appointments starting in `[from, to)`, as availability sees them.
-async fn held_between(state: &AppState, from: Timestamp, to: Timestamp) -> Result<Vec<Appointment>, Refusal> {
+async fn held_between(state: &AppState, from: Timestamp, to: Timestamp) -> Result<Vec<Appointment>, ApiError> {
     Ok(state
         .store
         .appointments(millis(from), millis(to), None)
@@ -366,8 +349,8 @@ fn held(booked: &[Appointment]) -> Vec<Held<'_>> {
         .collect()
 }
 
-fn out_of_range(day: impl std::fmt::Display) -> Refusal {
-    Refusal::Api(ApiError::invalid("bad_date", format!("{day} is out of range")))
+fn out_of_range(day: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid("bad_date", format!("{day} is out of range"))
 }
 
 /// A day's slots (of the customer's day in their zone, or of the desk's day), and which are free.
@@ -379,8 +362,8 @@ fn out_of_range(day: impl std::fmt::Display) -> Refusal {
 async fn slots(
     State(state): State<AppState>,
     query: Result<Query<SlotsQuery>, QueryRejection>,
-) -> Result<Json<DaySlots>, Refusal> {
-    let Query(q) = query.map_err(bad_query)?;
+) -> Result<Json<DaySlots>, ApiError> {
+    let Query(q) = query?;
     let day = parse_date(&q.date)?;
     let category = q.category.as_deref().filter(|c| !c.is_empty());
     let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointment_zone.clone());
@@ -442,17 +425,12 @@ pub struct FreeDays {
     pub free_days: Vec<String>,
 }
 
-fn parse_month(raw: &str) -> Result<Date, Refusal> {
+fn parse_month(raw: &str) -> Result<Date, ApiError> {
     let raw = raw.trim();
     let first = (raw.len() == 7)
         .then(|| format!("{raw}-01").parse::<Date>().ok())
         .flatten();
-    first.ok_or_else(|| {
-        Refusal::Api(ApiError::invalid(
-            "bad_month",
-            format!("{raw:?} is not a month YYYY-MM"),
-        ))
-    })
+    first.ok_or_else(|| ApiError::invalid("bad_month", format!("{raw:?} is not a month YYYY-MM")))
 }
 
 /// The days of a month on which some slot is free, in the customer's zone: what a month
@@ -465,8 +443,8 @@ fn parse_month(raw: &str) -> Result<Date, Refusal> {
 async fn free_days(
     State(state): State<AppState>,
     query: Result<Query<DaysQuery>, QueryRejection>,
-) -> Result<Json<FreeDays>, Refusal> {
-    let Query(q) = query.map_err(bad_query)?;
+) -> Result<Json<FreeDays>, ApiError> {
+    let Query(q) = query?;
     let first = parse_month(&q.month)?;
     let last = first.last_of_month();
     let category = q.category.as_deref().filter(|c| !c.is_empty());
@@ -538,17 +516,17 @@ pub struct Booked {
     pub cancel_url: String,
 }
 
-fn valid_email(raw: &str) -> Result<String, Refusal> {
-    crate::core::customer_details::email(raw).map_err(|e| Refusal::Api(ApiError::invalid(e.code, e.message)))
+fn valid_email(raw: &str) -> Result<String, ApiError> {
+    crate::core::customer_details::email(raw).map_err(|e| ApiError::invalid(e.code, e.message))
 }
 
-fn valid_comment(raw: Option<String>) -> Result<String, Refusal> {
+fn valid_comment(raw: Option<String>) -> Result<String, ApiError> {
     let comment = raw.unwrap_or_default().trim().to_string();
     if comment.chars().count() > MAX_COMMENT {
-        return Err(Refusal::Api(ApiError::invalid(
+        return Err(ApiError::invalid(
             "comment_too_long",
             format!("a comment has at most {MAX_COMMENT} characters"),
-        )));
+        ));
     }
     Ok(comment)
 }
@@ -572,7 +550,7 @@ async fn book(
     ip: ClientIp,
     headers: HeaderMap,
     body: Result<Json<BookingRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Booked>), Refusal> {
+) -> Result<(StatusCode, Json<Booked>), ApiError> {
     // Counted before the work, so bookings sent side by side cannot all pass the check
     // first; handed back unless the booking is made.
     let throttled = !ip.is_whitelisted(&state.settings);
@@ -582,7 +560,7 @@ async fn book(
         state
             .booking_throttle
             .with(|t| t.take(key, now))
-            .map_err(Refusal::Throttled)?;
+            .map_err(|wait| ApiError::too_many("too_many_bookings", "bookings from this address", wait))?;
     }
     let made = book_checked(&state, &base_url(&state, &headers), body).await;
     if throttled && made.is_err() {
@@ -595,15 +573,15 @@ async fn book_checked(
     state: &AppState,
     base_url: &str,
     body: Result<Json<BookingRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Booked>), Refusal> {
+) -> Result<(StatusCode, Json<Booked>), ApiError> {
     let Json(body) = body?;
     let start: Timestamp = body.start.trim().parse().map_err(|_| {
-        Refusal::Api(ApiError::invalid(
+        ApiError::invalid(
             "bad_start",
             "start must be an RFC 3339 instant such as 2030-06-17T10:00:00Z",
-        ))
+        )
     })?;
-    let name = checked_name(&body.name, 100).map_err(|e| Refusal::Api(ApiError::invalid(e.code(), e.to_string())))?;
+    let name = checked_name(&body.name, 100).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
     let email = valid_email(&body.email)?;
     let comment = valid_comment(body.comment)?;
     let category = body.category.filter(|c| !c.is_empty());
@@ -612,13 +590,13 @@ async fn book_checked(
     let calendar = calendar_for(state, category.as_deref()).await?;
     let slot = calendar
         .check_booking(start, Timestamp::now())
-        .map_err(|r| Refusal::coded(StatusCode::UNPROCESSABLE_ENTITY, r.code(), refusal_message(r.code())))?;
+        .map_err(|r| ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, r.code(), refusal_message(r.code())))?;
     let mut agents = eligible(state, category.as_deref()).await?;
     if let Some(named) = &body.representative {
         agents.retain(|a| &a.id == named);
     }
     if agents.is_empty() {
-        return Err(Refusal::coded(
+        return Err(ApiError::refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_representative",
             "no agent serves appointments for this choice",
@@ -644,6 +622,7 @@ async fn book_checked(
         cancel_reason: None,
     };
     let links = CustomerLinks::of(&token, appointment.category.as_deref());
+    let absolute = links.behind(base_url);
     let topic = match &appointment.category {
         Some(c) => names_of(state, &appointment).await?.1.or_else(|| Some(c.clone())),
         None => None,
@@ -656,18 +635,7 @@ async fn book_checked(
             break;
         };
         appointment.representative_id = chosen.id.clone();
-        let (manage, reschedule, book) = (
-            format!("{base_url}{}", links.manage),
-            format!("{base_url}{}", links.reschedule),
-            format!("{base_url}{}", links.book),
-        );
-        let context = mails::Context {
-            representative: &chosen.display_name,
-            topic: topic.as_deref(),
-            manage_url: &manage,
-            reschedule_url: &reschedule,
-            book_url: &book,
-        };
+        let context = absolute.mail_context(&chosen.display_name, topic.as_deref());
         let mail = mails::confirmation(&desk(state), &appointment, &context, Timestamp::now());
         match state.store.book_appointment_with_mail(appointment.clone(), mail).await {
             Ok(()) => {
@@ -691,11 +659,7 @@ async fn book_checked(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Refusal::coded(
-        StatusCode::CONFLICT,
-        "slot_taken",
-        "this slot has just been booked; please pick another",
-    ))
+    Err(slot_taken())
 }
 
 fn refusal_message(code: &str) -> &'static str {
@@ -712,7 +676,7 @@ pub(super) async fn pick<'a>(
     calendar: &Calendar,
     slot: &Slot,
     agents: &'a [Account],
-) -> Result<Option<&'a Account>, Refusal> {
+) -> Result<Option<&'a Account>, ApiError> {
     pick_preferring(state, calendar, slot, agents, None).await
 }
 
@@ -724,7 +688,7 @@ pub(super) async fn pick_preferring<'a>(
     slot: &Slot,
     agents: &'a [Account],
     preferred: Option<&str>,
-) -> Result<Option<&'a Account>, Refusal> {
+) -> Result<Option<&'a Account>, ApiError> {
     let (from, to) = day_bounds(calendar, slot.local_start.date())?;
     let booked: Vec<Appointment> = state
         .store
@@ -820,13 +784,7 @@ pub(super) fn customer_view(
 ) -> CustomerAppointment {
     let desk = desk(state);
     let theirs = mails::customer_zone(desk.zone, a);
-    let summary = mails::summary(&mails::Context {
-        representative,
-        topic,
-        manage_url: "",
-        reschedule_url: "",
-        book_url: "",
-    });
+    let summary = mails::summary(&mails::Context::bare(representative, topic));
     let links = with_links.map(|(token, base)| {
         let paths = CustomerLinks::of(token, a.category.as_deref());
         let manage = format!("{base}{}", paths.manage);
@@ -885,7 +843,7 @@ pub(super) async fn cancel_with_mail(
     a: Appointment,
     reason: Option<String>,
     base_url: &str,
-) -> Result<CancelOutcome, Refusal> {
+) -> Result<CancelOutcome, ApiError> {
     let (representative, topic) = names_of(state, &a).await?;
     let mut cancelled = a;
     cancelled.status = AppointmentStatus::Cancelled;
@@ -897,11 +855,8 @@ pub(super) async fn cancel_with_mail(
         CustomerLinks::of("", cancelled.category.as_deref()).book
     );
     let context = mails::Context {
-        representative: &representative,
-        topic: topic.as_deref(),
-        manage_url: "",
-        reschedule_url: "",
         book_url: &book,
+        ..mails::Context::bare(&representative, topic.as_deref())
     };
     let mail = mails::cancellation(&desk(state), &cancelled, &context, Timestamp::now());
     let done = state
@@ -1016,8 +971,8 @@ async fn agent_day(
     Authed(me): Authed,
     State(state): State<AppState>,
     query: Result<Query<DayQuery>, QueryRejection>,
-) -> Result<Json<StaffList>, Refusal> {
-    let Query(q) = query.map_err(bad_query)?;
+) -> Result<Json<StaffList>, ApiError> {
+    let Query(q) = query?;
     let calendar = calendar(&state);
     let day = match q.date.as_deref() {
         Some(raw) => parse_date(raw)?,
@@ -1049,15 +1004,15 @@ async fn admin_list(
     _: AdminOnly,
     State(state): State<AppState>,
     query: Result<Query<RangeQuery>, QueryRejection>,
-) -> Result<Json<StaffList>, Refusal> {
-    let Query(q) = query.map_err(bad_query)?;
+) -> Result<Json<StaffList>, ApiError> {
+    let Query(q) = query?;
     let (first, last) = (parse_date(&q.from)?, parse_date(&q.to)?);
     let days = (last - first).get_days();
     if !(0..=MAX_RANGE_DAYS).contains(&days) {
-        return Err(Refusal::Api(ApiError::invalid(
+        return Err(ApiError::invalid(
             "bad_range",
             format!("to must be from `from` to {MAX_RANGE_DAYS} days after it"),
-        )));
+        ));
     }
     let calendar = calendar(&state);
     let (from, _) = day_bounds(&calendar, first)?;
@@ -1071,14 +1026,15 @@ async fn cancel_as_staff(
     me: &Account,
     id: &str,
     base_url: &str,
-) -> Result<Json<CancelOutcome>, Refusal> {
-    let a = match state.store.appointment(id).await {
-        Err(StoreError::NotFound) => return Err(Refusal::Api(ApiError::NotFound("appointment"))),
-        other => other?,
-    };
+) -> Result<Json<CancelOutcome>, ApiError> {
+    let a = state
+        .store
+        .appointment(id)
+        .await
+        .missing_as(ApiError::NotFound("appointment"))?;
     // An agent may cancel only their own; to them another's does not exist.
     if me.role != Role::Admin && a.representative_id != me.id {
-        return Err(Refusal::Api(ApiError::NotFound("appointment")));
+        return Err(ApiError::NotFound("appointment"));
     }
     Ok(Json(cancel_with_mail(state, a, None, base_url).await?))
 }
@@ -1095,7 +1051,7 @@ async fn agent_cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<CancelOutcome>, Refusal> {
+) -> Result<Json<CancelOutcome>, ApiError> {
     cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
 }
 
@@ -1111,6 +1067,6 @@ async fn admin_cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<CancelOutcome>, Refusal> {
+) -> Result<Json<CancelOutcome>, ApiError> {
     cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
 }

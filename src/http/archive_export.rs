@@ -130,7 +130,7 @@ async fn export_listing(
     State(state): State<AppState>,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let Query(q) = query?;
     let format = format_of(q.format.as_deref())?;
     let filter: ConversationFilter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
     let page = Page {
@@ -170,7 +170,7 @@ async fn export_one(
     Path(id): Path<String>,
     query: Result<Query<FormatQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let Query(q) = query?;
     let format = format_of(q.format.as_deref())?;
     let c = readable(&state, &me, &id).await?;
     let name = format!("conversation-{}", file_safe(&c.opened.id));

@@ -119,7 +119,7 @@ async fn calls(
     Authed(account): Authed,
     query: Result<Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<CallLogPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let Query(query) = query?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", format!("limit is 1 to {MAX_PAGE}")));
@@ -198,7 +198,7 @@ async fn export(
     Authed(account): Authed,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let Query(query) = query?;
     let agent = whose(&account, query.agent_id);
     let page = Page {
         offset: 0,

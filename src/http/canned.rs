@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::StoreAnswer;
 use super::responses::{AdminsOnly, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
@@ -141,11 +142,11 @@ async fn checked(
 }
 
 fn shortcut_taken(shortcut: &str) -> ApiError {
-    ApiError::Refused {
-        status: StatusCode::CONFLICT,
-        code: "shortcut_taken",
-        message: format!("the shortcut {shortcut:?} is taken"),
-    }
+    ApiError::refused(
+        StatusCode::CONFLICT,
+        "shortcut_taken",
+        format!("the shortcut {shortcut:?} is taken"),
+    )
 }
 
 async fn create(state: &AppState, reply: CannedReply) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
@@ -158,11 +159,11 @@ async fn create(state: &AppState, reply: CannedReply) -> Result<(StatusCode, Jso
 
 /// The reply `id` when it belongs to `owner`; else 404 (another's replies are not there for the caller).
 async fn owned(state: &AppState, id: &str, owner: Option<&str>) -> Result<CannedReply, ApiError> {
-    match state.store.canned_reply(id).await {
-        Ok(r) if r.owner.as_deref() == owner => Ok(r),
-        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::NotFound("canned reply")),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .store
+        .canned_reply(id)
+        .await
+        .found_if(|r| r.owner.as_deref() == owner, ApiError::NotFound("canned reply"))
 }
 
 async fn update(

@@ -15,11 +15,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::StoreAnswer;
 use super::history::{ConversationDetail, ConversationSummary, detail, readable, summary};
 use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
-use crate::store::{CustomerKey, StoreError};
+use crate::store::CustomerKey;
 
 /// The most earlier conversations the panel lists (newest first).
 const EARLIER_MAX: u64 = 20;
@@ -130,11 +131,11 @@ async fn earlier(
         .customer
         .match_key()
         .ok_or(ApiError::NotFound("conversation"))?;
-    let found = match state.store.conversation(&other).await {
-        Ok(found) => found,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
-        Err(e) => return Err(e.into()),
-    };
+    let found = state
+        .store
+        .conversation(&other)
+        .await
+        .missing_as(ApiError::NotFound("conversation"))?;
     if !key.matches(&found.opened.customer) {
         return Err(ApiError::NotFound("conversation"));
     }

@@ -13,11 +13,12 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::{StoreAnswer, page_limit};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::customer_details;
-use crate::store::{CustomerKey, Erased, ErasureRecord, Page, StoreError};
+use crate::store::{CustomerKey, Erased, ErasureRecord, Page};
 
 /// The most conversations one erasure request takes; a customer with more is erased by
 /// repeating the request (each answers how many it erased; 0 when none are left).
@@ -136,11 +137,7 @@ async fn erase(
     } else {
         let id = body.conversation_id.unwrap_or_default().trim().to_string();
         let found = super::fresh::until_found(&state, super::fresh::not_found, || state.store.conversation(&id)).await;
-        let c = match found {
-            Ok(c) => c,
-            Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
-            Err(e) => return Err(e.into()),
-        };
+        let c = found.missing_as(ApiError::NotFound("conversation"))?;
         match c.opened.customer.match_key() {
             Some(key) => (Some(key), None),
             None => (None, Some(id)),
@@ -206,11 +203,8 @@ async fn log(
     State(state): State<AppState>,
     query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ErasureLog>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("bad_query", "limit must be from 1 to 200"));
-    }
+    let Query(q) = query?;
+    let limit = page_limit(q.limit, 50, 200)?;
     let (items, total) = state
         .store
         .erasure_records(Page {

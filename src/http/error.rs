@@ -29,8 +29,13 @@ pub enum ApiError {
     Unavailable(String),
     /// A bug or an unexpected failure; logged, and answered without details.
     Internal(String),
-    /// Too many failed sign-ins from this address or for this account: 429 with `Retry-After`.
-    TooManyAttempts(crate::http::throttle::TooManyAttempts),
+    /// Too many of something from this address or for this account (failed sign-ins,
+    /// bookings, offline messages): 429 with `Retry-After`; `what` names them in the message.
+    TooMany {
+        code: &'static str,
+        what: &'static str,
+        retry_after: std::time::Duration,
+    },
     // ---- several nodes through Redis ----
     /// The change needs the cluster (Redis, and this node's lease), which is unavailable:
     /// 503 `cluster_unavailable`.
@@ -52,6 +57,24 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// A refusal with its own status and code.
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Refused {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 429 `code`: too many `what` ("bookings from this address"); try again after `retry_after`.
+    pub fn too_many(code: &'static str, what: &'static str, retry_after: std::time::Duration) -> Self {
+        Self::TooMany {
+            code,
+            what,
+            retry_after,
+        }
+    }
 }
 
 /// The body of every error response.
@@ -71,7 +94,11 @@ pub struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
-            Self::TooManyAttempts(throttled) => return too_many_attempts(throttled),
+            Self::TooMany {
+                code,
+                what,
+                retry_after,
+            } => return too_many(code, what, retry_after),
             Self::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),
             Self::Refused { status, code, message } => (status, code, message),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "sign in first".to_string()),
@@ -104,23 +131,24 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// 429 with `Retry-After` in whole seconds, rounded up so a client that waits that long gets through.
-fn too_many_attempts(throttled: crate::http::throttle::TooManyAttempts) -> Response {
-    let wait = throttled.retry_after.as_secs() + u64::from(throttled.retry_after.subsec_nanos() > 0);
+/// 429 with `Retry-After` in whole seconds (at least one), rounded up so a client that
+/// waits that long gets through.
+fn too_many(code: &'static str, what: &'static str, retry_after: std::time::Duration) -> Response {
+    let wait = (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
     let body = ErrorBody {
         error: ErrorDetail {
-            code: "too_many_attempts".to_string(),
-            message: format!("too many failed sign-ins; try again in {} s", wait.max(1)),
+            code: code.to_string(),
+            message: format!("too many {what}; try again in {wait} s"),
         },
     };
-    let retry_after = [(axum::http::header::RETRY_AFTER, wait.max(1).to_string())];
+    let retry_after = [(axum::http::header::RETRY_AFTER, wait.to_string())];
     (StatusCode::TOO_MANY_REQUESTS, retry_after, Json(body)).into_response()
 }
 
 impl From<crate::http::throttle::TooManyAttempts> for ApiError {
     fn from(throttled: crate::http::throttle::TooManyAttempts) -> Self {
         metrics::counter!(crate::http::throttle::THROTTLED_METRIC).increment(1);
-        Self::TooManyAttempts(throttled)
+        Self::too_many("too_many_attempts", "failed sign-ins", throttled.retry_after)
     }
 }
 
@@ -139,6 +167,29 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%detail, "store unavailable");
                 Self::Unavailable("storage is unavailable; try again shortly".into())
             }
+        }
+    }
+}
+
+/// A store answer read for a request, where a missing record has its own refusal.
+pub trait StoreAnswer<T> {
+    /// A missing record as `missing`; other failures as [`From<StoreError>`] maps them.
+    fn missing_as(self, missing: ApiError) -> Result<T, ApiError>;
+    /// As [`Self::missing_as`], and a record the caller may not have (`mine` says no) is
+    /// as missing as an absent one, so the answer does not tell the two apart.
+    fn found_if(self, mine: impl FnOnce(&T) -> bool, missing: ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> StoreAnswer<T> for Result<T, StoreError> {
+    fn missing_as(self, missing: ApiError) -> Result<T, ApiError> {
+        self.found_if(|_| true, missing)
+    }
+
+    fn found_if(self, mine: impl FnOnce(&T) -> bool, missing: ApiError) -> Result<T, ApiError> {
+        match self {
+            Ok(found) if mine(&found) => Ok(found),
+            Ok(_) | Err(StoreError::NotFound) => Err(missing),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -166,4 +217,21 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
         }
         Self::invalid("bad_json", e.body_text())
     }
+}
+
+/// Every malformed query string is 400 `bad_query`, with axum's account of what is wrong.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        Self::invalid("bad_query", e.body_text())
+    }
+}
+
+/// The `limit` a listing's query asked for, `default` when none; outside 1 to `max` it is
+/// 400 `bad_query`.
+pub fn page_limit(asked: Option<u64>, default: u64, max: u64) -> Result<u64, ApiError> {
+    let limit = asked.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::invalid("bad_query", format!("limit must be from 1 to {max}")));
+    }
+    Ok(limit)
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::{StoreAnswer, page_limit};
 use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -215,14 +216,8 @@ async fn list(
     State(state): State<AppState>,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ConversationPage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "bad_query",
-            format!("limit must be from 1 to {MAX_PAGE}"),
-        ));
-    }
+    let Query(q) = query?;
+    let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let filter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
     let (items, total) = state
         .store
@@ -267,11 +262,7 @@ pub(super) async fn readable(state: &AppState, me: &Account, id: &str) -> Result
         Err(_) => false,
     };
     let found = super::fresh::until_found(state, hidden, || state.store.conversation(id)).await;
-    let c = match found {
-        Ok(c) => c,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("conversation")),
-        Err(e) => return Err(e.into()),
-    };
+    let c = found.missing_as(ApiError::NotFound("conversation"))?;
     if me.role == Role::Agent && !c.served_by(&me.id) {
         return Err(ApiError::NotFound("conversation"));
     }

@@ -131,7 +131,7 @@ fn join_refused(r: JoinRefusal, max: u32, guest_room: bool) -> ApiError {
             "password is incorrect".to_string(),
         ),
     };
-    ApiError::Refused { status, code, message }
+    ApiError::refused(status, code, message)
 }
 
 /// Join a room: with the invitation's code (reusable until the next invitation replaces

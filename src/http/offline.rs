@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
+use super::error::{StoreAnswer, page_limit};
 use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -127,11 +128,11 @@ fn valid_email(raw: &str) -> Result<String, ApiError> {
 }
 
 fn unknown() -> ApiError {
-    ApiError::Refused {
-        status: StatusCode::NOT_FOUND,
-        code: "unknown_offline_message",
-        message: "there is no such offline message".into(),
-    }
+    ApiError::refused(
+        StatusCode::NOT_FOUND,
+        "unknown_offline_message",
+        "there is no such offline message",
+    )
 }
 
 /// Whether `account` may see and act on messages of `category`.
@@ -158,14 +159,7 @@ async fn leave(
 ) -> Response {
     let throttled = !ip.is_whitelisted(&state.settings);
     if throttled && let Err(wait) = state.offline_throttle.take(ip.key()) {
-        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-        let refused = ApiError::Refused {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "too_many_messages",
-            message: format!("too many messages from this address; try again in {seconds} s"),
-        };
-        let retry_after = [(axum::http::header::RETRY_AFTER, seconds.to_string())];
-        return (retry_after, refused).into_response();
+        return ApiError::too_many("too_many_messages", "messages from this address", wait).into_response();
     }
     let left = leave_checked(&state, &headers, body).await;
     if throttled && left.is_err() {
@@ -277,14 +271,8 @@ async fn list(
         return Err(ApiError::NotWhitelisted);
     }
     let Authed(account) = authed?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "bad_query",
-            format!("limit must be from 1 to {MAX_LIMIT}"),
-        ));
-    }
+    let Query(q) = query?;
+    let limit = page_limit(q.limit, 100, MAX_LIMIT)?;
     let everything = Page {
         offset: 0,
         limit: u64::MAX,
@@ -314,25 +302,30 @@ async fn list(
 
 /// The message `id` if `account` may act on it.
 async fn visible(state: &AppState, account: &Account, id: &str) -> Result<OfflineMessage, ApiError> {
-    match state.store.offline_message(id).await {
-        Ok(m) if may_see(account, &m.category) => Ok(m),
-        Ok(_) | Err(StoreError::NotFound) => Err(unknown()),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .store
+        .offline_message(id)
+        .await
+        .found_if(|m| may_see(account, &m.category), unknown())
 }
 
-async fn one_view(state: &AppState, m: OfflineMessage) -> Result<Json<OfflineMessageView>, ApiError> {
+/// A change's answer: the message as the store now has it, or the store's refusal.
+async fn changed(
+    state: &AppState,
+    changed: Result<OfflineMessage, StoreError>,
+) -> Result<Json<OfflineMessageView>, ApiError> {
+    let m = changed.map_err(store_refusal)?;
     Ok(Json(views(state, vec![m]).await?.remove(0)))
 }
 
 fn store_refusal(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound => unknown(),
-        StoreError::Conflict => ApiError::Refused {
-            status: StatusCode::CONFLICT,
-            code: "already_taken",
-            message: "another agent took this message, or it is handled already".into(),
-        },
+        StoreError::Conflict => ApiError::refused(
+            StatusCode::CONFLICT,
+            "already_taken",
+            "another agent took this message, or it is handled already",
+        ),
         e => e.into(),
     }
 }
@@ -351,12 +344,8 @@ async fn take(
     Path(id): Path<String>,
 ) -> Result<Json<OfflineMessageView>, ApiError> {
     visible(&state, &account, &id).await?;
-    let m = state
-        .store
-        .take_offline_message(&id, &account.id)
-        .await
-        .map_err(store_refusal)?;
-    one_view(&state, m).await
+    let taken = state.store.take_offline_message(&id, &account.id).await;
+    changed(&state, taken).await
 }
 
 /// Marks a message handled (nothing more to do for it).
@@ -372,12 +361,8 @@ async fn handled(
     Path(id): Path<String>,
 ) -> Result<Json<OfflineMessageView>, ApiError> {
     visible(&state, &account, &id).await?;
-    let m = state
-        .store
-        .mark_offline_message_handled(&id, &account.id)
-        .await
-        .map_err(store_refusal)?;
-    one_view(&state, m).await
+    let handled = state.store.mark_offline_message_handled(&id, &account.id).await;
+    changed(&state, handled).await
 }
 
 /// Answers a message by mail: the reply goes to the customer through the mail outbox
@@ -425,11 +410,9 @@ async fn reply(
         .find(|c| c.id == m.category)
         .map_or_else(|| m.category.clone(), |c| c.name);
     let mail = crate::offline::reply_mail(&m, &category, &reply);
-    let m = state
-        .store
-        .reply_offline_message(&id, reply, mail)
-        .await
-        .map_err(store_refusal)?;
-    metrics::counter!("switchboard_offline_replies_total").increment(1);
-    one_view(&state, m).await
+    let replied = state.store.reply_offline_message(&id, reply, mail).await;
+    if replied.is_ok() {
+        metrics::counter!("switchboard_offline_replies_total").increment(1);
+    }
+    changed(&state, replied).await
 }

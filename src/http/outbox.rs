@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::page_limit;
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
@@ -90,14 +91,8 @@ async fn list(
     State(state): State<AppState>,
     query: Result<Query<MailQuery>, QueryRejection>,
 ) -> Result<Json<MailPage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "bad_query",
-            format!("limit must be from 1 to {MAX_PAGE}"),
-        ));
-    }
+    let Query(q) = query?;
+    let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let (items, total) = state
         .store
         .mails(

@@ -51,11 +51,11 @@ async fn rate(
 ) -> Result<(StatusCode, Json<Rating>), ApiError> {
     let Json(input) = body?;
     let claims = crate::ratings::verify(&state.settings, &input.token).map_err(|refusal| match refusal {
-        TokenRefusal::Expired => ApiError::Refused {
-            status: StatusCode::UNAUTHORIZED,
-            code: "rating_expired",
-            message: "this chat can no longer be rated".into(),
-        },
+        TokenRefusal::Expired => ApiError::refused(
+            StatusCode::UNAUTHORIZED,
+            "rating_expired",
+            "this chat can no longer be rated",
+        ),
         TokenRefusal::Invalid => ApiError::invalid("invalid_token", "this is not a rating token of this desk"),
     })?;
     if !claims.scale.accepts(input.score) {
@@ -90,11 +90,11 @@ async fn rate(
     {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
-            return Err(ApiError::Refused {
-                status: StatusCode::CONFLICT,
-                code: "already_rated",
-                message: "this chat was rated already".into(),
-            });
+            return Err(ApiError::refused(
+                StatusCode::CONFLICT,
+                "already_rated",
+                "this chat was rated already",
+            ));
         }
         Err(e) => return Err(e.into()),
     }

@@ -155,7 +155,7 @@ async fn report(
     State(state): State<AppState>,
     query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid("bad_query", e.body_text()))?;
+    let Query(query) = query?;
     let csv = match query.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,

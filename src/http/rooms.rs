@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::StoreAnswer;
 use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -213,20 +214,16 @@ fn view(room: &Room, live: Option<LiveView>, base: &str) -> RoomView {
 }
 
 pub(super) fn ended_error() -> ApiError {
-    ApiError::Refused {
-        status: StatusCode::GONE,
-        code: "room_ended",
-        message: "the meeting has ended".into(),
-    }
+    ApiError::refused(StatusCode::GONE, "room_ended", "the meeting has ended")
 }
 
 /// The caller's own room (404 for anyone else's, as if it did not exist).
 async fn own_room(state: &AppState, account: &Account, id: &str) -> Result<Room, ApiError> {
-    match state.store.room(id).await {
-        Ok(room) if room.agent_id == account.id => Ok(room),
-        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::NotFound("room")),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .store
+        .room(id)
+        .await
+        .found_if(|room| room.agent_id == account.id, ApiError::NotFound("room"))
 }
 
 /// Applies `change` to the stored room by compare-and-set, re-reading on conflict.
@@ -308,11 +305,11 @@ async fn create_own_room(state: &AppState, room: &Room) -> Result<(), ApiError> 
     }
     match created {
         Ok(()) => Ok(()),
-        Err(StoreError::Conflict) => Err(ApiError::Refused {
-            status: StatusCode::CONFLICT,
-            code: "room_open",
-            message: "you already have an open room".into(),
-        }),
+        Err(StoreError::Conflict) => Err(ApiError::refused(
+            StatusCode::CONFLICT,
+            "room_open",
+            "you already have an open room",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -418,11 +415,10 @@ async fn one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
-    let room = match state.store.room(&id).await {
-        Ok(room) if room.agent_id == account.id || account.role == Role::Admin => room,
-        Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::NotFound("room")),
-        Err(e) => return Err(e.into()),
-    };
+    let room = state.store.room(&id).await.found_if(
+        |room| room.agent_id == account.id || account.role == Role::Admin,
+        ApiError::NotFound("room"),
+    )?;
     let live = state.rooms.view(&room.id).await;
     Ok(Json(view(&room, live, &base_url(&state, &headers))))
 }
@@ -526,11 +522,11 @@ async fn invite(
             } else {
                 format!(" (sent by {} already)", sent.join(", "))
             };
-            return Err(ApiError::Refused {
-                status: StatusCode::BAD_GATEWAY,
-                code: "send_failed",
-                message: format!("the invitation was not sent by {}: {e}{already}", sender.channel()),
-            });
+            return Err(ApiError::refused(
+                StatusCode::BAD_GATEWAY,
+                "send_failed",
+                format!("the invitation was not sent by {}: {e}{already}", sender.channel()),
+            ));
         }
         sent.push(sender.channel().to_string());
     }
@@ -612,11 +608,11 @@ pub(super) fn seat_refused(r: crate::rooms::SeatRefused, ended: ApiError) -> Api
 
 /// The customer's seat is held by another admission.
 pub(super) fn seat_taken() -> ApiError {
-    ApiError::Refused {
-        status: StatusCode::CONFLICT,
-        code: "seat_taken",
-        message: "the customer's seat is taken: someone joined with these details already".into(),
-    }
+    ApiError::refused(
+        StatusCode::CONFLICT,
+        "seat_taken",
+        "the customer's seat is taken: someone joined with these details already",
+    )
 }
 
 pub(super) fn token_at(

@@ -62,11 +62,11 @@ async fn ask(
 ) -> Result<(StatusCode, Json<TranscriptAsked>), ApiError> {
     let Json(input) = body?;
     let claims = crate::ratings::verify(&state.settings, &input.token).map_err(|refusal| match refusal {
-        TokenRefusal::Expired => ApiError::Refused {
-            status: StatusCode::UNAUTHORIZED,
-            code: "token_expired",
-            message: "this chat's link has expired".into(),
-        },
+        TokenRefusal::Expired => ApiError::refused(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            "this chat's link has expired",
+        ),
         TokenRefusal::Invalid => ApiError::invalid("invalid_token", "this is not a chat token of this desk"),
     })?;
     let email = crate::core::customer_details::optional_email(input.email.as_deref())
@@ -89,11 +89,11 @@ async fn ask(
             }),
         )),
         Err(Refused::EmailRequired) => Err(ApiError::invalid("email_required", Refused::EmailRequired.to_string())),
-        Err(Refused::TooMany) => Err(ApiError::Refused {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "too_many_transcripts",
-            message: Refused::TooMany.to_string(),
-        }),
+        Err(Refused::TooMany) => Err(ApiError::refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_transcripts",
+            Refused::TooMany.to_string(),
+        )),
         Err(Refused::NotFound) => Err(ApiError::NotFound("chat")),
         Err(Refused::Store(e)) => Err(e.into()),
     }

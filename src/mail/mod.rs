@@ -26,6 +26,44 @@ pub use smtp::Smtp;
 pub use webhook::SmsWebhook;
 
 use crate::config::Settings;
+use crate::store::{MailAttachment, MailPurpose, MailStatus, Millis, OutboxMail};
+
+/// A mail for the outbox: what each kind of mail (an appointment's, an offline message's,
+/// a transcript) says; [`Self::due`] starts the outbox's bookkeeping the same for all.
+pub struct QueuedMail {
+    /// The outbox id, the same each time the same mail is made, so it is written once.
+    pub id: String,
+    /// What it is about: the appointment, offline message or conversation id.
+    pub about: String,
+    pub purpose: MailPurpose,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub attachments: Vec<MailAttachment>,
+}
+
+impl QueuedMail {
+    /// The outbox entry: pending, never tried, due at `now`.
+    pub fn due(self, now: Millis) -> OutboxMail {
+        OutboxMail {
+            id: self.id,
+            appointment_id: self.about,
+            purpose: self.purpose,
+            to: self.to,
+            subject: self.subject,
+            text: self.text,
+            attachments: self.attachments,
+            status: MailStatus::Pending,
+            attempts: 0,
+            due_at: now,
+            claimed_by: None,
+            claim_until: None,
+            last_error: None,
+            created_at: now,
+            sent_at: None,
+        }
+    }
+}
 
 /// One thing to send.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,7 +12,8 @@
 pub mod mail;
 
 use crate::core::transcript_requests::{self as rules, Ask};
-use crate::store::{MailPurpose, MailStatus, Millis, OutboxMail, Store, StoreError};
+use crate::mail::QueuedMail;
+use crate::store::{MailPurpose, Millis, OutboxMail, Store, StoreError};
 
 /// What an ask did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,21 +99,14 @@ pub async fn keep_email(store: &dyn Store, conversation: &str, email: &str) {
 
 /// The outbox entry of an ask: its body is made when it is sent.
 fn waiting_mail(conversation: &str, slot: u32, email: &str, now: Millis) -> OutboxMail {
-    OutboxMail {
+    QueuedMail {
         id: rules::mail_id(conversation, slot),
-        appointment_id: conversation.to_string(),
+        about: conversation.to_string(),
         purpose: MailPurpose::Transcript,
         to: email.to_string(),
         subject: "The transcript of your chat".to_string(),
         text: "Made from the archive when sent, once the chat has ended.".to_string(),
         attachments: vec![],
-        status: MailStatus::Pending,
-        attempts: 0,
-        due_at: now,
-        claimed_by: None,
-        claim_until: None,
-        last_error: None,
-        created_at: now,
-        sent_at: None,
     }
+    .due(now)
 }

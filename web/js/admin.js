@@ -136,7 +136,7 @@ async function poll() {
   $('dash-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
-wireLogin($('login-form'), signedIn);
+wireLogin($('login'), signedIn);
 $('sign-out').addEventListener('click', async () => { await signOut(); signedOut('You signed out.'); });
 // A hub that cannot be reached is asked again (with backoff), not taken for "signed out".
 const unreachable = (delay, error) => pageNotice(`Cannot reach the hub (${error?.message || 'no answer'}); trying again in ${Math.ceil(delay / 1000)} s…`);

@@ -740,7 +740,7 @@ function handle(f) {
   }
 }
 
-wireLogin($('login-form'), signedIn);
+wireLogin($('login'), signedIn);
 $('availability').addEventListener('click', () => {
   // Going available is when notifications start to matter: ask then (once ever).
   if (!profile.available) askNotificationsOnce();

@@ -10,6 +10,17 @@ import { el, api, dateTime, show } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
+// The section's body, the same on both pages; each page's #calls holds only its title row.
+$('calls-title').insertAdjacentHTML('afterend', `
+          <a class="button secondary" id="calls-export" data-testid="calls-export" href="/api/calls/export" download="call-logs.csv">Export CSV</a>
+          <button type="button" class="secondary" id="calls-refresh" data-testid="calls-refresh">Refresh</button>`);
+$('calls').insertAdjacentHTML('beforeend', `
+        <div class="table-wrap" tabindex="0"><table data-testid="call-logs">
+          <thead><tr><th>Started</th><th>Agent</th><th>With</th><th>Length</th><th>Both connected</th><th>Camera on</th><th>Chat</th></tr></thead>
+          <tbody id="calls-body"></tbody>
+        </table></div>
+        <p class="muted" id="calls-empty" data-testid="calls-empty">No calls yet.</p>`);
+
 const duration = (secs) => `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
 
 function conversationCell(c) {

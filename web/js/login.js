@@ -5,11 +5,27 @@
 import { api } from './dom.js';
 import { retryWithBackoff } from './backoff.js';
 
+// The form itself, the same on both pages; each page's sign-in section holds only its title.
+const FORM = `
+      <form id="login-form" novalidate>
+        <label for="username">Username</label>
+        <input id="username" autocomplete="username" data-testid="username" aria-describedby="username-error">
+        <p class="field-error" id="username-error" role="alert" data-testid="username-error"></p>
+        <label for="password">Password</label>
+        <input id="password" type="password" autocomplete="current-password" data-testid="password" aria-describedby="password-error">
+        <p class="field-error" id="password-error" role="alert" data-testid="password-error"></p>
+        <p class="form-error" id="login-error" role="alert" data-testid="login-error"></p>
+        <button type="submit" data-testid="login-button">Sign in</button>
+      </form>`;
+
 /**
- * Wires a form with #username, #password, #username-error, #password-error, #login-error.
+ * Puts the sign-in form (#username, #password, #username-error, #password-error,
+ * #login-error) at the end of `section` and wires it.
  * @param {(account:object)=>void} onSignedIn
  */
-export function wireLogin(form, onSignedIn) {
+export function wireLogin(section, onSignedIn) {
+  section.insertAdjacentHTML('beforeend', FORM);
+  const form = section.querySelector('#login-form');
   const $ = (id) => form.querySelector(`#${id}`);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
