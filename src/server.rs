@@ -134,7 +134,7 @@ pub async fn run(
     // ---- several nodes through Redis ----
     let (cluster, lease_task) = if settings.clustered() {
         // A dead node's people are handed to this node by the `node_lost` routing script.
-        let hook = crate::hub::cluster_link::RoutingHandover::new();
+        let hook = crate::hub::cluster::link::RoutingHandover::new();
         let (cluster, lease_task) = crate::cluster::node::Cluster::start(&settings, hook.clone(), shutdown.clone())
             .map_err(|e| RunError::Cluster(format!("REDIS_URL: {e}")))?;
         hook.attach(cluster.clone());

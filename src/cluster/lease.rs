@@ -96,7 +96,7 @@ fn script(body: &str) -> Script {
 }
 
 /// What to do with the people a dead node held, before it is removed from the registry:
-/// the routing domain's `node_lost` transition (`hub::cluster_link::RoutingHandover`).
+/// the routing domain's `node_lost` transition (`hub::cluster::link::RoutingHandover`).
 #[async_trait::async_trait]
 pub trait NodeLost: Send + Sync + 'static {
     /// `node` (last seen as `incarnation`, if registered) is dead. An error leaves it in

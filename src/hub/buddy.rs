@@ -75,7 +75,7 @@ impl HubState {
                 Err(("already_joined", "this connection has joined already".into()))
             }
             (None, ClientFrame::BuddyJoin { .. }) if self.buddies.reasserting() => Err((
-                crate::hub::cluster_link::UNAVAILABLE,
+                crate::hub::cluster::link::UNAVAILABLE,
                 "the cluster is restoring the buddy list; join again shortly".into(),
             )),
             (None, ClientFrame::BuddyJoin { name, key }) => {
@@ -189,7 +189,7 @@ impl HubState {
             self.buddies.joining.remove(&conn);
             self.error_to_conn(
                 conn,
-                crate::hub::cluster_link::UNAVAILABLE,
+                crate::hub::cluster::link::UNAVAILABLE,
                 "the cluster is too busy; try again shortly",
                 client_id,
             );

@@ -17,17 +17,10 @@
 pub mod admin_bus;
 mod buddy;
 mod buddy_events;
-pub mod cluster_link;
-// the follower of the routing events and the chat channel's subscriber
-mod cluster_follower;
-mod cluster_outbox;
-// Redis restarted empty, the router's and follower's part in re-asserting
-mod cluster_reassert;
-mod cluster_tasks;
+pub mod cluster;
 pub mod delivery;
 pub mod live_chat;
 pub mod outbox;
-mod own_calls;
 mod service;
 mod transcript;
 mod waits;
@@ -243,7 +236,7 @@ pub(crate) enum Command {
     ClusterFenced,
     /// Redis lost its data (restarted empty), found by the router on rejoining: the node
     /// keeps its people and hands the router what it holds to re-assert
-    /// (`cluster_link::Reassert`).
+    /// (`cluster::link::Reassert`).
     ClusterDataLost,
     /// The events this node had not read were trimmed away, or the routing domain was
     /// restored after a loss: its replica becomes this snapshot of the routing domain
@@ -394,11 +387,11 @@ impl Hub {
                 .iter()
                 .map(|c| crate::core::routing::CategoryId::from(c.id.as_str()))
                 .collect();
-            let periods = cluster_link::Periods {
+            let periods = cluster::link::Periods {
                 lease: settings.cluster_lease,
                 grace: settings.resume_grace,
             };
-            cluster_link::start(&c, tx.downgrade(), known, periods, shutdown.clone())
+            cluster::link::start(&c, tx.downgrade(), known, periods, shutdown.clone())
         });
         let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade(), link, direct);
         let task = tokio::spawn(run(state, rx, shutdown));

@@ -12,11 +12,6 @@ use uuid::Uuid;
 
 // ---- several nodes through Redis: the hub on the routing scripts ----
 mod cluster;
-mod cluster_resume;
-// the reaper archives a dead node's customer's chat
-mod cluster_handover;
-// what a node does once the lost routing domain and buddy list are restored
-mod cluster_restored;
 // ---- agents; carrying out decisions ----
 mod agents;
 // ---- customers' frames: joining, resuming, chatting ----
@@ -239,7 +234,7 @@ impl HubState {
         archive: Archive,
         sessions: Sessions,
         timers: mpsc::WeakSender<Command>,
-        link: Option<super::cluster_link::Link>,
+        link: Option<super::cluster::link::Link>,
         direct: Arc<live_chat::Shared>,
     ) -> Self {
         let mut routing = Routing::new();
@@ -442,7 +437,7 @@ impl HubState {
                 last_seq,
                 stream_at,
             } => {
-                let found = cluster_resume::FoundToken {
+                let found = cluster::resume::FoundToken {
                     conn,
                     token,
                     customer,

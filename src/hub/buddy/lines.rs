@@ -24,7 +24,7 @@ use crate::cluster::buddy_line::BuddyLine;
 use crate::core::presence::stamps::{ChatAt, EntryId, Verdict, verdict};
 use crate::core::presence::{BuddyChatId, BuddyId};
 use crate::hub::buddy_events::BuddyEvent;
-use crate::hub::cluster_link::BuddyOutgoing;
+use crate::hub::cluster::link::BuddyOutgoing;
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::service::HubState;
 use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
@@ -96,7 +96,7 @@ impl HubState {
             Ok(())
         } else {
             Err((
-                crate::hub::cluster_link::UNAVAILABLE,
+                crate::hub::cluster::link::UNAVAILABLE,
                 "the cluster is too busy; try again shortly".to_string(),
             ))
         }

@@ -1,6 +1,6 @@
 //! The hub on the cluster's routing scripts (`docs/cluster.md` §12): with
 //! `REDIS_URL` set, routing transitions go to Redis through the router
-//! (`hub::cluster_link`), and `HubState::routing` is this node's **replica** of the
+//! (`hub::cluster::link`), and `HubState::routing` is this node's **replica** of the
 //! routing domain, fed only by replaying the events stream in Redis's order. The scripts
 //! are proven to decide exactly as the core (the differential test), so the replica makes
 //! the decisions Redis made, ids included, and the hub carries them out as on one node —
@@ -23,8 +23,8 @@ use crate::cluster::chat_log::{ChatLine, NodeMessage};
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::routing_events::RoutingEvent;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party};
-use crate::hub::cluster_link::BuddyOutgoing;
-use crate::hub::cluster_link::{Link, RouterCall, UNAVAILABLE};
+use crate::hub::cluster::link::BuddyOutgoing;
+use crate::hub::cluster::link::{Link, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::clock::now_ms;
 use crate::protocol::ServerFrame;
@@ -33,6 +33,12 @@ use crate::store::{Account, Category};
 
 // Chat messages between nodes: stamped by Redis, recorded in seq order, gaps filled.
 mod chat;
+// the reaper archives a dead node's customer's chat
+mod handover;
+// a customer's resume across nodes
+pub(super) mod resume;
+// what a node does once the lost routing domain and buddy list are restored
+mod restored;
 // This node's standing: refusals, fencing, Redis's data lost, letting go of its people.
 mod standing;
 
@@ -67,11 +73,11 @@ pub(crate) struct ClusterState {
     /// that came back here) reaches both sides whole, since no connection here had its text.
     sent_here: HashMap<String, ConnId>,
     /// Resumes of another node's customers waiting for their chat's log to be read.
-    pub(super) resuming: HashMap<ChatId, super::cluster_resume::PendingResume>,
+    pub(super) resuming: HashMap<ChatId, resume::PendingResume>,
     /// Customers whose `customer_resumed` this node sent and has not seen applied: their
     /// connection gets `resumed` only when the events stream applies it, so a refused
     /// resume is never shown as resumed first (`cluster_resume`).
-    pub(super) awaiting_resumed: HashMap<CustomerId, super::cluster_resume::AwaitingResumed>,
+    pub(super) awaiting_resumed: HashMap<CustomerId, resume::AwaitingResumed>,
     /// Ended chats this node archives, waiting for the last read of their log before their
     /// closing (`chat::ClosingArchive`). Kept through a fence: the chats ended, and nobody
     /// else writes their closing.
@@ -95,7 +101,7 @@ pub(crate) struct ClusterState {
     ended_lately: VecDeque<(Instant, CustomerId)>,
     /// Resumes whose token names a customer this replica does not know yet, waiting for
     /// it to apply the events stream up to the newest entry at their lookup.
-    pub(super) awaiting_replica: Vec<super::cluster_resume::AwaitingReplica>,
+    pub(super) awaiting_replica: Vec<resume::AwaitingReplica>,
     /// Waiting customers of a dead or stalled node that this node reaped: their grace
     /// period runs here, so this node keeps, for the reports, one who leaves the line
     /// unserved (gone for good). Forgotten when they resume elsewhere, are paired, or go.

@@ -102,7 +102,7 @@ impl HubState {
         conn: ConnId,
         token: &str,
         last_seq: u64,
-        taken_on: Option<super::cluster_resume::TakenOn>,
+        taken_on: Option<super::cluster::resume::TakenOn>,
     ) -> Result<(), (&'static str, String)> {
         let expired = || ("resume_expired", "that session is over; join again".to_string());
         if let Some(visit) = self.ended_visits.remove(token) {

@@ -12,7 +12,7 @@ use super::super::HubState;
 use super::SENT_HERE_MAX;
 use crate::cluster::chat_log::{ChatLine, LOG_BOUND, NodeMessage};
 use crate::core::routing::{ChatId, Party};
-use crate::hub::cluster_link::{QueuedMessage, RouterCall, UNAVAILABLE};
+use crate::hub::cluster::link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::clock::now_ms;
 use crate::hub::transcript::{Author, Stamped, Transcript};

@@ -5,7 +5,7 @@
 
 use super::super::HubState;
 use crate::core::routing::{AgentId, CategoryId, CustomerId, Party};
-use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
+use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
 use crate::hub::{ConnRole, RefusedCall};
 use crate::protocol::ServerFrame;
@@ -119,7 +119,7 @@ impl HubState {
                 claims.chats.push((*chat, Party::Agent, last));
             }
         }
-        let reassert = crate::hub::cluster_link::Reassert {
+        let reassert = crate::hub::cluster::link::Reassert {
             state: self.routing.state(),
             last_event: self.cluster_mut().last_event.clone(),
             claims,

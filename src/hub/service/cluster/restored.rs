@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::HubState;
+use super::super::HubState;
 use crate::core::presence::BuddyId;
 use crate::hub::buddy::snapshot::BuddySnapshot;
 use crate::hub::buddy_events::BuddyEvent;
@@ -20,7 +20,7 @@ impl HubState {
     /// Redis lost its data: the buddy list's replica, as JSON, for the restore. Joins under
     /// way may have been lost with the stream: their pages reconnect and join again. Until
     /// this node's claim is applied, new joins are refused and desks wait.
-    pub(super) fn buddies_data_lost(&mut self) -> String {
+    pub(in crate::hub::service) fn buddies_data_lost(&mut self) -> String {
         self.close_buddy_joins();
         self.buddies.start_reasserting();
         serde_json::to_string(&self.buddies.snapshot()).expect("a buddy snapshot is JSON")

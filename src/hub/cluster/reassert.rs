@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Command;
+use crate::hub::Command;
 use crate::cluster::node::Cluster;
 use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
 use crate::cluster::{buddy_chat_log, restore};

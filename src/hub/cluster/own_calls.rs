@@ -5,7 +5,7 @@
 //! outage shorter than the lease never brings.
 //!
 //! This is the queue's rule alone (pure, synchronous): calls wait in the order they were
-//! made, at most `capacity` of them; the router (`hub::cluster_link`) sends them, oldest
+//! made, at most `capacity` of them; the router (`hub::cluster::link`) sends them, oldest
 //! first and before anything new, once Redis answers again, and throws them all away when
 //! this node is fenced (its lease ran out: the reaper's `node_lost` then did their work).
 

@@ -15,7 +15,7 @@
 //! and the stores drop the messages of a conversation never opened. Openings apply once
 //! by id (the first wins), so one written before changes nothing.
 
-use super::{ChatLog, HubState};
+use super::super::{ChatLog, HubState};
 use crate::core::routing::{ChatId, CustomerId, Decision};
 use crate::clock::now_ms;
 use crate::store::{ArchiveEvent, ConversationKind, ConversationOpened};
@@ -23,7 +23,7 @@ use crate::store::{ArchiveEvent, ConversationKind, ConversationOpened};
 impl HubState {
     /// The chats of the customers a `node_lost` this node made handed to it (their grace
     /// timers run here): from `out`, the transition's decisions, once applied.
-    pub(super) fn inherited_chats(&self, out: &[Decision]) -> Vec<ChatId> {
+    pub(in crate::hub::service) fn inherited_chats(&self, out: &[Decision]) -> Vec<ChatId> {
         out.iter()
             .filter_map(|d| match d {
                 Decision::CustomerGraceStarted { customer, .. } => self.routing.customer_chat(*customer),
@@ -33,7 +33,7 @@ impl HubState {
     }
 
     /// The waiting customers a `node_lost` this node made handed to it.
-    pub(super) fn inherited_waiting(&self, out: &[Decision]) -> Vec<CustomerId> {
+    pub(in crate::hub::service) fn inherited_waiting(&self, out: &[Decision]) -> Vec<CustomerId> {
         out.iter()
             .filter_map(|d| match d {
                 Decision::CustomerGraceStarted { customer, .. } if self.routing.customer_chat(*customer).is_none() => {
@@ -46,7 +46,7 @@ impl HubState {
 
     /// This node archives `chat` from now on: opens its log of it if neither side is here
     /// (read from the chat's log in Redis), and archives what it already kept.
-    pub(super) fn inherit_archiving(&mut self, chat: ChatId) {
+    pub(in crate::hub::service) fn inherit_archiving(&mut self, chat: ChatId) {
         if !self.chats.contains_key(&chat) && !self.open_log_for_archive(chat) {
             return;
         }
@@ -61,7 +61,7 @@ impl HubState {
 
     /// This node archives `chat` from now on: its opening (which the customer's old node
     /// may never have written), then every line it kept. The store applies both once.
-    pub(super) fn archive_from_now_on(&mut self, chat: ChatId) {
+    pub(in crate::hub::service) fn archive_from_now_on(&mut self, chat: ChatId) {
         if self.chats.get(&chat).is_none_or(|log| log.archived_here) {
             return;
         }
@@ -131,7 +131,7 @@ impl HubState {
 
     /// Another node archives `chat` from now on: this one writes nothing more of it, and
     /// gives back the room it held for the closing.
-    pub(super) fn stop_archiving(&mut self, chat: ChatId) {
+    pub(in crate::hub::service) fn stop_archiving(&mut self, chat: ChatId) {
         let Some(log) = self.chats.get_mut(&chat) else { return };
         log.archived_here = false;
         if std::mem::take(&mut log.closing_reserved) {
@@ -140,7 +140,7 @@ impl HubState {
     }
 
     /// Closes this node's log of a chat that goes on elsewhere.
-    pub(super) fn drop_chat_log(&mut self, chat: ChatId) {
+    pub(in crate::hub::service) fn drop_chat_log(&mut self, chat: ChatId) {
         self.stop_archiving(chat);
         if let Some(log) = self.remove_chat(chat) {
             self.chat_by_wire.remove(log.wire_id());
@@ -150,7 +150,7 @@ impl HubState {
 
     /// A customer this node archived for (inherited, not connected here) resumed on another
     /// node: that node archives now; this one keeps the log only while it holds the agent.
-    pub(super) fn hand_on_archiving(&mut self, customer: CustomerId) {
+    pub(in crate::hub::service) fn hand_on_archiving(&mut self, customer: CustomerId) {
         if self.customers.contains_key(&customer) {
             return;
         }

@@ -35,8 +35,8 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
-use super::buddy_events::BuddyEvent;
-use super::delivery::ConnId;
+use crate::hub::buddy_events::BuddyEvent;
+use crate::hub::delivery::ConnId;
 use super::own_calls::OwnCalls;
 use crate::cluster::buddy_log;
 use crate::cluster::replica::RoutingOp;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::Command;
+use crate::hub::Command;
 
 /// Pause after a failed exchange with Redis before the next try.
 pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(200);

@@ -18,17 +18,17 @@
 
 use std::time::Duration;
 
-use super::{CustomerInfo, EndedVisit, HubState, close};
+use super::super::{CustomerInfo, EndedVisit, HubState, close};
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
 use crate::core::routing::{ChatId, CustomerId};
-use crate::hub::cluster_link::{RouterCall, UNAVAILABLE};
+use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient};
 use crate::clock::now_ms;
 use crate::protocol::ServerFrame;
 
 /// Redis's answer to a resume with a token this node did not issue (`token_found`).
-pub(super) struct FoundToken {
+pub(in crate::hub::service) struct FoundToken {
     pub conn: ConnId,
     pub token: String,
     pub customer: Option<CustomerId>,
@@ -39,7 +39,7 @@ pub(super) struct FoundToken {
 /// A resume whose token names a customer this replica does not know yet: decided once the
 /// replica has applied the events stream up to `until` (the newest entry at the lookup),
 /// or told to resume again if that takes longer than [`REPLICA_WAIT`].
-pub(super) struct AwaitingReplica {
+pub(in crate::hub::service) struct AwaitingReplica {
     pub found: FoundToken,
     pub until: String,
     pub since: std::time::Instant,
@@ -54,7 +54,7 @@ const REPLICA_WAIT: Duration = Duration::from_secs(5);
 const AWAITING_REPLICA_MAX: usize = 1_024;
 
 /// A resume waiting for its chat's log to be read, before its `customer_resumed` goes out.
-pub(super) struct PendingResume {
+pub(in crate::hub::service) struct PendingResume {
     pub conn: ConnId,
     pub token: String,
     pub last_seq: u64,
@@ -62,7 +62,7 @@ pub(super) struct PendingResume {
 }
 
 /// A resume whose `customer_resumed` went to Redis and is not applied yet.
-pub(super) struct AwaitingResumed {
+pub(in crate::hub::service) struct AwaitingResumed {
     /// The connection that gets `resumed` (a second page takes the place of the first).
     pub conn: ConnId,
     /// The connection the call was sent for: a refusal names it.
@@ -75,7 +75,7 @@ pub(super) struct AwaitingResumed {
 /// attempt fails — and nothing more: a reaper that already archives the customer's chat
 /// (`cluster_handover`) keeps archiving it.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct TakenOn {
+pub(in crate::hub::service) struct TakenOn {
     pub customer: CustomerId,
     pub chat: Option<ChatId>,
     /// The attempt opened this node's log of the chat.
@@ -86,7 +86,7 @@ pub(super) struct TakenOn {
 
 impl HubState {
     /// Records which customer `token` resumes, cluster-wide, for `ttl`.
-    pub(super) fn remember_token(&self, token: &str, customer: CustomerId, ttl: Duration) {
+    pub(in crate::hub::service) fn remember_token(&self, token: &str, customer: CustomerId, ttl: Duration) {
         if self.cluster.is_some() {
             let key = resume_tokens::key(token);
             let _ = self.call(RouterCall::RememberToken { key, customer, ttl });
@@ -94,7 +94,7 @@ impl HubState {
     }
 
     /// The customer's visit is over: their token resumes nobody, on any node.
-    pub(super) fn forget_token(&self, token: &str) {
+    pub(in crate::hub::service) fn forget_token(&self, token: &str) {
         if self.cluster.is_some() {
             let key = resume_tokens::key(token);
             let _ = self.call(RouterCall::ForgetToken { key });
@@ -102,7 +102,7 @@ impl HubState {
     }
 
     /// A resume with a token this node does not know: ask Redis whose it is.
-    pub(super) fn find_token(&self, conn: ConnId, token: &str, last_seq: u64) -> Result<(), (&'static str, String)> {
+    pub(in crate::hub::service) fn find_token(&self, conn: ConnId, token: &str, last_seq: u64) -> Result<(), (&'static str, String)> {
         let call = RouterCall::FindToken {
             conn,
             token: token.to_string(),
@@ -123,7 +123,7 @@ impl HubState {
     /// The chat (`chat_id`) was recorded here up to `recorded`: the router reads its log once
     /// more before keeping the visit, and adds the lines after that seq
     /// (`RouterCall::RememberEndedVisit`).
-    pub(super) fn share_ended_visit(&self, key: String, visit: &EndedVisit, chat_id: ChatId, recorded: u64) {
+    pub(in crate::hub::service) fn share_ended_visit(&self, key: String, visit: &EndedVisit, chat_id: ChatId, recorded: u64) {
         if self.cluster.is_none() {
             return;
         }
@@ -165,7 +165,7 @@ impl HubState {
 
     /// The customer is away (here or, `taken_on`, on the node they left): ask Redis to make
     /// this node their holder; `resumed` goes out when the events stream applies it.
-    pub(super) fn resume_through_cluster(
+    pub(in crate::hub::service) fn resume_through_cluster(
         &mut self,
         conn: ConnId,
         customer: CustomerId,
@@ -199,7 +199,7 @@ impl HubState {
     /// Our `customer_resumed` is applied (the events stream, in order): the waiting
     /// connection is theirs now. `resumed` is where they were when it applied, before what
     /// their return decided, which follows (a pairing, `peer_back` to their agent).
-    pub(super) fn resume_applied(&mut self, customer: CustomerId, resumed: Option<ServerFrame>) {
+    pub(in crate::hub::service) fn resume_applied(&mut self, customer: CustomerId, resumed: Option<ServerFrame>) {
         let Some(waiting) = self.cluster_mut().awaiting_resumed.remove(&customer) else {
             // Applied, though this node took it for refused (its answer was lost in
             // transit) or settled it meanwhile: Redis holds them connected here with no
@@ -243,7 +243,7 @@ impl HubState {
 
     /// The `resumed` frame of a resume of ours that `op` applies, built before it is
     /// applied: `None` for any other transition.
-    pub(super) fn resumed_before(&self, op: &RoutingOp, node: &str) -> Option<ServerFrame> {
+    pub(in crate::hub::service) fn resumed_before(&self, op: &RoutingOp, node: &str) -> Option<ServerFrame> {
         let RoutingOp::CustomerResumed(customer) = op else {
             return None;
         };
@@ -339,7 +339,7 @@ impl HubState {
     /// replica does not know while it has not applied that entry yet (their join, or the
     /// restore that brought them back after Redis lost its data, is still ahead of it) is
     /// decided once it has, not refused as expired.
-    pub(super) fn token_found(&mut self, found: FoundToken, stream_at: Option<String>) {
+    pub(in crate::hub::service) fn token_found(&mut self, found: FoundToken, stream_at: Option<String>) {
         let FoundToken {
             conn,
             token,
@@ -388,7 +388,7 @@ impl HubState {
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
         // A token Redis found is one a node issued (this hub's form): anything else is no session.
-        let Some(bits) = super::Token::parse(&token) else {
+        let Some(bits) = super::super::Token::parse(&token) else {
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
         let mut taken_on = None;
@@ -483,7 +483,7 @@ impl HubState {
     }
 
     /// A chat's log was read: a resume waiting for it goes on.
-    pub(super) fn chat_read_for_resume(&mut self, chat: ChatId) {
+    pub(in crate::hub::service) fn chat_read_for_resume(&mut self, chat: ChatId) {
         if let Some(pending) = self.cluster_mut().resuming.remove(&chat) {
             self.finish_resume(pending.conn, &pending.token, pending.last_seq, pending.taken_on);
         }
@@ -513,7 +513,7 @@ impl HubState {
     /// Redis is back and this node's own disconnect of them applied. Left attached, its
     /// messages would be refused one by one, and its presence would hide the customer's
     /// absence from this node's grace timer.
-    pub(super) fn resume_refused(&mut self, conn: ConnId, code: &'static str, message: String) {
+    pub(in crate::hub::service) fn resume_refused(&mut self, conn: ConnId, code: &'static str, message: String) {
         let customer = self
             .cluster_mut()
             .awaiting_resumed
@@ -568,7 +568,7 @@ impl HubState {
     /// A customer of ours, away, resumed on another node: held there now. This node
     /// forgets them (not their token: it is theirs on the other node) and the logs of
     /// their chats with agents it does not hold.
-    pub(super) fn let_go_of_customer(&mut self, customer: CustomerId) {
+    pub(in crate::hub::service) fn let_go_of_customer(&mut self, customer: CustomerId) {
         let Some(info) = self.customers.remove(&customer) else {
             return;
         };

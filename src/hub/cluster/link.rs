@@ -22,16 +22,16 @@ use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::cluster_follower;
-use super::cluster_outbox::{self, OWN_CALLS_CAPACITY, OwnCall, RefusedJoin, Sent};
-pub(crate) use super::cluster_reassert::Periods;
-pub(crate) use super::cluster_reassert::Reassert;
-use super::cluster_reassert::{Rejoin, after_the_buddy_claims, reassert_here, rejoined};
-use super::cluster_tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
-use super::delivery::{ConnId, Recipient};
+use super::follower;
+use super::outbox::{self, OWN_CALLS_CAPACITY, OwnCall, RefusedJoin, Sent};
+pub(crate) use super::reassert::Periods;
+pub(crate) use super::reassert::Reassert;
+use super::reassert::{Rejoin, after_the_buddy_claims, reassert_here, rejoined};
+use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
+use crate::hub::delivery::{ConnId, Recipient};
 use super::own_calls::OwnCalls;
-use super::transcript::{Author, Transcript};
-use super::{Command, RefusedCall};
+use crate::hub::transcript::{Author, Transcript};
+use crate::hub::{Command, RefusedCall};
 use crate::cluster::buddy_chat_log;
 use crate::cluster::buddy_line::BuddyLine;
 use crate::cluster::buddy_log;
@@ -163,13 +163,13 @@ pub(crate) fn start(
         periods,
         shutdown.clone(),
     ));
-    tokio::spawn(cluster_follower::follower(
+    tokio::spawn(follower::follower(
         cluster.clone(),
         hub.clone(),
         periods,
         shutdown.clone(),
     ));
-    tokio::spawn(cluster_follower::subscriber(cluster.clone(), hub, shutdown));
+    tokio::spawn(follower::subscriber(cluster.clone(), hub, shutdown));
     Link {
         node: cluster.node_id().to_string(),
         nonce: uuid::Uuid::new_v4().simple().to_string(),
@@ -293,8 +293,8 @@ async fn router(
                             // Keep the people: the hub hands over what it holds to re-assert.
                             // Buddy closes kept through the outage may be in the restored list
                             // already: the node's claim counts its connections as they are.
-                            cluster_outbox::drop_buddy_closes(&mut own);
-                            cluster_outbox::drop_joins(&mut own);
+                            outbox::drop_buddy_closes(&mut own);
+                            outbox::drop_joins(&mut own);
                             suspended = None;
                             reasserting = Some(tokio::time::Instant::now());
                             tell(&hub, Command::ClusterDataLost).await;
@@ -392,7 +392,7 @@ async fn router(
                     ))),
                 };
                 match result {
-                    Err(e) if cluster_outbox::unanswered(&e) => keep_own(&mut own, OwnCall::Op(op)),
+                    Err(e) if outbox::unanswered(&e) => keep_own(&mut own, OwnCall::Op(op)),
                     Err(ClusterRoutingError::Fenced) => {
                         // Suspended: the next incarnation decides (dropped if fenced,
                         // sent after a re-assertion if Redis lost its data).
@@ -521,7 +521,7 @@ async fn router(
                         // Once more after a connection error: the script stamps an id once.
                         for _ in 0..2 {
                             result = buddy_chat_log::stamp(&mut conn, cluster.node_id(), incarnation, &outgoing).await;
-                            if !matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
+                            if !matches!(&result, Err(e) if outbox::unanswered(e)) {
                                 break;
                             }
                         }
@@ -588,7 +588,7 @@ async fn router(
             }
             RouterCall::BuddyRead { chat, after } => {
                 let mut read = buddy_chat_log::read_after(&mut conn, &chat, after).await;
-                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                if matches!(&read, Err(e) if outbox::unanswered(e)) {
                     read = buddy_chat_log::read_after(&mut conn, &chat, after).await;
                 }
                 let read = read
@@ -599,7 +599,7 @@ async fn router(
             RouterCall::Fill { chat, after } => {
                 // Reads: once more after a connection error (see `Message`).
                 let mut read = chat_log::read_after(&mut conn, chat, after).await;
-                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                if matches!(&read, Err(e) if outbox::unanswered(e)) {
                     read = chat_log::read_after(&mut conn, chat, after).await;
                 }
                 let read = match read {
@@ -621,7 +621,7 @@ async fn router(
             }
             RouterCall::ClosingRead { chat, after } => {
                 let mut read = chat_log::read_after(&mut conn, chat, after).await;
-                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                if matches!(&read, Err(e) if outbox::unanswered(e)) {
                     read = chat_log::read_after(&mut conn, chat, after).await;
                 }
                 let read = read.unwrap_or_else(|e| {
@@ -653,7 +653,7 @@ async fn router(
                 recorded,
             } => {
                 let mut read = chat_log::read_after(&mut conn, chat, recorded).await;
-                if matches!(&read, Err(e) if cluster_outbox::unanswered(e)) {
+                if matches!(&read, Err(e) if outbox::unanswered(e)) {
                     read = chat_log::read_after(&mut conn, chat, recorded).await;
                 }
                 match read {
@@ -750,7 +750,7 @@ async fn router(
                     ))),
                 };
                 match result {
-                    Err(e) if cluster_outbox::unanswered(&e) => {
+                    Err(e) if outbox::unanswered(&e) => {
                         keep_own(&mut own, OwnCall::Buddy { event, process, once })
                     }
                     Err(ClusterRoutingError::Fenced) => {
@@ -783,7 +783,7 @@ async fn router(
                                 Some(&once),
                             )
                             .await;
-                            if !matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
+                            if !matches!(&result, Err(e) if outbox::unanswered(e)) {
                                 break;
                             }
                         }
@@ -875,7 +875,7 @@ async fn stamp_messages(
     let mut stamped = Err(ClusterRoutingError::Fenced);
     for _ in 0..2 {
         stamped = chat_log::append_many(conn, node, incarnation, &outgoing).await;
-        if !matches!(&stamped, Err(e) if cluster_outbox::unanswered(e)) {
+        if !matches!(&stamped, Err(e) if outbox::unanswered(e)) {
             break;
         }
     }
@@ -1043,10 +1043,10 @@ impl Settle<'_> {
                 | RoutingOp::SetStatus(..)
                 | RoutingOp::SetCategoryOpen(..)
         );
-        if self.retry && repeatable && matches!(&result, Err(e) if cluster_outbox::unanswered(e)) {
+        if self.retry && repeatable && matches!(&result, Err(e) if outbox::unanswered(e)) {
             result = op.run(redis).await;
         }
-        let unanswered = matches!(&result, Err(e) if cluster_outbox::unanswered(e));
+        let unanswered = matches!(&result, Err(e) if outbox::unanswered(e));
         let settled = |fenced| Settled { fenced, unanswered };
         // Still unanswered, the join may stand in Redis: refused, the customer
         // would join again and be paired twice, the first customer held by nobody
@@ -1102,7 +1102,7 @@ async fn send_own(
 ) -> bool {
     let node = redis.node().to_string();
     let mut joins_refused = vec![];
-    let sent = cluster_outbox::send(own, redis, conn, (&node, incarnation), &mut joins_refused).await;
+    let sent = outbox::send(own, redis, conn, (&node, incarnation), &mut joins_refused).await;
     for RefusedJoin { conn, request, error } in joins_refused {
         let (code, message) = refusal(&error);
         tell(

@@ -4,7 +4,7 @@
 //! loads the replica and the buddy list from its entry; the **subscriber** listens on this
 //! node's channel for chat messages, typing and drafts from other nodes, and tells the hub
 //! when its subscription was cut (so it re-reads its chats' logs). Started by
-//! `cluster_link::start`, beside the router.
+//! `link::start`, beside the router.
 
 use std::time::Duration;
 
@@ -13,9 +13,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Command;
-use super::cluster_reassert::{Periods, read_cluster_id, restored_after, wait_for_restore};
-use super::cluster_tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
+use crate::hub::Command;
+use super::reassert::{Periods, read_cluster_id, restored_after, wait_for_restore};
+use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
 use crate::cluster::chat_log::{self, NodeMessage};
 use crate::cluster::node::Cluster;
 use crate::cluster::restore;
