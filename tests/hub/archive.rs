@@ -212,7 +212,7 @@ impl Drop for MongoServer {
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn health(hub: &TestHub) -> Value {
-    get_json(&hub, "/healthz").await
+    get_json(hub, "/healthz").await
 }
 
 /// Sends `n` customer messages and returns the ids of those acknowledged (an `ack` to the sender).

@@ -16,7 +16,7 @@ use crate::common::{TestHub, Ws, get_json, in_memory_mongod, signal};
 const FREEZE: Duration = Duration::from_secs(20);
 
 async fn health(hub: &TestHub) -> Value {
-    get_json(&hub, "/healthz").await
+    get_json(hub, "/healthz").await
 }
 
 /// Sends `count` messages at once, without waiting for their acknowledgements.

@@ -43,7 +43,7 @@ async fn desk_mailing(desk: &str) -> (SmtpSink, TestHub, Api) {
 
 /// `agents_online` of category `id` in the public list.
 async fn online(hub: &TestHub, id: &str) -> bool {
-    let list: Value = get_json(&hub, "/api/categories").await;
+    let list: Value = get_json(hub, "/api/categories").await;
     list.as_array()
         .unwrap()
         .iter()
