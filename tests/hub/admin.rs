@@ -200,12 +200,7 @@ async fn categories_are_added_renamed_and_removed() {
         admin.patch("/api/admin/categories/nope", json!({"name": "x"})).await.0,
         404
     );
-    let list = reqwest::get(hub.url("/api/categories"))
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
+    let list = get_json(&hub, "/api/categories").await;
     assert!(
         list.as_array()
             .unwrap()
@@ -252,12 +247,7 @@ async fn live_figures_count_agents_customers_and_chats() {
 #[tokio::test]
 async fn the_openapi_document_describes_the_api() {
     let hub = TestHub::start().await;
-    let doc: serde_json::Value = reqwest::get(hub.url("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = get_json(&hub, "/api/openapi.json").await;
     for path in [
         "/api/login",
         "/api/admin/agents",

@@ -4,31 +4,11 @@
 //! slot exactly one wins), cancelling with a reason, the error codes of a bad token and
 //! of an oversized body, and the call logs' CSV export with agents' names.
 
+use jiff::Timestamp;
 use serde_json::{Value, json};
-
-use jiff::{Timestamp, ToSpan};
 
 use crate::common::*;
 use switchboard::store::{CallLog, CallPeer, MemoryStore, SharedStore};
-
-/// The UTC date `days` from today. The test desk is in UTC, 10:00-17:00.
-fn day_in(days: i64) -> String {
-    (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()).to_string()
-}
-
-fn at(days: i64, hour: u8) -> String {
-    format!("{}T{hour:02}:00:00Z", day_in(days))
-}
-
-async fn get(hub: &TestHub, path: &str) -> (u16, Value) {
-    let res = reqwest::get(hub.url(path)).await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("(no code)")
-}
 
 async fn book(hub: &TestHub, start: &str, name: &str, zone: Option<&str>) -> Value {
     let mut body = json!({"start": start, "name": name, "email": format!("{}@example.com", name.to_lowercase()),
@@ -44,13 +24,7 @@ async fn book(hub: &TestHub, start: &str, name: &str, zone: Option<&str>) -> Val
 async fn free_at(hub: &TestHub, days: i64) -> Vec<String> {
     let (status, day) = get(hub, &format!("/api/appointments/slots?date={}", day_in(days))).await;
     assert_eq!(status, 200, "{day}");
-    day["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["free"] == true)
-        .map(|s| s["start"].as_str().unwrap().to_string())
-        .collect()
+    free_starts(&day)
 }
 
 #[tokio::test]
@@ -102,17 +76,13 @@ async fn a_desk_nobody_serves_says_so_and_a_month_marks_its_free_days() {
         format!("/api/appointments/slots?date={}&zone=Not/AZone", day_in(2)),
     ] {
         let (status, body) = get(&hub, &path).await;
-        assert_eq!((status, code(&body)), (400, "unknown_zone"), "{path}: {body}");
+        assert_eq!((status, error_code(&body)), (400, "unknown_zone"), "{path}: {body}");
     }
     let (status, body) = get(&hub, "/api/appointments/days?month=2026-13").await;
-    assert_eq!((status, code(&body)), (400, "bad_month"), "{body}");
-    let (status, body) = post(
-        &hub,
-        "/api/appointments",
-        json!({"start": at(2, 10), "name": "Zed", "email": "zed@example.com", "zone": "Nowhere/Else"}),
-    )
-    .await;
-    assert_eq!((status, code(&body)), (400, "unknown_zone"), "{body}");
+    assert_eq!((status, error_code(&body)), (400, "bad_month"), "{body}");
+    let body = json!({"start": at(2, 10), "name": "Zed", "email": "zed@example.com", "zone": "Nowhere/Else"});
+    let (status, body) = post(&hub, "/api/appointments", body).await;
+    assert_eq!((status, error_code(&body)), (400, "unknown_zone"), "{body}");
     hub.stop().await;
 }
 
@@ -205,7 +175,7 @@ async fn a_bad_token_is_unknown_token_everywhere() {
         get(&hub, "/api/appointments/cancel?token=not-a-token").await,
         get(&hub, "/api/appointments/ics?token=not-a-token").await,
     ] {
-        assert_eq!((status, code(&body)), (404, "unknown_token"), "{body}");
+        assert_eq!((status, error_code(&body)), (404, "unknown_token"), "{body}");
     }
     hub.stop().await;
 }
@@ -224,7 +194,7 @@ async fn an_oversized_json_body_is_413_in_the_apis_own_shape() {
             .unwrap();
         assert_eq!(res.status().as_u16(), 413, "{path}");
         let body: Value = res.json().await.expect("a JSON error body");
-        assert_eq!(code(&body), "body_too_large", "{path}: {body}");
+        assert_eq!(error_code(&body), "body_too_large", "{path}: {body}");
         assert!(body["error"]["message"].as_str().unwrap().contains("2 MiB"), "{body}");
     }
     hub.stop().await;
@@ -236,12 +206,8 @@ async fn a_reschedule_frees_the_old_slot_and_holds_the_new_one() {
     hub.agent_account("ann", &[], 1).await;
     let booked = book(&hub, &at(2, 10), "Carla", Some("Europe/Berlin")).await;
     let token = booked["cancel_token"].as_str().unwrap();
-    let (status, moved) = post(
-        &hub,
-        "/api/appointments/reschedule",
-        json!({"token": token, "start": at(2, 12)}),
-    )
-    .await;
+    let body = json!({"token": token, "start": at(2, 12)});
+    let (status, moved) = post(&hub, "/api/appointments/reschedule", body).await;
     assert_eq!(status, 200, "{moved}");
     assert_eq!(moved["outcome"], "rescheduled");
     assert_eq!(moved["appointment"]["start"], at(2, 12));
@@ -259,13 +225,9 @@ async fn a_reschedule_frees_the_old_slot_and_holds_the_new_one() {
         (at(-1, 12), (422, "slot_in_past")),
         ("soon".to_string(), (400, "bad_start")),
     ] {
-        let (status, body) = post(
-            &hub,
-            "/api/appointments/reschedule",
-            json!({"token": token, "start": start}),
-        )
-        .await;
-        assert_eq!((status, code(&body)), expected, "{start}: {body}");
+        let body = json!({"token": token, "start": start});
+        let (status, body) = post(&hub, "/api/appointments/reschedule", body).await;
+        assert_eq!((status, error_code(&body)), expected, "{start}: {body}");
     }
 
     // Two appointments moved to one free slot at once: exactly one wins.
@@ -288,7 +250,7 @@ async fn a_reschedule_frees_the_old_slot_and_holds_the_new_one() {
     statuses.sort();
     assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
     let loser = if a.0 == 409 { &a.1 } else { &b.1 };
-    assert_eq!(code(loser), "slot_taken");
+    assert_eq!(error_code(loser), "slot_taken");
     let free = free_at(&hub, 3).await;
     assert!(!free.contains(&target));
     // The winner's old slot is free; the loser's is still held.
@@ -303,13 +265,9 @@ async fn a_reschedule_frees_the_old_slot_and_holds_the_new_one() {
     // A cancelled appointment is not moved.
     let (status, _) = post(&hub, "/api/appointments/cancel", json!({"token": token})).await;
     assert_eq!(status, 200);
-    let (status, body) = post(
-        &hub,
-        "/api/appointments/reschedule",
-        json!({"token": token, "start": at(2, 13)}),
-    )
-    .await;
-    assert_eq!((status, code(&body)), (409, "appointment_cancelled"), "{body}");
+    let body = json!({"token": token, "start": at(2, 13)});
+    let (status, body) = post(&hub, "/api/appointments/reschedule", body).await;
+    assert_eq!((status, error_code(&body)), (409, "appointment_cancelled"), "{body}");
     hub.stop().await;
 }
 
@@ -319,19 +277,11 @@ async fn a_cancellation_keeps_the_customers_reason_for_them_and_the_staff() {
     hub.agent_account("ann", &[], 1).await;
     let booked = book(&hub, &at(2, 10), "Carla", None).await;
     let token = booked["cancel_token"].as_str().unwrap();
-    let (status, body) = post(
-        &hub,
-        "/api/appointments/cancel",
-        json!({"token": token, "reason": "x".repeat(501)}),
-    )
-    .await;
-    assert_eq!((status, code(&body)), (400, "reason_too_long"), "{body}");
-    let (status, done) = post(
-        &hub,
-        "/api/appointments/cancel",
-        json!({"token": token, "reason": "  I found the answer myself  "}),
-    )
-    .await;
+    let body = json!({"token": token, "reason": "x".repeat(501)});
+    let (status, body) = post(&hub, "/api/appointments/cancel", body).await;
+    assert_eq!((status, error_code(&body)), (400, "reason_too_long"), "{body}");
+    let body = json!({"token": token, "reason": "  I found the answer myself  "});
+    let (status, done) = post(&hub, "/api/appointments/cancel", body).await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["outcome"], "cancelled");
     assert_eq!(done["appointment"]["cancel_reason"], "I found the answer myself");

@@ -1,30 +1,9 @@
 //! The desk's appointment hours through the admin API: replacing the settings'
 //! hours, a category's own hours on the slot grid, the refusals, and back to the settings.
 
-use jiff::{Timestamp, ToSpan};
 use serde_json::{Value, json};
 
 use crate::common::*;
-
-fn day_in(days: i64) -> String {
-    (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()).to_string()
-}
-
-async fn put(api: &Api, path: &str, body: Value) -> (u16, Value) {
-    let res = api
-        .client
-        .put(format!("{}{path}", api.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("(no code)")
-}
 
 /// The local starts (`HH:MM`) of a day's slots, for a category when given.
 async fn starts(hub: &TestHub, category: Option<&str>) -> Vec<String> {
@@ -68,16 +47,16 @@ async fn admins_set_the_hours_and_a_categorys_own_and_go_back_to_the_settings() 
             "invalid_hours",
         ),
     ] {
-        let (status, refused) = put(&admin, "/api/admin/appointment-hours", body.clone()).await;
-        assert_eq!((status, code(&refused)), (400, expected), "{body}: {refused}");
+        let (status, refused) = admin.put("/api/admin/appointment-hours", body.clone()).await;
+        assert_eq!((status, error_code(&refused)), (400, expected), "{body}: {refused}");
     }
-    let (status, set) = put(
-        &admin,
-        "/api/admin/appointment-hours",
-        json!({"open": "9:00", "close": "12:00",
+    let (status, set) = admin
+        .put(
+            "/api/admin/appointment-hours",
+            json!({"open": "9:00", "close": "12:00",
                    "categories": [{"category": "general", "open": "10:00", "close": "11:00"}]}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 200, "{set}");
     assert_eq!(
         (set["source"].as_str(), set["open"].as_str()),
@@ -99,7 +78,7 @@ async fn admins_set_the_hours_and_a_categorys_own_and_go_back_to_the_settings() 
     let (status, refused) = book(json!({"start": nine, "name": "Carla", "email": "carla@example.com",
                                         "category": "general"}))
     .await;
-    assert_eq!((status, code(&refused)), (422, "not_a_slot"), "{refused}");
+    assert_eq!((status, error_code(&refused)), (422, "not_a_slot"), "{refused}");
     let (status, made) = book(json!({"start": nine, "name": "Carla", "email": "carla@example.com"})).await;
     assert_eq!(status, 201, "{made}");
 

@@ -3,126 +3,25 @@
 //! at booking time; the hub binary killed (SIGKILL) between booking and sending; two hubs on
 //! one store both running the outbox worker; two nodes booking one slot at once.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jiff::{Timestamp, ToSpan};
+use jiff::Timestamp;
 use serde_json::{Value, json};
 use switchboard::store::{EmbeddedStore, MongoStore, SharedStore};
 
 use crate::archive::{TempDir, free_port, mongo_uri};
 use crate::common::*;
-use crate::durability::wait_until_the_store_is_open;
 
-/// How long a test waits for a mail that must come (retries, restarts: generous).
-pub(crate) const WAIT: Duration = Duration::from_secs(60);
+/// How long a test waits for a mail that must come.
+pub(crate) const WAIT: Duration = MAIL_WAIT;
 
-/// A real SMTP server (aiosmtpd) on a port chosen beforehand, writing to a maildir.
-pub(crate) struct SmtpSink {
-    child: Child,
-    maildir: PathBuf,
-}
-
-impl SmtpSink {
-    pub(crate) async fn start(port: u16) -> Self {
-        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/ensure-test-deps.sh (make test does)",
-            python.display()
-        );
-        let maildir = std::env::temp_dir().join(format!("switchboard-mail-{}", uuid::Uuid::new_v4().simple()));
-        let child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .args(["-l", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("aiosmtpd starts");
-        let sink = Self { child, maildir };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return sink;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("aiosmtpd did not listen on {port}");
-    }
-
-    /// Every mail received so far, raw, oldest first.
-    pub(crate) fn mails(&self) -> Vec<String> {
-        let mut files: Vec<_> = std::fs::read_dir(self.maildir.join("new"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
-    }
-
-    /// Waits until at least `n` mails are there and returns them.
-    pub(crate) async fn wait_for(&self, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let mails = self.mails();
-            if mails.len() >= n {
-                return mails;
-            }
-            assert!(Instant::now() < deadline, "{n} mails never arrived: {mails:#?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.maildir);
-    }
-}
-
-/// One mail, parsed by the well-kept `mail-parser` crate: its headers, text and calendar part.
-struct Mail {
-    message_id: String,
-    subject: String,
-    to: String,
-    text: String,
-    calendar: String,
-    calendar_type: String,
-}
-
+/// One mail with its calendar part, parsed.
 fn parse(raw: &str) -> Mail {
-    use mail_parser::MimeHeaders;
-    let message = mail_parser::MessageParser::default()
-        .parse(raw.as_bytes())
-        .expect("a parsable mail");
-    let calendar_part = message
-        .attachments()
-        .find(|p| {
-            p.content_type()
-                .is_some_and(|c| c.c_type == "text" && c.subtype() == Some("calendar"))
-        })
-        .expect("a text/calendar part");
-    let ct = calendar_part.content_type().unwrap();
-    Mail {
-        message_id: message.message_id().unwrap_or_default().to_string(),
-        subject: message.subject().unwrap_or_default().to_string(),
-        to: message
-            .to()
-            .and_then(|t| t.first())
-            .and_then(|a| a.address())
-            .unwrap_or_default()
-            .to_string(),
-        text: message.body_text(0).unwrap_or_default().to_string(),
-        calendar: String::from_utf8(calendar_part.contents().to_vec()).unwrap(),
-        calendar_type: format!(
-            "{}/{} method={}",
-            ct.c_type,
-            ct.subtype().unwrap_or(""),
-            ct.attribute("method").unwrap_or("")
-        ),
-    }
+    let mail = parse_mail(raw);
+    assert!(!mail.calendar_type.is_empty(), "a text/calendar part: {raw}");
+    mail
 }
 
 /// A property of the calendar's VEVENT (or the calendar's METHOD), unfolded.
@@ -137,27 +36,12 @@ fn ics_value(calendar: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in {calendar}"))
 }
 
-fn day_in(days: i64) -> String {
-    (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()).to_string()
-}
-
-fn at(days: i64, hour: u8) -> String {
-    format!("{}T{hour:02}:00:00Z", day_in(days))
-}
-
 fn booking(start: &str, name: &str) -> Value {
     json!({"start": start, "name": name, "email": format!("{}@example.com", name.to_lowercase())})
 }
 
-async fn book(base: &str, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/appointments"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+async fn book(hub: &Endpoint, body: Value) -> (u16, Value) {
+    post(hub, "/api/appointments", body).await
 }
 
 /// Test settings for mail: SMTP on `port`, a fast worker and short, capped retries.
@@ -178,8 +62,9 @@ pub(crate) async fn outbox(admin: &Api, query: &str) -> Value {
     page
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and_the_link_cancels() {
+/// A desk in Berlin mailing through a fresh SMTP sink, with representative Ann: the sink
+/// and the hub.
+async fn berlin_desk() -> (SmtpSink, TestHub) {
     let port = free_port();
     let smtp = SmtpSink::start(port).await;
     let hub = TestHub::with(|s| {
@@ -188,16 +73,31 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
     })
     .await;
     hub.agent_account("ann", &[], 1).await;
-    let day = reqwest::get(hub.url(&format!("/api/appointments/slots?date={}", day_in(3))))
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    (smtp, hub)
+}
+
+/// The first pending mail of the outbox once it has failed twice (the relay is down).
+pub(crate) async fn failed_twice(admin: &Api) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let page = outbox(admin, "?status=pending").await;
+        let mail = &page["items"][0];
+        if mail["attempts"].as_u64().unwrap_or(0) >= 2 {
+            return mail.clone();
+        }
+        assert!(Instant::now() < deadline, "no failed attempt recorded: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and_the_link_cancels() {
+    let (smtp, hub) = berlin_desk().await;
+    let day = get_json(&hub, &format!("/api/appointments/slots?date={}", day_in(3))).await;
     let start = day["slots"][0]["start"].as_str().unwrap().to_string();
     let mut carla = booking(&start, "Carla");
     carla["zone"] = json!("America/New_York");
-    let (status, booked) = book(&hub.url(""), carla).await;
+    let (status, booked) = book(&hub, carla).await;
     assert_eq!(status, 201, "{booked}");
     let id = booked["id"].as_str().unwrap();
 
@@ -264,26 +164,14 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
         200,
         "the cancel page is served"
     );
-    let shown: Value = reqwest::get(hub.url(&format!("/api/appointments/cancel?token={token}")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = get_json(&hub, &format!("/api/appointments/cancel?token={token}")).await;
     assert_eq!(
         (shown["id"].as_str(), shown["status"].as_str()),
         (Some(id), Some("booked")),
         "{shown}"
     );
-    let done: Value = reqwest::Client::new()
-        .post(hub.url("/api/appointments/cancel"))
-        .json(&json!({"token": token, "reason": "I am ill"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"token": token, "reason": "I am ill"});
+    let (_, done) = post(&hub, "/api/appointments/cancel", body).await;
     assert_eq!(done["outcome"], "cancelled", "{done}");
 
     let mails = smtp.wait_for(2).await;
@@ -326,27 +214,15 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reschedule_is_mailed_once_as_the_same_event_with_a_higher_sequence() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(|s| {
-        mail_settings(port)(s);
-        s.appointment_zone = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
-    })
-    .await;
-    hub.agent_account("ann", &[], 1).await;
-    let day: Value = reqwest::get(hub.url(&format!("/api/appointments/slots?date={}", day_in(3))))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (smtp, hub) = berlin_desk().await;
+    let day: Value = get_json(&hub, &format!("/api/appointments/slots?date={}", day_in(3))).await;
     let (first, later) = (
         day["slots"][0]["start"].as_str().unwrap().to_string(),
         day["slots"][3]["start"].as_str().unwrap().to_string(),
     );
     let mut carla = booking(&first, "Carla");
     carla["zone"] = json!("Asia/Tokyo");
-    let (status, booked) = book(&hub.url(""), carla).await;
+    let (status, booked) = book(&hub, carla).await;
     assert_eq!(status, 201, "{booked}");
     let id = booked["id"].as_str().unwrap();
     let confirmation = parse(&smtp.wait_for(1).await[0]);
@@ -406,21 +282,12 @@ async fn a_mail_booked_while_the_relay_is_down_arrives_once_it_is_up() {
     let port = free_port();
     let hub = TestHub::with(mail_settings(port)).await;
     hub.agent_account("ann", &[], 1).await;
-    let (status, booked) = book(&hub.url(""), booking(&at(2, 11), "Dora")).await;
+    let (status, booked) = book(&hub, booking(&at(2, 11), "Dora")).await;
     assert_eq!(status, 201, "the booking does not wait for the mail: {booked}");
     let admin = hub.admin().await;
     // The worker tries, fails, and says so to admins.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let page = outbox(&admin, "?status=pending").await;
-        let mail = &page["items"][0];
-        if mail["attempts"].as_u64().unwrap_or(0) >= 2 {
-            assert!(mail["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{mail}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no failed attempt recorded: {page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mail = failed_twice(&admin).await;
+    assert!(mail["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{mail}");
     let smtp = SmtpSink::start(port).await;
     let mails = smtp.wait_for(1).await;
     assert!(parse(&mails[0]).message_id.starts_with(booked["id"].as_str().unwrap()));
@@ -440,7 +307,7 @@ async fn a_mail_failing_its_last_attempt_is_dead_and_listed_for_admins() {
     })
     .await;
     hub.agent_account("ann", &[], 1).await;
-    assert_eq!(book(&hub.url(""), booking(&at(2, 12), "Erik")).await.0, 201);
+    assert_eq!(book(&hub, booking(&at(2, 12), "Erik")).await.0, 201);
     let admin = hub.admin().await;
     let deadline = Instant::now() + WAIT;
     loop {
@@ -467,71 +334,18 @@ async fn a_mail_failing_its_last_attempt_is_dead_and_listed_for_admins() {
 }
 
 /// The hub binary on the embedded store in `dir`, sending to SMTP `smtp_port`.
-struct BinaryHub {
-    port: u16,
-    child: Child,
-}
-
-impl BinaryHub {
-    async fn start(dir: &Path, smtp_port: u16) -> Self {
-        let port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("hub.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("DATA_DIR", dir.join("data"))
-            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
-            .env("MAIL_FROM", "desk@example.org")
-            .env("OUTBOX_POLL_SECS", "0.1")
-            .env("OUTBOX_RETRY_FIRST_SECS", "0.2")
-            .env("OUTBOX_RETRY_MAX_SECS", "0.5")
-            .env("RUST_LOG", "info")
-            .current_dir(dir)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("the hub binary starts");
-        wait_until_the_store_is_open(port).await;
-        Self { port, child }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    async fn admin(&self) -> reqwest::Client {
-        let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-        let res = client
-            .post(self.url("/api/login"))
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        client
-    }
-
-    fn kill9(&mut self) {
-        let status = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for BinaryHub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn binary_hub(dir: &Path, smtp_port: u16) -> HubProcess {
+    let (data, smtp) = (dir.join("data"), format!("smtp://127.0.0.1:{smtp_port}"));
+    let envs = [
+        ("DATA_DIR", data.to_str().unwrap()),
+        ("SMTP_URL", smtp.as_str()),
+        ("MAIL_FROM", "desk@example.org"),
+        ("OUTBOX_POLL_SECS", "0.1"),
+        ("OUTBOX_RETRY_FIRST_SECS", "0.2"),
+        ("OUTBOX_RETRY_MAX_SECS", "0.5"),
+        ("RUST_LOG", "info"),
+    ];
+    HubProcess::start(Some(dir), &envs).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -539,31 +353,15 @@ async fn a_hub_killed_between_booking_and_sending_sends_the_mail_once_after_rest
     let dir = TempDir::new("appointment-mail");
     std::fs::create_dir_all(&dir.0).unwrap();
     let smtp_port = free_port();
-    let mut hub = BinaryHub::start(&dir.0, smtp_port).await;
+    let mut hub = binary_hub(&dir.0, smtp_port).await;
+    hub.agent_account("ann", &[], 1).await;
     let admin = hub.admin().await;
-    let res = admin
-        .post(hub.url("/api/admin/agents"))
-        .json(
-            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password",
-                      "categories": [], "max_chats": 1}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let (status, booked) = book(&hub.url(""), booking(&at(2, 13), "Fay")).await;
+    let (status, booked) = book(&hub, booking(&at(2, 13), "Fay")).await;
     assert_eq!(status, 201, "{booked}");
     // Not sent: nothing listens on the SMTP port yet. The outbox says so...
     let deadline = Instant::now() + WAIT;
     loop {
-        let page: Value = admin
-            .get(hub.url("/api/admin/mails?status=pending"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, page) = admin.get("/api/admin/mails?status=pending").await;
         if page["items"][0]["attempts"].as_u64().unwrap_or(0) >= 1 {
             break;
         }
@@ -571,9 +369,9 @@ async fn a_hub_killed_between_booking_and_sending_sends_the_mail_once_after_rest
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // ... and the hub dies without a chance to do anything more.
-    hub.kill9();
+    hub.kill();
     let smtp = SmtpSink::start(smtp_port).await;
-    let hub = BinaryHub::start(&dir.0, smtp_port).await;
+    let hub = binary_hub(&dir.0, smtp_port).await;
     let mails = smtp.wait_for(1).await;
     let mail = parse(&mails[0]);
     assert_eq!(
@@ -620,24 +418,17 @@ async fn two_nodes(store_one: SharedStore, store_two: SharedStore) {
     .await;
     one.agent_account("ann", &[], 1).await;
     // Two nodes booking one slot at once: one wins.
-    let (url_one, url_two) = (one.url(""), two.url(""));
     let (a, b) = tokio::join!(
-        book(&url_one, booking(&at(4, 10), "Gus")),
-        book(&url_two, booking(&at(4, 10), "Hal"))
+        book(&one, booking(&at(4, 10), "Gus")),
+        book(&two, booking(&at(4, 10), "Hal"))
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
     assert_eq!(statuses, [201, 409], "{a:?} {b:?}");
     // Eight more bookings, half through each node; both workers poll the one outbox.
     for hour in 11..15 {
-        assert_eq!(
-            book(&one.url(""), booking(&at(4, hour), &format!("One{hour}"))).await.0,
-            201
-        );
-        assert_eq!(
-            book(&two.url(""), booking(&at(5, hour), &format!("Two{hour}"))).await.0,
-            201
-        );
+        assert_eq!(book(&one, booking(&at(4, hour), &format!("One{hour}"))).await.0, 201);
+        assert_eq!(book(&two, booking(&at(5, hour), &format!("Two{hour}"))).await.0, 201);
     }
     let mails = smtp.wait_for(9).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

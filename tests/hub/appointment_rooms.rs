@@ -3,30 +3,15 @@
 
 use std::time::Duration;
 
-use jiff::{Timestamp, ToSpan};
+use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn day_in(days: i64) -> String {
-    (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()).to_string()
-}
-
 /// Books the first free slot `days` from today for `name`; the answer.
 async fn book_first_slot(hub: &TestHub, days: i64, name: &str) -> Value {
-    let day: Value = reqwest::get(hub.url(&format!("/api/appointments/slots?date={}", day_in(days))))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let start = day["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["free"] == true)
-        .expect("a free slot")["start"]
-        .clone();
+    let (_, day) = get(hub, &format!("/api/appointments/slots?date={}", day_in(days))).await;
+    let start = free_starts(&day).into_iter().next().expect("a free slot");
     let (status, booked) = post(
         hub,
         "/api/appointments",
@@ -35,10 +20,6 @@ async fn book_first_slot(hub: &TestHub, days: i64, name: &str) -> Value {
     .await;
     assert_eq!(status, 201, "{booked}");
     booked
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("(no code)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,9 +51,9 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
 
     // Before the start: the customer waits.
     let (status, early) = post(&hub, "/api/appointments/join", json!({"token": token})).await;
-    assert_eq!((status, code(&early)), (409, "not_started"), "{early}");
+    assert_eq!((status, error_code(&early)), (409, "not_started"), "{early}");
     let (status, bad) = post(&hub, "/api/appointments/join", json!({"token": "nope"})).await;
-    assert_eq!((status, code(&bad)), (404, "unknown_token"), "{bad}");
+    assert_eq!((status, error_code(&bad)), (404, "unknown_token"), "{bad}");
 
     // Another agent cannot start it; its representative can, twice to the same room.
     let bob = hub.agent_account("bob", &[], 1).await;
@@ -130,7 +111,7 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
     .await
     .unwrap();
     assert_eq!(res.status(), 409);
-    assert_eq!(code(&res.json().await.unwrap()), "not_startable");
+    assert_eq!(error_code(&res.json().await.unwrap()), "not_startable");
     let (status, _) = post(&hub, "/api/appointments/cancel", json!({"token": gone["cancel_token"]})).await;
     assert_eq!(status, 200);
     let res = bearer(
@@ -140,7 +121,7 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
     .await
     .unwrap();
     assert_eq!(res.status(), 409);
-    assert_eq!(code(&res.json().await.unwrap()), "appointment_cancelled");
+    assert_eq!(error_code(&res.json().await.unwrap()), "appointment_cancelled");
     hub.stop().await;
 }
 
@@ -201,7 +182,7 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
         (Some("waiting"), Some("ANN"))
     );
     let (status, early) = post(&hub, "/api/appointments/join", json!({"token": soon})).await;
-    assert_eq!((status, code(&early)), (409, "not_started"), "{early}");
+    assert_eq!((status, error_code(&early)), (409, "not_started"), "{early}");
     let message = early["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("your call with ANN starts at") && message.contains("let in when ANN joins"),
@@ -258,12 +239,12 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
     let mut ended = (0, Value::Null);
     for _ in 0..100 {
         ended = start("soon").await;
-        if code(&ended.1) == "room_ended" {
+        if error_code(&ended.1) == "room_ended" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!((ended.0, code(&ended.1)), (409, "room_ended"), "{}", ended.1);
+    assert_eq!((ended.0, error_code(&ended.1)), (409, "room_ended"), "{}", ended.1);
 
     // A slot over five minutes ago: still open for the grace, to start and to join.
     let late = stored_appointment(&hub, &rep, "late", -50, -5).await;
@@ -278,14 +259,14 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
     stored.open_until = Some(switchboard::clock::now_ms() - 1);
     hub.store.update_room(stored).await.unwrap();
     let (status, refused) = post(&hub, "/api/appointments/join", json!({"token": late})).await;
-    assert_eq!((status, code(&refused)), (409, "room_ended"), "{refused}");
+    assert_eq!((status, error_code(&refused)), (409, "room_ended"), "{refused}");
     let (status, own) = ann.post("/api/rooms", crate::rooms::customer_room("Next")).await;
     assert_eq!(status, 201, "{own}");
 
     // A slot whose grace is over before anyone started it: it cannot be started.
     let over = stored_appointment(&hub, &rep, "over", -140, -80).await;
     let (status, refused) = start("over").await;
-    assert_eq!((status, code(&refused)), (409, "room_ended"), "{refused}");
+    assert_eq!((status, error_code(&refused)), (409, "room_ended"), "{refused}");
     assert_eq!(status_of(&over).await["state"], "ended");
     hub.stop().await;
 }
@@ -322,6 +303,6 @@ async fn an_appointment_listed_startable_can_be_started() {
     let (status, started) = ann.post("/api/agent/appointments/late/start", json!({})).await;
     assert_eq!(status, 201, "{started}");
     let (status, refused) = ann.post("/api/agent/appointments/early/start", json!({})).await;
-    assert_eq!((status, code(&refused)), (409, "not_startable"), "{refused}");
+    assert_eq!((status, error_code(&refused)), (409, "not_startable"), "{refused}");
     hub.stop().await;
 }

@@ -5,45 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{Timestamp, ToSpan};
 use serde_json::{Value, json};
 
 use crate::archive::{TempDir, mongo_store, mongo_uri};
 use crate::common::*;
 use switchboard::store::{EmbeddedStore, SharedStore};
 
-/// The UTC date `days` from today, `YYYY-MM-DD`. The test desk is in UTC, 10:00-17:00.
-fn day_in(days: i64) -> String {
-    (Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()).to_string()
-}
-
-fn at(days: i64, hour: u8) -> String {
-    format!("{}T{hour:02}:00:00Z", day_in(days))
-}
-
 fn booking(start: &str, name: &str) -> Value {
     json!({"start": start, "name": name, "email": format!("{}@example.com", name.to_lowercase()),
            "comment": "about my order"})
-}
-
-async fn get(hub: &TestHub, path: &str) -> (u16, Value) {
-    let res = reqwest::get(hub.url(path)).await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("(no code)")
-}
-
-fn free_starts(day: &Value) -> Vec<String> {
-    day["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["free"] == true)
-        .map(|s| s["start"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test]
@@ -75,7 +45,7 @@ async fn a_day_lists_seven_slots_and_a_booked_one_is_no_longer_free() {
     assert_eq!(past["slots"].as_array().unwrap().len(), 7);
     assert!(free_starts(&past).is_empty());
     let (status, body) = get(&hub, "/api/appointments/slots?date=tomorrow").await;
-    assert_eq!((status, code(&body)), (400, "bad_date"));
+    assert_eq!((status, error_code(&body)), (400, "bad_date"));
     hub.stop().await;
 }
 
@@ -110,7 +80,7 @@ async fn bookings_are_refused_with_clear_codes() {
         (json!({"start": at(2, 12)}), (400, "bad_json")),
     ] {
         let (status, answer) = post(&hub, "/api/appointments", body.clone()).await;
-        assert_eq!((status, code(&answer)), expected, "{body} → {answer}");
+        assert_eq!((status, error_code(&answer)), expected, "{body} → {answer}");
     }
     // The refusals left the slot list as it was: one booking.
     let (_, day) = get(&hub, &format!("/api/appointments/slots?date={}", day_in(2))).await;
@@ -121,13 +91,13 @@ async fn bookings_are_refused_with_clear_codes() {
     let hub = TestHub::with(|s| s.appointment_min_notice = Duration::from_secs(7 * 24 * 3600)).await;
     hub.agent_account("ann", &[], 1).await;
     let (status, answer) = post(&hub, "/api/appointments", booking(&at(2, 10), "Dora")).await;
-    assert_eq!((status, code(&answer)), (422, "too_short_notice"));
+    assert_eq!((status, error_code(&answer)), (422, "too_short_notice"));
     hub.stop().await;
 
     // No agent at all: a clear refusal, not a booking with nobody.
     let hub = TestHub::start().await;
     let (status, answer) = post(&hub, "/api/appointments", booking(&at(2, 10), "Dora")).await;
-    assert_eq!((status, code(&answer)), (422, "no_representative"), "{answer}");
+    assert_eq!((status, error_code(&answer)), (422, "no_representative"), "{answer}");
     hub.stop().await;
 }
 
@@ -217,7 +187,7 @@ async fn the_cancel_link_shows_then_cancels_once_and_frees_the_slot() {
         post(&hub, "/api/appointments/cancel", json!({"token": "not-a-token"})).await,
         get(&hub, "/api/appointments/cancel?token=not-a-token").await,
     ] {
-        assert_eq!((status, code(&body)), (404, "unknown_token"), "{body}");
+        assert_eq!((status, error_code(&body)), (404, "unknown_token"), "{body}");
     }
     // The slot is free again and can be booked anew.
     let (_, day) = get(&hub, &format!("/api/appointments/slots?date={}", day_in(2))).await;
@@ -256,7 +226,7 @@ async fn two_representatives_share_the_day_and_a_slot_holds_one_each() {
     let (_, three) = post(&hub, "/api/appointments", in_sales(&at(2, 10), "Erin")).await;
     assert_eq!(three["representative"], second_by_id, "{three}");
     let (status, four) = post(&hub, "/api/appointments", in_sales(&at(2, 10), "Fay")).await;
-    assert_eq!((status, code(&four)), (409, "slot_taken"));
+    assert_eq!((status, error_code(&four)), (409, "slot_taken"));
     let (_, day) = get(
         &hub,
         &format!("/api/appointments/slots?date={}&category=sales", day_in(2)),
@@ -336,7 +306,7 @@ async fn agents_see_their_day_and_cancel_their_own_admins_any() {
     let (status, bad) = admin
         .get(&format!("/api/admin/appointments?from={}&to={}", day_in(5), day_in(0)))
         .await;
-    assert_eq!((status, code(&bad)), (400, "bad_range"));
+    assert_eq!((status, error_code(&bad)), (400, "bad_range"));
     hub.stop().await;
 }
 
@@ -369,7 +339,7 @@ async fn bookings_are_throttled_per_address_outside_the_whitelist() {
     let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(wait >= 1);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(code(&body), "too_many_bookings");
+    assert_eq!(error_code(&body), "too_many_bookings");
     let res = from("198.51.100.7", booking(&at(2, 15), "Dora")).await.unwrap();
     assert_eq!(res.status(), 201, "another address books on");
     // The agent's day is staff-only: outside the whitelist it is refused before anything else.
@@ -381,7 +351,7 @@ async fn bookings_are_throttled_per_address_outside_the_whitelist() {
         .unwrap();
     assert_eq!(res.status(), 403);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(code(&body), "not_whitelisted");
+    assert_eq!(error_code(&body), "not_whitelisted");
     hub.stop().await;
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,9 +82,9 @@ async fn three_conversations_are_three_complete_records(store: SharedStore) {
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut chats = vec![];
     for i in 0..3 {
-        let mut c = hub.customer(&format!("Customer {i}"), "general").await;
-        let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
-        agent.next_of("chat_started").await;
+        let (mut c, chat) = hub
+            .paired_customer(&mut agent, &format!("Customer {i}"), "general")
+            .await;
         c.send(json!({"type": "message", "text": format!("question {i}")}))
             .await;
         agent.next_of("message").await;
@@ -152,6 +152,13 @@ pub struct MongoServer {
 }
 
 impl MongoServer {
+    /// A server of the test's own and a store on a fresh database in it.
+    pub async fn with_store() -> (Self, SharedStore) {
+        let mongo = Self::start().await;
+        let store = mongo_store(&mongo.uri()).await;
+        (mongo, store)
+    }
+
     pub async fn start() -> Self {
         let dir = TempDir::new("mongo");
         let (child, port) = crate::mongod::start_restartable(&dir.0).await;
@@ -205,7 +212,7 @@ impl Drop for MongoServer {
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn health(hub: &TestHub) -> Value {
-    reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap()
+    get_json(hub, "/healthz").await
 }
 
 /// Sends `n` customer messages and returns the ids of those acknowledged (an `ack` to the sender).
@@ -224,14 +231,13 @@ async fn send_and_collect(c: &mut Ws, agent: &mut Ws, from: usize, n: usize, ack
 
 #[tokio::test]
 async fn mongodb_stopped_mid_chat_loses_no_acknowledged_message_and_duplicates_none() {
-    let mut mongo = MongoServer::start().await;
-    let store = mongo_store(&mongo.uri()).await;
+    let (mut mongo, store) = MongoServer::with_store().await;
     let data = TempDir::new("data");
     let dir = data.0.clone();
     let hub = TestHub::with_store(store.clone(), move |s| s.data_dir = dir).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut c = hub.customer("Carla", "general").await;
-    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let chat = c.chat_started().await;
     let mut acked = vec![];
     send_and_collect(&mut c, &mut agent, 0, 10, &mut acked).await;
 
@@ -276,85 +282,15 @@ async fn mongodb_stopped_mid_chat_loses_no_acknowledged_message_and_duplicates_n
 }
 
 /// The real binary, started on its own port with the embedded store in `dir`.
-struct HubProcess {
-    port: u16,
-    child: Child,
-}
-
-impl HubProcess {
-    async fn start(dir: &Path) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("STORE", "embedded")
-            .env("DATA_DIR", dir)
-            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RATE_LIMIT_PER_SEC", "1000")
-            .env("RATE_LIMIT_BURST", "1000")
-            .env("RUST_LOG", "warn")
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the hub binary starts");
-        wait_for_port(port).await;
-        HubProcess { port, child }
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn embedded_hub(dir: &Path) -> HubProcess {
+    HubProcess::start(Some(dir), &[("STORE", "embedded"), ("DATA_DIR", dir.to_str().unwrap())]).await
 }
 
 #[tokio::test]
 async fn a_hub_killed_mid_chat_keeps_every_acknowledged_message_on_the_embedded_store() {
     let dir = TempDir::new("kill");
-    let mut process = HubProcess::start(&dir.0).await;
-    let base = format!("http://127.0.0.1:{}", process.port);
-    let client = reqwest::Client::new();
-    let login = |user: &'static str, pass: &'static str| {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let res = client
-                .post(format!("{base}/api/login"))
-                .json(&json!({"username": user, "password": pass}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            res.json::<Value>().await.unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let admin = login("admin", ADMIN_PASSWORD).await;
-    let res = client
-        .post(format!("{base}/api/admin/agents"))
-        .bearer_auth(&admin)
-        .json(
-            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password", "categories": ["general"]}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let token = login("ann", "agent-password").await;
-    let ws = |path: &str| format!("ws://127.0.0.1:{}{path}", process.port);
-    let mut agent = Ws::connect(&ws("/ws/agent"), &[("authorization", &format!("Bearer {token}"))])
-        .await
-        .unwrap();
-    agent.next_of("agent_welcome").await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut c = Ws::connect(&ws("/ws/customer"), &[]).await.unwrap();
-    c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let mut process = embedded_hub(&dir.0).await;
+    let (_agent, mut c, chat) = process.agent_and_customer_in_a_chat().await;
 
     // Messages flow; some are acknowledged, then the hub dies without warning.
     let mut acked = vec![];
@@ -365,8 +301,7 @@ async fn a_hub_killed_mid_chat_keeps_every_acknowledged_message_on_the_embedded_
         let m = c.next_of("ack").await;
         acked.push(m["id"].as_str().unwrap().to_string());
     }
-    process.child.kill().unwrap(); // SIGKILL
-    process.child.wait().unwrap();
+    process.kill();
     while let Some(m) = c.recv_within(Duration::from_millis(200)).await {
         if m["type"] == "ack" {
             acked.push(m["id"].as_str().unwrap().to_string());
@@ -375,28 +310,9 @@ async fn a_hub_killed_mid_chat_keeps_every_acknowledged_message_on_the_embedded_
     drop(process);
 
     // Restarted on the same data: the agent still exists, and so does every acknowledged message.
-    let process = HubProcess::start(&dir.0).await;
-    let base = format!("http://127.0.0.1:{}", process.port);
-    let res = client
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": "ann", "password": "agent-password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "accounts survive the crash");
-    let token = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let record: Value = client
-        .get(format!("{base}/api/conversations/{chat}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let process = embedded_hub(&dir.0).await;
+    let ann = process.login("ann", "agent-password").await; // accounts survive the crash
+    let (_, record) = ann.get(&format!("/api/conversations/{chat}")).await;
     let stored: HashSet<&str> = record["messages"]
         .as_array()
         .unwrap()
@@ -420,7 +336,7 @@ async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
     let mut ids = vec![];
     for (name, category) in [("C1", "general"), ("C2", "sales"), ("C3", "billing"), ("C4", "general")] {
         let mut c = hub.customer(name, category).await;
-        let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+        let chat = c.chat_started().await;
         c.send(json!({"type": "message", "text": "hello"})).await;
         c.next_of("ack").await;
         c.send(json!({"type": "leave"})).await;

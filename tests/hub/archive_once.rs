@@ -8,25 +8,15 @@ use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 
 use crate::archive::TempDir;
-use crate::common::{TestHub, Ws, signal};
+use crate::common::{TestHub, Ws, get_json, in_memory_mongod, signal};
 
 /// Longer than the archive writer's write timeout (15 s): the write in flight when the
 /// server froze times out, the writer retries with what came meanwhile, and the hung
 /// write is still in the server's socket, to be carried out when it thaws.
 const FREEZE: Duration = Duration::from_secs(20);
 
-/// The server stops (SIGKILL) with the test, whatever happens.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn health(hub: &TestHub) -> Value {
-    reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap()
+    get_json(hub, "/healthz").await
 }
 
 /// Sends `count` messages at once, without waiting for their acknowledgements.
@@ -67,20 +57,13 @@ async fn acks(customer: &mut Ws, client_ids: &[String]) -> Vec<u64> {
 /// of the chat exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_that_hung_and_landed_late_stores_no_message_twice() {
-    let (child, mongo_port) = crate::mongod::start_in_memory().await;
-    let server = Running(child);
-    let uri = format!("mongodb://127.0.0.1:{mongo_port}");
+    let (server, uri) = in_memory_mongod().await;
     let store = switchboard::store::MongoStore::connect(&uri, "once").await.unwrap();
     let spool_dir = TempDir::new("once-spool");
     let dir = spool_dir.0.clone();
     let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| s.data_dir = dir).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let (mut customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
 
     let before = send_many(&mut customer, "before", 10).await;
     let mut acknowledged = acks(&mut customer, &before).await;

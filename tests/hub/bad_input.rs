@@ -71,9 +71,7 @@ async fn an_agent_cannot_touch_another_agents_chat() {
     let hub = TestHub::start().await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
     let mut bob = hub.agent("bob", &["sales"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    let chat = c.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut c, chat) = hub.paired_customer(&mut ann, "Carla", "general").await;
     bob.send(json!({"type": "message", "chat_id": chat, "text": "sneaky"}))
         .await;
     assert_eq!(bob.next_of("error").await["code"], "not_your_chat");

@@ -24,13 +24,19 @@ fn id(welcome: &Value) -> u64 {
     welcome["you"].as_u64().unwrap()
 }
 
-/// `a` invites `b` (whose id is `b_id`), `b` accepts; returns the chat's id.
-async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
+/// `a` invites `b` (whose id is `b_id`) and `b` accepts; returns the invitation's id.
+pub(crate) async fn invite_and_accept(a: &mut Ws, b: &mut Ws, b_id: u64) -> u64 {
     a.send(json!({"type": "invite", "to": b_id})).await;
     let inv = b.next_of("invited").await["invitation"]["invitation_id"]
         .as_u64()
         .unwrap();
     b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    inv
+}
+
+/// `a` invites `b` (whose id is `b_id`), `b` accepts; returns the chat's id.
+async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
+    invite_and_accept(a, b, b_id).await;
     a.next_of("buddy_chat_started").await["chat_id"]
         .as_str()
         .unwrap()

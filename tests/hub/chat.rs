@@ -10,9 +10,7 @@ use crate::common::*;
 async fn messages_get_ids_timestamps_and_order_on_both_sides() {
     let hub = TestHub::start().await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    let chat = c.next_of("chat_started").await["chat_id"].clone();
-    agent.next_of("chat_started").await;
+    let (mut c, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
     for i in 0..5 {
         c.send(json!({"type": "message", "text": format!("m{i}"), "client_id": format!("c{i}")}))
             .await;

@@ -23,12 +23,21 @@ const WAIT: Duration = Duration::from_secs(5);
 /// How long a test listens to be sure a frame does not come.
 pub const QUIET: Duration = Duration::from_millis(300);
 
+/// A hub in this process: its address (and the clients of [`Endpoint`], through `Deref`),
+/// its store, and the token that stops it.
 pub struct TestHub {
-    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
     #[allow(dead_code)] // for tests that look into the store directly
     pub store: SharedStore,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for TestHub {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
 }
 
 impl TestHub {
@@ -58,13 +67,29 @@ impl TestHub {
             async move { switchboard::run(listener, settings, store, shutdown).await.unwrap() }
         });
         Self {
-            addr,
+            endpoint: Endpoint { addr },
             store,
             shutdown,
             task,
         }
     }
 
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("the hub stops")
+            .unwrap();
+    }
+}
+
+/// Where a hub answers, in this process or a child process, and the clients a test makes for it.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+}
+
+impl Endpoint {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -80,12 +105,7 @@ impl TestHub {
 
     pub async fn login(&self, username: &str, password: &str) -> Api {
         let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-        let res = client
-            .post(self.url("/api/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
+        let res = self.sign_in(&client, username, password).await;
         assert_eq!(res.status(), 200, "login as {username}");
         let body: Value = res.json().await.unwrap();
         Api {
@@ -93,6 +113,12 @@ impl TestHub {
             base: self.url(""),
             token: body["token"].as_str().unwrap().to_string(),
         }
+    }
+
+    /// `POST /api/login` through `client`, whatever the answer.
+    pub async fn sign_in(&self, client: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
+        let body = json!({"username": username, "password": password});
+        client.post(self.url("/api/login")).json(&body).send().await.unwrap()
     }
 
     /// Creates an agent and returns their bearer token.
@@ -120,20 +146,164 @@ impl TestHub {
 
     /// A customer who joined `category`, their welcome read.
     pub async fn customer(&self, name: &str, category: &str) -> Ws {
+        self.customer_joining(json!({"type": "join", "name": name, "category": category}))
+            .await
+    }
+
+    /// A customer who joined General with `details` (email, visitor key, page, zone...)
+    /// merged into the join frame, their welcome read.
+    pub async fn customer_with(&self, name: &str, details: Value) -> Ws {
+        let mut join = json!({"type": "join", "name": name, "category": "general"});
+        join.as_object_mut()
+            .unwrap()
+            .extend(details.as_object().unwrap().clone());
+        self.customer_joining(join).await
+    }
+
+    /// A customer who sent `join` as their first frame, their welcome read.
+    pub async fn customer_joining(&self, join: Value) -> Ws {
         let mut ws = Ws::connect(&self.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(json!({"type": "join", "name": name, "category": category}))
-            .await;
+        ws.send(join).await;
         let welcome = ws.next_of("welcome").await;
         ws.token = welcome["resume_token"].as_str().map(String::from);
         ws
     }
 
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(15), self.task)
-            .await
-            .expect("the hub stops")
+    /// A customer who joined `category`, their welcome read, the chat they were paired
+    /// into and the agent's `chat_started` read: the customer and the chat id.
+    pub async fn paired_customer(&self, agent: &mut Ws, name: &str, category: &str) -> (Ws, String) {
+        let mut customer = self.customer(name, category).await;
+        let chat = customer.chat_started().await;
+        agent.next_of("chat_started").await;
+        (customer, chat)
+    }
+
+    /// Agent Ann (General, created by the admin, signed in, available) and customer Carla
+    /// in a chat with her: Ann's socket, Carla's, and the chat id.
+    pub async fn agent_and_customer_in_a_chat(&self) -> (Ws, Ws, String) {
+        let mut agent = self.agent("ann", &["general"], 1).await;
+        let (customer, chat) = self.paired_customer(&mut agent, "Carla", "general").await;
+        (agent, customer, chat)
+    }
+}
+
+/// The real binary on a port of its own, killed (and waited for) when dropped; its
+/// address and clients through `Deref`, as a [`TestHub`]'s.
+pub struct HubProcess {
+    pub endpoint: Endpoint,
+    pub child: std::process::Child,
+}
+
+impl std::ops::Deref for HubProcess {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl HubProcess {
+    /// Starts the binary with the environment cleared but for PATH, its port, the admin
+    /// password, `RUST_LOG=warn` and a rate limit no test reaches (the tests send hundreds
+    /// of messages at once), then `envs` (which may replace those), and waits until
+    /// its store is open. With a `dir`, the process runs there and logs to `dir/hub.log`;
+    /// without, its output is dropped.
+    pub async fn start(dir: Option<&std::path::Path>, envs: &[(&str, &str)]) -> Self {
+        let port = crate::archive::free_port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "warn")
+            .env("RATE_LIMIT_PER_SEC", "10000")
+            .env("RATE_LIMIT_BURST", "10000")
+            .envs(envs.iter().copied());
+        match dir {
+            Some(dir) => {
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("hub.log"))
+                    .unwrap();
+                command.current_dir(dir).stdout(log.try_clone().unwrap()).stderr(log);
+            }
+            None => {
+                command
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+            }
+        }
+        // Owned at once, so a hub that never opens its store is still killed and reaped (by `Drop`).
+        let hub = HubProcess {
+            endpoint: Endpoint {
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            },
+            child: command.spawn().expect("the hub binary starts"),
+        };
+        wait_until_the_store_is_open(port).await;
+        hub
+    }
+
+    /// Sends the signal named `name` (TERM, KILL...) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
             .unwrap();
+        assert!(status.success());
+    }
+
+    /// Kills the process (SIGKILL) and waits for it to end.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process the test started (a server, a hub), killed (SIGKILL) and waited for when
+/// dropped, whatever happens.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An in-memory mongod of its own: the running server and its URI.
+pub async fn in_memory_mongod() -> (Running, String) {
+    let (child, port) = crate::mongod::start_in_memory().await;
+    (Running(child), format!("mongodb://127.0.0.1:{port}"))
+}
+
+/// Waits until a hub binary started on `port` listens and has opened its store: the port
+/// answers "starting" (503 on the API) until then.
+pub async fn wait_until_the_store_is_open(port: u16) {
+    crate::archive::wait_for_port(port).await;
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+            Ok(res) => res.json::<Value>().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        if health["status"].is_string() && health["status"] != "starting" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub never opened its store: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -145,7 +315,7 @@ pub struct Api {
 
 impl Api {
     /// A client that presents `token` as a bearer token (no cookie).
-    pub fn bearer(hub: &TestHub, token: &str) -> Api {
+    pub fn bearer(hub: &Endpoint, token: &str) -> Api {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::AUTHORIZATION,
@@ -226,7 +396,7 @@ impl Ws {
         })
     }
 
-    pub async fn agent(hub: &TestHub, token: &str) -> Ws {
+    pub async fn agent(hub: &Endpoint, token: &str) -> Ws {
         let auth = format!("Bearer {token}");
         let mut ws = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
             .await
@@ -289,6 +459,14 @@ impl Ws {
         }
     }
 
+    /// The chat id of the next `chat_started` frame.
+    pub async fn chat_started(&mut self) -> String {
+        self.next_of("chat_started").await["chat_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Every frame that arrives within `QUIET`, for checking what did not come.
     pub async fn drain(&mut self) -> Vec<Value> {
         let mut frames = vec![];
@@ -318,9 +496,8 @@ impl Ws {
     }
 }
 
-/// Types of the frames in `frames`.
 /// An anonymous POST of `body` as JSON (no session, no token): its status and answer.
-pub async fn post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
+pub async fn post(hub: &Endpoint, path: &str, body: Value) -> (u16, Value) {
     let res = reqwest::Client::new()
         .post(hub.url(path))
         .json(&body)
@@ -331,6 +508,16 @@ pub async fn post(hub: &TestHub, path: &str, body: Value) -> (u16, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// The `id`s of the objects in the array `list`, in order.
+pub fn ids_in(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect()
+}
+
+/// Types of the frames in `frames`.
 pub fn types(frames: &[Value]) -> Vec<String> {
     frames
         .iter()
@@ -410,5 +597,214 @@ pub fn signal(child: &std::process::Child, sig: libc::c_int) {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+}
+
+/// How long a test waits for a mail that must come (retries, restarts: generous).
+pub const MAIL_WAIT: Duration = Duration::from_secs(60);
+
+/// A real SMTP server (aiosmtpd) on `port`, writing what it receives to a maildir;
+/// stopped (and its maildir removed) when dropped.
+pub struct SmtpSink {
+    child: std::process::Child,
+    maildir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl SmtpSink {
+    pub async fn start(port: u16) -> Self {
+        let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/ensure-test-deps.sh (make test does)",
+            python.display()
+        );
+        let maildir = std::env::temp_dir().join(format!("switchboard-mail-{}", uuid::Uuid::new_v4().simple()));
+        let child = std::process::Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .args(["-l", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        // Owned at once, so it is stopped (and waited for) on every path, a failed start too.
+        let sink = Self { child, maildir, port };
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return sink;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("aiosmtpd did not listen on {port}");
+    }
+
+    /// Every mail received so far, raw, oldest first.
+    pub fn mails(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+    }
+
+    /// The mails received so far, oldest first, quoted-printable undone (for reading a
+    /// code or a link out of the text).
+    pub fn unquoted_mails(&self) -> Vec<String> {
+        self.mails()
+            .iter()
+            .map(|m| m.replace("=\r\n", "").replace("=\n", "").replace("=3D", "="))
+            .collect()
+    }
+
+    /// Waits until at least `n` mails are there and returns them.
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + MAIL_WAIT;
+        loop {
+            let mails = self.mails();
+            if mails.len() >= n {
+                return mails;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} mails never arrived: {mails:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+/// One received mail, parsed by the well-kept `mail-parser` crate. `calendar` and
+/// `calendar_type` are empty when it has no text/calendar part.
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+    pub calendar: String,
+    /// `text/calendar method=REQUEST` and the like.
+    pub calendar_type: String,
+}
+
+pub fn parse_mail(raw: &str) -> Mail {
+    use mail_parser::MimeHeaders;
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a parsable mail");
+    let calendar_part = message.attachments().find(|p| {
+        p.content_type()
+            .is_some_and(|c| c.c_type == "text" && c.subtype() == Some("calendar"))
+    });
+    let (calendar, calendar_type) = match calendar_part {
+        Some(part) => {
+            let ct = part.content_type().unwrap();
+            (
+                String::from_utf8(part.contents().to_vec()).unwrap(),
+                format!(
+                    "{}/{} method={}",
+                    ct.c_type,
+                    ct.subtype().unwrap_or(""),
+                    ct.attribute("method").unwrap_or("")
+                ),
+            )
+        }
+        None => Default::default(),
+    };
+    Mail {
+        to: message
+            .to()
+            .and_then(|t| t.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_string(),
+        subject: message.subject().unwrap_or_default().to_string(),
+        message_id: message.message_id().unwrap_or_default().to_string(),
+        text: message.body_text(0).unwrap_or_default().to_string(),
+        html: message.body_html(0).unwrap_or_default().to_string(),
+        calendar,
+        calendar_type,
+    }
+}
+
+// ---- appointments ----
+
+/// The UTC date `days` from today, `YYYY-MM-DD`. The test desk is in UTC, 10:00-17:00.
+pub fn day_in(days: i64) -> String {
+    use jiff::ToSpan;
+    (jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()).to_string()
+}
+
+/// `hour` o'clock UTC, `days` from today.
+pub fn at(days: i64, hour: u8) -> String {
+    format!("{}T{hour:02}:00:00Z", day_in(days))
+}
+
+/// An anonymous GET of a JSON answer, whatever its status.
+pub async fn get_json(hub: &Endpoint, path: &str) -> Value {
+    reqwest::get(hub.url(path)).await.unwrap().json().await.unwrap()
+}
+
+/// An anonymous GET (no session, no token): its status and answer.
+pub async fn get(hub: &Endpoint, path: &str) -> (u16, Value) {
+    let res = reqwest::get(hub.url(path)).await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The `error.code` of an answer, or `(no code)`.
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("(no code)")
+}
+
+/// The starts of the free slots of a day's answer.
+pub fn free_starts(day: &Value) -> Vec<String> {
+    day["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["free"] == true)
+        .map(|s| s["start"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The cluster for a test of a cross-node path: one Redis server, one store and a scratch
+/// directory for the nodes' data, all living as long as this.
+pub struct Cluster {
+    pub redis: crate::redis_server::RedisServer,
+    pub store: SharedStore,
+    scratch: crate::archive::TempDir,
+}
+
+impl Cluster {
+    /// A cluster on a fresh in-memory store.
+    pub async fn start(tag: &str) -> Self {
+        Self::on(tag, Arc::new(MemoryStore::new())).await
+    }
+
+    /// A cluster on `store`.
+    pub async fn on(tag: &str, store: SharedStore) -> Self {
+        let scratch = crate::archive::TempDir::new(tag);
+        let redis = crate::redis_server::RedisServer::start().await;
+        Cluster { redis, store, scratch }
+    }
+
+    /// Node `name` (alpha, beta...), with the test settings changed by `tweak`.
+    pub async fn node(&self, name: &str, tweak: impl FnOnce(&mut Settings)) -> TestHub {
+        crate::cluster_hub::node_with(self.store.clone(), &self.redis, name, &self.scratch, tweak).await
+    }
+
+    /// Nodes alpha and beta, with the test settings changed by `tweak`.
+    pub async fn two_nodes(&self, tweak: impl Fn(&mut Settings)) -> (TestHub, TestHub) {
+        let alpha = self.node("alpha", &tweak).await;
+        let beta = self.node("beta", &tweak).await;
+        (alpha, beta)
     }
 }

@@ -66,7 +66,7 @@ fn pair(ended_by: &str, reason: &str) -> (String, String) {
 /// A customer who joined and was paired at once; returns them and the chat id.
 async fn paired(hub: &TestHub, name: &str, category: &str) -> (Ws, String) {
     let mut c = hub.customer(name, category).await;
-    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
+    let chat = c.chat_started().await;
     (c, chat)
 }
 

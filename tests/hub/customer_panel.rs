@@ -4,38 +4,16 @@
 //! key), each openable through the chat, never by guessing; the visitor key never leaves
 //! the hub. On one node and across nodes.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
 use crate::common::*;
-use crate::redis_server::RedisServer;
 
 const VISITOR: &str = "returning-visitor-0001";
 
-/// A customer who joins with `details` (merged into the join frame).
-async fn customer_with(hub: &TestHub, name: &str, details: Value) -> Ws {
-    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-    let mut join = json!({"type": "join", "name": name, "category": "general"});
-    join.as_object_mut()
-        .unwrap()
-        .extend(details.as_object().unwrap().clone());
-    ws.send(join).await;
-    let welcome = ws.next_of("welcome").await;
-    ws.token = welcome["resume_token"].as_str().map(String::from);
-    ws
-}
-
 /// One visit: the customer joins with `details`, says `text`, and the agent ends the chat.
 async fn visit(hub: &TestHub, agent: &mut Ws, details: Value, text: &str) -> String {
-    let mut customer = customer_with(hub, "Carla", details).await;
-    let chat = customer.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut customer = hub.customer_with("Carla", details).await;
+    let chat = customer.chat_started().await;
     agent.next_of("chat_started").await;
     customer
         .send(json!({"type": "message", "text": text, "client_id": "m1"}))
@@ -48,12 +26,7 @@ async fn visit(hub: &TestHub, agent: &mut Ws, details: Value, text: &str) -> Str
 }
 
 fn ids(panel: &Value) -> Vec<&str> {
-    panel["earlier"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect()
+    ids_in(&panel["earlier"])
 }
 
 #[tokio::test]
@@ -99,11 +72,8 @@ async fn the_panel_shows_the_customer_and_their_earlier_conversations() {
     // Third: another browser and Bob serving, the email given again (other case).
     drop(ann);
     let mut bob = hub.agent("bob", &["general"], 1).await;
-    let mut carla = customer_with(&hub, "Carla", json!({"email": "carla@example.com"})).await;
-    let third = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut carla = hub.customer_with("Carla", json!({"email": "carla@example.com"})).await;
+    let third = carla.chat_started().await;
     bob.next_of("chat_started").await;
 
     let bob_api = hub.login("bob", "agent-password").await;
@@ -168,20 +138,14 @@ async fn the_panel_shows_the_customer_and_their_earlier_conversations() {
 
 #[tokio::test]
 async fn across_nodes_the_panel_has_what_the_customer_told_another_node() {
-    let scratch = TempDir::new("cluster-panel");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let cluster = Cluster::start("cluster-panel").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
     let details = json!({"email": "dora@example.com", "visitor": VISITOR, "page": "https://shop.example/",
                          "zone": "America/New_York"});
     let first = visit(&alpha, &mut ann, details.clone(), "hello from alpha").await;
-    let mut dora = customer_with(&alpha, "Dora", details).await;
-    let second = dora.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut dora = alpha.customer_with("Dora", details).await;
+    let second = dora.chat_started().await;
     ann.next_of("chat_started").await;
     let api = beta.login("ann", "agent-password").await;
     let (status, panel) = api.get(&format!("/api/conversations/{second}/customer")).await;

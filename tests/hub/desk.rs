@@ -10,9 +10,7 @@ use crate::common::*;
 async fn a_busy_agent_keeps_their_chat_takes_no_new_one_and_is_available_when_it_ends() {
     let hub = TestHub::start().await;
     let mut agent = hub.agent("ann", &["general"], 3).await;
-    let mut first = hub.customer("First", "general").await;
-    let chat = first.next_of("chat_started").await["chat_id"].clone();
-    agent.next_of("chat_started").await;
+    let (_first, chat) = hub.paired_customer(&mut agent, "First", "general").await;
     agent.send(json!({"type": "set_status", "status": "busy"})).await;
     let profile = agent.next_of("profile").await;
     assert_eq!(
@@ -96,12 +94,7 @@ async fn a_closed_category_refuses_a_join_keeps_those_waiting_told_and_unpaired_
         (told["open"].as_bool(), told["category"].as_str()),
         (Some(false), Some("general"))
     );
-    let categories: serde_json::Value = reqwest::get(hub.url("/api/categories"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let categories: serde_json::Value = get_json(&hub, "/api/categories").await;
     let general = categories
         .as_array()
         .unwrap()

@@ -59,12 +59,7 @@ async fn read_chat(ws: &mut Ws, own: u64, peer: u64, me: &str) -> BTreeMap<u64, 
 async fn both_sides_sending_at_once_see_one_order_with_no_gap() {
     let hub = hub().await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let (mut customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
 
     let customer_side = tokio::spawn(async move {
         for i in 0..BURST {
@@ -114,9 +109,7 @@ async fn a_tab_taking_over_mid_burst_gets_every_message_once_in_order() {
         .send(json!({"type": "set_available", "available": true}))
         .await;
     first_tab.next_of("profile").await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.next_of("chat_started").await["chat_id"].clone();
-    first_tab.next_of("chat_started").await;
+    let (mut customer, chat) = hub.paired_customer(&mut first_tab, "Carla", "general").await;
 
     let customer_side = tokio::spawn(async move {
         for i in 0..BURST {
@@ -166,9 +159,7 @@ async fn a_tab_taking_over_mid_burst_gets_every_message_once_in_order() {
 async fn a_refused_message_is_answered_in_its_place() {
     let hub = TestHub::with(|s| s.max_message_len = 5).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.next_of("chat_started").await["chat_id"].clone();
-    agent.next_of("chat_started").await;
+    let (mut customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
     for text in ["one", "far too long", "two"] {
         customer
             .send(json!({"type": "message", "text": text, "client_id": text}))

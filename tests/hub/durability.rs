@@ -65,8 +65,7 @@ async fn chat_started_within(c: &mut Ws, wait: Duration) -> Option<String> {
 /// closed, with every acknowledged message; the refusals showed in health and metrics.
 #[tokio::test]
 async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledged_message() {
-    let mut mongo = MongoServer::start().await;
-    let store = mongo_store(&mongo.uri()).await;
+    let (mut mongo, store) = MongoServer::with_store().await;
     let spool = TempDir::new("full-buffer");
     let dir = spool.0.clone();
     let hub = TestHub::with_store(store.clone(), move |s| {
@@ -189,111 +188,16 @@ async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledg
     hub.stop().await;
 }
 
-/// The real binary on the MongoDB of `mongo`, database `db`, with `dir` as its DATA_DIR
+/// The real binary on the MongoDB at `uri`, database `db`, with `dir` as its DATA_DIR
 /// (the spool) and its log in `dir/hub.log`.
-struct MongoHub {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl MongoHub {
-    async fn start(mongo: &MongoServer, db: &str, dir: &std::path::Path) -> Self {
-        Self::start_on(&mongo.uri(), db, dir).await
-    }
-
-    /// As [`MongoHub::start`], with the MongoDB URI given whole (to add options).
-    async fn start_on(uri: &str, db: &str, dir: &std::path::Path) -> Self {
-        let port = crate::archive::free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("hub.log"))
-            .unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("STORE", "mongodb")
-            .env("MONGODB_URI", uri)
-            .env("MONGODB_DB", db)
-            .env("DATA_DIR", dir)
-            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RATE_LIMIT_PER_SEC", "1000")
-            .env("RATE_LIMIT_BURST", "1000")
-            .env("RUST_LOG", "warn")
-            .current_dir(dir)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("the hub binary starts");
-        wait_until_the_store_is_open(port).await;
-        MongoHub { port, child }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn ws(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for MongoHub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An agent (created by the admin, signed in, available) and a customer in a chat
-/// with them on `hub`: the agent's socket, the customer's, and the chat id.
-async fn agent_and_customer_in_a_chat(hub: &MongoHub) -> (Ws, Ws, String) {
-    let client = reqwest::Client::new();
-    let admin = login(&client, hub, "admin", ADMIN_PASSWORD).await;
-    let res = client
-        .post(hub.url("/api/admin/agents"))
-        .bearer_auth(&admin)
-        .json(
-            &json!({"username": "ann", "display_name": "Ann", "password": "agent-password", "categories": ["general"]}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let token = login(&client, hub, "ann", "agent-password").await;
-    let mut agent = Ws::connect(&hub.ws("/ws/agent"), &[("authorization", &format!("Bearer {token}"))])
-        .await
-        .unwrap();
-    agent.next_of("agent_welcome").await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut c = Ws::connect(&hub.ws("/ws/customer"), &[]).await.unwrap();
-    c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    let chat = c.next_of("chat_started").await["chat_id"].as_str().unwrap().to_string();
-    (agent, c, chat)
-}
-
-async fn login(client: &reqwest::Client, hub: &MongoHub, user: &str, password: &str) -> String {
-    let res = client
-        .post(hub.url("/api/login"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "login as {user}");
-    res.json::<serde_json::Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+async fn mongo_hub(uri: &str, db: &str, dir: &std::path::Path) -> HubProcess {
+    let envs = [
+        ("STORE", "mongodb"),
+        ("MONGODB_URI", uri),
+        ("MONGODB_DB", db),
+        ("DATA_DIR", dir.to_str().unwrap()),
+    ];
+    HubProcess::start(Some(dir), &envs).await
 }
 
 /// MongoDB stops, messages go on and are acknowledged, then the hub
@@ -303,8 +207,8 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
     let mut mongo = MongoServer::start().await;
     let db = format!("t{}", uuid::Uuid::new_v4().simple());
     let dir = TempDir::new("spool");
-    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
-    let (_agent, mut c, chat) = agent_and_customer_in_a_chat(&hub).await;
+    let hub = mongo_hub(&mongo.uri(), &db, &dir.0).await;
+    let (_agent, mut c, chat) = hub.agent_and_customer_in_a_chat().await;
     let mut acked = vec![];
     for i in 0..10 {
         acked.push(send_one(&mut c, &format!("before {i}")).await.expect("the store is up"));
@@ -334,7 +238,7 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
     drop(hub);
 
     mongo.restart().await;
-    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+    let hub = mongo_hub(&mongo.uri(), &db, &dir.0).await;
     let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
         .await
         .unwrap();
@@ -391,8 +295,8 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
     // A long server selection: with MongoDB gone, a write waits for it (the hub's write
     // timeout ends it) instead of failing within the hub's 2 s default.
     let hanging = format!("{}/?serverSelectionTimeoutMS=120000", mongo.uri());
-    let hub = MongoHub::start_on(&hanging, &db, &dir.0).await;
-    let (mut agent, mut c, chat) = agent_and_customer_in_a_chat(&hub).await;
+    let hub = mongo_hub(&hanging, &db, &dir.0).await;
+    let (mut agent, mut c, chat) = hub.agent_and_customer_in_a_chat().await;
     send_one(&mut c, "before").await.expect("the store is up");
 
     mongo.stop().await;
@@ -418,7 +322,7 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
     drop(hub);
 
     mongo.restart().await;
-    let hub = MongoHub::start(&mongo, &db, &dir.0).await;
+    let hub = mongo_hub(&mongo.uri(), &db, &dir.0).await;
     let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
         .await
         .unwrap();
@@ -467,8 +371,7 @@ async fn a_data_dir_that_cannot_hold_the_spool_stops_start_up_naming_it() {
 /// stays open; accepted once the archive has room, the chat is archived whole.
 #[tokio::test]
 async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_room() {
-    let mut mongo = MongoServer::start().await;
-    let store = mongo_store(&mongo.uri()).await;
+    let (mut mongo, store) = MongoServer::with_store().await;
     let spool = TempDir::new("full-buddy");
     let dir = spool.0.clone();
     let hub = TestHub::with_store(store.clone(), move |s| {
@@ -509,11 +412,7 @@ async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_
     }
     a.send(json!({"type": "end_chat", "chat_id": first})).await;
     b.next_of("buddy_chat_ended").await;
-    a.send(json!({"type": "invite", "to": b_id})).await;
-    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
-    b.send(json!({"type": "accept", "invitation_id": inv})).await;
+    let inv = crate::buddy::invite_and_accept(&mut a, &mut b, b_id).await;
     assert_eq!(b.next_of("error").await["code"], "archive_unavailable");
 
     mongo.restart().await;
@@ -553,26 +452,4 @@ async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_
         vec![last]
     );
     assert!(second.closed.is_some());
-}
-
-/// Waits until a hub binary started on `port` listens and has opened its store: the port
-/// answers "starting" (503 on the API) until then.
-pub async fn wait_until_the_store_is_open(port: u16) {
-    crate::archive::wait_for_port(port).await;
-    let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let health = match client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
-            Ok(res) => res.json::<serde_json::Value>().await.unwrap_or_default(),
-            Err(_) => serde_json::Value::Null,
-        };
-        if health["status"].is_string() && health["status"] != "starting" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hub never opened its store: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -14,16 +14,8 @@ const VISITOR: &str = "visitor-key-to-erase-1";
 /// One visit of a customer who joins with `details`: a message each way and a note, then
 /// the agent ends it. The chat's id.
 async fn visit(hub: &TestHub, agent: &mut Ws, name: &str, details: Value) -> String {
-    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-    let mut join = json!({"type": "join", "name": name, "category": "general"});
-    join.as_object_mut()
-        .unwrap()
-        .extend(details.as_object().unwrap().clone());
-    ws.send(join).await;
-    let chat = ws.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mut ws = hub.customer_with(name, details).await;
+    let chat = ws.chat_started().await;
     agent.next_of("chat_started").await;
     ws.send(json!({"type": "message", "text": format!("{name} says hi"), "client_id": "m1"}))
         .await;

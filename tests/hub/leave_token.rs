@@ -3,15 +3,9 @@
 //! node or another. (A customer whose chat the agent ended while they were away still
 //! gets the ending on a resume: `chat.rs`.)
 
-use std::sync::Arc;
-
 use serde_json::json;
-use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
 use crate::common::*;
-use crate::redis_server::RedisServer;
 
 /// A customer who chatted, then left; their token.
 async fn chatted_and_left(customers: &TestHub, agent: &mut Ws) -> String {
@@ -65,11 +59,8 @@ async fn after_leave_the_token_resumes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_leave_the_token_resumes_nothing_on_another_node() {
-    let scratch = TempDir::new("leave-token");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let cluster = Cluster::start("leave-token").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let ann_token = beta.agent_account("ann", &["general"], 1).await;
     let mut ann = Ws::agent(&beta, &ann_token).await;
     ann.send(json!({"type": "set_available", "available": true})).await;

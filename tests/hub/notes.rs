@@ -4,22 +4,16 @@
 //! across nodes. A property over random chats: whatever agents and customers do, no frame
 //! a customer receives holds a note's text, nor does the transcript mailed to them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::appointment_mail::SmtpSink;
-use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
 use crate::common::*;
-use crate::redis_server::RedisServer;
-use crate::transcript_mail::{ask, parse, transcript_settings};
+use crate::transcript_mail::{ask, transcript_settings};
 
 /// Sends a note from `agent` in `chat` and waits for it to come back (archived).
-async fn note(agent: &mut Ws, chat: &Value, text: &str) -> Value {
+async fn note(agent: &mut Ws, chat: &(impl serde::Serialize + ?Sized), text: &str) -> Value {
     agent
         .send(json!({"type": "note", "chat_id": chat, "text": text, "client_id": text}))
         .await;
@@ -107,9 +101,7 @@ async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
 async fn an_agent_handed_a_chat_gets_its_notes() {
     let hub = TestHub::start().await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut carla, chat) = hub.paired_customer(&mut ann, "Carla", "general").await;
     note(&mut ann, &chat, "asked twice already").await;
     let mut bob = hub.agent("bob", &["general"], 1).await;
     let bob_id = hub.admin().await.agent_id("bob").await;
@@ -133,11 +125,8 @@ async fn an_agent_handed_a_chat_gets_its_notes() {
 
 #[tokio::test]
 async fn across_nodes_an_agent_handed_a_chat_gets_the_notes_written_on_another_node() {
-    let scratch = TempDir::new("cluster-notes");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let cluster = Cluster::start("cluster-notes").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
@@ -280,7 +269,7 @@ async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseErro
     }
     let mut to: Vec<String> = vec![];
     for raw in smtp.wait_for(3).await {
-        let mail = parse(&raw);
+        let mail = parse_mail(&raw);
         prop_assert!(
             !raw.contains("SECRET") && !mail.text.contains("SECRET") && !mail.html.contains("SECRET"),
             "a transcript mail holds a note: {}",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
+use switchboard::store::SharedStore;
 
 use crate::archive::TempDir;
 use crate::cluster_hub::{NodeProcess, node_process, node_with};
@@ -245,11 +245,8 @@ async fn a_join_message_too_long_or_with_control_characters_is_refused_with_a_cl
 
 #[tokio::test]
 async fn an_offer_made_for_a_customer_on_one_node_is_accepted_on_another() {
-    let scratch = TempDir::new("cluster-offers");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let cluster = Cluster::start("cluster-offers").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     offer_mode(&alpha, "general").await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
     let mut carla = customer_saying(&alpha, "Carla", "general", "Refund please").await;
@@ -330,16 +327,14 @@ async fn an_offer_whose_agents_node_is_killed_goes_to_an_agent_on_a_live_node() 
 /// neither change undoes the other (each category's mode is its own setting).
 #[tokio::test]
 async fn modes_set_at_once_on_two_nodes_all_hold() {
-    let scratch = TempDir::new("cluster-modes-race");
-    let redis = RedisServer::start().await;
     let db = format!("t{}", uuid::Uuid::new_v4().simple());
     let store: SharedStore = Arc::new(
         switchboard::store::MongoStore::connect(&crate::archive::mongo_uri(), &db)
             .await
             .unwrap(),
     );
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, |_| {}).await;
+    let cluster = Cluster::on("cluster-modes-race", store).await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let (on_alpha, on_beta) = (alpha.admin().await, beta.admin().await);
     let puts = ["general", "sales", "billing", "technical"].map(|category| {
         let api = if category.len() % 2 == 0 { &on_alpha } else { &on_beta };

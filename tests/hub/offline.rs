@@ -8,34 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::appointment_mail::{SmtpSink, WAIT, mail_settings, outbox};
+use crate::appointment_mail::{failed_twice, mail_settings, outbox};
 use crate::archive::free_port;
 use crate::common::*;
-
-/// One mail's recipient, subject, text and Message-ID, parsed by `mail-parser`.
-struct Mail {
-    to: String,
-    subject: String,
-    text: String,
-    message_id: String,
-}
-
-fn parse(raw: &str) -> Mail {
-    let message = mail_parser::MessageParser::default()
-        .parse(raw.as_bytes())
-        .expect("a parsable mail");
-    Mail {
-        to: message
-            .to()
-            .and_then(|t| t.first())
-            .and_then(|a| a.address())
-            .unwrap_or_default()
-            .to_string(),
-        subject: message.subject().unwrap_or_default().to_string(),
-        text: message.body_text(0).unwrap_or_default().to_string(),
-        message_id: message.message_id().unwrap_or_default().to_string(),
-    }
-}
 
 /// An agent's account, signed in over HTTP.
 async fn staff(hub: &TestHub, username: &str, categories: &[&str]) -> Api {
@@ -44,14 +19,7 @@ async fn staff(hub: &TestHub, username: &str, categories: &[&str]) -> Api {
 }
 
 async fn leave(hub: &TestHub, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(hub.url("/api/offline-messages"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    post(hub, "/api/offline-messages", body).await
 }
 
 fn carla(category: &str) -> Value {
@@ -59,14 +27,23 @@ fn carla(category: &str) -> Value {
            "text": "Where is my order 1234?\nIt was due on Monday."})
 }
 
+/// A hub mailing offline messages to `desk` through a fresh SMTP sink, with agent Ann
+/// (General) signed in over HTTP: the sink, the hub and Ann.
+async fn desk_mailing(desk: &str) -> (SmtpSink, TestHub, Api) {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(|s| {
+        mail_settings(port)(s);
+        s.offline_mail_to = Some(desk.to_string());
+    })
+    .await;
+    let ann = staff(&hub, "ann", &["general"]).await;
+    (smtp, hub, ann)
+}
+
 /// `agents_online` of category `id` in the public list.
 async fn online(hub: &TestHub, id: &str) -> bool {
-    let list: Value = reqwest::get(hub.url("/api/categories"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(hub, "/api/categories").await;
     list.as_array()
         .unwrap()
         .iter()
@@ -78,14 +55,7 @@ async fn online(hub: &TestHub, id: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_left_while_nobody_is_online_is_stored_listed_and_mailed_to_the_desk() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(|s| {
-        mail_settings(port)(s);
-        s.offline_mail_to = Some("Help desk <desk@example.org>".to_string());
-    })
-    .await;
-    let ann = staff(&hub, "ann", &["general"]).await;
+    let (smtp, hub, ann) = desk_mailing("Help desk <desk@example.org>").await;
     let sam = staff(&hub, "sam", &["sales"]).await;
     // Nobody is online in General: the page would offer the message form.
     assert!(!online(&hub, "general").await);
@@ -96,7 +66,7 @@ async fn a_message_left_while_nobody_is_online_is_stored_listed_and_mailed_to_th
     let id = left["id"].as_str().unwrap().to_string();
     customer.send(json!({"type": "leave"})).await;
 
-    let desk = parse(&smtp.wait_for(1).await[0]);
+    let desk = parse_mail(&smtp.wait_for(1).await[0]);
     assert_eq!(desk.to, "desk@example.org");
     assert_eq!(desk.subject, "Offline message in General from Carla");
     assert!(desk.text.contains("Carla <carla@example.com>"), "{}", desk.text);
@@ -184,7 +154,7 @@ async fn an_agent_takes_a_message_and_the_reply_is_mailed_to_the_customer_and_ar
         (Some("ANN"), Some("Your order left our store today."))
     );
 
-    let mail = parse(&smtp.wait_for(1).await[0]);
+    let mail = parse_mail(&smtp.wait_for(1).await[0]);
     assert_eq!(mail.to, "carla@example.com");
     assert_eq!(mail.subject, "Re: your message to General");
     assert!(mail.text.contains("Your order left our store today."), "{}", mail.text);
@@ -231,19 +201,9 @@ async fn a_reply_written_while_the_relay_is_down_arrives_once_it_is_up() {
         .await;
     assert_eq!(status, 200, "the reply does not wait for the mail: {answered}");
     let admin = hub.admin().await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let page = outbox(&admin, "?status=pending").await;
-        let mail = &page["items"][0];
-        if mail["attempts"].as_u64().unwrap_or(0) >= 2 {
-            assert_eq!(mail["purpose"], "offline_reply", "{mail}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no failed attempt recorded: {page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(failed_twice(&admin).await["purpose"], "offline_reply");
     let smtp = SmtpSink::start(port).await;
-    let mail = parse(&smtp.wait_for(1).await[0]);
+    let mail = parse_mail(&smtp.wait_for(1).await[0]);
     assert_eq!(mail.to, "carla@example.com");
     assert!(mail.text.contains("On its way."), "{}", mail.text);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -431,14 +391,7 @@ fn assert_declares_utf8(raw: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_mails_carry_non_ascii_names_and_text_intact() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(|s| {
-        mail_settings(port)(s);
-        s.offline_mail_to = Some("Kundendienst Köln <desk@example.org>".to_string());
-    })
-    .await;
-    let ann = staff(&hub, "ann", &["general"]).await;
+    let (smtp, hub, ann) = desk_mailing("Kundendienst Köln <desk@example.org>").await;
     let (status, left) = leave(
         &hub,
         json!({"category": "general", "name": "Jörg Müller", "email": "joerg@example.com",
@@ -450,7 +403,7 @@ async fn offline_mails_carry_non_ascii_names_and_text_intact() {
 
     let raw = smtp.wait_for(1).await[0].clone();
     assert_declares_utf8(&raw);
-    let desk = parse(&raw);
+    let desk = parse_mail(&raw);
     assert_eq!(desk.subject, "Offline message in General from Jörg Müller");
     assert!(desk.text.contains("Jörg Müller <joerg@example.com>"), "{}", desk.text);
     assert!(
@@ -469,7 +422,7 @@ async fn offline_mails_carry_non_ascii_names_and_text_intact() {
     assert_eq!(status, 200, "{answered}");
     let raw = smtp.wait_for(2).await[1].clone();
     assert_declares_utf8(&raw);
-    let reply = parse(&raw);
+    let reply = parse_mail(&raw);
     assert_eq!(reply.to, "joerg@example.com");
     assert!(
         reply

@@ -383,10 +383,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         agent.send(json!({"type": "set_available", "available": true})).await;
         agent.next_of("profile").await;
         let mut customer = hub.customer("Carla", "general").await;
-        let chat = customer.next_of("chat_started").await["chat_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let chat = customer.chat_started().await;
         customer.send(json!({"type": "message", "text": "hello"})).await;
         customer.next_of("ack").await;
         customer.send(json!({"type": "leave"})).await;
@@ -460,10 +457,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         .await;
     video_agent.next_of("profile").await;
     let mut video_customer = hub.customer("Vic", "sales").await;
-    let live_chat = video_customer.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let live_chat = video_customer.chat_started().await;
     // appointments: an appointment of an agent without an open room, started
     // already (starting again answers the same room), for the start and the customer's join.
     let (started_id, started_token) = {
@@ -715,12 +709,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
 #[tokio::test]
 async fn appointment_answers_point_at_the_appointments_schema() {
     let hub = TestHub::start().await;
-    let doc: Value = reqwest::get(hub.url("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(&hub, "/api/openapi.json").await;
     let schemas = &doc["components"]["schemas"];
     fn refs(v: &Value, out: &mut Vec<String>) {
         match v {

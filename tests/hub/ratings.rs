@@ -28,14 +28,7 @@ async fn ended_chat(hub: &TestHub) -> (Ws, Value, Value) {
 }
 
 async fn rate(hub: &TestHub, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(hub.url("/api/ratings"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    post(hub, "/api/ratings", body).await
 }
 
 fn code(answer: &Value) -> Option<&str> {
@@ -150,12 +143,7 @@ async fn a_thumbs_desk_takes_down_or_up() {
 async fn a_chat_the_agent_ends_offers_the_customer_a_rating() {
     let hub = TestHub::start().await;
     let mut agent = hub.agent("ending", &["sales"], 1).await;
-    let mut customer = hub.customer("Cleo", "sales").await;
-    let chat_id = customer.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let (mut customer, chat_id) = hub.paired_customer(&mut agent, "Cleo", "sales").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat_id})).await;
     let ended = customer.next_of("chat_ended").await;
     assert_eq!(ended["ended_by"], "agent");

@@ -10,9 +10,7 @@ use serde_json::json;
 use switchboard::store::{EmbeddedStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_hub::node_with;
 use crate::common::*;
-use crate::redis_server::RedisServer;
 
 const TRIES: usize = 10;
 
@@ -55,12 +53,8 @@ async fn transcript_and_rating_at_the_end(hub: TestHub) {
     let mut ann = hub.agent("ann", &["general"], 1).await;
     for i in 0..TRIES {
         let token = ended_at_once(&hub, &mut ann, &format!("Carla {i}")).await;
-        let (status, body) = post(
-            &hub,
-            "/api/transcripts",
-            json!({"token": token, "email": "carla@example.com"}),
-        )
-        .await;
+        let body = json!({"token": token, "email": "carla@example.com"});
+        let (status, body) = post(&hub, "/api/transcripts", body).await;
         assert_eq!(status, 202, "try {i}: {body}");
         let token = ended_at_once(&hub, &mut ann, &format!("Dora {i}")).await;
         let (status, body) = post(&hub, "/api/ratings", json!({"token": token, "score": 5})).await;
@@ -90,15 +84,12 @@ async fn an_erasure_by_the_id_an_agent_was_just_shown_finds_the_conversation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_nodes_the_node_asked_finds_a_chat_another_node_archives() {
-    let scratch = TempDir::new("ryw-cluster");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(switchboard::store::MemoryStore::new());
+    let cluster = Cluster::start("ryw-cluster").await;
     // Several nodes share their token secret (REDIS_URL requires ROOM_TOKEN_SECRET).
     let shared = |s: &mut switchboard::config::Settings| {
         s.room_token_secret = switchboard::config::Secret(b"one secret for every node".to_vec())
     };
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, shared).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, shared).await;
+    let (alpha, beta) = cluster.two_nodes(shared).await;
     let ann_token = beta.agent_account("ann", &["general"], 1).await;
     let mut ann = Ws::agent(&beta, &ann_token).await;
     ann.send(json!({"type": "set_available", "available": true})).await;
@@ -106,12 +97,8 @@ async fn across_nodes_the_node_asked_finds_a_chat_another_node_archives() {
     for i in 0..TRIES {
         let token = ended_at_once(&alpha, &mut ann, &format!("Carla {i}")).await;
         // Asked of the node the customer is not on.
-        let (status, body) = post(
-            &beta,
-            "/api/transcripts",
-            json!({"token": token, "email": "carla@example.com"}),
-        )
-        .await;
+        let body = json!({"token": token, "email": "carla@example.com"});
+        let (status, body) = post(&beta, "/api/transcripts", body).await;
         assert_eq!(status, 202, "try {i}: {body}");
     }
     alpha.stop().await;

@@ -357,12 +357,7 @@ async fn customers_who_leave_the_line_unserved_are_counted_abandoned() {
     let admin = hub.admin().await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent.next_of("chat_started").await;
+    let (_carla, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
     let mut dan = hub.customer("Dan", "general").await;
     dan.next_of("queued").await;
     dan.send(json!({"type": "leave"})).await;

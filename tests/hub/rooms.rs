@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::archive::free_port;
 use crate::common::*;
-use crate::rooms_invites::{SmtpSink, code_and_link};
+use crate::rooms_invites::code_and_link;
 
 pub(crate) const PHONE: &str = "+4915112345678";
 pub(crate) const PASSWORD: &str = "tulip-42";
@@ -90,6 +90,19 @@ pub(crate) async fn call(agent: &mut Ws, customer: &mut Ws) {
     assert_eq!(customer.next_of("call_started").await["polite"], true);
 }
 
+/// A customer room titled `title` with its agent Ann and its customer (by phone and
+/// password) in it, the call started: Ann's API client, the room, Ann's room socket, the
+/// customer's and the customer's welcome.
+pub(crate) async fn customer_room_in_a_call(hub: &TestHub, title: &str) -> (Api, String, Ws, Ws, Value) {
+    let (ann, room) = agent_with_room(hub, "ann", customer_room(title)).await;
+    let (mut agent, _) = agent_member(hub, &ann, &room).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD});
+    let (mut carla, welcome) = member(hub, &room, &token(hub, &room, credentials).await).await;
+    agent.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+    (ann, room, agent, carla, welcome)
+}
+
 /// A room opened from a chat rings: the agent rings, the customer accepts; both get
 /// `call_started`.
 pub(crate) async fn ring_and_accept(agent: &mut Ws, customer: &mut Ws) {
@@ -107,12 +120,7 @@ pub(crate) async fn ring_and_accept(agent: &mut Ws, customer: &mut Ws) {
 pub(crate) async fn chat_room(hub: &TestHub, username: &str, customer: &str) -> (Api, String, String, Ws, Ws) {
     let mut desk = hub.agent(username, &["general"], 1).await;
     let api = hub.login(username, "agent-password").await;
-    let mut chat = hub.customer(customer, "general").await;
-    let chat_id = chat.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    desk.next_of("chat_started").await;
+    let (mut chat, chat_id) = hub.paired_customer(&mut desk, customer, "general").await;
     let (status, room) = api.post(&format!("/api/chats/{chat_id}/video"), json!({})).await;
     assert_eq!(status, 201, "{room}");
     let link = chat.next_of("video_invite").await["link"].as_str().unwrap().to_string();
@@ -223,12 +231,7 @@ async fn join_checks_come_in_order_with_their_own_messages() {
     let (s, a) = join(&hub, &room, json!({"phone": "0151 1234", "password": PASSWORD})).await;
     assert_eq!((s, a["error"]["code"].as_str()), (400, Some("invalid_phone")));
     // The room page learns what to ask for.
-    let info: Value = reqwest::get(hub.url(&format!("/api/join/{room}")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&hub, &format!("/api/join/{room}")).await;
     assert_eq!(
         (info["audience"].as_str(), info["asks_phone"].as_bool()),
         (Some("customer"), Some(true))
@@ -430,15 +433,7 @@ async fn call_control_and_the_call_log() {
 #[tokio::test]
 async fn signalling_frames_are_size_limited_and_bad_ones_leave_the_call_up() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
-    let (mut carla, _) = member(
-        &hub,
-        &room,
-        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
-    )
-    .await;
-    call(&mut agent, &mut carla).await;
+    let (_ann, _room, mut agent, mut carla, _) = customer_room_in_a_call(&hub, "A").await;
     let huge = json!({"type": "signal", "data": {"sdp": "x".repeat(70_000)}});
     agent.send(huge).await;
     assert_eq!(agent.next_of("error").await["code"], "frame_too_large");
@@ -498,7 +493,7 @@ async fn wrong_attempts_lock_the_room_for_that_address_only() {
 /// (the right code too) until the host invites again.
 #[tokio::test]
 async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
-    let sink = SmtpSink::start().await;
+    let sink = SmtpSink::start(free_port()).await;
     let hub = TestHub::with(|s| {
         s.room_max_attempts = 3;
         s.room_max_failed_joins = 5;
@@ -512,7 +507,7 @@ async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
         ann.post(&format!("/api/rooms/{room}/invite"), invite.clone()).await.0,
         200
     );
-    let (code, _) = code_and_link(&sink.mails()[0]);
+    let (code, _) = code_and_link(&sink.unquoted_mails()[0]);
     let guess = |n: u32| json!({"code": format!("{:05}", (code.parse::<u32>().unwrap() + n) % 100_000), "name": "Bot", "email": "bot@example.org"});
     for i in 1..=5u32 {
         let (status, answer) = join_from(&hub, &room, guess(i), Some(&format!("203.0.113.{i}"))).await;
@@ -535,7 +530,7 @@ async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
     );
     // The host invites again: a new code works, from any address.
     assert_eq!(ann.post(&format!("/api/rooms/{room}/invite"), invite).await.0, 200);
-    let (code, _) = code_and_link(&sink.mails()[1]);
+    let (code, _) = code_and_link(&sink.unquoted_mails()[1]);
     let right = json!({"code": code, "name": "Gus", "email": "gus@example.org"});
     let (status, answer) = join_from(&hub, &room, right, Some("203.0.113.1")).await;
     assert_eq!(status, 200, "{answer}");
@@ -574,12 +569,7 @@ async fn a_chat_turns_into_a_video_call_and_its_log_links_the_conversation() {
     let hub = TestHub::start().await;
     let mut desk = hub.agent("ann", &["general"], 1).await;
     let ann = hub.login("ann", "agent-password").await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    desk.next_of("chat_started").await;
+    let (mut carla, chat) = hub.paired_customer(&mut desk, "Carla", "general").await;
     // Not a chat of this agent: refused, nothing sent.
     assert_eq!(ann.post("/api/chats/no-such-chat/video", json!({})).await.0, 404);
     let (status, room) = ann.post(&format!("/api/chats/{chat}/video"), json!({})).await;
@@ -690,15 +680,7 @@ async fn the_welcome_hands_out_ice_servers_with_turn_rest_credentials() {
 #[tokio::test]
 async fn signalling_floods_are_rate_limited_and_the_connection_lives_on() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
-    let (mut carla, _) = member(
-        &hub,
-        &room,
-        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
-    )
-    .await;
-    call(&mut agent, &mut carla).await;
+    let (_ann, _room, mut agent, mut carla, _) = customer_room_in_a_call(&hub, "A").await;
     for i in 0..150 {
         agent.send(json!({"type": "signal", "data": {"candidate": i}})).await;
     }

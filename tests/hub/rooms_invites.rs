@@ -12,68 +12,6 @@ use crate::archive::free_port;
 use crate::common::*;
 use crate::rooms::{PHONE, agent_with_room, customer_room, guest_room, join, member};
 
-/// A real SMTP server (aiosmtpd) writing what it receives to a maildir.
-pub(crate) struct SmtpSink {
-    child: Child,
-    maildir: PathBuf,
-    pub(crate) port: u16,
-}
-
-impl SmtpSink {
-    pub(crate) async fn start() -> Self {
-        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/ensure-test-deps.sh (make test does)",
-            python.display()
-        );
-        let maildir = std::env::temp_dir().join(format!("switchboard-mail-{}", uuid::Uuid::new_v4().simple()));
-        let port = free_port();
-        let child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .args(["-l", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("aiosmtpd starts");
-        // Owned at once, so it is stopped (and waited for) on every path, a failed start too.
-        let sink = Self { child, maildir, port };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return sink;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("aiosmtpd did not listen on {port}");
-    }
-
-    /// The bodies of the mails received so far, oldest first, quoted-printable undone.
-    pub(crate) fn mails(&self) -> Vec<String> {
-        let mut files: Vec<_> = std::fs::read_dir(self.maildir.join("new"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        files
-            .iter()
-            .map(|p| {
-                std::fs::read_to_string(p)
-                    .unwrap()
-                    .replace("=\r\n", "")
-                    .replace("=\n", "")
-                    .replace("=3D", "=")
-            })
-            .collect()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.maildir);
-    }
-}
-
 /// The 5-digit code and the link of an invitation.
 pub(crate) fn code_and_link(text: &str) -> (String, String) {
     let code = text.split("access code: ").nth(1).expect("the invitation has a code")[..5].to_string();
@@ -87,7 +25,7 @@ pub(crate) fn code_and_link(text: &str) -> (String, String) {
 
 #[tokio::test]
 async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
-    let smtp = SmtpSink::start().await;
+    let smtp = SmtpSink::start(free_port()).await;
     let hub = TestHub::with(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port))).await;
     let (ann, room) = agent_with_room(&hub, "ann", guest_room("Open house")).await;
     let invite = json!({"email": "gus@example.org"});
@@ -98,7 +36,7 @@ async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
     );
     let (status, second) = ann.post(&format!("/api/rooms/{room}/invite"), invite).await;
     assert_eq!((status, second["code_version"].clone()), (200, json!(2)));
-    let mails = smtp.mails();
+    let mails = smtp.unquoted_mails();
     assert_eq!(mails.len(), 2, "two mails reached the SMTP server");
     assert!(mails[0].contains("To: gus@example.org"), "{}", mails[0]);
     let (old_code, link) = code_and_link(&mails[0]);

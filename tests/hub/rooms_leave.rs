@@ -66,16 +66,7 @@ async fn a_member_who_leaves_can_come_back_and_the_room_stays_open() {
 #[tokio::test]
 async fn only_the_host_ends_the_room_for_everyone() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
-    let (mut carla, welcome) = member(
-        &hub,
-        &room,
-        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
-    )
-    .await;
-    agent.next_of("peer_joined").await;
-    call(&mut agent, &mut carla).await;
+    let (ann, room, mut agent, mut carla, welcome) = customer_room_in_a_call(&hub, "Contract").await;
 
     // The customer cannot end it: refused, nothing changes.
     carla.send(json!({"type": "end_room"})).await;
@@ -159,16 +150,7 @@ async fn the_agent_leaves_and_comes_back_to_the_open_room() {
 #[tokio::test]
 async fn a_reconnect_keeps_the_call_and_tells_the_other_side_even_before_the_old_socket_closes() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
-    let (mut carla, welcome) = member(
-        &hub,
-        &room,
-        &token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await,
-    )
-    .await;
-    agent.next_of("peer_joined").await;
-    call(&mut agent, &mut carla).await;
+    let (_ann, room, mut agent, carla, welcome) = customer_room_in_a_call(&hub, "Contract").await;
 
     // A dropped connection: away, then back into the same call.
     drop(carla);

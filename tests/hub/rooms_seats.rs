@@ -187,12 +187,7 @@ async fn a_customer_room_names_its_customer_and_the_join_checks_it() {
         .await;
     assert_eq!(status, 201, "{answer}");
     let room = answer["id"].as_str().unwrap().to_string();
-    let info: Value = reqwest::get(hub.url(&format!("/api/join/{room}")))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&hub, &format!("/api/join/{room}")).await;
     assert_eq!(info["asks_email"], true, "{info}");
     // The password alone, or with another address, does not admit.
     let (status, answer) = join(&hub, &room, json!({"password": PASSWORD})).await;
@@ -220,12 +215,7 @@ async fn a_customer_room_names_its_customer_and_the_join_checks_it() {
 #[tokio::test]
 async fn the_openapi_puts_the_room_token_in_the_first_frame_not_the_url() {
     let hub = TestHub::start().await;
-    let doc: Value = reqwest::get(hub.url("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = get_json(&hub, "/api/openapi.json").await;
     for schema in ["RoomToken", "JoinedRoom"] {
         let description = doc["components"]["schemas"][schema]["properties"]["token"]["description"]
             .as_str()

@@ -70,12 +70,7 @@ async fn archive(hub: &TestHub) -> (Api, Api, String) {
 }
 
 fn ids(page: &Value) -> Vec<&str> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect()
+    ids_in(&page["items"])
 }
 
 /// GET `path` as `api`: (status, content type, content disposition, body).

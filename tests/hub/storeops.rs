@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::archive::TempDir;
-use crate::common::ADMIN_PASSWORD;
+use crate::common::{ADMIN_PASSWORD, Running, in_memory_mongod};
 
 /// How long a hub given a bad setting may take to give up; a hang fails the test.
 const EXIT_WAIT: Duration = Duration::from_secs(20);
@@ -203,16 +203,6 @@ fn refuses_an_unwritable_data_dir(store: &[(&str, &str)]) {
     refuses(command, "DATA_DIR", "serve with an unwritable DATA_DIR");
 }
 
-/// A running hub process, killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// GETs `path` until it answers; returns (status, body).
 async fn get_when_answering(port: u16, path: &str) -> (u16, Value) {
     let client = reqwest::Client::builder()
@@ -299,9 +289,7 @@ async fn get_json(url: &str) -> (u16, Value) {
 async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written() {
     use crate::common::{QUIET, TestHub};
     use serde_json::json;
-    let (child, mongo_port) = crate::mongod::start_in_memory().await;
-    let server = Running(child);
-    let uri = format!("mongodb://127.0.0.1:{mongo_port}");
+    let (server, uri) = in_memory_mongod().await;
     let store = switchboard::store::MongoStore::connect(&uri, "stall").await.unwrap();
     let hub = TestHub::with_store(std::sync::Arc::new(store), |s| {
         s.archive_slow_write = Duration::from_millis(300);
@@ -448,10 +436,7 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
     let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| s.data_dir = dir).await;
     let mut _agent = hub.agent("ann", &["general"], 1).await;
     let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = customer.chat_started().await;
     customer.send(json!({"type": "message", "text": "before"})).await;
     customer.next_of("ack").await;
 

@@ -6,44 +6,13 @@
 //! the cap; nobody asks for another's chat; and across nodes, the mail made from the shared
 //! archive whichever node the customer and the agent are on.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::store::{MemoryStore, SharedStore};
 
-use crate::appointment_mail::{SmtpSink, mail_settings, outbox};
-use crate::archive::{TempDir, free_port};
-use crate::cluster_hub::node_with;
+use crate::appointment_mail::{mail_settings, outbox};
+use crate::archive::free_port;
 use crate::common::*;
-use crate::redis_server::RedisServer;
-
-/// One received mail, parsed by `mail-parser`.
-pub(crate) struct Mail {
-    pub(crate) to: String,
-    pub(crate) subject: String,
-    pub(crate) message_id: String,
-    pub(crate) text: String,
-    pub(crate) html: String,
-}
-
-pub(crate) fn parse(raw: &str) -> Mail {
-    let message = mail_parser::MessageParser::default()
-        .parse(raw.as_bytes())
-        .expect("a parsable mail");
-    Mail {
-        to: message
-            .to()
-            .and_then(|t| t.first())
-            .and_then(|a| a.address())
-            .unwrap_or_default()
-            .to_string(),
-        subject: message.subject().unwrap_or_default().to_string(),
-        message_id: message.message_id().unwrap_or_default().to_string(),
-        text: message.body_text(0).unwrap_or_default().to_string(),
-        html: message.body_html(0).unwrap_or_default().to_string(),
-    }
-}
 
 /// Mail settings with the rating link's address.
 pub(crate) fn transcript_settings(port: u16) -> impl FnOnce(&mut switchboard::config::Settings) {
@@ -51,18 +20,6 @@ pub(crate) fn transcript_settings(port: u16) -> impl FnOnce(&mut switchboard::co
         mail_settings(port)(s);
         s.public_url = Some("https://help.example".into());
     }
-}
-
-async fn customer_with(hub: &TestHub, name: &str, details: Value) -> Ws {
-    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-    let mut join = json!({"type": "join", "name": name, "category": "general"});
-    join.as_object_mut()
-        .unwrap()
-        .extend(details.as_object().unwrap().clone());
-    ws.send(join).await;
-    let welcome = ws.next_of("welcome").await;
-    ws.token = welcome["resume_token"].as_str().map(String::from);
-    ws
 }
 
 /// Sends `transcript` and returns the answer (`transcript_requested` or `error`).
@@ -92,12 +49,12 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
     let port = free_port();
     let hub = TestHub::with(transcript_settings(port)).await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = customer_with(
-        &hub,
-        "Carla <b>",
-        json!({"email": "carla@example.com", "zone": "America/New_York"}),
-    )
-    .await;
+    let mut carla = hub
+        .customer_with(
+            "Carla <b>",
+            json!({"email": "carla@example.com", "zone": "America/New_York"}),
+        )
+        .await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     carla
@@ -158,7 +115,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
 
     let smtp = SmtpSink::start(port).await;
     let mails = smtp.wait_for(1).await;
-    let mail = parse(&mails[0]);
+    let mail = parse_mail(&mails[0]);
     assert_eq!(mail.to, "carla@example.com");
     assert!(mail.subject.starts_with("Your chat with ANN"), "{}", mail.subject);
     assert!(mail.text.contains("(times in America/New_York)"), "{}", mail.text);
@@ -205,38 +162,22 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
 
     // After the chat, over HTTP with the rating token: the same address is the same mail; a
     // corrected one gets its own (without a rating link now: it is rated); at most three.
-    let (status, same) = post(
-        &hub,
-        "/api/transcripts",
-        json!({"token": rating_token, "email": "carla@example.com"}),
-    )
-    .await;
+    let body = json!({"token": rating_token, "email": "carla@example.com"});
+    let (status, same) = post(&hub, "/api/transcripts", body).await;
     assert_eq!((status, same["already"].as_bool()), (202, Some(true)), "{same}");
-    let (status, other) = post(
-        &hub,
-        "/api/transcripts",
-        json!({"token": rating_token, "email": "carla@work.example"}),
-    )
-    .await;
+    let body = json!({"token": rating_token, "email": "carla@work.example"});
+    let (status, other) = post(&hub, "/api/transcripts", body).await;
     assert_eq!((status, other["already"].as_bool()), (202, Some(false)), "{other}");
     let mails = smtp.wait_for(2).await;
-    let second = parse(&mails[1]);
+    let second = parse_mail(&mails[1]);
     assert_eq!(second.to, "carla@work.example");
     assert!(!second.text.contains("/rate?token="), "rated already: {}", second.text);
     assert_ne!(second.message_id, mail.message_id);
-    let (status, third) = post(
-        &hub,
-        "/api/transcripts",
-        json!({"token": rating_token, "email": "c3@example.com"}),
-    )
-    .await;
+    let body = json!({"token": rating_token, "email": "c3@example.com"});
+    let (status, third) = post(&hub, "/api/transcripts", body).await;
     assert_eq!(status, 202, "{third}");
-    let (status, fourth) = post(
-        &hub,
-        "/api/transcripts",
-        json!({"token": rating_token, "email": "c4@example.com"}),
-    )
-    .await;
+    let body = json!({"token": rating_token, "email": "c4@example.com"});
+    let (status, fourth) = post(&hub, "/api/transcripts", body).await;
     assert_eq!(
         (status, fourth["error"]["code"].as_str()),
         (429, Some("too_many_transcripts"))
@@ -256,7 +197,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
     let mails = smtp.wait_for(3).await;
     let page = outbox(&admin, "?status=sent").await;
     assert_eq!(page["total"], 3, "{page}");
-    let mut ids: Vec<String> = mails.iter().map(|m| parse(m).message_id).collect();
+    let mut ids: Vec<String> = mails.iter().map(|m| parse_mail(m).message_id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), mails.len(), "a mail went out twice");
@@ -295,7 +236,7 @@ async fn an_ask_needs_a_chat_and_an_address_and_only_ever_mails_the_askers_own_c
     for chat in [&carla_chat, &dora_chat] {
         ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     }
-    let mail = parse(&smtp.wait_for(1).await[0]);
+    let mail = parse_mail(&smtp.wait_for(1).await[0]);
     assert_eq!(mail.to, "dora@example.com");
     assert!(
         mail.text.contains("Dora's line") && !mail.text.contains("Carla"),
@@ -319,16 +260,16 @@ async fn an_ask_needs_a_chat_and_an_address_and_only_ever_mails_the_askers_own_c
 async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
     let port = free_port();
     let smtp = SmtpSink::start(port).await;
-    let scratch = TempDir::new("cluster-transcripts");
-    let redis = RedisServer::start().await;
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let alpha = node_with(store.clone(), &redis, "alpha", &scratch, transcript_settings(port)).await;
-    let beta = node_with(store.clone(), &redis, "beta", &scratch, transcript_settings(port)).await;
+    let cluster = Cluster::start("cluster-transcripts").await;
+    let alpha = cluster.node("alpha", transcript_settings(port)).await;
+    let beta = cluster.node("beta", transcript_settings(port)).await;
     let ann_token = beta.agent_account("ann", &["general"], 1).await;
     let mut ann = Ws::agent(&beta, &ann_token).await;
     ann.send(json!({"type": "set_available", "available": true})).await;
     ann.next_of("profile").await;
-    let mut carla = customer_with(&alpha, "Carla", json!({"email": "carla@example.com"})).await;
+    let mut carla = alpha
+        .customer_with("Carla", json!({"email": "carla@example.com"}))
+        .await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     carla.send(json!({"type": "message", "text": "from alpha"})).await;
@@ -343,7 +284,7 @@ async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
     assert_eq!(asked["type"], "transcript_requested", "{asked}");
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
-    let mail = parse(&smtp.wait_for(1).await[0]);
+    let mail = parse_mail(&smtp.wait_for(1).await[0]);
     assert!(
         mail.text.contains("from alpha") && mail.text.contains("from beta"),
         "{}",
@@ -383,7 +324,7 @@ async fn the_transcript_is_signed_with_the_desks_name() {
         .await;
     assert_eq!(status, 200, "{look}");
     let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = customer_with(&hub, "Carla", json!({"email": "carla@example.com"})).await;
+    let mut carla = hub.customer_with("Carla", json!({"email": "carla@example.com"})).await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     ann.next_of("chat_started").await;
     carla.send(json!({"type": "message", "text": "hello"})).await;
@@ -391,7 +332,7 @@ async fn the_transcript_is_signed_with_the_desks_name() {
     assert_eq!(ask(&mut carla, None).await["type"], "transcript_requested");
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
-    let mail = parse(&smtp.wait_for(1).await[0]);
+    let mail = parse_mail(&smtp.wait_for(1).await[0]);
     assert!(mail.text.trim_end().ends_with("— Acme Hilfe"), "{}", mail.text);
     assert!(mail.html.contains("— Acme Hilfe"), "{}", mail.html);
     assert!(!mail.text.contains("Switchboard"), "{}", mail.text);
