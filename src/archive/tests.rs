@@ -25,6 +25,10 @@ impl Store for Small {
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }
+}
+
+#[async_trait]
+impl AccountStore for Small {
     async fn create_account(&self, a: Account) -> StoreResult<()> {
         self.inner.create_account(a).await
     }
@@ -39,31 +43,6 @@ impl Store for Small {
     }
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
         self.inner.accounts().await
-    }
-    async fn categories(&self) -> StoreResult<Vec<Category>> {
-        self.inner.categories().await
-    }
-    async fn create_category(&self, c: Category) -> StoreResult<()> {
-        self.inner.create_category(c).await
-    }
-    async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {
-        self.inner.rename_category(id, name).await
-    }
-    async fn delete_category(&self, id: &str) -> StoreResult<()> {
-        self.inner.delete_category(id).await
-    }
-    async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
-        self.calls.lock().unwrap().push(batch.len());
-        self.inner.archive(batch).await
-    }
-    async fn conversations(&self, f: &ConversationFilter, p: Page) -> StoreResult<(Vec<Conversation>, u64)> {
-        self.inner.conversations(f, p).await
-    }
-    async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
-        self.inner.conversation(id).await
-    }
-    async fn conversation_notes(&self, id: &str) -> StoreResult<Vec<ConversationNote>> {
-        self.inner.conversation_notes(id).await
     }
     // ---- sessions in the shared store ----
     async fn create_session(&self, s: StoredSession) -> StoreResult<()> {
@@ -81,7 +60,49 @@ impl Store for Small {
     async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
         self.inner.sweep_sessions(now).await
     }
+}
 
+#[async_trait]
+impl DeskStore for Small {
+    async fn categories(&self) -> StoreResult<Vec<Category>> {
+        self.inner.categories().await
+    }
+    async fn create_category(&self, c: Category) -> StoreResult<()> {
+        self.inner.create_category(c).await
+    }
+    async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {
+        self.inner.rename_category(id, name).await
+    }
+    async fn delete_category(&self, id: &str) -> StoreResult<()> {
+        self.inner.delete_category(id).await
+    }
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.inner.desk_setting(key).await
+    }
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        self.inner.set_desk_setting(key, value).await
+    }
+}
+
+#[async_trait]
+impl ArchiveStore for Small {
+    async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
+        self.calls.lock().unwrap().push(batch.len());
+        self.inner.archive(batch).await
+    }
+    async fn conversations(&self, f: &ConversationFilter, p: Page) -> StoreResult<(Vec<Conversation>, u64)> {
+        self.inner.conversations(f, p).await
+    }
+    async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
+        self.inner.conversation(id).await
+    }
+    async fn conversation_notes(&self, id: &str) -> StoreResult<Vec<ConversationNote>> {
+        self.inner.conversation_notes(id).await
+    }
+}
+
+#[async_trait]
+impl RoomStore for Small {
     // ---- rooms and 1-to-1 video ----
     async fn create_room(&self, r: crate::store::Room) -> StoreResult<()> {
         self.inner.create_room(r).await
@@ -104,7 +125,10 @@ impl Store for Small {
     async fn call_logs(&self, agent: Option<&str>, p: Page) -> StoreResult<(Vec<CallLog>, u64)> {
         self.inner.call_logs(agent, p).await
     }
+}
 
+#[async_trait]
+impl AppointmentStore for Small {
     // appointments
     async fn book_appointment(&self, a: Appointment) -> StoreResult<()> {
         self.inner.book_appointment(a).await
@@ -121,7 +145,6 @@ impl Store for Small {
     async fn appointments(&self, from: Millis, to: Millis, who: Option<&str>) -> StoreResult<Vec<Appointment>> {
         self.inner.appointments(from, to, who).await
     }
-
     // appointment mail outbox
     async fn book_appointment_with_mail(&self, a: Appointment, m: OutboxMail) -> StoreResult<()> {
         self.inner.book_appointment_with_mail(a, m).await
@@ -138,6 +161,10 @@ impl Store for Small {
     async fn reschedule_appointment_with_mail(&self, a: Appointment, m: OutboxMail) -> StoreResult<Rescheduling> {
         self.inner.reschedule_appointment_with_mail(a, m).await
     }
+}
+
+#[async_trait]
+impl OutboxStore for Small {
     async fn claim_mails(&self, node: &str, now: Millis, until: Millis, n: usize) -> StoreResult<Vec<OutboxMail>> {
         self.inner.claim_mails(node, now, until, n).await
     }
@@ -150,12 +177,16 @@ impl Store for Small {
     async fn mails(&self, status: Option<MailStatus>, p: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
         self.inner.mails(status, p).await
     }
-    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
-        self.inner.desk_setting(key).await
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
+        self.inner.add_mail(mail).await
     }
-    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
-        self.inner.set_desk_setting(key, value).await
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
+        self.inner.mails_by_id_prefix(prefix).await
     }
+}
+
+#[async_trait]
+impl CannedStore for Small {
     async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
         self.inner.canned_replies(owner).await
     }
@@ -171,9 +202,17 @@ impl Store for Small {
     async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
         self.inner.delete_canned_reply(id).await
     }
+}
+
+#[async_trait]
+impl RatingStore for Small {
     async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
         self.inner.rate_conversation(id, rating).await
     }
+}
+
+#[async_trait]
+impl OfflineStore for Small {
     async fn add_offline_message(&self, message: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
         self.inner.add_offline_message(message, mail).await
     }
@@ -197,12 +236,23 @@ impl Store for Small {
     ) -> StoreResult<OfflineMessage> {
         self.inner.reply_offline_message(id, reply, mail).await
     }
+}
+
+#[async_trait]
+impl CustomerStore for Small {
     async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
         self.inner.customer_conversations(key, limit).await
     }
     async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()> {
         self.inner.set_customer_email(id, email).await
     }
+    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript> {
+        self.inner.customer_transcript(id).await
+    }
+}
+
+#[async_trait]
+impl ErasureStore for Small {
     async fn erase_conversations(&self, ids: &[String]) -> StoreResult<Erased> {
         self.inner.erase_conversations(ids).await
     }
@@ -215,15 +265,10 @@ impl Store for Small {
     async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
         self.inner.erasure_records(page).await
     }
-    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript> {
-        self.inner.customer_transcript(id).await
-    }
-    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
-        self.inner.add_mail(mail).await
-    }
-    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
-        self.inner.mails_by_id_prefix(prefix).await
-    }
+}
+
+#[async_trait]
+impl ReportStore for Small {
     async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<crate::store::ReportFacts> {
         self.inner.report_facts(from, to).await
     }

@@ -5,6 +5,9 @@
 //! every backend decides, never a check followed by an insert. A reply applies to every
 //! category when `categories` is empty, else only to those named.
 
+use super::StoreResult;
+use async_trait::async_trait;
+
 use super::Millis;
 
 /// One canned reply as stored.
@@ -35,4 +38,22 @@ impl CannedReply {
     pub fn owner_key(&self) -> &str {
         self.owner.as_deref().unwrap_or("")
     }
+}
+
+/// Canned replies, the desk's and each agent's own.
+#[async_trait]
+pub trait CannedStore: Send + Sync {
+    /// The canned replies of one owner (`None`: the desk's; `Some(account id)`: that
+    /// agent's own), by shortcut.
+    async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>>;
+    /// One canned reply by id; `NotFound` when absent.
+    async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply>;
+    /// Stores a new canned reply. `Conflict` when its id is taken or its owner already
+    /// has a reply with its shortcut (a unique key of the backend decides).
+    async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()>;
+    /// Replaces the reply with `reply.id` (its owner and `created_at` are kept as stored).
+    /// `NotFound` when absent; `Conflict` when another reply of the owner has the shortcut.
+    async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()>;
+    /// Deletes one canned reply; true when it was there.
+    async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool>;
 }

@@ -2,6 +2,9 @@
 //! the agent's customer panel shows it, their earlier conversations are found by it, and
 //! an erasure on request finds everything of theirs by it.
 
+use super::{Conversation, CustomerTranscript, StoreResult};
+use async_trait::async_trait;
+
 use serde::{Deserialize, Serialize};
 
 /// A customer's details as given (each optional, each validated at the edge before it is
@@ -74,4 +77,20 @@ impl CustomerKey {
             Self::Visitor(visitor) => profile.visitor.as_deref() == Some(visitor.as_str()),
         }
     }
+}
+
+/// What is kept of one customer: their earlier conversations, their email, and the
+/// transcript they may be mailed (never the notes).
+#[async_trait]
+pub trait CustomerStore: Send + Sync {
+    /// The conversations of the customer `key` names ([`CustomerKey::matches`]), newest
+    /// paired first, at most `limit`, as [`super::ArchiveStore::conversations`] lists them. Indexed.
+    async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>>;
+    /// Sets the email of conversation `id`'s customer (given during or after their chat),
+    /// so it is found by it from now on. `NotFound` when the conversation is not stored.
+    async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()>;
+    /// Conversation `id` as its customer may be mailed it: its opening, closing, messages
+    /// and rating, never its notes ([`CustomerTranscript`]: the notes' table is not read).
+    /// `NotFound` when its opening is not stored (yet), or it was erased.
+    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript>;
 }

@@ -57,15 +57,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{self, Journal};
-use super::record::{AccountRecord, ClosedRecord, TransferRecord};
+use super::record::{ClosedRecord, TransferRecord};
 use super::*;
 
-// ---- sessions in the shared store ----
-mod sessions;
+// ---- staff accounts and sessions ----
+mod accounts;
+// ---- categories and desk settings ----
+mod desk;
+// ---- the archive as its callers see it (the writer is here) ----
+mod archive;
 // ---- rooms and 1-to-1 video ----
 mod rooms;
 // ---- appointments ----
@@ -90,8 +94,6 @@ mod customers;
 // ---- a customer's data erased on request ----
 mod erased;
 mod erasure;
-// ---- transcripts by mail ----
-mod transcripts;
 // ---- the facts the reports read ----
 mod reports;
 // ---- archive search: postings ----
@@ -380,12 +382,12 @@ impl EmbeddedStore {
                 tx.open_table(BY_PAIRED).map_err(unavailable)?;
                 tx.open_table(BY_AGENT).map_err(unavailable)?;
                 tx.open_table(BY_CATEGORY).map_err(unavailable)?;
-                sessions::create_tables(&tx)?;
+                accounts::create_tables(&tx)?;
                 // ---- rooms and 1-to-1 video ----
                 rooms::create_tables(&tx)?;
                 appointments::create_tables(&tx)?;
                 outbox::create_tables(&tx)?;
-                outbox::create_desk_tables(&tx)?;
+                desk::create_tables(&tx)?;
                 canned::create_tables(&tx)?;
                 ratings::create_tables(&tx)?;
                 offline::create_tables(&tx)?;
@@ -626,11 +628,6 @@ impl ConversationRec {
 
 // ---- transaction bodies ----
 
-fn get_account<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str) -> StoreResult<Account> {
-    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
-    Ok(decode::<AccountRecord>(guard.value())?.into())
-}
-
 fn load_record<T: ReadableTable<&'static str, &'static [u8]>>(
     table: &T,
     id: &str,
@@ -841,8 +838,20 @@ fn list_ids(tx: &redb::ReadTransaction, filter: &ConversationFilter) -> StoreRes
     Ok(out)
 }
 
-// ---- the `Store` trait over the transaction bodies above ----
-mod store_trait;
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|tx| {
+            tx.open_table(META).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
 
 #[cfg(test)]
 mod tests;

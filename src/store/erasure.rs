@@ -4,6 +4,9 @@
 //! id as a tombstone, so that nothing of it is archived again: an event still in a node's
 //! spool or journal, or a late writer on another node, finds the tombstone and is dropped.
 
+use super::{Page, StoreResult};
+use async_trait::async_trait;
+
 use serde::{Deserialize, Serialize};
 
 use super::Millis;
@@ -44,4 +47,21 @@ pub struct ErasureRecord {
     /// the conversation id).
     pub key_sha256: String,
     pub erased: Erased,
+}
+
+/// A customer's data erased on request, and the log that says it was done.
+/// Erasing conversations reaches into the archive, the notes and the ratings in one
+/// write: the erasure owns that transaction, so it sits here, not with the archive.
+#[async_trait]
+pub trait ErasureStore: Send + Sync {
+    /// Erases the conversations `ids` whole (messages, notes, rating, transfers, the
+    /// customer's details) and keeps their ids as tombstones: from now on any archive
+    /// event of them (an opening, a message, a note) is dropped and a rating refused
+    /// (`NotFound`). Ids not stored are tombstoned too. Idempotent.
+    async fn erase_conversations(&self, ids: &[String]) -> StoreResult<Erased>;
+    /// Erases the offline messages left with `email` (any case), their replies included.
+    async fn erase_offline_messages_of(&self, email: &str) -> StoreResult<u64>;
+    async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()>;
+    /// The erasure log, newest first.
+    async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)>;
 }

@@ -8,7 +8,9 @@
 //! same ones ([`OfflineMessage::take_by`], [`OfflineMessage::mark_handled`],
 //! [`OfflineMessage::add_reply`]).
 
-use super::{Millis, StoreError, StoreResult};
+use async_trait::async_trait;
+
+use super::{Millis, OutboxMail, Page, StoreError, StoreResult};
 
 /// Where an offline message is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -126,4 +128,35 @@ impl OfflineMessage {
 /// Newest first, then by id: the order of every listing.
 pub fn newest_first(a: &OfflineMessage, b: &OfflineMessage) -> std::cmp::Ordering {
     b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id))
+}
+
+/// Messages customers leave while no agent is available, and the replies to them.
+/// [`OfflineStore::add_offline_message`] and [`OfflineStore::reply_offline_message`] store the
+/// desk's or the customer's mail in the same write: the message owns that transaction.
+#[async_trait]
+pub trait OfflineStore: Send + Sync {
+    /// Stores a new offline message, with the desk's notification `mail` when given, as
+    /// one write. `Conflict` when its id is taken (nothing written).
+    async fn add_offline_message(&self, message: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()>;
+    /// One offline message by id; `NotFound` when absent.
+    async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage>;
+    /// Offline messages matching `filter`, newest first ([`newest_first`]), and the total
+    /// count before paging.
+    async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)>;
+    /// `agent` takes the message ([`OfflineMessage::take_by`]: new → taken, one decision,
+    /// so of two agents taking it at once one wins and the other gets `Conflict`); returns
+    /// it as stored. `NotFound` when absent.
+    async fn take_offline_message(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage>;
+    /// Marks the message handled ([`OfflineMessage::mark_handled`]); returns it as stored.
+    async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage>;
+    /// Archives `reply` with the message and marks it handled
+    /// ([`OfflineMessage::add_reply`]), and stores the reply's `mail` in the same write
+    /// (once: a retried reply with the same id is one reply and one mail). Returns the
+    /// message as stored; `NotFound` when absent (nothing written).
+    async fn reply_offline_message(
+        &self,
+        id: &str,
+        reply: OfflineReply,
+        mail: OutboxMail,
+    ) -> StoreResult<OfflineMessage>;
 }

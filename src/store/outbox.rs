@@ -8,7 +8,9 @@
 //! Marking a mail sent or failed succeeds only for the node holding its claim and only
 //! while it is pending, so a mail is marked sent exactly once.
 
-use super::Millis;
+use async_trait::async_trait;
+
+use super::{Millis, Page, StoreResult};
 
 /// What a mail tells its customer; with `appointment_id`, what its sending depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -89,7 +91,7 @@ impl OutboxMail {
     }
 }
 
-/// How a sending attempt ended, for [`super::Store::finish_mail`].
+/// How a sending attempt ended, for [`super::OutboxStore::finish_mail`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailOutcome {
     Sent {
@@ -135,4 +137,35 @@ pub fn apply_outcome(mail: &mut OutboxMail, outcome: MailOutcome) {
             mail.due_at = until;
         }
     }
+}
+
+/// The mail outbox: mails added, claimed by one node at a time, finished, listed.
+/// (Mails written with an appointment or an offline message go in through
+/// [`super::AppointmentStore`] and [`super::OfflineStore`], in the same write as what they tell of.)
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Stores `mail` unless a mail with its id is stored: then `Conflict`, nothing written
+    /// (a unique key decides, so of two racing writers of one id exactly one succeeds).
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()>;
+    /// Claims up to `limit` mails claimable at `now` ([`OutboxMail::claimable`]) for
+    /// `node` until `claim_until`, oldest due first, and returns them as claimed. Each
+    /// mail's claim is one atomic step: of concurrent claimers exactly one gets it.
+    async fn claim_mails(
+        &self,
+        node: &str,
+        now: Millis,
+        claim_until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>>;
+    /// Records how `node`'s attempt at mail `id` ended (a retry raises `attempts`).
+    /// Changes only a pending mail whose claim `node` holds, and ends the claim; false
+    /// (nothing changed) otherwise, e.g. when its lease ran out and another node took it.
+    async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool>;
+    /// One mail by id; `NotFound` when absent.
+    async fn mail(&self, id: &str) -> StoreResult<OutboxMail>;
+    /// Mails (of one status when given), newest created first, and the total count
+    /// before paging.
+    async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)>;
+    /// The mails whose id starts with `prefix`, by id.
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>>;
 }

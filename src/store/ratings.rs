@@ -6,6 +6,9 @@
 //! the archive writer has stored the conversation's closing; reading a conversation
 //! joins it in.
 
+use super::StoreResult;
+use async_trait::async_trait;
+
 use super::Millis;
 use crate::rating_scale::RatingScale;
 
@@ -19,4 +22,13 @@ pub struct Rating {
     pub comment: Option<String>,
     /// When it was given, ms since the epoch.
     pub at: Millis,
+}
+
+/// Customers' ratings of their conversations.
+#[async_trait]
+pub trait RatingStore: Send + Sync {
+    /// Stores the customer's rating of conversation `id`, once: `Conflict` when it was
+    /// rated already (nothing changed; of concurrent ratings exactly one is kept). The
+    /// conversation need not be archived yet; reading it later returns the rating.
+    async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()>;
 }

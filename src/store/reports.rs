@@ -1,4 +1,4 @@
-//! What the reports read from the archive ([`Store::report_facts`](super::Store::report_facts)):
+//! What the reports read from the archive ([`ReportStore::report_facts`](super::ReportStore::report_facts)):
 //! each service conversation's times, its agent now and its rating; each customer who left
 //! the line unserved; each offline message. The numbers themselves are computed from these
 //! by `core::reports`, the same for every backend.
@@ -7,7 +7,9 @@
 //! (`ArchiveEvent::Abandoned`), once by its id: there is no conversation to count them by.
 //! It holds nothing personal (no name, no address), so an erasure has nothing to find in it.
 
-use super::{Millis, RatingScale};
+use async_trait::async_trait;
+
+use super::{Millis, RatingScale, StoreResult};
 
 /// A customer who left a category's line (or did not come back within the grace period)
 /// before any agent served them.
@@ -88,5 +90,20 @@ pub(crate) fn offline_facts(m: &super::OfflineMessage) -> OfflineFacts {
         category: m.category.clone(),
         created_at: m.created_at,
         handled: (m.state == super::OfflineState::Handled).then_some((by, handled_at)),
+    }
+}
+
+/// The facts the reports read.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Service conversations paired, customers who left the line unserved (by `left_at`),
+    /// and offline messages left (by `created_at`), in `[from, to)`; in any order.
+    async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts>;
+    /// Readies what the reports of the last [`REPORTS_KEPT_READY_DAYS`] will read, so the
+    /// next one answers quickly, run every [`REPORTS_READY_EVERY`] on each node
+    /// ([`keep_reports_ready`]). MongoDB builds and refreshes its per-day cache; the other
+    /// stores read their own indexes and have nothing to ready.
+    async fn ready_reports(&self, _now: Millis) -> StoreResult<()> {
+        Ok(())
     }
 }

@@ -7,9 +7,12 @@
 //! is sent. Wrong attempts are counted per client address inside the room, so the
 //! lock survives a restart and holds across nodes sharing the store.
 //!
-//! Rooms are updated by compare-and-set on `revision` (see [`super::Store::update_room`]):
+//! Rooms are updated by compare-and-set on `revision` (see [`super::RoomStore::update_room`]):
 //! two wrong attempts arriving together both count. "One open room per agent" is a
 //! unique key in every backend, never a check followed by an insert.
+
+use super::{Page, StoreResult};
+use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
@@ -230,4 +233,28 @@ pub(super) fn contact_keys(guest: &Guest) -> Vec<String> {
     let email = guest.email.iter().map(|e| format!("email:{}", e.to_lowercase()));
     let phone = guest.phone.iter().map(|p| format!("phone:{p}"));
     email.chain(phone).collect()
+}
+
+/// Video rooms, their guests and call logs.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Stores a new open room (its `revision` as given). `Conflict` when its agent already
+    /// has an open room: a unique key of the backend decides, so two creations racing
+    /// cannot both win.
+    async fn create_room(&self, room: Room) -> StoreResult<()>;
+    async fn room(&self, id: &str) -> StoreResult<Room>;
+    /// The agent's open room, if any.
+    async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>>;
+    /// Replaces a room read at `room.revision` and returns it as stored, at the next
+    /// revision. `Conflict` when another update came first (read again and retry) or when
+    /// it would reopen an ended room; `NotFound` when there is no such room. Ending a room
+    /// frees its agent's open-room key.
+    async fn update_room(&self, room: Room) -> StoreResult<Room>;
+    /// The guest with `guest.email` (else with `guest.phone`) if there is one, with the
+    /// name given now; else `guest` itself, stored. At least one of the two must be set.
+    async fn guest_for(&self, guest: Guest) -> StoreResult<Guest>;
+    /// Stores a call log, replacing one with the same id (a call is logged again as it goes).
+    async fn save_call_log(&self, log: CallLog) -> StoreResult<()>;
+    /// Call logs newest first (of one agent when given) and the total count before paging.
+    async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)>;
 }

@@ -2,7 +2,7 @@
 //! agent's name), the closing, the chat's messages and the rating — and nothing else.
 //!
 //! Agents' internal notes are kept in a table (collection) of their own; the store's
-//! [`super::Store::customer_transcript`] never reads it, and [`CustomerTranscript`] has no
+//! [`super::CustomerStore::customer_transcript`] never reads it, and [`CustomerTranscript`] has no
 //! field that could hold one. So a transcript mail cannot contain a note, whatever its
 //! builder does: there is no filter to forget.
 

@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use switchboard::cluster::routing_events::{RoutingEvent, read_events};
 use switchboard::core::routing::Decision;
-use switchboard::store::{MongoStore, Store};
+use switchboard::store::{ArchiveStore, MongoStore};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

@@ -242,7 +242,7 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
     let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
         .await
         .unwrap();
-    use switchboard::store::Store;
+    use switchboard::store::ArchiveStore;
     let mut stored: Vec<String> = vec![];
     for _ in 0..600 {
         if let Ok(record) = store.conversation(&chat).await {
@@ -326,7 +326,7 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
     let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
         .await
         .unwrap();
-    use switchboard::store::Store;
+    use switchboard::store::ArchiveStore;
     let mut texts: Vec<String> = vec![];
     // Up to a minute: the restarted hub replays its spool once MongoDB answers, which on a
     // loaded machine (the store restarted a moment ago) can take a while.

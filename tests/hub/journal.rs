@@ -63,7 +63,7 @@ async fn sigkill_of_a_hub_on_the_embedded_store_loses_no_acknowledged_message() 
     assert!(journal.exists(), "the hub keeps an archive journal in DATA_DIR");
 
     // Opening the store (as the next start does) replays the journal.
-    use switchboard::store::Store;
+    use switchboard::store::ArchiveStore;
     let store = switchboard::store::EmbeddedStore::open(&dir.0.join("data"))
         .await
         .unwrap();

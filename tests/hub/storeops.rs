@@ -139,7 +139,7 @@ fn make_a_store_then_damage_it(dir: &Path) {
         .unwrap();
     runtime.block_on(async {
         let store = switchboard::store::EmbeddedStore::open(dir).await.unwrap();
-        use switchboard::store::{Category, Store};
+        use switchboard::store::{Category, DeskStore};
         for n in 0..50 {
             let name = format!("category number {n} with a longish name to fill some pages");
             store
@@ -486,7 +486,7 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
 
     signal(&server.0, libc::SIGCONT);
     let reader = switchboard::store::MongoStore::connect(&uri, "frozen").await.unwrap();
-    use switchboard::store::Store;
+    use switchboard::store::ArchiveStore;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let stored: Vec<String> = match reader.conversation(&chat).await {

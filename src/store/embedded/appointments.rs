@@ -2,12 +2,20 @@
 //! appointments only, the unique key (representative, start) → id. A booking checks the
 //! key and writes both rows inside one redb write transaction, and redb runs one write
 //! transaction at a time, so two bookings of one slot cannot both see it free.
-//! Cancelling removes the key, which frees the slot for a new booking.
+//! Cancelling removes the key, which frees the slot for a new booking. A booking,
+//! cancellation or move with its mail writes the mail in the same transaction: the
+//! appointment's decision owns it, the mail rides along.
+
+use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
+use super::outbox::put_in;
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{Appointment, AppointmentStatus, Cancellation, Millis, Rescheduling, StoreError, StoreResult};
+use crate::store::{
+    Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
+    StoreResult,
+};
 
 /// Appointment id → JSON [`AppointmentRec`].
 const APPOINTMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("appointments");
@@ -193,18 +201,19 @@ pub(super) fn reschedule_in(tx: &redb::WriteTransaction, moved: &Appointment) ->
     Ok(Rescheduling::Moved(moved.clone()))
 }
 
-impl EmbeddedStore {
-    pub(super) async fn insert_appointment(&self, a: Appointment) -> StoreResult<()> {
+#[async_trait]
+impl AppointmentStore for EmbeddedStore {
+    async fn book_appointment(&self, a: Appointment) -> StoreResult<()> {
         self.write(move |tx| book_in(tx, &a)).await
     }
 
-    pub(super) async fn find_appointment(&self, id: &str) -> StoreResult<Appointment> {
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
         let id = id.to_string();
         self.read(move |tx| load(&tx.open_table(APPOINTMENTS).map_err(unavailable)?, &id))
             .await
     }
 
-    pub(super) async fn find_appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
         let token_hash = token_hash.to_string();
         self.read(move |tx| {
             let tokens = tx.open_table(BY_TOKEN).map_err(unavailable)?;
@@ -219,12 +228,12 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn mark_appointment_cancelled(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
         let id = id.to_string();
         self.write(move |tx| cancel_in(tx, &id, at, None)).await
     }
 
-    pub(super) async fn appointments_between(
+    async fn appointments(
         &self,
         from: Millis,
         to: Millis,
@@ -246,6 +255,47 @@ impl EmbeddedStore {
                 }
             }
             Ok(found)
+        })
+        .await
+    }
+
+    async fn book_appointment_with_mail(&self, a: Appointment, mail: OutboxMail) -> StoreResult<()> {
+        self.write(move |tx| {
+            book_in(tx, &a)?;
+            put_in(tx, &mail)
+        })
+        .await
+    }
+
+    async fn cancel_appointment_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        mail: OutboxMail,
+    ) -> StoreResult<Cancellation> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let done = cancel_in(tx, &id, at, reason)?;
+            if matches!(done, Cancellation::Cancelled(_)) {
+                put_in(tx, &mail)?;
+            }
+            Ok(done)
+        })
+        .await
+    }
+
+    async fn reschedule_appointment_with_mail(
+        &self,
+        moved: Appointment,
+        mail: OutboxMail,
+    ) -> StoreResult<Rescheduling> {
+        self.write(move |tx| {
+            let done = reschedule_in(tx, &moved)?;
+            if matches!(done, Rescheduling::Moved(_)) {
+                put_in(tx, &mail)?;
+            }
+            Ok(done)
         })
         .await
     }

@@ -3,10 +3,12 @@
 //! write transaction, so a shortcut taken is refused inside the transaction that would
 //! take it again. Listing an owner's replies walks that key's range: by shortcut.
 
+use async_trait::async_trait;
+
 use serde::{Deserialize, Serialize};
 
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{CannedReply, Millis, StoreError, StoreResult};
+use crate::store::{CannedReply, CannedStore, Millis, StoreError, StoreResult};
 
 /// Reply id → JSON [`CannedRec`].
 const CANNED: TableDefinition<&str, &[u8]> = TableDefinition::new("canned_replies");
@@ -59,8 +61,9 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     Ok(())
 }
 
-impl EmbeddedStore {
-    pub(super) async fn list_canned(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
+#[async_trait]
+impl CannedStore for EmbeddedStore {
+    async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
         let owner = owner.unwrap_or("").to_string();
         self.read(move |tx| {
             let keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
@@ -82,7 +85,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn find_canned(&self, id: &str) -> StoreResult<CannedReply> {
+    async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
         let id = id.to_string();
         self.read(move |tx| {
             let replies = tx.open_table(CANNED).map_err(unavailable)?;
@@ -95,7 +98,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn insert_canned(&self, reply: CannedReply) -> StoreResult<()> {
+    async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
         self.write(move |tx| {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
             let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
@@ -114,7 +117,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn replace_canned(&self, reply: CannedReply) -> StoreResult<()> {
+    async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
         self.write(move |tx| {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
             let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
@@ -152,7 +155,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn remove_canned(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_string();
         self.write(move |tx| {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;

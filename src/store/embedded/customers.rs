@@ -1,11 +1,15 @@
 //! Customers in the embedded store: an index (customer key, paired time, conversation id)
 //! written with each opening, so a customer's earlier conversations are found without a
-//! scan, and the email a customer gives during or after their chat.
+//! scan, and the email a customer gives during or after their chat. A transcript reads a
+//! conversation without its notes (the `notes` table is not opened).
 
+use async_trait::async_trait;
 use std::ops::Bound;
 
-use super::{CONVERSATIONS, ConversationRec, TableDefinition, encode, load_record, unavailable};
-use crate::store::{Conversation, CustomerKey, CustomerProfile, Millis, StoreError, StoreResult};
+use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, TableDefinition, encode, load_record, unavailable};
+use crate::store::{
+    Conversation, CustomerKey, CustomerProfile, CustomerStore, CustomerTranscript, Millis, StoreError, StoreResult,
+};
 
 /// (indexed customer key ([`CustomerKey::indexed`]), paired time, conversation id).
 const BY_CUSTOMER: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("conversations_by_customer");
@@ -31,8 +35,9 @@ pub(super) fn index(table: &mut Table<'_>, profile: &CustomerProfile, paired_at:
     Ok(())
 }
 
-impl super::EmbeddedStore {
-    pub(super) async fn list_customer(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
+#[async_trait]
+impl CustomerStore for EmbeddedStore {
+    async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
         let key = key.indexed();
         self.read(move |tx| {
             let table = tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
@@ -60,7 +65,7 @@ impl super::EmbeddedStore {
         .await
     }
 
-    pub(super) async fn set_email(&self, id: &str, email: &str) -> StoreResult<()> {
+    async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()> {
         let (id, email) = (id.to_string(), email.to_string());
         self.write(move |tx| {
             let mut conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
@@ -78,6 +83,23 @@ impl super::EmbeddedStore {
                 .insert(id.as_str(), encode(&rec)?.as_slice())
                 .map_err(unavailable)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript> {
+        let id = id.to_string();
+        self.read(move |tx| {
+            let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+            let rec = load_record(&conversations, &id)?.ok_or(StoreError::NotFound)?;
+            let messages = super::message_log::load(tx, &id)?;
+            let rating = super::ratings::load(tx, &id)?;
+            Ok(CustomerTranscript {
+                opened: rec.opened(),
+                closed: rec.closed(),
+                messages,
+                rating,
+            })
         })
         .await
     }

@@ -5,6 +5,7 @@
 //! reused by redb; the bytes leave the file as pages are rewritten (the store compacts
 //! them over time, not at once).
 
+use async_trait::async_trait;
 use std::ops::Bound;
 
 use redb::ReadableTableMetadata;
@@ -14,7 +15,7 @@ use super::{
     BY_AGENT, BY_CATEGORY, BY_PAIRED, CONVERSATIONS, EmbeddedStore, TableDefinition, decode, encode, load_record,
     message_log, unavailable,
 };
-use crate::store::{Erased, ErasureRecord, OfflineMessage, Page, StoreResult};
+use crate::store::{Erased, ErasureRecord, ErasureStore, OfflineMessage, Page, StoreResult};
 
 /// (at, record id) → JSON [`ErasureRecord`].
 const ERASURES: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("erasure_log");
@@ -70,8 +71,9 @@ fn erase_one(tx: &redb::WriteTransaction, id: &str) -> StoreResult<Erased> {
     Ok(erased)
 }
 
-impl EmbeddedStore {
-    pub(super) async fn erase_all(&self, ids: &[String]) -> StoreResult<Erased> {
+#[async_trait]
+impl ErasureStore for EmbeddedStore {
+    async fn erase_conversations(&self, ids: &[String]) -> StoreResult<Erased> {
         let ids = ids.to_vec();
         self.write(move |tx| {
             let mut erased = Erased::default();
@@ -83,7 +85,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn erase_offline_of(&self, email: &str) -> StoreResult<u64> {
+    async fn erase_offline_messages_of(&self, email: &str) -> StoreResult<u64> {
         let email = email.to_lowercase();
         self.write(move |tx| {
             let doomed: Vec<OfflineMessage> = super::offline::all(tx)?
@@ -98,7 +100,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn insert_erasure(&self, record: ErasureRecord) -> StoreResult<()> {
+    async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()> {
         self.write(move |tx| {
             tx.open_table(ERASURES)
                 .map_err(unavailable)?
@@ -109,7 +111,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn list_erasures(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
+    async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
         self.read(move |tx| {
             let table = tx.open_table(ERASURES).map_err(unavailable)?;
             let total = table.len().map_err(unavailable)?;

@@ -3,9 +3,13 @@
 //! mail, is one redb write transaction, so both are committed or neither; redb runs one
 //! write transaction at a time, so taking a message (read, check, rewrite) is one decision.
 
+use async_trait::async_trait;
+
 use super::outbox::put_in;
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{Millis, OfflineFilter, OfflineMessage, OfflineReply, OutboxMail, Page, StoreError, StoreResult};
+use crate::store::{
+    Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineStore, OutboxMail, Page, StoreError, StoreResult,
+};
 
 /// Message id → JSON [`OfflineMessage`].
 const OFFLINE: TableDefinition<&str, &[u8]> = TableDefinition::new("offline_messages");
@@ -44,30 +48,6 @@ fn change_in<T>(
 }
 
 impl EmbeddedStore {
-    pub(super) async fn add_offline(&self, m: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
-        self.write(move |tx| {
-            if tx
-                .open_table(OFFLINE)
-                .map_err(unavailable)?
-                .get(m.id.as_str())
-                .map_err(unavailable)?
-                .is_some()
-            {
-                return Err(StoreError::Conflict);
-            }
-            save(tx, &m)?;
-            tx.open_table(BY_CREATED)
-                .map_err(unavailable)?
-                .insert((m.created_at as Millis, m.id.as_str()), ())
-                .map_err(unavailable)?;
-            if let Some(mail) = &mail {
-                put_in(tx, mail)?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
     /// The reports' facts of the messages left in `[from, to)`.
     pub(super) async fn offline_in(&self, from: Millis, to: Millis) -> StoreResult<Vec<crate::store::OfflineFacts>> {
         self.read(move |tx| {
@@ -79,67 +59,6 @@ impl EmbeddedStore {
                 facts.push(crate::store::reports::offline_facts(&load(&table, key.value().1)?));
             }
             Ok(facts)
-        })
-        .await
-    }
-
-    pub(super) async fn find_offline(&self, id: &str) -> StoreResult<OfflineMessage> {
-        let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(OFFLINE).map_err(unavailable)?, &id))
-            .await
-    }
-
-    pub(super) async fn list_offline(
-        &self,
-        filter: &OfflineFilter,
-        page: Page,
-    ) -> StoreResult<(Vec<OfflineMessage>, u64)> {
-        let filter = filter.clone();
-        self.read(move |tx| {
-            let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
-            let table = tx.open_table(OFFLINE).map_err(unavailable)?;
-            let (mut items, mut total) = (Vec::new(), 0u64);
-            for row in by_created.iter().map_err(unavailable)?.rev() {
-                let (key, _) = row.map_err(unavailable)?;
-                let m = load(&table, key.value().1)?;
-                if !filter.matches(&m) {
-                    continue;
-                }
-                if total >= page.offset && (items.len() as u64) < page.limit {
-                    items.push(m);
-                }
-                total += 1;
-            }
-            Ok((items, total))
-        })
-        .await
-    }
-
-    pub(super) async fn take_offline(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage> {
-        let (id, agent) = (id.to_string(), agent.to_string());
-        self.write(move |tx| Ok(change_in(tx, &id, |m| m.take_by(&agent))?.0))
-            .await
-    }
-
-    pub(super) async fn handle_offline(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
-        let (id, by) = (id.to_string(), by.to_string());
-        self.write(move |tx| Ok(change_in(tx, &id, |m| Ok(m.mark_handled(&by, crate::clock::now_ms())))?.0))
-            .await
-    }
-
-    pub(super) async fn reply_offline(
-        &self,
-        id: &str,
-        reply: OfflineReply,
-        mail: OutboxMail,
-    ) -> StoreResult<OfflineMessage> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            let (m, added) = change_in(tx, &id, |m| Ok(m.add_reply(reply)))?;
-            if added {
-                put_in(tx, &mail)?;
-            }
-            Ok(m)
         })
         .await
     }
@@ -166,4 +85,88 @@ pub(super) fn remove(tx: &redb::WriteTransaction, m: &OfflineMessage) -> StoreRe
         .remove((m.created_at, m.id.as_str()))
         .map_err(unavailable)?;
     Ok(())
+}
+
+#[async_trait]
+impl OfflineStore for EmbeddedStore {
+    async fn add_offline_message(&self, m: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
+        self.write(move |tx| {
+            if tx
+                .open_table(OFFLINE)
+                .map_err(unavailable)?
+                .get(m.id.as_str())
+                .map_err(unavailable)?
+                .is_some()
+            {
+                return Err(StoreError::Conflict);
+            }
+            save(tx, &m)?;
+            tx.open_table(BY_CREATED)
+                .map_err(unavailable)?
+                .insert((m.created_at as Millis, m.id.as_str()), ())
+                .map_err(unavailable)?;
+            if let Some(mail) = &mail {
+                put_in(tx, mail)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
+        let id = id.to_string();
+        self.read(move |tx| load(&tx.open_table(OFFLINE).map_err(unavailable)?, &id))
+            .await
+    }
+
+    async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {
+        let filter = filter.clone();
+        self.read(move |tx| {
+            let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
+            let table = tx.open_table(OFFLINE).map_err(unavailable)?;
+            let (mut items, mut total) = (Vec::new(), 0u64);
+            for row in by_created.iter().map_err(unavailable)?.rev() {
+                let (key, _) = row.map_err(unavailable)?;
+                let m = load(&table, key.value().1)?;
+                if !filter.matches(&m) {
+                    continue;
+                }
+                if total >= page.offset && (items.len() as u64) < page.limit {
+                    items.push(m);
+                }
+                total += 1;
+            }
+            Ok((items, total))
+        })
+        .await
+    }
+
+    async fn take_offline_message(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage> {
+        let (id, agent) = (id.to_string(), agent.to_string());
+        self.write(move |tx| Ok(change_in(tx, &id, |m| m.take_by(&agent))?.0))
+            .await
+    }
+
+    async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
+        let (id, by) = (id.to_string(), by.to_string());
+        self.write(move |tx| Ok(change_in(tx, &id, |m| Ok(m.mark_handled(&by, crate::clock::now_ms())))?.0))
+            .await
+    }
+
+    async fn reply_offline_message(
+        &self,
+        id: &str,
+        reply: OfflineReply,
+        mail: OutboxMail,
+    ) -> StoreResult<OfflineMessage> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let (m, added) = change_in(tx, &id, |m| Ok(m.add_reply(reply)))?;
+            if added {
+                put_in(tx, &mail)?;
+            }
+            Ok(m)
+        })
+        .await
+    }
 }

@@ -3,15 +3,18 @@
 //! admins' listing. A booking or cancellation writes its mail in the same redb write
 //! transaction, so both are committed or neither. redb runs one write transaction at a
 //! time, so a claim (read the ready index, rewrite the claimed rows) is atomic: two
-//! claimers never take the same mail.
+//! claimers never take the same mail, and of two adders of one id one wins. The writes of
+//! a booking or an offline message with its mail are the appointment's and the message's
+//! (`embedded/appointments.rs`, `embedded/offline.rs`), through [`put_in`].
+
+use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
-use super::appointments::{book_in, cancel_in, reschedule_in};
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
 use crate::store::{
-    Appointment, Cancellation, MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, Page,
-    Rescheduling, StoreError, StoreResult, apply_outcome,
+    MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreError,
+    StoreResult, apply_outcome,
 };
 
 /// Mail id → JSON [`MailRec`].
@@ -140,45 +143,9 @@ pub(super) fn put_in(tx: &redb::WriteTransaction, mail: &OutboxMail) -> StoreRes
     Ok(())
 }
 
-impl EmbeddedStore {
-    pub(super) async fn book_with_mail(&self, a: Appointment, mail: OutboxMail) -> StoreResult<()> {
-        self.write(move |tx| {
-            book_in(tx, &a)?;
-            put_in(tx, &mail)
-        })
-        .await
-    }
-
-    pub(super) async fn cancel_with_mail(
-        &self,
-        id: &str,
-        at: Millis,
-        reason: Option<String>,
-        mail: OutboxMail,
-    ) -> StoreResult<Cancellation> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            let done = cancel_in(tx, &id, at, reason)?;
-            if matches!(done, Cancellation::Cancelled(_)) {
-                put_in(tx, &mail)?;
-            }
-            Ok(done)
-        })
-        .await
-    }
-
-    pub(super) async fn reschedule_with_mail(&self, moved: Appointment, mail: OutboxMail) -> StoreResult<Rescheduling> {
-        self.write(move |tx| {
-            let done = reschedule_in(tx, &moved)?;
-            if matches!(done, Rescheduling::Moved(_)) {
-                put_in(tx, &mail)?;
-            }
-            Ok(done)
-        })
-        .await
-    }
-
-    pub(super) async fn claim_due_mails(
+#[async_trait]
+impl OutboxStore for EmbeddedStore {
+    async fn claim_mails(
         &self,
         node: &str,
         now: Millis,
@@ -219,7 +186,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn finish_claimed_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
+    async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
         let (id, node) = (id.to_string(), node.to_string());
         self.write(move |tx| {
             let old = load(&tx.open_table(MAILS).map_err(unavailable)?, &id)?;
@@ -234,17 +201,13 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn find_mail(&self, id: &str) -> StoreResult<OutboxMail> {
+    async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
         let id = id.to_string();
         self.read(move |tx| load(&tx.open_table(MAILS).map_err(unavailable)?, &id))
             .await
     }
 
-    pub(super) async fn list_mails(
-        &self,
-        status: Option<MailStatus>,
-        page: Page,
-    ) -> StoreResult<(Vec<OutboxMail>, u64)> {
+    async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
         self.read(move |tx| {
             let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
             let mails = tx.open_table(MAILS).map_err(unavailable)?;
@@ -264,40 +227,37 @@ impl EmbeddedStore {
         })
         .await
     }
-}
 
-// ---- desk settings set through the admin API ----
-
-/// Key → the value an admin stored (appointment hours, as JSON).
-const DESK_SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("desk_settings");
-
-pub(super) fn create_desk_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
-    Ok(())
-}
-
-impl EmbeddedStore {
-    pub(super) async fn read_desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
-        let key = key.to_string();
-        self.read(move |tx| {
-            let table = tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
-            Ok(table
-                .get(key.as_str())
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
+        self.write(move |tx| {
+            let taken = tx
+                .open_table(MAILS)
                 .map_err(unavailable)?
-                .map(|v| v.value().to_string()))
+                .get(mail.id.as_str())
+                .map_err(unavailable)?
+                .is_some();
+            if taken {
+                return Err(StoreError::Conflict);
+            }
+            put_in(tx, &mail)
         })
         .await
     }
 
-    pub(super) async fn write_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
-        let key = key.to_string();
-        self.write(move |tx| {
-            let mut table = tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
-            match value {
-                Some(v) => table.insert(key.as_str(), v.as_str()).map_err(unavailable)?,
-                None => table.remove(key.as_str()).map_err(unavailable)?,
-            };
-            Ok(())
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
+        let prefix = prefix.to_string();
+        self.read(move |tx| {
+            let mails = tx.open_table(MAILS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in mails.range(prefix.as_str()..).map_err(unavailable)? {
+                let (key, _) = row.map_err(unavailable)?;
+                let id = key.value();
+                if !id.starts_with(prefix.as_str()) {
+                    break;
+                }
+                out.push(load(&mails, id)?);
+            }
+            Ok(out)
         })
         .await
     }

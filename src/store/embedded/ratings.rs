@@ -1,8 +1,10 @@
 //! Ratings in the embedded store: conversation id → JSON rating, checked and inserted in
 //! one write transaction (redb has one writer at a time), so a second rating is refused.
 
+use async_trait::async_trait;
+
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{Rating, StoreError, StoreResult};
+use crate::store::{Rating, RatingStore, StoreError, StoreResult};
 
 /// Conversation id → JSON [`Rating`].
 pub(super) const RATINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("ratings");
@@ -22,8 +24,9 @@ pub(super) fn load(tx: &redb::ReadTransaction, id: &str) -> StoreResult<Option<R
     }
 }
 
-impl EmbeddedStore {
-    pub(super) async fn insert_rating(&self, id: &str, rating: Rating) -> StoreResult<()> {
+#[async_trait]
+impl RatingStore for EmbeddedStore {
+    async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
         let id = id.to_string();
         self.write(move |tx| {
             if super::erased::is_erased(&super::erased::tombstones(tx)?, &id)? {

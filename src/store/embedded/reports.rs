@@ -10,13 +10,15 @@
 //! A report over 100,000 conversations reads each one's record once (the index by pairing
 //! time gives the range), so it stays a single scan of the range with point lookups.
 
+use async_trait::async_trait;
+
 use super::{
     BY_PAIRED, CONVERSATIONS, ConversationRec, EmbeddedStore, META, ReadableDatabase, ReadableTable, TableDefinition,
     decode, encode, message_log, unavailable,
 };
 use crate::store::{
-    ArchivedMessage, ConversationFacts, ConversationKind, Millis, QueueAbandoned, Rating, ReportFacts, StoreResult,
-    reports,
+    ArchivedMessage, ConversationFacts, ConversationKind, Millis, QueueAbandoned, Rating, ReportFacts, ReportStore,
+    StoreResult, reports,
 };
 
 pub(super) const FIRST_AGENT_AT: TableDefinition<&str, i64> = TableDefinition::new("first_agent_at");
@@ -124,8 +126,9 @@ impl<'tx> Writer<'tx> {
     }
 }
 
-impl EmbeddedStore {
-    pub(super) async fn facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
+#[async_trait]
+impl ReportStore for EmbeddedStore {
+    async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
         let offline = self.offline_in(from, to).await?;
         let mut facts = self
             .read(move |tx| {

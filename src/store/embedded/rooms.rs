@@ -1,11 +1,13 @@
 //! Rooms, guests and call logs in the embedded store: JSON values keyed by
 //! id, plus the unique keys and the time index the store's rules need.
 
+use async_trait::async_trait;
+
 use redb::{ReadableTable, TableDefinition};
 
 use super::{EmbeddedStore, decode, encode, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
-use crate::store::{CallLog, Guest, Page, Room, RoomState, StoreError, StoreResult};
+use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
 
 /// Room id -> JSON room.
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
@@ -38,8 +40,9 @@ fn load_room<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str)
     }
 }
 
-impl EmbeddedStore {
-    pub(super) async fn rooms_create(&self, room: Room) -> StoreResult<()> {
+#[async_trait]
+impl RoomStore for EmbeddedStore {
+    async fn create_room(&self, room: Room) -> StoreResult<()> {
         self.write(move |tx| {
             let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
             let mut open = tx.open_table(OPEN_ROOMS).map_err(unavailable)?;
@@ -58,13 +61,13 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn rooms_get(&self, id: &str) -> StoreResult<Room> {
+    async fn room(&self, id: &str) -> StoreResult<Room> {
         let id = id.to_string();
         self.read(move |tx| load_room(&tx.open_table(ROOMS).map_err(unavailable)?, &id)?.ok_or(StoreError::NotFound))
             .await
     }
 
-    pub(super) async fn rooms_open_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
+    async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
         let agent_id = agent_id.to_string();
         self.read(move |tx| {
             let open = tx.open_table(OPEN_ROOMS).map_err(unavailable)?;
@@ -76,7 +79,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn rooms_update(&self, mut room: Room) -> StoreResult<Room> {
+    async fn update_room(&self, mut room: Room) -> StoreResult<Room> {
         self.write(move |tx| {
             let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
             let stored = load_room(&rooms, &room.id)?.ok_or(StoreError::NotFound)?;
@@ -100,7 +103,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn rooms_guest_for(&self, guest: Guest) -> StoreResult<Guest> {
+    async fn guest_for(&self, guest: Guest) -> StoreResult<Guest> {
         self.write(move |tx| {
             let mut guests = tx.open_table(GUESTS).map_err(unavailable)?;
             let mut contacts = tx.open_table(GUEST_CONTACTS).map_err(unavailable)?;
@@ -139,7 +142,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn rooms_save_call_log(&self, log: CallLog) -> StoreResult<()> {
+    async fn save_call_log(&self, log: CallLog) -> StoreResult<()> {
         self.write(move |tx| {
             let mut logs = tx.open_table(CALL_LOGS).map_err(unavailable)?;
             let mut by_start = tx.open_table(CALLS_BY_START).map_err(unavailable)?;
@@ -162,7 +165,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn rooms_call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
+    async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
         let agent_id = agent_id.map(str::to_string);
         self.read(move |tx| {
             let logs = tx.open_table(CALL_LOGS).map_err(unavailable)?;

@@ -132,7 +132,7 @@ fn candidates(tx: &redb::ReadTransaction, query: &SearchQuery) -> StoreResult<Ve
 }
 
 impl EmbeddedStore {
-    /// [`crate::store::Store::conversations`] with a text: the postings' candidates, checked
+    /// [`crate::store::ArchiveStore::conversations`] with a text: the postings' candidates, checked
     /// against the other filters and the text, newest paired first.
     pub(super) async fn search(
         &self,

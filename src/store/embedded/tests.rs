@@ -1,5 +1,7 @@
 //! The embedded store's own tests (the contract suite in `tests/contract` runs on every store).
 
+use redb::ReadableTableMetadata;
+
 use super::*;
 
 /// A scratch directory removed when dropped.

@@ -4,7 +4,9 @@
 //! inserts for one slot the server accepts one and answers the others with a
 //! duplicate-key error, even across nodes; a cancelled appointment leaves the index, so
 //! its slot can be booked again. A unique index on the token hash finds the cancel link's
-//! appointment.
+//! appointment. The writes with a mail write the mail first (`mongo/outbox.rs` says why).
+
+use async_trait::async_trait;
 
 use bson::doc;
 use futures_util::TryStreamExt;
@@ -13,7 +15,10 @@ use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, conflict_or_unavailable, unavailable};
-use crate::store::{Appointment, AppointmentStatus, Cancellation, Millis, Rescheduling, StoreError, StoreResult};
+use crate::store::{
+    Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
+    StoreResult,
+};
 
 #[derive(Serialize, Deserialize)]
 struct AppointmentDoc {
@@ -121,32 +126,6 @@ impl MongoStore {
         Ok(())
     }
 
-    pub(super) async fn insert_appointment(&self, a: Appointment) -> StoreResult<()> {
-        self.appointments_collection()
-            .insert_one(AppointmentDoc::from(a))
-            .await
-            .map_err(conflict_or_unavailable)?;
-        Ok(())
-    }
-
-    pub(super) async fn find_appointment(&self, id: &str) -> StoreResult<Appointment> {
-        self.appointments_collection()
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?
-            .map(Appointment::from)
-            .ok_or(StoreError::NotFound)
-    }
-
-    pub(super) async fn find_appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
-        self.appointments_collection()
-            .find_one(doc! {"cancel_token_hash": token_hash})
-            .await
-            .map_err(unavailable)?
-            .map(Appointment::from)
-            .ok_or(StoreError::NotFound)
-    }
-
     /// One conditional update (only a booked appointment is changed), so two cancels at
     /// once raise the sequence once; the loser reads the appointment as already cancelled.
     pub(super) async fn mark_appointment_cancelled(
@@ -171,7 +150,7 @@ impl MongoStore {
             .map_err(unavailable)?;
         match updated {
             Some(d) => Ok(Cancellation::Cancelled(d.into())),
-            None => Ok(Cancellation::AlreadyCancelled(self.find_appointment(id).await?)),
+            None => Ok(Cancellation::AlreadyCancelled(self.appointment(id).await?)),
         }
     }
 
@@ -196,11 +175,44 @@ impl MongoStore {
             .map_err(conflict_or_unavailable)?;
         match updated {
             Some(d) => Ok(Rescheduling::Moved(d.into())),
-            None => Ok(Rescheduling::Changed(self.find_appointment(&moved.id).await?)),
+            None => Ok(Rescheduling::Changed(self.appointment(&moved.id).await?)),
         }
     }
+}
 
-    pub(super) async fn appointments_between(
+#[async_trait]
+impl AppointmentStore for MongoStore {
+    async fn book_appointment(&self, a: Appointment) -> StoreResult<()> {
+        self.appointments_collection()
+            .insert_one(AppointmentDoc::from(a))
+            .await
+            .map_err(conflict_or_unavailable)?;
+        Ok(())
+    }
+
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
+        self.appointments_collection()
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?
+            .map(Appointment::from)
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
+        self.appointments_collection()
+            .find_one(doc! {"cancel_token_hash": token_hash})
+            .await
+            .map_err(unavailable)?
+            .map(Appointment::from)
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
+        self.mark_appointment_cancelled(id, at, None).await
+    }
+
+    async fn appointments(
         &self,
         from: Millis,
         to: Millis,
@@ -221,5 +233,67 @@ impl MongoStore {
             .map_err(unavailable)?;
         found.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
         Ok(found)
+    }
+
+    async fn book_appointment_with_mail(&self, a: Appointment, mail: OutboxMail) -> StoreResult<()> {
+        let mail_id = mail.id.clone();
+        self.put_mail(mail).await?;
+        match self.book_appointment(a).await {
+            Err(StoreError::Conflict) => {
+                // Best effort: a mail left behind is given up by the worker (module comment).
+                if let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await {
+                    tracing::warn!(error = %e, mail = %mail_id, "the refused booking's mail stays; the worker will drop it");
+                }
+                Err(StoreError::Conflict)
+            }
+            other => other,
+        }
+    }
+
+    async fn cancel_appointment_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        mail: OutboxMail,
+    ) -> StoreResult<Cancellation> {
+        // Written first even if the appointment turns out cancelled already: its id is the
+        // one that earlier cancel wrote, so it is no second mail.
+        let (mail_id, due_at) = (mail.id.clone(), mail.due_at);
+        self.put_mail(mail).await?;
+        let done = self.mark_appointment_cancelled(id, at, reason).await?;
+        if matches!(done, Cancellation::Cancelled(_)) {
+            // A mail of this id written by an earlier attempt whose cancellation never landed
+            // may have been given up by the worker meanwhile; this cancellation is real, so
+            // its mail goes out after all.
+            self.outbox()
+                .update_one(
+                    doc! {"_id": &mail_id, "status": "dead"},
+                    doc! {"$set": {"status": "pending", "attempts": 0, "due_at": due_at,
+                    "claim_until": null, "last_error": null}},
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(done)
+    }
+
+    /// The mail first, as for a booking (module comment): a move refused (the slot taken,
+    /// or the appointment changed meanwhile) deletes it again; a crash between leaves a
+    /// mail whose appointment is not at its sequence, which the worker gives up.
+    async fn reschedule_appointment_with_mail(
+        &self,
+        moved: Appointment,
+        mail: OutboxMail,
+    ) -> StoreResult<Rescheduling> {
+        let mail_id = mail.id.clone();
+        self.put_mail(mail).await?;
+        let done = self.move_appointment(&moved).await;
+        if !matches!(done, Ok(Rescheduling::Moved(_)))
+            && let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await
+        {
+            tracing::warn!(error = %e, mail = %mail_id, "the refused move's mail stays; the worker will drop it");
+        }
+        done
     }
 }

@@ -6,90 +6,13 @@ mod chain;
 // ---- archive search: terms on the documents ----
 mod search;
 
+use async_trait::async_trait;
+
+use super::notes::NoteDoc;
 use super::*;
 pub(super) use chain::Chain;
 
 impl MongoStore {
-    /// Writes one archive batch: openings, transfers, closings, notes, then the messages as
-    /// buckets.
-    pub(super) async fn archive_batch(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
-        // Which conversations does the batch touch before (or without) opening them? Applied
-        // one by one, an event for a conversation not opened yet is dropped, so those must
-        // be known to exist already; ask before writing this batch's openings.
-        let mut opened_here: HashSet<&str> = HashSet::new();
-        let mut unsure: HashSet<&str> = HashSet::new();
-        for event in batch {
-            let id = match event {
-                ArchiveEvent::Opened(o) => {
-                    opened_here.insert(&o.id);
-                    continue;
-                }
-                ArchiveEvent::Message { conversation_id, .. } => conversation_id,
-                ArchiveEvent::Transferred(t) => &t.id,
-                ArchiveEvent::Closed(c) => &c.id,
-                // Kept whether or not its conversation is there: nothing to ask.
-                ArchiveEvent::Note(_) | ArchiveEvent::Abandoned(_) => continue,
-            };
-            if !opened_here.contains(id.as_str()) {
-                unsure.insert(id);
-            }
-        }
-        let mut present = self.existing(&unsure).await?;
-
-        // Keep what one-by-one application would keep, grouping messages per conversation.
-        let mut opens: Vec<&ConversationOpened> = Vec::new();
-        let mut transfers: Vec<&ConversationTransferred> = Vec::new();
-        let mut closes: Vec<&ConversationClosed> = Vec::new();
-        let mut notes: Vec<&ConversationNote> = Vec::new();
-        let mut abandoned: Vec<&QueueAbandoned> = Vec::new();
-        let mut messages: HashMap<&str, Vec<&ArchivedMessage>> = HashMap::new();
-        for event in batch {
-            match event {
-                ArchiveEvent::Opened(o) => {
-                    // Reopening a conversation that exists changes nothing ($setOnInsert): not sent.
-                    if present.insert(&o.id) {
-                        opens.push(o);
-                    }
-                }
-                ArchiveEvent::Message {
-                    conversation_id,
-                    message,
-                } if present.contains(conversation_id.as_str()) => {
-                    messages.entry(conversation_id).or_default().push(message);
-                }
-                ArchiveEvent::Transferred(t) if present.contains(t.id.as_str()) => transfers.push(t),
-                ArchiveEvent::Closed(c) if present.contains(c.id.as_str()) => closes.push(c),
-                ArchiveEvent::Note(n) => notes.push(n),
-                ArchiveEvent::Abandoned(a) => abandoned.push(a),
-                ArchiveEvent::Message { .. } | ArchiveEvent::Transferred(_) | ArchiveEvent::Closed(_) => {}
-            }
-        }
-        // Erased on request: neither opened again nor noted (its messages, transfers and
-        // closing need the opening, so they follow).
-        let mut candidates: Vec<&str> = opens.iter().map(|o| o.id.as_str()).collect();
-        candidates.extend(notes.iter().map(|n| n.conversation_id.as_str()));
-        let erased = self.erased_among(&candidates).await?;
-        if !erased.is_empty() {
-            opens.retain(|o| !erased.contains(&o.id));
-            notes.retain(|n| !erased.contains(&n.conversation_id));
-            for id in &erased {
-                present.remove(id.as_str());
-            }
-            messages.retain(|id, _| present.contains(id));
-            transfers.retain(|t| present.contains(t.id.as_str()));
-            closes.retain(|c| present.contains(c.id.as_str()));
-        }
-        // Openings first: a conversation is never left with messages but no record.
-        self.open_all(&opens).await?;
-        self.transfer_all(&transfers).await?;
-        self.close_all(&closes).await?;
-        self.note_all(&notes).await?;
-        self.keep_abandoned(&abandoned).await?;
-        let firsts = first_agent_lines(&messages);
-        self.store_messages(messages).await?;
-        self.note_first_agent_lines(firsts).await
-    }
-
     /// Keeps each conversation's first agent line's time (`$min`, so any order and any
     /// retry keep the earliest) and marks the conversation touched for the reports' cache;
     /// only for conversations not known to have one already.
@@ -811,6 +734,124 @@ struct BucketSeqs {
 #[derive(Deserialize)]
 struct SeqOnly {
     seq: u64,
+}
+
+#[async_trait]
+impl ArchiveStore for MongoStore {
+    /// Writes one archive batch: openings, transfers, closings, notes, then the messages as
+    /// buckets.
+    async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
+        // Which conversations does the batch touch before (or without) opening them? Applied
+        // one by one, an event for a conversation not opened yet is dropped, so those must
+        // be known to exist already; ask before writing this batch's openings.
+        let mut opened_here: HashSet<&str> = HashSet::new();
+        let mut unsure: HashSet<&str> = HashSet::new();
+        for event in batch {
+            let id = match event {
+                ArchiveEvent::Opened(o) => {
+                    opened_here.insert(&o.id);
+                    continue;
+                }
+                ArchiveEvent::Message { conversation_id, .. } => conversation_id,
+                ArchiveEvent::Transferred(t) => &t.id,
+                ArchiveEvent::Closed(c) => &c.id,
+                // Kept whether or not its conversation is there: nothing to ask.
+                ArchiveEvent::Note(_) | ArchiveEvent::Abandoned(_) => continue,
+            };
+            if !opened_here.contains(id.as_str()) {
+                unsure.insert(id);
+            }
+        }
+        let mut present = self.existing(&unsure).await?;
+
+        // Keep what one-by-one application would keep, grouping messages per conversation.
+        let mut opens: Vec<&ConversationOpened> = Vec::new();
+        let mut transfers: Vec<&ConversationTransferred> = Vec::new();
+        let mut closes: Vec<&ConversationClosed> = Vec::new();
+        let mut notes: Vec<&ConversationNote> = Vec::new();
+        let mut abandoned: Vec<&QueueAbandoned> = Vec::new();
+        let mut messages: HashMap<&str, Vec<&ArchivedMessage>> = HashMap::new();
+        for event in batch {
+            match event {
+                ArchiveEvent::Opened(o) => {
+                    // Reopening a conversation that exists changes nothing ($setOnInsert): not sent.
+                    if present.insert(&o.id) {
+                        opens.push(o);
+                    }
+                }
+                ArchiveEvent::Message {
+                    conversation_id,
+                    message,
+                } if present.contains(conversation_id.as_str()) => {
+                    messages.entry(conversation_id).or_default().push(message);
+                }
+                ArchiveEvent::Transferred(t) if present.contains(t.id.as_str()) => transfers.push(t),
+                ArchiveEvent::Closed(c) if present.contains(c.id.as_str()) => closes.push(c),
+                ArchiveEvent::Note(n) => notes.push(n),
+                ArchiveEvent::Abandoned(a) => abandoned.push(a),
+                ArchiveEvent::Message { .. } | ArchiveEvent::Transferred(_) | ArchiveEvent::Closed(_) => {}
+            }
+        }
+        // Erased on request: neither opened again nor noted (its messages, transfers and
+        // closing need the opening, so they follow).
+        let mut candidates: Vec<&str> = opens.iter().map(|o| o.id.as_str()).collect();
+        candidates.extend(notes.iter().map(|n| n.conversation_id.as_str()));
+        let erased = self.erased_among(&candidates).await?;
+        if !erased.is_empty() {
+            opens.retain(|o| !erased.contains(&o.id));
+            notes.retain(|n| !erased.contains(&n.conversation_id));
+            for id in &erased {
+                present.remove(id.as_str());
+            }
+            messages.retain(|id, _| present.contains(id));
+            transfers.retain(|t| present.contains(t.id.as_str()));
+            closes.retain(|c| present.contains(c.id.as_str()));
+        }
+        // Openings first: a conversation is never left with messages but no record.
+        self.open_all(&opens).await?;
+        self.transfer_all(&transfers).await?;
+        self.close_all(&closes).await?;
+        self.note_all(&notes).await?;
+        self.keep_abandoned(&abandoned).await?;
+        let firsts = first_agent_lines(&messages);
+        self.store_messages(messages).await?;
+        self.note_first_agent_lines(firsts).await
+    }
+
+    async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
+        if let Some(query) = &filter.text {
+            return self.search(filter, query, page).await;
+        }
+        match &filter.agent_id {
+            Some(agent) => self.list_of_agent(filter, agent, page).await,
+            None => self.list(filter_doc(filter), page).await,
+        }
+    }
+
+    async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
+        let found = self
+            .conversations
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?;
+        let found = found.ok_or(StoreError::NotFound)?;
+        let mut conversation = self.whole(vec![found]).await?.remove(0);
+        conversation.notes = self.conversation_notes(id).await?;
+        Ok(conversation)
+    }
+
+    /// The notes of conversation `id`, in [`note_order`].
+    async fn conversation_notes(&self, id: &str) -> StoreResult<Vec<ConversationNote>> {
+        let cursor = self
+            .notes()
+            .find(doc! {"conversation_id": id})
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<NoteDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let mut notes: Vec<ConversationNote> = docs.into_iter().map(NoteDoc::note).collect();
+        notes.sort_by(note_order);
+        Ok(notes)
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! unique index on (owner key, shortcut) — the desk's owner key is the empty string — so
 //! the server refuses a shortcut taken (duplicate key) even between nodes.
 
+use async_trait::async_trait;
+
 use bson::doc;
 use futures_util::TryStreamExt;
 use mongodb::options::IndexOptions;
@@ -9,7 +11,7 @@ use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, conflict_or_unavailable, unavailable};
-use crate::store::{CannedReply, Millis, StoreError, StoreResult};
+use crate::store::{CannedReply, CannedStore, Millis, StoreError, StoreResult};
 
 #[derive(Serialize, Deserialize)]
 struct CannedDoc {
@@ -74,8 +76,11 @@ impl MongoStore {
         self.canned().create_index(unique).await.map_err(unavailable)?;
         Ok(())
     }
+}
 
-    pub(super) async fn list_canned(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
+#[async_trait]
+impl CannedStore for MongoStore {
+    async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
         let cursor = self
             .canned()
             .find(doc! {"owner_key": owner.unwrap_or("")})
@@ -86,7 +91,7 @@ impl MongoStore {
         Ok(docs.into_iter().map(CannedDoc::reply).collect())
     }
 
-    pub(super) async fn find_canned(&self, id: &str) -> StoreResult<CannedReply> {
+    async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
         self.canned()
             .find_one(doc! {"_id": id})
             .await
@@ -95,7 +100,7 @@ impl MongoStore {
             .ok_or(StoreError::NotFound)
     }
 
-    pub(super) async fn insert_canned(&self, reply: CannedReply) -> StoreResult<()> {
+    async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
         self.canned()
             .insert_one(CannedDoc::of(reply))
             .await
@@ -103,7 +108,7 @@ impl MongoStore {
         Ok(())
     }
 
-    pub(super) async fn replace_canned(&self, reply: CannedReply) -> StoreResult<()> {
+    async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
         // Owner and creation time stay as stored: only the fields an edit may change are set.
         let categories: Vec<bson::Bson> = reply.categories.iter().map(|c| bson::Bson::String(c.clone())).collect();
         let result = self
@@ -126,7 +131,7 @@ impl MongoStore {
         Ok(())
     }
 
-    pub(super) async fn remove_canned(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
         let result = self.canned().delete_one(doc! {"_id": id}).await.map_err(unavailable)?;
         Ok(result.deleted_count > 0)
     }

@@ -4,6 +4,7 @@
 //! node's spool, or a late writer on another node, does not bring it back. The writer's
 //! memory of known conversations forgets the erased ones.
 
+use async_trait::async_trait;
 use std::collections::HashSet;
 
 use bson::{Document, doc};
@@ -12,7 +13,7 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, unavailable};
-use crate::store::{Erased, ErasureRecord, Page, StoreResult};
+use crate::store::{Erased, ErasureRecord, ErasureStore, Page, StoreResult};
 
 #[derive(Serialize, Deserialize)]
 struct Tombstone {
@@ -42,8 +43,11 @@ impl MongoStore {
         let found: Vec<Tombstone> = cursor.try_collect().await.map_err(unavailable)?;
         Ok(found.into_iter().map(|t| t.id).collect())
     }
+}
 
-    pub(super) async fn erase_all(&self, ids: &[String]) -> StoreResult<Erased> {
+#[async_trait]
+impl ErasureStore for MongoStore {
+    async fn erase_conversations(&self, ids: &[String]) -> StoreResult<Erased> {
         if ids.is_empty() {
             return Ok(Erased::default());
         }
@@ -122,7 +126,7 @@ impl MongoStore {
         Ok(erased)
     }
 
-    pub(super) async fn erase_offline_of(&self, email: &str) -> StoreResult<u64> {
+    async fn erase_offline_messages_of(&self, email: &str) -> StoreResult<u64> {
         let email = email.to_lowercase();
         let offline: Collection<Document> = self.db.collection("offline_messages");
         let cursor = offline
@@ -146,12 +150,12 @@ impl MongoStore {
         Ok(gone.deleted_count)
     }
 
-    pub(super) async fn insert_erasure(&self, record: ErasureRecord) -> StoreResult<()> {
+    async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()> {
         self.erasure_log().insert_one(record).await.map_err(unavailable)?;
         Ok(())
     }
 
-    pub(super) async fn list_erasures(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
+    async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
         let total = self.erasure_log().count_documents(doc! {}).await.map_err(unavailable)?;
         if page.limit == 0 || page.offset >= total {
             return Ok((Vec::new(), total));

@@ -6,14 +6,13 @@
 //! few notes of a conversation are put in order here.
 
 use bson::doc;
-use futures_util::TryStreamExt;
 use mongodb::error::ErrorKind;
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::{DUPLICATE_KEY, MongoStore, unavailable};
-use crate::store::{ConversationNote, Millis, StoreResult, note_order};
+use crate::store::{ConversationNote, Millis, StoreResult};
 
 /// A note's `_id`: its conversation and its own id (fields in this order, always).
 #[derive(Serialize, Deserialize)]
@@ -23,7 +22,7 @@ struct NoteKey {
 }
 
 #[derive(Serialize, Deserialize)]
-struct NoteDoc {
+pub(super) struct NoteDoc {
     #[serde(rename = "_id")]
     key: NoteKey,
     /// The key's conversation again, for the index the reads use.
@@ -49,7 +48,7 @@ impl NoteDoc {
         }
     }
 
-    fn note(self) -> ConversationNote {
+    pub(super) fn note(self) -> ConversationNote {
         ConversationNote {
             conversation_id: self.key.conversation_id,
             id: self.key.id,
@@ -62,7 +61,7 @@ impl NoteDoc {
 }
 
 impl MongoStore {
-    fn notes(&self) -> Collection<NoteDoc> {
+    pub(super) fn notes(&self) -> Collection<NoteDoc> {
         self.db.collection("conversation_notes")
     }
 
@@ -88,19 +87,6 @@ impl MongoStore {
             Err(e) if only_kept_already(&e) => Ok(()),
             Err(e) => Err(unavailable(format!("recording a note: {e}"))),
         }
-    }
-
-    /// The notes of conversation `id`, in [`note_order`].
-    pub(super) async fn notes_of(&self, id: &str) -> StoreResult<Vec<ConversationNote>> {
-        let cursor = self
-            .notes()
-            .find(doc! {"conversation_id": id})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<NoteDoc> = cursor.try_collect().await.map_err(unavailable)?;
-        let mut notes: Vec<ConversationNote> = docs.into_iter().map(NoteDoc::note).collect();
-        notes.sort_by(note_order);
-        Ok(notes)
     }
 }
 

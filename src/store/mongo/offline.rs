@@ -9,6 +9,8 @@
 //! again, and a crash between leaves a mail the outbox worker gives up because what it
 //! announces is not stored.
 
+use async_trait::async_trait;
+
 use bson::doc;
 use futures_util::TryStreamExt;
 use mongodb::options::IndexOptions;
@@ -17,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, is_duplicate_key, unavailable};
 use crate::store::{
-    Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OutboxMail, Page, StoreError, StoreResult,
+    Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore, OutboxMail, Page, StoreError,
+    StoreResult,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -155,8 +158,11 @@ impl MongoStore {
             tracing::warn!(error = %e, mail = %mail_id, "a refused offline message's mail stays; the worker will drop it");
         }
     }
+}
 
-    pub(super) async fn add_offline(&self, m: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
+#[async_trait]
+impl OfflineStore for MongoStore {
+    async fn add_offline_message(&self, m: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
         let mail_id = mail.as_ref().map(|m| m.id.clone());
         if let Some(mail) = mail {
             self.put_mail(mail).await?;
@@ -178,15 +184,11 @@ impl MongoStore {
         }
     }
 
-    pub(super) async fn find_offline(&self, id: &str) -> StoreResult<OfflineMessage> {
+    async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
         Ok(self.read_offline(id).await?.0)
     }
 
-    pub(super) async fn list_offline(
-        &self,
-        filter: &OfflineFilter,
-        page: Page,
-    ) -> StoreResult<(Vec<OfflineMessage>, u64)> {
+    async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {
         let mut query = doc! {};
         if let Some(state) = filter.state {
             query.insert("state", state.as_str());
@@ -216,18 +218,18 @@ impl MongoStore {
         Ok((docs.into_iter().map(|d| d.into_model().0).collect(), total))
     }
 
-    pub(super) async fn take_offline(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage> {
+    async fn take_offline_message(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage> {
         Ok(self.change_offline(id, |m| m.take_by(agent)).await?.0)
     }
 
-    pub(super) async fn handle_offline(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
+    async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage> {
         Ok(self
             .change_offline(id, |m| Ok(m.mark_handled(by, crate::clock::now_ms())))
             .await?
             .0)
     }
 
-    pub(super) async fn reply_offline(
+    async fn reply_offline_message(
         &self,
         id: &str,
         reply: OfflineReply,

@@ -15,17 +15,21 @@
 //! A claim is one `findAndModify` per mail whose filter says "pending, due, and unclaimed or
 //! with its lease run out": the server applies it to one document atomically, so of several
 //! nodes claiming at once one gets each mail. Finishing is conditional on the claim too.
+//! The writes of an appointment with its mail sit with the appointments
+//! (`mongo/appointments.rs`), which own them; they follow the order above.
+
+use async_trait::async_trait;
 
 use bson::doc;
 use futures_util::TryStreamExt;
-use mongodb::options::{FindOneAndUpdateOptions, IndexOptions, ReturnDocument};
+use mongodb::options::{FindOneAndUpdateOptions, FindOptions, IndexOptions, ReturnDocument};
 use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, is_duplicate_key, unavailable};
+use super::{MongoStore, conflict_or_unavailable, is_duplicate_key, unavailable};
 use crate::store::{
-    Appointment, Cancellation, MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, Page,
-    Rescheduling, StoreError, StoreResult,
+    MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreError,
+    StoreResult,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -129,66 +133,11 @@ impl MongoStore {
             Err(e) => Err(unavailable(e)),
         }
     }
+}
 
-    pub(super) async fn book_with_mail(&self, a: Appointment, mail: OutboxMail) -> StoreResult<()> {
-        let mail_id = mail.id.clone();
-        self.put_mail(mail).await?;
-        match self.insert_appointment(a).await {
-            Err(StoreError::Conflict) => {
-                // Best effort: a mail left behind is given up by the worker (module comment).
-                if let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await {
-                    tracing::warn!(error = %e, mail = %mail_id, "the refused booking's mail stays; the worker will drop it");
-                }
-                Err(StoreError::Conflict)
-            }
-            other => other,
-        }
-    }
-
-    /// The mail first, as for a booking (module comment): a move refused (the slot taken,
-    /// or the appointment changed meanwhile) deletes it again; a crash between leaves a
-    /// mail whose appointment is not at its sequence, which the worker gives up.
-    pub(super) async fn reschedule_with_mail(&self, moved: Appointment, mail: OutboxMail) -> StoreResult<Rescheduling> {
-        let mail_id = mail.id.clone();
-        self.put_mail(mail).await?;
-        let done = self.move_appointment(&moved).await;
-        if !matches!(done, Ok(Rescheduling::Moved(_)))
-            && let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await
-        {
-            tracing::warn!(error = %e, mail = %mail_id, "the refused move's mail stays; the worker will drop it");
-        }
-        done
-    }
-
-    pub(super) async fn cancel_with_mail(
-        &self,
-        id: &str,
-        at: Millis,
-        reason: Option<String>,
-        mail: OutboxMail,
-    ) -> StoreResult<Cancellation> {
-        // Written first even if the appointment turns out cancelled already: its id is the
-        // one that earlier cancel wrote, so it is no second mail.
-        let (mail_id, due_at) = (mail.id.clone(), mail.due_at);
-        self.put_mail(mail).await?;
-        let done = self.mark_appointment_cancelled(id, at, reason).await?;
-        if matches!(done, Cancellation::Cancelled(_)) {
-            // A mail of this id written by an earlier attempt whose cancellation never landed
-            // may have been given up by the worker meanwhile; this cancellation is real, so
-            // its mail goes out after all.
-            self.outbox()
-                .update_one(
-                    doc! {"_id": &mail_id, "status": "dead"},
-                    doc! {"$set": {"status": "pending", "attempts": 0, "due_at": due_at,
-                    "claim_until": null, "last_error": null}},
-                )
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(done)
-    }
-
-    pub(super) async fn claim_due_mails(
+#[async_trait]
+impl OutboxStore for MongoStore {
+    async fn claim_mails(
         &self,
         node: &str,
         now: Millis,
@@ -223,7 +172,7 @@ impl MongoStore {
         Ok(claimed)
     }
 
-    pub(super) async fn finish_claimed_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
+    async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
         let update = match outcome {
             MailOutcome::Sent { at } => doc! {"$set": {"status": "sent", "sent_at": at, "claim_until": null}},
             MailOutcome::Retry { error, retry_at } => doc! {
@@ -245,10 +194,10 @@ impl MongoStore {
             return Ok(true);
         }
         // Nothing matched: say NotFound for a mail that is not there at all, as the others do.
-        self.find_mail(id).await.map(|_| false)
+        self.mail(id).await.map(|_| false)
     }
 
-    pub(super) async fn find_mail(&self, id: &str) -> StoreResult<OutboxMail> {
+    async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
         self.outbox()
             .find_one(doc! {"_id": id})
             .await
@@ -257,11 +206,7 @@ impl MongoStore {
             .ok_or(StoreError::NotFound)
     }
 
-    pub(super) async fn list_mails(
-        &self,
-        status: Option<MailStatus>,
-        page: Page,
-    ) -> StoreResult<(Vec<OutboxMail>, u64)> {
+    async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
         let query = match status {
             Some(s) => doc! {"status": status_name(s)},
             None => doc! {},
@@ -287,53 +232,40 @@ impl MongoStore {
             .map_err(unavailable)?;
         Ok((docs.into_iter().map(OutboxMail::from).collect(), total))
     }
-}
 
-// ---- desk settings set through the admin API ----
-
-#[derive(Serialize, Deserialize)]
-struct DeskSettingDoc {
-    #[serde(rename = "_id")]
-    key: String,
-    value: String,
-}
-
-impl MongoStore {
-    fn desk_settings(&self) -> Collection<DeskSettingDoc> {
-        self.db.collection("desk_settings")
+    async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
+        self.outbox()
+            .insert_one(super::outbox::MailDoc::from(mail))
+            .await
+            .map(|_| ())
+            .map_err(conflict_or_unavailable)
     }
 
-    pub(super) async fn read_desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
-        Ok(self
-            .desk_settings()
-            .find_one(doc! {"_id": key})
+    async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
+        // An anchored regex of a literal: the server walks the `_id` index's range.
+        let pattern = format!("^{}", escape_regex(prefix));
+        let docs: Vec<_> = self
+            .outbox()
+            .find(doc! {"_id": {"$regex": pattern}})
+            .with_options(FindOptions::builder().sort(doc! {"_id": 1}).build())
             .await
             .map_err(unavailable)?
-            .map(|d| d.value))
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        Ok(docs.into_iter().map(OutboxMail::from).collect())
     }
+}
 
-    pub(super) async fn write_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
-        match value {
-            Some(value) => {
-                self.desk_settings()
-                    .replace_one(
-                        doc! {"_id": key},
-                        DeskSettingDoc {
-                            key: key.to_string(),
-                            value,
-                        },
-                    )
-                    .upsert(true)
-                    .await
-                    .map_err(unavailable)?;
-            }
-            None => {
-                self.desk_settings()
-                    .delete_one(doc! {"_id": key})
-                    .await
-                    .map_err(unavailable)?;
-            }
+/// `text` as a regular expression matching itself: every character but letters and digits
+/// escaped (PCRE takes an escaped punctuation character literally).
+fn escape_regex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if !c.is_ascii_alphanumeric() {
+            out.push('\\');
         }
-        Ok(())
+        out.push(c);
     }
+    out
 }

@@ -2,6 +2,7 @@
 //! refuses a second rating (duplicate key) atomically, even between nodes. Kept apart
 //! from the conversation document, which the archive writer may not have stored yet.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use bson::doc;
@@ -10,7 +11,7 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, conflict_or_unavailable, unavailable};
-use crate::store::{Millis, Rating, RatingScale, StoreResult};
+use crate::store::{Millis, Rating, RatingScale, RatingStore, StoreResult};
 
 #[derive(Serialize, Deserialize)]
 struct RatingDoc {
@@ -39,7 +40,24 @@ impl MongoStore {
         self.db.collection("ratings")
     }
 
-    pub(super) async fn insert_rating(&self, id: &str, rating: Rating) -> StoreResult<()> {
+    /// The ratings of the conversations `ids`, by conversation id.
+    pub(super) async fn ratings_of(&self, ids: &[&str]) -> StoreResult<HashMap<String, Rating>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let cursor = self
+            .ratings()
+            .find(doc! {"_id": {"$in": ids}})
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<RatingDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok(docs.into_iter().map(|d| (d.id.clone(), d.rating())).collect())
+    }
+}
+
+#[async_trait]
+impl RatingStore for MongoStore {
+    async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
         if !self.erased_among(&[id]).await?.is_empty() {
             return Err(crate::store::StoreError::NotFound); // erased on request
         }
@@ -62,19 +80,5 @@ impl MongoStore {
                 .map_err(unavailable)?;
         }
         inserted.map(|_| ())
-    }
-
-    /// The ratings of the conversations `ids`, by conversation id.
-    pub(super) async fn ratings_of(&self, ids: &[&str]) -> StoreResult<HashMap<String, Rating>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let cursor = self
-            .ratings()
-            .find(doc! {"_id": {"$in": ids}})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<RatingDoc> = cursor.try_collect().await.map_err(unavailable)?;
-        Ok(docs.into_iter().map(|d| (d.id.clone(), d.rating())).collect())
     }
 }

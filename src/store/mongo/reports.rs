@@ -44,6 +44,7 @@
 //! Customers who left unserved and offline messages are read by their own time indexes:
 //! they are one small document each, and far fewer than conversations.
 
+use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 
 use bson::{Document, doc};
@@ -53,7 +54,7 @@ use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::{IN_CHUNK, MongoStore, unavailable};
-use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, StoreResult};
+use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, ReportStore, StoreResult};
 
 const DAY_MS: i64 = 86_400_000;
 /// Writes stamped this much before a cached day's read began are patched in again: a
@@ -349,64 +350,6 @@ impl MongoStore {
         Ok(())
     }
 
-    pub(super) async fn facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
-        let mut facts = ReportFacts {
-            conversations: self.conversation_facts(from, to).await?,
-            ..ReportFacts::default()
-        };
-        let cursor = self
-            .abandoned()
-            .find(doc! {"left_at": {"$gte": from, "$lt": to}})
-            .await
-            .map_err(unavailable)?;
-        let abandoned: Vec<AbandonedDoc> = cursor.try_collect().await.map_err(unavailable)?;
-        facts.abandoned = abandoned
-            .into_iter()
-            .map(|a| QueueAbandoned {
-                id: a.id,
-                category: a.category,
-                queued_at: a.queued_at,
-                left_at: a.left_at,
-            })
-            .collect();
-        facts.offline = self.offline_facts_in(from, to).await?;
-        Ok(facts)
-    }
-
-    /// Builds the cached days of the last [`crate::store::REPORTS_KEPT_READY_DAYS`] that are
-    /// missing and patches the others, as a report over them would (its facts unused): the
-    /// first report of a month after a start, or after a quiet week, reads the cache only.
-    /// The first pass of this process then readies every older day with conversations,
-    /// [`crate::store::REPORTS_KEPT_READY_DAYS`] at a time, newest first (built the first
-    /// time only: the cache is in the database; read back once per start, ~0.4 s per
-    /// 100,000 conversations on the tests' server); an older window that fails is logged
-    /// and left to the reports that read it. A pass that cannot ready the recent days, or
-    /// find the first conversation, is tried again next time.
-    pub(super) async fn ready_days(&self, now: Millis) -> StoreResult<()> {
-        use std::sync::atomic::Ordering;
-        let window = crate::store::REPORTS_KEPT_READY_DAYS;
-        let today = now.div_euclid(DAY_MS);
-        let first = today - window + 1;
-        self.conversation_facts(first * DAY_MS, (today + 1) * DAY_MS).await?;
-        if self.older_days_readied.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        if let Some(earliest) = self.first_paired_day().await? {
-            let mut last = first - 1;
-            while last >= earliest {
-                let from = (last - window + 1).max(earliest);
-                // A window that cannot be readied is left to the reports that read it
-                // (they build what they miss), not tried again every pass from the top.
-                if let Err(e) = self.conversation_facts(from * DAY_MS, (last + 1) * DAY_MS).await {
-                    tracing::warn!(error = %e, first_day = from, last_day = last, "could not ready older days of the reports' cache; a report over them builds them itself");
-                }
-                last = from - 1;
-            }
-        }
-        self.older_days_readied.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-
     /// The day of the first conversation ever paired, by the `paired` index.
     async fn first_paired_day(&self) -> StoreResult<Option<i64>> {
         let raw: Collection<Document> = self.conversations.clone_with_type();
@@ -694,4 +637,65 @@ fn rating_of(doc: &Document) -> Option<(RatingScale, i32)> {
         .ok()
         .or_else(|| doc.get_i64("score").ok().and_then(|v| i32::try_from(v).ok()))?;
     Some((scale, score))
+}
+
+#[async_trait]
+impl ReportStore for MongoStore {
+    async fn report_facts(&self, from: Millis, to: Millis) -> StoreResult<ReportFacts> {
+        let mut facts = ReportFacts {
+            conversations: self.conversation_facts(from, to).await?,
+            ..ReportFacts::default()
+        };
+        let cursor = self
+            .abandoned()
+            .find(doc! {"left_at": {"$gte": from, "$lt": to}})
+            .await
+            .map_err(unavailable)?;
+        let abandoned: Vec<AbandonedDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        facts.abandoned = abandoned
+            .into_iter()
+            .map(|a| QueueAbandoned {
+                id: a.id,
+                category: a.category,
+                queued_at: a.queued_at,
+                left_at: a.left_at,
+            })
+            .collect();
+        facts.offline = self.offline_facts_in(from, to).await?;
+        Ok(facts)
+    }
+
+    /// Builds the cached days of the last [`crate::store::REPORTS_KEPT_READY_DAYS`] that are
+    /// missing and patches the others, as a report over them would (its facts unused): the
+    /// first report of a month after a start, or after a quiet week, reads the cache only.
+    /// The first pass of this process then readies every older day with conversations,
+    /// [`crate::store::REPORTS_KEPT_READY_DAYS`] at a time, newest first (built the first
+    /// time only: the cache is in the database; read back once per start, ~0.4 s per
+    /// 100,000 conversations on the tests' server); an older window that fails is logged
+    /// and left to the reports that read it. A pass that cannot ready the recent days, or
+    /// find the first conversation, is tried again next time.
+    async fn ready_reports(&self, now: Millis) -> StoreResult<()> {
+        use std::sync::atomic::Ordering;
+        let window = crate::store::REPORTS_KEPT_READY_DAYS;
+        let today = now.div_euclid(DAY_MS);
+        let first = today - window + 1;
+        self.conversation_facts(first * DAY_MS, (today + 1) * DAY_MS).await?;
+        if self.older_days_readied.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Some(earliest) = self.first_paired_day().await? {
+            let mut last = first - 1;
+            while last >= earliest {
+                let from = (last - window + 1).max(earliest);
+                // A window that cannot be readied is left to the reports that read it
+                // (they build what they miss), not tried again every pass from the top.
+                if let Err(e) = self.conversation_facts(from * DAY_MS, (last + 1) * DAY_MS).await {
+                    tracing::warn!(error = %e, first_day = from, last_day = last, "could not ready older days of the reports' cache; a report over them builds them itself");
+                }
+                last = from - 1;
+            }
+        }
+        self.older_days_readied.store(true, Ordering::Relaxed);
+        Ok(())
+    }
 }

@@ -11,6 +11,8 @@
 //! - a room update is a `replace_one` filtered on the revision it was read at.
 //! - a guest's email and phone are `_id`s in `guest_contacts`.
 
+use async_trait::async_trait;
+
 use bson::doc;
 use futures_util::TryStreamExt;
 use mongodb::Collection;
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, is_duplicate_key, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
-use crate::store::{CallLog, Guest, Page, Room, RoomState, StoreError, StoreResult};
+use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
 
 #[derive(Serialize, Deserialize)]
 struct RoomDoc {
@@ -113,8 +115,11 @@ impl MongoStore {
             .map_err(unavailable)?;
         Ok(())
     }
+}
 
-    pub(super) async fn rooms_create(&self, room: Room) -> StoreResult<()> {
+#[async_trait]
+impl RoomStore for MongoStore {
+    async fn create_room(&self, room: Room) -> StoreResult<()> {
         let key = OpenRoomDoc {
             agent_id: room.agent_id.clone(),
             room_id: room.id.clone(),
@@ -133,7 +138,7 @@ impl MongoStore {
             else {
                 return Err(StoreError::Conflict);
             };
-            match self.rooms_get(&held.room_id).await {
+            match self.room(&held.room_id).await {
                 Ok(r) if r.state == RoomState::Open => return Err(StoreError::Conflict),
                 Err(StoreError::NotFound) if key.created_at - held.created_at < IN_PROGRESS_MS => {
                     return Err(StoreError::Conflict);
@@ -173,12 +178,12 @@ impl MongoStore {
         Ok(())
     }
 
-    pub(super) async fn rooms_get(&self, id: &str) -> StoreResult<Room> {
+    async fn room(&self, id: &str) -> StoreResult<Room> {
         let found = self.rooms().find_one(doc! {"_id": id}).await.map_err(unavailable)?;
         found.map(|d| d.room).ok_or(StoreError::NotFound)
     }
 
-    pub(super) async fn rooms_open_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
+    async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
         let Some(held) = self
             .open_rooms()
             .find_one(doc! {"_id": agent_id})
@@ -187,15 +192,15 @@ impl MongoStore {
         else {
             return Ok(None);
         };
-        match self.rooms_get(&held.room_id).await {
+        match self.room(&held.room_id).await {
             Ok(room) if room.state == RoomState::Open => Ok(Some(room)),
             Ok(_) | Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    pub(super) async fn rooms_update(&self, mut room: Room) -> StoreResult<Room> {
-        let stored = self.rooms_get(&room.id).await?;
+    async fn update_room(&self, mut room: Room) -> StoreResult<Room> {
+        let stored = self.room(&room.id).await?;
         may_replace(&stored, &room)?;
         let read_at = revision(&room)?;
         room.revision += 1;
@@ -221,7 +226,7 @@ impl MongoStore {
         Ok(room)
     }
 
-    pub(super) async fn rooms_guest_for(&self, guest: Guest) -> StoreResult<Guest> {
+    async fn guest_for(&self, guest: Guest) -> StoreResult<Guest> {
         let keys = contact_keys(&guest);
         for _ in 0..3 {
             for key in &keys {
@@ -274,7 +279,7 @@ impl MongoStore {
         Err(StoreError::Conflict)
     }
 
-    pub(super) async fn rooms_save_call_log(&self, log: CallLog) -> StoreResult<()> {
+    async fn save_call_log(&self, log: CallLog) -> StoreResult<()> {
         let stored = CallLogDoc {
             id: log.id.clone(),
             agent_id: log.agent_id.clone(),
@@ -289,7 +294,7 @@ impl MongoStore {
         Ok(())
     }
 
-    pub(super) async fn rooms_call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
+    async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
         let query = match agent_id {
             Some(agent) => doc! {"agent_id": agent},
             None => doc! {},

@@ -72,7 +72,7 @@ fn passes(d: &Document, filter: &ConversationFilter) -> Option<(String, Millis)>
 }
 
 impl MongoStore {
-    /// [`Store::conversations`] with a text (see the module comment).
+    /// [`ArchiveStore::conversations`] with a text (see the module comment).
     pub(in crate::store::mongo) async fn search(
         &self,
         filter: &ConversationFilter,

@@ -1,11 +1,19 @@
-//! Sessions in the embedded store: one table by id, with an index by
+//! Accounts (by id, and a unique index by username) and sessions in the embedded store.
+//! Sessions: one table by id, with an index by
 //! account (revoking all of an account's sessions) and one by expiry (sweeping
 //! without reading every session). The three change together in one transaction.
 
+use async_trait::async_trait;
+
 use serde::{Deserialize, Serialize};
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{Millis, StoreError, StoreResult, StoredSession};
+use redb::ReadableTableMetadata;
+
+use super::{
+    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable,
+};
+use crate::store::record::AccountRecord;
+use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
 
 /// Session id (the SHA-256 of its token) → JSON [`SessionRec`].
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
@@ -48,8 +56,97 @@ fn remove(tx: &redb::WriteTransaction, id: &str) -> StoreResult<Option<SessionRe
     Ok(Some(rec))
 }
 
-impl EmbeddedStore {
-    pub(super) async fn insert_session(&self, session: StoredSession) -> StoreResult<()> {
+fn get_account<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str) -> StoreResult<Account> {
+    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+    Ok(decode::<AccountRecord>(guard.value())?.into())
+}
+
+#[async_trait]
+impl AccountStore for EmbeddedStore {
+    async fn create_account(&self, account: Account) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+            let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
+            if accounts.get(account.id.as_str()).map_err(unavailable)?.is_some()
+                || by_username
+                    .get(account.username.as_str())
+                    .map_err(unavailable)?
+                    .is_some()
+            {
+                return Err(StoreError::Conflict);
+            }
+            accounts
+                .insert(account.id.as_str(), encode(&AccountRecord::from(&account))?.as_slice())
+                .map_err(unavailable)?;
+            by_username
+                .insert(account.username.as_str(), account.id.as_str())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_account(&self, account: Account) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+            let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
+            if let Some(owner) = by_username.get(account.username.as_str()).map_err(unavailable)?
+                && owner.value() != account.id
+            {
+                return Err(StoreError::Conflict);
+            }
+            let old = get_account(&accounts, &account.id)?;
+            if old.username != account.username {
+                by_username.remove(old.username.as_str()).map_err(unavailable)?;
+                by_username
+                    .insert(account.username.as_str(), account.id.as_str())
+                    .map_err(unavailable)?;
+            }
+            accounts
+                .insert(account.id.as_str(), encode(&AccountRecord::from(&account))?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Account> {
+        let id = id.to_string();
+        self.read(move |tx| get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id))
+            .await
+    }
+
+    async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
+        let username = username.to_string();
+        self.read(move |tx| {
+            let by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
+            let id = by_username
+                .get(username.as_str())
+                .map_err(unavailable)?
+                .ok_or(StoreError::NotFound)?
+                .value()
+                .to_string();
+            get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id)
+        })
+        .await
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<Account>> {
+        self.read(|tx| {
+            let accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
+            let mut out: Vec<Account> = Vec::with_capacity(accounts.len().map_err(unavailable)? as usize);
+            for row in accounts.iter().map_err(unavailable)? {
+                let (_, value) = row.map_err(unavailable)?;
+                out.push(decode::<AccountRecord>(value.value())?.into());
+            }
+            // Oldest first, like the reference store's insertion order (ties by id).
+            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
         self.write(move |tx| {
             let mut sessions = tx.open_table(SESSIONS).map_err(unavailable)?;
             if sessions.get(session.id.as_str()).map_err(unavailable)?.is_some() {
@@ -75,7 +172,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn find_session(&self, id: &str) -> StoreResult<StoredSession> {
+    async fn session(&self, id: &str) -> StoreResult<StoredSession> {
         let id = id.to_string();
         self.read(move |tx| {
             let sessions = tx.open_table(SESSIONS).map_err(unavailable)?;
@@ -93,12 +190,12 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn remove_session(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_string();
         self.write(move |tx| Ok(remove(tx, &id)?.is_some())).await
     }
 
-    pub(super) async fn remove_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
+    async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
         let account_id = account_id.to_string();
         self.write(move |tx| {
             let ids: Vec<String> = {
@@ -123,7 +220,7 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn sweep_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
+    async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
         self.write(move |tx| {
             let expired: Vec<String> = {
                 let by_expiry = tx.open_table(SESSIONS_BY_EXPIRY).map_err(unavailable)?;

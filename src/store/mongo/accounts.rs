@@ -1,7 +1,10 @@
-//! Sessions in MongoDB: collection `sessions`, `_id` the SHA-256 of the
+//! Accounts and sessions in MongoDB. Accounts: collection `accounts`, `_id` the account id,
+//! a unique index on `username`. Sessions: collection `sessions`, `_id` the SHA-256 of the
 //! token. `expires_at` is a BSON date so a TTL index lets the server delete expired
 //! sessions itself (its monitor runs about once a minute, so a lookup still compares
 //! the expiry); an index on `account_id` serves revoking all of an account's sessions.
+
+use async_trait::async_trait;
 
 use bson::{DateTime, doc};
 use futures_util::TryStreamExt;
@@ -10,7 +13,8 @@ use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, conflict_or_unavailable, unavailable};
-use crate::store::{Millis, StoreError, StoreResult, StoredSession};
+use crate::store::record::AccountRecord;
+use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
 
 #[derive(Serialize, Deserialize)]
 struct SessionDoc {
@@ -45,8 +49,58 @@ impl MongoStore {
             .map_err(unavailable)?;
         Ok(())
     }
+}
 
-    pub(super) async fn insert_session(&self, session: StoredSession) -> StoreResult<()> {
+#[async_trait]
+impl AccountStore for MongoStore {
+    async fn create_account(&self, account: Account) -> StoreResult<()> {
+        self.accounts
+            .insert_one(AccountRecord::from(&account))
+            .await
+            .map_err(conflict_or_unavailable)?;
+        Ok(())
+    }
+
+    async fn update_account(&self, account: Account) -> StoreResult<()> {
+        let id = account.id.clone();
+        let result = self
+            .accounts
+            .replace_one(doc! {"_id": id}, AccountRecord::from(&account))
+            .await
+            .map_err(conflict_or_unavailable)?;
+        if result.matched_count == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Account> {
+        let found = self.accounts.find_one(doc! {"_id": id}).await.map_err(unavailable)?;
+        found.map(Account::from).ok_or(StoreError::NotFound)
+    }
+
+    async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
+        let found = self
+            .accounts
+            .find_one(doc! {"username": username})
+            .await
+            .map_err(unavailable)?;
+        found.map(Account::from).ok_or(StoreError::NotFound)
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<Account>> {
+        let cursor = self
+            .accounts
+            .find(doc! {})
+            .sort(doc! {"created_at": 1, "_id": 1})
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<AccountRecord> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok(docs.into_iter().map(Account::from).collect())
+    }
+
+    async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
         let doc = SessionDoc {
             id: session.id,
             account_id: session.account_id,
@@ -56,7 +110,7 @@ impl MongoStore {
         Ok(())
     }
 
-    pub(super) async fn find_session(&self, id: &str) -> StoreResult<StoredSession> {
+    async fn session(&self, id: &str) -> StoreResult<StoredSession> {
         let found = self
             .sessions()
             .find_one(doc! {"_id": id})
@@ -70,7 +124,7 @@ impl MongoStore {
         })
     }
 
-    pub(super) async fn remove_session(&self, id: &str) -> StoreResult<bool> {
+    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
         let result = self
             .sessions()
             .delete_one(doc! {"_id": id})
@@ -81,7 +135,7 @@ impl MongoStore {
 
     /// The account's sessions found, then deleted by id: a session opened in between (a
     /// sign-in with the new password) is neither reported nor deleted.
-    pub(super) async fn remove_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
+    async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
         let found: Vec<SessionDoc> = self
             .sessions()
             .find(doc! {"account_id": account_id})
@@ -100,7 +154,7 @@ impl MongoStore {
         Ok(ids)
     }
 
-    pub(super) async fn sweep_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
+    async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
         let result = self
             .sessions()
             .delete_many(doc! {"expires_at": {"$lte": DateTime::from_millis(now)}})

@@ -1,0 +1,115 @@
+//! Appointments customers book with a representative, and the writes that store their
+//! mails with them.
+
+use super::{Millis, OutboxMail, StoreResult};
+use async_trait::async_trait;
+
+/// Whether an appointment still holds its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStatus {
+    Booked,
+    Cancelled,
+}
+
+/// A booked (or cancelled) appointment. While `Booked`, it holds the key
+/// (`representative_id`, `start`): the store refuses a second booked appointment with the
+/// same key, which is what makes one of two simultaneous bookings of a slot win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appointment {
+    pub id: String,
+    pub start: Millis,
+    pub end: Millis,
+    /// The agent account that serves it.
+    pub representative_id: String,
+    pub category: Option<String>,
+    pub name: String,
+    pub email: String,
+    pub comment: String,
+    pub status: AppointmentStatus,
+    /// The SHA-256 (hex) of the cancel link's token; the token itself is never stored.
+    pub cancel_token_hash: String,
+    pub created_at: Millis,
+    pub cancelled_at: Option<Millis>,
+    /// The ICS `SEQUENCE`: 0 when booked, raised by each change (rescheduling, cancelling).
+    pub sequence: u32,
+    /// The customer's IANA time zone, as their browser gave it when booking (validated):
+    /// what their mails and pages show times in. `None` for bookings made without one.
+    pub customer_zone: Option<String>,
+    /// The customer's clock shows 12 hours (10:00 AM), as their browser's locale said when
+    /// booking: their mails give times as the booking page showed them. `false` (24 hours)
+    /// for bookings made without one.
+    pub customer_hour12: bool,
+    /// Why the customer cancelled, if they said.
+    pub cancel_reason: Option<String>,
+}
+
+/// What [`AppointmentStore::cancel_appointment`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancellation {
+    /// This call cancelled it; the appointment as it is now.
+    Cancelled(Appointment),
+    /// It was cancelled before; the appointment unchanged.
+    AlreadyCancelled(Appointment),
+}
+
+/// What [`AppointmentStore::reschedule_appointment_with_mail`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rescheduling {
+    /// This call moved it; the appointment as it is now.
+    Moved(Appointment),
+    /// It was cancelled or changed since it was read (another sequence); the appointment
+    /// as it is, unchanged. Nothing was written.
+    Changed(Appointment),
+}
+
+/// Booked appointments. The `_with_mail` writes store the appointment's mail in the
+/// same write as the booking decision they follow: the appointment owns that
+/// transaction (its slot key decides), the mail only rides along; they sit here so one
+/// backend file holds the whole decision.
+#[async_trait]
+pub trait AppointmentStore: Send + Sync {
+    /// Stores a new booked appointment. `Conflict` when its representative already has a
+    /// booked appointment starting at the same instant (or its id or token hash is
+    /// taken): decided by a unique key inside the store, so of any number of concurrent
+    /// bookings of one (representative, start) exactly one succeeds.
+    async fn book_appointment(&self, appointment: Appointment) -> StoreResult<()>;
+    /// One appointment by id; `NotFound` when absent.
+    async fn appointment(&self, id: &str) -> StoreResult<Appointment>;
+    /// The appointment whose cancel token hashes to `token_hash`; `NotFound` when none.
+    async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment>;
+    /// Cancels a booked appointment at `at` (its slot is free again, its sequence raised);
+    /// a cancelled one is left as it is. `NotFound` when absent.
+    async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation>;
+    /// Appointments (booked and cancelled) starting in `[from, to)`, of one representative
+    /// when given, by start then id.
+    async fn appointments(
+        &self,
+        from: Millis,
+        to: Millis,
+        representative: Option<&str>,
+    ) -> StoreResult<Vec<Appointment>>;
+    /// [`AppointmentStore::book_appointment`] and the confirmation `mail` as one write: when the
+    /// booking is refused (`Conflict`) no mail stays; when it succeeds the mail is stored.
+    async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()>;
+    /// [`AppointmentStore::cancel_appointment`] and the cancellation `mail` as one write: the mail is
+    /// stored only when this call cancelled (`Cancellation::Cancelled`), and so is the
+    /// customer's `reason`.
+    async fn cancel_appointment_with_mail(
+        &self,
+        id: &str,
+        at: Millis,
+        reason: Option<String>,
+        mail: OutboxMail,
+    ) -> StoreResult<Cancellation>;
+    /// Moves a booked appointment to another slot, with its mail, as one decision:
+    /// `moved` is the appointment as read (same id, token, customer) with its new `start`,
+    /// `end` and `representative_id` and its `sequence` raised by one. It is moved only when
+    /// the stored one is still booked at `moved.sequence - 1` (else `Changed`, nothing
+    /// written), and only when the new (representative, start) is free (else `Conflict`,
+    /// nothing written): the old slot is freed and the new one held in the same atomic
+    /// write, so there is no moment where both or neither is held, and of concurrent moves
+    /// to one slot exactly one succeeds. `mail` is stored only when it moved.
+    async fn reschedule_appointment_with_mail(&self, moved: Appointment, mail: OutboxMail)
+    -> StoreResult<Rescheduling>;
+}

@@ -1,0 +1,121 @@
+//! The in-memory store: the reference implementation of the storage contract,
+//! used by tests and by `STORE=memory` (nothing survives a restart).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::*;
+
+mod accounts;
+mod appointments;
+mod archive;
+mod canned;
+mod customers;
+mod desk;
+mod erasure;
+mod offline;
+mod outbox;
+mod ratings;
+mod reports;
+mod rooms;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    accounts: Vec<Account>,
+    categories: Vec<Category>,
+    /// In opening order; listings sort by paired time.
+    conversations: Vec<Conversation>,
+    /// Conversation id → index in `conversations`, so archiving a message costs O(1), not a scan.
+    by_id: HashMap<String, usize>,
+    /// Conversation id → its notes (in [`note_order`]): apart from `conversations`, as a
+    /// note is kept before its conversation's opening too.
+    notes: HashMap<String, Vec<ConversationNote>>,
+    // ---- sessions in the shared store ----
+    sessions: HashMap<String, StoredSession>,
+    // ---- rooms and 1-to-1 video ----
+    rooms: HashMap<String, Room>,
+    /// Agent id → their open room's id: the unique key "one open room per agent".
+    open_rooms: HashMap<String, String>,
+    guests: Vec<Guest>,
+    /// In order of first saving.
+    call_logs: Vec<CallLog>,
+    // ---- appointments ----
+    appointments: Vec<Appointment>,
+    // ---- appointment mail outbox ----
+    /// In order of writing.
+    mails: Vec<OutboxMail>,
+    // ---- desk settings ----
+    desk_settings: HashMap<String, String>,
+    // ---- canned replies and ratings ----
+    canned: Vec<CannedReply>,
+    /// Conversation id → its rating: the unique key "one rating per conversation".
+    ratings: HashMap<String, Rating>,
+    // ---- offline messages ----
+    offline: HashMap<String, OfflineMessage>,
+    // ---- a customer's data erased on request ----
+    /// Erased conversations' ids: nothing of them is archived again.
+    erased: std::collections::HashSet<String>,
+    erasures: Vec<ErasureRecord>,
+    // ---- the facts the reports read ----
+    /// Customers who left the line unserved, in arrival order, once by id.
+    abandoned: Vec<QueueAbandoned>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        // A poisoned lock means a panic mid-update elsewhere; the data is plain values, so go on.
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// Does the conversation `c` with `transfers` pass `filter`? Shared by backends that
+/// filter in process. The agent filter takes every agent who served it ([`served_by`]).
+/// The text is not read here: it needs the messages ([`search::matches`]).
+pub(crate) fn matches(
+    filter: &ConversationFilter,
+    c: &ConversationOpened,
+    transfers: &[ConversationTransferred],
+) -> bool {
+    filter
+        .category
+        .as_ref()
+        .is_none_or(|cat| c.category.as_ref() == Some(cat))
+        && filter.agent_id.as_ref().is_none_or(|a| served_by(c, transfers, a))
+        && filter.from.is_none_or(|from| c.paired_at >= from)
+        && filter.to.is_none_or(|to| c.paired_at < to)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// One page of sorted hits, and how many there were in all.
+fn one_page<T: Clone>(hits: Vec<&T>, page: Page) -> (Vec<T>, u64) {
+    let total = hits.len() as u64;
+    let items = hits
+        .into_iter()
+        .skip(page.offset as usize)
+        .take(page.limit as usize)
+        .cloned()
+        .collect();
+    (items, total)
+}

@@ -1,0 +1,111 @@
+//! Categories (in creation order) and the desk settings admins store, in MongoDB.
+
+use async_trait::async_trait;
+
+use super::*;
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct CategoryDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    name: String,
+    /// A UUIDv7 taken at creation: sorts in creation order (monotonic within a process).
+    order: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeskSettingDoc {
+    #[serde(rename = "_id")]
+    key: String,
+    value: String,
+}
+
+impl MongoStore {
+    fn desk_settings(&self) -> Collection<DeskSettingDoc> {
+        self.db.collection("desk_settings")
+    }
+}
+
+#[async_trait]
+impl DeskStore for MongoStore {
+    async fn categories(&self) -> StoreResult<Vec<Category>> {
+        let cursor = self
+            .categories
+            .find(doc! {})
+            .sort(doc! {"order": 1, "_id": 1})
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<CategoryDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok(docs.into_iter().map(|c| Category { id: c.id, name: c.name }).collect())
+    }
+
+    async fn create_category(&self, category: Category) -> StoreResult<()> {
+        let doc = CategoryDoc {
+            id: category.id,
+            name: category.name,
+            order: uuid::Uuid::now_v7().to_string(),
+        };
+        self.categories.insert_one(doc).await.map_err(conflict_or_unavailable)?;
+        Ok(())
+    }
+
+    async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {
+        let result = self
+            .categories
+            .update_one(doc! {"_id": id}, doc! {"$set": {"name": name}})
+            .await
+            .map_err(unavailable)?;
+        if result.matched_count == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn delete_category(&self, id: &str) -> StoreResult<()> {
+        let result = self
+            .categories
+            .delete_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?;
+        if result.deleted_count == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .desk_settings()
+            .find_one(doc! {"_id": key})
+            .await
+            .map_err(unavailable)?
+            .map(|d| d.value))
+    }
+
+    async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
+        match value {
+            Some(value) => {
+                self.desk_settings()
+                    .replace_one(
+                        doc! {"_id": key},
+                        DeskSettingDoc {
+                            key: key.to_string(),
+                            value,
+                        },
+                    )
+                    .upsert(true)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            None => {
+                self.desk_settings()
+                    .delete_one(doc! {"_id": key})
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+}
