@@ -65,7 +65,7 @@ impl BuddyEvent {
     /// Whether sending this event after Redis lost its data could count a connection
     /// twice: a close the restored list may hold already, or a claim of an earlier
     /// restore. The node's claim of the new one counts its connections as they are instead
-    /// (`hub::cluster_outbox` drops these from the own calls kept through the outage).
+    /// (`hub::cluster::outbox` drops these from the own calls kept through the outage).
     pub(crate) fn is_squared_by_a_claim(&self) -> bool {
         matches!(
             self,

@@ -12,8 +12,8 @@
 //!   re-reads its chats' logs).
 //!
 //! Nothing here holds state the hub reads: every reply is a command on the hub's channel.
-//! The follower and the subscriber are in `cluster_follower.rs`; the router's part in a
-//! re-assertion in `cluster_reassert.rs`.
+//! The follower and the subscriber are in `follower.rs`; the router's part in a
+//! re-assertion in `reassert.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -222,7 +222,7 @@ async fn router(
     // How many fences this router has told the hub of (see `Link::calls`).
     let mut fences: u64 = 0;
     // This node's own calls Redis did not take, sent in order when it answers again
-    // (`hub::cluster_outbox`); own buddy events are named `<once>:<n>` so each is recorded once.
+    // (`hub::cluster::outbox`); own buddy events are named `<once>:<n>` so each is recorded once.
     let mut own: OwnCalls<OwnCall> = OwnCalls::new(OWN_CALLS_CAPACITY);
     let (once, mut own_events) = (uuid::Uuid::new_v4().simple().to_string(), 0u64);
     // The routing domain's id this node works under (`CLUSTER_ID_KEY`), read when it
@@ -1089,7 +1089,7 @@ impl Settle<'_> {
     }
 }
 
-/// Sends the own calls kept while Redis was away (see `hub::cluster_outbox`); `true`
+/// Sends the own calls kept while Redis was away (see `hub::cluster::outbox`); `true`
 /// when a script answered that this node is fenced: the caller suspends the node, and its
 /// next incarnation decides what becomes of the calls (`drop_own`, or sent after a
 /// re-assertion).

@@ -2,7 +2,7 @@
 //! holds people (`docs/cluster.md` §9, "Back empty: re-assertion"): telling a
 //! lost domain from a fence on rejoining, offering this node's replica, writing it back
 //! if it is the longest, claiming this node's people, and waiting for the restore.
-//! Split out of `cluster_link.rs`, whose tasks call these (this module imports nothing
+//! Split out of `link.rs`, whose tasks call these (this module imports nothing
 //! of it); the scripts' adapter is `cluster::restore`.
 
 use std::time::Duration;

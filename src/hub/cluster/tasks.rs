@@ -1,5 +1,5 @@
-//! What the cluster link's tasks share: the router (`cluster_link`), the follower and the
-//! subscriber (`cluster_follower`) each hand the hub commands with [`tell`], pause
+//! What the cluster link's tasks share: the router (`link`), the follower and the
+//! subscriber (`follower`) each hand the hub commands with [`tell`], pause
 //! [`RETRY_PAUSE`] after a failed exchange with Redis, and read or write agents' display
 //! names under [`AGENT_NAMES_KEY`].
 

@@ -61,7 +61,7 @@ pub(crate) struct ClusterState {
     filling: HashSet<ChatId>,
     /// Messages that arrived past a gap, held until it is filled; at most a log's worth a chat.
     ahead: HashMap<ChatId, BTreeMap<u64, ChatLine>>,
-    /// How many fences this hub has handled (see `cluster_link::Link::calls`).
+    /// How many fences this hub has handled (see `cluster::link::Link::calls`).
     generation: u64,
     /// Joins this hub has sent: numbers each join's request id, which Redis keeps a minute
     /// to answer a *retry* of that join with its first reply. A second join on the same
@@ -76,7 +76,7 @@ pub(crate) struct ClusterState {
     pub(super) resuming: HashMap<ChatId, resume::PendingResume>,
     /// Customers whose `customer_resumed` this node sent and has not seen applied: their
     /// connection gets `resumed` only when the events stream applies it, so a refused
-    /// resume is never shown as resumed first (`cluster_resume`).
+    /// resume is never shown as resumed first (`cluster::resume`).
     pub(super) awaiting_resumed: HashMap<CustomerId, resume::AwaitingResumed>,
     /// Ended chats this node archives, waiting for the last read of their log before their
     /// closing (`chat::ClosingArchive`). Kept through a fence: the chats ended, and nobody
@@ -108,7 +108,7 @@ pub(crate) struct ClusterState {
     pub(super) inherited_waiting: HashSet<CustomerId>,
     /// Customers whose resume here Redis refused `unknown_customer`, oldest first, kept
     /// for the grace period: the first such refusal asks the page to resume again, a
-    /// second is final (`cluster_resume::resume_refused`).
+    /// second is final (`cluster::resume::resume_refused`).
     refused_unknown: VecDeque<(Instant, CustomerId)>,
 }
 
@@ -935,7 +935,7 @@ impl HubState {
     fn let_go_of_agent(&mut self, agent: &AgentId) {
         self.agents.remove(agent);
         // A chat this node archives stays: after a node's loss its reaper archives the
-        // lost customer's chat (`cluster_handover`), and must go on when the agent moves.
+        // lost customer's chat (`cluster::handover`), and must go on when the agent moves.
         let theirs: Vec<ChatId> = self
             .chats
             .iter()

@@ -120,7 +120,7 @@ impl HubState {
         let info = self.customers.get_mut(&customer).ok_or_else(expired)?;
         if self.cluster.is_some() && info.conn.is_none() {
             // Redis decides whether they are back here (their old node may still hold them):
-            // `resumed` goes out once it has (`cluster_resume`), never before a refusal.
+            // `resumed` goes out once it has (`cluster::resume`), never before a refusal.
             return self.resume_through_cluster(conn, customer, last_seq, taken_on);
         }
         let previous = info.conn.replace(conn);

@@ -12,7 +12,7 @@
 //! client a state that does not exist. A refusal closes the connection with 1013 and no
 //! `resumed`; a customer taken on from another node for the attempt is let go again.
 //!
-//! A customer whose node died or stalled is their reaper's (`cluster_handover`); if their
+//! A customer whose node died or stalled is their reaper's (`handover`); if their
 //! chat ends while they are away there, the reaper keeps what one node would show them
 //! under the customer's id (it never had their token), and a resume anywhere finds it.
 
@@ -73,7 +73,7 @@ pub(in crate::hub::service) struct AwaitingResumed {
 
 /// What a resume attempt took on here from another node, to be undone exactly if the
 /// attempt fails — and nothing more: a reaper that already archives the customer's chat
-/// (`cluster_handover`) keeps archiving it.
+/// (`handover`) keeps archiving it.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::hub::service) struct TakenOn {
     pub customer: CustomerId,
@@ -211,7 +211,7 @@ impl HubState {
             }
             // Let go of meanwhile (the attempt was undone): Redis holds them here all the
             // same, and the node they left let go of them on this very entry. So this node
-            // archives their chat from here, as a reaper does (`cluster_handover`): else
+            // archives their chat from here, as a reaper does (`handover`): else
             // what is said in it until they resume elsewhere is archived by nobody.
             if !self.customers.contains_key(&customer)
                 && let Some(chat) = self.routing.customer_chat(customer)

@@ -77,7 +77,7 @@ impl HubState {
     /// recorded seqs. Their resume tokens and agents' names are recorded again after it.
     /// Joins not yet in the stream may be lost with it: refused, to be tried again.
     /// The buddy list's replica goes with the routing one, and is restored with it
-    /// (`service::cluster_restored`).
+    /// (`service::cluster::restored`).
     pub(in crate::hub::service) fn cluster_data_lost(&mut self) {
         tracing::error!("Redis lost the cluster's data: re-asserting what this node's people hold");
         // The chats' logs went with it: what this node recorded is archived from here too.
