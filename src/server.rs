@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::Archive;
 use crate::archive::spool::Spool;
 use crate::auth::{Sessions, hash_password, random_token};
+use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::http::AppState;
-use crate::clock::now_ms;
 use crate::hub::Hub;
 use crate::store::{Account, Category, Role, SharedStore, StoreError};
 

@@ -15,11 +15,11 @@ use super::responses::Unavailable;
 use super::rooms::{AudienceKind, RoomToken, audience_kind, optional_email, optional_phone, token_at, update};
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::verify_password;
+use crate::clock::now_ms;
 use crate::core::room::{
     JoinBy, JoinFacts, JoinRefusal, check_join, count_wrong, is_locked, is_locked_for_all, refund_wrong,
     seat_held_by_other,
 };
-use crate::clock::now_ms;
 use crate::rooms::SeatRefused;
 use crate::rooms::token::PersonKind;
 use crate::store::{Audience, Guest, RoomState, StoreError};

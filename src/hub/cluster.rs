@@ -3,10 +3,10 @@
 //! `REDIS_URL` (`link::start`); it hands the hub commands and never the other way round
 //! but through the link's calls.
 
-/// The router (serialised calls to Redis) and the reaper's `node_lost` hook.
-pub mod link;
 /// The follower of the routing events and the chat channel's subscriber.
 mod follower;
+/// The router (serialised calls to Redis) and the reaper's `node_lost` hook.
+pub mod link;
 /// The outbox of the node's own calls while Redis does not answer.
 mod outbox;
 mod own_calls;

@@ -24,7 +24,6 @@ pub enum Outbound {
     Close(u16, &'static str),
 }
 
-
 /// What the sender of a chat message gets back once the message is durable. The
 /// connection it came from has the text, so it gets the compact `ack`; the sender's other
 /// connections (another tab or device) have not seen it, so they get the whole `message`.

@@ -65,8 +65,6 @@ const PASS_SPACING_FACTOR: u32 = 10;
 /// How often the gauges of /metrics are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The hub's clock is the crate's (re-exported: handlers and rooms read it from here).
-
 /// Who a connection speaks for, fixed when it registers.
 #[derive(Debug, Clone)]
 pub enum ConnRole {

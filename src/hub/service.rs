@@ -29,9 +29,9 @@ use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Rec
 use super::live_chat::{self, LiveChat};
 use super::transcript::{Author, Stamped, Transcript};
 use super::{CategoryNames, Command, ConnRole, SessionEnd, after};
-use crate::clock::now_ms;
 use crate::archive::Archive;
 use crate::auth::Sessions;
+use crate::clock::now_ms;
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;

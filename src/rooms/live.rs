@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::frames::{PeerView, RoomClientFrame, RoomServerFrame};
 use super::token::{PersonKind, RoomClaims};
-use crate::core::room::{Call, CallEnd, Ended, LiveRoom, Refusal, Seat};
 use crate::clock::now_ms;
+use crate::core::room::{Call, CallEnd, Ended, LiveRoom, Refusal, Seat};
 use crate::store::{CallLog, CallPeer, SharedStore};
 
 /// Commands waiting for the rooms task, at most. Each is small and handled in

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
 use crate::clock::now_ms;
+use crate::config::Settings;
 use crate::mail::Senders;
 use crate::store::{RoomState, SharedStore, StoreError, StoreResult};
 

@@ -37,8 +37,8 @@ use crate::config::Settings;
 use crate::http::AppState;
 use crate::http::listener::LingeringClose;
 use crate::hub::delivery::{ConnHandle, ConnId};
-use crate::hub::outbox::Relayed;
 use crate::hub::outbox::Outbox;
+use crate::hub::outbox::Relayed;
 use crate::hub::{ConnRole, FrameTaken, Hub, SessionEnd, close};
 use crate::protocol::{self, ClientFrame, ServerFrame};
 

@@ -6,11 +6,11 @@
 use uuid::Uuid;
 
 use super::desk::{BuddyChat, Roster, TRANSCRIPT_LIMIT, status_str};
+use crate::clock::now_ms;
 use crate::core::presence::{BuddyChatId, BuddyDecision, BuddyId, ChatEndReason, CloseReason, Status};
 use crate::hub::delivery::{Delivery, Outbound, Recipient};
 use crate::hub::service::HubState;
 use crate::hub::transcript::Transcript;
-use crate::clock::now_ms;
 use crate::hub::{Command, after};
 use crate::protocol::{InvitationRef, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};

@@ -13,7 +13,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Command;
 use super::reassert::{Periods, read_cluster_id, restored_after, wait_for_restore};
 use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
 use crate::cluster::chat_log::{self, NodeMessage};
@@ -22,6 +21,7 @@ use crate::cluster::restore;
 use crate::cluster::routing_events::{Followed, RoutingEvent, follow_blocking};
 use crate::cluster::routing_scripts::read_snapshot;
 use crate::core::routing::AgentId;
+use crate::hub::Command;
 
 /// Routing events handed to the hub per batch (one read per batch).
 const FOLLOW_BATCH: usize = 1_000;

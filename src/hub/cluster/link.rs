@@ -24,14 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::follower;
 use super::outbox::{self, OWN_CALLS_CAPACITY, OwnCall, RefusedJoin, Sent};
+use super::own_calls::OwnCalls;
 pub(crate) use super::reassert::Periods;
 pub(crate) use super::reassert::Reassert;
 use super::reassert::{Rejoin, after_the_buddy_claims, reassert_here, rejoined};
 use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
-use crate::hub::delivery::{ConnId, Recipient};
-use super::own_calls::OwnCalls;
-use crate::hub::transcript::{Author, Transcript};
-use crate::hub::{Command, RefusedCall};
 use crate::cluster::buddy_chat_log;
 use crate::cluster::buddy_line::BuddyLine;
 use crate::cluster::buddy_log;
@@ -42,6 +39,9 @@ use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
 use crate::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, RoutingError};
+use crate::hub::delivery::{ConnId, Recipient};
+use crate::hub::transcript::{Author, Transcript};
+use crate::hub::{Command, RefusedCall};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
 /// means Redis is slow or away; the hub then refuses with `cluster_unavailable` rather
@@ -750,9 +750,7 @@ async fn router(
                     ))),
                 };
                 match result {
-                    Err(e) if outbox::unanswered(&e) => {
-                        keep_own(&mut own, OwnCall::Buddy { event, process, once })
-                    }
+                    Err(e) if outbox::unanswered(&e) => keep_own(&mut own, OwnCall::Buddy { event, process, once }),
                     Err(ClusterRoutingError::Fenced) => {
                         suspended.get_or_insert_with(tokio::time::Instant::now);
                         keep_own(&mut own, OwnCall::Buddy { event, process, once });

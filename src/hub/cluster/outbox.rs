@@ -35,12 +35,12 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
-use crate::hub::buddy_events::BuddyEvent;
-use crate::hub::delivery::ConnId;
 use super::own_calls::OwnCalls;
 use crate::cluster::buddy_log;
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
+use crate::hub::buddy_events::BuddyEvent;
+use crate::hub::delivery::ConnId;
 
 /// Own calls kept at most while Redis does not answer. A node holds about 20,000
 /// connections (README); during one outage each may leave a disconnect and a grace

@@ -11,10 +11,10 @@ use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::Command;
 use crate::cluster::node::Cluster;
 use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
 use crate::cluster::{buddy_chat_log, restore};
+use crate::hub::Command;
 
 /// Pause between two looks at Redis while waiting (as the link's tasks pause after a failure).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);

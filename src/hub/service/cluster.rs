@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{AgentInfo, ChatLog, CustomerInfo, HubState, Token, close};
+use crate::clock::now_ms;
 use crate::cluster::buddy_line::BuddyLine;
 use crate::cluster::chat_log::{ChatLine, NodeMessage};
 use crate::cluster::replica::RoutingOp;
@@ -26,7 +27,6 @@ use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Dec
 use crate::hub::cluster::link::BuddyOutgoing;
 use crate::hub::cluster::link::{Link, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::clock::now_ms;
 use crate::protocol::ServerFrame;
 use crate::store::CustomerProfile;
 use crate::store::{Account, Category};

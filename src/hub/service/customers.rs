@@ -2,11 +2,11 @@
 //! ended while they were away), and what a joined customer sends in their chat.
 
 use super::{CustomerInfo, EndedVisit, HubState, Token, close, not_allowed, valid_name};
+use crate::clock::now_ms;
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::clock::now_ms;
 use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, ServerFrame};
 use crate::store::CustomerProfile;
 

@@ -5,10 +5,10 @@
 use uuid::Uuid;
 
 use super::{ChatLog, EndedVisit, HubState};
+use crate::clock::now_ms;
 use crate::cluster::resume_tokens;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, OfferId, Party, Removal};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::clock::now_ms;
 use crate::hub::{Command, after};
 use crate::protocol::{From, RatingOffer, ServerFrame};
 use crate::store::{

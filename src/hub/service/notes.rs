@@ -8,10 +8,10 @@
 use uuid::Uuid;
 
 use super::HubState;
-use crate::core::routing::{AgentId, ChatId};
-use crate::hub::delivery::{Outbound, Recipient, SenderCopy};
 use crate::clock::now_ms;
+use crate::core::routing::{AgentId, ChatId};
 use crate::hub::Command;
+use crate::hub::delivery::{Outbound, Recipient, SenderCopy};
 use crate::protocol::{NoteView, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationNote};
 

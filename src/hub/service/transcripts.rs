@@ -5,9 +5,9 @@
 //! always the asker's own (the frame names none), so nobody can ask for another's.
 
 use super::HubState;
+use crate::clock::now_ms;
 use crate::core::routing::{ChatId, CustomerId};
 use crate::hub::delivery::{ConnId, Outbound};
-use crate::clock::now_ms;
 use crate::protocol::ServerFrame;
 use crate::transcripts::{self, Refused, Requested};
 

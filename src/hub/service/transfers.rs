@@ -9,9 +9,9 @@
 //! the new agent may be on any of them.
 
 use super::{ChatLog, HubState};
+use crate::clock::now_ms;
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
 use crate::hub::delivery::Recipient;
-use crate::clock::now_ms;
 use crate::protocol::{EarlierAgent, From, ServerFrame, TransferAgent, TransferCategory, TransferNote};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationTransferred, EndReason, Side};
 

@@ -10,11 +10,11 @@ use uuid::Uuid;
 
 use super::super::HubState;
 use super::SENT_HERE_MAX;
+use crate::clock::now_ms;
 use crate::cluster::chat_log::{ChatLine, LOG_BOUND, NodeMessage};
 use crate::core::routing::{ChatId, Party};
 use crate::hub::cluster::link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
-use crate::clock::now_ms;
 use crate::hub::transcript::{Author, Stamped, Transcript};
 use crate::protocol::{From, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed};

@@ -16,8 +16,8 @@
 //! by id (the first wins), so one written before changes nothing.
 
 use super::super::{ChatLog, HubState};
-use crate::core::routing::{ChatId, CustomerId, Decision};
 use crate::clock::now_ms;
+use crate::core::routing::{ChatId, CustomerId, Decision};
 use crate::store::{ArchiveEvent, ConversationKind, ConversationOpened};
 
 impl HubState {

@@ -19,12 +19,12 @@
 use std::time::Duration;
 
 use super::super::{CustomerInfo, EndedVisit, HubState, close};
+use crate::clock::now_ms;
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::resume_tokens;
 use crate::core::routing::{ChatId, CustomerId};
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient};
-use crate::clock::now_ms;
 use crate::protocol::ServerFrame;
 
 /// Redis's answer to a resume with a token this node did not issue (`token_found`).
@@ -102,7 +102,12 @@ impl HubState {
     }
 
     /// A resume with a token this node does not know: ask Redis whose it is.
-    pub(in crate::hub::service) fn find_token(&self, conn: ConnId, token: &str, last_seq: u64) -> Result<(), (&'static str, String)> {
+    pub(in crate::hub::service) fn find_token(
+        &self,
+        conn: ConnId,
+        token: &str,
+        last_seq: u64,
+    ) -> Result<(), (&'static str, String)> {
         let call = RouterCall::FindToken {
             conn,
             token: token.to_string(),
@@ -123,7 +128,13 @@ impl HubState {
     /// The chat (`chat_id`) was recorded here up to `recorded`: the router reads its log once
     /// more before keeping the visit, and adds the lines after that seq
     /// (`RouterCall::RememberEndedVisit`).
-    pub(in crate::hub::service) fn share_ended_visit(&self, key: String, visit: &EndedVisit, chat_id: ChatId, recorded: u64) {
+    pub(in crate::hub::service) fn share_ended_visit(
+        &self,
+        key: String,
+        visit: &EndedVisit,
+        chat_id: ChatId,
+        recorded: u64,
+    ) {
         if self.cluster.is_none() {
             return;
         }
