@@ -16,6 +16,8 @@ pub mod readiness;
 // the manager's numbers over the archive
 pub mod reports;
 pub mod routing;
+// conversations beyond the live chat: statuses, reopen, snooze
+pub mod conversation;
 // chat opening hours per category, in the desk's zone
 pub mod opening_hours;
 // estimated wait from recent handle times

@@ -1,0 +1,352 @@
+//! A conversation beyond its live chat: its status, the agent whose list it is in, and what
+//! a message, a status change, a customer coming or going, or a snooze running out does to
+//! it. Pure: the caller passes the time and carries out what comes back.
+//!
+//! The live chat is one state of a conversation: `Open` with its customer present and its
+//! holder paired with them. The routing core still decides every live pairing (limits,
+//! FIFO, work conservation); this module only says *where* a returning customer should be
+//! routed ([`Route`]) and keeps what outlives the live chat.
+//!
+//! Invariants (checked by the property tests in `conversation/tests.rs`):
+//! - a conversation is in at most one agent's list (`holder` is one agent or none), and
+//!   only [`Conversation::assigned`] — a pairing the routing core made — changes who;
+//! - a refused event changes nothing;
+//! - a customer's message always leaves it `Open`; a snooze is always for a time after
+//!   it was set and no further than [`Rules::max_snooze_ms`];
+//! - a returning customer is preferred to their holder only within [`Rules::sticky_ms`]
+//!   of the holder's last turn in it, and never while another session of theirs is live
+//!   (a conversation has at most one live customer session);
+//! - `seq` is one gapless count across all the conversation's live sessions;
+//! - `reopens <= resolutions`: a reopen counts only a conversation that was resolved.
+//!
+//! What is absent on purpose: no capacity here. Only live conversations count against an
+//! agent's limit, and the routing core counts them; a conversation parked in a list costs
+//! its holder nothing.
+
+use super::routing::AgentId;
+
+/// Where a conversation stands for the desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Live, waiting for an agent, or left by its customer with the desk's turn to act.
+    Open,
+    /// Waiting on the customer: a message of theirs opens it again.
+    Pending,
+    /// Parked until `until` (ms since the epoch): then open again, to its holder's attention.
+    Snoozed { until: i64 },
+    /// Done: a message of the customer's opens it again (a reopen).
+    Resolved,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Pending => "pending",
+            Status::Snoozed { .. } => "snoozed",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// Who asks for a status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor<'a> {
+    /// An agent: only the holder may change the status.
+    Agent(&'a AgentId),
+    /// An admin: any conversation.
+    Admin,
+    /// The customer: only to end it (`Resolved`), as pressing "end" does.
+    Customer,
+}
+
+/// Why a status change or a message was refused (nothing changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The agent does not hold the conversation (and is not an admin).
+    NotYours,
+    /// A customer may only end (resolve) a conversation.
+    NotForCustomers,
+    /// A snooze until now or earlier.
+    SnoozeInPast,
+    /// A snooze further than [`Rules::max_snooze_ms`].
+    SnoozeTooFar,
+    /// A second live session of the customer while one is live.
+    AlreadyLive,
+}
+
+impl Refusal {
+    /// The wire's error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::NotYours => "not_your_conversation",
+            Refusal::NotForCustomers => "not_allowed",
+            Refusal::SnoozeInPast => "snooze_in_past",
+            Refusal::SnoozeTooFar => "snooze_too_far",
+            Refusal::AlreadyLive => "already_live",
+        }
+    }
+}
+
+/// The desk's settings these rules read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// How long after its holder's last turn a returning customer goes back to that holder
+    /// (when they can take a chat now) rather than into the line.
+    pub sticky_ms: i64,
+    /// How far ahead a snooze may be set.
+    pub max_snooze_ms: i64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            // A week: a customer who answers on Monday what was asked on Friday gets the
+            // same agent.
+            sticky_ms: 7 * 24 * 3600 * 1000,
+            // A year: further is a typo, not a plan.
+            max_snooze_ms: 365 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// Where a customer who comes back live to a conversation goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To this agent when they can take a chat now (connected, available, below their
+    /// limit), otherwise into the category's line like anyone new.
+    Prefer(AgentId),
+    /// Into the category's line.
+    Line,
+}
+
+/// What a status change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub from: Status,
+    pub to: Status,
+}
+
+/// A conversation's lasting state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    status: Status,
+    holder: Option<AgentId>,
+    /// When the holder last had their turn (was paired with it, wrote into it, set its
+    /// status): what the sticky preference counts from.
+    holder_turn_at: i64,
+    /// A live customer session is attached.
+    live: bool,
+    /// The highest `seq` stamped, over all live sessions.
+    last_seq: u64,
+    opened_at: i64,
+    resolved_at: Option<i64>,
+    resolutions: u32,
+    reopens: u32,
+}
+
+impl Conversation {
+    /// A conversation that starts now, waiting for an agent: a join, or an offline message.
+    pub fn new(now: i64) -> Self {
+        Self {
+            status: Status::Open,
+            holder: None,
+            holder_turn_at: now,
+            live: false,
+            last_seq: 0,
+            opened_at: now,
+            resolved_at: None,
+            resolutions: 0,
+            reopens: 0,
+        }
+    }
+
+    /// A conversation archived before conversations had statuses: it ended, so it is
+    /// resolved, held by the agent who had it last.
+    pub fn migrated(holder: Option<AgentId>, opened_at: i64, ended_at: i64, last_seq: u64) -> Self {
+        Self {
+            status: Status::Resolved,
+            holder,
+            holder_turn_at: ended_at,
+            live: false,
+            last_seq,
+            opened_at,
+            resolved_at: Some(ended_at),
+            resolutions: 1,
+            reopens: 0,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn holder(&self) -> Option<&AgentId> {
+        self.holder.as_ref()
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    pub fn resolutions(&self) -> u32 {
+        self.resolutions
+    }
+
+    pub fn reopens(&self) -> u32 {
+        self.reopens
+    }
+
+    /// From its opening to its last resolution, while it is resolved.
+    pub fn time_to_resolution(&self) -> Option<i64> {
+        match self.status {
+            Status::Resolved => self.resolved_at.map(|at| at - self.opened_at),
+            _ => None,
+        }
+    }
+
+    /// The routing core paired it with `agent` (a first pairing, a return, a transfer):
+    /// it is in their list from now on, and no longer in anyone else's.
+    pub fn assigned(&mut self, agent: AgentId, now: i64) {
+        self.holder = Some(agent);
+        self.holder_turn_at = now;
+    }
+
+    /// A live session of the customer attaches (a join into it, a return). Refused while one
+    /// is live: the adapter closes the older session first (a second tab takes over).
+    pub fn customer_arrived(&mut self) -> Result<(), Refusal> {
+        if self.live {
+            return Err(Refusal::AlreadyLive);
+        }
+        self.live = true;
+        Ok(())
+    }
+
+    /// The live session is gone for good (left the page and the grace period ran out, or
+    /// the customer ended it). The conversation stays as it is, in its holder's list: what
+    /// the agent writes meanwhile waits for the customer's return.
+    pub fn customer_left(&mut self) {
+        self.live = false;
+    }
+
+    /// Where a customer who comes back live should be routed; `None` when no routing is
+    /// needed (their holder is still paired with the live session).
+    pub fn route_on_return(&self, holder_paired: bool, now: i64, rules: &Rules) -> Option<Route> {
+        if holder_paired {
+            return None;
+        }
+        Some(match &self.holder {
+            Some(agent) if now - self.holder_turn_at <= rules.sticky_ms => Route::Prefer(agent.clone()),
+            _ => Route::Line,
+        })
+    }
+
+    /// The customer wrote into it: open again if it was not (a reopen when it was
+    /// resolved). Returns the change, if any.
+    pub fn customer_wrote(&mut self, seq: u64) -> Option<Change> {
+        self.stamp(seq);
+        let from = self.status;
+        if from == Status::Open {
+            return None;
+        }
+        if from == Status::Resolved {
+            self.reopens += 1;
+        }
+        self.status = Status::Open;
+        Some(Change { from, to: Status::Open })
+    }
+
+    /// An agent wrote into it. Only its holder may, live or not; the status stays (an agent
+    /// sets statuses on purpose, never as a side effect of a reply).
+    pub fn agent_wrote(&mut self, agent: &AgentId, seq: u64, now: i64) -> Result<(), Refusal> {
+        if self.holder.as_ref() != Some(agent) {
+            return Err(Refusal::NotYours);
+        }
+        self.stamp(seq);
+        self.holder_turn_at = now;
+        Ok(())
+    }
+
+    /// The next seq of the conversation, for whichever session stamps the next message.
+    pub fn next_seq(&self) -> u64 {
+        self.last_seq + 1
+    }
+
+    fn stamp(&mut self, seq: u64) {
+        debug_assert_eq!(seq, self.last_seq + 1, "seq is gapless across sessions");
+        self.last_seq = seq;
+    }
+
+    /// `by` sets the status to `to` at `now`. Setting the status it has is no change (`Ok(None)`).
+    pub fn set_status(&mut self, by: Actor, to: Status, now: i64, rules: &Rules) -> Result<Option<Change>, Refusal> {
+        match by {
+            Actor::Admin => {}
+            Actor::Agent(agent) if self.holder.as_ref() == Some(agent) => {}
+            Actor::Agent(_) => return Err(Refusal::NotYours),
+            Actor::Customer if to == Status::Resolved => {}
+            Actor::Customer => return Err(Refusal::NotForCustomers),
+        }
+        if let Status::Snoozed { until } = to {
+            if until <= now {
+                return Err(Refusal::SnoozeInPast);
+            }
+            if until - now > rules.max_snooze_ms {
+                return Err(Refusal::SnoozeTooFar);
+            }
+        }
+        if let Actor::Agent(_) = by {
+            self.holder_turn_at = now;
+        }
+        let from = self.status;
+        if from == to {
+            return Ok(None);
+        }
+        self.status = to;
+        if to == Status::Resolved {
+            self.resolutions += 1;
+            self.resolved_at = Some(now);
+        }
+        Ok(Some(Change { from, to }))
+    }
+
+    /// The clock reached `now`: a snooze that ran out opens the conversation again, to its
+    /// holder's attention (returned; `None` holder: the unassigned list's).
+    pub fn tick(&mut self, now: i64) -> Option<Woken> {
+        match self.status {
+            Status::Snoozed { until } if until <= now => {
+                self.status = Status::Open;
+                Some(Woken {
+                    change: Change {
+                        from: Status::Snoozed { until },
+                        to: Status::Open,
+                    },
+                    attention: self.holder.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// When [`Conversation::tick`] next has something to do.
+    pub fn wakes_at(&self) -> Option<i64> {
+        match self.status {
+            Status::Snoozed { until } => Some(until),
+            _ => None,
+        }
+    }
+}
+
+/// A snooze that ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Woken {
+    pub change: Change,
+    /// The agent to tell (their list shows it again, marked).
+    pub attention: Option<AgentId>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,286 @@
+//! Unit tests of each conversation rule, then property tests that drive random histories
+//! (pairings, messages from both sides, returns, status changes by anyone, snoozes, time
+//! passing) and check every invariant of the module after each step.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const HOUR: i64 = 3600 * 1000;
+
+fn ann() -> AgentId {
+    AgentId("ann".into())
+}
+
+fn bob() -> AgentId {
+    AgentId("bob".into())
+}
+
+fn held_by_ann(now: i64) -> Conversation {
+    let mut c = Conversation::new(now);
+    c.assigned(ann(), now);
+    c.customer_arrived().unwrap();
+    c
+}
+
+#[test]
+fn a_customer_message_reopens_a_resolved_conversation_and_counts_the_reopen() {
+    let rules = Rules::default();
+    let mut c = held_by_ann(0);
+    c.customer_wrote(1);
+    c.set_status(Actor::Agent(&ann()), Status::Resolved, 10, &rules)
+        .unwrap();
+    assert_eq!(c.time_to_resolution(), Some(10));
+    c.customer_left();
+
+    let change = c.customer_wrote(2).unwrap();
+    assert_eq!(change.from, Status::Resolved);
+    assert_eq!(c.status(), Status::Open);
+    assert_eq!((c.resolutions(), c.reopens()), (1, 1));
+    assert_eq!(c.time_to_resolution(), None, "not resolved now");
+}
+
+#[test]
+fn pending_and_snoozed_open_on_a_customer_message_without_counting_a_reopen() {
+    let rules = Rules::default();
+    for to in [Status::Pending, Status::Snoozed { until: 5 * HOUR }] {
+        let mut c = held_by_ann(0);
+        c.set_status(Actor::Agent(&ann()), to, 1, &rules).unwrap();
+        assert_eq!(c.customer_wrote(1).unwrap().to, Status::Open);
+        assert_eq!(c.reopens(), 0);
+    }
+}
+
+#[test]
+fn a_returning_customer_goes_back_to_their_agent_within_the_sticky_time_only() {
+    let rules = Rules {
+        sticky_ms: 2 * HOUR,
+        ..Rules::default()
+    };
+    let mut c = held_by_ann(0);
+    c.agent_wrote(&ann(), 1, HOUR).unwrap();
+    c.customer_left();
+    assert_eq!(c.route_on_return(false, 3 * HOUR, &rules), Some(Route::Prefer(ann())));
+    assert_eq!(c.route_on_return(false, 3 * HOUR + 1, &rules), Some(Route::Line));
+    assert_eq!(
+        c.route_on_return(true, 0, &rules),
+        None,
+        "still paired: nothing to route"
+    );
+    assert_eq!(
+        Conversation::new(0).route_on_return(false, 0, &rules),
+        Some(Route::Line)
+    );
+}
+
+#[test]
+fn only_the_holder_or_an_admin_changes_the_status_and_a_refusal_changes_nothing() {
+    let rules = Rules::default();
+    let mut c = held_by_ann(0);
+    let before = c.clone();
+    assert_eq!(
+        c.set_status(Actor::Agent(&bob()), Status::Resolved, 1, &rules),
+        Err(Refusal::NotYours)
+    );
+    assert_eq!(
+        c.set_status(Actor::Customer, Status::Pending, 1, &rules),
+        Err(Refusal::NotForCustomers)
+    );
+    assert_eq!(c.agent_wrote(&bob(), 1, 1), Err(Refusal::NotYours));
+    assert_eq!(c, before);
+    assert!(
+        c.set_status(Actor::Admin, Status::Pending, 1, &rules)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        c.set_status(Actor::Customer, Status::Resolved, 2, &rules)
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn a_snooze_in_the_past_or_absurdly_far_is_refused() {
+    let rules = Rules::default();
+    let mut c = held_by_ann(0);
+    let by = Actor::Agent(&ann());
+    let now = 100 * HOUR;
+    assert_eq!(
+        c.set_status(by, Status::Snoozed { until: now }, now, &rules),
+        Err(Refusal::SnoozeInPast)
+    );
+    let far = now + rules.max_snooze_ms + 1;
+    assert_eq!(
+        c.set_status(by, Status::Snoozed { until: far }, now, &rules),
+        Err(Refusal::SnoozeTooFar)
+    );
+    assert_eq!(c.status(), Status::Open);
+}
+
+#[test]
+fn a_snooze_that_runs_out_opens_the_conversation_to_its_holder() {
+    let rules = Rules::default();
+    let mut c = held_by_ann(0);
+    c.set_status(Actor::Agent(&ann()), Status::Snoozed { until: HOUR }, 0, &rules)
+        .unwrap();
+    assert_eq!(c.wakes_at(), Some(HOUR));
+    assert_eq!(c.tick(HOUR - 1), None);
+    let woken = c.tick(HOUR).unwrap();
+    assert_eq!(woken.attention, Some(ann()));
+    assert_eq!(c.status(), Status::Open);
+    assert_eq!(c.tick(2 * HOUR), None, "once");
+}
+
+#[test]
+fn a_second_live_session_is_refused_until_the_first_is_gone() {
+    let mut c = held_by_ann(0);
+    assert_eq!(c.customer_arrived(), Err(Refusal::AlreadyLive));
+    c.customer_left();
+    assert_eq!(c.customer_arrived(), Ok(()));
+}
+
+#[test]
+fn an_archived_conversation_from_before_statuses_is_resolved() {
+    let c = Conversation::migrated(Some(ann()), 10, 50, 7);
+    assert_eq!(c.status(), Status::Resolved);
+    assert_eq!(c.next_seq(), 8, "its seq goes on");
+    assert_eq!(c.time_to_resolution(), Some(40));
+}
+
+// ---- property tests ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Assign(usize),
+    Arrive,
+    Leave,
+    CustomerWrites,
+    AgentWrites(usize),
+    SetStatus { who: usize, to: u8, ahead: i64 },
+    Pass(i64),
+}
+
+/// Agent 0 and 1 are agents, 2 an admin, 3 the customer.
+fn actor(who: usize, agents: &[AgentId]) -> Actor<'_> {
+    match who {
+        0 | 1 => Actor::Agent(&agents[who]),
+        2 => Actor::Admin,
+        _ => Actor::Customer,
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..2usize).prop_map(Op::Assign),
+        Just(Op::Arrive),
+        Just(Op::Leave),
+        Just(Op::CustomerWrites),
+        (0..2usize).prop_map(Op::AgentWrites),
+        (0..4usize, 0..4u8, -HOUR..(400 * 24 * HOUR)).prop_map(|(who, to, ahead)| Op::SetStatus { who, to, ahead }),
+        (0..(10 * 24 * HOUR)).prop_map(Op::Pass),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_invariant_holds_over_random_histories(ops in proptest::collection::vec(op(), 1..80)) {
+        let rules = Rules { sticky_ms: 24 * HOUR, ..Rules::default() };
+        let agents = [ann(), bob()];
+        let mut now = 0;
+        let mut c = Conversation::new(now);
+        let mut seq = 0u64;
+        let mut turn_at: Option<(AgentId, i64)> = None;
+        for op in ops {
+            let before = c.clone();
+            let is_assign = matches!(op, Op::Assign(_));
+            match op {
+                Op::Assign(a) => {
+                    c.assigned(agents[a].clone(), now);
+                    turn_at = Some((agents[a].clone(), now));
+                    prop_assert_eq!(c.holder(), Some(&agents[a]));
+                }
+                Op::Arrive => {
+                    let result = c.customer_arrived();
+                    prop_assert_eq!(result.is_err(), before.is_live(), "one live session at most");
+                    if result.is_err() { prop_assert_eq!(&c, &before); }
+                }
+                Op::Leave => c.customer_left(),
+                Op::CustomerWrites => {
+                    seq += 1;
+                    c.customer_wrote(seq);
+                    prop_assert_eq!(c.status(), Status::Open);
+                    if before.status() == Status::Resolved {
+                        prop_assert_eq!(c.reopens(), before.reopens() + 1);
+                    }
+                }
+                Op::AgentWrites(a) => {
+                    let result = c.agent_wrote(&agents[a], seq + 1, now);
+                    prop_assert_eq!(result.is_ok(), before.holder() == Some(&agents[a]));
+                    match result {
+                        Ok(()) => { seq += 1; turn_at = Some((agents[a].clone(), now)); }
+                        Err(_) => prop_assert_eq!(&c, &before),
+                    }
+                    prop_assert_eq!(c.status(), before.status(), "a reply never changes the status");
+                }
+                Op::SetStatus { who, to, ahead } => {
+                    let to = match to {
+                        0 => Status::Open,
+                        1 => Status::Pending,
+                        2 => Status::Snoozed { until: now + ahead },
+                        _ => Status::Resolved,
+                    };
+                    let by = actor(who, &agents);
+                    match c.set_status(by, to, now, &rules) {
+                        Ok(_) => {
+                            prop_assert_eq!(c.status(), to);
+                            if let Status::Snoozed { until } = to {
+                                prop_assert!(until > now && until - now <= rules.max_snooze_ms);
+                            }
+                            if let Actor::Agent(a) = by {
+                                prop_assert_eq!(before.holder(), Some(a), "only the holder");
+                                turn_at = Some((a.clone(), now));
+                            }
+                            if let Actor::Customer = by { prop_assert_eq!(to, Status::Resolved); }
+                        }
+                        Err(_) => prop_assert_eq!(&c, &before),
+                    }
+                }
+                Op::Pass(ms) => {
+                    now += ms;
+                    let woken = c.tick(now);
+                    match before.status() {
+                        Status::Snoozed { until } if until <= now => {
+                            let woken = woken.expect("a snooze that ran out wakes");
+                            prop_assert_eq!(woken.attention.as_ref(), before.holder());
+                            prop_assert_eq!(c.status(), Status::Open);
+                        }
+                        _ => { prop_assert!(woken.is_none()); prop_assert_eq!(&c, &before); }
+                    }
+                }
+            }
+            // After every step.
+            prop_assert_eq!(c.last_seq(), seq, "seq gapless over every session");
+            prop_assert!(c.reopens() <= c.resolutions());
+            if !is_assign {
+                prop_assert_eq!(c.holder(), before.holder(), "only a pairing moves it between lists");
+            }
+            match c.route_on_return(false, now, &rules) {
+                Some(Route::Prefer(agent)) => {
+                    let (last, at) = turn_at.clone().expect("preferred only after a turn");
+                    prop_assert_eq!(Some(&agent), c.holder());
+                    prop_assert_eq!(&agent, &last);
+                    prop_assert!(now - at <= rules.sticky_ms);
+                }
+                Some(Route::Line) => {
+                    if let (Some(holder), Some((last, at))) = (c.holder(), turn_at.clone()) {
+                        prop_assert!(holder != &last || now - at > rules.sticky_ms);
+                    }
+                }
+                None => prop_assert!(false, "a return without a paired holder is routed"),
+            }
+        }
+    }
+}
