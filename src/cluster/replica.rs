@@ -33,6 +33,9 @@ pub enum RoutingOp {
         /// What the customer told about themselves, for whichever node archives their chat
         /// (JSON in the event's arguments; absent: nothing). The script ignores it.
         profile: crate::store::CustomerProfile,
+        /// The agent holding the conversation the customer returns to: paired at once
+        /// when they may take it (`Routing::join_preferring`).
+        preferred: Option<AgentId>,
     },
     Leave(CustomerId),
     CustomerDisconnected(CustomerId),
@@ -135,6 +138,7 @@ impl RoutingOp {
                 message: a.get(6).cloned().unwrap_or_default(),
                 // A profile that does not read back is dropped, not the event.
                 profile: a.get(7).and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default(),
+                preferred: a.get(8).filter(|p| !p.is_empty()).map(|p| AgentId(p.clone())),
             },
             "leave" => Self::Leave(customer(0)?),
             "customer_disconnected" => Self::CustomerDisconnected(customer(0)?),
@@ -203,6 +207,11 @@ impl RoutingOp {
         match self {
             Self::AddCategory(c) => core.add_category(c.clone())?,
             Self::RemoveCategory(c) => core.remove_category(c, out)?,
+            Self::Join {
+                category,
+                preferred: Some(preferred),
+                ..
+            } => return core.join_preferring(category, preferred, out).map(Some),
             Self::Join { category, .. } => return core.join(category, out).map(Some),
             Self::Leave(c) => core.leave(*c, out)?,
             Self::CustomerDisconnected(c) => core.customer_disconnected(*c, out)?,
@@ -277,6 +286,7 @@ impl RoutingOp {
                 token_key,
                 message,
                 profile,
+                preferred,
             } => redis
                 .join_with_token(
                     category,
@@ -286,6 +296,7 @@ impl RoutingOp {
                     (token_key, crate::cluster::resume_tokens::HELD_FOR),
                     message,
                     profile,
+                    preferred.as_ref(),
                 )
                 .await
                 .map(|(_, applied)| applied),
@@ -354,8 +365,11 @@ mod tests {
                 token_key: String::new(),
                 message: String::new(),
                 profile: Default::default(),
+                preferred: None,
             }
         );
+        let back = RoutingOp::from_event("join", &s(&["sales", "", "", "", "", "", "", "", "ann"]), &[]).unwrap();
+        assert!(matches!(back, RoutingOp::Join { preferred: Some(AgentId(a)), .. } if a == "ann"));
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());
         assert!(RoutingOp::from_event("nonsense", &[], &[]).is_err());
     }

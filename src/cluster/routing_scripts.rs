@@ -242,7 +242,8 @@ impl RedisRouting {
     /// the node can send it in a `welcome`. Empty `token_key`: none recorded.
     /// `message`, what the customer came about, rides in the event for the nodes that
     /// offer them to an agent, and so does `profile` (as JSON; none when empty) for the
-    /// node that archives their chat.
+    /// node that archives their chat. `preferred`: the agent holding the conversation the
+    /// customer returns to (the core's `join_preferring`).
     #[allow(clippy::too_many_arguments)]
     pub async fn join_with_token(
         &self,
@@ -253,8 +254,9 @@ impl RedisRouting {
         (token_key, token_ttl): (&str, std::time::Duration),
         message: &str,
         profile: &crate::store::CustomerProfile,
+        preferred: Option<&AgentId>,
     ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
-        if token_key.is_empty() && message.is_empty() && profile.is_empty() {
+        if token_key.is_empty() && message.is_empty() && profile.is_empty() && preferred.is_none() {
             return self.join_described(category, request, name, video).await;
         }
         let ms = u64::try_from(token_ttl.as_millis())
@@ -276,8 +278,20 @@ impl RedisRouting {
             &ms,
             message,
             &profile,
+            preferred.map_or("", |agent| agent.0.as_str()),
         ])
         .await
+    }
+
+    /// A customer returning to a conversation `preferred` holds joins `category`
+    /// (`Routing::join_preferring`).
+    pub async fn join_preferring(
+        &self,
+        category: &CategoryId,
+        preferred: &AgentId,
+    ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        self.join_with(&[&category.0, "", "", "", "", "", "", "", &preferred.0])
+            .await
     }
 
     async fn join_with(&self, args: &[&str]) -> Result<(CustomerId, Applied), ClusterRoutingError> {

@@ -616,6 +616,32 @@ impl Routing {
 
     /// A new customer joins `category`'s queue; paired at once when an agent is eligible.
     pub fn join(&mut self, category: &CategoryId, out: &mut Vec<Decision>) -> Result<CustomerId, RoutingError> {
+        self.admit(category, None, out)
+    }
+
+    /// A customer comes back to a conversation `preferred` holds (the sticky return): as
+    /// [`Routing::join`], but paired at once with `preferred` when they hold the category and
+    /// can take a chat now (connected, available, below their limit), whatever the
+    /// category's routing mode: they know the customer, and it is in their list. Otherwise
+    /// the customer waits in the line like anyone new.
+    ///
+    /// FIFO holds: an agent who holds the category and can take a chat has no connected
+    /// customer of it waiting for them (work conservation), so nobody is passed over.
+    pub fn join_preferring(
+        &mut self,
+        category: &CategoryId,
+        preferred: &AgentId,
+        out: &mut Vec<Decision>,
+    ) -> Result<CustomerId, RoutingError> {
+        self.admit(category, Some(preferred), out)
+    }
+
+    fn admit(
+        &mut self,
+        category: &CategoryId,
+        preferred: Option<&AgentId>,
+        out: &mut Vec<Decision>,
+    ) -> Result<CustomerId, RoutingError> {
         // The core's own id of the category: the customer's entries here and in what
         // their decisions feed (places, waits) share its one allocation.
         let Some((category, _)) = self.queues.get_key_value(category) else {
@@ -628,6 +654,16 @@ impl Routing {
         let id = CustomerId(self.next());
         let ticket = Ticket(self.next());
         self.enqueue(id, category.clone(), ticket, false, out);
+        let preferred = preferred.filter(|agent| {
+            self.agents
+                .get(*agent)
+                .is_some_and(|a| a.eligible() && a.categories.contains(&category))
+        });
+        if let Some(agent) = preferred
+            && self.may_pair()
+        {
+            self.pair(id, ticket, category.clone(), agent.clone(), out);
+        }
         self.route_category(&category, out);
         Ok(id)
     }

@@ -72,6 +72,8 @@ enum Op {
     TransferToCategory(usize, bool, usize),
     /// A customer's chat ended by its agent (`true`) or another, naming themselves.
     AgentEnds(usize, bool),
+    /// A customer returns to a conversation held by an agent (the sticky return).
+    JoinPreferring(usize, usize),
 }
 
 fn status(s: u8) -> AgentStatus {
@@ -87,6 +89,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(Op::AddCategory),
         1 => (0..3usize).prop_map(Op::RemoveCategory),
         6 => (0..3usize).prop_map(Op::Join),
+        3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         3 => any::<usize>().prop_map(Op::CustomerResume),
@@ -122,6 +125,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn offers_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..2usize).prop_map(Op::Join),
+        2 => (0..2usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         2 => any::<usize>().prop_map(Op::CustomerResume),
@@ -283,6 +287,17 @@ impl Harness {
             Op::Join(i) => {
                 let (result, out) = with_out(|out| core.join(&cat(CATEGORIES[i]), out));
                 let redis = node.join(&cat(CATEGORIES[i])).await;
+                if let (Ok(id), Ok((redis_id, _))) = (&result, &redis) {
+                    prop_assert_eq!(id, redis_id, "the two engines gave the new customer different ids");
+                    self.customers.push(*id);
+                    self.customer_holder.insert(*id, n);
+                }
+                (result.map(|_| out), from_redis(redis.map(|(_, applied)| applied))?)
+            }
+            Op::JoinPreferring(i, a) => {
+                let (category, preferred) = (cat(CATEGORIES[i]), agent(AGENTS[a]));
+                let (result, out) = with_out(|out| core.join_preferring(&category, &preferred, out));
+                let redis = node.join_preferring(&category, &preferred).await;
                 if let (Ok(id), Ok((redis_id, _))) = (&result, &redis) {
                     prop_assert_eq!(id, redis_id, "the two engines gave the new customer different ids");
                     self.customers.push(*id);

@@ -608,6 +608,7 @@ end
 -- a[2], optional: the caller's request id (see k_request).
 function T.join(node, a)
   local category, request = a[1], a[2]
+  if request == '' then request = nil end
   if request then
     local earlier = redis.call('GET', k_request(request))
     if earlier then return nil, nil, earlier end
@@ -625,6 +626,15 @@ function T.join(node, a)
     redis.call('SET', token_key, id, 'PX', token_ms)
   end
   enqueue_new(id, category, ticket, node)
+  -- a[9], optional: the agent holding the conversation the customer returns to, who gets
+  -- them at once when they hold the category and may take a chat now, in either routing
+  -- mode (the core's join_preferring).
+  local preferred = a[9]
+  if preferred and preferred ~= '' and eligible(preferred)
+      and redis.call('SISMEMBER', k_agent_cats(preferred), category) == 1 then
+    local allowed, counted = may_pair()
+    if allowed then pair(id, ticket, category, preferred, counted) end
+  end
   route_category(category)
   return nil, id
 end
@@ -980,7 +990,7 @@ local function run(name)
   local entry = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
     't', name, 'n', node, 'a', cjson.encode(args), 'd', decisions)
   local reply = { decisions, entry, extra or '' }
-  if name == 'join' and args[2] then
+  if name == 'join' and args[2] and args[2] ~= '' then
     redis.call('SET', k_request(args[2]), cjson.encode(reply), 'EX', REQUEST_TTL_SECONDS)
   end
   return reply

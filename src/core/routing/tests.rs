@@ -43,6 +43,47 @@ fn a_customer_is_paired_at_once_with_an_eligible_agent() {
 }
 
 #[test]
+fn a_returning_customer_goes_to_their_agent_when_they_can_take_a_chat_otherwise_to_the_line() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
+    // b is the least loaded and idle longest: a plain join would go to b.
+    out.clear();
+    let back = r.join_preferring(&cat("sales"), &agent("a"), &mut out).unwrap();
+    assert_eq!(
+        paired(&out),
+        vec![(back, agent("a"))],
+        "sticky: to the agent who had it"
+    );
+
+    // a is now full: the next return to a goes to whoever is free, like anyone new.
+    out.clear();
+    let next = r.join_preferring(&cat("sales"), &agent("a"), &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(next, agent("b"))]);
+    // Nobody is free: the returning customer waits at the end of the line.
+    let first = r.join(&cat("sales"), &mut out).unwrap();
+    let last = r.join_preferring(&cat("sales"), &agent("a"), &mut out).unwrap();
+    assert_eq!((r.place(first), r.place(last)), (Some(1), Some(2)));
+}
+
+#[test]
+fn a_sticky_return_in_offer_mode_is_paired_without_an_offer_and_never_to_an_agent_without_the_category() {
+    let mut r = routing(&["sales", "billing"]);
+    let mut out = vec![];
+    r.set_category_mode(&cat("sales"), RoutingMode::Offer, &mut out)
+        .unwrap();
+    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    out.clear();
+    let back = r.join_preferring(&cat("sales"), &agent("a"), &mut out).unwrap();
+    assert_eq!(paired(&out), vec![(back, agent("a"))]);
+    out.clear();
+    let elsewhere = r.join_preferring(&cat("billing"), &agent("a"), &mut out).unwrap();
+    assert!(paired(&out).is_empty());
+    assert_eq!(r.place(elsewhere), Some(1));
+}
+
+#[test]
 fn with_no_agent_customers_wait_in_order_and_places_move_up() {
     let mut r = routing(&["sales"]);
     let mut out = vec![];
@@ -749,6 +790,8 @@ enum Op {
     AddCategory(usize),
     RemoveCategory(usize),
     Join(usize),
+    /// A customer returns to a conversation held by an agent (the sticky return).
+    JoinPreferring(usize, usize),
     Leave(usize),
     CustomerDisconnect(usize),
     CustomerResume(usize),
@@ -793,6 +836,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(Op::AddCategory),
         1 => (0..3usize).prop_map(Op::RemoveCategory),
         6 => (0..3usize).prop_map(Op::Join),
+        3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         2 => any::<usize>().prop_map(Op::CustomerResume),
@@ -837,6 +881,8 @@ struct Harness {
     last_room: Option<Option<usize>>,
     /// Every offer made, with the agent it was made to.
     offers: Vec<(OfferId, AgentId)>,
+    /// The agent the last event's returning customer preferred (`JoinPreferring`).
+    preferred: Option<AgentId>,
 }
 
 impl Harness {
@@ -881,10 +927,16 @@ impl Harness {
             Op::SetPairingRoom(room) => Some(room.map(usize::from)),
             _ => None,
         };
+        self.preferred = None;
         match op.clone() {
             Op::AddCategory(i) => r.add_category(cat(CATEGORIES[i])),
             Op::RemoveCategory(i) => r.remove_category(&cat(CATEGORIES[i]), out),
             Op::Join(i) => r.join(&cat(CATEGORIES[i]), out).map(|c| self.customers.push(c)),
+            Op::JoinPreferring(i, a) => {
+                self.preferred = Some(agent(AGENTS[a]));
+                r.join_preferring(&cat(CATEGORIES[i]), &agent(AGENTS[a]), out)
+                    .map(|c| self.customers.push(c))
+            }
             Op::Leave(i) => r.leave(self.customer(i), out),
             Op::CustomerDisconnect(i) => r.customer_disconnected(self.customer(i), out),
             Op::CustomerResume(i) => r.customer_resumed(self.customer(i), out),
@@ -1026,8 +1078,11 @@ impl Harness {
                         assert!(chatting.insert(*customer), "customer paired while in a chat");
                         continue;
                     }
+                    // A returning customer goes to the agent they preferred at once, in
+                    // either mode; everyone else in offer mode only through an offer.
+                    let sticky = self.preferred.as_ref() == Some(agent) && !before.customers.contains_key(customer);
                     assert!(
-                        !after.offer_mode.contains(category),
+                        sticky || !after.offer_mode.contains(category),
                         "assigned in a category in offer mode"
                     );
                     assert!(

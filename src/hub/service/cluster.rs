@@ -481,6 +481,7 @@ impl HubState {
             token_key,
             message: first_message.unwrap_or_default(),
             profile,
+            preferred: None,
         };
         if !self.route(op, Some(conn)) {
             self.cluster_mut().pending_joins.remove(&conn);
