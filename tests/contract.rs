@@ -2389,6 +2389,185 @@ async fn with_mongo(test: impl AsyncFnOnce(&dyn Store)) {
     }
 }
 
+// ---------- conversations as the desk works them ----------
+
+fn record(id: &str, holder: Option<&str>, status: ConversationStatus, since: Millis) -> ConversationRecord {
+    ConversationRecord {
+        id: id.into(),
+        category: "sales".into(),
+        status,
+        snoozed_until: (status == ConversationStatus::Snoozed).then_some(since + 1000),
+        holder: holder.map(Into::into),
+        labels: vec![],
+        customer_keys: vec![format!("visitor:{id}")],
+        opened_at: since,
+        status_since: since,
+        resolved_at: None,
+        resolutions: 0,
+        reopens: 0,
+        version: 1,
+    }
+}
+
+fn record_ids(records: &[ConversationRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
+}
+
+/// A record is new at version 1 and changed only from the version just before: of two
+/// changes from one version, the second is refused, and what it would have written is not.
+async fn conversation_records_change_by_compare_and_set(store: &dyn Store) {
+    assert!(matches!(
+        store.conversation_record("c1").await,
+        Err(StoreError::NotFound)
+    ));
+    let mut c1 = record("c1", Some("ann"), ConversationStatus::Open, 10);
+    let mut late = c1.clone();
+    late.version = 2;
+    assert!(matches!(
+        store.put_conversation_record(&late).await,
+        Err(StoreError::NotFound)
+    ));
+    store.put_conversation_record(&c1).await.unwrap();
+    assert!(matches!(
+        store.put_conversation_record(&c1).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.conversation_record("c1").await.unwrap(), c1);
+
+    c1.version = 2;
+    c1.status = ConversationStatus::Pending;
+    let mut rival = c1.clone();
+    rival.status = ConversationStatus::Resolved;
+    store.put_conversation_record(&c1).await.unwrap();
+    assert!(matches!(
+        store.put_conversation_record(&rival).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.conversation_record("c1").await.unwrap().status,
+        ConversationStatus::Pending
+    );
+    c1.version = 5;
+    assert!(matches!(
+        store.put_conversation_record(&c1).await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+/// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting
+/// first; a change moves a conversation between inboxes (no stale index entry).
+async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
+    use ConversationStatus::*;
+    let mut a = record("a", Some("ann"), Open, 30);
+    a.labels = vec!["vip".into()];
+    let b = record("b", Some("ann"), Pending, 10);
+    let c = record("c", None, Open, 20);
+    let mut d = record("d", Some("bob"), Resolved, 5);
+    d.category = "billing".into();
+    for r in [&a, &b, &c, &d] {
+        store.put_conversation_record(r).await.unwrap();
+    }
+    let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
+        holder,
+        statuses,
+        category: None,
+        label: None,
+        limit: 50,
+    };
+    let ann = || Holder::Agent("ann".into());
+    assert_eq!(
+        record_ids(&store.inbox(&query(ann(), vec![])).await.unwrap()),
+        ["b", "a"]
+    );
+    assert_eq!(
+        record_ids(&store.inbox(&query(ann(), vec![Open])).await.unwrap()),
+        ["a"]
+    );
+    assert_eq!(
+        record_ids(&store.inbox(&query(Holder::Nobody, vec![])).await.unwrap()),
+        ["c"]
+    );
+    assert_eq!(
+        record_ids(&store.inbox(&query(Holder::Anyone, vec![Open, Pending])).await.unwrap()),
+        ["b", "c", "a"]
+    );
+    assert_eq!(
+        record_ids(&store.inbox(&query(Holder::Anyone, vec![])).await.unwrap()),
+        ["d", "b", "c", "a"]
+    );
+    let mut limited = query(Holder::Anyone, vec![]);
+    limited.limit = 2;
+    assert_eq!(record_ids(&store.inbox(&limited).await.unwrap()), ["d", "b"]);
+    let mut labelled = query(Holder::Anyone, vec![]);
+    labelled.label = Some("vip".into());
+    assert_eq!(record_ids(&store.inbox(&labelled).await.unwrap()), ["a"]);
+    let mut billing = query(Holder::Anyone, vec![]);
+    billing.category = Some("billing".into());
+    assert_eq!(record_ids(&store.inbox(&billing).await.unwrap()), ["d"]);
+
+    // Resolved and handed to bob: out of ann's open list, into bob's resolved one.
+    a.version = 2;
+    a.status = Resolved;
+    a.holder = Some("bob".into());
+    store.put_conversation_record(&a).await.unwrap();
+    assert_eq!(
+        record_ids(&store.inbox(&query(ann(), vec![Open])).await.unwrap()),
+        Vec::<&str>::new()
+    );
+    let bob = query(Holder::Agent("bob".into()), vec![Resolved]);
+    assert_eq!(record_ids(&store.inbox(&bob).await.unwrap()), ["d", "a"]);
+    // Open again: in the unresolved lists again.
+    a.version = 3;
+    a.status = Open;
+    store.put_conversation_record(&a).await.unwrap();
+    assert_eq!(
+        record_ids(&store.inbox(&query(Holder::Anyone, vec![Open])).await.unwrap()),
+        ["c", "a"]
+    );
+}
+
+/// A customer's conversations come newest first by any of their keys; snoozes come when
+/// due, and no longer once woken.
+async fn customers_conversations_and_due_snoozes(store: &dyn Store) {
+    use ConversationStatus::*;
+    let mut old = record("old", Some("ann"), Resolved, 10);
+    old.customer_keys = vec!["visitor:v1".into()];
+    let mut new = record("new", Some("ann"), Snoozed, 20);
+    new.customer_keys = vec!["visitor:v1".into(), "user:42".into()];
+    let other = record("other", None, Snoozed, 15);
+    for r in [&old, &new, &other] {
+        store.put_conversation_record(r).await.unwrap();
+    }
+    let of = |key: &'static str| async move { store.customer_conversation_records(key, 10).await.unwrap() };
+    assert_eq!(record_ids(&of("visitor:v1").await), ["new", "old"]);
+    assert_eq!(record_ids(&of("user:42").await), ["new"]);
+    assert!(of("visitor:nobody").await.is_empty());
+    assert_eq!(
+        record_ids(&store.customer_conversation_records("visitor:v1", 1).await.unwrap()),
+        ["new"]
+    );
+
+    // Snoozed until 1015 and 1020.
+    assert!(store.snoozes_due(1000, 10).await.unwrap().is_empty());
+    assert_eq!(record_ids(&store.snoozes_due(1015, 10).await.unwrap()), ["other"]);
+    assert_eq!(
+        record_ids(&store.snoozes_due(5000, 10).await.unwrap()),
+        ["other", "new"]
+    );
+    let mut woken = new.clone();
+    woken.version = 2;
+    woken.status = Open;
+    woken.snoozed_until = None;
+    woken.customer_keys = vec!["user:42".into()];
+    store.put_conversation_record(&woken).await.unwrap();
+    assert_eq!(record_ids(&store.snoozes_due(5000, 10).await.unwrap()), ["other"]);
+    assert_eq!(
+        record_ids(&of("visitor:v1").await),
+        ["old"],
+        "a key taken off is out of the index"
+    );
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -2896,6 +3075,10 @@ contract!(
     mails_are_finished_once_by_their_claimer,
     desk_settings_are_stored_replaced_and_removed,
     a_real_cancellation_revives_its_given_up_mail,
+    // conversations as the desk works them
+    conversation_records_change_by_compare_and_set,
+    inboxes_list_by_holder_status_category_and_label,
+    customers_conversations_and_due_snoozes,
     // canned replies and ratings
     canned_replies_are_kept_per_owner,
     canned_shortcuts_are_unique_per_owner,

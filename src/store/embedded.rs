@@ -86,6 +86,7 @@ mod message_log;
 mod background;
 // ---- canned replies and ratings ----
 mod canned;
+mod conversations;
 mod ratings;
 // ---- agents' notes on conversations ----
 mod notes;
@@ -389,6 +390,7 @@ impl EmbeddedStore {
                 outbox::create_tables(&tx)?;
                 desk::create_tables(&tx)?;
                 canned::create_tables(&tx)?;
+                conversations::create_tables(&tx)?;
                 ratings::create_tables(&tx)?;
                 offline::create_tables(&tx)?;
                 notes::create_tables(&tx)?;

@@ -28,6 +28,8 @@ mod accounts;
 mod desk;
 // ---- the conversation archive ----
 mod archive;
+// ---- conversations as the desk works them: status, holder, labels ----
+mod conversations;
 // ---- what customers tell about themselves, their transcripts ----
 mod customer;
 mod transcripts;
@@ -58,6 +60,10 @@ pub use accounts::{Account, AccountStore, Role, StoredSession};
 pub use desk::{Category, DeskStore};
 // ---- the conversation archive ----
 pub use archive::ArchiveStore;
+// ---- conversations as the desk works them: status, holder, labels ----
+pub use conversations::{
+    ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, longest_waiting_first,
+};
 // ---- what customers tell about themselves, their transcripts ----
 pub use customer::{CustomerKey, CustomerProfile, CustomerStore};
 pub use transcripts::CustomerTranscript;
@@ -344,6 +350,7 @@ pub trait Store:
     AccountStore
     + DeskStore
     + ArchiveStore
+    + ConversationStore
     + CustomerStore
     + RatingStore
     + RoomStore

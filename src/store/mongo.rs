@@ -142,6 +142,7 @@ mod reports;
 mod archive;
 // ---- canned replies and ratings ----
 mod canned;
+mod conversations;
 mod ratings;
 // ---- agents' notes on conversations ----
 mod notes;
@@ -346,6 +347,7 @@ impl MongoStore {
         self.create_appointment_indexes().await?;
         self.create_outbox_indexes().await?;
         self.create_canned_indexes().await?;
+        self.create_conversation_record_indexes().await?;
         self.create_offline_indexes().await?;
         self.create_note_indexes().await?;
         self.create_report_indexes().await?;

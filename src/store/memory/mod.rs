@@ -12,6 +12,7 @@ mod accounts;
 mod appointments;
 mod archive;
 mod canned;
+mod conversations;
 mod customers;
 mod desk;
 mod erasure;
@@ -37,6 +38,8 @@ struct Inner {
     /// Conversation id → its notes (in [`note_order`]): apart from `conversations`, as a
     /// note is kept before its conversation's opening too.
     notes: HashMap<String, Vec<ConversationNote>>,
+    /// Conversation id → its lasting state (status, holder, labels).
+    records: HashMap<String, ConversationRecord>,
     // ---- sessions in the shared store ----
     sessions: HashMap<String, StoredSession>,
     // ---- rooms and 1-to-1 video ----

@@ -1,0 +1,111 @@
+//! Conversations as the desk works them: each one's status, the agent whose list it is in,
+//! its labels and who its customer is, apart from the archive of what was said (the
+//! archive keeps lines; this keeps the state that changes).
+//!
+//! One record per conversation, named by the archive's conversation id and changed only
+//! by a compare-and-set on its `version`: two nodes (or an agent and a snooze running out)
+//! changing one conversation at once never overwrite each other; the loser reads again and
+//! decides again with `core::conversation`.
+
+use async_trait::async_trait;
+
+use super::{Millis, StoreResult};
+
+/// Where a conversation stands (`core::conversation::Status` without the snooze's time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    Open,
+    Pending,
+    Snoozed,
+    Resolved,
+}
+
+/// One conversation's lasting state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// The archive's conversation id (the live `chat_id`).
+    pub id: String,
+    pub category: String,
+    pub status: ConversationStatus,
+    /// Set exactly while `status` is `Snoozed`.
+    pub snoozed_until: Option<Millis>,
+    /// The agent (account id) whose list it is in; `None`: unassigned.
+    pub holder: Option<String>,
+    /// Label ids, each once, in the order they were added.
+    pub labels: Vec<String>,
+    /// Who the customer is, for finding their conversations: `visitor:<key>` and, when the
+    /// embedding site vouched for them, `user:<identifier>`. Never shown.
+    pub customer_keys: Vec<String>,
+    pub opened_at: Millis,
+    /// When it took its status: the inbox's "waiting longest" order.
+    pub status_since: Millis,
+    pub resolved_at: Option<Millis>,
+    pub resolutions: u32,
+    pub reopens: u32,
+    /// 1 when first stored, one more at each change.
+    pub version: u64,
+}
+
+/// Whose conversations an inbox lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Everyone's and nobody's ("all").
+    Anyone,
+    /// Nobody's ("unassigned").
+    Nobody,
+    /// One agent's ("mine").
+    Agent(String),
+}
+
+/// An inbox: which conversations, the longest waiting first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxQuery {
+    pub holder: Holder,
+    /// Empty: any status.
+    pub statuses: Vec<ConversationStatus>,
+    pub category: Option<String>,
+    pub label: Option<String>,
+    pub limit: usize,
+}
+
+impl InboxQuery {
+    /// Does `record` belong in this inbox?
+    pub fn matches(&self, record: &ConversationRecord) -> bool {
+        let holder = match &self.holder {
+            Holder::Anyone => true,
+            Holder::Nobody => record.holder.is_none(),
+            Holder::Agent(agent) => record.holder.as_deref() == Some(agent.as_str()),
+        };
+        holder
+            && (self.statuses.is_empty() || self.statuses.contains(&record.status))
+            && self.category.as_ref().is_none_or(|c| *c == record.category)
+            && self.label.as_ref().is_none_or(|l| record.labels.contains(l))
+    }
+}
+
+/// The inbox's order: who took their status first (waits longest), then by id.
+pub fn longest_waiting_first(a: &ConversationRecord, b: &ConversationRecord) -> std::cmp::Ordering {
+    (a.status_since, &a.id).cmp(&(b.status_since, &b.id))
+}
+
+/// Conversations' lasting state.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// One conversation's record; `NotFound` when it has none.
+    async fn conversation_record(&self, id: &str) -> StoreResult<ConversationRecord>;
+    /// Stores `record` as its `version`: version 1 is a new record (`Conflict` when one is
+    /// stored); a later version replaces the stored one only when that is the version just
+    /// before (`Conflict` when another change came first; `NotFound` when none is stored).
+    async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()>;
+    /// The conversations `query` asks for, longest waiting first, at most `query.limit`.
+    async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>>;
+    /// The conversations of the customer known by `customer_key`, newest first.
+    async fn customer_conversation_records(
+        &self,
+        customer_key: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversationRecord>>;
+    /// Snoozed conversations whose time has come by `now`, the earliest first.
+    async fn snoozes_due(&self, now: Millis, limit: usize) -> StoreResult<Vec<ConversationRecord>>;
+}

@@ -1,0 +1,228 @@
+//! Conversations' lasting state in the embedded store: one table by id, and the indexes
+//! changed in the same write transaction as the record: the customer's conversations
+//! (customer key, opened at, id), the snoozes by time (until, id), and the conversations
+//! not resolved (what inboxes mostly list; a list that asks for resolved ones walks all).
+
+use async_trait::async_trait;
+
+use serde::{Deserialize, Serialize};
+
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use crate::store::{
+    ConversationRecord, ConversationStatus, ConversationStore, InboxQuery, Millis, StoreError, StoreResult,
+    longest_waiting_first,
+};
+
+/// Conversation id → JSON [`Rec`].
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversation_records");
+/// (customer key, opened at, conversation id): a customer's conversations.
+const BY_CUSTOMER: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("conversation_records_by_customer");
+/// (snoozed until, conversation id): the snoozes, earliest first.
+const SNOOZES: TableDefinition<(i64, &str), ()> = TableDefinition::new("conversation_snoozes");
+/// Conversation id of each conversation not resolved.
+const UNRESOLVED: TableDefinition<&str, ()> = TableDefinition::new("conversation_records_unresolved");
+
+#[derive(Serialize, Deserialize)]
+struct Rec {
+    category: String,
+    status: ConversationStatus,
+    snoozed_until: Option<Millis>,
+    holder: Option<String>,
+    labels: Vec<String>,
+    customer_keys: Vec<String>,
+    opened_at: Millis,
+    status_since: Millis,
+    resolved_at: Option<Millis>,
+    resolutions: u32,
+    reopens: u32,
+    version: u64,
+}
+
+impl Rec {
+    fn of(r: &ConversationRecord) -> Self {
+        Self {
+            category: r.category.clone(),
+            status: r.status,
+            snoozed_until: r.snoozed_until,
+            holder: r.holder.clone(),
+            labels: r.labels.clone(),
+            customer_keys: r.customer_keys.clone(),
+            opened_at: r.opened_at,
+            status_since: r.status_since,
+            resolved_at: r.resolved_at,
+            resolutions: r.resolutions,
+            reopens: r.reopens,
+            version: r.version,
+        }
+    }
+
+    fn record(self, id: &str) -> ConversationRecord {
+        ConversationRecord {
+            id: id.to_string(),
+            category: self.category,
+            status: self.status,
+            snoozed_until: self.snoozed_until,
+            holder: self.holder,
+            labels: self.labels,
+            customer_keys: self.customer_keys,
+            opened_at: self.opened_at,
+            status_since: self.status_since,
+            resolved_at: self.resolved_at,
+            resolutions: self.resolutions,
+            reopens: self.reopens,
+            version: self.version,
+        }
+    }
+}
+
+/// Creates the tables in a new (or older) store file, at open.
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(RECORDS).map_err(unavailable)?;
+    tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
+    tx.open_table(SNOOZES).map_err(unavailable)?;
+    tx.open_table(UNRESOLVED).map_err(unavailable)?;
+    Ok(())
+}
+
+/// Reads the records of `ids` (those still there).
+fn records_of(
+    records: &impl ReadableTable<&'static str, &'static [u8]>,
+    ids: impl IntoIterator<Item = String>,
+) -> StoreResult<Vec<ConversationRecord>> {
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(rec) = records.get(id.as_str()).map_err(unavailable)? {
+            out.push(decode::<Rec>(rec.value())?.record(&id));
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl ConversationStore for EmbeddedStore {
+    async fn conversation_record(&self, id: &str) -> StoreResult<ConversationRecord> {
+        let id = id.to_string();
+        self.read(move |tx| {
+            let records = tx.open_table(RECORDS).map_err(unavailable)?;
+            records_of(&records, [id])?.pop().ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()> {
+        let record = record.clone();
+        self.write(move |tx| {
+            let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
+            let mut by_customer = tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
+            let mut snoozes = tx.open_table(SNOOZES).map_err(unavailable)?;
+            let mut unresolved = tx.open_table(UNRESOLVED).map_err(unavailable)?;
+            let id = record.id.as_str();
+            let stored = match records.get(id).map_err(unavailable)? {
+                Some(rec) => Some(decode::<Rec>(rec.value())?),
+                None => None,
+            };
+            match (&stored, record.version) {
+                (None, 1) => {}
+                (None, _) => return Err(StoreError::NotFound),
+                (Some(stored), version) if version > 1 && stored.version == version - 1 => {}
+                (Some(_), _) => return Err(StoreError::Conflict),
+            }
+            // Out of the indexes as it was, into them as it is.
+            if let Some(old) = &stored {
+                for key in &old.customer_keys {
+                    by_customer
+                        .remove((key.as_str(), old.opened_at, id))
+                        .map_err(unavailable)?;
+                }
+                if let Some(until) = old.snoozed_until {
+                    snoozes.remove((until, id)).map_err(unavailable)?;
+                }
+            }
+            for key in &record.customer_keys {
+                by_customer
+                    .insert((key.as_str(), record.opened_at, id), ())
+                    .map_err(unavailable)?;
+            }
+            if let (ConversationStatus::Snoozed, Some(until)) = (record.status, record.snoozed_until) {
+                snoozes.insert((until, id), ()).map_err(unavailable)?;
+            }
+            if record.status == ConversationStatus::Resolved {
+                unresolved.remove(id).map_err(unavailable)?;
+            } else {
+                unresolved.insert(id, ()).map_err(unavailable)?;
+            }
+            records
+                .insert(id, encode(&Rec::of(&record))?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
+        let query = query.clone();
+        self.read(move |tx| {
+            let records = tx.open_table(RECORDS).map_err(unavailable)?;
+            let wants_resolved = query.statuses.is_empty() || query.statuses.contains(&ConversationStatus::Resolved);
+            let mut out = if wants_resolved {
+                let mut all = Vec::new();
+                for row in records.iter().map_err(unavailable)? {
+                    let (id, rec) = row.map_err(unavailable)?;
+                    all.push(decode::<Rec>(rec.value())?.record(id.value()));
+                }
+                all
+            } else {
+                let unresolved = tx.open_table(UNRESOLVED).map_err(unavailable)?;
+                let mut ids = Vec::new();
+                for row in unresolved.iter().map_err(unavailable)? {
+                    ids.push(row.map_err(unavailable)?.0.value().to_string());
+                }
+                records_of(&records, ids)?
+            };
+            out.retain(|r| query.matches(r));
+            out.sort_by(longest_waiting_first);
+            out.truncate(query.limit);
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn customer_conversation_records(
+        &self,
+        customer_key: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversationRecord>> {
+        let key = customer_key.to_string();
+        self.read(move |tx| {
+            let records = tx.open_table(RECORDS).map_err(unavailable)?;
+            let by_customer = tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
+            let range = by_customer
+                .range((key.as_str(), i64::MIN, "")..=(key.as_str(), i64::MAX, "\u{10FFFF}"))
+                .map_err(unavailable)?;
+            let mut ids = Vec::new();
+            // Newest first: the range backwards.
+            for row in range.rev().take(limit) {
+                ids.push(row.map_err(unavailable)?.0.value().2.to_string());
+            }
+            records_of(&records, ids)
+        })
+        .await
+    }
+
+    async fn snoozes_due(&self, now: Millis, limit: usize) -> StoreResult<Vec<ConversationRecord>> {
+        self.read(move |tx| {
+            let records = tx.open_table(RECORDS).map_err(unavailable)?;
+            let snoozes = tx.open_table(SNOOZES).map_err(unavailable)?;
+            let mut ids = Vec::new();
+            for row in snoozes
+                .range((i64::MIN, "")..=(now, "\u{10FFFF}"))
+                .map_err(unavailable)?
+                .take(limit)
+            {
+                ids.push(row.map_err(unavailable)?.0.value().1.to_string());
+            }
+            records_of(&records, ids)
+        })
+        .await
+    }
+}

@@ -1,0 +1,208 @@
+//! Conversations' lasting state in MongoDB: collection `conversation_records`, `_id` the
+//! conversation's id. A change is a `replace_one` filtered on the version it replaces, so
+//! of two nodes changing one conversation at once, one wins and the other is told
+//! `Conflict`. Indexes serve the inbox (holder, status, status_since), a customer's
+//! conversations (customer_keys, opened_at) and the snoozes (status, snoozed_until).
+
+use async_trait::async_trait;
+
+use bson::{Document, doc};
+use futures_util::TryStreamExt;
+use mongodb::{Collection, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use super::{MongoStore, conflict_or_unavailable, unavailable};
+use crate::store::{
+    ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, Millis, StoreError, StoreResult,
+};
+
+#[derive(Serialize, Deserialize)]
+struct RecordDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    category: String,
+    status: ConversationStatus,
+    snoozed_until: Option<Millis>,
+    holder: Option<String>,
+    labels: Vec<String>,
+    customer_keys: Vec<String>,
+    opened_at: Millis,
+    status_since: Millis,
+    resolved_at: Option<Millis>,
+    resolutions: u32,
+    reopens: u32,
+    /// A BSON integer is signed: versions count up from 1, far below its end.
+    version: i64,
+}
+
+impl RecordDoc {
+    fn of(r: &ConversationRecord) -> StoreResult<Self> {
+        Ok(Self {
+            id: r.id.clone(),
+            category: r.category.clone(),
+            status: r.status,
+            snoozed_until: r.snoozed_until,
+            holder: r.holder.clone(),
+            labels: r.labels.clone(),
+            customer_keys: r.customer_keys.clone(),
+            opened_at: r.opened_at,
+            status_since: r.status_since,
+            resolved_at: r.resolved_at,
+            resolutions: r.resolutions,
+            reopens: r.reopens,
+            version: i64::try_from(r.version).map_err(|_| StoreError::Conflict)?,
+        })
+    }
+
+    fn record(self) -> ConversationRecord {
+        ConversationRecord {
+            id: self.id,
+            category: self.category,
+            status: self.status,
+            snoozed_until: self.snoozed_until,
+            holder: self.holder,
+            labels: self.labels,
+            customer_keys: self.customer_keys,
+            opened_at: self.opened_at,
+            status_since: self.status_since,
+            resolved_at: self.resolved_at,
+            resolutions: self.resolutions,
+            reopens: self.reopens,
+            version: u64::try_from(self.version).unwrap_or(0),
+        }
+    }
+}
+
+fn status_word(status: ConversationStatus) -> &'static str {
+    match status {
+        ConversationStatus::Open => "open",
+        ConversationStatus::Pending => "pending",
+        ConversationStatus::Snoozed => "snoozed",
+        ConversationStatus::Resolved => "resolved",
+    }
+}
+
+/// The filter of an inbox query (what `InboxQuery::matches` says, as MongoDB reads it).
+fn inbox_filter(query: &InboxQuery) -> Document {
+    let mut filter = Document::new();
+    match &query.holder {
+        Holder::Anyone => {}
+        Holder::Nobody => {
+            filter.insert("holder", bson::Bson::Null);
+        }
+        Holder::Agent(agent) => {
+            filter.insert("holder", agent.as_str());
+        }
+    }
+    if !query.statuses.is_empty() {
+        let statuses: Vec<&str> = query.statuses.iter().map(|s| status_word(*s)).collect();
+        filter.insert("status", doc! {"$in": statuses});
+    }
+    if let Some(category) = &query.category {
+        filter.insert("category", category.as_str());
+    }
+    if let Some(label) = &query.label {
+        filter.insert("labels", label.as_str());
+    }
+    filter
+}
+
+impl MongoStore {
+    fn records(&self) -> Collection<RecordDoc> {
+        self.db.collection("conversation_records")
+    }
+
+    pub(super) async fn create_conversation_record_indexes(&self) -> StoreResult<()> {
+        let indexes = [
+            doc! {"holder": 1, "status": 1, "status_since": 1},
+            doc! {"customer_keys": 1, "opened_at": -1},
+            doc! {"status": 1, "snoozed_until": 1},
+        ]
+        .map(|keys| IndexModel::builder().keys(keys).build());
+        self.records().create_indexes(indexes).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn find_records(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversationRecord>> {
+        let cursor = self
+            .records()
+            .find(filter)
+            .sort(sort)
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<RecordDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        Ok(docs.into_iter().map(RecordDoc::record).collect())
+    }
+}
+
+#[async_trait]
+impl ConversationStore for MongoStore {
+    async fn conversation_record(&self, id: &str) -> StoreResult<ConversationRecord> {
+        self.records()
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?
+            .map(RecordDoc::record)
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()> {
+        let document = RecordDoc::of(record)?;
+        if record.version <= 1 {
+            if record.version == 0 {
+                return Err(StoreError::Conflict);
+            }
+            self.records()
+                .insert_one(document)
+                .await
+                .map_err(conflict_or_unavailable)?;
+            return Ok(());
+        }
+        let replaced = self
+            .records()
+            .replace_one(doc! {"_id": &record.id, "version": document.version - 1}, document)
+            .await
+            .map_err(unavailable)?;
+        if replaced.matched_count == 1 {
+            return Ok(());
+        }
+        // Not the version before: another change came first, or there is none.
+        match self.conversation_record(&record.id).await {
+            Ok(_) => Err(StoreError::Conflict),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
+        self.find_records(inbox_filter(query), doc! {"status_since": 1, "_id": 1}, query.limit)
+            .await
+    }
+
+    async fn customer_conversation_records(
+        &self,
+        customer_key: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversationRecord>> {
+        self.find_records(
+            doc! {"customer_keys": customer_key},
+            doc! {"opened_at": -1, "_id": -1},
+            limit,
+        )
+        .await
+    }
+
+    async fn snoozes_due(&self, now: Millis, limit: usize) -> StoreResult<Vec<ConversationRecord>> {
+        self.find_records(
+            doc! {"status": "snoozed", "snoozed_until": {"$lte": now}},
+            doc! {"snoozed_until": 1, "_id": 1},
+            limit,
+        )
+        .await
+    }
+}
