@@ -20,10 +20,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::mails::message_id;
 use crate::config::Settings;
 use crate::core::mail_retry::{AfterFailure, RetryPolicy};
-use crate::mail::{Attachment, Outgoing, Sender};
+use crate::mail::{Outgoing, Sender};
 use crate::store::{
     AppointmentStatus, ConversationKind, EndReason, MailOutcome, MailPurpose, OutboxMail, SharedStore, StoreError,
 };
@@ -48,7 +47,6 @@ pub async fn run(store: SharedStore, mail: Arc<dyn Sender>, settings: Arc<Settin
         store,
         mail,
         node: settings.node_id.clone(),
-        organizer: super::mails::address_of(&settings.mail_from),
         lease: settings.outbox_lease,
         policy: RetryPolicy {
             first_ms: settings.outbox_retry_first.as_millis() as i64,
@@ -83,7 +81,6 @@ struct Worker {
     store: SharedStore,
     mail: Arc<dyn Sender>,
     node: String,
-    organizer: String,
     lease: Duration,
     policy: RetryPolicy,
     /// For transcript mails: the rating token's secret, the desk's name, zone and address.
@@ -129,23 +126,7 @@ impl Worker {
             // Else leave the claim to run out and look again then.
             return Ok(());
         }
-        let outgoing = Outgoing {
-            to: mail.to.clone(),
-            subject: mail.subject.clone(),
-            text: mail.text.clone(),
-            attachments: mail
-                .attachments
-                .iter()
-                .map(|a| Attachment {
-                    filename: a.filename.clone(),
-                    content_type: a.content_type.clone(),
-                    content: a.content.clone(),
-                })
-                .collect(),
-            html: None,
-            message_id: Some(message_id(&mail.id, &self.organizer)),
-        };
-        self.send(&mail, outgoing).await
+        self.send(&mail, Outgoing::queued(&mail)).await
     }
 
     /// Sends `outgoing`, the content of `mail`, and records how it went under the claim.
@@ -240,12 +221,10 @@ impl Worker {
         };
         let made = crate::transcripts::mail::make(&transcript, &desk, token.as_deref());
         Ok(Some(Outgoing {
-            to: mail.to.clone(),
             subject: made.subject,
             text: made.text,
-            attachments: vec![],
             html: Some(made.html),
-            message_id: Some(message_id(&mail.id, &self.organizer)),
+            ..Outgoing::queued(mail)
         }))
     }
 

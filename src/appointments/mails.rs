@@ -7,8 +7,8 @@
 //! invitation: `METHOD:REQUEST` when booked and again with a higher `SEQUENCE` when moved,
 //! `METHOD:CANCEL` with the same `UID` and the raised `SEQUENCE` when cancelled. A mail's id
 //! is derived from its appointment and purpose (and, for a move, the sequence it
-//! announces), so writing it twice is one mail and its `Message-ID` ([`message_id`]) never
-//! changes.
+//! announces), so writing it twice is one mail and its `Message-ID` (made from that id by
+//! `mail::compose`) never changes.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -78,16 +78,10 @@ pub fn announced_sequence(mail_id: &str) -> Option<u32> {
     mail_id.rsplit_once(".reschedule-")?.1.parse().ok()
 }
 
-/// The `Message-ID` (without angle brackets) of outbox mail `mail_id`, in the From
-/// address's domain as RFC 5322 advises.
-pub fn message_id(mail_id: &str, organizer: &str) -> String {
-    let domain = organizer.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
-    format!("{mail_id}@{domain}")
-}
-
-/// The ICS `UID` of an appointment: one for its whole life.
+/// The ICS `UID` of an appointment: one for its whole life, on the organizer's domain.
 pub fn uid(appointment_id: &str, organizer: &str) -> String {
-    message_id(&format!("appointment-{appointment_id}"), organizer)
+    let domain = organizer.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
+    format!("appointment-{appointment_id}@{domain}")
 }
 
 fn instant(ms: Millis) -> Timestamp {
@@ -415,7 +409,6 @@ mod tests {
             ics.contains("LOCATION:https://desk.example/manage.html?token=t"),
             "{ics}"
         );
-        assert_eq!(message_id(&mail.id, &desk.organizer), "a1.confirmation@example.org");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!
 //! Headers with non-ASCII words (the subject, display names) are RFC 2047 encoded by
 //! `lettre`; bodies are sent 7-bit, quoted-printable or base64, never as raw 8-bit bytes.
-//! Every mail has a `Message-ID` on the desk's own domain (the domain of `MAIL_FROM`).
+//! Every mail has a `Date` and a `Message-ID` on the desk's own domain (the domain of
+//! `MAIL_FROM`), its left side made from the mail's key (the outbox id, so every retry of a
+//! mail carries the same one) as the RFC 5322 dot-atom it must be.
 
 use lettre::Message;
 use lettre::message::header::ContentType;
@@ -22,15 +24,11 @@ pub fn compose(from: &Mailbox, outgoing: &Outgoing) -> Result<Message, SendError
         .to
         .parse()
         .map_err(|_| SendError(format!("{:?} is not a mail address", outgoing.to)))?;
-    let message_id = match &outgoing.message_id {
-        Some(id) => id.clone(),
-        None => format!("{}@{}", uuid::Uuid::new_v4().simple(), from.email.domain()),
-    };
     let builder = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(outgoing.subject.clone())
-        .message_id(Some(format!("<{message_id}>")));
+        .message_id(Some(message_id(from, outgoing.message_key.as_deref())));
     let text = SinglePart::plain(outgoing.text.clone());
     let alternative = |html: &String| {
         MultiPart::alternative()
@@ -49,6 +47,22 @@ pub fn compose(from: &Mailbox, outgoing: &Outgoing) -> Result<Message, SendError
         body = body.singlepart(LettreAttachment::new(file.filename.clone()).body(file.content.clone(), kind));
     }
     builder.multipart(body).map_err(unbuildable)
+}
+
+/// `<left@domain>`: `key` as a dot-atom (what is not `atext` separates atoms: an outbox id
+/// like `transcript:c1:0` is `transcript.c1.0`), or a fresh UUID, on `from`'s domain.
+fn message_id(from: &Mailbox, key: Option<&str>) -> String {
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let left = key
+        .map(|key| {
+            key.split(|c| !atext(c))
+                .filter(|atom| !atom.is_empty())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .filter(|left| !left.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    format!("<{left}@{}>", from.email.domain())
 }
 
 fn unbuildable(e: lettre::error::Error) -> SendError {
@@ -91,14 +105,57 @@ mod tests {
     }
 
     #[test]
-    fn a_mail_without_an_id_gets_one_on_the_desks_domain() {
+    fn a_mail_without_a_key_gets_a_message_id_on_the_desks_domain() {
         let made = raw(&mail("hello"));
         assert!(made.contains("@shop.example>"), "{made}");
-        let given = Outgoing {
-            message_id: Some("offline-1.desk@shop.example".into()),
-            ..mail("hi")
+        assert!(made.contains("\r\nDate: "), "{made}");
+    }
+
+    #[test]
+    fn a_key_is_the_message_ids_left_side_as_a_dot_atom() {
+        let id = |key: &str| {
+            let keyed = Outgoing {
+                message_key: Some(key.into()),
+                ..mail("hi")
+            };
+            let raw = raw(&keyed);
+            let at = raw.find("Message-ID: <").expect("a Message-ID") + "Message-ID: <".len();
+            raw[at..].split('>').next().unwrap().to_string()
         };
-        assert!(raw(&given).contains("Message-ID: <offline-1.desk@shop.example>"));
+        assert_eq!(id("offline-1.desk"), "offline-1.desk@shop.example");
+        assert_eq!(id("a1.confirmation"), "a1.confirmation@shop.example");
+        assert_eq!(id("transcript:c1:0"), "transcript.c1.0@shop.example");
+        assert_eq!(id(":a..b <c>@d:"), "a.b.c.d@shop.example");
+        assert!(id(":@:").ends_with("@shop.example") && id(":@:").len() > "@shop.example".len());
+    }
+
+    #[test]
+    fn a_line_break_in_a_subject_cannot_add_a_header() {
+        let sneaky = Outgoing {
+            subject: "Hi\r\nBcc: all@example.com".into(),
+            ..mail("x")
+        };
+        let raw = raw(&sneaky);
+        assert!(!raw.contains("\r\nBcc:"), "{raw}");
+        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert!(parsed.bcc().is_none(), "{raw}");
+    }
+
+    #[test]
+    fn what_is_built_reads_back_as_written() {
+        let both = Outgoing {
+            html: Some("<p>Grüße &amp; mehr</p>".into()),
+            ..mail("Liebe Grüße, Jürgen")
+        };
+        let raw = compose(&from(), &both).unwrap().formatted();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let sender = parsed.from().and_then(|f| f.first()).unwrap();
+        assert_eq!(sender.name(), Some("Kundendienst Köln"));
+        let to = parsed.to().and_then(|t| t.first()).unwrap();
+        assert_eq!(to.name(), Some("Jörg Müller"));
+        assert_eq!(parsed.subject(), Some("Grüße aus Köln"));
+        assert_eq!(parsed.body_text(0).unwrap().trim_end(), "Liebe Grüße, Jürgen");
+        assert_eq!(parsed.body_html(0).unwrap().trim_end(), "<p>Grüße &amp; mehr</p>");
     }
 
     #[test]

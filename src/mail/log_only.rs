@@ -27,7 +27,7 @@ impl Sender for LogOnly {
             to = %message.to,
             subject = %message.subject,
             text = %message.text,
-            message_id = message.message_id.as_deref().unwrap_or(""),
+            message_key = message.message_key.as_deref().unwrap_or(""),
             attachments = message.attachments.len(),
             "not configured to send {}; this is what would be sent",
             self.channel

@@ -75,12 +75,36 @@ pub struct Outgoing {
     pub text: String,
     /// Mail only: files sent beside the text (the calendar invitation).
     pub attachments: Vec<Attachment>,
-    /// Mail only: the `Message-ID` (without angle brackets), stable across retries of
-    /// one mail so a receiver that got it twice (a resend after a crash) can tell;
-    /// `None` lets the transport make one.
-    pub message_id: Option<String>,
+    /// Mail only: what names this mail across retries (its outbox id), so a receiver that
+    /// got it twice (a resend after a crash) can tell. [`compose`] makes it the left side
+    /// of the `Message-ID`, on the desk's domain; `None`: a fresh one.
+    pub message_key: Option<String>,
     /// Mail only: an HTML version of `text`, sent beside it as `multipart/alternative`.
     pub html: Option<String>,
+}
+
+impl Outgoing {
+    /// What outbox entry `mail` sends as stored (subject, text, files), named by its id.
+    /// Entries store what was said, never a rendered mail, so one written by any version
+    /// is built by today's [`compose`].
+    pub fn queued(mail: &OutboxMail) -> Self {
+        Outgoing {
+            to: mail.to.clone(),
+            subject: mail.subject.clone(),
+            text: mail.text.clone(),
+            attachments: mail
+                .attachments
+                .iter()
+                .map(|a| Attachment {
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    content: a.content.clone(),
+                })
+                .collect(),
+            message_key: Some(mail.id.clone()),
+            html: None,
+        }
+    }
 }
 
 /// A text file sent with a mail.

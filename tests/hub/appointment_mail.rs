@@ -213,6 +213,59 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_mail_with_umlauts_is_utf8_mime_from_the_desks_domain() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(|s| {
+        mail_settings(port)(s);
+        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+    })
+    .await;
+    let (status, body) = hub
+        .admin()
+        .await
+        .post(
+            "/api/admin/agents",
+            json!({"username": "juergen", "display_name": "Jürgen Weiß", "password": "agent-password",
+                   "categories": [], "max_chats": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let body = json!({"start": at(2, 11), "name": "Jörg Müller", "email": "joerg@example.com"});
+    let (status, booked) = book(&hub, body).await;
+    assert_eq!(status, 201, "{booked}");
+    let id = booked["id"].as_str().unwrap();
+
+    let raw = smtp.wait_for(1).await[0].clone();
+    assert_mime_utf8(&raw, "example.org");
+    let mail = parse(&raw);
+    assert_eq!(
+        (mail.from_name.as_str(), mail.from_address.as_str(), mail.to.as_str()),
+        ("Kundendienst Köln", "desk@example.org", "joerg@example.com")
+    );
+    assert_eq!(mail.message_id, format!("{id}.confirmation@example.org"));
+    assert!(
+        mail.subject.starts_with("Confirmed: Video call with Jürgen Weiß on "),
+        "{}",
+        mail.subject
+    );
+    assert!(
+        mail.text
+            .replace("\r\n", "\n")
+            .starts_with("Hello Jörg Müller,\n\nyour video call with Jürgen Weiß is booked.\n"),
+        "{}",
+        mail.text
+    );
+    assert_eq!(ics_value(&mail.calendar, "SUMMARY"), "Video call with Jürgen Weiß");
+    assert!(
+        mail.calendar.replace("\r\n ", "").contains("Jörg Müller"),
+        "{}",
+        mail.calendar
+    );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reschedule_is_mailed_once_as_the_same_event_with_a_higher_sequence() {
     let (smtp, hub) = berlin_desk().await;
     let day: Value = get_json(&hub, &format!("/api/appointments/slots?date={}", day_in(3))).await;

@@ -685,6 +685,9 @@ impl Drop for SmtpSink {
 /// `calendar_type` are empty when it has no text/calendar part.
 pub struct Mail {
     pub to: String,
+    /// The From display name, RFC 2047 decoded ("" without one).
+    pub from_name: String,
+    pub from_address: String,
     pub subject: String,
     pub message_id: String,
     pub text: String,
@@ -718,6 +721,7 @@ pub fn parse_mail(raw: &str) -> Mail {
         }
         None => Default::default(),
     };
+    let from = message.from().and_then(|f| f.first());
     Mail {
         to: message
             .to()
@@ -725,6 +729,8 @@ pub fn parse_mail(raw: &str) -> Mail {
             .and_then(|a| a.address())
             .unwrap_or_default()
             .to_string(),
+        from_name: from.and_then(|a| a.name()).unwrap_or_default().to_string(),
+        from_address: from.and_then(|a| a.address()).unwrap_or_default().to_string(),
         subject: message.subject().unwrap_or_default().to_string(),
         message_id: message.message_id().unwrap_or_default().to_string(),
         text: message.body_text(0).unwrap_or_default().to_string(),
@@ -732,6 +738,49 @@ pub fn parse_mail(raw: &str) -> Mail {
         calendar,
         calendar_type,
     }
+}
+
+/// Asserts what a mail client needs to read `raw` as it was written, checked on the parsed
+/// mail: `MIME-Version: 1.0`; every text part (plain, HTML, calendar) declared UTF-8; no
+/// raw 8-bit byte anywhere (non-ASCII headers RFC 2047 encoded, bodies transfer-encoded); a
+/// `Date`; and a `Message-ID` whose left side is an RFC 5322 dot-atom, on `domain` (the
+/// domain of `MAIL_FROM`).
+pub fn assert_mime_utf8(raw: &str, domain: &str) {
+    use mail_parser::MimeHeaders;
+    assert!(raw.is_ascii(), "a header or body sent as raw 8-bit bytes:\n{raw}");
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a parsable mail");
+    assert_eq!(
+        message.header_raw("MIME-Version").map(str::trim),
+        Some("1.0"),
+        "no MIME-Version: 1.0 in:\n{raw}"
+    );
+    assert!(message.date().is_some(), "no Date in:\n{raw}");
+    let mut text_parts = 0;
+    for part in &message.parts {
+        let Some(kind) = part.content_type() else { continue };
+        if kind.c_type.eq_ignore_ascii_case("text") {
+            text_parts += 1;
+            assert!(
+                kind.attribute("charset")
+                    .is_some_and(|c| c.eq_ignore_ascii_case("utf-8")),
+                "a text/{} part not declared UTF-8 in:\n{raw}",
+                kind.subtype().unwrap_or("")
+            );
+        }
+    }
+    assert!(text_parts > 0, "no text part in:\n{raw}");
+    let id = message.message_id().unwrap_or_default();
+    let (left, right) = id
+        .rsplit_once('@')
+        .unwrap_or_else(|| panic!("Message-ID {id:?} has no domain in:\n{raw}"));
+    assert_eq!(right, domain, "the Message-ID is not on the desk's domain in:\n{raw}");
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    assert!(
+        !left.is_empty() && left.split('.').all(|atom| !atom.is_empty() && atom.chars().all(atext)),
+        "the Message-ID's left side {left:?} is not a dot-atom in:\n{raw}"
+    );
 }
 
 // ---- appointments ----

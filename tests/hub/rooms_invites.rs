@@ -66,6 +66,39 @@ async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
 }
 
 #[tokio::test]
+async fn an_invitation_with_umlauts_is_utf8_mime_from_the_desks_domain() {
+    let smtp = SmtpSink::start(free_port()).await;
+    let hub = TestHub::with(|s| {
+        s.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port));
+        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+    })
+    .await;
+    let (ann, room) = agent_with_room(&hub, "ann", guest_room("Sprechstunde für Jörg Müller")).await;
+    let (status, sent) = ann
+        .post(
+            &format!("/api/rooms/{room}/invite"),
+            json!({"email": "joerg@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    let raw = smtp.wait_for(1).await[0].clone();
+    assert_mime_utf8(&raw, "example.org");
+    let mail = parse_mail(&raw);
+    assert_eq!(
+        (mail.from_name.as_str(), mail.to.as_str()),
+        ("Kundendienst Köln", "joerg@example.com")
+    );
+    assert_eq!(mail.subject, "Invitation: Sprechstunde für Jörg Müller");
+    assert!(
+        mail.text
+            .starts_with("ANN invites you to a video meeting: Sprechstunde für Jörg Müller"),
+        "{}",
+        mail.text
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn a_failing_sender_is_a_clear_error_for_the_agent() {
     // Nothing listens on this port: the mail server cannot be reached.
     let dead = free_port();

@@ -338,3 +338,61 @@ async fn the_transcript_is_signed_with_the_desks_name() {
     assert!(!mail.text.contains("Switchboard"), "{}", mail.text);
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcript_with_umlauts_is_utf8_mime_from_the_desks_domain() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(|s| {
+        transcript_settings(port)(s);
+        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        s.widget.title = "Kundendienst Köln".into();
+    })
+    .await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut joerg = hub
+        .customer_with(
+            "Jörg Müller",
+            json!({"email": "joerg@example.com", "zone": "Europe/Berlin"}),
+        )
+        .await;
+    let chat = joerg.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    joerg.send(json!({"type": "message", "text": "Grüße aus Köln"})).await;
+    joerg.next_of("ack").await;
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "Schöne Grüße zurück, Jörg — 5 € gutgeschrieben"}))
+        .await;
+    ann.next_of("ack").await;
+    assert_eq!(ask(&mut joerg, None).await["type"], "transcript_requested");
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    joerg.next_of("chat_ended").await;
+
+    let raw = smtp.wait_for(1).await[0].clone();
+    assert_mime_utf8(&raw, "example.org");
+    let mail = parse_mail(&raw);
+    assert_eq!(
+        (mail.from_name.as_str(), mail.from_address.as_str(), mail.to.as_str()),
+        ("Kundendienst Köln", "desk@example.org", "joerg@example.com")
+    );
+    assert!(mail.subject.starts_with("Your chat with ANN on "), "{}", mail.subject);
+    let text = mail.text.replace("\r\n", "\n");
+    assert!(
+        text.starts_with("Hello Jörg Müller, here is the transcript of your chat with ANN on "),
+        "{text}"
+    );
+    assert!(text.contains("] Jörg Müller: Grüße aus Köln\n"), "{text}");
+    assert!(
+        text.contains("] ANN: Schöne Grüße zurück, Jörg — 5 € gutgeschrieben\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("\n— Kundendienst Köln\n"), "{text}");
+    assert!(
+        mail.html.contains("<strong>Jörg Müller</strong>: <span"),
+        "{}",
+        mail.html
+    );
+    assert!(mail.html.contains(">Grüße aus Köln</span>"), "{}", mail.html);
+    assert!(mail.html.contains("<p>— Kundendienst Köln</p>"), "{}", mail.html);
+    drop(smtp);
+    hub.stop().await;
+}
