@@ -5,6 +5,8 @@ pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+// conversations beyond the live chat, kept by compare-and-set
+pub mod conversations;
 pub mod core;
 pub mod http;
 pub mod hub;

@@ -2398,6 +2398,7 @@ fn record(id: &str, holder: Option<&str>, status: ConversationStatus, since: Mil
         status,
         snoozed_until: (status == ConversationStatus::Snoozed).then_some(since + 1000),
         holder: holder.map(Into::into),
+        holder_turn_at: since,
         labels: vec![],
         customer_keys: vec![format!("visitor:{id}")],
         opened_at: since,

@@ -205,6 +205,25 @@ impl CannedStore for Small {
 }
 
 #[async_trait]
+impl ConversationStore for Small {
+    async fn conversation_record(&self, id: &str) -> StoreResult<ConversationRecord> {
+        self.inner.conversation_record(id).await
+    }
+    async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()> {
+        self.inner.put_conversation_record(record).await
+    }
+    async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
+        self.inner.inbox(query).await
+    }
+    async fn customer_conversation_records(&self, key: &str, limit: usize) -> StoreResult<Vec<ConversationRecord>> {
+        self.inner.customer_conversation_records(key, limit).await
+    }
+    async fn snoozes_due(&self, now: Millis, limit: usize) -> StoreResult<Vec<ConversationRecord>> {
+        self.inner.snoozes_due(now, limit).await
+    }
+}
+
+#[async_trait]
 impl RatingStore for Small {
     async fn rate_conversation(&self, id: &str, rating: Rating) -> StoreResult<()> {
         self.inner.rate_conversation(id, rating).await

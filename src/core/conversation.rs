@@ -127,6 +127,20 @@ pub struct Change {
     pub to: Status,
 }
 
+/// What of a conversation outlives its sessions (what a store keeps of it). The rest —
+/// whether a customer session is live, the last `seq` — the caller knows from the hub and
+/// the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub status: Status,
+    pub holder: Option<AgentId>,
+    pub holder_turn_at: i64,
+    pub opened_at: i64,
+    pub resolved_at: Option<i64>,
+    pub resolutions: u32,
+    pub reopens: u32,
+}
+
 /// A conversation's lasting state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
@@ -174,6 +188,34 @@ impl Conversation {
             resolved_at: Some(ended_at),
             resolutions: 1,
             reopens: 0,
+        }
+    }
+
+    /// The conversation as kept, with what the caller knows of its sessions.
+    pub fn from_kept(kept: Kept, live: bool, last_seq: u64) -> Self {
+        Self {
+            status: kept.status,
+            holder: kept.holder,
+            holder_turn_at: kept.holder_turn_at,
+            live,
+            last_seq,
+            opened_at: kept.opened_at,
+            resolved_at: kept.resolved_at,
+            resolutions: kept.resolutions,
+            reopens: kept.reopens,
+        }
+    }
+
+    /// What of it is kept between sessions.
+    pub fn kept(&self) -> Kept {
+        Kept {
+            status: self.status,
+            holder: self.holder.clone(),
+            holder_turn_at: self.holder_turn_at,
+            opened_at: self.opened_at,
+            resolved_at: self.resolved_at,
+            resolutions: self.resolutions,
+            reopens: self.reopens,
         }
     }
 

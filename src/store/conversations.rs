@@ -32,6 +32,8 @@ pub struct ConversationRecord {
     pub snoozed_until: Option<Millis>,
     /// The agent (account id) whose list it is in; `None`: unassigned.
     pub holder: Option<String>,
+    /// The holder's last turn in it: what the sticky return counts from.
+    pub holder_turn_at: Millis,
     /// Label ids, each once, in the order they were added.
     pub labels: Vec<String>,
     /// Who the customer is, for finding their conversations: `visitor:<key>` and, when the

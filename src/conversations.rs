@@ -1,0 +1,260 @@
+//! A conversation's lasting state, changed the same way from any node: read its record,
+//! let `core::conversation` decide, write the result back by compare-and-set on the
+//! record's version; when another change came first, decide again on what won. So an
+//! agent resolving and a snooze running out at once on two nodes each apply once, in some
+//! order, and neither is lost.
+
+use crate::core::conversation::{Conversation, Kept, Refusal, Rules, Status};
+use crate::core::routing::AgentId;
+use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
+
+/// How often a change is decided again after losing a race before it gives up: more is a
+/// conversation changed many times a second, which no person does.
+const ATTEMPTS: usize = 8;
+
+/// Why a change was not made.
+#[derive(Debug)]
+pub enum ConversationError {
+    /// The rules refused it; nothing changed.
+    Refused(Refusal),
+    /// No such conversation.
+    NotFound,
+    /// The store could not be read or written (or the change kept losing races).
+    Store(StoreError),
+}
+
+impl From<StoreError> for ConversationError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// Conversations' lasting state over a store. Cheap to clone.
+#[derive(Clone)]
+pub struct Conversations {
+    store: SharedStore,
+    rules: Rules,
+}
+
+impl Conversations {
+    pub fn new(store: SharedStore, rules: Rules) -> Self {
+        Self { store, rules }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Stores the record of a conversation that starts now, waiting for an agent; the one
+    /// stored when it has one already (a retried opening).
+    pub async fn open(
+        &self,
+        id: &str,
+        category: &str,
+        customer_keys: Vec<String>,
+        now: Millis,
+    ) -> Result<ConversationRecord, StoreError> {
+        let mut record = ConversationRecord {
+            id: id.to_string(),
+            category: category.to_string(),
+            status: ConversationStatus::Open,
+            snoozed_until: None,
+            holder: None,
+            holder_turn_at: now,
+            labels: Vec::new(),
+            customer_keys,
+            opened_at: now,
+            status_since: now,
+            resolved_at: None,
+            resolutions: 0,
+            reopens: 0,
+            version: 0,
+        };
+        write_back(&mut record, &Conversation::new(now), now);
+        match self.store.put_conversation_record(&record).await {
+            Ok(()) => Ok(record),
+            Err(StoreError::Conflict) => self.store.conversation_record(id).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies `decide` to conversation `id` as stored (`live` and `last_seq` are what the
+    /// caller knows of its sessions) and stores what it left, unless it refused. Returns
+    /// `decide`'s answer and the record as stored now.
+    pub async fn change<T>(
+        &self,
+        id: &str,
+        live: bool,
+        last_seq: u64,
+        now: Millis,
+        decide: impl Fn(&mut Conversation, &Rules) -> Result<T, Refusal>,
+    ) -> Result<(T, ConversationRecord), ConversationError> {
+        let mut lost = StoreError::Conflict;
+        for _ in 0..ATTEMPTS {
+            let mut record = self.store.conversation_record(id).await?;
+            let mut conversation = Conversation::from_kept(kept(&record), live, last_seq);
+            let answer = decide(&mut conversation, &self.rules).map_err(ConversationError::Refused)?;
+            if conversation.kept() == kept(&record) {
+                return Ok((answer, record));
+            }
+            write_back(&mut record, &conversation, now);
+            match self.store.put_conversation_record(&record).await {
+                Ok(()) => return Ok((answer, record)),
+                Err(StoreError::Conflict) => lost = StoreError::Conflict,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ConversationError::Store(lost))
+    }
+}
+
+/// The core's view of a stored record.
+fn kept(record: &ConversationRecord) -> Kept {
+    let status = match record.status {
+        ConversationStatus::Open => Status::Open,
+        ConversationStatus::Pending => Status::Pending,
+        // A snoozed record without its time is woken at once rather than parked forever.
+        ConversationStatus::Snoozed => Status::Snoozed {
+            until: record.snoozed_until.unwrap_or(Millis::MIN),
+        },
+        ConversationStatus::Resolved => Status::Resolved,
+    };
+    Kept {
+        status,
+        holder: record.holder.clone().map(AgentId),
+        holder_turn_at: record.holder_turn_at,
+        opened_at: record.opened_at,
+        resolved_at: record.resolved_at,
+        resolutions: record.resolutions,
+        reopens: record.reopens,
+    }
+}
+
+/// Writes what the core left into the record, as its next version.
+fn write_back(record: &mut ConversationRecord, conversation: &Conversation, now: Millis) {
+    let kept = conversation.kept();
+    let (status, snoozed_until) = match kept.status {
+        Status::Open => (ConversationStatus::Open, None),
+        Status::Pending => (ConversationStatus::Pending, None),
+        Status::Snoozed { until } => (ConversationStatus::Snoozed, Some(until)),
+        Status::Resolved => (ConversationStatus::Resolved, None),
+    };
+    if status != record.status || snoozed_until != record.snoozed_until {
+        record.status_since = now;
+    }
+    record.status = status;
+    record.snoozed_until = snoozed_until;
+    record.holder = kept.holder.map(|agent| agent.0);
+    record.holder_turn_at = kept.holder_turn_at;
+    record.opened_at = kept.opened_at;
+    record.resolved_at = kept.resolved_at;
+    record.resolutions = kept.resolutions;
+    record.reopens = kept.reopens;
+    record.version += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::conversation::Actor;
+    use crate::store::MemoryStore;
+
+    fn conversations() -> Conversations {
+        Conversations::new(Arc::new(MemoryStore::new()), Rules::default())
+    }
+
+    #[tokio::test]
+    async fn a_change_is_stored_as_the_next_version_and_a_refusal_stores_nothing() {
+        let c = conversations();
+        let opened = c.open("c1", "sales", vec!["visitor:v".into()], 10).await.unwrap();
+        assert_eq!((opened.version, opened.status), (1, ConversationStatus::Open));
+        assert_eq!(
+            c.open("c1", "sales", vec![], 99).await.unwrap(),
+            opened,
+            "a retried opening"
+        );
+
+        let ann = AgentId("ann".into());
+        let ((), held) = c
+            .change("c1", true, 0, 20, |conv, _| {
+                conv.assigned(ann.clone(), 20);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!((held.version, held.holder.as_deref()), (2, Some("ann")));
+
+        let refused = c
+            .change("c1", true, 0, 30, |conv, rules| {
+                conv.set_status(Actor::Agent(&AgentId("bob".into())), Status::Resolved, 30, rules)
+            })
+            .await;
+        assert!(matches!(refused, Err(ConversationError::Refused(Refusal::NotYours))));
+
+        let (_, snoozed) = c
+            .change("c1", false, 0, 40, |conv, rules| {
+                conv.set_status(Actor::Agent(&ann), Status::Snoozed { until: 1000 }, 40, rules)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                snoozed.version,
+                snoozed.status,
+                snoozed.snoozed_until,
+                snoozed.status_since
+            ),
+            (3, ConversationStatus::Snoozed, Some(1000), 40)
+        );
+        assert!(matches!(
+            c.change("nope", false, 0, 0, |_, _| Ok(())).await,
+            Err(ConversationError::NotFound)
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_at_once_each_apply_once() {
+        let c = conversations();
+        c.open("c1", "sales", vec![], 0).await.unwrap();
+        let ann = AgentId("ann".into());
+        c.change("c1", true, 0, 0, |conv, _| {
+            conv.assigned(ann.clone(), 0);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        c.change("c1", false, 0, 1, |conv, _| {
+            conv.set_status(Actor::Admin, Status::Resolved, 1, &Rules::default())
+        })
+        .await
+        .unwrap();
+        // Two customer messages and a resolve race: every one applies, each once.
+        let writes = (0..3).map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.change("c1", false, 0, 10 + i, |conv, rules| match i {
+                    2 => conv.set_status(Actor::Admin, Status::Resolved, 12, rules).map(|_| ()),
+                    _ => {
+                        conv.customer_wrote(conv.next_seq());
+                        Ok(())
+                    }
+                })
+                .await
+                .unwrap()
+            })
+        });
+        for write in writes.collect::<Vec<_>>() {
+            write.await.unwrap();
+        }
+        // The first message to apply reopens it; a message into an open conversation
+        // changes nothing kept (no write); the resolve may apply before or after them.
+        let record = c.store.conversation_record("c1").await.unwrap();
+        assert!((4..=6).contains(&record.version), "version {}", record.version);
+        assert!(record.reopens >= 1 && record.reopens <= record.resolutions);
+    }
+}
