@@ -54,13 +54,19 @@ test-rust-shared:
 test-alone:
 	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=1 $(ALONE)
 
+## Three test files at once: a file's tests wait on the browser and the hub much of the
+## time (two at once kept a 2-core machine under half busy: 421 CPU-seconds in a run
+## that takes 8 minutes there). a11y.test.mjs, the longest file, is first in the list and
+## so starts first. `make test-browser BROWSER_CONCURRENCY=N` to try another number.
+BROWSER_CONCURRENCY ?= 3
+
 ## The hub binary as `cargo test` builds it for the integration tests (tests/allocator.rs is
 ## the smallest of them): after test-rust nothing is rebuilt. `cargo build` would build it
 ## again, and half the dependencies with it: without the dev-dependencies' features
 ## (serde_json's preserve_order, redb's cache metrics, reqwest's cookies) they differ.
 test-browser:
 	$(CARGO) test --no-run --test allocator
-	cd $(BROWSER_DIR) && npm test
+	cd $(BROWSER_DIR) && BROWSER_CONCURRENCY=$(BROWSER_CONCURRENCY) npm test
 
 ## Release-build benchmarks of the default configuration (embedded store), beside the memory
 ## store, a Node ws relay and the bare floor; the report lands in bench/results/ (bench/README.md).

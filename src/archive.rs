@@ -40,8 +40,9 @@ use self::spool::Spool;
 use crate::store::{ArchiveEvent, SharedStore, StoreError};
 
 /// A store call that takes longer than this counts as failed (a hung database must
-/// show as degraded, not stall acknowledgements silently).
-/// Shutdown waits longer than this for the writer (see `server::ARCHIVE_DRAIN`).
+/// show as degraded, not stall acknowledgements silently), unless the caller sets
+/// [`ArchiveStatus::write_timeout_ms`] (`ARCHIVE_WRITE_TIMEOUT_MS`).
+/// Shutdown waits longer than this for the writer (see `server::archive_drain`).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// First and longest wait between retries of a failed batch.
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -75,9 +76,20 @@ pub struct ArchiveStatus {
     /// The least time in ms between the starts of two writes (`ARCHIVE_GROUP_COMMIT_MS`),
     /// set by the caller; 0: each write starts once the last ended.
     pub group_commit_ms: AtomicU64,
+    /// How long one store call may take before it counts as failed, in ms
+    /// (`ARCHIVE_WRITE_TIMEOUT_MS`), set by the caller; 0: [`WRITE_TIMEOUT`].
+    pub write_timeout_ms: AtomicU64,
 }
 
 impl ArchiveStatus {
+    /// How long one store call may take before it counts as failed.
+    pub fn write_timeout(&self) -> Duration {
+        match self.write_timeout_ms.load(Ordering::Relaxed) {
+            0 => WRITE_TIMEOUT,
+            ms => Duration::from_millis(ms),
+        }
+    }
+
     /// Are writes slow now: the one in flight has taken longer than `slow_after_ms`, or
     /// the last one did while more events waited behind it? Acknowledgements wait on
     /// these writes, so a stalled store shows here long before a write times out.
@@ -534,7 +546,7 @@ impl Writer {
         self.backlog.events.make_contiguous();
         let written = {
             let batch = &self.backlog.events.as_slices().0[..n];
-            let write = tokio::time::timeout(WRITE_TIMEOUT, self.store.archive(batch));
+            let write = tokio::time::timeout(self.status.write_timeout(), self.store.archive(batch));
             tokio::pin!(write);
             let spooling = self.degraded && self.spool.is_some();
             loop {

@@ -70,6 +70,9 @@ pub struct Settings {
     pub ready_max_backlog: usize,
     /// An archive write taking longer than this shows the hub as "slow".
     pub archive_slow_write: Duration,
+    /// `ARCHIVE_WRITE_TIMEOUT_MS`: a store write taking longer than this counts as failed
+    /// (a hung database shows as degraded and the writer retries or spools).
+    pub archive_write_timeout: Duration,
     // --- The HTTP edge ---
     /// How long a connection has to send a whole request head, from when it opens or
     /// its previous response ended (so also how long a kept-alive connection may idle).
@@ -235,6 +238,11 @@ impl Settings {
             embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 8, 1..=65_536)? << 20,
             ready_max_backlog: r.ranged("READY_MAX_BACKLOG", 1_000, 0..=10_000_000)?,
             archive_slow_write: Duration::from_millis(r.ranged("ARCHIVE_SLOW_WRITE_MS", 1_000, 1..=600_000)?),
+            archive_write_timeout: Duration::from_millis(r.ranged(
+                "ARCHIVE_WRITE_TIMEOUT_MS",
+                15_000,
+                100..=600_000,
+            )?),
             // --- The HTTP edge ---
             http_header_timeout: r.positive_seconds("HTTP_HEADER_TIMEOUT_SECS", 10.0)?,
             http_request_timeout: r.positive_seconds("HTTP_REQUEST_TIMEOUT_SECS", 30.0)?,

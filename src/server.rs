@@ -22,9 +22,12 @@ use crate::store::{Account, Category, Role, SharedStore, StoreError};
 /// How long shutdown waits for the cluster lease's release: a few Redis request timeouts.
 const LEASE_RELEASE: Duration = Duration::from_secs(3);
 /// How long shutdown waits for the archive to write what it holds: longer than one
-/// store write may take before it counts as failed, so a stop during a hung write still
-/// sees it fail and spools what the writer holds (on MongoDB) instead of abandoning it.
-const ARCHIVE_DRAIN: Duration = crate::archive::WRITE_TIMEOUT.saturating_add(Duration::from_secs(10));
+/// store write may take before it counts as failed (`write_timeout`), so a stop during a
+/// hung write still sees it fail and spools what the writer holds (on MongoDB) instead
+/// of abandoning it.
+fn archive_drain(write_timeout: Duration) -> Duration {
+    write_timeout.saturating_add(Duration::from_secs(10))
+}
 
 /// The categories a fresh store starts with.
 const DEFAULT_CATEGORIES: [(&str, &str); 4] = [
@@ -122,6 +125,11 @@ pub async fn run(
         .status
         .slow_after_ms
         .store(slow_after, std::sync::atomic::Ordering::Relaxed);
+    let write_timeout = u64::try_from(settings.archive_write_timeout.as_millis()).unwrap_or(u64::MAX);
+    archive
+        .status
+        .write_timeout_ms
+        .store(write_timeout, std::sync::atomic::Ordering::Relaxed);
     // ---- the default configuration fast ----
     let group_commit = u64::try_from(settings.archive_group_commit.as_millis()).unwrap_or(u64::MAX);
     archive
@@ -231,9 +239,10 @@ pub async fn run(
     }
     // ---- rooms and 1-to-1 video ----
     let _ = rooms_task.await;
-    if tokio::time::timeout(ARCHIVE_DRAIN, archive_task).await.is_err() {
+    let drain = archive_drain(settings.archive_write_timeout);
+    if tokio::time::timeout(drain, archive_task).await.is_err() {
         tracing::error!(
-            "shutdown: the archive could neither write nor spool everything it held within {ARCHIVE_DRAIN:?}; what was never acknowledged is lost"
+            "shutdown: the archive could neither write nor spool everything it held within {drain:?}; what was never acknowledged is lost"
         );
     }
     Ok(())

@@ -48,6 +48,7 @@ fn bad_values_name_their_variable() {
         ("EMBEDDED_CACHE_MB", "0"),
         ("READY_MAX_BACKLOG", "-1"),
         ("ARCHIVE_SLOW_WRITE_MS", "0"),
+        ("ARCHIVE_WRITE_TIMEOUT_MS", "0"),
         ("HTTP_HEADER_TIMEOUT_SECS", "0"),
         ("HTTP_REQUEST_TIMEOUT_SECS", "soon"),
         ("MAX_CONNECTIONS_PER_ADDRESS", "0"),

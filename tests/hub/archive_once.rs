@@ -10,10 +10,13 @@ use serde_json::{Value, json};
 use crate::archive::TempDir;
 use crate::common::{TestHub, Ws, get_json, in_memory_mongod, signal};
 
-/// Longer than the archive writer's write timeout (15 s): the write in flight when the
+/// The archive writer's write timeout in this test (`ARCHIVE_WRITE_TIMEOUT_MS`; 15 s by
+/// default): short, so the freeze below need not be long.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longer than the archive writer's write timeout: the write in flight when the
 /// server froze times out, the writer retries with what came meanwhile, and the hung
 /// write is still in the server's socket, to be carried out when it thaws.
-const FREEZE: Duration = Duration::from_secs(20);
+const FREEZE: Duration = Duration::from_secs(6);
 
 async fn health(hub: &TestHub) -> Value {
     get_json(hub, "/healthz").await
@@ -61,7 +64,11 @@ async fn a_write_that_hung_and_landed_late_stores_no_message_twice() {
     let store = switchboard::store::MongoStore::connect(&uri, "once").await.unwrap();
     let spool_dir = TempDir::new("once-spool");
     let dir = spool_dir.0.clone();
-    let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| s.data_dir = dir).await;
+    let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| {
+        s.data_dir = dir;
+        s.archive_write_timeout = WRITE_TIMEOUT;
+    })
+    .await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let (mut customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
 

@@ -412,14 +412,16 @@ fn a_data_dir_unfit_for_the_spool_stops_a_hub_on_mongodb() {
 
 /// Once an outage has been detected, a store that hangs (MongoDB frozen with SIGSTOP)
 /// does not hold acknowledgements: a message arriving while a retry hangs is spooled at
-/// once and acknowledged, not after that write's 15 s timeout. Then the server runs again
+/// once and acknowledged, not after that write's timeout. Then the server runs again
 /// and every message is archived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
     use crate::common::TestHub;
     use serde_json::json;
-    /// Far below the hung write's timeout (15 s), far above a spool commit.
-    const ACK_WAIT: Duration = Duration::from_secs(5);
+    /// The archive's write timeout here (`ARCHIVE_WRITE_TIMEOUT_MS`; 15 s by default).
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(8);
+    /// Far below the hung write's timeout, far above a spool commit.
+    const ACK_WAIT: Duration = Duration::from_secs(3);
     let (child, mongo_port) = crate::mongod::start_in_memory().await;
     // Started means this very process said it listens: the one frozen below.
     let mut server = Running(child);
@@ -433,7 +435,11 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
         .unwrap();
     let spool_dir = TempDir::new("frozen-spool");
     let dir = spool_dir.0.clone();
-    let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| s.data_dir = dir).await;
+    let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| {
+        s.data_dir = dir;
+        s.archive_write_timeout = WRITE_TIMEOUT;
+    })
+    .await;
     let mut _agent = hub.agent("ann", &["general"], 1).await;
     let mut customer = hub.customer("Carla", "general").await;
     let chat = customer.chat_started().await;
