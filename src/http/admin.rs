@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::StoreAnswer;
-use super::responses::{AdminsOnly, Unavailable};
+use super::responses::{AdminsOnly, NoAccount, NoCategory, Unavailable};
 use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
@@ -201,9 +201,7 @@ async fn create_agent(
 /// One account.
 #[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = AccountView),
-        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
-        AdminsOnly, Unavailable))]
+    responses((status = 200, body = AccountView), NoAccount, AdminsOnly, Unavailable))]
 async fn get_agent(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -220,8 +218,7 @@ async fn get_agent(
     responses((status = 200, body = AccountView),
         (status = 400, description = "`bad_json`, `invalid_name`, `weak_password`, `invalid_limit`, `unknown_category`, \
             `cannot_disable_self`: which rule the body breaks", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
-        AdminsOnly,
+        NoAccount, AdminsOnly,
         (status = 503, description = "`unavailable`: too many passwords are being hashed at once, the store is \
             unreachable or the hub is stopping; `cluster_unavailable`: on several nodes, Redis is unreachable \
             (nothing was changed); try again shortly", body = ErrorBody)))]
@@ -361,8 +358,7 @@ async fn create_category(
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CategoryView),
         (status = 400, description = "`bad_json`, `invalid_name`: which rule the body breaks", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such category", body = ErrorBody),
-        AdminsOnly, Unavailable))]
+        NoCategory, AdminsOnly, Unavailable))]
 async fn rename_category(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -384,9 +380,7 @@ async fn rename_category(
 /// Remove a category: its waiting customers are told and disconnected; agents stop holding it.
 #[utoipa::path(delete, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path, description = "the category id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 204, description = "removed"),
-        (status = 404, description = "`not_found`: no such category", body = ErrorBody),
-        AdminsOnly, Unavailable))]
+    responses((status = 204, description = "removed"), NoCategory, AdminsOnly, Unavailable))]
 async fn delete_category(
     _: AdminOnly,
     State(state): State<AppState>,

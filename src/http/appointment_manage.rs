@@ -26,7 +26,7 @@ use super::appointments::{
     CancelOutcome, CustomerAppointment, CustomerLinks, appointment_of_link, base_url, calendar, calendar_for,
     cancel_with_mail, customer_view, desk, eligible, instant, millis, names_of, pick_preferring, slot_taken,
 };
-use super::responses::Unavailable;
+use super::responses::{NoToken, Unavailable, UnknownToken};
 use super::{ApiError, AppState, ErrorBody};
 use crate::appointments::ics::Method;
 use crate::appointments::mails;
@@ -93,10 +93,7 @@ async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Res
 /// The appointment a link's token names, as booked: when (in the customer's zone and the
 /// desk's), with whom, for whom (name, email, comment), its status, and its links.
 #[utoipa::path(get, path = "/api/appointments/booking", tag = "public", params(TokenQuery),
-    responses((status = 200, body = CustomerAppointment),
-        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+    responses((status = 200, body = CustomerAppointment), NoToken, UnknownToken, Unavailable))]
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -109,10 +106,7 @@ async fn show(
 
 /// The same as `GET /api/appointments/booking` (the address of older cancel links).
 #[utoipa::path(get, path = "/api/appointments/cancel", tag = "public", params(TokenQuery),
-    responses((status = 200, body = CustomerAppointment),
-        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+    responses((status = 200, body = CustomerAppointment), NoToken, UnknownToken, Unavailable))]
 async fn show_by_cancel_link(
     state: State<AppState>,
     headers: HeaderMap,
@@ -128,8 +122,7 @@ async fn show_by_cancel_link(
         "reason": "I found the answer myself"})),
     responses((status = 200, body = CancelOutcome),
         (status = 400, description = "`bad_json`; `reason_too_long` (over 500 characters)", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+        UnknownToken, Unavailable))]
 async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -186,7 +179,7 @@ fn move_refused(refusal: RescheduleRefusal) -> ApiError {
         "start": "2030-06-18T09:00:00Z"})),
     responses((status = 200, body = Rescheduled),
         (status = 400, description = "`bad_json`; `bad_start` (not an RFC 3339 instant)", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        UnknownToken,
         (status = 409, description = "`slot_taken`: no representative is free at that slot any more; \
             `appointment_cancelled`; `appointment_changed`: it was moved or cancelled meanwhile (read it again)",
             body = ErrorBody),
@@ -271,9 +264,7 @@ async fn reschedule(
 #[utoipa::path(get, path = "/api/appointments/ics", tag = "public", params(TokenQuery),
     responses((status = 200, description = "`text/calendar`, as an attachment `appointment.ics`",
             content_type = "text/calendar", body = String),
-        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+        NoToken, UnknownToken, Unavailable))]
 async fn ics(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -25,7 +25,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
 use super::error::StoreAnswer;
-use super::responses::{AdminsOnly, SignedIn, Unavailable};
+use super::responses::{AdminsOnly, NotYourAppointment, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
 use crate::appointments::{calendar_links, mails};
@@ -1043,9 +1043,7 @@ async fn cancel_as_staff(
 #[utoipa::path(post, path = "/api/agent/appointments/{id}/cancel", tag = "session",
     params(("id" = String, Path, description = "the appointment id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = CancelOutcome),
-        (status = 404, description = "`not_found`: no such appointment of this agent", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = CancelOutcome), NotYourAppointment, SignedIn, Unavailable))]
 async fn agent_cancel(
     Authed(me): Authed,
     State(state): State<AppState>,

@@ -27,7 +27,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::history::{
     ConversationSummary, CustomerView, MessageView, TransferView, detail, filter_for, found, readable,
 };
-use super::responses::{SignedIn, Unavailable};
+use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::{Conversation, ConversationFilter, EndReason, Page, Side};
@@ -162,8 +162,7 @@ async fn export_listing(
             `GET /api/conversations/export` for this one conversation",
             content((String = "text/csv"), (ArchiveExport = "application/json"))),
         (status = 400, description = "`bad_query`: `format` not csv or json", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
-        SignedIn, Unavailable))]
+        NotServed, SignedIn, Unavailable))]
 async fn export_one(
     Authed(me): Authed,
     State(state): State<AppState>,

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::StoreAnswer;
-use super::responses::{AdminsOnly, SignedIn, Unavailable};
+use super::responses::{AdminsOnly, NoDeskReply, ReplyRules, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::names::checked_name;
@@ -204,9 +204,7 @@ async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> Result<Json<V
     request_body(content = CannedReplyInput, example = json!({"shortcut": "hello", "title": "Greeting",
         "text": "Hello {customer}, I am {agent}. How can I help?", "categories": []})),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 201, body = CannedReplyView),
-        (status = 400, description = "`bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, \
-            `unknown_category`: which rule the body breaks", body = ErrorBody),
+    responses((status = 201, body = CannedReplyView), ReplyRules,
         (status = 409, description = "`shortcut_taken`: the desk has a reply with this shortcut", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn create_desk(
@@ -223,10 +221,7 @@ async fn create_desk(
     params(("id" = String, Path, description = "the canned reply's id")),
     request_body = CannedReplyInput,
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = CannedReplyView),
-        (status = 400, description = "`bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, \
-            `unknown_category`: which rule the body breaks", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such reply of the desk", body = ErrorBody),
+    responses((status = 200, body = CannedReplyView), ReplyRules, NoDeskReply,
         (status = 409, description = "`shortcut_taken`: another reply of the desk has this shortcut", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn update_desk(
@@ -242,9 +237,7 @@ async fn update_desk(
 #[utoipa::path(delete, path = "/api/admin/canned-replies/{id}", tag = "admin",
     params(("id" = String, Path, description = "the canned reply's id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 204, description = "deleted"),
-        (status = 404, description = "`not_found`: no such reply of the desk", body = ErrorBody),
-        AdminsOnly, Unavailable))]
+    responses((status = 204, description = "deleted"), NoDeskReply, AdminsOnly, Unavailable))]
 async fn delete_desk(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -273,9 +266,7 @@ async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> Result<
     request_body(content = CannedReplyInput, example = json!({"shortcut": "later", "title": "Call back",
         "text": "I will call you back today, {customer}."})),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 201, body = CannedReplyView),
-        (status = 400, description = "`bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, \
-            `unknown_category`: which rule the body breaks", body = ErrorBody),
+    responses((status = 201, body = CannedReplyView), ReplyRules,
         (status = 409, description = "`shortcut_taken`: the caller has a reply with this shortcut", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn create_mine(
@@ -292,9 +283,7 @@ async fn create_mine(
     params(("id" = String, Path, description = "the canned reply's id")),
     request_body = CannedReplyInput,
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = CannedReplyView),
-        (status = 400, description = "`bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, \
-            `unknown_category`: which rule the body breaks", body = ErrorBody),
+    responses((status = 200, body = CannedReplyView), ReplyRules,
         (status = 404, description = "`not_found`: no such reply of the caller's own (the desk's and other \
             agents' are not theirs to change)", body = ErrorBody),
         (status = 409, description = "`shortcut_taken`: another reply of the caller has this shortcut", body = ErrorBody),

@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::StoreAnswer;
 use super::history::{ConversationDetail, ConversationSummary, detail, readable, summary};
-use super::responses::{SignedIn, Unavailable};
+use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::CustomerKey;
@@ -66,9 +66,7 @@ pub struct CustomerPanel {
 #[utoipa::path(get, path = "/api/conversations/{id}/customer", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = CustomerPanel),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = CustomerPanel), NotServed, SignedIn, Unavailable))]
 async fn panel(
     Authed(me): Authed,
     State(state): State<AppState>,

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{StoreAnswer, page_limit};
-use super::responses::{SignedIn, Unavailable};
+use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::search::{SearchQuery, first_hit};
@@ -240,9 +240,7 @@ async fn list(
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = ConversationDetail),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = ConversationDetail), NotServed, SignedIn, Unavailable))]
 async fn one(
     Authed(me): Authed,
     State(state): State<AppState>,

@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
 use super::error::{StoreAnswer, page_limit};
-use super::responses::{SignedIn, Unavailable};
+use super::responses::{BadQuery, BodyTooLarge, SignedIn, Unavailable, UnknownMessage};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::names::checked_name;
@@ -147,7 +147,7 @@ fn may_see(account: &Account, category: &str) -> bool {
     responses((status = 201, body = Left),
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_email`, `empty_text`, `text_too_long`, \
             `unknown_category`: which rule the body breaks", body = ErrorBody),
-        (status = 413, description = "`body_too_large`: the body is over the JSON limit", body = ErrorBody),
+        BodyTooLarge,
         (status = 429, description = "`too_many_messages`: this address left too many messages; `Retry-After` says \
             when to try again", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
         Unavailable))]
@@ -257,9 +257,7 @@ async fn views(state: &AppState, messages: Vec<OfflineMessage>) -> Result<Vec<Of
 /// Offline messages, newest first: an agent's of the categories they hold, all for admins.
 #[utoipa::path(get, path = "/api/offline-messages", tag = "session", params(OfflineQuery),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = OfflinePage),
-        (status = 400, description = "`bad_query`: a parameter is malformed or out of range", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = OfflinePage), BadQuery, SignedIn, Unavailable))]
 async fn list(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -334,8 +332,7 @@ fn store_refusal(e: StoreError) -> ApiError {
 #[utoipa::path(post, path = "/api/offline-messages/{id}/take", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = OfflineMessageView),
-        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
+    responses((status = 200, body = OfflineMessageView), UnknownMessage,
         (status = 409, description = "`already_taken`: another agent took it, or it is handled", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn take(
@@ -352,9 +349,7 @@ async fn take(
 #[utoipa::path(post, path = "/api/offline-messages/{id}/handled", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = OfflineMessageView),
-        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = OfflineMessageView), UnknownMessage, SignedIn, Unavailable))]
 async fn handled(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -374,9 +369,7 @@ async fn handled(
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = OfflineMessageView, description = "the message with the reply archived; the mail is on its way"),
         (status = 400, description = "`bad_json`, `empty_text`, `text_too_long`", body = ErrorBody),
-        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
-        (status = 413, description = "`body_too_large`: the body is over the JSON limit", body = ErrorBody),
-        SignedIn, Unavailable))]
+        UnknownMessage, BodyTooLarge, SignedIn, Unavailable))]
 async fn reply(
     State(state): State<AppState>,
     Authed(account): Authed,

@@ -10,9 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::page_limit;
-use super::responses::{AdminsOnly, Unavailable};
+use super::responses::{AdminsOnly, BadQuery, Unavailable};
 use super::session::AdminOnly;
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, AppState};
 use crate::store::{MailPurpose, MailStatus, OutboxMail, Page};
 
 /// Most mails one page lists.
@@ -83,9 +83,7 @@ pub struct MailPage {
 /// The appointment mail outbox, newest first; `status=dead` lists the mails given up.
 #[utoipa::path(get, path = "/api/admin/mails", tag = "admin", params(MailQuery),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = MailPage),
-        (status = 400, description = "`bad_query`: a parameter is malformed or out of range", body = ErrorBody),
-        AdminsOnly, Unavailable))]
+    responses((status = 200, body = MailPage), BadQuery, AdminsOnly, Unavailable))]
 async fn list(
     _: AdminOnly,
     State(state): State<AppState>,

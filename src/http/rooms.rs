@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::StoreAnswer;
-use super::responses::{SignedIn, Unavailable};
+use super::responses::{NoRoomOfYours, RoomEnded, RoomOpen, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::hash_password;
@@ -249,8 +249,7 @@ pub(super) async fn update(state: &AppState, id: &str, mut change: impl FnMut(&m
         (status = 201, description = "the room, open", body = RoomView),
         (status = 400, description = "`bad_json`; `invalid_name` (title); `invalid_password` (4 to 200 characters); \
             `invalid_phone`; `invalid_email`; `missing_customer`: a customer room without a phone or an email", body = ErrorBody),
-        (status = 409, description = "`room_open`: you already have an open room", body = ErrorBody),
-        SignedIn, Unavailable))]
+        RoomOpen, SignedIn, Unavailable))]
 async fn create(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -338,8 +337,7 @@ pub(super) async fn end_closed_room_of(state: &AppState, agent_id: &str) -> Resu
     responses(
         (status = 201, description = "the room, open; the customer has the invitation", body = RoomView),
         (status = 404, description = "`not_found`: no live chat of yours has this id", body = ErrorBody),
-        (status = 409, description = "`room_open`: you already have an open room", body = ErrorBody),
-        SignedIn, Unavailable))]
+        RoomOpen, SignedIn, Unavailable))]
 async fn from_chat(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -407,8 +405,7 @@ async fn current(
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, body = RoomView),
-        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
-        SignedIn, Unavailable))]
+        NoRoomOfYours, SignedIn, Unavailable))]
 async fn one(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -429,8 +426,7 @@ async fn one(
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, description = "the room, ended (ending an ended room changes nothing)", body = RoomView),
-        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
-        SignedIn, Unavailable))]
+        NoRoomOfYours, SignedIn, Unavailable))]
 async fn end(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -458,8 +454,7 @@ fn new_code() -> String {
     responses(
         (status = 200, description = "sent on every channel asked for", body = InviteAnswer),
         (status = 400, description = "`bad_json`; `no_address` (neither email nor phone); `invalid_email`; `invalid_phone`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
-        (status = 410, description = "`room_ended`: the meeting has ended", body = ErrorBody),
+        NoRoomOfYours, RoomEnded,
         (status = 502, description = "`send_failed`: a sender failed (the message says which and why); \
             the new code is in force, so invite again once the sender works", body = ErrorBody),
         SignedIn, Unavailable))]
@@ -544,9 +539,7 @@ async fn invite(
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, body = RoomToken),
-        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
-        (status = 410, description = "`room_ended`: the meeting has ended", body = ErrorBody),
-        SignedIn, Unavailable))]
+        NoRoomOfYours, RoomEnded, SignedIn, Unavailable))]
 async fn agent_token(
     State(state): State<AppState>,
     Authed(account): Authed,
