@@ -13,8 +13,7 @@
 //! the reschedule mail (ICS `REQUEST`, same `UID`, next `SEQUENCE`) to the outbox.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
@@ -26,6 +25,7 @@ use super::appointments::{
     CancelOutcome, CustomerAppointment, CustomerLinks, appointment_of_link, base_url, calendar, calendar_for,
     cancel_with_mail, customer_view, desk, eligible, instant, millis, names_of, pick_preferring, slot_taken,
 };
+use super::error::{ApiJson, ApiQuery, JsonResult};
 use super::responses::{NoToken, Unavailable, UnknownToken};
 use super::{ApiError, AppState, ErrorBody};
 use crate::appointments::ics::Method;
@@ -97,9 +97,8 @@ async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Res
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerAppointment>, ApiError> {
-    let Query(q) = query?;
+    ApiQuery(q): ApiQuery<TokenQuery>,
+) -> JsonResult<CustomerAppointment> {
     let a = appointment_of_link(&state, &q.token).await?;
     Ok(Json(view(&state, &a, &q.token, &base_url(&state, &headers)).await?))
 }
@@ -110,8 +109,8 @@ async fn show(
 async fn show_by_cancel_link(
     state: State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerAppointment>, ApiError> {
+    query: ApiQuery<TokenQuery>,
+) -> JsonResult<CustomerAppointment> {
     show(state, headers, query).await
 }
 
@@ -126,9 +125,8 @@ async fn show_by_cancel_link(
 async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CancelRequest>, JsonRejection>,
-) -> Result<Json<CancelOutcome>, ApiError> {
-    let Json(body) = body?;
+    ApiJson(body): ApiJson<CancelRequest>,
+) -> JsonResult<CancelOutcome> {
     let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
         return Err(ApiError::invalid(
@@ -189,9 +187,8 @@ fn move_refused(refusal: RescheduleRefusal) -> ApiError {
 async fn reschedule(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<RescheduleRequest>, JsonRejection>,
-) -> Result<Json<Rescheduled>, ApiError> {
-    let Json(body) = body?;
+    ApiJson(body): ApiJson<RescheduleRequest>,
+) -> JsonResult<Rescheduled> {
     let requested: Timestamp = body.start.trim().parse().map_err(|_| {
         ApiError::invalid(
             "bad_start",
@@ -268,9 +265,8 @@ async fn reschedule(
 async fn ics(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query?;
     let a = appointment_of_link(&state, &q.token).await?;
     let (representative, topic) = names_of(&state, &a).await?;
     let base = base_url(&state, &headers);

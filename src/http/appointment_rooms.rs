@@ -14,8 +14,7 @@
 //! (two presses, two nodes) finds the same room: the store's "one room per id" decides.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,6 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::appointments::appointment_of_link;
 use super::error::StoreAnswer;
+use super::error::{ApiJson, ApiQuery, JsonResult};
 use super::responses::{NoToken, NotYourAppointment, SignedIn, Unavailable, UnknownToken};
 use super::rooms::{admit_with_token, end_closed_room_of, seat_refused};
 use super::session::Authed;
@@ -232,11 +232,7 @@ pub struct JoinedRoom {
             `APPOINTMENT_ROOM_GRACE_MINUTES`); `seat_taken`: the customer's seat is held by an earlier join \
             (another device: connected, within its grace period, or with an unexpired token)", body = ErrorBody),
         Unavailable))]
-async fn join(
-    State(state): State<AppState>,
-    body: Result<Json<JoinAppointment>, JsonRejection>,
-) -> Result<Json<JoinedRoom>, ApiError> {
-    let Json(body) = body?;
+async fn join(State(state): State<AppState>, ApiJson(body): ApiJson<JoinAppointment>) -> JsonResult<JoinedRoom> {
     let a = appointment_of_link(&state, &body.token).await?;
     if a.status == AppointmentStatus::Cancelled {
         return Err(cancelled());
@@ -304,9 +300,8 @@ pub struct AppointmentRoomStatus {
     responses((status = 200, body = AppointmentRoomStatus), NoToken, UnknownToken, Unavailable))]
 async fn status(
     State(state): State<AppState>,
-    query: Result<Query<RoomStatusQuery>, QueryRejection>,
-) -> Result<Json<AppointmentRoomStatus>, ApiError> {
-    let Query(q) = query?;
+    ApiQuery(q): ApiQuery<RoomStatusQuery>,
+) -> JsonResult<AppointmentRoomStatus> {
     let a = appointment_of_link(&state, &q.token).await?;
     let open_until = closes_at(&state, &a);
     let now = now_ms();

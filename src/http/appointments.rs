@@ -13,8 +13,8 @@
 //! (`appointments::mailer`).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::StoreAnswer;
+use super::error::{ApiQuery, JsonResult, StoreAnswer};
 use super::responses::{AdminsOnly, NotYourAppointment, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
@@ -359,11 +359,7 @@ fn out_of_range(day: impl std::fmt::Display) -> ApiError {
         (status = 400, description = "`bad_query`, `bad_date`: the date is missing or not YYYY-MM-DD; \
             `unknown_category`; `unknown_zone`: `zone` is no IANA time zone", body = ErrorBody),
         Unavailable))]
-async fn slots(
-    State(state): State<AppState>,
-    query: Result<Query<SlotsQuery>, QueryRejection>,
-) -> Result<Json<DaySlots>, ApiError> {
-    let Query(q) = query?;
+async fn slots(State(state): State<AppState>, ApiQuery(q): ApiQuery<SlotsQuery>) -> JsonResult<DaySlots> {
     let day = parse_date(&q.date)?;
     let category = q.category.as_deref().filter(|c| !c.is_empty());
     let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointment_zone.clone());
@@ -440,11 +436,7 @@ fn parse_month(raw: &str) -> Result<Date, ApiError> {
         (status = 400, description = "`bad_query`; `bad_month`: not YYYY-MM; `unknown_category`; `unknown_zone`",
             body = ErrorBody),
         Unavailable))]
-async fn free_days(
-    State(state): State<AppState>,
-    query: Result<Query<DaysQuery>, QueryRejection>,
-) -> Result<Json<FreeDays>, ApiError> {
-    let Query(q) = query?;
+async fn free_days(State(state): State<AppState>, ApiQuery(q): ApiQuery<DaysQuery>) -> JsonResult<FreeDays> {
     let first = parse_month(&q.month)?;
     let last = first.last_of_month();
     let category = q.category.as_deref().filter(|c| !c.is_empty());
@@ -970,9 +962,8 @@ fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> 
 async fn agent_day(
     Authed(me): Authed,
     State(state): State<AppState>,
-    query: Result<Query<DayQuery>, QueryRejection>,
-) -> Result<Json<StaffList>, ApiError> {
-    let Query(q) = query?;
+    ApiQuery(q): ApiQuery<DayQuery>,
+) -> JsonResult<StaffList> {
     let calendar = calendar(&state);
     let day = match q.date.as_deref() {
         Some(raw) => parse_date(raw)?,
@@ -1003,9 +994,8 @@ async fn agent_day(
 async fn admin_list(
     _: AdminOnly,
     State(state): State<AppState>,
-    query: Result<Query<RangeQuery>, QueryRejection>,
-) -> Result<Json<StaffList>, ApiError> {
-    let Query(q) = query?;
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> JsonResult<StaffList> {
     let (first, last) = (parse_date(&q.from)?, parse_date(&q.to)?);
     let days = (last - first).get_days();
     if !(0..=MAX_RANGE_DAYS).contains(&days) {
@@ -1021,12 +1011,7 @@ async fn admin_list(
     Ok(Json(staff_list(&state, &calendar, list)))
 }
 
-async fn cancel_as_staff(
-    state: &AppState,
-    me: &Account,
-    id: &str,
-    base_url: &str,
-) -> Result<Json<CancelOutcome>, ApiError> {
+async fn cancel_as_staff(state: &AppState, me: &Account, id: &str, base_url: &str) -> JsonResult<CancelOutcome> {
     let a = state
         .store
         .appointment(id)
@@ -1049,7 +1034,7 @@ async fn agent_cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<CancelOutcome>, ApiError> {
+) -> JsonResult<CancelOutcome> {
     cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
 }
 
@@ -1065,6 +1050,6 @@ async fn admin_cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<CancelOutcome>, ApiError> {
+) -> JsonResult<CancelOutcome> {
     cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
 }

@@ -17,13 +17,14 @@
 //! - At most [`MAX_EXPORT`] conversations in one file: more is refused (`export_too_large`)
 //!   before any file is made, never silently cut.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::ApiQuery;
 use super::history::{
     ConversationSummary, CustomerView, MessageView, TransferView, detail, filter_for, found, readable,
 };
@@ -128,9 +129,8 @@ fn exported(c: &Conversation, summary: ConversationSummary) -> ExportedConversat
 async fn export_listing(
     Authed(me): Authed,
     State(state): State<AppState>,
-    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query?;
     let format = format_of(q.format.as_deref())?;
     let filter: ConversationFilter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
     let page = Page {
@@ -167,9 +167,8 @@ async fn export_one(
     Authed(me): Authed,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<FormatQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<FormatQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query?;
     let format = format_of(q.format.as_deref())?;
     let c = readable(&state, &me, &id).await?;
     let name = format!("conversation-{}", file_safe(&c.opened.id));

@@ -7,7 +7,6 @@
 //! `MAX_MESSAGE_LEN` characters (it becomes a message); categories must exist.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::StoreAnswer;
+use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, NoDeskReply, ReplyRules, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
@@ -171,7 +171,7 @@ async fn update(
     id: String,
     owner: Option<String>,
     input: CannedReplyInput,
-) -> Result<Json<CannedReplyView>, ApiError> {
+) -> JsonResult<CannedReplyView> {
     let stored = owned(state, &id, owner.as_deref()).await?;
     let mut reply = checked(state, input, id, owner).await?;
     reply.created_at = stored.created_at;
@@ -195,7 +195,7 @@ async fn delete(state: &AppState, id: String, owner: Option<&str>) -> Result<Sta
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "the desk's canned replies, by shortcut", body = [CannedReplyView]),
         AdminsOnly, Unavailable))]
-async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Vec<CannedReplyView>>, ApiError> {
+async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<CannedReplyView>> {
     let replies = state.store.canned_replies(None).await?;
     Ok(Json(replies.into_iter().map(Into::into).collect()))
 }
@@ -210,9 +210,8 @@ async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> Result<Json<V
 async fn create_desk(
     _: AdminOnly,
     State(state): State<AppState>,
-    body: Result<Json<CannedReplyInput>, JsonRejection>,
+    ApiJson(input): ApiJson<CannedReplyInput>,
 ) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
-    let Json(input) = body?;
     let reply = checked(&state, input, uuid::Uuid::new_v4().to_string(), None).await?;
     create(&state, reply).await
 }
@@ -228,9 +227,8 @@ async fn update_desk(
     _: AdminOnly,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Result<Json<CannedReplyInput>, JsonRejection>,
-) -> Result<Json<CannedReplyView>, ApiError> {
-    let Json(input) = body?;
+    ApiJson(input): ApiJson<CannedReplyInput>,
+) -> JsonResult<CannedReplyView> {
     update(&state, id, None, input).await
 }
 
@@ -253,7 +251,7 @@ async fn delete_desk(
     responses((status = 200, description = "the desk's replies that apply to one of the caller's categories (or to all), \
         then the caller's own, each by shortcut", body = [CannedReplyView]),
         SignedIn, Unavailable))]
-async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> Result<Json<Vec<CannedReplyView>>, ApiError> {
+async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> JsonResult<Vec<CannedReplyView>> {
     let desk = state.store.canned_replies(None).await?;
     let own = state.store.canned_replies(Some(&me.id)).await?;
     let applies = |r: &CannedReply| r.categories.is_empty() || r.categories.iter().any(|c| me.categories.contains(c));
@@ -272,9 +270,8 @@ async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> Result<
 async fn create_mine(
     Authed(me): Authed,
     State(state): State<AppState>,
-    body: Result<Json<CannedReplyInput>, JsonRejection>,
+    ApiJson(input): ApiJson<CannedReplyInput>,
 ) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
-    let Json(input) = body?;
     let reply = checked(&state, input, uuid::Uuid::new_v4().to_string(), Some(me.id)).await?;
     create(&state, reply).await
 }
@@ -292,9 +289,8 @@ async fn update_mine(
     Authed(me): Authed,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Result<Json<CannedReplyInput>, JsonRejection>,
-) -> Result<Json<CannedReplyView>, ApiError> {
-    let Json(input) = body?;
+    ApiJson(input): ApiJson<CannedReplyInput>,
+) -> JsonResult<CannedReplyView> {
     update(&state, id, Some(me.id), input).await
 }
 

@@ -15,6 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::JsonResult;
 use super::error::StoreAnswer;
 use super::history::{ConversationDetail, ConversationSummary, detail, readable, summary};
 use super::responses::{NotServed, SignedIn, Unavailable};
@@ -67,11 +68,7 @@ pub struct CustomerPanel {
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CustomerPanel), NotServed, SignedIn, Unavailable))]
-async fn panel(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<CustomerPanel>, ApiError> {
+async fn panel(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<CustomerPanel> {
     let c = readable(&state, &me, &id).await?;
     let profile = &c.opened.customer;
     let key = profile.match_key();
@@ -119,7 +116,7 @@ async fn earlier(
     Authed(me): Authed,
     State(state): State<AppState>,
     Path((id, other)): Path<(String, String)>,
-) -> Result<Json<ConversationDetail>, ApiError> {
+) -> JsonResult<ConversationDetail> {
     let c = readable(&state, &me, &id).await?;
     if other == id {
         return Ok(Json(detail(&c)));

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::{StoreAnswer, page_limit};
+use super::error::{JsonResult, StoreAnswer, page_limit};
 use super::responses::{BadQuery, BodyTooLarge, SignedIn, Unavailable, UnknownMessage};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -263,7 +263,7 @@ async fn list(
     ip: ClientIp,
     authed: Result<Authed, ApiError>,
     query: Result<Query<OfflineQuery>, QueryRejection>,
-) -> Result<Json<OfflinePage>, ApiError> {
+) -> JsonResult<OfflinePage> {
     // The whitelist first, as for every staff route (this path is also the public POST's).
     if !ip.is_whitelisted(&state.settings) {
         return Err(ApiError::NotWhitelisted);
@@ -308,10 +308,7 @@ async fn visible(state: &AppState, account: &Account, id: &str) -> Result<Offlin
 }
 
 /// A change's answer: the message as the store now has it, or the store's refusal.
-async fn changed(
-    state: &AppState,
-    changed: Result<OfflineMessage, StoreError>,
-) -> Result<Json<OfflineMessageView>, ApiError> {
+async fn changed(state: &AppState, changed: Result<OfflineMessage, StoreError>) -> JsonResult<OfflineMessageView> {
     let m = changed.map_err(store_refusal)?;
     Ok(Json(views(state, vec![m]).await?.remove(0)))
 }
@@ -339,7 +336,7 @@ async fn take(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
-) -> Result<Json<OfflineMessageView>, ApiError> {
+) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
     let taken = state.store.take_offline_message(&id, &account.id).await;
     changed(&state, taken).await
@@ -354,7 +351,7 @@ async fn handled(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
-) -> Result<Json<OfflineMessageView>, ApiError> {
+) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
     let handled = state.store.mark_offline_message_handled(&id, &account.id).await;
     changed(&state, handled).await
@@ -375,7 +372,7 @@ async fn reply(
     Authed(account): Authed,
     Path(id): Path<String>,
     body: Result<Json<ReplyRequest>, JsonRejection>,
-) -> Result<Json<OfflineMessageView>, ApiError> {
+) -> JsonResult<OfflineMessageView> {
     let m = visible(&state, &account, &id).await?;
     let Json(body) = body?;
     let text = body.text.trim().to_string();

@@ -3,16 +3,16 @@
 //! refused address is seen, not lost.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::AppState;
 use super::error::page_limit;
+use super::error::{ApiQuery, JsonResult};
 use super::responses::{AdminsOnly, BadQuery, Unavailable};
 use super::session::AdminOnly;
-use super::{ApiError, AppState};
 use crate::store::{MailPurpose, MailStatus, OutboxMail, Page};
 
 /// Most mails one page lists.
@@ -84,12 +84,7 @@ pub struct MailPage {
 #[utoipa::path(get, path = "/api/admin/mails", tag = "admin", params(MailQuery),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = MailPage), BadQuery, AdminsOnly, Unavailable))]
-async fn list(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    query: Result<Query<MailQuery>, QueryRejection>,
-) -> Result<Json<MailPage>, ApiError> {
-    let Query(q) = query?;
+async fn list(_: AdminOnly, State(state): State<AppState>, ApiQuery(q): ApiQuery<MailQuery>) -> JsonResult<MailPage> {
     let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let (items, total) = state
         .store

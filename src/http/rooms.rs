@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::StoreAnswer;
+use super::error::{ApiJson, JsonResult};
 use super::responses::{NoRoomOfYours, RoomEnded, RoomOpen, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -254,9 +255,8 @@ async fn create(
     State(state): State<AppState>,
     Authed(account): Authed,
     headers: HeaderMap,
-    body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
+    ApiJson(body): ApiJson<CreateRoom>,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
-    let Json(body) = body?;
     let title =
         crate::core::names::checked_name(&body.title, 200).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
     let length = body.password.chars().count();
@@ -385,11 +385,7 @@ async fn from_chat(
         (status = 200, body = RoomView),
         (status = 404, description = "`not_found`: you have no open room", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn current(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    headers: HeaderMap,
-) -> Result<Json<RoomView>, ApiError> {
+async fn current(State(state): State<AppState>, Authed(account): Authed, headers: HeaderMap) -> JsonResult<RoomView> {
     let room = state
         .store
         .open_room_of(&account.id)
@@ -411,7 +407,7 @@ async fn one(
     Authed(account): Authed,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<RoomView>, ApiError> {
+) -> JsonResult<RoomView> {
     let room = state.store.room(&id).await.found_if(
         |room| room.agent_id == account.id || account.role == Role::Admin,
         ApiError::NotFound("room"),
@@ -432,7 +428,7 @@ async fn end(
     Authed(account): Authed,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<RoomView>, ApiError> {
+) -> JsonResult<RoomView> {
     own_room(&state, &account, &id).await?;
     let room = crate::rooms::end_stored_room(&state.store, &id).await?;
     state.rooms.ended(&id).await;
@@ -463,9 +459,8 @@ async fn invite(
     Authed(account): Authed,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Json<InviteRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<InviteAnswer>, ApiError> {
-    let Json(body) = body?;
+    ApiJson(body): ApiJson<InviteRequest>,
+) -> JsonResult<InviteAnswer> {
     let room = own_room(&state, &account, &id).await?;
     let to_mail = optional_email(&body.email)?;
     let to_phone = optional_phone(&body.phone)?;
@@ -544,7 +539,7 @@ async fn agent_token(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
-) -> Result<Json<RoomToken>, ApiError> {
+) -> JsonResult<RoomToken> {
     let room = own_room(&state, &account, &id).await?;
     if room.state == RoomState::Ended {
         return Err(ended_error());
