@@ -9,8 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::StoreAnswer;
-use super::error::{ApiJson, JsonResult};
+use super::error::{ApiJson, JsonResult, StoreAnswer};
 use super::responses::{AdminsOnly, NoAccount, NoCategory, Unavailable};
 use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};

@@ -14,7 +14,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -22,10 +22,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::appointments::{
-    CancelOutcome, CustomerAppointment, CustomerLinks, appointment_of_link, base_url, calendar, calendar_for,
-    cancel_with_mail, customer_view, desk, eligible, instant, millis, names_of, pick_preferring, slot_taken,
+    CancelOutcome, CustomerAppointment, CustomerLinks, appointment_of_link, calendar, calendar_for, cancel_with_mail,
+    customer_view, desk, eligible, instant, millis, names_of, pick_preferring, slot_taken,
 };
 use super::error::{ApiJson, ApiQuery, JsonResult};
+use super::public_url::PublicUrl;
 use super::responses::{NoToken, Unavailable, UnknownToken};
 use super::{ApiError, AppState, ErrorBody};
 use crate::appointments::ics::Method;
@@ -96,11 +97,11 @@ async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Res
     responses((status = 200, body = CustomerAppointment), NoToken, UnknownToken, Unavailable))]
 async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> JsonResult<CustomerAppointment> {
     let a = appointment_of_link(&state, &q.token).await?;
-    Ok(Json(view(&state, &a, &q.token, &base_url(&state, &headers)).await?))
+    Ok(Json(view(&state, &a, &q.token, &base).await?))
 }
 
 /// The same as `GET /api/appointments/booking` (the address of older cancel links).
@@ -108,10 +109,10 @@ async fn show(
     responses((status = 200, body = CustomerAppointment), NoToken, UnknownToken, Unavailable))]
 async fn show_by_cancel_link(
     state: State<AppState>,
-    headers: HeaderMap,
+    base: PublicUrl,
     query: ApiQuery<TokenQuery>,
 ) -> JsonResult<CustomerAppointment> {
-    show(state, headers, query).await
+    show(state, base, query).await
 }
 
 /// Cancels the appointment a token names, with an optional reason; a second time answers
@@ -124,7 +125,7 @@ async fn show_by_cancel_link(
         UnknownToken, Unavailable))]
 async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     ApiJson(body): ApiJson<CancelRequest>,
 ) -> JsonResult<CancelOutcome> {
     let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
@@ -135,7 +136,6 @@ async fn cancel(
         ));
     }
     let a = appointment_of_link(&state, &body.token).await?;
-    let base = base_url(&state, &headers);
     let mut done = cancel_with_mail(&state, a, reason, &base).await?;
     let a = appointment_of_link(&state, &body.token).await?;
     done.appointment = view(&state, &a, &body.token, &base).await?;
@@ -186,7 +186,7 @@ fn move_refused(refusal: RescheduleRefusal) -> ApiError {
         Unavailable))]
 async fn reschedule(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     ApiJson(body): ApiJson<RescheduleRequest>,
 ) -> JsonResult<Rescheduled> {
     let requested: Timestamp = body.start.trim().parse().map_err(|_| {
@@ -213,7 +213,6 @@ async fn reschedule(
             "no agent serves appointments for this choice",
         ));
     }
-    let base = base_url(&state, &headers);
     let links = CustomerLinks::of(body.token.trim(), was.category.as_deref()).behind(&base);
     let topic = names_of(&state, &was).await?.1;
     // As booking: each round moves to the representative the day says (the same one when
@@ -264,12 +263,11 @@ async fn reschedule(
         NoToken, UnknownToken, Unavailable))]
 async fn ics(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Response, ApiError> {
     let a = appointment_of_link(&state, &q.token).await?;
     let (representative, topic) = names_of(&state, &a).await?;
-    let base = base_url(&state, &headers);
     let manage = format!("{base}{}", CustomerLinks::of(q.token.trim(), None).manage);
     let context = mails::Context {
         manage_url: &manage,

@@ -22,8 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::appointments::appointment_of_link;
-use super::error::StoreAnswer;
-use super::error::{ApiJson, ApiQuery, JsonResult};
+use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer};
 use super::responses::{NoToken, NotYourAppointment, SignedIn, Unavailable, UnknownToken};
 use super::rooms::{admit_with_token, end_closed_room_of, seat_refused};
 use super::session::Authed;

@@ -15,7 +15,7 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -25,6 +25,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
 use super::error::{ApiQuery, JsonResult, StoreAnswer};
+use super::public_url::PublicUrl;
 use super::responses::{AdminsOnly, NotYourAppointment, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
@@ -107,18 +108,6 @@ pub(super) fn desk(state: &AppState) -> mails::Desk<'_> {
         zone: &state.settings.appointment_zone,
         organizer: mails::address_of(&state.settings.mail_from),
     }
-}
-
-/// The desk's public address for links in mail: `PUBLIC_URL`, else what the request was sent to.
-pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.settings.public_url {
-        return url.clone();
-    }
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }
 
 pub(super) fn zone_name(state: &AppState) -> String {
@@ -540,7 +529,7 @@ fn valid_comment(raw: Option<String>) -> Result<String, ApiError> {
 async fn book(
     State(state): State<AppState>,
     ip: ClientIp,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     body: Result<Json<BookingRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Booked>), ApiError> {
     // Counted before the work, so bookings sent side by side cannot all pass the check
@@ -554,7 +543,7 @@ async fn book(
             .with(|t| t.take(key, now))
             .map_err(|wait| ApiError::too_many("too_many_bookings", "bookings from this address", wait))?;
     }
-    let made = book_checked(&state, &base_url(&state, &headers), body).await;
+    let made = book_checked(&state, &base, body).await;
     if throttled && made.is_err() {
         state.booking_throttle.with(|t| t.give_back(&key));
     }
@@ -1032,10 +1021,10 @@ async fn cancel_as_staff(state: &AppState, me: &Account, id: &str, base_url: &st
 async fn agent_cancel(
     Authed(me): Authed,
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
 ) -> JsonResult<CancelOutcome> {
-    cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
+    cancel_as_staff(&state, &me, &id, &base).await
 }
 
 /// Cancels any appointment, admins only.
@@ -1048,8 +1037,8 @@ async fn agent_cancel(
 async fn admin_cancel(
     AdminOnly(me): AdminOnly,
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
 ) -> JsonResult<CancelOutcome> {
-    cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
+    cancel_as_staff(&state, &me, &id, &base).await
 }

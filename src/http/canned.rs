@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::StoreAnswer;
-use super::error::{ApiJson, JsonResult};
+use super::error::{ApiJson, JsonResult, StoreAnswer};
 use super::responses::{AdminsOnly, NoDeskReply, ReplyRules, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};

@@ -15,8 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::JsonResult;
-use super::error::StoreAnswer;
+use super::error::{JsonResult, StoreAnswer};
 use super::history::{ConversationDetail, ConversationSummary, detail, readable, summary};
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;

@@ -206,7 +206,7 @@ async fn leave_checked(
         handled_by: None,
     };
     let mail = state.settings.offline_mail_to.as_ref().map(|desk| {
-        let console = format!("{}/agent.html", super::appointments::base_url(state, headers));
+        let console = format!("{}/agent.html", super::public_url::base_url(state, headers));
         crate::offline::desk_mail(&message, &category.name, desk, &console, now)
     });
     let id = message.id.clone();

@@ -9,8 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::error::page_limit;
-use super::error::{ApiQuery, JsonResult};
+use super::error::{ApiQuery, JsonResult, page_limit};
 use super::responses::{AdminsOnly, BadQuery, Unavailable};
 use super::session::AdminOnly;
 use crate::store::{MailPurpose, MailStatus, OutboxMail, Page};

@@ -9,13 +9,13 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::StoreAnswer;
-use super::error::{ApiJson, JsonResult};
+use super::error::{ApiJson, JsonResult, StoreAnswer};
+use super::public_url::PublicUrl;
 use super::responses::{NoRoomOfYours, RoomEnded, RoomOpen, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -176,17 +176,6 @@ pub(super) fn audience_kind(a: &Audience) -> AudienceKind {
 }
 
 /// Where people reach the hub: `PUBLIC_URL`, else the request's own host.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.settings.public_url {
-        return url.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
-
 fn link(base: &str, room: &str) -> String {
     format!("{base}/room.html?room={room}")
 }
@@ -254,7 +243,7 @@ pub(super) async fn update(state: &AppState, id: &str, mut change: impl FnMut(&m
 async fn create(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     ApiJson(body): ApiJson<CreateRoom>,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
     let title =
@@ -290,10 +279,7 @@ async fn create(
         None,
     );
     create_own_room(&state, &room).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&room, None, &base_url(&state, &headers))),
-    ))
+    Ok((StatusCode::CREATED, Json(view(&room, None, &base))))
 }
 
 /// Stores a new room of an agent's; `room_open` when they have one open already.
@@ -341,7 +327,7 @@ pub(super) async fn end_closed_room_of(state: &AppState, agent_id: &str) -> Resu
 async fn from_chat(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(chat_id): Path<String>,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
     let not_yours = || ApiError::NotFound("live chat of yours");
@@ -372,10 +358,7 @@ async fn from_chat(
         crate::rooms::end_stored_room(&state.store, &room.id).await?;
         return Err(not_yours());
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&room, None, &base_url(&state, &headers))),
-    ))
+    Ok((StatusCode::CREATED, Json(view(&room, None, &base))))
 }
 
 /// The caller's open room.
@@ -385,14 +368,18 @@ async fn from_chat(
         (status = 200, body = RoomView),
         (status = 404, description = "`not_found`: you have no open room", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn current(State(state): State<AppState>, Authed(account): Authed, headers: HeaderMap) -> JsonResult<RoomView> {
+async fn current(
+    State(state): State<AppState>,
+    Authed(account): Authed,
+    PublicUrl(base): PublicUrl,
+) -> JsonResult<RoomView> {
     let room = state
         .store
         .open_room_of(&account.id)
         .await?
         .ok_or(ApiError::NotFound("open room"))?;
     let live = state.rooms.view(&room.id).await;
-    Ok(Json(view(&room, live, &base_url(&state, &headers))))
+    Ok(Json(view(&room, live, &base)))
 }
 
 /// A room and who is in it now (its owner, or an admin).
@@ -405,7 +392,7 @@ async fn current(State(state): State<AppState>, Authed(account): Authed, headers
 async fn one(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
 ) -> JsonResult<RoomView> {
     let room = state.store.room(&id).await.found_if(
@@ -413,7 +400,7 @@ async fn one(
         ApiError::NotFound("room"),
     )?;
     let live = state.rooms.view(&room.id).await;
-    Ok(Json(view(&room, live, &base_url(&state, &headers))))
+    Ok(Json(view(&room, live, &base)))
 }
 
 /// End your room for good: both members get `room_ended`; it cannot be reopened.
@@ -426,13 +413,13 @@ async fn one(
 async fn end(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
 ) -> JsonResult<RoomView> {
     own_room(&state, &account, &id).await?;
     let room = crate::rooms::end_stored_room(&state.store, &id).await?;
     state.rooms.ended(&id).await;
-    Ok(Json(view(&room, None, &base_url(&state, &headers))))
+    Ok(Json(view(&room, None, &base)))
 }
 
 /// A fresh 5-digit code from the OS generator.
@@ -457,7 +444,7 @@ fn new_code() -> String {
 async fn invite(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<InviteRequest>,
 ) -> JsonResult<InviteAnswer> {
@@ -487,7 +474,7 @@ async fn invite(
     })
     .await?;
     let version = room.code.as_ref().map_or(1, |c| c.version);
-    let link = link(&base_url(&state, &headers), &room.id);
+    let link = link(&base, &room.id);
     let hours = state.settings.room_code_ttl.as_secs().div_ceil(3600);
     let text = format!(
         "{} invites you to a video meeting: {}\n\nJoin here:\n{link}\n\nYour access code: {code}\nThe code works for {hours} h.",
