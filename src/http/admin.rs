@@ -3,15 +3,14 @@
 //! routing follows it without a reconnect.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::StoreAnswer;
-use super::responses::{AdminsOnly, Unavailable};
+use super::error::{ApiJson, JsonResult, StoreAnswer};
+use super::responses::{AdminsOnly, NoAccount, NoCategory, Unavailable};
 use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
@@ -148,7 +147,7 @@ async fn valid_categories(state: &AppState, ids: Vec<String>) -> Result<Vec<Stri
 #[utoipa::path(get, path = "/api/admin/agents", tag = "admin",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = [AccountView]), AdminsOnly, Unavailable))]
-async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Vec<AccountView>>, ApiError> {
+async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<AccountView>> {
     Ok(Json(
         state.store.accounts().await?.iter().map(AccountView::from).collect(),
     ))
@@ -169,9 +168,8 @@ async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> Result<Json
 async fn create_agent(
     _: AdminOnly,
     State(state): State<AppState>,
-    body: Result<Json<NewAgent>, JsonRejection>,
+    ApiJson(body): ApiJson<NewAgent>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
-    let Json(body) = body?;
     let username = valid_username(&body.username)?;
     let display_name = valid_display_name(&body.display_name)?;
     valid_password(&body.password)?;
@@ -201,14 +199,8 @@ async fn create_agent(
 /// One account.
 #[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = AccountView),
-        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
-        AdminsOnly, Unavailable))]
-async fn get_agent(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<AccountView>, ApiError> {
+    responses((status = 200, body = AccountView), NoAccount, AdminsOnly, Unavailable))]
+async fn get_agent(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<AccountView> {
     let account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
     Ok(Json(AccountView::from(&account)))
 }
@@ -220,8 +212,7 @@ async fn get_agent(
     responses((status = 200, body = AccountView),
         (status = 400, description = "`bad_json`, `invalid_name`, `weak_password`, `invalid_limit`, `unknown_category`, \
             `cannot_disable_self`: which rule the body breaks", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
-        AdminsOnly,
+        NoAccount, AdminsOnly,
         (status = 503, description = "`unavailable`: too many passwords are being hashed at once, the store is \
             unreachable or the hub is stopping; `cluster_unavailable`: on several nodes, Redis is unreachable \
             (nothing was changed); try again shortly", body = ErrorBody)))]
@@ -229,9 +220,8 @@ async fn update_agent(
     AdminOnly(me): AdminOnly,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Result<Json<AgentUpdate>, JsonRejection>,
-) -> Result<Json<AccountView>, ApiError> {
-    let Json(body) = body?;
+    ApiJson(body): ApiJson<AgentUpdate>,
+) -> JsonResult<AccountView> {
     cluster_ready(&state)?;
     let mut account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
     if let Some(name) = body.display_name {
@@ -330,9 +320,8 @@ async fn tell_other_nodes(state: &AppState, change: AdminChange) -> Result<(), A
 async fn create_category(
     _: AdminOnly,
     State(state): State<AppState>,
-    body: Result<Json<NewCategory>, JsonRejection>,
+    ApiJson(body): ApiJson<NewCategory>,
 ) -> Result<(StatusCode, Json<CategoryView>), ApiError> {
-    let Json(body) = body?;
     cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
     let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
@@ -361,15 +350,13 @@ async fn create_category(
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CategoryView),
         (status = 400, description = "`bad_json`, `invalid_name`: which rule the body breaks", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such category", body = ErrorBody),
-        AdminsOnly, Unavailable))]
+        NoCategory, AdminsOnly, Unavailable))]
 async fn rename_category(
     _: AdminOnly,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Result<Json<CategoryRename>, JsonRejection>,
-) -> Result<Json<CategoryView>, ApiError> {
-    let Json(body) = body?;
+    ApiJson(body): ApiJson<CategoryRename>,
+) -> JsonResult<CategoryView> {
     cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
     state
@@ -384,9 +371,7 @@ async fn rename_category(
 /// Remove a category: its waiting customers are told and disconnected; agents stop holding it.
 #[utoipa::path(delete, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path, description = "the category id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 204, description = "removed"),
-        (status = 404, description = "`not_found`: no such category", body = ErrorBody),
-        AdminsOnly, Unavailable))]
+    responses((status = 204, description = "removed"), NoCategory, AdminsOnly, Unavailable))]
 async fn delete_category(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -416,7 +401,7 @@ async fn delete_category(
 #[utoipa::path(get, path = "/api/admin/stats", tag = "admin",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = Figures), AdminsOnly, Unavailable))]
-async fn figures(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Figures>, ApiError> {
+async fn figures(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Figures> {
     Ok(Json(state.hub.figures().await?))
 }
 

@@ -10,12 +10,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
@@ -101,7 +101,7 @@ fn minutes(t: jiff::civil::Time) -> i64 {
 #[utoipa::path(get, path = "/api/admin/appointment-hours", tag = "admin",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = HoursView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<HoursView>, ApiError> {
+async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursView> {
     let settings = &state.settings.appointment_hours;
     let fmt = |t: jiff::civil::Time| t.strftime("%H:%M").to_string();
     let stored = match state.store.desk_setting(KEY).await? {
@@ -138,9 +138,8 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<HoursV
 async fn replace(
     admin: AdminOnly,
     State(state): State<AppState>,
-    body: Result<Json<DeskHours>, JsonRejection>,
-) -> Result<Json<HoursView>, ApiError> {
-    let Json(mut desk) = body?;
+    ApiJson(mut desk): ApiJson<DeskHours>,
+) -> JsonResult<HoursView> {
     let slot = state.settings.appointment_hours.slot_minutes();
     let desk_hours = hours(&desk.open, &desk.close, slot, "the desk's hours")?;
     let known = state.store.categories().await?;

@@ -13,9 +13,8 @@
 //! the reschedule mail (ICS `REQUEST`, same `UID`, next `SEQUENCE`) to the outbox.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -23,10 +22,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::appointments::{
-    CancelOutcome, CustomerAppointment, CustomerLinks, appointment_of_link, base_url, calendar, calendar_for,
-    cancel_with_mail, customer_view, desk, eligible, instant, millis, names_of, pick_preferring, slot_taken,
+    CancelOutcome, CustomerAppointment, CustomerLinks, appointment_of_link, calendar, calendar_for, cancel_with_mail,
+    customer_view, desk, eligible, instant, millis, names_of, pick_preferring, slot_taken,
 };
-use super::responses::Unavailable;
+use super::error::{ApiJson, ApiQuery, JsonResult};
+use super::public_url::PublicUrl;
+use super::responses::{NoToken, Unavailable, UnknownToken};
 use super::{ApiError, AppState, ErrorBody};
 use crate::appointments::ics::Method;
 use crate::appointments::mails;
@@ -93,32 +94,25 @@ async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Res
 /// The appointment a link's token names, as booked: when (in the customer's zone and the
 /// desk's), with whom, for whom (name, email, comment), its status, and its links.
 #[utoipa::path(get, path = "/api/appointments/booking", tag = "public", params(TokenQuery),
-    responses((status = 200, body = CustomerAppointment),
-        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+    responses((status = 200, body = CustomerAppointment), NoToken, UnknownToken, Unavailable))]
 async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerAppointment>, ApiError> {
-    let Query(q) = query?;
+    PublicUrl(base): PublicUrl,
+    ApiQuery(q): ApiQuery<TokenQuery>,
+) -> JsonResult<CustomerAppointment> {
     let a = appointment_of_link(&state, &q.token).await?;
-    Ok(Json(view(&state, &a, &q.token, &base_url(&state, &headers)).await?))
+    Ok(Json(view(&state, &a, &q.token, &base).await?))
 }
 
 /// The same as `GET /api/appointments/booking` (the address of older cancel links).
 #[utoipa::path(get, path = "/api/appointments/cancel", tag = "public", params(TokenQuery),
-    responses((status = 200, body = CustomerAppointment),
-        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+    responses((status = 200, body = CustomerAppointment), NoToken, UnknownToken, Unavailable))]
 async fn show_by_cancel_link(
     state: State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
-) -> Result<Json<CustomerAppointment>, ApiError> {
-    show(state, headers, query).await
+    base: PublicUrl,
+    query: ApiQuery<TokenQuery>,
+) -> JsonResult<CustomerAppointment> {
+    show(state, base, query).await
 }
 
 /// Cancels the appointment a token names, with an optional reason; a second time answers
@@ -128,14 +122,12 @@ async fn show_by_cancel_link(
         "reason": "I found the answer myself"})),
     responses((status = 200, body = CancelOutcome),
         (status = 400, description = "`bad_json`; `reason_too_long` (over 500 characters)", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+        UnknownToken, Unavailable))]
 async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<CancelRequest>, JsonRejection>,
-) -> Result<Json<CancelOutcome>, ApiError> {
-    let Json(body) = body?;
+    PublicUrl(base): PublicUrl,
+    ApiJson(body): ApiJson<CancelRequest>,
+) -> JsonResult<CancelOutcome> {
     let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
         return Err(ApiError::invalid(
@@ -144,7 +136,6 @@ async fn cancel(
         ));
     }
     let a = appointment_of_link(&state, &body.token).await?;
-    let base = base_url(&state, &headers);
     let mut done = cancel_with_mail(&state, a, reason, &base).await?;
     let a = appointment_of_link(&state, &body.token).await?;
     done.appointment = view(&state, &a, &body.token, &base).await?;
@@ -186,7 +177,7 @@ fn move_refused(refusal: RescheduleRefusal) -> ApiError {
         "start": "2030-06-18T09:00:00Z"})),
     responses((status = 200, body = Rescheduled),
         (status = 400, description = "`bad_json`; `bad_start` (not an RFC 3339 instant)", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        UnknownToken,
         (status = 409, description = "`slot_taken`: no representative is free at that slot any more; \
             `appointment_cancelled`; `appointment_changed`: it was moved or cancelled meanwhile (read it again)",
             body = ErrorBody),
@@ -195,10 +186,9 @@ fn move_refused(refusal: RescheduleRefusal) -> ApiError {
         Unavailable))]
 async fn reschedule(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<RescheduleRequest>, JsonRejection>,
-) -> Result<Json<Rescheduled>, ApiError> {
-    let Json(body) = body?;
+    PublicUrl(base): PublicUrl,
+    ApiJson(body): ApiJson<RescheduleRequest>,
+) -> JsonResult<Rescheduled> {
     let requested: Timestamp = body.start.trim().parse().map_err(|_| {
         ApiError::invalid(
             "bad_start",
@@ -223,7 +213,6 @@ async fn reschedule(
             "no agent serves appointments for this choice",
         ));
     }
-    let base = base_url(&state, &headers);
     let links = CustomerLinks::of(body.token.trim(), was.category.as_deref()).behind(&base);
     let topic = names_of(&state, &was).await?.1;
     // As booking: each round moves to the representative the day says (the same one when
@@ -271,18 +260,14 @@ async fn reschedule(
 #[utoipa::path(get, path = "/api/appointments/ics", tag = "public", params(TokenQuery),
     responses((status = 200, description = "`text/calendar`, as an attachment `appointment.ics`",
             content_type = "text/calendar", body = String),
-        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+        NoToken, UnknownToken, Unavailable))]
 async fn ics(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<TokenQuery>, QueryRejection>,
+    PublicUrl(base): PublicUrl,
+    ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query?;
     let a = appointment_of_link(&state, &q.token).await?;
     let (representative, topic) = names_of(&state, &a).await?;
-    let base = base_url(&state, &headers);
     let manage = format!("{base}{}", CustomerLinks::of(q.token.trim(), None).manage);
     let context = mails::Context {
         manage_url: &manage,

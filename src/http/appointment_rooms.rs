@@ -14,8 +14,7 @@
 //! (two presses, two nodes) finds the same room: the store's "one room per id" decides.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -23,8 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::appointments::appointment_of_link;
-use super::error::StoreAnswer;
-use super::responses::{SignedIn, Unavailable};
+use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer};
+use super::responses::{NoToken, NotYourAppointment, SignedIn, Unavailable, UnknownToken};
 use super::rooms::{admit_with_token, end_closed_room_of, seat_refused};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -107,7 +106,7 @@ pub struct StartedRoom {
     responses((status = 201, description = "the room, opened now", body = StartedRoom),
         (status = 200, description = "the room, opened before and still open (within the slot and \
             `APPOINTMENT_ROOM_GRACE_MINUTES`, also after everyone left it, whatever the start window)", body = StartedRoom),
-        (status = 404, description = "`not_found`: no such appointment of this agent", body = ErrorBody),
+        NotYourAppointment,
         (status = 409, description = "`appointment_cancelled`; `not_startable` (more than `APPOINTMENT_START_WINDOW_MINUTES` before its start, the only time \
             it is not `startable` while booked and before its room would close); \
             `room_ended` (its call was ended for everyone, or its slot and grace are over); `room_open` (you have \
@@ -224,7 +223,7 @@ pub struct JoinedRoom {
     request_body(content = JoinAppointment, example = json!({"token": "the-token-of-the-appointment-link"})),
     responses((status = 200, body = JoinedRoom),
         (status = 400, description = "`bad_json`", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
+        UnknownToken,
         (status = 409, description = "`not_started`: the representative has not started it yet: the customer \
             is in the waiting room (the representative sees them waiting for 30 s after each ask; ask again every few \
             seconds to be let in as soon as the call starts); \
@@ -232,11 +231,7 @@ pub struct JoinedRoom {
             `APPOINTMENT_ROOM_GRACE_MINUTES`); `seat_taken`: the customer's seat is held by an earlier join \
             (another device: connected, within its grace period, or with an unexpired token)", body = ErrorBody),
         Unavailable))]
-async fn join(
-    State(state): State<AppState>,
-    body: Result<Json<JoinAppointment>, JsonRejection>,
-) -> Result<Json<JoinedRoom>, ApiError> {
-    let Json(body) = body?;
+async fn join(State(state): State<AppState>, ApiJson(body): ApiJson<JoinAppointment>) -> JsonResult<JoinedRoom> {
     let a = appointment_of_link(&state, &body.token).await?;
     if a.status == AppointmentStatus::Cancelled {
         return Err(cancelled());
@@ -301,15 +296,11 @@ pub struct AppointmentRoomStatus {
 /// and whether the call is open. Changes nothing (mail scanners follow links): only
 /// `POST /api/appointments/join` puts the customer in the waiting room.
 #[utoipa::path(get, path = "/api/appointments/room", tag = "public", params(RoomStatusQuery),
-    responses((status = 200, body = AppointmentRoomStatus),
-        (status = 400, description = "`bad_query`: no token", body = ErrorBody),
-        (status = 404, description = "`unknown_token`: no appointment has this token", body = ErrorBody),
-        Unavailable))]
+    responses((status = 200, body = AppointmentRoomStatus), NoToken, UnknownToken, Unavailable))]
 async fn status(
     State(state): State<AppState>,
-    query: Result<Query<RoomStatusQuery>, QueryRejection>,
-) -> Result<Json<AppointmentRoomStatus>, ApiError> {
-    let Query(q) = query?;
+    ApiQuery(q): ApiQuery<RoomStatusQuery>,
+) -> JsonResult<AppointmentRoomStatus> {
     let a = appointment_of_link(&state, &q.token).await?;
     let open_until = closes_at(&state, &a);
     let now = now_ms();

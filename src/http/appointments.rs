@@ -13,9 +13,9 @@
 //! (`appointments::mailer`).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -24,8 +24,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::StoreAnswer;
-use super::responses::{AdminsOnly, SignedIn, Unavailable};
+use super::error::{ApiQuery, JsonResult, StoreAnswer};
+use super::public_url::PublicUrl;
+use super::responses::{AdminsOnly, NotYourAppointment, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
 use crate::appointments::{calendar_links, mails};
@@ -107,18 +108,6 @@ pub(super) fn desk(state: &AppState) -> mails::Desk<'_> {
         zone: &state.settings.appointment_zone,
         organizer: mails::address_of(&state.settings.mail_from),
     }
-}
-
-/// The desk's public address for links in mail: `PUBLIC_URL`, else what the request was sent to.
-pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.settings.public_url {
-        return url.clone();
-    }
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }
 
 pub(super) fn zone_name(state: &AppState) -> String {
@@ -359,11 +348,7 @@ fn out_of_range(day: impl std::fmt::Display) -> ApiError {
         (status = 400, description = "`bad_query`, `bad_date`: the date is missing or not YYYY-MM-DD; \
             `unknown_category`; `unknown_zone`: `zone` is no IANA time zone", body = ErrorBody),
         Unavailable))]
-async fn slots(
-    State(state): State<AppState>,
-    query: Result<Query<SlotsQuery>, QueryRejection>,
-) -> Result<Json<DaySlots>, ApiError> {
-    let Query(q) = query?;
+async fn slots(State(state): State<AppState>, ApiQuery(q): ApiQuery<SlotsQuery>) -> JsonResult<DaySlots> {
     let day = parse_date(&q.date)?;
     let category = q.category.as_deref().filter(|c| !c.is_empty());
     let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointment_zone.clone());
@@ -440,11 +425,7 @@ fn parse_month(raw: &str) -> Result<Date, ApiError> {
         (status = 400, description = "`bad_query`; `bad_month`: not YYYY-MM; `unknown_category`; `unknown_zone`",
             body = ErrorBody),
         Unavailable))]
-async fn free_days(
-    State(state): State<AppState>,
-    query: Result<Query<DaysQuery>, QueryRejection>,
-) -> Result<Json<FreeDays>, ApiError> {
-    let Query(q) = query?;
+async fn free_days(State(state): State<AppState>, ApiQuery(q): ApiQuery<DaysQuery>) -> JsonResult<FreeDays> {
     let first = parse_month(&q.month)?;
     let last = first.last_of_month();
     let category = q.category.as_deref().filter(|c| !c.is_empty());
@@ -548,7 +529,7 @@ fn valid_comment(raw: Option<String>) -> Result<String, ApiError> {
 async fn book(
     State(state): State<AppState>,
     ip: ClientIp,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     body: Result<Json<BookingRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Booked>), ApiError> {
     // Counted before the work, so bookings sent side by side cannot all pass the check
@@ -562,7 +543,7 @@ async fn book(
             .with(|t| t.take(key, now))
             .map_err(|wait| ApiError::too_many("too_many_bookings", "bookings from this address", wait))?;
     }
-    let made = book_checked(&state, &base_url(&state, &headers), body).await;
+    let made = book_checked(&state, &base, body).await;
     if throttled && made.is_err() {
         state.booking_throttle.with(|t| t.give_back(&key));
     }
@@ -970,9 +951,8 @@ fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> 
 async fn agent_day(
     Authed(me): Authed,
     State(state): State<AppState>,
-    query: Result<Query<DayQuery>, QueryRejection>,
-) -> Result<Json<StaffList>, ApiError> {
-    let Query(q) = query?;
+    ApiQuery(q): ApiQuery<DayQuery>,
+) -> JsonResult<StaffList> {
     let calendar = calendar(&state);
     let day = match q.date.as_deref() {
         Some(raw) => parse_date(raw)?,
@@ -1003,9 +983,8 @@ async fn agent_day(
 async fn admin_list(
     _: AdminOnly,
     State(state): State<AppState>,
-    query: Result<Query<RangeQuery>, QueryRejection>,
-) -> Result<Json<StaffList>, ApiError> {
-    let Query(q) = query?;
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> JsonResult<StaffList> {
     let (first, last) = (parse_date(&q.from)?, parse_date(&q.to)?);
     let days = (last - first).get_days();
     if !(0..=MAX_RANGE_DAYS).contains(&days) {
@@ -1021,12 +1000,7 @@ async fn admin_list(
     Ok(Json(staff_list(&state, &calendar, list)))
 }
 
-async fn cancel_as_staff(
-    state: &AppState,
-    me: &Account,
-    id: &str,
-    base_url: &str,
-) -> Result<Json<CancelOutcome>, ApiError> {
+async fn cancel_as_staff(state: &AppState, me: &Account, id: &str, base_url: &str) -> JsonResult<CancelOutcome> {
     let a = state
         .store
         .appointment(id)
@@ -1043,16 +1017,14 @@ async fn cancel_as_staff(
 #[utoipa::path(post, path = "/api/agent/appointments/{id}/cancel", tag = "session",
     params(("id" = String, Path, description = "the appointment id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = CancelOutcome),
-        (status = 404, description = "`not_found`: no such appointment of this agent", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = CancelOutcome), NotYourAppointment, SignedIn, Unavailable))]
 async fn agent_cancel(
     Authed(me): Authed,
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
-) -> Result<Json<CancelOutcome>, ApiError> {
-    cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
+) -> JsonResult<CancelOutcome> {
+    cancel_as_staff(&state, &me, &id, &base).await
 }
 
 /// Cancels any appointment, admins only.
@@ -1065,8 +1037,8 @@ async fn agent_cancel(
 async fn admin_cancel(
     AdminOnly(me): AdminOnly,
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
-) -> Result<Json<CancelOutcome>, ApiError> {
-    cancel_as_staff(&state, &me, &id, &base_url(&state, &headers)).await
+) -> JsonResult<CancelOutcome> {
+    cancel_as_staff(&state, &me, &id, &base).await
 }

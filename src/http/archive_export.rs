@@ -17,17 +17,18 @@
 //! - At most [`MAX_EXPORT`] conversations in one file: more is refused (`export_too_large`)
 //!   before any file is made, never silently cut.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::ApiQuery;
 use super::history::{
     ConversationSummary, CustomerView, MessageView, TransferView, detail, filter_for, found, readable,
 };
-use super::responses::{SignedIn, Unavailable};
+use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::{Conversation, ConversationFilter, EndReason, Page, Side};
@@ -128,9 +129,8 @@ fn exported(c: &Conversation, summary: ConversationSummary) -> ExportedConversat
 async fn export_listing(
     Authed(me): Authed,
     State(state): State<AppState>,
-    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query?;
     let format = format_of(q.format.as_deref())?;
     let filter: ConversationFilter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
     let page = Page {
@@ -162,15 +162,13 @@ async fn export_listing(
             `GET /api/conversations/export` for this one conversation",
             content((String = "text/csv"), (ArchiveExport = "application/json"))),
         (status = 400, description = "`bad_query`: `format` not csv or json", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
-        SignedIn, Unavailable))]
+        NotServed, SignedIn, Unavailable))]
 async fn export_one(
     Authed(me): Authed,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<FormatQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<FormatQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query?;
     let format = format_of(q.format.as_deref())?;
     let c = readable(&state, &me, &id).await?;
     let name = format!("conversation-{}", file_safe(&c.opened.id));

@@ -6,13 +6,14 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::{ApiQuery, JsonResult};
 use super::responses::{SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -117,9 +118,8 @@ fn whose(account: &Account, asked: Option<String>) -> Option<String> {
 async fn calls(
     State(state): State<AppState>,
     Authed(account): Authed,
-    query: Result<Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<CallLogPage>, ApiError> {
-    let Query(query) = query?;
+    ApiQuery(query): ApiQuery<CallsQuery>,
+) -> JsonResult<CallLogPage> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", format!("limit is 1 to {MAX_PAGE}")));
@@ -196,9 +196,8 @@ fn csv_of(rows: &[CallLogView]) -> Result<Vec<u8>, ApiError> {
 async fn export(
     State(state): State<AppState>,
     Authed(account): Authed,
-    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query?;
     let agent = whose(&account, query.agent_id);
     let page = Page {
         offset: 0,

@@ -7,15 +7,14 @@
 //! `MAX_MESSAGE_LEN` characters (it becomes a message); categories must exist.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::StoreAnswer;
-use super::responses::{AdminsOnly, SignedIn, Unavailable};
+use super::error::{ApiJson, JsonResult, StoreAnswer};
+use super::responses::{AdminsOnly, NoDeskReply, ReplyRules, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::names::checked_name;
@@ -171,7 +170,7 @@ async fn update(
     id: String,
     owner: Option<String>,
     input: CannedReplyInput,
-) -> Result<Json<CannedReplyView>, ApiError> {
+) -> JsonResult<CannedReplyView> {
     let stored = owned(state, &id, owner.as_deref()).await?;
     let mut reply = checked(state, input, id, owner).await?;
     reply.created_at = stored.created_at;
@@ -195,7 +194,7 @@ async fn delete(state: &AppState, id: String, owner: Option<&str>) -> Result<Sta
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "the desk's canned replies, by shortcut", body = [CannedReplyView]),
         AdminsOnly, Unavailable))]
-async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Vec<CannedReplyView>>, ApiError> {
+async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<CannedReplyView>> {
     let replies = state.store.canned_replies(None).await?;
     Ok(Json(replies.into_iter().map(Into::into).collect()))
 }
@@ -204,17 +203,14 @@ async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> Result<Json<V
     request_body(content = CannedReplyInput, example = json!({"shortcut": "hello", "title": "Greeting",
         "text": "Hello {customer}, I am {agent}. How can I help?", "categories": []})),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 201, body = CannedReplyView),
-        (status = 400, description = "`bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, \
-            `unknown_category`: which rule the body breaks", body = ErrorBody),
+    responses((status = 201, body = CannedReplyView), ReplyRules,
         (status = 409, description = "`shortcut_taken`: the desk has a reply with this shortcut", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn create_desk(
     _: AdminOnly,
     State(state): State<AppState>,
-    body: Result<Json<CannedReplyInput>, JsonRejection>,
+    ApiJson(input): ApiJson<CannedReplyInput>,
 ) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
-    let Json(input) = body?;
     let reply = checked(&state, input, uuid::Uuid::new_v4().to_string(), None).await?;
     create(&state, reply).await
 }
@@ -223,28 +219,22 @@ async fn create_desk(
     params(("id" = String, Path, description = "the canned reply's id")),
     request_body = CannedReplyInput,
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = CannedReplyView),
-        (status = 400, description = "`bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, \
-            `unknown_category`: which rule the body breaks", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such reply of the desk", body = ErrorBody),
+    responses((status = 200, body = CannedReplyView), ReplyRules, NoDeskReply,
         (status = 409, description = "`shortcut_taken`: another reply of the desk has this shortcut", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn update_desk(
     _: AdminOnly,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Result<Json<CannedReplyInput>, JsonRejection>,
-) -> Result<Json<CannedReplyView>, ApiError> {
-    let Json(input) = body?;
+    ApiJson(input): ApiJson<CannedReplyInput>,
+) -> JsonResult<CannedReplyView> {
     update(&state, id, None, input).await
 }
 
 #[utoipa::path(delete, path = "/api/admin/canned-replies/{id}", tag = "admin",
     params(("id" = String, Path, description = "the canned reply's id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 204, description = "deleted"),
-        (status = 404, description = "`not_found`: no such reply of the desk", body = ErrorBody),
-        AdminsOnly, Unavailable))]
+    responses((status = 204, description = "deleted"), NoDeskReply, AdminsOnly, Unavailable))]
 async fn delete_desk(
     _: AdminOnly,
     State(state): State<AppState>,
@@ -260,7 +250,7 @@ async fn delete_desk(
     responses((status = 200, description = "the desk's replies that apply to one of the caller's categories (or to all), \
         then the caller's own, each by shortcut", body = [CannedReplyView]),
         SignedIn, Unavailable))]
-async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> Result<Json<Vec<CannedReplyView>>, ApiError> {
+async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> JsonResult<Vec<CannedReplyView>> {
     let desk = state.store.canned_replies(None).await?;
     let own = state.store.canned_replies(Some(&me.id)).await?;
     let applies = |r: &CannedReply| r.categories.is_empty() || r.categories.iter().any(|c| me.categories.contains(c));
@@ -273,17 +263,14 @@ async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> Result<
     request_body(content = CannedReplyInput, example = json!({"shortcut": "later", "title": "Call back",
         "text": "I will call you back today, {customer}."})),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 201, body = CannedReplyView),
-        (status = 400, description = "`bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, \
-            `unknown_category`: which rule the body breaks", body = ErrorBody),
+    responses((status = 201, body = CannedReplyView), ReplyRules,
         (status = 409, description = "`shortcut_taken`: the caller has a reply with this shortcut", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn create_mine(
     Authed(me): Authed,
     State(state): State<AppState>,
-    body: Result<Json<CannedReplyInput>, JsonRejection>,
+    ApiJson(input): ApiJson<CannedReplyInput>,
 ) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
-    let Json(input) = body?;
     let reply = checked(&state, input, uuid::Uuid::new_v4().to_string(), Some(me.id)).await?;
     create(&state, reply).await
 }
@@ -292,9 +279,7 @@ async fn create_mine(
     params(("id" = String, Path, description = "the canned reply's id")),
     request_body = CannedReplyInput,
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = CannedReplyView),
-        (status = 400, description = "`bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, \
-            `unknown_category`: which rule the body breaks", body = ErrorBody),
+    responses((status = 200, body = CannedReplyView), ReplyRules,
         (status = 404, description = "`not_found`: no such reply of the caller's own (the desk's and other \
             agents' are not theirs to change)", body = ErrorBody),
         (status = 409, description = "`shortcut_taken`: another reply of the caller has this shortcut", body = ErrorBody),
@@ -303,9 +288,8 @@ async fn update_mine(
     Authed(me): Authed,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Result<Json<CannedReplyInput>, JsonRejection>,
-) -> Result<Json<CannedReplyView>, ApiError> {
-    let Json(input) = body?;
+    ApiJson(input): ApiJson<CannedReplyInput>,
+) -> JsonResult<CannedReplyView> {
     update(&state, id, Some(me.id), input).await
 }
 

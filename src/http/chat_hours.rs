@@ -4,12 +4,12 @@
 //! keeper's next tick (`desk_hours::TICK`).
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
@@ -62,7 +62,7 @@ async fn apply_now(state: &AppState) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/admin/chat-hours", tag = "admin",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<ChatHoursView>, ApiError> {
+async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<ChatHoursView> {
     Ok(Json(view(&state).await?))
 }
 
@@ -82,9 +82,8 @@ async fn replace(
     _: AdminOnly,
     State(state): State<AppState>,
     Path(category): Path<String>,
-    body: Result<Json<CategoryHoursDoc>, JsonRejection>,
-) -> Result<Json<ChatHoursView>, ApiError> {
-    let Json(doc) = body?;
+    ApiJson(doc): ApiJson<CategoryHoursDoc>,
+) -> JsonResult<ChatHoursView> {
     if doc.category != category {
         return Err(ApiError::invalid(
             "invalid_hours",
@@ -114,11 +113,7 @@ async fn replace(
     security(("bearer" = []), ("session_cookie" = [])),
     params(("category" = String, Path, description = "the category's id")),
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
-async fn reset(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    Path(category): Path<String>,
-) -> Result<Json<ChatHoursView>, ApiError> {
+async fn reset(_: AdminOnly, State(state): State<AppState>, Path(category): Path<String>) -> JsonResult<ChatHoursView> {
     let mut all: HoursDoc = desk_hours::load(&state.store).await?;
     all.categories.retain(|c| c.category != category);
     desk_hours::save(&state.store, &all).await?;

@@ -15,9 +15,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::StoreAnswer;
+use super::error::{JsonResult, StoreAnswer};
 use super::history::{ConversationDetail, ConversationSummary, detail, readable, summary};
-use super::responses::{SignedIn, Unavailable};
+use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::CustomerKey;
@@ -66,14 +66,8 @@ pub struct CustomerPanel {
 #[utoipa::path(get, path = "/api/conversations/{id}/customer", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = CustomerPanel),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
-        SignedIn, Unavailable))]
-async fn panel(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<CustomerPanel>, ApiError> {
+    responses((status = 200, body = CustomerPanel), NotServed, SignedIn, Unavailable))]
+async fn panel(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<CustomerPanel> {
     let c = readable(&state, &me, &id).await?;
     let profile = &c.opened.customer;
     let key = profile.match_key();
@@ -121,7 +115,7 @@ async fn earlier(
     Authed(me): Authed,
     State(state): State<AppState>,
     Path((id, other)): Path<(String, String)>,
-) -> Result<Json<ConversationDetail>, ApiError> {
+) -> JsonResult<ConversationDetail> {
     let c = readable(&state, &me, &id).await?;
     if other == id {
         return Ok(Json(detail(&c)));

@@ -6,14 +6,13 @@
 //! `store::Erased`), and the erasure is logged (who, when, counts, a hash of the key).
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{StoreAnswer, page_limit};
+use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer, page_limit};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
@@ -109,9 +108,8 @@ fn sha256_hex(text: &str) -> String {
 async fn erase(
     AdminOnly(me): AdminOnly,
     State(state): State<AppState>,
-    body: Result<Json<ErasureRequest>, JsonRejection>,
-) -> Result<Json<ErasureView>, ApiError> {
-    let Json(body) = body?;
+    ApiJson(body): ApiJson<ErasureRequest>,
+) -> JsonResult<ErasureView> {
     let refused = |e: customer_details::Invalid| ApiError::invalid(e.code, e.message);
     let given = [&body.email, &body.visitor, &body.conversation_id];
     if given
@@ -198,12 +196,7 @@ pub struct ErasureLog {
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ErasureLog),
         (status = 400, description = "`bad_query`", body = ErrorBody), AdminsOnly, Unavailable))]
-async fn log(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ErasureLog>, ApiError> {
-    let Query(q) = query?;
+async fn log(_: AdminOnly, State(state): State<AppState>, ApiQuery(q): ApiQuery<LogQuery>) -> JsonResult<ErasureLog> {
     let limit = page_limit(q.limit, 50, 200)?;
     let (items, total) = state
         .store

@@ -3,6 +3,7 @@
 //! the log).
 
 use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -225,6 +226,22 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
         Self::invalid("bad_query", e.body_text())
     }
 }
+
+/// A JSON request body, refused as [`ApiError`] (`bad_json`, `body_too_large`) when it is not
+/// the expected JSON; a handler takes it as `ApiJson(body): ApiJson<T>`, its last argument,
+/// so the refusal comes after the session's.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// A query string, refused as [`ApiError`] (`bad_query`) when it does not parse; a handler
+/// takes it after its session and path, so those refusals come first.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// What most handlers answer: a JSON body, or the refusal.
+pub type JsonResult<T> = Result<Json<T>, ApiError>;
 
 /// The `limit` a listing's query asked for, `default` when none; outside 1 to `max` it is
 /// 400 `bad_query`.

@@ -4,13 +4,13 @@
 //! first. Exports of the same listing are in `archive_export.rs`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{StoreAnswer, page_limit};
-use super::responses::{SignedIn, Unavailable};
+use super::error::{ApiQuery, JsonResult, StoreAnswer, page_limit};
+use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::search::{SearchQuery, first_hit};
@@ -214,9 +214,8 @@ pub(super) fn filter_for(
 async fn list(
     Authed(me): Authed,
     State(state): State<AppState>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ConversationPage>, ApiError> {
-    let Query(q) = query?;
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> JsonResult<ConversationPage> {
     let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let filter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
     let (items, total) = state
@@ -240,14 +239,12 @@ async fn list(
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = ConversationDetail),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not one they served", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = ConversationDetail), NotServed, SignedIn, Unavailable))]
 async fn one(
     Authed(me): Authed,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ConversationDetail>, ApiError> {
+) -> JsonResult<ConversationDetail> {
     Ok(Json(detail(&readable(&state, &me, &id).await?)))
 }
 

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
+use super::error::{ApiJson, JsonResult};
 use super::responses::Unavailable;
 use super::rooms::{AudienceKind, RoomToken, audience_kind, optional_email, optional_phone, token_at, update};
 use super::{ApiError, AppState, ErrorBody};
@@ -65,7 +66,7 @@ pub struct JoinRequest {
         (status = 200, body = RoomInfo),
         (status = 404, description = "`not_found`: no such room", body = ErrorBody),
         Unavailable))]
-async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RoomInfo>, ApiError> {
+async fn info(State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<RoomInfo> {
     let room = state.store.room(&id).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound("room"),
         e => e.into(),
@@ -161,9 +162,8 @@ async fn join(
     State(state): State<AppState>,
     ip: ClientIp,
     Path(id): Path<String>,
-    body: Result<Json<JoinRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<RoomToken>, ApiError> {
-    let Json(body) = body?;
+    ApiJson(body): ApiJson<JoinRequest>,
+) -> JsonResult<RoomToken> {
     let max = state.settings.room_max_attempts;
     let address = crate::http::access::address_key(ip.key()).to_string();
     let room = match state.store.room(&id).await {

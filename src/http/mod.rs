@@ -35,6 +35,8 @@ pub mod metrics;
 pub mod offline;
 pub mod outbox;
 pub mod public;
+// the desk's address for links: PUBLIC_URL, else the request's Host
+pub mod public_url;
 // customers rating a chat that ended
 pub mod ratings;
 // the manager's reports

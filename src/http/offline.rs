@@ -17,8 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::{StoreAnswer, page_limit};
-use super::responses::{SignedIn, Unavailable};
+use super::error::{JsonResult, StoreAnswer, page_limit};
+use super::responses::{BadQuery, BodyTooLarge, SignedIn, Unavailable, UnknownMessage};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::names::checked_name;
@@ -147,7 +147,7 @@ fn may_see(account: &Account, category: &str) -> bool {
     responses((status = 201, body = Left),
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_email`, `empty_text`, `text_too_long`, \
             `unknown_category`: which rule the body breaks", body = ErrorBody),
-        (status = 413, description = "`body_too_large`: the body is over the JSON limit", body = ErrorBody),
+        BodyTooLarge,
         (status = 429, description = "`too_many_messages`: this address left too many messages; `Retry-After` says \
             when to try again", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
         Unavailable))]
@@ -206,7 +206,7 @@ async fn leave_checked(
         handled_by: None,
     };
     let mail = state.settings.offline_mail_to.as_ref().map(|desk| {
-        let console = format!("{}/agent.html", super::appointments::base_url(state, headers));
+        let console = format!("{}/agent.html", super::public_url::base_url(state, headers));
         crate::offline::desk_mail(&message, &category.name, desk, &console, now)
     });
     let id = message.id.clone();
@@ -257,15 +257,13 @@ async fn views(state: &AppState, messages: Vec<OfflineMessage>) -> Result<Vec<Of
 /// Offline messages, newest first: an agent's of the categories they hold, all for admins.
 #[utoipa::path(get, path = "/api/offline-messages", tag = "session", params(OfflineQuery),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = OfflinePage),
-        (status = 400, description = "`bad_query`: a parameter is malformed or out of range", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = OfflinePage), BadQuery, SignedIn, Unavailable))]
 async fn list(
     State(state): State<AppState>,
     ip: ClientIp,
     authed: Result<Authed, ApiError>,
     query: Result<Query<OfflineQuery>, QueryRejection>,
-) -> Result<Json<OfflinePage>, ApiError> {
+) -> JsonResult<OfflinePage> {
     // The whitelist first, as for every staff route (this path is also the public POST's).
     if !ip.is_whitelisted(&state.settings) {
         return Err(ApiError::NotWhitelisted);
@@ -310,10 +308,7 @@ async fn visible(state: &AppState, account: &Account, id: &str) -> Result<Offlin
 }
 
 /// A change's answer: the message as the store now has it, or the store's refusal.
-async fn changed(
-    state: &AppState,
-    changed: Result<OfflineMessage, StoreError>,
-) -> Result<Json<OfflineMessageView>, ApiError> {
+async fn changed(state: &AppState, changed: Result<OfflineMessage, StoreError>) -> JsonResult<OfflineMessageView> {
     let m = changed.map_err(store_refusal)?;
     Ok(Json(views(state, vec![m]).await?.remove(0)))
 }
@@ -334,15 +329,14 @@ fn store_refusal(e: StoreError) -> ApiError {
 #[utoipa::path(post, path = "/api/offline-messages/{id}/take", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = OfflineMessageView),
-        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
+    responses((status = 200, body = OfflineMessageView), UnknownMessage,
         (status = 409, description = "`already_taken`: another agent took it, or it is handled", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn take(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
-) -> Result<Json<OfflineMessageView>, ApiError> {
+) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
     let taken = state.store.take_offline_message(&id, &account.id).await;
     changed(&state, taken).await
@@ -352,14 +346,12 @@ async fn take(
 #[utoipa::path(post, path = "/api/offline-messages/{id}/handled", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = OfflineMessageView),
-        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
-        SignedIn, Unavailable))]
+    responses((status = 200, body = OfflineMessageView), UnknownMessage, SignedIn, Unavailable))]
 async fn handled(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
-) -> Result<Json<OfflineMessageView>, ApiError> {
+) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
     let handled = state.store.mark_offline_message_handled(&id, &account.id).await;
     changed(&state, handled).await
@@ -374,15 +366,13 @@ async fn handled(
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = OfflineMessageView, description = "the message with the reply archived; the mail is on its way"),
         (status = 400, description = "`bad_json`, `empty_text`, `text_too_long`", body = ErrorBody),
-        (status = 404, description = "`unknown_offline_message`: no such message (or not of the caller's categories)", body = ErrorBody),
-        (status = 413, description = "`body_too_large`: the body is over the JSON limit", body = ErrorBody),
-        SignedIn, Unavailable))]
+        UnknownMessage, BodyTooLarge, SignedIn, Unavailable))]
 async fn reply(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
     body: Result<Json<ReplyRequest>, JsonRejection>,
-) -> Result<Json<OfflineMessageView>, ApiError> {
+) -> JsonResult<OfflineMessageView> {
     let m = visible(&state, &account, &id).await?;
     let Json(body) = body?;
     let text = body.text.trim().to_string();

@@ -3,16 +3,15 @@
 //! refused address is seen, not lost.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::page_limit;
-use super::responses::{AdminsOnly, Unavailable};
+use super::AppState;
+use super::error::{ApiQuery, JsonResult, page_limit};
+use super::responses::{AdminsOnly, BadQuery, Unavailable};
 use super::session::AdminOnly;
-use super::{ApiError, AppState, ErrorBody};
 use crate::store::{MailPurpose, MailStatus, OutboxMail, Page};
 
 /// Most mails one page lists.
@@ -83,15 +82,8 @@ pub struct MailPage {
 /// The appointment mail outbox, newest first; `status=dead` lists the mails given up.
 #[utoipa::path(get, path = "/api/admin/mails", tag = "admin", params(MailQuery),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = MailPage),
-        (status = 400, description = "`bad_query`: a parameter is malformed or out of range", body = ErrorBody),
-        AdminsOnly, Unavailable))]
-async fn list(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    query: Result<Query<MailQuery>, QueryRejection>,
-) -> Result<Json<MailPage>, ApiError> {
-    let Query(q) = query?;
+    responses((status = 200, body = MailPage), BadQuery, AdminsOnly, Unavailable))]
+async fn list(_: AdminOnly, State(state): State<AppState>, ApiQuery(q): ApiQuery<MailQuery>) -> JsonResult<MailPage> {
     let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let (items, total) = state
         .store

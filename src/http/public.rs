@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
+use super::error::JsonResult;
 use super::responses::Unavailable;
 use super::{ApiError, AppState, CategoryView};
 use crate::core::readiness::{Change, Signals, not_ready_because};
@@ -43,7 +44,7 @@ pub struct PublicCategory {
 
 /// The service categories customers can queue for, and whether each is open and staffed now.
 #[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [PublicCategory]), Unavailable))]
-async fn categories(State(state): State<AppState>) -> Result<Json<Vec<PublicCategory>>, ApiError> {
+async fn categories(State(state): State<AppState>) -> JsonResult<Vec<PublicCategory>> {
     let desk = state.hub.desk().await?;
     // The hours are read only while some category is closed (the usual answer needs none).
     let hours = if desk.iter().any(|d| !d.open) {

@@ -7,12 +7,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::ApiJson;
 use super::responses::Unavailable;
 use super::{ApiError, AppState, ErrorBody};
 use crate::rooms::token::TokenRefusal;
@@ -47,9 +47,8 @@ pub struct RatingInput {
         Unavailable))]
 async fn rate(
     State(state): State<AppState>,
-    body: Result<Json<RatingInput>, JsonRejection>,
+    ApiJson(input): ApiJson<RatingInput>,
 ) -> Result<(StatusCode, Json<Rating>), ApiError> {
-    let Json(input) = body?;
     let claims = crate::ratings::verify(&state.settings, &input.token).map_err(|refusal| match refusal {
         TokenRefusal::Expired => ApiError::refused(
             StatusCode::UNAUTHORIZED,

@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::ApiQuery;
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
@@ -153,9 +154,8 @@ pub struct ReportView {
 async fn report(
     AdminOnly(_me): AdminOnly,
     State(state): State<AppState>,
-    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query?;
     let csv = match query.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,

@@ -40,3 +40,120 @@ pub enum Unavailable {
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }
+
+/// A query without the token of an appointment's link.
+#[derive(IntoResponses)]
+pub enum NoToken {
+    /// `bad_query`: no token
+    #[response(status = 400)]
+    BadQuery(ErrorBody),
+}
+
+/// A token that names no appointment (a link mistyped, or of an appointment erased).
+#[derive(IntoResponses)]
+pub enum UnknownToken {
+    /// `unknown_token`: no appointment has this token
+    #[response(status = 404)]
+    Unknown(ErrorBody),
+}
+
+/// A listing's query that does not parse, or asks for a page out of range.
+#[derive(IntoResponses)]
+pub enum BadQuery {
+    /// `bad_query`: a parameter is malformed or out of range
+    #[response(status = 400)]
+    BadQuery(ErrorBody),
+}
+
+/// A JSON body over `MAX_JSON_BODY`.
+#[derive(IntoResponses)]
+pub enum BodyTooLarge {
+    /// `body_too_large`: the body is over the JSON limit
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+}
+
+// ---- what a staff member may see ----
+
+/// A conversation that is not in the archive, or (for an agent) not one they served: the
+/// two answer alike, so an agent learns nothing of others' conversations.
+#[derive(IntoResponses)]
+pub enum NotServed {
+    /// `not_found`: no such conversation, or (for an agent) not one they served
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// An appointment that is not the calling agent's (or does not exist).
+#[derive(IntoResponses)]
+pub enum NotYourAppointment {
+    /// `not_found`: no such appointment of this agent
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// An account id that names no account.
+#[derive(IntoResponses)]
+pub enum NoAccount {
+    /// `not_found`: no such account
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A category id that names no category.
+#[derive(IntoResponses)]
+pub enum NoCategory {
+    /// `not_found`: no such category
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A canned reply id that names none of the desk's.
+#[derive(IntoResponses)]
+pub enum NoDeskReply {
+    /// `not_found`: no such reply of the desk
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A canned reply's body that breaks a rule (the desk's and each agent's alike).
+#[derive(IntoResponses)]
+pub enum ReplyRules {
+    /// `bad_json`, `invalid_shortcut`, `invalid_title`, `invalid_text`, `unknown_category`: which rule the body breaks
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+}
+
+/// An offline message the caller may not see is as unknown as one that does not exist.
+#[derive(IntoResponses)]
+pub enum UnknownMessage {
+    /// `unknown_offline_message`: no such message (or not of the caller's categories)
+    #[response(status = 404)]
+    Unknown(ErrorBody),
+}
+
+// ---- rooms and 1-to-1 video ----
+
+/// A room that is not the caller's is as missing as one that does not exist.
+#[derive(IntoResponses)]
+pub enum NoRoomOfYours {
+    /// `not_found`: no such room of yours
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A room that was ended: it takes nobody any more.
+#[derive(IntoResponses)]
+pub enum RoomEnded {
+    /// `room_ended`: the meeting has ended
+    #[response(status = 410)]
+    Ended(ErrorBody),
+}
+
+/// An agent has one open room at a time.
+#[derive(IntoResponses)]
+pub enum RoomOpen {
+    /// `room_open`: you already have an open room
+    #[response(status = 409)]
+    Open(ErrorBody),
+}

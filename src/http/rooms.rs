@@ -9,13 +9,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::StoreAnswer;
-use super::responses::{SignedIn, Unavailable};
+use super::error::{ApiJson, JsonResult, StoreAnswer};
+use super::public_url::PublicUrl;
+use super::responses::{NoRoomOfYours, RoomEnded, RoomOpen, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::hash_password;
@@ -175,17 +176,6 @@ pub(super) fn audience_kind(a: &Audience) -> AudienceKind {
 }
 
 /// Where people reach the hub: `PUBLIC_URL`, else the request's own host.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.settings.public_url {
-        return url.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
-
 fn link(base: &str, room: &str) -> String {
     format!("{base}/room.html?room={room}")
 }
@@ -249,15 +239,13 @@ pub(super) async fn update(state: &AppState, id: &str, mut change: impl FnMut(&m
         (status = 201, description = "the room, open", body = RoomView),
         (status = 400, description = "`bad_json`; `invalid_name` (title); `invalid_password` (4 to 200 characters); \
             `invalid_phone`; `invalid_email`; `missing_customer`: a customer room without a phone or an email", body = ErrorBody),
-        (status = 409, description = "`room_open`: you already have an open room", body = ErrorBody),
-        SignedIn, Unavailable))]
+        RoomOpen, SignedIn, Unavailable))]
 async fn create(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
-    body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
+    PublicUrl(base): PublicUrl,
+    ApiJson(body): ApiJson<CreateRoom>,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
-    let Json(body) = body?;
     let title =
         crate::core::names::checked_name(&body.title, 200).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
     let length = body.password.chars().count();
@@ -291,10 +279,7 @@ async fn create(
         None,
     );
     create_own_room(&state, &room).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&room, None, &base_url(&state, &headers))),
-    ))
+    Ok((StatusCode::CREATED, Json(view(&room, None, &base))))
 }
 
 /// Stores a new room of an agent's; `room_open` when they have one open already.
@@ -338,12 +323,11 @@ pub(super) async fn end_closed_room_of(state: &AppState, agent_id: &str) -> Resu
     responses(
         (status = 201, description = "the room, open; the customer has the invitation", body = RoomView),
         (status = 404, description = "`not_found`: no live chat of yours has this id", body = ErrorBody),
-        (status = 409, description = "`room_open`: you already have an open room", body = ErrorBody),
-        SignedIn, Unavailable))]
+        RoomOpen, SignedIn, Unavailable))]
 async fn from_chat(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(chat_id): Path<String>,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
     let not_yours = || ApiError::NotFound("live chat of yours");
@@ -374,10 +358,7 @@ async fn from_chat(
         crate::rooms::end_stored_room(&state.store, &room.id).await?;
         return Err(not_yours());
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&room, None, &base_url(&state, &headers))),
-    ))
+    Ok((StatusCode::CREATED, Json(view(&room, None, &base))))
 }
 
 /// The caller's open room.
@@ -390,15 +371,15 @@ async fn from_chat(
 async fn current(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
-) -> Result<Json<RoomView>, ApiError> {
+    PublicUrl(base): PublicUrl,
+) -> JsonResult<RoomView> {
     let room = state
         .store
         .open_room_of(&account.id)
         .await?
         .ok_or(ApiError::NotFound("open room"))?;
     let live = state.rooms.view(&room.id).await;
-    Ok(Json(view(&room, live, &base_url(&state, &headers))))
+    Ok(Json(view(&room, live, &base)))
 }
 
 /// A room and who is in it now (its owner, or an admin).
@@ -407,20 +388,19 @@ async fn current(
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, body = RoomView),
-        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
-        SignedIn, Unavailable))]
+        NoRoomOfYours, SignedIn, Unavailable))]
 async fn one(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
-) -> Result<Json<RoomView>, ApiError> {
+) -> JsonResult<RoomView> {
     let room = state.store.room(&id).await.found_if(
         |room| room.agent_id == account.id || account.role == Role::Admin,
         ApiError::NotFound("room"),
     )?;
     let live = state.rooms.view(&room.id).await;
-    Ok(Json(view(&room, live, &base_url(&state, &headers))))
+    Ok(Json(view(&room, live, &base)))
 }
 
 /// End your room for good: both members get `room_ended`; it cannot be reopened.
@@ -429,18 +409,17 @@ async fn one(
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, description = "the room, ended (ending an ended room changes nothing)", body = RoomView),
-        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
-        SignedIn, Unavailable))]
+        NoRoomOfYours, SignedIn, Unavailable))]
 async fn end(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
-) -> Result<Json<RoomView>, ApiError> {
+) -> JsonResult<RoomView> {
     own_room(&state, &account, &id).await?;
     let room = crate::rooms::end_stored_room(&state.store, &id).await?;
     state.rooms.ended(&id).await;
-    Ok(Json(view(&room, None, &base_url(&state, &headers))))
+    Ok(Json(view(&room, None, &base)))
 }
 
 /// A fresh 5-digit code from the OS generator.
@@ -458,19 +437,17 @@ fn new_code() -> String {
     responses(
         (status = 200, description = "sent on every channel asked for", body = InviteAnswer),
         (status = 400, description = "`bad_json`; `no_address` (neither email nor phone); `invalid_email`; `invalid_phone`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
-        (status = 410, description = "`room_ended`: the meeting has ended", body = ErrorBody),
+        NoRoomOfYours, RoomEnded,
         (status = 502, description = "`send_failed`: a sender failed (the message says which and why); \
             the new code is in force, so invite again once the sender works", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn invite(
     State(state): State<AppState>,
     Authed(account): Authed,
-    headers: HeaderMap,
+    PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
-    body: Result<Json<InviteRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<InviteAnswer>, ApiError> {
-    let Json(body) = body?;
+    ApiJson(body): ApiJson<InviteRequest>,
+) -> JsonResult<InviteAnswer> {
     let room = own_room(&state, &account, &id).await?;
     let to_mail = optional_email(&body.email)?;
     let to_phone = optional_phone(&body.phone)?;
@@ -497,7 +474,7 @@ async fn invite(
     })
     .await?;
     let version = room.code.as_ref().map_or(1, |c| c.version);
-    let link = link(&base_url(&state, &headers), &room.id);
+    let link = link(&base, &room.id);
     let hours = state.settings.room_code_ttl.as_secs().div_ceil(3600);
     let text = format!(
         "{} invites you to a video meeting: {}\n\nJoin here:\n{link}\n\nYour access code: {code}\nThe code works for {hours} h.",
@@ -544,14 +521,12 @@ async fn invite(
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, body = RoomToken),
-        (status = 404, description = "`not_found`: no such room of yours", body = ErrorBody),
-        (status = 410, description = "`room_ended`: the meeting has ended", body = ErrorBody),
-        SignedIn, Unavailable))]
+        NoRoomOfYours, RoomEnded, SignedIn, Unavailable))]
 async fn agent_token(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
-) -> Result<Json<RoomToken>, ApiError> {
+) -> JsonResult<RoomToken> {
     let room = own_room(&state, &account, &id).await?;
     if room.state == RoomState::Ended {
         return Err(ended_error());

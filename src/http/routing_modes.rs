@@ -5,12 +5,12 @@
 //! tick (`desk_hours::TICK`).
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
@@ -64,7 +64,7 @@ async fn view(state: &AppState) -> Result<RoutingView, ApiError> {
 #[utoipa::path(get, path = "/api/admin/routing", tag = "admin",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = RoutingView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<RoutingView>, ApiError> {
+async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<RoutingView> {
     Ok(Json(view(&state).await?))
 }
 
@@ -82,9 +82,8 @@ async fn set(
     _: AdminOnly,
     State(state): State<AppState>,
     Path(category): Path<String>,
-    body: Result<Json<SetMode>, JsonRejection>,
-) -> Result<Json<RoutingView>, ApiError> {
-    let Json(SetMode { mode }) = body?;
+    ApiJson(SetMode { mode }): ApiJson<SetMode>,
+) -> JsonResult<RoutingView> {
     let mode = RoutingMode::from_word(&mode)
         .ok_or_else(|| ApiError::invalid("invalid_mode", format!("mode must be assign or offer, not {mode:?}")))?;
     if !state.store.categories().await?.iter().any(|c| c.id == category) {

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::{ClientIp, OverHttps};
+use super::error::ApiJson;
 use super::responses::{SignedIn, Unavailable};
 use super::{AccountView, ApiError, AppState, ErrorBody};
 use crate::auth::{SESSION_COOKIE, verify_sign_in};
@@ -103,9 +104,8 @@ async fn login(
     ip: ClientIp,
     https: OverHttps,
     jar: CookieJar,
-    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+    ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
     // Before anything is looked up or hashed: a throttled guess costs nothing and cannot succeed.
     let attempt = state.sign_in_throttle.attempt(ip.key(), &body.username)?;
     let refused = || ApiError::Invalid {

@@ -8,12 +8,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::ApiJson;
 use super::responses::Unavailable;
 use super::{ApiError, AppState, ErrorBody};
 use crate::rooms::token::TokenRefusal;
@@ -58,9 +58,8 @@ pub struct TranscriptAsked {
         Unavailable))]
 async fn ask(
     State(state): State<AppState>,
-    body: Result<Json<TranscriptAsk>, JsonRejection>,
+    ApiJson(input): ApiJson<TranscriptAsk>,
 ) -> Result<(StatusCode, Json<TranscriptAsked>), ApiError> {
-    let Json(input) = body?;
     let claims = crate::ratings::verify(&state.settings, &input.token).map_err(|refusal| match refusal {
         TokenRefusal::Expired => ApiError::refused(
             StatusCode::UNAUTHORIZED,

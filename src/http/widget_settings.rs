@@ -4,11 +4,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
@@ -90,7 +90,7 @@ async fn view(state: &AppState) -> Result<WidgetLookView, ApiError> {
 #[utoipa::path(get, path = "/api/admin/widget", tag = "admin",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<WidgetLookView>, ApiError> {
+async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetLookView> {
     Ok(Json(view(&state).await?))
 }
 
@@ -104,9 +104,8 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> Result<Json<Widget
 async fn replace(
     _: AdminOnly,
     State(state): State<AppState>,
-    body: Result<Json<WidgetLook>, JsonRejection>,
-) -> Result<Json<WidgetLookView>, ApiError> {
-    let Json(raw) = body?;
+    ApiJson(raw): ApiJson<WidgetLook>,
+) -> JsonResult<WidgetLookView> {
     let bad = |field: &str, why: String| ApiError::invalid("invalid_widget", format!("{field} {why}"));
     let known = state.store.categories().await?;
     let mut categories: Vec<String> = Vec::new();
@@ -133,7 +132,7 @@ async fn replace(
 #[utoipa::path(delete, path = "/api/admin/widget", tag = "admin",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
-async fn reset(_: AdminOnly, State(state): State<AppState>) -> Result<Json<WidgetLookView>, ApiError> {
+async fn reset(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetLookView> {
     state.store.set_desk_setting(KEY, None).await?;
     Ok(Json(view(&state).await?))
 }
