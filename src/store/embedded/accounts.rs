@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use redb::ReadableTableMetadata;
 
 use super::{
-    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable,
+    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, holds, id_under,
+    load, unavailable,
 };
 use crate::store::record::AccountRecord;
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
@@ -56,9 +57,8 @@ fn remove(tx: &redb::WriteTransaction, id: &str) -> StoreResult<Option<SessionRe
     Ok(Some(rec))
 }
 
-fn get_account<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str) -> StoreResult<Account> {
-    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
-    Ok(decode::<AccountRecord>(guard.value())?.into())
+fn get_account(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<Account> {
+    Ok(load::<AccountRecord>(table, id)?.into())
 }
 
 #[async_trait]
@@ -67,12 +67,7 @@ impl AccountStore for EmbeddedStore {
         self.write(move |tx| {
             let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
             let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
-            if accounts.get(account.id.as_str()).map_err(unavailable)?.is_some()
-                || by_username
-                    .get(account.username.as_str())
-                    .map_err(unavailable)?
-                    .is_some()
-            {
+            if holds(&accounts, account.id.as_str())? || holds(&by_username, account.username.as_str())? {
                 return Err(StoreError::Conflict);
             }
             accounts
@@ -119,13 +114,7 @@ impl AccountStore for EmbeddedStore {
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
         let username = username.to_string();
         self.read(move |tx| {
-            let by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
-            let id = by_username
-                .get(username.as_str())
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound)?
-                .value()
-                .to_string();
+            let id = id_under(&tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?, &username)?;
             get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id)
         })
         .await
@@ -149,7 +138,7 @@ impl AccountStore for EmbeddedStore {
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
         self.write(move |tx| {
             let mut sessions = tx.open_table(SESSIONS).map_err(unavailable)?;
-            if sessions.get(session.id.as_str()).map_err(unavailable)?.is_some() {
+            if holds(&sessions, session.id.as_str())? {
                 return Err(StoreError::Conflict);
             }
             let rec = SessionRec {
@@ -175,12 +164,7 @@ impl AccountStore for EmbeddedStore {
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {
         let id = id.to_string();
         self.read(move |tx| {
-            let sessions = tx.open_table(SESSIONS).map_err(unavailable)?;
-            let guard = sessions
-                .get(id.as_str())
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound)?;
-            let rec: SessionRec = decode(guard.value())?;
+            let rec: SessionRec = load(&tx.open_table(SESSIONS).map_err(unavailable)?, &id)?;
             Ok(StoredSession {
                 id: id.clone(),
                 account_id: rec.account_id,

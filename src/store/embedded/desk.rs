@@ -40,7 +40,7 @@ impl DeskStore for EmbeddedStore {
     async fn create_category(&self, category: Category) -> StoreResult<()> {
         self.write(move |tx| {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
-            if categories.get(category.id.as_str()).map_err(unavailable)?.is_some() {
+            if holds(&categories, category.id.as_str())? {
                 return Err(StoreError::Conflict);
             }
             let mut meta = tx.open_table(META).map_err(unavailable)?;
@@ -71,13 +71,7 @@ impl DeskStore for EmbeddedStore {
         let (id, name) = (id.to_string(), name.to_string());
         self.write(move |tx| {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
-            let mut rec: CategoryRec = {
-                let guard = categories
-                    .get(id.as_str())
-                    .map_err(unavailable)?
-                    .ok_or(StoreError::NotFound)?;
-                decode(guard.value())?
-            };
+            let mut rec: CategoryRec = load(&categories, &id)?;
             rec.name = name;
             categories
                 .insert(id.as_str(), encode(&rec)?.as_slice())

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, holds, newest_page, unavailable};
 use crate::store::{
     Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineStore, OutboxMail, Page, StoreError, StoreResult,
 };
@@ -23,8 +23,7 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 }
 
 fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OfflineMessage> {
-    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
-    decode(guard.value())
+    super::load(table, id)
 }
 
 fn save(tx: &redb::WriteTransaction, m: &OfflineMessage) -> StoreResult<()> {
@@ -91,13 +90,7 @@ pub(super) fn remove(tx: &redb::WriteTransaction, m: &OfflineMessage) -> StoreRe
 impl OfflineStore for EmbeddedStore {
     async fn add_offline_message(&self, m: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
         self.write(move |tx| {
-            if tx
-                .open_table(OFFLINE)
-                .map_err(unavailable)?
-                .get(m.id.as_str())
-                .map_err(unavailable)?
-                .is_some()
-            {
+            if holds(&tx.open_table(OFFLINE).map_err(unavailable)?, m.id.as_str())? {
                 return Err(StoreError::Conflict);
             }
             save(tx, &m)?;
@@ -122,21 +115,11 @@ impl OfflineStore for EmbeddedStore {
     async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {
         let filter = filter.clone();
         self.read(move |tx| {
-            let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
             let table = tx.open_table(OFFLINE).map_err(unavailable)?;
-            let (mut items, mut total) = (Vec::new(), 0u64);
-            for row in by_created.iter().map_err(unavailable)?.rev() {
-                let (key, _) = row.map_err(unavailable)?;
-                let m = load(&table, key.value().1)?;
-                if !filter.matches(&m) {
-                    continue;
-                }
-                if total >= page.offset && (items.len() as u64) < page.limit {
-                    items.push(m);
-                }
-                total += 1;
-            }
-            Ok((items, total))
+            newest_page(&tx.open_table(BY_CREATED).map_err(unavailable)?, page, |id| {
+                let m = load(&table, id)?;
+                Ok(filter.matches(&m).then_some(m))
+            })
         })
         .await
     }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::{EmbeddedStore, decode, encode, unavailable};
+use super::{EmbeddedStore, decode, encode, find, holds, load, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
 
@@ -33,22 +33,13 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     Ok(())
 }
 
-fn load_room<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str) -> StoreResult<Option<Room>> {
-    match table.get(id).map_err(unavailable)? {
-        Some(guard) => Ok(Some(decode(guard.value())?)),
-        None => Ok(None),
-    }
-}
-
 #[async_trait]
 impl RoomStore for EmbeddedStore {
     async fn create_room(&self, room: Room) -> StoreResult<()> {
         self.write(move |tx| {
             let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
             let mut open = tx.open_table(OPEN_ROOMS).map_err(unavailable)?;
-            if rooms.get(room.id.as_str()).map_err(unavailable)?.is_some()
-                || open.get(room.agent_id.as_str()).map_err(unavailable)?.is_some()
-            {
+            if holds(&rooms, room.id.as_str())? || holds(&open, room.agent_id.as_str())? {
                 return Err(StoreError::Conflict);
             }
             open.insert(room.agent_id.as_str(), room.id.as_str())
@@ -63,7 +54,7 @@ impl RoomStore for EmbeddedStore {
 
     async fn room(&self, id: &str) -> StoreResult<Room> {
         let id = id.to_string();
-        self.read(move |tx| load_room(&tx.open_table(ROOMS).map_err(unavailable)?, &id)?.ok_or(StoreError::NotFound))
+        self.read(move |tx| load(&tx.open_table(ROOMS).map_err(unavailable)?, &id))
             .await
     }
 
@@ -74,7 +65,7 @@ impl RoomStore for EmbeddedStore {
             let Some(id) = open.get(agent_id.as_str()).map_err(unavailable)? else {
                 return Ok(None);
             };
-            load_room(&tx.open_table(ROOMS).map_err(unavailable)?, id.value())
+            find(&tx.open_table(ROOMS).map_err(unavailable)?, id.value())
         })
         .await
     }
@@ -82,7 +73,7 @@ impl RoomStore for EmbeddedStore {
     async fn update_room(&self, mut room: Room) -> StoreResult<Room> {
         self.write(move |tx| {
             let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
-            let stored = load_room(&rooms, &room.id)?.ok_or(StoreError::NotFound)?;
+            let stored: Room = load(&rooms, &room.id)?;
             may_replace(&stored, &room)?;
             room.revision += 1;
             if room.state == RoomState::Ended {
