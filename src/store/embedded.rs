@@ -472,6 +472,18 @@ impl EmbeddedStore {
         self.folded(move |db| f(&db.begin_read().map_err(unavailable)?)).await
     }
 
+    /// The JSON row under `key` in `table`, read in a transaction of its own; `NotFound`
+    /// when there is none.
+    async fn row<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> StoreResult<T> {
+        let key = key.to_string();
+        self.read(move |tx| load(&tx.open_table(table).map_err(unavailable)?, &key))
+            .await
+    }
+
     /// Runs `f` on the blocking pool once the archived events still held are folded in:
     /// a read or a write sees every archived event.
     async fn folded<T: Send + 'static>(
@@ -551,6 +563,18 @@ fn holds<'k, K: redb::Key + 'static, V: redb::Value + 'static>(
     key: impl std::borrow::Borrow<K::SelfType<'k>>,
 ) -> StoreResult<bool> {
     Ok(table.get(key).map_err(unavailable)?.is_some())
+}
+
+/// `Conflict` when `table` holds `key`: a unique key refused inside the write that
+/// would take it again.
+fn refuse_held<'k, K: redb::Key + 'static, V: redb::Value + 'static>(
+    table: &impl ReadableTable<K, V>,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
+) -> StoreResult<()> {
+    if holds(table, key)? {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
 }
 
 /// The id an index row of `table` keeps under `key`; `NotFound` when there is none.

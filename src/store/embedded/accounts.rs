@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use redb::ReadableTableMetadata;
 
 use super::{
-    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, holds, id_under,
-    load, unavailable,
+    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, id_under, load,
+    refuse_held, unavailable,
 };
 use crate::store::record::AccountRecord;
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
@@ -67,9 +67,8 @@ impl AccountStore for EmbeddedStore {
         self.write(move |tx| {
             let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
             let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
-            if holds(&accounts, account.id.as_str())? || holds(&by_username, account.username.as_str())? {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&accounts, account.id.as_str())?;
+            refuse_held(&by_username, account.username.as_str())?;
             accounts
                 .insert(account.id.as_str(), encode(&AccountRecord::from(&account))?.as_slice())
                 .map_err(unavailable)?;
@@ -106,9 +105,7 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        let id = id.to_string();
-        self.read(move |tx| get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id))
-            .await
+        Ok(self.row::<AccountRecord>(ACCOUNTS, id).await?.into())
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
@@ -138,9 +135,7 @@ impl AccountStore for EmbeddedStore {
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
         self.write(move |tx| {
             let mut sessions = tx.open_table(SESSIONS).map_err(unavailable)?;
-            if holds(&sessions, session.id.as_str())? {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&sessions, session.id.as_str())?;
             let rec = SessionRec {
                 account_id: session.account_id.clone(),
                 expires_at: session.expires_at,
@@ -162,16 +157,12 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {
-        let id = id.to_string();
-        self.read(move |tx| {
-            let rec: SessionRec = load(&tx.open_table(SESSIONS).map_err(unavailable)?, &id)?;
-            Ok(StoredSession {
-                id: id.clone(),
-                account_id: rec.account_id,
-                expires_at: rec.expires_at,
-            })
+        let rec: SessionRec = self.row(SESSIONS, id).await?;
+        Ok(StoredSession {
+            id: id.to_string(),
+            account_id: rec.account_id,
+            expires_at: rec.expires_at,
         })
-        .await
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<bool> {

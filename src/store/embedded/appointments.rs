@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::record::AppointmentRecord;
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, id_under, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, id_under, refuse_held, unavailable};
 use crate::store::{
     Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
     StoreResult,
@@ -70,15 +70,12 @@ fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> St
 pub(super) fn book_in(tx: &redb::WriteTransaction, a: &Appointment) -> StoreResult<()> {
     let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
     let mut tokens = tx.open_table(BY_TOKEN).map_err(unavailable)?;
-    if holds(&appointments, a.id.as_str())? || holds(&tokens, a.cancel_token_hash.as_str())? {
-        return Err(StoreError::Conflict);
-    }
+    refuse_held(&appointments, a.id.as_str())?;
+    refuse_held(&tokens, a.cancel_token_hash.as_str())?;
     if a.status == AppointmentStatus::Booked {
         let mut slots = tx.open_table(BOOKED_SLOTS).map_err(unavailable)?;
         let key = (a.representative_id.as_str(), a.start);
-        if holds(&slots, key)? {
-            return Err(StoreError::Conflict);
-        }
+        refuse_held(&slots, key)?;
         slots.insert(key, a.id.as_str()).map_err(unavailable)?;
     }
     appointments
@@ -161,9 +158,10 @@ impl AppointmentStore for EmbeddedStore {
     }
 
     async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
-        let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(APPOINTMENTS).map_err(unavailable)?, &id))
-            .await
+        Ok(self
+            .row::<AppointmentRec>(APPOINTMENTS, id)
+            .await?
+            .into_model(id.to_string()))
     }
 
     async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use super::super::record::CannedRecord;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, holds, load, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, load, refuse_held, unavailable};
 use crate::store::{CannedReply, CannedStore, StoreError, StoreResult};
 
 /// Reply id → JSON [`CannedRecord`].
@@ -46,12 +46,7 @@ impl CannedStore for EmbeddedStore {
     }
 
     async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
-        let id = id.to_string();
-        self.read(move |tx| {
-            let rec: CannedRecord = load(&tx.open_table(CANNED).map_err(unavailable)?, &id)?;
-            Ok(rec.reply(id))
-        })
-        .await
+        Ok(self.row::<CannedRecord>(CANNED, id).await?.reply(id.to_string()))
     }
 
     async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
@@ -59,9 +54,8 @@ impl CannedStore for EmbeddedStore {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
             let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
             let key = (reply.owner_key(), reply.shortcut.as_str());
-            if holds(&replies, reply.id.as_str())? || holds(&keys, key)? {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&replies, reply.id.as_str())?;
+            refuse_held(&keys, key)?;
             keys.insert(key, reply.id.as_str()).map_err(unavailable)?;
             replies
                 .insert(reply.id.as_str(), encode(&CannedRecord::of(&reply))?.as_slice())

@@ -40,9 +40,7 @@ impl DeskStore for EmbeddedStore {
     async fn create_category(&self, category: Category) -> StoreResult<()> {
         self.write(move |tx| {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
-            if holds(&categories, category.id.as_str())? {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&categories, category.id.as_str())?;
             let mut meta = tx.open_table(META).map_err(unavailable)?;
             let pos = meta
                 .get(NEXT_CATEGORY_POS)

@@ -6,10 +6,8 @@
 use async_trait::async_trait;
 
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, holds, newest_page, unavailable};
-use crate::store::{
-    Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineStore, OutboxMail, Page, StoreError, StoreResult,
-};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, newest_page, refuse_held, unavailable};
+use crate::store::{Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineStore, OutboxMail, Page, StoreResult};
 
 /// Message id → JSON [`OfflineMessage`].
 const OFFLINE: TableDefinition<&str, &[u8]> = TableDefinition::new("offline_messages");
@@ -90,9 +88,7 @@ pub(super) fn remove(tx: &redb::WriteTransaction, m: &OfflineMessage) -> StoreRe
 impl OfflineStore for EmbeddedStore {
     async fn add_offline_message(&self, m: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
         self.write(move |tx| {
-            if holds(&tx.open_table(OFFLINE).map_err(unavailable)?, m.id.as_str())? {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&tx.open_table(OFFLINE).map_err(unavailable)?, m.id.as_str())?;
             save(tx, &m)?;
             tx.open_table(BY_CREATED)
                 .map_err(unavailable)?
@@ -107,9 +103,7 @@ impl OfflineStore for EmbeddedStore {
     }
 
     async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
-        let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(OFFLINE).map_err(unavailable)?, &id))
-            .await
+        self.row(OFFLINE, id).await
     }
 
     async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {

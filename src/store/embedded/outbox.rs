@@ -10,10 +10,8 @@
 use async_trait::async_trait;
 
 use super::super::record::MailRecord;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, newest_page, unavailable};
-use crate::store::{
-    MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreError, StoreResult, apply_outcome,
-};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, newest_page, refuse_held, unavailable};
+use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult, apply_outcome};
 
 /// Mail id → JSON [`MailRecord`].
 pub(super) const MAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_mails");
@@ -138,9 +136,7 @@ impl OutboxStore for EmbeddedStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(MAILS).map_err(unavailable)?, &id))
-            .await
+        Ok(self.row::<MailRecord>(MAILS, id).await?.into_model(id.to_string()))
     }
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
@@ -156,9 +152,7 @@ impl OutboxStore for EmbeddedStore {
 
     async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
         self.write(move |tx| {
-            if holds(&tx.open_table(MAILS).map_err(unavailable)?, mail.id.as_str())? {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&tx.open_table(MAILS).map_err(unavailable)?, mail.id.as_str())?;
             put_in(tx, &mail)
         })
         .await

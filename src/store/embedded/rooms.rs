@@ -5,9 +5,9 @@ use async_trait::async_trait;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::{EmbeddedStore, decode, encode, find, holds, load, unavailable};
+use super::{EmbeddedStore, decode, encode, find, load, refuse_held, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
-use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
+use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreResult};
 
 /// Room id -> JSON room.
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
@@ -39,9 +39,8 @@ impl RoomStore for EmbeddedStore {
         self.write(move |tx| {
             let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
             let mut open = tx.open_table(OPEN_ROOMS).map_err(unavailable)?;
-            if holds(&rooms, room.id.as_str())? || holds(&open, room.agent_id.as_str())? {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&rooms, room.id.as_str())?;
+            refuse_held(&open, room.agent_id.as_str())?;
             open.insert(room.agent_id.as_str(), room.id.as_str())
                 .map_err(unavailable)?;
             rooms
@@ -53,9 +52,7 @@ impl RoomStore for EmbeddedStore {
     }
 
     async fn room(&self, id: &str) -> StoreResult<Room> {
-        let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(ROOMS).map_err(unavailable)?, &id))
-            .await
+        self.row(ROOMS, id).await
     }
 
     async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
