@@ -57,11 +57,37 @@ pub(super) fn message(
     }
 }
 
+/// Message `seq` ("text <seq>" at 3) with a UUIDv7 id, as the hub names messages.
+fn text_line(seq: u64, from: Side) -> ArchivedMessage {
+    message(
+        uuid::Uuid::now_v7().hyphenated().to_string(),
+        seq,
+        from,
+        format!("text {seq}"),
+        3,
+    )
+}
+
 /// `message` said in conversation `conversation_id`, as an archive event.
 pub(super) fn said(conversation_id: &str, message: ArchivedMessage) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conversation_id.into(),
         message,
+    }
+}
+
+/// Conversation `id` (at seq 1) handed by Ann to agent `to` (id, name) at `at`, with `note`.
+fn from_ann(id: &str, at: Millis, to: (&str, &str), note: &str) -> ConversationTransferred {
+    ConversationTransferred {
+        id: id.into(),
+        at,
+        after_seq: 1,
+        from_agent_id: "ann".into(),
+        from_agent_name: "Ann".into(),
+        to_agent_id: Some(to.0.into()),
+        to_agent_name: Some(to.1.into()),
+        to_category: None,
+        note: note.into(),
     }
 }
 
@@ -147,17 +173,7 @@ async fn both_journals_are_replayed_openings_first() {
 async fn transfers_are_replayed_from_the_journals_and_indexed_by_agent() {
     let dir = Scratch::new("transfer");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let to_bob = ConversationTransferred {
-        id: "c".into(),
-        at: 7,
-        after_seq: 1,
-        from_agent_id: "ann".into(),
-        from_agent_name: "Ann".into(),
-        to_agent_id: Some("bob".into()),
-        to_agent_name: Some("Bob".into()),
-        to_category: None,
-        note: "a refund".into(),
-    };
+    let to_bob = from_ann("c", 7, ("bob", "Bob"), "a refund");
     {
         let (mut first, _) = Journal::open(&dir.0).unwrap();
         first
@@ -340,15 +356,7 @@ async fn version_1_and_2_files_are_migrated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_3_file_is_marked_current_and_a_newer_one_is_refused() {
     let dir = Scratch::new("v3");
-    let line = |seq: u64| {
-        message(
-            uuid::Uuid::now_v7().hyphenated().to_string(),
-            seq,
-            Side::Agent,
-            format!("text {seq}"),
-            3,
-        )
-    };
+    let line = |seq: u64| text_line(seq, Side::Agent);
     let (first, second) = (line(1), line(2));
     {
         let store = EmbeddedStore::open(&dir.0).await.unwrap();
@@ -537,17 +545,12 @@ async fn erasure_leaves_no_search_postings() {
         .await
         .unwrap();
     store
-        .archive(&[ArchiveEvent::Transferred(ConversationTransferred {
-            id: "c1".into(),
-            at: 5,
-            after_seq: 1,
-            from_agent_id: "ann".into(),
-            from_agent_name: "Ann".into(),
-            to_agent_id: Some("bo".into()),
-            to_agent_name: Some("Bo Ærø".into()),
-            to_category: None,
-            note: "over to you".into(),
-        })])
+        .archive(&[ArchiveEvent::Transferred(from_ann(
+            "c1",
+            5,
+            ("bo", "Bo Ærø"),
+            "over to you",
+        ))])
         .await
         .unwrap();
     store.archive(&[line("c1", 2, "another word")]).await.unwrap();
@@ -662,15 +665,7 @@ async fn a_file_from_before_the_reports_has_its_first_agent_lines_backfilled_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_5_file_is_marked_current_and_its_messages_read_beside_blocks() {
     let dir = Scratch::new("v5");
-    let line = |seq: u64| {
-        message(
-            uuid::Uuid::now_v7().hyphenated().to_string(),
-            seq,
-            Side::Customer,
-            format!("text {seq}"),
-            3,
-        )
-    };
+    let line = |seq: u64| text_line(seq, Side::Customer);
     let written: Vec<ArchivedMessage> = (1..=6).map(line).collect();
     {
         let store = EmbeddedStore::open(&dir.0).await.unwrap();
