@@ -450,9 +450,7 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let (db, archiving) = (self.db.clone(), self.archiving.clone());
-        blocking(move || {
-            archiving.fold(&db)?;
+        self.folded(move |db| {
             let tx = db.begin_write().map_err(unavailable)?;
             match f(&tx) {
                 Ok(value) => {
@@ -473,12 +471,31 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        self.folded(move |db| f(&db.begin_read().map_err(unavailable)?)).await
+    }
+
+    /// The JSON row under `key` in `table`, read in a transaction of its own; `NotFound`
+    /// when there is none.
+    async fn row<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> StoreResult<T> {
+        let key = key.to_string();
+        self.read(move |tx| load(&tx.open_table(table).map_err(unavailable)?, &key))
+            .await
+    }
+
+    /// Runs `f` on the blocking pool once the archived events still held are folded in:
+    /// a read or a write sees every archived event.
+    async fn folded<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
-            // A read sees every archived event: those still held are folded in first.
             archiving.fold(&db)?;
-            let tx = db.begin_read().map_err(unavailable)?;
-            f(&tx)
+            f(&db)
         })
         .await
     }
@@ -520,6 +537,75 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> StoreResult<T> {
     serde_json::from_slice(bytes).map_err(|e| unavailable(format!("corrupt record: {e}")))
 }
 
+// ---- the shapes every table's code repeats: a JSON row by key, a unique key, a page ----
+
+/// The JSON row under `key` in `table`, decoded, if there is one.
+fn find<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> StoreResult<Option<T>> {
+    match table.get(key).map_err(unavailable)? {
+        Some(guard) => Ok(Some(decode(guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// The JSON row under `key` in `table`, decoded; `NotFound` when there is none.
+fn load<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> StoreResult<T> {
+    find(table, key)?.ok_or(StoreError::NotFound)
+}
+
+/// Does `table` hold `key`? Asked inside the write that would take a unique key, so
+/// the answer stands until it commits.
+fn holds<'k, K: redb::Key + 'static, V: redb::Value + 'static>(
+    table: &impl ReadableTable<K, V>,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
+) -> StoreResult<bool> {
+    Ok(table.get(key).map_err(unavailable)?.is_some())
+}
+
+/// `Conflict` when `table` holds `key`: a unique key refused inside the write that
+/// would take it again.
+fn refuse_held<'k, K: redb::Key + 'static, V: redb::Value + 'static>(
+    table: &impl ReadableTable<K, V>,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
+) -> StoreResult<()> {
+    if holds(table, key)? {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
+}
+
+/// The id an index row of `table` keeps under `key`; `NotFound` when there is none.
+fn id_under(table: &impl ReadableTable<&'static str, &'static str>, key: &str) -> StoreResult<String> {
+    let guard = table.get(key).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
+    Ok(guard.value().to_string())
+}
+
+/// One page of the records a `(created at, id)` index lists, newest first: `read` gives
+/// an id's record, or `None` for one the listing passes over. With how many it gave in all.
+fn newest_page<T>(
+    index: &impl ReadableTable<(i64, &'static str), ()>,
+    page: Page,
+    mut read: impl FnMut(&str) -> StoreResult<Option<T>>,
+) -> StoreResult<(Vec<T>, u64)> {
+    let (mut items, mut total) = (Vec::new(), 0u64);
+    for row in index.iter().map_err(unavailable)?.rev() {
+        let (key, _) = row.map_err(unavailable)?;
+        let Some(item) = read(key.value().1)? else {
+            continue;
+        };
+        if total >= page.offset && (items.len() as u64) < page.limit {
+            items.push(item);
+        }
+        total += 1;
+    }
+    Ok((items, total))
+}
+
 // ---- private mirrors of the model types: the on-disk format ----
 
 #[derive(Serialize, Deserialize)]
@@ -531,24 +617,11 @@ struct CategoryRec {
 }
 
 #[derive(Serialize, Deserialize)]
-struct OpenedRec {
-    id: String,
-    kind: ConversationKind,
-    category: Option<String>,
-    customer_name: String,
-    agent_id: String,
-    agent_name: String,
-    queued_at: Millis,
-    paired_at: Millis,
-    /// Absent in records written before customers' details were kept.
-    #[serde(default, skip_serializing_if = "CustomerProfile::is_empty")]
-    customer: CustomerProfile,
-}
-
-#[derive(Serialize, Deserialize)]
 struct ConversationRec {
-    /// Its agent is the one who has it now (see [`add_transfer`]).
-    opened: OpenedRec,
+    /// Its agent is the one who has it now (see [`add_transfer`]). Stored in the opening's
+    /// own serde form, the one the journal keeps too (its `customer` absent in records
+    /// written before customers' details were kept).
+    opened: ConversationOpened,
     closed: Option<ClosedRecord>,
     /// In `at` order, then arrival order. Absent when empty (and in records written
     /// before transfers existed, which read as they are).
@@ -559,35 +632,14 @@ struct ConversationRec {
 impl ConversationRec {
     fn new(o: &ConversationOpened) -> Self {
         Self {
-            opened: OpenedRec {
-                id: o.id.clone(),
-                kind: o.kind,
-                category: o.category.clone(),
-                customer_name: o.customer_name.clone(),
-                agent_id: o.agent_id.clone(),
-                agent_name: o.agent_name.clone(),
-                queued_at: o.queued_at,
-                paired_at: o.paired_at,
-                customer: o.customer.clone(),
-            },
+            opened: o.clone(),
             closed: None,
             transfers: Vec::new(),
         }
     }
 
     fn opened(&self) -> ConversationOpened {
-        let o = &self.opened;
-        ConversationOpened {
-            id: o.id.clone(),
-            kind: o.kind,
-            category: o.category.clone(),
-            customer_name: o.customer_name.clone(),
-            agent_id: o.agent_id.clone(),
-            agent_name: o.agent_name.clone(),
-            queued_at: o.queued_at,
-            paired_at: o.paired_at,
-            customer: o.customer.clone(),
-        }
+        self.opened.clone()
     }
 
     fn closed(&self) -> Option<ConversationClosed> {
@@ -600,12 +652,10 @@ impl ConversationRec {
 
     /// Applies `transfer` by the reference rule ([`add_transfer`]); true when it was new.
     fn add_transfer(&mut self, transfer: &ConversationTransferred) -> bool {
-        let (mut opened, mut transfers) = (self.opened(), self.transfers());
-        if !add_transfer(&mut opened, &mut transfers, transfer) {
+        let mut transfers = self.transfers();
+        if !add_transfer(&mut self.opened, &mut transfers, transfer) {
             return false;
         }
-        self.opened.agent_id = opened.agent_id;
-        self.opened.agent_name = opened.agent_name;
         self.transfers = transfers.iter().map(TransferRecord::from).collect();
         true
     }
@@ -630,14 +680,11 @@ impl ConversationRec {
 
 // ---- transaction bodies ----
 
-fn load_record<T: ReadableTable<&'static str, &'static [u8]>>(
-    table: &T,
+fn load_record(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
     id: &str,
 ) -> StoreResult<Option<ConversationRec>> {
-    match table.get(id).map_err(unavailable)? {
-        Some(guard) => Ok(Some(decode(guard.value())?)),
-        None => Ok(None),
-    }
+    find(table, id)
 }
 
 fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()> {
@@ -664,7 +711,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
             ArchiveEvent::Opened(opened) if erased::is_erased(&erased, &opened.id)? => {}
             ArchiveEvent::Note(note) if erased::is_erased(&erased, &note.conversation_id)? => {}
             ArchiveEvent::Opened(opened) => {
-                if conversations.get(opened.id.as_str()).map_err(unavailable)?.is_some() {
+                if holds(&conversations, opened.id.as_str())? {
                     continue; // first opening wins, as in the reference store
                 }
                 let rec = ConversationRec::new(opened);

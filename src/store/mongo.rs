@@ -110,6 +110,7 @@
 //!   command by hand, so it carries the same concern explicitly.
 
 use std::collections::{HashMap, HashSet};
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -294,50 +295,35 @@ impl MongoStore {
     }
 
     async fn create_indexes(&self) -> StoreResult<()> {
-        let named = |keys: Document, name: &str, unique: bool| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(
-                    IndexOptions::builder()
-                        .name(name.to_string())
-                        .unique(unique.then_some(true))
-                        .build(),
-                )
-                .build()
-        };
         self.accounts
-            .create_index(named(doc! {"username": 1}, "username_unique", true))
+            .create_index(unique_index(doc! {"username": 1}, "username_unique"))
             .await
             .map_err(unavailable)?;
         self.categories
-            .create_index(named(doc! {"order": 1}, "creation_order", false))
+            .create_index(index(doc! {"order": 1}, "creation_order"))
             .await
             .map_err(unavailable)?;
         self.conversations
             .create_indexes([
                 // Ascending on purpose (see the module comment); walked backwards for newest first.
-                named(doc! {"agent_id": 1, "paired_at": 1, "_id": 1}, "agent_paired", false),
+                index(doc! {"agent_id": 1, "paired_at": 1, "_id": 1}, "agent_paired"),
                 // Multikey: every agent a transfer names (see `list_of_agent`).
-                named(doc! {SERVED_BY: 1, "paired_at": 1, "_id": 1}, "served_paired", false),
-                named(doc! {"category": 1, "paired_at": 1, "_id": 1}, "category_paired", false),
-                named(doc! {"paired_at": 1, "_id": 1}, "paired", false),
+                index(doc! {SERVED_BY: 1, "paired_at": 1, "_id": 1}, "served_paired"),
+                index(doc! {"category": 1, "paired_at": 1, "_id": 1}, "category_paired"),
+                index(doc! {"paired_at": 1, "_id": 1}, "paired"),
                 // Multikey: a customer's email and visitor key (see `mongo/customers.rs`).
-                named(
-                    doc! {CUSTOMER_KEYS: 1, "paired_at": 1, "_id": 1},
-                    "customer_paired",
-                    false,
-                ),
+                index(doc! {CUSTOMER_KEYS: 1, "paired_at": 1, "_id": 1}, "customer_paired"),
                 // Multikey: the names' search terms (see `mongo/archive/search.rs`).
-                named(doc! {SEARCH_TERMS: 1}, "search_terms", false),
+                index(doc! {SEARCH_TERMS: 1}, "search_terms"),
             ])
             .await
             .map_err(unavailable)?;
         // One field only: the reader sorts the gathered messages itself (see the module comment).
         self.buckets
             .create_indexes([
-                named(doc! {"conversation_id": 1}, "conversation", false),
+                index(doc! {"conversation_id": 1}, "conversation"),
                 // Multikey: the messages' search terms (see `mongo/archive/search.rs`).
-                named(doc! {SEARCH_TERMS: 1}, "search_terms", false),
+                index(doc! {SEARCH_TERMS: 1}, "search_terms"),
             ])
             .await
             .map_err(unavailable)?;
@@ -392,6 +378,79 @@ fn conflict_or_unavailable(e: mongodb::error::Error) -> StoreError {
     } else {
         unavailable(e)
     }
+}
+
+// ---- the shapes every collection's code repeats: a find gathered, one document or
+// `NotFound`, a page with its total, an index by name ----
+
+/// Every document a find (as the driver's builder gives it: filtered, sorted …) returns.
+async fn all<T>(find: impl IntoFuture<Output = mongodb::error::Result<mongodb::Cursor<T>>>) -> StoreResult<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+    find.await
+        .map_err(unavailable)?
+        .try_collect()
+        .await
+        .map_err(unavailable)
+}
+
+/// The document a `find_one` (or `find_one_and_update`) returns; `NotFound` when none.
+async fn one<T>(find: impl IntoFuture<Output = mongodb::error::Result<Option<T>>>) -> StoreResult<T> {
+    find.await.map_err(unavailable)?.ok_or(StoreError::NotFound)
+}
+
+/// One page of the documents `query` matches in `sort` order, and how many match in all.
+async fn page_of<T>(
+    collection: &Collection<T>,
+    query: Document,
+    sort: Document,
+    page: Page,
+) -> StoreResult<(Vec<T>, u64)>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+    let total = collection.count_documents(query.clone()).await.map_err(unavailable)?;
+    // Mongo reads limit 0 as "no limit", so an empty page never reaches the server.
+    if page.limit == 0 || page.offset >= total {
+        return Ok((Vec::new(), total));
+    }
+    let found = collection
+        .find(query)
+        .sort(sort)
+        .skip(page.offset)
+        .limit(i64::try_from(page.limit).unwrap_or(i64::MAX));
+    Ok((all(found).await?, total))
+}
+
+/// An index on `keys` named `name`.
+fn index(keys: Document, name: &str) -> IndexModel {
+    index_with(keys, IndexOptions::builder().name(name.to_string()).build())
+}
+
+/// An index on `keys` with `options` (its name among them).
+fn index_with(keys: Document, options: IndexOptions) -> IndexModel {
+    IndexModel::builder().keys(keys).options(options).build()
+}
+
+/// A unique index on `keys` named `name`.
+fn unique_index(keys: Document, name: &str) -> IndexModel {
+    index_with(
+        keys,
+        IndexOptions::builder().name(name.to_string()).unique(true).build(),
+    )
+}
+
+/// Options of a `find_one_and_update` that answers the document as it is after the update.
+fn updated_after() -> mongodb::options::FindOneAndUpdateOptions {
+    mongodb::options::FindOneAndUpdateOptions::builder()
+        .return_document(mongodb::options::ReturnDocument::After)
+        .build()
+}
+
+/// `Ok` when a write by id matched (`count` > 0), else `NotFound`.
+fn matched(count: u64) -> StoreResult<()> {
+    if count == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
 fn filter_doc(filter: &ConversationFilter) -> Document {

@@ -1,14 +1,22 @@
 //! The stored shapes shared by the backends that serialise: an account, an
-//! archived message, the end of a conversation, a transfer.
+//! archived message, the end of a conversation, a transfer, a mail, a canned reply and
+//! an appointment.
 //!
 //! The public model types have no serde on purpose (an account's password hash
 //! cannot be serialised into a response by accident); the stores convert
 //! through these records instead. The account id is named `_id`, MongoDB's
-//! primary key; the embedded store's JSON carries the same name.
+//! primary key; the embedded store's JSON carries the same name. The records of a
+//! mail, a canned reply and an appointment carry no id: the embedded store keys its
+//! row by it, and a MongoDB document puts its `_id` beside the record's fields
+//! (`#[serde(flatten)]`), with what only MongoDB stores (an appointment's `status`,
+//! a reply's `owner_key`).
 
 use serde::{Deserialize, Serialize};
 
-use super::{Account, ArchivedMessage, ConversationClosed, ConversationTransferred, EndReason, Millis, Role, Side};
+use super::{
+    Account, Appointment, AppointmentStatus, ArchivedMessage, CannedReply, ConversationClosed, ConversationTransferred,
+    EndReason, MailAttachment, MailPurpose, MailStatus, Millis, OutboxMail, Role, Side,
+};
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct AccountRecord {
@@ -159,6 +167,172 @@ impl TransferRecord {
             to_agent_name: self.to_agent_name.clone(),
             to_category: self.to_category.clone(),
             note: self.note.clone(),
+        }
+    }
+}
+
+/// A mail of the outbox, without its id.
+#[derive(Serialize, Deserialize)]
+pub(super) struct MailRecord {
+    pub appointment_id: String,
+    pub purpose: MailPurpose,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub attachments: Vec<MailAttachment>,
+    pub status: MailStatus,
+    pub attempts: u32,
+    pub due_at: Millis,
+    pub claimed_by: Option<String>,
+    pub claim_until: Option<Millis>,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub sent_at: Option<Millis>,
+}
+
+impl MailRecord {
+    pub fn of(m: &OutboxMail) -> Self {
+        Self {
+            appointment_id: m.appointment_id.clone(),
+            purpose: m.purpose,
+            to: m.to.clone(),
+            subject: m.subject.clone(),
+            text: m.text.clone(),
+            attachments: m.attachments.clone(),
+            status: m.status,
+            attempts: m.attempts,
+            due_at: m.due_at,
+            claimed_by: m.claimed_by.clone(),
+            claim_until: m.claim_until,
+            last_error: m.last_error.clone(),
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+
+    pub fn into_model(self, id: String) -> OutboxMail {
+        OutboxMail {
+            id,
+            appointment_id: self.appointment_id,
+            purpose: self.purpose,
+            to: self.to,
+            subject: self.subject,
+            text: self.text,
+            attachments: self.attachments,
+            status: self.status,
+            attempts: self.attempts,
+            due_at: self.due_at,
+            claimed_by: self.claimed_by,
+            claim_until: self.claim_until,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            sent_at: self.sent_at,
+        }
+    }
+}
+
+/// A canned reply, without its id.
+#[derive(Serialize, Deserialize)]
+pub(super) struct CannedRecord {
+    pub owner: Option<String>,
+    pub shortcut: String,
+    pub title: String,
+    pub text: String,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl CannedRecord {
+    pub fn of(r: &CannedReply) -> Self {
+        Self {
+            owner: r.owner.clone(),
+            shortcut: r.shortcut.clone(),
+            title: r.title.clone(),
+            text: r.text.clone(),
+            categories: r.categories.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+
+    pub fn reply(self, id: String) -> CannedReply {
+        CannedReply {
+            id,
+            owner: self.owner,
+            shortcut: self.shortcut,
+            title: self.title,
+            text: self.text,
+            categories: self.categories,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// An appointment, without its id and its status (each backend stores the status its
+/// own way: the embedded store as `cancelled`, MongoDB as `status`, which its partial
+/// index reads).
+#[derive(Serialize, Deserialize)]
+pub(super) struct AppointmentRecord {
+    pub start: Millis,
+    pub end: Millis,
+    pub representative_id: String,
+    pub category: Option<String>,
+    pub name: String,
+    pub email: String,
+    pub comment: String,
+    pub cancel_token_hash: String,
+    pub created_at: Millis,
+    pub cancelled_at: Option<Millis>,
+    pub sequence: u32,
+    #[serde(default)]
+    pub customer_zone: Option<String>,
+    #[serde(default)]
+    pub customer_hour12: bool,
+    #[serde(default)]
+    pub cancel_reason: Option<String>,
+}
+
+impl AppointmentRecord {
+    pub fn of(a: &Appointment) -> Self {
+        Self {
+            start: a.start,
+            end: a.end,
+            representative_id: a.representative_id.clone(),
+            category: a.category.clone(),
+            name: a.name.clone(),
+            email: a.email.clone(),
+            comment: a.comment.clone(),
+            cancel_token_hash: a.cancel_token_hash.clone(),
+            created_at: a.created_at,
+            cancelled_at: a.cancelled_at,
+            sequence: a.sequence,
+            customer_zone: a.customer_zone.clone(),
+            customer_hour12: a.customer_hour12,
+            cancel_reason: a.cancel_reason.clone(),
+        }
+    }
+
+    pub fn into_model(self, id: String, status: AppointmentStatus) -> Appointment {
+        Appointment {
+            id,
+            start: self.start,
+            end: self.end,
+            representative_id: self.representative_id,
+            category: self.category,
+            name: self.name,
+            email: self.email,
+            comment: self.comment,
+            status,
+            cancel_token_hash: self.cancel_token_hash,
+            created_at: self.created_at,
+            cancelled_at: self.cancelled_at,
+            sequence: self.sequence,
+            customer_zone: self.customer_zone,
+            customer_hour12: self.customer_hour12,
+            cancel_reason: self.cancel_reason,
         }
     }
 }

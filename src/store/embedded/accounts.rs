@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use redb::ReadableTableMetadata;
 
 use super::{
-    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable,
+    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, id_under, load,
+    refuse_held, unavailable,
 };
 use crate::store::record::AccountRecord;
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
@@ -56,9 +57,8 @@ fn remove(tx: &redb::WriteTransaction, id: &str) -> StoreResult<Option<SessionRe
     Ok(Some(rec))
 }
 
-fn get_account<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str) -> StoreResult<Account> {
-    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
-    Ok(decode::<AccountRecord>(guard.value())?.into())
+fn get_account(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<Account> {
+    Ok(load::<AccountRecord>(table, id)?.into())
 }
 
 #[async_trait]
@@ -67,14 +67,8 @@ impl AccountStore for EmbeddedStore {
         self.write(move |tx| {
             let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
             let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
-            if accounts.get(account.id.as_str()).map_err(unavailable)?.is_some()
-                || by_username
-                    .get(account.username.as_str())
-                    .map_err(unavailable)?
-                    .is_some()
-            {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&accounts, account.id.as_str())?;
+            refuse_held(&by_username, account.username.as_str())?;
             accounts
                 .insert(account.id.as_str(), encode(&AccountRecord::from(&account))?.as_slice())
                 .map_err(unavailable)?;
@@ -111,21 +105,13 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        let id = id.to_string();
-        self.read(move |tx| get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id))
-            .await
+        Ok(self.row::<AccountRecord>(ACCOUNTS, id).await?.into())
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
         let username = username.to_string();
         self.read(move |tx| {
-            let by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
-            let id = by_username
-                .get(username.as_str())
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound)?
-                .value()
-                .to_string();
+            let id = id_under(&tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?, &username)?;
             get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id)
         })
         .await
@@ -149,9 +135,7 @@ impl AccountStore for EmbeddedStore {
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
         self.write(move |tx| {
             let mut sessions = tx.open_table(SESSIONS).map_err(unavailable)?;
-            if sessions.get(session.id.as_str()).map_err(unavailable)?.is_some() {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&sessions, session.id.as_str())?;
             let rec = SessionRec {
                 account_id: session.account_id.clone(),
                 expires_at: session.expires_at,
@@ -173,21 +157,12 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {
-        let id = id.to_string();
-        self.read(move |tx| {
-            let sessions = tx.open_table(SESSIONS).map_err(unavailable)?;
-            let guard = sessions
-                .get(id.as_str())
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound)?;
-            let rec: SessionRec = decode(guard.value())?;
-            Ok(StoredSession {
-                id: id.clone(),
-                account_id: rec.account_id,
-                expires_at: rec.expires_at,
-            })
+        let rec: SessionRec = self.row(SESSIONS, id).await?;
+        Ok(StoredSession {
+            id: id.to_string(),
+            account_id: rec.account_id,
+            expires_at: rec.expires_at,
         })
-        .await
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<bool> {

@@ -10,8 +10,9 @@ use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
+use super::super::record::AppointmentRecord;
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, id_under, refuse_held, unavailable};
 use crate::store::{
     Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
     StoreResult,
@@ -26,73 +27,29 @@ const BY_START: TableDefinition<(i64, &str), ()> = TableDefinition::new("appoint
 /// Cancel token hash → appointment id.
 const BY_TOKEN: TableDefinition<&str, &str> = TableDefinition::new("appointments_by_token");
 
-/// The on-disk form: the model type's fields, so the format is this file's to keep.
+/// The on-disk form: the shared record, and the status as `cancelled`.
 #[derive(Serialize, Deserialize)]
 struct AppointmentRec {
-    start: Millis,
-    end: Millis,
-    representative_id: String,
-    category: Option<String>,
-    name: String,
-    email: String,
-    comment: String,
+    #[serde(flatten)]
+    appointment: AppointmentRecord,
     cancelled: bool,
-    cancel_token_hash: String,
-    created_at: Millis,
-    cancelled_at: Option<Millis>,
-    sequence: u32,
-    #[serde(default)]
-    customer_zone: Option<String>,
-    #[serde(default)]
-    customer_hour12: bool,
-    #[serde(default)]
-    cancel_reason: Option<String>,
 }
 
 impl AppointmentRec {
     fn of(a: &Appointment) -> Self {
         AppointmentRec {
-            start: a.start,
-            end: a.end,
-            representative_id: a.representative_id.clone(),
-            category: a.category.clone(),
-            name: a.name.clone(),
-            email: a.email.clone(),
-            comment: a.comment.clone(),
+            appointment: AppointmentRecord::of(a),
             cancelled: a.status == AppointmentStatus::Cancelled,
-            cancel_token_hash: a.cancel_token_hash.clone(),
-            created_at: a.created_at,
-            cancelled_at: a.cancelled_at,
-            sequence: a.sequence,
-            customer_zone: a.customer_zone.clone(),
-            customer_hour12: a.customer_hour12,
-            cancel_reason: a.cancel_reason.clone(),
         }
     }
 
     fn into_model(self, id: String) -> Appointment {
-        Appointment {
-            id,
-            start: self.start,
-            end: self.end,
-            representative_id: self.representative_id,
-            category: self.category,
-            name: self.name,
-            email: self.email,
-            comment: self.comment,
-            status: if self.cancelled {
-                AppointmentStatus::Cancelled
-            } else {
-                AppointmentStatus::Booked
-            },
-            cancel_token_hash: self.cancel_token_hash,
-            created_at: self.created_at,
-            cancelled_at: self.cancelled_at,
-            sequence: self.sequence,
-            customer_zone: self.customer_zone,
-            customer_hour12: self.customer_hour12,
-            cancel_reason: self.cancel_reason,
-        }
+        let status = if self.cancelled {
+            AppointmentStatus::Cancelled
+        } else {
+            AppointmentStatus::Booked
+        };
+        self.appointment.into_model(id, status)
     }
 }
 
@@ -106,26 +63,19 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 }
 
 fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<Appointment> {
-    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
-    let rec: AppointmentRec = decode(guard.value())?;
-    Ok(rec.into_model(id.to_string()))
+    Ok(super::load::<AppointmentRec>(table, id)?.into_model(id.to_string()))
 }
 
 /// Books `a` inside the caller's write transaction (see the module comment).
 pub(super) fn book_in(tx: &redb::WriteTransaction, a: &Appointment) -> StoreResult<()> {
     let mut appointments = tx.open_table(APPOINTMENTS).map_err(unavailable)?;
     let mut tokens = tx.open_table(BY_TOKEN).map_err(unavailable)?;
-    if appointments.get(a.id.as_str()).map_err(unavailable)?.is_some()
-        || tokens.get(a.cancel_token_hash.as_str()).map_err(unavailable)?.is_some()
-    {
-        return Err(StoreError::Conflict);
-    }
+    refuse_held(&appointments, a.id.as_str())?;
+    refuse_held(&tokens, a.cancel_token_hash.as_str())?;
     if a.status == AppointmentStatus::Booked {
         let mut slots = tx.open_table(BOOKED_SLOTS).map_err(unavailable)?;
         let key = (a.representative_id.as_str(), a.start);
-        if slots.get(key).map_err(unavailable)?.is_some() {
-            return Err(StoreError::Conflict);
-        }
+        refuse_held(&slots, key)?;
         slots.insert(key, a.id.as_str()).map_err(unavailable)?;
     }
     appointments
@@ -208,21 +158,16 @@ impl AppointmentStore for EmbeddedStore {
     }
 
     async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
-        let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(APPOINTMENTS).map_err(unavailable)?, &id))
-            .await
+        Ok(self
+            .row::<AppointmentRec>(APPOINTMENTS, id)
+            .await?
+            .into_model(id.to_string()))
     }
 
     async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
         let token_hash = token_hash.to_string();
         self.read(move |tx| {
-            let tokens = tx.open_table(BY_TOKEN).map_err(unavailable)?;
-            let id = tokens
-                .get(token_hash.as_str())
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound)?
-                .value()
-                .to_string();
+            let id = id_under(&tx.open_table(BY_TOKEN).map_err(unavailable)?, &token_hash)?;
             load(&tx.open_table(APPOINTMENTS).map_err(unavailable)?, &id)
         })
         .await

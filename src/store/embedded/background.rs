@@ -124,6 +124,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::super::EmbeddedStore;
+    use super::super::tests::{message, opened, said};
     use crate::store::*;
 
     /// The nice value of this process's thread named `name`, if one runs.
@@ -148,31 +149,14 @@ mod tests {
     async fn folds_run_on_a_niced_thread_of_their_own() {
         let dir = std::env::temp_dir().join(format!("switchboard-fold-{}", uuid::Uuid::new_v4().simple()));
         let store = EmbeddedStore::open(&dir).await.unwrap();
-        store
-            .archive(&[ArchiveEvent::Opened(ConversationOpened {
-                id: "c".into(),
-                kind: ConversationKind::Service,
-                category: None,
-                customer_name: "Carla".into(),
-                agent_id: "ann".into(),
-                agent_name: "Ann".into(),
-                queued_at: 1,
-                paired_at: 1,
-                customer: Default::default(),
-            })])
-            .await
-            .unwrap();
+        store.archive(&[opened("c", None, 1, 1)]).await.unwrap();
         // Enough held events for a background fold.
         let batch: Vec<ArchiveEvent> = (1..=1_500u64)
-            .map(|seq| ArchiveEvent::Message {
-                conversation_id: "c".into(),
-                message: ArchivedMessage {
-                    id: format!("m{seq}"),
-                    seq,
-                    from: Side::Customer,
-                    text: "hello".into(),
-                    at: seq as Millis,
-                },
+            .map(|seq| {
+                said(
+                    "c",
+                    message(format!("m{seq}"), seq, Side::Customer, "hello", seq as Millis),
+                )
             })
             .collect();
         store.archive(&batch).await.unwrap();

@@ -5,54 +5,14 @@
 
 use async_trait::async_trait;
 
-use serde::{Deserialize, Serialize};
+use super::super::record::CannedRecord;
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, load, refuse_held, unavailable};
+use crate::store::{CannedReply, CannedStore, StoreError, StoreResult};
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{CannedReply, CannedStore, Millis, StoreError, StoreResult};
-
-/// Reply id → JSON [`CannedRec`].
+/// Reply id → JSON [`CannedRecord`].
 const CANNED: TableDefinition<&str, &[u8]> = TableDefinition::new("canned_replies");
 /// (owner or "", shortcut) → reply id: one shortcut per owner.
 const CANNED_BY_SHORTCUT: TableDefinition<(&str, &str), &str> = TableDefinition::new("canned_by_shortcut");
-
-#[derive(Serialize, Deserialize)]
-struct CannedRec {
-    owner: Option<String>,
-    shortcut: String,
-    title: String,
-    text: String,
-    #[serde(default)]
-    categories: Vec<String>,
-    created_at: Millis,
-    updated_at: Millis,
-}
-
-impl CannedRec {
-    fn of(r: &CannedReply) -> Self {
-        Self {
-            owner: r.owner.clone(),
-            shortcut: r.shortcut.clone(),
-            title: r.title.clone(),
-            text: r.text.clone(),
-            categories: r.categories.clone(),
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-
-    fn reply(self, id: &str) -> CannedReply {
-        CannedReply {
-            id: id.to_string(),
-            owner: self.owner,
-            shortcut: self.shortcut,
-            title: self.title,
-            text: self.text,
-            categories: self.categories,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-    }
-}
 
 /// Creates the canned reply tables in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
@@ -77,7 +37,7 @@ impl CannedStore for EmbeddedStore {
                 }
                 let id = id.value().to_string();
                 if let Some(rec) = replies.get(id.as_str()).map_err(unavailable)? {
-                    out.push(decode::<CannedRec>(rec.value())?.reply(&id));
+                    out.push(decode::<CannedRecord>(rec.value())?.reply(id));
                 }
             }
             Ok(out)
@@ -86,16 +46,7 @@ impl CannedStore for EmbeddedStore {
     }
 
     async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
-        let id = id.to_string();
-        self.read(move |tx| {
-            let replies = tx.open_table(CANNED).map_err(unavailable)?;
-            let rec = replies
-                .get(id.as_str())
-                .map_err(unavailable)?
-                .ok_or(StoreError::NotFound)?;
-            Ok(decode::<CannedRec>(rec.value())?.reply(&id))
-        })
-        .await
+        Ok(self.row::<CannedRecord>(CANNED, id).await?.reply(id.to_string()))
     }
 
     async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
@@ -103,14 +54,11 @@ impl CannedStore for EmbeddedStore {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
             let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
             let key = (reply.owner_key(), reply.shortcut.as_str());
-            if replies.get(reply.id.as_str()).map_err(unavailable)?.is_some()
-                || keys.get(key).map_err(unavailable)?.is_some()
-            {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&replies, reply.id.as_str())?;
+            refuse_held(&keys, key)?;
             keys.insert(key, reply.id.as_str()).map_err(unavailable)?;
             replies
-                .insert(reply.id.as_str(), encode(&CannedRec::of(&reply))?.as_slice())
+                .insert(reply.id.as_str(), encode(&CannedRecord::of(&reply))?.as_slice())
                 .map_err(unavailable)?;
             Ok(())
         })
@@ -121,13 +69,7 @@ impl CannedStore for EmbeddedStore {
         self.write(move |tx| {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
             let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
-            let stored: CannedRec = {
-                let guard = replies
-                    .get(reply.id.as_str())
-                    .map_err(unavailable)?
-                    .ok_or(StoreError::NotFound)?;
-                decode(guard.value())?
-            };
+            let stored: CannedRecord = load(&replies, &reply.id)?;
             let owner = stored.owner.clone().unwrap_or_default();
             if stored.shortcut != reply.shortcut {
                 if keys
@@ -142,10 +84,10 @@ impl CannedStore for EmbeddedStore {
                 keys.insert((owner.as_str(), reply.shortcut.as_str()), reply.id.as_str())
                     .map_err(unavailable)?;
             }
-            let rec = CannedRec {
+            let rec = CannedRecord {
                 owner: stored.owner,
                 created_at: stored.created_at,
-                ..CannedRec::of(&reply)
+                ..CannedRecord::of(&reply)
             };
             replies
                 .insert(reply.id.as_str(), encode(&rec)?.as_slice())
@@ -159,7 +101,7 @@ impl CannedStore for EmbeddedStore {
         let id = id.to_string();
         self.write(move |tx| {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
-            let stored: CannedRec = {
+            let stored: CannedRecord = {
                 let Some(guard) = replies.remove(id.as_str()).map_err(unavailable)? else {
                     return Ok(false);
                 };

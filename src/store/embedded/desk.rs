@@ -40,9 +40,7 @@ impl DeskStore for EmbeddedStore {
     async fn create_category(&self, category: Category) -> StoreResult<()> {
         self.write(move |tx| {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
-            if categories.get(category.id.as_str()).map_err(unavailable)?.is_some() {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&categories, category.id.as_str())?;
             let mut meta = tx.open_table(META).map_err(unavailable)?;
             let pos = meta
                 .get(NEXT_CATEGORY_POS)
@@ -71,13 +69,7 @@ impl DeskStore for EmbeddedStore {
         let (id, name) = (id.to_string(), name.to_string());
         self.write(move |tx| {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
-            let mut rec: CategoryRec = {
-                let guard = categories
-                    .get(id.as_str())
-                    .map_err(unavailable)?
-                    .ok_or(StoreError::NotFound)?;
-                decode(guard.value())?
-            };
+            let mut rec: CategoryRec = load(&categories, &id)?;
             rec.name = name;
             categories
                 .insert(id.as_str(), encode(&rec)?.as_slice())

@@ -6,10 +6,8 @@
 use async_trait::async_trait;
 
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{
-    Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineStore, OutboxMail, Page, StoreError, StoreResult,
-};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, newest_page, refuse_held, unavailable};
+use crate::store::{Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineStore, OutboxMail, Page, StoreResult};
 
 /// Message id → JSON [`OfflineMessage`].
 const OFFLINE: TableDefinition<&str, &[u8]> = TableDefinition::new("offline_messages");
@@ -23,8 +21,7 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 }
 
 fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OfflineMessage> {
-    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
-    decode(guard.value())
+    super::load(table, id)
 }
 
 fn save(tx: &redb::WriteTransaction, m: &OfflineMessage) -> StoreResult<()> {
@@ -91,15 +88,7 @@ pub(super) fn remove(tx: &redb::WriteTransaction, m: &OfflineMessage) -> StoreRe
 impl OfflineStore for EmbeddedStore {
     async fn add_offline_message(&self, m: OfflineMessage, mail: Option<OutboxMail>) -> StoreResult<()> {
         self.write(move |tx| {
-            if tx
-                .open_table(OFFLINE)
-                .map_err(unavailable)?
-                .get(m.id.as_str())
-                .map_err(unavailable)?
-                .is_some()
-            {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&tx.open_table(OFFLINE).map_err(unavailable)?, m.id.as_str())?;
             save(tx, &m)?;
             tx.open_table(BY_CREATED)
                 .map_err(unavailable)?
@@ -114,29 +103,17 @@ impl OfflineStore for EmbeddedStore {
     }
 
     async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
-        let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(OFFLINE).map_err(unavailable)?, &id))
-            .await
+        self.row(OFFLINE, id).await
     }
 
     async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {
         let filter = filter.clone();
         self.read(move |tx| {
-            let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
             let table = tx.open_table(OFFLINE).map_err(unavailable)?;
-            let (mut items, mut total) = (Vec::new(), 0u64);
-            for row in by_created.iter().map_err(unavailable)?.rev() {
-                let (key, _) = row.map_err(unavailable)?;
-                let m = load(&table, key.value().1)?;
-                if !filter.matches(&m) {
-                    continue;
-                }
-                if total >= page.offset && (items.len() as u64) < page.limit {
-                    items.push(m);
-                }
-                total += 1;
-            }
-            Ok((items, total))
+            newest_page(&tx.open_table(BY_CREATED).map_err(unavailable)?, page, |id| {
+                let m = load(&table, id)?;
+                Ok(filter.matches(&m).then_some(m))
+            })
         })
         .await
     }

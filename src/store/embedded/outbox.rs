@@ -9,81 +9,17 @@
 
 use async_trait::async_trait;
 
-use serde::{Deserialize, Serialize};
+use super::super::record::MailRecord;
+use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, newest_page, refuse_held, unavailable};
+use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult, apply_outcome};
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
-use crate::store::{
-    MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreError,
-    StoreResult, apply_outcome,
-};
-
-/// Mail id → JSON [`MailRec`].
+/// Mail id → JSON [`MailRecord`].
 pub(super) const MAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_mails");
 /// (ready at, mail id) for pending mails only; ready at = the later of `due_at` and the
 /// claim's end, so a claimed mail reappears when its lease runs out.
 const READY: TableDefinition<(i64, &str), ()> = TableDefinition::new("outbox_ready");
 /// (created at, mail id), for listing newest first.
 const BY_CREATED: TableDefinition<(i64, &str), ()> = TableDefinition::new("outbox_by_created");
-
-/// The on-disk form, this file's to keep.
-#[derive(Serialize, Deserialize)]
-struct MailRec {
-    appointment_id: String,
-    purpose: MailPurpose,
-    to: String,
-    subject: String,
-    text: String,
-    attachments: Vec<MailAttachment>,
-    status: MailStatus,
-    attempts: u32,
-    due_at: Millis,
-    claimed_by: Option<String>,
-    claim_until: Option<Millis>,
-    last_error: Option<String>,
-    created_at: Millis,
-    sent_at: Option<Millis>,
-}
-
-impl MailRec {
-    fn of(m: &OutboxMail) -> Self {
-        MailRec {
-            appointment_id: m.appointment_id.clone(),
-            purpose: m.purpose,
-            to: m.to.clone(),
-            subject: m.subject.clone(),
-            text: m.text.clone(),
-            attachments: m.attachments.clone(),
-            status: m.status,
-            attempts: m.attempts,
-            due_at: m.due_at,
-            claimed_by: m.claimed_by.clone(),
-            claim_until: m.claim_until,
-            last_error: m.last_error.clone(),
-            created_at: m.created_at,
-            sent_at: m.sent_at,
-        }
-    }
-
-    fn into_model(self, id: String) -> OutboxMail {
-        OutboxMail {
-            id,
-            appointment_id: self.appointment_id,
-            purpose: self.purpose,
-            to: self.to,
-            subject: self.subject,
-            text: self.text,
-            attachments: self.attachments,
-            status: self.status,
-            attempts: self.attempts,
-            due_at: self.due_at,
-            claimed_by: self.claimed_by,
-            claim_until: self.claim_until,
-            last_error: self.last_error,
-            created_at: self.created_at,
-            sent_at: self.sent_at,
-        }
-    }
-}
 
 /// When a pending mail may next be claimed.
 fn ready_at(m: &OutboxMail) -> Millis {
@@ -98,9 +34,7 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 }
 
 pub(super) fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OutboxMail> {
-    let guard = table.get(id).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
-    let rec: MailRec = decode(guard.value())?;
-    Ok(rec.into_model(id.to_string()))
+    Ok(super::load::<MailRecord>(table, id)?.into_model(id.to_string()))
 }
 
 /// Replaces the stored form of `old` with `new`, keeping the ready index in step.
@@ -116,7 +50,7 @@ fn rewrite(tx: &redb::WriteTransaction, old: &OutboxMail, new: &OutboxMail) -> S
     }
     tx.open_table(MAILS)
         .map_err(unavailable)?
-        .insert(new.id.as_str(), encode(&MailRec::of(new))?.as_slice())
+        .insert(new.id.as_str(), encode(&MailRecord::of(new))?.as_slice())
         .map_err(unavailable)?;
     Ok(())
 }
@@ -124,11 +58,11 @@ fn rewrite(tx: &redb::WriteTransaction, old: &OutboxMail, new: &OutboxMail) -> S
 /// Stores `mail` in the caller's transaction unless its id is there (the same mail).
 pub(super) fn put_in(tx: &redb::WriteTransaction, mail: &OutboxMail) -> StoreResult<()> {
     let mut mails = tx.open_table(MAILS).map_err(unavailable)?;
-    if mails.get(mail.id.as_str()).map_err(unavailable)?.is_some() {
+    if holds(&mails, mail.id.as_str())? {
         return Ok(());
     }
     mails
-        .insert(mail.id.as_str(), encode(&MailRec::of(mail))?.as_slice())
+        .insert(mail.id.as_str(), encode(&MailRecord::of(mail))?.as_slice())
         .map_err(unavailable)?;
     if mail.status == MailStatus::Pending {
         tx.open_table(READY)
@@ -202,43 +136,23 @@ impl OutboxStore for EmbeddedStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(MAILS).map_err(unavailable)?, &id))
-            .await
+        Ok(self.row::<MailRecord>(MAILS, id).await?.into_model(id.to_string()))
     }
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
         self.read(move |tx| {
-            let by_created = tx.open_table(BY_CREATED).map_err(unavailable)?;
             let mails = tx.open_table(MAILS).map_err(unavailable)?;
-            let (mut items, mut total) = (Vec::new(), 0u64);
-            for row in by_created.iter().map_err(unavailable)?.rev() {
-                let (key, _) = row.map_err(unavailable)?;
-                let mail = load(&mails, key.value().1)?;
-                if status.is_some_and(|s| s != mail.status) {
-                    continue;
-                }
-                if total >= page.offset && (items.len() as u64) < page.limit {
-                    items.push(mail);
-                }
-                total += 1;
-            }
-            Ok((items, total))
+            newest_page(&tx.open_table(BY_CREATED).map_err(unavailable)?, page, |id| {
+                let mail = load(&mails, id)?;
+                Ok(status.is_none_or(|s| s == mail.status).then_some(mail))
+            })
         })
         .await
     }
 
     async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
         self.write(move |tx| {
-            let taken = tx
-                .open_table(MAILS)
-                .map_err(unavailable)?
-                .get(mail.id.as_str())
-                .map_err(unavailable)?
-                .is_some();
-            if taken {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&tx.open_table(MAILS).map_err(unavailable)?, mail.id.as_str())?;
             put_in(tx, &mail)
         })
         .await

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::{EmbeddedStore, decode, encode, unavailable};
+use super::{EmbeddedStore, decode, encode, find, load, refuse_held, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
-use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
+use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreResult};
 
 /// Room id -> JSON room.
 const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("rooms");
@@ -33,24 +33,14 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     Ok(())
 }
 
-fn load_room<T: ReadableTable<&'static str, &'static [u8]>>(table: &T, id: &str) -> StoreResult<Option<Room>> {
-    match table.get(id).map_err(unavailable)? {
-        Some(guard) => Ok(Some(decode(guard.value())?)),
-        None => Ok(None),
-    }
-}
-
 #[async_trait]
 impl RoomStore for EmbeddedStore {
     async fn create_room(&self, room: Room) -> StoreResult<()> {
         self.write(move |tx| {
             let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
             let mut open = tx.open_table(OPEN_ROOMS).map_err(unavailable)?;
-            if rooms.get(room.id.as_str()).map_err(unavailable)?.is_some()
-                || open.get(room.agent_id.as_str()).map_err(unavailable)?.is_some()
-            {
-                return Err(StoreError::Conflict);
-            }
+            refuse_held(&rooms, room.id.as_str())?;
+            refuse_held(&open, room.agent_id.as_str())?;
             open.insert(room.agent_id.as_str(), room.id.as_str())
                 .map_err(unavailable)?;
             rooms
@@ -62,9 +52,7 @@ impl RoomStore for EmbeddedStore {
     }
 
     async fn room(&self, id: &str) -> StoreResult<Room> {
-        let id = id.to_string();
-        self.read(move |tx| load_room(&tx.open_table(ROOMS).map_err(unavailable)?, &id)?.ok_or(StoreError::NotFound))
-            .await
+        self.row(ROOMS, id).await
     }
 
     async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
@@ -74,7 +62,7 @@ impl RoomStore for EmbeddedStore {
             let Some(id) = open.get(agent_id.as_str()).map_err(unavailable)? else {
                 return Ok(None);
             };
-            load_room(&tx.open_table(ROOMS).map_err(unavailable)?, id.value())
+            find(&tx.open_table(ROOMS).map_err(unavailable)?, id.value())
         })
         .await
     }
@@ -82,7 +70,7 @@ impl RoomStore for EmbeddedStore {
     async fn update_room(&self, mut room: Room) -> StoreResult<Room> {
         self.write(move |tx| {
             let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
-            let stored = load_room(&rooms, &room.id)?.ok_or(StoreError::NotFound)?;
+            let stored: Room = load(&rooms, &room.id)?;
             may_replace(&stored, &room)?;
             room.revision += 1;
             if room.state == RoomState::Ended {

@@ -7,43 +7,122 @@ use super::*;
 /// A scratch directory removed when dropped.
 struct Scratch(std::path::PathBuf);
 
+impl Scratch {
+    /// A fresh directory in the system's temporary one, its name saying what it is for.
+    fn new(what: &str) -> Self {
+        Scratch(std::env::temp_dir().join(format!("switchboard-{what}-{}", uuid::Uuid::new_v4().simple())))
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
+/// The opening of service conversation `id`: Carla served by Ann.
+fn opening(id: &str, category: Option<&str>, queued_at: Millis, paired_at: Millis) -> ConversationOpened {
+    ConversationOpened {
+        id: id.into(),
+        kind: ConversationKind::Service,
+        category: category.map(str::to_string),
+        customer_name: "Carla".into(),
+        agent_id: "ann".into(),
+        agent_name: "Ann".into(),
+        queued_at,
+        paired_at,
+        customer: Default::default(),
+    }
+}
+
+/// [`opening`] as an archive event.
+pub(super) fn opened(id: &str, category: Option<&str>, queued_at: Millis, paired_at: Millis) -> ArchiveEvent {
+    ArchiveEvent::Opened(opening(id, category, queued_at, paired_at))
+}
+
+/// A message with its id, seq, side, text and time.
+pub(super) fn message(
+    id: impl Into<String>,
+    seq: u64,
+    from: Side,
+    text: impl Into<String>,
+    at: Millis,
+) -> ArchivedMessage {
+    ArchivedMessage {
+        id: id.into(),
+        seq,
+        from,
+        text: text.into(),
+        at,
+    }
+}
+
+/// Message `seq` ("text <seq>" at 3) with a UUIDv7 id, as the hub names messages.
+fn text_line(seq: u64, from: Side) -> ArchivedMessage {
+    message(
+        uuid::Uuid::now_v7().hyphenated().to_string(),
+        seq,
+        from,
+        format!("text {seq}"),
+        3,
+    )
+}
+
+/// `message` said in conversation `conversation_id`, as an archive event.
+pub(super) fn said(conversation_id: &str, message: ArchivedMessage) -> ArchiveEvent {
+    ArchiveEvent::Message {
+        conversation_id: conversation_id.into(),
+        message,
+    }
+}
+
+/// Conversation `id` (at seq 1) handed by Ann to agent `to` (id, name) at `at`, with `note`.
+fn from_ann(id: &str, at: Millis, to: (&str, &str), note: &str) -> ConversationTransferred {
+    ConversationTransferred {
+        id: id.into(),
+        at,
+        after_seq: 1,
+        from_agent_id: "ann".into(),
+        from_agent_name: "Ann".into(),
+        to_agent_id: Some(to.0.into()),
+        to_agent_name: Some(to.1.into()),
+        to_category: None,
+        note: note.into(),
+    }
+}
+
+/// Conversation `id` ended by its agent at `at`.
+fn closed(id: &str, at: Millis) -> ArchiveEvent {
+    ArchiveEvent::Closed(ConversationClosed {
+        id: id.into(),
+        ended_at: at,
+        ended_by: Side::Agent,
+        reason: EndReason::Ended,
+    })
+}
+
+/// The seqs of conversation `id`'s messages, as `store` reads them.
+async fn seqs(store: &EmbeddedStore, id: &str) -> Vec<u64> {
+    let messages = store.conversation(id).await.unwrap().messages;
+    messages.iter().map(|m| m.seq).collect()
+}
+
 /// Several journal checkpoints (each a durable redb commit, then the journal starting
 /// again in place) lose nothing, read back at once and after a reopen.
 #[tokio::test]
 async fn archive_across_journal_checkpoints_reads_back_whole() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-ckpt-{}", uuid::Uuid::new_v4().simple())));
+    let dir = Scratch::new("ckpt");
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
-    let opened = ArchiveEvent::Opened(ConversationOpened {
-        id: "c".into(),
-        kind: ConversationKind::Service,
-        category: None,
-        customer_name: "Carla".into(),
-        agent_id: "ann".into(),
-        agent_name: "Ann".into(),
-        queued_at: 1,
-        paired_at: 1,
-        customer: Default::default(),
-    });
-    store.archive(&[opened]).await.unwrap();
+    store.archive(&[opened("c", None, 1, 1)]).await.unwrap();
     // ~1.1 KB a message: 4 MiB (a checkpoint) every ~3,800.
     let total = 12_000u64;
     for first in (1..=total).step_by(500) {
         let batch: Vec<ArchiveEvent> = (first..first + 500)
-            .map(|seq| ArchiveEvent::Message {
-                conversation_id: "c".into(),
-                message: ArchivedMessage {
-                    id: format!("m{seq}"),
-                    seq,
-                    from: Side::Customer,
-                    text: "x".repeat(1_000),
-                    at: seq as Millis,
-                },
+            .map(|seq| {
+                said(
+                    "c",
+                    message(format!("m{seq}"), seq, Side::Customer, "x".repeat(1_000), seq as Millis),
+                )
             })
             .collect();
         store.archive(&batch).await.unwrap();
@@ -51,15 +130,11 @@ async fn archive_across_journal_checkpoints_reads_back_whole() {
     assert_eq!(store.conversation("c").await.unwrap().messages.len() as u64, total);
     drop(store);
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
-    let seqs: Vec<u64> = store
-        .conversation("c")
-        .await
-        .unwrap()
-        .messages
-        .iter()
-        .map(|m| m.seq)
-        .collect();
-    assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "after a reopen");
+    assert_eq!(
+        seqs(&store, "c").await,
+        (1..=total).collect::<Vec<_>>(),
+        "after a reopen"
+    );
 }
 
 /// A crash while one journal was being checkpointed leaves events in both, the
@@ -67,45 +142,28 @@ async fn archive_across_journal_checkpoints_reads_back_whole() {
 /// openings first, so no message is dropped as one of an unknown conversation.
 #[tokio::test]
 async fn both_journals_are_replayed_openings_first() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-two-{}", uuid::Uuid::new_v4().simple())));
+    let dir = Scratch::new("two");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let opened = ArchiveEvent::Opened(ConversationOpened {
-        id: "c".into(),
-        kind: ConversationKind::Service,
-        category: None,
-        customer_name: "Carla".into(),
-        agent_id: "ann".into(),
-        agent_name: "Ann".into(),
-        queued_at: 1,
-        paired_at: 1,
-        customer: Default::default(),
-    });
-    let message = |seq: u64| ArchiveEvent::Message {
-        conversation_id: "c".into(),
-        message: ArchivedMessage {
-            id: format!("m{seq}"),
-            seq,
-            from: Side::Customer,
-            text: format!("text {seq}"),
-            at: seq as Millis,
-        },
+    let line = |seq: u64| {
+        said(
+            "c",
+            message(
+                format!("m{seq}"),
+                seq,
+                Side::Customer,
+                format!("text {seq}"),
+                seq as Millis,
+            ),
+        )
     };
     {
         let (mut first, _) = Journal::open(&dir.0).unwrap();
-        first.append(&[message(2)]).unwrap();
+        first.append(&[line(2)]).unwrap();
         let (mut second, _) = Journal::open_file(&dir.0, journal::SECOND_FILE_NAME).unwrap();
-        second.append(&[opened, message(1)]).unwrap();
+        second.append(&[opened("c", None, 1, 1), line(1)]).unwrap();
     }
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
-    let seqs: Vec<u64> = store
-        .conversation("c")
-        .await
-        .unwrap()
-        .messages
-        .iter()
-        .map(|m| m.seq)
-        .collect();
-    assert_eq!(seqs, [1, 2]);
+    assert_eq!(seqs(&store, "c").await, [1, 2]);
 }
 
 /// Transfers left in the journals are replayed after the openings and messages, before
@@ -113,54 +171,21 @@ async fn both_journals_are_replayed_openings_first() {
 /// unknown conversation, and its agents find the conversation after a reopen.
 #[tokio::test]
 async fn transfers_are_replayed_from_the_journals_and_indexed_by_agent() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-transfer-{}", uuid::Uuid::new_v4().simple())));
+    let dir = Scratch::new("transfer");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let opened = ArchiveEvent::Opened(ConversationOpened {
-        id: "c".into(),
-        kind: ConversationKind::Service,
-        category: Some("sales".into()),
-        customer_name: "Carla".into(),
-        agent_id: "ann".into(),
-        agent_name: "Ann".into(),
-        queued_at: 1,
-        paired_at: 5,
-        customer: Default::default(),
-    });
-    let message = ArchiveEvent::Message {
-        conversation_id: "c".into(),
-        message: ArchivedMessage {
-            id: "m1".into(),
-            seq: 1,
-            from: Side::Customer,
-            text: "hello".into(),
-            at: 6,
-        },
-    };
-    let to_bob = ConversationTransferred {
-        id: "c".into(),
-        at: 7,
-        after_seq: 1,
-        from_agent_id: "ann".into(),
-        from_agent_name: "Ann".into(),
-        to_agent_id: Some("bob".into()),
-        to_agent_name: Some("Bob".into()),
-        to_category: None,
-        note: "a refund".into(),
-    };
-    let closed = ArchiveEvent::Closed(ConversationClosed {
-        id: "c".into(),
-        ended_at: 9,
-        ended_by: Side::Agent,
-        reason: EndReason::Ended,
-    });
+    let to_bob = from_ann("c", 7, ("bob", "Bob"), "a refund");
     {
         let (mut first, _) = Journal::open(&dir.0).unwrap();
         first
-            .append(&[ArchiveEvent::Transferred(to_bob.clone()), closed])
+            .append(&[ArchiveEvent::Transferred(to_bob.clone()), closed("c", 9)])
             .unwrap();
         let (mut second, _) = Journal::open_file(&dir.0, journal::SECOND_FILE_NAME).unwrap();
         second
-            .append(&[opened, message, ArchiveEvent::Transferred(to_bob.clone())])
+            .append(&[
+                opened("c", Some("sales"), 1, 5),
+                said("c", message("m1", 1, Side::Customer, "hello", 6)),
+                ArchiveEvent::Transferred(to_bob.clone()),
+            ])
             .unwrap();
     }
     let by = |agent: &str| ConversationFilter {
@@ -190,19 +215,8 @@ async fn transfers_are_replayed_from_the_journals_and_indexed_by_agent() {
 /// after a reopen; a note of a conversation never opened is kept and read alone.
 #[tokio::test]
 async fn notes_are_replayed_from_the_journals_once_each() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-notes-{}", uuid::Uuid::new_v4().simple())));
+    let dir = Scratch::new("notes");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let opened = ArchiveEvent::Opened(ConversationOpened {
-        id: "c".into(),
-        kind: ConversationKind::Service,
-        category: Some("sales".into()),
-        customer_name: "Carla".into(),
-        agent_id: "ann".into(),
-        agent_name: "Ann".into(),
-        queued_at: 1,
-        paired_at: 5,
-        customer: Default::default(),
-    });
     let note = |conversation_id: &str, id: &str, at: Millis| ConversationNote {
         conversation_id: conversation_id.into(),
         id: id.into(),
@@ -212,18 +226,12 @@ async fn notes_are_replayed_from_the_journals_once_each() {
         text: format!("{id}: wants a refund — ✓"),
     };
     let (early, late, orphan) = (note("c", "n1", 6), note("c", "n2", 8), note("gone", "n3", 7));
-    let closed = ArchiveEvent::Closed(ConversationClosed {
-        id: "c".into(),
-        ended_at: 9,
-        ended_by: Side::Agent,
-        reason: EndReason::Ended,
-    });
     {
         let (mut first, _) = Journal::open(&dir.0).unwrap();
         first
             .append(&[
                 ArchiveEvent::Note(late.clone()),
-                closed,
+                closed("c", 9),
                 ArchiveEvent::Note(orphan.clone()),
             ])
             .unwrap();
@@ -231,7 +239,7 @@ async fn notes_are_replayed_from_the_journals_once_each() {
         second
             .append(&[
                 ArchiveEvent::Note(early.clone()),
-                opened,
+                opened("c", Some("sales"), 1, 5),
                 ArchiveEvent::Note(late.clone()),
             ])
             .unwrap();
@@ -257,30 +265,22 @@ async fn notes_are_replayed_from_the_journals_once_each() {
 /// Writes ~5 MB of archive through a store with `cache_bytes` of page cache, reads it
 /// all back, and returns how many pages the cache evicted.
 async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-cache-{}", uuid::Uuid::new_v4().simple())));
+    let dir = Scratch::new("cache");
     let store = EmbeddedStore::open_with_cache(&dir.0, cache_bytes).await.unwrap();
     for c in 0..20 {
         let id = format!("conversation-{c}");
-        let mut batch = vec![ArchiveEvent::Opened(ConversationOpened {
-            id: id.clone(),
-            kind: ConversationKind::Service,
-            category: Some("general".into()),
-            customer_name: "Carla".into(),
-            agent_id: "ann".into(),
-            agent_name: "Ann".into(),
-            queued_at: c,
-            paired_at: c,
-            customer: Default::default(),
-        })];
-        batch.extend((1..=500).map(|seq| ArchiveEvent::Message {
-            conversation_id: id.clone(),
-            message: ArchivedMessage {
-                id: uuid::Uuid::now_v7().to_string(),
-                seq,
-                from: Side::Customer,
-                text: "x".repeat(100),
-                at: seq as Millis,
-            },
+        let mut batch = vec![opened(&id, Some("general"), c, c)];
+        batch.extend((1..=500).map(|seq| {
+            said(
+                &id,
+                message(
+                    uuid::Uuid::now_v7().to_string(),
+                    seq,
+                    Side::Customer,
+                    "x".repeat(100),
+                    seq as Millis,
+                ),
+            )
         }));
         store.archive(&batch).await.unwrap();
     }
@@ -297,33 +297,12 @@ async fn evictions_after_a_long_run(cache_bytes: usize) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_1_and_2_files_are_migrated() {
     for old_version in [SCHEMA_V1, SCHEMA_V2] {
-        let dir =
-            Scratch(std::env::temp_dir().join(format!("switchboard-v{old_version}-{}", uuid::Uuid::new_v4().simple())));
-        let opened = ArchiveEvent::Opened(ConversationOpened {
-            id: "c1".into(),
-            kind: ConversationKind::Service,
-            category: None,
-            customer_name: "Carla".into(),
-            agent_id: "ann".into(),
-            agent_name: "Ann".into(),
-            queued_at: 1,
-            paired_at: 2,
-            customer: Default::default(),
-        });
-        let message = |seq: u64| ArchivedMessage {
-            id: format!("m{seq}"),
-            seq,
-            from: Side::Agent,
-            text: format!("text {seq}"),
-            at: 3,
-        };
-        let event = |seq: u64| ArchiveEvent::Message {
-            conversation_id: "c1".into(),
-            message: message(seq),
-        };
+        let dir = Scratch::new(&format!("v{old_version}"));
+        let line = |seq: u64| message(format!("m{seq}"), seq, Side::Agent, format!("text {seq}"), 3);
+        let event = |seq: u64| said("c1", line(seq));
         {
             let store = EmbeddedStore::open(&dir.0).await.unwrap();
-            store.archive(&[opened]).await.unwrap();
+            store.archive(&[opened("c1", None, 1, 2)]).await.unwrap();
             store.conversation("c1").await.unwrap();
             // Make it what that version wrote: its version number, its message rows
             // (m1 binary, m2 JSON as before the binary records) and, for version 1, message-id rows.
@@ -337,9 +316,9 @@ async fn version_1_and_2_files_are_migrated() {
                 tx.delete_table(message_log::INDEX).unwrap();
                 tx.delete_table(message_log::NUMBERS).unwrap();
                 let mut rows = tx.open_table(message_log::MESSAGES_V2).unwrap();
-                rows.insert(("c1", 1, "m1"), message_value::encode(&message(1)).as_slice())
+                rows.insert(("c1", 1, "m1"), message_value::encode(&line(1)).as_slice())
                     .unwrap();
-                let json = serde_json::to_vec(&super::super::record::MessageRecord::from(&message(2))).unwrap();
+                let json = serde_json::to_vec(&super::super::record::MessageRecord::from(&line(2))).unwrap();
                 rows.insert(("c1", 2, "m2"), json.as_slice()).unwrap();
                 if old_version == SCHEMA_V1 {
                     let mut ids = tx.open_table(MESSAGE_IDS_V1).unwrap();
@@ -363,19 +342,11 @@ async fn version_1_and_2_files_are_migrated() {
         drop(tx);
         assert_eq!(
             store.conversation("c1").await.unwrap().messages,
-            [message(1), message(2)],
+            [line(1), line(2)],
             "version {old_version}"
         );
         store.archive(&[event(2), event(3), event(2)]).await.unwrap();
-        let seqs: Vec<u64> = store
-            .conversation("c1")
-            .await
-            .unwrap()
-            .messages
-            .iter()
-            .map(|m| m.seq)
-            .collect();
-        assert_eq!(seqs, [1, 2, 3], "version {old_version}");
+        assert_eq!(seqs(&store, "c1").await, [1, 2, 3], "version {old_version}");
     }
 }
 
@@ -384,29 +355,12 @@ async fn version_1_and_2_files_are_migrated() {
 /// new messages go beside them. A build reading 4 refuses a newer file, naming both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_3_file_is_marked_current_and_a_newer_one_is_refused() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v3-{}", uuid::Uuid::new_v4().simple())));
-    let opened = ArchiveEvent::Opened(ConversationOpened {
-        id: "c1".into(),
-        kind: ConversationKind::Service,
-        category: None,
-        customer_name: "Carla".into(),
-        agent_id: "ann".into(),
-        agent_name: "Ann".into(),
-        queued_at: 1,
-        paired_at: 2,
-        customer: Default::default(),
-    });
-    let message = |seq: u64| ArchivedMessage {
-        id: uuid::Uuid::now_v7().hyphenated().to_string(),
-        seq,
-        from: Side::Agent,
-        text: format!("text {seq}"),
-        at: 3,
-    };
-    let (first, second) = (message(1), message(2));
+    let dir = Scratch::new("v3");
+    let line = |seq: u64| text_line(seq, Side::Agent);
+    let (first, second) = (line(1), line(2));
     {
         let store = EmbeddedStore::open(&dir.0).await.unwrap();
-        store.archive(&[opened]).await.unwrap();
+        store.archive(&[opened("c1", None, 1, 2)]).await.unwrap();
         store.conversation("c1").await.unwrap();
         // What version 3 wrote: the id as text (a 0x02 record).
         let tx = store.db.begin_write().unwrap();
@@ -440,13 +394,7 @@ async fn a_version_3_file_is_marked_current_and_a_newer_one_is_refused() {
     }
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
     assert_eq!(schema_version(&store), SCHEMA_VERSION);
-    store
-        .archive(&[ArchiveEvent::Message {
-            conversation_id: "c1".into(),
-            message: second.clone(),
-        }])
-        .await
-        .unwrap();
+    store.archive(&[said("c1", second.clone())]).await.unwrap();
     assert_eq!(store.conversation("c1").await.unwrap().messages, [first, second]);
     let tx = store.db.begin_write().unwrap();
     tx.open_table(META)
@@ -475,21 +423,21 @@ async fn a_version_3_file_is_marked_current_and_a_newer_one_is_refused() {
 /// 400. The two journals are a fixed 16 MiB beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archived_message_takes_a_bounded_share_of_the_file() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-size-{}", uuid::Uuid::new_v4().simple())));
+    let dir = Scratch::new("size");
     let store = EmbeddedStore::open_with_cache(&dir.0, 16 << 20).await.unwrap();
     let chats = 100u64;
     let opened: Vec<ArchiveEvent> = (0..chats)
         .map(|c| {
             ArchiveEvent::Opened(ConversationOpened {
-                id: uuid::Uuid::now_v7().to_string(),
-                kind: ConversationKind::Service,
-                category: Some("general".into()),
                 customer_name: format!("Customer {c}"),
                 agent_id: uuid::Uuid::now_v7().to_string(),
                 agent_name: format!("Agent {c}"),
-                queued_at: c as Millis,
-                paired_at: c as Millis,
-                customer: Default::default(),
+                ..opening(
+                    &uuid::Uuid::now_v7().to_string(),
+                    Some("general"),
+                    c as Millis,
+                    c as Millis,
+                )
             })
         })
         .collect();
@@ -505,16 +453,12 @@ async fn an_archived_message_takes_a_bounded_share_of_the_file() {
     let mut batch = Vec::new();
     for seq in 1..=per_chat {
         for id in &ids {
-            batch.push(ArchiveEvent::Message {
-                conversation_id: id.clone(),
-                message: ArchivedMessage {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    seq,
-                    from: if seq % 2 == 0 { Side::Agent } else { Side::Customer },
-                    text: "x".repeat(100),
-                    at: 1_795_279_801_122 + seq as Millis,
-                },
-            });
+            let from = if seq % 2 == 0 { Side::Agent } else { Side::Customer };
+            let at = 1_795_279_801_122 + seq as Millis;
+            batch.push(said(
+                id,
+                message(uuid::Uuid::now_v7().to_string(), seq, from, "x".repeat(100), at),
+            ));
         }
         if batch.len() >= 200 {
             store.archive(&batch).await.unwrap();
@@ -582,57 +526,36 @@ async fn the_page_cache_is_bounded_by_the_setting() {
 /// was never stored): erasing every conversation leaves the table empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_leaves_no_search_postings() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-postings-{}", uuid::Uuid::new_v4().simple())));
+    let dir = Scratch::new("postings");
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
     let opened = |id: &str| {
         ArchiveEvent::Opened(ConversationOpened {
-            id: id.into(),
-            kind: ConversationKind::Service,
-            category: None,
             customer_name: "Carla Ünïcode".into(),
-            agent_id: "ann".into(),
-            agent_name: "Ann".into(),
-            queued_at: 1,
-            paired_at: 2,
-            customer: Default::default(),
+            ..opening(id, None, 1, 2)
         })
     };
-    let said = |id: &str, seq: u64, text: &str| ArchiveEvent::Message {
-        conversation_id: id.into(),
-        message: ArchivedMessage {
-            id: format!("{id}-{seq}"),
-            seq,
-            from: Side::Customer,
-            text: text.into(),
-            at: 3,
-        },
-    };
+    let line = |id: &str, seq: u64, text: &str| said(id, message(format!("{id}-{seq}"), seq, Side::Customer, text, 3));
     store
         .archive(&[
             opened("c1"),
-            said("c1", 1, "passport 1234"),
+            line("c1", 1, "passport 1234"),
             opened("c2"),
-            said("c2", 1, "visa"),
+            line("c2", 1, "visa"),
         ])
         .await
         .unwrap();
     store
-        .archive(&[ArchiveEvent::Transferred(ConversationTransferred {
-            id: "c1".into(),
-            at: 5,
-            after_seq: 1,
-            from_agent_id: "ann".into(),
-            from_agent_name: "Ann".into(),
-            to_agent_id: Some("bo".into()),
-            to_agent_name: Some("Bo Ærø".into()),
-            to_category: None,
-            note: "over to you".into(),
-        })])
+        .archive(&[ArchiveEvent::Transferred(from_ann(
+            "c1",
+            5,
+            ("bo", "Bo Ærø"),
+            "over to you",
+        ))])
         .await
         .unwrap();
-    store.archive(&[said("c1", 2, "another word")]).await.unwrap();
+    store.archive(&[line("c1", 2, "another word")]).await.unwrap();
     // A seq taken already is a retry: its text (here another) is neither stored nor posted.
-    store.archive(&[said("c2", 1, "strangers elsewhere")]).await.unwrap();
+    store.archive(&[line("c2", 1, "strangers elsewhere")]).await.unwrap();
     let strangers = ConversationFilter {
         text: Some(SearchQuery::parse("strangers").unwrap()),
         ..Default::default()
@@ -665,32 +588,16 @@ async fn erasure_leaves_no_search_postings() {
 /// and marked schema 5: its old conversations are found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_4_file_is_indexed_for_search_when_opened() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v4-{}", uuid::Uuid::new_v4().simple())));
+    let dir = Scratch::new("v4");
     {
         let store = EmbeddedStore::open(&dir.0).await.unwrap();
         store
             .archive(&[
                 ArchiveEvent::Opened(ConversationOpened {
-                    id: "old".into(),
-                    kind: ConversationKind::Service,
-                    category: None,
                     customer_name: "Olga".into(),
-                    agent_id: "ann".into(),
-                    agent_name: "Ann".into(),
-                    queued_at: 1,
-                    paired_at: 2,
-                    customer: Default::default(),
+                    ..opening("old", None, 1, 2)
                 }),
-                ArchiveEvent::Message {
-                    conversation_id: "old".into(),
-                    message: ArchivedMessage {
-                        id: "m1".into(),
-                        seq: 1,
-                        from: Side::Customer,
-                        text: "Where is my invoice?".into(),
-                        at: 3,
-                    },
-                },
+                said("old", message("m1", 1, Side::Customer, "Where is my invoice?", 3)),
             ])
             .await
             .unwrap();
@@ -725,32 +632,13 @@ async fn a_version_4_file_is_indexed_for_search_when_opened() {
 /// conversations do not count as unanswered.
 #[tokio::test]
 async fn a_file_from_before_the_reports_has_its_first_agent_lines_backfilled_once() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-backfill-{}", uuid::Uuid::new_v4().simple())));
-    let line = |seq: u64, from: Side, at: Millis| ArchiveEvent::Message {
-        conversation_id: "old".into(),
-        message: ArchivedMessage {
-            id: format!("m{seq}"),
-            seq,
-            from,
-            text: "x".into(),
-            at,
-        },
-    };
+    let dir = Scratch::new("backfill");
+    let line = |seq: u64, from: Side, at: Millis| said("old", message(format!("m{seq}"), seq, from, "x", at));
     {
         let store = EmbeddedStore::open(&dir.0).await.unwrap();
         store
             .archive(&[
-                ArchiveEvent::Opened(ConversationOpened {
-                    id: "old".into(),
-                    kind: ConversationKind::Service,
-                    category: Some("sales".into()),
-                    customer_name: "Carla".into(),
-                    agent_id: "ann".into(),
-                    agent_name: "Ann".into(),
-                    queued_at: 1_000,
-                    paired_at: 2_000,
-                    customer: Default::default(),
-                }),
+                opened("old", Some("sales"), 1_000, 2_000),
                 line(1, Side::Customer, 2_100),
                 line(2, Side::Agent, 2_500),
                 line(3, Side::Agent, 2_900),
@@ -776,35 +664,12 @@ async fn a_file_from_before_the_reports_has_its_first_agent_lines_backfilled_onc
 /// new ones, stored in a block, follow them in the same conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_5_file_is_marked_current_and_its_messages_read_beside_blocks() {
-    let dir = Scratch(std::env::temp_dir().join(format!("switchboard-v5-{}", uuid::Uuid::new_v4().simple())));
-    let message = |seq: u64| ArchivedMessage {
-        id: uuid::Uuid::now_v7().hyphenated().to_string(),
-        seq,
-        from: Side::Customer,
-        text: format!("text {seq}"),
-        at: 3,
-    };
-    let written: Vec<ArchivedMessage> = (1..=6).map(message).collect();
-    let event = |m: &ArchivedMessage| ArchiveEvent::Message {
-        conversation_id: "c1".into(),
-        message: m.clone(),
-    };
+    let dir = Scratch::new("v5");
+    let line = |seq: u64| text_line(seq, Side::Customer);
+    let written: Vec<ArchivedMessage> = (1..=6).map(line).collect();
     {
         let store = EmbeddedStore::open(&dir.0).await.unwrap();
-        store
-            .archive(&[ArchiveEvent::Opened(ConversationOpened {
-                id: "c1".into(),
-                kind: ConversationKind::Service,
-                category: None,
-                customer_name: "Carla".into(),
-                agent_id: "ann".into(),
-                agent_name: "Ann".into(),
-                queued_at: 1,
-                paired_at: 2,
-                customer: Default::default(),
-            })])
-            .await
-            .unwrap();
+        store.archive(&[opened("c1", None, 1, 2)]).await.unwrap();
         store.ping().await.unwrap();
         // What version 5 wrote: a record per message, as `append` still writes them.
         let tx = store.db.begin_write().unwrap();
@@ -824,7 +689,7 @@ async fn a_version_5_file_is_marked_current_and_its_messages_read_beside_blocks(
     }
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
     assert_eq!(schema_version(&store), SCHEMA_VERSION);
-    let later: Vec<ArchiveEvent> = written[3..].iter().map(event).collect();
+    let later: Vec<ArchiveEvent> = written[3..].iter().map(|m| said("c1", m.clone())).collect();
     store.archive(&later).await.unwrap();
     assert_eq!(store.conversation("c1").await.unwrap().messages, written);
 }

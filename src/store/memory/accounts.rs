@@ -8,14 +8,9 @@ use super::*;
 impl AccountStore for MemoryStore {
     async fn create_account(&self, account: Account) -> StoreResult<()> {
         self.with(|s| {
-            if s.accounts
-                .iter()
-                .any(|a| a.id == account.id || a.username == account.username)
-            {
-                return Err(StoreError::Conflict);
-            }
-            s.accounts.push(account);
-            Ok(())
+            add_new(&mut s.accounts, account, |a, new| {
+                a.id == new.id || a.username == new.username
+            })
         })
     }
 
@@ -38,23 +33,11 @@ impl AccountStore for MemoryStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        self.with(|s| {
-            s.accounts
-                .iter()
-                .find(|a| a.id == id)
-                .cloned()
-                .ok_or(StoreError::NotFound)
-        })
+        self.with(|s| found(s.accounts.iter().find(|a| a.id == id)))
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
-        self.with(|s| {
-            s.accounts
-                .iter()
-                .find(|a| a.username == username)
-                .cloned()
-                .ok_or(StoreError::NotFound)
-        })
+        self.with(|s| found(s.accounts.iter().find(|a| a.username == username)))
     }
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
@@ -72,7 +55,7 @@ impl AccountStore for MemoryStore {
     }
 
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {
-        self.with(|s| s.sessions.get(id).cloned().ok_or(StoreError::NotFound))
+        self.with(|s| found(s.sessions.get(id)))
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<bool> {

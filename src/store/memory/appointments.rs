@@ -7,19 +7,14 @@ use super::*;
 impl Inner {
     /// The unique key checked and the appointment stored under the caller's one lock.
     pub(super) fn book(&mut self, appointment: Appointment) -> StoreResult<()> {
-        let taken = self.appointments.iter().any(|a| {
-            a.id == appointment.id
-                || a.cancel_token_hash == appointment.cancel_token_hash
+        add_new(&mut self.appointments, appointment, |a, new| {
+            a.id == new.id
+                || a.cancel_token_hash == new.cancel_token_hash
                 || (a.status == AppointmentStatus::Booked
-                    && appointment.status == AppointmentStatus::Booked
-                    && a.representative_id == appointment.representative_id
-                    && a.start == appointment.start)
-        });
-        if taken {
-            return Err(StoreError::Conflict);
-        }
-        self.appointments.push(appointment);
-        Ok(())
+                    && new.status == AppointmentStatus::Booked
+                    && a.representative_id == new.representative_id
+                    && a.start == new.start)
+        })
     }
 
     pub(super) fn cancel(&mut self, id: &str, at: Millis, reason: Option<String>) -> StoreResult<Cancellation> {
@@ -75,23 +70,11 @@ impl AppointmentStore for MemoryStore {
     }
 
     async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
-        self.with(|s| {
-            s.appointments
-                .iter()
-                .find(|a| a.id == id)
-                .cloned()
-                .ok_or(StoreError::NotFound)
-        })
+        self.with(|s| found(s.appointments.iter().find(|a| a.id == id)))
     }
 
     async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
-        self.with(|s| {
-            s.appointments
-                .iter()
-                .find(|a| a.cancel_token_hash == token_hash)
-                .cloned()
-                .ok_or(StoreError::NotFound)
-        })
+        self.with(|s| found(s.appointments.iter().find(|a| a.cancel_token_hash == token_hash)))
     }
 
     async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {

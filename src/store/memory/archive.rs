@@ -86,24 +86,14 @@ impl ArchiveStore for MemoryStore {
 
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
         self.with(|s| {
-            let mut hits: Vec<&Conversation> = s
+            let hits: Vec<&Conversation> = s
                 .conversations
                 .iter()
                 .filter(|c| matches(filter, &c.opened, &c.transfers))
                 // The reference store scans: every conversation's text, checked by the shared rule.
                 .filter(|c| filter.text.as_ref().is_none_or(|q| search::matches(q, c)))
                 .collect();
-            hits.sort_by(|a, b| {
-                b.opened
-                    .paired_at
-                    .cmp(&a.opened.paired_at)
-                    .then_with(|| b.opened.id.cmp(&a.opened.id))
-            });
-            let (mut page, total) = one_page(hits, page);
-            for c in &mut page {
-                c.rating = s.ratings.get(&c.opened.id).cloned();
-            }
-            Ok((page, total))
+            Ok(s.newest_paired(hits, page))
         })
     }
 

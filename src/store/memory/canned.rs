@@ -20,26 +20,14 @@ impl CannedStore for MemoryStore {
     }
 
     async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
-        self.with(|s| {
-            s.canned
-                .iter()
-                .find(|r| r.id == id)
-                .cloned()
-                .ok_or(StoreError::NotFound)
-        })
+        self.with(|s| found(s.canned.iter().find(|r| r.id == id)))
     }
 
     async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
         self.with(|s| {
-            let taken = s
-                .canned
-                .iter()
-                .any(|r| r.id == reply.id || (r.owner_key() == reply.owner_key() && r.shortcut == reply.shortcut));
-            if taken {
-                return Err(StoreError::Conflict);
-            }
-            s.canned.push(reply);
-            Ok(())
+            add_new(&mut s.canned, reply, |r, new| {
+                r.id == new.id || (r.owner_key() == new.owner_key() && r.shortcut == new.shortcut)
+            })
         })
     }
 
@@ -69,10 +57,6 @@ impl CannedStore for MemoryStore {
     }
 
     async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
-        self.with(|s| {
-            let before = s.canned.len();
-            s.canned.retain(|r| r.id != id);
-            Ok(s.canned.len() != before)
-        })
+        self.with(|s| Ok(remove_where(&mut s.canned, |r| r.id == id)))
     }
 }

@@ -8,22 +8,12 @@ use super::*;
 impl CustomerStore for MemoryStore {
     async fn customer_conversations(&self, key: &CustomerKey, limit: u64) -> StoreResult<Vec<Conversation>> {
         self.with(|s| {
-            let mut hits: Vec<&Conversation> = s
+            let hits: Vec<&Conversation> = s
                 .conversations
                 .iter()
                 .filter(|c| key.matches(&c.opened.customer))
                 .collect();
-            hits.sort_by(|a, b| {
-                b.opened
-                    .paired_at
-                    .cmp(&a.opened.paired_at)
-                    .then_with(|| b.opened.id.cmp(&a.opened.id))
-            });
-            let (mut page, _) = one_page(hits, Page { offset: 0, limit });
-            for c in &mut page {
-                c.rating = s.ratings.get(&c.opened.id).cloned();
-            }
-            Ok(page)
+            Ok(s.newest_paired(hits, Page { offset: 0, limit }).0)
         })
     }
 

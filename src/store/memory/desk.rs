@@ -11,13 +11,7 @@ impl DeskStore for MemoryStore {
     }
 
     async fn create_category(&self, category: Category) -> StoreResult<()> {
-        self.with(|s| {
-            if s.categories.iter().any(|c| c.id == category.id) {
-                return Err(StoreError::Conflict);
-            }
-            s.categories.push(category);
-            Ok(())
-        })
+        self.with(|s| add_new(&mut s.categories, category, |c, new| c.id == new.id))
     }
 
     async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {
@@ -33,14 +27,9 @@ impl DeskStore for MemoryStore {
     }
 
     async fn delete_category(&self, id: &str) -> StoreResult<()> {
-        self.with(|s| {
-            let before = s.categories.len();
-            s.categories.retain(|c| c.id != id);
-            if s.categories.len() == before {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
-            }
+        self.with(|s| match remove_where(&mut s.categories, |c| c.id == id) {
+            true => Ok(()),
+            false => Err(StoreError::NotFound),
         })
     }
 

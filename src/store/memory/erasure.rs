@@ -44,9 +44,11 @@ impl ErasureStore for MemoryStore {
 
     async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
         self.with(|s| {
-            let mut all: Vec<&ErasureRecord> = s.erasures.iter().collect();
-            all.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
-            Ok(one_page(all, page))
+            Ok(newest_page(
+                s.erasures.iter().collect(),
+                |r| (r.at, r.id.as_str()),
+                page,
+            ))
         })
     }
 }

@@ -111,6 +111,46 @@ impl Store for MemoryStore {
     }
 }
 
+/// The item a look-up found, cloned; `NotFound` when it found none.
+fn found<T: Clone>(item: Option<&T>) -> StoreResult<T> {
+    item.cloned().ok_or(StoreError::NotFound)
+}
+
+/// Adds `item` to `items` unless one stored has a key it `takes`: then `Conflict`.
+fn add_new<T>(items: &mut Vec<T>, item: T, takes: impl Fn(&T, &T) -> bool) -> StoreResult<()> {
+    if items.iter().any(|stored| takes(stored, &item)) {
+        return Err(StoreError::Conflict);
+    }
+    items.push(item);
+    Ok(())
+}
+
+/// Removes the items `gone` picks; true when there was one.
+fn remove_where<T>(items: &mut Vec<T>, gone: impl Fn(&T) -> bool) -> bool {
+    let before = items.len();
+    items.retain(|item| !gone(item));
+    items.len() != before
+}
+
+impl Inner {
+    /// One page of `hits`, newest paired first (ties: the greater id first), each with
+    /// its rating; and how many there were in all.
+    fn newest_paired(&self, hits: Vec<&Conversation>, page: Page) -> (Vec<Conversation>, u64) {
+        let (mut page, total) = newest_page(hits, |c| (c.opened.paired_at, c.opened.id.as_str()), page);
+        for c in &mut page {
+            c.rating = self.ratings.get(&c.opened.id).cloned();
+        }
+        (page, total)
+    }
+}
+
+/// One page of `hits` newest first by `key` (a time, then an id: the greater first), and
+/// how many there were in all.
+fn newest_page<T: Clone>(mut hits: Vec<&T>, key: impl Fn(&T) -> (Millis, &str), page: Page) -> (Vec<T>, u64) {
+    hits.sort_by(|a, b| key(b).cmp(&key(a)));
+    one_page(hits, page)
+}
+
 /// One page of sorted hits, and how many there were in all.
 fn one_page<T: Clone>(hits: Vec<&T>, page: Page) -> (Vec<T>, u64) {
     let total = hits.len() as u64;

@@ -35,7 +35,7 @@ impl OfflineStore for MemoryStore {
     }
 
     async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
-        self.with(|s| s.offline.get(id).cloned().ok_or(StoreError::NotFound))
+        self.with(|s| found(s.offline.get(id)))
     }
 
     async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {

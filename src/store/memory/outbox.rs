@@ -51,29 +51,22 @@ impl OutboxStore for MemoryStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        self.with(|s| s.mails.iter().find(|m| m.id == id).cloned().ok_or(StoreError::NotFound))
+        self.with(|s| found(s.mails.iter().find(|m| m.id == id)))
     }
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
         self.with(|s| {
-            let mut hits: Vec<&OutboxMail> = s
+            let hits: Vec<&OutboxMail> = s
                 .mails
                 .iter()
                 .filter(|m| status.is_none_or(|st| m.status == st))
                 .collect();
-            hits.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
-            Ok(one_page(hits, page))
+            Ok(newest_page(hits, |m| (m.created_at, m.id.as_str()), page))
         })
     }
 
     async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
-        self.with(|s| {
-            if s.mails.iter().any(|m| m.id == mail.id) {
-                return Err(StoreError::Conflict);
-            }
-            s.mails.push(mail);
-            Ok(())
-        })
+        self.with(|s| add_new(&mut s.mails, mail, |m, new| m.id == new.id))
     }
 
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {

@@ -18,7 +18,7 @@ impl RoomStore for MemoryStore {
     }
 
     async fn room(&self, id: &str) -> StoreResult<Room> {
-        self.with(|s| s.rooms.get(id).cloned().ok_or(StoreError::NotFound))
+        self.with(|s| found(s.rooms.get(id)))
     }
 
     async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
@@ -67,13 +67,12 @@ impl RoomStore for MemoryStore {
 
     async fn call_logs(&self, agent_id: Option<&str>, page: Page) -> StoreResult<(Vec<CallLog>, u64)> {
         self.with(|s| {
-            let mut hits: Vec<&CallLog> = s
+            let hits: Vec<&CallLog> = s
                 .call_logs
                 .iter()
                 .filter(|l| agent_id.is_none_or(|a| l.agent_id == a))
                 .collect();
-            hits.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| b.id.cmp(&a.id)));
-            Ok(one_page(hits, page))
+            Ok(newest_page(hits, |l| (l.started_at, l.id.as_str()), page))
         })
     }
 }

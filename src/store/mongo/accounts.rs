@@ -7,14 +7,13 @@
 use async_trait::async_trait;
 
 use bson::{DateTime, doc};
-use futures_util::TryStreamExt;
+use mongodb::Collection;
 use mongodb::options::IndexOptions;
-use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, conflict_or_unavailable, unavailable};
+use super::{MongoStore, all, conflict_or_unavailable, index, index_with, matched, one, unavailable};
 use crate::store::record::AccountRecord;
-use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
+use crate::store::{Account, AccountStore, Millis, StoreResult, StoredSession};
 
 #[derive(Serialize, Deserialize)]
 struct SessionDoc {
@@ -30,19 +29,14 @@ impl MongoStore {
     }
 
     pub(super) async fn create_session_indexes(&self) -> StoreResult<()> {
-        let expiring = IndexModel::builder()
-            .keys(doc! {"expires_at": 1})
-            .options(
-                IndexOptions::builder()
-                    .name("expiry_ttl".to_string())
-                    .expire_after(std::time::Duration::ZERO)
-                    .build(),
-            )
-            .build();
-        let by_account = IndexModel::builder()
-            .keys(doc! {"account_id": 1})
-            .options(IndexOptions::builder().name("account".to_string()).build())
-            .build();
+        let expiring = index_with(
+            doc! {"expires_at": 1},
+            IndexOptions::builder()
+                .name("expiry_ttl".to_string())
+                .expire_after(std::time::Duration::ZERO)
+                .build(),
+        );
+        let by_account = index(doc! {"account_id": 1}, "account");
         self.sessions()
             .create_indexes([expiring, by_account])
             .await
@@ -68,35 +62,19 @@ impl AccountStore for MongoStore {
             .replace_one(doc! {"_id": id}, AccountRecord::from(&account))
             .await
             .map_err(conflict_or_unavailable)?;
-        if result.matched_count == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        matched(result.matched_count)
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        let found = self.accounts.find_one(doc! {"_id": id}).await.map_err(unavailable)?;
-        found.map(Account::from).ok_or(StoreError::NotFound)
+        Ok(one(self.accounts.find_one(doc! {"_id": id})).await?.into())
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
-        let found = self
-            .accounts
-            .find_one(doc! {"username": username})
-            .await
-            .map_err(unavailable)?;
-        found.map(Account::from).ok_or(StoreError::NotFound)
+        Ok(one(self.accounts.find_one(doc! {"username": username})).await?.into())
     }
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
-        let cursor = self
-            .accounts
-            .find(doc! {})
-            .sort(doc! {"created_at": 1, "_id": 1})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<AccountRecord> = cursor.try_collect().await.map_err(unavailable)?;
+        let docs = all(self.accounts.find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await?;
         Ok(docs.into_iter().map(Account::from).collect())
     }
 
@@ -111,12 +89,7 @@ impl AccountStore for MongoStore {
     }
 
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {
-        let found = self
-            .sessions()
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound)?;
+        let found = one(self.sessions().find_one(doc! {"_id": id})).await?;
         Ok(StoredSession {
             id: found.id,
             account_id: found.account_id,
@@ -136,14 +109,7 @@ impl AccountStore for MongoStore {
     /// The account's sessions found, then deleted by id: a session opened in between (a
     /// sign-in with the new password) is neither reported nor deleted.
     async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
-        let found: Vec<SessionDoc> = self
-            .sessions()
-            .find(doc! {"account_id": account_id})
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let found = all(self.sessions().find(doc! {"account_id": account_id})).await?;
         let ids: Vec<String> = found.into_iter().map(|s| s.id).collect();
         if !ids.is_empty() {
             self.sessions()

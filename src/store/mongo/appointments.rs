@@ -9,84 +9,42 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use futures_util::TryStreamExt;
-use mongodb::options::{FindOneAndUpdateOptions, IndexOptions, ReturnDocument};
-use mongodb::{Collection, IndexModel};
+use mongodb::Collection;
+use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, conflict_or_unavailable, unavailable};
+use super::{
+    MongoStore, all, conflict_or_unavailable, index, index_with, one, unavailable, unique_index, updated_after,
+};
+use crate::store::record::AppointmentRecord;
 use crate::store::{
     Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
     StoreResult,
 };
 
+/// An appointment with its `_id` and its `status` (which the partial index reads).
 #[derive(Serialize, Deserialize)]
 struct AppointmentDoc {
     #[serde(rename = "_id")]
     id: String,
-    start: Millis,
-    end: Millis,
-    representative_id: String,
-    category: Option<String>,
-    name: String,
-    email: String,
-    comment: String,
     status: AppointmentStatus,
-    cancel_token_hash: String,
-    created_at: Millis,
-    cancelled_at: Option<Millis>,
-    sequence: u32,
-    #[serde(default)]
-    customer_zone: Option<String>,
-    #[serde(default)]
-    customer_hour12: bool,
-    #[serde(default)]
-    cancel_reason: Option<String>,
+    #[serde(flatten)]
+    appointment: AppointmentRecord,
 }
 
 impl From<Appointment> for AppointmentDoc {
     fn from(a: Appointment) -> Self {
         AppointmentDoc {
+            appointment: AppointmentRecord::of(&a),
             id: a.id,
-            start: a.start,
-            end: a.end,
-            representative_id: a.representative_id,
-            category: a.category,
-            name: a.name,
-            email: a.email,
-            comment: a.comment,
             status: a.status,
-            cancel_token_hash: a.cancel_token_hash,
-            created_at: a.created_at,
-            cancelled_at: a.cancelled_at,
-            sequence: a.sequence,
-            customer_zone: a.customer_zone,
-            customer_hour12: a.customer_hour12,
-            cancel_reason: a.cancel_reason,
         }
     }
 }
 
 impl From<AppointmentDoc> for Appointment {
     fn from(d: AppointmentDoc) -> Self {
-        Appointment {
-            id: d.id,
-            start: d.start,
-            end: d.end,
-            representative_id: d.representative_id,
-            category: d.category,
-            name: d.name,
-            email: d.email,
-            comment: d.comment,
-            status: d.status,
-            cancel_token_hash: d.cancel_token_hash,
-            created_at: d.created_at,
-            cancelled_at: d.cancelled_at,
-            sequence: d.sequence,
-            customer_zone: d.customer_zone,
-            customer_hour12: d.customer_hour12,
-            cancel_reason: d.cancel_reason,
-        }
+        d.appointment.into_model(d.id, d.status)
     }
 }
 
@@ -96,29 +54,16 @@ impl MongoStore {
     }
 
     pub(super) async fn create_appointment_indexes(&self) -> StoreResult<()> {
-        let one_booking_per_slot = IndexModel::builder()
-            .keys(doc! {"representative_id": 1, "start": 1})
-            .options(
-                IndexOptions::builder()
-                    .name("booked_slot_unique".to_string())
-                    .unique(true)
-                    .partial_filter_expression(doc! {"status": "booked"})
-                    .build(),
-            )
-            .build();
-        let by_token = IndexModel::builder()
-            .keys(doc! {"cancel_token_hash": 1})
-            .options(
-                IndexOptions::builder()
-                    .name("cancel_token_unique".to_string())
-                    .unique(true)
-                    .build(),
-            )
-            .build();
-        let by_start = IndexModel::builder()
-            .keys(doc! {"start": 1})
-            .options(IndexOptions::builder().name("start".to_string()).build())
-            .build();
+        let one_booking_per_slot = index_with(
+            doc! {"representative_id": 1, "start": 1},
+            IndexOptions::builder()
+                .name("booked_slot_unique".to_string())
+                .unique(true)
+                .partial_filter_expression(doc! {"status": "booked"})
+                .build(),
+        );
+        let by_token = unique_index(doc! {"cancel_token_hash": 1}, "cancel_token_unique");
+        let by_start = index(doc! {"start": 1}, "start");
         self.appointments_collection()
             .create_indexes([one_booking_per_slot, by_token, by_start])
             .await
@@ -141,11 +86,7 @@ impl MongoStore {
                 doc! {"$set": {"status": "cancelled", "cancelled_at": at, "cancel_reason": reason},
                 "$inc": {"sequence": 1}},
             )
-            .with_options(
-                FindOneAndUpdateOptions::builder()
-                    .return_document(ReturnDocument::After)
-                    .build(),
-            )
+            .with_options(updated_after())
             .await
             .map_err(unavailable)?;
         match updated {
@@ -166,11 +107,7 @@ impl MongoStore {
                 doc! {"$set": {"start": moved.start, "end": moved.end,
                 "representative_id": &moved.representative_id, "sequence": moved.sequence}},
             )
-            .with_options(
-                FindOneAndUpdateOptions::builder()
-                    .return_document(ReturnDocument::After)
-                    .build(),
-            )
+            .with_options(updated_after())
             .await
             .map_err(conflict_or_unavailable)?;
         match updated {
@@ -191,21 +128,16 @@ impl AppointmentStore for MongoStore {
     }
 
     async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
-        self.appointments_collection()
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?
-            .map(Appointment::from)
-            .ok_or(StoreError::NotFound)
+        Ok(one(self.appointments_collection().find_one(doc! {"_id": id}))
+            .await?
+            .into())
     }
 
     async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
-        self.appointments_collection()
-            .find_one(doc! {"cancel_token_hash": token_hash})
-            .await
-            .map_err(unavailable)?
-            .map(Appointment::from)
-            .ok_or(StoreError::NotFound)
+        let appointments = self.appointments_collection();
+        Ok(one(appointments.find_one(doc! {"cancel_token_hash": token_hash}))
+            .await?
+            .into())
     }
 
     async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation> {
@@ -222,15 +154,11 @@ impl AppointmentStore for MongoStore {
         if let Some(r) = representative {
             filter.insert("representative_id", r);
         }
-        let mut found: Vec<Appointment> = self
-            .appointments_collection()
-            .find(filter)
-            .await
-            .map_err(unavailable)?
-            .map_ok(Appointment::from)
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let mut found: Vec<Appointment> = all(self.appointments_collection().find(filter))
+            .await?
+            .into_iter()
+            .map(Appointment::from)
+            .collect();
         found.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
         Ok(found)
     }

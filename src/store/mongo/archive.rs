@@ -66,12 +66,7 @@ impl MongoStore {
         };
         let raw: Collection<Document> = self.conversations.clone_with_type();
         for chunk in unknown.chunks(IN_CHUNK) {
-            let cursor = raw
-                .find(doc! {"_id": {"$in": chunk}})
-                .projection(doc! {"_id": 1})
-                .await
-                .map_err(unavailable)?;
-            let docs: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+            let docs: Vec<Document> = all(raw.find(doc! {"_id": {"$in": chunk}}).projection(doc! {"_id": 1})).await?;
             let here: HashSet<&str> = docs.iter().filter_map(|d| d.get_str("_id").ok()).collect();
             let hits: Vec<&str> = chunk.iter().copied().filter(|id| here.contains(id)).collect();
             self.remember(hits.iter().copied());
@@ -358,14 +353,11 @@ impl MongoStore {
 
     /// The slot and seqs of the buckets `filter` matches, without their messages' text.
     async fn bucket_seqs(&self, filter: Document) -> StoreResult<Vec<BucketSeqs>> {
-        let cursor = self
-            .buckets
-            .clone_with_type::<BucketSeqs>()
+        let seqs = self.buckets.clone_with_type::<BucketSeqs>();
+        all(seqs
             .find(filter)
-            .projection(doc! {"conversation_id": 1, "slot": 1, "messages.seq": 1})
-            .await
-            .map_err(unavailable)?;
-        cursor.try_collect().await.map_err(unavailable)
+            .projection(doc! {"conversation_id": 1, "slot": 1, "messages.seq": 1}))
+        .await
     }
 
     /// Keeps what was learnt of `chains` for the next batches, where it is newer than
@@ -421,24 +413,7 @@ impl MongoStore {
     /// One page of the conversations `query` matches, newest paired first, and how many
     /// match in all.
     pub(super) async fn list(&self, query: Document, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
-        let total = self
-            .conversations
-            .count_documents(query.clone())
-            .await
-            .map_err(unavailable)?;
-        // Mongo reads limit 0 as "no limit", so an empty page never reaches the server.
-        if page.limit == 0 || page.offset >= total {
-            return Ok((Vec::new(), total));
-        }
-        let cursor = self
-            .conversations
-            .find(query)
-            .sort(doc! {"paired_at": -1, "_id": -1})
-            .skip(page.offset)
-            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<ConversationDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let (docs, total) = page_of(&self.conversations, query, doc! {"paired_at": -1, "_id": -1}, page).await?;
         Ok((self.whole(docs).await?, total))
     }
 
@@ -493,12 +468,7 @@ impl MongoStore {
             .collect();
         let mut found: HashMap<String, ConversationDoc> = HashMap::new();
         for chunk in ids.chunks(IN_CHUNK) {
-            let cursor = self
-                .conversations
-                .find(doc! {"_id": {"$in": chunk}})
-                .await
-                .map_err(unavailable)?;
-            let docs: Vec<ConversationDoc> = cursor.try_collect().await.map_err(unavailable)?;
+            let docs: Vec<ConversationDoc> = all(self.conversations.find(doc! {"_id": {"$in": chunk}})).await?;
             found.extend(docs.into_iter().map(|d| (d.id.clone(), d)));
         }
         let docs = ids.iter().filter_map(|id| found.remove(id)).collect();
@@ -508,14 +478,12 @@ impl MongoStore {
     /// (paired_at, id) of the first `limit` conversations `query` matches, newest first.
     async fn newest_keys(&self, query: Document, limit: u64) -> StoreResult<Vec<(Millis, String)>> {
         let raw: Collection<Document> = self.conversations.clone_with_type();
-        let cursor = raw
+        let docs: Vec<Document> = all(raw
             .find(query)
             .sort(doc! {"paired_at": -1, "_id": -1})
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .projection(doc! {"_id": 1, "paired_at": 1})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+            .projection(doc! {"_id": 1, "paired_at": 1}))
+        .await?;
         docs.iter()
             .map(|d| {
                 let paired_at = match d.get("paired_at") {
@@ -829,12 +797,7 @@ impl ArchiveStore for MongoStore {
     }
 
     async fn conversation(&self, id: &str) -> StoreResult<Conversation> {
-        let found = self
-            .conversations
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?;
-        let found = found.ok_or(StoreError::NotFound)?;
+        let found = one(self.conversations.find_one(doc! {"_id": id})).await?;
         let mut conversation = self.whole(vec![found]).await?.remove(0);
         conversation.notes = self.conversation_notes(id).await?;
         Ok(conversation)
@@ -842,12 +805,7 @@ impl ArchiveStore for MongoStore {
 
     /// The notes of conversation `id`, in [`note_order`].
     async fn conversation_notes(&self, id: &str) -> StoreResult<Vec<ConversationNote>> {
-        let cursor = self
-            .notes()
-            .find(doc! {"conversation_id": id})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<NoteDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let docs: Vec<NoteDoc> = all(self.notes().find(doc! {"conversation_id": id})).await?;
         let mut notes: Vec<ConversationNote> = docs.into_iter().map(NoteDoc::note).collect();
         notes.sort_by(note_order);
         Ok(notes)

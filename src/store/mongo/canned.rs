@@ -5,56 +5,35 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use futures_util::TryStreamExt;
-use mongodb::options::IndexOptions;
-use mongodb::{Collection, IndexModel};
+use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, conflict_or_unavailable, unavailable};
-use crate::store::{CannedReply, CannedStore, Millis, StoreError, StoreResult};
+use super::{MongoStore, all, conflict_or_unavailable, matched, one, unavailable, unique_index};
+use crate::store::record::CannedRecord;
+use crate::store::{CannedReply, CannedStore, StoreResult};
 
+/// A reply with its `_id`, and its owner key: the unique index's first field.
 #[derive(Serialize, Deserialize)]
 struct CannedDoc {
     #[serde(rename = "_id")]
     id: String,
-    owner: Option<String>,
-    /// `owner`, or "" for the desk's: the unique index's first field.
+    /// `owner`, or "" for the desk's.
     owner_key: String,
-    shortcut: String,
-    title: String,
-    text: String,
-    #[serde(default)]
-    categories: Vec<String>,
-    created_at: Millis,
-    updated_at: Millis,
+    #[serde(flatten)]
+    reply: CannedRecord,
 }
 
 impl CannedDoc {
     fn of(r: CannedReply) -> Self {
         Self {
             owner_key: r.owner_key().to_string(),
+            reply: CannedRecord::of(&r),
             id: r.id,
-            owner: r.owner,
-            shortcut: r.shortcut,
-            title: r.title,
-            text: r.text,
-            categories: r.categories,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
         }
     }
 
     fn reply(self) -> CannedReply {
-        CannedReply {
-            id: self.id,
-            owner: self.owner,
-            shortcut: self.shortcut,
-            title: self.title,
-            text: self.text,
-            categories: self.categories,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
+        self.reply.reply(self.id)
     }
 }
 
@@ -64,15 +43,7 @@ impl MongoStore {
     }
 
     pub(super) async fn create_canned_indexes(&self) -> StoreResult<()> {
-        let unique = IndexModel::builder()
-            .keys(doc! {"owner_key": 1, "shortcut": 1})
-            .options(
-                IndexOptions::builder()
-                    .name("owner_shortcut_unique".to_string())
-                    .unique(true)
-                    .build(),
-            )
-            .build();
+        let unique = unique_index(doc! {"owner_key": 1, "shortcut": 1}, "owner_shortcut_unique");
         self.canned().create_index(unique).await.map_err(unavailable)?;
         Ok(())
     }
@@ -81,23 +52,16 @@ impl MongoStore {
 #[async_trait]
 impl CannedStore for MongoStore {
     async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
-        let cursor = self
-            .canned()
+        let canned = self.canned();
+        let docs = all(canned
             .find(doc! {"owner_key": owner.unwrap_or("")})
-            .sort(doc! {"shortcut": 1})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<CannedDoc> = cursor.try_collect().await.map_err(unavailable)?;
+            .sort(doc! {"shortcut": 1}))
+        .await?;
         Ok(docs.into_iter().map(CannedDoc::reply).collect())
     }
 
     async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
-        self.canned()
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?
-            .map(CannedDoc::reply)
-            .ok_or(StoreError::NotFound)
+        Ok(one(self.canned().find_one(doc! {"_id": id})).await?.reply())
     }
 
     async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
@@ -125,10 +89,7 @@ impl CannedStore for MongoStore {
             )
             .await
             .map_err(conflict_or_unavailable)?;
-        if result.matched_count == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        matched(result.matched_count)
     }
 
     async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {

@@ -9,10 +9,8 @@ use async_trait::async_trait;
 use bson::doc;
 
 use super::archive::CUSTOMER_KEYS;
-use super::{MongoStore, unavailable};
-use crate::store::{
-    Conversation, CustomerKey, CustomerProfile, CustomerStore, CustomerTranscript, Page, StoreError, StoreResult,
-};
+use super::{MongoStore, one, unavailable};
+use crate::store::{Conversation, CustomerKey, CustomerProfile, CustomerStore, CustomerTranscript, Page, StoreResult};
 
 #[async_trait]
 impl CustomerStore for MongoStore {
@@ -24,14 +22,8 @@ impl CustomerStore for MongoStore {
     }
 
     async fn set_customer_email(&self, id: &str, email: &str) -> StoreResult<()> {
-        let found = self
-            .conversations
-            .clone_with_type::<bson::Document>()
-            .find_one(doc! {"_id": id})
-            .projection(doc! {"customer": 1})
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound)?;
+        let raw = self.conversations.clone_with_type::<bson::Document>();
+        let found = one(raw.find_one(doc! {"_id": id}).projection(doc! {"customer": 1})).await?;
         let mut customer: CustomerProfile = found
             .get_document("customer")
             .ok()
@@ -50,12 +42,7 @@ impl CustomerStore for MongoStore {
     }
 
     async fn customer_transcript(&self, id: &str) -> StoreResult<CustomerTranscript> {
-        let found = self
-            .conversations
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound)?;
+        let found = one(self.conversations.find_one(doc! {"_id": id})).await?;
         // `whole` joins the messages and the rating; the notes are only ever read by
         // `notes_of`, which this does not call.
         let c = self.whole(vec![found]).await?.remove(0);

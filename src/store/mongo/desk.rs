@@ -29,13 +29,7 @@ impl MongoStore {
 #[async_trait]
 impl DeskStore for MongoStore {
     async fn categories(&self) -> StoreResult<Vec<Category>> {
-        let cursor = self
-            .categories
-            .find(doc! {})
-            .sort(doc! {"order": 1, "_id": 1})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<CategoryDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let docs = all(self.categories.find(doc! {}).sort(doc! {"order": 1, "_id": 1})).await?;
         Ok(docs.into_iter().map(|c| Category { id: c.id, name: c.name }).collect())
     }
 
@@ -55,11 +49,7 @@ impl DeskStore for MongoStore {
             .update_one(doc! {"_id": id}, doc! {"$set": {"name": name}})
             .await
             .map_err(unavailable)?;
-        if result.matched_count == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        matched(result.matched_count)
     }
 
     async fn delete_category(&self, id: &str) -> StoreResult<()> {
@@ -68,11 +58,7 @@ impl DeskStore for MongoStore {
             .delete_one(doc! {"_id": id})
             .await
             .map_err(unavailable)?;
-        if result.deleted_count == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        matched(result.deleted_count)
     }
 
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {

@@ -8,11 +8,10 @@ use async_trait::async_trait;
 use std::collections::HashSet;
 
 use bson::{Document, doc};
-use futures_util::TryStreamExt;
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, unavailable};
+use super::{MongoStore, all, page_of, unavailable};
 use crate::store::{Erased, ErasureRecord, ErasureStore, Page, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -30,17 +29,18 @@ impl MongoStore {
         self.db.collection("erasure_log")
     }
 
+    /// Deletes the documents of `collection` that `filter` matches; how many.
+    async fn delete_where(&self, collection: &str, filter: Document) -> StoreResult<u64> {
+        let raw = self.db.collection::<Document>(collection);
+        Ok(raw.delete_many(filter).await.map_err(unavailable)?.deleted_count)
+    }
+
     /// Which of `ids` were erased on request (one query; none asked for when empty).
     pub(super) async fn erased_among(&self, ids: &[&str]) -> StoreResult<HashSet<String>> {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let cursor = self
-            .tombstones()
-            .find(doc! {"_id": {"$in": ids}})
-            .await
-            .map_err(unavailable)?;
-        let found: Vec<Tombstone> = cursor.try_collect().await.map_err(unavailable)?;
+        let found = all(self.tombstones().find(doc! {"_id": {"$in": ids}})).await?;
         Ok(found.into_iter().map(|t| t.id).collect())
     }
 }
@@ -68,12 +68,10 @@ impl ErasureStore for MongoStore {
             }
         }
         let raw_buckets: Collection<Document> = self.buckets.clone_with_type();
-        let cursor = raw_buckets
+        let buckets = all(raw_buckets
             .find(doc! {"conversation_id": {"$in": ids}})
-            .projection(doc! {"messages.seq": 1})
-            .await
-            .map_err(unavailable)?;
-        let buckets: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+            .projection(doc! {"messages.seq": 1}))
+        .await?;
         let messages: HashSet<(String, i64)> = buckets
             .iter()
             .flat_map(|b| {
@@ -103,19 +101,9 @@ impl ErasureStore for MongoStore {
                 .map_err(unavailable)?
                 .deleted_count,
             notes: self
-                .db
-                .collection::<Document>("conversation_notes")
-                .delete_many(doc! {"conversation_id": {"$in": ids}})
-                .await
-                .map_err(unavailable)?
-                .deleted_count,
-            ratings: self
-                .db
-                .collection::<Document>("ratings")
-                .delete_many(doc! {"_id": {"$in": ids}})
-                .await
-                .map_err(unavailable)?
-                .deleted_count,
+                .delete_where("conversation_notes", doc! {"conversation_id": {"$in": ids}})
+                .await?,
+            ratings: self.delete_where("ratings", doc! {"_id": {"$in": ids}}).await?,
             offline_messages: 0,
         };
         raw_buckets
@@ -129,13 +117,8 @@ impl ErasureStore for MongoStore {
     async fn erase_offline_messages_of(&self, email: &str) -> StoreResult<u64> {
         let email = email.to_lowercase();
         let offline: Collection<Document> = self.db.collection("offline_messages");
-        let cursor = offline
-            .find(doc! {})
-            .projection(doc! {"_id": 1, "email": 1})
-            .await
-            .map_err(unavailable)?;
-        let all: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
-        let doomed: Vec<&str> = all
+        let every = all(offline.find(doc! {}).projection(doc! {"_id": 1, "email": 1})).await?;
+        let doomed: Vec<&str> = every
             .iter()
             .filter(|d| d.get_str("email").is_ok_and(|e| e.to_lowercase() == email))
             .filter_map(|d| d.get_str("_id").ok())
@@ -156,18 +139,6 @@ impl ErasureStore for MongoStore {
     }
 
     async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
-        let total = self.erasure_log().count_documents(doc! {}).await.map_err(unavailable)?;
-        if page.limit == 0 || page.offset >= total {
-            return Ok((Vec::new(), total));
-        }
-        let cursor = self
-            .erasure_log()
-            .find(doc! {})
-            .sort(doc! {"at": -1, "id": -1})
-            .skip(page.offset)
-            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(unavailable)?;
-        Ok((cursor.try_collect().await.map_err(unavailable)?, total))
+        page_of(&self.erasure_log(), doc! {}, doc! {"at": -1, "id": -1}, page).await
     }
 }

@@ -6,12 +6,11 @@
 //! few notes of a conversation are put in order here.
 
 use bson::doc;
+use mongodb::Collection;
 use mongodb::error::ErrorKind;
-use mongodb::options::IndexOptions;
-use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::{DUPLICATE_KEY, MongoStore, unavailable};
+use super::{DUPLICATE_KEY, MongoStore, index, unavailable};
 use crate::store::{ConversationNote, Millis, StoreResult};
 
 /// A note's `_id`: its conversation and its own id (fields in this order, always).
@@ -66,10 +65,7 @@ impl MongoStore {
     }
 
     pub(super) async fn create_note_indexes(&self) -> StoreResult<()> {
-        let by_conversation = IndexModel::builder()
-            .keys(doc! {"conversation_id": 1})
-            .options(IndexOptions::builder().name("conversation".to_string()).build())
-            .build();
+        let by_conversation = index(doc! {"conversation_id": 1}, "conversation");
         self.notes().create_index(by_conversation).await.map_err(unavailable)?;
         Ok(())
     }

@@ -12,12 +12,10 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use futures_util::TryStreamExt;
-use mongodb::options::IndexOptions;
-use mongodb::{Collection, IndexModel};
+use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, is_duplicate_key, unavailable};
+use super::{MongoStore, all, index, is_duplicate_key, one, page_of, unavailable};
 use crate::store::{
     Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore, OutboxMail, Page, StoreError,
     StoreResult,
@@ -96,12 +94,7 @@ impl MongoStore {
         from: Millis,
         to: Millis,
     ) -> StoreResult<Vec<crate::store::OfflineFacts>> {
-        let cursor = self
-            .offline()
-            .find(doc! {"created_at": {"$gte": from, "$lt": to}})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<OfflineDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let docs = all(self.offline().find(doc! {"created_at": {"$gte": from, "$lt": to}})).await?;
         Ok(docs
             .into_iter()
             .map(|d| crate::store::reports::offline_facts(&d.into_model().0))
@@ -109,21 +102,13 @@ impl MongoStore {
     }
 
     pub(super) async fn create_offline_indexes(&self) -> StoreResult<()> {
-        let created = IndexModel::builder()
-            .keys(doc! {"created_at": -1, "_id": -1})
-            .options(IndexOptions::builder().name("created".to_string()).build())
-            .build();
+        let created = index(doc! {"created_at": -1, "_id": -1}, "created");
         self.offline().create_index(created).await.map_err(unavailable)?;
         Ok(())
     }
 
     async fn read_offline(&self, id: &str) -> StoreResult<(OfflineMessage, i64)> {
-        self.offline()
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?
-            .map(OfflineDoc::into_model)
-            .ok_or(StoreError::NotFound)
+        Ok(one(self.offline().find_one(doc! {"_id": id})).await?.into_model())
     }
 
     /// Applies `change` to message `id` by compare-and-set; returns it as stored and what
@@ -196,25 +181,7 @@ impl OfflineStore for MongoStore {
         if let Some(category) = &filter.category {
             query.insert("category", category.as_str());
         }
-        let total = self
-            .offline()
-            .count_documents(query.clone())
-            .await
-            .map_err(unavailable)?;
-        if page.limit == 0 || page.offset >= total {
-            return Ok((Vec::new(), total));
-        }
-        let docs: Vec<OfflineDoc> = self
-            .offline()
-            .find(query)
-            .sort(doc! {"created_at": -1, "_id": -1})
-            .skip(page.offset)
-            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let (docs, total) = page_of(&self.offline(), query, doc! {"created_at": -1, "_id": -1}, page).await?;
         Ok((docs.into_iter().map(|d| d.into_model().0).collect(), total))
     }
 

@@ -21,78 +21,35 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use futures_util::TryStreamExt;
-use mongodb::options::{FindOneAndUpdateOptions, FindOptions, IndexOptions, ReturnDocument};
-use mongodb::{Collection, IndexModel};
+use mongodb::Collection;
+use mongodb::options::{FindOneAndUpdateOptions, ReturnDocument};
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, conflict_or_unavailable, is_duplicate_key, unavailable};
-use crate::store::{
-    MailAttachment, MailOutcome, MailPurpose, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreError,
-    StoreResult,
-};
+use super::{MongoStore, all, conflict_or_unavailable, index, is_duplicate_key, one, page_of, unavailable};
+use crate::store::record::MailRecord;
+use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult};
 
+/// A mail with its `_id`.
 #[derive(Serialize, Deserialize)]
 pub(super) struct MailDoc {
     #[serde(rename = "_id")]
     id: String,
-    appointment_id: String,
-    purpose: MailPurpose,
-    to: String,
-    subject: String,
-    text: String,
-    attachments: Vec<MailAttachment>,
-    status: MailStatus,
-    attempts: u32,
-    due_at: Millis,
-    claimed_by: Option<String>,
-    claim_until: Option<Millis>,
-    last_error: Option<String>,
-    created_at: Millis,
-    sent_at: Option<Millis>,
+    #[serde(flatten)]
+    mail: MailRecord,
 }
 
 impl From<OutboxMail> for MailDoc {
     fn from(m: OutboxMail) -> Self {
         MailDoc {
+            mail: MailRecord::of(&m),
             id: m.id,
-            appointment_id: m.appointment_id,
-            purpose: m.purpose,
-            to: m.to,
-            subject: m.subject,
-            text: m.text,
-            attachments: m.attachments,
-            status: m.status,
-            attempts: m.attempts,
-            due_at: m.due_at,
-            claimed_by: m.claimed_by,
-            claim_until: m.claim_until,
-            last_error: m.last_error,
-            created_at: m.created_at,
-            sent_at: m.sent_at,
         }
     }
 }
 
 impl From<MailDoc> for OutboxMail {
     fn from(d: MailDoc) -> Self {
-        OutboxMail {
-            id: d.id,
-            appointment_id: d.appointment_id,
-            purpose: d.purpose,
-            to: d.to,
-            subject: d.subject,
-            text: d.text,
-            attachments: d.attachments,
-            status: d.status,
-            attempts: d.attempts,
-            due_at: d.due_at,
-            claimed_by: d.claimed_by,
-            claim_until: d.claim_until,
-            last_error: d.last_error,
-            created_at: d.created_at,
-            sent_at: d.sent_at,
-        }
+        d.mail.into_model(d.id)
     }
 }
 
@@ -110,14 +67,8 @@ impl MongoStore {
     }
 
     pub(super) async fn create_outbox_indexes(&self) -> StoreResult<()> {
-        let due = IndexModel::builder()
-            .keys(doc! {"status": 1, "due_at": 1})
-            .options(IndexOptions::builder().name("status_due".to_string()).build())
-            .build();
-        let created = IndexModel::builder()
-            .keys(doc! {"created_at": -1})
-            .options(IndexOptions::builder().name("created".to_string()).build())
-            .build();
+        let due = index(doc! {"status": 1, "due_at": 1}, "status_due");
+        let created = index(doc! {"created_at": -1}, "created");
         self.outbox()
             .create_indexes([due, created])
             .await
@@ -198,12 +149,7 @@ impl OutboxStore for MongoStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        self.outbox()
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?
-            .map(OutboxMail::from)
-            .ok_or(StoreError::NotFound)
+        Ok(one(self.outbox().find_one(doc! {"_id": id})).await?.into())
     }
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
@@ -211,25 +157,7 @@ impl OutboxStore for MongoStore {
             Some(s) => doc! {"status": status_name(s)},
             None => doc! {},
         };
-        let total = self
-            .outbox()
-            .count_documents(query.clone())
-            .await
-            .map_err(unavailable)?;
-        if page.limit == 0 || page.offset >= total {
-            return Ok((Vec::new(), total));
-        }
-        let docs: Vec<MailDoc> = self
-            .outbox()
-            .find(query)
-            .sort(doc! {"created_at": -1, "_id": -1})
-            .skip(page.offset)
-            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let (docs, total) = page_of(&self.outbox(), query, doc! {"created_at": -1, "_id": -1}, page).await?;
         Ok((docs.into_iter().map(OutboxMail::from).collect(), total))
     }
 
@@ -244,15 +172,11 @@ impl OutboxStore for MongoStore {
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
         // An anchored regex of a literal: the server walks the `_id` index's range.
         let pattern = format!("^{}", escape_regex(prefix));
-        let docs: Vec<_> = self
+        let docs = all(self
             .outbox()
             .find(doc! {"_id": {"$regex": pattern}})
-            .with_options(FindOptions::builder().sort(doc! {"_id": 1}).build())
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+            .sort(doc! {"_id": 1}))
+        .await?;
         Ok(docs.into_iter().map(OutboxMail::from).collect())
     }
 }

@@ -6,11 +6,10 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 
 use bson::doc;
-use futures_util::TryStreamExt;
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, conflict_or_unavailable, unavailable};
+use super::{MongoStore, all, conflict_or_unavailable, unavailable};
 use crate::store::{Millis, Rating, RatingScale, RatingStore, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -45,12 +44,7 @@ impl MongoStore {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let cursor = self
-            .ratings()
-            .find(doc! {"_id": {"$in": ids}})
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<RatingDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let docs = all(self.ratings().find(doc! {"_id": {"$in": ids}})).await?;
         Ok(docs.into_iter().map(|d| (d.id.clone(), d.rating())).collect())
     }
 }

@@ -48,12 +48,10 @@ use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 
 use bson::{Document, doc};
-use futures_util::TryStreamExt;
-use mongodb::options::IndexOptions;
-use mongodb::{Collection, IndexModel};
+use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{IN_CHUNK, MongoStore, unavailable};
+use super::{IN_CHUNK, MongoStore, all, index, unavailable};
 use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, ReportStore, StoreResult};
 
 const DAY_MS: i64 = 86_400_000;
@@ -199,12 +197,6 @@ impl MongoStore {
     }
 
     pub(super) async fn create_report_indexes(&self) -> StoreResult<()> {
-        let index = |keys: Document, name: &str| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(IndexOptions::builder().name(name.to_string()).build())
-                .build()
-        };
         self.conversations
             .create_index(index(
                 doc! {super::archive::TOUCHED: 1, "paired_at": 1},
@@ -237,14 +229,12 @@ impl MongoStore {
         {
             return Ok(());
         }
-        let cursor = self
+        let buckets: Vec<Document> = all(self
             .db
             .collection::<Document>("message_buckets")
             .find(doc! {"messages.from": "agent"})
-            .projection(doc! {"conversation_id": 1, "messages.from": 1, "messages.at": 1})
-            .await
-            .map_err(unavailable)?;
-        let buckets: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+            .projection(doc! {"conversation_id": 1, "messages.from": 1, "messages.at": 1}))
+        .await?;
         let mut firsts: HashMap<String, Millis> = HashMap::new();
         for bucket in &buckets {
             let Ok(conversation) = bucket.get_str("conversation_id") else {
@@ -313,14 +303,12 @@ impl MongoStore {
     pub(super) async fn report_days_of(&self, ids: &[String]) -> StoreResult<BTreeSet<i64>> {
         let mut days = BTreeSet::new();
         for chunk in ids.chunks(IN_CHUNK * 32) {
-            let cursor = self
+            let docs: Vec<Document> = all(self
                 .conversations
                 .clone_with_type::<Document>()
                 .find(doc! {"_id": {"$in": chunk}})
-                .projection(doc! {"paired_at": 1})
-                .await
-                .map_err(unavailable)?;
-            let docs: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+                .projection(doc! {"paired_at": 1}))
+            .await?;
             days.extend(
                 docs.iter()
                     .filter_map(|d| d.get_i64("paired_at").ok())
@@ -366,12 +354,7 @@ impl MongoStore {
 
     /// The cached days among `first..=last` whose chunks are all there, by day.
     async fn cached_days(&self, first: i64, last: i64) -> StoreResult<HashMap<i64, Held>> {
-        let cursor = self
-            .report_days()
-            .find(doc! {"_id": {"$gte": first, "$lte": last}})
-            .await
-            .map_err(unavailable)?;
-        let pointers: Vec<DayDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let pointers: Vec<DayDoc> = all(self.report_days().find(doc! {"_id": {"$gte": first, "$lte": last}})).await?;
         let wanted: Vec<String> = pointers
             .iter()
             .filter_map(|p| p.version.as_ref().map(|v| (p, v)))
@@ -379,12 +362,7 @@ impl MongoStore {
             .collect();
         let mut chunks: HashMap<String, ChunkDoc> = HashMap::new();
         for ids in wanted.chunks(IN_CHUNK * 32) {
-            let cursor = self
-                .report_chunks()
-                .find(doc! {"_id": {"$in": ids}})
-                .await
-                .map_err(unavailable)?;
-            let found: Vec<ChunkDoc> = cursor.try_collect().await.map_err(unavailable)?;
+            let found: Vec<ChunkDoc> = all(self.report_chunks().find(doc! {"_id": {"$in": ids}})).await?;
             chunks.extend(found.into_iter().map(|c| (c.id.clone(), c)));
         }
         let mut days = HashMap::new();
@@ -597,24 +575,20 @@ impl MongoStore {
     /// conversations for a patch that finds none, against 3 ms unhinted).
     async fn read_facts(&self, mut filter: Document) -> StoreResult<HashMap<String, Entry>> {
         filter.insert("kind", "service");
-        let cursor = self
+        let docs: Vec<FactsDoc> = all(self
             .conversations
             .clone_with_type::<FactsDoc>()
             .find(filter)
-            .projection(projection())
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<FactsDoc> = cursor.try_collect().await.map_err(unavailable)?;
+            .projection(projection()))
+        .await?;
         let mut entries: HashMap<String, Entry> = docs.into_iter().map(|d| (d.id.clone(), d.entry())).collect();
         let ids: Vec<String> = entries.keys().cloned().collect();
         for chunk in ids.chunks(IN_CHUNK * 32) {
-            let cursor = self
+            let rated: Vec<Document> = all(self
                 .db
                 .collection::<Document>("ratings")
-                .find(doc! {"_id": {"$in": chunk}})
-                .await
-                .map_err(unavailable)?;
-            let rated: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+                .find(doc! {"_id": {"$in": chunk}}))
+            .await?;
             for rating in rated {
                 if let (Ok(id), Some((scale, score))) = (rating.get_str("_id"), rating_of(&rating))
                     && let Some(entry) = entries.get_mut(id)
@@ -646,12 +620,8 @@ impl ReportStore for MongoStore {
             conversations: self.conversation_facts(from, to).await?,
             ..ReportFacts::default()
         };
-        let cursor = self
-            .abandoned()
-            .find(doc! {"left_at": {"$gte": from, "$lt": to}})
-            .await
-            .map_err(unavailable)?;
-        let abandoned: Vec<AbandonedDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let abandoned: Vec<AbandonedDoc> =
+            all(self.abandoned().find(doc! {"left_at": {"$gte": from, "$lt": to}})).await?;
         facts.abandoned = abandoned
             .into_iter()
             .map(|a| QueueAbandoned {

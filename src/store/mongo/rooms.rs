@@ -14,12 +14,10 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use futures_util::TryStreamExt;
 use mongodb::Collection;
-use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, is_duplicate_key, unavailable};
+use super::{MongoStore, conflict_or_unavailable, index, is_duplicate_key, one, page_of, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
 
@@ -100,16 +98,10 @@ impl MongoStore {
 
     /// The listing indexes of call logs (ascending, walked backwards; see the module comment of `mongo`).
     pub(super) async fn create_room_indexes(&self) -> StoreResult<()> {
-        let named = |keys, name: &str| {
-            mongodb::IndexModel::builder()
-                .keys(keys)
-                .options(IndexOptions::builder().name(name.to_string()).build())
-                .build()
-        };
         self.call_log_docs()
             .create_indexes([
-                named(doc! {"agent_id": 1, "started_at": 1, "_id": 1}, "agent_started"),
-                named(doc! {"started_at": 1, "_id": 1}, "started"),
+                index(doc! {"agent_id": 1, "started_at": 1, "_id": 1}, "agent_started"),
+                index(doc! {"started_at": 1, "_id": 1}, "started"),
             ])
             .await
             .map_err(unavailable)?;
@@ -150,13 +142,10 @@ impl RoomStore for MongoStore {
                 .delete_one(doc! {"_id": &room.agent_id, "room_id": &held.room_id})
                 .await
                 .map_err(unavailable)?;
-            self.open_rooms().insert_one(&key).await.map_err(|e| {
-                if is_duplicate_key(&e) {
-                    StoreError::Conflict
-                } else {
-                    unavailable(e)
-                }
-            })?;
+            self.open_rooms()
+                .insert_one(&key)
+                .await
+                .map_err(conflict_or_unavailable)?;
         }
         let stored = RoomDoc {
             id: room.id.clone(),
@@ -169,18 +158,13 @@ impl RoomStore for MongoStore {
                 .open_rooms()
                 .delete_one(doc! {"_id": &stored.room.agent_id, "room_id": &stored.id})
                 .await;
-            return Err(if is_duplicate_key(&e) {
-                StoreError::Conflict
-            } else {
-                unavailable(e)
-            });
+            return Err(conflict_or_unavailable(e));
         }
         Ok(())
     }
 
     async fn room(&self, id: &str) -> StoreResult<Room> {
-        let found = self.rooms().find_one(doc! {"_id": id}).await.map_err(unavailable)?;
-        found.map(|d| d.room).ok_or(StoreError::NotFound)
+        Ok(one(self.rooms().find_one(doc! {"_id": id})).await?.room)
     }
 
     async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
@@ -299,23 +283,7 @@ impl RoomStore for MongoStore {
             Some(agent) => doc! {"agent_id": agent},
             None => doc! {},
         };
-        let total = self
-            .call_log_docs()
-            .count_documents(query.clone())
-            .await
-            .map_err(unavailable)?;
-        if page.limit == 0 || page.offset >= total {
-            return Ok((Vec::new(), total));
-        }
-        let cursor = self
-            .call_log_docs()
-            .find(query)
-            .sort(doc! {"started_at": -1, "_id": -1})
-            .skip(page.offset)
-            .limit(i64::try_from(page.limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<CallLogDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let (docs, total) = page_of(&self.call_log_docs(), query, doc! {"started_at": -1, "_id": -1}, page).await?;
         Ok((docs.into_iter().map(|d| d.log).collect(), total))
     }
 }

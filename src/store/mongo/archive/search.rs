@@ -90,12 +90,7 @@ impl MongoStore {
         // Names (and the messages the earlier schema embedded in the document): the
         // documents posted under the query's rarest term, checked whole here.
         if let Some(term) = rarest(&raw_conversations, terms).await? {
-            let cursor = self
-                .conversations
-                .find(doc! {SEARCH_TERMS: term})
-                .await
-                .map_err(unavailable)?;
-            let docs: Vec<ConversationDoc> = cursor.try_collect().await.map_err(unavailable)?;
+            let docs: Vec<ConversationDoc> = all(self.conversations.find(doc! {SEARCH_TERMS: term})).await?;
             for mut d in docs {
                 let embedded: Vec<ArchivedMessage> = std::mem::take(&mut d.messages)
                     .into_iter()
@@ -150,12 +145,10 @@ impl MongoStore {
         // mixing `_id` with the filters is no cheaper on SecantusDB).
         let ids: Vec<&str> = by_messages.iter().map(String::as_str).collect();
         for chunk in ids.chunks(IN_CHUNK) {
-            let cursor = raw_conversations
+            let docs: Vec<Document> = all(raw_conversations
                 .find(doc! {"_id": {"$in": chunk}})
-                .projection(doc! {"paired_at": 1, "category": 1, "agent_id": 1, SERVED_BY: 1})
-                .await
-                .map_err(unavailable)?;
-            let docs: Vec<Document> = cursor.try_collect().await.map_err(unavailable)?;
+                .projection(doc! {"paired_at": 1, "category": 1, "agent_id": 1, SERVED_BY: 1}))
+            .await?;
             for d in docs {
                 if let Some((id, paired_at)) = passes(&d, &rest) {
                     hits.insert(id, paired_at);
@@ -182,8 +175,7 @@ impl MongoStore {
         }
         let old = doc! {SEARCH_TERMS: {"$exists": false}};
         let (mut conversations, mut buckets) = (0u64, 0u64);
-        let cursor = self.conversations.find(old.clone()).await.map_err(unavailable)?;
-        let docs: Vec<ConversationDoc> = cursor.try_collect().await.map_err(unavailable)?;
+        let docs: Vec<ConversationDoc> = all(self.conversations.find(old.clone())).await?;
         for mut d in docs {
             let embedded: Vec<ArchivedMessage> = std::mem::take(&mut d.messages)
                 .into_iter()
