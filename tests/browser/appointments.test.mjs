@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, apiCall, adminToken, shot, hubAndBrowser, stopAll, startSmtpSink, decodedMail, openPages, adminSignsIn } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, apiCall, adminToken, shot, stopAll, decodedMail, openPages, adminSignsIn, hubBrowserAndMail } from './helpers.mjs';
 
 /** The appointment's link (manage page) in a mail `waitForMails` decoded already. (Decoding it
  *  again read a token's `=BC…` as a quoted-printable byte: a token starting with two
@@ -51,14 +51,22 @@ async function pickDay(page, date) {
   throw new Error(`${date} is not a free day`);
 }
 
+/** An appointment booked through the API in the `slot`th slot `days` from today, for
+ *  `customer` (name, email, comment): the slot's start and the booking's answer. */
+async function bookedThroughTheApi(days, slot, customer) {
+  const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(days)}`);
+  const start = day.data.slots[slot].start;
+  const made = await apiCall(hub, 'POST', '/api/appointments', { start, ...customer });
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+  return { start, made };
+}
+
 let hub;
 let browser;
 let sink;
 before(async () => {
-  sink = await startSmtpSink();
-  ({ hub, browser } = await hubAndBrowser({
+  ({ hub, browser, sink } = await hubBrowserAndMail({
     APPOINTMENT_TIME_ZONE: 'Europe/Berlin',
-    SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
     MAIL_FROM: 'desk@example.com',
     OUTBOX_POLL_SECS: '0.2',
   }));
@@ -241,12 +249,7 @@ test("the representative sees the day's appointments and cancels one with a seco
       start: null, name: 'Dora', email: 'dora@example.com', comment: 'the blue one',
     });
     assert.equal(booked.status, 400, 'a booking needs its start');
-    const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(3)}`);
-    const start = day.data.slots[2].start;
-    const made = await apiCall(hub, 'POST', '/api/appointments', {
-      start, name: 'Dora', email: 'dora@example.com', comment: 'the blue one',
-    });
-    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const { start, made } = await bookedThroughTheApi(3, 2, { name: 'Dora', email: 'dora@example.com', comment: 'the blue one' });
 
     const [page] = await openPages(browser, pages, 1);
     await agentSignsIn(page, hub, { username: 'rita', password: 'agent-password' }, { available: false });
@@ -275,12 +278,7 @@ test("the representative sees the day's appointments and cancels one with a seco
 
 test('an admin sees every appointment and cancels one, which mails the customer', async () => {
   await withShots('appointments-admin', async (pages) => {
-    const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(4)}`);
-    const start = day.data.slots[1].start;
-    const made = await apiCall(hub, 'POST', '/api/appointments', {
-      start, name: 'Erin', email: 'erin@example.com', comment: 'by the window',
-    });
-    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const { start, made } = await bookedThroughTheApi(4, 1, { name: 'Erin', email: 'erin@example.com', comment: 'by the window' });
 
     const [page] = await openPages(browser, pages, 1);
     await adminSignsIn(page, hub, 'appointments', { enter: true });

@@ -16,6 +16,16 @@ let browser;
 before(async () => { ({ hub, browser } = await hubAndBrowser()); });
 after(() => stopAll(browser, hub));
 
+/** In a chat panel: types `typed` into the message box, which opens the canned replies' picker. */
+async function pickerAfterTyping(panel, typed) {
+  const input = panel.getByTestId('message-input');
+  await input.click();
+  await input.pressSequentially(typed);
+  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
+  await picker.waitFor();
+  return { input, picker };
+}
+
 test('"/" in the console inserts a filled canned reply into the composer, sent only on Enter', () => withShots('canned', async (pages) => {
   const admin = await adminToken(hub);
   for (const reply of [
@@ -33,12 +43,7 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   await agentSignsIn(agentPage, hub, agent);
   const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
   const panel = await joinedChat(customer, agentPage, hub, 'sales', 'Dana');
-  const input = panel.getByTestId('message-input');
-  await input.click();
-
-  await input.pressSequentially('/');
-  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
-  await picker.waitFor();
+  const { input, picker } = await pickerAfterTyping(panel, '/');
   assert.equal(await input.getAttribute('aria-controls'), await picker.getAttribute('id'));
   // The open picker passes axe (roles, names, contrast in dark mode).
   await agentPage.addScriptTag({ path: AXE });
@@ -148,11 +153,7 @@ test('at 1366×768 the "/" picker opens above the message box with the replies i
   await agentSignsIn(agentPage, hub, agent);
   const [customer] = await openPages(browser, pages, 1);
   const panel = await joinedChat(customer, agentPage, hub, 'technical', 'Dana Maria Scully');
-  const input = panel.getByTestId('message-input');
-  await input.click();
-  await input.pressSequentially('/t');
-  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
-  await picker.waitFor();
+  const { input, picker } = await pickerAfterTyping(panel, '/t');
   await panel.getByRole('option').nth(6).waitFor();
   // The list opens upwards, over the transcript, with every reply readable at once: none
   // below the message box, none cut off by the window.

@@ -85,6 +85,19 @@ export async function hubAndBrowser(env = {}, { media = false } = {}) {
   return { hub, browser };
 }
 
+/** As `hubAndBrowser`, the hub sending mail to a real SMTP sink (`startSmtpSink`), also returned. */
+export async function hubBrowserAndMail(env = {}) {
+  const sink = await startSmtpSink();
+  return { ...(await hubAndBrowser({ SMTP_URL: `smtp://127.0.0.1:${sink.port}`, ...env })), sink };
+}
+
+/** As `hubAndBrowser`, the hub also serving its demo shop (`DEMO_HOST_PORT`) on "localhost", the
+ *  hub itself being on 127.0.0.1 (two origins, as for a real site): the shop's address too. */
+export async function hubBrowserAndShop(env = {}) {
+  const port = await freePort();
+  return { ...(await hubAndBrowser({ DEMO_HOST_PORT: String(port), ...env })), shop: `http://localhost:${port}` };
+}
+
 /** Closes or stops each of `things` (a browser, a proxy, a hub, a sink...) in order, for a file's `after`. */
 export async function stopAll(...things) {
   for (const thing of things) {
@@ -136,6 +149,13 @@ export async function adminSignsIn(page, hub, view, { enter = false } = {}) {
   else await page.getByTestId('login-button').click();
 }
 
+/** The page (a new tab) that clicking `target` on `page` opens, added to `pages`. */
+export async function openedBy(page, pages, target) {
+  const [opened] = await Promise.all([page.context().waitForEvent('page'), target.click()]);
+  pages.push(opened);
+  return opened;
+}
+
 /** Types `text` into the message box of `place` (a customer's page, an agent's chat panel) and sends it with Enter. */
 export async function sendMessage(place, text) {
   await place.getByTestId('message-input').fill(text);
@@ -179,8 +199,9 @@ export async function agentSignsIn(page, hub, agent, { available = true } = {}) 
   }
 }
 
-/** Customer on index.html picks a category and joins under a name. */
-export async function customerJoins(page, hub, category, name) {
+/** Customer on index.html picks a category and joins under a name (with a first `message`, asking
+ *  for `video`, when given). */
+export async function customerJoins(page, hub, category, name, { message, video = false } = {}) {
   await page.goto(`${hub.url}/`);
   await page.getByTestId(`category-${category}`).click();
   // Nobody online in the category: the page says so first; the customer waits anyway.
@@ -188,6 +209,8 @@ export async function customerJoins(page, hub, category, name) {
   await page.getByTestId('name-input').or(wait).first().waitFor();
   if (await wait.isVisible()) await wait.click();
   await page.getByTestId('name-input').fill(name);
+  if (message) await page.getByTestId('first-message-input').fill(message);
+  if (video) await page.getByTestId('video-request').check();
   await page.getByTestId('join-button').click();
   await page.getByTestId('session').waitFor();
 }
@@ -394,6 +417,18 @@ export async function openRoom(hub, username, { phone, password, display_name = 
   if (room.status !== 201) throw new Error(`create room failed: ${JSON.stringify(room.data)}`);
   const token = await apiCall(hub, 'POST', `/api/rooms/${room.data.id}/token`, undefined, bearer);
   return { id: room.data.id, agentToken: token.data.token, bearer, username, password: agent.password };
+}
+
+/**
+ * On room.html's join form: fills the phone (unless left as it is), the password and the
+ * name, joins, and waits to be in the room.
+ */
+export async function joinsRoom(page, { phone, password, name }) {
+  if (phone !== undefined) await page.getByTestId('join-phone').fill(phone);
+  await page.getByTestId('join-password').fill(password);
+  await page.getByTestId('join-name').fill(name);
+  await page.getByTestId('join-button').click();
+  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
 }
 
 /**

@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, createAgent, agentSignsIn, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, panelOf } from './helpers.mjs';
+import { startHub, startProxy, createAgent, agentSignsIn, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, panelOf, customerJoins } from './helpers.mjs';
 
 let hub;
 let quickHub;
@@ -29,18 +29,8 @@ async function offerMode(target, category) {
 }
 
 /** The customer page: a topic, a name, and what they came about. */
-async function customerJoinsWith(page, target, category, name, message, { video = false } = {}) {
-  await page.goto(`${target.url}/`);
-  await page.getByTestId(`category-${category}`).click();
-  const wait = page.getByTestId('wait-anyway');
-  await page.getByTestId('name-input').or(wait).first().waitFor();
-  if (await wait.isVisible()) await wait.click();
-  await page.getByTestId('name-input').fill(name);
-  if (message) await page.getByTestId('first-message-input').fill(message);
-  if (video) await page.getByTestId('video-request').check();
-  await page.getByTestId('join-button').click();
-  await page.getByTestId('session').waitFor();
-}
+const customerJoinsWith = (page, target, category, name, message, { video = false } = {}) =>
+  customerJoins(page, target, category, name, { message, video });
 
 const cardOf = (page, customer) => page.locator(`[data-testid="offer-card"][data-customer="${customer}"]`);
 

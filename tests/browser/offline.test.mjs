@@ -8,15 +8,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink, ADMIN_PASSWORD, adminToken, apiCall, hubAndBrowser, stopAll, mailTo, DEFAULT_SIZE, openPages, adminSignsIn } from './helpers.mjs';
+import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD, adminToken, apiCall, stopAll, mailTo, DEFAULT_SIZE, openPages, adminSignsIn, hubBrowserAndMail } from './helpers.mjs';
 
 let hub;
 let browser;
 let sink;
 before(async () => {
-  sink = await startSmtpSink();
-  ({ hub, browser } = await hubAndBrowser({
-    SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+  ({ hub, browser, sink } = await hubBrowserAndMail({
     MAIL_FROM: 'Help desk <desk@example.com>',
     OFFLINE_MAIL_TO: 'inbox@example.org',
     OUTBOX_POLL_SECS: '0.2',

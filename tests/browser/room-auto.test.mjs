@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, apiCall, shot, withShots, hubAndBrowser, stopAll, openRoom } from './helpers.mjs';
+import { newPage, apiCall, shot, withShots, hubAndBrowser, stopAll, openRoom, joinsRoom } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
@@ -42,11 +42,7 @@ async function customerEnters(room, viewport) {
   const page = await newPage(browser, viewport);
   await watchRingButtons(page);
   await page.goto(`${hub.url}/room.html?room=${room.id}`);
-  await page.getByTestId('join-phone').fill(PHONE);
-  await page.getByTestId('join-password').fill(PASSWORD);
-  await page.getByTestId('join-name').fill('Carla');
-  await page.getByTestId('join-button').click();
-  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  await joinsRoom(page, { phone: PHONE, password: PASSWORD, name: 'Carla' });
   return page;
 }
 

@@ -7,7 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, shot, withShots, hubAndBrowser, stopAll, openRoom, openPages } from './helpers.mjs';
+import { newPage, shot, withShots, hubAndBrowser, stopAll, openRoom, openPages, joinsRoom } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
@@ -56,11 +56,7 @@ async function customerEnters(room, viewport = PHONE_SIZE, lobby = async () => {
   await page.goto(`${hub.url}/room.html?room=${room.id}`);
   await page.getByTestId('lobby').waitFor();
   await lobby(page);
-  await page.getByTestId('join-phone').fill(PHONE);
-  await page.getByTestId('join-password').fill(PASSWORD);
-  await page.getByTestId('join-name').fill('Carla');
-  await page.getByTestId('join-button').click();
-  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  await joinsRoom(page, { phone: PHONE, password: PASSWORD, name: 'Carla' });
   return page;
 }
 

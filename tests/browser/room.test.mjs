@@ -16,7 +16,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, freePort, openRoom, DEFAULT_SIZE, openPages, joinedChat } from './helpers.mjs';
+import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, freePort, openRoom, DEFAULT_SIZE, openPages, joinedChat, joinsRoom, openedBy } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
@@ -67,10 +67,7 @@ async function customerEntersRoom(hub, room, query = '') {
   await page.getByTestId('join-password').fill('wrong');
   await page.getByTestId('join-button').click();
   await page.getByTestId('join-error').filter({ hasText: 'password is incorrect' }).waitFor();
-  await page.getByTestId('join-password').fill(PASSWORD);
-  await page.getByTestId('join-name').fill('Carla');
-  await page.getByTestId('join-button').click();
-  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  await joinsRoom(page, { password: PASSWORD, name: 'Carla' });
   return page;
 }
 
@@ -283,16 +280,8 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
       const [agent, customer] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }]);
       await agentSignsIn(agent, hub, vic);
       const panel = await joinedChat(customer, agent, hub, 'sales', 'Carla');
-      const [agentRoom] = await Promise.all([
-        agent.context().waitForEvent('page'),
-        panel.getByTestId('video-button').click(),
-      ]);
-      pages.push(agentRoom);
-      const [customerRoom] = await Promise.all([
-        customer.context().waitForEvent('page'),
-        customer.getByTestId('video-join').click(),
-      ]);
-      pages.push(customerRoom);
+      const agentRoom = await openedBy(agent, pages, panel.getByTestId('video-button'));
+      const customerRoom = await openedBy(customer, pages, customer.getByTestId('video-join'));
       // A fresh entry passes the lobby (camera preview, devices) first.
       for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       for (const page of [agentRoom, customerRoom]) {
@@ -333,16 +322,8 @@ test('a call request: the customer asks for video in the queue, the agent\'s cha
       await customer.getByTestId('join-button').click();
       // The agent's panel offers the room at once; the customer has the invitation.
       const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
-      const [agentRoom] = await Promise.all([
-        agent.context().waitForEvent('page'),
-        panel.getByTestId('video-room-link').click(),
-      ]);
-      pages.push(agentRoom);
-      const [customerRoom] = await Promise.all([
-        customer.context().waitForEvent('page'),
-        customer.getByTestId('video-join').click(),
-      ]);
-      pages.push(customerRoom);
+      const agentRoom = await openedBy(agent, pages, panel.getByTestId('video-room-link'));
+      const customerRoom = await openedBy(customer, pages, customer.getByTestId('video-join'));
       for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       const ms = await callAndConnect(agentRoom, customerRoom, { ring: true });
       console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);

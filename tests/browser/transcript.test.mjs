@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink, hubAndBrowser, stopAll, mailTo, openPages } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, stopAll, mailTo, openPages, hubBrowserAndMail } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PHONE = { width: 390, height: 844 };
@@ -23,9 +23,7 @@ let hub;
 let browser;
 let sink;
 before(async () => {
-  sink = await startSmtpSink();
-  ({ hub, browser } = await hubAndBrowser({
-    SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+  ({ hub, browser, sink } = await hubBrowserAndMail({
     MAIL_FROM: 'Help desk <desk@example.com>',
     OUTBOX_POLL_SECS: '0.2',
   }));

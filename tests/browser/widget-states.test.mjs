@@ -7,7 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, apiCall, adminToken, shot, withShots, freePort, stopAll, openPages, sendMessage } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, apiCall, adminToken, shot, withShots, stopAll, openPages, sendMessage, hubBrowserAndShop } from './helpers.mjs';
 
 const SIZES = { desktop: { width: 1280, height: 860 }, phone: { width: 390, height: 844 } };
 const GREETING = 'Hi! We reply within 2 minutes.';
@@ -16,12 +16,7 @@ let hub;
 let browser;
 let shop;
 
-before(async () => {
-  const port = await freePort();
-  hub = await startHub({ DEMO_HOST_PORT: String(port), WIDGET_TITLE: 'Trailhead help desk', WIDGET_GREETING: GREETING });
-  shop = `http://localhost:${port}`;
-  browser = await launchBrowser();
-});
+before(async () => { ({ hub, browser, shop } = await hubBrowserAndShop({ WIDGET_TITLE: 'Trailhead help desk', WIDGET_GREETING: GREETING })); });
 after(() => stopAll(browser, hub));
 
 const widget = (page) => page.getByTestId('switchboard-widget');

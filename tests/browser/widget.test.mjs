@@ -6,19 +6,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, shot, withShots, freePort, stopAll, openPages } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, shot, withShots, stopAll, openPages, hubBrowserAndShop } from './helpers.mjs';
 
 let hub;
 let browser;
 let shop;
 
-before(async () => {
-  const port = await freePort();
-  hub = await startHub({ DEMO_HOST_PORT: String(port), WIDGET_TITLE: 'Trailhead help desk', WIDGET_COLOR: '#0f766e' });
-  // The shop on "localhost", the hub on 127.0.0.1: two origins, as for a real site.
-  shop = `http://localhost:${port}`;
-  browser = await launchBrowser();
-});
+before(async () => { ({ hub, browser, shop } = await hubBrowserAndShop({ WIDGET_TITLE: 'Trailhead help desk', WIDGET_COLOR: '#0f766e' })); });
 after(() => stopAll(browser, hub));
 
 const widget = (page) => page.getByTestId('switchboard-widget');
