@@ -96,7 +96,7 @@ const ALL: Page = Page { offset: 0, limit: 1000 };
 // ---------- the contract ----------
 
 /// How many conversations everyone's listing holds.
-async fn total(store: &dyn Store) -> u64 {
+async fn listed_total(store: &dyn Store) -> u64 {
     store
         .conversations(&ConversationFilter::default(), ALL)
         .await
@@ -331,7 +331,7 @@ async fn unknown_conversation(store: &dyn Store) {
         .await
         .unwrap();
     assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
-    assert_eq!(total(store).await, 0);
+    assert_eq!(listed_total(store).await, 0);
     // In one batch, what precedes the opening is dropped and what follows it is kept.
     store
         .archive(&[message("late", 1), open("late", None, "bob", 7), message("late", 2)])
@@ -577,7 +577,7 @@ async fn transfers_are_kept_once_and_listed_for_every_agent_who_served(store: &d
     };
     assert_eq!(store.conversations(&since, ALL).await.unwrap().1, 1);
     // Everyone's listing holds each conversation once.
-    assert_eq!(total(store).await, 3);
+    assert_eq!(listed_total(store).await, 3);
 }
 
 /// Transfers arriving out of time order read back in time order, and the agent is the one
@@ -870,7 +870,7 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
         store.rate_conversation("gone", rating(1, None)).await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(total(store).await, 1);
+    assert_eq!(listed_total(store).await, 1);
     // Again: idempotent.
     assert_eq!(
         store.erase_conversations(&["gone".to_string()]).await.unwrap(),
@@ -910,7 +910,7 @@ async fn notes_are_kept_before_their_opening(store: &dyn Store) {
         matches!(store.conversation("later").await, Err(StoreError::NotFound)),
         "a note creates no conversation"
     );
-    assert_eq!(total(store).await, 1, "nor a listed one");
+    assert_eq!(listed_total(store).await, 1, "nor a listed one");
     let after = note_of("later", "l-2", 60, "a2");
     store
         .archive(&[open("later", Some("support"), "a1", 40), noted(&after), noted(&early)])
@@ -960,7 +960,7 @@ async fn concurrent_retries(store: &dyn Store) {
         seqs(&store.conversation("r2").await.unwrap()),
         (1..=20).collect::<Vec<_>>()
     );
-    assert_eq!(total(store).await, 2);
+    assert_eq!(listed_total(store).await, 2);
 }
 
 /// One batch the size the relay sends under load lands whole.
