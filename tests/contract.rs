@@ -95,6 +95,15 @@ const ALL: Page = Page { offset: 0, limit: 1000 };
 
 // ---------- the contract ----------
 
+/// How many conversations everyone's listing holds.
+async fn listed_total(store: &dyn Store) -> u64 {
+    store
+        .conversations(&ConversationFilter::default(), ALL)
+        .await
+        .unwrap()
+        .1
+}
+
 async fn ping_and_name(store: &dyn Store) {
     store.ping().await.unwrap();
     assert!(["memory", "embedded", "mongodb"].contains(&store.backend()));
@@ -322,14 +331,7 @@ async fn unknown_conversation(store: &dyn Store) {
         .await
         .unwrap();
     assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
-    assert_eq!(
-        store
-            .conversations(&ConversationFilter::default(), ALL)
-            .await
-            .unwrap()
-            .1,
-        0
-    );
+    assert_eq!(listed_total(store).await, 0);
     // In one batch, what precedes the opening is dropped and what follows it is kept.
     store
         .archive(&[message("late", 1), open("late", None, "bob", 7), message("late", 2)])
@@ -380,72 +382,34 @@ async fn filters_and_paging(store: &dyn Store) {
         (cs.iter().map(|c| c.opened.id.clone()).collect::<Vec<_>>(), total)
     };
     let f = ConversationFilter::default;
-
-    assert_eq!(
-        list(f(), ALL).await,
-        (["k7", "k6", "k5", "k4", "k3", "k2", "k1"].map(String::from).to_vec(), 7)
-    );
-    let by_cat = ConversationFilter {
-        category: Some("sales".into()),
-        ..f()
-    };
-    assert_eq!(
-        list(by_cat.clone(), ALL).await,
-        (vec!["k7".into(), "k5".into(), "k3".into(), "k1".into()], 4)
-    );
-    let by_agent = ConversationFilter {
-        agent_id: Some("a1".into()),
-        ..f()
-    };
-    assert_eq!(
-        list(by_agent.clone(), ALL).await,
-        (vec!["k5".into(), "k4".into(), "k2".into(), "k1".into()], 4)
-    );
-    let both = ConversationFilter {
-        category: Some("sales".into()),
-        agent_id: Some("a1".into()),
-        ..f()
-    };
-    assert_eq!(list(both, ALL).await, (vec!["k5".into(), "k1".into()], 2));
-    // from is inclusive, to is exclusive.
-    let range = ConversationFilter {
-        from: Some(2_000),
-        to: Some(5_000),
-        ..f()
-    };
-    assert_eq!(list(range, ALL).await, (vec!["k4".into(), "k3".into(), "k2".into()], 3));
-    let from_only = ConversationFilter {
-        from: Some(5_000),
-        ..f()
-    };
-    assert_eq!(list(from_only, ALL).await.1, 3);
-    let to_only = ConversationFilter { to: Some(2_000), ..f() };
-    assert_eq!(list(to_only, ALL).await, (vec!["k1".into()], 1));
-    let agent_range = ConversationFilter {
-        agent_id: Some("a2".into()),
-        from: Some(3_001),
-        to: Some(7_000),
-        ..f()
-    };
-    assert_eq!(list(agent_range, ALL).await, (vec!["k7".into(), "k6".into()], 2));
-    let cat_range = ConversationFilter {
-        category: Some("sales".into()),
-        from: Some(1_000),
-        to: Some(3_000),
-        ..f()
-    };
-    assert_eq!(list(cat_range, ALL).await, (vec!["k1".into()], 1));
-    let none = ConversationFilter {
-        agent_id: Some("nobody".into()),
-        ..f()
-    };
-    assert_eq!(list(none, ALL).await, (vec![], 0));
-    let empty_range = ConversationFilter {
-        from: Some(5_000),
-        to: Some(5_000),
-        ..f()
-    };
-    assert_eq!(list(empty_range, ALL).await, (vec![], 0));
+    // category, agent, from (inclusive), to (exclusive): the ids listed, newest first, and the total.
+    let filter =
+        |category: Option<&str>, agent: Option<&str>, from: Option<Millis>, to: Option<Millis>| ConversationFilter {
+            category: category.map(String::from),
+            agent_id: agent.map(String::from),
+            from,
+            to,
+            ..f()
+        };
+    let cases: [(ConversationFilter, &[&str], u64); 11] = [
+        (f(), &["k7", "k6", "k5", "k4", "k3", "k2", "k1"], 7),
+        (filter(Some("sales"), None, None, None), &["k7", "k5", "k3", "k1"], 4),
+        (filter(None, Some("a1"), None, None), &["k5", "k4", "k2", "k1"], 4),
+        (filter(Some("sales"), Some("a1"), None, None), &["k5", "k1"], 2),
+        (filter(None, None, Some(2_000), Some(5_000)), &["k4", "k3", "k2"], 3),
+        (filter(None, None, Some(5_000), None), &["k7", "k6", "k5"], 3),
+        (filter(None, None, None, Some(2_000)), &["k1"], 1),
+        (filter(None, Some("a2"), Some(3_001), Some(7_000)), &["k7", "k6"], 2),
+        (filter(Some("sales"), None, Some(1_000), Some(3_000)), &["k1"], 1),
+        (filter(None, Some("nobody"), None, None), &[], 0),
+        (filter(None, None, Some(5_000), Some(5_000)), &[], 0),
+    ];
+    for (filter, ids, total) in cases {
+        let expected = (ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(), total);
+        assert_eq!(list(filter.clone(), ALL).await, expected, "{filter:?}");
+    }
+    let by_cat = filter(Some("sales"), None, None, None);
+    let by_agent = filter(None, Some("a1"), None, None);
 
     // Paging: the total is before paging; pages are consecutive slices of the newest-first order.
     assert_eq!(
@@ -613,14 +577,7 @@ async fn transfers_are_kept_once_and_listed_for_every_agent_who_served(store: &d
     };
     assert_eq!(store.conversations(&since, ALL).await.unwrap().1, 1);
     // Everyone's listing holds each conversation once.
-    assert_eq!(
-        store
-            .conversations(&ConversationFilter::default(), ALL)
-            .await
-            .unwrap()
-            .1,
-        3
-    );
+    assert_eq!(listed_total(store).await, 3);
 }
 
 /// Transfers arriving out of time order read back in time order, and the agent is the one
@@ -913,14 +870,7 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
         store.rate_conversation("gone", rating(1, None)).await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(
-        store
-            .conversations(&ConversationFilter::default(), ALL)
-            .await
-            .unwrap()
-            .1,
-        1
-    );
+    assert_eq!(listed_total(store).await, 1);
     // Again: idempotent.
     assert_eq!(
         store.erase_conversations(&["gone".to_string()]).await.unwrap(),
@@ -960,15 +910,7 @@ async fn notes_are_kept_before_their_opening(store: &dyn Store) {
         matches!(store.conversation("later").await, Err(StoreError::NotFound)),
         "a note creates no conversation"
     );
-    assert_eq!(
-        store
-            .conversations(&ConversationFilter::default(), ALL)
-            .await
-            .unwrap()
-            .1,
-        1,
-        "nor a listed one"
-    );
+    assert_eq!(listed_total(store).await, 1, "nor a listed one");
     let after = note_of("later", "l-2", 60, "a2");
     store
         .archive(&[open("later", Some("support"), "a1", 40), noted(&after), noted(&early)])
@@ -1018,14 +960,7 @@ async fn concurrent_retries(store: &dyn Store) {
         seqs(&store.conversation("r2").await.unwrap()),
         (1..=20).collect::<Vec<_>>()
     );
-    assert_eq!(
-        store
-            .conversations(&ConversationFilter::default(), ALL)
-            .await
-            .unwrap()
-            .1,
-        2
-    );
+    assert_eq!(listed_total(store).await, 2);
 }
 
 /// One batch the size the relay sends under load lands whole.

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, ADMIN_PASSWORD } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, apiCall, adminToken, ADMIN_PASSWORD, hubAndBrowser, stopAll, sendMessage } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const SIZES = {
@@ -18,14 +18,8 @@ const SIZES = {
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 /** A page whose context lets the test inject axe (the pages' CSP forbids inline scripts). */
 async function pageAt(size) {
@@ -81,8 +75,7 @@ for (const size of Object.keys(SIZES)) {
       await expectClean(staff, 'agent console: offline messages');
       await customerJoins(page, hub, 'general', 'Ada');
       await page.getByTestId('session-title').filter({ hasText: 'Chatting with' }).waitFor();
-      await page.getByTestId('message-input').fill('Hello');
-      await page.getByTestId('message-input').press('Enter');
+      await sendMessage(page, 'Hello');
       await page.getByTestId('message-time').first().waitFor();
       await expectClean(page, 'customer: chatting');
       await expectClean(staff, 'agent console with a chat');
@@ -176,10 +169,8 @@ for (const size of Object.keys(SIZES)) {
       await panel.waitFor({ state: 'attached' });
       if (!(await panel.isVisible())) await staff.locator('[data-testid="chat-list-item"][data-customer="Max"]').click();
       for (let i = 1; i <= 14; i += 1) {
-        await customer.getByTestId('message-input').fill(`Question ${i}: does the blue tent fit two people and their packs?`);
-        await customer.getByTestId('message-input').press('Enter');
-        await panel.getByTestId('message-input').fill(`Answer ${i}: it does, with room for boots in the porch.`);
-        await panel.getByTestId('message-input').press('Enter');
+        await sendMessage(customer, `Question ${i}: does the blue tent fit two people and their packs?`);
+        await sendMessage(panel, `Answer ${i}: it does, with room for boots in the porch.`);
       }
       await customer.getByTestId('message').filter({ hasText: 'Answer 14:' }).getByTestId('message-time').waitFor();
       await panel.getByTestId('message').filter({ hasText: 'Answer 14:' }).getByTestId('message-time').waitFor();

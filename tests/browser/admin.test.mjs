@@ -3,18 +3,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, ADMIN_PASSWORD, customerJoins, shot, withShots, apiCall, adminToken } from './helpers.mjs';
+import { startHub, ADMIN_PASSWORD, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, joinedChat } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 /** Opens an admin view from the header's links. */
 async function view(page, name) {
@@ -24,8 +18,7 @@ async function view(page, name) {
 
 test('an admin creates an agent who then signs in and takes a chat', async () => {
   await withShots('admin', async (pages) => {
-    const admin = await newPage(browser);
-    pages.push(admin);
+    const [admin] = await openPages(browser, pages, 1);
     await admin.goto(`${hub.url}/admin.html`);
 
     // A wrong password is refused with the server's message by the field.
@@ -85,9 +78,7 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await returns.waitFor({ state: 'detached' });
 
     // The new agent signs in on agent.html and takes a chat.
-    const agent = await newPage(browser);
-    const customer = await newPage(browser);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, 2);
     await agent.goto(`${hub.url}/agent.html`);
     await agent.getByTestId('username').fill('dave');
     await agent.getByTestId('password').fill('dave-password');
@@ -100,15 +91,11 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     const daveRow = admin.getByTestId('agent-state').filter({ hasText: 'Dave Daniels' });
     await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'available' }).waitFor({ timeout: 6000 });
 
-    await customerJoins(customer, hub, 'billing', 'Gus');
-    const panel = agent.locator('[data-testid="chat-panel"][data-customer="Gus"]');
-    await panel.waitFor();
+    const panel = await joinedChat(customer, agent, hub, 'billing', 'Gus');
     await customer.getByTestId('session-title').filter({ hasText: 'Dave Daniels' }).waitFor();
-    await customer.getByTestId('message-input').fill('Invoice question');
-    await customer.getByTestId('message-input').press('Enter');
+    await sendMessage(customer, 'Invoice question');
     await panel.getByTestId('message').filter({ hasText: 'Invoice question' }).waitFor();
-    await panel.getByTestId('message-input').fill('Happy to help');
-    await panel.getByTestId('message-input').press('Enter');
+    await sendMessage(panel, 'Happy to help');
     await customer.getByTestId('message').filter({ hasText: 'Happy to help' }).waitFor();
 
     // The dashboard follows within its 2 s poll.
@@ -153,12 +140,8 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
 
 test('an admin gives a category chat hours; outside them it is closed, and always open again at one click', async () => {
   await withShots('admin-hours', async (pages) => {
-    const admin = await newPage(browser);
-    pages.push(admin);
-    await admin.goto(`${hub.url}/admin.html#categories`);
-    await admin.getByTestId('username').fill('admin');
-    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
-    await admin.getByTestId('password').press('Enter');
+    const [admin] = await openPages(browser, pages, 1);
+    await adminSignsIn(admin, hub, 'categories', { enter: true });
     const row = admin.locator('[data-testid="hours-row"][data-id="sales"]');
     await row.getByTestId('hours-state').filter({ hasText: 'open now' }).waitFor();
     assert.equal(await row.getByTestId('hours-summary').textContent(), 'Always open');
@@ -205,12 +188,8 @@ test('an admin gives a category chat hours; outside them it is closed, and alway
 
 test('an admin sets the widget look on the settings view and the widget serves it', async () => {
   await withShots('admin-widget', async (pages) => {
-    const admin = await newPage(browser, { width: 390, height: 844 });
-    pages.push(admin);
-    await admin.goto(`${hub.url}/admin.html#settings`);
-    await admin.getByTestId('username').fill('admin');
-    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
-    await admin.getByTestId('password').press('Enter');
+    const [admin] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+    await adminSignsIn(admin, hub, 'settings', { enter: true });
     await admin.getByTestId('widget-source').filter({ hasText: "server's settings" }).waitFor();
     assert.match(await admin.getByTestId('widget-snippet').textContent(), /<script src="http:\/\/127\.0\.0\.1:\d+\/widget\.js" async><\/script>/);
     await admin.getByTestId('widget-title').fill('');
@@ -226,8 +205,7 @@ test('an admin sets the widget look on the settings view and the widget serves i
     const served = await apiCall(hub, 'GET', '/api/widget');
     assert.deepEqual([served.data.title, served.data.color, served.data.greeting, served.data.categories], ['Acme help', '#0f766e', 'Hello from Acme!', ['billing']]);
     // The widget page itself greets with it (shown while someone is online to answer).
-    const widget = await newPage(browser);
-    pages.push(widget);
+    const [widget] = await openPages(browser, pages, 1);
     await widget.goto(`${hub.url}/widget.html`);
     await widget.getByTestId('widget-greeting').filter({ hasText: 'Hello from Acme!' }).waitFor({ state: 'attached' });
     // Only the topic the admin chose is offered.
@@ -241,20 +219,16 @@ test('an admin sets the widget look on the settings view and the widget serves i
   });
 });
 
-/** Signs in on admin.html at `view`. */
-async function adminSignsIn(page, at, viewName = 'dashboard') {
-  await page.goto(`${at.url}/admin.html#${viewName}`);
-  await page.getByTestId('username').fill('admin');
-  await page.getByTestId('password').fill(ADMIN_PASSWORD);
-  await page.getByTestId('password').press('Enter');
+/** Signs in on admin.html at `view` and waits for its navigation. */
+async function adminAt(page, at, viewName = 'dashboard') {
+  await adminSignsIn(page, at, viewName, { enter: true });
   await page.locator('#nav:not([hidden])').waitFor();
 }
 
 test('on a phone the admin\'s sections are one row of tabs that scrolls, not half the screen', async () => {
   await withShots('admin-phone-nav', async (pages) => {
-    const admin = await newPage(browser, { width: 390, height: 844 });
-    pages.push(admin);
-    await adminSignsIn(admin, hub);
+    const [admin] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+    await adminAt(admin, hub);
     const nav = await admin.evaluate(() => {
       const links = [...document.querySelectorAll('#nav a')];
       const tops = new Set(links.map((a) => Math.round(a.getBoundingClientRect().top)));
@@ -283,9 +257,8 @@ test('the widget snippet names the hub\'s PUBLIC_URL, not the address the admin 
   await withShots('admin-public-url', async (pages) => {
     const own = await startHub({ PUBLIC_URL: 'https://help.example.com/' });
     try {
-      const admin = await newPage(browser);
-      pages.push(admin);
-      await adminSignsIn(admin, own, 'settings');
+      const [admin] = await openPages(browser, pages, 1);
+      await adminAt(admin, own, 'settings');
       await admin.getByTestId('widget-snippet').filter({ hasText: 'widget.js' }).waitFor();
       assert.equal(await admin.getByTestId('widget-snippet').textContent(), '<script src="https://help.example.com/widget.js" async></script>');
       await shot(admin, 'admin-widget-public-url');
@@ -299,9 +272,8 @@ test('a fresh desk shows the admin how to start: a category, an agent, the widge
   await withShots('admin-first-run', async (pages) => {
     const fresh = await startHub();
     try {
-      const admin = await newPage(browser);
-      pages.push(admin);
-      await adminSignsIn(admin, fresh);
+      const [admin] = await openPages(browser, pages, 1);
+      await adminAt(admin, fresh);
       const guide = admin.getByTestId('first-run');
       await guide.waitFor();
       const step = (name) => guide.locator(`[data-testid="first-run-step"][data-step="${name}"]`);

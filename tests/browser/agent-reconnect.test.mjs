@@ -5,38 +5,27 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_PASSWORD, startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots, shot } from './helpers.mjs';
+import { ADMIN_PASSWORD, startProxy, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat } from './helpers.mjs';
 
 let hub;
 let proxy;
 let browser;
 before(async () => {
-  hub = await startHub({ RESUME_GRACE_SECS: '30' });
+  ({ hub, browser } = await hubAndBrowser({ RESUME_GRACE_SECS: '30' }));
   proxy = await startProxy(hub);
-  browser = await launchBrowser();
 });
-after(async () => {
-  await browser?.close();
-  await proxy?.close();
-  await hub?.stop();
-});
+after(() => stopAll(browser, proxy, hub));
 
-const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
 
 test('a network drop of a few seconds keeps the agent signed in with their chat', async () => {
   proxy.restore();
   await withShots('agent-reconnect', async (pages) => {
     const gina = await createAgent(hub, { username: 'gina', display_name: 'Gina', categories: ['sales'] });
-    const agent = await newPage(browser);
-    const customer = await newPage(browser);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, 2);
     // The agent reaches the hub only through the proxy; the customer directly.
     await agentSignsIn(agent, { url: proxy.url }, gina);
-    await customerJoins(customer, hub, 'sales', 'Hana');
-    const panel = panelOf(agent, 'Hana');
-    await panel.waitFor();
-    await customer.getByTestId('message-input').fill('Before the drop');
-    await customer.getByTestId('message-input').press('Enter');
+    const panel = await joinedChat(customer, agent, hub, 'sales', 'Hana');
+    await sendMessage(customer, 'Before the drop');
     await panel.getByTestId('message').filter({ hasText: 'Before the drop' }).waitFor();
 
     // The agent's network goes away: offline mode fails new requests, the cut proxy resets the open socket.
@@ -61,11 +50,9 @@ test('a network drop of a few seconds keeps the agent signed in with their chat'
     assert.equal(await panel.getByTestId('message').filter({ hasText: 'Before the drop' }).count(), 1, 'the resumed chat shows each message once');
 
     // Both directions work again in the same chat.
-    await panel.getByTestId('message-input').fill('Sorry, my network dropped');
-    await panel.getByTestId('message-input').press('Enter');
+    await sendMessage(panel, 'Sorry, my network dropped');
     await customer.getByTestId('message').filter({ hasText: 'Sorry, my network dropped' }).waitFor();
-    await customer.getByTestId('message-input').fill('No problem');
-    await customer.getByTestId('message-input').press('Enter');
+    await sendMessage(customer, 'No problem');
     await panel.getByTestId('message').filter({ hasText: 'No problem' }).waitFor();
     await panel.locator('[data-testid="message"].mine:not(.pending):not(.failed)').filter({ hasText: 'Sorry, my network dropped' }).waitFor();
   });
@@ -75,8 +62,7 @@ test('a session that really ended still leads to the sign-in screen on reconnect
   proxy.restore();
   await withShots('agent-session-ended', async (pages) => {
     const ida = await createAgent(hub, { username: 'ida', display_name: 'Ida', categories: ['sales'] });
-    const agent = await newPage(browser);
-    pages.push(agent);
+    const [agent] = await openPages(browser, pages, 1);
     await agentSignsIn(agent, { url: proxy.url }, ida, { available: false });
     // The session cookie is dropped (as when it expired): the next /api/me answers 401.
     await agent.context().clearCookies();
@@ -91,9 +77,7 @@ test('a signed-in page that cannot reach /api/me at load keeps asking instead of
   proxy.restore();
   await withShots('me-unreachable-at-load', async (pages) => {
     const jan = await createAgent(hub, { username: 'janek', display_name: 'Janek', categories: ['sales'] });
-    const agent = await newPage(browser);
-    const admin = await newPage(browser);
-    pages.push(agent, admin);
+    const [agent, admin] = await openPages(browser, pages, 2);
     await agentSignsIn(agent, hub, jan, { available: false });
     await admin.goto(`${hub.url}/admin.html`);
     await admin.getByTestId('username').fill('admin');

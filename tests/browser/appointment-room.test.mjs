@@ -8,19 +8,16 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchMediaBrowser, newPage, createAgent, agentSignsIn, withShots, apiCall, SHOTS } from './helpers.mjs';
+import { createAgent, agentSignsIn, withShots, apiCall, SHOTS, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
 
 let hub;
 let browser;
 before(async () => {
   // No minimum notice and a day-long start window, so the next slot can be started now.
-  hub = await startHub({ APPOINTMENT_MIN_NOTICE_MINUTES: '0', APPOINTMENT_START_WINDOW_MINUTES: '1440' });
-  browser = await launchMediaBrowser();
+  const env = { APPOINTMENT_MIN_NOTICE_MINUTES: '0', APPOINTMENT_START_WINDOW_MINUTES: '1440' };
+  ({ hub, browser } = await hubAndBrowser(env, { media: true }));
 });
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+after(() => stopAll(browser, hub));
 
 /** The UTC date `days` from now, YYYY-MM-DD (the test desk is in UTC). */
 const utcDay = (days) => new Date(Date.now() + days * 86400000).toISOString().slice(0, 10);
@@ -39,8 +36,7 @@ test('the representative starts an appointment and both sides reach the call', a
     const made = await apiCall(hub, 'POST', '/api/appointments', { start, name: 'Carla', email: 'carla@example.com' });
     assert.equal(made.status, 201, JSON.stringify(made.data));
 
-    const agent = await newPage(browser);
-    pages.push(agent);
+    const [agent] = await openPages(browser, pages, 1);
     await agentSignsIn(agent, hub, rita, { available: false });
     await agent.goto(`${hub.url}/appointments.html`);
     await agent.getByTestId('agent-zone').filter({ hasText: 'UTC' }).waitFor();
@@ -50,8 +46,7 @@ test('the representative starts an appointment and both sides reach the call', a
     await startButton.waitFor();
     assert.equal(await startButton.isEnabled(), true, 'startable within the window');
 
-    const customer = await newPage(browser, { width: 390, height: 844 });
-    pages.push(customer);
+    const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
     await customer.goto(`${hub.url}${made.data.cancel_url}`);
     await customer.getByTestId('who').filter({ hasText: 'Carla' }).waitFor();
     await customer.getByTestId('join-appointment').click();

@@ -6,63 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, apiCall, adminToken, shot, ADMIN_PASSWORD } from './helpers.mjs';
-
-const PYTHON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.venv/bin/python');
-
-/** A free loopback port. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A real SMTP sink (aiosmtpd) writing every mail into a Maildir that must not exist yet. */
-async function startSmtpSink() {
-  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: run scripts/ensure-test-deps.sh (make test does)`);
-  const port = await freePort();
-  const maildir = path.join(mkdtempSync(path.join(os.tmpdir(), 'switchboard-sink-')), 'maildir');
-  const child = spawn(PYTHON, ['-m', 'aiosmtpd', '-n', '-c', 'aiosmtpd.handlers.Mailbox', maildir, '-l', `127.0.0.1:${port}`],
-    { stdio: 'ignore' });
-  for (let i = 0; i < 200; i += 1) {
-    const up = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
-      socket.on('error', () => resolve(false));
-    });
-    if (up) return { port, maildir, stop: () => { child.kill(); rmSync(path.dirname(maildir), { recursive: true, force: true }); } };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill();
-  throw new Error(`aiosmtpd did not listen on ${port}`);
-}
-
-/** Every mail the sink received, raw. */
-function mails(sink) {
-  const dir = path.join(sink.maildir, 'new');
-  return existsSync(dir) ? readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8')) : [];
-}
-
-/** A raw mail's text, whichever transfer encoding its parts got (quoted-printable or base64). */
-function decoded(raw) {
-  const qp = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
-  const parts = [Buffer.from(qp, 'latin1').toString('utf8')];
-  for (const block of raw.split(/\r?\n\r?\n/)) {
-    const lines = block.split(/\r?\n/).filter((l) => /^[A-Za-z0-9+/=]+$/.test(l));
-    if (lines.length > 0) parts.push(Buffer.from(lines.join(''), 'base64').toString('utf8'));
-  }
-  return parts.join('\n');
-}
+import { newPage, createAgent, agentSignsIn, withShots, apiCall, adminToken, shot, stopAll, decodedMail, openPages, adminSignsIn, hubBrowserAndMail } from './helpers.mjs';
 
 /** The appointment's link (manage page) in a mail `waitForMails` decoded already. (Decoding it
  *  again read a token's `=BC…` as a quoted-printable byte: a token starting with two
@@ -75,11 +19,11 @@ function manageLinkIn(text) {
 /** Waits for the mails (decoded) that `pick` keeps, at least `n` of them. */
 async function waitForMails(sink, pick, n = 1) {
   for (let i = 0; i < 300; i += 1) {
-    const found = mails(sink).map(decoded).filter(pick);
+    const found = sink.mails().map(decodedMail).filter(pick);
     if (found.length >= n) return found;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`fewer than ${n} matching mails arrived (${mails(sink).length} mails in all)`);
+  throw new Error(`fewer than ${n} matching mails arrived (${sink.mails().length} mails in all)`);
 }
 
 /** `iso` as the page shows a time in `zone` (the browser's locale: 12 or 24 hours). */
@@ -107,24 +51,27 @@ async function pickDay(page, date) {
   throw new Error(`${date} is not a free day`);
 }
 
+/** An appointment booked through the API in the `slot`th slot `days` from today, for
+ *  `customer` (name, email, comment): the slot's start and the booking's answer. */
+async function bookedThroughTheApi(days, slot, customer) {
+  const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(days)}`);
+  const start = day.data.slots[slot].start;
+  const made = await apiCall(hub, 'POST', '/api/appointments', { start, ...customer });
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+  return { start, made };
+}
+
 let hub;
 let browser;
 let sink;
 before(async () => {
-  sink = await startSmtpSink();
-  hub = await startHub({
+  ({ hub, browser, sink } = await hubBrowserAndMail({
     APPOINTMENT_TIME_ZONE: 'Europe/Berlin',
-    SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
     MAIL_FROM: 'desk@example.com',
     OUTBOX_POLL_SECS: '0.2',
-  });
-  browser = await launchBrowser();
+  }));
 });
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  sink?.stop();
-});
+after(() => stopAll(browser, hub, sink));
 
 /** The local date `days` from now, YYYY-MM-DD. */
 function dayIn(days) {
@@ -219,7 +166,7 @@ test('a customer in New York books from the month view; page and mail give New Y
     assert.match(moved, /SEQUENCE:1/);
     assert.ok(moved.includes(`${await shownTime(page, later, NY)}–`), `the new time as the page gives it:\n${moved}`);
     await new Promise((r) => setTimeout(r, 1000));
-    assert.equal(mails(sink).map(decoded).filter((m) => m.includes('carla@example.com') && m.includes('Subject: Rescheduled:')).length, 1,
+    assert.equal(sink.mails().map(decodedMail).filter((m) => m.includes('carla@example.com') && m.includes('Subject: Rescheduled:')).length, 1,
       'mailed once');
 
     // Cancel asks first: "Keep it" changes nothing; "Yes, cancel it" with a reason cancels.
@@ -285,8 +232,7 @@ test('booking and the appointment page on a phone', async () => {
 
 test('a desk nobody serves yet says so on the booking page', async () => {
   await withShots('appointments-nobody', async (pages) => {
-    const page = await newPage(browser);
-    pages.push(page);
+    const [page] = await openPages(browser, pages, 1);
     // A category no agent holds: nobody serves it.
     const admin = await adminToken(hub);
     await apiCall(hub, 'POST', '/api/admin/categories', { id: 'orphans', name: 'Orphans' }, admin);
@@ -303,15 +249,9 @@ test("the representative sees the day's appointments and cancels one with a seco
       start: null, name: 'Dora', email: 'dora@example.com', comment: 'the blue one',
     });
     assert.equal(booked.status, 400, 'a booking needs its start');
-    const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(3)}`);
-    const start = day.data.slots[2].start;
-    const made = await apiCall(hub, 'POST', '/api/appointments', {
-      start, name: 'Dora', email: 'dora@example.com', comment: 'the blue one',
-    });
-    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const { start, made } = await bookedThroughTheApi(3, 2, { name: 'Dora', email: 'dora@example.com', comment: 'the blue one' });
 
-    const page = await newPage(browser);
-    pages.push(page);
+    const [page] = await openPages(browser, pages, 1);
     await agentSignsIn(page, hub, { username: 'rita', password: 'agent-password' }, { available: false });
     await page.getByTestId('appointments-link').click();
     await page.getByTestId('agent-zone').filter({ hasText: 'Europe/Berlin' }).waitFor();
@@ -338,19 +278,10 @@ test("the representative sees the day's appointments and cancels one with a seco
 
 test('an admin sees every appointment and cancels one, which mails the customer', async () => {
   await withShots('appointments-admin', async (pages) => {
-    const day = await apiCall(hub, 'GET', `/api/appointments/slots?date=${dayIn(4)}`);
-    const start = day.data.slots[1].start;
-    const made = await apiCall(hub, 'POST', '/api/appointments', {
-      start, name: 'Erin', email: 'erin@example.com', comment: 'by the window',
-    });
-    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const { start, made } = await bookedThroughTheApi(4, 1, { name: 'Erin', email: 'erin@example.com', comment: 'by the window' });
 
-    const page = await newPage(browser);
-    pages.push(page);
-    await page.goto(`${hub.url}/admin.html#appointments`);
-    await page.getByTestId('username').fill('admin');
-    await page.getByTestId('password').fill(ADMIN_PASSWORD);
-    await page.getByTestId('password').press('Enter');
+    const [page] = await openPages(browser, pages, 1);
+    await adminSignsIn(page, hub, 'appointments', { enter: true });
     await page.getByTestId('appointments-zone').filter({ hasText: 'Europe/Berlin' }).waitFor();
     const erin = page.getByTestId('admin-appointment').filter({ hasText: 'erin@example.com' });
     await erin.waitFor();
@@ -371,7 +302,7 @@ test('an admin sees every appointment and cancels one, which mails the customer'
     // The customer gets the cancellation mail (METHOD:CANCEL).
     let cancelled = null;
     for (let i = 0; i < 300 && !cancelled; i += 1) {
-      cancelled = mails(sink).find((m) => m.includes('erin@example.com') && m.includes('METHOD:CANCEL')) ?? null;
+      cancelled = sink.mails().find((m) => m.includes('erin@example.com') && m.includes('METHOD:CANCEL')) ?? null;
       if (!cancelled) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(cancelled, 'the cancellation mail reached the customer');

@@ -4,18 +4,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, shot, withShots } from './helpers.mjs';
+import { shot, withShots, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub({ BUDDY_GRACE_SECS: '1' });
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser({ BUDDY_GRACE_SECS: '1' })); });
+after(() => stopAll(browser, hub));
 
 async function joins(page, name) {
   await page.goto(`${hub.url}/buddy.html`);
@@ -27,9 +21,7 @@ const entry = (page, name) => page.locator(`[data-testid="buddy"][data-name="${n
 
 test('two buddies invite, decline, cancel, accept, chat and end', async () => {
   await withShots('buddy', async (pages) => {
-    const gina = await newPage(browser);
-    const hal = await newPage(browser);
-    pages.push(gina, hal);
+    const [gina, hal] = await openPages(browser, pages, 2);
 
     // A name over 100 characters is refused by the hub; its message shows by the field.
     await gina.goto(`${hub.url}/buddy.html`);

@@ -7,20 +7,24 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot, ADMIN_PASSWORD, SHOTS } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, apiCall, adminToken, withShots, shot, SHOTS, hubAndBrowser, stopAll, openPages, adminSignsIn, joinedChat } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
+
+/** In a chat panel: types `typed` into the message box, which opens the canned replies' picker. */
+async function pickerAfterTyping(panel, typed) {
+  const input = panel.getByTestId('message-input');
+  await input.click();
+  await input.pressSequentially(typed);
+  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
+  await picker.waitFor();
+  return { input, picker };
+}
 
 test('"/" in the console inserts a filled canned reply into the composer, sent only on Enter', () => withShots('canned', async (pages) => {
   const admin = await adminToken(hub);
@@ -37,17 +41,9 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   const agentPage = await newPage(browser, undefined, { bypassCSP: true, colorScheme: 'dark' });
   pages.push(agentPage);
   await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser, { width: 390, height: 844 });
-  pages.push(customer);
-  await customerJoins(customer, hub, 'sales', 'Dana');
-  const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Dana"]');
-  await panel.waitFor();
-  const input = panel.getByTestId('message-input');
-  await input.click();
-
-  await input.pressSequentially('/');
-  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
-  await picker.waitFor();
+  const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+  const panel = await joinedChat(customer, agentPage, hub, 'sales', 'Dana');
+  const { input, picker } = await pickerAfterTyping(panel, '/');
   assert.equal(await input.getAttribute('aria-controls'), await picker.getAttribute('id'));
   // The open picker passes axe (roles, names, contrast in dark mode).
   await agentPage.addScriptTag({ path: AXE });
@@ -112,8 +108,7 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
 
 test('an agent keeps their own replies in "My replies" and the picker offers them', () => withShots('my-replies', async (pages) => {
   const agent = await createAgent(hub, { username: 'milo', display_name: 'Milo', categories: ['general'] });
-  const page = await newPage(browser);
-  pages.push(page);
+  const [page] = await openPages(browser, pages, 1);
   await agentSignsIn(page, hub, agent);
   await page.getByTestId('my-replies').locator('summary').click();
   await page.getByTestId('my-reply-shortcut').fill('bye');
@@ -128,11 +123,8 @@ test('an agent keeps their own replies in "My replies" and the picker offers the
   await page.getByTestId('my-reply-save').click();
   await page.getByTestId('my-reply-error').filter({ hasText: 'taken' }).waitFor();
 
-  const customer = await newPage(browser);
-  pages.push(customer);
-  await customerJoins(customer, hub, 'general', 'Ezra');
-  const panel = page.locator('[data-testid="chat-panel"][data-customer="Ezra"]');
-  await panel.waitFor();
+  const [customer] = await openPages(browser, pages, 1);
+  const panel = await joinedChat(customer, page, hub, 'general', 'Ezra');
   const input = panel.getByTestId('message-input');
   await input.click();
   await input.pressSequentially('/by');
@@ -157,19 +149,11 @@ test('at 1366×768 the "/" picker opens above the message box with the replies i
     assert.equal(res.status, 201, JSON.stringify(res.data));
   }
   const agent = await createAgent(hub, { username: 'tess', display_name: 'Tess', categories: ['technical'] });
-  const agentPage = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(agentPage);
+  const [agentPage] = await openPages(browser, pages, [{ width: 1366, height: 768 }]);
   await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser);
-  pages.push(customer);
-  await customerJoins(customer, hub, 'technical', 'Dana Maria Scully');
-  const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Dana Maria Scully"]');
-  await panel.waitFor();
-  const input = panel.getByTestId('message-input');
-  await input.click();
-  await input.pressSequentially('/t');
-  const picker = panel.getByRole('listbox', { name: 'Canned replies' });
-  await picker.waitFor();
+  const [customer] = await openPages(browser, pages, 1);
+  const panel = await joinedChat(customer, agentPage, hub, 'technical', 'Dana Maria Scully');
+  const { input, picker } = await pickerAfterTyping(panel, '/t');
   await panel.getByRole('option').nth(6).waitFor();
   // The list opens upwards, over the transcript, with every reply readable at once: none
   // below the message box, none cut off by the window.
@@ -198,12 +182,8 @@ test('at 1366×768 the "/" picker opens above the message box with the replies i
 }));
 
 test('admins manage the desk\'s canned replies in the #canned view', () => withShots('admin-canned', async (pages) => {
-  const page = await newPage(browser);
-  pages.push(page);
-  await page.goto(`${hub.url}/admin.html#canned`);
-  await page.getByTestId('username').fill('admin');
-  await page.getByTestId('password').fill(ADMIN_PASSWORD);
-  await page.getByTestId('login-button').click();
+  const [page] = await openPages(browser, pages, 1);
+  await adminSignsIn(page, hub, 'canned');
   await page.getByTestId('canned').waitFor();
   await page.getByTestId('canned-shortcut').fill('wait');
   await page.getByTestId('canned-title').fill('Please wait');

@@ -3,30 +3,21 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, shot, withShots } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, hubAndBrowser, stopAll, openPages, sendMessage, panelOf, joinedChat } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 /** The panel on agent.html for the named customer. */
-const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
 /** The customer's entry in the agent's chat list; a click opens that chat. */
 const itemOf = (page, customer) => page.locator(`[data-testid="chat-list-item"][data-customer="${customer}"]`);
 
 test('customer and agent chat with typing indicator and draft preview', async () => {
   await withShots('chat', async (pages) => {
     const alice = await createAgent(hub, { username: 'alice', display_name: 'Alice', categories: ['sales'] });
-    const agent = await newPage(browser);
-    const customer = await newPage(browser);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, 2);
     await agentSignsIn(agent, hub, alice, { available: false });
 
     // Nobody available yet: the customer waits and sees their place.
@@ -94,10 +85,7 @@ test('customer and agent chat with typing indicator and draft preview', async ()
 test('an agent holds two chats at once and nothing crosses', async () => {
   await withShots('two-chats', async (pages) => {
     const bob = await createAgent(hub, { username: 'bob', display_name: 'Bob', categories: ['general', 'billing'], max_chats: 2 });
-    const agent = await newPage(browser);
-    const dan = await newPage(browser);
-    const eve = await newPage(browser);
-    pages.push(agent, dan, eve);
+    const [agent, dan, eve] = await openPages(browser, pages, 3);
     await agentSignsIn(agent, hub, bob);
     await agent.getByTestId('chat-load').filter({ hasText: '0 of 2' }).waitFor();
 
@@ -120,10 +108,8 @@ test('an agent holds two chats at once and nothing crosses', async () => {
     await danInput.press('Enter');
     await agent.getByTestId('chat-load').filter({ hasText: '2 of 2' }).waitFor();
 
-    await dan.getByTestId('message-input').fill('I am Dan');
-    await dan.getByTestId('message-input').press('Enter');
-    await eve.getByTestId('message-input').fill('I am Eve');
-    await eve.getByTestId('message-input').press('Enter');
+    await sendMessage(dan, 'I am Dan');
+    await sendMessage(eve, 'I am Eve');
     await itemOf(agent, 'Eve').click();
     await panelOf(agent, 'Eve').getByTestId('message-input').fill('Hello Eve');
     await panelOf(agent, 'Eve').getByTestId('message-input').press('Enter');
@@ -147,8 +133,7 @@ test('an agent holds two chats at once and nothing crosses', async () => {
     await itemOf(agent, 'Dan').click();
     await panelOf(agent, 'Dan').getByTestId('end-chat').click();
     await dan.getByTestId('chat-ended').waitFor();
-    await eve.getByTestId('message-input').fill('Still here');
-    await eve.getByTestId('message-input').press('Enter');
+    await sendMessage(eve, 'Still here');
     await panelOf(agent, 'Eve').getByTestId('message').filter({ hasText: 'Still here' }).waitFor({ state: 'attached' });
     await itemOf(agent, 'Eve').getByTestId('unread-count').filter({ hasText: '1' }).waitFor();
     await agent.getByTestId('chat-load').filter({ hasText: '1 of 2' }).waitFor();
@@ -158,17 +143,11 @@ test('an agent holds two chats at once and nothing crosses', async () => {
 test('a customer reloads mid-chat and gets the chat back with its messages', async () => {
   await withShots('reload', async (pages) => {
     const cara = await createAgent(hub, { username: 'cara', display_name: 'Cara', categories: ['technical'] });
-    const agent = await newPage(browser);
-    const customer = await newPage(browser);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, 2);
     await agentSignsIn(agent, hub, cara);
-    await customerJoins(customer, hub, 'technical', 'Finn');
-    const panel = panelOf(agent, 'Finn');
-    await panel.waitFor();
-    await customer.getByTestId('message-input').fill('My router blinks');
-    await customer.getByTestId('message-input').press('Enter');
-    await panel.getByTestId('message-input').fill('Which colour?');
-    await panel.getByTestId('message-input').press('Enter');
+    const panel = await joinedChat(customer, agent, hub, 'technical', 'Finn');
+    await sendMessage(customer, 'My router blinks');
+    await sendMessage(panel, 'Which colour?');
     await customer.getByTestId('message').filter({ hasText: 'Which colour?' }).waitFor();
 
     await customer.reload();
@@ -180,15 +159,13 @@ test('a customer reloads mid-chat and gets the chat back with its messages', asy
     // Away for a moment (same tab, so sessionStorage stays): the agent's message sent meanwhile arrives on resume.
     await customer.goto('about:blank');
     await panel.getByTestId('customer-status').filter({ hasText: 'disconnected' }).waitFor();
-    await panel.getByTestId('message-input').fill('Are you still there?');
-    await panel.getByTestId('message-input').press('Enter');
+    await sendMessage(panel, 'Are you still there?');
     await customer.goto(`${hub.url}/`);
     await customer.getByTestId('message').filter({ hasText: 'Are you still there?' }).waitFor();
     assert.equal(await customer.getByTestId('message').count(), 3, 'the missed message once, after the two kept ones');
     await panel.getByTestId('peer-back').last().waitFor();
 
-    await customer.getByTestId('message-input').fill('Orange, blinking');
-    await customer.getByTestId('message-input').press('Enter');
+    await sendMessage(customer, 'Orange, blinking');
     await panel.getByTestId('message').filter({ hasText: 'Orange, blinking' }).waitFor();
     assert.equal(await panel.getByTestId('message').count(), 4);
   });
@@ -197,9 +174,7 @@ test('a customer reloads mid-chat and gets the chat back with its messages', asy
 test('the customer is told the agent sees their typing, links open safely, a background reply flashes the title, and ending asks first', async () => {
   await withShots('chat-customer-cues', async (pages) => {
     const dora = await createAgent(hub, { username: 'dora', display_name: 'Dora', categories: ['sales'] });
-    const agent = await newPage(browser);
-    const customer = await newPage(browser);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, 2);
     await agentSignsIn(agent, hub, dora, { available: true });
     await customerJoins(customer, hub, 'sales', 'Eve');
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Dora' }).waitFor();

@@ -6,21 +6,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, customerSocket, withShots, shot } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, customerJoins, customerSocket, withShots, shot, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const DETAILS = { email: 'omar@example.com', visitor: 'visitor-key-omar-0001', page: 'https://shop.example/checkout?step=2', zone: 'Asia/Tokyo' };
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 /** A customer client on its own page's socket (as a third-party client would join). */
 const joinAs = (page, name, text) => customerSocket(page, hub, { name, category: 'general', ...DETAILS }, text);
@@ -32,8 +26,7 @@ test('the panel shows the customer and opens an earlier conversation, at desktop
   await agentSignsIn(agentPage, hub, agent);
 
   // A first visit, with a note, ended by the agent.
-  const first = await newPage(browser);
-  pages.push(first);
+  const [first] = await openPages(browser, pages, 1);
   await joinAs(first, 'Omar', 'my parcel never came');
   const panel1 = agentPage.locator('[data-testid="chat-panel"][data-customer="Omar"]');
   await panel1.getByTestId('transcript').getByText('my parcel never came').waitFor();
@@ -47,8 +40,7 @@ test('the panel shows the customer and opens an earlier conversation, at desktop
   await first.close();
 
   // The same customer comes back: the panel knows them.
-  const second = await newPage(browser);
-  pages.push(second);
+  const [second] = await openPages(browser, pages, 1);
   await joinAs(second, 'Omar', 'still nothing');
   const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Omar"]').last();
   await panel.getByTestId('transcript').getByText('still nothing').waitFor();
@@ -94,8 +86,7 @@ test('the panel shows the customer and opens an earlier conversation, at desktop
 
 test('the customer page tells the hub the browser and its time zone: a returning customer is recognised', () => withShots('customer-panel-return', async (pages) => {
   const agent = await createAgent(hub, { username: 'ida', display_name: 'Ida', categories: ['general'] });
-  const agentPage = await newPage(browser, { width: 1440, height: 900 });
-  pages.push(agentPage);
+  const [agentPage] = await openPages(browser, pages, [{ width: 1440, height: 900 }]);
   await agentSignsIn(agentPage, hub, agent);
   // One browser (one context: its storage kept), in Chicago, visits twice.
   const customer = await newPage(browser, { width: 390, height: 844 }, { timezoneId: 'America/Chicago' });

@@ -4,34 +4,22 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerSocket, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerSocket, withShots, shot, hubAndBrowser, stopAll, openPages, adminSignsIn } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 test('an admin erases a customer by email from the archive view', () => withShots('erasure', async (pages) => {
   const agent = await createAgent(hub, { username: 'lee', display_name: 'Lee', categories: ['general'] });
-  const agentPage = await newPage(browser);
-  pages.push(agentPage);
+  const [agentPage] = await openPages(browser, pages, 1);
   await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser);
-  pages.push(customer);
+  const [customer] = await openPages(browser, pages, 1);
   await customerSocket(customer, hub, { name: 'Erin', category: 'general', email: 'erin@example.com' }, 'please forget me');
 
-  const admin = await newPage(browser);
-  pages.push(admin);
-  await admin.goto(`${hub.url}/admin.html#archive`);
-  await admin.getByTestId('username').fill('admin');
-  await admin.getByTestId('password').fill(ADMIN_PASSWORD);
-  await admin.getByTestId('login-button').click();
+  const [admin] = await openPages(browser, pages, 1);
+  await adminSignsIn(admin, hub, 'archive');
   await admin.getByTestId('archive-row').filter({ hasText: 'Erin' }).getByTestId('archive-open').click();
   // The conversation shows the customer's details with its transcript.
   await admin.getByTestId('archive-customer').filter({ hasText: 'Email: erin@example.com' }).waitFor();

@@ -66,22 +66,100 @@ export async function startHub(extraEnv = {}) {
   };
 }
 
+/** A free loopback port (the kernel's pick, released for the caller to listen on). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)); });
+  });
+}
+
+/**
+ * A hub (`startHub(env)`) and a browser (a media one with `media`), for a file's `before`:
+ * `({ hub, browser } = await hubAndBrowser())`.
+ */
+export async function hubAndBrowser(env = {}, { media = false } = {}) {
+  const hub = await startHub(env);
+  const browser = await (media ? launchMediaBrowser() : launchBrowser());
+  return { hub, browser };
+}
+
+/** As `hubAndBrowser`, the hub sending mail to a real SMTP sink (`startSmtpSink`), also returned. */
+export async function hubBrowserAndMail(env = {}) {
+  const sink = await startSmtpSink();
+  return { ...(await hubAndBrowser({ SMTP_URL: `smtp://127.0.0.1:${sink.port}`, ...env })), sink };
+}
+
+/** As `hubAndBrowser`, the hub also serving its demo shop (`DEMO_HOST_PORT`) on "localhost", the
+ *  hub itself being on 127.0.0.1 (two origins, as for a real site): the shop's address too. */
+export async function hubBrowserAndShop(env = {}) {
+  const port = await freePort();
+  return { ...(await hubAndBrowser({ DEMO_HOST_PORT: String(port), ...env })), shop: `http://localhost:${port}` };
+}
+
+/** Closes or stops each of `things` (a browser, a proxy, a hub, a sink...) in order, for a file's `after`. */
+export async function stopAll(...things) {
+  for (const thing of things) {
+    if (thing?.close) await thing.close();
+    else await thing?.stop();
+  }
+}
+
 /** Launches Chromium; playwright gives every launch a fresh temporary user-data dir. */
 export function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }
 
+/** The viewport of a page opened without one (a laptop's). */
+export const DEFAULT_SIZE = { width: 1280, height: 860 };
+
 /**
  * A new isolated browser context (own cookies and storage) with one page; `options` are
  * more of playwright's context options (e.g. `timezoneId`).
  */
-export async function newPage(browser, viewport = { width: 1280, height: 860 }, options = {}) {
+export async function newPage(browser, viewport = DEFAULT_SIZE, options = {}) {
   const context = await browser.newContext({ viewport, ...options });
   context.setDefaultTimeout(8000);
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   if (process.env.PAGE_CONSOLE) page.on('console', (m) => console.error(`[console] ${m.text()}`));
   return page;
+}
+
+/**
+ * Pages of their own (as `newPage`), opened in order and added to `pages` (a `withShots`
+ * body's): `sizes` is how many at the default size, or each one's viewport.
+ */
+export async function openPages(browser, pages, sizes) {
+  const opened = [];
+  for (const size of typeof sizes === 'number' ? Array(sizes).fill(DEFAULT_SIZE) : sizes) {
+    opened.push(await newPage(browser, size));
+  }
+  pages.push(...opened);
+  return opened;
+}
+
+/** Signs in as the admin on admin.html's `view`, with the button or (`enter`) the Enter key. */
+export async function adminSignsIn(page, hub, view, { enter = false } = {}) {
+  await page.goto(`${hub.url}/admin.html#${view}`);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(ADMIN_PASSWORD);
+  if (enter) await page.getByTestId('password').press('Enter');
+  else await page.getByTestId('login-button').click();
+}
+
+/** The page (a new tab) that clicking `target` on `page` opens, added to `pages`. */
+export async function openedBy(page, pages, target) {
+  const [opened] = await Promise.all([page.context().waitForEvent('page'), target.click()]);
+  pages.push(opened);
+  return opened;
+}
+
+/** Types `text` into the message box of `place` (a customer's page, an agent's chat panel) and sends it with Enter. */
+export async function sendMessage(place, text) {
+  await place.getByTestId('message-input').fill(text);
+  await place.getByTestId('message-input').press('Enter');
 }
 
 /** Calls the hub's JSON API directly (test setup), signed in with a bearer token when given. */
@@ -121,8 +199,9 @@ export async function agentSignsIn(page, hub, agent, { available = true } = {}) 
   }
 }
 
-/** Customer on index.html picks a category and joins under a name. */
-export async function customerJoins(page, hub, category, name) {
+/** Customer on index.html picks a category and joins under a name (with a first `message`, asking
+ *  for `video`, when given). */
+export async function customerJoins(page, hub, category, name, { message, video = false } = {}) {
   await page.goto(`${hub.url}/`);
   await page.getByTestId(`category-${category}`).click();
   // Nobody online in the category: the page says so first; the customer waits anyway.
@@ -130,8 +209,22 @@ export async function customerJoins(page, hub, category, name) {
   await page.getByTestId('name-input').or(wait).first().waitFor();
   if (await wait.isVisible()) await wait.click();
   await page.getByTestId('name-input').fill(name);
+  if (message) await page.getByTestId('first-message-input').fill(message);
+  if (video) await page.getByTestId('video-request').check();
   await page.getByTestId('join-button').click();
   await page.getByTestId('session').waitFor();
+}
+
+/** The chat panel on an agent's console `page` for customer `name`. */
+export const panelOf = (page, name) => page.locator(`[data-testid="chat-panel"][data-customer="${name}"]`);
+
+/** Customer `name` joins `category` on `customer` (as `customerJoins`) and the agent's console
+ *  `agent` shows their chat: its panel. */
+export async function joinedChat(customer, agent, hub, category, name) {
+  await customerJoins(customer, hub, category, name);
+  const panel = panelOf(agent, name);
+  await panel.waitFor();
+  return panel;
 }
 
 export async function shot(page, name) {
@@ -265,11 +358,7 @@ export function launchMediaBrowser() {
 export async function startSmtpSink() {
   const python = path.resolve(here, '../../.venv/bin/python');
   if (!existsSync(python)) throw new Error(`${python} is missing: run scripts/ensure-test-deps.sh (make test does)`);
-  const port = await new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => { const { port: p } = server.address(); server.close(() => resolve(p)); });
-  });
+  const port = await freePort();
   const maildir = path.join(mkdtempSync(path.join(os.tmpdir(), 'switchboard-sink-')), 'maildir');
   const child = spawn(python, ['-m', 'aiosmtpd', '-n', '-c', 'aiosmtpd.handlers.Mailbox', maildir, '-l', `127.0.0.1:${port}`],
     { stdio: 'ignore' });
@@ -292,6 +381,54 @@ export async function startSmtpSink() {
   }
   child.kill();
   throw new Error(`aiosmtpd did not listen on ${port}`);
+}
+
+/** A raw mail's text, whichever transfer encoding its parts got (quoted-printable or base64). */
+export function decodedMail(raw) {
+  const qp = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+  const parts = [Buffer.from(qp, 'latin1').toString('utf8')];
+  for (const block of raw.split(/\r?\n\r?\n/)) {
+    const lines = block.split(/\r?\n/).filter((l) => /^[A-Za-z0-9+/=]+$/.test(l));
+    if (lines.length > 0) parts.push(Buffer.from(lines.join(''), 'base64').toString('utf8'));
+  }
+  return parts.join('\n');
+}
+
+/** Waits for a mail to `to` in `sink` and returns it decoded. */
+export async function mailTo(sink, to) {
+  for (let i = 0; i < 300; i += 1) {
+    const found = sink.mails().find((m) => new RegExp(`^To: .*${to.replace('.', '\\.')}`, 'mi').test(m));
+    if (found) return decodedMail(found);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no mail to ${to}; got ${sink.mails().length} others`);
+}
+
+/**
+ * An agent `username` (display name `display_name`) with an open customer room (a meeting
+ * room, not one opened from a chat) that asks for `phone` and `password`: the room's id,
+ * the agent's bearer token and password, and a room token for the agent.
+ */
+export async function openRoom(hub, username, { phone, password, display_name = 'Anna Berg', title = 'Your contract' }) {
+  const agent = await createAgent(hub, { username, display_name, categories: ['general'] });
+  const login = await apiCall(hub, 'POST', '/api/login', { username, password: agent.password });
+  const bearer = login.data.token;
+  const room = await apiCall(hub, 'POST', '/api/rooms', { title, audience: 'customer', phone, password }, bearer);
+  if (room.status !== 201) throw new Error(`create room failed: ${JSON.stringify(room.data)}`);
+  const token = await apiCall(hub, 'POST', `/api/rooms/${room.data.id}/token`, undefined, bearer);
+  return { id: room.data.id, agentToken: token.data.token, bearer, username, password: agent.password };
+}
+
+/**
+ * On room.html's join form: fills the phone (unless left as it is), the password and the
+ * name, joins, and waits to be in the room.
+ */
+export async function joinsRoom(page, { phone, password, name }) {
+  if (phone !== undefined) await page.getByTestId('join-phone').fill(phone);
+  await page.getByTestId('join-password').fill(password);
+  await page.getByTestId('join-name').fill(name);
+  await page.getByTestId('join-button').click();
+  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
 }
 
 /**

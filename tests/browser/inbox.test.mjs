@@ -6,24 +6,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall, hubAndBrowser, stopAll, openPages, sendMessage, panelOf } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 const DESKTOP = { width: 1366, height: 768 };
 const PHONE = { width: 390, height: 844 };
 
 const itemOf = (page, customer) => page.locator(`[data-testid="chat-list-item"][data-customer="${customer}"]`);
-const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
 const unreadOf = (page, customer) => itemOf(page, customer).getByTestId('unread-count');
 /** Which customer's conversation is on screen. */
 const openCustomer = (page) => page.locator('[data-testid="chat-panel"]:visible').getAttribute('data-customer');
@@ -54,16 +47,14 @@ function spyOnNotifications() {
 }
 
 async function says(customer, text) {
-  await customer.getByTestId('message-input').fill(text);
-  await customer.getByTestId('message-input').press('Enter');
+  await sendMessage(customer, text);
   await customer.getByTestId('message').filter({ hasText: text }).locator('[data-testid="message-time"]').waitFor();
 }
 
 test('an agent with four chats switches by keyboard, with unread counts, notifications and the fourth chat in view', async () => {
   await withShots('inbox', async (pages) => {
     const quinn = await createAgent(hub, { username: 'quinn', display_name: 'Quinn', categories: ['sales', 'billing'], max_chats: 4 });
-    const agent = await newPage(browser, DESKTOP);
-    pages.push(agent);
+    const [agent] = await openPages(browser, pages, [DESKTOP]);
     await agent.context().grantPermissions(['notifications'], { origin: hub.url });
     await agent.addInitScript(spyOnNotifications);
     const asked = () => agent.evaluate(() => Number(localStorage.getItem('test.asked') || 0));
@@ -100,8 +91,7 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
     const names = ['Ann', 'Ben', 'Cy', 'Dee'];
     const customers = {};
     for (const [i, name] of names.entries()) {
-      const page = await newPage(browser);
-      pages.push(page);
+      const [page] = await openPages(browser, pages, 1);
       customers[name] = page;
       await customerJoins(page, hub, i % 2 ? 'billing' : 'sales', name);
       await page.getByTestId('session-title').filter({ hasText: 'Chatting with Quinn' }).waitFor();
@@ -219,12 +209,10 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
 test('on a phone the inbox is two views: the list, and one conversation with a way back', async () => {
   await withShots('inbox-phone', async (pages) => {
     const rae = await createAgent(hub, { username: 'rae', display_name: 'Rae', categories: ['general'], max_chats: 4 });
-    const agent = await newPage(browser, PHONE);
-    pages.push(agent);
+    const [agent] = await openPages(browser, pages, [PHONE]);
     await agentSignsIn(agent, hub, rae);
     for (const name of ['Sam', 'Tia', 'Uma', 'Vic']) {
-      const page = await newPage(browser);
-      pages.push(page);
+      const [page] = await openPages(browser, pages, 1);
       await customerJoins(page, hub, 'general', name);
       await itemOf(agent, name).waitFor({ state: 'attached' });
       if (name === 'Tia') await says(page, 'Hello from Tia');
@@ -251,11 +239,9 @@ test('on a phone the inbox is two views: the list, and one conversation with a w
 test('on a phone the console header is one bar and the open chat keeps its message box in view', async () => {
   await withShots('console-phone-fit', async (pages) => {
     const wes = await createAgent(hub, { username: 'wes', display_name: 'Wes Moreno', categories: ['sales'], max_chats: 2 });
-    const agent = await newPage(browser, PHONE);
-    pages.push(agent);
+    const [agent] = await openPages(browser, pages, [PHONE]);
     await agentSignsIn(agent, hub, wes);
-    const customer = await newPage(browser);
-    pages.push(customer);
+    const [customer] = await openPages(browser, pages, 1);
     await customerJoins(customer, hub, 'sales', 'Yara');
     const panel = panelOf(agent, 'Yara');
     await panel.getByTestId('message-input').waitFor();
@@ -298,12 +284,10 @@ test('on a phone the console header is one bar and the open chat keeps its messa
 test('at 1366×768 the console header is one row', async () => {
   await withShots('console-desktop-header', async (pages) => {
     const xia = await createAgent(hub, { username: 'xia', display_name: 'Xia', categories: ['sales'] });
-    const agent = await newPage(browser, DESKTOP);
-    pages.push(agent);
+    const [agent] = await openPages(browser, pages, [DESKTOP]);
     await agentSignsIn(agent, hub, xia);
     // With a chat open every control is there (going away with a reason, finishing first).
-    const customer = await newPage(browser);
-    pages.push(customer);
+    const [customer] = await openPages(browser, pages, 1);
     await customerJoins(customer, hub, 'sales', 'Zed');
     await panelOf(agent, 'Zed').waitFor();
     await agent.getByTestId('busy-button').waitFor();
@@ -321,10 +305,7 @@ test('an agent finishes their chats before taking new ones, and goes away with a
     const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: 'support', name: 'Support' }, await adminToken(hub));
     assert.equal(made.status, 201, JSON.stringify(made.data));
     const rosa = await createAgent(hub, { username: 'rosa', display_name: 'Rosa', categories: ['support'], max_chats: 2 });
-    const agent = await newPage(browser, DESKTOP);
-    const first = await newPage(browser, PHONE);
-    const second = await newPage(browser, PHONE);
-    pages.push(agent, first, second);
+    const [agent, first, second] = await openPages(browser, pages, [DESKTOP, PHONE, PHONE]);
     await agentSignsIn(agent, hub, rosa);
     const busy = agent.getByTestId('busy-button');
     assert.equal(await busy.isVisible(), false, 'nothing to finish without a chat');

@@ -3,18 +3,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, shot, withShots, ADMIN_PASSWORD } from './helpers.mjs';
+import { createAgent, agentSignsIn, shot, withShots, ADMIN_PASSWORD, hubAndBrowser, stopAll, DEFAULT_SIZE, openPages, sendMessage } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 const PHONE = { width: 375, height: 700 };
 
@@ -33,9 +27,7 @@ async function insideViewport(locator, what) {
 test('the customer page is usable on a phone, by keyboard alone', async () => {
   await withShots('mobile', async (pages) => {
     const ivy = await createAgent(hub, { username: 'ivy', display_name: 'Ivy', categories: ['general'] });
-    const phone = await newPage(browser, PHONE);
-    const agent = await newPage(browser);
-    pages.push(phone, agent);
+    const [phone, agent] = await openPages(browser, pages, [PHONE, DEFAULT_SIZE]);
 
     await phone.goto(`${hub.url}/`);
     await phone.getByTestId('category-general').waitFor();
@@ -67,8 +59,7 @@ test('the customer page is usable on a phone, by keyboard alone', async () => {
     await phone.keyboard.type('Typed on a phone');
     await phone.keyboard.press('Enter');
     await agent.getByTestId('message').filter({ hasText: 'Typed on a phone' }).waitFor();
-    await agent.getByTestId('message-input').fill('A long answer that has to wrap on a narrow screen without pushing the layout sideways at all.');
-    await agent.getByTestId('message-input').press('Enter');
+    await sendMessage(agent, 'A long answer that has to wrap on a narrow screen without pushing the layout sideways at all.');
     await phone.getByTestId('message').filter({ hasText: 'narrow screen' }).waitFor();
 
     await fitsWidth(phone);
@@ -84,8 +75,7 @@ test('the customer page is usable on a phone, by keyboard alone', async () => {
 test('the admin page fits a phone in every view', async () => {
   await withShots('admin-phone', async (pages) => {
     const width = 390;
-    const page = await newPage(browser, { width, height: 844 });
-    pages.push(page);
+    const [page] = await openPages(browser, pages, [{ width, height: 844 }]);
     await page.goto(`${hub.url}/admin.html`);
     await page.getByTestId('username').fill('admin');
     await page.getByTestId('password').fill(ADMIN_PASSWORD);

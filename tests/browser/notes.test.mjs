@@ -5,31 +5,22 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots, shot } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 test('a note shows for the agent, survives a reload, and never reaches the customer', () => withShots('notes', async (pages) => {
   const agent = await createAgent(hub, { username: 'nora', display_name: 'Nora', categories: ['general'] });
   const agentPage = await newPage(browser, undefined, { bypassCSP: true });
   pages.push(agentPage);
   await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser, { width: 390, height: 844 });
-  pages.push(customer);
-  await customerJoins(customer, hub, 'general', 'Omar');
-  const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Omar"]');
-  await panel.waitFor();
+  const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+  const panel = await joinedChat(customer, agentPage, hub, 'general', 'Omar');
 
   const noteInput = panel.getByRole('textbox', { name: 'Internal note' });
   await noteInput.fill('Omar is a VIP: <b>refund</b> at once');
@@ -44,8 +35,7 @@ test('a note shows for the agent, survives a reload, and never reaches the custo
   await shot(agentPage, 'notes-agent');
 
   // The customer and agent keep chatting; nothing of the note on the customer's page.
-  await customer.getByTestId('message-input').fill('hello?');
-  await customer.getByTestId('message-input').press('Enter');
+  await sendMessage(customer, 'hello?');
   await panel.getByTestId('transcript').getByText('hello?').waitFor();
   const customerText = await customer.locator('body').innerText();
   assert.doesNotMatch(customerText, /VIP|Internal note/);

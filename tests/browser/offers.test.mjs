@@ -6,22 +6,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, shot, withShots, apiCall, adminToken, ADMIN_PASSWORD } from './helpers.mjs';
+import { startHub, startProxy, createAgent, agentSignsIn, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, panelOf, customerJoins } from './helpers.mjs';
 
 let hub;
 let quickHub;
 let browser;
 before(async () => {
-  hub = await startHub();
+  ({ hub, browser } = await hubAndBrowser());
   // Offers that lapse after 2 s, for the "let it lapse" case.
   quickHub = await startHub({ OFFER_TIMEOUT_SECS: '2' });
-  browser = await launchBrowser();
 });
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  await quickHub?.stop();
-});
+after(() => stopAll(browser, hub, quickHub));
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -34,30 +29,17 @@ async function offerMode(target, category) {
 }
 
 /** The customer page: a topic, a name, and what they came about. */
-async function customerJoinsWith(page, target, category, name, message, { video = false } = {}) {
-  await page.goto(`${target.url}/`);
-  await page.getByTestId(`category-${category}`).click();
-  const wait = page.getByTestId('wait-anyway');
-  await page.getByTestId('name-input').or(wait).first().waitFor();
-  if (await wait.isVisible()) await wait.click();
-  await page.getByTestId('name-input').fill(name);
-  if (message) await page.getByTestId('first-message-input').fill(message);
-  if (video) await page.getByTestId('video-request').check();
-  await page.getByTestId('join-button').click();
-  await page.getByTestId('session').waitFor();
-}
+const customerJoinsWith = (page, target, category, name, message, { video = false } = {}) =>
+  customerJoins(page, target, category, name, { message, video });
 
 const cardOf = (page, customer) => page.locator(`[data-testid="offer-card"][data-customer="${customer}"]`);
-const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
 
 test('an offer accepted from the agent console', async () => {
   await withShots('offer-accept', async (pages) => {
     const view = await offerMode(hub, 'general');
     assert.equal(view.offer_timeout_secs, 20);
     const olga = await createAgent(hub, { username: 'olga', display_name: 'Olga', categories: ['general'], max_chats: 2 });
-    const agent = await newPage(browser, DESKTOP);
-    const customer = await newPage(browser, DESKTOP);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, [DESKTOP, DESKTOP]);
     await agentSignsIn(agent, hub, olga);
 
     await customerJoinsWith(customer, hub, 'general', 'Carla', 'Where is my parcel?\nOrder 1234', { video: true });
@@ -104,16 +86,14 @@ test('an offer accepted from the agent console', async () => {
     await customer.reload();
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Olga' }).waitFor();
     await customer.getByTestId('message').filter({ hasText: 'Where is my parcel?' }).waitFor();
-    await panel.getByTestId('message-input').fill('Let me check.');
-    await panel.getByTestId('message-input').press('Enter');
+    await sendMessage(panel, 'Let me check.');
     await customer.getByTestId('message').filter({ hasText: 'Let me check.' }).waitFor();
     assert.equal(await customer.getByTestId('message').filter({ hasText: 'Where is my parcel?' }).count(), 1);
     assert.equal(await panel.getByTestId('message').filter({ hasText: 'Where is my parcel?' }).count(), 1);
 
     // A second customer while the agent chats: the card sits above the chat on a phone too.
     await agent.setViewportSize(PHONE);
-    const second = await newPage(browser, PHONE);
-    pages.push(second);
+    const [second] = await openPages(browser, pages, [PHONE]);
     await customerJoinsWith(second, hub, 'general', 'Bartholomew Featherstonehaugh-Smythe', 'I would like to change the delivery address of my order, which is going to the old flat.');
     const card2 = cardOf(agent, 'Bartholomew Featherstonehaugh-Smythe');
     await card2.waitFor();
@@ -134,9 +114,7 @@ test('a declined offer and a lapsed one leave the console; two lapses in a row s
   await withShots('offer-lapse', async (pages) => {
     await offerMode(quickHub, 'sales');
     const lena = await createAgent(quickHub, { username: 'lena', display_name: 'Lena', categories: ['sales'] });
-    const agent = await newPage(browser, DESKTOP);
-    const customer = await newPage(browser, DESKTOP);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, [DESKTOP, DESKTOP]);
     // The agent's connection goes through a proxy, to be cut at the end.
     const proxy = await startProxy(quickHub);
     await agentSignsIn(agent, { url: proxy.url }, lena);
@@ -182,12 +160,8 @@ test('a declined offer and a lapsed one leave the console; two lapses in a row s
 
 test('the admin switches a category between assign and offer, with the offer timeout shown', async () => {
   await withShots('offer-admin', async (pages) => {
-    const admin = await newPage(browser, DESKTOP);
-    pages.push(admin);
-    await admin.goto(`${hub.url}/admin.html#categories`);
-    await admin.getByTestId('username').fill('admin');
-    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
-    await admin.getByTestId('login-button').click();
+    const [admin] = await openPages(browser, pages, [DESKTOP]);
+    await adminSignsIn(admin, hub, 'categories');
     await admin.getByTestId('offer-timeout').filter({ hasText: '20 seconds' }).waitFor();
     const select = admin.locator('[data-testid="routing-row"][data-id="billing"] [data-testid="routing-mode"]');
     assert.equal(await select.inputValue(), 'assign');

@@ -8,53 +8,24 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink, ADMIN_PASSWORD, adminToken, apiCall } from './helpers.mjs';
-
-/** A raw mail's text, whichever transfer encoding its parts got (quoted-printable or base64). */
-function decoded(raw) {
-  const qp = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
-  const parts = [Buffer.from(qp, 'latin1').toString('utf8')];
-  for (const block of raw.split(/\r?\n\r?\n/)) {
-    const lines = block.split(/\r?\n/).filter((l) => /^[A-Za-z0-9+/=]+$/.test(l));
-    if (lines.length > 0) parts.push(Buffer.from(lines.join(''), 'base64').toString('utf8'));
-  }
-  return parts.join('\n');
-}
-
-/** Waits for a mail to `to` and returns it decoded. */
-async function mailTo(sink, to) {
-  for (let i = 0; i < 300; i += 1) {
-    const found = sink.mails().find((m) => new RegExp(`^To: .*${to.replace('.', '\\.')}`, 'mi').test(m));
-    if (found) return decoded(found);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no mail to ${to}; got ${sink.mails().length} others`);
-}
+import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD, adminToken, apiCall, stopAll, mailTo, DEFAULT_SIZE, openPages, adminSignsIn, hubBrowserAndMail } from './helpers.mjs';
 
 let hub;
 let browser;
 let sink;
 before(async () => {
-  sink = await startSmtpSink();
-  hub = await startHub({
-    SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+  ({ hub, browser, sink } = await hubBrowserAndMail({
     MAIL_FROM: 'Help desk <desk@example.com>',
     OFFLINE_MAIL_TO: 'inbox@example.org',
     OUTBOX_POLL_SECS: '0.2',
-  });
-  browser = await launchBrowser();
+  }));
 });
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  sink?.stop();
-});
+after(() => stopAll(browser, hub, sink));
 
 test('nobody online: the customer leaves a message, an agent answers it by email', async () => {
   await withShots('offline', async (pages) => {
     const ann = await createAgent(hub, { username: 'ann', display_name: 'Ann', categories: ['general'] });
-    const customer = await newPage(browser, { width: 1280, height: 800 });
-    pages.push(customer);
+    const [customer] = await openPages(browser, pages, [{ width: 1280, height: 800 }]);
 
     // Told before waiting: nobody is online in General, with the form and the choices.
     await customer.goto(`${hub.url}/`);
@@ -79,8 +50,7 @@ test('nobody online: the customer leaves a message, an agent answers it by email
     assert.match(desk, /My parcel 1234 has not arrived/);
 
     // The agent signs in and finds it in the inbox, counted as new.
-    const agent = await newPage(browser, { width: 1280, height: 800 });
-    pages.push(agent);
+    const [agent] = await openPages(browser, pages, [{ width: 1280, height: 800 }]);
     await agentSignsIn(agent, hub, ann, { available: false });
     await agent.getByTestId('offline-count').filter({ hasText: '1 new' }).waitFor();
     const item = agent.locator('[data-testid="offline-item"][data-name="Carla"]');
@@ -104,12 +74,8 @@ test('nobody online: the customer leaves a message, an agent answers it by email
     assert.match(reply, /> My parcel 1234 has not arrived\./);
 
     // The admin's #offline view lists it, handled, with the reply archived.
-    const admin = await newPage(browser, { width: 1280, height: 800 });
-    pages.push(admin);
-    await admin.goto(`${hub.url}/admin.html#offline`);
-    await admin.getByTestId('username').fill('admin');
-    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
-    await admin.getByTestId('password').press('Enter');
+    const [admin] = await openPages(browser, pages, [{ width: 1280, height: 800 }]);
+    await adminSignsIn(admin, hub, 'offline', { enter: true });
     const listed = admin.locator('[data-testid="offline-item"][data-name="Carla"]');
     await listed.getByTestId('offline-state').filter({ hasText: 'Handled' }).waitFor();
     await listed.locator('summary').click();
@@ -161,9 +127,7 @@ test('while waiting, desk_status says nobody is online or closed; the customer k
   try {
     await withShots('offline-desk-status', async (pages) => {
       const bea = await createAgent(hub, { username: 'bea', display_name: 'Bea', categories: ['billing'] });
-      const agent = await newPage(browser);
-      const customer = await newPage(browser, { width: 390, height: 844 });
-      pages.push(agent, customer);
+      const [agent, customer] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }]);
       // Bea is online but away: nobody will answer, so the customer is told first, and waits anyway.
       await agentSignsIn(agent, hub, bea, { available: false });
       await customer.goto(`${proxy.url}/`);
@@ -213,14 +177,10 @@ test('a category outside its chat hours: told before waiting, and a customer alr
     const token = await adminToken(hub);
     const close = (category) => apiCall(hub, 'PUT', `/api/admin/chat-hours/${category}`, { category, week: {} }, token);
     const cy = await createAgent(hub, { username: 'cyd', display_name: 'Cy', categories: ['general'] });
-    const agent = await newPage(browser);
-    const early = await newPage(browser, { width: 390, height: 844 });
-    const late = await newPage(browser);
-    pages.push(agent, early, late);
+    const [agent, early, late] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }, DEFAULT_SIZE]);
     // Cy is available but busy with another customer: the early one waits in line.
     await agentSignsIn(agent, hub, cy);
-    const first = await newPage(browser);
-    pages.push(first);
+    const [first] = await openPages(browser, pages, 1);
     await first.goto(`${hub.url}/`);
     await first.getByTestId('category-general').click();
     await first.getByTestId('name-input').fill('First');

@@ -6,23 +6,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, startMongo, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, withShots } from './helpers.mjs';
+import { startHub, startProxy, startMongo, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat } from './helpers.mjs';
 
 let hub;
 let proxy;
 let browser;
 before(async () => {
-  hub = await startHub();
+  ({ hub, browser } = await hubAndBrowser());
   proxy = await startProxy(hub);
-  browser = await launchBrowser();
 });
-after(async () => {
-  await browser?.close();
-  await proxy?.close();
-  await hub?.stop();
-});
+after(() => stopAll(browser, proxy, hub));
 
-const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
 /** Each message's own text, without what the page puts beside it (author, time, screen-reader labels). */
 const texts = (loc) => loc.getByTestId('message').evaluateAll((items) => items.map((item) => {
   const copy = item.cloneNode(true);
@@ -33,22 +27,16 @@ const texts = (loc) => loc.getByTestId('message').evaluateAll((items) => items.m
 test('both sides send at once: each page shows the chat in seq order', async () => {
   await withShots('order', async (pages) => {
     const jo = await createAgent(hub, { username: 'joan', display_name: 'Jo', categories: ['billing'] });
-    const agent = await newPage(browser);
-    const customer = await newPage(browser);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, 2);
     await agentSignsIn(agent, { url: proxy.url }, jo);
-    await customerJoins(customer, hub, 'billing', 'Kim');
-    const panel = panelOf(agent, 'Kim');
-    await panel.waitFor();
+    const panel = await joinedChat(customer, agent, hub, 'billing', 'Kim');
 
     proxy.hold();
     // The customer's message is stamped first (seq 1): its acknowledgement proves it.
-    await customer.getByTestId('message-input').fill('one from Kim');
-    await customer.getByTestId('message-input').press('Enter');
+    await sendMessage(customer, 'one from Kim');
     await customer.locator('[data-testid="message"]:not(.pending)').filter({ hasText: 'one from Kim' }).waitFor();
     // The agent has not seen it yet and answers (seq 2).
-    await panel.getByTestId('message-input').fill('two from Jo');
-    await panel.getByTestId('message-input').press('Enter');
+    await sendMessage(panel, 'two from Jo');
     await customer.getByTestId('message').filter({ hasText: 'two from Jo' }).waitFor();
     proxy.release();
 
@@ -58,8 +46,7 @@ test('both sides send at once: each page shows the chat in seq order', async () 
     assert.deepEqual(await texts(panel), ['one from Kim', 'two from Jo'], 'agent page in seq order');
 
     // Later messages keep their places, on both pages.
-    await customer.getByTestId('message-input').fill('three from Kim');
-    await customer.getByTestId('message-input').press('Enter');
+    await sendMessage(customer, 'three from Kim');
     await panel.getByTestId('message').filter({ hasText: 'three from Kim' }).waitFor();
     assert.deepEqual(await texts(panel), ['one from Kim', 'two from Jo', 'three from Kim']);
   });
@@ -71,21 +58,15 @@ test('a slow store: the customer gets the agent\'s reply before their own copy, 
   try {
     await withShots('order-slow-store', async (pages) => {
       const lee = await createAgent(slowHub, { username: 'lee', display_name: 'Lee', categories: ['sales'] });
-      const agent = await newPage(browser);
-      const customer = await newPage(browser);
-      pages.push(agent, customer);
+      const [agent, customer] = await openPages(browser, pages, 2);
       await agentSignsIn(agent, slowHub, lee);
-      await customerJoins(customer, slowHub, 'sales', 'Mo');
-      const panel = panelOf(agent, 'Mo');
-      await panel.waitFor();
+      const panel = await joinedChat(customer, agent, slowHub, 'sales', 'Mo');
 
       // The store stalls: a sender's own copy (the acknowledgement) waits for it; the peer's copy does not.
       mongo.freeze();
-      await customer.getByTestId('message-input').fill('held by the store');
-      await customer.getByTestId('message-input').press('Enter');
+      await sendMessage(customer, 'held by the store');
       await panel.getByTestId('message').filter({ hasText: 'held by the store' }).waitFor();
-      await panel.getByTestId('message-input').fill('the reply that overtakes it');
-      await panel.getByTestId('message-input').press('Enter');
+      await sendMessage(panel, 'the reply that overtakes it');
       await customer.getByTestId('message').filter({ hasText: 'the reply that overtakes it' }).waitFor();
       assert.equal(await customer.locator('[data-testid="message"].pending').filter({ hasText: 'held by the store' }).count(), 1,
         'the customer has the later message (seq 2) but not yet the copy of their own (seq 1)');

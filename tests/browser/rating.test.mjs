@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot } from './helpers.mjs';
+import { startHub, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PHONE = { width: 390, height: 844 };
@@ -14,21 +14,15 @@ let hub;
 let thumbsHub;
 let browser;
 before(async () => {
-  hub = await startHub();
+  ({ hub, browser } = await hubAndBrowser());
   thumbsHub = await startHub({ RATING_SCALE: 'thumbs' });
-  browser = await launchBrowser();
 });
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  await thumbsHub?.stop();
-});
+after(() => stopAll(browser, hub, thumbsHub));
 
 /** A customer (phone, CSP bypassed for axe) and an agent in a chat the agent ends. */
 async function endedChat(pages, on, agentName, customerName) {
   const agent = await createAgent(on, { username: agentName.toLowerCase(), display_name: agentName, categories: ['general'] });
-  const agentPage = await newPage(browser);
-  pages.push(agentPage);
+  const [agentPage] = await openPages(browser, pages, 1);
   await agentSignsIn(agentPage, on, agent);
   const customer = await newPage(browser, PHONE, { bypassCSP: true });
   pages.push(customer);

@@ -6,18 +6,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerSocket, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
+import { startHub, newPage, createAgent, agentSignsIn, customerSocket, withShots, shot, ADMIN_PASSWORD, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 async function adminOn(page, view) {
   await page.goto(`${hub.url}/admin.html#${view}`);
@@ -28,21 +22,17 @@ async function adminOn(page, view) {
 
 test('an admin reads the day in numbers and charts, and exports it as CSV', () => withShots('reports', async (pages) => {
   const agent = await createAgent(hub, { username: 'rita', display_name: 'Rita Report', categories: ['general'], max_chats: 1 });
-  const agentPage = await newPage(browser);
-  pages.push(agentPage);
+  const [agentPage] = await openPages(browser, pages, 1);
   await agentSignsIn(agentPage, hub, agent);
-  const carla = await newPage(browser);
-  pages.push(carla);
+  const [carla] = await openPages(browser, pages, 1);
   await customerSocket(carla, hub, { name: 'Carla', category: 'general' }, 'where is my parcel?');
   // The agent answers from the console, then ends the chat.
   const panel = agentPage.locator('[data-testid="chat-panel"][data-customer="Carla"]');
   await panel.waitFor();
-  await panel.getByTestId('message-input').fill('It left the warehouse this morning.');
-  await panel.getByTestId('message-input').press('Enter');
+  await sendMessage(panel, 'It left the warehouse this morning.');
   await panel.getByTestId('message').filter({ hasText: 'It left the warehouse' }).first().waitFor();
   // A second customer waits (Rita takes one chat at a time) and leaves the line.
-  const dan = await newPage(browser);
-  pages.push(dan);
+  const [dan] = await openPages(browser, pages, 1);
   await dan.goto(`${hub.url}/healthz`);
   await dan.evaluate((url) => new Promise((resolve) => {
     const ws = new WebSocket(url);
@@ -55,8 +45,7 @@ test('an admin reads the day in numbers and charts, and exports it as CSV', () =
   }), `${hub.url.replace('http', 'ws')}/ws/customer`);
   await panel.getByTestId('end-chat').click();
 
-  const admin = await newPage(browser);
-  pages.push(admin);
+  const [admin] = await openPages(browser, pages, 1);
   await adminOn(admin, 'reports');
   await admin.getByTestId('reports-tiles').getByTestId('report-conversations').waitFor();
   // The report is read in the background: show it again until both records are in.
@@ -98,8 +87,7 @@ test('an admin reads the day in numbers and charts, and exports it as CSV', () =
   assert.match(await admin.getByTestId('reports-csv').getAttribute('href'), /zone=Asia%2FTokyo/);
 
   // Phone width: the view fits (no sideways scrolling of the page).
-  const phone = await newPage(browser, { width: 390, height: 844 });
-  pages.push(phone);
+  const [phone] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
   await adminOn(phone, 'reports');
   await phone.getByTestId('report-day').first().waitFor();
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
@@ -112,10 +100,7 @@ test('the reports\' time zone is a list of zones that starts at the desk\'s, wha
   try {
     const admin = await newPage(browser, { width: 1366, height: 768 }, { timezoneId: 'America/New_York' });
     pages.push(admin);
-    await admin.goto(`${desk.url}/admin.html#reports`);
-    await admin.getByTestId('username').fill('admin');
-    await admin.getByTestId('password').fill(ADMIN_PASSWORD);
-    await admin.getByTestId('login-button').click();
+    await adminSignsIn(admin, desk, 'reports');
     await admin.getByTestId('reports-tiles').getByTestId('report-conversations').waitFor();
     const zone = admin.getByTestId('reports-zone');
     assert.equal(await zone.evaluate((z) => z.tagName), 'SELECT');

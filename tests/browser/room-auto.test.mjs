@@ -6,32 +6,18 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots } from './helpers.mjs';
+import { newPage, apiCall, shot, withShots, hubAndBrowser, stopAll, openRoom, joinsRoom } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
 
 let browser;
 let hub;
-before(async () => {
-  browser = await launchMediaBrowser();
-  hub = await startHub();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser({}, { media: true })); });
+after(() => stopAll(browser, hub));
 
-/** An agent with an open customer room (a meeting room, not one opened from a chat). */
-async function meetingRoom(username) {
-  const agent = await createAgent(hub, { username, display_name: 'Anna Berg', categories: ['general'] });
-  const login = await apiCall(hub, 'POST', '/api/login', { username, password: agent.password });
-  const bearer = login.data.token;
-  const room = await apiCall(hub, 'POST', '/api/rooms', { title: 'Your contract', audience: 'customer', phone: PHONE, password: PASSWORD }, bearer);
-  assert.equal(room.status, 201, JSON.stringify(room.data));
-  const token = await apiCall(hub, 'POST', `/api/rooms/${room.data.id}/token`, undefined, bearer);
-  return { id: room.data.id, agentToken: token.data.token, bearer };
-}
+/** An agent (Anna Berg) with an open customer room (a meeting room, not one opened from a chat). */
+const meetingRoom = (username) => openRoom(hub, username, { phone: PHONE, password: PASSWORD });
 
 /** Counts clicks on the old ring controls, to prove none was needed (none is even shown). */
 async function watchRingButtons(page) {
@@ -56,11 +42,7 @@ async function customerEnters(room, viewport) {
   const page = await newPage(browser, viewport);
   await watchRingButtons(page);
   await page.goto(`${hub.url}/room.html?room=${room.id}`);
-  await page.getByTestId('join-phone').fill(PHONE);
-  await page.getByTestId('join-password').fill(PASSWORD);
-  await page.getByTestId('join-name').fill('Carla');
-  await page.getByTestId('join-button').click();
-  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  await joinsRoom(page, { phone: PHONE, password: PASSWORD, name: 'Carla' });
   return page;
 }
 

@@ -7,7 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, customerJoins } from './helpers.mjs';
+import { createAgent, apiCall, shot, withShots, agentSignsIn, hubAndBrowser, stopAll, openRoom, openPages, joinedChat } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
@@ -16,22 +16,10 @@ const PHONE_SIZE = { width: 390, height: 844 };
 
 let browser;
 let hub;
-before(async () => {
-  browser = await launchMediaBrowser();
-  hub = await startHub();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser({}, { media: true })); });
+after(() => stopAll(browser, hub));
 
-async function meetingRoom(username) {
-  const agent = await createAgent(hub, { username, display_name: 'Anna Berg', categories: ['general'] });
-  const login = await apiCall(hub, 'POST', '/api/login', { username, password: agent.password });
-  const room = await apiCall(hub, 'POST', '/api/rooms', { title: 'Your contract', audience: 'customer', phone: PHONE, password: PASSWORD }, login.data.token);
-  assert.equal(room.status, 201, JSON.stringify(room.data));
-  return { id: room.data.id, username, password: agent.password };
-}
+const meetingRoom = (username) => openRoom(hub, username, { phone: PHONE, password: PASSWORD });
 
 /** Nothing of the call is left: no video, no toolbar, no Mute or Camera button. */
 async function noCallControls(page) {
@@ -51,15 +39,13 @@ for (const [label, size] of [['desktop 1280×860', DESKTOP], ['phone 390×844', 
       // The customer, with a link that carries her token, waits in the lobby: nobody yet.
       const joined = await apiCall(hub, 'POST', `/api/join/${room.id}`, { phone: PHONE, password: PASSWORD, name: 'Carla' });
       assert.equal(joined.status, 200, JSON.stringify(joined.data));
-      const customer = await newPage(browser, size);
-      pages.push(customer);
+      const [customer] = await openPages(browser, pages, [size]);
       await customer.goto(`${hub.url}/room.html?room=${room.id}#token=${joined.data.token}`);
       const customerInside = customer.getByTestId('lobby-inside');
       await customerInside.filter({ hasText: 'No one else is in the room yet' }).waitFor();
 
       // The agent from the console's link: the lobby says nobody is in; "Join now".
-      const agent = await newPage(browser, size);
-      pages.push(agent);
+      const [agent] = await openPages(browser, pages, [size]);
       const login = await agent.request.post(`${hub.url}/api/login`, { data: { username: room.username, password: room.password } });
       assert.equal(login.status(), 200);
       await agent.goto(`${hub.url}/room.html?room=${room.id}&as=agent`);
@@ -73,8 +59,7 @@ for (const [label, size] of [['desktop 1280×860', DESKTOP], ['phone 390×844', 
       await shot(customer, `room-lobby-inside-${size.width}`);
 
       // A visitor who has not given the access code sees the lobby but no names.
-      const stranger = await newPage(browser, size);
-      pages.push(stranger);
+      const [stranger] = await openPages(browser, pages, [size]);
       await stranger.goto(`${hub.url}/room.html?room=${room.id}`);
       await stranger.getByTestId('lobby').waitFor();
       await stranger.getByTestId('join').waitFor();
@@ -114,13 +99,9 @@ for (const [label, size] of [['desktop 1280×860', DESKTOP], ['phone 390×844', 
 test('from a chat: after the end, "Back to the chat" closes the room\'s tab and the chat is there', async () => {
   await withShots('room-end-chat', async (pages) => {
     const vic = await createAgent(hub, { username: 'vic', display_name: 'Vic', categories: ['sales'] });
-    const agent = await newPage(browser, DESKTOP);
-    const customer = await newPage(browser, PHONE_SIZE);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, [DESKTOP, PHONE_SIZE]);
     await agentSignsIn(agent, hub, vic);
-    await customerJoins(customer, hub, 'sales', 'Carla');
-    const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
-    await panel.waitFor();
+    const panel = await joinedChat(customer, agent, hub, 'sales', 'Carla');
     const [agentRoom] = await Promise.all([agent.context().waitForEvent('page'), panel.getByTestId('video-button').click()]);
     pages.push(agentRoom);
     const [customerRoom] = await Promise.all([customer.context().waitForEvent('page'), customer.getByTestId('video-join').click()]);
@@ -160,8 +141,7 @@ test('from a chat: after the end, "Back to the chat" closes the room\'s tab and 
 test('opened again in another tab: the first lets go of the call (no dead controls) and "Join here" takes it back', async () => {
   await withShots('room-other-tab', async (pages) => {
     const room = await meetingRoom('tabby');
-    const first = await newPage(browser, DESKTOP);
-    pages.push(first);
+    const [first] = await openPages(browser, pages, [DESKTOP]);
     const login = await first.request.post(`${hub.url}/api/login`, { data: { username: room.username, password: room.password } });
     assert.equal(login.status(), 200);
     await first.goto(`${hub.url}/room.html?room=${room.id}&as=agent`);

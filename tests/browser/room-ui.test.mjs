@@ -7,7 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots } from './helpers.mjs';
+import { newPage, shot, withShots, hubAndBrowser, stopAll, openRoom, openPages, joinsRoom } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
@@ -16,14 +16,8 @@ const PHONE_SIZE = { width: 390, height: 844 };
 
 let browser;
 let hub;
-before(async () => {
-  browser = await launchMediaBrowser();
-  hub = await startHub();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser({}, { media: true })); });
+after(() => stopAll(browser, hub));
 
 /** Keeps every stream the page opens (window.openedStreams), to check none is left live. */
 async function recordStreams(page) {
@@ -39,14 +33,7 @@ async function recordStreams(page) {
 }
 
 /** An agent (display name "Anna Berg") with an open customer room, titled as the hub titles appointments. */
-async function agentRoom(username) {
-  const agent = await createAgent(hub, { username, display_name: 'Anna Berg', categories: ['general'] });
-  const login = await apiCall(hub, 'POST', '/api/login', { username, password: agent.password });
-  const bearer = login.data.token;
-  const room = await apiCall(hub, 'POST', '/api/rooms', { title: 'Appointment with Carla', audience: 'customer', phone: PHONE, password: PASSWORD }, bearer);
-  assert.equal(room.status, 201, JSON.stringify(room.data));
-  return { id: room.data.id, bearer, username, password: agent.password };
-}
+const agentRoom = (username) => openRoom(hub, username, { phone: PHONE, password: PASSWORD, title: 'Appointment with Carla' });
 
 /** The agent from the console's link (`?as=agent`): signed in, through the lobby. */
 async function agentEnters(room, viewport = DESKTOP, lobby = async () => {}) {
@@ -69,11 +56,7 @@ async function customerEnters(room, viewport = PHONE_SIZE, lobby = async () => {
   await page.goto(`${hub.url}/room.html?room=${room.id}`);
   await page.getByTestId('lobby').waitFor();
   await lobby(page);
-  await page.getByTestId('join-phone').fill(PHONE);
-  await page.getByTestId('join-password').fill(PASSWORD);
-  await page.getByTestId('join-name').fill('Carla');
-  await page.getByTestId('join-button').click();
-  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  await joinsRoom(page, { phone: PHONE, password: PASSWORD, name: 'Carla' });
   return page;
 }
 
@@ -264,8 +247,7 @@ for (const [label, agentSize, customerSize] of [['desktop 1280×800', DESKTOP, D
 test('"Join now" pressed while the camera is still opening takes the user in once it opens', async () => {
   await withShots('room-lobby-early-join', async (pages) => {
     const room = await agentRoom('early-joiner');
-    const page = await newPage(browser, DESKTOP);
-    pages.push(page);
+    const [page] = await openPages(browser, pages, [DESKTOP]);
     // A camera that takes 1.5 s to open, as a real one often does.
     await page.addInitScript(() => {
       const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);

@@ -15,9 +15,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { existsSync } from 'node:fs';
-import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, customerJoins } from './helpers.mjs';
+import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, freePort, openRoom, DEFAULT_SIZE, openPages, joinedChat, joinsRoom, openedBy } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
@@ -26,13 +25,6 @@ const TURN_SECRET = 'a-shared-secret-for-the-test';
 let browser;
 before(async () => { browser = await launchMediaBrowser(); });
 after(async () => { await browser?.close(); });
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 /** A real coturn on loopback with TURN REST authentication (`use-auth-secret`). */
 async function startTurn() {
@@ -56,15 +48,7 @@ async function startTurn() {
 }
 
 /** An agent with an open customer room, and a room token for the agent. */
-async function agentRoom(hub, username) {
-  const agent = await createAgent(hub, { username, display_name: username.toUpperCase(), categories: ['general'] });
-  const login = await apiCall(hub, 'POST', '/api/login', { username, password: agent.password });
-  const bearer = login.data.token;
-  const room = await apiCall(hub, 'POST', '/api/rooms', { title: 'Your contract', audience: 'customer', phone: PHONE, password: PASSWORD }, bearer);
-  assert.equal(room.status, 201, JSON.stringify(room.data));
-  const token = await apiCall(hub, 'POST', `/api/rooms/${room.data.id}/token`, undefined, bearer);
-  return { id: room.data.id, agentToken: token.data.token, bearer };
-}
+const agentRoom = (hub, username) => openRoom(hub, username, { phone: PHONE, password: PASSWORD, display_name: username.toUpperCase() });
 
 /** The agent's page in the room: its token placed where room.js keeps it. */
 async function agentEnters(hub, room, query = '') {
@@ -83,10 +67,7 @@ async function customerEntersRoom(hub, room, query = '') {
   await page.getByTestId('join-password').fill('wrong');
   await page.getByTestId('join-button').click();
   await page.getByTestId('join-error').filter({ hasText: 'password is incorrect' }).waitFor();
-  await page.getByTestId('join-password').fill(PASSWORD);
-  await page.getByTestId('join-name').fill('Carla');
-  await page.getByTestId('join-button').click();
-  await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  await joinsRoom(page, { password: PASSWORD, name: 'Carla' });
   return page;
 }
 
@@ -296,23 +277,11 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
   try {
     await withShots('room-from-chat', async (pages) => {
       const vic = await createAgent(hub, { username: 'vic', display_name: 'Vic', categories: ['sales'] });
-      const agent = await newPage(browser);
-      const customer = await newPage(browser, { width: 390, height: 844 });
-      pages.push(agent, customer);
+      const [agent, customer] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }]);
       await agentSignsIn(agent, hub, vic);
-      await customerJoins(customer, hub, 'sales', 'Carla');
-      const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
-      await panel.waitFor();
-      const [agentRoom] = await Promise.all([
-        agent.context().waitForEvent('page'),
-        panel.getByTestId('video-button').click(),
-      ]);
-      pages.push(agentRoom);
-      const [customerRoom] = await Promise.all([
-        customer.context().waitForEvent('page'),
-        customer.getByTestId('video-join').click(),
-      ]);
-      pages.push(customerRoom);
+      const panel = await joinedChat(customer, agent, hub, 'sales', 'Carla');
+      const agentRoom = await openedBy(agent, pages, panel.getByTestId('video-button'));
+      const customerRoom = await openedBy(customer, pages, customer.getByTestId('video-join'));
       // A fresh entry passes the lobby (camera preview, devices) first.
       for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       for (const page of [agentRoom, customerRoom]) {
@@ -344,9 +313,7 @@ test('a call request: the customer asks for video in the queue, the agent\'s cha
   try {
     await withShots('room-call-request', async (pages) => {
       const uma = await createAgent(hub, { username: 'uma', display_name: 'Uma', categories: ['billing'] });
-      const agent = await newPage(browser);
-      const customer = await newPage(browser, { width: 390, height: 844 });
-      pages.push(agent, customer);
+      const [agent, customer] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }]);
       await agentSignsIn(agent, hub, uma);
       await customer.goto(`${hub.url}/`);
       await customer.getByTestId('category-billing').click();
@@ -355,16 +322,8 @@ test('a call request: the customer asks for video in the queue, the agent\'s cha
       await customer.getByTestId('join-button').click();
       // The agent's panel offers the room at once; the customer has the invitation.
       const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
-      const [agentRoom] = await Promise.all([
-        agent.context().waitForEvent('page'),
-        panel.getByTestId('video-room-link').click(),
-      ]);
-      pages.push(agentRoom);
-      const [customerRoom] = await Promise.all([
-        customer.context().waitForEvent('page'),
-        customer.getByTestId('video-join').click(),
-      ]);
-      pages.push(customerRoom);
+      const agentRoom = await openedBy(agent, pages, panel.getByTestId('video-room-link'));
+      const customerRoom = await openedBy(customer, pages, customer.getByTestId('video-join'));
       for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
       const ms = await callAndConnect(agentRoom, customerRoom, { ring: true });
       console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);

@@ -6,18 +6,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerSocket, withShots, shot, ADMIN_PASSWORD } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, customerSocket, withShots, shot, hubAndBrowser, stopAll, openPages, adminSignsIn } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 /** The cells of a small CSV (RFC 4180 quoting). */
 function parseCsv(text) {
@@ -38,21 +32,16 @@ function parseCsv(text) {
 
 test('an admin searches the archive and exports the search as CSV', () => withShots('search', async (pages) => {
   const agent = await createAgent(hub, { username: 'sam', display_name: 'Sam', categories: ['general'], max_chats: 2 });
-  const agentPage = await newPage(browser);
-  pages.push(agentPage);
+  const [agentPage] = await openPages(browser, pages, 1);
   await agentSignsIn(agentPage, hub, agent);
   for (const [name, text] of [['Nora', '=SUM(A1) is what my Invoice shows'], ['Omar', 'where is my parcel?']]) {
-    const customer = await newPage(browser);
-    pages.push(customer);
+    const [customer] = await openPages(browser, pages, 1);
     await customerSocket(customer, hub, { name, category: 'general' }, text);
   }
 
   const admin = await newPage(browser, undefined, { acceptDownloads: true });
   pages.push(admin);
-  await admin.goto(`${hub.url}/admin.html#archive`);
-  await admin.getByTestId('username').fill('admin');
-  await admin.getByTestId('password').fill(ADMIN_PASSWORD);
-  await admin.getByTestId('login-button').click();
+  await adminSignsIn(admin, hub, 'archive');
   await admin.getByTestId('archive-row').filter({ hasText: 'Omar' }).waitFor();
 
   await admin.getByTestId('archive-q').fill('invoice');

@@ -3,24 +3,17 @@
 // the sign-in form, instead of staying "online" on a socket that takes no chats.
 
 import { test, before, after } from 'node:test';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, adminToken, apiCall, withShots } from './helpers.mjs';
+import { createAgent, agentSignsIn, adminToken, apiCall, withShots, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 test('an agent whose password an admin changes is shown the sign-in form', async () => {
   await withShots('session-revoked', async (pages) => {
     const agent = await createAgent(hub, { username: 'rita', display_name: 'Rita', categories: ['general'] });
-    const page = await newPage(browser);
-    pages.push(page);
+    const [page] = await openPages(browser, pages, 1);
     await agentSignsIn(page, hub, agent);
     const admin = await adminToken(hub);
     const res = await apiCall(hub, 'PATCH', `/api/admin/agents/${agent.id}`, { password: 'a-brand-new-password' }, admin);

@@ -7,30 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, withShots, shot, startSmtpSink } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, stopAll, mailTo, openPages, hubBrowserAndMail } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PHONE = { width: 390, height: 844 };
-
-/** A raw mail's text, whichever transfer encoding its parts got (quoted-printable or base64). */
-function decoded(raw) {
-  const qp = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
-  const parts = [Buffer.from(qp, 'latin1').toString('utf8')];
-  for (const block of raw.split(/\r?\n\r?\n/)) {
-    const lines = block.split(/\r?\n/).filter((l) => /^[A-Za-z0-9+/=]+$/.test(l));
-    if (lines.length > 0) parts.push(Buffer.from(lines.join(''), 'base64').toString('utf8'));
-  }
-  return parts.join('\n');
-}
-
-async function mailTo(sink, to) {
-  for (let i = 0; i < 300; i += 1) {
-    const found = sink.mails().find((m) => new RegExp(`^To: .*${to.replace('.', '\\.')}`, 'mi').test(m));
-    if (found) return decoded(found);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no mail to ${to}; got ${sink.mails().length} others`);
-}
 
 async function seriousViolations(page) {
   await page.addScriptTag({ path: AXE });
@@ -43,24 +23,16 @@ let hub;
 let browser;
 let sink;
 before(async () => {
-  sink = await startSmtpSink();
-  hub = await startHub({
-    SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+  ({ hub, browser, sink } = await hubBrowserAndMail({
     MAIL_FROM: 'Help desk <desk@example.com>',
     OUTBOX_POLL_SECS: '0.2',
-  });
-  browser = await launchBrowser();
+  }));
 });
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  sink?.stop();
-});
+after(() => stopAll(browser, hub, sink));
 
 test('the customer asks for the transcript during the chat; the mail comes once it ends and its link rates the chat once', () => withShots('transcript-mail', async (pages) => {
   const agent = await createAgent(hub, { username: 'tess', display_name: 'Tess', categories: ['general'] });
-  const agentPage = await newPage(browser);
-  pages.push(agentPage);
+  const [agentPage] = await openPages(browser, pages, 1);
   await agentSignsIn(agentPage, hub, agent);
   const customer = await newPage(browser, PHONE, { bypassCSP: true, timezoneId: 'Asia/Tokyo' });
   pages.push(customer);

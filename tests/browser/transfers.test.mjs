@@ -6,18 +6,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, customerJoins, shot, withShots, SHOTS } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, SHOTS, hubAndBrowser, stopAll, openPages, sendMessage, panelOf, joinedChat } from './helpers.mjs';
 
 let hub;
 let browser;
-before(async () => {
-  hub = await startHub();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+after(() => stopAll(browser, hub));
 
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
@@ -25,22 +19,19 @@ const PHONE = { width: 390, height: 844 };
 /** What is on the screen (a modal dialog over the page), not the whole scrolled page. */
 const screenShot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
 
-const panelOf = (page, customer) => page.locator(`[data-testid="chat-panel"][data-customer="${customer}"]`);
 const itemOf = (page, customer) => page.locator(`[data-testid="chat-list-item"][data-customer="${customer}"]`);
 const agentOption = (page, name) => page.getByTestId('transfer-dialog').locator(`[data-testid="transfer-agent"][data-name="${name}"]`);
 const categoryOption = (page, name) => page.getByTestId('transfer-dialog').locator(`[data-testid="transfer-category"][data-name="${name}"]`);
 
 /** The customer writes a line and waits for the agent's panel to show it. */
 async function customerSays(customer, panel, text) {
-  await customer.getByTestId('message-input').fill(text);
-  await customer.getByTestId('message-input').press('Enter');
+  await sendMessage(customer, text);
   await panel.getByTestId('message').filter({ hasText: text }).waitFor();
 }
 
 /** The agent writes a line and waits for the customer to see it. */
 async function agentSays(panel, customer, text) {
-  await panel.getByTestId('message-input').fill(text);
-  await panel.getByTestId('message-input').press('Enter');
+  await sendMessage(panel, text);
   await customer.getByTestId('message').filter({ hasText: text }).waitFor();
 }
 
@@ -49,11 +40,7 @@ test('a chat transferred to another agent, with a note: the transcript goes alon
     const annAccount = await createAgent(hub, { username: 'ann', display_name: 'Ann', categories: ['billing'], max_chats: 2 });
     const bobAccount = await createAgent(hub, { username: 'bob', display_name: 'Bob', categories: ['billing'], max_chats: 3 });
     const cleoAccount = await createAgent(hub, { username: 'cleo', display_name: 'Cleo', categories: ['billing'] });
-    const ann = await newPage(browser, DESKTOP);
-    const bob = await newPage(browser, DESKTOP);
-    const cleo = await newPage(browser, DESKTOP);
-    const customer = await newPage(browser, DESKTOP);
-    pages.push(ann, bob, cleo, customer);
+    const [ann, bob, cleo, customer] = await openPages(browser, pages, [DESKTOP, DESKTOP, DESKTOP, DESKTOP]);
 
     // Only Ann is available when Carla comes; Bob and Cleo sign in away.
     await agentSignsIn(ann, hub, annAccount);
@@ -174,15 +161,10 @@ test('a refused transfer is explained in the dialog and the chat stays', async (
   await withShots('transfer-refused', async (pages) => {
     const dan = await createAgent(hub, { username: 'dan', display_name: 'Dan', categories: ['sales'], max_chats: 2 });
     const fay = await createAgent(hub, { username: 'fay', display_name: 'Fay', categories: ['sales'], max_chats: 2 });
-    const agent = await newPage(browser, DESKTOP);
-    const other = await newPage(browser, DESKTOP);
-    const customer = await newPage(browser, DESKTOP);
-    pages.push(agent, other, customer);
+    const [agent, other, customer] = await openPages(browser, pages, [DESKTOP, DESKTOP, DESKTOP]);
     await agentSignsIn(agent, hub, dan);
     await agentSignsIn(other, hub, fay, { available: false });
-    await customerJoins(customer, hub, 'sales', 'Gus');
-    const panel = panelOf(agent, 'Gus');
-    await panel.waitFor();
+    const panel = await joinedChat(customer, agent, hub, 'sales', 'Gus');
     await other.getByTestId('availability-toggle').click();
     await other.locator('[data-testid="availability-toggle"][data-available="true"]').waitFor();
     await panel.getByTestId('transfer-button').click();
@@ -209,13 +191,9 @@ test('a chat transferred to a topic with nobody online: the customer waits with 
   await withShots('transfer-category', async (pages) => {
     const hal = await createAgent(hub, { username: 'hal', display_name: 'Hal', categories: ['general'] });
     const ivy = await createAgent(hub, { username: 'ivy', display_name: 'Ivy', categories: ['technical'] });
-    const agent = await newPage(browser, DESKTOP);
-    const customer = await newPage(browser, DESKTOP);
-    pages.push(agent, customer);
+    const [agent, customer] = await openPages(browser, pages, [DESKTOP, DESKTOP]);
     await agentSignsIn(agent, hub, hal);
-    await customerJoins(customer, hub, 'general', 'Jo');
-    const panel = panelOf(agent, 'Jo');
-    await panel.waitFor();
+    const panel = await joinedChat(customer, agent, hub, 'general', 'Jo');
     await customerSays(customer, panel, 'My router blinks red');
     await agentSays(panel, customer, 'That is one for our technicians.');
 
@@ -252,8 +230,7 @@ test('a chat transferred to a topic with nobody online: the customer waits with 
     assert.equal(await customer.getByTestId('transcript').evaluate((t) => t.lastElementChild.dataset.testid), 'transferred');
 
     // Ivy comes online in Technical support: the same chat goes on with her.
-    const next = await newPage(browser, DESKTOP);
-    pages.push(next);
+    const [next] = await openPages(browser, pages, [DESKTOP]);
     await agentSignsIn(next, hub, ivy);
     const ivyPanel = panelOf(next, 'Jo');
     await ivyPanel.waitFor();
@@ -297,10 +274,7 @@ test('the transfer dialog fits a phone and works there; the chat widget tells it
   await withShots('transfer-phone', async (pages) => {
     const kim = await createAgent(hub, { username: 'kim', display_name: 'Kim', categories: ['general'], max_chats: 2 });
     const lou = await createAgent(hub, { username: 'lou', display_name: 'Lou with a rather long display name', categories: ['general'] });
-    const agent = await newPage(browser, PHONE);
-    const helper = await newPage(browser, DESKTOP);
-    const customer = await newPage(browser, PHONE);
-    pages.push(agent, helper, customer);
+    const [agent, helper, customer] = await openPages(browser, pages, [PHONE, DESKTOP, PHONE]);
     await agentSignsIn(agent, hub, kim);
     // The customer chats in the widget (the same customer code as the page).
     await customer.goto(`${hub.url}/widget.html`);
@@ -341,11 +315,7 @@ test('a chat goes to any colleague free to take it: in its own topic, or moved i
     const gilAccount = await createAgent(hub, { username: 'gil', display_name: 'Gil', categories: ['general'] });
     const niaAccount = await createAgent(hub, { username: 'nia', display_name: 'Nia', categories: ['billing'], max_chats: 2 });
     const oriAccount = await createAgent(hub, { username: 'ori', display_name: 'Ori', categories: ['sales', 'technical'], max_chats: 2 });
-    const gil = await newPage(browser, DESKTOP);
-    const nia = await newPage(browser, DESKTOP);
-    const ori = await newPage(browser, DESKTOP);
-    const customer = await newPage(browser, DESKTOP);
-    pages.push(gil, nia, ori, customer);
+    const [gil, nia, ori, customer] = await openPages(browser, pages, [DESKTOP, DESKTOP, DESKTOP, DESKTOP]);
     await agentSignsIn(gil, hub, gilAccount);
     await customerJoins(customer, hub, 'general', 'Kit');
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Gil' }).waitFor();

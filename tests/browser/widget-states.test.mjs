@@ -7,8 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, apiCall, adminToken, shot, withShots } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, apiCall, adminToken, shot, withShots, stopAll, openPages, sendMessage, hubBrowserAndShop } from './helpers.mjs';
 
 const SIZES = { desktop: { width: 1280, height: 860 }, phone: { width: 390, height: 844 } };
 const GREETING = 'Hi! We reply within 2 minutes.';
@@ -17,24 +16,8 @@ let hub;
 let browser;
 let shop;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-before(async () => {
-  const port = await freePort();
-  hub = await startHub({ DEMO_HOST_PORT: String(port), WIDGET_TITLE: 'Trailhead help desk', WIDGET_GREETING: GREETING });
-  shop = `http://localhost:${port}`;
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser, shop } = await hubBrowserAndShop({ WIDGET_TITLE: 'Trailhead help desk', WIDGET_GREETING: GREETING })); });
+after(() => stopAll(browser, hub));
 
 const widget = (page) => page.getByTestId('switchboard-widget');
 const launcher = (page) => widget(page).getByTestId('widget-launcher');
@@ -115,8 +98,7 @@ test('the greeting promises no quick reply while nobody is online (desktop and p
     }
     // Someone is online (in another topic): the desk's greeting is true again.
     const tess = await createAgent(hub, { username: 'tess', display_name: 'Tess', categories: ['technical'] });
-    const agent = await newPage(browser);
-    pages.push(agent);
+    const [agent] = await openPages(browser, pages, 1);
     await agentSignsIn(agent, hub, tess);
     const page = await customerPage('desktop');
     pages.push(page);
@@ -192,8 +174,7 @@ for (const size of Object.keys(SIZES)) {
       // The console keeps Bea's ended chat open: Bo opens Erin's.
       if (!(await panel.isVisible())) await agent.locator('[data-testid="chat-list-item"][data-customer="Erin"]').click();
       for (let i = 1; i <= 8; i += 1) {
-        await panel.getByTestId('message-input').fill(`Line ${i}: the trail map, the permit and the hut booking are all in the parcel.`);
-        await panel.getByTestId('message-input').press('Enter');
+        await sendMessage(panel, `Line ${i}: the trail map, the permit and the hut booking are all in the parcel.`);
       }
       await chat(customer).getByTestId('message').filter({ hasText: 'Line 8:' }).waitFor();
       await chat(customer).getByTestId('transcript-open').click();
@@ -202,8 +183,7 @@ for (const size of Object.keys(SIZES)) {
       // Erin starts a reply, then minimises the chat; Bo sends the code and ends the chat.
       await chat(customer).getByTestId('message-input').fill('And could you also');
       await chat(customer).getByTestId('widget-close').click();
-      await panel.getByTestId('message-input').fill('Your discount code: TRAIL-20');
-      await panel.getByTestId('message-input').press('Enter');
+      await sendMessage(panel, 'Your discount code: TRAIL-20');
       await panel.getByTestId('message').filter({ hasText: 'TRAIL-20' }).getByTestId('message-time').waitFor();
       await panel.getByTestId('end-chat').click();
       await chat(customer).getByTestId('chat-ended').waitFor({ state: 'attached' });

@@ -6,32 +6,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { startHub, launchBrowser, newPage, createAgent, agentSignsIn, shot, withShots } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, shot, withShots, stopAll, openPages, hubBrowserAndShop } from './helpers.mjs';
 
 let hub;
 let browser;
 let shop;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-before(async () => {
-  const port = await freePort();
-  hub = await startHub({ DEMO_HOST_PORT: String(port), WIDGET_TITLE: 'Trailhead help desk', WIDGET_COLOR: '#0f766e' });
-  // The shop on "localhost", the hub on 127.0.0.1: two origins, as for a real site.
-  shop = `http://localhost:${port}`;
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-});
+before(async () => { ({ hub, browser, shop } = await hubBrowserAndShop({ WIDGET_TITLE: 'Trailhead help desk', WIDGET_COLOR: '#0f766e' })); });
+after(() => stopAll(browser, hub));
 
 const widget = (page) => page.getByTestId('switchboard-widget');
 const launcher = (page) => widget(page).getByTestId('widget-launcher');
@@ -40,9 +22,7 @@ const chat = (page) => page.frameLocator('[data-testid="switchboard-widget"] >> 
 test('the widget on another site: open, chat, carry on across pages, unread badge, phone full screen', async () => {
   await withShots('widget', async (pages) => {
     const dana = await createAgent(hub, { username: 'dana', display_name: 'Dana', categories: ['sales'] });
-    const customer = await newPage(browser);
-    const agent = await newPage(browser);
-    pages.push(customer, agent);
+    const [customer, agent] = await openPages(browser, pages, 2);
 
     // The shop's page with the bubble in the corner, on the shop's own origin.
     await customer.goto(`${shop}/`);
@@ -119,8 +99,7 @@ test('the widget on another site: open, chat, carry on across pages, unread badg
 
 test('on a phone the open chat fills the screen', async () => {
   await withShots('widget-phone', async (pages) => {
-    const phone = await newPage(browser, { width: 390, height: 844 });
-    pages.push(phone);
+    const [phone] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
     await phone.goto(`${shop}/`);
     await launcher(phone).click();
     // Nobody is online in the preset topic: the message form shows first, full screen too.

@@ -9,6 +9,16 @@ use switchboard::core::routing::{AgentId, CustomerId, Decision};
 
 use crate::{cat, flushall, register, runtime_and_redis, with_redis};
 
+/// Names the cluster's domain `id` (`{sb}:cluster-id`), as a node starting on an empty Redis does.
+async fn set_cluster_id(conn: &mut redis::aio::ConnectionManager, id: &str) {
+    let _: () = redis::cmd("SET")
+        .arg("{sb}:cluster-id")
+        .arg(id)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 /// Trims the routing events stream to nothing, as a follower lagging past its trimmed head
 /// finds it.
 async fn trim_events(conn: &mut redis::aio::ConnectionManager) {
@@ -116,12 +126,7 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
     runtime.block_on(async {
         let mut conn = server.connect().await;
         let mut rng = StdRng::seed_from_u64(29);
-        let _: () = redis::cmd("SET")
-            .arg("{sb}:cluster-id")
-            .arg("d1")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        set_cluster_id(&mut conn, "d1").await;
         let node = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
         node.add_category(&cat("c0")).await.unwrap();
         let (mut last, mut seen) = ("0-0".to_string(), 0u64);
@@ -206,12 +211,7 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
         for (flushed_before_the_read, id_after, expected) in cases {
             // Caught up with the domain "d1" as it is now (the previous round flushed it),
             // past a few events: more than the new domain will hold when the read wakes.
-            let _: () = redis::cmd("SET")
-                .arg("{sb}:cluster-id")
-                .arg("d1")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            set_cluster_id(&mut conn, "d1").await;
             let here = RedisRouting::new(conn.clone(), "n0", register(&mut conn, "n0").await);
             for name in ["x1", "x2", "x3"] {
                 here.add_category(&cat(name)).await.unwrap();
@@ -228,12 +228,7 @@ fn the_blocking_read_finds_what_the_follow_script_finds() {
                     flushall(&mut writer).await;
                 }
                 if let Some(id) = id_after {
-                    let _: () = redis::cmd("SET")
-                        .arg("{sb}:cluster-id")
-                        .arg(id)
-                        .query_async(&mut writer)
-                        .await
-                        .unwrap();
+                    set_cluster_id(&mut writer, id).await;
                 }
                 let again = RedisRouting::new(writer.clone(), "n0", register(&mut writer, "n0").await);
                 again.add_category(&cat("c9")).await.unwrap();

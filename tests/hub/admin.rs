@@ -6,8 +6,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn agents_are_created_listed_read_and_validated() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let (status, created) = admin
         .post("/api/admin/agents", json!({"username": "ann", "display_name": "Ann", "password": "long-enough", "categories": ["sales"], "max_chats": 2}))
         .await;
@@ -99,12 +98,10 @@ async fn only_admins_reach_the_admin_api() {
 
 #[tokio::test]
 async fn raising_a_limit_or_adding_a_category_routes_at_once() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let id = admin.agent_id("ann").await;
-    let mut c1 = hub.customer("One", "general").await;
-    c1.next_of("chat_started").await;
+    let (_c1, _) = hub.customer_in_chat("One", "general").await;
     let mut c2 = hub.customer("Two", "general").await;
     c2.next_of("queued").await;
     let mut s = hub.customer("Sally", "sales").await;
@@ -136,11 +133,9 @@ async fn raising_a_limit_or_adding_a_category_routes_at_once() {
 
 #[tokio::test]
 async fn disabling_an_agent_closes_them_and_requeues_their_customers() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    c.next_of("chat_started").await;
+    let (mut c, _) = hub.customer_in_chat("Carla", "general").await;
     let id = admin.agent_id("ann").await;
     assert_eq!(
         admin
@@ -165,8 +160,7 @@ async fn disabling_an_agent_closes_them_and_requeues_their_customers() {
 
 #[tokio::test]
 async fn categories_are_added_renamed_and_removed() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let (status, cat) = admin
         .post("/api/admin/categories", json!({"name": "Returns & Refunds"}))
         .await;
@@ -220,11 +214,9 @@ async fn categories_are_added_renamed_and_removed() {
 
 #[tokio::test]
 async fn live_figures_count_agents_customers_and_chats() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let _ann = hub.agent("ann", &["general"], 1).await;
-    let mut c1 = hub.customer("One", "general").await;
-    c1.next_of("chat_started").await;
+    let (_c1, _) = hub.customer_in_chat("One", "general").await;
     let mut c2 = hub.customer("Two", "general").await;
     c2.next_of("queued").await;
     let (_, f) = admin.get("/api/admin/stats").await;

@@ -497,12 +497,7 @@ async fn two_nodes(store_one: SharedStore, store_two: SharedStore) {
     ids.dedup();
     assert_eq!(ids.len(), 9);
     let page = outbox(&one.admin().await, "?status=sent").await;
-    let senders: std::collections::BTreeSet<&str> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["claimed_by"].as_str().unwrap())
-        .collect();
+    let senders: std::collections::BTreeSet<&str> = strs_in(&page["items"], "claimed_by").into_iter().collect();
     assert!(
         senders.iter().all(|s| ["node-one", "node-two"].contains(s)),
         "{senders:?}"

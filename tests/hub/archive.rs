@@ -313,12 +313,7 @@ async fn a_hub_killed_mid_chat_keeps_every_acknowledged_message_on_the_embedded_
     let process = embedded_hub(&dir.0).await;
     let ann = process.login("ann", "agent-password").await; // accounts survive the crash
     let (_, record) = ann.get(&format!("/api/conversations/{chat}")).await;
-    let stored: HashSet<&str> = record["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let stored: HashSet<&str> = strs_in(&record["messages"], "id").into_iter().collect();
     for id in &acked {
         assert!(
             stored.contains(id.as_str()),
@@ -329,8 +324,7 @@ async fn a_hub_killed_mid_chat_keeps_every_acknowledged_message_on_the_embedded_
 
 #[tokio::test]
 async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let mut ann = hub.agent("ann", &["general", "sales"], 1).await;
     let mut bob = hub.agent("bob", &["billing"], 1).await;
     let mut ids = vec![];
@@ -347,12 +341,7 @@ async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
     let _ = (&mut ann, &mut bob);
     let (_, all) = admin.get("/api/conversations").await;
     assert_eq!(all["total"], 4);
-    let listed: Vec<_> = all["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_string())
-        .collect();
+    let listed: Vec<String> = strs_in(&all["items"], "id").into_iter().map(String::from).collect();
     let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
     assert_eq!(listed, newest_first, "newest first");
     assert_eq!(admin.get("/api/conversations?category=general").await.1["total"], 2);
@@ -364,12 +353,7 @@ async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
     );
     let (_, page) = admin.get("/api/conversations?limit=2&offset=1").await;
     assert_eq!(page["total"], 4);
-    let page_ids: Vec<_> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_string())
-        .collect();
+    let page_ids: Vec<String> = strs_in(&page["items"], "id").into_iter().map(String::from).collect();
     assert_eq!(page_ids, newest_first[1..3].to_vec());
     let second_paired = all["items"][2]["paired_at"].as_i64().unwrap();
     let (_, since) = admin.get(&format!("/api/conversations?from={second_paired}")).await;
@@ -394,8 +378,7 @@ async fn the_history_api_filters_pages_and_keeps_agents_to_their_own() {
 /// transfers (every field, nulls as null); an agent who did not gets 404.
 #[tokio::test]
 async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     for name in ["ann", "bob", "cid", "dan"] {
         hub.agent_account(name, &["general"], 1).await;
     }
@@ -418,17 +401,7 @@ async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
         })
     };
     let batch = vec![
-        ArchiveEvent::Opened(ConversationOpened {
-            id: "chat-1".into(),
-            kind: ConversationKind::Service,
-            category: Some("general".into()),
-            customer_name: "Carla".into(),
-            agent_id: ann.clone(),
-            agent_name: "ANN".into(),
-            queued_at: 1_000,
-            paired_at: 1_001,
-            customer: Default::default(),
-        }),
+        carla_with_ann("chat-1", &ann),
         ArchiveEvent::Message {
             conversation_id: "chat-1".into(),
             message: ArchivedMessage {
@@ -487,8 +460,7 @@ async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
 /// with the conversation's access rules (an agent who served it, admins), 404 for others.
 #[tokio::test]
 async fn a_conversations_notes_are_read_with_it() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     for name in ["ann", "bob"] {
         hub.agent_account(name, &["general"], 1).await;
     }
@@ -506,17 +478,7 @@ async fn a_conversations_notes_are_read_with_it() {
     // The later note first, and one before the opening: both kept, in time order.
     let batch = vec![
         note("note-2", 3_000, "second"),
-        ArchiveEvent::Opened(ConversationOpened {
-            id: "chat-n".into(),
-            kind: ConversationKind::Service,
-            category: Some("general".into()),
-            customer_name: "Carla".into(),
-            agent_id: ann.clone(),
-            agent_name: "ANN".into(),
-            queued_at: 1_000,
-            paired_at: 1_001,
-            customer: Default::default(),
-        }),
+        carla_with_ann("chat-n", &ann),
         note("note-1", 2_000, "VIP — ✓"),
         note("note-2", 3_000, "second"),
     ];
@@ -562,10 +524,8 @@ async fn a_conversations_notes_are_read_with_it() {
 
 #[tokio::test]
 async fn metrics_are_served_in_the_prometheus_format() {
-    let hub = TestHub::start().await;
-    let _ann = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    c.next_of("chat_started").await;
+    let (hub, _ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut c, _) = hub.customer_in_chat("Carla", "general").await;
     c.send(json!({"type": "message", "text": "count me"})).await;
     c.next_of("ack").await;
     let names = [
@@ -590,4 +550,20 @@ async fn metrics_are_served_in_the_prometheus_format() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
     hub.stop().await;
+}
+
+/// The opening of service chat `id` in General: Carla, queued at 1 000 and paired at 1 001
+/// with Ann (account `ann`).
+fn carla_with_ann(id: &str, ann: &str) -> ArchiveEvent {
+    ArchiveEvent::Opened(ConversationOpened {
+        id: id.into(),
+        kind: ConversationKind::Service,
+        category: Some("general".into()),
+        customer_name: "Carla".into(),
+        agent_id: ann.into(),
+        agent_name: "ANN".into(),
+        queued_at: 1_000,
+        paired_at: 1_001,
+        customer: Default::default(),
+    })
 }

@@ -54,8 +54,7 @@ async fn logout(hub: &TestHub, token: &str) {
 
 /// A customer who joins `general` and is queued, not paired: no agent takes them.
 async fn customer_is_not_paired(hub: &TestHub) {
-    let mut customer = hub.customer("Carla", "general").await;
-    assert_eq!(customer.next_of("queued").await["place"], 1);
+    let mut customer = hub.customer_queued("Carla", "general", 1).await;
     let later = customer.drain().await;
     assert!(
         !types(&later).contains(&"chat_started".to_string()),
@@ -125,8 +124,7 @@ async fn logging_out_closes_a_staff_buddy_socket_and_leaves_other_sessions_open(
     logout(&hub, &token).await;
     assert_eq!(buddy.closed().await.map(u16::from), Some(SESSION_ENDED));
     // The desk was opened with the other session, which lives on.
-    let mut customer = hub.customer("Carla", "general").await;
-    customer.next_of("chat_started").await;
+    let (_customer, _) = hub.customer_in_chat("Carla", "general").await;
     desk.next_of("chat_started").await;
     hub.stop().await;
 }
@@ -298,8 +296,7 @@ async fn customers_and_buddies_with_bad_names_are_refused_with_invalid_name() {
 
 #[tokio::test]
 async fn admins_cannot_give_agents_or_categories_bad_names() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let id = admin.agent_id("admin").await;
     for (n, name) in BAD_NAMES.iter().enumerate() {
         let (status, body) = admin
@@ -308,35 +305,19 @@ async fn admins_cannot_give_agents_or_categories_bad_names() {
                 json!({"username": format!("agent-{n}"), "display_name": name, "password": "agent-password"}),
             )
             .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some("invalid_name")),
-            "{name:?}"
-        );
+        assert_eq!((status, error_code(&body)), (400, "invalid_name"), "{name:?}");
         let (status, body) = admin
             .patch(&format!("/api/admin/agents/{id}"), json!({"display_name": name}))
             .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some("invalid_name")),
-            "{name:?}"
-        );
+        assert_eq!((status, error_code(&body)), (400, "invalid_name"), "{name:?}");
         let (status, body) = admin
             .post("/api/admin/categories", json!({"id": format!("c{n}"), "name": name}))
             .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some("invalid_name")),
-            "{name:?}"
-        );
+        assert_eq!((status, error_code(&body)), (400, "invalid_name"), "{name:?}");
         let (status, body) = admin
             .patch("/api/admin/categories/general", json!({"name": name}))
             .await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some("invalid_name")),
-            "{name:?}"
-        );
+        assert_eq!((status, error_code(&body)), (400, "invalid_name"), "{name:?}");
     }
     hub.stop().await;
 }

@@ -68,8 +68,7 @@ async fn every_kind_of_bad_frame_gets_an_error_and_the_connection_lives_on() {
 
 #[tokio::test]
 async fn an_agent_cannot_touch_another_agents_chat() {
-    let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
     let mut bob = hub.agent("bob", &["sales"], 1).await;
     let (mut c, chat) = hub.paired_customer(&mut ann, "Carla", "general").await;
     bob.send(json!({"type": "message", "chat_id": chat, "text": "sneaky"}))

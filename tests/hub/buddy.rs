@@ -25,11 +25,9 @@ fn id(welcome: &Value) -> u64 {
 }
 
 /// `a` invites `b` (whose id is `b_id`) and `b` accepts; returns the invitation's id.
-pub(crate) async fn invite_and_accept(a: &mut Ws, b: &mut Ws, b_id: u64) -> u64 {
+pub(crate) async fn invite_and_accept(a: &mut Ws, b: &mut Ws, b_id: impl serde::Serialize) -> u64 {
     a.send(json!({"type": "invite", "to": b_id})).await;
-    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
+    let inv = b.invitation_id().await;
     b.send(json!({"type": "accept", "invitation_id": inv})).await;
     inv
 }
@@ -37,10 +35,7 @@ pub(crate) async fn invite_and_accept(a: &mut Ws, b: &mut Ws, b_id: u64) -> u64 
 /// `a` invites `b` (whose id is `b_id`), `b` accepts; returns the chat's id.
 async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
     invite_and_accept(a, b, b_id).await;
-    a.next_of("buddy_chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    a.chat_id_in("buddy_chat_started").await
 }
 
 #[tokio::test]
@@ -141,9 +136,7 @@ async fn invitation_rules() {
     assert_eq!(a.next_of("error").await["code"], "self_invite");
     // A invites C: A is busy, C stays available and can hold several invitations.
     a.send(json!({"type": "invite", "to": ic})).await;
-    let inv_a = a.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
+    let inv_a = a.invitation_id().await;
     a.send(json!({"type": "invite", "to": ib})).await;
     assert_eq!(
         a.next_of("error").await["code"],
@@ -157,9 +150,7 @@ async fn invitation_rules() {
         "an inviter cannot be invited"
     );
     b.send(json!({"type": "invite", "to": ic})).await;
-    let inv_b = b.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
+    let inv_b = b.invitation_id().await;
     c.next_of("invited").await;
     c.next_of("invited").await;
 
@@ -177,9 +168,7 @@ async fn invitation_rules() {
     a.next_of("invitation_closed").await;
     // A is available again and invites C anew; C accepts B's, which declines A's.
     a.send(json!({"type": "invite", "to": ic})).await;
-    let inv_a2 = a.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
+    let inv_a2 = a.invitation_id().await;
     c.send(json!({"type": "accept", "invitation_id": inv_b})).await;
     let declined = a.next_of("invitation_closed").await;
     assert_eq!(
@@ -234,9 +223,7 @@ async fn declining_frees_the_inviter() {
     let (mut a, wa) = buddy(&hub, "A").await;
     let (mut b, wb) = buddy(&hub, "B").await;
     a.send(json!({"type": "invite", "to": id(&wb)})).await;
-    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
+    let inv = b.invitation_id().await;
     b.send(json!({"type": "decline", "invitation_id": inv})).await;
     assert_eq!(a.next_of("invitation_closed").await["reason"], "declined");
     let busy = b.next_of("buddy_status").await;
@@ -268,9 +255,7 @@ async fn leaving_withdraws_invitations_and_ends_chats_with_a_notice() {
     assert_eq!(left["id"].as_u64(), Some(id(&wb)));
     // A and C chat, then C leaves: A is told and available.
     a.send(json!({"type": "invite", "to": id(&wc)})).await;
-    let inv = c.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
+    let inv = c.invitation_id().await;
     c.send(json!({"type": "accept", "invitation_id": inv})).await;
     a.next_of("buddy_chat_started").await;
     drop(c);
@@ -354,8 +339,7 @@ async fn buddy_chats_are_archived_as_buddy_chats() {
 
 #[tokio::test]
 async fn agents_on_the_desk_appear_to_their_colleagues_and_not_to_the_public() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let _ann = hub.agent("ann", &["general"], 1).await;
     let auth = format!("Bearer {}", admin.token);
     let mut staff = Ws::connect(&hub.ws_url("/ws/buddy"), &[("authorization", &auth)])
@@ -380,13 +364,7 @@ async fn agents_on_the_desk_appear_to_their_colleagues_and_not_to_the_public() {
         "{public}"
     );
     // An agent on shift without the buddy page cannot be invited: nobody would see it.
-    let ann_id = welcome["buddies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "ANN")
-        .unwrap()["id"]
-        .clone();
+    let ann_id = named(&welcome["buddies"], "ANN")["id"].clone();
     staff.send(json!({"type": "invite", "to": ann_id})).await;
     assert_eq!(staff.next_of("error").await["code"], "target_not_reachable");
     // A second agent coming on shift shows up live.

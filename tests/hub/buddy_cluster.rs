@@ -3,6 +3,7 @@
 //! the kill) see each other come and go, invite, chat and end chats exactly as on one
 //! node; a key works on every node; a node's loss is a disconnect of its people.
 
+use crate::buddy::invite_and_accept;
 use crate::common::signal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use switchboard::store::{MemoryStore, SharedStore};
 use crate::archive::TempDir;
 use crate::cluster_fixture::{Process, ProcessAndNodes, nodes, process_and_nodes, redis_conn, until_reaped};
 use crate::cluster_hub::{NodeProcess, messages, node_process_with, node_with};
-use crate::common::{TestHub, Ws};
+use crate::common::{TestHub, Ws, named, strs_in};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
@@ -51,15 +52,8 @@ pub(crate) fn listed(welcome: &Value, who: u64) -> bool {
 
 /// `a` invites `b` (whose id is `b_id`), `b` accepts; returns the chat's id as both see it.
 pub(crate) async fn start_chat(a: &mut Ws, b: &mut Ws, b_id: u64) -> String {
-    a.send(json!({"type": "invite", "to": b_id})).await;
-    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
-    b.send(json!({"type": "accept", "invitation_id": inv})).await;
-    let chat = a.next_of("buddy_chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    invite_and_accept(a, b, b_id).await;
+    let chat = a.chat_id_in("buddy_chat_started").await;
     assert_eq!(b.next_of("buddy_chat_started").await["chat_id"], chat.as_str());
     chat
 }
@@ -381,12 +375,7 @@ async fn buddy_messages_reach_only_the_members_nodes_without_the_events_stream()
 
     // Bob's second page, on gamma: the whole chat in its welcome, and the next line.
     let (mut bob2, back) = buddy(&gamma, "Bob", Some(&key)).await;
-    let texts: Vec<&str> = back["chat"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
+    let texts: Vec<&str> = strs_in(&back["chat"]["messages"], "text");
     assert_eq!(texts.len(), 10, "{back}");
     ann.send(json!({"type": "message", "chat_id": chat, "text": "to both devices"}))
         .await;
@@ -437,15 +426,8 @@ async fn a_line_stamped_before_the_end_is_kept_everywhere_and_one_after_it_nowhe
     let (mut bob, wb) = buddy(&beta, "Bob", None).await;
     let ib = id(&wb);
     ann.next_matching_within(WAIT, |f| f["type"] == "buddy_joined").await;
-    ann.send(json!({"type": "invite", "to": ib})).await;
-    let inv = bob.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
-    bob.send(json!({"type": "accept", "invitation_id": inv})).await;
-    let chat = bob.next_of("buddy_chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    invite_and_accept(&mut ann, &mut bob, ib).await;
+    let chat = bob.chat_id_in("buddy_chat_started").await;
     ann.next_matching_within(WAIT, |f| f["type"] == "buddy_chat_started")
         .await;
     // An entry Ann's replica will apply 1.5 s after reading it; her line comes after it.
@@ -516,12 +498,7 @@ async fn a_buddy_back_on_another_node_within_grace_keeps_their_chat() {
     assert_eq!(id(&back), ib);
     let snapshot = &back["chat"];
     assert_eq!(snapshot["chat_id"], chat.as_str(), "{back}");
-    let texts: Vec<&str> = snapshot["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap())
-        .collect();
+    let texts: Vec<&str> = strs_in(&snapshot["messages"], "text");
     assert_eq!(texts, ["one", "two"]);
 
     bob.send(json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "b3"}))
@@ -648,9 +625,7 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     let chat = start_chat(&mut ann, &mut bob, ib).await;
     in_turn(&mut ann, &mut bob, &chat, &["one", "two", "three"]).await;
     dan.send(json!({"type": "invite", "to": id(&wc)})).await;
-    let inv = cid.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
+    let inv = cid.invitation_id().await;
 
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
@@ -821,13 +796,7 @@ async fn agents_on_the_desk_on_one_node_show_on_the_staff_roster_of_another() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let ann_id = welcome["buddies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == "ANN")
-        .unwrap()["id"]
-        .clone();
+    let ann_id = named(&welcome["buddies"], "ANN")["id"].clone();
     staff.send(json!({"type": "invite", "to": ann_id})).await;
     assert_eq!(staff.next_of("error").await["code"], "target_not_reachable");
 

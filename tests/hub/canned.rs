@@ -17,24 +17,17 @@ fn shortcuts(list: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn admins_keep_the_desks_list_and_agents_see_what_applies_to_them() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
-    let (status, hello) = admin
-        .post(
+    let (hub, admin) = TestHub::with_admin().await;
+    let hello = admin
+        .post_answering(
+            201,
             "/api/admin/canned-replies",
             json!({"shortcut": "hello", "title": "Greeting", "text": "Hello {customer}, I am {agent}."}),
         )
         .await;
-    assert_eq!(status, 201, "{hello}");
     assert_eq!(hello["scope"], "desk");
     assert_eq!(hello["categories"], json!([]));
-    let (status, refund) = admin
-        .post(
-            "/api/admin/canned-replies",
-            json!({"shortcut": "refund", "title": "Refunds", "text": "Refunds take 5 days.", "categories": ["billing"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{refund}");
+    let refund = admin.post_answering(201, "/api/admin/canned-replies", json!({"shortcut": "refund", "title": "Refunds", "text": "Refunds take 5 days.", "categories": ["billing"]})).await;
     let (status, _) = admin
         .post(
             "/api/admin/canned-replies",
@@ -92,13 +85,13 @@ async fn admins_keep_the_desks_list_and_agents_see_what_applies_to_them() {
     );
 
     // Sam edits and deletes their own.
-    let (status, edited) = sam
-        .put(
+    let edited = sam
+        .put_answering(
+            200,
             &format!("/api/canned-replies/{sams}"),
             json!({"shortcut": "hi", "title": "Hi", "text": "Hi {customer}, {agent} here.", "categories": ["sales"]}),
         )
         .await;
-    assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["shortcut"], "hi");
     assert_eq!(edited["created_at"], mine["created_at"]);
     assert_eq!(sam.delete(&format!("/api/canned-replies/{sams}")).await.0, 204);
@@ -108,13 +101,7 @@ async fn admins_keep_the_desks_list_and_agents_see_what_applies_to_them() {
 
     // Admins edit and delete the desk's.
     let refund_id = refund["id"].as_str().unwrap();
-    let (status, edited) = admin
-        .put(
-            &format!("/api/admin/canned-replies/{refund_id}"),
-            json!({"shortcut": "refund", "title": "Refunds", "text": "Refunds take 3 days.", "categories": ["billing", "sales"]}),
-        )
-        .await;
-    assert_eq!(status, 200, "{edited}");
+    admin.put_answering(200, &format!("/api/admin/canned-replies/{refund_id}"), json!({"shortcut": "refund", "title": "Refunds", "text": "Refunds take 3 days.", "categories": ["billing", "sales"]})).await;
     let (_, list) = sam.get("/api/canned-replies").await;
     assert_eq!(shortcuts(&list), ["hello", "pricing", "refund"]);
     assert_eq!(

@@ -8,8 +8,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn messages_get_ids_timestamps_and_order_on_both_sides() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
     let (mut c, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
     for i in 0..5 {
         c.send(json!({"type": "message", "text": format!("m{i}"), "client_id": format!("c{i}")}))
@@ -44,8 +43,7 @@ async fn messages_get_ids_timestamps_and_order_on_both_sides() {
 async fn a_message_over_the_limit_is_refused_and_not_relayed() {
     let hub = TestHub::with(|s| s.max_message_len = 10).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    c.next_of("chat_started").await;
+    let (mut c, _) = hub.customer_in_chat("Carla", "general").await;
     agent.next_of("chat_started").await;
     c.send(json!({"type": "message", "text": "x".repeat(11), "client_id": "long"}))
         .await;
@@ -103,19 +101,13 @@ async fn typing_and_drafts_reach_only_the_right_peer() {
 async fn a_fast_typists_drafts_are_coalesced_and_the_last_one_arrives() {
     let hub = TestHub::with(|s| s.draft_interval = Duration::from_millis(200)).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    c.next_of("chat_started").await;
+    let (mut c, _) = hub.customer_in_chat("Carla", "general").await;
     let mut text = String::new();
     for ch in "hello there".chars() {
         text.push(ch);
         c.send(json!({"type": "draft", "text": text})).await;
     }
-    let drafts: Vec<_> = agent
-        .drain()
-        .await
-        .into_iter()
-        .filter(|f| f["type"] == "draft")
-        .collect();
+    let drafts = agent.drain_of("draft").await;
     assert!(drafts.len() < 5, "11 keystrokes were not coalesced: {drafts:?}");
     assert_eq!(drafts.last().unwrap()["text"], "hello there");
     hub.stop().await;
@@ -132,8 +124,7 @@ async fn the_preview_setting_turns_drafts_off() {
     let welcome = agent.next_of("agent_welcome").await;
     assert_eq!(welcome["draft_preview"], false);
     agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut c = hub.customer("Carla", "general").await;
-    c.next_of("chat_started").await;
+    let (mut c, _) = hub.customer_in_chat("Carla", "general").await;
     c.send(json!({"type": "draft", "text": "typing…"})).await;
     assert!(agent.drain().await.iter().all(|f| f["type"] != "draft"));
     hub.stop().await;
@@ -141,10 +132,8 @@ async fn the_preview_setting_turns_drafts_off() {
 
 #[tokio::test]
 async fn a_customer_who_drops_is_announced_and_resumes_with_missed_messages() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut c, chat) = hub.customer_in_chat("Carla", "general").await;
     c.send(json!({"type": "message", "text": "before"})).await;
     let seen = c.next_of("ack").await["seq"].as_u64().unwrap();
     let token = c.token.clone().unwrap();
@@ -189,8 +178,7 @@ async fn a_waiting_customer_resumes_their_place_in_line() {
 
 #[tokio::test]
 async fn after_the_grace_period_a_chat_ends_and_a_place_is_lost() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
     let c = hub.customer("Gone", "general").await;
     let mut waiting = hub.customer("Waiting", "general").await;
     waiting.next_of("queued").await;
@@ -209,10 +197,8 @@ async fn after_the_grace_period_a_chat_ends_and_a_place_is_lost() {
 
 #[tokio::test]
 async fn a_vanished_agents_customers_are_told_and_go_back_to_the_front() {
-    let hub = TestHub::start().await;
-    let agent = hub.agent("ann", &["general"], 1).await;
-    let mut first = hub.customer("First", "general").await;
-    first.next_of("chat_started").await;
+    let (hub, agent) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut first, _) = hub.customer_in_chat("First", "general").await;
     let mut second = hub.customer("Second", "general").await;
     second.next_of("queued").await;
     drop(agent);
@@ -237,8 +223,7 @@ async fn an_agent_back_within_grace_keeps_their_chats_with_history() {
     let token = hub.agent_account("ann", &["general"], 1).await;
     let mut agent = Ws::agent(&hub, &token).await;
     agent.send(json!({"type": "set_available", "available": true})).await;
-    let mut c = hub.customer("Carla", "general").await;
-    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    let (mut c, chat) = hub.customer_in_chat("Carla", "general").await;
     c.send(json!({"type": "message", "text": "hi"})).await;
     agent.next_of("message").await;
     drop(agent);
@@ -258,10 +243,8 @@ async fn an_agent_back_within_grace_keeps_their_chats_with_history() {
 
 #[tokio::test]
 async fn shutdown_tells_every_client_and_closes_cleanly() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    c.next_of("chat_started").await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut c, _) = hub.customer_in_chat("Carla", "general").await;
     hub.shutdown.cancel();
     assert_eq!(c.next_of("chat_ended").await["reason"], "shutdown");
     c.next_of("shutdown").await;
@@ -297,10 +280,7 @@ async fn a_waiting_customer_who_returns_to_a_free_agent_is_told_their_place_then
 #[tokio::test]
 async fn an_agent_back_from_a_blip_is_welcomed_then_takes_who_waits() {
     let hub = TestHub::start().await;
-    let token = hub.agent_account("ann", &["general"], 1).await;
-    let mut agent = Ws::agent(&hub, &token).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
-    agent.next_of("profile").await;
+    let (agent, token) = hub.agent_with_token("ann", &["general"], 1).await;
     drop(agent);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut c = hub.customer("Carla", "general").await;
@@ -321,10 +301,8 @@ async fn an_agent_back_from_a_blip_is_welcomed_then_takes_who_waits() {
 
 #[tokio::test]
 async fn a_customer_away_when_the_chat_ends_gets_it_and_the_ending_on_resume() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (c, chat) = hub.customer_in_chat("Carla", "general").await;
     let token = c.token.clone().unwrap();
     drop(c);
     agent.next_of("peer_away").await;
@@ -360,10 +338,8 @@ async fn resume_shows_the_ending(hub: &TestHub, token: &str, chat: Value, first_
 /// whose page went 0.1 s before the end was told `resume_expired` on another node).
 #[tokio::test]
 async fn a_customer_connected_when_the_chat_ends_gets_the_ending_on_resume_too() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Carla", "general").await;
-    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (c, chat) = hub.customer_in_chat("Carla", "general").await;
     let token = c.token.clone().unwrap();
     agent
         .send(json!({"type": "message", "chat_id": chat, "text": "bye now"}))

@@ -42,8 +42,7 @@ async fn a_client_close_is_answered_with_a_close_echoing_its_code() {
 
 #[tokio::test]
 async fn a_client_close_during_a_chat_is_answered_on_the_agent_socket_too() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
     agent.inner.send(Message::Close(None)).await.unwrap();
     // The client started the handshake; the hub's reply completes it (an empty close echoes as empty).
     // Frames the hub sent before it read the close may come first.

@@ -11,7 +11,7 @@ use switchboard::store::EndReason;
 
 use crate::cluster_fixture::{Process, available_agent, customer_on, process_and_nodes, sent_and_seen};
 use crate::cluster_hub::node_with;
-use crate::common::Ws;
+use crate::common::{Ws, both_told};
 
 /// How long a test waits for something the cluster must do.
 const WAIT: Duration = Duration::from_secs(30);
@@ -59,11 +59,7 @@ async fn killed_customer_node_never_back(agent_moves: bool) {
     let scratch = &servers.scratch;
     let (mut agent, token) = available_agent(&live, "ann", &["general"], 1).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    let chat = both_told(&mut carla, &mut agent).await;
     let c1 = json!({"type": "message", "text": "c1", "client_id": "c1"});
     sent_and_seen(&mut carla, &mut agent, c1, 1).await;
 

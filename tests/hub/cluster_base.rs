@@ -13,7 +13,7 @@ use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
 use crate::archive::{TempDir, mongo_uri};
 use crate::cluster_fixture::{Process, process_and_nodes};
-use crate::common::{TestHub, Ws};
+use crate::common::{TestHub, Ws, error_code};
 use crate::redis_server::RedisServer;
 use crate::storeops::{hub_command, refuses};
 
@@ -53,6 +53,25 @@ pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
         assert!(Instant::now() < deadline, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Nodes "node-a" and "node-b" in the cluster at `redis`, on one MongoDB database of their
+/// own (each node its own connection), both registered: the nodes and a Redis connection.
+pub(crate) async fn two_nodes_on_mongo(
+    redis: &RedisServer,
+    scratch: &TempDir,
+) -> (TestHub, TestHub, redis::aio::MultiplexedConnection) {
+    let uri = mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store_a: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+    let store_b: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+    let a = node_on(store_a, redis, "node-a", scratch).await;
+    let b = node_on(store_b, redis, "node-b", scratch).await;
+    let conn = redis_conn(redis).await;
+    for node in ["node-a", "node-b"] {
+        eventually("both nodes register", || registered(conn.clone(), node)).await;
+    }
+    (a, b, conn)
 }
 
 /// A hub in this process that joins the cluster at `redis` as `node`, on `store`, with
@@ -229,8 +248,8 @@ async fn redis_down_is_reported_and_an_empty_redis_is_rejoined_without_a_restart
         .post("/api/admin/categories", json!({"id": "returns", "name": "Returns"}))
         .await;
     assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (503, Some("cluster_unavailable")),
+        (status, error_code(&refused)),
+        (503, "cluster_unavailable"),
         "{refused}"
     );
     assert_eq!(
@@ -306,16 +325,7 @@ async fn a_stalled_node_is_fenced_reaped_and_rejoins_with_a_higher_incarnation()
 async fn admin_changes_made_on_one_node_apply_on_the_other() {
     let scratch = TempDir::new("cluster");
     let redis = RedisServer::start().await;
-    let uri = mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
-    let store_a: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
-    let store_b: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
-    let a = node_on(store_a, &redis, "node-a", &scratch).await;
-    let b = node_on(store_b, &redis, "node-b", &scratch).await;
-    let conn = redis_conn(&redis).await;
-    for node in ["node-a", "node-b"] {
-        eventually("both nodes register", || registered(conn.clone(), node)).await;
-    }
+    let (a, b, conn) = two_nodes_on_mongo(&redis, &scratch).await;
     let admin = a.admin().await;
 
     // Disabling: ann signed in on A, her agent socket on B.

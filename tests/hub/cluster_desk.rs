@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::cluster_fixture::nodes;
-use crate::common::Ws;
+use crate::common::{Ws, close_chat_hours};
 
 #[tokio::test]
 async fn hours_changed_on_one_node_are_honoured_on_the_others_at_once() {
@@ -14,15 +14,7 @@ async fn hours_changed_on_one_node_are_honoured_on_the_others_at_once() {
 
     let mut waiting = beta.customer("Early", "general").await;
     waiting.next_of("queued").await;
-    let (status, body) = alpha
-        .admin()
-        .await
-        .put(
-            "/api/admin/chat-hours/general",
-            json!({"category": "general", "week": {}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    close_chat_hours(&alpha, "general").await;
     // Beta's customer is told, and beta refuses a join, well before beta's keeper ticks
     // (`desk_hours::TICK`, 5 s): the close went through Redis.
     let started = std::time::Instant::now();
@@ -67,8 +59,7 @@ async fn a_busy_agent_is_available_again_when_their_chat_on_another_node_ends() 
     let ([alpha, beta], _servers) = nodes("cluster-desk-busy", ["alpha", "beta"], |_| {}).await;
 
     let mut agent = alpha.agent("ann", &["general"], 2).await;
-    let mut first = beta.customer("First", "general").await;
-    first.next_of("chat_started").await;
+    let (mut first, _) = beta.customer_in_chat("First", "general").await;
     agent.next_of("chat_started").await;
     agent.send(json!({"type": "set_status", "status": "busy"})).await;
     assert_eq!(agent.next_of("profile").await["status"], "busy");

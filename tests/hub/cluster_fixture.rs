@@ -221,8 +221,7 @@ pub(crate) async fn paired(
     customer: &str,
 ) -> (Ws, Ws, Value) {
     let mut agent = agent_hub.agent(agent, &["general"], limit).await;
-    let mut customer = customer_hub.customer(customer, "general").await;
-    let chat = customer.next_of("chat_started").await["chat_id"].clone();
+    let (customer, chat) = customer_hub.customer_in_chat(customer, "general").await;
     agent.next_of("chat_started").await;
     (agent, customer, chat)
 }
@@ -273,6 +272,24 @@ pub(crate) struct ChatAcrossNodes<const N: usize> {
     pub nodes: [TestHub; N],
     pub store: SharedStore,
     pub servers: Servers,
+}
+
+impl<const N: usize> ChatAcrossNodes<N> {
+    /// The fields, in their order, for a test to bind in one line: `_` for those it does
+    /// not need (dropped at once, as a pattern's `..` drops them), and the others drop in
+    /// the struct's order.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts(self) -> (Ws, String, Ws, String, [TestHub; N], SharedStore, Servers) {
+        (
+            self.agent,
+            self.agent_token,
+            self.customer,
+            self.chat,
+            self.nodes,
+            self.store,
+            self.servers,
+        )
+    }
 }
 
 /// Starts one node per name (N ≥ 2, resume grace 10 s, so a side may move to another

@@ -20,7 +20,7 @@ use crate::cluster_fixture::{
     Process, customer_on, nodes, paired, process_and_nodes, redis_conn, redis_shows, refused_for_now, stats_showing,
     until_reaped, until_registered,
 };
-use crate::common::{TestHub, Ws};
+use crate::common::{TestHub, Ws, both_told, strs_in};
 use crate::redis_server::RedisServer;
 use crate::storeops::hub_command;
 
@@ -152,8 +152,7 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
     assert_eq!(own(&seen_by_agent), ["ac0", "ac1", "ac2", "ac3", "ac4"]);
 
     // A second customer waits: the agent's one chat is taken.
-    let mut dora = alpha.customer("Dora", "general").await;
-    assert_eq!(dora.next_of("queued").await["place"], 1);
+    let mut dora = alpha.customer_queued("Dora", "general", 1).await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     let ended = carla.next_of("chat_ended").await;
     assert_eq!(
@@ -231,12 +230,7 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
                 .entry(started["peer_name"].as_str().unwrap().to_string())
                 .or_default() += 1;
         }
-        let extra: Vec<Value> = agent
-            .drain()
-            .await
-            .into_iter()
-            .filter(|f| f["type"] == "chat_started")
-            .collect();
+        let extra = agent.drain_of("chat_started").await;
         assert!(
             extra.is_empty(),
             "agent{i} was given more than their limit {}: {extra:?}",
@@ -338,12 +332,7 @@ async fn a_cut_chat_subscription_loses_no_message() {
     assert_eq!(seqs, (1..=SENT).collect::<Vec<_>>(), "every message once, in order");
     let texts: Vec<&str> = got.iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert_eq!(texts, (0..SENT).map(|i| format!("m{i}")).collect::<Vec<_>>());
-    let extra: Vec<Value> = carla
-        .drain()
-        .await
-        .into_iter()
-        .filter(|f| f["type"] == "message")
-        .collect();
+    let extra = carla.drain_of("message").await;
     assert!(extra.is_empty(), "no message twice: {extra:?}");
     // The sender got every acknowledgement.
     assert_eq!(messages(&mut agent, SENT as usize).await.len(), SENT as usize);
@@ -382,18 +371,8 @@ pub(crate) struct NodeProcess {
     pub db: String,
 }
 
-pub(crate) async fn node_process(
-    redis: &RedisServer,
-    conn: &mut redis::aio::ConnectionManager,
-    scratch: &TempDir,
-    node: &str,
-    log: Option<&std::path::Path>,
-) -> NodeProcess {
-    node_process_with(redis, conn, scratch, node, log, &[]).await
-}
-
-/// As [`node_process`], with settings of its own (`more`: environment variables, after
-/// and over the cluster's, such as a longer lease or a test hook).
+/// Starts the [`NodeProcess`] `node`, with settings of its own (`more`: environment
+/// variables, after and over the cluster's, such as a longer lease or a test hook).
 pub(crate) async fn node_process_with(
     redis: &RedisServer,
     conn: &mut redis::aio::ConnectionManager,
@@ -451,11 +430,7 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
 
     let mut agent = awake.agent("ann", &["general"], 1).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    let chat = both_told(&mut carla, &mut agent).await;
     carla.send(json!({"type": "message", "text": "before"})).await;
     let first = agent.next_of("message").await;
     assert_eq!(
@@ -527,12 +502,7 @@ async fn with_redis_down_a_node_refuses_what_needs_it() {
     assert_eq!(dora.next_of("error").await["code"], "cluster_unavailable");
     let status = reqwest::get(alpha.url("/healthz")).await.unwrap().status();
     assert_eq!(status, 200, "the node stays up");
-    let got: Vec<Value> = agent
-        .drain()
-        .await
-        .into_iter()
-        .filter(|f| f["type"] == "message")
-        .collect();
+    let got = agent.drain_of("message").await;
     assert!(got.is_empty(), "a refused message reaches nobody: {got:?}");
     assert_eq!(
         carla.closed().await.map(u16::from),
@@ -556,11 +526,7 @@ async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_perio
     let mut conn = redis_conn(&servers.redis).await;
     let mut agent = live.agent("ann", &["general"], 1).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    let chat = both_told(&mut carla, &mut agent).await;
     let mut dora = customer_on(&bind, "Dora", "general").await;
     assert_eq!(dora.next_of("queued").await["place"], 1);
 
@@ -623,12 +589,7 @@ async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
         .await
         .unwrap();
     let welcome = agent.next_of("agent_welcome").await;
-    let chats: Vec<&str> = welcome["chats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["chat_id"].as_str().unwrap())
-        .collect();
+    let chats: Vec<&str> = strs_in(&welcome["chats"], "chat_id");
     assert_eq!(chats, [chat.as_str()], "{welcome}");
     assert_eq!(carla.next_of("peer_back").await["chat_id"], chat.as_str());
 

@@ -47,10 +47,7 @@ async fn an_agents_message_right_before_the_end_of_the_chat_is_archived() {
     for round in 0..ROUNDS {
         if round > 0 {
             customer = alpha.customer(&format!("Customer {round}"), "general").await;
-            chat = customer.next_of("chat_started").await["chat_id"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            chat = customer.chat_id_in("chat_started").await;
             agent
                 .next_matching(|f| f["type"] == "chat_started" && f["chat_id"] == chat.as_str())
                 .await;

@@ -19,10 +19,8 @@ async fn a_node_joining_after_the_events_stream_was_trimmed_starts_from_a_snapsh
     let store = &servers.store;
     let redis = &servers.redis;
     let scratch = &servers.scratch;
-    let mut carla = alpha.customer("Carla", "general").await;
-    assert_eq!(carla.next_of("queued").await["place"], 1);
-    let mut dora = alpha.customer("Dora", "general").await;
-    assert_eq!(dora.next_of("queued").await["place"], 2);
+    let mut carla = alpha.customer_queued("Carla", "general", 1).await;
+    let mut dora = alpha.customer_queued("Dora", "general", 2).await;
 
     let mut conn = redis_conn(redis).await;
     let left: u64 = redis::cmd("XTRIM")

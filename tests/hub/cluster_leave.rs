@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::cluster_fixture::{Process, customer_on, process_and_nodes, redis_conn, until_reaped};
-use crate::common::Ws;
+use crate::common::{Ws, both_told};
 
 /// The leaving node's lease: far longer than the test waits for the handover, so the
 /// handover can only come from the release, not from the lease running out.
@@ -54,11 +54,7 @@ async fn a_node_stopped_with_sigterm_hands_its_people_over_at_once() {
     let mut agent = live.agent("ann", &["general"], 1).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
     let token = carla.token.clone().unwrap();
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    let chat = both_told(&mut carla, &mut agent).await;
 
     // SAFETY: kill takes a pid and a signal number; the pid is our own child's.
     assert_eq!(unsafe { libc::kill(leaving.0.id() as libc::pid_t, libc::SIGTERM) }, 0);

@@ -11,7 +11,7 @@ use crate::archive::TempDir;
 use crate::cluster_fixture::{
     ChatAcrossNodes, chat_across_nodes_with, nodes, nodes_with_redis_data, redis_shows, sent_and_seen,
 };
-use crate::common::{TestHub, Ws};
+use crate::common::{TestHub, Ws, both_told};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
@@ -55,14 +55,7 @@ async fn buddy(hub: &TestHub, name: &str) -> (Ws, Value) {
 /// never handed those people on: beta saw them stay forever.
 #[tokio::test]
 async fn pages_closed_while_redis_is_away_are_seen_gone_once_it_is_back() {
-    let ChatAcrossNodes {
-        mut agent,
-        customer: carla,
-        chat,
-        nodes: [alpha, beta],
-        servers,
-        ..
-    } = chat_on_two_nodes("cluster-own-calls").await;
+    let (mut agent, _, carla, chat, [alpha, beta], _, servers) = chat_on_two_nodes("cluster-own-calls").await.parts();
     let redis = &servers.redis;
     let (bob, bob_welcome) = buddy(&alpha, "Bob").await;
     let bob_id = bob_welcome["you"].as_u64().unwrap();
@@ -111,11 +104,7 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
     let port = redis.port;
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    let chat = both_told(&mut carla, &mut agent).await;
     let one = json!({"type": "message", "text": "one", "client_id": "c1"});
     sent_and_seen(&mut carla, &mut agent, one, 1).await;
 
@@ -166,14 +155,8 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
 /// Redis is back and the chat goes on past the grace period.
 #[tokio::test]
 async fn a_reload_on_the_same_node_while_redis_is_away_keeps_the_chat() {
-    let ChatAcrossNodes {
-        mut agent,
-        customer: carla,
-        chat,
-        nodes: [alpha, beta],
-        servers,
-        ..
-    } = chat_on_two_nodes("cluster-own-calls-reload").await;
+    let (mut agent, _, carla, chat, [alpha, beta], _, servers) =
+        chat_on_two_nodes("cluster-own-calls-reload").await.parts();
     let redis = &servers.redis;
     let token = carla.token.clone().unwrap();
 
@@ -225,14 +208,8 @@ async fn a_reload_on_the_same_node_while_redis_is_away_keeps_the_chat() {
 /// text twice under two seqs, and the archive held it twice.
 #[tokio::test]
 async fn a_message_refused_while_redis_was_slow_and_sent_again_is_stamped_once() {
-    let ChatAcrossNodes {
-        mut agent,
-        mut customer,
-        chat,
-        nodes: [alpha, beta],
-        servers,
-        ..
-    } = chat_on_two_nodes("cluster-resent-message").await;
+    let (mut agent, _, mut customer, chat, [alpha, beta], _, servers) =
+        chat_on_two_nodes("cluster-resent-message").await.parts();
     let redis = &servers.redis;
     let message = |text: &str, client_id: &str| json!({"type": "message", "text": text, "client_id": client_id});
 

@@ -14,7 +14,7 @@ use switchboard::store::{MemoryStore, SharedStore};
 use crate::archive::TempDir;
 use crate::cluster_fixture::{Servers, killed_and_back_empty, nodes, redis_conn};
 use crate::cluster_redis_restart::{archived, healthy, lease_of};
-use crate::common::{Ws, types};
+use crate::common::{Ws, types, u64s_in};
 use crate::redis_server::RedisServer;
 
 /// Sends `frame` until the reply of type `taken` comes, sending it again a moment after
@@ -74,10 +74,7 @@ async fn chatting(
 }
 
 async fn started(ws: &mut Ws) -> String {
-    ws.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    ws.chat_id_in("chat_started").await
 }
 
 #[tokio::test]
@@ -93,12 +90,9 @@ async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
     exchange(&mut ann, &mut carla, &carla_chat, "two", 2).await;
     exchange(&mut dan, &mut bob, &dan_chat, "d-one", 1).await;
     // Eve (alpha), Fay (beta), Gus (alpha) wait, in that order.
-    let mut eve = alpha.customer("Eve", "general").await;
-    assert_eq!(eve.next_of("queued").await["place"], 1);
-    let mut fay = beta.customer("Fay", "general").await;
-    assert_eq!(fay.next_of("queued").await["place"], 2);
-    let mut gus = alpha.customer("Gus", "general").await;
-    assert_eq!(gus.next_of("queued").await["place"], 3);
+    let mut eve = alpha.customer_queued("Eve", "general", 1).await;
+    let mut fay = beta.customer_queued("Fay", "general", 2).await;
+    let mut gus = alpha.customer_queued("Gus", "general", 3).await;
 
     let _redis = killed_and_back_empty(redis).await;
     healthy(&alpha, "alpha").await;
@@ -121,8 +115,7 @@ async fn an_empty_redis_is_refilled_from_what_the_nodes_people_hold() {
     let eve_chat = started(&mut eve).await;
     assert_eq!(started(&mut ann).await, eve_chat);
     // A new customer waits behind them.
-    let mut hal = beta.customer("Hal", "general").await;
-    assert_eq!(hal.next_of("queued").await["place"], 3);
+    let mut hal = beta.customer_queued("Hal", "general", 3).await;
     // Bob's freed place goes to Fay, then a new agent takes Gus and then Hal.
     bob.send(json!({"type": "end_chat", "chat_id": dan_chat})).await;
     dan.next_of("chat_ended").await;
@@ -186,9 +179,7 @@ async fn an_empty_redis_keeps_the_buddy_list_its_nodes_hold() {
     exchange(&mut ann, &mut bob, &chat, "one", 1).await;
     exchange(&mut bob, &mut ann, &chat, "two", 2).await;
     cid.send(json!({"type": "invite", "to": id_dan})).await;
-    let invitation = dan.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
+    let invitation = dan.invitation_id().await;
     cid.next_of("invited").await;
 
     redis.kill();
@@ -442,10 +433,8 @@ async fn a_customer_gone_while_their_node_was_suspended_is_not_paired_after_the_
     let redis = &mut servers.redis;
     let port = redis.port;
     let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
-    let mut eve = alpha.customer("Eve", "general").await;
-    assert_eq!(eve.next_of("queued").await["place"], 1);
-    let mut fay = beta.customer("Fay", "general").await;
-    assert_eq!(fay.next_of("queued").await["place"], 2);
+    let eve = alpha.customer_queued("Eve", "general", 1).await;
+    let mut fay = beta.customer_queued("Fay", "general", 2).await;
 
     redis.kill();
     // Past the lease: alpha is suspended, and Eve's leaving cannot be recorded.
@@ -570,12 +559,7 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
     } else {
         // Refused for now (1013): back within grace, she gets the chat and its end.
         let (mut back, resumed) = resumed_on(&beta, &token, 2, "carla after the end").await;
-        let seqs: Vec<u64> = resumed["chat"]["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["seq"].as_u64().unwrap())
-            .collect();
+        let seqs: Vec<u64> = u64s_in(&resumed["chat"]["messages"], "seq");
         assert_eq!(seqs, [3], "{resumed}");
         back.next_of("chat_ended").await;
     }

@@ -11,7 +11,7 @@ use switchboard::config::Settings;
 use switchboard::store::SharedStore;
 
 use crate::cluster_fixture::{nodes, nodes_with_redis_data, redis_shows, refused_for_now, sent_and_seen};
-use crate::common::{TestHub, Ws};
+use crate::common::{TestHub, Ws, both_told};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
@@ -59,11 +59,7 @@ pub(crate) async fn archived(store: &SharedStore, chat: &str, n: usize) -> Vec<(
 async fn chatting(alpha: &TestHub, beta: &TestHub) -> (Ws, Ws, String) {
     let mut agent = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    let chat = both_told(&mut carla, &mut agent).await;
     let one = json!({"type": "message", "text": "one", "client_id": "c1"});
     sent_and_seen(&mut carla, &mut agent, one, 1).await;
     let two = json!({"type": "message", "chat_id": chat, "text": "two", "client_id": "a2"});

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes, nodes, sent_and_seen};
+use crate::cluster_fixture::{chat_across_nodes, nodes, sent_and_seen};
 use crate::cluster_hub::messages;
 use crate::common::Ws;
 
@@ -19,15 +19,10 @@ use crate::common::Ws;
 /// goes on again, and the archive holds every message once.
 #[tokio::test]
 async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
-    let ChatAcrossNodes {
-        mut agent,
-        customer: mut carla,
-        chat,
-        nodes: [alpha, beta, gamma],
-        store,
-        servers: _servers,
-        ..
-    } = chat_across_nodes("cluster-resume-chat", ["alpha", "beta", "gamma"]).await;
+    let (mut agent, _, mut carla, chat, [alpha, beta, gamma], store, _servers) =
+        chat_across_nodes("cluster-resume-chat", ["alpha", "beta", "gamma"])
+            .await
+            .parts();
     carla.send(json!({"type": "message", "text": "one"})).await;
     assert_eq!(agent.next_of("message").await["seq"], 1);
     assert_eq!(carla.next_of("ack").await["seq"], 1);
@@ -117,12 +112,9 @@ async fn a_waiting_customer_resumes_on_another_node_and_keeps_their_place() {
     .await;
     // The category exists once an agent's account names it.
     let token = beta.agent_account("ann", &["general"], 1).await;
-    let mut first = alpha.customer("First", "general").await;
-    assert_eq!(first.next_of("queued").await["place"], 1);
-    let mut second = alpha.customer("Second", "general").await;
-    assert_eq!(second.next_of("queued").await["place"], 2);
-    let mut third = beta.customer("Third", "general").await;
-    assert_eq!(third.next_of("queued").await["place"], 3);
+    let mut first = alpha.customer_queued("First", "general", 1).await;
+    let second = alpha.customer_queued("Second", "general", 2).await;
+    let mut third = beta.customer_queued("Third", "general", 3).await;
     let resume_token = second.token.clone().unwrap();
     drop(second);
 
@@ -164,8 +156,7 @@ async fn past_the_grace_period_a_token_is_refused_on_every_node() {
     beta.agent_account("ann", &["general"], 1).await;
     let mut gone = alpha.customer("Gone", "general").await;
     gone.next_of("queued").await;
-    let mut waiting = beta.customer("Waiting", "general").await;
-    assert_eq!(waiting.next_of("queued").await["place"], 2);
+    let mut waiting = beta.customer_queued("Waiting", "general", 2).await;
     let resume_token = gone.token.clone().unwrap();
     drop(gone);
     // The grace period ran out: the one behind moves up.
@@ -186,14 +177,10 @@ async fn past_the_grace_period_a_token_is_refused_on_every_node() {
 /// ended, not `resume_expired`. Once: the visit is over after that.
 #[tokio::test]
 async fn a_customer_whose_chat_ended_while_away_gets_it_on_another_node() {
-    let ChatAcrossNodes {
-        mut agent,
-        customer: mut carla,
-        chat,
-        nodes: [_alpha, _beta, gamma],
-        servers: _servers,
-        ..
-    } = chat_across_nodes("cluster-resume-ended", ["alpha", "beta", "gamma"]).await;
+    let (mut agent, _, mut carla, chat, [_alpha, _beta, gamma], _, _servers) =
+        chat_across_nodes("cluster-resume-ended", ["alpha", "beta", "gamma"])
+            .await
+            .parts();
     carla.send(json!({"type": "message", "text": "one"})).await;
     assert_eq!(carla.next_of("ack").await["seq"], 1);
     let token = carla.token.clone().unwrap();
@@ -252,14 +239,10 @@ async fn a_customer_whose_chat_ended_while_away_gets_it_on_another_node() {
 /// The node's other people chat on (the agent there), and so does the first page.
 #[tokio::test]
 async fn a_second_page_on_another_node_is_refused_and_that_node_stays_up() {
-    let ChatAcrossNodes {
-        mut agent,
-        customer: mut carla,
-        chat,
-        nodes: [_alpha, beta],
-        servers: _servers,
-        ..
-    } = chat_across_nodes("cluster-resume-second-page", ["alpha", "beta"]).await;
+    let (mut agent, _, mut carla, chat, [_alpha, beta], _, _servers) =
+        chat_across_nodes("cluster-resume-second-page", ["alpha", "beta"])
+            .await
+            .parts();
     sent_and_seen(&mut carla, &mut agent, json!({"type": "message", "text": "one"}), 1).await;
 
     let token = carla.token.clone().unwrap();

@@ -22,7 +22,7 @@ use crate::archive::{TempDir, mongo_uri, port_open};
 use crate::cluster_checker::{Fault, History, LineEvent, Msg, Seen, check};
 use crate::cluster_hub::{Running, registered};
 use crate::cluster_scenario_clients::{Ctx, Phase, Run, Traffic, agent, clock, customer};
-use crate::common::{ADMIN_PASSWORD, Api, Ws, signal};
+use crate::common::{ADMIN_PASSWORD, Api, Endpoint, Ws, signal};
 use crate::mongod::unassigned_port;
 use crate::redis_server::RedisServer;
 use crate::storeops::hub_command;
@@ -279,30 +279,14 @@ impl Cluster {
     }
 
     pub(crate) async fn login(&self, username: &str, password: &str) -> Api {
-        let base = format!("http://{}", self.binds[0]);
-        let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-        let res = client
-            .post(format!("{base}/api/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "login as {username}");
-        let body: Value = res.json().await.unwrap();
-        let token = body["token"].as_str().unwrap().to_string();
-        Api { client, base, token }
+        Endpoint::at(&self.binds[0]).login(username, password).await
     }
 
     /// Creates the agent account (through node 0) and signs them in: their bearer token.
     pub(crate) async fn agent_token(&self, admin: &Api, username: &str, categories: &[&str], limit: usize) -> String {
-        let (status, body) = admin
-            .post(
-                "/api/admin/agents",
-                json!({"username": username, "display_name": username.to_uppercase(), "password": "agent-password",
-                       "categories": categories, "max_chats": limit}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        let account = json!({"username": username, "display_name": username.to_uppercase(), "password": "agent-password",
+                             "categories": categories, "max_chats": limit});
+        admin.post_answering(201, "/api/admin/agents", account).await;
         self.login(username, "agent-password").await.token
     }
 
@@ -1270,19 +1254,14 @@ async fn every_fault_in_turn(seed: u64) {
 /// customer's arrival on (again from seq 1: the store takes a message once per seq).
 #[tokio::test]
 async fn a_customer_resuming_on_the_node_of_their_agent_is_archived_there() {
-    use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes};
+    use crate::cluster_fixture::chat_across_nodes;
     use crate::cluster_hub::messages;
     use crate::common::Ws;
 
-    let ChatAcrossNodes {
-        mut agent,
-        customer: mut carla,
-        chat,
-        nodes: [alpha, beta],
-        store,
-        servers: _servers,
-        ..
-    } = chat_across_nodes("cluster-resume-agent-node", ["alpha", "beta"]).await;
+    let (mut agent, _, mut carla, chat, [alpha, beta], store, _servers) =
+        chat_across_nodes("cluster-resume-agent-node", ["alpha", "beta"])
+            .await
+            .parts();
     carla.send(json!({"type": "message", "text": "one"})).await;
     assert_eq!(carla.next_of("ack").await["seq"], 1);
     let resume_token = carla.token.clone().unwrap();

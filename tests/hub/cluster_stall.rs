@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cluster_scenarios::{Cluster, ONE_AT_A_TIME, node_name};
-use crate::common::{ADMIN_PASSWORD, Api, Ws};
+use crate::common::{ADMIN_PASSWORD, Api, Ws, u64s_in};
 
 /// How long a test waits for something the cluster must do (a reap, a fence, an archive).
 const WAIT: Duration = Duration::from_secs(60);
@@ -72,14 +72,15 @@ async fn stage_with(tag: &str, grace_secs: u64, lease_ms: u64, env: &[(&str, &st
 }
 
 /// [`stage_with`] where [`THIRD_NODE`]'s follower hands each batch of events over `lag_ms`
-/// after reading it (`SWITCHBOARD_TEST_FOLLOWER_LAG`), and the agent has gone available.
-async fn stage_lagging(tag: &str, lag_ms: u64) -> Stage {
+/// after reading it (`SWITCHBOARD_TEST_FOLLOWER_LAG`), and the agent has gone available:
+/// the cluster, the agent, and the guard to keep to the end of the test (it runs alone).
+async fn stage_lagging(tag: &str, lag_ms: u64) -> (Cluster, Ws, tokio::sync::MutexGuard<'static, ()>) {
     let lag = format!("{}:{lag_ms}", node_name(THIRD_NODE));
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
     let mut stage = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
     let available = json!({"type": "set_available", "available": true});
     stage.agent.send(available).await;
-    stage
+    (stage.cluster, stage.agent, stage._alone)
 }
 
 /// A customer's connection to `node` that sent its join to "general" (its answer not
@@ -829,12 +830,7 @@ async fn a_resume_elsewhere_before_the_customers_node_kept_their_chats_end_is_tr
         None => resumed_on(&stage.cluster, THIRD_NODE, &token, 0, tag).await,
     };
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
-    let seqs: Vec<u64> = resumed["chat"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap())
-        .collect();
+    let seqs: Vec<u64> = u64s_in(&resumed["chat"]["messages"], "seq");
     assert_eq!(seqs, [seq], "{resumed}");
     assert_eq!(next_about(&mut back, "chat_ended", &chat).await["ended_by"], "agent");
     archived_whole(&stage, &chat, &acked, tag).await;
@@ -902,13 +898,7 @@ async fn a_resume_on_a_node_whose_replica_lags_behind_the_join_waits_for_it() {
 #[tokio::test]
 async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
     let tag = "stall-resume-crosses-end";
-    // The guard kept to the end (a pattern's `..` would drop it here).
-    let Stage {
-        cluster,
-        mut agent,
-        _alone: alone,
-        ..
-    } = stage_lagging(tag, 1_500).await;
+    let (cluster, mut agent, alone) = stage_lagging(tag, 1_500).await;
     // The lagging follower done with what came so far: it reads the join at once.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let started = Instant::now();
@@ -999,13 +989,7 @@ async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned
 #[tokio::test]
 async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
     let tag = "stall-leave-crosses-end";
-    // The guard kept to the end (a pattern's `..` would drop it here).
-    let Stage {
-        cluster,
-        mut agent,
-        _alone: alone,
-        ..
-    } = stage_lagging(tag, 1_500).await;
+    let (cluster, mut agent, alone) = stage_lagging(tag, 1_500).await;
     let mut carla = joining(&cluster, THIRD_NODE, "Carla").await;
     let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
         .as_str()

@@ -45,6 +45,22 @@ impl TestHub {
         Self::with(|_| {}).await
     }
 
+    /// A hub with the test defaults and an agent on it (as [`Endpoint::agent`]): the hub and
+    /// the agent's socket.
+    pub async fn with_agent(username: &str, categories: &[&str], max_chats: u8) -> (Self, Ws) {
+        let hub = Self::start().await;
+        let agent = hub.agent(username, categories, max_chats).await;
+        (hub, agent)
+    }
+
+    /// A hub with the test defaults and the first admin signed in: the hub and the
+    /// admin's client.
+    pub async fn with_admin() -> (Self, Api) {
+        let hub = Self::start().await;
+        let admin = hub.admin().await;
+        (hub, admin)
+    }
+
     /// Starts a hub with test defaults changed by `tweak`.
     pub async fn with(tweak: impl FnOnce(&mut Settings)) -> Self {
         Self::with_store(Arc::new(MemoryStore::new()), tweak).await
@@ -90,6 +106,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The hub listening at `bind` (`127.0.0.1:port`), a process the test started.
+    pub fn at(bind: &str) -> Endpoint {
+        Endpoint {
+            addr: bind.parse().expect("an address"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -123,31 +146,48 @@ impl Endpoint {
 
     /// Creates an agent and returns their bearer token.
     pub async fn agent_account(&self, username: &str, categories: &[&str], max_chats: u8) -> String {
-        let admin = self.admin().await;
-        let (status, body) = admin
-            .post(
-                "/api/admin/agents",
-                json!({"username": username, "display_name": username.to_uppercase(), "password": "agent-password",
-                       "categories": categories, "max_chats": max_chats}),
-            )
+        let account = json!({"username": username, "display_name": username.to_uppercase(), "password": "agent-password",
+                             "categories": categories, "max_chats": max_chats});
+        self.admin()
+            .await
+            .post_answering(201, "/api/admin/agents", account)
             .await;
-        assert_eq!(status, 201, "{body}");
         self.login(username, "agent-password").await.token
     }
 
     /// An agent connected and available, their welcome read.
     pub async fn agent(&self, username: &str, categories: &[&str], max_chats: u8) -> Ws {
+        self.agent_with_token(username, categories, max_chats).await.0
+    }
+
+    /// As [`Endpoint::agent`], with the agent's session token (to connect again).
+    pub async fn agent_with_token(&self, username: &str, categories: &[&str], max_chats: u8) -> (Ws, String) {
         let token = self.agent_account(username, categories, max_chats).await;
         let mut ws = Ws::agent(self, &token).await;
         ws.send(json!({"type": "set_available", "available": true})).await;
         ws.next_of("profile").await;
-        ws
+        (ws, token)
     }
 
     /// A customer who joined `category`, their welcome read.
     pub async fn customer(&self, name: &str, category: &str) -> Ws {
         self.customer_joining(json!({"type": "join", "name": name, "category": category}))
             .await
+    }
+
+    /// A customer who joined `category` and was told they wait at `place` in line.
+    pub async fn customer_queued(&self, name: &str, category: &str, place: u64) -> Ws {
+        let mut customer = self.customer(name, category).await;
+        assert_eq!(customer.next_of("queued").await["place"], place, "{name}'s place");
+        customer
+    }
+
+    /// A customer who joined `category` and was paired at once, their `chat_started` read
+    /// (the agent's is left to the test): the customer and the chat id.
+    pub async fn customer_in_chat(&self, name: &str, category: &str) -> (Ws, Value) {
+        let mut customer = self.customer(name, category).await;
+        let chat = customer.next_of("chat_started").await["chat_id"].clone();
+        (customer, chat)
     }
 
     /// A customer who joined General with `details` (email, visitor key, page, zone...)
@@ -355,6 +395,22 @@ impl Api {
         self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
+    /// `post`, asserting the answer's status is `status`: the answer.
+    pub async fn post_answering(&self, status: u16, path: &str, body: Value) -> Value {
+        self.answering(status, reqwest::Method::POST, path, body).await
+    }
+
+    /// `put`, asserting the answer's status is `status`: the answer.
+    pub async fn put_answering(&self, status: u16, path: &str, body: Value) -> Value {
+        self.answering(status, reqwest::Method::PUT, path, body).await
+    }
+
+    async fn answering(&self, status: u16, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let (got, answer) = self.call(method, path, Some(body)).await;
+        assert_eq!(got, status, "{answer}");
+        answer
+    }
+
     /// The account id of `username`, from the admin API.
     pub async fn agent_id(&self, username: &str) -> String {
         let (_, list) = self.get("/api/admin/agents").await;
@@ -461,10 +517,19 @@ impl Ws {
 
     /// The chat id of the next `chat_started` frame.
     pub async fn chat_started(&mut self) -> String {
-        self.next_of("chat_started").await["chat_id"]
-            .as_str()
+        self.chat_id_in("chat_started").await
+    }
+
+    /// The invitation id of the next `invited` frame (a buddy's invitation to chat).
+    pub async fn invitation_id(&mut self) -> u64 {
+        self.next_of("invited").await["invitation"]["invitation_id"]
+            .as_u64()
             .unwrap()
-            .to_string()
+    }
+
+    /// The chat id of the next frame of `kind` (`chat_started`, `buddy_chat_started`...).
+    pub async fn chat_id_in(&mut self, kind: &str) -> String {
+        self.next_of(kind).await["chat_id"].as_str().unwrap().to_string()
     }
 
     /// Every frame that arrives within `QUIET`, for checking what did not come.
@@ -474,6 +539,12 @@ impl Ws {
             frames.push(f);
         }
         frames
+    }
+
+    /// The frames of type `kind` among those that arrive within `QUIET` (the others dropped),
+    /// for checking what did not come.
+    pub async fn drain_of(&mut self, kind: &str) -> Vec<Value> {
+        self.drain().await.into_iter().filter(|f| f["type"] == kind).collect()
     }
 
     /// Waits for the server to close; returns the close code.
@@ -496,6 +567,21 @@ impl Ws {
     }
 }
 
+/// The chat id of the `chat_started` the customer `customer` gets, once the agent `agent`
+/// got theirs for the same chat.
+pub async fn both_told(customer: &mut Ws, agent: &mut Ws) -> String {
+    let chat = customer.chat_started().await;
+    assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
+    chat
+}
+
+/// Closes `category` to chats (chat hours of an empty week), as the admin.
+pub async fn close_chat_hours(hub: &Endpoint, category: &str) {
+    let path = format!("/api/admin/chat-hours/{category}");
+    let hours = json!({"category": category, "week": {}});
+    hub.admin().await.put_answering(200, &path, hours).await;
+}
+
 /// An anonymous POST of `body` as JSON (no session, no token): its status and answer.
 pub async fn post(hub: &Endpoint, path: &str, body: Value) -> (u16, Value) {
     let res = reqwest::Client::new()
@@ -510,10 +596,30 @@ pub async fn post(hub: &Endpoint, path: &str, body: Value) -> (u16, Value) {
 
 /// The `id`s of the objects in the array `list`, in order.
 pub fn ids_in(list: &Value) -> Vec<&str> {
+    strs_in(list, "id")
+}
+
+/// The object in the array `list` whose `name` is `name`.
+pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    let found = list.as_array().unwrap().iter().find(|item| item["name"] == name);
+    found.unwrap_or_else(|| panic!("no {name:?} in {list}"))
+}
+
+/// The string `field` of each object in the array `list`, in order.
+pub fn strs_in<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
     list.as_array()
         .unwrap()
         .iter()
-        .map(|c| c["id"].as_str().unwrap())
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
+/// The number `field` of each object in the array `list`, in order.
+pub fn u64s_in(list: &Value, field: &str) -> Vec<u64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_u64().unwrap())
         .collect()
 }
 

@@ -6,13 +6,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard::store::{EndReason, Side};
 
+use crate::buddy::invite_and_accept;
 use crate::common::*;
 
 /// A join that finds a free agent is answered by `welcome` then `chat_started`, never `queued`.
 #[tokio::test]
 async fn a_customer_paired_at_once_never_sees_queued() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
     let mut c = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
     c.send(json!({"type": "join", "name": "Carla", "category": "general"}))
         .await;
@@ -167,8 +167,7 @@ async fn the_archive_keeps_each_chat_under_its_chat_id_with_the_documented_end_r
 /// `agent` (`agent_id` `buddy:<id>`); admins read them, agents never, not even their own.
 #[tokio::test]
 async fn buddy_chats_are_archived_as_documented_and_only_admins_read_them() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let buddy = |name: &'static str| {
         let url = hub.ws_url("/ws/buddy");
         async move {
@@ -181,13 +180,8 @@ async fn buddy_chats_are_archived_as_documented_and_only_admins_read_them() {
     let (mut pia, _) = buddy("Pia").await;
     let (mut ray, ray_welcome) = buddy("Ray").await;
     let ray_id = ray_welcome["you"].as_u64().unwrap();
-    pia.send(json!({"type": "invite", "to": ray_id})).await;
-    let invitation = ray.next_of("invited").await["invitation"]["invitation_id"].clone();
-    ray.send(json!({"type": "accept", "invitation_id": invitation})).await;
-    let chat = ray.next_of("buddy_chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    invite_and_accept(&mut pia, &mut ray, &ray_id).await;
+    let chat = ray.chat_id_in("buddy_chat_started").await;
     pia.send(json!({"type": "message", "text": "from the inviter"})).await;
     ray.next_of("message").await;
     ray.send(json!({"type": "message", "text": "from the invitee"})).await;
@@ -253,13 +247,8 @@ async fn buddy_chats_are_archived_as_documented_and_only_admins_read_them() {
     ann.send(json!({"type": "invite", "to": quinn_welcome["you"]})).await;
     assert_eq!(ann.next_of("error").await["code"], "target_not_online");
 
-    ann.send(json!({"type": "invite", "to": bob_id})).await;
-    let invitation = bob.next_of("invited").await["invitation"]["invitation_id"].clone();
-    bob.send(json!({"type": "accept", "invitation_id": invitation})).await;
-    let staff_chat = ann.next_of("buddy_chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    invite_and_accept(&mut ann, &mut bob, &bob_id).await;
+    let staff_chat = ann.chat_id_in("buddy_chat_started").await;
     ann.send(json!({"type": "message", "text": "between colleagues"})).await;
     bob.next_of("message").await;
     drop(ann);

@@ -57,8 +57,7 @@ async fn malformed_details_are_refused_by_name_and_the_connection_lives() {
 
 #[tokio::test]
 async fn the_panel_shows_the_customer_and_their_earlier_conversations() {
-    let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
     // First visit: a visitor key only. Second: the same browser, now with an email.
     let first = visit(&hub, &mut ann, json!({"visitor": VISITOR}), "first visit").await;
     let second = visit(
@@ -105,11 +104,7 @@ async fn the_panel_shows_the_customer_and_their_earlier_conversations() {
         format!("/api/conversations/{second}/customer"),
     ] {
         let (status, body) = bob_api.get(&path).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (404, Some("not_found")),
-            "{path}: {body}"
-        );
+        assert_eq!((status, error_code(&body)), (404, "not_found"), "{path}: {body}");
     }
 
     // The admin sees the second visit's panel: recognised by email too, so the third

@@ -8,8 +8,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn a_busy_agent_keeps_their_chat_takes_no_new_one_and_is_available_when_it_ends() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 3).await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 3).await;
     let (_first, chat) = hub.paired_customer(&mut agent, "First", "general").await;
     agent.send(json!({"type": "set_status", "status": "busy"})).await;
     let profile = agent.next_of("profile").await;
@@ -40,8 +39,7 @@ async fn a_busy_agent_keeps_their_chat_takes_no_new_one_and_is_available_when_it
 
 #[tokio::test]
 async fn away_with_a_reason_is_shown_to_the_admin_and_a_bad_status_is_refused() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
     agent
         .send(json!({"type": "set_status", "status": "away", "reason": "  lunch  "}))
         .await;
@@ -77,18 +75,11 @@ async fn away_with_a_reason_is_shown_to_the_admin_and_a_bad_status_is_refused() 
 
 #[tokio::test]
 async fn a_closed_category_refuses_a_join_keeps_those_waiting_told_and_unpaired_until_it_opens() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let mut waiting = hub.customer("Early", "general").await;
     waiting.next_of("queued").await;
     // Hours with no day at all: closed now, whatever the day.
-    let (status, body) = admin
-        .put(
-            "/api/admin/chat-hours/general",
-            json!({"category": "general", "week": {}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    close_chat_hours(&hub, "general").await;
     let told = waiting.next_of("desk_status").await;
     assert_eq!(
         (told["open"].as_bool(), told["category"].as_str()),
@@ -130,39 +121,22 @@ async fn a_closed_category_refuses_a_join_keeps_those_waiting_told_and_unpaired_
 
 #[tokio::test]
 async fn hours_are_checked_and_stored_in_canonical_form() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let put = |body: serde_json::Value| {
         let admin = &admin;
         async move { admin.put("/api/admin/chat-hours/general", body).await }
     };
     let (status, body) =
         put(json!({"category": "general", "week": {"mon": [{"open": "17:00", "close": "09:00"}]}})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_hours")),
-        "{body}"
-    );
+    assert_eq!((status, error_code(&body)), (400, "invalid_hours"), "{body}");
     let (status, body) = put(json!({"category": "general", "week": {"funday": []}})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_hours")),
-        "{body}"
-    );
+    assert_eq!((status, error_code(&body)), (400, "invalid_hours"), "{body}");
     let (status, body) = put(json!({"category": "general", "week": {}, "holidays": ["Christmas"]})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_hours")),
-        "{body}"
-    );
+    assert_eq!((status, error_code(&body)), (400, "invalid_hours"), "{body}");
     let (status, body) = admin
         .put("/api/admin/chat-hours/nope", json!({"category": "nope", "week": {}}))
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("unknown_category")),
-        "{body}"
-    );
+    assert_eq!((status, error_code(&body)), (400, "unknown_category"), "{body}");
     let (status, body) = put(json!({"category": "general",
         "week": {"tue": [{"open": "13:00", "close": "24:00"}, {"open": "9:00", "close": "12:30"}]},
         "holidays": ["2026-12-25", "2026-12-24"]}))
@@ -180,10 +154,8 @@ async fn hours_are_checked_and_stored_in_canonical_form() {
 
 #[tokio::test]
 async fn waiting_customers_are_told_when_nobody_is_left_to_answer_and_when_someone_is() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut first = hub.customer("First", "general").await;
-    first.next_of("chat_started").await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (_first, _) = hub.customer_in_chat("First", "general").await;
     let mut second = hub.customer("Second", "general").await;
     second.next_of("queued").await;
     // The only agent, full, goes away: nobody will answer the second.
@@ -202,10 +174,8 @@ async fn waiting_customers_are_told_when_nobody_is_left_to_answer_and_when_someo
 
 #[tokio::test]
 async fn the_estimate_is_unknown_without_history_and_a_range_with_it() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut serving = hub.customer("C0", "general").await;
-    serving.next_of("chat_started").await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut serving, _) = hub.customer_in_chat("C0", "general").await;
     let mut waiting = hub.customer("Waiting", "general").await;
     let queued = waiting.next_of("queued").await;
     assert!(queued["estimate"].is_null(), "an estimate without history: {queued}");
@@ -236,15 +206,7 @@ async fn a_waiting_customer_back_after_a_reload_is_told_their_category_closed_me
     waiting.next_of("queued").await;
     let token = waiting.token.clone().expect("a resume token");
     drop(waiting);
-    let (status, body) = hub
-        .admin()
-        .await
-        .put(
-            "/api/admin/chat-hours/general",
-            json!({"category": "general", "week": {}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    close_chat_hours(&hub, "general").await;
     // The close came while they were away; back, they are told at once, with their place.
     let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
     back.send(json!({"type": "resume", "token": token})).await;
@@ -260,8 +222,7 @@ async fn a_waiting_customer_back_after_a_reload_is_told_their_category_closed_me
 
 #[tokio::test]
 async fn an_away_reason_on_several_lines_is_refused() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
     agent
         .send(json!({"type": "set_status", "status": "away", "reason": "lunch\nthen gym"}))
         .await;

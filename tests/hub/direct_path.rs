@@ -103,12 +103,7 @@ async fn both_sides_sending_at_once_see_one_order_with_no_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tab_taking_over_mid_burst_gets_every_message_once_in_order() {
     let hub = hub().await;
-    let token = hub.agent_account("ann", &["general"], 1).await;
-    let mut first_tab = Ws::agent(&hub, &token).await;
-    first_tab
-        .send(json!({"type": "set_available", "available": true}))
-        .await;
-    first_tab.next_of("profile").await;
+    let (mut first_tab, token) = hub.agent_with_token("ann", &["general"], 1).await;
     let (mut customer, chat) = hub.paired_customer(&mut first_tab, "Carla", "general").await;
 
     let customer_side = tokio::spawn(async move {
@@ -129,12 +124,7 @@ async fn a_tab_taking_over_mid_burst_gets_every_message_once_in_order() {
         .unwrap();
     let welcome = second_tab.next_of("agent_welcome").await;
     assert_eq!(welcome["chats"][0]["chat_id"], chat);
-    let mut seqs: Vec<u64> = welcome["chats"][0]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap())
-        .collect();
+    let mut seqs: Vec<u64> = u64s_in(&welcome["chats"][0]["messages"], "seq");
     while seqs.last() != Some(&BURST) {
         let m = second_tab
             .next_matching_within(Duration::from_secs(20), |f| f["type"] == "message")

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::archive::{MongoServer, TempDir, health, mongo_store};
+use crate::buddy::invite_and_accept;
 use crate::common::*;
 
 /// Sends one customer message and waits for its fate: `Some(id)` once acknowledged
@@ -390,15 +391,8 @@ async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_
     };
     let (mut a, _) = join("Ada").await;
     let (mut b, b_id) = join("Bo").await;
-    a.send(json!({"type": "invite", "to": b_id})).await;
-    let inv = b.next_of("invited").await["invitation"]["invitation_id"]
-        .as_u64()
-        .unwrap();
-    b.send(json!({"type": "accept", "invitation_id": inv})).await;
-    let first = a.next_of("buddy_chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    invite_and_accept(&mut a, &mut b, b_id).await;
+    let first = a.chat_id_in("buddy_chat_started").await;
 
     mongo.stop().await;
     let mut acked = vec![];
@@ -412,7 +406,7 @@ async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_
     }
     a.send(json!({"type": "end_chat", "chat_id": first})).await;
     b.next_of("buddy_chat_ended").await;
-    let inv = crate::buddy::invite_and_accept(&mut a, &mut b, b_id).await;
+    let inv = invite_and_accept(&mut a, &mut b, b_id).await;
     assert_eq!(b.next_of("error").await["code"], "archive_unavailable");
 
     mongo.restart().await;

@@ -36,8 +36,7 @@ async fn visit(hub: &TestHub, agent: &mut Ws, name: &str, details: Value) -> Str
 
 #[tokio::test]
 async fn an_admin_erases_everything_of_one_customer_and_nothing_else() {
-    let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
     let eve1 = visit(
         &hub,
         &mut ann,
@@ -105,12 +104,7 @@ async fn an_admin_erases_everything_of_one_customer_and_nothing_else() {
         assert_eq!(admin.get(&format!("/api/conversations/{id}")).await.0, 404);
     }
     let (_, left) = admin.get("/api/conversations").await;
-    let mut ids: Vec<&str> = left["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let mut ids: Vec<&str> = strs_in(&left["items"], "id");
     ids.sort();
     let mut want = vec![bob.as_str(), anon.as_str()];
     want.sort();

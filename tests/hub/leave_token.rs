@@ -41,8 +41,7 @@ async fn resume(hub: &TestHub, token: &str) -> String {
 
 #[tokio::test]
 async fn after_leave_the_token_resumes_nothing() {
-    let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
     let token = chatted_and_left(&hub, &mut ann).await;
     assert_eq!(resume(&hub, &token).await, "resume_expired");
     // A customer who leaves the line is gone as well (Ann is away: Dora waits).
@@ -61,10 +60,7 @@ async fn after_leave_the_token_resumes_nothing() {
 async fn after_leave_the_token_resumes_nothing_on_another_node() {
     let cluster = Cluster::start("leave-token").await;
     let (alpha, beta) = cluster.two_nodes(|_| {}).await;
-    let ann_token = beta.agent_account("ann", &["general"], 1).await;
-    let mut ann = Ws::agent(&beta, &ann_token).await;
-    ann.send(json!({"type": "set_available", "available": true})).await;
-    ann.next_of("profile").await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
     let token = chatted_and_left(&alpha, &mut ann).await;
     assert_eq!(resume(&beta, &token).await, "resume_expired");
     assert_eq!(resume(&alpha, &token).await, "resume_expired");

@@ -24,10 +24,8 @@ async fn note(agent: &mut Ws, chat: &(impl serde::Serialize + ?Sized), text: &st
 
 #[tokio::test]
 async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
-    let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let (mut carla, chat) = hub.customer_in_chat("Carla", "general").await;
     ann.next_of("chat_started").await;
     carla
         .send(json!({"type": "message", "text": "hello", "client_id": "m1"}))
@@ -99,8 +97,7 @@ async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
 
 #[tokio::test]
 async fn an_agent_handed_a_chat_gets_its_notes() {
-    let hub = TestHub::start().await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
     let (mut carla, chat) = hub.paired_customer(&mut ann, "Carla", "general").await;
     note(&mut ann, &chat, "asked twice already").await;
     let mut bob = hub.agent("bob", &["general"], 1).await;
@@ -128,14 +125,10 @@ async fn across_nodes_an_agent_handed_a_chat_gets_the_notes_written_on_another_n
     let cluster = Cluster::start("cluster-notes").await;
     let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
-    let mut carla = alpha.customer("Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    let (mut carla, chat) = alpha.customer_in_chat("Carla", "general").await;
     ann.next_of("chat_started").await;
     assert_eq!(note(&mut ann, &chat, "needs a callback").await["type"], "note");
-    let bob_token = beta.agent_account("bob", &["general"], 1).await;
-    let mut bob = Ws::agent(&beta, &bob_token).await;
-    bob.send(json!({"type": "set_available", "available": true})).await;
-    bob.next_of("profile").await;
+    let mut bob = beta.agent("bob", &["general"], 1).await;
     let bob_id = beta.admin().await.agent_id("bob").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
         .await;

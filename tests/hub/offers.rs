@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 use switchboard::store::SharedStore;
 
 use crate::archive::TempDir;
-use crate::cluster_hub::{NodeProcess, node_process, node_with};
+use crate::cluster_hub::{NodeProcess, node_process_with, node_with};
 use crate::common::*;
 use crate::redis_server::RedisServer;
 
 /// Puts `category` in offer mode through the admin API.
-async fn offer_mode(hub: &TestHub, category: &str) {
+pub(crate) async fn offer_mode(hub: &TestHub, category: &str) {
     let (status, body) = hub
         .admin()
         .await
@@ -165,8 +165,7 @@ async fn a_standing_offer_counts_against_the_limit_and_is_withdrawn_when_the_cus
     let mut ann = hub.agent("ann", &["general"], 1).await;
     let mut carla = hub.customer("Carla", "general").await;
     let offer = ann.next_of("offer").await;
-    let mut dan = hub.customer("Dan", "general").await;
-    assert_eq!(dan.next_of("queued").await["place"], 2);
+    let mut dan = hub.customer_queued("Dan", "general", 2).await;
     // Ann's one slot is held by the offer: Dan is not offered to her.
     assert!(ann.drain().await.iter().all(|f| f["type"] != "offer"));
     carla.send(json!({"type": "leave"})).await;
@@ -189,17 +188,9 @@ async fn a_standing_offer_counts_against_the_limit_and_is_withdrawn_when_the_cus
     // A bad mode, or an unknown category: refused.
     let admin = hub.admin().await;
     let (status, body) = admin.put("/api/admin/routing/general", json!({"mode": "ring"})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_mode")),
-        "{body}"
-    );
+    assert_eq!((status, error_code(&body)), (400, "invalid_mode"), "{body}");
     let (status, body) = admin.put("/api/admin/routing/nope", json!({"mode": "offer"})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("unknown_category")),
-        "{body}"
-    );
+    assert_eq!((status, error_code(&body)), (400, "unknown_category"), "{body}");
     hub.stop().await;
 }
 
@@ -284,7 +275,7 @@ async fn an_offer_whose_agents_node_is_killed_goes_to_an_agent_on_a_live_node() 
         uri,
         db,
         ..
-    } = node_process(&redis, &mut conn, &scratch, "doomed", None).await;
+    } = node_process_with(&redis, &mut conn, &scratch, "doomed", None, &[]).await;
     let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
     let alpha = node_with(store.clone(), &redis, "alpha", &scratch, |_| {}).await;
     let beta = node_with(store, &redis, "beta", &scratch, |_| {}).await;

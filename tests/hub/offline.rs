@@ -126,26 +126,23 @@ async fn an_agent_takes_a_message_and_the_reply_is_mailed_to_the_customer_and_ar
     let (_, left) = leave(&hub, carla("general")).await;
     let id = left["id"].as_str().unwrap().to_string();
 
-    let (status, taken) = ann.post(&format!("/api/offline-messages/{id}/take"), json!({})).await;
-    assert_eq!(status, 200, "{taken}");
+    let taken = ann
+        .post_answering(200, &format!("/api/offline-messages/{id}/take"), json!({}))
+        .await;
     assert_eq!(
         (taken["state"].as_str(), taken["taken_by_name"].as_str()),
         (Some("taken"), Some("ANN"))
     );
     let (status, refused) = bob.post(&format!("/api/offline-messages/{id}/take"), json!({})).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (409, Some("already_taken")),
-        "{refused}"
-    );
+    assert_eq!((status, error_code(&refused)), (409, "already_taken"), "{refused}");
 
-    let (status, answered) = ann
-        .post(
+    let answered = ann
+        .post_answering(
+            200,
             &format!("/api/offline-messages/{id}/reply"),
             json!({"text": "Your order left our store today."}),
         )
         .await;
-    assert_eq!(status, 200, "{answered}");
     assert_eq!(answered["state"], "handled");
     let replies = answered["replies"].as_array().unwrap();
     assert_eq!(replies.len(), 1);
@@ -335,22 +332,11 @@ async fn the_category_list_says_per_category_whether_an_agent_is_online() {
 /// node B makes their category online on node A too, and offline again once they leave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_several_nodes_agents_online_follows_the_replica() {
-    use crate::cluster_base::{eventually, node_on, redis_conn, registered};
-    use std::sync::Arc;
-    use switchboard::store::{MongoStore, SharedStore};
+    use crate::cluster_base::{eventually, two_nodes_on_mongo};
 
     let scratch = crate::archive::TempDir::new("offline-cluster");
     let redis = crate::redis_server::RedisServer::start().await;
-    let uri = crate::archive::mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
-    let store_a: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
-    let store_b: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
-    let a = node_on(store_a, &redis, "node-a", &scratch).await;
-    let b = node_on(store_b, &redis, "node-b", &scratch).await;
-    let conn = redis_conn(&redis).await;
-    for node in ["node-a", "node-b"] {
-        eventually("both nodes register", || registered(conn.clone(), node)).await;
-    }
+    let (a, b, _conn) = two_nodes_on_mongo(&redis, &scratch).await;
     assert!(!online(&a, "sales").await);
     let token = a.agent_account("sam", &["sales"], 1).await;
     let mut sam_on_b = Ws::agent(&b, &token).await;

@@ -340,14 +340,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         .build()
         .unwrap();
     let base = hub.url("");
-    let doc: Value = client
-        .get(hub.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&hub, "/api/openapi.json").await;
 
     // The document declares how to sign in: a bearer token, or the session cookie.
     let mut problems = vec![];
@@ -406,56 +399,41 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         use jiff::ToSpan;
         jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()
     };
-    let booked: Value = client
-        .post(hub.url("/api/appointments"))
-        .json(
-            &json!({"start": format!("{}T10:00:00Z", day_after(2)), "name": "Walker's customer",
-                      "email": "w@example.com"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let booked = post(
+        &hub,
+        "/api/appointments",
+        json!({"start": format!("{}T10:00:00Z", day_after(2)), "name": "Walker's customer", "email": "w@example.com"}),
+    )
+    .await
+    .1;
     let appointment_id = booked["id"].as_str().expect("booked").to_string();
     let cancel_token = booked["cancel_token"].as_str().unwrap().to_string();
     // Another one, to be moved (the first is cancelled by the walk).
-    let to_move: Value = client
-        .post(hub.url("/api/appointments"))
-        .json(
-            &json!({"start": format!("{}T12:00:00Z", day_after(2)), "name": "Walker's third",
-                      "email": "w3@example.com"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let to_move = post(
+        &hub,
+        "/api/appointments",
+        json!({"start": format!("{}T12:00:00Z", day_after(2)), "name": "Walker's third", "email": "w3@example.com"}),
+    )
+    .await
+    .1;
     let move_token = to_move["cancel_token"].as_str().expect("booked").to_string();
     let cookie_admin = hub.admin().await;
     // ---- rooms and 1-to-1 video ----
     // The agent's open room, with the phone and password of the documented join example.
     let room_id = {
         let walker = hub.login("walker", "agent-password").await;
-        let (status, room) = walker
-            .post(
+        let room = walker
+            .post_answering(
+                201,
                 "/api/rooms",
                 json!({"title": "Walk", "audience": "customer", "phone": "+4915112345678", "password": "tulip-42"}),
             )
             .await;
-        assert_eq!(status, 201, "{room}");
         room["id"].as_str().unwrap().to_string()
     };
     // Another agent in a live chat, which the walk turns into a video call (the walker
     // cannot: their room is open).
-    let video_token = hub.agent_account("vidal", &["sales"], 1).await;
-    let mut video_agent = Ws::agent(&hub, &video_token).await;
-    video_agent
-        .send(json!({"type": "set_available", "available": true}))
-        .await;
-    video_agent.next_of("profile").await;
+    let (video_agent, video_token) = hub.agent_with_token("vidal", &["sales"], 1).await;
     let mut video_customer = hub.customer("Vic", "sales").await;
     let live_chat = video_customer.chat_started().await;
     // appointments: an appointment of an agent without an open room, started
@@ -463,18 +441,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     let (started_id, started_token) = {
         let starter = hub.agent_account("starter", &[], 1).await;
         let starter_id = admin.agent_id("starter").await;
-        let booked: Value = client
-            .post(hub.url("/api/appointments"))
-            .json(
-                &json!({"start": format!("{}T12:00:00Z", day_after(2)), "name": "Started",
-                          "email": "s@example.com", "representative": starter_id}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let booked = post(&hub, "/api/appointments", json!({"start": format!("{}T12:00:00Z", day_after(2)), "name": "Started", "email": "s@example.com", "representative": starter_id})).await.1;
         let id = booked["id"].as_str().expect("booked").to_string();
         let res = client
             .post(hub.url(&format!("/api/agent/appointments/{id}/start")))
@@ -487,24 +454,24 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     };
     // Canned replies: one of the desk's, one of the walker's own.
     let desk_reply = {
-        let (status, reply) = admin
-            .post(
+        let reply = admin
+            .post_answering(
+                201,
                 "/api/admin/canned-replies",
                 json!({"shortcut": "walked", "title": "Walked", "text": "Walked."}),
             )
             .await;
-        assert_eq!(status, 201, "{reply}");
         reply["id"].as_str().unwrap().to_string()
     };
     let own_reply = {
         let walker = hub.login("walker", "agent-password").await;
-        let (status, reply) = walker
-            .post(
+        let reply = walker
+            .post_answering(
+                201,
                 "/api/canned-replies",
                 json!({"shortcut": "walked", "title": "Walked", "text": "Walked."}),
             )
             .await;
-        assert_eq!(status, 201, "{reply}");
         reply["id"].as_str().unwrap().to_string()
     };
     // offline messages: one each to take, mark handled and answer (taking a handled one is refused).

@@ -16,8 +16,7 @@ const SECRET: &[u8] = b"a rating test secret, 32 bytes!!";
 /// An agent and a customer in a chat that the customer ends; the two `chat_ended` frames.
 async fn ended_chat(hub: &TestHub) -> (Ws, Value, Value) {
     let mut agent = hub.agent("rita", &["sales"], 1).await;
-    let mut customer = hub.customer("Carl", "sales").await;
-    customer.next_of("chat_started").await;
+    let (mut customer, _) = hub.customer_in_chat("Carl", "sales").await;
     agent.next_of("chat_started").await;
     customer.send(json!({"type": "message", "text": "thanks, bye"})).await;
     customer.next_of("ack").await;
@@ -141,8 +140,7 @@ async fn a_thumbs_desk_takes_down_or_up() {
 
 #[tokio::test]
 async fn a_chat_the_agent_ends_offers_the_customer_a_rating() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ending", &["sales"], 1).await;
+    let (hub, mut agent) = TestHub::with_agent("ending", &["sales"], 1).await;
     let (mut customer, chat_id) = hub.paired_customer(&mut agent, "Cleo", "sales").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat_id})).await;
     let ended = customer.next_of("chat_ended").await;

@@ -28,8 +28,7 @@ async fn mongo_hub(dir: &TempDir) -> TestHub {
 
 /// A chat without a message, ended by the agent at once; the customer's rating token.
 async fn ended_at_once(customers: &TestHub, agent: &mut Ws, name: &str) -> String {
-    let mut customer = customers.customer(name, "general").await;
-    let chat = customer.next_of("chat_started").await["chat_id"].clone();
+    let (mut customer, chat) = customers.customer_in_chat(name, "general").await;
     agent.next_of("chat_started").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     let ended = customer.next_of("chat_ended").await;
@@ -70,8 +69,7 @@ async fn an_erasure_by_the_id_an_agent_was_just_shown_finds_the_conversation() {
     let admin = hub.admin().await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
     for i in 0..TRIES {
-        let mut customer = hub.customer(&format!("Erin {i}"), "general").await;
-        customer.next_of("chat_started").await;
+        let (_customer, _) = hub.customer_in_chat(&format!("Erin {i}"), "general").await;
         let started = ann.next_of("chat_started").await;
         let id = started["chat_id"].as_str().unwrap().to_string();
         let (status, body) = admin.post("/api/admin/erasures", json!({"conversation_id": id})).await;
@@ -90,10 +88,7 @@ async fn across_nodes_the_node_asked_finds_a_chat_another_node_archives() {
         s.room_token_secret = switchboard::config::Secret(b"one secret for every node".to_vec())
     };
     let (alpha, beta) = cluster.two_nodes(shared).await;
-    let ann_token = beta.agent_account("ann", &["general"], 1).await;
-    let mut ann = Ws::agent(&beta, &ann_token).await;
-    ann.send(json!({"type": "set_available", "available": true})).await;
-    ann.next_of("profile").await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
     for i in 0..TRIES {
         let token = ended_at_once(&alpha, &mut ann, &format!("Carla {i}")).await;
         // Asked of the node the customer is not on.
@@ -113,11 +108,7 @@ async fn an_unknown_conversation_is_one_not_found_in_plain_words() {
         .await
         .post("/api/admin/erasures", json!({"conversation_id": "no-such-id"}))
         .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("not_found")),
-        "{body}"
-    );
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
     assert_eq!(body["error"]["message"], "no such conversation", "{body}");
     hub.stop().await;
 }

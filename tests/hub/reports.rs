@@ -295,8 +295,7 @@ async fn the_report_matches_a_hand_computed_expectation_on_mongodb() {
 
 #[tokio::test]
 async fn bad_report_queries_are_refused_by_name_and_agents_are_refused() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     for (query, code) in [
         ("", "bad_query"),
         ("from=2026-03-02", "bad_query"),
@@ -353,8 +352,7 @@ async fn totals_until(admin: &Api, done: impl Fn(&Value) -> bool) -> Value {
 /// goes and does not come back within the grace period: one conversation, two abandoned.
 #[tokio::test]
 async fn customers_who_leave_the_line_unserved_are_counted_abandoned() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     agent.send(json!({"type": "set_available", "available": true})).await;
     let (_carla, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;

@@ -19,8 +19,7 @@ pub(crate) const PASSWORD: &str = "tulip-42";
 pub(crate) async fn agent_with_room(hub: &TestHub, username: &str, room: Value) -> (Api, String) {
     hub.agent_account(username, &["general"], 1).await;
     let api = hub.login(username, "agent-password").await;
-    let (status, body) = api.post("/api/rooms", room).await;
-    assert_eq!(status, 201, "{body}");
+    let body = api.post_answering(201, "/api/rooms", room).await;
     (api, body["id"].as_str().unwrap().to_string())
 }
 
@@ -78,8 +77,9 @@ pub(crate) async fn member(hub: &TestHub, room: &str, token: &str) -> (Ws, Value
 
 /// The room's agent, connected.
 pub(crate) async fn agent_member(hub: &TestHub, api: &Api, room: &str) -> (Ws, Value) {
-    let (status, answer) = api.post(&format!("/api/rooms/{room}/token"), json!({})).await;
-    assert_eq!(status, 200, "{answer}");
+    let answer = api
+        .post_answering(200, &format!("/api/rooms/{room}/token"), json!({}))
+        .await;
     member(hub, room, answer["token"].as_str().unwrap()).await
 }
 
@@ -121,8 +121,9 @@ pub(crate) async fn chat_room(hub: &TestHub, username: &str, customer: &str) -> 
     let mut desk = hub.agent(username, &["general"], 1).await;
     let api = hub.login(username, "agent-password").await;
     let (mut chat, chat_id) = hub.paired_customer(&mut desk, customer, "general").await;
-    let (status, room) = api.post(&format!("/api/chats/{chat_id}/video"), json!({})).await;
-    assert_eq!(status, 201, "{room}");
+    let room = api
+        .post_answering(201, &format!("/api/chats/{chat_id}/video"), json!({}))
+        .await;
     let link = chat.next_of("video_invite").await["link"].as_str().unwrap().to_string();
     let token = link.split("#token=").nth(1).unwrap().to_string();
     (api, room["id"].as_str().unwrap().to_string(), token, desk, chat)
@@ -465,11 +466,7 @@ async fn wrong_attempts_lock_the_room_for_that_address_only() {
         assert_eq!(join_from(&hub, &room, wrong.clone(), Some("198.51.100.7")).await.0, 403);
     }
     let (status, answer) = join_from(&hub, &room, right.clone(), Some("198.51.100.7")).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (429, Some("room_locked")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (429, "room_locked"), "{answer}");
     // Another address is not locked (a wrong password is answered as such; a right one
     // would take the seat, which the last join below needs).
     let (status, answer) = join_from(&hub, &room, wrong.clone(), Some("198.51.100.8")).await;
@@ -511,17 +508,13 @@ async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
     let guess = |n: u32| json!({"code": format!("{:05}", (code.parse::<u32>().unwrap() + n) % 100_000), "name": "Bot", "email": "bot@example.org"});
     for i in 1..=5u32 {
         let (status, answer) = join_from(&hub, &room, guess(i), Some(&format!("203.0.113.{i}"))).await;
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (403, Some("wrong_code")),
-            "{answer}"
-        );
+        assert_eq!((status, error_code(&answer)), (403, "wrong_code"), "{answer}");
     }
     let right = json!({"code": code, "name": "Gus", "email": "gus@example.org"});
     let (status, answer) = join_from(&hub, &room, right, Some("198.51.100.20")).await;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (429, Some("room_locked")),
+        (status, error_code(&answer)),
+        (429, "room_locked"),
         "a fresh address with the right code is refused too: {answer}"
     );
     assert!(
@@ -566,14 +559,14 @@ async fn parallel_guesses_cannot_overrun_the_room_lock() {
 
 #[tokio::test]
 async fn a_chat_turns_into_a_video_call_and_its_log_links_the_conversation() {
-    let hub = TestHub::start().await;
-    let mut desk = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut desk) = TestHub::with_agent("ann", &["general"], 1).await;
     let ann = hub.login("ann", "agent-password").await;
     let (mut carla, chat) = hub.paired_customer(&mut desk, "Carla", "general").await;
     // Not a chat of this agent: refused, nothing sent.
     assert_eq!(ann.post("/api/chats/no-such-chat/video", json!({})).await.0, 404);
-    let (status, room) = ann.post(&format!("/api/chats/{chat}/video"), json!({})).await;
-    assert_eq!(status, 201, "{room}");
+    let room = ann
+        .post_answering(201, &format!("/api/chats/{chat}/video"), json!({}))
+        .await;
     let room_id = room["id"].as_str().unwrap();
     let invite = carla.next_of("video_invite").await;
     assert_eq!(
@@ -616,8 +609,7 @@ async fn a_call_request_waits_in_the_same_queue_and_tells_the_agent() {
     vic.send(json!({"type": "join", "name": "Vic", "category": "general", "video": true}))
         .await;
     assert_eq!(vic.next_of("queued").await["place"], 1);
-    let mut tex = hub.customer("Tex", "general").await;
-    assert_eq!(tex.next_of("queued").await["place"], 2);
+    let _tex = hub.customer_queued("Tex", "general", 2).await;
     desk.send(json!({"type": "set_available", "available": true})).await;
     let first = desk.next_of("chat_started").await;
     assert_eq!(
@@ -703,8 +695,9 @@ async fn signalling_floods_are_rate_limited_and_the_connection_lives_on() {
 async fn the_lobby_learns_who_is_inside_without_taking_a_seat() {
     let hub = TestHub::start().await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
-    let (status, answer) = ann.post(&format!("/api/rooms/{room}/token"), json!({})).await;
-    assert_eq!(status, 200, "{answer}");
+    let answer = ann
+        .post_answering(200, &format!("/api/rooms/{room}/token"), json!({}))
+        .await;
     let agent_token = answer["token"].as_str().unwrap().to_string();
     let carla_token = token(
         &hub,

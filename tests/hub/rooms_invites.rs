@@ -50,8 +50,8 @@ async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
     if old_code != new_code {
         let (status, answer) = join(&hub, room_id, gus(&old_code)).await;
         assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (403, Some("wrong_code")),
+            (status, error_code(&answer)),
+            (403, "wrong_code"),
             "the old code stopped working"
         );
     }
@@ -110,11 +110,7 @@ async fn a_failing_sender_is_a_clear_error_for_the_agent() {
             json!({"email": "carla@example.org"}),
         )
         .await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (502, Some("send_failed")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (502, "send_failed"), "{answer}");
     assert!(
         answer["error"]["message"]
             .as_str()
@@ -313,24 +309,8 @@ async fn an_https_sms_webhook_sends_and_its_refusal_is_a_clear_error() {
     command.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = command.spawn().expect("the hub binary starts");
     crate::archive::wait_for_port(port).await;
-    let login = |username: &'static str, password: &'static str| {
-        let base = format!("http://{bind}");
-        async move {
-            let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-            let res = client
-                .post(format!("{base}/api/login"))
-                .json(&json!({"username": username, "password": password}))
-                .send()
-                .await
-                .unwrap();
-            let token = res.json::<Value>().await.unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            Api { client, base, token }
-        }
-    };
-    let admin = login("admin", ADMIN_PASSWORD).await;
+    let hub = Endpoint::at(&bind);
+    let admin = hub.login("admin", ADMIN_PASSWORD).await;
     let (status, body) = admin
         .post(
             "/api/admin/agents",
@@ -339,9 +319,8 @@ async fn an_https_sms_webhook_sends_and_its_refusal_is_a_clear_error() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let ann = login("ann", "agent-password").await;
-    let (status, room) = ann.post("/api/rooms", customer_room("A")).await;
-    assert_eq!(status, 201, "{room}");
+    let ann = hub.login("ann", "agent-password").await;
+    let room = ann.post_answering(201, "/api/rooms", customer_room("A")).await;
     let invite = format!("/api/rooms/{}/invite", room["id"].as_str().unwrap());
     let (status, answer) = ann.post(&invite, json!({"phone": PHONE})).await;
     assert_eq!((status, answer["sent"].clone()), (200, json!(["sms"])), "{answer}");
@@ -350,11 +329,7 @@ async fn an_https_sms_webhook_sends_and_its_refusal_is_a_clear_error() {
     assert_eq!(got[0]["to"], PHONE);
     // The gateway answers 503: the agent hears it, with the status.
     let (status, answer) = ann.post(&invite, json!({"phone": "+4915100000000"})).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (502, Some("send_failed")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (502, "send_failed"), "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("SMS") && message.contains("503"), "{answer}");
     let _ = child.kill();

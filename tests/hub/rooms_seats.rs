@@ -39,11 +39,7 @@ async fn a_second_admission_cannot_take_over_the_customers_seat() {
 
     // Someone else with the same phone and password: refused, Carla stays.
     let (status, answer) = join(&hub, &room, credentials.clone()).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (409, Some("seat_taken")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (409, "seat_taken"), "{answer}");
     carla.send(json!({"type": "ping"})).await;
     carla.next_of("pong").await;
     let seen: Vec<Value> = agent.drain().await;
@@ -91,18 +87,10 @@ async fn the_http_join_reserves_the_seat_for_its_token() {
     // Nobody is connected yet, but Gus holds a token: the seat is his.
     let pia = json!({"name": "Pia", "phone": "+441234567890", "password": PASSWORD});
     let (status, answer) = join(&hub, &room, pia).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (409, Some("room_full")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (409, "room_full"), "{answer}");
     // Gus again (another device): a second admission too.
     let (status, answer) = join(&hub, &room, gus).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (409, Some("room_full")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (409, "room_full"), "{answer}");
     let (_gus, welcome) = member(&hub, &room, &gus_token).await;
     assert_eq!(welcome["kind"], "guest");
     hub.stop().await;
@@ -115,11 +103,7 @@ async fn a_customer_seat_reserved_by_a_join_is_refused_to_a_second_join() {
     let credentials = json!({"phone": PHONE, "password": PASSWORD});
     let first = token(&hub, &room, credentials.clone()).await;
     let (status, answer) = join(&hub, &room, credentials).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (409, Some("seat_taken")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (409, "seat_taken"), "{answer}");
     let (_carla, _) = member(&hub, &room, &first).await;
     hub.stop().await;
 }
@@ -174,39 +158,27 @@ async fn a_customer_room_names_its_customer_and_the_join_checks_it() {
             json!({"title": "Nobody", "audience": "customer", "password": PASSWORD}),
         )
         .await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (400, Some("missing_customer")),
-        "{answer}"
-    );
-    let (status, answer) = ann
-        .post(
+    assert_eq!((status, error_code(&answer)), (400, "missing_customer"), "{answer}");
+    let answer = ann
+        .post_answering(
+            201,
             "/api/rooms",
             json!({"title": "By mail", "audience": "customer", "email": EMAIL, "password": PASSWORD}),
         )
         .await;
-    assert_eq!(status, 201, "{answer}");
     let room = answer["id"].as_str().unwrap().to_string();
     let info: Value = get_json(&hub, &format!("/api/join/{room}")).await;
     assert_eq!(info["asks_email"], true, "{info}");
     // The password alone, or with another address, does not admit.
     let (status, answer) = join(&hub, &room, json!({"password": PASSWORD})).await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (403, Some("wrong_email")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (403, "wrong_email"), "{answer}");
     let (status, answer) = join(
         &hub,
         &room,
         json!({"email": "mallory@example.org", "password": PASSWORD}),
     )
     .await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (403, Some("wrong_email")),
-        "{answer}"
-    );
+    assert_eq!((status, error_code(&answer)), (403, "wrong_email"), "{answer}");
     let (status, answer) = join(&hub, &room, json!({"email": "Carla@Example.org", "password": PASSWORD})).await;
     assert_eq!(status, 200, "the named address, in any case: {answer}");
     hub.stop().await;
@@ -243,11 +215,7 @@ async fn a_join_sent_as_the_room_ends_is_told_the_room_ended() {
         agent.send(json!({"type": "end_room"})).await;
         carla.next_of("room_ended").await;
         let (status, answer) = join(&hub, &room, credentials.clone()).await;
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (410, Some("room_ended")),
-            "try {i}: {answer}"
-        );
+        assert_eq!((status, error_code(&answer)), (410, "room_ended"), "try {i}: {answer}");
     }
     hub.stop().await;
 }

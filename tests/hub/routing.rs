@@ -6,8 +6,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn two_agents_one_customer_the_chat_reaches_exactly_one_agent() {
-    let hub = TestHub::start().await;
-    let mut a = hub.agent("ann", &["general"], 2).await;
+    let (hub, mut a) = TestHub::with_agent("ann", &["general"], 2).await;
     let mut b = hub.agent("bob", &["general"], 2).await;
     let mut c = hub.customer("Carla", "general").await;
     let started = c.next_of("chat_started").await;
@@ -26,10 +25,8 @@ async fn two_agents_one_customer_the_chat_reaches_exactly_one_agent() {
 
 #[tokio::test]
 async fn one_agent_two_customers_the_second_waits_sees_nothing_and_is_paired_after() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut first = hub.customer("First", "general").await;
-    let chat = first.next_of("chat_started").await["chat_id"].clone();
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut first, chat) = hub.customer_in_chat("First", "general").await;
     let mut second = hub.customer("Second", "general").await;
     let queued = second.next_of("queued").await;
     assert_eq!(queued["place"], 1);
@@ -59,8 +56,7 @@ async fn one_agent_two_customers_the_second_waits_sees_nothing_and_is_paired_aft
 
 #[tokio::test]
 async fn two_agents_two_customers_chat_concurrently_and_nothing_crosses() {
-    let hub = TestHub::start().await;
-    let mut a = hub.agent("ann", &["general"], 1).await;
+    let (hub, mut a) = TestHub::with_agent("ann", &["general"], 1).await;
     let mut b = hub.agent("bob", &["general"], 1).await;
     let mut c1 = hub.customer("One", "general").await;
     let mut c2 = hub.customer("Two", "general").await;
@@ -114,8 +110,7 @@ async fn two_agents_two_customers_chat_concurrently_and_nothing_crosses() {
 
 #[tokio::test]
 async fn an_agent_with_limit_three_and_five_customers() {
-    let hub = TestHub::start().await;
-    let mut agent = hub.agent("ann", &["general"], 3).await;
+    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 3).await;
     let mut customers = vec![];
     for i in 0..5 {
         customers.push(hub.customer(&format!("C{i}"), "general").await);
@@ -145,10 +140,8 @@ async fn an_agent_with_limit_three_and_five_customers() {
 
 #[tokio::test]
 async fn categories_route_only_to_agents_who_hold_them() {
-    let hub = TestHub::start().await;
-    let mut sales = hub.agent("sam", &["sales"], 1).await;
-    let mut billing = hub.customer("Bea", "billing").await;
-    assert_eq!(billing.next_of("queued").await["place"], 1);
+    let (hub, mut sales) = TestHub::with_agent("sam", &["sales"], 1).await;
+    let mut billing = hub.customer_queued("Bea", "billing", 1).await;
     let sales_frames = sales.drain().await;
     assert!(!types(&sales_frames).contains(&"chat_started".to_string()));
     let mut bill = hub.agent("bill", &["billing"], 1).await;
@@ -159,8 +152,7 @@ async fn categories_route_only_to_agents_who_hold_them() {
 
 #[tokio::test]
 async fn the_least_loaded_agent_gets_the_next_customer() {
-    let hub = TestHub::start().await;
-    let mut a = hub.agent("ann", &["general"], 4).await;
+    let (hub, mut a) = TestHub::with_agent("ann", &["general"], 4).await;
     let _c1 = hub.customer("One", "general").await;
     a.next_of("chat_started").await;
     let mut b = hub.agent("bob", &["general"], 4).await;
@@ -172,10 +164,8 @@ async fn the_least_loaded_agent_gets_the_next_customer() {
 
 #[tokio::test]
 async fn a_freed_agent_takes_the_longest_waiting_across_their_categories() {
-    let hub = TestHub::start().await;
-    let mut a = hub.agent("ann", &["sales", "billing"], 1).await;
-    let mut busy = hub.customer("Busy", "sales").await;
-    let chat = busy.next_of("chat_started").await["chat_id"].clone();
+    let (hub, mut a) = TestHub::with_agent("ann", &["sales", "billing"], 1).await;
+    let (_busy, chat) = hub.customer_in_chat("Busy", "sales").await;
     let mut early = hub.customer("Early", "billing").await;
     let mut late = hub.customer("Late", "sales").await;
     early.next_of("queued").await;

@@ -154,11 +154,7 @@ async fn hostile_queries_are_refused_by_name() {
     for q in [long.as_str(), "%21%21%21%20---%20...", many, "%20%20%2C"] {
         for path in ["/api/conversations", "/api/conversations/export"] {
             let (status, body) = admin.get(&format!("{path}?q={q}")).await;
-            assert_eq!(
-                (status, body["error"]["code"].as_str()),
-                (400, Some("bad_query")),
-                "{path} {q}: {body}"
-            );
+            assert_eq!((status, error_code(&body)), (400, "bad_query"), "{path} {q}: {body}");
         }
     }
     // Unicode and metacharacters are words or nothing, never a pattern.
@@ -173,11 +169,7 @@ async fn hostile_queries_are_refused_by_name() {
         "/api/conversations/c1/export?format=CSV%00",
     ] {
         let (status, body) = admin.get(path).await;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some("bad_query")),
-            "{path}: {body}"
-        );
+        assert_eq!((status, error_code(&body)), (400, "bad_query"), "{path}: {body}");
     }
     hub.stop().await;
 }
@@ -222,12 +214,7 @@ async fn a_search_exports_as_csv_and_json_escaped_without_notes() {
 
     let (_, _, _, body) = download(&admin, "/api/conversations/export?q=refund&format=json").await;
     let json: Value = serde_json::from_str(&body).unwrap();
-    let exported: Vec<&str> = json["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let exported: Vec<&str> = strs_in(&json["conversations"], "id");
     assert_eq!(exported, ["c2", "c1"]);
     assert_eq!(
         json["conversations"][1]["messages"][1]["text"], HOSTILE_CELL,
@@ -254,8 +241,7 @@ async fn a_search_exports_as_csv_and_json_escaped_without_notes() {
 
 #[tokio::test]
 async fn an_export_past_the_cap_is_refused_whole() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let events: Vec<ArchiveEvent> = (0..1_001)
         .flat_map(|i| {
             let id = format!("bulk-{i}");
@@ -267,11 +253,7 @@ async fn an_export_past_the_cap_is_refused_whole() {
         .collect();
     hub.store.archive(&events).await.unwrap();
     let (status, body) = admin.get("/api/conversations/export?q=bulk").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("export_too_large")),
-        "{body}"
-    );
+    assert_eq!((status, error_code(&body)), (400, "export_too_large"), "{body}");
     let (status, _, _, body) = download(&admin, "/api/conversations/export?q=bulk%20seven").await;
     assert_eq!(status, 200);
     assert_eq!(csv_rows(&body).len(), 2);

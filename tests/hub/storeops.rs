@@ -297,8 +297,7 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
     })
     .await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    customer.next_of("chat_started").await;
+    let (mut customer, _) = hub.customer_in_chat("Carla", "general").await;
     customer.send(json!({"type": "message", "text": "before"})).await;
     customer.next_of("ack").await;
     let (status, ready) = get_json(&hub.url("/readyz")).await;

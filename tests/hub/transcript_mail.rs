@@ -263,10 +263,7 @@ async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
     let cluster = Cluster::start("cluster-transcripts").await;
     let alpha = cluster.node("alpha", transcript_settings(port)).await;
     let beta = cluster.node("beta", transcript_settings(port)).await;
-    let ann_token = beta.agent_account("ann", &["general"], 1).await;
-    let mut ann = Ws::agent(&beta, &ann_token).await;
-    ann.send(json!({"type": "set_available", "available": true})).await;
-    ann.next_of("profile").await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha
         .customer_with("Carla", json!({"email": "carla@example.com"}))
         .await;
@@ -314,15 +311,14 @@ async fn the_transcript_is_signed_with_the_desks_name() {
     let port = free_port();
     let smtp = SmtpSink::start(port).await;
     let hub = TestHub::with(transcript_settings(port)).await;
-    let (status, look) = hub
-        .admin()
+    hub.admin()
         .await
-        .put(
+        .put_answering(
+            200,
             "/api/admin/widget",
             json!({"title": "Acme Hilfe", "color": "#0f766e", "greeting": "Hallo!"}),
         )
         .await;
-    assert_eq!(status, 200, "{look}");
     let mut ann = hub.agent("ann", &["general"], 1).await;
     let mut carla = hub.customer_with("Carla", json!({"email": "carla@example.com"})).await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();

@@ -13,7 +13,7 @@ use crate::cluster_fixture::{Process, available_agent, customer_on, nodes, paire
 use crate::common::*;
 
 /// Sends `text` from `from` in `chat` and waits for its acknowledgement; its seq.
-async fn say(from: &mut Ws, chat: &Value, text: &str) -> u64 {
+pub(crate) async fn say(from: &mut Ws, chat: &Value, text: &str) -> u64 {
     from.send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": text}))
         .await;
     let ack = from
@@ -145,8 +145,7 @@ async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat
     // Bob is full (one chat, limit 1); Cy does not hold the category the chat was to move
     // into, nor does anyone hold a category that does not exist; Dan is away.
     let mut bob = hub.agent("bob", &["general"], 1).await;
-    let mut dora = hub.customer("Dora", "general").await;
-    dora.next_of("chat_started").await;
+    let (_dora, _) = hub.customer_in_chat("Dora", "general").await;
     bob.next_of("chat_started").await;
     let _cy = hub.agent("cyd", &["billing"], 2).await;
     let dan_token = hub.agent_account("dan", &["general"], 2).await;
@@ -296,8 +295,7 @@ async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_th
     let (mut ann, mut carla, chat) = paired(&hub, "ann", 1, &hub, "Carla").await;
     assert_eq!(say(&mut carla, &chat, "I was double charged").await, 1);
     // Someone joined billing later than Carla came: Carla goes before them.
-    let mut later = hub.customer("Lee", "billing").await;
-    assert_eq!(later.next_of("queued").await["place"], 1);
+    let mut later = hub.customer_queued("Lee", "billing", 1).await;
 
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "double charge"}))
         .await;
@@ -368,12 +366,7 @@ async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_th
         let (status, body) = api.get(&format!("/api/conversations/{}", chat.as_str().unwrap())).await;
         assert_eq!(status, 200, "{who}: {body}");
     }
-    let seqs: Vec<u64> = record["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap())
-        .collect();
+    let seqs: Vec<u64> = u64s_in(&record["messages"], "seq");
     assert_eq!(seqs, vec![1, 2]);
     hub.stop().await;
 }
@@ -565,11 +558,9 @@ async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
         (Some("ANN"), Some("refund"))
     );
     // The line said before the transfer reaches Bill: in the snapshot or from the chat's log.
-    let mut texts: Vec<String> = started["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["text"].as_str().unwrap().to_string())
+    let mut texts: Vec<String> = strs_in(&started["messages"], "text")
+        .into_iter()
+        .map(String::from)
         .collect();
     if texts.is_empty() {
         texts.push(bill.next_of("message").await["text"].as_str().unwrap().to_string());

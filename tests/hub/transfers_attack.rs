@@ -10,26 +10,8 @@ use switchboard::store::{EndReason, SharedStore, Side};
 
 use crate::cluster_fixture::{Process, available_agent, customer_on, nodes, paired, process_and_nodes};
 use crate::common::*;
-
-/// Sends `text` from `from` in `chat` and waits for its acknowledgement; its seq.
-async fn say(from: &mut Ws, chat: &Value, text: &str) -> u64 {
-    from.send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": text}))
-        .await;
-    let ack = from
-        .next_matching(|f| f["type"] == "ack" && f["client_id"] == text)
-        .await;
-    ack["seq"].as_u64().unwrap()
-}
-
-/// Puts `category` in offer mode through the admin API.
-async fn offer_mode(hub: &TestHub, category: &str) {
-    let (status, body) = hub
-        .admin()
-        .await
-        .put(&format!("/api/admin/routing/{category}"), json!({"mode": "offer"}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
+use crate::offers::offer_mode;
+use crate::transfers::say;
 
 /// Every frame `ws` passed over so far, and whatever comes within a short while.
 async fn everything(ws: &mut Ws) -> Vec<Value> {
@@ -226,8 +208,7 @@ async fn a_hub_stopping_while_a_transferred_customer_waits_closes_their_archived
     let (_ann, _dora, dora_chat) = paired(&hub, "ann", 1, &hub, "Dora").await;
     // Bob (billing) hands Carla to general, where she waits for Ann.
     let mut bob = hub.agent("bob", &["billing"], 1).await;
-    let mut carla = hub.customer("Carla", "billing").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    let (mut carla, chat) = hub.customer_in_chat("Carla", "billing").await;
     bob.next_of("chat_started").await;
     say(&mut carla, &chat, "wrong department").await;
     bob.send(json!({"type": "transfer", "chat_id": chat, "to_category": "general"}))
@@ -505,8 +486,7 @@ async fn held_a_hub_stopping_closes_the_chat_of_a_transferred_customer_nobody_ta
 /// (1000), and their chat is closed in the archive (by the system, as an expiry).
 #[tokio::test]
 async fn held_removing_the_category_a_transferred_customer_waits_in_closes_their_chat() {
-    let hub = TestHub::start().await;
-    let admin = hub.admin().await;
+    let (hub, admin) = TestHub::with_admin().await;
     let (status, body) = admin
         .post("/api/admin/categories", json!({"id": "returns", "name": "Returns"}))
         .await;

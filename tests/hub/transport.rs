@@ -10,8 +10,7 @@ use crate::common::*;
 async fn a_peer_that_answers_no_pings_is_closed_and_its_agent_told() {
     let hub = TestHub::with(|s| s.heartbeat = Duration::from_millis(200)).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Silent", "general").await;
-    c.next_of("chat_started").await;
+    let (mut c, _) = hub.customer_in_chat("Silent", "general").await;
     // Not reading means not answering pings: the hub must give up on this peer,
     // while the agent, who keeps reading (and so answering pings), stays.
     let away = agent.next_of("peer_away").await;
@@ -29,8 +28,7 @@ async fn a_client_that_stops_reading_is_disconnected_not_buffered_for() {
     })
     .await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut c = hub.customer("Slow", "general").await;
-    let chat = c.next_of("chat_started").await["chat_id"].clone();
+    let (c, chat) = hub.customer_in_chat("Slow", "general").await;
     // The customer reads nothing from here on; the agent sends far more than any socket buffer holds.
     let big = "x".repeat(100_000);
     let mut told = false;
