@@ -21,10 +21,12 @@ pub enum ConversationStatus {
     Resolved,
 }
 
-/// One conversation's lasting state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One conversation's lasting state, stored as it is by the serialising backends (MongoDB
+/// keeps `version` as a 64-bit signed integer: versions count up from 1, far below its end).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConversationRecord {
     /// The archive's conversation id (the live `chat_id`).
+    #[serde(rename = "_id")]
     pub id: String,
     pub category: String,
     pub status: ConversationStatus,

@@ -5,15 +5,13 @@
 
 use async_trait::async_trait;
 
-use serde::{Deserialize, Serialize};
-
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
 use crate::store::{
     ConversationRecord, ConversationStatus, ConversationStore, InboxQuery, Millis, StoreError, StoreResult,
     longest_waiting_first,
 };
 
-/// Conversation id → JSON [`Rec`].
+/// Conversation id → JSON [`ConversationRecord`].
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversation_records");
 /// (customer key, opened at, conversation id): a customer's conversations.
 const BY_CUSTOMER: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("conversation_records_by_customer");
@@ -21,62 +19,6 @@ const BY_CUSTOMER: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new
 const SNOOZES: TableDefinition<(i64, &str), ()> = TableDefinition::new("conversation_snoozes");
 /// Conversation id of each conversation not resolved.
 const UNRESOLVED: TableDefinition<&str, ()> = TableDefinition::new("conversation_records_unresolved");
-
-#[derive(Serialize, Deserialize)]
-struct Rec {
-    category: String,
-    status: ConversationStatus,
-    snoozed_until: Option<Millis>,
-    holder: Option<String>,
-    holder_turn_at: Millis,
-    labels: Vec<String>,
-    customer_keys: Vec<String>,
-    opened_at: Millis,
-    status_since: Millis,
-    resolved_at: Option<Millis>,
-    resolutions: u32,
-    reopens: u32,
-    version: u64,
-}
-
-impl Rec {
-    fn of(r: &ConversationRecord) -> Self {
-        Self {
-            category: r.category.clone(),
-            status: r.status,
-            snoozed_until: r.snoozed_until,
-            holder: r.holder.clone(),
-            holder_turn_at: r.holder_turn_at,
-            labels: r.labels.clone(),
-            customer_keys: r.customer_keys.clone(),
-            opened_at: r.opened_at,
-            status_since: r.status_since,
-            resolved_at: r.resolved_at,
-            resolutions: r.resolutions,
-            reopens: r.reopens,
-            version: r.version,
-        }
-    }
-
-    fn record(self, id: &str) -> ConversationRecord {
-        ConversationRecord {
-            id: id.to_string(),
-            category: self.category,
-            status: self.status,
-            snoozed_until: self.snoozed_until,
-            holder: self.holder,
-            holder_turn_at: self.holder_turn_at,
-            labels: self.labels,
-            customer_keys: self.customer_keys,
-            opened_at: self.opened_at,
-            status_since: self.status_since,
-            resolved_at: self.resolved_at,
-            resolutions: self.resolutions,
-            reopens: self.reopens,
-            version: self.version,
-        }
-    }
-}
 
 /// Creates the tables in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
@@ -95,7 +37,7 @@ fn records_of(
     let mut out = Vec::new();
     for id in ids {
         if let Some(rec) = records.get(id.as_str()).map_err(unavailable)? {
-            out.push(decode::<Rec>(rec.value())?.record(&id));
+            out.push(decode::<ConversationRecord>(rec.value())?);
         }
     }
     Ok(out)
@@ -121,7 +63,7 @@ impl ConversationStore for EmbeddedStore {
             let mut unresolved = tx.open_table(UNRESOLVED).map_err(unavailable)?;
             let id = record.id.as_str();
             let stored = match records.get(id).map_err(unavailable)? {
-                Some(rec) => Some(decode::<Rec>(rec.value())?),
+                Some(rec) => Some(decode::<ConversationRecord>(rec.value())?),
                 None => None,
             };
             match (&stored, record.version) {
@@ -154,9 +96,7 @@ impl ConversationStore for EmbeddedStore {
             } else {
                 unresolved.insert(id, ()).map_err(unavailable)?;
             }
-            records
-                .insert(id, encode(&Rec::of(&record))?.as_slice())
-                .map_err(unavailable)?;
+            records.insert(id, encode(&record)?.as_slice()).map_err(unavailable)?;
             Ok(())
         })
         .await
@@ -170,8 +110,8 @@ impl ConversationStore for EmbeddedStore {
             let mut out = if wants_resolved {
                 let mut all = Vec::new();
                 for row in records.iter().map_err(unavailable)? {
-                    let (id, rec) = row.map_err(unavailable)?;
-                    all.push(decode::<Rec>(rec.value())?.record(id.value()));
+                    let (_, rec) = row.map_err(unavailable)?;
+                    all.push(decode::<ConversationRecord>(rec.value())?);
                 }
                 all
             } else {

@@ -9,72 +9,11 @@ use async_trait::async_trait;
 use bson::{Document, doc};
 use futures_util::TryStreamExt;
 use mongodb::{Collection, IndexModel};
-use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, conflict_or_unavailable, unavailable};
 use crate::store::{
     ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, Millis, StoreError, StoreResult,
 };
-
-#[derive(Serialize, Deserialize)]
-struct RecordDoc {
-    #[serde(rename = "_id")]
-    id: String,
-    category: String,
-    status: ConversationStatus,
-    snoozed_until: Option<Millis>,
-    holder: Option<String>,
-    holder_turn_at: Millis,
-    labels: Vec<String>,
-    customer_keys: Vec<String>,
-    opened_at: Millis,
-    status_since: Millis,
-    resolved_at: Option<Millis>,
-    resolutions: u32,
-    reopens: u32,
-    /// A BSON integer is signed: versions count up from 1, far below its end.
-    version: i64,
-}
-
-impl RecordDoc {
-    fn of(r: &ConversationRecord) -> StoreResult<Self> {
-        Ok(Self {
-            id: r.id.clone(),
-            category: r.category.clone(),
-            status: r.status,
-            snoozed_until: r.snoozed_until,
-            holder: r.holder.clone(),
-            holder_turn_at: r.holder_turn_at,
-            labels: r.labels.clone(),
-            customer_keys: r.customer_keys.clone(),
-            opened_at: r.opened_at,
-            status_since: r.status_since,
-            resolved_at: r.resolved_at,
-            resolutions: r.resolutions,
-            reopens: r.reopens,
-            version: i64::try_from(r.version).map_err(|_| StoreError::Conflict)?,
-        })
-    }
-
-    fn record(self) -> ConversationRecord {
-        ConversationRecord {
-            id: self.id,
-            category: self.category,
-            status: self.status,
-            snoozed_until: self.snoozed_until,
-            holder: self.holder,
-            holder_turn_at: self.holder_turn_at,
-            labels: self.labels,
-            customer_keys: self.customer_keys,
-            opened_at: self.opened_at,
-            status_since: self.status_since,
-            resolved_at: self.resolved_at,
-            resolutions: self.resolutions,
-            reopens: self.reopens,
-            version: u64::try_from(self.version).unwrap_or(0),
-        }
-    }
-}
 
 fn status_word(status: ConversationStatus) -> &'static str {
     match status {
@@ -111,7 +50,7 @@ fn inbox_filter(query: &InboxQuery) -> Document {
 }
 
 impl MongoStore {
-    fn records(&self) -> Collection<RecordDoc> {
+    fn records(&self) -> Collection<ConversationRecord> {
         self.db.collection("conversation_records")
     }
 
@@ -139,8 +78,7 @@ impl MongoStore {
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .await
             .map_err(unavailable)?;
-        let docs: Vec<RecordDoc> = cursor.try_collect().await.map_err(unavailable)?;
-        Ok(docs.into_iter().map(RecordDoc::record).collect())
+        cursor.try_collect().await.map_err(unavailable)
     }
 }
 
@@ -151,25 +89,25 @@ impl ConversationStore for MongoStore {
             .find_one(doc! {"_id": id})
             .await
             .map_err(unavailable)?
-            .map(RecordDoc::record)
             .ok_or(StoreError::NotFound)
     }
 
     async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()> {
-        let document = RecordDoc::of(record)?;
+        // The version this change replaces, as MongoDB keeps it.
+        let before = i64::try_from(record.version).map_err(|_| StoreError::Conflict)? - 1;
         if record.version <= 1 {
             if record.version == 0 {
                 return Err(StoreError::Conflict);
             }
             self.records()
-                .insert_one(document)
+                .insert_one(record)
                 .await
                 .map_err(conflict_or_unavailable)?;
             return Ok(());
         }
         let replaced = self
             .records()
-            .replace_one(doc! {"_id": &record.id, "version": document.version - 1}, document)
+            .replace_one(doc! {"_id": &record.id, "version": before}, record)
             .await
             .map_err(unavailable)?;
         if replaced.matched_count == 1 {
