@@ -95,10 +95,7 @@ impl ConversationStore for MongoStore {
     async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()> {
         // The version this change replaces, as MongoDB keeps it.
         let before = i64::try_from(record.version).map_err(|_| StoreError::Conflict)? - 1;
-        if record.version <= 1 {
-            if record.version == 0 {
-                return Err(StoreError::Conflict);
-            }
+        if record.version == 1 {
             self.records()
                 .insert_one(record)
                 .await
