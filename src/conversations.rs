@@ -8,6 +8,8 @@ use crate::core::conversation::{Conversation, Kept, Refusal, Rules, Status};
 use crate::core::routing::AgentId;
 use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
 
+pub mod writer;
+
 /// How often a change is decided again after losing a race before it gives up: more is a
 /// conversation changed many times a second, which no person does.
 const ATTEMPTS: usize = 8;
@@ -46,6 +48,16 @@ impl Conversations {
 
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// Snoozed conversations whose time came by `now`, the earliest first.
+    pub async fn snoozes_due(&self, now: Millis, limit: usize) -> Result<Vec<ConversationRecord>, StoreError> {
+        self.store.snoozes_due(now, limit).await
+    }
+
+    /// One conversation as stored.
+    pub async fn record(&self, id: &str) -> Result<ConversationRecord, ConversationError> {
+        Ok(self.store.conversation_record(id).await?)
     }
 
     /// Stores the record of a conversation that starts now, waiting for an agent; the one

@@ -112,6 +112,16 @@ pub enum ClientFrame {
         #[serde(default)]
         client_id: Option<String>,
     },
+    /// Agent: sets the status of a conversation in their list (an admin: any); `until`
+    /// (ms since the epoch) with `snoozed`. `resolved` on a live chat ends it.
+    SetConversationStatus {
+        conversation_id: String,
+        status: String,
+        #[serde(default)]
+        until: Option<i64>,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
     /// Buddy: join the buddy list under a display name; `key` (from an earlier
     /// `buddy_welcome`) makes another tab or device the same person.
     BuddyJoin {
@@ -160,6 +170,7 @@ impl ClientFrame {
             Self::Transfer { .. } => "transfer",
             Self::TransferTargets { .. } => "transfer_targets",
             Self::Note { .. } => "note",
+            Self::SetConversationStatus { .. } => "set_conversation_status",
             Self::BuddyJoin { .. } => "buddy_join",
             Self::Invite { .. } => "invite",
             Self::CancelInvite { .. } => "cancel_invite",
@@ -513,6 +524,18 @@ pub enum ServerFrame {
         chat_id: String,
         #[serde(flatten)]
         note: NoteView,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// Agent: a conversation of theirs changed status (set by them on any connection, by
+    /// an admin, by its end, or a snooze that ran out); `client_id` as the asker gave it.
+    ConversationStatus {
+        conversation_id: String,
+        status: crate::store::ConversationStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        snoozed_until: Option<i64>,
+        /// When it took this status.
+        since: i64,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },

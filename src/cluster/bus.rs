@@ -44,6 +44,9 @@ pub enum AdminChange {
         conversation: String,
         rating: crate::store::Rating,
     },
+    /// A conversation's status or holder changed (stored already): its holder is told
+    /// wherever they are.
+    Conversation { record: crate::store::ConversationRecord },
 }
 
 /// One message on the channel.

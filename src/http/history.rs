@@ -167,7 +167,7 @@ pub(super) fn found(c: &Conversation, query: Option<&SearchQuery>) -> Conversati
     ConversationSummary { hit, ..summary(c) }
 }
 
-fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
+pub(super) fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
     MessageView {
         id: m.id.clone(),
         seq: m.seq,

@@ -21,6 +21,7 @@ pub mod routing_modes;
 pub mod canned;
 pub mod error;
 pub mod history;
+pub mod inbox;
 // ---- archive search and export ----
 pub mod archive_export;
 // the agent's customer panel
@@ -193,6 +194,7 @@ described in the README."),
         (name = "session", description = "Agent and admin sign-in (whitelisted addresses only)"),
         (name = "admin", description = "Admins only (whitelisted addresses only)"),
         (name = "history", description = "The conversation archive: agents their own, admins all (whitelisted addresses only)"),
+        (name = "conversations", description = "Conversations as the desk works them: the inbox by status (whitelisted addresses only)"),
         (name = "rooms", description = "Video rooms and call logs of staff (whitelisted addresses only); joining is under public"),
     )
 )]
@@ -204,6 +206,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
     let staff = session::router()
         .merge(admin::router())
         .merge(history::router())
+        .merge(inbox::router())
         .merge(archive_export::router())
         .merge(customer_panel::router())
         .merge(erasure::router())

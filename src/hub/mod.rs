@@ -150,6 +150,17 @@ pub(crate) enum Command {
         chat_id: String,
         notes: Vec<crate::store::ConversationNote>,
     },
+    /// A conversation's change took effect in the store (`conversations::writer`).
+    ConversationChanged {
+        record: crate::store::ConversationRecord,
+    },
+    /// The store's answer to an agent's `set_conversation_status`.
+    ConversationStatusAnswer {
+        conn: ConnId,
+        asker: AgentId,
+        client_id: Option<String>,
+        answer: Result<crate::store::ConversationRecord, crate::conversations::ConversationError>,
+    },
     /// Categories' routing modes as the desk setting wants them; only real changes are applied.
     CategoryModes {
         wanted: Vec<(String, RoutingMode)>,
@@ -378,6 +389,7 @@ impl Hub {
             tx: tx.clone(),
             desk_cache,
         };
+        let conversation_writer = service::conversation_status::writer(&archive, tx.downgrade(), cluster.clone());
         // ---- several nodes through Redis: routing through the scripts ----
         let link = cluster.map(|c| {
             // Re-asserted on every (re)join: a Redis that lost its data learns them again.
@@ -391,7 +403,16 @@ impl Hub {
             };
             cluster::link::start(&c, tx.downgrade(), known, periods, shutdown.clone())
         });
-        let state = service::HubState::new(settings, categories, archive, sessions, tx.downgrade(), link, direct);
+        let state = service::HubState::new(
+            settings,
+            categories,
+            archive,
+            sessions,
+            tx.downgrade(),
+            link,
+            direct,
+            conversation_writer,
+        );
         let task = tokio::spawn(run(state, rx, shutdown));
         (hub, task)
     }
@@ -502,6 +523,11 @@ impl Hub {
             rating,
         })
         .await
+    }
+
+    /// A conversation changed on another node: its holder, where connected here, is told.
+    pub async fn conversation_changed(&self, record: crate::store::ConversationRecord) -> Result<(), HubGone> {
+        self.send(Command::ConversationChanged { record }).await
     }
 
     /// Invites the customer of the agent's live chat into a video room; false if the

@@ -21,6 +21,8 @@ mod decisions;
 mod transfers;
 // ---- internal notes on a chat, for agents only ----
 mod notes;
+// ---- conversations' statuses: opened, moved, resolved, set by agents ----
+pub(super) mod conversation_status;
 // ---- transcripts by mail: a customer's ask in their chat ----
 mod transcripts;
 
@@ -206,6 +208,8 @@ pub(crate) struct HubState {
     /// Counted once per message: a handle resolved once, not a registry lookup each time.
     pub(super) messages_relayed: metrics::Counter,
     routes_counter: metrics::Counter,
+    /// Conversations' changes, in order, to the store (`conversations::writer`).
+    conversation_writer: crate::conversations::writer::Writer,
     // ---- several nodes through Redis ----
     /// With `REDIS_URL`: routing runs as Redis scripts and `routing` is this node's replica.
     cluster: Option<cluster::ClusterState>,
@@ -228,6 +232,7 @@ enum Sender {
 }
 
 impl HubState {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         settings: Arc<Settings>,
         categories: Vec<Category>,
@@ -236,6 +241,7 @@ impl HubState {
         timers: mpsc::WeakSender<Command>,
         link: Option<super::cluster::link::Link>,
         direct: Arc<live_chat::Shared>,
+        conversation_writer: crate::conversations::writer::Writer,
     ) -> Self {
         let mut routing = Routing::new();
         let mut category_names = CategoryNames::new();
@@ -275,6 +281,7 @@ impl HubState {
             ended_visits: HashMap::new(),
             messages_relayed: metrics::counter!(crate::metrics::MESSAGES_RELAYED),
             routes_counter: metrics::counter!(crate::metrics::ROUTES),
+            conversation_writer,
             cluster,
         }
     }
@@ -329,6 +336,13 @@ impl HubState {
                 self.apply(out);
             }
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
+            Command::ConversationChanged { record } => self.conversation_changed(record),
+            Command::ConversationStatusAnswer {
+                conn,
+                asker,
+                client_id,
+                answer,
+            } => self.conversation_status_answer(conn, asker, client_id, answer),
             Command::CategoryModes { wanted } => self.set_category_modes(wanted),
             Command::BuddyGraceExpired { buddy, epoch } => self.buddy_grace_expired(buddy, epoch),
             Command::BuddyStamped { conn, line } => self.buddy_stamped(conn, line),
@@ -695,7 +709,9 @@ impl HubState {
             }
         };
         let client_id = match &frame {
-            ClientFrame::Message { client_id, .. } | ClientFrame::Note { client_id, .. } => client_id.clone(),
+            ClientFrame::Message { client_id, .. }
+            | ClientFrame::Note { client_id, .. }
+            | ClientFrame::SetConversationStatus { client_id, .. } => client_id.clone(),
             _ => None,
         };
         if let Err((code, message)) = match sender {
@@ -837,20 +853,40 @@ impl HubState {
             }
             ClientFrame::EndChat { chat_id } => {
                 let chat = self.agent_chat(&id, Some(&chat_id))?;
-                if self.cluster.is_some() {
-                    let conn = self.agents.get(&id).and_then(|a| a.conn);
-                    self.route(RoutingOp::AgentEndsChat(chat, id), conn);
-                    return Ok(());
-                }
-                let mut out = vec![];
-                self.routing
-                    .agent_ends_chat(chat, &id, &mut out)
-                    .map_err(|e| (e.code(), e.to_string()))?;
-                self.apply(out);
-                Ok(())
+                self.agent_ends_chat(id, chat)
             }
+            ClientFrame::SetConversationStatus {
+                conversation_id,
+                status,
+                until,
+                client_id,
+            } => self.set_conversation_status(
+                conn,
+                id,
+                conversation_status::StatusAsked {
+                    conversation_id,
+                    status,
+                    until,
+                    client_id,
+                },
+            ),
             other => Err(not_allowed(&other, "agents")),
         }
+    }
+
+    /// The agent ends their running `chat` (which resolves its conversation).
+    fn agent_ends_chat(&mut self, id: AgentId, chat: ChatId) -> Result<(), (&'static str, String)> {
+        if self.cluster.is_some() {
+            let conn = self.agents.get(&id).and_then(|a| a.conn);
+            self.route(RoutingOp::AgentEndsChat(chat, id), conn);
+            return Ok(());
+        }
+        let mut out = vec![];
+        self.routing
+            .agent_ends_chat(chat, &id, &mut out)
+            .map_err(|e| (e.code(), e.to_string()))?;
+        self.apply(out);
+        Ok(())
     }
 
     /// The agent's chat named by a wire id; never a chat of someone else.

@@ -494,6 +494,7 @@ impl HubState {
                 paired_at: started_at,
                 customer: info.profile.clone(),
             }));
+            self.conversation_opened(&wire_id, &category, &info.profile, &agent);
         }
         if archived_here && let Some(pending) = &continued {
             // The customer came to this node while they waited: the log went with the
@@ -583,6 +584,10 @@ impl HubState {
             cluster.chat_closed(chat);
         }
         if log.archived_here {
+            // Ended on purpose, it is done; its customer merely gone, it stays open.
+            if end == EndReason::Ended {
+                self.conversation_resolved(log.wire_id());
+            }
             let closed = ConversationClosed {
                 id: log.wire_id().to_string(),
                 ended_at: now_ms(),

@@ -239,6 +239,7 @@ impl HubState {
                     to_category: category.map(|c| c.0.to_string()),
                     note: note.clone(),
                 }));
+            self.conversation_assigned(&wire_id, &to);
         }
         self.send(
             Recipient::Customer(customer),
@@ -354,6 +355,7 @@ impl HubState {
                         to_category: pending.category.as_ref().map(|c| c.0.to_string()),
                         note: pending.note.clone(),
                     }));
+                self.conversation_assigned(log.wire_id(), agent);
             }
             self.chat_by_wire.insert(log.wire_id().to_string(), chat);
             let last = log.live.last_seq();

@@ -1,0 +1,257 @@
+//! The hub's changes to conversations, carried out in the order it made them: one task
+//! takes them from a bounded queue and applies each through [`Conversations`] (read,
+//! decide, compare-and-set), so a chat's opening is stored before its end, and the hub
+//! never waits on the store. The same task wakes snoozed conversations whose time came.
+//!
+//! Every change that took effect is reported to `notify` with the record as stored, for
+//! the hub to tell the agents it concerns.
+//!
+//! Several nodes each run one: a change reaching the store twice (two nodes archiving one
+//! chat) applies once, as [`Conversations::change`] decides again on what is stored; a
+//! snooze that ran out is woken by whichever node looks first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ConversationError, Conversations};
+use crate::clock::now_ms;
+use crate::core::conversation::{Actor, Status};
+use crate::core::routing::AgentId;
+use crate::store::{ConversationRecord, Millis};
+
+/// Changes waiting for the store. A change is a pairing, a transfer, an end or a click on
+/// a status: a busy desk makes a few a second, so this is many minutes of them through a
+/// store outage. When it is full the hub drops the change and logs it (the live chat and
+/// its archive go on; only the conversation's status lags).
+const QUEUE: usize = 4096;
+
+/// How often snoozes that ran out are looked for: a snooze wakes at most this late.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// The most snoozes woken in one look; the next look takes the rest.
+const SWEEP_BATCH: usize = 100;
+
+/// The longest wait between two tries of a change the store refused for an outage.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// Who asks for a status change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asker {
+    Agent(AgentId),
+    Admin,
+}
+
+/// One change, as the hub asks for it.
+#[derive(Debug)]
+pub enum Work {
+    /// A chat was paired: its conversation exists, in `agent`'s list.
+    Opened {
+        id: String,
+        category: String,
+        customer_keys: Vec<String>,
+        agent: AgentId,
+        at: Millis,
+    },
+    /// The conversation went to `agent` (a transfer, or paired again after one).
+    Assigned { id: String, agent: AgentId, at: Millis },
+    /// Its live chat was ended on purpose (by its customer or agent): done.
+    Resolved { id: String, at: Millis },
+    /// Someone sets its status; the answer goes to `reply`.
+    SetStatus {
+        id: String,
+        by: Asker,
+        to: Status,
+        at: Millis,
+        reply: oneshot::Sender<Result<ConversationRecord, ConversationError>>,
+    },
+}
+
+impl Work {
+    fn id(&self) -> &str {
+        match self {
+            Work::Opened { id, .. }
+            | Work::Assigned { id, .. }
+            | Work::Resolved { id, .. }
+            | Work::SetStatus { id, .. } => id,
+        }
+    }
+}
+
+/// Who made a change that took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A `SetStatus`: its asker hears the answer through its reply as well.
+    Asked,
+    /// The writer on its own (an opening, a transfer, an end, a snooze that ran out).
+    Automatic,
+}
+
+/// What the hub is told of each change that took effect, with the record as stored.
+pub type Notify = Arc<dyn Fn(ConversationRecord, Origin) + Send + Sync>;
+
+/// The queue into the writer task. Cheap to clone; the task ends when every clone is gone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Work>,
+}
+
+impl Writer {
+    /// Starts the writer task.
+    pub fn start(conversations: Conversations, notify: Notify) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(conversations, rx, notify));
+        Self { tx }
+    }
+
+    /// Queues `work`; `false` when the queue is full (logged here).
+    pub fn push(&self, work: Work) -> bool {
+        match self.tx.try_send(work) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(work)) => {
+                tracing::warn!(conversation = %work.id(), "conversation changes are behind the store; this one is dropped");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+async fn run(conversations: Conversations, mut rx: mpsc::Receiver<Work>, notify: Notify) {
+    // The next look: every SWEEP_EVERY, and sooner when a snooze set here ends sooner (a
+    // snooze set on another node, or before a restart, is found by the regular look).
+    let mut next_look = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            work = rx.recv() => match work {
+                Some(work) => {
+                    if let Some(until) = apply(&conversations, work, &notify).await {
+                        next_look = next_look.min(instant_of(until));
+                    }
+                }
+                None => return,
+            },
+            _ = tokio::time::sleep_until(next_look) => {
+                wake_snoozes(&conversations, &notify).await;
+                next_look = tokio::time::Instant::now() + SWEEP_EVERY;
+            }
+        }
+    }
+}
+
+/// When, on the runtime's clock, the wall-clock time `at` comes.
+fn instant_of(at: Millis) -> tokio::time::Instant {
+    let ahead = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_millis(ahead)
+}
+
+/// Applies `work`; the end of the snooze it set, if it set one.
+async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Option<Millis> {
+    match work {
+        Work::SetStatus { id, by, to, at, reply } => {
+            // The asker is waiting: one try, and they hear why it failed.
+            let actor = match &by {
+                Asker::Agent(agent) => Actor::Agent(agent),
+                Asker::Admin => Actor::Admin,
+            };
+            let changed = conversations
+                .change(&id, false, 0, at, |c, rules| c.set_status(actor, to, at, rules))
+                .await;
+            let snoozed_until = changed.as_ref().ok().and_then(|(_, record)| record.snoozed_until);
+            if let Ok((Some(_), record)) = &changed {
+                notify(record.clone(), Origin::Asked);
+            }
+            let _ = reply.send(changed.map(|(_, record)| record));
+            snoozed_until
+        }
+        automatic => {
+            // Nobody waits for these: tried until the store takes them (in order).
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match apply_automatic(conversations, &automatic).await {
+                    Ok(Some(record)) => {
+                        notify(record, Origin::Automatic);
+                        return None;
+                    }
+                    Ok(None) => return None,
+                    Err(ConversationError::Store(e)) => {
+                        tracing::warn!(conversation = %automatic.id(), error = %e, "a conversation change waits for the store");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(RETRY_CAP);
+                    }
+                    Err(e) => {
+                        tracing::warn!(conversation = %automatic.id(), error = ?e, "a conversation change was not applied");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applies a change nobody waits for; the record when it changed.
+async fn apply_automatic(
+    conversations: &Conversations,
+    work: &Work,
+) -> Result<Option<ConversationRecord>, ConversationError> {
+    match work {
+        Work::Opened {
+            id,
+            category,
+            customer_keys,
+            agent,
+            at,
+        } => {
+            let opened = conversations.open(id, category, customer_keys.clone(), *at).await?;
+            if opened.holder.as_deref() == Some(agent.0.as_str()) {
+                return Ok(None);
+            }
+            assign(conversations, id, agent, *at).await
+        }
+        Work::Assigned { id, agent, at } => assign(conversations, id, agent, *at).await,
+        Work::Resolved { id, at } => {
+            let (change, record) = conversations
+                .change(id, false, 0, *at, |c, rules| {
+                    c.set_status(Actor::Admin, Status::Resolved, *at, rules)
+                })
+                .await?;
+            Ok(change.map(|_| record))
+        }
+        Work::SetStatus { .. } => unreachable!("answered in apply"),
+    }
+}
+
+async fn assign(
+    conversations: &Conversations,
+    id: &str,
+    agent: &AgentId,
+    at: Millis,
+) -> Result<Option<ConversationRecord>, ConversationError> {
+    let (moved, record) = conversations
+        .change(id, true, 0, at, |c, _| {
+            let moved = c.holder() != Some(agent);
+            c.assigned(agent.clone(), at);
+            Ok(moved)
+        })
+        .await?;
+    Ok(moved.then_some(record))
+}
+
+async fn wake_snoozes(conversations: &Conversations, notify: &Notify) {
+    let now = now_ms();
+    let due = match conversations.snoozes_due(now, SWEEP_BATCH).await {
+        Ok(due) => due,
+        Err(e) => return tracing::warn!(error = %e, "snoozed conversations could not be read"),
+    };
+    for record in due {
+        match conversations
+            .change(&record.id, false, 0, now, |c, _| Ok(c.tick(now)))
+            .await
+        {
+            Ok((Some(_), woken)) => notify(woken, Origin::Automatic),
+            Ok((None, _)) => {}
+            Err(e) => tracing::warn!(conversation = %record.id, error = ?e, "a snooze could not be woken"),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The inbox: conversations as the desk works them, by status, longest waiting first.
+//! Agents list their own ("mine": every conversation in their list until it is resolved);
+//! admins also the unassigned ones and everyone's ("all"). Each entry carries what a list
+//! row shows: the customer's name and the last line said, from the archive.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiQuery, JsonResult, page_limit};
+use super::history::MessageView;
+use super::responses::{BadQuery, SignedIn, Unavailable};
+use super::session::Authed;
+use super::{ApiError, AppState};
+use crate::store::{ConversationRecord, ConversationStatus, Holder, InboxQuery, Role, StoreError};
+
+/// The most conversations one listing returns.
+const MAX_LIMIT: u64 = 200;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(inbox))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InboxParams {
+    /// `mine` (default), `unassigned` or `all`; the last two for admins.
+    pub view: Option<String>,
+    /// Comma-separated statuses (`open,pending,snoozed,resolved`); empty or absent: the
+    /// unresolved ones (`open,pending,snoozed`).
+    pub status: Option<String>,
+    /// Only this category id.
+    pub category: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<u64>,
+}
+
+/// A conversation as an inbox row shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxEntry {
+    /// The conversation id (the live chat's `chat_id`).
+    pub id: String,
+    pub category: String,
+    pub status: ConversationStatus,
+    /// With `snoozed`: when it opens again (ms since the Unix epoch).
+    pub snoozed_until: Option<i64>,
+    /// The account id of the agent whose list it is in; null: unassigned.
+    pub holder: Option<String>,
+    /// When it took its status: the list's order (longest waiting first).
+    pub status_since: i64,
+    pub opened_at: i64,
+    /// How often a message of the customer's opened it again after it was resolved.
+    pub reopens: u32,
+    /// As the archive has it; "" when the archive has not got the conversation yet.
+    pub customer_name: String,
+    /// The last line said, if any.
+    pub last_message: Option<MessageView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxPage {
+    pub items: Vec<InboxEntry>,
+}
+
+/// The caller's inbox, longest waiting first.
+#[utoipa::path(get, path = "/api/inbox", tag = "conversations", params(InboxParams),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = InboxPage), BadQuery,
+        (status = 403, description = "`forbidden`: an agent asked for `unassigned` or `all` (admins only), \
+            or the account is disabled; `not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`",
+            body = super::ErrorBody),
+        SignedIn, Unavailable))]
+async fn inbox(
+    Authed(me): Authed,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<InboxParams>,
+) -> JsonResult<InboxPage> {
+    let limit = page_limit(params.limit, 50, MAX_LIMIT)?;
+    let holder = match (params.view.as_deref().unwrap_or("mine"), me.role) {
+        ("mine", _) => Holder::Agent(me.id.clone()),
+        ("unassigned", Role::Admin) => Holder::Nobody,
+        ("all", Role::Admin) => Holder::Anyone,
+        ("unassigned" | "all", Role::Agent) => {
+            return Err(ApiError::Forbidden("only admins see others' conversations".into()));
+        }
+        (other, _) => {
+            return Err(ApiError::invalid(
+                "bad_query",
+                format!("view: {other:?} is not mine, unassigned or all"),
+            ));
+        }
+    };
+    let query = InboxQuery {
+        holder,
+        statuses: statuses(params.status.as_deref())?,
+        category: params.category.filter(|c| !c.is_empty()),
+        label: None,
+        limit: limit as usize,
+    };
+    let records = state.store.inbox(&query).await?;
+    let mut items = Vec::with_capacity(records.len());
+    for record in records {
+        items.push(entry(&state, record).await?);
+    }
+    Ok(Json(InboxPage { items }))
+}
+
+/// The statuses asked for; the unresolved ones when none.
+fn statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
+    let words: Vec<&str> = asked
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        return Ok(vec![
+            ConversationStatus::Open,
+            ConversationStatus::Pending,
+            ConversationStatus::Snoozed,
+        ]);
+    }
+    words
+        .into_iter()
+        .map(|word| {
+            serde_json::from_value(serde_json::Value::String(word.to_string())).map_err(|_| {
+                ApiError::invalid(
+                    "bad_query",
+                    format!("status: {word:?} is not open, pending, snoozed or resolved"),
+                )
+            })
+        })
+        .collect()
+}
+
+async fn entry(state: &AppState, record: ConversationRecord) -> Result<InboxEntry, ApiError> {
+    let archived = match state.store.conversation(&record.id).await {
+        Ok(c) => Some(c),
+        // The record is written as the chat opens; its archive follows a moment later.
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let customer_name = archived
+        .as_ref()
+        .map(|c| c.opened.customer_name.clone())
+        .unwrap_or_default();
+    let last_message = archived
+        .as_ref()
+        .and_then(|c| c.messages.last())
+        .map(super::history::message_view);
+    Ok(InboxEntry {
+        id: record.id,
+        category: record.category,
+        status: record.status,
+        snoozed_until: record.snoozed_until,
+        holder: record.holder,
+        status_since: record.status_since,
+        opened_at: record.opened_at,
+        reopens: record.reopens,
+        customer_name,
+        last_message,
+    })
+}

@@ -1,0 +1,254 @@
+//! Conversations' statuses as the desk changes them: a paired chat opens its conversation
+//! in its agent's list, a transfer moves it, a chat ended on purpose resolves it (one its
+//! customer merely left stays open), and an agent sets `open`, `pending`, `snoozed` or
+//! `resolved` with `set_conversation_status`. The changes go to the store through the
+//! ordered writer (`conversations::writer`); what took effect comes back here and goes to
+//! the agent whose list the conversation is in.
+//!
+//! The node that archives a chat (its customer's) records its changes; on several nodes two
+//! may both record one (a chat archived from two nodes), which the writer applies once.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::HubState;
+use crate::archive::Archive;
+use crate::clock::now_ms;
+use crate::cluster::bus::AdminChange;
+use crate::conversations::writer::{Asker, Notify, Origin, Work, Writer};
+use crate::conversations::{ConversationError, Conversations};
+use crate::core::conversation::{Refusal, Rules, Status};
+use crate::core::routing::{AgentId, CategoryId};
+use crate::hub::Command;
+use crate::hub::delivery::{ConnId, Recipient};
+use crate::protocol::ServerFrame;
+use crate::store::{ConversationRecord, CustomerKey, CustomerProfile, Role};
+
+/// A status change an agent asked for, as the frame names it.
+pub(in crate::hub) struct StatusAsked {
+    pub conversation_id: String,
+    pub status: String,
+    pub until: Option<i64>,
+    pub client_id: Option<String>,
+}
+
+/// Starts the writer of this hub's conversation changes. What took effect on its own comes
+/// back as `Command::ConversationChanged` (an asker hears through their answer); on several
+/// nodes every change also goes out on the admin bus, for a holder connected elsewhere.
+pub(in crate::hub) fn writer(
+    archive: &Archive,
+    hub: mpsc::WeakSender<Command>,
+    cluster: Option<crate::cluster::node::Cluster>,
+) -> Writer {
+    let conversations = Conversations::new(archive.store(), Rules::default());
+    let notify: Notify = Arc::new(move |record, origin| {
+        if let Some(cluster) = &cluster {
+            let (cluster, record) = (cluster.clone(), record.clone());
+            tokio::spawn(async move {
+                let id = record.id.clone();
+                if let Err(e) = cluster.publish(AdminChange::Conversation { record }).await {
+                    tracing::warn!(conversation = %id, error = %e, "other nodes were not told of a conversation's status");
+                }
+            });
+        }
+        // A full hub queue drops the news, not the change: the record is stored.
+        if origin == Origin::Automatic
+            && let Some(tx) = hub.upgrade()
+        {
+            let _ = tx.try_send(Command::ConversationChanged { record });
+        }
+    });
+    Writer::start(conversations, notify)
+}
+
+impl HubState {
+    /// A chat this node archives was paired: its conversation is in `agent`'s list.
+    pub(super) fn conversation_opened(
+        &self,
+        id: &str,
+        category: &CategoryId,
+        profile: &CustomerProfile,
+        agent: &AgentId,
+    ) {
+        // Only the browser's own key finds a customer's conversations: an email anyone can type.
+        let customer_keys = profile
+            .visitor
+            .iter()
+            .map(|v| CustomerKey::Visitor(v.clone()).indexed())
+            .collect();
+        self.conversation_writer.push(Work::Opened {
+            id: id.to_string(),
+            category: category.0.to_string(),
+            customer_keys,
+            agent: agent.clone(),
+            at: now_ms(),
+        });
+    }
+
+    /// A chat this node archives went to `agent`.
+    pub(super) fn conversation_assigned(&self, id: &str, agent: &AgentId) {
+        self.conversation_writer.push(Work::Assigned {
+            id: id.to_string(),
+            agent: agent.clone(),
+            at: now_ms(),
+        });
+    }
+
+    /// A chat this node archives was ended on purpose by its customer or its agent.
+    pub(super) fn conversation_resolved(&self, id: &str) {
+        self.conversation_writer.push(Work::Resolved {
+            id: id.to_string(),
+            at: now_ms(),
+        });
+    }
+
+    /// An agent's `set_conversation_status`.
+    pub(super) fn set_conversation_status(
+        &mut self,
+        conn: ConnId,
+        agent: AgentId,
+        asked: StatusAsked,
+    ) -> Result<(), (&'static str, String)> {
+        let now = now_ms();
+        let to = match (asked.status.as_str(), asked.until) {
+            ("open", None) => Status::Open,
+            ("pending", None) => Status::Pending,
+            ("resolved", None) => Status::Resolved,
+            ("snoozed", Some(until)) => Status::Snoozed { until },
+            ("snoozed", None) => return Err(("bad_frame", "a snooze needs `until` (ms since the epoch)".to_string())),
+            ("open" | "pending" | "resolved", Some(_)) => {
+                return Err(("bad_frame", "only a snooze takes `until`".to_string()));
+            }
+            (other, _) => {
+                return Err((
+                    "invalid_status",
+                    format!("a conversation's status is open, pending, snoozed or resolved, not {other:?}"),
+                ));
+            }
+        };
+        let admin = self.agents.get(&agent).is_some_and(|a| a.account.role == Role::Admin);
+        if to == Status::Resolved
+            && let Some(&chat) = self.chat_by_wire.get(&asked.conversation_id)
+        {
+            // Resolving a live chat is ending it: the customer is told and may rate it.
+            if self.routing.chat_sides(chat).is_some_and(|(_, owner)| *owner == agent) {
+                return self.agent_ends_chat(agent, chat);
+            }
+            // Only its agent ends a live chat; anyone else learns nothing of it here.
+            if admin {
+                return Err((
+                    "conversation_live",
+                    "its customer is chatting with its agent now: they end it".to_string(),
+                ));
+            }
+        }
+        let by = if admin {
+            Asker::Admin
+        } else {
+            Asker::Agent(agent.clone())
+        };
+        let (reply, answer) = oneshot::channel();
+        let queued = self.conversation_writer.push(Work::SetStatus {
+            id: asked.conversation_id,
+            by,
+            to,
+            at: now,
+            reply,
+        });
+        if !queued {
+            return Err(store_behind());
+        }
+        let (timers, client_id) = (self.timers.clone(), asked.client_id);
+        tokio::spawn(async move {
+            let answer = answer.await.unwrap_or_else(|_| {
+                Err(ConversationError::Store(crate::store::StoreError::Unavailable(
+                    "the hub is shutting down".to_string(),
+                )))
+            });
+            if let Some(tx) = timers.upgrade() {
+                let _ = tx
+                    .send(Command::ConversationStatusAnswer {
+                        conn,
+                        asker: agent,
+                        client_id,
+                        answer,
+                    })
+                    .await;
+            }
+        });
+        Ok(())
+    }
+
+    /// The answer to an agent's `set_conversation_status`: the new status to the asker's
+    /// connection and to every connection of the conversation's holder here.
+    pub(super) fn conversation_status_answer(
+        &mut self,
+        conn: ConnId,
+        asker: AgentId,
+        client_id: Option<String>,
+        answer: Result<ConversationRecord, ConversationError>,
+    ) {
+        match answer {
+            Ok(record) => {
+                let frame = status_frame(&record, client_id);
+                if record.holder.as_deref() != Some(asker.0.as_str()) {
+                    self.send_to_conn(conn, &frame);
+                }
+                self.tell_holder(&record, &frame);
+            }
+            Err(e) => {
+                let (code, message) = match e {
+                    // Another's conversation gets the answer of none at all: nothing of it is told.
+                    ConversationError::Refused(Refusal::NotYours) | ConversationError::NotFound => {
+                        ("unknown_conversation", "no such conversation in your list".to_string())
+                    }
+                    ConversationError::Refused(refusal) => (refusal.code(), refusal_message(refusal)),
+                    ConversationError::Store(_) => store_behind(),
+                };
+                self.error_to_conn(conn, code, message, client_id);
+            }
+        }
+    }
+
+    /// A change the writer made on its own (an opening, a transfer, an end, a snooze that
+    /// ran out): the conversation's holder, where connected here, hears its status.
+    pub(super) fn conversation_changed(&mut self, record: ConversationRecord) {
+        let frame = status_frame(&record, None);
+        self.tell_holder(&record, &frame);
+    }
+
+    fn tell_holder(&mut self, record: &ConversationRecord, frame: &ServerFrame) {
+        if let Some(holder) = &record.holder {
+            let holder = AgentId(holder.clone());
+            if self.agents.get(&holder).is_some_and(|a| a.conn.is_some()) {
+                self.send(Recipient::Agent(holder), frame);
+            }
+        }
+    }
+}
+
+fn status_frame(record: &ConversationRecord, client_id: Option<String>) -> ServerFrame {
+    ServerFrame::ConversationStatus {
+        conversation_id: record.id.clone(),
+        status: record.status,
+        snoozed_until: record.snoozed_until,
+        since: record.status_since,
+        client_id,
+    }
+}
+
+fn refusal_message(refusal: Refusal) -> String {
+    match refusal {
+        Refusal::SnoozeInPast => "a snooze ends after now".to_string(),
+        Refusal::SnoozeTooFar => "a snooze ends within a year".to_string(),
+        _ => "that change is not allowed".to_string(),
+    }
+}
+
+fn store_behind() -> (&'static str, String) {
+    (
+        "store_unavailable",
+        "the store is not answering; the status was not changed: try again shortly".to_string(),
+    )
+}

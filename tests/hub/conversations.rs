@@ -1,0 +1,212 @@
+//! Conversations' statuses over the websocket and the inbox API: a paired chat is open in
+//! its agent's list; the agent parks it (pending, snoozed until a time, which then opens
+//! it again) or resolves it (which ends a live chat); a customer who ends their chat
+//! resolves it, one who merely leaves leaves it open in the agent's list. Another agent
+//! learns nothing of a conversation not theirs; bad changes are refused and the
+//! connection lives on.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// Asks for a status and waits for the answer to this `client_id` (the new status, or an error).
+async fn set_status(agent: &mut Ws, conversation: &Value, status: &str, until: Option<i64>, client_id: &str) -> Value {
+    let mut frame = json!({"type": "set_conversation_status", "conversation_id": conversation,
+        "status": status, "client_id": client_id});
+    if let Some(until) = until {
+        frame["until"] = json!(until);
+    }
+    agent.send(frame).await;
+    agent
+        .next_matching(|f| (f["type"] == "conversation_status" || f["type"] == "error") && f["client_id"] == client_id)
+        .await
+}
+
+/// The next status this agent hears of `conversation`.
+async fn status_of(agent: &mut Ws, conversation: &Value) -> Value {
+    agent
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == *conversation)
+        .await
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn inbox_ids(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_nothing_of_it() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let (mut carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    // Paired: open, in Ann's list.
+    let opened = status_of(&mut ann, &chat).await;
+    assert_eq!(opened["status"], "open", "{opened}");
+    carla
+        .send(json!({"type": "message", "text": "my parcel is late", "client_id": "m1"}))
+        .await;
+    ann.next_of("message").await;
+
+    let ann_api = hub.login("ann", "agent-password").await;
+    let (status, mine) = ann_api.get("/api/inbox").await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(inbox_ids(&mine), vec![chat.as_str().unwrap()]);
+    let row = &mine["items"][0];
+    assert_eq!(
+        (
+            row["status"].as_str(),
+            row["holder"].is_string(),
+            row["customer_name"].as_str(),
+            row["last_message"]["text"].as_str()
+        ),
+        (Some("open"), true, Some("Carla"), Some("my parcel is late")),
+        "{row}"
+    );
+
+    // Waiting on the customer.
+    let pending = set_status(&mut ann, &chat, "pending", None, "s1").await;
+    assert_eq!(
+        (pending["type"].as_str(), pending["status"].as_str()),
+        (Some("conversation_status"), Some("pending")),
+        "{pending}"
+    );
+
+    // Bad changes: refused with a clear code, nothing changed, the connection lives on.
+    let now = now_ms();
+    for (status, until, code) in [
+        ("snoozed", Some(now - 1000), "snooze_in_past"),
+        ("snoozed", Some(now + 400 * 24 * 3600 * 1000), "snooze_too_far"),
+        ("snoozed", None, "bad_frame"),
+        ("pending", Some(now + 1000), "bad_frame"),
+        ("closed", None, "invalid_status"),
+    ] {
+        let refused = set_status(&mut ann, &chat, status, until, code).await;
+        assert_eq!(
+            (refused["type"].as_str(), refused["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{status} {until:?}: {refused}"
+        );
+    }
+    let unknown = set_status(&mut ann, &json!("no-such-conversation"), "pending", None, "s2").await;
+    assert_eq!(unknown["code"], "unknown_conversation");
+
+    // Bob's answer for Ann's conversation is the answer for none at all.
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    for status in ["pending", "resolved", "open"] {
+        let refused = set_status(&mut bob, &chat, status, None, status).await;
+        assert_eq!(
+            (refused["code"].as_str(), refused["message"].as_str()),
+            (unknown["code"].as_str(), unknown["message"].as_str()),
+            "{refused}"
+        );
+    }
+    let bob_api = hub.login("bob", "agent-password").await;
+    assert_eq!(inbox_ids(&bob_api.get("/api/inbox").await.1), Vec::<&str>::new());
+    for view in ["all", "unassigned"] {
+        let (status, body) = bob_api.get(&format!("/api/inbox?view={view}")).await;
+        assert_eq!((status, error_code(&body)), (403, "forbidden"), "{view}: {body}");
+    }
+    let (status, body) = ann_api.get("/api/inbox?status=waiting").await;
+    assert_eq!((status, error_code(&body)), (400, "bad_query"), "{body}");
+
+    // Snoozed a moment: it opens again by itself, to Ann's attention.
+    let snoozed = set_status(&mut ann, &chat, "snoozed", Some(now_ms() + 700), "s3").await;
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    assert!(snoozed["snoozed_until"].is_i64(), "{snoozed}");
+    let (_, parked) = ann_api.get("/api/inbox?status=snoozed").await;
+    assert_eq!(inbox_ids(&parked), vec![chat.as_str().unwrap()]);
+    let woken = status_of(&mut ann, &chat).await;
+    assert_eq!(woken["status"], "open", "{woken}");
+
+    // Resolving the live chat ends it: the customer is told and may rate it.
+    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
+        .await;
+    let ended = carla.next_of("chat_ended").await;
+    assert_eq!(
+        (ended["ended_by"].as_str(), ended["reason"].as_str()),
+        (Some("agent"), Some("ended")),
+        "{ended}"
+    );
+    assert!(ended["rating"]["token"].is_string(), "{ended}");
+    assert_eq!(status_of(&mut ann, &chat).await["status"], "resolved");
+    assert_eq!(inbox_ids(&ann_api.get("/api/inbox").await.1), Vec::<&str>::new());
+    let (_, done) = ann_api.get("/api/inbox?status=resolved").await;
+    assert_eq!(inbox_ids(&done), vec![chat.as_str().unwrap()]);
+    // An admin sees everyone's.
+    let admin = hub.admin().await;
+    let (status, all) = admin
+        .get("/api/inbox?view=all&status=open,pending,snoozed,resolved")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(inbox_ids(&all), vec![chat.as_str().unwrap()]);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agents_list() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let ann_api = hub.login("ann", "agent-password").await;
+
+    let (mut carla, ended_chat) = hub.customer_in_chat("Carla", "general").await;
+    assert_eq!(status_of(&mut ann, &ended_chat).await["status"], "open");
+    carla.send(json!({"type": "leave"})).await;
+    assert_eq!(status_of(&mut ann, &ended_chat).await["status"], "resolved");
+
+    let (dora, left_chat) = hub.customer_in_chat("Dora", "general").await;
+    assert_eq!(status_of(&mut ann, &left_chat).await["status"], "open");
+    // Her page closes and she is gone past the grace period: the chat ends, the
+    // conversation stays in Ann's list, open.
+    drop(dora);
+    let gone = ann
+        .next_matching(|f| f["type"] == "chat_ended" && f["chat_id"] == left_chat)
+        .await;
+    assert_eq!(gone["reason"], "customer_gone", "{gone}");
+    let (_, mine) = ann_api.get("/api/inbox").await;
+    assert_eq!(inbox_ids(&mine), vec![left_chat.as_str().unwrap()], "{mine}");
+    assert_eq!(mine["items"][0]["status"], "open");
+    let (_, resolved) = ann_api.get("/api/inbox?status=resolved").await;
+    assert_eq!(inbox_ids(&resolved), vec![ended_chat.as_str().unwrap()]);
+
+    // Ann parks the one Dora left, then resolves it: no live chat to end any more.
+    let parked = set_status(&mut ann, &left_chat, "pending", None, "p").await;
+    assert_eq!(parked["status"], "pending", "{parked}");
+    let done = set_status(&mut ann, &left_chat, "resolved", None, "r").await;
+    assert_eq!(done["status"], "resolved", "{done}");
+    assert_eq!(inbox_ids(&ann_api.get("/api/inbox").await.1), Vec::<&str>::new());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn across_nodes_the_holder_hears_what_the_customers_node_changes() {
+    let cluster = Cluster::start("cluster-conversations").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let mut ann = alpha.agent("ann", &["general"], 1).await;
+    // Carla is on beta, which archives her chat and records its conversation.
+    let (mut carla, chat) = beta.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    assert_eq!(status_of(&mut ann, &chat).await["status"], "open");
+    // Ann parks it from alpha: one store for both nodes.
+    let parked = set_status(&mut ann, &chat, "pending", None, "p").await;
+    assert_eq!(parked["status"], "pending", "{parked}");
+    carla.send(json!({"type": "leave"})).await;
+    assert_eq!(status_of(&mut ann, &chat).await["status"], "resolved");
+    let (_, done) = alpha
+        .login("ann", "agent-password")
+        .await
+        .get("/api/inbox?status=resolved")
+        .await;
+    assert_eq!(inbox_ids(&done), vec![chat.as_str().unwrap()]);
+    alpha.stop().await;
+    beta.stop().await;
+}
