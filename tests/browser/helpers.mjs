@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, existsSync, readdirSync, readFileSync, rmSync }
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -89,6 +90,14 @@ export async function hubAndBrowser(env = {}, { media = false } = {}) {
 export async function hubBrowserAndMail(env = {}) {
   const sink = await startSmtpSink();
   return { ...(await hubAndBrowser({ SMTP_URL: `smtp://127.0.0.1:${sink.port}`, ...env })), sink };
+}
+
+/** What `start` starts (as `hubAndBrowser` or `hubBrowserAndMail` do), for a whole test
+ *  file: started before its tests and handed to `set`, and stopped after them. */
+export function startForFile(start, set) {
+  let started;
+  before(async () => set((started = await start())));
+  after(() => stopAll(started?.browser, started?.hub, started?.sink));
 }
 
 /** As `hubAndBrowser`, the hub also serving its demo shop (`DEMO_HOST_PORT`) on "localhost", the
@@ -403,6 +412,10 @@ export async function mailTo(sink, to) {
   }
   throw new Error(`no mail to ${to}; got ${sink.mails().length} others`);
 }
+
+/** The customer's phone and the password the room tests' rooms are opened with. */
+export const ROOM_PHONE = '+4915112345678';
+export const ROOM_PASSWORD = 'tulip-42';
 
 /**
  * An agent `username` (display name `display_name`) with an open customer room (a meeting

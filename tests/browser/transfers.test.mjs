@@ -3,15 +3,13 @@
 // note; the customer is told who they chat with now (or waits in the new topic's line
 // with the transcript kept, and goes on in the same chat with the next agent).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, SHOTS, hubAndBrowser, stopAll, openPages, sendMessage, panelOf, joinedChat } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, SHOTS, hubAndBrowser, startForFile, openPages, sendMessage, panelOf, joinedChat } from './helpers.mjs';
 
-let hub;
-let browser;
-before(async () => { ({ hub, browser } = await hubAndBrowser()); });
-after(() => stopAll(browser, hub));
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
 
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
