@@ -92,12 +92,16 @@ export async function hubBrowserAndMail(env = {}) {
   return { ...(await hubAndBrowser({ SMTP_URL: `smtp://127.0.0.1:${sink.port}`, ...env })), sink };
 }
 
-/** What `start` starts (as `hubAndBrowser` or `hubBrowserAndMail` do), for a whole test
- *  file: started before its tests and handed to `set`, and stopped after them. */
+/** What `start` starts (an object of them, as `hubAndBrowser` or `hubBrowserAndMail` give),
+ *  for a whole test file: started before its tests and handed to `set`, and stopped after
+ *  them, the browser first, then the rest in order. */
 export function startForFile(start, set) {
   let started;
   before(async () => set((started = await start())));
-  after(() => stopAll(started?.browser, started?.hub, started?.sink));
+  after(() => {
+    const { browser, ...rest } = started ?? {};
+    return stopAll(browser, ...Object.values(rest));
+  });
 }
 
 /** As `hubAndBrowser`, the hub also serving its demo shop (`DEMO_HOST_PORT`) on "localhost", the
