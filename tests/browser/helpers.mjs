@@ -417,6 +417,11 @@ export async function mailTo(sink, to) {
   throw new Error(`no mail to ${to}; got ${sink.mails().length} others`);
 }
 
+/** Fills the fields of `page` named by `data-testid` with their values, in order. */
+export async function fillIn(page, fields) {
+  for (const [testid, value] of Object.entries(fields)) await page.getByTestId(testid).fill(value);
+}
+
 /** The customer's phone and the password the room tests' rooms are opened with. */
 export const ROOM_PHONE = '+4915112345678';
 export const ROOM_PASSWORD = 'tulip-42';
