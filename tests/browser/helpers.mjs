@@ -175,6 +175,12 @@ export async function sendMessage(place, text) {
   await place.getByTestId('message-input').press('Enter');
 }
 
+/** `from` (a page or a chat panel) writes `text` and waits until `to` shows it. */
+export async function says(from, to, text) {
+  await sendMessage(from, text);
+  await to.getByTestId('message').filter({ hasText: text }).waitFor();
+}
+
 /** Calls the hub's JSON API directly (test setup), signed in with a bearer token when given. */
 export async function apiCall(hub, method, urlPath, body, token) {
   const headers = { 'content-type': 'application/json' };
