@@ -371,11 +371,14 @@ pub trait Store:
     /// A backend that pays mostly per call catches up with larger batches; one that commits
     /// quickly anyway acknowledges sooner with smaller ones.
     fn max_batch(&self) -> usize {
-        2_000
+        DEFAULT_MAX_BATCH
     }
     /// Succeeds when the backend answers; used by readiness checks and start-up retries.
     async fn ping(&self) -> StoreResult<()>;
 }
+
+/// [`Store::max_batch`] where a backend does not say otherwise.
+pub const DEFAULT_MAX_BATCH: usize = 2_000;
 
 /// The days back [`ReportStore::ready_reports`] readies: a month's report and a little more.
 pub const REPORTS_KEPT_READY_DAYS: i64 = 35;

@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, ADMIN_PASSWORD, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, joinedChat } from './helpers.mjs';
+import { startHub, ADMIN_PASSWORD, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, joinedChat, fillIn } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -22,8 +22,7 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await admin.goto(`${hub.url}/admin.html`);
 
     // A wrong password is refused with the server's message by the field.
-    await admin.getByTestId('username').fill('admin');
-    await admin.getByTestId('password').fill('not-the-password');
+    await fillIn(admin, { 'username': 'admin', 'password': 'not-the-password' });
     await admin.getByTestId('login-button').click();
     await admin.getByTestId('password-error').filter({ hasText: 'wrong username or password' }).waitFor();
     await admin.getByTestId('password').fill(ADMIN_PASSWORD);
@@ -37,9 +36,7 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     assert.match(admin.url(), /#agents$/);
 
     // Server-side validation shows next to the field it concerns.
-    await admin.getByTestId('agent-username').fill('dave');
-    await admin.getByTestId('agent-display-name').fill('Dave Daniels');
-    await admin.getByTestId('agent-password').fill('short');
+    await fillIn(admin, { 'agent-username': 'dave', 'agent-display-name': 'Dave Daniels', 'agent-password': 'short' });
     await admin.getByTestId('agent-submit').click();
     await admin.getByTestId('agent-password-error').filter({ hasText: 'at least 8 characters' }).waitFor();
 
@@ -80,8 +77,7 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     // The new agent signs in on agent.html and takes a chat.
     const [agent, customer] = await openPages(browser, pages, 2);
     await agent.goto(`${hub.url}/agent.html`);
-    await agent.getByTestId('username').fill('dave');
-    await agent.getByTestId('password').fill('dave-password');
+    await fillIn(agent, { 'username': 'dave', 'password': 'dave-password' });
     await agent.getByTestId('login-button').click();
     await agent.getByTestId('profile-text').filter({ hasText: 'Billing' }).waitFor();
     await agent.getByTestId('availability-toggle').click();
@@ -171,8 +167,7 @@ test('an admin gives a category chat hours; outside them it is closed, and alway
     await row.getByTestId('hours-edit').click();
     await row.getByTestId('hours-wed-open').uncheck();
     await row.getByTestId('hours-sat-open').check();
-    await row.getByTestId('hours-sat-from').fill('10:00');
-    await row.getByTestId('hours-sat-to').fill('14:00');
+    await fillIn(row, { 'hours-sat-from': '10:00', 'hours-sat-to': '14:00' });
     await row.getByTestId('hours-save').click();
     await row.getByTestId('hours-summary').filter({ hasText: 'Sat' }).waitFor();
     assert.equal(await row.getByTestId('hours-summary').textContent(), 'Mon–Tue, Thu–Fri 09:00–17:00 · Sat 10:00–14:00 · closed on 1 holiday');
@@ -195,9 +190,7 @@ test('an admin sets the widget look on the settings view and the widget serves i
     await admin.getByTestId('widget-title').fill('');
     await admin.getByTestId('widget-save').click();
     await admin.getByTestId('widget-error').filter({ hasText: 'title must be 1 to 60 characters' }).waitFor();
-    await admin.getByTestId('widget-title').fill('Acme help');
-    await admin.getByTestId('widget-color').fill('#0f766e');
-    await admin.getByTestId('widget-greeting').fill('Hello from Acme!');
+    await fillIn(admin, { 'widget-title': 'Acme help', 'widget-color': '#0f766e', 'widget-greeting': 'Hello from Acme!' });
     await admin.getByTestId('widget-topic-billing').check();
     await admin.getByTestId('widget-save').click();
     await admin.getByTestId('widget-source').filter({ hasText: 'Saved' }).waitFor();
@@ -286,9 +279,7 @@ test('a fresh desk shows the admin how to start: a category, an agent, the widge
       // Each step leads to its view.
       await step('agents').getByRole('link').click();
       await admin.locator('#nav a[aria-current="page"]').filter({ hasText: 'Agents' }).waitFor();
-      await admin.getByTestId('agent-username').fill('una');
-      await admin.getByTestId('agent-display-name').fill('Una');
-      await admin.getByTestId('agent-password').fill('una-password');
+      await fillIn(admin, { 'agent-username': 'una', 'agent-display-name': 'Una', 'agent-password': 'una-password' });
       await admin.getByTestId('agent-category-general').check();
       await admin.getByTestId('agent-submit').click();
       await admin.locator('[data-testid="agent-row"][data-username="una"]').waitFor();

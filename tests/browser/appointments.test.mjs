@@ -4,9 +4,9 @@
 // nothing), reschedules (one mail) and cancels (which asks first, with a reason). The
 // pages at desktop and phone sizes; a desk nobody serves; staff views.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, apiCall, adminToken, shot, stopAll, decodedMail, openPages, adminSignsIn, hubBrowserAndMail } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, apiCall, adminToken, shot, decodedMail, openPages, adminSignsIn, hubBrowserAndMail, startForFile } from './helpers.mjs';
 
 /** The appointment's link (manage page) in a mail `waitForMails` decoded already. (Decoding it
  *  again read a token's `=BC…` as a quoted-printable byte: a token starting with two
@@ -61,17 +61,9 @@ async function bookedThroughTheApi(days, slot, customer) {
   return { start, made };
 }
 
-let hub;
-let browser;
-let sink;
-before(async () => {
-  ({ hub, browser, sink } = await hubBrowserAndMail({
-    APPOINTMENT_TIME_ZONE: 'Europe/Berlin',
-    MAIL_FROM: 'desk@example.com',
-    OUTBOX_POLL_SECS: '0.2',
-  }));
-});
-after(() => stopAll(browser, hub, sink));
+let hub, browser, sink;
+startForFile(() => hubBrowserAndMail({ APPOINTMENT_TIME_ZONE: 'Europe/Berlin', MAIL_FROM: 'desk@example.com', OUTBOX_POLL_SECS: '0.2' }),
+  (started) => ({ hub, browser, sink } = started));
 
 /** The local date `days` from now, YYYY-MM-DD. */
 function dayIn(days) {

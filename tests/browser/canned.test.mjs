@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { newPage, createAgent, agentSignsIn, apiCall, adminToken, withShots, shot, SHOTS, hubAndBrowser, stopAll, openPages, adminSignsIn, joinedChat } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, apiCall, adminToken, withShots, shot, SHOTS, hubAndBrowser, stopAll, openPages, adminSignsIn, joinedChat, fillIn } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -111,15 +111,11 @@ test('an agent keeps their own replies in "My replies" and the picker offers the
   const [page] = await openPages(browser, pages, 1);
   await agentSignsIn(page, hub, agent);
   await page.getByTestId('my-replies').locator('summary').click();
-  await page.getByTestId('my-reply-shortcut').fill('bye');
-  await page.getByTestId('my-reply-title').fill('Goodbye');
-  await page.getByTestId('my-reply-text').fill('Bye {customer}, have a good day!');
+  await fillIn(page, { 'my-reply-shortcut': 'bye', 'my-reply-title': 'Goodbye', 'my-reply-text': 'Bye {customer}, have a good day!' });
   await page.getByTestId('my-reply-save').click();
   await page.locator('[data-testid="my-reply"][data-shortcut="bye"]').waitFor();
   // A taken shortcut is refused with the hub's message.
-  await page.getByTestId('my-reply-shortcut').fill('bye');
-  await page.getByTestId('my-reply-title').fill('Again');
-  await page.getByTestId('my-reply-text').fill('Again');
+  await fillIn(page, { 'my-reply-shortcut': 'bye', 'my-reply-title': 'Again', 'my-reply-text': 'Again' });
   await page.getByTestId('my-reply-save').click();
   await page.getByTestId('my-reply-error').filter({ hasText: 'taken' }).waitFor();
 
@@ -185,17 +181,13 @@ test('admins manage the desk\'s canned replies in the #canned view', () => withS
   const [page] = await openPages(browser, pages, 1);
   await adminSignsIn(page, hub, 'canned');
   await page.getByTestId('canned').waitFor();
-  await page.getByTestId('canned-shortcut').fill('wait');
-  await page.getByTestId('canned-title').fill('Please wait');
-  await page.getByTestId('canned-text').fill('One moment please, {customer}.');
+  await fillIn(page, { 'canned-shortcut': 'wait', 'canned-title': 'Please wait', 'canned-text': 'One moment please, {customer}.' });
   await page.getByTestId('canned-category-billing').check();
   await page.getByTestId('canned-save').click();
   const row = page.locator('[data-testid="canned-row"][data-shortcut="wait"]');
   await row.filter({ hasText: 'Billing' }).waitFor();
   // A bad shortcut is refused with the hub's message.
-  await page.getByTestId('canned-shortcut').fill('Not OK');
-  await page.getByTestId('canned-title').fill('x');
-  await page.getByTestId('canned-text').fill('x');
+  await fillIn(page, { 'canned-shortcut': 'Not OK', 'canned-title': 'x', 'canned-text': 'x' });
   await page.getByTestId('canned-save').click();
   await page.getByTestId('canned-error').filter({ hasText: 'shortcut' }).waitFor();
   // Edit: for all categories.

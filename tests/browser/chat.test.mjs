@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, hubAndBrowser, stopAll, openPages, sendMessage, panelOf, joinedChat } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, hubAndBrowser, stopAll, openPages, sendMessage, panelOf, joinedChat, says } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -147,8 +147,7 @@ test('a customer reloads mid-chat and gets the chat back with its messages', asy
     await agentSignsIn(agent, hub, cara);
     const panel = await joinedChat(customer, agent, hub, 'technical', 'Finn');
     await sendMessage(customer, 'My router blinks');
-    await sendMessage(panel, 'Which colour?');
-    await customer.getByTestId('message').filter({ hasText: 'Which colour?' }).waitFor();
+    await says(panel, customer, 'Which colour?');
 
     await customer.reload();
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Cara' }).waitFor();
@@ -165,8 +164,7 @@ test('a customer reloads mid-chat and gets the chat back with its messages', asy
     assert.equal(await customer.getByTestId('message').count(), 3, 'the missed message once, after the two kept ones');
     await panel.getByTestId('peer-back').last().waitFor();
 
-    await sendMessage(customer, 'Orange, blinking');
-    await panel.getByTestId('message').filter({ hasText: 'Orange, blinking' }).waitFor();
+    await says(customer, panel, 'Orange, blinking');
     assert.equal(await panel.getByTestId('message').count(), 4);
   });
 });

@@ -2,14 +2,12 @@
 // customer by email, presses Erase twice (the second press confirms), sees what went,
 // the conversation leaves the archive, and the log lists the erasure without the email.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, customerSocket, withShots, shot, hubAndBrowser, stopAll, openPages, adminSignsIn } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerSocket, withShots, shot, hubAndBrowser, startForFile, openPages, adminSignsIn } from './helpers.mjs';
 
-let hub;
-let browser;
-before(async () => { ({ hub, browser } = await hubAndBrowser()); });
-after(() => stopAll(browser, hub));
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
 
 test('an admin erases a customer by email from the archive view', () => withShots('erasure', async (pages) => {
   const agent = await createAgent(hub, { username: 'lee', display_name: 'Lee', categories: ['general'] });

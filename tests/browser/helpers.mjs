@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, existsSync, readdirSync, readFileSync, rmSync }
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -91,6 +92,18 @@ export async function hubBrowserAndMail(env = {}) {
   return { ...(await hubAndBrowser({ SMTP_URL: `smtp://127.0.0.1:${sink.port}`, ...env })), sink };
 }
 
+/** What `start` starts (an object of them, as `hubAndBrowser` or `hubBrowserAndMail` give),
+ *  for a whole test file: started before its tests and handed to `set`, and stopped after
+ *  them, the browser first, then the rest in order. */
+export function startForFile(start, set) {
+  let started;
+  before(async () => set((started = await start())));
+  after(() => {
+    const { browser, ...rest } = started ?? {};
+    return stopAll(browser, ...Object.values(rest));
+  });
+}
+
 /** As `hubAndBrowser`, the hub also serving its demo shop (`DEMO_HOST_PORT`) on "localhost", the
  *  hub itself being on 127.0.0.1 (two origins, as for a real site): the shop's address too. */
 export async function hubBrowserAndShop(env = {}) {
@@ -160,6 +173,12 @@ export async function openedBy(page, pages, target) {
 export async function sendMessage(place, text) {
   await place.getByTestId('message-input').fill(text);
   await place.getByTestId('message-input').press('Enter');
+}
+
+/** `from` (a page or a chat panel) writes `text` and waits until `to` shows it. */
+export async function says(from, to, text) {
+  await sendMessage(from, text);
+  await to.getByTestId('message').filter({ hasText: text }).waitFor();
 }
 
 /** Calls the hub's JSON API directly (test setup), signed in with a bearer token when given. */
@@ -403,6 +422,15 @@ export async function mailTo(sink, to) {
   }
   throw new Error(`no mail to ${to}; got ${sink.mails().length} others`);
 }
+
+/** Fills the fields of `page` named by `data-testid` with their values, in order. */
+export async function fillIn(page, fields) {
+  for (const [testid, value] of Object.entries(fields)) await page.getByTestId(testid).fill(value);
+}
+
+/** The customer's phone and the password the room tests' rooms are opened with. */
+export const ROOM_PHONE = '+4915112345678';
+export const ROOM_PASSWORD = 'tulip-42';
 
 /**
  * An agent `username` (display name `display_name`) with an open customer room (a meeting

@@ -4,14 +4,12 @@
 // its action; history with category names and a working filter; a phone layout of
 // two views.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall, hubAndBrowser, stopAll, openPages, sendMessage, panelOf } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall, hubAndBrowser, startForFile, openPages, sendMessage, panelOf } from './helpers.mjs';
 
-let hub;
-let browser;
-before(async () => { ({ hub, browser } = await hubAndBrowser()); });
-after(() => stopAll(browser, hub));
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
 
 const DESKTOP = { width: 1366, height: 768 };
 const PHONE = { width: 390, height: 844 };

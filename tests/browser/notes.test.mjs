@@ -2,17 +2,15 @@
 // "Internal note" card in their transcript (and again after a reload), and never on the
 // customer's page.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
-let hub;
-let browser;
-before(async () => { ({ hub, browser } = await hubAndBrowser()); });
-after(() => stopAll(browser, hub));
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
 
 test('a note shows for the agent, survives a reload, and never reaches the customer', () => withShots('notes', async (pages) => {
   const agent = await createAgent(hub, { username: 'nora', display_name: 'Nora', categories: ['general'] });

@@ -4,19 +4,14 @@
 // declined or lapsed offers leave, and two lapses in a row set the agent away. The admin
 // page switches a category between Assign and Offer.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, createAgent, agentSignsIn, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, panelOf, customerJoins } from './helpers.mjs';
+import { startHub, startProxy, createAgent, agentSignsIn, shot, withShots, apiCall, adminToken, hubAndBrowser, startForFile, openPages, adminSignsIn, sendMessage, panelOf, customerJoins } from './helpers.mjs';
 
-let hub;
-let quickHub;
-let browser;
-before(async () => {
-  ({ hub, browser } = await hubAndBrowser());
-  // Offers that lapse after 2 s, for the "let it lapse" case.
-  quickHub = await startHub({ OFFER_TIMEOUT_SECS: '2' });
-});
-after(() => stopAll(browser, hub, quickHub));
+let hub, browser, quickHub;
+// quickHub: offers that lapse after 2 s, for the "let it lapse" case.
+startForFile(async () => ({ ...(await hubAndBrowser()), quickHub: await startHub({ OFFER_TIMEOUT_SECS: '2' }) }),
+  (started) => ({ hub, browser, quickHub } = started));
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };

@@ -6,21 +6,13 @@
 // waiting, a `desk_status` frame (sent by hubs that know business hours; injected here
 // through a proxy) shows the same notice without losing the customer's place.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD, adminToken, apiCall, stopAll, mailTo, DEFAULT_SIZE, openPages, adminSignsIn, hubBrowserAndMail } from './helpers.mjs';
+import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD, adminToken, apiCall, mailTo, DEFAULT_SIZE, openPages, adminSignsIn, hubBrowserAndMail, startForFile } from './helpers.mjs';
 
-let hub;
-let browser;
-let sink;
-before(async () => {
-  ({ hub, browser, sink } = await hubBrowserAndMail({
-    MAIL_FROM: 'Help desk <desk@example.com>',
-    OFFLINE_MAIL_TO: 'inbox@example.org',
-    OUTBOX_POLL_SECS: '0.2',
-  }));
-});
-after(() => stopAll(browser, hub, sink));
+let hub, browser, sink;
+startForFile(() => hubBrowserAndMail({ MAIL_FROM: 'Help desk <desk@example.com>', OFFLINE_MAIL_TO: 'inbox@example.org', OUTBOX_POLL_SECS: '0.2' }),
+  (started) => ({ hub, browser, sink } = started));
 
 test('nobody online: the customer leaves a message, an agent answers it by email', async () => {
   await withShots('offline', async (pages) => {

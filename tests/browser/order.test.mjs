@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, startMongo, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat } from './helpers.mjs';
+import { startHub, startProxy, startMongo, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat, says } from './helpers.mjs';
 
 let hub;
 let proxy;
@@ -36,8 +36,7 @@ test('both sides send at once: each page shows the chat in seq order', async () 
     await sendMessage(customer, 'one from Kim');
     await customer.locator('[data-testid="message"]:not(.pending)').filter({ hasText: 'one from Kim' }).waitFor();
     // The agent has not seen it yet and answers (seq 2).
-    await sendMessage(panel, 'two from Jo');
-    await customer.getByTestId('message').filter({ hasText: 'two from Jo' }).waitFor();
+    await says(panel, customer, 'two from Jo');
     proxy.release();
 
     await panel.getByTestId('message').filter({ hasText: 'one from Kim' }).waitFor();
@@ -46,8 +45,7 @@ test('both sides send at once: each page shows the chat in seq order', async () 
     assert.deepEqual(await texts(panel), ['one from Kim', 'two from Jo'], 'agent page in seq order');
 
     // Later messages keep their places, on both pages.
-    await sendMessage(customer, 'three from Kim');
-    await panel.getByTestId('message').filter({ hasText: 'three from Kim' }).waitFor();
+    await says(customer, panel, 'three from Kim');
     assert.deepEqual(await texts(panel), ['one from Kim', 'two from Jo', 'three from Kim']);
   });
 });
@@ -64,10 +62,8 @@ test('a slow store: the customer gets the agent\'s reply before their own copy, 
 
       // The store stalls: a sender's own copy (the acknowledgement) waits for it; the peer's copy does not.
       mongo.freeze();
-      await sendMessage(customer, 'held by the store');
-      await panel.getByTestId('message').filter({ hasText: 'held by the store' }).waitFor();
-      await sendMessage(panel, 'the reply that overtakes it');
-      await customer.getByTestId('message').filter({ hasText: 'the reply that overtakes it' }).waitFor();
+      await says(customer, panel, 'held by the store');
+      await says(panel, customer, 'the reply that overtakes it');
       assert.equal(await customer.locator('[data-testid="message"].pending').filter({ hasText: 'held by the store' }).count(), 1,
         'the customer has the later message (seq 2) but not yet the copy of their own (seq 1)');
 

@@ -2,22 +2,17 @@
 // RATING_SCALE) as radio buttons, an optional comment, Send, then "Thanks"; the agent's
 // console hears of it, the archive shows it, and the form passes axe and fits 390 px.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startHub, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
+import { startHub, newPage, createAgent, agentSignsIn, customerJoins, apiCall, adminToken, withShots, shot, hubAndBrowser, startForFile, openPages } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PHONE = { width: 390, height: 844 };
 
-let hub;
-let thumbsHub;
-let browser;
-before(async () => {
-  ({ hub, browser } = await hubAndBrowser());
-  thumbsHub = await startHub({ RATING_SCALE: 'thumbs' });
-});
-after(() => stopAll(browser, hub, thumbsHub));
+let hub, browser, thumbsHub;
+startForFile(async () => ({ ...(await hubAndBrowser()), thumbsHub: await startHub({ RATING_SCALE: 'thumbs' }) }),
+  (started) => ({ hub, browser, thumbsHub } = started));
 
 /** A customer (phone, CSP bypassed for axe) and an agent in a chat the agent ends. */
 async function endedChat(pages, on, agentName, customerName) {

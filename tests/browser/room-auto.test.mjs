@@ -4,17 +4,13 @@
 // call, video flowing again, still with no ring. The agent's page makes the offer (the
 // impolite side), so the two never offer at once.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, apiCall, shot, withShots, hubAndBrowser, stopAll, openRoom, joinsRoom } from './helpers.mjs';
+import { newPage, apiCall, shot, withShots, hubAndBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, joinsRoom } from './helpers.mjs';
 
-const PHONE = '+4915112345678';
-const PASSWORD = 'tulip-42';
 
-let browser;
-let hub;
-before(async () => { ({ hub, browser } = await hubAndBrowser({}, { media: true })); });
-after(() => stopAll(browser, hub));
+let hub, browser;
+startForFile(() => hubAndBrowser({}, { media: true }), (started) => ({ hub, browser } = started));
 
 /** An agent (Anna Berg) with an open customer room (a meeting room, not one opened from a chat). */
 const meetingRoom = (username) => openRoom(hub, username, { phone: PHONE, password: PASSWORD });

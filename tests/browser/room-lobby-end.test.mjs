@@ -5,19 +5,15 @@
 // that does nothing), the card says who ended it, and there is a way back: to the agent
 // console, and for a customer who came from a chat, to the chat (the room's tab closes).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, apiCall, shot, withShots, agentSignsIn, hubAndBrowser, stopAll, openRoom, openPages, joinedChat } from './helpers.mjs';
+import { createAgent, apiCall, shot, withShots, agentSignsIn, hubAndBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, openPages, joinedChat } from './helpers.mjs';
 
-const PHONE = '+4915112345678';
-const PASSWORD = 'tulip-42';
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE_SIZE = { width: 390, height: 844 };
 
-let browser;
-let hub;
-before(async () => { ({ hub, browser } = await hubAndBrowser({}, { media: true })); });
-after(() => stopAll(browser, hub));
+let hub, browser;
+startForFile(() => hubAndBrowser({}, { media: true }), (started) => ({ hub, browser } = started));
 
 const meetingRoom = (username) => openRoom(hub, username, { phone: PHONE, password: PASSWORD });
 

@@ -5,19 +5,15 @@
 // indicator, captions that follow the call (a meeting's connects by itself) and titles
 // that name the other person.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, shot, withShots, hubAndBrowser, stopAll, openRoom, openPages, joinsRoom } from './helpers.mjs';
+import { newPage, shot, withShots, hubAndBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, openPages, joinsRoom } from './helpers.mjs';
 
-const PHONE = '+4915112345678';
-const PASSWORD = 'tulip-42';
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE_SIZE = { width: 390, height: 844 };
 
-let browser;
-let hub;
-before(async () => { ({ hub, browser } = await hubAndBrowser({}, { media: true })); });
-after(() => stopAll(browser, hub));
+let hub, browser;
+startForFile(() => hubAndBrowser({}, { media: true }), (started) => ({ hub, browser } = started));
 
 /** Keeps every stream the page opens (window.openedStreams), to check none is left live. */
 async function recordStreams(page) {

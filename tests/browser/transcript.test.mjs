@@ -4,10 +4,10 @@
 // on its way; the mail (read from a real SMTP sink) has the chat in Tokyo time and never the
 // agent's note; its rating link opens /rate, which takes one rating and says so after.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, withShots, shot, stopAll, mailTo, openPages, hubBrowserAndMail } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, mailTo, openPages, hubBrowserAndMail, startForFile } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PHONE = { width: 390, height: 844 };
@@ -19,16 +19,9 @@ async function seriousViolations(page) {
     .map((v) => `${v.id}: ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
 }
 
-let hub;
-let browser;
-let sink;
-before(async () => {
-  ({ hub, browser, sink } = await hubBrowserAndMail({
-    MAIL_FROM: 'Help desk <desk@example.com>',
-    OUTBOX_POLL_SECS: '0.2',
-  }));
-});
-after(() => stopAll(browser, hub, sink));
+let hub, browser, sink;
+startForFile(() => hubBrowserAndMail({ MAIL_FROM: 'Help desk <desk@example.com>', OUTBOX_POLL_SECS: '0.2' }),
+  (started) => ({ hub, browser, sink } = started));
 
 test('the customer asks for the transcript during the chat; the mail comes once it ends and its link rates the chat once', () => withShots('transcript-mail', async (pages) => {
   const agent = await createAgent(hub, { username: 'tess', display_name: 'Tess', categories: ['general'] });

@@ -3,15 +3,13 @@
 // note; the customer is told who they chat with now (or waits in the new topic's line
 // with the transcript kept, and goes on in the same chat with the next agent).
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, SHOTS, hubAndBrowser, stopAll, openPages, sendMessage, panelOf, joinedChat } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, SHOTS, hubAndBrowser, startForFile, openPages, panelOf, joinedChat, says } from './helpers.mjs';
 
-let hub;
-let browser;
-before(async () => { ({ hub, browser } = await hubAndBrowser()); });
-after(() => stopAll(browser, hub));
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
 
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
@@ -22,18 +20,6 @@ const screenShot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${n
 const itemOf = (page, customer) => page.locator(`[data-testid="chat-list-item"][data-customer="${customer}"]`);
 const agentOption = (page, name) => page.getByTestId('transfer-dialog').locator(`[data-testid="transfer-agent"][data-name="${name}"]`);
 const categoryOption = (page, name) => page.getByTestId('transfer-dialog').locator(`[data-testid="transfer-category"][data-name="${name}"]`);
-
-/** The customer writes a line and waits for the agent's panel to show it. */
-async function customerSays(customer, panel, text) {
-  await sendMessage(customer, text);
-  await panel.getByTestId('message').filter({ hasText: text }).waitFor();
-}
-
-/** The agent writes a line and waits for the customer to see it. */
-async function agentSays(panel, customer, text) {
-  await sendMessage(panel, text);
-  await customer.getByTestId('message').filter({ hasText: text }).waitFor();
-}
 
 test('a chat transferred to another agent, with a note: the transcript goes along and the customer chats on with them', async () => {
   await withShots('transfer-agent', async (pages) => {
@@ -50,8 +36,8 @@ test('a chat transferred to another agent, with a note: the transcript goes alon
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Ann' }).waitFor();
     const annPanel = panelOf(ann, 'Carla');
     await annPanel.waitFor();
-    await customerSays(customer, annPanel, 'My invoice is wrong');
-    await agentSays(annPanel, customer, 'Let me look — one moment.');
+    await says(customer, annPanel, 'My invoice is wrong');
+    await says(annPanel, customer, 'Let me look — one moment.');
     // Bob can take chats now; Cleo stays away.
     await bob.getByTestId('availability-toggle').click();
     await bob.locator('[data-testid="availability-toggle"][data-available="true"]').waitFor();
@@ -136,8 +122,8 @@ test('a chat transferred to another agent, with a note: the transcript goes alon
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Bob' }).waitFor();
     assert.equal(await customer.getByTestId('message').count(), 2);
     assert.equal(await customer.getByTestId('message').filter({ hasText: 'Let me look' }).getByTestId('message-author').textContent(), 'Ann');
-    await customerSays(customer, bobPanel, 'Thanks, Bob!');
-    await agentSays(bobPanel, customer, 'Refund confirmed.');
+    await says(customer, bobPanel, 'Thanks, Bob!');
+    await says(bobPanel, customer, 'Refund confirmed.');
     assert.equal(await customer.getByTestId('message').filter({ hasText: 'Refund confirmed.' }).getByTestId('message-author').textContent(), 'Bob');
     const bobLine = bobPanel.getByTestId('message').filter({ hasText: 'Refund confirmed.' });
     assert.equal(await bobLine.getAttribute('data-mine'), 'true');
@@ -182,7 +168,7 @@ test('a refused transfer is explained in the dialog and the chat stays', async (
     await agent.getByTestId('transfer-dialog').waitFor({ state: 'hidden' });
     assert.equal(await agent.evaluate(() => document.activeElement?.dataset.testid), 'transfer-button');
     // Still Dan's chat.
-    await agentSays(panel, customer, 'Still here.');
+    await says(panel, customer, 'Still here.');
     assert.equal(await panel.getByTestId('message-input').isEnabled(), true);
   });
 });
@@ -194,8 +180,8 @@ test('a chat transferred to a topic with nobody online: the customer waits with 
     const [agent, customer] = await openPages(browser, pages, [DESKTOP, DESKTOP]);
     await agentSignsIn(agent, hub, hal);
     const panel = await joinedChat(customer, agent, hub, 'general', 'Jo');
-    await customerSays(customer, panel, 'My router blinks red');
-    await agentSays(panel, customer, 'That is one for our technicians.');
+    await says(customer, panel, 'My router blinks red');
+    await says(panel, customer, 'That is one for our technicians.');
 
     await panel.getByTestId('transfer-button').click();
     const tech = categoryOption(agent, 'Technical support');
@@ -246,8 +232,8 @@ test('a chat transferred to a topic with nobody online: the customer waits with 
     assert.match(await ivyPanel.getByTestId('transfer-note').textContent(), /Transferred by Hal.*Technical support.*Router model X200/s);
     // The chat is Technical support's now (it came through that queue).
     assert.equal(await ivyPanel.locator('header .pill').first().textContent(), 'Technical support');
-    await customerSays(customer, ivyPanel, 'Hello Ivy');
-    await agentSays(ivyPanel, customer, 'Hi Jo, let us fix it.');
+    await says(customer, ivyPanel, 'Hello Ivy');
+    await says(ivyPanel, customer, 'Hi Jo, let us fix it.');
     // Every line once, on both sides.
     assert.equal(await customer.getByTestId('message').count(), 4);
     assert.equal(await ivyPanel.getByTestId('message').count(), 4);
@@ -266,7 +252,7 @@ test('a chat transferred to a topic with nobody online: the customer waits with 
     assert.equal(await panel.getByTestId('message-input').isEnabled(), true);
     assert.equal(await panel.getByTestId('message').count(), 4);
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Hal' }).waitFor();
-    await agentSays(panel, customer, 'Hal again — all fixed?');
+    await says(panel, customer, 'Hal again — all fixed?');
   });
 });
 
@@ -323,8 +309,8 @@ test('a chat goes to any colleague free to take it: in its own topic, or moved i
     await agentSignsIn(ori, hub, oriAccount);
     const gilPanel = panelOf(gil, 'Kit');
     await gilPanel.waitFor();
-    await customerSays(customer, gilPanel, 'My parcel never came');
-    await agentSays(gilPanel, customer, 'Gil here, let me look.');
+    await says(customer, gilPanel, 'My parcel never came');
+    await says(gilPanel, customer, 'Gil here, let me look.');
 
     // Nia holds Billing only, not the chat's General: she can take it all the same.
     await gilPanel.getByTestId('transfer-button').click();
@@ -345,7 +331,7 @@ test('a chat goes to any colleague free to take it: in its own topic, or moved i
     await niaPanel.waitFor();
     assert.equal(await niaPanel.getByTestId('panel-category').textContent(), 'General');
     await niaPanel.getByTestId('message').filter({ hasText: 'Gil here' }).getByTestId('message-author').filter({ hasText: /^Gil$/ }).waitFor();
-    await agentSays(niaPanel, customer, 'Nia from billing: not a billing matter.');
+    await says(niaPanel, customer, 'Nia from billing: not a billing matter.');
 
     // Nia hands it to Ori, moving it into Technical support (one of Ori's).
     await niaPanel.getByTestId('transfer-button').click();
@@ -372,7 +358,7 @@ test('a chat goes to any colleague free to take it: in its own topic, or moved i
     assert.equal(await author('Nia from billing').textContent(), 'Nia');
     assert.equal(await oriPanel.getByTestId('transfer-from').textContent(), 'Transferred by Nia');
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Ori' }).waitFor();
-    await agentSays(oriPanel, customer, 'Ori: tracking it now.');
+    await says(oriPanel, customer, 'Ori: tracking it now.');
     assert.equal(await author('Ori: tracking').count(), 0, 'his own line has no other author');
     await screenShot(ori, 'transfer-received-moved-desktop');
   });

@@ -243,8 +243,9 @@ async fn concurrent_joins_on_three_nodes_keep_the_routing_rules() {
     );
     assert_eq!(agent_peers.len(), capacity);
     let mut paired_customers = HashSet::new();
-    for (j, c) in customers.iter_mut().enumerate() {
-        let frames = c.drain().await;
+    // Each customer listens for QUIET, all at once (one after another they took 60 x QUIET).
+    let drained = join_all(customers.iter_mut().map(|c| c.drain())).await;
+    for (j, frames) in drained.into_iter().enumerate() {
         let started = frames.iter().filter(|f| f["type"] == "chat_started").count();
         assert!(started <= 1, "cust{j:02} was paired {started} times");
         if started == 1 {

@@ -185,8 +185,10 @@ async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseErro
         chats.push(started["chat_id"].clone());
         customers.push(c);
     }
-    for (a, agent) in agents.iter_mut().enumerate() {
-        for f in agent.drain().await {
+    // Both agents listen for QUIET at once (as the customers below).
+    let drained = futures_util::future::join_all(agents.iter_mut().map(|a| a.drain())).await;
+    for (a, frames) in drained.into_iter().enumerate() {
+        for f in frames {
             if f["type"] == "chat_started" {
                 let i = chats.iter().position(|c| *c == f["chat_id"]).unwrap();
                 holder.push((i, a));
@@ -249,8 +251,10 @@ async fn no_note_reaches_a_customer(steps: Vec<Step>) -> Result<(), TestCaseErro
             .await;
         customers[i].next_of("chat_ended").await;
     }
-    for c in &mut customers {
-        received.extend(c.drain().await);
+    // Every customer listens for QUIET at once, not one after another.
+    let drained = futures_util::future::join_all(customers.iter_mut().map(|c| c.drain())).await;
+    for (c, frames) in customers.iter_mut().zip(drained) {
+        received.extend(frames);
         received.append(&mut c.seen);
     }
     for frame in &received {

@@ -1,21 +1,31 @@
 //! Tests of the write-ahead spool.
 
 use super::*;
-use crate::store::{ConversationClosed, ConversationNote, ConversationTransferred, EndReason, Side};
+use crate::archive::tests::closed;
+use crate::store::{ConversationNote, ConversationTransferred};
 
-fn closed(id: &str) -> ArchiveEvent {
-    ArchiveEvent::Closed(ConversationClosed {
-        id: id.into(),
-        ended_at: 1,
-        ended_by: Side::Agent,
-        reason: EndReason::Ended,
-    })
+/// A fresh directory for one test's spool.
+fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("switchboard-spool-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Two events (JSON like every spooled event) appended, then loaded after a reopen: they
+/// come back as they went in, under keys 1 and 2.
+fn assert_two_come_back_whole(first: ArchiveEvent, second: ArchiveEvent) {
+    let dir = temp_dir();
+    {
+        let spool = Spool::open(&dir).unwrap();
+        spool.append(&[encode(&first), encode(&second)]).unwrap();
+    }
+    let spool = Spool::open(&dir).unwrap();
+    assert_eq!(spool.load().unwrap(), vec![(1, first), (2, second)]);
+    drop(spool);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A transfer (JSON like every spooled event) comes back as it went in, nulls included.
 #[test]
 fn a_transfer_comes_back_whole() {
-    let dir = std::env::temp_dir().join(format!("switchboard-spool-{}", uuid::Uuid::new_v4().simple()));
     let to_line = ArchiveEvent::Transferred(ConversationTransferred {
         id: "c".into(),
         at: 10,
@@ -38,20 +48,12 @@ fn a_transfer_comes_back_whole() {
         to_category: Some("sales".into()),
         note: String::new(),
     });
-    {
-        let spool = Spool::open(&dir).unwrap();
-        spool.append(&[encode(&to_line), encode(&taken)]).unwrap();
-    }
-    let spool = Spool::open(&dir).unwrap();
-    assert_eq!(spool.load().unwrap(), vec![(1, to_line), (2, taken)]);
-    drop(spool);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_two_come_back_whole(to_line, taken);
 }
 
 /// An agent's note (JSON like every spooled event) comes back as it went in.
 #[test]
 fn a_note_comes_back_whole() {
-    let dir = std::env::temp_dir().join(format!("switchboard-spool-{}", uuid::Uuid::new_v4().simple()));
     let note = |id: &str, text: &str| {
         ArchiveEvent::Note(ConversationNote {
             conversation_id: "c".into(),
@@ -62,20 +64,12 @@ fn a_note_comes_back_whole() {
             text: text.into(),
         })
     };
-    let (first, empty) = (note("n1", "VIP — ünïcödé ✓\nsecond line"), note("n2", ""));
-    {
-        let spool = Spool::open(&dir).unwrap();
-        spool.append(&[encode(&first), encode(&empty)]).unwrap();
-    }
-    let spool = Spool::open(&dir).unwrap();
-    assert_eq!(spool.load().unwrap(), vec![(1, first), (2, empty)]);
-    drop(spool);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_two_come_back_whole(note("n1", "VIP — ünïcödé ✓\nsecond line"), note("n2", ""));
 }
 
 #[test]
 fn events_come_back_in_order_after_a_reopen_and_leave_once_removed() {
-    let dir = std::env::temp_dir().join(format!("switchboard-spool-{}", uuid::Uuid::new_v4().simple()));
+    let dir = temp_dir();
     {
         let spool = Spool::open(&dir).unwrap();
         assert_eq!(spool.append(&[encode(&closed("a")), encode(&closed("b"))]).unwrap(), 1);

@@ -39,22 +39,34 @@ fn with(ids: &[BuddyId]) -> Presence {
     p
 }
 
+/// What `pick` takes from the first decision in `out` it takes anything from.
+fn first<T>(out: &[BuddyDecision], pick: impl FnMut(&BuddyDecision) -> Option<T>) -> T {
+    out.iter().find_map(pick).expect("no such decision")
+}
+
 fn inv_id(out: &[BuddyDecision]) -> InvitationId {
-    out.iter()
-        .find_map(|d| match d {
-            D::Invited { invitation, .. } => Some(*invitation),
-            _ => None,
-        })
-        .unwrap()
+    first(out, |d| match d {
+        D::Invited { invitation, .. } => Some(*invitation),
+        _ => None,
+    })
 }
 
 fn chat_id(out: &[BuddyDecision]) -> BuddyChatId {
-    out.iter()
-        .find_map(|d| match d {
-            D::ChatStarted { chat, .. } => Some(*chat),
-            _ => None,
-        })
-        .unwrap()
+    first(out, |d| match d {
+        D::ChatStarted { chat, .. } => Some(*chat),
+        _ => None,
+    })
+}
+
+/// `from` invites `to` (which must succeed): the invitation.
+fn invite(p: &mut Presence, from: BuddyId, to: BuddyId) -> InvitationId {
+    inv_id(&ok(p, |p, o| p.invite(from, to, o)))
+}
+
+/// `who`'s only connection drops and their grace period runs out: what that decided.
+fn leaves(p: &mut Presence, who: BuddyId) -> Vec<BuddyDecision> {
+    let e = epoch(&ok(p, |p, o| p.disconnect(who, o)));
+    ok(p, |p, o| p.grace_expired(who, e, o))
 }
 
 fn epoch(out: &[BuddyDecision]) -> u64 {
@@ -69,6 +81,17 @@ fn closed_d(inv: InvitationId, from: BuddyId, to: BuddyId, reason: CloseReason) 
         invitation: inv,
         from,
         to,
+        reason,
+    }
+}
+
+/// Chat `chat` between ANN and BOB ended by `ended_by`.
+fn ended(chat: BuddyChatId, ended_by: BuddyId, reason: ChatEndReason) -> BuddyDecision {
+    D::ChatEnded {
+        chat,
+        a: ANN,
+        b: BOB,
+        ended_by,
         reason,
     }
 }
@@ -210,7 +233,7 @@ fn stale_epoch_is_ignored() {
 #[test]
 fn chat_survives_a_reload() {
     let mut p = with(&[ANN, BOB]);
-    let i = inv_id(&ok(&mut p, |p, o| p.invite(ANN, BOB, o)));
+    let i = invite(&mut p, ANN, BOB);
     let c = chat_id(&ok(&mut p, |p, o| p.accept(BOB, i, o)));
     let e = epoch(&ok(&mut p, |p, o| p.disconnect(ANN, o)));
     assert_eq!(p.chat_of(ANN), Some((c, BOB)));
@@ -300,7 +323,7 @@ fn invite_errors() {
         BuddyError::TargetNotAvailable,
         "inviter is busy"
     );
-    let i = inv_id(&ok(&mut p, |p, o| p.invite(CAT, DAN, o)));
+    let i = invite(&mut p, CAT, DAN);
     ok(&mut p, |p, o| p.accept(DAN, i, o));
     assert_eq!(
         err(&mut p, |p, o| p.invite(BOB, DAN, o)),
@@ -317,7 +340,7 @@ fn invite_errors() {
 #[test]
 fn invite_by_a_holder_declines_what_they_hold() {
     let mut p = with(&[ANN, BOB, CAT]);
-    let i1 = inv_id(&ok(&mut p, |p, o| p.invite(ANN, BOB, o)));
+    let i1 = invite(&mut p, ANN, BOB);
     let out = ok(&mut p, |p, o| p.invite(BOB, CAT, o));
     let i2 = inv_id(&out);
     assert_eq!(
@@ -339,7 +362,7 @@ fn invite_by_a_holder_declines_what_they_hold() {
 #[test]
 fn cancel_only_by_inviter() {
     let mut p = with(&[ANN, BOB, CAT]);
-    let i = inv_id(&ok(&mut p, |p, o| p.invite(ANN, BOB, o)));
+    let i = invite(&mut p, ANN, BOB);
     assert_eq!(err(&mut p, |p, o| p.cancel(BOB, i, o)), BuddyError::NotYourInvitation);
     assert_eq!(err(&mut p, |p, o| p.cancel(CAT, i, o)), BuddyError::NotYourInvitation);
     assert_eq!(err(&mut p, |p, o| p.cancel(BuddyId(99), i, o)), BuddyError::NotOnline);
@@ -362,7 +385,7 @@ fn cancel_only_by_inviter() {
 #[test]
 fn decline_only_by_invitee() {
     let mut p = with(&[ANN, BOB]);
-    let i = inv_id(&ok(&mut p, |p, o| p.invite(ANN, BOB, o)));
+    let i = invite(&mut p, ANN, BOB);
     assert_eq!(err(&mut p, |p, o| p.decline(ANN, i, o)), BuddyError::NotYourInvitation);
     let out = ok(&mut p, |p, o| p.decline(BOB, i, o));
     assert_eq!(
@@ -376,9 +399,9 @@ fn decline_only_by_invitee() {
 #[test]
 fn accept_declines_the_others_and_starts_a_chat() {
     let mut p = with(&[ANN, BOB, CAT, DAN]);
-    let i1 = inv_id(&ok(&mut p, |p, o| p.invite(ANN, DAN, o)));
-    let i2 = inv_id(&ok(&mut p, |p, o| p.invite(BOB, DAN, o)));
-    let i3 = inv_id(&ok(&mut p, |p, o| p.invite(CAT, DAN, o)));
+    let i1 = invite(&mut p, ANN, DAN);
+    let i2 = invite(&mut p, BOB, DAN);
+    let i3 = invite(&mut p, CAT, DAN);
     assert_eq!(err(&mut p, |p, o| p.accept(BOB, i2, o)), BuddyError::NotYourInvitation);
     let out = ok(&mut p, |p, o| p.accept(DAN, i2, o));
     let c = chat_id(&out);
@@ -414,7 +437,7 @@ fn accept_declines_the_others_and_starts_a_chat() {
 fn end_chat_by_either_member() {
     for ender in [ANN, BOB] {
         let mut p = with(&[ANN, BOB, CAT]);
-        let i = inv_id(&ok(&mut p, |p, o| p.invite(ANN, BOB, o)));
+        let i = invite(&mut p, ANN, BOB);
         let c = chat_id(&ok(&mut p, |p, o| p.accept(BOB, i, o)));
         assert_eq!(err(&mut p, |p, o| p.end_chat(CAT, c, o)), BuddyError::NotInChat);
         assert_eq!(
@@ -426,13 +449,7 @@ fn end_chat_by_either_member() {
         assert_eq!(
             out,
             vec![
-                D::ChatEnded {
-                    chat: c,
-                    a: ANN,
-                    b: BOB,
-                    ended_by: ender,
-                    reason: ChatEndReason::EndedBy
-                },
+                ended(c, ender, ChatEndReason::EndedBy),
                 st(ANN, Status::Available),
                 st(BOB, Status::Available),
             ]
@@ -447,9 +464,8 @@ fn end_chat_by_either_member() {
 #[test]
 fn leave_withdraws_sent_invitation() {
     let mut p = with(&[ANN, BOB]);
-    let i = inv_id(&ok(&mut p, |p, o| p.invite(ANN, BOB, o)));
-    let e = epoch(&ok(&mut p, |p, o| p.disconnect(ANN, o)));
-    let out = ok(&mut p, |p, o| p.grace_expired(ANN, e, o));
+    let i = invite(&mut p, ANN, BOB);
+    let out = leaves(&mut p, ANN);
     assert_eq!(
         out,
         vec![closed_d(i, ANN, BOB, CloseReason::InviterLeft), D::Left { who: ANN }]
@@ -460,10 +476,9 @@ fn leave_withdraws_sent_invitation() {
 #[test]
 fn leave_declines_held_invitations() {
     let mut p = with(&[ANN, BOB, CAT]);
-    let i1 = inv_id(&ok(&mut p, |p, o| p.invite(ANN, CAT, o)));
-    let i2 = inv_id(&ok(&mut p, |p, o| p.invite(BOB, CAT, o)));
-    let e = epoch(&ok(&mut p, |p, o| p.disconnect(CAT, o)));
-    let out = ok(&mut p, |p, o| p.grace_expired(CAT, e, o));
+    let i1 = invite(&mut p, ANN, CAT);
+    let i2 = invite(&mut p, BOB, CAT);
+    let out = leaves(&mut p, CAT);
     assert_eq!(
         out,
         vec![
@@ -479,20 +494,13 @@ fn leave_declines_held_invitations() {
 #[test]
 fn leave_ends_the_chat() {
     let mut p = with(&[ANN, BOB]);
-    let i = inv_id(&ok(&mut p, |p, o| p.invite(ANN, BOB, o)));
+    let i = invite(&mut p, ANN, BOB);
     let c = chat_id(&ok(&mut p, |p, o| p.accept(BOB, i, o)));
-    let e = epoch(&ok(&mut p, |p, o| p.disconnect(BOB, o)));
-    let out = ok(&mut p, |p, o| p.grace_expired(BOB, e, o));
+    let out = leaves(&mut p, BOB);
     assert_eq!(
         out,
         vec![
-            D::ChatEnded {
-                chat: c,
-                a: ANN,
-                b: BOB,
-                ended_by: BOB,
-                reason: ChatEndReason::Left
-            },
+            ended(c, BOB, ChatEndReason::Left),
             st(ANN, Status::Available),
             D::Left { who: BOB },
         ]

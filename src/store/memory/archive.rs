@@ -80,6 +80,8 @@ impl Inner {
 #[async_trait]
 impl ArchiveStore for MemoryStore {
     async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
+        #[cfg(test)]
+        self.archive_calls.lock().unwrap().push(batch.len());
         self.with(|s| batch.iter().for_each(|e| s.apply(e)));
         Ok(())
     }

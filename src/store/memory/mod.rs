@@ -25,6 +25,12 @@ mod rooms;
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Tests of the archive writer: the most events it may hand over in one call (`None`:
+    /// the default), and the size of each call, to see its batches without a store double.
+    #[cfg(test)]
+    pub(crate) max_batch: Option<usize>,
+    #[cfg(test)]
+    pub(crate) archive_calls: Mutex<Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -104,6 +110,11 @@ pub(crate) fn matches(
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    #[cfg(test)]
+    fn max_batch(&self) -> usize {
+        self.max_batch.unwrap_or(DEFAULT_MAX_BATCH)
     }
 
     async fn ping(&self) -> StoreResult<()> {
