@@ -122,7 +122,7 @@ use mongodb::options::{Acknowledgment, ClientOptions, DatabaseOptions, IndexOpti
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::record::{ClosedRecord, TransferRecord};
+use super::record::{ClosedRecord, Transfer};
 use super::*;
 
 // ---- staff accounts and sessions ----

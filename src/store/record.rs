@@ -1,6 +1,6 @@
 //! The stored shapes of a conversation's end and of its transfers, shared by the
 //! backends that serialise: both are stored inside their conversation, so without the
-//! conversation's id, which the models carry.
+//! conversation's id, which the models carry. A transfer is also shown by the API so.
 //!
 //! The other models are stored as they are (each says how: an account's id as `_id`; a
 //! mail, a canned reply and an appointment without the id the row is keyed by).
@@ -38,21 +38,29 @@ impl ClosedRecord {
     }
 }
 
-/// A transfer of a conversation; stored inside its conversation, so without the id.
-/// Every field is written, `None` as null (MongoDB's store matches a retry on them).
-#[derive(Serialize, Deserialize)]
-pub(super) struct TransferRecord {
+/// A running service chat handed on by its agent: to another agent, to a category's
+/// line, or taken from that line by an agent. Stored inside its conversation, and shown
+/// by the API inside it, so without the conversation's id. Every field is written, `None`
+/// as null (MongoDB's store matches a retry on them).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TransferView)]
+pub struct Transfer {
+    /// When (ms since the Unix epoch).
     pub at: Millis,
+    /// The highest `seq` said before the transfer.
     pub after_seq: u64,
     pub from_agent_id: String,
     pub from_agent_name: String,
+    /// The agent who has it now; null while it waits in `to_category`'s line.
     pub to_agent_id: Option<String>,
     pub to_agent_name: Option<String>,
+    /// The category's line it was put in (with `to_agent_id`: the line it was taken from).
     pub to_category: Option<String>,
+    /// The transferring agent's note for whoever takes it next ("" for none).
     pub note: String,
 }
 
-impl From<&ConversationTransferred> for TransferRecord {
+impl From<&ConversationTransferred> for Transfer {
     fn from(t: &ConversationTransferred) -> Self {
         Self {
             at: t.at,
@@ -67,7 +75,7 @@ impl From<&ConversationTransferred> for TransferRecord {
     }
 }
 
-impl TransferRecord {
+impl Transfer {
     pub fn of(&self, conversation_id: &str) -> ConversationTransferred {
         ConversationTransferred {
             id: conversation_id.to_string(),

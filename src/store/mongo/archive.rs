@@ -150,7 +150,7 @@ impl MongoStore {
         for chunk in transfers.chunks(UPDATE_CHUNK) {
             let mut statements = Vec::with_capacity(chunk.len() * 2);
             for t in chunk {
-                let record = bson::to_bson(&TransferRecord::from(*t)).map_err(unavailable)?;
+                let record = bson::to_bson(&Transfer::from(*t)).map_err(unavailable)?;
                 let stored = doc! {"transfers": {"$elemMatch": {
                     "at": t.at,
                     "from_agent_id": &t.from_agent_id,
@@ -597,7 +597,7 @@ pub(super) struct ConversationDoc {
     closed: Option<ClosedRecord>,
     /// In arrival order (see [`MongoStore::transfer_all`]); absent until the first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    transfers: Vec<TransferRecord>,
+    transfers: Vec<Transfer>,
     /// See [`SERVED_BY`]; only read by queries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     served_by: Vec<String>,
