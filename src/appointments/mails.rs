@@ -310,6 +310,12 @@ mod tests {
     use super::*;
     use crate::store::AppointmentStatus;
 
+    /// Asserts that `text` says `what`, showing the text when it does not.
+    #[track_caller]
+    fn says(text: &str, what: &str) {
+        assert!(text.contains(what), "{what:?} is not in:\n{text}");
+    }
+
     fn booked() -> Appointment {
         Appointment {
             id: "a1".into(),
@@ -341,19 +347,11 @@ mod tests {
         };
         let mail = confirmation(&desk, &a, &context(), Timestamp::now());
         // 08:00Z is 04:00 AM in New York and 10:00 AM in Berlin.
-        assert!(
-            mail.text.contains("04:00 AM–05:00 AM (America/New_York)"),
-            "{}",
-            mail.text
-        );
-        assert!(
-            mail.text.contains("10:00 AM–11:00 AM Europe/Berlin at the desk"),
-            "{}",
-            mail.text
-        );
-        assert!(mail.subject.contains("04:00 AM (America/New_York)"), "{}", mail.subject);
+        says(&mail.text, "04:00 AM–05:00 AM (America/New_York)");
+        says(&mail.text, "10:00 AM–11:00 AM Europe/Berlin at the desk");
+        says(&mail.subject, "04:00 AM (America/New_York)");
         let mail = confirmation(&desk, &booked(), &context(), Timestamp::now());
-        assert!(mail.text.contains("04:00–05:00 (America/New_York)"), "{}", mail.text);
+        says(&mail.text, "04:00–05:00 (America/New_York)");
         assert!(!mail.text.contains(" AM"), "{}", mail.text);
     }
 
@@ -380,35 +378,21 @@ mod tests {
         let desk = berlin_desk(&zone);
         let mail = confirmation(&desk, &booked(), &context(), Timestamp::now());
         // 08:00 UTC on 31 March 2030: 04:00 EDT in New York, 10:00 CEST in Berlin.
-        assert!(
-            mail.text
-                .contains("Sunday, 31 March 2030, 04:00–05:00 (America/New_York)"),
-            "{}",
-            mail.text
-        );
-        assert!(
-            mail.text.contains("10:00–11:00 Europe/Berlin at the desk"),
-            "{}",
-            mail.text
-        );
-        assert!(mail.text.contains("Length: 60 minutes"));
+        says(&mail.text, "Sunday, 31 March 2030, 04:00–05:00 (America/New_York)");
+        says(&mail.text, "10:00–11:00 Europe/Berlin at the desk");
+        says(&mail.text, "Length: 60 minutes");
         assert_eq!(
             mail.subject,
             "Confirmed: Video call with Anna Berg — Support on Sun 31 Mar 2030, 04:00 (America/New_York)"
         );
-        assert!(mail.text.contains("https://desk.example/manage.html?token=t"));
-        assert!(mail.text.contains("https://desk.example/book.html?reschedule=t"));
+        says(&mail.text, "https://desk.example/manage.html?token=t");
+        says(&mail.text, "https://desk.example/book.html?reschedule=t");
         assert_eq!(mail.id, "a1.confirmation");
         let ics = &mail.attachments[0].content;
-        assert!(
-            ics.contains("METHOD:REQUEST") && ics.contains("UID:appointment-a1@example.org"),
-            "{ics}"
-        );
-        assert!(ics.contains("SUMMARY:Video call with Anna Berg — Support"), "{ics}");
-        assert!(
-            ics.contains("LOCATION:https://desk.example/manage.html?token=t"),
-            "{ics}"
-        );
+        says(ics, "METHOD:REQUEST");
+        says(ics, "UID:appointment-a1@example.org");
+        says(ics, "SUMMARY:Video call with Anna Berg — Support");
+        says(ics, "LOCATION:https://desk.example/manage.html?token=t");
     }
 
     #[test]
@@ -424,19 +408,12 @@ mod tests {
         assert_eq!(mail.id, "a1.reschedule-1");
         assert_eq!(announced_sequence(&mail.id), Some(1));
         assert_eq!(announced_sequence("a1.confirmation"), None);
-        assert!(
-            mail.text.contains("New:    Sunday, 31 March 2030, 05:00–06:00"),
-            "{}",
-            mail.text
-        );
-        assert!(
-            mail.text.contains("Was:    Sunday, 31 March 2030, 04:00–05:00"),
-            "{}",
-            mail.text
-        );
+        says(&mail.text, "New:    Sunday, 31 March 2030, 05:00–06:00");
+        says(&mail.text, "Was:    Sunday, 31 March 2030, 04:00–05:00");
         let ics = &mail.attachments[0].content;
-        assert!(ics.contains("METHOD:REQUEST") && ics.contains("SEQUENCE:1"), "{ics}");
-        assert!(ics.contains("UID:appointment-a1@example.org"));
+        says(ics, "METHOD:REQUEST");
+        says(ics, "SEQUENCE:1");
+        says(ics, "UID:appointment-a1@example.org");
     }
 
     #[test]
@@ -449,14 +426,11 @@ mod tests {
         a.cancel_reason = Some("I am ill".into());
         let mail = cancellation(&desk, &a, &context(), Timestamp::now());
         let ics = &mail.attachments[0].content;
-        assert!(ics.contains("METHOD:CANCEL") && ics.contains("SEQUENCE:1"), "{ics}");
-        assert!(ics.contains("UID:appointment-a1@example.org"));
+        says(ics, "METHOD:CANCEL");
+        says(ics, "SEQUENCE:1");
+        says(ics, "UID:appointment-a1@example.org");
         assert_eq!(mail.id, "a1.cancellation");
-        assert!(mail.text.contains("Reason: I am ill"), "{}", mail.text);
-        assert!(
-            mail.text.contains("book another one:\nhttps://desk.example/book.html"),
-            "{}",
-            mail.text
-        );
+        says(&mail.text, "Reason: I am ill");
+        says(&mail.text, "book another one:\nhttps://desk.example/book.html");
     }
 }

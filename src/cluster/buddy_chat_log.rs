@@ -9,9 +9,9 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Script};
 
 use super::buddy_line::BuddyLine;
 use super::chat_log::node_channel;
@@ -215,12 +215,7 @@ pub struct LogRead {
 
 /// The lines of `chat`'s log with a seq above `after`, and where the log starts.
 pub async fn read_after(conn: &mut ConnectionManager, chat: &str, after: u64) -> Result<LogRead, ClusterRoutingError> {
-    let reply: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(format!("{{sb}}:bchat-log:{chat}"))
-        .arg("-")
-        .arg("+")
-        .query_async(conn)
-        .await?;
+    let reply: StreamRangeReply = conn.xrange_all(format!("{{sb}}:bchat-log:{chat}")).await?;
     let mut read = LogRead::default();
     for entry in reply.ids {
         let field = |name: &str| entry.get::<String>(name).unwrap_or_default();

@@ -7,9 +7,9 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
 use super::buddy_line::BuddyLine;
@@ -361,12 +361,7 @@ pub async fn read_after(
     chat: ChatId,
     after: u64,
 ) -> Result<LogRead, ClusterRoutingError> {
-    let reply: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(format!("{{sb}}:chat-log:{}", chat.0))
-        .arg("-")
-        .arg("+")
-        .query_async(conn)
-        .await?;
+    let reply: StreamRangeReply = conn.xrange_all(format!("{{sb}}:chat-log:{}", chat.0)).await?;
     let mut read = LogRead::default();
     for entry in reply.ids {
         let field = |name: &str| entry.get::<String>(name).unwrap_or_default();

@@ -65,34 +65,14 @@ impl From<redis::RedisError> for ClusterRoutingError {
             Some("FENCED") => Self::Fenced,
             Some("node_alive") => Self::NodeAlive,
             Some("not_held") => Self::NotHeld,
-            Some(code) => match routing_error(code) {
-                Some(refusal) => Self::Refused(refusal),
-                None => Self::Redis(err),
+            // The core's error for a code the scripts reply with (`RoutingError::code()`).
+            Some(code) => match code.parse() {
+                Ok(refusal) => Self::Refused(refusal),
+                Err(_) => Self::Redis(err),
             },
             None => Self::Redis(err),
         }
     }
-}
-
-/// The core's error for a code the scripts reply with (`RoutingError::code()`).
-fn routing_error(code: &str) -> Option<RoutingError> {
-    use RoutingError::*;
-    [
-        UnknownCategory,
-        UnknownCustomer,
-        UnknownAgent,
-        UnknownChat,
-        NotYourChat,
-        WrongState,
-        InvalidLimit,
-        AlreadyOnline,
-        AlreadyExists,
-        CategoryClosed,
-        UnknownOffer,
-        AgentNotEligible,
-    ]
-    .into_iter()
-    .find(|e| e.code() == code)
 }
 
 /// What an applied transition decided.
@@ -494,23 +474,11 @@ mod tests {
 
     #[test]
     fn every_refusal_code_maps_back_to_the_core_error() {
-        use RoutingError::*;
-        for e in [
-            UnknownCategory,
-            UnknownCustomer,
-            UnknownAgent,
-            UnknownChat,
-            NotYourChat,
-            WrongState,
-            InvalidLimit,
-            AlreadyOnline,
-            AlreadyExists,
-            CategoryClosed,
-            UnknownOffer,
-        ] {
-            assert_eq!(routing_error(e.code()), Some(e));
+        use strum::IntoEnumIterator;
+        for e in RoutingError::iter() {
+            assert_eq!(e.code().parse::<RoutingError>(), Ok(e));
         }
-        assert_eq!(routing_error("FENCED"), None);
+        assert!("FENCED".parse::<RoutingError>().is_err());
     }
 
     #[test]

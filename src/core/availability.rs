@@ -66,16 +66,11 @@ pub fn free_days(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::schedule::Hours;
     use jiff::SignedDuration;
     use jiff::civil::date;
 
     fn berlin() -> Calendar {
-        Calendar::new(
-            TimeZone::get("Europe/Berlin").unwrap(),
-            Hours::default_desk(),
-            SignedDuration::ZERO,
-        )
+        crate::core::schedule::tests::berlin_desk(SignedDuration::ZERO)
     }
 
     #[test]

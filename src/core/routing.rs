@@ -288,7 +288,9 @@ pub enum Decision {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its stable code (`code()`) is its name in snake case, and reads back into it (`str::parse`).
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
 pub enum RoutingError {
     UnknownCategory,
     UnknownCustomer,
@@ -315,20 +317,7 @@ pub enum RoutingError {
 impl RoutingError {
     /// The stable error code clients see.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::UnknownCategory => "unknown_category",
-            Self::UnknownCustomer => "unknown_customer",
-            Self::UnknownAgent => "unknown_agent",
-            Self::UnknownChat => "unknown_chat",
-            Self::NotYourChat => "not_your_chat",
-            Self::WrongState => "wrong_state",
-            Self::InvalidLimit => "invalid_limit",
-            Self::AlreadyOnline => "already_online",
-            Self::AlreadyExists => "already_exists",
-            Self::CategoryClosed => "category_closed",
-            Self::UnknownOffer => "unknown_offer",
-            Self::AgentNotEligible => "agent_not_eligible",
-        }
+        self.into()
     }
 }
 

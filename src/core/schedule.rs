@@ -213,17 +213,22 @@ impl Calendar {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use jiff::civil::date;
     use proptest::prelude::*;
 
-    fn berlin() -> Calendar {
+    /// The default desk's hours in Berlin, booked at least `min_notice` ahead.
+    pub(crate) fn berlin_desk(min_notice: SignedDuration) -> Calendar {
         Calendar::new(
             TimeZone::get("Europe/Berlin").unwrap(),
             Hours::default_desk(),
-            SignedDuration::from_hours(1),
+            min_notice,
         )
+    }
+
+    fn berlin() -> Calendar {
+        berlin_desk(SignedDuration::from_hours(1))
     }
 
     fn hours(open: (i8, i8), close: (i8, i8), slot: u16) -> Hours {

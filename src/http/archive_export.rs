@@ -25,13 +25,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
-use super::history::{
-    ConversationSummary, CustomerView, MessageView, TransferView, detail, filter_for, found, readable,
-};
+use super::history::{ConversationSummary, CustomerView, MessageView, detail, filter_for, found, readable};
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
-use crate::store::{Conversation, ConversationFilter, EndReason, Page, Side};
+use crate::store::{Conversation, ConversationFilter, EndReason, Page, Side, Transfer};
 
 /// The most conversations one export holds.
 pub const MAX_EXPORT: u64 = 1_000;
@@ -90,7 +88,7 @@ pub struct ExportedConversation {
     pub customer: CustomerView,
     pub messages: Vec<MessageView>,
     /// Its transfers, oldest first.
-    pub transfers: Vec<TransferView>,
+    pub transfers: Vec<Transfer>,
 }
 
 /// A JSON export.

@@ -16,6 +16,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::store::search::{SearchQuery, first_hit};
 use crate::store::{
     Account, Conversation, ConversationFilter, ConversationKind, EndReason, Page, Rating, Role, Side, StoreError,
+    Transfer,
 };
 
 /// The most conversations one page returns.
@@ -78,25 +79,6 @@ pub struct MessageView {
     pub at: i64,
 }
 
-/// A running service chat handed on by its agent: to another agent, to a category's
-/// line, or taken from that line by an agent.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TransferView {
-    /// When (ms since the Unix epoch).
-    pub at: i64,
-    /// The highest `seq` said before the transfer.
-    pub after_seq: u64,
-    pub from_agent_id: String,
-    pub from_agent_name: String,
-    /// The agent who has it now; null while it waits in `to_category`'s line.
-    pub to_agent_id: Option<String>,
-    pub to_agent_name: Option<String>,
-    /// The category's line it was put in (with `to_agent_id`: the line it was taken from).
-    pub to_category: Option<String>,
-    /// The transferring agent's note for whoever takes it next ("" for none).
-    pub note: String,
-}
-
 /// An agent's internal note on a service chat: never shown to the customer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NoteView {
@@ -129,7 +111,7 @@ pub struct ConversationDetail {
     pub customer: CustomerView,
     pub messages: Vec<MessageView>,
     /// Its transfers, oldest first; empty when it was never transferred.
-    pub transfers: Vec<TransferView>,
+    pub transfers: Vec<Transfer>,
     /// Its agents' internal notes, oldest first (by `at`, then `id`); empty when none.
     pub notes: Vec<NoteView>,
 }
@@ -269,20 +251,7 @@ pub(super) async fn readable(state: &AppState, me: &Account, id: &str) -> Result
 /// A conversation whole, as staff read it (the visitor key left out).
 pub(super) fn detail(c: &Conversation) -> ConversationDetail {
     let messages = c.messages.iter().map(message_view).collect();
-    let transfers = c
-        .transfers
-        .iter()
-        .map(|t| TransferView {
-            at: t.at,
-            after_seq: t.after_seq,
-            from_agent_id: t.from_agent_id.clone(),
-            from_agent_name: t.from_agent_name.clone(),
-            to_agent_id: t.to_agent_id.clone(),
-            to_agent_name: t.to_agent_name.clone(),
-            to_category: t.to_category.clone(),
-            note: t.note.clone(),
-        })
-        .collect();
+    let transfers = c.transfers.iter().map(Transfer::from).collect();
     let notes = c
         .notes
         .iter()

@@ -31,7 +31,7 @@ use self::desk::{Refusal, Roster, role_named, role_str, staff_key, status_str};
 use super::buddy_events::{BuddyAction, BuddyEvent};
 use super::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use super::service::HubState;
-use super::transcript::{Author, Stamped};
+use super::transcript::{Author, Stamped, stamped};
 use super::{Command, after};
 use crate::clock::now_ms;
 use crate::core::presence::{BuddyChatId, BuddyId, InvitationId, Status};
@@ -568,9 +568,10 @@ impl HubState {
         // The chat's first member is the one who invited.
         let author = Author::buddy(me.0, me == a);
         let seq = log.transcript.last_seq() + 1;
-        let Stamped { frame, ack, event } =
-            log.transcript
-                .record_stamped(&log.wire_id, seq, &id, at, author, text, client_id.as_deref());
+        let Stamped { frame, ack, event } = log.transcript.record_stamped(
+            seq,
+            stamped(&log.wire_id, seq, &id, at, author, text, client_id.as_deref()),
+        );
         let archived = if log.archiver == here {
             self.archive.push_message(event)
         } else {

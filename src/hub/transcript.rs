@@ -122,13 +122,8 @@ impl Transcript {
 
     /// Stamps the next message of chat `chat_id` and keeps its frame.
     pub fn record(&mut self, chat_id: &str, author: Author, text: String, client_id: Option<&str>) -> Stamped {
-        self.seq += 1;
-        let stamped = stamp(chat_id, self.seq, author, text, client_id);
-        if self.frames.len() == self.limit {
-            self.frames.pop_front();
-        }
-        self.frames.push_back((self.seq, stamped.frame.clone()));
-        stamped
+        let seq = self.seq + 1;
+        self.record_stamped(seq, stamp(chat_id, seq, author, text, client_id))
     }
 
     /// The last seq and the kept frames (seq, frame), oldest first: a buddy chat as a
@@ -166,22 +161,11 @@ impl Transcript {
         self.seq = self.seq.max(seq);
     }
 
-    /// Records the next message as another node stamped it (in a cluster the
-    /// chat's log in Redis gives seq, id and time; `seq` must be `last_seq() + 1`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_stamped(
-        &mut self,
-        chat_id: &str,
-        seq: u64,
-        id: &str,
-        at: i64,
-        author: Author,
-        text: String,
-        client_id: Option<&str>,
-    ) -> Stamped {
+    /// Records message `seq` as it was stamped ([`stamped`]: in a cluster the chat's log in
+    /// Redis gives seq, id and time; `seq` must be `last_seq() + 1`) and keeps its frame.
+    pub fn record_stamped(&mut self, seq: u64, stamped: Stamped) -> Stamped {
         debug_assert_eq!(seq, self.seq + 1, "messages are recorded in seq order");
         self.seq = seq;
-        let stamped = stamped(chat_id, seq, id, at, author, text, client_id);
         if self.frames.len() == self.limit {
             self.frames.pop_front();
         }

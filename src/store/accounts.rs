@@ -10,9 +10,12 @@ pub enum Role {
     Admin,
 }
 
-/// An agent or admin account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An agent or admin account, stored as it is by the serialising backends (the id as
+/// `_id`, MongoDB's primary key; the embedded store's JSON carries the same name). The API
+/// shows it only as `http::AccountView`, which has no password hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Account {
+    #[serde(rename = "_id")]
     pub id: String,
     pub username: String,
     pub display_name: String,

@@ -5,9 +5,10 @@ use super::{Millis, OutboxMail, StoreResult};
 use async_trait::async_trait;
 
 /// Whether an appointment still holds its slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AppointmentStatus {
+    #[default]
     Booked,
     Cancelled,
 }
@@ -15,8 +16,14 @@ pub enum AppointmentStatus {
 /// A booked (or cancelled) appointment. While `Booked`, it holds the key
 /// (`representative_id`, `start`): the store refuses a second booked appointment with the
 /// same key, which is what makes one of two simultaneous bookings of a slot win.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The serialising backends store it without its id and its status: they key it by the
+/// id (the embedded store's row key, MongoDB's `_id` beside these fields), store the
+/// status each its own way (the embedded store as `cancelled`, MongoDB as `status`, which
+/// its partial index reads) and put both back when reading.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Appointment {
+    #[serde(skip)]
     pub id: String,
     pub start: Millis,
     pub end: Millis,
@@ -26,6 +33,7 @@ pub struct Appointment {
     pub name: String,
     pub email: String,
     pub comment: String,
+    #[serde(skip)]
     pub status: AppointmentStatus,
     /// The SHA-256 (hex) of the cancel link's token; the token itself is never stored.
     pub cancel_token_hash: String,
@@ -35,12 +43,15 @@ pub struct Appointment {
     pub sequence: u32,
     /// The customer's IANA time zone, as their browser gave it when booking (validated):
     /// what their mails and pages show times in. `None` for bookings made without one.
+    #[serde(default)]
     pub customer_zone: Option<String>,
     /// The customer's clock shows 12 hours (10:00 AM), as their browser's locale said when
     /// booking: their mails give times as the booking page showed them. `false` (24 hours)
     /// for bookings made without one.
+    #[serde(default)]
     pub customer_hour12: bool,
     /// Why the customer cancelled, if they said.
+    #[serde(default)]
     pub cancel_reason: Option<String>,
 }
 

@@ -10,9 +10,12 @@ use async_trait::async_trait;
 
 use super::Millis;
 
-/// One canned reply as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One canned reply as stored; the serialising backends store it without its id: they
+/// key it by the id (the embedded store's row key, MongoDB's `_id` beside these fields)
+/// and put it back when reading.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CannedReply {
+    #[serde(skip)]
     pub id: String,
     /// `None`: the desk's (admins keep it); `Some(account id)`: that agent's own.
     pub owner: Option<String>,
@@ -21,7 +24,8 @@ pub struct CannedReply {
     pub title: String,
     /// May name `{customer}`, `{customer_first_name}` and `{agent}`, filled in by the console.
     pub text: String,
-    /// Category ids it applies to; empty: all.
+    /// Category ids it applies to; empty: all (and absent in replies stored before).
+    #[serde(default)]
     pub categories: Vec<String>,
     pub created_at: Millis,
     pub updated_at: Millis,

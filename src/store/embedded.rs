@@ -61,7 +61,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{self, Journal};
-use super::record::{ClosedRecord, TransferRecord};
+use super::record::{ClosedRecord, Transfer};
 use super::*;
 
 // ---- staff accounts and sessions ----
@@ -626,7 +626,7 @@ struct ConversationRec {
     /// In `at` order, then arrival order. Absent when empty (and in records written
     /// before transfers existed, which read as they are).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    transfers: Vec<TransferRecord>,
+    transfers: Vec<Transfer>,
 }
 
 impl ConversationRec {
@@ -656,7 +656,7 @@ impl ConversationRec {
         if !add_transfer(&mut self.opened, &mut transfers, transfer) {
             return false;
         }
-        self.transfers = transfers.iter().map(TransferRecord::from).collect();
+        self.transfers = transfers.iter().map(Transfer::from).collect();
         true
     }
 

@@ -56,6 +56,7 @@ pub use memory::MemoryStore;
 pub use mongo::MongoStore;
 // ---- staff accounts and sessions ----
 pub use accounts::{Account, AccountStore, Role, StoredSession};
+pub use record::Transfer;
 // ---- categories and desk settings ----
 pub use desk::{Category, DeskStore};
 // ---- the conversation archive ----

@@ -122,7 +122,7 @@ use mongodb::options::{Acknowledgment, ClientOptions, DatabaseOptions, IndexOpti
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::record::{AccountRecord, ClosedRecord, MessageRecord, TransferRecord};
+use super::record::{ClosedRecord, Transfer};
 use super::*;
 
 // ---- staff accounts and sessions ----
@@ -186,7 +186,7 @@ pub(super) enum ConnectFailure {
 #[derive(Clone)]
 pub struct MongoStore {
     db: Database,
-    accounts: Collection<AccountRecord>,
+    accounts: Collection<Account>,
     categories: Collection<CategoryDoc>,
     conversations: Collection<ConversationDoc>,
     buckets: Collection<BucketDoc>,

@@ -57,11 +57,14 @@ pub struct MailAttachment {
     pub content: String,
 }
 
-/// A mail in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A mail in the outbox, stored as it is by the serialising backends, without its id:
+/// they key it by the id (the embedded store's row key, MongoDB's `_id` beside these
+/// fields) and put it back when reading.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutboxMail {
     /// Derived from the appointment and the purpose (see `appointments::mails`), so
     /// writing it twice is one mail, and the Message-ID derived from it is stable.
+    #[serde(skip)]
     pub id: String,
     /// The appointment it is about; for the offline purposes, the offline message.
     pub appointment_id: String,

@@ -513,32 +513,23 @@ impl HubState {
         };
         let author = Author::buddy(line.sender, line.sender == a.0);
         let client_id = line.client_id.as_deref();
+        let stamp = stamped(
+            &line.chat,
+            line.seq,
+            &line.id,
+            line.at,
+            author,
+            line.text.clone(),
+            client_id,
+        );
         let (archiver, Stamped { frame, ack, event }) = match self.buddy_standing(&line.chat) {
             Standing::Running { roster, chat, .. } => {
                 let log = self.buddies.chats.get_mut(&(roster, chat)).expect("a running chat");
-                let stamp = log.transcript.record_stamped(
-                    &line.chat,
-                    line.seq,
-                    &line.id,
-                    line.at,
-                    author,
-                    line.text.clone(),
-                    client_id,
-                );
-                (log.archiver.clone(), stamp)
+                (log.archiver.clone(), log.transcript.record_stamped(line.seq, stamp))
             }
             Standing::Ended { .. } => {
                 let ended = self.buddies.lines.ended.get_mut(&line.chat).expect("an ended chat");
                 ended.last_seq = line.seq;
-                let stamp = stamped(
-                    &line.chat,
-                    line.seq,
-                    &line.id,
-                    line.at,
-                    author,
-                    line.text.clone(),
-                    client_id,
-                );
                 (ended.archiver.clone(), stamp)
             }
             Standing::Unknown => return self.buddy_refuse(&line),

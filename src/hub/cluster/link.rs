@@ -40,7 +40,7 @@ use crate::cluster::resume_tokens;
 use crate::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, RoutingError};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::hub::transcript::{Author, Transcript};
+use crate::hub::transcript::{Author, Transcript, stamped};
 use crate::hub::{Command, RefusedCall};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
@@ -963,7 +963,10 @@ fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::
             _ => Author::AGENT,
         };
         let client_id = line.client_id.as_deref();
-        late.record_stamped(&wire_id, line.seq, &line.id, line.at, author, line.text, client_id);
+        late.record_stamped(
+            line.seq,
+            stamped(&wire_id, line.seq, &line.id, line.at, author, line.text, client_id),
+        );
     }
     let Some(messages) = chat["messages"].as_array_mut() else {
         return;

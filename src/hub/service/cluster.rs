@@ -623,6 +623,37 @@ impl HubState {
         self.buddy_agent_online(agent);
     }
 
+    /// Keeps this node's log of running chat `chat`, paired on another node: not archived
+    /// here (until the caller says so), started when the cluster says it was paired.
+    fn keep_log_of_remote_chat(
+        &mut self,
+        chat: ChatId,
+        category: CategoryId,
+        (customer, customer_name): (CustomerId, String),
+        (agent, agent_name): (AgentId, String),
+    ) {
+        let cluster = self.cluster.as_ref().expect("called in a cluster only");
+        let wire_id = cluster.wire_id(chat);
+        let started_at = cluster.paired_at(chat).unwrap_or_else(now_ms);
+        let live = self.new_line(chat, &wire_id);
+        self.insert_chat(
+            chat,
+            ChatLog {
+                category,
+                customer,
+                agent,
+                customer_name,
+                agent_name,
+                started_at,
+                live,
+                archived_here: false,
+                closing_reserved: false,
+                earlier_agents: Vec::new(),
+            },
+        );
+        self.chat_by_wire.insert(wire_id, chat);
+    }
+
     /// Opens this node's log of a running chat it did not see start (its side came here
     /// from another node); its messages are read from the chat's log.
     pub(super) fn adopt_chat(&mut self, chat: ChatId) {
@@ -649,31 +680,13 @@ impl HubState {
             return;
         };
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
-        let wire_id = cluster.wire_id(chat);
         let agent_name = self
             .agents
             .get(&agent)
             .map(|a| a.account.display_name.clone())
             .or_else(|| cluster.agent_name(&agent))
             .unwrap_or_default();
-        let started_at = cluster.paired_at(chat).unwrap_or_else(now_ms);
-        let live = self.new_line(chat, &wire_id);
-        self.insert_chat(
-            chat,
-            ChatLog {
-                category,
-                customer,
-                agent,
-                customer_name: info.name,
-                agent_name,
-                started_at,
-                live,
-                archived_here: false,
-                closing_reserved: false,
-                earlier_agents: Vec::new(),
-            },
-        );
-        self.chat_by_wire.insert(wire_id, chat);
+        self.keep_log_of_remote_chat(chat, category, (customer, info.name), (agent, agent_name));
         // The customer's node archives: a customer who resumed here has the chat archived
         // here from now on, its opening included (the store applies openings by id and
         // messages by (chat, seq), so what their old node wrote changes nothing).

@@ -94,6 +94,18 @@ struct StandIn {
     node: String,
 }
 
+impl StandIn {
+    /// Takes the member out of its room: their socket closed, or their node died.
+    async fn disconnect(self, commands: &mpsc::Sender<Command>) {
+        let disconnect = Command::Disconnect {
+            room: self.room,
+            seat: self.seat,
+            conn_id: self.id,
+        };
+        let _ = commands.send(disconnect).await;
+    }
+}
+
 struct Inner {
     cluster: Cluster,
     commands: mpsc::Sender<Command>,

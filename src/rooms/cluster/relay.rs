@@ -144,15 +144,7 @@ impl RoomsCluster {
             Wire::Disconnect { from, conn } => {
                 let gone = self.0.stand_ins.lock().expect("not poisoned").remove(&(from, conn));
                 if let Some(s) = gone {
-                    let _ = self
-                        .0
-                        .commands
-                        .send(Command::Disconnect {
-                            room: s.room,
-                            seat: s.seat,
-                            conn_id: s.id,
-                        })
-                        .await;
+                    s.disconnect(&self.0.commands).await;
                 }
             }
             Wire::View { req, from, room } => {

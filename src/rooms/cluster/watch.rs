@@ -103,15 +103,7 @@ impl RoomsCluster {
                 keys.into_iter().filter_map(|k| stand_ins.remove(&k)).collect()
             };
             for s in gone {
-                let _ = self
-                    .0
-                    .commands
-                    .send(Command::Disconnect {
-                        room: s.room,
-                        seat: s.seat,
-                        conn_id: s.id,
-                    })
-                    .await;
+                s.disconnect(&self.0.commands).await;
             }
         }
         // Home side: renew the claims of live rooms; a room whose claim is gone (this

@@ -13,7 +13,6 @@ use super::{
     ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, id_under, load,
     refuse_held, unavailable,
 };
-use crate::store::record::AccountRecord;
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
 
 /// Session id (the SHA-256 of its token) → JSON [`SessionRec`].
@@ -57,10 +56,6 @@ fn remove(tx: &redb::WriteTransaction, id: &str) -> StoreResult<Option<SessionRe
     Ok(Some(rec))
 }
 
-fn get_account(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<Account> {
-    Ok(load::<AccountRecord>(table, id)?.into())
-}
-
 #[async_trait]
 impl AccountStore for EmbeddedStore {
     async fn create_account(&self, account: Account) -> StoreResult<()> {
@@ -70,7 +65,7 @@ impl AccountStore for EmbeddedStore {
             refuse_held(&accounts, account.id.as_str())?;
             refuse_held(&by_username, account.username.as_str())?;
             accounts
-                .insert(account.id.as_str(), encode(&AccountRecord::from(&account))?.as_slice())
+                .insert(account.id.as_str(), encode(&account)?.as_slice())
                 .map_err(unavailable)?;
             by_username
                 .insert(account.username.as_str(), account.id.as_str())
@@ -89,7 +84,7 @@ impl AccountStore for EmbeddedStore {
             {
                 return Err(StoreError::Conflict);
             }
-            let old = get_account(&accounts, &account.id)?;
+            let old = load::<Account>(&accounts, &account.id)?;
             if old.username != account.username {
                 by_username.remove(old.username.as_str()).map_err(unavailable)?;
                 by_username
@@ -97,7 +92,7 @@ impl AccountStore for EmbeddedStore {
                     .map_err(unavailable)?;
             }
             accounts
-                .insert(account.id.as_str(), encode(&AccountRecord::from(&account))?.as_slice())
+                .insert(account.id.as_str(), encode(&account)?.as_slice())
                 .map_err(unavailable)?;
             Ok(())
         })
@@ -105,14 +100,14 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        Ok(self.row::<AccountRecord>(ACCOUNTS, id).await?.into())
+        self.row(ACCOUNTS, id).await
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
         let username = username.to_string();
         self.read(move |tx| {
             let id = id_under(&tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?, &username)?;
-            get_account(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id)
+            load::<Account>(&tx.open_table(ACCOUNTS).map_err(unavailable)?, &id)
         })
         .await
     }
@@ -123,7 +118,7 @@ impl AccountStore for EmbeddedStore {
             let mut out: Vec<Account> = Vec::with_capacity(accounts.len().map_err(unavailable)? as usize);
             for row in accounts.iter().map_err(unavailable)? {
                 let (_, value) = row.map_err(unavailable)?;
-                out.push(decode::<AccountRecord>(value.value())?.into());
+                out.push(decode(value.value())?);
             }
             // Oldest first, like the reference store's insertion order (ties by id).
             out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));

@@ -10,7 +10,6 @@ use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
-use super::super::record::AppointmentRecord;
 use super::outbox::put_in;
 use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, id_under, refuse_held, unavailable};
 use crate::store::{
@@ -27,18 +26,18 @@ const BY_START: TableDefinition<(i64, &str), ()> = TableDefinition::new("appoint
 /// Cancel token hash → appointment id.
 const BY_TOKEN: TableDefinition<&str, &str> = TableDefinition::new("appointments_by_token");
 
-/// The on-disk form: the shared record, and the status as `cancelled`.
+/// The on-disk form: the appointment, and its status as `cancelled`.
 #[derive(Serialize, Deserialize)]
 struct AppointmentRec {
     #[serde(flatten)]
-    appointment: AppointmentRecord,
+    appointment: Appointment,
     cancelled: bool,
 }
 
 impl AppointmentRec {
     fn of(a: &Appointment) -> Self {
         AppointmentRec {
-            appointment: AppointmentRecord::of(a),
+            appointment: a.clone(),
             cancelled: a.status == AppointmentStatus::Cancelled,
         }
     }
@@ -49,7 +48,11 @@ impl AppointmentRec {
         } else {
             AppointmentStatus::Booked
         };
-        self.appointment.into_model(id, status)
+        Appointment {
+            id,
+            status,
+            ..self.appointment
+        }
     }
 }
 

@@ -5,11 +5,10 @@
 
 use async_trait::async_trait;
 
-use super::super::record::CannedRecord;
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, load, refuse_held, unavailable};
 use crate::store::{CannedReply, CannedStore, StoreError, StoreResult};
 
-/// Reply id → JSON [`CannedRecord`].
+/// Reply id → JSON [`CannedReply`] (without its id).
 const CANNED: TableDefinition<&str, &[u8]> = TableDefinition::new("canned_replies");
 /// (owner or "", shortcut) → reply id: one shortcut per owner.
 const CANNED_BY_SHORTCUT: TableDefinition<(&str, &str), &str> = TableDefinition::new("canned_by_shortcut");
@@ -37,7 +36,10 @@ impl CannedStore for EmbeddedStore {
                 }
                 let id = id.value().to_string();
                 if let Some(rec) = replies.get(id.as_str()).map_err(unavailable)? {
-                    out.push(decode::<CannedRecord>(rec.value())?.reply(id));
+                    out.push(CannedReply {
+                        id,
+                        ..decode(rec.value())?
+                    });
                 }
             }
             Ok(out)
@@ -46,7 +48,11 @@ impl CannedStore for EmbeddedStore {
     }
 
     async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
-        Ok(self.row::<CannedRecord>(CANNED, id).await?.reply(id.to_string()))
+        let reply: CannedReply = self.row(CANNED, id).await?;
+        Ok(CannedReply {
+            id: id.to_string(),
+            ..reply
+        })
     }
 
     async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
@@ -58,7 +64,7 @@ impl CannedStore for EmbeddedStore {
             refuse_held(&keys, key)?;
             keys.insert(key, reply.id.as_str()).map_err(unavailable)?;
             replies
-                .insert(reply.id.as_str(), encode(&CannedRecord::of(&reply))?.as_slice())
+                .insert(reply.id.as_str(), encode(&reply)?.as_slice())
                 .map_err(unavailable)?;
             Ok(())
         })
@@ -69,7 +75,7 @@ impl CannedStore for EmbeddedStore {
         self.write(move |tx| {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
             let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
-            let stored: CannedRecord = load(&replies, &reply.id)?;
+            let stored: CannedReply = load(&replies, &reply.id)?;
             let owner = stored.owner.clone().unwrap_or_default();
             if stored.shortcut != reply.shortcut {
                 if keys
@@ -84,13 +90,13 @@ impl CannedStore for EmbeddedStore {
                 keys.insert((owner.as_str(), reply.shortcut.as_str()), reply.id.as_str())
                     .map_err(unavailable)?;
             }
-            let rec = CannedRecord {
+            let rec = CannedReply {
                 owner: stored.owner,
                 created_at: stored.created_at,
-                ..CannedRecord::of(&reply)
+                ..reply
             };
             replies
-                .insert(reply.id.as_str(), encode(&rec)?.as_slice())
+                .insert(rec.id.as_str(), encode(&rec)?.as_slice())
                 .map_err(unavailable)?;
             Ok(())
         })
@@ -101,7 +107,7 @@ impl CannedStore for EmbeddedStore {
         let id = id.to_string();
         self.write(move |tx| {
             let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
-            let stored: CannedRecord = {
+            let stored: CannedReply = {
                 let Some(guard) = replies.remove(id.as_str()).map_err(unavailable)? else {
                     return Ok(false);
                 };

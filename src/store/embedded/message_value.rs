@@ -9,7 +9,6 @@
 //! and a first byte that is neither is refused as a record this build cannot read.
 //! Since schema 3 rows of this table are only read, to move them into [`super::message_log`].
 
-use super::super::record::MessageRecord;
 use super::super::{ArchivedMessage, Side, StoreError, StoreResult};
 
 /// The first byte of a binary message record (a JSON one starts with `{`).
@@ -50,11 +49,7 @@ pub fn encode(message: &ArchivedMessage) -> Vec<u8> {
 pub fn decode(seq: u64, id: &str, value: &[u8]) -> StoreResult<ArchivedMessage> {
     let corrupt = |why: &str| StoreError::Unavailable(format!("embedded store: corrupt message {id}: {why}"));
     match value.first() {
-        Some(b'{') => {
-            let record: MessageRecord =
-                serde_json::from_slice(value).map_err(|e| corrupt(&format!("unreadable JSON record: {e}")))?;
-            Ok(record.into())
-        }
+        Some(b'{') => serde_json::from_slice(value).map_err(|e| corrupt(&format!("unreadable JSON record: {e}"))),
         Some(&BINARY_V1) if value.len() >= HEADER => {
             let from = side_of(value[1]).ok_or_else(|| corrupt(&format!("unknown side byte {}", value[1])))?;
             let at = i64::from_le_bytes(value[2..HEADER].try_into().expect("8 bytes"));
@@ -103,7 +98,7 @@ mod tests {
     #[test]
     fn a_json_record_of_an_older_file_still_reads() {
         let m = message(Side::Agent, "from before");
-        let json = serde_json::to_vec(&MessageRecord::from(&m)).unwrap();
+        let json = serde_json::to_vec(&m).unwrap();
         assert_eq!(decode(42, "0193a-id", &json).unwrap(), m);
     }
 

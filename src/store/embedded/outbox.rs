@@ -9,11 +9,10 @@
 
 use async_trait::async_trait;
 
-use super::super::record::MailRecord;
 use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, newest_page, refuse_held, unavailable};
 use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult, apply_outcome};
 
-/// Mail id → JSON [`MailRecord`].
+/// Mail id → JSON [`OutboxMail`] (without its id).
 pub(super) const MAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_mails");
 /// (ready at, mail id) for pending mails only; ready at = the later of `due_at` and the
 /// claim's end, so a claimed mail reappears when its lease runs out.
@@ -34,7 +33,11 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 }
 
 pub(super) fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OutboxMail> {
-    Ok(super::load::<MailRecord>(table, id)?.into_model(id.to_string()))
+    let mail: OutboxMail = super::load(table, id)?;
+    Ok(OutboxMail {
+        id: id.to_string(),
+        ..mail
+    })
 }
 
 /// Replaces the stored form of `old` with `new`, keeping the ready index in step.
@@ -50,7 +53,7 @@ fn rewrite(tx: &redb::WriteTransaction, old: &OutboxMail, new: &OutboxMail) -> S
     }
     tx.open_table(MAILS)
         .map_err(unavailable)?
-        .insert(new.id.as_str(), encode(&MailRecord::of(new))?.as_slice())
+        .insert(new.id.as_str(), encode(new)?.as_slice())
         .map_err(unavailable)?;
     Ok(())
 }
@@ -62,7 +65,7 @@ pub(super) fn put_in(tx: &redb::WriteTransaction, mail: &OutboxMail) -> StoreRes
         return Ok(());
     }
     mails
-        .insert(mail.id.as_str(), encode(&MailRecord::of(mail))?.as_slice())
+        .insert(mail.id.as_str(), encode(mail)?.as_slice())
         .map_err(unavailable)?;
     if mail.status == MailStatus::Pending {
         tx.open_table(READY)
@@ -136,7 +139,11 @@ impl OutboxStore for EmbeddedStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        Ok(self.row::<MailRecord>(MAILS, id).await?.into_model(id.to_string()))
+        let mail: OutboxMail = self.row(MAILS, id).await?;
+        Ok(OutboxMail {
+            id: id.to_string(),
+            ..mail
+        })
     }
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {

@@ -318,7 +318,7 @@ async fn version_1_and_2_files_are_migrated() {
                 let mut rows = tx.open_table(message_log::MESSAGES_V2).unwrap();
                 rows.insert(("c1", 1, "m1"), message_value::encode(&line(1)).as_slice())
                     .unwrap();
-                let json = serde_json::to_vec(&super::super::record::MessageRecord::from(&line(2))).unwrap();
+                let json = serde_json::to_vec(&line(2)).unwrap();
                 rows.insert(("c1", 2, "m2"), json.as_slice()).unwrap();
                 if old_version == SCHEMA_V1 {
                     let mut ids = tx.open_table(MESSAGE_IDS_V1).unwrap();

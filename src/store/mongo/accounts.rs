@@ -12,7 +12,6 @@ use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, all, conflict_or_unavailable, index, index_with, matched, one, unavailable};
-use crate::store::record::AccountRecord;
 use crate::store::{Account, AccountStore, Millis, StoreResult, StoredSession};
 
 #[derive(Serialize, Deserialize)]
@@ -49,33 +48,31 @@ impl MongoStore {
 impl AccountStore for MongoStore {
     async fn create_account(&self, account: Account) -> StoreResult<()> {
         self.accounts
-            .insert_one(AccountRecord::from(&account))
+            .insert_one(&account)
             .await
             .map_err(conflict_or_unavailable)?;
         Ok(())
     }
 
     async fn update_account(&self, account: Account) -> StoreResult<()> {
-        let id = account.id.clone();
         let result = self
             .accounts
-            .replace_one(doc! {"_id": id}, AccountRecord::from(&account))
+            .replace_one(doc! {"_id": &account.id}, &account)
             .await
             .map_err(conflict_or_unavailable)?;
         matched(result.matched_count)
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        Ok(one(self.accounts.find_one(doc! {"_id": id})).await?.into())
+        one(self.accounts.find_one(doc! {"_id": id})).await
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
-        Ok(one(self.accounts.find_one(doc! {"username": username})).await?.into())
+        one(self.accounts.find_one(doc! {"username": username})).await
     }
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
-        let docs = all(self.accounts.find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await?;
-        Ok(docs.into_iter().map(Account::from).collect())
+        all(self.accounts.find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await
     }
 
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use super::{
     MongoStore, all, conflict_or_unavailable, index, index_with, one, unavailable, unique_index, updated_after,
 };
-use crate::store::record::AppointmentRecord;
 use crate::store::{
     Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
     StoreResult,
@@ -29,22 +28,26 @@ struct AppointmentDoc {
     id: String,
     status: AppointmentStatus,
     #[serde(flatten)]
-    appointment: AppointmentRecord,
+    appointment: Appointment,
 }
 
 impl From<Appointment> for AppointmentDoc {
-    fn from(a: Appointment) -> Self {
+    fn from(appointment: Appointment) -> Self {
         AppointmentDoc {
-            appointment: AppointmentRecord::of(&a),
-            id: a.id,
-            status: a.status,
+            id: appointment.id.clone(),
+            status: appointment.status,
+            appointment,
         }
     }
 }
 
 impl From<AppointmentDoc> for Appointment {
     fn from(d: AppointmentDoc) -> Self {
-        d.appointment.into_model(d.id, d.status)
+        Appointment {
+            id: d.id,
+            status: d.status,
+            ..d.appointment
+        }
     }
 }
 

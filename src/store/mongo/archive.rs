@@ -150,7 +150,7 @@ impl MongoStore {
         for chunk in transfers.chunks(UPDATE_CHUNK) {
             let mut statements = Vec::with_capacity(chunk.len() * 2);
             for t in chunk {
-                let record = bson::to_bson(&TransferRecord::from(*t)).map_err(unavailable)?;
+                let record = bson::to_bson(&Transfer::from(*t)).map_err(unavailable)?;
                 let stored = doc! {"transfers": {"$elemMatch": {
                     "at": t.at,
                     "from_agent_id": &t.from_agent_id,
@@ -383,7 +383,7 @@ impl MongoStore {
     /// twice). Messages embedded by the earlier schema are taken out of the documents and
     /// merged in.
     async fn messages_of(&self, docs: &mut [ConversationDoc]) -> StoreResult<HashMap<String, Vec<ArchivedMessage>>> {
-        let mut by_id: HashMap<String, Vec<MessageRecord>> = docs
+        let mut by_id: HashMap<String, Vec<ArchivedMessage>> = docs
             .iter_mut()
             .map(|d| (d.id.clone(), std::mem::take(&mut d.messages)))
             .collect();
@@ -405,7 +405,7 @@ impl MongoStore {
             .map(|(id, mut messages)| {
                 messages.sort_by_key(|m| m.seq);
                 messages.dedup_by_key(|m| m.seq);
-                (id, messages.into_iter().map(ArchivedMessage::from).collect())
+                (id, messages)
             })
             .collect())
     }
@@ -523,7 +523,7 @@ fn bucket_at(conversation_id: &str, slot: u64, messages: &[&ArchivedMessage]) ->
             break;
         }
         bytes += m.text.len() + m.id.len() + 64;
-        taken.push(MessageRecord::from(*m));
+        taken.push((*m).clone());
     }
     let (Some(first), Some(last)) = (taken.first(), taken.last()) else {
         return Err(unavailable("a bucket without messages"));
@@ -597,7 +597,7 @@ pub(super) struct ConversationDoc {
     closed: Option<ClosedRecord>,
     /// In arrival order (see [`MongoStore::transfer_all`]); absent until the first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    transfers: Vec<TransferRecord>,
+    transfers: Vec<Transfer>,
     /// See [`SERVED_BY`]; only read by queries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     served_by: Vec<String>,
@@ -606,7 +606,7 @@ pub(super) struct ConversationDoc {
     terms: Vec<String>,
     /// Only in documents of the earlier schema, which embedded the messages; read, never written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    messages: Vec<MessageRecord>,
+    messages: Vec<ArchivedMessage>,
     /// When an agent first wrote (kept with `$min`); for the reports. Absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     first_agent_at: Option<Millis>,
@@ -683,7 +683,7 @@ pub(super) struct BucketDoc {
     /// checked or expired on its own.
     first_seq: i64,
     last_seq: i64,
-    messages: Vec<MessageRecord>,
+    messages: Vec<ArchivedMessage>,
     /// See [`SEARCH_TERMS`]: every distinct term of its messages. Absent in buckets written
     /// before search (indexed once at start-up, see `mongo/search.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -9,7 +9,6 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, all, conflict_or_unavailable, matched, one, unavailable, unique_index};
-use crate::store::record::CannedRecord;
 use crate::store::{CannedReply, CannedStore, StoreResult};
 
 /// A reply with its `_id`, and its owner key: the unique index's first field.
@@ -20,20 +19,23 @@ struct CannedDoc {
     /// `owner`, or "" for the desk's.
     owner_key: String,
     #[serde(flatten)]
-    reply: CannedRecord,
+    reply: CannedReply,
 }
 
 impl CannedDoc {
-    fn of(r: CannedReply) -> Self {
+    fn of(reply: CannedReply) -> Self {
         Self {
-            owner_key: r.owner_key().to_string(),
-            reply: CannedRecord::of(&r),
-            id: r.id,
+            id: reply.id.clone(),
+            owner_key: reply.owner_key().to_string(),
+            reply,
         }
     }
 
     fn reply(self) -> CannedReply {
-        self.reply.reply(self.id)
+        CannedReply {
+            id: self.id,
+            ..self.reply
+        }
     }
 }
 

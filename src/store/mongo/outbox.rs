@@ -26,7 +26,6 @@ use mongodb::options::{FindOneAndUpdateOptions, ReturnDocument};
 use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, all, conflict_or_unavailable, index, is_duplicate_key, one, page_of, unavailable};
-use crate::store::record::MailRecord;
 use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult};
 
 /// A mail with its `_id`.
@@ -35,21 +34,21 @@ pub(super) struct MailDoc {
     #[serde(rename = "_id")]
     id: String,
     #[serde(flatten)]
-    mail: MailRecord,
+    mail: OutboxMail,
 }
 
 impl From<OutboxMail> for MailDoc {
-    fn from(m: OutboxMail) -> Self {
+    fn from(mail: OutboxMail) -> Self {
         MailDoc {
-            mail: MailRecord::of(&m),
-            id: m.id,
+            id: mail.id.clone(),
+            mail,
         }
     }
 }
 
 impl From<MailDoc> for OutboxMail {
     fn from(d: MailDoc) -> Self {
-        d.mail.into_model(d.id)
+        OutboxMail { id: d.id, ..d.mail }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::cluster::chat_log::{ChatLine, LOG_BOUND, NodeMessage};
 use crate::core::routing::{ChatId, Party};
 use crate::hub::cluster::link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
-use crate::hub::transcript::{Author, Stamped, Transcript};
+use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
 use crate::protocol::{From, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed};
 
@@ -301,7 +301,7 @@ fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped
         Party::Customer => Author::CUSTOMER,
         _ => Author::AGENT,
     };
-    transcript.record_stamped(
+    let stamp = stamped(
         wire_id,
         line.seq,
         &line.id,
@@ -309,5 +309,6 @@ fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped
         author,
         line.text,
         line.client_id.as_deref(),
-    )
+    );
+    transcript.record_stamped(line.seq, stamp)
 }

@@ -15,8 +15,7 @@
 //! and the stores drop the messages of a conversation never opened. Openings apply once
 //! by id (the first wins), so one written before changes nothing.
 
-use super::super::{ChatLog, HubState};
-use crate::clock::now_ms;
+use super::super::HubState;
 use crate::core::routing::{ChatId, CustomerId, Decision};
 use crate::store::{ArchiveEvent, ConversationKind, ConversationOpened};
 
@@ -178,26 +177,9 @@ impl HubState {
             return false;
         };
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
-        let wire_id = cluster.wire_id(chat);
         let (customer_name, _) = cluster.remote_customer(customer);
         let agent_name = cluster.agent_name(&agent).unwrap_or_default();
-        let live = self.new_line(chat, &wire_id);
-        self.insert_chat(
-            chat,
-            ChatLog {
-                category,
-                customer,
-                agent,
-                customer_name,
-                agent_name,
-                started_at: cluster.paired_at(chat).unwrap_or_else(now_ms),
-                live,
-                archived_here: false,
-                closing_reserved: false,
-                earlier_agents: Vec::new(),
-            },
-        );
-        self.chat_by_wire.insert(wire_id, chat);
+        self.keep_log_of_remote_chat(chat, category, (customer, customer_name), (agent, agent_name));
         true
     }
 }

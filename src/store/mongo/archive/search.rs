@@ -92,10 +92,7 @@ impl MongoStore {
         if let Some(term) = rarest(&raw_conversations, terms).await? {
             let docs: Vec<ConversationDoc> = all(self.conversations.find(doc! {SEARCH_TERMS: term})).await?;
             for mut d in docs {
-                let embedded: Vec<ArchivedMessage> = std::mem::take(&mut d.messages)
-                    .into_iter()
-                    .map(ArchivedMessage::from)
-                    .collect();
+                let embedded = std::mem::take(&mut d.messages);
                 let c = d.into_conversation(Vec::new(), None);
                 if matches(&rest, &c.opened, &c.transfers)
                     && (names_match(query, &c.opened, &c.transfers) || first_hit(query, &embedded).is_some())
@@ -177,10 +174,7 @@ impl MongoStore {
         let (mut conversations, mut buckets) = (0u64, 0u64);
         let docs: Vec<ConversationDoc> = all(self.conversations.find(old.clone())).await?;
         for mut d in docs {
-            let embedded: Vec<ArchivedMessage> = std::mem::take(&mut d.messages)
-                .into_iter()
-                .map(ArchivedMessage::from)
-                .collect();
+            let embedded = std::mem::take(&mut d.messages);
             let c = d.into_conversation(Vec::new(), None);
             let terms: Vec<String> = crate::store::search::conversation_terms(&c.opened, &c.transfers, &embedded)
                 .into_iter()
