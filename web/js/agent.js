@@ -17,6 +17,7 @@ import { beep, flashTitle, setBaseTitle } from './notify.js';
 import { attachPicker, loadCannedReplies, createMyReplies } from './canned.js';
 import { createOffers } from './agent-offers.js';
 import { createNotes } from './agent-notes.js';
+import { createConversations } from './agent-conversations.js';
 import { createCustomerPanel } from './agent-customer.js';
 import { createTransfer } from './agent-transfer.js';
 
@@ -80,6 +81,7 @@ const offers = createOffers({
 /** Internal notes on chats: for agents only. */
 const customerPanel = createCustomerPanel();
 const notes = createNotes({ send: (frame) => socket.send(frame), maxLen: () => maxLen });
+const conversations = createConversations({ send: (frame) => socket.send(frame) });
 
 /** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
 const transfer = createTransfer({ send: (frame) => socket.send(frame) });
@@ -593,6 +595,7 @@ function readProfile(f) {
 
 function handle(f) {
   if (notes.handle(f)) return;
+  if (conversations.handle(f)) return;
   const chat = f.chat_id ? chats.get(f.chat_id) : null;
   switch (f.type) {
     case 'agent_welcome': {

@@ -1,0 +1,68 @@
+// The agent's conversations as a work list: a live chat is listed open; the agent marks
+// it waiting on the customer, snoozes it, reopens it and resolves it from the list (which
+// ends the live chat on the customer's page); the list's filter shows each status; the
+// page passes axe with the list shown, on a desk and a phone.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat } from './helpers.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+
+const rowOf = (page, customer) => page.locator(`[data-testid="conversation-item"][data-customer="${customer}"]`);
+
+async function seriousAxe(page) {
+  await page.addScriptTag({ path: AXE });
+  return page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+}
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`an agent works a conversation by status from the list (${label})`, () => withShots(`conversations-${label}`, async (pages) => {
+    const agent = await createAgent(hub, { username: `wanda-${label}`, display_name: 'Wanda', categories: ['general'] });
+    const agentPage = await newPage(browser, size, { bypassCSP: true });
+    pages.push(agentPage);
+    await agentSignsIn(agentPage, hub, agent);
+    const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+    const name = `Olive ${label}`;
+    await joinedChat(customer, agentPage, hub, 'general', name);
+    await sendMessage(customer, 'Where is my order?');
+
+    // On a phone the list is its own view: back to it from the chat.
+    const back = agentPage.getByTestId('back-to-list');
+    if (await back.isVisible()) await back.click();
+    const row = rowOf(agentPage, name);
+    await row.filter({ has: agentPage.getByTestId('conversation-status').filter({ hasText: 'Open' }) }).waitFor();
+    await row.getByTestId('conversation-last').filter({ hasText: 'Where is my order?' }).waitFor();
+    assert.deepEqual(await seriousAxe(agentPage), []);
+    await shot(agentPage, `conversations-open-${label}`);
+
+    await row.getByRole('button', { name: `Waiting on customer: ${name}` }).click();
+    await row.getByTestId('conversation-status').filter({ hasText: 'Waiting on customer' }).waitFor();
+    await row.getByTestId('conversation-snooze').selectOption('hour');
+    await row.getByTestId('conversation-status').filter({ hasText: 'Snoozed' }).waitFor();
+    assert.match(await row.innerText(), /until /);
+
+    // The filter shows one status at a time.
+    await agentPage.getByTestId('conversation-filter').selectOption('open');
+    await agentPage.getByTestId('conversation-empty').waitFor();
+    await agentPage.getByTestId('conversation-filter').selectOption('snoozed');
+    await row.waitFor();
+    await row.getByRole('button', { name: `Reopen: ${name}` }).click();
+    await row.waitFor({ state: 'detached' });
+    await agentPage.getByTestId('conversation-filter').selectOption('open,pending,snoozed');
+    await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
+
+    // Resolving the live chat ends it for the customer, who may rate it.
+    await row.getByRole('button', { name: `Resolve: ${name}` }).click();
+    await customer.getByTestId('rating').waitFor();
+    await row.waitFor({ state: 'detached' });
+    await agentPage.getByTestId('conversation-filter').selectOption('resolved');
+    await row.getByTestId('conversation-status').filter({ hasText: 'Resolved' }).waitFor();
+    await shot(agentPage, `conversations-resolved-${label}`);
+  }));
+}
