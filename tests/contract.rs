@@ -2390,6 +2390,40 @@ async fn conversation_records_change_by_compare_and_set(store: &dyn Store) {
     ));
 }
 
+/// An erasure takes a conversation's record with it, out of every listing, and the record
+/// is never stored again (a late writer's opening is refused).
+async fn an_erasure_takes_the_conversation_record(store: &dyn Store) {
+    let mut snoozed = record("c1", Some("ann"), ConversationStatus::Snoozed, 10);
+    store.put_conversation_record(&snoozed).await.unwrap();
+    let kept = record("c2", None, ConversationStatus::Open, 20);
+    store.put_conversation_record(&kept).await.unwrap();
+    store.erase_conversations(&["c1".to_string()]).await.unwrap();
+    assert!(matches!(
+        store.conversation_record("c1").await,
+        Err(StoreError::NotFound)
+    ));
+    let everyone = InboxQuery {
+        holder: Holder::Anyone,
+        statuses: vec![],
+        category: None,
+        label: None,
+        limit: 10,
+    };
+    assert_eq!(record_ids(&store.inbox(&everyone).await.unwrap()), vec!["c2"]);
+    assert!(store.customer_conversation_records("visitor:c1", 10).await.unwrap().is_empty());
+    assert!(store.snoozes_due(i64::MAX, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        store.put_conversation_record(&snoozed).await,
+        Err(StoreError::NotFound)
+    ));
+    snoozed.version = 2;
+    assert!(matches!(
+        store.put_conversation_record(&snoozed).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.conversation_record("c2").await.unwrap(), kept);
+}
+
 /// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting
 /// first; a change moves a conversation between inboxes (no stale index entry).
 async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
@@ -3015,6 +3049,7 @@ contract!(
     conversation_records_change_by_compare_and_set,
     inboxes_list_by_holder_status_category_and_label,
     customers_conversations_and_due_snoozes,
+    an_erasure_takes_the_conversation_record,
     // canned replies and ratings
     canned_replies_are_kept_per_owner,
     canned_shortcuts_are_unique_per_owner,

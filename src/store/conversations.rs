@@ -38,8 +38,8 @@ pub struct ConversationRecord {
     pub holder_turn_at: Millis,
     /// Label ids, each once, in the order they were added.
     pub labels: Vec<String>,
-    /// Who the customer is, for finding their conversations: `visitor:<key>` and, when the
-    /// embedding site vouched for them, `user:<identifier>`. Never shown.
+    /// Who the customer is, for finding their conversations: their browser's visitor key as
+    /// `CustomerKey::indexed` writes it (`v:<key>`). Never shown; erased with the conversation.
     pub customer_keys: Vec<String>,
     pub opened_at: Millis,
     /// When it took its status: the inbox's "waiting longest" order.

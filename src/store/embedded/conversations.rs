@@ -43,6 +43,33 @@ fn records_of(
     Ok(out)
 }
 
+/// Erases conversation `id`'s record and its index entries (a customer's data erased on
+/// request), in the erasure's transaction.
+pub(super) fn erase(tx: &redb::WriteTransaction, id: &str) -> StoreResult<()> {
+    let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
+    let Some(old) = records_of(&records, [id.to_string()])?.pop() else {
+        return Ok(());
+    };
+    let mut by_customer = tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
+    for key in &old.customer_keys {
+        by_customer
+            .remove((key.as_str(), old.opened_at, id))
+            .map_err(unavailable)?;
+    }
+    if let Some(until) = old.snoozed_until {
+        tx.open_table(SNOOZES)
+            .map_err(unavailable)?
+            .remove((until, id))
+            .map_err(unavailable)?;
+    }
+    tx.open_table(UNRESOLVED)
+        .map_err(unavailable)?
+        .remove(id)
+        .map_err(unavailable)?;
+    records.remove(id).map_err(unavailable)?;
+    Ok(())
+}
+
 #[async_trait]
 impl ConversationStore for EmbeddedStore {
     async fn conversation_record(&self, id: &str) -> StoreResult<ConversationRecord> {
@@ -67,6 +94,10 @@ impl ConversationStore for EmbeddedStore {
                 None => None,
             };
             match (&stored, record.version) {
+                // An erased conversation is never stored again.
+                (None, 1) if super::erased::is_erased(&super::erased::tombstones(tx)?, id)? => {
+                    return Err(StoreError::NotFound);
+                }
                 (None, 1) => {}
                 (None, _) => return Err(StoreError::NotFound),
                 (Some(stored), version) if version > 1 && stored.version == version - 1 => {}

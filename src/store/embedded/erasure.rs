@@ -65,6 +65,7 @@ fn erase_one(tx: &redb::WriteTransaction, id: &str) -> StoreResult<Erased> {
         conversations.remove(id).map_err(unavailable)?;
         erased.conversations = 1;
     }
+    super::conversations::erase(tx, id)?;
     erased.messages = message_log::erase(tx, id)?;
     erased.notes = super::notes::erase(tx, id)?;
     erased.ratings = super::ratings::erase(tx, id)?;

@@ -14,6 +14,8 @@ impl ConversationStore for MemoryStore {
         self.with(|s| {
             let stored = s.records.get(&record.id).map(|r| r.version);
             match (stored, record.version) {
+                // An erased conversation is never stored again.
+                (None, 1) if s.erased.contains(&record.id) => return Err(StoreError::NotFound),
                 (None, 1) => {}
                 (None, _) => return Err(StoreError::NotFound),
                 (Some(stored), version) if version > 1 && stored == version - 1 => {}

@@ -11,6 +11,7 @@ impl ErasureStore for MemoryStore {
             let mut erased = Erased::default();
             for id in ids {
                 s.erased.insert(id.clone());
+                s.records.remove(id);
                 erased.notes += s.notes.remove(id).map_or(0, |n| n.len() as u64);
                 erased.ratings += u64::from(s.ratings.remove(id).is_some());
                 if let Some(index) = s.by_id.remove(id) {

@@ -96,6 +96,10 @@ impl ConversationStore for MongoStore {
         // The version this change replaces, as MongoDB keeps it.
         let before = i64::try_from(record.version).map_err(|_| StoreError::Conflict)? - 1;
         if record.version == 1 {
+            // An erased conversation is never stored again.
+            if !self.erased_among(&[record.id.as_str()]).await?.is_empty() {
+                return Err(StoreError::NotFound);
+            }
             self.records()
                 .insert_one(record)
                 .await

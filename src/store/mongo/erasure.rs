@@ -106,6 +106,8 @@ impl ErasureStore for MongoStore {
             ratings: self.delete_where("ratings", doc! {"_id": {"$in": ids}}).await?,
             offline_messages: 0,
         };
+        self.delete_where("conversation_records", doc! {"_id": {"$in": ids}})
+            .await?;
         raw_buckets
             .delete_many(doc! {"conversation_id": {"$in": ids}})
             .await
