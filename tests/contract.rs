@@ -2410,7 +2410,13 @@ async fn an_erasure_takes_the_conversation_record(store: &dyn Store) {
         limit: 10,
     };
     assert_eq!(record_ids(&store.inbox(&everyone).await.unwrap()), vec!["c2"]);
-    assert!(store.customer_conversation_records("visitor:c1", 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .customer_conversation_records("visitor:c1", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.snoozes_due(i64::MAX, 10).await.unwrap().is_empty());
     assert!(matches!(
         store.put_conversation_record(&snoozed).await,
@@ -2422,6 +2428,8 @@ async fn an_erasure_takes_the_conversation_record(store: &dyn Store) {
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.conversation_record("c2").await.unwrap(), kept);
+    let ids = ["c2", "c1", "nope"].map(String::from);
+    assert_eq!(store.conversation_records(&ids).await.unwrap(), vec![kept]);
 }
 
 /// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting

@@ -25,7 +25,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
-use super::history::{ConversationSummary, CustomerView, MessageView, detail, filter_for, found, readable};
+use super::history::{
+    ConversationSummary, CustomerView, MessageView, detail, filter_for, found, readable, with_statuses,
+};
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -144,10 +146,11 @@ async fn export_listing(
             ),
         ));
     }
-    let conversations = found_ones
+    let mut conversations: Vec<ExportedConversation> = found_ones
         .iter()
         .map(|c| exported(c, found(c, filter.text.as_ref())))
         .collect();
+    with_statuses(&state, conversations.iter_mut().map(|c| &mut c.summary)).await?;
     file(format, "conversations", conversations)
 }
 
@@ -170,7 +173,9 @@ async fn export_one(
     let format = format_of(q.format.as_deref())?;
     let c = readable(&state, &me, &id).await?;
     let name = format!("conversation-{}", file_safe(&c.opened.id));
-    file(format, &name, vec![exported(&c, found(&c, None))])
+    let mut one = exported(&c, found(&c, None));
+    with_statuses(&state, [&mut one.summary]).await?;
+    file(format, &name, vec![one])
 }
 
 /// `id` as a file name: letters, digits, `-` and `_` kept, anything else `_`.

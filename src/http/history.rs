@@ -15,8 +15,8 @@ use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::search::{SearchQuery, first_hit};
 use crate::store::{
-    Account, Conversation, ConversationFilter, ConversationKind, EndReason, Page, Rating, Role, Side, StoreError,
-    Transfer,
+    Account, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason, Page, Rating, Role,
+    Side, StoreError, Transfer,
 };
 
 /// The most conversations one page returns.
@@ -63,6 +63,9 @@ pub struct ConversationSummary {
     pub ended_by: Option<Side>,
     pub reason: Option<EndReason>,
     pub message_count: usize,
+    /// Where the desk stands with it (`open`, `pending`, `snoozed`, `resolved`); a
+    /// conversation archived before statuses existed is `resolved` once it ended.
+    pub status: ConversationStatus,
     /// The customer's rating, once given (`POST /api/ratings`).
     pub rating: Option<Rating>,
     /// With `q`: the first message holding every word of it (null when the names matched,
@@ -138,9 +141,31 @@ pub(super) fn summary(c: &Conversation) -> ConversationSummary {
         ended_by: c.closed.as_ref().map(|e| e.ended_by),
         reason: c.closed.as_ref().map(|e| e.reason),
         message_count: c.messages.len(),
+        // Until its record is read (`with_statuses`): what an archive from before statuses says.
+        status: if c.closed.is_some() {
+            ConversationStatus::Resolved
+        } else {
+            ConversationStatus::Open
+        },
         rating: c.rating.clone(),
         hit: None,
     }
+}
+
+/// Each summary's status as its record has it, where it has one (one read for all).
+pub(super) async fn with_statuses<'a>(
+    state: &AppState,
+    summaries: impl IntoIterator<Item = &'a mut ConversationSummary>,
+) -> Result<(), ApiError> {
+    let mut summaries: Vec<&mut ConversationSummary> = summaries.into_iter().collect();
+    let ids: Vec<String> = summaries.iter().map(|s| s.id.clone()).collect();
+    let records = state.store.conversation_records(&ids).await?;
+    for summary in &mut summaries {
+        if let Some(record) = records.iter().find(|r| r.id == summary.id) {
+            summary.status = record.status;
+        }
+    }
+    Ok(())
 }
 
 /// A listing's summary with its search hit.
@@ -210,10 +235,9 @@ async fn list(
             },
         )
         .await?;
-    Ok(Json(ConversationPage {
-        total,
-        items: items.iter().map(|c| found(c, filter.text.as_ref())).collect(),
-    }))
+    let mut items: Vec<ConversationSummary> = items.iter().map(|c| found(c, filter.text.as_ref())).collect();
+    with_statuses(&state, &mut items).await?;
+    Ok(Json(ConversationPage { total, items }))
 }
 
 /// One conversation with every message, transfer and agent's note. Agents may only open
@@ -227,7 +251,9 @@ async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> JsonResult<ConversationDetail> {
-    Ok(Json(detail(&readable(&state, &me, &id).await?)))
+    let mut whole = detail(&readable(&state, &me, &id).await?);
+    with_statuses(&state, [&mut whole.summary]).await?;
+    Ok(Json(whole))
 }
 
 /// Conversation `id` if `me` may read it: admins any, agents those they served at any

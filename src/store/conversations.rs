@@ -102,6 +102,8 @@ pub trait ConversationStore: Send + Sync {
     /// stored); a later version replaces the stored one only when that is the version just
     /// before (`Conflict` when another change came first; `NotFound` when none is stored).
     async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()>;
+    /// The records of those of `ids` that have one, in the order of `ids`.
+    async fn conversation_records(&self, ids: &[String]) -> StoreResult<Vec<ConversationRecord>>;
     /// The conversations `query` asks for, longest waiting first, at most `query.limit`.
     async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>>;
     /// The conversations of the customer known by `customer_key`, newest first.

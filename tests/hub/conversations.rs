@@ -177,10 +177,26 @@ async fn a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agent
     assert_eq!(mine["items"][0]["status"], "open");
     let (_, resolved) = ann_api.get("/api/inbox?status=resolved").await;
     assert_eq!(inbox_ids(&resolved), vec![ended_chat.as_str().unwrap()]);
+    // The archive says the same, listed and whole.
+    let (_, archived) = ann_api.get("/api/conversations").await;
+    let status_in_archive = |id: &Value| {
+        archived["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == *id)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status_in_archive(&ended_chat), Some(json!("resolved")), "{archived}");
+    assert_eq!(status_in_archive(&left_chat), Some(json!("open")), "{archived}");
 
     // Ann parks the one Dora left, then resolves it: no live chat to end any more.
     let parked = set_status(&mut ann, &left_chat, "pending", None, "p").await;
     assert_eq!(parked["status"], "pending", "{parked}");
+    let (_, whole) = ann_api
+        .get(&format!("/api/conversations/{}", left_chat.as_str().unwrap()))
+        .await;
+    assert_eq!(whole["status"], "pending", "{whole}");
     let done = set_status(&mut ann, &left_chat, "resolved", None, "r").await;
     assert_eq!(done["status"], "resolved", "{done}");
     assert_eq!(inbox_ids(&ann_api.get("/api/inbox").await.1), Vec::<&str>::new());

@@ -133,6 +133,15 @@ impl ConversationStore for EmbeddedStore {
         .await
     }
 
+    async fn conversation_records(&self, ids: &[String]) -> StoreResult<Vec<ConversationRecord>> {
+        let ids = ids.to_vec();
+        self.read(move |tx| {
+            let records = tx.open_table(RECORDS).map_err(unavailable)?;
+            records_of(&records, ids)
+        })
+        .await
+    }
+
     async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
         let query = query.clone();
         self.read(move |tx| {

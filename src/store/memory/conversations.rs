@@ -26,6 +26,10 @@ impl ConversationStore for MemoryStore {
         })
     }
 
+    async fn conversation_records(&self, ids: &[String]) -> StoreResult<Vec<ConversationRecord>> {
+        self.with(|s| Ok(ids.iter().filter_map(|id| s.records.get(id).cloned()).collect()))
+    }
+
     async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
         self.with(|s| {
             let mut out: Vec<ConversationRecord> = s.records.values().filter(|r| query.matches(r)).cloned().collect();

@@ -121,6 +121,23 @@ impl ConversationStore for MongoStore {
         }
     }
 
+    async fn conversation_records(&self, ids: &[String]) -> StoreResult<Vec<ConversationRecord>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let found: Vec<ConversationRecord> = self
+            .records()
+            .find(doc! {"_id": {"$in": ids}})
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let mut by_id: std::collections::HashMap<String, ConversationRecord> =
+            found.into_iter().map(|r| (r.id.clone(), r)).collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
     async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
         self.find_records(inbox_filter(query), doc! {"status_since": 1, "_id": 1}, query.limit)
             .await
