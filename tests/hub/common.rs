@@ -902,6 +902,17 @@ pub fn at(days: i64, hour: u8) -> String {
     format!("{}T{hour:02}:00:00Z", day_in(days))
 }
 
+/// An agent's message that names no chat is refused `bad_frame`, and one naming a chat
+/// that does not exist `unknown_chat`: neither is relayed anywhere.
+pub async fn messages_naming_no_chat_are_refused(agent: &mut Ws) {
+    agent.send(json!({"type": "message", "text": "where?"})).await;
+    assert_eq!(agent.next_of("error").await["code"], "bad_frame");
+    agent
+        .send(json!({"type": "message", "chat_id": "not-a-chat", "text": "hi"}))
+        .await;
+    assert_eq!(agent.next_of("error").await["code"], "unknown_chat");
+}
+
 /// An anonymous GET of a JSON answer, whatever its status.
 pub async fn get_json(hub: &Endpoint, path: &str) -> Value {
     reqwest::get(hub.url(path)).await.unwrap().json().await.unwrap()
@@ -961,5 +972,17 @@ impl Cluster {
         let alpha = self.node("alpha", &tweak).await;
         let beta = self.node("beta", &tweak).await;
         (alpha, beta)
+    }
+
+    /// Nodes alpha and beta of a fresh cluster, the agent "ann" (general, one chat) on alpha,
+    /// and the customer "Carla" who joined on node `carla_on` (0: alpha, 1: beta) in a chat
+    /// with her, both told. The cluster comes first, to be kept until the nodes are dropped.
+    pub async fn ann_chatting_with_carla(tag: &str, carla_on: usize) -> (Cluster, [TestHub; 2], Ws, Ws, Value) {
+        let cluster = Cluster::start(tag).await;
+        let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+        let mut ann = alpha.agent("ann", &["general"], 1).await;
+        let (carla, chat) = [&alpha, &beta][carla_on].customer_in_chat("Carla", "general").await;
+        ann.next_of("chat_started").await;
+        (cluster, [alpha, beta], ann, carla, chat)
     }
 }

@@ -164,12 +164,7 @@ async fn a_refused_message_is_answered_in_its_place() {
         (json!("two"), json!(2))
     );
     // An agent naming no chat, or another one, is refused, not relayed.
-    agent.send(json!({"type": "message", "text": "where?"})).await;
-    assert_eq!(agent.next_of("error").await["code"], "bad_frame");
-    agent
-        .send(json!({"type": "message", "chat_id": "not-a-chat", "text": "hi"}))
-        .await;
-    assert_eq!(agent.next_of("error").await["code"], "unknown_chat");
+    messages_naming_no_chat_are_refused(&mut agent).await;
     agent
         .send(json!({"type": "message", "chat_id": chat, "text": "ok"}))
         .await;

@@ -415,7 +415,6 @@ fn a_data_dir_unfit_for_the_spool_stops_a_hub_on_mongodb() {
 /// and every message is archived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
-    use crate::common::TestHub;
     use serde_json::json;
     /// The archive's write timeout here (`ARCHIVE_WRITE_TIMEOUT_MS`; 15 s by default).
     const WRITE_TIMEOUT: Duration = Duration::from_secs(8);
@@ -429,16 +428,7 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
     // write waits for it rather than failing within the hub's 2 s default, so every retry
     // hangs until the archive's own write timeout.
     let hanging = format!("{uri}/?serverSelectionTimeoutMS=120000");
-    let store = switchboard::store::MongoStore::connect(&hanging, "frozen")
-        .await
-        .unwrap();
-    let spool_dir = TempDir::new("frozen-spool");
-    let dir = spool_dir.0.clone();
-    let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| {
-        s.data_dir = dir;
-        s.archive_write_timeout = WRITE_TIMEOUT;
-    })
-    .await;
+    let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&hanging, "frozen", WRITE_TIMEOUT).await;
     let mut _agent = hub.agent("ann", &["general"], 1).await;
     let mut customer = hub.customer("Carla", "general").await;
     let chat = customer.chat_started().await;
