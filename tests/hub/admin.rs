@@ -71,7 +71,7 @@ async fn agents_are_created_listed_read_and_validated() {
         admin.patch("/api/admin/agents/nobody", json!({"max_chats": 2})).await.0,
         404
     );
-    assert_eq!(max_chats_set(&admin, &id, 9).await, 400);
+    assert_eq!(max_chats_set(&admin, id, 9).await, 400);
     hub.stop().await;
 }
 
