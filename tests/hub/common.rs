@@ -902,6 +902,36 @@ pub fn at(days: i64, hour: u8) -> String {
     format!("{}T{hour:02}:00:00Z", day_in(days))
 }
 
+/// An SMTP sink and a hub that mails through it with `mail` settings (given the sink's
+/// port) as "Kundendienst Köln <desk@example.org>" (a From with umlauts), then `tweak`.
+pub async fn koeln_desk<F: FnOnce(&mut Settings)>(
+    mail: impl FnOnce(u16) -> F,
+    tweak: impl FnOnce(&mut Settings),
+) -> (SmtpSink, TestHub) {
+    let port = crate::archive::free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(|s| {
+        mail(port)(s);
+        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        tweak(s);
+    })
+    .await;
+    (smtp, hub)
+}
+
+/// The first mail `smtp` receives from a [`koeln_desk`], for Jörg: UTF-8 MIME from the desk's
+/// domain, its From the desk's name with umlauts intact. Returns it raw and parsed.
+pub async fn koeln_mail_to_joerg(smtp: &SmtpSink) -> (String, Mail) {
+    let raw = smtp.wait_for(1).await[0].clone();
+    assert_mime_utf8(&raw, "example.org");
+    let mail = parse_mail(&raw);
+    assert_eq!(
+        (mail.from_name.as_str(), mail.from_address.as_str(), mail.to.as_str()),
+        ("Kundendienst Köln", "desk@example.org", "joerg@example.com")
+    );
+    (raw, mail)
+}
+
 /// An agent's message that names no chat is refused `bad_frame`, and one naming a chat
 /// that does not exist `unknown_chat`: neither is relayed anywhere.
 pub async fn messages_naming_no_chat_are_refused(agent: &mut Ws) {

@@ -365,12 +365,8 @@ fn lines(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_mails_carry_non_ascii_names_and_text_intact() {
     // The desk's own name in From, with umlauts (MAIL_FROM), and an agent who signs with them.
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(|s| {
-        mail_settings(port)(s);
-        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
-        s.offline_mail_to = Some("Kundendienst <desk@example.org>".into());
+    let (smtp, hub) = koeln_desk(mail_settings, |s| {
+        s.offline_mail_to = Some("Kundendienst <desk@example.org>".into())
     })
     .await;
     let admin = hub.admin().await;
