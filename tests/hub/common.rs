@@ -902,6 +902,15 @@ pub fn at(days: i64, hour: u8) -> String {
     format!("{}T{hour:02}:00:00Z", day_in(days))
 }
 
+/// An SMTP sink on a free port and a hub that mails through it with `mail` settings
+/// (given the sink's port).
+pub async fn mailing_hub<F: FnOnce(&mut Settings)>(mail: impl FnOnce(u16) -> F) -> (SmtpSink, TestHub) {
+    let port = crate::archive::free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(mail(port)).await;
+    (smtp, hub)
+}
+
 /// An SMTP sink and a hub that mails through it with `mail` settings (given the sink's
 /// port) as "Kundendienst Köln <desk@example.org>" (a From with umlauts), then `tweak`.
 pub async fn koeln_desk<F: FnOnce(&mut Settings)>(

@@ -118,9 +118,7 @@ async fn a_message_left_while_nobody_is_online_is_stored_listed_and_mailed_to_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_takes_a_message_and_the_reply_is_mailed_to_the_customer_and_archived() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(mail_settings(port)).await;
+    let (smtp, hub) = mailing_hub(mail_settings).await;
     let ann = staff(&hub, "ann", &["general"]).await;
     let bob = staff(&hub, "bob", &["general"]).await;
     let (_, left) = leave(&hub, carla("general")).await;

@@ -212,9 +212,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ask_needs_a_chat_and_an_address_and_only_ever_mails_the_askers_own_chat() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(transcript_settings(port)).await;
+    let (smtp, hub) = mailing_hub(transcript_settings).await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     // Waiting or not joined: no chat to mail.
     let mut nobody = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
@@ -308,9 +306,7 @@ async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
 /// with the software's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_transcript_is_signed_with_the_desks_name() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(transcript_settings(port)).await;
+    let (smtp, hub) = mailing_hub(transcript_settings).await;
     hub.admin()
         .await
         .put_answering(
