@@ -4,6 +4,14 @@ use serde_json::json;
 
 use crate::common::*;
 
+/// The status of the admin's setting agent `id`'s limit of chats at once to `max_chats`.
+async fn max_chats_set(admin: &Api, id: &str, max_chats: u8) -> u16 {
+    admin
+        .patch(&format!("/api/admin/agents/{id}"), json!({ "max_chats": max_chats }))
+        .await
+        .0
+}
+
 #[tokio::test]
 async fn agents_are_created_listed_read_and_validated() {
     let (hub, admin) = TestHub::with_admin().await;
@@ -63,13 +71,7 @@ async fn agents_are_created_listed_read_and_validated() {
         admin.patch("/api/admin/agents/nobody", json!({"max_chats": 2})).await.0,
         404
     );
-    assert_eq!(
-        admin
-            .patch(&format!("/api/admin/agents/{id}"), json!({"max_chats": 9}))
-            .await
-            .0,
-        400
-    );
+    assert_eq!(max_chats_set(&admin, id, 9).await, 400);
     hub.stop().await;
 }
 
@@ -107,13 +109,7 @@ async fn raising_a_limit_or_adding_a_category_routes_at_once() {
     let mut s = hub.customer("Sally", "sales").await;
     s.next_of("queued").await;
 
-    assert_eq!(
-        admin
-            .patch(&format!("/api/admin/agents/{id}"), json!({"max_chats": 3}))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(max_chats_set(&admin, &id, 3).await, 200);
     c2.next_of("chat_started").await;
     let profile = agent.next_of("profile").await;
     assert_eq!(profile["max_chats"], 3);

@@ -58,17 +58,24 @@ async fn acks(customer: &mut Ws, client_ids: &[String]) -> Vec<u64> {
 /// has caught up, the RAW `message_buckets` collection (what an export or a migration
 /// reads, not the history API, which would hide copies) holds every acknowledged message
 /// of the chat exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_that_hung_and_landed_late_stores_no_message_twice() {
-    let (server, uri) = in_memory_mongod().await;
-    let store = switchboard::store::MongoStore::connect(&uri, "once").await.unwrap();
-    let spool_dir = TempDir::new("once-spool");
+/// A hub on the MongoDB at `uri` (database `db`), whose archive writes time out after
+/// `timeout`, spooling to a fresh directory (returned: keep it while the hub runs).
+pub(crate) async fn hub_on_mongo(uri: &str, db: &str, timeout: Duration) -> (TestHub, TempDir) {
+    let store = switchboard::store::MongoStore::connect(uri, db).await.unwrap();
+    let spool_dir = TempDir::new(&format!("{db}-spool"));
     let dir = spool_dir.0.clone();
     let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| {
         s.data_dir = dir;
-        s.archive_write_timeout = WRITE_TIMEOUT;
+        s.archive_write_timeout = timeout;
     })
     .await;
+    (hub, spool_dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_hung_and_landed_late_stores_no_message_twice() {
+    let (server, uri) = in_memory_mongod().await;
+    let (hub, _spool_dir) = hub_on_mongo(&uri, "once", WRITE_TIMEOUT).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let (mut customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
 

@@ -53,12 +53,7 @@ async fn every_kind_of_bad_frame_gets_an_error_and_the_connection_lives_on() {
     c.next_of("pong").await;
 
     let mut agent = hub.agent("ann", &["sales"], 1).await;
-    agent.send(json!({"type": "message", "text": "no chat named"})).await;
-    assert_eq!(agent.next_of("error").await["code"], "bad_frame");
-    agent
-        .send(json!({"type": "message", "chat_id": "nope", "text": "x"}))
-        .await;
-    assert_eq!(agent.next_of("error").await["code"], "unknown_chat");
+    messages_naming_no_chat_are_refused(&mut agent).await;
     agent
         .send(json!({"type": "join", "name": "x", "category": "general"}))
         .await;

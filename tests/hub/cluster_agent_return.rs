@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
+use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with, one_then_two};
 use crate::common::Ws;
 
 fn seqs(messages: &Value) -> Vec<u64> {
@@ -34,12 +34,7 @@ async fn an_agent_back_where_their_customer_resumed_gets_the_welcome_first_and_e
         s.resume_grace = Duration::from_secs(15)
     })
     .await;
-    carla.send(json!({"type": "message", "text": "one"})).await;
-    assert_eq!(agent.next_of("message").await["seq"], 1);
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
-        .await;
-    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    one_then_two(&mut carla, &mut agent, &chat).await;
     assert_eq!(carla.next_of("message").await["seq"], 2);
     let resume_token = carla.token.clone().unwrap();
 

@@ -300,6 +300,18 @@ pub(crate) async fn chat_across_nodes<const N: usize>(scratch: &str, names: [&st
     chat_across_nodes_with(scratch, names, |s| s.resume_grace = Duration::from_secs(10)).await
 }
 
+/// One line each way, one after the other so that the customer's "one" is seq 1 and the
+/// agent's "two" seq 2 (sent at once, Redis may stamp them either way): the agent gets the
+/// first, and an ack for the second.
+pub(crate) async fn one_then_two(customer: &mut Ws, agent: &mut Ws, chat: &str) {
+    customer.send(json!({"type": "message", "text": "one"})).await;
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
+        .await;
+    assert_eq!(agent.next_of("ack").await["seq"], 2);
+}
+
 /// As [`chat_across_nodes`], every node's settings changed by `tweak` after the cluster's.
 pub(crate) async fn chat_across_nodes_with<const N: usize>(
     scratch: &str,

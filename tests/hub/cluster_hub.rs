@@ -17,8 +17,8 @@ use switchboard::store::SharedStore;
 
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
 use crate::cluster_fixture::{
-    Process, customer_on, nodes, paired, process_and_nodes, redis_conn, redis_shows, refused_for_now, stats_showing,
-    until_reaped, until_registered,
+    Process, customer_on, nodes, one_then_two, paired, process_and_nodes, redis_conn, redis_shows, refused_for_now,
+    stats_showing, until_reaped, until_registered,
 };
 use crate::common::{TestHub, Ws, both_told, strs_in};
 use crate::redis_server::RedisServer;
@@ -564,23 +564,13 @@ async fn a_killed_nodes_people_are_taken_over_and_released_after_the_grace_perio
 /// history from the chat's log, and the chat goes on both ways in one seq order.
 #[tokio::test]
 async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
-    let crate::cluster_fixture::ChatAcrossNodes {
-        mut agent,
-        agent_token: token,
-        customer: mut carla,
-        chat,
-        nodes: [alpha, beta, gamma],
-        servers: _servers,
-        ..
-    } = crate::cluster_fixture::chat_across_nodes("cluster-hub-move", ["alpha", "beta", "gamma"]).await;
+    let (mut agent, token, mut carla, chat, [alpha, beta, gamma], _, _servers) =
+        crate::cluster_fixture::chat_across_nodes("cluster-hub-move", ["alpha", "beta", "gamma"])
+            .await
+            .parts();
     // One after the other, so "one" is seq 1 and "two" seq 2 (sent at once, Redis may
     // stamp them either way).
-    carla.send(json!({"type": "message", "text": "one"})).await;
-    assert_eq!(agent.next_of("message").await["seq"], 1);
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
-        .await;
-    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    one_then_two(&mut carla, &mut agent, &chat).await;
     assert_eq!(messages(&mut carla, 2).await.len(), 2);
 
     drop(agent);

@@ -8,9 +8,43 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cluster_fixture::{chat_across_nodes, nodes, sent_and_seen};
+use switchboard::store::SharedStore;
+
+use crate::cluster_fixture::{Servers, chat_across_nodes, nodes, sent_and_seen};
 use crate::cluster_hub::messages;
-use crate::common::Ws;
+use crate::common::{TestHub, Ws};
+
+/// The (seq, text) of each message in a `resumed` frame's chat.
+fn seqs_and_texts(messages: &serde_json::Value) -> Vec<(u64, &str)> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+        .collect()
+}
+
+/// A chat across three nodes (see [`chat_across_nodes`]) in which the customer says "one"
+/// (seq 1, relayed and acknowledged) and drops; their agent, told they are away, says `text`
+/// (seq 2) meanwhile. Returns the chat's parts, the customer's resume token last.
+async fn customer_away_across_three_nodes(
+    tag: &str,
+    text: &str,
+) -> (Ws, String, [TestHub; 3], SharedStore, Servers, String) {
+    let (mut agent, _, mut customer, chat, nodes, store, servers) =
+        chat_across_nodes(tag, ["alpha", "beta", "gamma"]).await.parts();
+    customer.send(json!({"type": "message", "text": "one"})).await;
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+    assert_eq!(customer.next_of("ack").await["seq"], 1);
+    let token = customer.token.clone().unwrap();
+    drop(customer);
+    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": text}))
+        .await;
+    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    (agent, chat, nodes, store, servers, token)
+}
 
 /// The customer on alpha chats with an agent on beta, drops, and resumes on gamma within
 /// the grace period: gamma's `resumed` carries the chat with the messages after their
@@ -19,21 +53,8 @@ use crate::common::Ws;
 /// goes on again, and the archive holds every message once.
 #[tokio::test]
 async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
-    let (mut agent, _, mut carla, chat, [alpha, beta, gamma], store, _servers) =
-        chat_across_nodes("cluster-resume-chat", ["alpha", "beta", "gamma"])
-            .await
-            .parts();
-    carla.send(json!({"type": "message", "text": "one"})).await;
-    assert_eq!(agent.next_of("message").await["seq"], 1);
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    let resume_token = carla.token.clone().unwrap();
-
-    drop(carla);
-    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "two"}))
-        .await;
-    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    let (mut agent, chat, [alpha, beta, gamma], store, _servers, resume_token) =
+        customer_away_across_three_nodes("cluster-resume-chat", "two").await;
 
     let mut back = Ws::connect(&gamma.ws_url("/ws/customer"), &[]).await.unwrap();
     back.send(json!({"type": "resume", "token": resume_token, "last_seq": 1}))
@@ -41,12 +62,7 @@ async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
     let resumed = back.next_of("resumed").await;
     assert_eq!(resumed["customer_name"], "Carla", "{resumed}");
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
-    let missed: Vec<(u64, &str)> = resumed["chat"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
-        .collect();
+    let missed = seqs_and_texts(&resumed["chat"]["messages"]);
     assert_eq!(missed, [(2, "two")], "what they missed, from the chat's log: {resumed}");
     assert_eq!(agent.next_of("peer_back").await["chat_id"], chat.as_str());
 
@@ -177,19 +193,8 @@ async fn past_the_grace_period_a_token_is_refused_on_every_node() {
 /// ended, not `resume_expired`. Once: the visit is over after that.
 #[tokio::test]
 async fn a_customer_whose_chat_ended_while_away_gets_it_on_another_node() {
-    let (mut agent, _, mut carla, chat, [_alpha, _beta, gamma], _, _servers) =
-        chat_across_nodes("cluster-resume-ended", ["alpha", "beta", "gamma"])
-            .await
-            .parts();
-    carla.send(json!({"type": "message", "text": "one"})).await;
-    assert_eq!(carla.next_of("ack").await["seq"], 1);
-    let token = carla.token.clone().unwrap();
-    drop(carla);
-    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "bye now"}))
-        .await;
-    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    let (mut agent, chat, [_alpha, _beta, gamma], _, _servers, token) =
+        customer_away_across_three_nodes("cluster-resume-ended", "bye now").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     agent.next_of("chat_ended").await;
 
@@ -213,12 +218,7 @@ async fn a_customer_whose_chat_ended_while_away_gets_it_on_another_node() {
         assert!(Instant::now() < deadline, "no ended chat on resume elsewhere: {first}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let missed: Vec<(u64, &str)> = resumed["chat"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
-        .collect();
+    let missed = seqs_and_texts(&resumed["chat"]["messages"]);
     assert_eq!(missed, [(2, "bye now")], "what they missed after seq 1: {resumed}");
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str());
     assert_eq!(resumed["place"], serde_json::Value::Null);

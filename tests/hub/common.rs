@@ -902,6 +902,56 @@ pub fn at(days: i64, hour: u8) -> String {
     format!("{}T{hour:02}:00:00Z", day_in(days))
 }
 
+/// An SMTP sink on a free port and a hub that mails through it with `mail` settings
+/// (given the sink's port).
+pub async fn mailing_hub<F: FnOnce(&mut Settings)>(mail: impl FnOnce(u16) -> F) -> (SmtpSink, TestHub) {
+    let port = crate::archive::free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(mail(port)).await;
+    (smtp, hub)
+}
+
+/// An SMTP sink and a hub that mails through it with `mail` settings (given the sink's
+/// port) as "Kundendienst Köln <desk@example.org>" (a From with umlauts), then `tweak`.
+pub async fn koeln_desk<F: FnOnce(&mut Settings)>(
+    mail: impl FnOnce(u16) -> F,
+    tweak: impl FnOnce(&mut Settings),
+) -> (SmtpSink, TestHub) {
+    let port = crate::archive::free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(|s| {
+        mail(port)(s);
+        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        tweak(s);
+    })
+    .await;
+    (smtp, hub)
+}
+
+/// The first mail `smtp` receives from a [`koeln_desk`], for Jörg: UTF-8 MIME from the desk's
+/// domain, its From the desk's name with umlauts intact. Returns it raw and parsed.
+pub async fn koeln_mail_to_joerg(smtp: &SmtpSink) -> (String, Mail) {
+    let raw = smtp.wait_for(1).await[0].clone();
+    assert_mime_utf8(&raw, "example.org");
+    let mail = parse_mail(&raw);
+    assert_eq!(
+        (mail.from_name.as_str(), mail.from_address.as_str(), mail.to.as_str()),
+        ("Kundendienst Köln", "desk@example.org", "joerg@example.com")
+    );
+    (raw, mail)
+}
+
+/// An agent's message that names no chat is refused `bad_frame`, and one naming a chat
+/// that does not exist `unknown_chat`: neither is relayed anywhere.
+pub async fn messages_naming_no_chat_are_refused(agent: &mut Ws) {
+    agent.send(json!({"type": "message", "text": "where?"})).await;
+    assert_eq!(agent.next_of("error").await["code"], "bad_frame");
+    agent
+        .send(json!({"type": "message", "chat_id": "not-a-chat", "text": "hi"}))
+        .await;
+    assert_eq!(agent.next_of("error").await["code"], "unknown_chat");
+}
+
 /// An anonymous GET of a JSON answer, whatever its status.
 pub async fn get_json(hub: &Endpoint, path: &str) -> Value {
     reqwest::get(hub.url(path)).await.unwrap().json().await.unwrap()
@@ -961,5 +1011,17 @@ impl Cluster {
         let alpha = self.node("alpha", &tweak).await;
         let beta = self.node("beta", &tweak).await;
         (alpha, beta)
+    }
+
+    /// Nodes alpha and beta of a fresh cluster, the agent "ann" (general, one chat) on alpha,
+    /// and the customer "Carla" who joined on node `carla_on` (0: alpha, 1: beta) in a chat
+    /// with her, both told. The cluster comes first, to be kept until the nodes are dropped.
+    pub async fn ann_chatting_with_carla(tag: &str, carla_on: usize) -> (Cluster, [TestHub; 2], Ws, Ws, Value) {
+        let cluster = Cluster::start(tag).await;
+        let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+        let mut ann = alpha.agent("ann", &["general"], 1).await;
+        let (carla, chat) = [&alpha, &beta][carla_on].customer_in_chat("Carla", "general").await;
+        ann.next_of("chat_started").await;
+        (cluster, [alpha, beta], ann, carla, chat)
     }
 }

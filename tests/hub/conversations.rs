@@ -205,12 +205,9 @@ async fn a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agent
 
 #[tokio::test]
 async fn across_nodes_the_holder_hears_what_the_customers_node_changes() {
-    let cluster = Cluster::start("cluster-conversations").await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
-    let mut ann = alpha.agent("ann", &["general"], 1).await;
     // Carla is on beta, which archives her chat and records its conversation.
-    let (mut carla, chat) = beta.customer_in_chat("Carla", "general").await;
-    ann.next_of("chat_started").await;
+    let (_cluster, [alpha, beta], mut ann, mut carla, chat) =
+        Cluster::ann_chatting_with_carla("cluster-conversations", 1).await;
     assert_eq!(status_of(&mut ann, &chat).await["status"], "open");
     // Ann parks it from alpha: one store for both nodes.
     let parked = set_status(&mut ann, &chat, "pending", None, "p").await;

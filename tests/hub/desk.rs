@@ -37,12 +37,18 @@ async fn a_busy_agent_keeps_their_chat_takes_no_new_one_and_is_available_when_it
     hub.stop().await;
 }
 
-#[tokio::test]
-async fn away_with_a_reason_is_shown_to_the_admin_and_a_bad_status_is_refused() {
+/// A hub with the agent "ann" (general, one chat), who has just asked to be away for `reason`.
+async fn ann_sets_away(reason: &str) -> (TestHub, Ws) {
     let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
     agent
-        .send(json!({"type": "set_status", "status": "away", "reason": "  lunch  "}))
+        .send(json!({"type": "set_status", "status": "away", "reason": reason}))
         .await;
+    (hub, agent)
+}
+
+#[tokio::test]
+async fn away_with_a_reason_is_shown_to_the_admin_and_a_bad_status_is_refused() {
+    let (hub, mut agent) = ann_sets_away("  lunch  ").await;
     let profile = agent.next_of("profile").await;
     assert_eq!(
         (profile["status"].as_str(), profile["away_reason"].as_str()),
@@ -222,10 +228,7 @@ async fn a_waiting_customer_back_after_a_reload_is_told_their_category_closed_me
 
 #[tokio::test]
 async fn an_away_reason_on_several_lines_is_refused() {
-    let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
-    agent
-        .send(json!({"type": "set_status", "status": "away", "reason": "lunch\nthen gym"}))
-        .await;
+    let (hub, mut agent) = ann_sets_away("lunch\nthen gym").await;
     assert_eq!(agent.next_of("error").await["code"], "invalid_reason");
     hub.stop().await;
 }

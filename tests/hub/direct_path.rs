@@ -22,6 +22,19 @@ async fn hub() -> TestHub {
     .await
 }
 
+/// The customer sends `BURST` messages at once, texts `{prefix}0`, `{prefix}1`..., then
+/// reads the chat until every one is acknowledged and `peer` messages came from the agent.
+async fn customer_burst(mut customer: Ws, prefix: &'static str, peer: u64) -> BTreeMap<u64, (String, String)> {
+    for i in 0..BURST {
+        // The client id is the text: the ack names it, so both sides can be compared.
+        let text = format!("{prefix}{i}");
+        customer
+            .send(json!({"type": "message", "text": text, "client_id": text}))
+            .await;
+    }
+    read_chat(&mut customer, BURST, peer, "customer").await
+}
+
 /// Reads `ws` until it has the acknowledgements of `own` messages and `peer` messages
 /// of the chat; returns seq → (author, text) for both, failing on a seq seen twice.
 async fn read_chat(ws: &mut Ws, own: u64, peer: u64, me: &str) -> BTreeMap<u64, (String, String)> {
@@ -59,17 +72,9 @@ async fn read_chat(ws: &mut Ws, own: u64, peer: u64, me: &str) -> BTreeMap<u64, 
 async fn both_sides_sending_at_once_see_one_order_with_no_gap() {
     let hub = hub().await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let (mut customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
+    let (customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
 
-    let customer_side = tokio::spawn(async move {
-        for i in 0..BURST {
-            // The client id is the text: the ack names it, so both sides can be compared.
-            customer
-                .send(json!({"type": "message", "text": format!("c{i}"), "client_id": format!("c{i}")}))
-                .await;
-        }
-        read_chat(&mut customer, BURST, BURST, "customer").await
-    });
+    let customer_side = tokio::spawn(customer_burst(customer, "c", BURST));
     let chat_id = chat.clone();
     let agent_side = tokio::spawn(async move {
         for i in 0..BURST {
@@ -104,16 +109,9 @@ async fn both_sides_sending_at_once_see_one_order_with_no_gap() {
 async fn a_tab_taking_over_mid_burst_gets_every_message_once_in_order() {
     let hub = hub().await;
     let (mut first_tab, token) = hub.agent_with_token("ann", &["general"], 1).await;
-    let (mut customer, chat) = hub.paired_customer(&mut first_tab, "Carla", "general").await;
+    let (customer, chat) = hub.paired_customer(&mut first_tab, "Carla", "general").await;
 
-    let customer_side = tokio::spawn(async move {
-        for i in 0..BURST {
-            customer
-                .send(json!({"type": "message", "text": format!("m{i}"), "client_id": format!("m{i}")}))
-                .await;
-        }
-        read_chat(&mut customer, BURST, 0, "customer").await
-    });
+    let customer_side = tokio::spawn(customer_burst(customer, "m", 0));
     // Some messages reach the first tab, then the second one opens mid-burst.
     first_tab
         .next_matching_within(Duration::from_secs(20), |f| f["type"] == "message" && f["seq"] == 20)
@@ -164,12 +162,7 @@ async fn a_refused_message_is_answered_in_its_place() {
         (json!("two"), json!(2))
     );
     // An agent naming no chat, or another one, is refused, not relayed.
-    agent.send(json!({"type": "message", "text": "where?"})).await;
-    assert_eq!(agent.next_of("error").await["code"], "bad_frame");
-    agent
-        .send(json!({"type": "message", "chat_id": "not-a-chat", "text": "hi"}))
-        .await;
-    assert_eq!(agent.next_of("error").await["code"], "unknown_chat");
+    messages_naming_no_chat_are_refused(&mut agent).await;
     agent
         .send(json!({"type": "message", "chat_id": chat, "text": "ok"}))
         .await;

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::json;
+use switchboard::store::SharedStore;
 
 use crate::archive::{MongoServer, TempDir, health, mongo_store};
 use crate::buddy::invite_and_accept;
@@ -59,6 +60,20 @@ async fn chat_started_within(c: &mut Ws, wait: Duration) -> Option<String> {
     }
 }
 
+/// A hub on its own MongoDB whose archive buffer holds 100 events, with its spool in a
+/// fresh directory (returned to be kept while the hub runs).
+async fn hub_with_a_tiny_archive_buffer(tag: &str) -> (MongoServer, SharedStore, TestHub, TempDir) {
+    let (mongo, store) = MongoServer::with_store().await;
+    let spool = TempDir::new(tag);
+    let dir = spool.0.clone();
+    let hub = TestHub::with_store(store.clone(), move |s| {
+        s.archive_buffer = 100;
+        s.data_dir = dir;
+    })
+    .await;
+    (mongo, store, hub, spool)
+}
+
 /// A tiny archive buffer, MongoDB stopped, one agent with a limit of
 /// one chat and nine customers waiting. Messages are sent until the buffer refuses them,
 /// then the agent ends chat after chat (each end and the next pairing need room in the
@@ -66,14 +81,7 @@ async fn chat_started_within(c: &mut Ws, wait: Duration) -> Option<String> {
 /// closed, with every acknowledged message; the refusals showed in health and metrics.
 #[tokio::test]
 async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledged_message() {
-    let (mut mongo, store) = MongoServer::with_store().await;
-    let spool = TempDir::new("full-buffer");
-    let dir = spool.0.clone();
-    let hub = TestHub::with_store(store.clone(), move |s| {
-        s.archive_buffer = 100;
-        s.data_dir = dir;
-    })
-    .await;
+    let (mut mongo, store, hub, _spool) = hub_with_a_tiny_archive_buffer("full-buffer").await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut customers = vec![];
     for i in 0..10 {
@@ -238,22 +246,9 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
     let status = hub.child.wait().unwrap();
     drop(hub);
 
-    mongo.restart().await;
-    let hub = mongo_hub(&mongo.uri(), &db, &dir.0).await;
-    let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
-        .await
-        .unwrap();
-    use switchboard::store::ArchiveStore;
-    let mut stored: Vec<String> = vec![];
-    for _ in 0..600 {
-        if let Ok(record) = store.conversation(&chat).await {
-            stored = record.messages.iter().map(|m| m.id.clone()).collect();
-            if acked.iter().all(|id| stored.contains(id)) {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (hub, stored) = Restart(&mut mongo, &db, &dir)
+        .archived(&chat, |m| m.id.clone(), |ids| acked.iter().all(|id| ids.contains(id)))
+        .await;
     let unique: HashSet<&String> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "a message was archived twice");
     let lost = acked.iter().filter(|id| !unique.contains(id)).count();
@@ -272,6 +267,40 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
         );
     }
     drop(hub);
+}
+
+/// What a stopped hub starts again on: its MongoDB (stopped or not), database and DATA_DIR.
+struct Restart<'a>(&'a mut MongoServer, &'a str, &'a TempDir);
+
+impl Restart<'_> {
+    /// Restarts MongoDB and a hub on the same DATA_DIR, then reads the chat's archived messages
+    /// (each as `field` picks) until `done` holds or a minute has passed: the restarted hub
+    /// replays its spool once MongoDB answers, which on a loaded machine (the store restarted a
+    /// moment ago) can take a while. Returns the hub, kept up until the caller drops it, and
+    /// what was read last.
+    async fn archived(
+        self,
+        chat: &str,
+        field: impl Fn(&switchboard::store::ArchivedMessage) -> String,
+        done: impl Fn(&[String]) -> bool,
+    ) -> (HubProcess, Vec<String>) {
+        use switchboard::store::ArchiveStore;
+        let Restart(mongo, db, dir) = self;
+        mongo.restart().await;
+        let hub = mongo_hub(&mongo.uri(), db, &dir.0).await;
+        let store = switchboard::store::MongoStore::connect(&mongo.uri(), db).await.unwrap();
+        let mut read: Vec<String> = vec![];
+        for _ in 0..600 {
+            if let Ok(record) = store.conversation(chat).await {
+                read = record.messages.iter().map(&field).collect();
+                if done(&read) {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (hub, read)
+    }
 }
 
 #[tokio::test]
@@ -322,24 +351,9 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
     assert!(status.success(), "a clean stop exits 0: {status}");
     drop(hub);
 
-    mongo.restart().await;
-    let hub = mongo_hub(&mongo.uri(), &db, &dir.0).await;
-    let store = switchboard::store::MongoStore::connect(&mongo.uri(), &db)
-        .await
-        .unwrap();
-    use switchboard::store::ArchiveStore;
-    let mut texts: Vec<String> = vec![];
-    // Up to a minute: the restarted hub replays its spool once MongoDB answers, which on a
-    // loaded machine (the store restarted a moment ago) can take a while.
-    for _ in 0..600 {
-        if let Ok(record) = store.conversation(&chat).await {
-            texts = record.messages.iter().map(|m| m.text.clone()).collect();
-            if texts.len() == 2 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (hub, texts) = Restart(&mut mongo, &db, &dir)
+        .archived(&chat, |m| m.text.clone(), |texts| texts.len() == 2)
+        .await;
     let log = std::fs::read_to_string(dir.0.join("hub.log")).unwrap();
     assert_eq!(texts, ["before", "held by a hung write"], "the hub said:\n{log}");
     drop(hub);
@@ -372,14 +386,7 @@ async fn a_data_dir_that_cannot_hold_the_spool_stops_start_up_naming_it() {
 /// stays open; accepted once the archive has room, the chat is archived whole.
 #[tokio::test]
 async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_room() {
-    let (mut mongo, store) = MongoServer::with_store().await;
-    let spool = TempDir::new("full-buddy");
-    let dir = spool.0.clone();
-    let hub = TestHub::with_store(store.clone(), move |s| {
-        s.archive_buffer = 100;
-        s.data_dir = dir;
-    })
-    .await;
+    let (mut mongo, store, hub, _spool) = hub_with_a_tiny_archive_buffer("full-buddy").await;
     let join = |name: &'static str| {
         let url = hub.ws_url("/ws/buddy");
         async move {

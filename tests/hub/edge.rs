@@ -13,10 +13,25 @@ const PROXY: &str = "127.0.0.3";
 
 /// A client that connects from `PROXY`, as a proxy on the hub's host would.
 fn through_proxy() -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(PROXY.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
+    client_from(PROXY).build().unwrap()
+}
+
+/// A client that connects from the loopback address `address` (each test's own, so that
+/// per-address limits and whitelists see it apart from the others).
+fn client_from(address: &str) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().local_address(address.parse::<IpAddr>().unwrap())
+}
+
+/// The status of the admin's sign-in sent by `client` with `X-Forwarded-For: forwarded`.
+async fn admin_login_forwarded(client: &reqwest::Client, hub: &TestHub, forwarded: &str) -> u16 {
+    let res = client
+        .post(hub.url("/api/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    res.status().as_u16()
 }
 
 /// One unparsable hop made the whole chain fall back to the
@@ -35,14 +50,11 @@ async fn a_forged_forwarded_chain_does_not_pass_the_whitelist() {
         "nonsense",
         "127.0.0.1, unknown",
     ] {
-        let res = client
-            .post(hub.url("/api/login"))
-            .header("x-forwarded-for", forged)
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 403, "X-Forwarded-For: {forged}");
+        assert_eq!(
+            admin_login_forwarded(&client, &hub, forged).await,
+            403,
+            "X-Forwarded-For: {forged}"
+        );
         let res = client
             .get(hub.url("/api/admin/agents"))
             .header("x-forwarded-for", forged)
@@ -53,14 +65,11 @@ async fn a_forged_forwarded_chain_does_not_pass_the_whitelist() {
     }
     // A real loopback client behind the proxy, in the forms a proxy writes, is still let in.
     for honest in ["127.0.0.1", "127.0.0.1:5555", "203.0.113.5, 127.0.0.1"] {
-        let res = client
-            .post(hub.url("/api/login"))
-            .header("x-forwarded-for", honest)
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "X-Forwarded-For: {honest}");
+        assert_eq!(
+            admin_login_forwarded(&client, &hub, honest).await,
+            200,
+            "X-Forwarded-For: {honest}"
+        );
     }
     // The agent websocket applies the same rule.
     let err = Ws::connect_from(
@@ -214,15 +223,7 @@ async fn idle_and_half_sent_connections_do_not_exhaust_the_hub() {
         .unwrap();
     let res = client.get(hub.url("/healthz")).send().await.expect("/healthz answers");
     assert_eq!(res.status(), 200);
-    let ws_url = format!("ws://{}/ws/customer", hub.addr);
-    let connect = Ws::connect(&ws_url, &[]);
-    let mut ws = tokio::time::timeout(std::time::Duration::from_secs(10), connect)
-        .await
-        .expect("the websocket upgrade answers")
-        .unwrap();
-    ws.send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    ws.next_of("welcome").await;
+    let _ws = customer_welcomed_within(&hub, 10).await;
     // Every attacking connection is closed: beyond the cap at once, the rest at the header timeout.
     for (i, tcp) in attack.iter_mut().enumerate() {
         assert!(
@@ -231,8 +232,7 @@ async fn idle_and_half_sent_connections_do_not_exhaust_the_hub() {
         );
     }
     // And the attacker's address may connect again once its connections are gone.
-    let res = reqwest::Client::builder()
-        .local_address("127.0.0.5".parse::<IpAddr>().unwrap())
+    let res = client_from("127.0.0.5")
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap()
@@ -241,6 +241,21 @@ async fn idle_and_half_sent_connections_do_not_exhaust_the_hub() {
         .await
         .expect("/healthz answers the former attacker");
     assert_eq!(res.status(), 200);
+}
+
+/// A customer whose websocket upgrade `hub` answers within `secs` seconds joins and is
+/// welcomed; their connection is returned, to be kept open as long as the caller needs.
+async fn customer_welcomed_within(hub: &HubProcess, secs: u64) -> Ws {
+    let ws_url = format!("ws://{}/ws/customer", hub.addr);
+    let connect = Ws::connect(&ws_url, &[]);
+    let mut ws = tokio::time::timeout(std::time::Duration::from_secs(secs), connect)
+        .await
+        .expect("the websocket upgrade answers")
+        .unwrap();
+    ws.send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    ws.next_of("welcome").await;
+    ws
 }
 
 /// Sends `requests` on one keep-alive connection, all at once, and reads until the
@@ -356,14 +371,7 @@ async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
     let hub = TestHub::start().await;
     let res = client.get(hub.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let body: serde_json::Value = client
-        .get(hub.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = get_json(&hub, "/healthz").await;
     assert_eq!(body["status"], "ok");
     assert!(body.get("archive_backlog").is_some(), "{body}");
     hub.stop().await;
@@ -472,8 +480,7 @@ async fn open_websockets_count_against_their_address_until_they_close() {
         Ws::connect_from("127.0.0.6", &url, &[]).await.is_err(),
         "a third connection from the address is refused"
     );
-    let res = reqwest::Client::builder()
-        .local_address("127.0.0.6".parse::<IpAddr>().unwrap())
+    let res = client_from("127.0.0.6")
         .build()
         .unwrap()
         .get(hub.url("/healthz"))
@@ -504,18 +511,13 @@ async fn open_websockets_count_against_their_address_until_they_close() {
 /// could fill the log at request rate. Refusals are logged at DEBUG now.
 #[tokio::test]
 async fn refused_scrapes_do_not_flood_the_log() {
-    let hub = HubProcess::start(
-        &[
-            ("AGENT_WHITELIST", "127.0.0.1/32"),
-            ("METRICS_TOKEN", "scraper-token-0123456789"),
-        ],
-        1024,
-        1024,
-    );
-    let outsider = reqwest::Client::builder()
-        .local_address("127.0.0.5".parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap();
+    // Staff routes for loopback only, and /metrics behind a token: 127.0.0.5 is refused both.
+    let env = [
+        ("AGENT_WHITELIST", "127.0.0.1/32"),
+        ("METRICS_TOKEN", "scraper-token-0123456789"),
+    ];
+    let hub = HubProcess::start(&env, 1024, 1024);
+    let outsider = client_from("127.0.0.5").build().unwrap();
     for _ in 0..50 {
         let res = outsider.get(hub.url("/metrics")).send().await.unwrap();
         assert!(res.status().is_client_error(), "{}", res.status());
@@ -540,20 +542,13 @@ async fn refused_scrapes_do_not_flood_the_log() {
 /// timeout (30 s here) frees a descriptor. The connections that did send requests stay.
 #[tokio::test]
 async fn silent_connections_are_shed_first_when_descriptors_run_short() {
-    let hub = HubProcess::start(
-        &[
-            ("HTTP_HEADER_TIMEOUT_SECS", "30"),
-            ("MAX_CONNECTIONS_PER_ADDRESS", "250"),
-        ],
-        512,
-        512,
-    );
     // A client that spoke before the flood keeps its keep-alive connection.
-    let regular = reqwest::Client::builder()
-        .local_address("127.0.0.9".parse::<IpAddr>().unwrap())
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap();
+    let regular = client_from("127.0.0.9").pool_max_idle_per_host(1).build().unwrap();
+    let env = [
+        ("HTTP_HEADER_TIMEOUT_SECS", "30"),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "250"),
+    ];
+    let hub = HubProcess::start(&env, 512, 512);
     assert_eq!(regular.get(hub.url("/healthz")).send().await.unwrap().status(), 200);
     let mut silent = Vec::new();
     for i in 0..600 {
@@ -572,14 +567,7 @@ async fn silent_connections_are_shed_first_when_descriptors_run_short() {
             .expect("a newcomer gets /healthz while silent connections hold the descriptors");
         assert_eq!(res.status(), 200);
     }
-    let ws_url = format!("ws://{}/ws/customer", hub.addr);
-    let mut ws = tokio::time::timeout(std::time::Duration::from_secs(5), Ws::connect(&ws_url, &[]))
-        .await
-        .expect("the websocket upgrade answers")
-        .unwrap();
-    ws.send(json!({"type": "join", "name": "Carla", "category": "general"}))
-        .await;
-    ws.next_of("welcome").await;
+    let _ws = customer_welcomed_within(&hub, 5).await;
     assert_eq!(regular.get(hub.url("/healthz")).send().await.unwrap().status(), 200);
     let printed = hub.printed();
     assert!(printed.contains("shed"), "the shedding is logged: {printed}");

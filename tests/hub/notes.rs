@@ -95,17 +95,24 @@ async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
     hub.stop().await;
 }
 
+/// Ann hands `chat` to "bob" (general, one chat), who signs in on `node`: bob is given the
+/// chat, then its notes. Returns bob and the notes frame.
+async fn handed_to_bob(node: &TestHub, ann: &mut Ws, chat: &str) -> (Ws, Value) {
+    let mut bob = node.agent("bob", &["general"], 1).await;
+    let bob_id = node.admin().await.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
+        .await;
+    bob.next_of("chat_started").await;
+    let notes = bob.next_of("notes").await;
+    (bob, notes)
+}
+
 #[tokio::test]
 async fn an_agent_handed_a_chat_gets_its_notes() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
     let (mut carla, chat) = hub.paired_customer(&mut ann, "Carla", "general").await;
     note(&mut ann, &chat, "asked twice already").await;
-    let mut bob = hub.agent("bob", &["general"], 1).await;
-    let bob_id = hub.admin().await.agent_id("bob").await;
-    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
-        .await;
-    bob.next_of("chat_started").await;
-    let notes = bob.next_of("notes").await;
+    let (mut bob, notes) = handed_to_bob(&hub, &mut ann, &chat).await;
     assert_eq!(notes["notes"][0]["text"], "asked twice already");
     assert_eq!(notes["notes"][0]["agent_name"], "ANN");
     let from_bob = note(&mut bob, &chat, "Bob: sent the refund").await;
@@ -122,18 +129,10 @@ async fn an_agent_handed_a_chat_gets_its_notes() {
 
 #[tokio::test]
 async fn across_nodes_an_agent_handed_a_chat_gets_the_notes_written_on_another_node() {
-    let cluster = Cluster::start("cluster-notes").await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
-    let mut ann = alpha.agent("ann", &["general"], 1).await;
-    let (mut carla, chat) = alpha.customer_in_chat("Carla", "general").await;
-    ann.next_of("chat_started").await;
+    let (_cluster, [alpha, beta], mut ann, mut carla, chat) =
+        Cluster::ann_chatting_with_carla("cluster-notes", 0).await;
     assert_eq!(note(&mut ann, &chat, "needs a callback").await["type"], "note");
-    let mut bob = beta.agent("bob", &["general"], 1).await;
-    let bob_id = beta.admin().await.agent_id("bob").await;
-    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
-        .await;
-    bob.next_of("chat_started").await;
-    let notes = bob.next_of("notes").await;
+    let (_bob, notes) = handed_to_bob(&beta, &mut ann, chat.as_str().unwrap()).await;
     assert_eq!(notes["notes"][0]["text"], "needs a callback");
     assert!(carla.drain().await.iter().all(|f| !f.to_string().contains("callback")));
     alpha.stop().await;

@@ -118,9 +118,7 @@ async fn a_message_left_while_nobody_is_online_is_stored_listed_and_mailed_to_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_takes_a_message_and_the_reply_is_mailed_to_the_customer_and_archived() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(mail_settings(port)).await;
+    let (smtp, hub) = mailing_hub(mail_settings).await;
     let ann = staff(&hub, "ann", &["general"]).await;
     let bob = staff(&hub, "bob", &["general"]).await;
     let (_, left) = leave(&hub, carla("general")).await;
@@ -365,12 +363,8 @@ fn lines(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_mails_carry_non_ascii_names_and_text_intact() {
     // The desk's own name in From, with umlauts (MAIL_FROM), and an agent who signs with them.
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(|s| {
-        mail_settings(port)(s);
-        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
-        s.offline_mail_to = Some("Kundendienst <desk@example.org>".into());
+    let (smtp, hub) = koeln_desk(mail_settings, |s| {
+        s.offline_mail_to = Some("Kundendienst <desk@example.org>".into())
     })
     .await;
     let admin = hub.admin().await;

@@ -48,13 +48,19 @@ async fn a_transcript_and_a_rating_asked_the_moment_a_chat_ends_find_it() {
     }
 }
 
+/// The customer of the chat that `token` ended asks `hub` for its transcript (try `i`):
+/// accepted at once (202), however fresh the chat's end.
+async fn transcript_asked_of(hub: &TestHub, token: &str, i: usize) {
+    let body = json!({"token": token, "email": "carla@example.com"});
+    let (status, body) = post(hub, "/api/transcripts", body).await;
+    assert_eq!(status, 202, "try {i}: {body}");
+}
+
 async fn transcript_and_rating_at_the_end(hub: TestHub) {
     let mut ann = hub.agent("ann", &["general"], 1).await;
     for i in 0..TRIES {
         let token = ended_at_once(&hub, &mut ann, &format!("Carla {i}")).await;
-        let body = json!({"token": token, "email": "carla@example.com"});
-        let (status, body) = post(&hub, "/api/transcripts", body).await;
-        assert_eq!(status, 202, "try {i}: {body}");
+        transcript_asked_of(&hub, &token, i).await;
         let token = ended_at_once(&hub, &mut ann, &format!("Dora {i}")).await;
         let (status, body) = post(&hub, "/api/ratings", json!({"token": token, "score": 5})).await;
         assert_eq!(status, 201, "try {i}: {body}");
@@ -92,9 +98,7 @@ async fn across_nodes_the_node_asked_finds_a_chat_another_node_archives() {
     for i in 0..TRIES {
         let token = ended_at_once(&alpha, &mut ann, &format!("Carla {i}")).await;
         // Asked of the node the customer is not on.
-        let body = json!({"token": token, "email": "carla@example.com"});
-        let (status, body) = post(&beta, "/api/transcripts", body).await;
-        assert_eq!(status, 202, "try {i}: {body}");
+        transcript_asked_of(&beta, &token, i).await;
     }
     alpha.stop().await;
     beta.stop().await;

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard::config::Settings;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::archive::free_port;
@@ -169,11 +170,9 @@ async fn two_rooms_side_by_side_never_cross_and_never_echo() {
     call(&mut agent_a, &mut carla).await;
     call(&mut agent_b, &mut dora).await;
     let offer = json!({"description": {"type": "offer", "sdp": "v=0 room A"}});
-    agent_a.send(json!({"type": "signal", "data": offer})).await;
-    assert_eq!(carla.next_of("signal").await["data"], offer);
+    relays_signal(&mut agent_a, &mut carla, offer).await;
     let candidate = json!({"candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}});
-    dora.send(json!({"type": "signal", "data": candidate})).await;
-    assert_eq!(agent_b.next_of("signal").await["data"], candidate);
+    relays_signal(&mut dora, &mut agent_b, candidate).await;
     // Nothing crossed to the other room, nothing came back to a sender.
     for (who, ws) in [
         ("agent A", &mut agent_a),
@@ -342,6 +341,44 @@ async fn reconnecting_within_the_grace_period_needs_no_new_code() {
     hub.stop().await;
 }
 
+/// `from` sends `data` as a signal, and `to` receives it as sent.
+pub(crate) async fn relays_signal(from: &mut Ws, to: &mut Ws, data: Value) {
+    from.send(json!({"type": "signal", "data": data})).await;
+    assert_eq!(to.next_of("signal").await["data"], data);
+}
+
+/// The call log's only entry, waited for (a call is logged after its members are told it
+/// ended); `Null` when none came within two seconds.
+async fn the_one_call_logged(ann: &Api) -> Value {
+    for _ in 0..100 {
+        let (_, page) = ann.get("/api/calls").await;
+        if page["total"] == 1 {
+            return page["items"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Value::Null
+}
+
+/// The host ends the room: both members are told and closed (1000), and the store has
+/// it ended (waited for: the state is written after the members are told).
+pub(crate) async fn host_ends_the_room(ann: &Api, room: &str, host: &mut Ws, other: &mut Ws) {
+    host.send(json!({"type": "end_room"})).await;
+    for ws in [host, other] {
+        assert_eq!(ws.next_of("room_ended").await["by"], "agent");
+        assert_eq!(ws.closed().await, Some(CloseCode::Normal));
+    }
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        state = ann.get(&format!("/api/rooms/{room}")).await.1["state"].clone();
+        if state == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "ended");
+}
+
 /// A room opened from a chat rings: nothing starts when both are in; one side rings,
 /// the other accepts or declines.
 #[tokio::test]
@@ -394,15 +431,7 @@ async fn call_control_and_the_call_log() {
             (Some("customer"), Some("hung_up"))
         );
     }
-    let mut logged = Value::Null;
-    for _ in 0..100 {
-        let (_, page) = ann.get("/api/calls").await;
-        if page["total"] == 1 {
-            logged = page["items"][0].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let logged = the_one_call_logged(&ann).await;
     assert_eq!(
         (logged["peer"].as_str(), logged["peer_name"].as_str()),
         (Some("customer"), Some("Carla"))
@@ -414,20 +443,7 @@ async fn call_control_and_the_call_log() {
     // Admins see every call; another agent none of ann's.
     assert_eq!(hub.admin().await.get("/api/calls").await.1["total"], 1);
     // The host ends the room for both (closed 1000) and in the store.
-    agent.send(json!({"type": "end_room"})).await;
-    for ws in [&mut agent, &mut carla] {
-        assert_eq!(ws.next_of("room_ended").await["by"], "agent");
-        assert_eq!(ws.closed().await, Some(CloseCode::Normal));
-    }
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        state = ann.get(&format!("/api/rooms/{room}")).await.1["state"].clone();
-        if state == "ended" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(state, "ended");
+    host_ends_the_room(&ann, &room, &mut agent, &mut carla).await;
     hub.stop().await;
 }
 
@@ -452,14 +468,21 @@ async fn signalling_frames_are_size_limited_and_bad_ones_leave_the_call_up() {
     hub.stop().await;
 }
 
-#[tokio::test]
-async fn wrong_attempts_lock_the_room_for_that_address_only() {
+/// A hub that takes the joiner's address from `X-Forwarded-For` sent from loopback (so that
+/// one test can join from many addresses), set up further by `tweak`, with ann's `room`.
+async fn room_behind_a_proxy(tweak: impl FnOnce(&mut Settings), room: Value) -> (TestHub, Api, String) {
     let hub = TestHub::with(|s| {
-        s.room_max_attempts = 3;
         s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        tweak(s);
     })
     .await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
+    let (ann, room) = agent_with_room(&hub, "ann", room).await;
+    (hub, ann, room)
+}
+
+#[tokio::test]
+async fn wrong_attempts_lock_the_room_for_that_address_only() {
+    let (hub, ann, room) = room_behind_a_proxy(|s| s.room_max_attempts = 3, customer_room("A")).await;
     let wrong = json!({"phone": PHONE, "password": "guess"});
     let right = json!({"phone": PHONE, "password": PASSWORD});
     for _ in 0..3 {
@@ -491,14 +514,12 @@ async fn wrong_attempts_lock_the_room_for_that_address_only() {
 #[tokio::test]
 async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
     let sink = SmtpSink::start(free_port()).await;
-    let hub = TestHub::with(|s| {
+    let tweak = |s: &mut Settings| {
         s.room_max_attempts = 3;
         s.room_max_failed_joins = 5;
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         s.smtp_url = Some(format!("smtp://127.0.0.1:{}", sink.port));
-    })
-    .await;
-    let (ann, room) = agent_with_room(&hub, "ann", guest_room("Guessed")).await;
+    };
+    let (hub, ann, room) = room_behind_a_proxy(tweak, guest_room("Guessed")).await;
     let invite = json!({"email": "gus@example.org"});
     assert_eq!(
         ann.post(&format!("/api/rooms/{room}/invite"), invite.clone()).await.0,
@@ -535,12 +556,7 @@ async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
 /// are ever checked (the others are refused as locked, or as busy while they race).
 #[tokio::test]
 async fn parallel_guesses_cannot_overrun_the_room_lock() {
-    let hub = TestHub::with(|s| {
-        s.room_max_failed_joins = 5;
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    })
-    .await;
-    let (_ann, room) = agent_with_room(&hub, "ann", customer_room("Burst")).await;
+    let (hub, _ann, room) = room_behind_a_proxy(|s| s.room_max_failed_joins = 5, customer_room("Burst")).await;
     let guesses = (0..40).map(|i| {
         let (hub, room) = (&hub, &room);
         async move {
@@ -586,15 +602,7 @@ async fn a_chat_turns_into_a_video_call_and_its_log_links_the_conversation() {
     ring_and_accept(&mut agent, &mut video).await;
     agent.send(json!({"type": "hang_up"})).await;
     video.next_of("call_ended").await;
-    let mut logged = Value::Null;
-    for _ in 0..100 {
-        let (_, page) = ann.get("/api/calls").await;
-        if page["total"] == 1 {
-            logged = page["items"][0].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let logged = the_one_call_logged(&ann).await;
     assert_eq!(logged["conversation_id"].as_str(), Some(chat.as_str()), "{logged}");
     hub.stop().await;
 }

@@ -14,7 +14,8 @@ use crate::cluster_fixture::nodes;
 use crate::common::*;
 use crate::redis_server::RedisServer;
 use crate::rooms::{
-    PASSWORD, PHONE, agent_member, agent_with_room, call, customer_room, guest_room, join, member, token,
+    PASSWORD, PHONE, agent_member, agent_with_room, call, customer_room, guest_room, host_ends_the_room, join, member,
+    relays_signal, token,
 };
 
 /// How long a test waits for something the cluster must do (several leases' worth).
@@ -113,11 +114,9 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
 
     // Offer, answer and candidates go to the other member only, never back.
     let offer = json!({"description": {"type": "offer", "sdp": "v=0 across"}});
-    agent.send(json!({"type": "signal", "data": offer})).await;
-    assert_eq!(gus.next_of("signal").await["data"], offer);
+    relays_signal(&mut agent, &mut gus, offer).await;
     let answer = json!({"description": {"type": "answer", "sdp": "v=0 back"}});
-    gus.send(json!({"type": "signal", "data": answer})).await;
-    assert_eq!(agent.next_of("signal").await["data"], answer);
+    relays_signal(&mut gus, &mut agent, answer).await;
     for i in 0..5 {
         let candidate = json!({"candidate": {"candidate": format!("candidate:{i} 1 udp 1 127.0.0.1 9 typ host")}});
         gus.send(json!({"type": "signal", "data": candidate})).await;
@@ -355,20 +354,7 @@ async fn leave_rejoin_and_end_work_across_nodes() {
 
     other.send(json!({"type": "end_room"})).await;
     assert_eq!(other.next_of("error").await["code"], "not_host");
-    agent.send(json!({"type": "end_room"})).await;
-    for ws in [&mut agent, &mut other] {
-        assert_eq!(ws.next_of("room_ended").await["by"], "agent");
-        assert_eq!(ws.closed().await, Some(CloseCode::Normal));
-    }
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        state = ann.get(&format!("/api/rooms/{room}")).await.1["state"].clone();
-        if state == "ended" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(state, "ended");
+    host_ends_the_room(&ann, &room, &mut agent, &mut other).await;
     beta.stop().await;
     alpha.stop().await;
 }

@@ -12,6 +12,11 @@ use crate::archive::free_port;
 use crate::common::*;
 use crate::rooms::{PHONE, agent_with_room, customer_room, guest_room, join, member};
 
+/// An invitation's body that sends it by mail to `email`.
+fn mailed_to(email: &str) -> Value {
+    json!({ "email": email })
+}
+
 /// The 5-digit code and the link of an invitation.
 pub(crate) fn code_and_link(text: &str) -> (String, String) {
     let code = text.split("access code: ").nth(1).expect("the invitation has a code")[..5].to_string();
@@ -75,10 +80,7 @@ async fn an_invitation_with_umlauts_is_utf8_mime_from_the_desks_domain() {
     .await;
     let (ann, room) = agent_with_room(&hub, "ann", guest_room("Sprechstunde für Jörg Müller")).await;
     let (status, sent) = ann
-        .post(
-            &format!("/api/rooms/{room}/invite"),
-            json!({"email": "joerg@example.com"}),
-        )
+        .post(&format!("/api/rooms/{room}/invite"), mailed_to("joerg@example.com"))
         .await;
     assert_eq!(status, 200, "{sent}");
     let raw = smtp.wait_for(1).await[0].clone();
@@ -105,10 +107,7 @@ async fn a_failing_sender_is_a_clear_error_for_the_agent() {
     let hub = TestHub::with(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{dead}"))).await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
     let (status, answer) = ann
-        .post(
-            &format!("/api/rooms/{room}/invite"),
-            json!({"email": "carla@example.org"}),
-        )
+        .post(&format!("/api/rooms/{room}/invite"), mailed_to("carla@example.org"))
         .await;
     assert_eq!((status, error_code(&answer)), (502, "send_failed"), "{answer}");
     assert!(

@@ -6,7 +6,7 @@
 use crate::common::signal;
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,24 +75,30 @@ pub fn refuses(mut command: Command, var: &str, what: &str) {
     assert!(said.contains(var), "{what}: the message does not name {var}:\n{said}");
 }
 
+/// Places a data directory cannot be, made in a fresh scratch directory (returned first,
+/// to keep while the paths are used): a file, and directories whose `file` (the store's
+/// or the spool's) is empty, or random bytes.
+fn unfit_data_dirs(tag: &str, file: &str) -> (TempDir, PathBuf, PathBuf, PathBuf) {
+    let scratch = TempDir::new(tag);
+    let root = &scratch.0;
+    let a_file = root.join("a-file");
+    std::fs::write(&a_file, b"not a directory").unwrap();
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join(file), b"").unwrap();
+    let random = root.join("random");
+    std::fs::create_dir_all(&random).unwrap();
+    let noise: Vec<u8> = (0..64 * 1024).map(|_| rand::random::<u8>()).collect();
+    std::fs::write(random.join(file), &noise).unwrap();
+    (scratch, a_file, empty, random)
+}
+
 /// Every bad storage setting stops `serve` (and, where it can be known without connecting,
 /// `check-config`) with a non-zero exit and a message naming the variable.
 #[test]
 fn bad_storage_settings_stop_start_up_naming_the_variable() {
-    let scratch = TempDir::new("bad-storage");
+    let (scratch, a_file, empty, random) = unfit_data_dirs("bad-storage", "switchboard.redb");
     let root = &scratch.0;
-    let a_file = root.join("a-file");
-    std::fs::write(&a_file, b"not a directory").unwrap();
-
-    let random = root.join("random");
-    std::fs::create_dir_all(&random).unwrap();
-    let noise: Vec<u8> = (0..64 * 1024).map(|_| rand::random::<u8>()).collect();
-    std::fs::write(random.join("switchboard.redb"), &noise).unwrap();
-
-    let empty = root.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    std::fs::write(empty.join("switchboard.redb"), b"").unwrap();
-
     let corrupt = root.join("corrupt");
     make_a_store_then_damage_it(&corrupt);
 
@@ -368,17 +374,8 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
 /// hub that waited for MongoDB instead would answer "starting" forever.
 #[test]
 fn a_data_dir_unfit_for_the_spool_stops_a_hub_on_mongodb() {
-    let scratch = TempDir::new("spool-dir");
+    let (scratch, a_file, empty, random) = unfit_data_dirs("spool-dir", "archive-spool.redb");
     let root = &scratch.0;
-    let a_file = root.join("a-file");
-    std::fs::write(&a_file, b"not a directory").unwrap();
-    let empty = root.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    std::fs::write(empty.join("archive-spool.redb"), b"").unwrap();
-    let random = root.join("random");
-    std::fs::create_dir_all(&random).unwrap();
-    let noise: Vec<u8> = (0..64 * 1024).map(|_| rand::random::<u8>()).collect();
-    std::fs::write(random.join("archive-spool.redb"), &noise).unwrap();
 
     let uri = format!("mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=300", free_port());
     let a_file = a_file.to_str().unwrap().to_string();
@@ -415,7 +412,6 @@ fn a_data_dir_unfit_for_the_spool_stops_a_hub_on_mongodb() {
 /// and every message is archived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
-    use crate::common::TestHub;
     use serde_json::json;
     /// The archive's write timeout here (`ARCHIVE_WRITE_TIMEOUT_MS`; 15 s by default).
     const WRITE_TIMEOUT: Duration = Duration::from_secs(8);
@@ -429,16 +425,7 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
     // write waits for it rather than failing within the hub's 2 s default, so every retry
     // hangs until the archive's own write timeout.
     let hanging = format!("{uri}/?serverSelectionTimeoutMS=120000");
-    let store = switchboard::store::MongoStore::connect(&hanging, "frozen")
-        .await
-        .unwrap();
-    let spool_dir = TempDir::new("frozen-spool");
-    let dir = spool_dir.0.clone();
-    let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| {
-        s.data_dir = dir;
-        s.archive_write_timeout = WRITE_TIMEOUT;
-    })
-    .await;
+    let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&hanging, "frozen", WRITE_TIMEOUT).await;
     let mut _agent = hub.agent("ann", &["general"], 1).await;
     let mut customer = hub.customer("Carla", "general").await;
     let chat = customer.chat_started().await;

@@ -212,9 +212,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ask_needs_a_chat_and_an_address_and_only_ever_mails_the_askers_own_chat() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(transcript_settings(port)).await;
+    let (smtp, hub) = mailing_hub(transcript_settings).await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     // Waiting or not joined: no chat to mail.
     let mut nobody = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
@@ -308,9 +306,7 @@ async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
 /// with the software's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_transcript_is_signed_with_the_desks_name() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(transcript_settings(port)).await;
+    let (smtp, hub) = mailing_hub(transcript_settings).await;
     hub.admin()
         .await
         .put_answering(
@@ -337,14 +333,7 @@ async fn the_transcript_is_signed_with_the_desks_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transcript_with_umlauts_is_utf8_mime_from_the_desks_domain() {
-    let port = free_port();
-    let smtp = SmtpSink::start(port).await;
-    let hub = TestHub::with(|s| {
-        transcript_settings(port)(s);
-        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
-        s.widget.title = "Kundendienst Köln".into();
-    })
-    .await;
+    let (smtp, hub) = koeln_desk(transcript_settings, |s| s.widget.title = "Kundendienst Köln".into()).await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
     let mut joerg = hub
         .customer_with(
@@ -363,13 +352,7 @@ async fn a_transcript_with_umlauts_is_utf8_mime_from_the_desks_domain() {
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     joerg.next_of("chat_ended").await;
 
-    let raw = smtp.wait_for(1).await[0].clone();
-    assert_mime_utf8(&raw, "example.org");
-    let mail = parse_mail(&raw);
-    assert_eq!(
-        (mail.from_name.as_str(), mail.from_address.as_str(), mail.to.as_str()),
-        ("Kundendienst Köln", "desk@example.org", "joerg@example.com")
-    );
+    let (_, mail) = koeln_mail_to_joerg(&smtp).await;
     assert!(mail.subject.starts_with("Your chat with ANN on "), "{}", mail.subject);
     let text = mail.text.replace("\r\n", "\n");
     assert!(
