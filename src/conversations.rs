@@ -55,11 +55,6 @@ impl Conversations {
         self.store.snoozes_due(now, limit).await
     }
 
-    /// One conversation as stored.
-    pub async fn record(&self, id: &str) -> Result<ConversationRecord, ConversationError> {
-        Ok(self.store.conversation_record(id).await?)
-    }
-
     /// Stores the record of a conversation that starts now, waiting for an agent; the one
     /// stored when it has one already (a retried opening).
     pub async fn open(

@@ -46,6 +46,21 @@ pub enum Asker {
 /// One change, as the hub asks for it.
 #[derive(Debug)]
 pub enum Work {
+    /// A change that follows from what happened to the chat; nobody waits for it.
+    Automatic(Automatic),
+    /// Someone sets its status; the answer goes to `reply`.
+    SetStatus {
+        id: String,
+        by: Asker,
+        to: Status,
+        at: Millis,
+        reply: oneshot::Sender<Result<ConversationRecord, ConversationError>>,
+    },
+}
+
+/// What happened to a conversation's chat.
+#[derive(Debug)]
+pub enum Automatic {
     /// A chat was paired: its conversation exists, in `agent`'s list.
     Opened {
         id: String,
@@ -58,23 +73,21 @@ pub enum Work {
     Assigned { id: String, agent: AgentId, at: Millis },
     /// Its live chat was ended on purpose (by its customer or agent): done.
     Resolved { id: String, at: Millis },
-    /// Someone sets its status; the answer goes to `reply`.
-    SetStatus {
-        id: String,
-        by: Asker,
-        to: Status,
-        at: Millis,
-        reply: oneshot::Sender<Result<ConversationRecord, ConversationError>>,
-    },
+}
+
+impl Automatic {
+    fn id(&self) -> &str {
+        match self {
+            Automatic::Opened { id, .. } | Automatic::Assigned { id, .. } | Automatic::Resolved { id, .. } => id,
+        }
+    }
 }
 
 impl Work {
     fn id(&self) -> &str {
         match self {
-            Work::Opened { id, .. }
-            | Work::Assigned { id, .. }
-            | Work::Resolved { id, .. }
-            | Work::SetStatus { id, .. } => id,
+            Work::Automatic(change) => change.id(),
+            Work::SetStatus { id, .. } => id,
         }
     }
 }
@@ -165,7 +178,7 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
             let _ = reply.send(changed.map(|(_, record)| record));
             snoozed_until
         }
-        automatic => {
+        Work::Automatic(automatic) => {
             // Nobody waits for these: tried until the store takes them (in order).
             let mut pause = Duration::from_millis(100);
             loop {
@@ -193,10 +206,10 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
 /// Applies a change nobody waits for; the record when it changed.
 async fn apply_automatic(
     conversations: &Conversations,
-    work: &Work,
+    change: &Automatic,
 ) -> Result<Option<ConversationRecord>, ConversationError> {
-    match work {
-        Work::Opened {
+    match change {
+        Automatic::Opened {
             id,
             category,
             customer_keys,
@@ -209,8 +222,8 @@ async fn apply_automatic(
             }
             assign(conversations, id, agent, *at).await
         }
-        Work::Assigned { id, agent, at } => assign(conversations, id, agent, *at).await,
-        Work::Resolved { id, at } => {
+        Automatic::Assigned { id, agent, at } => assign(conversations, id, agent, *at).await,
+        Automatic::Resolved { id, at } => {
             let (change, record) = conversations
                 .change(id, false, 0, *at, |c, rules| {
                     c.set_status(Actor::Admin, Status::Resolved, *at, rules)
@@ -218,7 +231,6 @@ async fn apply_automatic(
                 .await?;
             Ok(change.map(|_| record))
         }
-        Work::SetStatus { .. } => unreachable!("answered in apply"),
     }
 }
 

@@ -16,7 +16,7 @@ use super::HubState;
 use crate::archive::Archive;
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
-use crate::conversations::writer::{Asker, Notify, Origin, Work, Writer};
+use crate::conversations::writer::{Asker, Automatic, Notify, Origin, Work, Writer};
 use crate::conversations::{ConversationError, Conversations};
 use crate::core::conversation::{Refusal, Rules, Status};
 use crate::core::routing::{AgentId, CategoryId};
@@ -77,30 +77,30 @@ impl HubState {
             .iter()
             .map(|v| CustomerKey::Visitor(v.clone()).indexed())
             .collect();
-        self.conversation_writer.push(Work::Opened {
+        self.conversation_writer.push(Work::Automatic(Automatic::Opened {
             id: id.to_string(),
             category: category.0.to_string(),
             customer_keys,
             agent: agent.clone(),
             at: now_ms(),
-        });
+        }));
     }
 
     /// A chat this node archives went to `agent`.
     pub(super) fn conversation_assigned(&self, id: &str, agent: &AgentId) {
-        self.conversation_writer.push(Work::Assigned {
+        self.conversation_writer.push(Work::Automatic(Automatic::Assigned {
             id: id.to_string(),
             agent: agent.clone(),
             at: now_ms(),
-        });
+        }));
     }
 
     /// A chat this node archives was ended on purpose by its customer or its agent.
     pub(super) fn conversation_resolved(&self, id: &str) {
-        self.conversation_writer.push(Work::Resolved {
+        self.conversation_writer.push(Work::Automatic(Automatic::Resolved {
             id: id.to_string(),
             at: now_ms(),
-        });
+        }));
     }
 
     /// An agent's `set_conversation_status`.
