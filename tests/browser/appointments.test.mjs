@@ -34,19 +34,23 @@ const shownTime = (page, iso, zone) => page.evaluate(([at, z]) => new Intl.DateT
 const dateIn = (days, zone) => new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' })
   .format(new Date(Date.now() + days * 86400000));
 
-/** Clicks the free day `date` of the month view, turning to its month first. */
+/** Clicks the free day `date` of the month view, turning to its month first. A month's
+ *  days are drawn only once its free days have arrived, so the month shown is read from
+ *  the days' own dates, never from the label (which changes before the fetch returns). */
 async function pickDay(page, date) {
+  const month = date.slice(0, 7);
+  const shownMonth = () => page.evaluate(() => document.querySelector('#days [data-date]')?.dataset.date.slice(0, 7));
   await page.getByTestId('free-day').first().waitFor();
-  for (let i = 0; i < 2; i += 1) {
-    const day = page.locator(`[data-testid="free-day"][data-date="${date}"]`);
-    if (await day.count() === 1) {
+  for (let i = 0; i < 3; i += 1) {
+    const shown = await shownMonth();
+    if (shown === month) {
+      const day = page.locator(`[data-testid="free-day"][data-date="${date}"]`);
+      if (await day.count() !== 1) break;
       await day.click();
       return;
     }
-    const month = await page.getByTestId('month-label').textContent();
     await page.getByTestId('next-month').click();
-    await page.getByTestId('month-label').filter({ hasNotText: month }).waitFor();
-    await page.getByTestId('free-day').first().waitFor();
+    await page.waitForFunction((before) => document.querySelector('#days [data-date]')?.dataset.date.slice(0, 7) !== before, shown);
   }
   throw new Error(`${date} is not a free day`);
 }
