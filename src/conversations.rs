@@ -4,7 +4,7 @@
 //! agent resolving and a snooze running out at once on two nodes each apply once, in some
 //! order, and neither is lost.
 
-use crate::core::conversation::{Conversation, Kept, Refusal, Rules, Status};
+use crate::core::conversation::{Conversation, Kept, Refusal, Route, Rules, Status};
 use crate::core::routing::AgentId;
 use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
 
@@ -264,4 +264,12 @@ mod tests {
         assert!((4..=6).contains(&record.version), "version {}", record.version);
         assert!(record.reopens >= 1 && record.reopens <= record.resolutions);
     }
+}
+
+/// Where a customer coming back live to conversation `record` goes (nobody is paired with
+/// it: they come back to it from a new page).
+pub fn return_route(record: &ConversationRecord, now: Millis, rules: &Rules) -> Route {
+    Conversation::from_kept(kept(record), false, 0)
+        .route_on_return(false, now, rules)
+        .unwrap_or(Route::Line)
 }

@@ -37,6 +37,12 @@ pub enum ClientFrame {
         page: Option<String>,
         #[serde(default)]
         zone: Option<String>,
+        /// An earlier conversation of this browser's (its id, from
+        /// `GET /api/visitor/conversations`) to write into instead of starting a new one:
+        /// it opens again with the same id, its `seq` going on. Needs `visitor`, the key it
+        /// was started with.
+        #[serde(default)]
+        conversation: Option<String>,
     },
     /// Customer: come back within the grace period; `last_seq` is the last message seen.
     Resume {
@@ -506,6 +512,10 @@ pub enum ServerFrame {
         /// may follow as `message` frames: place each at its seq, show it once).
         #[serde(skip_serializing_if = "Option::is_none")]
         messages: Option<Vec<ChatMessage>>,
+        /// Both sides: the customer continues an earlier conversation (`chat_id` is its
+        /// id); `messages` carries its latest lines. Absent when not.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        continued: bool,
     },
     /// Customer: their chat was handed on, to another agent (`peer_name`) or to a
     /// category's line (`category`, `category_name`; a `queued` follows).

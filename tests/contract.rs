@@ -303,10 +303,12 @@ async fn idempotence(store: &dyn Store) {
         .unwrap();
     assert_eq!(seqs(&store.conversation("c2").await.unwrap()), vec![1, 2, 3]);
 
-    // A second close, or a second opening with other facts, does not overwrite the first.
+    // A close no later than the kept one (a retry, a second writer's), or a second opening
+    // with other facts, does not overwrite what is kept.
     store
         .archive(&[
-            close("c1", EndReason::Shutdown, 99_000),
+            close("c1", EndReason::Shutdown, 11_000),
+            close("c1", EndReason::Shutdown, 10_500),
             ArchiveEvent::Opened(ConversationOpened {
                 agent_name: "someone else".into(),
                 ..opened("c1", None, "zz", 1)
@@ -316,6 +318,17 @@ async fn idempotence(store: &dyn Store) {
         .unwrap();
     let again = store.conversation("c1").await.unwrap();
     assert_eq!(again, c1);
+    // A later close wins: the conversation was continued and ended again.
+    store
+        .archive(&[close("c1", EndReason::Disconnect, 99_000)])
+        .await
+        .unwrap();
+    let later = store.conversation("c1").await.unwrap();
+    assert_eq!(
+        later.closed.as_ref().map(|c| (c.ended_at, c.reason)),
+        Some((99_000, EndReason::Disconnect))
+    );
+    assert_eq!(later.messages, c1.messages);
     let (all, total) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
     assert_eq!((ids(&all), total), (vec!["c2", "c1"], 2));
 
@@ -3124,7 +3137,7 @@ async fn embedded_survives_reopen() {
     assert_eq!(c1.closed.unwrap().reason, EndReason::Ended);
     // Idempotence holds across the restart too.
     store
-        .archive(&[message("c2", 1), message("c2", 2), close("c1", EndReason::Shutdown, 99)])
+        .archive(&[message("c2", 1), message("c2", 2), close("c1", EndReason::Shutdown, 0)])
         .await
         .unwrap();
     assert_eq!(seqs(&store.conversation("c2").await.unwrap()), vec![1, 2]);

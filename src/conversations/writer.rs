@@ -73,12 +73,18 @@ pub enum Automatic {
     Assigned { id: String, agent: AgentId, at: Millis },
     /// Its live chat was ended on purpose (by its customer or agent): done.
     Resolved { id: String, at: Millis },
+    /// Its customer came back to it and was paired with `agent`: open again (a reopen
+    /// when it was resolved), in `agent`'s list.
+    Continued { id: String, agent: AgentId, at: Millis },
 }
 
 impl Automatic {
     fn id(&self) -> &str {
         match self {
-            Automatic::Opened { id, .. } | Automatic::Assigned { id, .. } | Automatic::Resolved { id, .. } => id,
+            Automatic::Opened { id, .. }
+            | Automatic::Assigned { id, .. }
+            | Automatic::Resolved { id, .. }
+            | Automatic::Continued { id, .. } => id,
         }
     }
 }
@@ -230,6 +236,17 @@ async fn apply_automatic(
                 })
                 .await?;
             Ok(change.map(|_| record))
+        }
+        Automatic::Continued { id, agent, at } => {
+            let (changed, record) = conversations
+                .change(id, true, 0, *at, |c, _| {
+                    let moved = c.holder() != Some(agent);
+                    let reopened = c.customer_returned().is_some();
+                    c.assigned(agent.clone(), *at);
+                    Ok(moved || reopened)
+                })
+                .await?;
+            Ok(changed.then_some(record))
         }
     }
 }

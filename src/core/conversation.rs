@@ -287,10 +287,10 @@ impl Conversation {
         })
     }
 
-    /// The customer wrote into it: open again if it was not (a reopen when it was
-    /// resolved). Returns the change, if any.
-    pub fn customer_wrote(&mut self, seq: u64) -> Option<Change> {
-        self.stamp(seq);
+    /// The customer came back to write into it (they chose to continue it): open again if
+    /// it was not (a reopen when it was resolved), as their message will. Returns the
+    /// change, if any.
+    pub fn customer_returned(&mut self) -> Option<Change> {
         let from = self.status;
         if from == Status::Open {
             return None;
@@ -300,6 +300,13 @@ impl Conversation {
         }
         self.status = Status::Open;
         Some(Change { from, to: Status::Open })
+    }
+
+    /// The customer wrote into it: open again if it was not (a reopen when it was
+    /// resolved). Returns the change, if any.
+    pub fn customer_wrote(&mut self, seq: u64) -> Option<Change> {
+        self.stamp(seq);
+        self.customer_returned()
     }
 
     /// An agent wrote into it. Only its holder may, live or not; the status stays (an agent

@@ -53,6 +53,8 @@ pub mod unread_body;
 pub mod widget_settings;
 // ---- transcripts by mail: asked after the chat with its rating token ----
 pub mod transcripts;
+// ---- a returning customer's own conversations ----
+pub mod visitor;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -235,6 +237,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(offline::router())
         // transcripts by mail, asked after the chat with its rating token
         .merge(transcripts::router())
+        // a returning customer's own conversations
+        .merge(visitor::router())
         .split_for_parts()
 }
 

@@ -150,6 +150,12 @@ pub(crate) enum Command {
         chat_id: String,
         notes: Vec<crate::store::ConversationNote>,
     },
+    /// A conversation a customer asked to continue, read from the store (or why not).
+    ContinueLoaded {
+        conn: ConnId,
+        asked: Box<service::continuing::JoinAsked>,
+        found: Result<Box<service::continuing::Continued>, (&'static str, String)>,
+    },
     /// A conversation's change took effect in the store (`conversations::writer`).
     ConversationChanged {
         record: crate::store::ConversationRecord,

@@ -25,6 +25,8 @@ mod notes;
 pub(super) mod conversation_status;
 // ---- transcripts by mail: a customer's ask in their chat ----
 mod transcripts;
+// ---- a customer continuing an earlier conversation ----
+pub(super) mod continuing;
 
 use super::buddy::desk::BuddyDesk;
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
@@ -117,6 +119,8 @@ struct CustomerInfo {
     first_message: Option<String>,
     /// What they told about themselves when joining (kept with their conversations).
     profile: crate::store::CustomerProfile,
+    /// The earlier conversation they continue, until their chat opens as it.
+    continues: Option<Box<continuing::Continued>>,
 }
 
 /// What a customer whose chat ended while they were away gets on resume.
@@ -336,6 +340,7 @@ impl HubState {
                 self.apply(out);
             }
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
+            Command::ContinueLoaded { conn, asked, found } => self.continue_loaded(conn, *asked, found),
             Command::ConversationChanged { record } => self.conversation_changed(record),
             Command::ConversationStatusAnswer {
                 conn,
@@ -1002,12 +1007,12 @@ impl HubState {
 
     /// A new chat's line: suspended until the hub's batch is done.
     fn new_line(&self, chat: ChatId, wire_id: &str) -> Arc<LiveChat> {
-        LiveChat::new(
-            chat,
-            wire_id.to_string(),
-            Transcript::new(TRANSCRIPT_LIMIT),
-            &self.direct,
-        )
+        self.new_line_from(chat, wire_id, Transcript::new(TRANSCRIPT_LIMIT))
+    }
+
+    /// A live line that goes on from `transcript` (a continued conversation).
+    fn new_line_from(&self, chat: ChatId, wire_id: &str, transcript: Transcript) -> Arc<LiveChat> {
+        LiveChat::new(chat, wire_id.to_string(), transcript, &self.direct)
     }
 
     fn wire(&self, chat: ChatId) -> String {

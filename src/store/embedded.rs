@@ -782,8 +782,10 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 let Some(mut rec) = load_record(&conversations, &closed.id)? else {
                     continue;
                 };
-                if rec.closed.is_some() {
-                    continue; // the first close wins
+                if rec.closed.as_ref().is_some_and(|kept| kept.ended_at >= closed.ended_at) {
+                    // The latest close wins: a conversation continued after it ended
+                    // closes again later; a retry or a second writer changes nothing.
+                    continue;
                 }
                 rec.closed = Some(ClosedRecord::from(closed));
                 conversations

@@ -65,8 +65,8 @@
 //!   looked up, in chunks of [`IN_CHUNK`].
 //! - Every other write is idempotent on natural ids too, with no transactions
 //!   (so a standalone server works): an opening is an upsert with
-//!   `$setOnInsert` only, a close `$set`s `closed` only where it is still null
-//!   (the first close wins). A batch's openings go in one `update` command and
+//!   `$setOnInsert` only, a close `$set`s `closed` only where it is null or
+//!   older (the latest close wins: a continued conversation closes again). A batch's openings go in one `update` command and
 //!   its closings in another, not one round trip each.
 //! - Reading a conversation is one find on the conversation and one on its
 //!   buckets (a listing page: one per [`IN_CHUNK`] conversations), by an index

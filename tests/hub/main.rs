@@ -38,6 +38,7 @@ mod leave_token;
 mod listen_backlog;
 mod logging;
 // offline messages: left when nobody is online, answered by mail
+mod continuing;
 mod conversations;
 mod notes;
 mod offline;

@@ -513,6 +513,7 @@ impl HubState {
                 video: join.video,
                 first_message: join.first_message.clone(),
                 profile: join.profile.clone(),
+                continues: None,
             }),
         );
         if connected {

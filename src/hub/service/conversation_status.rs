@@ -86,6 +86,15 @@ impl HubState {
         }));
     }
 
+    /// A customer continuing conversation `id` was paired with `agent`: open again, theirs.
+    pub(super) fn conversation_continued(&self, id: &str, agent: &AgentId) {
+        self.conversation_writer.push(Work::Automatic(Automatic::Continued {
+            id: id.to_string(),
+            agent: agent.clone(),
+            at: now_ms(),
+        }));
+    }
+
     /// A chat this node archives went to `agent`.
     pub(super) fn conversation_assigned(&self, id: &str, agent: &AgentId) {
         self.conversation_writer.push(Work::Automatic(Automatic::Assigned {

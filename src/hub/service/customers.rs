@@ -1,10 +1,12 @@
 //! A customer's frames: joining a queue, resuming after a drop (here, or a chat that
 //! ended while they were away), and what a joined customer sends in their chat.
 
+use super::continuing::{Continued, JoinAsked};
 use super::{CustomerInfo, EndedVisit, HubState, Token, close, not_allowed, valid_name};
 use crate::clock::now_ms;
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
+use crate::core::conversation::Route;
 use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, ServerFrame};
@@ -27,8 +29,19 @@ impl HubState {
                 visitor,
                 page,
                 zone,
-            } => valid_profile(email, visitor, page, zone)
-                .and_then(|profile| self.customer_join(conn, &name, &category, video, message, profile)),
+                conversation,
+            } => valid_profile(email, visitor, page, zone).and_then(|profile| match conversation {
+                Some(id) => {
+                    let asked = JoinAsked {
+                        name,
+                        video,
+                        message,
+                        profile,
+                    };
+                    self.continue_conversation(conn, asked, id)
+                }
+                None => self.customer_join(conn, &name, &category, video, message, profile, None),
+            }),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
@@ -45,6 +58,7 @@ impl HubState {
         video: bool,
         message: Option<String>,
         profile: CustomerProfile,
+        continues: Option<Box<Continued>>,
     ) -> Result<(), (&'static str, String)> {
         let name = valid_name(name)?;
         let first_message = valid_first_message(message)?;
@@ -53,10 +67,12 @@ impl HubState {
             return self.cluster_join(conn, name, category, video, first_message, profile);
         }
         let mut out = vec![];
-        let customer = self
-            .routing
-            .join(&category, &mut out)
-            .map_err(|e| (e.code(), format!("{e}: {:?}", category.0)))?;
+        // A customer continuing a conversation goes back to its agent while that holds.
+        let joined = match continues.as_ref().map(|c| &c.route) {
+            Some(Route::Prefer(agent)) => self.routing.join_preferring(&category, agent, &mut out),
+            _ => self.routing.join(&category, &mut out),
+        };
+        let customer = joined.map_err(|e| (e.code(), format!("{e}: {:?}", category.0)))?;
         // The core queues every join before routing it. A customer it paired at once was
         // never waiting as far as they can see: the protocol answers such a join with
         // `chat_started` alone, so the `queued` of this same pass is not sent.
@@ -78,6 +94,7 @@ impl HubState {
                 video,
                 first_message,
                 profile,
+                continues,
             }),
         );
         self.set_who(conn, Recipient::Customer(customer));

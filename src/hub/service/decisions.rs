@@ -453,6 +453,7 @@ impl HubState {
                 offer_id: None,
                 transfer: None,
                 messages: None,
+                continued: false,
             };
             self.send(Recipient::Customer(customer), &to_customer);
             self.give_to_new_agent(chat, &agent, pending.note_for_agent());
@@ -464,9 +465,12 @@ impl HubState {
             return;
         };
         let archived_here = self.customers.contains_key(&customer);
-        let wire_id = match &self.cluster {
-            Some(cluster) => cluster.wire_id(chat),
-            None => Uuid::now_v7().to_string(),
+        // A customer continuing an earlier conversation: the chat is that conversation.
+        let continues = self.customers.get_mut(&customer).and_then(|c| c.continues.take());
+        let wire_id = match (&continues, &self.cluster) {
+            (Some(continues), _) => continues.id.clone(),
+            (None, Some(cluster)) => cluster.wire_id(chat),
+            (None, None) => Uuid::now_v7().to_string(),
         };
         let agent_name = self
             .agents
@@ -494,7 +498,26 @@ impl HubState {
                 paired_at: started_at,
                 customer: info.profile.clone(),
             }));
-            self.conversation_opened(&wire_id, &category, &info.profile, &agent);
+            match &continues {
+                None => self.conversation_opened(&wire_id, &category, &info.profile, &agent),
+                Some(continues) => {
+                    if let Some((holder, holder_name)) = continues.earlier_holder(&agent) {
+                        self.archive
+                            .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                                id: wire_id.clone(),
+                                at: started_at,
+                                after_seq: continues.last_seq,
+                                from_agent_id: holder.0.clone(),
+                                from_agent_name: holder_name.clone(),
+                                to_agent_id: Some(agent.0.clone()),
+                                to_agent_name: Some(agent_name.clone()),
+                                to_category: None,
+                                note: String::new(),
+                            }));
+                    }
+                    self.conversation_continued(&wire_id, &agent);
+                }
+            }
         }
         if archived_here && let Some(pending) = &continued {
             // The customer came to this node while they waited: the log went with the
@@ -522,7 +545,8 @@ impl HubState {
             video_request: false,
             offer_id: None,
             transfer: None,
-            messages: None,
+            messages: continues.as_ref().map(|c| c.earlier.clone()),
+            continued: continues.is_some(),
         };
         // An accepted offer: the agent's page matches the chat to its offer card.
         let offer_id = self.take_offer_told(customer);
@@ -536,10 +560,20 @@ impl HubState {
             offer_id,
             // A chat handed to a category's line and paired on a node that kept no log of
             // it: its lines come from the chat's log (`fill` below) as `message` frames.
-            messages: continued.as_ref().map(|_| vec![]),
-            transfer: continued.as_ref().map(|pending| pending.note_for_agent()),
+            messages: match &continues {
+                Some(continues) => Some(continues.earlier.clone()),
+                None => continued.as_ref().map(|_| vec![]),
+            },
+            transfer: match &continues {
+                Some(continues) => continues.note_for(&agent),
+                None => continued.as_ref().map(|pending| pending.note_for_agent()),
+            },
+            continued: continues.is_some(),
         };
-        let live = self.new_line(chat, &wire_id);
+        let live = match &continues {
+            Some(continues) => self.new_line_from(chat, &wire_id, continues.transcript(super::TRANSCRIPT_LIMIT)),
+            None => self.new_line(chat, &wire_id),
+        };
         self.insert_chat(
             chat,
             ChatLog {

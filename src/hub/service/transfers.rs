@@ -427,6 +427,7 @@ impl HubState {
             offer_id,
             transfer: Some(transfer),
             messages: Some(log.live.after(0)),
+            continued: false,
         };
         self.send(Recipient::Agent(to.clone()), &frame);
         self.send_notes(to, chat);

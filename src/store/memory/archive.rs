@@ -69,7 +69,11 @@ impl Inner {
             }
             ArchiveEvent::Closed(closed) => {
                 if let Some(&index) = self.by_id.get(&closed.id) {
-                    self.conversations[index].closed.get_or_insert_with(|| closed.clone());
+                    // The latest close wins (a conversation continued after it ended).
+                    let kept = &mut self.conversations[index].closed;
+                    if kept.as_ref().is_none_or(|k| k.ended_at < closed.ended_at) {
+                        *kept = Some(closed.clone());
+                    }
                 }
             }
             ArchiveEvent::Abandoned(_) => {}

@@ -420,6 +420,7 @@ impl HubState {
                     video,
                     first_message,
                     profile,
+                    continues: None,
                 }),
             );
             self.remember_token(&token, customer, resume_tokens::HELD_FOR);

@@ -1,0 +1,102 @@
+//! A returning customer's own conversations, for the customer page and the widget: the
+//! conversations started from this browser, newest first, each with its status and last
+//! line, so the customer can continue one (`join` with `conversation`).
+//!
+//! The browser's visitor key (a long random secret the page made and keeps) is the only
+//! credential, sent in the `X-Visitor-Key` header (never in the address, which logs and
+//! referrers keep). A key that started nothing gets an empty list, as an unknown one does:
+//! the answer tells nothing of anyone else. An email is never enough: anyone can type one.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::history::{MessageView, message_view};
+use super::responses::Unavailable;
+use super::{ApiError, AppState};
+use crate::core::customer_details;
+use crate::store::{ConversationStatus, CustomerKey};
+
+/// The header that carries the browser's visitor key.
+pub const VISITOR_HEADER: &str = "x-visitor-key";
+/// The most conversations listed: a customer page shows a short list, not an archive.
+const LISTED: u64 = 20;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(own_conversations))
+}
+
+/// One of the customer's own conversations, as their page lists it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnConversation {
+    /// The conversation id: `join.conversation` continues it.
+    pub id: String,
+    /// The category id (a continued conversation stays in it).
+    pub category: Option<String>,
+    /// The name the customer gave in it (a continued one goes on under it).
+    pub customer_name: String,
+    /// The agent who had it last.
+    pub agent_name: String,
+    pub status: ConversationStatus,
+    /// When it started (ms since the Unix epoch).
+    pub started_at: i64,
+    /// Its last line, if any.
+    pub last_message: Option<MessageView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnConversations {
+    /// Newest first, at most 20.
+    pub conversations: Vec<OwnConversation>,
+    /// Whether a conversation can be continued on this desk (not yet on several nodes).
+    pub can_continue: bool,
+}
+
+/// The conversations this browser started (by its visitor key), newest first.
+#[utoipa::path(get, path = "/api/visitor/conversations", tag = "public",
+    params(("X-Visitor-Key" = String, Header, description = "the browser's visitor key (16 to 64 letters, digits, '_' or '-'), as sent in `join.visitor`")),
+    responses((status = 200, body = OwnConversations),
+        (status = 400, description = "`invalid_visitor`: no key, or not a key's shape", body = super::ErrorBody),
+        Unavailable))]
+async fn own_conversations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<OwnConversations>, ApiError> {
+    let raw = headers.get(VISITOR_HEADER).and_then(|v| v.to_str().ok());
+    let key = customer_details::visitor(raw)
+        .map_err(|e| ApiError::invalid(e.code, e.message))?
+        .ok_or_else(|| ApiError::invalid("invalid_visitor", "send the browser's visitor key in X-Visitor-Key"))?;
+    let key = CustomerKey::Visitor(key);
+    let found = state.store.customer_conversations(&key, LISTED).await?;
+    // Only what this key started (the store's index also holds emails, never matched here).
+    let found: Vec<_> = found.into_iter().filter(|c| key.matches(&c.opened.customer)).collect();
+    let ids: Vec<String> = found.iter().map(|c| c.opened.id.clone()).collect();
+    let records = state.store.conversation_records(&ids).await?;
+    let conversations = found
+        .iter()
+        .map(|c| OwnConversation {
+            id: c.opened.id.clone(),
+            category: c.opened.category.clone(),
+            customer_name: c.opened.customer_name.clone(),
+            agent_name: c.opened.agent_name.clone(),
+            // An archive from before statuses: an ended conversation reads resolved.
+            status: records
+                .iter()
+                .find(|r| r.id == c.opened.id)
+                .map(|r| r.status)
+                .unwrap_or(match c.closed {
+                    Some(_) => ConversationStatus::Resolved,
+                    None => ConversationStatus::Open,
+                }),
+            started_at: c.opened.paired_at,
+            last_message: c.messages.iter().max_by_key(|m| m.seq).map(message_view),
+        })
+        .collect();
+    Ok(Json(OwnConversations {
+        conversations,
+        can_continue: state.cluster.is_none(),
+    }))
+}

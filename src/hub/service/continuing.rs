@@ -1,0 +1,235 @@
+//! A customer continuing an earlier conversation: a `join` naming one of their browser's
+//! conversations (`conversation`, with the `visitor` key it was started with) opens it
+//! again with the same id, its `seq` going on, instead of starting a new one.
+//!
+//! The conversation's record and archive are read off the hub's task; back here the
+//! customer joins as anyone does, but preferring the agent whose list the conversation is
+//! in while the sticky preference holds (`core::conversation::Conversation::route_on_return`;
+//! the routing core still decides, so limits and FIFO hold), and once paired their chat
+//! is that conversation: both sides get its latest lines, the archive appends to it, and
+//! its status goes back to open (a reopen when it was resolved).
+//!
+//! Ownership is the browser's visitor key, a long random secret the page keeps: a key that
+//! did not start the conversation, an id that does not exist and an erased conversation all
+//! get the same `unknown_conversation`, so nothing tells one from the other.
+
+use super::HubState;
+use crate::clock::now_ms;
+use crate::conversations::return_route;
+use crate::core::conversation::{Route, Rules};
+use crate::core::routing::{AgentId, CategoryId};
+use crate::hub::Command;
+use crate::hub::delivery::ConnId;
+use crate::hub::transcript::Transcript;
+use crate::protocol::{ChatMessage, EarlierAgent, From, ServerFrame, TransferNote};
+use crate::store::{CustomerKey, CustomerProfile, SharedStore, Side, StoreError};
+
+/// The latest lines of a continued conversation its two sides are shown (the archive has
+/// all of them; the customer page and the console show these above the new ones).
+pub(super) const EARLIER_LINES: usize = 50;
+
+/// A `join` as the customer sent it, kept while their conversation is read (its category
+/// is the conversation's).
+pub(crate) struct JoinAsked {
+    pub name: String,
+    pub video: bool,
+    pub message: Option<String>,
+    pub profile: CustomerProfile,
+}
+
+/// A conversation a customer continues, as read from the store.
+#[derive(Debug)]
+pub(crate) struct Continued {
+    pub id: String,
+    pub category: CategoryId,
+    /// The highest seq archived: the continued chat's messages go on after it.
+    pub last_seq: u64,
+    /// Its latest lines (at most [`EARLIER_LINES`]), oldest first.
+    pub earlier: Vec<ChatMessage>,
+    /// The agent whose list it is in, and the name the archive knows them by.
+    pub holder: Option<(AgentId, String)>,
+    /// Where the customer goes: back to the holder while the sticky preference holds.
+    pub route: Route,
+}
+
+/// Why a conversation cannot be continued, as the customer is told.
+fn unknown() -> (&'static str, String) {
+    (
+        "unknown_conversation",
+        "no such conversation of yours; start a new one".to_string(),
+    )
+}
+
+impl HubState {
+    /// A `join` naming a conversation to continue: read it, then [`HubState::continue_loaded`].
+    pub(super) fn continue_conversation(
+        &mut self,
+        conn: ConnId,
+        asked: JoinAsked,
+        id: String,
+    ) -> Result<(), (&'static str, String)> {
+        if self.cluster.is_some() {
+            return Err((
+                "continue_unavailable",
+                "continuing an earlier conversation is not available on this desk yet; start a new one".to_string(),
+            ));
+        }
+        let Some(visitor) = asked.profile.visitor.clone() else {
+            return Err(unknown());
+        };
+        let (store, hub) = (self.archive.store(), self.timers.clone());
+        tokio::spawn(async move {
+            let found = read(&store, &id, &visitor, now_ms()).await;
+            if let Some(tx) = hub.upgrade() {
+                let _ = tx
+                    .send(Command::ContinueLoaded {
+                        conn,
+                        asked: Box::new(asked),
+                        found: found.map(Box::new),
+                    })
+                    .await;
+            }
+        });
+        Ok(())
+    }
+
+    /// The conversation a customer asked to continue, read: they join, routed to it.
+    pub(super) fn continue_loaded(
+        &mut self,
+        conn: ConnId,
+        asked: JoinAsked,
+        found: Result<Box<Continued>, (&'static str, String)>,
+    ) {
+        // Gone, or joined some other way meanwhile (a second `join`): nothing to do.
+        if self.conns.get(&conn).is_none_or(|c| c.who.is_some()) {
+            return;
+        }
+        let result = found.and_then(|continued| {
+            if self.is_continuing(&continued.id) {
+                return Err((
+                    "already_live",
+                    "this conversation is open in another window".to_string(),
+                ));
+            }
+            self.customer_join(
+                conn,
+                &asked.name,
+                &continued.category.0.clone(),
+                asked.video,
+                asked.message,
+                asked.profile,
+                Some(continued),
+            )
+        });
+        if let Err((code, message)) = result {
+            self.error_to_conn(conn, code, message, None);
+        }
+    }
+
+    /// Conversation `id` has a live chat, or a customer waiting to continue it.
+    fn is_continuing(&self, id: &str) -> bool {
+        self.chat_by_wire.contains_key(id)
+            || self
+                .customers
+                .values()
+                .any(|info| info.continues.as_ref().is_some_and(|c| c.id == id))
+    }
+}
+
+/// Reads conversation `id` for the customer whose browser key is `visitor`.
+async fn read(store: &SharedStore, id: &str, visitor: &str, now: i64) -> Result<Continued, (&'static str, String)> {
+    let failed = |e: StoreError| match e {
+        StoreError::NotFound => unknown(),
+        other => {
+            tracing::warn!(conversation = %id, error = %other, "a conversation to continue could not be read");
+            (
+                "archive_unavailable",
+                "your conversation could not be read just now; try again shortly".to_string(),
+            )
+        }
+    };
+    let record = store.conversation_record(id).await.map_err(failed)?;
+    let key = CustomerKey::Visitor(visitor.to_string()).indexed();
+    if !record.customer_keys.contains(&key) {
+        return Err(unknown());
+    }
+    let archived = store.conversation(id).await.map_err(failed)?;
+    if !archived
+        .opened
+        .customer
+        .visitor
+        .as_deref()
+        .is_some_and(|v| v == visitor)
+    {
+        return Err(unknown());
+    }
+    let last_seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);
+    let skip = archived.messages.len().saturating_sub(EARLIER_LINES);
+    let earlier = archived.messages[skip..]
+        .iter()
+        .map(|m| ChatMessage {
+            chat_id: id.to_string(),
+            id: m.id.clone(),
+            seq: m.seq,
+            from: match m.from {
+                Side::Customer => From::Customer,
+                _ => From::Agent,
+            },
+            sender: None,
+            text: m.text.clone(),
+            at: m.at,
+            client_id: None,
+        })
+        .collect();
+    let holder = record
+        .holder
+        .clone()
+        .map(|agent| (AgentId(agent), archived.opened.agent_name.clone()));
+    // Its category as last routed; an archive from before records had one names its first.
+    let category = match record.category.as_str() {
+        "" => archived.opened.category.clone().ok_or_else(unknown)?,
+        known => known.to_string(),
+    };
+    Ok(Continued {
+        id: id.to_string(),
+        category: CategoryId::from(category),
+        last_seq,
+        earlier,
+        holder,
+        route: return_route(&record, now, &Rules::default()),
+    })
+}
+
+impl Continued {
+    /// The chat's transcript to go on from: its latest lines kept (a resume after a reload
+    /// shows them), the next message stamped `last_seq + 1`.
+    pub(super) fn transcript(&self, limit: usize) -> Transcript {
+        let frames = self
+            .earlier
+            .iter()
+            .map(|m| (m.seq, ServerFrame::Message(m.clone()).encode().as_str().to_owned()))
+            .collect();
+        Transcript::from_parts(self.last_seq, frames, limit)
+    }
+
+    /// Who had it before, when that is not `agent`: the continued chat reaches `agent` as
+    /// handed on by them (their lines are theirs in the console), and the archive records
+    /// the move as a transfer.
+    pub(super) fn earlier_holder(&self, agent: &AgentId) -> Option<&(AgentId, String)> {
+        self.holder.as_ref().filter(|(holder, _)| holder != agent)
+    }
+
+    /// The note the agent's `chat_started` carries when someone else had it before.
+    pub(super) fn note_for(&self, agent: &AgentId) -> Option<TransferNote> {
+        let (_, name) = self.earlier_holder(agent)?;
+        Some(TransferNote {
+            from_name: name.clone(),
+            note: String::new(),
+            category: None,
+            earlier_agents: vec![EarlierAgent {
+                name: name.clone(),
+                through_seq: self.last_seq,
+            }],
+        })
+    }
+}

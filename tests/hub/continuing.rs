@@ -1,0 +1,248 @@
+//! A returning customer continues an earlier conversation: their browser's visitor key lists
+//! their own conversations (`GET /api/visitor/conversations`), a `join` naming one opens it
+//! again with the same id and its `seq` going on, back to the agent who had it when they can
+//! take it, into the line when they are full; a key that did not start it learns nothing.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const VISITOR: &str = "carlas-browser-key-0001";
+const STRANGER: &str = "someone-elses-key-0002";
+
+/// The conversations `key` lists: the status and the answer.
+async fn own(hub: &TestHub, key: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(hub.url("/api/visitor/conversations"));
+    if let Some(key) = key {
+        request = request.header("X-Visitor-Key", key);
+    }
+    let res = request.send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until the first conversation `key` lists has `status`; returns the list.
+async fn own_until(hub: &TestHub, key: &str, status: &str) -> Value {
+    for _ in 0..100 {
+        let (code, list) = own(hub, Some(key)).await;
+        assert_eq!(code, 200, "{list}");
+        if list["conversations"][0]["status"] == status {
+            return list;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{key}'s first conversation never became {status}: {:?}",
+        own(hub, Some(key)).await
+    );
+}
+
+/// Carla's first visit with `agent`: she says "my parcel is late", the agent answers, and
+/// ends the chat (which resolves it). The conversation id.
+async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
+    let mut carla = hub.customer_with("Carla", json!({"visitor": VISITOR})).await;
+    let chat = carla.chat_started().await;
+    agent.next_of("chat_started").await;
+    carla
+        .send(json!({"type": "message", "text": "my parcel is late", "client_id": "c1"}))
+        .await;
+    carla.next_of("ack").await;
+    agent.next_of("message").await;
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "it leaves today", "client_id": "a1"}))
+        .await;
+    agent.next_of("ack").await;
+    carla.next_of("message").await;
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+    chat
+}
+
+/// A customer page joining to continue `conversation` with `visitor`.
+async fn continuing(hub: &TestHub, visitor: Option<&str>, conversation: &str) -> Ws {
+    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    let mut join = json!({"type": "join", "name": "Carla", "category": "general", "conversation": conversation});
+    if let Some(visitor) = visitor {
+        join["visitor"] = json!(visitor);
+    }
+    ws.send(join).await;
+    ws
+}
+
+fn texts(messages: &Value) -> Vec<(u64, &str)> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_returning_customer_continues_their_conversation_with_the_same_agent_and_the_seq_going_on() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let chat = first_visit(&hub, &mut ann).await;
+
+    // Her browser lists it, resolved, with its last line; another key lists nothing.
+    let list = own_until(&hub, VISITOR, "resolved").await;
+    let row = &list["conversations"][0];
+    assert_eq!(
+        (
+            row["id"].as_str(),
+            row["last_message"]["text"].as_str(),
+            row["agent_name"].as_str()
+        ),
+        (Some(chat.as_str()), Some("it leaves today"), Some("ANN")),
+        "{list}"
+    );
+    assert_eq!(list["can_continue"], true);
+    assert_eq!(
+        own(&hub, Some(STRANGER)).await,
+        (200, json!({"conversations": [], "can_continue": true}))
+    );
+    for bad in [None, Some("short"), Some("not a key at all, spaces")] {
+        let (code, body) = own(&hub, bad).await;
+        assert_eq!((code, error_code(&body)), (400, "invalid_visitor"), "{bad:?}: {body}");
+    }
+
+    // She continues it: the same id, its lines, back to Ann.
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    let started = carla.next_of("chat_started").await;
+    assert_eq!(
+        (started["chat_id"].as_str(), started["continued"].as_bool()),
+        (Some(chat.as_str()), Some(true))
+    );
+    assert_eq!(
+        texts(&started["messages"]),
+        vec![(1, "my parcel is late"), (2, "it leaves today")]
+    );
+    let to_ann = ann.next_of("chat_started").await;
+    assert_eq!(
+        (to_ann["chat_id"].as_str(), to_ann["continued"].as_bool()),
+        (Some(chat.as_str()), Some(true))
+    );
+    assert_eq!(texts(&to_ann["messages"]).len(), 2);
+    assert!(
+        to_ann["transfer"].is_null(),
+        "her own conversation: no hand-over note: {to_ann}"
+    );
+
+    // The seq goes on; the conversation is open again (a reopen), still Ann's.
+    carla
+        .send(json!({"type": "message", "text": "it did not arrive", "client_id": "c2"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["seq"], 3);
+    let line = ann.next_of("message").await;
+    assert_eq!(
+        (line["chat_id"].as_str(), line["seq"].as_u64()),
+        (Some(chat.as_str()), Some(3))
+    );
+    own_until(&hub, VISITOR, "open").await;
+    let ann_api = hub.login("ann", "agent-password").await;
+    let (_, inbox) = ann_api.get("/api/inbox").await;
+    assert_eq!(
+        (inbox["items"][0]["id"].as_str(), inbox["items"][0]["reopens"].as_u64()),
+        (Some(chat.as_str()), Some(1)),
+        "{inbox}"
+    );
+
+    // A second window cannot continue it while it is live.
+    let mut again = continuing(&hub, Some(VISITOR), &chat).await;
+    assert_eq!(again.next_of("error").await["code"], "already_live");
+
+    // Ended again: the archive has one conversation, its three lines in order.
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+    let archived = wait_archived(&ann_api, &chat, 3).await;
+    assert_eq!(
+        texts(&archived["messages"]).iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    // The latest close wins: it ended after its last line, not when it first ended.
+    assert!(
+        archived["ended_at"].as_i64() >= archived["messages"][2]["at"].as_i64(),
+        "{archived}"
+    );
+}
+
+/// Conversation `id` as `api` reads it once it holds `n` messages.
+async fn wait_archived(api: &Api, id: &str, n: usize) -> Value {
+    for _ in 0..100 {
+        let (status, c) = api.get(&format!("/api/conversations/{id}")).await;
+        if status == 200 && c["messages"].as_array().is_some_and(|m| m.len() == n) {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("conversation {id} never had {n} messages");
+}
+
+#[tokio::test]
+async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_stranger_learns_nothing() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+
+    // Someone else's key, no key, or no such conversation: one answer, and the socket lives.
+    let mut refusals = Vec::new();
+    for (visitor, id) in [
+        (Some(STRANGER), chat.as_str()),
+        (None, chat.as_str()),
+        (Some(VISITOR), "no-such-conversation"),
+    ] {
+        let mut ws = continuing(&hub, visitor, id).await;
+        let error = ws.next_of("error").await;
+        refusals.push((error["code"].clone(), error["message"].clone()));
+        ws.send(json!({"type": "join", "name": "Eve", "category": "nonexistent"}))
+            .await;
+        assert_eq!(
+            ws.next_of("error").await["code"],
+            "unknown_category",
+            "the connection lives on"
+        );
+    }
+    assert_eq!(refusals[0].0, "unknown_conversation");
+    assert!(refusals.iter().all(|r| *r == refusals[0]), "{refusals:?}");
+
+    // Ann is full with Dora: Carla's continued conversation waits in line.
+    let (_dora, dora_chat) = hub.paired_customer(&mut ann, "Dora", "general").await;
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    assert_eq!(carla.next_of("queued").await["place"], 1);
+    // Dora's chat ends: Ann takes Carla's conversation, as itself.
+    ann.send(json!({"type": "end_chat", "chat_id": dora_chat})).await;
+    let started = carla.next_of("chat_started").await;
+    assert_eq!(
+        (started["chat_id"].as_str(), started["continued"].as_bool()),
+        (Some(chat.as_str()), Some(true))
+    );
+    let to_ann = ann.next_matching(|f| f["type"] == "chat_started").await;
+    assert_eq!(to_ann["chat_id"].as_str(), Some(chat.as_str()));
+}
+
+#[tokio::test]
+async fn a_conversation_continued_by_another_agent_reaches_them_as_handed_on() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+    // Ann is gone for the day; Bob is on the desk.
+    drop(ann);
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    assert_eq!(
+        carla.next_of("chat_started").await["chat_id"].as_str(),
+        Some(chat.as_str())
+    );
+    let to_bob = bob.next_of("chat_started").await;
+    assert_eq!(
+        (to_bob["continued"].as_bool(), to_bob["transfer"]["from_name"].as_str()),
+        (Some(true), Some("ANN")),
+        "{to_bob}"
+    );
+    assert_eq!(to_bob["transfer"]["earlier_agents"][0]["through_seq"], 2);
+    // The archive says Bob has it now.
+    let admin = hub.admin().await;
+    let archived = wait_archived(&admin, &chat, 2).await;
+    assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
+}
