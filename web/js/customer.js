@@ -9,6 +9,7 @@ import { beep, flashTitle } from './notify.js';
 import { showRating, clearRating } from './rating.js';
 import { offlineDesk, deskUnavailable } from './offline-desk.js';
 import { joinDetails } from './visitor.js';
+import { showEarlierConversations } from './earlier-conversations.js';
 import { transcriptOffer, askByToken } from './transcript-mail.js';
 
 const KEY = 'switchboard.customer';
@@ -93,9 +94,27 @@ async function loadCategories() {
   for (const c of topics) {
     host.append(el('button', { type: 'button', dataset: { testid: `category-${c.id}`, category: c.id }, onclick: () => chooseCategory(c) }, c.name));
   }
+  loadEarlier(res.data);
   const preset = res.data.find((c) => c.id === presetCategory);
   presetCategory = null;
   if (preset && !saved && !$('welcome').hidden) chooseCategory(preset);
+}
+
+/** This browser's earlier conversations under the topics, each to continue. */
+function loadEarlier(categories) {
+  showEarlierConversations($('earlier'), {
+    categoryName: (id) => categories.find((c) => c.id === id)?.name,
+    onContinue: (c) => continueConversation(c, categories.find((x) => x.id === c.category)?.name),
+  });
+}
+
+/** The customer writes into an earlier conversation: a join naming it (same id, same agent when free). */
+function continueConversation(c, categoryName) {
+  pendingJoin = { name: c.customer_name, category: c.category, categoryName, conversation: c.id };
+  pageNotice('');
+  startSession();
+  if (socket.connected) socket.send(joinFrame());
+  else socket.start();
 }
 
 /** A category chosen: nobody to chat with there (closed, or no agent online) is said
@@ -167,6 +186,7 @@ function joinFrame() {
     ...joinDetails(new URLSearchParams(location.search)) };
   if (pendingJoin.message) frame.message = pendingJoin.message;
   if (pendingJoin.email) frame.email = pendingJoin.email;
+  if (pendingJoin.conversation) frame.conversation = pendingJoin.conversation;
   return frame;
 }
 
@@ -491,7 +511,17 @@ function handle(f) {
       deskStatus(f);
       break;
     case 'chat_started':
-      chatting(f.chat_id, f.peer_name, f.category_name, true);
+      if (f.continued) {
+        // An earlier conversation goes on: its latest lines first, then who has it now.
+        chatting(f.chat_id, f.peer_name, f.category_name, false);
+        for (const m of f.messages || []) showMessage(m);
+        const text = `You're continuing your conversation with ${f.peer_name}.`;
+        keptNotice(text, 'conversation-continued');
+        announce(text);
+        chat?.focus();
+      } else {
+        chatting(f.chat_id, f.peer_name, f.category_name, true);
+      }
       break;
     case 'transferred':
       transferred(f);
@@ -594,6 +624,16 @@ function onError(f) {
     screen('welcome');
     return;
   }
+  // An earlier conversation that cannot be continued (not this browser's, open elsewhere):
+  // back to the topics, saying why.
+  if (pendingJoin?.conversation && !saved && ['unknown_conversation', 'already_live', 'continue_unavailable'].includes(f.code)) {
+    pendingJoin = null;
+    socket.stop();
+    pageNotice(f.message);
+    screen('welcome');
+    loadCategories();
+    return;
+  }
   // The category closed between the list and the join: the offline path, as if listed closed.
   if (f.code === 'category_closed' && pendingJoin && !saved) {
     showOffline({ id: pendingJoin.category, name: pendingJoin.categoryName, open: false, agents_online: false });
@@ -614,7 +654,7 @@ $('join-back').addEventListener('click', () => screen('welcome'));
 // Ending a chat (or leaving the line) cannot be undone: it asks first, inline (a blocking
 // confirm() would freeze the page and its messages).
 $('leave').addEventListener('click', () => {
-  $('confirm-end-question').textContent = inChat ? 'End this chat? You cannot reopen it.' : 'Leave the line? You will lose your place.';
+  $('confirm-end-question').textContent = inChat ? 'End this chat? You can come back to it later from this page.' : 'Leave the line? You will lose your place.';
   $('confirm-end-yes').textContent = inChat ? 'End chat' : 'Leave the line';
   show($('confirm-end'), true);
   $('confirm-end-no').focus();

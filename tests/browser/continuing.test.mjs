@@ -1,0 +1,66 @@
+// A returning customer continues their conversation: they chat, it ends, and later (a new
+// tab of the same browser, so the same visitor key and no session left) the customer page
+// lists it under the topics with its status and last line; "Continue" opens it again with
+// its lines, with the same agent, and the chat goes on. The page passes axe with the list
+// shown, on a phone and a desk.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf } from './helpers.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+
+async function seriousAxe(page) {
+  await page.addScriptTag({ path: AXE });
+  return page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+}
+
+for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
+  test(`a customer comes back and continues their conversation with the same agent (${label})`, () => withShots(`continuing-${label}`, async (pages) => {
+    const agent = await createAgent(hub, { username: `vera-${label}`, display_name: 'Vera', categories: ['general'], max_chats: 2 });
+    const agentPage = await newPage(browser, { width: 1366, height: 768 });
+    pages.push(agentPage);
+    await agentSignsIn(agentPage, hub, agent);
+    const customer = await newPage(browser, size, { bypassCSP: true });
+    pages.push(customer);
+    const name = `Nora ${label}`;
+    const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+    await says(customer, panel, 'My order 1042 is late');
+    await says(panel, customer, 'It ships today');
+    // She ends it, which says she can come back to it.
+    await customer.getByTestId('leave-button').click();
+    assert.match(await customer.locator('#confirm-end-question').textContent(), /come back to it later/);
+    await customer.getByTestId('confirm-end-button').click();
+    await customer.getByTestId('rating').waitFor();
+
+    // Later, a new tab of the same browser: the conversation is listed under the topics.
+    const later = await customer.context().newPage();
+    pages.push(later);
+    await later.goto(`${hub.url}/`);
+    const row = later.getByTestId('earlier-conversation').first();
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-status'), 'resolved');
+    assert.match(await row.innerText(), /General[\s\S]*Resolved[\s\S]*Vera: It ships today/);
+    const width = await later.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= size.width, `fits (scrollWidth ${width})`);
+    assert.deepEqual(await seriousAxe(later), []);
+    await shot(later, `continuing-list-${label}`);
+
+    // Continue: her lines are back, the same agent has it, and the chat goes on.
+    await row.getByTestId('continue-conversation').click();
+    await later.getByTestId('conversation-continued').waitFor();
+    await later.getByTestId('message').filter({ hasText: 'My order 1042 is late' }).waitFor();
+    await later.getByTestId('message').filter({ hasText: 'It ships today' }).waitFor();
+    const again = panelOf(agentPage, name);
+    await again.getByTestId('message').filter({ hasText: 'My order 1042 is late' }).waitFor();
+    await says(later, again, 'It has not arrived yet');
+    await says(again, later, 'Sorry, I will send another one');
+    await shot(later, `continuing-chat-${label}`);
+    await shot(agentPage, `continuing-agent-${label}`);
+  }));
+}

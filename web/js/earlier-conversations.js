@@ -1,0 +1,58 @@
+// A returning customer's earlier conversations on the customer page and in the widget:
+// the conversations started from this browser (by its visitor key, see visitor.js), newest
+// first, each with its status and last line, and "Continue" to write into it again (the
+// hub opens it with the same id, back to the agent who had it when they are free).
+
+import { el } from './dom.js';
+import { visitorKey } from './visitor.js';
+
+const STATUS_WORDS = { open: 'Open', pending: 'Waiting for your answer', snoozed: 'Open', resolved: 'Resolved' };
+
+/** The conversations this browser started, or [] (no key, none, or the hub unreachable). */
+async function ownConversations() {
+  const key = visitorKey();
+  if (!key) return { conversations: [], can_continue: false };
+  try {
+    const res = await fetch('/api/visitor/conversations', { headers: { 'x-visitor-key': key }, signal: AbortSignal.timeout(10000) });
+    if (!res.ok) return { conversations: [], can_continue: false };
+    return await res.json();
+  } catch {
+    return { conversations: [], can_continue: false };
+  }
+}
+
+function when(at) {
+  const d = new Date(at);
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return new Intl.DateTimeFormat([], sameDay ? { hour: '2-digit', minute: '2-digit' } : { day: 'numeric', month: 'short' }).format(d);
+}
+
+/**
+ * Fills `host` (hidden while empty) with the list. `categoryName(id)` names a topic;
+ * `onContinue(conversation)` is called with the chosen row.
+ */
+export async function showEarlierConversations(host, { categoryName, onContinue }) {
+  const { conversations, can_continue: canContinue } = await ownConversations();
+  host.replaceChildren();
+  host.hidden = conversations.length === 0;
+  if (!conversations.length) return;
+  const list = el('ul', { class: 'earlier-list', dataset: { testid: 'earlier-list' } });
+  for (const c of conversations.slice(0, 5)) {
+    const last = c.last_message;
+    const line = last ? `${last.from === 'customer' ? 'You' : c.agent_name || 'Agent'}: ${last.text}` : 'No messages yet';
+    const topic = categoryName(c.category) || 'Conversation';
+    const button = canContinue
+      ? el('button', { type: 'button', class: 'secondary', dataset: { testid: 'continue-conversation', conversation: c.id },
+        'aria-label': `Continue your conversation about ${topic}`, onclick: () => onContinue(c) }, 'Continue')
+      : null;
+    list.append(el('li', { class: 'earlier-row', dataset: { testid: 'earlier-conversation', status: c.status } },
+      el('div', { class: 'earlier-text' },
+        el('div', { class: 'earlier-head' },
+          el('strong', {}, topic),
+          el('span', { class: `earlier-status status-${c.status}` }, STATUS_WORDS[c.status] || c.status),
+          el('span', { class: 'muted earlier-when' }, when(last?.at || c.started_at))),
+        el('p', { class: 'earlier-last muted' }, line)),
+      button));
+  }
+  host.append(el('h3', { id: 'earlier-title' }, 'Your conversations'), list);
+}
