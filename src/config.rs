@@ -39,6 +39,9 @@ pub struct Settings {
     /// The shortest gap between two draft previews forwarded for one chat.
     pub draft_interval: Duration,
     pub resume_grace: Duration,
+    /// How long after its agent's last turn in a conversation a customer continuing it goes
+    /// back to that agent (when they can take it) rather than into the line.
+    pub conversation_sticky: Duration,
     /// How long an agent has to answer an offer (a category in offer mode) before it lapses.
     pub offer_timeout: Duration,
     /// How long a buddy whose last connection closed stays online (a reload is not a leave).
@@ -216,6 +219,7 @@ impl Settings {
             draft_preview: r.flag("DRAFT_PREVIEW", true)?,
             draft_interval: Duration::from_millis(r.ranged("DRAFT_INTERVAL_MS", 150, 0..=10_000)?),
             resume_grace: r.seconds("RESUME_GRACE_SECS", 30.0)?,
+            conversation_sticky: Duration::from_secs(3600 * r.ranged("CONVERSATION_STICKY_HOURS", 168, 0..=8760)?),
             offer_timeout: r.positive_seconds("OFFER_TIMEOUT_SECS", 20.0)?,
             buddy_grace: r.seconds("BUDDY_GRACE_SECS", 5.0)?,
             heartbeat: r.positive_seconds("HEARTBEAT_SECS", 20.0)?,

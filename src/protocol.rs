@@ -862,6 +862,7 @@ mod tests {
                 visitor: None,
                 page: None,
                 zone: None,
+                conversation: None,
             }
         );
         assert_eq!(

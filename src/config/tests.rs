@@ -221,3 +221,18 @@ fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
         assert_eq!(with(&vars).unwrap_err().var, var, "{vars:?}");
     }
 }
+
+// ---- conversations ----
+#[test]
+fn the_sticky_return_lasts_a_week_unless_set_and_a_bad_value_names_its_variable() {
+    assert_eq!(
+        with(&[]).unwrap().conversation_sticky,
+        Duration::from_secs(7 * 24 * 3600)
+    );
+    let set = with(&[("CONVERSATION_STICKY_HOURS", "0")]).unwrap();
+    assert_eq!(set.conversation_sticky, Duration::ZERO);
+    for value in ["-1", "8761", "a week"] {
+        let e = with(&[("CONVERSATION_STICKY_HOURS", value)]).unwrap_err();
+        assert_eq!(e.var, "CONVERSATION_STICKY_HOURS", "{value}");
+    }
+}

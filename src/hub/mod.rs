@@ -395,7 +395,8 @@ impl Hub {
             tx: tx.clone(),
             desk_cache,
         };
-        let conversation_writer = service::conversation_status::writer(&archive, tx.downgrade(), cluster.clone());
+        let conversation_writer =
+            service::conversation_status::writer(&archive, &settings, tx.downgrade(), cluster.clone());
         // ---- several nodes through Redis: routing through the scripts ----
         let link = cluster.map(|c| {
             // Re-asserted on every (re)join: a Redis that lost its data learns them again.

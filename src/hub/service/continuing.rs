@@ -78,8 +78,9 @@ impl HubState {
             return Err(unknown());
         };
         let (store, hub) = (self.archive.store(), self.timers.clone());
+        let rules = super::conversation_status::rules(&self.settings);
         tokio::spawn(async move {
-            let found = read(&store, &id, &visitor, now_ms()).await;
+            let found = read(&store, &id, &visitor, &rules, now_ms()).await;
             if let Some(tx) = hub.upgrade() {
                 let _ = tx
                     .send(Command::ContinueLoaded {
@@ -137,7 +138,13 @@ impl HubState {
 }
 
 /// Reads conversation `id` for the customer whose browser key is `visitor`.
-async fn read(store: &SharedStore, id: &str, visitor: &str, now: i64) -> Result<Continued, (&'static str, String)> {
+async fn read(
+    store: &SharedStore,
+    id: &str,
+    visitor: &str,
+    rules: &Rules,
+    now: i64,
+) -> Result<Continued, (&'static str, String)> {
     let failed = |e: StoreError| match e {
         StoreError::NotFound => unknown(),
         other => {
@@ -196,7 +203,7 @@ async fn read(store: &SharedStore, id: &str, visitor: &str, now: i64) -> Result<
         last_seq,
         earlier,
         holder,
-        route: return_route(&record, now, &Rules::default()),
+        route: return_route(&record, now, rules),
     })
 }
 

@@ -38,10 +38,11 @@ pub(in crate::hub) struct StatusAsked {
 /// nodes every change also goes out on the admin bus, for a holder connected elsewhere.
 pub(in crate::hub) fn writer(
     archive: &Archive,
+    settings: &crate::config::Settings,
     hub: mpsc::WeakSender<Command>,
     cluster: Option<crate::cluster::node::Cluster>,
 ) -> Writer {
-    let conversations = Conversations::new(archive.store(), Rules::default());
+    let conversations = Conversations::new(archive.store(), rules(settings));
     let notify: Notify = Arc::new(move |record, origin| {
         if let Some(cluster) = &cluster {
             let (cluster, record) = (cluster.clone(), record.clone());
@@ -60,6 +61,14 @@ pub(in crate::hub) fn writer(
         }
     });
     Writer::start(conversations, notify)
+}
+
+/// The conversation rules the desk's settings make.
+pub(super) fn rules(settings: &crate::config::Settings) -> Rules {
+    Rules {
+        sticky_ms: i64::try_from(settings.conversation_sticky.as_millis()).unwrap_or(i64::MAX),
+        ..Rules::default()
+    }
 }
 
 impl HubState {
