@@ -246,3 +246,38 @@ async fn a_conversation_continued_by_another_agent_reaches_them_as_handed_on() {
     let archived = wait_archived(&admin, &chat, 2).await;
     assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
 }
+
+#[tokio::test]
+async fn a_conversation_continued_the_moment_it_ended_goes_on_after_its_last_line() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let mut carla = hub.customer_with("Carla", json!({"visitor": VISITOR})).await;
+    let chat = carla.chat_started().await;
+    ann.next_of("chat_started").await;
+    // Lines acknowledged (durable) but perhaps not yet readable from the store, then the end.
+    for n in 1..=30 {
+        carla
+            .send(json!({"type": "message", "text": format!("line {n}"), "client_id": format!("c{n}")}))
+            .await;
+    }
+    for _ in 1..=30 {
+        carla.next_of("ack").await;
+    }
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("chat_ended").await;
+    // Back at once: the next line is 31, and none of the 30 is overwritten.
+    let mut again = continuing(&hub, Some(VISITOR), &chat).await;
+    again.next_of("welcome").await;
+    let started = again.next_of("chat_started").await;
+    assert_eq!(
+        started["messages"].as_array().unwrap().last().unwrap()["seq"],
+        30,
+        "{started}"
+    );
+    again
+        .send(json!({"type": "message", "text": "one more", "client_id": "c31"}))
+        .await;
+    assert_eq!(again.next_of("ack").await["seq"], 31);
+    let api = hub.login("ann", "agent-password").await;
+    let archived = wait_archived(&api, &chat, 31).await;
+    assert_eq!(archived["messages"][30]["text"], "one more");
+}

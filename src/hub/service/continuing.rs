@@ -52,6 +52,17 @@ pub(crate) struct Continued {
     pub route: Route,
 }
 
+/// How long a continue waits for the archive to store what this node handed it.
+const STORE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The store is behind or down: what it has of the conversation may be short of its end.
+fn store_behind() -> (&'static str, String) {
+    (
+        "archive_unavailable",
+        "your conversation could not be read just now; try again shortly".to_string(),
+    )
+}
+
 /// Why a conversation cannot be continued, as the customer is told.
 fn unknown() -> (&'static str, String) {
     (
@@ -77,10 +88,19 @@ impl HubState {
         let Some(visitor) = asked.profile.visitor.clone() else {
             return Err(unknown());
         };
-        let (store, hub) = (self.archive.store(), self.timers.clone());
+        let (archive, hub) = (self.archive.clone(), self.timers.clone());
         let rules = super::conversation_status::rules(&self.settings);
         tokio::spawn(async move {
-            let found = read(&store, &id, &visitor, &rules, now_ms()).await;
+            // Its last lines may be on their way to the store (relayed before they were
+            // durable, or acknowledged while it was down): the next seq must come after them.
+            archive
+                .written_through_now(tokio::time::Instant::now() + STORE_CATCH_UP)
+                .await;
+            let found = if archive.status.degraded.load(std::sync::atomic::Ordering::Relaxed) {
+                Err(store_behind())
+            } else {
+                read(&archive.store(), &id, &visitor, &rules, now_ms()).await
+            };
             if let Some(tx) = hub.upgrade() {
                 let _ = tx
                     .send(Command::ContinueLoaded {
@@ -149,10 +169,7 @@ async fn read(
         StoreError::NotFound => unknown(),
         other => {
             tracing::warn!(conversation = %id, error = %other, "a conversation to continue could not be read");
-            (
-                "archive_unavailable",
-                "your conversation could not be read just now; try again shortly".to_string(),
-            )
+            store_behind()
         }
     };
     let record = store.conversation_record(id).await.map_err(failed)?;
