@@ -156,6 +156,11 @@ pub(crate) enum Command {
         asked: Box<service::continuing::JoinAsked>,
         found: Result<Box<service::continuing::Continued>, (&'static str, String)>,
     },
+    /// A conversation an agent writes into while its customer is away, read from the store.
+    FollowUpRead {
+        id: String,
+        read: Result<service::follow_up::Read, crate::store::StoreError>,
+    },
     /// A conversation's change took effect in the store (`conversations::writer`).
     ConversationChanged {
         record: crate::store::ConversationRecord,

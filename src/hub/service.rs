@@ -27,6 +27,8 @@ pub(super) mod conversation_status;
 mod transcripts;
 // ---- a customer continuing an earlier conversation ----
 pub(super) mod continuing;
+// ---- an agent writing to a customer who is not there ----
+pub(super) mod follow_up;
 
 use super::buddy::desk::BuddyDesk;
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
@@ -175,6 +177,8 @@ pub(crate) struct HubState {
     agents: HashMap<AgentId, AgentInfo>,
     chats: HashMap<ChatId, ChatLog>,
     chat_by_wire: HashMap<String, ChatId>,
+    /// Conversations agents write into while their customers are away (`follow_up`).
+    follow_ups: follow_up::Table,
     category_names: CategoryNames,
     pub(super) archive: Archive,
     pub(super) timers: mpsc::WeakSender<Command>,
@@ -267,6 +271,7 @@ impl HubState {
             agents: HashMap::new(),
             chats: HashMap::new(),
             chat_by_wire: HashMap::new(),
+            follow_ups: HashMap::new(),
             category_names,
             archive,
             timers,
@@ -341,6 +346,7 @@ impl HubState {
             }
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
             Command::ContinueLoaded { conn, asked, found } => self.continue_loaded(conn, *asked, found),
+            Command::FollowUpRead { id, read } => self.follow_up_read(id, read),
             Command::ConversationChanged { record } => self.conversation_changed(record),
             Command::ConversationStatusAnswer {
                 conn,
@@ -833,6 +839,10 @@ impl HubState {
                 text,
                 client_id,
             } => {
+                // A conversation of theirs without a live chat: its customer is away.
+                if let Some(away) = chat_id.as_ref().filter(|wire| !self.chat_by_wire.contains_key(*wire)) {
+                    return self.follow_up(conn, id, away.clone(), text, client_id);
+                }
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
                 self.relay(chat, (Party::Agent, conn), text, client_id)
             }

@@ -281,3 +281,63 @@ async fn a_conversation_continued_the_moment_it_ended_goes_on_after_its_last_lin
     let archived = wait_archived(&api, &chat, 31).await;
     assert_eq!(archived["messages"][30]["text"], "one more");
 }
+
+#[tokio::test]
+async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they_continue() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+
+    // Ann writes into it with nobody there: stamped after its last line, acknowledged.
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "we found your parcel", "client_id": "f1"}))
+        .await;
+    assert_eq!(ann.next_of("ack").await["seq"], 3);
+    // Bob, whose list it is not in, learns nothing.
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    bob.send(json!({"type": "message", "chat_id": chat, "text": "hello?", "client_id": "b1"}))
+        .await;
+    assert_eq!(bob.next_of("error").await["code"], "unknown_chat");
+
+    // More lines, and Carla continuing it at the same moment: nothing collides.
+    for n in 2..=6 {
+        ann.send(
+            json!({"type": "message", "chat_id": chat, "text": format!("follow-up {n}"), "client_id": format!("f{n}")}),
+        )
+        .await;
+    }
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    let started = carla.next_of("chat_started").await;
+    let mut acked = Vec::new();
+    while acked.len() < 5 {
+        let f = ann.next_matching(|f| f["type"] == "ack" || f["type"] == "error").await;
+        assert_eq!(f["type"], "ack", "{f}");
+        acked.push(f["seq"].as_u64().unwrap());
+    }
+    acked.sort();
+    assert_eq!(acked, vec![4, 5, 6, 7, 8], "one count for all of them");
+    // She sees what was written while she was away (in chat_started, or as it came).
+    let mut seen: Vec<u64> = started["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    while seen.last() != Some(&8) {
+        seen.push(carla.next_of("message").await["seq"].as_u64().unwrap());
+    }
+    assert!(seen.contains(&3), "{started}");
+    carla
+        .send(json!({"type": "message", "text": "thank you!", "client_id": "c9"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["seq"], 9);
+    let api = hub.login("ann", "agent-password").await;
+    let archived = wait_archived(&api, &chat, 9).await;
+    let stored = texts(&archived["messages"]);
+    assert_eq!(
+        stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>()
+    );
+    assert_eq!(stored[2].1, "we found your parcel");
+    assert_eq!(stored[8].1, "thank you!");
+}

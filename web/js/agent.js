@@ -711,9 +711,11 @@ function handle(f) {
       } else if (chat) {
         const text = f.ended_by === 'agent' ? 'You ended the chat.'
           : f.ended_by === 'customer' ? `${chat.name} ended the chat.`
-            : f.reason === 'customer_gone' ? `${chat.name} did not come back; the chat has ended.`
+            : f.reason === 'customer_gone' ? `${chat.name} left. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`
               : f.reason === 'agent_gone' ? 'The chat was handed back to the queue.' : 'The chat has ended.';
         endPanel(chat, text);
+        // Their customer is away, not done: the agent may still write into it.
+        if (f.reason === 'customer_gone') chat.view.setEnabled(true);
       }
       break;
     }

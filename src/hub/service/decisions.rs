@@ -466,7 +466,11 @@ impl HubState {
         };
         let archived_here = self.customers.contains_key(&customer);
         // A customer continuing an earlier conversation: the chat is that conversation.
-        let continues = self.customers.get_mut(&customer).and_then(|c| c.continues.take());
+        let continues = self
+            .customers
+            .get_mut(&customer)
+            .and_then(|c| c.continues.take())
+            .map(|continued| self.with_follow_ups(continued));
         let wire_id = match (&continues, &self.cluster) {
             (Some(continues), _) => continues.id.clone(),
             (None, Some(cluster)) => cluster.wire_id(chat),

@@ -1,0 +1,261 @@
+//! An agent writing into a conversation of theirs whose customer is not there (they left
+//! and the grace period ran out, or they wait in line to continue it): nothing the agent
+//! writes meanwhile is lost. Each line is stamped with the conversation's next `seq`,
+//! archived and acknowledged like any message; the customer sees it when they continue the
+//! conversation (its latest lines come with `chat_started`).
+//!
+//! The `seq` must follow the conversation's last line, which only the store knows once its
+//! chat is over; so the first line of a run reads it (after this node's archive stored what
+//! it was handed) while later ones wait in order, and the hub keeps the count from then on
+//! ([`FollowUps`]). A customer continuing the conversation meanwhile takes the count and the
+//! lines over when their chat opens (`open_chat`), so the live chat goes on after them; a
+//! line whose read comes back after the chat opened goes into the live chat instead.
+//!
+//! Only the agent whose list the conversation is in may write (an admin too is refused:
+//! they are not in the conversation). Not on several nodes yet (`follow_up_unavailable`).
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::HubState;
+use super::continuing::{Continued, EARLIER_LINES};
+use crate::clock::now_ms;
+use crate::core::routing::{AgentId, Party};
+use crate::hub::Command;
+use crate::hub::delivery::{ConnId, Outbound, Recipient, SenderCopy};
+use crate::hub::transcript::{self, Author, Stamped};
+use crate::protocol::{ChatMessage, From};
+use crate::store::{SharedStore, StoreError};
+
+/// Conversations with lines followed up on at most, kept by the hub: beyond it, those with
+/// nothing waiting are forgotten (the store has their lines; a next line reads it again).
+const KEPT: usize = 10_000;
+/// How long a first line waits for the archive to store what this node handed it.
+const STORE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A line an agent asked to write, waiting for the conversation's count.
+pub(in crate::hub) struct Asked {
+    conn: ConnId,
+    agent: AgentId,
+    text: String,
+    client_id: Option<String>,
+}
+
+/// The lines written into one conversation while its customer is away.
+#[derive(Default)]
+pub(in crate::hub) struct FollowUps {
+    /// The last seq used; `None` while the store is read.
+    last_seq: Option<u64>,
+    /// The agent whose list it is in, once read.
+    holder: Option<AgentId>,
+    /// Lines waiting for the read, in the order written.
+    waiting: Vec<Asked>,
+    /// Lines stamped while away (a customer continuing it sees them even before the store does).
+    lines: Vec<ChatMessage>,
+}
+
+/// What the store says of a conversation followed up on.
+#[derive(Debug)]
+pub(crate) struct Read {
+    last_seq: u64,
+    holder: Option<AgentId>,
+}
+
+/// The table the hub keeps: by conversation id.
+pub(in crate::hub) type Table = HashMap<String, FollowUps>;
+
+fn not_yours() -> (&'static str, String) {
+    ("unknown_chat", "no such conversation in your list".to_string())
+}
+
+impl HubState {
+    /// An agent's `message` into conversation `id`, which has no live chat here.
+    pub(super) fn follow_up(
+        &mut self,
+        conn: ConnId,
+        agent: AgentId,
+        id: String,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        if self.cluster.is_some() {
+            return Err((
+                "follow_up_unavailable",
+                "writing to a customer who left is not available on this desk yet".to_string(),
+            ));
+        }
+        self.check_message(&text)?;
+        let asked = Asked {
+            conn,
+            agent,
+            text,
+            client_id,
+        };
+        if let Some(entry) = self.follow_ups.get_mut(&id) {
+            if entry.last_seq.is_none() {
+                entry.waiting.push(asked);
+                return Ok(());
+            }
+            return self.stamp_follow_up(&id, asked);
+        }
+        self.forget_some_follow_ups();
+        self.follow_ups.insert(
+            id.clone(),
+            FollowUps {
+                waiting: vec![asked],
+                ..FollowUps::default()
+            },
+        );
+        let (archive, hub) = (self.archive.clone(), self.timers.clone());
+        tokio::spawn(async move {
+            archive
+                .written_through_now(tokio::time::Instant::now() + STORE_CATCH_UP)
+                .await;
+            let read = if archive.status.degraded.load(std::sync::atomic::Ordering::Relaxed) {
+                Err(StoreError::Unavailable("the archive store is down".to_string()))
+            } else {
+                read(&archive.store(), &id).await
+            };
+            if let Some(tx) = hub.upgrade() {
+                let _ = tx.send(Command::FollowUpRead { id, read }).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// The store's answer for conversation `id`: the waiting lines are stamped in order
+    /// (or go into its live chat, which opened meanwhile), or refused.
+    pub(super) fn follow_up_read(&mut self, id: String, read: Result<Read, StoreError>) {
+        let Some(mut entry) = self.follow_ups.remove(&id) else {
+            return;
+        };
+        let waiting = std::mem::take(&mut entry.waiting);
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                let refusal = match e {
+                    StoreError::NotFound => not_yours(),
+                    other => {
+                        tracing::warn!(conversation = %id, error = %other, "a conversation to write into could not be read");
+                        super::archive_behind()
+                    }
+                };
+                for asked in waiting {
+                    self.error_to_conn(asked.conn, refusal.0, refusal.1.clone(), asked.client_id);
+                }
+                return;
+            }
+        };
+        // Its customer came back meanwhile: the lines go into the live chat.
+        if let Some(chat) = self.chat_by_wire.get(&id).copied() {
+            for asked in waiting {
+                let (conn, client_id) = (asked.conn, asked.client_id.clone());
+                let result = match self.routing.chat_sides(chat) {
+                    Some((_, owner)) if *owner == asked.agent => {
+                        self.relay(chat, (Party::Agent, conn), asked.text, asked.client_id)
+                    }
+                    _ => Err(not_yours()),
+                };
+                if let Err((code, message)) = result {
+                    self.error_to_conn(conn, code, message, client_id);
+                }
+            }
+            return;
+        }
+        // A customer waiting to continue it counts from where its own read ended, if later.
+        let continuing = self
+            .customers
+            .values()
+            .filter_map(|info| info.continues.as_ref())
+            .find(|c| c.id == id)
+            .map_or(0, |c| c.last_seq);
+        entry.last_seq = Some(read.last_seq.max(continuing));
+        entry.holder = read.holder;
+        self.follow_ups.insert(id.clone(), entry);
+        for asked in waiting {
+            let (conn, client_id) = (asked.conn, asked.client_id.clone());
+            if let Err((code, message)) = self.stamp_follow_up(&id, asked) {
+                self.error_to_conn(conn, code, message, client_id);
+            }
+        }
+    }
+
+    /// Stamps, archives and acknowledges one line of conversation `id`, whose count is known.
+    fn stamp_follow_up(&mut self, id: &str, asked: Asked) -> Result<(), (&'static str, String)> {
+        let entry = self.follow_ups.get_mut(id).expect("stamped only once read");
+        if entry.holder.as_ref() != Some(&asked.agent) {
+            return Err(not_yours());
+        }
+        let Some(room) = self.archive.try_reserve_message() else {
+            self.archive.refused("new chat messages are refused");
+            return Err(super::archive_behind());
+        };
+        let seq = entry.last_seq.unwrap_or(0) + 1;
+        let message_id = Uuid::now_v7().to_string();
+        let at = now_ms();
+        let Stamped { frame, ack, event } = transcript::stamped(
+            id,
+            seq,
+            &message_id,
+            at,
+            Author::AGENT,
+            asked.text.clone(),
+            asked.client_id.as_deref(),
+        );
+        let archived = room.push(event);
+        entry.last_seq = Some(seq);
+        entry.lines.push(ChatMessage {
+            chat_id: id.to_string(),
+            id: message_id,
+            seq,
+            from: From::Agent,
+            sender: None,
+            text: asked.text,
+            at,
+            client_id: None,
+        });
+        let copy = SenderCopy::sent_from(asked.conn, ack, Outbound::Frame(frame));
+        self.acknowledge(Recipient::Agent(asked.agent), copy, archived);
+        Ok(())
+    }
+
+    /// A continued conversation about to open as a live chat: the lines its agent wrote
+    /// while the customer was away go with it, and its count goes on after them. (Lines
+    /// still waiting for the store's read stay: they go into the live chat once read.)
+    pub(super) fn with_follow_ups(&mut self, mut continued: Box<Continued>) -> Box<Continued> {
+        let ready = self
+            .follow_ups
+            .get(&continued.id)
+            .is_some_and(|entry| entry.last_seq.is_some());
+        if let Some(entry) = ready.then(|| self.follow_ups.remove(&continued.id)).flatten() {
+            continued.last_seq = continued.last_seq.max(entry.last_seq.unwrap_or(0));
+            continued
+                .earlier
+                .retain(|m| !entry.lines.iter().any(|l| l.seq == m.seq));
+            continued.earlier.extend(entry.lines);
+            continued.earlier.sort_by_key(|m| m.seq);
+            let skip = continued.earlier.len().saturating_sub(EARLIER_LINES);
+            continued.earlier.drain(..skip);
+        }
+        continued
+    }
+
+    /// Keeps the table bounded: conversations with nothing waiting are forgotten first.
+    fn forget_some_follow_ups(&mut self) {
+        if self.follow_ups.len() < KEPT {
+            return;
+        }
+        self.follow_ups.retain(|_, entry| entry.last_seq.is_none());
+    }
+}
+
+/// The conversation's last seq and holder, as stored.
+async fn read(store: &SharedStore, id: &str) -> Result<Read, StoreError> {
+    let record = store.conversation_record(id).await?;
+    let archived = store.conversation(id).await?;
+    Ok(Read {
+        last_seq: archived.messages.iter().map(|m| m.seq).max().unwrap_or(0),
+        holder: record.holder.map(AgentId),
+    })
+}
