@@ -12,7 +12,8 @@ import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, sta
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let hub, browser;
-startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+// A short grace period: a customer who closed the page is gone after 2 s, not 30.
+startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hub, browser } = started));
 
 async function seriousAxe(page) {
   await page.addScriptTag({ path: AXE });
@@ -64,3 +65,36 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
     await shot(agentPage, `continuing-agent-${label}`);
   }));
 }
+
+test('a customer closes the page, the agent writes meanwhile, and they see it when they come back', () => withShots('continuing-away', async (pages) => {
+  const agent = await createAgent(hub, { username: 'vera-away', display_name: 'Vera', categories: ['general'], max_chats: 2 });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, { width: 390, height: 844 });
+  pages.push(customer);
+  const name = 'Ida away';
+  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+  await says(customer, panel, 'Can you check my refund?');
+  // She closes the page; past the grace period her chat ends, the conversation stays open.
+  const context = customer.context();
+  await customer.close();
+  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  await says(panel, panel, 'Your refund went out today.');
+  // Typing into it tells nobody and raises no error.
+  assert.equal(await agentPage.getByTestId('page-notice').isVisible(), false, await agentPage.getByTestId('page-notice').textContent());
+  await shot(agentPage, 'continuing-away-agent');
+
+  // Later, in the same browser: the conversation is there, open, and Vera's line with it.
+  const later = await context.newPage();
+  pages.push(later);
+  await later.goto(`${hub.url}/`);
+  const row = later.getByTestId('earlier-conversation').first();
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-status'), 'open');
+  assert.match(await row.innerText(), /Vera: Your refund went out today\./);
+  await row.getByTestId('continue-conversation').click();
+  await later.getByTestId('message').filter({ hasText: 'Your refund went out today.' }).waitFor();
+  await says(later, panelOf(agentPage, name), 'Thanks, got it');
+  await shot(later, 'continuing-away-customer');
+}));

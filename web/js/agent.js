@@ -471,7 +471,8 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
     maxLen,
     showDraft: true,
     onSend: (text, client_id) => socket.send({ type: 'message', chat_id: id, text, client_id }),
-    onTyping: (active) => socket.send({ type: 'typing', chat_id: id, active }),
+    // Nobody to tell while the customer is away (a chat that ended, still writable).
+    onTyping: (active) => { if (!chats.get(id)?.ended) socket.send({ type: 'typing', chat_id: id, active }); },
   });
   // Handed to this agent: the note (from the frame, or kept from before a reload).
   const stored = savedTransfers();
