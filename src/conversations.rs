@@ -163,6 +163,14 @@ fn write_back(record: &mut ConversationRecord, conversation: &Conversation, now:
     record.version += 1;
 }
 
+/// Where a customer coming back live to conversation `record` goes (nobody is paired with
+/// it: they come back to it from a new page).
+pub fn return_route(record: &ConversationRecord, now: Millis, rules: &Rules) -> Route {
+    Conversation::from_kept(kept(record), false, 0)
+        .route_on_return(false, now, rules)
+        .unwrap_or(Route::Line)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -264,12 +272,4 @@ mod tests {
         assert!((4..=6).contains(&record.version), "version {}", record.version);
         assert!(record.reopens >= 1 && record.reopens <= record.resolutions);
     }
-}
-
-/// Where a customer coming back live to conversation `record` goes (nobody is paired with
-/// it: they come back to it from a new page).
-pub fn return_route(record: &ConversationRecord, now: Millis, rules: &Rules) -> Route {
-    Conversation::from_kept(kept(record), false, 0)
-        .route_on_return(false, now, rules)
-        .unwrap_or(Route::Line)
 }

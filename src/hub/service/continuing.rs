@@ -132,15 +132,8 @@ impl HubState {
                     "this conversation is open in another window".to_string(),
                 ));
             }
-            self.customer_join(
-                conn,
-                &asked.name,
-                &continued.category.0.clone(),
-                asked.video,
-                asked.message,
-                asked.profile,
-                Some(continued),
-            )
+            let category = continued.category.0.clone();
+            self.customer_join(conn, &category, asked, Some(continued))
         });
         if let Err((code, message)) = result {
             self.error_to_conn(conn, code, message, None);
@@ -178,13 +171,7 @@ async fn read(
         return Err(unknown());
     }
     let archived = store.conversation(id).await.map_err(failed)?;
-    if !archived
-        .opened
-        .customer
-        .visitor
-        .as_deref()
-        .is_some_and(|v| v == visitor)
-    {
+    if archived.opened.customer.visitor.as_deref() != Some(visitor) {
         return Err(unknown());
     }
     let last_seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);

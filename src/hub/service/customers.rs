@@ -30,17 +30,17 @@ impl HubState {
                 page,
                 zone,
                 conversation,
-            } => valid_profile(email, visitor, page, zone).and_then(|profile| match conversation {
-                Some(id) => {
-                    let asked = JoinAsked {
-                        name,
-                        video,
-                        message,
-                        profile,
-                    };
-                    self.continue_conversation(conn, asked, id)
+            } => valid_profile(email, visitor, page, zone).and_then(|profile| {
+                let asked = JoinAsked {
+                    name,
+                    video,
+                    message,
+                    profile,
+                };
+                match conversation {
+                    Some(id) => self.continue_conversation(conn, asked, id),
+                    None => self.customer_join(conn, &category, asked, None),
                 }
-                None => self.customer_join(conn, &name, &category, video, message, profile, None),
             }),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
@@ -50,17 +50,21 @@ impl HubState {
         }
     }
 
+    /// A customer joins `category`'s line (continuing an earlier conversation, `continues`).
     pub(super) fn customer_join(
         &mut self,
         conn: ConnId,
-        name: &str,
         category: &str,
-        video: bool,
-        message: Option<String>,
-        profile: CustomerProfile,
+        asked: JoinAsked,
         continues: Option<Box<Continued>>,
     ) -> Result<(), (&'static str, String)> {
-        let name = valid_name(name)?;
+        let JoinAsked {
+            name,
+            video,
+            message,
+            profile,
+        } = asked;
+        let name = valid_name(&name)?;
         let first_message = valid_first_message(message)?;
         let category = CategoryId::from(category.to_string());
         if self.cluster.is_some() {
