@@ -118,14 +118,24 @@ fn documented_body(doc: &Value, op: &Value) -> Option<String> {
     Some(body.to_string())
 }
 
-/// Validates `instance` against `schema`, whose `$ref`s point into the document.
+/// Validates `instance` against `schema`, whose `$ref`s point into the document. Each
+/// (document, schema) pair is compiled once: the walk checks hundreds of answers against a
+/// few dozen schemas, and compiling every component for each answer took most of its time.
 fn schema_errors(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
-    let root = json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "components": doc["components"],
-        "allOf": [schema],
+    type Compiled = std::collections::HashMap<(String, String), std::sync::Arc<jsonschema::Validator>>;
+    static COMPILED: std::sync::LazyLock<std::sync::Mutex<Compiled>> = std::sync::LazyLock::new(Default::default);
+    let key = (doc["components"].to_string(), schema.to_string());
+    let cached = COMPILED.lock().unwrap().get(&key).cloned();
+    let validator = cached.unwrap_or_else(|| {
+        let root = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "components": doc["components"],
+            "allOf": [schema],
+        });
+        let compiled = std::sync::Arc::new(jsonschema::validator_for(&root).expect("the document's schemas compile"));
+        COMPILED.lock().unwrap().insert(key, compiled.clone());
+        compiled
     });
-    let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
     validator
         .iter_errors(instance)
         .map(|e| format!("{e} at {}", e.instance_path()))
