@@ -57,7 +57,7 @@ pub struct OwnConversations {
 
 /// The conversations this browser started (by its visitor key), newest first.
 #[utoipa::path(get, path = "/api/visitor/conversations", tag = "public",
-    params(("X-Visitor-Key" = String, Header, description = "the browser's visitor key (16 to 64 letters, digits, '_' or '-'), as sent in `join.visitor`")),
+    params(("X-Visitor-Key" = String, Header, example = "b7f3c2a1e9d84f0c9a1b", description = "the browser's visitor key (16 to 64 letters, digits, '_' or '-'), as sent in `join.visitor`")),
     responses((status = 200, body = OwnConversations),
         (status = 400, description = "`invalid_visitor`: no key, or not a key's shape", body = super::ErrorBody),
         Unavailable))]

@@ -29,6 +29,8 @@ struct Call {
     method: Method,
     path: String,
     body: Option<String>,
+    /// The operation's declared header parameters, each with its example.
+    headers: Vec<(String, String)>,
 }
 
 /// What came back.
@@ -223,6 +225,9 @@ async fn send(client: &reqwest::Client, base: &str, caller: &Caller, call: &Call
     for (name, value) in &caller.headers {
         request = request.header(*name, value);
     }
+    for (name, value) in &call.headers {
+        request = request.header(name.as_str(), value);
+    }
     if let Some(body) = &call.body {
         request = request.header("content-type", "application/json").body(body.clone());
     }
@@ -297,10 +302,19 @@ fn calls_for(
         &required_query,
     );
     let body = documented_body(doc, &op.spec);
+    // A header parameter (a returning customer's visitor key) is sent as its example.
+    let headers: Vec<(String, String)> = op.spec["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "header")
+        .filter_map(|p| Some((p["name"].as_str()?.to_string(), p["example"].as_str()?.to_string())))
+        .collect();
     let call = |path: String, body: Option<String>| Call {
         method: op.method.clone(),
         path,
         body,
+        headers: headers.clone(),
     };
     let mut calls = vec![];
     for extra in extra_bodies {
