@@ -839,8 +839,11 @@ impl HubState {
                 text,
                 client_id,
             } => {
-                // A conversation of theirs without a live chat: its customer is away.
-                if let Some(away) = chat_id.as_ref().filter(|wire| !self.chat_by_wire.contains_key(*wire)) {
+                // A conversation of theirs without a live chat: its customer is away. (Not
+                // on several nodes yet: there such a message is an unknown chat, as before.)
+                if self.cluster.is_none()
+                    && let Some(away) = chat_id.as_ref().filter(|wire| !self.chat_by_wire.contains_key(*wire))
+                {
                     return self.follow_up(conn, id, away.clone(), text, client_id);
                 }
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;

@@ -12,7 +12,8 @@
 //! line whose read comes back after the chat opened goes into the live chat instead.
 //!
 //! Only the agent whose list the conversation is in may write (an admin too is refused:
-//! they are not in the conversation). Not on several nodes yet (`follow_up_unavailable`).
+//! they are not in the conversation). Not on several nodes yet: there the hub answers such
+//! a message `unknown_chat`, as before.
 
 use std::collections::HashMap;
 
@@ -79,11 +80,9 @@ impl HubState {
         text: String,
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
-        if self.cluster.is_some() {
-            return Err((
-                "follow_up_unavailable",
-                "writing to a customer who left is not available on this desk yet".to_string(),
-            ));
+        // A chat handed to a category's line keeps its own count while it waits.
+        if self.continuing.values().any(|log| log.wire_id() == id) {
+            return Err(not_yours());
         }
         self.check_message(&text)?;
         let asked = Asked {
