@@ -200,12 +200,18 @@ async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledg
 /// The real binary on the MongoDB at `uri`, database `db`, with `dir` as its DATA_DIR
 /// (the spool) and its log in `dir/hub.log`.
 async fn mongo_hub(uri: &str, db: &str, dir: &std::path::Path) -> HubProcess {
-    let envs = [
+    mongo_hub_with(uri, db, dir, &[]).await
+}
+
+/// [`mongo_hub`] with further settings (`more`).
+async fn mongo_hub_with(uri: &str, db: &str, dir: &std::path::Path, more: &[(&str, &str)]) -> HubProcess {
+    let mut envs = vec![
         ("STORE", "mongodb"),
         ("MONGODB_URI", uri),
         ("MONGODB_DB", db),
         ("DATA_DIR", dir.to_str().unwrap()),
     ];
+    envs.extend_from_slice(more);
     HubProcess::start(Some(dir), &envs).await
 }
 
@@ -313,19 +319,23 @@ async fn sigkill_during_a_mongodb_outage_loses_no_acknowledged_message() {
     a_hub_stopped_during_an_outage_loses_no_acknowledged_message("KILL").await;
 }
 
-/// A stop while a store write hangs: shutdown waits for that write to time out (15 s)
-/// and spools what the writer holds, rather than giving up first (it waited 10 s) and
-/// exiting with the events in memory. The message was never acknowledged (the write
-/// hung), but the chat's event is kept and archived after the next start.
+/// A stop while a store write hangs: shutdown waits for that write to time out
+/// (`ARCHIVE_WRITE_TIMEOUT_MS`, 15 s by default, 3 s here) and spools what the writer
+/// holds, rather than giving up first (it waited a fixed 10 s, less than the default
+/// timeout: `server::archive_drain` now outlasts any timeout) and exiting with the events
+/// in memory. The message was never acknowledged (the write hung), but the chat's event
+/// is kept and archived after the next start.
 #[tokio::test]
 async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
     let mut mongo = MongoServer::start().await;
     let db = format!("t{}", uuid::Uuid::new_v4().simple());
     let dir = TempDir::new("hung-spool");
     // A long server selection: with MongoDB gone, a write waits for it (the hub's write
     // timeout ends it) instead of failing within the hub's 2 s default.
     let hanging = format!("{}/?serverSelectionTimeoutMS=120000", mongo.uri());
-    let hub = mongo_hub(&hanging, &db, &dir.0).await;
+    let timeout = WRITE_TIMEOUT.as_millis().to_string();
+    let hub = mongo_hub_with(&hanging, &db, &dir.0, &[("ARCHIVE_WRITE_TIMEOUT_MS", &timeout)]).await;
     let (mut agent, mut c, chat) = hub.agent_and_customer_in_a_chat().await;
     send_one(&mut c, "before").await.expect("the store is up");
 
@@ -340,7 +350,8 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
         .await;
     let mut hub = hub;
     hub.signal("TERM");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stopping = std::time::Instant::now();
+    let deadline = stopping + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = hub.child.try_wait().unwrap() {
             break status;
@@ -349,6 +360,12 @@ async fn sigterm_during_a_hung_store_write_spools_what_the_writer_holds() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "a clean stop exits 0: {status}");
+    // It waited for the hung write (sent before the stop) to time out, not less.
+    let waited = stopping.elapsed();
+    assert!(
+        waited >= WRITE_TIMEOUT / 2,
+        "stopped after {waited:?}, before the hung write timed out"
+    );
     drop(hub);
 
     let (hub, texts) = Restart(&mut mongo, &db, &dir)
