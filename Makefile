@@ -20,7 +20,9 @@ cluster:
 ## The build and the installing of the test dependencies (downloads, mostly) run side by side;
 ## then the Rust tests, the cluster tests that must run alone, and the browser tests, one
 ## phase at a time (the Rust tests beside the browser tests starved the routing differential
-## test's Redis calls on a 2-core machine).
+## test's Redis calls on a 2-core machine; the cluster tests that must run alone beside the
+## browser tests, on a loaded machine, starved the MongoDB-wire server and the scenarios'
+## checkers found acknowledged messages missing from the archive).
 test: check-imports
 	$(MAKE) -j2 test-deps test-build
 	$(MAKE) test-rust-shared
