@@ -45,6 +45,9 @@ use crate::store::{ArchiveEvent, SharedStore, StoreError};
 /// Shutdown waits longer than this for the writer (see `server::archive_drain`).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// First and longest wait between retries of a failed batch.
+/// How long [`Archive::stored_through_now`] waits: a group commit, with room for a slow disk.
+pub const CATCH_UP: Duration = Duration::from_secs(3);
+
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -233,6 +236,15 @@ impl Archive {
         let mut progress = self.progress.clone();
         let caught_up = progress.wait_for(|p| p.committed >= target);
         let _ = tokio::time::timeout_at(deadline, caught_up).await;
+    }
+
+    /// Waits (at most [`CATCH_UP`]) until every event handed to the archive before this
+    /// call is in the store; `false` while the store is down (what it was handed may be only
+    /// spooled, so a read would miss it). For reads that must see every line relayed so
+    /// far, such as the last `seq` of a conversation about to go on.
+    pub async fn stored_through_now(&self) -> bool {
+        self.written_through_now(Instant::now() + CATCH_UP).await;
+        !self.status.degraded.load(Ordering::Relaxed)
     }
 
     /// The store this archive writes to.

@@ -12,18 +12,9 @@ use switchboard::store::SharedStore;
 
 use crate::cluster_fixture::{Servers, chat_across_nodes, nodes, sent_and_seen};
 use crate::cluster_hub::messages;
-use crate::common::{TestHub, Ws};
+use crate::common::{TestHub, Ws, seqs_and_texts};
 
 /// The (seq, text) of each message in a `resumed` frame's chat.
-fn seqs_and_texts(messages: &serde_json::Value) -> Vec<(u64, &str)> {
-    messages
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
-        .collect()
-}
-
 /// A chat across three nodes (see [`chat_across_nodes`]) in which the customer says "one"
 /// (seq 1, relayed and acknowledged) and drops; their agent, told they are away, says `text`
 /// (seq 2) meanwhile. Returns the chat's parts, the customer's resume token last.

@@ -623,6 +623,16 @@ pub fn u64s_in(list: &Value, field: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Each message's `(seq, text)`, in order (a `chat_started`'s or the archive's `messages`).
+pub fn seqs_and_texts(messages: &Value) -> Vec<(u64, &str)> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
+        .collect()
+}
+
 /// Types of the frames in `frames`.
 pub fn types(frames: &[Value]) -> Vec<String> {
     frames

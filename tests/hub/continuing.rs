@@ -68,15 +68,6 @@ async fn continuing(hub: &TestHub, visitor: Option<&str>, conversation: &str) ->
     ws
 }
 
-fn texts(messages: &Value) -> Vec<(u64, &str)> {
-    messages
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap()))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_returning_customer_continues_their_conversation_with_the_same_agent_and_the_seq_going_on() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
@@ -113,7 +104,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
         (Some(chat.as_str()), Some(true))
     );
     assert_eq!(
-        texts(&started["messages"]),
+        seqs_and_texts(&started["messages"]),
         vec![(1, "my parcel is late"), (2, "it leaves today")]
     );
     let to_ann = ann.next_of("chat_started").await;
@@ -121,7 +112,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
         (to_ann["chat_id"].as_str(), to_ann["continued"].as_bool()),
         (Some(chat.as_str()), Some(true))
     );
-    assert_eq!(texts(&to_ann["messages"]).len(), 2);
+    assert_eq!(seqs_and_texts(&to_ann["messages"]).len(), 2);
     assert!(
         to_ann["transfer"].is_null(),
         "her own conversation: no hand-over note: {to_ann}"
@@ -155,7 +146,10 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     carla.next_of("chat_ended").await;
     let archived = wait_archived(&ann_api, &chat, 3).await;
     assert_eq!(
-        texts(&archived["messages"]).iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        seqs_and_texts(&archived["messages"])
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
     // The latest close wins: it ended after its last line, not when it first ended.
@@ -333,7 +327,7 @@ async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they
     assert_eq!(carla.next_of("ack").await["seq"], 9);
     let api = hub.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 9).await;
-    let stored = texts(&archived["messages"]);
+    let stored = seqs_and_texts(&archived["messages"]);
     assert_eq!(
         stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         (1..=9).collect::<Vec<_>>()

@@ -52,9 +52,6 @@ pub(crate) struct Continued {
     pub route: Route,
 }
 
-/// How long a continue waits for the archive to store what this node handed it.
-const STORE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// The store is behind or down: what it has of the conversation may be short of its end.
 fn store_behind() -> (&'static str, String) {
     (
@@ -93,10 +90,7 @@ impl HubState {
         tokio::spawn(async move {
             // Its last lines may be on their way to the store (relayed before they were
             // durable, or acknowledged while it was down): the next seq must come after them.
-            archive
-                .written_through_now(tokio::time::Instant::now() + STORE_CATCH_UP)
-                .await;
-            let found = if archive.status.degraded.load(std::sync::atomic::Ordering::Relaxed) {
+            let found = if !archive.stored_through_now().await {
                 Err(store_behind())
             } else {
                 read(&archive.store(), &id, &visitor, &rules, now_ms()).await

@@ -32,9 +32,6 @@ use crate::store::{SharedStore, StoreError};
 /// Conversations with lines followed up on at most, kept by the hub: beyond it, those with
 /// nothing waiting are forgotten (the store has their lines; a next line reads it again).
 const KEPT: usize = 10_000;
-/// How long a first line waits for the archive to store what this node handed it.
-const STORE_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// A line an agent asked to write, waiting for the conversation's count.
 pub(in crate::hub) struct Asked {
     conn: ConnId,
@@ -108,10 +105,7 @@ impl HubState {
         );
         let (archive, hub) = (self.archive.clone(), self.timers.clone());
         tokio::spawn(async move {
-            archive
-                .written_through_now(tokio::time::Instant::now() + STORE_CATCH_UP)
-                .await;
-            let read = if archive.status.degraded.load(std::sync::atomic::Ordering::Relaxed) {
+            let read = if !archive.stored_through_now().await {
                 Err(StoreError::Unavailable("the archive store is down".to_string()))
             } else {
                 read(&archive.store(), &id).await
