@@ -4,7 +4,8 @@
 //! agent resolving and a snooze running out at once on two nodes each apply once, in some
 //! order, and neither is lost.
 
-use crate::core::conversation::{Conversation, Kept, Refusal, Route, Rules, Status};
+use crate::core::conversation::labels::{self, LabelChange};
+use crate::core::conversation::{Actor, Conversation, Kept, Refusal, Route, Rules, Status};
 use crate::core::routing::AgentId;
 use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
 
@@ -118,6 +119,35 @@ impl Conversations {
     }
 }
 
+/// Applies `change` of `label` to conversation `id`'s labels on behalf of `by`
+/// (`defined`: the desk defines the label), by compare-and-set as [`Conversations::change`]
+/// does. Returns whether they changed, and the record as stored now.
+pub async fn relabel(
+    store: &SharedStore,
+    id: &str,
+    by: Actor<'_>,
+    change: LabelChange,
+    label: &str,
+    defined: bool,
+) -> Result<(bool, ConversationRecord), ConversationError> {
+    for _ in 0..ATTEMPTS {
+        let mut record = store.conversation_record(id).await?;
+        let holder = record.holder.clone().map(AgentId);
+        let changed = labels::relabel(&mut record.labels, holder.as_ref(), by, change, label, defined)
+            .map_err(ConversationError::Refused)?;
+        if !changed {
+            return Ok((false, record));
+        }
+        record.version += 1;
+        match store.put_conversation_record(&record).await {
+            Ok(()) => return Ok((true, record)),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ConversationError::Store(StoreError::Conflict))
+}
+
 /// The core's view of a stored record.
 fn kept(record: &ConversationRecord) -> Kept {
     let status = match record.status {
@@ -176,7 +206,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::core::conversation::Actor;
     use crate::store::MemoryStore;
 
     fn conversations() -> Conversations {

@@ -538,7 +538,8 @@ pub enum ServerFrame {
         client_id: Option<String>,
     },
     /// Agent: a conversation of theirs changed status (set by them on any connection, by
-    /// an admin, by its end, or a snooze that ran out); `client_id` as the asker gave it.
+    /// an admin, by its end, or a snooze that ran out) or labels; `client_id` as the asker
+    /// gave it.
     ConversationStatus {
         conversation_id: String,
         status: crate::store::ConversationStatus,
@@ -546,6 +547,8 @@ pub enum ServerFrame {
         snoozed_until: Option<i64>,
         /// When it took this status.
         since: i64,
+        /// Its labels' ids, in the order they were added.
+        labels: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },

@@ -1899,6 +1899,57 @@ async fn desk_settings_are_stored_replaced_and_removed(store: &dyn Store) {
     assert_eq!(store.desk_setting("other").await.unwrap().as_deref(), Some("x"));
 }
 
+// ---------- labels ----------
+
+fn label(id: &str, name: &str) -> Label {
+    Label {
+        id: id.into(),
+        name: name.into(),
+        colour: "#000000".into(),
+        created_at: 5,
+    }
+}
+
+async fn labels_are_kept_by_id_and_listed_by_name(store: &dyn Store) {
+    assert!(store.labels().await.unwrap().is_empty());
+    store.create_label(label("vip", "VIP")).await.unwrap();
+    store.create_label(label("bug", "bug report")).await.unwrap();
+    assert!(matches!(
+        store.create_label(label("vip", "Other")).await,
+        Err(StoreError::Conflict)
+    ));
+    let listed = store.labels().await.unwrap();
+    assert_eq!(
+        listed,
+        vec![label("bug", "bug report"), label("vip", "VIP")],
+        "by name, any case"
+    );
+    store
+        .update_label(Label {
+            colour: "#ffffff".into(),
+            created_at: 99,
+            ..label("vip", "Key account")
+        })
+        .await
+        .unwrap();
+    let renamed = store.labels().await.unwrap();
+    assert_eq!(
+        renamed[1],
+        Label {
+            colour: "#ffffff".into(),
+            ..label("vip", "Key account")
+        },
+        "name and colour change, created_at stays"
+    );
+    assert!(matches!(
+        store.update_label(label("nope", "x")).await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_label("bug").await.unwrap();
+    assert!(matches!(store.delete_label("bug").await, Err(StoreError::NotFound)));
+    assert_eq!(store.labels().await.unwrap().len(), 1);
+}
+
 // ---------- canned replies ----------
 
 fn canned(id: &str, owner: Option<&str>, shortcut: &str) -> CannedReply {
@@ -3073,6 +3124,7 @@ contract!(
     an_erasure_takes_the_conversation_record,
     // canned replies and ratings
     canned_replies_are_kept_per_owner,
+    labels_are_kept_by_id_and_listed_by_name,
     canned_shortcuts_are_unique_per_owner,
     a_conversation_is_rated_once,
     // offline messages

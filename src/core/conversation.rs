@@ -25,6 +25,8 @@
 
 use super::routing::AgentId;
 
+pub mod labels;
+
 /// Where a conversation stands for the desk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -73,6 +75,10 @@ pub enum Refusal {
     SnoozeTooFar,
     /// A second live session of the customer while one is live.
     AlreadyLive,
+    /// A label the desk does not define.
+    UnknownLabel,
+    /// More labels than [`labels::MAX_LABELS`] on one conversation.
+    TooManyLabels,
 }
 
 impl Refusal {
@@ -84,6 +90,8 @@ impl Refusal {
             Refusal::SnoozeInPast => "snooze_in_past",
             Refusal::SnoozeTooFar => "snooze_too_far",
             Refusal::AlreadyLive => "already_live",
+            Refusal::UnknownLabel => "unknown_label",
+            Refusal::TooManyLabels => "too_many_labels",
         }
     }
 }
@@ -333,11 +341,8 @@ impl Conversation {
     /// `by` sets the status to `to` at `now`. Setting the status it has is no change (`Ok(None)`).
     pub fn set_status(&mut self, by: Actor, to: Status, now: i64, rules: &Rules) -> Result<Option<Change>, Refusal> {
         match by {
-            Actor::Admin => {}
-            Actor::Agent(agent) if self.holder.as_ref() == Some(agent) => {}
-            Actor::Agent(_) => return Err(Refusal::NotYours),
             Actor::Customer if to == Status::Resolved => {}
-            Actor::Customer => return Err(Refusal::NotForCustomers),
+            by => holder_or_admin(self.holder.as_ref(), by)?,
         }
         if let Status::Snoozed { until } = to {
             if until <= now {
@@ -386,6 +391,16 @@ impl Conversation {
             Status::Snoozed { until } => Some(until),
             _ => None,
         }
+    }
+}
+
+/// Only a conversation's holder, or an admin, changes it on the desk's side.
+pub fn holder_or_admin(holder: Option<&AgentId>, by: Actor) -> Result<(), Refusal> {
+    match by {
+        Actor::Admin => Ok(()),
+        Actor::Agent(agent) if holder == Some(agent) => Ok(()),
+        Actor::Agent(_) => Err(Refusal::NotYours),
+        Actor::Customer => Err(Refusal::NotForCustomers),
     }
 }
 

@@ -104,6 +104,29 @@ fn is_visible(c: char) -> bool {
         )
 }
 
+/// An id made from a name people read: lowercase ASCII letters and digits, each other run
+/// of characters one '-', at most 40 ("Returns & refunds" → "returns-refunds"). Empty
+/// for a name without such letters.
+pub fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.trim().to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c);
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+    }
+    s.trim_end_matches('-').chars().take(40).collect()
+}
+
+/// Is `id` an id of the shape [`slug`] makes: 1 to 40 lowercase letters, digits or '-'?
+pub fn is_slug(id: &str) -> bool {
+    (1..=40).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -15,7 +15,7 @@ use super::session::AdminOnly;
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
 use crate::cluster::bus::AdminChange;
-use crate::core::names::checked_name;
+use crate::core::names::{checked_name, is_slug, slug};
 use crate::core::routing::LIMIT_RANGE;
 use crate::hub::{Figures, SessionEnd};
 use crate::store::{Account, Category, Role, StoreError};
@@ -263,18 +263,6 @@ async fn update_agent(
     Ok(Json(AccountView::from(&account)))
 }
 
-fn slug(name: &str) -> String {
-    let mut s = String::new();
-    for c in name.trim().to_lowercase().chars() {
-        if c.is_ascii_alphanumeric() {
-            s.push(c);
-        } else if !s.ends_with('-') && !s.is_empty() {
-            s.push('-');
-        }
-    }
-    s.trim_end_matches('-').chars().take(40).collect()
-}
-
 fn valid_category_name(raw: &str) -> Result<String, ApiError> {
     valid_name(raw, 60)
 }
@@ -325,11 +313,7 @@ async fn create_category(
     cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
     let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
-    let id_ok = (1..=40).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !id_ok {
+    if !is_slug(&id) {
         return Err(ApiError::invalid(
             "invalid_id",
             "a category id has 1 to 40 lowercase letters, digits or '-'",

@@ -26,7 +26,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
 use super::history::{
-    ConversationSummary, CustomerView, MessageView, detail, filter_for, found, readable, with_statuses,
+    ConversationSummary, CustomerView, MessageView, detail, filter_for, found, readable, with_desk_state,
 };
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
@@ -119,7 +119,7 @@ fn exported(c: &Conversation, summary: ConversationSummary) -> ExportedConversat
         (status = 200, description = "An attachment, `conversations.csv` or `conversations.json`, newest \
             first. CSV (`text/csv`, UTF-8, RFC 4180, a header row): one row per message with the columns \
             conversation_id, kind, category, customer_name, customer_email, agent_id, agent_name, paired_at, \
-            ended_at, end_reason, rating, seq, message_id, from, at, text (times RFC 3339 UTC; a cell starting \
+            ended_at, end_reason, rating, status, labels (label ids, space-separated), seq, message_id, from, at, text (times RFC 3339 UTC; a cell starting \
             with = + - @, a tab or a carriage return has a ' put in front). JSON (`format=json`, \
             `application/json`): the conversations whole. Agents' notes are never exported.",
             content((String = "text/csv"), (ArchiveExport = "application/json"))),
@@ -150,7 +150,7 @@ async fn export_listing(
         .iter()
         .map(|c| exported(c, found(c, filter.text.as_ref())))
         .collect();
-    with_statuses(&state, conversations.iter_mut().map(|c| &mut c.summary)).await?;
+    with_desk_state(&state, conversations.iter_mut().map(|c| &mut c.summary)).await?;
     file(format, "conversations", conversations)
 }
 
@@ -174,7 +174,7 @@ async fn export_one(
     let c = readable(&state, &me, &id).await?;
     let name = format!("conversation-{}", file_safe(&c.opened.id));
     let mut one = exported(&c, found(&c, None));
-    with_statuses(&state, [&mut one.summary]).await?;
+    with_desk_state(&state, [&mut one.summary]).await?;
     file(format, &name, vec![one])
 }
 
@@ -218,7 +218,7 @@ fn file(format: Format, name: &str, conversations: Vec<ExportedConversation>) ->
 }
 
 /// The CSV's columns.
-pub const CSV_COLUMNS: [&str; 16] = [
+pub const CSV_COLUMNS: [&str; 18] = [
     "conversation_id",
     "kind",
     "category",
@@ -230,6 +230,8 @@ pub const CSV_COLUMNS: [&str; 16] = [
     "ended_at",
     "end_reason",
     "rating",
+    "status",
+    "labels",
     "seq",
     "message_id",
     "from",
@@ -280,6 +282,8 @@ pub fn csv_of(conversations: &[ExportedConversation]) -> Result<Vec<u8>, ApiErro
             ended_at,
             reason,
             rating,
+            snake(&s.status),
+            s.labels.join(" "),
         ];
         let mut row = |message: [String; 5]| {
             out.write_record(head.iter().chain(message.iter()).map(|v| cell(v).into_owned()))

@@ -66,6 +66,9 @@ pub struct ConversationSummary {
     /// Where the desk stands with it (`open`, `pending`, `snoozed`, `resolved`); a
     /// conversation archived before statuses existed is `resolved` once it ended.
     pub status: ConversationStatus,
+    /// The ids of the labels it carries that the desk defines (`GET /api/labels`), in the
+    /// order they were put on.
+    pub labels: Vec<String>,
     /// The customer's rating, once given (`POST /api/ratings`).
     pub rating: Option<Rating>,
     /// With `q`: the first message holding every word of it (null when the names matched,
@@ -141,28 +144,41 @@ pub(super) fn summary(c: &Conversation) -> ConversationSummary {
         ended_by: c.closed.as_ref().map(|e| e.ended_by),
         reason: c.closed.as_ref().map(|e| e.reason),
         message_count: c.messages.len(),
-        // Until its record is read (`with_statuses`): what an archive from before statuses says.
+        // Until its record is read (`with_desk_state`): what an archive from before statuses says.
         status: if c.closed.is_some() {
             ConversationStatus::Resolved
         } else {
             ConversationStatus::Open
         },
+        labels: Vec::new(),
         rating: c.rating.clone(),
         hit: None,
     }
 }
 
-/// Each summary's status as its record has it, where it has one (one read for all).
-pub(super) async fn with_statuses<'a>(
+/// Each summary's status and labels as its record has them, where it has one (one read for
+/// all); a label the desk no longer defines is left out.
+pub(super) async fn with_desk_state<'a>(
     state: &AppState,
     summaries: impl IntoIterator<Item = &'a mut ConversationSummary>,
 ) -> Result<(), ApiError> {
     let mut summaries: Vec<&mut ConversationSummary> = summaries.into_iter().collect();
     let ids: Vec<String> = summaries.iter().map(|s| s.id.clone()).collect();
     let records = state.store.conversation_records(&ids).await?;
+    let defined = if records.iter().any(|r| !r.labels.is_empty()) {
+        state.store.labels().await?
+    } else {
+        Vec::new()
+    };
     for summary in &mut summaries {
         if let Some(record) = records.iter().find(|r| r.id == summary.id) {
             summary.status = record.status;
+            summary.labels = record
+                .labels
+                .iter()
+                .filter(|id| defined.iter().any(|l| l.id == **id))
+                .cloned()
+                .collect();
         }
     }
     Ok(())
@@ -236,7 +252,7 @@ async fn list(
         )
         .await?;
     let mut items: Vec<ConversationSummary> = items.iter().map(|c| found(c, filter.text.as_ref())).collect();
-    with_statuses(&state, &mut items).await?;
+    with_desk_state(&state, &mut items).await?;
     Ok(Json(ConversationPage { total, items }))
 }
 
@@ -252,7 +268,7 @@ async fn one(
     Path(id): Path<String>,
 ) -> JsonResult<ConversationDetail> {
     let mut whole = detail(&readable(&state, &me, &id).await?);
-    with_statuses(&state, [&mut whole.summary]).await?;
+    with_desk_state(&state, [&mut whole.summary]).await?;
     Ok(Json(whole))
 }
 

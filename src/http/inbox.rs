@@ -33,6 +33,8 @@ pub struct InboxParams {
     pub status: Option<String>,
     /// Only this category id.
     pub category: Option<String>,
+    /// Only conversations carrying this label id.
+    pub label: Option<String>,
     /// 1 to 200, default 50.
     pub limit: Option<u64>,
 }
@@ -53,6 +55,9 @@ pub struct InboxEntry {
     pub opened_at: i64,
     /// How often a message of the customer's opened it again after it was resolved.
     pub reopens: u32,
+    /// The ids of the labels it carries that the desk defines (`GET /api/labels`), in the
+    /// order they were added.
+    pub labels: Vec<String>,
     /// As the archive has it; "" when the archive has not got the conversation yet.
     pub customer_name: String,
     /// The last line said, if any.
@@ -96,13 +101,14 @@ async fn inbox(
         holder,
         statuses: statuses(params.status.as_deref())?,
         category: params.category.filter(|c| !c.is_empty()),
-        label: None,
+        label: params.label.filter(|l| !l.is_empty()),
         limit: limit as usize,
     };
     let records = state.store.inbox(&query).await?;
+    let defined: Vec<String> = state.store.labels().await?.into_iter().map(|l| l.id).collect();
     let mut items = Vec::with_capacity(records.len());
     for record in records {
-        items.push(entry(&state, record).await?);
+        items.push(entry(&state, record, &defined).await?);
     }
     Ok(Json(InboxPage { items }))
 }
@@ -135,7 +141,7 @@ fn statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
         .collect()
 }
 
-async fn entry(state: &AppState, record: ConversationRecord) -> Result<InboxEntry, ApiError> {
+async fn entry(state: &AppState, record: ConversationRecord, defined: &[String]) -> Result<InboxEntry, ApiError> {
     let archived = match state.store.conversation(&record.id).await {
         Ok(c) => Some(c),
         // The record is written as the chat opens; its archive follows a moment later.
@@ -159,6 +165,7 @@ async fn entry(state: &AppState, record: ConversationRecord) -> Result<InboxEntr
         status_since: record.status_since,
         opened_at: record.opened_at,
         reopens: record.reopens,
+        labels: record.labels.into_iter().filter(|l| defined.contains(l)).collect(),
         customer_name,
         last_message,
     })

@@ -22,6 +22,7 @@ pub mod canned;
 pub mod error;
 pub mod history;
 pub mod inbox;
+pub mod labels;
 // ---- archive search and export ----
 pub mod archive_export;
 // the agent's customer panel
@@ -209,6 +210,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(admin::router())
         .merge(history::router())
         .merge(inbox::router())
+        .merge(labels::router())
         .merge(archive_export::router())
         .merge(customer_panel::router())
         .merge(erasure::router())
@@ -252,6 +254,7 @@ pub fn is_staff_path(path: &str) -> bool {
         // appointments: the agent's day
         || path.starts_with("/api/agent/")
         || canned::is_staff_path(path)
+        || labels::is_staff_path(path)
         // offline messages: taking and answering (the listing checks the whitelist itself)
         || offline::is_staff_path(path)
 }

@@ -87,6 +87,7 @@ mod background;
 // ---- canned replies and ratings ----
 mod canned;
 mod conversations;
+mod labels;
 mod ratings;
 // ---- agents' notes on conversations ----
 mod notes;
@@ -391,6 +392,7 @@ impl EmbeddedStore {
                 desk::create_tables(&tx)?;
                 canned::create_tables(&tx)?;
                 conversations::create_tables(&tx)?;
+                labels::create_tables(&tx)?;
                 ratings::create_tables(&tx)?;
                 offline::create_tables(&tx)?;
                 notes::create_tables(&tx)?;

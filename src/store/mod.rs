@@ -30,6 +30,7 @@ mod desk;
 mod archive;
 // ---- conversations as the desk works them: status, holder, labels ----
 mod conversations;
+pub mod labels;
 // ---- what customers tell about themselves, their transcripts ----
 mod customer;
 mod transcripts;
@@ -65,6 +66,7 @@ pub use archive::ArchiveStore;
 pub use conversations::{
     ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, longest_waiting_first,
 };
+pub use labels::{Label, LabelStore};
 // ---- what customers tell about themselves, their transcripts ----
 pub use customer::{CustomerKey, CustomerProfile, CustomerStore};
 pub use transcripts::CustomerTranscript;
@@ -352,6 +354,7 @@ pub trait Store:
     + DeskStore
     + ArchiveStore
     + ConversationStore
+    + LabelStore
     + CustomerStore
     + RatingStore
     + RoomStore

@@ -144,6 +144,7 @@ mod archive;
 // ---- canned replies and ratings ----
 mod canned;
 mod conversations;
+mod labels;
 mod ratings;
 // ---- agents' notes on conversations ----
 mod notes;

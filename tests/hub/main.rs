@@ -74,6 +74,7 @@ mod transport;
 mod widget;
 // the embedded store's archive journal, replayed after a kill
 mod journal;
+mod labels;
 mod mongod;
 // a customer's resume on another node
 mod cluster_resume;

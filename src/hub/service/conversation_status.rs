@@ -252,6 +252,7 @@ fn status_frame(record: &ConversationRecord, client_id: Option<String>) -> Serve
         status: record.status,
         snoozed_until: record.snoozed_until,
         since: record.status_since,
+        labels: record.labels.clone(),
         client_id,
     }
 }

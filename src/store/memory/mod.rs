@@ -16,6 +16,7 @@ mod conversations;
 mod customers;
 mod desk;
 mod erasure;
+mod labels;
 mod offline;
 mod outbox;
 mod ratings;
@@ -46,6 +47,8 @@ struct Inner {
     notes: HashMap<String, Vec<ConversationNote>>,
     /// Conversation id → its lasting state (status, holder, labels).
     records: HashMap<String, ConversationRecord>,
+    /// The desk's labels, in creation order.
+    labels: Vec<Label>,
     // ---- sessions in the shared store ----
     sessions: HashMap<String, StoredSession>,
     // ---- rooms and 1-to-1 video ----

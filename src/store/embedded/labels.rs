@@ -1,0 +1,73 @@
+//! Labels in the embedded store: one table by id; listing reads them all (a desk has tens).
+
+use async_trait::async_trait;
+
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, load, refuse_held, unavailable};
+use crate::store::{Label, LabelStore, StoreError, StoreResult, labels};
+
+/// Label id → JSON [`Label`].
+const LABELS: TableDefinition<&str, &[u8]> = TableDefinition::new("labels");
+
+/// Creates the labels' table in a new (or older) store file, at open.
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(LABELS).map_err(unavailable)?;
+    Ok(())
+}
+
+#[async_trait]
+impl LabelStore for EmbeddedStore {
+    async fn labels(&self) -> StoreResult<Vec<Label>> {
+        self.read(|tx| {
+            let table = tx.open_table(LABELS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(unavailable)? {
+                let (_, value) = row.map_err(unavailable)?;
+                out.push(decode::<Label>(value.value())?);
+            }
+            out.sort_by(labels::by_name);
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_label(&self, label: Label) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(LABELS).map_err(unavailable)?;
+            refuse_held(&table, label.id.as_str())?;
+            table
+                .insert(label.id.as_str(), encode(&label)?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_label(&self, label: Label) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(LABELS).map_err(unavailable)?;
+            let stored: Label = load(&table, &label.id)?;
+            let changed = Label {
+                name: label.name,
+                colour: label.colour,
+                ..stored
+            };
+            table
+                .insert(changed.id.as_str(), encode(&changed)?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_label(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            let mut table = tx.open_table(LABELS).map_err(unavailable)?;
+            match table.remove(id.as_str()).map_err(unavailable)? {
+                Some(_) => Ok(()),
+                None => Err(StoreError::NotFound),
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,47 @@
+//! Labels in MongoDB: collection `labels`, `_id` the label's id (the server refuses an id
+//! taken, even between nodes).
+
+use async_trait::async_trait;
+
+use bson::doc;
+use mongodb::Collection;
+
+use super::{MongoStore, all, conflict_or_unavailable, matched, unavailable};
+use crate::store::{Label, LabelStore, StoreResult, labels};
+
+impl MongoStore {
+    fn labels(&self) -> Collection<Label> {
+        self.db.collection("labels")
+    }
+}
+
+#[async_trait]
+impl LabelStore for MongoStore {
+    async fn labels(&self) -> StoreResult<Vec<Label>> {
+        let mut out = all(self.labels().find(doc! {})).await?;
+        out.sort_by(labels::by_name);
+        Ok(out)
+    }
+
+    async fn create_label(&self, label: Label) -> StoreResult<()> {
+        self.labels().insert_one(label).await.map_err(conflict_or_unavailable)?;
+        Ok(())
+    }
+
+    async fn update_label(&self, label: Label) -> StoreResult<()> {
+        let result = self
+            .labels()
+            .update_one(
+                doc! {"_id": &label.id},
+                doc! {"$set": {"name": &label.name, "colour": &label.colour}},
+            )
+            .await
+            .map_err(unavailable)?;
+        matched(result.matched_count)
+    }
+
+    async fn delete_label(&self, id: &str) -> StoreResult<()> {
+        let result = self.labels().delete_one(doc! {"_id": id}).await.map_err(unavailable)?;
+        matched(result.deleted_count)
+    }
+}

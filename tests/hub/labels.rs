@@ -1,0 +1,219 @@
+//! Labels: admins define them; a conversation's holder (or an admin) puts them on and takes
+//! them off; the inbox filters by them and the archive's listing and CSV show them. Another
+//! agent learns nothing of a conversation not theirs; bad labels are refused; two changes
+//! at once both land.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn ids(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let admin = hub.admin().await;
+
+    // Defining: the id is made from the name; bad names, colours and ids are refused.
+    let (status, billing) = admin
+        .post(
+            "/api/admin/labels",
+            json!({"name": "Billing & refunds", "colour": "#1F6FEB"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{billing}");
+    assert_eq!(
+        (billing["id"].as_str(), billing["colour"].as_str()),
+        (Some("billing-refunds"), Some("#1f6feb"))
+    );
+    let (status, vip) = admin
+        .post(
+            "/api/admin/labels",
+            json!({"name": "VIP", "colour": "#d29922", "id": "vip"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{vip}");
+    for (body, code) in [
+        (json!({"name": "", "colour": "#000000"}), "invalid_name"),
+        (json!({"name": "Red", "colour": "red"}), "invalid_colour"),
+        (
+            json!({"name": "Red", "colour": "#ff0000", "id": "Has Space"}),
+            "invalid_id",
+        ),
+        (json!({"name": "🙂", "colour": "#ff0000"}), "invalid_id"),
+    ] {
+        let (status, refused) = admin.post("/api/admin/labels", body.clone()).await;
+        assert_eq!((status, error_code(&refused)), (400, code), "{body}: {refused}");
+    }
+    let (status, _) = admin
+        .post("/api/admin/labels", json!({"name": "vip", "colour": "#000000"}))
+        .await;
+    assert_eq!(status, 409, "an id taken");
+
+    // An agent reads the list, by name, but cannot change it.
+    let ann_api = hub.login("ann", "agent-password").await;
+    let (status, list) = ann_api.get("/api/labels").await;
+    assert_eq!(status, 200);
+    assert_eq!(strs_in(&list, "name"), ["Billing & refunds", "VIP"]);
+    let (status, _) = ann_api
+        .post("/api/admin/labels", json!({"name": "Mine", "colour": "#000000"}))
+        .await;
+    assert_eq!(status, 403);
+
+    // Two conversations in Ann's list.
+    let (_carla, first) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    let (_dora, second) = hub.customer_in_chat("Dora", "general").await;
+    ann.next_of("chat_started").await;
+    let (first, second) = (first.as_str().unwrap(), second.as_str().unwrap());
+    // The conversations' records are written by the hub's ordered writer: wait for both.
+    let mut tries = 0;
+    while ids(&ann_api.get("/api/inbox").await.1).len() < 2 {
+        tries += 1;
+        assert!(tries < 100, "both conversations reach Ann's inbox");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // The holder labels one; a retried click changes nothing; her console hears it.
+    let (status, labelled) = ann_api
+        .put(&format!("/api/conversations/{first}/labels/vip"), json!({}))
+        .await;
+    assert_eq!(
+        (status, labelled["labels"].clone()),
+        (200, json!(["vip"])),
+        "{labelled}"
+    );
+    let heard = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == first)
+        .await;
+    assert_eq!(heard["labels"], json!(["vip"]), "{heard}");
+    let (status, again) = ann_api
+        .put(&format!("/api/conversations/{first}/labels/vip"), json!({}))
+        .await;
+    assert_eq!((status, again["labels"].clone()), (200, json!(["vip"])));
+    let (status, refused) = ann_api
+        .put(&format!("/api/conversations/{first}/labels/nope"), json!({}))
+        .await;
+    assert_eq!((status, error_code(&refused)), (400, "unknown_label"), "{refused}");
+
+    // Another agent: Ann's conversation answers as a missing one.
+    let _bob = hub.agent("bob", &["general"], 1).await;
+    let bob_api = hub.login("bob", "agent-password").await;
+    let (status, theirs) = bob_api
+        .put(&format!("/api/conversations/{first}/labels/vip"), json!({}))
+        .await;
+    let (status_none, none) = bob_api.put("/api/conversations/no-such/labels/vip", json!({})).await;
+    assert_eq!(
+        (status, error_code(&theirs)),
+        (status_none, error_code(&none)),
+        "{theirs} {none}"
+    );
+    assert_eq!(status, 404);
+
+    // Two changes at once (Ann and an admin) both land.
+    let (path_billing, path_vip) = (
+        format!("/api/conversations/{second}/labels/billing-refunds"),
+        format!("/api/conversations/{second}/labels/vip"),
+    );
+    let (a, b) = tokio::join!(ann_api.put(&path_billing, json!({})), admin.put(&path_vip, json!({})));
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    let (_, both) = admin
+        .put(&format!("/api/conversations/{second}/labels/vip"), json!({}))
+        .await;
+    let mut labels: Vec<&str> = both["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["billing-refunds", "vip"]);
+
+    // The inbox filters by label and shows each row's labels.
+    let (_, vips) = ann_api.get("/api/inbox?label=vip").await;
+    let mut vip_ids = ids(&vips);
+    vip_ids.sort();
+    let mut expected = vec![first, second];
+    expected.sort();
+    assert_eq!(vip_ids, expected);
+    let (_, billing_only) = ann_api.get("/api/inbox?label=billing-refunds").await;
+    assert_eq!(ids(&billing_only), [second]);
+    assert_eq!(billing_only["items"][0]["labels"].as_array().unwrap().len(), 2);
+
+    // Taken off; a deleted label disappears from views but can still be taken off.
+    let (status, off) = ann_api.delete(&format!("/api/conversations/{first}/labels/vip")).await;
+    assert_eq!((status, off["labels"].clone()), (200, json!([])));
+    let (status, _) = admin.delete("/api/admin/labels/billing-refunds").await;
+    assert_eq!(status, 204);
+    let (_, row) = ann_api.get("/api/inbox?label=vip").await;
+    assert_eq!(
+        row["items"][0]["labels"],
+        json!(["vip"]),
+        "the deleted label is not shown: {row}"
+    );
+    let (status, _) = admin.delete("/api/admin/labels/billing-refunds").await;
+    assert_eq!(status, 404);
+
+    // A rename keeps the id, and the conversations carrying it.
+    let (status, renamed) = admin
+        .patch("/api/admin/labels/vip", json!({"name": "Key account"}))
+        .await;
+    assert_eq!(
+        (status, renamed["id"].as_str(), renamed["name"].as_str()),
+        (200, Some("vip"), Some("Key account"))
+    );
+    assert_eq!(ids(&ann_api.get("/api/inbox?label=vip").await.1), [second]);
+}
+
+#[tokio::test]
+async fn the_archive_listing_and_csv_show_a_conversations_labels() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let admin = hub.admin().await;
+    admin
+        .post("/api/admin/labels", json!({"name": "Bug", "colour": "#cf222e"}))
+        .await;
+    let (mut carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    carla
+        .send(json!({"type": "message", "text": "it crashes", "client_id": "m1"}))
+        .await;
+    ann.next_of("message").await;
+    let chat = chat.as_str().unwrap();
+    let ann_api = hub.login("ann", "agent-password").await;
+    let mut tries = 0;
+    loop {
+        let (status, body) = ann_api
+            .put(&format!("/api/conversations/{chat}/labels/bug"), json!({}))
+            .await;
+        if status == 200 {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 100, "the conversation's record is written: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, page) = ann_api.get("/api/conversations").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"][0]["labels"], json!(["bug"]), "{page}");
+    let csv = ann_api
+        .client
+        .get(format!("{}/api/conversations/export?format=csv", ann_api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = header.iter().position(|c| *c == "labels").expect("a labels column");
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(row[column], "bug", "{csv}");
+}
