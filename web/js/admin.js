@@ -12,6 +12,7 @@ import { routingSection } from './admin-routing.js';
 import { widgetSection } from './admin-widget.js';
 import { openView } from './admin-views.js';
 import { cannedSection } from './admin-canned.js';
+import { labelsSection } from './admin-labels.js';
 import { erasureSection } from './admin-erasure.js';
 import { firstRunSection } from './admin-first-run.js';
 
@@ -28,6 +29,7 @@ let hours = null;
 let routing = null;
 let widgetWired = false;
 let canned = null;
+let labels = null;
 let firstRun = null;
 /** Account id → display name, for the dashboard's per-agent rows. */
 let agentNames = new Map();
@@ -65,6 +67,7 @@ async function signedIn(account) {
   cats = cats || categoriesSection({ onChange: listsChanged });
   if (!widgetWired) { widgetWired = true; widgetSection(); }
   canned = canned || cannedSection();
+  labels = labels || labelsSection();
   erasure = erasure || erasureSection({ afterErasure: () => archive.refresh() });
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {

@@ -2,15 +2,24 @@
 // list until it is resolved — live ones, ones whose customer left, ones parked — by
 // status (Open, Waiting on customer, Snoozed, Resolved), the longest waiting first. Each
 // row says who, the last line and since when, with the actions its status allows:
-// "Waiting on customer", "Snooze" (1 hour, or tomorrow 9:00), "Resolve", "Reopen". The
-// changes go over the agent's socket (`set_conversation_status`); each answer, and every
-// change made elsewhere (a snooze running out, a chat ending), refreshes the list.
+// "Waiting on customer", "Snooze" (1 hour, or tomorrow 9:00), "Resolve", "Reopen", and the
+// labels it carries (added from a list, each removed with its ×; filtered by one). Status
+// changes go over the agent's socket (`set_conversation_status`), labels over HTTP
+// (`/api/conversations/{id}/labels/{label}`); each answer, and every change made
+// elsewhere (a snooze running out, a chat ending, a label put on), refreshes the list.
 
 import { el, api, dateTime, show, announce } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 10000;
 const HOUR = 3600 * 1000;
+
+/** A coloured dot (set through the style object: the page's CSP allows no inline style attribute). */
+function swatch(cls, colour) {
+  const dot = el('span', { class: cls, 'aria-hidden': 'true' });
+  dot.style.background = colour;
+  return dot;
+}
 
 const STATUS_NAMES = { open: 'Open', pending: 'Waiting on customer', snoozed: 'Snoozed', resolved: 'Resolved' };
 
@@ -25,7 +34,10 @@ function tomorrowMorning() {
 export function createConversations({ send }) {
   const list = $('conversation-list');
   const filter = $('conversation-filter');
+  const labelFilter = $('conversation-label-filter');
   const error = $('conversation-error');
+  /** The desk's labels by id (GET /api/labels), read with each load. */
+  let labels = new Map();
   let asked = 0;
   /** client id → customer name, for the answers' announcements. */
   const pending = new Map();
@@ -37,6 +49,35 @@ export function createConversations({ send }) {
     pending.set(clientId, c.customer_name || 'the customer');
     error.textContent = '';
     send({ type: 'set_conversation_status', conversation_id: c.id, status, until, client_id: clientId });
+  }
+
+  async function relabel(c, method, label) {
+    error.textContent = '';
+    const res = await api(method, `/api/conversations/${encodeURIComponent(c.id)}/labels/${encodeURIComponent(label.id)}`);
+    if (!res.ok) { error.textContent = res.error.message; return; }
+    announce(method === 'PUT' ? `Label ${label.name} added` : `Label ${label.name} removed`);
+    load();
+  }
+
+  function labelChips(c, name) {
+    const carried = (c.labels || []).map((id) => labels.get(id)).filter(Boolean);
+    const chips = carried.map((l) => el('span', { class: 'pill label-chip', dataset: { testid: 'conversation-label', label: l.id } },
+      swatch('label-dot', l.colour), l.name,
+      el('button', { type: 'button', class: 'label-remove', 'aria-label': `Remove label ${l.name} from ${name}`,
+        dataset: { testid: 'conversation-label-remove' }, onclick: () => relabel(c, 'DELETE', l) }, '×')));
+    const free = [...labels.values()].filter((l) => !(c.labels || []).includes(l.id));
+    if (free.length) {
+      const add = el('select', { 'aria-label': `Add a label to ${name}`, class: 'label-add', dataset: { testid: 'conversation-label-add' } },
+        el('option', { value: '' }, '+ Label'), ...free.map((l) => el('option', { value: l.id }, l.name)));
+      add.addEventListener('change', () => {
+        const l = labels.get(add.value);
+        // Off the select first: the list is not redrawn under someone choosing in it.
+        add.blur();
+        if (l) relabel(c, 'PUT', l);
+      });
+      chips.push(add);
+    }
+    return chips.length ? el('div', { class: 'row conversation-labels' }, ...chips) : null;
   }
 
   function row(c) {
@@ -69,12 +110,25 @@ export function createConversations({ send }) {
         el('span', { class: `pill conversation-status ${c.status}`, dataset: { testid: 'conversation-status' } }, STATUS_NAMES[c.status] || c.status)),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
       el('p', { class: 'muted' }, since),
+      labelChips(c, name),
       actions);
+  }
+
+  async function loadLabels() {
+    const res = await api('GET', '/api/labels');
+    if (!res.ok) return;
+    labels = new Map(res.data.map((l) => [l.id, l]));
+    const chosen = labelFilter.value;
+    labelFilter.replaceChildren(el('option', { value: '' }, 'Any'), ...res.data.map((l) => el('option', { value: l.id }, l.name)));
+    labelFilter.value = labels.has(chosen) ? chosen : '';
+    show($('conversation-label-filter-wrap'), labels.size > 0);
   }
 
   async function load() {
     if (!onScreen()) return;
-    const res = await api('GET', `/api/inbox?status=${encodeURIComponent(filter.value)}`);
+    await loadLabels();
+    const label = labelFilter.value ? `&label=${encodeURIComponent(labelFilter.value)}` : '';
+    const res = await api('GET', `/api/inbox?status=${encodeURIComponent(filter.value)}${label}`);
     if (!res.ok) return;
     // Someone choosing a snooze keeps the list they are choosing in.
     if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
@@ -83,6 +137,7 @@ export function createConversations({ send }) {
   }
 
   filter.addEventListener('change', load);
+  labelFilter.addEventListener('change', load);
   setInterval(() => { if (document.visibilityState === 'visible') load(); }, REFRESH_MS);
   new MutationObserver(() => load()).observe($('console'), { attributes: true, attributeFilter: ['hidden'] });
 

@@ -1,0 +1,80 @@
+// Labels: an admin adds labels on the admin page (name and colour); an agent puts one on a
+// conversation from their list, filters the list by it and takes it off; both pages pass
+// axe with labels shown, on a desk and a phone.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { newPage, apiCall, adminToken, createAgent, agentSignsIn, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat } from './helpers.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+
+/** The labels the agent tests use, made through the API when the admin test did not run first. */
+async function ensureLabels() {
+  const token = await adminToken(hub);
+  for (const [id, name] of [['billing', 'Billing'], ['refund-asked', 'Refund asked']]) {
+    const res = await apiCall(hub, 'POST', '/api/admin/labels', { id, name, colour: '#8250df' }, token);
+    assert.ok(res.status === 201 || res.status === 409, JSON.stringify(res.data));
+  }
+}
+
+const rowOf = (page, customer) => page.locator(`[data-testid="conversation-item"][data-customer="${customer}"]`);
+
+async function seriousAxe(page) {
+  await page.addScriptTag({ path: AXE });
+  return page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+}
+
+test('an admin adds labels on the admin page', () => withShots('labels-admin', async (pages) => {
+  const admin = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
+  pages.push(admin);
+  await adminSignsIn(admin, hub, 'categories');
+  for (const name of ['Billing', 'Refund asked']) {
+    await admin.getByTestId('label-name').fill(name);
+    await admin.getByTestId('label-add').click();
+    await admin.locator(`[data-testid="label-row"] input[value="${name}"]`).waitFor();
+  }
+  // A name that breaks the rule is refused where it was typed.
+  await admin.getByTestId('label-name').fill('   ');
+  await admin.getByTestId('label-add').click();
+  await admin.getByTestId('label-error').filter({ hasText: /\S/ }).waitFor();
+  assert.deepEqual(await seriousAxe(admin), []);
+  await shot(admin, 'labels-admin');
+}));
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`an agent labels a conversation, filters by it and takes it off (${label})`, () => withShots(`labels-${label}`, async (pages) => {
+    await ensureLabels();
+    const agent = await createAgent(hub, { username: `lara-${label}`, display_name: 'Lara', categories: ['general'] });
+    const agentPage = await newPage(browser, size, { bypassCSP: true });
+    pages.push(agentPage);
+    await agentSignsIn(agentPage, hub, agent);
+    const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+    const name = `Pia ${label}`;
+    await joinedChat(customer, agentPage, hub, 'general', name);
+    await sendMessage(customer, 'I was charged twice');
+
+    const back = agentPage.getByTestId('back-to-list');
+    if (await back.isVisible()) await back.click();
+    const row = rowOf(agentPage, name);
+    await row.getByTestId('conversation-last').filter({ hasText: 'I was charged twice' }).waitFor();
+    await row.getByTestId('conversation-label-add').selectOption({ label: 'Billing' });
+    await row.locator('[data-testid="conversation-label"][data-label="billing"]').waitFor();
+    assert.deepEqual(await seriousAxe(agentPage), []);
+    await shot(agentPage, `labels-on-${label}`);
+
+    // Filtered by another label, it is not listed; by its own, it is.
+    await agentPage.getByTestId('conversation-label-filter').selectOption({ label: 'Refund asked' });
+    await row.waitFor({ state: 'detached' });
+    await agentPage.getByTestId('conversation-label-filter').selectOption({ label: 'Billing' });
+    await row.waitFor();
+    await agentPage.getByTestId('conversation-label-filter').selectOption('');
+
+    await row.getByRole('button', { name: `Remove label Billing from ${name}` }).click();
+    await row.locator('[data-testid="conversation-label"]').first().waitFor({ state: 'detached' });
+  }));
+}
