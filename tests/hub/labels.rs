@@ -217,3 +217,38 @@ async fn the_archive_listing_and_csv_show_a_conversations_labels() {
     let row: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(row[column], "bug", "{csv}");
 }
+
+#[tokio::test]
+async fn across_nodes_a_label_put_on_one_node_reaches_the_holder_on_another() {
+    // Ann is on alpha; Carla on beta, which records her conversation. One store for both.
+    let (_cluster, [alpha, beta], mut ann, _carla, chat) = Cluster::ann_chatting_with_carla("cluster-labels", 1).await;
+    let chat = chat.as_str().unwrap().to_string();
+    ann.next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat.as_str())
+        .await;
+    let beta_admin = beta.admin().await;
+    let (status, _) = beta_admin
+        .post("/api/admin/labels", json!({"name": "Urgent", "colour": "#cf222e"}))
+        .await;
+    assert_eq!(status, 201);
+    // An admin on beta puts it on: Ann, on alpha, hears it; her inbox on alpha filters by it.
+    let (status, put) = beta_admin
+        .put(&format!("/api/conversations/{chat}/labels/urgent"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{put}");
+    let heard = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat.as_str())
+        .await;
+    assert_eq!(heard["labels"], json!(["urgent"]), "{heard}");
+    let ann_on_alpha = alpha.login("ann", "agent-password").await;
+    assert_eq!(
+        ids(&ann_on_alpha.get("/api/inbox?label=urgent").await.1),
+        [chat.as_str()]
+    );
+    // Ann takes it off from alpha.
+    let (status, off) = ann_on_alpha
+        .delete(&format!("/api/conversations/{chat}/labels/urgent"))
+        .await;
+    assert_eq!((status, off["labels"].clone()), (200, json!([])));
+    alpha.stop().await;
+    beta.stop().await;
+}
