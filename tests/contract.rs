@@ -421,6 +421,25 @@ async fn filters_and_paging(store: &dyn Store) {
         let expected = (ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(), total);
         assert_eq!(list(filter.clone(), ALL).await, expected, "{filter:?}");
     }
+    // Only some ids (those carrying a label), with the other filters and paging.
+    let only = |ids: &[&str], base: ConversationFilter| ConversationFilter {
+        ids: Some(std::sync::Arc::new(ids.iter().map(|i| i.to_string()).collect())),
+        ..base
+    };
+    let some = ["k2", "k5", "k6", "nowhere"];
+    assert_eq!(
+        list(only(&some, f()), ALL).await,
+        (vec!["k6".into(), "k5".into(), "k2".into()], 3)
+    );
+    assert_eq!(
+        list(only(&some, filter(None, Some("a1"), None, None)), ALL).await,
+        (vec!["k5".into(), "k2".into()], 2)
+    );
+    assert_eq!(
+        list(only(&some, f()), Page { offset: 1, limit: 1 }).await,
+        (vec!["k5".into()], 3)
+    );
+    assert_eq!(list(only(&[], f()), ALL).await, (vec![], 0));
     let by_cat = filter(Some("sales"), None, None, None);
     let by_agent = filter(None, Some("a1"), None, None);
 
@@ -2829,6 +2848,20 @@ async fn search_finds_words_in_names_or_one_message(store: &dyn Store) {
         ..Default::default()
     });
     assert_eq!(found(store, &early).await, (ids(&["c1"]), 1));
+    // Only some conversations (those carrying a label): by a message, and by a name.
+    let only = |v: &[&str], f: ConversationFilter| ConversationFilter {
+        ids: Some(std::sync::Arc::new(v.iter().map(|s| s.to_string()).collect())),
+        ..f
+    };
+    assert_eq!(
+        found(store, &only(&["c1", "c3"], searched("refund"))).await,
+        (ids(&["c1"]), 1)
+    );
+    assert_eq!(found(store, &only(&["c1"], searched("a2 name"))).await, (ids(&[]), 0));
+    assert_eq!(
+        found(store, &only(&["c2"], searched("a2 name"))).await,
+        (ids(&["c2"]), 1)
+    );
     let (page, total) = store
         .conversations(&searched("refund"), Page { offset: 1, limit: 1 })
         .await

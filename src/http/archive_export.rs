@@ -26,7 +26,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
 use super::history::{
-    ConversationSummary, CustomerView, MessageView, detail, filter_for, found, readable, with_desk_state,
+    ConversationSummary, CustomerView, MessageView, detail, filter_for, found, readable, with_desk_state, with_label,
 };
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
@@ -80,6 +80,8 @@ pub struct ExportQuery {
     pub to: Option<i64>,
     /// Search, as in `GET /api/conversations`: every word in the names or in one message.
     pub q: Option<String>,
+    /// Only conversations carrying this label id.
+    pub label: Option<String>,
 }
 
 /// One exported conversation: as the archive reads it, without agents' notes.
@@ -133,6 +135,7 @@ async fn export_listing(
 ) -> Result<Response, ApiError> {
     let format = format_of(q.format.as_deref())?;
     let filter: ConversationFilter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
+    let filter = with_label(&state, filter, q.label).await?;
     let page = Page {
         offset: 0,
         limit: MAX_EXPORT,

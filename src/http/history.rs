@@ -15,8 +15,8 @@ use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::search::{SearchQuery, first_hit};
 use crate::store::{
-    Account, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason, Page, Rating, Role,
-    Side, StoreError, Transfer,
+    Account, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason, Holder, InboxQuery,
+    Page, Rating, Role, Side, StoreError, Transfer,
 };
 
 /// The most conversations one page returns.
@@ -42,6 +42,8 @@ pub struct HistoryQuery {
     /// whose messages hold every word of `q`; whole words, any case, accents ignored.
     /// At most 200 characters and 8 different words; empty means no search.
     pub q: Option<String>,
+    /// Only conversations carrying this label id (`GET /api/labels`).
+    pub label: Option<String>,
     #[serde(default)]
     pub offset: u64,
     /// 1 to 200, default 50.
@@ -224,7 +226,34 @@ pub(super) fn filter_for(
         from,
         to,
         text,
+        ids: None,
     })
+}
+
+/// The most conversations a label filter narrows a listing to: the archive lists those of
+/// them that pass its other filters.
+const MAX_LABELLED: usize = 100_000;
+
+/// `filter` narrowed to the conversations carrying `label` (their records say which); as
+/// it is without a label. A label nothing carries lists nothing.
+pub(super) async fn with_label(
+    state: &AppState,
+    mut filter: ConversationFilter,
+    label: Option<String>,
+) -> Result<ConversationFilter, ApiError> {
+    let Some(label) = label.filter(|l| !l.is_empty()) else {
+        return Ok(filter);
+    };
+    let query = InboxQuery {
+        holder: Holder::Anyone,
+        statuses: Vec::new(),
+        category: None,
+        label: Some(label),
+        limit: MAX_LABELLED,
+    };
+    let ids = state.store.inbox(&query).await?.into_iter().map(|r| r.id).collect();
+    filter.ids = Some(std::sync::Arc::new(ids));
+    Ok(filter)
 }
 
 /// Past conversations, newest first. Agents see only those they served (transfers included).
@@ -241,6 +270,7 @@ async fn list(
 ) -> JsonResult<ConversationPage> {
     let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let filter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
+    let filter = with_label(&state, filter, q.label).await?;
     let (items, total) = state
         .store
         .conversations(

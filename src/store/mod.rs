@@ -323,6 +323,15 @@ pub struct ConversationFilter {
     /// Only conversations whose names, or one of whose messages, hold every word of this
     /// query ([`search`]).
     pub text: Option<search::SearchQuery>,
+    /// Only these conversations (the caller found them elsewhere: those carrying a label).
+    pub ids: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
+}
+
+impl ConversationFilter {
+    /// Does the `ids` filter let conversation `id` through?
+    pub fn admits(&self, id: &str) -> bool {
+        self.ids.as_ref().is_none_or(|ids| ids.contains(id))
+    }
 }
 
 /// A page of a listing, newest first.

@@ -462,6 +462,9 @@ fn filter_doc(filter: &ConversationFilter) -> Document {
     if let Some(agent) = &filter.agent_id {
         d.insert("agent_id", agent);
     }
+    if let Some(ids) = &filter.ids {
+        d.insert("_id", doc! {"$in": ids.iter().map(String::as_str).collect::<Vec<_>>()});
+    }
     let mut paired = Document::new();
     if let Some(from) = filter.from {
         paired.insert("$gte", from);

@@ -74,6 +74,12 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await row.waitFor();
     await agentPage.getByTestId('conversation-label-filter').selectOption('');
 
+    // The agent's past conversations filter by it too, and show it on the row.
+    const archiveLabel = agentPage.getByTestId('archive-label');
+    await archiveLabel.locator('option', { hasText: 'Billing' }).waitFor({ state: 'attached' });
+    await archiveLabel.selectOption({ label: 'Billing' });
+    await agentPage.locator('[data-testid="archive-row"]', { hasText: name }).getByTestId('archive-labels').filter({ hasText: 'Billing' }).waitFor();
+
     await row.getByRole('button', { name: `Remove label Billing from ${name}` }).click();
     await row.locator('[data-testid="conversation-label"]').first().waitFor({ state: 'detached' });
   }));

@@ -199,12 +199,22 @@ async fn the_archive_listing_and_csv_show_a_conversations_labels() {
         assert!(tries < 100, "the conversation's record is written: {body}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (status, page) = ann_api.get("/api/conversations").await;
-    assert_eq!(status, 200);
+    // A second conversation without the label.
+    let (_dora, _other) = hub.customer_in_chat("Dora", "general").await;
+    ann.next_of("chat_started").await;
+    let (status, page) = ann_api.get("/api/conversations?label=bug").await;
+    assert_eq!((status, page["total"].as_u64()), (200, Some(1)), "{page}");
     assert_eq!(page["items"][0]["labels"], json!(["bug"]), "{page}");
+    let (_, words) = ann_api.get("/api/conversations?label=bug&q=crashes").await;
+    assert_eq!(words["total"], 1, "{words}");
+    let (_, none) = ann_api.get("/api/conversations?label=nothing-carries-it").await;
+    assert_eq!(none["total"], 0, "{none}");
     let csv = ann_api
         .client
-        .get(format!("{}/api/conversations/export?format=csv", ann_api.base))
+        .get(format!(
+            "{}/api/conversations/export?format=csv&label=bug",
+            ann_api.base
+        ))
         .send()
         .await
         .unwrap()
@@ -216,6 +226,7 @@ async fn the_archive_listing_and_csv_show_a_conversations_labels() {
     let column = header.iter().position(|c| *c == "labels").expect("a labels column");
     let row: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(row[column], "bug", "{csv}");
+    assert_eq!(lines.count(), 0, "only the labelled conversation's one message: {csv}");
 }
 
 #[tokio::test]

@@ -60,6 +60,10 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     'aria-describedby': 'arch-q-help' });
   const category = el('select', { id: 'arch-category', dataset: { testid: 'archive-category' } });
   const agent = el('select', { id: 'arch-agent', dataset: { testid: 'archive-agent' } });
+  const label = el('select', { id: 'arch-label', dataset: { testid: 'archive-label' } }, el('option', { value: '' }, 'Any'));
+  const labelField = el('div', { hidden: true }, el('label', { for: 'arch-label' }, 'Label'), label);
+  /** The desk's labels by id (GET /api/labels), for the filter and each row's names. */
+  let labels = new Map();
   const from = el('input', { id: 'arch-from', type: 'date', dataset: { testid: 'archive-from' } });
   const to = el('input', { id: 'arch-to', type: 'date', dataset: { testid: 'archive-to' } });
   const status = el('p', { class: 'muted', role: 'status', dataset: { testid: 'archive-status' } });
@@ -74,6 +78,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
       el('span', { id: 'arch-q-help', class: 'sr-only' }, 'Whole words in a message or in the names; any case, accents ignored.')),
     el('div', {}, el('label', { for: 'arch-category' }, 'Category'), category),
     agents ? el('div', {}, el('label', { for: 'arch-agent' }, 'Agent'), agent) : null,
+    labelField,
     el('div', {}, el('label', { for: 'arch-from' }, 'From'), from),
     el('div', {}, el('label', { for: 'arch-to' }, 'To'), to),
     el('div', {}, el('label', { 'aria-hidden': 'true' }, '\u00a0'), el('button', { type: 'submit', dataset: { testid: 'archive-search' } }, 'Search')));
@@ -112,6 +117,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     if (words.value.trim()) q.set('q', words.value.trim());
     if (category.value) q.set('category', category.value);
     if (agents && agent.value) q.set('agent_id', agent.value);
+    if (label.value) q.set('label', label.value);
     if (dayMs(from, false) !== null) q.set('from', dayMs(from, false));
     if (dayMs(to, true) !== null) q.set('to', dayMs(to, true));
     return q;
@@ -144,6 +150,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
       el('td', {}, dateTime(c.paired_at || c.queued_at)),
       el('td', {}, categoryName(c.category) || c.kind),
       el('td', {}, c.customer_name,
+        (c.labels || []).length ? el('div', { class: 'muted', dataset: { testid: 'archive-labels' } },
+          c.labels.map((id) => labels.get(id)?.name || id).join(' · ')) : null,
         c.hit && searched ? el('div', { class: 'muted search-hit', dataset: { testid: 'archive-hit' } }, ...marked(c.hit.text, searched)) : null),
       el('td', {}, c.agent_name),
       el('td', {}, String(c.message_count ?? '')),
@@ -188,10 +196,16 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
 
   form.addEventListener('submit', (e) => { e.preventDefault(); offset = 0; refresh(); });
   // A changed filter applies at once (Search stays for keyboard users and the dates).
-  for (const input of [category, agent, from, to]) input.addEventListener('change', () => { offset = 0; refresh(); });
+  for (const input of [category, agent, label, from, to]) input.addEventListener('change', () => { offset = 0; refresh(); });
   prev.addEventListener('click', () => { offset = Math.max(0, offset - PAGE); refresh(); });
   next.addEventListener('click', () => { offset += PAGE; refresh(); });
   fillSelects();
+  api('GET', '/api/labels').then((res) => {
+    if (!res.ok || !res.data.length) return;
+    labels = new Map(res.data.map((l) => [l.id, l]));
+    label.append(...res.data.map((l) => el('option', { value: l.id }, l.name)));
+    labelField.hidden = false;
+  });
 
   return {
     refresh,

@@ -70,6 +70,9 @@ impl ArchiveStore for EmbeddedStore {
             let mut total = 0u64;
             let mut hits = Vec::new();
             for (id, recheck) in list_ids(tx, &filter)? {
+                if !filter.admits(&id) {
+                    continue;
+                }
                 let in_page = total >= page.offset && (hits.len() as u64) < page.limit;
                 if recheck || in_page {
                     let Some(rec) = load_record(&conversations, &id)? else {

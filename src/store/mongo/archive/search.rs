@@ -68,7 +68,7 @@ fn passes(d: &Document, filter: &ConversationFilter) -> Option<(String, Millis)>
                 .is_ok_and(|served| served.iter().any(|s| s.as_str() == Some(a)))
     });
     let time_ok = filter.from.is_none_or(|from| paired_at >= from) && filter.to.is_none_or(|to| paired_at < to);
-    (category_ok && agent_ok && time_ok).then(|| (id.to_string(), paired_at))
+    (category_ok && agent_ok && time_ok && filter.admits(id)).then(|| (id.to_string(), paired_at))
 }
 
 impl MongoStore {
