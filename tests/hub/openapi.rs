@@ -512,7 +512,23 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             .unwrap();
         offline_ids.push(left["id"].as_str().expect("left").to_string());
     }
+    // Labels: one to edit and delete, and one whose id is the conversation's, as the walk
+    // puts one id in every parameter of a path.
+    for (id, name) in [
+        ("walked-label", "Walked"),
+        (chat_id.as_str(), "Walked on a conversation"),
+    ] {
+        admin
+            .post_answering(
+                201,
+                "/api/admin/labels",
+                json!({"id": id, "name": name, "colour": "#1f6feb"}),
+            )
+            .await;
+    }
     let real_ids = BTreeMap::from([
+        ("/api/admin/labels/{id}", "walked-label".to_string()),
+        ("/api/conversations/{id}/labels/{label}", chat_id.clone()),
         ("/api/admin/canned-replies/{id}", desk_reply),
         ("/api/canned-replies/{id}", own_reply),
         ("/api/offline-messages/{id}/take", offline_ids[0].clone()),
