@@ -98,3 +98,40 @@ test('a customer closes the page, the agent writes meanwhile, and they see it wh
   await says(later, panelOf(agentPage, name), 'Thanks, got it');
   await shot(later, 'continuing-away-customer');
 }));
+
+test('after a reload the agent opens a conversation whose customer left from the work list and writes into it', () => withShots('continuing-reopened-panel', async (pages) => {
+  const agent = await createAgent(hub, { username: 'vera-reload', display_name: 'Vera', categories: ['general'], max_chats: 2 });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, { width: 390, height: 844 });
+  pages.push(customer);
+  const name = 'Jon away';
+  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+  await says(customer, panel, 'Is my order shipped?');
+  const context = customer.context();
+  await customer.close();
+  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+
+  // The agent reloads: the panel is gone, the conversation is in the work list. "Open"
+  // shows it from the archive, writable.
+  await agentPage.reload();
+  await agentPage.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor();
+  const row = agentPage.locator(`[data-testid="conversation-item"][data-customer="${name}"]`);
+  await row.getByTestId('conversation-open').click();
+  const reopened = panelOf(agentPage, name);
+  await reopened.getByTestId('message').filter({ hasText: 'Is my order shipped?' }).waitFor();
+  await reopened.getByTestId('chat-ended').filter({ hasText: 'What you write waits for them' }).waitFor();
+  await says(reopened, reopened, 'Yes, it left the warehouse this morning.');
+  await shot(agentPage, 'continuing-reopened-panel-agent');
+
+  // She comes back and sees it.
+  const later = await context.newPage();
+  pages.push(later);
+  await later.goto(`${hub.url}/`);
+  const earlier = later.getByTestId('earlier-conversation').first();
+  await earlier.waitFor();
+  await earlier.getByTestId('continue-conversation').click();
+  await later.getByTestId('message').filter({ hasText: 'Yes, it left the warehouse this morning.' }).waitFor();
+  await says(later, panelOf(agentPage, name), 'Great, thanks');
+}));

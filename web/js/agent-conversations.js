@@ -31,7 +31,7 @@ function tomorrowMorning() {
   return t.getTime();
 }
 
-export function createConversations({ send }) {
+export function createConversations({ send, open }) {
   const list = $('conversation-list');
   const filter = $('conversation-filter');
   const labelFilter = $('conversation-label-filter');
@@ -85,6 +85,7 @@ export function createConversations({ send }) {
     const actions = el('div', { class: 'row conversation-actions' });
     const button = (label, testid, onclick, secondary = true) => el('button',
       { type: 'button', class: secondary ? 'secondary' : '', dataset: { testid }, 'aria-label': `${label}: ${name}`, onclick }, label);
+    actions.append(button('Open', 'conversation-open', () => open(c)));
     if (c.status !== 'pending' && c.status !== 'resolved') {
       actions.append(button('Waiting on customer', 'conversation-pending', () => setStatus(c, 'pending')));
     }

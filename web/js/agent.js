@@ -81,7 +81,7 @@ const offers = createOffers({
 /** Internal notes on chats: for agents only. */
 const customerPanel = createCustomerPanel();
 const notes = createNotes({ send: (frame) => socket.send(frame), maxLen: () => maxLen });
-const conversations = createConversations({ send: (frame) => socket.send(frame) });
+const conversations = createConversations({ send: (frame) => socket.send(frame), open: (c) => openAway(c) });
 
 /** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
 const transfer = createTransfer({ send: (frame) => socket.send(frame) });
@@ -336,8 +336,9 @@ function openChat(id, { focus } = {}) {
   openId = id;
   for (const c of chats.values()) show(c.panel, c.id === id);
   setView('conversation');
-  if (focus === 'composer' && !chat.ended) chat.view.focus();
-  else if (focus === 'item' || (focus === 'composer' && chat.ended)) chat.button.focus();
+  const writable = !chat.ended || chat.away;
+  if (focus === 'composer' && writable) chat.view.focus();
+  else if (focus === 'item' || (focus === 'composer' && !writable)) chat.button.focus();
   else if (focus === 'heading') chat.title.focus();
   chat.view.scroll();
   if (chatSeen(chat)) chat.unread = 0;
@@ -553,6 +554,29 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
   return chat;
 }
 
+/**
+ * A conversation of theirs opened from the work list. A live one is shown; one whose
+ * customer is away opens from the archive, writable: what the agent writes waits for the
+ * customer, who sees it when they come back (the hub keeps the conversation's seq going).
+ */
+async function openAway(c) {
+  if (chats.has(c.id)) { openChat(c.id, { focus: 'composer' }); return; }
+  const res = await api('GET', `/api/conversations/${encodeURIComponent(c.id)}`);
+  if (!res.ok) { pageNotice(res.error.message); return; }
+  // The customer came back meanwhile: their live chat is the one to show.
+  if (chats.has(c.id)) { openChat(c.id, { focus: 'composer' }); return; }
+  const a = res.data;
+  const names = new Map(profile.categories.map((cat) => [cat.id, cat.name]));
+  const chat = openPanel({
+    chat_id: c.id, peer_name: a.customer_name, category: a.category, category_name: names.get(a.category) || a.category,
+    started_at: a.paired_at, messages: a.messages || [], peer_connected: false,
+  }, false);
+  endPanel(chat, `${chat.name} is not here now. What you write waits for them: they see it when they come back.`, 'away');
+  chat.away = true;
+  chat.view.setEnabled(true);
+  openChat(c.id, { focus: 'composer' });
+}
+
 function setPeer(chat, connected) {
   chat.connected = connected;
   chat.status.textContent = connected ? 'connected' : 'disconnected';
@@ -576,7 +600,7 @@ function endPanel(chat, text, state = 'ended') {
   chat.end.className = 'secondary';
   chat.end.dataset.testid = 'close-panel';
   setPeer(chat, false);
-  chat.status.textContent = state === 'ended' ? 'ended' : 'transferred';
+  chat.status.textContent = state === 'ended' || state === 'away' ? state : 'transferred';
   renderItem(chat);
   renderLoad();
   // The archive is written a moment later; refresh the history then.
