@@ -16,7 +16,13 @@
 //! - **rating**: star ratings averaged (and counted), thumbs counted up and down;
 //! - **offline messages**: counted on the day they were left, under their category; the
 //!   handled ones by the agent who handled them, with the time from left to handled
-//!   (marked handled or first answered).
+//!   (marked handled or first answered);
+//! - **resolved**: conversations resolved at least once; **reopened**: those of them a
+//!   customer came back to after a resolve; the **reopen rate** is reopened ÷ resolved;
+//!   **time to resolution**: its last resolve − its opening, over conversations resolved
+//!   now;
+//! - **labels**: a row per label with the conversations carrying it (a conversation with two
+//!   labels counts in both rows).
 //!
 //! Why pure: the stores differ in how they find the facts (a scan, an index, a cache),
 //! but every one of them hands the same facts here, so the numbers cannot differ by
@@ -46,6 +52,14 @@ pub struct ConversationFact {
     pub first_response_ms: Option<i64>,
     pub handle_ms: Option<i64>,
     pub score: Option<Score>,
+    /// Resolved at least once.
+    pub resolved: bool,
+    /// Opened again by its customer after a resolve.
+    pub reopened: bool,
+    /// From its opening to its last resolve, while it is resolved.
+    pub resolution_ms: Option<i64>,
+    /// The ids of the labels it carries.
+    pub labels: Vec<String>,
 }
 
 /// A customer who left the line before being served.
@@ -90,6 +104,11 @@ pub struct Figures {
     pub offline_handled: u64,
     /// From left to handled, of the handled ones whose time is known.
     pub offline_handle: Spread,
+    pub resolved: u64,
+    pub reopened: u64,
+    /// reopened ÷ resolved; `None` without a resolved conversation.
+    pub reopen_rate: Option<f64>,
+    pub resolution: Spread,
 }
 
 /// A row per (day, category) with anything in it, in day then category order.
@@ -108,6 +127,13 @@ pub struct AgentRow {
     pub figures: Figures,
 }
 
+/// A row per label some conversation carries, by label id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelRow {
+    pub label: String,
+    pub figures: Figures,
+}
+
 /// A row per day with anything in it, every category together, in day order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayTotal {
@@ -120,6 +146,7 @@ pub struct Report {
     pub days: Vec<DayRow>,
     pub day_totals: Vec<DayTotal>,
     pub agents: Vec<AgentRow>,
+    pub labels: Vec<LabelRow>,
     pub totals: Figures,
 }
 
@@ -156,6 +183,9 @@ struct Tally {
     offline_messages: u64,
     offline_handled: u64,
     offline_handles: Vec<i64>,
+    resolved: u64,
+    reopened: u64,
+    resolutions: Vec<i64>,
 }
 
 impl Tally {
@@ -174,6 +204,11 @@ impl Tally {
             Some(Score::ThumbUp) => self.thumbs_up += 1,
             Some(Score::ThumbDown) => self.thumbs_down += 1,
             None => {}
+        }
+        self.resolved += u64::from(c.resolved);
+        self.reopened += u64::from(c.reopened);
+        if let Some(ms) = c.resolution_ms {
+            self.resolutions.push(ms.max(0));
         }
     }
 
@@ -202,6 +237,10 @@ impl Tally {
             offline_messages: self.offline_messages,
             offline_handled: self.offline_handled,
             offline_handle: spread(self.offline_handles),
+            resolved: self.resolved,
+            reopened: self.reopened,
+            reopen_rate: (self.resolved > 0).then(|| self.reopened as f64 / self.resolved as f64),
+            resolution: spread(self.resolutions),
         }
     }
 }
@@ -211,8 +250,12 @@ pub fn report(conversations: &[ConversationFact], abandoned: &[AbandonFact], off
     let mut days: BTreeMap<(Day, String), Tally> = BTreeMap::new();
     let mut whole_days: BTreeMap<Day, Tally> = BTreeMap::new();
     let mut agents: BTreeMap<String, (String, Tally)> = BTreeMap::new();
+    let mut labels: BTreeMap<String, Tally> = BTreeMap::new();
     let mut totals = Tally::default();
     for c in conversations {
+        for label in &c.labels {
+            labels.entry(label.clone()).or_default().conversation(c);
+        }
         days.entry((c.day.clone(), c.category.clone()))
             .or_default()
             .conversation(c);
@@ -266,6 +309,13 @@ pub fn report(conversations: &[ConversationFact], abandoned: &[AbandonFact], off
             .map(|(agent_id, (agent_name, tally))| AgentRow {
                 agent_id,
                 agent_name,
+                figures: tally.figures(),
+            })
+            .collect(),
+        labels: labels
+            .into_iter()
+            .map(|(label, tally)| LabelRow {
+                label,
                 figures: tally.figures(),
             })
             .collect(),

@@ -17,7 +17,7 @@ use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::reports::{self, AbandonFact, ConversationFact, Figures, OfflineFact, Score};
-use crate::store::{RatingScale, ReportFacts};
+use crate::store::{ConversationRecord, ConversationStatus, RatingScale, ReportFacts};
 
 /// The longest range one report covers (days).
 const MAX_DAYS: i64 = 366;
@@ -42,6 +42,9 @@ pub struct ReportQuery {
     pub zone: Option<String>,
     /// Only this category id.
     pub category: Option<String>,
+    /// Only conversations carrying this label id (customers who left the line and offline
+    /// messages carry none, so they are left out).
+    pub label: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
 }
@@ -71,6 +74,14 @@ pub struct FiguresView {
     pub offline_handled: u64,
     pub offline_handle_median_ms: Option<i64>,
     pub offline_handle_p90_ms: Option<i64>,
+    /// Conversations resolved at least once, those of them opened again by their customer,
+    /// and reopened ÷ resolved (null without a resolved one).
+    pub resolved: u64,
+    pub reopened: u64,
+    pub reopen_rate: Option<f64>,
+    /// From opening to the last resolve, over conversations resolved now.
+    pub resolution_median_ms: Option<i64>,
+    pub resolution_p90_ms: Option<i64>,
 }
 
 impl From<&Figures> for FiguresView {
@@ -93,6 +104,11 @@ impl From<&Figures> for FiguresView {
             offline_handled: f.offline_handled,
             offline_handle_median_ms: f.offline_handle.median_ms,
             offline_handle_p90_ms: f.offline_handle.p90_ms,
+            resolved: f.resolved,
+            reopened: f.reopened,
+            reopen_rate: f.reopen_rate.map(|r| (r * 1000.0).round() / 1000.0),
+            resolution_median_ms: f.resolution.median_ms,
+            resolution_p90_ms: f.resolution.p90_ms,
         }
     }
 }
@@ -125,6 +141,15 @@ pub struct AgentRowView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct LabelRowView {
+    pub label: String,
+    /// Its name now (the id when it was deleted since).
+    pub label_name: String,
+    #[serde(flatten)]
+    pub figures: FiguresView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReportView {
     pub from: String,
     pub to: String,
@@ -135,6 +160,9 @@ pub struct ReportView {
     pub day_totals: Vec<DayTotalView>,
     /// A row per agent with a conversation or a handled offline message, by agent id.
     pub agents: Vec<AgentRowView>,
+    /// A row per label carried by a conversation of the report, by label id (a conversation
+    /// with two labels counts in both).
+    pub labels: Vec<LabelRowView>,
     pub totals: FiguresView,
 }
 
@@ -145,8 +173,8 @@ pub struct ReportView {
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "the report (`format=csv`: `text/csv` as an attachment `report-<from>-<to>.csv`, \
-            a row per day and category (`scope` day), per agent (`scope` agent) and the totals (`scope` total), \
-            the columns of `FiguresView` after scope, day, category, category_name, agent_id, agent_name)",
+            a row per day and category (`scope` day), per agent (`scope` agent), per label (`scope` label) and the totals (`scope` total), \
+            the columns of `FiguresView` after scope, day, category, category_name, agent_id, agent_name, then label, label_name)",
             body = ReportView),
         (status = 400, description = "`bad_query`, `invalid_date`, `invalid_range` (to before from, or over 366 days from from to to, both counted), \
             `invalid_zone`, `invalid_format`", body = ErrorBody),
@@ -190,6 +218,14 @@ async fn report(
         .map_err(|_| ApiError::invalid("invalid_date", "to is out of range"))?;
     let to_ms = start(after)?;
     let facts = state.store.report_facts(from_ms, to_ms).await?;
+    let records = desk_state(&state, &facts).await?;
+    let label_names: HashMap<String, String> = state
+        .store
+        .labels()
+        .await?
+        .into_iter()
+        .map(|l| (l.id, l.name))
+        .collect();
     let names: HashMap<String, String> = state
         .store
         .accounts()
@@ -204,7 +240,11 @@ async fn report(
         .into_iter()
         .map(|c| (c.id, c.name))
         .collect();
-    let computed = compute(facts, &zone, query.category.as_deref(), &names);
+    let wanted = Wanted {
+        category: query.category.as_deref().filter(|c| !c.is_empty()),
+        label: query.label.as_deref().filter(|l| !l.is_empty()),
+    };
+    let computed = compute(facts, &records, &zone, wanted, &names);
     let view = ReportView {
         from: first.to_string(),
         to: last.to_string(),
@@ -239,6 +279,15 @@ async fn report(
                 figures: (&a.figures).into(),
             })
             .collect(),
+        labels: computed
+            .labels
+            .iter()
+            .map(|l| LabelRowView {
+                label_name: label_names.get(&l.label).cloned().unwrap_or_else(|| l.label.clone()),
+                label: l.label.clone(),
+                figures: (&l.figures).into(),
+            })
+            .collect(),
         totals: (&computed.totals).into(),
     };
     if csv {
@@ -265,11 +314,35 @@ fn zone_name(zone: &jiff::tz::TimeZone) -> String {
     }
 }
 
-/// The report of `facts`, each given its day in `zone`; only `category` when given.
+/// How many conversations' records one read asks for.
+const RECORDS_AT_ONCE: usize = 500;
+
+/// The records (status, reopens, labels) of the report's conversations, by id.
+async fn desk_state(state: &AppState, facts: &ReportFacts) -> Result<HashMap<String, ConversationRecord>, ApiError> {
+    let ids: Vec<String> = facts.conversations.iter().map(|c| c.id.clone()).collect();
+    let mut records = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(RECORDS_AT_ONCE) {
+        for record in state.store.conversation_records(chunk).await? {
+            records.insert(record.id.clone(), record);
+        }
+    }
+    Ok(records)
+}
+
+/// Which facts a report counts.
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
+    category: Option<&'a str>,
+    label: Option<&'a str>,
+}
+
+/// The report of `facts` (with their conversations' `records`), each given its day in
+/// `zone`; only what `wanted` names.
 fn compute(
     facts: ReportFacts,
+    records: &HashMap<String, ConversationRecord>,
     zone: &jiff::tz::TimeZone,
-    category: Option<&str>,
+    wanted: Wanted<'_>,
     names: &HashMap<String, String>,
 ) -> reports::Report {
     let day = |ms: i64| {
@@ -277,13 +350,30 @@ fn compute(
             .map(|t| t.to_zoned(zone.clone()).date().to_string())
             .unwrap_or_default()
     };
-    let wanted = |c: &str| category.is_none_or(|want| want == c);
+    // Customers who left the line and offline messages carry no label.
+    let wanted_uncounted = |c: &str| wanted.label.is_none() && wanted.category.is_none_or(|want| want == c);
     let conversations: Vec<ConversationFact> = facts
         .conversations
         .into_iter()
         .filter_map(|c| {
             let cat = c.category.clone().unwrap_or_default();
-            wanted(&cat).then(|| ConversationFact {
+            let record = records.get(&c.id);
+            let labels = record.map(|r| r.labels.clone()).unwrap_or_default();
+            let in_category = wanted.category.is_none_or(|want| want == cat);
+            let labelled = wanted.label.is_none_or(|want| labels.iter().any(|l| l == want));
+            // A conversation archived before statuses were kept has no record: it ended, so
+            // it was resolved once (as the archive's migration reads it).
+            let resolved = record.map_or(c.ended_at.is_some(), |r| r.resolutions > 0);
+            let resolution_ms = match record {
+                Some(r) if r.status == ConversationStatus::Resolved => r.resolved_at.map(|at| at - r.opened_at),
+                Some(_) => None,
+                None => c.ended_at.map(|at| at - c.paired_at),
+            };
+            (in_category && labelled).then(|| ConversationFact {
+                resolved,
+                reopened: record.is_some_and(|r| r.reopens > 0),
+                resolution_ms,
+                labels,
                 day: day(c.paired_at),
                 category: cat,
                 wait_ms: c.paired_at - c.queued_at,
@@ -302,7 +392,7 @@ fn compute(
     let abandoned: Vec<AbandonFact> = facts
         .abandoned
         .into_iter()
-        .filter(|a| wanted(&a.category))
+        .filter(|a| wanted_uncounted(&a.category))
         .map(|a| AbandonFact {
             day: day(a.left_at),
             category: a.category,
@@ -311,7 +401,7 @@ fn compute(
     let offline: Vec<OfflineFact> = facts
         .offline
         .into_iter()
-        .filter(|o| wanted(&o.category))
+        .filter(|o| wanted_uncounted(&o.category))
         .map(|o| OfflineFact {
             day: day(o.created_at),
             handled: o.handled.map(|(agent, at)| {
@@ -333,7 +423,7 @@ fn cell(text: &str) -> String {
     }
 }
 
-const FIGURE_COLUMNS: [&str; 17] = [
+const FIGURE_COLUMNS: [&str; 22] = [
     "conversations",
     "abandoned",
     "wait_median_ms",
@@ -351,6 +441,11 @@ const FIGURE_COLUMNS: [&str; 17] = [
     "offline_handled",
     "offline_handle_median_ms",
     "offline_handle_p90_ms",
+    "resolved",
+    "reopened",
+    "reopen_rate",
+    "resolution_median_ms",
+    "resolution_p90_ms",
 ];
 
 fn figure_cells(f: &FiguresView) -> Vec<String> {
@@ -373,6 +468,11 @@ fn figure_cells(f: &FiguresView) -> Vec<String> {
         f.offline_handled.to_string(),
         opt(f.offline_handle_median_ms),
         opt(f.offline_handle_p90_ms),
+        f.resolved.to_string(),
+        f.reopened.to_string(),
+        f.reopen_rate.map(|r| r.to_string()).unwrap_or_default(),
+        opt(f.resolution_median_ms),
+        opt(f.resolution_p90_ms),
     ]
 }
 
@@ -381,35 +481,43 @@ fn csv_of(view: &ReportView) -> Result<Vec<u8>, ApiError> {
     let mut out = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["scope", "day", "category", "category_name", "agent_id", "agent_name"];
     header.extend(FIGURE_COLUMNS);
+    // Added after the figures, so the columns before them stay where they were.
+    header.extend(["label", "label_name"]);
     out.write_record(&header).map_err(internal)?;
+    // scope, day, category, category_name, agent_id, agent_name; the figures; label, label_name.
+    let mut write = |head: [String; 6], figures: &FiguresView, tail: [String; 2]| {
+        let row: Vec<String> = head.into_iter().chain(figure_cells(figures)).chain(tail).collect();
+        out.write_record(&row).map_err(internal)
+    };
+    let none = String::new;
     for d in &view.days {
-        let mut row = vec![
-            "day".to_string(),
+        let head = [
+            "day".into(),
             d.day.clone(),
             cell(&d.category),
             cell(&d.category_name),
-            String::new(),
-            String::new(),
+            none(),
+            none(),
         ];
-        row.extend(figure_cells(&d.figures));
-        out.write_record(&row).map_err(internal)?;
+        write(head, &d.figures, [none(), none()])?;
     }
     for a in &view.agents {
-        let mut row = vec![
-            "agent".to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
+        let head = [
+            "agent".into(),
+            none(),
+            none(),
+            none(),
             cell(&a.agent_id),
             cell(&a.agent_name),
         ];
-        row.extend(figure_cells(&a.figures));
-        out.write_record(&row).map_err(internal)?;
+        write(head, &a.figures, [none(), none()])?;
     }
-    let mut row = vec!["total".to_string(); 1];
-    row.extend(std::iter::repeat_n(String::new(), 5));
-    row.extend(figure_cells(&view.totals));
-    out.write_record(&row).map_err(internal)?;
+    for l in &view.labels {
+        let head = ["label".into(), none(), none(), none(), none(), none()];
+        write(head, &l.figures, [cell(&l.label), cell(&l.label_name)])?;
+    }
+    let head = ["total".into(), none(), none(), none(), none(), none()];
+    write(head, &view.totals, [none(), none()])?;
     out.into_inner()
         .map_err(|e| ApiError::Internal(format!("writing the report CSV: {e}")))
 }

@@ -335,3 +335,71 @@ async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they
     assert_eq!(stored[2].1, "we found your parcel");
     assert_eq!(stored[8].1, "thank you!");
 }
+
+#[tokio::test]
+async fn reports_count_a_reopened_conversation_its_time_to_resolution_and_its_labels() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let admin = hub.admin().await;
+    admin
+        .post_answering(201, "/api/admin/labels", json!({"name": "Parcel", "colour": "#1f6feb"}))
+        .await;
+    // Resolved once, labelled, continued (a reopen) and resolved again.
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+    admin
+        .put_answering(200, &format!("/api/conversations/{chat}/labels/parcel"), json!({}))
+        .await;
+    let mut back = continuing(&hub, Some(VISITOR), &chat).await;
+    back.next_of("chat_started").await;
+    ann.next_of("chat_started").await;
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    back.next_of("chat_ended").await;
+    // A second conversation, resolved and never reopened, without a label.
+    let mut dora = hub.customer_with("Dora", json!({"visitor": STRANGER})).await;
+    let other = dora.chat_started().await;
+    ann.next_of("chat_started").await;
+    ann.send(json!({"type": "end_chat", "chat_id": other})).await;
+    dora.next_of("chat_ended").await;
+    own_until(&hub, STRANGER, "resolved").await;
+    own_until(&hub, VISITOR, "resolved").await;
+
+    // Yesterday and today in the report's zone (the test desk's, UTC): everything above
+    // happened in them, even around midnight.
+    let (yesterday, today) = (day_in(-1), day_in(0));
+    let (status, report) = admin.get(&format!("/api/reports?from={yesterday}&to={today}")).await;
+    assert_eq!(status, 200, "{report}");
+    let totals = &report["totals"];
+    assert_eq!(
+        (
+            totals["resolved"].as_u64(),
+            totals["reopened"].as_u64(),
+            totals["reopen_rate"].as_f64()
+        ),
+        (Some(2), Some(1), Some(0.5)),
+        "{totals}"
+    );
+    assert!(totals["resolution_median_ms"].as_i64().is_some(), "{totals}");
+    assert_eq!(report["labels"].as_array().unwrap().len(), 1, "{report}");
+    let parcel = &report["labels"][0];
+    assert_eq!(
+        (
+            parcel["label"].as_str(),
+            parcel["label_name"].as_str(),
+            parcel["conversations"].as_u64()
+        ),
+        (Some("parcel"), Some("Parcel"), Some(1)),
+        "{parcel}"
+    );
+    // Only the labelled one.
+    let (_, only) = admin
+        .get(&format!("/api/reports?from={yesterday}&to={today}&label=parcel"))
+        .await;
+    assert_eq!(
+        (
+            only["totals"]["conversations"].as_u64(),
+            only["totals"]["reopened"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{only}"
+    );
+}

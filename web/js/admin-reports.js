@@ -78,6 +78,7 @@ function query() {
     zone: $('reports-zone').value,
   });
   if ($('reports-category').value) params.set('category', $('reports-category').value);
+  if ($('reports-label').value) params.set('label', $('reports-label').value);
   return params;
 }
 
@@ -87,7 +88,12 @@ async function loadTopics() {
   if (!answer.ok) return;
   loadedTopics = true;
   for (const c of answer.data) $('reports-category').append(el('option', { value: c.id, text: c.name }));
+  const labels = await api('GET', '/api/labels');
+  if (labels.ok) for (const l of labels.data) $('reports-label').append(el('option', { value: l.id, text: l.name }));
 }
+
+/** A share as a percentage ("—" without one). */
+const percent = (share) => (share === null || share === undefined ? '—' : `${Math.round(share * 100)} %`);
 
 function tile(label, value, testid) {
   return el('div', { class: 'stat', dataset: { testid } }, el('span', { class: 'value', text: value }), el('span', { class: 'muted', text: label }));
@@ -105,6 +111,8 @@ function tiles(t) {
     tile('Median handle time', duration(t.handle_median_ms), 'report-handle'),
     tile('Rating', rating(t), 'report-rating'),
     tile('Offline messages (handled)', `${t.offline_messages} (${t.offline_handled})`, 'report-offline'),
+    tile('Reopen rate', `${percent(t.reopen_rate)} (${t.reopened} of ${t.resolved})`, 'report-reopen-rate'),
+    tile('Median time to resolution', duration(t.resolution_median_ms), 'report-resolution'),
   );
 }
 
@@ -175,6 +183,13 @@ function tables(report) {
     el('td', { text: String(a.unanswered) }),
     el('td', { text: rating(a) }),
     el('td', { text: String(a.offline_handled) }))));
+  $('reports-labels').replaceChildren(...(report.labels || []).map((l) => el('tr', { dataset: { testid: 'report-label' } },
+    el('td', { text: l.label_name }),
+    el('td', { text: String(l.conversations) }),
+    el('td', { text: String(l.resolved) }),
+    el('td', { text: `${l.reopened} (${percent(l.reopen_rate)})` }),
+    el('td', { text: `${duration(l.resolution_median_ms)} / ${duration(l.resolution_p90_ms)}` }),
+    el('td', { text: rating(l) }))));
   $('reports-empty').hidden = report.days.length > 0;
 }
 
@@ -203,7 +218,7 @@ $('reports-form').addEventListener('submit', (e) => {
   e.preventDefault();
   load();
 });
-for (const id of ['reports-from', 'reports-to', 'reports-category', 'reports-zone']) {
+for (const id of ['reports-from', 'reports-to', 'reports-category', 'reports-label', 'reports-zone']) {
   $(id).addEventListener('change', () => { $('reports-csv').href = `/api/reports?${query()}&format=csv`; });
 }
 document.addEventListener('admin-view', (e) => { if (e.detail === 'reports') load(); });

@@ -19,6 +19,10 @@ fn conv(
         first_response_ms: first,
         handle_ms: handle,
         score: None,
+        resolved: false,
+        reopened: false,
+        resolution_ms: None,
+        labels: Vec::new(),
     }
 }
 
@@ -192,4 +196,39 @@ proptest! {
             prop_assert!(below * 2 >= waits.len(), "at least half at or below the median");
         }
     }
+}
+
+#[test]
+fn reopen_rate_time_to_resolution_and_label_rows() {
+    let resolved = |reopened: bool, resolution: Option<i64>, labels: &[&str]| ConversationFact {
+        resolved: true,
+        reopened,
+        resolution_ms: resolution,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        ..conv("2026-11-02", "sales", "ann", 0, None, None)
+    };
+    let facts = [
+        resolved(false, Some(60_000), &["vip"]),
+        resolved(true, Some(180_000), &["vip", "bug"]),
+        // Reopened and open again: resolved once, no time to resolution now.
+        resolved(true, None, &[]),
+        ConversationFact {
+            labels: vec!["bug".into()],
+            ..conv("2026-11-02", "sales", "bob", 0, None, None)
+        },
+    ];
+    let r = report(&facts, &[], &[]);
+    assert_eq!((r.totals.resolved, r.totals.reopened), (3, 2));
+    assert_eq!(r.totals.reopen_rate, Some(2.0 / 3.0));
+    assert_eq!(r.totals.resolution.median_ms, Some(60_000));
+    assert_eq!(r.totals.resolution.p90_ms, Some(180_000));
+    let rows: Vec<(&str, u64, u64)> = r
+        .labels
+        .iter()
+        .map(|l| (l.label.as_str(), l.figures.conversations, l.figures.resolved))
+        .collect();
+    assert_eq!(rows, [("bug", 2, 1), ("vip", 2, 2)]);
+    assert_eq!(r.labels[1].figures.reopen_rate, Some(0.5));
+    let nothing = report(&[], &[], &[]);
+    assert_eq!((nothing.totals.reopen_rate, nothing.labels.len()), (None, 0));
 }
