@@ -37,12 +37,19 @@ pub enum ClientFrame {
         page: Option<String>,
         #[serde(default)]
         zone: Option<String>,
-        /// An earlier conversation of this browser's (its id, from
+        /// An earlier conversation of this customer's (its id, from
         /// `GET /api/visitor/conversations`) to write into instead of starting a new one:
         /// it opens again with the same id, its `seq` going on. Needs `visitor`, the key it
-        /// was started with.
+        /// was started with, or the verified identity it was started under.
         #[serde(default)]
         conversation: Option<String>,
+        /// The customer's identity on the embedding site and its hash (`core::identity`):
+        /// with a valid hash their conversations are theirs on any browser; otherwise both
+        /// are ignored, silently (the join goes on as an anonymous visitor's).
+        #[serde(default)]
+        identifier: Option<String>,
+        #[serde(default)]
+        identifier_hash: Option<String>,
     },
     /// Customer: come back within the grace period; `last_seq` is the last message seen.
     Resume {
@@ -863,6 +870,8 @@ mod tests {
                 page: None,
                 zone: None,
                 conversation: None,
+                identifier: None,
+                identifier_hash: None,
             }
         );
         assert_eq!(

@@ -30,16 +30,24 @@ impl HubState {
                 page,
                 zone,
                 conversation,
+                identifier,
+                identifier_hash,
             } => valid_profile(email, visitor, page, zone).and_then(|profile| {
                 let asked = JoinAsked {
                     name,
+                    category,
                     video,
                     message,
                     profile,
+                    conversation,
                 };
-                match conversation {
-                    Some(id) => self.continue_conversation(conn, asked, id),
-                    None => self.customer_join(conn, &category, asked, None),
+                match identifier {
+                    // Checked against the desk's secret, read from the store first.
+                    Some(identifier) => {
+                        self.verify_identity(conn, asked, identifier, identifier_hash);
+                        Ok(())
+                    }
+                    None => self.join_as_asked(conn, asked),
                 }
             }),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
@@ -47,6 +55,17 @@ impl HubState {
         };
         if let Err((code, message)) = result {
             self.error_to_conn(conn, code, message, client_id);
+        }
+    }
+
+    /// A `join` as asked (its identity, if any, checked): into a line, or continuing.
+    pub(super) fn join_as_asked(&mut self, conn: ConnId, mut asked: JoinAsked) -> Result<(), (&'static str, String)> {
+        match asked.conversation.take() {
+            Some(id) => self.continue_conversation(conn, asked, id),
+            None => {
+                let category = asked.category.clone();
+                self.customer_join(conn, &category, asked, None)
+            }
         }
     }
 
@@ -63,6 +82,7 @@ impl HubState {
             video,
             message,
             profile,
+            ..
         } = asked;
         let name = valid_name(&name)?;
         let first_message = valid_first_message(message)?;
@@ -316,6 +336,8 @@ fn valid_profile(
         visitor: details::visitor(visitor.as_deref()).map_err(refused)?,
         page: details::page(page.as_deref()).map_err(refused)?,
         zone: details::zone(zone.as_deref()).map_err(refused)?,
+        // Set only once its hash verified (`HubState::verify_identity`).
+        identity: None,
     })
 }
 
