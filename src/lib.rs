@@ -27,6 +27,8 @@ pub mod demo_host;
 // chat opening hours per category and the keeper applying them
 pub mod desk_hours;
 pub mod desk_name;
+// the desk's secret that identity hashes are made with
+pub mod identity_secret;
 pub mod mail;
 pub mod rooms;
 pub mod routing_modes;

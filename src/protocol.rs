@@ -13,37 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
-    /// Customer: join a category's queue under a display name.
-    Join {
-        name: String,
-        category: String,
-        /// A call request: this customer would rather talk by video; the agent
-        /// they are paired with sees `video_request` and opens a room for them.
-        #[serde(default)]
-        video: bool,
-        /// What they came about (at most [`FIRST_MESSAGE_MAX_CHARS`] characters): shown to
-        /// an agent offered this customer. It is not a chat message: the customer page sends
-        /// it as their first message once the chat starts.
-        #[serde(default)]
-        message: Option<String>,
-        /// What the customer tells about themselves (each optional): an email address,
-        /// the browser's returning-visitor key, the page they came from, their IANA time
-        /// zone. Kept with their conversations (`store::CustomerProfile`).
-        #[serde(default)]
-        email: Option<String>,
-        #[serde(default)]
-        visitor: Option<String>,
-        #[serde(default)]
-        page: Option<String>,
-        #[serde(default)]
-        zone: Option<String>,
-        /// An earlier conversation of this browser's (its id, from
-        /// `GET /api/visitor/conversations`) to write into instead of starting a new one:
-        /// it opens again with the same id, its `seq` going on. Needs `visitor`, the key it
-        /// was started with.
-        #[serde(default)]
-        conversation: Option<String>,
-    },
+    /// Customer: join a category's queue under a display name (boxed: the largest frame,
+    /// sent once per connection, would make every frame in flight as large).
+    Join(Box<JoinFrame>),
     /// Customer: come back within the grace period; `last_seq` is the last message seen.
     Resume {
         token: String,
@@ -158,11 +130,52 @@ pub enum ClientFrame {
     },
 }
 
+/// A customer's `join` ([`ClientFrame::Join`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinFrame {
+    pub name: String,
+    pub category: String,
+    /// A call request: this customer would rather talk by video; the agent
+    /// they are paired with sees `video_request` and opens a room for them.
+    #[serde(default)]
+    pub video: bool,
+    /// What they came about (at most [`FIRST_MESSAGE_MAX_CHARS`] characters): shown to
+    /// an agent offered this customer. It is not a chat message: the customer page sends
+    /// it as their first message once the chat starts.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// What the customer tells about themselves (each optional): an email address,
+    /// the browser's returning-visitor key, the page they came from, their IANA time
+    /// zone. Kept with their conversations (`store::CustomerProfile`).
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub visitor: Option<String>,
+    #[serde(default)]
+    pub page: Option<String>,
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// An earlier conversation of this customer's (its id, from
+    /// `GET /api/visitor/conversations`) to write into instead of starting a new one:
+    /// it opens again with the same id, its `seq` going on. Needs `visitor`, the key it
+    /// was started with, or the verified identity it was started under.
+    #[serde(default)]
+    pub conversation: Option<String>,
+    /// The customer's identity on the embedding site and its hash (`core::identity`):
+    /// with a valid hash their conversations are theirs on any browser; otherwise both
+    /// are ignored, silently (the join goes on as an anonymous visitor's).
+    #[serde(default)]
+    pub identifier: Option<String>,
+    #[serde(default)]
+    pub identifier_hash: Option<String>,
+}
+
 impl ClientFrame {
     /// The frame's type as it appears on the wire, for logs and error messages.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Join { .. } => "join",
+            Self::Join(_) => "join",
             Self::Resume { .. } => "resume",
             Self::Message { .. } => "message",
             Self::Typing { .. } => "typing",
@@ -856,7 +869,7 @@ mod tests {
         assert_eq!(decode(r#"{"type":"join","name":"x"}"#).unwrap_err().code(), "bad_frame");
         assert_eq!(
             decode(r#"{"type":"join","name":"Ann","category":"sales"}"#).unwrap(),
-            ClientFrame::Join {
+            ClientFrame::Join(Box::new(JoinFrame {
                 name: "Ann".into(),
                 category: "sales".into(),
                 video: false,
@@ -866,7 +879,9 @@ mod tests {
                 page: None,
                 zone: None,
                 conversation: None,
-            }
+                identifier: None,
+                identifier_hash: None,
+            }))
         );
         assert_eq!(
             decode(r#"{"type":"message","text":"hi"}"#).unwrap(),

@@ -744,7 +744,17 @@ fn opened_by(id: &str, paired_at: Millis, email: Option<&str>, visitor: Option<&
         visitor: visitor.map(str::to_string),
         page: Some("https://shop.example/cart".into()),
         zone: Some("Europe/Berlin".into()),
+        identity: None,
     };
+    ArchiveEvent::Opened(o)
+}
+
+/// An opening by a customer whose identity (`core::identity`) verified.
+fn opened_as(id: &str, paired_at: Millis, visitor: &str, identity: &str) -> ArchiveEvent {
+    let ArchiveEvent::Opened(mut o) = opened_by(id, paired_at, None, Some(visitor)) else {
+        unreachable!("an opening")
+    };
+    o.customer.identity = Some(identity.to_string());
     ArchiveEvent::Opened(o)
 }
 
@@ -810,6 +820,30 @@ async fn customers_are_found_by_email_else_visitor_key(store: &dyn Store) {
         store.set_customer_email("nobody", "a@b.io").await,
         Err(StoreError::NotFound)
     ));
+
+    // A verified identity finds its conversations from any browser, and nothing else does.
+    store
+        .archive(&[
+            opened_as("c5", 6_000, V1, "user-42"),
+            opened_as("c6", 7_000, V2, "user-42"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        found(CustomerKey::Identity("user-42".into()), 10).await,
+        vec!["c6", "c5"]
+    );
+    assert_eq!(
+        found(CustomerKey::Identity("USER-42".into()), 10).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(found(CustomerKey::Visitor(V1.into()), 10).await, vec!["c5", "c2", "c1"]);
+    // An email given later keeps the identity's key.
+    store.set_customer_email("c5", "carla@example.com").await.unwrap();
+    assert_eq!(
+        found(CustomerKey::Identity("user-42".into()), 10).await,
+        vec!["c6", "c5"]
+    );
 }
 
 /// An erasure removes whole conversations (messages, notes, rating, listing and customer
@@ -822,6 +856,7 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
     let gone_note = note_of("gone", "g-1", 1_500, "a1");
     let batch = [
         opened_by("gone", 1_000, Some("Eve@Example.com"), Some(V)),
+        opened_as("gone-too", 1_100, V, "eve-42"),
         message("gone", 1),
         message("gone", 2),
         noted(&gone_note),
@@ -840,12 +875,12 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
         .unwrap();
 
     let erased = store
-        .erase_conversations(&["gone".to_string(), "never-stored".to_string()])
+        .erase_conversations(&["gone".to_string(), "gone-too".to_string(), "never-stored".to_string()])
         .await
         .unwrap();
     assert_eq!(
         (erased.conversations, erased.messages, erased.notes, erased.ratings),
-        (1, 2, 1, 1)
+        (2, 2, 1, 1)
     );
     assert_eq!(store.erase_offline_messages_of("eve@example.com").await.unwrap(), 1);
     assert!(matches!(store.conversation("gone").await, Err(StoreError::NotFound)));
@@ -861,6 +896,7 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
     for key in [
         CustomerKey::Email("eve@example.com".into()),
         CustomerKey::Visitor(V.into()),
+        CustomerKey::Identity("eve-42".into()),
     ] {
         assert!(store.customer_conversations(&key, 10).await.unwrap().is_empty());
     }

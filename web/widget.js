@@ -3,6 +3,9 @@
  *
  *   <script src="https://hub.example/widget.js" data-category="sales" async></script>
  *
+ * (a site that knows its user adds data-identifier, data-identifier-hash, data-name and
+ * data-email: docs/protocol.md, "Verified identity")
+ *
  * and gets a launcher bubble in the corner that opens the hub's chat (widget.html) in
  * a frame. The frame is on the hub's origin, so the chat's resume token stays in the
  * hub's storage for this tab: a new page of the site carries the chat on. This script
@@ -16,6 +19,14 @@
   if (!script || !script.src) return;
   var hub = new URL(script.src).origin;
   var category = script.getAttribute('data-category') || '';
+  // A signed-in user of the site, as its server vouches for them (docs/protocol.md,
+  // "Verified identity"): handed to the frame by message, never in its address.
+  var identity = {
+    identifier: script.getAttribute('data-identifier') || '',
+    identifier_hash: script.getAttribute('data-identifier-hash') || '',
+    name: script.getAttribute('data-name') || '',
+    email: script.getAttribute('data-email') || '',
+  };
   var KEY = 'switchboard-widget:' + hub;
   var state = load();
   var frame = null;
@@ -164,6 +175,10 @@
       case 'ready':
         brand(data.color, data.title);
         frame.title = 'Chat with ' + desk.title;
+        if (identity.identifier || identity.name || identity.email) {
+          tellFrame({ type: 'identity', identifier: identity.identifier, identifier_hash: identity.identifier_hash,
+            name: identity.name, email: identity.email });
+        }
         tellFrame({ type: 'visibility', open: isOpen });
         break;
       case 'session':

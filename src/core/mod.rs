@@ -6,7 +6,9 @@
 
 // what a customer may tell about themselves
 pub mod customer_details;
+// a customer's identity, as the embedding site vouches for it
 pub mod guesses;
+pub mod identity;
 // several nodes through Redis
 pub mod lease;
 pub mod names;

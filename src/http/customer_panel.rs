@@ -96,7 +96,8 @@ async fn panel(Authed(me): Authed, State(state): State<AppState>, Path(id): Path
         waited_secs: (o.paired_at - o.queued_at).max(0) as f64 / 1000.0,
         recognised_by: key.map(|k| match k {
             CustomerKey::Email(_) => RecognisedBy::Email,
-            CustomerKey::Visitor(_) => RecognisedBy::Visitor,
+            // `match_key` never gives an identity; were it to, it is a returning visitor.
+            CustomerKey::Visitor(_) | CustomerKey::Identity(_) => RecognisedBy::Visitor,
         }),
         earlier,
     }))

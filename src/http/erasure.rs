@@ -1,5 +1,6 @@
 //! A customer's data erased on request (a GDPR erasure), by admins: found by their email
-//! (any case), their returning-visitor key, or one conversation of theirs (then, when that
+//! (any case), their returning-visitor key, their identity on the embedding site (as a
+//! verified `join.identifier` kept it), or one conversation of theirs (then, when that
 //! conversation names an email or a visitor key, every conversation found by it), every
 //! conversation of theirs is erased whole (messages, notes, rating, transfers, details)
 //! with their offline messages, in every store and against late writes (tombstones, see
@@ -27,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(erase, log))
 }
 
-/// Whose data to erase: exactly one of the three.
+/// Whose data to erase: exactly one of the four.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "carla@example.com"}))]
@@ -36,6 +37,9 @@ pub struct ErasureRequest {
     pub email: Option<String>,
     /// Their browser's returning-visitor key.
     pub visitor: Option<String>,
+    /// Their identity on the embedding site (`join.identifier`, exactly as the site sends it):
+    /// every conversation it was verified in.
+    pub identifier: Option<String>,
     /// One conversation of theirs (the customer is then found by its email, else its
     /// visitor key; with neither, that conversation alone).
     pub conversation_id: Option<String>,
@@ -70,10 +74,10 @@ pub struct ErasureView {
     pub at: i64,
     /// The username of the admin who asked.
     pub by: String,
-    /// `email`, `visitor` or `conversation`.
+    /// `email`, `visitor`, `identity` or `conversation`.
     pub found_by: String,
     /// Hex SHA-256 of what the customer was found by (the lower-cased email, the visitor
-    /// key, or the conversation id): the log keeps nothing of theirs.
+    /// key, the identifier, or the conversation id): the log keeps nothing of theirs.
     pub key_sha256: String,
     pub erased: ErasedView,
 }
@@ -102,7 +106,7 @@ fn sha256_hex(text: &str) -> String {
 #[utoipa::path(post, path = "/api/admin/erasures", tag = "admin", request_body = ErasureRequest,
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "erased (counts may be 0: nothing of theirs was kept)", body = ErasureView),
-        (status = 400, description = "`bad_request`: not exactly one of `email`, `visitor`, `conversation_id`; `invalid_email`, `invalid_visitor`", body = ErrorBody),
+        (status = 400, description = "`bad_request`: not exactly one of `email`, `visitor`, `identifier`, `conversation_id`; `invalid_email`, `invalid_visitor`, `invalid_identifier`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn erase(
@@ -111,7 +115,7 @@ async fn erase(
     ApiJson(body): ApiJson<ErasureRequest>,
 ) -> JsonResult<ErasureView> {
     let refused = |e: customer_details::Invalid| ApiError::invalid(e.code, e.message);
-    let given = [&body.email, &body.visitor, &body.conversation_id];
+    let given = [&body.email, &body.visitor, &body.identifier, &body.conversation_id];
     if given
         .iter()
         .filter(|g| g.as_deref().is_some_and(|v| !v.trim().is_empty()))
@@ -120,7 +124,7 @@ async fn erase(
     {
         return Err(ApiError::invalid(
             "bad_request",
-            "give exactly one of email, visitor, conversation_id",
+            "give exactly one of email, visitor, identifier, conversation_id",
         ));
     }
     let (key, lone) = if let Some(email) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
@@ -132,6 +136,14 @@ async fn erase(
         )
     } else if let Some(visitor) = customer_details::visitor(body.visitor.as_deref()).map_err(refused)? {
         (Some(CustomerKey::Visitor(visitor)), None)
+    } else if let Some(identifier) = body.identifier.as_deref().filter(|i| !i.trim().is_empty()) {
+        if !crate::core::identity::valid_identifier(identifier) {
+            return Err(ApiError::invalid(
+                "invalid_identifier",
+                "an identifier is 1 to 200 characters, none of them a control character",
+            ));
+        }
+        (Some(CustomerKey::Identity(identifier.to_string())), None)
     } else {
         let id = body.conversation_id.unwrap_or_default().trim().to_string();
         let found = super::fresh::until_found(&state, super::fresh::not_found, || state.store.conversation(&id)).await;
@@ -156,6 +168,7 @@ async fn erase(
     let (found_by, hashed) = match (&key, &lone) {
         (Some(CustomerKey::Email(e)), _) => ("email", sha256_hex(e)),
         (Some(CustomerKey::Visitor(v)), _) => ("visitor", sha256_hex(v)),
+        (Some(CustomerKey::Identity(i)), _) => ("identity", sha256_hex(i)),
         (None, Some(id)) => ("conversation", sha256_hex(id)),
         (None, None) => unreachable!("a key or a lone conversation"),
     };

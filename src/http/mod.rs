@@ -21,6 +21,8 @@ pub mod routing_modes;
 pub mod canned;
 pub mod error;
 pub mod history;
+// the desk's identity secret, for verified returning customers
+pub mod identity_secret;
 pub mod inbox;
 pub mod labels;
 // ---- archive search and export ----
@@ -241,6 +243,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(transcripts::router())
         // a returning customer's own conversations
         .merge(visitor::router())
+        .merge(identity_secret::router())
         .split_for_parts()
 }
 

@@ -150,6 +150,12 @@ pub(crate) enum Command {
         chat_id: String,
         notes: Vec<crate::store::ConversationNote>,
     },
+    /// A joining customer's identity, checked against the desk's secret (kept in the
+    /// details only when it verified): the join goes on.
+    IdentityChecked {
+        conn: ConnId,
+        asked: Box<service::continuing::JoinAsked>,
+    },
     /// A conversation a customer asked to continue, read from the store (or why not).
     ContinueLoaded {
         conn: ConnId,

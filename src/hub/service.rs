@@ -27,6 +27,8 @@ pub(super) mod conversation_status;
 mod transcripts;
 // ---- a customer continuing an earlier conversation ----
 pub(super) mod continuing;
+// ---- a customer's identity, as the embedding site vouches for it ----
+mod identified;
 // ---- an agent writing to a customer who is not there ----
 pub(super) mod follow_up;
 
@@ -346,6 +348,7 @@ impl HubState {
             }
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
             Command::ContinueLoaded { conn, asked, found } => self.continue_loaded(conn, *asked, found),
+            Command::IdentityChecked { conn, asked } => self.identity_checked(conn, *asked),
             Command::FollowUpRead { id, read } => self.follow_up_read(id, read),
             Command::ConversationChanged { record } => self.conversation_changed(record),
             Command::ConversationStatusAnswer {

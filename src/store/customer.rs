@@ -25,6 +25,10 @@ pub struct CustomerProfile {
     /// Their IANA time zone, as their browser gave it: what mails to them show times in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// Their identity on the embedding site (`core::identity`), kept only when its hash
+    /// verified: it finds their conversations on any browser. Never shown to agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 impl CustomerProfile {
@@ -32,12 +36,23 @@ impl CustomerProfile {
         self == &Self::default()
     }
 
-    /// Every key this conversation is found by ([`CustomerKey::indexed`]): its email's and
-    /// its visitor key's, where given.
+    /// Every key this conversation is found by ([`CustomerKey::indexed`]): its email's, its
+    /// visitor key's and its verified identity's, where given.
     pub fn indexed_keys(&self) -> Vec<String> {
         let email = self.email.as_ref().map(|e| CustomerKey::Email(e.to_lowercase()));
+        email
+            .into_iter()
+            .chain(self.owner_keys())
+            .map(|k| k.indexed())
+            .collect()
+    }
+
+    /// The keys that own this conversation (may list and continue it): its visitor key's
+    /// and its verified identity's, where given. Never its email: anyone can type one.
+    pub fn owner_keys(&self) -> Vec<CustomerKey> {
         let visitor = self.visitor.as_ref().map(|v| CustomerKey::Visitor(v.clone()));
-        email.into_iter().chain(visitor).map(|k| k.indexed()).collect()
+        let identity = self.identity.as_ref().map(|i| CustomerKey::Identity(i.clone()));
+        visitor.into_iter().chain(identity).collect()
     }
 
     /// The key their conversations are matched by: the email (lower-cased) where given,
@@ -58,15 +73,18 @@ pub enum CustomerKey {
     Email(String),
     /// A browser's returning-visitor key.
     Visitor(String),
+    /// An identity the embedding site vouched for (`core::identity`).
+    Identity(String),
 }
 
 impl CustomerKey {
-    /// The key as the stores index it: `e:` and the lower-cased email, or `v:` and the
-    /// visitor key (the two never collide).
+    /// The key as the stores index it: `e:` and the lower-cased email, `v:` and the
+    /// visitor key, or `i:` and the identity (they never collide).
     pub fn indexed(&self) -> String {
         match self {
             Self::Email(email) => format!("e:{email}"),
             Self::Visitor(visitor) => format!("v:{visitor}"),
+            Self::Identity(identity) => format!("i:{identity}"),
         }
     }
 
@@ -75,6 +93,7 @@ impl CustomerKey {
         match self {
             Self::Email(email) => profile.email.as_ref().is_some_and(|e| e.to_lowercase() == *email),
             Self::Visitor(visitor) => profile.visitor.as_deref() == Some(visitor.as_str()),
+            Self::Identity(identity) => profile.identity.as_deref() == Some(identity.as_str()),
         }
     }
 }

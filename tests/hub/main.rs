@@ -39,6 +39,7 @@ mod listen_backlog;
 mod logging;
 // offline messages: left when nobody is online, answered by mail
 mod continuing;
+mod continuing_identified;
 mod conversations;
 mod notes;
 mod offline;

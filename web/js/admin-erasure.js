@@ -1,5 +1,6 @@
 // Admin: erasing a customer's data on request (in the Archive view). The admin picks how
-// to find the customer (email, a conversation id, or a browser key) and presses "Erase…";
+// to find the customer (email, a conversation id, a browser key, or the user id a site
+// vouched for: a verified identity) and presses "Erase…";
 // a second press within a few seconds confirms (a blocking confirm() would freeze the
 // page). The answer says what went; the log below lists every erasure, newest first.
 
@@ -16,7 +17,7 @@ export function erasureSection({ afterErasure }) {
   const result = $('erasure-result');
   let armed = null;
 
-  const placeholders = { email: 'carla@example.com', conversation_id: '0193…', visitor: 'the key from the customer' };
+  const placeholders = { email: 'carla@example.com', conversation_id: '0193…', visitor: 'the key from the customer', identifier: 'user-42' };
   $('erasure-by').addEventListener('change', () => { $('erasure-key').placeholder = placeholders[$('erasure-by').value]; disarm(); });
   $('erasure-key').addEventListener('input', disarm);
 
@@ -29,7 +30,7 @@ export function erasureSection({ afterErasure }) {
   async function loadLog() {
     const r = await api('GET', '/api/admin/erasures?limit=50');
     if (!r.ok) return;
-    const found = { email: 'email', visitor: 'browser key', conversation: 'one conversation' };
+    const found = { email: 'email', visitor: 'browser key', identity: "site's user id", conversation: 'one conversation' };
     $('erasure-rows').replaceChildren(...r.data.items.map((e) => el('tr', { dataset: { testid: 'erasure-row' } },
       el('td', {}, dateTime(e.at)), el('td', {}, e.by), el('td', { title: `SHA-256 ${e.key_sha256}` }, found[e.found_by] || e.found_by),
       el('td', {}, String(e.erased.conversations)), el('td', {}, String(e.erased.messages)), el('td', {}, String(e.erased.notes)),

@@ -4,6 +4,7 @@
 // server's settings" goes back to the WIDGET_* settings.
 
 import { api, el } from './dom.js';
+import { identitySection } from './admin-identity.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -64,6 +65,7 @@ function preview() {
 
 export async function widgetSection() {
   $('widget-copy').addEventListener('click', copySnippet);
+  identitySection();
   const res = await api('GET', '/api/admin/widget');
   if (!res.ok) snippet(null);
   if (res.ok) fill(res.data);

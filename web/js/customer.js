@@ -8,7 +8,7 @@ import { ChatView } from './chatview.js';
 import { beep, flashTitle } from './notify.js';
 import { showRating, clearRating } from './rating.js';
 import { offlineDesk, deskUnavailable } from './offline-desk.js';
-import { joinDetails } from './visitor.js';
+import { joinDetails, siteGiven } from './visitor.js';
 import { showEarlierConversations } from './earlier-conversations.js';
 import { transcriptOffer, askByToken } from './transcript-mail.js';
 
@@ -100,8 +100,13 @@ async function loadCategories() {
   if (preset && !saved && !$('welcome').hidden) chooseCategory(preset);
 }
 
+/** The topics last loaded: the earlier conversations are listed again under them when
+ *  the embedding site's identity arrives (widget-frame.js). */
+let lastCategories = null;
+
 /** This browser's earlier conversations under the topics, each to continue. */
 function loadEarlier(categories) {
+  lastCategories = categories;
   showEarlierConversations($('earlier'), {
     categoryName: (id) => categories.find((c) => c.id === id)?.name,
     onContinue: (c) => continueConversation(c, categories.find((x) => x.id === c.category)?.name),
@@ -648,6 +653,14 @@ function onError(f) {
   if (f.client_id && chat) chat.markFailed(f.client_id, f.message);
   else pageNotice(f.message);
 }
+
+// The site's identity arrived: its conversations join the list, its name and email the form.
+document.addEventListener('switchboard:identity', () => {
+  if (lastCategories) loadEarlier(lastCategories);
+  const { name, email } = siteGiven();
+  if (name && !$('name').value) $('name').value = name;
+  if (email && !$('email').value) $('email').value = email;
+});
 
 $('join-form').addEventListener('submit', submitJoin);
 $('join-back').addEventListener('click', () => screen('welcome'));

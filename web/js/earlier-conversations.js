@@ -1,10 +1,13 @@
 // A returning customer's earlier conversations on the customer page and in the widget:
-// the conversations started from this browser (by its visitor key, see visitor.js), newest
-// first, each with its status and last line, and "Continue" to write into it again (the
+// the conversations started from this browser (by its visitor key, see visitor.js), and in
+// the widget those of the identity the embedding site vouched for, newest first, each with its status and last line, and "Continue" to write into it again (the
 // hub opens it with the same id, back to the agent who had it when they are free).
 
 import { el } from './dom.js';
-import { visitorKey } from './visitor.js';
+import { visitorKey, identityHeaders } from './visitor.js';
+
+/** How many times the list was asked for. */
+let asks = 0;
 
 const STATUS_WORDS = { open: 'Open', pending: 'Waiting for your answer', snoozed: 'Open', resolved: 'Resolved' };
 
@@ -13,7 +16,8 @@ async function ownConversations() {
   const key = visitorKey();
   if (!key) return { conversations: [], can_continue: false };
   try {
-    const res = await fetch('/api/visitor/conversations', { headers: { 'x-visitor-key': key }, signal: AbortSignal.timeout(10000) });
+    const headers = { 'x-visitor-key': key, ...identityHeaders() };
+    const res = await fetch('/api/visitor/conversations', { headers, signal: AbortSignal.timeout(10000) });
     if (!res.ok) return { conversations: [], can_continue: false };
     return await res.json();
   } catch {
@@ -32,7 +36,10 @@ function when(at) {
  * `onContinue(conversation)` is called with the chosen row.
  */
 export async function showEarlierConversations(host, { categoryName, onContinue }) {
+  // Asked again (the site's identity arrived): only the latest answer is shown.
+  const asked = ++asks;
   const { conversations, can_continue: canContinue } = await ownConversations();
+  if (asked !== asks) return;
   host.replaceChildren();
   host.hidden = conversations.length === 0;
   if (!conversations.length) return;

@@ -2,7 +2,10 @@
 // name (see docs/protocol.md, "Customer details"): a returning-visitor key made once per
 // browser and kept, so an agent sees their earlier conversations; their time zone; and
 // the page they came from (the widget's host page, or the page that linked here), without
-// its query or fragment, which may hold someone's tokens.
+// its query or fragment, which may hold someone's tokens. In the widget, the embedding
+// site may also vouch for who the customer is (`identifier` with its `identifier_hash`,
+// see docs/protocol.md, "Verified identity"): sent in the join and the conversations'
+// list, as given (the hub ignores it unless the hash verifies).
 
 const VISITOR_KEY = 'switchboard.visitor';
 
@@ -18,6 +21,29 @@ export function visitorKey() {
   } catch {
     return null; // storage blocked (a private window's iframe): nothing to recognise them by
   }
+}
+
+/** The identity the embedding site passed (via the widget loader), or null. */
+let identity = null;
+
+/** Keeps the site's `{identifier, identifier_hash, name, email}` for this page and tells
+ *  the page (`switchboard:identity`), which lists the customer's conversations again. */
+export function setIdentity(given) {
+  const text = (v) => (typeof v === 'string' && v.trim() ? v : undefined);
+  identity = { identifier: text(given?.identifier), identifier_hash: text(given?.identifier_hash), name: text(given?.name), email: text(given?.email) };
+  document.dispatchEvent(new CustomEvent('switchboard:identity', { detail: identity }));
+}
+
+/** The name and email the site gave, to fill in the join form ({} when none). */
+export function siteGiven() {
+  return { name: identity?.name, email: identity?.email };
+}
+
+/** The headers that carry the identity to `GET /api/visitor/conversations` ({} when none);
+ *  the identifier percent-encoded (a header holds ASCII only). */
+export function identityHeaders() {
+  if (!identity?.identifier || !identity.identifier_hash) return {};
+  return { 'x-identifier': encodeURIComponent(identity.identifier), 'x-identifier-hash': identity.identifier_hash };
 }
 
 /** The browser's IANA time zone, or null. */
@@ -48,5 +74,9 @@ export function joinDetails(params) {
   if (visitor) details.visitor = visitor;
   if (zone) details.zone = zone;
   if (page) details.page = page;
+  if (identity?.identifier && identity.identifier_hash) {
+    details.identifier = identity.identifier;
+    details.identifier_hash = identity.identifier_hash;
+  }
   return details;
 }

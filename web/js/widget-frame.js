@@ -1,10 +1,12 @@
 // The widget page's side of the chat widget: the desk's name, colour and greeting from
 // /api/widget, "nobody is online" while no agent is, and the talk with the loader
 // (widget.js) on the host page: postMessage to the host's origin only, once that origin
-// is one the hub allows; messages taken only from the parent window at that origin.
+// is one the hub allows; messages taken only from the parent window at that origin (the
+// customer's identity, as the site vouches for it, among them).
 // The chat itself is customer.js, as on the customer page.
 
 import { beep } from './notify.js';
+import { setIdentity } from './visitor.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -26,6 +28,8 @@ window.addEventListener('message', (e) => {
   if (!hostOrigin || e.source !== window.parent || e.origin !== hostOrigin) return;
   const data = e.data;
   if (!data || data.source !== 'switchboard-widget-loader') return;
+  // Who the site says the customer is (the hub believes it only with a valid hash).
+  if (data.type === 'identity') setIdentity(data);
   if (data.type === 'visibility') {
     open = !!data.open;
     if (open) toEndOfChat();

@@ -1,6 +1,7 @@
-//! A customer continuing an earlier conversation: a `join` naming one of their browser's
-//! conversations (`conversation`, with the `visitor` key it was started with) opens it
-//! again with the same id, its `seq` going on, instead of starting a new one.
+//! A customer continuing an earlier conversation: a `join` naming one of their
+//! conversations (`conversation`, with the `visitor` key it was started with, or the
+//! verified identity it was started under) opens it again with the same id, its `seq`
+//! going on, instead of starting a new one.
 //!
 //! The conversation's record and archive are read off the hub's task; back here the
 //! customer joins as anyone does, but preferring the agent whose list the conversation is
@@ -9,9 +10,11 @@
 //! is that conversation: both sides get its latest lines, the archive appends to it, and
 //! its status goes back to open (a reopen when it was resolved).
 //!
-//! Ownership is the browser's visitor key, a long random secret the page keeps: a key that
-//! did not start the conversation, an id that does not exist and an erased conversation all
-//! get the same `unknown_conversation`, so nothing tells one from the other.
+//! Ownership is the browser's visitor key, a long random secret the page keeps, or an
+//! identity the embedding site vouched for (`core::identity`, checked before this): a key
+//! or identity that did not start the conversation (a forged or stale identity hash is no
+//! identity at all), an id that does not exist and an erased conversation all get the same
+//! `unknown_conversation`, so nothing tells one from the other.
 
 use super::HubState;
 use crate::clock::now_ms;
@@ -32,9 +35,12 @@ pub(super) const EARLIER_LINES: usize = 50;
 /// is the conversation's).
 pub(crate) struct JoinAsked {
     pub name: String,
+    pub category: String,
     pub video: bool,
     pub message: Option<String>,
     pub profile: CustomerProfile,
+    /// The conversation to continue, if any.
+    pub conversation: Option<String>,
 }
 
 /// A conversation a customer continues, as read from the store.
@@ -82,9 +88,10 @@ impl HubState {
                 "continuing an earlier conversation is not available on this desk yet; start a new one".to_string(),
             ));
         }
-        let Some(visitor) = asked.profile.visitor.clone() else {
+        let owners = asked.profile.owner_keys();
+        if owners.is_empty() {
             return Err(unknown());
-        };
+        }
         let (archive, hub) = (self.archive.clone(), self.timers.clone());
         let rules = super::conversation_status::rules(&self.settings);
         tokio::spawn(async move {
@@ -93,7 +100,7 @@ impl HubState {
             let found = if !archive.stored_through_now().await {
                 Err(store_behind())
             } else {
-                read(&archive.store(), &id, &visitor, &rules, now_ms()).await
+                read(&archive.store(), &id, &owners, &rules, now_ms()).await
             };
             if let Some(tx) = hub.upgrade() {
                 let _ = tx
@@ -144,11 +151,12 @@ impl HubState {
     }
 }
 
-/// Reads conversation `id` for the customer whose browser key is `visitor`.
+/// Reads conversation `id` for the customer who is `owners` (their browser's key, their
+/// verified identity): one of them must have started it.
 async fn read(
     store: &SharedStore,
     id: &str,
-    visitor: &str,
+    owners: &[CustomerKey],
     rules: &Rules,
     now: i64,
 ) -> Result<Continued, (&'static str, String)> {
@@ -160,12 +168,17 @@ async fn read(
         }
     };
     let record = store.conversation_record(id).await.map_err(failed)?;
-    let key = CustomerKey::Visitor(visitor.to_string()).indexed();
-    if !record.customer_keys.contains(&key) {
+    let recorded = |key: &&CustomerKey| record.customer_keys.contains(&key.indexed());
+    if !owners.iter().any(|key| recorded(&key)) {
         return Err(unknown());
     }
     let archived = store.conversation(id).await.map_err(failed)?;
-    if archived.opened.customer.visitor.as_deref() != Some(visitor) {
+    // Its opening names the same owner as its record.
+    if !owners
+        .iter()
+        .filter(recorded)
+        .any(|key| key.matches(&archived.opened.customer))
+    {
         return Err(unknown());
     }
     let last_seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);

@@ -80,12 +80,9 @@ impl HubState {
         profile: &CustomerProfile,
         agent: &AgentId,
     ) {
-        // Only the browser's own key finds a customer's conversations: an email anyone can type.
-        let customer_keys = profile
-            .visitor
-            .iter()
-            .map(|v| CustomerKey::Visitor(v.clone()).indexed())
-            .collect();
+        // Only the browser's own key and a verified identity find a customer's
+        // conversations: an email anyone can type.
+        let customer_keys = profile.owner_keys().iter().map(CustomerKey::indexed).collect();
         self.conversation_writer.push(Work::Automatic(Automatic::Opened {
             id: id.to_string(),
             category: category.0.to_string(),

@@ -9,7 +9,7 @@ use crate::cluster::replica::RoutingOp;
 use crate::core::conversation::Route;
 use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, ServerFrame};
+use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, JoinFrame, ServerFrame};
 use crate::store::CustomerProfile;
 
 impl HubState {
@@ -20,33 +20,56 @@ impl HubState {
             _ => None,
         };
         let result = match frame {
-            ClientFrame::Join {
-                name,
-                category,
-                video,
-                message,
-                email,
-                visitor,
-                page,
-                zone,
-                conversation,
-            } => valid_profile(email, visitor, page, zone).and_then(|profile| {
-                let asked = JoinAsked {
-                    name,
-                    video,
-                    message,
-                    profile,
-                };
-                match conversation {
-                    Some(id) => self.continue_conversation(conn, asked, id),
-                    None => self.customer_join(conn, &category, asked, None),
-                }
-            }),
+            ClientFrame::Join(join) => self.join_frame(conn, *join),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
         };
         if let Err((code, message)) = result {
             self.error_to_conn(conn, code, message, client_id);
+        }
+    }
+
+    /// A customer's `join`: its details checked, then (its identity, if any, checked
+    /// against the desk's secret first) into a line, or continuing.
+    fn join_frame(&mut self, conn: ConnId, join: JoinFrame) -> Result<(), (&'static str, String)> {
+        let JoinFrame {
+            name,
+            category,
+            video,
+            message,
+            email,
+            visitor,
+            page,
+            zone,
+            conversation,
+            identifier,
+            identifier_hash,
+        } = join;
+        let asked = JoinAsked {
+            name,
+            category,
+            video,
+            message,
+            profile: valid_profile(email, visitor, page, zone)?,
+            conversation,
+        };
+        match identifier {
+            Some(identifier) => {
+                self.verify_identity(conn, asked, identifier, identifier_hash);
+                Ok(())
+            }
+            None => self.join_as_asked(conn, asked),
+        }
+    }
+
+    /// A `join` as asked (its identity, if any, checked): into a line, or continuing.
+    pub(super) fn join_as_asked(&mut self, conn: ConnId, mut asked: JoinAsked) -> Result<(), (&'static str, String)> {
+        match asked.conversation.take() {
+            Some(id) => self.continue_conversation(conn, asked, id),
+            None => {
+                let category = asked.category.clone();
+                self.customer_join(conn, &category, asked, None)
+            }
         }
     }
 
@@ -63,6 +86,7 @@ impl HubState {
             video,
             message,
             profile,
+            ..
         } = asked;
         let name = valid_name(&name)?;
         let first_message = valid_first_message(message)?;
@@ -286,7 +310,7 @@ impl HubState {
                 let chat = self.customer_chat(id)?;
                 self.transcript_frame(conn, id, chat, email)
             }
-            ClientFrame::Join { .. } | ClientFrame::Resume { .. } => {
+            ClientFrame::Join(_) | ClientFrame::Resume { .. } => {
                 let _ = conn;
                 Err(("already_joined", "this connection has joined already".into()))
             }
@@ -316,6 +340,8 @@ fn valid_profile(
         visitor: details::visitor(visitor.as_deref()).map_err(refused)?,
         page: details::page(page.as_deref()).map_err(refused)?,
         zone: details::zone(zone.as_deref()).map_err(refused)?,
+        // Set only once its hash verified (`HubState::verify_identity`).
+        identity: None,
     })
 }
 
