@@ -363,7 +363,7 @@ fn compute(
             let labelled = wanted.label.is_none_or(|want| labels.iter().any(|l| l == want));
             // A conversation archived before statuses were kept has no record: it ended, so
             // it was resolved once (as the archive's migration reads it).
-            let resolved = record.map_or(c.ended_at.is_some(), |r| r.resolutions > 0);
+            let resolved = record.map_or_else(|| c.ended_at.is_some(), |r| r.resolutions > 0);
             let resolution_ms = match record {
                 Some(r) if r.status == ConversationStatus::Resolved => r.resolved_at.map(|at| at - r.opened_at),
                 Some(_) => None,
