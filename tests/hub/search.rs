@@ -187,8 +187,9 @@ async fn a_search_exports_as_csv_and_json_escaped_without_notes() {
     assert_eq!(rows[0][0], "conversation_id");
     assert_eq!(rows[0].last().unwrap(), "text");
     let text = rows[0].len() - 1;
+    let seq = rows[0].iter().position(|c| c == "seq").unwrap();
     // One row per message, newest conversation first, in seq order.
-    let found: Vec<(&str, &str)> = rows[1..].iter().map(|r| (r[0].as_str(), r[11].as_str())).collect();
+    let found: Vec<(&str, &str)> = rows[1..].iter().map(|r| (r[0].as_str(), r[seq].as_str())).collect();
     assert_eq!(found, [("c2", "1"), ("c1", "1"), ("c1", "2")]);
     assert_eq!(rows[2][3], "Zoë Müller");
     assert_eq!(rows[3][text], format!("'{HOSTILE_CELL}"), "a formula is defused");
