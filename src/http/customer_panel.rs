@@ -37,6 +37,8 @@ pub enum RecognisedBy {
     Email,
     /// By their browser's returning-visitor key (they gave no email).
     Visitor,
+    /// By their verified identity on the embedding site (its signed-in user), on any browser.
+    Identity,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,8 +98,8 @@ async fn panel(Authed(me): Authed, State(state): State<AppState>, Path(id): Path
         waited_secs: (o.paired_at - o.queued_at).max(0) as f64 / 1000.0,
         recognised_by: key.map(|k| match k {
             CustomerKey::Email(_) => RecognisedBy::Email,
-            // `match_key` never gives an identity; were it to, it is a returning visitor.
-            CustomerKey::Visitor(_) | CustomerKey::Identity(_) => RecognisedBy::Visitor,
+            CustomerKey::Visitor(_) => RecognisedBy::Visitor,
+            CustomerKey::Identity(_) => RecognisedBy::Identity,
         }),
         earlier,
     }))

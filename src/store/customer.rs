@@ -55,9 +55,13 @@ impl CustomerProfile {
         visitor.into_iter().chain(identity).collect()
     }
 
-    /// The key their conversations are matched by: the email (lower-cased) where given,
-    /// otherwise the returning-visitor key. `None`: nothing to match by.
+    /// The key their conversations are matched by: their verified identity where the site
+    /// gave one (it follows them across browsers and is never merely typed), else the email
+    /// (lower-cased), else the returning-visitor key. `None`: nothing to match by.
     pub fn match_key(&self) -> Option<CustomerKey> {
+        if let Some(identity) = &self.identity {
+            return Some(CustomerKey::Identity(identity.clone()));
+        }
         match (&self.email, &self.visitor) {
             (Some(email), _) => Some(CustomerKey::Email(email.to_lowercase())),
             (None, Some(visitor)) => Some(CustomerKey::Visitor(visitor.clone())),

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, panelOf } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -66,3 +66,30 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await shot(agentPage, `conversations-resolved-${label}`);
   }));
 }
+
+test('an agent sets the open chat\'s status from the keyboard', () => withShots('conversations-keys', async (pages) => {
+  const agent = await createAgent(hub, { username: 'wanda-keys', display_name: 'Wanda', categories: ['general'] });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+  const name = 'Olive keys';
+  await joinedChat(customer, agentPage, hub, 'general', name);
+  await sendMessage(customer, 'Any news?');
+  const row = rowOf(agentPage, name);
+  const status = row.getByTestId('conversation-status');
+  await status.filter({ hasText: 'Open' }).waitFor();
+
+  // Alt+W, Alt+Z and Alt+O work even while typing in the message box.
+  await panelOf(agentPage, name).getByTestId('message-input').focus();
+  await agentPage.keyboard.press('Alt+KeyW');
+  await status.filter({ hasText: 'Waiting on customer' }).waitFor();
+  await agentPage.keyboard.press('Alt+KeyZ');
+  await status.filter({ hasText: 'Snoozed' }).waitFor();
+  assert.match(await row.innerText(), /until /);
+  await agentPage.keyboard.press('Alt+KeyO');
+  await status.filter({ hasText: 'Open' }).waitFor();
+  // Alt+R resolves it, which ends the live chat for the customer.
+  await agentPage.keyboard.press('Alt+KeyR');
+  await customer.getByTestId('rating').waitFor();
+}));

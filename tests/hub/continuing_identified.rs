@@ -219,3 +219,36 @@ async fn an_identifier_without_a_valid_hash_is_ignored_and_the_customer_joins_an
     // Browser A still has it by its key.
     assert_eq!(listed_ids(&listed(&hub, BROWSER_A, None).await), vec![chat.as_str()]);
 }
+
+#[tokio::test]
+async fn the_agents_customer_panel_finds_a_verified_customers_visits_from_other_browsers() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let admin = hub.admin().await;
+    let secret = new_secret(&admin).await;
+    let identity = json!({"identifier": CARLA, "identifier_hash": sign(&secret, CARLA)});
+    let first = visit(&hub, &mut ann, identity.clone()).await;
+    // A new conversation from browser B (not a continue), with an email typed this time.
+    let mut details = json!({"visitor": BROWSER_B, "email": "carla@example.com"});
+    details
+        .as_object_mut()
+        .unwrap()
+        .extend(identity.as_object().unwrap().clone());
+    let mut carla = hub.customer_with("Carla", details).await;
+    let second = carla.chat_started().await;
+    ann.next_of("chat_started").await;
+    let ann_api = hub.login("ann", "agent-password").await;
+    let (status, panel) = ann_api.get(&format!("/api/conversations/{second}/customer")).await;
+    assert_eq!(status, 200, "{panel}");
+    assert_eq!(panel["recognised_by"], "identity", "{panel}");
+    let earlier: Vec<&str> = panel["earlier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        earlier,
+        [first.as_str()],
+        "the visit from browser A, found by the identity"
+    );
+}

@@ -164,5 +164,13 @@ export function createConversations({ send, open }) {
     return false;
   }
 
-  return { handle, load };
+  /**
+   * Sets the status of conversation `id` (a shortcut on the open chat): `status` as the
+   * list's buttons set it, `snoozed` until tomorrow 9:00.
+   */
+  function setStatusOf(id, name, status) {
+    setStatus({ id, customer_name: name }, status, status === 'snoozed' ? tomorrowMorning() : undefined);
+  }
+
+  return { handle, load, setStatusOf };
 }

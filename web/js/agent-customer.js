@@ -81,7 +81,8 @@ export function createCustomerPanel() {
   }
 
   function render(box, chatId, p) {
-    const recognised = p.recognised_by === 'email' ? 'by their email' : p.recognised_by === 'visitor' ? 'by this browser' : null;
+    const recognised = p.recognised_by === 'email' ? 'by their email' : p.recognised_by === 'visitor' ? 'by this browser'
+      : p.recognised_by === 'identity' ? "by the site's sign-in" : null;
     const earlier = p.earlier.length
       ? el('ul', { class: 'plain-list earlier-list', dataset: { testid: 'earlier-list' } }, p.earlier.map((s) => earlierItem(chatId, s)))
       : el('p', { class: 'muted', dataset: { testid: 'no-earlier' } }, recognised ? 'No earlier conversations.' : 'First visit, as far as we can tell.');

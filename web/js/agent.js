@@ -831,6 +831,9 @@ function focusComposer() {
   if (chat.ended) chat.end.focus(); else chat.view.focus();
 }
 
+/** Alt+key → the status it gives the open chat's conversation (as the work list's buttons do). */
+const STATUS_KEYS = { KeyW: 'pending', KeyZ: 'snoozed', KeyR: 'resolved', KeyO: 'open' };
+
 // Keyboard shortcuts (listed in the "Keyboard shortcuts" dialog). Alt combinations work
 // everywhere, even while typing; single keys only when not typing in a field.
 document.addEventListener('keydown', (e) => {
@@ -840,6 +843,10 @@ document.addEventListener('keydown', (e) => {
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') { e.preventDefault(); stepChat(e.key === 'ArrowDown' ? 1 : -1); }
     else if (digit) { e.preventDefault(); openNth(Number(digit[1]) - 1); }
     else if (e.code === 'KeyC') { e.preventDefault(); focusComposer(); }
+    else if (STATUS_KEYS[e.code] && openId) {
+      e.preventDefault();
+      conversations.setStatusOf(openId, chats.get(openId)?.name, STATUS_KEYS[e.code]);
+    }
     return;
   }
   if (e.ctrlKey || e.metaKey || e.altKey || typingIn(e.target)) return;

@@ -43,7 +43,7 @@ export async function showEarlierConversations(host, { categoryName, onContinue 
   host.replaceChildren();
   host.hidden = conversations.length === 0;
   if (!conversations.length) return;
-  const list = el('ul', { class: 'earlier-list', dataset: { testid: 'earlier-list' } });
+  const list = el('ul', { class: 'returning-list', dataset: { testid: 'earlier-list' } });
   for (const c of conversations.slice(0, 5)) {
     const last = c.last_message;
     const line = last ? `${last.from === 'customer' ? 'You' : c.agent_name || 'Agent'}: ${last.text}` : 'No messages yet';
@@ -52,13 +52,13 @@ export async function showEarlierConversations(host, { categoryName, onContinue 
       ? el('button', { type: 'button', class: 'secondary', dataset: { testid: 'continue-conversation', conversation: c.id },
         'aria-label': `Continue your conversation about ${topic}`, onclick: () => onContinue(c) }, 'Continue')
       : null;
-    list.append(el('li', { class: 'earlier-row', dataset: { testid: 'earlier-conversation', status: c.status } },
-      el('div', { class: 'earlier-text' },
-        el('div', { class: 'earlier-head' },
+    list.append(el('li', { class: 'returning-row', dataset: { testid: 'earlier-conversation', status: c.status } },
+      el('div', { class: 'returning-text' },
+        el('div', { class: 'returning-head' },
           el('strong', {}, topic),
-          el('span', { class: `earlier-status status-${c.status}` }, STATUS_WORDS[c.status] || c.status),
-          el('span', { class: 'muted earlier-when' }, when(last?.at || c.started_at))),
-        el('p', { class: 'earlier-last muted' }, line)),
+          el('span', { class: `returning-status status-${c.status}` }, STATUS_WORDS[c.status] || c.status),
+          el('span', { class: 'muted returning-when' }, when(last?.at || c.started_at))),
+        el('p', { class: 'returning-last muted' }, line)),
       button));
   }
   host.append(el('h3', { id: 'earlier-title' }, 'Your conversations'), list);
