@@ -63,7 +63,7 @@ test('a verified identity follows the customer to another browser; a forged hash
   await chat(laptop).getByTestId('category-sales').click();
   const nameInput = chat(laptop).getByTestId('name-input');
   await nameInput.waitFor();
-  for (let i = 0; i < 50 && (await nameInput.inputValue()) === ''; i++) await laptop.waitForTimeout(100);
+  for (let i = 0; i < 150 && (await nameInput.inputValue()) === ''; i++) await laptop.waitForTimeout(100);
   assert.equal(await nameInput.inputValue(), 'Carla Ruiz');
   assert.equal(await chat(laptop).getByTestId('email-input').inputValue(), 'carla@example.com');
   await chat(laptop).getByTestId('join-button').click();

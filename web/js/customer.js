@@ -182,8 +182,16 @@ function askName(c) {
   pendingJoin = { category: c.id, categoryName: c.name };
   $('join-topic').textContent = c.name;
   $('name-error').textContent = '';
+  fillFromSite();
   screen('join');
   $('name').focus();
+}
+
+/** The name and email the embedding site gave (widget), into the join form where empty. */
+function fillFromSite() {
+  const { name, email } = siteGiven();
+  if (name && !$('name').value) $('name').value = name;
+  if (email && !$('email').value) $('email').value = email;
 }
 
 function joinFrame() {
@@ -655,11 +663,10 @@ function onError(f) {
 }
 
 // The site's identity arrived: its conversations join the list, its name and email the form.
+// (The join form also reads them each time it opens: whichever comes first.)
 document.addEventListener('switchboard:identity', () => {
+  fillFromSite();
   if (lastCategories) loadEarlier(lastCategories);
-  const { name, email } = siteGiven();
-  if (name && !$('name').value) $('name').value = name;
-  if (email && !$('email').value) $('email').value = email;
 });
 
 $('join-form').addEventListener('submit', submitJoin);
