@@ -623,6 +623,16 @@ pub fn u64s_in(list: &Value, field: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The `id` of each of a page's `items` (an inbox, a listing), in order.
+pub fn item_ids(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect()
+}
+
 /// Each message's `(seq, text)`, in order (a `chat_started`'s or the archive's `messages`).
 pub fn seqs_and_texts(messages: &Value) -> Vec<(u64, &str)> {
     messages

@@ -36,15 +36,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn inbox_ids(page: &Value) -> Vec<&str> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_nothing_of_it() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
@@ -61,7 +52,7 @@ async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_n
     let ann_api = hub.login("ann", "agent-password").await;
     let (status, mine) = ann_api.get("/api/inbox").await;
     assert_eq!(status, 200, "{mine}");
-    assert_eq!(inbox_ids(&mine), vec![chat.as_str().unwrap()]);
+    assert_eq!(item_ids(&mine), vec![chat.as_str().unwrap()]);
     let row = &mine["items"][0];
     assert_eq!(
         (
@@ -112,7 +103,7 @@ async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_n
         );
     }
     let bob_api = hub.login("bob", "agent-password").await;
-    assert_eq!(inbox_ids(&bob_api.get("/api/inbox").await.1), Vec::<&str>::new());
+    assert_eq!(item_ids(&bob_api.get("/api/inbox").await.1), Vec::<&str>::new());
     for view in ["all", "unassigned"] {
         let (status, body) = bob_api.get(&format!("/api/inbox?view={view}")).await;
         assert_eq!((status, error_code(&body)), (403, "forbidden"), "{view}: {body}");
@@ -125,7 +116,7 @@ async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_n
     assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
     assert!(snoozed["snoozed_until"].is_i64(), "{snoozed}");
     let (_, parked) = ann_api.get("/api/inbox?status=snoozed").await;
-    assert_eq!(inbox_ids(&parked), vec![chat.as_str().unwrap()]);
+    assert_eq!(item_ids(&parked), vec![chat.as_str().unwrap()]);
     let woken = status_of(&mut ann, &chat).await;
     assert_eq!(woken["status"], "open", "{woken}");
 
@@ -140,16 +131,16 @@ async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_n
     );
     assert!(ended["rating"]["token"].is_string(), "{ended}");
     assert_eq!(status_of(&mut ann, &chat).await["status"], "resolved");
-    assert_eq!(inbox_ids(&ann_api.get("/api/inbox").await.1), Vec::<&str>::new());
+    assert_eq!(item_ids(&ann_api.get("/api/inbox").await.1), Vec::<&str>::new());
     let (_, done) = ann_api.get("/api/inbox?status=resolved").await;
-    assert_eq!(inbox_ids(&done), vec![chat.as_str().unwrap()]);
+    assert_eq!(item_ids(&done), vec![chat.as_str().unwrap()]);
     // An admin sees everyone's.
     let admin = hub.admin().await;
     let (status, all) = admin
         .get("/api/inbox?view=all&status=open,pending,snoozed,resolved")
         .await;
     assert_eq!(status, 200);
-    assert_eq!(inbox_ids(&all), vec![chat.as_str().unwrap()]);
+    assert_eq!(item_ids(&all), vec![chat.as_str().unwrap()]);
     hub.stop().await;
 }
 
@@ -173,10 +164,10 @@ async fn a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agent
         .await;
     assert_eq!(gone["reason"], "customer_gone", "{gone}");
     let (_, mine) = ann_api.get("/api/inbox").await;
-    assert_eq!(inbox_ids(&mine), vec![left_chat.as_str().unwrap()], "{mine}");
+    assert_eq!(item_ids(&mine), vec![left_chat.as_str().unwrap()], "{mine}");
     assert_eq!(mine["items"][0]["status"], "open");
     let (_, resolved) = ann_api.get("/api/inbox?status=resolved").await;
-    assert_eq!(inbox_ids(&resolved), vec![ended_chat.as_str().unwrap()]);
+    assert_eq!(item_ids(&resolved), vec![ended_chat.as_str().unwrap()]);
     // The archive says the same, listed and whole.
     let (_, archived) = ann_api.get("/api/conversations").await;
     let status_in_archive = |id: &Value| {
@@ -199,7 +190,7 @@ async fn a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agent
     assert_eq!(whole["status"], "pending", "{whole}");
     let done = set_status(&mut ann, &left_chat, "resolved", None, "r").await;
     assert_eq!(done["status"], "resolved", "{done}");
-    assert_eq!(inbox_ids(&ann_api.get("/api/inbox").await.1), Vec::<&str>::new());
+    assert_eq!(item_ids(&ann_api.get("/api/inbox").await.1), Vec::<&str>::new());
     hub.stop().await;
 }
 
@@ -219,7 +210,7 @@ async fn across_nodes_the_holder_hears_what_the_customers_node_changes() {
         .await
         .get("/api/inbox?status=resolved")
         .await;
-    assert_eq!(inbox_ids(&done), vec![chat.as_str().unwrap()]);
+    assert_eq!(item_ids(&done), vec![chat.as_str().unwrap()]);
     alpha.stop().await;
     beta.stop().await;
 }

@@ -3,18 +3,9 @@
 //! agent learns nothing of a conversation not theirs; bad labels are refused; two changes
 //! at once both land.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::*;
-
-fn ids(page: &Value) -> Vec<&str> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap())
-        .collect()
-}
 
 #[tokio::test]
 async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox() {
@@ -75,7 +66,7 @@ async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox(
     let (first, second) = (first.as_str().unwrap(), second.as_str().unwrap());
     // The conversations' records are written by the hub's ordered writer: wait for both.
     let mut tries = 0;
-    while ids(&ann_api.get("/api/inbox").await.1).len() < 2 {
+    while item_ids(&ann_api.get("/api/inbox").await.1).len() < 2 {
         tries += 1;
         assert!(tries < 100, "both conversations reach Ann's inbox");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -138,13 +129,13 @@ async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox(
 
     // The inbox filters by label and shows each row's labels.
     let (_, vips) = ann_api.get("/api/inbox?label=vip").await;
-    let mut vip_ids = ids(&vips);
+    let mut vip_ids = item_ids(&vips);
     vip_ids.sort();
     let mut expected = vec![first, second];
     expected.sort();
     assert_eq!(vip_ids, expected);
     let (_, billing_only) = ann_api.get("/api/inbox?label=billing-refunds").await;
-    assert_eq!(ids(&billing_only), [second]);
+    assert_eq!(item_ids(&billing_only), [second]);
     assert_eq!(billing_only["items"][0]["labels"].as_array().unwrap().len(), 2);
 
     // Taken off; a deleted label disappears from views but can still be taken off.
@@ -169,7 +160,7 @@ async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox(
         (status, renamed["id"].as_str(), renamed["name"].as_str()),
         (200, Some("vip"), Some("Key account"))
     );
-    assert_eq!(ids(&ann_api.get("/api/inbox?label=vip").await.1), [second]);
+    assert_eq!(item_ids(&ann_api.get("/api/inbox?label=vip").await.1), [second]);
 }
 
 #[tokio::test]
@@ -252,7 +243,7 @@ async fn across_nodes_a_label_put_on_one_node_reaches_the_holder_on_another() {
     assert_eq!(heard["labels"], json!(["urgent"]), "{heard}");
     let ann_on_alpha = alpha.login("ann", "agent-password").await;
     assert_eq!(
-        ids(&ann_on_alpha.get("/api/inbox?label=urgent").await.1),
+        item_ids(&ann_on_alpha.get("/api/inbox?label=urgent").await.1),
         [chat.as_str()]
     );
     // Ann takes it off from alpha.

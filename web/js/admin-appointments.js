@@ -3,7 +3,7 @@
 // booked one cancellable with a second press to confirm (the customer gets the
 // cancellation mail). Its own module beside admin.js.
 
-import { el, api, show } from './dom.js';
+import { el, api, show, onSecondPress } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -15,15 +15,8 @@ function dayIn(days) {
 
 function cancelButton(a) {
   const button = el('button', { type: 'button', class: 'danger', dataset: { testid: 'admin-cancel-appointment' } }, 'Cancel');
-  let armed = false;
-  button.addEventListener('click', async () => {
-    // A second press within 5 s confirms: a cancellation mails the customer.
-    if (!armed) {
-      armed = true;
-      button.textContent = 'Press again to cancel';
-      setTimeout(() => { armed = false; button.textContent = 'Cancel'; }, 5000);
-      return;
-    }
+  // A second press within 5 s confirms: a cancellation mails the customer.
+  onSecondPress(button, 'Press again to cancel', async () => {
     button.disabled = true;
     const res = await api('POST', `/api/admin/appointments/${encodeURIComponent(a.id)}/cancel`, {});
     if (!res.ok) { $('appointments-error').textContent = res.error.message; button.disabled = false; return; }

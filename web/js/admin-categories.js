@@ -1,7 +1,7 @@
 // Admin: category list with rename and remove, and the add form. Removing asks
 // for a second press instead of confirm(), which would block the page.
 
-import { el, api } from './dom.js';
+import { el, api, onSecondPress } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,15 +18,8 @@ export function categoriesSection({ onChange }) {
       await onChange();
     });
     input.addEventListener('keydown', (e) => { if (e.key === 'Enter') rename.click(); });
-    let armed = false;
-    remove.addEventListener('click', async () => {
-      if (!armed) {
-        // Waiting customers of this category are disconnected, so ask once more.
-        armed = true;
-        remove.textContent = 'Confirm remove';
-        setTimeout(() => { armed = false; remove.textContent = 'Remove'; }, 5000);
-        return;
-      }
+    // Waiting customers of this category are disconnected, so ask once more.
+    onSecondPress(remove, 'Confirm remove', async () => {
       const res = await api('DELETE', `/api/admin/categories/${encodeURIComponent(c.id)}`);
       if (!res.ok) { error.textContent = res.error.message; return; }
       await onChange();

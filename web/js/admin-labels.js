@@ -1,7 +1,7 @@
 // Admin: the desk's labels (GET /api/labels), each with its colour, renamed or recoloured
 // in place, removed with a second press (as categories are), and the add form.
 
-import { el, api } from './dom.js';
+import { el, api, onSecondPress } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,15 +26,8 @@ export function labelsSection() {
       await load();
     });
     name.addEventListener('keydown', (e) => { if (e.key === 'Enter') save.click(); });
-    let armed = false;
-    remove.addEventListener('click', async () => {
-      if (!armed) {
-        // It disappears from every conversation's view, so ask once more.
-        armed = true;
-        remove.textContent = 'Confirm remove';
-        setTimeout(() => { armed = false; remove.textContent = 'Remove'; }, 5000);
-        return;
-      }
+    // It disappears from every conversation's view, so ask once more.
+    onSecondPress(remove, 'Confirm remove', async () => {
       const res = await api('DELETE', `/api/admin/labels/${encodeURIComponent(l.id)}`);
       if (!res.ok) { error.textContent = res.error.message; return; }
       await load();

@@ -118,3 +118,22 @@ export function announce(text) {
   // A new text node after clearing makes screen readers speak repeated messages too.
   setTimeout(() => { region.textContent = text; }, 30);
 }
+
+/**
+ * Runs `action` on the second press of `button` within 5 s; the first press only changes
+ * its text to `confirm` (instead of confirm(), which would block the page). For removals
+ * and cancellations that cannot be undone.
+ */
+export function onSecondPress(button, confirm, action) {
+  const label = button.textContent;
+  let armed = false;
+  button.addEventListener('click', async () => {
+    if (!armed) {
+      armed = true;
+      button.textContent = confirm;
+      setTimeout(() => { armed = false; button.textContent = label; }, 5000);
+      return;
+    }
+    await action();
+  });
+}
