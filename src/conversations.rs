@@ -79,7 +79,7 @@ impl Conversations {
             resolved_at: None,
             resolutions: 0,
             reopens: 0,
-            version: 0,
+            version: 1,
         };
         write_back(&mut record, &Conversation::new(now), now);
         match self.store.put_conversation_record(&record).await {
@@ -100,22 +100,16 @@ impl Conversations {
         now: Millis,
         decide: impl Fn(&mut Conversation, &Rules) -> Result<T, Refusal>,
     ) -> Result<(T, ConversationRecord), ConversationError> {
-        let mut lost = StoreError::Conflict;
-        for _ in 0..ATTEMPTS {
-            let mut record = self.store.conversation_record(id).await?;
-            let mut conversation = Conversation::from_kept(kept(&record), live, last_seq);
-            let answer = decide(&mut conversation, &self.rules).map_err(ConversationError::Refused)?;
-            if conversation.kept() == kept(&record) {
-                return Ok((answer, record));
+        edit_record(&self.store, id, |record| {
+            let mut conversation = Conversation::from_kept(kept(record), live, last_seq);
+            let answer = decide(&mut conversation, &self.rules)?;
+            let changed = conversation.kept() != kept(record);
+            if changed {
+                write_back(record, &conversation, now);
             }
-            write_back(&mut record, &conversation, now);
-            match self.store.put_conversation_record(&record).await {
-                Ok(()) => return Ok((answer, record)),
-                Err(StoreError::Conflict) => lost = StoreError::Conflict,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ConversationError::Store(lost))
+            Ok((answer, changed))
+        })
+        .await
     }
 }
 
@@ -130,17 +124,31 @@ pub async fn relabel(
     label: &str,
     defined: bool,
 ) -> Result<(bool, ConversationRecord), ConversationError> {
+    edit_record(store, id, |record| {
+        let holder = record.holder.clone().map(AgentId);
+        let changed = labels::relabel(&mut record.labels, holder.as_ref(), by, change, label, defined)?;
+        Ok((changed, changed))
+    })
+    .await
+}
+
+/// Reads conversation `id`'s record, lets `edit` change it (its answer, and whether it
+/// changed anything) and stores a change as the next version, by compare-and-set: when
+/// another change came first, reads and edits again. A refusal stores nothing.
+async fn edit_record<T>(
+    store: &SharedStore,
+    id: &str,
+    edit: impl Fn(&mut ConversationRecord) -> Result<(T, bool), Refusal>,
+) -> Result<(T, ConversationRecord), ConversationError> {
     for _ in 0..ATTEMPTS {
         let mut record = store.conversation_record(id).await?;
-        let holder = record.holder.clone().map(AgentId);
-        let changed = labels::relabel(&mut record.labels, holder.as_ref(), by, change, label, defined)
-            .map_err(ConversationError::Refused)?;
+        let (answer, changed) = edit(&mut record).map_err(ConversationError::Refused)?;
         if !changed {
-            return Ok((false, record));
+            return Ok((answer, record));
         }
         record.version += 1;
         match store.put_conversation_record(&record).await {
-            Ok(()) => return Ok((true, record)),
+            Ok(()) => return Ok((answer, record)),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -170,7 +178,7 @@ fn kept(record: &ConversationRecord) -> Kept {
     }
 }
 
-/// Writes what the core left into the record, as its next version.
+/// Writes what the core left into the record (its version is the caller's to set).
 fn write_back(record: &mut ConversationRecord, conversation: &Conversation, now: Millis) {
     let kept = conversation.kept();
     let (status, snoozed_until) = match kept.status {
@@ -190,7 +198,6 @@ fn write_back(record: &mut ConversationRecord, conversation: &Conversation, now:
     record.resolved_at = kept.resolved_at;
     record.resolutions = kept.resolutions;
     record.reopens = kept.reopens;
-    record.version += 1;
 }
 
 /// Where a customer coming back live to conversation `record` goes (nobody is paired with
