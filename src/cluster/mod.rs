@@ -9,6 +9,7 @@ pub mod node;
 
 // ---- the routing domain: one fenced Lua script per routing transition ----
 pub mod chat_log;
+pub mod conversation_seq;
 pub mod replica;
 pub mod routing_events;
 pub mod routing_library;

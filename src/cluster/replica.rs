@@ -11,6 +11,13 @@ use crate::core::routing::{
     AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, Routing, RoutingError, RoutingMode,
 };
 
+/// A conversation a joining customer continues (see [`RoutingOp::Join`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continues {
+    pub id: String,
+    pub last_seq: u64,
+}
+
 /// One routing transition, as a node asks for it and as the events stream records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoutingOp {
@@ -36,6 +43,10 @@ pub enum RoutingOp {
         /// The agent holding the conversation the customer returns to: paired at once
         /// when they may take it (`Routing::join_preferring`).
         preferred: Option<AgentId>,
+        /// The conversation the customer continues: the chat's id on every node, its lines
+        /// numbered on from `last_seq` (the script raises it to the conversation's counter,
+        /// and the event records the raised one).
+        continues: Option<Continues>,
     },
     Leave(CustomerId),
     CustomerDisconnected(CustomerId),
@@ -139,6 +150,10 @@ impl RoutingOp {
                 // A profile that does not read back is dropped, not the event.
                 profile: a.get(7).and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default(),
                 preferred: a.get(8).filter(|p| !p.is_empty()).map(|p| AgentId(p.clone())),
+                continues: a.get(9).filter(|id| !id.is_empty()).map(|id| Continues {
+                    id: id.clone(),
+                    last_seq: a.get(10).and_then(|s| s.parse().ok()).unwrap_or(0),
+                }),
             },
             "leave" => Self::Leave(customer(0)?),
             "customer_disconnected" => Self::CustomerDisconnected(customer(0)?),
@@ -287,6 +302,7 @@ impl RoutingOp {
                 message,
                 profile,
                 preferred,
+                continues,
             } => redis
                 .join_with_token(
                     category,
@@ -297,6 +313,7 @@ impl RoutingOp {
                     message,
                     profile,
                     preferred.as_ref(),
+                    continues.as_ref(),
                 )
                 .await
                 .map(|(_, applied)| applied),
@@ -366,10 +383,16 @@ mod tests {
                 message: String::new(),
                 profile: Default::default(),
                 preferred: None,
+                continues: None,
             }
         );
         let back = RoutingOp::from_event("join", &s(&["sales", "", "", "", "", "", "", "", "ann"]), &[]).unwrap();
         assert!(matches!(back, RoutingOp::Join { preferred: Some(AgentId(a)), .. } if a == "ann"));
+        let continuing = s(&["sales", "", "", "", "", "", "", "", "ann", "conv-1", "41"]);
+        let back = RoutingOp::from_event("join", &continuing, &[]).unwrap();
+        assert!(
+            matches!(back, RoutingOp::Join { continues: Some(Continues { id, last_seq: 41 }), .. } if id == "conv-1")
+        );
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());
         assert!(RoutingOp::from_event("nonsense", &[], &[]).is_err());
     }

@@ -51,6 +51,10 @@ pub enum ClusterRoutingError {
     /// stale (the node itself is alive). Nothing changed.
     #[error("the sender is held by another node")]
     NotHeld,
+    /// A join continuing a conversation that a customer continues already (on any node):
+    /// one live customer per conversation. Nothing changed.
+    #[error("this conversation is open in another window")]
+    AlreadyLive,
     /// Redis did not answer, or failed. When the call was sent, the transition may or may
     /// not have been applied (see `docs/cluster.md`, section 9: the events stream tells).
     #[error("redis: {0}")]
@@ -65,6 +69,7 @@ impl From<redis::RedisError> for ClusterRoutingError {
             Some("FENCED") => Self::Fenced,
             Some("node_alive") => Self::NodeAlive,
             Some("not_held") => Self::NotHeld,
+            Some("already_live") => Self::AlreadyLive,
             // The core's error for a code the scripts reply with (`RoutingError::code()`).
             Some(code) => match code.parse() {
                 Ok(refusal) => Self::Refused(refusal),
@@ -223,7 +228,8 @@ impl RedisRouting {
     /// `message`, what the customer came about, rides in the event for the nodes that
     /// offer them to an agent, and so does `profile` (as JSON; none when empty) for the
     /// node that archives their chat. `preferred`: the agent holding the conversation the
-    /// customer returns to (the core's `join_preferring`).
+    /// customer returns to (the core's `join_preferring`); `continues`, the conversation
+    /// they continue (its id and last seq: routing.lua's `k_conv_seq`).
     #[allow(clippy::too_many_arguments)]
     pub async fn join_with_token(
         &self,
@@ -235,8 +241,14 @@ impl RedisRouting {
         message: &str,
         profile: &crate::store::CustomerProfile,
         preferred: Option<&AgentId>,
+        continues: Option<&crate::cluster::replica::Continues>,
     ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
-        if token_key.is_empty() && message.is_empty() && profile.is_empty() && preferred.is_none() {
+        if token_key.is_empty()
+            && message.is_empty()
+            && profile.is_empty()
+            && preferred.is_none()
+            && continues.is_none()
+        {
             return self.join_described(category, request, name, video).await;
         }
         let ms = u64::try_from(token_ttl.as_millis())
@@ -249,6 +261,7 @@ impl RedisRouting {
             true => String::new(),
             false => serde_json::to_string(profile).unwrap_or_default(),
         };
+        let last_seq = continues.map_or(String::new(), |c| c.last_seq.to_string());
         self.join_with(&[
             &category.0,
             request,
@@ -259,6 +272,8 @@ impl RedisRouting {
             message,
             &profile,
             preferred.map_or("", |agent| agent.0.as_str()),
+            continues.map_or("", |c| c.id.as_str()),
+            &last_seq,
         ])
         .await
     }

@@ -58,7 +58,8 @@ pub struct OwnConversation {
 pub struct OwnConversations {
     /// Newest first, at most 20.
     pub conversations: Vec<OwnConversation>,
-    /// Whether a conversation can be continued on this desk (not yet on several nodes).
+    /// Whether a conversation can be continued on this desk: always true (on one node and
+    /// on several), kept for pages written when several nodes could not.
     pub can_continue: bool,
 }
 
@@ -115,7 +116,7 @@ async fn own_conversations(
         .collect();
     Ok(Json(OwnConversations {
         conversations,
-        can_continue: state.cluster.is_none(),
+        can_continue: true,
     }))
 }
 

@@ -162,10 +162,24 @@ pub(crate) enum Command {
         asked: Box<service::continuing::JoinAsked>,
         found: Result<Box<service::continuing::Continued>, (&'static str, String)>,
     },
+    /// Lines of a continued conversation written on another node while its customer came
+    /// back (several nodes), read from the store once it had them (`continuing::catch_up`).
+    LateLinesRead {
+        customer: crate::core::routing::CustomerId,
+        id: String,
+        lines: Vec<crate::protocol::ChatMessage>,
+    },
     /// A conversation an agent writes into while its customer is away, read from the store.
     FollowUpRead {
         id: String,
         read: Result<service::follow_up::Read, crate::store::StoreError>,
+    },
+    /// The seq Redis drew for a line an agent writes into conversation `id` while its
+    /// customer is away (several nodes), or why none.
+    FollowUpSeq {
+        id: String,
+        asked: Box<service::follow_up::Asked>,
+        drawn: Result<u64, service::follow_up::SeqRefused>,
     },
     /// A conversation's change took effect in the store (`conversations::writer`).
     ConversationChanged {

@@ -348,8 +348,10 @@ impl HubState {
             }
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
             Command::ContinueLoaded { conn, asked, found } => self.continue_loaded(conn, *asked, found),
+            Command::LateLinesRead { customer, id, lines } => self.late_lines_read(customer, &id, lines),
             Command::IdentityChecked { conn, asked } => self.identity_checked(conn, *asked),
             Command::FollowUpRead { id, read } => self.follow_up_read(id, read),
+            Command::FollowUpSeq { id, asked, drawn } => self.follow_up_seq(id, *asked, drawn),
             Command::ConversationChanged { record } => self.conversation_changed(record),
             Command::ConversationStatusAnswer {
                 conn,
@@ -842,11 +844,8 @@ impl HubState {
                 text,
                 client_id,
             } => {
-                // A conversation of theirs without a live chat: its customer is away. (Not
-                // on several nodes yet: there such a message is an unknown chat, as before.)
-                if self.cluster.is_none()
-                    && let Some(away) = chat_id.as_ref().filter(|wire| !self.chat_by_wire.contains_key(*wire))
-                {
+                // A conversation of theirs without a live chat: its customer is away.
+                if let Some(away) = chat_id.as_ref().filter(|wire| !self.chat_by_wire.contains_key(*wire)) {
                     return self.follow_up(conn, id, away.clone(), text, client_id);
                 }
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;

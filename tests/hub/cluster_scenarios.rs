@@ -278,6 +278,11 @@ impl Cluster {
         self.binds.iter().map(|b| format!("ws://{b}")).collect()
     }
 
+    /// Node `i`'s HTTP side.
+    pub(crate) fn endpoint(&self, i: usize) -> Endpoint {
+        Endpoint::at(&self.binds[i])
+    }
+
     pub(crate) async fn login(&self, username: &str, password: &str) -> Api {
         Endpoint::at(&self.binds[0]).login(username, password).await
     }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const VISITOR: &str = "carlas-browser-key-0001";
+pub(crate) const VISITOR: &str = "carlas-browser-key-0001";
 const STRANGER: &str = "someone-elses-key-0002";
 
 /// The conversations `key` lists: the status and the answer.
@@ -21,7 +21,7 @@ async fn own(hub: &TestHub, key: Option<&str>) -> (u16, Value) {
 }
 
 /// Waits until the first conversation `key` lists has `status`; returns the list.
-async fn own_until(hub: &TestHub, key: &str, status: &str) -> Value {
+pub(crate) async fn own_until(hub: &TestHub, key: &str, status: &str) -> Value {
     for _ in 0..100 {
         let (code, list) = own(hub, Some(key)).await;
         assert_eq!(code, 200, "{list}");
@@ -38,7 +38,7 @@ async fn own_until(hub: &TestHub, key: &str, status: &str) -> Value {
 
 /// Carla's first visit with `agent`: she says "my parcel is late", the agent answers, and
 /// ends the chat (which resolves it). The conversation id.
-async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
+pub(crate) async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
     let mut carla = hub.customer_with("Carla", json!({"visitor": VISITOR})).await;
     let chat = carla.chat_started().await;
     agent.next_of("chat_started").await;
@@ -58,7 +58,7 @@ async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
 }
 
 /// A customer page joining to continue `conversation` with `visitor`.
-async fn continuing(hub: &TestHub, visitor: Option<&str>, conversation: &str) -> Ws {
+pub(crate) async fn continuing(hub: &TestHub, visitor: Option<&str>, conversation: &str) -> Ws {
     let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
     let mut join = json!({"type": "join", "name": "Carla", "category": "general", "conversation": conversation});
     if let Some(visitor) = visitor {
@@ -160,7 +160,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
 }
 
 /// Conversation `id` as `api` reads it once it holds `n` messages.
-async fn wait_archived(api: &Api, id: &str, n: usize) -> Value {
+pub(crate) async fn wait_archived(api: &Api, id: &str, n: usize) -> Value {
     for _ in 0..100 {
         let (status, c) = api.get(&format!("/api/conversations/{id}")).await;
         if status == 200 && c["messages"].as_array().is_some_and(|m| m.len() == n) {

@@ -20,6 +20,7 @@ mod canned;
 mod chat;
 mod closing;
 mod cluster_base;
+mod cluster_conversations;
 mod direct_path;
 // the hub on the routing scripts
 mod cluster_desk;
@@ -39,6 +40,7 @@ mod listen_backlog;
 mod logging;
 // offline messages: left when nobody is online, answered by mail
 mod continuing;
+mod continuing_cluster;
 mod continuing_identified;
 mod conversations;
 mod notes;

@@ -577,6 +577,18 @@ async function openAway(c) {
   openChat(c.id, { focus: 'composer' });
 }
 
+/** Adds conversation `id`'s archived lines to `chat`'s panel (each once, by its seq). */
+async function loadEarlierLines(chat, id) {
+  const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
+  if (!res.ok || !chat) return;
+  for (const m of res.data.messages || []) {
+    const line = { ...m, chat_id: id };
+    const author = earlierAuthor(chat, line);
+    // Older than anything the panel shows: its list item keeps the latest line.
+    chat.view.addMessage(line, line.from === 'agent', { author });
+  }
+}
+
 function setPeer(chat, connected) {
   chat.connected = connected;
   chat.status.textContent = connected ? 'connected' : 'disconnected';
@@ -673,7 +685,10 @@ function handle(f) {
     case 'chat_started': {
       const accepted = offers.chatStarted(f);
       // A chat handed to this agent comes with the transcript so far (more may follow as `message` frames).
-      openPanel({ ...f, peer_connected: true, messages: f.messages || [] }, true, { accepted });
+      const opened = openPanel({ ...f, peer_connected: true, messages: f.messages || [] }, true, { accepted });
+      // A conversation continued on another node than ours (several nodes): its earlier
+      // lines are the archive's, placed by their seq above what comes from now on.
+      if (f.continued && !f.messages) loadEarlierLines(opened, f.chat_id);
       break;
     }
     case 'offer':

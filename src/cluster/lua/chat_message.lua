@@ -22,7 +22,7 @@ local stamped_key = P .. 'chat-msg:' .. ARGV[6]
 local stamped = redis.call('GET', stamped_key)
 if stamped then return tonumber(stamped) end
 local chat, from, sender = ARGV[3], ARGV[4], ARGV[5]
-local sides = redis.call('HMGET', P .. 'chat:' .. chat, 'customer', 'agent')
+local sides = redis.call('HMGET', P .. 'chat:' .. chat, 'customer', 'agent', 'conv')
 if not sides[1] then return redis.error_reply('unknown_chat the chat is over') end
 -- A chat restored after Redis lost its data goes on only once both sides' nodes raised its
 -- seq to what they recorded (restore.lua's claim): a seq stamped before would collide.
@@ -61,6 +61,9 @@ if ARGV[9] ~= '' then
   end
 end
 local seq_key, log_key = P .. 'chat-seq:' .. chat, P .. 'chat-log:' .. chat
+-- A continued conversation's chat counts on from its conversation's one counter (see
+-- routing.lua, k_conv_seq): lines its agent wrote while the customer was away came first.
+if sides[3] then seq_key = P .. 'conv-seq:' .. sides[3] end
 local seq = redis.call('INCR', seq_key)
 local seq_text = string.format('%d', seq)
 redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[10], '*',

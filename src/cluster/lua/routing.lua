@@ -60,6 +60,16 @@ local function k_node_agents(n) return P .. 'node-agents:' .. n end       -- zse
 -- answer gets the same customer instead of a second place in line
 local function k_request(id) return P .. 'request:' .. id end
 local REQUEST_TTL_SECONDS = 60
+-- A conversation continued in a live chat (docs/cluster.md, "Conversations"): its one seq
+-- counter, shared by its live chats and the lines its agent writes while the customer is
+-- away (lua/chat_message.lua, lua/conversation_line.lua), so its seq stays gapless across
+-- nodes; and the customer continuing it (waiting or chatting), so it has one at most.
+-- Not routing state: the core never sees them, and they change no decision.
+local function k_conv_seq(id) return P .. 'conv-seq:' .. id end
+local function k_conv_live(id) return P .. 'conv-live:' .. id end
+-- The counter outlives the last line by a day, as a chat's log does: by then the archive
+-- (which a node reads before continuing) has every line.
+local CONV_SEQ_TTL_SECONDS = 86400
 
 -- Offers (src/core/routing/offers.rs): an agent who lets this many offers in a row lapse
 -- is set away, with this reason.
@@ -109,8 +119,11 @@ local function hold_customer(id, node)
 end
 
 local function forget_customer(id)
-  local node = redis.call('HGET', k_customer(id), 'node')
+  local f = redis.call('HMGET', k_customer(id), 'node', 'conv')
+  local node, conv = f[1], f[2]
   if node then redis.call('ZREM', k_node_customers(node), id) end
+  -- Their conversation may be continued again (by them or on another page).
+  if conv and redis.call('GET', k_conv_live(conv)) == id then redis.call('DEL', k_conv_live(conv)) end
   redis.call('DEL', k_customer(id), k_passed(id))
 end
 
@@ -236,6 +249,9 @@ local function open_chat(customer, ticket, category, agent)
   redis.call('HSET', k_customer(customer), 'chat', chat)
   redis.call('DEL', k_passed(customer))
   redis.call('HSET', k_chat(chat), 'customer', customer, 'agent', agent, 'category', category)
+  -- A continued conversation: the chat's lines take that conversation's seqs.
+  local conv = redis.call('HGET', k_customer(customer), 'conv')
+  if conv then redis.call('HSET', k_chat(chat), 'conv', conv) end
   redis.call('ZADD', K_CHATS, chat, chat)
   refresh_agent(agent)
   emit({ 'paired', chat, customer, agent, category, ticket })
@@ -615,6 +631,11 @@ function T.join(node, a)
   end
   if not category_exists(category) then return 'unknown_category' end
   if category_closed(category) then return 'category_closed' end
+  -- a[10], a[11], optional: the conversation the customer continues and the last seq
+  -- their node read of it. One customer continues it at a time, whatever the node.
+  local conv = a[10]
+  if conv == '' then conv = nil end
+  if conv and redis.call('EXISTS', k_conv_live(conv)) == 1 then return 'already_live' end
   -- Two ids at once: the customer's, then their ticket (as two next_id() would give).
   local last = redis.call('INCRBY', K_COUNTER, 2)
   local id, ticket = string.format('%d', last - 1), string.format('%d', last)
@@ -626,6 +647,16 @@ function T.join(node, a)
     redis.call('SET', token_key, id, 'PX', token_ms)
   end
   enqueue_new(id, category, ticket, node)
+  if conv then
+    -- Its lines go on after the last one anyone stamped (a line its agent wrote on
+    -- another node may not be in the archive the node read yet). The event carries the
+    -- seq this settles on (the node of either side starts its line there).
+    local seq = math.max(tonumber(a[11]) or 0, tonumber(redis.call('GET', k_conv_seq(conv)) or '0'))
+    a[11] = string.format('%d', seq)
+    redis.call('SET', k_conv_seq(conv), a[11], 'EX', CONV_SEQ_TTL_SECONDS)
+    redis.call('SET', k_conv_live(conv), id)
+    redis.call('HSET', k_customer(id), 'conv', conv)
+  end
   -- a[9], optional: the agent holding the conversation the customer returns to, who gets
   -- them at once when they hold the category and may take a chat now, in either routing
   -- mode (the core's join_preferring).

@@ -83,6 +83,13 @@ pub(crate) enum RouterCall {
     BuddyRead { chat: String, after: u64 },
     /// A buddy chat over and archived: its log and seq counter expire a day later.
     BuddyExpire { chat: String },
+    /// The next seq of a line an agent writes into conversation `id` while its customer
+    /// is away (`archived`: its last seq in the archive), for `Command::FollowUpSeq`.
+    ConversationSeq {
+        id: String,
+        archived: u64,
+        asked: Box<crate::hub::service::follow_up::Asked>,
+    },
     /// The chat's messages after `after`, from its log.
     Fill { chat: ChatId, after: u64 },
     /// The last read of an ended chat's log by the node archiving it: every line stamped
@@ -203,6 +210,7 @@ fn refusal(e: &ClusterRoutingError) -> (&'static str, String) {
             UNAVAILABLE,
             "you are connected on another node; this page will try again".into(),
         ),
+        ClusterRoutingError::AlreadyLive => ("already_live", e.to_string()),
         other => (UNAVAILABLE, format!("the cluster cannot take this now: {other}")),
     }
 }
@@ -595,6 +603,23 @@ async fn router(
                     .inspect_err(|e| tracing::warn!(chat, error = %e, "could not read a buddy chat's log"))
                     .ok();
                 tell(&hub, Command::BuddyLogRead { chat, read }).await;
+            }
+            RouterCall::ConversationSeq { id, archived, asked } => {
+                use crate::cluster::conversation_seq::{self, SeqError};
+                use crate::hub::service::follow_up::SeqRefused;
+                let drawn = match member {
+                    // No second try after a connection error: a counter raised twice
+                    // would leave a gap, which is worse than the agent sending it again.
+                    Some(incarnation) => {
+                        match conversation_seq::next(&mut conn, cluster.node_id(), incarnation, &id, archived).await {
+                            Ok(seq) => Ok(seq),
+                            Err(SeqError::Live) => Err(SeqRefused::Live),
+                            Err(SeqError::Cluster(e)) => Err(SeqRefused::Unavailable(refusal(&e).1)),
+                        }
+                    }
+                    None => Err(SeqRefused::Unavailable(refusal(&ClusterRoutingError::Fenced).1)),
+                };
+                tell(&hub, Command::FollowUpSeq { id, asked, drawn }).await;
             }
             RouterCall::Fill { chat, after } => {
                 // Reads: once more after a connection error (see `Message`).

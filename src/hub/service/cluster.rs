@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::continuing::Continued;
 use super::{AgentInfo, ChatLog, CustomerInfo, HubState, Token, close};
 use crate::clock::now_ms;
 use crate::cluster::buddy_line::BuddyLine;
 use crate::cluster::chat_log::{ChatLine, NodeMessage};
-use crate::cluster::replica::RoutingOp;
+use crate::cluster::replica::{Continues, RoutingOp};
 use crate::cluster::routing_events::RoutingEvent;
+use crate::core::conversation::Route;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party};
 use crate::hub::cluster::link::BuddyOutgoing;
 use crate::hub::cluster::link::{Link, RouterCall, UNAVAILABLE};
@@ -133,6 +135,18 @@ struct PendingJoin {
     /// script, so Redis records it with the join and it is known cluster-wide before the
     /// `welcome` carries it.
     token: Token,
+    /// The conversation they continue, as this node read it.
+    continues: Option<Box<Continued>>,
+}
+
+/// A customer's `join`, checked, for the cluster to take.
+pub(super) struct Joining {
+    pub name: String,
+    pub video: bool,
+    pub first_message: Option<String>,
+    pub profile: CustomerProfile,
+    /// The conversation they continue, as this node read it.
+    pub continues: Option<Box<Continued>>,
 }
 
 struct RemoteCustomer {
@@ -142,6 +156,8 @@ struct RemoteCustomer {
     queued_at: i64,
     first_message: Option<String>,
     profile: CustomerProfile,
+    /// The conversation they continue: their chat's id, and the seq its lines go on from.
+    continues: Option<Continues>,
 }
 
 /// The customer of a chat being opened, as this node knows them.
@@ -262,6 +278,11 @@ impl ClusterState {
         self.remote_customers.get(&customer)?.first_message.clone()
     }
 
+    /// The conversation a remote customer continues, if their join was replayed here.
+    pub(super) fn remote_conversation(&self, customer: CustomerId) -> Option<&Continues> {
+        self.remote_customers.get(&customer)?.continues.as_ref()
+    }
+
     /// What a remote customer told about themselves when joining.
     pub(super) fn remote_profile(&self, customer: CustomerId) -> CustomerProfile {
         self.remote_customers
@@ -280,6 +301,8 @@ impl ClusterState {
         first_message: Option<String>,
         profile: CustomerProfile,
     ) {
+        // What they continue stays known (their chat's id), from their join.
+        let continues = self.remote_customers.remove(&customer).and_then(|r| r.continues);
         self.remote_customers.insert(
             customer,
             RemoteCustomer {
@@ -288,6 +311,7 @@ impl ClusterState {
                 queued_at,
                 first_message,
                 profile,
+                continues,
             },
         );
     }
@@ -447,12 +471,25 @@ impl HubState {
     pub(super) fn cluster_join(
         &mut self,
         conn: ConnId,
-        name: String,
         category: CategoryId,
-        video: bool,
-        first_message: Option<String>,
-        profile: CustomerProfile,
+        joining: Joining,
     ) -> Result<(), (&'static str, String)> {
+        let Joining {
+            name,
+            video,
+            first_message,
+            profile,
+            continues,
+        } = joining;
+        // A customer continuing a conversation goes back to its agent while that holds.
+        let preferred = match continues.as_ref().map(|c| &c.route) {
+            Some(Route::Prefer(agent)) => Some(agent.clone()),
+            _ => None,
+        };
+        let conversation = continues.as_ref().map(|c| Continues {
+            id: c.id.clone(),
+            last_seq: c.last_seq,
+        });
         let cluster = self.cluster_mut();
         if cluster.pending_joins.contains_key(&conn) {
             return Err(("already_joined", "this connection's join is under way".into()));
@@ -471,6 +508,7 @@ impl HubState {
                 queued_at: now_ms(),
                 request: request.clone(),
                 token,
+                continues,
             },
         );
         let op = RoutingOp::Join {
@@ -481,7 +519,8 @@ impl HubState {
             token_key,
             message: first_message.unwrap_or_default(),
             profile,
-            preferred: None,
+            preferred,
+            continues: conversation,
         };
         if !self.route(op, Some(conn)) {
             self.cluster_mut().pending_joins.remove(&conn);
@@ -490,7 +529,23 @@ impl HubState {
     }
 
     /// Our join is in the stream: the customer exists; welcome them, then what it decided.
-    fn bind_join(&mut self, conn: ConnId, customer: CustomerId, join: PendingJoin, mut out: Vec<Decision>) {
+    /// `settled`: the seq the script settled the continued conversation's lines on from.
+    fn bind_join(
+        &mut self,
+        conn: ConnId,
+        customer: CustomerId,
+        mut join: PendingJoin,
+        settled: Option<u64>,
+        mut out: Vec<Decision>,
+    ) {
+        if let (Some(continued), Some(seq)) = (join.continues.as_mut(), settled)
+            && seq > continued.last_seq
+        {
+            // Lines its agent wrote on another node as the customer came back, not in the
+            // store when this node read it: they reach the customer once stored.
+            self.catch_up(customer, &continued.id, continued.last_seq, seq);
+            continued.last_seq = seq;
+        }
         // As on one node: a customer paired at once was never waiting as far as they see.
         let paired_at_once = out
             .iter()
@@ -513,7 +568,7 @@ impl HubState {
                 video: join.video,
                 first_message: join.first_message.clone(),
                 profile: join.profile.clone(),
-                continues: None,
+                continues: join.continues,
             }),
         );
         if connected {
@@ -634,9 +689,8 @@ impl HubState {
         (agent, agent_name): (AgentId, String),
     ) {
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
-        let wire_id = cluster.wire_id(chat);
         let started_at = cluster.paired_at(chat).unwrap_or_else(now_ms);
-        let live = self.new_line(chat, &wire_id);
+        let (wire_id, live) = self.remote_line(chat, customer);
         self.insert_chat(
             chat,
             ChatLog {
@@ -653,6 +707,29 @@ impl HubState {
             },
         );
         self.chat_by_wire.insert(wire_id, chat);
+    }
+
+    /// The id and live line of chat `chat` of another node's `customer`: a conversation
+    /// they continue goes on (its id, its lines after the seq their join settled on).
+    pub(super) fn remote_line(
+        &self,
+        chat: ChatId,
+        customer: CustomerId,
+    ) -> (String, std::sync::Arc<crate::hub::live_chat::LiveChat>) {
+        let cluster = self.cluster.as_ref().expect("called in a cluster only");
+        match cluster.remote_conversation(customer).cloned() {
+            Some(Continues { id, last_seq }) => {
+                let transcript =
+                    crate::hub::transcript::Transcript::from_parts(last_seq, vec![], super::TRANSCRIPT_LIMIT);
+                let live = self.new_line_from(chat, &id, transcript);
+                (id, live)
+            }
+            None => {
+                let wire_id = cluster.wire_id(chat);
+                let live = self.new_line(chat, &wire_id);
+                (wire_id, live)
+            }
+        }
     }
 
     /// Opens this node's log of a running chat it did not see start (its side came here
@@ -847,6 +924,7 @@ impl HubState {
                 video,
                 message,
                 profile,
+                continues,
                 ..
             } => {
                 let customer = customer.expect("a join names its customer");
@@ -866,7 +944,10 @@ impl HubState {
                     })
                     .and_then(|conn| cluster.pending_joins.remove(&conn).map(|join| (conn, join)));
                 match ours {
-                    Some((conn, join)) => return self.bind_join(conn, customer, join, out),
+                    Some((conn, join)) => {
+                        let settled = continues.map(|c| c.last_seq);
+                        return self.bind_join(conn, customer, join, settled, out);
+                    }
                     None => {
                         cluster.remote_customers.insert(
                             customer,
@@ -876,6 +957,7 @@ impl HubState {
                                 queued_at: at,
                                 first_message: Some(message).filter(|m| !m.is_empty()),
                                 profile,
+                                continues,
                             },
                         );
                         // A join of this process it had already refused (Redis lost its

@@ -10,6 +10,12 @@
 //! is that conversation: both sides get its latest lines, the archive appends to it, and
 //! its status goes back to open (a reopen when it was resolved).
 //!
+//! On several nodes the join goes through Redis like any other; it carries the
+//! conversation's id and last seq, and the routing script keeps one customer per
+//! conversation (`already_live` otherwise) and one seq counter for it, which its chat's
+//! lines and the lines its agent writes meanwhile on any node draw from (docs/cluster.md,
+//! "Conversations").
+//!
 //! Ownership is the browser's visitor key, a long random secret the page keeps, or an
 //! identity the embedding site vouched for (`core::identity`, checked before this): a key
 //! or identity that did not start the conversation (a forged or stale identity hash is no
@@ -20,7 +26,7 @@ use super::HubState;
 use crate::clock::now_ms;
 use crate::conversations::return_route;
 use crate::core::conversation::{Route, Rules};
-use crate::core::routing::{AgentId, CategoryId};
+use crate::core::routing::{AgentId, CategoryId, CustomerId};
 use crate::hub::Command;
 use crate::hub::delivery::ConnId;
 use crate::hub::transcript::Transcript;
@@ -82,12 +88,6 @@ impl HubState {
         asked: JoinAsked,
         id: String,
     ) -> Result<(), (&'static str, String)> {
-        if self.cluster.is_some() {
-            return Err((
-                "continue_unavailable",
-                "continuing an earlier conversation is not available on this desk yet; start a new one".to_string(),
-            ));
-        }
         let owners = asked.profile.owner_keys();
         if owners.is_empty() {
             return Err(unknown());
@@ -183,22 +183,7 @@ async fn read(
     }
     let last_seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);
     let skip = archived.messages.len().saturating_sub(EARLIER_LINES);
-    let earlier = archived.messages[skip..]
-        .iter()
-        .map(|m| ChatMessage {
-            chat_id: id.to_string(),
-            id: m.id.clone(),
-            seq: m.seq,
-            from: match m.from {
-                Side::Customer => From::Customer,
-                _ => From::Agent,
-            },
-            sender: None,
-            text: m.text.clone(),
-            at: m.at,
-            client_id: None,
-        })
-        .collect();
+    let earlier = archived.messages[skip..].iter().map(|m| earlier_line(id, m)).collect();
     let holder = record
         .holder
         .clone()
@@ -216,6 +201,86 @@ async fn read(
         holder,
         route: return_route(&record, now, rules),
     })
+}
+
+/// How long lines written on another node as a customer came back may take to be stored
+/// (their node acknowledges them once stored, within a group commit; more means that node
+/// died with them unacknowledged, and they are not lines anyone was told were sent).
+const LATE_LINES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl HubState {
+    /// Lines `after + 1 ..= through` of conversation `id`, stamped on other nodes while
+    /// `customer` came back to it but not yet stored when this node read it: read from the
+    /// store until they are all there (or [`LATE_LINES_WAIT`] passed), then shown to them.
+    pub(super) fn catch_up(&self, customer: CustomerId, id: &str, after: u64, through: u64) {
+        let (store, hub, id) = (self.archive.store(), self.timers.clone(), id.to_string());
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + LATE_LINES_WAIT;
+            let mut lines = vec![];
+            loop {
+                if let Ok(archived) = store.conversation(&id).await {
+                    lines = archived
+                        .messages
+                        .iter()
+                        .filter(|m| m.seq > after && m.seq <= through)
+                        .map(|m| earlier_line(&id, m))
+                        .collect();
+                }
+                if lines.len() as u64 >= through - after || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            if let Some(tx) = hub.upgrade() {
+                let _ = tx.send(Command::LateLinesRead { customer, id, lines }).await;
+            }
+        });
+    }
+
+    /// The late lines of conversation `id`, read: a customer still waiting to continue it
+    /// gets them with its `chat_started`, one in its chat as `message` frames.
+    pub(super) fn late_lines_read(&mut self, customer: CustomerId, id: &str, mut lines: Vec<ChatMessage>) {
+        if let Some(continued) = self
+            .customers
+            .get_mut(&customer)
+            .and_then(|info| info.continues.as_mut())
+            .filter(|c| c.id == id)
+        {
+            lines.retain(|l| !continued.earlier.iter().any(|m| m.seq == l.seq));
+            continued.earlier.extend(lines);
+            continued.earlier.sort_by_key(|m| m.seq);
+            return;
+        }
+        let in_its_chat = self
+            .chat_by_wire
+            .get(id)
+            .and_then(|chat| self.routing.chat_sides(*chat));
+        if in_its_chat.is_some_and(|(c, _)| c == customer) {
+            for line in lines {
+                self.send(
+                    crate::hub::delivery::Recipient::Customer(customer),
+                    &ServerFrame::Message(line),
+                );
+            }
+        }
+    }
+}
+
+/// An archived line of conversation `id` as a `message` frame shows it.
+fn earlier_line(id: &str, m: &crate::store::ArchivedMessage) -> ChatMessage {
+    ChatMessage {
+        chat_id: id.to_string(),
+        id: m.id.clone(),
+        seq: m.seq,
+        from: match m.from {
+            Side::Customer => From::Customer,
+            _ => From::Agent,
+        },
+        sender: None,
+        text: m.text.clone(),
+        at: m.at,
+        client_id: None,
+    }
 }
 
 impl Continued {

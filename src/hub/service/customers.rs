@@ -92,7 +92,14 @@ impl HubState {
         let first_message = valid_first_message(message)?;
         let category = CategoryId::from(category.to_string());
         if self.cluster.is_some() {
-            return self.cluster_join(conn, name, category, video, first_message, profile);
+            let joining = super::cluster::Joining {
+                name,
+                video,
+                first_message,
+                profile,
+                continues,
+            };
+            return self.cluster_join(conn, category, joining);
         }
         let mut out = vec![];
         // A customer continuing a conversation goes back to its agent while that holds.

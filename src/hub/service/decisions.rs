@@ -471,10 +471,24 @@ impl HubState {
             .get_mut(&customer)
             .and_then(|c| c.continues.take())
             .map(|continued| self.with_follow_ups(continued));
-        let wire_id = match (&continues, &self.cluster) {
-            (Some(continues), _) => continues.id.clone(),
-            (None, Some(cluster)) => cluster.wire_id(chat),
-            (None, None) => Uuid::now_v7().to_string(),
+        // Another node's customer continuing a conversation (a cluster): its id and seq
+        // came with their join; its earlier lines are the archive's (the agent's page reads
+        // them: `chat_started` says `continued` without `messages`).
+        let remote_conversation = match (&continues, &self.cluster) {
+            (None, Some(cluster)) => cluster.remote_conversation(customer).is_some(),
+            _ => false,
+        };
+        let (wire_id, live) = match (&continues, &self.cluster) {
+            (Some(continues), _) => (
+                continues.id.clone(),
+                self.new_line_from(chat, &continues.id, continues.transcript(super::TRANSCRIPT_LIMIT)),
+            ),
+            (None, Some(_)) => self.remote_line(chat, customer),
+            (None, None) => {
+                let wire_id = Uuid::now_v7().to_string();
+                let live = self.new_line(chat, &wire_id);
+                (wire_id, live)
+            }
         };
         let agent_name = self
             .agents
@@ -566,17 +580,14 @@ impl HubState {
             // it: its lines come from the chat's log (`fill` below) as `message` frames.
             messages: match &continues {
                 Some(continues) => Some(continues.earlier.clone()),
+                None if remote_conversation => None,
                 None => continued.as_ref().map(|_| vec![]),
             },
             transfer: match &continues {
                 Some(continues) => continues.note_for(&agent),
                 None => continued.as_ref().map(|pending| pending.note_for_agent()),
             },
-            continued: continues.is_some(),
-        };
-        let live = match &continues {
-            Some(continues) => self.new_line_from(chat, &wire_id, continues.transcript(super::TRANSCRIPT_LIMIT)),
-            None => self.new_line(chat, &wire_id),
+            continued: continues.is_some() || remote_conversation,
         };
         self.insert_chat(
             chat,

@@ -12,8 +12,13 @@
 //! line whose read comes back after the chat opened goes into the live chat instead.
 //!
 //! Only the agent whose list the conversation is in may write (an admin too is refused:
-//! they are not in the conversation). Not on several nodes yet: there the hub answers such
-//! a message `unknown_chat`, as before.
+//! they are not in the conversation).
+//!
+//! On several nodes the seq is drawn from the conversation's counter in Redis instead
+//! (`cluster::conversation_seq`), which its live chats count on from too, so an agent
+//! writing on one node and the customer continuing on another never share a seq; a line
+//! written while a customer continues it (waiting, or in a chat another node holds) is
+//! refused `conversation_live`: it belongs in that chat, which reaches the agent shortly.
 
 use std::collections::HashMap;
 
@@ -24,6 +29,7 @@ use super::continuing::{Continued, EARLIER_LINES};
 use crate::clock::now_ms;
 use crate::core::routing::{AgentId, Party};
 use crate::hub::Command;
+use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient, SenderCopy};
 use crate::hub::transcript::{self, Author, Stamped};
 use crate::protocol::{ChatMessage, From};
@@ -33,7 +39,7 @@ use crate::store::{SharedStore, StoreError};
 /// nothing waiting are forgotten (the store has their lines; a next line reads it again).
 const KEPT: usize = 10_000;
 /// A line an agent asked to write, waiting for the conversation's count.
-pub(in crate::hub) struct Asked {
+pub(crate) struct Asked {
     conn: ConnId,
     agent: AgentId,
     text: String,
@@ -58,6 +64,15 @@ pub(in crate::hub) struct FollowUps {
 pub(crate) struct Read {
     last_seq: u64,
     holder: Option<AgentId>,
+}
+
+/// Why Redis drew no seq for a line (several nodes).
+#[derive(Debug)]
+pub(crate) enum SeqRefused {
+    /// A customer continues the conversation now.
+    Live,
+    /// Redis did not answer, or this node is rejoining: the agent sends it again.
+    Unavailable(String),
 }
 
 /// The table the hub keeps: by conversation id.
@@ -174,17 +189,52 @@ impl HubState {
         }
     }
 
-    /// Stamps, archives and acknowledges one line of conversation `id`, whose count is known.
+    /// Stamps, archives and acknowledges one line of conversation `id`, whose count is
+    /// known (on several nodes, once Redis drew its seq: [`HubState::follow_up_seq`]).
     fn stamp_follow_up(&mut self, id: &str, asked: Asked) -> Result<(), (&'static str, String)> {
-        let entry = self.follow_ups.get_mut(id).expect("stamped only once read");
+        let entry = self.follow_ups.get(id).expect("stamped only once read");
         if entry.holder.as_ref() != Some(&asked.agent) {
             return Err(not_yours());
         }
+        let archived = entry.last_seq.unwrap_or(0);
+        if self.cluster.is_some() {
+            let call = RouterCall::ConversationSeq {
+                id: id.to_string(),
+                archived,
+                asked: Box::new(asked),
+            };
+            if !self.call(call) {
+                return Err((UNAVAILABLE, "the cluster is too busy; try again shortly".to_string()));
+            }
+            return Ok(());
+        }
+        self.stamp_line(id, archived + 1, asked)
+    }
+
+    /// Redis's seq for a line of conversation `id` (or why none), on several nodes.
+    pub(super) fn follow_up_seq(&mut self, id: String, asked: Asked, drawn: Result<u64, SeqRefused>) {
+        let (conn, client_id) = (asked.conn, asked.client_id.clone());
+        let result = match drawn {
+            Ok(seq) => self.stamp_line(&id, seq, asked),
+            Err(SeqRefused::Live) => Err((
+                "conversation_live",
+                "the customer is back: write in their chat, which opens for you shortly".to_string(),
+            )),
+            Err(SeqRefused::Unavailable(message)) => Err((UNAVAILABLE, message)),
+        };
+        if let Err((code, message)) = result {
+            self.error_to_conn(conn, code, message, client_id);
+        }
+    }
+
+    /// Stamps line `asked` of conversation `id` with `seq`, archives it and acknowledges it
+    /// once durable.
+    fn stamp_line(&mut self, id: &str, seq: u64, asked: Asked) -> Result<(), (&'static str, String)> {
         let Some(room) = self.archive.try_reserve_message() else {
             self.archive.refused("new chat messages are refused");
             return Err(super::archive_behind());
         };
-        let seq = entry.last_seq.unwrap_or(0) + 1;
+        let entry = self.follow_ups.entry(id.to_string()).or_default();
         let message_id = Uuid::now_v7().to_string();
         let at = now_ms();
         let Stamped { frame, ack, event } = transcript::stamped(
@@ -197,7 +247,7 @@ impl HubState {
             asked.client_id.as_deref(),
         );
         let archived = room.push(event);
-        entry.last_seq = Some(seq);
+        entry.last_seq = Some(entry.last_seq.unwrap_or(0).max(seq));
         entry.lines.push(ChatMessage {
             chat_id: id.to_string(),
             id: message_id,

@@ -1,0 +1,55 @@
+//! The seq of a line an agent writes into a conversation whose customer is away, on a
+//! cluster (`lua/conversation_line.lua`): drawn from the conversation's one counter in
+//! Redis, which its live chats count on from too, so lines written on two nodes, and a
+//! customer continuing it on a third, never share a seq (docs/cluster.md, "Conversations").
+
+use std::sync::LazyLock;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use super::chat_log::LOG_LIFETIME_SECS;
+use super::routing_scripts::ClusterRoutingError;
+
+static LINE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/fencing.lua"),
+        include_str!("lua/conversation_line.lua")
+    ))
+});
+
+/// Why no seq was drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum SeqError {
+    /// A customer continues the conversation now (waiting for an agent, or in its chat):
+    /// the line belongs in that chat.
+    #[error("a customer continues this conversation now")]
+    Live,
+    #[error(transparent)]
+    Cluster(#[from] ClusterRoutingError),
+}
+
+/// The next seq of conversation `id`, whose last line the caller read from the archive as
+/// `archived`; fenced by `(node, incarnation)`.
+pub async fn next(
+    conn: &mut ConnectionManager,
+    node: &str,
+    incarnation: u64,
+    id: &str,
+    archived: u64,
+) -> Result<u64, SeqError> {
+    let drawn: redis::RedisResult<u64> = LINE
+        .key("{sb}:counter")
+        .arg(node)
+        .arg(incarnation)
+        .arg(id)
+        .arg(archived)
+        .arg(LOG_LIFETIME_SECS)
+        .invoke_async(conn)
+        .await;
+    match drawn {
+        Ok(seq) => Ok(seq),
+        Err(e) if e.code() == Some("live") => Err(SeqError::Live),
+        Err(e) => Err(SeqError::Cluster(e.into())),
+    }
+}
