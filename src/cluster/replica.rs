@@ -11,12 +11,7 @@ use crate::core::routing::{
     AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, Routing, RoutingError, RoutingMode,
 };
 
-/// A conversation a joining customer continues (see [`RoutingOp::Join`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Continues {
-    pub id: String,
-    pub last_seq: u64,
-}
+pub use super::routing_scripts::Continues;
 
 /// One routing transition, as a node asks for it and as the events stream records it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,6 +34,14 @@ const SNAPSHOT_LUA: &str = include_str!("lua/snapshot.lua");
 
 static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(SNAPSHOT_LUA));
 
+/// A conversation a joining customer continues (`replica::RoutingOp::Join`): the chat's
+/// id on every node, its lines numbered on from `last_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continues {
+    pub id: String,
+    pub last_seq: u64,
+}
+
 /// Why a transition did not apply.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterRoutingError {
@@ -241,7 +249,7 @@ impl RedisRouting {
         message: &str,
         profile: &crate::store::CustomerProfile,
         preferred: Option<&AgentId>,
-        continues: Option<&crate::cluster::replica::Continues>,
+        continues: Option<&Continues>,
     ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
         if token_key.is_empty()
             && message.is_empty()

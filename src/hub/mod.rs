@@ -19,6 +19,7 @@ mod buddy;
 mod buddy_events;
 pub mod cluster;
 pub mod delivery;
+mod follow_up_line;
 pub mod live_chat;
 pub mod outbox;
 mod service;
@@ -178,8 +179,8 @@ pub(crate) enum Command {
     /// customer is away (several nodes), or why none.
     FollowUpSeq {
         id: String,
-        asked: Box<service::follow_up::Asked>,
-        drawn: Result<u64, service::follow_up::SeqRefused>,
+        asked: Box<follow_up_line::FollowUpLine>,
+        drawn: Result<u64, follow_up_line::SeqRefused>,
     },
     /// A conversation's change took effect in the store (`conversations::writer`).
     ConversationChanged {

@@ -88,7 +88,7 @@ pub(crate) enum RouterCall {
     ConversationSeq {
         id: String,
         archived: u64,
-        asked: Box<crate::hub::service::follow_up::Asked>,
+        asked: Box<crate::hub::follow_up_line::FollowUpLine>,
     },
     /// The chat's messages after `after`, from its log.
     Fill { chat: ChatId, after: u64 },
@@ -606,7 +606,7 @@ async fn router(
             }
             RouterCall::ConversationSeq { id, archived, asked } => {
                 use crate::cluster::conversation_seq::{self, SeqError};
-                use crate::hub::service::follow_up::SeqRefused;
+                use crate::hub::follow_up_line::SeqRefused;
                 let drawn = match member {
                     // No second try after a connection error: a counter raised twice
                     // would leave a gap, which is worse than the agent sending it again.

@@ -31,6 +31,7 @@ use crate::core::routing::{AgentId, Party};
 use crate::hub::Command;
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient, SenderCopy};
+use crate::hub::follow_up_line::{FollowUpLine as Asked, SeqRefused};
 use crate::hub::transcript::{self, Author, Stamped};
 use crate::protocol::{ChatMessage, From};
 use crate::store::{SharedStore, StoreError};
@@ -38,13 +39,6 @@ use crate::store::{SharedStore, StoreError};
 /// Conversations with lines followed up on at most, kept by the hub: beyond it, those with
 /// nothing waiting are forgotten (the store has their lines; a next line reads it again).
 const KEPT: usize = 10_000;
-/// A line an agent asked to write, waiting for the conversation's count.
-pub(crate) struct Asked {
-    conn: ConnId,
-    agent: AgentId,
-    text: String,
-    client_id: Option<String>,
-}
 
 /// The lines written into one conversation while its customer is away.
 #[derive(Default)]
@@ -64,15 +58,6 @@ pub(in crate::hub) struct FollowUps {
 pub(crate) struct Read {
     last_seq: u64,
     holder: Option<AgentId>,
-}
-
-/// Why Redis drew no seq for a line (several nodes).
-#[derive(Debug)]
-pub(crate) enum SeqRefused {
-    /// A customer continues the conversation now.
-    Live,
-    /// Redis did not answer, or this node is rejoining: the agent sends it again.
-    Unavailable(String),
 }
 
 /// The table the hub keeps: by conversation id.
