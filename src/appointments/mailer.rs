@@ -112,6 +112,21 @@ impl Worker {
                 None => Ok(()),
             };
         }
+        // ---- follow-ups by mail: made from the archive now ----
+        if mail.purpose == MailPurpose::FollowUp {
+            return match crate::conversations::follow_up_mail::outgoing(self.store.as_ref(), &self.settings, &mail)
+                .await?
+            {
+                Ok(outgoing) => self.send(&mail, outgoing).await,
+                Err(error) => {
+                    tracing::warn!(mail = %mail.id, "{error}");
+                    self.store
+                        .finish_mail(&mail.id, &self.node, MailOutcome::Dead { error })
+                        .await
+                        .map(|_| ())
+                }
+            };
+        }
         if !self.appointment_agrees_soon(&mail).await? {
             let age = crate::clock::now_ms() - mail.created_at;
             if age >= ORPHAN_GRACE.as_millis() as i64 {
@@ -267,7 +282,10 @@ impl Worker {
                     super::mails::announced_sequence(&mail.id) == Some(a.sequence)
                         && a.status == AppointmentStatus::Booked
                 }
-                MailPurpose::OfflineMessage | MailPurpose::OfflineReply | MailPurpose::Transcript => false,
+                MailPurpose::OfflineMessage
+                | MailPurpose::OfflineReply
+                | MailPurpose::Transcript
+                | MailPurpose::FollowUp => false,
             }),
             Err(StoreError::NotFound) => Ok(false),
             Err(e) => Err(e),

@@ -197,6 +197,7 @@ impl HubState {
             asked.client_id.as_deref(),
         );
         let archived = room.push(event);
+        self.follow_up_mail.written(&self.archive, &self.settings, id, seq, at);
         entry.last_seq = Some(seq);
         entry.lines.push(ChatMessage {
             chat_id: id.to_string(),
