@@ -1515,6 +1515,7 @@ fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> Outbo
         MailPurpose::OfflineMessage => "desk",
         MailPurpose::OfflineReply => "reply-r1",
         MailPurpose::Transcript => "transcript-1",
+        MailPurpose::FollowUp => "follow-up-1",
     };
     OutboxMail {
         id: format!("{appointment_id}.{kind}"),

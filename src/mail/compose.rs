@@ -10,7 +10,9 @@
 //! `lettre`; bodies are sent 7-bit, quoted-printable or base64, never as raw 8-bit bytes.
 //! Every mail has a `Date` and a `Message-ID` on the desk's own domain (the domain of
 //! `MAIL_FROM`), its left side made from the mail's key (the outbox id, so every retry of a
-//! mail carries the same one) as the RFC 5322 dot-atom it must be.
+//! mail carries the same one) as the RFC 5322 dot-atom it must be. A follow-up mail adds a
+//! `Reply-To` plus-addressed with its conversation's token and `In-Reply-To`/`References`
+//! naming its conversation's root (`conversations::follow_up_mail`).
 
 use lettre::Message;
 use lettre::message::header::ContentType;

@@ -4,11 +4,13 @@
 //! conversation's root; a later batch threads to the same root; the console reads which
 //! lines went out by mail and their delivery state.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::appointment_mail::mail_settings;
+use crate::archive::{TempDir, free_port};
 use crate::common::*;
 
 const VISITOR: &str = "joergs-browser-key-0001";
@@ -22,7 +24,7 @@ fn header(raw: &str, name: &str) -> String {
 }
 
 /// Jörg (email on file) chats with `agent` and the agent ends the chat; the conversation id.
-async fn joerg_visits(hub: &TestHub, agent: &mut Ws) -> String {
+async fn joerg_visits(hub: &Endpoint, agent: &mut Ws) -> String {
     let mut joerg = hub
         .customer_with("Jörg Müller", json!({"email": "joerg@example.com", "visitor": VISITOR}))
         .await;
@@ -167,4 +169,57 @@ async fn a_customer_without_an_email_gets_no_mail() {
     let api = hub.login("ann", "agent-password").await;
     let (status, body) = api.get(&format!("/api/conversations/{chat}/mails")).await;
     assert_eq!((status, body["mails"].clone()), (200, json!([])), "{body}");
+}
+
+/// The hub binary on the embedded store in `dir`, sending to SMTP `smtp_port`, with a
+/// follow-up window long enough to span a restart.
+async fn binary_hub(dir: &Path, smtp_port: u16) -> HubProcess {
+    let (data, smtp) = (dir.join("data"), format!("smtp://127.0.0.1:{smtp_port}"));
+    let envs = [
+        ("DATA_DIR", data.to_str().unwrap()),
+        ("SMTP_URL", smtp.as_str()),
+        ("MAIL_FROM", "Kundendienst Köln <desk@example.org>"),
+        ("OUTBOX_POLL_SECS", "0.1"),
+        ("FOLLOW_UP_MAIL_DELAY_SECS", "15"),
+        ("RUST_LOG", "info"),
+    ];
+    HubProcess::start(Some(dir), &envs).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_within_the_window_sends_one_mail_with_the_lines_from_before_and_after() {
+    let dir = TempDir::new("follow-up-mail");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let smtp_port = free_port();
+    let smtp = SmtpSink::start(smtp_port).await;
+    let mut hub = binary_hub(&dir.0, smtp_port).await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let chat = joerg_visits(&hub, &mut ann).await;
+    let started = std::time::Instant::now();
+    let first = write(&mut ann, &chat, "vor dem Neustart: Grüße", "k1").await;
+    let api = hub.login("ann", "agent-password").await;
+    mails_until(&api, &chat, |b| b["mails"][0]["status"] == "queued").await;
+
+    // Killed mid-window; started again on the same store, the agent writes on.
+    hub.kill();
+    let hub = binary_hub(&dir.0, smtp_port).await;
+    let token = hub.login("ann", "agent-password").await.token;
+    let mut ann = Ws::agent(&hub, &token).await;
+    let second = write(&mut ann, &chat, "nach dem Neustart: Tschüß", "k2").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "the restart took the whole window: the test proves nothing"
+    );
+
+    // One mail with both lines, once.
+    let mails = smtp.wait_for(1).await;
+    let mail = parse_mail(&mails[0]);
+    assert!(mail.text.contains("vor dem Neustart: Grüße"), "{}", mail.text);
+    assert!(mail.text.contains("nach dem Neustart: Tschüß"), "{}", mail.text);
+    let api = hub.login("ann", "agent-password").await;
+    let sent = mails_until(&api, &chat, |b| b["mails"][0]["status"] == "sent").await;
+    assert_eq!(sent["mails"][0]["seqs"], json!([first, second]), "{sent}");
+    assert_eq!(sent["mails"].as_array().unwrap().len(), 1, "{sent}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.mails().len(), 1);
 }

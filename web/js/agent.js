@@ -20,6 +20,7 @@ import { createNotes } from './agent-notes.js';
 import { createConversations } from './agent-conversations.js';
 import { createCustomerPanel } from './agent-customer.js';
 import { createTransfer } from './agent-transfer.js';
+import { markMailedLines } from './agent-mails.js';
 
 const $ = (id) => document.getElementById(id);
 /** chat_id → {id, panel, view, name, ended, status, item, unread, ...}, in the list's order. */
@@ -575,6 +576,8 @@ async function openAway(c) {
   chat.away = true;
   chat.view.setEnabled(true);
   openChat(c.id, { focus: 'composer' });
+  // Lines written while they are away may go to them by mail: marked with their delivery state.
+  markMailedLines(chat);
 }
 
 function setPeer(chat, connected) {
@@ -691,6 +694,7 @@ function handle(f) {
         chat.view.addMessage(own, true);
         noteMessage(chat, own);
         renderItem(chat);
+        if (chat.away) { chat.mailsPending = true; markMailedLines(chat); }
       }
       break;
     }
