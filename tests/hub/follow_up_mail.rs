@@ -23,7 +23,8 @@ fn header(raw: &str, name: &str) -> String {
     message.header_raw(name).unwrap_or_default().trim().to_string()
 }
 
-/// Jörg (email on file) chats with `agent` and the agent ends the chat; the conversation id.
+/// Jörg (email on file) chats with `agent` and leaves: his page is closed and the grace
+/// period runs out (`customer_gone`). The conversation id.
 async fn joerg_visits(hub: &Endpoint, agent: &mut Ws) -> String {
     let mut joerg = hub
         .customer_with("Jörg Müller", json!({"email": "joerg@example.com", "visitor": VISITOR}))
@@ -35,8 +36,9 @@ async fn joerg_visits(hub: &Endpoint, agent: &mut Ws) -> String {
         .await;
     joerg.next_of("ack").await;
     agent.next_of("message").await;
-    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
-    joerg.next_of("chat_ended").await;
+    drop(joerg);
+    let ended = agent.next_of("chat_ended").await;
+    assert_eq!(ended["reason"], "customer_gone", "{ended}");
     chat
 }
 
@@ -181,6 +183,7 @@ async fn binary_hub(dir: &Path, smtp_port: u16) -> HubProcess {
         ("MAIL_FROM", "Kundendienst Köln <desk@example.org>"),
         ("OUTBOX_POLL_SECS", "0.1"),
         ("FOLLOW_UP_MAIL_DELAY_SECS", "15"),
+        ("RESUME_GRACE_SECS", "0.5"),
         ("RUST_LOG", "info"),
     ];
     HubProcess::start(Some(dir), &envs).await
