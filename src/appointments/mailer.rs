@@ -14,6 +14,10 @@
 //! booking or cancellation (`store/mongo/outbox.rs`), and a crash between leaves a mail
 //! for something that never happened. Such a mail waits out `ORPHAN_GRACE` (the other
 //! write may still be on its way) and is then given up, never sent.
+//!
+//! Transcripts and follow-ups to a customer who left are made from the archive when they
+//! are sent (`transcripts::mail`, `conversations::follow_up_mail`): the entry stores only
+//! whom and what conversation it is for.
 
 use std::sync::Arc;
 use std::time::Duration;

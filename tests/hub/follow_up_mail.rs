@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::appointment_mail::mail_settings;
+use crate::appointment_mail::{binary_hub_with, mail_settings};
 use crate::archive::{TempDir, free_port};
 use crate::common::*;
 
@@ -176,17 +176,12 @@ async fn a_customer_without_an_email_gets_no_mail() {
 /// The hub binary on the embedded store in `dir`, sending to SMTP `smtp_port`, with a
 /// follow-up window long enough to span a restart.
 async fn binary_hub(dir: &Path, smtp_port: u16) -> HubProcess {
-    let (data, smtp) = (dir.join("data"), format!("smtp://127.0.0.1:{smtp_port}"));
-    let envs = [
-        ("DATA_DIR", data.to_str().unwrap()),
-        ("SMTP_URL", smtp.as_str()),
+    let more = [
         ("MAIL_FROM", "Kundendienst Köln <desk@example.org>"),
-        ("OUTBOX_POLL_SECS", "0.1"),
         ("FOLLOW_UP_MAIL_DELAY_SECS", "15"),
         ("RESUME_GRACE_SECS", "0.5"),
-        ("RUST_LOG", "info"),
     ];
-    HubProcess::start(Some(dir), &envs).await
+    binary_hub_with(dir, smtp_port, &more).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
