@@ -35,6 +35,6 @@ export async function markMailedLines(chat) {
   // A line just written may start a mail a moment later: look again soon while away.
   if (queued || chat.mailsPending) {
     chat.mailsPending = false;
-    chat.mailTimer = setTimeout(() => { if (chat.away) markMailedLines(chat); }, REFRESH_MS);
+    chat.mailTimer = setTimeout(() => { if (chat.away || chat.customerGone) markMailedLines(chat); }, REFRESH_MS);
   }
 }

@@ -694,7 +694,7 @@ function handle(f) {
         chat.view.addMessage(own, true);
         noteMessage(chat, own);
         renderItem(chat);
-        if (chat.away) { chat.mailsPending = true; markMailedLines(chat); }
+        if (chat.away || chat.customerGone) { chat.mailsPending = true; markMailedLines(chat); }
       }
       break;
     }
@@ -744,7 +744,7 @@ function handle(f) {
               : f.reason === 'agent_gone' ? 'The chat was handed back to the queue.' : 'The chat has ended.';
         endPanel(chat, text);
         // Their customer is away, not done: the agent may still write into it.
-        if (f.reason === 'customer_gone') chat.view.setEnabled(true);
+        if (f.reason === 'customer_gone') { chat.view.setEnabled(true); chat.customerGone = true; }
       }
       break;
     }
