@@ -161,6 +161,9 @@ pub struct Settings {
     pub outbox_retry_max: Duration,
     /// `OUTBOX_MAX_ATTEMPTS`: failed attempts after which a mail is dead (admins see it).
     pub outbox_max_attempts: u32,
+    /// `FOLLOW_UP_MAIL_DELAY_SECS`: lines an agent writes to a customer who left (with an
+    /// email on file) within this long of the first make one mail, sent when it is over.
+    pub follow_up_mail_delay: Duration,
     /// `APPOINTMENT_BOOKING_BURST`: bookings one client address may make back to back.
     pub appointment_booking_burst: u32,
     // ---- offline messages ----
@@ -297,6 +300,7 @@ impl Settings {
             outbox_retry_first: r.positive_seconds("OUTBOX_RETRY_FIRST_SECS", 30.0)?,
             outbox_retry_max: r.positive_seconds("OUTBOX_RETRY_MAX_SECS", 3_600.0)?,
             outbox_max_attempts: r.ranged::<u32>("OUTBOX_MAX_ATTEMPTS", 12, 1..=100)?,
+            follow_up_mail_delay: r.positive_seconds("FOLLOW_UP_MAIL_DELAY_SECS", 60.0)?,
             appointment_booking_burst: r.ranged::<u32>("APPOINTMENT_BOOKING_BURST", 5, 1..=10_000)?,
             // ---- offline messages ----
             offline_mail_to: r.optional_mailbox("OFFLINE_MAIL_TO")?,

@@ -9,6 +9,7 @@ use crate::core::conversation::{Actor, Conversation, Kept, Refusal, Route, Rules
 use crate::core::routing::AgentId;
 use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
 
+pub mod follow_up_mail;
 pub mod writer;
 
 /// How often a change is decided again after losing a race before it gives up: more is a

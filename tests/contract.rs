@@ -1515,6 +1515,7 @@ fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> Outbo
         MailPurpose::OfflineMessage => "desk",
         MailPurpose::OfflineReply => "reply-r1",
         MailPurpose::Transcript => "transcript-1",
+        MailPurpose::FollowUp => "follow-up-1",
     };
     OutboxMail {
         id: format!("{appointment_id}.{kind}"),
@@ -2679,6 +2680,33 @@ macro_rules! contract {
     };
 }
 
+// ---------- reply addresses of follow-up mails ----------
+
+/// A token is bound to one conversation for good; a conversation may have several, and
+/// its least is the one given back each time; unknown tokens and conversations find nothing.
+async fn reply_tokens_are_bound_once_and_found_both_ways(store: &dyn Store) {
+    assert_eq!(store.conversation_of("nothing").await.unwrap(), None);
+    assert_eq!(store.token_of("c1").await.unwrap(), None);
+    store.remember("mmmm", "c1").await.unwrap();
+    store.remember("mmmm", "c1").await.unwrap();
+    assert_eq!(store.conversation_of("mmmm").await.unwrap().as_deref(), Some("c1"));
+    assert_eq!(store.token_of("c1").await.unwrap().as_deref(), Some("mmmm"));
+    // Two nodes racing each remember one: both lead to it, the least is given back.
+    store.remember("zzzz", "c1").await.unwrap();
+    store.remember("aaaa", "c1").await.unwrap();
+    assert_eq!(store.token_of("c1").await.unwrap().as_deref(), Some("aaaa"));
+    assert_eq!(store.conversation_of("zzzz").await.unwrap().as_deref(), Some("c1"));
+    // A token is never rebound to another conversation.
+    store.remember("mmmm", "c2").await.unwrap();
+    assert_eq!(store.conversation_of("mmmm").await.unwrap().as_deref(), Some("c1"));
+    assert_eq!(store.token_of("c2").await.unwrap(), None);
+    // A conversation whose id is a prefix of another's does not take its tokens.
+    store.remember("bbbb", "c10").await.unwrap();
+    assert_eq!(store.token_of("c1").await.unwrap().as_deref(), Some("aaaa"));
+    assert_eq!(store.token_of("c10").await.unwrap().as_deref(), Some("bbbb"));
+    assert_eq!(store.token_of("c").await.unwrap(), None);
+}
+
 // ---------- transcripts by mail ----------
 
 /// A transcript is the conversation without its notes; the store reads it whole, rating
@@ -3209,6 +3237,8 @@ contract!(
     // archive search
     search_finds_words_in_names_or_one_message,
     erased_conversations_are_not_found_by_search,
+    // reply addresses of follow-up mails
+    reply_tokens_are_bound_once_and_found_both_ways,
 );
 
 // ---------- embedded only ----------

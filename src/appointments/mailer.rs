@@ -14,6 +14,10 @@
 //! booking or cancellation (`store/mongo/outbox.rs`), and a crash between leaves a mail
 //! for something that never happened. Such a mail waits out `ORPHAN_GRACE` (the other
 //! write may still be on its way) and is then given up, never sent.
+//!
+//! Transcripts and follow-ups to a customer who left are made from the archive when they
+//! are sent (`transcripts::mail`, `conversations::follow_up_mail`): the entry stores only
+//! whom and what conversation it is for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +114,21 @@ impl Worker {
             return match self.transcript_of(&mail).await? {
                 Some(outgoing) => self.send(&mail, outgoing).await,
                 None => Ok(()),
+            };
+        }
+        // ---- follow-ups by mail: made from the archive now ----
+        if mail.purpose == MailPurpose::FollowUp {
+            return match crate::conversations::follow_up_mail::outgoing(self.store.as_ref(), &self.settings, &mail)
+                .await?
+            {
+                Ok(outgoing) => self.send(&mail, outgoing).await,
+                Err(error) => {
+                    tracing::warn!(mail = %mail.id, "{error}");
+                    self.store
+                        .finish_mail(&mail.id, &self.node, MailOutcome::Dead { error })
+                        .await
+                        .map(|_| ())
+                }
             };
         }
         if !self.appointment_agrees_soon(&mail).await? {
@@ -267,7 +286,10 @@ impl Worker {
                     super::mails::announced_sequence(&mail.id) == Some(a.sequence)
                         && a.status == AppointmentStatus::Booked
                 }
-                MailPurpose::OfflineMessage | MailPurpose::OfflineReply | MailPurpose::Transcript => false,
+                MailPurpose::OfflineMessage
+                | MailPurpose::OfflineReply
+                | MailPurpose::Transcript
+                | MailPurpose::FollowUp => false,
             }),
             Err(StoreError::NotFound) => Ok(false),
             Err(e) => Err(e),

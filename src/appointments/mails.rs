@@ -70,6 +70,8 @@ pub fn mail_id(appointment_id: &str, purpose: MailPurpose, sequence: u32) -> Str
         MailPurpose::OfflineReply => format!("offline-{appointment_id}.reply-{sequence}"),
         // Named by `transcripts::mail_id`; never asked of here.
         MailPurpose::Transcript => format!("transcript:{appointment_id}:{sequence}"),
+        // Named by `conversations::follow_up_mail::mail_id`; never asked of here.
+        MailPurpose::FollowUp => format!("follow-up:{appointment_id}:{sequence}"),
     }
 }
 

@@ -203,8 +203,11 @@ fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
     assert_eq!(s.outbox_max_attempts, 12);
     assert_eq!(s.appointment_booking_burst, 5);
     assert_eq!(s.appointment_booking_refill, Duration::from_secs(600));
+    assert_eq!(s.follow_up_mail_delay, Duration::from_secs(60));
     for (vars, var) in [
         (vec![("OUTBOX_POLL_SECS", "0")], "OUTBOX_POLL_SECS"),
+        (vec![("FOLLOW_UP_MAIL_DELAY_SECS", "0")], "FOLLOW_UP_MAIL_DELAY_SECS"),
+        (vec![("FOLLOW_UP_MAIL_DELAY_SECS", "soon")], "FOLLOW_UP_MAIL_DELAY_SECS"),
         (vec![("OUTBOX_LEASE_SECS", "5")], "OUTBOX_LEASE_SECS"),
         (vec![("OUTBOX_RETRY_FIRST_SECS", "x")], "OUTBOX_RETRY_FIRST_SECS"),
         (vec![("OUTBOX_MAX_ATTEMPTS", "0")], "OUTBOX_MAX_ATTEMPTS"),

@@ -29,6 +29,8 @@ pub mod labels;
 pub mod archive_export;
 // the agent's customer panel
 pub mod customer_panel;
+// an agent's lines to a customer who left, by mail
+pub mod follow_up_mails;
 // a customer's data erased on request
 pub mod erasure;
 mod fresh;
@@ -215,6 +217,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(labels::router())
         .merge(archive_export::router())
         .merge(customer_panel::router())
+        .merge(follow_up_mails::router())
         .merge(erasure::router())
         .merge(reports::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())

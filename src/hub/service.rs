@@ -181,6 +181,8 @@ pub(crate) struct HubState {
     chat_by_wire: HashMap<String, ChatId>,
     /// Conversations agents write into while their customers are away (`follow_up`).
     follow_ups: follow_up::Table,
+    /// Their lines by mail to customers with an email on file (`conversations::follow_up_mail`).
+    follow_up_mail: crate::conversations::follow_up_mail::FollowUpMail,
     category_names: CategoryNames,
     pub(super) archive: Archive,
     pub(super) timers: mpsc::WeakSender<Command>,
@@ -274,6 +276,7 @@ impl HubState {
             chats: HashMap::new(),
             chat_by_wire: HashMap::new(),
             follow_ups: HashMap::new(),
+            follow_up_mail: Default::default(),
             category_names,
             archive,
             timers,

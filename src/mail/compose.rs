@@ -10,7 +10,9 @@
 //! `lettre`; bodies are sent 7-bit, quoted-printable or base64, never as raw 8-bit bytes.
 //! Every mail has a `Date` and a `Message-ID` on the desk's own domain (the domain of
 //! `MAIL_FROM`), its left side made from the mail's key (the outbox id, so every retry of a
-//! mail carries the same one) as the RFC 5322 dot-atom it must be.
+//! mail carries the same one) as the RFC 5322 dot-atom it must be. A follow-up mail adds a
+//! `Reply-To` plus-addressed with its conversation's token and `In-Reply-To`/`References`
+//! naming its conversation's root (`conversations::follow_up_mail`).
 
 use lettre::Message;
 use lettre::message::header::ContentType;
@@ -24,11 +26,18 @@ pub fn compose(from: &Mailbox, outgoing: &Outgoing) -> Result<Message, SendError
         .to
         .parse()
         .map_err(|_| SendError(format!("{:?} is not a mail address", outgoing.to)))?;
-    let builder = Message::builder()
+    let mut builder = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(outgoing.subject.clone())
         .message_id(Some(message_id(from, outgoing.message_key.as_deref())));
+    if let Some(token) = &outgoing.reply_token {
+        builder = builder.reply_to(reply_address(from, token)?);
+    }
+    if let Some(key) = &outgoing.thread_key {
+        let root = message_id(from, Some(key));
+        builder = builder.in_reply_to(root.clone()).references(root);
+    }
     let text = SinglePart::plain(outgoing.text.clone());
     let alternative = |html: &String| {
         MultiPart::alternative()
@@ -63,6 +72,14 @@ fn message_id(from: &Mailbox, key: Option<&str>) -> String {
         .filter(|left| !left.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     format!("<{left}@{}>", from.email.domain())
+}
+
+/// `from` plus-addressed with `token`: `Desk <desk+token@domain>`, the name kept.
+pub fn reply_address(from: &Mailbox, token: &str) -> Result<Mailbox, SendError> {
+    let plus = format!("{}+{token}", from.email.user());
+    let email = lettre::Address::new(plus, from.email.domain())
+        .map_err(|e| SendError(format!("the reply address for token {token:?} is not an address: {e}")))?;
+    Ok(Mailbox::new(from.name.clone(), email))
 }
 
 fn unbuildable(e: lettre::error::Error) -> SendError {
@@ -175,6 +192,29 @@ mod tests {
         assert!(raw.contains("text/html; charset=utf-8"), "{raw}");
         assert!(raw.contains("text/calendar"), "{raw}");
         assert!(raw.is_ascii(), "{raw}");
+    }
+
+    #[test]
+    fn a_reply_token_and_a_thread_key_make_reply_to_in_reply_to_and_references() {
+        let threaded = Outgoing {
+            message_key: Some("follow-up:c1:5".into()),
+            reply_token: Some("abcdefghijklmnopqrstuvwxyz".into()),
+            thread_key: Some("conversation:c1".into()),
+            ..mail("Grüße")
+        };
+        let raw = compose(&from(), &threaded).unwrap().formatted();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let reply_to = parsed.reply_to().and_then(|r| r.first()).unwrap();
+        assert_eq!(reply_to.address(), Some("desk+abcdefghijklmnopqrstuvwxyz@shop.example"));
+        assert_eq!(reply_to.name(), Some("Kundendienst Köln"));
+        assert_eq!(parsed.in_reply_to().as_text(), Some("conversation.c1@shop.example"));
+        assert_eq!(parsed.references().as_text(), Some("conversation.c1@shop.example"));
+        assert_eq!(parsed.message_id(), Some("follow-up.c1.5@shop.example"));
+        // Without them, none of the three headers.
+        let plain = String::from_utf8(compose(&from(), &mail("x")).unwrap().formatted()).unwrap();
+        for header in ["Reply-To:", "In-Reply-To:", "References:"] {
+            assert!(!plain.contains(header), "{plain}");
+        }
     }
 
     #[test]

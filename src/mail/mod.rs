@@ -81,6 +81,13 @@ pub struct Outgoing {
     pub message_key: Option<String>,
     /// Mail only: an HTML version of `text`, sent beside it as `multipart/alternative`.
     pub html: Option<String>,
+    /// Mail only: the token of the reply address. [`compose`] sets `Reply-To` to the
+    /// sender's address plus-addressed with it (`desk+<token>@domain`).
+    pub reply_token: Option<String>,
+    /// Mail only: the key of the mail this one answers (named like `message_key`):
+    /// [`compose`] sets `In-Reply-To` and `References` to its `Message-ID`, so mail clients
+    /// show the two in one thread.
+    pub thread_key: Option<String>,
 }
 
 impl Outgoing {
@@ -103,6 +110,8 @@ impl Outgoing {
                 .collect(),
             message_key: Some(mail.id.clone()),
             html: None,
+            reply_token: None,
+            thread_key: None,
         }
     }
 }

@@ -100,6 +100,8 @@ mod erasure;
 mod reports;
 // ---- archive search: postings ----
 mod search_index;
+// ---- reply addresses of follow-up mails ----
+mod reply_tokens;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -400,6 +402,7 @@ impl EmbeddedStore {
                 customers::create_tables(&tx)?;
                 erasure::create_tables(&tx)?;
                 search_index::create_tables(&tx)?;
+                reply_tokens::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {

@@ -51,6 +51,8 @@ mod offline;
 mod reports;
 // ---- archive search ----
 pub mod search;
+// ---- reply addresses of follow-up mails ----
+mod reply_tokens;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -88,6 +90,8 @@ pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, Off
 pub use reports::{ConversationFacts, OfflineFacts, QueueAbandoned, ReportFacts, ReportStore};
 // ---- archive search ----
 pub use search::SearchQuery;
+// ---- reply addresses of follow-up mails ----
+pub use reply_tokens::ReplyTokenStore;
 
 use std::sync::Arc;
 
@@ -373,6 +377,7 @@ pub trait Store:
     + CannedStore
     + ErasureStore
     + ReportStore
+    + ReplyTokenStore
     + Send
     + Sync
     + 'static

@@ -152,6 +152,8 @@ mod notes;
 mod customers;
 // ---- a customer's data erased on request ----
 mod erasure;
+// ---- reply addresses of follow-up mails ----
+mod reply_tokens;
 use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SEARCH_TERMS, SERVED_BY};
 use desk::CategoryDoc;
 
@@ -334,6 +336,7 @@ impl MongoStore {
         self.create_appointment_indexes().await?;
         self.create_outbox_indexes().await?;
         self.create_canned_indexes().await?;
+        self.create_reply_token_indexes().await?;
         self.create_conversation_record_indexes().await?;
         self.create_offline_indexes().await?;
         self.create_note_indexes().await?;

@@ -34,6 +34,11 @@ pub enum MailPurpose {
     /// Its body is made from the archive when it is sent, once the chat is archived closed
     /// (`transcripts::mail`); until then the stored `text` only says so.
     Transcript,
+    // ---- follow-ups by mail ----
+    /// Lines an agent wrote to a customer who left, to the customer; its `appointment_id`
+    /// names the conversation, its id the first line's seq (`conversations::follow_up_mail`).
+    /// Its body is made from the archive when it is sent; the stored `text` only says so.
+    FollowUp,
 }
 
 /// Where a mail is in its life.

@@ -380,8 +380,13 @@ async fn a_mail_failing_its_last_attempt_is_dead_and_listed_for_admins() {
 
 /// The hub binary on the embedded store in `dir`, sending to SMTP `smtp_port`.
 async fn binary_hub(dir: &Path, smtp_port: u16) -> HubProcess {
+    binary_hub_with(dir, smtp_port, &[]).await
+}
+
+/// [`binary_hub`] with `more` settings (which may replace its own).
+pub(crate) async fn binary_hub_with(dir: &Path, smtp_port: u16, more: &[(&str, &str)]) -> HubProcess {
     let (data, smtp) = (dir.join("data"), format!("smtp://127.0.0.1:{smtp_port}"));
-    let envs = [
+    let mut envs = vec![
         ("DATA_DIR", data.to_str().unwrap()),
         ("SMTP_URL", smtp.as_str()),
         ("MAIL_FROM", "desk@example.org"),
@@ -390,6 +395,7 @@ async fn binary_hub(dir: &Path, smtp_port: u16) -> HubProcess {
         ("OUTBOX_RETRY_MAX_SECS", "0.5"),
         ("RUST_LOG", "info"),
     ];
+    envs.extend_from_slice(more);
     HubProcess::start(Some(dir), &envs).await
 }
 

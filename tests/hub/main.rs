@@ -70,6 +70,8 @@ mod storeops;
 mod transfers;
 // ---- transcripts by mail ----
 mod transcript_mail;
+// ---- follow-ups by mail to a customer who left ----
+mod follow_up_mail;
 // review of transfers: faults found, and what held
 mod transfers_attack;
 mod transport;

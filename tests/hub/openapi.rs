@@ -551,6 +551,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             chat_id.clone(),
         ),
         ("/api/conversations/{id}/export", chat_id.clone()),
+        ("/api/conversations/{id}/mails", chat_id.clone()),
         ("/api/conversations/{id}", chat_id),
         // appointments
         ("/api/agent/appointments/{id}/cancel", appointment_id.clone()),

@@ -20,6 +20,7 @@ import { createNotes } from './agent-notes.js';
 import { createConversations } from './agent-conversations.js';
 import { createCustomerPanel } from './agent-customer.js';
 import { createTransfer } from './agent-transfer.js';
+import { markMailedLines } from './agent-mails.js';
 
 const $ = (id) => document.getElementById(id);
 /** chat_id → {id, panel, view, name, ended, status, item, unread, ...}, in the list's order. */
@@ -575,6 +576,8 @@ async function openAway(c) {
   chat.away = true;
   chat.view.setEnabled(true);
   openChat(c.id, { focus: 'composer' });
+  // Lines written while they are away may go to them by mail: marked with their delivery state.
+  markMailedLines(chat);
 }
 
 /** Adds conversation `id`'s archived lines to `chat`'s panel (each once, by its seq). */
@@ -706,6 +709,7 @@ function handle(f) {
         chat.view.addMessage(own, true);
         noteMessage(chat, own);
         renderItem(chat);
+        if (chat.away || chat.customerGone) { chat.mailsPending = true; markMailedLines(chat); }
       }
       break;
     }
@@ -755,7 +759,7 @@ function handle(f) {
               : f.reason === 'agent_gone' ? 'The chat was handed back to the queue.' : 'The chat has ended.';
         endPanel(chat, text);
         // Their customer is away, not done: the agent may still write into it.
-        if (f.reason === 'customer_gone') chat.view.setEnabled(true);
+        if (f.reason === 'customer_gone') { chat.view.setEnabled(true); chat.customerGone = true; }
       }
       break;
     }

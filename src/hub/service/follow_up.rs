@@ -232,6 +232,7 @@ impl HubState {
             asked.client_id.as_deref(),
         );
         let archived = room.push(event);
+        self.follow_up_mail.written(&self.archive, &self.settings, id, seq, at);
         entry.last_seq = Some(entry.last_seq.unwrap_or(0).max(seq));
         entry.lines.push(ChatMessage {
             chat_id: id.to_string(),

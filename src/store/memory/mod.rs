@@ -20,6 +20,7 @@ mod labels;
 mod offline;
 mod outbox;
 mod ratings;
+mod reply_tokens;
 mod reports;
 mod rooms;
 
@@ -78,6 +79,9 @@ struct Inner {
     // ---- the facts the reports read ----
     /// Customers who left the line unserved, in arrival order, once by id.
     abandoned: Vec<QueueAbandoned>,
+    // ---- reply addresses of follow-up mails ----
+    /// Token → conversation id.
+    reply_tokens: HashMap<String, String>,
 }
 
 impl MemoryStore {

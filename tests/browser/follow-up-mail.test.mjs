@@ -1,0 +1,39 @@
+// An agent writes to a customer who left: the line goes to them by mail (a real SMTP sink),
+// and the console marks it with its delivery state, "✉ queued" and then "✉ sent".
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { newPage, createAgent, agentSignsIn, withShots, shot, mailTo, hubBrowserAndMail, startForFile, says, panelOf } from './helpers.mjs';
+
+let hub, browser, sink;
+// A short grace period (a customer who closed the page is gone after 2 s) and window.
+startForFile(() => hubBrowserAndMail({ RESUME_GRACE_SECS: '2', FOLLOW_UP_MAIL_DELAY_SECS: '1', OUTBOX_POLL_SECS: '0.2' }),
+  (started) => ({ hub, browser, sink } = started));
+
+test('a line written to a customer who left goes out by mail and the console shows it sent', () => withShots('follow-up-mail', async (pages) => {
+  const agent = await createAgent(hub, { username: 'vera-mail', display_name: 'Vera', categories: ['general'], max_chats: 2 });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, { width: 390, height: 844 });
+  pages.push(customer);
+  const name = 'Jörg away';
+  await customer.goto(`${hub.url}/`);
+  await customer.getByTestId('category-general').click();
+  await customer.getByTestId('name-input').fill(name);
+  await customer.getByTestId('email-input').fill('joerg.away@example.com');
+  await customer.getByTestId('join-button').click();
+  await customer.getByTestId('session').waitFor();
+  const panel = panelOf(agentPage, name);
+  await panel.waitFor();
+  await says(customer, panel, 'Wo ist mein Paket?');
+  await customer.close();
+  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+
+  await says(panel, panel, 'Ihr Paket kommt morgen. Grüße');
+  const line = panel.getByTestId('message').filter({ hasText: 'Ihr Paket kommt morgen.' });
+  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
+  const mail = await mailTo(sink, 'joerg.away@example.com');
+  assert.match(mail, /Ihr Paket kommt morgen\. Grüße/);
+  await shot(agentPage, 'follow-up-mail-sent');
+}));
