@@ -201,3 +201,36 @@ async fn messages_left_before_stay_in_the_offline_view_only() {
     assert!(row(&admin, "all", "old-message-1").await.is_none());
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn reports_count_an_offline_message_once_as_an_offline_message_not_as_a_chat() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    hub.agent_account("ann", &["general"], 2).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let id = carla_leaves(&hub).await;
+    ann.post_answering(
+        200,
+        &format!("/api/offline-messages/{id}/reply"),
+        json!({"text": "On its way."}),
+    )
+    .await;
+    let day = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
+    let (status, report) = admin.get(&format!("/api/reports?from={day}&to={day}&zone=UTC")).await;
+    assert_eq!(status, 200, "{report}");
+    let totals = &report["totals"];
+    assert_eq!(
+        (
+            totals["offline_messages"].as_u64(),
+            totals["offline_handled"].as_u64(),
+            totals["conversations"].as_u64(),
+            totals["unanswered"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0), Some(0)),
+        "{totals}"
+    );
+    hub.stop().await;
+}
