@@ -162,7 +162,7 @@ fn may_see(account: &Account, category: &str) -> bool {
     request_body(content = LeaveRequest, example = json!({"category": "general", "name": "Carla",
         "email": "carla@example.com", "text": "Where is my order 1234?"})),
     responses((status = 201, body = Left),
-        (status = 400, description = "`bad_json`, `invalid_name`, `invalid_email`, `empty_text`, `text_too_long`, \
+        (status = 400, description = "`bad_json`, `invalid_name`, `invalid_email`, `invalid_visitor`, `empty_text`, `text_too_long`, \
             `unknown_category`: which rule the body breaks", body = ErrorBody),
         BodyTooLarge,
         (status = 429, description = "`too_many_messages`: this address left too many messages; `Retry-After` says \

@@ -1,7 +1,8 @@
 // The agent's conversations as a work list (GET /api/inbox): every conversation in their
 // list until it is resolved — live ones, ones whose customer left, ones parked — by
 // status (Open, Waiting on customer, Snoozed, Resolved), the longest waiting first. Each
-// row says who, the last line and since when, with the actions its status allows:
+// row says who, the last line and since when (and "Offline message" for one left while
+// nobody could chat), with the actions its status allows:
 // "Waiting on customer", "Snooze" (1 hour, or tomorrow 9:00), "Resolve", "Reopen", and the
 // labels it carries (added from a list, each removed with its ×; filtered by one). Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
@@ -108,6 +109,7 @@ export function createConversations({ send, open }) {
     return el('li', { class: 'conversation-item', dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
         el('strong', { class: 'grow' }, name),
+        c.offline ? el('span', { class: 'pill', dataset: { testid: 'conversation-offline' }, title: 'Left while nobody could chat; answers go by email' }, 'Offline message') : null,
         el('span', { class: `pill conversation-status ${c.status}`, dataset: { testid: 'conversation-status' } }, STATUS_NAMES[c.status] || c.status)),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
       el('p', { class: 'muted' }, since),
