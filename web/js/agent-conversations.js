@@ -109,9 +109,10 @@ export function createConversations({ send, open }) {
     return el('li', { class: 'conversation-item', dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
         el('strong', { class: 'grow' }, name),
-        c.offline ? el('span', { class: 'pill', dataset: { testid: 'conversation-offline' }, title: 'Left while nobody could chat; answers go by email' }, 'Offline message') : null,
         el('span', { class: `pill conversation-status ${c.status}`, dataset: { testid: 'conversation-status' } }, STATUS_NAMES[c.status] || c.status)),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
+      // Below the name (a phone's row has no room beside it).
+      c.offline ? el('p', { class: 'muted', dataset: { testid: 'conversation-offline' } }, 'Offline message: answers go by email') : null,
       el('p', { class: 'muted' }, since),
       labelChips(c, name),
       actions);
