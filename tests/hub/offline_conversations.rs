@@ -215,12 +215,7 @@ async fn reports_count_an_offline_message_once_as_an_offline_message_not_as_a_ch
         json!({"text": "On its way."}),
     )
     .await;
-    let day = jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .to_string();
-    let (status, report) = admin.get(&format!("/api/reports?from={day}&to={day}&zone=UTC")).await;
-    assert_eq!(status, 200, "{report}");
+    let report = crate::reports::today(&admin).await;
     let totals = &report["totals"];
     assert_eq!(
         (
