@@ -66,6 +66,29 @@ impl Conversations {
         customer_keys: Vec<String>,
         now: Millis,
     ) -> Result<ConversationRecord, StoreError> {
+        self.open_as(id, category, customer_keys, now, false).await
+    }
+
+    /// As [`Conversations::open`], for a conversation that begins as an offline message
+    /// (marked so in its record): open, without an agent.
+    pub async fn open_offline(
+        &self,
+        id: &str,
+        category: &str,
+        customer_keys: Vec<String>,
+        now: Millis,
+    ) -> Result<ConversationRecord, StoreError> {
+        self.open_as(id, category, customer_keys, now, true).await
+    }
+
+    async fn open_as(
+        &self,
+        id: &str,
+        category: &str,
+        customer_keys: Vec<String>,
+        now: Millis,
+        offline: bool,
+    ) -> Result<ConversationRecord, StoreError> {
         let mut record = ConversationRecord {
             id: id.to_string(),
             category: category.to_string(),
@@ -81,6 +104,7 @@ impl Conversations {
             resolutions: 0,
             reopens: 0,
             version: 1,
+            offline,
         };
         write_back(&mut record, &Conversation::new(now), now);
         match self.store.put_conversation_record(&record).await {

@@ -5,7 +5,10 @@
 //! writes the mail with the message or the reply, and the outbox worker
 //! (`appointments::mailer`) sends it once, retrying while the relay is down. Each mail's
 //! id is derived from the message (and the reply), so writing it twice is one mail and
-//! its `Message-ID` never changes. The HTTP side is `http::offline`.
+//! its `Message-ID` never changes. The HTTP side is `http::offline`; each message is also a
+//! conversation (`conversation`).
+
+pub mod conversation;
 
 use crate::mail::QueuedMail;
 use crate::store::{MailPurpose, Millis, OfflineMessage, OfflineReply, OutboxMail};

@@ -2196,6 +2196,12 @@ fn offline(id: &str, category: &str, created_at: Millis) -> OfflineMessage {
         replies: vec![],
         handled_at: None,
         handled_by: None,
+        // Kept and read back as given (a conversation is opened from it).
+        customer: Some(CustomerProfile {
+            email: Some(format!("{id}@example.com")),
+            visitor: Some(format!("visitor-key-of-{id}")),
+            ..CustomerProfile::default()
+        }),
     }
 }
 
@@ -2462,6 +2468,7 @@ fn record(id: &str, holder: Option<&str>, status: ConversationStatus, since: Mil
         resolutions: 0,
         reopens: 0,
         version: 1,
+        offline: false,
     }
 }
 

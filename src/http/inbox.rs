@@ -62,6 +62,9 @@ pub struct InboxEntry {
     pub customer_name: String,
     /// The last line said, if any.
     pub last_message: Option<MessageView>,
+    /// It began as an offline message (`/api/offline-messages`, same id), left while
+    /// nobody could chat; its answers go by mail.
+    pub offline: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -168,5 +171,6 @@ async fn entry(state: &AppState, record: ConversationRecord, defined: &[String])
         labels: record.labels.into_iter().filter(|l| defined.contains(l)).collect(),
         customer_name,
         last_message,
+        offline: record.offline,
     })
 }

@@ -2,6 +2,10 @@
 //! (public, throttled per address); agents (for the categories they hold) and admins
 //! (all) list them, take them, mark them handled, and answer them by mail.
 //!
+//! Each message is also a conversation (`offline::conversation`): open without an agent
+//! in the inbox, in the customer's own list (by the browser's visitor key, a verified
+//! identity), its holder the agent who takes or answers it, each answer its next line.
+//!
 //! Mail goes through the durable outbox (`offline` for what the mails say, the store for
 //! writing each mail with its message or reply, `appointments::mailer` for sending): a
 //! new message is mailed to `OFFLINE_MAIL_TO` when set; a reply to the customer, sent
@@ -21,8 +25,11 @@ use super::error::{JsonResult, StoreAnswer, page_limit};
 use super::responses::{BadQuery, BodyTooLarge, SignedIn, Unavailable, UnknownMessage};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
+use crate::core::customer_details;
 use crate::core::names::checked_name;
-use crate::store::{Account, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, Page, Role, StoreError};
+use crate::store::{
+    Account, CustomerProfile, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, Page, Role, StoreError,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,6 +63,16 @@ pub struct LeaveRequest {
     pub email: String,
     /// 1 character up to the hub's longest chat message (`MAX_MESSAGE_LEN`).
     pub text: String,
+    /// The browser's returning-visitor key, as `join.visitor`: the conversation the message
+    /// becomes is listed for this browser (`GET /api/visitor/conversations`) and continued from it.
+    #[serde(default)]
+    pub visitor: Option<String>,
+    /// The customer's identity on the embedding site, as `join.identifier`; kept only when
+    /// `identifier_hash` verifies, ignored otherwise.
+    #[serde(default)]
+    pub identifier: Option<String>,
+    #[serde(default)]
+    pub identifier_hash: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,7 +162,7 @@ fn may_see(account: &Account, category: &str) -> bool {
     request_body(content = LeaveRequest, example = json!({"category": "general", "name": "Carla",
         "email": "carla@example.com", "text": "Where is my order 1234?"})),
     responses((status = 201, body = Left),
-        (status = 400, description = "`bad_json`, `invalid_name`, `invalid_email`, `empty_text`, `text_too_long`, \
+        (status = 400, description = "`bad_json`, `invalid_name`, `invalid_email`, `invalid_visitor`, `empty_text`, `text_too_long`, \
             `unknown_category`: which rule the body breaks", body = ErrorBody),
         BodyTooLarge,
         (status = 429, description = "`too_many_messages`: this address left too many messages; `Retry-After` says \
@@ -187,9 +204,23 @@ async fn leave_checked(
             format!("a message has at most {max} characters"),
         ));
     }
+    let visitor =
+        customer_details::visitor(body.visitor.as_deref()).map_err(|e| ApiError::invalid(e.code, e.message))?;
     let categories = state.store.categories().await?;
     let Some(category) = categories.iter().find(|c| c.id == body.category.trim()) else {
         return Err(ApiError::invalid("unknown_category", "there is no such category"));
+    };
+    let identity = match &body.identifier {
+        Some(identifier) => {
+            crate::identity_secret::verify(&state.store, Some(identifier), body.identifier_hash.as_deref()).await
+        }
+        None => None,
+    };
+    let customer = CustomerProfile {
+        email: Some(email.clone()),
+        visitor,
+        identity,
+        ..CustomerProfile::default()
     };
     let now = crate::clock::now_ms();
     let message = OfflineMessage {
@@ -204,14 +235,17 @@ async fn leave_checked(
         replies: vec![],
         handled_at: None,
         handled_by: None,
+        customer: Some(customer),
     };
     let mail = state.settings.offline_mail_to.as_ref().map(|desk| {
         let console = format!("{}/agent.html", super::public_url::base_url(state, headers));
         crate::offline::desk_mail(&message, &category.name, desk, &console, now)
     });
     let id = message.id.clone();
-    state.store.add_offline_message(message, mail).await?;
+    state.store.add_offline_message(message.clone(), mail).await?;
     metrics::counter!("switchboard_offline_messages_total").increment(1);
+    // Stored: the conversation follows (finished later when the store refuses it now).
+    crate::offline::conversation::sync_soon(&state.store, &message).await;
     Ok((StatusCode::CREATED, Json(Left { id })))
 }
 
@@ -283,6 +317,7 @@ async fn list(
     };
     let (all, _) = state.store.offline_messages(&filter, everything).await?;
     let visible: Vec<OfflineMessage> = all.into_iter().filter(|m| may_see(&account, &m.category)).collect();
+    finish_conversations(&state, &visible).await?;
     let total = visible.len() as u64;
     let new_filter = OfflineFilter {
         state: Some(OfflineState::New),
@@ -296,6 +331,34 @@ async fn list(
         total,
         new_count,
     }))
+}
+
+/// Opens the conversations of those of `messages` that should have one and have not (the
+/// store refused it when they were left, and the node stopped before it was tried again).
+async fn finish_conversations(state: &AppState, messages: &[OfflineMessage]) -> Result<(), ApiError> {
+    let ids: Vec<String> = messages
+        .iter()
+        .filter(|m| m.customer.is_some())
+        .map(|m| m.id.clone())
+        .collect();
+    let records = state.store.conversation_records(&ids).await?;
+    for m in messages
+        .iter()
+        .filter(|m| m.customer.is_some() && !records.iter().any(|r| r.id == m.id))
+    {
+        crate::offline::conversation::sync_soon(&state.store, m).await;
+    }
+    Ok(())
+}
+
+/// The conversation of a message just taken or answered, in line with it: its holder
+/// hears of it.
+async fn follow(state: &AppState, m: &OfflineMessage) {
+    if let Some(record) = crate::offline::conversation::sync_soon(&state.store, m).await
+        && record.holder.is_some()
+    {
+        let _ = state.hub.conversation_changed(record).await;
+    }
 }
 
 /// The message `id` if `account` may act on it.
@@ -339,6 +402,9 @@ async fn take(
 ) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
     let taken = state.store.take_offline_message(&id, &account.id).await;
+    if let Ok(m) = &taken {
+        follow(&state, m).await;
+    }
     changed(&state, taken).await
 }
 
@@ -354,6 +420,9 @@ async fn handled(
 ) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
     let handled = state.store.mark_offline_message_handled(&id, &account.id).await;
+    if let Ok(m) = &handled {
+        follow(&state, m).await;
+    }
     changed(&state, handled).await
 }
 
@@ -401,8 +470,9 @@ async fn reply(
         .map_or_else(|| m.category.clone(), |c| c.name);
     let mail = crate::offline::reply_mail(&m, &category, &reply);
     let replied = state.store.reply_offline_message(&id, reply, mail).await;
-    if replied.is_ok() {
+    if let Ok(m) = &replied {
         metrics::counter!("switchboard_offline_replies_total").increment(1);
+        follow(&state, m).await;
     }
     changed(&state, replied).await
 }

@@ -217,8 +217,12 @@ async fn report(
         .tomorrow()
         .map_err(|_| ApiError::invalid("invalid_date", "to is out of range"))?;
     let to_ms = start(after)?;
-    let facts = state.store.report_facts(from_ms, to_ms).await?;
+    let mut facts = state.store.report_facts(from_ms, to_ms).await?;
     let records = desk_state(&state, &facts).await?;
+    // An offline message's conversation counts once, as the offline message it began as.
+    facts
+        .conversations
+        .retain(|c| !records.get(&c.id).is_some_and(|r| r.offline));
     let label_names: HashMap<String, String> = state
         .store
         .labels()

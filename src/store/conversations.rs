@@ -49,6 +49,10 @@ pub struct ConversationRecord {
     pub reopens: u32,
     /// 1 when first stored, one more at each change.
     pub version: u64,
+    /// It began as an offline message (left while nobody could chat; the message has its
+    /// id): the inbox marks it so. Absent (false) on every other record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
 }
 
 /// Whose conversations an inbox lists.

@@ -55,6 +55,12 @@ impl CustomerProfile {
         visitor.into_iter().chain(identity).collect()
     }
 
+    /// The owner keys as a conversation's record keeps them (`customer_keys`): what the
+    /// customer's own list and a continue are checked against.
+    pub fn record_keys(&self) -> Vec<String> {
+        self.owner_keys().iter().map(CustomerKey::indexed).collect()
+    }
+
     /// The key their conversations are matched by: their verified identity where the site
     /// gave one (it follows them across browsers and is never merely typed), else the email
     /// (lower-cased), else the returning-visitor key. `None`: nothing to match by.

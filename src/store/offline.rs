@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 
-use super::{Millis, OutboxMail, Page, StoreError, StoreResult};
+use super::{CustomerProfile, Millis, OutboxMail, Page, StoreError, StoreResult};
 
 /// Where an offline message is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -68,6 +68,12 @@ pub struct OfflineMessage {
     /// The account that first marked it handled or answered it (absent likewise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_by: Option<String>,
+    /// Who left it, as a conversation's opening records its customer (email, the browser's
+    /// visitor key, a verified identity): set on every message left since offline messages
+    /// are also conversations (the conversation has the message's id, see `offline`);
+    /// absent on those left before, which stay offline messages only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerProfile>,
 }
 
 /// Which offline messages to list; each field narrows the result.

@@ -2,7 +2,9 @@
 // is online" before waiting, and leaves a message; the desk gets it by mail; an agent
 // signs in, sees it in the console's inbox with a count of new ones, takes it and answers
 // by email; the reply is read from a real SMTP sink (aiosmtpd) and the admin's #offline
-// view lists the message as handled. The form at phone size and in dark mode too. While
+// view lists the message as handled. The message is also a conversation: in the agent's
+// work list marked "Offline message", and listed for the customer's browser with the
+// answer as its last line. The form at phone size and in dark mode too. While
 // waiting, a `desk_status` frame (sent by hubs that know business hours; injected here
 // through a proxy) shows the same notice without losing the customer's place.
 
@@ -58,6 +60,25 @@ test('nobody online: the customer leaves a message, an agent answers it by email
     const handled = agent.locator('[data-testid="offline-item"][data-name="Carla"][data-state="handled"]');
     await handled.getByTestId('offline-reply').filter({ hasText: 'it comes tomorrow' }).waitFor();
     assert.equal(await agent.getByTestId('offline-count').textContent(), '', 'no new ones left');
+
+    // The message is also a conversation: in the agent's work list, marked as an offline
+    // message (answering made it hers), its answer the last line.
+    const back = agent.getByTestId('back-to-list');
+    if (await back.isVisible()) await back.click();
+    const conversation = agent.locator('[data-testid="conversation-item"][data-customer="Carla"]');
+    await conversation.getByTestId('conversation-offline').waitFor();
+    await conversation.getByTestId('conversation-last').filter({ hasText: 'it comes tomorrow' }).waitFor();
+    // The customer's browser lists it under her conversations, open, with the answer, to
+    // continue (tests/hub/offline_conversations.rs continues one).
+    const later = await customer.context().newPage();
+    pages.push(later);
+    await later.goto(`${hub.url}/`);
+    const own = later.getByTestId('earlier-conversation').first();
+    await own.waitFor();
+    assert.equal(await own.getAttribute('data-status'), 'open');
+    assert.match(await own.innerText(), /General[\s\S]*Ann: Your parcel is at the depot/);
+    assert.ok(await own.getByTestId('continue-conversation').isVisible());
+    await later.close();
 
     // The reply reached the customer, read from the SMTP sink.
     const reply = await mailTo(sink, 'carla@example.com');

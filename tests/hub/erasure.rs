@@ -47,6 +47,8 @@ async fn an_admin_erases_everything_of_one_customer_and_nothing_else() {
     let eve2 = visit(&hub, &mut ann, "Eve", json!({"email": "eve@example.com"})).await;
     let bob = visit(&hub, &mut ann, "Bob", json!({"email": "bob@example.com"})).await;
     let anon = visit(&hub, &mut ann, "Anon", json!({})).await;
+    // Each offline message is also a conversation, found by its email like the chats.
+    let mut offline_ids = Vec::new();
     for (email, name) in [("EVE@example.com", "Eve"), ("bob@example.com", "Bob")] {
         let res = reqwest::Client::new()
             .post(hub.url("/api/offline-messages"))
@@ -55,7 +57,10 @@ async fn an_admin_erases_everything_of_one_customer_and_nothing_else() {
             .await
             .unwrap();
         assert_eq!(res.status().as_u16(), 201);
+        let left: serde_json::Value = res.json().await.unwrap();
+        offline_ids.push(left["id"].as_str().unwrap().to_string());
     }
+    let [eve_offline, bob_offline] = [&offline_ids[0], &offline_ids[1]];
     let admin = hub.admin().await;
 
     // Agents may not; malformed requests are refused by name and erase nothing.
@@ -81,7 +86,7 @@ async fn an_admin_erases_everything_of_one_customer_and_nothing_else() {
         .post("/api/admin/erasures", json!({"conversation_id": "nope"}))
         .await;
     assert_eq!(status, 404, "{refused}");
-    assert_eq!(admin.get("/api/conversations").await.1["total"], 4);
+    assert_eq!(admin.get("/api/conversations").await.1["total"], 6);
 
     let (status, done) = admin
         .post("/api/admin/erasures", json!({"email": "eve@EXAMPLE.com"}))
@@ -89,7 +94,7 @@ async fn an_admin_erases_everything_of_one_customer_and_nothing_else() {
     assert_eq!(status, 200, "{done}");
     assert_eq!(
         done["erased"],
-        json!({"conversations": 2, "messages": 4, "notes": 2, "ratings": 0, "offline_messages": 1})
+        json!({"conversations": 3, "messages": 5, "notes": 2, "ratings": 0, "offline_messages": 1})
     );
     assert_eq!(
         (done["found_by"].as_str(), done["by"].as_str()),
@@ -100,13 +105,16 @@ async fn an_admin_erases_everything_of_one_customer_and_nothing_else() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(done["key_sha256"], hash);
-    for id in [&eve1, &eve2] {
+    for id in [&eve1, &eve2, eve_offline] {
         assert_eq!(admin.get(&format!("/api/conversations/{id}")).await.0, 404);
     }
+    // Its record too: gone from the inbox.
+    let (_, inbox) = admin.get("/api/inbox?view=all").await;
+    assert_eq!(item_ids(&inbox), vec![bob_offline.as_str()], "{inbox}");
     let (_, left) = admin.get("/api/conversations").await;
     let mut ids: Vec<&str> = strs_in(&left["items"], "id");
     ids.sort();
-    let mut want = vec![bob.as_str(), anon.as_str()];
+    let mut want = vec![bob.as_str(), anon.as_str(), bob_offline.as_str()];
     want.sort();
     assert_eq!(ids, want);
     let (_, bobs) = admin.get(&format!("/api/conversations/{bob}")).await;

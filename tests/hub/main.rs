@@ -45,6 +45,7 @@ mod continuing_identified;
 mod conversations;
 mod notes;
 mod offline;
+mod offline_conversations;
 // offers with a timeout, on one node and across nodes
 mod offers;
 mod openapi;

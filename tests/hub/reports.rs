@@ -325,8 +325,8 @@ async fn bad_report_queries_are_refused_by_name_and_agents_are_refused() {
     hub.stop().await;
 }
 
-/// Today's report, by the hub's API, in UTC.
-async fn today(admin: &Api) -> Value {
+/// Today's report, by the hub's API, in UTC (other tests' too).
+pub async fn today(admin: &Api) -> Value {
     let day = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()

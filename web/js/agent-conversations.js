@@ -1,7 +1,8 @@
 // The agent's conversations as a work list (GET /api/inbox): every conversation in their
 // list until it is resolved — live ones, ones whose customer left, ones parked — by
 // status (Open, Waiting on customer, Snoozed, Resolved), the longest waiting first. Each
-// row says who, the last line and since when, with the actions its status allows:
+// row says who, the last line and since when (and "Offline message" for one left while
+// nobody could chat), with the actions its status allows:
 // "Waiting on customer", "Snooze" (1 hour, or tomorrow 9:00), "Resolve", "Reopen", and the
 // labels it carries (added from a list, each removed with its ×; filtered by one). Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
@@ -110,6 +111,8 @@ export function createConversations({ send, open }) {
         el('strong', { class: 'grow' }, name),
         el('span', { class: `pill conversation-status ${c.status}`, dataset: { testid: 'conversation-status' } }, STATUS_NAMES[c.status] || c.status)),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
+      // Below the name (a phone's row has no room beside it).
+      c.offline ? el('p', { class: 'muted', dataset: { testid: 'conversation-offline' } }, 'Offline message: answers go by email') : null,
       el('p', { class: 'muted' }, since),
       labelChips(c, name),
       actions);

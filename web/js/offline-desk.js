@@ -5,6 +5,7 @@
 // Shared by the customer page and the widget (both run customer.js).
 
 import { el, api, announce } from './dom.js';
+import { ownerDetails } from './visitor.js';
 
 let formCount = 0;
 
@@ -73,7 +74,9 @@ export function offlineDesk({ category, categoryName, open = true, onWait, waiti
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     error.textContent = '';
-    const body = { category, name: nameInput.value.trim(), email: emailInput.value.trim(), text: textInput.value.trim() };
+    // With the browser's key (and the site's identity): the message is also a conversation
+    // this customer finds under "Your conversations" and continues when they come back.
+    const body = { category, name: nameInput.value.trim(), email: emailInput.value.trim(), text: textInput.value.trim(), ...ownerDetails() };
     if (!body.name) { error.textContent = 'Please tell us your name.'; nameInput.focus(); return; }
     if (!emailInput.checkValidity() || !body.email) { error.textContent = 'Please give an email address like name@example.com.'; emailInput.focus(); return; }
     if (!body.text) { error.textContent = 'Please write your message.'; textInput.focus(); return; }

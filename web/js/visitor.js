@@ -65,18 +65,25 @@ export function cameFrom(params) {
   return bare(params.get('page') || '') || bare(document.referrer || '');
 }
 
-/** The details to add to a `join` frame (only those known). */
-export function joinDetails(params) {
+/** Who the customer is, as the hub finds their conversations by it: the browser's key and
+ *  the site's identity (only those known). Sent with a `join` and an offline message. */
+export function ownerDetails() {
   const details = {};
   const visitor = visitorKey();
-  const zone = timeZone();
-  const page = cameFrom(params);
   if (visitor) details.visitor = visitor;
-  if (zone) details.zone = zone;
-  if (page) details.page = page;
   if (identity?.identifier && identity.identifier_hash) {
     details.identifier = identity.identifier;
     details.identifier_hash = identity.identifier_hash;
   }
+  return details;
+}
+
+/** The details to add to a `join` frame (only those known). */
+export function joinDetails(params) {
+  const details = ownerDetails();
+  const zone = timeZone();
+  const page = cameFrom(params);
+  if (zone) details.zone = zone;
+  if (page) details.page = page;
   return details;
 }

@@ -23,7 +23,7 @@ use crate::core::routing::{AgentId, CategoryId};
 use crate::hub::Command;
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::protocol::ServerFrame;
-use crate::store::{ConversationRecord, CustomerKey, CustomerProfile, Role};
+use crate::store::{ConversationRecord, CustomerProfile, Role};
 
 /// A status change an agent asked for, as the frame names it.
 pub(in crate::hub) struct StatusAsked {
@@ -82,7 +82,7 @@ impl HubState {
     ) {
         // Only the browser's own key and a verified identity find a customer's
         // conversations: an email anyone can type.
-        let customer_keys = profile.owner_keys().iter().map(CustomerKey::indexed).collect();
+        let customer_keys = profile.record_keys();
         self.conversation_writer.push(Work::Automatic(Automatic::Opened {
             id: id.to_string(),
             category: category.0.to_string(),

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, all, index, is_duplicate_key, one, page_of, unavailable};
 use crate::store::{
-    Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore, OutboxMail, Page, StoreError,
-    StoreResult,
+    CustomerProfile, Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore, OutboxMail, Page,
+    StoreError, StoreResult,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -39,6 +39,8 @@ struct OfflineDoc {
     handled_at: Option<Millis>,
     #[serde(default)]
     handled_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    customer: Option<CustomerProfile>,
 }
 
 impl OfflineDoc {
@@ -56,6 +58,7 @@ impl OfflineDoc {
             replies: m.replies,
             handled_at: m.handled_at,
             handled_by: m.handled_by,
+            customer: m.customer,
         }
     }
 
@@ -73,6 +76,7 @@ impl OfflineDoc {
                 replies: self.replies,
                 handled_at: self.handled_at,
                 handled_by: self.handled_by,
+                customer: self.customer,
             },
             self.revision,
         )

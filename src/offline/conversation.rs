@@ -1,0 +1,170 @@
+//! An offline message as a conversation, so the team works one list: the conversation has
+//! the message's id, opens `open` without an agent (its record marked `offline`), has the
+//! customer as a live chat's opening records them (the browser's visitor key and a
+//! verified identity find it, so the customer lists and continues it), the message as its
+//! first line, each answer by mail as the next line, and the agent who took or answered it
+//! as its holder.
+//!
+//! The offline message is the truth and is stored first (with its mail, in one write, as
+//! before); the conversation is then brought in line with it by [`sync`], which only adds
+//! what is missing: the archive keeps each event once (an opening by its id, a line by its
+//! id or seq), the record is opened once ([`Conversations::open_offline`] answers the one
+//! stored) and assigned by compare-and-set, and a reply's line is looked for by its id
+//! before it is appended. So a conversation write that fails after the message was stored
+//! loses nothing: [`sync`] is run again (soon after, and by the staff listing for any
+//! message whose record is missing) and finishes it, however often it runs.
+
+use std::time::Duration;
+
+use crate::conversations::{ConversationError, Conversations};
+use crate::core::conversation::Rules;
+use crate::core::routing::AgentId;
+use crate::store::{
+    ArchiveEvent, ArchivedMessage, ConversationKind, ConversationOpened, ConversationRecord, ConversationTransferred,
+    OfflineMessage, SharedStore, Side, StoreError,
+};
+
+/// Appends of one reply that lost the seq to another line before giving up (another line
+/// each time means a conversation written many times a second, which no person does).
+const ATTEMPTS: usize = 8;
+
+/// How long a conversation that could not be written is tried again in the background.
+const RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// The conversation of message `m` as it should be, adding whatever is missing; the record
+/// as stored now, or `None` for a message left before offline messages were conversations
+/// (it has no customer keys: it stays an offline message only).
+pub async fn sync(store: &SharedStore, m: &OfflineMessage) -> Result<Option<ConversationRecord>, ConversationError> {
+    let Some(customer) = &m.customer else {
+        return Ok(None);
+    };
+    // The opening and the first line first: a record is never listed without its line.
+    let opening = ConversationOpened {
+        id: m.id.clone(),
+        kind: ConversationKind::Service,
+        category: Some(m.category.clone()),
+        customer_name: m.name.clone(),
+        agent_id: String::new(),
+        agent_name: String::new(),
+        queued_at: m.created_at,
+        paired_at: m.created_at,
+        customer: customer.clone(),
+    };
+    let first = line(&m.id, &m.id, 1, Side::Customer, &m.text, m.created_at);
+    store.archive(&[ArchiveEvent::Opened(opening), first]).await?;
+    let conversations = Conversations::new(store.clone(), Rules::default());
+    let mut record = conversations
+        .open_offline(&m.id, &m.category, customer.record_keys(), m.created_at)
+        .await?;
+    // Whoever took or answered it has it, unless it went to someone since.
+    if let (None, Some(taker)) = (&record.holder, &m.taken_by) {
+        let agent = AgentId(taker.clone());
+        let at = m.replies.first().map_or(m.created_at, |r| r.at);
+        (_, record) = conversations
+            .change(&m.id, false, 0, at, |c, _| {
+                if c.holder().is_none() {
+                    c.assigned(agent.clone(), at);
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    name_its_agent(store, &record).await?;
+    for reply in &m.replies {
+        append(store, &m.id, &reply.id, &reply.text, reply.at).await?;
+    }
+    Ok(Some(record))
+}
+
+/// [`sync`] now; when the store refuses, logged and tried again in the background for a
+/// while (the message itself is stored: only the conversation lags, and the staff listing
+/// finishes one whose record is missing even after a restart). The record when written now.
+pub async fn sync_soon(store: &SharedStore, m: &OfflineMessage) -> Option<ConversationRecord> {
+    match sync(store, m).await {
+        Ok(record) => record,
+        Err(e) => {
+            tracing::warn!(message = %m.id, error = ?e, "an offline message's conversation waits for the store");
+            let (store, m) = (store.clone(), m.clone());
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let mut pause = Duration::from_millis(200);
+                while started.elapsed() < RETRY_FOR {
+                    tokio::time::sleep(pause).await;
+                    if sync(&store, &m).await.is_ok() {
+                        return;
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                tracing::warn!(message = %m.id, "an offline message's conversation is not written yet");
+            });
+            None
+        }
+    }
+}
+
+/// The archive names the conversation's agent once it has one (the customer's list shows
+/// them; they may read it): recorded as taken from its category's line, once, while the
+/// archive still names nobody.
+async fn name_its_agent(store: &SharedStore, record: &ConversationRecord) -> Result<(), ConversationError> {
+    let Some(holder) = &record.holder else {
+        return Ok(());
+    };
+    let archived = store.conversation(&record.id).await?;
+    if !archived.opened.agent_id.is_empty() {
+        return Ok(());
+    }
+    let name = match store.account(holder).await {
+        Ok(account) => account.display_name,
+        Err(StoreError::NotFound) => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let taken = ConversationTransferred {
+        id: record.id.clone(),
+        at: record.holder_turn_at,
+        after_seq: archived.messages.iter().map(|m| m.seq).max().unwrap_or(0),
+        from_agent_id: String::new(),
+        from_agent_name: String::new(),
+        to_agent_id: Some(holder.clone()),
+        to_agent_name: Some(name),
+        to_category: Some(record.category.clone()),
+        note: String::new(),
+    };
+    store.archive(&[ArchiveEvent::Transferred(taken)]).await?;
+    Ok(())
+}
+
+/// Appends the agent's line `id` to conversation `conversation` after its last line, unless
+/// it is there: when another line took that seq first (the archive keeps the first), it
+/// reads again and takes the next.
+async fn append(
+    store: &SharedStore,
+    conversation: &str,
+    id: &str,
+    text: &str,
+    at: crate::store::Millis,
+) -> Result<(), ConversationError> {
+    for _ in 0..ATTEMPTS {
+        let archived = store.conversation(conversation).await?;
+        if archived.messages.iter().any(|m| m.id == id) {
+            return Ok(());
+        }
+        let seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0) + 1;
+        store
+            .archive(&[line(conversation, id, seq, Side::Agent, text, at)])
+            .await?;
+    }
+    Err(ConversationError::Store(StoreError::Conflict))
+}
+
+fn line(conversation: &str, id: &str, seq: u64, from: Side, text: &str, at: crate::store::Millis) -> ArchiveEvent {
+    ArchiveEvent::Message {
+        conversation_id: conversation.to_string(),
+        message: ArchivedMessage {
+            id: id.to_string(),
+            seq,
+            from,
+            text: text.to_string(),
+            at,
+        },
+    }
+}
