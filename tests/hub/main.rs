@@ -21,6 +21,8 @@ mod chat;
 mod closing;
 mod cluster_base;
 mod direct_path;
+// a private Dovecot, the inbound mail tests' IMAP server
+mod dovecot;
 // the hub on the routing scripts
 mod cluster_desk;
 mod cluster_hub;
@@ -31,8 +33,10 @@ mod contracts;
 mod customer_panel;
 mod desk;
 mod durability;
+// mail customers send back, polled over IMAP
 mod edge;
 mod erasure;
+mod inbound_mail;
 // the listening socket's backlog
 mod leave_token;
 mod listen_backlog;
