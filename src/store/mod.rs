@@ -49,6 +49,8 @@ mod ratings;
 mod offline;
 // ---- the facts the reports read ----
 mod reports;
+// ---- mail customers send back, each handled once ----
+mod inbound_mail;
 // ---- archive search ----
 pub mod search;
 
@@ -88,6 +90,8 @@ pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, Off
 pub use reports::{ConversationFacts, OfflineFacts, QueueAbandoned, ReportFacts, ReportStore};
 // ---- archive search ----
 pub use search::SearchQuery;
+// ---- mail customers send back, each handled once ----
+pub use inbound_mail::InboundMailStore;
 
 use std::sync::Arc;
 
@@ -373,6 +377,7 @@ pub trait Store:
     + CannedStore
     + ErasureStore
     + ReportStore
+    + InboundMailStore
     + Send
     + Sync
     + 'static

@@ -152,6 +152,8 @@ mod notes;
 mod customers;
 // ---- a customer's data erased on request ----
 mod erasure;
+// mail customers send back, each handled once
+mod inbound_mail;
 use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SEARCH_TERMS, SERVED_BY};
 use desk::CategoryDoc;
 
