@@ -54,11 +54,6 @@ impl Dovecot {
         panic!("no port for Dovecot: {last}");
     }
 
-    /// The `IMAP_URL` a hub uses to reach it.
-    pub fn url(&self) -> String {
-        format!("imap://127.0.0.1:{}", self.port)
-    }
-
     /// Stops the server (SIGTERM, waited for); its mailbox stays for [`Self::restart`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
