@@ -199,7 +199,7 @@ fn is_delivery_report(mail: &MailFields) -> bool {
 fn automatic(mail: &MailFields) -> Option<&'static str> {
     if let Some(value) = &mail.auto_submitted {
         // `no` (with optional comment or parameters) is the only value a person's mail has.
-        let value = value.split(|c| c == ';' || c == '(').next().unwrap_or("").trim();
+        let value = value.split([';', '(']).next().unwrap_or("").trim();
         if !value.eq_ignore_ascii_case("no") {
             return Some("Auto-Submitted");
         }

@@ -91,9 +91,12 @@ fn only_token_shaped_plus_addresses_of_our_own_address_are_tokens() {
     );
 }
 
+/// A change that marks a mail automatic, and the header the drop names.
+type Marking = (fn(&mut MailFields), &'static str);
+
 #[test]
 fn auto_replies_are_dropped_whatever_they_answer() {
-    let cases: Vec<(fn(&mut MailFields), &str)> = vec![
+    let cases: Vec<Marking> = vec![
         (|m| m.auto_submitted = Some("auto-replied".into()), "Auto-Submitted"),
         (
             |m| m.auto_submitted = Some("auto-generated; x".into()),
