@@ -92,36 +92,32 @@ impl Mailbox {
 
     /// The size in bytes of mail `uid` (`None`: it is gone).
     pub async fn size(&mut self, uid: u32) -> Result<Option<usize>, String> {
-        let fetched = bounded("reading a size", COMMAND_TIMEOUT, async {
-            self.session
-                .uid_fetch(uid.to_string(), "(UID RFC822.SIZE)")
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        Ok(fetched
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .and_then(|f| f.size)
-            .map(|s| s as usize))
+        let fetched = self.fetch_one("reading a size", uid, "(UID RFC822.SIZE)").await?;
+        Ok(fetched.and_then(|f| f.size).map(|s| s as usize))
     }
 
     /// Mail `uid` as raw bytes, without setting `\Seen` (`None`: it is gone).
     pub async fn fetch(&mut self, uid: u32) -> Result<Option<Vec<u8>>, String> {
-        let fetched = bounded("fetching a mail", COMMAND_TIMEOUT, async {
+        let fetched = self.fetch_one("fetching a mail", uid, "(UID BODY.PEEK[])").await?;
+        Ok(fetched.and_then(|f| f.body().map(<[u8]>::to_vec)))
+    }
+
+    /// `UID FETCH uid query`, bounded; the answer about `uid` (`None`: it is gone).
+    async fn fetch_one(
+        &mut self,
+        what: &str,
+        uid: u32,
+        query: &str,
+    ) -> Result<Option<async_imap::types::Fetch>, String> {
+        let fetched = bounded(what, COMMAND_TIMEOUT, async {
             self.session
-                .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+                .uid_fetch(uid.to_string(), query)
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
         })
         .await?;
-        Ok(fetched
-            .iter()
-            .find(|f| f.uid == Some(uid))
-            .and_then(|f| f.body())
-            .map(<[u8]>::to_vec))
+        Ok(fetched.into_iter().find(|f| f.uid == Some(uid)))
     }
 
     /// Flags mail `uid` `\Seen` and [`DONE`].
