@@ -27,7 +27,8 @@ const AUTO_REPLY: &str = "From: jo@example.org\r\nTo: support@desk.example\r\nSu
 const NO_MESSAGE_ID: &str =
     "From: ann@example.org\r\nTo: support@desk.example\r\nSubject: no id\r\n\r\nA mail without an id\r\n";
 
-/// A hub polling the test's Dovecot every 200 ms, its desk `support@desk.example`.
+/// A hub polling the test's Dovecot every 200 ms, its desk `support@desk.example`, mails
+/// above 4,000 bytes too large.
 async fn polling_hub(imap: &Dovecot) -> TestHub {
     let port = imap.port;
     TestHub::with(move |s| {
@@ -44,7 +45,8 @@ async fn polling_hub(imap: &Dovecot) -> TestHub {
             poll: Duration::from_millis(200),
             default_category: "general".into(),
             routes: vec![],
-            max_bytes: 10 << 20,
+            // Small, so a test mail can be too large without megabytes on the wire.
+            max_bytes: 4_000,
         });
     })
     .await
@@ -78,7 +80,7 @@ async fn handled(hub: &TestHub, outcome: &str) -> u64 {
 }
 
 /// The hub reads what arrives, flags it done (never deletes it), records each mail once by
-/// its Message-ID (or a hash), drops an auto-reply, adds nothing for a mail fetched again,
+/// its Message-ID (or a hash), drops an auto-reply and a mail above the size cap, adds nothing for a mail fetched again,
 /// and goes on after the IMAP server was down (without `/readyz` minding) with nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_in_the_mailbox_is_handled_once_and_flagged_never_deleted() {
@@ -96,11 +98,20 @@ async fn mail_in_the_mailbox_is_handled_once_and_flagged_never_deleted() {
     let hashed = switchboard::core::inbound_mail::idempotence_key(None, NO_MESSAGE_ID.as_bytes());
     assert!(hub.store.inbound_seen(&hashed).await.unwrap(), "{hashed}");
     assert!(handled(&hub, "auto_reply").await >= 1);
+    // A mail above the cap is never downloaded: recorded as dropped, flagged, left there.
+    let big = format!(
+        "From: big@example.org\r\nTo: support@desk.example\r\nSubject: big\r\nMessage-ID: <big@example.org>\r\n\r\n{}\r\n",
+        "x".repeat(5_000)
+    );
+    let too_large = handled(&hub, "too_large").await;
+    imap.append(&big).await;
+    all_flagged_done(&imap, 4).await;
+    assert_eq!(handled(&hub, "too_large").await, too_large + 1);
 
     // The same mail again (a second delivery, a restored backup): flagged, nothing added.
     let duplicates = handled(&hub, "duplicate").await;
     imap.append(PLAIN_MAIL).await;
-    all_flagged_done(&imap, 4).await;
+    all_flagged_done(&imap, 5).await;
     assert_eq!(handled(&hub, "duplicate").await, duplicates + 1);
 
     // The server goes away: the hub stays ready, retries, and takes what came meanwhile.
@@ -110,7 +121,7 @@ async fn mail_in_the_mailbox_is_handled_once_and_flagged_never_deleted() {
     assert_eq!(status, 200, "an IMAP server down never makes the hub unready");
     imap.restart().await;
     imap.append("From: bo@example.org\r\nTo: support@desk.example\r\nSubject: later\r\nMessage-ID: <later@example.org>\r\n\r\nStill there?\r\n").await;
-    all_flagged_done(&imap, 5).await;
+    all_flagged_done(&imap, 6).await;
     assert!(hub.store.inbound_seen("id:later@example.org").await.unwrap());
     hub.stop().await;
 }
