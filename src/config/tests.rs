@@ -264,7 +264,20 @@ fn imap_is_off_by_default_and_read_when_its_url_is_set() {
     assert_eq!(s.poll, Duration::from_secs(30));
     assert_eq!(s.max_bytes, 10 << 20);
     assert_eq!(s.routes[1], ("sales@desk.example".into(), "sales".into()));
-    assert!(!format!("{:?}", s).contains("pw\""), "the password is never printed");
+    let shown = format!(
+        "{:?}",
+        with(&[
+            ("IMAP_URL", "imap://h"),
+            ("IMAP_USER", "u"),
+            ("IMAP_PASSWORD", "imap-secret-password")
+        ])
+        .unwrap()
+        .redacted()
+    );
+    assert!(
+        shown.contains("(hidden)") && !shown.contains("imap-secret"),
+        "the password is never printed: {shown}"
+    );
     let plain = with(&[
         ("IMAP_URL", "imap://127.0.0.1:1143"),
         ("IMAP_USER", "u"),
