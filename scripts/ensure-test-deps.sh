@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs, idempotently: Debian chromium (browser tests), redis-server
-# (the cluster tests), coturn (TURN relay for the video tests), iproute2 (`ss`), a Python venv with secantusdb
+# (the cluster tests), coturn (TURN relay for the video tests), iproute2 (`ss`), dovecot-imapd (the IMAP
+# server the inbound mail tests run privately), a Python venv with secantusdb
 # (a MongoDB-wire server) and aiosmtpd (an SMTP sink), and the browser tests' npm packages.
 # Fails loudly when something cannot be installed: tests never skip for a missing server.
 set -euo pipefail
@@ -22,6 +23,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v openssl >/dev/null || missing+=(openssl)
 # `ss` reads the listening socket's backlog back (tests/hub/listen_backlog.rs).
 command -v ss >/dev/null || missing+=(iproute2)
+# The IMAP server the inbound mail tests start as their own process (tests/hub/dovecot.rs);
+# Debian's package, whose system service the tests never use.
+command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-test-deps: installing ${missing[*]} from Debian"
   as_root apt-get update -qq

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub mod imap;
 pub mod widget;
 
 /// Where durable data lives.
@@ -182,6 +183,8 @@ pub struct Settings {
     pub archive_group_commit: Duration,
     /// The embeddable chat widget (`WIDGET_*`, `DEMO_HOST_PORT`).
     pub widget: widget::WidgetSettings,
+    /// Mail customers send back, read over IMAP (`IMAP_*`); `None`: off.
+    pub imap: Option<imap::ImapSettings>,
 }
 
 // ---- rooms and 1-to-1 video ----
@@ -310,6 +313,7 @@ impl Settings {
             // ---- the default configuration fast ----
             archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
             widget: widget::WidgetSettings::read(&r)?,
+            imap: imap::ImapSettings::read(&r)?,
         };
         if settings.outbox_retry_max < settings.outbox_retry_first {
             return Err(ConfigError {

@@ -30,6 +30,8 @@ pub mod desk_name;
 // the desk's secret that identity hashes are made with
 pub mod identity_secret;
 pub mod mail;
+// mail customers send back, read over IMAP
+pub mod inbound;
 pub mod rooms;
 pub mod routing_modes;
 // ---- offline messages: what customers leave when nobody is online ----

@@ -174,6 +174,23 @@ pub async fn run(
         settings.clone(),
         shutdown.clone(),
     ));
+    // ---- mail customers send back, read over IMAP (one node should have IMAP_URL) ----
+    if let Some(imap) = settings.imap.clone() {
+        // MAIL_FROM was checked to be a mailbox at start-up.
+        let desk_address = settings
+            .mail_from
+            .parse::<lettre::message::Mailbox>()
+            .map(|m| m.email.to_string())
+            .unwrap_or_default();
+        tokio::spawn(crate::inbound::poller::run(
+            imap,
+            desk_address,
+            store.clone(),
+            Arc::new(crate::inbound::LogSink),
+            Arc::default(),
+            shutdown.clone(),
+        ));
+    }
     let state = AppState {
         settings: settings.clone(),
         store,

@@ -2673,6 +2673,29 @@ async fn customers_conversations_and_due_snoozes(store: &dyn Store) {
     );
 }
 
+// ---------- mail customers send back ----------
+
+/// An inbound mail's key is recorded once: the second record says so, of twenty racing
+/// records exactly one is first, and a read changes nothing.
+async fn inbound_mail_is_recorded_once_by_key(store: &dyn Store) {
+    assert!(!store.inbound_seen("id:a@customer.example").await.unwrap());
+    assert!(
+        !store.inbound_seen("id:a@customer.example").await.unwrap(),
+        "a read records nothing"
+    );
+    assert!(store.first_seen("id:a@customer.example", 10).await.unwrap());
+    assert!(store.inbound_seen("id:a@customer.example").await.unwrap());
+    assert!(!store.first_seen("id:a@customer.example", 20).await.unwrap());
+    assert!(
+        !store.inbound_seen("id:A@customer.example").await.unwrap(),
+        "keys are exact"
+    );
+    let racers = (0..20).map(|i| store.first_seen("sha256:00ff", i));
+    let firsts = futures_util::future::join_all(racers).await;
+    assert_eq!(firsts.iter().filter(|r| matches!(r, Ok(true))).count(), 1, "{firsts:?}");
+    assert!(firsts.iter().all(|r| r.is_ok()));
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -3239,6 +3262,7 @@ contract!(
     // transcripts by mail
     a_customer_transcript_holds_the_chat_and_never_its_notes,
     mails_are_added_once_by_id_and_found_by_prefix,
+    inbound_mail_is_recorded_once_by_key,
     // the facts the reports read
     report_facts_are_the_archives_times,
     // archive search

@@ -239,3 +239,78 @@ fn the_sticky_return_lasts_a_week_unless_set_and_a_bad_value_names_its_variable(
         assert_eq!(e.var, "CONVERSATION_STICKY_HOURS", "{value}");
     }
 }
+
+#[test]
+fn imap_is_off_by_default_and_read_when_its_url_is_set() {
+    assert_eq!(with(&[]).unwrap().imap, None);
+    let s = with(&[
+        ("IMAP_URL", "imaps://mail.example.com"),
+        ("IMAP_USER", "desk"),
+        ("IMAP_PASSWORD", "pw"),
+        (
+            "IMAP_ROUTES",
+            "billing@desk.example=billing, sales@desk.example = sales",
+        ),
+    ])
+    .unwrap()
+    .imap
+    .unwrap();
+    assert_eq!(
+        s.server,
+        imap::ImapServer {
+            tls: true,
+            host: "mail.example.com".into(),
+            port: 993
+        }
+    );
+    assert_eq!(s.mailbox, "INBOX");
+    assert_eq!(s.poll, Duration::from_secs(30));
+    assert_eq!(s.max_bytes, 10 << 20);
+    assert_eq!(s.routes[1], ("sales@desk.example".into(), "sales".into()));
+    let shown = format!(
+        "{:?}",
+        with(&[
+            ("IMAP_URL", "imap://h"),
+            ("IMAP_USER", "u"),
+            ("IMAP_PASSWORD", "imap-secret-password")
+        ])
+        .unwrap()
+        .redacted()
+    );
+    assert!(
+        shown.contains("(hidden)") && !shown.contains("imap-secret"),
+        "the password is never printed: {shown}"
+    );
+    let plain = with(&[
+        ("IMAP_URL", "imap://127.0.0.1:1143"),
+        ("IMAP_USER", "u"),
+        ("IMAP_PASSWORD", "p"),
+    ]);
+    assert_eq!(plain.unwrap().imap.unwrap().server.port, 1143);
+}
+
+#[test]
+fn bad_imap_values_name_their_variable() {
+    let base = [
+        ("IMAP_URL", "imap://127.0.0.1:1143"),
+        ("IMAP_USER", "u"),
+        ("IMAP_PASSWORD", "p"),
+    ];
+    for (var, value) in [
+        ("IMAP_URL", "http://mail.example.com"),
+        ("IMAP_URL", "imap://user:pw@mail.example.com"),
+        ("IMAP_URL", "imap://mail.example.com:0"),
+        ("IMAP_URL", "imaps://"),
+        ("IMAP_USER", ""),
+        ("IMAP_PASSWORD", ""),
+        ("IMAP_POLL_SECS", "0"),
+        ("IMAP_MAX_MB", "0"),
+        ("IMAP_ROUTES", "billing"),
+        ("IMAP_MAILBOX", "in\"box"),
+    ] {
+        let mut pairs: Vec<(&str, &str)> = base.iter().filter(|(k, _)| *k != var).copied().collect();
+        pairs.push((var, value));
+        let err = with(&pairs).expect_err(&format!("{var}={value} must be refused"));
+        assert_eq!(err.var, var, "{err}");
+    }
+}

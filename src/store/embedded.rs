@@ -96,6 +96,8 @@ mod customers;
 // ---- a customer's data erased on request ----
 mod erased;
 mod erasure;
+// mail customers send back, each handled once
+mod inbound_mail;
 // ---- the facts the reports read ----
 mod reports;
 // ---- archive search: postings ----
@@ -403,6 +405,7 @@ impl EmbeddedStore {
                 erasure::create_tables(&tx)?;
                 search_index::create_tables(&tx)?;
                 reply_tokens::create_tables(&tx)?;
+                inbound_mail::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {

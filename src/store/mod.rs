@@ -49,6 +49,8 @@ mod ratings;
 mod offline;
 // ---- the facts the reports read ----
 mod reports;
+// ---- mail customers send back, each handled once ----
+mod inbound_mail;
 // ---- archive search ----
 pub mod search;
 // ---- reply addresses of follow-up mails ----
@@ -92,6 +94,8 @@ pub use reports::{ConversationFacts, OfflineFacts, QueueAbandoned, ReportFacts, 
 pub use search::SearchQuery;
 // ---- reply addresses of follow-up mails ----
 pub use reply_tokens::ReplyTokenStore;
+// ---- mail customers send back, each handled once ----
+pub use inbound_mail::InboundMailStore;
 
 use std::sync::Arc;
 
@@ -378,6 +382,7 @@ pub trait Store:
     + ErasureStore
     + ReportStore
     + ReplyTokenStore
+    + InboundMailStore
     + Send
     + Sync
     + 'static

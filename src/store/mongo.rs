@@ -154,6 +154,8 @@ mod customers;
 mod erasure;
 // ---- reply addresses of follow-up mails ----
 mod reply_tokens;
+// mail customers send back, each handled once
+mod inbound_mail;
 use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SEARCH_TERMS, SERVED_BY};
 use desk::CategoryDoc;
 

@@ -22,6 +22,8 @@ mod closing;
 mod cluster_base;
 mod cluster_conversations;
 mod direct_path;
+// a private Dovecot, the inbound mail tests' IMAP server
+mod dovecot;
 // the hub on the routing scripts
 mod cluster_desk;
 mod cluster_hub;
@@ -32,8 +34,10 @@ mod contracts;
 mod customer_panel;
 mod desk;
 mod durability;
+// mail customers send back, polled over IMAP
 mod edge;
 mod erasure;
+mod inbound_mail;
 // the listening socket's backlog
 mod leave_token;
 mod listen_backlog;

@@ -16,6 +16,7 @@ mod conversations;
 mod customers;
 mod desk;
 mod erasure;
+mod inbound_mail;
 mod labels;
 mod offline;
 mod outbox;
@@ -70,6 +71,9 @@ struct Inner {
     canned: Vec<CannedReply>,
     /// Conversation id → its rating: the unique key "one rating per conversation".
     ratings: HashMap<String, Rating>,
+    // ---- mail customers send back ----
+    /// Inbound mail key → when it was handled.
+    inbound_mail: HashMap<String, Millis>,
     // ---- offline messages ----
     offline: HashMap<String, OfflineMessage>,
     // ---- a customer's data erased on request ----

@@ -1,0 +1,181 @@
+//! The task that reads the mailbox: every `IMAP_POLL_SECS` it connects, takes the mails
+//! not flagged done (a bounded batch, oldest first), decides each, hands it to the sink
+//! once, records it and flags it. A server down or slow is retried with a doubling pause
+//! (1 s up to 5 min), logged, and shown in [`InboundStatus`] and `/metrics`; it never
+//! touches `/readyz`. Stops with the server's shutdown token.
+//!
+//! One node at a time should poll a mailbox: two would each deliver a mail before either
+//! records it (the store's key makes it a duplicate only after). Which node polls is the
+//! operator's choice for now: set `IMAP_URL` on one node.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::imap::Mailbox;
+use super::{InboundMail, InboundSink, parse};
+use crate::config::imap::ImapSettings;
+use crate::core::inbound_mail::{Decision, Desk, DropReason, MailFields, decide, idempotence_key};
+use crate::store::SharedStore;
+
+/// Mails handled per connection; the rest wait for the next round, which follows at once.
+const BATCH: usize = 50;
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// `switchboard_inbound_mail_up`: 1 while the last look at the mailbox worked.
+pub const UP: &str = "switchboard_inbound_mail_up";
+/// `switchboard_inbound_mails_total{outcome}`: mails handled, by decision.
+pub const MAILS: &str = "switchboard_inbound_mails_total";
+
+/// What admins see of the poller (also in `/metrics`).
+#[derive(Debug, Default)]
+pub struct InboundStatus {
+    /// Ms since the epoch of the last look that worked (0: none yet).
+    pub last_ok_ms: AtomicU64,
+    /// Looks that failed in a row (0: the mailbox answers).
+    pub failures: AtomicU64,
+    /// Mails handed to the sink, and skipped as fetched before.
+    pub delivered: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(
+    settings: ImapSettings,
+    desk_address: String,
+    store: SharedStore,
+    sink: Arc<dyn InboundSink>,
+    status: Arc<InboundStatus>,
+    shutdown: CancellationToken,
+) {
+    let desk = Desk {
+        address: desk_address,
+        max_bytes: settings.max_bytes,
+        default_category: settings.default_category.clone(),
+        routes: settings.routes.clone(),
+    };
+    tracing::info!(server = %settings.server.host, port = settings.server.port, mailbox = %settings.mailbox, "inbound mail poller started");
+    let mut retry = FIRST_RETRY;
+    loop {
+        let round = tokio::select! {
+            () = shutdown.cancelled() => break,
+            round = one_round(&settings, &desk, &store, sink.as_ref(), &status) => round,
+        };
+        let pause = match round {
+            Ok(handled) => {
+                retry = FIRST_RETRY;
+                status.failures.store(0, Ordering::Relaxed);
+                status
+                    .last_ok_ms
+                    .store(crate::clock::now_ms().max(0) as u64, Ordering::Relaxed);
+                *status.last_error.lock().unwrap() = None;
+                metrics::gauge!(UP).set(1.0);
+                if handled == BATCH {
+                    Duration::ZERO
+                } else {
+                    settings.poll
+                }
+            }
+            Err(e) => {
+                let failures = status.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(error = %e, failures, retry_in = ?retry, "inbound mail: the mailbox could not be read; trying again");
+                *status.last_error.lock().unwrap() = Some(e);
+                metrics::gauge!(UP).set(0.0);
+                let pause = retry;
+                retry = (retry * 2).min(MAX_RETRY);
+                pause
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+    tracing::info!("inbound mail poller stopped");
+}
+
+/// One connection: the pending mails, each handled; how many.
+async fn one_round(
+    settings: &ImapSettings,
+    desk: &Desk,
+    store: &SharedStore,
+    sink: &dyn InboundSink,
+    status: &InboundStatus,
+) -> Result<usize, String> {
+    let mut mailbox = Mailbox::open(settings).await?;
+    let handled = handle_pending(&mut mailbox, desk, store, sink, status).await;
+    mailbox.close().await;
+    handled
+}
+
+async fn handle_pending(
+    mailbox: &mut Mailbox,
+    desk: &Desk,
+    store: &SharedStore,
+    sink: &dyn InboundSink,
+    status: &InboundStatus,
+) -> Result<usize, String> {
+    let uids = mailbox.pending(BATCH).await?;
+    for &uid in &uids {
+        let Some(size) = mailbox.size(uid).await? else { continue };
+        let (key, fields, message_id) = if size > desk.max_bytes {
+            // Never downloaded: the size decides, and the key is the server's view of it.
+            let key = format!("too-large:{uid}:{size}");
+            (
+                key,
+                MailFields {
+                    size,
+                    ..MailFields::default()
+                },
+                None,
+            )
+        } else {
+            let Some(raw) = mailbox.fetch(uid).await? else { continue };
+            let fields = parse::fields(&raw);
+            let key = idempotence_key(fields.message_id.as_deref(), &raw);
+            let message_id = fields.message_id.clone();
+            (key, fields, message_id)
+        };
+        if store.inbound_seen(&key).await.map_err(|e| format!("the store: {e}"))? {
+            status.duplicates.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%key, uid, "inbound mail fetched before; flagged, nothing added");
+            metrics::counter!(MAILS, "outcome" => "duplicate").increment(1);
+        } else {
+            let decision = decide(&fields, desk);
+            if let Decision::Drop(DropReason::TooLarge(size)) = &decision {
+                tracing::warn!(%key, uid, size, max = desk.max_bytes, "inbound mail too large: recorded and dropped, left on the server");
+            }
+            let outcome = outcome(&decision);
+            let mail = InboundMail {
+                key: key.clone(),
+                message_id,
+                size,
+                decision,
+            };
+            sink.deliver(&mail)
+                .await
+                .map_err(|e| format!("handing over mail {key}: {e}"))?;
+            store
+                .first_seen(&key, crate::clock::now_ms())
+                .await
+                .map_err(|e| format!("the store: {e}"))?;
+            status.delivered.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(MAILS, "outcome" => outcome).increment(1);
+        }
+        mailbox.mark_done(uid).await?;
+    }
+    Ok(uids.len())
+}
+
+fn outcome(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Drop(reason) => reason.as_str(),
+        Decision::Bounce { .. } => "bounce",
+        Decision::Thread { .. } => "thread",
+        Decision::New { .. } => "new",
+    }
+}

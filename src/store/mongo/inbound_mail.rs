@@ -1,0 +1,52 @@
+//! Inbound mail keys in MongoDB: collection `inbound_mail`, `_id` the key, so the server
+//! refuses a second record (duplicate key) atomically, even between nodes.
+
+use async_trait::async_trait;
+
+use bson::doc;
+use serde::{Deserialize, Serialize};
+
+use super::{MongoStore, unavailable};
+use crate::store::{InboundMailStore, Millis, StoreError, StoreResult};
+
+#[derive(Serialize, Deserialize)]
+struct InboundDoc {
+    #[serde(rename = "_id")]
+    key: String,
+    at: Millis,
+}
+
+impl MongoStore {
+    fn inbound_mail(&self) -> mongodb::Collection<InboundDoc> {
+        self.db.collection("inbound_mail")
+    }
+}
+
+#[async_trait]
+impl InboundMailStore for MongoStore {
+    async fn inbound_seen(&self, key: &str) -> StoreResult<bool> {
+        let found = self
+            .inbound_mail()
+            .find_one(doc! {"_id": key})
+            .await
+            .map_err(unavailable)?;
+        Ok(found.is_some())
+    }
+
+    async fn first_seen(&self, key: &str, at: Millis) -> StoreResult<bool> {
+        let doc = InboundDoc {
+            key: key.to_string(),
+            at,
+        };
+        match self
+            .inbound_mail()
+            .insert_one(doc)
+            .await
+            .map_err(super::conflict_or_unavailable)
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

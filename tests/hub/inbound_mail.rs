@@ -1,0 +1,127 @@
+//! Mail customers send back, read from a real IMAP server (a private Dovecot) by the hub's
+//! poller: each mail decided once, flagged on the server, never deleted.
+
+use std::time::Duration;
+
+use switchboard::config::Secret;
+use switchboard::config::imap::{ImapServer, ImapSettings};
+
+use crate::common::TestHub;
+use crate::dovecot::Dovecot;
+
+const PLAIN_MAIL: &str = "From: Jörg <joerg@example.org>\r\nTo: desk@example.com\r\nSubject: hello\r\nMessage-ID: <first@example.org>\r\n\r\nHello desk\r\n";
+
+/// The harness's own server: it takes a mail by APPEND and keeps it over a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_imap_server_keeps_appended_mail_over_a_restart() {
+    let mut imap = Dovecot::start().await;
+    imap.append(PLAIN_MAIL).await;
+    assert_eq!(imap.flags().await.len(), 1);
+    imap.restart().await;
+    let flags = imap.flags().await;
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert!(!flags[0].1.iter().any(|f| f.contains("Seen")), "{flags:?}");
+}
+
+const AUTO_REPLY: &str = "From: jo@example.org\r\nTo: support@desk.example\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <ooo@example.org>\r\nIn-Reply-To: <root@desk.example>\r\n\r\nI am away\r\n";
+const NO_MESSAGE_ID: &str =
+    "From: ann@example.org\r\nTo: support@desk.example\r\nSubject: no id\r\n\r\nA mail without an id\r\n";
+
+/// A hub polling the test's Dovecot every 200 ms, its desk `support@desk.example`, mails
+/// above 4,000 bytes too large.
+async fn polling_hub(imap: &Dovecot) -> TestHub {
+    let port = imap.port;
+    TestHub::with(move |s| {
+        s.mail_from = "Desk <support@desk.example>".into();
+        s.imap = Some(ImapSettings {
+            server: ImapServer {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port,
+            },
+            user: crate::dovecot::USER.into(),
+            password: Secret(crate::dovecot::PASSWORD.into()),
+            mailbox: "INBOX".into(),
+            poll: Duration::from_millis(200),
+            default_category: "general".into(),
+            routes: vec![],
+            // Small, so a test mail can be too large without megabytes on the wire.
+            max_bytes: 4_000,
+        });
+    })
+    .await
+}
+
+/// Waits until every mail in the mailbox is flagged done (and `\Seen`); returns how many.
+async fn all_flagged_done(imap: &Dovecot, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let flags = imap.flags().await;
+        let done =
+            |f: &Vec<String>| f.iter().any(|f| f.contains("SwitchboardDone")) && f.iter().any(|f| f.contains("Seen"));
+        if flags.len() == count && flags.iter().all(|(_, f)| done(f)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mails never all flagged: {flags:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `switchboard_inbound_mails_total{outcome}` from the process's metrics (0 when absent).
+async fn handled(hub: &TestHub, outcome: &str) -> u64 {
+    let text = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
+    let wanted = format!("switchboard_inbound_mails_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(wanted.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// The hub reads what arrives, flags it done (never deletes it), records each mail once by
+/// its Message-ID (or a hash), drops an auto-reply and a mail above the size cap, adds nothing for a mail fetched again,
+/// and goes on after the IMAP server was down (without `/readyz` minding) with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_in_the_mailbox_is_handled_once_and_flagged_never_deleted() {
+    let mut imap = Dovecot::start().await;
+    imap.append(PLAIN_MAIL).await;
+    imap.append(AUTO_REPLY).await;
+    imap.append(NO_MESSAGE_ID).await;
+    let hub = polling_hub(&imap).await;
+    all_flagged_done(&imap, 3).await;
+    assert!(hub.store.inbound_seen("id:first@example.org").await.unwrap());
+    assert!(
+        hub.store.inbound_seen("id:ooo@example.org").await.unwrap(),
+        "a dropped mail is recorded too"
+    );
+    let hashed = switchboard::core::inbound_mail::idempotence_key(None, NO_MESSAGE_ID.as_bytes());
+    assert!(hub.store.inbound_seen(&hashed).await.unwrap(), "{hashed}");
+    assert!(handled(&hub, "auto_reply").await >= 1);
+    // A mail above the cap is never downloaded: recorded as dropped, flagged, left there.
+    let big = format!(
+        "From: big@example.org\r\nTo: support@desk.example\r\nSubject: big\r\nMessage-ID: <big@example.org>\r\n\r\n{}\r\n",
+        "x".repeat(5_000)
+    );
+    let too_large = handled(&hub, "too_large").await;
+    imap.append(&big).await;
+    all_flagged_done(&imap, 4).await;
+    assert_eq!(handled(&hub, "too_large").await, too_large + 1);
+
+    // The same mail again (a second delivery, a restored backup): flagged, nothing added.
+    let duplicates = handled(&hub, "duplicate").await;
+    imap.append(PLAIN_MAIL).await;
+    all_flagged_done(&imap, 5).await;
+    assert_eq!(handled(&hub, "duplicate").await, duplicates + 1);
+
+    // The server goes away: the hub stays ready, retries, and takes what came meanwhile.
+    imap.stop();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (status, _) = crate::common::get(&hub, "/readyz").await;
+    assert_eq!(status, 200, "an IMAP server down never makes the hub unready");
+    imap.restart().await;
+    imap.append("From: bo@example.org\r\nTo: support@desk.example\r\nSubject: later\r\nMessage-ID: <later@example.org>\r\n\r\nStill there?\r\n").await;
+    all_flagged_done(&imap, 6).await;
+    assert!(hub.store.inbound_seen("id:later@example.org").await.unwrap());
+    hub.stop().await;
+}
