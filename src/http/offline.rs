@@ -469,10 +469,15 @@ async fn reply(
         .find(|c| c.id == m.category)
         .map_or_else(|| m.category.clone(), |c| c.name);
     let mail = crate::offline::reply_mail(&m, &category, &reply);
+    let text = reply.text.clone();
     let replied = state.store.reply_offline_message(&id, reply, mail).await;
     if let Ok(m) = &replied {
         metrics::counter!("switchboard_offline_replies_total").increment(1);
         follow(&state, m).await;
+        // Its conversation has the answer too, as the agent's next line.
+        if m.customer.is_some() {
+            let _ = state.hub.answer_by_mail(&account.id, &m.id, text).await;
+        }
     }
     changed(&state, replied).await
 }

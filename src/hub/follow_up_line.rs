@@ -7,11 +7,20 @@ use crate::hub::delivery::ConnId;
 
 /// A line an agent asked to write, waiting for the conversation's count.
 pub(crate) struct FollowUpLine {
+    /// The connection it came from ([`ELSEWHERE`]: none, no one is told its ack).
     pub conn: ConnId,
     pub agent: AgentId,
     pub text: String,
     pub client_id: Option<String>,
+    /// It went to the customer by mail already (an answer to an offline message): it is
+    /// not mailed again as a follow-up.
+    pub mailed: bool,
 }
+
+/// The connection of a line the agent wrote elsewhere than on a socket (the answer form of
+/// an offline message): sockets are numbered from 1, so it names none; the agent's
+/// consoles get the line as a `message`.
+pub(crate) const ELSEWHERE: ConnId = ConnId(0);
 
 /// Why Redis drew no seq for a line (several nodes).
 #[derive(Debug)]

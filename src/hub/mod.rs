@@ -163,6 +163,12 @@ pub(crate) enum Command {
         asked: Box<service::continuing::JoinAsked>,
         found: Result<Box<service::continuing::Continued>, (&'static str, String)>,
     },
+    /// An agent's answer to an offline message, mailed: a line of its conversation too.
+    AnswerByMail {
+        agent: String,
+        conversation: String,
+        text: String,
+    },
     /// Lines of a continued conversation written on another node while its customer came
     /// back (several nodes), read from the store once it had them (`continuing::catch_up`).
     LateLinesRead {
@@ -559,6 +565,17 @@ impl Hub {
     }
 
     /// A conversation changed on another node: its holder, where connected here, is told.
+    /// `agent`'s answer `text` to the offline message that is conversation `conversation`,
+    /// stored and mailed: the conversation gets it as the agent's next line.
+    pub async fn answer_by_mail(&self, agent: &str, conversation: &str, text: String) -> Result<(), HubGone> {
+        self.send(Command::AnswerByMail {
+            agent: agent.to_string(),
+            conversation: conversation.to_string(),
+            text,
+        })
+        .await
+    }
+
     pub async fn conversation_changed(&self, record: crate::store::ConversationRecord) -> Result<(), HubGone> {
         self.send(Command::ConversationChanged { record }).await
     }

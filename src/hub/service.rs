@@ -355,6 +355,11 @@ impl HubState {
             Command::IdentityChecked { conn, asked } => self.identity_checked(conn, *asked),
             Command::FollowUpRead { id, read } => self.follow_up_read(id, read),
             Command::FollowUpSeq { id, asked, drawn } => self.follow_up_seq(id, *asked, drawn),
+            Command::AnswerByMail {
+                agent,
+                conversation,
+                text,
+            } => self.line_from_elsewhere(AgentId(agent), conversation, text),
             Command::ConversationChanged { record } => self.conversation_changed(record),
             Command::ConversationStatusAnswer {
                 conn,

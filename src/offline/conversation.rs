@@ -2,15 +2,16 @@
 //! the message's id, opens `open` without an agent (its record marked `offline`), has the
 //! customer as a live chat's opening records them (the browser's visitor key and a
 //! verified identity find it, so the customer lists and continues it), the message as its
-//! first line, each answer by mail as the next line, and the agent who took or answered it
-//! as its holder.
+//! first line, and the agent who took or answered it as its holder. Each answer by mail
+//! becomes its agent's next line through the hub (`Hub::answer_by_mail`), which numbers
+//! every line of a conversation (in its live chat, or to an away customer; on several
+//! nodes through Redis): a line appended here could take a seq the hub gives another.
 //!
 //! The offline message is the truth and is stored first (with its mail, in one write, as
 //! before); the conversation is then brought in line with it by [`sync`], which only adds
 //! what is missing: the archive keeps each event once (an opening by its id, a line by its
 //! id or seq), the record is opened once ([`Conversations::open_offline`] answers the one
-//! stored) and assigned by compare-and-set, and a reply's line is looked for by its id
-//! before it is appended. So a conversation write that fails after the message was stored
+//! stored) and assigned by compare-and-set. So a conversation write that fails after the message was stored
 //! loses nothing: [`sync`] is run again (soon after, and by the staff listing for any
 //! message whose record is missing) and finishes it, however often it runs.
 
@@ -23,10 +24,6 @@ use crate::store::{
     ArchiveEvent, ArchivedMessage, ConversationKind, ConversationOpened, ConversationRecord, ConversationTransferred,
     OfflineMessage, SharedStore, Side, StoreError,
 };
-
-/// Appends of one reply that lost the seq to another line before giving up (another line
-/// each time means a conversation written many times a second, which no person does).
-const ATTEMPTS: usize = 8;
 
 /// How long a conversation that could not be written is tried again in the background.
 const RETRY_FOR: Duration = Duration::from_secs(300);
@@ -70,9 +67,6 @@ pub async fn sync(store: &SharedStore, m: &OfflineMessage) -> Result<Option<Conv
             .await?;
     }
     name_its_agent(store, &record).await?;
-    for reply in &m.replies {
-        append(store, &m.id, &reply.id, &reply.text, reply.at).await?;
-    }
     Ok(Some(record))
 }
 
@@ -131,29 +125,6 @@ async fn name_its_agent(store: &SharedStore, record: &ConversationRecord) -> Res
     };
     store.archive(&[ArchiveEvent::Transferred(taken)]).await?;
     Ok(())
-}
-
-/// Appends the agent's line `id` to conversation `conversation` after its last line, unless
-/// it is there: when another line took that seq first (the archive keeps the first), it
-/// reads again and takes the next.
-async fn append(
-    store: &SharedStore,
-    conversation: &str,
-    id: &str,
-    text: &str,
-    at: crate::store::Millis,
-) -> Result<(), ConversationError> {
-    for _ in 0..ATTEMPTS {
-        let archived = store.conversation(conversation).await?;
-        if archived.messages.iter().any(|m| m.id == id) {
-            return Ok(());
-        }
-        let seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0) + 1;
-        store
-            .archive(&[line(conversation, id, seq, Side::Agent, text, at)])
-            .await?;
-    }
-    Err(ConversationError::Store(StoreError::Conflict))
 }
 
 fn line(conversation: &str, id: &str, seq: u64, from: Side, text: &str, at: crate::store::Millis) -> ArchiveEvent {

@@ -31,7 +31,7 @@ use crate::core::routing::{AgentId, Party};
 use crate::hub::Command;
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient, SenderCopy};
-use crate::hub::follow_up_line::{FollowUpLine as Asked, SeqRefused};
+use crate::hub::follow_up_line::{ELSEWHERE, FollowUpLine as Asked, SeqRefused};
 use crate::hub::transcript::{self, Author, Stamped};
 use crate::protocol::{ChatMessage, From};
 use crate::store::{SharedStore, StoreError};
@@ -87,7 +87,39 @@ impl HubState {
             agent,
             text,
             client_id,
+            mailed: false,
         };
+        self.follow_up_line(id, asked)
+    }
+
+    /// Line `text` of `agent` into conversation `id`, written elsewhere than on a socket (an
+    /// answer to an offline message, which went by mail): the conversation has it too, in
+    /// its live chat when its customer is here, else as a line to an away customer.
+    /// Refusals are logged: the answer itself is stored with its message and mailed.
+    pub(super) fn line_from_elsewhere(&mut self, agent: AgentId, id: String, text: String) {
+        let result = match self.chat_by_wire.get(&id).copied() {
+            Some(chat) if self.routing.chat_sides(chat).is_some_and(|(_, a)| *a == agent) => {
+                self.relay(chat, (Party::Agent, ELSEWHERE), text, None)
+            }
+            Some(_) => Err(not_yours()),
+            None => self.check_message(&text).and_then(|()| {
+                let asked = Asked {
+                    conn: ELSEWHERE,
+                    agent,
+                    text,
+                    client_id: None,
+                    mailed: true,
+                };
+                self.follow_up_line(id.clone(), asked)
+            }),
+        };
+        if let Err((code, message)) = result {
+            tracing::warn!(conversation = %id, code, message, "an answer by mail did not become a line of its conversation");
+        }
+    }
+
+    /// A line for conversation `id`: stamped once its count is known.
+    fn follow_up_line(&mut self, id: String, asked: Asked) -> Result<(), (&'static str, String)> {
         if let Some(entry) = self.follow_ups.get_mut(&id) {
             if entry.last_seq.is_none() {
                 entry.waiting.push(asked);
@@ -232,7 +264,9 @@ impl HubState {
             asked.client_id.as_deref(),
         );
         let archived = room.push(event);
-        self.follow_up_mail.written(&self.archive, &self.settings, id, seq, at);
+        if !asked.mailed {
+            self.follow_up_mail.written(&self.archive, &self.settings, id, seq, at);
+        }
         entry.last_seq = Some(entry.last_seq.unwrap_or(0).max(seq));
         entry.lines.push(ChatMessage {
             chat_id: id.to_string(),
