@@ -182,11 +182,19 @@ pub async fn run(
             .parse::<lettre::message::Mailbox>()
             .map(|m| m.email.to_string())
             .unwrap_or_default();
+        let sink = crate::inbound::conversations::ConversationSink {
+            store: store.clone(),
+            hub: hub.clone(),
+            domain: desk_address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
+        };
         tokio::spawn(crate::inbound::poller::run(
             imap,
             desk_address,
             store.clone(),
-            Arc::new(crate::inbound::LogSink),
+            Arc::new(sink),
             Arc::default(),
             shutdown.clone(),
         ));

@@ -15,6 +15,9 @@ pub(crate) struct FollowUpLine {
     /// It went to the customer by mail already (an answer to an offline message): it is
     /// not mailed again as a follow-up.
     pub mailed: bool,
+    /// The customer wrote it, by mail (`agent` is then nobody: it goes to whoever holds
+    /// the conversation, and reopens it).
+    pub by_customer: bool,
 }
 
 /// The connection of a line the agent wrote elsewhere than on a socket (the answer form of

@@ -163,6 +163,11 @@ pub(crate) enum Command {
         asked: Box<service::continuing::JoinAsked>,
         found: Result<Box<service::continuing::Continued>, (&'static str, String)>,
     },
+    /// A customer's answer by mail to a conversation (`inbound`).
+    LineByMail {
+        conversation: String,
+        text: String,
+    },
     /// An agent's answer to an offline message, mailed: a line of its conversation too.
     AnswerByMail {
         agent: String,
@@ -565,6 +570,15 @@ impl Hub {
     }
 
     /// A conversation changed on another node: its holder, where connected here, is told.
+    /// A customer's answer by mail to conversation `conversation`: their line in it.
+    pub async fn line_by_mail(&self, conversation: &str, text: String) -> Result<(), HubGone> {
+        self.send(Command::LineByMail {
+            conversation: conversation.to_string(),
+            text,
+        })
+        .await
+    }
+
     /// `agent`'s answer `text` to the offline message that is conversation `conversation`,
     /// stored and mailed: the conversation gets it as the agent's next line.
     pub async fn answer_by_mail(&self, agent: &str, conversation: &str, text: String) -> Result<(), HubGone> {

@@ -9,6 +9,7 @@
 //! the next poll, so a sink must be idempotent by [`InboundMail::key`] (the archive is,
 //! when a line's id is made from the key).
 
+pub mod conversations;
 pub mod imap;
 pub mod parse;
 pub mod poller;

@@ -16,7 +16,7 @@ use crate::common::*;
 const VISITOR: &str = "joergs-browser-key-0001";
 
 /// A parsed mail's header, raw and trimmed ("" when absent).
-fn header(raw: &str, name: &str) -> String {
+pub(crate) fn header(raw: &str, name: &str) -> String {
     let message = mail_parser::MessageParser::default()
         .parse(raw.as_bytes())
         .expect("a parsable mail");
@@ -25,7 +25,7 @@ fn header(raw: &str, name: &str) -> String {
 
 /// Jörg (email on file) chats with `agent` and leaves: his page is closed and the grace
 /// period runs out (`customer_gone`). The conversation id.
-async fn joerg_visits(hub: &Endpoint, agent: &mut Ws) -> String {
+pub(crate) async fn joerg_visits(hub: &Endpoint, agent: &mut Ws) -> String {
     let mut joerg = hub
         .customer_with("Jörg Müller", json!({"email": "joerg@example.com", "visitor": VISITOR}))
         .await;
@@ -44,7 +44,7 @@ async fn joerg_visits(hub: &Endpoint, agent: &mut Ws) -> String {
 
 /// The agent writes `text` into `chat` (nobody there) and waits for its ack; its seq. Asked
 /// again while the ended chat's record is not stored yet (`unknown_chat` until then).
-async fn write(agent: &mut Ws, chat: &str, text: &str, client_id: &str) -> u64 {
+pub(crate) async fn write(agent: &mut Ws, chat: &str, text: &str, client_id: &str) -> u64 {
     for _ in 0..100 {
         agent
             .send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": client_id}))

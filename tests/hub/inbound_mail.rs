@@ -27,6 +27,26 @@ const AUTO_REPLY: &str = "From: jo@example.org\r\nTo: support@desk.example\r\nSu
 const NO_MESSAGE_ID: &str =
     "From: ann@example.org\r\nTo: support@desk.example\r\nSubject: no id\r\n\r\nA mail without an id\r\n";
 
+/// Settings that poll the test's Dovecot (on `port`) every 200 ms; mails above 4,000
+/// bytes too large.
+pub(crate) fn polling(port: u16) -> ImapSettings {
+    ImapSettings {
+        server: ImapServer {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port,
+        },
+        user: crate::dovecot::USER.into(),
+        password: Secret(crate::dovecot::PASSWORD.into()),
+        mailbox: "INBOX".into(),
+        poll: Duration::from_millis(200),
+        default_category: "general".into(),
+        routes: vec![],
+        // Small, so a test mail can be too large without megabytes on the wire.
+        max_bytes: 4_000,
+    }
+}
+
 /// A hub polling the test's Dovecot every 200 ms, its desk `support@desk.example`, mails
 /// above 4,000 bytes too large.
 async fn polling_hub(imap: &Dovecot) -> TestHub {

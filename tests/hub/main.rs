@@ -38,6 +38,7 @@ mod durability;
 mod edge;
 mod erasure;
 mod inbound_mail;
+mod mail_both_ways;
 // the listening socket's backlog
 mod leave_token;
 mod listen_backlog;

@@ -63,6 +63,16 @@ pub(crate) struct Read {
 /// The table the hub keeps: by conversation id.
 pub(in crate::hub) type Table = HashMap<String, FollowUps>;
 
+/// `text` cut to `max` characters, the cut marked.
+fn clipped(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 fn not_yours() -> (&'static str, String) {
     ("unknown_chat", "no such conversation in your list".to_string())
 }
@@ -88,8 +98,35 @@ impl HubState {
             text,
             client_id,
             mailed: false,
+            by_customer: false,
         };
         self.follow_up_line(id, asked)
+    }
+
+    /// A mail the customer of conversation `id` sent back (`inbound`): their line in it,
+    /// in its live chat when they are in one here, else stamped like a line to an away
+    /// customer, for whoever holds it, and the conversation open again. Refusals are
+    /// logged (the mail is in the mailbox, flagged).
+    pub(super) fn line_by_mail(&mut self, id: String, text: String) {
+        // The whole mail is in the mailbox; the conversation gets what a chat line may hold.
+        let text = clipped(&text, self.settings.max_message_len);
+        let result = match self.chat_by_wire.get(&id).copied() {
+            Some(chat) => self.relay(chat, (Party::Customer, ELSEWHERE), text, None),
+            None => self.check_message(&text).and_then(|()| {
+                let asked = Asked {
+                    conn: ELSEWHERE,
+                    agent: AgentId(String::new()),
+                    text,
+                    client_id: None,
+                    mailed: true,
+                    by_customer: true,
+                };
+                self.follow_up_line(id.clone(), asked)
+            }),
+        };
+        if let Err((code, message)) = result {
+            tracing::warn!(conversation = %id, code, message, "a customer's mail did not become a line of its conversation");
+        }
     }
 
     /// Line `text` of `agent` into conversation `id`, written elsewhere than on a socket (an
@@ -109,6 +146,7 @@ impl HubState {
                     text,
                     client_id: None,
                     mailed: true,
+                    by_customer: false,
                 };
                 self.follow_up_line(id.clone(), asked)
             }),
@@ -177,6 +215,7 @@ impl HubState {
             for asked in waiting {
                 let (conn, client_id) = (asked.conn, asked.client_id.clone());
                 let result = match self.routing.chat_sides(chat) {
+                    Some(_) if asked.by_customer => self.relay(chat, (Party::Customer, conn), asked.text, None),
                     Some((_, owner)) if *owner == asked.agent => {
                         self.relay(chat, (Party::Agent, conn), asked.text, asked.client_id)
                     }
@@ -210,7 +249,7 @@ impl HubState {
     /// known (on several nodes, once Redis drew its seq: [`HubState::follow_up_seq`]).
     fn stamp_follow_up(&mut self, id: &str, asked: Asked) -> Result<(), (&'static str, String)> {
         let entry = self.follow_ups.get(id).expect("stamped only once read");
-        if entry.holder.as_ref() != Some(&asked.agent) {
+        if !asked.by_customer && entry.holder.as_ref() != Some(&asked.agent) {
             return Err(not_yours());
         }
         let archived = entry.last_seq.unwrap_or(0);
@@ -254,12 +293,17 @@ impl HubState {
         let entry = self.follow_ups.entry(id.to_string()).or_default();
         let message_id = Uuid::now_v7().to_string();
         let at = now_ms();
+        let author = if asked.by_customer {
+            Author::CUSTOMER
+        } else {
+            Author::AGENT
+        };
         let Stamped { frame, ack, event } = transcript::stamped(
             id,
             seq,
             &message_id,
             at,
-            Author::AGENT,
+            author,
             asked.text.clone(),
             asked.client_id.as_deref(),
         );
@@ -272,12 +316,22 @@ impl HubState {
             chat_id: id.to_string(),
             id: message_id,
             seq,
-            from: From::Agent,
+            from: if asked.by_customer { From::Customer } else { From::Agent },
             sender: None,
             text: asked.text,
             at,
             client_id: None,
         });
+        if asked.by_customer {
+            // Whoever holds it hears it (once stored, as any line) and has it open again.
+            let holder = entry.holder.clone();
+            if let Some(holder) = holder {
+                let copy = SenderCopy::sent_from(ELSEWHERE, ack, Outbound::Frame(frame));
+                self.acknowledge(Recipient::Agent(holder.clone()), copy, archived);
+                self.conversation_continued(id, &holder);
+            }
+            return Ok(());
+        }
         let copy = SenderCopy::sent_from(asked.conn, ack, Outbound::Frame(frame));
         self.acknowledge(Recipient::Agent(asked.agent), copy, archived);
         Ok(())

@@ -1,0 +1,167 @@
+//! Where a decided mail goes: a customer's answer becomes their line in the conversation it
+//! answers (found by its reply token first, then by the desk's `Message-ID`s it answers),
+//! through the hub, which numbers every line of a conversation and opens it again for
+//! whoever holds it; a mail that answers nothing becomes an offline message, which is a
+//! conversation in its category's line (`offline::conversation`).
+//!
+//! The token decides, never the `From` alone: a `From` other than the conversation's
+//! customer's address is shown on the line. Bounces are logged (the outbox's own
+//! attempts say whether a mail went).
+
+use async_trait::async_trait;
+
+use super::{InboundMail, InboundSink, LogSink};
+use crate::core::inbound_mail::{Decision, Written};
+use crate::hub::Hub;
+use crate::store::{CustomerProfile, OfflineMessage, OfflineState, SharedStore, StoreError};
+
+/// Mails become conversation lines, or offline messages.
+pub struct ConversationSink {
+    pub store: SharedStore,
+    pub hub: Hub,
+    /// The domain of the desk's `Message-ID`s (`MAIL_FROM`'s).
+    pub domain: String,
+}
+
+/// The conversation a desk `Message-ID` (without angle brackets) belongs to: a follow-up
+/// mail's (`follow-up.<id>.<n>`), a conversation's thread root (`conversation.<id>`) or an
+/// answer to an offline message (`offline-<id>.reply-<r>`), on the desk's `domain`.
+pub fn conversation_of_message_id(message_id: &str, domain: &str) -> Option<String> {
+    let (left, at) = message_id.rsplit_once('@')?;
+    if !at.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let id = if let Some(rest) = left.strip_prefix("conversation.") {
+        rest
+    } else if let Some(rest) = left.strip_prefix("follow-up.") {
+        rest.rsplit_once('.')?.0
+    } else if let Some(rest) = left.strip_prefix("offline-") {
+        rest.split_once(".reply-")?.0
+    } else {
+        return None;
+    };
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+impl ConversationSink {
+    /// The conversation a mail answers: its reply token's, else one of the ids it answers.
+    async fn answered(&self, tokens: &[String], ids: &[String]) -> Result<Option<String>, String> {
+        for token in tokens {
+            if let Some(id) = self.store.conversation_of(token).await.map_err(|e| e.to_string())? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(ids.iter().find_map(|id| conversation_of_message_id(id, &self.domain)))
+    }
+
+    /// Customer `written`'s line in conversation `id`, its sender shown when not its customer.
+    async fn line(&self, id: &str, written: &Written) -> Result<bool, String> {
+        let conversation = match self.store.conversation(id).await {
+            Ok(conversation) => conversation,
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e.to_string()),
+        };
+        let customer = conversation.opened.customer.email.unwrap_or_default();
+        let text = match customer.eq_ignore_ascii_case(&written.from) {
+            true => written.text.clone(),
+            false => format!(
+                "(by mail from {}, not the customer's address)\n{}",
+                written.from, written.text
+            ),
+        };
+        self.hub
+            .line_by_mail(id, text)
+            .await
+            .map_err(|_| "the hub is stopping".to_string())?;
+        Ok(true)
+    }
+
+    /// A mail answering nothing: an offline message in `category` (so a conversation in
+    /// its line), named by the mail's key so a second delivery is the same message.
+    async fn offline_message(&self, key: &str, category: &str, written: &Written) -> Result<(), String> {
+        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string();
+        let name = written.from.split('@').next().unwrap_or("customer").to_string();
+        let text = match written.subject.trim() {
+            "" => written.text.clone(),
+            subject => format!("{subject}\n\n{}", written.text),
+        };
+        let message = OfflineMessage {
+            id: id.clone(),
+            category: category.to_string(),
+            name,
+            email: written.from.clone(),
+            text,
+            created_at: crate::clock::now_ms(),
+            state: OfflineState::New,
+            taken_by: None,
+            replies: vec![],
+            handled_at: None,
+            handled_by: None,
+            customer: Some(CustomerProfile {
+                email: Some(written.from.clone()),
+                ..CustomerProfile::default()
+            }),
+        };
+        match self.store.offline_message(&id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => {
+                // It came to the desk's own mailbox: no copy to the desk.
+                self.store
+                    .add_offline_message(message.clone(), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        crate::offline::conversation::sync_soon(&self.store, &message).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl InboundSink for ConversationSink {
+    async fn deliver(&self, mail: &InboundMail) -> Result<(), String> {
+        match &mail.decision {
+            Decision::Thread {
+                tokens,
+                ids,
+                category,
+                written,
+            } => match self.answered(tokens, ids).await? {
+                Some(id) if self.line(&id, written).await? => Ok(()),
+                _ => self.offline_message(&mail.key, category, written).await,
+            },
+            Decision::New { category, written } => self.offline_message(&mail.key, category, written).await,
+            Decision::Drop(_) | Decision::Bounce { .. } => LogSink.deliver(mail).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conversation_of_message_id as of;
+
+    #[test]
+    fn the_desks_message_ids_name_their_conversation_and_nothing_else_does() {
+        let id = "0193a6c4-1b2e-7c3d-9e8f-0123456789ab";
+        assert_eq!(
+            of(&format!("conversation.{id}@desk.example"), "desk.example").as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            of(&format!("follow-up.{id}.7@DESK.example"), "desk.example").as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            of(&format!("offline-{id}.reply-abc@desk.example"), "desk.example").as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            of(&format!("conversation.{id}@elsewhere.example"), "desk.example"),
+            None
+        );
+        assert_eq!(of("someone@desk.example", "desk.example"), None);
+        assert_eq!(of("conversation.@desk.example", "desk.example"), None);
+        assert_eq!(of("no-at-sign", "desk.example"), None);
+    }
+}

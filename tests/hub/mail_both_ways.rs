@@ -1,0 +1,123 @@
+//! Email both ways: an agent's line to a customer who left goes out by mail (SMTP sink);
+//! the customer's answer, put in the desk's mailbox on a real IMAP server (Dovecot), comes
+//! back as their line in the same conversation, on the agent's console, and opens it
+//! again. The reply token decides (a `From` that is not the customer's is shown as such),
+//! and the same mail fetched twice adds nothing.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::appointment_mail::mail_settings;
+use crate::common::*;
+use crate::dovecot::Dovecot;
+use crate::follow_up_mail::{header, joerg_visits, write};
+
+/// The customer's answer to the desk mail `raw`: to its reply address, threaded to it,
+/// quoting it (the quote is not part of the line).
+fn answer(raw: &str, from: &str, message_id: &str, text: &str) -> String {
+    let reply_to = header(raw, "Reply-To");
+    let to = reply_to
+        .rsplit_once('<')
+        .map_or(reply_to.as_str(), |(_, a)| a.trim_end_matches('>'));
+    let answered = header(raw, "Message-ID");
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: Re: Ihr Paket\r\nMessage-ID: <{message_id}>\r\nIn-Reply-To: {answered}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         {text}\r\n\r\nAm Montag schrieb Kundendienst:\r\n> Ihr Paket ist unterwegs\r\n"
+    )
+}
+
+/// The next customer line of conversation `chat` on the agent's page.
+async fn customer_line(agent: &mut Ws, chat: &str) -> Value {
+    agent
+        .next_matching(|f| f["type"] == "message" && f["chat_id"] == chat && f["from"] == "customer")
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
+    let imap = Dovecot::start().await;
+    let port = imap.port;
+    let (smtp, hub) = koeln_desk(mail_settings, move |s| {
+        s.follow_up_mail_delay = Duration::from_millis(500);
+        s.imap = Some(crate::inbound_mail::polling(port));
+    })
+    .await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let chat = joerg_visits(&hub, &mut ann).await;
+    let seq = write(&mut ann, &chat, "Ihr Paket ist unterwegs", "f1").await;
+    let (raw, _) = koeln_mail_to_joerg(&smtp).await;
+    // Ann considers it done.
+    ann.send(
+        json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved", "client_id": "r1"}),
+    )
+    .await;
+    let resolved = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["client_id"] == "r1")
+        .await;
+    assert_eq!(resolved["status"], "resolved", "{resolved}");
+
+    // Jörg answers the mail: his line, in the same conversation, on Ann's console.
+    imap.append(&answer(
+        &raw,
+        "Jörg Müller <joerg@example.com>",
+        "a1@example.com",
+        "Danke, ich warte gern.",
+    ))
+    .await;
+    let line = customer_line(&mut ann, &chat).await;
+    assert_eq!(
+        (line["text"].as_str(), line["seq"].as_u64()),
+        (Some("Danke, ich warte gern."), Some(seq + 1)),
+        "the quoted mail is not part of the line: {line}"
+    );
+    // The answer opened it again, in Ann's list.
+    let status = ann
+        .next_matching(|f| {
+            f["type"] == "conversation_status" && f["conversation_id"] == chat.as_str() && f["status"] == "open"
+        })
+        .await;
+    assert_eq!(status["status"], "open");
+
+    // The same mail again, and someone else writing with his token: once, and shown as such.
+    imap.append(&answer(
+        &raw,
+        "Jörg Müller <joerg@example.com>",
+        "a1@example.com",
+        "Danke, ich warte gern.",
+    ))
+    .await;
+    imap.append(&answer(
+        &raw,
+        "Mallory <mallory@example.net>",
+        "m1@example.net",
+        "Send it to me instead",
+    ))
+    .await;
+    let spoofed = customer_line(&mut ann, &chat).await;
+    assert_eq!(
+        spoofed["seq"].as_u64(),
+        Some(seq + 2),
+        "the repeat added nothing: {spoofed}"
+    );
+    let text = spoofed["text"].as_str().unwrap();
+    assert!(
+        text.contains("mallory@example.net") && text.contains("not the customer's address"),
+        "{text}"
+    );
+
+    // The archive has both lines after Ann's, once each.
+    let api = hub.login("ann", "agent-password").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, c) = api.get(&format!("/api/conversations/{chat}")).await;
+        let lines = seqs_and_texts(&c["messages"]);
+        if lines.len() as u64 == seq + 2 {
+            assert_eq!(lines[seq as usize].1, "Danke, ich warte gern.");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
