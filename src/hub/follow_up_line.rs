@@ -2,6 +2,10 @@
 //! (`service::follow_up`), as it waits for its seq: on several nodes it travels to the
 //! cluster's router and back while Redis draws one (`cluster::conversation_seq`).
 
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
 use crate::core::routing::AgentId;
 use crate::hub::delivery::ConnId;
 
@@ -18,6 +22,30 @@ pub(crate) struct FollowUpLine {
     /// The customer wrote it, by mail (`agent` is then nobody: it goes to whoever holds
     /// the conversation, and reopens it).
     pub by_customer: bool,
+    /// Who waits to hear whether it was stamped (a line from elsewhere: no socket to tell).
+    pub outcome: Option<Outcome>,
+}
+
+/// Tells a caller once whether their line was stamped (`Err`: why not): whichever step
+/// settles it first, the others find it told.
+#[derive(Clone)]
+pub(crate) struct Outcome(Arc<Mutex<Option<Teller>>>);
+
+/// Where the outcome goes, until told.
+type Teller = oneshot::Sender<Result<(), String>>;
+
+impl Outcome {
+    pub fn new() -> (Self, oneshot::Receiver<Result<(), String>>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    pub fn tell(&self, result: Result<(), String>) {
+        let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tx) = taken {
+            let _ = tx.send(result);
+        }
+    }
 }
 
 /// The connection of a line the agent wrote elsewhere than on a socket (the answer form of

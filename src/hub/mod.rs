@@ -167,6 +167,7 @@ pub(crate) enum Command {
     LineByMail {
         conversation: String,
         text: String,
+        outcome: follow_up_line::Outcome,
     },
     /// An agent's answer to an offline message, mailed: a line of its conversation too.
     AnswerByMail {
@@ -571,12 +572,22 @@ impl Hub {
 
     /// A conversation changed on another node: its holder, where connected here, is told.
     /// A customer's answer by mail to conversation `conversation`: their line in it.
-    pub async fn line_by_mail(&self, conversation: &str, text: String) -> Result<(), HubGone> {
+    /// `Err`: why it is not a line (yet): the mail is offered again later.
+    pub async fn line_by_mail(&self, conversation: &str, text: String) -> Result<(), String> {
+        let (outcome, told) = follow_up_line::Outcome::new();
         self.send(Command::LineByMail {
             conversation: conversation.to_string(),
             text,
+            outcome,
         })
         .await
+        .map_err(|_| "the hub is stopping".to_string())?;
+        // The store's read and Redis's seq take milliseconds; a minute means they are down.
+        match tokio::time::timeout(std::time::Duration::from_secs(60), told).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the hub dropped the line".to_string()),
+            Err(_) => Err("the line was not stamped within a minute".to_string()),
+        }
     }
 
     /// `agent`'s answer `text` to the offline message that is conversation `conversation`,

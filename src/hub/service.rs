@@ -355,7 +355,11 @@ impl HubState {
             Command::IdentityChecked { conn, asked } => self.identity_checked(conn, *asked),
             Command::FollowUpRead { id, read } => self.follow_up_read(id, read),
             Command::FollowUpSeq { id, asked, drawn } => self.follow_up_seq(id, *asked, drawn),
-            Command::LineByMail { conversation, text } => self.line_by_mail(conversation, text),
+            Command::LineByMail {
+                conversation,
+                text,
+                outcome,
+            } => self.line_by_mail(conversation, text, outcome),
             Command::AnswerByMail {
                 agent,
                 conversation,

@@ -5,7 +5,9 @@
 //! conversation in its category's line (`offline::conversation`).
 //!
 //! The token decides, never the `From` alone: a `From` other than the conversation's
-//! customer's address is shown on the line. Bounces are logged (the outbox's own
+//! customer's address is shown on the line. A mail without our token that answers one of
+//! our `Message-ID`s (which are no secret: they carry the conversation's id) is a line of
+//! it only from the customer's own address; otherwise it starts a new one. Bounces are logged (the outbox's own
 //! attempts say whether a mail went).
 
 use async_trait::async_trait;
@@ -44,24 +46,33 @@ pub fn conversation_of_message_id(message_id: &str, domain: &str) -> Option<Stri
 }
 
 impl ConversationSink {
-    /// The conversation a mail answers: its reply token's, else one of the ids it answers.
-    async fn answered(&self, tokens: &[String], ids: &[String]) -> Result<Option<String>, String> {
+    /// The conversation a mail answers: its reply token's (true), else one of the ids it
+    /// answers (false).
+    async fn answered(&self, tokens: &[String], ids: &[String]) -> Result<Option<(String, bool)>, String> {
         for token in tokens {
             if let Some(id) = self.store.conversation_of(token).await.map_err(|e| e.to_string())? {
-                return Ok(Some(id));
+                return Ok(Some((id, true)));
             }
         }
-        Ok(ids.iter().find_map(|id| conversation_of_message_id(id, &self.domain)))
+        Ok(ids
+            .iter()
+            .find_map(|id| conversation_of_message_id(id, &self.domain))
+            .map(|id| (id, false)))
     }
 
-    /// Customer `written`'s line in conversation `id`, its sender shown when not its customer.
-    async fn line(&self, id: &str, written: &Written) -> Result<bool, String> {
+    /// Customer `written`'s line in conversation `id`, its sender shown when not its
+    /// customer. Found by an id it answers rather than by its token (ids are no secret):
+    /// only from the customer's own address; `false` when not a line of it.
+    async fn line(&self, id: &str, by_token: bool, written: &Written) -> Result<bool, String> {
         let conversation = match self.store.conversation(id).await {
             Ok(conversation) => conversation,
             Err(StoreError::NotFound) => return Ok(false),
             Err(e) => return Err(e.to_string()),
         };
         let customer = conversation.opened.customer.email.unwrap_or_default();
+        if !by_token && !customer.eq_ignore_ascii_case(&written.from) {
+            return Ok(false);
+        }
         let text = match customer.eq_ignore_ascii_case(&written.from) {
             true => written.text.clone(),
             false => format!(
@@ -69,10 +80,7 @@ impl ConversationSink {
                 written.from, written.text
             ),
         };
-        self.hub
-            .line_by_mail(id, text)
-            .await
-            .map_err(|_| "the hub is stopping".to_string())?;
+        self.hub.line_by_mail(id, text).await?;
         Ok(true)
     }
 
@@ -128,7 +136,7 @@ impl InboundSink for ConversationSink {
                 category,
                 written,
             } => match self.answered(tokens, ids).await? {
-                Some(id) if self.line(&id, written).await? => Ok(()),
+                Some((id, by_token)) if self.line(&id, by_token, written).await? => Ok(()),
                 _ => self.offline_message(&mail.key, category, written).await,
             },
             Decision::New { category, written } => self.offline_message(&mail.key, category, written).await,

@@ -53,21 +53,7 @@ async fn polling_hub(imap: &Dovecot) -> TestHub {
     let port = imap.port;
     TestHub::with(move |s| {
         s.mail_from = "Desk <support@desk.example>".into();
-        s.imap = Some(ImapSettings {
-            server: ImapServer {
-                tls: false,
-                host: "127.0.0.1".into(),
-                port,
-            },
-            user: crate::dovecot::USER.into(),
-            password: Secret(crate::dovecot::PASSWORD.into()),
-            mailbox: "INBOX".into(),
-            poll: Duration::from_millis(200),
-            default_category: "general".into(),
-            routes: vec![],
-            // Small, so a test mail can be too large without megabytes on the wire.
-            max_bytes: 4_000,
-        });
+        s.imap = Some(polling(port));
     })
     .await
 }

@@ -121,3 +121,52 @@ async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A customer's mail arriving while their chat waits in a category's line after a
+/// transfer (its count is its own until it is paired again): the mail waits in the
+/// mailbox and becomes their line in the chat once an agent has it. (It took the hub
+/// down once: the chat had a wire id but no log.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_for_a_chat_waiting_after_a_transfer_waits_and_joins_the_chat() {
+    let imap = Dovecot::start().await;
+    let port = imap.port;
+    let (_smtp, hub) = koeln_desk(mail_settings, move |s| {
+        s.imap = Some(crate::inbound_mail::polling(port));
+    })
+    .await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut joerg = hub
+        .customer_with("Jörg Müller", json!({"email": "joerg@example.com"}))
+        .await;
+    let chat = joerg.chat_started().await;
+    ann.next_of("chat_started").await;
+    joerg
+        .send(json!({"type": "message", "text": "Wo ist mein Paket?", "client_id": "c1"}))
+        .await;
+    joerg.next_of("ack").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "refund"}))
+        .await;
+    joerg.next_of("queued").await;
+
+    // He writes by mail meanwhile (answering the conversation, from his own address).
+    imap.append(&format!(
+        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <w1@example.com>\r\n\
+         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nAny news?\r\n"
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The hub is up (a customer still joins, and Ann, free again, gets her), and Bill, taking billing, gets the chat,
+    // then the mail as Jörg's line in it.
+    let mut zoe = hub.customer("Zoe", "general").await;
+    zoe.next_of("chat_started").await;
+    let mut bill = hub.agent("bill", &["billing"], 1).await;
+    let started = bill.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], chat, "{started}");
+    let line = customer_line(&mut bill, &chat).await;
+    assert_eq!(
+        (line["text"].as_str(), line["seq"].as_u64()),
+        (Some("Any news?"), Some(2)),
+        "{line}"
+    );
+    assert_eq!(joerg.next_of("message").await["text"], "Any news?");
+}

@@ -9,7 +9,8 @@
 -- belongs in their chat, which the calling node does not hold).
 -- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
 local conv, archived = ARGV[3], tonumber(ARGV[4]) or 0
-if redis.call('EXISTS', P .. 'conv-live:' .. conv) == 1 then
+local holder = redis.call('GET', P .. 'conv-live:' .. conv)
+if holder and redis.call('HGET', P .. 'customer:' .. holder, 'conv') == conv then
   return redis.error_reply('live a customer continues this conversation now')
 end
 local key = P .. 'conv-seq:' .. conv

@@ -635,7 +635,12 @@ function T.join(node, a)
   -- their node read of it. One customer continues it at a time, whatever the node.
   local conv = a[10]
   if conv == '' then conv = nil end
-  if conv and redis.call('EXISTS', k_conv_live(conv)) == 1 then return 'already_live' end
+  if conv then
+    -- Held by a customer who is still there continuing it (a key a customer left behind,
+    -- e.g. forgotten by a node of an older build, holds nothing).
+    local holder = redis.call('GET', k_conv_live(conv))
+    if holder and redis.call('HGET', k_customer(holder), 'conv') == conv then return 'already_live' end
+  end
   -- Two ids at once: the customer's, then their ticket (as two next_id() would give).
   local last = redis.call('INCRBY', K_COUNTER, 2)
   local id, ticket = string.format('%d', last - 1), string.format('%d', last)

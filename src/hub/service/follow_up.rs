@@ -27,11 +27,11 @@ use uuid::Uuid;
 use super::HubState;
 use super::continuing::{Continued, EARLIER_LINES};
 use crate::clock::now_ms;
-use crate::core::routing::{AgentId, Party};
+use crate::core::routing::{AgentId, ChatId, Party};
 use crate::hub::Command;
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient, SenderCopy};
-use crate::hub::follow_up_line::{ELSEWHERE, FollowUpLine as Asked, SeqRefused};
+use crate::hub::follow_up_line::{ELSEWHERE, FollowUpLine as Asked, Outcome, SeqRefused};
 use crate::hub::transcript::{self, Author, Stamped};
 use crate::protocol::{ChatMessage, From};
 use crate::store::{SharedStore, StoreError};
@@ -99,20 +99,24 @@ impl HubState {
             client_id,
             mailed: false,
             by_customer: false,
+            outcome: None,
         };
         self.follow_up_line(id, asked)
     }
 
     /// A mail the customer of conversation `id` sent back (`inbound`): their line in it,
-    /// in its live chat when they are in one here, else stamped like a line to an away
-    /// customer, for whoever holds it, and the conversation open again. Refusals are
-    /// logged (the mail is in the mailbox, flagged).
-    pub(super) fn line_by_mail(&mut self, id: String, text: String) {
+    /// in its live chat when they are in one held here, else stamped like a line to an away
+    /// customer, for whoever holds it, and the conversation open again. `outcome` hears
+    /// whether it was (refused: the mail stays unflagged and is offered again).
+    pub(super) fn line_by_mail(&mut self, id: String, text: String, outcome: Outcome) {
         // The whole mail is in the mailbox; the conversation gets what a chat line may hold.
         let text = clipped(&text, self.settings.max_message_len);
-        let result = match self.chat_by_wire.get(&id).copied() {
-            Some(chat) => self.relay(chat, (Party::Customer, ELSEWHERE), text, None),
-            None => self.check_message(&text).and_then(|()| {
+        let result = match self.live_chat_of(&id) {
+            Err(refusal) => Err(refusal),
+            Ok(Some(chat)) => self
+                .relay(chat, (Party::Customer, ELSEWHERE), text, None)
+                .map(|()| outcome.tell(Ok(()))),
+            Ok(None) => self.check_message(&text).and_then(|()| {
                 let asked = Asked {
                     conn: ELSEWHERE,
                     agent: AgentId(String::new()),
@@ -120,12 +124,44 @@ impl HubState {
                     client_id: None,
                     mailed: true,
                     by_customer: true,
+                    outcome: Some(outcome.clone()),
                 };
                 self.follow_up_line(id.clone(), asked)
             }),
         };
         if let Err((code, message)) = result {
-            tracing::warn!(conversation = %id, code, message, "a customer's mail did not become a line of its conversation");
+            outcome.tell(Err(format!("{code}: {message}")));
+        }
+    }
+
+    /// The live chat of conversation `id` that a line from elsewhere may go into here
+    /// (`None`: none, the line is one to an away customer), or why neither may be: it waits
+    /// in a category's line after a transfer (its count is its own until paired), or its
+    /// customer is held by another node (only that node may speak for them).
+    fn live_chat_of(&self, id: &str) -> Result<Option<ChatId>, (&'static str, String)> {
+        let waiting = || {
+            (
+                "conversation_live",
+                "the conversation is in a line after a transfer; try again".to_string(),
+            )
+        };
+        if self.continuing.values().any(|log| log.wire_id() == id) {
+            return Err(waiting());
+        }
+        let Some(chat) = self.chat_by_wire.get(id).copied() else {
+            return Ok(None);
+        };
+        match self.routing.chat_sides(chat) {
+            Some((customer, _)) if self.chats.contains_key(&chat) => {
+                if self.cluster.is_some() && !self.customers.contains_key(&customer) {
+                    return Err((
+                        "conversation_live",
+                        "its customer is in a chat on another node; try again".to_string(),
+                    ));
+                }
+                Ok(Some(chat))
+            }
+            _ => Err(waiting()),
         }
     }
 
@@ -134,12 +170,13 @@ impl HubState {
     /// its live chat when its customer is here, else as a line to an away customer.
     /// Refusals are logged: the answer itself is stored with its message and mailed.
     pub(super) fn line_from_elsewhere(&mut self, agent: AgentId, id: String, text: String) {
-        let result = match self.chat_by_wire.get(&id).copied() {
-            Some(chat) if self.routing.chat_sides(chat).is_some_and(|(_, a)| *a == agent) => {
+        let result = match self.live_chat_of(&id) {
+            Err(refusal) => Err(refusal),
+            Ok(Some(chat)) if self.routing.chat_sides(chat).is_some_and(|(_, a)| *a == agent) => {
                 self.relay(chat, (Party::Agent, ELSEWHERE), text, None)
             }
-            Some(_) => Err(not_yours()),
-            None => self.check_message(&text).and_then(|()| {
+            Ok(Some(_)) => Err(not_yours()),
+            Ok(None) => self.check_message(&text).and_then(|()| {
                 let asked = Asked {
                     conn: ELSEWHERE,
                     agent,
@@ -147,6 +184,7 @@ impl HubState {
                     client_id: None,
                     mailed: true,
                     by_customer: false,
+                    outcome: None,
                 };
                 self.follow_up_line(id.clone(), asked)
             }),
@@ -205,7 +243,14 @@ impl HubState {
                     }
                 };
                 for asked in waiting {
-                    self.error_to_conn(asked.conn, refusal.0, refusal.1.clone(), asked.client_id);
+                    self.refuse_line(
+                        &id,
+                        asked.conn,
+                        asked.outcome,
+                        refusal.0,
+                        refusal.1.clone(),
+                        asked.client_id,
+                    );
                 }
                 return;
             }
@@ -213,16 +258,22 @@ impl HubState {
         // Its customer came back meanwhile: the lines go into the live chat.
         if let Some(chat) = self.chat_by_wire.get(&id).copied() {
             for asked in waiting {
-                let (conn, client_id) = (asked.conn, asked.client_id.clone());
-                let result = match self.routing.chat_sides(chat) {
-                    Some(_) if asked.by_customer => self.relay(chat, (Party::Customer, conn), asked.text, None),
-                    Some((_, owner)) if *owner == asked.agent => {
+                let (conn, client_id, outcome) = (asked.conn, asked.client_id.clone(), asked.outcome.clone());
+                let result = match (self.live_chat_of(&id), self.routing.chat_sides(chat)) {
+                    (Err(refusal), _) => Err(refusal),
+                    (_, Some(_)) if asked.by_customer => self.relay(chat, (Party::Customer, conn), asked.text, None),
+                    (_, Some((_, owner))) if *owner == asked.agent => {
                         self.relay(chat, (Party::Agent, conn), asked.text, asked.client_id)
                     }
                     _ => Err(not_yours()),
                 };
-                if let Err((code, message)) = result {
-                    self.error_to_conn(conn, code, message, client_id);
+                match result {
+                    Ok(()) => {
+                        if let Some(outcome) = outcome {
+                            outcome.tell(Ok(()));
+                        }
+                    }
+                    Err((code, message)) => self.refuse_line(&id, conn, outcome, code, message, client_id),
                 }
             }
             return;
@@ -238,9 +289,9 @@ impl HubState {
         entry.holder = read.holder;
         self.follow_ups.insert(id.clone(), entry);
         for asked in waiting {
-            let (conn, client_id) = (asked.conn, asked.client_id.clone());
+            let (conn, client_id, outcome) = (asked.conn, asked.client_id.clone(), asked.outcome.clone());
             if let Err((code, message)) = self.stamp_follow_up(&id, asked) {
-                self.error_to_conn(conn, code, message, client_id);
+                self.refuse_line(&id, conn, outcome, code, message, client_id);
             }
         }
     }
@@ -269,7 +320,7 @@ impl HubState {
 
     /// Redis's seq for a line of conversation `id` (or why none), on several nodes.
     pub(super) fn follow_up_seq(&mut self, id: String, asked: Asked, drawn: Result<u64, SeqRefused>) {
-        let (conn, client_id) = (asked.conn, asked.client_id.clone());
+        let (conn, client_id, outcome) = (asked.conn, asked.client_id.clone(), asked.outcome.clone());
         let result = match drawn {
             Ok(seq) => self.stamp_line(&id, seq, asked),
             Err(SeqRefused::Live) => Err((
@@ -279,7 +330,28 @@ impl HubState {
             Err(SeqRefused::Unavailable(message)) => Err((UNAVAILABLE, message)),
         };
         if let Err((code, message)) = result {
-            self.error_to_conn(conn, code, message, client_id);
+            self.refuse_line(&id, conn, outcome, code, message, client_id);
+        }
+    }
+
+    /// Tells whoever asked for a line of conversation `id` that it was refused: its
+    /// socket, or the caller waiting on `outcome`; a line from elsewhere nobody waits for
+    /// is logged.
+    fn refuse_line(
+        &mut self,
+        id: &str,
+        conn: ConnId,
+        outcome: Option<Outcome>,
+        code: &'static str,
+        message: String,
+        client_id: Option<String>,
+    ) {
+        match outcome {
+            Some(outcome) => outcome.tell(Err(format!("{code}: {message}"))),
+            None if conn == ELSEWHERE => {
+                tracing::warn!(conversation = %id, code, message, "a line written elsewhere did not become a line of its conversation");
+            }
+            None => self.error_to_conn(conn, code, message, client_id),
         }
     }
 
@@ -290,6 +362,9 @@ impl HubState {
             self.archive.refused("new chat messages are refused");
             return Err(super::archive_behind());
         };
+        if let Some(outcome) = &asked.outcome {
+            outcome.tell(Ok(()));
+        }
         let entry = self.follow_ups.entry(id.to_string()).or_default();
         let message_id = Uuid::now_v7().to_string();
         let at = now_ms();
@@ -322,9 +397,15 @@ impl HubState {
             at,
             client_id: None,
         });
+        let holder = entry.holder.clone();
+        // On several nodes its count is Redis's and its holder may change on another node:
+        // the next line reads the store afresh (a count or holder kept here could be stale
+        // by the time it is written).
+        if self.cluster.is_some() && self.follow_ups.get(id).is_some_and(|e| e.waiting.is_empty()) {
+            self.follow_ups.remove(id);
+        }
         if asked.by_customer {
             // Whoever holds it hears it (once stored, as any line) and has it open again.
-            let holder = entry.holder.clone();
             if let Some(holder) = holder {
                 let copy = SenderCopy::sent_from(ELSEWHERE, ack, Outbound::Frame(frame));
                 self.acknowledge(Recipient::Agent(holder.clone()), copy, archived);
