@@ -217,6 +217,9 @@ async fn three_processes_a_snooze_runs_out_while_the_node_that_set_it_is_dead() 
     let mut cluster = Cluster::start_env("conversations-snooze", 3, 5_000, &[]).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let (mut ann, id) = first_visit(&cluster, &admin).await;
+    // Its end resolved it (node 0 records that, as the customer's node, a moment later:
+    // a snooze set before would be followed by that older resolve, as in the desk).
+    listed_as(&cluster, 1, &id, "resolved").await;
     // Ann, on node 2, snoozes it for a few seconds; then node 2 dies.
     let until = now_ms() + 3_000;
     ann.send(json!({"type": "set_conversation_status", "conversation_id": id, "status": "snoozed", "until": until, "client_id": "s1"}))
