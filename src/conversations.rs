@@ -106,7 +106,7 @@ impl Conversations {
             version: 1,
             offline,
         };
-        write_back(&mut record, &Conversation::new(now), now);
+        write_back(&mut record, &Conversation::new(now));
         match self.store.put_conversation_record(&record).await {
             Ok(()) => Ok(record),
             Err(StoreError::Conflict) => self.store.conversation_record(id).await,
@@ -114,23 +114,21 @@ impl Conversations {
         }
     }
 
-    /// Applies `decide` to conversation `id` as stored (`live` and `last_seq` are what the
-    /// caller knows of its sessions) and stores what it left, unless it refused. Returns
+    /// Applies `decide` to conversation `id` as stored (`live`: what the caller knows of
+    /// its customer's session) and stores what it left, unless it refused. Returns
     /// `decide`'s answer and the record as stored now.
     pub async fn change<T>(
         &self,
         id: &str,
         live: bool,
-        last_seq: u64,
-        now: Millis,
         decide: impl Fn(&mut Conversation, &Rules) -> Result<T, Refusal>,
     ) -> Result<(T, ConversationRecord), ConversationError> {
         edit_record(&self.store, id, |record| {
-            let mut conversation = Conversation::from_kept(kept(record), live, last_seq);
+            let mut conversation = Conversation::from_kept(kept(record), live, 0);
             let answer = decide(&mut conversation, &self.rules)?;
             let changed = conversation.kept() != kept(record);
             if changed {
-                write_back(record, &conversation, now);
+                write_back(record, &conversation);
             }
             Ok((answer, changed))
         })
@@ -197,6 +195,7 @@ fn kept(record: &ConversationRecord) -> Kept {
         holder: record.holder.clone().map(AgentId),
         holder_turn_at: record.holder_turn_at,
         opened_at: record.opened_at,
+        status_since: record.status_since,
         resolved_at: record.resolved_at,
         resolutions: record.resolutions,
         reopens: record.reopens,
@@ -204,7 +203,7 @@ fn kept(record: &ConversationRecord) -> Kept {
 }
 
 /// Writes what the core left into the record (its version is the caller's to set).
-fn write_back(record: &mut ConversationRecord, conversation: &Conversation, now: Millis) {
+fn write_back(record: &mut ConversationRecord, conversation: &Conversation) {
     let kept = conversation.kept();
     let (status, snoozed_until) = match kept.status {
         Status::Open => (ConversationStatus::Open, None),
@@ -212,14 +211,12 @@ fn write_back(record: &mut ConversationRecord, conversation: &Conversation, now:
         Status::Snoozed { until } => (ConversationStatus::Snoozed, Some(until)),
         Status::Resolved => (ConversationStatus::Resolved, None),
     };
-    if status != record.status || snoozed_until != record.snoozed_until {
-        record.status_since = now;
-    }
     record.status = status;
     record.snoozed_until = snoozed_until;
     record.holder = kept.holder.map(|agent| agent.0);
     record.holder_turn_at = kept.holder_turn_at;
     record.opened_at = kept.opened_at;
+    record.status_since = kept.status_since;
     record.resolved_at = kept.resolved_at;
     record.resolutions = kept.resolutions;
     record.reopens = kept.reopens;
@@ -257,7 +254,7 @@ mod tests {
 
         let ann = AgentId("ann".into());
         let ((), held) = c
-            .change("c1", true, 0, 20, |conv, _| {
+            .change("c1", true, |conv, _| {
                 conv.assigned(ann.clone(), 20);
                 Ok(())
             })
@@ -266,14 +263,14 @@ mod tests {
         assert_eq!((held.version, held.holder.as_deref()), (2, Some("ann")));
 
         let refused = c
-            .change("c1", true, 0, 30, |conv, rules| {
+            .change("c1", true, |conv, rules| {
                 conv.set_status(Actor::Agent(&AgentId("bob".into())), Status::Resolved, 30, rules)
             })
             .await;
         assert!(matches!(refused, Err(ConversationError::Refused(Refusal::NotYours))));
 
         let (_, snoozed) = c
-            .change("c1", false, 0, 40, |conv, rules| {
+            .change("c1", false, |conv, rules| {
                 conv.set_status(Actor::Agent(&ann), Status::Snoozed { until: 1000 }, 40, rules)
             })
             .await
@@ -288,7 +285,7 @@ mod tests {
             (3, ConversationStatus::Snoozed, Some(1000), 40)
         );
         assert!(matches!(
-            c.change("nope", false, 0, 0, |_, _| Ok(())).await,
+            c.change("nope", false, |_, _| Ok(())).await,
             Err(ConversationError::NotFound)
         ));
     }
@@ -298,13 +295,13 @@ mod tests {
         let c = conversations();
         c.open("c1", "sales", vec![], 0).await.unwrap();
         let ann = AgentId("ann".into());
-        c.change("c1", true, 0, 0, |conv, _| {
+        c.change("c1", true, |conv, _| {
             conv.assigned(ann.clone(), 0);
             Ok(())
         })
         .await
         .unwrap();
-        c.change("c1", false, 0, 1, |conv, _| {
+        c.change("c1", false, |conv, _| {
             conv.set_status(Actor::Admin, Status::Resolved, 1, &Rules::default())
         })
         .await
@@ -313,10 +310,10 @@ mod tests {
         let writes = (0..3).map(|i| {
             let c = c.clone();
             tokio::spawn(async move {
-                c.change("c1", false, 0, 10 + i, |conv, rules| match i {
+                c.change("c1", false, |conv, rules| match i {
                     2 => conv.set_status(Actor::Admin, Status::Resolved, 12, rules).map(|_| ()),
                     _ => {
-                        conv.customer_wrote(conv.next_seq());
+                        conv.customer_wrote(conv.next_seq(), 10 + i);
                         Ok(())
                     }
                 })

@@ -175,7 +175,7 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
                 Asker::Admin => Actor::Admin,
             };
             let changed = conversations
-                .change(&id, false, 0, at, |c, rules| c.set_status(actor, to, at, rules))
+                .change(&id, false, |c, rules| c.set_status(actor, to, at, rules))
                 .await;
             let snoozed_until = changed.as_ref().ok().and_then(|(_, record)| record.snoozed_until);
             if let Ok((Some(_), record)) = &changed {
@@ -231,17 +231,15 @@ async fn apply_automatic(
         Automatic::Assigned { id, agent, at } => assign(conversations, id, agent, *at).await,
         Automatic::Resolved { id, at } => {
             let (change, record) = conversations
-                .change(id, false, 0, *at, |c, rules| {
-                    c.set_status(Actor::Admin, Status::Resolved, *at, rules)
-                })
+                .change(id, false, |c, rules| Ok(c.chat_ended(*at, rules)))
                 .await?;
             Ok(change.map(|_| record))
         }
         Automatic::Continued { id, agent, at } => {
             let (changed, record) = conversations
-                .change(id, true, 0, *at, |c, _| {
+                .change(id, true, |c, _| {
                     let moved = c.holder() != Some(agent);
-                    let reopened = c.customer_returned().is_some();
+                    let reopened = c.customer_returned(*at).is_some();
                     c.assigned(agent.clone(), *at);
                     Ok(moved || reopened)
                 })
@@ -258,7 +256,7 @@ async fn assign(
     at: Millis,
 ) -> Result<Option<ConversationRecord>, ConversationError> {
     let (moved, record) = conversations
-        .change(id, true, 0, at, |c, _| {
+        .change(id, true, |c, _| {
             let moved = c.holder() != Some(agent);
             c.assigned(agent.clone(), at);
             Ok(moved)
@@ -274,13 +272,64 @@ async fn wake_snoozes(conversations: &Conversations, notify: &Notify) {
         Err(e) => return tracing::warn!(error = %e, "snoozed conversations could not be read"),
     };
     for record in due {
-        match conversations
-            .change(&record.id, false, 0, now, |c, _| Ok(c.tick(now)))
-            .await
-        {
+        match conversations.change(&record.id, false, |c, _| Ok(c.tick(now))).await {
             Ok((Some(_), woken)) => notify(woken, Origin::Automatic),
             Ok((None, _)) => {}
             Err(e) => tracing::warn!(conversation = %record.id, error = ?e, "a snooze could not be woken"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::conversation::Rules;
+    use crate::store::{ConversationStatus, MemoryStore};
+
+    /// On several nodes a chat's end is reported by the customer's node and a status by the
+    /// agent's: the end's resolve can reach the store after a snooze the agent set later.
+    #[tokio::test]
+    async fn an_end_reported_late_does_not_undo_a_status_set_after_it() {
+        let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
+        let ann = AgentId("ann".into());
+        let opened = Automatic::Opened {
+            id: "c1".into(),
+            category: "sales".into(),
+            customer_keys: vec![],
+            agent: ann.clone(),
+            at: 10,
+        };
+        apply_automatic(&conversations, &opened).await.unwrap();
+        let until = 50 + 3_600_000;
+        conversations
+            .change("c1", false, |c, rules| {
+                c.set_status(Actor::Agent(&ann), Status::Snoozed { until }, 50, rules)
+            })
+            .await
+            .unwrap();
+
+        let late_end = Automatic::Resolved {
+            id: "c1".into(),
+            at: 40,
+        };
+        assert_eq!(apply_automatic(&conversations, &late_end).await.unwrap(), None);
+        let (_, record) = conversations.change("c1", false, |_, _| Ok(())).await.unwrap();
+        assert_eq!(
+            (record.status, record.snoozed_until, record.status_since),
+            (ConversationStatus::Snoozed, Some(until), 50)
+        );
+
+        // An end after the snooze resolves it, as ending a chat does.
+        let later_end = Automatic::Resolved {
+            id: "c1".into(),
+            at: 70,
+        };
+        let resolved = apply_automatic(&conversations, &later_end).await.unwrap().unwrap();
+        assert_eq!(
+            (resolved.status, resolved.status_since),
+            (ConversationStatus::Resolved, 70)
+        );
     }
 }

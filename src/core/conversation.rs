@@ -144,6 +144,8 @@ pub struct Kept {
     pub holder: Option<AgentId>,
     pub holder_turn_at: i64,
     pub opened_at: i64,
+    /// When its status last changed.
+    pub status_since: i64,
     pub resolved_at: Option<i64>,
     pub resolutions: u32,
     pub reopens: u32,
@@ -162,6 +164,9 @@ pub struct Conversation {
     /// The highest `seq` stamped, over all live sessions.
     last_seq: u64,
     opened_at: i64,
+    /// When its status last changed: a change decided before that, and reported late
+    /// (another node's report of its chat's end), does not undo a newer one.
+    status_since: i64,
     resolved_at: Option<i64>,
     resolutions: u32,
     reopens: u32,
@@ -177,6 +182,7 @@ impl Conversation {
             live: false,
             last_seq: 0,
             opened_at: now,
+            status_since: now,
             resolved_at: None,
             resolutions: 0,
             reopens: 0,
@@ -193,6 +199,7 @@ impl Conversation {
             live: false,
             last_seq,
             opened_at,
+            status_since: ended_at,
             resolved_at: Some(ended_at),
             resolutions: 1,
             reopens: 0,
@@ -208,6 +215,7 @@ impl Conversation {
             live,
             last_seq,
             opened_at: kept.opened_at,
+            status_since: kept.status_since,
             resolved_at: kept.resolved_at,
             resolutions: kept.resolutions,
             reopens: kept.reopens,
@@ -221,6 +229,7 @@ impl Conversation {
             holder: self.holder.clone(),
             holder_turn_at: self.holder_turn_at,
             opened_at: self.opened_at,
+            status_since: self.status_since,
             resolved_at: self.resolved_at,
             resolutions: self.resolutions,
             reopens: self.reopens,
@@ -249,6 +258,10 @@ impl Conversation {
 
     pub fn reopens(&self) -> u32 {
         self.reopens
+    }
+
+    pub fn status_since(&self) -> i64 {
+        self.status_since
     }
 
     /// From its opening to its last resolution, while it is resolved.
@@ -298,7 +311,7 @@ impl Conversation {
     /// The customer came back to write into it (they chose to continue it): open again if
     /// it was not (a reopen when it was resolved), as their message will. Returns the
     /// change, if any.
-    pub fn customer_returned(&mut self) -> Option<Change> {
+    pub fn customer_returned(&mut self, now: i64) -> Option<Change> {
         let from = self.status;
         if from == Status::Open {
             return None;
@@ -306,15 +319,27 @@ impl Conversation {
         if from == Status::Resolved {
             self.reopens += 1;
         }
-        self.status = Status::Open;
+        self.enter(Status::Open, now);
         Some(Change { from, to: Status::Open })
     }
 
     /// The customer wrote into it: open again if it was not (a reopen when it was
     /// resolved). Returns the change, if any.
-    pub fn customer_wrote(&mut self, seq: u64) -> Option<Change> {
+    pub fn customer_wrote(&mut self, seq: u64, now: i64) -> Option<Change> {
         self.stamp(seq);
-        self.customer_returned()
+        self.customer_returned(now)
+    }
+
+    /// Its live chat was ended on purpose at `ended_at`: resolved, as ending a chat means,
+    /// unless its status changed after that. The end can be decided on one node and
+    /// applied after an agent's snooze or the customer's return decided later on another:
+    /// that newer status stands. Returns the change, if any.
+    pub fn chat_ended(&mut self, ended_at: i64, rules: &Rules) -> Option<Change> {
+        if self.status_since > ended_at {
+            return None;
+        }
+        self.set_status(Actor::Admin, Status::Resolved, ended_at, rules)
+            .expect("an admin may always resolve")
     }
 
     /// An agent wrote into it. Only its holder may, live or not; the status stays (an agent
@@ -359,7 +384,7 @@ impl Conversation {
         if from == to {
             return Ok(None);
         }
-        self.status = to;
+        self.enter(to, now);
         if to == Status::Resolved {
             self.resolutions += 1;
             self.resolved_at = Some(now);
@@ -372,7 +397,7 @@ impl Conversation {
     pub fn tick(&mut self, now: i64) -> Option<Woken> {
         match self.status {
             Status::Snoozed { until } if until <= now => {
-                self.status = Status::Open;
+                self.enter(Status::Open, now);
                 Some(Woken {
                     change: Change {
                         from: Status::Snoozed { until },
@@ -383,6 +408,11 @@ impl Conversation {
             }
             _ => None,
         }
+    }
+
+    fn enter(&mut self, status: Status, now: i64) {
+        self.status = status;
+        self.status_since = now;
     }
 
     /// When [`Conversation::tick`] next has something to do.

@@ -58,7 +58,7 @@ pub async fn sync(store: &SharedStore, m: &OfflineMessage) -> Result<Option<Conv
         let agent = AgentId(taker.clone());
         let at = m.replies.first().map_or(m.created_at, |r| r.at);
         (_, record) = conversations
-            .change(&m.id, false, 0, at, |c, _| {
+            .change(&m.id, false, |c, _| {
                 if c.holder().is_none() {
                     c.assigned(agent.clone(), at);
                 }

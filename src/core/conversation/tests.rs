@@ -27,13 +27,13 @@ fn held_by_ann(now: i64) -> Conversation {
 fn a_customer_message_reopens_a_resolved_conversation_and_counts_the_reopen() {
     let rules = Rules::default();
     let mut c = held_by_ann(0);
-    c.customer_wrote(1);
+    c.customer_wrote(1, 5);
     c.set_status(Actor::Agent(&ann()), Status::Resolved, 10, &rules)
         .unwrap();
     assert_eq!(c.time_to_resolution(), Some(10));
     c.customer_left();
 
-    let change = c.customer_wrote(2).unwrap();
+    let change = c.customer_wrote(2, 20).unwrap();
     assert_eq!(change.from, Status::Resolved);
     assert_eq!(c.status(), Status::Open);
     assert_eq!((c.resolutions(), c.reopens()), (1, 1));
@@ -46,7 +46,7 @@ fn pending_and_snoozed_open_on_a_customer_message_without_counting_a_reopen() {
     for to in [Status::Pending, Status::Snoozed { until: 5 * HOUR }] {
         let mut c = held_by_ann(0);
         c.set_status(Actor::Agent(&ann()), to, 1, &rules).unwrap();
-        assert_eq!(c.customer_wrote(1).unwrap().to, Status::Open);
+        assert_eq!(c.customer_wrote(1, 2).unwrap().to, Status::Open);
         assert_eq!(c.reopens(), 0);
     }
 }
@@ -157,7 +157,15 @@ enum Op {
     Leave,
     CustomerWrites,
     AgentWrites(usize),
-    SetStatus { who: usize, to: u8, ahead: i64 },
+    SetStatus {
+        who: usize,
+        to: u8,
+        ahead: i64,
+    },
+    /// Its chat's end, decided `ago` ms before now, applied now (reported by another node).
+    ChatEnded {
+        ago: i64,
+    },
     Pass(i64),
 }
 
@@ -178,6 +186,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::CustomerWrites),
         (0..2usize).prop_map(Op::AgentWrites),
         (0..4usize, 0..4u8, -HOUR..(400 * 24 * HOUR)).prop_map(|(who, to, ahead)| Op::SetStatus { who, to, ahead }),
+        (0..(2 * HOUR)).prop_map(|ago| Op::ChatEnded { ago }),
         (0..(10 * 24 * HOUR)).prop_map(Op::Pass),
     ]
 }
@@ -210,7 +219,7 @@ proptest! {
                 Op::Leave => c.customer_left(),
                 Op::CustomerWrites => {
                     seq += 1;
-                    c.customer_wrote(seq);
+                    c.customer_wrote(seq, now);
                     prop_assert_eq!(c.status(), Status::Open);
                     if before.status() == Status::Resolved {
                         prop_assert_eq!(c.reopens(), before.reopens() + 1);
@@ -248,6 +257,16 @@ proptest! {
                         Err(_) => prop_assert_eq!(&c, &before),
                     }
                 }
+                Op::ChatEnded { ago } => {
+                    let ended_at = now - ago;
+                    let change = c.chat_ended(ended_at, &rules);
+                    if before.status_since() > ended_at {
+                        prop_assert_eq!(&c, &before, "a newer status stands");
+                    } else {
+                        prop_assert_eq!(c.status(), Status::Resolved);
+                        prop_assert_eq!(change.is_some(), before.status() != Status::Resolved);
+                    }
+                }
                 Op::Pass(ms) => {
                     now += ms;
                     let woken = c.tick(now);
@@ -262,6 +281,10 @@ proptest! {
                 }
             }
             // After every step.
+            if c.status() != before.status() {
+                prop_assert!(c.status_since() >= before.status_since(), "a status change is newer than the one it replaces");
+            }
+            prop_assert!(c.status_since() <= now);
             prop_assert_eq!(c.last_seq(), seq, "seq gapless over every session");
             prop_assert!(c.reopens() <= c.resolutions());
             if !is_assign {
@@ -283,4 +306,18 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn an_end_decided_before_a_newer_status_leaves_that_status() {
+    let rules = Rules::default();
+    let mut c = held_by_ann(0);
+    c.set_status(Actor::Agent(&ann()), Status::Pending, 50, &rules).unwrap();
+    assert_eq!(c.chat_ended(40, &rules), None, "decided before the agent's pending");
+    assert_eq!((c.status(), c.status_since()), (Status::Pending, 50));
+    let change = c.chat_ended(60, &rules).unwrap();
+    assert_eq!(
+        (change.to, c.status_since(), c.resolutions()),
+        (Status::Resolved, 60, 1)
+    );
 }
