@@ -135,3 +135,36 @@ test('after a reload the agent opens a conversation whose customer left from the
   await later.getByTestId('message').filter({ hasText: 'Yes, it left the warehouse this morning.' }).waitFor();
   await says(later, panelOf(agentPage, name), 'Great, thanks');
 }));
+
+test('an agent whose laptop dies hands the customer on: the next agent continues the same conversation', () => withShots('continuing-agent-gone', async (pages) => {
+  const vera = await createAgent(hub, { username: 'vera-gone', display_name: 'Vera', categories: ['general'], max_chats: 1 });
+  const veraPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(veraPage);
+  await agentSignsIn(veraPage, hub, vera);
+  const customer = await newPage(browser, { width: 390, height: 844 });
+  pages.push(customer);
+  const name = 'Lea handed on';
+  const panel = await joinedChat(customer, veraPage, hub, 'general', name);
+  await says(customer, panel, 'My invoice shows the wrong address');
+  await says(panel, customer, 'Let me correct that');
+
+  // Vera's page is gone; past the grace period Lea is told and waits at the front.
+  await veraPage.context().close();
+  await customer.getByTestId('agent-gone').waitFor({ timeout: 15000 });
+  const tom = await createAgent(hub, { username: 'tom-next', display_name: 'Tom', categories: ['general'], max_chats: 1 });
+  const tomPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(tomPage);
+  await agentSignsIn(tomPage, hub, tom);
+
+  // Tom has the same conversation, Vera's line named as hers; Lea sees each line once.
+  const next = panelOf(tomPage, name);
+  await next.getByTestId('message').filter({ hasText: 'My invoice shows the wrong address' }).waitFor();
+  await next.getByTestId('message').filter({ hasText: 'Let me correct that' }).waitFor();
+  await next.getByTestId('transfer-note-text').filter({ hasText: 'Vera went offline; the customer waited for the next agent.' }).waitFor();
+  await customer.getByTestId('conversation-continued').filter({ hasText: "You're now chatting with Tom." }).waitFor();
+  assert.equal(await customer.getByTestId('message').filter({ hasText: 'Let me correct that' }).count(), 1);
+  await says(customer, next, 'Thank you');
+  await says(next, customer, 'Done: the new invoice is on its way');
+  await shot(customer, 'continuing-agent-gone-customer');
+  await shot(tomPage, 'continuing-agent-gone-agent');
+}));

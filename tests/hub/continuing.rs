@@ -403,3 +403,68 @@ async fn reports_count_a_reopened_conversation_its_time_to_resolution_and_its_la
         "{only}"
     );
 }
+
+#[tokio::test]
+async fn a_customer_whose_agent_vanished_goes_on_in_the_same_conversation_with_the_next_agent() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    let chat = chat.as_str().unwrap().to_string();
+    ann.next_of("chat_started").await;
+    carla
+        .send(json!({"type": "message", "text": "my parcel is late", "client_id": "c1"}))
+        .await;
+    carla.next_of("ack").await;
+    ann.next_of("message").await;
+    ann.send(json!({"type": "message", "chat_id": chat, "text": "let me look", "client_id": "a1"}))
+        .await;
+    ann.next_of("ack").await;
+    carla.next_of("message").await;
+
+    // Ann's laptop dies; after her grace period Carla is back at the front of the line.
+    drop(ann);
+    assert_eq!(carla.next_of("chat_ended").await["reason"], "agent_gone");
+    assert_eq!(carla.next_of("queued").await["requeued"], true);
+
+    // Bob takes her: the same conversation, its lines, handed on from Ann.
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let started = carla.next_of("chat_started").await;
+    assert_eq!(
+        (started["chat_id"].as_str(), started["continued"].as_bool()),
+        (Some(chat.as_str()), Some(true)),
+        "{started}"
+    );
+    assert_eq!(
+        seqs_and_texts(&started["messages"]),
+        vec![(1, "my parcel is late"), (2, "let me look")]
+    );
+    let to_bob = bob.next_of("chat_started").await;
+    assert_eq!(
+        (to_bob["chat_id"].as_str(), to_bob["transfer"]["from_name"].as_str()),
+        (Some(chat.as_str()), Some("ANN")),
+        "{to_bob}"
+    );
+    assert_eq!(seqs_and_texts(&to_bob["messages"]).len(), 2);
+    assert_eq!(
+        to_bob["transfer"]["note"],
+        "ANN went offline; the customer waited for the next agent."
+    );
+
+    // The seq goes on; the archive has one conversation, now Bob's.
+    carla
+        .send(json!({"type": "message", "text": "still nothing", "client_id": "c2"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["seq"], 3);
+    assert_eq!(bob.next_of("message").await["chat_id"].as_str(), Some(chat.as_str()));
+    let admin = hub.admin().await;
+    let archived = wait_archived(&admin, &chat, 3).await;
+    assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
+    let (_, listing) = admin.get("/api/conversations").await;
+    assert_eq!(
+        (listing["total"].as_u64(), listing["items"][0]["id"].as_str()),
+        (Some(1), Some(chat.as_str())),
+        "one conversation, not two: {listing}"
+    );
+    let bob_api = hub.login("bob", "agent-password").await;
+    let (_, inbox) = bob_api.get("/api/inbox").await;
+    assert_eq!(inbox["items"][0]["id"].as_str(), Some(chat.as_str()), "{inbox}");
+}

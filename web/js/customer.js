@@ -526,9 +526,11 @@ function handle(f) {
     case 'chat_started':
       if (f.continued) {
         // An earlier conversation goes on: its latest lines first, then who has it now.
+        const handedOn = !!saved?.handedOn;
+        if (saved) delete saved.handedOn;
         chatting(f.chat_id, f.peer_name, f.category_name, false);
         for (const m of f.messages || []) showMessage(m);
-        const text = `You're continuing your conversation with ${f.peer_name}.`;
+        const text = handedOn ? `You're now chatting with ${f.peer_name}.` : `You're continuing your conversation with ${f.peer_name}.`;
         keptNotice(text, 'conversation-continued');
         announce(text);
         chat?.focus();
@@ -573,6 +575,8 @@ function handle(f) {
       chat?.setTyping('');
       if (f.reason === 'agent_gone') {
         chat?.addNotice(`${saved?.peerName || 'Your agent'} has left.`, 'agent-gone');
+        // The next agent takes this conversation on (a continued `chat_started`).
+        if (saved) { saved.handedOn = true; save(); }
         break; // a `queued` with requeued=true follows
       }
       const who = f.ended_by === 'agent' ? `${saved?.peerName || 'The agent'} ended the chat.`

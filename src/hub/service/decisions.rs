@@ -215,6 +215,12 @@ impl HubState {
                 } else {
                     EndReason::Disconnect
                 };
+                // Its customer waits at the front of the line (a `Queued` follows) for the
+                // next agent, in the same conversation.
+                let goes_on = self.withdrawn_goes_on(chat);
+                if let (Some(goes_on), Some(info)) = (goes_on, self.customers.get_mut(&customer)) {
+                    info.continues = Some(goes_on);
+                }
                 self.close_chat(
                     chat,
                     customer,
@@ -530,7 +536,7 @@ impl HubState {
                                 to_agent_id: Some(agent.0.clone()),
                                 to_agent_name: Some(agent_name.clone()),
                                 to_category: None,
-                                note: String::new(),
+                                note: continues.note.clone(),
                             }));
                     }
                     self.conversation_continued(&wire_id, &agent);
