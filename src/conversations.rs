@@ -6,7 +6,10 @@
 
 use crate::core::conversation::labels::{self, LabelChange};
 use crate::core::conversation::{Actor, Conversation, Kept, Refusal, Route, Rules, Status};
+use std::time::Duration;
+
 use crate::core::routing::AgentId;
+use crate::store::deadline::within;
 use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
 
 pub mod follow_up_mail;
@@ -15,6 +18,10 @@ pub mod writer;
 /// How often a change is decided again after losing a race before it gives up: more is a
 /// conversation changed many times a second, which no person does.
 const ATTEMPTS: usize = 8;
+
+/// How long one store call of a change may take by default before the store counts as down
+/// (the default of `ARCHIVE_WRITE_TIMEOUT_MS`).
+const STORE_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Why a change was not made.
 #[derive(Debug)]
@@ -41,11 +48,22 @@ impl From<StoreError> for ConversationError {
 pub struct Conversations {
     store: SharedStore,
     rules: Rules,
+    /// How long each store call may take: past it the change fails as the store's fault.
+    deadline: Duration,
 }
 
 impl Conversations {
     pub fn new(store: SharedStore, rules: Rules) -> Self {
-        Self { store, rules }
+        Self {
+            store,
+            rules,
+            deadline: STORE_DEADLINE,
+        }
+    }
+
+    /// The same, with each store call bounded by `deadline` instead of the default.
+    pub fn answering_within(self, deadline: Duration) -> Self {
+        Self { deadline, ..self }
     }
 
     pub fn rules(&self) -> &Rules {
@@ -123,7 +141,7 @@ impl Conversations {
         live: bool,
         decide: impl Fn(&mut Conversation, &Rules) -> Result<T, Refusal>,
     ) -> Result<(T, ConversationRecord), ConversationError> {
-        edit_record(&self.store, id, |record| {
+        edit_record(&self.store, self.deadline, id, |record| {
             let mut conversation = Conversation::from_kept(kept(record), live, 0);
             let answer = decide(&mut conversation, &self.rules)?;
             let changed = conversation.kept() != kept(record);
@@ -141,13 +159,14 @@ impl Conversations {
 /// does. Returns whether they changed, and the record as stored now.
 pub async fn relabel(
     store: &SharedStore,
+    deadline: Duration,
     id: &str,
     by: Actor<'_>,
     change: LabelChange,
     label: &str,
     defined: bool,
 ) -> Result<(bool, ConversationRecord), ConversationError> {
-    edit_record(store, id, |record| {
+    edit_record(store, deadline, id, |record| {
         let holder = record.holder.clone().map(AgentId);
         let changed = labels::relabel(&mut record.labels, holder.as_ref(), by, change, label, defined)?;
         Ok((changed, changed))
@@ -160,17 +179,18 @@ pub async fn relabel(
 /// another change came first, reads and edits again. A refusal stores nothing.
 async fn edit_record<T>(
     store: &SharedStore,
+    deadline: Duration,
     id: &str,
     edit: impl Fn(&mut ConversationRecord) -> Result<(T, bool), Refusal>,
 ) -> Result<(T, ConversationRecord), ConversationError> {
     for _ in 0..ATTEMPTS {
-        let mut record = store.conversation_record(id).await?;
+        let mut record = within(deadline, store.conversation_record(id)).await?;
         let (answer, changed) = edit(&mut record).map_err(ConversationError::Refused)?;
         if !changed {
             return Ok((answer, record));
         }
         record.version += 1;
-        match store.put_conversation_record(&record).await {
+        match within(deadline, store.put_conversation_record(&record)).await {
             Ok(()) => return Ok((answer, record)),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

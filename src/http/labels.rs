@@ -246,20 +246,28 @@ async fn change(
         Role::Admin => Actor::Admin,
         Role::Agent => Actor::Agent(&agent),
     };
-    let (changed, record) = relabel(&state.store, id, by, change, label, defined)
-        .await
-        .map_err(|e| match e {
-            // Someone else's conversation looks like a missing one to an agent.
-            ConversationError::NotFound | ConversationError::Refused(Refusal::NotYours) => {
-                ApiError::NotFound("conversation")
-            }
-            ConversationError::Refused(Refusal::TooManyLabels) => ApiError::invalid(
-                "too_many_labels",
-                format!("a conversation carries at most {MAX_LABELS} labels"),
-            ),
-            ConversationError::Refused(_) => ApiError::invalid("unknown_label", format!("no label {label:?}")),
-            ConversationError::Store(e) => e.into(),
-        })?;
+    let (changed, record) = relabel(
+        &state.store,
+        state.settings.archive_write_timeout,
+        id,
+        by,
+        change,
+        label,
+        defined,
+    )
+    .await
+    .map_err(|e| match e {
+        // Someone else's conversation looks like a missing one to an agent.
+        ConversationError::NotFound | ConversationError::Refused(Refusal::NotYours) => {
+            ApiError::NotFound("conversation")
+        }
+        ConversationError::Refused(Refusal::TooManyLabels) => ApiError::invalid(
+            "too_many_labels",
+            format!("a conversation carries at most {MAX_LABELS} labels"),
+        ),
+        ConversationError::Refused(_) => ApiError::invalid("unknown_label", format!("no label {label:?}")),
+        ConversationError::Store(e) => e.into(),
+    })?;
     if changed {
         tell_holder(state, &record).await;
     }

@@ -53,6 +53,8 @@ mod reports;
 mod inbound_mail;
 // ---- archive search ----
 pub mod search;
+// ---- calls someone waits on, bounded in time ----
+pub mod deadline;
 // ---- reply addresses of follow-up mails ----
 mod reply_tokens;
 

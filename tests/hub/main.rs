@@ -48,6 +48,7 @@ mod continuing;
 mod continuing_cluster;
 mod continuing_identified;
 mod conversations;
+mod conversations_outage;
 mod notes;
 mod offline;
 mod offline_conversations;

@@ -96,13 +96,18 @@ impl HubState {
         }
         let (archive, hub) = (self.archive.clone(), self.timers.clone());
         let rules = super::conversation_status::rules(&self.settings);
+        let deadline = self.settings.archive_write_timeout;
         tokio::spawn(async move {
             // Its last lines may be on their way to the store (relayed before they were
             // durable, or acknowledged while it was down): the next seq must come after them.
             let found = if !archive.stored_through_now().await {
                 Err(store_behind())
             } else {
-                read(&archive.store(), &id, &owners, &rules, now_ms()).await
+                // A store that stopped answering is one that is down: the customer is told
+                // to try again rather than left waiting.
+                tokio::time::timeout(deadline, read(&archive.store(), &id, &owners, &rules, now_ms()))
+                    .await
+                    .unwrap_or_else(|_| Err(store_behind()))
             };
             if let Some(tx) = hub.upgrade() {
                 let _ = tx

@@ -42,7 +42,8 @@ pub(in crate::hub) fn writer(
     hub: mpsc::WeakSender<Command>,
     cluster: Option<crate::cluster::node::Cluster>,
 ) -> Writer {
-    let conversations = Conversations::new(archive.store(), rules(settings));
+    let conversations =
+        Conversations::new(archive.store(), rules(settings)).answering_within(settings.archive_write_timeout);
     let notify: Notify = Arc::new(move |record, origin| {
         if let Some(cluster) = &cluster {
             let (cluster, record) = (cluster.clone(), record.clone());
