@@ -42,15 +42,9 @@ pub(crate) async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
     let mut carla = hub.customer_with("Carla", json!({"visitor": VISITOR})).await;
     let chat = carla.chat_started().await;
     agent.next_of("chat_started").await;
-    carla
-        .send(json!({"type": "message", "text": "my parcel is late", "client_id": "c1"}))
-        .await;
-    carla.next_of("ack").await;
+    carla.say("my parcel is late", "c1").await;
     agent.next_of("message").await;
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "it leaves today", "client_id": "a1"}))
-        .await;
-    agent.next_of("ack").await;
+    agent.say_in(&chat, "it leaves today", "a1").await;
     carla.next_of("message").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
@@ -98,11 +92,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     // She continues it: the same id, its lines, back to Ann.
     let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
     carla.next_of("welcome").await;
-    let started = carla.next_of("chat_started").await;
-    assert_eq!(
-        (started["chat_id"].as_str(), started["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true))
-    );
+    let started = carla.chat_continued(&chat).await;
     assert_eq!(
         seqs_and_texts(&started["messages"]),
         vec![(1, "my parcel is late"), (2, "it leaves today")]
@@ -119,10 +109,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     );
 
     // The seq goes on; the conversation is open again (a reopen), still Ann's.
-    carla
-        .send(json!({"type": "message", "text": "it did not arrive", "client_id": "c2"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 3);
+    assert_eq!(carla.say("it did not arrive", "c2").await["seq"], 3);
     let line = ann.next_of("message").await;
     assert_eq!(
         (line["chat_id"].as_str(), line["seq"].as_u64()),
@@ -205,11 +192,7 @@ async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_st
     assert_eq!(carla.next_of("queued").await["place"], 1);
     // Dora's chat ends: Ann takes Carla's conversation, as itself.
     ann.send(json!({"type": "end_chat", "chat_id": dora_chat})).await;
-    let started = carla.next_of("chat_started").await;
-    assert_eq!(
-        (started["chat_id"].as_str(), started["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true))
-    );
+    carla.chat_continued(&chat).await;
     let to_ann = ann.next_matching(|f| f["type"] == "chat_started").await;
     assert_eq!(to_ann["chat_id"].as_str(), Some(chat.as_str()));
 }
@@ -267,10 +250,7 @@ async fn a_conversation_continued_the_moment_it_ended_goes_on_after_its_last_lin
         30,
         "{started}"
     );
-    again
-        .send(json!({"type": "message", "text": "one more", "client_id": "c31"}))
-        .await;
-    assert_eq!(again.next_of("ack").await["seq"], 31);
+    assert_eq!(again.say("one more", "c31").await["seq"], 31);
     let api = hub.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 31).await;
     assert_eq!(archived["messages"][30]["text"], "one more");
@@ -283,9 +263,7 @@ async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they
     own_until(&hub, VISITOR, "resolved").await;
 
     // Ann writes into it with nobody there: stamped after its last line, acknowledged.
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "we found your parcel", "client_id": "f1"}))
-        .await;
-    assert_eq!(ann.next_of("ack").await["seq"], 3);
+    assert_eq!(ann.say_in(&chat, "we found your parcel", "f1").await["seq"], 3);
     // Bob, whose list it is not in, learns nothing.
     let mut bob = hub.agent("bob", &["general"], 1).await;
     bob.send(json!({"type": "message", "chat_id": chat, "text": "hello?", "client_id": "b1"}))
@@ -321,10 +299,7 @@ async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they
         seen.push(carla.next_of("message").await["seq"].as_u64().unwrap());
     }
     assert!(seen.contains(&3), "{started}");
-    carla
-        .send(json!({"type": "message", "text": "thank you!", "client_id": "c9"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 9);
+    assert_eq!(carla.say("thank you!", "c9").await["seq"], 9);
     let api = hub.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 9).await;
     let stored = seqs_and_texts(&archived["messages"]);

@@ -21,12 +21,7 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
 
     let mut carla = continuing(&beta, Some(VISITOR), &chat).await;
     carla.next_of("welcome").await;
-    let started = carla.next_of("chat_started").await;
-    assert_eq!(
-        (started["chat_id"].as_str(), started["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true)),
-        "{started}"
-    );
+    let started = carla.chat_continued(&chat).await;
     assert_eq!(
         seqs_and_texts(&started["messages"]),
         vec![(1, "my parcel is late"), (2, "it leaves today")]
@@ -40,18 +35,13 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
     );
 
     // The seq goes on, both ways, across the nodes.
-    carla
-        .send(json!({"type": "message", "text": "it did not arrive", "client_id": "c2"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 3);
+    assert_eq!(carla.say("it did not arrive", "c2").await["seq"], 3);
     let line = ann.next_of("message").await;
     assert_eq!(
         (line["chat_id"].as_str(), line["seq"].as_u64()),
         (Some(chat.as_str()), Some(3))
     );
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "sending another", "client_id": "a2"}))
-        .await;
-    assert_eq!(ann.next_of("ack").await["seq"], 4);
+    assert_eq!(ann.say_in(&chat, "sending another", "a2").await["seq"], 4);
     assert_eq!(carla.next_of("message").await["seq"], 4);
 
     // A second window, on alpha, cannot continue it while it is live on beta.
@@ -114,17 +104,12 @@ async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_fir
         "{started}"
     );
     ann.next_of("chat_started").await;
-    carla
-        .send(json!({"type": "message", "text": "thank you!", "client_id": "c9"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 6);
+    assert_eq!(carla.say("thank you!", "c9").await["seq"], 6);
     assert_eq!(ann.next_of("message").await["seq"], 6);
 
     // While she is there, a line for the away conversation is her chat's: Ann's page sends
     // it into the chat (the same id), not as a follow-up.
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "glad to help", "client_id": "a9"}))
-        .await;
-    assert_eq!(ann.next_of("ack").await["seq"], 7);
+    assert_eq!(ann.say_in(&chat, "glad to help", "a9").await["seq"], 7);
     assert_eq!(carla.next_of("message").await["seq"], 7);
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;

@@ -149,22 +149,14 @@ async fn an_agents_reply_makes_them_the_holder_and_the_customer_continues_it_wit
     carla
         .send(json!({"type": "join", "name": "Carla", "category": "general", "conversation": id, "visitor": VISITOR}))
         .await;
-    let started = carla.next_of("chat_started").await;
-    assert_eq!(
-        (started["chat_id"].as_str(), started["continued"].as_bool()),
-        (Some(id.as_str()), Some(true)),
-        "{started}"
-    );
+    let started = carla.chat_continued(&id).await;
     assert_eq!(
         seqs_and_texts(&started["messages"]),
         vec![(1, "Where is my order 1234?"), (2, "Which address?")]
     );
     let to_ann = ann.next_of("chat_started").await;
     assert_eq!(to_ann["chat_id"].as_str(), Some(id.as_str()));
-    carla
-        .send(json!({"type": "message", "text": "Main Street 5", "client_id": "c1"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 3);
+    assert_eq!(carla.say("Main Street 5", "c1").await["seq"], 3);
 
     // A stranger's key cannot continue it.
     let mut other = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
