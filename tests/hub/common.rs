@@ -401,6 +401,13 @@ impl Api {
     }
 
     /// `put`, asserting the answer's status is `status`: the answer.
+    /// This agent's reply to the offline message `id` (`POST /api/offline-messages/{id}/reply`),
+    /// answered 200: the message as it is now.
+    pub async fn reply_offline(&self, id: &str, text: &str) -> Value {
+        self.post_answering(200, &format!("/api/offline-messages/{id}/reply"), json!({"text": text}))
+            .await
+    }
+
     pub async fn put_answering(&self, status: u16, path: &str, body: Value) -> Value {
         self.answering(status, reqwest::Method::PUT, path, body).await
     }

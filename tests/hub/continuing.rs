@@ -91,17 +91,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
 
     // She continues it: the same id, its lines, back to Ann.
     let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
-    carla.next_of("welcome").await;
-    let started = carla.chat_continued(&chat).await;
-    assert_eq!(
-        seqs_and_texts(&started["messages"]),
-        vec![(1, "my parcel is late"), (2, "it leaves today")]
-    );
-    let to_ann = ann.next_of("chat_started").await;
-    assert_eq!(
-        (to_ann["chat_id"].as_str(), to_ann["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true))
-    );
+    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
     assert_eq!(seqs_and_texts(&to_ann["messages"]).len(), 2);
     assert!(
         to_ann["transfer"].is_null(),
@@ -109,12 +99,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     );
 
     // The seq goes on; the conversation is open again (a reopen), still Ann's.
-    assert_eq!(carla.say("it did not arrive", "c2").await["seq"], 3);
-    let line = ann.next_of("message").await;
-    assert_eq!(
-        (line["chat_id"].as_str(), line["seq"].as_u64()),
-        (Some(chat.as_str()), Some(3))
-    );
+    her_third_line(&mut carla, &mut ann, &chat).await;
     own_until(&hub, VISITOR, "open").await;
     let ann_api = hub.login("ann", "agent-password").await;
     let (_, inbox) = ann_api.get("/api/inbox").await;
@@ -132,17 +117,43 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
     let archived = wait_archived(&ann_api, &chat, 3).await;
-    assert_eq!(
-        seqs_and_texts(&archived["messages"])
-            .iter()
-            .map(|(s, _)| *s)
-            .collect::<Vec<_>>(),
-        vec![1, 2, 3]
-    );
+    assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3]);
     // The latest close wins: it ended after its last line, not when it first ended.
     assert!(
         archived["ended_at"].as_i64() >= archived["messages"][2]["at"].as_i64(),
         "{archived}"
+    );
+}
+
+/// Carla continuing her [`first_visit`]'s conversation `chat` (welcomed): she gets its two
+/// lines back, and `ann` gets it as that conversation. Ann's `chat_started`.
+pub(crate) async fn back_with_her_lines(carla: &mut Ws, ann: &mut Ws, chat: &str) -> Value {
+    carla.next_of("welcome").await;
+    let started = carla.chat_continued(chat).await;
+    assert_eq!(
+        seqs_and_texts(&started["messages"]),
+        vec![(1, "my parcel is late"), (2, "it leaves today")]
+    );
+    ann.chat_continued(chat).await
+}
+
+/// The seq of a continued [`first_visit`] goes on: Carla's next line is its third, for
+/// `ann` too.
+pub(crate) async fn her_third_line(carla: &mut Ws, ann: &mut Ws, chat: &str) {
+    assert_eq!(carla.say("it did not arrive", "c2").await["seq"], 3);
+    let line = ann.next_of("message").await;
+    assert_eq!((line["chat_id"].as_str(), line["seq"].as_u64()), (Some(chat), Some(3)));
+}
+
+/// A refused continuation leaves the socket open: a join on it is answered (here refused,
+/// for an unknown category), not cut.
+pub(crate) async fn still_open(ws: &mut Ws) {
+    ws.send(json!({"type": "join", "name": "Eve", "category": "nonexistent"}))
+        .await;
+    assert_eq!(
+        ws.next_of("error").await["code"],
+        "unknown_category",
+        "the connection lives on"
     );
 }
 
@@ -174,13 +185,7 @@ async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_st
         let mut ws = continuing(&hub, visitor, id).await;
         let error = ws.next_of("error").await;
         refusals.push((error["code"].clone(), error["message"].clone()));
-        ws.send(json!({"type": "join", "name": "Eve", "category": "nonexistent"}))
-            .await;
-        assert_eq!(
-            ws.next_of("error").await["code"],
-            "unknown_category",
-            "the connection lives on"
-        );
+        still_open(&mut ws).await;
     }
     assert_eq!(refusals[0].0, "unknown_conversation");
     assert!(refusals.iter().all(|r| *r == refusals[0]), "{refusals:?}");
