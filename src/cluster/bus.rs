@@ -12,21 +12,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::node::Cluster;
+use super::subscription::{self, Listener, Resubscribing};
 
 /// The one channel of admin changes.
 pub const ADMIN_CHANNEL: &str = "{sb}:admin";
-
-/// First and longest pause before subscribing again after the subscription failed.
-const RESUBSCRIBE_START: Duration = Duration::from_millis(200);
-const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
-/// How long subscribing may take: a Redis that accepts but does not answer must not
-/// hold the listener forever.
-const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What changed; the receiver reads the rest from the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,67 +94,57 @@ pub trait ApplyAdminChanges: Send + Sync + 'static {
     fn resync(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-/// Listens on [`ADMIN_CHANNEL`] until `shutdown`, on a connection of its own (a
-/// subscribed connection can do nothing else), subscribing again whenever it is cut.
+/// How the bus subscribes again: a growing pause, and a Redis that accepts but does not
+/// answer must not hold the listener forever.
+const RESUBSCRIBING: Resubscribing = Resubscribing {
+    timeout: Duration::from_secs(5),
+    first_pause: Duration::from_millis(200),
+    longest_pause: Duration::from_secs(5),
+};
+
+/// Listens on [`ADMIN_CHANNEL`] until `shutdown` (`subscription::listen`), reloading
+/// everything after a gap.
 pub async fn listen(cluster: Cluster, appliers: impl ApplyAdminChanges, shutdown: CancellationToken) {
-    let mut pause = RESUBSCRIBE_START;
-    let mut subscribed_before = false;
-    loop {
-        let subscription = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
-            let mut pubsub = cluster.client().get_async_pubsub().await?;
-            pubsub.subscribe(ADMIN_CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        });
-        let pubsub = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            s = subscription => s.unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))),
+    let bus = Bus {
+        node_id: cluster.node_id(),
+        appliers,
+    };
+    subscription::listen(
+        &cluster,
+        ADMIN_CHANNEL,
+        "the admin-change bus",
+        RESUBSCRIBING,
+        &bus,
+        &shutdown,
+    )
+    .await;
+}
+
+struct Bus<'a, A> {
+    node_id: &'a str,
+    appliers: A,
+}
+
+impl<A: ApplyAdminChanges> Listener for Bus<'_, A> {
+    async fn resubscribed(&self) {
+        tracing::info!("reloading accounts and categories after a gap on the admin-change bus");
+        if let Err(e) = self.appliers.resync().await {
+            tracing::warn!(error = %e, "could not reload accounts and categories after a bus gap");
+        }
+    }
+
+    async fn received(&self, payload: String) {
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&payload) else {
+            tracing::warn!("ignored a malformed message on the admin-change bus");
+            return;
         };
-        match pubsub {
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe to the admin-change bus; retrying in {pause:?}");
-            }
-            Ok(mut pubsub) => {
-                pause = RESUBSCRIBE_START;
-                if subscribed_before {
-                    tracing::info!("subscribed to the admin-change bus again; reloading accounts and categories");
-                    if let Err(e) = appliers.resync().await {
-                        tracing::warn!(error = %e, "could not reload accounts and categories after a bus gap");
-                    }
-                }
-                subscribed_before = true;
-                let mut messages = pubsub.on_message();
-                loop {
-                    let message = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        m = messages.next() => m,
-                    };
-                    let Some(message) = message else {
-                        tracing::warn!("the admin-change bus subscription was cut; subscribing again");
-                        break;
-                    };
-                    let envelope = message
-                        .get_payload::<String>()
-                        .ok()
-                        .and_then(|p| serde_json::from_str::<Envelope>(&p).ok());
-                    let Some(envelope) = envelope else {
-                        tracing::warn!("ignored a malformed message on the admin-change bus");
-                        continue;
-                    };
-                    if envelope.from == cluster.node_id() {
-                        continue;
-                    }
-                    tracing::info!(from = %envelope.from, change = ?envelope.change, "applying an admin change made on another node");
-                    if let Err(e) = appliers.apply(envelope.change).await {
-                        tracing::warn!(error = %e, "could not apply an admin change from another node");
-                    }
-                }
-            }
+        if envelope.from == self.node_id {
+            return;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(pause) => {}
+        tracing::info!(from = %envelope.from, change = ?envelope.change, "applying an admin change made on another node");
+        if let Err(e) = self.appliers.apply(envelope.change).await {
+            tracing::warn!(error = %e, "could not apply an admin change from another node");
         }
-        pause = (pause * 2).min(RESUBSCRIBE_MAX);
     }
 }
 

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod health;
 pub mod lease;
 pub mod node;
+pub mod subscription;
 
 // ---- the routing domain: one fenced Lua script per routing transition ----
 pub mod chat_log;

@@ -396,9 +396,7 @@ async fn a_message_sent_from_one_tab_reaches_the_senders_other_tabs_whole() {
     let chat = start_chat(&mut ann, &mut tab1, id(&w1)).await;
     tab2.next_of("buddy_chat_started").await;
 
-    tab1.send(json!({"type": "message", "chat_id": chat, "text": "from tab one", "client_id": "c1"}))
-        .await;
-    let ack = tab1.next_of("ack").await;
+    let ack = tab1.say_in(&chat, "from tab one", "c1").await;
     let copy = tab2.next_of("message").await;
     assert_eq!(
         (copy["text"].as_str(), copy["seq"].as_u64(), copy["id"].as_str()),

@@ -401,6 +401,13 @@ impl Api {
     }
 
     /// `put`, asserting the answer's status is `status`: the answer.
+    /// This agent's reply to the offline message `id` (`POST /api/offline-messages/{id}/reply`),
+    /// answered 200: the message as it is now.
+    pub async fn reply_offline(&self, id: &str, text: &str) -> Value {
+        self.post_answering(200, &format!("/api/offline-messages/{id}/reply"), json!({"text": text}))
+            .await
+    }
+
     pub async fn put_answering(&self, status: u16, path: &str, body: Value) -> Value {
         self.answering(status, reqwest::Method::PUT, path, body).await
     }
@@ -469,6 +476,20 @@ impl Ws {
         self.inner.send(Message::Text(text.into())).await.unwrap();
     }
 
+    /// A customer's line in their chat, once the hub acknowledged it: the `ack`.
+    pub async fn say(&mut self, text: &str, client_id: &str) -> Value {
+        self.send(json!({"type": "message", "text": text, "client_id": client_id}))
+            .await;
+        self.next_of("ack").await
+    }
+
+    /// An agent's (or a buddy's) line in `chat`, once the hub acknowledged it: the `ack`.
+    pub async fn say_in(&mut self, chat: &str, text: &str, client_id: &str) -> Value {
+        self.send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": client_id}))
+            .await;
+        self.next_of("ack").await
+    }
+
     /// The next JSON frame, or `None` if nothing comes within `wait` (or the socket closed).
     pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
         loop {
@@ -518,6 +539,18 @@ impl Ws {
     /// The chat id of the next `chat_started` frame.
     pub async fn chat_started(&mut self) -> String {
         self.chat_id_in("chat_started").await
+    }
+
+    /// The next `chat_started`, checked to continue the conversation `chat` (a returning
+    /// customer's, or an answered offline message's).
+    pub async fn chat_continued(&mut self, chat: &str) -> Value {
+        let started = self.next_of("chat_started").await;
+        assert_eq!(
+            (started["chat_id"].as_str(), started["continued"].as_bool()),
+            (Some(chat), Some(true)),
+            "{started}"
+        );
+        started
     }
 
     /// The invitation id of the next `invited` frame (a buddy's invitation to chat).

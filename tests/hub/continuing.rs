@@ -42,15 +42,9 @@ pub(crate) async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
     let mut carla = hub.customer_with("Carla", json!({"visitor": VISITOR})).await;
     let chat = carla.chat_started().await;
     agent.next_of("chat_started").await;
-    carla
-        .send(json!({"type": "message", "text": "my parcel is late", "client_id": "c1"}))
-        .await;
-    carla.next_of("ack").await;
+    carla.say("my parcel is late", "c1").await;
     agent.next_of("message").await;
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "it leaves today", "client_id": "a1"}))
-        .await;
-    agent.next_of("ack").await;
+    agent.say_in(&chat, "it leaves today", "a1").await;
     carla.next_of("message").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
@@ -97,21 +91,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
 
     // She continues it: the same id, its lines, back to Ann.
     let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
-    carla.next_of("welcome").await;
-    let started = carla.next_of("chat_started").await;
-    assert_eq!(
-        (started["chat_id"].as_str(), started["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true))
-    );
-    assert_eq!(
-        seqs_and_texts(&started["messages"]),
-        vec![(1, "my parcel is late"), (2, "it leaves today")]
-    );
-    let to_ann = ann.next_of("chat_started").await;
-    assert_eq!(
-        (to_ann["chat_id"].as_str(), to_ann["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true))
-    );
+    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
     assert_eq!(seqs_and_texts(&to_ann["messages"]).len(), 2);
     assert!(
         to_ann["transfer"].is_null(),
@@ -119,15 +99,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     );
 
     // The seq goes on; the conversation is open again (a reopen), still Ann's.
-    carla
-        .send(json!({"type": "message", "text": "it did not arrive", "client_id": "c2"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 3);
-    let line = ann.next_of("message").await;
-    assert_eq!(
-        (line["chat_id"].as_str(), line["seq"].as_u64()),
-        (Some(chat.as_str()), Some(3))
-    );
+    her_third_line(&mut carla, &mut ann, &chat).await;
     own_until(&hub, VISITOR, "open").await;
     let ann_api = hub.login("ann", "agent-password").await;
     let (_, inbox) = ann_api.get("/api/inbox").await;
@@ -145,17 +117,43 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
     let archived = wait_archived(&ann_api, &chat, 3).await;
-    assert_eq!(
-        seqs_and_texts(&archived["messages"])
-            .iter()
-            .map(|(s, _)| *s)
-            .collect::<Vec<_>>(),
-        vec![1, 2, 3]
-    );
+    assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3]);
     // The latest close wins: it ended after its last line, not when it first ended.
     assert!(
         archived["ended_at"].as_i64() >= archived["messages"][2]["at"].as_i64(),
         "{archived}"
+    );
+}
+
+/// Carla continuing her [`first_visit`]'s conversation `chat` (welcomed): she gets its two
+/// lines back, and `ann` gets it as that conversation. Ann's `chat_started`.
+pub(crate) async fn back_with_her_lines(carla: &mut Ws, ann: &mut Ws, chat: &str) -> Value {
+    carla.next_of("welcome").await;
+    let started = carla.chat_continued(chat).await;
+    assert_eq!(
+        seqs_and_texts(&started["messages"]),
+        vec![(1, "my parcel is late"), (2, "it leaves today")]
+    );
+    ann.chat_continued(chat).await
+}
+
+/// The seq of a continued [`first_visit`] goes on: Carla's next line is its third, for
+/// `ann` too.
+pub(crate) async fn her_third_line(carla: &mut Ws, ann: &mut Ws, chat: &str) {
+    assert_eq!(carla.say("it did not arrive", "c2").await["seq"], 3);
+    let line = ann.next_of("message").await;
+    assert_eq!((line["chat_id"].as_str(), line["seq"].as_u64()), (Some(chat), Some(3)));
+}
+
+/// A refused continuation leaves the socket open: a join on it is answered (here refused,
+/// for an unknown category), not cut.
+pub(crate) async fn still_open(ws: &mut Ws) {
+    ws.send(json!({"type": "join", "name": "Eve", "category": "nonexistent"}))
+        .await;
+    assert_eq!(
+        ws.next_of("error").await["code"],
+        "unknown_category",
+        "the connection lives on"
     );
 }
 
@@ -187,13 +185,7 @@ async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_st
         let mut ws = continuing(&hub, visitor, id).await;
         let error = ws.next_of("error").await;
         refusals.push((error["code"].clone(), error["message"].clone()));
-        ws.send(json!({"type": "join", "name": "Eve", "category": "nonexistent"}))
-            .await;
-        assert_eq!(
-            ws.next_of("error").await["code"],
-            "unknown_category",
-            "the connection lives on"
-        );
+        still_open(&mut ws).await;
     }
     assert_eq!(refusals[0].0, "unknown_conversation");
     assert!(refusals.iter().all(|r| *r == refusals[0]), "{refusals:?}");
@@ -205,11 +197,7 @@ async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_st
     assert_eq!(carla.next_of("queued").await["place"], 1);
     // Dora's chat ends: Ann takes Carla's conversation, as itself.
     ann.send(json!({"type": "end_chat", "chat_id": dora_chat})).await;
-    let started = carla.next_of("chat_started").await;
-    assert_eq!(
-        (started["chat_id"].as_str(), started["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true))
-    );
+    carla.chat_continued(&chat).await;
     let to_ann = ann.next_matching(|f| f["type"] == "chat_started").await;
     assert_eq!(to_ann["chat_id"].as_str(), Some(chat.as_str()));
 }
@@ -267,10 +255,7 @@ async fn a_conversation_continued_the_moment_it_ended_goes_on_after_its_last_lin
         30,
         "{started}"
     );
-    again
-        .send(json!({"type": "message", "text": "one more", "client_id": "c31"}))
-        .await;
-    assert_eq!(again.next_of("ack").await["seq"], 31);
+    assert_eq!(again.say("one more", "c31").await["seq"], 31);
     let api = hub.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 31).await;
     assert_eq!(archived["messages"][30]["text"], "one more");
@@ -283,9 +268,7 @@ async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they
     own_until(&hub, VISITOR, "resolved").await;
 
     // Ann writes into it with nobody there: stamped after its last line, acknowledged.
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "we found your parcel", "client_id": "f1"}))
-        .await;
-    assert_eq!(ann.next_of("ack").await["seq"], 3);
+    assert_eq!(ann.say_in(&chat, "we found your parcel", "f1").await["seq"], 3);
     // Bob, whose list it is not in, learns nothing.
     let mut bob = hub.agent("bob", &["general"], 1).await;
     bob.send(json!({"type": "message", "chat_id": chat, "text": "hello?", "client_id": "b1"}))
@@ -321,10 +304,7 @@ async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they
         seen.push(carla.next_of("message").await["seq"].as_u64().unwrap());
     }
     assert!(seen.contains(&3), "{started}");
-    carla
-        .send(json!({"type": "message", "text": "thank you!", "client_id": "c9"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 9);
+    assert_eq!(carla.say("thank you!", "c9").await["seq"], 9);
     let api = hub.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 9).await;
     let stored = seqs_and_texts(&archived["messages"]);

@@ -6,7 +6,9 @@
 use serde_json::json;
 
 use crate::common::*;
-use crate::continuing::{VISITOR, continuing, first_visit, own_until, wait_archived};
+use crate::continuing::{
+    VISITOR, back_with_her_lines, continuing, first_visit, her_third_line, own_until, wait_archived,
+};
 
 #[tokio::test]
 async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a_third() {
@@ -20,38 +22,12 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
     own_until(&beta, VISITOR, "resolved").await;
 
     let mut carla = continuing(&beta, Some(VISITOR), &chat).await;
-    carla.next_of("welcome").await;
-    let started = carla.next_of("chat_started").await;
-    assert_eq!(
-        (started["chat_id"].as_str(), started["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true)),
-        "{started}"
-    );
-    assert_eq!(
-        seqs_and_texts(&started["messages"]),
-        vec![(1, "my parcel is late"), (2, "it leaves today")]
-    );
     // Ann, on gamma, gets it back as that conversation; its lines are the archive's.
-    let to_ann = ann.next_of("chat_started").await;
-    assert_eq!(
-        (to_ann["chat_id"].as_str(), to_ann["continued"].as_bool()),
-        (Some(chat.as_str()), Some(true)),
-        "{to_ann}"
-    );
+    back_with_her_lines(&mut carla, &mut ann, &chat).await;
 
     // The seq goes on, both ways, across the nodes.
-    carla
-        .send(json!({"type": "message", "text": "it did not arrive", "client_id": "c2"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 3);
-    let line = ann.next_of("message").await;
-    assert_eq!(
-        (line["chat_id"].as_str(), line["seq"].as_u64()),
-        (Some(chat.as_str()), Some(3))
-    );
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "sending another", "client_id": "a2"}))
-        .await;
-    assert_eq!(ann.next_of("ack").await["seq"], 4);
+    her_third_line(&mut carla, &mut ann, &chat).await;
+    assert_eq!(ann.say_in(&chat, "sending another", "a2").await["seq"], 4);
     assert_eq!(carla.next_of("message").await["seq"], 4);
 
     // A second window, on alpha, cannot continue it while it is live on beta.
@@ -63,13 +39,7 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
     carla.next_of("chat_ended").await;
     let api = gamma.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 4).await;
-    assert_eq!(
-        seqs_and_texts(&archived["messages"])
-            .iter()
-            .map(|(s, _)| *s)
-            .collect::<Vec<_>>(),
-        vec![1, 2, 3, 4]
-    );
+    assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
     // Over, it may be continued again, from any node.
     own_until(&alpha, VISITOR, "resolved").await;
     let mut third = continuing(&alpha, Some(VISITOR), &chat).await;
@@ -114,29 +84,18 @@ async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_fir
         "{started}"
     );
     ann.next_of("chat_started").await;
-    carla
-        .send(json!({"type": "message", "text": "thank you!", "client_id": "c9"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 6);
+    assert_eq!(carla.say("thank you!", "c9").await["seq"], 6);
     assert_eq!(ann.next_of("message").await["seq"], 6);
 
     // While she is there, a line for the away conversation is her chat's: Ann's page sends
     // it into the chat (the same id), not as a follow-up.
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "glad to help", "client_id": "a9"}))
-        .await;
-    assert_eq!(ann.next_of("ack").await["seq"], 7);
+    assert_eq!(ann.say_in(&chat, "glad to help", "a9").await["seq"], 7);
     assert_eq!(carla.next_of("message").await["seq"], 7);
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
     let api = beta.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 7).await;
-    assert_eq!(
-        seqs_and_texts(&archived["messages"])
-            .iter()
-            .map(|(s, _)| *s)
-            .collect::<Vec<_>>(),
-        (1..=7).collect::<Vec<_>>()
-    );
+    assert_eq!(u64s_in(&archived["messages"], "seq"), (1..=7).collect::<Vec<_>>());
     alpha.stop().await;
     beta.stop().await;
 }

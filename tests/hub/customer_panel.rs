@@ -15,10 +15,7 @@ async fn visit(hub: &TestHub, agent: &mut Ws, details: Value, text: &str) -> Str
     let mut customer = hub.customer_with("Carla", details).await;
     let chat = customer.chat_started().await;
     agent.next_of("chat_started").await;
-    customer
-        .send(json!({"type": "message", "text": text, "client_id": "m1"}))
-        .await;
-    customer.next_of("ack").await;
+    customer.say(text, "m1").await;
     agent.next_of("message").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     customer.next_of("chat_ended").await;

@@ -17,14 +17,9 @@ async fn visit(hub: &TestHub, agent: &mut Ws, name: &str, details: Value) -> Str
     let mut ws = hub.customer_with(name, details).await;
     let chat = ws.chat_started().await;
     agent.next_of("chat_started").await;
-    ws.send(json!({"type": "message", "text": format!("{name} says hi"), "client_id": "m1"}))
-        .await;
-    ws.next_of("ack").await;
+    ws.say(&format!("{name} says hi"), "m1").await;
     agent.next_of("message").await;
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "hello", "client_id": "a1"}))
-        .await;
-    agent.next_of("ack").await;
+    agent.say_in(&chat, "hello", "a1").await;
     agent
         .send(json!({"type": "note", "chat_id": chat, "text": format!("note on {name}"), "client_id": "n1"}))
         .await;

@@ -134,13 +134,7 @@ async fn an_agent_takes_a_message_and_the_reply_is_mailed_to_the_customer_and_ar
     let (status, refused) = bob.post(&format!("/api/offline-messages/{id}/take"), json!({})).await;
     assert_eq!((status, error_code(&refused)), (409, "already_taken"), "{refused}");
 
-    let answered = ann
-        .post_answering(
-            200,
-            &format!("/api/offline-messages/{id}/reply"),
-            json!({"text": "Your order left our store today."}),
-        )
-        .await;
+    let answered = ann.reply_offline(&id, "Your order left our store today.").await;
     assert_eq!(answered["state"], "handled");
     let replies = answered["replies"].as_array().unwrap();
     assert_eq!(replies.len(), 1);

@@ -105,13 +105,7 @@ async fn an_offline_message_is_an_open_unassigned_conversation_its_reply_a_line_
     assert!(row(&admin, "unassigned", &id).await.is_none());
 
     // Her answer goes by mail as before, and is the conversation's second line.
-    let answered = ann
-        .post_answering(
-            200,
-            &format!("/api/offline-messages/{id}/reply"),
-            json!({"text": "Your order left our store today."}),
-        )
-        .await;
+    let answered = ann.reply_offline(&id, "Your order left our store today.").await;
     assert_eq!(answered["state"], "handled");
     let (status, archived) = ann.get(&format!("/api/conversations/{id}")).await;
     assert_eq!(status, 200, "{archived}");
@@ -135,12 +129,7 @@ async fn an_agents_reply_makes_them_the_holder_and_the_customer_continues_it_wit
     let api = hub.login("ann", "agent-password").await;
     let id = carla_leaves(&hub).await;
     // Answered without taking it first: the answer makes it Ann's.
-    api.post_answering(
-        200,
-        &format!("/api/offline-messages/{id}/reply"),
-        json!({"text": "Which address?"}),
-    )
-    .await;
+    api.reply_offline(&id, "Which address?").await;
     assert!(row(&api, "mine", &id).await.is_some(), "the reply made it Ann's");
 
     // Carla comes back on the same browser and continues it: the same id, both lines,
@@ -149,22 +138,14 @@ async fn an_agents_reply_makes_them_the_holder_and_the_customer_continues_it_wit
     carla
         .send(json!({"type": "join", "name": "Carla", "category": "general", "conversation": id, "visitor": VISITOR}))
         .await;
-    let started = carla.next_of("chat_started").await;
-    assert_eq!(
-        (started["chat_id"].as_str(), started["continued"].as_bool()),
-        (Some(id.as_str()), Some(true)),
-        "{started}"
-    );
+    let started = carla.chat_continued(&id).await;
     assert_eq!(
         seqs_and_texts(&started["messages"]),
         vec![(1, "Where is my order 1234?"), (2, "Which address?")]
     );
     let to_ann = ann.next_of("chat_started").await;
     assert_eq!(to_ann["chat_id"].as_str(), Some(id.as_str()));
-    carla
-        .send(json!({"type": "message", "text": "Main Street 5", "client_id": "c1"}))
-        .await;
-    assert_eq!(carla.next_of("ack").await["seq"], 3);
+    assert_eq!(carla.say("Main Street 5", "c1").await["seq"], 3);
 
     // A stranger's key cannot continue it.
     let mut other = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
@@ -209,12 +190,7 @@ async fn reports_count_an_offline_message_once_as_an_offline_message_not_as_a_ch
     hub.agent_account("ann", &["general"], 2).await;
     let ann = hub.login("ann", "agent-password").await;
     let id = carla_leaves(&hub).await;
-    ann.post_answering(
-        200,
-        &format!("/api/offline-messages/{id}/reply"),
-        json!({"text": "On its way."}),
-    )
-    .await;
+    ann.reply_offline(&id, "On its way.").await;
     let report = crate::reports::today(&admin).await;
     let totals = &report["totals"];
     assert_eq!(

@@ -363,10 +363,7 @@ async fn customers_who_leave_the_line_unserved_are_counted_abandoned() {
     let mut eve = hub.customer("Eve", "general").await;
     eve.next_of("queued").await;
     drop(eve); // gone, and not back within the grace period (0.8 s in tests)
-    agent
-        .send(json!({"type": "message", "chat_id": chat, "text": "Hello Carla", "client_id": "a"}))
-        .await;
-    agent.next_of("ack").await;
+    agent.say_in(&chat, "Hello Carla", "a").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     let report = totals_until(&admin, |t| t["abandoned"] == 2 && t["handle_median_ms"].is_i64()).await;
     let totals = &report["totals"];

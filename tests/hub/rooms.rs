@@ -95,12 +95,20 @@ pub(crate) async fn call(agent: &mut Ws, customer: &mut Ws) {
 /// password) in it, the call started: Ann's API client, the room, Ann's room socket, the
 /// customer's and the customer's welcome.
 pub(crate) async fn customer_room_in_a_call(hub: &TestHub, title: &str) -> (Api, String, Ws, Ws, Value) {
-    let (ann, room) = agent_with_room(hub, "ann", customer_room(title)).await;
-    let (mut agent, _) = agent_member(hub, &ann, &room).await;
-    let credentials = json!({"phone": PHONE, "password": PASSWORD});
-    let (mut carla, welcome) = member(hub, &room, &token(hub, &room, credentials).await).await;
+    let (ann, room, mut agent, mut carla, welcome) = customer_room_with_carla(hub, title).await;
     agent.next_of("peer_joined").await;
     call(&mut agent, &mut carla).await;
+    (ann, room, agent, carla, welcome)
+}
+
+/// A customer room titled `title` with Ann and the customer (by phone and password) in
+/// it, no call yet: Ann's API client, the room, Ann's room socket (its `peer_joined` for
+/// the customer not read), the customer's and the customer's welcome.
+pub(crate) async fn customer_room_with_carla(hub: &TestHub, title: &str) -> (Api, String, Ws, Ws, Value) {
+    let (ann, room) = agent_with_room(hub, "ann", customer_room(title)).await;
+    let (agent, _) = agent_member(hub, &ann, &room).await;
+    let credentials = json!({"phone": PHONE, "password": PASSWORD});
+    let (carla, welcome) = member(hub, &room, &token(hub, &room, credentials).await).await;
     (ann, room, agent, carla, welcome)
 }
 

@@ -93,10 +93,8 @@ async fn only_the_host_ends_the_room_for_everyone() {
 #[tokio::test]
 async fn a_new_admission_after_a_leave_takes_the_seat_and_the_agent_is_told() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (_ann, room, mut agent, mut carla, _) = customer_room_with_carla(&hub, "Contract").await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD});
-    let (mut carla, _) = member(&hub, &room, &token(&hub, &room, credentials.clone()).await).await;
     let first = agent.next_of("peer_joined").await["peer"]["admission"].clone();
 
     // While she is in, a second join is refused; once she left, it is let in at once.

@@ -31,10 +31,8 @@ fn assert_no_personal_data(what: &str, text: &str, phone: &str) {
 #[tokio::test]
 async fn a_second_admission_cannot_take_over_the_customers_seat() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (_ann, room, mut agent, mut carla, welcome) = customer_room_with_carla(&hub, "Contract").await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD});
-    let (mut carla, welcome) = member(&hub, &room, &token(&hub, &room, credentials.clone()).await).await;
     agent.next_of("peer_joined").await;
 
     // Someone else with the same phone and password: refused, Carla stays.

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +19,7 @@ use crate::cluster::node::Cluster;
 use crate::cluster::restore;
 use crate::cluster::routing_events::{Followed, RoutingEvent, follow_blocking};
 use crate::cluster::routing_scripts::read_snapshot;
+use crate::cluster::subscription::{self, Listener, Resubscribing};
 use crate::core::routing::AgentId;
 use crate::hub::Command;
 
@@ -241,60 +241,53 @@ async fn agent_names(conn: &mut ConnectionManager, events: &[RoutingEvent]) -> V
         .collect()
 }
 
+/// Listens on this node's chat channel until `shutdown` (`subscription::listen`, every
+/// [`RETRY_PAUSE`] again after a failure or a cut).
 pub(super) async fn subscriber(cluster: Cluster, hub: mpsc::WeakSender<Command>, shutdown: CancellationToken) {
     let channel = chat_log::node_channel(cluster.node_id());
-    let mut subscribed_before = false;
-    loop {
-        let subscription = tokio::time::timeout(Duration::from_secs(5), async {
-            let mut pubsub = cluster.client().get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        });
-        let pubsub = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            s = subscription => s.ok().and_then(Result::ok),
-        };
-        if let Some(mut pubsub) = pubsub {
-            if subscribed_before {
-                // Messages published while the subscription was cut are in the chats' logs.
-                tracing::info!("subscribed to this node's chat channel again; re-reading its chats' logs");
-                tell(&hub, Command::ChatResync).await;
+    let resubscribing = Resubscribing {
+        timeout: Duration::from_secs(5),
+        first_pause: RETRY_PAUSE,
+        longest_pause: RETRY_PAUSE,
+    };
+    let listener = NodeChannel { hub };
+    subscription::listen(
+        &cluster,
+        &channel,
+        "this node's chat channel",
+        resubscribing,
+        &listener,
+        &shutdown,
+    )
+    .await;
+}
+
+struct NodeChannel {
+    hub: mpsc::WeakSender<Command>,
+}
+
+impl Listener for NodeChannel {
+    async fn resubscribed(&self) {
+        // Messages published while the subscription was cut are in the chats' logs.
+        tracing::info!("re-reading this node's chats' logs after a gap on its chat channel");
+        tell(&self.hub, Command::ChatResync).await;
+    }
+
+    async fn received(&self, payload: String) {
+        match chat_log::parse_node_message(&payload) {
+            Some(NodeMessage::Line(line)) => {
+                tell(
+                    &self.hub,
+                    Command::ChatLines {
+                        lines: vec![line],
+                        filled: None,
+                        log_from: None,
+                    },
+                )
+                .await
             }
-            subscribed_before = true;
-            let mut messages = pubsub.on_message();
-            loop {
-                let message = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    m = messages.next() => m,
-                };
-                let Some(message) = message else {
-                    tracing::warn!("this node's chat channel subscription was cut; subscribing again");
-                    break;
-                };
-                let parsed = message
-                    .get_payload::<String>()
-                    .ok()
-                    .and_then(|p| chat_log::parse_node_message(&p));
-                match parsed {
-                    Some(NodeMessage::Line(line)) => {
-                        tell(
-                            &hub,
-                            Command::ChatLines {
-                                lines: vec![line],
-                                filled: None,
-                                log_from: None,
-                            },
-                        )
-                        .await
-                    }
-                    Some(signal) => tell(&hub, Command::ChatSignal(signal)).await,
-                    None => tracing::warn!("ignored a malformed message on this node's chat channel"),
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(RETRY_PAUSE) => {}
+            Some(signal) => tell(&self.hub, Command::ChatSignal(signal)).await,
+            None => tracing::warn!("ignored a malformed message on this node's chat channel"),
         }
     }
 }

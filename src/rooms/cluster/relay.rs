@@ -3,7 +3,6 @@
 
 use std::sync::atomic::Ordering;
 
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -11,6 +10,7 @@ use super::wire::{Wire, WireAdmitted, WireView, channel, close_reason};
 use super::{
     ANSWER_TIMEOUT, RESUBSCRIBE_MAX, RESUBSCRIBE_START, RemoteJoin, RoomsCluster, StandIn, local_view, seat_of,
 };
+use crate::cluster::subscription::{self, Listener, Resubscribing};
 use crate::core::room::{Refusal, Seat};
 use crate::rooms::live::{Command, Conn, OUTBOX, Outbound};
 use crate::rooms::token::RoomClaims;
@@ -20,50 +20,24 @@ impl RoomsCluster {
 
     pub(super) async fn listen(self, shutdown: CancellationToken) {
         let mine = channel(self.0.cluster.node_id());
-        let mut pause = RESUBSCRIBE_START;
-        loop {
-            let subscription = tokio::time::timeout(ANSWER_TIMEOUT, async {
-                let mut pubsub = self.0.cluster.client().get_async_pubsub().await?;
-                pubsub.subscribe(&mine).await?;
-                Ok::<_, redis::RedisError>(pubsub)
-            });
-            let pubsub = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                s = subscription => s.ok(),
-            };
-            match pubsub {
-                Some(Ok(mut pubsub)) => {
-                    pause = RESUBSCRIBE_START;
-                    let mut messages = pubsub.on_message();
-                    loop {
-                        let message = tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            m = messages.next() => m,
-                        };
-                        let Some(message) = message else { break };
-                        match message
-                            .get_payload::<String>()
-                            .ok()
-                            .and_then(|p| serde_json::from_str::<Wire>(&p).ok())
-                        {
-                            Some(wire) => self.received(wire).await,
-                            None => tracing::warn!("ignored a malformed message on this node's rooms channel"),
-                        }
-                    }
-                    tracing::warn!("the rooms channel subscription was cut; subscribing again");
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "cannot subscribe to this node's rooms channel"),
-                None => tracing::warn!("subscribing to this node's rooms channel timed out"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(RESUBSCRIBE_MAX);
-        }
+        let resubscribing = Resubscribing {
+            timeout: ANSWER_TIMEOUT,
+            first_pause: RESUBSCRIBE_START,
+            longest_pause: RESUBSCRIBE_MAX,
+        };
+        let cluster = self.0.cluster.clone();
+        subscription::listen(
+            &cluster,
+            &mine,
+            "this node's rooms channel",
+            resubscribing,
+            &self,
+            &shutdown,
+        )
+        .await;
     }
 
-    async fn received(&self, wire: Wire) {
+    async fn received_wire(&self, wire: Wire) {
         match wire {
             Wire::Admitted { req, .. } | Wire::Viewed { req, .. } => {
                 let waiting = self.0.pending.lock().expect("not poisoned").remove(&req);
@@ -256,5 +230,17 @@ impl RoomsCluster {
                 tracing::warn!(error = %e, "the answer to a remote room member could not be sent");
             }
         });
+    }
+}
+
+/// This node's rooms channel: every message a [`Wire`].
+impl Listener for RoomsCluster {
+    async fn resubscribed(&self) {}
+
+    async fn received(&self, payload: String) {
+        match serde_json::from_str::<Wire>(&payload) {
+            Ok(wire) => self.received_wire(wire).await,
+            Err(_) => tracing::warn!("ignored a malformed message on this node's rooms channel"),
+        }
     }
 }
