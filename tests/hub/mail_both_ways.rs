@@ -170,3 +170,117 @@ async fn a_mail_for_a_chat_waiting_after_a_transfer_waits_and_joins_the_chat() {
     );
     assert_eq!(joerg.next_of("message").await["text"], "Any news?");
 }
+
+/// Where the server offers `IDLE` (Dovecot does), the poller waits in it: a mail arriving
+/// is the customer's line within moments, though `IMAP_POLL_SECS` is 300 (polling alone
+/// would take that long).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_the_server_offers_idle_a_mail_comes_in_as_it_arrives_not_at_the_next_poll() {
+    let imap = Dovecot::start().await;
+    let port = imap.port;
+    let (_smtp, hub) = koeln_desk(mail_settings, move |s| {
+        let mut imap = crate::inbound_mail::polling(port);
+        imap.poll = Duration::from_secs(300);
+        s.imap = Some(imap);
+    })
+    .await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut joerg = hub
+        .customer_with("Jörg Müller", json!({"email": "joerg@example.com"}))
+        .await;
+    let chat = joerg.chat_started().await;
+    ann.next_of("chat_started").await;
+    // The poller has had its first look (an empty mailbox), so the next poll is 300 s away.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l == "switchboard_inbound_mail_up 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mailbox was never read: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    imap.append(&format!(
+        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <idle-1@example.com>\r\n\
+         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nIch bin per Mail da.\r\n"
+    ))
+    .await;
+    let line = ann
+        .next_matching_within(Duration::from_secs(30), |f| {
+            f["type"] == "message" && f["chat_id"] == chat.as_str() && f["from"] == "customer"
+        })
+        .await;
+    assert_eq!(line["text"], "Ich bin per Mail da.", "{line}");
+    hub.stop().await;
+}
+
+/// Across nodes: Ann, on alpha, writes to Jörg, who left from beta; the follow-up mail
+/// goes out once though both nodes send the outbox; his answer, read by beta (the one node
+/// with `IMAP_URL`), is his line on Ann's console on alpha, with the next seq, and opens
+/// the conversation again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another() {
+    let imap = Dovecot::start().await;
+    let port = imap.port;
+    let smtp = SmtpSink::start(crate::archive::free_port()).await;
+    let smtp_port = smtp.port;
+    let desk = move |s: &mut switchboard::config::Settings| {
+        mail_settings(smtp_port)(s);
+        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        s.follow_up_mail_delay = Duration::from_millis(500);
+    };
+    let cluster = Cluster::start("mail-both-ways").await;
+    let alpha = cluster.node("alpha", desk).await;
+    let beta = cluster
+        .node("beta", move |s| {
+            desk(s);
+            s.imap = Some(crate::inbound_mail::polling(port));
+        })
+        .await;
+    let mut ann = alpha.agent("ann", &["general"], 2).await;
+    let chat = joerg_visits(&beta, &mut ann).await;
+    let seq = write(&mut ann, &chat, "Ihr Paket ist unterwegs", "f1").await;
+    let (raw, _) = koeln_mail_to_joerg(&smtp).await;
+    ann.send(
+        json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved", "client_id": "r1"}),
+    )
+    .await;
+    let resolved = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["client_id"] == "r1")
+        .await;
+    assert_eq!(resolved["status"], "resolved", "{resolved}");
+
+    imap.append(&answer(
+        &raw,
+        "Jörg Müller <joerg@example.com>",
+        "x1@example.com",
+        "Danke, bis morgen.",
+    ))
+    .await;
+    let line = ann
+        .next_matching_within(MAIL_WAIT, |f| {
+            f["type"] == "message" && f["chat_id"] == chat.as_str() && f["from"] == "customer"
+        })
+        .await;
+    assert_eq!(
+        (line["text"].as_str(), line["seq"].as_u64()),
+        (Some("Danke, bis morgen."), Some(seq + 1)),
+        "{line}"
+    );
+    let status = ann
+        .next_matching(|f| {
+            f["type"] == "conversation_status" && f["conversation_id"] == chat.as_str() && f["status"] == "open"
+        })
+        .await;
+    assert_eq!(status["status"], "open");
+    // One mail went out, though both nodes send the outbox.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.mails().len(), 1);
+    for node in [alpha, beta] {
+        node.stop().await;
+    }
+}
