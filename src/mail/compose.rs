@@ -224,6 +224,6 @@ mod tests {
             ..mail("x")
         };
         let e = compose(&from(), &bad).unwrap_err();
-        assert!(e.0.contains("not an address"), "{e}");
+        assert!(e.message.contains("not an address"), "{e}");
     }
 }
