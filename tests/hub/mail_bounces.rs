@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::appointment_mail::mail_settings;
 use crate::common::*;
-use crate::dovecot::Dovecot;
 use crate::follow_up_mail::{header, joerg_visits, mails_until, write};
+use crate::mail_both_ways::desk_with_mailbox;
 
 /// A delivery status notification (RFC 3464) from the customer's mail server about the
 /// desk mail whose `Message-ID` (with its angle brackets) is `original`.
@@ -36,13 +36,7 @@ fn delivery_report(original: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_report_about_a_follow_up_mail_shows_it_bounced_with_the_reason() {
-    let imap = Dovecot::start().await;
-    let port = imap.port;
-    let (smtp, hub) = koeln_desk(mail_settings, move |s| {
-        s.follow_up_mail_delay = Duration::from_millis(500);
-        s.imap = Some(crate::inbound_mail::polling(port));
-    })
-    .await;
+    let (imap, smtp, hub) = desk_with_mailbox().await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     let chat = joerg_visits(&hub, &mut ann).await;
     write(&mut ann, &chat, "Ihr Paket ist unterwegs", "f1").await;
