@@ -247,13 +247,13 @@ enum Sender {
 }
 
 impl HubState {
-    #[allow(clippy::too_many_arguments)]
     /// This hub with the admin bus of its cluster (none on one node).
     pub(super) fn with_bus(mut self, bus: Option<crate::cluster::node::Cluster>) -> Self {
         self.bus = bus;
         self
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         settings: Arc<Settings>,
         categories: Vec<Category>,
