@@ -90,6 +90,21 @@ impl Mailbox {
         self.idle
     }
 
+    /// Whether the server told of new mail (`EXISTS`, `RECENT`) in an answer to one of our
+    /// commands since this was last asked: such news is not repeated when `IDLE` starts,
+    /// so a mail that came between a search and `IDLE` would wait for the next look.
+    pub fn told_of_new_mail(&mut self) -> bool {
+        use async_imap::types::UnsolicitedResponse;
+        let mut news = false;
+        while let Ok(response) = self.session.unsolicited_responses.try_recv() {
+            news |= matches!(
+                response,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        news
+    }
+
     /// Waits in `IDLE` until the server tells of a change in the mailbox (true) or `limit`
     /// passed (false), then ends it; the session, to go on with. Only where the server
     /// [offers](Self::offers_idle) it. `limit` is the whole wait: the server's keep-alives

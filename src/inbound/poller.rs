@@ -121,6 +121,9 @@ async fn session(
             mailbox.close().await;
             return Ok(handled);
         }
+        if mailbox.told_of_new_mail() {
+            continue;
+        }
         let (again, changed) = mailbox.idle(settings.poll.min(IDLE_RENEW)).await?;
         tracing::debug!(changed, "inbound mail: IDLE ended; looking at the mailbox");
         mailbox = again;
