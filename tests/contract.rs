@@ -1907,6 +1907,64 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     assert_eq!(sent_total, 1);
 }
 
+/// A mail the relay refused for good is bounced under its claim; a delivery failure
+/// report bounces a sent mail once, and a pending one, whose claimer then cannot mark it
+/// sent; a bounced mail is never claimed again, and is listed as bounced.
+async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
+    for (id, at) in [("c1", 1_000), ("c2", 1_000), ("c3", 1_000)] {
+        store.add_mail(mail(id, MailPurpose::FollowUp, at)).await.unwrap();
+    }
+    let claimed = store.claim_mails("a", 5_000, 65_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let refused = MailOutcome::Bounced {
+        error: "550 user unknown".to_string(),
+    };
+    assert!(store.finish_mail("c1.follow-up-1", "a", refused).await.unwrap());
+    let m = store.mail("c1.follow-up-1").await.unwrap();
+    assert_eq!(
+        (m.status, m.attempts, m.last_error.as_deref()),
+        (MailStatus::Bounced, 1, Some("550 user unknown"))
+    );
+    // Sent, then reported undeliverable: bounced once, with the report's reason.
+    assert!(
+        store
+            .finish_mail("c2.follow-up-1", "a", MailOutcome::Sent { at: 6_000 })
+            .await
+            .unwrap()
+    );
+    assert!(store.bounce_mail("c2.follow-up-1", "mailbox full").await.unwrap());
+    assert!(!store.bounce_mail("c2.follow-up-1", "again").await.unwrap());
+    let m = store.mail("c2.follow-up-1").await.unwrap();
+    assert_eq!(
+        (m.status, m.last_error.as_deref()),
+        (MailStatus::Bounced, Some("mailbox full"))
+    );
+    // Reported while its sender still holds it: the sender's outcome no longer lands.
+    assert!(store.bounce_mail("c3.follow-up-1", "no such user").await.unwrap());
+    assert!(
+        !store
+            .finish_mail("c3.follow-up-1", "a", MailOutcome::Sent { at: 7_000 })
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.bounce_mail("nope", "x").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .claim_mails("b", 10_000_000, 10_060_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (bounced, total) = store
+        .mails(Some(MailStatus::Bounced), Page { offset: 0, limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!((total, bounced.len()), (3, 3));
+}
+
 /// A cancellation whose first attempt failed after its mail was written (MongoDB writes the
 /// mail first) and whose mail the worker then gave up: the real cancellation later sends it.
 async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
@@ -3242,6 +3300,7 @@ contract!(
     a_cancellation_keeps_its_reason,
     concurrent_claimers_never_share_a_mail,
     mails_are_finished_once_by_their_claimer,
+    bounced_mails_stay_bounced_and_are_never_claimed,
     desk_settings_are_stored_replaced_and_removed,
     a_real_cancellation_revives_its_given_up_mail,
     // conversations as the desk works them

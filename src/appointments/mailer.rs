@@ -5,7 +5,8 @@
 //! each through the configured mail sender with a `Message-ID` derived from the mail's id,
 //! and records the outcome only under its own claim: sent; or failed, tried again after
 //! the capped exponential backoff of `core::mail_retry`; or, after `OUTBOX_MAX_ATTEMPTS`
-//! failures, dead (logged, and listed for admins). A node killed between sending and
+//! failures, dead (logged, and listed for admins); a follow-up to a customer who left that
+//! the relay refuses for good (a 5xx) is bounced at once, never retried. A node killed between sending and
 //! recording leaves a claim that runs out, and the mail is sent again with the same
 //! `Message-ID` (at least once, never twice at the same time).
 //!
@@ -156,6 +157,14 @@ impl Worker {
                 metrics::counter!("switchboard_outbox_sent_total").increment(1);
                 tracing::info!(mail = %mail.id, to = %mail.to, "appointment mail sent");
                 MailOutcome::Sent { at: now() }
+            }
+            // A follow-up refused for good (a 5xx) bounced: the console says so at once,
+            // rather than after every retry (the other purposes keep their retries, and
+            // admins see them dead in the end).
+            Err(e) if e.permanent && mail.purpose == MailPurpose::FollowUp => {
+                metrics::counter!("switchboard_outbox_dead_total").increment(1);
+                tracing::warn!(mail = %mail.id, to = %mail.to, error = %e, "follow-up mail refused for good: bounced");
+                MailOutcome::Bounced { error: e.to_string() }
             }
             Err(e) => match self.policy.after_failure(mail.attempts, now()) {
                 AfterFailure::RetryAt(retry_at) => {

@@ -40,6 +40,10 @@ pub enum AdminChange {
     /// A conversation's status or holder changed (stored already): its holder is told
     /// wherever they are.
     Conversation { record: crate::store::ConversationRecord },
+    /// A customer's line came in on this node for a conversation held by `agent` (their
+    /// answer by mail, stored already): its `message` frame, for the agent's console
+    /// wherever it is connected.
+    Line { agent: String, frame: String },
 }
 
 /// One message on the channel.

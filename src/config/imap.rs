@@ -16,7 +16,8 @@ pub struct ImapSettings {
     pub password: Secret,
     /// `IMAP_MAILBOX`: the folder polled (default `INBOX`).
     pub mailbox: String,
-    /// `IMAP_POLL_SECS`: the pause between two looks at the mailbox (default 30).
+    /// `IMAP_POLL_SECS`: the pause between two looks at the mailbox (default 30); where the
+    /// server offers `IDLE`, the longest wait in it before looking anyway.
     pub poll: Duration,
     /// `IMAP_CATEGORY`: the category of a conversation started by a mail that answers none
     /// (default `general`).

@@ -51,6 +51,19 @@ fn prefix(conversation: &str) -> String {
     format!("follow-up:{conversation}:")
 }
 
+/// The outbox id of the follow-up mail whose `Message-ID` (without angle brackets) is
+/// `message_id`, on the desk's `domain`: `follow-up.<conversation>.<seq>@domain`, as
+/// `mail::compose` makes it from [`mail_id`].
+pub fn mail_of_message_id(message_id: &str, domain: &str) -> Option<String> {
+    let (left, at) = message_id.trim().rsplit_once('@')?;
+    if !at.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let (conversation, seq) = left.strip_prefix("follow-up.")?.rsplit_once('.')?;
+    let seq: u64 = seq.parse().ok()?;
+    (!conversation.is_empty()).then(|| mail_id(conversation, seq))
+}
+
 /// The first seq of batch `id` ([`mail_id`]).
 fn first_seq_of(id: &str) -> Option<u64> {
     id.rsplit_once(':')?.1.parse().ok()
@@ -243,6 +256,9 @@ pub enum Delivery {
     Sent,
     /// Given up after its last attempt.
     Failed,
+    /// Refused for good: the relay rejected it, or a delivery failure report about it
+    /// came back (`error` says why).
+    Bounced,
 }
 
 impl From<MailStatus> for Delivery {
@@ -251,6 +267,7 @@ impl From<MailStatus> for Delivery {
             MailStatus::Pending => Self::Queued,
             MailStatus::Sent => Self::Sent,
             MailStatus::Dead => Self::Failed,
+            MailStatus::Bounced => Self::Bounced,
         }
     }
 }
@@ -298,5 +315,26 @@ mod tests {
         assert_eq!(first_seq_of(&mail_id("c1", 7)), Some(7));
         assert_eq!(first_seq_of(&mail_id("a:b", 12)), Some(12));
         assert!(mail_id("c1", 7).starts_with(&prefix("c1")));
+    }
+
+    #[test]
+    fn a_follow_up_message_id_names_its_outbox_mail_on_the_desks_domain_only() {
+        let c = "0193a6c4-1b2e-7c3d-9e8f-0123456789ab";
+        assert_eq!(
+            mail_of_message_id(&format!("follow-up.{c}.7@Desk.Example"), "desk.example"),
+            Some(mail_id(c, 7))
+        );
+        assert_eq!(
+            mail_of_message_id(&format!("follow-up.{c}.7@other.example"), "desk.example"),
+            None
+        );
+        assert_eq!(
+            mail_of_message_id(&format!("conversation.{c}@desk.example"), "desk.example"),
+            None
+        );
+        assert_eq!(
+            mail_of_message_id(&format!("follow-up.{c}.x@desk.example"), "desk.example"),
+            None
+        );
     }
 }

@@ -41,6 +41,9 @@ pub struct MailFields {
     /// For a delivery report: the `Message-ID`s of the mail it reports on, as found in its
     /// returned message or headers part.
     pub reported_ids: Vec<String>,
+    /// For a delivery report: why it failed, as the report says (its `Status` and
+    /// `Diagnostic-Code`, else its `Action`), one line.
+    pub bounce_reason: Option<String>,
     pub subject: String,
     /// The readable text: the text/plain part, else the HTML turned to text.
     pub text: String,
@@ -99,10 +102,11 @@ pub struct Written {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Drop(DropReason),
-    /// A delivery failure report: recorded as a bounce for the conversation one of these
-    /// ids belongs to (none found: only logged).
+    /// A delivery failure report: the desk's mails with these ids are marked bounced, with
+    /// the report's reason when it gives one (none of ours: only logged).
     Bounce {
         original_ids: Vec<String>,
+        reason: Option<String>,
     },
     /// A line in an existing conversation: its reply token decides first (candidates in
     /// the order found), then the ids it answers (`In-Reply-To` first, then `References`,
@@ -129,6 +133,7 @@ pub fn decide(mail: &MailFields, desk: &Desk) -> Decision {
     if is_delivery_report(mail) {
         return Decision::Bounce {
             original_ids: mail.reported_ids.clone(),
+            reason: mail.bounce_reason.clone(),
         };
     }
     if let Some(header) = automatic(mail) {

@@ -40,6 +40,9 @@ impl ApplyAdminChanges for Appliers {
                 .chat_rated(&agent, &conversation, rating)
                 .await
                 .map_err(|e| e.to_string()),
+            AdminChange::Line { agent, frame } => {
+                self.hub.frame_to_agent(agent, frame).await.map_err(|e| e.to_string())
+            }
             AdminChange::Conversation { record } => {
                 self.hub.conversation_changed(record).await.map_err(|e| e.to_string())
             }

@@ -257,6 +257,12 @@ pub(crate) enum Command {
         link: String,
         reply: oneshot::Sender<bool>,
     },
+    /// Sends `frame` (a server frame's JSON) to `agent`'s connections on this node: a line
+    /// another node stamped for them (`AdminChange::Line`).
+    AgentFrame {
+        agent: String,
+        frame: String,
+    },
     /// Tells `agent`, if connected to this node, that the customer rated chat `chat_id`.
     ChatRated {
         agent: String,
@@ -435,6 +441,7 @@ impl Hub {
         };
         let conversation_writer =
             service::conversation_status::writer(&archive, &settings, tx.downgrade(), cluster.clone());
+        let bus = cluster.clone();
         // ---- several nodes through Redis: routing through the scripts ----
         let link = cluster.map(|c| {
             // Re-asserted on every (re)join: a Redis that lost its data learns them again.
@@ -457,7 +464,8 @@ impl Hub {
             link,
             direct,
             conversation_writer,
-        );
+        )
+        .with_bus(bus);
         let task = tokio::spawn(run(state, rx, shutdown));
         (hub, task)
     }
@@ -558,6 +566,11 @@ impl Hub {
         })
         .await?;
         rx.await.map_err(|_| HubGone)
+    }
+
+    /// Sends `frame` to `agent`'s connections on this node, if any.
+    pub async fn frame_to_agent(&self, agent: String, frame: String) -> Result<(), HubGone> {
+        self.send(Command::AgentFrame { agent, frame }).await
     }
 
     /// Tells the agent (when their connection is on this node) that a chat of theirs was rated.

@@ -225,6 +225,9 @@ pub(crate) struct HubState {
     // ---- several nodes through Redis ----
     /// With `REDIS_URL`: routing runs as Redis scripts and `routing` is this node's replica.
     cluster: Option<cluster::ClusterState>,
+    /// The admin bus, on several nodes: what this node stamps for an agent connected
+    /// elsewhere goes there (`AdminChange::Line`).
+    bus: Option<crate::cluster::node::Cluster>,
 }
 
 impl Drop for HubState {
@@ -244,6 +247,12 @@ enum Sender {
 }
 
 impl HubState {
+    /// This hub with the admin bus of its cluster (none on one node).
+    pub(super) fn with_bus(mut self, bus: Option<crate::cluster::node::Cluster>) -> Self {
+        self.bus = bus;
+        self
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         settings: Arc<Settings>,
@@ -297,6 +306,7 @@ impl HubState {
             routes_counter: metrics::counter!(crate::metrics::ROUTES),
             conversation_writer,
             cluster,
+            bus: None,
         }
     }
 
@@ -423,6 +433,11 @@ impl HubState {
                     self.send(Recipient::Customer(customer), &frame);
                 }
                 let _ = reply.send(customer.is_some());
+            }
+            Command::AgentFrame { agent, frame } => {
+                for conn in self.delivery.connections(&Recipient::Agent(AgentId(agent))) {
+                    conn.send(Outbound::Frame(frame.clone().into()));
+                }
             }
             Command::ChatRated { agent, chat_id, rating } => {
                 let frame = ServerFrame::ChatRated {

@@ -7,8 +7,11 @@
 //! The token decides, never the `From` alone: a `From` other than the conversation's
 //! customer's address is shown on the line. A mail without our token that answers one of
 //! our `Message-ID`s (which are no secret: they carry the conversation's id) is a line of
-//! it only from the customer's own address; otherwise it starts a new one. Bounces are logged (the outbox's own
-//! attempts say whether a mail went).
+//! it only from the customer's own address; otherwise it starts a new one.
+//!
+//! A delivery failure report about one of the desk's follow-up mails (named by the
+//! `Message-ID` it returns) marks that mail bounced in the outbox, with the report's
+//! reason, so the console shows it; a report about anything else is only logged.
 
 use async_trait::async_trait;
 
@@ -84,6 +87,25 @@ impl ConversationSink {
         Ok(true)
     }
 
+    /// A delivery failure report about the mails `original_ids`: each that is one of the
+    /// desk's follow-up mails is marked bounced (a second report changes nothing).
+    async fn bounced(&self, original_ids: &[String], reason: Option<&str>) -> Result<(), String> {
+        let reason = reason.unwrap_or("a delivery failure report came back");
+        for id in original_ids {
+            let Some(mail) = crate::conversations::follow_up_mail::mail_of_message_id(id, &self.domain) else {
+                continue;
+            };
+            match self.store.bounce_mail(&mail, reason).await {
+                Ok(changed) => tracing::info!(%mail, changed, %reason, "follow-up mail bounced"),
+                Err(StoreError::NotFound) => {
+                    tracing::info!(%mail, "a bounce names a follow-up mail the outbox does not hold")
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
     /// A mail answering nothing: an offline message in `category` (so a conversation in
     /// its line), named by the mail's key so a second delivery is the same message.
     async fn offline_message(&self, key: &str, category: &str, written: &Written) -> Result<(), String> {
@@ -140,7 +162,11 @@ impl InboundSink for ConversationSink {
                 _ => self.offline_message(&mail.key, category, written).await,
             },
             Decision::New { category, written } => self.offline_message(&mail.key, category, written).await,
-            Decision::Drop(_) | Decision::Bounce { .. } => LogSink.deliver(mail).await,
+            Decision::Bounce { original_ids, reason } => {
+                LogSink.deliver(mail).await?;
+                self.bounced(original_ids, reason.as_deref()).await
+            }
+            Decision::Drop(_) => LogSink.deliver(mail).await,
         }
     }
 }

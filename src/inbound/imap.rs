@@ -1,7 +1,8 @@
 //! The IMAP side of inbound mail, on the `async-imap` crate: connect (`imap://` plain,
 //! `imaps://` TLS with rustls, ring and the system's CA certificates), log in, select the
 //! mailbox; list the mails not flagged done yet, read one's size, fetch one without
-//! marking it read, flag one done. Never deletes or expunges.
+//! marking it read, flag one done; wait in `IDLE` (RFC 2177) for the mailbox to change,
+//! where the server offers it. Never deletes or expunges.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
 /// A logged-in session with the mailbox selected.
 pub struct Mailbox {
     session: Session<Box<dyn Io>>,
+    /// The server listed `IDLE` among its capabilities.
+    idle: bool,
 }
 
 /// Bounds `work` by `limit`, naming `what` on a timeout.
@@ -77,7 +80,48 @@ impl Mailbox {
             .select(&settings.mailbox)
             .await
             .map_err(|e| format!("selecting {}: {e}", settings.mailbox))?;
-        Ok(Self { session })
+        // A server that does not say is taken not to offer it: it is polled.
+        let idle = session.capabilities().await.is_ok_and(|c| c.has_str("IDLE"));
+        Ok(Self { session, idle })
+    }
+
+    /// Whether the server offers `IDLE`.
+    pub fn offers_idle(&self) -> bool {
+        self.idle
+    }
+
+    /// Whether the server told of new mail (`EXISTS`, `RECENT`) in an answer to one of our
+    /// commands since this was last asked: such news is not repeated when `IDLE` starts,
+    /// so a mail that came between a search and `IDLE` would wait for the next look.
+    pub fn told_of_new_mail(&mut self) -> bool {
+        use async_imap::types::UnsolicitedResponse;
+        let mut news = false;
+        while let Ok(response) = self.session.unsolicited_responses.try_recv() {
+            news |= matches!(
+                response,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        news
+    }
+
+    /// Waits in `IDLE` until the server tells of a change in the mailbox (true) or `limit`
+    /// passed (false), then ends it; the session, to go on with. Only where the server
+    /// [offers](Self::offers_idle) it. `limit` is the whole wait: the server's keep-alives
+    /// do not stretch it, so a caller keeping it under 29 minutes renews `IDLE` in time.
+    pub async fn idle(self, limit: Duration) -> Result<(Self, bool), String> {
+        let mut handle = self.session.idle();
+        bounded("starting IDLE", COMMAND_TIMEOUT, handle.init()).await?;
+        let changed = {
+            let (wait, _stop) = handle.wait_with_timeout(limit);
+            match tokio::time::timeout(limit, wait).await {
+                Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => true,
+                Ok(Ok(_)) | Err(_) => false,
+                Ok(Err(e)) => return Err(format!("waiting in IDLE: {e}")),
+            }
+        };
+        let session = bounded("ending IDLE", COMMAND_TIMEOUT, handle.done()).await?;
+        Ok((Self { session, idle: true }, changed))
     }
 
     /// The UIDs of mails not flagged [`DONE`], oldest first, at most `limit`.

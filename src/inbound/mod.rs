@@ -48,8 +48,8 @@ impl InboundSink for LogSink {
             Decision::Drop(reason) => {
                 tracing::info!(key = %mail.key, size = mail.size, reason = reason.as_str(), detail = ?reason, "inbound mail dropped")
             }
-            Decision::Bounce { original_ids } => {
-                tracing::info!(key = %mail.key, ?original_ids, "inbound mail is a bounce")
+            Decision::Bounce { original_ids, reason } => {
+                tracing::info!(key = %mail.key, ?original_ids, ?reason, "inbound mail is a bounce")
             }
             Decision::Thread { tokens, ids, .. } => {
                 tracing::info!(key = %mail.key, tokens = tokens.len(), ?ids, "inbound mail answers a conversation")

@@ -43,6 +43,7 @@ pub fn fields(raw: &[u8]) -> MailFields {
             .and_then(|t| t.attribute("report-type"))
             .map(str::to_string),
         reported_ids: reported_ids(&message),
+        bounce_reason: bounce_reason(&message),
         subject: message.subject().unwrap_or("").to_string(),
         text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
         size,
@@ -85,6 +86,45 @@ fn reported_ids(message: &Message<'_>) -> Vec<String> {
     found
 }
 
+/// In a delivery report, why delivery failed, from its `message/delivery-status` part (RFC
+/// 3464): the first recipient's `Diagnostic-Code` (its type, `smtp;`, left out) and
+/// `Status`, folded lines joined; `None` without either.
+fn bounce_reason(message: &Message<'_>) -> Option<String> {
+    let part = message.parts.iter().find(|part| {
+        part.content_type().is_some_and(|t| {
+            t.ctype().eq_ignore_ascii_case("message")
+                && t.subtype().is_some_and(|s| s.eq_ignore_ascii_case("delivery-status"))
+        })
+    })?;
+    let text = String::from_utf8_lossy(part.contents());
+    // Unfold: a line starting with white space continues the one before.
+    let mut fields: Vec<String> = Vec::new();
+    for line in text.lines() {
+        match fields.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+            _ => fields.push(line.trim_end().to_string()),
+        }
+    }
+    let field = |name: &str| {
+        fields.iter().find_map(|f| {
+            let (n, value) = f.split_once(':')?;
+            (n.trim().eq_ignore_ascii_case(name) && !value.trim().is_empty()).then(|| value.trim().to_string())
+        })
+    };
+    let diagnostic = field("Diagnostic-Code").map(|d| match d.split_once(';') {
+        Some((kind, rest)) if !kind.contains(' ') => rest.trim().to_string(),
+        _ => d,
+    });
+    match (field("Status"), diagnostic) {
+        (Some(status), Some(diagnostic)) => Some(format!("{diagnostic} (status {status})")),
+        (Some(status), None) => Some(format!("status {status}")),
+        (None, diagnostic) => diagnostic,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,12 +157,17 @@ mod tests {
                    Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
                    --b\r\nContent-Type: text/plain\r\n\r\nIt failed.\r\n\
                    --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; x@y\r\nAction: failed\r\n\
+                   Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <x@y>:\r\n  Recipient address rejected\r\n\
                    --b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@desk.example\r\nMessage-ID: <reply.c1.3@desk.example>\r\n\r\n\
                    --b--\r\n";
         let f = fields(raw.as_bytes());
         assert_eq!(f.content_type.as_deref(), Some("multipart/report"));
         assert_eq!(f.report_type.as_deref(), Some("delivery-status"));
         assert_eq!(f.reported_ids, ["reply.c1.3@desk.example"]);
+        assert_eq!(
+            f.bounce_reason.as_deref(),
+            Some("550 5.1.1 <x@y>: Recipient address rejected (status 5.1.1)")
+        );
         assert_eq!(f.auto_submitted.as_deref(), Some("auto-replied"));
     }
 

@@ -1,8 +1,13 @@
-//! The task that reads the mailbox: every `IMAP_POLL_SECS` it connects, takes the mails
-//! not flagged done (a bounded batch, oldest first), decides each, hands it to the sink
-//! once, records it and flags it. A server down or slow is retried with a doubling pause
-//! (1 s up to 5 min), logged, and shown in [`InboundStatus`] and `/metrics`; it never
-//! touches `/readyz`. Stops with the server's shutdown token.
+//! The task that reads the mailbox: it connects, takes the mails not flagged done (a
+//! bounded batch, oldest first), decides each, hands it to the sink once, records it and
+//! flags it. Then, where the server offers `IDLE`, it stays connected and waits in `IDLE`
+//! for the mailbox to change (a mail is handled within a moment of its arrival), looking
+//! again at the latest every `IMAP_POLL_SECS` as a safety net and so renewing `IDLE` well
+//! within the 29 minutes servers allow (at most [`IDLE_RENEW`]); otherwise it logs out and
+//! connects again every `IMAP_POLL_SECS`. A server down or slow is retried with a doubling
+//! pause (1 s up to 5 min), logged, and shown in [`InboundStatus`] and `/metrics`; it never
+//! touches `/readyz`. Stops with the server's shutdown token, in `IDLE` too (the
+//! connection is dropped).
 //!
 //! One node at a time should poll a mailbox: two would each deliver a mail before either
 //! records it (the store's key makes it a duplicate only after). Which node polls is the
@@ -24,6 +29,8 @@ use crate::store::SharedStore;
 const BATCH: usize = 50;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
+/// The longest wait in one `IDLE`: RFC 2177 asks clients to renew it within 29 minutes.
+pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 
 /// `switchboard_inbound_mail_up`: 1 while the last look at the mailbox worked.
 pub const UP: &str = "switchboard_inbound_mail_up";
@@ -63,24 +70,16 @@ pub async fn run(
     loop {
         let round = tokio::select! {
             () = shutdown.cancelled() => break,
-            round = one_round(&settings, &desk, &store, sink.as_ref(), &status) => round,
+            round = session(&settings, &desk, &store, sink.as_ref(), &status) => round,
         };
         let pause = match round {
-            Ok(handled) => {
-                retry = FIRST_RETRY;
-                status.failures.store(0, Ordering::Relaxed);
-                status
-                    .last_ok_ms
-                    .store(crate::clock::now_ms().max(0) as u64, Ordering::Relaxed);
-                *status.last_error.lock().unwrap() = None;
-                metrics::gauge!(UP).set(1.0);
-                if handled == BATCH {
-                    Duration::ZERO
-                } else {
-                    settings.poll
-                }
-            }
+            Ok(handled) if handled == BATCH => Duration::ZERO,
+            Ok(_) => settings.poll,
             Err(e) => {
+                if status.failures.load(Ordering::Relaxed) == 0 {
+                    // The last look worked (a session in IDLE for hours, say): a fresh start.
+                    retry = FIRST_RETRY;
+                }
                 let failures = status.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(error = %e, failures, retry_in = ?retry, "inbound mail: the mailbox could not be read; trying again");
                 *status.last_error.lock().unwrap() = Some(e);
@@ -98,8 +97,10 @@ pub async fn run(
     tracing::info!("inbound mail poller stopped");
 }
 
-/// One connection: the pending mails, each handled; how many.
-async fn one_round(
+/// One connection: the pending mails, each handled; then, where the server offers `IDLE`,
+/// again each time the mailbox changes or `IMAP_POLL_SECS` pass, until an error. Without
+/// `IDLE` (or after a full batch, which the caller follows at once), how many it handled.
+async fn session(
     settings: &ImapSettings,
     desk: &Desk,
     store: &SharedStore,
@@ -107,9 +108,36 @@ async fn one_round(
     status: &InboundStatus,
 ) -> Result<usize, String> {
     let mut mailbox = Mailbox::open(settings).await?;
-    let handled = handle_pending(&mut mailbox, desk, store, sink, status).await;
-    mailbox.close().await;
-    handled
+    loop {
+        let handled = match handle_pending(&mut mailbox, desk, store, sink, status).await {
+            Ok(handled) => handled,
+            Err(e) => {
+                mailbox.close().await;
+                return Err(e);
+            }
+        };
+        looked(status);
+        if handled == BATCH || !mailbox.offers_idle() {
+            mailbox.close().await;
+            return Ok(handled);
+        }
+        if mailbox.told_of_new_mail() {
+            continue;
+        }
+        let (again, changed) = mailbox.idle(settings.poll.min(IDLE_RENEW)).await?;
+        tracing::debug!(changed, "inbound mail: IDLE ended; looking at the mailbox");
+        mailbox = again;
+    }
+}
+
+/// A look at the mailbox worked: admins and `/metrics` see it up.
+fn looked(status: &InboundStatus) {
+    status.failures.store(0, Ordering::Relaxed);
+    status
+        .last_ok_ms
+        .store(crate::clock::now_ms().max(0) as u64, Ordering::Relaxed);
+    *status.last_error.lock().unwrap() = None;
+    metrics::gauge!(UP).set(1.0);
 }
 
 async fn handle_pending(

@@ -25,7 +25,7 @@ pub fn compose(from: &Mailbox, outgoing: &Outgoing) -> Result<Message, SendError
     let to: Mailbox = outgoing
         .to
         .parse()
-        .map_err(|_| SendError(format!("{:?} is not a mail address", outgoing.to)))?;
+        .map_err(|_| SendError::new(format!("{:?} is not a mail address", outgoing.to)))?;
     let mut builder = Message::builder()
         .from(from.clone())
         .to(to)
@@ -52,7 +52,7 @@ pub fn compose(from: &Mailbox, outgoing: &Outgoing) -> Result<Message, SendError
     };
     for file in &outgoing.attachments {
         let kind = ContentType::parse(&file.content_type)
-            .map_err(|e| SendError(format!("attachment {:?}: bad content type: {e}", file.filename)))?;
+            .map_err(|e| SendError::new(format!("attachment {:?}: bad content type: {e}", file.filename)))?;
         body = body.singlepart(LettreAttachment::new(file.filename.clone()).body(file.content.clone(), kind));
     }
     builder.multipart(body).map_err(unbuildable)
@@ -78,12 +78,12 @@ fn message_id(from: &Mailbox, key: Option<&str>) -> String {
 pub fn reply_address(from: &Mailbox, token: &str) -> Result<Mailbox, SendError> {
     let plus = format!("{}+{token}", from.email.user());
     let email = lettre::Address::new(plus, from.email.domain())
-        .map_err(|e| SendError(format!("the reply address for token {token:?} is not an address: {e}")))?;
+        .map_err(|e| SendError::new(format!("the reply address for token {token:?} is not an address: {e}")))?;
     Ok(Mailbox::new(from.name.clone(), email))
 }
 
 fn unbuildable(e: lettre::error::Error) -> SendError {
-    SendError(format!("the mail could not be built: {e}"))
+    SendError::new(format!("the mail could not be built: {e}"))
 }
 
 #[cfg(test)]
@@ -224,6 +224,6 @@ mod tests {
             ..mail("x")
         };
         let e = compose(&from(), &bad).unwrap_err();
-        assert!(e.0.contains("not an address"), "{e}");
+        assert!(e.message.contains("not an address"), "{e}");
     }
 }

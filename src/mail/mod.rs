@@ -127,8 +127,22 @@ pub struct Attachment {
 
 /// Why a sending failed, for people: it names the channel and the cause.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct SendError(pub String);
+#[error("{message}")]
+pub struct SendError {
+    pub message: String,
+    /// The relay refused it for good (an SMTP 5xx): trying again cannot help.
+    pub permanent: bool,
+}
+
+impl SendError {
+    /// A failure that may pass (a relay down, slow, or refusing for now).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+}
 
 /// A way to deliver a message to a person.
 #[async_trait]

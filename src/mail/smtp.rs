@@ -21,10 +21,10 @@ pub struct Smtp {
 impl Smtp {
     pub fn new(url: &str, from: &str) -> Result<Self, SendError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| SendError(format!("SMTP_URL: {e}")))?
+            .map_err(|e| SendError::new(format!("SMTP_URL: {e}")))?
             .timeout(Some(SEND_TIMEOUT))
             .build();
-        let from = from.parse().map_err(|e| SendError(format!("MAIL_FROM: {e}")))?;
+        let from = from.parse().map_err(|e| SendError::new(format!("MAIL_FROM: {e}")))?;
         Ok(Self { transport, from })
     }
 }
@@ -40,10 +40,13 @@ impl Sender for Smtp {
         match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(mail)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "SMTP delivery failed");
-                Err(SendError(format!("the mail server refused or failed: {e}")))
+                tracing::warn!(error = %e, permanent = e.is_permanent(), "SMTP delivery failed");
+                Err(SendError {
+                    permanent: e.is_permanent(),
+                    ..SendError::new(format!("the mail server refused or failed: {e}"))
+                })
             }
-            Err(_) => Err(SendError("the mail server did not answer in time".into())),
+            Err(_) => Err(SendError::new("the mail server did not answer in time")),
         }
     }
 }

@@ -37,15 +37,15 @@ impl Sender for SmsWebhook {
 
     async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
         let body = serde_json::json!({"to": message.to, "text": message.text});
-        let client = self.client.as_ref().map_err(|e| SendError(e.clone()))?;
+        let client = self.client.as_ref().map_err(|e| SendError::new(e.clone()))?;
         let answer = client.post(&self.url).json(&body).send().await.map_err(|e| {
             tracing::warn!(error = %e, "SMS webhook unreachable");
-            SendError("the SMS gateway could not be reached".into())
+            SendError::new("the SMS gateway could not be reached")
         })?;
         if answer.status().is_success() {
             Ok(())
         } else {
-            Err(SendError(format!(
+            Err(SendError::new(format!(
                 "the SMS gateway refused the message ({})",
                 answer.status()
             )))

@@ -83,7 +83,9 @@ pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState,
 // ---- appointments ----
 pub use appointments::{Appointment, AppointmentStatus, AppointmentStore, Cancellation, Rescheduling};
 // ---- mail outbox ----
-pub use outbox::{MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, OutboxStore, apply_outcome};
+pub use outbox::{
+    MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, OutboxStore, apply_bounce, apply_outcome,
+};
 // ---- canned replies and ratings ----
 pub use crate::rating_scale::RatingScale;
 pub use canned::{CannedReply, CannedStore};

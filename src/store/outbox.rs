@@ -51,6 +51,9 @@ pub enum MailStatus {
     Sent,
     /// Given up on after its last attempt failed; admins see it with its last error.
     Dead,
+    /// Refused for good: the relay rejected it permanently (a 5xx), or a delivery failure
+    /// report about it came back; its last error says why. Never tried again.
+    Bounced,
 }
 
 /// One text attachment (the ICS invitation).
@@ -114,6 +117,10 @@ pub enum MailOutcome {
     Dead {
         error: String,
     },
+    /// Refused for good by the relay (a 5xx): no more attempts, and it counts as bounced.
+    Bounced {
+        error: String,
+    },
     // ---- transcripts by mail ----
     /// Not sent, and not a failure: what it waits for is not there yet (a transcript's
     /// chat still running). Claimable again at `until`; `attempts` unchanged.
@@ -139,6 +146,11 @@ pub fn apply_outcome(mail: &mut OutboxMail, outcome: MailOutcome) {
         MailOutcome::Dead { error } => {
             mail.attempts += 1;
             mail.status = MailStatus::Dead;
+            mail.last_error = Some(error);
+        }
+        MailOutcome::Bounced { error } => {
+            mail.attempts += 1;
+            mail.status = MailStatus::Bounced;
             mail.last_error = Some(error);
         }
         MailOutcome::Later { until } => {
@@ -176,4 +188,20 @@ pub trait OutboxStore: Send + Sync {
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)>;
     /// The mails whose id starts with `prefix`, by id.
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>>;
+    /// A delivery failure report came back about mail `id`: it is [`MailStatus::Bounced`]
+    /// whatever it was, with `reason` as its last error, its claim ended (so a worker
+    /// sending it still cannot mark it sent). False when it was bounced already (nothing
+    /// changed); `NotFound` when absent.
+    async fn bounce_mail(&self, id: &str, reason: &str) -> StoreResult<bool>;
+}
+
+/// `mail` as [`OutboxStore::bounce_mail`] leaves it; false when it was bounced already.
+pub fn apply_bounce(mail: &mut OutboxMail, reason: &str) -> bool {
+    if mail.status == MailStatus::Bounced {
+        return false;
+    }
+    mail.status = MailStatus::Bounced;
+    mail.last_error = Some(reason.to_string());
+    mail.claim_until = None;
+    true
 }

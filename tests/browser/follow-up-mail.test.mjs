@@ -1,5 +1,7 @@
 // An agent writes to a customer who left: the line goes to them by mail (a real SMTP sink),
-// and the console marks it with its delivery state, "✉ queued" and then "✉ sent".
+// and the console marks it with its delivery state, "✉ queued" and then "✉ sent"; a mail the
+// relay refuses for good (the sink refuses addresses starting with "bounce") is marked
+// "⚠ bounced", the relay's reason on hover.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,18 +12,19 @@ let hub, browser, sink;
 startForFile(() => hubBrowserAndMail({ RESUME_GRACE_SECS: '2', FOLLOW_UP_MAIL_DELAY_SECS: '1', OUTBOX_POLL_SECS: '0.2' }),
   (started) => ({ hub, browser, sink } = started));
 
-test('a line written to a customer who left goes out by mail and the console shows it sent', () => withShots('follow-up-mail', async (pages) => {
-  const agent = await createAgent(hub, { username: 'vera-mail', display_name: 'Vera', categories: ['general'], max_chats: 2 });
+/** Agent `username` signs in; customer `name` (email `email`) chats with them and leaves
+ *  (the page closed, the grace period over). The agent's page and the chat's panel. */
+async function customerLeaves(pages, username, name, email) {
+  const agent = await createAgent(hub, { username, display_name: 'Vera', categories: ['general'], max_chats: 2 });
   const agentPage = await newPage(browser, { width: 1366, height: 768 });
   pages.push(agentPage);
   await agentSignsIn(agentPage, hub, agent);
   const customer = await newPage(browser, { width: 390, height: 844 });
   pages.push(customer);
-  const name = 'Jörg away';
   await customer.goto(`${hub.url}/`);
   await customer.getByTestId('category-general').click();
   await customer.getByTestId('name-input').fill(name);
-  await customer.getByTestId('email-input').fill('joerg.away@example.com');
+  await customer.getByTestId('email-input').fill(email);
   await customer.getByTestId('join-button').click();
   await customer.getByTestId('session').waitFor();
   const panel = panelOf(agentPage, name);
@@ -29,11 +32,27 @@ test('a line written to a customer who left goes out by mail and the console sho
   await says(customer, panel, 'Wo ist mein Paket?');
   await customer.close();
   await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  return { agentPage, panel };
+}
 
+test('a line written to a customer who left goes out by mail and the console shows it sent', () => withShots('follow-up-mail', async (pages) => {
+  const { agentPage, panel } = await customerLeaves(pages, 'vera-mail', 'Jörg away', 'joerg.away@example.com');
   await says(panel, panel, 'Ihr Paket kommt morgen. Grüße');
   const line = panel.getByTestId('message').filter({ hasText: 'Ihr Paket kommt morgen.' });
   await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
   const mail = await mailTo(sink, 'joerg.away@example.com');
   assert.match(mail, /Ihr Paket kommt morgen\. Grüße/);
   await shot(agentPage, 'follow-up-mail-sent');
+}));
+
+test('a mail the relay refuses for good is marked bounced, the reason on hover', () => withShots('follow-up-mail-bounced', async (pages) => {
+  const { agentPage, panel } = await customerLeaves(pages, 'vera-bounce', 'Karl unknown', 'bounce.karl@example.com');
+  await says(panel, panel, 'Sind Sie noch da?');
+  const line = panel.getByTestId('message').filter({ hasText: 'Sind Sie noch da?' });
+  const mark = line.getByTestId('mail-state').filter({ hasText: '⚠ bounced' });
+  await mark.waitFor({ timeout: 20000 });
+  const title = await mark.getAttribute('title');
+  assert.match(title, /^Bounced: not delivered to bounce\.karl@example\.com: .*550/);
+  assert.match(await mark.getAttribute('class'), /\bbounced\b/);
+  await shot(agentPage, 'follow-up-mail-bounced');
 }));

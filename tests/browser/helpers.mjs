@@ -379,8 +379,9 @@ export async function startSmtpSink() {
   if (!existsSync(python)) throw new Error(`${python} is missing: run scripts/ensure-test-deps.sh (make test does)`);
   const port = await freePort();
   const maildir = path.join(mkdtempSync(path.join(os.tmpdir(), 'switchboard-sink-')), 'maildir');
-  const child = spawn(python, ['-m', 'aiosmtpd', '-n', '-c', 'aiosmtpd.handlers.Mailbox', maildir, '-l', `127.0.0.1:${port}`],
-    { stdio: 'ignore' });
+  // tests/smtp_sink.py: aiosmtpd's maildir handler, refusing (550) recipients starting with "bounce".
+  const child = spawn(python, ['-m', 'aiosmtpd', '-n', '-c', 'smtp_sink.Sink', maildir, '-l', `127.0.0.1:${port}`],
+    { stdio: 'ignore', env: { ...process.env, PYTHONPATH: path.resolve(here, '..') } });
   for (let i = 0; i < 200; i += 1) {
     const up = await new Promise((resolve) => {
       const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });

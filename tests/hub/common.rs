@@ -762,8 +762,9 @@ pub fn signal(child: &std::process::Child, sig: libc::c_int) {
 /// How long a test waits for a mail that must come (retries, restarts: generous).
 pub const MAIL_WAIT: Duration = Duration::from_secs(60);
 
-/// A real SMTP server (aiosmtpd) on `port`, writing what it receives to a maildir;
-/// stopped (and its maildir removed) when dropped.
+/// A real SMTP server (aiosmtpd, `tests/smtp_sink.py`) on `port`, writing what it receives
+/// to a maildir and refusing for good (550) a recipient whose address starts with
+/// "bounce"; stopped (and its maildir removed) when dropped.
 pub struct SmtpSink {
     child: std::process::Child,
     maildir: std::path::PathBuf,
@@ -780,8 +781,12 @@ impl SmtpSink {
         );
         let maildir = std::env::temp_dir().join(format!("switchboard-mail-{}", uuid::Uuid::new_v4().simple()));
         let child = std::process::Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-m", "aiosmtpd", "-n", "-c", "smtp_sink.Sink"])
             .arg(&maildir)
+            .env(
+                "PYTHONPATH",
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"),
+            )
             .args(["-l", &format!("127.0.0.1:{port}")])
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -62,7 +62,7 @@ pub(crate) async fn write(agent: &mut Ws, chat: &str, text: &str, client_id: &st
 }
 
 /// The conversation's mails as the console reads them, once `done` holds of them.
-async fn mails_until(api: &Api, chat: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn mails_until(api: &Api, chat: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + MAIL_WAIT;
     loop {
         let (status, body) = api.get(&format!("/api/conversations/{chat}/mails")).await;

@@ -35,8 +35,9 @@ async fn customer_line(agent: &mut Ws, chat: &str) -> Value {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
+/// A desk mailing through an SMTP sink (follow-ups after 500 ms) and reading a real
+/// Dovecot's mailbox: the server, the sink and the hub.
+pub(crate) async fn desk_with_mailbox() -> (Dovecot, SmtpSink, TestHub) {
     let imap = Dovecot::start().await;
     let port = imap.port;
     let (smtp, hub) = koeln_desk(mail_settings, move |s| {
@@ -44,11 +45,13 @@ async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
         s.imap = Some(crate::inbound_mail::polling(port));
     })
     .await;
-    let mut ann = hub.agent("ann", &["general"], 2).await;
-    let chat = joerg_visits(&hub, &mut ann).await;
-    let seq = write(&mut ann, &chat, "Ihr Paket ist unterwegs", "f1").await;
-    let (raw, _) = koeln_mail_to_joerg(&smtp).await;
-    // Ann considers it done.
+    (imap, smtp, hub)
+}
+
+/// Ann writes to Jörg, who left, and resolves the conversation; his follow-up mail, raw.
+async fn written_and_resolved(ann: &mut Ws, smtp: &SmtpSink, chat: &str) -> (u64, String) {
+    let seq = write(ann, chat, "Ihr Paket ist unterwegs", "f1").await;
+    let (raw, _) = koeln_mail_to_joerg(smtp).await;
     ann.send(
         json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved", "client_id": "r1"}),
     )
@@ -57,28 +60,48 @@ async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
         .next_matching(|f| f["type"] == "conversation_status" && f["client_id"] == "r1")
         .await;
     assert_eq!(resolved["status"], "resolved", "{resolved}");
+    (seq, raw)
+}
 
-    // Jörg answers the mail: his line, in the same conversation, on Ann's console.
-    imap.append(&answer(
-        &raw,
-        "Jörg Müller <joerg@example.com>",
-        "a1@example.com",
-        "Danke, ich warte gern.",
-    ))
-    .await;
-    let line = customer_line(&mut ann, &chat).await;
-    assert_eq!(
-        (line["text"].as_str(), line["seq"].as_u64()),
-        (Some("Danke, ich warte gern."), Some(seq + 1)),
-        "the quoted mail is not part of the line: {line}"
-    );
-    // The answer opened it again, in Ann's list.
-    let status = ann
-        .next_matching(|f| {
-            f["type"] == "conversation_status" && f["conversation_id"] == chat.as_str() && f["status"] == "open"
+/// Jörg answers mail `raw` with `text` (its `Message-ID` `message_id`): on Ann's console,
+/// his line `seq`, without the quoted mail, and the conversation open again.
+async fn answered(imap: &Dovecot, ann: &mut Ws, chat: &str, raw: &str, message_id: &str, seq: u64, text: &str) {
+    imap.append(&answer(raw, "Jörg Müller <joerg@example.com>", message_id, text))
+        .await;
+    let line = ann
+        .next_matching_within(MAIL_WAIT, |f| {
+            f["type"] == "message" && f["chat_id"] == chat && f["from"] == "customer"
         })
         .await;
+    assert_eq!(
+        (line["text"].as_str(), line["seq"].as_u64()),
+        (Some(text), Some(seq)),
+        "the quoted mail is not part of the line: {line}"
+    );
+    let status = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat && f["status"] == "open")
+        .await;
     assert_eq!(status["status"], "open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
+    let (imap, smtp, hub) = desk_with_mailbox().await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let chat = joerg_visits(&hub, &mut ann).await;
+    let (seq, raw) = written_and_resolved(&mut ann, &smtp, &chat).await;
+    // Jörg answers the mail: his line, in the same conversation, on Ann's console, which
+    // opens it again in her list.
+    answered(
+        &imap,
+        &mut ann,
+        &chat,
+        &raw,
+        "a1@example.com",
+        seq + 1,
+        "Danke, ich warte gern.",
+    )
+    .await;
 
     // The same mail again, and someone else writing with his token: once, and shown as such.
     imap.append(&answer(
@@ -169,4 +192,95 @@ async fn a_mail_for_a_chat_waiting_after_a_transfer_waits_and_joins_the_chat() {
         "{line}"
     );
     assert_eq!(joerg.next_of("message").await["text"], "Any news?");
+}
+
+/// Where the server offers `IDLE` (Dovecot does), the poller waits in it: a mail arriving
+/// is the customer's line within moments, though `IMAP_POLL_SECS` is 300 (polling alone
+/// would take that long).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_the_server_offers_idle_a_mail_comes_in_as_it_arrives_not_at_the_next_poll() {
+    let imap = Dovecot::start().await;
+    let port = imap.port;
+    let (_smtp, hub) = koeln_desk(mail_settings, move |s| {
+        let mut imap = crate::inbound_mail::polling(port);
+        imap.poll = Duration::from_secs(300);
+        s.imap = Some(imap);
+    })
+    .await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let mut joerg = hub
+        .customer_with("Jörg Müller", json!({"email": "joerg@example.com"}))
+        .await;
+    let chat = joerg.chat_started().await;
+    ann.next_of("chat_started").await;
+    // The poller has had its first look (an empty mailbox), so the next poll is 300 s away.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l == "switchboard_inbound_mail_up 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mailbox was never read: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    imap.append(&format!(
+        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <idle-1@example.com>\r\n\
+         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nIch bin per Mail da.\r\n"
+    ))
+    .await;
+    let line = ann
+        .next_matching_within(Duration::from_secs(30), |f| {
+            f["type"] == "message" && f["chat_id"] == chat.as_str() && f["from"] == "customer"
+        })
+        .await;
+    assert_eq!(line["text"], "Ich bin per Mail da.", "{line}");
+    hub.stop().await;
+}
+
+/// Across nodes: Ann, on alpha, writes to Jörg, who left from beta; the follow-up mail
+/// goes out once though both nodes send the outbox; his answer, read by beta (the one node
+/// with `IMAP_URL`), is his line on Ann's console on alpha, with the next seq, and opens
+/// the conversation again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another() {
+    let imap = Dovecot::start().await;
+    let port = imap.port;
+    let smtp = SmtpSink::start(crate::archive::free_port()).await;
+    let smtp_port = smtp.port;
+    let desk = move |s: &mut switchboard::config::Settings| {
+        mail_settings(smtp_port)(s);
+        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        s.follow_up_mail_delay = Duration::from_millis(500);
+    };
+    let cluster = Cluster::start("mail-both-ways").await;
+    let alpha = cluster.node("alpha", desk).await;
+    let beta = cluster
+        .node("beta", move |s| {
+            desk(s);
+            s.imap = Some(crate::inbound_mail::polling(port));
+        })
+        .await;
+    let mut ann = alpha.agent("ann", &["general"], 2).await;
+    let chat = joerg_visits(&beta, &mut ann).await;
+    let (seq, raw) = written_and_resolved(&mut ann, &smtp, &chat).await;
+    answered(
+        &imap,
+        &mut ann,
+        &chat,
+        &raw,
+        "x1@example.com",
+        seq + 1,
+        "Danke, bis morgen.",
+    )
+    .await;
+    // One mail went out, though both nodes send the outbox.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.mails().len(), 1);
+    for node in [alpha, beta] {
+        node.stop().await;
+    }
 }

@@ -39,6 +39,7 @@ mod edge;
 mod erasure;
 mod inbound_mail;
 mod mail_both_ways;
+mod mail_bounces;
 // the listening socket's backlog
 mod leave_token;
 mod listen_backlog;

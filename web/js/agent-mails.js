@@ -1,13 +1,19 @@
 // Lines that went out by mail, in the agent console: in a conversation whose customer is
 // away, each line the hub mailed to them (`GET /api/conversations/{id}/mails`) is marked
-// "✉ queued", "✉ sent" or "✉ failed", and the marks are read again while a mail is queued.
-// Text only: the state is one of three words from the hub.
+// "✉ queued", "✉ sent", "✉ failed" or "⚠ bounced" (the relay refused it, or a delivery
+// failure report came back: the reason on hover), and the marks are read again while a mail
+// is queued, and now and then for a while after one was sent, as a report comes later.
+// Text only: the state is one of four words from the hub.
 
 import { el, api } from './dom.js';
 
 /** How often the marks are read again while one of the conversation's mails is queued. */
 const REFRESH_MS = 3000;
-const WORDS = { queued: '✉ queued', sent: '✉ sent', failed: '✉ failed' };
+/** How often, and for how long after a mail was sent, they are read again for a bounce. */
+const BOUNCE_REFRESH_MS = 30000;
+const BOUNCE_WATCH_MS = 60 * 60 * 1000;
+const WORDS = { queued: '✉ queued', sent: '✉ sent', failed: '✉ failed', bounced: '⚠ bounced' };
+const NOT_DELIVERED = { failed: 'Not delivered to', bounced: 'Bounced: not delivered to' };
 
 /** Marks the lines of `chat` (its `view` and `id`) that went out by mail; again while one is queued. */
 export async function markMailedLines(chat) {
@@ -15,13 +21,17 @@ export async function markMailedLines(chat) {
   const res = await api('GET', `/api/conversations/${encodeURIComponent(chat.id)}/mails`);
   if (!res.ok) return;
   let queued = false;
+  let recentlySent = false;
   for (const mail of res.data.mails) {
     queued ||= mail.status === 'queued';
+    recentlySent ||= mail.status === 'sent' && Date.now() - (mail.sent_at ?? 0) < BOUNCE_WATCH_MS;
     for (const seq of mail.seqs) {
       const line = chat.view.bySeq.get(seq);
       if (!line) continue;
       const word = WORDS[mail.status] || mail.status;
-      const title = mail.status === 'failed' && mail.error ? `Not delivered to ${mail.to}: ${mail.error}` : `By mail to ${mail.to}`;
+      const title = NOT_DELIVERED[mail.status]
+        ? `${NOT_DELIVERED[mail.status]} ${mail.to}${mail.error ? `: ${mail.error}` : ''}`
+        : `By mail to ${mail.to}`;
       let mark = line.querySelector('.mail-state');
       if (!mark) {
         mark = el('span', { class: `mail-state ${mail.status}`, dataset: { testid: 'mail-state' } });
@@ -32,9 +42,12 @@ export async function markMailedLines(chat) {
       mark.title = title;
     }
   }
-  // A line just written may start a mail a moment later: look again soon while away.
-  if (queued || chat.mailsPending) {
+  // A line just written may start a mail a moment later: look again soon while away; and
+  // now and then while a sent mail may still bounce.
+  if (queued || chat.mailsPending || recentlySent) {
+    const soon = queued || chat.mailsPending;
     chat.mailsPending = false;
-    chat.mailTimer = setTimeout(() => { if (chat.away || chat.customerGone) markMailedLines(chat); }, REFRESH_MS);
+    chat.mailTimer = setTimeout(() => { if (chat.away || chat.customerGone) markMailedLines(chat); },
+      soon ? REFRESH_MS : BOUNCE_REFRESH_MS);
   }
 }

@@ -133,15 +133,23 @@ fn delivery_reports_are_bounces_even_with_auto_reply_headers() {
     report.report_type = Some("delivery-status".into());
     report.auto_submitted = Some("auto-replied".into());
     report.reported_ids = vec!["reply.c1.3@desk.example".into()];
+    report.bounce_reason = Some("5.1.1: smtp; 550 user unknown".into());
     assert_eq!(
         decide(&report, &desk()),
         Decision::Bounce {
-            original_ids: vec!["reply.c1.3@desk.example".into()]
+            original_ids: vec!["reply.c1.3@desk.example".into()],
+            reason: Some("5.1.1: smtp; 550 user unknown".into()),
         }
     );
     let mut daemon = mail();
     daemon.from = Some("MAILER-DAEMON@mx.customer.example".into());
-    assert_eq!(decide(&daemon, &desk()), Decision::Bounce { original_ids: vec![] });
+    assert_eq!(
+        decide(&daemon, &desk()),
+        Decision::Bounce {
+            original_ids: vec![],
+            reason: None
+        }
+    );
 }
 
 #[test]
@@ -234,6 +242,7 @@ fn fields() -> impl Strategy<Value = MailFields> {
                 content_type,
                 report_type,
                 reported_ids: vec![],
+                bounce_reason: None,
                 subject,
                 text,
                 size,

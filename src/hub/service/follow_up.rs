@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::HubState;
 use super::continuing::{Continued, EARLIER_LINES};
 use crate::clock::now_ms;
+use crate::cluster::bus::AdminChange;
 use crate::core::routing::{AgentId, ChatId, Party};
 use crate::hub::Command;
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
@@ -407,6 +408,7 @@ impl HubState {
         if asked.by_customer {
             // Whoever holds it hears it (once stored, as any line) and has it open again.
             if let Some(holder) = holder {
+                self.tell_elsewhere(&holder, frame.as_str());
                 let copy = SenderCopy::sent_from(ELSEWHERE, ack, Outbound::Frame(frame));
                 self.acknowledge(Recipient::Agent(holder.clone()), copy, archived);
                 self.conversation_continued(id, &holder);
@@ -416,6 +418,24 @@ impl HubState {
         let copy = SenderCopy::sent_from(asked.conn, ack, Outbound::Frame(frame));
         self.acknowledge(Recipient::Agent(asked.agent), copy, archived);
         Ok(())
+    }
+
+    /// On several nodes, `frame` goes to `holder`'s connections on the other nodes too,
+    /// through the admin bus, once this node's archive holds the line (as its
+    /// acknowledgement waits for here): the node that stamped a customer's line (the one
+    /// reading the mailbox) is often not the one their agent is connected to.
+    fn tell_elsewhere(&self, holder: &AgentId, frame: &str) {
+        let Some(bus) = self.bus.clone() else { return };
+        let (archive, agent, frame) = (self.archive.clone(), holder.0.clone(), frame.to_string());
+        tokio::spawn(async move {
+            if !archive.stored_through_now().await {
+                tracing::warn!(%agent, "a line by mail was not stored in time; its agent on another node sees it in the history");
+                return;
+            }
+            if let Err(e) = bus.publish(AdminChange::Line { agent, frame }).await {
+                tracing::warn!(error = %e, "the other nodes were not told of a line by mail; its agent sees it in the history");
+            }
+        });
     }
 
     /// A continued conversation about to open as a live chat: the lines its agent wrote

@@ -10,7 +10,9 @@
 use async_trait::async_trait;
 
 use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, newest_page, refuse_held, unavailable};
-use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult, apply_outcome};
+use crate::store::{
+    MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult, apply_bounce, apply_outcome,
+};
 
 /// Mail id → JSON [`OutboxMail`] (without its id).
 pub(super) const MAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_mails");
@@ -132,6 +134,20 @@ impl OutboxStore for EmbeddedStore {
             }
             let mut new = old.clone();
             apply_outcome(&mut new, outcome);
+            rewrite(tx, &old, &new)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn bounce_mail(&self, id: &str, reason: &str) -> StoreResult<bool> {
+        let (id, reason) = (id.to_string(), reason.to_string());
+        self.write(move |tx| {
+            let old = load(&tx.open_table(MAILS).map_err(unavailable)?, &id)?;
+            let mut new = old.clone();
+            if !apply_bounce(&mut new, &reason) {
+                return Ok(false);
+            }
             rewrite(tx, &old, &new)?;
             Ok(true)
         })

@@ -76,4 +76,13 @@ impl OutboxStore for MemoryStore {
             Ok(hits)
         })
     }
+
+    async fn bounce_mail(&self, id: &str, reason: &str) -> StoreResult<bool> {
+        self.with(|s| {
+            let Some(m) = s.mails.iter_mut().find(|m| m.id == id) else {
+                return Err(StoreError::NotFound);
+            };
+            Ok(apply_bounce(m, reason))
+        })
+    }
 }

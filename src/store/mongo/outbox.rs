@@ -57,6 +57,7 @@ fn status_name(status: MailStatus) -> &'static str {
         MailStatus::Pending => "pending",
         MailStatus::Sent => "sent",
         MailStatus::Dead => "dead",
+        MailStatus::Bounced => "bounced",
     }
 }
 
@@ -133,6 +134,10 @@ impl OutboxStore for MongoStore {
                 "$set": {"status": "dead", "last_error": error, "claim_until": null},
                 "$inc": {"attempts": 1},
             },
+            MailOutcome::Bounced { error } => doc! {
+                "$set": {"status": "bounced", "last_error": error, "claim_until": null},
+                "$inc": {"attempts": 1},
+            },
             MailOutcome::Later { until } => doc! {"$set": {"due_at": until, "claim_until": null}},
         };
         let done = self
@@ -144,6 +149,22 @@ impl OutboxStore for MongoStore {
             return Ok(true);
         }
         // Nothing matched: say NotFound for a mail that is not there at all, as the others do.
+        self.mail(id).await.map(|_| false)
+    }
+
+    async fn bounce_mail(&self, id: &str, reason: &str) -> StoreResult<bool> {
+        // One conditional update: of two reports about one mail, one changes it.
+        let done = self
+            .outbox()
+            .update_one(
+                doc! {"_id": id, "status": {"$ne": "bounced"}},
+                doc! {"$set": {"status": "bounced", "last_error": reason, "claim_until": null}},
+            )
+            .await
+            .map_err(unavailable)?;
+        if done.matched_count > 0 {
+            return Ok(true);
+        }
         self.mail(id).await.map(|_| false)
     }
 
