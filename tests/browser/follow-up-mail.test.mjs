@@ -1,16 +1,25 @@
 // An agent writes to a customer who left: the line goes to them by mail (a real SMTP sink),
 // and the console marks it with its delivery state, "✉ queued" and then "✉ sent"; a mail the
 // relay refuses for good (the sink refuses addresses starting with "bounce") is marked
-// "⚠ bounced", the relay's reason on hover.
+// "⚠ bounced", the relay's reason on hover. The customer's answer to that mail, delivered
+// to the desk's mailbox (a real Dovecot), comes back into the console as their next line.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newPage, createAgent, agentSignsIn, withShots, shot, mailTo, hubBrowserAndMail, startForFile, says, panelOf } from './helpers.mjs';
+import { startDovecot, IMAP_USER, IMAP_PASSWORD } from './imap.mjs';
 
-let hub, browser, sink;
-// A short grace period (a customer who closed the page is gone after 2 s) and window.
-startForFile(() => hubBrowserAndMail({ RESUME_GRACE_SECS: '2', FOLLOW_UP_MAIL_DELAY_SECS: '1', OUTBOX_POLL_SECS: '0.2' }),
-  (started) => ({ hub, browser, sink } = started));
+let hub, browser, sink, imap;
+// A short grace period (a customer who closed the page is gone after 2 s) and window; the
+// desk's mailbox on the test's own Dovecot.
+startForFile(async () => {
+  const mailbox = await startDovecot();
+  const started = await hubBrowserAndMail({
+    RESUME_GRACE_SECS: '2', FOLLOW_UP_MAIL_DELAY_SECS: '1', OUTBOX_POLL_SECS: '0.2',
+    IMAP_URL: `imap://127.0.0.1:${mailbox.port}`, IMAP_USER, IMAP_PASSWORD,
+  });
+  return { ...started, imap: mailbox };
+}, (started) => ({ hub, browser, sink, imap } = started));
 
 /** Agent `username` signs in; customer `name` (email `email`) chats with them and leaves
  *  (the page closed, the grace period over). The agent's page and the chat's panel. */
@@ -55,4 +64,35 @@ test('a mail the relay refuses for good is marked bounced, the reason on hover',
   assert.match(title, /^Bounced: not delivered to bounce\.karl@example\.com: .*550/);
   assert.match(await mark.getAttribute('class'), /\bbounced\b/);
   await shot(agentPage, 'follow-up-mail-bounced');
+}));
+
+test('the customer answers the mail and their answer is their next line in the console', () => withShots('follow-up-mail-answer', async (pages) => {
+  const { agentPage, panel } = await customerLeaves(pages, 'vera-answer', 'Lotte by mail', 'lotte.answer@example.com');
+  await says(panel, panel, 'Ihre Rechnung ist korrigiert.');
+  const line = panel.getByTestId('message').filter({ hasText: 'Ihre Rechnung ist korrigiert.' });
+  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
+  const mail = await mailTo(sink, 'lotte.answer@example.com');
+  const replyTo = mail.match(/^Reply-To: .*?<?([^<>\s]+@[^<>\s]+)>?\s*$/mi)?.[1];
+  const messageId = mail.match(/^Message-ID: (<[^>]+>)/mi)?.[1];
+  assert.ok(replyTo && messageId, mail);
+
+  // Her mail client answers, quoting the desk's mail below her answer.
+  await imap.append([
+    'From: Lotte <lotte.answer@example.com>',
+    `To: ${replyTo}`,
+    'Subject: Re: Ihre Anfrage',
+    'Message-ID: <answer-lotte@example.com>',
+    `In-Reply-To: ${messageId}`,
+    `References: ${messageId}`,
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'Danke, jetzt stimmt die Adresse.',
+    '',
+    '> Ihre Rechnung ist korrigiert.',
+    '',
+  ].join('\n'));
+  const answer = panel.getByTestId('message').filter({ hasText: 'Danke, jetzt stimmt die Adresse.' });
+  await answer.waitFor({ timeout: 30000 });
+  assert.doesNotMatch(await answer.innerText(), /Ihre Rechnung ist korrigiert/, 'the quoted history is not shown');
+  await shot(agentPage, 'follow-up-mail-answer');
 }));
