@@ -65,6 +65,7 @@ fn message(conv: &str, seq: u64) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
             from: if seq % 2 == 1 { Side::Customer } else { Side::Agent },
@@ -2849,6 +2850,7 @@ fn said(conv: &str, seq: u64, text: &str) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
             from: Side::Customer,
@@ -3013,6 +3015,7 @@ fn said_at(conv: &str, seq: u64, from: Side, at: Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
             from,

@@ -9,6 +9,7 @@ pub mod admin;
 // appointments; its hours for admins in `appointment_hours`, its rooms in
 // `appointment_rooms`, its mail outbox for admins in `outbox`
 pub mod appointment_hours;
+pub mod attachments;
 // a customer's own appointment: see, move, cancel, download
 pub mod appointment_manage;
 pub mod appointment_rooms;
@@ -110,6 +111,8 @@ pub struct AppState {
     // ---- offline messages ----
     /// Offline messages left per client address.
     pub offline_throttle: Arc<throttle::OfflineMessageThrottle>,
+    // ---- attachments ----
+    pub attachments: crate::attachments::Attachments,
 }
 
 /// An account as the API shows it (never the password hash).
@@ -247,6 +250,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         // a returning customer's own conversations
         .merge(visitor::router())
         .merge(identity_secret::router())
+        // files sent in a chat: upload, links, fetch
+        .merge(attachments::router())
         .split_for_parts()
 }
 

@@ -159,6 +159,7 @@ mod tests {
         // 2026-03-29 00:30 UTC: 01:30 in Berlin before the spring-forward change.
         let t0 = 1_774_744_200_000;
         let message = |seq: u64, from, text: &str, at| ArchivedMessage {
+            attachments: Vec::new(),
             id: format!("m{seq}"),
             seq,
             from,

@@ -819,6 +819,7 @@ mod tests {
 
     fn message(seq: u64, text_len: usize) -> ArchivedMessage {
         ArchivedMessage {
+            attachments: Vec::new(),
             id: format!("m{seq}"),
             seq,
             from: Side::Customer,
