@@ -16,7 +16,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -26,6 +26,7 @@ use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::error::ApiQuery;
 use super::session::{Authed, session_token};
 use super::{ApiError, AppState, ErrorBody};
 use crate::attachments::links::{self, Variant};
@@ -88,24 +89,18 @@ pub struct UploadQuery {
     pub name: String,
 }
 
-/// An uploaded file, to be named in a `message` frame's `attachments`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Uploaded {
-    #[serde(flatten)]
-    pub attachment: AttachmentMeta,
-}
-
 /// Upload a file for a chat. The body is the file's bytes (any `Content-Type`; it is not
 /// believed). Customers present their resume token in `X-Customer-Token`; agents their session.
 #[utoipa::path(
     post,
     path = "/api/attachments",
     tag = "public",
-    params(UploadQuery, ("X-Customer-Token" = Option<String>, Header, description = "the customer's resume token (customers)")),
+    params(UploadQuery),
+    security(("customer_token" = []), ("bearer" = []), ("session_cookie" = [])),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes"),
     responses(
-        (status = 201, description = "Kept, durably (on disk and synced before this answer)", body = Uploaded),
-        (status = 400, description = "`invalid_name`; `empty_file`", body = ErrorBody),
+        (status = 201, description = "Kept, durably (on disk and synced before this answer): the id a `message` frame's `attachments` names", body = AttachmentMeta),
+        (status = 400, description = "`invalid_name`; `empty_file`; `bad_query`: `conversation` or `name` missing; `upload_cut`: the body broke off", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
         (status = 403, description = "`not_your_chat`: the caller is not a side of that chat", body = ErrorBody),
         (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES` (the limit is named)", body = ErrorBody),
@@ -114,10 +109,10 @@ pub struct Uploaded {
 )]
 async fn upload(
     State(state): State<AppState>,
-    Query(query): Query<UploadQuery>,
+    ApiQuery(query): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+) -> Result<(StatusCode, Json<AttachmentMeta>), ApiError> {
     let name = clean_name(&query.name).ok_or_else(|| ApiError::invalid("invalid_name", "the file needs a name"))?;
     let uploader = match caller(&state, &headers).await? {
         Caller::Customer { chat } if chat == query.conversation => Uploader::Customer,
@@ -227,7 +222,7 @@ async fn upload(
     };
     let attachment = record.meta();
     attachments.store.put_record(record).await.map_err(internal)?;
-    Ok((StatusCode::CREATED, Json(Uploaded { attachment })))
+    Ok((StatusCode::CREATED, Json(attachment)))
 }
 
 /// Links to a file, valid until `expires_at`.
@@ -239,7 +234,6 @@ pub struct Links {
     pub thumbnail_url: Option<String>,
     /// Unix seconds.
     pub expires_at: i64,
-    #[serde(flatten)]
     pub attachment: AttachmentMeta,
 }
 
@@ -257,11 +251,12 @@ fn signed(attachments: &Attachments, id: &str, variant: Variant, exp: i64) -> St
     get,
     path = "/api/attachments/{id}/link",
     tag = "public",
-    params(("id" = String, Path, description = "the attachment id"),
-        ("X-Customer-Token" = Option<String>, Header, description = "the customer's resume token (customers)")),
+    params(("id" = String, Path, description = "the attachment id")),
+    security(("customer_token" = []), ("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "Links that work for 15 minutes", body = Links),
         (status = 401, description = "`unauthorized`; `not_in_chat`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the account is disabled", body = ErrorBody),
         (status = 404, description = "`not_found`: no such attachment, or not in the customer's chat", body = ErrorBody),
     )
 )]
@@ -310,6 +305,7 @@ pub struct LinkQuery {
     params(("id" = String, Path, description = "the attachment id"), LinkQuery),
     responses(
         (status = 200, description = "The file: a download, except images the hub wrote again", content_type = "application/octet-stream"),
+        (status = 400, description = "`bad_query`: `exp` or `sig` missing or malformed", body = ErrorBody),
         (status = 403, description = "`invalid_link`: forged, for another file, or expired", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
@@ -317,7 +313,7 @@ pub struct LinkQuery {
 async fn file(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<LinkQuery>,
+    ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> Result<Response, ApiError> {
     serve(&state, &id, Variant::File, &q).await
 }
@@ -330,6 +326,7 @@ async fn file(
     params(("id" = String, Path, description = "the attachment id"), LinkQuery),
     responses(
         (status = 200, description = "A PNG at most 320 pixels on each side", content_type = "image/png"),
+        (status = 400, description = "`bad_query`: `exp` or `sig` missing or malformed", body = ErrorBody),
         (status = 403, description = "`invalid_link`: forged, for another file, or expired", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
@@ -337,7 +334,7 @@ async fn file(
 async fn thumbnail(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<LinkQuery>,
+    ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> Result<Response, ApiError> {
     serve(&state, &id, Variant::Thumbnail, &q).await
 }

@@ -161,6 +161,8 @@ impl From<&Category> for CategoryView {
 /// The names of the two ways to present a session; operations' `security(...)` spells them as literals.
 const BEARER_SCHEME: &str = "bearer";
 const COOKIE_SCHEME: &str = "session_cookie";
+/// A customer in a chat, by the resume token their page holds (attachments).
+const CUSTOMER_TOKEN_SCHEME: &str = "customer_token";
 
 /// Declares how a client presents its session: the token of `POST /api/login` as a
 /// bearer token (any client), or the cookie that response sets (browsers).
@@ -185,6 +187,14 @@ impl Modify for SessionSchemes {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 SESSION_COOKIE,
                 "the HttpOnly cookie `POST /api/login` sets, for browsers",
+            ))),
+        );
+        // ---- attachments ----
+        components.add_security_scheme(
+            CUSTOMER_TOKEN_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Customer-Token",
+                "a customer's `resume_token` (of the websocket's `welcome`): the customer of the chat it is in",
             ))),
         );
     }

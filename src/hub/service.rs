@@ -980,33 +980,7 @@ impl HubState {
         if self.cluster.is_some() {
             return self.cluster_relay(chat, (from, origin), text, client_id);
         }
-        let log = self.chats.get(&chat).expect("chats in routing have a log");
-        let author = match from {
-            Party::Customer => Author::CUSTOMER,
-            _ => Author::AGENT,
-        };
-        // Under the chat's lock, as the direct path stamps: one order for both.
-        let mut line = log.live.line_for_relay();
-        // Room taken before the stamp: connections' tasks take room too since the check.
-        let Some(room) = self.archive.try_reserve_message() else {
-            self.archive.refused("new chat messages are refused");
-            return Err(archive_behind());
-        };
-        let Stamped { frame, ack, event } = line
-            .transcript
-            .record(log.wire_id(), author, text, client_id.as_deref());
-        let archived = room.push(event);
-        let frame = Outbound::Frame(frame);
-        let (customer, agent) = (log.customer, log.agent.clone());
-        let (sender, peer) = match from {
-            Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
-            _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
-        };
-        self.delivery.deliver(&peer, &frame);
-        self.acknowledge(sender, SenderCopy::sent_from(origin, ack, frame), archived);
-        drop(line);
-        self.messages_relayed.increment(1);
-        Ok(())
+        self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id)
     }
 
     /// [`Self::relay`] for a message that names files: each must be `sender`'s upload for
@@ -1032,20 +1006,39 @@ impl HubState {
         if !self.archive.has_room_for_message() {
             return Err(archive_behind());
         }
+        let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
+        let files = self.attachments.for_message(ids, wire_id, sender)?;
+        self.stamp_and_deliver(chat, (from, origin), (text, files), client_id)
+    }
+
+    /// Stamps a checked message of a single node's chat, archives it, delivers it to the
+    /// peer and queues the sender's acknowledgement.
+    fn stamp_and_deliver(
+        &mut self,
+        chat: ChatId,
+        (from, origin): (Party, ConnId),
+        (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
         let log = self.chats.get(&chat).expect("chats in routing have a log");
-        let files = self.attachments.for_message(ids, log.wire_id(), sender)?;
         let author = match from {
             Party::Customer => Author::CUSTOMER,
             _ => Author::AGENT,
         };
+        // Under the chat's lock, as the direct path stamps: one order for both.
         let mut line = log.live.line_for_relay();
+        // Room taken before the stamp: connections' tasks take room too since the check.
         let Some(room) = self.archive.try_reserve_message() else {
             self.archive.refused("new chat messages are refused");
             return Err(archive_behind());
         };
-        let Stamped { frame, ack, event } =
+        let Stamped { frame, ack, event } = if files.is_empty() {
             line.transcript
-                .record_with(log.wire_id(), author, (text, files), client_id.as_deref());
+                .record(log.wire_id(), author, text, client_id.as_deref())
+        } else {
+            line.transcript
+                .record_with(log.wire_id(), author, (text, files), client_id.as_deref())
+        };
         let archived = room.push(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
