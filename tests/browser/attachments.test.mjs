@@ -134,8 +134,12 @@ test('on a phone the customer attaches with the button, can cancel, and sends se
     // The cards fit the phone's width.
     const own = customer.locator('[data-testid="message"][data-mine="true"] [data-testid="attachment-card"]');
     await own.nth(1).waitFor();
-    const cardBox = await own.first().boundingBox();
-    assert.ok(cardBox.x >= 0 && cardBox.x + cardBox.width <= 390, 'within the screen');
+    for (const card of await own.all()) {
+      const cardBox = await card.boundingBox();
+      const bubble = await card.locator('xpath=ancestor::li[contains(@class, "msg")]').boundingBox();
+      assert.ok(cardBox.x >= bubble.x && cardBox.x + cardBox.width <= bubble.x + bubble.width + 0.5,
+        `the card fits its message (${JSON.stringify(cardBox)} in ${JSON.stringify(bubble)})`);
+    }
     await shot(customer, 'attachments-phone-sent');
   });
 });

@@ -13,6 +13,24 @@ import { el } from './dom.js';
 /** Types the hub takes, for the file picker's filter (the hub decides from the bytes). */
 const ACCEPT = 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,.txt,.pdf,.doc,.docx,.xls,.xlsx,.ppt,.pptx,.odt,.ods,.odp,.rtf';
 
+/** A paperclip, drawn (an emoji would need a font the machine may not have). */
+function paperclip() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('focusable', 'false');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', 'M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48');
+  path.setAttribute('fill', 'none');
+  path.setAttribute('stroke', 'currentColor');
+  path.setAttribute('stroke-width', '2');
+  path.setAttribute('stroke-linecap', 'round');
+  path.setAttribute('stroke-linejoin', 'round');
+  svg.append(path);
+  return svg;
+}
+
 /** "48 KB", "1.2 MB": a size as people read it. */
 export function humanSize(bytes) {
   if (bytes < 1024) return `${bytes} B`;
@@ -104,9 +122,8 @@ export function renderFiles(files, access) {
       const card = el('div', { class: 'attachment-card', dataset: { testid: 'attachment-card' } },
         el('span', { class: 'attachment-icon', 'aria-hidden': 'true' }, typeLabel(file.type).slice(0, 4).toUpperCase()),
         el('span', { class: 'attachment-text' },
-          el('span', { class: 'attachment-name' }, file.name),
-          el('span', { class: 'attachment-meta muted' }, `${typeLabel(file.type)} · ${humanSize(file.size)}`)),
-        download);
+          el('span', { class: 'attachment-name', title: file.name }, file.name),
+          el('span', { class: 'attachment-meta muted' }, `${typeLabel(file.type)} · ${humanSize(file.size)} · `, download)));
       list.append(el('li', {}, card));
       access?.link(file.id).then((links) => { download.href = links.url; })
         .catch(() => { download.textContent = 'Unavailable'; });
@@ -131,7 +148,7 @@ export class FileTray {
     this.items = [];
     const inputId = `files-${Math.random().toString(36).slice(2, 9)}`;
     this.input = el('input', { type: 'file', id: inputId, multiple: true, accept: ACCEPT, class: 'sr-only', tabindex: '-1', 'aria-label': 'Files to attach', dataset: { testid: 'attach-input' } });
-    this.button = el('button', { type: 'button', class: 'attach-button', 'aria-label': 'Attach files', title: 'Attach files (or drop or paste them)', dataset: { testid: 'attach-button' } }, '📎');
+    this.button = el('button', { type: 'button', class: 'attach-button', 'aria-label': 'Attach files', title: 'Attach files (or drop or paste them)', dataset: { testid: 'attach-button' } }, paperclip());
     this.button.addEventListener('click', () => this.input.click());
     this.input.addEventListener('change', () => { this.add([...this.input.files]); this.input.value = ''; });
     this.tray = el('ul', { class: 'file-tray', 'aria-label': 'Files to send', hidden: true, dataset: { testid: 'file-tray' } });
