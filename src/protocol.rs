@@ -936,17 +936,17 @@ mod tests {
             for from in [From::Customer, From::Agent, From::Buddy, From::System] {
                 let message = ChatMessage {
                     // The last text is empty: a message that is its files alone.
-                    attachments: (i == 2)
-                        .then(|| {
-                            vec![AttachmentMeta {
-                                id: "a1".into(),
-                                name: "shot \"1\" é.png".into(),
-                                mime: "image/png".into(),
-                                size: 1234,
-                                thumbnail: true,
-                            }]
-                        })
-                        .unwrap_or_default(),
+                    attachments: if i == 2 {
+                        vec![AttachmentMeta {
+                            id: "a1".into(),
+                            name: "shot \"1\" é.png".into(),
+                            mime: "image/png".into(),
+                            size: 1234,
+                            thumbnail: true,
+                        }]
+                    } else {
+                        Vec::new()
+                    },
                     chat_id: format!("chat-{i}"),
                     id: "0193-id".into(),
                     seq: 7 + i as u64,

@@ -64,11 +64,13 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
             .chat_of_customer_token(token.trim())
             .await
             .map_err(|_| ApiError::Unavailable("the hub is stopping".into()))?;
-        return chat.map(|chat| Caller::Customer { chat }).ok_or(ApiError::refused(
-            StatusCode::UNAUTHORIZED,
-            "not_in_chat",
-            "this customer token is in no chat of this desk now",
-        ));
+        return chat.map(|chat| Caller::Customer { chat }).ok_or_else(|| {
+            ApiError::refused(
+                StatusCode::UNAUTHORIZED,
+                "not_in_chat",
+                "this customer token is in no chat of this desk now",
+            )
+        });
     }
     if session_token(headers).is_none() {
         return Err(ApiError::Unauthorized);
