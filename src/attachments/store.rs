@@ -44,11 +44,25 @@ pub trait AttachmentStore: Send + Sync {
     async fn content(&self, sha: &str) -> io::Result<Content>;
 }
 
+/// Records by id, in memory: what both stores answer [`AttachmentStore::record`] from.
+#[derive(Default)]
+struct Records(RwLock<HashMap<String, AttachmentRecord>>);
+
+impl Records {
+    fn insert(&self, record: AttachmentRecord) {
+        self.0.write().expect("records lock").insert(record.id.clone(), record);
+    }
+
+    fn get(&self, id: &str) -> Option<AttachmentRecord> {
+        self.0.read().expect("records lock").get(id).cloned()
+    }
+}
+
 /// Files under a directory (`DATA_DIR/attachments`): `blobs/<2 hex>/<sha256>`,
 /// `records/<id>.json`, `tmp/` for uploads on their way.
 pub struct DiskStore {
     root: PathBuf,
-    records: RwLock<HashMap<String, AttachmentRecord>>,
+    records: Records,
 }
 
 impl DiskStore {
@@ -72,7 +86,7 @@ impl DiskStore {
         }
         Ok(Self {
             root: root.to_path_buf(),
-            records: RwLock::new(records),
+            records: Records(RwLock::new(records)),
         })
     }
 
@@ -137,15 +151,12 @@ impl AttachmentStore for DiskStore {
         })
         .await
         .map_err(io::Error::other)??;
-        self.records
-            .write()
-            .expect("records lock")
-            .insert(record.id.clone(), record);
+        self.records.insert(record);
         Ok(())
     }
 
     fn record(&self, id: &str) -> Option<AttachmentRecord> {
-        self.records.read().expect("records lock").get(id).cloned()
+        self.records.get(id)
     }
 
     async fn content(&self, sha: &str) -> io::Result<Content> {
@@ -160,7 +171,7 @@ impl AttachmentStore for DiskStore {
 #[derive(Default)]
 pub struct MemoryStore {
     blobs: RwLock<HashMap<String, Bytes>>,
-    records: RwLock<HashMap<String, AttachmentRecord>>,
+    records: Records,
 }
 
 #[async_trait]
@@ -184,15 +195,12 @@ impl AttachmentStore for MemoryStore {
     }
 
     async fn put_record(&self, record: AttachmentRecord) -> io::Result<()> {
-        self.records
-            .write()
-            .expect("records lock")
-            .insert(record.id.clone(), record);
+        self.records.insert(record);
         Ok(())
     }
 
     fn record(&self, id: &str) -> Option<AttachmentRecord> {
-        self.records.read().expect("records lock").get(id).cloned()
+        self.records.get(id)
     }
 
     async fn content(&self, sha: &str) -> io::Result<Content> {
