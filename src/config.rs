@@ -185,6 +185,9 @@ pub struct Settings {
     pub widget: widget::WidgetSettings,
     /// Mail customers send back, read over IMAP (`IMAP_*`); `None`: off.
     pub imap: Option<imap::ImapSettings>,
+    // ---- attachments ----
+    /// `ATTACHMENT_MAX_BYTES`: the largest file one upload may bring (default 10 MB).
+    pub attachment_max_bytes: u64,
 }
 
 // ---- rooms and 1-to-1 video ----
@@ -314,6 +317,8 @@ impl Settings {
             archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
             widget: widget::WidgetSettings::read(&r)?,
             imap: imap::ImapSettings::read(&r)?,
+            // ---- attachments ----
+            attachment_max_bytes: r.ranged("ATTACHMENT_MAX_BYTES", 10 << 20, 1..=1 << 30)?,
         };
         if settings.outbox_retry_max < settings.outbox_retry_first {
             return Err(ConfigError {

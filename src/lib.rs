@@ -1,6 +1,8 @@
 pub mod allocator;
 pub mod appointments;
+// files customers and agents send in a chat
 pub mod archive;
+pub mod attachments;
 pub mod auth;
 pub mod clock;
 pub mod cluster;

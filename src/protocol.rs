@@ -9,6 +9,8 @@
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use crate::attachments::AttachmentMeta;
+
 /// A frame from a client. Which types a role may send is checked by the hub.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -30,6 +32,9 @@ pub enum ClientFrame {
         /// Echoed back on the hub's copy so the sender can match its acknowledgement.
         #[serde(default)]
         client_id: Option<String>,
+        /// Ids of files the sender uploaded for this chat (`POST /api/attachments`).
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     Typing {
         #[serde(default)]
@@ -241,6 +246,8 @@ struct MessageFrame {
     text: String,
     #[serde(default)]
     client_id: Option<String>,
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +265,7 @@ pub fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
             chat_id: m.chat_id,
             text: m.text,
             client_id: m.client_id,
+            attachments: m.attachments,
         });
     }
     // Other well-formed frames are read in one more pass; only a bad one pays for
@@ -305,6 +313,9 @@ pub struct ChatMessage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<u64>,
     pub text: String,
+    /// The files it carries (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentMeta>,
     /// Server time, milliseconds since the Unix epoch.
     pub at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -767,6 +778,7 @@ pub struct MessageRef<'a> {
     pub from: From,
     pub sender: Option<u64>,
     pub text: &'a str,
+    pub attachments: &'a [AttachmentMeta],
     pub at: i64,
     pub client_id: Option<&'a str>,
 }
@@ -781,6 +793,7 @@ impl ChatMessage {
             from: self.from,
             sender: self.sender,
             text: &self.text,
+            attachments: &self.attachments,
             at: self.at,
             client_id: self.client_id.as_deref(),
         }
@@ -812,6 +825,10 @@ pub fn encode_message(m: &MessageRef<'_>) -> Utf8Bytes {
     }
     out.extend_from_slice(br#","text":"#);
     write_json(&mut out, m.text);
+    if !m.attachments.is_empty() {
+        out.extend_from_slice(br#","attachments":"#);
+        write_json(&mut out, m.attachments);
+    }
     out.extend_from_slice(br#","at":"#);
     write_json(&mut out, &m.at);
     if let Some(client_id) = client_id {
@@ -886,6 +903,7 @@ mod tests {
         assert_eq!(
             decode(r#"{"type":"message","text":"hi"}"#).unwrap(),
             ClientFrame::Message {
+                attachments: Vec::new(),
                 chat_id: None,
                 text: "hi".into(),
                 client_id: None
@@ -899,6 +917,8 @@ mod tests {
             r#"{"type":"message","text":"hi"}"#,
             r#"{"text":"hi","client_id":"c-1","type":"message","chat_id":"x"}"#,
             r#"{"type":"message","text":"hi","extra":1}"#,
+            r#"{"type":"message","text":"","attachments":["a1","a2"],"chat_id":"x"}"#,
+            r#"{"type":"message","text":"","attachments":"a1"}"#,
             r#"{"type":"message"}"#,
             r#"{"type":"message","text":5}"#,
             r#"{"type":"typing","active":true}"#,
@@ -915,6 +935,18 @@ mod tests {
         for (i, text) in texts.into_iter().enumerate() {
             for from in [From::Customer, From::Agent, From::Buddy, From::System] {
                 let message = ChatMessage {
+                    // The last text is empty: a message that is its files alone.
+                    attachments: if i == 2 {
+                        vec![AttachmentMeta {
+                            id: "a1".into(),
+                            name: "shot \"1\" é.png".into(),
+                            mime: "image/png".into(),
+                            size: 1234,
+                            thumbnail: true,
+                        }]
+                    } else {
+                        Vec::new()
+                    },
                     chat_id: format!("chat-{i}"),
                     id: "0193-id".into(),
                     seq: 7 + i as u64,
@@ -936,6 +968,7 @@ mod tests {
     fn acks_are_written_as_serde_would() {
         for (i, client_id) in [Some("c\"1 é"), None].into_iter().enumerate() {
             let message = MessageRef {
+                attachments: &[],
                 chat_id: "chat-\\1",
                 id: "0193-id",
                 seq: 7 + i as u64,

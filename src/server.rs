@@ -57,6 +57,9 @@ pub enum RunError {
     /// The cluster's Redis cannot be used as configured.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// The attachments' directory (in DATA_DIR) cannot be opened or read.
+    #[error("attachments: {0}")]
+    Attachments(String),
 }
 
 /// Fills a fresh store: default categories and the first admin.
@@ -150,8 +153,11 @@ pub async fn run(
     } else {
         (None, None)
     };
+    let attachments = crate::attachments::Attachments::open(&settings)
+        .map_err(|e| RunError::Attachments(format!("DATA_DIR/attachments: {e}")))?;
     let (hub, hub_task) = Hub::start(
         settings.clone(),
+        attachments.clone(),
         categories,
         archive.clone(),
         sessions.clone(),
@@ -215,6 +221,7 @@ pub async fn run(
         // ---- appointments ----
         booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),
         offline_throttle: Arc::default(),
+        attachments,
     };
     if let Some(cluster) = cluster {
         let appliers = crate::hub::admin_bus::Appliers {

@@ -65,6 +65,7 @@ fn message(conv: &str, seq: u64) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
             from: if seq % 2 == 1 { Side::Customer } else { Side::Agent },
@@ -2768,6 +2769,50 @@ macro_rules! contract {
     };
 }
 
+// ---------- attachments ----------
+
+/// A message that carries files keeps their metadata, in order, beside plain lines; a
+/// retry of it adds nothing.
+async fn messages_keep_their_files(store: &dyn Store) {
+    let file = |id: &str, name: &str, mime: &str, thumbnail: bool| switchboard::attachments::AttachmentMeta {
+        id: id.into(),
+        name: name.into(),
+        mime: mime.into(),
+        size: 48_213,
+        thumbnail,
+    };
+    let files = vec![
+        file("f1", "error shot.png", "image/png", true),
+        file("f2", "Rechnung März.pdf", "application/pdf", false),
+    ];
+    let with_files = ArchiveEvent::Message {
+        conversation_id: "c1".into(),
+        message: ArchivedMessage {
+            attachments: files.clone(),
+            id: msg_id("c1", 2),
+            seq: 2,
+            from: Side::Customer,
+            text: String::new(),
+            at: 1_002,
+        },
+    };
+    store
+        .archive(&[
+            open("c1", Some("sales"), "a1", 1_000),
+            message("c1", 1),
+            with_files.clone(),
+            message("c1", 3),
+        ])
+        .await
+        .unwrap();
+    store.archive(&[with_files]).await.unwrap();
+    let c1 = store.conversation("c1").await.unwrap();
+    assert_eq!(seqs(&c1), vec![1, 2, 3]);
+    assert_eq!(c1.messages[1].attachments, files);
+    assert_eq!(c1.messages[1].text, "");
+    assert!(c1.messages[0].attachments.is_empty() && c1.messages[2].attachments.is_empty());
+}
+
 // ---------- reply addresses of follow-up mails ----------
 
 /// A token is bound to one conversation for good; a conversation may have several, and
@@ -2907,6 +2952,7 @@ fn said(conv: &str, seq: u64, text: &str) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
             from: Side::Customer,
@@ -3071,6 +3117,7 @@ fn said_at(conv: &str, seq: u64, from: Side, at: Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
             from,
@@ -3261,6 +3308,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
 
 contract!(
     ping_and_name,
+    messages_keep_their_files,
     accounts,
     categories,
     archive_three_conversations,

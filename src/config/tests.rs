@@ -314,3 +314,17 @@ fn bad_imap_values_name_their_variable() {
         assert_eq!(err.var, var, "{err}");
     }
 }
+
+// ---- attachments ----
+#[test]
+fn attachments_are_limited_to_ten_megabytes_unless_set_and_a_bad_limit_names_its_variable() {
+    assert_eq!(with(&[]).unwrap().attachment_max_bytes, 10 * 1024 * 1024);
+    assert_eq!(
+        with(&[("ATTACHMENT_MAX_BYTES", "2048")]).unwrap().attachment_max_bytes,
+        2048
+    );
+    for value in ["0", "-5", "ten", "1073741825"] {
+        let e = with(&[("ATTACHMENT_MAX_BYTES", value)]).unwrap_err();
+        assert_eq!(e.var, "ATTACHMENT_MAX_BYTES", "{value}");
+    }
+}

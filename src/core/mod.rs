@@ -40,3 +40,5 @@ pub mod inbound_mail;
 pub mod transcript_requests;
 // ---- archive search: words, queries, matching ----
 pub mod search;
+// attachments: which a message may carry, the names files are kept under
+pub mod attachments;

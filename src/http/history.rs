@@ -85,6 +85,9 @@ pub struct MessageView {
     pub from: Side,
     pub text: String,
     pub at: i64,
+    /// The files it carried (absent when none); links to them from `GET /api/attachments/{id}/link`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachments::AttachmentMeta>,
 }
 
 /// An agent's internal note on a service chat: never shown to the customer.
@@ -199,6 +202,7 @@ pub(super) fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
         from: m.from,
         text: m.text.clone(),
         at: m.at,
+        attachments: m.attachments.clone(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod admin;
 // appointments; its hours for admins in `appointment_hours`, its rooms in
 // `appointment_rooms`, its mail outbox for admins in `outbox`
 pub mod appointment_hours;
+pub mod attachments;
 // a customer's own appointment: see, move, cancel, download
 pub mod appointment_manage;
 pub mod appointment_rooms;
@@ -110,6 +111,8 @@ pub struct AppState {
     // ---- offline messages ----
     /// Offline messages left per client address.
     pub offline_throttle: Arc<throttle::OfflineMessageThrottle>,
+    // ---- attachments ----
+    pub attachments: crate::attachments::Attachments,
 }
 
 /// An account as the API shows it (never the password hash).
@@ -158,6 +161,8 @@ impl From<&Category> for CategoryView {
 /// The names of the two ways to present a session; operations' `security(...)` spells them as literals.
 const BEARER_SCHEME: &str = "bearer";
 const COOKIE_SCHEME: &str = "session_cookie";
+/// A customer in a chat, by the resume token their page holds (attachments).
+const CUSTOMER_TOKEN_SCHEME: &str = "customer_token";
 
 /// Declares how a client presents its session: the token of `POST /api/login` as a
 /// bearer token (any client), or the cookie that response sets (browsers).
@@ -182,6 +187,14 @@ impl Modify for SessionSchemes {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 SESSION_COOKIE,
                 "the HttpOnly cookie `POST /api/login` sets, for browsers",
+            ))),
+        );
+        // ---- attachments ----
+        components.add_security_scheme(
+            CUSTOMER_TOKEN_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Customer-Token",
+                "a customer's `resume_token` (of the websocket's `welcome`): the customer of the chat it is in",
             ))),
         );
     }
@@ -247,6 +260,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         // a returning customer's own conversations
         .merge(visitor::router())
         .merge(identity_secret::router())
+        // files sent in a chat: upload, links, fetch
+        .merge(attachments::router())
         .split_for_parts()
 }
 

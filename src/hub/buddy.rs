@@ -139,7 +139,19 @@ impl HubState {
                 }
             }
             ClientFrame::EndChat { chat_id } => BuddyAction::End { chat: chat_id },
-            ClientFrame::Message { chat_id, text, .. } => {
+            ClientFrame::Message {
+                chat_id,
+                text,
+                attachments,
+                ..
+            } => {
+                // Files go in customer chats only, so far: refused rather than dropped.
+                if !attachments.is_empty() {
+                    return Err((
+                        "attachments_unavailable",
+                        "files cannot be sent in buddy chats yet".to_string(),
+                    ));
+                }
                 self.check_message(&text)?;
                 if self.buddy_node().is_some() {
                     // Across nodes a message skips the events stream: stamped in its chat's
@@ -729,6 +741,7 @@ impl HubState {
                 self.archive.push_message(ArchiveEvent::Message {
                     conversation_id: id.clone(),
                     message: ArchivedMessage {
+                        attachments: Vec::new(),
                         id: m.id,
                         seq: m.seq,
                         from: if m.sender == inviter {

@@ -42,17 +42,7 @@ use crate::protocol::ClientFrame;
 
 /// Why a message's text is refused before it is stamped (length, blank), if it is.
 pub fn text_refusal(text: &str, max_chars: usize) -> Option<(&'static str, String)> {
-    let length = text.chars().count();
-    if length > max_chars {
-        return Some((
-            "message_too_long",
-            format!("messages are limited to {max_chars} characters; this one has {length}"),
-        ));
-    }
-    if text.trim().is_empty() {
-        return Some(("empty_message", "a message needs some text".to_string()));
-    }
-    None
+    crate::core::attachments::text_refusal(text, max_chars, false)
 }
 
 /// The rule of the direct path, pure: a message may skip the hub when its chat is direct
@@ -275,10 +265,13 @@ impl DirectChat for LiveChat {
                     chat_id,
                     text,
                     client_id,
+                    attachments,
                 },
             ) if may_relay(line.direct && !self.shared.paused(), outbox.frames_at_hub())
                 && named_here(&chat_id)
-                && text_ok(&text) =>
+                && text_ok(&text)
+                // Files are checked against their uploads by the hub.
+                && attachments.is_empty() =>
             {
                 (from_customer, chat_id, text, client_id)
             }
@@ -291,6 +284,7 @@ impl DirectChat for LiveChat {
                 chat_id,
                 text,
                 client_id,
+                attachments: Vec::new(),
             });
         };
         let author = if from_customer { Author::CUSTOMER } else { Author::AGENT };
@@ -403,6 +397,7 @@ mod tests {
             chat_id: Some("w1".into()),
             text: text.into(),
             client_id: None,
+            attachments: Vec::new(),
         }
     }
 

@@ -241,6 +241,12 @@ pub(crate) enum Command {
         /// As `AccountChanged`'s: a revoked session's connections relay nothing more.
         pause: live_chat::DirectPause,
     },
+    // ---- attachments ----
+    /// The live chat (its wire id) of the customer whose resume token is `token`, if any.
+    ChatOfCustomerToken {
+        token: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
     // ---- rooms and 1-to-1 video ----
     /// The customer's name in `agent`'s live chat `chat_id`, if it is one.
     ChatCustomer {
@@ -421,6 +427,7 @@ impl Hub {
     /// Starts the hub task. It ends when `shutdown` is cancelled, after telling every connection.
     pub fn start(
         settings: Arc<Settings>,
+        attachments: crate::attachments::Attachments,
         categories: Vec<Category>,
         archive: Archive,
         sessions: Sessions,
@@ -457,6 +464,7 @@ impl Hub {
         });
         let state = service::HubState::new(
             settings,
+            attachments,
             categories,
             archive,
             sessions,
@@ -552,6 +560,19 @@ impl Hub {
     pub async fn figures(&self) -> Result<Figures, HubGone> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Figures { reply }).await?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    // ---- attachments ----
+    /// The live chat of the customer whose resume token is `token` on this node, `None`
+    /// when there is none (a token of nobody, a customer waiting in line, a chat ended).
+    pub async fn chat_of_customer_token(&self, token: &str) -> Result<Option<String>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ChatOfCustomerToken {
+            token: token.to_string(),
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| HubGone)
     }
 
@@ -733,7 +754,15 @@ mod tests {
         }];
         let shutdown = CancellationToken::new();
         let settings = Arc::new(Settings::for_tests());
-        let (hub, _hub_task) = Hub::start(settings, categories, archive, sessions, None, shutdown.clone());
+        let (hub, _hub_task) = Hub::start(
+            settings.clone(),
+            crate::attachments::Attachments::in_memory(settings.attachment_max_bytes),
+            categories,
+            archive,
+            sessions,
+            None,
+            shutdown.clone(),
+        );
         (hub, shutdown)
     }
 

@@ -176,6 +176,8 @@ pub(crate) struct HubState {
     /// which for a hub full of waiting customers cost more than the entries themselves.
     customers: HashMap<CustomerId, Box<CustomerInfo>>,
     tokens: HashMap<Token, CustomerId>,
+    /// Uploaded files: a message's attachments are checked against their records.
+    attachments: crate::attachments::Attachments,
     agents: HashMap<AgentId, AgentInfo>,
     chats: HashMap<ChatId, ChatLog>,
     chat_by_wire: HashMap<String, ChatId>,
@@ -256,6 +258,7 @@ impl HubState {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         settings: Arc<Settings>,
+        attachments: crate::attachments::Attachments,
         categories: Vec<Category>,
         archive: Archive,
         sessions: Sessions,
@@ -276,6 +279,7 @@ impl HubState {
         }
         Self {
             settings,
+            attachments,
             routing,
             delivery: LocalDelivery::default(),
             conns: HashMap::new(),
@@ -417,6 +421,9 @@ impl HubState {
                 pause: _pause,
             } => self.sessions_ended(&tokens, why),
             // ---- rooms and 1-to-1 video ----
+            Command::ChatOfCustomerToken { token, reply } => {
+                let _ = reply.send(self.chat_of_customer_token(&token));
+            }
             Command::ChatCustomer { agent, chat_id, reply } => {
                 let _ = reply.send(self.chat_of(&agent, &chat_id).map(|(_, name)| name));
             }
@@ -509,6 +516,12 @@ impl HubState {
 
     // ---- rooms and 1-to-1 video ----
     /// The customer and their name of `agent`'s live chat `chat_id` (its wire id).
+    fn chat_of_customer_token(&self, token: &str) -> Option<String> {
+        let customer = self.tokens.get(&Token::parse(token)?)?;
+        let chat = self.routing.customer_chat(*customer)?;
+        Some(self.chats.get(&chat)?.wire_id().to_string())
+    }
+
     fn chat_of(&self, agent: &str, chat_id: &str) -> Option<(CustomerId, String)> {
         let log = self.chats.get(self.chat_by_wire.get(chat_id)?)?;
         (log.agent.0 == agent).then(|| (log.customer, log.customer_name.clone()))
@@ -871,12 +884,20 @@ impl HubState {
                 chat_id,
                 text,
                 client_id,
+                attachments,
             } => {
                 // A conversation of theirs without a live chat: its customer is away.
                 if let Some(away) = chat_id.as_ref().filter(|wire| !self.chat_by_wire.contains_key(*wire)) {
+                    if !attachments.is_empty() {
+                        return Err(attachments_live_only());
+                    }
                     return self.follow_up(conn, id, away.clone(), text, client_id);
                 }
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
+                if !attachments.is_empty() {
+                    let sender = crate::core::attachments::Uploader::Agent(id.0.clone());
+                    return self.relay_files(chat, (Party::Agent, conn), &sender, (text, &attachments), client_id);
+                }
                 self.relay(chat, (Party::Agent, conn), text, client_id)
             }
             ClientFrame::Typing { chat_id, active } => {
@@ -974,6 +995,46 @@ impl HubState {
         if self.cluster.is_some() {
             return self.cluster_relay(chat, (from, origin), text, client_id);
         }
+        self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id)
+    }
+
+    /// [`Self::relay`] for a message that names files: each must be `sender`'s upload for
+    /// this chat (`core::attachments`); the message carries their metadata to the peer
+    /// and into the archive. One node only: a cluster's chat log carries text alone.
+    pub(super) fn relay_files(
+        &mut self,
+        chat: ChatId,
+        (from, origin): (Party, ConnId),
+        sender: &crate::core::attachments::Uploader,
+        (text, ids): (String, &[String]),
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        if self.cluster.is_some() {
+            return Err((
+                "attachments_unavailable",
+                "files cannot be sent on a desk of several nodes yet".to_string(),
+            ));
+        }
+        if let Some(refusal) = crate::core::attachments::text_refusal(&text, self.settings.max_message_len, true) {
+            return Err(refusal);
+        }
+        if !self.archive.has_room_for_message() {
+            return Err(archive_behind());
+        }
+        let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
+        let files = self.attachments.for_message(ids, wire_id, sender)?;
+        self.stamp_and_deliver(chat, (from, origin), (text, files), client_id)
+    }
+
+    /// Stamps a checked message of a single node's chat, archives it, delivers it to the
+    /// peer and queues the sender's acknowledgement.
+    fn stamp_and_deliver(
+        &mut self,
+        chat: ChatId,
+        (from, origin): (Party, ConnId),
+        (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
         let log = self.chats.get(&chat).expect("chats in routing have a log");
         let author = match from {
             Party::Customer => Author::CUSTOMER,
@@ -986,9 +1047,13 @@ impl HubState {
             self.archive.refused("new chat messages are refused");
             return Err(archive_behind());
         };
-        let Stamped { frame, ack, event } = line
-            .transcript
-            .record(log.wire_id(), author, text, client_id.as_deref());
+        let Stamped { frame, ack, event } = if files.is_empty() {
+            line.transcript
+                .record(log.wire_id(), author, text, client_id.as_deref())
+        } else {
+            line.transcript
+                .record_with(log.wire_id(), author, (text, files), client_id.as_deref())
+        };
         let archived = room.push(event);
         let frame = Outbound::Frame(frame);
         let (customer, agent) = (log.customer, log.agent.clone());
@@ -1336,6 +1401,14 @@ impl HubState {
 }
 
 /// A chat message refused for want of room in the archive (nothing was stamped).
+/// A file for a conversation whose customer is away: files go in live chats only, so far.
+fn attachments_live_only() -> (&'static str, String) {
+    (
+        "attachments_live_only",
+        "files can be sent only while the customer is in the chat".to_string(),
+    )
+}
+
 fn archive_behind() -> (&'static str, String) {
     (
         "archive_unavailable",

@@ -15,7 +15,7 @@ use axum::extract::ws::Utf8Bytes;
 use uuid::Uuid;
 
 use crate::clock::now_ms;
-use crate::protocol::{self, ChatMessage, From, MessageRef};
+use crate::protocol::{self, AttachmentMeta, ChatMessage, From, MessageRef};
 use crate::store::{ArchiveEvent, ArchivedMessage, Side};
 
 /// Who wrote a message, as the wire and the archive each name it.
@@ -60,9 +60,21 @@ pub struct Stamped {
 
 /// Gives message `seq` of chat `chat_id` its id and time.
 fn stamp(chat_id: &str, seq: u64, author: Author, text: String, client_id: Option<&str>) -> Stamped {
+    stamp_with(chat_id, seq, author, text, Vec::new(), client_id)
+}
+
+/// [`stamp`] for a message that carries files.
+fn stamp_with(
+    chat_id: &str,
+    seq: u64,
+    author: Author,
+    text: String,
+    attachments: Vec<AttachmentMeta>,
+    client_id: Option<&str>,
+) -> Stamped {
     let mut id_buffer = Uuid::encode_buffer();
     let id = Uuid::now_v7().hyphenated().encode_lower(&mut id_buffer);
-    stamped(chat_id, seq, id, now_ms(), author, text, client_id)
+    stamped_with(chat_id, seq, (id, now_ms()), author, (text, attachments), client_id)
 }
 
 /// Message `seq` of chat `chat_id` with the id and time it was given.
@@ -75,6 +87,18 @@ pub(crate) fn stamped(
     text: String,
     client_id: Option<&str>,
 ) -> Stamped {
+    stamped_with(chat_id, seq, (id, at), author, (text, Vec::new()), client_id)
+}
+
+/// [`stamped`], with the files the message carries.
+fn stamped_with(
+    chat_id: &str,
+    seq: u64,
+    (id, at): (&str, i64),
+    author: Author,
+    (text, attachments): (String, Vec<AttachmentMeta>),
+    client_id: Option<&str>,
+) -> Stamped {
     let message = MessageRef {
         chat_id,
         id,
@@ -82,6 +106,7 @@ pub(crate) fn stamped(
         from: author.from,
         sender: author.sender,
         text: &text,
+        attachments: &attachments,
         at,
         client_id,
     };
@@ -95,6 +120,7 @@ pub(crate) fn stamped(
             from: author.side,
             text,
             at,
+            attachments,
         },
     };
     Stamped { frame, ack, event }
@@ -124,6 +150,18 @@ impl Transcript {
     pub fn record(&mut self, chat_id: &str, author: Author, text: String, client_id: Option<&str>) -> Stamped {
         let seq = self.seq + 1;
         self.record_stamped(seq, stamp(chat_id, seq, author, text, client_id))
+    }
+
+    /// [`Transcript::record`] for a message that carries files (checked by the caller).
+    pub fn record_with(
+        &mut self,
+        chat_id: &str,
+        author: Author,
+        (text, attachments): (String, Vec<AttachmentMeta>),
+        client_id: Option<&str>,
+    ) -> Stamped {
+        let seq = self.seq + 1;
+        self.record_stamped(seq, stamp_with(chat_id, seq, author, text, attachments, client_id))
     }
 
     /// The last seq and the kept frames (seq, frame), oldest first: a buddy chat as a
@@ -182,6 +220,7 @@ impl Transcript {
             .map(|m| ArchiveEvent::Message {
                 conversation_id: m.chat_id,
                 message: ArchivedMessage {
+                    attachments: m.attachments,
                     id: m.id,
                     seq: m.seq,
                     from: match m.from {

@@ -155,6 +155,9 @@ pub struct ArchivedMessage {
     pub from: Side,
     pub text: String,
     pub at: Millis,
+    /// The files it carries: their metadata (the files are in `attachments`' store).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::attachments::AttachmentMeta>,
 }
 
 /// The opening facts of a conversation, known when the two sides are paired.

@@ -82,7 +82,7 @@ pub fn make(transcript: &CustomerTranscript, desk: &Desk<'_>, rating_token: Opti
             Side::Agent => opened.agent_name.as_str(),
             Side::System => desk.name,
         };
-        lines.push((new_day, at.strftime("%H:%M").to_string(), who, m.text.as_str()));
+        lines.push((new_day, at.strftime("%H:%M").to_string(), who, said_with_files(m)));
     }
 
     let mut text = format!("{intro}\n\n");
@@ -150,6 +150,24 @@ pub fn make(transcript: &CustomerTranscript, desk: &Desk<'_>, rating_token: Opti
     Made { subject, text, html }
 }
 
+/// A message's text and, a line each, the files it carried (name and size: the files
+/// themselves are fetched through links that expire within minutes, no use in a mail).
+fn said_with_files(m: &crate::store::ArchivedMessage) -> String {
+    let mut said = m.text.clone();
+    for file in &m.attachments {
+        if !said.is_empty() {
+            said.push('\n');
+        }
+        let size = match file.size {
+            s if s < 1024 => format!("{s} B"),
+            s if s < 1024 * 1024 => format!("{} KB", s.div_ceil(1024)),
+            s => format!("{:.1} MB", s as f64 / (1024.0 * 1024.0)),
+        };
+        let _ = write!(said, "[file: {}, {size}]", file.name);
+    }
+    said
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +177,7 @@ mod tests {
         // 2026-03-29 00:30 UTC: 01:30 in Berlin before the spring-forward change.
         let t0 = 1_774_744_200_000;
         let message = |seq: u64, from, text: &str, at| ArchivedMessage {
+            attachments: Vec::new(),
             id: format!("m{seq}"),
             seq,
             from,
@@ -188,7 +207,17 @@ mod tests {
             }),
             messages: vec![
                 message(1, Side::Customer, "<script>alert(1)</script>\nsecond line", t0 + 60_000),
-                message(2, Side::Agent, "Fixed \"it\"", t0 + 3_540_000),
+                ArchivedMessage {
+                    attachments: vec![crate::attachments::AttachmentMeta {
+                        id: "f1".into(),
+                        name: "error <shot>.png".into(),
+                        mime: "image/png".into(),
+                        size: 48_213,
+                        thumbnail: true,
+                    }],
+                    ..message(2, Side::Customer, "", t0 + 120_000)
+                },
+                message(3, Side::Agent, "Fixed \"it\"", t0 + 3_540_000),
             ],
             rating: None,
         }
@@ -214,6 +243,17 @@ mod tests {
         );
         // 01:29 UTC is 03:29 CEST: the clock went forward in between.
         assert!(made.text.contains("[03:29] Ann & Co: Fixed \"it\""), "{}", made.text);
+        // A message that was a file alone: its name and size.
+        assert!(
+            made.text.contains("[01:32] Carla <b>: [file: error <shot>.png, 48 KB]"),
+            "{}",
+            made.text
+        );
+        assert!(
+            made.html.contains("[file: error &lt;shot&gt;.png, 48 KB]"),
+            "{}",
+            made.html
+        );
         assert!(made.text.contains("ended at 03:30"), "{}", made.text);
         assert!(made.text.contains("https://help.example/rate?token=tok"));
         assert!(

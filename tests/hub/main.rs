@@ -4,6 +4,8 @@ mod access;
 mod admin;
 mod archive;
 mod archive_once;
+// files sent in a chat: upload, relay, archive, links
+mod attachments;
 mod auth;
 // appointments
 mod appointment_customer;

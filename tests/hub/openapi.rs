@@ -460,6 +460,33 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     let (video_agent, video_token) = hub.agent_with_token("vidal", &["sales"], 1).await;
     let mut video_customer = hub.customer("Vic", "sales").await;
     let live_chat = video_customer.chat_started().await;
+    // attachments: an image the agent in the live chat uploaded for it, and a link to it.
+    let (attachment_id, attachment_query, thumbnail_query) = {
+        let picture = image::RgbImage::from_pixel(40, 30, image::Rgb([1, 2, 3]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        picture.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let res = client
+            .post(hub.url("/api/attachments"))
+            .query(&[("conversation", live_chat.as_str()), ("name", "walk.png")])
+            .bearer_auth(&video_token)
+            .body(png.into_inner())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+        let links: Value = client
+            .get(hub.url(&format!("/api/attachments/{id}/link")))
+            .bearer_auth(&video_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let query = |url: &Value| url.as_str().unwrap().split_once('?').unwrap().1.to_string();
+        (id, query(&links["url"]), query(&links["thumbnail_url"]))
+    };
     // appointments: an appointment of an agent without an open room, started
     // already (starting again answers the same room), for the start and the customer's join.
     let (started_id, started_token) = {
@@ -535,7 +562,11 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/offline-messages/{id}/handled", offline_ids[1].clone()),
         ("/api/offline-messages/{id}/reply", offline_ids[2].clone()),
         ("/api/agent/appointments/{id}/start", started_id),
-        ("/api/chats/{id}/video", live_chat),
+        ("/api/chats/{id}/video", live_chat.clone()),
+        // attachments
+        ("/api/attachments/{id}/link", attachment_id.clone()),
+        ("/api/attachments/{id}/thumbnail", attachment_id.clone()),
+        ("/api/attachments/{id}", attachment_id),
         ("/api/rooms/{id}", room_id.clone()),
         ("/api/rooms/{id}/invite", room_id.clone()),
         ("/api/rooms/{id}/token", room_id.clone()),
@@ -558,6 +589,10 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/admin/appointments/{id}/cancel", appointment_id),
     ]);
     let real_queries = BTreeMap::from([
+        // attachments: the live chat's, and links to the file and its thumbnail
+        ("/api/attachments", format!("conversation={live_chat}&name=walk.txt")),
+        ("/api/attachments/{id}", attachment_query),
+        ("/api/attachments/{id}/thumbnail", thumbnail_query),
         ("/api/appointments/cancel", format!("token={cancel_token}")),
         ("/api/appointments/booking", format!("token={move_token}")),
         ("/api/appointments/ics", format!("token={move_token}")),
@@ -569,6 +604,8 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             "POST /api/login",
             vec![json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string()],
         ),
+        // attachments: a text file (the documented body is bytes)
+        ("POST /api/attachments", vec!["walked, a text file\n".to_string()]),
         (
             "POST /api/ratings",
             vec![json!({"token": rating_token, "score": 5}).to_string()],

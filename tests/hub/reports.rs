@@ -78,6 +78,7 @@ async fn generate(store: &SharedStore) -> (Vec<Made>, Vec<(String, i64)>) {
         events.push(ArchiveEvent::Message {
             conversation_id: id.clone(),
             message: ArchivedMessage {
+                attachments: Vec::new(),
                 id: format!("{id}-1"),
                 seq: 1,
                 from: Side::Customer,
@@ -91,6 +92,7 @@ async fn generate(store: &SharedStore) -> (Vec<Made>, Vec<(String, i64)>) {
                 events.push(ArchiveEvent::Message {
                     conversation_id: id.clone(),
                     message: ArchivedMessage {
+                        attachments: Vec::new(),
                         id: format!("{id}-{seq}"),
                         seq,
                         from: Side::Agent,
@@ -417,6 +419,7 @@ async fn a_mongodb_archive_from_before_the_reports_gets_its_first_agent_lines() 
     let line = |seq: u64, from: Side, at: i64| ArchiveEvent::Message {
         conversation_id: "old".into(),
         message: ArchivedMessage {
+            attachments: Vec::new(),
             id: format!("old-{seq}"),
             seq,
             from,
@@ -508,6 +511,7 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
             ArchiveEvent::Message {
                 conversation_id: id.into(),
                 message: ArchivedMessage {
+                    attachments: Vec::new(),
                     id: format!("{id}-1"),
                     seq: 1,
                     from: Side::Agent,

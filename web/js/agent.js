@@ -11,6 +11,7 @@
 import { el, api, byTestId, announce, show } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
+import { FileAccess } from './attachments.js';
 import { wireLogin, currentAccount, sessionStatus, signOut } from './login.js';
 import { createArchive, ratingText } from './history.js';
 import { beep, flashTitle, setBaseTitle } from './notify.js';
@@ -472,7 +473,9 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
     label: `Message to ${snapshot.peer_name}`,
     maxLen,
     showDraft: true,
-    onSend: (text, client_id) => socket.send({ type: 'message', chat_id: id, text, client_id }),
+    onSend: (text, client_id, attachments) => socket.send({ type: 'message', chat_id: id, text, client_id, ...(attachments ? { attachments } : {}) }),
+    // Files go up with the agent's session cookie.
+    files: new FileAccess({ conversation: () => id }),
     // Nobody to tell while the customer is away (a chat that ended, still writable).
     onTyping: (active) => { if (!chats.get(id)?.ended) socket.send({ type: 'typing', chat_id: id, active }); },
   });

@@ -6,6 +6,7 @@
 // side's later message can arrive first.
 
 import { el, clock, linkified, clientId as newClientId } from './dom.js';
+import { FileTray, renderFiles } from './attachments.js';
 
 /** Trailing throttle for draft frames: the hub coalesces too, but this keeps us well under its rate limit. */
 const DRAFT_EVERY_MS = 150;
@@ -26,8 +27,13 @@ export class ChatView {
    * @param {boolean} [opts.showDraft] reserve a draft-preview area (agent side)
    * @param {string} [opts.hint]       a standing note under the composer
    * @param {()=>string} [opts.peerName] names each message's author beside its time
+   * @param {import('./attachments.js').FileAccess} [opts.files] sending and showing files
+   *   (`onSend` then gets the ids of the files that go with the text as a third argument)
    */
-  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '', peerName = null }) {
+  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '', peerName = null, files = null }) {
+    this.files = files;
+    /** client_id → the files of our messages not yet acknowledged. */
+    this.pendingFiles = new Map();
     /** When given, each message names its author beside its time ("You", or the peer's name). */
     this.peerName = peerName;
     this.maxLen = maxLen;
@@ -54,9 +60,11 @@ export class ChatView {
     this.sendButton = el('button', { type: 'submit', dataset: { testid: 'send-button' } }, 'Send');
     this.counter = el('div', { id: `${inputId}-count`, class: 'counter', dataset: { testid: 'char-counter' } });
     this.error = el('div', { class: 'field-error', role: 'alert', dataset: { testid: 'composer-error' } });
+    this.tray = files ? new FileTray(files, () => this.updateCounter()) : null;
     this.form = el('form', { class: 'composer-form' },
       el('label', { for: inputId, class: 'sr-only' }, label),
-      el('div', { class: 'composer' }, this.input, this.sendButton),
+      this.tray?.tray,
+      el('div', { class: 'composer' }, this.tray?.input, this.tray?.button, this.input, this.sendButton),
       this.counter, this.error);
     // A standing note under the composer, e.g. that the agent sees what is typed.
     this.hint = hint ? el('p', { class: 'muted composer-hint', dataset: { testid: 'composer-hint' } }, hint) : null;
@@ -71,6 +79,8 @@ export class ChatView {
       this.atEnd = t.scrollHeight - t.scrollTop - t.clientHeight < 24;
     });
     if (typeof ResizeObserver === 'function') new ResizeObserver(() => { if (this.atEnd) this.scroll(); }).observe(this.transcript);
+    // Files dropped anywhere on the chat, or pasted into the message box (a screenshot).
+    this.tray?.listen(this.root, this.input);
 
     this.form.addEventListener('submit', (e) => { e.preventDefault(); this.submit(); });
     // Enter sends; Shift+Enter makes a new line (the usual chat convention).
@@ -88,6 +98,7 @@ export class ChatView {
 
   setEnabled(enabled) {
     this.input.disabled = !enabled;
+    this.tray?.setEnabled(enabled);
     this.updateCounter();
     if (!enabled) this.stopTyping();
   }
@@ -117,7 +128,10 @@ export class ChatView {
       : `${n} / ${this.maxLen}`;
     this.counter.classList.toggle('over', over);
     this.input.setAttribute('aria-invalid', over ? 'true' : 'false');
-    this.sendButton.disabled = this.input.disabled || over || this.input.value.trim() === '';
+    // A file needs no caption; an upload on its way holds the send back.
+    const files = this.tray ? this.tray.ready().length : 0;
+    this.sendButton.disabled = this.input.disabled || over || this.tray?.busy()
+      || (this.input.value.trim() === '' && files === 0);
     return over;
   }
 
@@ -150,18 +164,21 @@ export class ChatView {
 
   submit() {
     const text = this.input.value;
-    if (this.input.disabled || text.trim() === '') return;
+    const files = this.tray && !this.tray.busy() ? this.tray.ready() : [];
+    if (this.input.disabled || this.tray?.busy() || (text.trim() === '' && files.length === 0)) return;
     if (this.updateCounter()) {
       // Refused here so the person keeps their text and sees why.
       this.error.textContent = `Message too long: ${charCount(text)} characters; the limit is ${this.maxLen}.`;
       return;
     }
     const id = newClientId();
-    if (this.onSend(text, id) === false) {
+    const ids = files.map((f) => f.id);
+    if ((ids.length ? this.onSend(text, id, ids) : this.onSend(text, id)) === false) {
       this.error.textContent = 'Not connected — your message was not sent. Reconnecting…';
       return;
     }
-    this.addPending(text, id);
+    this.addPending(text, id, files);
+    this.tray?.clearSent();
     this.input.value = '';
     this.error.textContent = '';
     this.stopTyping();
@@ -169,10 +186,12 @@ export class ChatView {
     this.updateCounter();
   }
 
-  addPending(text, id) {
+  addPending(text, id, files = []) {
     this.pendingTexts.set(id, text);
+    if (files.length) this.pendingFiles.set(id, files);
     const item = el('li', { class: 'msg mine pending', dataset: { testid: 'message', clientId: id, mine: 'true' } },
-      el('span', { class: 'sr-only' }, 'You: '), linkified(text), el('span', { class: 'meta' }, 'sending…'));
+      el('span', { class: 'sr-only' }, 'You: '), linkified(text), files.length ? renderFiles(files, this.files) : null,
+      el('span', { class: 'meta' }, 'sending…'));
     this.transcript.append(item);
     this.scroll();
   }
@@ -186,7 +205,9 @@ export class ChatView {
     const text = ack.client_id === undefined ? undefined : this.pendingTexts.get(ack.client_id);
     if (text === undefined) return null;
     this.pendingTexts.delete(ack.client_id);
-    return { type: 'message', chat_id: ack.chat_id, id: ack.id, seq: ack.seq, at: ack.at, client_id: ack.client_id, text, ...fields };
+    const files = this.pendingFiles.get(ack.client_id);
+    this.pendingFiles.delete(ack.client_id);
+    return { type: 'message', chat_id: ack.chat_id, id: ack.id, seq: ack.seq, at: ack.at, client_id: ack.client_id, text, ...(files ? { attachments: files } : {}), ...fields };
   }
 
   /**
@@ -211,7 +232,8 @@ export class ChatView {
       item.querySelector('.meta').replaceWith(meta);
     } else {
       item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}${by ? ' other-author' : ''}`, dataset: { testid: 'message', mine: String(mine && !by), author: by || undefined } },
-        el('span', { class: 'sr-only' }, by ? `${by}: ` : mine ? 'You: ' : 'Them: '), linkified(msg.text), meta);
+        el('span', { class: 'sr-only' }, by ? `${by}: ` : mine ? 'You: ' : 'Them: '), linkified(msg.text),
+        msg.attachments?.length ? renderFiles(msg.attachments, this.files) : null, meta);
     }
     item.dataset.id = msg.id;
     item.dataset.seq = String(msg.seq);

@@ -5,6 +5,7 @@
 import { el, api, byTestId, announce, show, clientId } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
+import { FileAccess } from './attachments.js';
 import { beep, flashTitle } from './notify.js';
 import { showRating, clearRating } from './rating.js';
 import { offlineDesk, deskUnavailable } from './offline-desk.js';
@@ -308,7 +309,9 @@ function ensureChat() {
   chat = new ChatView({
     label: 'Your message',
     maxLen,
-    onSend: (text, client_id) => socket.send({ type: 'message', text, client_id }),
+    onSend: (text, client_id, attachments) => socket.send({ type: 'message', text, client_id, ...(attachments ? { attachments } : {}) }),
+    // Files go up with the token this page resumes with: it is what makes it this chat's customer.
+    files: new FileAccess({ conversation: () => saved?.chatId, headers: () => (saved?.token ? { 'X-Customer-Token': saved.token } : {}) }),
     onDraft: (text) => { if (inChat) socket.send({ type: 'draft', text }); },
     onTyping: (active) => { if (inChat) socket.send({ type: 'typing', active }); },
     hint: saved?.draftPreview ? 'The agent can see what you type before you send it.' : '',

@@ -5,6 +5,10 @@
 // its words marked.
 
 import { el, api, clock, dateTime } from './dom.js';
+import { FileAccess, renderFiles } from './attachments.js';
+
+/** Staff fetch archived files with their session cookie. */
+const archivedFiles = new FileAccess({ conversation: () => null });
 
 const PAGE = 20;
 
@@ -171,7 +175,9 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     // Messages, agents' notes and transfers in time order (a note or a transfer has no seq).
     const lines = [
       ...(c.messages || []).map((m) => ({ at: m.at, node: el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },
-        el('span', { class: 'sr-only' }, `${m.from}: `), m.text, el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`)) })),
+        el('span', { class: 'sr-only' }, `${m.from}: `), m.text,
+        m.attachments?.length ? renderFiles(m.attachments, archivedFiles) : null,
+        el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`)) })),
       ...(c.notes || []).map((n) => ({ at: n.at, node: el('li', { class: 'note-card', dataset: { testid: 'archive-note' } },
         el('div', { class: 'note-head' }, el('strong', {}, 'Internal note'), el('span', { class: 'note-meta' }, ` · ${n.agent_name} · ${clock(n.at)}`)),
         el('div', { class: 'note-text' }, n.text)) })),

@@ -302,6 +302,7 @@ impl HubState {
 /// An archived line of conversation `id` as a `message` frame shows it.
 fn earlier_line(id: &str, m: &crate::store::ArchivedMessage) -> ChatMessage {
     ChatMessage {
+        attachments: Vec::new(),
         chat_id: id.to_string(),
         id: m.id.clone(),
         seq: m.seq,

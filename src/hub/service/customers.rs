@@ -256,8 +256,17 @@ impl HubState {
         frame: ClientFrame,
     ) -> Result<(), (&'static str, String)> {
         match frame {
-            ClientFrame::Message { text, client_id, .. } => {
+            ClientFrame::Message {
+                text,
+                client_id,
+                attachments,
+                ..
+            } => {
                 let chat = self.customer_chat(id)?;
+                if !attachments.is_empty() {
+                    let sender = crate::core::attachments::Uploader::Customer;
+                    return self.relay_files(chat, (Party::Customer, conn), &sender, (text, &attachments), client_id);
+                }
                 self.relay(chat, (Party::Customer, conn), text, client_id)
             }
             ClientFrame::Typing { active, .. } => {

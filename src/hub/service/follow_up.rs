@@ -389,6 +389,7 @@ impl HubState {
         }
         entry.last_seq = Some(entry.last_seq.unwrap_or(0).max(seq));
         entry.lines.push(ChatMessage {
+            attachments: Vec::new(),
             chat_id: id.to_string(),
             id: message_id,
             seq,

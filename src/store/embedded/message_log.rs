@@ -63,6 +63,10 @@ const UUID_HEADER: usize = 1 + 1 + 8 + 16;
 /// `[0x04][count: u32 LE]` then `count` times `[length: u32 LE][record]`, each record a
 /// [`LOGGED_V1`] or [`LOGGED_UUID`] one. The row stands for `count` positions.
 const LOGGED_BLOCK: u8 = 0x04;
+/// The first byte of the record of a message that carries files: `[0x05]` then the
+/// message as JSON (its seq too, read back from the index's key). Messages with files are
+/// few beside the text lines, which keep their compact records.
+const LOGGED_JSON: u8 = 0x05;
 /// Bytes before a block's first record: format, count.
 const BLOCK_HEADER: usize = 1 + 4;
 /// The most messages one block holds.
@@ -76,6 +80,9 @@ const BLOCK_BYTES: usize = 1024;
 
 /// At most the bytes `message` takes in a block: its record and its length.
 fn stored_bytes(message: &ArchivedMessage) -> usize {
+    if !message.attachments.is_empty() {
+        return 4 + 1 + serde_json::to_vec(message).map_or(0, |json| json.len());
+    }
     4 + HEADER + message.id.len() + message.text.len()
 }
 
@@ -107,6 +114,10 @@ pub fn encode(message: &ArchivedMessage) -> StoreResult<Vec<u8>> {
 /// As [`encode`], appending to `out` (a buffer reused across a batch: one allocation
 /// per fold, not one per message).
 fn encode_into(message: &ArchivedMessage, out: &mut Vec<u8>) -> StoreResult<()> {
+    if !message.attachments.is_empty() {
+        out.push(LOGGED_JSON);
+        return serde_json::to_writer(&mut *out, message).map_err(|e| unavailable(e.to_string()));
+    }
     let id_len = u16::try_from(message.id.len()).map_err(|_| {
         unavailable(format!(
             "a message id of {} bytes is too long to store",
@@ -135,6 +146,12 @@ fn encode_into(message: &ArchivedMessage, out: &mut Vec<u8>) -> StoreResult<()> 
 /// The message at `seq` whose log record is `value`.
 pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
     let corrupt = |why: String| StoreError::Unavailable(format!("embedded store: corrupt message record: {why}"));
+    if value.first() == Some(&LOGGED_JSON) {
+        let mut message: ArchivedMessage =
+            serde_json::from_slice(&value[1..]).map_err(|e| corrupt(format!("unreadable JSON record: {e}")))?;
+        message.seq = seq;
+        return Ok(message);
+    }
     match value.first() {
         Some(&LOGGED_V1) if value.len() >= HEADER => {}
         Some(&LOGGED_UUID) if value.len() >= UUID_HEADER => {}
@@ -158,6 +175,7 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
         let id = uuid::Uuid::from_bytes(value[10..UUID_HEADER].try_into().expect("16 bytes"));
         let text = std::str::from_utf8(&value[UUID_HEADER..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
         return Ok(ArchivedMessage {
+            attachments: Vec::new(),
             id: id.hyphenated().to_string(),
             seq,
             from,
@@ -173,6 +191,7 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
     let id = std::str::from_utf8(&rest[..id_len]).map_err(|_| corrupt("id is not UTF-8".into()))?;
     let text = std::str::from_utf8(&rest[id_len..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
     Ok(ArchivedMessage {
+        attachments: Vec::new(),
         id: id.to_owned(),
         seq,
         from,
@@ -526,6 +545,7 @@ mod tests {
         for from in [Side::Customer, Side::Agent, Side::System] {
             for (id, text) in [("", ""), ("0193a-id", "hello"), ("é", "quote \" é 🎉 {")] {
                 let m = ArchivedMessage {
+                    attachments: Vec::new(),
                     id: id.into(),
                     seq: 42,
                     from,
@@ -539,12 +559,45 @@ mod tests {
         }
     }
 
+    /// A message that carries files keeps their metadata (a JSON record), alone or in a block.
+    #[test]
+    fn a_message_with_files_reads_back_with_them() {
+        let file = crate::attachments::AttachmentMeta {
+            id: "a1".into(),
+            name: "shot.png".into(),
+            mime: "image/png".into(),
+            size: 1234,
+            thumbnail: true,
+        };
+        let message = |seq: u64, files: Vec<crate::attachments::AttachmentMeta>| ArchivedMessage {
+            attachments: files,
+            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            seq,
+            from: Side::Customer,
+            text: String::new(),
+            at: 1_795_279_801_122,
+        };
+        let with = message(3, vec![file.clone()]);
+        assert_eq!(decode(3, &encode(&with).unwrap()).unwrap(), with);
+        let (a, b, c) = (
+            message(4, vec![]),
+            message(5, vec![file.clone(), file]),
+            message(6, vec![]),
+        );
+        let mut block = Vec::new();
+        encode_block_into(&[&a, &b, &c], &mut block).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(decode_row(4, &block, &mut out).unwrap(), 3);
+        assert_eq!(out, vec![a, b, c]);
+    }
+
     /// A message id the hub made (a UUID, 36 characters as text) is stored as its 16
     /// bytes; any other id as its text, and both read back exactly as written.
     #[test]
     fn a_uuid_message_id_takes_16_bytes_and_any_other_id_reads_back_as_written() {
         let uuid = uuid::Uuid::now_v7();
         let message = |id: String| ArchivedMessage {
+            attachments: Vec::new(),
             id,
             seq: 7,
             from: Side::Customer,
@@ -572,6 +625,7 @@ mod tests {
     #[test]
     fn an_unknown_format_or_a_damaged_record_is_refused_with_a_message() {
         let m = ArchivedMessage {
+            attachments: Vec::new(),
             id: "m".into(),
             seq: 1,
             from: Side::Agent,
@@ -596,6 +650,7 @@ mod run_tests {
 
     fn message(seq: u64) -> ArchivedMessage {
         ArchivedMessage {
+            attachments: Vec::new(),
             id: format!("m{seq}"),
             seq,
             from: Side::Customer,

@@ -49,6 +49,7 @@ pub(super) fn message(
     at: Millis,
 ) -> ArchivedMessage {
     ArchivedMessage {
+        attachments: Vec::new(),
         id: id.into(),
         seq,
         from,

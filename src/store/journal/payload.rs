@@ -9,7 +9,7 @@
 //! `[0x01][conversation id length: u16 LE][conversation id][message id length: u16 LE]
 //! [message id][seq: u64 LE][side: u8][at: i64 LE][text length: u32 LE][text]` (a chat
 //! message) or `[0x02][length: u32 LE][the event as JSON]` (anything else: openings,
-//! transfers, agents' notes, closings). A payload
+//! transfers, agents' notes, closings, and the messages that carry files). A payload
 //! written before (a JSON array) starts with `[`, so the first byte tells the two apart
 //! and a journal left by an older build still replays.
 
@@ -49,10 +49,11 @@ pub fn encode_into(events: &[ArchiveEvent], out: &mut Vec<u8>) -> Result<(), Str
     out.push(BINARY_V1);
     for event in events {
         match event {
+            // A message that carries files is written as JSON, as the rarer events are.
             ArchiveEvent::Message {
                 conversation_id,
                 message,
-            } => {
+            } if message.attachments.is_empty() => {
                 out.push(MESSAGE);
                 put_str16(out, conversation_id)?;
                 put_str16(out, &message.id)?;
@@ -131,6 +132,7 @@ pub fn decode(payload: &[u8]) -> Result<Vec<ArchiveEvent>, String> {
                 events.push(ArchiveEvent::Message {
                     conversation_id,
                     message: ArchivedMessage {
+                        attachments: Vec::new(),
                         id,
                         seq,
                         from,
@@ -163,18 +165,32 @@ mod tests {
 
     fn event() -> impl Strategy<Value = ArchiveEvent> {
         prop_oneof![
-            (".{0,12}", ".{0,12}", any::<u64>(), side(), ".{0,40}", any::<i64>()).prop_map(
-                |(conversation_id, id, seq, from, text, at)| ArchiveEvent::Message {
-                    conversation_id,
-                    message: ArchivedMessage {
-                        id,
-                        seq,
-                        from,
-                        text,
-                        at
-                    },
-                }
-            ),
+            (
+                (".{0,12}", ".{0,12}", any::<u64>(), side(), ".{0,40}", any::<i64>()),
+                proptest::collection::vec((".{0,8}", ".{0,20}", any::<u64>(), any::<bool>()), 0..3)
+            )
+                .prop_map(
+                    |((conversation_id, id, seq, from, text, at), files)| ArchiveEvent::Message {
+                        conversation_id,
+                        message: ArchivedMessage {
+                            attachments: files
+                                .into_iter()
+                                .map(|(id, name, size, thumbnail)| crate::attachments::AttachmentMeta {
+                                    id,
+                                    name,
+                                    mime: "image/png".into(),
+                                    size,
+                                    thumbnail,
+                                })
+                                .collect(),
+                            id,
+                            seq,
+                            from,
+                            text,
+                            at
+                        },
+                    }
+                ),
             (".{0,12}", any::<i64>()).prop_map(|(id, ended_at)| ArchiveEvent::Closed(ConversationClosed {
                 id,
                 ended_at,

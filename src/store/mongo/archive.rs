@@ -523,7 +523,7 @@ fn bucket_at(conversation_id: &str, slot: u64, messages: &[&ArchivedMessage]) ->
         if !taken.is_empty() && bytes >= BUCKET_MAX_BYTES {
             break;
         }
-        bytes += m.text.len() + m.id.len() + 64;
+        bytes += m.text.len() + m.id.len() + 64 + m.attachments.len() * 256;
         taken.push((*m).clone());
     }
     let (Some(first), Some(last)) = (taken.first(), taken.last()) else {
@@ -819,6 +819,7 @@ mod tests {
 
     fn message(seq: u64, text_len: usize) -> ArchivedMessage {
         ArchivedMessage {
+            attachments: Vec::new(),
             id: format!("m{seq}"),
             seq,
             from: Side::Customer,

@@ -1,0 +1,195 @@
+//! Attachments: files a customer or an agent sends in a chat.
+//!
+//! A file is uploaded over HTTP (`POST /api/attachments`, `http::attachments`), streamed
+//! into a temporary file, its type told from its bytes ([`sniff`]), images written afresh
+//! ([`images`]), then kept by content ([`store`]) with a record of who uploaded it for
+//! which conversation. A `message` frame names uploads by id; the hub checks them
+//! (`core::attachments`) and the message carries their [`AttachmentMeta`] to the peer and
+//! into the archive. Files are fetched through links that expire ([`links`]).
+//!
+//! One node only for now: on several nodes each node keeps its own files.
+
+pub mod images;
+pub mod links;
+pub mod sniff;
+pub mod store;
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Settings, StoreMode};
+use crate::core::attachments::{Upload, Uploader};
+pub use store::{AttachmentStore, Content, SharedAttachmentStore};
+
+/// An attachment as a message carries it, on the wire and in the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AttachmentMeta {
+    pub id: String,
+    /// The file's name as its sender's system gave it, cleaned (no folders, no control characters).
+    pub name: String,
+    /// The type told from the file's bytes (for images, of the image as written again).
+    #[serde(rename = "type")]
+    pub mime: String,
+    /// Bytes, as kept.
+    pub size: u64,
+    /// Is there a thumbnail (images)?
+    #[serde(default)]
+    pub thumbnail: bool,
+}
+
+/// What is kept of an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRecord {
+    pub id: String,
+    /// The conversation (chat) id it was uploaded for.
+    pub conversation: String,
+    /// `customer`, or `agent:<account id>`.
+    pub uploader: String,
+    pub name: String,
+    pub mime: String,
+    pub size: u64,
+    /// The blob of its bytes.
+    pub sha256: String,
+    /// The blob of its thumbnail (images).
+    pub thumbnail: Option<String>,
+    pub uploaded_at: i64,
+}
+
+impl AttachmentRecord {
+    pub fn meta(&self) -> AttachmentMeta {
+        AttachmentMeta {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            mime: self.mime.clone(),
+            size: self.size,
+            thumbnail: self.thumbnail.is_some(),
+        }
+    }
+
+    /// Is it an image written again by the hub (shown inline rather than downloaded)?
+    pub fn is_rewritten_image(&self) -> bool {
+        self.thumbnail.is_some() && matches!(self.mime.as_str(), "image/png" | "image/jpeg")
+    }
+}
+
+/// The `uploader` field of a record by `who`.
+pub fn uploader_tag(who: &Uploader) -> String {
+    match who {
+        Uploader::Customer => "customer".into(),
+        Uploader::Agent(id) => format!("agent:{id}"),
+    }
+}
+
+fn uploader_of(tag: &str) -> Option<Uploader> {
+    match tag {
+        "customer" => Some(Uploader::Customer),
+        _ => tag.strip_prefix("agent:").map(|id| Uploader::Agent(id.to_string())),
+    }
+}
+
+/// The SHA-256 of `bytes`, lower-case hex: a blob's name.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Attachments as the hub and the HTTP API share them: the store, the key of links,
+/// the size limit.
+#[derive(Clone)]
+pub struct Attachments {
+    pub store: SharedAttachmentStore,
+    link_key: Arc<Vec<u8>>,
+    pub max_bytes: u64,
+}
+
+impl Attachments {
+    /// Opens the store `settings` call for: in memory for `STORE=memory`, else under
+    /// `DATA_DIR/attachments` with its link key (made once, kept in `link.key`).
+    pub fn open(settings: &Settings) -> io::Result<Self> {
+        if settings.store == StoreMode::Memory {
+            return Ok(Self::in_memory(settings.attachment_max_bytes));
+        }
+        let root = settings.data_dir.join("attachments");
+        let store = store::DiskStore::open(&root)?;
+        let link_key = link_key(&root.join("link.key"))?;
+        Ok(Self {
+            store: Arc::new(store),
+            link_key: Arc::new(link_key),
+            max_bytes: settings.attachment_max_bytes,
+        })
+    }
+
+    /// In memory, with a key of this process's.
+    pub fn in_memory(max_bytes: u64) -> Self {
+        Self {
+            store: Arc::new(store::MemoryStore::default()),
+            link_key: Arc::new(random_key()),
+            max_bytes,
+        }
+    }
+
+    pub fn link_key(&self) -> &[u8] {
+        &self.link_key
+    }
+
+    /// The ids of a message `sender` sends in `conversation`, checked
+    /// (`core::attachments::check_ids`), as the message carries them.
+    pub fn for_message(
+        &self,
+        ids: &[String],
+        conversation: &str,
+        sender: &Uploader,
+    ) -> Result<Vec<AttachmentMeta>, crate::core::attachments::Refusal> {
+        let records: Vec<(AttachmentRecord, Option<Uploader>)> = ids
+            .iter()
+            .filter_map(|id| self.store.record(id))
+            .map(|r| {
+                let who = uploader_of(&r.uploader);
+                (r, who)
+            })
+            .collect();
+        let find = |id: &str| {
+            records.iter().find(|(r, _)| r.id == id).and_then(|(r, who)| {
+                Some(Upload {
+                    conversation: &r.conversation,
+                    uploader: who.as_ref()?,
+                })
+            })
+        };
+        let kept = crate::core::attachments::check_ids(ids, conversation, sender, find)?;
+        Ok(kept
+            .iter()
+            .filter_map(|id| records.iter().find(|(r, _)| &r.id == id))
+            .map(|(r, _)| r.meta())
+            .collect())
+    }
+}
+
+fn random_key() -> Vec<u8> {
+    use rand::RngCore;
+    let mut key = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    key
+}
+
+/// The link key kept at `path`, made (and written durably, readable by the owner only)
+/// on first start: links stay valid across a restart.
+fn link_key(path: &Path) -> io::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(key) if key.len() >= 32 => return Ok(key),
+        Ok(_) => return Err(io::Error::other(format!("{}: a key of under 32 bytes", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let key = random_key();
+    let dir = path.parent().expect("the key has a directory");
+    let mut staged = tempfile::NamedTempFile::new_in(dir)?;
+    io::Write::write_all(&mut staged, &key)?;
+    staged.as_file().sync_all()?;
+    staged.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(key)
+}

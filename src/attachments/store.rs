@@ -1,0 +1,261 @@
+//! Where uploaded files and their records are kept: [`AttachmentStore`], on disk under
+//! `DATA_DIR` ([`DiskStore`], the default) or in memory ([`MemoryStore`], `STORE=memory`).
+//!
+//! Files are content-addressed: a blob's name is the SHA-256 of its bytes, so the same
+//! screenshot sent twice is kept once and a blob never changes once written. A blob is
+//! written to a temporary file in the same directory tree, fsynced, renamed into place
+//! and its directory fsynced, so after a crash a blob is either whole or absent, and once
+//! an upload is answered its file survives a power loss (a message naming it is
+//! acknowledged only later, so the acknowledgement still means durable). Records (who
+//! uploaded what for which conversation) are small JSON files written the same way, all
+//! read into memory at start: the hub checks a message's attachments without I/O.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tempfile::NamedTempFile;
+
+use super::AttachmentRecord;
+
+/// A kept file's bytes, to be sent.
+pub enum Content {
+    /// An open file and its length (streamed, never read whole).
+    File(tokio::fs::File, u64),
+    Bytes(Bytes),
+}
+
+#[async_trait]
+pub trait AttachmentStore: Send + Sync {
+    /// A new temporary file for an upload to be streamed into.
+    fn staging(&self) -> io::Result<NamedTempFile>;
+    /// Keeps the (complete, flushed) staged file as the blob `sha` (its SHA-256, hex).
+    async fn keep_file(&self, staged: NamedTempFile, sha: &str) -> io::Result<()>;
+    /// Keeps `bytes` as the blob `sha`.
+    async fn keep_bytes(&self, bytes: Vec<u8>, sha: &str) -> io::Result<()>;
+    /// Keeps a record, durably; its blobs must be kept already.
+    async fn put_record(&self, record: AttachmentRecord) -> io::Result<()>;
+    /// The record of attachment `id` (no I/O: records are in memory).
+    fn record(&self, id: &str) -> Option<AttachmentRecord>;
+    /// The bytes of blob `sha`.
+    async fn content(&self, sha: &str) -> io::Result<Content>;
+}
+
+/// Records by id, in memory: what both stores answer [`AttachmentStore::record`] from.
+#[derive(Default)]
+struct Records(RwLock<HashMap<String, AttachmentRecord>>);
+
+impl Records {
+    fn insert(&self, record: AttachmentRecord) {
+        self.0.write().expect("records lock").insert(record.id.clone(), record);
+    }
+
+    fn get(&self, id: &str) -> Option<AttachmentRecord> {
+        self.0.read().expect("records lock").get(id).cloned()
+    }
+}
+
+/// Files under a directory (`DATA_DIR/attachments`): `blobs/<2 hex>/<sha256>`,
+/// `records/<id>.json`, `tmp/` for uploads on their way.
+pub struct DiskStore {
+    root: PathBuf,
+    records: Records,
+}
+
+impl DiskStore {
+    /// Opens (creating) the tree under `root` and reads every record; leftovers of
+    /// uploads cut short by a crash are removed.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        for dir in ["blobs", "records", "tmp"] {
+            std::fs::create_dir_all(root.join(dir))?;
+        }
+        for leftover in std::fs::read_dir(root.join("tmp"))? {
+            let _ = std::fs::remove_file(leftover?.path());
+        }
+        let mut records = HashMap::new();
+        for entry in std::fs::read_dir(root.join("records"))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let record: AttachmentRecord = serde_json::from_slice(&std::fs::read(&path)?)
+                    .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+                records.insert(record.id.clone(), record);
+            }
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            records: Records(RwLock::new(records)),
+        })
+    }
+
+    fn blob_path(&self, sha: &str) -> io::Result<PathBuf> {
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a SHA-256"));
+        }
+        Ok(self.root.join("blobs").join(&sha[..2]).join(sha))
+    }
+}
+
+/// Makes `staged` (written, not yet synced) the file `target`, durably: fsync, rename,
+/// fsync of the directory (the rename itself is what a crash could lose).
+fn settle(staged: NamedTempFile, target: &Path) -> io::Result<()> {
+    let dir = target.parent().expect("a blob has a directory");
+    std::fs::create_dir_all(dir)?;
+    staged.as_file().sync_all()?;
+    staged.persist(target).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl AttachmentStore for DiskStore {
+    fn staging(&self) -> io::Result<NamedTempFile> {
+        NamedTempFile::new_in(self.root.join("tmp"))
+    }
+
+    async fn keep_file(&self, staged: NamedTempFile, sha: &str) -> io::Result<()> {
+        let target = self.blob_path(sha)?;
+        tokio::task::spawn_blocking(move || {
+            // The same bytes are there already (content addressing): nothing to write.
+            if target.exists() {
+                return Ok(());
+            }
+            settle(staged, &target)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    async fn keep_bytes(&self, bytes: Vec<u8>, sha: &str) -> io::Result<()> {
+        let target = self.blob_path(sha)?;
+        let mut staged = self.staging()?;
+        tokio::task::spawn_blocking(move || {
+            if target.exists() {
+                return Ok(());
+            }
+            staged.write_all(&bytes)?;
+            settle(staged, &target)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    async fn put_record(&self, record: AttachmentRecord) -> io::Result<()> {
+        let target = self.root.join("records").join(format!("{}.json", record.id));
+        let mut staged = self.staging()?;
+        let json = serde_json::to_vec(&record).map_err(io::Error::other)?;
+        tokio::task::spawn_blocking(move || {
+            staged.write_all(&json)?;
+            settle(staged, &target)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        self.records.insert(record);
+        Ok(())
+    }
+
+    fn record(&self, id: &str) -> Option<AttachmentRecord> {
+        self.records.get(id)
+    }
+
+    async fn content(&self, sha: &str) -> io::Result<Content> {
+        let file = tokio::fs::File::open(self.blob_path(sha)?).await?;
+        let len = file.metadata().await?.len();
+        Ok(Content::File(file, len))
+    }
+}
+
+/// Everything in memory: nothing survives a restart (`STORE=memory`, tests). Uploads
+/// are still staged in a temporary file of the system's, not in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    blobs: RwLock<HashMap<String, Bytes>>,
+    records: Records,
+}
+
+#[async_trait]
+impl AttachmentStore for MemoryStore {
+    fn staging(&self) -> io::Result<NamedTempFile> {
+        NamedTempFile::new()
+    }
+
+    async fn keep_file(&self, staged: NamedTempFile, sha: &str) -> io::Result<()> {
+        let bytes = tokio::fs::read(staged.path()).await?;
+        self.keep_bytes(bytes, sha).await
+    }
+
+    async fn keep_bytes(&self, bytes: Vec<u8>, sha: &str) -> io::Result<()> {
+        self.blobs
+            .write()
+            .expect("blobs lock")
+            .entry(sha.to_string())
+            .or_insert_with(|| Bytes::from(bytes));
+        Ok(())
+    }
+
+    async fn put_record(&self, record: AttachmentRecord) -> io::Result<()> {
+        self.records.insert(record);
+        Ok(())
+    }
+
+    fn record(&self, id: &str) -> Option<AttachmentRecord> {
+        self.records.get(id)
+    }
+
+    async fn content(&self, sha: &str) -> io::Result<Content> {
+        let blobs = self.blobs.read().expect("blobs lock");
+        let bytes = blobs.get(sha).cloned().ok_or(io::ErrorKind::NotFound)?;
+        Ok(Content::Bytes(bytes))
+    }
+}
+
+/// A shared handle to either store.
+pub type SharedAttachmentStore = Arc<dyn AttachmentStore>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attachments::{AttachmentRecord, sha256_hex};
+
+    fn record(id: &str, sha: &str) -> AttachmentRecord {
+        AttachmentRecord {
+            id: id.into(),
+            conversation: "c1".into(),
+            uploader: "customer".into(),
+            name: "a.txt".into(),
+            mime: "text/plain; charset=utf-8".into(),
+            size: 5,
+            sha256: sha.into(),
+            thumbnail: None,
+            uploaded_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kept_file_and_its_record_are_there_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha = sha256_hex(b"hello");
+        {
+            let store = DiskStore::open(dir.path()).unwrap();
+            let mut staged = store.staging().unwrap();
+            staged.write_all(b"hello").unwrap();
+            store.keep_file(staged, &sha).await.unwrap();
+            store.put_record(record("a1", &sha)).await.unwrap();
+            // Kept once by content: the same bytes again change nothing.
+            store.keep_bytes(b"hello".to_vec(), &sha).await.unwrap();
+        }
+        let reopened = DiskStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.record("a1"), Some(record("a1", &sha)));
+        let Content::File(_, len) = reopened.content(&sha).await.unwrap() else {
+            panic!("a file");
+        };
+        assert_eq!(len, 5);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "nothing left staged"
+        );
+        assert!(reopened.content("../../etc/passwd").await.is_err());
+    }
+}

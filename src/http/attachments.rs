@@ -1,0 +1,407 @@
+//! Attachments over HTTP: uploading a file for a chat, asking for links to it, and
+//! fetching it through such a link.
+//!
+//! - `POST /api/attachments?conversation=&name=`: the body is the file's bytes, streamed
+//!   into a temporary file (never whole in memory) and refused once past
+//!   `ATTACHMENT_MAX_BYTES`; its type is told from its bytes and must be on the
+//!   allow-list (`attachments::sniff`); images are written afresh with a thumbnail.
+//!   The caller is the chat's customer (`X-Customer-Token`: the resume token the page
+//!   holds) or its agent (a session); the answer is the id a `message` frame names.
+//! - `GET /api/attachments/{id}/link`: links that work for 15 minutes, for the chat's
+//!   customer and for staff.
+//! - `GET /api/attachments/{id}` and `/{id}/thumbnail` with `exp` and `sig`: the bytes,
+//!   as a download (`Content-Disposition: attachment`) except the images the hub wrote
+//!   again, never sniffed (`nosniff`), under `Content-Security-Policy: sandbox` so that
+//!   whatever a file holds never runs in the hub's origin.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::ApiQuery;
+use super::session::{Authed, session_token};
+use super::{ApiError, AppState, ErrorBody};
+use crate::attachments::links::{self, Variant};
+use crate::attachments::sniff::{self, Kind, TextCheck};
+use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, Content, images, sha256_hex, uploader_tag};
+use crate::clock::now_ms;
+use crate::core::attachments::{Uploader, clean_name};
+
+/// The header a customer's page sends its resume token in.
+pub const CUSTOMER_TOKEN: &str = "x-customer-token";
+
+/// The policy every served file carries: no script, no plugin, no form, nothing loaded.
+const SANDBOX: &str = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .routes(routes!(link))
+        .routes(routes!(file))
+        .routes(routes!(thumbnail))
+}
+
+/// Who is asking: a chat's customer (the chat) or a signed-in member of staff.
+enum Caller {
+    Customer { chat: String },
+    Staff { account_id: String },
+}
+
+/// The caller of a request: a customer token is tried first (a customer has no session),
+/// then a session.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    if let Some(token) = headers.get(CUSTOMER_TOKEN).and_then(|v| v.to_str().ok()) {
+        let chat = state
+            .hub
+            .chat_of_customer_token(token.trim())
+            .await
+            .map_err(|_| ApiError::Unavailable("the hub is stopping".into()))?;
+        return chat.map(|chat| Caller::Customer { chat }).ok_or_else(|| {
+            ApiError::refused(
+                StatusCode::UNAUTHORIZED,
+                "not_in_chat",
+                "this customer token is in no chat of this desk now",
+            )
+        });
+    }
+    if session_token(headers).is_none() {
+        return Err(ApiError::Unauthorized);
+    }
+    let mut parts = axum::http::Request::new(()).into_parts().0;
+    parts.headers = headers.clone();
+    let Authed(account) =
+        <Authed as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
+    Ok(Caller::Staff { account_id: account.id })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// The chat (conversation) id the file is for.
+    pub conversation: String,
+    /// The file's name on the sender's system (cleaned: no folders, no control characters, at most 200 characters).
+    pub name: String,
+}
+
+/// Upload a file for a chat. The body is the file's bytes (any `Content-Type`; it is not
+/// believed). Customers present their resume token in `X-Customer-Token`; agents their session.
+#[utoipa::path(
+    post,
+    path = "/api/attachments",
+    tag = "public",
+    params(UploadQuery),
+    security(("customer_token" = []), ("bearer" = []), ("session_cookie" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes"),
+    responses(
+        (status = 201, description = "Kept, durably (on disk and synced before this answer): the id a `message` frame's `attachments` names", body = AttachmentMeta),
+        (status = 400, description = "`invalid_name`; `empty_file`; `bad_query`: `conversation` or `name` missing; `upload_cut`: the body broke off", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
+        (status = 403, description = "`not_your_chat`: the caller is not a side of that chat", body = ErrorBody),
+        (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES` (the limit is named)", body = ErrorBody),
+        (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
+    )
+)]
+async fn upload(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<AttachmentMeta>), ApiError> {
+    let name = clean_name(&query.name).ok_or_else(|| ApiError::invalid("invalid_name", "the file needs a name"))?;
+    let uploader = match caller(&state, &headers).await? {
+        Caller::Customer { chat } if chat == query.conversation => Uploader::Customer,
+        Caller::Staff { account_id }
+            if state
+                .hub
+                .chat_customer(&account_id, &query.conversation)
+                .await
+                .map_err(|_| ApiError::Unavailable("the hub is stopping".into()))?
+                .is_some() =>
+        {
+            Uploader::Agent(account_id)
+        }
+        _ => {
+            return Err(ApiError::refused(
+                StatusCode::FORBIDDEN,
+                "not_your_chat",
+                "files can be sent only in a chat of yours that is going on",
+            ));
+        }
+    };
+    let attachments = &state.attachments;
+    let limit = attachments.max_bytes;
+    let too_large = || {
+        ApiError::refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("a file may have at most {limit} bytes (ATTACHMENT_MAX_BYTES)"),
+        )
+    };
+    // A length said up front is refused before a byte is read.
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && length > limit
+    {
+        return Err(too_large());
+    }
+    let internal = |e: std::io::Error| ApiError::Internal(format!("attachment store: {e}"));
+    let staged = attachments.store.staging().map_err(internal)?;
+    let mut file = tokio::fs::File::from_std(staged.reopen().map_err(internal)?);
+    let (mut size, mut hash, mut head, mut text) = (0u64, Sha256::new(), Vec::new(), TextCheck::default());
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid("upload_cut", format!("the upload broke off: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large());
+        }
+        hash.update(&chunk);
+        text.feed(&chunk);
+        if head.len() < sniff::HEAD {
+            let take = (sniff::HEAD - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        file.write_all(&chunk).await.map_err(internal)?;
+    }
+    file.flush().await.map_err(internal)?;
+    drop(file);
+    if size == 0 {
+        return Err(ApiError::invalid("empty_file", "the file is empty"));
+    }
+    let kind = sniff::kind(&head, || text.is_text()).map_err(|found| {
+        ApiError::refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "type_not_allowed",
+            format!("files of type {found} cannot be sent; images, PDF, text and office documents can"),
+        )
+    })?;
+    let (mime, sha, size, thumbnail) = match kind {
+        Kind::Document(mime) => {
+            let sha = hex::encode(hash.finalize());
+            attachments.store.keep_file(staged, &sha).await.map_err(internal)?;
+            (mime.to_string(), sha, size, None)
+        }
+        Kind::Image(format) => {
+            let bytes = tokio::fs::read(staged.path()).await.map_err(internal)?;
+            let rewritten = tokio::task::spawn_blocking(move || images::rewrite(&bytes, format))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|why| ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unreadable_image", why))?;
+            let (sha, thumb_sha) = (sha256_hex(&rewritten.bytes), sha256_hex(&rewritten.thumbnail));
+            let size = rewritten.bytes.len() as u64;
+            attachments
+                .store
+                .keep_bytes(rewritten.bytes, &sha)
+                .await
+                .map_err(internal)?;
+            attachments
+                .store
+                .keep_bytes(rewritten.thumbnail, &thumb_sha)
+                .await
+                .map_err(internal)?;
+            (rewritten.mime.to_string(), sha, size, Some(thumb_sha))
+        }
+    };
+    let record = AttachmentRecord {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        conversation: query.conversation,
+        uploader: uploader_tag(&uploader),
+        name,
+        mime,
+        size,
+        sha256: sha,
+        thumbnail,
+        uploaded_at: now_ms(),
+    };
+    let attachment = record.meta();
+    attachments.store.put_record(record).await.map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(attachment)))
+}
+
+/// Links to a file, valid until `expires_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Links {
+    pub url: String,
+    /// Images only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub attachment: AttachmentMeta,
+}
+
+fn signed(attachments: &Attachments, id: &str, variant: Variant, exp: i64) -> String {
+    let sig = links::sign(attachments.link_key(), id, variant, exp);
+    let path = match variant {
+        Variant::File => format!("/api/attachments/{id}"),
+        Variant::Thumbnail => format!("/api/attachments/{id}/thumbnail"),
+    };
+    format!("{path}?exp={exp}&sig={sig}")
+}
+
+/// Links to an attachment, for the customer of its chat (`X-Customer-Token`) and for staff.
+#[utoipa::path(
+    get,
+    path = "/api/attachments/{id}/link",
+    tag = "public",
+    params(("id" = String, Path, description = "the attachment id")),
+    security(("customer_token" = []), ("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Links that work for 15 minutes", body = Links),
+        (status = 401, description = "`unauthorized`; `not_in_chat`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the account is disabled", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such attachment, or not in the customer's chat", body = ErrorBody),
+    )
+)]
+async fn link(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Links>, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let record = state
+        .attachments
+        .store
+        .record(&id)
+        .ok_or(ApiError::NotFound("attachment"))?;
+    if let Caller::Customer { chat } = &caller
+        && *chat != record.conversation
+    {
+        return Err(ApiError::NotFound("attachment"));
+    }
+    let exp = now_ms() / 1000 + links::TTL_SECS;
+    Ok(Json(Links {
+        url: signed(&state.attachments, &id, Variant::File, exp),
+        thumbnail_url: record
+            .thumbnail
+            .as_ref()
+            .map(|_| signed(&state.attachments, &id, Variant::Thumbnail, exp)),
+        expires_at: exp,
+        attachment: record.meta(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LinkQuery {
+    /// Unix seconds the link works until.
+    pub exp: i64,
+    /// Its signature.
+    pub sig: String,
+}
+
+/// A file, through a link from `GET /api/attachments/{id}/link`.
+#[utoipa::path(
+    get,
+    path = "/api/attachments/{id}",
+    tag = "public",
+    params(("id" = String, Path, description = "the attachment id"), LinkQuery),
+    responses(
+        (status = 200, description = "The file: a download, except images the hub wrote again", content_type = "application/octet-stream"),
+        (status = 400, description = "`bad_query`: `exp` or `sig` missing or malformed", body = ErrorBody),
+        (status = 403, description = "`invalid_link`: forged, for another file, or expired", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+async fn file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<LinkQuery>,
+) -> Result<Response, ApiError> {
+    serve(&state, &id, Variant::File, &q).await
+}
+
+/// A thumbnail (images), through a link from `GET /api/attachments/{id}/link`.
+#[utoipa::path(
+    get,
+    path = "/api/attachments/{id}/thumbnail",
+    tag = "public",
+    params(("id" = String, Path, description = "the attachment id"), LinkQuery),
+    responses(
+        (status = 200, description = "A PNG at most 320 pixels on each side", content_type = "image/png"),
+        (status = 400, description = "`bad_query`: `exp` or `sig` missing or malformed", body = ErrorBody),
+        (status = 403, description = "`invalid_link`: forged, for another file, or expired", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+async fn thumbnail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<LinkQuery>,
+) -> Result<Response, ApiError> {
+    serve(&state, &id, Variant::Thumbnail, &q).await
+}
+
+async fn serve(state: &AppState, id: &str, variant: Variant, q: &LinkQuery) -> Result<Response, ApiError> {
+    let attachments = &state.attachments;
+    if !links::valid(attachments.link_key(), id, variant, q.exp, &q.sig, now_ms() / 1000) {
+        return Err(ApiError::refused(
+            StatusCode::FORBIDDEN,
+            "invalid_link",
+            "this link is not valid (or no longer): ask for a new one",
+        ));
+    }
+    let record = attachments.store.record(id).ok_or(ApiError::NotFound("attachment"))?;
+    let (sha, mime, inline) = match variant {
+        Variant::File => (record.sha256.clone(), record.mime.clone(), record.is_rewritten_image()),
+        Variant::Thumbnail => (
+            record.thumbnail.clone().ok_or(ApiError::NotFound("thumbnail"))?,
+            "image/png".to_string(),
+            true,
+        ),
+    };
+    let content = attachments
+        .store
+        .content(&sha)
+        .await
+        .map_err(|e| ApiError::Internal(format!("attachment {id}: {e}")))?;
+    let (body, length) = match content {
+        Content::File(file, len) => (Body::from_stream(tokio_util::io::ReaderStream::new(file)), len),
+        Content::Bytes(bytes) => {
+            let len = bytes.len() as u64;
+            (Body::from(bytes), len)
+        }
+    };
+    let disposition = format!(
+        "{}; filename=\"{}\"; filename*=UTF-8''{}",
+        if inline { "inline" } else { "attachment" },
+        ascii_fallback(&record.name),
+        percent_encoding::utf8_percent_encode(&record.name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    let value = |s: &str| HeaderValue::from_str(s).map_err(|e| ApiError::Internal(e.to_string()));
+    headers.insert(header::CONTENT_TYPE, value(&mime)?);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CONTENT_DISPOSITION, value(&disposition)?);
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(SANDBOX));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=600"));
+    headers.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    Ok(response)
+}
+
+/// The name for `filename=`: ASCII, no quotes or backslashes (the full name is in `filename*`).
+fn ascii_fallback(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,422 @@
+//! Attachments end to end on one node: a file uploaded over HTTP by a side of a chat,
+//! named in a `message` frame, relayed with its metadata, archived under its seq, and
+//! fetched through links that expire; the refusals (size, type, someone else's file,
+//! someone else's chat, forged and expired links).
+
+use std::io::Cursor;
+
+use serde_json::{Value, json};
+
+use crate::archive::TempDir;
+use crate::common::{QUIET, TestHub, Ws};
+use switchboard::attachments::links::{Variant, sign};
+use switchboard::config::StoreMode;
+
+/// A hub whose attachments live on disk under a fresh `DATA_DIR` (the default
+/// configuration's store), with `max_bytes` as `ATTACHMENT_MAX_BYTES`.
+async fn hub_on_disk(dir: &TempDir, max_bytes: u64) -> TestHub {
+    let data_dir = dir.0.clone();
+    TestHub::with(move |s| {
+        s.store = StoreMode::Embedded;
+        s.data_dir = data_dir;
+        s.attachment_max_bytes = max_bytes;
+    })
+    .await
+}
+
+/// `POST /api/attachments` as whoever `auth` names: the status and the answer.
+async fn upload(hub: &TestHub, auth: Auth<'_>, conversation: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(hub.url("/api/attachments"))
+        .query(&[("conversation", conversation), ("name", name)])
+        // The client's word on the type is not believed.
+        .header("content-type", "image/png")
+        .body(bytes);
+    request = auth.apply(request);
+    let res = request.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    Customer(&'a str),
+    Staff(&'a str),
+}
+
+impl Auth<'_> {
+    fn apply(self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::Customer(token) => request.header("x-customer-token", token),
+            Auth::Staff(token) => request.bearer_auth(token),
+        }
+    }
+}
+
+async fn link(hub: &TestHub, auth: Auth<'_>, id: &str) -> (u16, Value) {
+    let request = reqwest::Client::new().get(hub.url(&format!("/api/attachments/{id}/link")));
+    let res = auth.apply(request).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn fetch(hub: &TestHub, path: &str) -> reqwest::Response {
+    reqwest::get(hub.url(path)).await.unwrap()
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let picture = image::RgbImage::from_pixel(width, height, image::Rgb([200, 30, 30]));
+    let mut out = Cursor::new(Vec::new());
+    picture.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A JPEG from a phone: an EXIF segment with a GPS block and a place name in it.
+fn jpeg_with_gps() -> Vec<u8> {
+    let picture = image::RgbImage::from_pixel(64, 48, image::Rgb([20, 90, 200]));
+    let mut out = Cursor::new(Vec::new());
+    picture.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    let plain = out.into_inner();
+    // TIFF, little-endian: IFD0 has one entry, the GPS IFD pointer; the GPS IFD has
+    // GPSLatitudeRef "N" and the GPSAreaInformation text "SECRET-PLACE".
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&[0x25, 0x88, 4, 0, 1, 0, 0, 0]);
+    tiff.extend_from_slice(&26u32.to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    // GPS IFD at 26: two entries.
+    tiff.extend_from_slice(&2u16.to_le_bytes());
+    tiff.extend_from_slice(&[1, 0, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0]);
+    let text_at = 26 + 2 + 12 * 2 + 4;
+    tiff.extend_from_slice(&[0x1C, 0, 7, 0, 12, 0, 0, 0]);
+    tiff.extend_from_slice(&(text_at as u32).to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff.extend_from_slice(b"SECRET-PLACE");
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut jpeg = plain[..2].to_vec();
+    jpeg.extend_from_slice(&[0xFF, 0xE1]);
+    jpeg.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    jpeg.extend_from_slice(&app1);
+    jpeg.extend_from_slice(&plain[2..]);
+    jpeg
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Agent Ann (with her session token) and customer Carla in a chat: both sockets, the
+/// token, the chat id.
+async fn chat(hub: &TestHub) -> (Ws, String, Ws, String) {
+    let (mut agent, token) = hub.agent_with_token("ann", &["general"], 2).await;
+    let (customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
+    (agent, token, customer, chat)
+}
+
+#[tokio::test]
+async fn a_customers_image_reaches_the_agent_and_the_archive_and_is_fetched_through_a_link() {
+    let dir = TempDir::new("attachments");
+    let hub = hub_on_disk(&dir, 10 << 20).await;
+    let (mut agent, agent_token, mut customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+
+    let (status, uploaded) = upload(
+        &hub,
+        Auth::Customer(&token),
+        &chat,
+        "../screens/error shot.png",
+        png(800, 600),
+    )
+    .await;
+    assert_eq!(status, 201, "{uploaded}");
+    assert_eq!(uploaded["name"], "error shot.png", "folders are dropped from the name");
+    assert_eq!(uploaded["type"], "image/png", "told from the bytes");
+    assert_eq!(uploaded["thumbnail"], true);
+    let id = uploaded["id"].as_str().unwrap().to_string();
+    let size = uploaded["size"].as_u64().unwrap();
+    assert!(size > 0);
+
+    customer
+        .send(json!({"type": "message", "text": "", "attachments": [id], "client_id": "c-1"}))
+        .await;
+    let received = agent.next_of("message").await;
+    assert_eq!(received["chat_id"], chat.as_str());
+    assert_eq!(received["text"], "");
+    let expected = json!([{"id": id, "name": "error shot.png", "type": "image/png", "size": size, "thumbnail": true}]);
+    assert_eq!(received["attachments"], expected, "{received}");
+    let ack = customer.next_of("ack").await;
+    assert_eq!(ack["client_id"], "c-1");
+    assert_eq!(ack["seq"], received["seq"]);
+
+    // The archive keeps it under its seq, with the files' metadata.
+    let admin = hub.admin().await;
+    let (status, archived) = admin.get(&format!("/api/conversations/{chat}")).await;
+    assert_eq!(status, 200, "{archived}");
+    let message = archived["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["seq"] == received["seq"])
+        .expect("the message is archived")
+        .clone();
+    assert_eq!(message["attachments"], expected);
+
+    // The customer and the agent both get links; the file is the image, inline, sandboxed.
+    for auth in [Auth::Customer(&token), Auth::Staff(&agent_token)] {
+        let (status, links) = link(&hub, auth, &id).await;
+        assert_eq!(status, 200, "{links}");
+        let res = fetch(&hub, links["url"].as_str().unwrap()).await;
+        assert_eq!(res.status(), 200);
+        let headers = res.headers().clone();
+        assert_eq!(headers["content-type"], "image/png");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("sandbox; default-src 'none'")
+        );
+        assert!(headers["content-disposition"].to_str().unwrap().starts_with("inline"));
+        let served = res.bytes().await.unwrap();
+        assert_eq!(served.len() as u64, size);
+        let decoded = image::load_from_memory(&served).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (800, 600));
+        let thumb = fetch(&hub, links["thumbnail_url"].as_str().unwrap()).await;
+        assert_eq!(thumb.status(), 200);
+        let thumb = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (320, 240));
+    }
+
+    // The file is on disk, named by its content.
+    let key = std::fs::read(dir.0.join("attachments/link.key")).unwrap();
+    let (_, links) = link(&hub, Auth::Customer(&token), &id).await;
+    let url = links["url"].as_str().unwrap();
+    // A forged signature, a link to another variant, and an expired (well signed) link are refused.
+    let forged = format!("{}0000", &url[..url.len() - 4]);
+    assert_eq!(fetch(&hub, &forged).await.status(), 403);
+    let past = 1_000_000;
+    let expired = format!(
+        "/api/attachments/{id}?exp={past}&sig={}",
+        sign(&key, &id, Variant::File, past)
+    );
+    let res = fetch(&hub, &expired).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "invalid_link");
+    let later = 4_000_000_000i64;
+    let thumb_sig = sign(&key, &id, Variant::Thumbnail, later);
+    assert_eq!(
+        fetch(&hub, &format!("/api/attachments/{id}?exp={later}&sig={thumb_sig}"))
+            .await
+            .status(),
+        403
+    );
+    let good = format!(
+        "/api/attachments/{id}?exp={later}&sig={}",
+        sign(&key, &id, Variant::File, later)
+    );
+    assert_eq!(
+        fetch(&hub, &good).await.status(),
+        200,
+        "the key on disk signs what the hub serves"
+    );
+    // Without a token or a session, no link.
+    let res = reqwest::get(hub.url(&format!("/api/attachments/{id}/link")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn another_customer_gets_no_link_and_cannot_upload_or_send_into_the_chat() {
+    let dir = TempDir::new("attachments-other");
+    let hub = hub_on_disk(&dir, 10 << 20).await;
+    let (mut agent, agent_token, mut carla, chat) = chat(&hub).await;
+    let (mut dora, other_chat) = hub.paired_customer(&mut agent, "Dora", "general").await;
+    let (carla_token, dora_token) = (carla.token.clone().unwrap(), dora.token.clone().unwrap());
+
+    let (_, uploaded) = upload(
+        &hub,
+        Auth::Customer(&carla_token),
+        &chat,
+        "notes.txt",
+        b"my order is 42\n".to_vec(),
+    )
+    .await;
+    let id = uploaded["id"].as_str().unwrap().to_string();
+    assert_eq!(uploaded["type"], "text/plain; charset=utf-8");
+
+    // Dora: no link to Carla's file, no upload into Carla's chat, no sending Carla's file.
+    assert_eq!(link(&hub, Auth::Customer(&dora_token), &id).await.0, 404);
+    let (status, refused) = upload(&hub, Auth::Customer(&dora_token), &chat, "x.txt", b"hi".to_vec()).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("not_your_chat"))
+    );
+    dora.send(json!({"type": "message", "text": "look", "attachments": [id]}))
+        .await;
+    assert_eq!(dora.next_of("error").await["code"], "unknown_attachment");
+    // A token of nobody.
+    assert_eq!(
+        link(&hub, Auth::Customer("0123456789abcdef0123456789abcdef"), &id)
+            .await
+            .0,
+        401
+    );
+
+    // The agent cannot pass Carla's upload off as theirs, nor send it into Dora's chat.
+    agent
+        .send(json!({"type": "message", "chat_id": other_chat, "text": "", "attachments": [id]}))
+        .await;
+    assert_eq!(agent.next_of("error").await["code"], "unknown_attachment");
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "", "attachments": [id]}))
+        .await;
+    assert_eq!(agent.next_of("error").await["code"], "unknown_attachment");
+    // Nothing reached Carla.
+    assert!(carla.recv_within(QUIET).await.is_none_or(|f| f["type"] != "message"));
+
+    // The agent's own upload for Carla's chat, sent with a caption, reaches Carla.
+    let (status, pdf) = upload(
+        &hub,
+        Auth::Staff(&agent_token),
+        &chat,
+        "invoice.pdf",
+        b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 201, "{pdf}");
+    assert_eq!(pdf["type"], "application/pdf");
+    assert_eq!(pdf["thumbnail"], false);
+    let pdf_id = pdf["id"].as_str().unwrap();
+    // Not the agent's upload for Dora's chat.
+    let (status, _) = upload(
+        &hub,
+        Auth::Staff(&agent_token),
+        "no-such-chat",
+        "x.pdf",
+        b"%PDF-1.4\n".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    agent
+        .send(json!({"type": "message", "chat_id": chat, "text": "Your invoice", "attachments": [pdf_id]}))
+        .await;
+    let got = carla.next_of("message").await;
+    assert_eq!(got["text"], "Your invoice");
+    assert_eq!(got["attachments"][0]["name"], "invoice.pdf");
+    let (status, links) = link(&hub, Auth::Customer(&carla_token), pdf_id).await;
+    assert_eq!(status, 200);
+    let res = fetch(&hub, links["url"].as_str().unwrap()).await;
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert!(links.get("thumbnail_url").is_none());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_over_the_limit_is_refused_and_the_chat_goes_on() {
+    let dir = TempDir::new("attachments-limit");
+    let hub = hub_on_disk(&dir, 4096).await;
+    let (mut agent, _, mut customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+    let (status, refused) = upload(&hub, Auth::Customer(&token), &chat, "big.txt", vec![b'a'; 100_000]).await;
+    assert_eq!(status, 413);
+    assert_eq!(refused["error"]["code"], "too_large");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ATTACHMENT_MAX_BYTES"),
+        "{refused}"
+    );
+    // A body with no length said up front (chunked) is cut off as it passes the limit.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..50).map(|_| Ok(vec![b'b'; 1000])).collect();
+    let res = reqwest::Client::new()
+        .post(hub.url("/api/attachments"))
+        .query(&[("conversation", chat.as_str()), ("name", "big.txt")])
+        .header("x-customer-token", &token)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await;
+    if let Ok(res) = res {
+        assert_eq!(res.status(), 413);
+    }
+    // Nothing of it was kept.
+    let kept = std::fs::read_dir(dir.0.join("attachments/blobs")).unwrap().count();
+    assert_eq!(kept, 0, "no blob kept");
+    assert_eq!(
+        std::fs::read_dir(dir.0.join("attachments/tmp")).unwrap().count(),
+        0,
+        "nothing left staged"
+    );
+    // The chat is unaffected.
+    customer.send(json!({"type": "message", "text": "still here?"})).await;
+    assert_eq!(agent.next_of("message").await["text"], "still here?");
+    let (status, _) = upload(&hub, Auth::Customer(&token), &chat, "small.txt", b"fits".to_vec()).await;
+    assert_eq!(status, 201);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn bytes_that_lie_about_their_type_are_refused_and_a_phone_photo_loses_its_location() {
+    let dir = TempDir::new("attachments-types");
+    let hub = hub_on_disk(&dir, 10 << 20).await;
+    let (_agent, agent_token, customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+    for (name, bytes) in [
+        (
+            "shot.png",
+            b"<html><body><script>alert(document.cookie)</script></body></html>".to_vec(),
+        ),
+        (
+            "logo.png",
+            b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".to_vec(),
+        ),
+        ("tool.pdf", b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0".to_vec()),
+        ("archive.txt", b"PK\x03\x04\x14\0\0\0\x08\0".to_vec()),
+    ] {
+        let (status, refused) = upload(&hub, Auth::Customer(&token), &chat, name, bytes).await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (415, Some("type_not_allowed")),
+            "{name}: {refused}"
+        );
+    }
+    // A PNG signature over bytes that are no image.
+    let (status, refused) = upload(
+        &hub,
+        Auth::Customer(&token),
+        &chat,
+        "broken.png",
+        b"\x89PNG\r\n\x1a\n<script>".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (415, Some("unreadable_image"))
+    );
+
+    let photo = jpeg_with_gps();
+    assert!(
+        contains(&photo, b"Exif") && contains(&photo, b"SECRET-PLACE"),
+        "the upload carries its place"
+    );
+    let (status, uploaded) = upload(&hub, Auth::Customer(&token), &chat, "IMG_0001.JPG", photo).await;
+    assert_eq!(status, 201, "{uploaded}");
+    assert_eq!(uploaded["type"], "image/jpeg");
+    let (_, links) = link(&hub, Auth::Staff(&agent_token), uploaded["id"].as_str().unwrap()).await;
+    let served = fetch(&hub, links["url"].as_str().unwrap()).await.bytes().await.unwrap();
+    assert!(!contains(&served, b"Exif"), "no EXIF segment is served");
+    assert!(!contains(&served, b"SECRET-PLACE"), "the place is gone");
+    let decoded = image::load_from_memory(&served).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (64, 48));
+    hub.stop().await;
+}

@@ -1,0 +1,239 @@
+// Files in a chat: picking, dropping and pasting them, their uploads (with progress and
+// a way to cancel), and how a message shows the files it carries. Used by ChatView on
+// the customer page, the widget and the agent console.
+//
+// An upload goes to `POST /api/attachments` with XMLHttpRequest (fetch reports no upload
+// progress); the answer's id is what the next `message` names. Files are shown through
+// links the hub signs for a few minutes (`GET /api/attachments/{id}/link`), asked for when
+// a message is shown: images as a thumbnail that opens the full picture, anything else as
+// a card with its name, type and size and a download link.
+
+import { el } from './dom.js';
+
+/** Types the hub takes, for the file picker's filter (the hub decides from the bytes). */
+const ACCEPT = 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,.txt,.pdf,.doc,.docx,.xls,.xlsx,.ppt,.pptx,.odt,.ods,.odp,.rtf';
+
+/** A paperclip, drawn (an emoji would need a font the machine may not have). */
+function paperclip() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('focusable', 'false');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', 'M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48');
+  path.setAttribute('fill', 'none');
+  path.setAttribute('stroke', 'currentColor');
+  path.setAttribute('stroke-width', '2');
+  path.setAttribute('stroke-linecap', 'round');
+  path.setAttribute('stroke-linejoin', 'round');
+  svg.append(path);
+  return svg;
+}
+
+/** "48 KB", "1.2 MB": a size as people read it. */
+export function humanSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/** A short label for a MIME type: "PNG image", "PDF", "Word document". */
+export function typeLabel(mime) {
+  const labels = {
+    'image/png': 'PNG image', 'image/jpeg': 'JPEG image', 'image/gif': 'GIF image', 'image/webp': 'WebP image',
+    'application/pdf': 'PDF', 'text/plain; charset=utf-8': 'Text',
+    'application/msword': 'Word document',
+    'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'Word document',
+    'application/vnd.ms-excel': 'Excel sheet',
+    'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'Excel sheet',
+    'application/vnd.ms-powerpoint': 'PowerPoint',
+    'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'PowerPoint',
+    'application/rtf': 'Rich text',
+  };
+  return labels[mime] || (mime.startsWith('application/vnd.oasis.opendocument') ? 'OpenDocument' : 'File');
+}
+
+/**
+ * How a page reaches the hub for files: `conversation()` names the chat, `headers()`
+ * adds the customer's token (staff send their session cookie by themselves).
+ */
+export class FileAccess {
+  constructor({ conversation, headers = () => ({}) }) {
+    this.conversation = conversation;
+    this.headers = headers;
+    /** id → promise of its links, until they are about to expire. */
+    this.links = new Map();
+  }
+
+  /** Starts uploading `file`: `{ promise, abort }`; `onProgress(fraction)` as it goes. */
+  upload(file, onProgress) {
+    const xhr = new XMLHttpRequest();
+    const query = new URLSearchParams({ conversation: this.conversation(), name: file.name || 'pasted image.png' });
+    const promise = new Promise((resolve, reject) => {
+      xhr.open('POST', `/api/attachments?${query}`);
+      for (const [k, v] of Object.entries(this.headers())) xhr.setRequestHeader(k, v);
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+      xhr.onload = () => {
+        let body = null;
+        try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: said below */ }
+        if (xhr.status === 201 && body) resolve(body);
+        else reject(new Error(body?.error?.message || `upload failed (${xhr.status})`));
+      };
+      xhr.onerror = () => reject(new Error('the upload broke off; check your connection'));
+      xhr.onabort = () => reject(Object.assign(new Error('cancelled'), { cancelled: true }));
+      xhr.send(file);
+    });
+    return { promise, abort: () => xhr.abort() };
+  }
+
+  /** Links to attachment `id` (cached while they work). */
+  link(id) {
+    const cached = this.links.get(id);
+    if (cached && cached.until > Date.now()) return cached.promise;
+    const promise = fetch(`/api/attachments/${encodeURIComponent(id)}/link`, { headers: this.headers(), credentials: 'same-origin' })
+      .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`no link (${r.status})`))));
+    // Asked again a minute before they expire (they work 15 minutes).
+    this.links.set(id, { promise, until: Date.now() + 14 * 60 * 1000 });
+    promise.catch(() => this.links.delete(id));
+    return promise;
+  }
+}
+
+/**
+ * The files a message carries, as shown in the transcript: filled in as their links come.
+ * @param {Array<{id:string,name:string,type:string,size:number,thumbnail:boolean}>} files
+ * @param {FileAccess|null} access
+ */
+export function renderFiles(files, access) {
+  const list = el('ul', { class: 'attachments', dataset: { testid: 'message-attachments' } });
+  for (const file of files) {
+    const label = `${file.name}, ${typeLabel(file.type)}, ${humanSize(file.size)}`;
+    if (file.thumbnail) {
+      const img = el('img', { alt: file.name, dataset: { testid: 'attachment-thumbnail' } });
+      const link = el('a', { class: 'attachment-image', target: '_blank', rel: 'noopener', title: label, 'aria-label': `${file.name} (opens the full picture)` }, img);
+      list.append(el('li', {}, link));
+      access?.link(file.id).then((links) => {
+        img.src = links.thumbnail_url;
+        link.href = links.url;
+      }).catch(() => { img.alt = `${file.name} (unavailable)`; });
+    } else {
+      const download = el('a', { class: 'attachment-download', download: file.name, dataset: { testid: 'attachment-download' } }, 'Download');
+      const card = el('div', { class: 'attachment-card', dataset: { testid: 'attachment-card' } },
+        el('span', { class: 'attachment-icon', 'aria-hidden': 'true' }, typeLabel(file.type).slice(0, 4).toUpperCase()),
+        el('span', { class: 'attachment-text' },
+          el('span', { class: 'attachment-name', title: file.name }, file.name),
+          el('span', { class: 'attachment-meta muted' }, `${typeLabel(file.type)} · ${humanSize(file.size)} · `, download)));
+      list.append(el('li', {}, card));
+      access?.link(file.id).then((links) => { download.href = links.url; })
+        .catch(() => { download.textContent = 'Unavailable'; });
+    }
+  }
+  return list;
+}
+
+/**
+ * The composer's files: an attach button, drop and paste, and a tray of uploads, each
+ * with its progress and a button to cancel or remove it.
+ */
+export class FileTray {
+  /**
+   * @param {FileAccess} access
+   * @param {()=>void} onChange called when an upload starts, ends or goes
+   */
+  constructor(access, onChange) {
+    this.access = access;
+    this.onChange = onChange;
+    /** The uploads in the tray, in the order added. */
+    this.items = [];
+    const inputId = `files-${Math.random().toString(36).slice(2, 9)}`;
+    this.input = el('input', { type: 'file', id: inputId, multiple: true, accept: ACCEPT, class: 'sr-only', tabindex: '-1', 'aria-label': 'Files to attach', dataset: { testid: 'attach-input' } });
+    this.button = el('button', { type: 'button', class: 'attach-button', 'aria-label': 'Attach files', title: 'Attach files (or drop or paste them)', dataset: { testid: 'attach-button' } }, paperclip());
+    this.button.addEventListener('click', () => this.input.click());
+    this.input.addEventListener('change', () => { this.add([...this.input.files]); this.input.value = ''; });
+    this.tray = el('ul', { class: 'file-tray', 'aria-label': 'Files to send', hidden: true, dataset: { testid: 'file-tray' } });
+  }
+
+  /** Drop and paste on `target` add files too. */
+  listen(dropTarget, pasteTarget) {
+    dropTarget.addEventListener('dragover', (e) => {
+      if ([...(e.dataTransfer?.types || [])].includes('Files')) { e.preventDefault(); dropTarget.classList.add('dropping'); }
+    });
+    dropTarget.addEventListener('dragleave', () => dropTarget.classList.remove('dropping'));
+    dropTarget.addEventListener('drop', (e) => {
+      dropTarget.classList.remove('dropping');
+      if (!e.dataTransfer?.files?.length) return;
+      e.preventDefault();
+      this.add([...e.dataTransfer.files]);
+    });
+    pasteTarget.addEventListener('paste', (e) => {
+      const files = [...(e.clipboardData?.files || [])];
+      if (!files.length) return;
+      e.preventDefault();
+      this.add(files);
+    });
+  }
+
+  add(files) {
+    for (const file of files) this.start(file);
+  }
+
+  start(file) {
+    const name = file.name || 'pasted image.png';
+    const progress = el('progress', { max: 1, value: 0, 'aria-label': `Uploading ${name}`, dataset: { testid: 'upload-progress' } });
+    const status = el('span', { class: 'file-status muted', 'aria-live': 'polite' }, humanSize(file.size));
+    const remove = el('button', { type: 'button', class: 'file-remove', 'aria-label': `Cancel ${name}`, dataset: { testid: 'upload-cancel' } }, '×');
+    const row = el('li', { class: 'file-item', dataset: { testid: 'file-item' } },
+      el('span', { class: 'file-name' }, name), progress, status, remove);
+    const item = { file, row, done: null, failed: false };
+    const upload = this.access.upload(file, (f) => { progress.value = f; });
+    item.abort = upload.abort;
+    remove.addEventListener('click', () => {
+      upload.abort();
+      this.drop(item);
+    });
+    upload.promise.then((answer) => {
+      item.done = answer;
+      progress.remove();
+      status.textContent = 'ready';
+      row.dataset.ready = 'true';
+      remove.setAttribute('aria-label', `Remove ${name}`);
+      this.onChange();
+    }).catch((e) => {
+      if (e.cancelled) return;
+      item.failed = true;
+      progress.remove();
+      status.textContent = `not sent: ${e.message}`;
+      row.classList.add('failed');
+      remove.setAttribute('aria-label', `Dismiss ${name}`);
+      this.onChange();
+    });
+    this.items.push(item);
+    this.tray.append(row);
+    this.tray.hidden = false;
+    this.onChange();
+  }
+
+  drop(item) {
+    this.items = this.items.filter((i) => i !== item);
+    item.row.remove();
+    this.tray.hidden = this.items.length === 0;
+    this.onChange();
+  }
+
+  /** Is any upload still on its way? */
+  busy() { return this.items.some((i) => !i.done && !i.failed); }
+
+  /** The uploaded files ready to go with the next message. */
+  ready() { return this.items.filter((i) => i.done).map((i) => i.done); }
+
+  /** After a send: the sent files leave the tray (failed ones stay, with why). */
+  clearSent() {
+    for (const item of [...this.items]) if (item.done) this.drop(item);
+  }
+
+  /** Off while the chat cannot take messages (reconnecting, ended); uploads on their way go on. */
+  setEnabled(enabled) {
+    this.button.disabled = !enabled;
+  }
+}
