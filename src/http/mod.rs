@@ -60,6 +60,8 @@ pub mod widget_settings;
 pub mod transcripts;
 // ---- a returning customer's own conversations ----
 pub mod visitor;
+// signed webhooks: endpoints and their delivery logs
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -247,6 +249,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         // a returning customer's own conversations
         .merge(visitor::router())
         .merge(identity_secret::router())
+        // signed webhooks: endpoints and their delivery logs
+        .merge(webhooks::router())
         .split_for_parts()
 }
 
