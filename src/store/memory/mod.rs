@@ -88,7 +88,7 @@ struct Inner {
     /// Token → conversation id.
     reply_tokens: HashMap<String, String>,
     // ---- webhooks ----
-    /// In creation order.
+    /// In order of adding (listed by `created_at`).
     webhooks: Vec<WebhookEndpoint>,
     /// (seq, id) → delivery: in the order they are sent.
     deliveries: std::collections::BTreeMap<(u64, String), WebhookDelivery>,

@@ -17,7 +17,9 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        Ok(self.with(|s| s.webhooks.clone()))
+        let mut out = self.with(|s| s.webhooks.clone());
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
