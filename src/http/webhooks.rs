@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, ApiQuery, JsonResult, page_limit};
-use super::responses::{AdminsOnly, Unavailable};
+use super::responses::{AdminsOnly, BadQuery, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::webhooks::{EVENT_TYPES, is_event_type};
@@ -234,7 +234,7 @@ async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<Stri
 #[utoipa::path(get, path = "/api/admin/webhooks/{id}/deliveries", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id"), LogQuery),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = [DeliveryView]),
+    responses((status = 200, body = [DeliveryView]), BadQuery,
         (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn deliveries(

@@ -26,7 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::event::Event;
 use crate::clock::now_ms;
-use crate::store::{ArchiveEvent, ConversationKind, DeliveryStatus, SharedStore, WebhookDelivery};
+use crate::store::{
+    ArchiveEvent, ConversationKind, DeliveryStatus, SharedStore, StoreError, StoreResult, WebhookDelivery,
+};
 
 /// Events waiting to be written as deliveries. Thousands of events a minute at most on a
 /// busy desk; a store outage longer than this queue holds drops events (logged).
@@ -116,19 +118,9 @@ impl Webhooks {
 /// Writes a delivery per enabled endpoint wanting each event, in the order they came,
 /// numbering them on from the highest stored.
 async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
-    let mut pause = Duration::from_millis(100);
-    let mut seq = loop {
-        match hooks.store.last_delivery_seq().await {
-            Ok(seq) => break seq,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhooks wait for the store");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-        }
+    let store = hooks.store.clone();
+    let Some(mut seq) = until_stored(&shutdown, || store.last_delivery_seq()).await else {
+        return;
     };
     hooks.refresh().await;
     loop {
@@ -137,17 +129,9 @@ async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Event>, shutdown: Cance
             _ = shutdown.cancelled() => return,
         };
         let body = event.body();
-        let mut pause = Duration::from_millis(100);
         // Tried until the store takes it: the events behind it wait in the queue, in order.
-        let endpoints = loop {
-            match hooks.store.webhooks().await {
-                Ok(endpoints) => break endpoints,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook deliveries wait for the store");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-            }
+        let Some(endpoints) = until_stored(&shutdown, || store.webhooks()).await else {
+            return;
         };
         for endpoint in endpoints
             .iter()
@@ -167,19 +151,39 @@ async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Event>, shutdown: Cance
                 attempts: vec![],
                 created_at: now_ms(),
             };
-            let mut pause = Duration::from_millis(100);
-            loop {
-                match hooks.store.add_delivery(delivery.clone()).await {
-                    Ok(()) => break,
-                    Err(crate::store::StoreError::Conflict) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a webhook delivery waits for the store");
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_secs(5));
-                    }
+            let added = until_stored(&shutdown, || async {
+                match store.add_delivery(delivery.clone()).await {
+                    // Written by an earlier try whose answer was lost.
+                    Err(StoreError::Conflict) => Ok(()),
+                    other => other,
                 }
+            });
+            if added.await.is_none() {
+                return;
             }
         }
         hooks.wake.notify_one();
+    }
+}
+
+/// `call`'s answer, tried again with a growing pause while the store is unavailable;
+/// `None` when the hub stops meanwhile.
+async fn until_stored<T, F: std::future::Future<Output = StoreResult<T>>>(
+    shutdown: &CancellationToken,
+    call: impl Fn() -> F,
+) -> Option<T> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Ok(answer) => return Some(answer),
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks wait for the store");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }

@@ -319,3 +319,54 @@ async fn only_admins_register_list_and_delete_endpoints() {
     let (_, listed) = admin.get("/api/admin/webhooks").await;
     assert_eq!(listed, json!([]));
 }
+
+#[tokio::test]
+async fn a_rating_and_an_offline_message_are_events() {
+    let hub = TestHub::with(|s| {
+        s.webhook_allow_private = true;
+        s.room_token_secret = switchboard::config::Secret(b"a webhook test secret, 32 bytes!".to_vec());
+    })
+    .await;
+    let admin = hub.admin().await;
+    let (url, got) = receiver(0).await;
+    register(&admin, &url, &["rating.given", "offline_message.created"]).await;
+
+    let (_ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    carla.send(json!({"type": "leave"})).await;
+    let ended = carla.next_of("chat_ended").await;
+    let token = ended["rating"]["token"].as_str().expect("a rating token");
+    let (status, answer) = post(
+        &hub,
+        "/api/ratings",
+        json!({"token": token, "score": 4, "comment": "kind"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = post(
+        &hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Call me back"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+
+    let deliveries = delivered(&got, 2).await;
+    let rating = &deliveries[0].1;
+    assert_eq!(rating["type"], "rating.given", "{rating}");
+    assert_eq!(
+        (
+            &rating["data"]["conversation_id"],
+            &rating["data"]["score"],
+            &rating["data"]["comment"]
+        ),
+        (&json!(chat), &json!(4), &json!("kind")),
+        "{rating}"
+    );
+    let offline = &deliveries[1].1;
+    assert_eq!(offline["type"], "offline_message.created", "{offline}");
+    assert_eq!(
+        (&offline["data"]["offline_message_id"], &offline["data"]["text"]),
+        (&answer["id"], &json!("Call me back")),
+        "{offline}"
+    );
+}
