@@ -134,8 +134,10 @@ impl MessageRoom<'_> {
     /// Queues the message in the room taken for it; returns its sequence number.
     pub fn push(mut self, event: ArchiveEvent) -> Option<u64> {
         self.used = true;
+        let hook = self.archive.webhook_event(&event);
         let room = self.archive.room();
-        self.archive.send(room, event)
+        let seq = self.archive.send(room, event);
+        self.archive.emit(seq, hook)
     }
 }
 
@@ -166,6 +168,9 @@ pub struct Archive {
     room: Arc<Mutex<Room>>,
     pub status: Arc<ArchiveStatus>,
     pub progress: watch::Receiver<Progress>,
+    /// Where chats' openings and lines are told as webhook events, once set
+    /// ([`Archive::tell_webhooks`]).
+    webhooks: Arc<std::sync::OnceLock<crate::webhooks::Webhooks>>,
     /// The store it writes to, for the reads the hub makes of what it archived (a chat's
     /// notes for an agent who takes the chat over).
     store: SharedStore,
@@ -222,6 +227,7 @@ impl Archive {
                 room,
                 status,
                 progress,
+                webhooks: Arc::default(),
                 store,
             },
             task,
@@ -245,6 +251,30 @@ impl Archive {
     pub async fn stored_through_now(&self) -> bool {
         self.written_through_now(Instant::now() + CATCH_UP).await;
         !self.status.degraded.load(Ordering::Relaxed)
+    }
+
+    /// From now on, conversations opened and their customers' and agents' lines are
+    /// emitted as webhook events as they are queued here (never waiting on them).
+    pub fn tell_webhooks(&self, webhooks: crate::webhooks::Webhooks) {
+        let _ = self.webhooks.set(webhooks);
+    }
+
+    /// The webhooks set by [`Archive::tell_webhooks`], for the events others emit.
+    pub fn webhooks(&self) -> Option<&crate::webhooks::Webhooks> {
+        self.webhooks.get()
+    }
+
+    /// The webhook event `event` makes, if any.
+    fn webhook_event(&self, event: &ArchiveEvent) -> Option<crate::webhooks::event::Event> {
+        self.webhooks.get().and_then(|w| w.event_of(event))
+    }
+
+    /// Emits `hook` once its archive event was queued as sequence `seq`.
+    fn emit(&self, seq: Option<u64>, hook: Option<crate::webhooks::event::Event>) -> Option<u64> {
+        if let (Some(_), Some(hook), Some(w)) = (seq, hook, self.webhooks.get()) {
+            w.emit(hook);
+        }
+        seq
     }
 
     /// The store this archive writes to.
@@ -322,13 +352,15 @@ impl Archive {
     /// Queues a chat message the hub checked room for; returns its sequence number,
     /// or `None` (counted and logged) if there was no room after all.
     pub fn push_message(&self, event: ArchiveEvent) -> Option<u64> {
+        let hook = self.webhook_event(&event);
         let mut room = self.room();
         if !room.admit_message() {
             drop(room);
             self.refused("new chat messages are refused");
             return None;
         }
-        self.send(room, event)
+        let seq = self.send(room, event);
+        self.emit(seq, hook)
     }
 
     /// Queues the record of a customer who left the line unserved (for the reports), as
@@ -348,6 +380,7 @@ impl Archive {
     /// a conversation only after [`Archive::openings_available`] said there is room;
     /// `false` only when the writer is gone.
     pub fn push_opening(&self, event: ArchiveEvent) -> bool {
+        let hook = self.webhook_event(&event);
         let mut room = self.room();
         if !room.admit_opening() {
             // Room was checked before pairing, but chat messages relayed by connections'
@@ -356,7 +389,8 @@ impl Archive {
             room.admit_opening_anyway();
             tracing::debug!("archive: a conversation's opening was admitted past the capacity");
         }
-        self.send(room, event).is_some()
+        let seq = self.send(room, event);
+        self.emit(seq, hook).is_some()
     }
 
     /// Queues the opening of a running conversation this node takes the archiving of over
@@ -369,6 +403,8 @@ impl Archive {
 
     /// Queues a conversation's closing, in the room reserved when it opened.
     pub fn push_closing(&self, event: ArchiveEvent) {
+        // Forgets a buddy chat's id (its lines are no events).
+        let _ = self.webhook_event(&event);
         let mut room = self.room();
         if !room.admit_closing() {
             drop(room);

@@ -92,6 +92,11 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// Always mark the session cookie `Secure`, even on requests not known to be https.
     pub cookie_secure: bool,
+    // ---- webhooks ----
+    /// `WEBHOOK_ALLOW_PRIVATE`: webhooks may reach loopback, link-local and private
+    /// addresses (a receiver on the hub's own network); off, such URLs are refused at
+    /// registration and at delivery.
+    pub webhook_allow_private: bool,
     // ---- several nodes through Redis: the cluster's foundations ----
     /// `REDIS_URL`: unset, the hub is one process as always; set, this node joins the
     /// cluster that shares this Redis (and one MongoDB).
@@ -264,6 +269,7 @@ impl Settings {
             listen_backlog: r.ranged("LISTEN_BACKLOG", 4_096, 1..=65_535)?,
             metrics_token: r.optional("METRICS_TOKEN"),
             cookie_secure: r.flag("COOKIE_SECURE", false)?,
+            webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE", false)?,
             // ---- several nodes through Redis: the cluster's foundations ----
             redis_url: r.optional("REDIS_URL"),
             node_id: r.node_id("NODE_ID")?,

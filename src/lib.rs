@@ -40,3 +40,5 @@ pub mod routing_modes;
 pub mod offline;
 // ---- transcripts by mail: a customer's chat mailed to them ----
 pub mod transcripts;
+// signed webhooks to endpoints admins register
+pub mod webhooks;

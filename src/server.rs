@@ -139,6 +139,12 @@ pub async fn run(
         .status
         .group_commit_ms
         .store(group_commit, std::sync::atomic::Ordering::Relaxed);
+    // ---- webhooks: events queued as the archive takes them, delivered in the background ----
+    archive.tell_webhooks(crate::webhooks::Webhooks::start(
+        store.clone(),
+        settings.webhook_allow_private,
+        shutdown.clone(),
+    ));
     let sessions = Sessions::new(store.clone(), settings.session_ttl);
     tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
     tokio::spawn(crate::store::keep_reports_ready(store.clone(), shutdown.clone()));

@@ -2755,6 +2755,114 @@ async fn inbound_mail_is_recorded_once_by_key(store: &dyn Store) {
     assert!(firsts.iter().all(|r| r.is_ok()));
 }
 
+// ---------- webhooks: endpoints and their deliveries ----------
+
+fn endpoint(id: &str, created_at: Millis) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: id.into(),
+        url: format!("https://{id}.example.com/hook"),
+        events: vec!["message.created".into()],
+        secret: format!("whsec_{id}"),
+        enabled: true,
+        disabled_reason: None,
+        failures_in_a_row: 0,
+        created_at,
+    }
+}
+
+fn delivery(seq: u64, endpoint: &str, key: &str) -> WebhookDelivery {
+    WebhookDelivery {
+        id: format!("{seq}-{endpoint}"),
+        endpoint_id: endpoint.into(),
+        seq,
+        ordering_key: key.into(),
+        event_id: format!("ev{seq}"),
+        event_type: "message.created".into(),
+        body: format!("{{\"seq\":{seq}}}"),
+        status: DeliveryStatus::Pending,
+        due_at: 100,
+        attempts: vec![],
+        created_at: 100,
+    }
+}
+
+/// Endpoints are added once by id, listed oldest first, replaced, and deleted.
+async fn webhook_endpoints_are_added_once_replaced_and_deleted(store: &dyn Store) {
+    assert!(store.webhooks().await.unwrap().is_empty());
+    store.add_webhook(endpoint("b", 2)).await.unwrap();
+    store.add_webhook(endpoint("a", 1)).await.unwrap();
+    assert!(matches!(
+        store.add_webhook(endpoint("a", 9)).await,
+        Err(StoreError::Conflict)
+    ));
+    let ids: Vec<String> = store.webhooks().await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["a", "b"], "oldest first");
+    let disabled = WebhookEndpoint {
+        enabled: false,
+        disabled_reason: Some("failed".into()),
+        failures_in_a_row: 1,
+        ..endpoint("a", 1)
+    };
+    store.put_webhook(disabled.clone()).await.unwrap();
+    assert_eq!(store.webhook("a").await.unwrap(), disabled);
+    assert!(matches!(
+        store.put_webhook(endpoint("zz", 1)).await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_webhook("a").await.unwrap();
+    assert!(matches!(store.delete_webhook("a").await, Err(StoreError::NotFound)));
+    assert!(matches!(store.webhook("a").await, Err(StoreError::NotFound)));
+    assert_eq!(store.webhooks().await.unwrap().len(), 1);
+}
+
+/// Deliveries are pending in `seq` order until finished, each endpoint's log lists its
+/// own newest first with their attempts, and they go with their endpoint.
+async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &dyn Store) {
+    assert_eq!(store.last_delivery_seq().await.unwrap(), 0);
+    store.add_webhook(endpoint("a", 1)).await.unwrap();
+    store.add_webhook(endpoint("b", 2)).await.unwrap();
+    for (seq, ep, key) in [(1, "a", "c1"), (2, "b", "c1"), (3, "a", "c2"), (10, "a", "c1")] {
+        store.add_delivery(delivery(seq, ep, key)).await.unwrap();
+    }
+    assert!(matches!(
+        store.add_delivery(delivery(3, "a", "c2")).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.last_delivery_seq().await.unwrap(), 10);
+    let seqs = |ds: Vec<WebhookDelivery>| ds.into_iter().map(|d| d.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.pending_deliveries(10).await.unwrap()), [1, 2, 3, 10]);
+    assert_eq!(seqs(store.pending_deliveries(2).await.unwrap()), [1, 2]);
+
+    let mut done = delivery(1, "a", "c1");
+    done.status = DeliveryStatus::Delivered;
+    done.attempts.push(DeliveryAttempt {
+        at: 150,
+        status_code: Some(500),
+        latency_ms: 12,
+        excerpt: "oops".into(),
+    });
+    done.attempts.push(DeliveryAttempt {
+        at: 1_150,
+        status_code: Some(200),
+        latency_ms: 3,
+        excerpt: "ok".into(),
+    });
+    store.put_delivery(done.clone()).await.unwrap();
+    assert!(matches!(
+        store.put_delivery(delivery(99, "a", "c9")).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(seqs(store.pending_deliveries(10).await.unwrap()), [2, 3, 10]);
+    let log = store.deliveries_of("a", 10).await.unwrap();
+    assert_eq!(seqs(log.clone()), [10, 3, 1], "newest first, its own");
+    assert_eq!(log[2], done, "with its attempts");
+    assert_eq!(seqs(store.deliveries_of("a", 1).await.unwrap()), [10]);
+
+    store.delete_webhook("a").await.unwrap();
+    assert_eq!(seqs(store.pending_deliveries(10).await.unwrap()), [2]);
+    assert!(store.deliveries_of("a", 10).await.unwrap().is_empty());
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -3377,6 +3485,9 @@ contract!(
     erased_conversations_are_not_found_by_search,
     // reply addresses of follow-up mails
     reply_tokens_are_bound_once_and_found_both_ways,
+    // webhooks: endpoints and their deliveries
+    webhook_endpoints_are_added_once_replaced_and_deleted,
+    webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint,
 );
 
 // ---------- embedded only ----------

@@ -57,6 +57,7 @@ fn bad_values_name_their_variable() {
         ("LISTEN_BACKLOG", "65536"),
         ("METRICS_TOKEN", "short"),
         ("COOKIE_SECURE", "sometimes"),
+        ("WEBHOOK_ALLOW_PRIVATE", "maybe"),
         // ---- rooms and 1-to-1 video ----
         ("SMTP_URL", "mail.example.com"),
         ("MAIL_FROM", "not an address"),

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{ConversationError, Conversations};
 use crate::clock::now_ms;
-use crate::core::conversation::{Actor, Status};
+use crate::core::conversation::{Actor, Change, Status};
 use crate::core::routing::AgentId;
 use crate::store::{ConversationRecord, Millis};
 
@@ -107,8 +107,9 @@ pub enum Origin {
     Automatic,
 }
 
-/// What the hub is told of each change that took effect, with the record as stored.
-pub type Notify = Arc<dyn Fn(ConversationRecord, Origin) + Send + Sync>;
+/// What the hub is told of each change that took effect, with the record as stored and,
+/// when its status changed, from what to what (webhooks tell of status changes only).
+pub type Notify = Arc<dyn Fn(ConversationRecord, Origin, Option<Change>) + Send + Sync>;
 
 /// The queue into the writer task. Cheap to clone; the task ends when every clone is gone.
 #[derive(Clone)]
@@ -178,8 +179,8 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
                 .change(&id, false, |c, rules| c.set_status(actor, to, at, rules))
                 .await;
             let snoozed_until = changed.as_ref().ok().and_then(|(_, record)| record.snoozed_until);
-            if let Ok((Some(_), record)) = &changed {
-                notify(record.clone(), Origin::Asked);
+            if let Ok((Some(change), record)) = &changed {
+                notify(record.clone(), Origin::Asked, Some(*change));
             }
             let _ = reply.send(changed.map(|(_, record)| record));
             snoozed_until
@@ -189,8 +190,8 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
             let mut pause = Duration::from_millis(100);
             loop {
                 match apply_automatic(conversations, &automatic).await {
-                    Ok(Some(record)) => {
-                        notify(record, Origin::Automatic);
+                    Ok(Some((record, change))) => {
+                        notify(record, Origin::Automatic, change);
                         return None;
                     }
                     Ok(None) => return None,
@@ -209,11 +210,12 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
     }
 }
 
-/// Applies a change nobody waits for; the record when it changed.
+/// Applies a change nobody waits for; the record when it changed, and its status change
+/// if it made one.
 async fn apply_automatic(
     conversations: &Conversations,
     change: &Automatic,
-) -> Result<Option<ConversationRecord>, ConversationError> {
+) -> Result<Option<(ConversationRecord, Option<Change>)>, ConversationError> {
     match change {
         Automatic::Opened {
             id,
@@ -226,25 +228,25 @@ async fn apply_automatic(
             if opened.holder.as_deref() == Some(agent.0.as_str()) {
                 return Ok(None);
             }
-            assign(conversations, id, agent, *at).await
+            Ok(assign(conversations, id, agent, *at).await?.map(|r| (r, None)))
         }
-        Automatic::Assigned { id, agent, at } => assign(conversations, id, agent, *at).await,
+        Automatic::Assigned { id, agent, at } => Ok(assign(conversations, id, agent, *at).await?.map(|r| (r, None))),
         Automatic::Resolved { id, at } => {
             let (change, record) = conversations
                 .change(id, false, |c, rules| Ok(c.chat_ended(*at, rules)))
                 .await?;
-            Ok(change.map(|_| record))
+            Ok(change.map(|change| (record, Some(change))))
         }
         Automatic::Continued { id, agent, at } => {
-            let (changed, record) = conversations
+            let ((moved, reopened), record) = conversations
                 .change(id, true, |c, _| {
                     let moved = c.holder() != Some(agent);
-                    let reopened = c.customer_returned(*at).is_some();
+                    let reopened = c.customer_returned(*at);
                     c.assigned(agent.clone(), *at);
-                    Ok(moved || reopened)
+                    Ok((moved, reopened))
                 })
                 .await?;
-            Ok(changed.then_some(record))
+            Ok((moved || reopened.is_some()).then_some((record, reopened)))
         }
     }
 }
@@ -273,7 +275,7 @@ async fn wake_snoozes(conversations: &Conversations, notify: &Notify) {
     };
     for record in due {
         match conversations.change(&record.id, false, |c, _| Ok(c.tick(now))).await {
-            Ok((Some(_), woken)) => notify(woken, Origin::Automatic),
+            Ok((Some(w), woken)) => notify(woken, Origin::Automatic, Some(w.change)),
             Ok((None, _)) => {}
             Err(e) => tracing::warn!(conversation = %record.id, error = ?e, "a snooze could not be woken"),
         }
@@ -326,7 +328,7 @@ mod tests {
             id: "c1".into(),
             at: 70,
         };
-        let resolved = apply_automatic(&conversations, &later_end).await.unwrap().unwrap();
+        let (resolved, _) = apply_automatic(&conversations, &later_end).await.unwrap().unwrap();
         assert_eq!(
             (resolved.status, resolved.status_since),
             (ConversationStatus::Resolved, 70)

@@ -34,6 +34,8 @@ pub mod availability;
 pub mod reschedule;
 // appointment mail outbox
 pub mod mail_retry;
+// ---- webhooks: event types, reachable addresses, retries, order ----
+pub mod webhooks;
 // mail customers send back: dropped, a bounce, threaded or new
 pub mod inbound_mail;
 // ---- transcripts by mail ----

@@ -61,6 +61,8 @@ pub mod widget_settings;
 pub mod transcripts;
 // ---- a returning customer's own conversations ----
 pub mod visitor;
+// signed webhooks: endpoints and their delivery logs
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -262,6 +264,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(identity_secret::router())
         // files sent in a chat: upload, links, fetch
         .merge(attachments::router())
+        // signed webhooks: endpoints and their delivery logs
+        .merge(webhooks::router())
         .split_for_parts()
 }
 

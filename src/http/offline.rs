@@ -244,6 +244,9 @@ async fn leave_checked(
     let id = message.id.clone();
     state.store.add_offline_message(message.clone(), mail).await?;
     metrics::counter!("switchboard_offline_messages_total").increment(1);
+    if let Some(hooks) = state.archive.webhooks() {
+        hooks.emit(crate::webhooks::event::Event::offline_message_created(&message));
+    }
     // Stored: the conversation follows (finished later when the store refuses it now).
     crate::offline::conversation::sync_soon(&state.store, &message).await;
     Ok((StatusCode::CREATED, Json(Left { id })))

@@ -104,6 +104,8 @@ mod reports;
 mod search_index;
 // ---- reply addresses of follow-up mails ----
 mod reply_tokens;
+// ---- webhooks: endpoints and their deliveries ----
+mod webhooks;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -406,6 +408,7 @@ impl EmbeddedStore {
                 search_index::create_tables(&tx)?;
                 reply_tokens::create_tables(&tx)?;
                 inbound_mail::create_tables(&tx)?;
+                webhooks::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {

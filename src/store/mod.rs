@@ -57,6 +57,8 @@ pub mod search;
 pub mod deadline;
 // ---- reply addresses of follow-up mails ----
 mod reply_tokens;
+// ---- webhooks: endpoints and their deliveries ----
+mod webhooks;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -100,6 +102,8 @@ pub use search::SearchQuery;
 pub use reply_tokens::ReplyTokenStore;
 // ---- mail customers send back, each handled once ----
 pub use inbound_mail::InboundMailStore;
+// ---- webhooks: endpoints and their deliveries ----
+pub use webhooks::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookStore};
 
 use std::sync::Arc;
 
@@ -390,6 +394,7 @@ pub trait Store:
     + ReportStore
     + ReplyTokenStore
     + InboundMailStore
+    + WebhookStore
     + Send
     + Sync
     + 'static

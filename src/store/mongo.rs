@@ -156,6 +156,8 @@ mod erasure;
 mod reply_tokens;
 // mail customers send back, each handled once
 mod inbound_mail;
+// ---- webhooks: endpoints and their deliveries ----
+mod webhooks;
 use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SEARCH_TERMS, SERVED_BY};
 use desk::CategoryDoc;
 
@@ -339,6 +341,7 @@ impl MongoStore {
         self.create_outbox_indexes().await?;
         self.create_canned_indexes().await?;
         self.create_reply_token_indexes().await?;
+        self.create_webhook_indexes().await?;
         self.create_conversation_record_indexes().await?;
         self.create_offline_indexes().await?;
         self.create_note_indexes().await?;

@@ -115,3 +115,5 @@ mod cluster_reassert;
 mod cluster_stall;
 // an agent's message acknowledged right before they end the chat, archived
 mod cluster_last_word;
+// signed webhooks to a receiver the test starts
+mod webhooks;

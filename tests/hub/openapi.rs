@@ -357,6 +357,9 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         // appointments: the walk's appointment, two days ahead, can be started.
         s.appointment_start_window = std::time::Duration::from_secs(3 * 86_400);
+        // Webhooks: the walk registers one on loopback (the documented example's host does
+        // not resolve here).
+        s.webhook_allow_private = true;
     })
     .await;
     let client = reqwest::Client::builder()
@@ -553,7 +556,18 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             )
             .await;
     }
+    // Webhooks: one to enable, read the log of and delete.
+    let webhook = admin
+        .post_answering(
+            201,
+            "/api/admin/webhooks",
+            json!({"url": hub.url("/walked-hook"), "events": ["message.created"]}),
+        )
+        .await;
+    let webhook_id = webhook["id"].as_str().unwrap().to_string();
     let real_ids = BTreeMap::from([
+        ("/api/admin/webhooks/{id}", webhook_id.clone()),
+        ("/api/admin/webhooks/{id}/deliveries", webhook_id),
         ("/api/admin/labels/{id}", "walked-label".to_string()),
         ("/api/conversations/{id}/labels/{label}", chat_id.clone()),
         ("/api/admin/canned-replies/{id}", desk_reply),
@@ -609,6 +623,10 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         (
             "POST /api/ratings",
             vec![json!({"token": rating_token, "score": 5}).to_string()],
+        ),
+        (
+            "POST /api/admin/webhooks",
+            vec![json!({"url": hub.url("/walked-hook-2"), "events": ["rating.given"]}).to_string()],
         ),
         // transcripts by mail
         (

@@ -44,7 +44,15 @@ pub(in crate::hub) fn writer(
 ) -> Writer {
     let conversations =
         Conversations::new(archive.store(), rules(settings)).answering_within(settings.archive_write_timeout);
-    let notify: Notify = Arc::new(move |record, origin| {
+    let webhooks = archive.clone();
+    let notify: Notify = Arc::new(move |record, origin, change| {
+        if let (Some(change), Some(hooks)) = (change, webhooks.webhooks()) {
+            hooks.emit(crate::webhooks::event::Event::status_changed(
+                &record,
+                change.from,
+                record.status_since,
+            ));
+        }
         if let Some(cluster) = &cluster {
             let (cluster, record) = (cluster.clone(), record.clone());
             tokio::spawn(async move {

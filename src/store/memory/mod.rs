@@ -24,6 +24,7 @@ mod ratings;
 mod reply_tokens;
 mod reports;
 mod rooms;
+mod webhooks;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -86,6 +87,11 @@ struct Inner {
     // ---- reply addresses of follow-up mails ----
     /// Token → conversation id.
     reply_tokens: HashMap<String, String>,
+    // ---- webhooks ----
+    /// In order of adding (listed by `created_at`).
+    webhooks: Vec<WebhookEndpoint>,
+    /// (seq, id) → delivery: in the order they are sent.
+    deliveries: std::collections::BTreeMap<(u64, String), WebhookDelivery>,
 }
 
 impl MemoryStore {

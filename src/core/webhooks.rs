@@ -1,0 +1,148 @@
+//! The rules of webhook delivery, apart from any network: which event types exist and
+//! which endpoint wants an event, which addresses a delivery may reach, when a failed
+//! delivery is tried again and when an endpoint is disabled, and which delivery of an
+//! endpoint goes next so that each conversation's events arrive in order.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::mail_retry::{AfterFailure, RetryPolicy};
+
+/// Every event type, as the `type` field and an endpoint's `events` name them.
+pub const EVENT_TYPES: [&str; 5] = [
+    "conversation.created",
+    "conversation.status_changed",
+    "message.created",
+    "rating.given",
+    "offline_message.created",
+];
+
+/// Is `name` an event type?
+pub fn is_event_type(name: &str) -> bool {
+    EVENT_TYPES.contains(&name)
+}
+
+/// When a failed delivery is tried again: 1 s, doubling to 10 minutes; the 15th failure
+/// (about an hour and ten minutes after the first) gives it up.
+pub const RETRY: RetryPolicy = RetryPolicy {
+    first_ms: 1_000,
+    max_ms: 600_000,
+    max_attempts: 15,
+};
+
+/// What follows a failed attempt at `now` of a delivery that failed `failed_before` times.
+pub enum Failed {
+    /// Try again at this instant.
+    RetryAt(i64),
+    /// Sustained failure: the delivery is given up and its endpoint disabled (its other
+    /// pending deliveries wait, nothing lost, until an admin enables it again).
+    DisableEndpoint,
+}
+
+pub fn after_failure(failed_before: u32, now: i64) -> Failed {
+    match RETRY.after_failure(failed_before, now) {
+        AfterFailure::RetryAt(at) => Failed::RetryAt(at),
+        AfterFailure::GiveUp => Failed::DisableEndpoint,
+    }
+}
+
+/// May a delivery reach `ip` when private addresses are not allowed? Not loopback,
+/// link-local, private (RFC 1918, unique local, shared 100.64/10), unspecified, broadcast,
+/// multicast or documentation addresses; an IPv4-mapped IPv6 address as its IPv4.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && ip.octets()[2] == 0)
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00
+        || (first & 0xffc0) == 0xfe80
+        || first == 0x2001 && ip.segments()[1] == 0x0db8)
+}
+
+/// Which pending deliveries may go now: of each (endpoint, ordering key), only the first
+/// by `seq` (a later event of a conversation waits for the earlier one to be delivered or
+/// given up), and only when it is due and its endpoint enabled. `pending` is by `seq`;
+/// each item is (endpoint, ordering key, due at, endpoint enabled). Returns indexes.
+pub fn ready<'a>(pending: impl IntoIterator<Item = (&'a str, &'a str, i64, bool)>, now: i64) -> Vec<usize> {
+    let mut heads = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (i, (endpoint, key, due_at, enabled)) in pending.into_iter().enumerate() {
+        if heads.insert((endpoint, key)) && enabled && due_at <= now {
+            out.push(i);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_loopback_and_link_local_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn a_later_event_of_a_conversation_waits_for_the_earlier_one() {
+        let pending = [
+            ("e1", "c1", 50, true), // due later: c1 waits
+            ("e1", "c1", 0, true),  // behind it
+            ("e1", "c2", 0, true),  // goes
+            ("e2", "c1", 0, true),  // another endpoint: goes
+            ("e3", "c3", 0, false), // disabled: waits
+        ];
+        assert_eq!(ready(pending, 10), [2, 3]);
+    }
+
+    #[test]
+    fn the_last_failure_disables_the_endpoint() {
+        assert!(matches!(after_failure(0, 100), Failed::RetryAt(1_100)));
+        assert!(matches!(
+            after_failure(RETRY.max_attempts - 1, 100),
+            Failed::DisableEndpoint
+        ));
+    }
+}

@@ -1,0 +1,256 @@
+//! Webhook endpoints for admins (`/api/admin/webhooks`): register one (its URL, the events
+//! it wants; its secret is shown in this answer only), list, enable or disable, delete,
+//! and read its delivery log. A URL must be http(s), and its host must resolve to public
+//! addresses unless `WEBHOOK_ALLOW_PRIVATE` is on (`webhooks::target`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiJson, ApiQuery, JsonResult, page_limit};
+use super::responses::{AdminsOnly, BadQuery, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::core::webhooks::{EVENT_TYPES, is_event_type};
+use crate::store::{DeliveryAttempt, DeliveryStatus, StoreError, WebhookDelivery, WebhookEndpoint};
+use crate::webhooks::{sign, target};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(update, delete))
+        .routes(routes!(deliveries))
+}
+
+/// An endpoint as listed (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    /// Why the hub disabled it (sustained failure), if it did.
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+}
+
+impl From<WebhookEndpoint> for WebhookView {
+    fn from(e: WebhookEndpoint) -> Self {
+        Self {
+            id: e.id,
+            url: e.url,
+            events: e.events,
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// A new endpoint, with its secret: shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub endpoint: WebhookView,
+    /// The HMAC-SHA256 key of its signatures (docs/webhooks.md). Not shown again.
+    pub secret: String,
+}
+
+/// An endpoint to register.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// http or https.
+    pub url: String,
+    /// One or more of `conversation.created`, `conversation.status_changed`,
+    /// `message.created`, `rating.given`, `offline_message.created`.
+    pub events: Vec<String>,
+}
+
+/// An endpoint enabled or disabled.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEdit {
+    pub enabled: bool,
+}
+
+/// One delivery of an event to an endpoint, with its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    /// When it is (next) tried, while pending.
+    pub due_at: i64,
+    pub created_at: i64,
+    /// Oldest first: status code, latency and the start of the answer of each.
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+impl From<WebhookDelivery> for DeliveryView {
+    fn from(d: WebhookDelivery) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            status: d.status,
+            due_at: d.due_at,
+            created_at: d.created_at,
+            attempts: d.attempts,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// 1 to 200, default 50.
+    pub limit: Option<u64>,
+}
+
+/// The webhook endpoints, oldest first.
+#[utoipa::path(get, path = "/api/admin/webhooks", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = [WebhookView]), AdminsOnly, Unavailable))]
+async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<WebhookView>> {
+    Ok(Json(
+        state.store.webhooks().await?.into_iter().map(Into::into).collect(),
+    ))
+}
+
+/// Register an endpoint; the answer holds its secret, which is not shown again.
+#[utoipa::path(post, path = "/api/admin/webhooks", tag = "admin",
+    request_body(content = NewWebhook, example = json!({"url": "https://crm.example.com/switchboard", "events": ["conversation.created", "message.created"]})),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 201, body = CreatedWebhook),
+        (status = 400, description = "`bad_json`; `invalid_url`: not http(s), does not resolve, or resolves to a loopback, link-local or private address while `WEBHOOK_ALLOW_PRIVATE` is off; `invalid_events`: none, or one that is no event type", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn create(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewWebhook>,
+) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
+    let url = target::parse(&body.url).map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    target::resolve(&url, state.settings.webhook_allow_private)
+        .await
+        .map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    let mut events = Vec::new();
+    for event in body.events {
+        if !is_event_type(&event) {
+            return Err(ApiError::invalid(
+                "invalid_events",
+                format!("{event:?} is no event type; they are {}", EVENT_TYPES.join(", ")),
+            ));
+        }
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+    if events.is_empty() {
+        return Err(ApiError::invalid("invalid_events", "name at least one event type"));
+    }
+    let endpoint = WebhookEndpoint {
+        id: uuid::Uuid::now_v7().to_string(),
+        url: url.to_string(),
+        events,
+        secret: sign::new_secret(),
+        enabled: true,
+        disabled_reason: None,
+        failures_in_a_row: 0,
+        created_at: crate::clock::now_ms(),
+    };
+    state.store.add_webhook(endpoint.clone()).await?;
+    if let Some(hooks) = state.archive.webhooks() {
+        hooks.endpoints_changed().await;
+    }
+    let secret = endpoint.secret.clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedWebhook {
+            endpoint: endpoint.into(),
+            secret,
+        }),
+    ))
+}
+
+/// Enable or disable an endpoint. Disabled, it gets no new events; its pending deliveries
+/// wait and go, in order, once it is enabled again.
+#[utoipa::path(patch, path = "/api/admin/webhooks/{id}", tag = "admin",
+    params(("id" = String, Path, description = "the endpoint's id")),
+    request_body(content = WebhookEdit, example = json!({"enabled": true})),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = WebhookView),
+        (status = 400, description = "`bad_json`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn update(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<WebhookEdit>,
+) -> JsonResult<WebhookView> {
+    let mut endpoint = match state.store.webhook(&id).await {
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
+        other => other?,
+    };
+    endpoint.enabled = body.enabled;
+    if body.enabled {
+        endpoint.disabled_reason = None;
+        endpoint.failures_in_a_row = 0;
+    }
+    match state.store.put_webhook(endpoint.clone()).await {
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
+        other => other?,
+    }
+    if let Some(hooks) = state.archive.webhooks() {
+        hooks.endpoints_changed().await;
+    }
+    Ok(Json(endpoint.into()))
+}
+
+/// Delete an endpoint and its delivery log; nothing more is sent to it.
+#[utoipa::path(delete, path = "/api/admin/webhooks/{id}", tag = "admin",
+    params(("id" = String, Path, description = "the endpoint's id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "deleted"),
+        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    match state.store.delete_webhook(&id).await {
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
+        other => other?,
+    }
+    if let Some(hooks) = state.archive.webhooks() {
+        hooks.endpoints_changed().await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An endpoint's delivery log, newest first.
+#[utoipa::path(get, path = "/api/admin/webhooks/{id}/deliveries", tag = "admin",
+    params(("id" = String, Path, description = "the endpoint's id"), LogQuery),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = [DeliveryView]), BadQuery,
+        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn deliveries(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> JsonResult<Vec<DeliveryView>> {
+    let limit = page_limit(q.limit, 50, 200)?;
+    match state.store.webhook(&id).await {
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
+        other => other?,
+    };
+    let log = state
+        .store
+        .deliveries_of(&id, usize::try_from(limit).unwrap_or(200))
+        .await?;
+    Ok(Json(log.into_iter().map(Into::into).collect()))
+}

@@ -1,0 +1,205 @@
+//! Webhooks in the embedded store: endpoints by id; deliveries by an id that sorts by
+//! `seq` (`<seq, 20 digits>-<endpoint>`), with the pending ones and each endpoint's listed
+//! in their own tables so neither the deliverer nor the log scans every delivery.
+
+use async_trait::async_trait;
+
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, find, load, refuse_held, unavailable};
+use crate::store::{DeliveryStatus, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
+
+/// Endpoint id → JSON [`WebhookEndpoint`].
+const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// Delivery key → JSON [`WebhookDelivery`].
+const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_deliveries");
+/// Delivery key → (): the pending ones, in order.
+const PENDING: TableDefinition<&str, ()> = TableDefinition::new("webhook_deliveries_pending");
+/// (endpoint id, delivery key) → (): an endpoint's deliveries, in order.
+const BY_ENDPOINT: TableDefinition<(&str, &str), ()> = TableDefinition::new("webhook_deliveries_by_endpoint");
+
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(WEBHOOKS).map_err(unavailable)?;
+    tx.open_table(DELIVERIES).map_err(unavailable)?;
+    tx.open_table(PENDING).map_err(unavailable)?;
+    tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
+    Ok(())
+}
+
+/// The row key of a delivery: sorts as its `seq`, unique as its id.
+fn key(d: &WebhookDelivery) -> String {
+    format!("{:020}-{}", d.seq, d.id)
+}
+
+#[async_trait]
+impl WebhookStore for EmbeddedStore {
+    async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
+            refuse_held(&table, endpoint.id.as_str())?;
+            table
+                .insert(endpoint.id.as_str(), encode(&endpoint)?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.read(|tx| {
+            let table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(unavailable)? {
+                let (_, value) = row.map_err(unavailable)?;
+                out.push(decode::<WebhookEndpoint>(value.value())?);
+            }
+            out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
+        let id = id.to_string();
+        self.read(move |tx| load(&tx.open_table(WEBHOOKS).map_err(unavailable)?, &id))
+            .await
+    }
+
+    async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
+            if find::<WebhookEndpoint>(&table, &endpoint.id)?.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            table
+                .insert(endpoint.id.as_str(), encode(&endpoint)?.as_slice())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            if tx
+                .open_table(WEBHOOKS)
+                .map_err(unavailable)?
+                .remove(id.as_str())
+                .map_err(unavailable)?
+                .is_none()
+            {
+                return Err(StoreError::NotFound);
+            }
+            let mut by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
+            let keys: Vec<String> = by_endpoint
+                .range((id.as_str(), "")..)
+                .map_err(unavailable)?
+                .map(|row| row.map(|(k, _)| (k.value().0.to_string(), k.value().1.to_string())))
+                .take_while(|row| row.as_ref().map_or(true, |(e, _)| *e == id))
+                .map(|row| row.map(|(_, k)| k))
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            let mut pending = tx.open_table(PENDING).map_err(unavailable)?;
+            for k in &keys {
+                by_endpoint.remove((id.as_str(), k.as_str())).map_err(unavailable)?;
+                deliveries.remove(k.as_str()).map_err(unavailable)?;
+                pending.remove(k.as_str()).map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
+        self.write(move |tx| {
+            let k = key(&delivery);
+            let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            refuse_held(&deliveries, k.as_str())?;
+            deliveries
+                .insert(k.as_str(), encode(&delivery)?.as_slice())
+                .map_err(unavailable)?;
+            if delivery.status == DeliveryStatus::Pending {
+                tx.open_table(PENDING)
+                    .map_err(unavailable)?
+                    .insert(k.as_str(), ())
+                    .map_err(unavailable)?;
+            }
+            tx.open_table(BY_ENDPOINT)
+                .map_err(unavailable)?
+                .insert((delivery.endpoint_id.as_str(), k.as_str()), ())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
+        self.write(move |tx| {
+            let k = key(&delivery);
+            let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            if find::<WebhookDelivery>(&deliveries, &k)?.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            deliveries
+                .insert(k.as_str(), encode(&delivery)?.as_slice())
+                .map_err(unavailable)?;
+            let mut pending = tx.open_table(PENDING).map_err(unavailable)?;
+            if delivery.status == DeliveryStatus::Pending {
+                pending.insert(k.as_str(), ()).map_err(unavailable)?;
+            } else {
+                pending.remove(k.as_str()).map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        self.read(move |tx| {
+            let pending = tx.open_table(PENDING).map_err(unavailable)?;
+            let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in pending.iter().map_err(unavailable)?.take(limit) {
+                let (k, _) = row.map_err(unavailable)?;
+                out.push(load(&deliveries, k.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        let endpoint = endpoint_id.to_string();
+        self.read(move |tx| {
+            let by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
+            let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            let range = by_endpoint.range((endpoint.as_str(), "")..).map_err(unavailable)?;
+            let mut keys = Vec::new();
+            for row in range {
+                let (k, _) = row.map_err(unavailable)?;
+                let (e, k) = k.value();
+                if e != endpoint {
+                    break;
+                }
+                keys.push(k.to_string());
+            }
+            for k in keys.iter().rev().take(limit) {
+                out.push(load(&deliveries, k)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn last_delivery_seq(&self) -> StoreResult<u64> {
+        self.read(|tx| {
+            let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            match deliveries.last().map_err(unavailable)? {
+                Some((_, value)) => Ok(decode::<WebhookDelivery>(value.value())?.seq),
+                None => Ok(0),
+            }
+        })
+        .await
+    }
+}

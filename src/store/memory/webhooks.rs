@@ -1,0 +1,98 @@
+//! Webhook endpoints and deliveries, in the in-memory store.
+
+use async_trait::async_trait;
+
+use super::*;
+
+#[async_trait]
+impl WebhookStore for MemoryStore {
+    async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
+        self.with(|s| {
+            if s.webhooks.iter().any(|e| e.id == endpoint.id) {
+                return Err(StoreError::Conflict);
+            }
+            s.webhooks.push(endpoint);
+            Ok(())
+        })
+    }
+
+    async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
+        let mut out = self.with(|s| s.webhooks.clone());
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
+        self.with(|s| s.webhooks.iter().find(|e| e.id == id).cloned())
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
+        self.with(|s| match s.webhooks.iter_mut().find(|e| e.id == endpoint.id) {
+            Some(stored) => {
+                *stored = endpoint;
+                Ok(())
+            }
+            None => Err(StoreError::NotFound),
+        })
+    }
+
+    async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
+        self.with(|s| {
+            let before = s.webhooks.len();
+            s.webhooks.retain(|e| e.id != id);
+            if s.webhooks.len() == before {
+                return Err(StoreError::NotFound);
+            }
+            s.deliveries.retain(|_, d| d.endpoint_id != id);
+            Ok(())
+        })
+    }
+
+    async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
+        self.with(|s| {
+            if s.deliveries.values().any(|d| d.id == delivery.id) {
+                return Err(StoreError::Conflict);
+            }
+            s.deliveries.insert((delivery.seq, delivery.id.clone()), delivery);
+            Ok(())
+        })
+    }
+
+    async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
+        self.with(|s| match s.deliveries.get_mut(&(delivery.seq, delivery.id.clone())) {
+            Some(stored) => {
+                *stored = delivery;
+                Ok(())
+            }
+            None => Err(StoreError::NotFound),
+        })
+    }
+
+    async fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        Ok(self.with(|s| {
+            s.deliveries
+                .values()
+                .filter(|d| d.status == DeliveryStatus::Pending)
+                .take(limit)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        Ok(self.with(|s| {
+            s.deliveries
+                .values()
+                .rev()
+                .filter(|d| d.endpoint_id == endpoint_id)
+                .take(limit)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn last_delivery_seq(&self) -> StoreResult<u64> {
+        Ok(self.with(|s| s.deliveries.keys().next_back().map_or(0, |(seq, _)| *seq)))
+    }
+}

@@ -1,0 +1,98 @@
+//! Webhooks as stored: the endpoints admins register and the durable queue of deliveries
+//! to them, which is also each endpoint's delivery log.
+//!
+//! A delivery is written once per (event, endpoint) before any attempt, so an event
+//! accepted is never lost to a restart; the deliverer takes pending ones oldest first
+//! (`seq` orders them) and records every attempt in the delivery itself. Ids are
+//! unique: adding one that is stored is `Conflict`, nothing written.
+
+use async_trait::async_trait;
+
+use super::{Millis, StoreResult};
+
+/// An endpoint an admin registered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookEndpoint {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub url: String,
+    /// Event types it wants (`conversation.created` …), each once.
+    pub events: Vec<String>,
+    /// The HMAC key deliveries are signed with; shown to the admin once, at creation.
+    pub secret: String,
+    pub enabled: bool,
+    /// Why it was disabled by the deliverer (sustained failure), if it was.
+    pub disabled_reason: Option<String>,
+    /// Deliveries given up in a row; reset by a success.
+    pub failures_in_a_row: u32,
+    pub created_at: Millis,
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its `due_at` (a first try or a retry).
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Given up after its last attempt failed, or its endpoint was disabled or deleted.
+    Dead,
+}
+
+/// One attempt at a delivery, as the log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct DeliveryAttempt {
+    pub at: Millis,
+    /// The HTTP status, when the endpoint answered.
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// The start of the answer's body, or why there was none.
+    pub excerpt: String,
+}
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookDelivery {
+    /// `<seq>-<endpoint id>`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub endpoint_id: String,
+    /// Order of creation across all deliveries: the order they are sent in.
+    pub seq: u64,
+    /// What in-order delivery is kept within (a conversation's id; else the event's id).
+    pub ordering_key: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The JSON body, exactly as signed and sent.
+    pub body: String,
+    pub status: DeliveryStatus,
+    pub due_at: Millis,
+    pub attempts: Vec<DeliveryAttempt>,
+    pub created_at: Millis,
+}
+
+/// Webhook endpoints and their deliveries.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Stores a new endpoint; `Conflict` when its id is taken.
+    async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()>;
+    /// Every endpoint, oldest first.
+    async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+    /// One endpoint; `NotFound` when absent.
+    async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint>;
+    /// Replaces a stored endpoint; `NotFound` when absent.
+    async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()>;
+    /// Deletes an endpoint and its deliveries; `NotFound` when absent.
+    async fn delete_webhook(&self, id: &str) -> StoreResult<()>;
+    /// Stores a new delivery; `Conflict` when its id is taken.
+    async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()>;
+    /// Replaces a stored delivery; `NotFound` when absent.
+    async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()>;
+    /// Up to `limit` pending deliveries, by `seq`.
+    async fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
+    /// An endpoint's newest `limit` deliveries, newest (highest `seq`) first.
+    async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
+    /// The highest `seq` stored, 0 when none: where a restarted deliverer counts on from.
+    async fn last_delivery_seq(&self) -> StoreResult<u64>;
+}

@@ -1,0 +1,193 @@
+//! The deliverer: takes the pending deliveries that may go now (`core::webhooks::ready`:
+//! the first of each conversation per endpoint, due, endpoint enabled), sends each signed,
+//! with a timeout and a cap on the answer read, and records the attempt (status, latency,
+//! the answer's start). A 2xx delivers; anything else is tried again later, and the
+//! last failure disables the endpoint (logged as an error: an admin must look).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Webhooks;
+use super::sign::{EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
+use super::target;
+use crate::clock::now_ms;
+use crate::core::webhooks::{Failed, after_failure, ready};
+use crate::store::{DeliveryAttempt, DeliveryStatus, SharedStore, WebhookDelivery, WebhookEndpoint};
+
+/// How long a receiver has to answer.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of an answer read; the rest is not waited for.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The most of an answer the log keeps.
+const EXCERPT_CHARS: usize = 500;
+/// The longest the deliverer sleeps without being woken (retries come due meanwhile).
+const LOOK_EVERY: Duration = Duration::from_millis(500);
+/// Pending deliveries looked at in one round.
+const BATCH: usize = 1_000;
+
+pub async fn run(store: SharedStore, hooks: Webhooks, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = round(&store, &hooks).await {
+            tracing::warn!(error = %e, "webhook deliveries wait for the store");
+        }
+        tokio::select! {
+            _ = hooks.wake.notified() => {}
+            _ = tokio::time::sleep(LOOK_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn round(store: &SharedStore, hooks: &Webhooks) -> crate::store::StoreResult<()> {
+    let pending = store.pending_deliveries(BATCH).await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let endpoints: HashMap<String, WebhookEndpoint> =
+        store.webhooks().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
+    let now = now_ms();
+    let go = ready(
+        pending.iter().map(|d| {
+            let enabled = endpoints.get(&d.endpoint_id).is_some_and(|e| e.enabled);
+            (d.endpoint_id.as_str(), d.ordering_key.as_str(), d.due_at, enabled)
+        }),
+        now,
+    );
+    let mut attempts = JoinSet::new();
+    for i in go {
+        let delivery = pending[i].clone();
+        let Some(endpoint) = endpoints.get(&delivery.endpoint_id).cloned() else {
+            continue;
+        };
+        let allow_private = hooks.allow_private;
+        attempts.spawn(async move {
+            let attempt = attempt(&endpoint, &delivery, allow_private).await;
+            (endpoint, delivery, attempt)
+        });
+    }
+    let mut endpoints_changed = false;
+    while let Some(done) = attempts.join_next().await {
+        let Ok((endpoint, delivery, (attempt, ok))) = done else {
+            continue;
+        };
+        endpoints_changed |= record(store, endpoint, delivery, attempt, ok).await?;
+    }
+    if endpoints_changed {
+        hooks.refresh().await;
+    }
+    Ok(())
+}
+
+/// Stores how an attempt went; true when its endpoint was disabled.
+async fn record(
+    store: &SharedStore,
+    mut endpoint: WebhookEndpoint,
+    mut delivery: WebhookDelivery,
+    attempt: DeliveryAttempt,
+    ok: bool,
+) -> crate::store::StoreResult<bool> {
+    let failed_before = u32::try_from(delivery.attempts.len()).unwrap_or(u32::MAX);
+    let at = attempt.at;
+    delivery.attempts.push(attempt);
+    let mut disabled = false;
+    if ok {
+        delivery.status = DeliveryStatus::Delivered;
+    } else {
+        match after_failure(failed_before, at) {
+            Failed::RetryAt(when) => delivery.due_at = when,
+            Failed::DisableEndpoint => {
+                delivery.status = DeliveryStatus::Dead;
+                disabled = true;
+            }
+        }
+    }
+    match store.put_delivery(delivery.clone()).await {
+        // Deleted with its endpoint meanwhile.
+        Err(crate::store::StoreError::NotFound) => return Ok(false),
+        other => other?,
+    }
+    if disabled {
+        tracing::error!(endpoint = %endpoint.id, url = %endpoint.url, "a webhook endpoint failed {} times in a row and is disabled; its deliveries wait until an admin enables it", delivery.attempts.len());
+        endpoint.enabled = false;
+        endpoint.disabled_reason = Some(format!(
+            "delivery {} failed {} times",
+            delivery.id,
+            delivery.attempts.len()
+        ));
+        endpoint.failures_in_a_row = endpoint.failures_in_a_row.saturating_add(1);
+    } else if ok && endpoint.failures_in_a_row != 0 {
+        endpoint.failures_in_a_row = 0;
+    } else {
+        return Ok(false);
+    }
+    match store.put_webhook(endpoint).await {
+        Err(crate::store::StoreError::NotFound) => Ok(false),
+        other => other.map(|()| disabled),
+    }
+}
+
+/// One signed POST of `delivery` to `endpoint`: the attempt as logged, and whether the
+/// endpoint answered 2xx.
+async fn attempt(
+    endpoint: &WebhookEndpoint,
+    delivery: &WebhookDelivery,
+    allow_private: bool,
+) -> (DeliveryAttempt, bool) {
+    let at = now_ms();
+    let started = Instant::now();
+    let done = |status_code: Option<u16>, excerpt: String| DeliveryAttempt {
+        at,
+        status_code,
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        excerpt,
+    };
+    let url = match target::parse(&endpoint.url) {
+        Ok(url) => url,
+        Err(e) => return (done(None, e.to_string()), false),
+    };
+    let addr = match target::resolve(&url, allow_private).await {
+        Ok(addr) => addr,
+        Err(e) => return (done(None, format!("not sent: {e}")), false),
+    };
+    let mut client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .no_proxy();
+    if let Some(url::Host::Domain(name)) = url.host() {
+        // To the address just checked, not whatever a second lookup says.
+        client = client.resolve(name, addr);
+    }
+    let client = match client.build() {
+        Ok(c) => c,
+        Err(e) => return (done(None, e.to_string()), false),
+    };
+    let timestamp = at / 1000;
+    let sent = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(TIMESTAMP_HEADER, timestamp.to_string())
+        .header(SIGNATURE_HEADER, signature(&endpoint.secret, timestamp, &delivery.body))
+        .header(EVENT_ID_HEADER, &delivery.event_id)
+        .header(EVENT_TYPE_HEADER, &delivery.event_type)
+        .body(delivery.body.clone())
+        .send()
+        .await;
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(e) => return (done(None, format!("no answer: {e}")), false),
+    };
+    let status = response.status();
+    let mut read = Vec::new();
+    // The answer is read up to the cap within the same timeout; the rest is dropped.
+    while read.len() < MAX_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let excerpt: String = String::from_utf8_lossy(&read).chars().take(EXCERPT_CHARS).collect();
+    (done(Some(status.as_u16()), excerpt), status.is_success())
+}

@@ -1,0 +1,158 @@
+//! Webhook events: what each type carries (`data`) and the envelope every delivery's body
+//! is (`id`, `type`, `created_at`, `data`). The field names here are the documented,
+//! stable schema (docs/webhooks.md): fields may be added, none renamed or removed.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::core::conversation::Status;
+use crate::store::{
+    ArchivedMessage, ConversationOpened, ConversationRecord, ConversationStatus, Millis, OfflineMessage, Rating, Side,
+};
+
+/// One event, before it is fanned out to the endpoints that want it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// UUIDv7.
+    pub id: String,
+    pub event_type: &'static str,
+    /// What in-order delivery is kept within: the conversation (or offline message).
+    pub ordering_key: String,
+    pub created_at: Millis,
+    pub data: Value,
+}
+
+/// The body of a delivery.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Envelope<'a> {
+    /// The event's id: the same in every retry (a receiver drops ids it has seen).
+    pub id: &'a str,
+    /// One of the event types (`conversation.created` …).
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    /// When it happened, ms since the Unix epoch.
+    pub created_at: Millis,
+    /// What the type carries (see docs/webhooks.md).
+    #[schema(value_type = Object)]
+    pub data: &'a Value,
+}
+
+impl Event {
+    fn new(event_type: &'static str, ordering_key: &str, created_at: Millis, data: Value) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_type,
+            ordering_key: ordering_key.to_string(),
+            created_at,
+            data,
+        }
+    }
+
+    /// The JSON body sent, exactly as signed.
+    pub fn body(&self) -> String {
+        serde_json::to_string(&Envelope {
+            id: &self.id,
+            event_type: self.event_type,
+            created_at: self.created_at,
+            data: &self.data,
+        })
+        .unwrap_or_default()
+    }
+
+    /// A customer was paired with an agent: their conversation exists.
+    pub fn conversation_created(opened: &ConversationOpened) -> Self {
+        Self::new(
+            "conversation.created",
+            &opened.id,
+            opened.paired_at,
+            json!({
+                "conversation_id": opened.id,
+                "category": opened.category,
+                "customer_name": opened.customer_name,
+                "agent_id": opened.agent_id,
+                "agent_name": opened.agent_name,
+                "queued_at": opened.queued_at,
+                "paired_at": opened.paired_at,
+            }),
+        )
+    }
+
+    /// A conversation's status changed (`resolved` included).
+    pub fn status_changed(record: &ConversationRecord, from: Status, at: Millis) -> Self {
+        Self::new(
+            "conversation.status_changed",
+            &record.id,
+            at,
+            json!({
+                "conversation_id": record.id,
+                "category": record.category,
+                "status": record.status,
+                "previous_status": status_name(from),
+                "snoozed_until": record.snoozed_until,
+                "holder": record.holder,
+                "resolved_at": record.resolved_at,
+            }),
+        )
+    }
+
+    /// A line of the customer's or the agent's (never the hub's own, never a note): `None`
+    /// for other lines.
+    pub fn message_created(conversation_id: &str, message: &ArchivedMessage) -> Option<Self> {
+        if message.from == Side::System {
+            return None;
+        }
+        Some(Self::new(
+            "message.created",
+            conversation_id,
+            message.at,
+            json!({
+                "conversation_id": conversation_id,
+                "message_id": message.id,
+                "seq": message.seq,
+                "from": message.from,
+                "text": message.text,
+                "at": message.at,
+            }),
+        ))
+    }
+
+    pub fn rating_given(conversation_id: &str, rating: &Rating) -> Self {
+        Self::new(
+            "rating.given",
+            conversation_id,
+            rating.at,
+            json!({
+                "conversation_id": conversation_id,
+                "score": rating.score,
+                "scale": rating.scale,
+                "comment": rating.comment,
+                "at": rating.at,
+            }),
+        )
+    }
+
+    pub fn offline_message_created(message: &OfflineMessage) -> Self {
+        Self::new(
+            "offline_message.created",
+            &message.id,
+            message.created_at,
+            json!({
+                "offline_message_id": message.id,
+                "category": message.category,
+                "name": message.name,
+                "email": message.email,
+                "text": message.text,
+                "created_at": message.created_at,
+            }),
+        )
+    }
+}
+
+fn status_name(status: Status) -> ConversationStatus {
+    match status {
+        Status::Open => ConversationStatus::Open,
+        Status::Pending => ConversationStatus::Pending,
+        Status::Snoozed { .. } => ConversationStatus::Snoozed,
+        Status::Resolved => ConversationStatus::Resolved,
+    }
+}

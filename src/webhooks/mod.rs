@@ -1,0 +1,189 @@
+//! Signed webhooks: events of the desk (a conversation created, its status changed, a
+//! message, a rating, an offline message) sent to the endpoints admins registered.
+//!
+//! The hub and the HTTP handlers hand events to [`Webhooks::emit`], which never waits: a
+//! bounded queue feeds one task that writes a delivery per endpoint wanting the event into
+//! the store (the durable queue; the relay never waits on a webhook, and a full queue
+//! drops the event with a warning rather than slow a chat). The deliverer ([`deliver`])
+//! sends them, signed ([`sign`]), in order per conversation, retried with capped
+//! backoff (`core::webhooks`), each attempt logged in its delivery.
+//!
+//! One node: two nodes each run a deliverer over the same store and could each send a
+//! delivery once (it stays at least once; claims as the mail outbox has are not here yet).
+
+pub mod deliver;
+pub mod event;
+pub mod sign;
+pub mod target;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use self::event::Event;
+use crate::clock::now_ms;
+use crate::store::{
+    ArchiveEvent, ConversationKind, DeliveryStatus, SharedStore, StoreError, StoreResult, WebhookDelivery,
+};
+
+/// Events waiting to be written as deliveries. Thousands of events a minute at most on a
+/// busy desk; a store outage longer than this queue holds drops events (logged).
+const QUEUE: usize = 10_000;
+
+/// The handle the hub and the HTTP handlers emit through. Cheap to clone.
+#[derive(Clone)]
+pub struct Webhooks {
+    tx: mpsc::Sender<Event>,
+    /// Some endpoint is enabled: otherwise events are not even made.
+    active: Arc<AtomicBool>,
+    /// Wakes the deliverer when deliveries were written or an endpoint was enabled.
+    wake: Arc<Notify>,
+    store: SharedStore,
+    pub allow_private: bool,
+    /// Buddy chats (staff among themselves) this node archives: their lines are no events.
+    buddy_chats: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Webhooks {
+    /// Starts the task writing deliveries and the deliverer.
+    pub fn start(store: SharedStore, allow_private: bool, shutdown: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let hooks = Self {
+            tx,
+            active: Arc::default(),
+            wake: Arc::default(),
+            store,
+            allow_private,
+            buddy_chats: Arc::default(),
+        };
+        tokio::spawn(fan_out(hooks.clone(), rx, shutdown.clone()));
+        tokio::spawn(deliver::run(hooks.store.clone(), hooks.clone(), shutdown));
+        hooks
+    }
+
+    /// Queues `event` for the endpoints that want it; never waits.
+    pub fn emit(&self, event: Event) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(e)) = self.tx.try_send(event) {
+            tracing::warn!(event = %e.id, kind = e.event_type, "webhook events are behind the store; this one is dropped");
+        }
+    }
+
+    /// The event an archived conversation event makes, if any (a service chat's opening,
+    /// a customer's or agent's line of one); made only while some endpoint is enabled.
+    pub fn event_of(&self, event: &ArchiveEvent) -> Option<Event> {
+        let mut buddies = self.buddy_chats.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            ArchiveEvent::Opened(opened) if opened.kind == ConversationKind::Buddy => {
+                buddies.insert(opened.id.clone());
+                None
+            }
+            ArchiveEvent::Closed(closed) => {
+                buddies.remove(&closed.id);
+                None
+            }
+            _ if !self.active.load(Ordering::Relaxed) => None,
+            ArchiveEvent::Opened(opened) => Some(Event::conversation_created(opened)),
+            ArchiveEvent::Message {
+                conversation_id,
+                message,
+            } if !buddies.contains(conversation_id) => Event::message_created(conversation_id, message),
+            _ => None,
+        }
+    }
+
+    /// Reads the endpoints again after an admin changed them: events are made while one
+    /// is enabled, and the deliverer looks at once.
+    pub async fn endpoints_changed(&self) {
+        self.refresh().await;
+        self.wake.notify_one();
+    }
+
+    async fn refresh(&self) {
+        match self.store.webhooks().await {
+            Ok(endpoints) => self
+                .active
+                .store(endpoints.iter().any(|e| e.enabled), Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "webhook endpoints could not be read"),
+        }
+    }
+}
+
+/// Writes a delivery per enabled endpoint wanting each event, in the order they came,
+/// numbering them on from the highest stored.
+async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+    let store = hooks.store.clone();
+    let Some(mut seq) = until_stored(&shutdown, || store.last_delivery_seq()).await else {
+        return;
+    };
+    hooks.refresh().await;
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => match event { Some(e) => e, None => return },
+            _ = shutdown.cancelled() => return,
+        };
+        let body = event.body();
+        // Tried until the store takes it: the events behind it wait in the queue, in order.
+        let Some(endpoints) = until_stored(&shutdown, || store.webhooks()).await else {
+            return;
+        };
+        for endpoint in endpoints
+            .iter()
+            .filter(|e| e.enabled && e.events.iter().any(|t| t == event.event_type))
+        {
+            seq += 1;
+            let delivery = WebhookDelivery {
+                id: format!("{seq}-{}", endpoint.id),
+                endpoint_id: endpoint.id.clone(),
+                seq,
+                ordering_key: event.ordering_key.clone(),
+                event_id: event.id.clone(),
+                event_type: event.event_type.to_string(),
+                body: body.clone(),
+                status: DeliveryStatus::Pending,
+                due_at: now_ms(),
+                attempts: vec![],
+                created_at: now_ms(),
+            };
+            let added = until_stored(&shutdown, || async {
+                match store.add_delivery(delivery.clone()).await {
+                    // Written by an earlier try whose answer was lost.
+                    Err(StoreError::Conflict) => Ok(()),
+                    other => other,
+                }
+            });
+            if added.await.is_none() {
+                return;
+            }
+        }
+        hooks.wake.notify_one();
+    }
+}
+
+/// `call`'s answer, tried again with a growing pause while the store is unavailable;
+/// `None` when the hub stops meanwhile.
+async fn until_stored<T, F: std::future::Future<Output = StoreResult<T>>>(
+    shutdown: &CancellationToken,
+    call: impl Fn() -> F,
+) -> Option<T> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Ok(answer) => return Some(answer),
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks wait for the store");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

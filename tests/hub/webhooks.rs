@@ -1,0 +1,378 @@
+//! Signed webhooks end to end: an admin registers an endpoint (a real HTTP receiver the
+//! test starts on loopback, reachable because `WEBHOOK_ALLOW_PRIVATE` is on); a customer
+//! chats, the agent answers and resolves; the receiver gets the conversation's events in
+//! order, each signed over `timestamp.body` with the secret shown at registration. A
+//! receiver answering 500 gets the event again; without the setting a loopback URL is
+//! refused at registration and, for one registered earlier, at delivery; an agent cannot
+//! register an endpoint.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use switchboard::store::{MemoryStore, SharedStore};
+
+use crate::common::*;
+
+/// What the receiver got: each delivery's headers and body, and how it answered.
+#[derive(Default)]
+struct Received {
+    deliveries: Vec<(HeaderMap, String, u16)>,
+    /// Answers 500 to this many requests first.
+    fail_first: usize,
+}
+
+/// A real HTTP receiver on a loopback port: its URL and what it got.
+async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
+    let got = Arc::new(Mutex::new(Received {
+        fail_first,
+        ..Received::default()
+    }));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let got = got.clone();
+            move |headers: HeaderMap, body: String| async move {
+                let mut got = got.lock().unwrap();
+                let status = if got.fail_first > 0 {
+                    got.fail_first -= 1;
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                };
+                got.deliveries.push((headers, body, status.as_u16()));
+                (status, "thanks")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+/// The deliveries answered 2xx, once `n` of them came (or fails after 15 s).
+async fn delivered(got: &Arc<Mutex<Received>>, n: usize) -> Vec<(HeaderMap, Value)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ok: Vec<(HeaderMap, Value)> = got
+            .lock()
+            .unwrap()
+            .deliveries
+            .iter()
+            .filter(|(_, _, status)| *status == 200)
+            .map(|(h, b, _)| (h.clone(), serde_json::from_str(b).unwrap()))
+            .collect();
+        if ok.len() >= n {
+            return ok;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} deliveries came: {:?}",
+            ok.len(),
+            ok.iter().map(|(_, b)| b["type"].clone()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks a delivery's signature as a receiver would, from its raw body.
+fn assert_signed(headers: &HeaderMap, body: &str, secret: &str) {
+    let timestamp = headers["switchboard-timestamp"].to_str().unwrap();
+    let ts: i64 = timestamp.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - ts).abs() < 300, "a fresh timestamp: {ts}");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let wanted = format!("v1={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(headers["switchboard-signature"].to_str().unwrap(), wanted, "{body}");
+}
+
+async fn register(admin: &Api, url: &str, events: &[&str]) -> Value {
+    admin
+        .post_answering(201, "/api/admin/webhooks", json!({"url": url, "events": events}))
+        .await
+}
+
+const ALL: [&str; 5] = [
+    "conversation.created",
+    "conversation.status_changed",
+    "message.created",
+    "rating.given",
+    "offline_message.created",
+];
+
+#[tokio::test]
+async fn a_conversation_s_life_reaches_the_receiver_in_order_and_signed() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (url, got) = receiver(0).await;
+    let endpoint = register(&admin, &url, &ALL).await;
+    let secret = endpoint["secret"].as_str().expect("the secret, shown once").to_string();
+    assert!(secret.len() >= 32, "{endpoint}");
+    let (_, listed) = admin.get("/api/admin/webhooks").await;
+    assert_eq!(listed[0]["url"], url, "{listed}");
+    assert!(
+        listed[0].get("secret").is_none(),
+        "the secret is not shown again: {listed}"
+    );
+
+    let (mut ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    carla.say("Hello, my order is late", "c1").await;
+    ann.next_of("message").await;
+    ann.say_in(&chat, "Let me look at it", "a1").await;
+    carla.next_of("message").await;
+    // An internal note is never an event.
+    ann.send(json!({"type": "note", "chat_id": chat, "text": "customer seems upset", "client_id": "n1"}))
+        .await;
+    ann.next_matching(|f| f["type"] == "note" && f["client_id"] == "n1")
+        .await;
+    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
+        .await;
+    carla.next_of("chat_ended").await;
+
+    let deliveries = delivered(&got, 4).await;
+    let types: Vec<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "conversation.created",
+            "message.created",
+            "message.created",
+            "conversation.status_changed"
+        ],
+        "{deliveries:?}"
+    );
+    let bodies: Vec<&Value> = deliveries.iter().map(|(_, b)| b).collect();
+    assert_eq!(bodies[0]["data"]["conversation_id"], chat);
+    assert_eq!(
+        (bodies[1]["data"]["from"].as_str(), bodies[1]["data"]["text"].as_str()),
+        (Some("customer"), Some("Hello, my order is late"))
+    );
+    assert_eq!(
+        (bodies[2]["data"]["from"].as_str(), bodies[2]["data"]["text"].as_str()),
+        (Some("agent"), Some("Let me look at it"))
+    );
+    assert_eq!(
+        (
+            bodies[3]["data"]["status"].as_str(),
+            bodies[3]["data"]["previous_status"].as_str()
+        ),
+        (Some("resolved"), Some("open")),
+        "{}",
+        bodies[3]
+    );
+    for (headers, body) in &deliveries {
+        assert!(body["id"].is_string() && body["created_at"].is_i64(), "{body}");
+        assert_eq!(headers["switchboard-event-id"].to_str().unwrap(), body["id"]);
+    }
+    for (headers, raw, _) in &got.lock().unwrap().deliveries {
+        assert_signed(headers, raw, &secret);
+        assert!(!raw.contains("customer seems upset"), "a note went out: {raw}");
+    }
+
+    // The delivery log shows each, delivered, with the receiver's answer.
+    let id = endpoint["id"].as_str().unwrap();
+    let (status, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
+    assert_eq!(status, 200, "{log}");
+    let log = log.as_array().unwrap();
+    assert!(log.len() >= 4, "{log:?}");
+    let newest = &log[0];
+    assert_eq!(newest["status"], "delivered", "{newest}");
+    assert_eq!(newest["attempts"][0]["status_code"], 200, "{newest}");
+    assert_eq!(newest["attempts"][0]["excerpt"], "thanks", "{newest}");
+    assert!(newest["attempts"][0]["latency_ms"].is_u64(), "{newest}");
+}
+
+#[tokio::test]
+async fn a_receiver_answering_500_gets_the_event_again() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (url, got) = receiver(1).await;
+    let endpoint = register(&admin, &url, &["conversation.created"]).await;
+    let (_ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
+
+    let deliveries = delivered(&got, 1).await;
+    assert_eq!(deliveries[0].1["data"]["conversation_id"], chat);
+    let all: Vec<(String, u16)> = got
+        .lock()
+        .unwrap()
+        .deliveries
+        .iter()
+        .map(|(_, body, status)| (body.clone(), *status))
+        .collect();
+    assert_eq!(
+        all.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        [500, 200],
+        "refused once, then taken"
+    );
+    assert_eq!(all[0].0, all[1].0, "the same event, the same body");
+    let id = endpoint["id"].as_str().unwrap();
+    let (_, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
+    let codes: Vec<&Value> = log[0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status_code"])
+        .collect();
+    assert_eq!(codes, [&json!(500), &json!(200)], "{log}");
+}
+
+#[tokio::test]
+async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_delivery() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let (url, got) = receiver(0).await;
+    // Registered while the setting was on...
+    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = true).await;
+    let endpoint = register(&allowed.admin().await, &url, &["conversation.created"]).await;
+    allowed.stop().await;
+
+    // ...and off now: no new registration, and nothing sent to the one stored.
+    let hub = TestHub::with_store(store, |_| {}).await;
+    let admin = hub.admin().await;
+    for bad in [
+        url.as_str(),
+        "http://localhost:9/x",
+        "http://169.254.169.254/latest",
+        "http://[::1]/",
+    ] {
+        let (status, answer) = admin
+            .post(
+                "/api/admin/webhooks",
+                json!({"url": bad, "events": ["message.created"]}),
+            )
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_url")),
+            "{bad}: {answer}"
+        );
+    }
+    let (status, answer) = admin
+        .post(
+            "/api/admin/webhooks",
+            json!({"url": "ftp://example.com/", "events": ["message.created"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_url")),
+        "{answer}"
+    );
+
+    let (_ann, _carla, _chat) = hub.agent_and_customer_in_a_chat().await;
+    let id = endpoint["id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let (_, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
+        if log[0]["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+            break log;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no attempt logged: {log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let attempt = &log[0]["attempts"][0];
+    assert!(attempt["status_code"].is_null(), "{attempt}");
+    assert!(attempt["excerpt"].as_str().unwrap().contains("private"), "{attempt}");
+    assert_eq!(log[0]["status"], "pending", "tried again later: {log}");
+    assert!(
+        got.lock().unwrap().deliveries.is_empty(),
+        "nothing reached the receiver"
+    );
+}
+
+#[tokio::test]
+async fn only_admins_register_list_and_delete_endpoints() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let token = hub.agent_account("rita", &["general"], 1).await;
+    let rita = Api::bearer(&hub, &token);
+    let (url, _got) = receiver(0).await;
+    let (status, _) = rita
+        .post(
+            "/api/admin/webhooks",
+            json!({"url": url, "events": ["message.created"]}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = rita.get("/api/admin/webhooks").await;
+    assert_eq!(status, 403);
+
+    let admin = hub.admin().await;
+    let (status, answer) = admin
+        .post("/api/admin/webhooks", json!({"url": url, "events": ["message.sent"]}))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_events")),
+        "{answer}"
+    );
+    let endpoint = register(&admin, &url, &["message.created"]).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let (status, _) = rita.delete(&format!("/api/admin/webhooks/{id}")).await;
+    assert_eq!(status, 403);
+    let (status, off) = admin
+        .patch(&format!("/api/admin/webhooks/{id}"), json!({"enabled": false}))
+        .await;
+    assert_eq!((status, &off["enabled"]), (200, &json!(false)), "{off}");
+    let (status, _) = admin.delete(&format!("/api/admin/webhooks/{id}")).await;
+    assert_eq!(status, 204);
+    let (_, listed) = admin.get("/api/admin/webhooks").await;
+    assert_eq!(listed, json!([]));
+}
+
+#[tokio::test]
+async fn a_rating_and_an_offline_message_are_events() {
+    let hub = TestHub::with(|s| {
+        s.webhook_allow_private = true;
+        s.room_token_secret = switchboard::config::Secret(b"a webhook test secret, 32 bytes!".to_vec());
+    })
+    .await;
+    let admin = hub.admin().await;
+    let (url, got) = receiver(0).await;
+    register(&admin, &url, &["rating.given", "offline_message.created"]).await;
+
+    let (_ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    carla.send(json!({"type": "leave"})).await;
+    let ended = carla.next_of("chat_ended").await;
+    let token = ended["rating"]["token"].as_str().expect("a rating token");
+    let (status, answer) = post(
+        &hub,
+        "/api/ratings",
+        json!({"token": token, "score": 4, "comment": "kind"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = post(
+        &hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Call me back"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+
+    let deliveries = delivered(&got, 2).await;
+    let rating = &deliveries[0].1;
+    assert_eq!(rating["type"], "rating.given", "{rating}");
+    assert_eq!(
+        (
+            &rating["data"]["conversation_id"],
+            &rating["data"]["score"],
+            &rating["data"]["comment"]
+        ),
+        (&json!(chat), &json!(4), &json!("kind")),
+        "{rating}"
+    );
+    let offline = &deliveries[1].1;
+    assert_eq!(offline["type"], "offline_message.created", "{offline}");
+    assert_eq!(
+        (&offline["data"]["offline_message_id"], &offline["data"]["text"]),
+        (&answer["id"], &json!("Call me back")),
+        "{offline}"
+    );
+}
