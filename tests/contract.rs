@@ -2830,8 +2830,12 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
     ));
     assert_eq!(store.last_delivery_seq().await.unwrap(), 10);
     let seqs = |ds: Vec<WebhookDelivery>| ds.into_iter().map(|d| d.seq).collect::<Vec<_>>();
-    assert_eq!(seqs(store.pending_deliveries(10).await.unwrap()), [1, 2, 3, 10]);
-    assert_eq!(seqs(store.pending_deliveries(2).await.unwrap()), [1, 2]);
+    let both = ["a".to_string(), "b".to_string()];
+    assert_eq!(seqs(store.pending_deliveries(&both, 10).await.unwrap()), [1, 2, 3, 10]);
+    assert_eq!(seqs(store.pending_deliveries(&both, 2).await.unwrap()), [1, 2]);
+    // A disabled endpoint's backlog ahead of another's pending hides nothing.
+    let only_b = ["b".to_string()];
+    assert_eq!(seqs(store.pending_deliveries(&only_b, 1).await.unwrap()), [2]);
 
     let mut done = delivery(1, "a", "c1");
     done.status = DeliveryStatus::Delivered;
@@ -2852,14 +2856,14 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
         store.put_delivery(delivery(99, "a", "c9")).await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(seqs(store.pending_deliveries(10).await.unwrap()), [2, 3, 10]);
+    assert_eq!(seqs(store.pending_deliveries(&both, 10).await.unwrap()), [2, 3, 10]);
     let log = store.deliveries_of("a", 10).await.unwrap();
     assert_eq!(seqs(log.clone()), [10, 3, 1], "newest first, its own");
     assert_eq!(log[2], done, "with its attempts");
     assert_eq!(seqs(store.deliveries_of("a", 1).await.unwrap()), [10]);
 
     store.delete_webhook("a").await.unwrap();
-    assert_eq!(seqs(store.pending_deliveries(10).await.unwrap()), [2]);
+    assert_eq!(seqs(store.pending_deliveries(&both, 10).await.unwrap()), [2]);
     assert!(store.deliveries_of("a", 10).await.unwrap().is_empty());
 }
 

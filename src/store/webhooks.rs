@@ -89,8 +89,9 @@ pub trait WebhookStore: Send + Sync {
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()>;
     /// Replaces a stored delivery; `NotFound` when absent.
     async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()>;
-    /// Up to `limit` pending deliveries, by `seq`.
-    async fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Up to `limit` pending deliveries to the endpoints `of` (the enabled ones), by `seq`:
+    /// a disabled endpoint's backlog, kept for when it is enabled again, never hides others'.
+    async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
     /// An endpoint's newest `limit` deliveries, newest (highest `seq`) first.
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
     /// The highest `seq` stored, 0 when none: where a restarted deliverer counts on from.

@@ -42,12 +42,13 @@ pub async fn run(store: SharedStore, hooks: Webhooks, shutdown: CancellationToke
 }
 
 async fn round(store: &SharedStore, hooks: &Webhooks) -> crate::store::StoreResult<()> {
-    let pending = store.pending_deliveries(BATCH).await?;
+    let endpoints: HashMap<String, WebhookEndpoint> =
+        store.webhooks().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
+    let enabled: Vec<String> = endpoints.values().filter(|e| e.enabled).map(|e| e.id.clone()).collect();
+    let pending = store.pending_deliveries(&enabled, BATCH).await?;
     if pending.is_empty() {
         return Ok(());
     }
-    let endpoints: HashMap<String, WebhookEndpoint> =
-        store.webhooks().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
     let now = now_ms();
     let go = ready(
         pending.iter().map(|d| {

@@ -154,14 +154,21 @@ impl WebhookStore for EmbeddedStore {
         .await
     }
 
-    async fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+    async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        let of = of.to_vec();
         self.read(move |tx| {
             let pending = tx.open_table(PENDING).map_err(unavailable)?;
             let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut out = Vec::new();
-            for row in pending.iter().map_err(unavailable)?.take(limit) {
+            for row in pending.iter().map_err(unavailable)? {
+                if out.len() == limit {
+                    break;
+                }
                 let (k, _) = row.map_err(unavailable)?;
-                out.push(load(&deliveries, k.value())?);
+                let delivery: WebhookDelivery = load(&deliveries, k.value())?;
+                if of.contains(&delivery.endpoint_id) {
+                    out.push(delivery);
+                }
             }
             Ok(out)
         })

@@ -69,11 +69,11 @@ impl WebhookStore for MemoryStore {
         })
     }
 
-    async fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+    async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         Ok(self.with(|s| {
             s.deliveries
                 .values()
-                .filter(|d| d.status == DeliveryStatus::Pending)
+                .filter(|d| d.status == DeliveryStatus::Pending && of.contains(&d.endpoint_id))
                 .take(limit)
                 .cloned()
                 .collect()

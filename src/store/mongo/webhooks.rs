@@ -91,11 +91,11 @@ impl WebhookStore for MongoStore {
         matched(done.matched_count)
     }
 
-    async fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+    async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         all(self
             .webhook_deliveries()
-            .find(doc! {"status": "pending"})
+            .find(doc! {"status": "pending", "endpoint_id": {"$in": of}})
             .sort(doc! {"seq": 1})
             .limit(limit))
         .await
