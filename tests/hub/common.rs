@@ -521,6 +521,16 @@ impl Ws {
         self.next_matching_within(WAIT, wanted).await
     }
 
+    /// The first frame `wanted` accepts among those already passed over, else the next one
+    /// to come: across nodes a frame can overtake the one a test waited for first (a
+    /// conversation's status, sent over the bus, before the routing's `chat_started`).
+    pub async fn seen_or_next_matching(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        match self.seen.iter().position(&wanted) {
+            Some(at) => self.seen.remove(at),
+            None => self.next_matching(wanted).await,
+        }
+    }
+
     /// As [`Ws::next_matching`], waiting up to `wait` (a cluster's reap or fence).
     pub async fn next_matching_within(&mut self, wait: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + wait;

@@ -199,7 +199,10 @@ async fn across_nodes_the_holder_hears_what_the_customers_node_changes() {
     // Carla is on beta, which archives her chat and records its conversation.
     let (_cluster, [alpha, beta], mut ann, mut carla, chat) =
         Cluster::ann_chatting_with_carla("cluster-conversations", 1).await;
-    assert_eq!(status_of(&mut ann, &chat).await["status"], "open");
+    let opened = ann
+        .seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat)
+        .await;
+    assert_eq!(opened["status"], "open", "{opened}");
     // Ann parks it from alpha: one store for both nodes.
     let parked = set_status(&mut ann, &chat, "pending", None, "p").await;
     assert_eq!(parked["status"], "pending", "{parked}");
