@@ -225,7 +225,8 @@ async fn across_nodes_a_label_put_on_one_node_reaches_the_holder_on_another() {
     // Ann is on alpha; Carla on beta, which records her conversation. One store for both.
     let (_cluster, [alpha, beta], mut ann, _carla, chat) = Cluster::ann_chatting_with_carla("cluster-labels", 1).await;
     let chat = chat.as_str().unwrap().to_string();
-    ann.next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat.as_str())
+    // Its opening status may have come before Ann's `chat_started`.
+    ann.seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat.as_str())
         .await;
     let beta_admin = beta.admin().await;
     let (status, _) = beta_admin
