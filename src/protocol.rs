@@ -842,24 +842,38 @@ pub fn encode_message(m: &MessageRef<'_>) -> Utf8Bytes {
 /// The `ack` frame of a chat message (its sender's acknowledgement): the same bytes as
 /// `ServerFrame::Ack{..}.encode()`, written directly as [`encode_message`] is (one per message).
 pub fn encode_ack(m: &MessageRef<'_>) -> Utf8Bytes {
-    let client_id = m.client_id;
-    let variable = m.chat_id.len() + m.id.len() + client_id.map_or(0, str::len);
-    // Fixed keys and numbers take under 96 bytes; escapes may grow it, which is rare.
-    let mut out = Vec::with_capacity(96 + variable);
-    out.extend_from_slice(br#"{"type":"ack","chat_id":"#);
-    write_json(&mut out, m.chat_id);
-    out.extend_from_slice(br#","id":"#);
-    write_json(&mut out, m.id);
-    out.extend_from_slice(br#","seq":"#);
-    write_json(&mut out, &m.seq);
-    out.extend_from_slice(br#","at":"#);
-    write_json(&mut out, &m.at);
-    if let Some(client_id) = client_id {
-        out.extend_from_slice(br#","client_id":"#);
-        write_json(&mut out, client_id);
-    }
-    out.push(b'}');
-    Utf8Bytes::from(String::from_utf8(out).expect("JSON is UTF-8"))
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        out.extend_from_slice(br#"{"type":"ack","chat_id":"#);
+        write_json(out, m.chat_id);
+        out.extend_from_slice(br#","id":"#);
+        write_json(out, m.id);
+        out.extend_from_slice(br#","seq":"#);
+        write_json(out, &m.seq);
+        out.extend_from_slice(br#","at":"#);
+        write_json(out, &m.at);
+        if let Some(client_id) = m.client_id {
+            out.extend_from_slice(br#","client_id":"#);
+            write_json(out, client_id);
+        }
+        out.push(b'}');
+        exact_frame(out)
+    })
+}
+
+thread_local! {
+    /// Where an `ack` is written before it is copied out at its length (a few hundred bytes
+    /// at most; a longer one grows it once and it stays so for the thread).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(512));
+}
+
+/// A frame of exactly the bytes of `json`, in one allocation of that length. A `Vec` with
+/// room to spare would become a shared buffer, an allocation of its own with an atomic
+/// count on every clone and drop; a frame sent once (an `ack`, moved to its connection)
+/// needs neither.
+fn exact_frame(json: &[u8]) -> Utf8Bytes {
+    let text = std::str::from_utf8(json).expect("JSON is UTF-8");
+    Utf8Bytes::from(String::from(Box::<str>::from(text)))
 }
 
 /// Reads back a `message` frame this module encoded. Transcripts keep the frames the

@@ -689,7 +689,8 @@ async fn reader(sh: Arc<Shared>, mut stream: Stream, receiver: usize, mine: Vec<
                         sh.on_message(receiver, own, &f, kind == "ack");
                     }
                     "error" => sh.on_error(&f),
-                    "queue_stats" | "profile" | "pong" => {}
+                    // An agent hears each conversation's status as it is paired (`conversation_status`).
+                    "queue_stats" | "profile" | "pong" | "conversation_status" => {}
                     // Peers closing at the end are expected.
                     _ if !sh.running.load(Relaxed) => {}
                     other => s.error(&format!("unexpected_{other}")),

@@ -55,6 +55,19 @@ impl SenderCopy {
         }
     }
 
+    /// Sends each of `conns` its copy; the last one takes it rather than a shared clone
+    /// (almost always the only one: the sending connection and its `ack`).
+    pub fn send_to(self, conns: &[ConnHandle]) {
+        let Some((last, others)) = conns.split_last() else {
+            return;
+        };
+        for conn in others {
+            conn.send(self.for_conn(conn.id).clone());
+        }
+        let Self { origin, ack, whole } = self;
+        last.send(if origin == Some(last.id) { ack } else { whole });
+    }
+
     pub fn for_conn(&self, conn: ConnId) -> &Outbound {
         if self.origin == Some(conn) {
             &self.ack

@@ -26,7 +26,7 @@
 //! Not here: clusters (a chat's seq comes from its log in Redis, so every message goes
 //! through the hub task's router), buddy chats, typing and drafts (always the hub's).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -326,8 +326,10 @@ type HeldAck = (SmallVec<[ConnHandle; 1]>, SenderCopy);
 /// Pushed by the hub and by connections; released by the hub when the archive moves on.
 pub struct AckQueue {
     progress: watch::Receiver<Progress>,
-    /// Almost always one connection each: inline, so holding an ack allocates nothing.
-    pending: Mutex<BTreeMap<u64, HeldAck>>,
+    /// In archive seq order. Almost always one connection each: inline, so holding an ack
+    /// allocates nothing. Seqs are drawn in order and pushed almost in order (several
+    /// connections stamp at once), so an insertion lands at or near the back.
+    pending: Mutex<VecDeque<(u64, HeldAck)>>,
 }
 
 impl AckQueue {
@@ -347,28 +349,25 @@ impl AckQueue {
         let mut pending = lock(&self.pending);
         match archived {
             Some(seq) if seq > self.progress.borrow().committed => {
-                pending.insert(seq, (conns.iter().cloned().collect(), copy));
+                let at = pending.iter().rposition(|(held, _)| *held < seq).map_or(0, |i| i + 1);
+                pending.insert(at, (seq, (conns.iter().cloned().collect(), copy)));
             }
             _ => {
                 drop(pending);
-                for conn in conns {
-                    conn.send(copy.for_conn(conn.id).clone());
-                }
+                copy.send_to(conns);
             }
         }
     }
 
     /// Sends the acknowledgements the archive's progress now allows.
     pub fn release(&self) {
-        let released = {
-            let mut pending = lock(&self.pending);
-            let committed = self.progress.borrow().committed;
-            let later = pending.split_off(&(committed + 1));
-            std::mem::replace(&mut *pending, later)
-        };
-        for (conns, copy) in released.into_values() {
-            for conn in conns {
-                conn.send(copy.for_conn(conn.id).clone());
+        // Sent under the queue's lock (an outbox's push never comes back here): no list of
+        // the released is built, and they go out in seq order.
+        let mut pending = lock(&self.pending);
+        let committed = self.progress.borrow().committed;
+        while pending.front().is_some_and(|(seq, _)| *seq <= committed) {
+            if let Some((_, (conns, copy))) = pending.pop_front() {
+                copy.send_to(&conns);
             }
         }
     }
