@@ -65,6 +65,7 @@ fn message(conv: &str, seq: u64) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
@@ -2900,6 +2901,7 @@ async fn messages_keep_their_files(store: &dyn Store) {
     let with_files = ArchiveEvent::Message {
         conversation_id: "c1".into(),
         message: ArchivedMessage {
+            via: None,
             attachments: files.clone(),
             id: msg_id("c1", 2),
             seq: 2,
@@ -3064,6 +3066,7 @@ fn said(conv: &str, seq: u64, text: &str) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
@@ -3229,6 +3232,7 @@ fn said_at(conv: &str, seq: u64, from: Side, at: Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,

@@ -995,7 +995,19 @@ impl HubState {
         if self.cluster.is_some() {
             return self.cluster_relay(chat, (from, origin), text, client_id);
         }
-        self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id)
+        self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id, None)
+    }
+
+    /// A customer's answer by mail into their live chat: [`Self::relay`], the line marked
+    /// `via: "email"`. On several nodes the chat's log in Redis carries text alone, so
+    /// there the line goes in unmarked.
+    fn relay_by_mail(&mut self, chat: ChatId, origin: ConnId, text: String) -> Result<(), (&'static str, String)> {
+        self.check_message(&text)?;
+        if self.cluster.is_some() {
+            return self.cluster_relay(chat, (Party::Customer, origin), text, None);
+        }
+        let via = Some(crate::store::Via::Email);
+        self.stamp_and_deliver(chat, (Party::Customer, origin), (text, Vec::new()), None, via)
     }
 
     /// [`Self::relay`] for a message that names files: each must be `sender`'s upload for
@@ -1023,7 +1035,7 @@ impl HubState {
         }
         let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
         let files = self.attachments.for_message(ids, wire_id, sender)?;
-        self.stamp_and_deliver(chat, (from, origin), (text, files), client_id)
+        self.stamp_and_deliver(chat, (from, origin), (text, files), client_id, None)
     }
 
     /// Stamps a checked message of a single node's chat, archives it, delivers it to the
@@ -1034,10 +1046,12 @@ impl HubState {
         (from, origin): (Party, ConnId),
         (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
         client_id: Option<String>,
+        via: Option<crate::store::Via>,
     ) -> Result<(), (&'static str, String)> {
         let log = self.chats.get(&chat).expect("chats in routing have a log");
-        let author = match from {
-            Party::Customer => Author::CUSTOMER,
+        let author = match (from, via) {
+            (Party::Customer, Some(crate::store::Via::Email)) => Author::CUSTOMER_BY_MAIL,
+            (Party::Customer, None) => Author::CUSTOMER,
             _ => Author::AGENT,
         };
         // Under the chat's lock, as the direct path stamps: one order for both.

@@ -115,7 +115,7 @@ impl HubState {
         let result = match self.live_chat_of(&id) {
             Err(refusal) => Err(refusal),
             Ok(Some(chat)) => self
-                .relay(chat, (Party::Customer, ELSEWHERE), text, None)
+                .relay_by_mail(chat, ELSEWHERE, text)
                 .map(|()| outcome.tell(Ok(()))),
             Ok(None) => self.check_message(&text).and_then(|()| {
                 let asked = Asked {
@@ -262,7 +262,7 @@ impl HubState {
                 let (conn, client_id, outcome) = (asked.conn, asked.client_id.clone(), asked.outcome.clone());
                 let result = match (self.live_chat_of(&id), self.routing.chat_sides(chat)) {
                     (Err(refusal), _) => Err(refusal),
-                    (_, Some(_)) if asked.by_customer => self.relay(chat, (Party::Customer, conn), asked.text, None),
+                    (_, Some(_)) if asked.by_customer => self.relay_by_mail(chat, conn, asked.text),
                     (_, Some((_, owner))) if *owner == asked.agent => {
                         self.relay(chat, (Party::Agent, conn), asked.text, asked.client_id)
                     }
@@ -370,7 +370,7 @@ impl HubState {
         let message_id = Uuid::now_v7().to_string();
         let at = now_ms();
         let author = if asked.by_customer {
-            Author::CUSTOMER
+            Author::CUSTOMER_BY_MAIL
         } else {
             Author::AGENT
         };
@@ -398,6 +398,7 @@ impl HubState {
             text: asked.text,
             at,
             client_id: None,
+            via: asked.by_customer.then_some(crate::store::Via::Email),
         });
         let holder = entry.holder.clone();
         // On several nodes its count is Redis's and its holder may change on another node:
