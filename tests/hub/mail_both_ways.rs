@@ -78,6 +78,7 @@ async fn answered(imap: &Dovecot, ann: &mut Ws, chat: &str, raw: &str, message_i
         (Some(text), Some(seq)),
         "the quoted mail is not part of the line: {line}"
     );
+    assert_eq!(line["via"], "email", "a line by mail says so: {line}");
     let status = ann
         .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat && f["status"] == "open")
         .await;
@@ -138,6 +139,12 @@ async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
         let lines = seqs_and_texts(&c["messages"]);
         if lines.len() as u64 == seq + 2 {
             assert_eq!(lines[seq as usize].1, "Danke, ich warte gern.");
+            // After a reload too, the lines by mail say so, and Ann's own does not.
+            let messages = c["messages"].as_array().unwrap();
+            let via: Vec<&Value> = messages.iter().map(|m| &m["via"]).collect();
+            assert_eq!(via[seq as usize - 1], &Value::Null, "{c}");
+            assert_eq!(via[seq as usize], "email", "{c}");
+            assert_eq!(via[seq as usize + 1], "email", "{c}");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{c}");
@@ -191,6 +198,7 @@ async fn a_mail_for_a_chat_waiting_after_a_transfer_waits_and_joins_the_chat() {
         (Some("Any news?"), Some(2)),
         "{line}"
     );
+    assert_eq!(line["via"], "email", "in a live chat too: {line}");
     assert_eq!(joerg.next_of("message").await["text"], "Any news?");
 }
 
