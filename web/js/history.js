@@ -6,6 +6,7 @@
 
 import { el, api, clock, dateTime } from './dom.js';
 import { FileAccess, renderFiles } from './attachments.js';
+import { cameByMail } from './agent-mails.js';
 
 /** Staff fetch archived files with their session cookie. */
 const archivedFiles = new FileAccess({ conversation: () => null });
@@ -177,7 +178,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
       ...(c.messages || []).map((m) => ({ at: m.at, node: el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },
         el('span', { class: 'sr-only' }, `${m.from}: `), m.text,
         m.attachments?.length ? renderFiles(m.attachments, archivedFiles) : null,
-        el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`)) })),
+        el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`), cameByMail(m)) })),
       ...(c.notes || []).map((n) => ({ at: n.at, node: el('li', { class: 'note-card', dataset: { testid: 'archive-note' } },
         el('div', { class: 'note-head' }, el('strong', {}, 'Internal note'), el('span', { class: 'note-meta' }, ` · ${n.agent_name} · ${clock(n.at)}`)),
         el('div', { class: 'note-text' }, n.text)) })),
