@@ -372,8 +372,9 @@ impl HubState {
             Command::LineByMail {
                 conversation,
                 text,
+                files,
                 outcome,
-            } => self.line_by_mail(conversation, text, outcome),
+            } => self.line_by_mail(conversation, (text, files), outcome),
             Command::AnswerByMail {
                 agent,
                 conversation,
@@ -998,16 +999,46 @@ impl HubState {
         self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id, None)
     }
 
-    /// A customer's answer by mail into their live chat: [`Self::relay`], the line marked
-    /// `via: "email"`. On several nodes the chat's log in Redis carries text alone, so
-    /// there the line goes in unmarked.
-    fn relay_by_mail(&mut self, chat: ChatId, origin: ConnId, text: String) -> Result<(), (&'static str, String)> {
-        self.check_message(&text)?;
+    /// A customer's answer by mail into their live chat, with the files it carried (kept
+    /// already): [`Self::relay`], the line marked `via: "email"`. On several nodes the
+    /// chat's log in Redis carries text alone, so there the line goes in unmarked, its
+    /// files named in its text.
+    fn relay_by_mail(
+        &mut self,
+        chat: ChatId,
+        origin: ConnId,
+        (mut text, files): (String, Vec<crate::attachments::AttachmentMeta>),
+    ) -> Result<(), (&'static str, String)> {
+        self.check_mail_line(&text, &files)?;
         if self.cluster.is_some() {
+            for file in &files {
+                text.push_str(&format!(
+                    "\n(attachment {}: files are not shown on several nodes)",
+                    file.name
+                ));
+            }
             return self.cluster_relay(chat, (Party::Customer, origin), text, None);
         }
         let via = Some(crate::store::Via::Email);
-        self.stamp_and_deliver(chat, (Party::Customer, origin), (text, Vec::new()), None, via)
+        self.stamp_and_deliver(chat, (Party::Customer, origin), (text, files), None, via)
+    }
+
+    /// [`Self::check_message`] for a line by mail: its text may be empty when it carries files.
+    pub(super) fn check_mail_line(
+        &self,
+        text: &str,
+        files: &[crate::attachments::AttachmentMeta],
+    ) -> Result<(), (&'static str, String)> {
+        if files.is_empty() {
+            return self.check_message(text);
+        }
+        if let Some(refusal) = crate::core::attachments::text_refusal(text, self.settings.max_message_len, true) {
+            return Err(refusal);
+        }
+        if !self.archive.has_room_for_message() {
+            return Err(archive_behind());
+        }
+        Ok(())
     }
 
     /// [`Self::relay`] for a message that names files: each must be `sender`'s upload for

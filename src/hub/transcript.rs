@@ -101,7 +101,7 @@ pub(crate) fn stamped(
 }
 
 /// [`stamped`], with the files the message carries.
-fn stamped_with(
+pub(crate) fn stamped_with(
     chat_id: &str,
     seq: u64,
     (id, at): (&str, i64),

@@ -171,8 +171,8 @@ mod tests {
                 proptest::collection::vec((".{0,8}", ".{0,20}", any::<u64>(), any::<bool>()), 0..3),
                 any::<bool>()
             )
-                .prop_map(
-                    |((conversation_id, id, seq, from, text, at), files, by_mail)| ArchiveEvent::Message {
+                .prop_map(|((conversation_id, id, seq, from, text, at), files, by_mail)| {
+                    ArchiveEvent::Message {
                         conversation_id,
                         message: ArchivedMessage {
                             via: by_mail.then_some(crate::store::Via::Email),
@@ -190,10 +190,10 @@ mod tests {
                             seq,
                             from,
                             text,
-                            at
+                            at,
                         },
                     }
-                ),
+                }),
             (".{0,12}", any::<i64>()).prop_map(|(id, ended_at)| ArchiveEvent::Closed(ConversationClosed {
                 id,
                 ended_at,
