@@ -189,7 +189,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     if (!c.messages?.length) list.append(el('li', { class: 'notice' }, 'No messages.'));
     const who = c.customer || {};
     const facts = [who.email ? `Email: ${who.email}` : null, who.page ? `Came from: ${who.page}` : null, who.zone ? `Time zone: ${who.zone}` : null].filter(Boolean);
-    detail.replaceChildren(
+    // replaceChildren writes a null out as the word "null": the parts not there are left out.
+    detail.replaceChildren(...[
       el('div', { class: 'row' }, el('h3', { class: 'grow' }, `${c.customer_name} ↔ ${c.agent_name} · ${categoryName(c.category) || c.kind} · ${dateTime(c.paired_at)}`),
         ...['csv', 'json'].map((format) => el('button', { type: 'button', class: 'secondary', dataset: { testid: `archive-detail-export-${format}` },
           onclick: () => exportFile(`/api/conversations/${encodeURIComponent(id)}/export?format=${format}`) }, `Export ${format.toUpperCase()}`)),
@@ -197,7 +198,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
       c.rating ? el('p', { dataset: { testid: 'archive-detail-rating' } }, `Customer's rating: ${ratingText(c.rating)}`,
         c.rating.comment ? ` — “${c.rating.comment}”` : '') : null,
       facts.length ? el('p', { class: 'muted', dataset: { testid: 'archive-customer' } }, facts.join(' · ')) : null,
-      list);
+      list].filter(Boolean));
     detail.focus();
   }
 
