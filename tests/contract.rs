@@ -2927,6 +2927,45 @@ async fn messages_keep_their_files(store: &dyn Store) {
     assert!(c1.messages[0].attachments.is_empty() && c1.messages[2].attachments.is_empty());
 }
 
+/// A customer's answer by mail keeps its `via` (with files or without), beside plain lines
+/// that have none; a retry of it adds nothing.
+async fn lines_by_mail_keep_their_via(store: &dyn Store) {
+    let by_mail = |seq: u64, files: Vec<switchboard::attachments::AttachmentMeta>| ArchiveEvent::Message {
+        conversation_id: "c1".into(),
+        message: ArchivedMessage {
+            via: Some(switchboard::store::Via::Email),
+            attachments: files,
+            id: msg_id("c1", seq),
+            seq,
+            from: Side::Customer,
+            text: format!("by mail {seq}"),
+            at: 1_000 + seq as i64,
+        },
+    };
+    let file = switchboard::attachments::AttachmentMeta {
+        id: "f1".into(),
+        name: "foto.png".into(),
+        mime: "image/png".into(),
+        size: 10,
+        thumbnail: true,
+    };
+    let events = [
+        open("c1", Some("sales"), "a1", 1_000),
+        message("c1", 1),
+        by_mail(2, vec![]),
+        by_mail(3, vec![file.clone()]),
+        message("c1", 4),
+    ];
+    store.archive(&events).await.unwrap();
+    store.archive(&events[2..4]).await.unwrap();
+    let c1 = store.conversation("c1").await.unwrap();
+    assert_eq!(seqs(&c1), vec![1, 2, 3, 4]);
+    let via: Vec<_> = c1.messages.iter().map(|m| m.via).collect();
+    let email = Some(switchboard::store::Via::Email);
+    assert_eq!(via, [None, email, email, None]);
+    assert_eq!(c1.messages[2].attachments, [file]);
+}
+
 // ---------- reply addresses of follow-up mails ----------
 
 /// A token is bound to one conversation for good; a conversation may have several, and
@@ -3425,6 +3464,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
 contract!(
     ping_and_name,
     messages_keep_their_files,
+    lines_by_mail_keep_their_via,
     accounts,
     categories,
     archive_three_conversations,
