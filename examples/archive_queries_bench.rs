@@ -105,6 +105,7 @@ fn conversation_events(i: usize, rng: &mut StdRng) -> Vec<ArchiveEvent> {
         events.push(ArchiveEvent::Message {
             conversation_id: id.clone(),
             message: ArchivedMessage {
+                via: None,
                 attachments: Vec::new(),
                 id: uuid::Uuid::now_v7().to_string(),
                 seq,

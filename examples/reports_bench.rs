@@ -51,6 +51,7 @@ async fn fill(store: &SharedStore, conversations: usize) -> Duration {
             batch.push(ArchiveEvent::Message {
                 conversation_id: id.clone(),
                 message: ArchivedMessage {
+                    via: None,
                     attachments: Vec::new(),
                     id: format!("{id}-{seq}"),
                     seq,

@@ -320,6 +320,10 @@ pub struct ChatMessage {
     pub at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// How it came other than over the chat (absent for chat lines): `email`, a
+    /// customer's answer by mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<crate::store::Via>,
 }
 
 /// A chat as shown on welcome and resume: who, what, and the messages so far.
@@ -781,6 +785,7 @@ pub struct MessageRef<'a> {
     pub attachments: &'a [AttachmentMeta],
     pub at: i64,
     pub client_id: Option<&'a str>,
+    pub via: Option<crate::store::Via>,
 }
 
 impl ChatMessage {
@@ -796,6 +801,7 @@ impl ChatMessage {
             attachments: &self.attachments,
             at: self.at,
             client_id: self.client_id.as_deref(),
+            via: self.via,
         }
     }
 }
@@ -834,6 +840,12 @@ pub fn encode_message(m: &MessageRef<'_>) -> Utf8Bytes {
     if let Some(client_id) = client_id {
         out.extend_from_slice(br#","client_id":"#);
         write_json(&mut out, client_id);
+    }
+    if let Some(via) = m.via {
+        // A fixed word: no escaping, and within the room reserved for fixed keys.
+        out.extend_from_slice(match via {
+            crate::store::Via::Email => br#","via":"email""#,
+        });
     }
     out.push(b'}');
     Utf8Bytes::from(String::from_utf8(out).expect("JSON written from strs is UTF-8"))
@@ -969,6 +981,8 @@ mod tests {
                     text: text.into(),
                     at: 1_795_279_798_433,
                     client_id: (i != 2).then(|| format!("c\"{i}")),
+                    // A customer's answer by mail says so.
+                    via: (i == 0).then_some(crate::store::Via::Email),
                 };
                 let frame = ServerFrame::Message(message.clone());
                 let encoded = frame.encode();
@@ -991,6 +1005,7 @@ mod tests {
                 text: "never in an ack",
                 at: 1_795_279_798_433,
                 client_id,
+                via: None,
             };
             let frame = ServerFrame::Ack {
                 chat_id: message.chat_id.into(),

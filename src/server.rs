@@ -201,6 +201,7 @@ pub async fn run(
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_string())
                 .unwrap_or_default(),
+            attachments: attachments.clone(),
         };
         tokio::spawn(crate::inbound::poller::run(
             imap,

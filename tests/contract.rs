@@ -65,6 +65,7 @@ fn message(conv: &str, seq: u64) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
@@ -2900,6 +2901,7 @@ async fn messages_keep_their_files(store: &dyn Store) {
     let with_files = ArchiveEvent::Message {
         conversation_id: "c1".into(),
         message: ArchivedMessage {
+            via: None,
             attachments: files.clone(),
             id: msg_id("c1", 2),
             seq: 2,
@@ -2923,6 +2925,45 @@ async fn messages_keep_their_files(store: &dyn Store) {
     assert_eq!(c1.messages[1].attachments, files);
     assert_eq!(c1.messages[1].text, "");
     assert!(c1.messages[0].attachments.is_empty() && c1.messages[2].attachments.is_empty());
+}
+
+/// A customer's answer by mail keeps its `via` (with files or without), beside plain lines
+/// that have none; a retry of it adds nothing.
+async fn lines_by_mail_keep_their_via(store: &dyn Store) {
+    let by_mail = |seq: u64, files: Vec<switchboard::attachments::AttachmentMeta>| ArchiveEvent::Message {
+        conversation_id: "c1".into(),
+        message: ArchivedMessage {
+            via: Some(switchboard::store::Via::Email),
+            attachments: files,
+            id: msg_id("c1", seq),
+            seq,
+            from: Side::Customer,
+            text: format!("by mail {seq}"),
+            at: 1_000 + seq as i64,
+        },
+    };
+    let file = switchboard::attachments::AttachmentMeta {
+        id: "f1".into(),
+        name: "foto.png".into(),
+        mime: "image/png".into(),
+        size: 10,
+        thumbnail: true,
+    };
+    let events = [
+        open("c1", Some("sales"), "a1", 1_000),
+        message("c1", 1),
+        by_mail(2, vec![]),
+        by_mail(3, vec![file.clone()]),
+        message("c1", 4),
+    ];
+    store.archive(&events).await.unwrap();
+    store.archive(&events[2..4]).await.unwrap();
+    let c1 = store.conversation("c1").await.unwrap();
+    assert_eq!(seqs(&c1), vec![1, 2, 3, 4]);
+    let via: Vec<_> = c1.messages.iter().map(|m| m.via).collect();
+    let email = Some(switchboard::store::Via::Email);
+    assert_eq!(via, [None, email, email, None]);
+    assert_eq!(c1.messages[2].attachments, [file]);
 }
 
 // ---------- reply addresses of follow-up mails ----------
@@ -3064,6 +3105,7 @@ fn said(conv: &str, seq: u64, text: &str) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
@@ -3229,6 +3271,7 @@ fn said_at(conv: &str, seq: u64, from: Side, at: Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: msg_id(conv, seq),
             seq,
@@ -3421,6 +3464,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
 contract!(
     ping_and_name,
     messages_keep_their_files,
+    lines_by_mail_keep_their_via,
     accounts,
     categories,
     archive_three_conversations,

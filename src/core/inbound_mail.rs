@@ -47,8 +47,18 @@ pub struct MailFields {
     pub subject: String,
     /// The readable text: the text/plain part, else the HTML turned to text.
     pub text: String,
+    /// The files it carries (its attachments, decoded), in order.
+    pub files: Vec<MailFile>,
     /// The raw mail's size in bytes.
     pub size: usize,
+}
+
+/// A file a mail carries: the name its sender gave it and its bytes, decoded. What it is
+/// is not believed: the adapter tells its type from its bytes, as for an upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
 }
 
 /// What the desk is, for the rules.
@@ -96,6 +106,8 @@ pub struct Written {
     pub subject: String,
     /// Quoted history and signature stripped.
     pub text: String,
+    /// The files the mail carries, for the line (checked as uploads are when kept).
+    pub files: Vec<MailFile>,
 }
 
 /// The decision on one mail.
@@ -155,6 +167,7 @@ pub fn decide(mail: &MailFields, desk: &Desk) -> Decision {
         from: from.to_string(),
         subject: mail.subject.trim().to_string(),
         text: readable_text(&mail.text),
+        files: mail.files.clone(),
     };
     let category = category_for(mail, desk);
     let tokens = reply_tokens(&mail.recipients, local, domain);

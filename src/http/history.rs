@@ -88,6 +88,10 @@ pub struct MessageView {
     /// The files it carried (absent when none); links to them from `GET /api/attachments/{id}/link`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::attachments::AttachmentMeta>,
+    /// How it came other than over the chat (absent for chat lines): `email`, a
+    /// customer's answer by mail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<crate::store::Via>,
 }
 
 /// An agent's internal note on a service chat: never shown to the customer.
@@ -203,6 +207,7 @@ pub(super) fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
         text: m.text.clone(),
         at: m.at,
         attachments: m.attachments.clone(),
+        via: m.via,
     }
 }
 

@@ -741,6 +741,7 @@ impl HubState {
                 self.archive.push_message(ArchiveEvent::Message {
                     conversation_id: id.clone(),
                     message: ArchivedMessage {
+                        via: None,
                         attachments: Vec::new(),
                         id: m.id,
                         seq: m.seq,

@@ -15,6 +15,8 @@ pub(crate) struct FollowUpLine {
     pub conn: ConnId,
     pub agent: AgentId,
     pub text: String,
+    /// The files a customer's mail carried (kept already); none for an agent's line.
+    pub files: Vec<crate::attachments::AttachmentMeta>,
     pub client_id: Option<String>,
     /// It went to the customer by mail already (an answer to an offline message): it is
     /// not mailed again as a follow-up.

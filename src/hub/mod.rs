@@ -167,6 +167,8 @@ pub(crate) enum Command {
     LineByMail {
         conversation: String,
         text: String,
+        /// The files the mail carried, kept and checked already.
+        files: Vec<crate::attachments::AttachmentMeta>,
         outcome: follow_up_line::Outcome,
     },
     /// An agent's answer to an offline message, mailed: a line of its conversation too.
@@ -606,12 +608,19 @@ impl Hub {
 
     /// A conversation changed on another node: its holder, where connected here, is told.
     /// A customer's answer by mail to conversation `conversation`: their line in it.
+    /// `files`: those the mail carried, kept already (`inbound::files`).
     /// `Err`: why it is not a line (yet): the mail is offered again later.
-    pub async fn line_by_mail(&self, conversation: &str, text: String) -> Result<(), String> {
+    pub async fn line_by_mail(
+        &self,
+        conversation: &str,
+        text: String,
+        files: Vec<crate::attachments::AttachmentMeta>,
+    ) -> Result<(), String> {
         let (outcome, told) = follow_up_line::Outcome::new();
         self.send(Command::LineByMail {
             conversation: conversation.to_string(),
             text,
+            files,
             outcome,
         })
         .await

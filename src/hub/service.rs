@@ -372,8 +372,9 @@ impl HubState {
             Command::LineByMail {
                 conversation,
                 text,
+                files,
                 outcome,
-            } => self.line_by_mail(conversation, text, outcome),
+            } => self.line_by_mail(conversation, (text, files), outcome),
             Command::AnswerByMail {
                 agent,
                 conversation,
@@ -995,7 +996,49 @@ impl HubState {
         if self.cluster.is_some() {
             return self.cluster_relay(chat, (from, origin), text, client_id);
         }
-        self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id)
+        self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id, None)
+    }
+
+    /// A customer's answer by mail into their live chat, with the files it carried (kept
+    /// already): [`Self::relay`], the line marked `via: "email"`. On several nodes the
+    /// chat's log in Redis carries text alone, so there the line goes in unmarked, its
+    /// files named in its text.
+    fn relay_by_mail(
+        &mut self,
+        chat: ChatId,
+        origin: ConnId,
+        (mut text, files): (String, Vec<crate::attachments::AttachmentMeta>),
+    ) -> Result<(), (&'static str, String)> {
+        self.check_mail_line(&text, &files)?;
+        if self.cluster.is_some() {
+            for file in &files {
+                text.push_str(&format!(
+                    "\n(attachment {}: files are not shown on several nodes)",
+                    file.name
+                ));
+            }
+            return self.cluster_relay(chat, (Party::Customer, origin), text, None);
+        }
+        let via = Some(crate::store::Via::Email);
+        self.stamp_and_deliver(chat, (Party::Customer, origin), (text, files), None, via)
+    }
+
+    /// [`Self::check_message`] for a line by mail: its text may be empty when it carries files.
+    pub(super) fn check_mail_line(
+        &self,
+        text: &str,
+        files: &[crate::attachments::AttachmentMeta],
+    ) -> Result<(), (&'static str, String)> {
+        if files.is_empty() {
+            return self.check_message(text);
+        }
+        if let Some(refusal) = crate::core::attachments::text_refusal(text, self.settings.max_message_len, true) {
+            return Err(refusal);
+        }
+        if !self.archive.has_room_for_message() {
+            return Err(archive_behind());
+        }
+        Ok(())
     }
 
     /// [`Self::relay`] for a message that names files: each must be `sender`'s upload for
@@ -1023,7 +1066,7 @@ impl HubState {
         }
         let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
         let files = self.attachments.for_message(ids, wire_id, sender)?;
-        self.stamp_and_deliver(chat, (from, origin), (text, files), client_id)
+        self.stamp_and_deliver(chat, (from, origin), (text, files), client_id, None)
     }
 
     /// Stamps a checked message of a single node's chat, archives it, delivers it to the
@@ -1034,10 +1077,12 @@ impl HubState {
         (from, origin): (Party, ConnId),
         (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
         client_id: Option<String>,
+        via: Option<crate::store::Via>,
     ) -> Result<(), (&'static str, String)> {
         let log = self.chats.get(&chat).expect("chats in routing have a log");
-        let author = match from {
-            Party::Customer => Author::CUSTOMER,
+        let author = match (from, via) {
+            (Party::Customer, Some(crate::store::Via::Email)) => Author::CUSTOMER_BY_MAIL,
+            (Party::Customer, None) => Author::CUSTOMER,
             _ => Author::AGENT,
         };
         // Under the chat's lock, as the direct path stamps: one order for both.

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::clock::now_ms;
 use crate::protocol::{self, AttachmentMeta, ChatMessage, From, MessageRef};
-use crate::store::{ArchiveEvent, ArchivedMessage, Side};
+use crate::store::{ArchiveEvent, ArchivedMessage, Side, Via};
 
 /// Who wrote a message, as the wire and the archive each name it.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +25,8 @@ pub struct Author {
     side: Side,
     /// The sender's buddy id, in buddy chats.
     sender: Option<u64>,
+    /// How the line came other than over the chat (a customer's mail).
+    via: Option<Via>,
 }
 
 impl Author {
@@ -32,11 +34,18 @@ impl Author {
         from: From::Customer,
         side: Side::Customer,
         sender: None,
+        via: None,
     };
     pub const AGENT: Self = Self {
         from: From::Agent,
         side: Side::Agent,
         sender: None,
+        via: None,
+    };
+    /// The customer, answering by mail: the line says so (`via: "email"`).
+    pub const CUSTOMER_BY_MAIL: Self = Self {
+        via: Some(Via::Email),
+        ..Self::CUSTOMER
     };
 
     /// Buddy `id`; the archive records the chat's inviter as "customer" and the other as "agent".
@@ -45,6 +54,7 @@ impl Author {
             from: From::Buddy,
             side: if is_inviter { Side::Customer } else { Side::Agent },
             sender: Some(id),
+            via: None,
         }
     }
 }
@@ -91,7 +101,7 @@ pub(crate) fn stamped(
 }
 
 /// [`stamped`], with the files the message carries.
-fn stamped_with(
+pub(crate) fn stamped_with(
     chat_id: &str,
     seq: u64,
     (id, at): (&str, i64),
@@ -109,12 +119,14 @@ fn stamped_with(
         attachments: &attachments,
         at,
         client_id,
+        via: author.via,
     };
     let frame = protocol::encode_message(&message);
     let ack = protocol::encode_ack(&message);
     let event = ArchiveEvent::Message {
         conversation_id: chat_id.to_owned(),
         message: ArchivedMessage {
+            via: author.via,
             id: id.to_owned(),
             seq,
             from: author.side,
@@ -220,6 +232,7 @@ impl Transcript {
             .map(|m| ArchiveEvent::Message {
                 conversation_id: m.chat_id,
                 message: ArchivedMessage {
+                    via: m.via,
                     attachments: m.attachments,
                     id: m.id,
                     seq: m.seq,

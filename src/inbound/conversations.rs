@@ -9,6 +9,10 @@
 //! our `Message-ID`s (which are no secret: they carry the conversation's id) is a line of
 //! it only from the customer's own address; otherwise it starts a new one.
 //!
+//! The files a line's mail carries are kept as uploads are (`super::files`); a refused
+//! one is noted in the line's text. A mail that starts a conversation names its files in
+//! the offline message's text (offline messages carry text only).
+//!
 //! A delivery failure report about one of the desk's follow-up mails (named by the
 //! `Message-ID` it returns) marks that mail bounced in the outbox, with the report's
 //! reason, so the console shows it; a report about anything else is only logged.
@@ -26,6 +30,8 @@ pub struct ConversationSink {
     pub hub: Hub,
     /// The domain of the desk's `Message-ID`s (`MAIL_FROM`'s).
     pub domain: String,
+    /// Where the files a line's mail carries are kept (`super::files`).
+    pub attachments: crate::attachments::Attachments,
 }
 
 /// The conversation a desk `Message-ID` (without angle brackets) belongs to: a follow-up
@@ -63,10 +69,11 @@ impl ConversationSink {
             .map(|id| (id, false)))
     }
 
-    /// Customer `written`'s line in conversation `id`, its sender shown when not its
-    /// customer. Found by an id it answers rather than by its token (ids are no secret):
-    /// only from the customer's own address; `false` when not a line of it.
-    async fn line(&self, id: &str, by_token: bool, written: &Written) -> Result<bool, String> {
+    /// Customer `written`'s line in conversation `id` (mail `key`), its sender shown when
+    /// not its customer, with the files the mail carries (a refused one noted in its text).
+    /// Found by an id it answers rather than by its token (ids are no secret): only from
+    /// the customer's own address; `false` when not a line of it.
+    async fn line(&self, key: &str, id: &str, by_token: bool, written: &Written) -> Result<bool, String> {
         let conversation = match self.store.conversation(id).await {
             Ok(conversation) => conversation,
             Err(StoreError::NotFound) => return Ok(false),
@@ -83,7 +90,9 @@ impl ConversationSink {
                 written.from, written.text
             ),
         };
-        self.hub.line_by_mail(id, text).await?;
+        let kept = super::files::keep(&self.attachments, id, key, &written.files).await?;
+        let text = kept.noted(text);
+        self.hub.line_by_mail(id, text, kept.files).await?;
         Ok(true)
     }
 
@@ -111,10 +120,17 @@ impl ConversationSink {
     async fn offline_message(&self, key: &str, category: &str, written: &Written) -> Result<(), String> {
         let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string();
         let name = written.from.split('@').next().unwrap_or("customer").to_string();
-        let text = match written.subject.trim() {
+        let mut text = match written.subject.trim() {
             "" => written.text.clone(),
             subject => format!("{subject}\n\n{}", written.text),
         };
+        // An offline message carries text alone: its files are named, never dropped unsaid.
+        for file in &written.files {
+            text.push_str(&format!(
+                "\n(attachment {} not kept: a message that starts a conversation carries text only; it is in the mailbox)",
+                file.name
+            ));
+        }
         let message = OfflineMessage {
             id: id.clone(),
             category: category.to_string(),
@@ -158,7 +174,7 @@ impl InboundSink for ConversationSink {
                 category,
                 written,
             } => match self.answered(tokens, ids).await? {
-                Some((id, by_token)) if self.line(&id, by_token, written).await? => Ok(()),
+                Some((id, by_token)) if self.line(&mail.key, &id, by_token, written).await? => Ok(()),
                 _ => self.offline_message(&mail.key, category, written).await,
             },
             Decision::New { category, written } => self.offline_message(&mail.key, category, written).await,

@@ -10,6 +10,7 @@
 //! when a line's id is made from the key).
 
 pub mod conversations;
+pub mod files;
 pub mod imap;
 pub mod parse;
 pub mod poller;

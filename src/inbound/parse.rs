@@ -4,7 +4,7 @@
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
 
-use crate::core::inbound_mail::MailFields;
+use crate::core::inbound_mail::{MailFields, MailFile};
 
 /// The fields of `raw`.
 pub fn fields(raw: &[u8]) -> MailFields {
@@ -46,6 +46,13 @@ pub fn fields(raw: &[u8]) -> MailFields {
         bounce_reason: bounce_reason(&message),
         subject: message.subject().unwrap_or("").to_string(),
         text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        files: message
+            .attachments()
+            .map(|part| MailFile {
+                name: part.attachment_name().unwrap_or("attachment").to_string(),
+                bytes: part.contents().to_vec(),
+            })
+            .collect(),
         size,
     }
 }
@@ -169,6 +176,25 @@ mod tests {
             Some("550 5.1.1 <x@y>: Recipient address rejected (status 5.1.1)")
         );
         assert_eq!(f.auto_submitted.as_deref(), Some("auto-replied"));
+    }
+
+    #[test]
+    fn attachments_are_decoded_with_their_names_and_kept_out_of_the_text() {
+        let raw = "From: jo@example.org\r\nTo: desk@desk.example\r\nSubject: shot\r\nMIME-Version: 1.0\r\n\
+                   Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+                   --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee the shot.\r\n\
+                   --b\r\nContent-Type: application/pdf; name=\"=?UTF-8?Q?Rechnung_M=C3=A4rz.pdf?=\"\r\n\
+                   Content-Disposition: attachment; filename=\"=?UTF-8?Q?Rechnung_M=C3=A4rz.pdf?=\"\r\n\
+                   Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+        let f = fields(raw.as_bytes());
+        assert_eq!(f.text.trim(), "See the shot.");
+        assert_eq!(
+            f.files,
+            [MailFile {
+                name: "Rechnung März.pdf".into(),
+                bytes: b"%PDF-1.4\n".to_vec()
+            }]
+        );
     }
 
     #[test]

@@ -131,6 +131,7 @@ fn line(conversation: &str, id: &str, seq: u64, from: Side, text: &str, at: crat
     ArchiveEvent::Message {
         conversation_id: conversation.to_string(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: id.to_string(),
             seq,

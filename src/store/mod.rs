@@ -162,6 +162,26 @@ pub struct ArchivedMessage {
     /// The files it carries: their metadata (the files are in `attachments`' store).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::attachments::AttachmentMeta>,
+    /// How it came other than over the chat (absent for chat lines): a customer's answer
+    /// by mail is `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+}
+
+impl ArchivedMessage {
+    /// Is it a chat line of text alone (no files, no `via`), which the stores keep in
+    /// their compact records? Any other is kept as JSON.
+    pub fn is_plain(&self) -> bool {
+        self.attachments.is_empty() && self.via.is_none()
+    }
+}
+
+/// The way a line came into its conversation other than over the chat, where that shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// A mail the customer sent to the desk's mailbox.
+    Email,
 }
 
 /// The opening facts of a conversation, known when the two sides are paired.

@@ -177,6 +177,7 @@ mod tests {
         // 2026-03-29 00:30 UTC: 01:30 in Berlin before the spring-forward change.
         let t0 = 1_774_744_200_000;
         let message = |seq: u64, from, text: &str, at| ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: format!("m{seq}"),
             seq,
@@ -208,6 +209,7 @@ mod tests {
             messages: vec![
                 message(1, Side::Customer, "<script>alert(1)</script>\nsecond line", t0 + 60_000),
                 ArchivedMessage {
+                    via: None,
                     attachments: vec![crate::attachments::AttachmentMeta {
                         id: "f1".into(),
                         name: "error <shot>.png".into(),

@@ -2,7 +2,8 @@
 // and the console marks it with its delivery state, "✉ queued" and then "✉ sent"; a mail the
 // relay refuses for good (the sink refuses addresses starting with "bounce") is marked
 // "⚠ bounced", the relay's reason on hover. The customer's answer to that mail, delivered
-// to the desk's mailbox (a real Dovecot), comes back into the console as their next line.
+// to the desk's mailbox (a real Dovecot), comes back into the console as their next line,
+// marked "✉ by email", live, after a reload and in the archive, with the files she attached.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -84,15 +85,60 @@ test('the customer answers the mail and their answer is their next line in the c
     'Message-ID: <answer-lotte@example.com>',
     `In-Reply-To: ${messageId}`,
     `References: ${messageId}`,
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b"',
+    '',
+    '--b',
     'Content-Type: text/plain; charset=utf-8',
     '',
     'Danke, jetzt stimmt die Adresse.',
     '',
     '> Ihre Rechnung ist korrigiert.',
+    '--b',
+    'Content-Type: image/png; name="adresse.png"',
+    'Content-Disposition: attachment; filename="adresse.png"',
+    'Content-Transfer-Encoding: base64',
     '',
-  ].join('\n'));
+    // A red picture, 1 by 1.
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+    '--b',
+    'Content-Type: application/pdf; name="Beleg.pdf"',
+    'Content-Disposition: attachment; filename="Beleg.pdf"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    Buffer.from('%PDF-1.4\n1 0 obj\n<<>>\nendobj\n').toString('base64'),
+    '--b--',
+    '',
+  ].join('\r\n'));
   const answer = panel.getByTestId('message').filter({ hasText: 'Danke, jetzt stimmt die Adresse.' });
   await answer.waitFor({ timeout: 30000 });
   assert.doesNotMatch(await answer.innerText(), /Ihre Rechnung ist korrigiert/, 'the quoted history is not shown');
+  // The files she attached come with it: the picture shown, the PDF to download.
+  const picture = answer.getByTestId('attachment-thumbnail');
+  await picture.waitFor();
+  await agentPage.waitForFunction((img) => img.complete && img.naturalWidth > 0, await picture.elementHandle());
+  await answer.getByTestId('attachment-card').filter({ hasText: 'Beleg.pdf' }).waitFor();
+  // It is marked as come by mail, as the agent's line is marked as gone by mail.
+  await answer.getByTestId('came-by-mail').filter({ hasText: '✉ by email' }).waitFor();
+  assert.equal(await line.getByTestId('came-by-mail').count(), 0, 'the agent\'s own line did not come by mail');
   await shot(agentPage, 'follow-up-mail-answer');
+
+  // After a reload the conversation opens from the archive, the mark still there.
+  await agentPage.reload();
+  await agentPage.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor();
+  const row = agentPage.locator('[data-testid="conversation-item"][data-customer="Lotte by mail"]');
+  await row.getByTestId('conversation-open').click();
+  const reopened = panelOf(agentPage, 'Lotte by mail');
+  const again = reopened.getByTestId('message').filter({ hasText: 'Danke, jetzt stimmt die Adresse.' });
+  await again.getByTestId('came-by-mail').filter({ hasText: '✉ by email' }).waitFor();
+  assert.equal(await reopened.getByTestId('came-by-mail').count(), 1, 'only her answer came by mail');
+  await shot(agentPage, 'follow-up-mail-answer-reloaded');
+  // And in the archive of past conversations.
+  await agentPage.getByTestId('archive-row').filter({ hasText: 'Lotte by mail' }).getByTestId('archive-open').click();
+  await agentPage.getByTestId('archive-message').filter({ hasText: 'Danke, jetzt stimmt die Adresse.' })
+    .getByTestId('came-by-mail').waitFor();
+  assert.doesNotMatch(await agentPage.getByTestId('archive-customer').locator('..').innerText(), /\bnull\b/, 'no part missing shows as "null"');
+  await agentPage.setViewportSize({ width: 390, height: 844 });
+  await again.scrollIntoViewIfNeeded();
+  await shot(agentPage, 'follow-up-mail-answer-phone');
 }));

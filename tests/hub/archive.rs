@@ -405,6 +405,7 @@ async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
         ArchiveEvent::Message {
             conversation_id: "chat-1".into(),
             message: ArchivedMessage {
+                via: None,
                 attachments: Vec::new(),
                 id: "m1".into(),
                 seq: 1,

@@ -65,7 +65,7 @@ async fn fetch(hub: &TestHub, path: &str) -> reqwest::Response {
     reqwest::get(hub.url(path)).await.unwrap()
 }
 
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let picture = image::RgbImage::from_pixel(width, height, image::Rgb([200, 30, 30]));
     let mut out = Cursor::new(Vec::new());
     picture.write_to(&mut out, image::ImageFormat::Png).unwrap();

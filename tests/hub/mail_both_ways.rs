@@ -78,6 +78,7 @@ async fn answered(imap: &Dovecot, ann: &mut Ws, chat: &str, raw: &str, message_i
         (Some(text), Some(seq)),
         "the quoted mail is not part of the line: {line}"
     );
+    assert_eq!(line["via"], "email", "a line by mail says so: {line}");
     let status = ann
         .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat && f["status"] == "open")
         .await;
@@ -138,6 +139,12 @@ async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
         let lines = seqs_and_texts(&c["messages"]);
         if lines.len() as u64 == seq + 2 {
             assert_eq!(lines[seq as usize].1, "Danke, ich warte gern.");
+            // After a reload too, the lines by mail say so, and Ann's own does not.
+            let messages = c["messages"].as_array().unwrap();
+            let via: Vec<&Value> = messages.iter().map(|m| &m["via"]).collect();
+            assert_eq!(via[seq as usize - 1], &Value::Null, "{c}");
+            assert_eq!(via[seq as usize], "email", "{c}");
+            assert_eq!(via[seq as usize + 1], "email", "{c}");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{c}");
@@ -191,6 +198,7 @@ async fn a_mail_for_a_chat_waiting_after_a_transfer_waits_and_joins_the_chat() {
         (Some("Any news?"), Some(2)),
         "{line}"
     );
+    assert_eq!(line["via"], "email", "in a live chat too: {line}");
     assert_eq!(joerg.next_of("message").await["text"], "Any news?");
 }
 
@@ -282,5 +290,107 @@ async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another
     assert_eq!(smtp.mails().len(), 1);
     for node in [alpha, beta] {
         node.stop().await;
+    }
+}
+
+/// Jörg answers with a picture, a PDF and a program attached: the picture and the PDF come
+/// with his line, checked and kept as uploads are (the picture written afresh, with a
+/// thumbnail), in the archive too; the program is refused by its bytes, and the line says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
+    use base64::Engine;
+    let (imap, smtp, hub) = desk_with_mailbox().await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let chat = joerg_visits(&hub, &mut ann).await;
+    let (seq, raw) = written_and_resolved(&mut ann, &smtp, &chat).await;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let part = |kind: &str, name: &str, bytes: &[u8]| {
+        format!(
+            "--b\r\nContent-Type: {kind}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            b64(bytes)
+        )
+    };
+    let answered = header(&raw, "Message-ID");
+    let reply_to = header(&raw, "Reply-To");
+    let to = reply_to
+        .rsplit_once('<')
+        .map_or(reply_to.as_str(), |(_, a)| a.trim_end_matches('>'));
+    imap.append(&format!(
+        "From: joerg@example.com\r\nTo: {to}\r\nSubject: Re: Paket\r\nMessage-ID: <files-1@example.com>\r\n\
+         In-Reply-To: {answered}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHier die Unterlagen.\r\n{}{}{}--b--\r\n",
+        part("image/png", "foto.png", &crate::attachments::png(8, 6)),
+        part(
+            "application/pdf",
+            "Rechnung.pdf",
+            b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
+        ),
+        // Called a PDF; its bytes say it is a program.
+        part(
+            "application/pdf",
+            "tool.pdf",
+            b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0"
+        ),
+    ))
+    .await;
+    let line = ann
+        .next_matching_within(MAIL_WAIT, |f| {
+            f["type"] == "message" && f["chat_id"] == chat.as_str() && f["from"] == "customer"
+        })
+        .await;
+    assert_eq!(
+        (line["seq"].as_u64(), &line["via"]),
+        (Some(seq + 1), &json!("email")),
+        "{line}"
+    );
+    let text = line["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Hier die Unterlagen.")
+            && text.contains("(attachment tool.pdf refused: type ")
+            && text.contains("not allowed)"),
+        "{text}"
+    );
+    let files = line["attachments"].as_array().expect("attachments");
+    let kinds: Vec<(&str, &str, bool)> = files
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap(),
+                f["type"].as_str().unwrap(),
+                f["thumbnail"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("foto.png", "image/png", true),
+            ("Rechnung.pdf", "application/pdf", false)
+        ],
+        "{line}"
+    );
+
+    // Ann fetches them through links, and the archive has them with the line.
+    let api = hub.login("ann", "agent-password").await;
+    for file in files {
+        let (status, links) = api
+            .get(&format!("/api/attachments/{}/link", file["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(status, 200, "{links}");
+        let body = reqwest::get(hub.url(links["url"].as_str().unwrap())).await.unwrap();
+        assert_eq!(body.status(), 200);
+        assert_eq!(body.bytes().await.unwrap().len() as u64, file["size"].as_u64().unwrap());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, c) = api.get(&format!("/api/conversations/{chat}")).await;
+        if let Some(archived) = c["messages"].as_array().and_then(|m| m.get(seq as usize)) {
+            assert_eq!(archived["attachments"], line["attachments"], "{c}");
+            assert_eq!(archived["via"], "email", "{c}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -78,6 +78,7 @@ async fn generate(store: &SharedStore) -> (Vec<Made>, Vec<(String, i64)>) {
         events.push(ArchiveEvent::Message {
             conversation_id: id.clone(),
             message: ArchivedMessage {
+                via: None,
                 attachments: Vec::new(),
                 id: format!("{id}-1"),
                 seq: 1,
@@ -92,6 +93,7 @@ async fn generate(store: &SharedStore) -> (Vec<Made>, Vec<(String, i64)>) {
                 events.push(ArchiveEvent::Message {
                     conversation_id: id.clone(),
                     message: ArchivedMessage {
+                        via: None,
                         attachments: Vec::new(),
                         id: format!("{id}-{seq}"),
                         seq,
@@ -419,6 +421,7 @@ async fn a_mongodb_archive_from_before_the_reports_gets_its_first_agent_lines() 
     let line = |seq: u64, from: Side, at: i64| ArchiveEvent::Message {
         conversation_id: "old".into(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: format!("old-{seq}"),
             seq,
@@ -511,6 +514,7 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
             ArchiveEvent::Message {
                 conversation_id: id.into(),
                 message: ArchivedMessage {
+                    via: None,
                     attachments: Vec::new(),
                     id: format!("{id}-1"),
                     seq: 1,

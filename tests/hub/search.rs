@@ -26,6 +26,7 @@ fn said(id: &str, seq: u64, text: &str) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: id.into(),
         message: ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: format!("{id}-m{seq}"),
             seq,

@@ -1,4 +1,6 @@
-// Lines that went out by mail, in the agent console: in a conversation whose customer is
+// Lines that came by mail, and lines that went out by mail, in the agent console. A
+// customer's answer by mail carries `via: "email"` (live and in the archive) and is marked
+// "✉ by email" wherever a line is shown. Lines that went out: in a conversation whose customer is
 // away, each line the hub mailed to them (`GET /api/conversations/{id}/mails`) is marked
 // "✉ queued", "✉ sent", "✉ failed" or "⚠ bounced" (the relay refused it, or a delivery
 // failure report came back: the reason on hover), and the marks are read again while a mail
@@ -14,6 +16,12 @@ const BOUNCE_REFRESH_MS = 30000;
 const BOUNCE_WATCH_MS = 60 * 60 * 1000;
 const WORDS = { queued: '✉ queued', sent: '✉ sent', failed: '✉ failed', bounced: '⚠ bounced' };
 const NOT_DELIVERED = { failed: 'Not delivered to', bounced: 'Bounced: not delivered to' };
+
+/** The mark of a line that came by mail (`via: "email"`), or null for a chat line. */
+export function cameByMail(msg) {
+  if (msg.via !== 'email') return null;
+  return el('span', { class: 'mail-state by-email', title: 'The customer wrote this by email', dataset: { testid: 'came-by-mail' } }, '✉ by email');
+}
 
 /** Marks the lines of `chat` (its `view` and `id`) that went out by mail; again while one is queued. */
 export async function markMailedLines(chat) {

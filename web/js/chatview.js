@@ -7,6 +7,7 @@
 
 import { el, clock, linkified, clientId as newClientId } from './dom.js';
 import { FileTray, renderFiles } from './attachments.js';
+import { cameByMail } from './agent-mails.js';
 
 /** Trailing throttle for draft frames: the hub coalesces too, but this keeps us well under its rate limit. */
 const DRAFT_EVERY_MS = 150;
@@ -233,7 +234,7 @@ export class ChatView {
     } else {
       item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}${by ? ' other-author' : ''}`, dataset: { testid: 'message', mine: String(mine && !by), author: by || undefined } },
         el('span', { class: 'sr-only' }, by ? `${by}: ` : mine ? 'You: ' : 'Them: '), linkified(msg.text),
-        msg.attachments?.length ? renderFiles(msg.attachments, this.files) : null, meta);
+        msg.attachments?.length ? renderFiles(msg.attachments, this.files) : null, meta, cameByMail(msg));
     }
     item.dataset.id = msg.id;
     item.dataset.seq = String(msg.seq);

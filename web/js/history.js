@@ -6,6 +6,7 @@
 
 import { el, api, clock, dateTime } from './dom.js';
 import { FileAccess, renderFiles } from './attachments.js';
+import { cameByMail } from './agent-mails.js';
 
 /** Staff fetch archived files with their session cookie. */
 const archivedFiles = new FileAccess({ conversation: () => null });
@@ -177,7 +178,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
       ...(c.messages || []).map((m) => ({ at: m.at, node: el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },
         el('span', { class: 'sr-only' }, `${m.from}: `), m.text,
         m.attachments?.length ? renderFiles(m.attachments, archivedFiles) : null,
-        el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`)) })),
+        el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`), cameByMail(m)) })),
       ...(c.notes || []).map((n) => ({ at: n.at, node: el('li', { class: 'note-card', dataset: { testid: 'archive-note' } },
         el('div', { class: 'note-head' }, el('strong', {}, 'Internal note'), el('span', { class: 'note-meta' }, ` · ${n.agent_name} · ${clock(n.at)}`)),
         el('div', { class: 'note-text' }, n.text)) })),
@@ -188,7 +189,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     if (!c.messages?.length) list.append(el('li', { class: 'notice' }, 'No messages.'));
     const who = c.customer || {};
     const facts = [who.email ? `Email: ${who.email}` : null, who.page ? `Came from: ${who.page}` : null, who.zone ? `Time zone: ${who.zone}` : null].filter(Boolean);
-    detail.replaceChildren(
+    // replaceChildren writes a null out as the word "null": the parts not there are left out.
+    detail.replaceChildren(...[
       el('div', { class: 'row' }, el('h3', { class: 'grow' }, `${c.customer_name} ↔ ${c.agent_name} · ${categoryName(c.category) || c.kind} · ${dateTime(c.paired_at)}`),
         ...['csv', 'json'].map((format) => el('button', { type: 'button', class: 'secondary', dataset: { testid: `archive-detail-export-${format}` },
           onclick: () => exportFile(`/api/conversations/${encodeURIComponent(id)}/export?format=${format}`) }, `Export ${format.toUpperCase()}`)),
@@ -196,7 +198,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
       c.rating ? el('p', { dataset: { testid: 'archive-detail-rating' } }, `Customer's rating: ${ratingText(c.rating)}`,
         c.rating.comment ? ` — “${c.rating.comment}”` : '') : null,
       facts.length ? el('p', { class: 'muted', dataset: { testid: 'archive-customer' } }, facts.join(' · ')) : null,
-      list);
+      list].filter(Boolean));
     detail.focus();
   }
 

@@ -33,6 +33,7 @@ fn written(text: &str) -> Written {
         from: "jo@customer.example".into(),
         subject: "Hello".into(),
         text: text.into(),
+        files: vec![],
     }
 }
 
@@ -245,6 +246,7 @@ fn fields() -> impl Strategy<Value = MailFields> {
                 bounce_reason: None,
                 subject,
                 text,
+                files: vec![],
                 size,
             },
         )

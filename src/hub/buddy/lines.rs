@@ -622,6 +622,7 @@ impl HubState {
             self.archive.push_message(ArchiveEvent::Message {
                 conversation_id: chat.to_string(),
                 message: ArchivedMessage {
+                    via: None,
                     attachments: Vec::new(),
                     id: line.id.clone(),
                     seq: line.seq,

@@ -302,7 +302,8 @@ impl HubState {
 /// An archived line of conversation `id` as a `message` frame shows it.
 fn earlier_line(id: &str, m: &crate::store::ArchivedMessage) -> ChatMessage {
     ChatMessage {
-        attachments: Vec::new(),
+        attachments: m.attachments.clone(),
+        via: m.via,
         chat_id: id.to_string(),
         id: m.id.clone(),
         seq: m.seq,

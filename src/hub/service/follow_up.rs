@@ -97,6 +97,7 @@ impl HubState {
             conn,
             agent,
             text,
+            files: Vec::new(),
             client_id,
             mailed: false,
             by_customer: false,
@@ -109,19 +110,25 @@ impl HubState {
     /// in its live chat when they are in one held here, else stamped like a line to an away
     /// customer, for whoever holds it, and the conversation open again. `outcome` hears
     /// whether it was (refused: the mail stays unflagged and is offered again).
-    pub(super) fn line_by_mail(&mut self, id: String, text: String, outcome: Outcome) {
+    pub(super) fn line_by_mail(
+        &mut self,
+        id: String,
+        (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
+        outcome: Outcome,
+    ) {
         // The whole mail is in the mailbox; the conversation gets what a chat line may hold.
         let text = clipped(&text, self.settings.max_message_len);
         let result = match self.live_chat_of(&id) {
             Err(refusal) => Err(refusal),
             Ok(Some(chat)) => self
-                .relay(chat, (Party::Customer, ELSEWHERE), text, None)
+                .relay_by_mail(chat, ELSEWHERE, (text, files))
                 .map(|()| outcome.tell(Ok(()))),
-            Ok(None) => self.check_message(&text).and_then(|()| {
+            Ok(None) => self.check_mail_line(&text, &files).and_then(|()| {
                 let asked = Asked {
                     conn: ELSEWHERE,
                     agent: AgentId(String::new()),
                     text,
+                    files,
                     client_id: None,
                     mailed: true,
                     by_customer: true,
@@ -182,6 +189,7 @@ impl HubState {
                     conn: ELSEWHERE,
                     agent,
                     text,
+                    files: Vec::new(),
                     client_id: None,
                     mailed: true,
                     by_customer: false,
@@ -262,7 +270,7 @@ impl HubState {
                 let (conn, client_id, outcome) = (asked.conn, asked.client_id.clone(), asked.outcome.clone());
                 let result = match (self.live_chat_of(&id), self.routing.chat_sides(chat)) {
                     (Err(refusal), _) => Err(refusal),
-                    (_, Some(_)) if asked.by_customer => self.relay(chat, (Party::Customer, conn), asked.text, None),
+                    (_, Some(_)) if asked.by_customer => self.relay_by_mail(chat, conn, (asked.text, asked.files)),
                     (_, Some((_, owner))) if *owner == asked.agent => {
                         self.relay(chat, (Party::Agent, conn), asked.text, asked.client_id)
                     }
@@ -370,17 +378,16 @@ impl HubState {
         let message_id = Uuid::now_v7().to_string();
         let at = now_ms();
         let author = if asked.by_customer {
-            Author::CUSTOMER
+            Author::CUSTOMER_BY_MAIL
         } else {
             Author::AGENT
         };
-        let Stamped { frame, ack, event } = transcript::stamped(
+        let Stamped { frame, ack, event } = transcript::stamped_with(
             id,
             seq,
-            &message_id,
-            at,
+            (&message_id, at),
             author,
-            asked.text.clone(),
+            (asked.text.clone(), asked.files.clone()),
             asked.client_id.as_deref(),
         );
         let archived = room.push(event);
@@ -389,7 +396,7 @@ impl HubState {
         }
         entry.last_seq = Some(entry.last_seq.unwrap_or(0).max(seq));
         entry.lines.push(ChatMessage {
-            attachments: Vec::new(),
+            attachments: asked.files,
             chat_id: id.to_string(),
             id: message_id,
             seq,
@@ -398,6 +405,7 @@ impl HubState {
             text: asked.text,
             at,
             client_id: None,
+            via: asked.by_customer.then_some(crate::store::Via::Email),
         });
         let holder = entry.holder.clone();
         // On several nodes its count is Redis's and its holder may change on another node:

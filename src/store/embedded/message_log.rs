@@ -63,8 +63,8 @@ const UUID_HEADER: usize = 1 + 1 + 8 + 16;
 /// `[0x04][count: u32 LE]` then `count` times `[length: u32 LE][record]`, each record a
 /// [`LOGGED_V1`] or [`LOGGED_UUID`] one. The row stands for `count` positions.
 const LOGGED_BLOCK: u8 = 0x04;
-/// The first byte of the record of a message that carries files: `[0x05]` then the
-/// message as JSON (its seq too, read back from the index's key). Messages with files are
+/// The first byte of the record of a message that carries files or a `via`: `[0x05]` then
+/// the message as JSON (its seq too, read back from the index's key). Such messages are
 /// few beside the text lines, which keep their compact records.
 const LOGGED_JSON: u8 = 0x05;
 /// Bytes before a block's first record: format, count.
@@ -80,7 +80,7 @@ const BLOCK_BYTES: usize = 1024;
 
 /// At most the bytes `message` takes in a block: its record and its length.
 fn stored_bytes(message: &ArchivedMessage) -> usize {
-    if !message.attachments.is_empty() {
+    if !message.is_plain() {
         return 4 + 1 + serde_json::to_vec(message).map_or(0, |json| json.len());
     }
     4 + HEADER + message.id.len() + message.text.len()
@@ -114,7 +114,7 @@ pub fn encode(message: &ArchivedMessage) -> StoreResult<Vec<u8>> {
 /// As [`encode`], appending to `out` (a buffer reused across a batch: one allocation
 /// per fold, not one per message).
 fn encode_into(message: &ArchivedMessage, out: &mut Vec<u8>) -> StoreResult<()> {
-    if !message.attachments.is_empty() {
+    if !message.is_plain() {
         out.push(LOGGED_JSON);
         return serde_json::to_writer(&mut *out, message).map_err(|e| unavailable(e.to_string()));
     }
@@ -175,6 +175,7 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
         let id = uuid::Uuid::from_bytes(value[10..UUID_HEADER].try_into().expect("16 bytes"));
         let text = std::str::from_utf8(&value[UUID_HEADER..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
         return Ok(ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: id.hyphenated().to_string(),
             seq,
@@ -191,6 +192,7 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
     let id = std::str::from_utf8(&rest[..id_len]).map_err(|_| corrupt("id is not UTF-8".into()))?;
     let text = std::str::from_utf8(&rest[id_len..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
     Ok(ArchivedMessage {
+        via: None,
         attachments: Vec::new(),
         id: id.to_owned(),
         seq,
@@ -545,6 +547,7 @@ mod tests {
         for from in [Side::Customer, Side::Agent, Side::System] {
             for (id, text) in [("", ""), ("0193a-id", "hello"), ("é", "quote \" é 🎉 {")] {
                 let m = ArchivedMessage {
+                    via: None,
                     attachments: Vec::new(),
                     id: id.into(),
                     seq: 42,
@@ -570,6 +573,7 @@ mod tests {
             thumbnail: true,
         };
         let message = |seq: u64, files: Vec<crate::attachments::AttachmentMeta>| ArchivedMessage {
+            via: None,
             attachments: files,
             id: uuid::Uuid::now_v7().hyphenated().to_string(),
             seq,
@@ -589,6 +593,12 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(decode_row(4, &block, &mut out).unwrap(), 3);
         assert_eq!(out, vec![a, b, c]);
+        // A customer's answer by mail keeps its `via` (a JSON record too).
+        let by_mail = ArchivedMessage {
+            via: Some(crate::store::Via::Email),
+            ..message(7, vec![])
+        };
+        assert_eq!(decode(7, &encode(&by_mail).unwrap()).unwrap(), by_mail);
     }
 
     /// A message id the hub made (a UUID, 36 characters as text) is stored as its 16
@@ -597,6 +607,7 @@ mod tests {
     fn a_uuid_message_id_takes_16_bytes_and_any_other_id_reads_back_as_written() {
         let uuid = uuid::Uuid::now_v7();
         let message = |id: String| ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id,
             seq: 7,
@@ -625,6 +636,7 @@ mod tests {
     #[test]
     fn an_unknown_format_or_a_damaged_record_is_refused_with_a_message() {
         let m = ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: "m".into(),
             seq: 1,
@@ -650,6 +662,7 @@ mod run_tests {
 
     fn message(seq: u64) -> ArchivedMessage {
         ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: format!("m{seq}"),
             seq,

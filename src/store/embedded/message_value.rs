@@ -55,6 +55,7 @@ pub fn decode(seq: u64, id: &str, value: &[u8]) -> StoreResult<ArchivedMessage> 
             let at = i64::from_le_bytes(value[2..HEADER].try_into().expect("8 bytes"));
             let text = std::str::from_utf8(&value[HEADER..]).map_err(|_| corrupt("text is not UTF-8"))?;
             Ok(ArchivedMessage {
+                via: None,
                 attachments: Vec::new(),
                 id: id.to_owned(),
                 seq,
@@ -76,6 +77,7 @@ mod tests {
 
     fn message(from: Side, text: &str) -> ArchivedMessage {
         ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: "0193a-id".into(),
             seq: 42,

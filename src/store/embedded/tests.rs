@@ -49,6 +49,7 @@ pub(super) fn message(
     at: Millis,
 ) -> ArchivedMessage {
     ArchivedMessage {
+        via: None,
         attachments: Vec::new(),
         id: id.into(),
         seq,

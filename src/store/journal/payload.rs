@@ -53,7 +53,7 @@ pub fn encode_into(events: &[ArchiveEvent], out: &mut Vec<u8>) -> Result<(), Str
             ArchiveEvent::Message {
                 conversation_id,
                 message,
-            } if message.attachments.is_empty() => {
+            } if message.is_plain() => {
                 out.push(MESSAGE);
                 put_str16(out, conversation_id)?;
                 put_str16(out, &message.id)?;
@@ -132,6 +132,7 @@ pub fn decode(payload: &[u8]) -> Result<Vec<ArchiveEvent>, String> {
                 events.push(ArchiveEvent::Message {
                     conversation_id,
                     message: ArchivedMessage {
+                        via: None,
                         attachments: Vec::new(),
                         id,
                         seq,
@@ -167,12 +168,14 @@ mod tests {
         prop_oneof![
             (
                 (".{0,12}", ".{0,12}", any::<u64>(), side(), ".{0,40}", any::<i64>()),
-                proptest::collection::vec((".{0,8}", ".{0,20}", any::<u64>(), any::<bool>()), 0..3)
+                proptest::collection::vec((".{0,8}", ".{0,20}", any::<u64>(), any::<bool>()), 0..3),
+                any::<bool>()
             )
-                .prop_map(
-                    |((conversation_id, id, seq, from, text, at), files)| ArchiveEvent::Message {
+                .prop_map(|((conversation_id, id, seq, from, text, at), files, by_mail)| {
+                    ArchiveEvent::Message {
                         conversation_id,
                         message: ArchivedMessage {
+                            via: by_mail.then_some(crate::store::Via::Email),
                             attachments: files
                                 .into_iter()
                                 .map(|(id, name, size, thumbnail)| crate::attachments::AttachmentMeta {
@@ -187,10 +190,10 @@ mod tests {
                             seq,
                             from,
                             text,
-                            at
+                            at,
                         },
                     }
-                ),
+                }),
             (".{0,12}", any::<i64>()).prop_map(|(id, ended_at)| ArchiveEvent::Closed(ConversationClosed {
                 id,
                 ended_at,

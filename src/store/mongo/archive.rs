@@ -819,6 +819,7 @@ mod tests {
 
     fn message(seq: u64, text_len: usize) -> ArchivedMessage {
         ArchivedMessage {
+            via: None,
             attachments: Vec::new(),
             id: format!("m{seq}"),
             seq,

@@ -1,0 +1,147 @@
+//! The files a customer's mail carries, kept as uploads are: the same size limit
+//! (`ATTACHMENT_MAX_BYTES`), the type told from the bytes and checked against the
+//! allow-list (`attachments::sniff`), images written afresh with a thumbnail
+//! (`attachments::images`), then kept through the attachments store's public API with a
+//! record naming the conversation and its customer as uploader. A file refused is never
+//! dropped silently: the line's text says which and why, e.g. "(attachment run.exe
+//! refused: type application/x-msdownload not allowed)".
+//!
+//! A record's id is made from the mail's key and the file's place in it, so a mail
+//! delivered again keeps the same records (and the content-addressed blobs once).
+
+use crate::attachments::sniff::{self, Kind, TextCheck};
+use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, images, sha256_hex, uploader_tag};
+use crate::core::attachments::{MAX_PER_MESSAGE, Uploader, clean_name};
+use crate::core::inbound_mail::MailFile;
+
+/// What became of a mail's files: those kept, for the line, and a note per file refused,
+/// for its text.
+#[derive(Debug, Default)]
+pub struct Kept {
+    pub files: Vec<AttachmentMeta>,
+    pub notes: Vec<String>,
+}
+
+impl Kept {
+    /// `text` with the notes of refused files after it, one a line.
+    pub fn noted(&self, text: String) -> String {
+        self.notes.iter().fold(text, |mut text, note| {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(note);
+            text
+        })
+    }
+}
+
+/// Keeps `files` of the mail with key `key` for conversation `conversation`. `Err`: the
+/// store failed (the mail is offered again); a file refused is a note, not an error.
+pub async fn keep(
+    attachments: &Attachments,
+    conversation: &str,
+    key: &str,
+    files: &[MailFile],
+) -> Result<Kept, String> {
+    let mut kept = Kept::default();
+    for (n, file) in files.iter().enumerate() {
+        let name = clean_name(&file.name).unwrap_or_else(|| "attachment".to_string());
+        if n >= MAX_PER_MESSAGE {
+            kept.notes.push(format!(
+                "(attachment {name} refused: at most {MAX_PER_MESSAGE} files a line)"
+            ));
+            continue;
+        }
+        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{key}#{n}").as_bytes())
+            .simple()
+            .to_string();
+        if let Some(record) = attachments.store.record(&id) {
+            kept.files.push(record.meta());
+            continue;
+        }
+        match keep_one(attachments, &id, conversation, name.clone(), &file.bytes).await? {
+            Ok(meta) => kept.files.push(meta),
+            Err(why) => {
+                tracing::info!(conversation, %name, %why, "an attachment of a mail was refused");
+                kept.notes.push(format!("(attachment {name} refused: {why})"));
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// One file, checked and kept as record `id`: `Ok(Err(why))` when refused.
+async fn keep_one(
+    attachments: &Attachments,
+    id: &str,
+    conversation: &str,
+    name: String,
+    bytes: &[u8],
+) -> Result<Result<AttachmentMeta, String>, String> {
+    let limit = attachments.max_bytes;
+    if bytes.is_empty() {
+        return Ok(Err("the file is empty".into()));
+    }
+    if bytes.len() as u64 > limit {
+        return Ok(Err(format!("over {limit} bytes (ATTACHMENT_MAX_BYTES)")));
+    }
+    let head = &bytes[..bytes.len().min(sniff::HEAD)];
+    let kind = sniff::kind(head, || {
+        let mut check = TextCheck::default();
+        check.feed(bytes);
+        check.is_text()
+    });
+    let kind = match kind {
+        Ok(kind) => kind,
+        Err(found) => return Ok(Err(format!("type {found} not allowed"))),
+    };
+    let store = |e: std::io::Error| format!("attachment store: {e}");
+    let (mime, sha, size, thumbnail) = match kind {
+        Kind::Document(mime) => {
+            let sha = sha256_hex(bytes);
+            attachments
+                .store
+                .keep_bytes(bytes.to_vec(), &sha)
+                .await
+                .map_err(store)?;
+            (mime.to_string(), sha, bytes.len() as u64, None)
+        }
+        Kind::Image(format) => {
+            let owned = bytes.to_vec();
+            let rewritten = tokio::task::spawn_blocking(move || images::rewrite(&owned, format))
+                .await
+                .map_err(|e| e.to_string())?;
+            let rewritten = match rewritten {
+                Ok(rewritten) => rewritten,
+                Err(why) => return Ok(Err(format!("unreadable image ({why})"))),
+            };
+            let (sha, thumb_sha) = (sha256_hex(&rewritten.bytes), sha256_hex(&rewritten.thumbnail));
+            let size = rewritten.bytes.len() as u64;
+            attachments
+                .store
+                .keep_bytes(rewritten.bytes, &sha)
+                .await
+                .map_err(store)?;
+            attachments
+                .store
+                .keep_bytes(rewritten.thumbnail, &thumb_sha)
+                .await
+                .map_err(store)?;
+            (rewritten.mime.to_string(), sha, size, Some(thumb_sha))
+        }
+    };
+    let record = AttachmentRecord {
+        id: id.to_string(),
+        conversation: conversation.to_string(),
+        uploader: uploader_tag(&Uploader::Customer),
+        name,
+        mime,
+        size,
+        sha256: sha,
+        thumbnail,
+        uploaded_at: crate::clock::now_ms(),
+    };
+    let meta = record.meta();
+    attachments.store.put_record(record).await.map_err(store)?;
+    Ok(Ok(meta))
+}
