@@ -1,5 +1,5 @@
 //! The admin-change bus: an admin change made through any node (an account's categories,
-//! limit, name or enabled flag; the category list; revoked sessions) is applied by that
+//! limit, name or enabled flag; the category list; revoked sessions and API tokens) is applied by that
 //! node's handler as on a single process, then published on the Redis pub/sub channel
 //! `{sb}:admin`; every other node reloads what changed from the shared store and feeds its
 //! hub the same commands the admin handlers use. Messages name what changed, never carry
@@ -31,6 +31,8 @@ pub enum AdminChange {
     Categories { removed: Option<String> },
     /// These sessions (by id, `auth::session_id`) were revoked: their sockets close with 4001.
     SessionsEnded { ids: Vec<String> },
+    /// An API token (by id, never its secret or hash) was revoked: refused from now on.
+    ApiTokenRevoked { id: String },
     /// A customer rated a chat (stored already): its agent's console is told wherever it is.
     Rated {
         agent: String,

@@ -22,6 +22,8 @@ pub mod routing_modes;
 pub mod canned;
 pub mod error;
 pub mod history;
+// ---- API tokens ----
+pub mod api_tokens;
 // the desk's identity secret, for verified returning customers
 pub mod identity_secret;
 pub mod inbox;
@@ -115,6 +117,9 @@ pub struct AppState {
     pub offline_throttle: Arc<throttle::OfflineMessageThrottle>,
     // ---- attachments ----
     pub attachments: crate::attachments::Attachments,
+    // ---- API tokens ----
+    /// Look-up, cache, rate limits and last use of `Authorization: Bearer sbt_…`.
+    pub api_tokens: crate::api_tokens::ApiTokens,
 }
 
 /// An account as the API shows it (never the password hash).
@@ -266,6 +271,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(attachments::router())
         // signed webhooks: endpoints and their delivery logs
         .merge(webhooks::router())
+        // API tokens: create, list, revoke
+        .merge(api_tokens::router())
         .split_for_parts()
 }
 
@@ -302,6 +309,9 @@ async fn staff_gate(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if api_tokens::in_query(request.uri().query()) {
+        return api_tokens::token_in_query();
+    }
     if is_staff_path(request.uri().path()) {
         access::require_whitelist(axum::extract::State(state), ip, request, next).await
     } else {
