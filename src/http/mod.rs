@@ -184,7 +184,9 @@ impl Modify for SessionSchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "`Authorization: Bearer <token>`, the `token` of `POST /api/login`",
+                        "`Authorization: Bearer <token>`: the `token` of `POST /api/login`, or an API token \
+                         (`sbt_…`, `POST /api/admin/api-tokens`) with its scopes: `read` for GET operations and \
+                         `GET /api/reports`, `admin` for everything an admin may do (docs/api-tokens.md)",
                     ))
                     .build(),
             ),
@@ -212,7 +214,7 @@ impl Modify for SessionSchemes {
     info(title = "Switchboard", description = "Presence and chat-routing hub: HTTP API. The websocket protocol is in docs/protocol.md. \
 Every error is an `ErrorBody` with a stable `code`. Agent and admin operations (tags session, admin, history) answer \
 403 `not_whitelisted` to callers outside `AGENT_WHITELIST`, before anything else; a session is presented as a bearer \
-token or the `sb_session` cookie. A 500 `internal` would be a bug and is not listed per operation; while the hub is starting \
+token or the `sb_session` cookie; an API token (`sbt_…`) as a bearer token, never in a URL. A 500 `internal` would be a bug and is not listed per operation; while the hub is starting \
 or stopping any operation may answer 503; limits in front of the API (request time, connections per address) are \
 described in the README."),
     modifiers(&SessionSchemes),

@@ -219,6 +219,29 @@ async fn a_token_over_its_rate_gets_429_with_retry_after() {
 async fn a_token_revoked_on_one_node_is_refused_on_the_other() {
     let cluster = Cluster::start("api-tokens").await;
     let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    // Both nodes listen on the admin bus (a node serves HTTP a moment before it does).
+    let mut redis = redis::Client::open(cluster.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(switchboard::cluster::bus::ADMIN_CHANNEL)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if listeners >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{listeners} nodes listen on the bus"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let admin = alpha.admin().await;
     let (secret, created) = token(&admin, "crm", &["read"]).await;
     let on_beta = Api::bearer(&beta, &secret);
@@ -242,7 +265,8 @@ async fn a_token_revoked_on_one_node_is_refused_on_the_other() {
             std::time::Instant::now() < deadline,
             "beta still takes the revoked token"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Slower than the token's rate refills, so only a revocation stops it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Once refused, never taken again.
     for _ in 0..5 {
