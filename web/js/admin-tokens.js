@@ -2,7 +2,7 @@
 // bot's name and an expiry; its secret is shown this once with a copy button; the list
 // shows each token's start, scopes and last use; revoking asks once more (second press).
 
-import { el, api, onSecondPress, dateTime } from './dom.js';
+import { el, api, onSecondPress, dateTime, copyOrSelect } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 const SCOPE_TEXT = { read: 'Read', admin: 'Administer', bot: 'Bot' };
@@ -64,16 +64,7 @@ export function tokensSection() {
   });
 
   $('token-copy').addEventListener('click', async () => {
-    let copied = false;
-    try {
-      await navigator.clipboard.writeText($('token-secret').textContent);
-      copied = true;
-    } catch {
-      const range = document.createRange();
-      range.selectNodeContents($('token-secret'));
-      window.getSelection().removeAllRanges();
-      window.getSelection().addRange(range);
-    }
+    const copied = await copyOrSelect($('token-secret'));
     $('token-copy-status').textContent = copied ? 'Copied. It is not shown again.' : 'Selected: press Ctrl+C (⌘C) to copy it.';
   });
 
