@@ -1,7 +1,7 @@
 //! The admin-change bus: an admin change made through any node (an account's categories,
-//! limit, name or enabled flag; the category list; revoked sessions and API tokens) is applied by that
-//! node's handler as on a single process, then published on the Redis pub/sub channel
-//! `{sb}:admin`; every other node reloads what changed from the shared store and feeds its
+//! limit, name or enabled flag; the category list; revoked sessions and API tokens) is
+//! applied by that node's handler as on a single process, then published on the Redis
+//! pub/sub channel `{sb}:admin`; every other node reloads what changed from the shared store and feeds its
 //! hub the same commands the admin handlers use. Messages name what changed, never carry
 //! it (the store is the truth) and never carry a session token (only its hash).
 //!
@@ -174,5 +174,13 @@ mod tests {
         );
         let back: Envelope = serde_json::from_str(&text).unwrap();
         assert_eq!(back.change, change);
+    }
+
+    #[test]
+    fn a_token_revocation_names_the_token_only() {
+        let change = AdminChange::ApiTokenRevoked { id: "t1".into() };
+        let text = serde_json::to_string(&change).unwrap();
+        assert_eq!(text, r#"{"kind":"api_token_revoked","id":"t1"}"#);
+        assert_eq!(serde_json::from_str::<AdminChange>(&text).unwrap(), change);
     }
 }
