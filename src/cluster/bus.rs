@@ -2,8 +2,9 @@
 //! limit, name or enabled flag; the category list; revoked sessions and API tokens) is
 //! applied by that node's handler as on a single process, then published on the Redis
 //! pub/sub channel `{sb}:admin`; every other node reloads what changed from the shared
-//! store and feeds its hub the same commands the admin handlers use. Messages name what changed, never carry
-//! it (the store is the truth) and never carry a session token (only its hash).
+//! store and feeds its hub the same commands the admin handlers use. Messages name what
+//! changed, never carry it (the store is the truth) and never carry a session token (only
+//! its hash) or an API token's secret (only its id).
 //!
 //! Pub/sub delivers at most once, to whoever is subscribed at that moment. A node whose
 //! subscription was cut reloads every account and the category list when it subscribes
