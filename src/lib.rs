@@ -42,3 +42,5 @@ pub mod offline;
 pub mod transcripts;
 // signed webhooks to endpoints admins register
 pub mod webhooks;
+// API tokens for scripts and bots: look-up, cache, rate limits
+pub mod api_tokens;

@@ -212,6 +212,7 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    let store_for_tokens = store.clone();
     let state = AppState {
         settings: settings.clone(),
         store,
@@ -229,12 +230,14 @@ pub async fn run(
         booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),
         offline_throttle: Arc::default(),
         attachments,
+        api_tokens: crate::api_tokens::ApiTokens::new(store_for_tokens),
     };
     if let Some(cluster) = cluster {
         let appliers = crate::hub::admin_bus::Appliers {
             store: state.store.clone(),
             hub: state.hub.clone(),
             sessions: state.sessions.clone(),
+            api_tokens: state.api_tokens.clone(),
         };
         tokio::spawn(crate::cluster::bus::listen(cluster, appliers, shutdown.clone()));
     }

@@ -2868,6 +2868,71 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
     assert!(store.deliveries_of("a", 10).await.unwrap().is_empty());
 }
 
+// ---------- API tokens ----------
+
+fn api_token(id: &str, created_at: Millis) -> ApiToken {
+    ApiToken {
+        id: id.into(),
+        name: format!("{id} script"),
+        scopes: vec!["read".into()],
+        bot: None,
+        hash: format!("hash-of-{id}"),
+        hint: "sbt_abcd".into(),
+        created_at,
+        created_by: "admin1".into(),
+        expires_at: Some(1_000_000),
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// Tokens are added once by id and by hash, found by hash, listed oldest first; a
+/// revocation keeps its first time; a use never moves the last use back.
+async fn api_tokens_are_found_by_hash_revoked_once_and_touched(store: &dyn Store) {
+    assert!(store.api_tokens().await.unwrap().is_empty());
+    assert!(matches!(
+        store.api_token_by_hash("hash-of-a").await,
+        Err(StoreError::NotFound)
+    ));
+    store.add_api_token(api_token("b", 2)).await.unwrap();
+    store.add_api_token(api_token("a", 1)).await.unwrap();
+    assert!(matches!(
+        store.add_api_token(api_token("a", 9)).await,
+        Err(StoreError::Conflict)
+    ));
+    let mut same_hash = api_token("c", 3);
+    same_hash.hash = "hash-of-a".into();
+    assert!(matches!(
+        store.add_api_token(same_hash).await,
+        Err(StoreError::Conflict)
+    ));
+    let ids: Vec<String> = store.api_tokens().await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(store.api_token_by_hash("hash-of-a").await.unwrap(), api_token("a", 1));
+
+    store.touch_api_token("a", 500).await.unwrap();
+    store.touch_api_token("a", 400).await.unwrap();
+    assert_eq!(
+        store.api_token_by_hash("hash-of-a").await.unwrap().last_used_at,
+        Some(500)
+    );
+    assert!(matches!(
+        store.touch_api_token("zz", 1).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let revoked = store.revoke_api_token("a", 700).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(700));
+    assert_eq!(store.revoke_api_token("a", 900).await.unwrap().revoked_at, Some(700));
+    let found = store.api_token_by_hash("hash-of-a").await.unwrap();
+    assert_eq!((found.revoked_at, found.last_used_at), (Some(700), Some(500)));
+    assert_eq!(store.api_token_by_hash("hash-of-b").await.unwrap().revoked_at, None);
+    assert!(matches!(
+        store.revoke_api_token("zz", 1).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -3536,6 +3601,8 @@ contract!(
     // webhooks: endpoints and their deliveries
     webhook_endpoints_are_added_once_replaced_and_deleted,
     webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint,
+    // API tokens
+    api_tokens_are_found_by_hash_revoked_once_and_touched,
 );
 
 // ---------- embedded only ----------

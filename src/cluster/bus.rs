@@ -1,9 +1,10 @@
 //! The admin-change bus: an admin change made through any node (an account's categories,
-//! limit, name or enabled flag; the category list; revoked sessions) is applied by that
-//! node's handler as on a single process, then published on the Redis pub/sub channel
-//! `{sb}:admin`; every other node reloads what changed from the shared store and feeds its
-//! hub the same commands the admin handlers use. Messages name what changed, never carry
-//! it (the store is the truth) and never carry a session token (only its hash).
+//! limit, name or enabled flag; the category list; revoked sessions and API tokens) is
+//! applied by that node's handler as on a single process, then published on the Redis
+//! pub/sub channel `{sb}:admin`; every other node reloads what changed from the shared
+//! store and feeds its hub the same commands the admin handlers use. Messages name what
+//! changed, never carry it (the store is the truth) and never carry a session token (only
+//! its hash) or an API token's secret (only its id).
 //!
 //! Pub/sub delivers at most once, to whoever is subscribed at that moment. A node whose
 //! subscription was cut reloads every account and the category list when it subscribes
@@ -31,6 +32,8 @@ pub enum AdminChange {
     Categories { removed: Option<String> },
     /// These sessions (by id, `auth::session_id`) were revoked: their sockets close with 4001.
     SessionsEnded { ids: Vec<String> },
+    /// An API token (by id, never its secret or hash) was revoked: refused from now on.
+    ApiTokenRevoked { id: String },
     /// A customer rated a chat (stored already): its agent's console is told wherever it is.
     Rated {
         agent: String,
@@ -172,5 +175,13 @@ mod tests {
         );
         let back: Envelope = serde_json::from_str(&text).unwrap();
         assert_eq!(back.change, change);
+    }
+
+    #[test]
+    fn a_token_revocation_names_the_token_only() {
+        let change = AdminChange::ApiTokenRevoked { id: "t1".into() };
+        let text = serde_json::to_string(&change).unwrap();
+        assert_eq!(text, r#"{"kind":"api_token_revoked","id":"t1"}"#);
+        assert_eq!(serde_json::from_str::<AdminChange>(&text).unwrap(), change);
     }
 }

@@ -36,6 +36,8 @@ pub mod reschedule;
 pub mod mail_retry;
 // ---- webhooks: event types, reachable addresses, retries, order ----
 pub mod webhooks;
+// ---- API tokens: shape, scopes, expiry, last use ----
+pub mod api_tokens;
 // mail customers send back: dropped, a bounce, threaded or new
 pub mod inbound_mail;
 // ---- transcripts by mail ----

@@ -22,6 +22,8 @@ pub mod routing_modes;
 pub mod canned;
 pub mod error;
 pub mod history;
+// ---- API tokens ----
+pub mod api_tokens;
 // the desk's identity secret, for verified returning customers
 pub mod identity_secret;
 pub mod inbox;
@@ -115,6 +117,9 @@ pub struct AppState {
     pub offline_throttle: Arc<throttle::OfflineMessageThrottle>,
     // ---- attachments ----
     pub attachments: crate::attachments::Attachments,
+    // ---- API tokens ----
+    /// Look-up, cache, rate limits and last use of `Authorization: Bearer sbt_…`.
+    pub api_tokens: crate::api_tokens::ApiTokens,
 }
 
 /// An account as the API shows it (never the password hash).
@@ -179,7 +184,9 @@ impl Modify for SessionSchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "`Authorization: Bearer <token>`, the `token` of `POST /api/login`",
+                        "`Authorization: Bearer <token>`: the `token` of `POST /api/login`, or an API token \
+                         (`sbt_…`, `POST /api/admin/api-tokens`) with its scopes: `read` for GET operations and \
+                         `GET /api/reports`, `admin` for everything an admin may do (docs/api-tokens.md)",
                     ))
                     .build(),
             ),
@@ -207,7 +214,7 @@ impl Modify for SessionSchemes {
     info(title = "Switchboard", description = "Presence and chat-routing hub: HTTP API. The websocket protocol is in docs/protocol.md. \
 Every error is an `ErrorBody` with a stable `code`. Agent and admin operations (tags session, admin, history) answer \
 403 `not_whitelisted` to callers outside `AGENT_WHITELIST`, before anything else; a session is presented as a bearer \
-token or the `sb_session` cookie. A 500 `internal` would be a bug and is not listed per operation; while the hub is starting \
+token or the `sb_session` cookie; an API token (`sbt_…`) as a bearer token, never in a URL. A 500 `internal` would be a bug and is not listed per operation; while the hub is starting \
 or stopping any operation may answer 503; limits in front of the API (request time, connections per address) are \
 described in the README."),
     modifiers(&SessionSchemes),
@@ -266,6 +273,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(attachments::router())
         // signed webhooks: endpoints and their delivery logs
         .merge(webhooks::router())
+        // API tokens: create, list, revoke
+        .merge(api_tokens::router())
         .split_for_parts()
 }
 
@@ -302,6 +311,9 @@ async fn staff_gate(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if api_tokens::in_query(request.uri().query()) {
+        return api_tokens::token_in_query();
+    }
     if is_staff_path(request.uri().path()) {
         access::require_whitelist(axum::extract::State(state), ip, request, next).await
     } else {

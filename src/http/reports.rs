@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::AdminOrReader;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::reports::{self, AbandonFact, ConversationFact, Figures, OfflineFact, Score};
 use crate::store::{ConversationRecord, ConversationStatus, RatingScale, ReportFacts};
@@ -180,7 +180,7 @@ pub struct ReportView {
             `invalid_zone`, `invalid_format`", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn report(
-    AdminOnly(_me): AdminOnly,
+    AdminOrReader(_me): AdminOrReader,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {

@@ -9,28 +9,41 @@ use utoipa::IntoResponses;
 
 use super::ErrorBody;
 
-/// Refusals of an operation for any signed-in agent or admin.
+/// Refusals of an operation for any signed-in agent or admin (or an API token: `read`
+/// for a GET, `admin` otherwise).
 #[derive(IntoResponses)]
 pub enum SignedIn {
-    /// `unauthorized`: no session, or one that expired or was revoked (signed out, password changed).
+    /// `unauthorized`: no session, or one that expired or was revoked (signed out, password changed);
+    /// `invalid_token`: an API token that is malformed, unknown, expired or revoked (the message says
+    /// which); `token_in_query`: an API token in the URL's query (refused whatever the header says).
     #[response(status = 401)]
     Unauthorized(ErrorBody),
     /// `not_whitelisted`: the caller's address is outside `AGENT_WHITELIST` (checked first, with or
-    /// without a session); `forbidden`: the account is disabled.
+    /// without a session); `forbidden`: the account is disabled; `missing_scope`: the API token lacks
+    /// the scope named in the message.
     #[response(status = 403)]
     Forbidden(ErrorBody),
+    /// `rate_limited`: too many requests with this API token; try again after `Retry-After` seconds.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "seconds until the token may be used again")))]
+    TooMany(ErrorBody),
 }
 
-/// Refusals of an operation for admins only.
+/// Refusals of an operation for admins only (or an API token with the `admin` scope).
 #[derive(IntoResponses)]
 pub enum AdminsOnly {
-    /// `unauthorized`: no session, or one that expired or was revoked (signed out, password changed).
+    /// `unauthorized`: no session, or one that expired or was revoked (signed out, password changed);
+    /// `invalid_token`: an API token that is malformed, unknown, expired or revoked (the message says
+    /// which); `token_in_query`: an API token in the URL's query (refused whatever the header says).
     #[response(status = 401)]
     Unauthorized(ErrorBody),
     /// `not_whitelisted`: the caller's address is outside `AGENT_WHITELIST` (checked first, with or
-    /// without a session); `forbidden`: the account is an agent's, or disabled.
+    /// without a session); `forbidden`: the account is an agent's, or disabled; `missing_scope`: the
+    /// API token lacks the scope named in the message (`admin`; `read` for the reports).
     #[response(status = 403)]
     Forbidden(ErrorBody),
+    /// `rate_limited`: too many requests with this API token; try again after `Retry-After` seconds.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "seconds until the token may be used again")))]
+    TooMany(ErrorBody),
 }
 
 /// The store is down or the hub is stopping; nothing was changed.

@@ -14,7 +14,9 @@ use super::access::{ClientIp, OverHttps};
 use super::error::ApiJson;
 use super::responses::{SignedIn, Unavailable};
 use super::{AccountView, ApiError, AppState, ErrorBody};
+use crate::api_tokens::Refusal;
 use crate::auth::{SESSION_COOKIE, verify_sign_in};
+use crate::core::api_tokens::Scope;
 use crate::hub::SessionEnd;
 use crate::store::{Account, Role, StoreError};
 
@@ -32,13 +34,22 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
-/// A signed-in, enabled account.
+/// A signed-in, enabled account; or an API token (`Authorization: Bearer sbt_…`) acting
+/// as an admin: with the `read` scope for a GET or HEAD, with `admin` for anything else.
 pub struct Authed(pub Account);
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(secret) = api_token(&parts.headers) {
+            let need = if parts.method.is_safe() {
+                Scope::Read
+            } else {
+                Scope::Admin
+            };
+            return token_account(state, &secret, need).await.map(Authed);
+        }
         let token = session_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let id = state.sessions.account_of(&token).await?.ok_or(ApiError::Unauthorized)?;
         match state.store.account(&id).await {
@@ -50,19 +61,73 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
-/// A signed-in admin.
+/// A signed-in admin, or an API token with the `admin` scope.
 pub struct AdminOnly(pub Account);
 
 impl FromRequestParts<AppState> for AdminOnly {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(secret) = api_token(&parts.headers) {
+            return token_account(state, &secret, Scope::Admin).await.map(AdminOnly);
+        }
         let Authed(account) = Authed::from_request_parts(parts, state).await?;
         if account.role != Role::Admin {
             return Err(ApiError::Forbidden("only admins may do this".into()));
         }
         Ok(AdminOnly(account))
     }
+}
+
+/// A signed-in admin, or an API token with the `read` scope (or `admin`): for what
+/// admins read that a reading script may read too (the reports).
+pub struct AdminOrReader(pub Account);
+
+impl FromRequestParts<AppState> for AdminOrReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(secret) = api_token(&parts.headers) {
+            return token_account(state, &secret, Scope::Read).await.map(AdminOrReader);
+        }
+        let AdminOnly(account) = AdminOnly::from_request_parts(parts, state).await?;
+        Ok(AdminOrReader(account))
+    }
+}
+
+/// The API token of a request: a bearer token with the API token prefix (a session token
+/// never has it).
+pub fn api_token(headers: &HeaderMap) -> Option<String> {
+    session_token(headers).filter(|t| t.starts_with(crate::core::api_tokens::PREFIX))
+}
+
+/// The admin an API token acts as, if it is live, within its rate and holds `need`.
+/// It is no account of the store: its id is `api-token:<token id>`, so whatever it does
+/// is told apart from people's doing.
+async fn token_account(state: &AppState, secret: &str, need: Scope) -> Result<Account, ApiError> {
+    let token = state.api_tokens.verify(secret).await.map_err(|refusal| match refusal {
+        Refusal::Invalid(why) => ApiError::refused(StatusCode::UNAUTHORIZED, "invalid_token", why),
+        Refusal::TooFast(wait) => ApiError::too_many("rate_limited", "requests with this API token", wait),
+        Refusal::Store(e) => e.into(),
+    })?;
+    if !crate::core::api_tokens::allows(&token.scopes, need) {
+        return Err(ApiError::refused(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            format!("this API token lacks the `{}` scope", need.name()),
+        ));
+    }
+    Ok(Account {
+        id: format!("api-token:{}", token.id),
+        username: format!("api-token:{}", token.id),
+        display_name: token.name,
+        role: Role::Admin,
+        password_hash: String::new(),
+        categories: vec![],
+        max_chats: 1,
+        enabled: true,
+        created_at: token.created_at,
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

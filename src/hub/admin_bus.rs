@@ -7,13 +7,14 @@ use crate::cluster::bus::{AdminChange, ApplyAdminChanges};
 use crate::hub::{Hub, SessionEnd};
 use crate::store::SharedStore;
 
-/// What a node applies received changes to: its store (the truth), its hub and its
-/// session cache.
+/// What a node applies received changes to: its store (the truth), its hub, its
+/// session cache and its API token cache.
 #[derive(Clone)]
 pub struct Appliers {
     pub store: SharedStore,
     pub hub: Hub,
     pub sessions: Sessions,
+    pub api_tokens: crate::api_tokens::ApiTokens,
 }
 
 impl ApplyAdminChanges for Appliers {
@@ -46,6 +47,10 @@ impl ApplyAdminChanges for Appliers {
             AdminChange::Conversation { record } => {
                 self.hub.conversation_changed(record).await.map_err(|e| e.to_string())
             }
+            AdminChange::ApiTokenRevoked { id } => {
+                self.api_tokens.forget(&id);
+                Ok(())
+            }
             AdminChange::SessionsEnded { ids } => {
                 self.sessions.forget(&ids);
                 self.hub
@@ -58,6 +63,8 @@ impl ApplyAdminChanges for Appliers {
 
     /// After a gap in the subscription: every account and the category list, reloaded.
     async fn resync(&self) -> Result<(), String> {
+        // A revocation missed in the gap: every token is asked of the store again.
+        self.api_tokens.forget_all();
         self.apply(AdminChange::Categories { removed: None }).await?;
         for account in self.store.accounts().await.map_err(|e| e.to_string())? {
             self.hub.account_changed(account).await.map_err(|e| e.to_string())?;

@@ -106,6 +106,8 @@ mod search_index;
 mod reply_tokens;
 // ---- webhooks: endpoints and their deliveries ----
 mod webhooks;
+// ---- API tokens ----
+mod api_tokens;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "switchboard.redb";
@@ -409,6 +411,7 @@ impl EmbeddedStore {
                 reply_tokens::create_tables(&tx)?;
                 inbound_mail::create_tables(&tx)?;
                 webhooks::create_tables(&tx)?;
+                api_tokens::create_tables(&tx)?;
             }
             if let Some(found) = migrated_from {
                 if found == SCHEMA_V1 {

@@ -59,6 +59,8 @@ pub mod deadline;
 mod reply_tokens;
 // ---- webhooks: endpoints and their deliveries ----
 mod webhooks;
+// ---- API tokens ----
+mod api_tokens;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -104,6 +106,8 @@ pub use reply_tokens::ReplyTokenStore;
 pub use inbound_mail::InboundMailStore;
 // ---- webhooks: endpoints and their deliveries ----
 pub use webhooks::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookStore};
+// ---- API tokens ----
+pub use api_tokens::{ApiToken, ApiTokenStore};
 
 use std::sync::Arc;
 
@@ -415,6 +419,7 @@ pub trait Store:
     + ReplyTokenStore
     + InboundMailStore
     + WebhookStore
+    + ApiTokenStore
     + Send
     + Sync
     + 'static

@@ -158,6 +158,8 @@ mod reply_tokens;
 mod inbound_mail;
 // ---- webhooks: endpoints and their deliveries ----
 mod webhooks;
+// ---- API tokens ----
+mod api_tokens;
 use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SEARCH_TERMS, SERVED_BY};
 use desk::CategoryDoc;
 
@@ -342,6 +344,7 @@ impl MongoStore {
         self.create_canned_indexes().await?;
         self.create_reply_token_indexes().await?;
         self.create_webhook_indexes().await?;
+        self.create_api_token_indexes().await?;
         self.create_conversation_record_indexes().await?;
         self.create_offline_indexes().await?;
         self.create_note_indexes().await?;

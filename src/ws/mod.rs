@@ -185,6 +185,15 @@ async fn echo(
 /// The signed-in account of an upgrade request and the session it came with, which the
 /// connection is then bound to (it closes when that session ends).
 async fn staff_login(state: &AppState, headers: &HeaderMap) -> Result<StaffLogin, ApiError> {
+    // A socket is bound to a person's session (it closes when that ends); a bot's socket,
+    // which an API token will open, is not built yet.
+    if crate::http::session::api_token(headers).is_some() {
+        return Err(ApiError::refused(
+            axum::http::StatusCode::FORBIDDEN,
+            "token_not_for_socket",
+            "API tokens do not open the agent socket yet; sign in as a person",
+        ));
+    }
     let Authed(account) = authed(state, headers).await?;
     let token = session_token(headers).ok_or(ApiError::Unauthorized)?;
     // `authed` just found the session live in the store, which this node now remembers.

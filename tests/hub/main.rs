@@ -117,3 +117,5 @@ mod cluster_stall;
 mod cluster_last_word;
 // signed webhooks to a receiver the test starts
 mod webhooks;
+// API tokens: scopes, refusals, rate, revocation across nodes
+mod api_tokens;

@@ -565,7 +565,19 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         )
         .await;
     let webhook_id = webhook["id"].as_str().unwrap().to_string();
+    // API tokens: one to revoke.
+    let api_token = admin
+        .post_answering(
+            201,
+            "/api/admin/api-tokens",
+            json!({"name": "walked", "scopes": ["read"]}),
+        )
+        .await;
     let real_ids = BTreeMap::from([
+        (
+            "/api/admin/api-tokens/{id}",
+            api_token["id"].as_str().unwrap().to_string(),
+        ),
         ("/api/admin/webhooks/{id}", webhook_id.clone()),
         ("/api/admin/webhooks/{id}/deliveries", webhook_id),
         ("/api/admin/labels/{id}", "walked-label".to_string()),

@@ -3,7 +3,7 @@
 // has one, else the address this page was opened at. Saved for every node; "Use the
 // server's settings" goes back to the WIDGET_* settings.
 
-import { api, el } from './dom.js';
+import { api, el, copyOrSelect } from './dom.js';
 import { identitySection } from './admin-identity.js';
 
 const $ = (id) => document.getElementById(id);
@@ -30,18 +30,7 @@ function snippet(publicUrl) {
 
 /** Copies the snippet (or, where the clipboard is refused, selects it for Ctrl+C). */
 async function copySnippet() {
-  const text = $('widget-snippet').textContent;
-  let copied = false;
-  try {
-    await navigator.clipboard.writeText(text);
-    copied = true;
-  } catch {
-    const range = document.createRange();
-    range.selectNodeContents($('widget-snippet'));
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-  }
+  const copied = await copyOrSelect($('widget-snippet'));
   $('widget-copy-status').textContent = copied ? 'Copied. Paste it into your site\'s pages.' : 'Selected: press Ctrl+C (⌘C) to copy it.';
   localStorage.setItem(COPIED_KEY, '1');
   document.dispatchEvent(new CustomEvent('first-run-changed'));

@@ -15,6 +15,7 @@ import { cannedSection } from './admin-canned.js';
 import { labelsSection } from './admin-labels.js';
 import { erasureSection } from './admin-erasure.js';
 import { firstRunSection } from './admin-first-run.js';
+import { tokensSection } from './admin-tokens.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
@@ -30,6 +31,7 @@ let routing = null;
 let widgetWired = false;
 let canned = null;
 let labels = null;
+let tokens = null;
 let firstRun = null;
 /** Account id → display name, for the dashboard's per-agent rows. */
 let agentNames = new Map();
@@ -68,6 +70,7 @@ async function signedIn(account) {
   if (!widgetWired) { widgetWired = true; widgetSection(); }
   canned = canned || cannedSection();
   labels = labels || labelsSection();
+  tokens = tokens || tokensSection();
   erasure = erasure || erasureSection({ afterErasure: () => archive.refresh() });
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {

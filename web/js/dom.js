@@ -137,3 +137,21 @@ export function onSecondPress(button, confirm, action) {
     await action();
   });
 }
+
+/**
+ * Copies `node`'s text to the clipboard; where the clipboard is refused, selects it for
+ * Ctrl+C instead. Whether it was copied.
+ */
+export async function copyOrSelect(node) {
+  try {
+    await navigator.clipboard.writeText(node.textContent);
+    return true;
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    return false;
+  }
+}

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use super::*;
 
 mod accounts;
+mod api_tokens;
 mod appointments;
 mod archive;
 mod canned;
@@ -92,6 +93,9 @@ struct Inner {
     webhooks: Vec<WebhookEndpoint>,
     /// (seq, id) → delivery: in the order they are sent.
     deliveries: std::collections::BTreeMap<(u64, String), WebhookDelivery>,
+    // ---- API tokens ----
+    /// In order of adding.
+    api_tokens: Vec<ApiToken>,
 }
 
 impl MemoryStore {

@@ -1,0 +1,219 @@
+//! API tokens: credentials of their own for scripts, CRMs and (later) bots, created by
+//! admins with scopes (`core::api_tokens`), sent as `Authorization: Bearer sbt_…`.
+//!
+//! - **Stored hashed.** The store keeps the SHA-256 of the secret, never the secret (shown
+//!   once, at creation). A plain SHA-256 is enough here, unlike for passwords: the secret is
+//!   256 random bits, so there is nothing to guess from a leaked hash, and a slow hash would
+//!   only cost every request. Look-up is by the hash (an index), so no secret is ever
+//!   compared byte by byte and the time of a refusal tells nothing of a stored secret.
+//! - **Revoked at once everywhere.** The revoking node drops the token from its cache and
+//!   publishes `AdminChange::ApiTokenRevoked` on the admin bus; every other node drops it
+//!   on hearing it ([`ApiTokens::forget`]), and an answer from the store read before the
+//!   revocation cannot put it back (a generation count). A node whose bus subscription was
+//!   cut empties its cache when it subscribes again; an entry lives [`CACHE_TTL`] at most
+//!   anyway, and the cache holds [`CACHE_CAPACITY`] tokens at most.
+//! - **Rate limited per token**: a token bucket (governor, as the websocket's frame limit)
+//!   of [`BURST`] requests refilled at [`PER_SECOND`]; over it, 429 with `Retry-After`.
+//!   Per node: with N nodes behind a balancer a token may get up to N times as much.
+//! - **Last use** is written at most once a minute per token and node
+//!   (`core::api_tokens::last_use_due`), in the background: no request waits on it.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::RngCore;
+
+use crate::clock::now_ms;
+use crate::core::api_tokens::{self as rules, Spent};
+use crate::store::{ApiToken, SharedStore, StoreError};
+
+/// Tokens a node keeps looked up; beyond it the cache is emptied and filled again.
+pub const CACHE_CAPACITY: usize = 1_024;
+/// How long a looked-up token is trusted without asking the store again: the longest a
+/// node that missed a revocation on the bus (a cut it has not noticed yet) accepts it.
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Requests a token may send at once…
+pub const BURST: u32 = 100;
+/// …then this many a second.
+pub const PER_SECOND: u32 = 20;
+
+/// A new token's secret: the prefix and 256 random bits, URL-safe.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{}{}",
+        rules::PREFIX,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// What a secret is stored and looked up under (see the module comment for why SHA-256).
+pub fn hash(secret: &str) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// 401, with what was wrong.
+    Invalid(&'static str),
+    /// 429: over the token's rate.
+    TooFast(Duration),
+    /// The store could not be asked.
+    Store(StoreError),
+}
+
+struct Cached {
+    token: ApiToken,
+    fetched: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    cache: HashMap<String, Cached>,
+    /// Token id → when this node last wrote its last use.
+    last_written: HashMap<String, i64>,
+}
+
+/// The tokens of this node: look-up, cache, rate limits, last use. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiTokens {
+    store: SharedStore,
+    inner: Arc<Mutex<Inner>>,
+    /// Bumped by every revocation: a look-up begun before one does not fill the cache.
+    generation: Arc<AtomicU64>,
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl ApiTokens {
+    pub fn new(store: SharedStore) -> Self {
+        let quota = Quota::per_second(NonZeroU32::new(PER_SECOND).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN));
+        Self {
+            store,
+            inner: Arc::default(),
+            generation: Arc::default(),
+            limiter: Arc::new(RateLimiter::keyed(quota)),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The live token `secret` is, counted against its rate.
+    pub async fn verify(&self, secret: &str) -> Result<ApiToken, Refusal> {
+        if !rules::well_formed(secret) {
+            return Err(Refusal::Invalid(
+                "this is no API token: one is `sbt_` and 43 letters, digits, `-` or `_`",
+            ));
+        }
+        let key = hash(secret);
+        let token = match self.cached(&key) {
+            Some(token) => token,
+            None => self.look_up(key).await?,
+        };
+        let now = now_ms();
+        match rules::spent(token.revoked_at, token.expires_at, now) {
+            Some(Spent::Revoked) => return Err(Refusal::Invalid("this API token was revoked")),
+            Some(Spent::Expired) => return Err(Refusal::Invalid("this API token has expired")),
+            None => {}
+        }
+        if let Err(not_until) = self.limiter.check_key(&token.id) {
+            return Err(Refusal::TooFast(
+                not_until.wait_time_from(DefaultClock::default().now()),
+            ));
+        }
+        self.used(&token.id, now);
+        Ok(token)
+    }
+
+    fn cached(&self, key: &str) -> Option<ApiToken> {
+        self.with(|inner| {
+            inner
+                .cache
+                .get(key)
+                .filter(|c| c.fetched.elapsed() < CACHE_TTL)
+                .map(|c| c.token.clone())
+        })
+    }
+
+    async fn look_up(&self, key: String) -> Result<ApiToken, Refusal> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let token = match self.store.api_token_by_hash(&key).await {
+            Ok(token) => token,
+            Err(StoreError::NotFound) => return Err(Refusal::Invalid("no such API token")),
+            Err(e) => return Err(Refusal::Store(e)),
+        };
+        self.with(|inner| {
+            // Under the lock, as `forget` bumps it: a revocation heard meanwhile wins.
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            if inner.cache.len() >= CACHE_CAPACITY {
+                inner.cache.retain(|_, c| c.fetched.elapsed() < CACHE_TTL);
+                if inner.cache.len() >= CACHE_CAPACITY {
+                    inner.cache.clear();
+                }
+            }
+            inner.cache.insert(
+                key,
+                Cached {
+                    token: token.clone(),
+                    fetched: Instant::now(),
+                },
+            );
+        });
+        Ok(token)
+    }
+
+    /// Writes the last use in the background when this node has not for a minute.
+    fn used(&self, id: &str, now: i64) {
+        let due = self.with(|inner| {
+            let due = rules::last_use_due(inner.last_written.get(id).copied(), now);
+            if due {
+                inner.last_written.insert(id.to_string(), now);
+            }
+            due
+        });
+        if !due {
+            return;
+        }
+        let store = self.store.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_api_token(&id, now).await {
+                tracing::warn!(token = %id, error = %e, "an API token's last use could not be written");
+            }
+        });
+        // The rate table keeps only tokens seen lately; it holds live tokens only anyway.
+        if self.limiter.len() > CACHE_CAPACITY {
+            self.limiter.retain_recent();
+        }
+    }
+
+    /// A token revoked (here, or on another node as the admin bus says): refused from now on.
+    pub fn forget(&self, id: &str) {
+        self.with(|inner| {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            inner.cache.retain(|_, c| c.token.id != id);
+            inner.last_written.remove(id);
+        });
+    }
+
+    /// After a gap on the admin bus: whatever was revoked meanwhile is asked of the store again.
+    pub fn forget_all(&self) {
+        self.with(|inner| {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            inner.cache.clear();
+        });
+    }
+}

@@ -1,0 +1,223 @@
+//! API tokens for admins (`/api/admin/api-tokens`): create one (a name, scopes, a bot
+//! name with the `bot` scope, an optional expiry; its secret is in this answer only),
+//! list them with their last use, revoke one. Revocation counts at once on every node
+//! (`api_tokens`). Also the refusal of a token put in a URL's query.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::ApiJson;
+use super::responses::{AdminsOnly, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::api_tokens::{hash, new_secret};
+use crate::clock::now_ms;
+use crate::cluster::bus::AdminChange;
+use crate::core::api_tokens::{PREFIX, SCOPES, Scope};
+use crate::store::{ApiToken, StoreError};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+}
+
+/// Names and bot names are at most this many characters.
+const NAME_CHARS: usize = 80;
+
+/// A token as listed (never its secret or hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiTokenView {
+    pub id: String,
+    pub name: String,
+    /// `read`, `bot`, `admin`.
+    pub scopes: Vec<String>,
+    /// The bot it acts as (with the `bot` scope).
+    pub bot: Option<String>,
+    /// The secret's start (`sbt_` and 4 characters), to tell tokens apart.
+    pub hint: String,
+    pub created_at: i64,
+    /// The account that created it (`api-token:<id>` when a token did).
+    pub created_by: String,
+    pub expires_at: Option<i64>,
+    /// Exact to a minute: a busy token's use is written once a minute.
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<ApiToken> for ApiTokenView {
+    fn from(t: ApiToken) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            scopes: t.scopes,
+            bot: t.bot,
+            hint: t.hint,
+            created_at: t.created_at,
+            created_by: t.created_by,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// A new token, with its secret: shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiToken {
+    #[serde(flatten)]
+    pub token: ApiTokenView,
+    /// Send as `Authorization: Bearer <secret>`. Not shown again; only its hash is kept.
+    pub secret: String,
+}
+
+/// A token to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiToken {
+    /// What it is for ("CRM sync"), 1 to 80 characters.
+    pub name: String,
+    /// One or more of `read` (the archive, conversations, reports: GET requests),
+    /// `bot` (act as the bot named in `bot`), `admin` (everything an admin may do).
+    pub scopes: Vec<String>,
+    /// The bot's name; required with the `bot` scope, refused without it.
+    pub bot: Option<String>,
+    /// When it stops working (ms since the epoch, in the future); never when absent.
+    pub expires_at: Option<i64>,
+}
+
+/// The API tokens, revoked ones included, oldest first.
+#[utoipa::path(get, path = "/api/admin/api-tokens", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = [ApiTokenView]), AdminsOnly, Unavailable))]
+async fn list(_: AdminOnly, State(state): State<AppState>) -> super::error::JsonResult<Vec<ApiTokenView>> {
+    Ok(Json(
+        state.store.api_tokens().await?.into_iter().map(Into::into).collect(),
+    ))
+}
+
+/// Create a token; the answer holds its secret, which is not shown again.
+#[utoipa::path(post, path = "/api/admin/api-tokens", tag = "admin",
+    request_body(content = NewApiToken, example = json!({"name": "CRM sync", "scopes": ["read"]})),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 201, body = CreatedApiToken),
+        (status = 400, description = "`bad_json`; `invalid_name`: empty or over 80 characters; \
+            `invalid_scopes`: none, or one that is no scope; `invalid_bot`: `bot` scope without a bot name \
+            (1 to 80 characters) or a bot name without it; `invalid_expiry`: not in the future", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn create(
+    AdminOnly(me): AdminOnly,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewApiToken>,
+) -> Result<(StatusCode, Json<CreatedApiToken>), ApiError> {
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > NAME_CHARS {
+        return Err(ApiError::invalid("invalid_name", "a name is 1 to 80 characters"));
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in body.scopes {
+        if Scope::parse(&scope).is_none() {
+            return Err(ApiError::invalid(
+                "invalid_scopes",
+                format!("{scope:?} is no scope; they are {}", SCOPES.join(", ")),
+            ));
+        }
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    if scopes.is_empty() {
+        return Err(ApiError::invalid("invalid_scopes", "name at least one scope"));
+    }
+    let bot = body.bot.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
+    match (&bot, scopes.iter().any(|s| s == "bot")) {
+        (Some(b), true) if b.chars().count() <= NAME_CHARS => {}
+        (_, true) => {
+            return Err(ApiError::invalid(
+                "invalid_bot",
+                "the bot scope needs the bot's name, 1 to 80 characters",
+            ));
+        }
+        (Some(_), false) => return Err(ApiError::invalid("invalid_bot", "a bot name needs the bot scope")),
+        (None, false) => {}
+    }
+    let now = now_ms();
+    if body.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::invalid("invalid_expiry", "expires_at is in the past"));
+    }
+    let secret = new_secret();
+    let token = ApiToken {
+        id: uuid::Uuid::now_v7().to_string(),
+        name,
+        scopes,
+        bot,
+        hash: hash(&secret),
+        hint: secret.chars().take(PREFIX.len() + 4).collect(),
+        created_at: now,
+        created_by: me.id,
+        expires_at: body.expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    state.store.add_api_token(token.clone()).await?;
+    tracing::info!(token = %token.id, name = %token.name, scopes = ?token.scopes, "API token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiToken {
+            token: token.into(),
+            secret,
+        }),
+    ))
+}
+
+/// Revoke a token: refused from now on, on every node. It stays listed, revoked.
+#[utoipa::path(delete, path = "/api/admin/api-tokens/{id}", tag = "admin",
+    params(("id" = String, Path, description = "the token's id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "revoked (or revoked already: the first time stays)", body = ApiTokenView),
+        (status = 404, description = "`not_found`: no such token", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn revoke(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> super::error::JsonResult<ApiTokenView> {
+    let token = match state.store.revoke_api_token(&id, now_ms()).await {
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("API token")),
+        other => other?,
+    };
+    state.api_tokens.forget(&id);
+    // The store refuses it to every node already; the bus empties their caches. A node
+    // that misses the message still refuses it once its cache entry is 30 s old.
+    if let Some(cluster) = &state.cluster
+        && let Err(e) = cluster.publish(AdminChange::ApiTokenRevoked { id: id.clone() }).await
+    {
+        tracing::warn!(token = %id, error = %e, "a token's revocation could not be told to the other nodes");
+    }
+    tracing::info!(token = %id, "API token revoked");
+    Ok(Json(token.into()))
+}
+
+/// Does this query carry an API token (an `access_token` parameter, or any value that is
+/// one)? Such a request is refused: a URL lands in logs, proxies and browser histories.
+pub fn in_query(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(key, value)| key == "access_token" || value.starts_with(PREFIX))
+    })
+}
+
+/// 401 `token_in_query`. Nothing of the query is logged (the request log names the path only).
+pub fn token_in_query() -> Response {
+    ApiError::refused(
+        StatusCode::UNAUTHORIZED,
+        "token_in_query",
+        "an API token goes in the Authorization header (Bearer), never in the URL; \
+         one that was in a URL may be in logs now and should be revoked",
+    )
+    .into_response()
+}

@@ -1,0 +1,97 @@
+//! API tokens in the embedded store: tokens by id, and their ids by the secret's hash.
+
+use async_trait::async_trait;
+
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, find, load, refuse_held, unavailable};
+use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
+
+/// Token id → JSON [`ApiToken`].
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
+/// Secret's hash → token id.
+const BY_HASH: TableDefinition<&str, &str> = TableDefinition::new("api_tokens_by_hash");
+
+pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
+    tx.open_table(TOKENS).map_err(unavailable)?;
+    tx.open_table(BY_HASH).map_err(unavailable)?;
+    Ok(())
+}
+
+/// Changes a stored token with `change`; the token as it is now.
+fn update(tx: &redb::WriteTransaction, id: &str, change: impl FnOnce(&mut ApiToken)) -> StoreResult<ApiToken> {
+    let mut table = tx.open_table(TOKENS).map_err(unavailable)?;
+    let Some(mut token) = find::<ApiToken>(&table, id)? else {
+        return Err(StoreError::NotFound);
+    };
+    change(&mut token);
+    table.insert(id, encode(&token)?.as_slice()).map_err(unavailable)?;
+    Ok(token)
+}
+
+#[async_trait]
+impl ApiTokenStore for EmbeddedStore {
+    async fn add_api_token(&self, token: ApiToken) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut tokens = tx.open_table(TOKENS).map_err(unavailable)?;
+            let mut by_hash = tx.open_table(BY_HASH).map_err(unavailable)?;
+            refuse_held(&tokens, token.id.as_str())?;
+            if by_hash.get(token.hash.as_str()).map_err(unavailable)?.is_some() {
+                return Err(StoreError::Conflict);
+            }
+            tokens
+                .insert(token.id.as_str(), encode(&token)?.as_slice())
+                .map_err(unavailable)?;
+            by_hash
+                .insert(token.hash.as_str(), token.id.as_str())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        self.read(|tx| {
+            let table = tx.open_table(TOKENS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(unavailable)? {
+                let (_, value) = row.map_err(unavailable)?;
+                out.push(decode::<ApiToken>(value.value())?);
+            }
+            out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {
+        let hash = hash.to_string();
+        self.read(move |tx| {
+            let by_hash = tx.open_table(BY_HASH).map_err(unavailable)?;
+            let Some(id) = by_hash.get(hash.as_str()).map_err(unavailable)? else {
+                return Err(StoreError::NotFound);
+            };
+            load(&tx.open_table(TOKENS).map_err(unavailable)?, id.value())
+        })
+        .await
+    }
+
+    async fn revoke_api_token(&self, id: &str, at: Millis) -> StoreResult<ApiToken> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            update(tx, &id, |t| {
+                t.revoked_at.get_or_insert(at);
+            })
+        })
+        .await
+    }
+
+    async fn touch_api_token(&self, id: &str, at: Millis) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            update(tx, &id, |t| {
+                t.last_used_at = Some(t.last_used_at.map_or(at, |was| was.max(at)))
+            })
+            .map(drop)
+        })
+        .await
+    }
+}

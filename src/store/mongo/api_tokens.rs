@@ -1,0 +1,65 @@
+//! API tokens in MongoDB: collection `api_tokens` (`_id` the token's id), with a unique
+//! index on the secret's hash, which every request carrying a token is looked up by.
+
+use async_trait::async_trait;
+
+use bson::doc;
+use mongodb::Collection;
+
+use super::{MongoStore, all, conflict_or_unavailable, matched, one, unavailable, unique_index};
+use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
+
+impl MongoStore {
+    fn api_tokens(&self) -> Collection<ApiToken> {
+        self.db.collection("api_tokens")
+    }
+
+    pub(super) async fn create_api_token_indexes(&self) -> StoreResult<()> {
+        self.api_tokens()
+            .create_index(unique_index(doc! {"hash": 1}, "hash_unique"))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ApiTokenStore for MongoStore {
+    async fn add_api_token(&self, token: ApiToken) -> StoreResult<()> {
+        self.api_tokens()
+            .insert_one(token)
+            .await
+            .map_err(conflict_or_unavailable)?;
+        Ok(())
+    }
+
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        all(self.api_tokens().find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await
+    }
+
+    async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {
+        one(self.api_tokens().find_one(doc! {"hash": hash})).await
+    }
+
+    async fn revoke_api_token(&self, id: &str, at: Millis) -> StoreResult<ApiToken> {
+        // Only a first revocation sets the time; a second finds it set and changes nothing.
+        self.api_tokens()
+            .update_one(doc! {"_id": id, "revoked_at": null}, doc! {"$set": {"revoked_at": at}})
+            .await
+            .map_err(unavailable)?;
+        self.api_tokens()
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn touch_api_token(&self, id: &str, at: Millis) -> StoreResult<()> {
+        let done = self
+            .api_tokens()
+            .update_one(doc! {"_id": id}, doc! {"$max": {"last_used_at": at}})
+            .await
+            .map_err(unavailable)?;
+        matched(done.matched_count)
+    }
+}

@@ -1,0 +1,58 @@
+// API tokens on the admin page: an admin creates a read token (a name and scopes), sees
+// its secret once with a copy button, the token reads the archive and is refused an admin
+// operation, its use shows in the list, and revoking it (pressed twice) refuses it at
+// once; a bot scope without a bot's name is refused by the form's message.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { newPage, apiCall, adminSignsIn, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
+
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+
+test('an admin creates, uses and revokes an API token', () => withShots('api-tokens', async (pages) => {
+  const admin = await newPage(browser, { width: 1280, height: 800 });
+  pages.push(admin);
+  await adminSignsIn(admin, hub, 'tokens');
+  await admin.getByTestId('tokens').waitFor();
+
+  // The bot scope needs the bot's name: the server's message shows by the form.
+  await admin.getByTestId('token-name').fill('FAQ bot');
+  await admin.getByTestId('token-scope-bot').check();
+  await admin.getByTestId('token-create').click();
+  await admin.getByTestId('token-error').filter({ hasText: "bot's name" }).waitFor();
+  await admin.getByTestId('token-scope-bot').uncheck();
+
+  await admin.getByTestId('token-name').fill('CRM sync');
+  await admin.getByTestId('token-create').click();
+  const secret = (await admin.getByTestId('token-secret').textContent()).trim();
+  assert.match(secret, /^sbt_[A-Za-z0-9_-]{43}$/);
+  await admin.getByTestId('token-copy').click();
+  await admin.getByTestId('token-copy-status').filter({ hasText: /Copied|Selected/ }).waitFor();
+  const row = admin.locator('[data-testid="token-row"][data-name="CRM sync"]');
+  await row.filter({ hasText: 'Read' }).waitFor();
+  assert.match(await row.textContent(), new RegExp(secret.slice(0, 8)));
+  assert.doesNotMatch(await row.textContent(), new RegExp(secret.slice(8)), 'the list never shows the secret');
+  await shot(admin, 'api-tokens-created');
+
+  // The token reads the archive and is refused an admin operation.
+  const reads = await apiCall(hub, 'GET', '/api/conversations', undefined, secret);
+  assert.equal(reads.status, 200, JSON.stringify(reads.data));
+  const administers = await apiCall(hub, 'GET', '/api/admin/agents', undefined, secret);
+  assert.equal(administers.status, 403);
+  assert.equal(administers.data.error.code, 'missing_scope');
+
+  // Its use shows once the list is read again (reload the view).
+  await admin.reload();
+  await row.getByTestId('token-last-used').filter({ hasText: /\d/ }).waitFor();
+
+  // Revoking asks once more, then the token is refused.
+  await row.getByTestId('token-revoke').click();
+  await row.getByTestId('token-revoke').filter({ hasText: 'Confirm revoke' }).waitFor();
+  await row.getByTestId('token-revoke').click();
+  await row.getByTestId('token-revoked').waitFor();
+  const refused = await apiCall(hub, 'GET', '/api/conversations', undefined, secret);
+  assert.equal(refused.status, 401);
+  assert.equal(refused.data.error.code, 'invalid_token');
+  await shot(admin, 'api-tokens-revoked');
+}));

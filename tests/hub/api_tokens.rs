@@ -1,0 +1,275 @@
+//! API tokens end to end: an admin creates a `read` token, which reads the archive and
+//! the reports and is refused an admin operation (403 naming the scope); an `admin`
+//! token administers; a malformed, unknown, expired or revoked token is refused (401); a
+//! token in the query string is refused and never logged; a token over its rate gets 429
+//! with `Retry-After`; across two nodes, a token revoked on one is refused on the other.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A token created by `admin` with `scopes`: its secret and its listing.
+async fn token(admin: &Api, name: &str, scopes: &[&str]) -> (String, Value) {
+    let created = admin
+        .post_answering(201, "/api/admin/api-tokens", json!({"name": name, "scopes": scopes}))
+        .await;
+    let secret = created["secret"].as_str().unwrap().to_string();
+    (secret, created)
+}
+
+#[tokio::test]
+async fn a_read_token_reads_the_archive_and_reports_but_cannot_administer() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let (secret, created) = token(&admin, "CRM sync", &["read"]).await;
+    assert!(secret.starts_with("sbt_"), "{secret}");
+    assert_eq!(created["scopes"], json!(["read"]));
+    assert_eq!(created["hint"], secret[..8]);
+
+    let reader = Api::bearer(&hub, &secret);
+    let (status, page) = reader.get("/api/conversations").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page["items"].is_array());
+    let (status, report) = reader.get("/api/reports?from=2026-01-01&to=2026-01-02").await;
+    assert_eq!(status, 200, "{report}");
+
+    let (status, refused) = reader.get("/api/admin/agents").await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "missing_scope");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("`admin`"),
+        "{refused}"
+    );
+    let (status, refused) = reader
+        .post("/api/admin/api-tokens", json!({"name": "mine", "scopes": ["admin"]}))
+        .await;
+    assert_eq!((status, &refused["error"]["code"]), (403, &json!("missing_scope")));
+
+    // The listing never shows a secret or hash; it shows the last use.
+    let (_, list) = admin.get("/api/admin/api-tokens").await;
+    let listed = &list.as_array().unwrap()[0];
+    assert!(
+        listed.get("secret").is_none() && listed.get("hash").is_none(),
+        "{listed}"
+    );
+    assert!(listed["last_used_at"].is_i64(), "{listed}");
+    assert_eq!(listed["created_by"], admin.agent_id("admin").await);
+}
+
+#[tokio::test]
+async fn an_admin_token_administers_and_a_bot_token_names_its_bot() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let (secret, _) = token(&admin, "provisioning", &["admin"]).await;
+    let script = Api::bearer(&hub, &secret);
+    let (status, agents) = script.get("/api/admin/agents").await;
+    assert_eq!(status, 200, "{agents}");
+    script
+        .post_answering(
+            201,
+            "/api/admin/categories",
+            json!({"id": "returns", "name": "Returns"}),
+        )
+        .await;
+
+    let bot = admin
+        .post_answering(
+            201,
+            "/api/admin/api-tokens",
+            json!({"name": "FAQ bot", "scopes": ["bot"], "bot": "Faq"}),
+        )
+        .await;
+    assert_eq!(bot["bot"], "Faq");
+    let (status, refused) = Api::bearer(&hub, bot["secret"].as_str().unwrap())
+        .get("/api/conversations")
+        .await;
+    assert_eq!((status, &refused["error"]["code"]), (403, &json!("missing_scope")));
+
+    for (body, code) in [
+        (json!({"name": "x", "scopes": ["bot"]}), "invalid_bot"),
+        (json!({"name": "x", "scopes": ["read"], "bot": "Faq"}), "invalid_bot"),
+        (json!({"name": "x", "scopes": ["write"]}), "invalid_scopes"),
+        (json!({"name": "x", "scopes": []}), "invalid_scopes"),
+        (json!({"name": " ", "scopes": ["read"]}), "invalid_name"),
+        (
+            json!({"name": "x", "scopes": ["read"], "expires_at": 1}),
+            "invalid_expiry",
+        ),
+    ] {
+        let (status, answer) = admin.post("/api/admin/api-tokens", body.clone()).await;
+        assert_eq!((status, &answer["error"]["code"]), (400, &json!(code)), "{body}");
+    }
+    // An agent cannot create tokens.
+    hub.agent_account("ann", &["general"], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let (status, _) = ann
+        .post("/api/admin/api-tokens", json!({"name": "x", "scopes": ["read"]}))
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn malformed_unknown_expired_and_revoked_tokens_are_refused() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let unknown = format!("sbt_{}", "A".repeat(43));
+    for (secret, says) in [("sbt_short", "no API token"), (unknown.as_str(), "no such API token")] {
+        let (status, answer) = Api::bearer(&hub, secret).get("/api/conversations").await;
+        assert_eq!(status, 401, "{answer}");
+        assert_eq!(answer["error"]["code"], "invalid_token");
+        assert!(answer["error"]["message"].as_str().unwrap().contains(says), "{answer}");
+    }
+
+    let soon = switchboard::clock::now_ms() + 300;
+    let expiring = admin
+        .post_answering(
+            201,
+            "/api/admin/api-tokens",
+            json!({"name": "brief", "scopes": ["read"], "expires_at": soon}),
+        )
+        .await;
+    let brief = Api::bearer(&hub, expiring["secret"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, answer) = brief.get("/api/conversations").await;
+        if status == 401 {
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains("expired"),
+                "{answer}"
+            );
+            break;
+        }
+        assert_eq!(status, 200, "{answer}");
+        assert!(std::time::Instant::now() < deadline, "the token never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (secret, created) = token(&admin, "leaked", &["read"]).await;
+    let leaked = Api::bearer(&hub, &secret);
+    assert_eq!(leaked.get("/api/conversations").await.0, 200);
+    let (status, revoked) = admin
+        .delete(&format!("/api/admin/api-tokens/{}", created["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert!(revoked["revoked_at"].is_i64());
+    let (status, answer) = leaked.get("/api/conversations").await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("revoked"),
+        "{answer}"
+    );
+    assert_eq!(admin.delete("/api/admin/api-tokens/nothing").await.0, 404);
+
+    // Not on the agent socket (yet).
+    let request = hub.ws_url("/ws/agent");
+    let (secret, _) = token(&admin, "socket", &["read", "admin"]).await;
+    let refused = Ws::connect(&request, &[("authorization", &format!("Bearer {secret}"))]).await;
+    assert!(refused.is_err(), "an API token opened the agent socket");
+}
+
+#[tokio::test]
+async fn a_token_in_the_query_string_is_refused() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let (secret, _) = token(&admin, "in a url", &["read"]).await;
+    let anonymous = reqwest::Client::new();
+    for query in [
+        format!("access_token={secret}"),
+        format!("token={secret}"),
+        "access_token=x".into(),
+    ] {
+        let res = anonymous
+            .get(hub.url(&format!("/api/conversations?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{query}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "token_in_query", "{query}");
+    }
+    // Even beside a good header.
+    let (status, answer) = Api::bearer(&hub, &secret)
+        .get(&format!("/api/conversations?token={secret}"))
+        .await;
+    assert_eq!((status, &answer["error"]["code"]), (401, &json!("token_in_query")));
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let (secret, _) = token(&admin, "busy", &["read"]).await;
+    let client = Api::bearer(&hub, &secret).client;
+    for sent in 0.. {
+        let res = client.get(hub.url("/api/me")).send().await.unwrap();
+        if res.status() == 429 {
+            let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(wait >= 1);
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+            assert!(sent >= 100, "limited after {sent} requests");
+            break;
+        }
+        assert_eq!(res.status(), 200);
+        assert!(sent < 5_000, "never limited");
+    }
+    // Another token, and the admin's session, are not held back by it.
+    let (other, _) = token(&admin, "calm", &["read"]).await;
+    assert_eq!(Api::bearer(&hub, &other).get("/api/me").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_token_revoked_on_one_node_is_refused_on_the_other() {
+    let cluster = Cluster::start("api-tokens").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    // Both nodes listen on the admin bus (a node serves HTTP a moment before it does).
+    let mut redis = redis::Client::open(cluster.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(switchboard::cluster::bus::ADMIN_CHANNEL)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if listeners >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{listeners} nodes listen on the bus"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let admin = alpha.admin().await;
+    let (secret, created) = token(&admin, "crm", &["read"]).await;
+    let on_beta = Api::bearer(&beta, &secret);
+    // Beta has looked it up, so it is in its cache.
+    assert_eq!(on_beta.get("/api/conversations").await.0, 200);
+    assert_eq!(on_beta.get("/api/conversations").await.0, 200);
+
+    let (status, _) = admin
+        .delete(&format!("/api/admin/api-tokens/{}", created["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, answer) = on_beta.get("/api/conversations").await;
+        if status == 401 {
+            assert_eq!(answer["error"]["code"], "invalid_token");
+            break;
+        }
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "beta still takes the revoked token"
+        );
+        // Slower than the token's rate refills, so only a revocation stops it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Once refused, never taken again.
+    for _ in 0..5 {
+        assert_eq!(on_beta.get("/api/conversations").await.0, 401);
+    }
+}

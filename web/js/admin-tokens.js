@@ -1,0 +1,73 @@
+// Admin: API tokens (GET/POST /api/admin/api-tokens): create one with a name, scopes, a
+// bot's name and an expiry; its secret is shown this once with a copy button; the list
+// shows each token's start, scopes and last use; revoking asks once more (second press).
+
+import { el, api, onSecondPress, dateTime, copyOrSelect } from './dom.js';
+
+const $ = (id) => document.getElementById(id);
+const SCOPE_TEXT = { read: 'Read', admin: 'Administer', bot: 'Bot' };
+
+/** A time, or a dash when there is none. */
+const when = (ms) => (ms ? dateTime(ms) : '—');
+
+export function tokensSection() {
+  function row(t) {
+    const scopes = t.scopes.map((s) => SCOPE_TEXT[s] || s).join(', ') + (t.bot ? ` (${t.bot})` : '');
+    const cells = [
+      el('td', {}, t.name),
+      el('td', {}, scopes),
+      el('td', {}, el('code', {}, `${t.hint}…`)),
+      el('td', {}, when(t.created_at)),
+      el('td', { dataset: { testid: 'token-last-used' } }, when(t.last_used_at)),
+      el('td', {}, when(t.expires_at)),
+    ];
+    let action;
+    if (t.revoked_at) {
+      action = el('td', { dataset: { testid: 'token-revoked' } }, `Revoked ${dateTime(t.revoked_at)}`);
+    } else {
+      const revoke = el('button', { type: 'button', class: 'danger', dataset: { testid: 'token-revoke' } }, 'Revoke');
+      // It stops working at once, everywhere: ask once more.
+      onSecondPress(revoke, 'Confirm revoke', async () => {
+        const res = await api('DELETE', `/api/admin/api-tokens/${encodeURIComponent(t.id)}`);
+        if (!res.ok) { $('token-list-error').textContent = res.error.message; return; }
+        await load();
+      });
+      action = el('td', {}, revoke);
+    }
+    return el('tr', { dataset: { testid: 'token-row', name: t.name } }, ...cells, action);
+  }
+
+  async function load() {
+    const res = await api('GET', '/api/admin/api-tokens');
+    if (!res.ok) { $('token-list-error').textContent = res.error.message; return; }
+    $('token-list-error').textContent = '';
+    $('token-rows').replaceChildren(...res.data.map(row));
+  }
+
+  $('token-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    $('t-error').textContent = '';
+    const scopes = ['t-read', 't-admin', 't-bot'].filter((id) => $(id).checked).map((id) => $(id).value);
+    const body = { name: $('t-name').value, scopes };
+    if ($('t-bot-name').value.trim()) body.bot = $('t-bot-name').value;
+    // The end of the chosen day, in the admin's time zone.
+    if ($('t-expires').value) body.expires_at = new Date(`${$('t-expires').value}T23:59:59`).getTime();
+    const res = await api('POST', '/api/admin/api-tokens', body);
+    if (!res.ok) { $('t-error').textContent = res.error.message; $('t-name').focus(); return; }
+    $('token-secret').textContent = res.data.secret;
+    $('token-copy-status').textContent = '';
+    $('token-secret-box').hidden = false;
+    $('t-name').value = '';
+    $('t-bot-name').value = '';
+    $('t-expires').value = '';
+    await load();
+  });
+
+  $('token-copy').addEventListener('click', async () => {
+    const copied = await copyOrSelect($('token-secret'));
+    $('token-copy-status').textContent = copied ? 'Copied. It is not shown again.' : 'Selected: press Ctrl+C (⌘C) to copy it.';
+  });
+
+  load();
+  return { load };
+}
