@@ -7,7 +7,9 @@
 //! (`core::attachments`) and the message carries their [`AttachmentMeta`] to the peer and
 //! into the archive. Files are fetched through links that expire ([`links`]).
 //!
-//! One node only for now: on several nodes each node keeps its own files.
+//! With `STORE=mongodb` the files and their records are in MongoDB
+//! (`store::mongo::attachments`) and the link key is the desk's, so on several nodes
+//! every node serves every file and checks every link.
 
 pub mod images;
 pub mod links;
@@ -106,9 +108,18 @@ pub struct Attachments {
 }
 
 impl Attachments {
-    /// Opens the store `settings` call for: in memory for `STORE=memory`, else under
-    /// `DATA_DIR/attachments` with its link key (made once, kept in `link.key`).
-    pub fn open(settings: &Settings) -> io::Result<Self> {
+    /// Opens the store `settings` call for: the store's own when it shares files between
+    /// nodes (MongoDB), in memory for `STORE=memory`, else under `DATA_DIR/attachments`
+    /// with its link key (made once, kept in `link.key`).
+    pub async fn open(settings: &Settings, shared: &crate::store::SharedStore) -> io::Result<Self> {
+        if let Some(opened) = shared.shared_attachments().await {
+            let (store, link_key) = opened?;
+            return Ok(Self {
+                store,
+                link_key: Arc::new(link_key),
+                max_bytes: settings.attachment_max_bytes,
+            });
+        }
         if settings.store == StoreMode::Memory {
             return Ok(Self::in_memory(settings.attachment_max_bytes));
         }

@@ -1,5 +1,6 @@
 //! Where uploaded files and their records are kept: [`AttachmentStore`], on disk under
-//! `DATA_DIR` ([`DiskStore`], the default) or in memory ([`MemoryStore`], `STORE=memory`).
+//! `DATA_DIR` ([`DiskStore`], the default), in memory ([`MemoryStore`], `STORE=memory`),
+//! or in MongoDB (`store::mongo::attachments`, `STORE=mongodb`, shared by every node).
 //!
 //! Files are content-addressed: a blob's name is the SHA-256 of its bytes, so the same
 //! screenshot sent twice is kept once and a blob never changes once written. A blob is
@@ -26,6 +27,8 @@ pub enum Content {
     /// An open file and its length (streamed, never read whole).
     File(tokio::fs::File, u64),
     Bytes(Bytes),
+    /// Chunks read one after another from a database, and the whole length.
+    Stream(futures_util::stream::BoxStream<'static, io::Result<Bytes>>, u64),
 }
 
 #[async_trait]
@@ -38,22 +41,28 @@ pub trait AttachmentStore: Send + Sync {
     async fn keep_bytes(&self, bytes: Vec<u8>, sha: &str) -> io::Result<()>;
     /// Keeps a record, durably; its blobs must be kept already.
     async fn put_record(&self, record: AttachmentRecord) -> io::Result<()>;
-    /// The record of attachment `id` (no I/O: records are in memory).
+    /// The record of attachment `id` as this process knows it (no I/O: records are in
+    /// memory; a shared store knows those written or loaded here).
     fn record(&self, id: &str) -> Option<AttachmentRecord>;
+    /// The record of attachment `id`, looked up where it is kept when this process does
+    /// not know it yet (another node's upload); then known to [`Self::record`].
+    async fn load_record(&self, id: &str) -> io::Result<Option<AttachmentRecord>> {
+        Ok(self.record(id))
+    }
     /// The bytes of blob `sha`.
     async fn content(&self, sha: &str) -> io::Result<Content>;
 }
 
-/// Records by id, in memory: what both stores answer [`AttachmentStore::record`] from.
+/// Records by id, in memory: what the stores answer [`AttachmentStore::record`] from.
 #[derive(Default)]
-struct Records(RwLock<HashMap<String, AttachmentRecord>>);
+pub struct Records(RwLock<HashMap<String, AttachmentRecord>>);
 
 impl Records {
-    fn insert(&self, record: AttachmentRecord) {
+    pub fn insert(&self, record: AttachmentRecord) {
         self.0.write().expect("records lock").insert(record.id.clone(), record);
     }
 
-    fn get(&self, id: &str) -> Option<AttachmentRecord> {
+    pub fn get(&self, id: &str) -> Option<AttachmentRecord> {
         self.0.read().expect("records lock").get(id).cloned()
     }
 }

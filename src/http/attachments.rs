@@ -271,7 +271,9 @@ async fn link(
     let record = state
         .attachments
         .store
-        .record(&id)
+        .load_record(&id)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?
         .ok_or(ApiError::NotFound("attachment"))?;
     if let Caller::Customer { chat } = &caller
         && *chat != record.conversation
@@ -350,7 +352,12 @@ async fn serve(state: &AppState, id: &str, variant: Variant, q: &LinkQuery) -> R
             "this link is not valid (or no longer): ask for a new one",
         ));
     }
-    let record = attachments.store.record(id).ok_or(ApiError::NotFound("attachment"))?;
+    let record = attachments
+        .store
+        .load_record(id)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?
+        .ok_or(ApiError::NotFound("attachment"))?;
     let (sha, mime, inline) = match variant {
         Variant::File => (record.sha256.clone(), record.mime.clone(), record.is_rewritten_image()),
         Variant::Thumbnail => (
@@ -370,6 +377,7 @@ async fn serve(state: &AppState, id: &str, variant: Variant, q: &LinkQuery) -> R
             let len = bytes.len() as u64;
             (Body::from(bytes), len)
         }
+        Content::Stream(chunks, len) => (Body::from_stream(chunks), len),
     };
     let disposition = format!(
         "{}; filename=\"{}\"; filename*=UTF-8''{}",

@@ -158,6 +158,8 @@ mod reply_tokens;
 mod inbound_mail;
 // ---- webhooks: endpoints and their deliveries ----
 mod webhooks;
+// ---- attachments: files in chunks, shared by every node ----
+pub mod attachments;
 use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SEARCH_TERMS, SERVED_BY};
 use desk::CategoryDoc;
 
@@ -503,6 +505,16 @@ impl Store for MongoStore {
     async fn ping(&self) -> StoreResult<()> {
         self.db.run_command(doc! {"ping": 1}).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn shared_attachments(
+        &self,
+    ) -> Option<std::io::Result<(crate::attachments::SharedAttachmentStore, Vec<u8>)>> {
+        Some(
+            attachments::MongoAttachmentStore::open(&self.db)
+                .await
+                .map(|(store, key)| (Arc::new(store) as crate::attachments::SharedAttachmentStore, key)),
+        )
     }
 }
 
