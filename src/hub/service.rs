@@ -993,14 +993,14 @@ impl HubState {
     ) -> Result<(), (&'static str, String)> {
         self.check_message(&text)?;
         if self.cluster.is_some() {
-            return self.cluster_relay(chat, (from, origin), text, client_id);
+            return self.cluster_relay(chat, (from, origin), (text, Vec::new()), client_id);
         }
         self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id)
     }
 
     /// [`Self::relay`] for a message that names files: each must be `sender`'s upload for
     /// this chat (`core::attachments`); the message carries their metadata to the peer
-    /// and into the archive. One node only: a cluster's chat log carries text alone.
+    /// and into the archive; in a cluster, through the chat's log as any message.
     pub(super) fn relay_files(
         &mut self,
         chat: ChatId,
@@ -1009,12 +1009,6 @@ impl HubState {
         (text, ids): (String, &[String]),
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
-        if self.cluster.is_some() {
-            return Err((
-                "attachments_unavailable",
-                "files cannot be sent on a desk of several nodes yet".to_string(),
-            ));
-        }
         if let Some(refusal) = crate::core::attachments::text_refusal(&text, self.settings.max_message_len, true) {
             return Err(refusal);
         }
@@ -1023,6 +1017,9 @@ impl HubState {
         }
         let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
         let files = self.attachments.for_message(ids, wire_id, sender)?;
+        if self.cluster.is_some() {
+            return self.cluster_relay(chat, (from, origin), (text, files), client_id);
+        }
         self.stamp_and_deliver(chat, (from, origin), (text, files), client_id)
     }
 

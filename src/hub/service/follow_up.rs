@@ -377,10 +377,9 @@ impl HubState {
         let Stamped { frame, ack, event } = transcript::stamped(
             id,
             seq,
-            &message_id,
-            at,
+            (&message_id, at),
             author,
-            asked.text.clone(),
+            (asked.text.clone(), Vec::new()),
             asked.client_id.as_deref(),
         );
         let archived = room.push(event);
