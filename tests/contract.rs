@@ -3960,5 +3960,24 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
         2
     );
     assert!(files_a.content("../../etc/passwd").await.is_err());
+
+    // Erasure: the same bytes in another conversation keep the blob until it goes too.
+    let mut shared = files_b.record("att1").unwrap();
+    (shared.id, shared.conversation) = ("att2".into(), "c2".into());
+    files_b.put_record(shared).await.unwrap();
+    assert_eq!(files_b.erase_conversations(&["c1".into()]).await.unwrap(), 1);
+    assert_eq!(files_a.load_record("att1").await.unwrap(), None);
+    assert!(files_a.content(&sha).await.is_ok(), "att2 still names it");
+    assert_eq!(
+        files_a.erase_conversations(&["c2".into(), "c9".into()]).await.unwrap(),
+        1
+    );
+    assert!(files_a.content(&sha).await.is_err());
+    assert_eq!(chunks.count_documents(bson::doc! {"files_id": &sha}).await.unwrap(), 0);
+    assert_eq!(
+        files_a.erase_conversations(&["c2".into()]).await.unwrap(),
+        0,
+        "idempotent"
+    );
     let _ = client.database(&db).drop().await;
 }

@@ -366,11 +366,11 @@ async fn serve(state: &AppState, id: &str, variant: Variant, q: &LinkQuery) -> R
             true,
         ),
     };
-    let content = attachments
-        .store
-        .content(&sha)
-        .await
-        .map_err(|e| ApiError::Internal(format!("attachment {id}: {e}")))?;
+    let content = attachments.store.content(&sha).await.map_err(|e| match e.kind() {
+        // Erased since this node read its record (another node's erasure).
+        std::io::ErrorKind::NotFound => ApiError::NotFound("attachment"),
+        _ => ApiError::Internal(format!("attachment {id}: {e}")),
+    })?;
     let (body, length) = match content {
         Content::File(file, len) => (Body::from_stream(tokio_util::io::ReaderStream::new(file)), len),
         Content::Bytes(bytes) => {

@@ -534,3 +534,58 @@ async fn a_file_acknowledged_before_a_sigkill_is_served_after_the_restart() {
         .collect();
     assert_eq!(names, [&json!(id)]);
 }
+
+/// Erasing a customer erases their files: the records and the blobs, except a blob the
+/// same bytes sent in another conversation still name, which stays until that one goes.
+#[tokio::test]
+async fn erasure_deletes_the_files_a_file_shared_by_another_conversation_stays() {
+    let dir = TempDir::new("attachments-erasure");
+    let hub = hub_on_disk(&dir, 10 << 20).await;
+    let (mut agent, _token, carla, carla_chat) = chat(&hub).await;
+    let (dora, dora_chat) = hub.paired_customer(&mut agent, "Dora", "general").await;
+    let bytes = text_file(1_000);
+    let mut ids = vec![];
+    for (customer, chat) in [(&carla, &carla_chat), (&dora, &dora_chat)] {
+        let token = customer.token.clone().unwrap();
+        let (status, uploaded) = upload(&hub, Auth::Customer(&token), chat, "same.txt", bytes.clone()).await;
+        assert_eq!(status, 201, "{uploaded}");
+        ids.push(uploaded["id"].as_str().unwrap().to_string());
+    }
+    let blobs = || walk(&dir.0.join("attachments/blobs"));
+    assert_eq!(blobs(), 1, "the same bytes are kept once");
+    let key = std::fs::read(dir.0.join("attachments/link.key")).unwrap();
+    let served = |id: String| {
+        let hub = &hub;
+        let exp = 4_000_000_000i64;
+        let url = format!(
+            "/api/attachments/{id}?exp={exp}&sig={}",
+            sign(&key, &id, Variant::File, exp)
+        );
+        async move { fetch(hub, &url).await.status().as_u16() }
+    };
+    let admin = hub.admin().await;
+    let (status, erased) = admin
+        .post("/api/admin/erasures", json!({"conversation_id": carla_chat}))
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(served(ids[0].clone()).await, 404, "Carla's file is gone");
+    assert_eq!(served(ids[1].clone()).await, 200, "Dora's, the same bytes, stays");
+    assert_eq!(blobs(), 1);
+    let (status, erased) = admin
+        .post("/api/admin/erasures", json!({"conversation_id": dora_chat}))
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(served(ids[1].clone()).await, 404);
+    assert_eq!(blobs(), 0, "no blob nobody names");
+    assert_eq!(walk(&dir.0.join("attachments/records")), 0);
+    hub.stop().await;
+}
+
+/// Files under `dir`, however deep.
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { walk(&p) } else { 1 })
+        .sum()
+}

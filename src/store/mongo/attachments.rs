@@ -238,15 +238,19 @@ impl AttachmentStore for MongoAttachmentStore {
         self.known.get(id)
     }
 
+    /// Always read from the database, never from memory: another node may have erased it.
     async fn load_record(&self, id: &str) -> io::Result<Option<AttachmentRecord>> {
-        if let Some(record) = self.known.get(id) {
-            return Ok(Some(record));
-        }
         let found = self.records.find_one(doc! {"_id": id}).await.map_err(io_error)?;
-        Ok(found.map(|doc| {
-            self.known.insert(doc.record.clone());
-            doc.record
-        }))
+        match found {
+            Some(doc) => {
+                self.known.insert(doc.record.clone());
+                Ok(Some(doc.record))
+            }
+            None => {
+                self.known.forget(id);
+                Ok(None)
+            }
+        }
     }
 
     async fn content(&self, sha: &str) -> io::Result<Content> {
@@ -279,5 +283,34 @@ impl AttachmentStore for MongoAttachmentStore {
             }
         });
         Ok(Content::Stream(chunks.boxed(), length))
+    }
+
+    async fn erase_conversations(&self, ids: &[String]) -> io::Result<u64> {
+        let filter = doc! {"conversation": {"$in": ids}};
+        let erased: Vec<AttachmentRecord> = self
+            .records
+            .find(filter.clone())
+            .await
+            .map_err(io_error)?
+            .map_ok(|doc| doc.record)
+            .try_collect()
+            .await
+            .map_err(io_error)?;
+        self.records.delete_many(filter).await.map_err(io_error)?;
+        self.known.remove_conversations(ids);
+        for sha in crate::attachments::store::blobs_of(&erased) {
+            let named = doc! {"$or": [{"sha256": &sha}, {"thumbnail": &sha}]};
+            if self.records.count_documents(named).await.map_err(io_error)? > 0 {
+                continue;
+            }
+            // The files document first: without it the blob is absent, whatever chunks
+            // are left should this stop halfway (the erasure is asked again to finish).
+            self.files.delete_one(doc! {"_id": &sha}).await.map_err(io_error)?;
+            self.chunks
+                .delete_many(doc! {"files_id": &sha})
+                .await
+                .map_err(io_error)?;
+        }
+        Ok(erased.len() as u64)
     }
 }
