@@ -55,6 +55,16 @@ pub trait AttachmentStore: Send + Sync {
     /// records, and each blob no other record names (the same bytes sent in another
     /// conversation stay for it). The number of attachments erased. Idempotent.
     async fn erase_conversations(&self, ids: &[String]) -> io::Result<u64>;
+    /// Bytes kept for `conversation`, and for the whole desk since `since` (Unix ms):
+    /// what the quotas count.
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage>;
+}
+
+/// What the quotas count ([`AttachmentStore::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub conversation: u64,
+    pub since: u64,
 }
 
 /// Records by id, in memory: what the stores answer [`AttachmentStore::record`] from.
@@ -83,6 +93,20 @@ impl Records {
             .map(|r| r.id.clone())
             .collect();
         gone.iter().filter_map(|id| records.remove(id)).collect()
+    }
+
+    pub fn usage(&self, conversation: &str, since: i64) -> Usage {
+        let records = self.0.read().expect("records lock");
+        let mut usage = Usage::default();
+        for r in records.values() {
+            if r.conversation == conversation {
+                usage.conversation += r.size;
+            }
+            if r.uploaded_at >= since {
+                usage.since += r.size;
+            }
+        }
+        usage
     }
 
     /// Does any record name blob `sha` (as its file or its thumbnail)?
@@ -241,6 +265,10 @@ impl AttachmentStore for DiskStore {
         .map_err(io::Error::other)??;
         Ok(erased.len() as u64)
     }
+
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
+        Ok(self.records.usage(conversation, since))
+    }
 }
 
 /// Everything in memory: nothing survives a restart (`STORE=memory`, tests). Uploads
@@ -295,6 +323,10 @@ impl AttachmentStore for MemoryStore {
             }
         }
         Ok(erased.len() as u64)
+    }
+
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
+        Ok(self.records.usage(conversation, since))
     }
 }
 

@@ -105,7 +105,7 @@ pub struct UploadQuery {
         (status = 400, description = "`invalid_name`; `empty_file`; `bad_query`: `conversation` or `name` missing; `upload_cut`: the body broke off", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
         (status = 403, description = "`not_your_chat`: the caller is not a side of that chat", body = ErrorBody),
-        (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES` (the limit is named)", body = ErrorBody),
+        (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`; `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
     )
 )]
@@ -176,6 +176,26 @@ async fn upload(
     drop(file);
     if size == 0 {
         return Err(ApiError::invalid("empty_file", "the file is empty"));
+    }
+    // The quotas, before anything is kept (two uploads at once may pass one together by
+    // a file at most).
+    const DAY_MS: i64 = 86_400_000;
+    let now = now_ms();
+    let usage = attachments
+        .store
+        .usage(&query.conversation, now - now.rem_euclid(DAY_MS))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?;
+    if let Some((setting, quota)) = attachments.quotas.exceeded(usage, size) {
+        let what = match setting {
+            "ATTACHMENT_DAY_MAX_BYTES" => "the files the desk takes in a day",
+            _ => "the files of one conversation",
+        };
+        return Err(ApiError::refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "quota_exceeded",
+            format!("{what} may have at most {quota} bytes together ({setting})"),
+        ));
     }
     let kind = sniff::kind(&head, || text.is_text()).map_err(|found| {
         ApiError::refused(

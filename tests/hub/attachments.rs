@@ -589,3 +589,42 @@ fn walk(dir: &std::path::Path) -> usize {
         .map(|p| if p.is_dir() { walk(&p) } else { 1 })
         .sum()
 }
+
+/// The quotas: the files of one conversation together, and the desk's in a day; past
+/// either, 413 naming the setting, nothing kept, and the other conversation goes on.
+#[tokio::test]
+async fn uploads_past_a_quota_are_refused_naming_the_setting() {
+    let hub = TestHub::with(|s| {
+        s.attachment_conversation_max_bytes = 2_500;
+        s.attachment_day_max_bytes = 4_000;
+    })
+    .await;
+    let (mut agent, _token, carla, carla_chat) = chat(&hub).await;
+    let (dora, dora_chat) = hub.paired_customer(&mut agent, "Dora", "general").await;
+    let (carla_token, dora_token) = (carla.token.clone().unwrap(), dora.token.clone().unwrap());
+    let send = |token: &str, chat: &str, len: usize| {
+        let (hub, token, chat) = (&hub, token.to_string(), chat.to_string());
+        async move { upload(hub, Auth::Customer(&token), &chat, "a.txt", text_file(len)).await }
+    };
+    assert_eq!(send(&carla_token, &carla_chat, 1_000).await.0, 201);
+    assert_eq!(send(&carla_token, &carla_chat, 1_000).await.0, 201);
+    let (status, refused) = send(&carla_token, &carla_chat, 1_000).await;
+    assert_eq!(status, 413, "{refused}");
+    assert_eq!(refused["error"]["code"], "quota_exceeded");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ATTACHMENT_CONVERSATION_MAX_BYTES") && message.contains("2500"),
+        "{message}"
+    );
+    // Dora's conversation has room of its own, until the desk's day is full.
+    assert_eq!(send(&dora_token, &dora_chat, 1_500).await.0, 201);
+    let (status, refused) = send(&dora_token, &dora_chat, 600).await;
+    assert_eq!(status, 413, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ATTACHMENT_DAY_MAX_BYTES") && message.contains("4000"),
+        "{message}"
+    );
+    assert_eq!(send(&dora_token, &dora_chat, 400).await.0, 201, "what fits still goes");
+    hub.stop().await;
+}

@@ -34,7 +34,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{index, unique_index};
 use crate::attachments::AttachmentRecord;
-use crate::attachments::store::{AttachmentStore, Content, Records};
+use crate::attachments::store::{AttachmentStore, Content, Records, Usage};
 
 /// Bytes per chunk: GridFS's default, well under the 16 MiB document limit.
 pub const CHUNK_BYTES: usize = 255 * 1024;
@@ -89,7 +89,10 @@ impl MongoAttachmentStore {
             .map_err(io_error)?;
         store
             .records
-            .create_indexes([index(doc! {"conversation": 1}, "conversation")])
+            .create_indexes([
+                index(doc! {"conversation": 1}, "conversation"),
+                index(doc! {"uploaded_at": 1}, "uploaded_at"),
+            ])
             .await
             .map_err(io_error)?;
         let key = link_key(db).await?;
@@ -312,5 +315,37 @@ impl AttachmentStore for MongoAttachmentStore {
                 .map_err(io_error)?;
         }
         Ok(erased.len() as u64)
+    }
+
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
+        // Sizes only, summed here (a few numbers per upload; no aggregation pipeline
+        // needed of the server).
+        let total = |filter: bson::Document| async move {
+            let sizes: Vec<bson::Document> = self
+                .records
+                .clone_with_type::<bson::Document>()
+                .find(filter)
+                .projection(doc! {"size": 1, "_id": 0})
+                .await
+                .map_err(io_error)?
+                .try_collect()
+                .await
+                .map_err(io_error)?;
+            Ok::<u64, io::Error>(
+                sizes
+                    .iter()
+                    .map(|d| {
+                        d.get_i64("size")
+                            .or_else(|_| d.get_i32("size").map(i64::from))
+                            .unwrap_or(0)
+                    })
+                    .map(|n| u64::try_from(n).unwrap_or(0))
+                    .sum(),
+            )
+        };
+        Ok(Usage {
+            conversation: total(doc! {"conversation": conversation}).await?,
+            since: total(doc! {"uploaded_at": {"$gte": since}}).await?,
+        })
     }
 }
