@@ -167,9 +167,10 @@ pub async fn run(
     } else {
         (None, None)
     };
-    let attachments = crate::attachments::Attachments::open(&settings, &store)
-        .await
-        .map_err(|e| RunError::Attachments(format!("{}: {e}", attachments_place(store.backend()))))?;
+    let attachments =
+        async { crate::attachments::Attachments::open(&settings, store.shared_attachments().await.transpose()?) }
+            .await
+            .map_err(|e| RunError::Attachments(format!("{}: {e}", attachments_place(store.backend()))))?;
     let (hub, hub_task) = Hub::start(
         settings.clone(),
         attachments.clone(),

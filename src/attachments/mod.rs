@@ -141,9 +141,9 @@ impl Attachments {
     /// Opens the store `settings` call for: the store's own when it shares files between
     /// nodes (MongoDB), in memory for `STORE=memory`, else under `DATA_DIR/attachments`
     /// with its link key (made once, kept in `link.key`).
-    pub async fn open(settings: &Settings, shared: &crate::store::SharedStore) -> io::Result<Self> {
-        if let Some(opened) = shared.shared_attachments().await {
-            let (store, link_key) = opened?;
+    /// `shared`: what the store gave for that (`Store::shared_attachments`), if anything.
+    pub fn open(settings: &Settings, shared: Option<(SharedAttachmentStore, Vec<u8>)>) -> io::Result<Self> {
+        if let Some((store, link_key)) = shared {
             return Ok(Self {
                 store,
                 link_key: Arc::new(link_key),
