@@ -193,6 +193,12 @@ pub struct Settings {
     // ---- attachments ----
     /// `ATTACHMENT_MAX_BYTES`: the largest file one upload may bring (default 10 MB).
     pub attachment_max_bytes: u64,
+    /// `ATTACHMENT_CONVERSATION_MAX_BYTES`: the files of one conversation together
+    /// (default 100 MB).
+    pub attachment_conversation_max_bytes: u64,
+    /// `ATTACHMENT_DAY_MAX_BYTES`: the files the whole desk takes in one UTC day
+    /// together (default 5 GB).
+    pub attachment_day_max_bytes: u64,
 }
 
 // ---- rooms and 1-to-1 video ----
@@ -325,6 +331,8 @@ impl Settings {
             imap: imap::ImapSettings::read(&r)?,
             // ---- attachments ----
             attachment_max_bytes: r.ranged("ATTACHMENT_MAX_BYTES", 10 << 20, 1..=1 << 30)?,
+            attachment_conversation_max_bytes: r.ranged("ATTACHMENT_CONVERSATION_MAX_BYTES", 100 << 20, 1..=1 << 40)?,
+            attachment_day_max_bytes: r.ranged("ATTACHMENT_DAY_MAX_BYTES", 5 << 30, 1..=1 << 50)?,
         };
         if settings.outbox_retry_max < settings.outbox_retry_first {
             return Err(ConfigError {

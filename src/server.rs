@@ -62,6 +62,14 @@ pub enum RunError {
     Attachments(String),
 }
 
+/// Where attachments are kept, for a start-up error.
+fn attachments_place(backend: &str) -> &'static str {
+    match backend {
+        "mongodb" => "MONGODB_URI (attachments)",
+        _ => "DATA_DIR/attachments",
+    }
+}
+
 /// Fills a fresh store: default categories and the first admin.
 pub async fn bootstrap(store: &SharedStore, settings: &Settings) -> Result<Bootstrap, StoreError> {
     let mut done = Bootstrap::default();
@@ -159,8 +167,10 @@ pub async fn run(
     } else {
         (None, None)
     };
-    let attachments = crate::attachments::Attachments::open(&settings)
-        .map_err(|e| RunError::Attachments(format!("DATA_DIR/attachments: {e}")))?;
+    let attachments =
+        async { crate::attachments::Attachments::open(&settings, store.shared_attachments().await.transpose()?) }
+            .await
+            .map_err(|e| RunError::Attachments(format!("{}: {e}", attachments_place(store.backend()))))?;
     let (hub, hub_task) = Hub::start(
         settings.clone(),
         attachments.clone(),

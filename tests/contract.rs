@@ -3983,3 +3983,112 @@ async fn mongo_a_room_creation_in_progress_is_not_taken_for_a_leftover() {
         .expect("a leftover key is cleared");
     let _ = client.database(&db).drop().await;
 }
+
+/// Attachments on MongoDB: a blob is cut into chunks, kept once by its SHA-256 (the same
+/// bytes again, or the rest of an upload cut short, add nothing), read back whole in
+/// order by a second store on the same database (another node), which also finds the
+/// first's records and signs links with the same key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
+    use futures_util::TryStreamExt;
+    use std::io::Write;
+    use switchboard::attachments::{AttachmentRecord, Content, sha256_hex};
+    let Some(uri) = mongo_uri() else { return };
+    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let (node_a, node_b) = (
+        MongoStore::connect(&uri, &db).await.unwrap(),
+        MongoStore::connect(&uri, &db).await.unwrap(),
+    );
+    let (files_a, key_a) = node_a.shared_attachments().await.unwrap().unwrap();
+    let (files_b, key_b) = node_b.shared_attachments().await.unwrap().unwrap();
+    assert_eq!(key_a, key_b, "one link key for the desk");
+    assert!(key_a.len() >= 32);
+
+    // 600 KB of varied bytes: three chunks of 255 KiB at most.
+    let bytes: Vec<u8> = (0..600_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sha = sha256_hex(&bytes);
+    let mut staged = files_a.staging().unwrap();
+    staged.write_all(&bytes).unwrap();
+    files_a.keep_file(staged, &sha).await.unwrap();
+    let record = AttachmentRecord {
+        id: "att1".into(),
+        conversation: "c1".into(),
+        uploader: "customer".into(),
+        name: "log.txt".into(),
+        mime: "text/plain; charset=utf-8".into(),
+        size: bytes.len() as u64,
+        sha256: sha.clone(),
+        thumbnail: None,
+        uploaded_at: 5,
+    };
+    files_a.put_record(record.clone()).await.unwrap();
+    // The same bytes again, from either node: nothing more kept.
+    files_b.keep_bytes(bytes.clone(), &sha).await.unwrap();
+
+    assert_eq!(files_b.record("att1"), None, "not known to node B until looked up");
+    assert_eq!(files_b.load_record("att1").await.unwrap(), Some(record.clone()));
+    assert_eq!(files_b.record("att1"), Some(record));
+    assert_eq!(files_b.load_record("nothing").await.unwrap(), None);
+
+    let read = |content: Content| async move {
+        let Content::Stream(chunks, length) = content else {
+            panic!("chunks from the database")
+        };
+        let parts: Vec<bytes::Bytes> = chunks.try_collect().await.unwrap();
+        (parts.len(), length, parts.concat())
+    };
+    let (parts, length, served) = read(files_b.content(&sha).await.unwrap()).await;
+    assert_eq!((parts, length), (3, 600_000));
+    assert!(served == bytes, "the bytes as uploaded");
+
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let chunks: mongodb::Collection<bson::Document> = client.database(&db).collection("attachments.chunks");
+    let files: mongodb::Collection<bson::Document> = client.database(&db).collection("attachments.files");
+    assert_eq!(chunks.count_documents(bson::doc! {"files_id": &sha}).await.unwrap(), 3);
+    assert_eq!(files.count_documents(bson::doc! {}).await.unwrap(), 1);
+
+    // An upload cut short (a node killed after its first chunk): no files document, so
+    // the blob is absent; the same bytes uploaded again complete it.
+    let other: Vec<u8> = (0..300_000u32).map(|i| (i % 13) as u8).collect();
+    let other_sha = sha256_hex(&other);
+    chunks
+        .insert_one(bson::doc! {"files_id": &other_sha, "n": 0i64, "data": bson::Binary {
+            subtype: bson::spec::BinarySubtype::Generic,
+            bytes: other[..255 * 1024].to_vec(),
+        }})
+        .await
+        .unwrap();
+    assert!(files_a.content(&other_sha).await.is_err(), "half a blob is no blob");
+    files_a.keep_bytes(other.clone(), &other_sha).await.unwrap();
+    let (parts, _, served) = read(files_b.content(&other_sha).await.unwrap()).await;
+    assert_eq!(parts, 2);
+    assert!(served == other);
+    assert_eq!(
+        chunks
+            .count_documents(bson::doc! {"files_id": &other_sha})
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(files_a.content("../../etc/passwd").await.is_err());
+
+    // Erasure: the same bytes in another conversation keep the blob until it goes too.
+    let mut shared = files_b.record("att1").unwrap();
+    (shared.id, shared.conversation) = ("att2".into(), "c2".into());
+    files_b.put_record(shared).await.unwrap();
+    assert_eq!(files_b.erase_conversations(&["c1".into()]).await.unwrap(), 1);
+    assert_eq!(files_a.load_record("att1").await.unwrap(), None);
+    assert!(files_a.content(&sha).await.is_ok(), "att2 still names it");
+    assert_eq!(
+        files_a.erase_conversations(&["c2".into(), "c9".into()]).await.unwrap(),
+        1
+    );
+    assert!(files_a.content(&sha).await.is_err());
+    assert_eq!(chunks.count_documents(bson::doc! {"files_id": &sha}).await.unwrap(), 0);
+    assert_eq!(
+        files_a.erase_conversations(&["c2".into()]).await.unwrap(),
+        0,
+        "idempotent"
+    );
+    let _ = client.database(&db).drop().await;
+}

@@ -7,7 +7,9 @@
 //! (`core::attachments`) and the message carries their [`AttachmentMeta`] to the peer and
 //! into the archive. Files are fetched through links that expire ([`links`]).
 //!
-//! One node only for now: on several nodes each node keeps its own files.
+//! With `STORE=mongodb` the files and their records are in MongoDB
+//! (`store::mongo::attachments`) and the link key is the desk's, so on several nodes
+//! every node serves every file and checks every link.
 
 pub mod images;
 pub mod links;
@@ -103,14 +105,57 @@ pub struct Attachments {
     pub store: SharedAttachmentStore,
     link_key: Arc<Vec<u8>>,
     pub max_bytes: u64,
+    pub quotas: Quotas,
+}
+
+/// How much the files of one conversation, and of the whole desk in one UTC day, may
+/// take together (`ATTACHMENT_CONVERSATION_MAX_BYTES`, `ATTACHMENT_DAY_MAX_BYTES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub conversation: u64,
+    pub day: u64,
+}
+
+impl Quotas {
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            conversation: settings.attachment_conversation_max_bytes,
+            day: settings.attachment_day_max_bytes,
+        }
+    }
+
+    /// Which quota `size` more bytes would pass given `usage` (today's for the desk):
+    /// the setting's name and its limit.
+    pub fn exceeded(&self, usage: store::Usage, size: u64) -> Option<(&'static str, u64)> {
+        if usage.conversation.saturating_add(size) > self.conversation {
+            return Some(("ATTACHMENT_CONVERSATION_MAX_BYTES", self.conversation));
+        }
+        if usage.since.saturating_add(size) > self.day {
+            return Some(("ATTACHMENT_DAY_MAX_BYTES", self.day));
+        }
+        None
+    }
 }
 
 impl Attachments {
-    /// Opens the store `settings` call for: in memory for `STORE=memory`, else under
-    /// `DATA_DIR/attachments` with its link key (made once, kept in `link.key`).
-    pub fn open(settings: &Settings) -> io::Result<Self> {
+    /// Opens the store `settings` call for: the store's own when it shares files between
+    /// nodes (MongoDB), in memory for `STORE=memory`, else under `DATA_DIR/attachments`
+    /// with its link key (made once, kept in `link.key`).
+    /// `shared`: what the store gave for that (`Store::shared_attachments`), if anything.
+    pub fn open(settings: &Settings, shared: Option<(SharedAttachmentStore, Vec<u8>)>) -> io::Result<Self> {
+        if let Some((store, link_key)) = shared {
+            return Ok(Self {
+                store,
+                link_key: Arc::new(link_key),
+                max_bytes: settings.attachment_max_bytes,
+                quotas: Quotas::of(settings),
+            });
+        }
         if settings.store == StoreMode::Memory {
-            return Ok(Self::in_memory(settings.attachment_max_bytes));
+            return Ok(Self {
+                quotas: Quotas::of(settings),
+                ..Self::in_memory(settings.attachment_max_bytes)
+            });
         }
         let root = settings.data_dir.join("attachments");
         let store = store::DiskStore::open(&root)?;
@@ -119,15 +164,20 @@ impl Attachments {
             store: Arc::new(store),
             link_key: Arc::new(link_key),
             max_bytes: settings.attachment_max_bytes,
+            quotas: Quotas::of(settings),
         })
     }
 
-    /// In memory, with a key of this process's.
+    /// In memory, with a key of this process's, and no quota but the size of a file.
     pub fn in_memory(max_bytes: u64) -> Self {
         Self {
             store: Arc::new(store::MemoryStore::default()),
             link_key: Arc::new(random_key()),
             max_bytes,
+            quotas: Quotas {
+                conversation: u64::MAX,
+                day: u64::MAX,
+            },
         }
     }
 

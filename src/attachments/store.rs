@@ -1,5 +1,6 @@
 //! Where uploaded files and their records are kept: [`AttachmentStore`], on disk under
-//! `DATA_DIR` ([`DiskStore`], the default) or in memory ([`MemoryStore`], `STORE=memory`).
+//! `DATA_DIR` ([`DiskStore`], the default), in memory ([`MemoryStore`], `STORE=memory`),
+//! or in MongoDB (`store::mongo::attachments`, `STORE=mongodb`, shared by every node).
 //!
 //! Files are content-addressed: a blob's name is the SHA-256 of its bytes, so the same
 //! screenshot sent twice is kept once and a blob never changes once written. A blob is
@@ -26,6 +27,8 @@ pub enum Content {
     /// An open file and its length (streamed, never read whole).
     File(tokio::fs::File, u64),
     Bytes(Bytes),
+    /// Chunks read one after another from a database, and the whole length.
+    Stream(futures_util::stream::BoxStream<'static, io::Result<Bytes>>, u64),
 }
 
 #[async_trait]
@@ -38,24 +41,93 @@ pub trait AttachmentStore: Send + Sync {
     async fn keep_bytes(&self, bytes: Vec<u8>, sha: &str) -> io::Result<()>;
     /// Keeps a record, durably; its blobs must be kept already.
     async fn put_record(&self, record: AttachmentRecord) -> io::Result<()>;
-    /// The record of attachment `id` (no I/O: records are in memory).
+    /// The record of attachment `id` as this process knows it (no I/O: records are in
+    /// memory; a shared store knows those written or loaded here).
     fn record(&self, id: &str) -> Option<AttachmentRecord>;
+    /// The record of attachment `id` as it is kept now: a shared store reads it (another
+    /// node's upload, or another node's erasure), then known to [`Self::record`].
+    async fn load_record(&self, id: &str) -> io::Result<Option<AttachmentRecord>> {
+        Ok(self.record(id))
+    }
     /// The bytes of blob `sha`.
     async fn content(&self, sha: &str) -> io::Result<Content>;
+    /// Erases the attachments of conversations `ids` (a customer's erasure): their
+    /// records, and each blob no other record names (the same bytes sent in another
+    /// conversation stay for it). The number of attachments erased. Idempotent.
+    async fn erase_conversations(&self, ids: &[String]) -> io::Result<u64>;
+    /// Bytes kept for `conversation`, and for the whole desk since `since` (Unix ms):
+    /// what the quotas count.
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage>;
 }
 
-/// Records by id, in memory: what both stores answer [`AttachmentStore::record`] from.
+/// What the quotas count ([`AttachmentStore::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub conversation: u64,
+    pub since: u64,
+}
+
+/// Records by id, in memory: what the stores answer [`AttachmentStore::record`] from.
 #[derive(Default)]
-struct Records(RwLock<HashMap<String, AttachmentRecord>>);
+pub struct Records(RwLock<HashMap<String, AttachmentRecord>>);
 
 impl Records {
-    fn insert(&self, record: AttachmentRecord) {
+    pub fn insert(&self, record: AttachmentRecord) {
         self.0.write().expect("records lock").insert(record.id.clone(), record);
     }
 
-    fn get(&self, id: &str) -> Option<AttachmentRecord> {
+    pub fn get(&self, id: &str) -> Option<AttachmentRecord> {
         self.0.read().expect("records lock").get(id).cloned()
     }
+
+    pub fn forget(&self, id: &str) {
+        self.0.write().expect("records lock").remove(id);
+    }
+
+    /// Forgets the records of conversations `ids`: those it held.
+    pub fn remove_conversations(&self, ids: &[String]) -> Vec<AttachmentRecord> {
+        let mut records = self.0.write().expect("records lock");
+        let gone: Vec<String> = records
+            .values()
+            .filter(|r| ids.contains(&r.conversation))
+            .map(|r| r.id.clone())
+            .collect();
+        gone.iter().filter_map(|id| records.remove(id)).collect()
+    }
+
+    pub fn usage(&self, conversation: &str, since: i64) -> Usage {
+        let records = self.0.read().expect("records lock");
+        let mut usage = Usage::default();
+        for r in records.values() {
+            if r.conversation == conversation {
+                usage.conversation += r.size;
+            }
+            if r.uploaded_at >= since {
+                usage.since += r.size;
+            }
+        }
+        usage
+    }
+
+    /// Does any record name blob `sha` (as its file or its thumbnail)?
+    pub fn names(&self, sha: &str) -> bool {
+        self.0
+            .read()
+            .expect("records lock")
+            .values()
+            .any(|r| r.sha256 == sha || r.thumbnail.as_deref() == Some(sha))
+    }
+}
+
+/// The blobs `erased` records named, each once.
+pub fn blobs_of(erased: &[AttachmentRecord]) -> Vec<String> {
+    let mut blobs: Vec<String> = erased
+        .iter()
+        .flat_map(|r| std::iter::once(r.sha256.clone()).chain(r.thumbnail.clone()))
+        .collect();
+    blobs.sort();
+    blobs.dedup();
+    blobs
 }
 
 /// Files under a directory (`DATA_DIR/attachments`): `blobs/<2 hex>/<sha256>`,
@@ -164,6 +236,39 @@ impl AttachmentStore for DiskStore {
         let len = file.metadata().await?.len();
         Ok(Content::File(file, len))
     }
+
+    async fn erase_conversations(&self, ids: &[String]) -> io::Result<u64> {
+        let erased = self.records.remove_conversations(ids);
+        // Every record is in memory: a blob no record left names is nobody's.
+        let blobs: Vec<PathBuf> = blobs_of(&erased)
+            .into_iter()
+            .filter(|sha| !self.records.names(sha))
+            .map(|sha| self.blob_path(&sha))
+            .collect::<io::Result<_>>()?;
+        let records: Vec<PathBuf> = erased
+            .iter()
+            .map(|r| self.root.join("records").join(format!("{}.json", r.id)))
+            .collect();
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            // Records first: a crash between leaves a blob nobody names, never a record
+            // naming a blob that is gone.
+            for path in records.iter().chain(&blobs) {
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::File::open(root.join("records"))?.sync_all()
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(erased.len() as u64)
+    }
+
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
+        Ok(self.records.usage(conversation, since))
+    }
 }
 
 /// Everything in memory: nothing survives a restart (`STORE=memory`, tests). Uploads
@@ -207,6 +312,21 @@ impl AttachmentStore for MemoryStore {
         let blobs = self.blobs.read().expect("blobs lock");
         let bytes = blobs.get(sha).cloned().ok_or(io::ErrorKind::NotFound)?;
         Ok(Content::Bytes(bytes))
+    }
+
+    async fn erase_conversations(&self, ids: &[String]) -> io::Result<u64> {
+        let erased = self.records.remove_conversations(ids);
+        let mut blobs = self.blobs.write().expect("blobs lock");
+        for sha in blobs_of(&erased) {
+            if !self.records.names(&sha) {
+                blobs.remove(&sha);
+            }
+        }
+        Ok(erased.len() as u64)
+    }
+
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
+        Ok(self.records.usage(conversation, since))
     }
 }
 

@@ -48,6 +48,23 @@ pub struct ChatLine {
     pub from: Party,
     pub text: String,
     pub client_id: Option<String>,
+    /// The files it carries, as the JSON array of their metadata (`attachments::AttachmentMeta`);
+    /// empty for none.
+    pub files: String,
+}
+
+impl ChatLine {
+    /// The files it carries. Written by a node of this desk; unreadable only if the log
+    /// was tampered with, and then the line goes on without its files rather than not at all.
+    pub fn attachments(&self) -> Vec<crate::attachments::AttachmentMeta> {
+        if self.files.is_empty() {
+            return Vec::new();
+        }
+        serde_json::from_str(&self.files).unwrap_or_else(|e| {
+            tracing::warn!(chat = self.chat.0, seq = self.seq, error = %e, "a chat line's files are unreadable");
+            Vec::new()
+        })
+    }
 }
 
 /// What arrives on a node's channel.
@@ -89,6 +106,9 @@ enum Wire {
         from: String,
         text: String,
         client: String,
+        /// Absent from what a node of an earlier version published.
+        #[serde(default)]
+        files: String,
     },
     #[serde(rename = "typing")]
     Typing { chat: String, from: String, active: bool },
@@ -121,8 +141,17 @@ fn party(word: &str) -> Option<Party> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn line(chat: &str, seq: &str, id: String, at: &str, from: &str, text: String, client: String) -> Option<ChatLine> {
+fn line(
+    chat: &str,
+    seq: &str,
+    id: String,
+    at: &str,
+    from: &str,
+    (text, files): (String, String),
+    client: String,
+) -> Option<ChatLine> {
     Some(ChatLine {
+        files,
         chat: ChatId(chat.parse().ok()?),
         seq: seq.parse().ok()?,
         id,
@@ -144,7 +173,8 @@ pub fn parse_node_message(payload: &str) -> Option<NodeMessage> {
             from,
             text,
             client,
-        } => line(&chat, &seq, id, &at, &from, text, client).map(NodeMessage::Line),
+            files,
+        } => line(&chat, &seq, id, &at, &from, (text, files), client).map(NodeMessage::Line),
         Wire::Typing { chat, from, active } => Some(NodeMessage::Typing {
             chat: ChatId(chat.parse().ok()?),
             from: party(&from)?,
@@ -196,6 +226,7 @@ pub async fn append(
         at,
         text,
         client_id,
+        files: "",
     };
     let mut answers = append_many(conn, node, incarnation, &[message]).await?;
     answers.pop().expect("one answer to one message")
@@ -211,6 +242,8 @@ pub struct Outgoing<'a> {
     pub at: i64,
     pub text: &'a str,
     pub client_id: Option<&'a str>,
+    /// The files' metadata as a JSON array; empty for none.
+    pub files: &'a str,
 }
 
 /// The most messages [`append_many`] sends in one pipeline: a node's messages waiting
@@ -247,7 +280,8 @@ pub async fn append_many(
             .arg(m.text)
             .arg(m.client_id.unwrap_or(""))
             .arg(LOG_BOUND)
-            .arg(LOG_LIFETIME_SECS);
+            .arg(LOG_LIFETIME_SECS)
+            .arg(m.files);
     }
     let no_script = |replies: &[redis::RedisResult<redis::Value>]| {
         replies
@@ -371,7 +405,7 @@ pub async fn read_after(
             field("i"),
             &field("t"),
             &field("f"),
-            field("x"),
+            (field("x"), field("a")),
             field("c"),
         )
         .ok_or_else(|| MalformedReply(format!("chat log entry {}", entry.id)))?;
@@ -402,6 +436,7 @@ mod tests {
                 from: Party::Agent,
                 text: "a/b \"q\"".into(),
                 client_id: None,
+                files: String::new(),
             }))
         );
         assert_eq!(parse_node_message("{\"k\":\"m\"}"), None);

@@ -329,3 +329,25 @@ fn attachments_are_limited_to_ten_megabytes_unless_set_and_a_bad_limit_names_its
         assert_eq!(e.var, "ATTACHMENT_MAX_BYTES", "{value}");
     }
 }
+
+#[test]
+fn attachment_quotas_have_defaults_and_a_bad_quota_names_its_variable() {
+    let defaults = with(&[]).unwrap();
+    assert_eq!(defaults.attachment_conversation_max_bytes, 100 * 1024 * 1024);
+    assert_eq!(defaults.attachment_day_max_bytes, 5 * 1024 * 1024 * 1024);
+    let set = with(&[
+        ("ATTACHMENT_CONVERSATION_MAX_BYTES", "4096"),
+        ("ATTACHMENT_DAY_MAX_BYTES", "8192"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (set.attachment_conversation_max_bytes, set.attachment_day_max_bytes),
+        (4096, 8192)
+    );
+    for var in ["ATTACHMENT_CONVERSATION_MAX_BYTES", "ATTACHMENT_DAY_MAX_BYTES"] {
+        for value in ["0", "-1", "lots"] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{value}");
+        }
+    }
+}

@@ -105,7 +105,7 @@ pub struct UploadQuery {
         (status = 400, description = "`invalid_name`; `empty_file`; `bad_query`: `conversation` or `name` missing; `upload_cut`: the body broke off", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
         (status = 403, description = "`not_your_chat`: the caller is not a side of that chat", body = ErrorBody),
-        (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES` (the limit is named)", body = ErrorBody),
+        (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`; `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
     )
 )]
@@ -176,6 +176,26 @@ async fn upload(
     drop(file);
     if size == 0 {
         return Err(ApiError::invalid("empty_file", "the file is empty"));
+    }
+    // The quotas, before anything is kept (two uploads at once may pass one together by
+    // a file at most).
+    const DAY_MS: i64 = 86_400_000;
+    let now = now_ms();
+    let usage = attachments
+        .store
+        .usage(&query.conversation, now - now.rem_euclid(DAY_MS))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?;
+    if let Some((setting, quota)) = attachments.quotas.exceeded(usage, size) {
+        let what = match setting {
+            "ATTACHMENT_DAY_MAX_BYTES" => "the files the desk takes in a day",
+            _ => "the files of one conversation",
+        };
+        return Err(ApiError::refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "quota_exceeded",
+            format!("{what} may have at most {quota} bytes together ({setting})"),
+        ));
     }
     let kind = sniff::kind(&head, || text.is_text()).map_err(|found| {
         ApiError::refused(
@@ -271,7 +291,9 @@ async fn link(
     let record = state
         .attachments
         .store
-        .record(&id)
+        .load_record(&id)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?
         .ok_or(ApiError::NotFound("attachment"))?;
     if let Caller::Customer { chat } = &caller
         && *chat != record.conversation
@@ -350,7 +372,12 @@ async fn serve(state: &AppState, id: &str, variant: Variant, q: &LinkQuery) -> R
             "this link is not valid (or no longer): ask for a new one",
         ));
     }
-    let record = attachments.store.record(id).ok_or(ApiError::NotFound("attachment"))?;
+    let record = attachments
+        .store
+        .load_record(id)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?
+        .ok_or(ApiError::NotFound("attachment"))?;
     let (sha, mime, inline) = match variant {
         Variant::File => (record.sha256.clone(), record.mime.clone(), record.is_rewritten_image()),
         Variant::Thumbnail => (
@@ -359,17 +386,18 @@ async fn serve(state: &AppState, id: &str, variant: Variant, q: &LinkQuery) -> R
             true,
         ),
     };
-    let content = attachments
-        .store
-        .content(&sha)
-        .await
-        .map_err(|e| ApiError::Internal(format!("attachment {id}: {e}")))?;
+    let content = attachments.store.content(&sha).await.map_err(|e| match e.kind() {
+        // Erased since this node read its record (another node's erasure).
+        std::io::ErrorKind::NotFound => ApiError::NotFound("attachment"),
+        _ => ApiError::Internal(format!("attachment {id}: {e}")),
+    })?;
     let (body, length) = match content {
         Content::File(file, len) => (Body::from_stream(tokio_util::io::ReaderStream::new(file)), len),
         Content::Bytes(bytes) => {
             let len = bytes.len() as u64;
             (Body::from(bytes), len)
         }
+        Content::Stream(chunks, len) => (Body::from_stream(chunks), len),
     };
     let disposition = format!(
         "{}; filename=\"{}\"; filename*=UTF-8''{}",

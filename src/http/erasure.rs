@@ -162,6 +162,14 @@ async fn erase(
         // shared (a family computer); an admin erases by it on its own request.
     }
     let mut erased = state.store.erase_conversations(&ids).await?;
+    // Their files too (the same bytes sent in another conversation stay for it). Asked
+    // again, an erasure finishes what a failure here left.
+    let files = state
+        .attachments
+        .store
+        .erase_conversations(&ids)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?;
     if let Some(CustomerKey::Email(email)) = &key {
         erased.offline_messages = state.store.erase_offline_messages_of(email).await?;
     }
@@ -184,7 +192,7 @@ async fn erase(
     tracing::info!(
         erasure = %record.id, by = %me.username, found_by, conversations = erased.conversations,
         messages = erased.messages, notes = erased.notes, ratings = erased.ratings,
-        offline_messages = erased.offline_messages, "a customer's data erased on request"
+        offline_messages = erased.offline_messages, files, "a customer's data erased on request"
     );
     Ok(Json(record.into()))
 }

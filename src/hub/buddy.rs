@@ -582,7 +582,14 @@ impl HubState {
         let seq = log.transcript.last_seq() + 1;
         let Stamped { frame, ack, event } = log.transcript.record_stamped(
             seq,
-            stamped(&log.wire_id, seq, &id, at, author, text, client_id.as_deref()),
+            stamped(
+                &log.wire_id,
+                seq,
+                (&id, at),
+                author,
+                (text, Vec::new()),
+                client_id.as_deref(),
+            ),
         );
         let archived = if log.archiver == here {
             self.archive.push_message(event)

@@ -994,30 +994,24 @@ impl HubState {
     ) -> Result<(), (&'static str, String)> {
         self.check_message(&text)?;
         if self.cluster.is_some() {
-            return self.cluster_relay(chat, (from, origin), text, client_id);
+            return self.cluster_relay(chat, (from, origin), (text, Vec::new()), client_id);
         }
         self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id, None)
     }
 
     /// A customer's answer by mail into their live chat, with the files it carried (kept
     /// already): [`Self::relay`], the line marked `via: "email"`. On several nodes the
-    /// chat's log in Redis carries text alone, so there the line goes in unmarked, its
-    /// files named in its text.
+    /// chat's log in Redis carries the text and the files but not the mark, so there the
+    /// line goes in unmarked.
     fn relay_by_mail(
         &mut self,
         chat: ChatId,
         origin: ConnId,
-        (mut text, files): (String, Vec<crate::attachments::AttachmentMeta>),
+        (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
     ) -> Result<(), (&'static str, String)> {
         self.check_mail_line(&text, &files)?;
         if self.cluster.is_some() {
-            for file in &files {
-                text.push_str(&format!(
-                    "\n(attachment {}: files are not shown on several nodes)",
-                    file.name
-                ));
-            }
-            return self.cluster_relay(chat, (Party::Customer, origin), text, None);
+            return self.cluster_relay(chat, (Party::Customer, origin), (text, files), None);
         }
         let via = Some(crate::store::Via::Email);
         self.stamp_and_deliver(chat, (Party::Customer, origin), (text, files), None, via)
@@ -1043,7 +1037,7 @@ impl HubState {
 
     /// [`Self::relay`] for a message that names files: each must be `sender`'s upload for
     /// this chat (`core::attachments`); the message carries their metadata to the peer
-    /// and into the archive. One node only: a cluster's chat log carries text alone.
+    /// and into the archive; in a cluster, through the chat's log as any message.
     pub(super) fn relay_files(
         &mut self,
         chat: ChatId,
@@ -1052,12 +1046,6 @@ impl HubState {
         (text, ids): (String, &[String]),
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
-        if self.cluster.is_some() {
-            return Err((
-                "attachments_unavailable",
-                "files cannot be sent on a desk of several nodes yet".to_string(),
-            ));
-        }
         if let Some(refusal) = crate::core::attachments::text_refusal(&text, self.settings.max_message_len, true) {
             return Err(refusal);
         }
@@ -1066,6 +1054,9 @@ impl HubState {
         }
         let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
         let files = self.attachments.for_message(ids, wire_id, sender)?;
+        if self.cluster.is_some() {
+            return self.cluster_relay(chat, (from, origin), (text, files), client_id);
+        }
         self.stamp_and_deliver(chat, (from, origin), (text, files), client_id, None)
     }
 

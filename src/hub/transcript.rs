@@ -84,24 +84,11 @@ fn stamp_with(
 ) -> Stamped {
     let mut id_buffer = Uuid::encode_buffer();
     let id = Uuid::now_v7().hyphenated().encode_lower(&mut id_buffer);
-    stamped_with(chat_id, seq, (id, now_ms()), author, (text, attachments), client_id)
+    stamped(chat_id, seq, (id, now_ms()), author, (text, attachments), client_id)
 }
 
-/// Message `seq` of chat `chat_id` with the id and time it was given.
+/// Message `seq` of chat `chat_id` with the id and time it was given, and the files it carries.
 pub(crate) fn stamped(
-    chat_id: &str,
-    seq: u64,
-    id: &str,
-    at: i64,
-    author: Author,
-    text: String,
-    client_id: Option<&str>,
-) -> Stamped {
-    stamped_with(chat_id, seq, (id, at), author, (text, Vec::new()), client_id)
-}
-
-/// [`stamped`], with the files the message carries.
-pub(crate) fn stamped_with(
     chat_id: &str,
     seq: u64,
     (id, at): (&str, i64),

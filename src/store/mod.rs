@@ -435,6 +435,14 @@ pub trait Store:
     }
     /// Succeeds when the backend answers; used by readiness checks and start-up retries.
     async fn ping(&self) -> StoreResult<()>;
+    /// Where attachments go when every node must serve every file (MongoDB), with the
+    /// key that signs their links, shared by the nodes; `None`: the hub keeps them itself
+    /// (`DATA_DIR`, or memory).
+    async fn shared_attachments(
+        &self,
+    ) -> Option<std::io::Result<(crate::attachments::SharedAttachmentStore, Vec<u8>)>> {
+        None
+    }
 }
 
 /// [`Store::max_batch`] where a backend does not say otherwise.

@@ -160,6 +160,8 @@ mod inbound_mail;
 mod webhooks;
 // ---- API tokens ----
 mod api_tokens;
+// ---- attachments: files in chunks, shared by every node ----
+pub mod attachments;
 use archive::{BucketDoc, CUSTOMER_KEYS, Chain, ConversationDoc, SEARCH_TERMS, SERVED_BY};
 use desk::CategoryDoc;
 
@@ -506,6 +508,16 @@ impl Store for MongoStore {
     async fn ping(&self) -> StoreResult<()> {
         self.db.run_command(doc! {"ping": 1}).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn shared_attachments(
+        &self,
+    ) -> Option<std::io::Result<(crate::attachments::SharedAttachmentStore, Vec<u8>)>> {
+        Some(
+            attachments::MongoAttachmentStore::open(&self.db)
+                .await
+                .map(|(store, key)| (Arc::new(store) as crate::attachments::SharedAttachmentStore, key)),
+        )
     }
 }
 

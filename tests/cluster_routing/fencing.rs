@@ -219,6 +219,7 @@ fn a_batch_of_messages_is_stamped_in_order_each_with_its_own_answer() {
                 at: 7,
                 text: id,
                 client_id: None,
+                files: "",
             }
         }
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();

@@ -1,14 +1,15 @@
 //! Attachments end to end on one node: a file uploaded over HTTP by a side of a chat,
 //! named in a `message` frame, relayed with its metadata, archived under its seq, and
 //! fetched through links that expire; the refusals (size, type, someone else's file,
-//! someone else's chat, forged and expired links).
+//! someone else's chat, forged and expired links); on MongoDB across two nodes; and
+//! a file acknowledged before the hub's process is killed still served after a restart.
 
 use std::io::Cursor;
 
 use serde_json::{Value, json};
 
 use crate::archive::TempDir;
-use crate::common::{QUIET, TestHub, Ws};
+use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws};
 use switchboard::attachments::links::{Variant, sign};
 use switchboard::config::StoreMode;
 
@@ -25,7 +26,7 @@ async fn hub_on_disk(dir: &TempDir, max_bytes: u64) -> TestHub {
 }
 
 /// `POST /api/attachments` as whoever `auth` names: the status and the answer.
-async fn upload(hub: &TestHub, auth: Auth<'_>, conversation: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+async fn upload(hub: &Endpoint, auth: Auth<'_>, conversation: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut request = client
         .post(hub.url("/api/attachments"))
@@ -54,14 +55,14 @@ impl Auth<'_> {
     }
 }
 
-async fn link(hub: &TestHub, auth: Auth<'_>, id: &str) -> (u16, Value) {
+async fn link(hub: &Endpoint, auth: Auth<'_>, id: &str) -> (u16, Value) {
     let request = reqwest::Client::new().get(hub.url(&format!("/api/attachments/{id}/link")));
     let res = auth.apply(request).send().await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn fetch(hub: &TestHub, path: &str) -> reqwest::Response {
+async fn fetch(hub: &Endpoint, path: &str) -> reqwest::Response {
     reqwest::get(hub.url(path)).await.unwrap()
 }
 
@@ -109,7 +110,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Agent Ann (with her session token) and customer Carla in a chat: both sockets, the
 /// token, the chat id.
-async fn chat(hub: &TestHub) -> (Ws, String, Ws, String) {
+async fn chat(hub: &Endpoint) -> (Ws, String, Ws, String) {
     let (mut agent, token) = hub.agent_with_token("ann", &["general"], 2).await;
     let (customer, chat) = hub.paired_customer(&mut agent, "Carla", "general").await;
     (agent, token, customer, chat)
@@ -418,5 +419,212 @@ async fn bytes_that_lie_about_their_type_are_refused_and_a_phone_photo_loses_its
     assert!(!contains(&served, b"SECRET-PLACE"), "the place is gone");
     let decoded = image::load_from_memory(&served).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (64, 48));
+    hub.stop().await;
+}
+
+/// Bytes a text file of `len` holds, varied so that a chunk out of place would show.
+fn text_file(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i * 7 % 27]).collect()
+}
+
+/// On MongoDB, two nodes: Carla (on beta) uploads a file of several chunks on beta and
+/// sends it; Ann (on alpha) gets the message with its metadata, the archive keeps it,
+/// and the file is served by both nodes, through a link given by either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_uploaded_on_one_node_is_relayed_and_served_on_the_other() {
+    let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
+    let cluster = Cluster::on("attachments-cluster", store).await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let (mut ann, ann_token) = alpha.agent_with_token("ann", &["general"], 1).await;
+    let (mut carla, chat) = beta.customer_in_chat("Carla", "general").await;
+    let chat = chat.as_str().unwrap().to_string();
+    ann.next_of("chat_started").await;
+    let token = carla.token.clone().unwrap();
+
+    let bytes = text_file(700_000);
+    let (status, uploaded) = upload(&beta, Auth::Customer(&token), &chat, "server.log", bytes.clone()).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let id = uploaded["id"].as_str().unwrap().to_string();
+    carla
+        .send(json!({"type": "message", "text": "the log", "attachments": [id], "client_id": "c-1"}))
+        .await;
+    let ack = carla.next_of("ack").await;
+    let received = ann.next_of("message").await;
+    assert_eq!(received["text"], "the log");
+    let expected = json!([{"id": id, "name": "server.log", "type": "text/plain; charset=utf-8", "size": 700_000, "thumbnail": false}]);
+    assert_eq!(received["attachments"], expected, "{received}");
+    assert_eq!(ack["seq"], received["seq"]);
+
+    for (giver, auth) in [(&*alpha, Auth::Staff(&ann_token)), (&*beta, Auth::Customer(&token))] {
+        let (status, links) = link(giver, auth, &id).await;
+        assert_eq!(status, 200, "{links}");
+        for server in [&*alpha, &*beta] {
+            let res = fetch(server, links["url"].as_str().unwrap()).await;
+            assert_eq!(res.status(), 200, "a link of one node works on every node");
+            assert!(
+                res.headers()["content-disposition"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("attachment")
+            );
+            assert!(res.bytes().await.unwrap() == bytes, "the bytes as uploaded");
+        }
+    }
+
+    // Archived with its files, whichever node archives the chat.
+    let admin = alpha.admin().await;
+    let mut archived = None;
+    for _ in 0..200 {
+        let (status, conversation) = admin.get(&format!("/api/conversations/{chat}")).await;
+        let found = conversation["messages"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["seq"] == received["seq"]).cloned());
+        if status == 200 && found.is_some() {
+            archived = found;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(archived.expect("the message is archived")["attachments"], expected);
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Upload, send, the acknowledgement: then the hub's process is killed (SIGKILL) and
+/// started again on the same `DATA_DIR`; the file is served as it was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_acknowledged_before_a_sigkill_is_served_after_the_restart() {
+    let dir = TempDir::new("attachments-kill");
+    let data_dir = dir.0.to_str().unwrap().to_string();
+    let envs = [("STORE", "embedded"), ("DATA_DIR", data_dir.as_str())];
+    let mut hub = HubProcess::start(Some(&dir.0), &envs).await;
+    let (mut agent, _agent_token, mut customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+    let bytes = text_file(300_000);
+    let (status, uploaded) = upload(&hub, Auth::Customer(&token), &chat, "notes.txt", bytes.clone()).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let id = uploaded["id"].as_str().unwrap().to_string();
+    customer
+        .send(json!({"type": "message", "text": "", "attachments": [id], "client_id": "k-1"}))
+        .await;
+    customer.next_of("ack").await;
+    agent.next_of("message").await;
+    hub.kill();
+
+    let hub = HubProcess::start(Some(&dir.0), &envs).await;
+    let key = std::fs::read(dir.0.join("attachments/link.key")).unwrap();
+    let exp = 4_000_000_000i64;
+    let url = format!(
+        "/api/attachments/{id}?exp={exp}&sig={}",
+        sign(&key, &id, Variant::File, exp)
+    );
+    let res = fetch(&hub, &url).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap() == bytes, "the file as acknowledged");
+    // And the archived message still names it.
+    let admin = hub.admin().await;
+    let (status, archived) = admin.get(&format!("/api/conversations/{chat}")).await;
+    assert_eq!(status, 200, "{archived}");
+    let names: Vec<&Value> = archived["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["attachments"].as_array().into_iter().flatten())
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(names, [&json!(id)]);
+}
+
+/// Erasing a customer erases their files: the records and the blobs, except a blob the
+/// same bytes sent in another conversation still name, which stays until that one goes.
+#[tokio::test]
+async fn erasure_deletes_the_files_a_file_shared_by_another_conversation_stays() {
+    let dir = TempDir::new("attachments-erasure");
+    let hub = hub_on_disk(&dir, 10 << 20).await;
+    let (mut agent, _token, carla, carla_chat) = chat(&hub).await;
+    let (dora, dora_chat) = hub.paired_customer(&mut agent, "Dora", "general").await;
+    let bytes = text_file(1_000);
+    let mut ids = vec![];
+    for (customer, chat) in [(&carla, &carla_chat), (&dora, &dora_chat)] {
+        let token = customer.token.clone().unwrap();
+        let (status, uploaded) = upload(&hub, Auth::Customer(&token), chat, "same.txt", bytes.clone()).await;
+        assert_eq!(status, 201, "{uploaded}");
+        ids.push(uploaded["id"].as_str().unwrap().to_string());
+    }
+    let blobs = || walk(&dir.0.join("attachments/blobs"));
+    assert_eq!(blobs(), 1, "the same bytes are kept once");
+    let key = std::fs::read(dir.0.join("attachments/link.key")).unwrap();
+    let served = |id: String| {
+        let hub = &hub;
+        let exp = 4_000_000_000i64;
+        let url = format!(
+            "/api/attachments/{id}?exp={exp}&sig={}",
+            sign(&key, &id, Variant::File, exp)
+        );
+        async move { fetch(hub, &url).await.status().as_u16() }
+    };
+    let admin = hub.admin().await;
+    let (status, erased) = admin
+        .post("/api/admin/erasures", json!({"conversation_id": carla_chat}))
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(served(ids[0].clone()).await, 404, "Carla's file is gone");
+    assert_eq!(served(ids[1].clone()).await, 200, "Dora's, the same bytes, stays");
+    assert_eq!(blobs(), 1);
+    let (status, erased) = admin
+        .post("/api/admin/erasures", json!({"conversation_id": dora_chat}))
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(served(ids[1].clone()).await, 404);
+    assert_eq!(blobs(), 0, "no blob nobody names");
+    assert_eq!(walk(&dir.0.join("attachments/records")), 0);
+    hub.stop().await;
+}
+
+/// Files under `dir`, however deep.
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { walk(&p) } else { 1 })
+        .sum()
+}
+
+/// The quotas: the files of one conversation together, and the desk's in a day; past
+/// either, 413 naming the setting, nothing kept, and the other conversation goes on.
+#[tokio::test]
+async fn uploads_past_a_quota_are_refused_naming_the_setting() {
+    let hub = TestHub::with(|s| {
+        s.attachment_conversation_max_bytes = 2_500;
+        s.attachment_day_max_bytes = 4_000;
+    })
+    .await;
+    let (mut agent, _token, carla, carla_chat) = chat(&hub).await;
+    let (dora, dora_chat) = hub.paired_customer(&mut agent, "Dora", "general").await;
+    let (carla_token, dora_token) = (carla.token.clone().unwrap(), dora.token.clone().unwrap());
+    let send = |token: &str, chat: &str, len: usize| {
+        let (hub, token, chat) = (&hub, token.to_string(), chat.to_string());
+        async move { upload(hub, Auth::Customer(&token), &chat, "a.txt", text_file(len)).await }
+    };
+    assert_eq!(send(&carla_token, &carla_chat, 1_000).await.0, 201);
+    assert_eq!(send(&carla_token, &carla_chat, 1_000).await.0, 201);
+    let (status, refused) = send(&carla_token, &carla_chat, 1_000).await;
+    assert_eq!(status, 413, "{refused}");
+    assert_eq!(refused["error"]["code"], "quota_exceeded");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ATTACHMENT_CONVERSATION_MAX_BYTES") && message.contains("2500"),
+        "{message}"
+    );
+    // Dora's conversation has room of its own, until the desk's day is full.
+    assert_eq!(send(&dora_token, &dora_chat, 1_500).await.0, 201);
+    let (status, refused) = send(&dora_token, &dora_chat, 600).await;
+    assert_eq!(status, 413, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ATTACHMENT_DAY_MAX_BYTES") && message.contains("4000"),
+        "{message}"
+    );
+    assert_eq!(send(&dora_token, &dora_chat, 400).await.0, 201, "what fits still goes");
     hub.stop().await;
 }

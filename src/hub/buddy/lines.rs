@@ -516,10 +516,9 @@ impl HubState {
         let stamp = stamped(
             &line.chat,
             line.seq,
-            &line.id,
-            line.at,
+            (&line.id, line.at),
             author,
-            line.text.clone(),
+            (line.text.clone(), Vec::new()),
             client_id,
         );
         let (archiver, Stamped { frame, ack, event }) = match self.buddy_standing(&line.chat) {
@@ -593,10 +592,9 @@ impl HubState {
         let Stamped { ack, .. } = stamped(
             &line.chat,
             line.seq,
-            &line.id,
-            line.at,
+            (&line.id, line.at),
             Author::buddy(line.sender, false),
-            String::new(),
+            (String::new(), Vec::new()),
             line.client_id.as_deref(),
         );
         self.send_encoded_to_conn(conn, Outbound::Frame(ack));

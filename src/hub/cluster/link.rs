@@ -858,6 +858,8 @@ pub(crate) struct QueuedMessage {
     pub at: i64,
     pub text: String,
     pub client_id: Option<String>,
+    /// The files it carries: their metadata as a JSON array, empty for none.
+    pub files: String,
 }
 
 /// Stamps `batch` in one round trip (`chat_log::append_many`) and tells the hub each
@@ -893,6 +895,7 @@ async fn stamp_messages(
             at: m.at,
             text: &m.text,
             client_id: m.client_id.as_deref(),
+            files: &m.files,
         })
         .collect();
     let mut stamped = Err(ClusterRoutingError::Fenced);
@@ -925,6 +928,7 @@ async fn stamp_messages(
                     from: m.from,
                     text: m.text,
                     client_id: m.client_id,
+                    files: m.files,
                 });
                 continue;
             }
@@ -987,10 +991,18 @@ fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::
             Party::Customer => Author::CUSTOMER,
             _ => Author::AGENT,
         };
+        let files = line.attachments();
         let client_id = line.client_id.as_deref();
         late.record_stamped(
             line.seq,
-            stamped(&wire_id, line.seq, &line.id, line.at, author, line.text, client_id),
+            stamped(
+                &wire_id,
+                line.seq,
+                (&line.id, line.at),
+                author,
+                (line.text, files),
+                client_id,
+            ),
         );
     }
     let Some(messages) = chat["messages"].as_array_mut() else {

@@ -382,7 +382,7 @@ impl HubState {
         } else {
             Author::AGENT
         };
-        let Stamped { frame, ack, event } = transcript::stamped_with(
+        let Stamped { frame, ack, event } = transcript::stamped(
             id,
             seq,
             (&message_id, at),

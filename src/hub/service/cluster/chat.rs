@@ -34,9 +34,14 @@ impl HubState {
         &mut self,
         chat: ChatId,
         (from, origin): (Party, ConnId),
-        text: String,
+        (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
+        let files = if files.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&files).map_err(|e| ("internal", e.to_string()))?
+        };
         let log = self.chats.get(&chat).expect("chats in routing have a log");
         let sender = match from {
             Party::Customer => Recipient::Customer(log.customer),
@@ -56,6 +61,7 @@ impl HubState {
             at: now_ms(),
             text,
             client_id,
+            files,
         });
         if !self.call(call) {
             return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
@@ -301,13 +307,13 @@ fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped
         Party::Customer => Author::CUSTOMER,
         _ => Author::AGENT,
     };
+    let files = line.attachments();
     let stamp = stamped(
         wire_id,
         line.seq,
-        &line.id,
-        line.at,
+        (&line.id, line.at),
         author,
-        line.text,
+        (line.text, files),
         line.client_id.as_deref(),
     );
     transcript.record_stamped(line.seq, stamp)
