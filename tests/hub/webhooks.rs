@@ -376,3 +376,57 @@ async fn a_rating_and_an_offline_message_are_events() {
         "{offline}"
     );
 }
+
+#[tokio::test]
+async fn a_logged_delivery_is_sent_again_through_the_queue() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (url, got) = receiver(0).await;
+    let endpoint = register(&admin, &url, &["offline_message.created"]).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let (status, answer) = post(
+        &hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Call me back"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let first = delivered(&got, 1).await;
+    let (_, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
+    let logged = log[0]["id"].as_str().unwrap().to_string();
+
+    let again = admin
+        .post_answering(
+            202,
+            &format!("/api/admin/webhooks/{id}/deliveries/{logged}/redeliver"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again["status"], "pending", "{again}");
+    assert_ne!(again["id"], json!(logged), "a new delivery in the log");
+    assert_eq!(again["event_id"], log[0]["event_id"], "of the same event");
+    let both = delivered(&got, 2).await;
+    assert_eq!(both[1].1, first[0].1, "the same event, the same body");
+    assert_eq!(both[1].0["switchboard-event-id"], first[0].0["switchboard-event-id"]);
+    let (_, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
+    assert_eq!(log.as_array().unwrap().len(), 2, "{log}");
+    assert_eq!(log[0]["id"], again["id"], "newest first: {log}");
+
+    // No such delivery: 404; a disabled endpoint: 409 naming what to do.
+    let (status, answer) = admin
+        .post(&format!("/api/admin/webhooks/{id}/deliveries/nope/redeliver"), json!({}))
+        .await;
+    assert_eq!((status, &answer["error"]["code"]), (404, &json!("not_found")), "{answer}");
+    let (status, _) = admin
+        .patch(&format!("/api/admin/webhooks/{id}"), json!({"enabled": false}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, answer) = admin
+        .post(&format!("/api/admin/webhooks/{id}/deliveries/{logged}/redeliver"), json!({}))
+        .await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (409, &json!("endpoint_disabled")),
+        "{answer}"
+    );
+}
