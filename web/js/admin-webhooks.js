@@ -47,7 +47,8 @@ export function webhooksSection() {
     });
     const logButton = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'hook-open-log' },
       'aria-label': `Delivery log of ${h.url}` }, 'Log');
-    logButton.addEventListener('click', () => showLog(h));
+    // The list is read again with the log, so its "last delivery" agrees with the log.
+    logButton.addEventListener('click', () => { open = h; load(); });
     const remove = el('button', { type: 'button', class: 'danger', dataset: { testid: 'hook-delete' } }, 'Delete');
     // Its log goes with it: ask once more.
     onSecondPress(remove, 'Confirm delete', async () => {
