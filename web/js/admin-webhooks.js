@@ -32,9 +32,9 @@ export function webhooksSection() {
   let open = null; // the endpoint whose log is shown
 
   function stateCell(h) {
-    if (h.enabled) return el('td', { dataset: { testid: 'hook-state' } }, 'Enabled');
+    if (h.enabled) return el('td', { dataset: { testid: 'hook-state', label: 'State' } }, 'Enabled');
     const why = h.disabled_reason ? `Disabled by the hub: ${h.disabled_reason}` : 'Disabled';
-    return el('td', { dataset: { testid: 'hook-state' }, class: h.disabled_reason ? 'form-error' : '' }, why);
+    return el('td', { dataset: { testid: 'hook-state', label: 'State' }, class: h.disabled_reason ? 'form-error' : '' }, why);
   }
 
   function row(h, last) {
@@ -58,10 +58,10 @@ export function webhooksSection() {
       await load();
     });
     const cells = [
-      el('td', { class: 'break' }, el('code', {}, h.url)),
-      el('td', {}, h.events.map((e) => EVENT_TEXT[e] || e).join(', ')),
+      el('td', { class: 'break', dataset: { label: 'Address' } }, el('code', {}, h.url)),
+      el('td', { dataset: { label: 'Events' } }, h.events.map((e) => EVENT_TEXT[e] || e).join(', ')),
       stateCell(h),
-      el('td', { dataset: { testid: 'hook-last' } }, deliveryText(last)),
+      el('td', { dataset: { testid: 'hook-last', label: 'Last delivery' } }, deliveryText(last)),
       el('td', {}, el('div', { class: 'row' }, toggle, logButton, remove)),
     ];
     return el('tr', { dataset: { testid: 'hook-row', url: h.url } }, ...cells);
@@ -109,12 +109,12 @@ export function webhooksSection() {
     });
     const tries = d.attempts.length > 1 ? ` after ${d.attempts.length} tries` : '';
     const cells = [
-      el('td', {}, dateTime(a ? a.at : d.created_at)),
-      el('td', {}, EVENT_TEXT[d.event_type] || d.event_type),
-      el('td', { dataset: { testid: 'hook-log-status' } }, `${STATUS_TEXT[d.status] || d.status}${tries}`),
-      el('td', {}, a ? String(a.status_code ?? 'no answer') : '—'),
-      el('td', {}, a ? `${a.latency_ms} ms` : '—'),
-      el('td', { class: 'break' }, a && a.excerpt ? el('code', {}, a.excerpt) : '—'),
+      el('td', { dataset: { label: 'Time' } }, dateTime(a ? a.at : d.created_at)),
+      el('td', { dataset: { label: 'Event' } }, EVENT_TEXT[d.event_type] || d.event_type),
+      el('td', { dataset: { testid: 'hook-log-status', label: 'Status' } }, `${STATUS_TEXT[d.status] || d.status}${tries}`),
+      el('td', { dataset: { label: 'HTTP' } }, a ? String(a.status_code ?? 'no answer') : '—'),
+      el('td', { dataset: { label: 'Latency' } }, a ? `${a.latency_ms} ms` : '—'),
+      el('td', { class: 'break', dataset: { label: 'Answer' } }, a && a.excerpt ? el('code', {}, a.excerpt) : '—'),
       el('td', {}, again),
     ];
     return el('tr', { dataset: { testid: 'hook-log-row', delivery: d.id } }, ...cells);
