@@ -296,7 +296,10 @@ fn calls_for(
         }
     };
     let documented_path = with_query(
-        match (real_params.get(op.template.as_str()), real_ids.get(op.template.as_str())) {
+        match (
+            real_params.get(op.template.as_str()),
+            real_ids.get(op.template.as_str()),
+        ) {
             // A record under another (a delivery of an endpoint): one real id per parameter.
             (Some(ids), _) => path_params
                 .iter()

@@ -414,15 +414,25 @@ async fn a_logged_delivery_is_sent_again_through_the_queue() {
 
     // No such delivery: 404; a disabled endpoint: 409 naming what to do.
     let (status, answer) = admin
-        .post(&format!("/api/admin/webhooks/{id}/deliveries/nope/redeliver"), json!({}))
+        .post(
+            &format!("/api/admin/webhooks/{id}/deliveries/nope/redeliver"),
+            json!({}),
+        )
         .await;
-    assert_eq!((status, &answer["error"]["code"]), (404, &json!("not_found")), "{answer}");
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (404, &json!("not_found")),
+        "{answer}"
+    );
     let (status, _) = admin
         .patch(&format!("/api/admin/webhooks/{id}"), json!({"enabled": false}))
         .await;
     assert_eq!(status, 200);
     let (status, answer) = admin
-        .post(&format!("/api/admin/webhooks/{id}/deliveries/{logged}/redeliver"), json!({}))
+        .post(
+            &format!("/api/admin/webhooks/{id}/deliveries/{logged}/redeliver"),
+            json!({}),
+        )
         .await;
     assert_eq!(
         (status, &answer["error"]["code"]),
