@@ -378,7 +378,7 @@ async fn a_logged_delivery_is_sent_again_through_the_queue() {
     let (url, got) = receiver(0).await;
     let endpoint = register(&admin, &url, &["offline_message.created"]).await;
     let id = endpoint["id"].as_str().unwrap();
-    let answer = leave_offline_message(&hub).await;
+    leave_offline_message(&hub).await;
     let first = delivered(&got, 1).await;
     let (_, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
     let logged = log[0]["id"].as_str().unwrap().to_string();
