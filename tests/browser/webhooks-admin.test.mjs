@@ -4,13 +4,15 @@
 // HTTP code, latency, the receiver's answer), sends it again and the receiver gets the same
 // event a second time; disabling and enabling show in the list, and deleting asks once
 // more. A bad address is refused by the form's message. The view passes axe on a desk and
-// a phone.
+// a phone. An endpoint the hub disabled after sustained failure is named above the list,
+// with the hub's reason in its row, and counted on the view's link (the list's answer is
+// rewritten to say so: the hub disables one only after about an hour of failures).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import { newPage, apiCall, adminSignsIn, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
+import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -123,4 +125,31 @@ test('an admin registers a webhook, reads its log and sends a delivery again', (
   } finally {
     await hook.close();
   }
+}));
+
+test('an endpoint the hub disabled after failing is shown to the admin', () => withShots('webhooks-admin-disabled', async (pages) => {
+  const token = await adminToken(hub);
+  const url = 'http://127.0.0.1:9/failing-hook';
+  const made = await apiCall(hub, 'POST', '/api/admin/webhooks', { url, events: ['message.created'] }, token);
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+  const reason = `delivery 7-${made.data.id} failed 15 times`;
+  const admin = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
+  pages.push(admin);
+  // The hub's own list, with this endpoint as the deliverer leaves it after its 15th failure.
+  await admin.route('**/api/admin/webhooks', async (route) => {
+    const real = await route.fetch();
+    const list = (await real.json()).map((h) => (h.id === made.data.id ? { ...h, enabled: false, disabled_reason: reason } : h));
+    await route.fulfill({ response: real, json: list });
+  });
+  await adminSignsIn(admin, hub, 'dashboard');
+  // Told on whatever view is open: the link to the view counts it.
+  await admin.getByTestId('hook-nav-count').filter({ hasText: '1' }).waitFor();
+  await admin.locator('#nav a[href="#webhooks"]').click();
+  await admin.getByTestId('hook-disabled').filter({ hasText: url }).waitFor();
+  const row = admin.locator(`[data-testid="hook-row"][data-url="${url}"]`);
+  await row.getByTestId('hook-state').filter({ hasText: reason }).waitFor();
+  await row.getByTestId('hook-toggle').filter({ hasText: 'Enable' }).waitFor();
+  assert.deepEqual(await seriousAxe(admin), []);
+  await shot(admin, 'webhooks-admin-disabled');
+  await apiCall(hub, 'DELETE', `/api/admin/webhooks/${made.data.id}`, undefined, token);
 }));

@@ -62,7 +62,7 @@ export function webhooksSection() {
       el('td', { dataset: { label: 'Events' } }, h.events.map((e) => EVENT_TEXT[e] || e).join(', ')),
       stateCell(h),
       el('td', { dataset: { testid: 'hook-last', label: 'Last delivery' } }, deliveryText(last)),
-      el('td', {}, el('div', { class: 'row' }, toggle, logButton, remove)),
+      el('td', {}, el('div', { class: 'row hook-actions' }, toggle, logButton, remove)),
     ];
     return el('tr', { dataset: { testid: 'hook-row', url: h.url } }, ...cells);
   }
@@ -72,7 +72,7 @@ export function webhooksSection() {
     const notice = $('hook-disabled');
     notice.hidden = failed.length === 0;
     notice.textContent = failed.length === 0 ? '' : `${failed.length === 1 ? 'An endpoint was' : `${failed.length} endpoints were`} disabled after failing again and again: ${
-      failed.map((h) => h.url).join(', ')}. Its events wait: fix the receiver, then enable it to send them.`;
+      failed.map((h) => h.url).join(', ')}. ${failed.length === 1 ? 'Its' : 'Their'} events wait: fix the receiver, then press Enable to send them.`;
     const count = $('hook-nav-count');
     count.textContent = failed.length ? String(failed.length) : '';
     count.dataset.count = String(failed.length);
