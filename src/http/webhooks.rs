@@ -1,6 +1,6 @@
 //! Webhook endpoints for admins (`/api/admin/webhooks`): register one (its URL, the events
 //! it wants; its secret is shown in this answer only), list, enable or disable, delete,
-//! and read its delivery log. A URL must be http(s), and its host must resolve to public
+//! read its delivery log, and send a logged delivery's event again. A URL must be http(s), and its host must resolve to public
 //! addresses unless `WEBHOOK_ALLOW_PRIVATE` is on (`webhooks::target`).
 
 use axum::Json;
@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(update, delete))
         .routes(routes!(deliveries))
+        .routes(routes!(send_again))
 }
 
 /// An endpoint as listed (never its secret).
@@ -253,4 +254,45 @@ async fn deliveries(
         .deliveries_of(&id, usize::try_from(limit).unwrap_or(200))
         .await?;
     Ok(Json(log.into_iter().map(Into::into).collect()))
+}
+
+/// Send a logged delivery's event again: a new pending delivery of the same event (same
+/// `id` and body, signed afresh) through the durable queue, after the conversation's
+/// pending ones to this endpoint. The endpoint must be enabled.
+#[utoipa::path(post, path = "/api/admin/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "admin",
+    params(("id" = String, Path, description = "the endpoint's id"),
+        ("delivery" = String, Path, description = "the logged delivery's id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 202, description = "queued: the new delivery, pending", body = DeliveryView),
+        (status = 404, description = "`not_found`: no such endpoint, or no such delivery of it", body = ErrorBody),
+        (status = 409, description = "`endpoint_disabled`: enable the endpoint first (a disabled one is sent nothing)", body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn send_again(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path((id, delivery)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
+    let endpoint = match state.store.webhook(&id).await {
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
+        other => other?,
+    };
+    // The whole log is read: a delivery older than the page shown may be sent again too.
+    let logged = state
+        .store
+        .deliveries_of(&id, usize::MAX)
+        .await?
+        .into_iter()
+        .find(|d| d.id == delivery)
+        .ok_or(ApiError::NotFound("delivery"))?;
+    if !endpoint.enabled {
+        return Err(ApiError::refused(
+            StatusCode::CONFLICT,
+            "endpoint_disabled",
+            "the endpoint is disabled: enable it first, then send again",
+        ));
+    }
+    let stopping = || ApiError::Unavailable("webhooks are not running on this node".into());
+    let hooks = state.archive.webhooks().ok_or_else(stopping)?;
+    let again = hooks.send_again(logged).await.ok_or_else(stopping)?;
+    Ok((StatusCode::ACCEPTED, Json(again.into())))
 }

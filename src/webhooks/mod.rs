@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use self::event::Event;
@@ -34,10 +34,18 @@ use crate::store::{
 /// busy desk; a store outage longer than this queue holds drops events (logged).
 const QUEUE: usize = 10_000;
 
+/// What the writing task is given: a new event, or an admin's "send again" of a logged
+/// delivery (numbered by the same task, so `seq` stays one sequence).
+enum Work {
+    Event(Event),
+    /// The new delivery, stored, is answered on the channel.
+    Again(WebhookDelivery, oneshot::Sender<WebhookDelivery>),
+}
+
 /// The handle the hub and the HTTP handlers emit through. Cheap to clone.
 #[derive(Clone)]
 pub struct Webhooks {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Work>,
     /// Some endpoint is enabled: otherwise events are not even made.
     active: Arc<AtomicBool>,
     /// Wakes the deliverer when deliveries were written or an endpoint was enabled.
@@ -70,9 +78,19 @@ impl Webhooks {
         if !self.active.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(e)) = self.tx.try_send(event) {
+        if let Err(mpsc::error::TrySendError::Full(Work::Event(e))) = self.tx.try_send(Work::Event(event)) {
             tracing::warn!(event = %e.id, kind = e.event_type, "webhook events are behind the store; this one is dropped");
         }
+    }
+
+    /// Queues `logged`'s event once more to its endpoint, as a new pending delivery (same
+    /// event id and body, signed afresh when sent) behind the conversation's others: the
+    /// new delivery once stored, `None` when the hub is stopping.
+    pub async fn send_again(&self, logged: WebhookDelivery) -> Option<WebhookDelivery> {
+        let (tx, rx) = oneshot::channel();
+        // Waits for room rather than drop it: an admin asked and is shown the answer.
+        self.tx.send(Work::Again(logged, tx)).await.ok()?;
+        rx.await.ok()
     }
 
     /// The event an archived conversation event makes, if any (a service chat's opening,
@@ -117,16 +135,38 @@ impl Webhooks {
 
 /// Writes a delivery per enabled endpoint wanting each event, in the order they came,
 /// numbering them on from the highest stored.
-async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Work>, shutdown: CancellationToken) {
     let store = hooks.store.clone();
     let Some(mut seq) = until_stored(&shutdown, || store.last_delivery_seq()).await else {
         return;
     };
     hooks.refresh().await;
     loop {
-        let event = tokio::select! {
-            event = rx.recv() => match event { Some(e) => e, None => return },
+        let work = tokio::select! {
+            work = rx.recv() => match work { Some(w) => w, None => return },
             _ = shutdown.cancelled() => return,
+        };
+        let event = match work {
+            Work::Event(event) => event,
+            Work::Again(logged, answer) => {
+                seq += 1;
+                let again = WebhookDelivery {
+                    id: format!("{seq}-{}", logged.endpoint_id),
+                    seq,
+                    status: DeliveryStatus::Pending,
+                    due_at: now_ms(),
+                    attempts: vec![],
+                    created_at: now_ms(),
+                    ..logged
+                };
+                if !add_delivery(&store, &shutdown, &again).await {
+                    return;
+                }
+                hooks.wake.notify_one();
+                // The admin may have gone; the delivery stands.
+                let _ = answer.send(again);
+                continue;
+            }
         };
         let body = event.body();
         // Tried until the store takes it: the events behind it wait in the queue, in order.
@@ -151,19 +191,24 @@ async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Event>, shutdown: Cance
                 attempts: vec![],
                 created_at: now_ms(),
             };
-            let added = until_stored(&shutdown, || async {
-                match store.add_delivery(delivery.clone()).await {
-                    // Written by an earlier try whose answer was lost.
-                    Err(StoreError::Conflict) => Ok(()),
-                    other => other,
-                }
-            });
-            if added.await.is_none() {
+            if !add_delivery(&store, &shutdown, &delivery).await {
                 return;
             }
         }
         hooks.wake.notify_one();
     }
+}
+
+/// Stores a new delivery, tried until the store takes it; false when the hub stops meanwhile.
+async fn add_delivery(store: &SharedStore, shutdown: &CancellationToken, delivery: &WebhookDelivery) -> bool {
+    let added = until_stored(shutdown, || async {
+        match store.add_delivery(delivery.clone()).await {
+            // Written by an earlier try whose answer was lost.
+            Err(StoreError::Conflict) => Ok(()),
+            other => other,
+        }
+    });
+    added.await.is_some()
 }
 
 /// `call`'s answer, tried again with a growing pause while the store is unavailable;

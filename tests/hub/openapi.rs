@@ -246,6 +246,7 @@ fn calls_for(
     doc: &Value,
     op: &Operation,
     real_ids: &BTreeMap<&str, String>,
+    real_params: &BTreeMap<&str, Vec<String>>,
     real_queries: &BTreeMap<&str, String>,
     extra_bodies: &[String],
 ) -> Vec<Call> {
@@ -295,9 +296,19 @@ fn calls_for(
         }
     };
     let documented_path = with_query(
-        match real_ids.get(op.template.as_str()) {
-            Some(id) => fill(id),
-            None => fill(UNKNOWN_ID),
+        match (
+            real_params.get(op.template.as_str()),
+            real_ids.get(op.template.as_str()),
+        ) {
+            // A record under another (a delivery of an endpoint): one real id per parameter.
+            (Some(ids), _) => path_params
+                .iter()
+                .zip(ids)
+                .fold(op.template.clone(), |path, (name, id)| {
+                    path.replace(&format!("{{{name}}}"), id)
+                }),
+            (None, Some(id)) => fill(id),
+            (None, None) => fill(UNKNOWN_ID),
         },
         &required_query,
     );
@@ -528,6 +539,15 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             .await;
         reply["id"].as_str().unwrap().to_string()
     };
+    // Webhooks: one whose logged delivery (of an offline message below) is sent again.
+    let resent_hook = admin
+        .post_answering(
+            201,
+            "/api/admin/webhooks",
+            json!({"url": hub.url("/walked-resent-hook"), "events": ["offline_message.created"]}),
+        )
+        .await;
+    let resent_hook = resent_hook["id"].as_str().unwrap().to_string();
     // offline messages: one each to take, mark handled and answer (taking a handled one is refused).
     let mut offline_ids = vec![];
     for _ in 0..3 {
@@ -573,6 +593,25 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             json!({"name": "walked", "scopes": ["read"]}),
         )
         .await;
+    // The offline messages' deliveries are written by a background task: waited for.
+    let resent_delivery = {
+        let mut waited = 0;
+        loop {
+            let (_, log) = admin
+                .get(&format!("/api/admin/webhooks/{resent_hook}/deliveries"))
+                .await;
+            if let Some(id) = log[0]["id"].as_str() {
+                break id.to_string();
+            }
+            waited += 1;
+            assert!(waited < 200, "no delivery was logged: {log}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let real_params = BTreeMap::from([(
+        "/api/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
+        vec![resent_hook, resent_delivery],
+    )]);
     let real_ids = BTreeMap::from([
         (
             "/api/admin/api-tokens/{id}",
@@ -732,7 +771,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     let mut seen: BTreeMap<String, BTreeSet<(String, u16)>> = BTreeMap::new();
     for op in &operations {
         let extra = extra_bodies.get(op.name().as_str()).cloned().unwrap_or_default();
-        let calls = calls_for(&doc, op, &real_ids, &real_queries, &extra);
+        let calls = calls_for(&doc, op, &real_ids, &real_params, &real_queries, &extra);
         // The sign-out ends the session it is called with: each caller signs out last.
         for caller in &callers {
             for call in &calls {

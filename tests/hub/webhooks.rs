@@ -4,7 +4,7 @@
 //! order, each signed over `timestamp.body` with the secret shown at registration. A
 //! receiver answering 500 gets the event again; without the setting a loopback URL is
 //! refused at registration and, for one registered earlier, at delivery; an agent cannot
-//! register an endpoint.
+//! register an endpoint; a logged delivery sent again reaches the receiver once more.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -348,13 +348,7 @@ async fn a_rating_and_an_offline_message_are_events() {
     )
     .await;
     assert_eq!(status, 201, "{answer}");
-    let (status, answer) = post(
-        &hub,
-        "/api/offline-messages",
-        json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Call me back"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{answer}");
+    let answer = leave_offline_message(&hub).await;
 
     let deliveries = delivered(&got, 2).await;
     let rating = &deliveries[0].1;
@@ -375,4 +369,69 @@ async fn a_rating_and_an_offline_message_are_events() {
         (&answer["id"], &json!("Call me back")),
         "{offline}"
     );
+}
+
+#[tokio::test]
+async fn a_logged_delivery_is_sent_again_through_the_queue() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (url, got) = receiver(0).await;
+    let endpoint = register(&admin, &url, &["offline_message.created"]).await;
+    let id = endpoint["id"].as_str().unwrap();
+    leave_offline_message(&hub).await;
+    let first = delivered(&got, 1).await;
+    let (_, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
+    let logged = log[0]["id"].as_str().unwrap().to_string();
+
+    let (status, again) = send_again(&admin, id, &logged).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["status"], "pending", "{again}");
+    assert_ne!(again["id"], json!(logged), "a new delivery in the log");
+    assert_eq!(again["event_id"], log[0]["event_id"], "of the same event");
+    let both = delivered(&got, 2).await;
+    assert_eq!(both[1].1, first[0].1, "the same event, the same body");
+    assert_eq!(both[1].0["switchboard-event-id"], first[0].0["switchboard-event-id"]);
+    let (_, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
+    assert_eq!(log.as_array().unwrap().len(), 2, "{log}");
+    assert_eq!(log[0]["id"], again["id"], "newest first: {log}");
+
+    // No such delivery: 404; a disabled endpoint: 409 naming what to do.
+    let (status, answer) = send_again(&admin, id, "nope").await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (404, &json!("not_found")),
+        "{answer}"
+    );
+    let (status, _) = admin
+        .patch(&format!("/api/admin/webhooks/{id}"), json!({"enabled": false}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, answer) = send_again(&admin, id, &logged).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (409, &json!("endpoint_disabled")),
+        "{answer}"
+    );
+}
+
+/// Olga leaves an offline message ("Call me back"): the hub's answer.
+async fn leave_offline_message(hub: &TestHub) -> Value {
+    let (status, answer) = post(
+        hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Call me back"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    answer
+}
+
+/// An admin's "send again" of a logged delivery: the status and the answer.
+async fn send_again(admin: &Api, endpoint: &str, delivery: &str) -> (u16, Value) {
+    admin
+        .post(
+            &format!("/api/admin/webhooks/{endpoint}/deliveries/{delivery}/redeliver"),
+            json!({}),
+        )
+        .await
 }

@@ -3,7 +3,7 @@
 // a time. On a phone a long page of every section overflowed; on a desktop the one in use
 // is no longer buried under the others.
 
-const VIEWS = ['dashboard', 'agents', 'categories', 'canned', 'archive', 'reports', 'calls', 'appointments', 'offline', 'settings', 'tokens'];
+const VIEWS = ['dashboard', 'agents', 'categories', 'canned', 'archive', 'reports', 'calls', 'appointments', 'offline', 'settings', 'tokens', 'webhooks'];
 const DEFAULT_VIEW = 'dashboard';
 
 /** The view the address names, or the dashboard. */

@@ -16,6 +16,7 @@ import { labelsSection } from './admin-labels.js';
 import { erasureSection } from './admin-erasure.js';
 import { firstRunSection } from './admin-first-run.js';
 import { tokensSection } from './admin-tokens.js';
+import { webhooksSection } from './admin-webhooks.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
@@ -32,6 +33,7 @@ let widgetWired = false;
 let canned = null;
 let labels = null;
 let tokens = null;
+let webhooks = null;
 let firstRun = null;
 /** Account id → display name, for the dashboard's per-agent rows. */
 let agentNames = new Map();
@@ -71,6 +73,7 @@ async function signedIn(account) {
   canned = canned || cannedSection();
   labels = labels || labelsSection();
   tokens = tokens || tokensSection();
+  webhooks = webhooks || webhooksSection();
   erasure = erasure || erasureSection({ afterErasure: () => archive.refresh() });
   archive = archive || createArchive($('archive-host'), { agents: [], mineFrom: 'agent' });
   if (!openConversationWired) {
