@@ -28,10 +28,11 @@ fn answer(raw: &str, from: &str, message_id: &str, text: &str) -> String {
     )
 }
 
-/// The next customer line of conversation `chat` on the agent's page.
+/// The next customer line of conversation `chat` on the agent's page: a mail's, so up to
+/// [`MAIL_WAIT`] (the mailbox is polled, and a busy machine delays the poll).
 async fn customer_line(agent: &mut Ws, chat: &str) -> Value {
     agent
-        .next_matching(|f| f["type"] == "message" && f["chat_id"] == chat && f["from"] == "customer")
+        .next_matching_within(MAIL_WAIT, |f| f["type"] == "message" && f["chat_id"] == chat && f["from"] == "customer")
         .await
 }
 
