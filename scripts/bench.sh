@@ -22,6 +22,8 @@
 #                                                        comparison is "default node bare")
 #   BENCH_PEERS_STEP_SECS=10                             the peers scenario's seconds a step (BENCH_QUICK: 2)
 #   BENCH_HUB_BIN=target/release/switchboard             the hub to run (another build: an A/B in one sitting)
+#   BENCH_SKIP_BUILD=1                                   run the release binaries already built (the
+#                                                        rounds of an A/B after the first), not a fresh build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,8 +51,13 @@ ulimit -n 20000 || { echo "bench: cannot raise the open-file limit to 20000" >&2
 # Idle and long-queue connections need a deep accept backlog to connect quickly; informational only.
 echo "bench: somaxconn=$(cat /proc/sys/net/core/somaxconn) ephemeral ports=$(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range)"
 
-echo "bench: building release binaries"
-cargo build --release --workspace
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+  echo "bench: BENCH_SKIP_BUILD=1: running the release binaries already built"
+  [ -x "$HUB_BIN" ] && [ -x "$LG_BIN" ] || { echo "bench: $HUB_BIN or $LG_BIN is missing: build them first" >&2; exit 1; }
+else
+  echo "bench: building release binaries"
+  cargo build --release --workspace
+fi
 # Which hub ran, so the reports of an A/B can be told apart.
 echo "- hub: \`${HUB_BIN#"$ROOT"/}\`, sha256 $(sha256sum "$HUB_BIN" | cut -c1-16)." >>"$notes"
 
