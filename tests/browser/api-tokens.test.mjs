@@ -25,6 +25,8 @@ test('an admin creates, uses and revokes an API token', () => withShots('api-tok
 
   await admin.getByTestId('token-name').fill('CRM sync');
   await admin.getByTestId('token-create').click();
+  // The secret shows once the hub has answered (the element is there, empty, before).
+  await admin.getByTestId('token-secret').filter({ hasText: /sbt_/ }).waitFor();
   const secret = (await admin.getByTestId('token-secret').textContent()).trim();
   assert.match(secret, /^sbt_[A-Za-z0-9_-]{43}$/);
   await admin.getByTestId('token-copy').click();

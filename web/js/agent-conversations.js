@@ -13,6 +13,8 @@ import { el, api, dateTime, show, announce } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 10000;
+/** How soon after a new line the list shows it as its conversation's last. */
+const LINE_RELOAD_MS = 1000;
 const HOUR = 3600 * 1000;
 
 /** A coloured dot (set through the style object: the page's CSP allows no inline style attribute). */
@@ -164,7 +166,16 @@ export function createConversations({ send, open }) {
     }
     // A chat started or ended changes the list as well.
     if (f.type === 'chat_started' || f.type === 'chat_ended') setTimeout(load, 300);
+    // A new line is its conversation's last line: the list follows within a second, one
+    // reload for a burst of lines (not the periodic refresh's ten).
+    if (f.type === 'message' || f.type === 'ack') reloadSoon();
     return false;
+  }
+
+  let reloadTimer = null;
+  function reloadSoon() {
+    if (reloadTimer) return;
+    reloadTimer = setTimeout(() => { reloadTimer = null; load(); }, LINE_RELOAD_MS);
   }
 
   /**
