@@ -137,7 +137,21 @@ impl Quotas {
     }
 }
 
+/// What keeping a re-encoded image gives its record: its type, its SHA-256, its size and
+/// its thumbnail's SHA-256.
+pub type KeptImage = (String, String, u64, Option<String>);
+
 impl Attachments {
+    /// Keeps a re-encoded image and its thumbnail, each under its SHA-256 (an upload's and
+    /// a mail's files are kept the same way).
+    pub async fn keep_image(&self, image: images::Rewritten) -> io::Result<KeptImage> {
+        let (sha, thumb_sha) = (sha256_hex(&image.bytes), sha256_hex(&image.thumbnail));
+        let size = image.bytes.len() as u64;
+        self.store.keep_bytes(image.bytes, &sha).await?;
+        self.store.keep_bytes(image.thumbnail, &thumb_sha).await?;
+        Ok((image.mime.to_string(), sha, size, Some(thumb_sha)))
+    }
+
     /// Opens the store `settings` call for: the store's own when it shares files between
     /// nodes (MongoDB), in memory for `STORE=memory`, else under `DATA_DIR/attachments`
     /// with its link key (made once, kept in `link.key`).

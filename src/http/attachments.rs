@@ -31,7 +31,7 @@ use super::session::{Authed, session_token};
 use super::{ApiError, AppState, ErrorBody};
 use crate::attachments::links::{self, Variant};
 use crate::attachments::sniff::{self, Kind, TextCheck};
-use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, Content, images, sha256_hex, uploader_tag};
+use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, Content, images, uploader_tag};
 use crate::clock::now_ms;
 use crate::core::attachments::{Uploader, clean_name};
 
@@ -216,19 +216,7 @@ async fn upload(
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?
                 .map_err(|why| ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unreadable_image", why))?;
-            let (sha, thumb_sha) = (sha256_hex(&rewritten.bytes), sha256_hex(&rewritten.thumbnail));
-            let size = rewritten.bytes.len() as u64;
-            attachments
-                .store
-                .keep_bytes(rewritten.bytes, &sha)
-                .await
-                .map_err(internal)?;
-            attachments
-                .store
-                .keep_bytes(rewritten.thumbnail, &thumb_sha)
-                .await
-                .map_err(internal)?;
-            (rewritten.mime.to_string(), sha, size, Some(thumb_sha))
+            attachments.keep_image(rewritten).await.map_err(internal)?
         }
     };
     let record = AttachmentRecord {

@@ -115,19 +115,7 @@ async fn keep_one(
                 Ok(rewritten) => rewritten,
                 Err(why) => return Ok(Err(format!("unreadable image ({why})"))),
             };
-            let (sha, thumb_sha) = (sha256_hex(&rewritten.bytes), sha256_hex(&rewritten.thumbnail));
-            let size = rewritten.bytes.len() as u64;
-            attachments
-                .store
-                .keep_bytes(rewritten.bytes, &sha)
-                .await
-                .map_err(store)?;
-            attachments
-                .store
-                .keep_bytes(rewritten.thumbnail, &thumb_sha)
-                .await
-                .map_err(store)?;
-            (rewritten.mime.to_string(), sha, size, Some(thumb_sha))
+            attachments.keep_image(rewritten).await.map_err(store)?
         }
     };
     let record = AttachmentRecord {
