@@ -50,15 +50,13 @@ async fn fill(store: &SharedStore, conversations: usize) -> Duration {
         for (seq, from) in [(1, Side::Customer), (2, Side::Agent)] {
             batch.push(ArchiveEvent::Message {
                 conversation_id: id.clone(),
-                message: ArchivedMessage {
-                    via: None,
-                    attachments: Vec::new(),
-                    id: format!("{id}-{seq}"),
+                message: ArchivedMessage::plain(
+                    format!("{id}-{seq}"),
                     seq,
                     from,
-                    text: "a line of about the length people write in a chat".to_string(),
-                    at: paired_at + seq as i64 * 20_000,
-                },
+                    "a line of about the length people write in a chat",
+                    paired_at + seq as i64 * 20_000,
+                ),
             });
         }
         batch.push(ArchiveEvent::Closed(ConversationClosed {

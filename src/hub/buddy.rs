@@ -745,21 +745,14 @@ impl HubState {
             let id = opened.id.clone();
             self.archive.push_opening(ArchiveEvent::Opened(opened));
             for m in messages {
+                let from = if m.sender == inviter {
+                    Side::Customer
+                } else {
+                    Side::Agent
+                };
                 self.archive.push_message(ArchiveEvent::Message {
                     conversation_id: id.clone(),
-                    message: ArchivedMessage {
-                        via: None,
-                        attachments: Vec::new(),
-                        id: m.id,
-                        seq: m.seq,
-                        from: if m.sender == inviter {
-                            Side::Customer
-                        } else {
-                            Side::Agent
-                        },
-                        text: m.text,
-                        at: m.at,
-                    },
+                    message: ArchivedMessage::plain(m.id, m.seq, from, m.text, m.at),
                 });
             }
         }

@@ -130,14 +130,6 @@ async fn name_its_agent(store: &SharedStore, record: &ConversationRecord) -> Res
 fn line(conversation: &str, id: &str, seq: u64, from: Side, text: &str, at: crate::store::Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conversation.to_string(),
-        message: ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: id.to_string(),
-            seq,
-            from,
-            text: text.to_string(),
-            at,
-        },
+        message: ArchivedMessage::plain(id, seq, from, text, at),
     }
 }

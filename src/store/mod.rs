@@ -173,6 +173,19 @@ pub struct ArchivedMessage {
 }
 
 impl ArchivedMessage {
+    /// A chat line of text alone: no files, not by mail.
+    pub fn plain(id: impl Into<String>, seq: u64, from: Side, text: impl Into<String>, at: Millis) -> Self {
+        Self {
+            id: id.into(),
+            seq,
+            from,
+            text: text.into(),
+            at,
+            attachments: Vec::new(),
+            via: None,
+        }
+    }
+
     /// Is it a chat line of text alone (no files, no `via`), which the stores keep in
     /// their compact records? Any other is kept as JSON.
     pub fn is_plain(&self) -> bool {

@@ -176,15 +176,7 @@ mod tests {
     fn transcript(zone: Option<&str>) -> CustomerTranscript {
         // 2026-03-29 00:30 UTC: 01:30 in Berlin before the spring-forward change.
         let t0 = 1_774_744_200_000;
-        let message = |seq: u64, from, text: &str, at| ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: format!("m{seq}"),
-            seq,
-            from,
-            text: text.into(),
-            at,
-        };
+        let message = |seq: u64, from, text: &str, at| ArchivedMessage::plain(format!("m{seq}"), seq, from, text, at);
         CustomerTranscript {
             opened: ConversationOpened {
                 id: "c1".into(),

@@ -404,15 +404,7 @@ async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
         carla_with_ann("chat-1", &ann),
         ArchiveEvent::Message {
             conversation_id: "chat-1".into(),
-            message: ArchivedMessage {
-                via: None,
-                attachments: Vec::new(),
-                id: "m1".into(),
-                seq: 1,
-                from: Side::Customer,
-                text: "hello".into(),
-                at: 1_002,
-            },
+            message: ArchivedMessage::plain("m1", 1, Side::Customer, "hello", 1_002),
         },
         transfer(2_000, (&ann, "ANN"), Some((&bob, "BOB")), None, "wants a refund"),
         transfer(3_000, (&bob, "BOB"), None, Some("general"), ""),

@@ -77,30 +77,14 @@ async fn generate(store: &SharedStore) -> (Vec<Made>, Vec<(String, i64)>) {
         }));
         events.push(ArchiveEvent::Message {
             conversation_id: id.clone(),
-            message: ArchivedMessage {
-                via: None,
-                attachments: Vec::new(),
-                id: format!("{id}-1"),
-                seq: 1,
-                from: Side::Customer,
-                text: "hello".into(),
-                at: paired_at + 500,
-            },
+            message: ArchivedMessage::plain(format!("{id}-1"), 1, Side::Customer, "hello", paired_at + 500),
         });
         let first_agent_at = (rng.next(5) != 0).then(|| paired_at + (rng.next(90) as i64 + 1) * 1_000);
         if let Some(at) = first_agent_at {
             for (seq, later) in [(2, 0), (3, 20_000)] {
                 events.push(ArchiveEvent::Message {
                     conversation_id: id.clone(),
-                    message: ArchivedMessage {
-                        via: None,
-                        attachments: Vec::new(),
-                        id: format!("{id}-{seq}"),
-                        seq,
-                        from: Side::Agent,
-                        text: "hi".into(),
-                        at: at + later,
-                    },
+                    message: ArchivedMessage::plain(format!("{id}-{seq}"), seq, Side::Agent, "hi", at + later),
                 });
             }
         }
@@ -420,15 +404,7 @@ async fn a_mongodb_archive_from_before_the_reports_gets_its_first_agent_lines() 
     let store = MongoStore::connect(&uri, &db).await.unwrap();
     let line = |seq: u64, from: Side, at: i64| ArchiveEvent::Message {
         conversation_id: "old".into(),
-        message: ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: format!("old-{seq}"),
-            seq,
-            from,
-            text: "x".into(),
-            at,
-        },
+        message: ArchivedMessage::plain(format!("old-{seq}"), seq, from, "x", at),
     };
     store
         .archive(&[
@@ -513,15 +489,7 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
             sales_opened(id, paired_at),
             ArchiveEvent::Message {
                 conversation_id: id.into(),
-                message: ArchivedMessage {
-                    via: None,
-                    attachments: Vec::new(),
-                    id: format!("{id}-1"),
-                    seq: 1,
-                    from: Side::Agent,
-                    text: "hello".into(),
-                    at: paired_at + 3_000,
-                },
+                message: ArchivedMessage::plain(format!("{id}-1"), 1, Side::Agent, "hello", paired_at + 3_000),
             },
         ]
     };

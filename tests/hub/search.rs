@@ -25,15 +25,13 @@ fn opened(id: &str, agent_id: &str, agent_name: &str, customer: &str, paired_at:
 fn said(id: &str, seq: u64, text: &str) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: id.into(),
-        message: ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: format!("{id}-m{seq}"),
+        message: ArchivedMessage::plain(
+            format!("{id}-m{seq}"),
             seq,
-            from: if seq % 2 == 1 { Side::Customer } else { Side::Agent },
-            text: text.into(),
-            at: 1_700_000_000_000 + seq as i64,
-        },
+            if seq % 2 == 1 { Side::Customer } else { Side::Agent },
+            text,
+            1_700_000_000_000 + seq as i64,
+        ),
     }
 }
 

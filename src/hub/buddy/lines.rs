@@ -617,21 +617,14 @@ impl HubState {
             if !member || entry(line).is_none_or(|p| verdict(p, applied, at) != Verdict::Keep) {
                 continue;
             }
+            let from = if line.sender == inviter.0 {
+                Side::Customer
+            } else {
+                Side::Agent
+            };
             self.archive.push_message(ArchiveEvent::Message {
                 conversation_id: chat.to_string(),
-                message: ArchivedMessage {
-                    via: None,
-                    attachments: Vec::new(),
-                    id: line.id.clone(),
-                    seq: line.seq,
-                    from: if line.sender == inviter.0 {
-                        Side::Customer
-                    } else {
-                        Side::Agent
-                    },
-                    text: line.text.clone(),
-                    at: line.at,
-                },
+                message: ArchivedMessage::plain(line.id.clone(), line.seq, from, line.text.clone(), line.at),
             });
         }
     }

@@ -174,15 +174,7 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
     if value[0] == LOGGED_UUID {
         let id = uuid::Uuid::from_bytes(value[10..UUID_HEADER].try_into().expect("16 bytes"));
         let text = std::str::from_utf8(&value[UUID_HEADER..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
-        return Ok(ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: id.hyphenated().to_string(),
-            seq,
-            from,
-            text: text.to_owned(),
-            at,
-        });
+        return Ok(ArchivedMessage::plain(id.hyphenated().to_string(), seq, from, text, at));
     }
     let id_len = u16::from_le_bytes(value[10..12].try_into().expect("2 bytes")) as usize;
     let rest = &value[HEADER..];
@@ -191,15 +183,7 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
     }
     let id = std::str::from_utf8(&rest[..id_len]).map_err(|_| corrupt("id is not UTF-8".into()))?;
     let text = std::str::from_utf8(&rest[id_len..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
-    Ok(ArchivedMessage {
-        via: None,
-        attachments: Vec::new(),
-        id: id.to_owned(),
-        seq,
-        from,
-        text: text.to_owned(),
-        at,
-    })
+    Ok(ArchivedMessage::plain(id, seq, from, text, at))
 }
 
 /// Appends the block of `messages` (consecutive seqs, at most [`BLOCK_MAX`]) to `out`.
@@ -546,15 +530,7 @@ mod tests {
     fn a_log_record_reads_back() {
         for from in [Side::Customer, Side::Agent, Side::System] {
             for (id, text) in [("", ""), ("0193a-id", "hello"), ("é", "quote \" é 🎉 {")] {
-                let m = ArchivedMessage {
-                    via: None,
-                    attachments: Vec::new(),
-                    id: id.into(),
-                    seq: 42,
-                    from,
-                    text: text.into(),
-                    at: 1_795_279_801_122,
-                };
+                let m = ArchivedMessage::plain(id, 42, from, text, 1_795_279_801_122);
                 let value = encode(&m).unwrap();
                 assert_eq!(value.len(), HEADER + id.len() + text.len());
                 assert_eq!(decode(42, &value).unwrap(), m);
@@ -606,15 +582,7 @@ mod tests {
     #[test]
     fn a_uuid_message_id_takes_16_bytes_and_any_other_id_reads_back_as_written() {
         let uuid = uuid::Uuid::now_v7();
-        let message = |id: String| ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id,
-            seq: 7,
-            from: Side::Customer,
-            text: "x".repeat(100),
-            at: 1_795_279_801_122,
-        };
+        let message = |id: String| ArchivedMessage::plain(id, 7, Side::Customer, "x".repeat(100), 1_795_279_801_122);
         let m = message(uuid.hyphenated().to_string());
         let value = encode(&m).unwrap();
         assert_eq!(value.len(), 1 + 1 + 8 + 16 + 100, "format, side, time, id, text");
@@ -635,15 +603,7 @@ mod tests {
 
     #[test]
     fn an_unknown_format_or_a_damaged_record_is_refused_with_a_message() {
-        let m = ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: "m".into(),
-            seq: 1,
-            from: Side::Agent,
-            text: "x".into(),
-            at: 3,
-        };
+        let m = ArchivedMessage::plain("m", 1, Side::Agent, "x", 3);
         let mut future = encode(&m).unwrap();
         future[0] = 0x07;
         let error = decode(1, &future).unwrap_err().to_string();
@@ -661,15 +621,13 @@ mod run_tests {
     use redb::ReadableDatabase;
 
     fn message(seq: u64) -> ArchivedMessage {
-        ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: format!("m{seq}"),
+        ArchivedMessage::plain(
+            format!("m{seq}"),
             seq,
-            from: Side::Customer,
-            text: format!("text {seq}"),
-            at: seq as i64,
-        }
+            Side::Customer,
+            format!("text {seq}"),
+            seq as i64,
+        )
     }
 
     proptest::proptest! {

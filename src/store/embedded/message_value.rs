@@ -54,15 +54,7 @@ pub fn decode(seq: u64, id: &str, value: &[u8]) -> StoreResult<ArchivedMessage> 
             let from = side_of(value[1]).ok_or_else(|| corrupt(&format!("unknown side byte {}", value[1])))?;
             let at = i64::from_le_bytes(value[2..HEADER].try_into().expect("8 bytes"));
             let text = std::str::from_utf8(&value[HEADER..]).map_err(|_| corrupt("text is not UTF-8"))?;
-            Ok(ArchivedMessage {
-                via: None,
-                attachments: Vec::new(),
-                id: id.to_owned(),
-                seq,
-                from,
-                text: text.to_owned(),
-                at,
-            })
+            Ok(ArchivedMessage::plain(id, seq, from, text, at))
         }
         Some(other) => Err(corrupt(&format!(
             "record format {other:#04x} is not one this build reads (JSON or binary {BINARY_V1:#04x})"
@@ -76,15 +68,7 @@ mod tests {
     use super::*;
 
     fn message(from: Side, text: &str) -> ArchivedMessage {
-        ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: "0193a-id".into(),
-            seq: 42,
-            from,
-            text: text.into(),
-            at: 1_795_279_801_122,
-        }
+        ArchivedMessage::plain("0193a-id", 42, from, text, 1_795_279_801_122)
     }
 
     #[test]

@@ -48,15 +48,7 @@ pub(super) fn message(
     text: impl Into<String>,
     at: Millis,
 ) -> ArchivedMessage {
-    ArchivedMessage {
-        via: None,
-        attachments: Vec::new(),
-        id: id.into(),
-        seq,
-        from,
-        text: text.into(),
-        at,
-    }
+    ArchivedMessage::plain(id, seq, from, text, at)
 }
 
 /// Message `seq` ("text <seq>" at 3) with a UUIDv7 id, as the hub names messages.

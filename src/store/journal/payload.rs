@@ -131,15 +131,7 @@ pub fn decode(payload: &[u8]) -> Result<Vec<ArchiveEvent>, String> {
                 let text = reader.string(len, "a text")?;
                 events.push(ArchiveEvent::Message {
                     conversation_id,
-                    message: ArchivedMessage {
-                        via: None,
-                        attachments: Vec::new(),
-                        id,
-                        seq,
-                        from,
-                        text,
-                        at,
-                    },
+                    message: ArchivedMessage::plain(id, seq, from, text, at),
                 });
             }
             JSON_EVENT => {

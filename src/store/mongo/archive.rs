@@ -818,15 +818,13 @@ mod tests {
     use super::*;
 
     fn message(seq: u64, text_len: usize) -> ArchivedMessage {
-        ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: format!("m{seq}"),
+        ArchivedMessage::plain(
+            format!("m{seq}"),
             seq,
-            from: Side::Customer,
-            text: "x".repeat(text_len),
-            at: seq as Millis,
-        }
+            Side::Customer,
+            "x".repeat(text_len),
+            seq as Millis,
+        )
     }
 
     #[test]
