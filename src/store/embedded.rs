@@ -572,6 +572,39 @@ fn load<T: serde::de::DeserializeOwned>(
     find(table, key)?.ok_or(StoreError::NotFound)
 }
 
+/// Every JSON row of `table`, decoded, in key order.
+fn all<T: serde::de::DeserializeOwned>(table: &impl ReadableTable<&'static str, &'static [u8]>) -> StoreResult<Vec<T>> {
+    let mut out = Vec::with_capacity(table.len().map_err(unavailable)? as usize);
+    for row in table.iter().map_err(unavailable)? {
+        let (_, value) = row.map_err(unavailable)?;
+        out.push(decode(value.value())?);
+    }
+    Ok(out)
+}
+
+/// Writes `value` as the JSON row under `key`, over any row there.
+fn put<T: Serialize>(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    key: &str,
+    value: &T,
+) -> StoreResult<()> {
+    table.insert(key, encode(value)?.as_slice()).map_err(unavailable)?;
+    Ok(())
+}
+
+/// Writes `value` over the JSON row under `key`; `NotFound` when there is none (and
+/// `Unavailable` when the row there does not read as a `T`).
+fn replace<T: Serialize + serde::de::DeserializeOwned>(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    key: &str,
+    value: &T,
+) -> StoreResult<()> {
+    if find::<T>(table, key)?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    put(table, key, value)
+}
+
 /// Does `table` hold `key`? Asked inside the write that would take a unique key, so
 /// the answer stands until it commits.
 fn holds<'k, K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -729,9 +762,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                     continue; // first opening wins, as in the reference store
                 }
                 let rec = ConversationRec::new(opened);
-                conversations
-                    .insert(opened.id.as_str(), encode(&rec)?.as_slice())
-                    .map_err(unavailable)?;
+                put(&mut conversations, opened.id.as_str(), &rec)?;
                 let id = opened.id.as_str();
                 messages.number(id)?;
                 by_paired.insert((opened.paired_at, id), ()).map_err(unavailable)?;
@@ -773,9 +804,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                 if !rec.add_transfer(transfer) {
                     continue; // kept once
                 }
-                conversations
-                    .insert(transfer.id.as_str(), encode(&rec)?.as_slice())
-                    .map_err(unavailable)?;
+                put(&mut conversations, transfer.id.as_str(), &rec)?;
                 // The agents it names served it: listed for each (a set, so once each).
                 let (id, paired_at) = (transfer.id.as_str(), rec.opened.paired_at);
                 for agent in std::iter::once(&transfer.from_agent_id).chain(&transfer.to_agent_id) {
@@ -802,9 +831,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
                     continue;
                 }
                 rec.closed = Some(ClosedRecord::from(closed));
-                conversations
-                    .insert(closed.id.as_str(), encode(&rec)?.as_slice())
-                    .map_err(unavailable)?;
+                put(&mut conversations, closed.id.as_str(), &rec)?;
             }
         }
     }

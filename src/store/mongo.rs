@@ -462,6 +462,26 @@ fn updated_after() -> mongodb::options::FindOneAndUpdateOptions {
         .build()
 }
 
+/// Stores `value` as a new document; `Conflict` when its `_id` (or another unique key)
+/// is taken.
+async fn insert_new<T: serde::Serialize + Send + Sync>(collection: &Collection<T>, value: &T) -> StoreResult<()> {
+    collection.insert_one(value).await.map_err(conflict_or_unavailable)?;
+    Ok(())
+}
+
+/// Writes `value` over the document `_id`; `NotFound` when there is none.
+async fn replace_existing<T: serde::Serialize + Send + Sync>(
+    collection: &Collection<T>,
+    id: &str,
+    value: &T,
+) -> StoreResult<()> {
+    let done = collection
+        .replace_one(doc! {"_id": id}, value)
+        .await
+        .map_err(unavailable)?;
+    matched(done.matched_count)
+}
+
 /// `Ok` when a write by id matched (`count` > 0), else `NotFound`.
 fn matched(count: u64) -> StoreResult<()> {
     if count == 0 { Err(StoreError::NotFound) } else { Ok(()) }

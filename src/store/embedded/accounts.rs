@@ -7,10 +7,8 @@ use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
 
-use redb::ReadableTableMetadata;
-
 use super::{
-    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, encode, id_under, load,
+    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, all, decode, id_under, load, put,
     refuse_held, unavailable,
 };
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
@@ -64,9 +62,7 @@ impl AccountStore for EmbeddedStore {
             let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
             refuse_held(&accounts, account.id.as_str())?;
             refuse_held(&by_username, account.username.as_str())?;
-            accounts
-                .insert(account.id.as_str(), encode(&account)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut accounts, account.id.as_str(), &account)?;
             by_username
                 .insert(account.username.as_str(), account.id.as_str())
                 .map_err(unavailable)?;
@@ -91,9 +87,7 @@ impl AccountStore for EmbeddedStore {
                     .insert(account.username.as_str(), account.id.as_str())
                     .map_err(unavailable)?;
             }
-            accounts
-                .insert(account.id.as_str(), encode(&account)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut accounts, account.id.as_str(), &account)?;
             Ok(())
         })
         .await
@@ -115,11 +109,7 @@ impl AccountStore for EmbeddedStore {
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
         self.read(|tx| {
             let accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-            let mut out: Vec<Account> = Vec::with_capacity(accounts.len().map_err(unavailable)? as usize);
-            for row in accounts.iter().map_err(unavailable)? {
-                let (_, value) = row.map_err(unavailable)?;
-                out.push(decode(value.value())?);
-            }
+            let mut out: Vec<Account> = all(&accounts)?;
             // Oldest first, like the reference store's insertion order (ties by id).
             out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
             Ok(out)
@@ -135,9 +125,7 @@ impl AccountStore for EmbeddedStore {
                 account_id: session.account_id.clone(),
                 expires_at: session.expires_at,
             };
-            sessions
-                .insert(session.id.as_str(), encode(&rec)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut sessions, session.id.as_str(), &rec)?;
             tx.open_table(SESSIONS_BY_ACCOUNT)
                 .map_err(unavailable)?
                 .insert((session.account_id.as_str(), session.id.as_str()), ())

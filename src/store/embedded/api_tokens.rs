@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, find, load, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, all, find, load, put, refuse_held, unavailable};
 use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
 
 /// Token id → JSON [`ApiToken`].
@@ -23,7 +23,7 @@ fn update(tx: &redb::WriteTransaction, id: &str, change: impl FnOnce(&mut ApiTok
         return Err(StoreError::NotFound);
     };
     change(&mut token);
-    table.insert(id, encode(&token)?.as_slice()).map_err(unavailable)?;
+    put(&mut table, id, &token)?;
     Ok(token)
 }
 
@@ -37,9 +37,7 @@ impl ApiTokenStore for EmbeddedStore {
             if by_hash.get(token.hash.as_str()).map_err(unavailable)?.is_some() {
                 return Err(StoreError::Conflict);
             }
-            tokens
-                .insert(token.id.as_str(), encode(&token)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut tokens, token.id.as_str(), &token)?;
             by_hash
                 .insert(token.hash.as_str(), token.id.as_str())
                 .map_err(unavailable)?;
@@ -51,11 +49,7 @@ impl ApiTokenStore for EmbeddedStore {
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
         self.read(|tx| {
             let table = tx.open_table(TOKENS).map_err(unavailable)?;
-            let mut out = Vec::new();
-            for row in table.iter().map_err(unavailable)? {
-                let (_, value) = row.map_err(unavailable)?;
-                out.push(decode::<ApiToken>(value.value())?);
-            }
+            let mut out: Vec<ApiToken> = all(&table)?;
             out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
             Ok(out)
         })

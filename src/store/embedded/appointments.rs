@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, id_under, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, id_under, put, refuse_held, unavailable};
 use crate::store::{
     Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
     StoreResult,
@@ -81,9 +81,7 @@ pub(super) fn book_in(tx: &redb::WriteTransaction, a: &Appointment) -> StoreResu
         refuse_held(&slots, key)?;
         slots.insert(key, a.id.as_str()).map_err(unavailable)?;
     }
-    appointments
-        .insert(a.id.as_str(), encode(&AppointmentRec::of(a))?.as_slice())
-        .map_err(unavailable)?;
+    put(&mut appointments, a.id.as_str(), &AppointmentRec::of(a))?;
     tokens
         .insert(a.cancel_token_hash.as_str(), a.id.as_str())
         .map_err(unavailable)?;
@@ -110,9 +108,7 @@ pub(super) fn cancel_in(
     a.cancelled_at = Some(at);
     a.cancel_reason = reason;
     a.sequence += 1;
-    appointments
-        .insert(id, encode(&AppointmentRec::of(&a))?.as_slice())
-        .map_err(unavailable)?;
+    put(&mut appointments, id, &AppointmentRec::of(&a))?;
     tx.open_table(BOOKED_SLOTS)
         .map_err(unavailable)?
         .remove((a.representative_id.as_str(), a.start))
@@ -148,9 +144,7 @@ pub(super) fn reschedule_in(tx: &redb::WriteTransaction, moved: &Appointment) ->
     by_start
         .insert((moved.start, moved.id.as_str()), ())
         .map_err(unavailable)?;
-    appointments
-        .insert(moved.id.as_str(), encode(&AppointmentRec::of(moved))?.as_slice())
-        .map_err(unavailable)?;
+    put(&mut appointments, moved.id.as_str(), &AppointmentRec::of(moved))?;
     Ok(Rescheduling::Moved(moved.clone()))
 }
 

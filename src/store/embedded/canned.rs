@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, load, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, load, put, refuse_held, unavailable};
 use crate::store::{CannedReply, CannedStore, StoreError, StoreResult};
 
 /// Reply id → JSON [`CannedReply`] (without its id).
@@ -63,9 +63,7 @@ impl CannedStore for EmbeddedStore {
             refuse_held(&replies, reply.id.as_str())?;
             refuse_held(&keys, key)?;
             keys.insert(key, reply.id.as_str()).map_err(unavailable)?;
-            replies
-                .insert(reply.id.as_str(), encode(&reply)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut replies, reply.id.as_str(), &reply)?;
             Ok(())
         })
         .await
@@ -95,9 +93,7 @@ impl CannedStore for EmbeddedStore {
                 created_at: stored.created_at,
                 ..reply
             };
-            replies
-                .insert(rec.id.as_str(), encode(&rec)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut replies, rec.id.as_str(), &rec)?;
             Ok(())
         })
         .await

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, all, decode, put, unavailable};
 use crate::store::{
     ConversationRecord, ConversationStatus, ConversationStore, InboxQuery, Millis, StoreError, StoreResult,
     longest_waiting_first,
@@ -127,7 +127,7 @@ impl ConversationStore for EmbeddedStore {
             } else {
                 unresolved.insert(id, ()).map_err(unavailable)?;
             }
-            records.insert(id, encode(&record)?.as_slice()).map_err(unavailable)?;
+            put(&mut records, id, &record)?;
             Ok(())
         })
         .await
@@ -148,12 +148,7 @@ impl ConversationStore for EmbeddedStore {
             let records = tx.open_table(RECORDS).map_err(unavailable)?;
             let wants_resolved = query.statuses.is_empty() || query.statuses.contains(&ConversationStatus::Resolved);
             let mut out = if wants_resolved {
-                let mut all = Vec::new();
-                for row in records.iter().map_err(unavailable)? {
-                    let (_, rec) = row.map_err(unavailable)?;
-                    all.push(decode::<ConversationRecord>(rec.value())?);
-                }
-                all
+                all::<ConversationRecord>(&records)?
             } else {
                 let unresolved = tx.open_table(UNRESOLVED).map_err(unavailable)?;
                 let mut ids = Vec::new();

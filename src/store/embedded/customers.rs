@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use std::ops::Bound;
 
-use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, TableDefinition, encode, load_record, unavailable};
+use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, TableDefinition, load_record, put, unavailable};
 use crate::store::{
     Conversation, CustomerKey, CustomerProfile, CustomerStore, CustomerTranscript, Millis, StoreError, StoreResult,
 };
@@ -79,9 +79,7 @@ impl CustomerStore for EmbeddedStore {
             }
             rec.opened.customer.email = Some(email);
             index(&mut by_customer, &rec.opened.customer, paired_at, &id)?;
-            conversations
-                .insert(id.as_str(), encode(&rec)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut conversations, id.as_str(), &rec)?;
             Ok(())
         })
         .await

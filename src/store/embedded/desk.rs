@@ -53,9 +53,7 @@ impl DeskStore for EmbeddedStore {
                 name: category.name,
                 pos,
             };
-            categories
-                .insert(category.id.as_str(), encode(&rec)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut categories, category.id.as_str(), &rec)?;
             tx.open_table(CATEGORY_ORDER)
                 .map_err(unavailable)?
                 .insert(pos, category.id.as_str())
@@ -71,9 +69,7 @@ impl DeskStore for EmbeddedStore {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
             let mut rec: CategoryRec = load(&categories, &id)?;
             rec.name = name;
-            categories
-                .insert(id.as_str(), encode(&rec)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut categories, id.as_str(), &rec)?;
             Ok(())
         })
         .await

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, load, refuse_held, unavailable};
+use super::{EmbeddedStore, TableDefinition, all, load, put, refuse_held, unavailable};
 use crate::store::{Label, LabelStore, StoreError, StoreResult, labels};
 
 /// Label id → JSON [`Label`].
@@ -19,11 +19,7 @@ impl LabelStore for EmbeddedStore {
     async fn labels(&self) -> StoreResult<Vec<Label>> {
         self.read(|tx| {
             let table = tx.open_table(LABELS).map_err(unavailable)?;
-            let mut out = Vec::new();
-            for row in table.iter().map_err(unavailable)? {
-                let (_, value) = row.map_err(unavailable)?;
-                out.push(decode::<Label>(value.value())?);
-            }
+            let mut out: Vec<Label> = all(&table)?;
             out.sort_by(labels::by_name);
             Ok(out)
         })
@@ -34,9 +30,7 @@ impl LabelStore for EmbeddedStore {
         self.write(move |tx| {
             let mut table = tx.open_table(LABELS).map_err(unavailable)?;
             refuse_held(&table, label.id.as_str())?;
-            table
-                .insert(label.id.as_str(), encode(&label)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut table, label.id.as_str(), &label)?;
             Ok(())
         })
         .await
@@ -51,9 +45,7 @@ impl LabelStore for EmbeddedStore {
                 colour: label.colour,
                 ..stored
             };
-            table
-                .insert(changed.id.as_str(), encode(&changed)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut table, changed.id.as_str(), &changed)?;
             Ok(())
         })
         .await

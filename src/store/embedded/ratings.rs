@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, put, unavailable};
 use crate::store::{Rating, RatingStore, StoreError, StoreResult};
 
 /// Conversation id → JSON [`Rating`].
@@ -36,9 +36,7 @@ impl RatingStore for EmbeddedStore {
             if table.get(id.as_str()).map_err(unavailable)?.is_some() {
                 return Err(StoreError::Conflict);
             }
-            table
-                .insert(id.as_str(), encode(&rating)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut table, id.as_str(), &rating)?;
             Ok(())
         })
         .await

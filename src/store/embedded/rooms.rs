@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::{EmbeddedStore, decode, encode, find, load, refuse_held, unavailable};
+use super::{EmbeddedStore, decode, find, load, put, refuse_held, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreResult};
 
@@ -43,9 +43,7 @@ impl RoomStore for EmbeddedStore {
             refuse_held(&open, room.agent_id.as_str())?;
             open.insert(room.agent_id.as_str(), room.id.as_str())
                 .map_err(unavailable)?;
-            rooms
-                .insert(room.id.as_str(), encode(&room)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut rooms, room.id.as_str(), &room)?;
             Ok(())
         })
         .await
@@ -83,9 +81,7 @@ impl RoomStore for EmbeddedStore {
                     open.remove(room.agent_id.as_str()).map_err(unavailable)?;
                 }
             }
-            rooms
-                .insert(room.id.as_str(), encode(&room)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut rooms, room.id.as_str(), &room)?;
             Ok(room)
         })
         .await
@@ -122,9 +118,7 @@ impl RoomStore for EmbeddedStore {
                     guest
                 }
             };
-            guests
-                .insert(stored.id.as_str(), encode(&stored)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut guests, stored.id.as_str(), &stored)?;
             Ok(stored)
         })
         .await
@@ -146,8 +140,7 @@ impl RoomStore for EmbeddedStore {
             by_start
                 .insert((log.started_at, log.id.as_str()), ())
                 .map_err(unavailable)?;
-            logs.insert(log.id.as_str(), encode(&log)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut logs, log.id.as_str(), &log)?;
             Ok(())
         })
         .await

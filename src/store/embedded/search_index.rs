@@ -21,9 +21,9 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use redb::{ReadableTable, TableDefinition};
+use redb::TableDefinition;
 
-use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, decode, load_record, message_log, ratings, unavailable};
+use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, all, load_record, message_log, ratings, unavailable};
 use crate::store::memory::matches;
 use crate::store::search::{SearchQuery, conversation_terms, first_hit, names_match};
 use crate::store::{Conversation, ConversationFilter, Millis, Page, StoreResult};
@@ -75,15 +75,7 @@ pub(super) fn erase(tx: &redb::WriteTransaction, rec: &ConversationRec) -> Store
 /// Indexes every stored conversation (a file written before search existed). Returns how
 /// many conversations it indexed.
 pub(super) fn backfill(tx: &redb::WriteTransaction) -> StoreResult<u64> {
-    let records: Vec<ConversationRec> = {
-        let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
-        let mut out = Vec::new();
-        for row in conversations.iter().map_err(unavailable)? {
-            let (_, value) = row.map_err(unavailable)?;
-            out.push(decode(value.value())?);
-        }
-        out
-    };
+    let records: Vec<ConversationRec> = all(&tx.open_table(CONVERSATIONS).map_err(unavailable)?)?;
     for rec in &records {
         let terms = terms_of(tx, rec)?;
         add(&mut open(tx)?, &terms, &rec.opened.id)?;

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, find, load, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, all, decode, load, put, refuse_held, replace, unavailable};
 use crate::store::{DeliveryStatus, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
 
 /// Endpoint id → JSON [`WebhookEndpoint`].
@@ -35,9 +35,7 @@ impl WebhookStore for EmbeddedStore {
         self.write(move |tx| {
             let mut table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
             refuse_held(&table, endpoint.id.as_str())?;
-            table
-                .insert(endpoint.id.as_str(), encode(&endpoint)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut table, endpoint.id.as_str(), &endpoint)?;
             Ok(())
         })
         .await
@@ -46,11 +44,7 @@ impl WebhookStore for EmbeddedStore {
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
         self.read(|tx| {
             let table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
-            let mut out = Vec::new();
-            for row in table.iter().map_err(unavailable)? {
-                let (_, value) = row.map_err(unavailable)?;
-                out.push(decode::<WebhookEndpoint>(value.value())?);
-            }
+            let mut out: Vec<WebhookEndpoint> = all(&table)?;
             out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
             Ok(out)
         })
@@ -66,12 +60,7 @@ impl WebhookStore for EmbeddedStore {
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
         self.write(move |tx| {
             let mut table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
-            if find::<WebhookEndpoint>(&table, &endpoint.id)?.is_none() {
-                return Err(StoreError::NotFound);
-            }
-            table
-                .insert(endpoint.id.as_str(), encode(&endpoint)?.as_slice())
-                .map_err(unavailable)?;
+            replace(&mut table, endpoint.id.as_str(), &endpoint)?;
             Ok(())
         })
         .await
@@ -115,9 +104,7 @@ impl WebhookStore for EmbeddedStore {
             let k = key(&delivery);
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             refuse_held(&deliveries, k.as_str())?;
-            deliveries
-                .insert(k.as_str(), encode(&delivery)?.as_slice())
-                .map_err(unavailable)?;
+            put(&mut deliveries, k.as_str(), &delivery)?;
             if delivery.status == DeliveryStatus::Pending {
                 tx.open_table(PENDING)
                     .map_err(unavailable)?
@@ -137,12 +124,7 @@ impl WebhookStore for EmbeddedStore {
         self.write(move |tx| {
             let k = key(&delivery);
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
-            if find::<WebhookDelivery>(&deliveries, &k)?.is_none() {
-                return Err(StoreError::NotFound);
-            }
-            deliveries
-                .insert(k.as_str(), encode(&delivery)?.as_slice())
-                .map_err(unavailable)?;
+            replace(&mut deliveries, k.as_str(), &delivery)?;
             let mut pending = tx.open_table(PENDING).map_err(unavailable)?;
             if delivery.status == DeliveryStatus::Pending {
                 pending.insert(k.as_str(), ()).map_err(unavailable)?;

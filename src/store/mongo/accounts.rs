@@ -11,7 +11,7 @@ use mongodb::Collection;
 use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, conflict_or_unavailable, index, index_with, matched, one, unavailable};
+use super::{MongoStore, all, conflict_or_unavailable, index, index_with, insert_new, matched, one, unavailable};
 use crate::store::{Account, AccountStore, Millis, StoreResult, StoredSession};
 
 #[derive(Serialize, Deserialize)]
@@ -47,11 +47,7 @@ impl MongoStore {
 #[async_trait]
 impl AccountStore for MongoStore {
     async fn create_account(&self, account: Account) -> StoreResult<()> {
-        self.accounts
-            .insert_one(&account)
-            .await
-            .map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.accounts, &account).await
     }
 
     async fn update_account(&self, account: Account) -> StoreResult<()> {
@@ -81,8 +77,7 @@ impl AccountStore for MongoStore {
             account_id: session.account_id,
             expires_at: DateTime::from_millis(session.expires_at),
         };
-        self.sessions().insert_one(doc).await.map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.sessions(), &doc).await
     }
 
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bson::doc;
 use mongodb::Collection;
 
-use super::{MongoStore, all, conflict_or_unavailable, matched, one, unavailable, unique_index};
+use super::{MongoStore, all, insert_new, matched, one, unavailable, unique_index};
 use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
 
 impl MongoStore {
@@ -26,11 +26,7 @@ impl MongoStore {
 #[async_trait]
 impl ApiTokenStore for MongoStore {
     async fn add_api_token(&self, token: ApiToken) -> StoreResult<()> {
-        self.api_tokens()
-            .insert_one(token)
-            .await
-            .map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.api_tokens(), &token).await
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {

@@ -14,7 +14,8 @@ use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MongoStore, all, conflict_or_unavailable, index, index_with, one, unavailable, unique_index, updated_after,
+    MongoStore, all, conflict_or_unavailable, index, index_with, insert_new, one, unavailable, unique_index,
+    updated_after,
 };
 use crate::store::{
     Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
@@ -123,11 +124,7 @@ impl MongoStore {
 #[async_trait]
 impl AppointmentStore for MongoStore {
     async fn book_appointment(&self, a: Appointment) -> StoreResult<()> {
-        self.appointments_collection()
-            .insert_one(AppointmentDoc::from(a))
-            .await
-            .map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.appointments_collection(), &AppointmentDoc::from(a)).await
     }
 
     async fn appointment(&self, id: &str) -> StoreResult<Appointment> {

@@ -8,7 +8,7 @@ use bson::doc;
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, conflict_or_unavailable, matched, one, unavailable, unique_index};
+use super::{MongoStore, all, conflict_or_unavailable, insert_new, matched, one, unavailable, unique_index};
 use crate::store::{CannedReply, CannedStore, StoreResult};
 
 /// A reply with its `_id`, and its owner key: the unique index's first field.
@@ -67,11 +67,7 @@ impl CannedStore for MongoStore {
     }
 
     async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
-        self.canned()
-            .insert_one(CannedDoc::of(reply))
-            .await
-            .map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.canned(), &CannedDoc::of(reply)).await
     }
 
     async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {

@@ -10,7 +10,7 @@ use bson::{Document, doc};
 use futures_util::TryStreamExt;
 use mongodb::{Collection, IndexModel};
 
-use super::{MongoStore, conflict_or_unavailable, unavailable};
+use super::{MongoStore, insert_new, unavailable};
 use crate::store::{
     ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, Millis, StoreError, StoreResult,
 };
@@ -100,10 +100,7 @@ impl ConversationStore for MongoStore {
             if !self.erased_among(&[record.id.as_str()]).await?.is_empty() {
                 return Err(StoreError::NotFound);
             }
-            self.records()
-                .insert_one(record)
-                .await
-                .map_err(conflict_or_unavailable)?;
+            insert_new(&self.records(), record).await?;
             return Ok(());
         }
         let replaced = self

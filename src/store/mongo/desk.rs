@@ -39,8 +39,7 @@ impl DeskStore for MongoStore {
             name: category.name,
             order: uuid::Uuid::now_v7().to_string(),
         };
-        self.categories.insert_one(doc).await.map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.categories, &doc).await
     }
 
     async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bson::doc;
 use mongodb::Collection;
 
-use super::{MongoStore, all, conflict_or_unavailable, matched, unavailable};
+use super::{MongoStore, all, insert_new, matched, unavailable};
 use crate::store::{Label, LabelStore, StoreResult, labels};
 
 impl MongoStore {
@@ -24,8 +24,7 @@ impl LabelStore for MongoStore {
     }
 
     async fn create_label(&self, label: Label) -> StoreResult<()> {
-        self.labels().insert_one(label).await.map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.labels(), &label).await
     }
 
     async fn update_label(&self, label: Label) -> StoreResult<()> {

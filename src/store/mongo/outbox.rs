@@ -25,7 +25,7 @@ use mongodb::Collection;
 use mongodb::options::{FindOneAndUpdateOptions, ReturnDocument};
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, conflict_or_unavailable, index, is_duplicate_key, one, page_of, unavailable};
+use super::{MongoStore, all, index, insert_new, is_duplicate_key, one, page_of, unavailable};
 use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult};
 
 /// A mail with its `_id`.
@@ -182,11 +182,7 @@ impl OutboxStore for MongoStore {
     }
 
     async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
-        self.outbox()
-            .insert_one(super::outbox::MailDoc::from(mail))
-            .await
-            .map(|_| ())
-            .map_err(conflict_or_unavailable)
+        insert_new(&self.outbox(), &super::outbox::MailDoc::from(mail)).await
     }
 
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {

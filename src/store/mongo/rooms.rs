@@ -17,7 +17,7 @@ use bson::doc;
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, conflict_or_unavailable, index, is_duplicate_key, one, page_of, unavailable};
+use super::{MongoStore, conflict_or_unavailable, index, insert_new, is_duplicate_key, one, page_of, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
 
@@ -142,10 +142,7 @@ impl RoomStore for MongoStore {
                 .delete_one(doc! {"_id": &room.agent_id, "room_id": &held.room_id})
                 .await
                 .map_err(unavailable)?;
-            self.open_rooms()
-                .insert_one(&key)
-                .await
-                .map_err(conflict_or_unavailable)?;
+            insert_new(&self.open_rooms(), &key).await?;
         }
         let stored = RoomDoc {
             id: room.id.clone(),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bson::doc;
 use mongodb::Collection;
 
-use super::{MongoStore, all, conflict_or_unavailable, index, matched, one, unavailable};
+use super::{MongoStore, all, index, insert_new, matched, one, replace_existing, unavailable};
 use crate::store::{StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
 
 impl MongoStore {
@@ -34,11 +34,7 @@ impl MongoStore {
 #[async_trait]
 impl WebhookStore for MongoStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        self.webhooks()
-            .insert_one(endpoint)
-            .await
-            .map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.webhooks(), &endpoint).await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
@@ -50,13 +46,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        let id = endpoint.id.clone();
-        let done = self
-            .webhooks()
-            .replace_one(doc! {"_id": id}, endpoint)
-            .await
-            .map_err(unavailable)?;
-        matched(done.matched_count)
+        replace_existing(&self.webhooks(), &endpoint.id, &endpoint).await
     }
 
     async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
@@ -74,21 +64,11 @@ impl WebhookStore for MongoStore {
     }
 
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
-        self.webhook_deliveries()
-            .insert_one(delivery)
-            .await
-            .map_err(conflict_or_unavailable)?;
-        Ok(())
+        insert_new(&self.webhook_deliveries(), &delivery).await
     }
 
     async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
-        let id = delivery.id.clone();
-        let done = self
-            .webhook_deliveries()
-            .replace_one(doc! {"_id": id}, delivery)
-            .await
-            .map_err(unavailable)?;
-        matched(done.matched_count)
+        replace_existing(&self.webhook_deliveries(), &delivery.id, &delivery).await
     }
 
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
