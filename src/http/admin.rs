@@ -18,7 +18,7 @@ use crate::cluster::bus::AdminChange;
 use crate::core::names::{checked_name, is_slug, slug};
 use crate::core::routing::LIMIT_RANGE;
 use crate::hub::{Figures, SessionEnd};
-use crate::store::{Account, Category, Role, StoreError};
+use crate::store::{Account, Category, Role};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -129,12 +129,26 @@ fn valid_limit(n: u8) -> Result<u8, ApiError> {
     }
 }
 
-async fn valid_categories(state: &AppState, ids: Vec<String>) -> Result<Vec<String>, ApiError> {
+/// `Ok` when `id` names a category of the desk, else 400 `unknown_category`.
+pub(super) async fn known_category(state: &AppState, id: &str) -> Result<(), ApiError> {
+    if !state.store.categories().await?.iter().any(|c| c.id == id) {
+        return Err(unknown_category(id));
+    }
+    Ok(())
+}
+
+/// 400 `unknown_category`: `id` names no category of the desk.
+pub(super) fn unknown_category(id: &str) -> ApiError {
+    ApiError::invalid("unknown_category", format!("no category {id:?}"))
+}
+
+/// `ids` without repeats, when each names a category of the desk; else 400 `unknown_category`.
+pub(super) async fn valid_categories(state: &AppState, ids: Vec<String>) -> Result<Vec<String>, ApiError> {
     let known = state.store.categories().await?;
     let mut out: Vec<String> = Vec::new();
     for id in ids {
         if !known.iter().any(|c| c.id == id) {
-            return Err(ApiError::invalid("unknown_category", format!("no category {id:?}")));
+            return Err(unknown_category(&id));
         }
         if !out.contains(&id) {
             out.push(id);
@@ -186,13 +200,8 @@ async fn create_agent(
         enabled: true,
         created_at: crate::clock::now_ms(),
     };
-    match state.store.create_account(account.clone()).await {
-        Err(StoreError::Conflict) => Err(ApiError::Conflict(format!(
-            "the username {:?} is taken",
-            account.username
-        ))),
-        other => other.map_err(ApiError::from),
-    }?;
+    let taken = ApiError::Conflict(format!("the username {:?} is taken", account.username));
+    state.store.create_account(account.clone()).await.taken_as(taken)?;
     Ok((StatusCode::CREATED, Json(AccountView::from(&account))))
 }
 
@@ -320,10 +329,8 @@ async fn create_category(
         ));
     }
     let category = Category { id, name };
-    match state.store.create_category(category.clone()).await {
-        Err(StoreError::Conflict) => return Err(ApiError::Conflict(format!("the category {:?} exists", category.id))),
-        other => other?,
-    }
+    let taken = ApiError::Conflict(format!("the category {:?} exists", category.id));
+    state.store.create_category(category.clone()).await.taken_as(taken)?;
     announce_categories(&state, None).await?;
     Ok((StatusCode::CREATED, Json(CategoryView::from(&category))))
 }

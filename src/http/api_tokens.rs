@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::ApiJson;
+use super::error::{ApiJson, StoreAnswer};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
@@ -19,7 +19,7 @@ use crate::api_tokens::{hash, new_secret};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
 use crate::core::api_tokens::{PREFIX, SCOPES, Scope};
-use crate::store::{ApiToken, StoreError};
+use crate::store::ApiToken;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -187,10 +187,11 @@ async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> super::error::JsonResult<ApiTokenView> {
-    let token = match state.store.revoke_api_token(&id, now_ms()).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("API token")),
-        other => other?,
-    };
+    let token = state
+        .store
+        .revoke_api_token(&id, now_ms())
+        .await
+        .missing_as(ApiError::NotFound("API token"))?;
     state.api_tokens.forget(&id);
     // The store refuses it to every node already; the bus empties their caches. A node
     // that misses the message still refuses it once its cache entry is 30 s old.

@@ -146,10 +146,7 @@ async fn replace(
     let mut seen = std::collections::HashSet::new();
     for own in &desk.categories {
         if !known.iter().any(|c| c.id == own.category) {
-            return Err(ApiError::invalid(
-                "unknown_category",
-                format!("no category {:?}", own.category),
-            ));
+            return Err(super::admin::unknown_category(&own.category));
         }
         if !seen.insert(own.category.clone()) {
             return Err(ApiError::invalid(

@@ -266,12 +266,10 @@ pub(super) async fn eligible(state: &AppState, category: Option<&str>) -> Result
 }
 
 async fn known_category(state: &AppState, category: Option<&str>) -> Result<(), ApiError> {
-    if let Some(c) = category
-        && !state.store.categories().await?.iter().any(|known| known.id == c)
-    {
-        return Err(ApiError::invalid("unknown_category", format!("no category {c:?}")));
+    match category {
+        Some(c) => super::admin::known_category(state, c).await,
+        None => Ok(()),
     }
-    Ok(())
 }
 
 // ---------- the public slot list ----------

@@ -25,13 +25,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
-use super::history::{
-    ConversationSummary, CustomerView, MessageView, detail, filter_for, found, readable, with_desk_state, with_label,
-};
+use super::history::{ExportedConversation, exported, filter_for, found, readable, with_desk_state, with_label};
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
-use crate::store::{Conversation, ConversationFilter, EndReason, Page, Side, Transfer};
+use crate::store::{ConversationFilter, EndReason, Page, Side};
 
 /// The most conversations one export holds.
 pub const MAX_EXPORT: u64 = 1_000;
@@ -84,17 +82,6 @@ pub struct ExportQuery {
     pub label: Option<String>,
 }
 
-/// One exported conversation: as the archive reads it, without agents' notes.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExportedConversation {
-    #[serde(flatten)]
-    pub summary: ConversationSummary,
-    pub customer: CustomerView,
-    pub messages: Vec<MessageView>,
-    /// Its transfers, oldest first.
-    pub transfers: Vec<Transfer>,
-}
-
 /// A JSON export.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ArchiveExport {
@@ -102,16 +89,6 @@ pub struct ArchiveExport {
     pub exported_at: i64,
     /// Newest paired first.
     pub conversations: Vec<ExportedConversation>,
-}
-
-fn exported(c: &Conversation, summary: ConversationSummary) -> ExportedConversation {
-    let whole = detail(c);
-    ExportedConversation {
-        summary,
-        customer: whole.customer,
-        messages: whole.messages,
-        transfers: whole.transfers,
-    }
 }
 
 /// Every conversation the archive's listing finds (its filters and `q`), as one file.

@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
@@ -59,11 +59,7 @@ enum Caller {
 /// then a session.
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if let Some(token) = headers.get(CUSTOMER_TOKEN).and_then(|v| v.to_str().ok()) {
-        let chat = state
-            .hub
-            .chat_of_customer_token(token.trim())
-            .await
-            .map_err(|_| ApiError::Unavailable("the hub is stopping".into()))?;
+        let chat = state.hub.chat_of_customer_token(token.trim()).await?;
         return chat.map(|chat| Caller::Customer { chat }).ok_or_else(|| {
             ApiError::refused(
                 StatusCode::UNAUTHORIZED,
@@ -122,8 +118,7 @@ async fn upload(
             if state
                 .hub
                 .chat_customer(&account_id, &query.conversation)
-                .await
-                .map_err(|_| ApiError::Unavailable("the hub is stopping".into()))?
+                .await?
                 .is_some() =>
         {
             Uploader::Agent(account_id)
@@ -276,13 +271,7 @@ async fn link(
     headers: HeaderMap,
 ) -> Result<Json<Links>, ApiError> {
     let caller = caller(&state, &headers).await?;
-    let record = state
-        .attachments
-        .store
-        .load_record(&id)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?
-        .ok_or(ApiError::NotFound("attachment"))?;
+    let record = stored_record(&state.attachments, &id).await?;
     if let Caller::Customer { chat } = &caller
         && *chat != record.conversation
     {
@@ -314,20 +303,18 @@ pub struct LinkQuery {
     get,
     path = "/api/attachments/{id}",
     tag = "public",
-    params(("id" = String, Path, description = "the attachment id"), LinkQuery),
+    params(AttachmentId, LinkQuery),
     responses(
         (status = 200, description = "The file: a download, except images the hub wrote again", content_type = "application/octet-stream"),
-        (status = 400, description = "`bad_query`: `exp` or `sig` missing or malformed", body = ErrorBody),
-        (status = 403, description = "`invalid_link`: forged, for another file, or expired", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        LinkRefused,
     )
 )]
 async fn file(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<LinkQuery>,
+    id: Path<AttachmentId>,
+    q: ApiQuery<LinkQuery>,
 ) -> Result<Response, ApiError> {
-    serve(&state, &id, Variant::File, &q).await
+    serve(&state, id, Variant::File, q).await
 }
 
 /// A thumbnail (images), through a link from `GET /api/attachments/{id}/link`.
@@ -335,24 +322,59 @@ async fn file(
     get,
     path = "/api/attachments/{id}/thumbnail",
     tag = "public",
-    params(("id" = String, Path, description = "the attachment id"), LinkQuery),
+    params(AttachmentId, LinkQuery),
     responses(
         (status = 200, description = "A PNG at most 320 pixels on each side", content_type = "image/png"),
-        (status = 400, description = "`bad_query`: `exp` or `sig` missing or malformed", body = ErrorBody),
-        (status = 403, description = "`invalid_link`: forged, for another file, or expired", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        LinkRefused,
     )
 )]
 async fn thumbnail(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<LinkQuery>,
+    id: Path<AttachmentId>,
+    q: ApiQuery<LinkQuery>,
 ) -> Result<Response, ApiError> {
-    serve(&state, &id, Variant::Thumbnail, &q).await
+    serve(&state, id, Variant::Thumbnail, q).await
 }
 
-async fn serve(state: &AppState, id: &str, variant: Variant, q: &LinkQuery) -> Result<Response, ApiError> {
-    let attachments = &state.attachments;
+/// The id in the path of the file and thumbnail links.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AttachmentId {
+    /// the attachment id
+    pub id: String,
+}
+
+/// What the file and thumbnail links refuse, alike for both.
+#[derive(IntoResponses)]
+pub enum LinkRefused {
+    /// `bad_query`: `exp` or `sig` missing or malformed
+    #[response(status = 400)]
+    BadQuery(ErrorBody),
+    /// `invalid_link`: forged, for another file, or expired
+    #[response(status = 403)]
+    InvalidLink(ErrorBody),
+    /// `not_found`
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// An attachment's record, or `not_found`.
+async fn stored_record(attachments: &Attachments, id: &str) -> Result<AttachmentRecord, ApiError> {
+    attachments
+        .store
+        .load_record(id)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?
+        .ok_or(ApiError::NotFound("attachment"))
+}
+
+async fn serve(
+    state: &AppState,
+    Path(AttachmentId { id }): Path<AttachmentId>,
+    variant: Variant,
+    ApiQuery(q): ApiQuery<LinkQuery>,
+) -> Result<Response, ApiError> {
+    let (id, attachments) = (id.as_str(), &state.attachments);
     if !links::valid(attachments.link_key(), id, variant, q.exp, &q.sig, now_ms() / 1000) {
         return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
@@ -360,12 +382,7 @@ async fn serve(state: &AppState, id: &str, variant: Variant, q: &LinkQuery) -> R
             "this link is not valid (or no longer): ask for a new one",
         ));
     }
-    let record = attachments
-        .store
-        .load_record(id)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?
-        .ok_or(ApiError::NotFound("attachment"))?;
+    let record = stored_record(attachments, id).await?;
     let (sha, mime, inline) = match variant {
         Variant::File => (record.sha256.clone(), record.mime.clone(), record.is_rewritten_image()),
         Variant::Thumbnail => (

@@ -117,16 +117,7 @@ async fn checked(
             format!("a text has 1 to {max} characters, not {len}"),
         ));
     }
-    let known = state.store.categories().await?;
-    let mut categories: Vec<String> = Vec::new();
-    for c in input.categories {
-        if !known.iter().any(|k| k.id == c) {
-            return Err(ApiError::invalid("unknown_category", format!("no category {c:?}")));
-        }
-        if !categories.contains(&c) {
-            categories.push(c);
-        }
-    }
+    let categories = super::admin::valid_categories(state, input.categories).await?;
     let now = crate::clock::now_ms();
     Ok(CannedReply {
         id,
@@ -149,11 +140,9 @@ fn shortcut_taken(shortcut: &str) -> ApiError {
 }
 
 async fn create(state: &AppState, reply: CannedReply) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
-    match state.store.create_canned_reply(reply.clone()).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(reply.into()))),
-        Err(StoreError::Conflict) => Err(shortcut_taken(&reply.shortcut)),
-        Err(e) => Err(e.into()),
-    }
+    let taken = shortcut_taken(&reply.shortcut);
+    state.store.create_canned_reply(reply.clone()).await.taken_as(taken)?;
+    Ok((StatusCode::CREATED, Json(reply.into())))
 }
 
 /// The reply `id` when it belongs to `owner`; else 404 (another's replies are not there for the caller).

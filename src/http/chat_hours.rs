@@ -90,12 +90,7 @@ async fn replace(
             format!("the body names category {:?}, the path {category:?}", doc.category),
         ));
     }
-    if !state.store.categories().await?.iter().any(|c| c.id == category) {
-        return Err(ApiError::invalid(
-            "unknown_category",
-            format!("no category {category:?}"),
-        ));
-    }
+    super::admin::known_category(&state, &category).await?;
     let doc = doc
         .canonical()
         .map_err(|e| ApiError::invalid("invalid_hours", format!("category {category:?}: {e}")))?;

@@ -179,6 +179,9 @@ pub trait StoreAnswer<T> {
     /// As [`Self::missing_as`], and a record the caller may not have (`mine` says no) is
     /// as missing as an absent one, so the answer does not tell the two apart.
     fn found_if(self, mine: impl FnOnce(&T) -> bool, missing: ApiError) -> Result<T, ApiError>;
+    /// A key someone holds already (`Conflict`) as `taken`; other failures as
+    /// [`From<StoreError>`] maps them.
+    fn taken_as(self, taken: ApiError) -> Result<T, ApiError>;
 }
 
 impl<T> StoreAnswer<T> for Result<T, StoreError> {
@@ -191,6 +194,13 @@ impl<T> StoreAnswer<T> for Result<T, StoreError> {
             Ok(found) if mine(&found) => Ok(found),
             Ok(_) | Err(StoreError::NotFound) => Err(missing),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    fn taken_as(self, taken: ApiError) -> Result<T, ApiError> {
+        match self {
+            Err(StoreError::Conflict) => Err(taken),
+            other => other.map_err(ApiError::from),
         }
     }
 }

@@ -118,8 +118,10 @@ pub struct CustomerView {
     pub zone: Option<String>,
 }
 
+/// One conversation as the archive reads it, without agents' notes: an item of an export,
+/// and a conversation's detail but for its notes.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConversationDetail {
+pub struct ExportedConversation {
     #[serde(flatten)]
     pub summary: ConversationSummary,
     /// What the customer told about themselves (service conversations).
@@ -127,6 +129,12 @@ pub struct ConversationDetail {
     pub messages: Vec<MessageView>,
     /// Its transfers, oldest first; empty when it was never transferred.
     pub transfers: Vec<Transfer>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub conversation: ExportedConversation,
     /// Its agents' internal notes, oldest first (by `at`, then `id`); empty when none.
     pub notes: Vec<NoteView>,
 }
@@ -307,7 +315,7 @@ async fn one(
     Path(id): Path<String>,
 ) -> JsonResult<ConversationDetail> {
     let mut whole = detail(&readable(&state, &me, &id).await?);
-    with_desk_state(&state, [&mut whole.summary]).await?;
+    with_desk_state(&state, [&mut whole.conversation.summary]).await?;
     Ok(Json(whole))
 }
 
@@ -331,8 +339,6 @@ pub(super) async fn readable(state: &AppState, me: &Account, id: &str) -> Result
 
 /// A conversation whole, as staff read it (the visitor key left out).
 pub(super) fn detail(c: &Conversation) -> ConversationDetail {
-    let messages = c.messages.iter().map(message_view).collect();
-    let transfers = c.transfers.iter().map(Transfer::from).collect();
     let notes = c
         .notes
         .iter()
@@ -344,16 +350,24 @@ pub(super) fn detail(c: &Conversation) -> ConversationDetail {
             text: n.text.clone(),
         })
         .collect();
-    let customer = &c.opened.customer;
     ConversationDetail {
-        summary: summary(c),
+        conversation: exported(c, summary(c)),
+        notes,
+    }
+}
+
+/// A conversation whole but for its notes, with `summary` as the caller made it (a search
+/// hit in it, for instance).
+pub(super) fn exported(c: &Conversation, summary: ConversationSummary) -> ExportedConversation {
+    let customer = &c.opened.customer;
+    ExportedConversation {
+        summary,
         customer: CustomerView {
             email: customer.email.clone(),
             page: customer.page.clone(),
             zone: customer.zone.clone(),
         },
-        messages,
-        transfers,
-        notes,
+        messages: c.messages.iter().map(message_view).collect(),
+        transfers: c.transfers.iter().map(Transfer::from).collect(),
     }
 }

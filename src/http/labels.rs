@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, JsonResult};
+use super::error::{ApiJson, JsonResult, StoreAnswer};
 use super::responses::{AdminsOnly, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
@@ -23,7 +23,7 @@ use crate::core::conversation::labels::{LabelChange, MAX_LABELS};
 use crate::core::conversation::{Actor, Refusal};
 use crate::core::names::{checked_name, is_slug, slug};
 use crate::core::routing::AgentId;
-use crate::store::{ConversationRecord, Label, Role, StoreError};
+use crate::store::{ConversationRecord, Label, Role};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -128,13 +128,9 @@ async fn create(
         colour,
         created_at: crate::clock::now_ms(),
     };
-    match state.store.create_label(label.clone()).await {
-        Err(StoreError::Conflict) => Err(ApiError::Conflict(format!("the label {:?} exists", label.id))),
-        other => {
-            other?;
-            Ok((StatusCode::CREATED, Json(label.into())))
-        }
-    }
+    let taken = ApiError::Conflict(format!("the label {:?} exists", label.id));
+    state.store.create_label(label.clone()).await.taken_as(taken)?;
+    Ok((StatusCode::CREATED, Json(label.into())))
 }
 
 /// Rename a label or change its colour (its id stays, and so do the conversations carrying it).
@@ -166,13 +162,12 @@ async fn update(
         colour: colour.unwrap_or(stored.colour),
         ..stored
     };
-    match state.store.update_label(label.clone()).await {
-        Err(StoreError::NotFound) => Err(ApiError::NotFound("label")),
-        other => {
-            other?;
-            Ok(Json(label.into()))
-        }
-    }
+    state
+        .store
+        .update_label(label.clone())
+        .await
+        .missing_as(ApiError::NotFound("label"))?;
+    Ok(Json(label.into()))
 }
 
 /// Delete a label: it disappears from every view and filter; conversations keep its id
@@ -184,13 +179,12 @@ async fn update(
         (status = 404, description = "`not_found`: no such label", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    match state.store.delete_label(&id).await {
-        Err(StoreError::NotFound) => Err(ApiError::NotFound("label")),
-        other => {
-            other?;
-            Ok(StatusCode::NO_CONTENT)
-        }
-    }
+    state
+        .store
+        .delete_label(&id)
+        .await
+        .missing_as(ApiError::NotFound("label"))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A conversation's labels after a change.

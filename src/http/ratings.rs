@@ -37,6 +37,21 @@ pub struct RatingInput {
     pub comment: Option<String>,
 }
 
+/// The claims of a chat's rating token (a rating, a transcript asked for): an expired
+/// token is 401 `expired` (its code and message), a malformed or forged one 400
+/// `invalid_token`, "not a `kind` token of this desk".
+pub(super) fn verified(
+    state: &AppState,
+    token: &str,
+    expired: (&'static str, &str),
+    kind: &str,
+) -> Result<crate::ratings::RatingClaims, ApiError> {
+    crate::ratings::verify(&state.settings, token).map_err(|refusal| match refusal {
+        TokenRefusal::Expired => ApiError::refused(StatusCode::UNAUTHORIZED, expired.0, expired.1),
+        TokenRefusal::Invalid => ApiError::invalid("invalid_token", format!("this is not a {kind} token of this desk")),
+    })
+}
+
 #[utoipa::path(post, path = "/api/ratings", tag = "public",
     request_body(content = RatingInput, example = json!({"token": "eyJ…", "score": 5, "comment": "Quick and kind"})),
     responses((status = 201, description = "stored with the conversation", body = Rating),
@@ -49,14 +64,12 @@ async fn rate(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<RatingInput>,
 ) -> Result<(StatusCode, Json<Rating>), ApiError> {
-    let claims = crate::ratings::verify(&state.settings, &input.token).map_err(|refusal| match refusal {
-        TokenRefusal::Expired => ApiError::refused(
-            StatusCode::UNAUTHORIZED,
-            "rating_expired",
-            "this chat can no longer be rated",
-        ),
-        TokenRefusal::Invalid => ApiError::invalid("invalid_token", "this is not a rating token of this desk"),
-    })?;
+    let claims = verified(
+        &state,
+        &input.token,
+        ("rating_expired", "this chat can no longer be rated"),
+        "rating",
+    )?;
     if !claims.scale.accepts(input.score) {
         let range = match claims.scale {
             RatingScale::Stars => "1 to 5",

@@ -378,8 +378,7 @@ async fn current(
         .open_room_of(&account.id)
         .await?
         .ok_or(ApiError::NotFound("open room"))?;
-    let live = state.rooms.view(&room.id).await;
-    Ok(Json(view(&room, live, &base)))
+    Ok(Json(live_view(&state, &room, &base).await))
 }
 
 /// A room and who is in it now (its owner, or an admin).
@@ -399,8 +398,7 @@ async fn one(
         |room| room.agent_id == account.id || account.role == Role::Admin,
         ApiError::NotFound("room"),
     )?;
-    let live = state.rooms.view(&room.id).await;
-    Ok(Json(view(&room, live, &base)))
+    Ok(Json(live_view(&state, &room, &base).await))
 }
 
 /// End your room for good: both members get `room_ended`; it cannot be reopened.
@@ -420,6 +418,11 @@ async fn end(
     let room = crate::rooms::end_stored_room(&state.store, &id).await?;
     state.rooms.ended(&id).await;
     Ok(Json(view(&room, None, &base)))
+}
+
+/// A room as stored with who is in it now (on this node or another).
+async fn live_view(state: &AppState, room: &Room, base: &str) -> RoomView {
+    view(room, state.rooms.view(&room.id).await, base)
 }
 
 /// A fresh 5-digit code from the OS generator.

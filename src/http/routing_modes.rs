@@ -86,12 +86,7 @@ async fn set(
 ) -> JsonResult<RoutingView> {
     let mode = RoutingMode::from_word(&mode)
         .ok_or_else(|| ApiError::invalid("invalid_mode", format!("mode must be assign or offer, not {mode:?}")))?;
-    if !state.store.categories().await?.iter().any(|c| c.id == category) {
-        return Err(ApiError::invalid(
-            "unknown_category",
-            format!("no category {category:?}"),
-        ));
-    }
+    super::admin::known_category(&state, &category).await?;
     routing_modes::set(&state.store, &category, mode).await?;
     state.hub.set_category_modes(vec![(category, mode)]).await?;
     Ok(Json(view(&state).await?))

@@ -16,7 +16,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::error::ApiJson;
 use super::responses::Unavailable;
 use super::{ApiError, AppState, ErrorBody};
-use crate::rooms::token::TokenRefusal;
 use crate::transcripts::{Refused, Requested};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -60,14 +59,12 @@ async fn ask(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<TranscriptAsk>,
 ) -> Result<(StatusCode, Json<TranscriptAsked>), ApiError> {
-    let claims = crate::ratings::verify(&state.settings, &input.token).map_err(|refusal| match refusal {
-        TokenRefusal::Expired => ApiError::refused(
-            StatusCode::UNAUTHORIZED,
-            "token_expired",
-            "this chat's link has expired",
-        ),
-        TokenRefusal::Invalid => ApiError::invalid("invalid_token", "this is not a chat token of this desk"),
-    })?;
+    let claims = super::ratings::verified(
+        &state,
+        &input.token,
+        ("token_expired", "this chat's link has expired"),
+        "chat",
+    )?;
     let email = crate::core::customer_details::optional_email(input.email.as_deref())
         .map_err(|e| ApiError::invalid(e.code, e.message))?;
     let conversation = claims.conversation;

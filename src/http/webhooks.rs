@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, ApiQuery, JsonResult, page_limit};
+use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer, page_limit};
 use super::responses::{AdminsOnly, BadQuery, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::webhooks::{EVENT_TYPES, is_event_type};
-use crate::store::{DeliveryAttempt, DeliveryStatus, StoreError, WebhookDelivery, WebhookEndpoint};
+use crate::store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint};
 use crate::webhooks::{sign, target};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -194,19 +194,21 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<WebhookEdit>,
 ) -> JsonResult<WebhookView> {
-    let mut endpoint = match state.store.webhook(&id).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
-        other => other?,
-    };
+    let mut endpoint = state
+        .store
+        .webhook(&id)
+        .await
+        .missing_as(ApiError::NotFound("webhook"))?;
     endpoint.enabled = body.enabled;
     if body.enabled {
         endpoint.disabled_reason = None;
         endpoint.failures_in_a_row = 0;
     }
-    match state.store.put_webhook(endpoint.clone()).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
-        other => other?,
-    }
+    state
+        .store
+        .put_webhook(endpoint.clone())
+        .await
+        .missing_as(ApiError::NotFound("webhook"))?;
     if let Some(hooks) = state.archive.webhooks() {
         hooks.endpoints_changed().await;
     }
@@ -221,10 +223,11 @@ async fn update(
         (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    match state.store.delete_webhook(&id).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
-        other => other?,
-    }
+    state
+        .store
+        .delete_webhook(&id)
+        .await
+        .missing_as(ApiError::NotFound("webhook"))?;
     if let Some(hooks) = state.archive.webhooks() {
         hooks.endpoints_changed().await;
     }
@@ -245,10 +248,11 @@ async fn deliveries(
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> JsonResult<Vec<DeliveryView>> {
     let limit = page_limit(q.limit, 50, 200)?;
-    match state.store.webhook(&id).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
-        other => other?,
-    };
+    state
+        .store
+        .webhook(&id)
+        .await
+        .missing_as(ApiError::NotFound("webhook"))?;
     let log = state
         .store
         .deliveries_of(&id, usize::try_from(limit).unwrap_or(200))
@@ -272,10 +276,11 @@ async fn send_again(
     State(state): State<AppState>,
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
-    let endpoint = match state.store.webhook(&id).await {
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("webhook")),
-        other => other?,
-    };
+    let endpoint = state
+        .store
+        .webhook(&id)
+        .await
+        .missing_as(ApiError::NotFound("webhook"))?;
     // The whole log is read: a delivery older than the page shown may be sent again too.
     let logged = state
         .store
