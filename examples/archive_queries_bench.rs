@@ -104,15 +104,13 @@ fn conversation_events(i: usize, rng: &mut StdRng) -> Vec<ArchiveEvent> {
         }
         events.push(ArchiveEvent::Message {
             conversation_id: id.clone(),
-            message: ArchivedMessage {
-                via: None,
-                attachments: Vec::new(),
-                id: uuid::Uuid::now_v7().to_string(),
+            message: ArchivedMessage::plain(
+                uuid::Uuid::now_v7().to_string(),
                 seq,
                 from,
                 text,
-                at: paired_at + seq as Millis * 5_000,
-            },
+                paired_at + seq as Millis * 5_000,
+            ),
         });
     }
     events.push(ArchiveEvent::Closed(ConversationClosed {
@@ -164,58 +162,39 @@ fn text(typed: &str) -> Option<SearchQuery> {
     Some(SearchQuery::parse(typed).expect("a query"))
 }
 
+/// A listing's total for the search `typed`, with no other filter.
+fn search<'a>(store: &'a dyn Store, typed: &str) -> Found<'a> {
+    listing(
+        store,
+        ConversationFilter {
+            text: text(typed),
+            ..Default::default()
+        },
+    )
+}
+
 fn newest_page(store: &dyn Store) -> Found<'_> {
     listing(store, ConversationFilter::default())
 }
 
 fn rare_word(store: &dyn Store) -> Found<'_> {
-    listing(
-        store,
-        ConversationFilter {
-            text: text("zeppelin"),
-            ..Default::default()
-        },
-    )
+    search(store, "zeppelin")
 }
 
 fn order_number(store: &dyn Store) -> Found<'_> {
-    listing(
-        store,
-        ConversationFilter {
-            text: text("order 100042"),
-            ..Default::default()
-        },
-    )
+    search(store, "order 100042")
 }
 
 fn common_word(store: &dyn Store) -> Found<'_> {
-    listing(
-        store,
-        ConversationFilter {
-            text: text("refund"),
-            ..Default::default()
-        },
-    )
+    search(store, "refund")
 }
 
 fn two_words_one_message(store: &dyn Store) -> Found<'_> {
-    listing(
-        store,
-        ConversationFilter {
-            text: text("damaged parcel"),
-            ..Default::default()
-        },
-    )
+    search(store, "damaged parcel")
 }
 
 fn customer_name(store: &dyn Store) -> Found<'_> {
-    listing(
-        store,
-        ConversationFilter {
-            text: text("zoe lindqvist"),
-            ..Default::default()
-        },
-    )
+    search(store, "zoe lindqvist")
 }
 
 fn word_with_filters(store: &dyn Store) -> Found<'_> {

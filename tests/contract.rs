@@ -61,19 +61,24 @@ fn msg_id(conv: &str, seq: u64) -> String {
     format!("{conv}-m{seq}")
 }
 
-fn message(conv: &str, seq: u64) -> ArchiveEvent {
+/// Line `seq` of `conv`, by `from`.
+fn line(conv: &str, seq: u64, from: Side, text: &str, at: Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
         conversation_id: conv.to_string(),
-        message: ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: msg_id(conv, seq),
-            seq,
-            from: if seq % 2 == 1 { Side::Customer } else { Side::Agent },
-            text: format!("message {seq} of {conv} — ünïcödé ✓"),
-            at: 1_000 + seq as Millis,
-        },
+        message: ArchivedMessage::plain(msg_id(conv, seq), seq, from, text, at),
     }
+}
+
+/// Line `seq` of `conv` at 1000 + `seq`: the customer's when odd, the agent's when even.
+fn message(conv: &str, seq: u64) -> ArchiveEvent {
+    let from = if seq % 2 == 1 { Side::Customer } else { Side::Agent };
+    line(
+        conv,
+        seq,
+        from,
+        &format!("message {seq} of {conv} — ünïcödé ✓"),
+        1_000 + seq as Millis,
+    )
 }
 
 fn close(id: &str, reason: EndReason, ended_at: Millis) -> ArchiveEvent {
@@ -871,10 +876,7 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
     let mut eve = offline("eve-1", "sales", 10);
     eve.email = "EVE@example.com".into();
     store.add_offline_message(eve, None).await.unwrap();
-    store
-        .add_offline_message(offline("bob-1", "sales", 11), None)
-        .await
-        .unwrap();
+    add_offline(store, "bob-1", "sales", 11).await;
 
     let erased = store
         .erase_conversations(&["gone".to_string(), "gone-too".to_string(), "never-stored".to_string()])
@@ -1542,6 +1544,16 @@ fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> Outbo
     }
 }
 
+/// The mails `node` claims at `now` until `until`, ten at the most.
+async fn claim(store: &dyn Store, node: &str, now: Millis, until: Millis) -> Vec<OutboxMail> {
+    store.claim_mails(node, now, until, 10).await.unwrap()
+}
+
+/// The first ten mails of `status`, and how many there are.
+async fn mails_in(store: &dyn Store, status: MailStatus) -> (Vec<OutboxMail>, u64) {
+    store.mails(Some(status), Page { offset: 0, limit: 10 }).await.unwrap()
+}
+
 /// A booking stores its mail with it, a refused booking leaves none; a cancellation's
 /// mail is stored once, by the call that cancelled.
 async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store) {
@@ -1835,7 +1847,7 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
             .await
             .unwrap();
     }
-    let claimed = store.claim_mails("a", 5_000, 65_000, 10).await.unwrap();
+    let claimed = claim(store, "a", 5_000, 65_000).await;
     assert_eq!(claimed.len(), 2);
     assert!(
         !store
@@ -1873,8 +1885,8 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     assert_eq!(waiting.due_at, 20_000);
     assert_eq!(waiting.last_error.as_deref(), Some("relay down"));
     // Its claim ended, but it is not due before its retry time.
-    assert!(store.claim_mails("b", 19_999, 80_000, 10).await.unwrap().is_empty());
-    let again = store.claim_mails("b", 20_000, 80_000, 10).await.unwrap();
+    assert!(claim(store, "b", 19_999, 80_000).await.is_empty());
+    let again = claim(store, "b", 20_000, 80_000).await;
     assert_eq!(again.len(), 1);
     assert!(
         !store
@@ -1886,26 +1898,14 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
         error: "mailbox unknown".to_string(),
     };
     assert!(store.finish_mail("ap2.confirmation", "b", dead).await.unwrap());
-    assert!(
-        store
-            .claim_mails("c", 1_000_000, 2_000_000, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let (dead, total) = store
-        .mails(Some(MailStatus::Dead), Page { offset: 0, limit: 10 })
-        .await
-        .unwrap();
+    assert!(claim(store, "c", 1_000_000, 2_000_000).await.is_empty());
+    let (dead, total) = mails_in(store, MailStatus::Dead).await;
     assert_eq!(total, 1);
     assert_eq!(
         (dead[0].attempts, dead[0].last_error.as_deref()),
         (2, Some("mailbox unknown"))
     );
-    let (_, sent_total) = store
-        .mails(Some(MailStatus::Sent), Page { offset: 0, limit: 10 })
-        .await
-        .unwrap();
+    let (_, sent_total) = mails_in(store, MailStatus::Sent).await;
     assert_eq!(sent_total, 1);
 }
 
@@ -1916,7 +1916,7 @@ async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
     for (id, at) in [("c1", 1_000), ("c2", 1_000), ("c3", 1_000)] {
         store.add_mail(mail(id, MailPurpose::FollowUp, at)).await.unwrap();
     }
-    let claimed = store.claim_mails("a", 5_000, 65_000, 10).await.unwrap();
+    let claimed = claim(store, "a", 5_000, 65_000).await;
     assert_eq!(claimed.len(), 3);
     let refused = MailOutcome::Bounced {
         error: "550 user unknown".to_string(),
@@ -1953,17 +1953,8 @@ async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
         store.bounce_mail("nope", "x").await,
         Err(StoreError::NotFound)
     ));
-    assert!(
-        store
-            .claim_mails("b", 10_000_000, 10_060_000, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let (bounced, total) = store
-        .mails(Some(MailStatus::Bounced), Page { offset: 0, limit: 10 })
-        .await
-        .unwrap();
+    assert!(claim(store, "b", 10_000_000, 10_060_000).await.is_empty());
+    let (bounced, total) = mails_in(store, MailStatus::Bounced).await;
     assert_eq!((total, bounced.len()), (3, 3));
 }
 
@@ -1976,7 +1967,7 @@ async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
         Err(StoreError::NotFound)
     ));
     // What the worker does with such a mail once it is old (only MongoDB kept one).
-    for orphan in store.claim_mails("w", 100_000, 160_000, 10).await.unwrap() {
+    for orphan in claim(store, "w", 100_000, 160_000).await {
         let dead = MailOutcome::Dead {
             error: "never stored".to_string(),
         };
@@ -1990,7 +1981,7 @@ async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
     assert!(matches!(done, Cancellation::Cancelled(_)));
     let m = store.mail("ap9.cancellation").await.unwrap();
     assert_eq!((m.status, m.attempts), (MailStatus::Pending, 0), "{m:?}");
-    assert_eq!(store.claim_mails("w", 300_000, 360_000, 10).await.unwrap().len(), 1);
+    assert_eq!(claim(store, "w", 300_000, 360_000).await.len(), 1);
 }
 
 /// A desk setting is absent, stored, replaced and removed.
@@ -2243,6 +2234,14 @@ async fn a_conversation_is_rated_once(store: &dyn Store) {
 
 // ---------- offline messages ----------
 
+/// Stores offline message `id` (no mail with it).
+async fn add_offline(store: &dyn Store, id: &str, category: &str, at: Millis) {
+    store
+        .add_offline_message(offline(id, category, at), None)
+        .await
+        .unwrap();
+}
+
 fn offline(id: &str, category: &str, created_at: Millis) -> OfflineMessage {
     OfflineMessage {
         id: id.to_string(),
@@ -2299,14 +2298,8 @@ async fn offline_messages_are_added_and_listed(store: &dyn Store) {
         Err(StoreError::Conflict)
     ));
     assert_eq!(store.offline_message("o1").await.unwrap(), first);
-    store
-        .add_offline_message(offline("o2", "support", 2_000), None)
-        .await
-        .unwrap();
-    store
-        .add_offline_message(offline("o3", "sales", 3_000), None)
-        .await
-        .unwrap();
+    add_offline(store, "o2", "support", 2_000).await;
+    add_offline(store, "o3", "sales", 3_000).await;
     assert!(matches!(store.offline_message("nope").await, Err(StoreError::NotFound)));
 
     let (listed, total) = store.offline_messages(&all, ALL).await.unwrap();
@@ -2341,10 +2334,7 @@ async fn offline_messages_are_added_and_listed(store: &dyn Store) {
 /// Taking is new → taken once: again by the taker changes nothing, by another agent or
 /// after handling it is refused; marking handled keeps the taker.
 async fn offline_messages_are_taken_once_and_handled(store: &dyn Store) {
-    store
-        .add_offline_message(offline("o1", "sales", 1_000), None)
-        .await
-        .unwrap();
+    add_offline(store, "o1", "sales", 1_000).await;
     let taken = store.take_offline_message("o1", "ann").await.unwrap();
     assert_eq!(
         (taken.state, taken.taken_by.as_deref()),
@@ -2371,10 +2361,7 @@ async fn offline_messages_are_taken_once_and_handled(store: &dyn Store) {
     ));
     assert_eq!(store.offline_message("o1").await.unwrap(), handled);
     // Handling a new one makes its handler its taker.
-    store
-        .add_offline_message(offline("o2", "sales", 2_000), None)
-        .await
-        .unwrap();
+    add_offline(store, "o2", "sales", 2_000).await;
     let handled = store.mark_offline_message_handled("o2", "bob").await.unwrap();
     assert_eq!(
         (handled.state, handled.taken_by.as_deref()),
@@ -2388,10 +2375,7 @@ async fn offline_messages_are_taken_once_and_handled(store: &dyn Store) {
 
 /// Of ten agents taking one message at once, exactly one gets it.
 async fn ten_concurrent_takers_have_one_winner(store: &dyn Store) {
-    store
-        .add_offline_message(offline("o1", "sales", 1_000), None)
-        .await
-        .unwrap();
+    add_offline(store, "o1", "sales", 1_000).await;
     let agents: Vec<String> = (0..10).map(|i| format!("agent{i}")).collect();
     let results = futures_util::future::join_all(agents.iter().map(|a| store.take_offline_message("o1", a))).await;
     let winners: Vec<&String> = agents
@@ -2415,10 +2399,7 @@ async fn ten_concurrent_takers_have_one_winner(store: &dyn Store) {
 
 /// A reply is archived with its message, marks it handled and stores its mail, once.
 async fn replies_are_archived_with_their_mail(store: &dyn Store) {
-    store
-        .add_offline_message(offline("o1", "sales", 1_000), None)
-        .await
-        .unwrap();
+    add_offline(store, "o1", "sales", 1_000).await;
     let r1 = reply("r1", "ann", 2_000);
     let mut m1 = mail("offline-o1", MailPurpose::OfflineReply, 2_000);
     m1.appointment_id = "o1".into();
@@ -3133,7 +3114,7 @@ async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict))));
     // A mail that is not sent yet waits without a failed attempt being counted.
-    let claimed = store.claim_mails("n1", 10, 1_000, 10).await.unwrap();
+    let claimed = claim(store, "n1", 10, 1_000).await;
     let first = claimed.iter().find(|m| m.id == "transcript:c1:1").expect("claimed");
     assert!(
         store
@@ -3147,18 +3128,14 @@ async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
         (MailStatus::Pending, 0, 500, None)
     );
     assert!(
-        store
-            .claim_mails("n2", 499, 2_000, 10)
+        claim(store, "n2", 499, 2_000)
             .await
-            .unwrap()
             .iter()
             .all(|m| m.id != "transcript:c1:1")
     );
     assert!(
-        store
-            .claim_mails("n2", 500, 2_000, 10)
+        claim(store, "n2", 500, 2_000)
             .await
-            .unwrap()
             .iter()
             .any(|m| m.id == "transcript:c1:1")
     );
@@ -3167,18 +3144,7 @@ async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
 // ---------- archive search ----------
 
 fn said(conv: &str, seq: u64, text: &str) -> ArchiveEvent {
-    ArchiveEvent::Message {
-        conversation_id: conv.to_string(),
-        message: ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: msg_id(conv, seq),
-            seq,
-            from: Side::Customer,
-            text: text.to_string(),
-            at: 1_000 + seq as Millis,
-        },
-    }
+    line(conv, seq, Side::Customer, text, 1_000 + seq as Millis)
 }
 
 fn searched(typed: &str) -> ConversationFilter {
@@ -3254,11 +3220,14 @@ async fn search_finds_words_in_names_or_one_message(store: &dyn Store) {
         ..Default::default()
     });
     assert_eq!(found(store, &sales).await, (ids(&["c1"]), 1));
-    let of_a2 = with(ConversationFilter {
-        agent_id: Some("a2".into()),
-        ..Default::default()
-    });
-    assert_eq!(found(store, &of_a2).await, (ids(&["c2"]), 1));
+    // "refund" in the conversations an agent served.
+    let served_by = |agent: &str| {
+        with(ConversationFilter {
+            agent_id: Some(agent.into()),
+            ..Default::default()
+        })
+    };
+    assert_eq!(found(store, &served_by("a2")).await, (ids(&["c2"]), 1));
     let early = with(ConversationFilter {
         from: Some(500),
         to: Some(2_000),
@@ -3295,16 +3264,8 @@ async fn search_finds_words_in_names_or_one_message(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(found(store, &searched("a7 name")).await, (ids(&["c1"]), 1));
-    let of_a1 = with(ConversationFilter {
-        agent_id: Some("a1".into()),
-        ..Default::default()
-    });
-    assert_eq!(found(store, &of_a1).await, (ids(&["c1"]), 1));
-    let of_a7 = with(ConversationFilter {
-        agent_id: Some("a7".into()),
-        ..Default::default()
-    });
-    assert_eq!(found(store, &of_a7).await, (ids(&["c1"]), 1));
+    assert_eq!(found(store, &served_by("a1")).await, (ids(&["c1"]), 1));
+    assert_eq!(found(store, &served_by("a7")).await, (ids(&["c1"]), 1));
 }
 
 fn ids_of(cs: &[Conversation]) -> Vec<String> {
@@ -3333,18 +3294,7 @@ async fn erased_conversations_are_not_found_by_search(store: &dyn Store) {
 // ---------- the facts the reports read ----------
 
 fn said_at(conv: &str, seq: u64, from: Side, at: Millis) -> ArchiveEvent {
-    ArchiveEvent::Message {
-        conversation_id: conv.to_string(),
-        message: ArchivedMessage {
-            via: None,
-            attachments: Vec::new(),
-            id: msg_id(conv, seq),
-            seq,
-            from,
-            text: format!("line {seq}"),
-            at,
-        },
-    }
+    line(conv, seq, from, &format!("line {seq}"), at)
 }
 
 fn left(id: &str, category: &str, queued_at: Millis, left_at: Millis) -> ArchiveEvent {
@@ -3407,14 +3357,8 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
     let mut handled = offline("o1", "sales", t0 + 500);
     handled.email = "o1@example.com".into();
     store.add_offline_message(handled, None).await.unwrap();
-    store
-        .add_offline_message(offline("o2", "billing", t0 + 600), None)
-        .await
-        .unwrap();
-    store
-        .add_offline_message(offline("o3", "billing", t0 - 1), None)
-        .await
-        .unwrap();
+    add_offline(store, "o2", "billing", t0 + 600).await;
+    add_offline(store, "o3", "billing", t0 - 1).await;
     store
         .reply_offline_message(
             "o1",

@@ -221,16 +221,7 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_mail_with_umlauts_is_utf8_mime_from_the_desks_domain() {
     let (smtp, hub) = koeln_desk(mail_settings, |_| {}).await;
-    let (status, body) = hub
-        .admin()
-        .await
-        .post(
-            "/api/admin/agents",
-            json!({"username": "juergen", "display_name": "Jürgen Weiß", "password": "agent-password",
-                   "categories": [], "max_chats": 1}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    hub.create_agent("juergen", "Jürgen Weiß", &[], 1).await;
     let body = json!({"start": at(2, 11), "name": "Jörg Müller", "email": "joerg@example.com"});
     let (status, booked) = book(&hub, body).await;
     assert_eq!(status, 201, "{booked}");

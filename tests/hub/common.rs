@@ -146,13 +146,26 @@ impl Endpoint {
 
     /// Creates an agent and returns their bearer token.
     pub async fn agent_account(&self, username: &str, categories: &[&str], max_chats: u8) -> String {
-        let account = json!({"username": username, "display_name": username.to_uppercase(), "password": "agent-password",
+        self.create_agent(username, &username.to_uppercase(), categories, max_chats)
+            .await;
+        self.login(username, "agent-password").await.token
+    }
+
+    /// Creates an agent shown as `display_name` (password `agent-password`), taking one
+    /// chat at a time, and signs them in.
+    pub async fn named_agent(&self, username: &str, display_name: &str, categories: &[&str]) -> Api {
+        self.create_agent(username, display_name, categories, 1).await;
+        self.login(username, "agent-password").await
+    }
+
+    /// Creates an agent through the admin API (password `agent-password`).
+    pub async fn create_agent(&self, username: &str, display_name: &str, categories: &[&str], max_chats: u8) {
+        let account = json!({"username": username, "display_name": display_name, "password": "agent-password",
                              "categories": categories, "max_chats": max_chats});
         self.admin()
             .await
             .post_answering(201, "/api/admin/agents", account)
             .await;
-        self.login(username, "agent-password").await.token
     }
 
     /// An agent connected and available, their welcome read.
@@ -198,6 +211,15 @@ impl Endpoint {
             .unwrap()
             .extend(details.as_object().unwrap().clone());
         self.customer_joining(join).await
+    }
+
+    /// As [`Endpoint::customer_with`], paired into a chat with `agent`, whose
+    /// `chat_started` is read too: the customer and the chat id.
+    pub async fn paired_customer_with(&self, agent: &mut Ws, name: &str, details: Value) -> (Ws, String) {
+        let mut customer = self.customer_with(name, details).await;
+        let chat = customer.chat_started().await;
+        agent.next_of("chat_started").await;
+        (customer, chat)
     }
 
     /// A customer who sent `join` as their first frame, their welcome read.
@@ -398,6 +420,15 @@ impl Api {
     /// `post`, asserting the answer's status is `status`: the answer.
     pub async fn post_answering(&self, status: u16, path: &str, body: Value) -> Value {
         self.answering(status, reqwest::Method::POST, path, body).await
+    }
+
+    /// `post`, asserting it answered 201: the `id` of what it made.
+    pub async fn created_id(&self, path: &str, body: Value) -> String {
+        let made = self.post_answering(201, path, body).await;
+        made["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path} answered no id: {made}"))
+            .to_string()
     }
 
     /// `put`, asserting the answer's status is `status`: the answer.

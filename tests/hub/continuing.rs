@@ -39,9 +39,9 @@ pub(crate) async fn own_until(hub: &TestHub, key: &str, status: &str) -> Value {
 /// Carla's first visit with `agent`: she says "my parcel is late", the agent answers, and
 /// ends the chat (which resolves it). The conversation id.
 pub(crate) async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
-    let mut carla = hub.customer_with("Carla", json!({"visitor": VISITOR})).await;
-    let chat = carla.chat_started().await;
-    agent.next_of("chat_started").await;
+    let (mut carla, chat) = hub
+        .paired_customer_with(agent, "Carla", json!({"visitor": VISITOR}))
+        .await;
     carla.say("my parcel is late", "c1").await;
     agent.next_of("message").await;
     agent.say_in(&chat, "it leaves today", "a1").await;
@@ -232,9 +232,9 @@ async fn a_conversation_continued_by_another_agent_reaches_them_as_handed_on() {
 #[tokio::test]
 async fn a_conversation_continued_the_moment_it_ended_goes_on_after_its_last_line() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer_with("Carla", json!({"visitor": VISITOR})).await;
-    let chat = carla.chat_started().await;
-    ann.next_of("chat_started").await;
+    let (mut carla, chat) = hub
+        .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
+        .await;
     // Lines acknowledged (durable) but perhaps not yet readable from the store, then the end.
     for n in 1..=30 {
         carla
@@ -335,9 +335,9 @@ async fn reports_count_a_reopened_conversation_its_time_to_resolution_and_its_la
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     back.next_of("chat_ended").await;
     // A second conversation, resolved and never reopened, without a label.
-    let mut dora = hub.customer_with("Dora", json!({"visitor": STRANGER})).await;
-    let other = dora.chat_started().await;
-    ann.next_of("chat_started").await;
+    let (mut dora, other) = hub
+        .paired_customer_with(&mut ann, "Dora", json!({"visitor": STRANGER}))
+        .await;
     ann.send(json!({"type": "end_chat", "chat_id": other})).await;
     dora.next_of("chat_ended").await;
     own_until(&hub, STRANGER, "resolved").await;

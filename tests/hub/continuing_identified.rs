@@ -55,9 +55,7 @@ async fn visit(hub: &TestHub, agent: &mut Ws, identity: Value) -> String {
         .as_object_mut()
         .unwrap()
         .extend(identity.as_object().unwrap().clone());
-    let mut carla = hub.customer_with("Carla", details).await;
-    let chat = carla.chat_started().await;
-    agent.next_of("chat_started").await;
+    let (mut carla, chat) = hub.paired_customer_with(agent, "Carla", details).await;
     carla.say("where is my order?", "c1").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
@@ -221,9 +219,7 @@ async fn the_agents_customer_panel_finds_a_verified_customers_visits_from_other_
         .as_object_mut()
         .unwrap()
         .extend(identity.as_object().unwrap().clone());
-    let mut carla = hub.customer_with("Carla", details).await;
-    let second = carla.chat_started().await;
-    ann.next_of("chat_started").await;
+    let (_carla, second) = hub.paired_customer_with(&mut ann, "Carla", details).await;
     let ann_api = hub.login("ann", "agent-password").await;
     let (status, panel) = ann_api.get(&format!("/api/conversations/{second}/customer")).await;
     assert_eq!(status, 200, "{panel}");

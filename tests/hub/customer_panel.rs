@@ -12,9 +12,7 @@ const VISITOR: &str = "returning-visitor-0001";
 
 /// One visit: the customer joins with `details`, says `text`, and the agent ends the chat.
 async fn visit(hub: &TestHub, agent: &mut Ws, details: Value, text: &str) -> String {
-    let mut customer = hub.customer_with("Carla", details).await;
-    let chat = customer.chat_started().await;
-    agent.next_of("chat_started").await;
+    let (mut customer, chat) = hub.paired_customer_with(agent, "Carla", details).await;
     customer.say(text, "m1").await;
     agent.next_of("message").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
@@ -68,9 +66,9 @@ async fn the_panel_shows_the_customer_and_their_earlier_conversations() {
     // Third: another browser and Bob serving, the email given again (other case).
     drop(ann);
     let mut bob = hub.agent("bob", &["general"], 1).await;
-    let mut carla = hub.customer_with("Carla", json!({"email": "carla@example.com"})).await;
-    let third = carla.chat_started().await;
-    bob.next_of("chat_started").await;
+    let (_carla, third) = hub
+        .paired_customer_with(&mut bob, "Carla", json!({"email": "carla@example.com"}))
+        .await;
 
     let bob_api = hub.login("bob", "agent-password").await;
     let (status, panel) = bob_api.get(&format!("/api/conversations/{third}/customer")).await;
@@ -136,9 +134,7 @@ async fn across_nodes_the_panel_has_what_the_customer_told_another_node() {
     let details = json!({"email": "dora@example.com", "visitor": VISITOR, "page": "https://shop.example/",
                          "zone": "America/New_York"});
     let first = visit(&alpha, &mut ann, details.clone(), "hello from alpha").await;
-    let mut dora = alpha.customer_with("Dora", details).await;
-    let second = dora.chat_started().await;
-    ann.next_of("chat_started").await;
+    let (_dora, second) = alpha.paired_customer_with(&mut ann, "Dora", details).await;
     let api = beta.login("ann", "agent-password").await;
     let (status, panel) = api.get(&format!("/api/conversations/{second}/customer")).await;
     assert_eq!(status, 200, "{panel}");

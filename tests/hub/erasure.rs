@@ -14,9 +14,7 @@ const VISITOR: &str = "visitor-key-to-erase-1";
 /// One visit of a customer who joins with `details`: a message each way and a note, then
 /// the agent ends it. The chat's id.
 async fn visit(hub: &TestHub, agent: &mut Ws, name: &str, details: Value) -> String {
-    let mut ws = hub.customer_with(name, details).await;
-    let chat = ws.chat_started().await;
-    agent.next_of("chat_started").await;
+    let (mut ws, chat) = hub.paired_customer_with(agent, name, details).await;
     ws.say(&format!("{name} says hi"), "m1").await;
     agent.next_of("message").await;
     agent.say_in(&chat, "hello", "a1").await;

@@ -26,11 +26,13 @@ pub(crate) fn header(raw: &str, name: &str) -> String {
 /// Jörg (email on file) chats with `agent` and leaves: his page is closed and the grace
 /// period runs out (`customer_gone`). The conversation id.
 pub(crate) async fn joerg_visits(hub: &Endpoint, agent: &mut Ws) -> String {
-    let mut joerg = hub
-        .customer_with("Jörg Müller", json!({"email": "joerg@example.com", "visitor": VISITOR}))
+    let (mut joerg, chat) = hub
+        .paired_customer_with(
+            agent,
+            "Jörg Müller",
+            json!({"email": "joerg@example.com", "visitor": VISITOR}),
+        )
         .await;
-    let chat = joerg.chat_started().await;
-    agent.next_of("chat_started").await;
     joerg
         .send(json!({"type": "message", "text": "Wo ist mein Paket?", "client_id": "c1"}))
         .await;
@@ -160,9 +162,9 @@ async fn a_customer_without_an_email_gets_no_mail() {
     })
     .await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
-    let mut carla = hub.customer_with("Carla", json!({"visitor": VISITOR})).await;
-    let chat = carla.chat_started().await;
-    ann.next_of("chat_started").await;
+    let (mut carla, chat) = hub
+        .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
+        .await;
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
     write(&mut ann, &chat, "are you there?", "f1").await;

@@ -51,9 +51,19 @@ pub(crate) async fn desk_with_mailbox() -> (Dovecot, SmtpSink, TestHub) {
     (imap, smtp, hub)
 }
 
-/// Ann writes to Jörg, who left, and resolves the conversation; his follow-up mail, raw.
-async fn written_and_resolved(ann: &mut Ws, smtp: &SmtpSink, chat: &str) -> (u64, String) {
-    let seq = write(ann, chat, "Ihr Paket ist unterwegs", "f1").await;
+/// A conversation Jörg left and Ann answered in writing, then resolved: his follow-up
+/// mail, raw, is what he answers.
+struct Mailed {
+    chat: String,
+    /// The seq of Ann's written line.
+    seq: u64,
+    raw: String,
+}
+
+/// Jörg visits `hub` and leaves; Ann writes to him and resolves the conversation.
+async fn mailed_and_resolved(hub: &Endpoint, ann: &mut Ws, smtp: &SmtpSink) -> Mailed {
+    let chat = joerg_visits(hub, ann).await;
+    let seq = write(ann, &chat, "Ihr Paket ist unterwegs", "f1").await;
     let (raw, _) = koeln_mail_to_joerg(smtp).await;
     ann.send(
         json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved", "client_id": "r1"}),
@@ -63,16 +73,22 @@ async fn written_and_resolved(ann: &mut Ws, smtp: &SmtpSink, chat: &str) -> (u64
         .next_matching(|f| f["type"] == "conversation_status" && f["client_id"] == "r1")
         .await;
     assert_eq!(resolved["status"], "resolved", "{resolved}");
-    (seq, raw)
+    Mailed { chat, seq, raw }
 }
 
-/// Jörg answers mail `raw` with `text` (its `Message-ID` `message_id`): on Ann's console,
-/// his line `seq`, without the quoted mail, and the conversation open again.
-async fn answered(imap: &Dovecot, ann: &mut Ws, chat: &str, raw: &str, message_id: &str, seq: u64, text: &str) {
+/// Jörg answers the mail with `text` (its `Message-ID` `message_id`): on Ann's console,
+/// his line right after hers, without the quoted mail, and the conversation open again.
+async fn answered(imap: &Dovecot, ann: &mut Ws, mailed: &Mailed, message_id: &str, text: &str) {
+    let (chat, seq) = (mailed.chat.as_str(), mailed.seq + 1);
     // Statuses heard before the answer (its opening's, overtaken) are not the reopening.
     ann.seen.retain(|f| f["type"] != "conversation_status");
-    imap.append(&answer(raw, "Jörg Müller <joerg@example.com>", message_id, text))
-        .await;
+    imap.append(&answer(
+        &mailed.raw,
+        "Jörg Müller <joerg@example.com>",
+        message_id,
+        text,
+    ))
+    .await;
     let line = ann
         .next_matching_within(MAIL_WAIT, |f| {
             f["type"] == "message" && f["chat_id"] == chat && f["from"] == "customer"
@@ -97,20 +113,11 @@ async fn answered(imap: &Dovecot, ann: &mut Ws, chat: &str, raw: &str, message_i
 async fn a_customers_answer_by_mail_comes_back_into_the_conversation_once() {
     let (imap, smtp, hub) = desk_with_mailbox().await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
-    let chat = joerg_visits(&hub, &mut ann).await;
-    let (seq, raw) = written_and_resolved(&mut ann, &smtp, &chat).await;
+    let mailed = mailed_and_resolved(&hub, &mut ann, &smtp).await;
     // Jörg answers the mail: his line, in the same conversation, on Ann's console, which
     // opens it again in her list.
-    answered(
-        &imap,
-        &mut ann,
-        &chat,
-        &raw,
-        "a1@example.com",
-        seq + 1,
-        "Danke, ich warte gern.",
-    )
-    .await;
+    answered(&imap, &mut ann, &mailed, "a1@example.com", "Danke, ich warte gern.").await;
+    let Mailed { chat, seq, raw } = mailed;
 
     // The same mail again, and someone else writing with his token: once, and shown as such.
     imap.append(&answer(
@@ -173,11 +180,9 @@ async fn a_mail_for_a_chat_waiting_after_a_transfer_waits_and_joins_the_chat() {
     })
     .await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut joerg = hub
-        .customer_with("Jörg Müller", json!({"email": "joerg@example.com"}))
+    let (mut joerg, chat) = hub
+        .paired_customer_with(&mut ann, "Jörg Müller", json!({"email": "joerg@example.com"}))
         .await;
-    let chat = joerg.chat_started().await;
-    ann.next_of("chat_started").await;
     joerg
         .send(json!({"type": "message", "text": "Wo ist mein Paket?", "client_id": "c1"}))
         .await;
@@ -224,11 +229,9 @@ async fn where_the_server_offers_idle_a_mail_comes_in_as_it_arrives_not_at_the_n
     })
     .await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut joerg = hub
-        .customer_with("Jörg Müller", json!({"email": "joerg@example.com"}))
+    let (_joerg, chat) = hub
+        .paired_customer_with(&mut ann, "Jörg Müller", json!({"email": "joerg@example.com"}))
         .await;
-    let chat = joerg.chat_started().await;
-    ann.next_of("chat_started").await;
     // The poller has had its first look (an empty mailbox), so the next poll is 300 s away.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -281,18 +284,8 @@ async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another
         })
         .await;
     let mut ann = alpha.agent("ann", &["general"], 2).await;
-    let chat = joerg_visits(&beta, &mut ann).await;
-    let (seq, raw) = written_and_resolved(&mut ann, &smtp, &chat).await;
-    answered(
-        &imap,
-        &mut ann,
-        &chat,
-        &raw,
-        "x1@example.com",
-        seq + 1,
-        "Danke, bis morgen.",
-    )
-    .await;
+    let mailed = mailed_and_resolved(&beta, &mut ann, &smtp).await;
+    answered(&imap, &mut ann, &mailed, "x1@example.com", "Danke, bis morgen.").await;
     // One mail went out, though both nodes send the outbox.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(smtp.mails().len(), 1);
@@ -309,8 +302,7 @@ async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
     use base64::Engine;
     let (imap, smtp, hub) = desk_with_mailbox().await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
-    let chat = joerg_visits(&hub, &mut ann).await;
-    let (seq, raw) = written_and_resolved(&mut ann, &smtp, &chat).await;
+    let Mailed { chat, seq, raw } = mailed_and_resolved(&hub, &mut ann, &smtp).await;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let part = |kind: &str, name: &str, bytes: &[u8]| {
         format!(

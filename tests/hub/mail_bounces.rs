@@ -74,11 +74,9 @@ async fn a_follow_up_mail_the_relay_refuses_for_good_is_bounced_not_retried() {
     .await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     // A customer whose address the relay does not know (the sink refuses "bounce…" with 550).
-    let mut karl = hub
-        .customer_with("Karl", json!({"email": "bounce.karl@example.com"}))
+    let (mut karl, chat) = hub
+        .paired_customer_with(&mut ann, "Karl", json!({"email": "bounce.karl@example.com"}))
         .await;
-    let chat = karl.chat_started().await;
-    ann.next_of("chat_started").await;
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     karl.next_of("chat_ended").await;
     drop(karl);

@@ -361,16 +361,7 @@ async fn offline_mails_carry_non_ascii_names_and_text_intact() {
         s.offline_mail_to = Some("Kundendienst <desk@example.org>".into())
     })
     .await;
-    let admin = hub.admin().await;
-    let (status, body) = admin
-        .post(
-            "/api/admin/agents",
-            json!({"username": "juergen", "display_name": "Jürgen Weiß", "password": "agent-password",
-                   "categories": ["general"], "max_chats": 1}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let juergen = hub.login("juergen", "agent-password").await;
+    let juergen = hub.named_agent("juergen", "Jürgen Weiß", &["general"]).await;
     let said = "Grüße aus Köln — wo bleibt meine Bestellung? 🙂";
     let (status, left) = leave(
         &hub,

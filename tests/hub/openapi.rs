@@ -437,24 +437,18 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         use jiff::ToSpan;
         jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date() + days.days()
     };
-    let booked = post(
-        &hub,
-        "/api/appointments",
-        json!({"start": format!("{}T10:00:00Z", day_after(2)), "name": "Walker's customer", "email": "w@example.com"}),
-    )
-    .await
-    .1;
-    let appointment_id = booked["id"].as_str().expect("booked").to_string();
-    let cancel_token = booked["cancel_token"].as_str().unwrap().to_string();
+    // A booking in two days at `hour` (UTC): its id and cancel token.
+    let book = |hour: &str, name: &str, email: &str| {
+        let body = json!({"start": format!("{}T{hour}:00Z", day_after(2)), "name": name, "email": email});
+        async {
+            let booked = post(&hub, "/api/appointments", body).await.1;
+            let token = booked["cancel_token"].as_str().expect("booked").to_string();
+            (booked["id"].as_str().expect("booked").to_string(), token)
+        }
+    };
+    let (appointment_id, cancel_token) = book("10:00", "Walker's customer", "w@example.com").await;
     // Another one, to be moved (the first is cancelled by the walk).
-    let to_move = post(
-        &hub,
-        "/api/appointments",
-        json!({"start": format!("{}T12:00:00Z", day_after(2)), "name": "Walker's third", "email": "w3@example.com"}),
-    )
-    .await
-    .1;
-    let move_token = to_move["cancel_token"].as_str().expect("booked").to_string();
+    let (_, move_token) = book("12:00", "Walker's third", "w3@example.com").await;
     let cookie_admin = hub.admin().await;
     // ---- rooms and 1-to-1 video ----
     // The agent's open room, with the phone and password of the documented join example.
@@ -518,36 +512,21 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         (id, booked["cancel_token"].as_str().unwrap().to_string())
     };
     // Canned replies: one of the desk's, one of the walker's own.
-    let desk_reply = {
-        let reply = admin
-            .post_answering(
-                201,
-                "/api/admin/canned-replies",
-                json!({"shortcut": "walked", "title": "Walked", "text": "Walked."}),
-            )
-            .await;
-        reply["id"].as_str().unwrap().to_string()
-    };
+    let walked_reply = json!({"shortcut": "walked", "title": "Walked", "text": "Walked."});
+    let desk_reply = admin
+        .created_id("/api/admin/canned-replies", walked_reply.clone())
+        .await;
     let own_reply = {
         let walker = hub.login("walker", "agent-password").await;
-        let reply = walker
-            .post_answering(
-                201,
-                "/api/canned-replies",
-                json!({"shortcut": "walked", "title": "Walked", "text": "Walked."}),
-            )
-            .await;
-        reply["id"].as_str().unwrap().to_string()
+        walker.created_id("/api/canned-replies", walked_reply).await
     };
     // Webhooks: one whose logged delivery (of an offline message below) is sent again.
     let resent_hook = admin
-        .post_answering(
-            201,
+        .created_id(
             "/api/admin/webhooks",
             json!({"url": hub.url("/walked-resent-hook"), "events": ["offline_message.created"]}),
         )
         .await;
-    let resent_hook = resent_hook["id"].as_str().unwrap().to_string();
     // offline messages: one each to take, mark handled and answer (taking a handled one is refused).
     let mut offline_ids = vec![];
     for _ in 0..3 {
@@ -577,21 +556,15 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             .await;
     }
     // Webhooks: one to enable, read the log of and delete.
-    let webhook = admin
-        .post_answering(
-            201,
+    let webhook_id = admin
+        .created_id(
             "/api/admin/webhooks",
             json!({"url": hub.url("/walked-hook"), "events": ["message.created"]}),
         )
         .await;
-    let webhook_id = webhook["id"].as_str().unwrap().to_string();
     // API tokens: one to revoke.
     let api_token = admin
-        .post_answering(
-            201,
-            "/api/admin/api-tokens",
-            json!({"name": "walked", "scopes": ["read"]}),
-        )
+        .created_id("/api/admin/api-tokens", json!({"name": "walked", "scopes": ["read"]}))
         .await;
     // The offline messages' deliveries are written by a background task: waited for.
     let resent_delivery = {
@@ -613,10 +586,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         vec![resent_hook, resent_delivery],
     )]);
     let real_ids = BTreeMap::from([
-        (
-            "/api/admin/api-tokens/{id}",
-            api_token["id"].as_str().unwrap().to_string(),
-        ),
+        ("/api/admin/api-tokens/{id}", api_token),
         ("/api/admin/webhooks/{id}", webhook_id.clone()),
         ("/api/admin/webhooks/{id}/deliveries", webhook_id),
         ("/api/admin/labels/{id}", "walked-label".to_string()),

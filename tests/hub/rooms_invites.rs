@@ -309,16 +309,7 @@ async fn an_https_sms_webhook_sends_and_its_refusal_is_a_clear_error() {
     let mut child = command.spawn().expect("the hub binary starts");
     crate::archive::wait_for_port(port).await;
     let hub = Endpoint::at(&bind);
-    let admin = hub.login("admin", ADMIN_PASSWORD).await;
-    let (status, body) = admin
-        .post(
-            "/api/admin/agents",
-            json!({"username": "ann", "display_name": "Ann", "password": "agent-password",
-                   "categories": ["general"], "max_chats": 1}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let ann = hub.login("ann", "agent-password").await;
+    let ann = hub.named_agent("ann", "Ann", &["general"]).await;
     let room = ann.post_answering(201, "/api/rooms", customer_room("A")).await;
     let invite = format!("/api/rooms/{}/invite", room["id"].as_str().unwrap());
     let (status, answer) = ann.post(&invite, json!({"phone": PHONE})).await;
