@@ -193,6 +193,10 @@ pub struct Settings {
     // ---- attachments ----
     /// `ATTACHMENT_MAX_BYTES`: the largest file one upload may bring (default 10 MB).
     pub attachment_max_bytes: u64,
+    // ---- agent bots ----
+    /// `BOT_REPLY_TIMEOUT_SECS`: how long a bot may leave a customer's line unanswered
+    /// before the conversation goes to its category's line by itself (default 20 s).
+    pub bot_reply_timeout: Duration,
     /// `ATTACHMENT_CONVERSATION_MAX_BYTES`: the files of one conversation together
     /// (default 100 MB).
     pub attachment_conversation_max_bytes: u64,
@@ -333,6 +337,8 @@ impl Settings {
             attachment_max_bytes: r.ranged("ATTACHMENT_MAX_BYTES", 10 << 20, 1..=1 << 30)?,
             attachment_conversation_max_bytes: r.ranged("ATTACHMENT_CONVERSATION_MAX_BYTES", 100 << 20, 1..=1 << 40)?,
             attachment_day_max_bytes: r.ranged("ATTACHMENT_DAY_MAX_BYTES", 5 << 30, 1..=1 << 50)?,
+            // ---- agent bots ----
+            bot_reply_timeout: r.positive_seconds("BOT_REPLY_TIMEOUT_SECS", 20.0)?,
         };
         if settings.outbox_retry_max < settings.outbox_retry_first {
             return Err(ConfigError {

@@ -36,6 +36,8 @@ pub mod mail;
 pub mod inbound;
 pub mod rooms;
 pub mod routing_modes;
+// agent bots: which bot a category's customers talk to first
+pub mod category_bots;
 // ---- offline messages: what customers leave when nobody is online ----
 pub mod offline;
 // ---- transcripts by mail: a customer's chat mailed to them ----

@@ -133,6 +133,26 @@ pub enum ClientFrame {
         #[serde(default)]
         email: Option<String>,
     },
+    // ---- agent bots ----
+    /// Bot: hand conversation `chat_id` to its category's line (people take it from
+    /// there, with its lines), with a note for whoever takes it.
+    Handover {
+        chat_id: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Bot: conversation `chat_id` is done (the customer's chat ends, resolved by the bot).
+    Resolve {
+        chat_id: String,
+    },
+    /// Bot: ask the customer of `chat_id` for their email address (they get `email_asked`).
+    AskEmail {
+        chat_id: String,
+    },
+    /// Customer, talking to a bot: their email address, as it asked (`email_asked`).
+    Email {
+        email: String,
+    },
 }
 
 /// A customer's `join` ([`ClientFrame::Join`]).
@@ -202,6 +222,10 @@ impl ClientFrame {
             Self::Accept { .. } => "accept",
             Self::Ping {} => "ping",
             Self::Transcript { .. } => "transcript",
+            Self::Handover { .. } => "handover",
+            Self::Resolve { .. } => "resolve",
+            Self::AskEmail { .. } => "ask_email",
+            Self::Email { .. } => "email",
         }
     }
 }
@@ -713,6 +737,32 @@ pub enum ServerFrame {
         link: String,
     },
     // ---- compact acknowledgement ----
+    // ---- agent bots ----
+    /// Bot, on connecting: its name and the conversations it holds now (after a reconnect
+    /// within the reply timeout, the ones still waiting for it).
+    BotWelcome {
+        bot: String,
+        conversations: Vec<BotConversation>,
+    },
+    /// Bot: a customer came to it (`conversation` holds who, and the lines so far).
+    Conversation(BotConversation),
+    /// Bot: a conversation is no longer its own: `handed_over` (with `why`: `asked`,
+    /// `timeout`, `bot_gone`), `resolved`, or `customer_left`.
+    ConversationEnded {
+        chat_id: String,
+        reason: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        why: Option<&'static str>,
+    },
+    /// Customer: the bot asks for their email address (answer with an `email` frame).
+    EmailAsked {
+        chat_id: String,
+    },
+    /// Bot: the customer gave their email address.
+    CustomerEmail {
+        chat_id: String,
+        email: String,
+    },
     /// The sender's acknowledgement of its own message, once it is durable: what the hub
     /// stamped on it (`id`, `seq`, `at`) and the sender's `client_id`, without the text the
     /// sender already has (half the bytes of echoing the message back).
@@ -724,6 +774,19 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
+}
+
+/// A conversation a bot holds, as the bot sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BotConversation {
+    pub chat_id: String,
+    pub category: String,
+    pub customer_name: String,
+    /// The address the customer gave, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Its lines so far, oldest first.
+    pub messages: Vec<ChatMessage>,
 }
 
 /// A buddy chat on welcome after a reload.
@@ -845,6 +908,7 @@ pub fn encode_message(m: &MessageRef<'_>) -> Utf8Bytes {
         // A fixed word: no escaping, and within the room reserved for fixed keys.
         out.extend_from_slice(match via {
             crate::store::Via::Email => br#","via":"email""#,
+            crate::store::Via::Bot => br#","via":"bot""#,
         });
     }
     out.push(b'}');

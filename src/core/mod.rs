@@ -38,6 +38,8 @@ pub mod mail_retry;
 pub mod webhooks;
 // ---- API tokens: shape, scopes, expiry, last use ----
 pub mod api_tokens;
+// agent bots: the bot stage before a category's line, its reply timer, its outcome
+pub mod bots;
 // mail customers send back: dropped, a bounce, threaded or new
 pub mod inbound_mail;
 // ---- transcripts by mail ----

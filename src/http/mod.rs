@@ -16,6 +16,7 @@ pub mod appointment_rooms;
 pub mod appointments;
 // call logs: the list (with agents' names) and its CSV export
 pub mod call_logs;
+pub mod category_bots;
 pub mod chat_hours;
 pub mod routing_modes;
 // canned replies: the desk's (admins) and each agent's own
@@ -259,6 +260,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         // chat opening hours per category
         .merge(chat_hours::router())
         .merge(routing_modes::router())
+        .merge(category_bots::router())
         .merge(widget_settings::router())
         .merge(canned::router())
         .merge(ratings::router())

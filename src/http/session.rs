@@ -105,6 +105,22 @@ pub fn api_token(headers: &HeaderMap) -> Option<String> {
 /// It is no account of the store: its id is `api-token:<token id>`, so whatever it does
 /// is told apart from people's doing.
 async fn token_account(state: &AppState, secret: &str, need: Scope) -> Result<Account, ApiError> {
+    let token = token_with(state, secret, need).await?;
+    Ok(Account {
+        id: format!("api-token:{}", token.id),
+        username: format!("api-token:{}", token.id),
+        display_name: token.name,
+        role: Role::Admin,
+        password_hash: String::new(),
+        categories: vec![],
+        max_chats: 1,
+        enabled: true,
+        created_at: token.created_at,
+    })
+}
+
+/// The live API token `secret` is, within its rate and holding `need` (401, 429, 403 otherwise).
+pub async fn token_with(state: &AppState, secret: &str, need: Scope) -> Result<crate::store::ApiToken, ApiError> {
     let token = state.api_tokens.verify(secret).await.map_err(|refusal| match refusal {
         Refusal::Invalid(why) => ApiError::refused(StatusCode::UNAUTHORIZED, "invalid_token", why),
         Refusal::TooFast(wait) => ApiError::too_many("rate_limited", "requests with this API token", wait),
@@ -117,17 +133,7 @@ async fn token_account(state: &AppState, secret: &str, need: Scope) -> Result<Ac
             format!("this API token lacks the `{}` scope", need.name()),
         ));
     }
-    Ok(Account {
-        id: format!("api-token:{}", token.id),
-        username: format!("api-token:{}", token.id),
-        display_name: token.name,
-        role: Role::Admin,
-        password_hash: String::new(),
-        categories: vec![],
-        max_chats: 1,
-        enabled: true,
-        created_at: token.created_at,
-    })
+    Ok(token)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -75,6 +75,17 @@ pub enum ConnRole {
     Agent(Box<StaffLogin>),
     /// A buddy-list page; `staff` is set for signed-in agents and admins.
     Buddy { staff: Option<Box<StaffLogin>> },
+    /// A bot, by its API token (`/ws/bot`).
+    Bot(Box<BotLogin>),
+}
+
+/// A bot's connection: the name its token acts as, and which categories name it (read
+/// from the store as it connected, so a hub started since learns them).
+#[derive(Debug, Clone)]
+pub struct BotLogin {
+    pub name: String,
+    pub token_id: String,
+    pub categories: Vec<String>,
 }
 
 impl ConnRole {
@@ -82,7 +93,7 @@ impl ConnRole {
     pub fn staff(&self) -> Option<&StaffLogin> {
         match self {
             Self::Agent(staff) | Self::Buddy { staff: Some(staff) } => Some(staff),
-            Self::Buddy { staff: None } | Self::Customer => None,
+            Self::Buddy { staff: None } | Self::Customer | Self::Bot(_) => None,
         }
     }
 }
@@ -156,6 +167,16 @@ pub(crate) enum Command {
     IdentityChecked {
         conn: ConnId,
         asked: Box<service::continuing::JoinAsked>,
+    },
+    /// A bot's reply timer for conversation `chat_id`, armed in `epoch`, ran out.
+    BotReplyTimeout {
+        chat_id: String,
+        epoch: u64,
+    },
+    /// Category `category` now names bot `bot` (or none): an admin's change.
+    CategoryBot {
+        category: String,
+        bot: Option<String>,
     },
     /// A conversation a customer asked to continue, read from the store (or why not).
     ContinueLoaded {
@@ -532,6 +553,11 @@ impl Hub {
     }
 
     /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
+    /// An admin named `category`'s bot (or none).
+    pub async fn set_category_bot(&self, category: String, bot: Option<String>) -> Result<(), HubGone> {
+        self.send(Command::CategoryBot { category, bot }).await
+    }
+
     pub async fn set_category_modes(&self, wanted: Vec<(String, RoutingMode)>) -> Result<(), HubGone> {
         self.send(Command::CategoryModes { wanted }).await
     }

@@ -31,6 +31,8 @@ pub(super) mod continuing;
 mod identified;
 // ---- an agent writing to a customer who is not there ----
 pub(super) mod follow_up;
+// ---- agent bots: a category's bot talks to its customers first ----
+mod bots;
 
 use super::buddy::desk::BuddyDesk;
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
@@ -215,8 +217,10 @@ pub(crate) struct HubState {
     /// What the direct path shares (`live_chat`): the acknowledgements waiting on the
     /// archive (the hub's too), and the chats the hub suspended during its batch.
     pub(super) direct: Arc<live_chat::Shared>,
-    /// Open connections by role (customer, agent, buddy), for the metrics.
-    conn_counts: [usize; 3],
+    /// Open connections by role (customer, agent, buddy, bot), for the metrics.
+    conn_counts: [usize; 4],
+    /// Agent bots: who is connected, categories' bots, customers talking to one.
+    bots: bots::BotDesk,
     /// Resume token → a chat that ended while its customer was away; kept for the grace period.
     ended_visits: HashMap<String, EndedVisit>,
     /// Counted once per message: a handle resolved once, not a registry lookup each time.
@@ -304,7 +308,8 @@ impl HubState {
             waits: super::waits::Waits::default(),
             buddies: BuddyDesk::default(),
             direct,
-            conn_counts: [0; 3],
+            conn_counts: [0; 4],
+            bots: bots::BotDesk::default(),
             ended_visits: HashMap::new(),
             messages_relayed: metrics::counter!(crate::metrics::MESSAGES_RELAYED),
             routes_counter: metrics::counter!(crate::metrics::ROUTES),
@@ -365,6 +370,8 @@ impl HubState {
             }
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
             Command::ContinueLoaded { conn, asked, found } => self.continue_loaded(conn, *asked, found),
+            Command::BotReplyTimeout { chat_id, epoch } => self.bot_reply_timeout(&chat_id, epoch),
+            Command::CategoryBot { category, bot } => self.category_bot(category, bot),
             Command::LateLinesRead { customer, id, lines } => self.late_lines_read(customer, &id, lines),
             Command::IdentityChecked { conn, asked } => self.identity_checked(conn, *asked),
             Command::FollowUpRead { id, read } => self.follow_up_read(id, read),
@@ -572,6 +579,7 @@ impl HubState {
             ConnRole::Customer => {}
             ConnRole::Agent(staff) => self.agent_connected(id, staff.account),
             ConnRole::Buddy { staff } => self.buddy_registered(id, staff.map(|s| s.account)),
+            ConnRole::Bot(login) => self.bot_connected(id, *login),
         }
     }
 
@@ -619,6 +627,11 @@ impl HubState {
     fn unregister(&mut self, conn: ConnId) {
         let Some(entry) = self.conns.remove(&conn) else { return };
         self.conn_counts[Self::role_slot(&entry.role)] -= 1;
+        match &entry.role {
+            ConnRole::Bot(login) => self.bot_disconnected(conn, &login.name),
+            ConnRole::Customer if entry.who.is_none() => self.bot_stage_customer_gone(conn),
+            _ => {}
+        }
         self.release(conn, entry.who);
     }
 
@@ -753,6 +766,10 @@ impl HubState {
         }
         let sender = match (role, who) {
             (ConnRole::Buddy { .. }, _) => return self.buddy_frame(conn, frame),
+            (ConnRole::Bot(login), _) => {
+                let name = login.name.clone();
+                return self.bot_frame(conn, &name, frame);
+            }
             (ConnRole::Agent(_), Some(Recipient::Agent(id))) => Sender::Agent(id.clone()),
             (ConnRole::Customer, Some(Recipient::Customer(id))) => Sender::Customer(*id),
             (ConnRole::Customer, _) => return self.unjoined_customer_frame(conn, frame),
@@ -1339,7 +1356,8 @@ impl HubState {
     }
 
     pub(super) fn record_gauges(&self) {
-        let [customers, agents, buddies] = self.conn_counts;
+        let [customers, agents, buddies, bots] = self.conn_counts;
+        metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "bot").set(bots as f64);
         metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "customer").set(customers as f64);
         metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "agent").set(agents as f64);
         metrics::gauge!(crate::metrics::CONNECTIONS, "role" => "buddy").set(buddies as f64);
@@ -1352,6 +1370,7 @@ impl HubState {
             ConnRole::Customer => 0,
             ConnRole::Agent(_) => 1,
             ConnRole::Buddy { .. } => 2,
+            ConnRole::Bot(_) => 3,
         }
     }
 

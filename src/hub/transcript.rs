@@ -48,6 +48,12 @@ impl Author {
         ..Self::CUSTOMER
     };
 
+    /// A category's bot: an agent line, marked `via: "bot"`.
+    pub const BOT: Self = Self {
+        via: Some(Via::Bot),
+        ..Self::AGENT
+    };
+
     /// Buddy `id`; the archive records the chat's inviter as "customer" and the other as "agent".
     pub fn buddy(id: u64, is_inviter: bool) -> Self {
         Self {

@@ -199,6 +199,9 @@ impl ArchivedMessage {
 pub enum Via {
     /// A mail the customer sent to the desk's mailbox.
     Email,
+    /// The category's bot wrote it (an agent line, `from: "agent"`, said by the bot the
+    /// conversation opened with).
+    Bot,
 }
 
 /// The opening facts of a conversation, known when the two sides are paired.

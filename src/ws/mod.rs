@@ -22,7 +22,7 @@ use crate::http::access::ClientIp;
 use crate::http::listener::LingeringClose;
 use crate::http::session::{Authed, session_token};
 use crate::http::{ApiError, AppState};
-use crate::hub::{ConnRole, StaffLogin};
+use crate::hub::{BotLogin, ConnRole, StaffLogin};
 use crate::store::Role;
 
 /// Frames larger than this are closed by the websocket library itself (close code 1009);
@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/ws/customer", get(customer))
         .route("/ws/agent", get(agent))
         .route("/ws/buddy", get(buddy))
+        .route("/ws/bot", get(bot))
         .route("/ws/echo", get(echo))
         // ---- rooms and 1-to-1 video ----
         .route("/ws/room", get(room::room))
@@ -166,6 +167,45 @@ async fn buddy(
     ))
 }
 
+/// A bot, by its API token (`Authorization: Bearer sbt_…` with the `bot` scope), from a
+/// whitelisted address like any staff socket. It is told which categories name it.
+async fn bot(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ip: ClientIp,
+    tcp: LingeringClose,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if !ip.is_whitelisted(&state.settings) {
+        tracing::info!(client = %ip, "bot websocket refused: not in AGENT_WHITELIST");
+        return Err(ApiError::NotWhitelisted);
+    }
+    let Some(secret) = crate::http::session::api_token(&headers) else {
+        return Err(ApiError::refused(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "a bot connects with its API token: Authorization: Bearer sbt_…",
+        ));
+    };
+    let token = crate::http::session::token_with(&state, &secret, crate::core::api_tokens::Scope::Bot).await?;
+    let Some(name) = token.bot else {
+        return Err(ApiError::refused(
+            axum::http::StatusCode::FORBIDDEN,
+            "missing_scope",
+            "this API token names no bot",
+        ));
+    };
+    let categories = crate::category_bots::naming(&state.store, &name).await?;
+    let permit = admit(&state, &headers)?;
+    tracing::info!(bot = %name, token = %token.id, categories = ?categories, "bot websocket opened");
+    let login = BotLogin {
+        name,
+        token_id: token.id,
+        categories,
+    };
+    Ok(upgrade(ws, tcp, state, ConnRole::Bot(Box::new(login)), permit))
+}
+
 /// The conformance echo: off (404) unless `WS_ECHO_ENDPOINT` is on, which only a loopback
 /// `BIND_ADDR` allows. Admitted like a customer (origin, connection limit).
 async fn echo(
@@ -185,13 +225,13 @@ async fn echo(
 /// The signed-in account of an upgrade request and the session it came with, which the
 /// connection is then bound to (it closes when that session ends).
 async fn staff_login(state: &AppState, headers: &HeaderMap) -> Result<StaffLogin, ApiError> {
-    // A socket is bound to a person's session (it closes when that ends); a bot's socket,
-    // which an API token will open, is not built yet.
+    // A socket is bound to a person's session (it closes when that ends); a bot's token
+    // opens the bot socket.
     if crate::http::session::api_token(headers).is_some() {
         return Err(ApiError::refused(
             axum::http::StatusCode::FORBIDDEN,
             "token_not_for_socket",
-            "API tokens do not open the agent socket yet; sign in as a person",
+            "API tokens do not open the agent socket: sign in as a person, or connect a bot to /ws/bot",
         ));
     }
     let Authed(account) = authed(state, headers).await?;

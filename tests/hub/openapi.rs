@@ -610,6 +610,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/admin/categories/{id}", "sales".to_string()),
         ("/api/admin/chat-hours/{category}", "sales".to_string()),
         ("/api/admin/routing/{category}", "sales".to_string()),
+        ("/api/admin/category-bots/{category}", "sales".to_string()),
         ("/api/conversations/{id}/customer", chat_id.clone()),
         // The conversation is its own customer's (both ids the same).
         (

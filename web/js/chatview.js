@@ -9,6 +9,12 @@ import { el, clock, linkified, clientId as newClientId } from './dom.js';
 import { FileTray, renderFiles } from './attachments.js';
 import { cameByMail } from './agent-mails.js';
 
+/** The mark of a line a category's bot wrote (`via: "bot"`), or null. */
+function botMark(msg) {
+  if (msg.via !== 'bot') return null;
+  return el('span', { class: 'mail-state by-bot', title: 'An automatic answer by the bot', dataset: { testid: 'by-bot' } }, 'bot');
+}
+
 /** Trailing throttle for draft frames: the hub coalesces too, but this keeps us well under its rate limit. */
 const DRAFT_EVERY_MS = 150;
 /** Typing "stops" after this long without a keystroke. */
@@ -234,7 +240,7 @@ export class ChatView {
     } else {
       item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}${by ? ' other-author' : ''}`, dataset: { testid: 'message', mine: String(mine && !by), author: by || undefined } },
         el('span', { class: 'sr-only' }, by ? `${by}: ` : mine ? 'You: ' : 'Them: '), linkified(msg.text),
-        msg.attachments?.length ? renderFiles(msg.attachments, this.files) : null, meta, cameByMail(msg));
+        msg.attachments?.length ? renderFiles(msg.attachments, this.files) : null, meta, cameByMail(msg), botMark(msg));
     }
     item.dataset.id = msg.id;
     item.dataset.seq = String(msg.seq);

@@ -405,6 +405,22 @@ function showTitle() {
 }
 
 /** A line about the chat (a transfer) shown now and kept for a reload, after the latest message. */
+/** The bot asked for an email address: a small form in the chat sends it (`email`). */
+function askEmail() {
+  const view = ensureChat();
+  const input = el('input', { type: 'email', required: true, maxlength: '254', autocomplete: 'email', 'aria-label': 'Your email address', dataset: { testid: 'bot-email' } });
+  const form = el('form', { class: 'bot-email', dataset: { testid: 'bot-email-form' } }, input,
+    el('button', { type: 'submit', dataset: { testid: 'bot-email-send' } }, 'Send'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!input.checkValidity()) { input.reportValidity(); return; }
+    if (socket.send({ type: 'email', email: input.value.trim() })) form.replaceWith(el('span', {}, 'Thank you.'));
+  });
+  view.addNotice('Please leave your email address:', 'email-asked');
+  view.transcript.append(el('li', { class: 'notice' }, form));
+  input.focus();
+}
+
 function keptNotice(text, testid) {
   ensureChat().addNotice(text, testid);
   if (!saved) return;
@@ -543,6 +559,10 @@ function handle(f) {
       break;
     case 'transferred':
       transferred(f);
+      break;
+    // A category's bot asks for the customer's address.
+    case 'email_asked':
+      askEmail();
       break;
     case 'resumed':
       resuming = false;

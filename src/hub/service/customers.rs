@@ -19,7 +19,9 @@ impl HubState {
             ClientFrame::Message { client_id, .. } => client_id.clone(),
             _ => None,
         };
+        let talking_to_bot = self.bots.stage_of(conn).map(str::to_string);
         let result = match frame {
+            frame if let Some(id) = talking_to_bot => self.bot_stage_customer_frame(conn, id, frame),
             ClientFrame::Join(join) => self.join_frame(conn, *join),
             ClientFrame::Resume { token, last_seq } => self.customer_resume(conn, &token, last_seq, None),
             other => Err(("not_joined", format!("send join or resume before {:?}", other.kind()))),
@@ -67,6 +69,10 @@ impl HubState {
         match asked.conversation.take() {
             Some(id) => self.continue_conversation(conn, asked, id),
             None => {
+                // A category's bot, if it has one to talk to, has the customer first.
+                let Some(asked) = self.join_bot_first(conn, asked)? else {
+                    return Ok(());
+                };
                 let category = asked.category.clone();
                 self.customer_join(conn, &category, asked, None)
             }
@@ -361,7 +367,7 @@ fn valid_profile(
     })
 }
 
-fn valid_first_message(message: Option<String>) -> Result<Option<String>, (&'static str, String)> {
+pub(super) fn valid_first_message(message: Option<String>) -> Result<Option<String>, (&'static str, String)> {
     let Some(message) = message.map(|m| m.trim().to_string()).filter(|m| !m.is_empty()) else {
         return Ok(None);
     };

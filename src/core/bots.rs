@@ -1,0 +1,202 @@
+//! The rules of agent bots, apart from sockets and storage: whether a joining customer
+//! meets a category's bot first or goes straight to its line, when a bot that keeps a
+//! customer waiting has had its chance (a reply timer armed by the customer's line and
+//! disarmed by the bot's, told apart by an epoch so a stale timer does nothing), and how
+//! the archive tells a bot's conversations and their outcome (resolved by the bot, or
+//! handed over to people) from the rest.
+//!
+//! The bot stage comes before the category's line: the routing core never sees a
+//! customer talking to a bot, so its guarantees (FIFO, limits, grace) are untouched.
+
+/// Agent ids a bot's conversations are recorded under: `bot:<name>`. No account id has
+/// this shape (account ids are UUIDs), so a bot is never mistaken for a person.
+pub const BOT_ID_PREFIX: &str = "bot:";
+
+/// The id a bot's conversations carry as their agent's.
+pub fn bot_agent_id(name: &str) -> String {
+    format!("{BOT_ID_PREFIX}{name}")
+}
+
+/// Is `agent_id` a bot's (see [`bot_agent_id`])?
+pub fn is_bot_id(agent_id: &str) -> bool {
+    agent_id.starts_with(BOT_ID_PREFIX)
+}
+
+/// Where a joining customer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// To the bot named here first.
+    Bot(String),
+    /// To the category's line at once, and why when the category names a bot.
+    Line(Option<Handover>),
+}
+
+/// Why a conversation left its bot for the category's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The bot asked to (`handover` frame).
+    Asked,
+    /// The bot did not answer the customer within the reply timeout.
+    Timeout,
+    /// The bot's connection ended (or was replaced by nothing) while it held the conversation.
+    BotGone,
+    /// The category names a bot that is not connected (here): nobody waits for a dead bot.
+    NotConnected,
+    /// Several nodes: the bot stage runs on one node only, so the customer goes to the line.
+    Cluster,
+}
+
+impl Handover {
+    /// The word frames, logs and the archive's note use.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Asked => "asked",
+            Self::Timeout => "timeout",
+            Self::BotGone => "bot_gone",
+            Self::NotConnected => "bot_not_connected",
+            Self::Cluster => "cluster",
+        }
+    }
+}
+
+/// A joining customer's way: the category's bot when it names one that is connected,
+/// else its line. `clustered`: several nodes share the desk (no bot stage there yet).
+pub fn entry(category_bot: Option<&str>, bot_connected: bool, clustered: bool) -> Entry {
+    match category_bot {
+        None => Entry::Line(None),
+        Some(_) if clustered => Entry::Line(Some(Handover::Cluster)),
+        Some(bot) if bot_connected => Entry::Bot(bot.to_string()),
+        Some(_) => Entry::Line(Some(Handover::NotConnected)),
+    }
+}
+
+/// One conversation's reply timer: armed by a customer's line the bot has not answered
+/// yet, disarmed by the bot's line. A timer that fires names the epoch it was armed in;
+/// it hands over only if the bot said nothing since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyClock {
+    epoch: u64,
+    armed: bool,
+}
+
+impl ReplyClock {
+    /// The customer wrote: `Some(epoch)` when a timer must start (none running), else
+    /// `None` (the one running counts from their first unanswered line).
+    pub fn customer_line(&mut self) -> Option<u64> {
+        if self.armed {
+            return None;
+        }
+        self.armed = true;
+        self.epoch += 1;
+        Some(self.epoch)
+    }
+
+    /// The bot answered: whatever timer runs is stale from now on.
+    pub fn bot_line(&mut self) {
+        self.armed = false;
+        self.epoch += 1;
+    }
+
+    /// A timer armed in `epoch` fired: hand over?
+    pub fn fired(&self, epoch: u64) -> bool {
+        self.armed && self.epoch == epoch
+    }
+}
+
+/// How a bot's conversation ended, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The bot had it and never handed it on.
+    ResolvedByBot,
+    /// The bot handed it to people.
+    HandedOver,
+}
+
+/// A conversation's outcome from its archived agent ids: the one it opened with and
+/// the ones it was handed on from. `None` when no bot opened it.
+pub fn outcome<'a>(opened_by: &str, handed_on_from: impl IntoIterator<Item = &'a str>) -> Option<Outcome> {
+    if !is_bot_id(opened_by) {
+        return None;
+    }
+    Some(if handed_on_from.into_iter().any(is_bot_id) {
+        Outcome::HandedOver
+    } else {
+        Outcome::ResolvedByBot
+    })
+}
+
+/// The longest bot name: as long as a person's display name.
+pub const NAME_MAX_CHARS: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn a_category_with_a_connected_bot_meets_it_first() {
+        assert_eq!(entry(Some("Faq"), true, false), Entry::Bot("Faq".into()));
+        assert_eq!(
+            entry(Some("Faq"), false, false),
+            Entry::Line(Some(Handover::NotConnected))
+        );
+        assert_eq!(entry(None, true, false), Entry::Line(None));
+        assert_eq!(entry(Some("Faq"), true, true), Entry::Line(Some(Handover::Cluster)));
+    }
+
+    #[test]
+    fn bot_ids_are_told_apart_from_accounts() {
+        assert_eq!(bot_agent_id("Faq"), "bot:Faq");
+        assert!(is_bot_id("bot:Faq"));
+        assert!(!is_bot_id("0190a6d2-0000-7000-8000-000000000000"));
+        assert_eq!(outcome("agent-1", ["bot:Faq"]), None);
+        assert_eq!(outcome("bot:Faq", []), Some(Outcome::ResolvedByBot));
+        assert_eq!(outcome("bot:Faq", ["bot:Faq"]), Some(Outcome::HandedOver));
+    }
+
+    #[test]
+    fn a_timer_after_the_bots_answer_is_stale() {
+        let mut clock = ReplyClock::default();
+        let first = clock.customer_line().unwrap();
+        assert_eq!(clock.customer_line(), None, "one timer at a time");
+        clock.bot_line();
+        assert!(!clock.fired(first));
+        let second = clock.customer_line().unwrap();
+        assert!(!clock.fired(first), "an older timer never hands over");
+        assert!(clock.fired(second));
+    }
+
+    proptest! {
+        /// Whatever the order of lines and timers, a timer hands over exactly when the
+        /// customer's earliest unanswered line armed it and the bot has said nothing since.
+        #[test]
+        fn a_timer_hands_over_only_an_unanswered_customer(steps in prop::collection::vec(0u8..3, 0..60)) {
+            let mut clock = ReplyClock::default();
+            let mut timers: Vec<u64> = vec![];
+            // The model: the epoch of the running timer, if the customer waits for an answer.
+            let mut waiting: Option<u64> = None;
+            for step in steps {
+                match step {
+                    0 => {
+                        if let Some(epoch) = clock.customer_line() {
+                            prop_assert!(waiting.is_none());
+                            waiting = Some(epoch);
+                            timers.push(epoch);
+                        }
+                        prop_assert!(waiting.is_some());
+                    }
+                    1 => {
+                        clock.bot_line();
+                        waiting = None;
+                    }
+                    _ => {
+                        if let Some(epoch) = timers.pop() {
+                            prop_assert_eq!(clock.fired(epoch), waiting == Some(epoch));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

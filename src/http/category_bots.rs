@@ -1,0 +1,96 @@
+//! Categories' bots through the admin API: which bot (by the name its `bot` API token
+//! acts as) a category's customers talk to first. Stored in the shared store
+//! (`category_bots`); the node that takes the change tells its hub at once.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiJson, JsonResult};
+use super::responses::{AdminsOnly, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::category_bots;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show)).routes(routes!(set))
+}
+
+/// Every category and the bot its customers talk to first (none: straight to its line).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryBots {
+    /// Seconds a bot may leave a customer unanswered before it hands over by itself
+    /// (`BOT_REPLY_TIMEOUT_SECS`).
+    pub reply_timeout_secs: f64,
+    pub categories: Vec<CategoryBot>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryBot {
+    pub category: String,
+    pub bot: Option<String>,
+}
+
+/// A category's bot, or `null` for none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"bot": "Faq"}))]
+pub struct SetBot {
+    pub bot: Option<String>,
+}
+
+async fn view(state: &AppState) -> Result<CategoryBots, ApiError> {
+    let categories = category_bots::all(&state.store)
+        .await?
+        .into_iter()
+        .map(|(category, bot)| CategoryBot { category, bot })
+        .collect();
+    Ok(CategoryBots {
+        reply_timeout_secs: state.settings.bot_reply_timeout.as_secs_f64(),
+        categories,
+    })
+}
+
+/// Every category's bot.
+#[utoipa::path(get, path = "/api/admin/category-bots", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = CategoryBots), AdminsOnly, Unavailable))]
+async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<CategoryBots> {
+    Ok(Json(view(&state).await?))
+}
+
+/// Names the bot a category's customers talk to first (`null`: none). The bot is the
+/// name a `bot` API token acts as; while it is not connected, customers go to the line.
+#[utoipa::path(put, path = "/api/admin/category-bots/{category}", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("category" = String, Path, description = "the category's id")),
+    request_body = SetBot,
+    responses((status = 200, body = CategoryBots),
+        (status = 400, description = "`bad_json`; `invalid_bot` (a blank or bad name); `unknown_category`",
+            body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn set(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(category): Path<String>,
+    ApiJson(SetBot { bot }): ApiJson<SetBot>,
+) -> JsonResult<CategoryBots> {
+    let bot = match bot {
+        None => None,
+        Some(name) => Some(
+            crate::core::names::checked_name(&name, crate::core::bots::NAME_MAX_CHARS)
+                .map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
+        ),
+    };
+    if !state.store.categories().await?.iter().any(|c| c.id == category) {
+        return Err(ApiError::invalid(
+            "unknown_category",
+            format!("no category {category:?}"),
+        ));
+    }
+    category_bots::set(&state.store, &category, bot.as_deref()).await?;
+    state.hub.set_category_bot(category, bot).await?;
+    Ok(Json(view(&state).await?))
+}

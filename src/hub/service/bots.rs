@@ -1,0 +1,542 @@
+//! Agent bots on the hub: a category that names a bot, while that bot is connected
+//! (`/ws/bot`), has its joining customers talk to the bot first. The conversation exists
+//! from the start (archived, seq as any chat, each line acknowledged once durable); the
+//! bot answers, asks for the customer's email, resolves it, or hands it over, and then the
+//! customer joins the category's line through the routing core like anyone, continuing
+//! that conversation: the agent who takes it gets its lines (the bot's marked
+//! `via: "bot"`) and a hand-over note from the bot. A bot that leaves a customer's line
+//! unanswered for `BOT_REPLY_TIMEOUT_SECS`, or whose connection ends, hands over by itself.
+//!
+//! The rules (who meets a bot, the reply timer) are `core::bots`'; the routing core never
+//! sees a customer talking to a bot. On several nodes there is no bot stage yet: the
+//! customer goes to the line at once, and that is logged.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::continuing::{Continued, JoinAsked};
+use super::{HubState, Token, archive_behind, close, valid_name};
+use crate::clock::now_ms;
+use crate::core::bots::{self as rules, Entry, Handover, ReplyClock};
+use crate::core::conversation::Route;
+use crate::core::routing::{AgentId, CategoryId};
+use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
+use crate::hub::transcript::{Author, Stamped, Transcript};
+use crate::hub::{BotLogin, Command, after};
+use crate::protocol::{BotConversation, ClientFrame, From, ServerFrame};
+use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
+
+/// Lines a bot conversation keeps for the agent who takes it over (the archive has all).
+const STAGE_LINES: usize = super::continuing::EARLIER_LINES;
+
+/// What the hub knows of bots: who is connected, which category names which bot, and the
+/// conversations bots hold now.
+#[derive(Default)]
+pub(super) struct BotDesk {
+    /// Bot name → its connection (the newest; an older one is closed as replaced).
+    connected: HashMap<String, ConnId>,
+    /// Category id → the bot it names.
+    category_bots: HashMap<String, String>,
+    /// Conversation id → the customer talking to a bot.
+    stages: HashMap<String, Stage>,
+    /// A customer's connection → their conversation with a bot.
+    by_customer: HashMap<ConnId, String>,
+}
+
+/// One customer talking to a bot.
+struct Stage {
+    bot: String,
+    customer: ConnId,
+    category: CategoryId,
+    /// The join, kept to join the line with when the bot hands over.
+    asked: JoinAsked,
+    transcript: Transcript,
+    clock: ReplyClock,
+}
+
+impl BotDesk {
+    /// The bot conversation of a customer's connection, if they talk to a bot.
+    pub(super) fn stage_of(&self, customer: ConnId) -> Option<&str> {
+        self.by_customer.get(&customer).map(String::as_str)
+    }
+}
+
+impl HubState {
+    /// A bot's connection registered: it replaces an older one of the same bot, learns
+    /// which categories name it, and is told the conversations it holds.
+    pub(super) fn bot_connected(&mut self, conn: ConnId, login: BotLogin) {
+        let BotLogin { name, categories, .. } = login;
+        self.bots.category_bots.retain(|_, bot| *bot != name);
+        for category in categories {
+            self.bots.category_bots.insert(category, name.clone());
+        }
+        if let Some(old) = self.bots.connected.insert(name.clone(), conn) {
+            tracing::info!(bot = %name, conn = old.0, "a bot connected again; its older connection is closed");
+            self.close_conn(old, close::REPLACED, "the bot connected on another connection");
+        }
+        tracing::info!(bot = %name, conn = conn.0, "bot connected");
+        let conversations = self
+            .bots
+            .stages
+            .iter()
+            .filter(|(_, s)| s.bot == name)
+            .map(|(id, s)| s.view(id))
+            .collect();
+        self.send_to_conn(
+            conn,
+            &ServerFrame::BotWelcome {
+                bot: name,
+                conversations,
+            },
+        );
+    }
+
+    /// A bot's connection ended: if it was the bot's live one, every conversation it holds
+    /// goes to its category's line, so no customer waits for a bot that is gone.
+    pub(super) fn bot_disconnected(&mut self, conn: ConnId, name: &str) {
+        if self.bots.connected.get(name) != Some(&conn) {
+            return;
+        }
+        self.bots.connected.remove(name);
+        let held: Vec<String> = self
+            .bots
+            .stages
+            .iter()
+            .filter(|(_, s)| s.bot == name)
+            .map(|(id, _)| id.clone())
+            .collect();
+        tracing::info!(bot = %name, conversations = held.len(), "bot disconnected; its conversations are handed over");
+        for id in held {
+            self.hand_over(&id, Handover::BotGone, String::new());
+        }
+    }
+
+    /// An admin named (or removed) `category`'s bot.
+    pub(super) fn category_bot(&mut self, category: String, bot: Option<String>) {
+        match bot {
+            Some(bot) => self.bots.category_bots.insert(category, bot),
+            None => self.bots.category_bots.remove(&category),
+        };
+    }
+
+    /// A customer's `join` without a conversation to continue: `Some(asked)` back when it
+    /// goes to the line (no bot, or none to talk to), `None` when a bot has it now.
+    pub(super) fn join_bot_first(
+        &mut self,
+        conn: ConnId,
+        asked: JoinAsked,
+    ) -> Result<Option<JoinAsked>, (&'static str, String)> {
+        let category = CategoryId::from(asked.category.clone());
+        let bot = self.bots.category_bots.get(&asked.category).cloned();
+        let connected = bot.as_ref().is_some_and(|b| self.bots.connected.contains_key(b));
+        let entry = rules::entry(bot.as_deref(), connected, self.cluster.is_some());
+        let bot = match entry {
+            Entry::Line(None) => return Ok(Some(asked)),
+            Entry::Line(Some(why)) => {
+                tracing::info!(category = %asked.category, bot = ?bot, why = why.word(), "a customer goes to the line without the category's bot");
+                return Ok(Some(asked));
+            }
+            Entry::Bot(bot) => bot,
+        };
+        // A closed or unknown category: the routing core says so as for anyone.
+        if !self.routing.has_category(&category) || !self.routing.is_open(&category) {
+            return Ok(Some(asked));
+        }
+        let name = valid_name(&asked.name)?;
+        let first = super::customers::valid_first_message(asked.message.clone())?;
+        if self.archive.openings_available() == 0 {
+            return Err(archive_behind());
+        }
+        let id = Uuid::now_v7().to_string();
+        let now = now_ms();
+        self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
+            id: id.clone(),
+            kind: ConversationKind::Service,
+            category: Some(category.0.to_string()),
+            customer_name: name.clone(),
+            agent_id: rules::bot_agent_id(&bot),
+            agent_name: bot.clone(),
+            queued_at: now,
+            paired_at: now,
+            customer: asked.profile.clone(),
+        }));
+        self.conversation_opened(&id, &category, &asked.profile, &AgentId(rules::bot_agent_id(&bot)));
+        tracing::info!(bot = %bot, conversation = %id, category = %category.0, "a customer talks to the category's bot first");
+        let mut asked = asked;
+        // The first message is a line of the conversation now, not a note for an agent.
+        asked.message = None;
+        self.bots.by_customer.insert(conn, id.clone());
+        self.bots.stages.insert(
+            id.clone(),
+            Stage {
+                bot: bot.clone(),
+                customer: conn,
+                category: category.clone(),
+                asked,
+                transcript: Transcript::new(STAGE_LINES),
+                clock: ReplyClock::default(),
+            },
+        );
+        self.send_to_conn(
+            conn,
+            &ServerFrame::Welcome {
+                customer_name: name,
+                // Not resumable: a customer who drops while talking to a bot ends that talk.
+                resume_token: Token::new().to_string(),
+                grace_secs: self.settings.resume_grace.as_secs_f64(),
+                max_message_len: self.settings.max_message_len,
+                draft_preview: false,
+            },
+        );
+        self.send_to_conn(
+            conn,
+            &ServerFrame::ChatStarted {
+                chat_id: id.clone(),
+                category: category.0.to_string(),
+                category_name: self.category_name(&category),
+                peer_name: bot.clone(),
+                started_at: now,
+                video_request: false,
+                offer_id: None,
+                transfer: None,
+                messages: None,
+                continued: false,
+            },
+        );
+        if let Some(view) = self.bots.stages.get(&id).map(|s| s.view(&id))
+            && let Some(bot_conn) = self.bots.connected.get(&bot).copied()
+        {
+            self.send_to_conn(bot_conn, &ServerFrame::Conversation(view));
+        }
+        if let Some(text) = first {
+            self.customer_to_bot(conn, &id, text, None)?;
+        }
+        Ok(None)
+    }
+
+    /// A frame from a customer talking to a bot.
+    pub(super) fn bot_stage_customer_frame(
+        &mut self,
+        conn: ConnId,
+        id: String,
+        frame: ClientFrame,
+    ) -> Result<(), (&'static str, String)> {
+        match frame {
+            ClientFrame::Message {
+                text,
+                client_id,
+                attachments,
+                ..
+            } => {
+                if !attachments.is_empty() {
+                    return Err((
+                        "attachments_not_for_bots",
+                        "files can be sent once a person has the chat".into(),
+                    ));
+                }
+                self.check_message(&text)?;
+                self.customer_to_bot(conn, &id, text, client_id)
+            }
+            ClientFrame::Email { email } => {
+                let email = crate::core::customer_details::optional_email(Some(&email))
+                    .map_err(|e| (e.code, e.message))?
+                    .ok_or_else(|| ("invalid_email", "an email address is needed".to_string()))?;
+                let Some(stage) = self.bots.stages.get_mut(&id) else {
+                    return Ok(());
+                };
+                stage.asked.profile.email = Some(email.clone());
+                let bot = stage.bot.clone();
+                self.keep_email(&id, &email);
+                self.to_bot(&bot, &ServerFrame::CustomerEmail { chat_id: id, email });
+                Ok(())
+            }
+            // Nobody to show typing or a draft to but a bot: dropped.
+            ClientFrame::Typing { .. } | ClientFrame::Draft { .. } => Ok(()),
+            ClientFrame::Leave {} => {
+                self.end_stage(&id, "customer_left", Side::Customer);
+                Ok(())
+            }
+            ClientFrame::Join(_) | ClientFrame::Resume { .. } => {
+                Err(("already_joined", "this connection has joined already".into()))
+            }
+            other => Err((
+                "not_allowed",
+                format!("{:?} is not for a chat with a bot", other.kind()),
+            )),
+        }
+    }
+
+    /// A customer's line to the bot: stamped, archived, to the bot, acknowledged once durable.
+    fn customer_to_bot(
+        &mut self,
+        conn: ConnId,
+        id: &str,
+        text: String,
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        let (bot, Stamped { frame, ack, event }, timer) = {
+            let Some(stage) = self.bots.stages.get_mut(id) else {
+                return Err(("not_in_chat", "that conversation is over".into()));
+            };
+            let stamped = stage
+                .transcript
+                .record(id, Author::CUSTOMER, text, client_id.as_deref());
+            (stage.bot.clone(), stamped, stage.clock.customer_line())
+        };
+        let archived = self.archive.push_message(event);
+        let frame = Outbound::Frame(frame);
+        if let Some(bot_conn) = self.bots.connected.get(&bot) {
+            self.send_encoded_to_conn(*bot_conn, frame.clone());
+        }
+        self.ack_to(conn, SenderCopy::sent_from(conn, ack, frame), archived);
+        if let Some(epoch) = timer {
+            after(
+                &self.timers,
+                self.settings.bot_reply_timeout,
+                Command::BotReplyTimeout {
+                    chat_id: id.to_string(),
+                    epoch,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Keeps the address the customer gave with conversation `id` (the agent's customer
+    /// panel and the archive show it), once its opening is stored; off the hub's task.
+    fn keep_email(&self, id: &str, email: &str) {
+        let (archive, id, email) = (self.archive.clone(), id.to_string(), email.to_string());
+        tokio::spawn(async move {
+            if !archive.stored_through_now().await {
+                tracing::warn!(conversation = %id, "the archive is behind; the email a customer gave a bot waits for it");
+            }
+            if let Err(e) = archive.store().set_customer_email(&id, &email).await {
+                tracing::warn!(conversation = %id, error = %e, "the email a customer gave a bot was not kept");
+            }
+        });
+    }
+
+    /// The sender's acknowledgement on `conn`, once the line is durable.
+    fn ack_to(&self, conn: ConnId, copy: SenderCopy, archived: Option<u64>) {
+        if let Some(entry) = self.conns.get(&conn) {
+            self.direct
+                .acks
+                .acknowledge(archived, std::slice::from_ref(&entry.handle), copy);
+        }
+    }
+
+    fn to_bot(&self, bot: &str, frame: &ServerFrame) {
+        if let Some(conn) = self.bots.connected.get(bot) {
+            self.send_to_conn(*conn, frame);
+        }
+    }
+
+    /// A frame from bot `name`'s connection.
+    pub(super) fn bot_frame(&mut self, conn: ConnId, name: &str, frame: ClientFrame) {
+        let client_id = match &frame {
+            ClientFrame::Message { client_id, .. } => client_id.clone(),
+            _ => None,
+        };
+        if let Err((code, message)) = self.bot_frame_result(conn, name, frame) {
+            tracing::info!(bot = %name, code, %message, "a bot's frame was refused");
+            self.error_to_conn(conn, code, message, client_id);
+        }
+    }
+
+    fn bot_frame_result(&mut self, conn: ConnId, name: &str, frame: ClientFrame) -> Result<(), (&'static str, String)> {
+        if self.bots.connected.get(name) != Some(&conn) {
+            return Err(("not_joined", "this connection no longer speaks for the bot".into()));
+        }
+        let held = |hub: &Self, id: &str| -> Result<(), (&'static str, String)> {
+            match hub.bots.stages.get(id) {
+                Some(stage) if stage.bot == name => Ok(()),
+                _ => Err(("not_your_chat", format!("{id:?} is no conversation of this bot's"))),
+            }
+        };
+        match frame {
+            ClientFrame::Message {
+                chat_id,
+                text,
+                client_id,
+                attachments,
+            } => {
+                let id = chat_id.ok_or_else(|| ("missing_chat_id", "a bot's message names its chat_id".into()))?;
+                held(self, &id)?;
+                if !attachments.is_empty() {
+                    return Err(("attachments_not_for_bots", "a bot sends text only".into()));
+                }
+                self.check_message(&text)?;
+                let Some(stage) = self.bots.stages.get_mut(&id) else {
+                    return Ok(());
+                };
+                stage.clock.bot_line();
+                let Stamped { frame, ack, event } =
+                    stage.transcript.record(&id, Author::BOT, text, client_id.as_deref());
+                let customer = stage.customer;
+                let archived = self.archive.push_message(event);
+                let frame = Outbound::Frame(frame);
+                self.send_encoded_to_conn(customer, frame.clone());
+                self.ack_to(conn, SenderCopy::sent_from(conn, ack, frame), archived);
+                Ok(())
+            }
+            ClientFrame::Handover { chat_id, note } => {
+                held(self, &chat_id)?;
+                let note = note.unwrap_or_default().trim().chars().take(1000).collect();
+                self.hand_over(&chat_id, Handover::Asked, note);
+                Ok(())
+            }
+            ClientFrame::Resolve { chat_id } => {
+                held(self, &chat_id)?;
+                self.end_stage(&chat_id, "resolved", Side::Agent);
+                Ok(())
+            }
+            ClientFrame::AskEmail { chat_id } => {
+                held(self, &chat_id)?;
+                if let Some(stage) = self.bots.stages.get(&chat_id) {
+                    self.send_to_conn(stage.customer, &ServerFrame::EmailAsked { chat_id });
+                }
+                Ok(())
+            }
+            other => Err((
+                "not_allowed",
+                format!(
+                    "bots may send message, handover, resolve and ask_email, not {:?}",
+                    other.kind()
+                ),
+            )),
+        }
+    }
+
+    /// A bot's reply timer ran out: the customer goes to the line unless the bot answered.
+    pub(super) fn bot_reply_timeout(&mut self, id: &str, epoch: u64) {
+        let Some(stage) = self.bots.stages.get(id) else { return };
+        if stage.clock.fired(epoch) {
+            tracing::warn!(bot = %stage.bot, conversation = %id, "a bot did not answer in time; the conversation is handed over");
+            self.hand_over(id, Handover::Timeout, String::new());
+        }
+    }
+
+    /// Conversation `id` leaves its bot for its category's line: the customer joins it as
+    /// anyone does, continuing this conversation with its lines.
+    fn hand_over(&mut self, id: &str, why: Handover, note: String) {
+        let Some(stage) = self.bots.stages.remove(id) else {
+            return;
+        };
+        self.bots.by_customer.remove(&stage.customer);
+        let Stage {
+            bot,
+            customer,
+            category,
+            asked,
+            transcript,
+            ..
+        } = stage;
+        tracing::info!(bot = %bot, conversation = %id, why = why.word(), "a bot handed a conversation over");
+        self.to_bot(
+            &bot,
+            &ServerFrame::ConversationEnded {
+                chat_id: id.to_string(),
+                reason: "handed_over",
+                why: Some(why.word()),
+            },
+        );
+        // The chat the line pairs it into reserves its own closing.
+        self.archive.release_closing();
+        let note = match (note.is_empty(), why) {
+            (false, _) => note,
+            (true, Handover::Asked) => format!("{bot} handed the customer over."),
+            (true, Handover::Timeout) => format!("{bot} did not answer in time."),
+            (true, _) => format!("{bot} went offline."),
+        };
+        let continued = Continued {
+            id: id.to_string(),
+            category: category.clone(),
+            last_seq: transcript.last_seq(),
+            earlier: transcript.after(0),
+            holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
+            route: Route::Line,
+            note,
+        };
+        self.send_to_conn(
+            customer,
+            &ServerFrame::Transferred {
+                chat_id: id.to_string(),
+                peer_name: None,
+                category: Some(category.0.to_string()),
+                category_name: Some(self.category_name(&category)),
+            },
+        );
+        if let Err((code, message)) =
+            self.customer_join(customer, &category.0.clone(), asked, Some(Box::new(continued)))
+        {
+            // The category closed or went away meanwhile: the conversation ends here, kept.
+            tracing::warn!(conversation = %id, code, %message, "a conversation a bot handed over could not join the line");
+            self.error_to_conn(customer, code, message, None);
+            self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
+                id: id.to_string(),
+                ended_at: now_ms(),
+                ended_by: Side::System,
+                reason: EndReason::Expiry,
+            }));
+        }
+    }
+
+    /// Conversation `id` ends with its bot: resolved by the bot, or the customer left.
+    fn end_stage(&mut self, id: &str, reason: &'static str, by: Side) {
+        let Some(stage) = self.bots.stages.remove(id) else {
+            return;
+        };
+        self.bots.by_customer.remove(&stage.customer);
+        tracing::info!(bot = %stage.bot, conversation = %id, reason, "a bot's conversation ended");
+        self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
+            id: id.to_string(),
+            ended_at: now_ms(),
+            ended_by: by,
+            reason: if reason == "customer_gone" {
+                EndReason::Disconnect
+            } else {
+                EndReason::Ended
+            },
+        }));
+        self.conversation_resolved(id);
+        self.to_bot(
+            &stage.bot,
+            &ServerFrame::ConversationEnded {
+                chat_id: id.to_string(),
+                reason,
+                why: None,
+            },
+        );
+        if by != Side::Customer {
+            self.send_to_conn(
+                stage.customer,
+                &ServerFrame::ChatEnded {
+                    chat_id: id.to_string(),
+                    ended_by: From::Agent,
+                    reason,
+                    rating: None,
+                },
+            );
+        }
+    }
+
+    /// A customer's connection ended while they talked to a bot: the talk ends with it.
+    pub(super) fn bot_stage_customer_gone(&mut self, conn: ConnId) {
+        if let Some(id) = self.bots.by_customer.get(&conn).cloned() {
+            self.end_stage(&id, "customer_gone", Side::Customer);
+        }
+    }
+}
+
+impl Stage {
+    fn view(&self, id: &str) -> BotConversation {
+        BotConversation {
+            chat_id: id.to_string(),
+            category: self.category.0.to_string(),
+            customer_name: self.asked.name.clone(),
+            email: self.asked.profile.email.clone(),
+            messages: self.transcript.after(0),
+        }
+    }
+}

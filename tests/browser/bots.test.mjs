@@ -1,0 +1,73 @@
+// Agent bots in the browser: the example bot (examples/faq-bot.mjs, run for real) answers
+// a customer's question about opening hours, marked as the bot's on the customer page,
+// then hands the conversation over; the agent's console shows the conversation with the
+// bot's lines, marked "bot" and named after the bot, and the hand-over note.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { newPage, apiCall, adminToken, createAgent, agentSignsIn, customerJoins, sendMessage, panelOf, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+
+/** The example bot running for `hub` with `secret`, once it is welcomed. */
+async function exampleBot(secret) {
+  const child = spawn(process.execPath, ['--experimental-websocket', path.join(here, '..', '..', 'examples', 'faq-bot.mjs')], {
+    env: { ...process.env, SWITCHBOARD_URL: hub.url.replace(/^http/, 'ws') + '/ws/bot', SWITCHBOARD_BOT_TOKEN: secret },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the example bot did not connect: ${output}`)), 10000);
+    const seen = (chunk) => {
+      output += chunk;
+      if (output.includes('welcome')) { clearTimeout(timer); resolve(); }
+    };
+    child.stdout.on('data', seen);
+    child.stderr.on('data', seen);
+  });
+  return child;
+}
+
+test("the agent's view of a conversation the bot handed over", () => withShots('bots', async (pages) => {
+  const admin = await adminToken(hub);
+  const named = await apiCall(hub, 'PUT', '/api/admin/category-bots/general', { bot: 'Faq' }, admin);
+  assert.equal(named.status, 200, JSON.stringify(named.data));
+  const token = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'FAQ bot', scopes: ['bot'], bot: 'Faq' }, admin);
+  assert.equal(token.status, 201, JSON.stringify(token.data));
+  const bot = await exampleBot(token.data.secret);
+  try {
+    const ann = await createAgent(hub, { username: 'ann', display_name: 'Ann', categories: ['general'], max_chats: 2 });
+    const agent = await newPage(browser);
+    const customer = await newPage(browser);
+    pages.push(agent, customer);
+    await agentSignsIn(agent, hub, ann);
+    await customerJoins(customer, hub, 'general', 'Carla');
+
+    await sendMessage(customer, 'What are your opening hours?');
+    const answer = customer.getByTestId('message').filter({ hasText: '9:00 to 17:00' });
+    await answer.getByTestId('by-bot').waitFor();
+    await shot(customer, 'bots-customer-answered');
+
+    await sendMessage(customer, 'My parcel arrived broken');
+    const panel = panelOf(agent, 'Carla');
+    await panel.waitFor();
+    const botLine = panel.getByTestId('message').filter({ hasText: '9:00 to 17:00' });
+    await botLine.getByTestId('by-bot').waitFor();
+    assert.equal(await botLine.getByTestId('message-author').textContent(), 'Faq');
+    await panel.getByTestId('message').filter({ hasText: 'My parcel arrived broken' }).waitFor();
+    await panel.getByText('asked: My parcel arrived broken').first().waitFor();
+    await shot(agent, 'bots-agent-handed-over');
+
+    // The chat goes on with Ann.
+    await sendMessage(panel, 'Hello Carla, Ann here.');
+    await customer.getByTestId('message').filter({ hasText: 'Hello Carla, Ann here.' }).waitFor();
+    await shot(customer, 'bots-customer-with-agent');
+  } finally {
+    bot.kill();
+  }
+}));

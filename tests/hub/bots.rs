@@ -1,0 +1,330 @@
+//! Agent bots end to end: a category names a bot; while the bot is connected (`/ws/bot`
+//! with its `bot` API token) a joining customer talks to it first; it answers, asks for
+//! the email, resolves, or hands over, and the agent who then takes the conversation gets
+//! its lines, the bot's marked. A bot that does not answer in time, or goes away, hands
+//! over by itself; one that floods or sends garbage is refused, logged, and nothing the
+//! customer said is lost. The example bot in `examples/` runs for real.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A `bot` token for bot `name`: its secret.
+async fn bot_token(admin: &Api, name: &str) -> String {
+    let created = admin
+        .post_answering(
+            201,
+            "/api/admin/api-tokens",
+            json!({"name": format!("{name} bot"), "scopes": ["bot"], "bot": name}),
+        )
+        .await;
+    created["secret"].as_str().unwrap().to_string()
+}
+
+/// Bot `name` connected with `secret`, its welcome read.
+async fn bot_socket(hub: &Endpoint, secret: &str) -> (Ws, Value) {
+    let auth = format!("Bearer {secret}");
+    let mut ws = Ws::connect(&hub.ws_url("/ws/bot"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let welcome = ws.next_of("bot_welcome").await;
+    (ws, welcome)
+}
+
+/// A hub whose General category names bot Faq, with Faq connected: the hub, the admin,
+/// and Faq's socket.
+async fn hub_with_bot(tweak: impl FnOnce(&mut switchboard::config::Settings)) -> (TestHub, Api, Ws) {
+    let hub = TestHub::with(tweak).await;
+    let admin = hub.admin().await;
+    let listed = admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    assert!(
+        listed["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["category"] == "general" && c["bot"] == "Faq"),
+        "{listed}"
+    );
+    let secret = bot_token(&admin, "Faq").await;
+    let (bot, welcome) = bot_socket(&hub, &secret).await;
+    assert_eq!(welcome["bot"], "Faq");
+    (hub, admin, bot)
+}
+
+#[tokio::test]
+async fn a_bot_answers_first_and_hands_over_and_the_agent_sees_its_lines() {
+    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+
+    let mut customer = hub.customer("Carla", "general").await;
+    let started = customer.next_of("chat_started").await;
+    assert_eq!(started["peer_name"], "Faq");
+    let chat = started["chat_id"].as_str().unwrap().to_string();
+    let given = bot.next_of("conversation").await;
+    assert_eq!(
+        (given["chat_id"].as_str(), given["customer_name"].as_str()),
+        (Some(&*chat), Some("Carla"))
+    );
+
+    let ack = customer.say("what are your opening hours?", "c1").await;
+    assert_eq!(ack["seq"], 1);
+    let line = bot.next_of("message").await;
+    assert_eq!(
+        (line["text"].as_str(), line["from"].as_str()),
+        (Some("what are your opening hours?"), Some("customer"))
+    );
+
+    let ack = bot.say_in(&chat, "We are open 9 to 5.", "b1").await;
+    assert_eq!(ack["seq"], 2);
+    let answer = customer.next_of("message").await;
+    assert_eq!(
+        (answer["from"].as_str(), answer["via"].as_str()),
+        (Some("agent"), Some("bot"))
+    );
+
+    bot.send(json!({"type": "ask_email", "chat_id": chat})).await;
+    customer.next_of("email_asked").await;
+    customer
+        .send(json!({"type": "email", "email": "carla@example.com"}))
+        .await;
+    assert_eq!(bot.next_of("customer_email").await["email"], "carla@example.com");
+
+    customer.say("I need a person", "c2").await;
+    bot.next_of("message").await;
+    bot.send(json!({"type": "handover", "chat_id": chat, "note": "wants a refund"}))
+        .await;
+    let ended = bot.next_of("conversation_ended").await;
+    assert_eq!(
+        (ended["reason"].as_str(), ended["why"].as_str()),
+        (Some("handed_over"), Some("asked"))
+    );
+
+    // The agent gets the same conversation with its lines, the bot's marked and named.
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(
+        (taken["chat_id"].as_str(), taken["continued"].as_bool()),
+        (Some(&*chat), Some(true))
+    );
+    let lines = taken["messages"].as_array().unwrap();
+    let texts: Vec<(&str, Option<&str>)> = lines
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap(), m["via"].as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("what are your opening hours?", None),
+            ("We are open 9 to 5.", Some("bot")),
+            ("I need a person", None)
+        ]
+    );
+    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    assert_eq!(taken["transfer"]["note"], "wants a refund");
+    let carla = customer.next_of("chat_started").await;
+    assert_eq!(
+        (carla["chat_id"].as_str(), carla["peer_name"].as_str()),
+        (Some(&*chat), Some("ANN"))
+    );
+
+    // The conversation goes on at the next seq, and the archive has every line.
+    let ack = agent.say_in(&chat, "Hello Carla, I am Ann.", "a1").await;
+    assert_eq!(ack["seq"], 4);
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    customer.next_of("chat_ended").await;
+    let archived = eventually_archived(&admin, &chat, 4).await;
+    assert_eq!(archived["messages"][1]["via"], "bot");
+    assert_eq!(archived["customer"]["email"], "carla@example.com", "{archived}");
+}
+
+/// Conversation `chat` once the archive has `lines` of its lines.
+async fn eventually_archived(admin: &Api, chat: &str, lines: usize) -> Value {
+    for _ in 0..100 {
+        let (status, conversation) = admin.get(&format!("/api/conversations/{chat}")).await;
+        if status == 200 && conversation["messages"].as_array().map_or(0, Vec::len) >= lines {
+            return conversation;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("conversation {chat} never had {lines} lines in the archive");
+}
+
+#[tokio::test]
+async fn a_bot_that_never_answers_hands_over_after_the_timeout() {
+    let (hub, _admin, mut bot) = hub_with_bot(|s| s.bot_reply_timeout = Duration::from_millis(300)).await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    customer.say("hello?", "c1").await;
+    bot.next_of("message").await;
+    // The bot says nothing: the conversation goes to Ann by itself.
+    let ended = bot.next_of("conversation_ended").await;
+    assert_eq!(ended["why"], "timeout");
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat.as_str());
+    assert_eq!(taken["messages"][0]["text"], "hello?");
+    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    customer.next_of("transferred").await;
+}
+
+#[tokio::test]
+async fn a_bot_that_goes_away_hands_over_and_a_category_without_its_bot_goes_to_the_line() {
+    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    bot.next_of("conversation").await;
+    customer.say("anyone?", "c1").await;
+    drop(bot);
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat.as_str());
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+
+    // No bot connected now: the next customer goes straight to the line.
+    let mut second = hub.customer("Dora", "general").await;
+    assert_eq!(second.next_of("chat_started").await["peer_name"], "ANN");
+    let _ = admin;
+}
+
+#[tokio::test]
+async fn a_bot_resolves_and_the_archive_has_it_closed_as_the_bots() {
+    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    bot.next_of("conversation").await;
+    customer.say("opening hours", "c1").await;
+    bot.say_in(&chat, "9 to 5", "b1").await;
+    bot.send(json!({"type": "resolve", "chat_id": chat})).await;
+    let ended = customer.next_of("chat_ended").await;
+    assert_eq!(ended["reason"], "resolved");
+    assert_eq!(bot.next_of("conversation_ended").await["reason"], "resolved");
+    // The archive has it closed, ended by its agent (the bot), its agent the bot's id.
+    for _ in 0..100 {
+        let (_, archived) = admin.get(&format!("/api/conversations/{chat}")).await;
+        if archived["ended_at"].is_i64() {
+            assert_eq!(archived["agent_id"], "bot:Faq", "{archived}");
+            assert_eq!(archived["messages"].as_array().unwrap().len(), 2, "{archived}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the bot's conversation was never archived closed");
+}
+
+#[tokio::test]
+async fn a_bot_sending_garbage_or_flooding_is_refused_and_nothing_is_lost() {
+    let (hub, _admin, mut bot) = hub_with_bot(|s| {
+        s.rate_limit_per_sec = 5;
+        s.rate_limit_burst = 5;
+    })
+    .await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    bot.next_of("conversation").await;
+    customer.say("hello", "c1").await;
+
+    // Malformed frames: an error each, the connection lives on.
+    bot.send_raw("{not json").await;
+    assert_eq!(bot.next_of("error").await["code"], "bad_json");
+    bot.send(json!({"type": "message", "text": "no chat named"})).await;
+    assert_eq!(bot.next_of("error").await["code"], "missing_chat_id");
+    bot.send(json!({"type": "handover", "chat_id": "not-a-conversation"}))
+        .await;
+    assert_eq!(bot.next_of("error").await["code"], "not_your_chat");
+    bot.send(json!({"type": "set_status", "status": "away"})).await;
+    assert_eq!(bot.next_of("error").await["code"], "not_allowed");
+
+    // A flood: refused past the rate, then the bot is closed; its customer is handed over
+    // with everything said so far.
+    for i in 0..40 {
+        let _ = bot
+            .inner
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                json!({"type": "message", "chat_id": chat, "text": format!("spam {i}")})
+                    .to_string()
+                    .into(),
+            ))
+            .await;
+    }
+    assert!(bot.closed().await.is_some());
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat.as_str());
+    assert_eq!(taken["messages"][0]["text"], "hello");
+    assert_eq!(taken["transfer"]["from_name"], "Faq");
+}
+
+#[tokio::test]
+async fn bot_sockets_take_bot_tokens_only() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let read = admin
+        .post_answering(201, "/api/admin/api-tokens", json!({"name": "r", "scopes": ["read"]}))
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (auth, status) in [
+        (format!("Bearer {read}"), 403),
+        ("Bearer sbt_nope".to_string(), 401),
+        (String::new(), 401),
+    ] {
+        let headers: Vec<(&str, &str)> = if auth.is_empty() {
+            vec![]
+        } else {
+            vec![("authorization", &auth)]
+        };
+        let refused = Ws::connect(&hub.ws_url("/ws/bot"), &headers).await;
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{auth}")
+            }
+            other => panic!("{auth}: expected a refusal, got {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_example_bot_answers_its_keyword_and_hands_over_otherwise() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let secret = bot_token(&admin, "Faq").await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/faq-bot.mjs");
+    let mut example = tokio::process::Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(script)
+        .env("SWITCHBOARD_URL", hub.ws_url("/ws/bot"))
+        .env("SWITCHBOARD_BOT_TOKEN", &secret)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs the example bot");
+    // The bot is connected once a customer meets it rather than Ann.
+    let (mut customer, chat) = loop {
+        let mut customer = hub.customer("Carla", "general").await;
+        let started = customer.next_of("chat_started").await;
+        if started["peer_name"] == "Faq" {
+            break (customer, started["chat_id"].as_str().unwrap().to_string());
+        }
+        customer.send(json!({"type": "leave"})).await;
+        agent.next_of("chat_ended").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    customer.say("What are your opening hours?", "c1").await;
+    let answer = customer.next_of("message").await;
+    assert_eq!(answer["via"], "bot");
+    assert!(answer["text"].as_str().unwrap().contains("9:00"), "{answer}");
+    customer.say("My parcel is broken", "c2").await;
+    let taken = agent
+        .next_matching(|f| f["type"] == "chat_started" && f["chat_id"] == chat.as_str())
+        .await;
+    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    assert_eq!(taken["messages"].as_array().unwrap().len(), 3, "{taken}");
+    let _ = example.kill().await;
+}
