@@ -123,19 +123,32 @@ fn documented_body(doc: &Value, op: &Value) -> Option<String> {
 /// Validates `instance` against `schema`, whose `$ref`s point into the document. Each
 /// (document, schema) pair is compiled once: the walk checks hundreds of answers against a
 /// few dozen schemas, and compiling every component for each answer took most of its time.
+/// The cache holds the components it was compiled against and starts afresh when they
+/// differ (comparing is cheap; printing them for a key, on each answer, took a fifth of the walk).
 fn schema_errors(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
-    type Compiled = std::collections::HashMap<(String, String), std::sync::Arc<jsonschema::Validator>>;
-    static COMPILED: std::sync::LazyLock<std::sync::Mutex<Compiled>> = std::sync::LazyLock::new(Default::default);
-    let key = (doc["components"].to_string(), schema.to_string());
-    let cached = COMPILED.lock().unwrap().get(&key).cloned();
+    type Compiled = std::collections::HashMap<String, std::sync::Arc<jsonschema::Validator>>;
+    static COMPILED: std::sync::LazyLock<std::sync::Mutex<(Value, Compiled)>> =
+        std::sync::LazyLock::new(Default::default);
+    let components = &doc["components"];
+    let key = schema.to_string();
+    let cached = {
+        let mut cache = COMPILED.lock().unwrap();
+        if cache.0 != *components {
+            *cache = (components.clone(), Compiled::new());
+        }
+        cache.1.get(&key).cloned()
+    };
     let validator = cached.unwrap_or_else(|| {
         let root = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "components": doc["components"],
+            "components": components,
             "allOf": [schema],
         });
         let compiled = std::sync::Arc::new(jsonschema::validator_for(&root).expect("the document's schemas compile"));
-        COMPILED.lock().unwrap().insert(key, compiled.clone());
+        let mut cache = COMPILED.lock().unwrap();
+        if cache.0 == *components {
+            cache.1.insert(key, compiled.clone());
+        }
         compiled
     });
     validator
