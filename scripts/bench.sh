@@ -12,7 +12,7 @@
 # client limits are raised (a load generator's client sends far faster than a person);
 # `STORE=memory` appears only as the peers scenario's comparison row.
 #
-#   BENCH_SCENARIOS="peers idle relay routing queue archive reports queries cluster"   which to run (default all but
+#   BENCH_SCENARIOS="peers uploads idle relay routing queue archive reports queries cluster"   which to run (default all but
 #                                                        `soak`, which is an hour long: add it by name)
 #   BENCH_QUICK=1                                        small counts, for a smoke run
 #   BENCH_ARCHIVE_STORES="embedded mongodb"              stores for the archive scenario
@@ -28,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-SCENARIOS=${BENCH_SCENARIOS:-"peers idle relay routing queue archive reports queries cluster"}
+SCENARIOS=${BENCH_SCENARIOS:-"peers uploads idle relay routing queue archive reports queries cluster"}
 ARCHIVE_STORES=${BENCH_ARCHIVE_STORES:-"embedded mongodb"}
 QUICK=${BENCH_QUICK:-0}
 PEERS_SERVERS=" ${BENCH_PEERS_SERVERS:-default memory mongodb node bare} "
@@ -406,6 +406,25 @@ for scenario in $SCENARIOS; do
           stop_hub "$name-bare"
         fi
       done
+      ;;
+    uploads)
+      # The relay while files upload: the default hub at 100 chats (the peers shape), run
+      # once without uploads and once with 20 files of 10 MB uploading at every moment over
+      # HTTP (each uploader starting its next file as one is answered, each file to the next
+      # chat, every file different so each is written and synced), both pinned to CPU 0 and
+      # the loadgen to CPU 1. Only the quotas are raised: the day's 5 GB would end the run.
+      rates=$(q 1000,5000,10000,20000 1000,5000)
+      # Every step runs (no stop at a p99 over 50 ms): the table compares them all.
+      shape=(relay --chats 100 --max-chats 1 --msg-size 100 --step-secs "$(q 5 2)" --rates "$rates" --stop-p99-ms 100000)
+      UPLOAD_QUOTAS=(ATTACHMENT_CONVERSATION_MAX_BYTES=$((1 << 40)) ATTACHMENT_DAY_MAX_BYTES=$((1 << 50)))
+      if start_hub uploads-off 0 "${CLIENT_LIMITS[@]}" "${UPLOAD_QUOTAS[@]}"; then
+        loadgen uploads-off 1 "${shape[@]}"
+        stop_hub uploads-off
+      fi
+      if start_hub uploads-on 0 "${CLIENT_LIMITS[@]}" "${UPLOAD_QUOTAS[@]}"; then
+        loadgen uploads-on 1 "${shape[@]}" --uploads "$(q 20 4)" --upload-bytes 10000000
+        stop_hub uploads-on
+      fi
       ;;
     idle)
       # As many waiting customers as one hub holds, over 4 processes and 40 source addresses.

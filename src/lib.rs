@@ -14,6 +14,7 @@ pub mod http;
 pub mod hub;
 pub mod logging;
 pub mod metrics;
+pub mod niced;
 pub mod protocol;
 pub mod rating_scale;
 pub mod ratings;

@@ -1,4 +1,4 @@
-//! The cluster scenario's part of the benchmark report (issue 15): routing across
+//! The cluster scenario's part of the benchmark report: routing across
 //! three nodes, and the relay between nodes set beside one node's relay of the same
 //! shape measured in the same run, as CPU per message of every process involved.
 //!

@@ -16,9 +16,6 @@ pub async fn request(
     bearer: Option<&str>,
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
-    let mut stream = TcpStream::connect(hub)
-        .await
-        .map_err(|e| format!("connect {hub}: {e}"))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {hub}\r\nConnection: close\r\nAccept: application/json\r\n");
@@ -33,7 +30,36 @@ pub async fn request(
     }
     head.push_str("\r\n");
     head.push_str(&body);
-    stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    exchange(hub, head.as_bytes(), &[]).await
+}
+
+/// Uploads `body` as a file (`POST path`, the headers given as `Name: value` lines),
+/// and returns the status and the JSON answer.
+pub async fn upload(
+    hub: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, Value), String> {
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {hub}\r\nConnection: close\r\nAccept: application/json\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    exchange(hub, head.as_bytes(), body).await
+}
+
+/// Writes one request (its head, then its body) on a new connection and reads the answer
+/// to its end.
+async fn exchange(hub: SocketAddr, head: &[u8], body: &[u8]) -> Result<(u16, Value), String> {
+    let mut stream = TcpStream::connect(hub)
+        .await
+        .map_err(|e| format!("connect {hub}: {e}"))?;
+    stream.write_all(head).await.map_err(|e| e.to_string())?;
+    stream.write_all(body).await.map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
     let split = raw

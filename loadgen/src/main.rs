@@ -20,6 +20,7 @@ mod routing;
 mod setup;
 mod soak;
 mod stats;
+mod uploads_report;
 mod wsconn;
 
 use std::io::{BufRead, Write};
@@ -185,6 +186,13 @@ struct Knobs {
     /// relay/soak: read the hub's VmRSS this often during the traffic (soak: every 10 s).
     #[arg(long)]
     rss_every_secs: Option<f64>,
+    /// relay: files uploaded at once over HTTP during the steps, each by a chat's customer
+    /// (one after another, each upload to the next chat), beside the messages.
+    #[arg(long)]
+    uploads: Option<usize>,
+    /// relay: bytes of each uploaded file (plain text, so the hub keeps it as it is).
+    #[arg(long)]
+    upload_bytes: Option<usize>,
 }
 
 impl Knobs {
@@ -212,7 +220,9 @@ impl Knobs {
             concurrency,
             settle_secs,
             hold_secs,
-            rss_every_secs
+            rss_every_secs,
+            uploads,
+            upload_bytes
         );
         self
     }
@@ -401,6 +411,8 @@ async fn run_here(args: &RunArgs, k: &Knobs, name: &str) -> Result<RunResult, St
                 acks: k.acks.unwrap_or(true),
                 watch: watch.clone(),
                 rss_every_secs: k.rss_every_secs.or(soak.then_some(10.0)),
+                uploads: k.uploads.unwrap_or(0),
+                upload_bytes: k.upload_bytes.unwrap_or(10_000_000),
             };
             let (mut figures, hist) = relay::run(&target, &stats, &cfg).await?;
             if soak {

@@ -60,12 +60,17 @@ pub struct Relay {
     pub watch: Vec<(String, u32)>,
     /// Read the hub's VmRSS this often during the traffic (the soak scenario's curve).
     pub rss_every_secs: Option<f64>,
+    /// Files uploaded at once over HTTP during the steps (0: none), each `upload_bytes` long.
+    pub uploads: usize,
+    pub upload_bytes: usize,
 }
 
 /// What the loadgen knows of one chat, shared by its customer and agent tasks.
 #[derive(Default)]
 struct ChatTrack {
     wire_id: OnceLock<String>,
+    /// The customer's `resume_token` (its `welcome`): what it uploads files with.
+    resume_token: OnceLock<String>,
     /// Messages sent by side 0 (customer) and 1 (agent).
     sent: [AtomicU64; 2],
     /// (side, n) refused by the hub with an error frame.
@@ -97,6 +102,11 @@ struct Shared {
     text: String,
     /// Against a bare relay: customers name their chat too (the relay adds nothing).
     bare: bool,
+    /// Uploads answered 201 so far, and their bytes (for each step's figures).
+    uploads_done: AtomicU64,
+    upload_bytes_done: AtomicU64,
+    /// Uploads the hub refused or that failed, so far.
+    uploads_failed: AtomicU64,
 }
 
 /// Customers' sockets, and each agent's socket with its chats.
@@ -177,7 +187,13 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         refused_total: AtomicU64::new(0),
         text: "x".repeat(cfg.msg_size.max(1)),
         bare: cfg.bare,
+        uploads_done: AtomicU64::new(0),
+        upload_bytes_done: AtomicU64::new(0),
+        uploads_failed: AtomicU64::new(0),
     });
+    if cfg.bare && cfg.uploads > 0 {
+        return Err("--uploads needs a hub: a bare relay takes no files".into());
+    }
     let (customers, agent_parts) = if cfg.bare {
         bare_setup(t, &shared, cfg, agents).await?
     } else {
@@ -239,12 +255,20 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         shared.hists.lock().unwrap()[0].reset();
         shared.ack_hists.lock().unwrap()[0].reset();
     }
+    let uploaders: Vec<_> = (0..cfg.uploads)
+        .map(|j| tokio::spawn(uploader(t.clone(), shared.clone(), j, cfg.uploads, cfg.upload_bytes)))
+        .collect();
     let mut max_backlog = 0u64;
     for (i, &rate) in cfg.rates.iter().enumerate() {
         stats.set_phase(format!("step {rate} msg/s"));
         let sent0 = stats.sent.load(Relaxed);
         let recv0 = stats.received.load(Relaxed);
         let refused0 = shared.refused_total.load(Relaxed);
+        let uploads0 = (
+            shared.uploads_done.load(Relaxed),
+            shared.upload_bytes_done.load(Relaxed),
+            shared.uploads_failed.load(Relaxed),
+        );
         let cpu0 = cfg.hub_pid.and_then(hubinfo::cpu_secs);
         let own0 = hubinfo::cpu_secs(std::process::id());
         let watched0 = hubinfo::cpu_all(&cfg.watch);
@@ -294,6 +318,13 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
             // The server's resident memory at the step's end: a long run shows whether it stays bounded.
             "hub_rss_kib": cfg.hub_pid.and_then(hubinfo::rss_kib),
         }));
+        if cfg.uploads > 0 {
+            let step = steps.last_mut().expect("just pushed");
+            let bytes = shared.upload_bytes_done.load(Relaxed) - uploads0.1;
+            step["uploads_done"] = json!(shared.uploads_done.load(Relaxed) - uploads0.0);
+            step["uploads_failed"] = json!(shared.uploads_failed.load(Relaxed) - uploads0.2);
+            step["upload_mb_per_sec"] = json!((bytes as f64 / secs / 1e5).round() / 10.0);
+        }
         if !watched.is_empty() {
             let step = steps.last_mut().expect("just pushed");
             let per_msg = |c: f64| {
@@ -319,6 +350,10 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
     }
     let traffic_secs = traffic_start.elapsed().as_secs_f64();
     shared.running.store(false, Relaxed);
+    for u in uploaders {
+        // An upload in flight is cut off: the steps are over.
+        u.abort();
+    }
     for w in writers {
         if let Ok(sink) = w.await {
             sinks_done.push(sink);
@@ -371,6 +406,12 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         "highest_rate_held": highest_held, "messages_sent": stats.sent.load(Relaxed), "acks": cfg.acks,
         "store_backend": store_backend,
     });
+    if cfg.uploads > 0 {
+        figures["uploads"] = json!(cfg.uploads);
+        figures["upload_bytes"] = json!(cfg.upload_bytes);
+        figures["uploads_done"] = json!(shared.uploads_done.load(Relaxed));
+        figures["uploads_failed"] = json!(shared.uploads_failed.load(Relaxed));
+    }
     if let Some(backlog) = archive_backlog_at_end {
         figures["archive_backlog_at_end"] = json!(backlog);
     }
@@ -650,6 +691,15 @@ async fn customer_join(t: &Target, sh: &Shared, k: usize, category: &str) -> Res
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
                 let Some(f) = proto::parse(&text) else { continue };
+                if f.kind == "welcome" {
+                    if let Some(token) = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|w| w["resume_token"].as_str().map(str::to_string))
+                    {
+                        let _ = sh.chats[k].resume_token.set(token);
+                    }
+                    continue;
+                }
                 if f.kind == "chat_started" {
                     let wire = f.chat_id.as_deref().unwrap_or_default().to_string();
                     sh.by_wire.lock().unwrap().insert(wire.clone(), k);
@@ -771,4 +821,47 @@ async fn writer(sh: Arc<Shared>, mut sink: Sink, side: usize, mine: Vec<usize>, 
         }
     }
     sink
+}
+
+/// One of `of` uploaders: uploads `bytes`-long files back to back while the steps run,
+/// each to the next of its chats (`j`, `j + of`, …: a chat's files count against its
+/// conversation's quota, which the bench's hub raises). Each file's first line differs, so
+/// the hub keeps every one (a blob is named by its bytes' hash).
+async fn uploader(t: Target, sh: Arc<Shared>, j: usize, of: usize, bytes: usize) {
+    let mut body = vec![b'u'; bytes.max(32)];
+    for (i, b) in body.iter_mut().enumerate().skip(31).step_by(64) {
+        *b = if i % 128 == 31 { b'\n' } else { b'u' };
+    }
+    let chats = sh.chats.len().max(1);
+    let mut n = 0u64;
+    while sh.running.load(Relaxed) {
+        let k = (j + n as usize * of) % chats;
+        let stamp = format!("{j:08}-{n:020}\n");
+        body[..stamp.len()].copy_from_slice(stamp.as_bytes());
+        n += 1;
+        let (Some(chat), Some(token)) = (sh.chats[k].wire_id.get(), sh.chats[k].resume_token.get()) else {
+            sh.uploads_failed.fetch_add(1, Relaxed);
+            sh.stats.error("upload_no_token");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let path = format!("/api/attachments?conversation={chat}&name=bench-{j}-{n}.txt");
+        match crate::http::upload(t.customer_hub(k), &path, &[("X-Customer-Token", token)], &body).await {
+            Ok((201, _)) => {
+                sh.uploads_done.fetch_add(1, Relaxed);
+                sh.upload_bytes_done.fetch_add(body.len() as u64, Relaxed);
+            }
+            Ok((status, answer)) => {
+                sh.uploads_failed.fetch_add(1, Relaxed);
+                sh.stats
+                    .error(&format!("upload_{status}_{}", answer["code"].as_str().unwrap_or("?")));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => {
+                sh.uploads_failed.fetch_add(1, Relaxed);
+                sh.stats.error("upload_failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! every node serves every file and checks every link.
 
 pub mod images;
+pub mod intake;
 pub mod links;
 pub mod sniff;
 pub mod store;
@@ -106,6 +107,8 @@ pub struct Attachments {
     link_key: Arc<Vec<u8>>,
     pub max_bytes: u64,
     pub quotas: Quotas,
+    /// Where uploads are hashed and written and images re-encoded, below the relay's priority.
+    pub intake: intake::Intake,
 }
 
 /// How much the files of one conversation, and of the whole desk in one UTC day, may
@@ -163,6 +166,7 @@ impl Attachments {
                 link_key: Arc::new(link_key),
                 max_bytes: settings.attachment_max_bytes,
                 quotas: Quotas::of(settings),
+                intake: intake::Intake::default(),
             });
         }
         if settings.store == StoreMode::Memory {
@@ -179,6 +183,7 @@ impl Attachments {
             link_key: Arc::new(link_key),
             max_bytes: settings.attachment_max_bytes,
             quotas: Quotas::of(settings),
+            intake: intake::Intake::default(),
         })
     }
 
@@ -192,6 +197,7 @@ impl Attachments {
                 conversation: u64::MAX,
                 day: u64::MAX,
             },
+            intake: intake::Intake::default(),
         }
     }
 

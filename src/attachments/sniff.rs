@@ -91,17 +91,23 @@ impl TextCheck {
         if self.bad {
             return;
         }
-        self.carry.extend_from_slice(chunk);
-        match std::str::from_utf8(&self.carry) {
-            Ok(text) => {
-                self.bad = text.contains('\0');
-                self.carry.clear();
-            }
+        // Only a character cut by the last chunk's end is carried over: the rest is
+        // checked where it lies, not copied.
+        let joined;
+        let data = if self.carry.is_empty() {
+            chunk
+        } else {
+            self.carry.extend_from_slice(chunk);
+            joined = std::mem::take(&mut self.carry);
+            &joined[..]
+        };
+        match std::str::from_utf8(data) {
+            Ok(_) => self.bad = data.contains(&0),
             // A character cut by the chunk's end: kept for the next chunk.
             Err(e) if e.error_len().is_none() => {
                 let valid = e.valid_up_to();
-                self.bad = self.carry[..valid].contains(&0);
-                self.carry.drain(..valid);
+                self.bad = data[..valid].contains(&0);
+                self.carry = data[valid..].to_vec();
             }
             Err(_) => self.bad = true,
         }

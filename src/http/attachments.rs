@@ -19,18 +19,18 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
 use super::session::{Authed, session_token};
 use super::{ApiError, AppState, ErrorBody};
+use crate::attachments::intake::{self, Receiving};
 use crate::attachments::links::{self, Variant};
-use crate::attachments::sniff::{self, Kind, TextCheck};
+use crate::attachments::sniff::{self, Kind};
 use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, Content, images, uploader_tag};
 use crate::clock::now_ms;
 use crate::core::attachments::{Uploader, clean_name};
@@ -150,25 +150,42 @@ async fn upload(
     }
     let internal = |e: std::io::Error| ApiError::Internal(format!("attachment store: {e}"));
     let staged = attachments.store.staging().map_err(internal)?;
-    let mut file = tokio::fs::File::from_std(staged.reopen().map_err(internal)?);
-    let (mut size, mut hash, mut head, mut text) = (0u64, Sha256::new(), Vec::new(), TextCheck::default());
+    let gone = |_| ApiError::Unavailable("the hub is stopping".into());
+    let mut receiving = Receiving::new(staged.reopen().map_err(internal)?);
+    let mut piece = BytesMut::new();
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid("upload_cut", format!("the upload broke off: {e}")))?;
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(too_large());
+    loop {
+        let chunk = stream.next().await;
+        if let Some(chunk) = &chunk {
+            let chunk = chunk
+                .as_ref()
+                .map_err(|e| ApiError::invalid("upload_cut", format!("the upload broke off: {e}")))?;
+            if receiving.size + (piece.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            piece.extend_from_slice(chunk);
         }
-        hash.update(&chunk);
-        text.feed(&chunk);
-        if head.len() < sniff::HEAD {
-            let take = (sniff::HEAD - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..take]);
+        let end = chunk.is_none();
+        if piece.len() >= intake::PIECE_BYTES || (end && !piece.is_empty()) {
+            // Hashed and written on an intake thread, below the relay's priority; the next
+            // bytes are read once it is done.
+            let bytes = piece.split().freeze();
+            let fed;
+            (receiving, fed) = attachments
+                .intake
+                .run(move || {
+                    let fed = receiving.feed(&bytes);
+                    (receiving, fed)
+                })
+                .await
+                .map_err(gone)?;
+            fed.map_err(internal)?;
         }
-        file.write_all(&chunk).await.map_err(internal)?;
+        if end {
+            break;
+        }
     }
-    file.flush().await.map_err(internal)?;
-    drop(file);
+    let size = receiving.size;
     if size == 0 {
         return Err(ApiError::invalid("empty_file", "the file is empty"));
     }
@@ -192,7 +209,7 @@ async fn upload(
             format!("{what} may have at most {quota} bytes together ({setting})"),
         ));
     }
-    let kind = sniff::kind(&head, || text.is_text()).map_err(|found| {
+    let kind = sniff::kind(&receiving.head, || receiving.text.is_text()).map_err(|found| {
         ApiError::refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "type_not_allowed",
@@ -201,15 +218,18 @@ async fn upload(
     })?;
     let (mime, sha, size, thumbnail) = match kind {
         Kind::Document(mime) => {
-            let sha = hex::encode(hash.finalize());
+            let sha = receiving.sha256_hex();
             attachments.store.keep_file(staged, &sha).await.map_err(internal)?;
             (mime.to_string(), sha, size, None)
         }
         Kind::Image(format) => {
             let bytes = tokio::fs::read(staged.path()).await.map_err(internal)?;
-            let rewritten = tokio::task::spawn_blocking(move || images::rewrite(&bytes, format))
+            drop(receiving);
+            let rewritten = attachments
+                .intake
+                .run(move || images::rewrite(&bytes, format))
                 .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(gone)?
                 .map_err(|why| ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unreadable_image", why))?;
             attachments.keep_image(rewritten).await.map_err(internal)?
         }

@@ -108,9 +108,11 @@ async fn keep_one(
         }
         Kind::Image(format) => {
             let owned = bytes.to_vec();
-            let rewritten = tokio::task::spawn_blocking(move || images::rewrite(&owned, format))
+            let rewritten = attachments
+                .intake
+                .run(move || images::rewrite(&owned, format))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| "the hub is stopping".to_string())?;
             let rewritten = match rewritten {
                 Ok(rewritten) => rewritten,
                 Err(why) => return Ok(Err(format!("unreadable image ({why})"))),

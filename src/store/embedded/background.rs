@@ -76,7 +76,7 @@ impl Drop for Background {
 }
 
 fn run(db: &Database, archiving: &Archiving, jobs: Receiver<Job>) {
-    lower_priority();
+    crate::niced::lower_this_thread(FOLD_NICE, "archive's fold thread");
     while let Ok(job) = jobs.recv() {
         perform(job, db, archiving);
     }
@@ -92,30 +92,6 @@ fn perform(job: Job, db: &Database, archiving: &Archiving) {
             }
         }
         Job::Retire(journal) => archiving.retire(db, journal),
-    }
-}
-
-/// Nices the calling thread (Linux: `setpriority` on a thread id affects that thread only).
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on this thread's own id, no memory handed over.
-        let done = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            // A process started niced further keeps its nice value (raising a thread's
-            // priority back would need privileges, and is not the point).
-            if libc::getpriority(libc::PRIO_PROCESS, tid) >= FOLD_NICE {
-                0
-            } else {
-                libc::setpriority(libc::PRIO_PROCESS, tid, FOLD_NICE)
-            }
-        };
-        if done != 0 {
-            tracing::warn!(
-                error = %std::io::Error::last_os_error(),
-                "embedded store: could not lower the fold thread's priority; folds compete with relaying"
-            );
-        }
     }
 }
 
