@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use switchboard::core::bots::Outcome;
 use switchboard::store::*;
 
 // ---------- fixtures ----------
@@ -3379,6 +3380,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
         first_agent_at: Some(t0 + 6_000),
         ended_at: Some(t0 + 61_000),
         rating: Some((RatingScale::Stars, 4)),
+        bot: None,
     };
     let r2 = ConversationFacts {
         id: "r2".into(),
@@ -3390,6 +3392,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
         first_agent_at: None,
         ended_at: None,
         rating: None,
+        bot: None,
     };
     assert_eq!(facts.conversations, [r1.clone(), r2.clone()]);
     assert_eq!(
@@ -3537,6 +3540,7 @@ contract!(
     inbound_mail_is_recorded_once_by_key,
     // the facts the reports read
     report_facts_are_the_archives_times,
+    report_facts_say_what_a_bot_did,
     // archive search
     search_finds_words_in_names_or_one_message,
     erased_conversations_are_not_found_by_search,
@@ -3548,6 +3552,57 @@ contract!(
     // API tokens
     api_tokens_are_found_by_hash_revoked_once_and_touched,
 );
+
+/// A conversation a bot opened reads as resolved by the bot while the bot keeps it, and as
+/// handed over once the bot hands it to the line (read again after the hand-over: a
+/// backend's cache of the day never keeps the old outcome); one a person opened has none.
+async fn report_facts_say_what_a_bot_did(store: &dyn Store) {
+    const DAY: Millis = 86_400_000;
+    let t0 = 20_010 * DAY;
+    store
+        .archive(&[
+            open("k1", Some("sales"), "bot:Faq", t0 + 1_000),
+            close("k1", EndReason::Ended, t0 + 5_000),
+            open("k2", Some("sales"), "bot:Faq", t0 + 2_000),
+            open("k3", Some("sales"), "a1", t0 + 3_000),
+        ])
+        .await
+        .unwrap();
+    let outcomes = |facts: ReportFacts| -> Vec<(String, Option<Outcome>)> {
+        facts
+            .sorted()
+            .conversations
+            .into_iter()
+            .map(|c| (c.id, c.bot))
+            .collect()
+    };
+    let before = outcomes(store.report_facts(t0, t0 + DAY).await.unwrap());
+    assert_eq!(
+        before,
+        [
+            ("k1".to_string(), Some(Outcome::ResolvedByBot)),
+            ("k2".to_string(), Some(Outcome::ResolvedByBot)),
+            ("k3".to_string(), None),
+        ]
+    );
+    // The bot hands k2 over to the sales line; a1 takes it from there.
+    store
+        .archive(&[
+            transferred(&transfer("k2", t0 + 10_000, 2, "bot:Faq", None, Some("sales"))),
+            transferred(&transfer("k2", t0 + 20_000, 2, "bot:Faq", Some("a1"), Some("sales"))),
+        ])
+        .await
+        .unwrap();
+    let after = outcomes(store.report_facts(t0, t0 + DAY).await.unwrap());
+    assert_eq!(
+        after,
+        [
+            ("k1".to_string(), Some(Outcome::ResolvedByBot)),
+            ("k2".to_string(), Some(Outcome::HandedOver)),
+            ("k3".to_string(), None),
+        ]
+    );
+}
 
 // ---------- embedded only ----------
 

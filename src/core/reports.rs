@@ -21,6 +21,8 @@
 //!   customer came back to after a resolve; the **reopen rate** is reopened ÷ resolved;
 //!   **time to resolution**: its last resolve − its opening, over conversations resolved
 //!   now;
+//! - **bot**: of the conversations a bot opened, those it kept to the end (or keeps) are
+//!   **bot resolved**, those it handed over to people **bot handed over**;
 //! - **labels**: a row per label with the conversations carrying it (a conversation with two
 //!   labels counts in both rows).
 //!
@@ -29,6 +31,8 @@
 //! backend, and the rules are tested without a store.
 
 use std::collections::BTreeMap;
+
+use super::bots::Outcome;
 
 /// A calendar day, as the adapter names it in the report's zone ("2026-11-24").
 pub type Day = String;
@@ -60,6 +64,8 @@ pub struct ConversationFact {
     pub resolution_ms: Option<i64>,
     /// The ids of the labels it carries.
     pub labels: Vec<String>,
+    /// Opened by a bot: whether the bot kept it or handed it over to people.
+    pub bot: Option<Outcome>,
 }
 
 /// A customer who left the line before being served.
@@ -109,6 +115,10 @@ pub struct Figures {
     /// reopened ÷ resolved; `None` without a resolved conversation.
     pub reopen_rate: Option<f64>,
     pub resolution: Spread,
+    /// Conversations a bot opened and kept (never handed over).
+    pub bot_resolved: u64,
+    /// Conversations a bot opened and handed over to people.
+    pub bot_handed_over: u64,
 }
 
 /// A row per (day, category) with anything in it, in day then category order.
@@ -186,6 +196,8 @@ struct Tally {
     resolved: u64,
     reopened: u64,
     resolutions: Vec<i64>,
+    bot_resolved: u64,
+    bot_handed_over: u64,
 }
 
 impl Tally {
@@ -209,6 +221,11 @@ impl Tally {
         self.reopened += u64::from(c.reopened);
         if let Some(ms) = c.resolution_ms {
             self.resolutions.push(ms.max(0));
+        }
+        match c.bot {
+            Some(Outcome::ResolvedByBot) => self.bot_resolved += 1,
+            Some(Outcome::HandedOver) => self.bot_handed_over += 1,
+            None => {}
         }
     }
 
@@ -241,6 +258,8 @@ impl Tally {
             reopened: self.reopened,
             reopen_rate: (self.resolved > 0).then(|| self.reopened as f64 / self.resolved as f64),
             resolution: spread(self.resolutions),
+            bot_resolved: self.bot_resolved,
+            bot_handed_over: self.bot_handed_over,
         }
     }
 }

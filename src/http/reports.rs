@@ -82,6 +82,10 @@ pub struct FiguresView {
     /// From opening to the last resolve, over conversations resolved now.
     pub resolution_median_ms: Option<i64>,
     pub resolution_p90_ms: Option<i64>,
+    /// Conversations a bot opened and kept (it still has them, or they ended with it).
+    pub bot_resolved: u64,
+    /// Conversations a bot opened and handed over to people.
+    pub bot_handed_over: u64,
 }
 
 impl From<&Figures> for FiguresView {
@@ -109,6 +113,8 @@ impl From<&Figures> for FiguresView {
             reopen_rate: f.reopen_rate.map(|r| (r * 1000.0).round() / 1000.0),
             resolution_median_ms: f.resolution.median_ms,
             resolution_p90_ms: f.resolution.p90_ms,
+            bot_resolved: f.bot_resolved,
+            bot_handed_over: f.bot_handed_over,
         }
     }
 }
@@ -378,6 +384,7 @@ fn compute(
                 reopened: record.is_some_and(|r| r.reopens > 0),
                 resolution_ms,
                 labels,
+                bot: c.bot,
                 day: day(c.paired_at),
                 category: cat,
                 wait_ms: c.paired_at - c.queued_at,
@@ -427,7 +434,7 @@ fn cell(text: &str) -> String {
     }
 }
 
-const FIGURE_COLUMNS: [&str; 22] = [
+const FIGURE_COLUMNS: [&str; 24] = [
     "conversations",
     "abandoned",
     "wait_median_ms",
@@ -450,6 +457,8 @@ const FIGURE_COLUMNS: [&str; 22] = [
     "reopen_rate",
     "resolution_median_ms",
     "resolution_p90_ms",
+    "bot_resolved",
+    "bot_handed_over",
 ];
 
 fn figure_cells(f: &FiguresView) -> Vec<String> {
@@ -477,6 +486,8 @@ fn figure_cells(f: &FiguresView) -> Vec<String> {
         f.reopen_rate.map(|r| r.to_string()).unwrap_or_default(),
         opt(f.resolution_median_ms),
         opt(f.resolution_p90_ms),
+        f.bot_resolved.to_string(),
+        f.bot_handed_over.to_string(),
     ]
 }
 

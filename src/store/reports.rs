@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 
 use super::{Millis, RatingScale, StoreResult};
+use crate::core::bots::Outcome;
 
 /// A customer who left a category's line (or did not come back within the grace period)
 /// before any agent served them.
@@ -37,6 +38,9 @@ pub struct ConversationFacts {
     pub first_agent_at: Option<Millis>,
     pub ended_at: Option<Millis>,
     pub rating: Option<(RatingScale, u8)>,
+    /// Whether a bot opened it, and if so whether the bot kept it or handed it over
+    /// (read from who it opened with and who handed it on: see [`bot_outcome`]).
+    pub bot: Option<Outcome>,
 }
 
 /// One offline message as the reports need it.
@@ -70,6 +74,17 @@ impl ReportFacts {
         });
         self
     }
+}
+
+/// A conversation's bot outcome from its agent now and its transfers (`(at, from)`, any
+/// order): it opened with the first transfer's giver, or, never transferred, with the
+/// agent it has now.
+pub(crate) fn bot_outcome<'a>(agent_now: &'a str, transfers: &[(Millis, &'a str)]) -> Option<Outcome> {
+    let opened_by = transfers
+        .iter()
+        .min_by_key(|(at, _)| *at)
+        .map_or(agent_now, |(_, from)| *from);
+    crate::core::bots::outcome(opened_by, transfers.iter().map(|(_, from)| *from))
 }
 
 /// The first agent message's time among `messages`.

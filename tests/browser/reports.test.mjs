@@ -59,6 +59,8 @@ test('an admin reads the day in numbers and charts, and exports it as CSV', () =
   assert.match(tiles, /^1\s*Conversations/m);
   assert.match(tiles, /1 \(50 %\)\s*Abandoned/);
   assert.doesNotMatch(tiles, /—\s*Median first response/, 'a first response was measured');
+  // No bot had a conversation: none resolved by one, none handed over.
+  assert.match(tiles, /0 \/ 0\s*Bot: resolved \/ handed over/);
   // Both charts drawn by Chart.js, with the day's figures in them.
   const charts = await admin.evaluate(() => ['reports-volume', 'reports-waits'].map((id) => {
     const chart = window.Chart?.getChart(document.getElementById(id));

@@ -328,3 +328,80 @@ async fn the_example_bot_answers_its_keyword_and_hands_over_otherwise() {
     assert_eq!(taken["messages"].as_array().unwrap().len(), 3, "{taken}");
     let _ = example.kill().await;
 }
+
+/// The report of yesterday and today (UTC), once `ready` holds for it.
+async fn report_once(admin: &Api, ready: impl Fn(&Value) -> bool) -> Value {
+    let day = |offset: i64| {
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * offset))
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string()
+    };
+    let path = format!("/api/reports?from={}&to={}&zone=UTC", day(-1), day(0));
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (status, report) = admin.get(&path).await;
+        assert_eq!(status, 200, "{report}");
+        if ready(&report) {
+            return report;
+        }
+        last = report;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the report never showed what was expected: {last}");
+}
+
+#[tokio::test]
+async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_over() {
+    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+
+    // Carla's question the bot answers and resolves.
+    let mut carla = hub.customer("Carla", "general").await;
+    let first = carla.chat_started().await;
+    bot.next_of("conversation").await;
+    carla.say("opening hours", "c1").await;
+    bot.next_of("message").await;
+    bot.say_in(&first, "9 to 5", "b1").await;
+    bot.send(json!({"type": "resolve", "chat_id": first})).await;
+    carla.next_of("chat_ended").await;
+    bot.next_of("conversation_ended").await;
+
+    // Dora's the bot hands over to Ann, who ends it.
+    let mut dora = hub.customer("Dora", "general").await;
+    let second = dora.chat_started().await;
+    bot.next_of("conversation").await;
+    dora.say("I need a person", "d1").await;
+    bot.next_of("message").await;
+    bot.send(json!({"type": "handover", "chat_id": second})).await;
+    bot.next_of("conversation_ended").await;
+    assert_eq!(agent.next_of("chat_started").await["chat_id"], second.as_str());
+    agent.send(json!({"type": "end_chat", "chat_id": second})).await;
+    dora.next_of("chat_ended").await;
+
+    let counts = |row: &Value| (row["bot_resolved"].as_u64(), row["bot_handed_over"].as_u64());
+    let report = report_once(&admin, |r| counts(&r["totals"]) == (Some(1), Some(1))).await;
+    assert_eq!(report["totals"]["conversations"], 2, "{report}");
+    // Per day too (both today), and each under its agent now: the bot and Ann.
+    let days = report["day_totals"].as_array().unwrap();
+    let summed = days.iter().fold((0, 0), |(r, h), d| {
+        (
+            r + d["bot_resolved"].as_u64().unwrap(),
+            h + d["bot_handed_over"].as_u64().unwrap(),
+        )
+    });
+    assert_eq!(summed, (1, 1), "{report}");
+    let agent_row = |name: &str| {
+        report["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent_name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no agent row {name}: {report}"))
+    };
+    let faq = agent_row("Faq");
+    assert_eq!(faq["agent_id"], "bot:Faq");
+    assert_eq!(counts(&faq), (Some(1), Some(0)));
+    assert_eq!(counts(&agent_row("ANN")), (Some(0), Some(1)));
+}

@@ -113,6 +113,7 @@ function tiles(t) {
     tile('Offline messages (handled)', `${t.offline_messages} (${t.offline_handled})`, 'report-offline'),
     tile('Reopen rate', `${percent(t.reopen_rate)} (${t.reopened} of ${t.resolved})`, 'report-reopen-rate'),
     tile('Median time to resolution', duration(t.resolution_median_ms), 'report-resolution'),
+    tile('Bot: resolved / handed over', `${t.bot_resolved ?? 0} / ${t.bot_handed_over ?? 0}`, 'report-bot'),
   );
 }
 

@@ -23,6 +23,7 @@ fn conv(
         reopened: false,
         resolution_ms: None,
         labels: Vec::new(),
+        bot: None,
     }
 }
 
@@ -231,4 +232,36 @@ fn reopen_rate_time_to_resolution_and_label_rows() {
     assert_eq!(r.labels[1].figures.reopen_rate, Some(0.5));
     let nothing = report(&[], &[], &[]);
     assert_eq!((nothing.totals.reopen_rate, nothing.labels.len()), (None, 0));
+}
+
+#[test]
+fn bot_outcomes_are_counted_per_day_agent_and_in_total() {
+    use crate::core::bots::Outcome;
+    let with = |day: &str, agent: &str, bot: Option<Outcome>| ConversationFact {
+        bot,
+        ..conv(day, "sales", agent, 0, None, None)
+    };
+    let facts = [
+        with("2026-11-02", "bot:Faq", Some(Outcome::ResolvedByBot)),
+        with("2026-11-02", "ann", Some(Outcome::HandedOver)),
+        with("2026-11-03", "bot:Faq", Some(Outcome::ResolvedByBot)),
+        with("2026-11-03", "ann", None),
+    ];
+    let r = report(&facts, &[], &[]);
+    assert_eq!((r.totals.bot_resolved, r.totals.bot_handed_over), (2, 1));
+    let per_day: Vec<(u64, u64)> = r
+        .days
+        .iter()
+        .map(|d| (d.figures.bot_resolved, d.figures.bot_handed_over))
+        .collect();
+    assert_eq!(per_day, [(1, 1), (1, 0)]);
+    let ann = r.agents.iter().find(|a| a.agent_id == "ann").unwrap();
+    assert_eq!(
+        (
+            ann.figures.conversations,
+            ann.figures.bot_resolved,
+            ann.figures.bot_handed_over
+        ),
+        (2, 0, 1)
+    );
 }

@@ -151,8 +151,16 @@ impl ReportStore for EmbeddedStore {
                         Some(v) => Some(decode::<Rating>(v.value())?),
                         None => None,
                     };
+                    let bot = crate::store::reports::bot_outcome(
+                        &rec.opened.agent_id,
+                        &rec.transfers
+                            .iter()
+                            .map(|t| (t.at, t.from_agent_id.as_str()))
+                            .collect::<Vec<_>>(),
+                    );
                     conversations.push(ConversationFacts {
                         id: id.to_string(),
+                        bot,
                         first_agent_at: first_agent.get(id).map_err(unavailable)?.map(|v| v.value()),
                         ended_at: rec.closed.as_ref().map(|c| c.ended_at),
                         rating: rating.map(|r| (r.scale, r.score)),

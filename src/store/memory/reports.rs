@@ -23,6 +23,13 @@ impl ReportStore for MemoryStore {
                     first_agent_at: crate::store::reports::first_agent_at(&c.messages),
                     ended_at: c.closed.as_ref().map(|closed| closed.ended_at),
                     rating: s.ratings.get(&c.opened.id).map(|r| (r.scale, r.score)),
+                    bot: crate::store::reports::bot_outcome(
+                        &c.opened.agent_id,
+                        &c.transfers
+                            .iter()
+                            .map(|t| (t.at, t.from_agent_id.as_str()))
+                            .collect::<Vec<_>>(),
+                    ),
                 })
                 .collect();
             let abandoned = s.abandoned.iter().filter(|a| within(a.left_at)).cloned().collect();

@@ -52,6 +52,7 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use super::{IN_CHUNK, MongoStore, all, index, unavailable};
+use crate::core::bots::Outcome;
 use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, ReportStore, StoreResult};
 
 const DAY_MS: i64 = 86_400_000;
@@ -78,6 +79,30 @@ struct Entry {
     /// Rating scale ("stars"/"thumbs") and score.
     s: Option<RatingScale>,
     r: Option<i32>,
+    /// The bot outcome: 1 resolved by the bot, 2 handed over, 0 (or absent, in a day
+    /// cached before it was kept) no bot.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    b: u8,
+}
+
+fn is_zero(b: &u8) -> bool {
+    *b == 0
+}
+
+fn bot_code(outcome: Option<Outcome>) -> u8 {
+    match outcome {
+        None => 0,
+        Some(Outcome::ResolvedByBot) => 1,
+        Some(Outcome::HandedOver) => 2,
+    }
+}
+
+fn bot_of(code: u8) -> Option<Outcome> {
+    match code {
+        1 => Some(Outcome::ResolvedByBot),
+        2 => Some(Outcome::HandedOver),
+        _ => None,
+    }
 }
 
 /// A cached day's pointer: which chunks hold its facts now.
@@ -130,6 +155,15 @@ struct FactsDoc {
     first_agent_at: Option<Millis>,
     #[serde(default)]
     closed: Option<ClosedAt>,
+    /// Only `at` and `from_agent_id` (projected): who it opened with and who handed it on.
+    #[serde(default)]
+    transfers: Vec<TransferFrom>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TransferFrom {
+    at: Millis,
+    from_agent_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,12 +182,19 @@ struct AbandonedDoc {
 
 fn projection() -> Document {
     doc! {"category": 1, "agent_id": 1, "agent_name": 1, "queued_at": 1, "paired_at": 1,
-    "first_agent_at": 1, "closed.ended_at": 1}
+    "first_agent_at": 1, "closed.ended_at": 1, "transfers.at": 1, "transfers.from_agent_id": 1}
 }
 
 impl FactsDoc {
     fn entry(self) -> Entry {
+        let from: Vec<(Millis, &str)> = self
+            .transfers
+            .iter()
+            .map(|t| (t.at, t.from_agent_id.as_str()))
+            .collect();
+        let b = bot_code(crate::store::reports::bot_outcome(&self.agent_id, &from));
         Entry {
+            b,
             i: self.id,
             c: self.category,
             a: self.agent_id,
@@ -476,6 +517,7 @@ impl MongoStore {
                 paired_at: e.p,
                 first_agent_at: e.f,
                 ended_at: e.e,
+                bot: bot_of(e.b),
             })
             .collect())
     }

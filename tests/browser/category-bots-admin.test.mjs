@@ -1,0 +1,69 @@
+// A category's bot on the admin page: the Categories view offers the names the desk's
+// live bot tokens act as (and "no bot"); choosing one for a category saves it (the API
+// then names that bot for the category, and the row says so after a reload), and "no bot"
+// takes it off again. The view passes axe and fits on a desk and a phone.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+
+async function seriousAxe(page) {
+  await page.addScriptTag({ path: AXE });
+  return page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
+}
+
+/** The bot the API names for `category` (null for none). */
+async function botOf(token, category) {
+  const res = await apiCall(hub, 'GET', '/api/admin/category-bots', undefined, token);
+  assert.equal(res.status, 200, JSON.stringify(res.data));
+  return res.data.categories.find((c) => c.category === category)?.bot ?? null;
+}
+
+test("an admin sets and clears a category's bot from the page", () => withShots('category-bots-admin', async (pages) => {
+  const token = await adminToken(hub);
+  const made = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'FAQ bot', scopes: ['bot'], bot: 'Faq' }, token);
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+
+  const admin = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
+  pages.push(admin);
+  await adminSignsIn(admin, hub, 'categories');
+  const row = admin.locator('[data-testid="category-bot-row"][data-id="general"]');
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-bot'), '');
+  // The select is labelled by the category's name, and offers the token's bot and none.
+  const select = admin.getByLabel('General', { exact: true }).and(admin.getByTestId('category-bot'));
+  assert.deepEqual(await select.locator('option').allTextContents(), ['No bot: straight to the line', 'Faq']);
+
+  // Chosen with the keyboard.
+  await select.focus();
+  await select.press('ArrowDown');
+  await row.getByTestId('category-bot-status').filter({ hasText: 'Saved: Faq answers first' }).waitFor();
+  assert.equal(await botOf(token, 'general'), 'Faq');
+  assert.deepEqual(await seriousAxe(admin), []);
+  await shot(admin, 'category-bots-set');
+
+  // After a reload the row still says which bot the category has.
+  await admin.reload();
+  await row.getByTestId('category-bot-status').filter({ hasText: 'Bot: Faq' }).waitFor();
+  assert.equal(await row.getAttribute('data-bot'), 'Faq');
+
+  // On a phone the view fits and passes axe.
+  await admin.setViewportSize({ width: 390, height: 844 });
+  await row.scrollIntoViewIfNeeded();
+  const overflow = await admin.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+  assert.deepEqual(await seriousAxe(admin), []);
+  await shot(admin, 'category-bots-phone');
+
+  // "No bot" takes it off.
+  await row.getByTestId('category-bot').selectOption('');
+  await row.getByTestId('category-bot-status').filter({ hasText: 'Saved: no bot' }).waitFor();
+  assert.equal(await botOf(token, 'general'), null);
+}));
