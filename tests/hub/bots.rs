@@ -317,7 +317,9 @@ async fn the_example_bot_answers_its_keyword_and_hands_over_otherwise() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     customer.say("What are your opening hours?", "c1").await;
-    let answer = customer.next_of("message").await;
+    // The bot may answer before the customer's own `ack` comes (both wait for the
+    // archive): the answer may be among the frames `say` passed over.
+    let answer = customer.seen_or_next_matching(|f| f["type"] == "message").await;
     assert_eq!(answer["via"], "bot");
     assert!(answer["text"].as_str().unwrap().contains("9:00"), "{answer}");
     customer.say("My parcel is broken", "c2").await;
@@ -404,4 +406,36 @@ async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_ov
     assert_eq!(faq["agent_id"], "bot:Faq");
     assert_eq!(counts(&faq), (Some(1), Some(0)));
     assert_eq!(counts(&agent_row("ANN")), (Some(0), Some(1)));
+}
+
+/// A customer who came with a question (`join.message`) sends it as their first `message`
+/// once the chat starts, as the customer page does in any chat: the bot gets it once, as
+/// line 1, and the archive keeps it once (the hub recorded it as well, so it came twice).
+#[tokio::test]
+async fn a_join_message_reaches_the_bot_once() {
+    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
+    let mut customer = hub
+        .customer_joining(
+            json!({"type": "join", "name": "Carla", "category": "general", "message": "Where is my parcel?"}),
+        )
+        .await;
+    let chat = customer.chat_started().await;
+    bot.next_of("conversation").await;
+    let ack = customer.say("Where is my parcel?", "c1").await;
+    assert_eq!(ack["seq"], 1, "the page's first message is line 1");
+    let line = bot.next_of("message").await;
+    assert_eq!(
+        (line["text"].as_str(), line["seq"].as_u64()),
+        (Some("Where is my parcel?"), Some(1))
+    );
+    let answered = bot.say_in(&chat, "Let me look.", "b1").await;
+    assert_eq!(answered["seq"], 2, "no other line came between: {answered}");
+    bot.send(json!({"type": "resolve", "chat_id": chat})).await;
+    customer.next_of("chat_ended").await;
+    let record = eventually_archived(&admin, &chat, 2).await;
+    let texts: Vec<&str> = record["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["text"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(texts, ["Where is my parcel?", "Let me look."]);
 }

@@ -144,7 +144,10 @@ impl HubState {
             return Ok(Some(asked));
         }
         let name = valid_name(&asked.name)?;
-        let first = super::customers::valid_first_message(asked.message.clone())?;
+        // Checked as for any join, and not a line: the customer page sends it as the
+        // customer's first `message` once the chat starts, as in any chat (recorded here
+        // too, it reached the bot twice).
+        super::customers::valid_first_message(asked.message.clone())?;
         if self.archive.openings_available() == 0 {
             return Err(archive_behind());
         }
@@ -164,7 +167,7 @@ impl HubState {
         self.conversation_opened(&id, &category, &asked.profile, &AgentId(rules::bot_agent_id(&bot)));
         tracing::info!(bot = %bot, conversation = %id, category = %category.0, "a customer talks to the category's bot first");
         let mut asked = asked;
-        // The first message is a line of the conversation now, not a note for an agent.
+        // Not a note for the agent who takes over either: the page sends it as a line.
         asked.message = None;
         self.bots.by_customer.insert(conn, id.clone());
         self.bots.stages.insert(
@@ -208,9 +211,6 @@ impl HubState {
             && let Some(bot_conn) = self.bots.connected.get(&bot).copied()
         {
             self.send_to_conn(bot_conn, &ServerFrame::Conversation(view));
-        }
-        if let Some(text) = first {
-            self.customer_to_bot(conn, &id, text, None)?;
         }
         Ok(None)
     }
