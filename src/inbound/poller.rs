@@ -5,7 +5,7 @@
 //! again at the latest every `IMAP_POLL_SECS` as a safety net and so renewing `IDLE` well
 //! within the 29 minutes servers allow (at most [`IDLE_RENEW`]); otherwise it logs out and
 //! connects again every `IMAP_POLL_SECS`. A server down or slow is retried with a doubling
-//! pause (1 s up to 5 min), logged, and shown in [`InboundStatus`] and `/metrics`; it never
+//! pause (1 s up to [`retry_cap`]: ten polls, at most 5 min), logged, and shown in [`InboundStatus`] and `/metrics`; it never
 //! touches `/readyz`. Stops with the server's shutdown token, in `IDLE` too (the
 //! connection is dropped).
 //!
@@ -29,6 +29,13 @@ use crate::store::SharedStore;
 const BATCH: usize = 50;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// The longest pause between two tries at a mailbox that fails: ten polls, between 1 s and
+/// 5 min. Tied to the poll so a server back from an outage is read again within what the
+/// operator chose as acceptable lateness times ten, not always 5 minutes later.
+pub fn retry_cap(poll: Duration) -> Duration {
+    (poll * 10).clamp(FIRST_RETRY, MAX_RETRY)
+}
 /// The longest wait in one `IDLE`: RFC 2177 asks clients to renew it within 29 minutes.
 pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 
@@ -67,6 +74,7 @@ pub async fn run(
     };
     tracing::info!(server = %settings.server.host, port = settings.server.port, mailbox = %settings.mailbox, "inbound mail poller started");
     let mut retry = FIRST_RETRY;
+    let cap = retry_cap(settings.poll);
     loop {
         let round = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -85,7 +93,7 @@ pub async fn run(
                 *status.last_error.lock().unwrap() = Some(e);
                 metrics::gauge!(UP).set(0.0);
                 let pause = retry;
-                retry = (retry * 2).min(MAX_RETRY);
+                retry = (retry * 2).min(cap);
                 pause
             }
         };
@@ -205,5 +213,19 @@ fn outcome(decision: &Decision) -> &'static str {
         Decision::Bounce { .. } => "bounce",
         Decision::Thread { .. } => "thread",
         Decision::New { .. } => "new",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test hub polling every 200 ms once waited up to 5 min for a restarted server.
+    #[test]
+    fn the_retry_pause_grows_to_ten_polls_within_one_second_and_five_minutes() {
+        assert_eq!(retry_cap(Duration::from_millis(200)), Duration::from_secs(2));
+        assert_eq!(retry_cap(Duration::from_millis(10)), Duration::from_secs(1));
+        assert_eq!(retry_cap(Duration::from_secs(30)), Duration::from_secs(300));
+        assert_eq!(retry_cap(Duration::from_secs(3600)), Duration::from_secs(300));
     }
 }
