@@ -82,17 +82,36 @@ async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
     answered.await.map_err(|_| HashingBusy)
 }
 
+pub use crate::config::HashCost;
+
+/// The argon2 computation for a hash made at `cost`.
+fn hasher(cost: HashCost) -> Argon2<'static> {
+    match cost {
+        HashCost::Standard => Argon2::default(),
+        HashCost::LightForTests => Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(64, 1, 1, None).expect("64 KiB, 1 pass and 1 lane are valid argon2 parameters"),
+        ),
+    }
+}
+
+/// A PHC string of `password` at `cost`, with a fresh salt (on the calling thread).
+fn hash_now(password: &[u8], cost: HashCost) -> String {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
+    hasher(cost)
+        .hash_password(password, &salt)
+        .expect("argon2 with valid parameters hashes any input")
+        .to_string()
+}
+
 /// Hashes a password into a PHC string.
-pub async fn hash_password(password: String) -> Result<String, HashingBusy> {
+pub async fn hash_password(password: String, cost: HashCost) -> Result<String, HashingBusy> {
     hashing(move || {
-        let mut salt = [0u8; 16];
-        rand::rng().fill_bytes(&mut salt);
-        let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
         metrics::counter!(PASSWORD_HASHES_METRIC).increment(1);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .expect("argon2 with default parameters hashes any input")
-            .to_string()
+        hash_now(password.as_bytes(), cost)
     })
     .await
 }
@@ -108,26 +127,27 @@ pub async fn verify_password(password: String, hash: String) -> Result<bool, Has
     .await
 }
 
-/// A hash of a random password, made once with the parameters every account's hash has
-/// (argon2's defaults), for sign-ins that name no account: checking against it costs
-/// what checking a real account's password costs, so the answer's timing does not tell
-/// whether the username exists. Made on first use, not at start-up, so a hub nobody
-/// signs in to never pays for it.
-static UNKNOWN_ACCOUNT_HASH: LazyLock<String> = LazyLock::new(|| {
-    let mut salt = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
-    Argon2::default()
-        .hash_password(random_token().as_bytes(), &salt)
-        .expect("argon2 with default parameters hashes any input")
-        .to_string()
-});
+/// A hash of a random password at each cost, made once, for sign-ins that name no
+/// account: checking against it costs what checking a real account's password costs, so
+/// the answer's timing does not tell whether the username exists. Made on first use, not
+/// at start-up, so a hub nobody signs in to never pays for it.
+static UNKNOWN_ACCOUNT_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_now(random_token().as_bytes(), HashCost::Standard));
+static UNKNOWN_ACCOUNT_LIGHT_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_now(random_token().as_bytes(), HashCost::LightForTests));
 
 /// Checks a sign-in's password against the account's hash, or, when no account has that
-/// username (`None`), against [`UNKNOWN_ACCOUNT_HASH`] at the same cost, never matching.
-pub async fn verify_sign_in(password: String, account_hash: Option<String>) -> Result<bool, HashingBusy> {
+/// username (`None`), against [`UNKNOWN_ACCOUNT_HASH`] at the hub's cost, never matching.
+pub async fn verify_sign_in(
+    password: String,
+    account_hash: Option<String>,
+    cost: HashCost,
+) -> Result<bool, HashingBusy> {
     let known = account_hash.is_some();
-    let hash = account_hash.unwrap_or_else(|| UNKNOWN_ACCOUNT_HASH.clone());
+    let hash = account_hash.unwrap_or_else(|| match cost {
+        HashCost::Standard => UNKNOWN_ACCOUNT_HASH.clone(),
+        HashCost::LightForTests => UNKNOWN_ACCOUNT_LIGHT_HASH.clone(),
+    });
     Ok(verify_password(password, hash).await? && known)
 }
 
@@ -335,7 +355,7 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password("correct horse".into())
+        let hash = hash_password("correct horse".into(), HashCost::Standard)
             .await
             .expect("a hashing thread is free");
         assert!(hash.starts_with("$argon2"));
@@ -345,16 +365,50 @@ mod tests {
         assert!(!check("x", "not a hash").await.expect("checked"));
     }
 
+    /// A test hub's light hashes check as any other; a hub from the environment never makes them.
     #[tokio::test]
-    async fn a_sign_in_without_an_account_never_matches() {
-        let hash = hash_password("correct horse".into()).await.expect("hashed");
+    async fn light_hashes_verify_and_only_tests_make_them() {
+        let light = hash_password("correct horse".into(), HashCost::LightForTests)
+            .await
+            .expect("hashed");
+        assert!(light.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{light}");
         assert!(
-            verify_sign_in("correct horse".into(), Some(hash))
+            verify_sign_in("correct horse".into(), Some(light.clone()), HashCost::LightForTests)
                 .await
                 .expect("checked")
         );
-        assert!(!verify_sign_in("correct horse".into(), None).await.expect("checked"));
-        assert!(!verify_sign_in(String::new(), None).await.expect("checked"));
+        assert!(!verify_password("wrong".into(), light).await.expect("checked"));
+        assert!(
+            !verify_sign_in("correct horse".into(), None, HashCost::LightForTests)
+                .await
+                .expect("checked")
+        );
+        let standard = hash_password("x".into(), HashCost::Standard).await.expect("hashed");
+        assert!(standard.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{standard}");
+        let from_environment = crate::config::Settings::from_lookup(|_| None).expect("defaults are valid");
+        assert_eq!(from_environment.password_hash_cost, HashCost::Standard);
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_without_an_account_never_matches() {
+        let hash = hash_password("correct horse".into(), HashCost::Standard)
+            .await
+            .expect("hashed");
+        assert!(
+            verify_sign_in("correct horse".into(), Some(hash), HashCost::Standard)
+                .await
+                .expect("checked")
+        );
+        assert!(
+            !verify_sign_in("correct horse".into(), None, HashCost::Standard)
+                .await
+                .expect("checked")
+        );
+        assert!(
+            !verify_sign_in(String::new(), None, HashCost::Standard)
+                .await
+                .expect("checked")
+        );
         assert!(
             UNKNOWN_ACCOUNT_HASH.starts_with("$argon2id$"),
             "the same algorithm as real hashes"

@@ -26,6 +26,21 @@ pub enum StoreMode {
     MongoDb,
 }
 
+/// How costly a new password hash is. Checking a hash costs what its own PHC string says,
+/// so this only decides hashes made from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashCost {
+    /// argon2id with argon2's defaults (19 MiB, 2 passes: OWASP's recommendation): every
+    /// hub started from the environment.
+    #[default]
+    Standard,
+    /// 64 KiB and one pass, for hubs that tests start in their own process (see
+    /// [`Settings::for_tests`]); never read from the environment, so no deployment can
+    /// choose it. A test hub signs in hundreds of times, and the standard cost was half
+    /// the hub tests' CPU.
+    LightForTests,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
@@ -56,6 +71,9 @@ pub struct Settings {
     pub session_ttl: Duration,
     pub admin_username: String,
     pub admin_password: Option<String>,
+    /// How costly new password hashes are: always standard from the environment; only
+    /// [`Settings::for_tests`] makes them light.
+    pub password_hash_cost: HashCost,
     pub store: StoreMode,
     pub data_dir: PathBuf,
     pub mongodb_uri: Option<String>,
@@ -254,6 +272,7 @@ impl Settings {
             session_ttl: Duration::from_secs(r.ranged::<u64>("SESSION_TTL_HOURS", 12, 1..=24 * 365)? * 3600),
             admin_username: r.text("ADMIN_USERNAME", "admin"),
             admin_password: r.optional("ADMIN_PASSWORD"),
+            password_hash_cost: HashCost::Standard,
             store: r.store_mode("STORE")?,
             data_dir: PathBuf::from(r.text("DATA_DIR", "./data")),
             mongodb_uri: r.optional("MONGODB_URI"),
@@ -413,6 +432,7 @@ impl Settings {
     pub fn for_tests() -> Self {
         let mut s = Self::from_lookup(|_| None).expect("defaults are valid");
         s.store = StoreMode::Memory;
+        s.password_hash_cost = HashCost::LightForTests;
         s
     }
 

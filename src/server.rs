@@ -101,7 +101,9 @@ pub async fn bootstrap(store: &SharedStore, settings: &Settings) -> Result<Boots
             display_name: "Administrator".into(),
             role: Role::Admin,
             // Nothing else is hashing while the hub starts, so a hashing thread is free.
-            password_hash: hash_password(password).await.expect("start-up hashes alone"),
+            password_hash: hash_password(password, settings.password_hash_cost)
+                .await
+                .expect("start-up hashes alone"),
             categories: vec![],
             max_chats: 1,
             enabled: true,

@@ -248,7 +248,7 @@ async fn create_admin(settings: Settings, username: String, password: Option<Str
         return Err("the password needs at least 8 characters".into());
     }
     let store = store::open(&settings).await.map_err(|e| e.to_string())?;
-    let hash = switchboard::auth::hash_password(password)
+    let hash = switchboard::auth::hash_password(password, settings.password_hash_cost)
         .await
         .map_err(|e| e.to_string())?;
     match store.account_by_username(&username).await {

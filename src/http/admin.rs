@@ -194,7 +194,7 @@ async fn create_agent(
         username,
         display_name,
         role: body.role,
-        password_hash: hash_password(body.password).await?,
+        password_hash: hash_password(body.password, state.settings.password_hash_cost).await?,
         categories,
         max_chats,
         enabled: true,
@@ -254,7 +254,7 @@ async fn update_agent(
     let password_changed = body.password.is_some();
     if let Some(password) = body.password {
         valid_password(&password)?;
-        account.password_hash = hash_password(password).await?;
+        account.password_hash = hash_password(password, state.settings.password_hash_cost).await?;
     }
     state.store.update_account(account.clone()).await?;
     let ended = if !account.enabled || password_changed {

@@ -174,7 +174,7 @@ async fn start(
             phone: None,
             email: Some(a.email.clone()),
         },
-        hash_password(crate::auth::random_token()).await?,
+        hash_password(crate::auth::random_token(), state.settings.password_hash_cost).await?,
         None,
     );
     room.open_until = Some(open_until);

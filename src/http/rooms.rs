@@ -275,7 +275,7 @@ async fn create(
         account.id.clone(),
         title,
         audience,
-        hash_password(body.password).await?,
+        hash_password(body.password, state.settings.password_hash_cost).await?,
         None,
     );
     create_own_room(&state, &room).await?;
@@ -345,7 +345,7 @@ async fn from_chat(
             phone: None,
             email: None,
         },
-        hash_password(crate::auth::random_token()).await?,
+        hash_password(crate::auth::random_token(), state.settings.password_hash_cost).await?,
         Some(chat_id.clone()),
     );
     create_own_room(&state, &room).await?;
@@ -464,7 +464,7 @@ async fn invite(
         return Err(ended_error());
     }
     let code = new_code();
-    let hash = hash_password(code.clone()).await?;
+    let hash = hash_password(code.clone(), state.settings.password_hash_cost).await?;
     let expires_at = now_ms() + state.settings.room_code_ttl.as_millis() as i64;
     let room = update(&state, &id, |r| {
         let version = r.code.as_ref().map_or(1, |c| c.version + 1);

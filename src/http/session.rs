@@ -193,7 +193,7 @@ async fn login(
         }
     };
     let hash = account.as_ref().map(|a| a.password_hash.clone());
-    let matched = match verify_sign_in(body.password, hash).await {
+    let matched = match verify_sign_in(body.password, hash, state.settings.password_hash_cost).await {
         Ok(matched) => matched,
         Err(busy) => {
             state.sign_in_throttle.unchecked(attempt);
