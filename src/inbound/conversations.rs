@@ -73,7 +73,8 @@ impl ConversationSink {
     /// not its customer, with the files the mail carries (a refused one noted in its text).
     /// Found by an id it answers rather than by its token (ids are no secret): only from
     /// the customer's own address; `false` when not a line of it.
-    async fn line(&self, key: &str, id: &str, by_token: bool, written: &Written) -> Result<bool, String> {
+    async fn line(&self, mail: &InboundMail, id: &str, by_token: bool, written: &Written) -> Result<bool, String> {
+        let key = mail.key.as_str();
         let conversation = match self.store.conversation(id).await {
             Ok(conversation) => conversation,
             Err(StoreError::NotFound) => return Ok(false),
@@ -90,7 +91,13 @@ impl ConversationSink {
                 written.from, written.text
             ),
         };
-        let kept = super::files::keep(&self.attachments, id, key, &written.files).await?;
+        let mut kept = super::files::keep(&self.attachments, id, key, &written.files).await?;
+        if !mail.raw.is_empty() {
+            match super::files::keep_original(&self.attachments, id, key, &mail.raw).await? {
+                Ok(original) => kept.files.push(original),
+                Err(note) => kept.notes.push(note),
+            }
+        }
         let text = kept.noted(text);
         self.hub.line_by_mail(id, text, kept.files).await?;
         Ok(true)
@@ -174,7 +181,7 @@ impl InboundSink for ConversationSink {
                 category,
                 written,
             } => match self.answered(tokens, ids).await? {
-                Some((id, by_token)) if self.line(&mail.key, &id, by_token, written).await? => Ok(()),
+                Some((id, by_token)) if self.line(mail, &id, by_token, written).await? => Ok(()),
                 _ => self.offline_message(&mail.key, category, written).await,
             },
             Decision::New { category, written } => self.offline_message(&mail.key, category, written).await,

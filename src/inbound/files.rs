@@ -120,6 +120,23 @@ async fn keep_one(
             attachments.keep_image(rewritten).await.map_err(store)?
         }
     };
+    put_record(attachments, id, conversation, name, mime, sha, size, thumbnail)
+        .await
+        .map(Ok)
+}
+
+/// The record of a kept file, naming the conversation and its customer as uploader.
+#[allow(clippy::too_many_arguments)] // a record's fields, each named once
+async fn put_record(
+    attachments: &Attachments,
+    id: &str,
+    conversation: &str,
+    name: String,
+    mime: String,
+    sha256: String,
+    size: u64,
+    thumbnail: Option<String>,
+) -> Result<AttachmentMeta, String> {
     let record = AttachmentRecord {
         id: id.to_string(),
         conversation: conversation.to_string(),
@@ -127,11 +144,62 @@ async fn keep_one(
         name,
         mime,
         size,
-        sha256: sha,
+        sha256,
         thumbnail,
         uploaded_at: crate::clock::now_ms(),
     };
     let meta = record.meta();
-    attachments.store.put_record(record).await.map_err(store)?;
+    attachments
+        .store
+        .put_record(record)
+        .await
+        .map_err(|e| format!("attachment store: {e}"))?;
+    Ok(meta)
+}
+
+/// The name the whole mail is kept under, beside the files it carries.
+pub const ORIGINAL_NAME: &str = "original-mail.eml";
+
+/// Keeps the whole mail `raw` (headers, quoted history, every part, as it came) for
+/// conversation `conversation` as a file of its line, `message/rfc822`, served as a
+/// download: what the line shows is the mail's new text, this is what was sent. `Ok(Err)`
+/// with a note for the line when it is over `ATTACHMENT_MAX_BYTES` (it stays in the
+/// mailbox); `Err`: the store failed (the mail is offered again).
+pub async fn keep_original(
+    attachments: &Attachments,
+    conversation: &str,
+    key: &str,
+    raw: &[u8],
+) -> Result<Result<AttachmentMeta, String>, String> {
+    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{key}#original").as_bytes())
+        .simple()
+        .to_string();
+    if let Some(record) = attachments.store.record(&id) {
+        return Ok(Ok(record.meta()));
+    }
+    let limit = attachments.max_bytes;
+    if raw.len() as u64 > limit {
+        return Ok(Err(format!(
+            "(the whole mail, {} bytes, is over {limit} bytes (ATTACHMENT_MAX_BYTES) and is kept only in the mailbox)",
+            raw.len()
+        )));
+    }
+    let sha = sha256_hex(raw);
+    attachments
+        .store
+        .keep_bytes(raw.to_vec(), &sha)
+        .await
+        .map_err(|e| format!("attachment store: {e}"))?;
+    let meta = put_record(
+        attachments,
+        &id,
+        conversation,
+        ORIGINAL_NAME.to_string(),
+        "message/rfc822".to_string(),
+        sha,
+        raw.len() as u64,
+        None,
+    )
+    .await?;
     Ok(Ok(meta))
 }

@@ -28,6 +28,8 @@ pub struct InboundMail {
     /// The raw mail's size in bytes.
     pub size: usize,
     pub decision: Decision,
+    /// The mail as fetched, headers and all (empty when it was never downloaded).
+    pub raw: Vec<u8>,
 }
 
 /// Where decided mails go: the conversation they thread into, a new one, a bounce record.

@@ -158,7 +158,7 @@ async fn handle_pending(
     let uids = mailbox.pending(BATCH).await?;
     for &uid in &uids {
         let Some(size) = mailbox.size(uid).await? else { continue };
-        let (key, fields, message_id) = if size > desk.max_bytes {
+        let (key, fields, message_id, raw) = if size > desk.max_bytes {
             // Never downloaded: the size decides, and the key is the server's view of it.
             let key = format!("too-large:{uid}:{size}");
             (
@@ -168,13 +168,14 @@ async fn handle_pending(
                     ..MailFields::default()
                 },
                 None,
+                Vec::new(),
             )
         } else {
             let Some(raw) = mailbox.fetch(uid).await? else { continue };
             let fields = parse::fields(&raw);
             let key = idempotence_key(fields.message_id.as_deref(), &raw);
             let message_id = fields.message_id.clone();
-            (key, fields, message_id)
+            (key, fields, message_id, raw)
         };
         if store.inbound_seen(&key).await.map_err(|e| format!("the store: {e}"))? {
             status.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -191,6 +192,7 @@ async fn handle_pending(
                 message_id,
                 size,
                 decision,
+                raw,
             };
             sink.deliver(&mail)
                 .await

@@ -297,6 +297,7 @@ async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another
 /// Jörg answers with a picture, a PDF and a program attached: the picture and the PDF come
 /// with his line, checked and kept as uploads are (the picture written afresh, with a
 /// thumbnail), in the archive too; the program is refused by its bytes, and the line says so.
+/// The whole mail as it came is kept with the line too, a download for staff.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
     use base64::Engine;
@@ -316,7 +317,7 @@ async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
     let to = reply_to
         .rsplit_once('<')
         .map_or(reply_to.as_str(), |(_, a)| a.trim_end_matches('>'));
-    imap.append(&format!(
+    let mail = format!(
         "From: joerg@example.com\r\nTo: {to}\r\nSubject: Re: Paket\r\nMessage-ID: <files-1@example.com>\r\n\
          In-Reply-To: {answered}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
          --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHier die Unterlagen.\r\n{}{}{}--b--\r\n",
@@ -332,8 +333,8 @@ async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
             "tool.pdf",
             b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0"
         ),
-    ))
-    .await;
+    );
+    imap.append(&mail).await;
     let line = ann
         .next_matching_within(MAIL_WAIT, |f| {
             f["type"] == "message" && f["chat_id"] == chat.as_str() && f["from"] == "customer"
@@ -366,7 +367,8 @@ async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
         kinds,
         [
             ("foto.png", "image/png", true),
-            ("Rechnung.pdf", "application/pdf", false)
+            ("Rechnung.pdf", "application/pdf", false),
+            ("original-mail.eml", "message/rfc822", false)
         ],
         "{line}"
     );
@@ -380,7 +382,13 @@ async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
         assert_eq!(status, 200, "{links}");
         let body = reqwest::get(hub.url(links["url"].as_str().unwrap())).await.unwrap();
         assert_eq!(body.status(), 200);
-        assert_eq!(body.bytes().await.unwrap().len() as u64, file["size"].as_u64().unwrap());
+        let disposition = body.headers()["content-disposition"].to_str().unwrap().to_string();
+        let bytes = body.bytes().await.unwrap();
+        assert_eq!(bytes.len() as u64, file["size"].as_u64().unwrap());
+        if file["name"] == "original-mail.eml" {
+            assert_eq!(bytes.as_ref(), mail.as_bytes(), "the mail as it came, byte for byte");
+            assert!(disposition.starts_with("attachment"), "{disposition}");
+        }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

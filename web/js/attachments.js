@@ -50,6 +50,7 @@ export function typeLabel(mime) {
     'application/vnd.ms-powerpoint': 'PowerPoint',
     'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'PowerPoint',
     'application/rtf': 'Rich text',
+    'message/rfc822': 'Mail',
   };
   return labels[mime] || (mime.startsWith('application/vnd.oasis.opendocument') ? 'OpenDocument' : 'File');
 }
