@@ -221,6 +221,9 @@ pub struct Settings {
     /// `ATTACHMENT_DAY_MAX_BYTES`: the files the whole desk takes in one UTC day
     /// together (default 5 GB).
     pub attachment_day_max_bytes: u64,
+    /// `ATTACHMENT_UPLOAD_MB_PER_SEC`: megabytes (MiB) a second all uploads together are
+    /// read at, at most, so many at once cannot take the relay's CPU (default 32; 0: no cap).
+    pub attachment_upload_mb_per_sec: u32,
 }
 
 // ---- rooms and 1-to-1 video ----
@@ -356,6 +359,7 @@ impl Settings {
             attachment_max_bytes: r.ranged("ATTACHMENT_MAX_BYTES", 10 << 20, 1..=1 << 30)?,
             attachment_conversation_max_bytes: r.ranged("ATTACHMENT_CONVERSATION_MAX_BYTES", 100 << 20, 1..=1 << 40)?,
             attachment_day_max_bytes: r.ranged("ATTACHMENT_DAY_MAX_BYTES", 5 << 30, 1..=1 << 50)?,
+            attachment_upload_mb_per_sec: r.ranged("ATTACHMENT_UPLOAD_MB_PER_SEC", 32, 0..=100_000)?,
             // ---- agent bots ----
             bot_reply_timeout: r.positive_seconds("BOT_REPLY_TIMEOUT_SECS", 20.0)?,
         };

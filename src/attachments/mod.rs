@@ -14,6 +14,7 @@
 pub mod images;
 pub mod intake;
 pub mod links;
+pub mod pace;
 pub mod sniff;
 pub mod store;
 
@@ -109,6 +110,8 @@ pub struct Attachments {
     pub quotas: Quotas,
     /// Where uploads are hashed and written and images re-encoded, below the relay's priority.
     pub intake: intake::Intake,
+    /// How fast all uploads together are read (`ATTACHMENT_UPLOAD_MB_PER_SEC`).
+    pub pace: pace::UploadPace,
 }
 
 /// How much the files of one conversation, and of the whole desk in one UTC day, may
@@ -167,11 +170,13 @@ impl Attachments {
                 max_bytes: settings.attachment_max_bytes,
                 quotas: Quotas::of(settings),
                 intake: intake::Intake::default(),
+                pace: pace::UploadPace::new(settings.attachment_upload_mb_per_sec),
             });
         }
         if settings.store == StoreMode::Memory {
             return Ok(Self {
                 quotas: Quotas::of(settings),
+                pace: pace::UploadPace::new(settings.attachment_upload_mb_per_sec),
                 ..Self::in_memory(settings.attachment_max_bytes)
             });
         }
@@ -184,6 +189,7 @@ impl Attachments {
             max_bytes: settings.attachment_max_bytes,
             quotas: Quotas::of(settings),
             intake: intake::Intake::default(),
+            pace: pace::UploadPace::new(settings.attachment_upload_mb_per_sec),
         })
     }
 
@@ -198,6 +204,7 @@ impl Attachments {
                 day: u64::MAX,
             },
             intake: intake::Intake::default(),
+            pace: pace::UploadPace::default(),
         }
     }
 

@@ -168,8 +168,9 @@ async fn upload(
         let end = chunk.is_none();
         if piece.len() >= intake::PIECE_BYTES || (end && !piece.is_empty()) {
             // Hashed and written on an intake thread, below the relay's priority; the next
-            // bytes are read once it is done.
+            // bytes are read once it is done, and once the uploads' pace allows them.
             let bytes = piece.split().freeze();
+            attachments.pace.take(bytes.len()).await;
             let fed;
             (receiving, fed) = attachments
                 .intake
